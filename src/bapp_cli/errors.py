@@ -1,0 +1,108 @@
+"""The error hierarchy: every failure bapp reports is one of these types.
+
+Each error carries the exit code of CLI.md §3, a stable machine-readable ``code`` slug, an optional
+``hint`` (what to do next) and optional ``details`` (e.g. one entry per bad row). Only
+``bapp_cli.cli.app`` turns them into stderr text; nothing else prints them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class BappError(Exception):
+    """Base of every expected failure. Subclasses fix the exit code and default slug."""
+
+    exit_code: int = 1
+    code: str = "error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        hint: str | None = None,
+        details: list[Any] | None = None,
+        code: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+        self.details = list(details) if details else []
+        if code is not None:
+            self.code = code
+
+
+class UsageError(BappError):
+    """Bad flag value, missing argument, `--yes` needed without a terminal."""
+
+    exit_code = 2
+    code = "usage"
+
+
+class PartialSuccess(BappError):
+    """Some rows were applied and some rejected (`--continue-on-error`)."""
+
+    exit_code = 3
+    code = "partial"
+
+
+class ConfigError(BappError):
+    """Missing or unreadable configuration."""
+
+    exit_code = 4
+    code = "config"
+
+
+class AuthError(ConfigError):
+    """A credential is missing or was refused (401/403), or a webhook signature is bad."""
+
+    code = "auth"
+
+
+class DatabaseNotReady(BappError):
+    """The database is unreachable or not migrated to the head revision."""
+
+    exit_code = 5
+    code = "database_not_ready"
+
+
+class InvalidInput(BappError):
+    """Data that breaks a rule: bad e-mail, past start, bad row, unknown answer choice."""
+
+    exit_code = 6
+    code = "invalid_input"
+
+
+class NotFound(BappError):
+    """No such client, session, booking, skill or pathway."""
+
+    exit_code = 7
+    code = "not_found"
+
+
+class Conflict(BappError):
+    """Overlap, illegal status change, reused idempotency key, duplicate, empty-listing guard."""
+
+    exit_code = 8
+    code = "conflict"
+
+
+class RemoteError(BappError):
+    """Calendly unreachable, 5xx/429 after retries, or a response that fails validation."""
+
+    exit_code = 9
+    code = "remote"
+
+
+class Busy(BappError):
+    """Another process holds the lock (e.g. a running sync)."""
+
+    exit_code = 75
+    code = "busy"
+
+
+class Interrupted(BappError):
+    """Ctrl-C: the transaction was rolled back."""
+
+    exit_code = 130
+    code = "interrupted"
