@@ -1,0 +1,642 @@
+"""Synchronous Calendly API v2 client: timeouts, bounded retries, keyset pagination, strict parsing.
+
+Failure mapping (SPEC §2.8, CLI.md §3):
+
+* 401/403 → :class:`AuthError` (exit 4) at once: a revoked token or a missing scope needs an operator,
+  and retrying would only burn the rate limit.
+* 429 → wait ``X-RateLimit-Reset`` seconds (else ``Retry-After``, else backoff), 5xx and transport
+  failures (connect/read errors and timeouts, connection resets) → exponential backoff with jitter.
+  Both share one budget of ``max_retries`` retries per request; every wait is capped at ``max_wait``.
+  When the budget is spent → :class:`RemoteError` (exit 9).
+* 404 → :class:`NotFound` (exit 7) from the single-resource fetch :meth:`CalendlyClient.get_event_type`,
+  where "gone" is an answer the sync wants; everywhere else (listings, ``/users/me``) a 404 means a wrong
+  base URL or scope → :class:`RemoteError`.
+* Other statuses, redirects (never followed, so the token cannot travel elsewhere), invalid JSON and
+  items that fail the models → :class:`RemoteError` naming the page and field path.
+* Listings: a 400 on a request carrying a ``page_token`` means the token went stale; the listing restarts
+  once (scheduled events resume from the last ``start_time`` instead), a second time → RemoteError. A
+  repeated token or more than ``max_pages`` pages → RemoteError (loop). A ``next_page`` on another origin
+  than the base URL → RemoteError, and it is never requested.
+
+Every message is one line and never contains the token: the token is checked to be header-safe up front
+(h11 echoes illegal header values in its errors), httpx exceptions are not chained, and every message is
+scrubbed of the token as a last line of defence.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import re
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from types import TracebackType
+from typing import Any, Generic, TypeVar
+
+import httpx
+from pydantic import BaseModel, ValidationError
+
+from bapp_cli.calendly.models import (
+    ErrorBody,
+    EventType,
+    Invitee,
+    Page,
+    Resource,
+    ScheduledEvent,
+    User,
+    describe_validation_error,
+)
+from bapp_cli.errors import AuthError, ConfigError, InvalidInput, NotFound, RemoteError
+
+__all__ = ["DEFAULT_BASE_URL", "DEFAULT_TIMEOUT", "CalendlyClient", "ListingPage"]
+
+DEFAULT_BASE_URL = "https://api.calendly.com"
+DEFAULT_TIMEOUT = httpx.Timeout(connect=5.0, read=30.0, write=30.0, pool=5.0)
+
+T = TypeVar("T", bound=BaseModel)
+R = TypeVar("R", bound=BaseModel)
+
+# Calendly documents count as 1..100; bapp always asks for full pages to keep request counts low.
+_MAX_COUNT = 100
+# Spreads clients that were all told the same reset time, without meaningfully lengthening the wait.
+_RATE_LIMIT_JITTER = 1.0
+_MAX_MESSAGE = 300
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_UUID_RE = re.compile(r"^[A-Za-z0-9_-]+$")
+_TOKEN_RE = re.compile(r"^[\x21-\x7e]+$")
+
+_HINT_401 = (
+    "The token was refused (expired or revoked): create a new personal access token in Calendly "
+    "(Integrations → API & Webhooks) and update CALENDLY_API_KEY or calendly.token_file."
+)
+_HINT_403 = (
+    "The token lacks a scope (users:read, event_types:read, scheduled_events:read) or the user is not an "
+    "admin of the organization: check the token, or sync with --user instead of --organization."
+)
+
+_EVENT_TYPE_PAGE = Page[EventType]
+_SCHEDULED_EVENT_PAGE = Page[ScheduledEvent]
+_INVITEE_PAGE = Page[Invitee]
+
+
+@dataclass(frozen=True)
+class ListingPage(Generic[T]):
+    """One fetched page of a listing.
+
+    ``number`` counts from 1 within the current pass. ``restarted`` is True on the first page of a pass
+    that began again from page one after a stale page token: a consumer must drop what it gathered from
+    earlier pages (``list_*`` methods do exactly that).
+    """
+
+    number: int
+    items: list[T]
+    restarted: bool = False
+
+
+@dataclass
+class _Request:
+    path: str
+    params: dict[str, str]
+
+    @property
+    def label(self) -> str:
+        return f"Calendly GET {self.path}"
+
+
+class _StalePageToken(Exception):
+    """A 400 answered a request that carried a page_token."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+@dataclass
+class _Boundary:
+    """Keyset position reached in a scheduled-events listing: the last start time and the URIs seen at it."""
+
+    start_time: datetime | None = None
+    uris: set[str] = field(default_factory=set)
+
+    def advance(self, event: ScheduledEvent) -> None:
+        if self.start_time is None or event.start_time > self.start_time:
+            self.start_time = event.start_time
+            self.uris = set()
+        self.uris.add(event.uri)
+
+    def already_seen(self, event: ScheduledEvent) -> bool:
+        if self.start_time is None:
+            return False
+        return event.start_time < self.start_time or event.uri in self.uris
+
+
+class CalendlyClient:
+    """Reads users, event types, scheduled events and invitees from Calendly's API v2.
+
+    ``transport`` lets tests inject ``httpx.MockTransport``; ``sleep`` and ``rng`` (uniform in [0, 1))
+    make waits observable and deterministic. ``max_pages`` bounds one pass of a listing.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        timeout: httpx.Timeout | float | None = None,
+        max_retries: int = 5,
+        sleep: Callable[[float], None] = time.sleep,
+        max_wait: float = 60.0,
+        rng: Callable[[], float] = random.random,
+        backoff_base: float = 0.5,
+        backoff_cap: float = 30.0,
+        max_pages: int = 10_000,
+    ) -> None:
+        token = token.strip() if token else ""
+        if not token:
+            raise AuthError("no Calendly token configured", hint="Set CALENDLY_API_KEY or calendly.token_file.")
+        if not _TOKEN_RE.match(token):
+            # Never echo it: h11 would put the raw value into its exception text.
+            raise AuthError(
+                "the Calendly token contains whitespace or non-ASCII characters",
+                hint="Check the token file or CALENDLY_API_KEY for a stray character.",
+            )
+        self._token = token
+        base = _parse_base_url(base_url)
+        self._origin = _origin_of(base)
+        if max_retries < 0 or max_wait < 0 or max_pages < 1:
+            raise ValueError("max_retries and max_wait must be >= 0, max_pages >= 1")
+        self._timeout = timeout if isinstance(timeout, httpx.Timeout) else (
+            DEFAULT_TIMEOUT if timeout is None else httpx.Timeout(timeout)
+        )
+        self.base_url = str(base)
+        self.max_retries = max_retries
+        self.max_wait = max_wait
+        self.max_pages = max_pages
+        self._sleep = sleep
+        self._rng = rng
+        self._backoff_base = backoff_base
+        self._backoff_cap = backoff_cap
+        self._http = httpx.Client(
+            base_url=base,
+            headers={
+                "Authorization": f"Bearer {token}",
+                "Accept": "application/json",
+                "User-Agent": "bapp-cli",
+            },
+            transport=transport,
+            timeout=self._timeout,
+            follow_redirects=False,
+        )
+
+    def __repr__(self) -> str:
+        return f"CalendlyClient(base_url={self.base_url!r})"
+
+    def __enter__(self) -> CalendlyClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    # --- public API ------------------------------------------------------------------------------
+
+    def get_current_user(self) -> User:
+        """``GET /users/me``: the token's own user (its ``uri`` and ``current_organization`` scope listings)."""
+        request = _Request("/users/me", {})
+        response = self._send(request)
+        if not response.is_success:
+            raise self._status_error(request, response)
+        return self._parse(request, response, Resource[User], page=None).resource
+
+    def get_event_type(self, uri: str) -> EventType:
+        """``GET /event_types/{uuid}`` for a URI or bare uuid; deleted types come back with ``deleted_at``.
+
+        Raises NotFound on 404, so the sync can tell "gone" from "unreachable".
+        """
+        uuid = _uuid_from(uri, "event_types")
+        request = _Request(f"/event_types/{uuid}", {})
+        response = self._send(request)
+        if response.status_code == 404:
+            raise NotFound(f"Calendly has no event type {uuid}")
+        if not response.is_success:
+            raise self._status_error(request, response)
+        return self._parse(request, response, Resource[EventType], page=None).resource
+
+    def iter_event_type_pages(
+        self, user: str | None = None, organization: str | None = None, count: int = _MAX_COUNT
+    ) -> Iterator[ListingPage[EventType]]:
+        """Every page of ``GET /event_types`` for the scope, active and inactive alike (no ``active``
+        filter). On a stale page token the listing restarts from page one, flagged ``restarted``."""
+        params = _scope_params(user, organization, required=True)
+        params["count"] = str(_checked_count(count))
+        return self._paginate(_Request("/event_types", params), _EVENT_TYPE_PAGE)
+
+    def list_event_types(
+        self, user: str | None = None, organization: str | None = None, count: int = _MAX_COUNT
+    ) -> list[EventType]:
+        """All event types of the scope, fetched page by page; fails whole (nothing partial) on error."""
+        return _collect(self.iter_event_type_pages(user, organization, count))
+
+    def iter_scheduled_event_pages(
+        self,
+        user: str | None = None,
+        organization: str | None = None,
+        *,
+        min_start_time: datetime | None = None,
+        max_start_time: datetime | None = None,
+        status: str | None = None,
+        invitee_email: str | None = None,
+        count: int = _MAX_COUNT,
+    ) -> Iterator[ListingPage[ScheduledEvent]]:
+        """Pages of ``GET /scheduled_events`` sorted ``start_time:asc``; both statuses unless ``status``.
+
+        A stale page token resumes the listing at the last ``start_time`` reached (``min_start_time``
+        keyset, boundary duplicates dropped) instead of refetching everything; that happens once.
+        """
+        params = _scope_params(user, organization, required=True)
+        if min_start_time is not None:
+            params["min_start_time"] = _utc_param("min_start_time", min_start_time)
+        if max_start_time is not None:
+            params["max_start_time"] = _utc_param("max_start_time", max_start_time)
+        if status is not None:
+            params["status"] = _checked_status(status)
+        if invitee_email is not None:
+            params["invitee_email"] = invitee_email
+        params["sort"] = "start_time:asc"
+        params["count"] = str(_checked_count(count))
+        return self._paginate_scheduled_events(_Request("/scheduled_events", params))
+
+    def list_scheduled_events(
+        self,
+        user: str | None = None,
+        organization: str | None = None,
+        *,
+        min_start_time: datetime | None = None,
+        max_start_time: datetime | None = None,
+        status: str | None = None,
+        invitee_email: str | None = None,
+        count: int = _MAX_COUNT,
+    ) -> list[ScheduledEvent]:
+        """All scheduled events matching the filters, oldest start first."""
+        return _collect(
+            self.iter_scheduled_event_pages(
+                user,
+                organization,
+                min_start_time=min_start_time,
+                max_start_time=max_start_time,
+                status=status,
+                invitee_email=invitee_email,
+                count=count,
+            )
+        )
+
+    def iter_event_invitee_pages(
+        self,
+        event_uri: str,
+        *,
+        status: str | None = None,
+        email: str | None = None,
+        count: int = _MAX_COUNT,
+    ) -> Iterator[ListingPage[Invitee]]:
+        """Pages of ``GET /scheduled_events/{uuid}/invitees`` (both statuses unless ``status``)."""
+        uuid = _uuid_from(event_uri, "scheduled_events")
+        params: dict[str, str] = {}
+        if status is not None:
+            params["status"] = _checked_status(status)
+        if email is not None:
+            params["email"] = email
+        params["count"] = str(_checked_count(count))
+        return self._paginate(_Request(f"/scheduled_events/{uuid}/invitees", params), _INVITEE_PAGE)
+
+    def list_event_invitees(
+        self,
+        event_uri: str,
+        *,
+        status: str | None = None,
+        email: str | None = None,
+        count: int = _MAX_COUNT,
+    ) -> list[Invitee]:
+        """All invitees of one scheduled event."""
+        return _collect(self.iter_event_invitee_pages(event_uri, status=status, email=email, count=count))
+
+    # --- pagination ------------------------------------------------------------------------------
+
+    def _paginate(self, first: _Request, model: type[Page[T]]) -> Iterator[ListingPage[T]]:
+        restarted = False
+        while True:
+            try:
+                for number, page in self._pass(first, model):
+                    yield ListingPage(number, page.collection, restarted=restarted and number == 1)
+                return
+            except _StalePageToken as stale:
+                if restarted:
+                    raise RemoteError(
+                        self._clean(
+                            f"{first.label}: page token rejected again after restarting the listing "
+                            f"({stale.detail})"
+                        )
+                    ) from None
+                restarted = True
+
+    def _paginate_scheduled_events(self, first: _Request) -> Iterator[ListingPage[ScheduledEvent]]:
+        boundary = _Boundary()
+        request = first
+        resumed = False
+        while True:
+            try:
+                for number, page in self._pass(request, _SCHEDULED_EVENT_PAGE):
+                    fresh = [event for event in page.collection if not boundary.already_seen(event)]
+                    for event in fresh:
+                        boundary.advance(event)
+                    yield ListingPage(number, fresh)
+                return
+            except _StalePageToken as stale:
+                if resumed:
+                    raise RemoteError(
+                        self._clean(
+                            f"{first.label}: page token rejected again after resuming the listing "
+                            f"({stale.detail})"
+                        )
+                    ) from None
+                resumed = True
+                params = dict(first.params)
+                if boundary.start_time is not None:
+                    params["min_start_time"] = _utc_param("min_start_time", boundary.start_time)
+                request = _Request(first.path, params)
+
+    def _pass(self, first: _Request, model: type[Page[T]]) -> Iterator[tuple[int, Page[T]]]:
+        """One walk from page one to the end; raises _StalePageToken for the caller to restart."""
+        seen_tokens: set[str] = set()
+        request = first
+        number = 1
+        while True:
+            response = self._send(request)
+            if not response.is_success:
+                if response.status_code == 400 and "page_token" in request.params:
+                    raise _StalePageToken(_status_text(response))
+                raise self._status_error(request, response, page=number)
+            page = self._parse(request, response, model, page=number)
+            token = self._next_token(request, page, number)
+            yield number, page
+            if token is None:
+                return
+            if token in seen_tokens or token == request.params.get("page_token"):
+                raise RemoteError(
+                    f"{first.label}: pagination loop: page {number} points back to a page already fetched"
+                )
+            if number >= self.max_pages:
+                raise RemoteError(f"{first.label}: listing exceeded {self.max_pages} pages; giving up")
+            seen_tokens.add(token)
+            # Re-send the caller's own filters with the token rather than requesting next_page verbatim:
+            # the URL comes from the response, and only the token is needed from it.
+            request = _Request(first.path, {**first.params, "page_token": token})
+            number += 1
+
+    def _next_token(self, request: _Request, page: Page[T], number: int) -> str | None:
+        pagination = page.pagination
+        if pagination.next_page is not None:
+            try:
+                target = httpx.URL(pagination.next_page)
+            except httpx.InvalidURL:
+                raise RemoteError(f"{request.label}: page {number} has a malformed next_page URL") from None
+            origin = _origin_of(target)
+            if origin != self._origin:
+                raise RemoteError(
+                    self._clean(
+                        f"{request.label}: page {number} links its next page to another origin "
+                        f"({_format_origin(origin)}, expected {_format_origin(self._origin)}); not following it"
+                    )
+                )
+        if not pagination.has_next:
+            return None
+        token = pagination.next_token()
+        if token is None:
+            raise RemoteError(f"{request.label}: page {number} has a next_page without a page_token")
+        return token
+
+    # --- transport -------------------------------------------------------------------------------
+
+    def _send(self, request: _Request) -> httpx.Response:
+        """GET with the retry policy; returns any response that is not retried or an auth failure."""
+        retries = 0
+        while True:
+            try:
+                response = self._http.get(request.path, params=request.params)
+            except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
+                failure = self._transport_failure(exc)
+                wait = self._backoff(retries)
+            except httpx.HTTPError as exc:
+                raise RemoteError(self._clean(f"{request.label}: {self._transport_failure(exc)}")) from None
+            else:
+                status = response.status_code
+                if status in (401, 403):
+                    raise self._auth_error(request, response)
+                if status == 429:
+                    failure = "rate limited (HTTP 429)"
+                    wait = self._rate_limit_wait(response, retries)
+                elif status >= 500:
+                    failure = f"HTTP {status} {response.reason_phrase}".rstrip()
+                    wait = self._backoff(retries)
+                else:
+                    return response
+            if retries >= self.max_retries:
+                raise RemoteError(self._clean(f"{request.label}: {failure}; gave up after {retries} retries"))
+            retries += 1
+            self._sleep(wait)
+
+    def _backoff(self, retries: int) -> float:
+        ceiling = min(self._backoff_cap, self._backoff_base * 2.0**retries)
+        # "Equal jitter": at least half the ceiling so retries stay spaced, the rest random.
+        return min(self.max_wait, ceiling * (0.5 + 0.5 * self._rng()))
+
+    def _rate_limit_wait(self, response: httpx.Response, retries: int) -> float:
+        for header in ("X-RateLimit-Reset", "Retry-After"):
+            seconds = _header_seconds(response.headers.get(header))
+            if seconds is not None:
+                return min(self.max_wait, seconds + _RATE_LIMIT_JITTER * self._rng())
+        return self._backoff(retries)
+
+    def _transport_failure(self, exc: httpx.HTTPError) -> str:
+        if isinstance(exc, httpx.ReadTimeout):
+            what = f"no response within the read timeout ({self._timeout.read} s)"
+        elif isinstance(exc, httpx.ConnectTimeout):
+            what = f"could not connect within {self._timeout.connect} s"
+        elif isinstance(exc, httpx.TimeoutException):
+            what = "request timed out"
+        elif isinstance(exc, httpx.ConnectError):
+            what = "could not connect"
+        elif isinstance(exc, (httpx.ReadError, httpx.RemoteProtocolError)):
+            what = "connection closed or reset before a complete response"
+        else:
+            what = "request failed"
+        detail = str(exc)
+        return f"{what} ({type(exc).__name__}: {detail})" if detail else f"{what} ({type(exc).__name__})"
+
+    # --- responses -------------------------------------------------------------------------------
+
+    def _auth_error(self, request: _Request, response: httpx.Response) -> AuthError:
+        if response.status_code == 401:
+            message = f"Calendly refused the token (HTTP 401 {_status_text(response)})"
+            return AuthError(self._clean(message), hint=_HINT_401)
+        message = f"Calendly denied access to GET {request.path} (HTTP 403 {_status_text(response)})"
+        return AuthError(self._clean(message), hint=_HINT_403)
+
+    def _status_error(self, request: _Request, response: httpx.Response, page: int | None = None) -> RemoteError:
+        where = f" (page {page})" if page is not None else ""
+        status = response.status_code
+        if 300 <= status < 400:
+            message = f"{request.label}{where}: unexpected redirect (HTTP {status}); check the API base URL"
+        else:
+            message = f"{request.label}{where}: HTTP {status} {_status_text(response)}"
+        return RemoteError(self._clean(message))
+
+    def _parse(self, request: _Request, response: httpx.Response, model: type[R], page: int | None) -> R:
+        body = response.content
+        try:
+            return model.model_validate_json(body)
+        except ValidationError as exc:
+            errors = exc.errors(include_url=False, include_input=False)
+            where = f" page {page}" if page is not None else ""
+            if errors and errors[0]["type"] == "json_invalid":
+                message = f"{request.label}:{where} response is not valid JSON ({errors[0]['msg']})"
+            else:
+                message = (
+                    f"{request.label}:{where} invalid response: {describe_validation_error(errors)}"
+                    f"{_item_uri_note(body, errors[0]['loc'] if errors else ())}"
+                )
+            raise RemoteError(self._clean(message)) from None
+
+    def _clean(self, text: str) -> str:
+        """One line, bounded, and without the token whatever produced the text."""
+        text = " ".join(text.replace(self._token, "[redacted]").split())
+        return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 1] + "…"
+
+
+# --- module-private helpers ------------------------------------------------------------------------
+
+
+def _collect(pages: Iterator[ListingPage[T]]) -> list[T]:
+    items: list[T] = []
+    for page in pages:
+        if page.restarted:
+            items.clear()
+        items.extend(page.items)
+    return items
+
+
+def _parse_base_url(base_url: str) -> httpx.URL:
+    try:
+        url = httpx.URL(base_url.strip())
+    except httpx.InvalidURL:
+        raise ConfigError(f"the Calendly API base URL is not a valid URL: {base_url!r}") from None
+    if url.scheme not in _DEFAULT_PORTS or not url.host:
+        raise ConfigError(f"the Calendly API base URL must be an http(s) URL with a host: {base_url!r}")
+    if url.userinfo or url.query or url.fragment:
+        raise ConfigError("the Calendly API base URL must not carry credentials, a query or a fragment")
+    return url
+
+
+def _origin_of(url: httpx.URL) -> tuple[str, str, int]:
+    port = url.port if url.port is not None else _DEFAULT_PORTS.get(url.scheme, 0)
+    return (url.scheme, url.host.lower(), port)
+
+
+def _format_origin(origin: tuple[str, str, int]) -> str:
+    scheme, host, port = origin
+    return f"{scheme}://{host}:{port}"
+
+
+def _scope_params(user: str | None, organization: str | None, *, required: bool) -> dict[str, str]:
+    params: dict[str, str] = {}
+    if organization:
+        params["organization"] = organization
+    if user:
+        params["user"] = user
+    if required and not params:
+        raise InvalidInput("a Calendly listing needs a user or an organization URI")
+    return params
+
+
+def _checked_count(count: int) -> int:
+    if not 1 <= count <= _MAX_COUNT:
+        raise InvalidInput(f"page size must be between 1 and {_MAX_COUNT}, not {count}")
+    return count
+
+
+def _checked_status(status: str) -> str:
+    if status not in ("active", "canceled"):
+        raise InvalidInput(f"status must be 'active' or 'canceled', not {status!r}")
+    return status
+
+
+def _utc_param(name: str, value: datetime) -> str:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise InvalidInput(f"{name} must be an aware datetime")
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _uuid_from(uri: str, collection: str) -> str:
+    """The uuid of ``https://…/<collection>/<uuid>`` (or a bare uuid); refuses anything path-like."""
+    candidate = uri.strip()
+    if "/" in candidate:
+        parts = httpx.URL(candidate).path.rstrip("/").split("/")
+        if len(parts) < 2 or parts[-2] != collection:
+            raise InvalidInput(f"not a Calendly {collection} URI: {uri!r}")
+        candidate = parts[-1]
+    if not _UUID_RE.match(candidate):
+        raise InvalidInput(f"not a Calendly {collection} URI or uuid: {uri!r}")
+    return candidate
+
+
+def _header_seconds(value: str | None) -> float | None:
+    """Seconds to wait from X-RateLimit-Reset / Retry-After (delta seconds, or an HTTP date)."""
+    if value is None or not value.strip():
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            moment = parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        seconds = moment.timestamp() - time.time()
+        return max(0.0, seconds)
+    if not math.isfinite(seconds) or seconds < 0:
+        return None
+    return seconds
+
+
+def _status_text(response: httpx.Response) -> str:
+    """``reason`` or Calendly's ``title: message (param: problem)`` from the error body."""
+    summary = ""
+    try:
+        summary = ErrorBody.model_validate_json(response.content).summary()
+    except ValidationError:
+        pass
+    return summary or response.reason_phrase
+
+
+def _item_uri_note(body: bytes, loc: tuple[int | str, ...]) -> str:
+    """`` (item https://…/ET7)`` when the failing field sits in a collection item that has a uri."""
+    if len(loc) < 2 or loc[0] != "collection" or not isinstance(loc[1], int):
+        return ""
+    try:
+        item: Any = json.loads(body)["collection"][loc[1]]
+        uri = item.get("uri") if isinstance(item, Mapping) else None
+    except (ValueError, LookupError, TypeError):
+        return ""
+    return f" (item {uri})" if isinstance(uri, str) else ""

@@ -1,0 +1,200 @@
+"""The root `bapp` app, its global options, and `main()`: the one place errors become exit codes.
+
+Help is rendered with Rich markup only when stdout is a terminal; scripts and shell completion get
+plain help, which keeps start-up light (SPEC P1).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import traceback
+from typing import Annotated, Any
+
+import typer
+
+from bapp_cli import __version__
+from bapp_cli.cli import config as config_commands
+from bapp_cli.cli import db as db_commands
+from bapp_cli.cli import pathways as pathways_commands
+from bapp_cli.cli.context import AppState
+from bapp_cli.cli.output import is_terminal
+from bapp_cli.errors import BappError
+
+MAX_DETAIL_LINES = 100
+RICH_HELP = "rich" if is_terminal(sys.stdout) else None
+
+app = typer.Typer(
+    name="bapp",
+    help="Administer the BuildAppsWith pathway-based booking system.",
+    no_args_is_help=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    rich_markup_mode=RICH_HELP,
+    pretty_exceptions_enable=False,  # tracebacks with locals could show secrets (SPEC R6)
+    add_completion=True,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"bapp {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            "--database-url",
+            help="Database URL [env BAPP_DATABASE_URL, DATABASE_URL; default: SQLite file in the user data dir].",
+            show_default=False,
+        ),
+    ] = None,
+    config: Annotated[
+        str | None, typer.Option("--config", help="TOML config file [env BAPP_CONFIG].", show_default=False)
+    ] = None,
+    timezone: Annotated[
+        str | None,
+        typer.Option("--timezone", help="IANA zone for naive times and tables [env BAPP_TIMEZONE; default UTC].", show_default=False),
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Errors only on stderr.")] = False,
+    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="More detail on stderr (repeat for debug logs).")] = 0,
+    debug: Annotated[bool, typer.Option("--debug", help="Tracebacks on unexpected errors [env BAPP_DEBUG=1].")] = False,
+    no_color: Annotated[bool, typer.Option("--no-color", help="Plain output [env NO_COLOR].")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Administer the BuildAppsWith pathway-based booking system.
+
+    Data goes to stdout (table on a terminal, TSV when piped; --format/--json to choose); messages and
+    errors go to stderr. Exit codes: 0 ok, 2 usage, 3 partial, 4 config/auth, 5 database not ready,
+    6 invalid input, 7 not found, 8 conflict, 9 remote service, 75 busy, 130 interrupted.
+    """
+    app_state = ctx.ensure_object(AppState)
+    app_state.database_url_flag = database_url
+    app_state.config_flag = config
+    app_state.timezone_flag = timezone
+    app_state.quiet = quiet
+    app_state.verbose = verbose
+    app_state.debug = debug or os.environ.get("BAPP_DEBUG") == "1"
+    app_state.no_color = no_color
+    if verbose >= 2:
+        import logging
+
+        logging.basicConfig(level=logging.DEBUG, stream=sys.stderr)
+        # header values are logged by some libraries at debug level; never let the token through
+        logging.getLogger("httpcore").setLevel(logging.INFO)
+        logging.getLogger("httpx").setLevel(logging.INFO)
+
+
+app.add_typer(db_commands.app, name="db")
+app.add_typer(config_commands.app, name="config")
+app.add_typer(pathways_commands.app, name="pathways")
+
+
+def _wants_json_errors(argv: list[str]) -> bool:
+    for index, arg in enumerate(argv):
+        if arg == "--json":
+            return True
+        if arg in ("--format", "-f") and index + 1 < len(argv) and argv[index + 1] in ("json", "jsonl"):
+            return True
+        if arg in ("--format=json", "--format=jsonl", "-fjson", "-fjsonl"):
+            return True
+    return os.environ.get("BAPP_FORMAT") in ("json", "jsonl")
+
+
+def _scrub(text: str, secrets: set[str]) -> str:
+    for secret in sorted(secrets, key=len, reverse=True):
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, "****")
+    return text
+
+
+def _report(
+    message: str, *, code: str, hint: str | None, details: list[Any], argv: list[str], secrets: set[str]
+) -> None:
+    message = _scrub(message, secrets)
+    sys.stderr.write(f"Error: {message}\n")
+    json_errors = _wants_json_errors(argv)
+    if details and not json_errors:
+        for detail in details[:MAX_DETAIL_LINES]:
+            sys.stderr.write(f"  {_scrub(_detail_line(detail), secrets)}\n")
+        if len(details) > MAX_DETAIL_LINES:
+            sys.stderr.write(f"  … and {len(details) - MAX_DETAIL_LINES} more\n")
+    if hint:
+        sys.stderr.write(f"Hint: {_scrub(hint, secrets)}\n")
+    if json_errors:
+        payload = {"error": {"code": code, "message": message, "details": details}}
+        text = json.dumps(payload, ensure_ascii=False, default=str)
+        sys.stderr.write(_scrub(text, secrets) + "\n")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the app and exit with the documented code (CLI.md §3)."""
+    from typer._click import exceptions as click_exceptions
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    command = typer.main.get_command(app)
+    app_state = AppState()
+    exit_code = 0
+    try:
+        result = command.main(args=args, prog_name="bapp", standalone_mode=False, obj=app_state)
+        if isinstance(result, int):
+            exit_code = result
+    except BappError as error:
+        _report(
+            error.message, code=error.code, hint=error.hint, details=error.details, argv=args, secrets=app_state.secrets
+        )
+        exit_code = error.exit_code
+    except click_exceptions.Abort:
+        sys.stderr.write("Aborted; nothing was changed.\n")
+        exit_code = 130
+    except KeyboardInterrupt:
+        sys.stderr.write("Interrupted; nothing was changed.\n")
+        exit_code = 130
+    except click_exceptions.UsageError as error:
+        context = error.ctx
+        usage = context.get_usage() if context is not None else ""
+        if usage:
+            sys.stderr.write(usage + "\n")
+        hint = f"run `{context.command_path} --help`" if context is not None else None
+        _report(error.format_message(), code="usage", hint=hint, details=[], argv=args, secrets=app_state.secrets)
+        exit_code = 2
+    except click_exceptions.Exit as exit_request:
+        exit_code = exit_request.exit_code
+    except click_exceptions.ClickException as error:
+        _report(error.format_message(), code="usage", hint=None, details=[], argv=args, secrets=app_state.secrets)
+        exit_code = error.exit_code
+    except BrokenPipeError:
+        # `bapp … | head`: the reader went away; not an error worth a traceback
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        exit_code = 0
+    except Exception as error:  # a bug: one line, the traceback only with --debug
+        if app_state.debug or os.environ.get("BAPP_DEBUG") == "1":
+            sys.stderr.write(_scrub(traceback.format_exc(), app_state.secrets))
+        _report(
+            f"unexpected error: {type(error).__name__}: {error}".splitlines()[0],
+            code="unexpected",
+            hint="rerun with --debug for the traceback, and report it",
+            details=[],
+            argv=args,
+            secrets=app_state.secrets,
+        )
+        exit_code = 1
+    finally:
+        app_state.close()
+    sys.stdout.flush()
+    raise SystemExit(exit_code)
+
+
+def _detail_line(detail: Any) -> str:
+    if isinstance(detail, dict):
+        where = ", ".join(f"{key} {detail[key]}" for key in ("line", "row", "field") if detail.get(key) is not None)
+        message = detail.get("message", "")
+        return f"{where}: {message}" if where else str(message or detail)
+    return str(detail)

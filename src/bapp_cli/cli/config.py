@@ -1,0 +1,107 @@
+"""`bapp config`: create, show and edit the TOML config file (mode 0600; secrets never shown)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from bapp_cli.cli.context import state
+from bapp_cli.cli.options import FormatOption, JsonOption
+
+app = typer.Typer(help="Create, show and edit the configuration.", no_args_is_help=True)
+
+
+@app.command("init")
+def init(
+    ctx: typer.Context,
+    database_url: Annotated[str | None, typer.Option("--database-url", help="Database URL to store.")] = None,
+    calendly_token_file: Annotated[
+        str | None, typer.Option("--calendly-token-file", help="File holding the Calendly token.")
+    ] = None,
+    timezone: Annotated[str | None, typer.Option("--timezone", help="Default IANA time zone.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+) -> None:
+    """Create the config file (mode 0600).
+
+    \b
+    Examples:
+      bapp config init --timezone Europe/London --calendly-token-file ~/.calendly-token
+      bapp --config ./bapp.toml config init --database-url sqlite:///./bapp.db
+    """
+    from bapp_cli.config import validate_timezone, write_config_file
+    from bapp_cli.errors import Conflict
+
+    app_state = state(ctx)
+    path = app_state.settings.config_path
+    if path.exists() and not force:
+        raise Conflict(f"config file {path} already exists", hint="pass --force to overwrite it")
+    data: dict[str, object] = {}
+    if database_url:
+        data["database_url"] = database_url
+    if timezone:
+        data["timezone"] = validate_timezone(timezone)
+    if calendly_token_file:
+        data["calendly"] = {"token_file": calendly_token_file}
+    write_config_file(path, data)
+    app_state.messages.info(f"Wrote {path}")
+
+
+@app.command("show")
+def show(ctx: typer.Context, fmt: FormatOption = None, as_json: JsonOption = False) -> None:
+    """Show every setting with its value and source (secrets as ****).
+
+    \b
+    Examples:
+      bapp config show
+      bapp config show --json
+    """
+    app_state = state(ctx)
+    sink = app_state.output(fmt, as_json)
+    sink.records(app_state.settings.display_rows(), ["key", "value", "source"])
+
+
+@app.command("set")
+def set_value(
+    ctx: typer.Context,
+    key: Annotated[str, typer.Argument(help="Setting, e.g. timezone or calendly.base_url.")],
+    value: Annotated[str, typer.Argument(help="New value.")],
+) -> None:
+    """Store a setting in the config file (secrets are refused: use env or a token file).
+
+    \b
+    Examples:
+      bapp config set timezone Europe/London
+      bapp config set calendly.token_file /etc/bapp/calendly-token
+    """
+    from bapp_cli.config import set_config_value
+
+    app_state = state(ctx)
+    set_config_value(app_state.settings.config_path, key, value)
+    app_state.messages.info(f"Set {key} in {app_state.settings.config_path}")
+
+
+@app.command("unset")
+def unset_value(ctx: typer.Context, key: Annotated[str, typer.Argument(help="Setting to remove.")]) -> None:
+    """Remove a setting from the config file.
+
+    \b
+    Examples:
+      bapp config unset calendly.user
+    """
+    from bapp_cli.config import unset_config_value
+
+    app_state = state(ctx)
+    removed = unset_config_value(app_state.settings.config_path, key)
+    app_state.messages.info(f"{'Removed' if removed else 'Not set:'} {key}")
+
+
+@app.command("path")
+def path(ctx: typer.Context) -> None:
+    """Print the config file's path.
+
+    \b
+    Examples:
+      bapp config path
+    """
+    typer.echo(str(state(ctx).settings.config_path))

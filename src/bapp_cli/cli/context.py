@@ -1,0 +1,159 @@
+"""Resolved settings, the output sink, and lazy engine / unit-of-work / Calendly client factories.
+
+The root callback stores an `AppState` in the Typer context; commands call `state(ctx)` to get it.
+Nothing here imports SQLAlchemy or httpx until a command asks for a database or a client.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import getpass
+import os
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+from bapp_cli.cli.output import FORMATS, OutputSink, is_terminal
+from bapp_cli.config import Settings, resolve_settings, validate_timezone
+from bapp_cli.errors import UsageError
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+    from sqlalchemy.orm import Session
+
+
+@dataclass
+class AppState:
+    database_url_flag: str | None = None
+    config_flag: str | None = None
+    timezone_flag: str | None = None
+    quiet: bool = False
+    verbose: int = 0
+    debug: bool = False
+    no_color: bool = False
+    command_path: str = ""
+    _settings: Settings | None = None
+    _engine: Any = None
+    _sink: OutputSink | None = None
+    secrets: set[str] = field(default_factory=set)
+
+    # -- settings -------------------------------------------------------------------------------
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = resolve_settings(
+                config_path=self.config_flag,
+                flags={"database_url": self.database_url_flag, "timezone": self.timezone_flag},
+            )
+            self._remember_secrets(self._settings)
+            validate_timezone(self._settings.timezone)
+        return self._settings
+
+    def _remember_secrets(self, settings: Settings) -> None:
+        """Values that must be scrubbed from any error text (R6)."""
+        from urllib.parse import unquote, urlsplit
+
+        for key in ("calendly.token", "calendly.webhook_signing_key"):
+            value = settings.get(key)
+            if value:
+                self.secrets.add(str(value))
+        try:
+            password = urlsplit(settings.database_url).password
+        except ValueError:
+            password = None
+        if password:
+            self.secrets.update({password, unquote(password)})
+
+    @property
+    def timezone(self) -> str:
+        return self.settings.timezone
+
+    @property
+    def actor(self) -> str:
+        actor = os.environ.get("BAPP_ACTOR")
+        if actor:
+            return actor
+        try:
+            return getpass.getuser()
+        except (KeyError, OSError):
+            return "unknown"
+
+    # -- output ---------------------------------------------------------------------------------
+    def output(self, fmt: str | None = None, as_json: bool = False) -> OutputSink:
+        chosen = "json" if as_json else fmt or os.environ.get("BAPP_FORMAT") or self.settings.get("format")
+        if not chosen:
+            chosen = "table" if is_terminal(sys.stdout) else "tsv"
+        chosen = str(chosen).lower()
+        if chosen not in FORMATS:
+            raise UsageError(f"unknown format {chosen!r}", hint="choose one of: " + ", ".join(FORMATS))
+        self._sink = OutputSink(
+            chosen, quiet=self.quiet, verbose=self.verbose, no_color=self.no_color, timezone=self.timezone
+        )
+        return self._sink
+
+    @property
+    def messages(self) -> OutputSink:
+        """A sink for stderr messages when the command prints no records."""
+        if self._sink is None:
+            self._sink = OutputSink(
+                "table", quiet=self.quiet, verbose=self.verbose, no_color=self.no_color, timezone="UTC"
+            )
+        return self._sink
+
+    # -- database -------------------------------------------------------------------------------
+    def engine(self, *, create_sqlite_file: bool = False, require_head: bool = True) -> Engine:
+        if self._engine is None:
+            from bapp_cli.db.engine import make_engine
+
+            self._engine = make_engine(self.settings.database_url, create_sqlite_file=create_sqlite_file)
+            if require_head:
+                from bapp_cli.db.migration import ensure_at_head
+
+                ensure_at_head(self._engine)
+        return self._engine
+
+    @contextlib.contextmanager
+    def transaction(self, *, dry_run: bool = False) -> Iterator[Session]:
+        """The one write transaction of a mutating command (rolled back with --dry-run)."""
+        from bapp_cli.db.engine import unit_of_work
+
+        with unit_of_work(
+            self.engine(), write=True, dry_run=dry_run, actor=self.actor, command=self.command_path
+        ) as session:
+            yield session
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[Session]:
+        """A read-only transaction (always rolled back)."""
+        from bapp_cli.db.engine import unit_of_work
+
+        with unit_of_work(self.engine(), write=False, actor=self.actor, command=self.command_path) as session:
+            yield session
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
+
+    # -- interaction ----------------------------------------------------------------------------
+    def confirm(self, yes: bool, question: str) -> None:
+        """`--yes`, or ask on a terminal; without a terminal it is a usage error (exit 2)."""
+        if yes:
+            return
+        if not is_terminal(sys.stdin) or not is_terminal(sys.stderr):
+            raise UsageError(f"{question} — pass --yes to confirm (no terminal to ask on)")
+        if not typer.confirm(question, default=False, err=True):
+            raise typer.Abort()
+
+
+def state(ctx: typer.Context) -> AppState:
+    root = ctx.find_root()
+    app_state = root.obj
+    if not isinstance(app_state, AppState):
+        app_state = AppState()
+        root.obj = app_state
+    app_state.command_path = ctx.command_path.replace(root.info_name or "bapp", "bapp", 1)
+    return app_state

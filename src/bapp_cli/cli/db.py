@@ -1,0 +1,115 @@
+"""`bapp db`: migrate, inspect and check the schema."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from bapp_cli.cli.context import state
+from bapp_cli.cli.options import FormatOption, JsonOption, YesOption
+
+app = typer.Typer(help="Migrate and inspect the database schema.", no_args_is_help=True)
+
+
+@app.command("upgrade")
+def upgrade(
+    ctx: typer.Context,
+    revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
+) -> None:
+    """Migrate the database to head (or REVISION); creates the SQLite file and its folder.
+
+    \b
+    Examples:
+      bapp db upgrade
+      bapp --database-url postgresql://bapp@localhost/bapp db upgrade
+    """
+    from bapp_cli.db import migration
+
+    app_state = state(ctx)
+    engine = app_state.engine(create_sqlite_file=True, require_head=False)
+    before = migration.current_revision(engine)
+    migration.upgrade(engine, revision)
+    after = migration.current_revision(engine)
+    if before == after:
+        app_state.messages.info(f"Already at {after}.")
+    else:
+        app_state.messages.info(f"Upgraded {before or 'base'} → {after}.")
+
+
+@app.command("downgrade")
+def downgrade(
+    ctx: typer.Context,
+    revision: Annotated[str, typer.Argument(help="Target revision, or 'base' for an empty schema.")],
+    yes: YesOption = False,
+) -> None:
+    """Migrate the database down to REVISION (data in dropped tables is lost).
+
+    \b
+    Examples:
+      bapp db downgrade 0005_add_skill_enhancements --yes
+      bapp db downgrade base --yes
+    """
+    from bapp_cli.db import migration
+
+    app_state = state(ctx)
+    app_state.confirm(yes, f"Downgrade the database to {revision}?")
+    engine = app_state.engine(require_head=False)
+    before = migration.current_revision(engine)
+    migration.downgrade(engine, revision)
+    app_state.messages.info(f"Downgraded {before or 'base'} → {migration.current_revision(engine) or 'base'}.")
+
+
+@app.command("current")
+def current(ctx: typer.Context, fmt: FormatOption = None, as_json: JsonOption = False) -> None:
+    """Show the database's revision; exit 5 when it is not at head.
+
+    \b
+    Examples:
+      bapp db current
+      bapp db current --json
+    """
+    from bapp_cli.db import migration
+    from bapp_cli.errors import DatabaseNotReady
+
+    app_state = state(ctx)
+    sink = app_state.output(fmt, as_json)
+    revision = migration.current_revision(app_state.engine(require_head=False))
+    at_head = revision == migration.HEAD_REVISION
+    sink.record({"revision": revision, "head": migration.HEAD_REVISION, "at_head": at_head})
+    if not at_head:
+        raise DatabaseNotReady(f"the database is at {revision or 'base'}, not at head", hint="run `bapp db upgrade`")
+
+
+@app.command("history")
+def history(ctx: typer.Context, fmt: FormatOption = None, as_json: JsonOption = False) -> None:
+    """List the migration chain, oldest first.
+
+    \b
+    Examples:
+      bapp db history
+    """
+    from bapp_cli.db import migration
+
+    sink = state(ctx).output(fmt, as_json)
+    sink.records(migration.history(), ["revision", "down_revision", "description", "is_head"])
+
+
+@app.command("check")
+def check(ctx: typer.Context, fmt: FormatOption = None, as_json: JsonOption = False) -> None:
+    """Compare the models with the migrated database; exit 1 on any drift.
+
+    \b
+    Examples:
+      bapp db check
+    """
+    from bapp_cli.db import migration
+    from bapp_cli.errors import BappError
+
+    app_state = state(ctx)
+    sink = app_state.output(fmt, as_json)
+    drift = migration.schema_drift(app_state.engine(require_head=True))
+    sink.records([{"difference": item} for item in drift], ["difference"])
+    if drift:
+        raise BappError(f"the database schema differs from the models in {len(drift)} places", code="schema_drift")
+    sink.info("No drift: the models and the migrations agree.")

@@ -1,0 +1,235 @@
+"""One output sink for every command: table, json, jsonl, csv, tsv (CLI.md §2).
+
+Data goes to stdout; messages go to stderr. JSON keys are snake_case; instants are ISO 8601 UTC with
+`Z`; money is a two-decimal string; nested values are JSON-encoded in csv/tsv cells. Rich is imported
+only when a table is actually drawn.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import decimal
+import io
+import json
+import os
+import sys
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import IO, Any
+
+FORMATS = ("table", "json", "jsonl", "csv", "tsv")
+
+
+def json_default(value: Any) -> Any:
+    if isinstance(value, dt.datetime):
+        return format_instant(value)
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal):
+        return f"{value:.2f}"
+    if isinstance(value, set | frozenset | tuple):
+        return list(value)
+    raise TypeError(f"cannot serialise {type(value).__name__}")
+
+
+def format_instant(value: dt.datetime) -> str:
+    """ISO 8601 in UTC with a `Z`, seconds precision (what scripts and spreadsheets expect)."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)
+    return value.astimezone(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def to_jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=json_default, ensure_ascii=False))
+
+
+def cell_text(value: Any) -> str:
+    """A value as one csv/tsv cell."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dt.datetime):
+        return format_instant(value)
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal):
+        return f"{value:.2f}"
+    if isinstance(value, list | dict | tuple):
+        return json.dumps(value, default=json_default, ensure_ascii=False, separators=(",", ":"))
+    return str(value)
+
+
+def is_terminal(stream: IO[str]) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+TableRenderer = Callable[[Any], None]  # receives a rich Console
+
+
+class OutputSink:
+    """Renders records in the chosen format; prints messages to stderr by verbosity."""
+
+    def __init__(
+        self,
+        fmt: str,
+        *,
+        stdout: IO[str] | None = None,
+        stderr: IO[str] | None = None,
+        quiet: bool = False,
+        verbose: int = 0,
+        no_color: bool = False,
+        timezone: str = "UTC",
+    ) -> None:
+        self.format = fmt
+        self.stdout = stdout or sys.stdout
+        self.stderr = stderr or sys.stderr
+        self.quiet = quiet
+        self.verbose = verbose
+        self.no_color = no_color or bool(os.environ.get("NO_COLOR"))
+        self.timezone = timezone
+        self._console: Any = None
+        self._error_console: Any = None
+
+    # -- consoles -------------------------------------------------------------------------------
+    @property
+    def console(self) -> Any:
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(file=self.stdout, no_color=self.no_color, highlight=False, soft_wrap=False)
+        return self._console
+
+    @property
+    def stderr_is_terminal(self) -> bool:
+        return is_terminal(self.stderr)
+
+    # -- data -----------------------------------------------------------------------------------
+    def records(
+        self,
+        rows: Iterable[Mapping[str, Any]],
+        columns: Sequence[str],
+        *,
+        title: str | None = None,
+        table: TableRenderer | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        """A listing: an array in json, one line per record otherwise."""
+        if self.format == "table":
+            if table is not None:
+                table(self.console)
+            else:
+                self._plain_table(list(rows), columns, title=title, headers=headers)
+        elif self.format == "json":
+            self.stdout.write(json.dumps(list(rows), default=json_default, ensure_ascii=False, indent=2) + "\n")
+        elif self.format == "jsonl":
+            for row in rows:
+                self.stdout.write(json.dumps(row, default=json_default, ensure_ascii=False) + "\n")
+        else:
+            self._delimited(rows, columns)
+
+    def record(
+        self,
+        row: Mapping[str, Any],
+        columns: Sequence[str] | None = None,
+        *,
+        title: str | None = None,
+        table: TableRenderer | None = None,
+    ) -> None:
+        """A single record or summary: one object in json."""
+        keys = list(columns or row.keys())
+        if self.format == "table":
+            if table is not None:
+                table(self.console)
+            else:
+                self._key_value_table(row, keys, title=title)
+        elif self.format == "json":
+            self.stdout.write(json.dumps(dict(row), default=json_default, ensure_ascii=False, indent=2) + "\n")
+        elif self.format == "jsonl":
+            self.stdout.write(json.dumps(dict(row), default=json_default, ensure_ascii=False) + "\n")
+        else:
+            self._delimited([row], keys)
+
+    def _delimited(self, rows: Iterable[Mapping[str, Any]], columns: Sequence[str]) -> None:
+        delimiter = "\t" if self.format == "tsv" else ","
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, delimiter=delimiter, lineterminator="\n")
+        writer.writerow(columns)
+        for row in rows:
+            writer.writerow([cell_text(row.get(column)) for column in columns])
+            if buffer.tell() > 1 << 16:
+                self.stdout.write(buffer.getvalue())
+                buffer.seek(0)
+                buffer.truncate()
+        self.stdout.write(buffer.getvalue())
+
+    def display_value(self, value: Any) -> str:
+        """A value as a table cell: instants in --timezone, money with two decimals."""
+        if value is None:
+            return "—"
+        if isinstance(value, bool):
+            return "yes" if value else "no"
+        if isinstance(value, dt.datetime):
+            return self.local_time(value)
+        if isinstance(value, list):
+            return ", ".join(self.display_value(item) for item in value) if value else "—"
+        if isinstance(value, dict):
+            return json.dumps(value, default=json_default, ensure_ascii=False)
+        return cell_text(value)
+
+    def local_time(self, value: dt.datetime) -> str:
+        from zoneinfo import ZoneInfo
+
+        return value.astimezone(ZoneInfo(self.timezone)).strftime("%Y-%m-%d %H:%M %Z")
+
+    def _plain_table(
+        self,
+        rows: list[Mapping[str, Any]],
+        columns: Sequence[str],
+        *,
+        title: str | None,
+        headers: Mapping[str, str] | None,
+    ) -> None:
+        from rich.table import Table
+
+        table = Table(title=title, header_style="bold")
+        for column in columns:
+            table.add_column((headers or {}).get(column, column.replace("_", " ")))
+        for row in rows:
+            table.add_row(*(self.display_value(row.get(column)) for column in columns))
+        self.console.print(table)
+        if not rows:
+            self.console.print("[dim](no rows)[/dim]")
+
+    def _key_value_table(self, row: Mapping[str, Any], keys: Sequence[str], *, title: str | None) -> None:
+        from rich.table import Table
+
+        table = Table(title=title, show_header=False, box=None, padding=(0, 2))
+        table.add_column(style="bold")
+        table.add_column()
+        for key in keys:
+            table.add_row(key.replace("_", " "), self.display_value(row.get(key)))
+        self.console.print(table)
+
+    # -- messages (stderr) ----------------------------------------------------------------------
+    def info(self, message: str) -> None:
+        """Progress and confirmations for a person: silent in cron (stderr not a terminal) and --quiet."""
+        if not self.quiet and (self.verbose or self.stderr_is_terminal):
+            self.stderr.write(message + "\n")
+
+    def detail(self, message: str) -> None:
+        """Printed with --verbose (or when explicitly asked, e.g. --dry-run change lines)."""
+        if not self.quiet and self.verbose:
+            self.stderr.write(message + "\n")
+
+    def notice(self, message: str) -> None:
+        """Always shown unless --quiet: something the user asked to see (a dry-run plan)."""
+        if not self.quiet:
+            self.stderr.write(message + "\n")
+
+    def warning(self, message: str) -> None:
+        if not self.quiet:
+            self.stderr.write(f"Warning: {message}\n")

@@ -1,0 +1,41 @@
+"""Audit rows: every mutating command writes one in its own transaction (SPEC §3)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from bapp_cli.db.models import AuditEntry
+
+MAX_VALUE_LENGTH = 500
+
+
+def _compact(value: Any) -> Any:
+    """Keep audit JSON short and serialisable."""
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal):
+        return str(value)
+    if isinstance(value, str) and len(value) > MAX_VALUE_LENGTH:
+        return value[:MAX_VALUE_LENGTH] + "…"
+    if isinstance(value, dict):
+        return {str(k): _compact(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_compact(v) for v in value[:50]]
+    return value
+
+
+def record_audit(session: Session, entity: str, key: str | None, changes: dict[str, Any] | None = None) -> None:
+    """Add an audit row to the session's transaction; actor and command come from the unit of work."""
+    session.add(
+        AuditEntry(
+            actor=str(session.info.get("actor", "unknown")),
+            command=str(session.info.get("command", "")),
+            entity=entity,
+            entity_key=key,
+            changes=_compact(changes or {}),
+        )
+    )

@@ -1,0 +1,108 @@
+"""Engines and the unit of work.
+
+One unit of work per command: it is committed at the end, rolled back on error or `--dry-run`.
+SQLite runs with foreign keys on, WAL, a busy timeout, and transactions that bapp begins itself:
+write transactions use BEGIN IMMEDIATE so that two writers serialise at the start of the transaction
+instead of one failing at commit — this is what makes check-then-insert rules (booking overlap) safe
+across processes on SQLite.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.orm import Session
+
+from bapp_cli.errors import DatabaseNotReady
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+WRITE_OPTION = "bapp_write"
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file behind a SQLite URL, or None for other backends and in-memory databases."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return None
+    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
+        return None
+    return Path(parsed.database)
+
+
+def make_engine(url: str, *, create_sqlite_file: bool = False) -> Engine:
+    """An engine for `url`. A missing SQLite file is created only when asked (by `db upgrade`)."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise DatabaseNotReady("the database URL is not valid", hint="check --database-url / BAPP_DATABASE_URL") from None
+    path = sqlite_path(url)
+    if path is not None:
+        if create_sqlite_file:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        elif not path.exists():
+            raise DatabaseNotReady(f"database file {path} does not exist", hint="run `bapp db upgrade`")
+    kwargs: dict[str, Any] = {}
+    if parsed.get_backend_name() == "postgresql":
+        kwargs["pool_pre_ping"] = False
+        kwargs["connect_args"] = {"connect_timeout": int(os.environ.get("BAPP_CONNECT_TIMEOUT", "10"))}
+    engine = create_engine(url, **kwargs)
+    if engine.dialect.name == "sqlite":
+        _configure_sqlite(engine)
+    return engine
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Take transaction control away from the driver so BEGIN is ours (see module docstring).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def on_begin(connection: Any) -> None:
+        write = connection.get_execution_options().get(WRITE_OPTION, False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+@contextlib.contextmanager
+def unit_of_work(
+    engine: Engine,
+    *,
+    write: bool = True,
+    dry_run: bool = False,
+    actor: str = "unknown",
+    command: str = "",
+) -> Iterator[Session]:
+    """The one transaction of a command: commit on success, roll back on error or dry run."""
+    bind = engine.execution_options(**{WRITE_OPTION: write})
+    session = Session(bind=bind, expire_on_commit=False, autoflush=True)
+    session.info["actor"] = actor
+    session.info["command"] = command
+    try:
+        session.begin()
+        yield session
+        if dry_run or not write:
+            session.rollback()
+        else:
+            session.commit()
+    except OperationalError as exc:
+        session.rollback()
+        raise DatabaseNotReady(f"database error: {exc.orig}") from None
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()

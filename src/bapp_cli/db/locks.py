@@ -1,0 +1,79 @@
+"""Cross-process locks.
+
+Two kinds:
+- `named_lock`: held for the length of a long operation (a Calendly sync, a migration). On PostgreSQL a
+  session-level advisory lock on its own connection; on SQLite an exclusive `flock` on a file beside the
+  database (the OS releases it if the process dies, so a killed sync never leaves a stale lock).
+- `lock_keys`: transaction-scoped locks taken before a check-then-write rule (booking overlap). On
+  PostgreSQL `pg_advisory_xact_lock`, released at commit or rollback. On SQLite nothing is needed:
+  write transactions begin IMMEDIATE, which already serialises writers across processes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import time
+from collections.abc import Iterator
+
+from sqlalchemy import Engine, text
+from sqlalchemy.orm import Session
+
+from bapp_cli.db.engine import sqlite_path
+from bapp_cli.errors import Busy
+
+POLL_SECONDS = 0.1
+
+
+def lock_id(name: str) -> int:
+    """A stable signed 64-bit key for PostgreSQL advisory locks."""
+    digest = hashlib.blake2b(name.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+@contextlib.contextmanager
+def named_lock(engine: Engine, name: str, *, wait_seconds: float = 0.0, what: str = "operation") -> Iterator[None]:
+    """Hold lock `name` or raise Busy (exit 75) after `wait_seconds`."""
+    deadline = time.monotonic() + max(wait_seconds, 0.0)
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as connection:
+            key = lock_id(name)
+            while not connection.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar():
+                connection.rollback()
+                if time.monotonic() >= deadline:
+                    raise Busy(f"another {what} is running", hint="try later, or pass --wait SECONDS")
+                time.sleep(POLL_SECONDS)
+            connection.commit()
+            try:
+                yield
+            finally:
+                connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+                connection.commit()
+        return
+    path = sqlite_path(str(engine.url))
+    if path is None:  # in-memory SQLite: one process only
+        yield
+        return
+    lock_path = path.with_name(f"{path.name}.{name}.lock")
+    with open(lock_path, "a+b") as handle:
+        while True:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise Busy(f"another {what} is running", hint="try later, or pass --wait SECONDS") from None
+                time.sleep(POLL_SECONDS)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def lock_keys(session: Session, *names: str) -> None:
+    """Serialise transactions that touch the same keys (sorted, so two callers cannot deadlock)."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    for key in sorted({lock_id(name) for name in names}):
+        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})

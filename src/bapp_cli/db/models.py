@@ -1,0 +1,350 @@
+"""The whole data model of SPEC §2–3 as typed SQLAlchemy 2 models.
+
+Natural keys are unique, closed value sets are CHECK constraints, and foreign keys never cascade
+deletes: removing history is done by archiving. The Alembic chain in `migrations/` must build exactly
+this schema (`bapp db check` compares the two).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    Date,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from bapp_cli.db.types import UTCDateTime
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+ENROLMENT_STATUSES = ("active", "paused", "completed")
+SESSION_CATEGORIES = ("free", "pathway", "specialized")
+SESSION_KINDS = ("solo", "group")
+BOOKING_STATUSES = ("pending", "confirmed", "completed", "cancelled", "no_show")
+PAYMENT_STATUSES = ("not_required", "unpaid", "paid", "refunded")
+BOOKING_SOURCES = ("cli", "import", "calendly")
+PROGRESS_STATUSES = ("not_started", "in_progress", "completed")
+COMPLETION_METHODS = ("manual", "assessment", "builder_validation", "auto")
+SYNC_KINDS = ("event_types", "bookings")
+SYNC_STATUSES = ("running", "succeeded", "failed")
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def one_of(column: str, values: tuple[str, ...]) -> str:
+    quoted = ", ".join(f"'{value}'" for value in values)
+    return f"{column} IN ({quoted})"
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {dt.datetime: UTCDateTime(), dict[str, Any]: JSON(), list[Any]: JSON()}
+
+
+class TimestampMixin:
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class User(TimestampMixin, Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    name: Mapped[str | None] = mapped_column(String(200))
+
+
+class ClientProfile(Base):
+    __tablename__ = "client_profiles"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), unique=True)
+    company: Mapped[str | None] = mapped_column(String(200))
+    industry: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class BuilderProfile(TimestampMixin, Base):
+    __tablename__ = "builder_profiles"
+    __table_args__ = (
+        CheckConstraint("buffer_minutes >= 0", name="buffer_minutes_non_negative"),
+        CheckConstraint("minimum_notice_hours >= 0", name="minimum_notice_non_negative"),
+        CheckConstraint("max_advance_days IS NULL OR max_advance_days > 0", name="max_advance_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), unique=True)
+    display_name: Mapped[str | None] = mapped_column(String(200))
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    calendly_user_uri: Mapped[str | None] = mapped_column(String(500), unique=True)
+    buffer_minutes: Mapped[int] = mapped_column(Integer, default=0)
+    minimum_notice_hours: Mapped[int] = mapped_column(Integer, default=0)
+    max_advance_days: Mapped[int | None] = mapped_column(Integer)
+    accepting_bookings: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class Pathway(TimestampMixin, Base):
+    __tablename__ = "pathways"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(100))
+    description: Mapped[str | None] = mapped_column(Text)
+    icon: Mapped[str | None] = mapped_column(String(16))
+    color: Mapped[str | None] = mapped_column(String(7))
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    archived: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class PathwayTier(Base):
+    __tablename__ = "pathway_tiers"
+    __table_args__ = (
+        UniqueConstraint("pathway_id", "tier"),
+        CheckConstraint("tier >= 1", name="tier_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    pathway_id: Mapped[int] = mapped_column(ForeignKey("pathways.id"))
+    tier: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(100))
+    description: Mapped[str | None] = mapped_column(Text)
+
+
+class Enrolment(TimestampMixin, Base):
+    """The seed's ClientPathway: one per client and pathway."""
+
+    __tablename__ = "enrolments"
+    __table_args__ = (
+        UniqueConstraint("client_id", "pathway_id"),
+        CheckConstraint(one_of("status", ENROLMENT_STATUSES), name="status"),
+        Index("ix_enrolments_pathway_status", "pathway_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    pathway_id: Mapped[int] = mapped_column(ForeignKey("pathways.id"))
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    start_date: Mapped[dt.date] = mapped_column(Date)
+    completed_at: Mapped[dt.datetime | None] = mapped_column()
+    builder_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
+
+
+class SessionType(TimestampMixin, Base):
+    """A bookable session: Calendly-owned fields (sync writes them) and curated ones (sync never does)."""
+
+    __tablename__ = "session_types"
+    __table_args__ = (
+        CheckConstraint(one_of("category", SESSION_CATEGORIES), name="category"),
+        CheckConstraint(one_of("kind", SESSION_KINDS), name="kind"),
+        CheckConstraint("duration_minutes > 0", name="duration_positive"),
+        CheckConstraint("price >= 0", name="price_non_negative"),
+        Index("ix_session_types_bookable_order", "category", "display_order"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # Calendly-owned
+    calendly_uri: Mapped[str | None] = mapped_column(String(500), unique=True)
+    slug: Mapped[str | None] = mapped_column(String(200), index=True)
+    title: Mapped[str] = mapped_column(String(300))
+    description: Mapped[str | None] = mapped_column(Text)
+    duration_minutes: Mapped[int] = mapped_column(Integer)
+    duration_options: Mapped[list[Any] | None] = mapped_column()
+    kind: Mapped[str] = mapped_column(String(8), default="solo")
+    color: Mapped[str | None] = mapped_column(String(7))
+    scheduling_url: Mapped[str | None] = mapped_column(String(500))
+    is_secret: Mapped[bool] = mapped_column(Boolean, default=False)
+    remote_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    custom_questions: Mapped[list[Any]] = mapped_column(default=list)
+    owner_uri: Mapped[str | None] = mapped_column(String(500))
+    builder_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
+    calendly_position: Mapped[int | None] = mapped_column(Integer)
+    remote_updated_at: Mapped[dt.datetime | None] = mapped_column()
+    remote_deleted_at: Mapped[dt.datetime | None] = mapped_column()
+    invitee_limit: Mapped[int | None] = mapped_column(Integer)
+    # sync bookkeeping: false once the type vanished from the last successful listing
+    present_in_last_sync: Mapped[bool] = mapped_column(Boolean, default=True)
+    last_synced_at: Mapped[dt.datetime | None] = mapped_column()
+    # curated locally
+    category: Mapped[str] = mapped_column(String(16), default="specialized")
+    requires_auth: Mapped[bool] = mapped_column(Boolean, default=True)
+    price: Mapped[Decimal] = mapped_column(Numeric(10, 2), default=Decimal("0.00"))
+    currency: Mapped[str] = mapped_column(String(3), default="GBP")
+    display_order: Mapped[int] = mapped_column(Integer, default=0)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class SessionTypePathway(Base):
+    __tablename__ = "session_type_pathways"
+
+    session_type_id: Mapped[int] = mapped_column(ForeignKey("session_types.id"), primary_key=True)
+    pathway_id: Mapped[int] = mapped_column(ForeignKey("pathways.id"), primary_key=True, index=True)
+
+
+class Booking(TimestampMixin, Base):
+    __tablename__ = "bookings"
+    __table_args__ = (
+        CheckConstraint(one_of("status", BOOKING_STATUSES), name="status"),
+        CheckConstraint(one_of("payment_status", PAYMENT_STATUSES), name="payment_status"),
+        CheckConstraint(one_of("source", BOOKING_SOURCES), name="source"),
+        CheckConstraint("end_time > start_time", name="end_after_start"),
+        CheckConstraint("amount >= 0", name="amount_non_negative"),
+        # the overlap checks of SPEC §2.5 rule 6 scan these by person and time
+        Index("ix_bookings_builder_time", "builder_id", "start_time"),
+        Index("ix_bookings_client_time", "client_id", "start_time"),
+        Index("ix_bookings_pathway_time", "pathway_id", "start_time"),
+        Index("ix_bookings_session_time", "session_type_id", "start_time"),
+        Index("ix_bookings_start_time", "start_time"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    reference: Mapped[str] = mapped_column(String(16), unique=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    builder_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    session_type_id: Mapped[int] = mapped_column(ForeignKey("session_types.id"))
+    start_time: Mapped[dt.datetime] = mapped_column()
+    end_time: Mapped[dt.datetime] = mapped_column()
+    client_timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    status: Mapped[str] = mapped_column(String(16))
+    payment_status: Mapped[str] = mapped_column(String(16))
+    amount: Mapped[Decimal] = mapped_column(Numeric(10, 2), default=Decimal("0.00"))
+    currency: Mapped[str] = mapped_column(String(3), default="GBP")
+    pathway_id: Mapped[int | None] = mapped_column(ForeignKey("pathways.id"))
+    custom_question_responses: Mapped[list[Any]] = mapped_column(default=list)
+    calendly_event_uri: Mapped[str | None] = mapped_column(String(500), index=True)
+    calendly_invitee_uri: Mapped[str | None] = mapped_column(String(500), unique=True)
+    idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    # a digest of the request that created the booking: same key + other data is a conflict
+    request_fingerprint: Mapped[str | None] = mapped_column(String(64))
+    source: Mapped[str] = mapped_column(String(16), default="cli")
+    cancellation_reason: Mapped[str | None] = mapped_column(Text)
+    cancelled_at: Mapped[dt.datetime | None] = mapped_column()
+    # Calendly's updated_at of the invitee last applied: older deliveries are ignored
+    remote_updated_at: Mapped[dt.datetime | None] = mapped_column()
+
+
+class Skill(TimestampMixin, Base):
+    __tablename__ = "skills"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(100), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str | None] = mapped_column(Text)
+    domain: Mapped[str | None] = mapped_column(String(100))
+    is_fundamental: Mapped[bool] = mapped_column(Boolean, default=False)
+    archived: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class SkillPathwayLink(Base):
+    """A skill sits in a pathway at exactly one tier, and that tier must exist."""
+
+    __tablename__ = "skill_pathway_links"
+    __table_args__ = (
+        UniqueConstraint("skill_id", "pathway_id"),
+        ForeignKeyConstraint(
+            ["pathway_id", "tier"],
+            ["pathway_tiers.pathway_id", "pathway_tiers.tier"],
+            name="fk_skill_pathway_links_pathway_tier",
+        ),
+        Index("ix_skill_pathway_links_pathway_tier", "pathway_id", "tier"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    skill_id: Mapped[int] = mapped_column(ForeignKey("skills.id"))
+    pathway_id: Mapped[int] = mapped_column(ForeignKey("pathways.id"))
+    tier: Mapped[int] = mapped_column(Integer)
+
+
+class UserSkillProgress(TimestampMixin, Base):
+    __tablename__ = "user_skill_progress"
+    __table_args__ = (
+        UniqueConstraint("client_id", "skill_id"),
+        CheckConstraint(one_of("status", PROGRESS_STATUSES), name="status"),
+        CheckConstraint(
+            "completion_method IS NULL OR " + one_of("completion_method", COMPLETION_METHODS),
+            name="completion_method",
+        ),
+        CheckConstraint("attempts >= 0", name="attempts_non_negative"),
+        Index("ix_user_skill_progress_skill_status", "skill_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    skill_id: Mapped[int] = mapped_column(ForeignKey("skills.id"))
+    status: Mapped[str] = mapped_column(String(16), default="not_started")
+    started_at: Mapped[dt.datetime | None] = mapped_column()
+    completed_at: Mapped[dt.datetime | None] = mapped_column()
+    completion_method: Mapped[str | None] = mapped_column(String(32))
+    validated_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    notes: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_attempt_at: Mapped[dt.datetime | None] = mapped_column()
+    pathway_id: Mapped[int | None] = mapped_column(ForeignKey("pathways.id"))
+
+
+class Badge(Base):
+    __tablename__ = "badges"
+    __table_args__ = (UniqueConstraint("client_id", "key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    key: Mapped[str] = mapped_column(String(100))
+    awarded_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class SyncRun(Base):
+    __tablename__ = "sync_runs"
+    __table_args__ = (
+        CheckConstraint(one_of("kind", SYNC_KINDS), name="kind"),
+        CheckConstraint(one_of("status", SYNC_STATUSES), name="status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), default="event_types")
+    source: Mapped[str] = mapped_column(String(16))
+    started_at: Mapped[dt.datetime] = mapped_column(index=True)
+    finished_at: Mapped[dt.datetime | None] = mapped_column()
+    status: Mapped[str] = mapped_column(String(16))
+    dry_run: Mapped[bool] = mapped_column(Boolean, default=False)
+    fetched: Mapped[int] = mapped_column(Integer, default=0)
+    created: Mapped[int] = mapped_column(Integer, default=0)
+    updated: Mapped[int] = mapped_column(Integer, default=0)
+    unchanged: Mapped[int] = mapped_column(Integer, default=0)
+    deactivated: Mapped[int] = mapped_column(Integer, default=0)
+    reactivated: Mapped[int] = mapped_column(Integer, default=0)
+    skipped: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class AuditEntry(Base):
+    __tablename__ = "audit_entries"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+    actor: Mapped[str] = mapped_column(String(200))
+    command: Mapped[str] = mapped_column(String(200))
+    entity: Mapped[str] = mapped_column(String(64))
+    entity_key: Mapped[str | None] = mapped_column(String(500))
+    changes: Mapped[dict[str, Any]] = mapped_column(default=dict)
