@@ -18,7 +18,10 @@ depends_on = None
 
 
 def _timestamps() -> list[sa.Column]:  # type: ignore[type-arg]
-    return [sa.Column("created_at", UTCDateTime(), nullable=False), sa.Column("updated_at", UTCDateTime(), nullable=False)]
+    return [
+        sa.Column("created_at", UTCDateTime(), nullable=False),
+        sa.Column("updated_at", UTCDateTime(), nullable=False),
+    ]
 
 
 def upgrade() -> None:

@@ -1,7 +1,7 @@
 """add_skill_enhancements: skills with domain and fundamental flag, linked to pathway tiers
 
 Revision ID: 0005_add_skill_enhancements
-Revises: 0004_add_session_type_enhancements
+Revises: 0004_session_type_enhancements
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from alembic import op
 from bapp_cli.db.types import UTCDateTime
 
 revision = "0005_add_skill_enhancements"
-down_revision = "0004_add_session_type_enhancements"
+down_revision = "0004_session_type_enhancements"
 branch_labels = None
 depends_on = None
 

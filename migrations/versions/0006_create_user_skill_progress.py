@@ -37,9 +37,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name="pk_user_skill_progress"),
         sa.ForeignKeyConstraint(["client_id"], ["users.id"], name="fk_user_skill_progress_client_id_users"),
         sa.ForeignKeyConstraint(["skill_id"], ["skills.id"], name="fk_user_skill_progress_skill_id_skills"),
-        sa.ForeignKeyConstraint(
-            ["validated_by_id"], ["users.id"], name="fk_user_skill_progress_validated_by_id_users"
-        ),
+        sa.ForeignKeyConstraint(["validated_by_id"], ["users.id"], name="fk_user_skill_progress_validated_by_id_users"),
         sa.ForeignKeyConstraint(["pathway_id"], ["pathways.id"], name="fk_user_skill_progress_pathway_id_pathways"),
         sa.UniqueConstraint("client_id", "skill_id", name="uq_user_skill_progress_client_id_skill_id"),
         sa.CheckConstraint(

@@ -170,8 +170,10 @@ class CalendlyClient:
         self._origin = _origin_of(base)
         if max_retries < 0 or max_wait < 0 or max_pages < 1:
             raise ValueError("max_retries and max_wait must be >= 0, max_pages >= 1")
-        self._timeout = timeout if isinstance(timeout, httpx.Timeout) else (
-            DEFAULT_TIMEOUT if timeout is None else httpx.Timeout(timeout)
+        self._timeout = (
+            timeout
+            if isinstance(timeout, httpx.Timeout)
+            else (DEFAULT_TIMEOUT if timeout is None else httpx.Timeout(timeout))
         )
         self.base_url = str(base)
         self.max_retries = max_retries
@@ -213,7 +215,7 @@ class CalendlyClient:
     # --- public API ------------------------------------------------------------------------------
 
     def get_current_user(self) -> User:
-        """``GET /users/me``: the token's own user (its ``uri`` and ``current_organization`` scope listings)."""
+        """``GET /users/me``: the token's own user; its ``uri`` / ``current_organization`` scope listings."""
         request = _Request("/users/me", {})
         response = self._send(request)
         if not response.is_success:
@@ -344,8 +346,7 @@ class CalendlyClient:
                 if restarted:
                     raise RemoteError(
                         self._clean(
-                            f"{first.label}: page token rejected again after restarting the listing "
-                            f"({stale.detail})"
+                            f"{first.label}: page token rejected again after restarting the listing ({stale.detail})"
                         )
                     ) from None
                 restarted = True
@@ -357,7 +358,9 @@ class CalendlyClient:
         while True:
             try:
                 for number, page in self._pass(request, _SCHEDULED_EVENT_PAGE):
-                    fresh = [event for event in page.collection if not boundary.already_seen(event)]
+                    fresh = page.collection
+                    if resumed:
+                        fresh = [event for event in fresh if not boundary.already_seen(event)]
                     for event in fresh:
                         boundary.advance(event)
                     yield ListingPage(number, fresh)
@@ -366,8 +369,7 @@ class CalendlyClient:
                 if resumed:
                     raise RemoteError(
                         self._clean(
-                            f"{first.label}: page token rejected again after resuming the listing "
-                            f"({stale.detail})"
+                            f"{first.label}: page token rejected again after resuming the listing ({stale.detail})"
                         )
                     ) from None
                 resumed = True
@@ -392,7 +394,7 @@ class CalendlyClient:
             yield number, page
             if token is None:
                 return
-            if token in seen_tokens or token == request.params.get("page_token"):
+            if token in seen_tokens:
                 raise RemoteError(
                     f"{first.label}: pagination loop: page {number} points back to a page already fetched"
                 )
@@ -416,7 +418,8 @@ class CalendlyClient:
                 raise RemoteError(
                     self._clean(
                         f"{request.label}: page {number} links its next page to another origin "
-                        f"({_format_origin(origin)}, expected {_format_origin(self._origin)}); not following it"
+                        f"({_format_origin(origin)}, expected {_format_origin(self._origin)}); "
+                        "not following it"
                     )
                 )
         if not pagination.has_next:
@@ -537,14 +540,15 @@ def _collect(pages: Iterator[ListingPage[T]]) -> list[T]:
 
 
 def _parse_base_url(base_url: str) -> httpx.URL:
+    # The URL is not echoed in these messages: a mis-pasted one may hold credentials.
     try:
         url = httpx.URL(base_url.strip())
     except httpx.InvalidURL:
-        raise ConfigError(f"the Calendly API base URL is not a valid URL: {base_url!r}") from None
-    if url.scheme not in _DEFAULT_PORTS or not url.host:
-        raise ConfigError(f"the Calendly API base URL must be an http(s) URL with a host: {base_url!r}")
+        raise ConfigError("the Calendly API base URL is not a valid URL") from None
     if url.userinfo or url.query or url.fragment:
         raise ConfigError("the Calendly API base URL must not carry credentials, a query or a fragment")
+    if url.scheme not in _DEFAULT_PORTS or not url.host:
+        raise ConfigError("the Calendly API base URL must be an http(s) URL with a host")
     return url
 
 
@@ -622,11 +626,10 @@ def _header_seconds(value: str | None) -> float | None:
 
 def _status_text(response: httpx.Response) -> str:
     """``reason`` or Calendly's ``title: message (param: problem)`` from the error body."""
-    summary = ""
     try:
         summary = ErrorBody.model_validate_json(response.content).summary()
     except ValidationError:
-        pass
+        summary = ""
     return summary or response.reason_phrase
 
 

@@ -35,6 +35,7 @@ from pydantic import (
 from pydantic_core import ErrorDetails
 
 __all__ = [
+    "INVITEE_WEBHOOK_EVENTS",
     "ApiModel",
     "Cancellation",
     "CustomQuestion",
@@ -62,7 +63,6 @@ __all__ = [
     "User",
     "WebhookInvitee",
     "WebhookPayload",
-    "INVITEE_WEBHOOK_EVENTS",
     "describe_validation_error",
 ]
 
@@ -177,14 +177,10 @@ class EventType(ApiModel):
     secret: bool = False
     deleted_at: UtcDatetime | None = None
     admin_managed: bool = False
-    locations: Annotated[list[EventTypeLocation], BeforeValidator(_empty_if_null)] = Field(
-        default_factory=list
-    )
+    locations: Annotated[list[EventTypeLocation], BeforeValidator(_empty_if_null)] = Field(default_factory=list)
     position: int | None = None
     locale: str | None = None
-    custom_questions: Annotated[list[CustomQuestion], BeforeValidator(_empty_if_null)] = Field(
-        default_factory=list
-    )
+    custom_questions: Annotated[list[CustomQuestion], BeforeValidator(_empty_if_null)] = Field(default_factory=list)
 
     @property
     def owner_uri(self) -> str | None:
@@ -248,12 +244,8 @@ class ScheduledEvent(ApiModel):
     invitees_counter: InviteesCounter | None = None
     created_at: UtcDatetime
     updated_at: UtcDatetime
-    event_memberships: Annotated[list[EventMembership], BeforeValidator(_empty_if_null)] = Field(
-        default_factory=list
-    )
-    event_guests: Annotated[list[EventGuest], BeforeValidator(_empty_if_null)] = Field(
-        default_factory=list
-    )
+    event_memberships: Annotated[list[EventMembership], BeforeValidator(_empty_if_null)] = Field(default_factory=list)
+    event_guests: Annotated[list[EventGuest], BeforeValidator(_empty_if_null)] = Field(default_factory=list)
     cancellation: Cancellation | None = None
     meeting_notes_plain: str | None = None
     meeting_notes_html: str | None = None
@@ -386,9 +378,7 @@ class ErrorBody(ApiModel):
     def summary(self) -> str:
         """``title: message (param: problem; …)`` — for error messages; the body never holds a secret."""
         head = ": ".join(part for part in (self.title, self.message) if part)
-        extra = "; ".join(
-            f"{d.parameter}: {d.message}" if d.parameter else (d.message or "") for d in self.details
-        )
+        extra = "; ".join(f"{d.parameter}: {d.message}" if d.parameter else (d.message or "") for d in self.details)
         return f"{head} ({extra})" if extra else head
 
 

@@ -58,10 +58,16 @@ def root(
     ] = None,
     timezone: Annotated[
         str | None,
-        typer.Option("--timezone", help="IANA zone for naive times and tables [env BAPP_TIMEZONE; default UTC].", show_default=False),
+        typer.Option(
+            "--timezone",
+            help="IANA zone for naive times and tables [env BAPP_TIMEZONE; default UTC].",
+            show_default=False,
+        ),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Errors only on stderr.")] = False,
-    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="More detail on stderr (repeat for debug logs).")] = 0,
+    verbose: Annotated[
+        int, typer.Option("--verbose", "-v", count=True, help="More detail on stderr (repeat for debug logs).")
+    ] = 0,
     debug: Annotated[bool, typer.Option("--debug", help="Tracebacks on unexpected errors [env BAPP_DEBUG=1].")] = False,
     no_color: Annotated[bool, typer.Option("--no-color", help="Plain output [env NO_COLOR].")] = False,
     version: Annotated[

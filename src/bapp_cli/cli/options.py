@@ -11,7 +11,8 @@ FormatOption = Annotated[
     typer.Option(
         "--format",
         "-f",
-        help="Output format: table, json, jsonl, csv or tsv [default: table on a terminal, tsv when piped; env BAPP_FORMAT].",
+        help="Output format: table, json, jsonl, csv or tsv "
+        "[default: table on a terminal, tsv when piped; env BAPP_FORMAT].",
         show_default=False,
     ),
 ]

@@ -42,7 +42,9 @@ def make_engine(url: str, *, create_sqlite_file: bool = False) -> Engine:
     try:
         parsed = make_url(url)
     except ArgumentError:
-        raise DatabaseNotReady("the database URL is not valid", hint="check --database-url / BAPP_DATABASE_URL") from None
+        raise DatabaseNotReady(
+            "the database URL is not valid", hint="check --database-url / BAPP_DATABASE_URL"
+        ) from None
     path = sqlite_path(url)
     if path is not None:
         if create_sqlite_file:

@@ -1,6 +1,6 @@
 """add_session_type_enhancements: curated category, auth, price, order, questions, pathway links
 
-Revision ID: 0004_add_session_type_enhancements
+Revision ID: 0004_session_type_enhancements
 Revises: 0003_add_booking_enhancements
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0004_add_session_type_enhancements"
+revision = "0004_session_type_enhancements"
 down_revision = "0003_add_booking_enhancements"
 branch_labels = None
 depends_on = None
@@ -25,9 +25,7 @@ def upgrade() -> None:
         batch.add_column(sa.Column("price", sa.Numeric(10, 2), nullable=False, server_default="0"))
         batch.add_column(sa.Column("currency", sa.String(3), nullable=False, server_default="GBP"))
         batch.add_column(sa.Column("display_order", sa.Integer(), nullable=False, server_default="0"))
-        batch.create_check_constraint(
-            "ck_session_types_category", "category IN ('free', 'pathway', 'specialized')"
-        )
+        batch.create_check_constraint("ck_session_types_category", "category IN ('free', 'pathway', 'specialized')")
         batch.create_check_constraint("ck_session_types_price_non_negative", "price >= 0")
         batch.create_index("ix_session_types_bookable_order", ["category", "display_order"])
     op.create_table(

@@ -1,0 +1,43 @@
+# Each target bootstraps .venv on its own: a fresh clone needs only Python (and, for the PostgreSQL
+# tests, Debian's postgresql package, which `make test` installs when it is missing and it runs as root).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+RUNTIME_STAMP := $(VENV)/.runtime-installed
+DEV_STAMP := $(VENV)/.dev-installed
+
+.PHONY: demo test lint typecheck bench docs clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(RUNTIME_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(DEV_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $@ $(RUNTIME_STAMP)
+
+demo: $(RUNTIME_STAMP)
+	PATH="$(CURDIR)/$(BIN):$$PATH" bash examples/demo.sh
+
+lint: $(DEV_STAMP)
+	$(BIN)/ruff check src tests bench migrations
+	$(BIN)/ruff format --check src tests bench migrations
+
+typecheck: $(DEV_STAMP)
+	$(BIN)/mypy --strict -p bapp_cli.services -p bapp_cli.db -p bapp_cli.calendly
+
+test: $(DEV_STAMP)
+	bash scripts/ensure-postgres.sh
+	$(BIN)/ruff check src tests bench migrations
+	$(BIN)/mypy --strict -p bapp_cli.services -p bapp_cli.db -p bapp_cli.calendly
+	BAPP_REQUIRE_POSTGRES=1 $(BIN)/python -m pytest -p no:cacheprovider
+
+bench: $(DEV_STAMP)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python bench/run_all.py
+
+clean:
+	rm -rf $(VENV) .demo .bench dist build

@@ -1,0 +1,70 @@
+"""Enrolments (the seed's ClientPathway): one per client and pathway, shared by bookings and progress."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bapp_cli.db.audit import record_audit
+from bapp_cli.db.models import ENROLMENT_STATUSES, Enrolment, Pathway, User
+from bapp_cli.errors import InvalidInput
+
+
+def find_enrolment(session: Session, client_id: int, pathway_id: int) -> Enrolment | None:
+    return session.scalars(
+        select(Enrolment).where(Enrolment.client_id == client_id, Enrolment.pathway_id == pathway_id)
+    ).one_or_none()
+
+
+def enrol(
+    session: Session,
+    client: User,
+    pathway: Pathway,
+    *,
+    now: dt.datetime,
+    builder: User | None = None,
+    start_date: dt.date | None = None,
+) -> tuple[Enrolment, bool]:
+    """Enrol `client` in `pathway` (idempotent). Returns the enrolment and whether it was created.
+
+    An archived pathway takes no new enrolments. An existing enrolment is returned unchanged, except
+    that a missing coach is filled in from `builder`.
+    """
+    existing = find_enrolment(session, client.id, pathway.id)
+    if existing is not None:
+        if builder is not None and existing.builder_id is None:
+            existing.builder_id = builder.id
+        return existing, False
+    if pathway.archived:
+        raise InvalidInput(f"pathway {pathway.slug!r} is archived and takes no new enrolments", code="pathway_archived")
+    enrolment = Enrolment(
+        client_id=client.id,
+        pathway_id=pathway.id,
+        status="active",
+        start_date=start_date or now.date(),
+        builder_id=builder.id if builder is not None else None,
+    )
+    session.add(enrolment)
+    session.flush()
+    record_audit(
+        session,
+        "enrolment",
+        f"{client.email}:{pathway.slug}",
+        {"status": "active", "builder": builder.email if builder else None},
+    )
+    return enrolment, True
+
+
+def set_enrolment_status(session: Session, enrolment: Enrolment, status: str, *, now: dt.datetime, label: str) -> bool:
+    """Move an enrolment to `status`; `completed` stamps the completion time. Returns whether it changed."""
+    if status not in ENROLMENT_STATUSES:
+        raise InvalidInput(f"status: {status!r} is not one of {', '.join(ENROLMENT_STATUSES)}", code="invalid_status")
+    if enrolment.status == status:
+        return False
+    previous = enrolment.status
+    enrolment.status = status
+    enrolment.completed_at = now if status == "completed" else None
+    record_audit(session, "enrolment", label, {"status": [previous, status]})
+    return True

@@ -1,0 +1,95 @@
+"""Users, client profiles and builder profiles: lookups shared by every use case.
+
+One user per e-mail address, stored lowercase. A user may be a client, a builder, or both.
+"""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bapp_cli.db.audit import record_audit
+from bapp_cli.db.models import BuilderProfile, ClientProfile, User
+from bapp_cli.errors import InvalidInput, NotFound
+
+# Deliberately practical rather than RFC 5322-complete: one @, a dotted domain, no spaces.
+EMAIL_PATTERN = re.compile(
+    r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
+)
+MAX_EMAIL_LENGTH = 254
+
+
+def normalise_email(value: str, *, field: str = "email") -> str:
+    """The canonical (lowercase, trimmed) form of an e-mail address, or InvalidInput naming the field."""
+    email = value.strip().lower()
+    if len(email) > MAX_EMAIL_LENGTH or not EMAIL_PATTERN.match(email) or ".." in email:
+        raise InvalidInput(f"{field}: {value!r} is not a valid e-mail address", code="invalid_email")
+    return email
+
+
+def find_user(session: Session, email: str) -> User | None:
+    return session.scalars(select(User).where(User.email == normalise_email(email))).one_or_none()
+
+
+def get_user(session: Session, email: str, *, role: str = "user") -> User:
+    user = find_user(session, email)
+    if user is None:
+        raise NotFound(f"no {role} with e-mail {email.strip().lower()!r}", code=f"{role}_not_found")
+    return user
+
+
+def get_client(session: Session, email: str) -> tuple[User, ClientProfile]:
+    """A user with a client profile, or NotFound."""
+    normalised = normalise_email(email, field="client")
+    row = session.execute(
+        select(User, ClientProfile)
+        .join(ClientProfile, ClientProfile.user_id == User.id)
+        .where(User.email == normalised)
+    ).one_or_none()
+    if row is None:
+        raise NotFound(
+            f"no client with e-mail {normalised!r}", hint="add one with `bapp clients add`", code="client_not_found"
+        )
+    return row[0], row[1]
+
+
+def get_builder(session: Session, email: str) -> tuple[User, BuilderProfile]:
+    """A user with a builder profile, or NotFound."""
+    normalised = normalise_email(email, field="builder")
+    row = session.execute(
+        select(User, BuilderProfile)
+        .join(BuilderProfile, BuilderProfile.user_id == User.id)
+        .where(User.email == normalised)
+    ).one_or_none()
+    if row is None:
+        raise NotFound(
+            f"no builder with e-mail {normalised!r}", hint="add one with `bapp builders add`", code="builder_not_found"
+        )
+    return row[0], row[1]
+
+
+def ensure_client(
+    session: Session, email: str, *, name: str | None = None, company: str | None = None, industry: str | None = None
+) -> tuple[User, ClientProfile, bool]:
+    """The client for `email`, creating the user and/or client profile if needed; `created` says if anything was."""
+    normalised = normalise_email(email, field="client")
+    user = session.scalars(select(User).where(User.email == normalised)).one_or_none()
+    created = False
+    if user is None:
+        user = User(email=normalised, name=name)
+        session.add(user)
+        session.flush()
+        created = True
+    elif name and not user.name:
+        user.name = name
+    profile = session.scalars(select(ClientProfile).where(ClientProfile.user_id == user.id)).one_or_none()
+    if profile is None:
+        profile = ClientProfile(user_id=user.id, company=company, industry=industry)
+        session.add(profile)
+        session.flush()
+        created = True
+    if created:
+        record_audit(session, "client", normalised, {"name": name, "company": company, "industry": industry})
+    return user, profile, created

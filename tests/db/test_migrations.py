@@ -1,0 +1,156 @@
+"""R5: the Alembic chain — single head, full round trips with data, no drift, seed data."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+from sqlalchemy import func, inspect, select, text
+from sqlalchemy.orm import Session
+
+from bapp_cli.db import migration
+from bapp_cli.db.engine import make_engine
+from bapp_cli.db.models import (
+    Badge,
+    Booking,
+    Enrolment,
+    Pathway,
+    SessionType,
+    Skill,
+    SkillPathwayLink,
+    User,
+    UserSkillProgress,
+)
+
+EXPECTED_CHAIN = [
+    "0001_baseline",
+    "0002_add_pathway_tracking",
+    "0003_add_booking_enhancements",
+    "0004_session_type_enhancements",
+    "0005_add_skill_enhancements",
+    "0006_create_user_skill_progress",
+]
+
+
+def test_single_head_matches_the_constant() -> None:
+    assert migration.script_heads() == (migration.HEAD_REVISION,)
+    assert [row["revision"] for row in migration.history()] == EXPECTED_CHAIN
+
+
+def _populate(url: str) -> None:
+    engine = make_engine(url)
+    now = dt.datetime(2030, 1, 1, 10, tzinfo=dt.UTC)
+    with Session(engine) as session:
+        client = User(email="ada@example.com", name="Ada")
+        builder = User(email="bob@example.com", name="Bob")
+        session.add_all([client, builder])
+        session.flush()
+        pathway = session.scalars(select(Pathway).where(Pathway.slug == "accelerate")).one()
+        session_type = SessionType(title="Intro", duration_minutes=30, category="free", requires_auth=False)
+        skill = Skill(slug="prompting", name="Prompting")
+        session.add_all([session_type, skill])
+        session.flush()
+        session.add_all(
+            [
+                Enrolment(client_id=client.id, pathway_id=pathway.id, start_date=now.date(), builder_id=builder.id),
+                Booking(
+                    reference="BK-TEST0001",
+                    client_id=client.id,
+                    builder_id=builder.id,
+                    session_type_id=session_type.id,
+                    start_time=now,
+                    end_time=now + dt.timedelta(minutes=30),
+                    status="confirmed",
+                    payment_status="not_required",
+                    amount=Decimal("0.00"),
+                    pathway_id=pathway.id,
+                    custom_question_responses=[{"question": "Goal?", "answer": "ship", "position": 0}],
+                ),
+                SkillPathwayLink(skill_id=skill.id, pathway_id=pathway.id, tier=1),
+                UserSkillProgress(client_id=client.id, skill_id=skill.id, status="completed", attempts=1),
+                Badge(client_id=client.id, key="tier:accelerate:1"),
+            ]
+        )
+        session.commit()
+    engine.dispose()
+
+
+def test_round_trip_with_data_and_no_drift(empty_database_url: str) -> None:
+    engine = make_engine(empty_database_url, create_sqlite_file=True)
+    migration.upgrade(engine)
+    assert migration.current_revision(engine) == migration.HEAD_REVISION
+    assert migration.schema_drift(engine) == []
+    _populate(empty_database_url)
+
+    # step down one revision at a time, then all the way, with rows present
+    for target in reversed(EXPECTED_CHAIN[:-1]):
+        migration.downgrade(engine, target)
+        assert migration.current_revision(engine) == target
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM users")).scalar() == 2
+        assert connection.execute(text("SELECT count(*) FROM bookings")).scalar() == 1
+    migration.downgrade(engine, "base")
+    assert migration.current_revision(engine) is None
+    assert set(inspect(engine).get_table_names()) <= {"alembic_version"}
+
+    migration.upgrade(engine)
+    assert migration.schema_drift(engine) == []
+    _populate(empty_database_url)
+    with Session(engine) as session:
+        assert session.scalar(select(func.count()).select_from(Pathway)) == 3
+        booking = session.scalars(select(Booking)).one()
+        assert booking.start_time == dt.datetime(2030, 1, 1, 10, tzinfo=dt.UTC)
+        assert booking.custom_question_responses[0]["answer"] == "ship"
+    engine.dispose()
+
+
+def test_upgrade_keeps_existing_rows(empty_database_url: str) -> None:
+    engine = make_engine(empty_database_url, create_sqlite_file=True)
+    migration.upgrade(engine, "0002_add_pathway_tracking")
+    now = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
+    with engine.begin() as connection:
+        connection.execute(
+            text("INSERT INTO users (email, created_at, updated_at) VALUES ('a@example.com', :n, :n)"),
+            {"n": now},
+        )
+        connection.execute(
+            text(
+                "INSERT INTO session_types (title, duration_minutes, kind, is_secret, remote_active,"
+                " present_in_last_sync, enabled, created_at, updated_at)"
+                " VALUES ('Old', 30, 'solo', false, true, true, true, :n, :n)"
+            ),
+            {"n": now},
+        )
+        connection.execute(
+            text(
+                "INSERT INTO bookings (reference, client_id, session_type_id, start_time, end_time, client_timezone,"
+                " status, created_at, updated_at) VALUES ('BK-OLD00001', 1, 1, :s, :e, 'UTC', 'confirmed', :n, :n)"
+            ),
+            {"s": now, "e": now + dt.timedelta(hours=1), "n": now},
+        )
+    migration.upgrade(engine)
+    with Session(engine) as session:
+        booking = session.scalars(select(Booking)).one()
+        assert booking.payment_status == "not_required"
+        assert booking.source == "cli"
+        assert booking.custom_question_responses == []
+        old_type = session.scalars(select(SessionType)).one()
+        assert old_type.category == "specialized" and old_type.requires_auth is True
+        assert old_type.price == Decimal("0.00")
+    engine.dispose()
+
+
+def test_default_pathways_are_seeded(engine) -> None:  # type: ignore[no-untyped-def]
+    with Session(engine) as session:
+        rows = session.execute(
+            select(Pathway.slug, Pathway.name, Pathway.icon, Pathway.color).order_by(Pathway.position)
+        )
+        assert [tuple(row) for row in rows] == [
+            ("accelerate", "Accelerate", "🚀", "#10B981"),
+            ("pivot", "Pivot", "🔄", "#3B82F6"),
+            ("play", "Play", "🎨", "#8B5CF6"),
+        ]
+        # a new pathway gets the next id: the seed's explicit ids must not break the sequence
+        session.add(Pathway(slug="new", name="New", position=3))
+        session.commit()
+        assert session.scalar(select(Pathway.id).where(Pathway.slug == "new")) == 4

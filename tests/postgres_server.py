@@ -1,0 +1,110 @@
+"""A throwaway PostgreSQL cluster for the test suite: initdb + pg_ctl into a temporary directory.
+
+Run as root, the server runs as the `postgres` user (PostgreSQL refuses to run as root). The cluster
+uses password authentication over TCP so that tests see a real password in the URL (SPEC R6).
+Set BAPP_TEST_POSTGRES_URL to use an existing server instead (it must allow CREATE DATABASE).
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+from pathlib import Path
+
+PASSWORD = "pg-Secret-7f3a"
+
+
+def find_binary(name: str) -> str | None:
+    found = shutil.which(name)
+    if found:
+        return found
+    candidates = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), reverse=True)
+    return candidates[0] if candidates else None
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class TemporaryPostgres:
+    def __init__(self) -> None:
+        self.initdb = find_binary("initdb")
+        self.pg_ctl = find_binary("pg_ctl")
+        self.directory: Path | None = None
+        self.port = 0
+        self.started = False
+
+    @property
+    def available(self) -> bool:
+        return bool(self.initdb and self.pg_ctl)
+
+    def _as_postgres(self, command: list[str]) -> list[str]:
+        if os.geteuid() != 0:
+            return command
+        return ["runuser", "-u", "postgres", "--", *command]
+
+    def start(self) -> str:
+        assert self.initdb and self.pg_ctl
+        self.directory = Path(tempfile.mkdtemp(prefix="bapp-pg-"))
+        data = self.directory / "data"
+        password_file = self.directory / "pw"
+        password_file.write_text(PASSWORD + "\n")
+        if os.geteuid() == 0:
+            postgres = pwd.getpwnam("postgres")
+            os.chown(self.directory, postgres.pw_uid, postgres.pw_gid)
+            os.chown(password_file, postgres.pw_uid, postgres.pw_gid)
+        subprocess.run(
+            self._as_postgres(
+                [
+                    self.initdb,
+                    "-D",
+                    str(data),
+                    "-U",
+                    "postgres",
+                    "--auth-local=trust",
+                    "--auth-host=scram-sha-256",
+                    f"--pwfile={password_file}",
+                    "-E",
+                    "UTF8",
+                    "--locale=C",
+                    "--no-sync",
+                ]
+            ),
+            check=True,
+            capture_output=True,
+        )
+        self.port = free_port()
+        options = (
+            f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1 -c fsync=off "
+            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+        )
+        subprocess.run(
+            self._as_postgres(
+                [self.pg_ctl, "-D", str(data), "-o", options, "-l", str(self.directory / "log"), "-w", "start"]
+            ),
+            check=True,
+            capture_output=True,
+        )
+        self.started = True
+        return self.url("postgres")
+
+    def url(self, database: str) -> str:
+        return f"postgresql+psycopg://postgres:{PASSWORD}@127.0.0.1:{self.port}/{database}"
+
+    def stop(self) -> None:
+        if self.started and self.directory is not None and self.pg_ctl:
+            subprocess.run(
+                self._as_postgres([self.pg_ctl, "-D", str(self.directory / "data"), "-m", "immediate", "stop"]),
+                capture_output=True,
+            )
+            self.started = False
+        if self.directory is not None:
+            shutil.rmtree(self.directory, ignore_errors=True)
+            self.directory = None
