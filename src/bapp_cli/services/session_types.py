@@ -1,0 +1,143 @@
+"""Session types (what can be booked): lookup, the bookable rule, and the record shape of CLI.md."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, or_, select
+from sqlalchemy.orm import Session
+
+from bapp_cli.db.models import Pathway, SessionType, SessionTypePathway, User
+from bapp_cli.errors import InvalidInput, NotFound
+
+SESSION_COLUMNS = (
+    "id",
+    "slug",
+    "title",
+    "description",
+    "category",
+    "requires_auth",
+    "bookable",
+    "enabled",
+    "is_secret",
+    "duration_minutes",
+    "duration_options",
+    "price",
+    "currency",
+    "display_order",
+    "pathways",
+    "builder",
+    "calendly_uri",
+    "scheduling_url",
+    "custom_questions",
+)
+
+
+def bookable_clause() -> ColumnElement[bool]:
+    """SPEC §2.3: locally enabled, active in Calendly (or local-only), not deleted there, still listed."""
+    return and_(
+        SessionType.enabled.is_(True),
+        or_(SessionType.calendly_uri.is_(None), SessionType.remote_active.is_(True)),
+        SessionType.remote_deleted_at.is_(None),
+        SessionType.present_in_last_sync.is_(True),
+    )
+
+
+def is_bookable(session_type: SessionType) -> bool:
+    return (
+        session_type.enabled
+        and (session_type.calendly_uri is None or session_type.remote_active)
+        and session_type.remote_deleted_at is None
+        and session_type.present_in_last_sync
+    )
+
+
+def get_session_type(session: Session, identifier: str) -> SessionType:
+    """A session type by id, Calendly URI or slug (a slug shared by several types is ambiguous)."""
+    ident = identifier.strip()
+    if not ident:
+        raise InvalidInput("session: an id, slug or Calendly URI is required", code="invalid_session")
+    if ident.isdigit():
+        found = session.get(SessionType, int(ident))
+        if found is None:
+            raise NotFound(f"no session type with id {ident}", code="session_not_found")
+        return found
+    if "://" in ident:
+        by_uri = session.scalars(select(SessionType).where(SessionType.calendly_uri == ident)).one_or_none()
+        if by_uri is None:
+            raise NotFound(f"no session type with Calendly URI {ident!r}", code="session_not_found")
+        return by_uri
+    matches = session.scalars(select(SessionType).where(SessionType.slug == ident.lower()).limit(3)).all()
+    if not matches:
+        raise NotFound(
+            f"no session type with slug {ident!r}", hint="see `bapp sessions list --all`", code="session_not_found"
+        )
+    if len(matches) > 1:
+        raise InvalidInput(
+            f"session: slug {ident!r} names several session types",
+            hint="use the id or the Calendly URI (see `bapp sessions list --all`)",
+            code="ambiguous_session",
+        )
+    return matches[0]
+
+
+def pathway_slugs_by_session(session: Session, session_type_ids: Sequence[int]) -> dict[int, list[str]]:
+    """Linked pathway slugs per session type, in one query."""
+    linked: dict[int, list[str]] = defaultdict(list)
+    if not session_type_ids:
+        return linked
+    rows = session.execute(
+        select(SessionTypePathway.session_type_id, Pathway.slug)
+        .join(Pathway, Pathway.id == SessionTypePathway.pathway_id)
+        .where(SessionTypePathway.session_type_id.in_(list(session_type_ids)))
+        .order_by(Pathway.position, Pathway.slug)
+    )
+    for session_type_id, slug in rows:
+        linked[session_type_id].append(slug)
+    return linked
+
+
+def builder_emails(session: Session, user_ids: Sequence[int | None]) -> dict[int, str]:
+    wanted = {user_id for user_id in user_ids if user_id is not None}
+    if not wanted:
+        return {}
+    return dict(session.execute(select(User.id, User.email).where(User.id.in_(wanted))).tuples().all())
+
+
+def session_record(session_type: SessionType, pathways: list[str], builder_email: str | None) -> dict[str, Any]:
+    """The session record of CLI.md (keys in contract order)."""
+    return {
+        "id": session_type.id,
+        "slug": session_type.slug,
+        "title": session_type.title,
+        "description": session_type.description,
+        "category": session_type.category,
+        "requires_auth": session_type.requires_auth,
+        "bookable": is_bookable(session_type),
+        "enabled": session_type.enabled,
+        "is_secret": session_type.is_secret,
+        "duration_minutes": session_type.duration_minutes,
+        "duration_options": session_type.duration_options,
+        "price": session_type.price,
+        "currency": session_type.currency,
+        "display_order": session_type.display_order,
+        "pathways": pathways,
+        "builder": builder_email,
+        "calendly_uri": session_type.calendly_uri,
+        "scheduling_url": session_type.scheduling_url,
+        "custom_questions": session_type.custom_questions,
+    }
+
+
+def session_records(session: Session, session_types: Sequence[SessionType]) -> list[dict[str, Any]]:
+    """Records for many session types with two extra queries in all (pathways, builders)."""
+    pathways = pathway_slugs_by_session(session, [item.id for item in session_types])
+    emails = builder_emails(session, [item.builder_id for item in session_types])
+    return [
+        session_record(
+            item, pathways.get(item.id, []), emails.get(item.builder_id) if item.builder_id is not None else None
+        )
+        for item in session_types
+    ]
