@@ -141,8 +141,7 @@ def _report(
 
 def main(argv: list[str] | None = None) -> None:
     """Run the app and exit with the documented code (CLI.md §3)."""
-    from typer._click import exceptions as click_exceptions
-
+    click_exceptions = _click_exceptions()
     args = list(sys.argv[1:] if argv is None else argv)
     command = typer.main.get_command(app)
     app_state = AppState()
@@ -156,12 +155,16 @@ def main(argv: list[str] | None = None) -> None:
             error.message, code=error.code, hint=error.hint, details=error.details, argv=args, secrets=app_state.secrets
         )
         exit_code = error.exit_code
-    except click_exceptions.Abort:
+    except typer.Abort:
         sys.stderr.write("Aborted; nothing was changed.\n")
         exit_code = 130
     except KeyboardInterrupt:
         sys.stderr.write("Interrupted; nothing was changed.\n")
         exit_code = 130
+    except click_exceptions.NoArgsIsHelpError as error:
+        # `bapp` or `bapp db` alone: show the help a person was after (still exit 2 for scripts)
+        sys.stdout.write(error.format_message() + "\n")
+        exit_code = 2
     except click_exceptions.UsageError as error:
         context = error.ctx
         usage = context.get_usage() if context is not None else ""
@@ -170,7 +173,7 @@ def main(argv: list[str] | None = None) -> None:
         hint = f"run `{context.command_path} --help`" if context is not None else None
         _report(error.format_message(), code="usage", hint=hint, details=[], argv=args, secrets=app_state.secrets)
         exit_code = 2
-    except click_exceptions.Exit as exit_request:
+    except typer.Exit as exit_request:
         exit_code = exit_request.exit_code
     except click_exceptions.ClickException as error:
         _report(error.format_message(), code="usage", hint=None, details=[], argv=args, secrets=app_state.secrets)
@@ -196,6 +199,15 @@ def main(argv: list[str] | None = None) -> None:
         app_state.close()
     sys.stdout.flush()
     raise SystemExit(exit_code)
+
+
+def _click_exceptions() -> Any:
+    """Typer ≥ 0.29 vendors click as typer._click; older releases use click itself."""
+    try:
+        from typer._click import exceptions
+    except ImportError:  # pragma: no cover - depends on the installed Typer
+        from click import exceptions  # type: ignore[no-redef]
+    return exceptions
 
 
 def _detail_line(detail: Any) -> str:

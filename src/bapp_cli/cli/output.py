@@ -100,7 +100,17 @@ class OutputSink:
         if self._console is None:
             from rich.console import Console
 
-            self._console = Console(file=self.stdout, no_color=self.no_color, highlight=False, soft_wrap=False)
+            # Off a terminal (a file, a pager) there is no width to fit: keep rows whole rather than
+            # truncating at Rich's 80-column default.
+            width = None if is_terminal(self.stdout) else int(os.environ.get("COLUMNS", "0") or 0) or 200
+            # --no-color / NO_COLOR mean plain text: no colours and no bold/italic escapes either
+            self._console = Console(
+                file=self.stdout,
+                color_system=None if self.no_color else "auto",
+                highlight=False,
+                soft_wrap=False,
+                width=width,
+            )
         return self._console
 
     @property

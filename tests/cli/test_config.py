@@ -1,0 +1,136 @@
+"""`bapp config`: precedence, sources, masking (R6) and file permissions."""
+
+from __future__ import annotations
+
+import stat
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from bapp_cli.config import normalise_database_url, resolve_settings
+from tests.conftest import Bapp
+
+TOKEN = "cal-TOKEN-3e9d1b7a"
+SIGNING = "whsec-SIGN-55aa"
+
+
+@pytest.fixture
+def cli(tmp_path: Path) -> Bapp:
+    return Bapp(f"sqlite:///{tmp_path / 'bapp.db'}", tmp_path)
+
+
+def settings_by_key(result_json: list[dict[str, object]]) -> dict[str, dict[str, object]]:
+    return {str(row["key"]): row for row in result_json}
+
+
+def test_init_creates_a_0600_file_and_refuses_to_overwrite(cli: Bapp, tmp_path: Path) -> None:
+    config_path = tmp_path / "fresh" / "bapp.toml"
+    result = cli("--config", str(config_path), "config", "init", "--timezone", "Europe/London")
+    assert result.exit_code == 0, result.stderr
+    assert stat.S_IMODE(config_path.stat().st_mode) == 0o600
+    assert tomllib.loads(config_path.read_text()) == {"timezone": "Europe/London"}
+    again = cli("--config", str(config_path), "config", "init")
+    assert again.exit_code == 8 and "already exists" in again.stderr and "--force" in again.stderr
+    forced = cli("--config", str(config_path), "config", "init", "--force", "--calendly-token-file", "/tmp/tok")
+    assert forced.exit_code == 0
+    assert tomllib.loads(config_path.read_text()) == {"calendly": {"token_file": "/tmp/tok"}}
+    assert stat.S_IMODE(config_path.stat().st_mode) == 0o600
+
+
+def test_set_keeps_mode_0600_and_unset_removes(cli: Bapp, tmp_path: Path) -> None:
+    config_path = Path(cli.env["BAPP_CONFIG"])
+    assert cli("config", "set", "calendly.base_url", "http://127.0.0.1:9/").exit_code == 0
+    assert cli("config", "set", "timezone", "America/New_York").exit_code == 0
+    assert stat.S_IMODE(config_path.stat().st_mode) == 0o600
+    data = tomllib.loads(config_path.read_text())
+    assert data == {"calendly": {"base_url": "http://127.0.0.1:9/"}, "timezone": "America/New_York"}
+    assert cli("config", "unset", "timezone").exit_code == 0
+    assert "timezone" not in tomllib.loads(config_path.read_text())
+    assert cli("config", "set", "nonsense.key", "x").exit_code == 2
+    bad_zone = cli("config", "set", "timezone", "Nowhere/Land")
+    assert bad_zone.exit_code == 6 and "Nowhere/Land" in bad_zone.stderr
+
+
+def test_secrets_are_refused_on_the_command_line(cli: Bapp) -> None:
+    result = cli("config", "set", "calendly.token", TOKEN)
+    assert result.exit_code == 2
+    assert "secret" in result.stderr
+    assert TOKEN not in result.stderr and TOKEN not in result.stdout
+    assert not Path(cli.env["BAPP_CONFIG"]).exists()
+
+
+def test_show_masks_secrets_and_names_sources(cli: Bapp, tmp_path: Path) -> None:
+    config_path = Path(cli.env["BAPP_CONFIG"])
+    config_path.write_text(f'timezone = "Asia/Tokyo"\n[calendly]\nwebhook_signing_key = "{SIGNING}"\n')
+    env = {
+        "CALENDLY_API_KEY": TOKEN,
+        "BAPP_DATABASE_URL": "postgresql://app:hunter2-db-pw@db.example.com:5432/bapp",
+    }
+    for fmt in ("json", "tsv", "csv", "jsonl", "table"):
+        result = cli("config", "show", "--format", fmt, env=env)
+        assert result.exit_code == 0
+        for secret in (TOKEN, SIGNING, "hunter2-db-pw"):
+            assert secret not in result.stdout and secret not in result.stderr
+    rows = settings_by_key(cli("config", "show", "--json", env=env).json())
+    assert rows["calendly.token"] == {"key": "calendly.token", "value": "****", "source": "env:CALENDLY_API_KEY"}
+    assert rows["calendly.webhook_signing_key"]["value"] == "****"
+    assert rows["calendly.webhook_signing_key"]["source"] == "file"
+    assert rows["database_url"]["value"] == "postgresql+psycopg://app:****@db.example.com:5432/bapp"
+    assert rows["database_url"]["source"] == "env:BAPP_DATABASE_URL"
+    assert rows["timezone"] == {"key": "timezone", "value": "Asia/Tokyo", "source": "file"}
+    flagged = settings_by_key(cli("--timezone", "UTC", "config", "show", "--json", env=env).json())
+    assert flagged["timezone"]["source"] == "flag"
+    assert flagged["calendly.base_url"] == {
+        "key": "calendly.base_url",
+        "value": "https://api.calendly.com",
+        "source": "default",
+    }
+
+
+def test_precedence_flag_env_file_default(tmp_path: Path) -> None:
+    config_path = tmp_path / "c.toml"
+    config_path.write_text('database_url = "sqlite:///from-file.db"\ntimezone = "Asia/Tokyo"\n')
+    env = {"DATABASE_URL": "postgres://u@h/from-database-url", "BAPP_TIMEZONE": "Europe/Paris"}
+    settings = resolve_settings(config_path=str(config_path), flags={}, environ=env)
+    assert settings.database_url == "postgresql+psycopg://u@h/from-database-url"
+    assert settings.values["database_url"].source == "env:DATABASE_URL"
+    assert settings.timezone == "Europe/Paris"
+    env["BAPP_DATABASE_URL"] = "sqlite:///from-bapp-env.db"
+    settings = resolve_settings(config_path=str(config_path), flags={}, environ=env)
+    assert settings.database_url == "sqlite:///from-bapp-env.db"
+    settings = resolve_settings(
+        config_path=str(config_path), flags={"database_url": "sqlite:///flag.db", "timezone": "UTC"}, environ=env
+    )
+    assert (settings.database_url, settings.timezone) == ("sqlite:///flag.db", "UTC")
+    settings = resolve_settings(config_path=str(config_path), flags={}, environ={})
+    assert settings.database_url == "sqlite:///from-file.db" and settings.timezone == "Asia/Tokyo"
+    settings = resolve_settings(config_path=str(tmp_path / "missing.toml"), flags={}, environ={"HOME": str(tmp_path)})
+    assert settings.timezone == "UTC" and settings.values["timezone"].source == "default"
+    assert settings.database_url.startswith("sqlite:///") and settings.database_url.endswith("bapp.db")
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("postgres://u:p@h:5/d", "postgresql+psycopg://u:p@h:5/d"),
+        ("postgresql://u@h/d", "postgresql+psycopg://u@h/d"),
+        ("postgresql+psycopg://u@h/d", "postgresql+psycopg://u@h/d"),
+        ("sqlite:///x.db", "sqlite:///x.db"),
+    ],
+)
+def test_database_url_driver(given: str, expected: str) -> None:
+    assert normalise_database_url(given) == expected
+
+
+def test_unreadable_config_exits_4(cli: Bapp) -> None:
+    Path(cli.env["BAPP_CONFIG"]).write_text("this is = = not toml")
+    result = cli("config", "show")
+    assert result.exit_code == 4
+    assert "not valid TOML" in result.stderr
+
+
+def test_config_path_prints_the_resolved_path(cli: Bapp, tmp_path: Path) -> None:
+    assert cli("config", "path").stdout.strip() == cli.env["BAPP_CONFIG"]
+    other = tmp_path / "other.toml"
+    assert cli("--config", str(other), "config", "path").stdout.strip() == str(other)

@@ -1,0 +1,291 @@
+"""The foundation's contracts: start-up weight, readiness (exit 5), db commands, formats, errors."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import pty
+import select
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from bapp_cli import __version__
+from bapp_cli.db import migration
+from bapp_cli.db.engine import make_engine
+from tests.conftest import REPO, Bapp
+
+PATHWAY_KEYS = ["slug", "name", "description", "icon", "color", "position", "archived", "tiers"]
+TIER_NAMES = {
+    "accelerate": ["Foundation", "Application", "Mastery"],
+    "pivot": ["Assessment", "Transition", "Integration"],
+    "play": ["Exploration", "Creation", "Innovation"],
+}
+
+
+def imported_modules(*args: str) -> set[str]:
+    completed = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "bapp_cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, "COLUMNS": "100"},
+    )
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    modules = set()
+    for line in completed.stderr.splitlines():
+        if line.startswith("import time:") and "|" in line:
+            modules.add(line.rsplit("|", 1)[1].strip())
+    return modules
+
+
+@pytest.mark.parametrize("args", [("--help",), ("--version",), ("db", "--help"), ("pathways", "list", "--help")])
+def test_start_up_imports_no_heavy_library(args: tuple[str, ...]) -> None:
+    modules = imported_modules(*args)
+    assert "bapp_cli.cli.app" in modules  # the measurement really saw bapp's imports
+    # Typer itself may use pydantic to coerce values; bapp's own API models must not load
+    heavy = {
+        name
+        for name in modules
+        if name.split(".")[0] in {"sqlalchemy", "httpx", "alembic", "rich"}
+        or name.startswith(("bapp_cli.services", "bapp_cli.db", "bapp_cli.calendly"))
+    }
+    assert heavy == set()
+
+
+def test_version_prints_the_package_version(tmp_path: Path) -> None:
+    result = Bapp("sqlite:///" + str(tmp_path / "x.db"), tmp_path)("--version")
+    assert result.exit_code == 0
+    assert result.stdout.strip() == f"bapp {__version__}"
+    assert not (tmp_path / "x.db").exists()  # --version touches no database
+
+
+def test_every_command_has_summary_and_examples(tmp_path: Path) -> None:
+    import typer.main
+
+    from bapp_cli.cli.app import app
+
+    def walk(command, path):  # type: ignore[no-untyped-def]
+        children = getattr(command, "commands", None)
+        if children:
+            for name, child in children.items():
+                yield from walk(child, [*path, name])
+        else:
+            yield path, command
+
+    commands = list(walk(typer.main.get_command(app), []))
+    assert len(commands) >= 8
+    for path, command in commands:
+        help_text = command.help or ""
+        assert help_text.strip().splitlines()[0].strip(), f"{path} has no summary"
+        assert "Examples:" in help_text, f"{path} has no Examples block"
+
+
+def test_not_migrated_database_exits_5_then_upgrade_makes_it_ready(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'nested' / 'dir' / 'bapp.db'}"
+    bapp = Bapp(url, tmp_path)
+    result = bapp("pathways", "list")
+    assert result.exit_code == 5
+    assert "Error:" in result.stderr and "Hint: run `bapp db upgrade`" in result.stderr
+    assert result.stdout == ""
+    assert not (tmp_path / "nested").exists()  # a read command never creates the file
+
+    assert bapp("db", "upgrade").exit_code == 0
+    assert (tmp_path / "nested" / "dir" / "bapp.db").exists()
+    listing = bapp("pathways", "list", "--json")
+    assert listing.exit_code == 0, listing.stderr
+    rows = listing.json()
+    assert [row["slug"] for row in rows] == ["accelerate", "pivot", "play"]
+    assert all(list(row) == PATHWAY_KEYS for row in rows)
+    assert {row["slug"]: [tier["name"] for tier in row["tiers"]] for row in rows} == TIER_NAMES
+    assert list(rows[0]["tiers"][0]) == ["tier", "name", "description", "skills"]
+
+
+def test_db_current_and_history(bapp: Bapp) -> None:
+    current = bapp("db", "current", "--json")
+    assert current.exit_code == 0
+    assert current.json() == {"revision": migration.HEAD_REVISION, "head": migration.HEAD_REVISION, "at_head": True}
+    history = bapp("db", "history", "--json").json()
+    assert history[-1]["revision"] == migration.HEAD_REVISION and history[-1]["is_head"] is True
+    assert bapp("db", "check").exit_code == 0
+
+
+def test_partially_migrated_database_is_refused(bapp: Bapp) -> None:
+    assert bapp("db", "downgrade", "0005_add_skill_enhancements", "--yes").exit_code == 0
+    result = bapp("pathways", "list")
+    assert result.exit_code == 5
+    assert "not at head" in result.stderr and "bapp db upgrade" in result.stderr
+    current = bapp("db", "current", "--json")
+    assert current.exit_code == 5
+    assert json.loads(current.stdout)["revision"] == "0005_add_skill_enhancements"
+    assert bapp("db", "upgrade").exit_code == 0
+    assert bapp("pathways", "list").exit_code == 0
+
+
+def test_downgrade_needs_yes_without_a_terminal(bapp: Bapp) -> None:
+    result = bapp("db", "downgrade", "base")
+    assert result.exit_code == 2
+    assert "--yes" in result.stderr
+    assert bapp("db", "current").exit_code == 0  # nothing was changed
+
+
+def test_downgrade_to_base_and_back_with_data_present(bapp: Bapp) -> None:
+    engine = make_engine(bapp.database_url)
+    with engine.begin() as connection:
+        connection.execute(
+            text("INSERT INTO users (email, created_at, updated_at) VALUES ('keep@example.com', :n, :n)"),
+            {"n": "2030-01-01 00:00:00" if engine.dialect.name == "sqlite" else "2030-01-01T00:00:00Z"},
+        )
+    assert bapp("db", "downgrade", "0001_baseline", "--yes").exit_code == 0
+    assert bapp("db", "upgrade").exit_code == 0
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT email FROM users")).scalars().all() == ["keep@example.com"]
+    assert bapp("db", "downgrade", "base", "--yes").exit_code == 0
+    assert bapp("db", "upgrade").exit_code == 0
+    assert bapp("pathways", "list", "--json").exit_code == 0
+    engine.dispose()
+
+
+def test_db_check_reports_drift_with_exit_1(bapp: Bapp) -> None:
+    engine = make_engine(bapp.database_url)
+    with engine.begin() as connection:
+        connection.execute(text("ALTER TABLE users ADD COLUMN nickname VARCHAR(20)"))
+    engine.dispose()
+    result = bapp("db", "check", "--json")
+    assert result.exit_code == 1
+    assert "nickname" in result.stdout
+    assert "differs from the models" in result.stderr
+
+
+def test_concurrent_upgrades_serialise(empty_database_url: str, tmp_path: Path) -> None:
+    bapp = Bapp(empty_database_url, tmp_path)
+    processes = [bapp.popen("db", "upgrade") for _ in range(2)]
+    outcomes = [(process.wait(timeout=120), process.stderr.read()) for process in processes]  # type: ignore[union-attr]
+    assert [code for code, _ in outcomes] == [0, 0], outcomes
+    assert bapp("db", "current").exit_code == 0
+    assert len(bapp("pathways", "list", "--json").json()) == 3  # seeded once, not twice
+
+
+# -- output formats -------------------------------------------------------------------------------
+
+
+def test_piped_default_is_tsv_with_header(bapp: Bapp) -> None:
+    result = bapp("pathways", "list")
+    assert result.exit_code == 0
+    rows = list(csv.reader(io.StringIO(result.stdout), delimiter="\t"))
+    assert rows[0] == PATHWAY_KEYS
+    assert [row[0] for row in rows[1:]] == ["accelerate", "pivot", "play"]
+    assert json.loads(rows[1][7])[0]["name"] == "Foundation"  # nested values are JSON in cells
+    assert result.stderr == ""  # success in a pipe is silent
+
+
+def test_each_format(bapp: Bapp) -> None:
+    as_json = bapp("pathways", "list", "--format", "json").json()
+    assert bapp("pathways", "list", "--json").json() == as_json
+    jsonl = [json.loads(line) for line in bapp("pathways", "list", "-f", "jsonl").stdout.splitlines()]
+    assert jsonl == as_json
+    csv_rows = list(csv.DictReader(io.StringIO(bapp("pathways", "list", "-f", "csv").stdout)))
+    assert [row["slug"] for row in csv_rows] == ["accelerate", "pivot", "play"]
+    assert csv_rows[0]["archived"] == "false"
+    table = bapp("pathways", "list", "-f", "table")
+    assert table.exit_code == 0 and "Accelerate" in table.stdout and "Foundation" in table.stdout
+    assert bapp("pathways", "list", env={"BAPP_FORMAT": "jsonl"}).stdout.count("\n") == 3
+    single = bapp("pathways", "show", "PiVoT", "--json").json()
+    assert single["slug"] == "pivot" and list(single) == PATHWAY_KEYS
+
+
+def test_unknown_format_is_a_usage_error(bapp: Bapp) -> None:
+    result = bapp("pathways", "list", "--format", "xml")
+    assert result.exit_code == 2
+    assert "unknown format 'xml'" in result.stderr
+
+
+def run_in_terminal(bapp: Bapp, *args: str) -> str:
+    """Run bapp with stdout on a pseudo-terminal, as a person at a terminal would."""
+    leader, follower = pty.openpty()
+    env = bapp._environment({"COLUMNS": "120", "TERM": "xterm"})
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bapp_cli", *args], stdout=follower, stderr=subprocess.PIPE, env=env, cwd=REPO
+    )
+    os.close(follower)
+    chunks = []
+    while True:
+        ready, _, _ = select.select([leader], [], [], 30)
+        if not ready:
+            break
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    process.wait(timeout=30)
+    os.close(leader)
+    assert process.returncode == 0
+    return b"".join(chunks).decode()
+
+
+def test_terminal_default_is_a_table(bapp: Bapp) -> None:
+    screen = run_in_terminal(bapp, "pathways", "list")
+    assert "Pathways" in screen and "Exploration" in screen
+    assert "\t" not in screen and not screen.lstrip().startswith("[")
+    assert "\x1b[" in screen  # colour on a terminal
+    plain = run_in_terminal(bapp, "--no-color", "pathways", "show", "accelerate")
+    assert "Tier 1: Foundation" in plain and "\x1b[3" not in plain
+
+
+# -- errors -----------------------------------------------------------------------------------------
+
+
+def test_not_found_exit_7_with_json_error_line(bapp: Bapp) -> None:
+    result = bapp("pathways", "show", "nope", "--json")
+    assert result.exit_code == 7
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert lines[0] == "Error: no pathway 'nope'"
+    error = json.loads(lines[-1])["error"]
+    assert error["code"] == "pathway_not_found" and error["message"] == "no pathway 'nope'"
+    assert error["details"] == []
+    plain = bapp("pathways", "show", "nope")
+    assert "Hint: known pathways: accelerate, pivot, play" in plain.stderr
+    assert "{" not in plain.stderr
+
+
+def test_usage_errors_exit_2(bapp: Bapp) -> None:
+    unknown_flag = bapp("pathways", "list", "--bogus")
+    assert unknown_flag.exit_code == 2
+    assert "No such option" in unknown_flag.stderr and "--bogus" in unknown_flag.stderr
+    missing = bapp("pathways", "show")
+    assert missing.exit_code == 2 and "Missing argument" in missing.stderr
+    unknown_command = bapp("nosuchgroup")
+    assert unknown_command.exit_code == 2
+
+
+def test_unknown_timezone_is_invalid_input(bapp: Bapp) -> None:
+    result = bapp("--timezone", "Mars/Olympus", "pathways", "list")
+    assert result.exit_code == 6
+    assert "unknown timezone 'Mars/Olympus'" in result.stderr
+
+
+def test_unreachable_database_exits_5(tmp_path: Path) -> None:
+    bapp = Bapp("postgresql+psycopg://nobody:pw@127.0.0.1:1/none", tmp_path)
+    result = bapp("pathways", "list", env={"BAPP_CONNECT_TIMEOUT": "2"})
+    assert result.exit_code == 5
+    assert result.stderr.startswith("Error: cannot reach the database")
+    assert ":pw@" not in result.stderr
+
+
+def test_unexpected_error_is_one_line_and_traceback_only_with_debug(bapp: Bapp, mocker) -> None:  # type: ignore[no-untyped-def]
+    mocker.patch("bapp_cli.services.pathways.list_pathways", side_effect=RuntimeError("boom"))
+    result = bapp("pathways", "list")
+    assert result.exit_code == 1
+    assert result.stderr.splitlines()[0] == "Error: unexpected error: RuntimeError: boom"
+    assert "Traceback" not in result.stderr
+    debug = bapp("--debug", "pathways", "list")
+    assert debug.exit_code == 1 and "Traceback" in debug.stderr
