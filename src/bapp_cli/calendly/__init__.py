@@ -1,0 +1,14 @@
+"""Calendly: talks to the Calendly API v2 and verifies its webhooks; never touches the database.
+
+Contract:
+
+* ``models`` — pydantic models of the API objects bapp reads (tolerant of unknown fields and of every
+  documented null); importing it pulls in pydantic only.
+* ``client`` — ``CalendlyClient`` on httpx: bearer token, timeouts, bounded retries, keyset pagination,
+  strict validation. Failures are ``bapp_cli.errors`` types (AuthError 4, NotFound 7, RemoteError 9), one
+  line each, never carrying the token.
+* ``webhooks`` — signature verification (AuthError) and payload parsing (InvalidInput).
+
+Nothing is imported here, so ``import bapp_cli.calendly.webhooks`` does not load httpx, and the CLI can
+import these modules lazily inside the commands that need them.
+"""

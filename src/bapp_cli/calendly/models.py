@@ -371,13 +371,13 @@ class ErrorDetail(ApiModel):
 class ErrorBody(ApiModel):
     """Calendly's error response (``title``, ``message``, optional per-parameter ``details``)."""
 
-    title: str | None = None
-    message: str | None = None
+    title: str
+    message: str
     details: Annotated[list[ErrorDetail], BeforeValidator(_empty_if_null)] = Field(default_factory=list)
 
     def summary(self) -> str:
         """``title: message (param: problem; …)`` — for error messages; the body never holds a secret."""
-        head = ": ".join(part for part in (self.title, self.message) if part)
+        head = f"{self.title}: {self.message}" if self.message else self.title
         extra = "; ".join(f"{d.parameter}: {d.message}" if d.parameter else (d.message or "") for d in self.details)
         return f"{head} ({extra})" if extra else head
 

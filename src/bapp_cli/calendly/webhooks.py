@@ -1,0 +1,127 @@
+"""Verification and parsing of Calendly webhook deliveries.
+
+Calendly signs each delivery with ``Calendly-Webhook-Signature: t=<unix seconds>,v1=<hex>`` where ``v1`` is
+``hex(HMAC-SHA256(signing_key, t + "." + raw_body))`` (reference ``calendly-api.md`` §6). The body must be
+the raw bytes received: re-serialised JSON would not match. Nothing here touches the database; a caller
+verifies, then parses, then applies.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+
+from pydantic import ValidationError
+
+from bapp_cli.calendly.models import LegacyWebhookPayload, WebhookPayload, describe_validation_error
+from bapp_cli.errors import AuthError, InvalidInput
+
+__all__ = [
+    "DEFAULT_TOLERANCE",
+    "SIGNATURE_HEADER",
+    "make_signature_header",
+    "parse_webhook",
+    "verify_signature",
+]
+
+SIGNATURE_HEADER = "Calendly-Webhook-Signature"
+DEFAULT_TOLERANCE = 180
+"""Seconds. Calendly's own example sets "the application's tolerance zone to 3 minutes"."""
+
+_HEX_DIGITS = frozenset("0123456789abcdef")
+_HINT = (
+    "Check CALENDLY_WEBHOOK_SIGNING_KEY against the key given when the subscription was created, and "
+    "pass the request body exactly as received."
+)
+
+
+def verify_signature(
+    header: str | None,
+    body: bytes,
+    signing_key: str,
+    *,
+    now: float,
+    tolerance: int = DEFAULT_TOLERANCE,
+) -> None:
+    """Raise AuthError (exit 4) unless ``header`` is a valid, fresh signature of ``body``.
+
+    Refused: a missing or empty header; a malformed one (no ``t`` or ``v1``, a repeated key, a
+    non-integer timestamp, a ``v1`` that is not 64 hex digits); a signature that does not match; a
+    timestamp more than ``tolerance`` seconds from ``now`` either way (replays, or clocks far apart).
+    Keys other than ``t`` and ``v1`` are ignored, so a future scheme can be added alongside.
+    """
+    if not signing_key:
+        raise AuthError("no Calendly webhook signing key configured", hint="Set CALENDLY_WEBHOOK_SIGNING_KEY.")
+    if header is None or not header.strip():
+        raise AuthError(f"webhook refused: missing {SIGNATURE_HEADER} header", hint=_HINT)
+    timestamp, signature = _parse_header(header)
+    expected = hmac.new(signing_key.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+    # Checked before freshness so that a forged header learns nothing about the clock window.
+    if not hmac.compare_digest(expected, signature):
+        raise AuthError("webhook refused: signature does not match the body", hint=_HINT)
+    skew = abs(now - int(timestamp))
+    if skew > tolerance:
+        raise AuthError(
+            f"webhook refused: signature timestamp is {skew:.0f} s away from now (tolerance {tolerance} s)",
+            hint="Old deliveries are refused to stop replays; check this machine's clock if all are refused.",
+        )
+
+
+def _parse_header(header: str) -> tuple[str, str]:
+    """``(t, v1)`` from ``t=…,v1=…``; splits on commas then on the first ``=``, whitespace allowed."""
+    fields: dict[str, str] = {}
+    for part in header.split(","):
+        key, sep, value = part.partition("=")
+        key, value = key.strip(), value.strip()
+        if not sep or not key:
+            raise AuthError(f"webhook refused: malformed {SIGNATURE_HEADER} header", hint=_HINT)
+        if key in fields:
+            # A second t or v1 would make "which one was checked" ambiguous (calendlyr refuses too).
+            raise AuthError(f"webhook refused: {SIGNATURE_HEADER} repeats {key!r}", hint=_HINT)
+        fields[key] = value
+    timestamp = fields.get("t", "")
+    signature = fields.get("v1", "").lower()
+    if not timestamp.isascii() or not timestamp.isdigit():
+        raise AuthError(f"webhook refused: {SIGNATURE_HEADER} has no valid t= timestamp", hint=_HINT)
+    if len(signature) != 64 or not set(signature) <= _HEX_DIGITS:
+        raise AuthError(f"webhook refused: {SIGNATURE_HEADER} has no valid v1= signature", hint=_HINT)
+    return timestamp, signature
+
+
+def make_signature_header(body: bytes, signing_key: str, *, timestamp: int) -> str:
+    """The header Calendly would send for ``body`` at ``timestamp`` (for tests and local replays)."""
+    digest = hmac.new(signing_key.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={digest}"
+
+
+def parse_webhook(body: bytes) -> WebhookPayload:
+    """Parse a verified delivery. Raises InvalidInput (exit 6) naming the bad field.
+
+    ``payload`` is None for events bapp does not apply (see :class:`WebhookPayload`). API v1 "hooks"
+    deliveries are recognised and refused with a hint, as v1 no longer exists.
+    """
+    try:
+        raw = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidInput(f"webhook body is not valid JSON ({type(exc).__name__})") from None
+    if not isinstance(raw, dict):
+        raise InvalidInput("webhook body is not a JSON object")
+    try:
+        return WebhookPayload.model_validate(raw)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False, include_input=False)
+        if _is_legacy(raw):
+            raise InvalidInput(
+                "webhook body is an API v1 delivery, which bapp does not accept",
+                hint="Re-create the webhook subscription with API v2 (POST /webhook_subscriptions).",
+            ) from None
+        raise InvalidInput(f"webhook body is invalid: {describe_validation_error(errors)}") from None
+
+
+def _is_legacy(raw: dict[str, object]) -> bool:
+    try:
+        LegacyWebhookPayload.model_validate(raw)
+    except ValidationError:
+        return False
+    return True
