@@ -18,11 +18,13 @@ import typer
 
 from bapp_cli.cli.output import FORMATS, OutputSink, is_terminal
 from bapp_cli.config import Settings, resolve_settings, validate_timezone
-from bapp_cli.errors import UsageError
+from bapp_cli.errors import ConfigError, UsageError
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
     from sqlalchemy.orm import Session
+
+    from bapp_cli.calendly.client import CalendlyClient
 
 
 @dataclass
@@ -133,6 +135,37 @@ class AppState:
         with unit_of_work(self.engine(), write=False, actor=self.actor, command=self.command_path) as session:
             yield session
 
+    # -- Calendly -------------------------------------------------------------------------------
+    def calendly_client(self) -> CalendlyClient:
+        """A client for the configured Calendly API; no token → exit 4 naming where a token goes.
+
+        Operators on slow links (and the test suite) may tune the read timeout, the retry backoff base and
+        the cap on each retry wait (never above SPEC §2.8's 60 s) with BAPP_CALENDLY_TIMEOUT,
+        BAPP_CALENDLY_BACKOFF and BAPP_CALENDLY_MAX_WAIT, all in seconds.
+        """
+        from bapp_cli.calendly.client import DEFAULT_TIMEOUT, CalendlyClient
+        from bapp_cli.errors import AuthError
+
+        token = self.settings.calendly_token()
+        if not token:
+            raise AuthError(
+                "no Calendly token configured",
+                hint="set CALENDLY_API_KEY, or point calendly.token_file at a file holding the token "
+                "(`bapp config set calendly.token_file PATH`)",
+            )
+        self.secrets.add(token)  # a token read from calendly.token_file is a secret too (R6)
+        import httpx
+
+        read = _seconds_from_env("BAPP_CALENDLY_TIMEOUT", DEFAULT_TIMEOUT.read or 30.0)
+        timeout = httpx.Timeout(connect=min(DEFAULT_TIMEOUT.connect or 5.0, read), read=read, write=read, pool=read)
+        return CalendlyClient(
+            self.settings.calendly_base_url,
+            token,
+            timeout=timeout,
+            backoff_base=_seconds_from_env("BAPP_CALENDLY_BACKOFF", 0.5),
+            max_wait=min(_seconds_from_env("BAPP_CALENDLY_MAX_WAIT", 60.0), 60.0),
+        )
+
     def close(self) -> None:
         if self._engine is not None:
             self._engine.dispose()
@@ -147,6 +180,19 @@ class AppState:
             raise UsageError(f"{question} — pass --yes to confirm (no terminal to ask on)")
         if not typer.confirm(question, default=False, err=True):
             raise typer.Abort()
+
+
+def _seconds_from_env(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number of seconds, not {raw!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise ConfigError(f"{name} must be a positive number of seconds")
+    return value
 
 
 def state(ctx: typer.Context) -> AppState:
