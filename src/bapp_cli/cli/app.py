@@ -15,9 +15,14 @@ from typing import Annotated, Any
 import typer
 
 from bapp_cli import __version__
+from bapp_cli.cli import badges as badges_commands
+from bapp_cli.cli import calendly as calendly_commands
 from bapp_cli.cli import config as config_commands
 from bapp_cli.cli import db as db_commands
 from bapp_cli.cli import pathways as pathways_commands
+from bapp_cli.cli import progress as progress_commands
+from bapp_cli.cli import sessions as sessions_commands
+from bapp_cli.cli import skills as skills_commands
 from bapp_cli.cli.context import AppState
 from bapp_cli.cli.output import is_terminal
 from bapp_cli.errors import BappError
@@ -100,6 +105,11 @@ def root(
 app.add_typer(db_commands.app, name="db")
 app.add_typer(config_commands.app, name="config")
 app.add_typer(pathways_commands.app, name="pathways")
+app.add_typer(skills_commands.app, name="skills")
+app.add_typer(progress_commands.app, name="progress")
+app.add_typer(badges_commands.app, name="badges")
+app.add_typer(calendly_commands.app, name="calendly")
+app.add_typer(sessions_commands.app, name="sessions")
 
 
 def _wants_json_errors(argv: list[str]) -> bool:

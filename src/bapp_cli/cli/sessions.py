@@ -2,6 +2,324 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Annotated, Any
+
 import typer
 
+from bapp_cli.cli.context import state
+from bapp_cli.cli.options import DryRunOption, FormatOption, JsonOption
+from bapp_cli.errors import UsageError
+
+if TYPE_CHECKING:
+    from bapp_cli.services.session_admin import SessionTypeView
+
 app = typer.Typer(help="List, show, add and curate session types; see what a client may book.", no_args_is_help=True)
+
+CATEGORY_TITLES = {
+    "free": "Free — no account needed",
+    "pathway": "Pathway sessions",
+    "specialized": "Specialized sessions",
+}
+TABLE_COLUMNS = ("id", "title", "minutes", "price", "access", "pathways", "builder", "order", "state")
+
+
+def _money(view: SessionTypeView) -> str:
+    return "free" if view.price == 0 else f"{view.price:.2f} {view.currency}"
+
+
+def _state_text(view: SessionTypeView) -> str:
+    if view.bookable:
+        return "[green]bookable[/]" + (" [dim]secret[/]" if view.is_secret else "")
+    if not view.enabled:
+        return "[yellow]disabled[/]"
+    return "[red]not bookable[/]"
+
+
+def render_catalogue(views: list[SessionTypeView], console: Any, *, title: str) -> None:
+    """One table per category, in the order clients see them."""
+    from rich.table import Table
+
+    from bapp_cli.services.session_types import CATEGORY_ORDER
+
+    if not views:
+        console.print(f"[dim]{title}: no session types[/dim]")
+        return
+    for category in CATEGORY_ORDER:
+        group = [view for view in views if view.category == category]
+        if not group:
+            continue
+        grid = Table(title=CATEGORY_TITLES.get(category, category), title_justify="left", header_style="bold")
+        for column in TABLE_COLUMNS:
+            grid.add_column(column, justify="right" if column in ("id", "minutes", "price", "order") else "left")
+        for view in group:
+            options = [option for option in view.duration_options or [] if option != view.duration_minutes]
+            minutes = str(view.duration_minutes) + (f" (+{'/'.join(map(str, options))})" if options else "")
+            grid.add_row(
+                str(view.id),
+                view.title,
+                minutes,
+                _money(view),
+                "account" if view.requires_auth else "public",
+                ", ".join(view.pathways) or "—",
+                view.builder or "—",
+                str(view.display_order),
+                _state_text(view),
+            )
+        console.print(grid)
+
+
+def render_session(view: SessionTypeView, console: Any) -> None:
+    from rich.table import Table
+
+    grid = Table(title=view.title, title_justify="left", show_header=False, box=None, padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column()
+    rows = [
+        ("id", str(view.id)),
+        ("slug", view.slug or "—"),
+        ("category", view.category),
+        ("access", "account needed" if view.requires_auth else "public (no account)"),
+        ("state", _state_text(view)),
+        (
+            "duration",
+            f"{view.duration_minutes} min" + (f" (options {view.duration_options})" if view.duration_options else ""),
+        ),
+        ("price", _money(view)),
+        ("display order", str(view.display_order)),
+        ("pathways", ", ".join(view.pathways) or "—"),
+        ("builder", view.builder or "—"),
+        ("calendly", view.calendly_uri or "local only"),
+        ("booking link", view.scheduling_url or "—"),
+        ("description", view.description or "—"),
+    ]
+    for key, value in rows:
+        grid.add_row(key, value)
+    console.print(grid)
+    if view.custom_questions:
+        questions = Table(title="Custom questions", title_justify="left", header_style="bold")
+        for column in ("#", "question", "type", "required", "choices"):
+            questions.add_column(column)
+        for question in sorted(view.custom_questions, key=lambda item: item.get("position", 0)):
+            choices = ", ".join(question.get("answer_choices") or [])
+            if question.get("include_other"):
+                choices = f"{choices}, other" if choices else "other"
+            style = "" if question.get("enabled", True) else "[dim]"
+            questions.add_row(
+                str(question.get("position", "")),
+                f"{style}{question.get('name', '')}" + (" (disabled)" if style else ""),
+                str(question.get("type", "")),
+                "yes" if question.get("required") else "",
+                choices or "—",
+            )
+        console.print(questions)
+
+
+@app.command("list")
+def list_command(
+    ctx: typer.Context,
+    include_all: Annotated[bool, typer.Option("--all", help="Include session types that are not bookable.")] = False,
+    category: Annotated[
+        str | None, typer.Option("--category", help="free, pathway or specialized.", show_default=False)
+    ] = None,
+    pathway: Annotated[
+        str | None, typer.Option("--pathway", help="Only types linked to this pathway.", show_default=False)
+    ] = None,
+    builder: Annotated[
+        str | None, typer.Option("--builder", help="Only this builder's types (e-mail).", show_default=False)
+    ] = None,
+    fmt: FormatOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List the session catalogue (admin view), grouped by category in display order.
+
+    \b
+    Examples:
+      bapp sessions list
+      bapp sessions list --all --category pathway
+      bapp sessions list --pathway accelerate --json
+    """
+    from bapp_cli.services.session_admin import list_session_types
+    from bapp_cli.services.session_types import SESSION_COLUMNS
+
+    app_state = state(ctx)
+    sink = app_state.output(fmt, as_json)
+    with app_state.reading() as session:
+        views = list_session_types(
+            session, include_all=include_all, category=category, pathway=pathway, builder=builder
+        )
+    title = "Session types" if include_all else "Bookable session types"
+    sink.records(
+        [view.as_record() for view in views],
+        SESSION_COLUMNS,
+        table=lambda console: render_catalogue(views, console, title=title),
+    )
+
+
+@app.command("show")
+def show(
+    ctx: typer.Context,
+    session_type: Annotated[str, typer.Argument(metavar="SESSION", help="Id, slug or Calendly URI.")],
+    fmt: FormatOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show one session type with its custom questions.
+
+    \b
+    Examples:
+      bapp sessions show 12
+      bapp sessions show free-discovery-call --json
+    """
+    from bapp_cli.services.session_admin import show_session_type
+    from bapp_cli.services.session_types import SESSION_COLUMNS
+
+    app_state = state(ctx)
+    sink = app_state.output(fmt, as_json)
+    with app_state.reading() as session:
+        view = show_session_type(session, session_type)
+    sink.record(view.as_record(), SESSION_COLUMNS, table=lambda console: render_session(view, console))
+
+
+CategoryOption = Annotated[
+    str | None, typer.Option("--category", help="free, pathway or specialized.", show_default=False)
+]
+RequiresAuthOption = Annotated[
+    bool | None,
+    typer.Option(
+        "--requires-auth/--no-requires-auth",
+        help="Whether booking needs an account [default: from the category: free → no, otherwise yes].",
+        show_default=False,
+    ),
+]
+PathwayOption = Annotated[
+    list[str] | None, typer.Option("--pathway", help="Link a pathway (repeat for several).", show_default=False)
+]
+PriceOption = Annotated[
+    str | None, typer.Option("--price", help="Price, e.g. 30.00 [default 0.00].", show_default=False)
+]
+CurrencyOption = Annotated[
+    str | None, typer.Option("--currency", help="Three-letter currency code [default GBP].", show_default=False)
+]
+
+
+@app.command("add")
+def add(
+    ctx: typer.Context,
+    title: Annotated[str, typer.Option("--title", help="Session title.")],
+    duration: Annotated[int, typer.Option("--duration", help="Length in minutes.")],
+    category: CategoryOption = None,
+    requires_auth: RequiresAuthOption = None,
+    pathway: PathwayOption = None,
+    price: PriceOption = None,
+    currency: CurrencyOption = None,
+    builder: Annotated[
+        str | None, typer.Option("--builder", help="The builder who runs it (e-mail).", show_default=False)
+    ] = None,
+    description: Annotated[str | None, typer.Option("--description", help="Description.", show_default=False)] = None,
+    slug: Annotated[
+        str | None, typer.Option("--slug", help="Slug [default: from the title].", show_default=False)
+    ] = None,
+    display_order: Annotated[
+        int | None,
+        typer.Option("--display-order", help="Position within its category [default 0].", show_default=False),
+    ] = None,
+    dry_run: DryRunOption = False,
+    fmt: FormatOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Add a local-only session type (not from Calendly; sync never touches it).
+
+    \b
+    Examples:
+      bapp sessions add --title "Office Hours" --duration 30 --category free
+      bapp sessions add --title "Agent Build Sprint" --duration 90 --price 120 --builder ada@example.com
+      bapp sessions add --title "Accelerate Review" --duration 45 --category pathway --pathway accelerate
+    """
+    import datetime as dt
+
+    from bapp_cli.services.session_admin import NewSessionType, add_session_type
+    from bapp_cli.services.session_types import SESSION_COLUMNS
+
+    app_state = state(ctx)
+    sink = app_state.output(fmt, as_json)
+    draft = NewSessionType(
+        title=title,
+        duration_minutes=duration,
+        category=category or "specialized",
+        requires_auth=requires_auth,
+        pathways=tuple(pathway or ()),
+        price=price,
+        currency=currency,
+        builder=builder,
+        description=description,
+        slug=slug,
+        display_order=display_order,
+    )
+    with app_state.transaction(dry_run=dry_run) as session:
+        view = add_session_type(session, draft, now=dt.datetime.now(dt.UTC))
+    sink.info(f"{'Would add' if dry_run else 'Added'} session type {view.id}: {view.title} ({view.category}).")
+    sink.record(view.as_record(), SESSION_COLUMNS, table=lambda console: render_session(view, console))
+
+
+@app.command("update")
+def update(
+    ctx: typer.Context,
+    session_type: Annotated[str, typer.Argument(metavar="SESSION", help="Id, slug or Calendly URI.")],
+    category: CategoryOption = None,
+    requires_auth: RequiresAuthOption = None,
+    pathway: PathwayOption = None,
+    clear_pathways: Annotated[
+        bool, typer.Option("--clear-pathways", help="Unlink every pathway (then link any --pathway given).")
+    ] = False,
+    price: PriceOption = None,
+    currency: CurrencyOption = None,
+    display_order: Annotated[
+        int | None, typer.Option("--display-order", help="Position within its category.", show_default=False)
+    ] = None,
+    enabled: Annotated[
+        bool | None,
+        typer.Option("--enable/--disable", help="Local switch: a disabled type is never bookable.", show_default=False),
+    ] = None,
+    dry_run: DryRunOption = False,
+    fmt: FormatOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Change the curated fields of a session type (sync never overwrites these).
+
+    Changing --category without --requires-auth/--no-requires-auth applies the new category's default
+    (free → public, otherwise account needed). --pathway adds links; --clear-pathways removes them first.
+
+    \b
+    Examples:
+      bapp sessions update 12 --price 45.00 --currency GBP
+      bapp sessions update free-discovery-call --display-order 1
+      bapp sessions update 7 --category pathway --clear-pathways --pathway pivot
+      bapp sessions update 9 --disable
+    """
+    import datetime as dt
+
+    from bapp_cli.services.session_admin import SessionTypeChanges, update_session_type
+    from bapp_cli.services.session_types import SESSION_COLUMNS
+
+    app_state = state(ctx)
+    sink = app_state.output(fmt, as_json)
+    changes = SessionTypeChanges(
+        category=category,
+        requires_auth=requires_auth,
+        pathways=tuple(pathway or ()),
+        clear_pathways=clear_pathways,
+        price=price,
+        currency=currency,
+        display_order=display_order,
+        enabled=enabled,
+    )
+    if changes.empty:
+        raise UsageError("nothing to update", hint="pass at least one of the options (see --help)")
+    with app_state.transaction(dry_run=dry_run) as session:
+        result = update_session_type(session, session_type, changes, now=dt.datetime.now(dt.UTC))
+    view = result.session_type
+    if result.changed:
+        verb = "Would update" if dry_run else "Updated"
+        sink.info(f"{verb} session type {view.id}: {', '.join(result.changed)}.")
+    else:
+        sink.info(f"Session type {view.id} already has those values; nothing changed.")
+    sink.record(view.as_record(), SESSION_COLUMNS, table=lambda console: render_session(view, console))

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Sequence
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, or_, select
@@ -141,3 +143,45 @@ def session_records(session: Session, session_types: Sequence[SessionType]) -> l
         )
         for item in session_types
     ]
+
+
+# -- curated-field values shared by sync classification and the admin commands --------------------
+
+# Listing order of SPEC §2.5: free first, then pathway, then specialized.
+CATEGORY_ORDER = ("free", "pathway", "specialized")
+MAX_PRICE = Decimal("99999999.99")  # Numeric(10, 2)
+CURRENCY_PATTERN = re.compile(r"^[A-Za-z]{3}$")
+
+
+def default_requires_auth(category: str) -> bool:
+    """SPEC §2.3: free sessions need no account; pathway and specialized ones do, unless an admin says otherwise."""
+    return category != "free"
+
+
+def parse_category(value: str, *, field: str = "category") -> str:
+    category = value.strip().lower()
+    if category not in CATEGORY_ORDER:
+        raise InvalidInput(
+            f"{field}: {value!r} is not a category; choose one of {', '.join(CATEGORY_ORDER)}", code="invalid_category"
+        )
+    return category
+
+
+def parse_price(value: str | int | float | Decimal, *, field: str = "price") -> Decimal:
+    """A non-negative amount with at most two decimals (money is never rounded silently)."""
+    try:
+        amount = Decimal(str(value).strip())
+    except InvalidOperation:
+        raise InvalidInput(f"{field}: {value!r} is not an amount", code="invalid_price") from None
+    if not amount.is_finite() or amount < 0 or amount > MAX_PRICE:
+        raise InvalidInput(f"{field}: {value!r} must be between 0.00 and {MAX_PRICE}", code="invalid_price")
+    if amount != amount.quantize(Decimal("0.01")):
+        raise InvalidInput(f"{field}: {value!r} has more than two decimal places", code="invalid_price")
+    return amount.quantize(Decimal("0.01"))
+
+
+def parse_currency(value: str, *, field: str = "currency") -> str:
+    """An ISO 4217-shaped code, stored upper case."""
+    if not CURRENCY_PATTERN.match(value.strip()):
+        raise InvalidInput(f"{field}: {value!r} is not a three-letter currency code", code="invalid_currency")
+    return value.strip().upper()

@@ -1,0 +1,311 @@
+"""Session-type administration (``bapp sessions list|show|add|update``): the admin view and the curated fields.
+
+Admins edit only what SPEC §2.3 calls curated — category, requires_auth, linked pathways, price and
+currency, display order, the local enable switch — on any session type. ``add`` creates local-only types
+(no Calendly URI), which sync never touches. Everything is validated before the first write.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import case, delete, insert, select
+from sqlalchemy.orm import Session
+
+from bapp_cli.db.audit import record_audit
+from bapp_cli.db.models import Pathway, SessionType, SessionTypePathway
+from bapp_cli.errors import Conflict, InvalidInput
+from bapp_cli.services.pathways import get_pathway
+from bapp_cli.services.people import get_builder
+from bapp_cli.services.session_types import (
+    CATEGORY_ORDER,
+    SESSION_COLUMNS,
+    bookable_clause,
+    default_requires_auth,
+    get_session_type,
+    parse_category,
+    parse_currency,
+    parse_price,
+    pathway_slugs_by_session,
+    session_records,
+)
+
+MAX_TITLE_LENGTH = 300
+MAX_SLUG_LENGTH = 200
+# Calendly allows 1..720 minutes; a local session may run a full day.
+MAX_DURATION_MINUTES = 1440
+_SLUG_PATTERN = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+
+
+@dataclass(frozen=True)
+class SessionTypeView:
+    """A session type as CLI.md's session record."""
+
+    id: int
+    slug: str | None
+    title: str
+    description: str | None
+    category: str
+    requires_auth: bool
+    bookable: bool
+    enabled: bool
+    is_secret: bool
+    duration_minutes: int
+    duration_options: list[int] | None
+    price: Decimal
+    currency: str
+    display_order: int
+    pathways: list[str]
+    builder: str | None
+    calendly_uri: str | None
+    scheduling_url: str | None
+    custom_questions: list[dict[str, Any]]
+
+    def as_record(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in SESSION_COLUMNS}
+
+
+def _views(session: Session, rows: Sequence[SessionType]) -> list[SessionTypeView]:
+    return [SessionTypeView(**record) for record in session_records(session, rows)]
+
+
+@dataclass(frozen=True)
+class NewSessionType:
+    """Input of ``sessions add``; strings are parsed here so every error names its flag."""
+
+    title: str
+    duration_minutes: int
+    category: str = "specialized"
+    requires_auth: bool | None = None
+    pathways: Sequence[str] = ()
+    price: str | None = None
+    currency: str | None = None
+    builder: str | None = None
+    description: str | None = None
+    slug: str | None = None
+    display_order: int | None = None
+
+
+@dataclass(frozen=True)
+class SessionTypeChanges:
+    """Input of ``sessions update``: None means "leave as is"."""
+
+    category: str | None = None
+    requires_auth: bool | None = None
+    pathways: Sequence[str] = ()
+    clear_pathways: bool = False
+    price: str | None = None
+    currency: str | None = None
+    display_order: int | None = None
+    enabled: bool | None = None
+
+    @property
+    def empty(self) -> bool:
+        return (
+            self.category is None
+            and self.requires_auth is None
+            and not self.pathways
+            and not self.clear_pathways
+            and self.price is None
+            and self.currency is None
+            and self.display_order is None
+            and self.enabled is None
+        )
+
+
+@dataclass(frozen=True)
+class SessionTypeUpdate:
+    """The session after ``update`` and what changed (empty when the values were already so)."""
+
+    session_type: SessionTypeView
+    changed: dict[str, Any]
+
+    def as_record(self) -> dict[str, Any]:
+        return self.session_type.as_record()
+
+
+def category_order() -> Any:
+    """free, pathway, specialized (SPEC §2.5) as a sortable SQL expression."""
+    return case({name: index for index, name in enumerate(CATEGORY_ORDER)}, value=SessionType.category, else_=99)
+
+
+def list_session_types(
+    session: Session,
+    *,
+    include_all: bool = False,
+    category: str | None = None,
+    pathway: str | None = None,
+    builder: str | None = None,
+) -> list[SessionTypeView]:
+    """The admin view: bookable types (all with ``include_all``), grouped by category then display order."""
+    query = select(SessionType)
+    if not include_all:
+        query = query.where(bookable_clause())
+    if category is not None:
+        query = query.where(SessionType.category == parse_category(category))
+    if pathway is not None:
+        found = get_pathway(session, pathway)
+        query = query.where(
+            SessionType.id.in_(
+                select(SessionTypePathway.session_type_id).where(SessionTypePathway.pathway_id == found.id)
+            )
+        )
+    if builder is not None:
+        user, _ = get_builder(session, builder)
+        query = query.where(SessionType.builder_id == user.id)
+    query = query.order_by(
+        category_order(), SessionType.display_order, SessionType.price, SessionType.title, SessionType.id
+    )
+    return _views(session, session.scalars(query).all())
+
+
+def show_session_type(session: Session, identifier: str) -> SessionTypeView:
+    return _views(session, [get_session_type(session, identifier)])[0]
+
+
+def _slugify(title: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")[:MAX_SLUG_LENGTH].strip("-")
+
+
+def _linked_pathways(session: Session, slugs: Sequence[str]) -> list[Pathway]:
+    found: dict[int, Pathway] = {}
+    for slug in slugs:
+        pathway = get_pathway(session, slug, for_new_links=True)
+        found.setdefault(pathway.id, pathway)
+    return list(found.values())
+
+
+def add_session_type(session: Session, draft: NewSessionType, *, now: dt.datetime) -> SessionTypeView:
+    """Create a local-only session type (sync never touches it: it has no Calendly URI)."""
+    title = draft.title.strip()
+    if not title or len(title) > MAX_TITLE_LENGTH:
+        raise InvalidInput(f"title: must be 1 to {MAX_TITLE_LENGTH} characters", code="invalid_title")
+    if not 1 <= draft.duration_minutes <= MAX_DURATION_MINUTES:
+        raise InvalidInput(
+            f"duration: {draft.duration_minutes} is not between 1 and {MAX_DURATION_MINUTES} minutes",
+            code="invalid_duration",
+        )
+    category = parse_category(draft.category)
+    slug = (draft.slug.strip().lower() if draft.slug is not None else _slugify(title)) or None
+    if slug is None or len(slug) > MAX_SLUG_LENGTH or not _SLUG_PATTERN.match(slug):
+        raise InvalidInput(
+            f"slug: {draft.slug if draft.slug is not None else slug!r} must be lowercase letters, digits and hyphens",
+            hint="pass --slug",
+            code="invalid_slug",
+        )
+    price = parse_price(draft.price) if draft.price is not None else Decimal("0.00")
+    currency = parse_currency(draft.currency) if draft.currency is not None else "GBP"
+    pathways = _linked_pathways(session, draft.pathways)
+    if category == "pathway" and not pathways:
+        raise InvalidInput(
+            "pathway: a pathway session needs at least one --pathway", hint="pass --pathway SLUG", code="pathway_needed"
+        )
+    builder_id = get_builder(session, draft.builder)[0].id if draft.builder is not None else None
+    if session.scalar(select(SessionType.id).where(SessionType.slug == slug).limit(1)) is not None:
+        raise Conflict(
+            f"a session type with slug {slug!r} already exists",
+            hint="choose another title or pass --slug",
+            code="duplicate_session",
+        )
+    session_type = SessionType(
+        calendly_uri=None,
+        slug=slug,
+        title=title,
+        description=draft.description,
+        duration_minutes=draft.duration_minutes,
+        kind="solo",
+        builder_id=builder_id,
+        category=category,
+        requires_auth=default_requires_auth(category) if draft.requires_auth is None else draft.requires_auth,
+        price=price,
+        currency=currency,
+        display_order=draft.display_order if draft.display_order is not None else 0,
+        enabled=True,
+        present_in_last_sync=True,
+        custom_questions=[],
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(session_type)
+    session.flush()
+    if pathways:
+        session.execute(
+            insert(SessionTypePathway),
+            [{"session_type_id": session_type.id, "pathway_id": pathway.id} for pathway in pathways],
+        )
+    view = show_session_type(session, str(session_type.id))
+    record_audit(
+        session,
+        "session_type",
+        str(session_type.id),
+        {
+            "slug": slug,
+            "title": title,
+            "category": category,
+            "requires_auth": view.requires_auth,
+            "pathways": view.pathways,
+            "price": price,
+            "currency": currency,
+        },
+    )
+    return view
+
+
+def update_session_type(
+    session: Session, identifier: str, changes: SessionTypeChanges, *, now: dt.datetime
+) -> SessionTypeUpdate:
+    """Change curated fields only. A category change without ``requires_auth`` takes the category's default."""
+    session_type = get_session_type(session, identifier)
+    wanted: dict[str, Any] = {}
+    if changes.category is not None:
+        wanted["category"] = parse_category(changes.category)
+        if changes.requires_auth is None and wanted["category"] != session_type.category:
+            wanted["requires_auth"] = default_requires_auth(wanted["category"])
+    if changes.requires_auth is not None:
+        wanted["requires_auth"] = changes.requires_auth
+    if changes.price is not None:
+        wanted["price"] = parse_price(changes.price)
+    if changes.currency is not None:
+        wanted["currency"] = parse_currency(changes.currency)
+    if changes.display_order is not None:
+        wanted["display_order"] = changes.display_order
+    if changes.enabled is not None:
+        wanted["enabled"] = changes.enabled
+
+    current_links = pathway_slugs_by_session(session, [session_type.id]).get(session_type.id, [])
+    added = _linked_pathways(session, changes.pathways)
+    kept = [] if changes.clear_pathways else list(current_links)
+    new_links = kept + [pathway.slug for pathway in added if pathway.slug not in kept]
+    touches_links = changes.category is not None or bool(changes.pathways) or changes.clear_pathways
+    if touches_links and wanted.get("category", session_type.category) == "pathway" and not new_links:
+        raise InvalidInput(
+            "pathway: a pathway session needs at least one linked pathway",
+            hint="pass --pathway SLUG, or change --category",
+            code="pathway_needed",
+        )
+
+    changed = {name: value for name, value in wanted.items() if getattr(session_type, name) != value}
+    if set(new_links) != set(current_links):
+        changed["pathways"] = new_links
+    if not changed:
+        return SessionTypeUpdate(show_session_type(session, str(session_type.id)), {})
+    for name, value in changed.items():
+        if name != "pathways":
+            setattr(session_type, name, value)
+    session_type.updated_at = now
+    if "pathways" in changed:
+        session.execute(delete(SessionTypePathway).where(SessionTypePathway.session_type_id == session_type.id))
+        ids = dict(session.execute(select(Pathway.slug, Pathway.id).where(Pathway.slug.in_(new_links))).tuples().all())
+        if new_links:
+            session.execute(
+                insert(SessionTypePathway),
+                [{"session_type_id": session_type.id, "pathway_id": ids[slug]} for slug in new_links],
+            )
+    session.flush()
+    record_audit(session, "session_type", str(session_type.id), changed)
+    return SessionTypeUpdate(show_session_type(session, str(session_type.id)), changed)

@@ -1,0 +1,782 @@
+"""Calendly event-type sync (SPEC §2.3, §2.8): classify, apply a whole listing in one transaction, record runs.
+
+The listing is fetched completely before anything is written; :func:`sync_event_types` then applies it
+inside the caller's one transaction:
+
+* matched on the event-type URI; new types are created and classified (config rules, else the built-in
+  defaults of SPEC §2.3); known ones get their Calendly-owned fields updated and nothing else (the
+  curated fields change only by admin command or ``--reclassify``);
+* types missing from the listing are marked not bookable (``present_in_last_sync`` false); types that
+  come back are marked present again;
+* only rows that differ are written, so a no-change run writes no session-type rows at all.
+
+Run records: a successful run inserts its ``sync_runs`` row in the same transaction as the changes, so
+the two commit or vanish together (a run killed mid-apply leaves neither). A failed run (fetch error,
+invalid listing, empty-listing guard, database error) rolls its transaction back and the caller writes
+the failed row in a small transaction of its own with :func:`record_failed_run`: that row is the only
+write a failed run makes. A dry run writes nothing, not even a run record. A run refused because
+another holds the lock never started, so it has no record either.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from pydantic import TypeAdapter, ValidationError
+from sqlalchemy import Row, delete, func, insert, select, update
+from sqlalchemy.orm import Session
+
+from bapp_cli.calendly.models import EventType
+from bapp_cli.db.audit import record_audit
+from bapp_cli.db.models import BuilderProfile, Pathway, SessionType, SessionTypePathway, SyncRun
+from bapp_cli.errors import BappError, ConfigError, Conflict, InvalidInput, RemoteError
+from bapp_cli.services.session_types import (
+    CATEGORY_ORDER,
+    default_requires_auth,
+    parse_currency,
+    parse_price,
+)
+
+if TYPE_CHECKING:
+    from bapp_cli.calendly.client import CalendlyClient
+
+SYNC_COLUMNS = (
+    "run_id",
+    "status",
+    "dry_run",
+    "fetched",
+    "created",
+    "updated",
+    "unchanged",
+    "deactivated",
+    "reactivated",
+)
+RUN_COLUMNS = (
+    "run_id",
+    "started_at",
+    "finished_at",
+    "status",
+    "source",
+    "fetched",
+    "created",
+    "updated",
+    "unchanged",
+    "deactivated",
+    "reactivated",
+    "error",
+)
+WHOAMI_COLUMNS = ("uri", "name", "email", "organization")
+SOURCES = ("api", "file")
+
+# Fields sync owns (SPEC §2.3); everything else on a session type is curated locally and never touched here.
+OWNED_FIELDS = (
+    "slug",
+    "title",
+    "description",
+    "duration_minutes",
+    "duration_options",
+    "kind",
+    "color",
+    "scheduling_url",
+    "is_secret",
+    "remote_active",
+    "custom_questions",
+    "owner_uri",
+    "builder_id",
+    "calendly_position",
+    "remote_updated_at",
+    "remote_deleted_at",
+)
+CLASSIFIED_FIELDS = ("category", "requires_auth", "price", "currency")
+
+# Column sizes of SessionType: a value that does not fit is an invalid listing, reported with its field,
+# rather than a database error halfway through the apply.
+_MAX_LENGTHS = {"uri": 500, "name": 300, "slug": 200, "color": 7, "scheduling_url": 500, "owner": 500}
+_KINDS = ("solo", "group")
+# Built-in defaults of SPEC §2.3 for names or slugs (slugs use hyphens between words).
+_FREE_WORDS = re.compile(r"\b(?:free|getting[\s_-]+started|intro|discovery|back[\s_-]+to[\s_-]+work)", re.IGNORECASE)
+_RULE_KEYS = frozenset({"pattern", "field", "category", "requires_auth", "pathways", "price", "currency"})
+_RULE_FIELDS = {"name": ("name",), "slug": ("slug",), "any": ("name", "slug")}
+_ID_CHUNK = 500
+_LISTING = TypeAdapter(list[EventType])
+
+
+# -- classification ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ClassificationRule:
+    """One ``[[calendly.rules]]`` table: a case-insensitive regex on name and/or slug → curated fields."""
+
+    number: int
+    pattern: re.Pattern[str]
+    fields: tuple[str, ...]
+    category: str
+    requires_auth: bool | None = None
+    pathways: tuple[str, ...] = ()
+    price: Decimal | None = None
+    currency: str | None = None
+
+    @property
+    def label(self) -> str:
+        return f"calendly.rules[{self.number}]"
+
+    def matches(self, name: str, slug: str) -> bool:
+        values = {"name": name, "slug": slug}
+        return any(self.pattern.search(values[part]) for part in self.fields)
+
+
+@dataclass(frozen=True)
+class Classification:
+    """The curated fields a new (or reclassified) type starts with, and which rule chose them."""
+
+    category: str
+    requires_auth: bool
+    pathways: tuple[str, ...]
+    price: Decimal | None = None
+    currency: str | None = None
+    rule: int | None = None
+
+    def describe(self) -> str:
+        access = "account" if self.requires_auth else "public"
+        linked = f", pathways {'+'.join(self.pathways)}" if self.pathways else ""
+        source = f", rule {self.rule}" if self.rule is not None else ""
+        return f"{self.category}, {access}{linked}{source}"
+
+
+def parse_rules(raw: Sequence[Any]) -> list[ClassificationRule]:
+    """Validate the config's rules up front, so a typo fails the run before anything is fetched (exit 4)."""
+    rules: list[ClassificationRule] = []
+    for number, entry in enumerate(raw, start=1):
+        label = f"calendly.rules[{number}]"
+        if not isinstance(entry, Mapping):
+            raise ConfigError(f"{label} must be a table", hint="see examples/config.toml")
+        unknown = sorted(set(entry) - _RULE_KEYS)
+        if unknown:
+            raise ConfigError(
+                f"{label}: unknown key {unknown[0]!r}", hint="rule keys: " + ", ".join(sorted(_RULE_KEYS))
+            )
+        pattern_text = entry.get("pattern")
+        if not isinstance(pattern_text, str) or not pattern_text:
+            raise ConfigError(f"{label}: 'pattern' (a regular expression) is required")
+        try:
+            pattern = re.compile(pattern_text, re.IGNORECASE)
+        except re.error as exc:
+            raise ConfigError(f"{label}: pattern {pattern_text!r} is not a valid regular expression ({exc})") from None
+        field_name = entry.get("field", "any")
+        if field_name not in _RULE_FIELDS:
+            raise ConfigError(f"{label}: field must be one of name, slug, any (not {field_name!r})")
+        category = entry.get("category")
+        if not isinstance(category, str) or category.strip().lower() not in CATEGORY_ORDER:
+            raise ConfigError(f"{label}: category must be one of {', '.join(CATEGORY_ORDER)} (not {category!r})")
+        requires_auth = entry.get("requires_auth")
+        if requires_auth is not None and not isinstance(requires_auth, bool):
+            raise ConfigError(f"{label}: requires_auth must be true or false")
+        pathways = entry.get("pathways", [])
+        if isinstance(pathways, str):
+            pathways = [pathways]
+        if not isinstance(pathways, list) or not all(isinstance(item, str) and item.strip() for item in pathways):
+            raise ConfigError(f"{label}: pathways must be a list of pathway slugs")
+        try:
+            price = parse_price(entry["price"], field=f"{label}.price") if "price" in entry else None
+            currency = (
+                parse_currency(str(entry["currency"]), field=f"{label}.currency") if "currency" in entry else None
+            )
+        except InvalidInput as exc:
+            raise ConfigError(exc.message) from None
+        rules.append(
+            ClassificationRule(
+                number=number,
+                pattern=pattern,
+                fields=_RULE_FIELDS[field_name],
+                category=category.strip().lower(),
+                requires_auth=requires_auth,
+                pathways=tuple(dict.fromkeys(item.strip().lower() for item in pathways)),
+                price=price,
+                currency=currency,
+            )
+        )
+    return rules
+
+
+class Classifier:
+    """Rules first (in order, first match wins), then SPEC §2.3's defaults: free words → free, a pathway's
+    name or slug as a whole word → pathway linked to it, otherwise specialized."""
+
+    def __init__(self, rules: Sequence[ClassificationRule], pathways: Mapping[str, tuple[str, bool]]) -> None:
+        """``pathways`` maps every known slug to (name, archived)."""
+        for rule in rules:
+            for slug in rule.pathways:
+                if slug not in pathways:
+                    raise ConfigError(
+                        f"{rule.label}: no pathway {slug!r}",
+                        hint="known pathways: " + (", ".join(sorted(pathways)) or "none"),
+                    )
+        self._rules = list(rules)
+        self._archived = {slug for slug, (_, archived) in pathways.items() if archived}
+        self._detectors = [
+            (slug, re.compile(rf"\b(?:{re.escape(name)}|{re.escape(slug)})\b", re.IGNORECASE))
+            for slug, (name, archived) in pathways.items()
+            if not archived
+        ]
+
+    def _detect_pathways(self, name: str, slug: str) -> tuple[str, ...]:
+        return tuple(found for found, pattern in self._detectors if pattern.search(name) or pattern.search(slug))
+
+    def classify(self, name: str, slug: str) -> Classification:
+        for rule in self._rules:
+            if rule.matches(name, slug):
+                # Archived pathways take no new links (SPEC §2.1), even when a rule names them.
+                linked = tuple(item for item in rule.pathways if item not in self._archived)
+                if rule.category == "pathway" and not linked:
+                    linked = self._detect_pathways(name, slug)
+                return Classification(
+                    category=rule.category,
+                    requires_auth=default_requires_auth(rule.category)
+                    if rule.requires_auth is None
+                    else rule.requires_auth,
+                    pathways=linked,
+                    price=rule.price,
+                    currency=rule.currency,
+                    rule=rule.number,
+                )
+        if _FREE_WORDS.search(name) or _FREE_WORDS.search(slug):
+            return Classification("free", False, ())
+        detected = self._detect_pathways(name, slug)
+        if detected:
+            return Classification("pathway", True, detected)
+        return Classification("specialized", True, ())
+
+
+def load_classifier(session: Session, rules: Sequence[ClassificationRule]) -> Classifier:
+    rows = session.execute(select(Pathway.slug, Pathway.name, Pathway.archived)).all()
+    return Classifier(rules, {slug: (name, archived) for slug, name, archived in rows})
+
+
+# -- listings --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SyncScope:
+    """Whose event types to list: a user URI, an organization URI (or both, as configured)."""
+
+    user: str | None = None
+    organization: str | None = None
+
+    def describe(self) -> str:
+        parts = [
+            f"organization {self.organization}" if self.organization else "",
+            f"user {self.user}" if self.user else "",
+        ]
+        return " and ".join(part for part in parts if part)
+
+
+@dataclass(frozen=True)
+class CalendlyIdentity:
+    """Who the token belongs to (``bapp calendly whoami``)."""
+
+    uri: str
+    name: str
+    email: str
+    organization: str
+
+    def as_record(self) -> dict[str, Any]:
+        return {"uri": self.uri, "name": self.name, "email": self.email, "organization": self.organization}
+
+
+def whoami(client: CalendlyClient) -> CalendlyIdentity:
+    user = client.get_current_user()
+    return CalendlyIdentity(user.uri, user.name, user.email, user.current_organization)
+
+
+def resolve_scope(
+    client: CalendlyClient,
+    *,
+    user: str | None = None,
+    organization: str | None = None,
+    configured_user: str | None = None,
+    configured_organization: str | None = None,
+) -> SyncScope:
+    """SPEC §2.8: ``--user``/``--organization``, else the config's, else the token's own user (``/users/me``)."""
+    if user or organization:
+        return SyncScope(user=user or None, organization=organization or None)
+    if configured_user or configured_organization:
+        return SyncScope(user=configured_user or None, organization=configured_organization or None)
+    return SyncScope(user=client.get_current_user().uri)
+
+
+def fetch_event_types(client: CalendlyClient, scope: SyncScope) -> list[EventType]:
+    """Every page of the scope's event types, active and inactive; fails whole (nothing partial)."""
+    return client.list_event_types(user=scope.user, organization=scope.organization)
+
+
+def parse_listing(content: bytes | str, *, name: str) -> list[EventType]:
+    """A saved listing (``--from-file``): one page ``{collection, pagination}``, a list of pages, or a bare
+    list of event types. Every bad item is reported with its page and index (exit 6)."""
+    try:
+        data = json.loads(content)
+    except (ValueError, UnicodeDecodeError) as exc:
+        where = f" (line {exc.lineno}, column {exc.colno})" if isinstance(exc, json.JSONDecodeError) else ""
+        raise InvalidInput(f"{name}: not valid JSON{where}", code="invalid_listing") from None
+    if isinstance(data, Mapping):
+        pages: list[tuple[str, Any]] = [("collection", data.get("collection"))]
+        if "collection" not in data:
+            raise InvalidInput(
+                f"{name}: a JSON object must be a listing page with a 'collection' array",
+                hint="save the body of GET /event_types, a list of such pages, or a list of event types",
+                code="invalid_listing",
+            )
+    elif isinstance(data, list) and data and all(isinstance(item, Mapping) and "collection" in item for item in data):
+        pages = [(f"[{number}].collection", page.get("collection")) for number, page in enumerate(data)]
+    elif isinstance(data, list):
+        pages = [("", data)]
+    else:
+        raise InvalidInput(f"{name}: expected a listing page, a list of pages or a list of event types")
+    items: list[EventType] = []
+    details: list[dict[str, Any]] = []
+    for prefix, collection in pages:
+        if not isinstance(collection, list):
+            details.append({"field": prefix or "(top level)", "message": "must be an array of event types"})
+            continue
+        try:
+            items.extend(_LISTING.validate_python(collection))
+        except ValidationError as exc:
+            for error in exc.errors(include_url=False, include_input=False):
+                loc = error["loc"]
+                index = loc[0] if loc and isinstance(loc[0], int) else None
+                path = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc[1:]).lstrip(".")
+                details.append(
+                    {
+                        "row": f"{prefix}[{index}]" if index is not None else prefix,
+                        "field": path or None,
+                        "message": error["msg"],
+                    }
+                )
+    if details:
+        first = details[0]
+        where = " ".join(str(part) for part in (first.get("row"), first.get("field")) if part)
+        raise InvalidInput(
+            f"{name}: {len(details)} invalid value(s) in the listing; first: {where}: {first['message']}",
+            details=details,
+            code="invalid_listing",
+        )
+    return items
+
+
+# -- results ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SyncChange:
+    """One planned or applied change, rendered as one stderr line by ``--dry-run``/``--verbose``."""
+
+    action: str  # create, update, deactivate, reactivate
+    uri: str
+    title: str
+    fields: tuple[str, ...] = ()
+    note: str = ""
+
+    def describe(self) -> str:
+        line = f"{self.action:<10} {self.uri}  {self.title!r}"
+        if self.fields:
+            line += ": " + ", ".join(self.fields)
+        if self.note:
+            line += f" ({self.note})"
+        return line
+
+
+@dataclass
+class SyncReport:
+    """The summary of one run (CLI.md ``calendly sync``)."""
+
+    run_id: int | None
+    status: str
+    dry_run: bool
+    source: str
+    fetched: int = 0
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    deactivated: int = 0
+    reactivated: int = 0
+    skipped: int = 0
+    error: str | None = None
+    changes: list[SyncChange] = field(default_factory=list)
+
+    def as_record(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "status": self.status,
+            "dry_run": self.dry_run,
+            "fetched": self.fetched,
+            "created": self.created,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "deactivated": self.deactivated,
+            "reactivated": self.reactivated,
+        }
+
+    @property
+    def rows_written(self) -> int:
+        return self.created + self.updated + self.deactivated + self.reactivated
+
+
+@dataclass(frozen=True)
+class SyncRunView:
+    """One row of ``calendly status``."""
+
+    run_id: int
+    started_at: dt.datetime
+    finished_at: dt.datetime | None
+    status: str
+    source: str
+    fetched: int
+    created: int
+    updated: int
+    unchanged: int
+    deactivated: int
+    reactivated: int
+    error: str | None
+
+    def as_record(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in RUN_COLUMNS}
+
+
+# -- the apply -------------------------------------------------------------------------------------
+
+
+def _check_item(item: EventType, error_type: type[BappError], origin: str) -> None:
+    values = {
+        "uri": item.uri,
+        "name": item.name,
+        "slug": item.slug,
+        "color": item.color,
+        "scheduling_url": item.scheduling_url,
+        "owner": item.owner_uri,
+    }
+    problem = None
+    if not item.uri.strip():
+        problem = "uri: must not be empty"
+    elif item.kind not in _KINDS:
+        problem = f"kind: {item.kind!r} is not one of {', '.join(_KINDS)}"
+    else:
+        for name, limit in _MAX_LENGTHS.items():
+            value = values[name]
+            if value is not None and len(value) > limit:
+                problem = f"{'profile.owner' if name == 'owner' else name}: longer than {limit} characters"
+                break
+    if problem is not None:
+        raise error_type(f"{origin}: invalid event type {item.uri[:200]}: {problem}", code="invalid_listing")
+
+
+def _title(item: EventType) -> str:
+    # Calendly allows a null name (e.g. some managed types); a session type always needs a title.
+    return (item.name or "").strip() or item.slug or item.uri.rstrip("/").rsplit("/", 1)[-1]
+
+
+def _owned_values(item: EventType, builders: Mapping[str, int]) -> dict[str, Any]:
+    owner = item.owner_uri
+    return {
+        "slug": item.slug.lower() if item.slug else None,
+        "title": _title(item),
+        "description": item.description_plain,
+        "duration_minutes": item.duration,
+        "duration_options": list(item.duration_options) or None,
+        "kind": item.kind,
+        "color": item.color,
+        "scheduling_url": item.scheduling_url,
+        "is_secret": item.secret,
+        "remote_active": item.active,
+        "custom_questions": [question.model_dump(mode="json") for question in item.custom_questions],
+        "owner_uri": owner,
+        # Team-owned types (/teams/…) and types without a profile have no builder.
+        "builder_id": builders.get(owner) if owner else None,
+        "calendly_position": item.position,
+        "remote_updated_at": item.updated_at,
+        "remote_deleted_at": item.deleted_at,
+    }
+
+
+_EXISTING_COLUMNS = (
+    SessionType.id,
+    SessionType.calendly_uri,
+    SessionType.present_in_last_sync,
+    *(getattr(SessionType, name) for name in OWNED_FIELDS),
+    *(getattr(SessionType, name) for name in CLASSIFIED_FIELDS),
+)
+
+
+def _chunks(values: Sequence[int], size: int = _ID_CHUNK) -> Iterable[Sequence[int]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+def sync_event_types(
+    session: Session,
+    listing: Sequence[EventType],
+    *,
+    source: str,
+    started_at: dt.datetime,
+    clock: Callable[[], dt.datetime],
+    rules: Sequence[ClassificationRule] = (),
+    dry_run: bool = False,
+    allow_empty: bool = False,
+    reclassify: bool = False,
+) -> SyncReport:
+    """Apply a complete listing in the caller's transaction and (unless ``dry_run``) record the run.
+
+    Raises Conflict (exit 8) for an empty listing while synced types exist, unless ``allow_empty``; an
+    item that cannot be stored raises RemoteError (API) or InvalidInput (file) naming its field.
+    """
+    if source not in SOURCES:
+        raise ValueError(f"unknown sync source {source!r}")
+    now = clock()
+    error_type: type[BappError] = RemoteError if source == "api" else InvalidInput
+    origin = "Calendly listing" if source == "api" else "listing file"
+    report = SyncReport(run_id=None, status="succeeded", dry_run=dry_run, source=source, fetched=len(listing))
+
+    by_uri: dict[str, EventType] = {}
+    for item in listing:
+        _check_item(item, error_type, origin)
+        by_uri[item.uri] = item  # a type listed twice (pages shifting under the cursor): the later copy wins
+    report.skipped = len(listing) - len(by_uri)
+
+    existing: dict[str, Row[Any]] = {
+        row.calendly_uri: row
+        for row in session.execute(select(*_EXISTING_COLUMNS).where(SessionType.calendly_uri.is_not(None)))
+    }
+    if not by_uri and not allow_empty:
+        still_listed = sum(1 for row in existing.values() if row.present_in_last_sync)
+        if still_listed:
+            raise Conflict(
+                f"the Calendly listing is empty but {still_listed} synced session types are still listed; "
+                "refusing to make them all unbookable",
+                hint="check the scope (--user/--organization); pass --allow-empty if every type really is gone",
+                code="empty_listing",
+            )
+
+    builders: dict[str, int] = dict(
+        session.execute(
+            select(func.coalesce(BuilderProfile.calendly_user_uri, ""), BuilderProfile.user_id).where(
+                BuilderProfile.calendly_user_uri.is_not(None)
+            )
+        )
+        .tuples()
+        .all()
+    )
+    classifier = load_classifier(session, rules)
+    pathway_ids = dict(session.execute(select(Pathway.slug, Pathway.id)).tuples().all())
+
+    inserts: list[dict[str, Any]] = []
+    new_links: dict[str, tuple[str, ...]] = {}
+    updates: list[dict[str, Any]] = []
+    relinks: dict[int, tuple[str, ...]] = {}
+    current_links: dict[int, set[str]] = {}
+    if reclassify and existing:
+        for type_id, slug in session.execute(
+            select(SessionTypePathway.session_type_id, Pathway.slug).join(
+                Pathway, Pathway.id == SessionTypePathway.pathway_id
+            )
+        ):
+            current_links.setdefault(type_id, set()).add(slug)
+
+    for uri, item in by_uri.items():
+        desired = _owned_values(item, builders)
+        row = existing.get(uri)
+        if row is None:
+            classification = classifier.classify(desired["title"], desired["slug"] or "")
+            values = {
+                "calendly_uri": uri,
+                **desired,
+                "present_in_last_sync": True,
+                "last_synced_at": now,
+                "category": classification.category,
+                "requires_auth": classification.requires_auth,
+                # SPEC §2.3: a new type's display order starts at its Calendly position.
+                "display_order": item.position if item.position is not None else 0,
+                "price": classification.price if classification.price is not None else Decimal("0.00"),
+                "currency": classification.currency or "GBP",
+                "enabled": True,
+                "created_at": now,
+                "updated_at": now,
+            }
+            inserts.append(values)
+            if classification.pathways:
+                new_links[uri] = classification.pathways
+            report.created += 1
+            report.changes.append(SyncChange("create", uri, desired["title"], note=classification.describe()))
+            continue
+        changed = [name for name in OWNED_FIELDS if getattr(row, name) != desired[name]]
+        values = {name: desired[name] for name in changed}
+        curated_changed: list[str] = []
+        if reclassify:
+            classification = classifier.classify(desired["title"], desired["slug"] or "")
+            wanted: dict[str, Any] = {
+                "category": classification.category,
+                "requires_auth": classification.requires_auth,
+            }
+            if classification.price is not None:
+                wanted["price"] = classification.price
+            if classification.currency is not None:
+                wanted["currency"] = classification.currency
+            for name, value in wanted.items():
+                if getattr(row, name) != value:
+                    curated_changed.append(f"{name} {getattr(row, name)}→{value}")
+                    values[name] = value
+            if current_links.get(row.id, set()) != set(classification.pathways):
+                curated_changed.append(
+                    f"pathways {'+'.join(sorted(current_links.get(row.id, set()))) or '-'}"
+                    f"→{'+'.join(classification.pathways) or '-'}"
+                )
+                relinks[row.id] = classification.pathways
+        returning = not row.present_in_last_sync
+        if not values and not returning and row.id not in relinks:
+            report.unchanged += 1
+            continue
+        updates.append({"id": row.id, **values, "present_in_last_sync": True, "last_synced_at": now, "updated_at": now})
+        fields = tuple(changed) + tuple(curated_changed)
+        if returning:
+            report.reactivated += 1
+            report.changes.append(SyncChange("reactivate", uri, desired["title"], fields, note="back in the listing"))
+        else:
+            report.updated += 1
+            report.changes.append(SyncChange("update", uri, desired["title"], fields))
+
+    vanished = [row for uri, row in existing.items() if uri not in by_uri and row.present_in_last_sync]
+    for row in vanished:
+        report.deactivated += 1
+        report.changes.append(SyncChange("deactivate", row.calendly_uri, row.title, note="gone from the listing"))
+
+    _write(session, inserts, new_links, updates, relinks, vanished, pathway_ids, now)
+
+    if not dry_run:
+        run = SyncRun(
+            kind="event_types",
+            source=source,
+            started_at=started_at,
+            finished_at=clock(),
+            status="succeeded",
+            dry_run=False,
+            fetched=report.fetched,
+            created=report.created,
+            updated=report.updated,
+            unchanged=report.unchanged,
+            deactivated=report.deactivated,
+            reactivated=report.reactivated,
+            skipped=report.skipped,
+        )
+        session.add(run)
+        session.flush()
+        report.run_id = run.id
+        if report.rows_written:
+            record_audit(
+                session,
+                "calendly_sync",
+                str(run.id),
+                {**report.as_record(), "changes": [change.describe() for change in report.changes]},
+            )
+    return report
+
+
+def _write(
+    session: Session,
+    inserts: list[dict[str, Any]],
+    new_links: Mapping[str, tuple[str, ...]],
+    updates: list[dict[str, Any]],
+    relinks: Mapping[int, tuple[str, ...]],
+    vanished: Sequence[Row[Any]],
+    pathway_ids: Mapping[str, int],
+    now: dt.datetime,
+) -> None:
+    """Bulk statements only: one executemany per kind of change, nothing for unchanged rows."""
+    links: list[dict[str, int]] = []
+    if inserts:
+        if new_links:
+            created = session.execute(
+                insert(SessionType).returning(SessionType.id, SessionType.calendly_uri), inserts
+            ).all()
+            for type_id, uri in created:
+                links.extend(
+                    {"session_type_id": type_id, "pathway_id": pathway_ids[slug]}
+                    for slug in new_links.get(uri or "", ())
+                )
+        else:
+            session.execute(insert(SessionType), inserts)
+    if updates:
+        session.execute(update(SessionType), updates)
+    if relinks:
+        ids = list(relinks)
+        for chunk in _chunks(ids):
+            session.execute(delete(SessionTypePathway).where(SessionTypePathway.session_type_id.in_(chunk)))
+        links.extend(
+            {"session_type_id": type_id, "pathway_id": pathway_ids[slug]}
+            for type_id, slugs in relinks.items()
+            for slug in slugs
+        )
+    if links:
+        session.execute(insert(SessionTypePathway), links)
+    gone = [row.id for row in vanished]
+    for chunk in _chunks(gone):
+        session.execute(
+            update(SessionType)
+            .where(SessionType.id.in_(chunk))
+            .values(present_in_last_sync=False, last_synced_at=now, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+
+
+def record_failed_run(
+    session: Session,
+    *,
+    source: str,
+    started_at: dt.datetime,
+    finished_at: dt.datetime,
+    error: str,
+    fetched: int = 0,
+) -> int:
+    """The only write of a failed run: its record, in a transaction of its own (see module docstring)."""
+    run = SyncRun(
+        kind="event_types",
+        source=source,
+        started_at=started_at,
+        finished_at=finished_at,
+        status="failed",
+        dry_run=False,
+        fetched=fetched,
+        error=error[:2000],
+    )
+    session.add(run)
+    session.flush()
+    return run.id
+
+
+def list_sync_runs(session: Session, *, limit: int = 10, kind: str = "event_types") -> list[SyncRunView]:
+    """The most recent runs first."""
+    if limit < 1:
+        raise InvalidInput(f"limit: must be at least 1 (not {limit})", code="invalid_limit")
+    rows = session.scalars(
+        select(SyncRun).where(SyncRun.kind == kind).order_by(SyncRun.started_at.desc(), SyncRun.id.desc()).limit(limit)
+    ).all()
+    return [
+        SyncRunView(
+            run_id=run.id,
+            started_at=run.started_at,
+            finished_at=run.finished_at,
+            status=run.status,
+            source=run.source,
+            fetched=run.fetched,
+            created=run.created,
+            updated=run.updated,
+            unchanged=run.unchanged,
+            deactivated=run.deactivated,
+            reactivated=run.reactivated,
+            error=run.error,
+        )
+        for run in rows
+    ]
