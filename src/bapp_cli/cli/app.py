@@ -15,8 +15,12 @@ from typing import Annotated, Any
 import typer
 
 from bapp_cli import __version__
+from bapp_cli.cli import availability as availability_commands  # noqa: F401  (registers `sessions available`)
 from bapp_cli.cli import badges as badges_commands
+from bapp_cli.cli import bookings as bookings_commands
+from bapp_cli.cli import builders as builders_commands
 from bapp_cli.cli import calendly as calendly_commands
+from bapp_cli.cli import clients as clients_commands
 from bapp_cli.cli import config as config_commands
 from bapp_cli.cli import db as db_commands
 from bapp_cli.cli import pathways as pathways_commands
@@ -110,6 +114,9 @@ app.add_typer(progress_commands.app, name="progress")
 app.add_typer(badges_commands.app, name="badges")
 app.add_typer(calendly_commands.app, name="calendly")
 app.add_typer(sessions_commands.app, name="sessions")
+app.add_typer(bookings_commands.app, name="bookings")
+app.add_typer(clients_commands.app, name="clients")
+app.add_typer(builders_commands.app, name="builders")
 
 
 def _wants_json_errors(argv: list[str]) -> bool:

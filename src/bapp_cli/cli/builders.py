@@ -1,0 +1,150 @@
+"""`bapp builders`: the people who run sessions, and the scheduling settings bookings enforce."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from bapp_cli.cli.context import state
+from bapp_cli.cli.options import FormatOption, JsonOption
+
+if TYPE_CHECKING:
+    from bapp_cli.services.builders import BuilderSettings
+
+app = typer.Typer(help="Add, update and list builders (who run sessions).", no_args_is_help=True)
+
+NameOption = Annotated[str | None, typer.Option("--name", help="Display name.", show_default=False)]
+CalendlyUserOption = Annotated[
+    str | None,
+    typer.Option("--calendly-user", help="Calendly user URI that owns their event types.", show_default=False),
+]
+TimezoneOption = Annotated[
+    str | None, typer.Option("--timezone", help="IANA zone, e.g. Europe/London [default: UTC].", show_default=False)
+]
+BufferOption = Annotated[
+    int | None, typer.Option("--buffer", help="Minutes kept free before and after each session.", show_default=False)
+]
+NoticeOption = Annotated[
+    int | None,
+    typer.Option("--minimum-notice", help="Hours of notice a booking needs.", show_default=False),
+]
+AdvanceOption = Annotated[
+    int | None,
+    typer.Option("--max-advance", help="How many days ahead bookings may be made (0: no limit).", show_default=False),
+]
+
+
+def _settings(
+    name: str | None,
+    calendly_user: str | None,
+    timezone: str | None,
+    buffer: int | None,
+    minimum_notice: int | None,
+    max_advance: int | None,
+    accepting: bool | None = None,
+) -> BuilderSettings:
+    from bapp_cli.services.builders import BuilderSettings
+
+    return BuilderSettings(
+        name=name,
+        calendly_user=calendly_user,
+        timezone=timezone,
+        buffer_minutes=buffer,
+        minimum_notice_hours=minimum_notice,
+        max_advance_days=max_advance,
+        accepting_bookings=accepting,
+    )
+
+
+@app.command("add")
+def add(
+    ctx: typer.Context,
+    email: Annotated[str, typer.Argument(help="The builder's e-mail address (stored lowercase).")],
+    name: NameOption = None,
+    calendly_user: CalendlyUserOption = None,
+    timezone: TimezoneOption = None,
+    buffer: BufferOption = None,
+    minimum_notice: NoticeOption = None,
+    max_advance: AdvanceOption = None,
+    fmt: FormatOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Add a builder with their scheduling settings.
+
+    \b
+    Examples:
+      bapp builders add coach@example.com --name "Cora Coach" --timezone Europe/London
+      bapp builders add coach@example.com --buffer 15 --minimum-notice 24 --max-advance 60
+    """
+    from bapp_cli.services.builders import BUILDER_COLUMNS, add_builder
+
+    app_state = state(ctx)
+    sink = app_state.output(fmt, as_json)
+    settings = _settings(name, calendly_user, timezone, buffer, minimum_notice, max_advance)
+    with app_state.transaction() as session:
+        builder = add_builder(session, email, settings)
+    sink.record(builder.as_record(), BUILDER_COLUMNS, title="Builder added")
+    sink.info(f"Added builder {builder.email}.")
+
+
+@app.command("update")
+def update(
+    ctx: typer.Context,
+    email: Annotated[str, typer.Argument(help="The builder's e-mail address.")],
+    name: NameOption = None,
+    calendly_user: CalendlyUserOption = None,
+    timezone: TimezoneOption = None,
+    buffer: BufferOption = None,
+    minimum_notice: NoticeOption = None,
+    max_advance: AdvanceOption = None,
+    accepting: Annotated[
+        bool | None,
+        typer.Option("--accepting/--not-accepting", help="Whether they take new bookings.", show_default=False),
+    ] = None,
+    fmt: FormatOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Change a builder's name, Calendly user or scheduling settings.
+
+    \b
+    Examples:
+      bapp builders update coach@example.com --buffer 10
+      bapp builders update coach@example.com --not-accepting
+      bapp builders update coach@example.com --max-advance 0 --json
+    """
+    from bapp_cli.services.builders import BUILDER_COLUMNS, update_builder
+
+    app_state = state(ctx)
+    sink = app_state.output(fmt, as_json)
+    settings = _settings(name, calendly_user, timezone, buffer, minimum_notice, max_advance, accepting)
+    with app_state.transaction() as session:
+        builder, changes = update_builder(session, email, settings)
+    sink.record(builder.as_record(), BUILDER_COLUMNS, title="Builder")
+    if changes:
+        sink.info(f"Updated {builder.email}: {', '.join(sorted(changes))}.")
+    else:
+        sink.info(f"{builder.email}: nothing to change.")
+
+
+@app.command("list")
+def list_command(ctx: typer.Context, fmt: FormatOption = None, as_json: JsonOption = False) -> None:
+    """List builders with their scheduling settings.
+
+    \b
+    Examples:
+      bapp builders list
+      bapp builders list --format csv
+    """
+    from bapp_cli.services.builders import BUILDER_COLUMNS, list_builders
+
+    app_state = state(ctx)
+    sink = app_state.output(fmt, as_json)
+    with app_state.reading() as session:
+        builders = list_builders(session)
+    sink.records(
+        [builder.as_record() for builder in builders],
+        BUILDER_COLUMNS,
+        title="Builders",
+        headers={"minimum_notice_hours": "notice (h)", "max_advance_days": "advance (d)", "buffer_minutes": "buffer"},
+    )

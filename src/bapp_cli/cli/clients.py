@@ -1,0 +1,233 @@
+"""`bapp clients`: the people who book sessions, and their pathway enrolments."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from bapp_cli.cli.context import state
+from bapp_cli.cli.options import FormatOption, JsonOption
+
+if TYPE_CHECKING:
+    from bapp_cli.cli.output import OutputSink
+    from bapp_cli.services.clients import ClientDetail
+
+app = typer.Typer(help="Add, list and show clients; enrol them in pathways.", no_args_is_help=True)
+
+ENROLMENT_STATUS_CHOICES = ("active", "paused", "completed")
+
+
+def _complete_status(incomplete: str) -> list[str]:
+    return [status for status in ENROLMENT_STATUS_CHOICES if status.startswith(incomplete)]
+
+
+@app.command("add")
+def add(
+    ctx: typer.Context,
+    email: Annotated[str, typer.Argument(help="The client's e-mail address (stored lowercase).")],
+    name: Annotated[str | None, typer.Option("--name", help="Full name.", show_default=False)] = None,
+    company: Annotated[str | None, typer.Option("--company", help="Company.", show_default=False)] = None,
+    industry: Annotated[str | None, typer.Option("--industry", help="Industry.", show_default=False)] = None,
+    fmt: FormatOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Add a client (an existing builder's e-mail gains a client profile).
+
+    \b
+    Examples:
+      bapp clients add ada@example.com --name "Ada Lovelace" --company Analytical
+      bapp clients add grace@example.com --industry Defence --json
+    """
+    from bapp_cli.services.clients import CLIENT_COLUMNS, add_client
+
+    app_state = state(ctx)
+    sink = app_state.output(fmt, as_json)
+    with app_state.transaction() as session:
+        client = add_client(session, email, name=name, company=company, industry=industry)
+    sink.record(client.as_record(), CLIENT_COLUMNS, title="Client added")
+    sink.info(f"Added client {client.email}.")
+
+
+@app.command("list")
+def list_command(
+    ctx: typer.Context,
+    pathway: Annotated[
+        str | None, typer.Option("--pathway", help="Only clients enrolled in this pathway.", show_default=False)
+    ] = None,
+    status: Annotated[
+        str | None,
+        typer.Option(
+            "--status",
+            help="Only clients with an enrolment in this status (active, paused, completed).",
+            autocompletion=_complete_status,
+            show_default=False,
+        ),
+    ] = None,
+    builder: Annotated[
+        str | None,
+        typer.Option("--builder", help="Only clients this builder coaches or has a booking with.", show_default=False),
+    ] = None,
+    fmt: FormatOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List clients by e-mail, optionally by pathway, enrolment status or builder.
+
+    \b
+    Examples:
+      bapp clients list
+      bapp clients list --pathway accelerate --status active
+      bapp clients list --builder coach@example.com --json
+    """
+    from bapp_cli.services.clients import CLIENT_COLUMNS, list_clients
+
+    app_state = state(ctx)
+    sink = app_state.output(fmt, as_json)
+    with app_state.reading() as session:
+        clients = list_clients(session, pathway=pathway, status=status, builder=builder)
+    sink.records([client.as_record() for client in clients], CLIENT_COLUMNS, title="Clients")
+
+
+def _render_detail(detail: ClientDetail, sink: OutputSink, console: Any) -> None:
+    from rich.table import Table
+
+    client = detail.client
+    profile = Table(title=client.name or client.email, show_header=False, box=None, padding=(0, 2))
+    profile.add_column(style="bold")
+    profile.add_column()
+    for key in ("email", "name", "company", "industry", "created_at"):
+        profile.add_row(key.replace("_", " "), sink.display_value(getattr(client, key)))
+    console.print(profile)
+    enrolments = Table(title="Enrolments", header_style="bold")
+    for column in ("pathway", "status", "start date", "completed", "coach", "progress"):
+        enrolments.add_column(column)
+    for item in detail.enrolments:
+        enrolments.add_row(
+            item.pathway,
+            item.status,
+            sink.display_value(item.start_date),
+            sink.display_value(item.completed_at),
+            sink.display_value(item.builder),
+            f"{item.percent}%",
+        )
+    console.print(enrolments)
+    bookings = Table(title="Recent bookings", header_style="bold")
+    for column in ("reference", "start", "session", "status", "payment", "pathway"):
+        bookings.add_column(column)
+    for booking in detail.bookings:
+        bookings.add_row(
+            booking.reference,
+            sink.local_time(booking.start_time),
+            booking.session_title,
+            booking.status,
+            booking.payment_status,
+            sink.display_value(booking.pathway),
+        )
+    console.print(bookings)
+    badges = ", ".join(badge["key"] for badge in detail.badges) or "—"
+    console.print(f"[bold]Badges:[/bold] {badges}")
+
+
+@app.command("show")
+def show(
+    ctx: typer.Context,
+    email: Annotated[str, typer.Argument(help="The client's e-mail address.")],
+    fmt: FormatOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show a client: profile, enrolments with progress, the 10 most recent bookings, badges.
+
+    \b
+    Examples:
+      bapp clients show ada@example.com
+      bapp clients show ADA@example.com --json
+    """
+    import datetime as dt
+
+    from bapp_cli.services.clients import CLIENT_COLUMNS, show_client
+
+    app_state = state(ctx)
+    sink = app_state.output(fmt, as_json)
+    with app_state.reading() as session:
+        detail = show_client(session, email, now=dt.datetime.now(dt.UTC))
+    sink.record(
+        detail.as_record(),
+        (*CLIENT_COLUMNS, "enrolments", "bookings", "badges"),
+        table=lambda console: _render_detail(detail, sink, console),
+    )
+
+
+@app.command("enroll")
+def enroll(
+    ctx: typer.Context,
+    email: Annotated[str, typer.Argument(help="The client's e-mail address.")],
+    pathway: Annotated[str, typer.Argument(help="Pathway slug (any case).")],
+    builder: Annotated[
+        str | None, typer.Option("--builder", help="The builder who coaches this enrolment.", show_default=False)
+    ] = None,
+    start: Annotated[
+        str | None,
+        typer.Option("--start", help="Start date (YYYY-MM-DD or an instant) [default: today].", show_default=False),
+    ] = None,
+    fmt: FormatOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Enrol a client in a pathway (already enrolled: reported, nothing changes).
+
+    \b
+    Examples:
+      bapp clients enroll ada@example.com accelerate
+      bapp clients enroll ada@example.com Pivot --builder coach@example.com --start 2030-01-06
+    """
+    import datetime as dt
+
+    from bapp_cli.services.clients import ENROLMENT_COLUMNS, enroll_client
+    from bapp_cli.services.instants import parse_day
+
+    app_state = state(ctx)
+    sink = app_state.output(fmt, as_json)
+    start_date = parse_day(start, timezone=app_state.timezone, field="start") if start is not None else None
+    with app_state.transaction() as session:
+        result = enroll_client(
+            session, email, pathway, now=dt.datetime.now(dt.UTC), builder=builder, start_date=start_date
+        )
+    sink.record(result.as_record(), (*ENROLMENT_COLUMNS, "enrolled"), title="Enrolment")
+    view = result.enrolment
+    if result.changed:
+        sink.info(f"Enrolled {view.client} in {view.pathway}.")
+    else:
+        sink.info(f"{view.client} was already enrolled in {view.pathway} ({view.status}); nothing changed.")
+
+
+@app.command("set-status")
+def set_status(
+    ctx: typer.Context,
+    email: Annotated[str, typer.Argument(help="The client's e-mail address.")],
+    pathway: Annotated[str, typer.Argument(help="Pathway slug (any case).")],
+    status: Annotated[
+        str, typer.Argument(help="active, paused or completed.", autocompletion=_complete_status, show_default=False)
+    ],
+    fmt: FormatOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Set a client's enrolment status in a pathway: active, paused or completed.
+
+    \b
+    Examples:
+      bapp clients set-status ada@example.com accelerate paused
+      bapp clients set-status ada@example.com accelerate completed --json
+    """
+    import datetime as dt
+
+    from bapp_cli.services.clients import ENROLMENT_COLUMNS, set_client_status
+
+    app_state = state(ctx)
+    sink = app_state.output(fmt, as_json)
+    with app_state.transaction() as session:
+        result = set_client_status(session, email, pathway, status.strip().lower(), now=dt.datetime.now(dt.UTC))
+    sink.record(result.as_record(), (*ENROLMENT_COLUMNS, "changed"), title="Enrolment")
+    view = result.enrolment
+    if result.changed:
+        sink.info(f"{view.client} is now {view.status} in {view.pathway}.")
+    else:
+        sink.info(f"{view.client} was already {view.status} in {view.pathway}; nothing changed.")

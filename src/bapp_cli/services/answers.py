@@ -1,0 +1,260 @@
+"""Answers to a session type's custom questions (SPEC §2.4), shared by booking, import and Calendly pulls.
+
+Questions keep Calendly's shape (`name, type, position, enabled, required, answer_choices,
+include_other`). Answers are stored as one normalised list `[{question, answer, position}]` — Calendly's
+`questions_and_answers` shape — where a multi-select answer is a list of strings, the question text is
+the session type's own spelling, and the list is ordered by question position.
+
+The API, in the order a caller uses it:
+- `questions_from(custom_questions)`: the stored JSON as typed `Question`s (tolerant of missing keys);
+- `parse_answer_option("Q=A")` / `parse_answers_document(text)`: raw answers as given by a person;
+- `validate_answers(questions, answers)`: the normalised list, or InvalidInput naming every bad answer;
+- `answers_from_calendly(items, questions)`: Calendly's own answers, normalised without refusing any
+  (Calendly already accepted them; a later edit of the questions must not make history unreadable).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from bapp_cli.errors import InvalidInput
+
+QUESTION_TYPES = ("string", "text", "phone_number", "single_select", "multi_select")
+STRING_LIMIT = 255
+TEXT_LIMIT = 10_000
+# E.164: a plus, a non-zero country digit, at most 15 digits in all — checked after removing the
+# spaces, dashes and brackets people type for readability.
+PHONE_PATTERN = re.compile(r"^\+[1-9]\d{1,14}$")
+PHONE_NOISE = re.compile(r"[\s\-()]")
+
+
+def question_key(text: str) -> str:
+    """How question texts compare: case-insensitive, surrounding whitespace ignored."""
+    return text.strip().casefold()
+
+
+@dataclass(frozen=True)
+class Question:
+    name: str
+    type: str
+    position: int
+    enabled: bool
+    required: bool
+    answer_choices: tuple[str, ...]
+    include_other: bool
+
+    @property
+    def key(self) -> str:
+        return question_key(self.name)
+
+
+@dataclass(frozen=True)
+class AnswerInput:
+    """One answer as a person or a file gave it, before validation."""
+
+    question: str
+    answer: str | list[str]
+
+
+def questions_from(custom_questions: Sequence[Any] | None) -> list[Question]:
+    """Typed questions from a session type's stored `custom_questions` (Calendly's shape)."""
+    questions: list[Question] = []
+    for index, raw in enumerate(custom_questions or []):
+        if not isinstance(raw, Mapping) or not str(raw.get("name") or "").strip():
+            continue
+        choices = raw.get("answer_choices") or []
+        position = raw.get("position")
+        questions.append(
+            Question(
+                name=str(raw["name"]).strip(),
+                type=str(raw.get("type") or "string"),
+                position=position if isinstance(position, int) else index,
+                enabled=bool(raw.get("enabled", True)),
+                required=bool(raw.get("required", False)),
+                answer_choices=tuple(str(choice) for choice in choices if choice is not None),
+                include_other=bool(raw.get("include_other", False)),
+            )
+        )
+    return sorted(questions, key=lambda question: question.position)
+
+
+def parse_answer_option(text: str, *, field: str = "answer") -> AnswerInput:
+    """`QUESTION=ANSWER` (split at the first `=`, so answers may contain `=`)."""
+    question, separator, answer = text.partition("=")
+    if not separator or not question.strip():
+        raise InvalidInput(
+            f"{field}: {text!r} is not QUESTION=ANSWER",
+            hint="e.g. --answer 'What do you want to build?=A chatbot'",
+            code="invalid_answer",
+        )
+    return AnswerInput(question.strip(), answer)
+
+
+def parse_answers_document(text: str, *, field: str = "answers-file") -> list[AnswerInput]:
+    """A JSON object `{question: answer-or-list}` or Calendly's `[{question, answer}]` list."""
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidInput(
+            f"{field}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})", code="invalid_answers_file"
+        ) from None
+    answers: list[AnswerInput] = []
+    if isinstance(document, dict):
+        items: list[tuple[str, Any, str]] = [(str(key), value, f"key {key!r}") for key, value in document.items()]
+    elif isinstance(document, list):
+        items = []
+        for index, item in enumerate(document, start=1):
+            if not isinstance(item, dict) or not isinstance(item.get("question"), str):
+                raise InvalidInput(
+                    f"{field}: item {index} is not an object with a 'question' string", code="invalid_answers_file"
+                )
+            items.append((item["question"], item.get("answer"), f"item {index}"))
+    else:
+        raise InvalidInput(
+            f"{field}: expected an object {{question: answer}} or a list of {{question, answer}}",
+            code="invalid_answers_file",
+        )
+    for question, value, where in items:
+        if isinstance(value, str):
+            answers.append(AnswerInput(question, value))
+        elif isinstance(value, list) and all(isinstance(part, str) for part in value):
+            answers.append(AnswerInput(question, list(value)))
+        else:
+            raise InvalidInput(
+                f"{field}: {where}: the answer must be a string or a list of strings", code="invalid_answers_file"
+            )
+    return answers
+
+
+def _values(answer: AnswerInput) -> list[str]:
+    parts = answer.answer if isinstance(answer.answer, list) else [answer.answer]
+    return [part.strip() for part in parts if part.strip()]
+
+
+def _choice(question: Question, value: str) -> str | None:
+    """The session type's spelling of `value` if it is one of the choices, else None."""
+    wanted = value.casefold()
+    for choice in question.answer_choices:
+        if choice.strip().casefold() == wanted:
+            return choice
+    return None
+
+
+def _check_single(question: Question, value: str, problems: list[str]) -> str:
+    label = f"answer {question.name!r}"
+    if question.type == "single_select":
+        choice = _choice(question, value)
+        if choice is not None:
+            return choice
+        if not question.include_other:
+            problems.append(f"{label}: {value!r} is not one of: {', '.join(question.answer_choices) or '(none)'}")
+    elif question.type == "phone_number":
+        if not PHONE_PATTERN.match(PHONE_NOISE.sub("", value)):
+            problems.append(f"{label}: {value!r} is not a phone number (E.164, e.g. +44 7700 900123)")
+    elif question.type == "string":
+        if len(value) > STRING_LIMIT:
+            problems.append(f"{label}: {len(value)} characters; at most {STRING_LIMIT}")
+    elif len(value) > TEXT_LIMIT:
+        problems.append(f"{label}: {len(value)} characters; at most {TEXT_LIMIT}")
+    return value
+
+
+def validate_answers(
+    questions: Sequence[Question], answers: Sequence[AnswerInput], *, field: str = "answers"
+) -> list[dict[str, Any]]:
+    """The normalised answer list, or InvalidInput listing every problem (each naming its question)."""
+    by_key = {question.key: question for question in questions}
+    given: dict[str, list[AnswerInput]] = {}
+    problems: list[str] = []
+    for answer in answers:
+        question = by_key.get(question_key(answer.question))
+        if question is None:
+            problems.append(f"answer {answer.question.strip()!r}: the session has no such question")
+        elif not question.enabled:
+            problems.append(f"answer {question.name!r}: the question is disabled and takes no answers")
+        else:
+            given.setdefault(question.key, []).append(answer)
+    normalised: list[dict[str, Any]] = []
+    for question in questions:
+        if not question.enabled:
+            continue
+        entries = given.get(question.key, [])
+        values = [value for entry in entries for value in _values(entry)]
+        if not values:
+            if question.required:
+                problems.append(f"answer {question.name!r}: required")
+            continue
+        if question.type == "multi_select":
+            chosen: list[str] = []
+            for value in values:
+                choice = _check_multi(question, value, problems)
+                if choice not in chosen:
+                    chosen.append(choice)
+            normalised.append({"question": question.name, "answer": chosen, "position": question.position})
+            continue
+        if len(entries) > 1 or len(values) > 1:
+            problems.append(f"answer {question.name!r}: answered more than once; the question takes one answer")
+            continue
+        value = _check_single(question, values[0], problems)
+        normalised.append({"question": question.name, "answer": value, "position": question.position})
+    if problems:
+        message = problems[0] if len(problems) == 1 else f"{field}: {len(problems)} problems"
+        names = ", ".join(repr(question.name) for question in questions if question.enabled)
+        raise InvalidInput(
+            message,
+            hint=f"the session's questions: {names}" if names else "this session has no questions",
+            details=problems if len(problems) > 1 else None,
+            code="invalid_answer",
+        )
+    return normalised
+
+
+def _check_multi(question: Question, value: str, problems: list[str]) -> str:
+    choice = _choice(question, value)
+    if choice is not None:
+        return choice
+    if not question.include_other:
+        problems.append(
+            f"answer {question.name!r}: {value!r} is not one of: {', '.join(question.answer_choices) or '(none)'}"
+        )
+    return value
+
+
+def answers_from_calendly(items: Sequence[Mapping[str, Any]], questions: Sequence[Question]) -> list[dict[str, Any]]:
+    """Calendly's `questions_and_answers` as the normalised list, refusing nothing.
+
+    Calendly joins multi-select answers with newlines; they become lists when the question is known to
+    be multi-select. Unknown questions are kept with Calendly's own position.
+    """
+    by_key = {question.key: question for question in questions}
+    normalised: list[dict[str, Any]] = []
+    for index, item in enumerate(items):
+        text = str(item.get("question") or "").strip()
+        if not text:
+            continue
+        raw = item.get("answer")
+        question = by_key.get(question_key(text))
+        answer: str | list[str]
+        if isinstance(raw, list):
+            answer = [str(part) for part in raw]
+        elif question is not None and question.type == "multi_select":
+            answer = [part.strip() for part in str(raw or "").split("\n") if part.strip()]
+        else:
+            answer = "" if raw is None else str(raw)
+        position = item.get("position")
+        normalised.append(
+            {
+                "question": question.name if question is not None else text,
+                "answer": answer,
+                "position": question.position
+                if question is not None
+                else position
+                if isinstance(position, int)
+                else index,
+            }
+        )
+    return sorted(normalised, key=lambda entry: entry["position"])

@@ -1,0 +1,84 @@
+"""What a person may book (the seed's `/sessions/available`, SPEC §2.5 "availability by authentication").
+
+Anonymous visitors see bookable, non-secret session types that need no account; a client with an account
+sees every bookable, non-secret type. A pathway filter narrows only the *pathway* sessions to those linked
+to it (free and specialized ones stay). Order: category (free, pathway, specialized), display order,
+price, title. The whole listing is three queries whatever the catalogue size: the types, their pathway
+links, their builders' e-mails.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import case, exists, or_, select
+from sqlalchemy.orm import Session
+
+from bapp_cli.db.models import SESSION_CATEGORIES, SessionType, SessionTypePathway
+from bapp_cli.errors import InvalidInput
+from bapp_cli.services.pathways import get_pathway
+from bapp_cli.services.people import get_builder, get_client
+from bapp_cli.services.session_types import SESSION_COLUMNS, bookable_clause, session_records
+
+CATEGORY_TITLES = {
+    "free": "Free Sessions",
+    "pathway": "Learning Pathway Sessions",
+    "specialized": "Specialized Sessions",
+}
+AVAILABLE_COLUMNS = SESSION_COLUMNS
+
+
+@dataclass(frozen=True)
+class Availability:
+    """The listing and who it was computed for (`client` None means anonymous)."""
+
+    client: str | None
+    sessions: list[dict[str, Any]]
+
+    def as_records(self) -> list[dict[str, Any]]:
+        return list(self.sessions)
+
+    def grouped(self) -> list[tuple[str, list[dict[str, Any]]]]:
+        """(heading, records) per category in display order, empty categories left out."""
+        return [
+            (CATEGORY_TITLES[category], [record for record in self.sessions if record["category"] == category])
+            for category in SESSION_CATEGORIES
+            if any(record["category"] == category for record in self.sessions)
+        ]
+
+
+def list_available_sessions(
+    session: Session,
+    *,
+    client_email: str | None = None,
+    pathway: str | None = None,
+    category: str | None = None,
+    builder_email: str | None = None,
+) -> Availability:
+    """Session types the client (or an anonymous visitor, when `client_email` is None) may book."""
+    client = get_client(session, client_email)[0] if client_email is not None else None
+    query = select(SessionType).where(bookable_clause(), SessionType.is_secret.is_(False))
+    if client is None:
+        query = query.where(SessionType.requires_auth.is_(False))
+    if category is not None:
+        wanted = category.strip().lower()
+        if wanted not in SESSION_CATEGORIES:
+            raise InvalidInput(
+                f"category: {category!r} is not one of {', '.join(SESSION_CATEGORIES)}", code="invalid_category"
+            )
+        query = query.where(SessionType.category == wanted)
+    if pathway is not None:
+        pathway_id = get_pathway(session, pathway).id
+        linked = exists().where(
+            SessionTypePathway.session_type_id == SessionType.id, SessionTypePathway.pathway_id == pathway_id
+        )
+        query = query.where(or_(SessionType.category != "pathway", linked))
+    if builder_email is not None:
+        query = query.where(SessionType.builder_id == get_builder(session, builder_email)[0].id)
+    category_rank = case({name: rank for rank, name in enumerate(SESSION_CATEGORIES)}, value=SessionType.category)
+    query = query.order_by(
+        category_rank, SessionType.display_order, SessionType.price, SessionType.title, SessionType.id
+    )
+    types = list(session.scalars(query))
+    return Availability(client.email if client is not None else None, session_records(session, types))

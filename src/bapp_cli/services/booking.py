@@ -1,0 +1,757 @@
+"""Bookings: creation under the eight rules of SPEC §2.5, the status machine, listing.
+
+`create_booking` checks every rule before it writes anything, in this order: the session type and the
+builder (rule 1), the time window and duration (2), the account (3), the pathway (4), the answers (5),
+overlaps (6); idempotency (7) is settled first of all, so a repeat returns the earlier booking even if a
+rule would now refuse it; status and payment follow from the price (8). The caller's unit of work is
+the one transaction: a refusal or `--dry-run` leaves the database as it was.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Select, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, aliased
+
+from bapp_cli.db.audit import record_audit
+from bapp_cli.db.locks import lock_keys
+from bapp_cli.db.models import (
+    BOOKING_STATUSES,
+    Booking,
+    BuilderProfile,
+    Enrolment,
+    Pathway,
+    SessionType,
+    SessionTypePathway,
+    User,
+)
+from bapp_cli.errors import Conflict, InvalidInput, NotFound
+from bapp_cli.services.answers import AnswerInput, question_key, questions_from, validate_answers
+from bapp_cli.services.enrolment import enrol
+from bapp_cli.services.instants import get_zone
+from bapp_cli.services.pathways import get_pathway
+from bapp_cli.services.people import ensure_client, find_user, get_builder, get_client, normalise_email
+from bapp_cli.services.session_types import get_session_type, is_bookable
+
+BOOKING_COLUMNS = (
+    "reference",
+    "client",
+    "client_name",
+    "builder",
+    "session_id",
+    "session_title",
+    "category",
+    "start_time",
+    "end_time",
+    "client_timezone",
+    "status",
+    "payment_status",
+    "amount",
+    "currency",
+    "pathway",
+    "custom_question_responses",
+    "calendly_event_uri",
+    "calendly_invitee_uri",
+    "idempotency_key",
+    "source",
+    "created_at",
+)
+CREATED_COLUMNS = (*BOOKING_COLUMNS, "account_created", "enrolled", "existing")
+# Only these hold a slot: cancelled, completed and no-show bookings never block a new one.
+ACTIVE_STATUSES = ("pending", "confirmed")
+# No 0/O, 1/I/L: references are read out over the phone and typed by hand.
+REFERENCE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
+REFERENCE_LENGTH = 8
+REFERENCE_ATTEMPTS = 8
+# The longest booking allowed. It bounds the overlap query's window from below as well as above, so the
+# (person, start_time) indexes are scanned over a short range whatever the size of the history.
+MAX_BOOKING_MINUTES = 24 * 60
+MAX_KEY_LENGTH = 200
+MAX_NAME_LENGTH = 200
+
+
+@dataclass(frozen=True)
+class BookingRequest:
+    """What `bookings create` asks for; `start` is already an aware instant (see services.instants)."""
+
+    client_email: str
+    session: str
+    start: dt.datetime
+    client_timezone: str = "UTC"
+    name: str | None = None
+    duration: int | None = None
+    builder_email: str | None = None
+    pathway: str | None = None
+    answers: Sequence[AnswerInput] = ()
+    create_account: bool = False
+    idempotency_key: str | None = None
+    allow_past: bool = False
+    allow_overlap: bool = False
+    source: str = "cli"
+
+
+@dataclass(frozen=True)
+class BookingView:
+    reference: str
+    client: str
+    client_name: str | None
+    builder: str | None
+    session_id: int
+    session_title: str
+    category: str
+    start_time: dt.datetime
+    end_time: dt.datetime
+    client_timezone: str
+    status: str
+    payment_status: str
+    amount: Decimal
+    currency: str
+    pathway: str | None
+    custom_question_responses: list[Any]
+    calendly_event_uri: str | None
+    calendly_invitee_uri: str | None
+    idempotency_key: str | None
+    source: str
+    created_at: dt.datetime
+
+    def as_record(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in BOOKING_COLUMNS}
+
+
+@dataclass(frozen=True)
+class BookingCreated:
+    booking: BookingView
+    account_created: bool
+    enrolled: bool
+    existing: bool
+
+    def as_record(self) -> dict[str, Any]:
+        return {
+            **self.booking.as_record(),
+            "account_created": self.account_created,
+            "enrolled": self.enrolled,
+            "existing": self.existing,
+        }
+
+
+@dataclass(frozen=True)
+class BookingFilters:
+    client_email: str | None = None
+    builder_email: str | None = None
+    pathway: str | None = None  # a slug, or "none" for bookings without a pathway
+    status: str | None = None
+    session: str | None = None
+    start_from: dt.datetime | None = None
+    start_to: dt.datetime | None = None
+    upcoming: bool = False
+    limit: int | None = None
+    newest_first: bool = False
+
+
+@dataclass(frozen=True)
+class StatusChange:
+    """The result of a status or payment command."""
+
+    booking: BookingView
+    changes: dict[str, list[str]] = field(default_factory=dict)
+
+    def as_record(self) -> dict[str, Any]:
+        return self.booking.as_record()
+
+
+# -- reading ----------------------------------------------------------------------------------------
+
+
+# booking, client e-mail, client name, builder e-mail, session title, category, pathway slug
+ViewQuery = Select[Booking, str, str | None, str, str, str, str]
+
+
+def _view_query() -> ViewQuery:
+    client = aliased(User)
+    builder = aliased(User)
+    return (
+        select(Booking, client.email, client.name, builder.email, SessionType.title, SessionType.category, Pathway.slug)
+        .join(client, client.id == Booking.client_id)
+        .outerjoin(builder, builder.id == Booking.builder_id)
+        .join(SessionType, SessionType.id == Booking.session_type_id)
+        .outerjoin(Pathway, Pathway.id == Booking.pathway_id)
+    )
+
+
+def _views(session: Session, query: ViewQuery) -> list[BookingView]:
+    views = []
+    for booking, client_email, client_name, builder_email, title, category, pathway in session.execute(query):
+        views.append(
+            BookingView(
+                reference=booking.reference,
+                client=client_email,
+                client_name=client_name,
+                builder=builder_email,
+                session_id=booking.session_type_id,
+                session_title=title,
+                category=category,
+                start_time=booking.start_time,
+                end_time=booking.end_time,
+                client_timezone=booking.client_timezone,
+                status=booking.status,
+                payment_status=booking.payment_status,
+                amount=booking.amount,
+                currency=booking.currency,
+                pathway=pathway,
+                custom_question_responses=list(booking.custom_question_responses or []),
+                calendly_event_uri=booking.calendly_event_uri,
+                calendly_invitee_uri=booking.calendly_invitee_uri,
+                idempotency_key=booking.idempotency_key,
+                source=booking.source,
+                created_at=booking.created_at,
+            )
+        )
+    return views
+
+
+def booking_view(session: Session, booking_id: int) -> BookingView:
+    return _views(session, _view_query().where(Booking.id == booking_id))[0]
+
+
+def normalise_reference(reference: str) -> str:
+    return reference.strip().upper()
+
+
+def _get_booking(session: Session, reference: str, *, for_update: bool = False) -> Booking:
+    query = select(Booking).where(Booking.reference == normalise_reference(reference))
+    if for_update:
+        # PostgreSQL: two staff changing the same booking at once serialise here; SQLite's write
+        # transactions are already exclusive (BEGIN IMMEDIATE).
+        query = query.with_for_update()
+    booking = session.scalars(query).one_or_none()
+    if booking is None:
+        raise NotFound(f"no booking {reference.strip()!r}", hint="see `bapp bookings list`", code="booking_not_found")
+    return booking
+
+
+def show_booking(session: Session, reference: str) -> BookingView:
+    return booking_view(session, _get_booking(session, reference).id)
+
+
+def list_bookings(session: Session, filters: BookingFilters, *, now: dt.datetime) -> list[BookingView]:
+    """Bookings matching every filter, ordered by start time (newest first when asked), in one query."""
+    query = _view_query()
+    if filters.client_email is not None:
+        query = query.where(Booking.client_id == get_client(session, filters.client_email)[0].id)
+    if filters.builder_email is not None:
+        query = query.where(Booking.builder_id == get_builder(session, filters.builder_email)[0].id)
+    if filters.pathway is not None:
+        if filters.pathway.strip().lower() == "none":
+            query = query.where(Booking.pathway_id.is_(None))
+        else:
+            query = query.where(Booking.pathway_id == get_pathway(session, filters.pathway).id)
+    if filters.status is not None:
+        if filters.status not in BOOKING_STATUSES:
+            raise InvalidInput(
+                f"status: {filters.status!r} is not one of {', '.join(BOOKING_STATUSES)}", code="invalid_status"
+            )
+        query = query.where(Booking.status == filters.status)
+    if filters.session is not None:
+        query = query.where(Booking.session_type_id == get_session_type(session, filters.session).id)
+    if filters.start_from is not None:
+        query = query.where(Booking.start_time >= filters.start_from)
+    if filters.start_to is not None:
+        query = query.where(Booking.start_time < filters.start_to)
+    if filters.upcoming:
+        query = query.where(Booking.start_time >= now, Booking.status.in_(ACTIVE_STATUSES))
+    if filters.limit is not None:
+        if filters.limit < 1:
+            raise InvalidInput(f"limit: {filters.limit} must be at least 1", code="out_of_range")
+        query = query.limit(filters.limit)
+    if filters.newest_first:
+        query = query.order_by(Booking.start_time.desc(), Booking.reference)
+    else:
+        query = query.order_by(Booking.start_time, Booking.reference)
+    return _views(session, query)
+
+
+# -- creation ---------------------------------------------------------------------------------------
+
+
+def generate_reference() -> str:
+    return "BK-" + "".join(secrets.choice(REFERENCE_ALPHABET) for _ in range(REFERENCE_LENGTH))
+
+
+def _clean_key(key: str | None) -> str | None:
+    if key is None:
+        return None
+    cleaned = key.strip()
+    if not cleaned or len(cleaned) > MAX_KEY_LENGTH:
+        raise InvalidInput(f"idempotency-key: must be 1 to {MAX_KEY_LENGTH} characters", code="invalid_key")
+    return cleaned
+
+
+def _clean_name(name: str | None) -> str | None:
+    if name is None:
+        return None
+    cleaned = name.strip()
+    if len(cleaned) > MAX_NAME_LENGTH:
+        raise InvalidInput(f"name: {len(cleaned)} characters; at most {MAX_NAME_LENGTH}", code="too_long")
+    return cleaned or None
+
+
+def _resolve_builder(
+    session: Session, email: str | None, session_type: SessionType
+) -> tuple[User | None, BuilderProfile | None]:
+    """`--builder`, else the session type's owner; an owner without a builder profile has default settings."""
+    if email is not None:
+        return get_builder(session, email)
+    if session_type.builder_id is None:
+        return None, None
+    owner = session.get(User, session_type.builder_id)
+    profile = session.scalars(
+        select(BuilderProfile).where(BuilderProfile.user_id == session_type.builder_id)
+    ).one_or_none()
+    return owner, profile
+
+
+def allowed_durations(session_type: SessionType) -> list[int]:
+    options = {session_type.duration_minutes}
+    for option in session_type.duration_options or []:
+        if isinstance(option, int) and not isinstance(option, bool) and option > 0:
+            options.add(option)
+    return sorted(options)
+
+
+def _check_duration(session_type: SessionType, duration: int | None) -> int:
+    minutes = session_type.duration_minutes if duration is None else duration
+    allowed = allowed_durations(session_type)
+    if minutes not in allowed:
+        raise InvalidInput(
+            f"duration: {minutes} minutes is not offered by {session_type.title!r}",
+            hint="choose one of: " + ", ".join(str(option) for option in allowed),
+            code="invalid_duration",
+        )
+    if minutes > MAX_BOOKING_MINUTES:
+        raise InvalidInput(f"duration: {minutes} minutes is longer than {MAX_BOOKING_MINUTES}", code="invalid_duration")
+    return minutes
+
+
+def _not_bookable_reason(session_type: SessionType) -> str:
+    if not session_type.enabled:
+        return "it is disabled locally"
+    if session_type.remote_deleted_at is not None:
+        return "it was deleted in Calendly"
+    if not session_type.present_in_last_sync:
+        return "it was missing from the last Calendly sync"
+    return "it is inactive in Calendly"
+
+
+def _check_time(start: dt.datetime, now: dt.datetime, builder: User | None, profile: BuilderProfile | None) -> None:
+    shown = start.isoformat().replace("+00:00", "Z")
+    if start <= now:
+        raise InvalidInput(
+            f"start: {shown} is not in the future", hint="pass --allow-past to record a past booking", code="past_start"
+        )
+    if profile is None or builder is None:
+        return
+    if profile.minimum_notice_hours and start < now + dt.timedelta(hours=profile.minimum_notice_hours):
+        earliest = (now + dt.timedelta(hours=profile.minimum_notice_hours)).replace(microsecond=0)
+        raise InvalidInput(
+            f"start: {builder.email} needs {profile.minimum_notice_hours} hours' notice; "
+            f"the earliest start is {earliest.isoformat().replace('+00:00', 'Z')}",
+            code="too_soon",
+        )
+    if profile.max_advance_days and start > now + dt.timedelta(days=profile.max_advance_days):
+        latest = (now + dt.timedelta(days=profile.max_advance_days)).replace(microsecond=0)
+        raise InvalidInput(
+            f"start: {builder.email} takes bookings at most {profile.max_advance_days} days ahead; "
+            f"the latest start is {latest.isoformat().replace('+00:00', 'Z')}",
+            code="too_far_ahead",
+        )
+
+
+def _resolve_pathway(
+    session: Session, session_type: SessionType, requested: Pathway | None, client: User | None
+) -> Pathway | None:
+    """Rule 4: a pathway session needs one of its linked pathways; any booking may carry a pathway."""
+    if requested is not None and requested.archived:
+        raise InvalidInput(
+            f"pathway: {requested.slug!r} is archived and takes no new bookings", code="pathway_archived"
+        )
+    if session_type.category != "pathway":
+        return requested
+    linked = list(
+        session.scalars(
+            select(Pathway)
+            .join(SessionTypePathway, SessionTypePathway.pathway_id == Pathway.id)
+            .where(SessionTypePathway.session_type_id == session_type.id, Pathway.archived.is_(False))
+            .order_by(Pathway.position, Pathway.slug)
+        )
+    )
+    choices = ", ".join(pathway.slug for pathway in linked)
+    if not linked:
+        raise InvalidInput(
+            f"session: {session_type.title!r} is a pathway session but is linked to no (active) pathway",
+            hint=f"link one: `bapp sessions update {session_type.id} --pathway P`",
+            code="pathway_required",
+        )
+    if requested is not None:
+        if requested.id not in {pathway.id for pathway in linked}:
+            raise InvalidInput(
+                f"pathway: {requested.slug!r} is not linked to {session_type.title!r}; choose one of: {choices}",
+                code="pathway_not_linked",
+            )
+        return requested
+    active: list[Pathway] = []
+    if client is not None:
+        enrolled = set(
+            session.scalars(
+                select(Enrolment.pathway_id).where(Enrolment.client_id == client.id, Enrolment.status == "active")
+            )
+        )
+        active = [pathway for pathway in linked if pathway.id in enrolled]
+    if len(active) == 1:
+        return active[0]
+    reason = "is actively enrolled in several of them" if active else "is not actively enrolled in any of them"
+    raise InvalidInput(
+        f"pathway: {session_type.title!r} needs a pathway and the client {reason}; choose one of: "
+        + ", ".join(pathway.slug for pathway in (active or linked)),
+        hint="pass --pathway P",
+        code="pathway_required",
+    )
+
+
+def _overlapping(
+    session: Session, person: Any, person_id: int, start: dt.datetime, end: dt.datetime
+) -> list[tuple[str, dt.datetime, dt.datetime, int]]:
+    """Active bookings of one person that intersect [start, end), via the (person, start_time) index."""
+    rows = session.execute(
+        select(Booking.reference, Booking.start_time, Booking.end_time, Booking.session_type_id)
+        .where(
+            person == person_id,
+            Booking.status.in_(ACTIVE_STATUSES),
+            Booking.start_time < end,
+            Booking.start_time > start - dt.timedelta(minutes=MAX_BOOKING_MINUTES),
+            Booking.end_time > start,
+        )
+        .order_by(Booking.start_time)
+    ).tuples()
+    return list(rows)
+
+
+def _when(start: dt.datetime, end: dt.datetime) -> str:
+    return f"{start.isoformat().replace('+00:00', 'Z')}–{end.strftime('%H:%M')}Z"
+
+
+def _check_overlaps(
+    session: Session,
+    session_type: SessionType,
+    start: dt.datetime,
+    end: dt.datetime,
+    builder: User | None,
+    profile: BuilderProfile | None,
+    client: User | None,
+) -> None:
+    """Rule 6: no two active bookings of one builder (with buffer on both sides) or one client overlap.
+
+    A group session type lets several clients share one slot — the same type at the same start — up to
+    its invitee limit; anything else overlapping still conflicts.
+    """
+    hint = "pick another time, or pass --allow-overlap to book it anyway"
+    if builder is not None:
+        buffer = dt.timedelta(minutes=profile.buffer_minutes if profile is not None else 0)
+        clashes = _overlapping(session, Booking.builder_id, builder.id, start - buffer, end + buffer)
+        if session_type.kind == "group":
+            same_slot = [row for row in clashes if row[3] == session_type.id and row[1] == start]
+            clashes = [row for row in clashes if row not in same_slot]
+            limit = session_type.invitee_limit
+            if not clashes and limit is not None and len(same_slot) >= limit:
+                raise Conflict(
+                    f"group session {session_type.title!r} at {_when(start, end)} is full ({limit} invitees)",
+                    hint="pick another time",
+                    code="overlap",
+                )
+        if clashes:
+            reference, other_start, other_end, _ = clashes[0]
+            with_buffer = (
+                f" (with a {profile.buffer_minutes}-minute buffer)" if profile and profile.buffer_minutes else ""
+            )
+            raise Conflict(
+                f"builder {builder.email} already has booking {reference} at {_when(other_start, other_end)}"
+                f" overlapping {_when(start, end)}{with_buffer}",
+                hint=hint,
+                code="overlap",
+            )
+    if client is not None:
+        clashes = _overlapping(session, Booking.client_id, client.id, start, end)
+        if clashes:
+            reference, other_start, other_end, _ = clashes[0]
+            raise Conflict(
+                f"client {client.email} already has booking {reference} at {_when(other_start, other_end)}"
+                f" overlapping {_when(start, end)}",
+                hint=hint,
+                code="overlap",
+            )
+
+
+def _fingerprint(
+    request: BookingRequest,
+    client_email: str,
+    session_type: SessionType,
+    start: dt.datetime,
+    builder: User | None,
+    timezone: str,
+) -> str:
+    """A digest of the request as it affects the booking, so a retried command matches its first run."""
+    answers: dict[str, list[str]] = {}
+    for answer in request.answers:
+        parts = answer.answer if isinstance(answer.answer, list) else [answer.answer]
+        answers.setdefault(question_key(answer.question), []).extend(part.strip() for part in parts if part.strip())
+    document = {
+        "client": client_email,
+        "session_type": session_type.id,
+        "start": start.isoformat(),
+        "duration": request.duration if request.duration is not None else session_type.duration_minutes,
+        "builder": builder.id if builder is not None else None,
+        "pathway": request.pathway.strip().lower() if request.pathway else None,
+        "answers": {key: sorted(values) for key, values in sorted(answers.items())},
+        "timezone": timezone,
+    }
+    return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()
+
+
+def _insert(session: Session, booking: Booking) -> None:
+    """Insert with a fresh random reference, retrying the (astronomically rare) collision."""
+    for _ in range(REFERENCE_ATTEMPTS):
+        booking.reference = generate_reference()
+        try:
+            # A savepoint, so that a collision on PostgreSQL does not abort the whole transaction.
+            with session.begin_nested():
+                session.add(booking)
+                session.flush()
+            return
+        except IntegrityError:
+            taken = session.scalar(select(Booking.id).where(Booking.reference == booking.reference))
+            if taken is None:
+                raise
+    raise Conflict("could not find a free booking reference; try again")
+
+
+def create_booking(session: Session, request: BookingRequest, *, now: dt.datetime) -> BookingCreated:
+    """Create one booking under the rules of SPEC §2.5 (see the module docstring for the order)."""
+    if request.start.tzinfo is None:
+        raise ValueError("BookingRequest.start must be timezone-aware")
+    email = normalise_email(request.client_email, field="client")
+    timezone = get_zone(request.client_timezone, field="timezone").key
+    key = _clean_key(request.idempotency_key)
+    name = _clean_name(request.name)
+    session_type = get_session_type(session, request.session)
+    builder, profile = _resolve_builder(session, request.builder_email, session_type)
+    requested_pathway = get_pathway(session, request.pathway) if request.pathway else None
+    start = request.start.astimezone(dt.UTC)
+    fingerprint = _fingerprint(request, email, session_type, start, builder, timezone)
+
+    # Rules 6 and 7 are check-then-insert, so concurrent creations for the same builder, client, slot or
+    # key must not interleave between the check and the insert. PostgreSQL (READ COMMITTED) gets
+    # transaction-scoped advisory locks on those keys, taken before any read of bookings: a second
+    # transaction waits here and, once the first commits, its later statements see the first's booking.
+    # On SQLite this is a no-op because the unit of work began with BEGIN IMMEDIATE, which already lets
+    # only one writer in at a time across processes (see db/engine.py).
+    lock_names = [f"client:{email}", f"session:{session_type.id}"]
+    if builder is not None:
+        lock_names.append(f"builder:{builder.id}")
+    if key is not None:
+        lock_names.append(f"idempotency:{key}")
+    lock_keys(session, *lock_names)
+
+    if key is not None:
+        earlier = session.scalars(select(Booking).where(Booking.idempotency_key == key)).one_or_none()
+        if earlier is not None:
+            if earlier.request_fingerprint != fingerprint:
+                raise Conflict(
+                    f"idempotency-key: {key!r} was already used for booking {earlier.reference} with other data",
+                    hint="use a new key for a different booking",
+                    code="idempotency_conflict",
+                )
+            return BookingCreated(booking_view(session, earlier.id), False, False, True)
+
+    # Rule 1
+    if not is_bookable(session_type):
+        raise InvalidInput(
+            f"session: {session_type.title!r} is not bookable ({_not_bookable_reason(session_type)})",
+            hint="see `bapp sessions available`",
+            code="not_bookable",
+        )
+    if profile is not None and builder is not None and not profile.accepting_bookings:
+        raise InvalidInput(
+            f"builder: {builder.email} is not accepting bookings",
+            hint=f"`bapp builders update {builder.email} --accepting` to reopen",
+            code="not_accepting",
+        )
+    # Rule 2
+    duration = _check_duration(session_type, request.duration)
+    end = start + dt.timedelta(minutes=duration)
+    if not request.allow_past:
+        _check_time(start, now, builder, profile)
+    # Rule 3
+    client = find_user(session, email)
+    if client is None and session_type.requires_auth and not request.create_account:
+        raise InvalidInput(
+            f"client: {email} has no account and {session_type.title!r} requires one",
+            hint="add --create-account to create the account with the booking (or `bapp clients add` first)",
+            code="account_required",
+        )
+    # Rule 4
+    pathway = _resolve_pathway(session, session_type, requested_pathway, client)
+    # Rule 5
+    responses = validate_answers(questions_from(session_type.custom_questions), request.answers)
+    # Rule 6
+    if not request.allow_overlap:
+        _check_overlaps(session, session_type, start, end, builder, profile, client)
+
+    # Every rule holds: write.
+    account_created = client is None
+    client, _, _ = ensure_client(session, email, name=name)
+    enrolled = False
+    if pathway is not None:
+        _, enrolled = enrol(session, client, pathway, now=now, builder=builder)
+    # Rule 8
+    paid = session_type.price > 0
+    booking = Booking(
+        client_id=client.id,
+        builder_id=builder.id if builder is not None else None,
+        session_type_id=session_type.id,
+        start_time=start,
+        end_time=end,
+        client_timezone=timezone,
+        status="pending" if paid else "confirmed",
+        payment_status="unpaid" if paid else "not_required",
+        amount=session_type.price,
+        currency=session_type.currency,
+        pathway_id=pathway.id if pathway is not None else None,
+        custom_question_responses=responses,
+        idempotency_key=key,
+        request_fingerprint=fingerprint,
+        source=request.source,
+        created_at=now,
+        updated_at=now,
+    )
+    _insert(session, booking)
+    record_audit(
+        session,
+        "booking",
+        booking.reference,
+        {
+            "client": email,
+            "session": session_type.id,
+            "start": start,
+            "end": end,
+            "builder": builder.email if builder is not None else None,
+            "pathway": pathway.slug if pathway is not None else None,
+            "status": booking.status,
+            "payment_status": booking.payment_status,
+            "amount": booking.amount,
+            "account_created": account_created,
+            "enrolled": enrolled,
+        },
+    )
+    return BookingCreated(booking_view(session, booking.id), account_created, enrolled, False)
+
+
+# -- status machine ---------------------------------------------------------------------------------
+
+# SPEC §2.5: command → (from status → to status). completed, cancelled and no_show are final.
+STATUS_MOVES: dict[str, dict[str, str]] = {
+    "confirm": {"pending": "confirmed"},
+    "cancel": {"pending": "cancelled", "confirmed": "cancelled"},
+    "complete": {"confirmed": "completed"},
+    "no-show": {"confirmed": "no_show"},
+}
+PAYMENT_MOVES: dict[str, dict[str, str]] = {
+    "mark-paid": {"unpaid": "paid"},
+    "refund": {"paid": "refunded"},
+}
+# These record what happened at the session, so they cannot precede it.
+AFTER_START = ("complete", "no-show")
+
+
+def _allowed(moves: dict[str, dict[str, str]], current: str) -> list[str]:
+    return [command for command, table in moves.items() if current in table]
+
+
+def _refuse(booking: Booking, current: str, command: str, moves: dict[str, dict[str, str]]) -> Conflict:
+    allowed = _allowed(moves, current)
+    if moves is STATUS_MOVES:
+        state = f"is {current}"
+        options = f"allowed: {', '.join(allowed)}" if allowed else f"{current} is final; no status change is allowed"
+    else:
+        state = f"payment is {current}"
+        options = f"allowed: {', '.join(allowed)}" if allowed else f"no payment change is allowed from {current}"
+    return Conflict(f"booking {booking.reference} {state}; cannot {command} ({options})", code="illegal_transition")
+
+
+def change_booking_status(
+    session: Session,
+    reference: str,
+    command: str,
+    *,
+    now: dt.datetime,
+    reason: str | None = None,
+    paid: bool = False,
+) -> StatusChange:
+    """Apply `confirm`, `cancel`, `complete` or `no-show` (with `--paid` for confirm) under SPEC §2.5."""
+    if command not in STATUS_MOVES:
+        raise ValueError(f"unknown status command {command!r}")
+    booking = _get_booking(session, reference, for_update=True)
+    target = STATUS_MOVES[command].get(booking.status)
+    if target is None:
+        raise _refuse(booking, booking.status, command, STATUS_MOVES)
+    if command in AFTER_START and booking.start_time > now:
+        raise Conflict(
+            f"booking {booking.reference} starts at {booking.start_time.isoformat().replace('+00:00', 'Z')}; "
+            f"it cannot be marked {target} before it has started",
+            hint="allowed now: " + ", ".join(c for c in _allowed(STATUS_MOVES, booking.status) if c not in AFTER_START),
+            code="illegal_transition",
+        )
+    changes: dict[str, list[str]] = {"status": [booking.status, target]}
+    if paid:
+        if booking.payment_status != "unpaid":
+            raise _refuse(booking, booking.payment_status, "confirm --paid", PAYMENT_MOVES)
+        changes["payment_status"] = [booking.payment_status, "paid"]
+    cleaned_reason = reason.strip() if reason else None
+    if cleaned_reason is not None and len(cleaned_reason) > 2000:
+        raise InvalidInput(f"reason: {len(cleaned_reason)} characters; at most 2000", code="too_long")
+    booking.status = target
+    if paid:
+        booking.payment_status = "paid"
+    if target == "cancelled":
+        booking.cancelled_at = now
+        booking.cancellation_reason = cleaned_reason or None
+    booking.updated_at = now
+    session.flush()
+    audit: dict[str, Any] = dict(changes)
+    if target == "cancelled" and cleaned_reason:
+        audit["reason"] = cleaned_reason
+    record_audit(session, "booking", booking.reference, audit)
+    return StatusChange(booking_view(session, booking.id), changes)
+
+
+def change_payment_status(session: Session, reference: str, command: str, *, now: dt.datetime) -> StatusChange:
+    """Apply `mark-paid` or `refund`: unpaid → paid → refunded; not_required stays."""
+    if command not in PAYMENT_MOVES:
+        raise ValueError(f"unknown payment command {command!r}")
+    booking = _get_booking(session, reference, for_update=True)
+    target = PAYMENT_MOVES[command].get(booking.payment_status)
+    if target is None:
+        raise _refuse(booking, booking.payment_status, command, PAYMENT_MOVES)
+    changes = {"payment_status": [booking.payment_status, target]}
+    booking.payment_status = target
+    booking.updated_at = now
+    session.flush()
+    record_audit(session, "booking", booking.reference, dict(changes))
+    return StatusChange(booking_view(session, booking.id), changes)

@@ -1,0 +1,186 @@
+"""Builders: the people who run sessions, with the scheduling settings bookings enforce (SPEC §2.2)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bapp_cli.db.audit import record_audit
+from bapp_cli.db.models import BuilderProfile, User
+from bapp_cli.errors import Conflict, InvalidInput
+from bapp_cli.services.instants import get_zone
+from bapp_cli.services.people import find_user, get_builder, normalise_email
+
+BUILDER_COLUMNS = (
+    "email",
+    "name",
+    "calendly_user",
+    "timezone",
+    "buffer_minutes",
+    "minimum_notice_hours",
+    "max_advance_days",
+    "accepting_bookings",
+    "created_at",
+)
+MAX_NAME = 200
+MAX_URI = 500
+# Upper bounds catch typos (minutes typed as seconds) rather than express policy.
+MAX_BUFFER_MINUTES = 24 * 60
+MAX_NOTICE_HOURS = 365 * 24
+MAX_ADVANCE_DAYS = 10 * 365
+URI_PATTERN = re.compile(r"^https?://[^\s/]+/\S*$")
+
+
+@dataclass(frozen=True)
+class BuilderSettings:
+    """Flags of `builders add/update`; None leaves a value as it is. `max_advance_days=0` means no limit."""
+
+    name: str | None = None
+    calendly_user: str | None = None
+    timezone: str | None = None
+    buffer_minutes: int | None = None
+    minimum_notice_hours: int | None = None
+    max_advance_days: int | None = None
+    accepting_bookings: bool | None = None
+
+
+@dataclass(frozen=True)
+class BuilderView:
+    email: str
+    name: str | None
+    calendly_user: str | None
+    timezone: str
+    buffer_minutes: int
+    minimum_notice_hours: int
+    max_advance_days: int | None
+    accepting_bookings: bool
+    created_at: dt.datetime
+
+    def as_record(self) -> dict[str, Any]:
+        return {
+            "email": self.email,
+            "name": self.name,
+            "calendly_user": self.calendly_user,
+            "timezone": self.timezone,
+            "buffer_minutes": self.buffer_minutes,
+            "minimum_notice_hours": self.minimum_notice_hours,
+            "max_advance_days": self.max_advance_days,
+            "accepting_bookings": self.accepting_bookings,
+            "created_at": self.created_at,
+        }
+
+
+def _view(user: User, profile: BuilderProfile) -> BuilderView:
+    return BuilderView(
+        email=user.email,
+        name=profile.display_name or user.name,
+        calendly_user=profile.calendly_user_uri,
+        timezone=profile.timezone,
+        buffer_minutes=profile.buffer_minutes,
+        minimum_notice_hours=profile.minimum_notice_hours,
+        max_advance_days=profile.max_advance_days,
+        accepting_bookings=profile.accepting_bookings,
+        created_at=profile.created_at,
+    )
+
+
+def _bounded(value: int, field_name: str, upper: int) -> int:
+    if value < 0 or value > upper:
+        raise InvalidInput(f"{field_name}: {value} is out of range (0 to {upper})", code="out_of_range")
+    return value
+
+
+def _apply(session: Session, user: User, profile: BuilderProfile, settings: BuilderSettings) -> dict[str, Any]:
+    """Validate every setting first, then apply them; returns {field: [old, new]} for the audit row."""
+    updates: dict[str, Any] = {}
+    if settings.name is not None:
+        name = settings.name.strip()
+        if len(name) > MAX_NAME:
+            raise InvalidInput(f"name: {len(name)} characters; at most {MAX_NAME}", code="too_long")
+        updates["display_name"] = name or None
+    if settings.calendly_user is not None:
+        uri = settings.calendly_user.strip()
+        if len(uri) > MAX_URI or not URI_PATTERN.match(uri):
+            raise InvalidInput(
+                f"calendly-user: {settings.calendly_user!r} is not a URI",
+                hint="e.g. https://api.calendly.com/users/AAAA (see `bapp calendly whoami`)",
+                code="invalid_uri",
+            )
+        owner = session.scalar(
+            select(User.email)
+            .join(BuilderProfile, BuilderProfile.user_id == User.id)
+            .where(BuilderProfile.calendly_user_uri == uri, BuilderProfile.id != profile.id)
+        )
+        if owner is not None:
+            raise Conflict(f"calendly-user: {uri} already belongs to builder {owner}")
+        updates["calendly_user_uri"] = uri
+    if settings.timezone is not None:
+        updates["timezone"] = get_zone(settings.timezone, field="timezone").key
+    if settings.buffer_minutes is not None:
+        updates["buffer_minutes"] = _bounded(settings.buffer_minutes, "buffer", MAX_BUFFER_MINUTES)
+    if settings.minimum_notice_hours is not None:
+        updates["minimum_notice_hours"] = _bounded(settings.minimum_notice_hours, "minimum-notice", MAX_NOTICE_HOURS)
+    if settings.max_advance_days is not None:
+        days = _bounded(settings.max_advance_days, "max-advance", MAX_ADVANCE_DAYS)
+        updates["max_advance_days"] = days or None
+    if settings.accepting_bookings is not None:
+        updates["accepting_bookings"] = settings.accepting_bookings
+    changes: dict[str, Any] = {}
+    for attribute, value in updates.items():
+        previous = getattr(profile, attribute)
+        if previous != value:
+            changes[attribute] = [previous, value]
+            setattr(profile, attribute, value)
+    if "display_name" in updates and updates["display_name"] and not user.name:
+        user.name = updates["display_name"]
+    return changes
+
+
+def add_builder(session: Session, email: str, settings: BuilderSettings) -> BuilderView:
+    """Create a builder (and the user unless one exists, e.g. a client who also coaches)."""
+    normalised = normalise_email(email)
+    user = find_user(session, normalised)
+    if user is None:
+        user = User(email=normalised)  # added only once every setting has validated
+    elif session.scalar(select(BuilderProfile.id).where(BuilderProfile.user_id == user.id)) is not None:
+        raise Conflict(
+            f"builder {normalised!r} already exists", hint=f"change it with `bapp builders update {normalised}`"
+        )
+    profile = BuilderProfile(
+        timezone="UTC",
+        buffer_minutes=0,
+        minimum_notice_hours=0,
+        max_advance_days=None,
+        accepting_bookings=True,
+    )
+    changes = _apply(session, user, profile, settings)
+    if user.id is None:
+        session.add(user)
+        session.flush()
+    profile.user_id = user.id
+    session.add(profile)
+    session.flush()
+    record_audit(session, "builder", normalised, {"created": True, **changes})
+    return _view(user, profile)
+
+
+def update_builder(session: Session, email: str, settings: BuilderSettings) -> tuple[BuilderView, dict[str, Any]]:
+    """Change a builder's settings; returns the builder and {field: [old, new]} (empty when nothing changed)."""
+    user, profile = get_builder(session, email)
+    changes = _apply(session, user, profile, settings)
+    if changes:
+        session.flush()
+        record_audit(session, "builder", user.email, changes)
+    return _view(user, profile), changes
+
+
+def list_builders(session: Session) -> list[BuilderView]:
+    rows = session.execute(
+        select(User, BuilderProfile).join(BuilderProfile, BuilderProfile.user_id == User.id).order_by(User.email)
+    ).tuples()
+    return [_view(user, profile) for user, profile in rows]

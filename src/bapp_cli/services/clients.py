@@ -1,0 +1,265 @@
+"""Clients: add, list, show (profile, enrolments with progress, recent bookings, badges), enrol, set status.
+
+Enrolment itself lives in `services.enrolment` (the booking flow and progress reuse it); this module is
+the client-facing use cases around it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import and_, exists, func, or_, select
+from sqlalchemy.orm import Session, aliased
+
+from bapp_cli.db.models import (
+    ENROLMENT_STATUSES,
+    Badge,
+    Booking,
+    ClientProfile,
+    Enrolment,
+    Pathway,
+    Skill,
+    SkillPathwayLink,
+    User,
+    UserSkillProgress,
+)
+from bapp_cli.errors import Conflict, InvalidInput, NotFound
+from bapp_cli.services.booking import BookingFilters, BookingView, list_bookings
+from bapp_cli.services.enrolment import enrol, find_enrolment, set_enrolment_status
+from bapp_cli.services.pathways import get_pathway
+from bapp_cli.services.people import ensure_client, find_user, get_builder, get_client, normalise_email
+
+CLIENT_COLUMNS = ("email", "name", "company", "industry", "created_at")
+ENROLMENT_COLUMNS = ("client", "pathway", "status", "start_date", "completed_at", "builder")
+RECENT_BOOKINGS = 10
+MAX_TEXT = 200
+
+
+@dataclass(frozen=True)
+class ClientView:
+    email: str
+    name: str | None
+    company: str | None
+    industry: str | None
+    created_at: dt.datetime
+
+    def as_record(self) -> dict[str, Any]:
+        return {
+            "email": self.email,
+            "name": self.name,
+            "company": self.company,
+            "industry": self.industry,
+            "created_at": self.created_at,
+        }
+
+
+@dataclass(frozen=True)
+class EnrolmentView:
+    client: str
+    pathway: str
+    status: str
+    start_date: dt.date
+    completed_at: dt.datetime | None
+    builder: str | None
+    percent: int | None = None
+
+    def as_record(self) -> dict[str, Any]:
+        record: dict[str, Any] = {
+            "client": self.client,
+            "pathway": self.pathway,
+            "status": self.status,
+            "start_date": self.start_date,
+            "completed_at": self.completed_at,
+            "builder": self.builder,
+        }
+        if self.percent is not None:
+            record["percent"] = self.percent
+        return record
+
+
+@dataclass(frozen=True)
+class EnrolmentChange:
+    """The result of `clients enroll` / `clients set-status`: the enrolment and whether anything changed."""
+
+    enrolment: EnrolmentView
+    changed: bool
+    field_name: str
+
+    def as_record(self) -> dict[str, Any]:
+        return {**self.enrolment.as_record(), self.field_name: self.changed}
+
+
+@dataclass(frozen=True)
+class ClientDetail:
+    client: ClientView
+    enrolments: list[EnrolmentView] = field(default_factory=list)
+    bookings: list[BookingView] = field(default_factory=list)
+    badges: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_record(self) -> dict[str, Any]:
+        return {
+            **self.client.as_record(),
+            "enrolments": [
+                {key: value for key, value in item.as_record().items() if key != "client"} for item in self.enrolments
+            ],
+            "bookings": [item.as_record() for item in self.bookings],
+            "badges": list(self.badges),
+        }
+
+
+def _text(value: str | None, field_name: str) -> str | None:
+    if value is None:
+        return None
+    cleaned = value.strip()
+    if len(cleaned) > MAX_TEXT:
+        raise InvalidInput(f"{field_name}: {len(cleaned)} characters; at most {MAX_TEXT}", code="too_long")
+    return cleaned or None
+
+
+def _view(user: User, profile: ClientProfile) -> ClientView:
+    return ClientView(user.email, user.name, profile.company, profile.industry, profile.created_at)
+
+
+def add_client(
+    session: Session,
+    email: str,
+    *,
+    name: str | None = None,
+    company: str | None = None,
+    industry: str | None = None,
+) -> ClientView:
+    """Create a client (and its user unless one exists, e.g. a builder who also books); a duplicate is a conflict."""
+    normalised = normalise_email(email)
+    name, company, industry = _text(name, "name"), _text(company, "company"), _text(industry, "industry")
+    user = find_user(session, normalised)
+    if user is not None:
+        has_profile = session.scalar(select(ClientProfile.id).where(ClientProfile.user_id == user.id))
+        if has_profile is not None:
+            raise Conflict(f"client {normalised!r} already exists", hint=f"see `bapp clients show {normalised}`")
+    user, profile, _ = ensure_client(session, normalised, name=name, company=company, industry=industry)
+    return _view(user, profile)
+
+
+def list_clients(
+    session: Session, *, pathway: str | None = None, status: str | None = None, builder: str | None = None
+) -> list[ClientView]:
+    """Clients by e-mail. `pathway`/`status` filter on enrolments; `builder` keeps the clients that builder
+    coaches (enrolment) or has a booking with."""
+    query = select(User, ClientProfile).join(ClientProfile, ClientProfile.user_id == User.id).order_by(User.email)
+    if pathway is not None or status is not None:
+        conditions = [Enrolment.client_id == User.id]
+        if pathway is not None:
+            conditions.append(Enrolment.pathway_id == get_pathway(session, pathway).id)
+        if status is not None:
+            if status not in ENROLMENT_STATUSES:
+                raise InvalidInput(f"status: {status!r} is not one of {', '.join(ENROLMENT_STATUSES)}")
+            conditions.append(Enrolment.status == status)
+        query = query.where(exists().where(and_(*conditions)))
+    if builder is not None:
+        builder_user, _ = get_builder(session, builder)
+        coached = exists().where(Enrolment.client_id == User.id, Enrolment.builder_id == builder_user.id)
+        booked = exists().where(Booking.client_id == User.id, Booking.builder_id == builder_user.id)
+        query = query.where(or_(coached, booked))
+    return [_view(user, profile) for user, profile in session.execute(query).tuples()]
+
+
+def _percent_by_pathway(session: Session, client_id: int, pathway_ids: list[int]) -> dict[int, int]:
+    """Completed ÷ linked (non-archived) skills per pathway, rounded down to a whole percent (SPEC §2.6)."""
+    if not pathway_ids:
+        return {}
+    completed = aliased(UserSkillProgress)
+    rows = session.execute(
+        select(SkillPathwayLink.pathway_id, func.count(SkillPathwayLink.skill_id), func.count(completed.id))
+        .join(Skill, Skill.id == SkillPathwayLink.skill_id)
+        .outerjoin(
+            completed,
+            and_(
+                completed.skill_id == SkillPathwayLink.skill_id,
+                completed.client_id == client_id,
+                completed.status == "completed",
+            ),
+        )
+        .where(SkillPathwayLink.pathway_id.in_(pathway_ids), Skill.archived.is_(False))
+        .group_by(SkillPathwayLink.pathway_id)
+    ).tuples()
+    return {pathway_id: (done * 100) // total if total else 0 for pathway_id, total, done in rows}
+
+
+def _enrolment_views(session: Session, client: User, *, with_percent: bool) -> list[EnrolmentView]:
+    coach = aliased(User)
+    rows = session.execute(
+        select(Enrolment, Pathway.slug, coach.email)
+        .join(Pathway, Pathway.id == Enrolment.pathway_id)
+        .outerjoin(coach, coach.id == Enrolment.builder_id)
+        .where(Enrolment.client_id == client.id)
+        .order_by(Pathway.position, Pathway.slug)
+    ).tuples()
+    items = list(rows)
+    percents = _percent_by_pathway(session, client.id, [row[0].pathway_id for row in items]) if with_percent else {}
+    return [
+        EnrolmentView(
+            client=client.email,
+            pathway=slug,
+            status=enrolment.status,
+            start_date=enrolment.start_date,
+            completed_at=enrolment.completed_at,
+            builder=coach_email,
+            percent=percents.get(enrolment.pathway_id, 0) if with_percent else None,
+        )
+        for enrolment, slug, coach_email in items
+    ]
+
+
+def show_client(session: Session, email: str, *, now: dt.datetime) -> ClientDetail:
+    """Profile, enrolments (with progress %), the 10 most recent bookings, and badges."""
+    user, profile = get_client(session, email)
+    bookings = list_bookings(
+        session, BookingFilters(client_email=user.email, limit=RECENT_BOOKINGS, newest_first=True), now=now
+    )
+    badges = [
+        {"key": key, "awarded_at": awarded_at}
+        for key, awarded_at in session.execute(
+            select(Badge.key, Badge.awarded_at).where(Badge.client_id == user.id).order_by(Badge.awarded_at, Badge.key)
+        ).tuples()
+    ]
+    return ClientDetail(_view(user, profile), _enrolment_views(session, user, with_percent=True), bookings, badges)
+
+
+def _one_enrolment_view(session: Session, client: User, pathway: Pathway) -> EnrolmentView:
+    return next(view for view in _enrolment_views(session, client, with_percent=False) if view.pathway == pathway.slug)
+
+
+def enroll_client(
+    session: Session,
+    email: str,
+    pathway: str,
+    *,
+    now: dt.datetime,
+    builder: str | None = None,
+    start_date: dt.date | None = None,
+) -> EnrolmentChange:
+    """Enrol a client in a pathway (idempotent: an existing enrolment is returned with `enrolled: false`)."""
+    client, _ = get_client(session, email)
+    target = get_pathway(session, pathway)
+    coach = get_builder(session, builder)[0] if builder is not None else None
+    _, created = enrol(session, client, target, now=now, builder=coach, start_date=start_date)
+    session.flush()
+    return EnrolmentChange(_one_enrolment_view(session, client, target), created, "enrolled")
+
+
+def set_client_status(session: Session, email: str, pathway: str, status: str, *, now: dt.datetime) -> EnrolmentChange:
+    """Move a client's enrolment to active, paused or completed."""
+    client, _ = get_client(session, email)
+    target = get_pathway(session, pathway)
+    enrolment = find_enrolment(session, client.id, target.id)
+    if enrolment is None:
+        raise NotFound(
+            f"{client.email} is not enrolled in {target.slug!r}",
+            hint=f"enrol first: `bapp clients enroll {client.email} {target.slug}`",
+            code="enrolment_not_found",
+        )
+    changed = set_enrolment_status(session, enrolment, status, now=now, label=f"{client.email}:{target.slug}")
+    session.flush()
+    return EnrolmentChange(_one_enrolment_view(session, client, target), changed, "changed")

@@ -1,0 +1,99 @@
+"""Reading WHEN values: ISO 8601 instants, naive local times read in an IANA zone, calendar days.
+
+Everything past this module is an aware UTC `datetime`. A naive time is read in the zone the caller
+names (the `--timezone` of CLI.md §1) and resolved with that zone's rules *on that date*, so a wall-clock
+time on either side of a daylight-saving change lands on the right UTC instant. Wall-clock times that do
+not exist (the skipped spring-forward hour) or exist twice (the repeated autumn hour) are refused with a
+message that names the field and shows how to disambiguate: a silently guessed hour moves a booking.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from bapp_cli.errors import InvalidInput
+
+MAX_WHEN_LENGTH = 64
+EXAMPLE = "2030-01-31T14:00 (read in --timezone) or 2030-01-31T14:00+01:00"
+
+
+def get_zone(name: str, *, field: str = "timezone") -> ZoneInfo:
+    """The IANA zone called `name`, or InvalidInput naming the field."""
+    cleaned = name.strip()
+    try:
+        if not cleaned or len(cleaned) > MAX_WHEN_LENGTH:
+            raise ValueError(cleaned)
+        return ZoneInfo(cleaned)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InvalidInput(
+            f"{field}: unknown timezone {name!r}",
+            hint="use an IANA name such as Europe/London",
+            code="unknown_timezone",
+        ) from None
+
+
+def _parse_iso(text: str, field: str) -> dt.datetime:
+    cleaned = text.strip()
+    if not cleaned or len(cleaned) > MAX_WHEN_LENGTH:
+        raise InvalidInput(
+            f"{field}: {text[:MAX_WHEN_LENGTH]!r} is not a date and time", hint=f"use ISO 8601, e.g. {EXAMPLE}"
+        )
+    try:
+        return dt.datetime.fromisoformat(cleaned)
+    except ValueError as exc:
+        reason = str(exc)
+        # Python's own message for impossible calendar values is the useful part; "Invalid isoformat" is not.
+        detail = f" ({reason})" if "out of range" in reason or "must be in" in reason else ""
+        raise InvalidInput(
+            f"{field}: {cleaned!r} is not a valid date and time{detail}",
+            hint=f"use ISO 8601, e.g. {EXAMPLE}",
+            code="invalid_datetime",
+        ) from None
+
+
+def localise(naive: dt.datetime, zone: ZoneInfo, *, field: str = "time") -> dt.datetime:
+    """The UTC instant of wall-clock time `naive` in `zone`; refuses skipped and repeated local times."""
+    earlier = naive.replace(tzinfo=zone, fold=0)
+    later = naive.replace(tzinfo=zone, fold=1)
+    if earlier.utcoffset() != later.utcoffset():
+        shown = naive.isoformat(sep=" ", timespec="minutes")
+        round_trip = earlier.astimezone(dt.UTC).astimezone(zone).replace(tzinfo=None)
+        if round_trip != naive:
+            raise InvalidInput(
+                f"{field}: {shown} does not exist in {zone.key} (the clocks skip that hour)",
+                hint="pick a time outside the skipped hour, or give an explicit UTC offset",
+                code="nonexistent_local_time",
+            )
+        offsets = " or ".join(_offset_text(moment) for moment in (earlier, later))
+        raise InvalidInput(
+            f"{field}: {shown} happens twice in {zone.key} ({offsets})",
+            hint=f"add the offset you mean, e.g. {naive.isoformat(timespec='minutes')}{_offset_text(earlier)}",
+            code="ambiguous_local_time",
+        )
+    return earlier.astimezone(dt.UTC)
+
+
+def _offset_text(moment: dt.datetime) -> str:
+    offset = moment.utcoffset() or dt.timedelta()
+    minutes = int(offset.total_seconds()) // 60
+    sign = "+" if minutes >= 0 else "-"
+    return f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
+
+
+def parse_instant(text: str, *, timezone: str, field: str = "time") -> dt.datetime:
+    """An aware UTC instant from ISO 8601 text; a naive value (or a bare date) is read in `timezone`."""
+    parsed = _parse_iso(text, field)
+    if parsed.tzinfo is None or parsed.utcoffset() is None:
+        return localise(parsed, get_zone(timezone), field=field)
+    return parsed.astimezone(dt.UTC)
+
+
+def parse_day(text: str, *, timezone: str, field: str = "date") -> dt.date:
+    """A calendar day: `2030-01-31`, or the local date (in `timezone`) of an instant."""
+    cleaned = text.strip()
+    try:
+        return dt.date.fromisoformat(cleaned)
+    except ValueError:
+        pass
+    return parse_instant(cleaned, timezone=timezone, field=field).astimezone(get_zone(timezone)).date()
