@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import random
 from collections.abc import Callable, Iterator
@@ -612,3 +613,21 @@ def test_token_file_newline_is_stripped() -> None:
     with client_for(lambda r: httpx.Response(200, json=user_resource()), token=f"{TOKEN}\n") as (client, rec, _):
         client.get_current_user()
     assert rec.requests[0].headers["authorization"] == f"Bearer {TOKEN}"
+
+
+def test_garbage_collector_state_is_restored_after_parsing() -> None:
+    broken = {None: page([{**make_event_type(0), "duration": "x"}])}
+    assert gc.isenabled()
+    with client_for(paged_handler(THREE_PAGES)) as (client, _, _):
+        client.list_event_types(user="u")
+    assert gc.isenabled()
+    with client_for(paged_handler(broken)) as (client, _, _), pytest.raises(RemoteError):
+        client.list_event_types(user="u")
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with client_for(paged_handler(THREE_PAGES)) as (client, _, _):
+            client.list_event_types(user="u")
+        assert not gc.isenabled()  # a caller's choice to run without GC is kept
+    finally:
+        gc.enable()

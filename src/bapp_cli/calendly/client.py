@@ -25,12 +25,14 @@ scrubbed of the token as a last line of defence.
 
 from __future__ import annotations
 
+import gc
 import json
 import math
 import random
 import re
 import time
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -508,7 +510,8 @@ class CalendlyClient:
     def _parse(self, request: _Request, response: httpx.Response, model: type[R], page: int | None) -> R:
         body = response.content
         try:
-            return model.model_validate_json(body)
+            with _gc_paused():
+                return model.model_validate_json(body)
         except ValidationError as exc:
             errors = exc.errors(include_url=False, include_input=False)
             where = f" page {page}" if page is not None else ""
@@ -528,6 +531,23 @@ class CalendlyClient:
 
 
 # --- module-private helpers ------------------------------------------------------------------------
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic GC while one page is validated.
+
+    A page of 100 event types allocates thousands of acyclic containers; with collection enabled each
+    page also triggers collections that rescan everything already fetched, which made a 10,000-type
+    listing about a third slower (P2). The pause lasts one C-level parse and is always undone.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _collect(pages: Iterator[ListingPage[T]]) -> list[T]:

@@ -92,9 +92,13 @@ T = TypeVar("T")
 
 
 class ApiModel(BaseModel):
-    """Base of every Calendly model: unknown keys ignored, instances immutable."""
+    """Base of every Calendly model: unknown keys ignored, instances immutable.
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    Validators are built on first use (``defer_build``), so importing this module stays cheap for a
+    command that needs only one or two of the models.
+    """
+
+    model_config = ConfigDict(extra="ignore", frozen=True, defer_build=True)
 
 
 # --- users ---------------------------------------------------------------------------------------
