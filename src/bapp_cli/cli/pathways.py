@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from bapp_cli.cli.context import state
-from bapp_cli.cli.options import FormatOption, JsonOption
+from bapp_cli.cli.options import DryRunOption, FormatOption, JsonOption, YesOption
 
 if TYPE_CHECKING:
     from bapp_cli.services.pathways import PathwayView
@@ -98,3 +98,147 @@ def show(
     with app_state.reading() as session:
         views = list_pathways(session, slug=pathway)
     sink.record(views[0].as_record(), PATHWAY_COLUMNS, table=lambda console: render_pathway_tree(views, console))
+
+
+def _now() -> Any:
+    import datetime as dt
+
+    return dt.datetime.now(dt.UTC)
+
+
+def _report_change(sink: Any, change: Any, verb: str) -> None:
+    from bapp_cli.services.pathways import PATHWAY_COLUMNS
+
+    views = [change.pathway]
+    sink.record(change.as_record(), PATHWAY_COLUMNS, table=lambda console: render_pathway_tree(views, console))
+    if change.changed:
+        sink.info(f"{verb} pathway {change.pathway.slug}.")
+    else:
+        sink.info(f"Pathway {change.pathway.slug} unchanged.")
+
+
+@app.command("add")
+def add(
+    ctx: typer.Context,
+    slug: Annotated[str, typer.Argument(help="New pathway slug (any case; stored lowercase).")],
+    name: Annotated[str, typer.Option("--name", help="Display name.", show_default=False)],
+    description: Annotated[str | None, typer.Option("--description", help="What the pathway is for.")] = None,
+    icon: Annotated[str | None, typer.Option("--icon", help="An emoji or short icon text.")] = None,
+    color: Annotated[str | None, typer.Option("--color", help="Colour as #RRGGBB.")] = None,
+    tiers: Annotated[
+        list[str] | None,
+        typer.Option("--tier", help="A tier as 'NAME: DESCRIPTION'; repeat in order (tier 1, 2, 3…)."),
+    ] = None,
+    dry_run: DryRunOption = False,
+    fmt: FormatOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Add a pathway with its tiers, placed last in the display order.
+
+    \b
+    Examples:
+      bapp pathways add data-leaders --name "Data Leaders" --icon 📊 --color '#F59E0B' \\
+        --tier 'Discover: Map the data you have' --tier 'Decide: Use it' --tier 'Lead: Teach it'
+      bapp pathways add Sandbox --name Sandbox --dry-run --json
+    """
+    from bapp_cli.services.pathway_admin import TierSpec, add_pathway
+
+    app_state = state(ctx)
+    sink = app_state.output(fmt, as_json)
+    with app_state.transaction(dry_run=dry_run) as session:
+        specs = [TierSpec.parse(text, field=f"tier {index}") for index, text in enumerate(tiers or [], start=1)]
+        change = add_pathway(
+            session, slug, name=name, now=_now(), description=description, icon=icon, color=color, tiers=specs
+        )
+    _report_change(sink, change, "Would add" if dry_run else "Added")
+
+
+@app.command("update")
+def update(
+    ctx: typer.Context,
+    pathway: Annotated[str, typer.Argument(help="Pathway slug (any case).")],
+    name: Annotated[str | None, typer.Option("--name", help="New display name.")] = None,
+    description: Annotated[str | None, typer.Option("--description", help="New description ('' clears it).")] = None,
+    icon: Annotated[str | None, typer.Option("--icon", help="New icon ('' clears it).")] = None,
+    color: Annotated[str | None, typer.Option("--color", help="New colour as #RRGGBB.")] = None,
+    position: Annotated[
+        int | None, typer.Option("--position", help="Move to this place in the display order (0 = first).")
+    ] = None,
+    dry_run: DryRunOption = False,
+    fmt: FormatOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Rename, describe, recolour or reorder a pathway; only the options given change.
+
+    \b
+    Examples:
+      bapp pathways update play --name "Play & Create" --color '#A78BFA'
+      bapp pathways update pivot --position 0
+    """
+    from bapp_cli.services.pathway_admin import update_pathway
+
+    app_state = state(ctx)
+    sink = app_state.output(fmt, as_json)
+    with app_state.transaction(dry_run=dry_run) as session:
+        change = update_pathway(
+            session,
+            pathway,
+            now=_now(),
+            name=name,
+            description=description,
+            icon=icon,
+            color=color,
+            position=position,
+        )
+    _report_change(sink, change, "Would update" if dry_run else "Updated")
+
+
+@app.command("set-tier")
+def set_tier_command(
+    ctx: typer.Context,
+    pathway: Annotated[str, typer.Argument(help="Pathway slug (any case).")],
+    number: Annotated[int, typer.Argument(help="Tier number (an existing one, or the next one to add it).")],
+    name: Annotated[str, typer.Option("--name", help="Tier name.", show_default=False)],
+    description: Annotated[str | None, typer.Option("--description", help="Tier description.")] = None,
+    dry_run: DryRunOption = False,
+    fmt: FormatOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Rename or describe a tier, or add the next tier of a pathway.
+
+    \b
+    Examples:
+      bapp pathways set-tier accelerate 1 --name Foundations --description "Core AI concepts and tools"
+      bapp pathways set-tier play 4 --name Showcase
+    """
+    from bapp_cli.services.pathway_admin import set_tier
+
+    app_state = state(ctx)
+    sink = app_state.output(fmt, as_json)
+    with app_state.transaction(dry_run=dry_run) as session:
+        change = set_tier(session, pathway, number, name=name, description=description, now=_now())
+    _report_change(sink, change, "Would update" if dry_run else "Updated")
+
+
+@app.command("archive")
+def archive(
+    ctx: typer.Context,
+    pathway: Annotated[str, typer.Argument(help="Pathway slug (any case).")],
+    yes: YesOption = False,
+    fmt: FormatOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Archive a pathway: its history stays; it takes no new enrolments, bookings or skill links.
+
+    \b
+    Examples:
+      bapp pathways archive play --yes
+    """
+    from bapp_cli.services.pathway_admin import archive_pathway
+
+    app_state = state(ctx)
+    sink = app_state.output(fmt, as_json)
+    app_state.confirm(yes, f"Archive pathway {pathway.strip().lower()}?")
+    with app_state.transaction() as session:
+        change = archive_pathway(session, pathway, now=_now())
+    _report_change(sink, change, "Archived")

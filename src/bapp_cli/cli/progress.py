@@ -1,0 +1,203 @@
+"""`bapp progress`: one client's progress tree, and the progress table of every enrolment."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from bapp_cli.cli.context import state
+from bapp_cli.cli.options import FormatOption, JsonOption
+
+app = typer.Typer(help="Show clients' progress through pathways, tiers and skills.", no_args_is_help=True)
+
+BAR_WIDTH = 10
+STATUS_STYLES = {
+    "completed": ("✔", "green"),
+    "in_progress": ("◐", "yellow"),
+    "not_started": ("○", "dim"),
+}
+ENROLMENT_STYLES = {"active": "cyan", "paused": "yellow", "completed": "green"}
+
+
+def bar(percent: int, width: int = BAR_WIDTH) -> str:
+    filled = min(width, max(0, percent * width // 100))
+    return "█" * filled + "░" * (width - filled)
+
+
+def _percent_style(percent: int) -> str:
+    if percent >= 100:
+        return "green"
+    if percent > 0:
+        return "yellow"
+    return "dim"
+
+
+def render_progress_tree(progress: Any, sink: Any) -> Any:
+    """The Rich tree of `progress show`: pathway → tiers (done/total, %, bar) → skills; badges last."""
+
+    def draw(console: Any) -> None:
+        from rich.text import Text
+        from rich.tree import Tree
+
+        title = Text(progress.client_name or progress.client, style="bold")
+        if progress.client_name:
+            title.append(f"  <{progress.client}>", style="dim")
+        root = Tree(title)
+        if not progress.pathways:
+            root.add(Text("no enrolments", style="dim"))
+        for item in progress.pathways:
+            label = Text()
+            if item.pathway is None:
+                label.append("★ Fundamentals", style="bold")
+            else:
+                label.append(
+                    f"{item.icon or ''} {item.name}".strip(), style=f"bold {item.color}" if item.color else "bold"
+                )
+                label.append(f" ({item.pathway})", style="dim")
+                label.append(f"  {item.status}", style=ENROLMENT_STYLES.get(item.status, ""))
+                if item.builder:
+                    label.append(f"  coach {item.builder}", style="dim")
+                if item.start_date:
+                    label.append(f"  since {item.start_date.isoformat()}", style="dim")
+                if item.completed_at:
+                    label.append(f"  completed {sink.local_time(item.completed_at)}", style="green")
+            label.append(f"  {item.completed}/{item.total}  ", style="")
+            label.append(bar(item.percent), style=_percent_style(item.percent))
+            label.append(f" {item.percent}%", style=_percent_style(item.percent))
+            branch = root.add(label)
+            if item.pathway is None:
+                _add_skills(branch, item.skills)
+                continue
+            for tier in item.tiers:
+                tier_label = Text.assemble(
+                    (f"Tier {tier.tier} · {tier.name}", "bold"),
+                    f"  {tier.completed}/{tier.total}  ",
+                    (bar(tier.percent), _percent_style(tier.percent)),
+                    (f" {tier.percent}%", _percent_style(tier.percent)),
+                )
+                tier_branch = branch.add(tier_label)
+                if not tier.skills:
+                    tier_branch.add(Text("no skills linked yet", style="dim"))
+                _add_skills(tier_branch, tier.skills)
+        badges = root.add(Text(f"Badges ({len(progress.badges)})", style="bold"))
+        for badge in progress.badges:
+            badges.add(Text.assemble(f"🏅 {badge.name}", (f"  {sink.local_time(badge.awarded_at)}", "dim")))
+        console.print(root)
+
+    return draw
+
+
+def _add_skills(branch: Any, skills: list[Any]) -> None:
+    from rich.text import Text
+
+    for skill in skills:
+        mark, style = STATUS_STYLES.get(skill.status, ("?", ""))
+        line = Text.assemble((mark, style), " ", (skill.name, style if skill.status != "completed" else ""))
+        line.append(f" ({skill.skill})", style="dim")
+        if skill.completed_via:
+            line.append(f"  via {skill.completed_via}", style="dim")
+        branch.add(line)
+
+
+@app.command("show")
+def show(
+    ctx: typer.Context,
+    email: Annotated[str, typer.Argument(help="Client e-mail.")],
+    pathway: Annotated[str | None, typer.Option("--pathway", help="Only this pathway (any case).")] = None,
+    fmt: FormatOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show a client's progress: pathways → tiers → skills, fundamentals and badges.
+
+    \b
+    Examples:
+      bapp progress show ada@example.com
+      bapp progress show ada@example.com --pathway accelerate
+      bapp progress show ada@example.com --json
+    """
+    from bapp_cli.services.progress import show_progress
+
+    app_state = state(ctx)
+    sink = app_state.output(fmt, as_json)
+    with app_state.reading() as session:
+        progress = show_progress(session, email, pathway=pathway)
+    columns = [
+        "pathway",
+        "name",
+        "start_date",
+        "status",
+        "builder",
+        "completed_at",
+        "progress",
+        "tiers",
+        "completed",
+        "total",
+        "percent",
+    ]
+    sink.records(progress.as_records(), columns, table=render_progress_tree(progress, sink))
+
+
+@app.command("table")
+def table(
+    ctx: typer.Context,
+    pathway: Annotated[str | None, typer.Option("--pathway", help="Only this pathway (any case).")] = None,
+    builder: Annotated[str | None, typer.Option("--builder", help="Only enrolments coached by this builder.")] = None,
+    status: Annotated[str | None, typer.Option("--status", help="Only enrolments in this status.")] = None,
+    fmt: FormatOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """One row per enrolment: tier and overall percentages, badges and last activity.
+
+    \b
+    Examples:
+      bapp progress table
+      bapp progress table --pathway accelerate --status active
+      bapp progress table --builder bob@example.com --format csv > progress.csv
+    """
+    from bapp_cli.services.progress import PROGRESS_TABLE_COLUMNS, progress_table
+
+    app_state = state(ctx)
+    sink = app_state.output(fmt, as_json)
+    with app_state.reading() as session:
+        rows = progress_table(session, pathway=pathway, builder=builder, status=status)
+        if sink.format == "table":
+            sink.records([], PROGRESS_TABLE_COLUMNS, table=_table_renderer(list(rows), sink))
+        else:
+            # streamed straight from the cursor: no Rich, no intermediate objects beyond one row
+            sink.records((row.as_record() for row in rows), PROGRESS_TABLE_COLUMNS)
+
+
+def _table_renderer(rows: list[Any], sink: Any) -> Any:
+    def draw(console: Any) -> None:
+        from rich.table import Table
+
+        grid = Table(title="Progress", header_style="bold")
+        for column, justify in (
+            ("client", "left"),
+            ("pathway", "left"),
+            ("status", "left"),
+            ("tier 1", "right"),
+            ("tier 2", "right"),
+            ("tier 3", "right"),
+            ("overall", "left"),
+            ("badges", "right"),
+            ("last activity", "left"),
+        ):
+            grid.add_column(column, justify=justify)  # type: ignore[arg-type]
+        for row in rows:
+            tiers = [row.tier_percent(index) for index in range(3)]
+            grid.add_row(
+                row.client,
+                row.pathway,
+                f"[{ENROLMENT_STYLES.get(row.status, '')}]{row.status}[/]",
+                *(f"[{_percent_style(value)}]{value}%[/]" for value in tiers),
+                f"[{_percent_style(row.percent)}]{bar(row.percent)} {row.percent:>3}%[/]",
+                str(row.badges) if row.badges else "—",
+                sink.local_time(row.last_activity) if row.last_activity else "—",
+            )
+        console.print(grid)
+        if not rows:
+            console.print("[dim](no enrolments)[/dim]")
+
+    return draw

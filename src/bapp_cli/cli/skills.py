@@ -1,0 +1,410 @@
+"""`bapp skills`: the skill catalogue and each client's progress through it."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from bapp_cli.cli.context import state
+from bapp_cli.cli.options import DryRunOption, FormatOption, JsonOption, YesOption
+
+app = typer.Typer(help="Manage skills, link them to pathway tiers, and track clients' progress.", no_args_is_help=True)
+
+STATUS_MARKS = {"completed": "✔", "in_progress": "◐", "not_started": "○"}
+
+
+def _now() -> Any:
+    import datetime as dt
+
+    return dt.datetime.now(dt.UTC)
+
+
+def _skill_table(views: list[Any], title: str) -> Any:
+    def draw(console: Any) -> None:
+        from rich.table import Table
+
+        table = Table(title=title, header_style="bold")
+        for column in ("slug", "name", "domain", "fundamental", "links", "archived"):
+            table.add_column(column)
+        for view in views:
+            table.add_row(
+                view.slug,
+                view.name,
+                view.domain or "—",
+                "★" if view.is_fundamental else "",
+                ", ".join(view.links) or "—",
+                "yes" if view.archived else "",
+            )
+        console.print(table)
+        if not views:
+            console.print("[dim](no skills)[/dim]")
+
+    return draw
+
+
+def _report_skill(sink: Any, change: Any, verb: str) -> None:
+    from bapp_cli.services.skills import SKILL_COLUMNS
+
+    sink.record(change.as_record(), SKILL_COLUMNS)
+    sink.info(f"{verb} skill {change.skill.slug}." if change.changed else f"Skill {change.skill.slug} unchanged.")
+    if change.badges_awarded or change.pathways_completed:
+        sink.info(
+            f"That change completed criteria for clients: {change.badges_awarded} badge(s) awarded, "
+            f"{change.pathways_completed} enrolment(s) completed."
+        )
+
+
+def _report_outcome(sink: Any, record: dict[str, Any], names: dict[str, str]) -> None:
+    for slug in record.get("enrolled", []):
+        sink.info(f"Enrolled {record['client']} in {slug}.")
+    for key in record["badges_awarded"]:
+        sink.info(f"🏅 Badge awarded: {names.get(key, key)}")
+    for slug in record["pathways_completed"]:
+        sink.info(f"🎉 Pathway completed: {slug}")
+
+
+def _badge_names(session: Any, keys: list[str]) -> dict[str, str]:
+    if not keys:
+        return {}
+    from bapp_cli.services.progress import load_catalogue
+
+    catalogue = load_catalogue(session)
+    return {key: catalogue.badge_name(key) for key in keys}
+
+
+@app.command("add")
+def add(
+    ctx: typer.Context,
+    slug: Annotated[str, typer.Argument(help="New skill slug (any case; stored lowercase).")],
+    name: Annotated[str, typer.Option("--name", help="Display name.", show_default=False)],
+    description: Annotated[str | None, typer.Option("--description", help="What the skill covers.")] = None,
+    domain: Annotated[str | None, typer.Option("--domain", help="Subject area, e.g. 'prompting'.")] = None,
+    fundamental: Annotated[
+        bool, typer.Option("--fundamental", help="A core skill every client should complete.")
+    ] = False,
+    links: Annotated[
+        list[str] | None, typer.Option("--link", help="PATHWAY:TIER to link it to; repeat for several pathways.")
+    ] = None,
+    dry_run: DryRunOption = False,
+    fmt: FormatOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Add a skill, optionally fundamental and linked to pathway tiers.
+
+    \b
+    Examples:
+      bapp skills add prompt-design --name "Prompt design" --domain prompting --link accelerate:1 --link play:1
+      bapp skills add ai-safety --name "AI safety basics" --fundamental
+    """
+    from bapp_cli.services.skills import add_skill
+
+    app_state = state(ctx)
+    sink = app_state.output(fmt, as_json)
+    with app_state.transaction(dry_run=dry_run) as session:
+        change = add_skill(
+            session,
+            slug,
+            name=name,
+            now=_now(),
+            description=description,
+            domain=domain,
+            fundamental=fundamental,
+            links=links or [],
+        )
+    _report_skill(sink, change, "Would add" if dry_run else "Added")
+
+
+@app.command("update")
+def update(
+    ctx: typer.Context,
+    slug: Annotated[str, typer.Argument(help="Skill slug.")],
+    name: Annotated[str | None, typer.Option("--name", help="New display name.")] = None,
+    description: Annotated[str | None, typer.Option("--description", help="New description ('' clears it).")] = None,
+    domain: Annotated[str | None, typer.Option("--domain", help="New domain ('' clears it).")] = None,
+    fundamental: Annotated[
+        bool | None,
+        typer.Option("--fundamental/--not-fundamental", help="Flag or unflag as fundamental.", show_default=False),
+    ] = None,
+    dry_run: DryRunOption = False,
+    fmt: FormatOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Rename, describe or re-domain a skill, or change its fundamental flag.
+
+    \b
+    Examples:
+      bapp skills update prompt-design --name "Prompt engineering"
+      bapp skills update ai-safety --not-fundamental
+    """
+    from bapp_cli.services.skills import update_skill
+
+    app_state = state(ctx)
+    sink = app_state.output(fmt, as_json)
+    with app_state.transaction(dry_run=dry_run) as session:
+        change = update_skill(
+            session, slug, now=_now(), name=name, description=description, domain=domain, fundamental=fundamental
+        )
+    _report_skill(sink, change, "Would update" if dry_run else "Updated")
+
+
+@app.command("link")
+def link(
+    ctx: typer.Context,
+    slug: Annotated[str, typer.Argument(help="Skill slug.")],
+    target: Annotated[str, typer.Argument(metavar="PATHWAY:TIER", help="Pathway and tier, e.g. accelerate:2.")],
+    dry_run: DryRunOption = False,
+    fmt: FormatOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Link a skill to a pathway tier (or move it to another tier of that pathway).
+
+    \b
+    Examples:
+      bapp skills link prompt-design pivot:1
+      bapp skills link prompt-design accelerate:2
+    """
+    from bapp_cli.services.skills import link_skill
+
+    app_state = state(ctx)
+    sink = app_state.output(fmt, as_json)
+    with app_state.transaction(dry_run=dry_run) as session:
+        change = link_skill(session, slug, target, now=_now())
+    _report_skill(sink, change, "Would link" if dry_run else "Linked")
+
+
+@app.command("unlink")
+def unlink(
+    ctx: typer.Context,
+    slug: Annotated[str, typer.Argument(help="Skill slug.")],
+    pathway: Annotated[str, typer.Argument(help="Pathway slug (any case).")],
+    dry_run: DryRunOption = False,
+    fmt: FormatOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Remove a skill from a pathway (clients' progress rows stay).
+
+    \b
+    Examples:
+      bapp skills unlink prompt-design play
+    """
+    from bapp_cli.services.skills import unlink_skill
+
+    app_state = state(ctx)
+    sink = app_state.output(fmt, as_json)
+    with app_state.transaction(dry_run=dry_run) as session:
+        change = unlink_skill(session, slug, pathway, now=_now())
+    _report_skill(sink, change, "Would unlink" if dry_run else "Unlinked")
+
+
+@app.command("archive")
+def archive(
+    ctx: typer.Context,
+    slug: Annotated[str, typer.Argument(help="Skill slug.")],
+    yes: YesOption = False,
+    fmt: FormatOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Archive a skill: it leaves tier counts and fundamentals; clients' history stays.
+
+    \b
+    Examples:
+      bapp skills archive legacy-chatbots --yes
+    """
+    from bapp_cli.services.skills import archive_skill
+
+    app_state = state(ctx)
+    sink = app_state.output(fmt, as_json)
+    app_state.confirm(yes, f"Archive skill {slug.strip().lower()}?")
+    with app_state.transaction() as session:
+        change = archive_skill(session, slug, now=_now())
+    _report_skill(sink, change, "Archived")
+
+
+@app.command("list")
+def list_command(
+    ctx: typer.Context,
+    pathway: Annotated[str | None, typer.Option("--pathway", help="Only skills linked to this pathway.")] = None,
+    tier: Annotated[int | None, typer.Option("--tier", help="Only skills at this tier.")] = None,
+    fundamental: Annotated[bool, typer.Option("--fundamental", help="Only fundamental skills.")] = False,
+    include_archived: Annotated[bool, typer.Option("--all", help="Include archived skills.")] = False,
+    fmt: FormatOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List skills with their pathway links.
+
+    \b
+    Examples:
+      bapp skills list
+      bapp skills list --pathway accelerate --tier 1
+      bapp skills list --fundamental --json
+    """
+    from bapp_cli.services.skills import SKILL_COLUMNS, list_skills
+
+    app_state = state(ctx)
+    sink = app_state.output(fmt, as_json)
+    with app_state.reading() as session:
+        views = list_skills(
+            session, pathway=pathway, tier=tier, fundamental=fundamental, include_archived=include_archived
+        )
+    sink.records([view.as_record() for view in views], SKILL_COLUMNS, table=_skill_table(views, "Skills"))
+
+
+@app.command("assign")
+def assign(
+    ctx: typer.Context,
+    email: Annotated[str, typer.Argument(help="Client e-mail.")],
+    skills: Annotated[
+        list[str] | None, typer.Argument(help="Skill slugs (or use --pathway).", show_default=False)
+    ] = None,
+    pathway: Annotated[
+        str | None, typer.Option("--pathway", help="Every skill of this pathway (enrols the client if needed).")
+    ] = None,
+    tier: Annotated[int | None, typer.Option("--tier", help="With --pathway: only this tier's skills.")] = None,
+    status: Annotated[
+        str, typer.Option("--status", help="Starting status: not_started, in_progress or completed.")
+    ] = "not_started",
+    via: Annotated[
+        str | None,
+        typer.Option("--via", help="With --status completed: manual, assessment, builder_validation or auto."),
+    ] = None,
+    validated_by: Annotated[
+        str | None, typer.Option("--validated-by", help="With --status completed: the validating builder's e-mail.")
+    ] = None,
+    note: Annotated[str | None, typer.Option("--note", help="A note kept on each progress row.")] = None,
+    dry_run: DryRunOption = False,
+    fmt: FormatOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Assign skills to a client: named skills, or every skill of a pathway (and tier). Idempotent.
+
+    \b
+    Examples:
+      bapp skills assign ada@example.com --pathway accelerate --tier 1
+      bapp skills assign ada@example.com prompt-design ai-safety
+      bapp skills assign ada@example.com prompt-design --status completed --via assessment
+    """
+    from bapp_cli.services.skills import assign_skills
+
+    app_state = state(ctx)
+    sink = app_state.output(fmt, as_json)
+    with app_state.transaction(dry_run=dry_run) as session:
+        result = assign_skills(
+            session,
+            email,
+            skills or [],
+            now=_now(),
+            pathway=pathway,
+            tier=tier,
+            status=status,
+            via=via,
+            validated_by=validated_by,
+            note=note,
+        )
+        names = _badge_names(session, result.outcome.badges_awarded)
+    record = result.as_record()
+    sink.record(record)
+    prefix = "Would assign" if dry_run else "Assigned"
+    sink.info(
+        f"{prefix} {len(result.assigned)} new, {len(result.updated)} updated, "
+        f"{len(result.unchanged)} unchanged for {result.client}."
+    )
+    _report_outcome(sink, record, names)
+
+
+def _progress_command(ctx: typer.Context, fmt: str | None, as_json: bool, dry_run: bool, action: Any) -> None:
+    app_state = state(ctx)
+    sink = app_state.output(fmt, as_json)
+    with app_state.transaction(dry_run=dry_run) as session:
+        change = action(session)
+        names = _badge_names(session, change.outcome.badges_awarded)
+    record = change.as_record()
+    sink.record(record)
+    mark = STATUS_MARKS.get(change.status, "")
+    if change.changed:
+        sink.info(f"{mark} {change.skill} for {change.client}: {change.previous_status or 'new'} → {change.status}")
+    else:
+        sink.info(f"{mark} {change.skill} for {change.client}: already {change.status}, nothing changed.")
+    _report_outcome(sink, record, names)
+
+
+@app.command("start")
+def start(
+    ctx: typer.Context,
+    email: Annotated[str, typer.Argument(help="Client e-mail.")],
+    skill: Annotated[str, typer.Argument(help="Skill slug.")],
+    dry_run: DryRunOption = False,
+    fmt: FormatOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Mark a skill in progress for a client (assigning it if needed).
+
+    \b
+    Examples:
+      bapp skills start ada@example.com prompt-design
+    """
+    from bapp_cli.services.skills import start_skill
+
+    _progress_command(ctx, fmt, as_json, dry_run, lambda session: start_skill(session, email, skill, now=_now()))
+
+
+@app.command("complete")
+def complete(
+    ctx: typer.Context,
+    email: Annotated[str, typer.Argument(help="Client e-mail.")],
+    skill: Annotated[str, typer.Argument(help="Skill slug.")],
+    via: Annotated[
+        str | None,
+        typer.Option(
+            "--via",
+            help="How it was completed: manual, assessment, builder_validation or auto "
+            "[default: builder_validation with --validated-by, else manual].",
+            show_default=False,
+        ),
+    ] = None,
+    validated_by: Annotated[str | None, typer.Option("--validated-by", help="The validating builder's e-mail.")] = None,
+    note: Annotated[str | None, typer.Option("--note", help="A note kept on the progress row.")] = None,
+    dry_run: DryRunOption = False,
+    fmt: FormatOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Complete a skill for a client; awards any badges and completes any pathway this finishes.
+
+    \b
+    Examples:
+      bapp skills complete ada@example.com prompt-design
+      bapp skills complete ada@example.com prompt-design --validated-by bob@example.com --note "great demo"
+      bapp skills complete ada@example.com ai-safety --via assessment --json
+    """
+    from bapp_cli.services.skills import complete_skill
+
+    _progress_command(
+        ctx,
+        fmt,
+        as_json,
+        dry_run,
+        lambda session: complete_skill(
+            session, email, skill, now=_now(), via=via, validated_by=validated_by, note=note
+        ),
+    )
+
+
+@app.command("reset")
+def reset(
+    ctx: typer.Context,
+    email: Annotated[str, typer.Argument(help="Client e-mail.")],
+    skill: Annotated[str, typer.Argument(help="Skill slug.")],
+    yes: YesOption = False,
+    fmt: FormatOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Reset a client's skill to not_started (badges already earned are kept).
+
+    \b
+    Examples:
+      bapp skills reset ada@example.com prompt-design --yes
+    """
+    from bapp_cli.services.skills import reset_skill
+
+    state(ctx).confirm(yes, f"Reset {skill.strip().lower()} for {email.strip().lower()}?")
+    _progress_command(ctx, fmt, as_json, False, lambda session: reset_skill(session, email, skill, now=_now()))

@@ -1,0 +1,247 @@
+"""Pathway management (SPEC §2.1): add, rename, describe, reorder and archive pathways and their tiers.
+
+Slugs come in any case and are stored lowercase. A slug may not contain `:` because skill links
+(`accelerate:1`) and badge keys (`tier:accelerate:1`) use it as a separator. Archiving keeps history:
+nothing is deleted, the pathway only stops taking new enrolments, bookings and skill links.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from bapp_cli.db.audit import record_audit
+from bapp_cli.db.models import Pathway, PathwayTier
+from bapp_cli.errors import Conflict, InvalidInput
+from bapp_cli.services.pathways import PathwayView, get_pathway, list_pathways, normalise_slug
+
+PATHWAY_SLUG_PATTERN = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+COLOR_PATTERN = re.compile(r"^#[0-9A-Fa-f]{6}$")
+MAX_SLUG_LENGTH = 64
+MAX_NAME_LENGTH = 100
+MAX_ICON_LENGTH = 16
+MAX_TIERS = 20
+
+
+@dataclass(frozen=True)
+class TierSpec:
+    """A tier as typed by an admin: `--tier 'Foundation: Build a solid foundation'`."""
+
+    name: str
+    description: str | None = None
+
+    @classmethod
+    def parse(cls, text: str, *, field: str = "tier") -> TierSpec:
+        name, _, description = text.partition(":")
+        return cls(check_name(name, field=field), description.strip() or None)
+
+
+@dataclass(frozen=True)
+class PathwayChange:
+    """The outcome of a management command: the pathway as it now stands and what changed."""
+
+    pathway: PathwayView
+    changed: dict[str, Any]
+
+    def as_record(self) -> dict[str, Any]:
+        return self.pathway.as_record()
+
+
+def check_pathway_slug(value: str) -> str:
+    slug = normalise_slug(value)
+    if not slug or len(slug) > MAX_SLUG_LENGTH or not PATHWAY_SLUG_PATTERN.match(slug):
+        raise InvalidInput(
+            f"slug: {value!r} is not a valid pathway slug",
+            hint="use lowercase letters, digits and single hyphens, e.g. 'data-leaders'",
+            code="invalid_slug",
+        )
+    return slug
+
+
+def check_name(value: str, *, field: str = "name", max_length: int = MAX_NAME_LENGTH) -> str:
+    name = value.strip()
+    if not name:
+        raise InvalidInput(f"{field}: must not be empty", code="invalid_name")
+    if len(name) > max_length:
+        raise InvalidInput(f"{field}: longer than {max_length} characters", code="invalid_name")
+    return name
+
+
+def check_color(value: str) -> str:
+    if not COLOR_PATTERN.match(value.strip()):
+        raise InvalidInput(f"color: {value!r} is not a #RRGGBB colour", code="invalid_color")
+    return value.strip().upper()
+
+
+def check_icon(value: str) -> str:
+    icon = value.strip()
+    if len(icon) > MAX_ICON_LENGTH:
+        raise InvalidInput(f"icon: longer than {MAX_ICON_LENGTH} characters", code="invalid_icon")
+    return icon
+
+
+def _view(session: Session, pathway: Pathway) -> PathwayView:
+    return list_pathways(session, slug=pathway.slug)[0]
+
+
+def add_pathway(
+    session: Session,
+    slug: str,
+    *,
+    name: str,
+    now: dt.datetime,
+    description: str | None = None,
+    icon: str | None = None,
+    color: str | None = None,
+    tiers: Sequence[TierSpec] = (),
+) -> PathwayChange:
+    """A new pathway at the end of the display order, with tiers numbered 1, 2, 3… in the given order."""
+    canonical = check_pathway_slug(slug)
+    clean_name = check_name(name)
+    clean_color = check_color(color) if color is not None else None
+    clean_icon = check_icon(icon) if icon is not None else None
+    if len(tiers) > MAX_TIERS:
+        raise InvalidInput(f"tier: at most {MAX_TIERS} tiers", code="too_many_tiers")
+    if session.scalar(select(Pathway.id).where(Pathway.slug == canonical)) is not None:
+        raise Conflict(f"pathway {canonical!r} already exists", hint="change it with `bapp pathways update`")
+    last = session.scalar(select(func.max(Pathway.position)))
+    pathway = Pathway(
+        slug=canonical,
+        name=clean_name,
+        description=(description.strip() or None) if description is not None else None,
+        icon=clean_icon,
+        color=clean_color,
+        position=0 if last is None else last + 1,
+        archived=False,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(pathway)
+    session.flush()
+    for number, tier in enumerate(tiers, start=1):
+        session.add(PathwayTier(pathway_id=pathway.id, tier=number, name=tier.name, description=tier.description))
+    session.flush()
+    changes: dict[str, Any] = {
+        "name": clean_name,
+        "icon": clean_icon,
+        "color": clean_color,
+        "tiers": [tier.name for tier in tiers],
+    }
+    record_audit(session, "pathway", canonical, changes)
+    return PathwayChange(_view(session, pathway), changes)
+
+
+def update_pathway(
+    session: Session,
+    slug: str,
+    *,
+    now: dt.datetime,
+    name: str | None = None,
+    description: str | None = None,
+    icon: str | None = None,
+    color: str | None = None,
+    position: int | None = None,
+) -> PathwayChange:
+    """Rename, describe, recolour or move a pathway; only the fields given change."""
+    pathway = get_pathway(session, slug)
+    wanted: dict[str, Any] = {}
+    if name is not None:
+        wanted["name"] = check_name(name)
+    if description is not None:
+        wanted["description"] = description.strip() or None
+    if icon is not None:
+        wanted["icon"] = check_icon(icon) or None
+    if color is not None:
+        wanted["color"] = check_color(color)
+    changes: dict[str, Any] = {}
+    for attribute, value in wanted.items():
+        if getattr(pathway, attribute) != value:
+            changes[attribute] = [getattr(pathway, attribute), value]
+            setattr(pathway, attribute, value)
+    if position is not None:
+        changes.update(_move(session, pathway, position))
+    if changes:
+        pathway.updated_at = now
+        session.flush()
+        record_audit(session, "pathway", pathway.slug, changes)
+    return PathwayChange(_view(session, pathway), changes)
+
+
+def _move(session: Session, pathway: Pathway, position: int) -> dict[str, Any]:
+    """Put `pathway` at `position` (0 = first) and renumber the rest 0…n-1 so positions stay a clean order."""
+    if position < 0:
+        raise InvalidInput("position: must be 0 or more", code="invalid_position")
+    ordered = [
+        other
+        for other in session.scalars(select(Pathway).order_by(Pathway.position, Pathway.slug))
+        if other.id != pathway.id
+    ]
+    ordered.insert(min(position, len(ordered)), pathway)
+    previous = pathway.position
+    for index, item in enumerate(ordered):
+        if item.position != index:
+            item.position = index
+    return {"position": [previous, pathway.position]} if previous != pathway.position else {}
+
+
+def set_tier(
+    session: Session,
+    slug: str,
+    number: int,
+    *,
+    name: str,
+    now: dt.datetime,
+    description: str | None = None,
+) -> PathwayChange:
+    """Rename or describe tier `number`, or add it when it is the next one (tiers stay 1…n without gaps)."""
+    pathway = get_pathway(session, slug)
+    clean_name = check_name(name)
+    tier = session.scalars(
+        select(PathwayTier).where(PathwayTier.pathway_id == pathway.id, PathwayTier.tier == number)
+    ).one_or_none()
+    changes: dict[str, Any] = {}
+    if tier is None:
+        highest = session.scalar(select(func.max(PathwayTier.tier)).where(PathwayTier.pathway_id == pathway.id)) or 0
+        if number < 1 or number != highest + 1 or number > MAX_TIERS:
+            raise InvalidInput(
+                f"tier: {pathway.slug!r} has tiers 1–{highest}; the next new tier is {highest + 1}"
+                if highest
+                else f"tier: {pathway.slug!r} has no tiers yet; the first is tier 1",
+                code="invalid_tier",
+            )
+        clean_description = (description.strip() or None) if description is not None else None
+        session.add(PathwayTier(pathway_id=pathway.id, tier=number, name=clean_name, description=clean_description))
+        changes = {"tier": number, "added": True, "name": clean_name, "description": clean_description}
+    else:
+        if tier.name != clean_name:
+            changes["name"] = [tier.name, clean_name]
+            tier.name = clean_name
+        if description is not None and tier.description != (description.strip() or None):
+            changes["description"] = [tier.description, description.strip() or None]
+            tier.description = description.strip() or None
+        if changes:
+            changes["tier"] = number
+    if changes:
+        pathway.updated_at = now
+        session.flush()
+        record_audit(session, "pathway_tier", f"{pathway.slug}:{number}", changes)
+    return PathwayChange(_view(session, pathway), changes)
+
+
+def archive_pathway(session: Session, slug: str, *, now: dt.datetime) -> PathwayChange:
+    """Archive a pathway: history stays, new enrolments, bookings and skill links are refused."""
+    pathway = get_pathway(session, slug)
+    changes: dict[str, Any] = {}
+    if not pathway.archived:
+        pathway.archived = True
+        pathway.updated_at = now
+        changes = {"archived": [False, True]}
+        session.flush()
+        record_audit(session, "pathway", pathway.slug, changes)
+    return PathwayChange(_view(session, pathway), changes)

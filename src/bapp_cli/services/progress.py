@@ -1,0 +1,701 @@
+"""Completion tracking, badges and progress views (SPEC §2.6).
+
+Everything is computed from the progress rows and the catalogue's links, never stored as counters:
+- a tier is complete when the client has completed every (non-archived) skill linked to it; a tier with
+  no skills is never complete; a pathway is complete when it has tiers and all of them are;
+- a skill linked to several pathways counts in each of them;
+- percentages are completed ÷ linked skills, rounded down to a whole percent (0 when nothing is linked);
+- badges (`tier:<pathway>:<n>`, `pathway:<pathway>`, `fundamentals`) are awarded once, at the moment the
+  criteria are met, and are permanent: a reset or a newly linked skill never takes one away.
+
+The progress table is one aggregate query (plus a constant number of catalogue queries) whatever the
+number of clients, and yields its rows as the database streams them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Collection, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import and_, case, func, literal, or_, select
+from sqlalchemy.orm import Session
+
+from bapp_cli.db.audit import record_audit
+from bapp_cli.db.models import (
+    ENROLMENT_STATUSES,
+    Badge,
+    Enrolment,
+    Pathway,
+    PathwayTier,
+    Skill,
+    SkillPathwayLink,
+    User,
+    UserSkillProgress,
+)
+from bapp_cli.errors import InvalidInput
+from bapp_cli.services.enrolment import set_enrolment_status
+from bapp_cli.services.pathways import get_pathway
+from bapp_cli.services.people import get_builder, get_client
+
+FUNDAMENTALS_KEY = "fundamentals"
+FUNDAMENTALS_NAME = "Fundamentals"
+TABLE_TIERS = (1, 2, 3)
+PROGRESS_TABLE_COLUMNS = (
+    "client",
+    "pathway",
+    "status",
+    "tier1_percent",
+    "tier2_percent",
+    "tier3_percent",
+    "percent",
+    "badges",
+    "last_activity",
+)
+BADGE_COLUMNS = ("key", "name", "awarded_at")
+# keeps IN lists well under every backend's parameter limit
+CHUNK = 500
+
+
+def percent(completed: int, total: int) -> int:
+    """SPEC §2.6: whole percent, rounded down; nothing linked is 0 %, not an error."""
+    return (completed * 100) // total if total > 0 else 0
+
+
+def tier_badge_key(pathway_slug: str, tier: int) -> str:
+    return f"tier:{pathway_slug}:{tier}"
+
+
+def pathway_badge_key(pathway_slug: str) -> str:
+    return f"pathway:{pathway_slug}"
+
+
+def _chunks(values: Sequence[int]) -> Iterator[Sequence[int]]:
+    for start in range(0, len(values), CHUNK):
+        yield values[start : start + CHUNK]
+
+
+# -- the catalogue ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PathwayInfo:
+    id: int
+    slug: str
+    name: str
+    icon: str | None
+    color: str | None
+    position: int
+    tiers: dict[int, str]  # tier number → name, in order
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    """The small, client-independent part of every computation: pathways, tiers, linked-skill counts."""
+
+    pathways: dict[int, PathwayInfo]
+    totals: dict[tuple[int, int], int]  # (pathway id, tier) → non-archived skills linked
+    fundamentals: int
+
+    def by_slug(self, slug: str) -> PathwayInfo | None:
+        return next((info for info in self.pathways.values() if info.slug == slug), None)
+
+    def total(self, pathway_id: int, tier: int) -> int:
+        return self.totals.get((pathway_id, tier), 0)
+
+    def pathway_total(self, pathway_id: int) -> int:
+        return sum(self.total(pathway_id, tier) for tier in self.pathways[pathway_id].tiers)
+
+    def badge_name(self, key: str) -> str:
+        """A badge's human name from the current catalogue (a renamed pathway renames its badges)."""
+        if key == FUNDAMENTALS_KEY:
+            return FUNDAMENTALS_NAME
+        kind, _, rest = key.partition(":")
+        if kind == "pathway":
+            info = self.by_slug(rest)
+            return f"{info.name} complete" if info else key
+        if kind == "tier":
+            slug, _, number = rest.rpartition(":")
+            info = self.by_slug(slug)
+            if info is not None and number.isdigit() and int(number) in info.tiers:
+                return f"{info.name} · {info.tiers[int(number)]}"
+        return key
+
+    def badge_order(self, key: str) -> tuple[int, int, int, str]:
+        """Badges in catalogue order: per pathway its tiers then the pathway badge; fundamentals last."""
+        if key == FUNDAMENTALS_KEY:
+            return (1 << 30, 0, 0, key)
+        kind, _, rest = key.partition(":")
+        slug, number = (rest.rpartition(":")[0], rest.rpartition(":")[2]) if kind == "tier" else (rest, "")
+        info = self.by_slug(slug)
+        position = info.position if info else (1 << 29)
+        return (position, 0 if kind == "tier" else 1, int(number) if number.isdigit() else 0, key)
+
+
+def load_catalogue(session: Session) -> Catalogue:
+    """Four small queries, independent of the number of clients."""
+    tiers: dict[int, dict[int, str]] = defaultdict(dict)
+    for pathway_id, number, name in session.execute(
+        select(PathwayTier.pathway_id, PathwayTier.tier, PathwayTier.name).order_by(
+            PathwayTier.pathway_id, PathwayTier.tier
+        )
+    ):
+        tiers[pathway_id][number] = name
+    pathways = {
+        row.id: PathwayInfo(row.id, row.slug, row.name, row.icon, row.color, row.position, dict(tiers[row.id]))
+        for row in session.execute(
+            select(Pathway.id, Pathway.slug, Pathway.name, Pathway.icon, Pathway.color, Pathway.position)
+        )
+    }
+    totals: dict[tuple[int, int], int] = {
+        (pathway_id, tier): count
+        for pathway_id, tier, count in session.execute(
+            select(SkillPathwayLink.pathway_id, SkillPathwayLink.tier, func.count())
+            .join(Skill, Skill.id == SkillPathwayLink.skill_id)
+            .where(Skill.archived.is_(False))
+            .group_by(SkillPathwayLink.pathway_id, SkillPathwayLink.tier)
+        )
+    }
+    fundamentals = session.scalar(
+        select(func.count()).select_from(Skill).where(Skill.is_fundamental.is_(True), Skill.archived.is_(False))
+    )
+    return Catalogue(pathways, totals, int(fundamentals or 0))
+
+
+# -- completion and badges ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CompletionOutcome:
+    """What one change earned a client: badge keys newly awarded and pathways newly completed."""
+
+    badges_awarded: list[str] = field(default_factory=list)
+    pathways_completed: list[str] = field(default_factory=list)
+
+
+def record_completions(
+    session: Session,
+    *,
+    now: dt.datetime,
+    pathway_ids: Collection[int],
+    fundamentals: bool,
+    client_ids: Collection[int] | None = None,
+) -> dict[int, CompletionOutcome]:
+    """Award the badges whose criteria are now met and complete the enrolments of completed pathways.
+
+    Scope: the pathways (and fundamentals) a change touched — the criteria are checked "at the moment
+    they are met", so an unrelated change never completes an enrolment an admin deliberately reopened.
+    `client_ids=None` checks every client (catalogue changes such as archiving a skill). Already held
+    badges are skipped; a badge is never removed.
+    """
+    scope = sorted(set(pathway_ids))
+    clients = None if client_ids is None else sorted(set(client_ids))
+    if (not scope and not fundamentals) or clients == []:
+        return {}
+    catalogue = load_catalogue(session)
+    due: dict[int, list[str]] = defaultdict(list)
+    completed_pathways: dict[int, list[int]] = defaultdict(list)
+
+    if scope:
+        done: dict[int, dict[tuple[int, int], int]] = defaultdict(dict)
+        query = (
+            select(UserSkillProgress.client_id, SkillPathwayLink.pathway_id, SkillPathwayLink.tier, func.count())
+            .join(SkillPathwayLink, SkillPathwayLink.skill_id == UserSkillProgress.skill_id)
+            .join(Skill, Skill.id == UserSkillProgress.skill_id)
+            .where(
+                UserSkillProgress.status == "completed",
+                Skill.archived.is_(False),
+                SkillPathwayLink.pathway_id.in_(scope),
+            )
+            .group_by(UserSkillProgress.client_id, SkillPathwayLink.pathway_id, SkillPathwayLink.tier)
+        )
+        for chunk in [None] if clients is None else _chunks(clients):
+            bounded = query if chunk is None else query.where(UserSkillProgress.client_id.in_(chunk))
+            for client_id, pathway_id, tier, count in session.execute(bounded):
+                done[client_id][(pathway_id, tier)] = count
+        for client_id, counts in done.items():
+            for pathway_id in scope:
+                info = catalogue.pathways.get(pathway_id)
+                if info is None:
+                    continue
+                complete = [
+                    tier
+                    for tier in info.tiers
+                    if catalogue.total(pathway_id, tier) > 0
+                    and counts.get((pathway_id, tier), 0) == catalogue.total(pathway_id, tier)
+                ]
+                due[client_id].extend(tier_badge_key(info.slug, tier) for tier in complete)
+                if info.tiers and len(complete) == len(info.tiers):
+                    due[client_id].append(pathway_badge_key(info.slug))
+                    completed_pathways[client_id].append(pathway_id)
+
+    if fundamentals and catalogue.fundamentals > 0:
+        everyone_done = (
+            select(UserSkillProgress.client_id)
+            .join(Skill, Skill.id == UserSkillProgress.skill_id)
+            .where(
+                UserSkillProgress.status == "completed",
+                Skill.is_fundamental.is_(True),
+                Skill.archived.is_(False),
+            )
+            .group_by(UserSkillProgress.client_id)
+            .having(func.count() == catalogue.fundamentals)
+        )
+        for chunk in [None] if clients is None else _chunks(clients):
+            scoped = everyone_done if chunk is None else everyone_done.where(UserSkillProgress.client_id.in_(chunk))
+            for client_id in session.scalars(scoped):
+                due[client_id].append(FUNDAMENTALS_KEY)
+
+    if not due:
+        return {}
+    awarded = _award(session, due, now=now)
+    finished = _complete_enrolments(session, completed_pathways, catalogue, now=now)
+    outcomes: dict[int, CompletionOutcome] = {}
+    for client_id in set(awarded) | set(finished):
+        outcomes[client_id] = CompletionOutcome(
+            sorted(awarded.get(client_id, []), key=catalogue.badge_order),
+            sorted(finished.get(client_id, []), key=lambda slug: catalogue.badge_order(pathway_badge_key(slug))),
+        )
+    return outcomes
+
+
+def _award(session: Session, due: dict[int, list[str]], *, now: dt.datetime) -> dict[int, list[str]]:
+    """Insert the badges not yet held; returns the newly awarded keys per client."""
+    held: set[tuple[int, str]] = set()
+    wanted_keys = sorted({key for keys in due.values() for key in keys})
+    for chunk in _chunks(sorted(due)):
+        held.update(
+            (client_id, key)
+            for client_id, key in session.execute(
+                select(Badge.client_id, Badge.key).where(Badge.client_id.in_(chunk), Badge.key.in_(wanted_keys))
+            )
+        )
+    awarded: dict[int, list[str]] = defaultdict(list)
+    for client_id, keys in due.items():
+        for key in keys:
+            if (client_id, key) not in held:
+                awarded[client_id].append(key)
+    if not awarded:
+        return {}
+    emails = _emails(session, list(awarded))
+    for client_id, keys in awarded.items():
+        for key in keys:
+            session.add(Badge(client_id=client_id, key=key, awarded_at=now))
+            record_audit(session, "badge", f"{emails.get(client_id, client_id)}:{key}", {"awarded_at": now})
+    session.flush()
+    return awarded
+
+
+def _complete_enrolments(
+    session: Session, completed: dict[int, list[int]], catalogue: Catalogue, *, now: dt.datetime
+) -> dict[int, list[str]]:
+    """A completed pathway completes the client's enrolment in it, with the completion time."""
+    if not completed:
+        return {}
+    pathway_ids = sorted({pathway_id for ids in completed.values() for pathway_id in ids})
+    finished: dict[int, list[str]] = defaultdict(list)
+    emails = _emails(session, list(completed))
+    for chunk in _chunks(sorted(completed)):
+        enrolments = session.scalars(
+            select(Enrolment).where(
+                Enrolment.client_id.in_(chunk),
+                Enrolment.pathway_id.in_(pathway_ids),
+                Enrolment.status != "completed",
+            )
+        ).all()
+        for enrolment in enrolments:
+            if enrolment.pathway_id not in completed[enrolment.client_id]:
+                continue
+            slug = catalogue.pathways[enrolment.pathway_id].slug
+            label = f"{emails.get(enrolment.client_id, enrolment.client_id)}:{slug}"
+            if set_enrolment_status(session, enrolment, "completed", now=now, label=label):
+                enrolment.updated_at = now
+                finished[enrolment.client_id].append(slug)
+    session.flush()
+    return finished
+
+
+def _emails(session: Session, user_ids: Sequence[int]) -> dict[int, str]:
+    emails: dict[int, str] = {}
+    for chunk in _chunks(sorted(set(user_ids))):
+        emails.update(session.execute(select(User.id, User.email).where(User.id.in_(chunk))).tuples().all())
+    return emails
+
+
+# -- one client's progress ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SkillStatus:
+    skill: str
+    name: str
+    status: str
+    completed_at: dt.datetime | None
+    completed_via: str | None
+
+    def as_record(self) -> dict[str, Any]:
+        return {
+            "skill": self.skill,
+            "name": self.name,
+            "status": self.status,
+            "completed_at": self.completed_at,
+            "completed_via": self.completed_via,
+        }
+
+
+@dataclass(frozen=True)
+class TierProgress:
+    tier: int
+    name: str
+    skills: list[SkillStatus]
+
+    @property
+    def completed(self) -> int:
+        return sum(1 for item in self.skills if item.status == "completed")
+
+    @property
+    def total(self) -> int:
+        return len(self.skills)
+
+    @property
+    def percent(self) -> int:
+        return percent(self.completed, self.total)
+
+    def as_record(self) -> dict[str, Any]:
+        return {
+            "tier": self.tier,
+            "name": self.name,
+            "completed": self.completed,
+            "total": self.total,
+            "percent": self.percent,
+        }
+
+
+@dataclass(frozen=True)
+class PathwayProgress:
+    """One enrolment's progress (the seed's ClientPathway), or the Fundamentals group (pathway None)."""
+
+    pathway: str | None
+    name: str
+    icon: str | None
+    color: str | None
+    start_date: dt.date | None
+    status: str
+    builder: str | None
+    completed_at: dt.datetime | None
+    tiers: list[TierProgress]
+    fundamentals: list[SkillStatus] | None = None
+
+    @property
+    def skills(self) -> list[SkillStatus]:
+        if self.fundamentals is not None:
+            return self.fundamentals
+        return [item for tier in self.tiers for item in tier.skills]
+
+    @property
+    def completed(self) -> int:
+        return sum(1 for item in self.skills if item.status == "completed")
+
+    @property
+    def total(self) -> int:
+        return len(self.skills)
+
+    @property
+    def percent(self) -> int:
+        return percent(self.completed, self.total)
+
+    def as_record(self) -> dict[str, Any]:
+        if self.fundamentals is not None:
+            grouped: dict[str, list[dict[str, Any]]] = {
+                "fundamentals": [item.as_record() for item in self.fundamentals]
+            }
+        else:
+            # the seed's shape always has tier1..tier3; extra tiers follow as tier4, tier5…
+            numbers = sorted({*TABLE_TIERS, *(tier.tier for tier in self.tiers)})
+            by_number = {tier.tier: tier for tier in self.tiers}
+            grouped = {
+                f"tier{number}": [item.as_record() for item in by_number[number].skills] if number in by_number else []
+                for number in numbers
+            }
+        return {
+            "pathway": self.pathway,
+            "name": self.name,
+            "start_date": self.start_date,
+            "status": self.status,
+            "builder": self.builder,
+            "completed_at": self.completed_at,
+            "progress": grouped,
+            "tiers": [tier.as_record() for tier in self.tiers],
+            "completed": self.completed,
+            "total": self.total,
+            "percent": self.percent,
+        }
+
+
+@dataclass(frozen=True)
+class BadgeView:
+    key: str
+    name: str
+    awarded_at: dt.datetime
+
+    def as_record(self) -> dict[str, Any]:
+        return {"key": self.key, "name": self.name, "awarded_at": self.awarded_at}
+
+
+@dataclass(frozen=True)
+class ClientProgress:
+    client: str
+    client_name: str | None
+    pathways: list[PathwayProgress]
+    badges: list[BadgeView]
+
+    def as_records(self) -> list[dict[str, Any]]:
+        return [item.as_record() for item in self.pathways]
+
+
+def _badges(session: Session, client_id: int, catalogue: Catalogue) -> list[BadgeView]:
+    rows = session.execute(select(Badge.key, Badge.awarded_at).where(Badge.client_id == client_id)).all()
+    ordered = sorted(rows, key=lambda row: (row.awarded_at, catalogue.badge_order(row.key)))
+    return [BadgeView(row.key, catalogue.badge_name(row.key), row.awarded_at) for row in ordered]
+
+
+def list_badges(session: Session, email: str) -> list[BadgeView]:
+    """A client's badges, oldest first."""
+    client, _ = get_client(session, email)
+    return _badges(session, client.id, load_catalogue(session))
+
+
+def show_progress(session: Session, email: str, *, pathway: str | None = None) -> ClientProgress:
+    """Every enrolment of a client with tiers, skills and statuses; then Fundamentals; then badges."""
+    client, _ = get_client(session, email)
+    only = get_pathway(session, pathway) if pathway is not None else None
+    catalogue = load_catalogue(session)
+    builder = User.__table__.alias("builder")
+    enrolment_query = (
+        select(Enrolment, builder.c.email)
+        .join(Pathway, Pathway.id == Enrolment.pathway_id)
+        .outerjoin(builder, builder.c.id == Enrolment.builder_id)
+        .where(Enrolment.client_id == client.id)
+        .order_by(Pathway.position, Pathway.slug)
+    )
+    if only is not None:
+        enrolment_query = enrolment_query.where(Enrolment.pathway_id == only.id)
+    enrolments = session.execute(enrolment_query).all()
+    pathway_ids = [row[0].pathway_id for row in enrolments]
+
+    linked: dict[tuple[int, int], list[tuple[int, str, str]]] = defaultdict(list)
+    if pathway_ids:
+        for pathway_id, tier, skill_id, slug, name in session.execute(
+            select(SkillPathwayLink.pathway_id, SkillPathwayLink.tier, Skill.id, Skill.slug, Skill.name)
+            .join(Skill, Skill.id == SkillPathwayLink.skill_id)
+            .where(SkillPathwayLink.pathway_id.in_(pathway_ids), Skill.archived.is_(False))
+            .order_by(Skill.slug)
+        ):
+            linked[(pathway_id, tier)].append((skill_id, slug, name))
+    fundamentals: list[tuple[int, str, str]] = []
+    if only is None:
+        fundamentals = [
+            (row.id, row.slug, row.name)
+            for row in session.execute(
+                select(Skill.id, Skill.slug, Skill.name)
+                .where(Skill.is_fundamental.is_(True), Skill.archived.is_(False))
+                .order_by(Skill.slug)
+            )
+        ]
+    progress = {
+        row.skill_id: row
+        for row in session.execute(
+            select(
+                UserSkillProgress.skill_id,
+                UserSkillProgress.status,
+                UserSkillProgress.completed_at,
+                UserSkillProgress.completion_method,
+            ).where(UserSkillProgress.client_id == client.id)
+        )
+    }
+
+    def status_of(skill_id: int, slug: str, name: str) -> SkillStatus:
+        row = progress.get(skill_id)
+        if row is None:
+            return SkillStatus(slug, name, "not_started", None, None)
+        return SkillStatus(slug, name, row.status, row.completed_at, row.completion_method)
+
+    views: list[PathwayProgress] = []
+    for enrolment, builder_email in enrolments:
+        info = catalogue.pathways[enrolment.pathway_id]
+        tiers = [
+            TierProgress(number, tier_name, [status_of(*item) for item in linked.get((info.id, number), [])])
+            for number, tier_name in info.tiers.items()
+        ]
+        views.append(
+            PathwayProgress(
+                pathway=info.slug,
+                name=info.name,
+                icon=info.icon,
+                color=info.color,
+                start_date=enrolment.start_date,
+                status=enrolment.status,
+                builder=builder_email,
+                completed_at=enrolment.completed_at,
+                tiers=tiers,
+            )
+        )
+    badges = _badges(session, client.id, catalogue)
+    if fundamentals:
+        items = [status_of(*item) for item in fundamentals]
+        earned = next((badge.awarded_at for badge in badges if badge.key == FUNDAMENTALS_KEY), None)
+        all_done = all(item.status == "completed" for item in items)
+        views.append(
+            PathwayProgress(
+                pathway=None,
+                name=FUNDAMENTALS_NAME,
+                icon=None,
+                color=None,
+                start_date=None,
+                status="completed" if all_done else "active",
+                builder=None,
+                completed_at=earned if all_done else None,
+                tiers=[],
+                fundamentals=items,
+            )
+        )
+    return ClientProgress(client.email, client.name, views, badges)
+
+
+# -- the progress table (every enrolment) ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ProgressRow:
+    """One enrolment in the progress table; counts are kept for reports that need more than percentages."""
+
+    client: str
+    pathway: str
+    status: str
+    tier_completed: tuple[int, ...]
+    tier_total: tuple[int, ...]
+    completed: int
+    total: int
+    badges: int
+    last_activity: dt.datetime | None
+
+    def tier_percent(self, index: int) -> int:
+        return percent(self.tier_completed[index], self.tier_total[index])
+
+    @property
+    def percent(self) -> int:
+        return percent(self.completed, self.total)
+
+    def as_record(self) -> dict[str, Any]:
+        return {
+            "client": self.client,
+            "pathway": self.pathway,
+            "status": self.status,
+            "tier1_percent": self.tier_percent(0),
+            "tier2_percent": self.tier_percent(1),
+            "tier3_percent": self.tier_percent(2),
+            "percent": self.percent,
+            "badges": self.badges,
+            "last_activity": self.last_activity,
+        }
+
+
+def check_enrolment_status(status: str) -> str:
+    cleaned = status.strip().lower()
+    if cleaned not in ENROLMENT_STATUSES:
+        raise InvalidInput(f"status: {status!r} is not one of {', '.join(ENROLMENT_STATUSES)}", code="invalid_status")
+    return cleaned
+
+
+def progress_table(
+    session: Session,
+    *,
+    pathway: str | None = None,
+    builder: str | None = None,
+    status: str | None = None,
+) -> Iterator[ProgressRow]:
+    """One row per enrolment (ordered by pathway, then client) with tier and overall progress.
+
+    The per-client work is one GROUP BY over the progress rows joined to the links, so the number of
+    statements does not depend on the number of clients; rows are yielded as they arrive.
+    """
+    wanted_status = check_enrolment_status(status) if status is not None else None
+    pathway_id = get_pathway(session, pathway).id if pathway is not None else None
+    builder_id = get_builder(session, builder)[0].id if builder is not None else None
+    catalogue = load_catalogue(session)
+
+    progress = UserSkillProgress.__table__.alias("progress")
+    active_links = (
+        select(SkillPathwayLink.skill_id, SkillPathwayLink.pathway_id, SkillPathwayLink.tier)
+        .join(Skill, Skill.id == SkillPathwayLink.skill_id)
+        .where(Skill.archived.is_(False))
+        .subquery("active_links")
+    )
+    completed = progress.c.status == "completed"
+    badge_count = (
+        select(func.count())
+        .where(
+            Badge.client_id == Enrolment.client_id,
+            or_(
+                Badge.key == literal("pathway:") + Pathway.slug,
+                func.substr(Badge.key, 1, func.length(literal("tier:") + Pathway.slug + literal(":")))
+                == literal("tier:") + Pathway.slug + literal(":"),
+            ),
+        )
+        .correlate(Enrolment, Pathway)
+        .scalar_subquery()
+    )
+    # Driven by the enrolments: each one probes its pathway's links and the client's progress rows through
+    # the (client, skill) unique index, so the work grows with the rows shown, not with all progress.
+    query = (
+        select(
+            User.email,
+            Enrolment.pathway_id,
+            Enrolment.status,
+            *(func.sum(case((and_(completed, active_links.c.tier == number), 1), else_=0)) for number in TABLE_TIERS),
+            func.sum(case((completed, 1), else_=0)),
+            badge_count,
+            func.max(progress.c.updated_at),
+        )
+        .select_from(Enrolment)
+        .join(User, User.id == Enrolment.client_id)
+        .join(Pathway, Pathway.id == Enrolment.pathway_id)
+        .outerjoin(active_links, active_links.c.pathway_id == Enrolment.pathway_id)
+        .outerjoin(
+            progress,
+            and_(progress.c.client_id == Enrolment.client_id, progress.c.skill_id == active_links.c.skill_id),
+        )
+        .group_by(Enrolment.id, User.id, Pathway.id)
+        .order_by(Pathway.position, Pathway.slug, User.email)
+    )
+    if pathway_id is not None:
+        query = query.where(Enrolment.pathway_id == pathway_id)
+    if builder_id is not None:
+        query = query.where(Enrolment.builder_id == builder_id)
+    if wanted_status is not None:
+        query = query.where(Enrolment.status == wanted_status)
+
+    totals = {
+        pathway_key: (
+            tuple(catalogue.total(pathway_key, number) for number in TABLE_TIERS),
+            catalogue.pathway_total(pathway_key),
+            info.slug,
+        )
+        for pathway_key, info in catalogue.pathways.items()
+    }
+    result = session.execute(query.execution_options(yield_per=1000))
+    for email, row_pathway_id, row_status, tier1, tier2, tier3, total_done, badges, last_activity in result:
+        tier_total, total, slug = totals[row_pathway_id]
+        yield ProgressRow(
+            client=email,
+            pathway=slug,
+            status=row_status,
+            tier_completed=(tier1 or 0, tier2 or 0, tier3 or 0),
+            tier_total=tier_total,
+            completed=int(total_done or 0),
+            total=total,
+            badges=int(badges or 0),
+            last_activity=last_activity,
+        )

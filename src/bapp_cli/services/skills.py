@@ -1,0 +1,806 @@
+"""Skills (SPEC §2.6): the catalogue (add, update, link, unlink, archive, list) and each client's progress
+(assign, start, complete, reset).
+
+A skill sits in a pathway at exactly one tier, and that tier must exist. Archived pathways take no new
+links; archived skills take no new links and no new progress rows but keep their history. Every change
+that can complete something (a skill completed, or a catalogue change that shrinks a tier) runs the
+completion rules of `services.progress`, so badges are awarded at the moment their criteria are met.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bapp_cli.db.audit import record_audit
+from bapp_cli.db.locks import lock_keys
+from bapp_cli.db.models import (
+    COMPLETION_METHODS,
+    PROGRESS_STATUSES,
+    Enrolment,
+    Pathway,
+    PathwayTier,
+    Skill,
+    SkillPathwayLink,
+    User,
+    UserSkillProgress,
+)
+from bapp_cli.errors import Conflict, InvalidInput, NotFound
+from bapp_cli.services.enrolment import enrol
+from bapp_cli.services.pathway_admin import check_name
+from bapp_cli.services.pathways import get_pathway
+from bapp_cli.services.people import get_builder, get_client
+from bapp_cli.services.progress import CompletionOutcome, record_completions
+
+SKILL_SLUG_PATTERN = re.compile(r"^[a-z0-9]+(?:[-_][a-z0-9]+)*$")
+MAX_SKILL_SLUG_LENGTH = 100
+MAX_SKILL_NAME_LENGTH = 200
+MAX_DOMAIN_LENGTH = 100
+MAX_NOTE_LENGTH = 10_000
+SKILL_COLUMNS = ("slug", "name", "description", "domain", "is_fundamental", "archived", "links")
+# progress only moves forward by assignment; going back is an explicit reset
+STATUS_RANK = {status: rank for rank, status in enumerate(PROGRESS_STATUSES)}
+
+
+# -- the catalogue ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SkillView:
+    slug: str
+    name: str
+    description: str | None
+    domain: str | None
+    is_fundamental: bool
+    archived: bool
+    links: list[str]  # "pathway:tier", in pathway display order
+
+    def as_record(self) -> dict[str, Any]:
+        return {
+            "slug": self.slug,
+            "name": self.name,
+            "description": self.description,
+            "domain": self.domain,
+            "is_fundamental": self.is_fundamental,
+            "archived": self.archived,
+            "links": list(self.links),
+        }
+
+
+@dataclass(frozen=True)
+class SkillChange:
+    """A catalogue change: the skill as it now stands, what changed, and badges it let clients earn."""
+
+    skill: SkillView
+    changed: dict[str, Any]
+    badges_awarded: int = 0
+    pathways_completed: int = 0
+
+    def as_record(self) -> dict[str, Any]:
+        return self.skill.as_record()
+
+
+def check_skill_slug(value: str) -> str:
+    slug = value.strip().lower()
+    if not slug or len(slug) > MAX_SKILL_SLUG_LENGTH or not SKILL_SLUG_PATTERN.match(slug):
+        raise InvalidInput(
+            f"skill: {value!r} is not a valid skill slug",
+            hint="use lowercase letters, digits, hyphens and underscores, e.g. 'prompt-design'",
+            code="invalid_slug",
+        )
+    return slug
+
+
+def find_skill(session: Session, slug: str) -> Skill | None:
+    return session.scalars(select(Skill).where(Skill.slug == slug.strip().lower())).one_or_none()
+
+
+def get_skill(session: Session, slug: str) -> Skill:
+    skill = find_skill(session, slug)
+    if skill is None:
+        raise NotFound(f"no skill {slug.strip().lower()!r}", hint="see `bapp skills list`", code="skill_not_found")
+    return skill
+
+
+def parse_link(text: str) -> tuple[str, int]:
+    """`accelerate:1` → ("accelerate", 1); the field is named in the error."""
+    pathway, separator, tier = text.strip().rpartition(":")
+    if not separator or not pathway.strip() or not tier.strip().isdigit() or int(tier) < 1:
+        raise InvalidInput(f"link: {text!r} is not PATHWAY:TIER (e.g. accelerate:1)", code="invalid_link")
+    return pathway.strip(), int(tier)
+
+
+def _resolve_link(session: Session, text: str) -> tuple[Pathway, int]:
+    slug, tier = parse_link(text)
+    pathway = get_pathway(session, slug, for_new_links=True)
+    exists = session.scalar(
+        select(PathwayTier.id).where(PathwayTier.pathway_id == pathway.id, PathwayTier.tier == tier)
+    )
+    if exists is None:
+        raise InvalidInput(
+            f"link: pathway {pathway.slug!r} has no tier {tier}",
+            hint=f"see `bapp pathways show {pathway.slug}`, or add it with `bapp pathways set-tier`",
+            code="unknown_tier",
+        )
+    return pathway, tier
+
+
+def _clean_text(value: str | None) -> str | None:
+    return (value.strip() or None) if value is not None else None
+
+
+def _clean_domain(value: str | None) -> str | None:
+    domain = _clean_text(value)
+    if domain is not None and len(domain) > MAX_DOMAIN_LENGTH:
+        raise InvalidInput(f"domain: longer than {MAX_DOMAIN_LENGTH} characters", code="invalid_domain")
+    return domain
+
+
+def _links_by_skill(session: Session, skill_ids: Sequence[int] | None = None) -> dict[int, list[str]]:
+    query = (
+        select(SkillPathwayLink.skill_id, Pathway.slug, SkillPathwayLink.tier)
+        .join(Pathway, Pathway.id == SkillPathwayLink.pathway_id)
+        .order_by(Pathway.position, Pathway.slug)
+    )
+    if skill_ids is not None:
+        query = query.where(SkillPathwayLink.skill_id.in_(list(skill_ids)))
+    links: dict[int, list[str]] = defaultdict(list)
+    for skill_id, slug, tier in session.execute(query):
+        links[skill_id].append(f"{slug}:{tier}")
+    return links
+
+
+def _view(session: Session, skill: Skill) -> SkillView:
+    session.flush()
+    return _as_view(skill, _links_by_skill(session, [skill.id]).get(skill.id, []))
+
+
+def _as_view(skill: Skill, links: list[str]) -> SkillView:
+    return SkillView(
+        skill.slug, skill.name, skill.description, skill.domain, skill.is_fundamental, skill.archived, links
+    )
+
+
+def _linked_pathway_ids(session: Session, skill_ids: Sequence[int]) -> set[int]:
+    if not skill_ids:
+        return set()
+    return set(
+        session.scalars(select(SkillPathwayLink.pathway_id).where(SkillPathwayLink.skill_id.in_(list(skill_ids))))
+    )
+
+
+def _completion_totals(outcomes: dict[int, CompletionOutcome]) -> tuple[int, int]:
+    return (
+        sum(len(outcome.badges_awarded) for outcome in outcomes.values()),
+        sum(len(outcome.pathways_completed) for outcome in outcomes.values()),
+    )
+
+
+def add_skill(
+    session: Session,
+    slug: str,
+    *,
+    name: str,
+    now: dt.datetime,
+    description: str | None = None,
+    domain: str | None = None,
+    fundamental: bool = False,
+    links: Sequence[str] = (),
+) -> SkillChange:
+    """A new skill, optionally linked to pathway tiers (one tier per pathway)."""
+    canonical = check_skill_slug(slug)
+    clean_name = check_name(name, max_length=MAX_SKILL_NAME_LENGTH)
+    clean_domain = _clean_domain(domain)
+    resolved = [_resolve_link(session, text) for text in links]
+    seen: dict[int, int] = {}
+    for pathway, tier in resolved:
+        if seen.setdefault(pathway.id, tier) != tier:
+            raise InvalidInput(
+                f"link: {pathway.slug!r} is given twice with different tiers; a skill sits at one tier per pathway",
+                code="duplicate_link",
+            )
+    if find_skill(session, canonical) is not None:
+        raise Conflict(f"skill {canonical!r} already exists", hint="change it with `bapp skills update`")
+    skill = Skill(
+        slug=canonical,
+        name=clean_name,
+        description=_clean_text(description),
+        domain=clean_domain,
+        is_fundamental=fundamental,
+        archived=False,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(skill)
+    session.flush()
+    for pathway_id, tier in seen.items():
+        session.add(SkillPathwayLink(skill_id=skill.id, pathway_id=pathway_id, tier=tier))
+    view = _view(session, skill)
+    changes = {"name": clean_name, "domain": clean_domain, "is_fundamental": fundamental, "links": view.links}
+    record_audit(session, "skill", canonical, changes)
+    return SkillChange(view, changes)
+
+
+def update_skill(
+    session: Session,
+    slug: str,
+    *,
+    now: dt.datetime,
+    name: str | None = None,
+    description: str | None = None,
+    domain: str | None = None,
+    fundamental: bool | None = None,
+) -> SkillChange:
+    """Rename, describe, re-domain or (un)flag a skill as fundamental; only the fields given change."""
+    skill = get_skill(session, slug)
+    wanted: dict[str, Any] = {}
+    if name is not None:
+        wanted["name"] = check_name(name, max_length=MAX_SKILL_NAME_LENGTH)
+    if description is not None:
+        wanted["description"] = _clean_text(description)
+    if domain is not None:
+        wanted["domain"] = _clean_domain(domain)
+    if fundamental is not None:
+        wanted["is_fundamental"] = fundamental
+    changes: dict[str, Any] = {}
+    for attribute, value in wanted.items():
+        if getattr(skill, attribute) != value:
+            changes[attribute] = [getattr(skill, attribute), value]
+            setattr(skill, attribute, value)
+    badges = completed = 0
+    if changes:
+        skill.updated_at = now
+        session.flush()
+        record_audit(session, "skill", skill.slug, changes)
+        if changes.get("is_fundamental") == [True, False]:
+            # one fewer fundamental skill: clients who had done all the others now have them all
+            outcomes = record_completions(session, now=now, pathway_ids=(), fundamentals=True)
+            badges, completed = _completion_totals(outcomes)
+    return SkillChange(_view(session, skill), changes, badges, completed)
+
+
+def link_skill(session: Session, slug: str, link: str, *, now: dt.datetime) -> SkillChange:
+    """Link a skill to PATHWAY:TIER, or move it to that tier when it already sits in the pathway."""
+    skill = get_skill(session, slug)
+    if skill.archived:
+        raise InvalidInput(f"skill: {skill.slug!r} is archived and takes no new links", code="skill_archived")
+    pathway, tier = _resolve_link(session, link)
+    existing = session.scalars(
+        select(SkillPathwayLink).where(SkillPathwayLink.skill_id == skill.id, SkillPathwayLink.pathway_id == pathway.id)
+    ).one_or_none()
+    changes: dict[str, Any] = {}
+    badges = completed = 0
+    if existing is None:
+        session.add(SkillPathwayLink(skill_id=skill.id, pathway_id=pathway.id, tier=tier))
+        changes = {"link": f"{pathway.slug}:{tier}"}
+    elif existing.tier != tier:
+        changes = {"link": [f"{pathway.slug}:{existing.tier}", f"{pathway.slug}:{tier}"]}
+        existing.tier = tier
+    if changes:
+        skill.updated_at = now
+        session.flush()
+        record_audit(session, "skill", skill.slug, changes)
+        if existing is not None:
+            # the tier it left may now be complete for clients who had done everything else there
+            outcomes = record_completions(session, now=now, pathway_ids=[pathway.id], fundamentals=False)
+            badges, completed = _completion_totals(outcomes)
+    return SkillChange(_view(session, skill), changes, badges, completed)
+
+
+def unlink_skill(session: Session, slug: str, pathway: str, *, now: dt.datetime) -> SkillChange:
+    """Remove a skill from a pathway; progress rows stay (they are the client's history)."""
+    skill = get_skill(session, slug)
+    target = get_pathway(session, pathway)
+    link = session.scalars(
+        select(SkillPathwayLink).where(SkillPathwayLink.skill_id == skill.id, SkillPathwayLink.pathway_id == target.id)
+    ).one_or_none()
+    if link is None:
+        raise NotFound(f"skill {skill.slug!r} is not linked to pathway {target.slug!r}", code="link_not_found")
+    changes = {"unlinked": f"{target.slug}:{link.tier}"}
+    session.delete(link)
+    skill.updated_at = now
+    session.flush()
+    record_audit(session, "skill", skill.slug, changes)
+    outcomes = record_completions(session, now=now, pathway_ids=[target.id], fundamentals=False)
+    return SkillChange(_view(session, skill), changes, *_completion_totals(outcomes))
+
+
+def archive_skill(session: Session, slug: str, *, now: dt.datetime) -> SkillChange:
+    """Archive a skill: it leaves every tier's count and the fundamentals, but its history stays."""
+    skill = get_skill(session, slug)
+    if skill.archived:
+        return SkillChange(_view(session, skill), {})
+    skill.archived = True
+    skill.updated_at = now
+    session.flush()
+    changes = {"archived": [False, True]}
+    record_audit(session, "skill", skill.slug, changes)
+    outcomes = record_completions(
+        session,
+        now=now,
+        pathway_ids=_linked_pathway_ids(session, [skill.id]),
+        fundamentals=skill.is_fundamental,
+    )
+    return SkillChange(_view(session, skill), changes, *_completion_totals(outcomes))
+
+
+def list_skills(
+    session: Session,
+    *,
+    pathway: str | None = None,
+    tier: int | None = None,
+    fundamental: bool = False,
+    include_archived: bool = False,
+) -> list[SkillView]:
+    """Skills by slug, filtered by pathway (and tier), fundamental flag; archived ones only when asked."""
+    query = select(Skill).order_by(Skill.slug)
+    if pathway is not None or tier is not None:
+        linked = select(SkillPathwayLink.skill_id)
+        if pathway is not None:
+            linked = linked.where(SkillPathwayLink.pathway_id == get_pathway(session, pathway).id)
+        if tier is not None:
+            linked = linked.where(SkillPathwayLink.tier == tier)
+        query = query.where(Skill.id.in_(linked))
+    if fundamental:
+        query = query.where(Skill.is_fundamental.is_(True))
+    if not include_archived:
+        query = query.where(Skill.archived.is_(False))
+    found = session.scalars(query).all()
+    links = _links_by_skill(session) if found else {}
+    return [_as_view(skill, links.get(skill.id, [])) for skill in found]
+
+
+# -- a client's progress ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """The result of `skills assign`."""
+
+    client: str
+    pathway: str | None
+    tier: int | None
+    status: str
+    assigned: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    enrolled: list[str] = field(default_factory=list)
+    outcome: CompletionOutcome = field(default_factory=CompletionOutcome)
+
+    def as_record(self) -> dict[str, Any]:
+        return {
+            "client": self.client,
+            "pathway": self.pathway,
+            "tier": self.tier,
+            "status": self.status,
+            "assigned": self.assigned,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "badges_awarded": self.outcome.badges_awarded,
+            "pathways_completed": self.outcome.pathways_completed,
+            "enrolled": self.enrolled,
+        }
+
+
+@dataclass(frozen=True)
+class ProgressChange:
+    """The result of `skills start|complete|reset`: the progress row as it now stands."""
+
+    client: str
+    skill: str
+    previous_status: str | None
+    status: str
+    changed: bool
+    attempts: int
+    started_at: dt.datetime | None
+    completed_at: dt.datetime | None
+    completed_via: str | None
+    validated_by: str | None
+    pathway: str | None
+    notes: str | None
+    outcome: CompletionOutcome = field(default_factory=CompletionOutcome)
+
+    def as_record(self) -> dict[str, Any]:
+        return {
+            "client": self.client,
+            "skill": self.skill,
+            "status": self.status,
+            "previous_status": self.previous_status,
+            "changed": self.changed,
+            "attempts": self.attempts,
+            "started_at": self.started_at,
+            "completed_at": self.completed_at,
+            "completed_via": self.completed_via,
+            "validated_by": self.validated_by,
+            "pathway": self.pathway,
+            "notes": self.notes,
+            "badges_awarded": self.outcome.badges_awarded,
+            "pathways_completed": self.outcome.pathways_completed,
+            "enrolled": [],
+        }
+
+
+@dataclass(frozen=True)
+class _Completion:
+    """How a completion is stamped: method and validating builder, checked once up front."""
+
+    method: str
+    validator: User | None
+
+
+def _check_status(status: str) -> str:
+    cleaned = status.strip().lower()
+    if cleaned not in PROGRESS_STATUSES:
+        raise InvalidInput(f"status: {status!r} is not one of {', '.join(PROGRESS_STATUSES)}", code="invalid_status")
+    return cleaned
+
+
+def _check_note(note: str | None) -> str | None:
+    if note is not None and len(note) > MAX_NOTE_LENGTH:
+        raise InvalidInput(f"note: longer than {MAX_NOTE_LENGTH} characters", code="invalid_note")
+    return _clean_text(note)
+
+
+def _completion(session: Session, via: str | None, validated_by: str | None) -> _Completion:
+    validator = get_builder(session, validated_by)[0] if validated_by is not None else None
+    method = via.strip().lower() if via is not None else ("builder_validation" if validator else "manual")
+    if method not in COMPLETION_METHODS:
+        raise InvalidInput(f"via: {via!r} is not one of {', '.join(COMPLETION_METHODS)}", code="invalid_method")
+    if method == "builder_validation" and validator is None:
+        raise InvalidInput(
+            "validated_by: a builder_validation completion needs --validated-by EMAIL", code="missing_validator"
+        )
+    return _Completion(method, validator)
+
+
+def _apply_status(row: UserSkillProgress, status: str, completion: _Completion | None, now: dt.datetime) -> None:
+    """Move a row forward to `status`, stamping what that status means (SPEC §2.6)."""
+    if status in ("in_progress", "completed") and row.started_at is None:
+        row.started_at = now
+    if status == "completed":
+        assert completion is not None
+        row.completed_at = now
+        row.completion_method = completion.method
+        row.validated_by_id = completion.validator.id if completion.validator else None
+        row.attempts = (row.attempts or 0) + 1
+        row.last_attempt_at = now
+    row.status = status
+    row.updated_at = now
+
+
+def _enrolled_pathways(session: Session, client_id: int) -> dict[int, str]:
+    return dict(
+        session.execute(
+            select(Enrolment.pathway_id, Pathway.slug)
+            .join(Pathway, Pathway.id == Enrolment.pathway_id)
+            .where(Enrolment.client_id == client_id)
+        )
+        .tuples()
+        .all()
+    )
+
+
+def _assigned_under(session: Session, client_id: int, skill_ids: Sequence[int]) -> dict[int, int]:
+    """For rows created without --pathway: the one linked pathway the client is enrolled in, if exactly one."""
+    enrolled = _enrolled_pathways(session, client_id)
+    candidates: dict[int, set[int]] = defaultdict(set)
+    if skill_ids:
+        for skill_id, pathway_id in session.execute(
+            select(SkillPathwayLink.skill_id, SkillPathwayLink.pathway_id).where(
+                SkillPathwayLink.skill_id.in_(list(skill_ids))
+            )
+        ):
+            if pathway_id in enrolled:
+                candidates[skill_id].add(pathway_id)
+    return {skill_id: next(iter(ids)) for skill_id, ids in candidates.items() if len(ids) == 1}
+
+
+def _after_completion(
+    session: Session, client: User, completed_skills: Sequence[Skill], now: dt.datetime
+) -> CompletionOutcome:
+    if not completed_skills:
+        return CompletionOutcome()
+    outcomes = record_completions(
+        session,
+        now=now,
+        pathway_ids=_linked_pathway_ids(session, [skill.id for skill in completed_skills]),
+        fundamentals=any(skill.is_fundamental for skill in completed_skills),
+        client_ids=[client.id],
+    )
+    return outcomes.get(client.id, CompletionOutcome())
+
+
+def _audit_progress(session: Session, client: User, skill: Skill, changes: dict[str, Any]) -> None:
+    record_audit(session, "skill_progress", f"{client.email}:{skill.slug}", changes)
+
+
+def assign_skills(
+    session: Session,
+    email: str,
+    skills: Sequence[str] = (),
+    *,
+    now: dt.datetime,
+    pathway: str | None = None,
+    tier: int | None = None,
+    status: str = "not_started",
+    via: str | None = None,
+    validated_by: str | None = None,
+    note: str | None = None,
+) -> Assignment:
+    """Give a client skills (named, or every skill of a pathway or one of its tiers) at `status`.
+
+    Idempotent: a skill already at `status` or beyond is left alone (going back needs a reset).
+    Assigning under a pathway the client is not enrolled in enrols them.
+    """
+    wanted_status = _check_status(status)
+    clean_note = _check_note(note)
+    if tier is not None and pathway is None:
+        raise InvalidInput("tier: --tier selects skills of a pathway; give --pathway too", code="tier_without_pathway")
+    if tier is not None and skills:
+        raise InvalidInput("tier: give SKILL arguments or --pathway/--tier, not both", code="tier_with_skills")
+    if not skills and pathway is None:
+        raise InvalidInput("skill: name one or more skills, or --pathway", code="no_skills")
+    if wanted_status != "completed" and (via is not None or validated_by is not None):
+        raise InvalidInput("via: --via and --validated-by go with --status completed", code="via_without_completion")
+    completion = _completion(session, via, validated_by) if wanted_status == "completed" else None
+    client, _ = get_client(session, email)
+    lock_keys(session, f"progress:{client.id}")
+    target = get_pathway(session, pathway) if pathway is not None else None
+
+    if skills:
+        chosen: list[Skill] = []
+        for slug in dict.fromkeys(check_skill_slug(item) for item in skills):
+            skill = get_skill(session, slug)
+            chosen.append(skill)
+        if target is not None:
+            linked = set(
+                session.scalars(
+                    select(SkillPathwayLink.skill_id).where(
+                        SkillPathwayLink.pathway_id == target.id,
+                        SkillPathwayLink.skill_id.in_([skill.id for skill in chosen]),
+                    )
+                )
+            )
+            for skill in chosen:
+                if skill.id not in linked:
+                    raise InvalidInput(
+                        f"skill: {skill.slug!r} is not linked to pathway {target.slug!r}", code="skill_not_in_pathway"
+                    )
+    else:
+        assert target is not None
+        if tier is not None and (
+            session.scalar(select(PathwayTier.id).where(PathwayTier.pathway_id == target.id, PathwayTier.tier == tier))
+            is None
+        ):
+            raise InvalidInput(f"tier: pathway {target.slug!r} has no tier {tier}", code="unknown_tier")
+        query = (
+            select(Skill)
+            .join(SkillPathwayLink, SkillPathwayLink.skill_id == Skill.id)
+            .where(SkillPathwayLink.pathway_id == target.id, Skill.archived.is_(False))
+            .order_by(SkillPathwayLink.tier, Skill.slug)
+        )
+        if tier is not None:
+            query = query.where(SkillPathwayLink.tier == tier)
+        chosen = list(session.scalars(query))
+
+    existing = {
+        row.skill_id: row
+        for row in session.scalars(
+            select(UserSkillProgress).where(
+                UserSkillProgress.client_id == client.id,
+                UserSkillProgress.skill_id.in_([skill.id for skill in chosen]),
+            )
+        )
+    }
+    for skill in chosen:
+        if skill.archived and skill.id not in existing:
+            raise InvalidInput(f"skill: {skill.slug!r} is archived and cannot be assigned", code="skill_archived")
+
+    enrolled: list[str] = []
+    if target is not None:
+        _, created = enrol(session, client, target, now=now)
+        if created:
+            enrolled.append(target.slug)
+    under = {} if target is not None else _assigned_under(session, client.id, [skill.id for skill in chosen])
+
+    assigned: list[str] = []
+    updated: list[str] = []
+    unchanged: list[str] = []
+    completed_now: list[Skill] = []
+    for skill in chosen:
+        row = existing.get(skill.id)
+        was_completed = row is not None and row.status == "completed"
+        if row is None:
+            row = UserSkillProgress(
+                client_id=client.id,
+                skill_id=skill.id,
+                status="not_started",
+                attempts=0,
+                notes=clean_note,
+                pathway_id=target.id if target is not None else under.get(skill.id),
+                created_at=now,
+                updated_at=now,
+            )
+            session.add(row)
+            _apply_status(row, wanted_status, completion, now)
+            assigned.append(skill.slug)
+            _audit_progress(session, client, skill, {"assigned": wanted_status})
+        else:
+            changes: dict[str, Any] = {}
+            if STATUS_RANK[wanted_status] > STATUS_RANK[row.status]:
+                changes["status"] = [row.status, wanted_status]
+                _apply_status(row, wanted_status, completion, now)
+            if clean_note is not None and row.notes != clean_note:
+                changes["notes"] = clean_note
+                row.notes = clean_note
+                row.updated_at = now
+            if changes:
+                updated.append(skill.slug)
+                _audit_progress(session, client, skill, changes)
+            else:
+                unchanged.append(skill.slug)
+        if row.status == "completed" and not was_completed:
+            completed_now.append(skill)
+    session.flush()
+    return Assignment(
+        client=client.email,
+        pathway=target.slug if target is not None else None,
+        tier=tier,
+        status=wanted_status,
+        assigned=assigned,
+        updated=updated,
+        unchanged=unchanged,
+        enrolled=enrolled,
+        outcome=_after_completion(session, client, completed_now, now),
+    )
+
+
+def _progress_change(
+    session: Session,
+    client: User,
+    skill: Skill,
+    row: UserSkillProgress,
+    previous: str | None,
+    changed: bool,
+    outcome: CompletionOutcome | None = None,
+) -> ProgressChange:
+    session.flush()
+    validator = session.get(User, row.validated_by_id) if row.validated_by_id is not None else None
+    pathway = session.get(Pathway, row.pathway_id) if row.pathway_id is not None else None
+    return ProgressChange(
+        client=client.email,
+        skill=skill.slug,
+        previous_status=previous,
+        status=row.status,
+        changed=changed,
+        attempts=row.attempts,
+        started_at=row.started_at,
+        completed_at=row.completed_at,
+        completed_via=row.completion_method,
+        validated_by=validator.email if validator else None,
+        pathway=pathway.slug if pathway else None,
+        notes=row.notes,
+        outcome=outcome or CompletionOutcome(),
+    )
+
+
+def _row_for(
+    session: Session, client: User, skill: Skill, now: dt.datetime, *, create: bool
+) -> tuple[UserSkillProgress, bool]:
+    """The client's progress row for `skill`; created (not_started) when asked and missing."""
+    row = session.scalars(
+        select(UserSkillProgress).where(
+            UserSkillProgress.client_id == client.id, UserSkillProgress.skill_id == skill.id
+        )
+    ).one_or_none()
+    if row is not None:
+        return row, False
+    if not create:
+        raise NotFound(
+            f"skill {skill.slug!r} is not assigned to {client.email}",
+            hint=f"assign it with `bapp skills assign {client.email} {skill.slug}`",
+            code="progress_not_found",
+        )
+    if skill.archived:
+        raise InvalidInput(f"skill: {skill.slug!r} is archived and cannot be assigned", code="skill_archived")
+    row = UserSkillProgress(
+        client_id=client.id,
+        skill_id=skill.id,
+        status="not_started",
+        attempts=0,
+        pathway_id=_assigned_under(session, client.id, [skill.id]).get(skill.id),
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(row)
+    return row, True
+
+
+def start_skill(session: Session, email: str, skill_slug: str, *, now: dt.datetime) -> ProgressChange:
+    """Mark a skill in progress (assigning it if needed); a completed skill must be reset first."""
+    client, _ = get_client(session, email)
+    skill = get_skill(session, skill_slug)
+    lock_keys(session, f"progress:{client.id}")
+    row, created = _row_for(session, client, skill, now, create=True)
+    previous = None if created else row.status
+    if row.status == "completed":
+        raise Conflict(
+            f"skill {skill.slug!r} is already completed for {client.email}",
+            hint=f"reset it first with `bapp skills reset {client.email} {skill.slug} --yes`",
+            code="already_completed",
+        )
+    changed = row.status != "in_progress"
+    if changed:
+        _apply_status(row, "in_progress", None, now)
+        _audit_progress(session, client, skill, {"status": [previous, "in_progress"]})
+    return _progress_change(session, client, skill, row, previous, changed)
+
+
+def complete_skill(
+    session: Session,
+    email: str,
+    skill_slug: str,
+    *,
+    now: dt.datetime,
+    via: str | None = None,
+    validated_by: str | None = None,
+    note: str | None = None,
+) -> ProgressChange:
+    """Complete a skill: counts an attempt, stamps time, method and validating builder, then awards
+    whatever badges and pathway completions that earns. Completing an already completed skill changes
+    nothing (so a repeated script run neither inflates attempts nor awards twice)."""
+    completion = _completion(session, via, validated_by)
+    clean_note = _check_note(note)
+    client, _ = get_client(session, email)
+    skill = get_skill(session, skill_slug)
+    lock_keys(session, f"progress:{client.id}")
+    row, created = _row_for(session, client, skill, now, create=True)
+    previous = None if created else row.status
+    if row.status == "completed":
+        if clean_note is not None and row.notes != clean_note:
+            row.notes = clean_note
+            row.updated_at = now
+            _audit_progress(session, client, skill, {"notes": clean_note})
+        return _progress_change(session, client, skill, row, previous, False)
+    _apply_status(row, "completed", completion, now)
+    if clean_note is not None:
+        row.notes = clean_note
+    _audit_progress(
+        session,
+        client,
+        skill,
+        {
+            "status": [previous, "completed"],
+            "via": completion.method,
+            "validated_by": completion.validator.email if completion.validator else None,
+        },
+    )
+    session.flush()
+    outcome = _after_completion(session, client, [skill], now)
+    return _progress_change(session, client, skill, row, previous, True, outcome)
+
+
+def reset_skill(session: Session, email: str, skill_slug: str, *, now: dt.datetime) -> ProgressChange:
+    """Put a skill back to not_started. Attempts and notes stay as history; badges are never taken back."""
+    client, _ = get_client(session, email)
+    skill = get_skill(session, skill_slug)
+    lock_keys(session, f"progress:{client.id}")
+    row, _ = _row_for(session, client, skill, now, create=False)
+    previous = row.status
+    changed = row.status != "not_started" or row.started_at is not None
+    if changed:
+        row.status = "not_started"
+        row.started_at = None
+        row.completed_at = None
+        row.completion_method = None
+        row.validated_by_id = None
+        row.updated_at = now
+        _audit_progress(session, client, skill, {"status": [previous, "not_started"], "reset": True})
+    return _progress_change(session, client, skill, row, previous, changed)
