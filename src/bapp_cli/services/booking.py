@@ -440,7 +440,7 @@ def _overlapping(
             Booking.end_time > start,
         )
         .order_by(Booking.start_time)
-    ).tuples()
+    )
     return list(rows)
 
 

@@ -182,5 +182,5 @@ def update_builder(session: Session, email: str, settings: BuilderSettings) -> t
 def list_builders(session: Session) -> list[BuilderView]:
     rows = session.execute(
         select(User, BuilderProfile).join(BuilderProfile, BuilderProfile.user_id == User.id).order_by(User.email)
-    ).tuples()
+    )
     return [_view(user, profile) for user, profile in rows]

@@ -162,7 +162,7 @@ def list_clients(
         coached = exists().where(Enrolment.client_id == User.id, Enrolment.builder_id == builder_user.id)
         booked = exists().where(Booking.client_id == User.id, Booking.builder_id == builder_user.id)
         query = query.where(or_(coached, booked))
-    return [_view(user, profile) for user, profile in session.execute(query).tuples()]
+    return [_view(user, profile) for user, profile in session.execute(query)]
 
 
 def _percent_by_pathway(session: Session, client_id: int, pathway_ids: list[int]) -> dict[int, int]:
@@ -183,7 +183,7 @@ def _percent_by_pathway(session: Session, client_id: int, pathway_ids: list[int]
         )
         .where(SkillPathwayLink.pathway_id.in_(pathway_ids), Skill.archived.is_(False))
         .group_by(SkillPathwayLink.pathway_id)
-    ).tuples()
+    )
     return {pathway_id: (done * 100) // total if total else 0 for pathway_id, total, done in rows}
 
 
@@ -195,7 +195,7 @@ def _enrolment_views(session: Session, client: User, *, with_percent: bool) -> l
         .outerjoin(coach, coach.id == Enrolment.builder_id)
         .where(Enrolment.client_id == client.id)
         .order_by(Pathway.position, Pathway.slug)
-    ).tuples()
+    )
     items = list(rows)
     percents = _percent_by_pathway(session, client.id, [row[0].pathway_id for row in items]) if with_percent else {}
     return [
@@ -222,7 +222,7 @@ def show_client(session: Session, email: str, *, now: dt.datetime) -> ClientDeta
         {"key": key, "awarded_at": awarded_at}
         for key, awarded_at in session.execute(
             select(Badge.key, Badge.awarded_at).where(Badge.client_id == user.id).order_by(Badge.awarded_at, Badge.key)
-        ).tuples()
+        )
     ]
     return ClientDetail(_view(user, profile), _enrolment_views(session, user, with_percent=True), bookings, badges)
 

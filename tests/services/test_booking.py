@@ -1,0 +1,449 @@
+"""`create_booking`: one test per rule of SPEC §2.5 and per refusal, on SQLite and PostgreSQL.
+
+Every refusal checks the error type (exit code), that the message names the field, and that nothing was
+written — no booking, user, enrolment or audit row — even inside the same transaction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, event, select
+from sqlalchemy.orm import Session
+
+from bapp_cli.db.models import AuditEntry, Booking, ClientProfile, Enrolment, Pathway, User
+from bapp_cli.errors import BappError, Conflict, InvalidInput, NotFound
+from bapp_cli.services import booking as booking_service
+from bapp_cli.services.answers import AnswerInput
+from bapp_cli.services.booking import BookingRequest, create_booking
+from bapp_cli.services.enrolment import enrol
+from tests.services.test_booking_factories import (
+    NOW,
+    add_booking,
+    add_builder,
+    add_client,
+    add_session_type,
+    at,
+    count,
+    get_pathway,
+    question,
+)
+
+
+def book(session: Session, /, **fields: Any) -> booking_service.BookingCreated:
+    values: dict[str, Any] = {"client_email": "ada@example.com", "session": "free-chat", "start": at(days=1)}
+    values.update(fields)
+    return create_booking(session, BookingRequest(**values), now=NOW)
+
+
+def snapshot(session: Session) -> tuple[int, int, int, int, int]:
+    return (
+        count(session, Booking),
+        count(session, User),
+        count(session, ClientProfile),
+        count(session, Enrolment),
+        count(session, AuditEntry),
+    )
+
+
+def refused(session: Session, error: type[BappError], /, *, field: str, **fields: Any) -> BappError:
+    """Run a booking that must be refused with `error`, naming `field`, having written nothing."""
+    before = snapshot(session)
+    with pytest.raises(error) as caught:
+        book(session, **fields)
+    assert field in caught.value.message, caught.value.message
+    assert snapshot(session) == before
+    return caught.value
+
+
+@pytest.fixture
+def world(session: Session) -> dict[str, Any]:
+    coach = add_builder(session)
+    ada = add_client(session)
+    return {
+        "coach": coach,
+        "ada": ada,
+        "free": add_session_type(session, "Free Chat", category="free", builder=coach),
+        "review": add_session_type(
+            session, "Accelerate Review", category="pathway", builder=coach, pathways=["accelerate"], price="30.00"
+        ),
+        "clinic": add_session_type(session, "Agent Clinic", category="specialized", builder=coach, price="0.00"),
+    }
+
+
+# -- rule 1: a bookable session and a builder who accepts bookings -------------------------------------------
+
+
+def test_unknown_session_is_not_found(session: Session, world: dict[str, Any]) -> None:
+    error = refused(session, NotFound, field="session", session="no-such-session")
+    assert error.exit_code == 7
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"enabled": False}, "disabled locally"),
+        ({"calendly_uri": "https://api.calendly.com/event_types/X", "remote_active": False}, "inactive in Calendly"),
+        ({"remote_deleted_at": NOW}, "deleted in Calendly"),
+        ({"present_in_last_sync": False}, "missing from the last Calendly sync"),
+    ],
+)
+def test_unbookable_session_is_refused_with_the_reason(
+    session: Session, world: dict[str, Any], change: dict[str, Any], reason: str
+) -> None:
+    for name, value in change.items():
+        setattr(world["free"], name, value)
+    session.flush()
+    error = refused(session, InvalidInput, field="session", client_email="new@example.com")
+    assert reason in error.message
+    assert error.exit_code == 6
+
+
+def test_builder_not_accepting_bookings_is_refused(session: Session, world: dict[str, Any]) -> None:
+    session.scalars(select(booking_service.BuilderProfile)).one().accepting_bookings = False
+    session.flush()
+    error = refused(session, InvalidInput, field="builder")
+    assert "not accepting" in error.message and "--accepting" in (error.hint or "")
+
+
+def test_unknown_builder_is_not_found(session: Session, world: dict[str, Any]) -> None:
+    refused(session, NotFound, field="builder", builder_email="ghost@example.com")
+
+
+def test_builder_defaults_to_the_session_owner_and_can_be_given(session: Session, world: dict[str, Any]) -> None:
+    other = add_builder(session, "other@example.com")
+    assert book(session).booking.builder == "coach@example.com"
+    given = book(session, builder_email="OTHER@example.com", start=at(days=2))
+    assert given.booking.builder == other.email
+
+
+# -- rule 2: a future start within the builder's window; an offered duration --------------------------------
+
+
+def test_past_start_is_refused_and_allow_past_records_it(session: Session, world: dict[str, Any]) -> None:
+    error = refused(session, InvalidInput, field="start", start=NOW - dt.timedelta(hours=1))
+    assert "--allow-past" in (error.hint or "")
+    refused(session, InvalidInput, field="start", start=NOW)
+    created = book(session, start=NOW - dt.timedelta(days=3), allow_past=True)
+    assert created.booking.start_time == NOW - dt.timedelta(days=3)
+
+
+def test_minimum_notice_and_maximum_advance(session: Session, world: dict[str, Any]) -> None:
+    profile = session.scalars(select(booking_service.BuilderProfile)).one()
+    profile.minimum_notice_hours = 24
+    profile.max_advance_days = 30
+    session.flush()
+    error = refused(session, InvalidInput, field="start", start=at(days=0, hours=23))
+    assert "24 hours' notice" in error.message and "2030-01-02T09:00:00Z" in error.message
+    error = refused(session, InvalidInput, field="start", start=at(days=30, minutes=1))
+    assert "30 days ahead" in error.message
+    assert book(session, start=at(days=0, hours=24)).booking.status == "confirmed"
+    assert book(session, start=at(days=30)).booking.status == "confirmed"
+    # --allow-past skips every time rule (backfills)
+    assert book(session, start=at(days=0, hours=2), allow_past=True).existing is False
+
+
+def test_duration_must_be_the_sessions_or_one_of_its_options(session: Session, world: dict[str, Any]) -> None:
+    world["free"].duration_options = [30, 60]
+    session.flush()
+    error = refused(session, InvalidInput, field="duration", duration=45)
+    assert error.hint == "choose one of: 30, 60"
+    created = book(session, duration=60).booking
+    assert created.end_time - created.start_time == dt.timedelta(minutes=60)
+    default = book(session, start=at(days=2)).booking
+    assert default.end_time - default.start_time == dt.timedelta(minutes=30)
+
+
+# -- rule 3: accounts -------------------------------------------------------------------------------------
+
+
+def test_free_session_creates_the_account(session: Session, world: dict[str, Any]) -> None:
+    created = book(session, client_email="  New.Person@Example.COM ", name="New Person")
+    assert created.account_created is True
+    assert created.booking.client == "new.person@example.com"
+    assert created.booking.client_name == "New Person"
+    user = session.scalars(select(User).where(User.email == "new.person@example.com")).one()
+    assert session.scalars(select(ClientProfile).where(ClientProfile.user_id == user.id)).one()
+    assert [entry.entity for entry in session.scalars(select(AuditEntry).order_by(AuditEntry.id))] == [
+        "client",
+        "booking",
+    ]
+
+
+def test_existing_client_is_not_a_new_account(session: Session, world: dict[str, Any]) -> None:
+    assert book(session).account_created is False
+    assert count(session, User) == 2
+
+
+def test_session_requiring_an_account_refuses_an_unknown_email(session: Session, world: dict[str, Any]) -> None:
+    error = refused(session, InvalidInput, field="client", client_email="new@example.com", session="agent-clinic")
+    assert error.hint is not None and "--create-account" in error.hint
+    created = book(session, client_email="new@example.com", session="agent-clinic", create_account=True)
+    assert created.account_created is True
+
+
+def test_invalid_email_is_refused(session: Session, world: dict[str, Any]) -> None:
+    refused(session, InvalidInput, field="client", client_email="not-an-email")
+
+
+def test_public_specialized_session_needs_no_account(session: Session, world: dict[str, Any]) -> None:
+    world["clinic"].requires_auth = False
+    session.flush()
+    assert book(session, client_email="walk.in@example.com", session="agent-clinic").account_created is True
+
+
+# -- rule 4: pathways -------------------------------------------------------------------------------------
+
+
+def test_pathway_session_uses_the_single_active_linked_enrolment(session: Session, world: dict[str, Any]) -> None:
+    enrol(session, world["ada"], get_pathway(session, "accelerate"), now=NOW)
+    created = book(session, session="accelerate-review")
+    assert created.booking.pathway == "accelerate"
+    assert created.enrolled is False
+
+
+def test_pathway_session_without_enrolment_lists_the_choices(session: Session, world: dict[str, Any]) -> None:
+    error = refused(session, InvalidInput, field="pathway", session="accelerate-review")
+    assert "choose one of: accelerate" in error.message and error.hint == "pass --pathway P"
+
+
+def test_pathway_session_with_several_active_enrolments_is_ambiguous(session: Session, world: dict[str, Any]) -> None:
+    review = world["review"]
+    session.add(
+        booking_service.SessionTypePathway(session_type_id=review.id, pathway_id=get_pathway(session, "pivot").id)
+    )
+    for slug in ("accelerate", "pivot", "play"):
+        enrol(session, world["ada"], get_pathway(session, slug), now=NOW)
+    error = refused(session, InvalidInput, field="pathway", session="accelerate-review")
+    assert "several" in error.message and "accelerate, pivot" in error.message and "play" not in error.message
+
+
+def test_pathway_not_linked_to_the_session_is_refused(session: Session, world: dict[str, Any]) -> None:
+    error = refused(session, InvalidInput, field="pathway", session="accelerate-review", pathway="play")
+    assert "not linked" in error.message
+
+
+def test_unknown_pathway_is_not_found(session: Session, world: dict[str, Any]) -> None:
+    refused(session, NotFound, field="pathway", pathway="juggling")
+
+
+def test_booking_with_a_pathway_enrols_the_client_with_the_builder_as_coach(
+    session: Session, world: dict[str, Any]
+) -> None:
+    created = book(session, session="accelerate-review", pathway="ACCELERATE")
+    assert created.enrolled is True and created.booking.pathway == "accelerate"
+    enrolment = session.scalars(select(Enrolment)).one()
+    assert (enrolment.status, enrolment.builder_id, enrolment.start_date) == ("active", world["coach"].id, NOW.date())
+    # any session may carry a pathway; a second booking finds the enrolment
+    again = book(session, session="free-chat", pathway="accelerate", start=at(days=2))
+    assert again.enrolled is False and again.booking.pathway == "accelerate"
+
+
+def test_archived_pathway_takes_no_bookings(session: Session, world: dict[str, Any]) -> None:
+    get_pathway(session, "play").archived = True
+    session.flush()
+    error = refused(session, InvalidInput, field="pathway", pathway="play")
+    assert "archived" in error.message
+
+
+def test_pathway_session_linked_to_nothing_is_refused(session: Session, world: dict[str, Any]) -> None:
+    add_session_type(session, "Orphan Review", category="pathway", builder=world["coach"])
+    error = refused(session, InvalidInput, field="session", session="orphan-review")
+    assert "--pathway" in (error.hint or "")
+
+
+# -- rule 5: answers --------------------------------------------------------------------------------------
+
+
+def test_answers_are_validated_and_stored_normalised(session: Session, world: dict[str, Any]) -> None:
+    world["free"].custom_questions = [
+        question("Tools you use", "multi_select", position=1, choices=["Python", "Zapier", "Excel"]),
+        question("What do you want to build?", "text", position=0, required=True),
+    ]
+    session.flush()
+    answers = [
+        AnswerInput("tools you use", "zapier"),
+        AnswerInput("  WHAT DO YOU WANT TO BUILD? ", "A chatbot"),
+        AnswerInput("Tools you use", "Python"),
+    ]
+    created = book(session, answers=answers)
+    stored = session.scalars(select(Booking)).one().custom_question_responses
+    assert stored == [
+        {"question": "What do you want to build?", "answer": "A chatbot", "position": 0},
+        {"question": "Tools you use", "answer": ["Zapier", "Python"], "position": 1},
+    ]
+    assert created.booking.custom_question_responses == stored
+
+
+def test_missing_required_answer_is_refused(session: Session, world: dict[str, Any]) -> None:
+    world["free"].custom_questions = [question("Company size", "single_select", required=True, choices=["1-10"])]
+    session.flush()
+    error = refused(session, InvalidInput, field="Company size")
+    assert "required" in error.message
+
+
+# -- rule 6: overlaps -------------------------------------------------------------------------------------
+
+
+def test_builder_overlap_is_a_conflict(session: Session, world: dict[str, Any]) -> None:
+    other_client = add_client(session, "bob@example.com", "Bob")
+    existing = add_booking(session, client=other_client, session_type=world["free"], start=at(days=1))
+    error = refused(session, Conflict, field="builder", start=at(days=1, minutes=15))
+    assert existing.reference in error.message and error.exit_code == 8
+    assert "--allow-overlap" in (error.hint or "")
+    # back to back is fine without a buffer
+    assert book(session, start=at(days=1, minutes=30)).existing is False
+
+
+def test_builder_buffer_counts_on_both_sides(session: Session, world: dict[str, Any]) -> None:
+    session.scalars(select(booking_service.BuilderProfile)).one().buffer_minutes = 15
+    bob = add_client(session, "bob@example.com", "Bob")
+    add_booking(session, client=bob, session_type=world["free"], start=at(days=1))  # 09:00-09:30
+    refused(session, Conflict, field="builder", start=at(days=1, minutes=40))  # 10 min after: inside the buffer
+    refused(session, Conflict, field="builder", start=at(days=1, minutes=-40))  # ends 10 min before
+    assert book(session, start=at(days=1, minutes=45)).existing is False
+    assert book(session, start=at(days=1, minutes=-45), client_email="carol@example.com").existing is False
+
+
+def test_client_overlap_with_another_builder_is_a_conflict(session: Session, world: dict[str, Any]) -> None:
+    other = add_builder(session, "other@example.com")
+    theirs = add_session_type(session, "Other Chat", category="free", builder=other)
+    existing = add_booking(session, client=world["ada"], session_type=theirs, start=at(days=1))
+    error = refused(session, Conflict, field="client", start=at(days=1, minutes=29))
+    assert existing.reference in error.message
+
+
+def test_cancelled_and_finished_bookings_do_not_block(session: Session, world: dict[str, Any]) -> None:
+    bob = add_client(session, "bob@example.com", "Bob")
+    for status in ("cancelled", "completed", "no_show"):
+        add_booking(session, client=bob, session_type=world["free"], start=at(days=1), status=status)
+    assert book(session, start=at(days=1)).existing is False
+
+
+def test_allow_overlap_skips_the_check(session: Session, world: dict[str, Any]) -> None:
+    bob = add_client(session, "bob@example.com", "Bob")
+    add_booking(session, client=bob, session_type=world["free"], start=at(days=1))
+    assert book(session, allow_overlap=True).existing is False
+    assert count(session, Booking) == 2
+
+
+def test_group_session_shares_a_slot_up_to_its_invitee_limit(session: Session, world: dict[str, Any]) -> None:
+    add_session_type(session, "Group Lab", category="free", builder=world["coach"], kind="group", invitee_limit=2)
+    book(session, session="group-lab", client_email="one@example.com")
+    book(session, session="group-lab", client_email="two@example.com")
+    error = refused(session, Conflict, field="group session", session="group-lab", client_email="three@example.com")
+    assert "full (2 invitees)" in error.message
+    # another session of the same builder at that time still conflicts
+    refused(session, Conflict, field="builder", session="free-chat", client_email="four@example.com")
+
+
+def test_overlap_checks_search_the_person_and_time_indexes(
+    session: Session, engine: Engine, world: dict[str, Any]
+) -> None:
+    """P5: the overlap queries the service really runs are bounded index range scans, not table scans."""
+    if engine.dialect.name != "sqlite":
+        pytest.skip("EXPLAIN QUERY PLAN is SQLite's; PostgreSQL plans depend on table statistics")
+    captured: list[tuple[str, Any]] = []
+
+    def capture(_conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, _many: bool) -> None:
+        if "FROM bookings" in statement and "bookings.end_time >" in statement:
+            captured.append((statement, parameters))
+
+    event.listen(engine, "before_cursor_execute", capture)
+    try:
+        book(session)
+    finally:
+        event.remove(engine, "before_cursor_execute", capture)
+    plans = [
+        " ".join(str(row[-1]) for row in session.connection().exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", params))
+        for sql, params in captured
+    ]
+    assert len(plans) == 2, plans  # builder, then client
+    assert "ix_bookings_builder_time (builder_id=? AND start_time>? AND start_time<?)" in plans[0]
+    assert "ix_bookings_client_time (client_id=? AND start_time>? AND start_time<?)" in plans[1]
+
+
+# -- rule 7: idempotency ----------------------------------------------------------------------------------
+
+
+def test_idempotent_repeat_returns_the_same_booking(session: Session, world: dict[str, Any]) -> None:
+    first = book(session, idempotency_key="req-1", answers=[])
+    audits = count(session, AuditEntry)
+    again = book(session, idempotency_key="req-1", client_email="ADA@example.com", session=str(world["free"].id))
+    assert again.existing is True and first.existing is False
+    assert again.booking.reference == first.booking.reference
+    assert count(session, Booking) == 1 and count(session, AuditEntry) == audits
+    # even once the session stopped being bookable, the repeat answers with the original
+    world["free"].enabled = False
+    session.flush()
+    assert book(session, idempotency_key="req-1").booking.reference == first.booking.reference
+
+
+def test_same_key_with_other_data_is_a_conflict(session: Session, world: dict[str, Any]) -> None:
+    first = book(session, idempotency_key="req-1")
+    error = refused(session, Conflict, field="idempotency-key", idempotency_key="req-1", start=at(days=2))
+    assert first.booking.reference in error.message
+
+
+# -- rule 8: status and payment from the price -----------------------------------------------------------
+
+
+def test_free_booking_is_confirmed_and_paid_one_pending(session: Session, world: dict[str, Any]) -> None:
+    free = book(session).booking
+    assert (free.status, free.payment_status, free.amount, free.currency) == (
+        "confirmed",
+        "not_required",
+        Decimal("0.00"),
+        "GBP",
+    )
+    world["review"].currency = "EUR"
+    paid = book(session, session="accelerate-review", pathway="accelerate", start=at(days=3)).booking
+    assert (paid.status, paid.payment_status, paid.amount, paid.currency) == (
+        "pending",
+        "unpaid",
+        Decimal("30.00"),
+        "EUR",
+    )
+
+
+# -- the record, the audit row, references ---------------------------------------------------------------
+
+
+def test_result_record_has_the_contract_keys_and_an_audit_row(session: Session, world: dict[str, Any]) -> None:
+    created = book(session, client_timezone="Europe/London", idempotency_key="k")
+    record = created.as_record()
+    assert list(record) == [*booking_service.BOOKING_COLUMNS, "account_created", "enrolled", "existing"]
+    assert record["client_timezone"] == "Europe/London" and record["source"] == "cli"
+    assert record["reference"].startswith("BK-")
+    entry = session.scalars(select(AuditEntry).where(AuditEntry.entity == "booking")).one()
+    assert entry.entity_key == record["reference"]
+    assert entry.changes["client"] == "ada@example.com" and entry.changes["status"] == "confirmed"
+
+
+def test_unknown_client_timezone_is_refused(session: Session, world: dict[str, Any]) -> None:
+    refused(session, InvalidInput, field="timezone", client_timezone="Mars/Olympus")
+
+
+def test_reference_collision_is_retried(
+    session: Session, world: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bob = add_client(session, "bob@example.com", "Bob")
+    add_booking(session, client=bob, session_type=world["clinic"], start=at(days=5), reference="BK-22222222")
+    supplied = iter(["BK-22222222", "BK-33333333"])
+    monkeypatch.setattr(booking_service, "generate_reference", lambda: next(supplied))
+    assert book(session).booking.reference == "BK-33333333"
+    assert count(session, Booking) == 2
+
+
+def test_sql_looking_text_is_stored_literally(session: Session, world: dict[str, Any]) -> None:
+    world["free"].custom_questions = [question("Notes", "text")]
+    session.flush()
+    hostile = "Robert'); DROP TABLE bookings;--"
+    created = book(session, client_email="o'brien@example.com", name=hostile, answers=[AnswerInput("Notes", hostile)])
+    assert created.booking.client_name == hostile
+    assert session.scalars(select(Booking)).one().custom_question_responses[0]["answer"] == hostile
+    assert session.scalars(select(User).where(User.email == "o'brien@example.com")).one().name == hostile
+    assert count(session, Pathway) == 3

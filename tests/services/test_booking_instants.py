@@ -1,0 +1,91 @@
+"""Reading WHEN values (services.instants): offsets, naive times in a zone across DST, impossible input."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from bapp_cli.errors import InvalidInput
+from bapp_cli.services.instants import get_zone, parse_day, parse_instant
+
+
+def utc(*parts: int) -> dt.datetime:
+    return dt.datetime(*parts, tzinfo=dt.UTC)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2030-03-30T10:00", utc(2030, 3, 30, 10, 0)),  # GMT, the day before the clocks go forward
+        ("2030-03-31T10:00", utc(2030, 3, 31, 9, 0)),  # BST from 01:00 UTC on 31 March 2030
+        ("2030-10-26 10:00", utc(2030, 10, 26, 9, 0)),  # still BST
+        ("2030-10-27 10:00", utc(2030, 10, 27, 10, 0)),  # GMT again
+        ("2030-03-31", utc(2030, 3, 31, 0, 0)),  # a bare date is local midnight
+    ],
+)
+def test_naive_times_in_london_land_on_the_right_instant_across_dst(text: str, expected: dt.datetime) -> None:
+    parsed = parse_instant(text, timezone="Europe/London", field="start")
+    assert parsed == expected and parsed.tzinfo is dt.UTC
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2030-03-31T10:00:00+01:00", utc(2030, 3, 31, 9)),
+        ("2030-03-31T10:00Z", utc(2030, 3, 31, 10)),
+        ("2030-03-31T05:30-04:30", utc(2030, 3, 31, 10)),
+        (" 2030-03-31 10:00:00+00:00 ", utc(2030, 3, 31, 10)),
+    ],
+)
+def test_explicit_offsets_win_over_the_zone(text: str, expected: dt.datetime) -> None:
+    assert parse_instant(text, timezone="Asia/Tokyo", field="start") == expected
+
+
+def test_the_skipped_hour_is_refused() -> None:
+    with pytest.raises(InvalidInput) as caught:
+        parse_instant("2030-03-31T01:30", timezone="Europe/London", field="start")
+    assert caught.value.message == "start: 2030-03-31 01:30 does not exist in Europe/London (the clocks skip that hour)"
+
+
+def test_the_repeated_hour_is_refused_with_both_offsets() -> None:
+    with pytest.raises(InvalidInput) as caught:
+        parse_instant("2030-10-27T01:30", timezone="Europe/London", field="start")
+    assert caught.value.message == "start: 2030-10-27 01:30 happens twice in Europe/London (+01:00 or +00:00)"
+    assert caught.value.hint == "add the offset you mean, e.g. 2030-10-27T01:30+01:00"
+    assert parse_instant("2030-10-27T01:30+00:00", timezone="Europe/London") == utc(2030, 10, 27, 1, 30)
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("2030-02-30T10:00", "day is out of range for month"),
+        ("2030-13-01", "month must be in 1..12"),
+        ("2030-01-01T25:00", "hour must be in 0..23"),
+        ("next tuesday", "is not a valid date and time"),
+        ("", "is not a date and time"),
+        ("2030-01-01T10:00" + "0" * 100, "is not a date and time"),
+        ("2030-01-01T10:00'; DROP TABLE bookings;--", "is not a valid date and time"),
+    ],
+)
+def test_impossible_or_malformed_values_are_refused_naming_the_field(text: str, fragment: str) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        parse_instant(text, timezone="UTC", field="start")
+    assert caught.value.message.startswith("start: ") and fragment in caught.value.message
+    assert caught.value.exit_code == 6
+
+
+@pytest.mark.parametrize("zone", ["Mars/Olympus", "", "../../etc/passwd", "Europe/London; rm -rf"])
+def test_unknown_zones_are_refused_naming_the_field(zone: str) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        get_zone(zone, field="timezone")
+    assert caught.value.message.startswith("timezone: unknown timezone")
+    with pytest.raises(InvalidInput):
+        parse_instant("2030-01-01T10:00", timezone=zone)
+
+
+def test_days_are_dates_or_the_local_date_of_an_instant() -> None:
+    assert parse_day("2030-01-31", timezone="UTC") == dt.date(2030, 1, 31)
+    assert parse_day("2030-01-31T23:30Z", timezone="Asia/Tokyo") == dt.date(2030, 2, 1)
+    with pytest.raises(InvalidInput):
+        parse_day("2030-02-30", timezone="UTC", field="start")
