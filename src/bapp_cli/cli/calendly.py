@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import gc
 import sys
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -24,6 +27,23 @@ SYNC_LOCK = "calendly-sync"
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
+
+
+@contextlib.contextmanager
+def _without_cyclic_gc() -> Iterator[None]:
+    """Pause the cyclic garbage collector for a bulk run.
+
+    A 10,000-type sync creates hundreds of thousands of small, acyclic objects (models, rows, parameters);
+    the collector kept re-scanning them and cost about a third of the run (SPEC P2). Reference counting
+    still frees everything; the collector resumes when the command ends.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 @app.command("whoami")
@@ -136,7 +156,7 @@ def sync(
     listing = _read_listing(from_file) if from_file is not None else None
     source = "file" if listing is not None else "api"
     engine = app_state.engine()
-    with named_lock(engine, SYNC_LOCK, wait_seconds=wait, what="Calendly sync"):
+    with _without_cyclic_gc(), named_lock(engine, SYNC_LOCK, wait_seconds=wait, what="Calendly sync"):
         started_at = _now()
         fetched = 0
         try:

@@ -300,7 +300,10 @@ def update_session_type(
     session_type.updated_at = now
     if "pathways" in changed:
         session.execute(delete(SessionTypePathway).where(SessionTypePathway.session_type_id == session_type.id))
-        ids = dict(session.execute(select(Pathway.slug, Pathway.id).where(Pathway.slug.in_(new_links))).tuples().all())
+        ids = {
+            slug: pathway_id
+            for slug, pathway_id in session.execute(select(Pathway.slug, Pathway.id).where(Pathway.slug.in_(new_links)))
+        }
         if new_links:
             session.execute(
                 insert(SessionTypePathway),

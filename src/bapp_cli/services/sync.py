@@ -26,13 +26,13 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from pydantic import TypeAdapter, ValidationError
-from sqlalchemy import Row, delete, func, insert, select, update
+from sqlalchemy import Row, Table, delete, insert, select, update
 from sqlalchemy.orm import Session
 
-from bapp_cli.calendly.models import EventType
+from bapp_cli.calendly.models import CustomQuestion, EventType
 from bapp_cli.db.audit import record_audit
 from bapp_cli.db.models import BuilderProfile, Pathway, SessionType, SessionTypePathway, SyncRun
 from bapp_cli.errors import BappError, ConfigError, Conflict, InvalidInput, RemoteError
@@ -105,6 +105,8 @@ _RULE_KEYS = frozenset({"pattern", "field", "category", "requires_auth", "pathwa
 _RULE_FIELDS = {"name": ("name",), "slug": ("slug",), "any": ("name", "slug")}
 _ID_CHUNK = 500
 _LISTING = TypeAdapter(list[EventType])
+# One serializer call for every type's questions: per-question model_dump dominated a 10,000-type sync.
+_QUESTION_LISTS = TypeAdapter(list[list[CustomQuestion]])
 
 
 # -- classification ----------------------------------------------------------------------------------
@@ -480,7 +482,7 @@ def _title(item: EventType) -> str:
     return (item.name or "").strip() or item.slug or item.uri.rstrip("/").rsplit("/", 1)[-1]
 
 
-def _owned_values(item: EventType, builders: Mapping[str, int]) -> dict[str, Any]:
+def _owned_values(item: EventType, questions: list[dict[str, Any]], builders: Mapping[str, int]) -> dict[str, Any]:
     owner = item.owner_uri
     return {
         "slug": item.slug.lower() if item.slug else None,
@@ -493,7 +495,7 @@ def _owned_values(item: EventType, builders: Mapping[str, int]) -> dict[str, Any
         "scheduling_url": item.scheduling_url,
         "is_secret": item.secret,
         "remote_active": item.active,
-        "custom_questions": [question.model_dump(mode="json") for question in item.custom_questions],
+        "custom_questions": questions,
         "owner_uri": owner,
         # Team-owned types (/teams/…) and types without a profile have no builder.
         "builder_id": builders.get(owner) if owner else None,
@@ -561,17 +563,19 @@ def sync_event_types(
                 code="empty_listing",
             )
 
-    builders: dict[str, int] = dict(
-        session.execute(
-            select(func.coalesce(BuilderProfile.calendly_user_uri, ""), BuilderProfile.user_id).where(
+    builders: dict[str, int] = {
+        owner: user_id
+        for owner, user_id in session.execute(
+            select(BuilderProfile.calendly_user_uri, BuilderProfile.user_id).where(
                 BuilderProfile.calendly_user_uri.is_not(None)
             )
         )
-        .tuples()
-        .all()
-    )
+        if owner
+    }
     classifier = load_classifier(session, rules)
-    pathway_ids = dict(session.execute(select(Pathway.slug, Pathway.id)).tuples().all())
+    pathway_ids: dict[str, int] = {
+        slug: pathway_id for slug, pathway_id in session.execute(select(Pathway.slug, Pathway.id))
+    }
 
     inserts: list[dict[str, Any]] = []
     new_links: dict[str, tuple[str, ...]] = {}
@@ -586,8 +590,9 @@ def sync_event_types(
         ):
             current_links.setdefault(type_id, set()).add(slug)
 
-    for uri, item in by_uri.items():
-        desired = _owned_values(item, builders)
+    questions = _QUESTION_LISTS.dump_python([item.custom_questions for item in by_uri.values()], mode="json")
+    for (uri, item), item_questions in zip(by_uri.items(), questions, strict=True):
+        desired = _owned_values(item, item_questions, builders)
         row = existing.get(uri)
         if row is None:
             classification = classifier.classify(desired["title"], desired["slug"] or "")
@@ -697,17 +702,17 @@ def _write(
     """Bulk statements only: one executemany per kind of change, nothing for unchanged rows."""
     links: list[dict[str, int]] = []
     if inserts:
+        # Core inserts: the ORM's per-row bookkeeping is pure overhead for rows nobody holds as objects.
+        table = cast(Table, SessionType.__table__)
         if new_links:
-            created = session.execute(
-                insert(SessionType).returning(SessionType.id, SessionType.calendly_uri), inserts
-            ).all()
+            created = session.execute(insert(table).returning(table.c.id, table.c.calendly_uri), inserts).all()
             for type_id, uri in created:
                 links.extend(
                     {"session_type_id": type_id, "pathway_id": pathway_ids[slug]}
                     for slug in new_links.get(uri or "", ())
                 )
         else:
-            session.execute(insert(SessionType), inserts)
+            session.execute(insert(table), inserts)
     if updates:
         session.execute(update(SessionType), updates)
     if relinks:

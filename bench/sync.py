@@ -1,0 +1,164 @@
+"""P2: `bapp calendly sync` of 10,000 event types in 100 pages from a local fake Calendly.
+
+Prints the first sync's wall time (whole process), the anchor — a bare httpx script, also a whole process,
+that fetches and JSON-parses the same 100 pages — and their ratio (target <= 2.0); then a no-change re-sync
+and how many rows it wrote to the catalogue (target 0). Each process is timed as the median of a few runs
+on a fresh database, so one scheduling hiccup on a busy machine does not decide the figure.
+
+Run: .venv/bin/python bench/sync.py [--types N] [--repeat R]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from tests.fakes.calendly_server import (  # noqa: E402
+    DEFAULT_TOKEN,
+    DEFAULT_USER_URI,
+    FakeCalendly,
+    make_event_type,
+)
+
+PAGE_SIZE = 100
+TARGET_RATIO = 2.0
+
+# The anchor: what any script must do at least — start Python, import httpx, walk the pages, parse the JSON.
+ANCHOR = """
+import json, sys, httpx
+base, token, user = sys.argv[1:4]
+params = {"user": user, "count": "100"}
+items = 0
+with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}) as client:
+    while True:
+        page = json.loads(client.get("/event_types", params=params).content)
+        items += len(page["collection"])
+        token_next = page["pagination"]["next_page_token"]
+        if not token_next:
+            break
+        params = {**params, "page_token": token_next}
+print(items)
+"""
+
+
+def _environment(database: Path, base_url: str) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("BAPP_", "CALENDLY_"))}
+    env.update(
+        {
+            "BAPP_DATABASE_URL": f"sqlite:///{database}",
+            "BAPP_CONFIG": str(database.with_suffix(".toml")),
+            "CALENDLY_API_KEY": DEFAULT_TOKEN,
+            "CALENDLY_API_BASE_URL": base_url,
+        }
+    )
+    return env
+
+
+def _bapp(*args: str, env: dict[str, str]) -> tuple[float, str]:
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-m", "bapp_cli", *args], env=env, capture_output=True, text=True, cwd=REPO, check=False
+    )
+    elapsed = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(f"bapp {' '.join(args)} failed ({done.returncode}): {done.stderr.strip()}")
+    return elapsed, done.stdout
+
+
+def _anchor(base_url: str, expected: int) -> float:
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-c", ANCHOR, base_url, DEFAULT_TOKEN, DEFAULT_USER_URI],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    elapsed = time.perf_counter() - started
+    if done.returncode != 0 or int(done.stdout.strip() or 0) != expected:
+        raise SystemExit(f"anchor failed: {done.stderr.strip() or done.stdout.strip()}")
+    return elapsed
+
+
+def _catalogue_fingerprint(database: Path) -> tuple[int, int, str | None, int, int]:
+    """Rows and last change time of every table a sync may write, apart from the run log."""
+    with sqlite3.connect(database) as connection:
+        types, last = connection.execute("SELECT count(*), max(updated_at) FROM session_types").fetchone()
+        links = connection.execute("SELECT count(*) FROM session_type_pathways").fetchone()[0]
+        audits = connection.execute("SELECT count(*) FROM audit_entries").fetchone()[0]
+        changes = connection.execute(
+            "SELECT count(*) FROM session_types WHERE last_synced_at > (SELECT min(started_at) FROM sync_runs"
+            " WHERE id = (SELECT max(id) FROM sync_runs))"
+        ).fetchone()[0]
+    return types, links, last, audits, changes
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--types", type=int, default=10_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    options = parser.parse_args()
+    types = options.types
+    event_types = [make_event_type(i) for i in range(types)]
+    with FakeCalendly(event_types=event_types) as fake, tempfile.TemporaryDirectory(prefix="bapp-bench-") as scratch:
+        fake.prebuild(user=DEFAULT_USER_URI, count=PAGE_SIZE)
+        template = Path(scratch) / "template.db"
+        _bapp("db", "upgrade", env=_environment(template, fake.base_url))
+        # Warm the OS caches (Python bytecode, libraries) once so neither side pays a cold start.
+        _anchor(fake.base_url, types)
+
+        sync_times: list[float] = []
+        anchor_times: list[float] = []
+        database = template
+        for attempt in range(options.repeat):
+            database = Path(scratch) / f"run{attempt}.db"
+            database.write_bytes(template.read_bytes())
+            env = _environment(database, fake.base_url)
+            anchor_times.append(_anchor(fake.base_url, types))
+            elapsed, _ = _bapp("calendly", "sync", "--user", DEFAULT_USER_URI, "--format", "tsv", env=env)
+            sync_times.append(elapsed)
+        pages = fake.count("/event_types") // (options.repeat + 1 + options.repeat)
+
+        env = _environment(database, fake.base_url)
+        before = _catalogue_fingerprint(database)
+        resync, summary = _bapp("calendly", "sync", "--user", DEFAULT_USER_URI, "--format", "tsv", env=env)
+        after = _catalogue_fingerprint(database)
+        header, values = summary.strip().splitlines()
+        report = dict(zip(header.split("\t"), values.split("\t"), strict=True))
+        rows_written = (
+            abs(after[0] - before[0])
+            + abs(after[1] - before[1])
+            + (after[2] != before[2])
+            + (after[3] - before[3])
+            + after[4]
+            + int(report["created"])
+            + int(report["updated"])
+            + int(report["deactivated"])
+            + int(report["reactivated"])
+        )
+
+    sync_time = statistics.median(sync_times)
+    anchor_time = statistics.median(anchor_times)
+    ratio = sync_time / anchor_time
+    print(f"P2 setup: {types} event types in {pages} pages of {PAGE_SIZE}; median of {options.repeat} runs each")
+    print(
+        f"P2 sync first run: {sync_time:.2f} s | anchor (bare httpx fetch+parse, whole process): {anchor_time:.2f} s"
+        f" | ratio {ratio:.2f} (target <= {TARGET_RATIO:.1f}) {'MET' if ratio <= TARGET_RATIO else 'NOT MET'}"
+    )
+    print(
+        f"P2 no-change re-sync: {resync:.2f} s, unchanged {report['unchanged']} | rows written {rows_written}"
+        f" (target 0) {'MET' if rows_written == 0 else 'NOT MET'}"
+    )
+
+
+if __name__ == "__main__":
+    main()
