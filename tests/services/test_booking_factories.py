@@ -12,7 +12,6 @@ from collections.abc import Iterator, Sequence
 from decimal import Decimal
 from typing import Any
 
-import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -151,9 +150,11 @@ def audit_entries(session: Session, entity: str) -> list[AuditEntry]:
     return list(session.scalars(select(AuditEntry).where(AuditEntry.entity == entity).order_by(AuditEntry.id)))
 
 
-@pytest.fixture
-def seed(database_url: str) -> Iterator[Session]:
-    """A session on the test database for arranging rows before the CLI runs (commit first) and checking after."""
+def seed_session(database_url: str) -> Iterator[Session]:
+    """A session for arranging rows before the CLI runs (commit first) and checking the database after.
+
+    CLI test modules wrap it: `@pytest.fixture(name="seed")`.
+    """
     engine = make_engine(database_url)
     with Session(bind=engine, expire_on_commit=False) as db_session:
         yield db_session

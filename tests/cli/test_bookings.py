@@ -1,0 +1,422 @@
+"""`bapp bookings …` and `bapp sessions available` end to end: exit codes, stdout, stderr, and the database after.
+
+The CLI uses the real clock, so starts are in 2031 and later.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bapp_cli.db.models import AuditEntry, Booking, ClientProfile, Enrolment, User
+from bapp_cli.services.booking import CREATED_COLUMNS
+from tests.conftest import Bapp, Result
+from tests.services.test_booking_factories import (
+    add_builder,
+    add_client,
+    add_session_type,
+    count,
+    question,
+    seed_session,
+)
+
+START = "2031-06-02T10:00:00Z"
+WIDE: dict[str, str | None] = {"COLUMNS": "200"}  # Rich tables wrap cells at its default 80 columns
+
+
+@pytest.fixture(name="seed")
+def seed_fixture(database_url: str) -> Iterator[Session]:
+    yield from seed_session(database_url)
+
+
+@pytest.fixture
+def world(seed: Session) -> Session:
+    coach = add_builder(seed)
+    add_client(seed)
+    add_session_type(
+        seed,
+        "Getting Started",
+        category="free",
+        builder=coach,
+        questions=[question("What do you want to build?", "text", required=True)],
+    )
+    add_session_type(
+        seed,
+        "Accelerate Review",
+        category="pathway",
+        builder=coach,
+        pathways=["accelerate", "pivot"],
+        price="30.00",
+        questions=[
+            question("Tools", "multi_select", position=1, choices=["Python", "Zapier", "Excel"]),
+            question("Company size", "single_select", position=0, required=True, choices=["1-10", "11-50"]),
+        ],
+    )
+    add_session_type(seed, "Agent Clinic", category="specialized", builder=coach)
+    seed.commit()
+    return seed
+
+
+def create(bapp: Bapp, *args: str, start: str = START, session: str = "getting-started") -> Result:
+    base = ["bookings", "create", "--session", session, "--start", start, "--json"]
+    if session == "getting-started" and "--answer" not in args:
+        base += ["--answer", "What do you want to build?=An agent"]
+    return bapp(*base, *args)
+
+
+def unchanged(seed: Session, before: tuple[int, int, int]) -> None:
+    seed.rollback()
+    assert (count(seed, Booking), count(seed, User), count(seed, AuditEntry)) == before
+
+
+def totals(seed: Session) -> tuple[int, int, int]:
+    seed.rollback()
+    return count(seed, Booking), count(seed, User), count(seed, AuditEntry)
+
+
+def test_free_booking_creates_the_account(bapp: Bapp, world: Session) -> None:
+    result = create(bapp, "--client", "New.Person@Example.com", "--name", "New Person")
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr == ""
+    record = result.json()
+    assert list(record) == list(CREATED_COLUMNS)
+    assert record["client"] == "new.person@example.com" and record["client_name"] == "New Person"
+    assert (record["account_created"], record["enrolled"], record["existing"]) == (True, False, False)
+    assert (record["status"], record["payment_status"], record["amount"]) == ("confirmed", "not_required", "0.00")
+    assert (record["start_time"], record["end_time"]) == ("2031-06-02T10:00:00Z", "2031-06-02T10:30:00Z")
+    assert record["custom_question_responses"] == [
+        {"question": "What do you want to build?", "answer": "An agent", "position": 0}
+    ]
+    world.rollback()
+    stored = world.scalars(select(Booking)).one()
+    assert stored.reference == record["reference"] and stored.source == "cli"
+    user = world.scalars(select(User).where(User.email == "new.person@example.com")).one()
+    assert world.scalars(select(ClientProfile).where(ClientProfile.user_id == user.id)).one()
+    audit = world.scalars(select(AuditEntry).order_by(AuditEntry.id)).all()
+    assert [(entry.entity, entry.actor, entry.command) for entry in audit] == [
+        ("client", "tester", "bapp bookings create"),
+        ("booking", "tester", "bapp bookings create"),
+    ]
+
+
+def test_session_needing_an_account_refuses_an_unknown_client(bapp: Bapp, world: Session) -> None:
+    before = totals(world)
+    result = create(bapp, "--client", "new@example.com", session="agent-clinic")
+    assert result.exit_code == 6
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert lines[0] == "Error: client: new@example.com has no account and 'Agent Clinic' requires one"
+    assert lines[1].startswith("Hint: add --create-account")
+    assert json.loads(lines[2])["error"]["code"] == "account_required"
+    unchanged(world, before)
+    again = create(bapp, "--client", "new@example.com", "--create-account", session="agent-clinic")
+    assert again.exit_code == 0 and again.json()["account_created"] is True
+
+
+def test_pathway_booking_with_answers_enrols_the_client(bapp: Bapp, world: Session) -> None:
+    result = create(
+        bapp,
+        "--client",
+        "ada@example.com",
+        "--pathway",
+        "Pivot",
+        "--answer",
+        "company size=11-50",
+        "--answer",
+        "Tools=python",
+        "--answer",
+        "TOOLS=Excel",
+        session="accelerate-review",
+    )
+    assert result.exit_code == 0, result.stderr
+    record = result.json()
+    assert (record["pathway"], record["enrolled"], record["status"], record["payment_status"]) == (
+        "pivot",
+        True,
+        "pending",
+        "unpaid",
+    )
+    assert record["amount"] == "30.00"
+    assert record["custom_question_responses"] == [
+        {"question": "Company size", "answer": "11-50", "position": 0},
+        {"question": "Tools", "answer": ["Python", "Excel"], "position": 1},
+    ]
+    world.rollback()
+    enrolment = world.scalars(select(Enrolment)).one()
+    assert enrolment.status == "active" and enrolment.builder_id is not None
+    assert world.scalars(select(Booking)).one().custom_question_responses == record["custom_question_responses"]
+
+
+def test_pathway_session_without_a_pathway_lists_the_choices(bapp: Bapp, world: Session) -> None:
+    before = totals(world)
+    result = create(bapp, "--client", "ada@example.com", "--answer", "Company size=1-10", session="accelerate-review")
+    assert result.exit_code == 6
+    assert "pathway: 'Accelerate Review' needs a pathway" in result.stderr
+    assert "choose one of: accelerate, pivot" in result.stderr
+    unchanged(world, before)
+
+
+def test_answers_file_in_both_shapes(bapp: Bapp, world: Session, tmp_path: Path) -> None:
+    as_object = tmp_path / "answers.json"
+    as_object.write_text(json.dumps({"Company size": "1-10", "Tools": ["Zapier", "Python"]}), encoding="utf-8")
+    first = create(
+        bapp, "--client", "ada@example.com", "--pathway", "accelerate", "--answers-file", str(as_object),
+        session="accelerate-review",
+    )  # fmt: skip
+    assert first.exit_code == 0, first.stderr
+    assert first.json()["custom_question_responses"][1]["answer"] == ["Zapier", "Python"]
+    as_list = tmp_path / "calendly.json"
+    as_list.write_text(json.dumps([{"question": "Company size", "answer": "11-50", "position": 0}]), encoding="utf-8")
+    second = create(
+        bapp, "--client", "ada@example.com", "--pathway", "accelerate", "--answers-file", str(as_list),
+        start="2031-06-03T10:00:00Z", session="accelerate-review",
+    )  # fmt: skip
+    assert second.exit_code == 0, second.stderr
+    assert second.json()["custom_question_responses"] == [
+        {"question": "Company size", "answer": "11-50", "position": 0}
+    ]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("{broken", "Error: answers-file: not valid JSON (line 1, column 2"),
+        (None, "Error: answers-file: cannot read"),
+        (b"\xff\xfe{}", "Error: answers-file: "),
+    ],
+)
+def test_bad_answers_file_is_refused(
+    bapp: Bapp, world: Session, tmp_path: Path, content: str | bytes | None, message: str
+) -> None:
+    path = tmp_path / "answers.json"
+    if isinstance(content, str):
+        path.write_text(content, encoding="utf-8")
+    elif isinstance(content, bytes):
+        path.write_bytes(content)
+    before = totals(world)
+    result = create(bapp, "--client", "ada@example.com", "--answers-file", str(path))
+    assert result.exit_code == 6 and result.stdout == ""
+    assert result.stderr.startswith(message)
+    unchanged(world, before)
+
+
+def test_invalid_answers_are_refused_naming_the_question(bapp: Bapp, world: Session) -> None:
+    before = totals(world)
+    result_args = [
+        "bookings", "create", "--session", "accelerate-review", "--start", START, "--json",
+        "--client", "ada@example.com", "--pathway", "accelerate",
+        "--answer", "Company size=enormous", "--answer", "Budget=lots",
+    ]  # fmt: skip
+    result = bapp(*result_args)
+    assert result.exit_code == 6
+    lines = result.stderr.splitlines()
+    assert lines[:2] == ["Error: answers: 2 problems", "Hint: the session's questions: 'Company size', 'Tools'"]
+    assert json.loads(lines[2])["error"]["details"] == [
+        "answer 'Budget': the session has no such question",
+        "answer 'Company size': 'enormous' is not one of: 1-10, 11-50",
+    ]
+    plain = bapp(*(arg for arg in result_args if arg != "--json"))
+    assert plain.stderr.splitlines()[1:3] == [
+        "  answer 'Budget': the session has no such question",
+        "  answer 'Company size': 'enormous' is not one of: 1-10, 11-50",
+    ]
+    unchanged(world, before)
+
+
+def test_overlap_is_exit_8_and_allow_overlap_books_it(bapp: Bapp, world: Session) -> None:
+    assert create(bapp, "--client", "ada@example.com").exit_code == 0
+    before = totals(world)
+    clash = create(bapp, "--client", "bob@example.com", start="2031-06-02T10:15:00Z")
+    assert clash.exit_code == 8 and clash.stdout == ""
+    assert clash.stderr.startswith("Error: builder coach@example.com already has booking BK-")
+    assert "Hint: pick another time, or pass --allow-overlap" in clash.stderr
+    unchanged(world, before)
+    forced = create(bapp, "--client", "bob@example.com", "--allow-overlap", start="2031-06-02T10:15:00Z")
+    assert forced.exit_code == 0
+
+
+def test_idempotency_key_returns_the_same_booking_and_refuses_other_data(bapp: Bapp, world: Session) -> None:
+    first = create(bapp, "--client", "ada@example.com", "--idempotency-key", "order-77")
+    repeat = create(bapp, "--client", "ADA@example.com", "--idempotency-key", "order-77")
+    assert first.exit_code == repeat.exit_code == 0
+    assert repeat.json()["reference"] == first.json()["reference"] and repeat.json()["existing"] is True
+    assert "already exists for this idempotency key" in repeat.stderr
+    before = totals(world)
+    assert before[0] == 1
+    other = create(bapp, "--client", "ada@example.com", "--idempotency-key", "order-77", start="2031-06-03T10:00:00Z")
+    assert other.exit_code == 8
+    assert f"was already used for booking {first.json()['reference']} with other data" in other.stderr
+    unchanged(world, before)
+
+
+def test_dry_run_checks_everything_and_writes_nothing(bapp: Bapp, world: Session) -> None:
+    before = totals(world)
+    result = create(bapp, "--client", "walk.in@example.com", "--dry-run")
+    assert result.exit_code == 0
+    assert result.json()["account_created"] is True and result.json()["reference"].startswith("BK-")
+    assert "Dry run: every rule passed" in result.stderr
+    unchanged(world, before)
+    refused = create(bapp, "--client", "walk.in@example.com", "--dry-run", start="2020-01-01T10:00Z")
+    assert refused.exit_code == 6 and "start: 2020-01-01T10:00:00Z is not in the future" in refused.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "start", "instant"),
+    [
+        (["--timezone", "Europe/London"], "2031-03-29T10:00", "2031-03-29T10:00:00Z"),  # GMT: last day before BST
+        (["--timezone", "Europe/London"], "2031-03-30T10:00", "2031-03-30T09:00:00Z"),  # BST
+        (["--timezone", "America/New_York"], "2031-03-10 10:00", "2031-03-10T14:00:00Z"),  # EDT
+        ([], "2031-03-30T10:00+02:00", "2031-03-30T08:00:00Z"),
+    ],
+)
+def test_naive_starts_are_read_in_the_timezone_across_dst(
+    bapp: Bapp, world: Session, args: list[str], start: str, instant: str
+) -> None:
+    result = create(bapp, "--client", "ada@example.com", *args, start=start)
+    assert result.exit_code == 0, result.stderr
+    assert result.json()["start_time"] == instant
+    assert result.json()["client_timezone"] == (args[1] if args else "UTC")
+
+
+def test_global_timezone_reads_naive_starts_too(bapp: Bapp, world: Session) -> None:
+    result = bapp(
+        "--timezone", "Europe/London", "bookings", "create", "--client", "ada@example.com",
+        "--session", "getting-started", "--start", "2031-07-01T10:00", "--answer", "What do you want to build?=x",
+        "--json",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    assert (result.json()["start_time"], result.json()["client_timezone"]) == ("2031-07-01T09:00:00Z", "Europe/London")
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["--client", "not-an-email"], 6, "Error: client: 'not-an-email' is not a valid e-mail address"),
+        (["--client", "ada@example.com", "--session", "no-such-thing"], 7, "Error: no session type with slug"),
+        (["--client", "ada@example.com", "--session", "999"], 7, "Error: no session type with id 999"),
+        (["--client", "ada@example.com", "--pathway", "juggling"], 7, "Error: no pathway 'juggling'"),
+        (["--client", "ada@example.com", "--builder", "ghost@example.com"], 7, "Error: no builder with e-mail"),
+        (
+            ["--client", "ada@example.com", "--start", "2031-02-30T10:00"],
+            6,
+            "Error: start: '2031-02-30T10:00' is not a",
+        ),
+        (["--client", "ada@example.com", "--timezone", "Mars/Olympus"], 6, "Error: timezone: unknown timezone"),
+        (["--client", "ada@example.com", "--start", "2031-03-30T01:30", "--timezone", "Europe/London"], 6, "not exist"),
+        (["--client", "ada@example.com", "--duration", "45"], 6, "Error: duration: 45 minutes is not offered"),
+        (["--client", "ada@example.com", "--answer", "no separator"], 6, "Error: answer: 'no separator' is not"),
+    ],
+)
+def test_bad_booking_flags_are_refused_and_nothing_is_written(
+    bapp: Bapp, world: Session, args: list[str], code: int, message: str
+) -> None:
+    before = totals(world)
+    base = ["bookings", "create", "--session", "getting-started", "--start", START]
+    base += ["--answer", "What do you want to build?=x"]
+    result = bapp(*base, *args)
+    assert result.exit_code == code, result.stderr
+    assert result.stdout == ""
+    assert message in result.stderr.splitlines()[0]
+    unchanged(world, before)
+
+
+def test_sql_looking_text_is_stored_literally(bapp: Bapp, world: Session) -> None:
+    hostile = "x'); DROP TABLE bookings; --"
+    result = create(
+        bapp, "--client", "robert@example.com", "--name", hostile, "--answer", f"What do you want to build?={hostile}"
+    )
+    assert result.exit_code == 0, result.stderr
+    world.rollback()
+    assert world.scalars(select(User.name).where(User.email == "robert@example.com")).one() == hostile
+    assert world.scalars(select(Booking)).one().custom_question_responses[0]["answer"] == hostile
+
+
+def test_status_commands_follow_the_state_machine(bapp: Bapp, world: Session) -> None:
+    paid = create(
+        bapp, "--client", "ada@example.com", "--pathway", "accelerate", "--answer", "Company size=1-10",
+        session="accelerate-review",
+    ).json()["reference"]  # fmt: skip
+    illegal = bapp("bookings", "complete", paid)
+    assert illegal.exit_code == 8 and illegal.stdout == ""
+    assert illegal.stderr.startswith(f"Error: booking {paid} is pending; cannot complete (allowed: confirm, cancel)")
+    confirmed = bapp("bookings", "confirm", paid.lower(), "--paid", "--json")
+    assert confirmed.exit_code == 0, confirmed.stderr
+    assert (confirmed.json()["status"], confirmed.json()["payment_status"]) == ("confirmed", "paid")
+    early = bapp("bookings", "no-show", paid)
+    assert early.exit_code == 8 and "before it has started" in early.stderr
+    refunded = bapp("bookings", "refund", paid, "-f", "tsv")
+    assert refunded.exit_code == 0 and refunded.stdout.splitlines()[0].startswith("reference\tclient\t")
+    cancelled = bapp("bookings", "cancel", paid, "--reason", "moved abroad", "--json")
+    assert cancelled.exit_code == 0 and cancelled.json()["status"] == "cancelled"
+    final = bapp("bookings", "confirm", paid)
+    assert final.exit_code == 8 and "cancelled is final" in final.stderr
+    assert bapp("bookings", "mark-paid", "BK-NOPE2345").exit_code == 7
+    world.rollback()
+    stored = world.scalars(select(Booking)).one()
+    assert (stored.status, stored.payment_status, stored.cancellation_reason) == (
+        "cancelled",
+        "refunded",
+        "moved abroad",
+    )
+    commands = [entry.command for entry in world.scalars(select(AuditEntry).where(AuditEntry.entity == "booking"))]
+    assert commands == [
+        "bapp bookings create",
+        "bapp bookings confirm",
+        "bapp bookings refund",
+        "bapp bookings cancel",
+    ]
+
+
+def test_past_bookings_complete_and_no_show(bapp: Bapp, world: Session) -> None:
+    refs = [
+        create(bapp, "--client", "ada@example.com", "--allow-past", start=start).json()["reference"]
+        for start in ("2024-01-01T10:00Z", "2024-01-02T10:00Z")
+    ]
+    assert bapp("bookings", "complete", refs[0]).exit_code == 0
+    assert bapp("bookings", "no-show", refs[1]).exit_code == 0
+    listed = bapp("bookings", "list", "--client", "ada@example.com", "--json").json()
+    assert [(item["reference"], item["status"]) for item in listed] == [(refs[0], "completed"), (refs[1], "no_show")]
+
+
+def test_list_and_show_render_every_format(bapp: Bapp, world: Session) -> None:
+    first = create(bapp, "--client", "ada@example.com").json()["reference"]
+    second = create(bapp, "--client", "bob@example.com", start="2031-06-01T10:00Z").json()["reference"]
+    listed = bapp("bookings", "list")
+    assert listed.exit_code == 0
+    rows = listed.stdout.splitlines()
+    assert rows[0].split("\t")[:3] == ["reference", "client", "client_name"] and len(rows) == 3
+    assert rows[1].startswith(second) and rows[2].startswith(first)
+    table = bapp("--timezone", "Europe/London", "bookings", "list", "-f", "table", env=WIDE)
+    assert first in table.stdout and "2031-06-02 11:00 BST" in table.stdout
+    assert [item["reference"] for item in bapp("bookings", "list", "--from", "2031-06-02", "--json").json()] == [first]
+    assert bapp("bookings", "list", "--status", "done").exit_code == 6
+    assert bapp("bookings", "list", "--from", "yesterday").exit_code == 6
+    shown = bapp("bookings", "show", first, "-f", "table", env=WIDE)
+    assert shown.exit_code == 0 and "What do you want to build?: An agent" in shown.stdout
+    assert bapp("bookings", "show", first, "--json").json()["reference"] == first
+    missing = bapp("bookings", "show", "BK-ZZZZZZZZ")
+    assert missing.exit_code == 7 and missing.stderr.startswith("Error: no booking 'BK-ZZZZZZZZ'")
+
+
+def test_sessions_available_anonymous_and_client(bapp: Bapp, world: Session) -> None:
+    anonymous = bapp("sessions", "available", "--json")
+    assert anonymous.exit_code == 0 and anonymous.stderr == ""
+    assert [item["title"] for item in anonymous.json()] == ["Getting Started"]
+    client = bapp("sessions", "available", "--client", "ada@example.com", "--json")
+    assert [item["title"] for item in client.json()] == ["Getting Started", "Accelerate Review", "Agent Clinic"]
+    assert client.json()[1]["price"] == "30.00" and client.json()[1]["pathways"] == ["accelerate", "pivot"]
+    table = bapp("sessions", "available", "--client", "ada@example.com", "-f", "table", env=WIDE)
+    positions = [table.stdout.index(heading) for heading in ("Free Sessions", "Learning Pathway", "Specialized")]
+    assert positions == sorted(positions)
+    assert bapp("sessions", "available", "--pathway", "play", "--client", "ada@example.com", "--json").json()[1][
+        "title"
+    ] == ("Agent Clinic")
+    both = bapp("sessions", "available", "--client", "ada@example.com", "--anonymous")
+    assert both.exit_code == 2 and "cannot be used together" in both.stderr
+    unknown = bapp("sessions", "available", "--client", "ghost@example.com")
+    assert unknown.exit_code == 7 and unknown.stdout == ""
