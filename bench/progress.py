@@ -155,7 +155,9 @@ def build(path: Path, clients: int, *, seed: int = 4) -> None:
             slugs = dict(pathways)
             for (pathway_id, tier), count in done.items():
                 if count == SKILLS_PER_TIER:
-                    badges.append({"client_id": client_id, "key": f"tier:{slugs[pathway_id]}:{tier}", "awarded_at": now})
+                    badges.append(
+                        {"client_id": client_id, "key": f"tier:{slugs[pathway_id]}:{tier}", "awarded_at": now}
+                    )
             if len(progress) >= 50_000:
                 connection.execute(insert(UserSkillProgress), progress)
                 progress.clear()

@@ -320,7 +320,12 @@ def _complete_enrolments(
 def _emails(session: Session, user_ids: Sequence[int]) -> dict[int, str]:
     emails: dict[int, str] = {}
     for chunk in _chunks(sorted(set(user_ids))):
-        emails.update(session.execute(select(User.id, User.email).where(User.id.in_(chunk))).tuples().all())
+        emails.update(
+            {
+                user_id: email
+                for user_id, email in session.execute(select(User.id, User.email).where(User.id.in_(chunk)))
+            }
+        )
     return emails
 
 
@@ -685,7 +690,7 @@ def progress_table(
         )
         for pathway_key, info in catalogue.pathways.items()
     }
-    result = session.execute(query.execution_options(yield_per=1000))
+    result = session.connection().execute(query.execution_options(yield_per=1000))
     for email, row_pathway_id, row_status, tier1, tier2, tier3, total_done, badges, last_activity in result:
         tier_total, total, slug = totals[row_pathway_id]
         yield ProgressRow(

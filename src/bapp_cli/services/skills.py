@@ -476,15 +476,12 @@ def _apply_status(row: UserSkillProgress, status: str, completion: _Completion |
 
 
 def _enrolled_pathways(session: Session, client_id: int) -> dict[int, str]:
-    return dict(
-        session.execute(
-            select(Enrolment.pathway_id, Pathway.slug)
-            .join(Pathway, Pathway.id == Enrolment.pathway_id)
-            .where(Enrolment.client_id == client_id)
-        )
-        .tuples()
-        .all()
+    rows = session.execute(
+        select(Enrolment.pathway_id, Pathway.slug)
+        .join(Pathway, Pathway.id == Enrolment.pathway_id)
+        .where(Enrolment.client_id == client_id)
     )
+    return {pathway_id: slug for pathway_id, slug in rows}
 
 
 def _assigned_under(session: Session, client_id: int, skill_ids: Sequence[int]) -> dict[int, int]:

@@ -1,0 +1,121 @@
+"""`bapp pathways add|update|set-tier|archive` (SPEC §2.1 pathway management), on both backends."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from bapp_cli.db.models import AuditEntry, Enrolment, Pathway, PathwayTier
+from bapp_cli.errors import InvalidInput
+from bapp_cli.services.enrolment import enrol
+from tests.cli.test_progress_cli import seed
+from tests.conftest import Bapp
+from tests.services.test_progress_factories import NOW, client, pathway
+
+PATHWAY_KEYS = ["slug", "name", "description", "icon", "color", "position", "archived", "tiers"]
+
+
+def test_add_pathway_with_tiers(bapp: Bapp) -> None:
+    result = bapp(
+        "pathways", "add", "Data-Leaders", "--name", "Data Leaders", "--icon", "📊", "--color", "#f59e0b",
+        "--description", "Lead with data", "--tier", "Discover: Map the data you have", "--tier", "Decide",
+        "--json",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr == ""
+    record = result.json()
+    assert list(record) == PATHWAY_KEYS
+    assert record == {
+        "slug": "data-leaders",
+        "name": "Data Leaders",
+        "description": "Lead with data",
+        "icon": "📊",
+        "color": "#F59E0B",
+        "position": 3,
+        "archived": False,
+        "tiers": [
+            {"tier": 1, "name": "Discover", "description": "Map the data you have", "skills": []},
+            {"tier": 2, "name": "Decide", "description": None, "skills": []},
+        ],
+    }
+    assert [row["slug"] for row in bapp("pathways", "list", "--json").json()][-1] == "data-leaders"
+    assert bapp("pathways", "show", "DATA-LEADERS", "--json").json() == record
+    audited = seed(
+        bapp, lambda session: session.scalar(select(AuditEntry.entity_key).where(AuditEntry.entity == "pathway"))
+    )
+    assert audited == "data-leaders"
+
+
+def test_add_refuses_duplicates_and_bad_values(bapp: Bapp) -> None:
+    duplicate = bapp("pathways", "add", "ACCELERATE", "--name", "Again")
+    assert duplicate.exit_code == 8 and duplicate.stdout == ""
+    assert "Error: pathway 'accelerate' already exists" in duplicate.stderr
+    for args, field in (
+        (("bad:slug", "--name", "X"), "slug:"),
+        (("ok", "--name", "X", "--color", "green"), "color:"),
+        (("ok", "--name", "   "), "name:"),
+        (("ok", "--name", "X", "--tier", ": no name"), "tier 1:"),
+    ):
+        result = bapp("pathways", "add", *args)
+        assert result.exit_code == 6, (args, result.stderr)
+        assert f"Error: {field}" in result.stderr
+    assert seed(bapp, lambda session: session.scalar(select(func.count()).select_from(Pathway))) == 3
+    assert bapp("pathways", "add", "ok", "--name", "X", "--dry-run").exit_code == 0
+    assert seed(bapp, lambda session: session.scalar(select(func.count()).select_from(Pathway))) == 3
+
+
+def test_update_renames_and_reorders(bapp: Bapp) -> None:
+    result = bapp("pathways", "update", "Play", "--name", "Play & Create", "--position", "0", "--json")
+    assert result.exit_code == 0, result.stderr
+    assert (result.json()["name"], result.json()["position"]) == ("Play & Create", 0)
+    order = [(row["slug"], row["position"]) for row in bapp("pathways", "list", "--json").json()]
+    assert order == [("play", 0), ("accelerate", 1), ("pivot", 2)]
+    assert bapp("pathways", "update", "play", "--position", "99", "--json").json()["position"] == 2
+    cleared = bapp("pathways", "update", "pivot", "--description", "", "--json").json()
+    assert cleared["description"] is None
+    assert bapp("pathways", "update", "nowhere", "--name", "X").exit_code == 7
+    assert bapp("pathways", "update", "pivot", "--position", "-1").exit_code == 6
+
+
+def test_set_tier_renames_or_adds_the_next_tier(bapp: Bapp) -> None:
+    renamed = bapp("pathways", "set-tier", "accelerate", "1", "--name", "Foundations", "--json")
+    assert renamed.exit_code == 0, renamed.stderr
+    assert renamed.json()["tiers"][0] == {
+        "tier": 1,
+        "name": "Foundations",
+        "description": "Build a solid foundation in AI concepts and tools",
+        "skills": [],
+    }
+    added = bapp("pathways", "set-tier", "play", "4", "--name", "Showcase", "--description", "Show it", "--json")
+    assert [tier["name"] for tier in added.json()["tiers"]] == ["Exploration", "Creation", "Innovation", "Showcase"]
+    gap = bapp("pathways", "set-tier", "play", "6", "--name", "Too far")
+    assert gap.exit_code == 6 and "the next new tier is 5" in gap.stderr
+    assert seed(bapp, lambda session: session.scalar(select(func.count()).select_from(PathwayTier))) == 10
+    # the new tier takes skill links; a badge for it is named after it
+    assert bapp("skills", "add", "demo-day", "--name", "Demo day", "--link", "play:4").exit_code == 0
+
+
+def test_archive_needs_yes_and_refuses_new_links_and_enrolments(bapp: Bapp) -> None:
+    refused = bapp("pathways", "archive", "pivot")
+    assert refused.exit_code == 2 and refused.stdout == ""
+    assert "pass --yes" in refused.stderr
+    assert bapp("pathways", "show", "pivot", "--json").json()["archived"] is False
+
+    seed(bapp, lambda session: client(session, "ada@example.com", "pivot"))
+    archived = bapp("pathways", "archive", "PIVOT", "--yes", "--json")
+    assert archived.exit_code == 0 and archived.json()["archived"] is True
+    link = bapp("skills", "add", "x", "--name", "X", "--link", "pivot:1")
+    assert link.exit_code == 6 and "archived" in link.stderr
+
+    def enrol_grace(session):  # type: ignore[no-untyped-def]
+        grace = client(session, "grace@example.com")
+        try:
+            enrol(session, grace, pathway(session, "pivot"), now=NOW)
+        except InvalidInput as error:
+            return error.code
+        return "enrolled"
+
+    assert seed(bapp, enrol_grace) == "pathway_archived"
+    # history stays: the existing enrolment, and the pathway in listings
+    assert seed(bapp, lambda session: session.scalar(select(func.count()).select_from(Enrolment))) == 1
+    assert [row["archived"] for row in bapp("pathways", "list", "--json").json()] == [False, True, False]
+    assert bapp("pathways", "archive", "pivot", "--yes").exit_code == 0  # idempotent

@@ -1,0 +1,268 @@
+"""`bapp progress show|table` and `bapp badges list` through the real CLI, on both backends."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from bapp_cli.db.engine import make_engine, unit_of_work
+from bapp_cli.db.models import Badge, Enrolment
+from bapp_cli.services.enrolment import enrol
+from bapp_cli.services.skills import assign_skills, complete_skill
+from tests.conftest import Bapp
+from tests.services.test_progress_factories import (
+    LATER,
+    NOW,
+    builder,
+    client,
+    counting_statements,
+    pathway,
+    small_catalogue,
+)
+
+SHOW_KEYS = [
+    "pathway",
+    "name",
+    "start_date",
+    "status",
+    "builder",
+    "completed_at",
+    "progress",
+    "tiers",
+    "completed",
+    "total",
+    "percent",
+]
+TABLE_KEYS = [
+    "client",
+    "pathway",
+    "status",
+    "tier1_percent",
+    "tier2_percent",
+    "tier3_percent",
+    "percent",
+    "badges",
+    "last_activity",
+]
+
+
+def seed(bapp: Bapp, build: Callable[[Session], Any]) -> Any:
+    engine = make_engine(bapp.database_url)
+    try:
+        with unit_of_work(engine, actor="test", command="seed") as session:
+            return build(session)
+    finally:
+        engine.dispose()
+
+
+def ada_in_accelerate(session: Session) -> None:
+    small_catalogue(session)
+    coach = builder(session, "bob@example.com")
+    ada = client(session, "ada@example.com")
+    enrol(session, ada, pathway(session, "accelerate"), now=NOW, builder=coach)
+    for slug in ("a1", "a2", "a3"):
+        complete_skill(session, ada.email, slug, now=NOW)
+    assign_skills(session, ada.email, ["a4"], now=LATER, status="in_progress")
+    complete_skill(session, ada.email, "f1", now=LATER, via="assessment")
+
+
+def test_progress_show_json_is_the_client_pathway_shape(bapp: Bapp) -> None:
+    seed(bapp, ada_in_accelerate)
+    result = bapp("progress", "show", "ADA@example.com", "--json")
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr == ""
+    accelerate, fundamentals = result.json()
+    assert list(accelerate) == SHOW_KEYS and list(fundamentals) == SHOW_KEYS
+    done = {"status": "completed", "completed_at": "2030-01-15T09:30:00Z", "completed_via": "manual"}
+    assert accelerate == {
+        "pathway": "accelerate",
+        "name": "Accelerate",
+        "start_date": "2030-01-15",
+        "status": "active",
+        "builder": "bob@example.com",
+        "completed_at": None,
+        "progress": {
+            "tier1": [{"skill": slug, "name": slug.title(), **done} for slug in ("a1", "a2", "a3")],
+            "tier2": [
+                {"skill": "a4", "name": "A4", "status": "in_progress", "completed_at": None, "completed_via": None},
+                {
+                    "skill": "shared",
+                    "name": "Shared",
+                    "status": "not_started",
+                    "completed_at": None,
+                    "completed_via": None,
+                },
+            ],
+            "tier3": [],
+        },
+        "tiers": [
+            {"tier": 1, "name": "Foundation", "completed": 3, "total": 3, "percent": 100},
+            {"tier": 2, "name": "Application", "completed": 0, "total": 2, "percent": 0},
+            {"tier": 3, "name": "Mastery", "completed": 0, "total": 0, "percent": 0},
+        ],
+        "completed": 3,
+        "total": 5,
+        "percent": 60,
+    }
+    assert fundamentals["pathway"] is None and fundamentals["name"] == "Fundamentals"
+    assert (fundamentals["completed"], fundamentals["total"], fundamentals["percent"]) == (1, 2, 50)
+    assert [item["completed_via"] for item in fundamentals["progress"]["fundamentals"]] == ["assessment", None]
+
+    only = bapp("progress", "show", "ada@example.com", "--pathway", "Accelerate", "--json")
+    assert [item["pathway"] for item in only.json()] == ["accelerate"]
+
+
+def test_progress_show_tree_on_a_terminal_layout(bapp: Bapp) -> None:
+    seed(bapp, ada_in_accelerate)
+    result = bapp("--timezone", "Europe/Paris", "progress", "show", "ada@example.com", "--format", "table")
+    assert result.exit_code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("Ada  <ada@example.com>")
+    text = result.stdout
+    assert "Accelerate (accelerate)  active  coach bob@example.com  since 2030-01-15  3/5  ██████░░░░ 60%" in text
+    assert "Tier 1 · Foundation  3/3  ██████████ 100%" in text
+    assert "Tier 3 · Mastery  0/0  ░░░░░░░░░░ 0%" in text
+    assert "✔ A1 (a1)  via manual" in text and "◐ A4 (a4)" in text and "○ Shared (shared)" in text
+    assert "★ Fundamentals  1/2  █████░░░░░ 50%" in text
+    assert "🏅 Accelerate · Foundation  2030-01-15 10:30 CET" in text
+    assert "Badges (1)" in text
+
+
+def test_progress_table_json_csv_and_filters(bapp: Bapp) -> None:
+    def build(session: Session) -> None:
+        ada_in_accelerate(session)
+        grace = client(session, "grace@example.com", "pivot", "accelerate")
+        complete_skill(session, grace.email, "shared", now=NOW)
+
+    seed(bapp, build)
+    result = bapp("progress", "table", "--json")
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr == ""
+    rows = result.json()
+    assert all(list(row) == TABLE_KEYS for row in rows)
+    assert rows == [
+        {
+            "client": "ada@example.com",
+            "pathway": "accelerate",
+            "status": "active",
+            "tier1_percent": 100,
+            "tier2_percent": 0,
+            "tier3_percent": 0,
+            "percent": 60,
+            "badges": 1,
+            "last_activity": "2030-01-18T09:30:00Z",
+        },
+        {
+            "client": "grace@example.com",
+            "pathway": "accelerate",
+            "status": "active",
+            "tier1_percent": 0,
+            "tier2_percent": 50,
+            "tier3_percent": 0,
+            "percent": 20,
+            "badges": 0,
+            "last_activity": "2030-01-15T09:30:00Z",
+        },
+        {
+            "client": "grace@example.com",
+            "pathway": "pivot",
+            "status": "active",
+            "tier1_percent": 100,
+            "tier2_percent": 0,
+            "tier3_percent": 0,
+            "percent": 33,
+            "badges": 1,
+            "last_activity": "2030-01-15T09:30:00Z",
+        },
+    ]
+    piped = bapp("progress", "table", "--pathway", "PIVOT")  # tsv when stdout is not a terminal
+    assert piped.exit_code == 0
+    assert list(csv.reader(io.StringIO(piped.stdout), delimiter="\t")) == [
+        TABLE_KEYS,
+        ["grace@example.com", "pivot", "active", "100", "0", "0", "33", "1", "2030-01-15T09:30:00Z"],
+    ]
+    coached = bapp("progress", "table", "--builder", "bob@example.com", "--format", "jsonl")
+    assert [line.count('"client"') for line in coached.stdout.splitlines()] == [1]
+    assert bapp("progress", "table", "--status", "completed", "--json").json() == []
+    drawn = bapp("progress", "table", "--format", "table")
+    assert "██████░░░░  60%" in drawn.stdout and "grace@example.com" in drawn.stdout
+
+
+def test_progress_errors_have_documented_exit_codes(bapp: Bapp) -> None:
+    seed(bapp, ada_in_accelerate)
+    missing = bapp("progress", "show", "nobody@example.com", "--json")
+    assert missing.exit_code == 7 and missing.stdout == ""
+    assert "Error: no client with e-mail 'nobody@example.com'" in missing.stderr
+    assert '"code": "client_not_found"' in missing.stderr
+    bad_status = bapp("progress", "table", "--status", "done")
+    assert bad_status.exit_code == 6 and bad_status.stdout == ""
+    assert "Error: status: 'done' is not one of active, paused, completed" in bad_status.stderr
+    assert bapp("progress", "table", "--pathway", "nowhere").exit_code == 7
+    assert bapp("progress", "table", "--builder", "ada@example.com").exit_code == 7
+    assert bapp("progress", "show", "not-an-email").exit_code == 6
+
+
+def test_badges_list(bapp: Bapp) -> None:
+    seed(bapp, ada_in_accelerate)
+    result = bapp("badges", "list", "ada@example.com", "--json")
+    assert result.exit_code == 0, result.stderr
+    assert result.json() == [
+        {"key": "tier:accelerate:1", "name": "Accelerate · Foundation", "awarded_at": "2030-01-15T09:30:00Z"}
+    ]
+    # a renamed pathway renames its badges; the badge itself is untouched
+    assert bapp("pathways", "update", "accelerate", "--name", "Turbo").exit_code == 0
+    assert bapp("badges", "list", "ada@example.com", "--json").json()[0]["name"] == "Turbo · Foundation"
+    assert bapp("badges", "list", "nobody@example.com").exit_code == 7
+
+
+def test_progress_table_statement_count_does_not_grow_with_clients(bapp: Bapp) -> None:
+    def clients(first: int, count: int) -> Callable[[Session], None]:
+        def build(session: Session) -> None:
+            for index in range(first, first + count):
+                user = client(session, f"client{index}@example.com", "accelerate", "pivot")
+                complete_skill(session, user.email, "a1", now=NOW)
+                complete_skill(session, user.email, "shared", now=NOW)
+
+        return build
+
+    seed(bapp, small_catalogue)
+    seed(bapp, clients(0, 2))
+    with counting_statements() as few:
+        small = bapp("progress", "table", "--json")
+    seed(bapp, clients(2, 10))
+    with counting_statements() as many:
+        large = bapp("progress", "table", "--json")
+    assert (len(small.json()), len(large.json())) == (4, 24)
+    assert len(few) == len(many)
+    assert len(many) <= 10
+
+
+def test_concurrent_completions_of_a_tier_award_its_badge_once(bapp: Bapp) -> None:
+    """Two processes complete the last two skills of a tier at once: whichever commits second must see
+    the other's completion and award the badge (per-client lock on PostgreSQL, IMMEDIATE on SQLite)."""
+
+    def build(session: Session) -> None:
+        small_catalogue(session)
+        ada = client(session, "ada@example.com", "accelerate")
+        complete_skill(session, ada.email, "a1", now=NOW)
+
+    seed(bapp, build)
+    first = bapp.popen("skills", "complete", "ada@example.com", "a2", "--json")
+    second = bapp.popen("skills", "complete", "ada@example.com", "a3", "--json")
+    outputs = [process.communicate(timeout=60) for process in (first, second)]
+    assert [process.returncode for process in (first, second)] == [0, 0], outputs
+    import json
+
+    awarded = [json.loads(stdout)["badges_awarded"] for stdout, _ in outputs]
+    assert sorted(awarded) == [[], ["tier:accelerate:1"]]
+
+    def count(session: Session) -> int:
+        return session.scalar(select(func.count()).select_from(Badge).where(Badge.key == "tier:accelerate:1")) or 0
+
+    assert seed(bapp, count) == 1
+    assert seed(bapp, lambda session: session.scalar(select(func.count()).select_from(Enrolment))) == 1

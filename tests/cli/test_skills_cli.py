@@ -1,0 +1,141 @@
+"""`bapp skills …` through the real CLI: exit codes, stdout/stderr separation, the database afterwards."""
+
+from __future__ import annotations
+
+import json
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from bapp_cli.db.models import AuditEntry, Badge, Enrolment, Skill, UserSkillProgress
+from tests.cli.test_progress_cli import seed
+from tests.conftest import Bapp
+from tests.services.test_progress_factories import builder, client, small_catalogue
+
+SKILL_KEYS = ["slug", "name", "description", "domain", "is_fundamental", "archived", "links"]
+
+
+def count(bapp: Bapp, model: type) -> int:
+    return seed(bapp, lambda session: session.scalar(select(func.count()).select_from(model))) or 0
+
+
+def test_add_list_update_link_unlink(bapp: Bapp) -> None:
+    added = bapp(
+        "skills", "add", "Prompt-Design", "--name", "Prompt design", "--domain", "prompting",
+        "--link", "Accelerate:1", "--link", "play:2", "--json",
+    )  # fmt: skip
+    assert added.exit_code == 0, added.stderr
+    assert added.stderr == ""
+    assert added.json() == {
+        "slug": "prompt-design",
+        "name": "Prompt design",
+        "description": None,
+        "domain": "prompting",
+        "is_fundamental": False,
+        "archived": False,
+        "links": ["accelerate:1", "play:2"],
+    }
+    assert bapp("skills", "add", "safety", "--name", "Safety", "--fundamental").exit_code == 0
+    listing = bapp("skills", "list", "--json")
+    assert [list(row) for row in listing.json()] == [SKILL_KEYS, SKILL_KEYS]
+    assert [row["slug"] for row in bapp("skills", "list", "--fundamental", "--json").json()] == ["safety"]
+    assert [row["slug"] for row in bapp("skills", "list", "--pathway", "PLAY", "--tier", "2", "--json").json()] == [
+        "prompt-design"
+    ]
+    updated = bapp("skills", "update", "prompt-design", "--not-fundamental", "--description", "Write prompts", "--json")
+    assert updated.json()["description"] == "Write prompts"
+    assert bapp("skills", "link", "prompt-design", "pivot:3", "--json").json()["links"] == [
+        "accelerate:1",
+        "pivot:3",
+        "play:2",
+    ]
+    assert bapp("skills", "unlink", "prompt-design", "Play", "--json").json()["links"] == ["accelerate:1", "pivot:3"]
+    table = bapp("skills", "list", "--format", "table")
+    assert "prompt-design" in table.stdout and "accelerate:1, pivot:3" in table.stdout and "★" in table.stdout
+    audited = seed(
+        bapp, lambda session: session.scalars(select(AuditEntry.command).where(AuditEntry.entity == "skill")).all()
+    )
+    assert "bapp skills link" in list(audited)
+
+
+def test_bad_input_exits_6_and_writes_nothing(bapp: Bapp) -> None:
+    result = bapp("skills", "add", "x", "--name", "X", "--link", "accelerate:9", "--json")
+    assert result.exit_code == 6 and result.stdout == ""
+    assert "Error: link: pathway 'accelerate' has no tier 9" in result.stderr
+    assert json.loads(result.stderr.splitlines()[-1])["error"]["code"] == "unknown_tier"
+    assert bapp("skills", "add", "x", "--name", "X", "--link", "nowhere:1").exit_code == 7
+    assert bapp("skills", "add", "bad slug!", "--name", "X").exit_code == 6
+    assert count(bapp, Skill) == 0
+    assert bapp("skills", "add", "x", "--name", "X").exit_code == 0
+    duplicate = bapp("skills", "add", "X", "--name", "Again")
+    assert duplicate.exit_code == 8 and "already exists" in duplicate.stderr
+    assert bapp("skills", "update", "nothing", "--name", "N").exit_code == 7
+
+
+def test_assign_complete_reset_through_the_cli(bapp: Bapp) -> None:
+    def build(session: Session) -> None:
+        small_catalogue(session)
+        client(session, "ada@example.com")
+        builder(session, "bob@example.com")
+
+    seed(bapp, build)
+    assigned = bapp("skills", "assign", "ada@example.com", "--pathway", "pivot", "--json")
+    assert assigned.exit_code == 0, assigned.stderr
+    assert assigned.json() == {
+        "client": "ada@example.com",
+        "pathway": "pivot",
+        "tier": None,
+        "status": "not_started",
+        "assigned": ["shared", "p2", "p3"],
+        "updated": [],
+        "unchanged": [],
+        "badges_awarded": [],
+        "pathways_completed": [],
+        "enrolled": ["pivot"],
+    }
+    again = bapp("skills", "assign", "ada@example.com", "--pathway", "pivot", "--json").json()
+    assert (again["assigned"], again["unchanged"], again["enrolled"]) == ([], ["shared", "p2", "p3"], [])
+
+    for slug in ("shared", "p2"):
+        assert bapp("skills", "complete", "ada@example.com", slug).exit_code == 0
+    last = bapp("skills", "complete", "ada@example.com", "p3", "--validated-by", "bob@example.com", "--json")
+    record = last.json()
+    assert (record["completed_via"], record["validated_by"], record["attempts"]) == (
+        "builder_validation",
+        "bob@example.com",
+        1,
+    )
+    assert record["badges_awarded"] == ["tier:pivot:3", "pathway:pivot"]
+    assert record["pathways_completed"] == ["pivot"]
+    assert seed(bapp, lambda session: session.scalars(select(Enrolment.status)).one()) == "completed"
+
+    # the person's messages go to stderr (with --verbose when not on a terminal); data stays on stdout
+    verbose = bapp("-v", "skills", "start", "ada@example.com", "a1", "--format", "tsv")
+    assert verbose.exit_code == 0
+    assert verbose.stdout.splitlines()[0].startswith("client\tskill\tstatus")
+    assert "a1 for ada@example.com: new → in_progress" in verbose.stderr
+
+    refused = bapp("skills", "reset", "ada@example.com", "p3")
+    assert refused.exit_code == 2 and refused.stdout == ""
+    assert "pass --yes" in refused.stderr
+    assert seed(
+        bapp, lambda session: session.scalar(select(func.count()).where(UserSkillProgress.status == "completed"))
+    )
+    reset = bapp("skills", "reset", "ada@example.com", "p3", "--yes", "--json")
+    assert reset.exit_code == 0 and reset.json()["status"] == "not_started"
+    assert count(bapp, Badge) == 4  # badges are permanent
+    conflict = bapp("skills", "start", "ada@example.com", "p2")
+    assert conflict.exit_code == 8 and "reset it first" in conflict.stderr
+
+
+def test_dry_run_and_archive(bapp: Bapp) -> None:
+    seed(bapp, lambda session: (small_catalogue(session), client(session, "ada@example.com")))
+    dry = bapp("skills", "assign", "ada@example.com", "a1", "a2", "--status", "completed", "--dry-run", "--json")
+    assert dry.exit_code == 0 and dry.json()["assigned"] == ["a1", "a2"]
+    assert count(bapp, UserSkillProgress) == 0
+    assert bapp("skills", "archive", "a1").exit_code == 2
+    archived = bapp("skills", "archive", "a1", "--yes", "--json")
+    assert archived.exit_code == 0 and archived.json()["archived"] is True
+    refused = bapp("skills", "assign", "ada@example.com", "a1")
+    assert refused.exit_code == 6 and "archived" in refused.stderr
+    assert count(bapp, UserSkillProgress) == 0

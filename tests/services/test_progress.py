@@ -1,0 +1,236 @@
+"""Completion tracking (SPEC §2.6) at its edges, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from bapp_cli.db.models import AuditEntry, Badge, Enrolment, UserSkillProgress
+from bapp_cli.errors import InvalidInput, NotFound
+from bapp_cli.services.progress import list_badges, percent, progress_table, show_progress
+from bapp_cli.services.skills import (
+    archive_skill,
+    assign_skills,
+    complete_skill,
+    link_skill,
+    reset_skill,
+    unlink_skill,
+    update_skill,
+)
+from tests.services.test_progress_factories import LATER, NOW, client, pathway, skill, small_catalogue
+
+
+def badge_keys(session: Session, user_id: int) -> list[str]:
+    return sorted(session.scalars(select(Badge.key).where(Badge.client_id == user_id)))
+
+
+def enrolment(session: Session, user_id: int, slug: str) -> Enrolment:
+    return session.scalars(
+        select(Enrolment).where(Enrolment.client_id == user_id, Enrolment.pathway_id == pathway(session, slug).id)
+    ).one()
+
+
+def test_percent_rounds_down() -> None:
+    assert [percent(done, 3) for done in range(4)] == [0, 33, 66, 100]
+    assert percent(199, 200) == 99
+    assert percent(0, 0) == 0
+
+
+def test_tier_badges_then_an_empty_tier_keeps_the_pathway_open(session: Session) -> None:
+    small_catalogue(session)
+    ada = client(session, "ada@example.com", "accelerate")
+    for slug in ("a1", "a2"):
+        assert complete_skill(session, ada.email, slug, now=NOW).outcome.badges_awarded == []
+    finished_tier = complete_skill(session, ada.email, "a3", now=NOW)
+    assert finished_tier.outcome.badges_awarded == ["tier:accelerate:1"]
+    complete_skill(session, ada.email, "a4", now=NOW)
+    last = complete_skill(session, ada.email, "shared", now=NOW)
+    # tier 2 done and `shared` also finishes nothing in pivot (p2 is missing); tier 3 has no skills
+    assert last.outcome.badges_awarded == ["tier:accelerate:2", "tier:pivot:1"]
+    assert last.outcome.pathways_completed == []
+    assert "tier:accelerate:3" not in badge_keys(session, ada.id)
+    assert enrolment(session, ada.id, "accelerate").status == "active"
+
+    # the moment tier 3 gets a skill and it is done, tier 3 and the pathway complete, with the enrolment
+    skill(session, "a5", "accelerate:3")
+    done = complete_skill(session, ada.email, "a5", now=LATER)
+    assert done.outcome.badges_awarded == ["tier:accelerate:3", "pathway:accelerate"]
+    assert done.outcome.pathways_completed == ["accelerate"]
+    finished = enrolment(session, ada.id, "accelerate")
+    assert finished.status == "completed" and finished.completed_at == LATER
+
+
+def test_a_skill_in_two_pathways_counts_in_both(session: Session) -> None:
+    small_catalogue(session)
+    ada = client(session, "ada@example.com", "accelerate", "pivot")
+    complete_skill(session, ada.email, "shared", now=NOW)
+    views = {view.pathway: view for view in show_progress(session, ada.email).pathways}
+    assert [(t.tier, t.completed, t.total, t.percent) for t in views["accelerate"].tiers] == [
+        (1, 0, 3, 0),
+        (2, 1, 2, 50),
+        (3, 0, 0, 0),
+    ]
+    assert [(t.tier, t.completed, t.total) for t in views["pivot"].tiers] == [(1, 1, 1), (2, 0, 1), (3, 0, 1)]
+    assert (views["accelerate"].percent, views["pivot"].percent) == (20, 33)
+    table = {row.pathway: row.as_record() for row in progress_table(session)}
+    assert table["accelerate"]["tier2_percent"] == 50 and table["pivot"]["tier1_percent"] == 100
+    assert badge_keys(session, ada.id) == ["tier:pivot:1"]
+
+
+def test_badges_survive_a_reset_and_a_new_skill(session: Session) -> None:
+    small_catalogue(session)
+    ada = client(session, "ada@example.com", "pivot")
+    complete_skill(session, ada.email, "shared", now=NOW)
+    assert badge_keys(session, ada.id) == ["tier:pivot:1"]
+
+    reset = reset_skill(session, ada.email, "shared", now=LATER)
+    assert (reset.previous_status, reset.status, reset.attempts) == ("completed", "not_started", 1)
+    skill(session, "p1b", "pivot:1")
+    assert badge_keys(session, ada.id) == ["tier:pivot:1"]
+    [badge] = list_badges(session, ada.email)
+    assert (badge.name, badge.awarded_at) == ("Pivot · Assessment", NOW)
+    tier1 = show_progress(session, ada.email).pathways[0].tiers[0]
+    assert (tier1.completed, tier1.total, tier1.percent) == (0, 2, 0)
+
+    # completing it again counts a second attempt but awards nothing new
+    again = complete_skill(session, ada.email, "shared", now=LATER)
+    assert again.attempts == 2 and again.outcome.badges_awarded == []
+    assert session.scalar(select(func.count()).select_from(Badge).where(Badge.client_id == ada.id)) == 1
+
+
+def test_completing_twice_awards_once(session: Session) -> None:
+    small_catalogue(session)
+    ada = client(session, "ada@example.com", "pivot")
+    complete_skill(session, ada.email, "p2", now=NOW)
+    complete_skill(session, ada.email, "p3", now=NOW)
+    first = complete_skill(session, ada.email, "shared", now=NOW)
+    assert first.outcome.badges_awarded == ["tier:pivot:1", "pathway:pivot"]
+    assert first.outcome.pathways_completed == ["pivot"]
+    second = complete_skill(session, ada.email, "shared", now=LATER)
+    assert (second.changed, second.attempts, second.completed_at) == (False, 1, NOW)
+    assert second.outcome.badges_awarded == [] and second.outcome.pathways_completed == []
+    assert badge_keys(session, ada.id) == ["pathway:pivot", "tier:pivot:1", "tier:pivot:2", "tier:pivot:3"]
+    assert session.scalar(select(func.count()).select_from(Badge)) == 4
+    # one audit row per badge, written with the award
+    audited = session.scalars(select(AuditEntry.entity_key).where(AuditEntry.entity == "badge")).all()
+    assert sorted(audited) == [f"ada@example.com:{key}" for key in badge_keys(session, ada.id)]
+
+
+def test_assigning_completed_under_a_pathway_enrols_and_completes_it(session: Session) -> None:
+    small_catalogue(session)
+    ada = client(session)
+    result = assign_skills(session, ada.email, now=NOW, pathway="PIVOT", status="completed", via="assessment")
+    assert result.assigned == ["shared", "p2", "p3"]
+    assert result.enrolled == ["pivot"]
+    assert result.outcome.badges_awarded == ["tier:pivot:1", "tier:pivot:2", "tier:pivot:3", "pathway:pivot"]
+    assert result.outcome.pathways_completed == ["pivot"]
+    assert enrolment(session, ada.id, "pivot").completed_at == NOW
+    rows = session.scalars(select(UserSkillProgress).where(UserSkillProgress.client_id == ada.id)).all()
+    assert {(row.completion_method, row.attempts, row.pathway_id) for row in rows} == {
+        ("assessment", 1, pathway(session, "pivot").id)
+    }
+
+
+def test_fundamentals_badge_and_group(session: Session) -> None:
+    small_catalogue(session)
+    ada = client(session, "ada@example.com", "accelerate")
+    assert complete_skill(session, ada.email, "f1", now=NOW).outcome.badges_awarded == []
+    # f2 is also linked to play tier 1, alone there: its tier badge comes with the fundamentals one
+    assert complete_skill(session, ada.email, "f2", now=LATER).outcome.badges_awarded == [
+        "tier:play:1",
+        "fundamentals",
+    ]
+    fundamentals = show_progress(session, ada.email).pathways[-1]
+    record = fundamentals.as_record()
+    assert record["pathway"] is None and record["name"] == "Fundamentals"
+    assert (record["completed"], record["total"], record["percent"], record["status"]) == (2, 2, 100, "completed")
+    assert record["completed_at"] == LATER
+    assert [item["skill"] for item in record["progress"]["fundamentals"]] == ["f1", "f2"]
+
+
+def test_catalogue_changes_award_at_the_moment_criteria_are_met(session: Session) -> None:
+    small_catalogue(session)
+    ada = client(session, "ada@example.com", "accelerate")
+    grace = client(session, "grace@example.com", "accelerate")
+    for slug in ("a1", "a2"):
+        complete_skill(session, ada.email, slug, now=NOW)
+    complete_skill(session, ada.email, "f1", now=NOW)
+    complete_skill(session, grace.email, "a1", now=NOW)
+
+    archived = archive_skill(session, "a3", now=LATER)  # ada had done everything else in tier 1
+    assert (archived.badges_awarded, archived.pathways_completed) == (1, 0)
+    assert badge_keys(session, ada.id) == ["tier:accelerate:1"]
+    assert badge_keys(session, grace.id) == []
+
+    unflagged = update_skill(session, "f2", now=LATER, fundamental=False)
+    assert unflagged.badges_awarded == 1
+    assert "fundamentals" in badge_keys(session, ada.id)
+
+    complete_skill(session, grace.email, "a2", now=LATER)
+    assert "tier:accelerate:1" in badge_keys(session, grace.id)
+
+    # moving a4 out of tier 2 leaves `shared` alone there; unlinking it from accelerate empties tier 2
+    complete_skill(session, grace.email, "shared", now=LATER)
+    moved = link_skill(session, "a4", "accelerate:3", now=LATER)
+    assert moved.badges_awarded == 1 and "tier:accelerate:2" in badge_keys(session, grace.id)
+    unlinked = unlink_skill(session, "shared", "accelerate", now=LATER)
+    assert unlinked.badges_awarded == 0
+
+
+def test_reset_of_an_unassigned_skill_is_not_found_and_bad_input_names_the_field(session: Session) -> None:
+    small_catalogue(session)
+    ada = client(session)
+    with pytest.raises(NotFound, match="not assigned"):
+        reset_skill(session, ada.email, "a1", now=NOW)
+    with pytest.raises(InvalidInput, match=r"^via:"):
+        complete_skill(session, ada.email, "a1", now=NOW, via="telepathy")
+    with pytest.raises(InvalidInput, match=r"^validated_by:"):
+        complete_skill(session, ada.email, "a1", now=NOW, via="builder_validation")
+    with pytest.raises(InvalidInput, match=r"^status:"):
+        list(progress_table(session, status="finished"))
+    assert session.scalar(select(func.count()).select_from(UserSkillProgress)) == 0
+
+
+def test_progress_table_filters_and_counts(session: Session) -> None:
+    from tests.services.test_progress_factories import builder
+
+    small_catalogue(session)
+    coach = builder(session, "bob@example.com")
+    ada = client(session, "ada@example.com")
+    grace = client(session, "grace@example.com", "pivot")
+    from bapp_cli.services.enrolment import enrol
+
+    enrol(session, ada, pathway(session, "accelerate"), now=NOW, builder=coach)
+    for slug in ("a1", "a2"):
+        complete_skill(session, ada.email, slug, now=NOW)
+    assign_skills(session, ada.email, ["a4"], now=LATER, status="in_progress")
+    complete_skill(session, grace.email, "shared", now=NOW)
+
+    rows = list(progress_table(session))
+    assert [(row.pathway, row.client) for row in rows] == [
+        ("accelerate", "ada@example.com"),
+        ("pivot", "grace@example.com"),
+    ]
+    ada_row = rows[0].as_record()
+    assert ada_row == {
+        "client": "ada@example.com",
+        "pathway": "accelerate",
+        "status": "active",
+        "tier1_percent": 66,
+        "tier2_percent": 0,
+        "tier3_percent": 0,
+        "percent": 40,
+        "badges": 0,
+        "last_activity": LATER,
+    }
+    assert rows[1].as_record()["badges"] == 1 and rows[1].tier_completed == (1, 0, 0)
+    assert [row.client for row in progress_table(session, builder="BOB@example.com")] == ["ada@example.com"]
+    assert [row.client for row in progress_table(session, pathway="Pivot")] == ["grace@example.com"]
+    assert list(progress_table(session, status="completed")) == []
+    # an archived skill leaves the counts
+    archive_skill(session, "a3", now=LATER)
+    assert next(progress_table(session, pathway="accelerate")).tier_percent(0) == 100
+    assert dt.datetime(2030, 1, 18, 9, 30, tzinfo=dt.UTC) == LATER
