@@ -1,0 +1,251 @@
+"""`bapp clients …` and `bapp builders …` end to end: exit codes, stdout, stderr, and the database after."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bapp_cli.db.models import (
+    AuditEntry,
+    Badge,
+    BuilderProfile,
+    ClientProfile,
+    Enrolment,
+    Skill,
+    SkillPathwayLink,
+    User,
+    UserSkillProgress,
+)
+from bapp_cli.services.builders import BUILDER_COLUMNS
+from bapp_cli.services.clients import CLIENT_COLUMNS
+from tests.conftest import Bapp
+from tests.services.test_booking_factories import (
+    add_booking,
+    add_builder,
+    add_client,
+    add_session_type,
+    audit_entries,
+    count,
+    get_pathway,
+    seed_session,
+)
+
+
+@pytest.fixture(name="seed")
+def seed_fixture(database_url: str) -> Iterator[Session]:
+    yield from seed_session(database_url)
+
+
+def test_clients_add_list_and_duplicates(bapp: Bapp, seed: Session) -> None:
+    added = bapp("clients", "add", " Ada@Example.COM ", "--name", "Ada Lovelace", "--company", "Analytical", "--json")
+    assert added.exit_code == 0 and added.stderr == ""
+    record = added.json()
+    assert list(record) == list(CLIENT_COLUMNS)
+    assert (record["email"], record["name"], record["company"], record["industry"]) == (
+        "ada@example.com",
+        "Ada Lovelace",
+        "Analytical",
+        None,
+    )
+    duplicate = bapp("clients", "add", "ADA@example.com")
+    assert duplicate.exit_code == 8 and duplicate.stdout == ""
+    assert duplicate.stderr.startswith("Error: client 'ada@example.com' already exists")
+    bad = bapp("clients", "add", "ada at example.com")
+    assert bad.exit_code == 6 and bad.stderr.startswith("Error: email: 'ada at example.com' is not a valid e-mail")
+    too_long = bapp("clients", "add", "long@example.com", "--company", "x" * 201)
+    assert too_long.exit_code == 6 and "company: 201 characters" in too_long.stderr
+    assert bapp("clients", "add", "bob@example.com").exit_code == 0
+    listed = bapp("clients", "list")
+    assert listed.stdout.splitlines() == [
+        "\t".join(CLIENT_COLUMNS),
+        f"ada@example.com\tAda Lovelace\tAnalytical\t\t{record['created_at']}",
+        listed.stdout.splitlines()[2],
+    ]
+    assert listed.stdout.splitlines()[2].startswith("bob@example.com\t")
+    seed.rollback()
+    assert count(seed, User) == count(seed, ClientProfile) == 2
+    assert [(entry.entity, entry.entity_key, entry.command) for entry in audit_entries(seed, "client")] == [
+        ("client", "ada@example.com", "bapp clients add"),
+        ("client", "bob@example.com", "bapp clients add"),
+    ]
+
+
+def test_a_builder_can_become_a_client(bapp: Bapp, seed: Session) -> None:
+    assert bapp("builders", "add", "coach@example.com", "--name", "Cora").exit_code == 0
+    result = bapp("clients", "add", "coach@example.com", "--json")
+    assert result.exit_code == 0 and result.json()["email"] == "coach@example.com"
+    seed.rollback()
+    assert count(seed, User) == 1 and count(seed, ClientProfile) == 1 and count(seed, BuilderProfile) == 1
+
+
+def test_enroll_and_set_status(bapp: Bapp, seed: Session) -> None:
+    add_client(seed)
+    add_builder(seed)
+    seed.commit()
+    enrolled = bapp(
+        "clients", "enroll", "ada@example.com", "Accelerate", "--builder", "coach@example.com",
+        "--start", "2031-01-06", "--json",
+    )  # fmt: skip
+    assert enrolled.exit_code == 0, enrolled.stderr
+    assert enrolled.json() == {
+        "client": "ada@example.com",
+        "pathway": "accelerate",
+        "status": "active",
+        "start_date": "2031-01-06",
+        "completed_at": None,
+        "builder": "coach@example.com",
+        "enrolled": True,
+    }
+    again = bapp("clients", "enroll", "ada@example.com", "accelerate", "--json")
+    assert again.exit_code == 0 and again.json()["enrolled"] is False
+    paused = bapp("clients", "set-status", "ada@example.com", "accelerate", "paused", "--json")
+    assert paused.exit_code == 0 and (paused.json()["status"], paused.json()["changed"]) == ("paused", True)
+    completed = bapp("clients", "set-status", "ada@example.com", "ACCELERATE", "completed", "--json")
+    assert completed.json()["completed_at"] is not None
+    bad_status = bapp("clients", "set-status", "ada@example.com", "accelerate", "finished")
+    assert (
+        bad_status.exit_code == 6 and "status: 'finished' is not one of active, paused, completed" in bad_status.stderr
+    )
+    not_enrolled = bapp("clients", "set-status", "ada@example.com", "pivot", "paused")
+    assert not_enrolled.exit_code == 7 and "Hint: enrol first" in not_enrolled.stderr
+    assert bapp("clients", "enroll", "ghost@example.com", "pivot").exit_code == 7
+    assert bapp("clients", "enroll", "ada@example.com", "juggling").exit_code == 7
+    assert bapp("clients", "enroll", "ada@example.com", "pivot", "--start", "2031-02-30").exit_code == 6
+    seed.rollback()
+    enrolment = seed.scalars(select(Enrolment)).one()
+    assert (enrolment.status, enrolment.start_date) == ("completed", dt.date(2031, 1, 6))
+    assert [entry.changes for entry in audit_entries(seed, "enrolment")] == [
+        {"status": "active", "builder": "coach@example.com"},
+        {"status": ["active", "paused"]},
+        {"status": ["paused", "completed"]},
+    ]
+
+
+def test_archived_pathway_takes_no_enrolments(bapp: Bapp, seed: Session) -> None:
+    add_client(seed)
+    get_pathway(seed, "play").archived = True
+    seed.commit()
+    result = bapp("clients", "enroll", "ada@example.com", "play")
+    assert result.exit_code == 6 and "archived" in result.stderr
+    seed.rollback()
+    assert count(seed, Enrolment) == 0
+
+
+def test_list_filters(bapp: Bapp, seed: Session) -> None:
+    coach = add_builder(seed)
+    ada, bob, cy = (add_client(seed, f"{name}@example.com", name) for name in ("ada", "bob", "cy"))
+    accelerate, pivot = get_pathway(seed, "accelerate"), get_pathway(seed, "pivot")
+    start = dt.date(2031, 1, 1)
+    seed.add_all(
+        [
+            Enrolment(
+                client_id=ada.id, pathway_id=accelerate.id, status="active", start_date=start, builder_id=coach.id
+            ),
+            Enrolment(client_id=bob.id, pathway_id=accelerate.id, status="paused", start_date=start),
+            Enrolment(client_id=bob.id, pathway_id=pivot.id, status="active", start_date=start),
+        ]
+    )
+    chat = add_session_type(seed, "Chat", category="free", builder=coach)
+    add_booking(seed, client=cy, session_type=chat, start=dt.datetime(2031, 1, 2, 10, tzinfo=dt.UTC))
+    seed.commit()
+
+    def emails(*args: str) -> list[str]:
+        result = bapp("clients", "list", *args, "--json")
+        assert result.exit_code == 0, result.stderr
+        return [item["email"] for item in result.json()]
+
+    assert emails("--pathway", "accelerate") == ["ada@example.com", "bob@example.com"]
+    assert emails("--pathway", "accelerate", "--status", "active") == ["ada@example.com"]
+    assert emails("--status", "active") == ["ada@example.com", "bob@example.com"]
+    assert emails("--builder", "coach@example.com") == ["ada@example.com", "cy@example.com"]
+    assert bapp("clients", "list", "--status", "sleeping").exit_code == 6
+    assert bapp("clients", "list", "--builder", "ghost@example.com").exit_code == 7
+
+
+def test_show_has_enrolments_with_progress_bookings_and_badges(bapp: Bapp, seed: Session) -> None:
+    coach = add_builder(seed)
+    ada = add_client(seed, name="Ada")
+    accelerate = get_pathway(seed, "accelerate")
+    seed.add(Enrolment(client_id=ada.id, pathway_id=accelerate.id, status="active", start_date=dt.date(2031, 1, 1)))
+    skills = [Skill(slug=f"s{index}", name=f"Skill {index}") for index in range(3)]
+    seed.add_all(skills)
+    seed.flush()
+    seed.add_all([SkillPathwayLink(skill_id=skill.id, pathway_id=accelerate.id, tier=1) for skill in skills])
+    seed.add(UserSkillProgress(client_id=ada.id, skill_id=skills[0].id, status="completed"))
+    seed.add(Badge(client_id=ada.id, key="tier:accelerate:1"))
+    chat = add_session_type(seed, "Chat", category="free", builder=coach)
+    for day in range(1, 13):
+        add_booking(seed, client=ada, session_type=chat, start=dt.datetime(2031, 1, day, 10, tzinfo=dt.UTC))
+    seed.commit()
+    shown = bapp("clients", "show", "ADA@example.com", "--json")
+    assert shown.exit_code == 0, shown.stderr
+    record = shown.json()
+    assert list(record) == [*CLIENT_COLUMNS, "enrolments", "bookings", "badges"]
+    assert record["enrolments"] == [
+        {
+            "pathway": "accelerate",
+            "status": "active",
+            "start_date": "2031-01-01",
+            "completed_at": None,
+            "builder": None,
+            "percent": 33,
+        }
+    ]
+    assert len(record["bookings"]) == 10 and record["bookings"][0]["start_time"] == "2031-01-12T10:00:00Z"
+    assert [badge["key"] for badge in record["badges"]] == ["tier:accelerate:1"]
+    table = bapp("clients", "show", "ada@example.com", "-f", "table", env={"COLUMNS": "200"})
+    assert table.exit_code == 0
+    assert "Enrolments" in table.stdout and "33%" in table.stdout and "tier:accelerate:1" in table.stdout
+    missing = bapp("clients", "show", "ghost@example.com")
+    assert missing.exit_code == 7 and missing.stderr.startswith("Error: no client with e-mail 'ghost@example.com'")
+
+
+def test_builders_add_update_list(bapp: Bapp, seed: Session) -> None:
+    added = bapp(
+        "builders", "add", "Coach@Example.com", "--name", "Cora Coach", "--timezone", "Europe/London",
+        "--buffer", "15", "--minimum-notice", "24", "--max-advance", "60",
+        "--calendly-user", "https://api.calendly.com/users/AAAA", "--json",
+    )  # fmt: skip
+    assert added.exit_code == 0, added.stderr
+    record = added.json()
+    assert list(record) == list(BUILDER_COLUMNS)
+    assert {key: record[key] for key in BUILDER_COLUMNS[:-1]} == {
+        "email": "coach@example.com",
+        "name": "Cora Coach",
+        "calendly_user": "https://api.calendly.com/users/AAAA",
+        "timezone": "Europe/London",
+        "buffer_minutes": 15,
+        "minimum_notice_hours": 24,
+        "max_advance_days": 60,
+        "accepting_bookings": True,
+    }
+    assert bapp("builders", "add", "coach@example.com").exit_code == 8
+    taken = bapp("builders", "add", "other@example.com", "--calendly-user", "https://api.calendly.com/users/AAAA")
+    assert taken.exit_code == 8 and "already belongs to builder coach@example.com" in taken.stderr
+    for args, field in [
+        (["--timezone", "Mars/Base"], "timezone: unknown timezone"),
+        (["--buffer", "-5"], "buffer: -5 is out of range"),
+        (["--calendly-user", "not a uri"], "calendly-user: 'not a uri' is not a URI"),
+        (["--max-advance", "99999"], "max-advance: 99999 is out of range"),
+    ]:
+        bad = bapp("builders", "add", "new@example.com", *args)
+        assert bad.exit_code == 6 and bad.stderr.startswith(f"Error: {field}"), bad.stderr
+    updated = bapp("builders", "update", "coach@example.com", "--not-accepting", "--max-advance", "0", "--json")
+    assert updated.exit_code == 0
+    assert (updated.json()["accepting_bookings"], updated.json()["max_advance_days"]) == (False, None)
+    assert bapp("builders", "update", "ghost@example.com", "--buffer", "5").exit_code == 7
+    listed = bapp("builders", "list", "--json")
+    assert [item["email"] for item in listed.json()] == ["coach@example.com"]
+    table = bapp("builders", "list", "-f", "table", env={"COLUMNS": "200"})
+    assert "coach@example.com" in table.stdout and "Europe/London" in table.stdout
+    seed.rollback()
+    assert count(seed, User) == 1  # refused adds wrote nothing, not even the user
+    changes = [json.dumps(entry.changes, sort_keys=True) for entry in audit_entries(seed, "builder")]
+    assert len(changes) == 2
+    assert '"accepting_bookings": [true, false]' in changes[1] and '"max_advance_days": [60, null]' in changes[1]
+    assert all(entry.command.startswith("bapp builders ") for entry in seed.scalars(select(AuditEntry)))
