@@ -1,0 +1,283 @@
+"""`bapp calendly whoami|sync|status` against a real local fake Calendly, on both backends."""
+
+# ruff: noqa: F811  (pytest fixtures imported from calendly_fixtures are parameters by design)
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.cli.calendly_fixtures import (
+    TOKEN,
+    USER,
+    catalogue,
+    cbapp,  # noqa: F401 (fixture)
+    error_lines,
+    fake,  # noqa: F401 (fixture)
+    fake_server,  # noqa: F401 (fixture)
+    snapshot,
+    sync_runs,
+)
+from tests.conftest import Bapp
+from tests.fakes.calendly_server import DEFAULT_ORGANIZATION_URI, FakeCalendly, make_event_type
+
+SUMMARY_KEYS = [
+    "run_id",
+    "status",
+    "dry_run",
+    "fetched",
+    "created",
+    "updated",
+    "unchanged",
+    "deactivated",
+    "reactivated",
+]
+STATUS_KEYS = [
+    "run_id",
+    "started_at",
+    "finished_at",
+    "status",
+    "source",
+    "fetched",
+    "created",
+    "updated",
+    "unchanged",
+    "deactivated",
+    "reactivated",
+    "error",
+]
+# Row bookkeeping that legitimately differs between two databases holding the same catalogue.
+VOLATILE = {"created_at", "updated_at", "last_synced_at"}
+
+
+def test_whoami_prints_the_token_user(cbapp: Bapp, fake: FakeCalendly) -> None:
+    result = cbapp("calendly", "whoami", "--json")
+    assert result.exit_code == 0, result.stderr
+    assert result.json() == {
+        "uri": USER,
+        "name": "Ada Builder",
+        "email": "ada@example.com",
+        "organization": DEFAULT_ORGANIZATION_URI,
+    }
+    assert result.stderr == ""
+    assert fake.requests[-1].headers["authorization"] == f"Bearer {TOKEN}"
+
+
+def test_no_token_is_exit_4_naming_where_the_token_goes(cbapp: Bapp) -> None:
+    result = cbapp("calendly", "whoami", env={"CALENDLY_API_KEY": None})
+    assert result.exit_code == 4
+    assert result.stdout == ""
+    assert error_lines(result.stderr) == ["Error: no Calendly token configured"]
+    assert "CALENDLY_API_KEY" in result.stderr and "calendly.token_file" in result.stderr
+
+
+def test_token_file_is_read_and_never_echoed(cbapp: Bapp, tmp_path: Path) -> None:
+    token_file = tmp_path / "token"
+    token_file.write_text("wrong-token-from-a-file\n")
+    (tmp_path / "config.toml").write_text(f'[calendly]\ntoken_file = "{token_file}"\n')
+    result = cbapp("calendly", "sync", "--user", USER, "--json", env={"CALENDLY_API_KEY": None})
+    assert result.exit_code == 4
+    assert "refused the token" in result.stderr
+    assert "wrong-token-from-a-file" not in result.stdout + result.stderr
+    assert json.loads(result.stdout)["status"] == "failed"
+
+
+def test_sync_creates_the_catalogue_silently(cbapp: Bapp, fake: FakeCalendly) -> None:
+    result = cbapp("calendly", "sync", "--user", USER)
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr == ""  # cron-silent
+    header, values = result.stdout.splitlines()  # piped: TSV with a header
+    assert header.split("\t") == SUMMARY_KEYS
+    assert values.split("\t")[1:] == ["succeeded", "false", "12", "12", "0", "0", "0", "0"]
+    listing = [request for request in fake.requests if request.path == "/event_types"]
+    assert listing and all(request.params["user"] == USER and "active" not in request.params for request in listing)
+    sessions = cbapp("sessions", "list", "--all", "--json").json()
+    assert sorted(item["calendly_uri"] for item in sessions) == sorted(item["uri"] for item in catalogue())
+    runs = sync_runs(cbapp.database_url)
+    assert [(run["status"], run["source"], run["created"]) for run in runs] == [("succeeded", "api", 12)]
+
+
+def test_a_second_sync_changes_no_row(cbapp: Bapp, fake: FakeCalendly) -> None:
+    assert cbapp("calendly", "sync", "--user", USER).exit_code == 0
+    before = snapshot(cbapp.database_url, skip=["sync_runs"])
+    result = cbapp("calendly", "sync", "--user", USER, "--json")
+    assert result.exit_code == 0, result.stderr
+    summary = result.json()
+    assert list(summary) == SUMMARY_KEYS
+    assert (summary["unchanged"], summary["created"], summary["updated"]) == (12, 0, 0)
+    assert snapshot(cbapp.database_url, skip=["sync_runs"]) == before
+    assert len(sync_runs(cbapp.database_url)) == 2
+
+
+def test_verbose_lists_each_change_and_dry_run_writes_nothing(cbapp: Bapp, fake: FakeCalendly) -> None:
+    assert cbapp("calendly", "sync", "--user", USER).exit_code == 0
+    fake.set_event_types([make_event_type(0, name="Free Discovery Call (renamed)"), *catalogue()[1:10]])
+    fake.add_event_type(make_event_type(40))
+    before = snapshot(cbapp.database_url)
+    dry = cbapp("calendly", "sync", "--user", USER, "--dry-run", "--json")
+    assert dry.exit_code == 0, dry.stderr
+    assert dry.json() | {"run_id": None} == {
+        "run_id": None,
+        "status": "succeeded",
+        "dry_run": True,
+        "fetched": 11,
+        "created": 1,
+        "updated": 1,
+        "unchanged": 9,
+        "deactivated": 2,
+        "reactivated": 0,
+    }
+    lines = dry.stderr.splitlines()
+    assert lines[0] == "Dry run: 4 change(s) planned, nothing written."
+    assert sorted(line.split()[0] for line in lines[1:]) == ["create", "deactivate", "deactivate", "update"]
+    assert any("ET00000000" in line and "title" in line for line in lines)
+    assert snapshot(cbapp.database_url) == before  # not even a run record
+    real = cbapp("--verbose", "calendly", "sync", "--user", USER, "--json")
+    assert real.exit_code == 0
+    assert sorted(line.split()[0] for line in real.stderr.splitlines()) == [
+        "create",
+        "deactivate",
+        "deactivate",
+        "update",
+    ]
+    assert real.json()["run_id"] is not None
+
+
+def test_from_file_and_api_give_the_same_catalogue(cbapp: Bapp, fake: FakeCalendly, tmp_path: Path) -> None:
+    listing = tmp_path / "listing.json"
+    pages = [{"collection": catalogue()[:5], "pagination": {}}, {"collection": catalogue()[5:], "pagination": {}}]
+    listing.write_text(json.dumps(pages))
+    from_file = cbapp("calendly", "sync", "--from-file", str(listing), "--json", env={"CALENDLY_API_KEY": None})
+    assert from_file.exit_code == 0, from_file.stderr
+    assert from_file.json()["created"] == 12
+    assert fake.requests == []  # no token needed, nothing fetched
+    first = cbapp("sessions", "list", "--all", "--json").json()
+    from_api = cbapp("calendly", "sync", "--user", USER, "--json")
+    assert from_api.exit_code == 0
+    assert from_api.json()["unchanged"] == 12  # the API listing matches what the file produced, field for field
+    assert cbapp("sessions", "list", "--all", "--json").json() == first
+    assert [run["source"] for run in sync_runs(cbapp.database_url)] == ["file", "api"]
+
+
+def test_from_stdin(cbapp: Bapp) -> None:
+    result = cbapp("calendly", "sync", "--from-file", "-", "--json", stdin=json.dumps(catalogue(3)))
+    assert result.exit_code == 0, result.stderr
+    assert result.json()["created"] == 3
+
+
+def test_a_bad_listing_file_is_exit_6_and_not_a_run(cbapp: Bapp, tmp_path: Path) -> None:
+    raw = catalogue(3)
+    raw[2]["duration"] = "sixty"
+    listing = tmp_path / "bad.json"
+    listing.write_text(json.dumps(raw))
+    before = snapshot(cbapp.database_url)
+    result = cbapp("calendly", "sync", "--from-file", str(listing))
+    assert result.exit_code == 6
+    assert result.stdout == ""
+    assert error_lines(result.stderr) == [
+        f"Error: {listing}: 1 invalid value(s) in the listing; first: [2] duration: "
+        "Input should be a valid integer, unable to parse string as an integer"
+    ]
+    assert snapshot(cbapp.database_url) == before
+    missing = cbapp("calendly", "sync", "--from-file", str(tmp_path / "nope.json"))
+    assert missing.exit_code == 6 and "cannot read" in missing.stderr
+
+
+def test_scope_comes_from_flags_then_config_then_the_token_user(
+    cbapp: Bapp, fake: FakeCalendly, tmp_path: Path
+) -> None:
+    assert cbapp("calendly", "sync").exit_code == 0
+    assert [request.path for request in fake.requests][:2] == ["/users/me", "/event_types"]
+    assert fake.requests[1].params["user"] == USER
+    fake.clear_requests()
+    (tmp_path / "config.toml").write_text(f'[calendly]\norganization = "{DEFAULT_ORGANIZATION_URI}"\n')
+    assert cbapp("calendly", "sync").exit_code == 0
+    assert fake.requests[0].path == "/event_types"
+    assert fake.requests[0].params["organization"] == DEFAULT_ORGANIZATION_URI
+    fake.clear_requests()
+    assert cbapp("calendly", "sync", "--user", USER).exit_code == 0
+    assert "organization" not in fake.requests[0].params and fake.requests[0].params["user"] == USER
+    both = cbapp("calendly", "sync", "--user", USER, "--organization", DEFAULT_ORGANIZATION_URI)
+    assert both.exit_code == 2 and "cannot be combined" in both.stderr
+
+
+def test_a_bad_rule_in_the_config_is_exit_4_before_any_request(cbapp: Bapp, fake: FakeCalendly, tmp_path: Path) -> None:
+    (tmp_path / "config.toml").write_text('[[calendly.rules]]\npattern = "("\ncategory = "free"\n')
+    result = cbapp("calendly", "sync", "--user", USER)
+    assert result.exit_code == 4
+    assert error_lines(result.stderr)[0].startswith("Error: calendly.rules[1]: pattern '(' is not a valid")
+    assert fake.requests == []
+    assert sync_runs(cbapp.database_url) == []
+
+
+def test_config_rules_classify_new_types(cbapp: Bapp, fake: FakeCalendly, tmp_path: Path) -> None:
+    (tmp_path / "config.toml").write_text(
+        "[[calendly.rules]]\n"
+        'pattern = "architecture"\ncategory = "specialized"\nrequires_auth = false\nprice = "120.00"\n'
+        "[[calendly.rules]]\n"
+        'pattern = "creative"\ncategory = "pathway"\npathways = ["play", "pivot"]\n'
+    )
+    assert cbapp("calendly", "sync", "--user", USER).exit_code == 0
+    sessions = {item["calendly_uri"].rsplit("/", 1)[1]: item for item in cbapp("sessions", "list", "--json").json()}
+    review = sessions["ET00000004"]
+    assert (review["category"], review["requires_auth"], review["price"]) == ("specialized", False, "120.00")
+    assert sessions["ET00000003"]["pathways"] == ["pivot", "play"]
+    assert sessions["ET00000000"]["category"] == "free"  # no rule: built-in default
+
+
+def test_empty_listing_guard(cbapp: Bapp, fake: FakeCalendly) -> None:
+    assert cbapp("calendly", "sync", "--user", USER).exit_code == 0
+    fake.set_event_types([])
+    before = snapshot(cbapp.database_url, skip=["sync_runs"])
+    refused = cbapp("calendly", "sync", "--user", USER, "--json")
+    assert refused.exit_code == 8
+    assert error_lines(refused.stderr) == [
+        "Error: the Calendly listing is empty but 12 synced session types are still listed; "
+        "refusing to make them all unbookable"
+    ]
+    assert "--allow-empty" in refused.stderr
+    assert refused.json()["status"] == "failed"
+    assert snapshot(cbapp.database_url, skip=["sync_runs"]) == before
+    runs = sync_runs(cbapp.database_url)
+    assert (runs[-1]["status"], runs[-1]["fetched"]) == ("failed", 0)
+    assert "listing is empty" in runs[-1]["error"]
+    allowed = cbapp("calendly", "sync", "--user", USER, "--allow-empty", "--json")
+    assert allowed.exit_code == 0 and allowed.json()["deactivated"] == 12
+    assert cbapp("sessions", "list", "--json").json() == []
+
+
+def test_status_lists_recent_runs_newest_first(cbapp: Bapp, fake: FakeCalendly) -> None:
+    empty = cbapp("calendly", "status", "--json")
+    assert empty.exit_code == 0 and empty.json() == []
+    assert cbapp("calendly", "sync", "--user", USER).exit_code == 0
+    fake.fail_next("/event_types", 401)
+    assert cbapp("calendly", "sync", "--user", USER).exit_code == 4
+    runs = cbapp("calendly", "status", "--json").json()
+    assert [list(run) for run in runs] == [STATUS_KEYS, STATUS_KEYS]
+    assert [run["status"] for run in runs] == ["failed", "succeeded"]
+    assert runs[0]["error"].startswith("Calendly refused the token (HTTP 401")
+    assert runs[1]["created"] == 12 and runs[1]["started_at"].endswith("Z")
+    assert len(cbapp("calendly", "status", "--limit", "1", "--json").json()) == 1
+    table = cbapp("calendly", "status", "--format", "table")
+    assert table.exit_code == 0 and "Calendly syncs" in table.stdout and "refused the token" in table.stdout
+
+
+def test_the_token_never_appears_in_any_output(cbapp: Bapp, fake: FakeCalendly) -> None:
+    """R6 across success, verbose, failures and the recorded error."""
+    outputs = []
+    for args in (
+        ("calendly", "whoami", "--json"),
+        ("-vv", "calendly", "sync", "--user", USER, "--json"),
+        ("calendly", "status", "--json"),
+    ):
+        outputs.append(cbapp(*args))
+    for status in (401, 403, 500):
+        fake.fail_next("/", status, times=None)
+        outputs.append(cbapp("--debug", "calendly", "sync", "--user", USER, "--format", "json"))
+        fake.clear_faults()
+    outputs.append(cbapp("calendly", "status", "--format", "table"))
+    assert {result.exit_code for result in outputs} == {0, 4, 9}
+    for result in outputs:
+        assert TOKEN not in result.stdout and TOKEN not in result.stderr
+    for run in sync_runs(cbapp.database_url):
+        assert TOKEN not in (run["error"] or "")

@@ -1,0 +1,127 @@
+"""R1: every injected Calendly fault gives its documented exit code, a one-line reason, and no change.
+
+Each case starts from a synced catalogue, changes the fake's catalogue (so a wrongly successful run would
+write rows), injects the fault and runs the real CLI. A failed run's only write is its own `sync_runs`
+row; everything else must be identical. Transient faults that clear are retried to success.
+"""
+
+# ruff: noqa: F811  (pytest fixtures imported from calendly_fixtures are parameters by design)
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from tests.cli.calendly_fixtures import (
+    TOKEN,
+    USER,
+    catalogue,
+    cbapp,  # noqa: F401 (fixture)
+    error_lines,
+    fake,  # noqa: F401 (fixture)
+    fake_server,  # noqa: F401 (fixture)
+    snapshot,
+    sync_runs,
+)
+from tests.conftest import Bapp
+from tests.fakes.calendly_server import FakeCalendly, make_event_type
+
+Inject = Callable[[FakeCalendly], Any]
+
+# (fault, exit code, a phrase of the one-line reason)
+FATAL: dict[str, tuple[Inject, int, str]] = {
+    "429 until retries run out": (
+        lambda f: f.rate_limit_next("/event_types", reset=0, times=None),
+        9,
+        "rate limited (HTTP 429); gave up after 5 retries",
+    ),
+    "503 until retries run out": (
+        lambda f: f.fail_next("/event_types", 503, times=None),
+        9,
+        "HTTP 503 Service Unavailable; gave up after 5 retries",
+    ),
+    "connection reset every time": (
+        lambda f: f.reset_next("/event_types", times=None),
+        9,
+        "connection closed or reset before a complete response",
+    ),
+    "read timeout every time": (
+        lambda f: f.delay_next("/event_types", seconds=1.0, times=None),
+        9,
+        "no response within the read timeout (0.3 s)",
+    ),
+    "truncated JSON": (lambda f: f.truncate_next("/event_types"), 9, "response is not valid JSON"),
+    "schema-invalid item": (
+        lambda f: f.invalid_item(page=2, index=3, field="duration", value="sixty"),
+        9,
+        "invalid response: collection[3].duration: Input should be a valid integer",
+    ),
+    "stale page token twice": (
+        lambda f: f.stale_page_token("/event_types", times=None),
+        9,
+        "page token rejected again after restarting the listing",
+    ),
+    "401": (lambda f: f.fail_next("/event_types", 401), 4, "Calendly refused the token (HTTP 401"),
+    "403": (lambda f: f.fail_next("/event_types", 403), 4, "Calendly denied access to GET /event_types (HTTP 403"),
+    "pagination loop": (lambda f: f.loop_pagination(at_page=3, back_to=2), 9, "pagination loop"),
+    "foreign next_page": (
+        lambda f: f.foreign_next_page(at_page=1, origin="http://calendly.evil.test:8080"),
+        9,
+        "links its next page to another origin (http://calendly.evil.test:8080",
+    ),
+}
+
+TRANSIENT: dict[str, Inject] = {
+    "429 once": lambda f: f.rate_limit_next("/event_types", reset=0.05),
+    "500/502/503 burst": lambda f: [f.fail_next("/event_types", status) for status in (500, 502, 503)],
+    "connection reset once": lambda f: f.reset_next("/event_types"),
+    "read timeout once": lambda f: f.delay_next("/event_types", seconds=1.0),
+    "stale page token once": lambda f: f.stale_page_token("/event_types", times=1),
+}
+
+
+def _prepare(cbapp: Bapp, fake: FakeCalendly) -> None:
+    fake.set_event_types(catalogue(250))  # three pages of 100
+    assert cbapp("calendly", "sync", "--user", USER).exit_code == 0
+    changed = catalogue(240)
+    changed[0] = make_event_type(0, name="Renamed Discovery Call")
+    fake.set_event_types([*changed, make_event_type(900)])
+    fake.clear_requests()
+
+
+@pytest.mark.parametrize("case", list(FATAL))
+def test_fault_fails_the_run_with_its_exit_code_and_changes_nothing(case: str, cbapp: Bapp, fake: FakeCalendly) -> None:
+    inject, exit_code, reason = FATAL[case]
+    _prepare(cbapp, fake)
+    before = snapshot(cbapp.database_url, skip=["sync_runs"])
+    runs_before = len(sync_runs(cbapp.database_url))
+    inject(fake)
+    result = cbapp("calendly", "sync", "--user", USER, env={"BAPP_CALENDLY_TIMEOUT": "0.3"})
+    assert result.exit_code == exit_code, result.stderr
+    errors = error_lines(result.stderr)
+    assert len(errors) == 1 and "\n" not in errors[0]
+    assert reason in errors[0]
+    assert [line for line in result.stderr.splitlines() if not line.startswith(("Error:", "Hint:"))] == []
+    assert TOKEN not in result.stdout + result.stderr
+    header, values = result.stdout.splitlines()
+    assert dict(zip(header.split("\t"), values.split("\t"), strict=True))["status"] == "failed"
+    assert snapshot(cbapp.database_url, skip=["sync_runs"]) == before
+    runs = sync_runs(cbapp.database_url)
+    assert len(runs) == runs_before + 1
+    assert runs[-1]["status"] == "failed" and reason in runs[-1]["error"]
+    assert (runs[-1]["created"], runs[-1]["updated"], runs[-1]["deactivated"]) == (0, 0, 0)
+    fake.clear_faults()
+
+
+@pytest.mark.parametrize("case", list(TRANSIENT))
+def test_transient_fault_is_retried_and_the_run_succeeds_silently(case: str, cbapp: Bapp, fake: FakeCalendly) -> None:
+    _prepare(cbapp, fake)
+    TRANSIENT[case](fake)
+    result = cbapp("calendly", "sync", "--user", USER, "--json", env={"BAPP_CALENDLY_TIMEOUT": "0.3"})
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr == ""
+    summary = result.json()
+    assert (summary["created"], summary["updated"], summary["deactivated"]) == (1, 1, 10)
+    assert fake.count("/event_types") > 3  # the fault really was hit and retried

@@ -1,0 +1,194 @@
+"""R2 and R3 with real processes: overlapping syncs, and a sync killed with SIGKILL in the middle of its apply."""
+
+# ruff: noqa: F811  (pytest fixtures imported from calendly_fixtures are parameters by design)
+
+from __future__ import annotations
+
+import json
+import signal
+import sqlite3
+import subprocess
+import time
+from collections.abc import Callable
+
+import pytest
+from sqlalchemy import text
+
+from bapp_cli.db.engine import make_engine
+from tests.cli.calendly_fixtures import (
+    USER,
+    catalogue,
+    cbapp,  # noqa: F401 (fixture)
+    error_lines,
+    fake,  # noqa: F401 (fixture)
+    fake_server,  # noqa: F401 (fixture)
+    snapshot,
+    sync_runs,
+)
+from tests.conftest import Bapp
+from tests.fakes.calendly_server import FakeCalendly, make_event_type
+
+pytestmark = pytest.mark.slow
+# Longer than the fake's scripted delays, so the delayed request is waited for rather than retried.
+PATIENT = {"BAPP_CALENDLY_TIMEOUT": "30"}
+
+
+def _wait_for(condition: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+def _finish(process: subprocess.Popen[str], timeout: float = 60) -> tuple[int, str, str]:
+    stdout, stderr = process.communicate(timeout=timeout)
+    return process.returncode, stdout, stderr
+
+
+def test_a_second_sync_exits_75_at_once_while_the_first_holds_the_lock(cbapp: Bapp, fake: FakeCalendly) -> None:
+    # The first run's listing request is answered late, so it is inside its run (holding the lock) while the
+    # second one starts. The lock is taken before any request, so a request seen by the fake proves it.
+    fake.delay_next("/event_types", seconds=4.0)
+    first = cbapp.popen("calendly", "sync", "--user", USER, "--json", env=PATIENT)
+    _wait_for(lambda: fake.count("/event_types") >= 1, "the first sync to reach Calendly")
+    started = time.monotonic()
+    code, stdout, stderr = _finish(cbapp.popen("calendly", "sync", "--user", USER, "--json"))
+    assert code == 75, stderr
+    assert time.monotonic() - started < 3.5  # exited at once, not after the first run
+    assert stdout == ""
+    assert error_lines(stderr) == ["Error: another Calendly sync is running"]
+    assert "--wait" in stderr
+    assert first.poll() is None  # the first run was still going when the second gave up
+    code, stdout, stderr = _finish(first)
+    assert code == 0, stderr
+    assert json.loads(stdout)["created"] == 12
+    assert [run["status"] for run in sync_runs(cbapp.database_url)] == ["succeeded"]  # busy runs leave no record
+
+
+def test_with_wait_the_second_sync_runs_after_the_first(cbapp: Bapp, fake: FakeCalendly) -> None:
+    fake.delay_next("/event_types", seconds=1.5)
+    first = cbapp.popen("calendly", "sync", "--user", USER, "--json", env=PATIENT)
+    _wait_for(lambda: fake.count("/event_types") >= 1, "the first sync to reach Calendly")
+    second = cbapp.popen("calendly", "sync", "--user", USER, "--json", "--wait", "60")
+    first_code, first_out, first_err = _finish(first)
+    second_code, second_out, second_err = _finish(second)
+    assert (first_code, second_code) == (0, 0), first_err + second_err
+    assert (first_err, second_err) == ("", "")
+    assert json.loads(first_out)["created"] == 12
+    assert json.loads(second_out)["unchanged"] == 12  # ran afterwards, against the committed catalogue
+    runs = sync_runs(cbapp.database_url)
+    assert [run["status"] for run in runs] == ["succeeded", "succeeded"]
+    assert runs[1]["started_at"] >= runs[0]["finished_at"]
+
+
+def _install_slow_run_insert(database_url: str) -> None:
+    """Make inserting a sync_runs row take far longer than the test waits.
+
+    The sync inserts its run record after every session-type write of the apply, so a process stuck here is
+    exactly mid-apply: rows written, transaction not committed.
+    """
+    engine = make_engine(database_url)
+    with engine.begin() as connection:
+        if engine.dialect.name == "postgresql":
+            connection.execute(
+                text(
+                    "CREATE FUNCTION slow_run_insert() RETURNS trigger LANGUAGE plpgsql AS "
+                    "$$ BEGIN PERFORM pg_sleep(60); RETURN NEW; END $$"
+                )
+            )
+            connection.execute(
+                text(
+                    "CREATE TRIGGER slow_run_insert BEFORE INSERT ON sync_runs "
+                    "FOR EACH ROW EXECUTE FUNCTION slow_run_insert()"
+                )
+            )
+            # what the server does when the client dies: notice it and roll back the open transaction
+            database = connection.execute(text("SELECT current_database()")).scalar_one()
+            connection.execute(text(f"ALTER DATABASE \"{database}\" SET client_connection_check_interval = '100ms'"))
+        else:
+            # SQLite cannot sleep in a trigger; a large cross join keeps the statement busy instead.
+            connection.execute(text("CREATE TABLE burn (x INTEGER)"))
+            connection.execute(
+                text(
+                    "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 3000) "
+                    "INSERT INTO burn SELECT x FROM n"
+                )
+            )
+            connection.execute(
+                text(
+                    "CREATE TRIGGER slow_run_insert BEFORE INSERT ON sync_runs BEGIN "
+                    "SELECT count(*) FROM burn a, burn b, burn c WHERE a.x + b.x + c.x < 0; END"
+                )
+            )
+    engine.dispose()
+
+
+def _remove_slow_run_insert(database_url: str) -> None:
+    engine = make_engine(database_url)
+    with engine.begin() as connection:
+        connection.execute(
+            text("DROP TRIGGER slow_run_insert" + (" ON sync_runs" if engine.dialect.name == "postgresql" else ""))
+        )
+    engine.dispose()
+
+
+def _apply_in_progress(database_url: str) -> bool:
+    """Whether another connection has a write transaction open (the sync's apply)."""
+    if database_url.startswith("postgresql"):
+        return _open_transactions(database_url) >= 1
+    connection = sqlite3.connect(database_url.removeprefix("sqlite:///"), timeout=0, isolation_level=None)
+    try:
+        connection.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError:  # "database is locked": a writer is mid-transaction
+        return True
+    else:
+        connection.execute("ROLLBACK")
+        return False
+    finally:
+        connection.close()
+
+
+def _open_transactions(database_url: str) -> int:
+    engine = make_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            return int(
+                connection.execute(
+                    text(
+                        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                        "AND pid <> pg_backend_pid() AND xact_start IS NOT NULL"
+                    )
+                ).scalar_one()
+            )
+    finally:
+        engine.dispose()
+
+
+def test_a_sync_killed_mid_apply_leaves_the_database_as_it_was(cbapp: Bapp, fake: FakeCalendly) -> None:
+    """R3: SIGKILL while the apply's rows are written but not committed."""
+    assert cbapp("calendly", "sync", "--user", USER).exit_code == 0
+    changed = catalogue(8)
+    changed[0] = make_event_type(0, name="Renamed Discovery Call")
+    fake.set_event_types([*changed, *(make_event_type(i) for i in range(100, 160))])
+    _install_slow_run_insert(cbapp.database_url)
+    before = snapshot(cbapp.database_url)
+    fake.clear_requests()
+
+    process = cbapp.popen("calendly", "sync", "--user", USER, "--json")
+    _wait_for(lambda: fake.count("/event_types") >= 1, "the listing to be fetched")
+    postgres = cbapp.database_url.startswith("postgresql")
+    _wait_for(lambda: _apply_in_progress(cbapp.database_url), "the apply's write transaction to open")
+    time.sleep(0.5)  # the apply of 68 types takes milliseconds: by now it sits in the slow run insert
+    assert process.poll() is None, process.communicate()
+    process.send_signal(signal.SIGKILL)
+    process.communicate(timeout=30)
+    assert process.returncode == -signal.SIGKILL
+
+    if postgres:
+        _wait_for(lambda: _open_transactions(cbapp.database_url) == 0, "the server to roll the dead client back")
+    assert snapshot(cbapp.database_url) == before  # not a row of the apply, and no run record either
+    _remove_slow_run_insert(cbapp.database_url)
+    after = cbapp("calendly", "sync", "--user", USER, "--json")  # the lock died with the process
+    assert after.exit_code == 0, after.stderr
+    assert (after.json()["created"], after.json()["updated"], after.json()["deactivated"]) == (60, 1, 4)
