@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import emit  # noqa: E402
+from report import emit
 
 REPO = Path(__file__).resolve().parent.parent
 WORK = REPO / ".bench" / "bookings"
@@ -35,6 +35,12 @@ BUILDERS = 50
 CLIENTS = 20_000
 CLIENT = "bench.client@bench.example"
 BUSY_BUILDER = "builder00@bench.example"
+QUESTIONS = [
+    {"name": "What do you want to build?", "type": "text", "position": 0, "enabled": True, "required": False,
+     "answer_choices": [], "include_other": False},
+    {"name": "Tools", "type": "multi_select", "position": 1, "enabled": True, "required": False,
+     "answer_choices": ["Python", "Zapier", "Excel"], "include_other": True},
+]  # fmt: skip
 FIRST_FREE_DAY = dt.datetime(2040, 1, 1, 9, tzinfo=dt.UTC)  # after every generated booking
 
 
@@ -102,12 +108,7 @@ def build(path: Path, session_types: int, bookings: int, *, seed: int = 5) -> No
                     "display_order": rng.randrange(20),
                     "builder_id": 1 if index == 0 else rng.randrange(BUILDERS) + 1,
                     "is_secret": index % 50 == 49,
-                    "custom_questions": [
-                        {"name": "What do you want to build?", "type": "text", "position": 0, "enabled": True,
-                         "required": False, "answer_choices": [], "include_other": False},
-                        {"name": "Tools", "type": "multi_select", "position": 1, "enabled": True, "required": False,
-                         "answer_choices": ["Python", "Zapier", "Excel"], "include_other": True},
-                    ],  # fmt: skip
+                    "custom_questions": QUESTIONS,
                     "created_at": now,
                     "updated_at": now,
                 }
