@@ -36,3 +36,38 @@ show bapp pathways show accelerate --format table
 step "Scripts get stable JSON and TSV"
 show bapp pathways show pivot --json
 bapp pathways list --format tsv | cut -f1,2,6 | sed 's/^/    /'
+
+# ---- skills, progress and badges (issue 5) ---------------------------------------------------------
+step "Load the skill catalogue: ~14 skills per pathway across three tiers, five fundamentals"
+show bash "$here/load_catalog.sh" "$here/catalog.toml"
+show bapp skills list --pathway accelerate --format table
+show bapp skills list --fundamental --format tsv
+
+step "A coach and three clients, enrolled"
+bapp --quiet builders add priya@coach.example --name "Priya Shah" --format tsv >/dev/null
+for who in "maya@client.example:Maya Patel" "leo@client.example:Leo Martin" "sam@client.example:Sam Okafor"; do
+  bapp --quiet clients add "${who%%:*}" --name "${who#*:}" --format tsv >/dev/null
+done
+show bapp clients enroll maya@client.example accelerate --builder priya@coach.example --format tsv
+
+step "Assign skills (idempotent), start and complete them; badges arrive as criteria are met"
+show bapp skills assign maya@client.example --pathway accelerate --format table
+for skill in ai-literacy prompt-fundamentals data-privacy ai-tool-landscape; do
+  bapp --quiet skills complete maya@client.example "$skill" --format tsv >/dev/null
+done
+show bapp skills complete maya@client.example workflow-mapping --validated-by priya@coach.example --json
+show bapp skills start maya@client.example prompt-engineering --format tsv
+for skill in responsible-ai critical-evaluation; do
+  bapp --quiet skills complete maya@client.example "$skill" --via assessment --format tsv >/dev/null
+done
+# a whole pathway in one go: assigning under it enrols Leo, completes the enrolment and awards every badge
+show bapp skills assign leo@client.example --pathway play --status completed --via assessment --json
+show bapp skills assign sam@client.example --pathway pivot --tier 1 --status completed --format tsv
+show bapp skills start sam@client.example portfolio-project --format tsv
+refused bapp skills reset sam@client.example skills-audit
+
+step "Maya's progress tree, and the progress table staff look at every day"
+show bapp progress show maya@client.example --format table
+show bapp progress table --format table
+show bapp progress table --pathway play --json
+show bapp badges list maya@client.example --format table
