@@ -139,3 +139,19 @@ def test_dry_run_and_archive(bapp: Bapp) -> None:
     refused = bapp("skills", "assign", "ada@example.com", "a1")
     assert refused.exit_code == 6 and "archived" in refused.stderr
     assert count(bapp, UserSkillProgress) == 0
+
+
+def test_help_is_light_and_every_command_has_examples() -> None:
+    from bapp_cli.cli import badges, pathways, progress, skills
+    from tests.cli.test_foundation import imported_modules
+
+    for group in (skills.app, progress.app, badges.app, pathways.app):
+        for command in group.registered_commands:
+            doc = command.callback.__doc__ or ""
+            summary, _, rest = doc.strip().partition("\n")
+            assert summary and summary.endswith("."), command.name
+            assert "\b\n    Examples:\n      bapp " in rest, command.name
+    modules = imported_modules("skills", "assign", "--help")
+    assert "bapp_cli.cli.app" in modules  # the measurement really saw bapp's imports
+    assert not {name for name in modules if name.split(".")[0] in {"sqlalchemy", "rich", "httpx"}}
+    assert not {name for name in modules if name.startswith(("bapp_cli.services", "bapp_cli.db"))}
