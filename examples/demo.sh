@@ -71,3 +71,34 @@ show bapp progress show maya@client.example --format table
 show bapp progress table --format table
 show bapp progress table --pathway play --json
 show bapp badges list maya@client.example --format table
+
+# ---- Calendly event-type sync and the session catalogue (issue 3) ---------------------------------------
+# The sync normally calls the Calendly API (CALENDLY_API_KEY); the demo applies a saved listing through the
+# same path. examples/config.toml holds [[calendly.rules]] that classify new event types.
+calendly_config="$here/config.toml"
+listing="$here/calendly/event_types.json"
+
+step "Link Priya to her Calendly user, so her event types get her as builder"
+show bapp builders update priya@coach.example --calendly-user https://api.calendly.com/users/BAWPRIYA0001 --format tsv
+
+step "Preview a sync: one line per change on stderr, nothing written"
+show bapp --config "$calendly_config" calendly sync --from-file "$listing" --dry-run --json
+
+step "Sync (what cron runs every few minutes: silent on stderr, a summary on stdout)"
+show bapp --config "$calendly_config" calendly sync --from-file "$listing" --format tsv
+step "Run it again: everything unchanged, no row written"
+show bapp --config "$calendly_config" calendly sync --from-file "$listing" --json
+
+step "The session catalogue, grouped by category (--all includes the paused Automation Clinic)"
+show bapp sessions list --all --format table
+show bapp sessions show agent-build-sprint --format table
+
+step "Curate locally: price, order, pathways — a later sync never overwrites these"
+show bapp sessions update rag-architecture-review --price 120 --display-order 1 --format tsv
+show bapp sessions add --title "Office Hours" --duration 30 --category free --builder priya@coach.example --format tsv
+show bapp --config "$calendly_config" calendly sync --from-file "$listing" --format tsv
+show bapp sessions list --category specialized --format table
+
+step "An empty listing would make every synced session unbookable: refused (exit 8) unless --allow-empty"
+refused bash -c "echo '[]' | bapp calendly sync --from-file - --format tsv"
+show bapp calendly status --format table

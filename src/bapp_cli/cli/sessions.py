@@ -24,7 +24,7 @@ TABLE_COLUMNS = ("id", "title", "minutes", "price", "access", "pathways", "build
 
 
 def _money(view: SessionTypeView) -> str:
-    return "free" if view.price == 0 else f"{view.price:.2f} {view.currency}"
+    return "no charge" if view.price == 0 else f"{view.price:.2f} {view.currency}"
 
 
 def _state_text(view: SessionTypeView) -> str:
