@@ -1,0 +1,79 @@
+"""How every benchmark reports a figure: one human line, plus one machine line for `make bench`.
+
+A figure is a measurement of bapp next to an anchor measured in the same run, and the ratio between
+them compared with the SPEC §4 target.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import time
+from collections.abc import Sequence
+
+MACHINE_PREFIX = "BENCH-RESULT "
+
+
+def emit(
+    figure: str,
+    *,
+    bapp: float,
+    anchor: float,
+    target: float,
+    unit: str = "s",
+    higher_is_better: bool = False,
+    anchor_label: str = "anchor",
+    note: str = "",
+) -> bool:
+    """Print the figure; returns whether the target was met."""
+    ratio = (bapp / anchor) if anchor else float("inf")
+    met = ratio >= target if higher_is_better else ratio <= target
+    comparison = ">=" if higher_is_better else "<="
+    extra = f" | {note}" if note else ""
+    print(
+        f"{figure}: {bapp:.3f} {unit} | {anchor_label}: {anchor:.3f} {unit} | ratio {ratio:.2f} "
+        f"(target {comparison} {target}) {'MET' if met else 'NOT MET'}{extra}",
+        flush=True,
+    )
+    payload = {
+        "figure": figure,
+        "bapp": round(bapp, 4),
+        "anchor": round(anchor, 4),
+        "unit": unit,
+        "ratio": round(ratio, 3),
+        "target": f"{comparison} {target}",
+        "met": met,
+    }
+    print(MACHINE_PREFIX + json.dumps(payload), flush=True)
+    return met
+
+
+def emit_count(figure: str, *, value: int, expected: int, note: str = "") -> bool:
+    """A figure that must equal an exact number (rows written, statements issued)."""
+    met = value == expected
+    extra = f" | {note}" if note else ""
+    print(f"{figure}: {value} (target {expected}) {'MET' if met else 'NOT MET'}{extra}", flush=True)
+    payload = {
+        "figure": figure,
+        "bapp": value,
+        "anchor": expected,
+        "unit": "",
+        "ratio": None,
+        "target": f"= {expected}",
+        "met": met,
+    }
+    print(MACHINE_PREFIX + json.dumps(payload), flush=True)
+    return met
+
+
+def time_command(command: Sequence[str], *, runs: int, env: dict[str, str] | None = None, check: bool = True) -> float:
+    """Median wall time of a whole process, stdout and stderr piped (as scripts run it)."""
+    samples = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        completed = subprocess.run(command, env=env, capture_output=True)
+        samples.append(time.perf_counter() - started)
+        if check and completed.returncode != 0:
+            raise SystemExit(f"{' '.join(command)} failed ({completed.returncode}): {completed.stderr.decode()[-500:]}")
+    return statistics.median(samples)
