@@ -102,3 +102,45 @@ show bapp sessions list --category specialized --format table
 step "An empty listing would make every synced session unbookable: refused (exit 8) unless --allow-empty"
 refused bash -c "echo '[]' | bapp calendly sync --from-file - --format tsv"
 show bapp calendly status --format table
+
+# ---- clients, availability and bookings (issue 4) -------------------------------------------------
+step "What someone without an account may book, and what a client with an account sees"
+show bapp clients add nina@client.example --name "Nina Kowalski" --company "Kowalski Bakery" --format tsv
+show bapp sessions available --format table
+show bapp sessions available --client nina@client.example --pathway accelerate --format table
+
+step "A free session needs no account: booking one creates it (a naive time is read in --timezone)"
+show bapp bookings create --client tom@visitor.example --name "Tom Reed" --session getting-started-free-intro \
+  --start 2031-03-31T10:00 --timezone Europe/London \
+  --answer "What brings you to BuildAppsWith?=Curious about agents" --answer "Which best describes you?=Founder" --json
+
+step "A pathway session: every rule is checked first and the error says what to fix (exit 6)"
+show bash -c "bapp sessions update accelerate-foundation-coaching --price 45 --format tsv | cut -f2,12,13"
+refused bapp bookings create --client walk.in@visitor.example --session accelerate-foundation-coaching \
+  --start 2031-04-01T14:00 --answer "Company name=Walk-in Ltd"
+refused bapp bookings create --client nina@client.example --session accelerate-foundation-coaching \
+  --start 2031-04-01T14:00 --answer "Company name=Kowalski Bakery"
+refused bapp bookings create --client nina@client.example --session accelerate-foundation-coaching \
+  --start 2031-04-01T14:00 --pathway accelerate --answer "Company name=Kowalski Bakery" --answer "Budget=£500"
+
+step "Booked with custom answers (multi-select repeats the question); the booking enrols Nina in Accelerate"
+nina_booking=(bookings create --client nina@client.example --session accelerate-foundation-coaching
+  --start 2031-04-01T14:00 --timezone Europe/London --duration 90 --pathway accelerate
+  --answer "Company name=Kowalski Bakery" --answer "What are you building?=An ordering assistant"
+  --answer "AI tools you use today=ChatGPT" --answer "ai tools you use today=zapier" --idempotency-key demo-nina-1)
+show bapp "${nina_booking[@]}" --json
+show bapp clients show nina@client.example --format table
+
+step "Retrying with the same idempotency key returns the same booking; Priya's overlapping slot is refused (exit 8)"
+printf '\033[2m$ bapp %s --format tsv | cut -f1,11,12,24-26\033[0m\n' "${nina_booking[*]}"
+bapp "${nina_booking[@]}" --format tsv | cut -f1,11,12,24-26
+show bapp builders update priya@coach.example --buffer 15 --format tsv
+refused bapp bookings create --client tom@visitor.example --session rag-architecture-review \
+  --start 2031-04-01T15:40 --timezone Europe/London \
+  --answer "Repository or design doc link=https://example.com/rag" --answer "Scale=Prototype"
+
+step "Status moves follow the state machine: confirm with payment; completing before the start is refused"
+nina_ref="$(bapp bookings list --client nina@client.example --format tsv | awk -F'\t' 'NR==2 {print $1}')"
+show bapp bookings confirm "$nina_ref" --paid --format tsv
+refused bapp bookings complete "$nina_ref"
+show bapp --timezone Europe/London bookings list --from 2031-03-01 --format table
