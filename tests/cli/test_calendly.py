@@ -281,3 +281,23 @@ def test_the_token_never_appears_in_any_output(cbapp: Bapp, fake: FakeCalendly) 
         assert TOKEN not in result.stdout and TOKEN not in result.stderr
     for run in sync_runs(cbapp.database_url):
         assert TOKEN not in (run["error"] or "")
+
+
+def test_a_listing_of_the_real_sample_event_types_syncs(cbapp: Bapp, tmp_path: Path) -> None:
+    """R7: every captured event type of the public client libraries, as one saved listing."""
+    collected = []
+    samples = Path(__file__).resolve().parents[3] / "shared" / "reference" / "calendly-samples"
+    for path in sorted(samples.glob("*/*event_type*.json")):
+        body = json.loads(path.read_text())
+        collected.extend(body["collection"] if "collection" in body else [body["resource"]])
+    assert len(collected) >= 8, f"calendly-samples not found under {samples}"
+    listing = tmp_path / "samples.json"
+    listing.write_text(json.dumps([{"collection": collected, "pagination": {"next_page": None}}]))
+    result = cbapp("calendly", "sync", "--from-file", str(listing), "--json")
+    assert result.exit_code == 0, result.stderr
+    unique = {item["uri"] for item in collected}
+    assert (result.json()["fetched"], result.json()["created"]) == (len(collected), len(unique))
+    sessions = cbapp("sessions", "list", "--all", "--json").json()
+    assert {item["calendly_uri"] for item in sessions} == unique
+    again = cbapp("calendly", "sync", "--from-file", str(listing), "--json")
+    assert again.json()["unchanged"] == len(unique)

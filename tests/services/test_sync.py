@@ -28,7 +28,8 @@ from bapp_cli.services.sync import (
 )
 from tests.fakes.calendly_server import API_ORIGIN, DEFAULT_USER_URI, make_event_type
 
-SAMPLES = Path("/work/shared/reference/calendly-samples")
+# the conformance corpus beside the repository (../shared/reference), as the client tests use it
+SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "reference" / "calendly-samples"
 START = dt.datetime(2030, 1, 1, 9, 0, tzinfo=dt.UTC)
 PATHWAYS = {
     "accelerate": ("Accelerate", False),
