@@ -22,7 +22,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
 
+from report import emit, emit_count  # noqa: E402
 from tests.fakes.calendly_server import (  # noqa: E402
     DEFAULT_TOKEN,
     DEFAULT_USER_URI,
@@ -89,17 +91,30 @@ def _anchor(base_url: str, expected: int) -> float:
     return elapsed
 
 
-def _catalogue_fingerprint(database: Path) -> tuple[int, int, str | None, int, int]:
-    """Rows and last change time of every table a sync may write, apart from the run log."""
+def _table_rows(database: Path) -> dict[str, dict[int, tuple[object, ...]]]:
+    """Every row of every table a sync may write, bar the run log, keyed by rowid."""
     with sqlite3.connect(database) as connection:
-        types, last = connection.execute("SELECT count(*), max(updated_at) FROM session_types").fetchone()
-        links = connection.execute("SELECT count(*) FROM session_type_pathways").fetchone()[0]
-        audits = connection.execute("SELECT count(*) FROM audit_entries").fetchone()[0]
-        changes = connection.execute(
-            "SELECT count(*) FROM session_types WHERE last_synced_at > (SELECT min(started_at) FROM sync_runs"
-            " WHERE id = (SELECT max(id) FROM sync_runs))"
-        ).fetchone()[0]
-    return types, links, last, audits, changes
+        return {
+            table: {row[0]: row[1:] for row in connection.execute(f"SELECT rowid, * FROM {table}")}
+            for table in ("session_types", "session_type_pathways", "audit_entries")
+        }
+
+
+def _rows_written(
+    before: dict[str, dict[int, tuple[object, ...]]], after: dict[str, dict[int, tuple[object, ...]]]
+) -> int:
+    """Rows inserted, changed or deleted between two snapshots."""
+    written = 0
+    for table, old in before.items():
+        new = after[table]
+        written += len(old.keys() ^ new.keys())
+        written += sum(1 for key in old.keys() & new.keys() if old[key] != new[key])
+    return written
+
+
+def _summary(tsv: str) -> dict[str, str]:
+    header, values = tsv.strip().splitlines()
+    return dict(zip(header.split("\t"), values.split("\t"), strict=True))
 
 
 def main() -> None:
@@ -124,39 +139,32 @@ def main() -> None:
             database.write_bytes(template.read_bytes())
             env = _environment(database, fake.base_url)
             anchor_times.append(_anchor(fake.base_url, types))
-            elapsed, _ = _bapp("calendly", "sync", "--user", DEFAULT_USER_URI, "--format", "tsv", env=env)
+            fake.clear_requests()
+            elapsed, summary = _bapp("calendly", "sync", "--user", DEFAULT_USER_URI, "--format", "tsv", env=env)
             sync_times.append(elapsed)
-        pages = fake.count("/event_types") // (options.repeat + 1 + options.repeat)
+            pages = fake.count("/event_types")
+            if _summary(summary)["created"] != str(types):
+                raise SystemExit(f"the first sync did not create {types} types: {summary}")
 
         env = _environment(database, fake.base_url)
-        before = _catalogue_fingerprint(database)
+        before = _table_rows(database)
         resync, summary = _bapp("calendly", "sync", "--user", DEFAULT_USER_URI, "--format", "tsv", env=env)
-        after = _catalogue_fingerprint(database)
-        header, values = summary.strip().splitlines()
-        report = dict(zip(header.split("\t"), values.split("\t"), strict=True))
-        rows_written = (
-            abs(after[0] - before[0])
-            + abs(after[1] - before[1])
-            + (after[2] != before[2])
-            + (after[3] - before[3])
-            + after[4]
-            + int(report["created"])
-            + int(report["updated"])
-            + int(report["deactivated"])
-            + int(report["reactivated"])
-        )
+        report = _summary(summary)
+        rows_written = _rows_written(before, _table_rows(database))
 
-    sync_time = statistics.median(sync_times)
-    anchor_time = statistics.median(anchor_times)
-    ratio = sync_time / anchor_time
     print(f"P2 setup: {types} event types in {pages} pages of {PAGE_SIZE}; median of {options.repeat} runs each")
-    print(
-        f"P2 sync first run: {sync_time:.2f} s | anchor (bare httpx fetch+parse, whole process): {anchor_time:.2f} s"
-        f" | ratio {ratio:.2f} (target <= {TARGET_RATIO:.1f}) {'MET' if ratio <= TARGET_RATIO else 'NOT MET'}"
+    emit(
+        "P2 sync first run",
+        bapp=statistics.median(sync_times),
+        anchor=statistics.median(anchor_times),
+        target=TARGET_RATIO,
+        anchor_label="anchor (bare httpx fetch+parse, whole process)",
     )
-    print(
-        f"P2 no-change re-sync: {resync:.2f} s, unchanged {report['unchanged']} | rows written {rows_written}"
-        f" (target 0) {'MET' if rows_written == 0 else 'NOT MET'}"
+    emit_count(
+        "P2 no-change re-sync: catalogue rows written",
+        value=rows_written,
+        expected=0,
+        note=f"{resync:.2f} s, {report['unchanged']} unchanged",
     )
 
 
