@@ -25,6 +25,7 @@ from bapp_cli.cli import config as config_commands
 from bapp_cli.cli import db as db_commands
 from bapp_cli.cli import pathways as pathways_commands
 from bapp_cli.cli import progress as progress_commands
+from bapp_cli.cli import reports as reports_commands
 from bapp_cli.cli import sessions as sessions_commands
 from bapp_cli.cli import skills as skills_commands
 from bapp_cli.cli.context import AppState
@@ -117,6 +118,7 @@ app.add_typer(sessions_commands.app, name="sessions")
 app.add_typer(bookings_commands.app, name="bookings")
 app.add_typer(clients_commands.app, name="clients")
 app.add_typer(builders_commands.app, name="builders")
+app.add_typer(reports_commands.app, name="reports")
 
 
 def _wants_json_errors(argv: list[str]) -> bool:

@@ -1,0 +1,457 @@
+"""`bapp reports`: the builder dashboard — bookings by pathway, client progress, pathway analytics.
+
+Each report is one table on a terminal (bars for counts and percentages, pathway icons and colours) and
+an array of objects in json/jsonl/csv/tsv. Reports with overall totals end with a totals object whose
+`pathway` is null (`--no-totals` leaves it out), the way `progress show` ends with its Fundamentals object.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from bapp_cli.cli.context import state
+from bapp_cli.cli.options import FormatOption, JsonOption
+
+if TYPE_CHECKING:
+    from bapp_cli.cli.output import OutputSink
+    from bapp_cli.services.reports import Period, ReportPathway
+
+app = typer.Typer(
+    help="Builder dashboard: bookings by pathway, client progress, pathway analytics.", no_args_is_help=True
+)
+
+BAR_WIDTH = 10
+# a cell holds eight steps, so small differences between pathways still show
+EIGHTHS = ("", "▏", "▎", "▍", "▌", "▋", "▊", "▉")
+ENROLMENT_STYLES = {"active": "cyan", "paused": "yellow", "completed": "green"}
+BOOKING_STYLES = {
+    "pending": "yellow",
+    "confirmed": "cyan",
+    "completed": "green",
+    "cancelled": "dim",
+    "no_show": "red",
+}
+
+BuilderOption = Annotated[str | None, typer.Option("--builder", help="Builder e-mail.", show_default=False)]
+FromOption = Annotated[
+    str | None,
+    typer.Option(
+        "--from",
+        help="Bookings starting at or after WHEN (ISO 8601; a naive time or a date is read in --timezone).",
+        show_default=False,
+    ),
+]
+ToOption = Annotated[
+    str | None, typer.Option("--to", help="Bookings starting before WHEN (exclusive).", show_default=False)
+]
+TotalsOption = Annotated[
+    bool,
+    typer.Option("--totals/--no-totals", help="End json/csv output with the totals object (pathway null)."),
+]
+
+
+def bar(value: float, maximum: float, width: int = BAR_WIDTH) -> str:
+    """A block bar of `value` out of `maximum`, padded to `width` cells."""
+    if maximum <= 0 or value <= 0:
+        return " " * width
+    eighths = max(1, round(min(value, maximum) / maximum * width * 8))
+    full, rest = divmod(eighths, 8)
+    text = "█" * full + EIGHTHS[rest]
+    return text + " " * (width - len(text))
+
+
+def _percent_style(percent: float) -> str:
+    if percent >= 100:
+        return "green"
+    if percent > 0:
+        return "yellow"
+    return "dim"
+
+
+def _pathway_cell(label: ReportPathway) -> Any:
+    from rich.text import Text
+
+    if label.kind == "total":
+        return Text(label.name, style="bold")
+    if label.kind == "none":
+        return Text(label.name, style="italic dim")
+    text = Text(f"{label.icon} " if label.icon else "")
+    text.append(label.name, style=f"bold {label.color}" if label.color else "bold")
+    if label.archived:
+        text.append(" (archived)", style="dim")
+    return text
+
+
+def _count_cell(value: int, maximum: int, style: str = "cyan") -> Any:
+    from rich.text import Text
+
+    return Text.assemble((bar(value, maximum), style), f" {value:>5}")
+
+
+def _percent_cell(percent: float, *, decimals: bool = True) -> Any:
+    from rich.text import Text
+
+    shown = f"{percent:5.1f}%" if decimals else f"{int(percent):>3}%"
+    style = _percent_style(percent)
+    return Text.assemble((bar(percent, 100), style), (f" {shown}", style))
+
+
+def _period(app_state: Any, start_from: str | None, start_to: str | None) -> Period:
+    from bapp_cli.services.instants import parse_instant
+    from bapp_cli.services.reports import Period
+
+    zone = app_state.timezone
+    return Period(
+        parse_instant(start_from, timezone=zone, field="from") if start_from is not None else None,
+        parse_instant(start_to, timezone=zone, field="to") if start_to is not None else None,
+    )
+
+
+def _period_caption(period: Period, sink: OutputSink, builder: str | None = None) -> str:
+    if period.start is None and period.end is None:
+        text = "all bookings"
+    else:
+        start = sink.local_time(period.start) if period.start else "the beginning"
+        end = sink.local_time(period.end) if period.end else "now and later"
+        text = f"bookings starting from {start} up to (not including) {end}"
+    return text + (f" · builder {builder}" if builder else "")
+
+
+# -- bookings by pathway ------------------------------------------------------------------------------
+
+
+@app.command("bookings-by-pathway")
+def bookings_by_pathway(
+    ctx: typer.Context,
+    builder: BuilderOption = None,
+    start_from: FromOption = None,
+    start_to: ToOption = None,
+    listing: Annotated[
+        bool, typer.Option("--list", help="List the bookings grouped by pathway instead of counting them.")
+    ] = False,
+    totals: TotalsOption = True,
+    fmt: FormatOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Count bookings per pathway and status, or list them grouped by pathway (--list).
+
+    The period is [--from, --to): bookings whose start time is at or after --from and before --to;
+    either end may be left open. --builder keeps that builder's bookings.
+
+    \b
+    Counts, one object per pathway in display order, then bookings with no pathway, then the totals:
+      {pathway, pending, confirmed, completed, cancelled, no_show, total}
+      pathway  the slug; "none" for bookings without a pathway; null for the totals object
+      total    every status together (cancelled and no-shows included)
+    With --list: the bookings themselves (the keys of `bapp bookings list`), grouped by pathway in
+    display order ("none" last) and by start time within a pathway; the table shows client, session,
+    time (in --timezone), status, category and the custom answers.
+
+    \b
+    Examples:
+      bapp reports bookings-by-pathway
+      bapp reports bookings-by-pathway --builder priya@coach.example --from 2031-04-01 --to 2031-05-01
+      bapp reports bookings-by-pathway --list --from 2031-04-01
+      bapp reports bookings-by-pathway --format csv > bookings-by-pathway.csv
+    """
+    import datetime as dt
+
+    app_state = state(ctx)
+    sink = app_state.output(fmt, as_json)
+    period = _period(app_state, start_from, start_to)
+    if listing:
+        from bapp_cli.services.booking import BOOKING_COLUMNS
+        from bapp_cli.services.reports import list_bookings_by_pathway
+
+        with app_state.reading() as session:
+            groups = list_bookings_by_pathway(session, now=dt.datetime.now(dt.UTC), period=period, builder=builder)
+        records = [view.as_record() for group in groups for view in group.bookings]
+        caption = _period_caption(period, sink, builder)
+        sink.records(records, BOOKING_COLUMNS, table=_listing_renderer(groups, sink, caption))
+        return
+
+    from bapp_cli.services.reports import BOOKING_COUNT_COLUMNS, count_bookings_by_pathway
+
+    with app_state.reading() as session:
+        report = count_bookings_by_pathway(session, period=period, builder=builder)
+    sink.records(report.as_records(totals=totals), BOOKING_COUNT_COLUMNS, table=_counts_renderer(report, sink))
+
+
+def _counts_renderer(report: Any, sink: OutputSink) -> Any:
+    def draw(console: Any) -> None:
+        from rich.table import Table
+        from rich.text import Text
+
+        from bapp_cli.db.models import BOOKING_STATUSES
+
+        grid = Table(
+            title="Bookings by pathway",
+            caption=_period_caption(report.period, sink, report.builder),
+            header_style="bold",
+        )
+        grid.add_column("pathway")
+        for status in BOOKING_STATUSES:
+            grid.add_column(status.replace("_", " "), justify="right", header_style=f"bold {BOOKING_STYLES[status]}")
+        grid.add_column("total", justify="left")
+        largest = max((row.total for row in report.rows), default=0)
+        for index, row in enumerate(report.rows):
+            grid.add_row(
+                _pathway_cell(row.pathway),
+                *(
+                    Text(str(row.counts[status]), style=BOOKING_STYLES[status] if row.counts[status] else "dim")
+                    for status in BOOKING_STATUSES
+                ),
+                _count_cell(row.total, largest, row.pathway.color or "cyan"),
+                end_section=index == len(report.rows) - 1,
+            )
+        grid.add_row(
+            _pathway_cell(report.totals.pathway),
+            *(Text(str(report.totals.counts[status]), style="bold") for status in BOOKING_STATUSES),
+            Text(f"{' ' * BAR_WIDTH} {report.totals.total:>5}", style="bold"),
+        )
+        console.print(grid)
+
+    return draw
+
+
+def _answers_text(answers: list[Any]) -> str:
+    lines = []
+    for item in answers:
+        answer = item.get("answer")
+        shown = ", ".join(str(value) for value in answer) if isinstance(answer, list) else str(answer)
+        lines.append(f"{item.get('question')}: {shown}")
+    return "\n".join(lines)
+
+
+def _listing_renderer(groups: list[Any], sink: OutputSink, caption: str) -> Any:
+    def draw(console: Any) -> None:
+        from rich.table import Table
+        from rich.text import Text
+
+        grid = Table(title="Bookings by pathway", caption=caption, header_style="bold")
+        for column in ("time", "client", "session", "status", "category", "answers"):
+            grid.add_column(column)
+        for group in groups:
+            heading = _pathway_cell(group.pathway)
+            count = len(group.bookings)
+            heading.append(f"  {count} booking{'s' if count != 1 else ''}", style="dim")
+            grid.add_row(heading, end_section=True)
+            for index, view in enumerate(group.bookings):
+                client = Text(view.client)
+                if view.client_name:
+                    client = Text.assemble(view.client_name, "\n", (view.client, "dim"))
+                grid.add_row(
+                    sink.local_time(view.start_time),
+                    client,
+                    Text(view.session_title),
+                    Text(view.status.replace("_", " "), style=BOOKING_STYLES.get(view.status, "")),
+                    view.category,
+                    Text(_answers_text(view.custom_question_responses) or "—"),
+                    end_section=index == count - 1,
+                )
+        console.print(grid)
+        if not groups:
+            console.print("[dim](no bookings)[/dim]")
+
+    return draw
+
+
+# -- client progress ----------------------------------------------------------------------------------
+
+
+@app.command("client-progress")
+def client_progress(
+    ctx: typer.Context,
+    builder: Annotated[
+        str | None, typer.Option("--builder", help="Only the enrolments this builder coaches.", show_default=False)
+    ] = None,
+    pathway: Annotated[
+        str | None, typer.Option("--pathway", help="Only this pathway (any case).", show_default=False)
+    ] = None,
+    fmt: FormatOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Per client and pathway: enrolment status, done/total and % per tier and overall, badges, last activity.
+
+    One object per enrolment, ordered by pathway then client:
+
+    \b
+      {client, pathway, status, tier1_completed, tier1_total, tier1_percent, tier2_completed, tier2_total,
+       tier2_percent, tier3_completed, tier3_total, tier3_percent, completed, total, percent, badges,
+       last_activity}
+      *_completed / *_total  completed skills / skills linked to the tier (or pathway), archived skills aside
+      *_percent              completed ÷ total, rounded down to a whole percent; 0 when nothing is linked
+      badges                 how many of the pathway's badges (tiers and pathway) the client holds
+      last_activity          the latest change to the client's progress on the pathway's skills
+
+    \b
+    Examples:
+      bapp reports client-progress
+      bapp reports client-progress --builder priya@coach.example --pathway accelerate
+      bapp reports client-progress --format csv > client-progress.csv
+    """
+    from bapp_cli.services.reports import CLIENT_PROGRESS_COLUMNS
+    from bapp_cli.services.reports import client_progress as build_report
+
+    app_state = state(ctx)
+    sink = app_state.output(fmt, as_json)
+    with app_state.reading() as session:
+        lines = build_report(session, builder=builder, pathway=pathway)
+        if sink.format == "table":
+            sink.records([], CLIENT_PROGRESS_COLUMNS, table=_progress_renderer(list(lines), sink))
+        else:
+            # streamed from the cursor, one enrolment at a time
+            sink.records((line.as_record() for line in lines), CLIENT_PROGRESS_COLUMNS)
+
+
+def _progress_renderer(lines: list[Any], sink: OutputSink) -> Any:
+    def draw(console: Any) -> None:
+        from rich.table import Table
+        from rich.text import Text
+
+        from bapp_cli.services.progress import TABLE_TIERS
+
+        grid = Table(title="Client progress", header_style="bold")
+        grid.add_column("client")
+        grid.add_column("pathway")
+        grid.add_column("status")
+        for number in TABLE_TIERS:
+            grid.add_column(f"tier {number}", justify="right")
+        grid.add_column("overall")
+        grid.add_column("badges", justify="right")
+        grid.add_column("last activity")
+        for line in lines:
+            row = line.row
+            tiers = [
+                Text(
+                    f"{row.tier_completed[index]}/{row.tier_total[index]} {row.tier_percent(index):>3}%",
+                    style=_percent_style(row.tier_percent(index)),
+                )
+                for index in range(len(TABLE_TIERS))
+            ]
+            overall = _percent_cell(row.percent, decimals=False)
+            overall.append(f"  {row.completed}/{row.total}", style="dim")
+            grid.add_row(
+                row.client,
+                _pathway_cell(line.pathway),
+                Text(row.status, style=ENROLMENT_STYLES.get(row.status, "")),
+                *tiers,
+                overall,
+                Text(f"🏅 {row.badges}") if row.badges else Text("—", style="dim"),
+                sink.local_time(row.last_activity) if row.last_activity else Text("—", style="dim"),
+            )
+        console.print(grid)
+        if not lines:
+            console.print("[dim](no enrolments)[/dim]")
+
+    return draw
+
+
+# -- pathway analytics --------------------------------------------------------------------------------
+
+
+@app.command("pathway-analytics")
+def pathway_analytics(
+    ctx: typer.Context,
+    start_from: FromOption = None,
+    start_to: ToOption = None,
+    totals: TotalsOption = True,
+    fmt: FormatOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Per pathway: enrolments, average progress, completion rate and time, top skills, bookings.
+
+    One object per pathway in display order, then the totals object (pathway null). The period
+    [--from, --to) applies to bookings only (by start time); every other figure covers all time.
+    Every figure is computed in the database; with no data each is 0, never an error.
+
+    \b
+      enrolled                  enrolments in the pathway, whatever their status
+      active, paused, completed enrolments in that status
+      average_percent           mean of the enrolled clients' percents (completed ÷ linked skills,
+                                rounded down, as `progress` shows them): each client weighs the same;
+                                one decimal; 0 when nobody is enrolled
+      completion_rate           completed ÷ enrolled, as a percentage with one decimal; 0 when nobody is
+                                enrolled
+      average_days_to_complete  mean over completed enrolments of the days from the start date to the
+                                completion date (UTC); one decimal; 0 when none has completed
+      top_skills                up to 3 skills linked to the pathway with the most completions (clients
+                                who completed them), [{skill, name, completions}], ties by slug
+      bookings                  the pathway's bookings starting in the period, any status
+      totals                    the same over every enrolment; top_skills ranks every skill and
+                                bookings counts every booking in the period, with or without a pathway
+
+    \b
+    Examples:
+      bapp reports pathway-analytics
+      bapp reports pathway-analytics --from 2031-01-01 --to 2031-07-01 --json
+      bapp reports pathway-analytics --no-totals --format csv > analytics.csv
+    """
+    from bapp_cli.services.reports import ANALYTICS_COLUMNS
+    from bapp_cli.services.reports import pathway_analytics as build_report
+
+    app_state = state(ctx)
+    sink = app_state.output(fmt, as_json)
+    period = _period(app_state, start_from, start_to)
+    with app_state.reading() as session:
+        report = build_report(session, period=period)
+    sink.records(report.as_records(totals=totals), ANALYTICS_COLUMNS, table=_analytics_renderer(report, sink))
+
+
+def _analytics_renderer(report: Any, sink: OutputSink) -> Any:
+    def draw(console: Any) -> None:
+        from rich.table import Table
+        from rich.text import Text
+
+        grid = Table(
+            title="Pathway analytics",
+            caption=f"period for bookings: {_period_caption(report.period, sink)}",
+            header_style="bold",
+        )
+        grid.add_column("pathway")
+        grid.add_column("enrolled")
+        for status in ("active", "paused", "completed"):
+            grid.add_column(status, justify="right", header_style=f"bold {ENROLMENT_STYLES[status]}")
+        grid.add_column("average progress")
+        grid.add_column("completion rate")
+        grid.add_column("avg days", justify="right")
+        grid.add_column("top skills")
+        grid.add_column("bookings")
+        rows = report.rows
+        most_enrolled = max((row.enrolled for row in rows), default=0)
+        most_booked = max((row.bookings for row in rows), default=0)
+
+        def top(row: Any) -> Text:
+            if not row.top_skills:
+                return Text("—", style="dim")
+            return Text("\n".join(f"{item.name} ({item.completions})" for item in row.top_skills))
+
+        for index, row in enumerate(rows):
+            colour = row.pathway.color or "cyan"
+            grid.add_row(
+                _pathway_cell(row.pathway),
+                _count_cell(row.enrolled, most_enrolled, colour),
+                *(Text(str(value), style="" if value else "dim") for value in (row.active, row.paused, row.completed)),
+                _percent_cell(row.average_percent),
+                _percent_cell(row.completion_rate),
+                f"{row.average_days_to_complete:.1f}",
+                top(row),
+                _count_cell(row.bookings, most_booked, colour),
+                end_section=index == len(rows) - 1,
+            )
+        total = report.totals
+        grid.add_row(
+            _pathway_cell(total.pathway),
+            Text(f"{' ' * BAR_WIDTH} {total.enrolled:>5}", style="bold"),
+            *(Text(str(value), style="bold") for value in (total.active, total.paused, total.completed)),
+            _percent_cell(total.average_percent),
+            _percent_cell(total.completion_rate),
+            Text(f"{total.average_days_to_complete:.1f}", style="bold"),
+            top(total),
+            Text(f"{' ' * BAR_WIDTH} {total.bookings:>5}", style="bold"),
+        )
+        console.print(grid)
+
+    return draw

@@ -1,0 +1,496 @@
+"""The builder dashboard (SPEC §2.7): bookings by pathway, client progress, pathway analytics.
+
+Every figure is an SQL aggregate (GROUP BY, conditional sums, a window function), so each report sends
+the same number of statements whatever the number of clients, skills or bookings; Python only divides
+sums the database returned. Empty data gives zeros, never an error and never a division by zero.
+
+Definitions (the commands' help repeats them):
+- period: bookings whose start time is in [from, to) — from inclusive, to exclusive; either end may be open.
+- bookings by pathway: bookings counted per pathway and status; bookings without a pathway form the
+  "none" row; `total` is every status together.
+- client progress: the progress table's rows (`services.progress.progress_table`), with the per-tier and
+  overall completed/total counts beside the percentages.
+- pathway analytics, per pathway: `enrolled` every enrolment whatever its status, `active`/`paused`/
+  `completed` enrolments in that status; `average_percent` the mean of the enrolled clients' percents
+  (completed ÷ linked skills, rounded down, as `progress` shows them), so each client weighs the same;
+  `completion_rate` = completed ÷ enrolled as a percentage; `average_days_to_complete` the mean over
+  completed enrolments of the days from the start date to the (UTC) completion date; `top_skills` the three
+  skills linked to the pathway completed by the most clients (ties by slug; never-completed skills left
+  out); `bookings` the pathway's bookings in the period, any status. Averages and rates have one decimal.
+- totals: the same figures over every enrolment; its `top_skills` ranks every skill and its `bookings`
+  counts every booking in the period, with or without a pathway.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+from sqlalchemy import ColumnElement, Integer, and_, case, func, select
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
+
+from bapp_cli.db.models import (
+    BOOKING_STATUSES,
+    Booking,
+    Enrolment,
+    Pathway,
+    Skill,
+    SkillPathwayLink,
+    UserSkillProgress,
+)
+from bapp_cli.errors import InvalidInput
+from bapp_cli.services.booking import BookingFilters, BookingView, list_bookings
+from bapp_cli.services.people import get_builder
+from bapp_cli.services.progress import TABLE_TIERS, ProgressRow, progress_table
+
+NO_PATHWAY = "none"
+TOP_SKILLS = 3
+BOOKING_COUNT_COLUMNS = ("pathway", *BOOKING_STATUSES, "total")
+CLIENT_PROGRESS_COLUMNS = (
+    "client",
+    "pathway",
+    "status",
+    *(f"tier{number}_{part}" for number in TABLE_TIERS for part in ("completed", "total", "percent")),
+    "completed",
+    "total",
+    "percent",
+    "badges",
+    "last_activity",
+)
+ANALYTICS_COLUMNS = (
+    "pathway",
+    "enrolled",
+    "active",
+    "paused",
+    "completed",
+    "average_percent",
+    "completion_rate",
+    "average_days_to_complete",
+    "top_skills",
+    "bookings",
+)
+TENTH = Decimal("0.1")
+
+
+def one_decimal(numerator: int, denominator: int, *, scale: int = 1) -> float:
+    """numerator × scale ÷ denominator to one decimal (half up); 0.0 when the denominator is 0."""
+    if denominator <= 0:
+        return 0.0
+    return float((Decimal(numerator * scale) / Decimal(denominator)).quantize(TENTH, rounding=ROUND_HALF_UP))
+
+
+# -- shared pieces ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Period:
+    """Bookings whose start is in [start, end); an open end is unbounded."""
+
+    start: dt.datetime | None = None
+    end: dt.datetime | None = None
+
+    def __post_init__(self) -> None:
+        if self.start is not None and self.end is not None and self.end <= self.start:
+            raise InvalidInput(
+                f"to: {self.end.isoformat()} must be after from ({self.start.isoformat()})",
+                hint="the period is [from, to): from inclusive, to exclusive",
+                code="invalid_period",
+            )
+
+    def conditions(self) -> list[ColumnElement[bool]]:
+        bounds: list[ColumnElement[bool]] = []
+        if self.start is not None:
+            bounds.append(Booking.start_time >= self.start)
+        if self.end is not None:
+            bounds.append(Booking.start_time < self.end)
+        return bounds
+
+    def as_record(self) -> dict[str, Any]:
+        return {"from": self.start, "to": self.end}
+
+
+@dataclass(frozen=True)
+class ReportPathway:
+    """A report row's pathway: `key` is the slug, "none" (no pathway) or None (the totals row)."""
+
+    key: str | None
+    name: str
+    icon: str | None = None
+    color: str | None = None
+    archived: bool = False
+    kind: str = "pathway"  # or "none", "total"
+
+
+NO_PATHWAY_ROW = ReportPathway(NO_PATHWAY, "No pathway", kind="none")
+TOTALS_ROW = ReportPathway(None, "Total", kind="total")
+
+
+def _pathways(session: Session) -> dict[int, ReportPathway]:
+    """Every pathway in display order (archived ones keep their history, so they stay in reports)."""
+    rows = session.execute(
+        select(Pathway.id, Pathway.slug, Pathway.name, Pathway.icon, Pathway.color, Pathway.archived).order_by(
+            Pathway.position, Pathway.slug
+        )
+    )
+    return {row.id: ReportPathway(row.slug, row.name, row.icon, row.color, bool(row.archived)) for row in rows}
+
+
+# -- bookings by pathway --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BookingCounts:
+    pathway: ReportPathway
+    counts: dict[str, int]
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def as_record(self) -> dict[str, Any]:
+        return {"pathway": self.pathway.key, **{status: self.counts.get(status, 0) for status in BOOKING_STATUSES}} | {
+            "total": self.total
+        }
+
+
+@dataclass(frozen=True)
+class BookingsByPathway:
+    """One row per pathway (display order), then "none", then the totals."""
+
+    period: Period
+    builder: str | None
+    rows: list[BookingCounts]
+    totals: BookingCounts
+
+    def as_records(self, *, totals: bool = True) -> list[dict[str, Any]]:
+        records = [row.as_record() for row in self.rows]
+        return [*records, self.totals.as_record()] if totals else records
+
+
+def count_bookings_by_pathway(
+    session: Session, *, period: Period = Period(), builder: str | None = None
+) -> BookingsByPathway:
+    """Bookings per pathway and status in the period (one GROUP BY), optionally for one builder."""
+    query = select(Booking.pathway_id, Booking.status, func.count()).where(*period.conditions())
+    builder_email = None
+    if builder is not None:
+        user = get_builder(session, builder)[0]
+        builder_email = user.email
+        query = query.where(Booking.builder_id == user.id)
+    query = query.group_by(Booking.pathway_id, Booking.status)
+    counted: dict[int | None, dict[str, int]] = {}
+    for pathway_id, status, count in session.execute(query):
+        counted.setdefault(pathway_id, {})[status] = int(count)
+    pathways = _pathways(session)
+
+    def zeros() -> dict[str, int]:
+        return dict.fromkeys(BOOKING_STATUSES, 0)
+
+    rows = [BookingCounts(label, zeros() | counted.get(pathway_id, {})) for pathway_id, label in pathways.items()]
+    rows.append(BookingCounts(NO_PATHWAY_ROW, zeros() | counted.get(None, {})))
+    totals = {status: sum(row.counts[status] for row in rows) for status in BOOKING_STATUSES}
+    return BookingsByPathway(period, builder_email, rows, BookingCounts(TOTALS_ROW, totals))
+
+
+@dataclass(frozen=True)
+class BookingGroup:
+    pathway: ReportPathway
+    bookings: list[BookingView]
+
+
+def list_bookings_by_pathway(
+    session: Session, *, now: dt.datetime, period: Period = Period(), builder: str | None = None
+) -> list[BookingGroup]:
+    """The period's bookings grouped by pathway (display order, "none" last), by start time within a group.
+
+    Only groups that have bookings are returned. The listing is `bookings list`'s query, so a booking here
+    reads exactly as it does there.
+    """
+    views = list_bookings(
+        session, BookingFilters(builder_email=builder, start_from=period.start, start_to=period.end), now=now
+    )
+    labels = {label.key: label for label in _pathways(session).values()}
+    grouped: dict[str | None, list[BookingView]] = {}
+    for view in views:
+        grouped.setdefault(view.pathway, []).append(view)
+    groups = [BookingGroup(label, grouped[slug]) for slug, label in labels.items() if slug in grouped]
+    if None in grouped:
+        groups.append(BookingGroup(NO_PATHWAY_ROW, grouped[None]))
+    return groups
+
+
+# -- client progress ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ClientProgressLine:
+    """One enrolment with tier and overall counts: `progress table`'s row, counts included."""
+
+    row: ProgressRow
+    pathway: ReportPathway
+
+    def as_record(self) -> dict[str, Any]:
+        row = self.row
+        record: dict[str, Any] = {"client": row.client, "pathway": row.pathway, "status": row.status}
+        for index, number in enumerate(TABLE_TIERS):
+            record[f"tier{number}_completed"] = row.tier_completed[index]
+            record[f"tier{number}_total"] = row.tier_total[index]
+            record[f"tier{number}_percent"] = row.tier_percent(index)
+        record.update(
+            completed=row.completed,
+            total=row.total,
+            percent=row.percent,
+            badges=row.badges,
+            last_activity=row.last_activity,
+        )
+        return record
+
+
+def client_progress(
+    session: Session, *, builder: str | None = None, pathway: str | None = None
+) -> Iterator[ClientProgressLine]:
+    """Per client and pathway (ordered by pathway, then client): enrolment status, counts, badges, activity.
+
+    `builder` keeps the enrolments that builder coaches. Rows stream from the progress table's single
+    aggregate query.
+    """
+    labels = {label.key: label for label in _pathways(session).values()}
+    for row in progress_table(session, pathway=pathway, builder=builder):
+        yield ClientProgressLine(row, labels.get(row.pathway, ReportPathway(row.pathway, row.pathway)))
+
+
+# -- pathway analytics ----------------------------------------------------------------------------------
+
+
+class DaysBetween(FunctionElement[int]):
+    """Whole calendar days from a date column to the UTC date of an instant column."""
+
+    type = Integer()
+    inherit_cache = True
+
+
+@compiles(DaysBetween, "sqlite")
+def _days_between_sqlite(element: DaysBetween, compiler: SQLCompiler, **kw: Any) -> str:
+    start, instant = (compiler.process(clause, **kw) for clause in element.clauses)
+    # instants are stored as naive UTC text on SQLite (db.types.UTCDateTime)
+    return f"CAST(julianday(date({instant})) - julianday({start}) AS INTEGER)"
+
+
+@compiles(DaysBetween)
+def _days_between_default(element: DaysBetween, compiler: SQLCompiler, **kw: Any) -> str:
+    start, instant = (compiler.process(clause, **kw) for clause in element.clauses)
+    return f"(CAST(({instant} AT TIME ZONE 'UTC') AS DATE) - {start})"
+
+
+@dataclass(frozen=True)
+class SkillCompletions:
+    skill: str
+    name: str
+    completions: int
+
+    def as_record(self) -> dict[str, Any]:
+        return {"skill": self.skill, "name": self.name, "completions": self.completions}
+
+
+@dataclass(frozen=True)
+class PathwayFigures:
+    """One pathway's figures, kept as the sums SQL returned so totals add up exactly."""
+
+    pathway: ReportPathway
+    enrolled: int = 0
+    active: int = 0
+    paused: int = 0
+    completed: int = 0
+    percent_sum: int = 0
+    days_sum: int = 0
+    days_count: int = 0
+    top_skills: list[SkillCompletions] = field(default_factory=list)
+    bookings: int = 0
+
+    @property
+    def average_percent(self) -> float:
+        return one_decimal(self.percent_sum, self.enrolled)
+
+    @property
+    def completion_rate(self) -> float:
+        return one_decimal(self.completed, self.enrolled, scale=100)
+
+    @property
+    def average_days_to_complete(self) -> float:
+        return one_decimal(self.days_sum, self.days_count)
+
+    def as_record(self) -> dict[str, Any]:
+        return {
+            "pathway": self.pathway.key,
+            "enrolled": self.enrolled,
+            "active": self.active,
+            "paused": self.paused,
+            "completed": self.completed,
+            "average_percent": self.average_percent,
+            "completion_rate": self.completion_rate,
+            "average_days_to_complete": self.average_days_to_complete,
+            "top_skills": [item.as_record() for item in self.top_skills],
+            "bookings": self.bookings,
+        }
+
+
+@dataclass(frozen=True)
+class PathwayAnalytics:
+    period: Period
+    rows: list[PathwayFigures]
+    totals: PathwayFigures
+
+    def as_records(self, *, totals: bool = True) -> list[dict[str, Any]]:
+        records = [row.as_record() for row in self.rows]
+        return [*records, self.totals.as_record()] if totals else records
+
+
+def _enrolment_figures(session: Session) -> dict[int, tuple[int, ...]]:
+    """Per pathway: enrolled, active, paused, completed, Σ percent, Σ days to complete, completions dated.
+
+    The inner query is one row per enrolment with its completed and linked (non-archived) skill counts —
+    the same counting as the progress table — and the outer one folds them per pathway.
+    """
+    links = (
+        select(SkillPathwayLink.skill_id, SkillPathwayLink.pathway_id)
+        .join(Skill, Skill.id == SkillPathwayLink.skill_id)
+        .where(Skill.archived.is_(False))
+        .subquery("links")
+    )
+    done = UserSkillProgress.__table__.alias("done")
+    per_enrolment = (
+        select(
+            Enrolment.pathway_id,
+            Enrolment.status,
+            case(
+                (Enrolment.completed_at.is_(None), None),
+                else_=DaysBetween(Enrolment.start_date, Enrolment.completed_at),
+            ).label("days"),
+            func.count(links.c.skill_id).label("linked"),
+            # summed rather than filtered in the join: the join then probes the (client, skill) unique index
+            func.sum(case((done.c.status == "completed", 1), else_=0)).label("done"),
+        )
+        .select_from(Enrolment)
+        .outerjoin(links, links.c.pathway_id == Enrolment.pathway_id)
+        .outerjoin(
+            done,
+            and_(done.c.client_id == Enrolment.client_id, done.c.skill_id == links.c.skill_id),
+        )
+        # the other columns depend on the primary key, which both backends accept
+        .group_by(Enrolment.id)
+        .subquery("per_enrolment")
+    )
+
+    def counting(condition: ColumnElement[bool]) -> ColumnElement[int]:
+        return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+
+    dated = and_(per_enrolment.c.status == "completed", per_enrolment.c.days.is_not(None))
+    query = select(
+        per_enrolment.c.pathway_id,
+        func.count(),
+        counting(per_enrolment.c.status == "active"),
+        counting(per_enrolment.c.status == "paused"),
+        counting(per_enrolment.c.status == "completed"),
+        func.coalesce(
+            func.sum(
+                case(
+                    (per_enrolment.c.linked > 0, (per_enrolment.c.done * 100) // per_enrolment.c.linked),
+                    else_=0,
+                )
+            ),
+            0,
+        ),
+        func.coalesce(func.sum(case((dated, per_enrolment.c.days), else_=0)), 0),
+        counting(dated),
+    ).group_by(per_enrolment.c.pathway_id)
+    return {row[0]: tuple(int(value) for value in row[1:]) for row in session.execute(query)}
+
+
+def _completions(session: Session) -> tuple[dict[int, list[SkillCompletions]], list[SkillCompletions]]:
+    """The top skills by completions: per pathway (its linked skills) and over every skill. Two statements."""
+    completions = (
+        select(UserSkillProgress.skill_id, func.count().label("completions"))
+        .where(UserSkillProgress.status == "completed")
+        .group_by(UserSkillProgress.skill_id)
+        .subquery("completions")
+    )
+    ranked = (
+        select(
+            SkillPathwayLink.pathway_id,
+            Skill.slug,
+            Skill.name,
+            completions.c.completions,
+            func.row_number()
+            .over(partition_by=SkillPathwayLink.pathway_id, order_by=(completions.c.completions.desc(), Skill.slug))
+            .label("rank"),
+        )
+        .join(Skill, Skill.id == completions.c.skill_id)
+        .join(SkillPathwayLink, SkillPathwayLink.skill_id == completions.c.skill_id)
+        .where(Skill.archived.is_(False))
+        .subquery("ranked")
+    )
+    per_pathway: dict[int, list[SkillCompletions]] = {}
+    for pathway_id, slug, name, count, _ in session.execute(
+        select(ranked).where(ranked.c.rank <= TOP_SKILLS).order_by(ranked.c.pathway_id, ranked.c.rank)
+    ):
+        per_pathway.setdefault(pathway_id, []).append(SkillCompletions(slug, name, int(count)))
+    overall = [
+        SkillCompletions(slug, name, int(count))
+        for slug, name, count in session.execute(
+            select(Skill.slug, Skill.name, completions.c.completions)
+            .join(Skill, Skill.id == completions.c.skill_id)
+            .where(Skill.archived.is_(False))
+            .order_by(completions.c.completions.desc(), Skill.slug)
+            .limit(TOP_SKILLS)
+        )
+    ]
+    return per_pathway, overall
+
+
+def pathway_analytics(session: Session, *, period: Period = Period()) -> PathwayAnalytics:
+    """Per pathway: enrolments by status, average progress, completion rate and time, top skills, bookings."""
+    pathways = _pathways(session)
+    enrolments = _enrolment_figures(session)
+    top, overall_top = _completions(session)
+    bookings: dict[int | None, int] = {
+        pathway_id: int(count)
+        for pathway_id, count in session.execute(
+            select(Booking.pathway_id, func.count()).where(*period.conditions()).group_by(Booking.pathway_id)
+        )
+    }
+    rows = []
+    for pathway_id, label in pathways.items():
+        enrolled, active, paused, completed, percent_sum, days_sum, days_count = enrolments.get(pathway_id, (0,) * 7)
+        rows.append(
+            PathwayFigures(
+                label,
+                enrolled=enrolled,
+                active=active,
+                paused=paused,
+                completed=completed,
+                percent_sum=percent_sum,
+                days_sum=days_sum,
+                days_count=days_count,
+                top_skills=top.get(pathway_id, []),
+                bookings=bookings.get(pathway_id, 0),
+            )
+        )
+    totals = PathwayFigures(
+        TOTALS_ROW,
+        enrolled=sum(row.enrolled for row in rows),
+        active=sum(row.active for row in rows),
+        paused=sum(row.paused for row in rows),
+        completed=sum(row.completed for row in rows),
+        percent_sum=sum(row.percent_sum for row in rows),
+        days_sum=sum(row.days_sum for row in rows),
+        days_count=sum(row.days_count for row in rows),
+        top_skills=overall_top,
+        bookings=sum(bookings.values()),
+    )
+    return PathwayAnalytics(period, rows, totals)
