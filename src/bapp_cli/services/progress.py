@@ -20,7 +20,7 @@ from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import and_, case, func, literal, or_, select
+from sqlalchemy import BigInteger, and_, case, func, literal, literal_column, or_, select
 from sqlalchemy.orm import Session
 
 from bapp_cli.db.audit import record_audit
@@ -57,6 +57,8 @@ PROGRESS_TABLE_COLUMNS = (
 BADGE_COLUMNS = ("key", "name", "awarded_at")
 # keeps IN lists well under every backend's parameter limit
 CHUNK = 500
+# room in a signed 64-bit SUM for the packed per-tier counters of the progress table
+PACKED_BITS = 62
 
 
 def percent(completed: int, total: int) -> int:
@@ -572,7 +574,7 @@ def show_progress(session: Session, email: str, *, pathway: str | None = None) -
 # -- the progress table (every enrolment) ------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class ProgressRow:
     """One enrolment in the progress table; counts are kept for reports that need more than percentages."""
 
@@ -631,14 +633,40 @@ def progress_table(
     builder_id = get_builder(session, builder)[0].id if builder is not None else None
     catalogue = load_catalogue(session)
 
+    # The completed counts per tier and overall are packed into one integer per link (overall in the low
+    # field, tier n in field n), so SQL keeps one SUM per enrolment instead of four CASE sums: the
+    # aggregate is the hot loop of this query (one step per enrolment × linked skill). Field width comes
+    # from the largest pathway (no count can exceed it), so fields cannot overflow into each other;
+    # absurdly large pathways fall back to plain sums.
+    width = max([catalogue.pathway_total(key) for key in catalogue.pathways] + [1]).bit_length()
+    packed = width * (len(TABLE_TIERS) + 1) <= PACKED_BITS
+    weights = [(number, (1 << (width * number)) + 1) for number in TABLE_TIERS]
     progress = UserSkillProgress.__table__.alias("progress")
     active_links = (
-        select(SkillPathwayLink.skill_id, SkillPathwayLink.pathway_id, SkillPathwayLink.tier)
+        select(
+            SkillPathwayLink.skill_id,
+            SkillPathwayLink.pathway_id,
+            SkillPathwayLink.tier,
+            case(
+                *(
+                    (SkillPathwayLink.tier == number, literal_column(str(weight), BigInteger))
+                    for number, weight in weights
+                ),
+                else_=literal_column("1", BigInteger),
+            ).label("weight"),
+        )
         .join(Skill, Skill.id == SkillPathwayLink.skill_id)
         .where(Skill.archived.is_(False))
         .subquery("active_links")
     )
     completed = progress.c.status == "completed"
+    if packed:
+        counters = [func.sum(case((completed, active_links.c.weight), else_=0))]
+    else:
+        counters = [
+            *(func.sum(case((and_(completed, active_links.c.tier == number), 1), else_=0)) for number in TABLE_TIERS),
+            func.sum(case((completed, 1), else_=0)),
+        ]
     badge_count = (
         select(func.count())
         .where(
@@ -659,10 +687,9 @@ def progress_table(
             User.email,
             Enrolment.pathway_id,
             Enrolment.status,
-            *(func.sum(case((and_(completed, active_links.c.tier == number), 1), else_=0)) for number in TABLE_TIERS),
-            func.sum(case((completed, 1), else_=0)),
             badge_count,
             func.max(progress.c.updated_at),
+            *counters,
         )
         .select_from(Enrolment)
         .join(User, User.id == Enrolment.client_id)
@@ -690,17 +717,17 @@ def progress_table(
         )
         for pathway_key, info in catalogue.pathways.items()
     }
+    mask = (1 << width) - 1
+    shifts = tuple(width * number for number in TABLE_TIERS)
     result = session.connection().execute(query.execution_options(yield_per=1000))
-    for email, row_pathway_id, row_status, tier1, tier2, tier3, total_done, badges, last_activity in result:
-        tier_total, total, slug = totals[row_pathway_id]
-        yield ProgressRow(
-            client=email,
-            pathway=slug,
-            status=row_status,
-            tier_completed=(tier1 or 0, tier2 or 0, tier3 or 0),
-            tier_total=tier_total,
-            completed=int(total_done or 0),
-            total=total,
-            badges=int(badges or 0),
-            last_activity=last_activity,
-        )
+    for partition in result.partitions():
+        for email, row_pathway_id, row_status, badges, last_activity, *counts in partition:
+            tier_total, total, slug = totals[row_pathway_id]
+            if packed:
+                value = int(counts[0] or 0)  # PostgreSQL sums bigints as numeric
+                done = value & mask
+                tiers = (value >> shifts[0] & mask, value >> shifts[1] & mask, value >> shifts[2] & mask)
+            else:
+                done = int(counts[-1] or 0)
+                tiers = (int(counts[0] or 0), int(counts[1] or 0), int(counts[2] or 0))
+            yield ProgressRow(email, slug, row_status, tiers, tier_total, done, total, int(badges or 0), last_activity)
