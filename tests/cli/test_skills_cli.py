@@ -98,8 +98,10 @@ def test_assign_complete_reset_through_the_cli(bapp: Bapp) -> None:
 
     for slug in ("shared", "p2"):
         assert bapp("skills", "complete", "ada@example.com", slug).exit_code == 0
-    last = bapp("skills", "complete", "ada@example.com", "p3", "--validated-by", "bob@example.com", "--json")
+    last = bapp("-v", "skills", "complete", "ada@example.com", "p3", "--validated-by", "bob@example.com", "--json")
     record = last.json()
+    assert "🏅 Badge awarded: Pivot · Integration\n🏅 Badge awarded: Pivot complete\n" in last.stderr
+    assert "🎉 Pathway completed: pivot" in last.stderr
     assert (record["completed_via"], record["validated_by"], record["attempts"]) == (
         "builder_validation",
         "bob@example.com",

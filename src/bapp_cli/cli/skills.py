@@ -55,22 +55,13 @@ def _report_skill(sink: Any, change: Any, verb: str) -> None:
         )
 
 
-def _report_outcome(sink: Any, record: dict[str, Any], names: dict[str, str]) -> None:
-    for slug in record.get("enrolled", []):
-        sink.info(f"Enrolled {record['client']} in {slug}.")
-    for key in record["badges_awarded"]:
-        sink.info(f"🏅 Badge awarded: {names.get(key, key)}")
-    for slug in record["pathways_completed"]:
+def _report_outcome(sink: Any, client: str, outcome: Any, enrolled: list[str]) -> None:
+    for slug in enrolled:
+        sink.info(f"Enrolled {client} in {slug}.")
+    for key in outcome.badges_awarded:
+        sink.info(f"🏅 Badge awarded: {outcome.badge_names.get(key, key)}")
+    for slug in outcome.pathways_completed:
         sink.info(f"🎉 Pathway completed: {slug}")
-
-
-def _badge_names(session: Any, keys: list[str]) -> dict[str, str]:
-    if not keys:
-        return {}
-    from bapp_cli.services.progress import load_catalogue
-
-    catalogue = load_catalogue(session)
-    return {key: catalogue.badge_name(key) for key in keys}
 
 
 @app.command("add")
@@ -301,15 +292,13 @@ def assign(
             validated_by=validated_by,
             note=note,
         )
-        names = _badge_names(session, result.outcome.badges_awarded)
-    record = result.as_record()
-    sink.record(record)
+    sink.record(result.as_record())
     prefix = "Would assign" if dry_run else "Assigned"
     sink.info(
         f"{prefix} {len(result.assigned)} new, {len(result.updated)} updated, "
         f"{len(result.unchanged)} unchanged for {result.client}."
     )
-    _report_outcome(sink, record, names)
+    _report_outcome(sink, result.client, result.outcome, result.enrolled)
 
 
 def _progress_command(ctx: typer.Context, fmt: str | None, as_json: bool, dry_run: bool, action: Any) -> None:
@@ -317,15 +306,13 @@ def _progress_command(ctx: typer.Context, fmt: str | None, as_json: bool, dry_ru
     sink = app_state.output(fmt, as_json)
     with app_state.transaction(dry_run=dry_run) as session:
         change = action(session)
-        names = _badge_names(session, change.outcome.badges_awarded)
-    record = change.as_record()
-    sink.record(record)
+    sink.record(change.as_record())
     mark = STATUS_MARKS.get(change.status, "")
     if change.changed:
         sink.info(f"{mark} {change.skill} for {change.client}: {change.previous_status or 'new'} → {change.status}")
     else:
         sink.info(f"{mark} {change.skill} for {change.client}: already {change.status}, nothing changed.")
-    _report_outcome(sink, record, names)
+    _report_outcome(sink, change.client, change.outcome, [])
 
 
 @app.command("start")

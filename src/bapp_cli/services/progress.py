@@ -175,6 +175,7 @@ class CompletionOutcome:
 
     badges_awarded: list[str] = field(default_factory=list)
     pathways_completed: list[str] = field(default_factory=list)
+    badge_names: dict[str, str] = field(default_factory=dict)  # key → human name, for messages
 
 
 def record_completions(
@@ -256,9 +257,11 @@ def record_completions(
     finished = _complete_enrolments(session, completed_pathways, catalogue, now=now)
     outcomes: dict[int, CompletionOutcome] = {}
     for client_id in set(awarded) | set(finished):
+        keys = sorted(awarded.get(client_id, []), key=catalogue.badge_order)
         outcomes[client_id] = CompletionOutcome(
-            sorted(awarded.get(client_id, []), key=catalogue.badge_order),
+            keys,
             sorted(finished.get(client_id, []), key=lambda slug: catalogue.badge_order(pathway_badge_key(slug))),
+            {key: catalogue.badge_name(key) for key in keys},
         )
     return outcomes
 
