@@ -124,7 +124,7 @@ def _render_detail(detail: ClientDetail, sink: OutputSink, console: Any) -> None
             sink.display_value(booking.pathway),
         )
     console.print(bookings)
-    badges = ", ".join(badge["key"] for badge in detail.badges) or "—"
+    badges = ", ".join(badge["name"] for badge in detail.badges) or "—"
     console.print(f"[bold]Badges:[/bold] {badges}")
 
 

@@ -10,26 +10,23 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import and_, exists, func, or_, select
+from sqlalchemy import and_, exists, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from bapp_cli.db.models import (
     ENROLMENT_STATUSES,
-    Badge,
     Booking,
     ClientProfile,
     Enrolment,
     Pathway,
-    Skill,
-    SkillPathwayLink,
     User,
-    UserSkillProgress,
 )
 from bapp_cli.errors import Conflict, InvalidInput, NotFound
 from bapp_cli.services.booking import BookingFilters, BookingView, list_bookings
 from bapp_cli.services.enrolment import enrol, find_enrolment, set_enrolment_status
 from bapp_cli.services.pathways import get_pathway
 from bapp_cli.services.people import ensure_client, find_user, get_builder, get_client, normalise_email
+from bapp_cli.services.progress import show_progress
 
 CLIENT_COLUMNS = ("email", "name", "company", "industry", "created_at")
 ENROLMENT_COLUMNS = ("client", "pathway", "status", "start_date", "completed_at", "builder")
@@ -165,29 +162,7 @@ def list_clients(
     return [_view(user, profile) for user, profile in session.execute(query)]
 
 
-def _percent_by_pathway(session: Session, client_id: int, pathway_ids: list[int]) -> dict[int, int]:
-    """Completed ÷ linked (non-archived) skills per pathway, rounded down to a whole percent (SPEC §2.6)."""
-    if not pathway_ids:
-        return {}
-    completed = aliased(UserSkillProgress)
-    rows = session.execute(
-        select(SkillPathwayLink.pathway_id, func.count(SkillPathwayLink.skill_id), func.count(completed.id))
-        .join(Skill, Skill.id == SkillPathwayLink.skill_id)
-        .outerjoin(
-            completed,
-            and_(
-                completed.skill_id == SkillPathwayLink.skill_id,
-                completed.client_id == client_id,
-                completed.status == "completed",
-            ),
-        )
-        .where(SkillPathwayLink.pathway_id.in_(pathway_ids), Skill.archived.is_(False))
-        .group_by(SkillPathwayLink.pathway_id)
-    )
-    return {pathway_id: (done * 100) // total if total else 0 for pathway_id, total, done in rows}
-
-
-def _enrolment_views(session: Session, client: User, *, with_percent: bool) -> list[EnrolmentView]:
+def _enrolment_views(session: Session, client: User, percents: dict[str, int] | None = None) -> list[EnrolmentView]:
     coach = aliased(User)
     rows = session.execute(
         select(Enrolment, Pathway.slug, coach.email)
@@ -196,8 +171,6 @@ def _enrolment_views(session: Session, client: User, *, with_percent: bool) -> l
         .where(Enrolment.client_id == client.id)
         .order_by(Pathway.position, Pathway.slug)
     )
-    items = list(rows)
-    percents = _percent_by_pathway(session, client.id, [row[0].pathway_id for row in items]) if with_percent else {}
     return [
         EnrolmentView(
             client=client.email,
@@ -206,29 +179,29 @@ def _enrolment_views(session: Session, client: User, *, with_percent: bool) -> l
             start_date=enrolment.start_date,
             completed_at=enrolment.completed_at,
             builder=coach_email,
-            percent=percents.get(enrolment.pathway_id, 0) if with_percent else None,
+            percent=percents.get(slug, 0) if percents is not None else None,
         )
-        for enrolment, slug, coach_email in items
+        for enrolment, slug, coach_email in rows
     ]
 
 
 def show_client(session: Session, email: str, *, now: dt.datetime) -> ClientDetail:
-    """Profile, enrolments (with progress %), the 10 most recent bookings, and badges."""
+    """Profile, enrolments (with progress %), the 10 most recent bookings, and badges.
+
+    Percentages and badges come from the progress service, so they match `progress show` and `badges list`.
+    """
     user, profile = get_client(session, email)
     bookings = list_bookings(
         session, BookingFilters(client_email=user.email, limit=RECENT_BOOKINGS, newest_first=True), now=now
     )
-    badges = [
-        {"key": key, "awarded_at": awarded_at}
-        for key, awarded_at in session.execute(
-            select(Badge.key, Badge.awarded_at).where(Badge.client_id == user.id).order_by(Badge.awarded_at, Badge.key)
-        )
-    ]
-    return ClientDetail(_view(user, profile), _enrolment_views(session, user, with_percent=True), bookings, badges)
+    progress = show_progress(session, user.email)
+    percents = {item.pathway: item.percent for item in progress.pathways if item.pathway is not None}
+    badges = [badge.as_record() for badge in progress.badges]
+    return ClientDetail(_view(user, profile), _enrolment_views(session, user, percents), bookings, badges)
 
 
 def _one_enrolment_view(session: Session, client: User, pathway: Pathway) -> EnrolmentView:
-    return next(view for view in _enrolment_views(session, client, with_percent=False) if view.pathway == pathway.slug)
+    return next(view for view in _enrolment_views(session, client) if view.pathway == pathway.slug)
 
 
 def enroll_client(
