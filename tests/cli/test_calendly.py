@@ -45,6 +45,8 @@ STATUS_KEYS = [
     "deactivated",
     "reactivated",
     "error",
+    "kind",  # added with bookings pulls, which share `calendly status`
+    "skipped",
 ]
 # Row bookkeeping that legitimately differs between two databases holding the same catalogue.
 VOLATILE = {"created_at", "updated_at", "last_synced_at"}

@@ -6,7 +6,7 @@ import contextlib
 import datetime as dt
 import gc
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -18,11 +18,20 @@ from bapp_cli.errors import InvalidInput, UsageError
 if TYPE_CHECKING:
     from bapp_cli.calendly.models import EventType
     from bapp_cli.cli.output import OutputSink
+    from bapp_cli.services.calendly_bookings import InviteeOutcome
     from bapp_cli.services.sync import SyncReport
 
-app = typer.Typer(help="Talk to Calendly: check the token, sync event types, see past syncs.", no_args_is_help=True)
+app = typer.Typer(
+    help="Talk to Calendly: check the token, sync event types, pull bookings, apply webhooks, see past runs.",
+    no_args_is_help=True,
+)
 
 SYNC_LOCK = "calendly-sync"
+BOOKINGS_LOCK = "calendly-bookings"
+RUN_KINDS = ("event_types", "bookings")
+# Without --since a pull covers the recent past and everything upcoming: cancellations of future events
+# arrive at any time, while events long past rarely change (pass --since for a backfill).
+DEFAULT_PULL_DAYS = 30
 
 
 def _now() -> dt.datetime:
@@ -244,22 +253,34 @@ def _report_failure(
 def status(
     ctx: typer.Context,
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="How many recent runs to show.")] = 10,
+    kind: Annotated[
+        str | None,
+        typer.Option(
+            "--kind", help="Only runs of this kind: event_types (sync) or bookings (pull-bookings).", show_default=False
+        ),
+    ] = None,
     fmt: FormatOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Show recent event-type syncs, newest first: when, outcome, counts and the error of failed runs.
+    """Show recent Calendly runs (event-type syncs and bookings pulls), newest first, with their counts.
+
+    For a bookings pull, deactivated counts the bookings it cancelled and reactivated the ones it
+    rescheduled; skipped counts invitees it could not apply (e.g. an event type not synced yet).
 
     \b
     Examples:
       bapp calendly status
       bapp calendly status --limit 1 --json
+      bapp calendly status --kind bookings
     """
-    from bapp_cli.services.sync import RUN_COLUMNS, list_sync_runs
+    from bapp_cli.services.calendly_bookings import RUN_COLUMNS, list_runs
 
     app_state = state(ctx)
     sink = app_state.output(fmt, as_json)
+    if kind is not None and kind not in RUN_KINDS:
+        raise UsageError(f"--kind: {kind!r} is not one of {', '.join(RUN_KINDS)}")
     with app_state.reading() as session:
-        runs = list_sync_runs(session, limit=limit)
+        runs = list_runs(session, limit=limit, kind=kind)
     if sink.format == "table":
 
         def table(console: Any) -> None:
@@ -268,6 +289,7 @@ def status(
             grid = Table(title="Calendly syncs", header_style="bold")
             for column in (
                 "run",
+                "kind",
                 "started",
                 "took",
                 "status",
@@ -278,13 +300,17 @@ def status(
                 "=same",
                 "-gone",
                 "+back",
+                "skip",
             ):
-                grid.add_column(column, justify="right" if column not in ("started", "status", "source") else "left")
+                grid.add_column(
+                    column, justify="right" if column not in ("kind", "started", "status", "source") else "left"
+                )
             for run in runs:
                 took = f"{(run.finished_at - run.started_at).total_seconds():.1f}s" if run.finished_at else "—"
                 colour = "green" if run.status == "succeeded" else "red"
                 grid.add_row(
                     str(run.run_id),
+                    "bookings" if run.kind == "bookings" else "types",
                     sink.local_time(run.started_at),
                     took,
                     f"[{colour}]{run.status}[/]",
@@ -298,11 +324,12 @@ def status(
                             run.unchanged,
                             run.deactivated,
                             run.reactivated,
+                            run.skipped,
                         )
                     ),
                 )
                 if run.error:
-                    grid.add_row("", f"[red]{run.error}[/]", *([""] * 9))
+                    grid.add_row("", "", f"[red]{run.error}[/]", *([""] * 10))
             console.print(grid)
             if not runs:
                 console.print("[dim](no syncs yet — run `bapp calendly sync`)[/dim]")
@@ -310,3 +337,296 @@ def status(
         sink.records([], RUN_COLUMNS, table=table)
     else:
         sink.records([run.as_record() for run in runs], RUN_COLUMNS)
+
+
+# ---- bookings from Calendly: the cron pull and webhook deliveries -----------------------------------
+
+
+def _read_bytes(path: str, *, what: str) -> bytes:
+    if path == "-":
+        return sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else sys.stdin.read().encode()
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except OSError as exc:
+        raise InvalidInput(f"{what}: cannot read {path}: {exc.strerror}", code="unreadable_file") from None
+
+
+def _print_outcomes(sink: OutputSink, outcomes: Sequence[InviteeOutcome], *, dry_run: bool) -> None:
+    """One stderr line per change and per warning: with --dry-run always, otherwise with --verbose."""
+    say = sink.notice if dry_run else sink.detail
+    changes = [outcome for outcome in outcomes if outcome.action != "unchanged" or outcome.warnings]
+    if dry_run:
+        say(f"Dry run: {sum(1 for o in outcomes if o.wrote)} change(s) planned, nothing written.")
+    for outcome in changes:
+        if outcome.action != "unchanged":
+            say(outcome.describe())
+        for warning in outcome.warnings:
+            say(f"warning: {outcome.invitee_uri}: {warning}")
+
+
+@app.command("pull-bookings")
+def pull_bookings(
+    ctx: typer.Context,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            "--since",
+            help=f"Events starting at or after WHEN (ISO 8601; naive times read in --timezone) "
+            f"[default: {DEFAULT_PULL_DAYS} days ago; no bound with --from-file].",
+            show_default=False,
+        ),
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option("--until", help="Events starting before WHEN.", show_default=False)
+    ] = None,
+    user: Annotated[
+        str | None,
+        typer.Option("--user", help="Pull this Calendly user's events (a user URI).", show_default=False),
+    ] = None,
+    organization: Annotated[
+        str | None,
+        typer.Option("--organization", help="Pull every event of this organization (URI).", show_default=False),
+    ] = None,
+    from_file: Annotated[
+        str | None,
+        typer.Option(
+            "--from-file",
+            help="Apply a saved listing of scheduled events, each with an 'invitees' array ('-' = stdin), "
+            "instead of calling Calendly.",
+            show_default=False,
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print one line per change on stderr and write nothing.")
+    ] = False,
+    wait: Annotated[
+        float,
+        typer.Option(
+            "--wait", min=0, help="If another pull is running, wait up to SECONDS for it instead of exiting 75."
+        ),
+    ] = 0.0,
+    fmt: FormatOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Pull Calendly scheduled events and their invitees into bookings (the cron job).
+
+    Lists every scheduled event starting in the window (active and canceled, every page) and each event's
+    invitees, then applies them in one transaction: each invitee is a booking keyed on its invitee URI —
+    session type by event type, client by e-mail (the account is created), answers and pathway from the
+    booking form. A canceled invitee cancels its booking; a reschedule cancels the old booking and
+    creates the new one. Invitees of event types not synced yet are skipped and counted. A second pull
+    changes nothing. Silent on stderr when it succeeds (--verbose lists changes and warnings). Exit 4
+    token refused, 9 Calendly failed, 75 another pull is running.
+
+    \b
+    Examples:
+      bapp calendly pull-bookings
+      bapp calendly pull-bookings --since 2025-01-01 --until 2025-07-01 --json
+      bapp calendly pull-bookings --dry-run
+      bapp calendly pull-bookings --from-file examples/calendly/scheduled_events.json
+      */5 * * * *  bapp calendly pull-bookings --wait 60 >/dev/null
+    """
+    from bapp_cli.db.locks import named_lock
+    from bapp_cli.services import calendly_bookings as service
+    from bapp_cli.services import sync as sync_service
+    from bapp_cli.services.instants import parse_instant
+
+    app_state = state(ctx)
+    sink = app_state.output(fmt, as_json)
+    if user and organization:
+        raise UsageError("--user and --organization cannot be combined", hint="pull one scope per run")
+    if from_file is not None and (user or organization):
+        raise UsageError("--from-file applies a saved listing; --user/--organization do not apply to it")
+    settings = app_state.settings
+    pattern = service.pathway_question_pattern(_text(settings.get("calendly.pathway_question")))
+    zone = app_state.timezone
+    since_at = parse_instant(since, timezone=zone, field="since") if since else None
+    until_at = parse_instant(until, timezone=zone, field="until") if until else None
+    if since_at is None and from_file is None:
+        since_at = _now() - dt.timedelta(days=DEFAULT_PULL_DAYS)
+    if since_at is not None and until_at is not None and until_at <= since_at:
+        raise InvalidInput("until: must be later than --since", code="invalid_window")
+    listing = None
+    if from_file is not None:
+        # A bad file is bad input, not a run: refused before the lock, with nothing written (exit 6).
+        content = _read_bytes(from_file, what="--from-file")
+        parsed = service.parse_bookings_listing(content, name="stdin" if from_file == "-" else from_file)
+        listing = service.within(parsed, since_at, until_at)
+    source = "file" if listing is not None else "api"
+    engine = app_state.engine()
+    with (
+        _without_cyclic_gc(),
+        named_lock(engine, BOOKINGS_LOCK, wait_seconds=wait, what="Calendly bookings pull"),
+    ):
+        started_at = _now()
+        fetched = 0
+        try:
+            if listing is None:
+                with app_state.calendly_client() as client:
+                    scope = sync_service.resolve_scope(
+                        client,
+                        user=user,
+                        organization=organization,
+                        configured_user=_text(settings.get("calendly.user")),
+                        configured_organization=_text(settings.get("calendly.organization")),
+                    )
+                    listing = service.fetch_booked_invitees(client, scope, since=since_at, until=until_at)
+            fetched = len(listing)
+            with app_state.transaction(dry_run=dry_run) as session:
+                report = service.pull_bookings(
+                    session,
+                    listing,
+                    source=source,
+                    started_at=started_at,
+                    clock=_now,
+                    pathway_question=pattern,
+                    dry_run=dry_run,
+                )
+        except Exception as error:
+            _report_pull_failure(
+                app_state, sink, error, source=source, started_at=started_at, fetched=fetched, dry_run=dry_run
+            )
+            raise
+    _print_outcomes(sink, report.outcomes, dry_run=dry_run)
+    sink.record(report.as_record(), service.PULL_COLUMNS, title="Calendly bookings pull")
+
+
+def _report_pull_failure(
+    app_state: AppState,
+    sink: OutputSink,
+    error: Exception,
+    *,
+    source: str,
+    started_at: dt.datetime,
+    fetched: int,
+    dry_run: bool,
+) -> None:
+    """Record the failed pull in its own small transaction (not for a dry run) and print its summary.
+
+    The original error is what the user must see, so a failure to record it is swallowed here.
+    """
+    from bapp_cli.errors import BappError
+    from bapp_cli.services.calendly_bookings import PULL_COLUMNS, BookingPullReport, record_failed_pull
+
+    message = error.message if isinstance(error, BappError) else f"unexpected error: {type(error).__name__}: {error}"
+    for secret in app_state.secrets:
+        if secret and len(secret) >= 4:
+            message = message.replace(secret, "****")
+    message = " ".join(message.split())
+    run_id = None
+    if not dry_run:
+        try:
+            with app_state.transaction() as session:
+                run_id = record_failed_pull(
+                    session, source=source, started_at=started_at, finished_at=_now(), error=message, fetched=fetched
+                )
+        except Exception:  # the database itself may be what failed
+            run_id = None
+    failed = BookingPullReport(
+        run_id=run_id, status="failed", dry_run=dry_run, source=source, fetched=fetched, error=message
+    )
+    if sink.format != "table":
+        sink.record(failed.as_record(), PULL_COLUMNS)
+
+
+webhook_app = typer.Typer(
+    help="Verify and apply Calendly webhook deliveries that a relay hands over.", no_args_is_help=True
+)
+app.add_typer(webhook_app, name="webhook")
+
+BodyArgument = Annotated[
+    str, typer.Argument(help="The delivery's raw request body: a file, or '-' for stdin.", show_default=False)
+]
+
+
+def _signing_key(app_state: AppState) -> str:
+    key = app_state.settings.get("calendly.webhook_signing_key")
+    return str(key).strip() if key else ""
+
+
+@webhook_app.command("apply")
+def webhook_apply(
+    ctx: typer.Context,
+    path: BodyArgument,
+    signature: Annotated[
+        str | None,
+        typer.Option(
+            "--signature",
+            help="The Calendly-Webhook-Signature header as received (t=…,v1=…). Without it the delivery is "
+            "refused as unsigned.",
+            show_default=False,
+        ),
+    ] = None,
+    tolerance: Annotated[
+        int,
+        typer.Option("--tolerance", min=0, help="Refuse signatures more than SECONDS away from now (replays)."),
+    ] = 180,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Verify and report the change, then roll back.")] = False,
+    fmt: FormatOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Verify one Calendly webhook delivery and apply it to bookings (invitee.created / invitee.canceled).
+
+    The signature is checked first — HMAC-SHA256 of "t.body" with CALENDLY_WEBHOOK_SIGNING_KEY, compared
+    in constant time, t within --tolerance seconds — so a forged, stale, tampered or unsigned delivery
+    exits 4 and nothing is parsed or applied. Pass the body exactly as received: re-encoded JSON no longer
+    matches its signature. The invitee is then applied exactly as `calendly pull-bookings` applies it.
+    Duplicate and out-of-order deliveries are safe: an invitee older than the one applied changes nothing.
+    Other events (event_type.*, no-shows) are acknowledged as ignored with exit 0. Exit 6 for a signed
+    body that is not a valid delivery.
+
+    \b
+    Examples:
+      bapp calendly webhook apply body.json --signature "$CALENDLY_WEBHOOK_SIGNATURE"
+      relay-output | bapp calendly webhook apply - --signature "t=1735689600,v1=5f0c…" --json
+      bapp calendly webhook apply body.json --signature "$(bapp calendly webhook sign body.json)" --dry-run
+    """
+    import time
+
+    from bapp_cli.calendly.webhooks import parse_webhook, verify_signature
+    from bapp_cli.services import calendly_bookings as service
+
+    app_state = state(ctx)
+    sink = app_state.output(fmt, as_json)
+    body = _read_bytes(path, what="body")
+    verify_signature(signature, body, _signing_key(app_state), now=time.time(), tolerance=tolerance)
+    payload = parse_webhook(body)
+    pattern = service.pathway_question_pattern(_text(app_state.settings.get("calendly.pathway_question")))
+    with app_state.transaction(dry_run=dry_run) as session:
+        result = service.apply_webhook(session, payload, now=_now(), pathway_question=pattern, dry_run=dry_run)
+    if result.outcome.action != "ignored":
+        _print_outcomes(sink, [result.outcome], dry_run=dry_run)
+    sink.record(result.as_record(), service.WEBHOOK_COLUMNS, title="Calendly webhook")
+
+
+@webhook_app.command("sign")
+def webhook_sign(
+    ctx: typer.Context,
+    path: BodyArgument,
+    timestamp: Annotated[
+        int | None,
+        typer.Option("--timestamp", min=0, help="Unix seconds to sign at [default: now].", show_default=False),
+    ] = None,
+) -> None:
+    """Print the Calendly-Webhook-Signature header for a body, signed with CALENDLY_WEBHOOK_SIGNING_KEY.
+
+    For replaying a saved delivery by hand, testing a relay, and the demo. It signs with the same key
+    `webhook apply` verifies with, so only someone who already holds the key can use it.
+
+    \b
+    Examples:
+      bapp calendly webhook sign body.json
+      bapp calendly webhook apply body.json --signature "$(bapp calendly webhook sign body.json)"
+    """
+    import time
+
+    from bapp_cli.calendly.webhooks import make_signature_header
+    from bapp_cli.errors import AuthError
+
+    app_state = state(ctx)
+    body = _read_bytes(path, what="body")
+    key = _signing_key(app_state)
+    if not key:
+        raise AuthError("no Calendly webhook signing key configured", hint="Set CALENDLY_WEBHOOK_SIGNING_KEY.")
+    typer.echo(make_signature_header(body, key, timestamp=int(time.time()) if timestamp is None else timestamp))

@@ -1,0 +1,942 @@
+"""Bookings from Calendly (SPEC §2.5, §2.8): scheduled events and their invitees become bookings.
+
+Two doors, one rule book. ``pull_bookings`` applies a fetched (or saved) listing of scheduled events and
+their invitees — the cron job; ``apply_webhook`` applies one verified ``invitee.created`` /
+``invitee.canceled`` delivery. Both hand every invitee to :class:`InviteeApplier`, so a booking looks the
+same whichever door it came through.
+
+How an invitee becomes a booking:
+
+* keyed on the invitee URI (``bookings.calendly_invitee_uri``), source ``calendly``;
+* session type by the event's event-type URI; an unknown type is *skipped* and reported (run
+  ``calendly sync`` first), never a crash;
+* client by the invitee's e-mail; the account is created when missing (the visitor booked in Calendly,
+  which is SPEC §2.5 rule 3's "booking creates user account if needed");
+* times are Calendly's; past starts are accepted (a pull is also a backfill) and the overlap rule is not
+  applied: Calendly has already decided availability and the booking exists whatever bapp thinks, so
+  refusing it would only make the database disagree with the calendar. Bookability is not enforced for
+  the same reason (a type disabled locally still records what Calendly booked);
+* answers from ``questions_and_answers`` normalised by :func:`answers_from_calendly` (a multi-select answer
+  becomes a list; "other" answers are kept as typed), never refused;
+* pathway from the answer to the first question matching ``calendly.pathway_question`` (a case-insensitive
+  regular expression, default ``pathway``), matched to a pathway slug or name (or one whole-word name in
+  a decorated choice such as "🚀 Accelerate"); an unknown or archived answer gives no pathway and a
+  warning. Without a usable answer, a rescheduled booking keeps the pathway of the booking it replaces,
+  and a *pathway* session falls back to SPEC §2.5 rule 4 — the one linked pathway the client is actively
+  enrolled in, else its only linked pathway (a Calendly booking cannot be refused, so "ask the client"
+  becomes a warning). A booking with a pathway enrols the client (rule 4), its builder becoming the coach;
+* status from the price (rule 8); a successful Calendly payment makes a paid session confirmed/paid.
+
+Changes after the first sight:
+
+* ``remote_updated_at`` holds the invitee ``updated_at`` last applied. A delivery that is not newer
+  changes nothing (``unchanged``): duplicates and out-of-order webhook retries are harmless. The one
+  exception is a cancellation carrying the same ``updated_at`` as an active copy: cancelled wins.
+* a canceled invitee cancels its booking with Calendly's reason; ``completed`` and ``no_show`` bookings
+  are final and stay (warning), as do bookings cancelled here (a later "active" never revives them).
+* a cancel that arrives before its create creates the booking directly in the cancelled state, stamped
+  with the cancel's ``updated_at``; the late create is then older and cannot resurrect it.
+* a reschedule (SPEC: cancel + create) is two invitees. The old one, ``rescheduled: true``, cancels its
+  booking with the reason "Rescheduled" (counted as ``rescheduled``); the new one (``old_invitee`` set)
+  creates the new booking, carrying over the old booking's pathway and a payment already made. The old
+  booking keeps its row, time and answers, so history is not lost; whichever half arrives first, the old
+  booking ends cancelled and the new one active.
+
+Run records (pulls only) follow the event-type sync: a successful pull writes its ``sync_runs`` row
+(``kind = "bookings"``) in the same transaction as its changes; a failed one rolls back and the caller
+records the failure with :func:`record_failed_pull`; a dry run writes nothing. The run row has the
+sync's counters, so ``deactivated`` holds the bookings cancelled and ``reactivated`` the bookings
+rescheduled by that pull.
+
+Concurrency: every apply takes one transaction-scoped lock (``calendly:bookings``; PostgreSQL advisory,
+SQLite's BEGIN IMMEDIATE already serialises writers), so a pull and a webhook never apply the same
+invitee at once; a webhook also takes the ``client:<email>`` lock that ``bookings create`` uses.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from pydantic import TypeAdapter, ValidationError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bapp_cli.calendly.models import Invitee, ScheduledEvent, WebhookPayload
+from bapp_cli.db.audit import record_audit
+from bapp_cli.db.locks import lock_keys
+from bapp_cli.db.models import (
+    SYNC_KINDS,
+    Booking,
+    BuilderProfile,
+    Enrolment,
+    Pathway,
+    SessionType,
+    SessionTypePathway,
+    SyncRun,
+    User,
+)
+from bapp_cli.errors import ConfigError, InvalidInput
+from bapp_cli.services.answers import Question, answers_from_calendly, questions_from
+from bapp_cli.services.booking import ACTIVE_STATUSES, _insert
+from bapp_cli.services.enrolment import enrol
+from bapp_cli.services.instants import get_zone
+from bapp_cli.services.people import ensure_client, normalise_email
+
+if TYPE_CHECKING:
+    from bapp_cli.calendly.client import CalendlyClient
+    from bapp_cli.services.sync import SyncScope
+
+DEFAULT_PATHWAY_QUESTION = "pathway"
+PULL_COLUMNS = (
+    "run_id",
+    "status",
+    "dry_run",
+    "fetched",
+    "created",
+    "updated",
+    "cancelled",
+    "rescheduled",
+    "unchanged",
+    "skipped",
+    "warnings",
+)
+OUTCOME_COLUMNS = ("action", "invitee_uri", "booking", "booking_status", "note", "warnings")
+WEBHOOK_COLUMNS = ("event", "dry_run", *OUTCOME_COLUMNS)
+RUN_COLUMNS = (
+    "run_id",
+    "started_at",
+    "finished_at",
+    "status",
+    "source",
+    "fetched",
+    "created",
+    "updated",
+    "unchanged",
+    "deactivated",
+    "reactivated",
+    "error",
+    "kind",
+    "skipped",
+)
+ACTIONS = ("created", "updated", "cancelled", "rescheduled", "unchanged", "skipped", "ignored")
+SOURCES = ("api", "file")
+RESCHEDULED_REASON = "Rescheduled"
+# Column sizes of Booking/User: longer Calendly values are cut rather than failing a whole pull.
+_MAX_NAME = 200
+_MAX_REASON = 2000
+_MAX_URI = 500
+_CHUNK = 500
+_EVENTS = TypeAdapter(list[ScheduledEvent])
+_INVITEES = TypeAdapter(list[Invitee])
+
+
+# -- inputs ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BookedInvitee:
+    """One invitee with the scheduled event it belongs to: what a pull item and a webhook both carry."""
+
+    invitee: Invitee
+    event: ScheduledEvent
+
+
+def pathway_question_pattern(text: str | None) -> re.Pattern[str]:
+    """The ``calendly.pathway_question`` setting as a case-insensitive pattern (a plain word is a substring).
+
+    A broken regular expression is a configuration error (exit 4), found before anything is fetched.
+    """
+    raw = DEFAULT_PATHWAY_QUESTION if text is None or not str(text).strip() else str(text).strip()
+    try:
+        return re.compile(raw, re.IGNORECASE)
+    except re.error as exc:
+        raise ConfigError(
+            f"calendly.pathway_question: {raw!r} is not a valid regular expression ({exc})",
+            hint="use a word that the pathway question contains, e.g. `pathway`",
+        ) from None
+
+
+def fetch_booked_invitees(
+    client: CalendlyClient,
+    scope: SyncScope,
+    *,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+) -> list[BookedInvitee]:
+    """Every scheduled event of the scope starting in [since, until) — both statuses, every page, keyset on
+    ``start_time`` — and every invitee of each (both statuses). Fails whole: nothing partial is returned."""
+    events = client.list_scheduled_events(
+        user=scope.user, organization=scope.organization, min_start_time=since, max_start_time=until
+    )
+    items: list[BookedInvitee] = []
+    for event in events:
+        items.extend(BookedInvitee(invitee, event) for invitee in client.list_event_invitees(event.uri))
+    return items
+
+
+def parse_bookings_listing(content: bytes | str, *, name: str) -> list[BookedInvitee]:
+    """A saved listing (``pull-bookings --from-file``): scheduled events, each with an ``invitees`` array.
+
+    Accepted shapes: a ``GET /scheduled_events`` page ``{collection, pagination}``, a list of such pages,
+    or a bare list of events; each event's ``invitees`` is the invitee list or its page. Every bad item is
+    reported with its place and field (InvalidInput, exit 6); nothing is applied from a bad file.
+    """
+    try:
+        data = json.loads(content)
+    except (ValueError, UnicodeDecodeError) as exc:
+        where = f" (line {exc.lineno}, column {exc.colno})" if isinstance(exc, json.JSONDecodeError) else ""
+        raise InvalidInput(f"{name}: not valid JSON{where}", code="invalid_listing") from None
+    pages: list[tuple[str, Any]]
+    if isinstance(data, Mapping):
+        if "collection" not in data:
+            raise InvalidInput(
+                f"{name}: a JSON object must be a listing page with a 'collection' array",
+                hint="save scheduled events (each with an 'invitees' array) as a page, a list of pages or a list",
+                code="invalid_listing",
+            )
+        pages = [("collection", data["collection"])]
+    elif isinstance(data, list) and data and all(isinstance(item, Mapping) and "collection" in item for item in data):
+        pages = [(f"[{number}].collection", page["collection"]) for number, page in enumerate(data)]
+    elif isinstance(data, list):
+        pages = [("", data)]
+    else:
+        raise InvalidInput(f"{name}: expected a listing page, a list of pages or a list of scheduled events")
+
+    details: list[dict[str, Any]] = []
+    items: list[BookedInvitee] = []
+    for prefix, collection in pages:
+        if not isinstance(collection, list):
+            details.append({"row": prefix or "(top level)", "message": "must be an array of scheduled events"})
+            continue
+        for index, raw in enumerate(collection):
+            where = f"{prefix}[{index}]"
+            try:
+                event = _EVENTS.validate_python([raw])[0]
+            except ValidationError as exc:
+                details.extend(_error_details(exc, where, skip=1))
+                continue
+            invitees = raw.get("invitees") if isinstance(raw, Mapping) else None
+            if isinstance(invitees, Mapping):
+                invitees = invitees.get("collection")
+            if not isinstance(invitees, list):
+                details.append({"row": where, "field": "invitees", "message": "must be an array of invitees"})
+                continue
+            try:
+                parsed = _INVITEES.validate_python(invitees)
+            except ValidationError as exc:
+                details.extend(_error_details(exc, f"{where}.invitees", skip=0))
+                continue
+            items.extend(BookedInvitee(invitee, event) for invitee in parsed)
+    if details:
+        first = details[0]
+        place = " ".join(str(first[key]) for key in ("row", "field") if first.get(key))
+        raise InvalidInput(
+            f"{name}: {len(details)} invalid value(s) in the listing; first: {place}: {first['message']}",
+            details=details,
+            code="invalid_listing",
+        )
+    return items
+
+
+def _error_details(exc: ValidationError, where: str, *, skip: int) -> list[dict[str, Any]]:
+    details = []
+    for error in exc.errors(include_url=False, include_input=False):
+        loc = error["loc"][skip:]
+        row = where
+        if loc and isinstance(loc[0], int):
+            row, loc = f"{where}[{loc[0]}]", loc[1:]
+        path = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc).lstrip(".")
+        details.append({"row": row, "field": path or None, "message": error["msg"]})
+    return details
+
+
+def within(items: Iterable[BookedInvitee], since: dt.datetime | None, until: dt.datetime | None) -> list[BookedInvitee]:
+    """The items whose event starts in [since, until), as the API's min/max_start_time filters select."""
+    return [
+        item
+        for item in items
+        if (since is None or item.event.start_time >= since) and (until is None or item.event.start_time < until)
+    ]
+
+
+# -- results ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class InviteeOutcome:
+    """What applying one invitee did."""
+
+    action: str
+    invitee_uri: str
+    reference: str | None = None
+    booking_status: str | None = None
+    note: str = ""
+    warnings: tuple[str, ...] = ()
+    # the booking a reschedule's new half cancelled on the way (counted once as rescheduled)
+    replaced: str | None = None
+
+    @property
+    def wrote(self) -> bool:
+        return self.action not in ("unchanged", "skipped", "ignored")
+
+    def as_record(self) -> dict[str, Any]:
+        return {
+            "action": self.action,
+            "invitee_uri": self.invitee_uri,
+            "booking": self.reference,
+            "booking_status": self.booking_status,
+            "note": self.note or None,
+            "warnings": list(self.warnings),
+        }
+
+    def describe(self) -> str:
+        line = f"{self.action:<11} {self.invitee_uri}"
+        if self.reference:
+            line += f"  {self.reference} ({self.booking_status})"
+        if self.note:
+            line += f": {self.note}"
+        return line
+
+
+@dataclass
+class BookingPullReport:
+    """The summary of one ``calendly pull-bookings`` run."""
+
+    run_id: int | None
+    status: str
+    dry_run: bool
+    source: str
+    fetched: int = 0
+    created: int = 0
+    updated: int = 0
+    cancelled: int = 0
+    rescheduled: int = 0
+    unchanged: int = 0
+    skipped: int = 0
+    error: str | None = None
+    outcomes: list[InviteeOutcome] = field(default_factory=list)
+
+    @property
+    def warnings(self) -> list[str]:
+        return [warning for outcome in self.outcomes for warning in outcome.warnings]
+
+    def count(self, outcome: InviteeOutcome) -> None:
+        self.outcomes.append(outcome)
+        if outcome.action == "created":
+            self.created += 1
+        elif outcome.action == "updated":
+            self.updated += 1
+        elif outcome.action == "cancelled":
+            self.cancelled += 1
+        elif outcome.action == "rescheduled":
+            self.rescheduled += 1
+        elif outcome.action == "skipped":
+            self.skipped += 1
+        else:
+            self.unchanged += 1
+        if outcome.replaced is not None:
+            self.rescheduled += 1
+
+    def as_record(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "status": self.status,
+            "dry_run": self.dry_run,
+            "fetched": self.fetched,
+            "created": self.created,
+            "updated": self.updated,
+            "cancelled": self.cancelled,
+            "rescheduled": self.rescheduled,
+            "unchanged": self.unchanged,
+            "skipped": self.skipped,
+            "warnings": len(self.warnings),
+        }
+
+
+@dataclass(frozen=True)
+class WebhookApplied:
+    """The result of ``calendly webhook apply``."""
+
+    event: str
+    dry_run: bool
+    outcome: InviteeOutcome
+
+    def as_record(self) -> dict[str, Any]:
+        return {"event": self.event, "dry_run": self.dry_run, **self.outcome.as_record()}
+
+
+@dataclass(frozen=True)
+class CalendlyRunView:
+    """One row of ``calendly status``: an event-type sync or a bookings pull."""
+
+    run_id: int
+    kind: str
+    started_at: dt.datetime
+    finished_at: dt.datetime | None
+    status: str
+    source: str
+    fetched: int
+    created: int
+    updated: int
+    unchanged: int
+    deactivated: int
+    reactivated: int
+    skipped: int
+    error: str | None
+
+    def as_record(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in RUN_COLUMNS}
+
+
+# -- the rule book ---------------------------------------------------------------------------------
+
+
+def _utc_text(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+class InviteeApplier:
+    """Applies invitees to bookings inside the caller's transaction (see the module docstring).
+
+    Lookups (session types, builders, pathways, bookings by invitee URI) are cached for the applier's
+    life, which is one pull or one webhook.
+    """
+
+    def __init__(self, session: Session, *, now: dt.datetime, pathway_question: re.Pattern[str]) -> None:
+        self.session = session
+        self.now = now
+        self.pathway_question = pathway_question
+        self._session_types: dict[str, SessionType | None] = {}
+        self._questions: dict[int, list[Question]] = {}
+        self._linked: dict[int, list[Pathway]] = {}
+        self._bookings: dict[str, Booking | None] = {}
+        self._builders: dict[str, int] = {
+            uri: user_id
+            for uri, user_id in session.execute(
+                select(BuilderProfile.calendly_user_uri, BuilderProfile.user_id).where(
+                    BuilderProfile.calendly_user_uri.is_not(None)
+                )
+            )
+            if uri
+        }
+        self._pathways: list[Pathway] = list(session.scalars(select(Pathway).order_by(Pathway.position, Pathway.slug)))
+
+    # -- lookups ----------------------------------------------------------------------------------
+
+    def preload(self, invitee_uris: Sequence[str]) -> None:
+        """Fetch the bookings of many invitees in a few queries (a no-change pull then reads, never writes)."""
+        wanted = [uri for uri in dict.fromkeys(invitee_uris) if uri not in self._bookings]
+        for start in range(0, len(wanted), _CHUNK):
+            chunk = wanted[start : start + _CHUNK]
+            found = {
+                booking.calendly_invitee_uri: booking
+                for booking in self.session.scalars(select(Booking).where(Booking.calendly_invitee_uri.in_(chunk)))
+            }
+            for uri in chunk:
+                self._bookings[uri] = found.get(uri)
+
+    def _booking(self, invitee_uri: str) -> Booking | None:
+        if invitee_uri not in self._bookings:
+            self._bookings[invitee_uri] = self.session.scalars(
+                select(Booking).where(Booking.calendly_invitee_uri == invitee_uri)
+            ).one_or_none()
+        return self._bookings[invitee_uri]
+
+    def _session_type(self, uri: str | None) -> SessionType | None:
+        if not uri:
+            return None
+        if uri not in self._session_types:
+            self._session_types[uri] = self.session.scalars(
+                select(SessionType).where(SessionType.calendly_uri == uri)
+            ).one_or_none()
+        return self._session_types[uri]
+
+    def _questions_of(self, session_type: SessionType) -> list[Question]:
+        if session_type.id not in self._questions:
+            self._questions[session_type.id] = questions_from(session_type.custom_questions)
+        return self._questions[session_type.id]
+
+    def _linked_pathways(self, session_type: SessionType) -> list[Pathway]:
+        if session_type.id not in self._linked:
+            self._linked[session_type.id] = list(
+                self.session.scalars(
+                    select(Pathway)
+                    .join(SessionTypePathway, SessionTypePathway.pathway_id == Pathway.id)
+                    .where(SessionTypePathway.session_type_id == session_type.id, Pathway.archived.is_(False))
+                    .order_by(Pathway.position, Pathway.slug)
+                )
+            )
+        return self._linked[session_type.id]
+
+    def _builder(self, event: ScheduledEvent, session_type: SessionType) -> User | None:
+        """The event's host when they are a known builder (round robin, teams), else the type's owner."""
+        for membership in event.event_memberships:
+            user_id = self._builders.get(membership.user)
+            if user_id is not None:
+                return self.session.get(User, user_id)
+        if session_type.builder_id is not None:
+            return self.session.get(User, session_type.builder_id)
+        return None
+
+    def _pathway_named(self, text: str) -> Pathway | None:
+        wanted = text.strip().casefold()
+        if not wanted:
+            return None
+        for pathway in self._pathways:
+            if wanted in (pathway.slug.casefold(), pathway.name.strip().casefold()):
+                return pathway
+        # Answer choices often decorate the name ("🚀 Accelerate – fast track"): accept one whole-word match.
+        found = [
+            pathway
+            for pathway in self._pathways
+            if re.search(rf"\b(?:{re.escape(pathway.name.strip())}|{re.escape(pathway.slug)})\b", text, re.IGNORECASE)
+        ]
+        return found[0] if len(found) == 1 else None
+
+    def _answered_pathway(self, invitee: Invitee, warnings: list[str]) -> Pathway | None:
+        for item in invitee.questions_and_answers:
+            if not self.pathway_question.search(item.question):
+                continue
+            parts = [part.strip() for part in item.answer.split("\n") if part.strip()]
+            matches = list(dict.fromkeys(p for p in (self._pathway_named(part) for part in parts) if p is not None))
+            if len(matches) == 1 and matches[0].archived:
+                warnings.append(f"pathway {matches[0].slug!r} (answer to {item.question!r}) is archived; not taken")
+                return None
+            if len(matches) == 1:
+                return matches[0]
+            if matches:
+                warnings.append(f"answer to {item.question!r} names several pathways; none taken from it")
+            else:
+                warnings.append(f"answer {item.answer[:100]!r} to {item.question!r} names no known pathway")
+            return None
+        return None
+
+    def _pathway(
+        self,
+        invitee: Invitee,
+        session_type: SessionType,
+        client: User | None,
+        replaced: Booking | None,
+        warnings: list[str],
+    ) -> Pathway | None:
+        answered = self._answered_pathway(invitee, warnings)
+        if answered is not None:
+            return answered
+        if replaced is not None and replaced.pathway_id is not None:
+            return self.session.get(Pathway, replaced.pathway_id)
+        if session_type.category != "pathway":
+            return None
+        linked = self._linked_pathways(session_type)
+        if client is not None and linked:
+            enrolled = set(
+                self.session.scalars(
+                    select(Enrolment.pathway_id).where(Enrolment.client_id == client.id, Enrolment.status == "active")
+                )
+            )
+            active = [pathway for pathway in linked if pathway.id in enrolled]
+            if len(active) == 1:
+                return active[0]
+        if len(linked) == 1:
+            return linked[0]
+        warnings.append(
+            f"pathway session {session_type.title!r} booked without a pathway answer and "
+            + ("no single linked pathway" if linked else "no linked pathway")
+        )
+        return None
+
+    def _timezone(self, invitee: Invitee, warnings: list[str]) -> str:
+        if not invitee.timezone:
+            return "UTC"
+        try:
+            return get_zone(invitee.timezone).key
+        except InvalidInput:
+            warnings.append(f"invitee timezone {invitee.timezone[:64]!r} is not an IANA zone; UTC recorded")
+            return "UTC"
+
+    def _times(
+        self, event: ScheduledEvent, session_type: SessionType, warnings: list[str]
+    ) -> tuple[dt.datetime, dt.datetime]:
+        start, end = event.start_time, event.end_time
+        if end <= start:
+            # Calendly's own sample payloads carry end == start; a booking must end after it starts.
+            end = start + dt.timedelta(minutes=session_type.duration_minutes)
+            warnings.append(f"event ends at or before its start; end set from the {session_type.duration_minutes} min")
+        return start, end
+
+    @staticmethod
+    def _cancelled(item: BookedInvitee) -> bool:
+        # When a host cancels the event, every invitee goes with it.
+        return item.invitee.status == "canceled" or item.event.status == "canceled"
+
+    @staticmethod
+    def _cancellation(item: BookedInvitee) -> tuple[dt.datetime, str | None]:
+        details = item.invitee.cancellation or item.event.cancellation
+        when = details.created_at if details is not None and details.created_at is not None else None
+        reason = details.reason.strip() if details is not None and details.reason else None
+        if item.invitee.rescheduled:
+            reason = f"{RESCHEDULED_REASON}: {reason}" if reason else RESCHEDULED_REASON
+        return when or item.invitee.updated_at, (reason[:_MAX_REASON] if reason else None)
+
+    @staticmethod
+    def _paid(invitee: Invitee) -> bool:
+        return invitee.payment is not None and invitee.payment.successful is True
+
+    # -- apply ------------------------------------------------------------------------------------
+
+    def apply(self, item: BookedInvitee) -> InviteeOutcome:
+        """Create, update or cancel the booking of one invitee; never raises for bad remote data."""
+        uri = item.invitee.uri
+        if not uri.strip() or len(uri) > _MAX_URI or len(item.event.uri) > _MAX_URI:
+            return InviteeOutcome("skipped", uri[:_MAX_URI], note="invitee or event URI missing or too long")
+        existing = self._booking(uri)
+        if existing is None:
+            return self._create(item)
+        return self._update(existing, item)
+
+    def _create(self, item: BookedInvitee) -> InviteeOutcome:
+        invitee, event = item.invitee, item.event
+        session_type = self._session_type(event.event_type)
+        if session_type is None:
+            return InviteeOutcome(
+                "skipped",
+                invitee.uri,
+                note=f"unknown event type {event.event_type or '(none)'}; run `bapp calendly sync` first",
+            )
+        try:
+            email = normalise_email(invitee.email, field="invitee email")
+        except InvalidInput as exc:
+            return InviteeOutcome("skipped", invitee.uri, note=exc.message)
+
+        warnings: list[str] = []
+        cancelled = self._cancelled(item)
+        builder = self._builder(event, session_type)
+        start, end = self._times(event, session_type, warnings)
+        timezone = self._timezone(invitee, warnings)
+        answers = answers_from_calendly(
+            [answer.model_dump() for answer in invitee.questions_and_answers], self._questions_of(session_type)
+        )
+        replaced = self._booking(invitee.old_invitee) if invitee.old_invitee else None
+        name = (invitee.name or "").strip()[:_MAX_NAME] or None
+        client, _, account_created = ensure_client(self.session, email, name=name)
+        pathway = self._pathway(invitee, session_type, client, replaced, warnings)
+        enrolled = False
+        if pathway is not None and not cancelled and not pathway.archived:
+            _, enrolled = enrol(self.session, client, pathway, now=self.now, builder=builder)
+
+        priced = session_type.price > 0
+        paid = self._paid(invitee) or (replaced is not None and replaced.payment_status == "paid")
+        payment = "paid" if priced and paid else ("unpaid" if priced else "not_required")
+        status = "pending" if payment == "unpaid" else "confirmed"
+        cancelled_at: dt.datetime | None = None
+        reason: str | None = None
+        if cancelled:
+            status = "cancelled"
+            cancelled_at, reason = self._cancellation(item)
+        booking = Booking(
+            client_id=client.id,
+            builder_id=builder.id if builder is not None else None,
+            session_type_id=session_type.id,
+            start_time=start,
+            end_time=end,
+            client_timezone=timezone,
+            status=status,
+            payment_status=payment,
+            amount=session_type.price,
+            currency=session_type.currency,
+            pathway_id=pathway.id if pathway is not None else None,
+            custom_question_responses=answers,
+            calendly_event_uri=event.uri,
+            calendly_invitee_uri=invitee.uri,
+            source="calendly",
+            cancellation_reason=reason,
+            cancelled_at=cancelled_at,
+            remote_updated_at=invitee.updated_at,
+            created_at=self.now,
+            updated_at=self.now,
+        )
+        _insert(self.session, booking)
+        self._bookings[invitee.uri] = booking
+
+        notes: list[str] = []
+        replaced_reference = None
+        if replaced is not None:
+            notes.append(f"rescheduled from {replaced.reference}")
+            if replaced.status in ACTIVE_STATUSES:
+                # The new half came first: the old slot is free in Calendly whatever order deliveries take.
+                self._cancel(replaced, when=invitee.created_at, reason=f"{RESCHEDULED_REASON} to {booking.reference}")
+                replaced_reference = replaced.reference
+        if cancelled:
+            notes.append("arrived cancelled" + (f" ({reason})" if reason else ""))
+        if account_created:
+            notes.append(f"account created for {email}")
+        if enrolled and pathway is not None:
+            notes.append(f"enrolled in {pathway.slug}")
+        record_audit(
+            self.session,
+            "booking",
+            booking.reference,
+            {
+                "source": "calendly",
+                "invitee": invitee.uri,
+                "client": email,
+                "session": session_type.id,
+                "start": start,
+                "end": end,
+                "builder": builder.email if builder is not None else None,
+                "pathway": pathway.slug if pathway is not None else None,
+                "status": status,
+                "payment_status": payment,
+                "amount": booking.amount,
+                "account_created": account_created,
+                "enrolled": enrolled,
+                "rescheduled_from": replaced.reference if replaced is not None else None,
+            },
+        )
+        return InviteeOutcome(
+            "created",
+            invitee.uri,
+            booking.reference,
+            status,
+            note="; ".join(notes),
+            warnings=tuple(warnings),
+            replaced=replaced_reference,
+        )
+
+    def _cancel(self, booking: Booking, *, when: dt.datetime, reason: str | None) -> None:
+        previous = booking.status
+        booking.status = "cancelled"
+        booking.cancelled_at = when
+        booking.cancellation_reason = reason
+        booking.updated_at = self.now
+        record_audit(
+            self.session,
+            "booking",
+            booking.reference,
+            {"source": "calendly", "status": [previous, "cancelled"], "reason": reason},
+        )
+
+    def _update(self, booking: Booking, item: BookedInvitee) -> InviteeOutcome:
+        invitee, event = item.invitee, item.event
+        cancelled = self._cancelled(item)
+        known = booking.remote_updated_at
+        if known is not None and (
+            invitee.updated_at < known
+            or (invitee.updated_at == known and not (cancelled and booking.status in ACTIVE_STATUSES))
+        ):
+            note = "older than the version applied" if invitee.updated_at < known else ""
+            return InviteeOutcome("unchanged", invitee.uri, booking.reference, booking.status, note=note)
+
+        warnings: list[str] = []
+        changes: dict[str, Any] = {}
+        action = "updated"
+        if cancelled:
+            when, reason = self._cancellation(item)
+            if booking.status in ACTIVE_STATUSES:
+                changes["status"] = [booking.status, "cancelled"]
+                booking.status = "cancelled"
+                booking.cancelled_at = when
+                booking.cancellation_reason = reason
+                action = "rescheduled" if invitee.rescheduled else "cancelled"
+            elif booking.status == "cancelled":
+                # "Rescheduled to BK-…" (set by the new half) says more than the old half's own reason.
+                keep = (booking.cancellation_reason or "").startswith(RESCHEDULED_REASON)
+                if reason and not keep and booking.cancellation_reason != reason:
+                    changes["cancellation_reason"] = [booking.cancellation_reason, reason]
+                    booking.cancellation_reason = reason
+            else:
+                warnings.append(f"booking is {booking.status}, which is final; Calendly's cancellation not applied")
+        elif booking.status == "cancelled":
+            warnings.append("booking is cancelled here and stays cancelled (Calendly shows the invitee active)")
+        elif booking.status in ACTIVE_STATUSES:
+            session_type = self.session.get(SessionType, booking.session_type_id)
+            assert session_type is not None  # a foreign key: the row exists
+            start, end = self._times(event, session_type, warnings)
+            fresh: dict[str, Any] = {
+                "start_time": start,
+                "end_time": end,
+                "client_timezone": self._timezone(invitee, warnings),
+                "custom_question_responses": answers_from_calendly(
+                    [answer.model_dump() for answer in invitee.questions_and_answers], self._questions_of(session_type)
+                ),
+                "calendly_event_uri": event.uri,
+            }
+            if booking.pathway_id is None:
+                answered = self._answered_pathway(invitee, warnings)
+                if answered is not None:
+                    fresh["pathway_id"] = answered.id
+            if self._paid(invitee) and booking.payment_status == "unpaid":
+                fresh["payment_status"] = "paid"
+                if booking.status == "pending":
+                    fresh["status"] = "confirmed"
+            for name, value in fresh.items():
+                current = getattr(booking, name)
+                if current != value:
+                    changes[name] = [_audit_value(current), _audit_value(value)]
+                    setattr(booking, name, value)
+            if "pathway_id" in changes:
+                pathway = self.session.get(Pathway, booking.pathway_id)
+                client = self.session.get(User, booking.client_id)
+                builder = self.session.get(User, booking.builder_id) if booking.builder_id else None
+                if pathway is not None and client is not None:
+                    enrol(self.session, client, pathway, now=self.now, builder=builder)
+        booking.remote_updated_at = invitee.updated_at
+        if not changes:
+            return InviteeOutcome("unchanged", invitee.uri, booking.reference, booking.status, warnings=tuple(warnings))
+        booking.updated_at = self.now
+        record_audit(self.session, "booking", booking.reference, {"source": "calendly", **changes})
+        note = ", ".join(name for name in changes if name != "status")
+        if action != "updated" and booking.cancellation_reason:
+            note = booking.cancellation_reason
+        return InviteeOutcome(
+            action, invitee.uri, booking.reference, booking.status, note=note, warnings=tuple(warnings)
+        )
+
+
+def _audit_value(value: Any) -> Any:
+    if isinstance(value, dt.datetime):
+        return _utc_text(value)
+    return value
+
+
+# -- use cases -------------------------------------------------------------------------------------
+
+
+def pull_bookings(
+    session: Session,
+    listing: Sequence[BookedInvitee],
+    *,
+    source: str,
+    started_at: dt.datetime,
+    clock: Callable[[], dt.datetime],
+    pathway_question: re.Pattern[str],
+    dry_run: bool = False,
+) -> BookingPullReport:
+    """Apply a complete listing in the caller's transaction and (unless ``dry_run``) record the run."""
+    if source not in SOURCES:
+        raise ValueError(f"unknown pull source {source!r}")
+    lock_keys(session, "calendly:bookings")
+    now = clock()
+    report = BookingPullReport(run_id=None, status="succeeded", dry_run=dry_run, source=source, fetched=len(listing))
+    applier = InviteeApplier(session, now=now, pathway_question=pathway_question)
+    applier.preload([item.invitee.uri for item in listing])
+    for item in listing:
+        report.count(applier.apply(item))
+    session.flush()
+    if not dry_run:
+        run = SyncRun(
+            kind="bookings",
+            source=source,
+            started_at=started_at,
+            finished_at=clock(),
+            status="succeeded",
+            dry_run=False,
+            fetched=report.fetched,
+            created=report.created,
+            updated=report.updated,
+            unchanged=report.unchanged,
+            deactivated=report.cancelled,
+            reactivated=report.rescheduled,
+            skipped=report.skipped,
+        )
+        session.add(run)
+        session.flush()
+        report.run_id = run.id
+        if any(outcome.wrote for outcome in report.outcomes):
+            record_audit(
+                session,
+                "calendly_pull",
+                str(run.id),
+                {
+                    **report.as_record(),
+                    "changes": [outcome.describe() for outcome in report.outcomes if outcome.wrote],
+                    "warnings": report.warnings,
+                },
+            )
+    return report
+
+
+def record_failed_pull(
+    session: Session,
+    *,
+    source: str,
+    started_at: dt.datetime,
+    finished_at: dt.datetime,
+    error: str,
+    fetched: int = 0,
+) -> int:
+    """The only write of a failed pull: its record, in a transaction of its own."""
+    run = SyncRun(
+        kind="bookings",
+        source=source,
+        started_at=started_at,
+        finished_at=finished_at,
+        status="failed",
+        dry_run=False,
+        fetched=fetched,
+        error=error[:2000],
+    )
+    session.add(run)
+    session.flush()
+    return run.id
+
+
+def apply_webhook(
+    session: Session,
+    payload: WebhookPayload,
+    *,
+    now: dt.datetime,
+    pathway_question: re.Pattern[str],
+    dry_run: bool = False,
+) -> WebhookApplied:
+    """Apply one verified delivery. Events other than ``invitee.created`` / ``invitee.canceled`` are
+    acknowledged (``ignored``) so that the relay answers 2xx and Calendly does not retry them for a day."""
+    if payload.payload is None:
+        return WebhookApplied(
+            payload.event, dry_run, InviteeOutcome("ignored", "", note=f"{payload.event} not applied")
+        )
+    invitee = payload.payload
+    locks = ["calendly:bookings"]
+    with contextlib.suppress(InvalidInput):  # the applier reports a bad address as a skip
+        locks.append(f"client:{normalise_email(invitee.email)}")
+    lock_keys(session, *locks)
+    applier = InviteeApplier(session, now=now, pathway_question=pathway_question)
+    outcome = applier.apply(BookedInvitee(invitee, invitee.scheduled_event))
+    session.flush()
+    return WebhookApplied(payload.event, dry_run, outcome)
+
+
+def list_runs(session: Session, *, limit: int = 10, kind: str | None = None) -> list[CalendlyRunView]:
+    """Recent event-type syncs and bookings pulls (or one ``kind``), newest first."""
+    if limit < 1:
+        raise InvalidInput(f"limit: must be at least 1 (not {limit})", code="invalid_limit")
+    query = select(SyncRun)
+    if kind is not None:
+        if kind not in SYNC_KINDS:
+            raise InvalidInput(f"kind: {kind!r} is not one of {', '.join(SYNC_KINDS)}", code="invalid_kind")
+        query = query.where(SyncRun.kind == kind)
+    runs = session.scalars(query.order_by(SyncRun.started_at.desc(), SyncRun.id.desc()).limit(limit)).all()
+    return [
+        CalendlyRunView(
+            run_id=run.id,
+            kind=run.kind,
+            started_at=run.started_at,
+            finished_at=run.finished_at,
+            status=run.status,
+            source=run.source,
+            fetched=run.fetched,
+            created=run.created,
+            updated=run.updated,
+            unchanged=run.unchanged,
+            deactivated=run.deactivated,
+            reactivated=run.reactivated,
+            skipped=run.skipped,
+            error=run.error,
+        )
+        for run in runs
+    ]
