@@ -562,7 +562,9 @@ def create_booking(session: Session, request: BookingRequest, *, now: dt.datetim
     # transaction waits here and, once the first commits, its later statements see the first's booking.
     # On SQLite this is a no-op because the unit of work began with BEGIN IMMEDIATE, which already lets
     # only one writer in at a time across processes (see db/engine.py).
-    lock_names = [f"client:{email}", f"session:{session_type.id}"]
+    lock_names = [f"client:{email}"]
+    if session_type.kind == "group":  # its invitee limit is counted per session type and start
+        lock_names.append(f"session:{session_type.id}")
     if builder is not None:
         lock_names.append(f"builder:{builder.id}")
     if key is not None:
