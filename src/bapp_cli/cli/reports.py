@@ -22,7 +22,8 @@ app = typer.Typer(
     help="Builder dashboard: bookings by pathway, client progress, pathway analytics.", no_args_is_help=True
 )
 
-BAR_WIDTH = 10
+BAR_WIDTH = 6
+COUNT_BAR_WIDTH = 6
 # a cell holds eight steps, so small differences between pathways still show
 EIGHTHS = ("", "▏", "▎", "▍", "▌", "▋", "▊", "▉")
 ENROLMENT_STYLES = {"active": "cyan", "paused": "yellow", "completed": "green"}
@@ -87,7 +88,14 @@ def _pathway_cell(label: ReportPathway) -> Any:
 def _count_cell(value: int, maximum: int, style: str = "cyan") -> Any:
     from rich.text import Text
 
-    return Text.assemble((bar(value, maximum), style), f" {value:>5}")
+    digits = len(str(maximum))
+    return Text.assemble((bar(value, maximum, COUNT_BAR_WIDTH), style), f" {value:>{digits}}")
+
+
+def _total_cell(value: int) -> Any:
+    from rich.text import Text
+
+    return Text(f"{' ' * COUNT_BAR_WIDTH} {value}", style="bold")
 
 
 def _percent_cell(percent: float, *, decimals: bool = True) -> Any:
@@ -181,6 +189,7 @@ def bookings_by_pathway(
 
 def _counts_renderer(report: Any, sink: OutputSink) -> Any:
     def draw(console: Any) -> None:
+        from rich import box
         from rich.table import Table
         from rich.text import Text
 
@@ -188,13 +197,14 @@ def _counts_renderer(report: Any, sink: OutputSink) -> Any:
 
         grid = Table(
             title="Bookings by pathway",
+            box=box.SIMPLE_HEAD,
             caption=_period_caption(report.period, sink, report.builder),
             header_style="bold",
         )
-        grid.add_column("pathway")
+        grid.add_column("pathway", no_wrap=True)
         for status in BOOKING_STATUSES:
             grid.add_column(status.replace("_", " "), justify="right", header_style=f"bold {BOOKING_STYLES[status]}")
-        grid.add_column("total", justify="left")
+        grid.add_column("total", justify="left", no_wrap=True)
         largest = max((row.total for row in report.rows), default=0)
         for index, row in enumerate(report.rows):
             grid.add_row(
@@ -209,7 +219,7 @@ def _counts_renderer(report: Any, sink: OutputSink) -> Any:
         grid.add_row(
             _pathway_cell(report.totals.pathway),
             *(Text(str(report.totals.counts[status]), style="bold") for status in BOOKING_STATUSES),
-            Text(f"{' ' * BAR_WIDTH} {report.totals.total:>5}", style="bold"),
+            _total_cell(report.totals.total),
         )
         console.print(grid)
 
@@ -227,17 +237,22 @@ def _answers_text(answers: list[Any]) -> str:
 
 def _listing_renderer(groups: list[Any], sink: OutputSink, caption: str) -> Any:
     def draw(console: Any) -> None:
+        from rich import box
         from rich.table import Table
         from rich.text import Text
 
-        grid = Table(title="Bookings by pathway", caption=caption, header_style="bold")
-        for column in ("time", "client", "session", "status", "category", "answers"):
+        grid = Table(title="Bookings by pathway", box=box.SIMPLE_HEAD, caption=caption, header_style="bold")
+        grid.add_column("time", no_wrap=True)
+        grid.add_column("client", no_wrap=True)
+        for column in ("session", "status", "category", "answers"):
             grid.add_column(column)
         for group in groups:
-            heading = _pathway_cell(group.pathway)
             count = len(group.bookings)
-            heading.append(f"  {count} booking{'s' if count != 1 else ''}", style="dim")
-            grid.add_row(heading, end_section=True)
+            grid.add_row(
+                _pathway_cell(group.pathway),
+                Text(f"{count} booking{'s' if count != 1 else ''}", style="dim"),
+                end_section=True,
+            )
             for index, view in enumerate(group.bookings):
                 client = Text(view.client)
                 if view.client_name:
@@ -308,18 +323,19 @@ def client_progress(
 
 def _progress_renderer(lines: list[Any], sink: OutputSink) -> Any:
     def draw(console: Any) -> None:
+        from rich import box
         from rich.table import Table
         from rich.text import Text
 
         from bapp_cli.services.progress import TABLE_TIERS
 
-        grid = Table(title="Client progress", header_style="bold")
-        grid.add_column("client")
-        grid.add_column("pathway")
+        grid = Table(title="Client progress", box=box.SIMPLE_HEAD, header_style="bold")
+        grid.add_column("client", no_wrap=True)
+        grid.add_column("pathway", no_wrap=True)
         grid.add_column("status")
         for number in TABLE_TIERS:
-            grid.add_column(f"tier {number}", justify="right")
-        grid.add_column("overall")
+            grid.add_column(f"tier {number}", justify="right", no_wrap=True)
+        grid.add_column("overall", no_wrap=True)
         grid.add_column("badges", justify="right")
         grid.add_column("last activity")
         for line in lines:
@@ -402,23 +418,27 @@ def pathway_analytics(
 
 def _analytics_renderer(report: Any, sink: OutputSink) -> Any:
     def draw(console: Any) -> None:
+        from rich import box
         from rich.table import Table
         from rich.text import Text
 
         grid = Table(
             title="Pathway analytics",
+            box=box.SIMPLE_HEAD,
             caption=f"period for bookings: {_period_caption(report.period, sink)}",
             header_style="bold",
         )
-        grid.add_column("pathway")
-        grid.add_column("enrolled")
+        grid.add_column("pathway", no_wrap=True)
+        grid.add_column("enrolled", no_wrap=True)
         for status in ("active", "paused", "completed"):
-            grid.add_column(status, justify="right", header_style=f"bold {ENROLMENT_STYLES[status]}")
-        grid.add_column("average progress")
-        grid.add_column("completion rate")
-        grid.add_column("avg days", justify="right")
-        grid.add_column("top skills")
-        grid.add_column("bookings")
+            grid.add_column(
+                status, justify="right", header_style=f"bold {ENROLMENT_STYLES[status]}", min_width=len(status)
+            )
+        grid.add_column("avg progress", no_wrap=True)
+        grid.add_column("completion", no_wrap=True)
+        grid.add_column("avg days", justify="right", no_wrap=True)
+        grid.add_column("bookings", no_wrap=True)
+        grid.add_column("top skills", no_wrap=True, overflow="ellipsis")
         rows = report.rows
         most_enrolled = max((row.enrolled for row in rows), default=0)
         most_booked = max((row.bookings for row in rows), default=0)
@@ -426,7 +446,8 @@ def _analytics_renderer(report: Any, sink: OutputSink) -> Any:
         def top(row: Any) -> Text:
             if not row.top_skills:
                 return Text("—", style="dim")
-            return Text("\n".join(f"{item.name} ({item.completions})" for item in row.top_skills))
+            width = len(str(row.top_skills[0].completions))
+            return Text("\n".join(f"{item.completions:>{width}}× {item.name}" for item in row.top_skills))
 
         for index, row in enumerate(rows):
             colour = row.pathway.color or "cyan"
@@ -437,20 +458,20 @@ def _analytics_renderer(report: Any, sink: OutputSink) -> Any:
                 _percent_cell(row.average_percent),
                 _percent_cell(row.completion_rate),
                 f"{row.average_days_to_complete:.1f}",
-                top(row),
                 _count_cell(row.bookings, most_booked, colour),
+                top(row),
                 end_section=index == len(rows) - 1,
             )
         total = report.totals
         grid.add_row(
             _pathway_cell(total.pathway),
-            Text(f"{' ' * BAR_WIDTH} {total.enrolled:>5}", style="bold"),
+            _total_cell(total.enrolled),
             *(Text(str(value), style="bold") for value in (total.active, total.paused, total.completed)),
             _percent_cell(total.average_percent),
             _percent_cell(total.completion_rate),
             Text(f"{total.average_days_to_complete:.1f}", style="bold"),
+            _total_cell(total.bookings),
             top(total),
-            Text(f"{' ' * BAR_WIDTH} {total.bookings:>5}", style="bold"),
         )
         console.print(grid)
 

@@ -1,0 +1,361 @@
+"""`bapp reports …` through the real CLI on both backends: keys, formats, tables, periods, errors.
+
+The figures themselves are checked in tests/services/test_reports.py; these tests check what a script or a
+person sees, that the reports write nothing, and that the statement count does not grow with the data.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from bapp_cli.db.engine import make_engine, unit_of_work
+from bapp_cli.db.models import AuditEntry, Booking, Enrolment, UserSkillProgress
+from tests.conftest import Bapp
+from tests.services.test_booking_factories import add_booking, add_client, add_session_type
+from tests.services.test_progress_factories import NOW, counting_statements, pathway
+from tests.services.test_reports_factories import PERIOD_FROM, dashboard_data
+
+ANALYTICS_KEYS = [
+    "pathway",
+    "enrolled",
+    "active",
+    "paused",
+    "completed",
+    "average_percent",
+    "completion_rate",
+    "average_days_to_complete",
+    "top_skills",
+    "bookings",
+]
+COUNT_KEYS = ["pathway", "pending", "confirmed", "completed", "cancelled", "no_show", "total"]
+PROGRESS_KEYS = [
+    "client",
+    "pathway",
+    "status",
+    "tier1_completed",
+    "tier1_total",
+    "tier1_percent",
+    "tier2_completed",
+    "tier2_total",
+    "tier2_percent",
+    "tier3_completed",
+    "tier3_total",
+    "tier3_percent",
+    "completed",
+    "total",
+    "percent",
+    "badges",
+    "last_activity",
+]
+FEBRUARY = ("--from", "2030-02-01", "--to", "2030-03-01")
+# tables off a terminal are drawn this wide, whatever the shell running the tests exports
+WIDE: dict[str, str | None] = {"COLUMNS": "200"}
+
+
+def seed(bapp: Bapp, build: Callable[[Session], Any]) -> Any:
+    engine = make_engine(bapp.database_url)
+    try:
+        with unit_of_work(engine, actor="test", command="seed") as session:
+            return build(session)
+    finally:
+        engine.dispose()
+
+
+def table_counts(bapp: Bapp) -> tuple[int, ...]:
+    """Rows in the tables a report could touch by mistake."""
+    engine = make_engine(bapp.database_url)
+    try:
+        with engine.connect() as connection:
+            return tuple(
+                int(connection.scalar(select(func.count()).select_from(model)) or 0)
+                for model in (AuditEntry, Booking, Enrolment, UserSkillProgress)
+            )
+    finally:
+        engine.dispose()
+
+
+def test_pathway_analytics_json_keys_totals_and_period(bapp: Bapp) -> None:
+    seed(bapp, dashboard_data)
+    before = table_counts(bapp)
+    result = bapp("reports", "pathway-analytics", *FEBRUARY, "--json")
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr == ""
+    rows = result.json()
+    assert all(list(row) == ANALYTICS_KEYS for row in rows)
+    assert [row["pathway"] for row in rows] == ["accelerate", "pivot", "play", None]
+    pivot, totals = rows[1], rows[3]
+    assert pivot == {
+        "pathway": "pivot",
+        "enrolled": 3,
+        "active": 1,
+        "paused": 0,
+        "completed": 2,
+        "average_percent": 77.7,
+        "completion_rate": 66.7,
+        "average_days_to_complete": 10.5,
+        "top_skills": [
+            {"skill": "p2", "name": "P2", "completions": 3},
+            {"skill": "p3", "name": "P3", "completions": 2},
+            {"skill": "shared", "name": "Shared", "completions": 2},
+        ],
+        "bookings": 1,
+    }
+    assert (totals["enrolled"], totals["average_percent"], totals["bookings"]) == (6, 55.5, 5)
+    assert table_counts(bapp) == before  # a report writes nothing, not even an audit row
+
+    no_totals = bapp("reports", "pathway-analytics", "--no-totals", "--format", "jsonl")
+    assert [json.loads(line)["pathway"] for line in no_totals.stdout.splitlines()] == ["accelerate", "pivot", "play"]
+    # without a period every booking counts
+    assert [line["bookings"] for line in bapp("reports", "pathway-analytics", "--json").json()] == [3, 2, 0, 7]
+
+
+def test_pathway_analytics_csv_encodes_top_skills_as_json(bapp: Bapp) -> None:
+    seed(bapp, dashboard_data)
+    result = bapp("reports", "pathway-analytics", "--format", "csv")
+    assert result.exit_code == 0 and result.stderr == ""
+    header, accelerate, *_, totals = list(csv.reader(io.StringIO(result.stdout)))
+    assert header == ANALYTICS_KEYS
+    assert accelerate[:8] == ["accelerate", "2", "1", "1", "0", "50.0", "0.0", "0.0"]
+    assert json.loads(accelerate[8])[0] == {"skill": "a1", "name": "A1", "completions": 2}
+    assert totals[0] == "" and totals[1] == "6" and totals[9] == "7"
+
+
+def test_pathway_analytics_table(bapp: Bapp) -> None:
+    seed(bapp, dashboard_data)
+    result = bapp("reports", "pathway-analytics", *FEBRUARY, "--format", "table", env=WIDE)
+    assert result.exit_code == 0, result.stderr
+    text = result.stdout
+    assert "Pathway analytics" in text
+    lines = {
+        line.split()[1] if line.split()[0] in "🚀🔄🎨" else line.split()[0]: line
+        for line in text.splitlines()
+        if line.strip()
+    }
+    assert "77.7%" in lines["Pivot"] and "66.7%" in lines["Pivot"] and "10.5" in lines["Pivot"]
+    assert "3× P2" in lines["Pivot"]
+    assert "█" in lines["Accelerate"] and "50.0%" in lines["Accelerate"]
+    assert "55.5%" in lines["Total"] and "33.3%" in lines["Total"]
+    assert "period for bookings: bookings starting from 2030-02-01 00:00 UTC up to (not including) 2030-03-01" in text
+
+
+def test_bookings_by_pathway_json_csv_and_table(bapp: Bapp) -> None:
+    seed(bapp, dashboard_data)
+    result = bapp("reports", "bookings-by-pathway", *FEBRUARY, "--json")
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr == ""
+    rows = result.json()
+    assert all(list(row) == COUNT_KEYS for row in rows)
+    assert [(row["pathway"], row["total"]) for row in rows] == [
+        ("accelerate", 2),
+        ("pivot", 1),
+        ("play", 0),
+        ("none", 2),
+        (None, 5),
+    ]
+    assert rows[-1] == {
+        "pathway": None,
+        "pending": 1,
+        "confirmed": 2,
+        "completed": 1,
+        "cancelled": 1,
+        "no_show": 0,
+        "total": 5,
+    }
+
+    piped = bapp("reports", "bookings-by-pathway", "--builder", "dan@coach.example")  # tsv off a terminal
+    assert list(csv.reader(io.StringIO(piped.stdout), delimiter="\t")) == [
+        COUNT_KEYS,
+        ["accelerate", "0", "0", "0", "0", "0", "0"],
+        ["pivot", "0", "0", "1", "0", "1", "2"],
+        ["play", "0", "0", "0", "0", "0", "0"],
+        ["none", "0", "1", "0", "0", "0", "1"],
+        ["", "0", "1", "1", "0", "1", "3"],
+    ]
+
+    drawn = bapp("reports", "bookings-by-pathway", *FEBRUARY, "--format", "table", env=WIDE)
+    assert drawn.exit_code == 0
+    lines = [line for line in drawn.stdout.splitlines() if line.strip()]
+    accelerate = next(line for line in lines if "Accelerate" in line)
+    assert "🚀" in accelerate and "██████ 2" in accelerate
+    assert [line.split()[:2] for line in lines if line.split()[0] in ("No", "Total")] == [
+        ["No", "pathway"],
+        ["Total", "1"],
+    ]
+
+
+def test_bookings_by_pathway_list_groups_bookings_with_answers(bapp: Bapp) -> None:
+    seed(bapp, dashboard_data)
+    # naive times are read in --timezone: New York midnight is 05:00 UTC, so B1 (00:00 UTC on 1 Feb) falls
+    # out of the period and B5 (00:00 UTC on 1 March) falls in
+    args = ("--timezone", "America/New_York", "reports", "bookings-by-pathway", "--list", *FEBRUARY)
+    result = bapp(*args, "--json")
+    assert result.exit_code == 0, result.stderr
+    rows = result.json()
+    assert [(row["pathway"], row["reference"]) for row in rows] == [
+        ("accelerate", "BK-B2"),
+        ("accelerate", "BK-B5"),
+        ("pivot", "BK-B3"),
+        (None, "BK-B4"),
+        (None, "BK-B7"),
+    ]
+    assert {"client", "session_title", "start_time", "status", "category", "custom_question_responses"} <= set(rows[0])
+
+    drawn = bapp(
+        "--timezone",
+        "Europe/Paris",
+        "reports",
+        "bookings-by-pathway",
+        "--list",
+        *FEBRUARY,
+        "--format",
+        "table",
+        env=WIDE,
+    )
+    assert drawn.exit_code == 0, drawn.stderr
+    text = drawn.stdout
+    assert text.index("🚀 Accelerate") < text.index("🔄 Pivot") < text.index("No pathway")
+    assert "🎨 Play" not in text  # no bookings in the period
+    b1 = next(line for line in text.splitlines() if "2030-02-01 01:00 CET" in line)
+    assert "ada@example.com" in text and "Pathway Coaching" in b1 and "confirmed" in b1 and "pathway" in b1
+    assert "What are you building?: A bakery ordering bot" in text and "Tools: ChatGPT, Zapier" in text
+    assert "2 bookings" in text and "1 booking" in text
+
+
+def test_client_progress_json_tsv_and_table(bapp: Bapp) -> None:
+    seed(bapp, dashboard_data)
+    result = bapp("reports", "client-progress", "--pathway", "Pivot", "--json")
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr == ""
+    rows = result.json()
+    assert all(list(row) == PROGRESS_KEYS for row in rows)
+    assert rows[2] == {
+        "client": "eve@example.com",
+        "pathway": "pivot",
+        "status": "active",
+        "tier1_completed": 0,
+        "tier1_total": 1,
+        "tier1_percent": 0,
+        "tier2_completed": 1,
+        "tier2_total": 1,
+        "tier2_percent": 100,
+        "tier3_completed": 0,
+        "tier3_total": 1,
+        "tier3_percent": 0,
+        "completed": 1,
+        "total": 3,
+        "percent": 33,
+        "badges": 1,
+        "last_activity": "2030-01-15T09:30:00Z",
+    }
+    piped = bapp("reports", "client-progress", "--builder", "cora@coach.example")
+    parsed = list(csv.reader(io.StringIO(piped.stdout), delimiter="\t"))
+    assert parsed[0] == PROGRESS_KEYS
+    assert [(row[0], row[1], row[2], row[14]) for row in parsed[1:]] == [
+        ("ada@example.com", "accelerate", "active", "80"),
+        ("bo@example.com", "accelerate", "paused", "20"),
+        ("dee@example.com", "play", "active", "0"),
+    ]
+    drawn = bapp("reports", "client-progress", "--format", "table", env=WIDE)
+    assert drawn.exit_code == 0
+    ada = next(line for line in drawn.stdout.splitlines() if "ada@example.com" in line and "Accelerate" in line)
+    assert "3/3 100%" in ada and "1/2  50%" in ada and "80%" in ada and "4/5" in ada and "🏅 2" in ada
+
+
+def test_empty_database_gives_zeros(bapp: Bapp) -> None:
+    analytics = bapp("reports", "pathway-analytics", "--json")
+    assert analytics.exit_code == 0 and analytics.stderr == ""
+    assert [
+        (row["pathway"], row["enrolled"], row["average_percent"], row["top_skills"]) for row in analytics.json()
+    ] == [
+        ("accelerate", 0, 0.0, []),
+        ("pivot", 0, 0.0, []),
+        ("play", 0, 0.0, []),
+        (None, 0, 0.0, []),
+    ]
+    counts = bapp("reports", "bookings-by-pathway", "--json")
+    assert counts.exit_code == 0 and {row["total"] for row in counts.json()} == {0}
+    assert bapp("reports", "bookings-by-pathway", "--list", "--json").json() == []
+    assert bapp("reports", "client-progress", "--json").json() == []
+    for command in ("pathway-analytics", "bookings-by-pathway", "client-progress"):
+        drawn = bapp("reports", command, "--format", "table", env=WIDE)
+        assert drawn.exit_code == 0 and drawn.stderr == ""
+
+
+def test_bad_input_and_unknown_names_have_documented_exit_codes(bapp: Bapp) -> None:
+    seed(bapp, dashboard_data)
+    bad = bapp("reports", "pathway-analytics", "--from", "February", "--json")
+    assert bad.exit_code == 6 and bad.stdout == ""
+    assert bad.stderr.startswith("Error: from: 'February' is not a valid date and time")
+    assert json.loads(bad.stderr.splitlines()[-1])["error"]["code"] == "invalid_datetime"
+    backwards = bapp("reports", "bookings-by-pathway", "--from", "2030-03-01", "--to", "2030-02-01")
+    assert backwards.exit_code == 6 and backwards.stdout == ""
+    assert backwards.stderr.startswith("Error: to: ") and "must be after from" in backwards.stderr
+    zone = bapp("--timezone", "Mars/Olympus", "reports", "pathway-analytics", "--from", "2030-02-01")
+    assert zone.exit_code == 6 and zone.stdout == ""
+    nobody = bapp("reports", "bookings-by-pathway", "--builder", "nobody@coach.example")
+    assert nobody.exit_code == 7 and nobody.stdout == ""
+    assert "Error: no builder with e-mail 'nobody@coach.example'" in nobody.stderr
+    unknown = bapp("reports", "client-progress", "--pathway", "juggling")
+    assert unknown.exit_code == 7 and unknown.stdout == "" and "no pathway 'juggling'" in unknown.stderr
+
+
+def test_help_defines_every_figure() -> None:
+    from typer.testing import CliRunner
+
+    from bapp_cli.cli.app import app
+
+    runner = CliRunner()
+    analytics = runner.invoke(app, ["reports", "pathway-analytics", "--help"]).output
+    for text in (
+        "completed ÷ enrolled",
+        "average_days_to_complete",
+        "each client weighs the same",
+        "[--from, --to) applies to bookings only",
+        "Examples:",
+    ):
+        assert text in analytics
+    counts = runner.invoke(app, ["reports", "bookings-by-pathway", "--help"]).output
+    assert '"none" for bookings without a pathway' in counts and "null for the totals object" in counts
+    progress = runner.invoke(app, ["reports", "client-progress", "--help"]).output
+    assert "rounded down to a whole percent" in progress and "Examples:" in progress
+
+
+def test_statements_do_not_grow_with_the_data(bapp: Bapp) -> None:
+    seed(bapp, dashboard_data)
+    commands = [
+        ("reports", "pathway-analytics", *FEBRUARY, "--json"),
+        ("reports", "bookings-by-pathway", "--builder", "cora@coach.example", "--json"),
+        ("reports", "client-progress", "--json"),
+    ]
+
+    def count() -> list[int]:
+        sizes = []
+        for command in commands:
+            with counting_statements() as statements:
+                assert bapp(*command).exit_code == 0
+            sizes.append(len(statements))
+        return sizes
+
+    small = count()
+
+    def grow(session: Session) -> None:
+        from bapp_cli.services.enrolment import enrol
+        from bapp_cli.services.skills import complete_skill
+
+        intro = add_session_type(session, "More Intro", category="free")
+        for index in range(15):
+            user = add_client(session, f"more{index}@example.com", name=None)
+            enrol(session, user, pathway(session, "pivot"), now=NOW)
+            complete_skill(session, user.email, "p2", now=NOW)
+            add_booking(session, client=user, session_type=intro, start=PERIOD_FROM, status="confirmed")
+
+    seed(bapp, grow)
+    assert bapp(*commands[0]).json()[1]["enrolled"] == 18
+    assert count() == small
