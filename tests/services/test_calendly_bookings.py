@@ -1,0 +1,573 @@
+"""Invitees become bookings (pull and webhook share one applier), on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from bapp_cli.calendly.models import EventType, Invitee, ScheduledEvent, WebhookPayload
+from bapp_cli.db.models import (
+    AuditEntry,
+    Booking,
+    BuilderProfile,
+    Enrolment,
+    Pathway,
+    SessionType,
+    SyncRun,
+    User,
+)
+from bapp_cli.errors import ConfigError, InvalidInput
+from bapp_cli.services.calendly_bookings import (
+    BookedInvitee,
+    InviteeApplier,
+    apply_webhook,
+    list_runs,
+    parse_bookings_listing,
+    pathway_question_pattern,
+    pull_bookings,
+    record_failed_pull,
+    within,
+)
+from bapp_cli.services.sync import sync_event_types
+from tests.fakes.calendly_server import (
+    API_ORIGIN,
+    DEFAULT_USER_URI,
+    make_event_type,
+    make_invitee,
+    make_scheduled_event,
+)
+
+NOW = dt.datetime(2026, 3, 2, 12, 0, tzinfo=dt.UTC)
+START = dt.datetime(2026, 4, 1, 9, 0, tzinfo=dt.UTC)
+BOOKED = dt.datetime(2026, 3, 1, 8, 0, tzinfo=dt.UTC)
+PATTERN = pathway_question_pattern(None)
+# make_event_type's rotation: 0 free, 1 accelerate, 2 pivot, 3 play (pathway sessions), 4 specialized
+FREE, ACCELERATE, PIVOT, PLAY, SPECIALIZED = 0, 1, 2, 3, 4
+
+
+def iso(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def type_uri(i: int) -> str:
+    return f"{API_ORIGIN}/event_types/ET{i:08d}"
+
+
+@pytest.fixture
+def catalogue(session: Session) -> Session:
+    """A builder who owns the fake's event types, and types 0–5 synced from Calendly."""
+    builder = User(email="ada@example.com", name="Ada Builder")
+    session.add(builder)
+    session.flush()
+    session.add(BuilderProfile(user_id=builder.id, calendly_user_uri=DEFAULT_USER_URI))
+    listing = [EventType.model_validate(make_event_type(i)) for i in range(6)]
+    sync_event_types(session, listing, source="api", started_at=NOW, clock=lambda: NOW)
+    session.commit()
+    return session
+
+
+def event(n: int, type_index: int, *, start: dt.datetime = START, **overrides: Any) -> dict[str, Any]:
+    return {**make_scheduled_event(n, type_uri(type_index), start), **overrides}
+
+
+def invitee(
+    scheduled: dict[str, Any],
+    j: int,
+    *,
+    updated: dt.datetime = BOOKED,
+    answers: list[tuple[str, str]] | None = None,
+    **overrides: Any,
+) -> dict[str, Any]:
+    qa = None if answers is None else [{"question": q, "answer": a, "position": n} for n, (q, a) in enumerate(answers)]
+    raw = make_invitee(scheduled["uri"], j, created_at=BOOKED, questions_and_answers=qa)
+    return {**raw, "updated_at": iso(updated), **overrides}
+
+
+def item(scheduled: dict[str, Any], person: dict[str, Any]) -> BookedInvitee:
+    return BookedInvitee(Invitee.model_validate(person), ScheduledEvent.model_validate(scheduled))
+
+
+def cancelled(person: dict[str, Any], *, at: dt.datetime, reason: str | None = "Clash", **more: Any) -> dict[str, Any]:
+    cancellation = {"canceled_by": "Client", "reason": reason, "canceler_type": "invitee", "created_at": iso(at)}
+    return {**person, "status": "canceled", "updated_at": iso(at), "cancellation": cancellation, **more}
+
+
+def apply(session: Session, *items: BookedInvitee, pattern: re.Pattern[str] = PATTERN) -> list[Any]:
+    applier = InviteeApplier(session, now=NOW, pathway_question=pattern)
+    outcomes = [applier.apply(entry) for entry in items]
+    session.commit()
+    session.expire_all()
+    return outcomes
+
+
+def booking(session: Session, invitee_uri: str) -> Booking:
+    return session.scalars(select(Booking).where(Booking.calendly_invitee_uri == invitee_uri)).one()
+
+
+def pathway_slug(session: Session, found: Booking) -> str | None:
+    return session.scalar(select(Pathway.slug).where(Pathway.id == found.pathway_id)) if found.pathway_id else None
+
+
+def count(session: Session, model: Any) -> int:
+    return int(session.scalar(select(func.count()).select_from(model)) or 0)
+
+
+def enrolments(session: Session, email: str) -> list[str]:
+    return sorted(
+        session.scalars(
+            select(Pathway.slug)
+            .join(Enrolment, Enrolment.pathway_id == Pathway.id)
+            .join(User, User.id == Enrolment.client_id)
+            .where(User.email == email)
+        )
+    )
+
+
+def set_price(session: Session, type_index: int, price: str) -> None:
+    session.execute(
+        update(SessionType).where(SessionType.calendly_uri == type_uri(type_index)).values(price=Decimal(price))
+    )
+    session.commit()
+
+
+# -- creation --------------------------------------------------------------------------------------
+
+
+def test_an_invitee_becomes_a_booking_with_account_answers_and_audit(catalogue: Session) -> None:
+    session = catalogue
+    scheduled = event(1, SPECIALIZED, start=START - dt.timedelta(days=400))  # past starts are accepted
+    person = invitee(
+        scheduled,
+        1,
+        email="New.Client@Example.com",
+        timezone="America/New_York",
+        answers=[
+            ("Company name", "Acme"),
+            ("Topics", "Agents\nRAG\nSomething of my own"),  # newline-joined multi-select with an "other"
+            ("experience with ai", "Some"),
+            ("A question the type no longer has", "kept anyway"),
+        ],
+    )
+    [outcome] = apply(session, item(scheduled, person))
+    assert (outcome.action, outcome.booking_status) == ("created", "confirmed")
+    assert "account created for new.client@example.com" in outcome.note
+    found = booking(session, person["uri"])
+    client = session.get(User, found.client_id)
+    assert client is not None and (client.email, client.name) == ("new.client@example.com", "Client 1")
+    builder = session.get(User, found.builder_id)
+    assert builder is not None and builder.email == "ada@example.com"
+    assert (found.source, found.calendly_event_uri, found.reference) == (
+        "calendly",
+        scheduled["uri"],
+        outcome.reference,
+    )
+    assert (found.start_time, found.end_time) == (
+        START - dt.timedelta(days=400),
+        START - dt.timedelta(days=400, minutes=-30),
+    )
+    assert (found.status, found.payment_status, found.amount, found.currency) == (
+        "confirmed",
+        "not_required",
+        Decimal("0.00"),
+        "GBP",
+    )
+    assert found.client_timezone == "America/New_York"
+    assert found.remote_updated_at == BOOKED
+    assert found.pathway_id is None  # a specialized session and no pathway question
+    assert found.custom_question_responses == [
+        {"question": "Company name", "answer": "Acme", "position": 0},
+        {"question": "Experience with AI", "answer": "Some", "position": 2},  # the session type's spelling
+        {"question": "Topics", "answer": ["Agents", "RAG", "Something of my own"], "position": 3},
+        {"question": "A question the type no longer has", "answer": "kept anyway", "position": 3},
+    ]
+    audit = session.scalars(select(AuditEntry).where(AuditEntry.entity_key == found.reference)).one()
+    assert audit.changes["source"] == "calendly" and audit.changes["invitee"] == person["uri"]
+
+
+def test_price_sets_status_and_a_calendly_payment_makes_it_paid(catalogue: Session) -> None:
+    session = catalogue
+    set_price(session, SPECIALIZED, "95.00")
+    first, second = event(1, SPECIALIZED), event(2, SPECIALIZED, start=START + dt.timedelta(hours=3))
+    unpaid = invitee(first, 1)
+    payment = {"external_id": "ch_1", "provider": "stripe", "amount": 95.0, "currency": "GBP", "successful": True}
+    paid = invitee(second, 2, payment=payment)
+    outcomes = apply(session, item(first, unpaid), item(second, paid))
+    assert [o.booking_status for o in outcomes] == ["pending", "confirmed"]
+    assert booking(session, unpaid["uri"]).payment_status == "unpaid"
+    assert booking(session, paid["uri"]).amount == Decimal("95.00")
+    assert booking(session, paid["uri"]).payment_status == "paid"
+    # the payment lands later (a newer invitee): pending/unpaid becomes confirmed/paid
+    [later] = apply(session, item(first, {**unpaid, "payment": payment, "updated_at": iso(BOOKED + dt.timedelta(1))}))
+    assert later.action == "updated"
+    assert (booking(session, unpaid["uri"]).status, booking(session, unpaid["uri"]).payment_status) == (
+        "confirmed",
+        "paid",
+    )
+
+
+def test_unknown_event_type_and_bad_email_are_skipped_and_nothing_is_written(catalogue: Session) -> None:
+    session = catalogue
+    unknown = event(1, 999)
+    good_type = event(2, FREE)
+    outcomes = apply(
+        session,
+        item(unknown, invitee(unknown, 1)),
+        item(good_type, invitee(good_type, 2, email="not an address")),
+    )
+    assert [o.action for o in outcomes] == ["skipped", "skipped"]
+    assert type_uri(999) in outcomes[0].note and "calendly sync" in outcomes[0].note
+    assert "invitee email" in outcomes[1].note
+    assert count(session, Booking) == 0
+    assert session.scalar(select(func.count()).select_from(User).where(User.email.like("client%"))) == 0
+
+
+def test_impossible_times_and_zones_are_repaired_with_a_warning(catalogue: Session) -> None:
+    session = catalogue
+    # Calendly's own sample payloads carry end_time == start_time
+    scheduled = event(1, FREE, end_time=iso(START))
+    [outcome] = apply(session, item(scheduled, invitee(scheduled, 1, timezone="America/New York")))
+    found = booking(session, outcome_uri(scheduled, 1))
+    assert found.end_time == START + dt.timedelta(minutes=15)  # make_event_type(0) lasts 15 minutes
+    assert found.client_timezone == "UTC"
+    assert len(outcome.warnings) == 2
+
+
+def outcome_uri(scheduled: dict[str, Any], j: int) -> str:
+    return f"{scheduled['uri']}/invitees/INV{j:08d}"
+
+
+# -- pathways --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("answer", "slug"),
+    [
+        ("Pivot", "pivot"),
+        ("  PLAY ", "play"),
+        ("accelerate", "accelerate"),
+        ("🚀 Accelerate – fast track", "accelerate"),
+    ],
+)
+def test_pathway_from_the_pathway_question_enrols_the_client(catalogue: Session, answer: str, slug: str) -> None:
+    session = catalogue
+    scheduled = event(1, FREE)
+    person = invitee(scheduled, 1, answers=[("Company name", "Acme"), ("Which Pathway are you on?", answer)])
+    [outcome] = apply(session, item(scheduled, person))
+    found = booking(session, person["uri"])
+    assert pathway_slug(session, found) == slug
+    assert enrolments(session, "client1@example.com") == [slug]
+    enrolment = session.scalars(select(Enrolment)).one()
+    assert (enrolment.status, enrolment.builder_id) == ("active", found.builder_id)  # the builder coaches
+    assert outcome.warnings == ()
+
+
+def test_unknown_or_archived_pathway_answers_give_no_pathway_and_a_warning(catalogue: Session) -> None:
+    session = catalogue
+    session.execute(update(Pathway).where(Pathway.slug == "play").values(archived=True))
+    session.commit()
+    one, two = event(1, FREE), event(2, FREE, start=START + dt.timedelta(hours=2))
+    unknown = invitee(one, 1, answers=[("Your pathway", "Not sure yet")])
+    archived = invitee(two, 2, answers=[("Your pathway", "Play")])
+    outcomes = apply(session, item(one, unknown), item(two, archived))
+    assert [o.action for o in outcomes] == ["created", "created"]
+    assert "names no known pathway" in outcomes[0].warnings[0]
+    assert "archived" in outcomes[1].warnings[0]
+    assert booking(session, unknown["uri"]).pathway_id is None
+    assert booking(session, archived["uri"]).pathway_id is None
+    assert count(session, Enrolment) == 0
+
+
+def test_the_pathway_question_pattern_is_configurable(catalogue: Session) -> None:
+    session = catalogue
+    scheduled = event(1, FREE)
+    person = invitee(scheduled, 1, answers=[("Which pathway?", "Pivot"), ("Learning track", "Play")])
+    apply(session, item(scheduled, person), pattern=pathway_question_pattern(r"learning\s+track"))
+    assert pathway_slug(session, booking(session, person["uri"])) == "play"
+    with pytest.raises(ConfigError, match=r"calendly\.pathway_question"):
+        pathway_question_pattern("track(")
+
+
+def test_a_pathway_session_without_an_answer_uses_its_linked_pathway(catalogue: Session) -> None:
+    session = catalogue
+    scheduled = event(1, PIVOT)
+    person = invitee(scheduled, 1)
+    [outcome] = apply(session, item(scheduled, person))
+    assert pathway_slug(session, booking(session, person["uri"])) == "pivot"
+    assert "enrolled in pivot" in outcome.note
+
+
+# -- changes, cancellations, out-of-order deliveries ------------------------------------------------
+
+
+def test_same_or_older_deliveries_change_nothing(catalogue: Session) -> None:
+    session = catalogue
+    scheduled = event(1, FREE)
+    person = invitee(scheduled, 1, answers=[("Company name", "Acme")])
+    newer = {**person, "updated_at": iso(BOOKED + dt.timedelta(hours=1)), "timezone": "Asia/Tokyo"}
+    apply(session, item(scheduled, newer))
+    before = booking(session, person["uri"]).updated_at
+    audits = count(session, AuditEntry)
+    outcomes = apply(session, item(scheduled, newer), item(scheduled, person))
+    assert [(o.action, o.note) for o in outcomes] == [
+        ("unchanged", ""),
+        ("unchanged", "older than the version applied"),
+    ]
+    found = booking(session, person["uri"])
+    assert (found.client_timezone, found.updated_at, count(session, AuditEntry)) == ("Asia/Tokyo", before, audits)
+
+
+def test_a_newer_invitee_updates_answers_and_times(catalogue: Session) -> None:
+    session = catalogue
+    scheduled = event(1, FREE)
+    person = invitee(scheduled, 1, answers=[("Company name", "Acme")])
+    apply(session, item(scheduled, person))
+    later = dt.timedelta(hours=2)
+    moved = {**scheduled, "start_time": iso(START + later), "end_time": iso(START + later + dt.timedelta(minutes=15))}
+    changed = invitee(moved, 1, updated=BOOKED + dt.timedelta(days=1), answers=[("Company name", "Acme Ltd")])
+    [outcome] = apply(session, item(moved, changed))
+    assert outcome.action == "updated"
+    assert "start_time" in outcome.note and "custom_question_responses" in outcome.note
+    found = booking(session, person["uri"])
+    assert found.start_time == START + later
+    assert found.custom_question_responses[0]["answer"] == "Acme Ltd"
+
+
+def test_a_cancel_cancels_with_its_reason_and_a_late_duplicate_create_is_ignored(catalogue: Session) -> None:
+    session = catalogue
+    scheduled = event(1, FREE)
+    person = invitee(scheduled, 1)
+    apply(session, item(scheduled, person))
+    cancel_at = BOOKED + dt.timedelta(days=2)
+    [outcome] = apply(session, item(scheduled, cancelled(person, at=cancel_at, reason="Feeling unwell")))
+    assert (outcome.action, outcome.booking_status, outcome.note) == ("cancelled", "cancelled", "Feeling unwell")
+    found = booking(session, person["uri"])
+    assert (found.status, found.cancellation_reason, found.cancelled_at) == ("cancelled", "Feeling unwell", cancel_at)
+    [late] = apply(session, item(scheduled, person))  # a retried invitee.created from before the cancel
+    assert late.action == "unchanged"
+    assert booking(session, person["uri"]).status == "cancelled"
+
+
+def test_a_cancel_before_its_create_makes_a_cancelled_booking_that_the_create_cannot_revive(
+    catalogue: Session,
+) -> None:
+    session = catalogue
+    scheduled = event(1, PLAY)
+    person = invitee(scheduled, 1)
+    cancel = cancelled(person, at=BOOKED + dt.timedelta(minutes=5), reason=None)
+    [first] = apply(session, item(scheduled, cancel))
+    assert (first.action, first.booking_status) == ("created", "cancelled")
+    found = booking(session, person["uri"])
+    assert (found.cancellation_reason, found.pathway_id is not None) == (None, True)
+    assert count(session, Enrolment) == 0  # a booking that never stood enrols nobody
+    [second] = apply(session, item(scheduled, person))
+    assert second.action == "unchanged" and booking(session, person["uri"]).status == "cancelled"
+    assert count(session, Booking) == 1
+
+
+def test_a_host_cancelled_event_cancels_its_invitees(catalogue: Session) -> None:
+    session = catalogue
+    scheduled = event(1, FREE)
+    person = invitee(scheduled, 1)
+    apply(session, item(scheduled, person))
+    gone = {
+        **scheduled,
+        "status": "canceled",
+        "cancellation": {"canceled_by": "Ada", "reason": "Builder ill", "canceler_type": "host"},
+    }
+    [outcome] = apply(session, item(gone, {**person, "updated_at": iso(BOOKED + dt.timedelta(days=1))}))
+    assert outcome.action == "cancelled"
+    assert booking(session, person["uri"]).cancellation_reason == "Builder ill"
+
+
+def test_final_states_stay_final(catalogue: Session) -> None:
+    session = catalogue
+    first, second = event(1, FREE), event(2, FREE, start=START + dt.timedelta(hours=1))
+    done, dropped = invitee(first, 1), invitee(second, 2)
+    apply(session, item(first, done), item(second, dropped))
+    session.execute(update(Booking).where(Booking.calendly_invitee_uri == done["uri"]).values(status="completed"))
+    session.execute(update(Booking).where(Booking.calendly_invitee_uri == dropped["uri"]).values(status="cancelled"))
+    session.commit()
+    outcomes = apply(
+        session,
+        item(first, cancelled(done, at=BOOKED + dt.timedelta(days=1))),
+        item(second, {**dropped, "updated_at": iso(BOOKED + dt.timedelta(days=1))}),
+    )
+    assert [o.action for o in outcomes] == ["unchanged", "unchanged"]
+    assert "final" in outcomes[0].warnings[0] and "stays cancelled" in outcomes[1].warnings[0]
+    assert booking(session, done["uri"]).status == "completed"
+    assert booking(session, dropped["uri"]).status == "cancelled"
+
+
+@pytest.mark.parametrize("order", ["old half first", "new half first"])
+def test_a_reschedule_cancels_the_old_booking_and_carries_pathway_and_payment(catalogue: Session, order: str) -> None:
+    session = catalogue
+    set_price(session, FREE, "30.00")
+    old_event = event(1, FREE)
+    payment = {"external_id": "ch_1", "provider": "stripe", "amount": 30.0, "currency": "GBP", "successful": True}
+    original = invitee(old_event, 1, payment=payment, answers=[("Pathway", "Pivot")])
+    apply(session, item(old_event, original))
+    old_reference = booking(session, original["uri"]).reference
+
+    moved_at = BOOKED + dt.timedelta(days=3)
+    new_event = event(2, FREE, start=START + dt.timedelta(days=7))
+    new_half = invitee(new_event, 2, updated=moved_at, email=original["email"], old_invitee=original["uri"])
+    old_half = cancelled(original, at=moved_at, reason=None, rescheduled=True, new_invitee=new_half["uri"])
+    halves = [item(old_event, old_half), item(new_event, new_half)]
+    if order == "new half first":
+        halves.reverse()
+    outcomes = apply(session, *halves)
+
+    old, new = booking(session, original["uri"]), booking(session, new_half["uri"])
+    assert old.reference == old_reference and old.start_time == START  # the old row and its time stay
+    assert (old.status, new.status) == ("cancelled", "confirmed")
+    assert old.cancellation_reason is not None and old.cancellation_reason.startswith("Rescheduled")
+    assert (new.payment_status, pathway_slug(session, new)) == ("paid", "pivot")  # carried over
+    assert new.start_time == START + dt.timedelta(days=7)
+    by_action = sorted((o.action, o.replaced) for o in outcomes)
+    if order == "old half first":
+        assert by_action == [("created", None), ("rescheduled", None)]
+    else:
+        assert by_action == [("created", old_reference), ("unchanged", None)]
+    assert count(session, Booking) == 2
+    # and nothing moves when both halves come again
+    assert {o.action for o in apply(session, *halves)} == {"unchanged"}
+
+
+# -- the pull as a whole ---------------------------------------------------------------------------
+
+
+def listing() -> list[BookedInvitee]:
+    one, two, three = event(1, FREE), event(2, ACCELERATE), event(3, 999)
+    return [
+        item(one, invitee(one, 1)),
+        item(one, cancelled(invitee(one, 2), at=BOOKED + dt.timedelta(hours=1))),
+        item(two, invitee(two, 3, answers=[("Topics", "RAG")])),
+        item(three, invitee(three, 4)),
+    ]
+
+
+def test_a_pull_records_its_run_and_a_second_pull_changes_nothing(catalogue: Session) -> None:
+    session = catalogue
+    ticks = iter(range(100))
+    clock = lambda: NOW + dt.timedelta(seconds=next(ticks))  # noqa: E731
+    report = pull_bookings(session, listing(), source="api", started_at=NOW, clock=clock, pathway_question=PATTERN)
+    session.commit()
+    assert report.as_record() == {
+        "run_id": report.run_id,
+        "status": "succeeded",
+        "dry_run": False,
+        "fetched": 4,
+        "created": 3,
+        "updated": 0,
+        "cancelled": 0,
+        "rescheduled": 0,
+        "unchanged": 0,
+        "skipped": 1,
+        "warnings": 0,
+    }
+    run = session.get(SyncRun, report.run_id)
+    assert run is not None
+    assert (run.kind, run.source, run.status, run.created, run.skipped, run.fetched) == (
+        "bookings",
+        "api",
+        "succeeded",
+        3,
+        1,
+        4,
+    )
+    rows = {table: count(session, table) for table in (Booking, User, Enrolment, AuditEntry)}
+    again = pull_bookings(session, listing(), source="api", started_at=NOW, clock=clock, pathway_question=PATTERN)
+    session.commit()
+    assert (again.unchanged, again.created, again.skipped) == (3, 0, 1)
+    assert {table: count(session, table) for table in (Booking, User, Enrolment, AuditEntry)} == rows
+    assert [view.kind for view in list_runs(session)] == ["bookings", "bookings", "event_types"]
+    assert [view.run_id for view in list_runs(session, kind="bookings")] == [again.run_id, report.run_id]
+
+
+def test_a_dry_run_pull_records_no_run(catalogue: Session) -> None:
+    session = catalogue
+    report = pull_bookings(
+        session, listing(), source="file", started_at=NOW, clock=lambda: NOW, pathway_question=PATTERN, dry_run=True
+    )
+    assert (report.run_id, report.created) == (None, 3)
+    assert session.scalar(select(func.count()).select_from(SyncRun).where(SyncRun.kind == "bookings")) == 0
+
+
+def test_failed_pulls_are_recorded_as_bookings_runs(catalogue: Session) -> None:
+    session = catalogue
+    run_id = record_failed_pull(
+        session, source="api", started_at=NOW, finished_at=NOW, error="Calendly GET /scheduled_events: HTTP 500"
+    )
+    session.commit()
+    [view] = list_runs(session, kind="bookings")
+    assert (view.run_id, view.status, view.error) == (run_id, "failed", "Calendly GET /scheduled_events: HTTP 500")
+    with pytest.raises(InvalidInput, match="kind"):
+        list_runs(session, kind="everything")
+
+
+def test_webhook_events_other_than_invitee_ones_are_ignored(catalogue: Session) -> None:
+    payload = WebhookPayload.model_validate(
+        {"event": "event_type.updated", "created_at": iso(NOW), "payload": {"uri": type_uri(1)}}
+    )
+    result = apply_webhook(catalogue, payload, now=NOW, pathway_question=PATTERN)
+    assert result.as_record()["action"] == "ignored"
+    assert count(catalogue, Booking) == 0
+
+
+# -- saved listings (no database) ------------------------------------------------------------------
+
+
+def test_saved_listings_in_each_shape_parse_to_the_same_invitees() -> None:
+    one, two = event(1, FREE), event(2, PLAY, start=START + dt.timedelta(days=2))
+    one["invitees"] = [invitee(one, 1), invitee(one, 2)]
+    two["invitees"] = {"collection": [invitee(two, 3)], "pagination": {"next_page": None}}
+    shapes = [
+        {"collection": [one, two], "pagination": {}},
+        [{"collection": [one]}, {"collection": [two]}],
+        [one, two],
+    ]
+    parsed = [parse_bookings_listing(json.dumps(shape), name="saved.json") for shape in shapes]
+    uris = [[entry.invitee.uri for entry in entries] for entries in parsed]
+    assert uris[0] == uris[1] == uris[2] and len(uris[0]) == 3
+    assert [entry.invitee.uri for entry in within(parsed[0], START + dt.timedelta(days=1), None)] == [
+        two["invitees"]["collection"][0]["uri"]
+    ]
+    assert len(within(parsed[0], None, START + dt.timedelta(days=1))) == 2
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("{not json", "not valid JSON (line 1"),
+        ('{"events": []}', "'collection' array"),
+        ("42", "expected a listing page"),
+    ],
+)
+def test_unreadable_saved_listings_are_invalid_input(content: str, message: str) -> None:
+    with pytest.raises(InvalidInput, match=re.escape(message)):
+        parse_bookings_listing(content, name="saved.json")
+
+
+def test_every_bad_item_of_a_saved_listing_is_reported_with_its_place() -> None:
+    good = event(1, FREE)
+    good["invitees"] = [invitee(good, 1)]
+    no_invitees = event(2, FREE)
+    bad_event = {**event(3, FREE), "start_time": "yesterday", "invitees": []}
+    bad_invitee = event(4, FREE)
+    bad_invitee["invitees"] = [invitee(bad_invitee, 4), {**invitee(bad_invitee, 5), "status": "maybe"}]
+    with pytest.raises(InvalidInput) as caught:
+        parse_bookings_listing(json.dumps([good, no_invitees, bad_event, bad_invitee]), name="saved.json")
+    details = caught.value.details
+    assert [(d["row"], d.get("field")) for d in details] == [
+        ("[1]", "invitees"),
+        ("[2]", "start_time"),
+        ("[3].invitees[1]", "status"),
+    ]
+    assert caught.value.message.startswith("saved.json: 3 invalid value(s) in the listing; first: [1] invitees")
