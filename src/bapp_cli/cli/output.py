@@ -134,7 +134,7 @@ class OutputSink:
             else:
                 self._plain_table(list(rows), columns, title=title, headers=headers)
         elif self.format == "json":
-            self.stdout.write(json.dumps(list(rows), default=json_default, ensure_ascii=False, indent=2) + "\n")
+            self.stdout.write(self._json_document(list(rows)))
         elif self.format == "jsonl":
             for row in rows:
                 self.stdout.write(json.dumps(row, default=json_default, ensure_ascii=False) + "\n")
@@ -157,11 +157,17 @@ class OutputSink:
             else:
                 self._key_value_table(row, keys, title=title)
         elif self.format == "json":
-            self.stdout.write(json.dumps(dict(row), default=json_default, ensure_ascii=False, indent=2) + "\n")
+            self.stdout.write(self._json_document(dict(row)))
         elif self.format == "jsonl":
             self.stdout.write(json.dumps(dict(row), default=json_default, ensure_ascii=False) + "\n")
         else:
             self._delimited([row], keys)
+
+    def _json_document(self, value: Any) -> str:
+        """Indented for a person at a terminal; compact in a pipe, where the C encoder is ~3× faster."""
+        if is_terminal(self.stdout):
+            return json.dumps(value, default=json_default, ensure_ascii=False, indent=2) + "\n"
+        return json.dumps(value, default=json_default, ensure_ascii=False) + "\n"
 
     def _delimited(self, rows: Iterable[Mapping[str, Any]], columns: Sequence[str]) -> None:
         delimiter = "\t" if self.format == "tsv" else ","
