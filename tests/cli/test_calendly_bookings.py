@@ -1,0 +1,453 @@
+"""`bapp calendly pull-bookings` against a real local fake Calendly, on both backends."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.cli.calendly_fixtures import FAST_RETRIES, TOKEN, USER, catalogue, error_lines, snapshot, sync_runs
+from tests.conftest import REPO, Bapp
+from tests.fakes.calendly_server import API_ORIGIN, FakeCalendly, make_invitee, make_scheduled_event
+
+SUMMARY_KEYS = [
+    "run_id",
+    "status",
+    "dry_run",
+    "fetched",
+    "created",
+    "updated",
+    "cancelled",
+    "rescheduled",
+    "unchanged",
+    "skipped",
+    "warnings",
+]
+EXAMPLES = REPO / "examples" / "calendly"
+# Days from now, so the default window (30 days back, no end) holds the realistic set.
+TODAY = dt.datetime.now(dt.UTC).replace(hour=9, minute=0, second=0, microsecond=0)
+# make_event_type's rotation: 0 free, 1 accelerate, 2 pivot, 3 play (pathway sessions), 4 specialized, 6 group
+FREE, ACCELERATE, PIVOT, PLAY, SPECIALIZED, GROUP = 0, 1, 2, 3, 4, 6
+
+
+def iso(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def type_uri(i: int) -> str:
+    return f"{API_ORIGIN}/event_types/ET{i:08d}"
+
+
+def scheduled(n: int, type_index: int, days: float, **overrides: Any) -> dict[str, Any]:
+    return {**make_scheduled_event(n, type_uri(type_index), TODAY + dt.timedelta(days=days)), **overrides}
+
+
+def person(
+    event: dict[str, Any], j: int, answers: list[tuple[str, str]] | None = None, **overrides: Any
+) -> dict[str, Any]:
+    qa = None if answers is None else [{"question": q, "answer": a, "position": n} for n, (q, a) in enumerate(answers)]
+    booked = TODAY - dt.timedelta(days=2, minutes=-j)
+    return {**make_invitee(event["uri"], j, created_at=booked, questions_and_answers=qa), **overrides}
+
+
+def cancelled(invitee: dict[str, Any], reason: str | None, **overrides: Any) -> dict[str, Any]:
+    at = iso(TODAY - dt.timedelta(days=1))
+    cancellation = {"canceled_by": invitee["name"], "reason": reason, "canceler_type": "invitee", "created_at": at}
+    return {**invitee, "status": "canceled", "updated_at": at, "cancellation": cancellation, **overrides}
+
+
+def realistic(fake: FakeCalendly) -> dict[str, str]:
+    """Active, canceled and rescheduled invitees, multi-select and "other" answers, a group event, an event
+    type bapp has never synced, and an event before the default window. Returns invitee URIs by role."""
+    intro = scheduled(1, FREE, 3)
+    olivia = person(intro, 1, [("Company name", "Grant & Co"), ("Which pathway interests you?", "Accelerate")])
+    coaching = scheduled(2, ACCELERATE, 4)
+    nina = person(coaching, 2, [("Company name", "Kowalski"), ("Topics", "Agents\nRAG\nMy own bakery bot")])
+    dropped_event = scheduled(3, SPECIALIZED, 5, status="canceled")
+    ravi = cancelled(person(dropped_event, 3, [("Company name", "Patel")]), "Found the answer elsewhere")
+    old_event = scheduled(4, PLAY, 6, status="canceled")
+    new_event = scheduled(5, PLAY, 9)
+    moved = person(new_event, 5, [("Company name", "Okafor")], email="client4@example.com")
+    sam_old = cancelled(person(old_event, 4, [("Company name", "Okafor")]), None, rescheduled=True)
+    sam_old["new_invitee"] = moved["uri"]
+    moved["old_invitee"] = sam_old["uri"]
+    group = scheduled(6, GROUP, 10)
+    crew = [person(group, 6), cancelled(person(group, 7), "Team changed plans")]
+    unknown = scheduled(7, 99, 11)
+    stranger = person(unknown, 8)
+    ancient = scheduled(8, FREE, -45)
+    for event, invitees in (
+        (intro, [olivia]),
+        (coaching, [nina]),
+        (dropped_event, [ravi]),
+        (old_event, [sam_old]),
+        (new_event, [moved]),
+        (group, crew),
+        (unknown, [stranger]),
+        (ancient, [person(ancient, 9)]),
+    ):
+        fake.add_scheduled_event(event, invitees)
+    return {
+        "olivia": olivia["uri"],
+        "nina": nina["uri"],
+        "ravi": ravi["uri"],
+        "sam_old": sam_old["uri"],
+        "sam_new": moved["uri"],
+        "crew_in": crew[0]["uri"],
+        "crew_out": crew[1]["uri"],
+        "unknown": stranger["uri"],
+    }
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeCalendly]:
+    with FakeCalendly(event_types=catalogue()) as server:
+        yield server
+
+
+@pytest.fixture
+def pbapp(bapp: Bapp, fake: FakeCalendly) -> Bapp:
+    """`bapp` pointed at the fake, with the fake's event types synced (the pull needs its session types)."""
+    bapp.env.update({"CALENDLY_API_KEY": TOKEN, "CALENDLY_API_BASE_URL": fake.base_url, **FAST_RETRIES})
+    assert bapp("calendly", "sync", "--user", USER).exit_code == 0
+    fake.clear_requests()
+    return bapp
+
+
+def bookings_by_invitee(app: Bapp) -> dict[str, dict[str, Any]]:
+    result = app("bookings", "list", "--json")
+    assert result.exit_code == 0, result.stderr
+    return {row["calendly_invitee_uri"]: row for row in result.json()}
+
+
+def test_a_pull_turns_the_realistic_set_into_bookings_silently(pbapp: Bapp, fake: FakeCalendly) -> None:
+    uris = realistic(fake)
+    result = pbapp("calendly", "pull-bookings")
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr == ""  # cron-silent, even with a skipped invitee
+    header, values = result.stdout.splitlines()  # piped: TSV with a header
+    assert header.split("\t") == SUMMARY_KEYS
+    # 8 invitees in the window (the 45-day-old event is outside it): 7 created (Sam's old booking arrives
+    # already cancelled), the unknown event type skipped
+    assert values.split("\t")[1:] == ["succeeded", "false", "8", "7", "0", "0", "0", "0", "1", "0"]
+
+    rows = bookings_by_invitee(pbapp)
+    assert uris["unknown"] not in rows and len(rows) == 7
+    olivia = rows[uris["olivia"]]
+    assert (olivia["client"], olivia["pathway"], olivia["status"], olivia["source"]) == (
+        "client1@example.com",
+        "accelerate",
+        "confirmed",
+        "calendly",
+    )
+    assert olivia["builder"] is None  # the fake's owner is no bapp builder
+    nina = rows[uris["nina"]]
+    assert nina["pathway"] == "accelerate"  # the session's only linked pathway
+    assert {"question": "Topics", "answer": ["Agents", "RAG", "My own bakery bot"], "position": 3} in nina[
+        "custom_question_responses"
+    ]
+    assert rows[uris["ravi"]]["status"] == "cancelled"
+    assert (rows[uris["sam_old"]]["status"], rows[uris["sam_new"]]["status"]) == ("cancelled", "confirmed")
+    assert (rows[uris["crew_in"]]["status"], rows[uris["crew_out"]]["status"]) == ("confirmed", "cancelled")
+    shown = pbapp("bookings", "show", rows[uris["ravi"]]["reference"], "--json").json()
+    assert shown["start_time"] == iso(TODAY + dt.timedelta(days=5)).replace(".000000", "")
+    client = pbapp("clients", "show", "client1@example.com", "--json").json()
+    assert [enrolment["pathway"] for enrolment in client["enrolments"]] == ["accelerate"]
+
+    listing = [request for request in fake.requests if request.path == "/scheduled_events"]
+    assert len(listing) == 1
+    params = listing[0].params
+    assert (params["user"], params["sort"], "status" in params) == (USER, "start_time:asc", False)
+    since = dt.datetime.fromisoformat(params["min_start_time"].replace("Z", "+00:00"))
+    assert abs((dt.datetime.now(dt.UTC) - dt.timedelta(days=30) - since).total_seconds()) < 120
+    invitee_requests = [request for request in fake.requests if request.path.endswith("/invitees")]
+    assert len(invitee_requests) == 7 and all("status" not in request.params for request in invitee_requests)
+
+    runs = sync_runs(pbapp.database_url)
+    assert [(run["kind"], run["status"], run["created"], run["skipped"]) for run in runs] == [
+        ("event_types", "succeeded", 12, 0),
+        ("bookings", "succeeded", 7, 1),
+    ]
+
+
+def test_a_second_pull_changes_nothing_and_verbose_reports_the_skip(pbapp: Bapp, fake: FakeCalendly) -> None:
+    uris = realistic(fake)
+    assert pbapp("calendly", "pull-bookings").exit_code == 0
+    before = snapshot(pbapp.database_url, skip=["sync_runs"])
+    again = pbapp("--verbose", "calendly", "pull-bookings", "--json")
+    assert again.exit_code == 0, again.stderr
+    summary = again.json()
+    assert list(summary) == SUMMARY_KEYS
+    assert (summary["created"], summary["updated"], summary["cancelled"], summary["unchanged"]) == (0, 0, 0, 7)
+    assert summary["skipped"] == 1
+    assert again.stderr.splitlines() == [
+        f"skipped     {uris['unknown']}: unknown event type {type_uri(99)}; run `bapp calendly sync` first"
+    ]
+    assert snapshot(pbapp.database_url, skip=["sync_runs"]) == before
+
+
+def test_cancellations_and_reschedules_follow_on_the_next_pull(pbapp: Bapp, fake: FakeCalendly) -> None:
+    first = scheduled(1, FREE, 3)
+    stays, leaves, moves = person(first, 1), person(first, 2), person(first, 3)
+    fake.add_scheduled_event(first, [stays, leaves, moves])
+    assert pbapp("calendly", "pull-bookings").exit_code == 0
+    # Calendly a day later: one invitee cancelled, one moved to a later event
+    later = scheduled(2, FREE, 6)
+    moved = person(later, 4, email="client3@example.com", old_invitee=moves["uri"])
+    now_shown = [stays, cancelled(leaves, "Ill"), cancelled(moves, None, rescheduled=True, new_invitee=moved["uri"])]
+    with FakeCalendly(event_types=catalogue()) as tomorrow:
+        tomorrow.add_scheduled_event(first, now_shown)
+        tomorrow.add_scheduled_event(later, [moved])
+        result = pbapp(
+            "--verbose", "calendly", "pull-bookings", "--json", env={"CALENDLY_API_BASE_URL": tomorrow.base_url}
+        )
+    assert result.exit_code == 0, result.stderr
+    summary = result.json()
+    assert (summary["created"], summary["cancelled"], summary["rescheduled"], summary["unchanged"]) == (1, 1, 1, 1)
+    rows = bookings_by_invitee(pbapp)
+    assert [rows[invitee["uri"]]["status"] for invitee in (stays, leaves, moves, moved)] == [
+        "confirmed",
+        "cancelled",
+        "cancelled",
+        "confirmed",
+    ]
+    lines = result.stderr.splitlines()
+    assert sorted(line.split()[0] for line in lines) == ["cancelled", "created", "rescheduled"]
+    assert any(line.startswith("created") and "rescheduled from BK-" in line for line in lines)
+
+
+def test_every_page_is_pulled_even_after_a_stale_page_token(sqlite_template: Path, tmp_path: Path) -> None:
+    # Paging is HTTP behaviour, the same on either backend, and 105 events cost 105 invitee requests: run once.
+    database = tmp_path / "bapp.db"
+    shutil.copyfile(sqlite_template, database)
+    app = Bapp(f"sqlite:///{database}", tmp_path)
+    with FakeCalendly(event_types=catalogue()) as fake:
+        app.env.update({"CALENDLY_API_KEY": TOKEN, "CALENDLY_API_BASE_URL": fake.base_url, **FAST_RETRIES})
+        assert app("calendly", "sync", "--user", USER).exit_code == 0
+        for n in range(1, 106):
+            event = scheduled(n, FREE, 1 + n / 24)
+            fake.add_scheduled_event(event, [person(event, n)])
+        fake.stale_page_token("/scheduled_events")
+        fake.clear_requests()
+        result = app("calendly", "pull-bookings", "--json")
+        assert result.exit_code == 0, result.stderr
+        assert (result.json()["fetched"], result.json()["created"]) == (105, 105)
+        listing = [request for request in fake.requests if request.path == "/scheduled_events"]
+    # page 1, page 2 refused as stale, then resumed from the last start time reached
+    assert [("page_token" in r.params, r.params["min_start_time"]) for r in listing] == [
+        (False, listing[0].params["min_start_time"]),
+        (True, listing[0].params["min_start_time"]),
+        (False, iso(TODAY + dt.timedelta(days=1 + 100 / 24))),
+    ]
+    assert len(bookings_by_invitee(app)) == 105
+
+
+def test_dry_run_prints_the_plan_and_writes_nothing(pbapp: Bapp, fake: FakeCalendly) -> None:
+    realistic(fake)
+    before = snapshot(pbapp.database_url)
+    result = pbapp("calendly", "pull-bookings", "--dry-run", "--json")
+    assert result.exit_code == 0, result.stderr
+    assert result.json() | {"run_id": None} == {
+        "run_id": None,
+        "status": "succeeded",
+        "dry_run": True,
+        "fetched": 8,
+        "created": 7,
+        "updated": 0,
+        "cancelled": 0,
+        "rescheduled": 0,
+        "unchanged": 0,
+        "skipped": 1,
+        "warnings": 0,
+    }
+    lines = result.stderr.splitlines()
+    assert lines[0] == "Dry run: 7 change(s) planned, nothing written."
+    assert sorted(line.split()[0] for line in lines[1:]) == ["created"] * 7 + ["skipped"]
+    assert snapshot(pbapp.database_url) == before  # not even a run record
+
+
+def test_the_window_is_passed_to_calendly(pbapp: Bapp, fake: FakeCalendly) -> None:
+    realistic(fake)
+    result = pbapp(
+        "--timezone",
+        "Europe/London",
+        "calendly",
+        "pull-bookings",
+        "--since",
+        "2020-01-01",
+        "--until",
+        "2099-01-01T00:00Z",
+    )
+    assert result.exit_code == 0, result.stderr
+    [listing] = [request for request in fake.requests if request.path == "/scheduled_events"]
+    params = listing.params
+    assert (params["min_start_time"], params["max_start_time"]) == (
+        "2020-01-01T00:00:00.000000Z",  # London is on UTC in January
+        "2099-01-01T00:00:00.000000Z",
+    )
+    assert result.stdout.splitlines()[1].split("\t")[3] == "9"  # the old event is inside this window
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (("--since", "2030-02-01", "--until", "2030-01-01"), 6, "Error: until: must be later than --since"),
+        (("--since", "next tuesday"), 6, "Error: since: 'next tuesday' is not a valid date and time"),
+        (("--user", USER, "--organization", "https://api.calendly.com/organizations/O"), 2, "Error: --user and"),
+    ],
+)
+def test_bad_flags_are_refused_before_calendly_is_called(
+    pbapp: Bapp, fake: FakeCalendly, args: tuple[str, ...], code: int, message: str
+) -> None:
+    result = pbapp("calendly", "pull-bookings", *args)
+    assert result.exit_code == code
+    assert result.stdout == ""
+    assert error_lines(result.stderr)[0].startswith(message)
+    assert fake.requests == []
+
+
+@pytest.mark.parametrize(
+    ("fault", "code", "reason"),
+    [
+        ("listing", 9, "Calendly GET /scheduled_events: HTTP 500"),
+        ("invitees", 9, "/invitees: HTTP 503"),
+        ("token", 4, "Calendly refused the token (HTTP 401"),
+    ],
+)
+def test_a_failed_fetch_changes_nothing_and_is_recorded(
+    pbapp: Bapp, fake: FakeCalendly, fault: str, code: int, reason: str
+) -> None:
+    realistic(fake)
+    if fault == "listing":
+        fake.fail_next("/scheduled_events", 500, times=None)
+    elif fault == "invitees":
+        fake.fail_next("/scheduled_events/EV00000005/invitees", 503, times=None)  # a late event's invitees
+    else:
+        fake.fail_next("/scheduled_events", 401)
+    before = snapshot(pbapp.database_url, skip=["sync_runs"])
+    result = pbapp("calendly", "pull-bookings", "--json")
+    assert result.exit_code == code
+    assert json.loads(result.stdout)["status"] == "failed"
+    [line] = error_lines(result.stderr)
+    assert reason in line
+    assert TOKEN not in result.stdout + result.stderr
+    assert snapshot(pbapp.database_url, skip=["sync_runs"]) == before
+    last = sync_runs(pbapp.database_url)[-1]
+    assert (last["kind"], last["status"]) == ("bookings", "failed") and reason in last["error"]
+
+
+def test_status_shows_both_kinds_of_run(pbapp: Bapp, fake: FakeCalendly) -> None:
+    realistic(fake)
+    assert pbapp("calendly", "pull-bookings").exit_code == 0
+    runs = pbapp("calendly", "status", "--json").json()
+    assert [(run["kind"], run["created"], run["skipped"]) for run in runs] == [
+        ("bookings", 7, 1),
+        ("event_types", 12, 0),
+    ]
+    only = pbapp("calendly", "status", "--kind", "bookings", "--json").json()
+    assert [run["kind"] for run in only] == ["bookings"]
+    table = pbapp("calendly", "status", "--format", "table")
+    assert table.exit_code == 0 and "bookings" in table.stdout and "types" in table.stdout
+    wrong = pbapp("calendly", "status", "--kind", "everything")
+    assert wrong.exit_code == 2 and "--kind" in wrong.stderr
+
+
+# -- saved listings -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def examples_bapp(bapp: Bapp) -> Bapp:
+    """The examples' catalogue synced from its saved listing, and the demo's coach (no Calendly token)."""
+    assert (
+        bapp("builders", "add", "priya@coach.example", "--calendly-user", f"{API_ORIGIN}/users/BAWPRIYA0001").exit_code
+        == 0
+    )
+    synced = bapp("calendly", "sync", "--from-file", str(EXAMPLES / "event_types.json"))
+    assert synced.exit_code == 0, synced.stderr
+    return bapp
+
+
+def test_the_example_listing_pulls_from_a_file(examples_bapp: Bapp) -> None:
+    listing = str(EXAMPLES / "scheduled_events.json")
+    result = examples_bapp("calendly", "pull-bookings", "--from-file", listing, "--json")
+    assert result.exit_code == 0, result.stderr
+    summary = result.json()
+    assert (summary["fetched"], summary["created"], summary["skipped"], summary["warnings"]) == (7, 6, 1, 1)
+    rows = examples_bapp("bookings", "list", "--json").json()
+    olivia = next(row for row in rows if row["client"] == "olivia.grant@client.example")
+    assert (olivia["pathway"], olivia["builder"]) == ("accelerate", "priya@coach.example")  # "🚀 Accelerate"
+    nina = next(row for row in rows if row["client"] == "nina@client.example")
+    assert (nina["status"], nina["payment_status"], nina["amount"]) == ("confirmed", "not_required", "0.00")
+    assert summary["run_id"] == sync_runs(examples_bapp.database_url)[-1]["id"]
+    again = examples_bapp("calendly", "pull-bookings", "--from-file", listing, "--json")
+    assert (again.json()["unchanged"], again.json()["created"]) == (6, 0)
+    runs = sync_runs(examples_bapp.database_url)
+    assert [(run["kind"], run["source"]) for run in runs[-2:]] == [("bookings", "file"), ("bookings", "file")]
+
+
+def test_a_bad_saved_listing_is_exit_6_with_every_place_named(examples_bapp: Bapp, tmp_path: Path) -> None:
+    listing = json.loads((EXAMPLES / "scheduled_events.json").read_text())
+    listing["collection"][1]["invitees"][0]["email"] = None
+    listing["collection"][3]["start_time"] = "soon"
+    path = tmp_path / "broken.json"
+    path.write_text(json.dumps(listing))
+    before = snapshot(examples_bapp.database_url)
+    result = examples_bapp("calendly", "pull-bookings", "--from-file", str(path))
+    assert result.exit_code == 6
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert lines[0].startswith(
+        f"Error: {path}: 2 invalid value(s) in the listing; first: collection[1].invitees[0] email"
+    )
+    assert lines[1:] == [
+        "  row collection[1].invitees[0], field email: Input should be a valid string",
+        "  row collection[3], field start_time: Input should be a valid datetime or date, input is too short",
+    ]
+    assert snapshot(examples_bapp.database_url) == before
+
+
+def test_a_listing_on_stdin_with_a_window(examples_bapp: Bapp) -> None:
+    content = (EXAMPLES / "scheduled_events.json").read_text()
+    result = examples_bapp(
+        "calendly",
+        "pull-bookings",
+        "--from-file",
+        "-",
+        "--since",
+        "2031-05-07",
+        "--until",
+        "2031-05-09",
+        "--json",
+        stdin=content,
+    )
+    assert result.exit_code == 0, result.stderr
+    assert (result.json()["fetched"], result.json()["created"]) == (2, 2)
+
+
+# -- overlapping pulls (real processes) ----------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_a_second_pull_exits_75_while_the_first_holds_the_lock(pbapp: Bapp, fake: FakeCalendly) -> None:
+    realistic(fake)
+    fake.delay_next("/scheduled_events", seconds=3.0)
+    first = pbapp.popen("calendly", "pull-bookings", "--json", env={"BAPP_CALENDLY_TIMEOUT": "30"})
+    deadline = time.monotonic() + 30
+    while fake.count("/scheduled_events") < 1:
+        assert time.monotonic() < deadline, "the first pull never reached Calendly"
+        time.sleep(0.02)
+    second = pbapp.process("calendly", "pull-bookings", "--json")
+    assert second.exit_code == 75, second.stderr
+    assert second.stdout == ""
+    assert error_lines(second.stderr) == ["Error: another Calendly bookings pull is running"]
+    assert first.poll() is None
+    stdout, stderr = first.communicate(timeout=60)
+    assert first.returncode == 0, stderr
+    assert json.loads(stdout)["created"] == 7
+    assert [run["kind"] for run in sync_runs(pbapp.database_url)] == ["event_types", "bookings"]
