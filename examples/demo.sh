@@ -144,3 +144,39 @@ nina_ref="$(bapp bookings list --client nina@client.example --format tsv | awk -
 show bapp bookings confirm "$nina_ref" --paid --format tsv
 refused bapp bookings complete "$nina_ref"
 show bapp --timezone Europe/London bookings list --from 2031-03-01 --format table
+
+# ---- builder dashboard: reports (issue 6) ---------------------------------------------------------
+# book … prints only the new booking's reference, so later steps can move it through its states
+book() { bapp bookings create "$@" --format tsv | awk -F'\t' 'NR==2 {print $1}'; }
+
+step "More bookings for the dashboard: Sam's past Pivot sessions (backfilled), Leo's Play lab, Maya's cancelled deep dive"
+sam_assessment="$(book --client sam@client.example --session pivot-career-assessment --allow-past \
+  --start 2025-09-02T10:00 --timezone Europe/London --answer "Current role=Operations lead" --answer "Target direction=Product")"
+sam_planning="$(book --client sam@client.example --session pivot-transition-planning --allow-past \
+  --start 2025-10-07T10:00 --timezone Europe/London --duration 45 --answer "Your timeline=3-6 months")"
+leo_lab="$(book --client leo@client.example --session play-creative-lab --pathway play --start 2031-04-03T11:00 \
+  --timezone Europe/London --answer "What would you love to make?=A music video for my band" \
+  --answer "Mediums you enjoy=Music" --answer "Mediums you enjoy=Video")"
+maya_deep_dive="$(book --client maya@client.example --session accelerate-mastery-deep-dive --start 2031-04-08T09:00 \
+  --timezone Europe/London --answer "Link to what you've built so far=https://example.com/maya" \
+  --answer "Where are you stuck?=Evaluating agent output")"
+echo "    booked $sam_assessment $sam_planning $leo_lab $maya_deep_dive"
+show bapp bookings complete "$sam_assessment" --format tsv
+show bapp bookings no-show "$sam_planning" --format tsv
+show bapp bookings cancel "$maya_deep_dive" --reason "Moved to May" --format tsv
+
+step "Bookings by pathway: counts per status with bars (the last row is the totals; scripts get pathway null)"
+show bapp reports bookings-by-pathway --format table
+show bapp reports bookings-by-pathway --from 2031-01-01 --format tsv
+
+step "The same period as a listing grouped by pathway: time (in --timezone), client, session, status, category, answers"
+show bapp --timezone Europe/London reports bookings-by-pathway --list --from 2031-01-01 --format table
+
+step "Client progress: done/total and % per tier and overall, badges, last activity (CSV for spreadsheets)"
+show bapp reports client-progress --format table
+show bapp reports client-progress --pathway pivot --format csv
+
+step "Pathway analytics: every figure is defined in --help and computed in the database; the period applies to bookings"
+show bapp reports pathway-analytics --format table
+show bapp reports pathway-analytics --from 2031-01-01 --to 2031-07-01 --no-totals --format tsv
+refused bapp reports pathway-analytics --from 2031-07-01 --to 2031-01-01

@@ -118,12 +118,16 @@ def _period(app_state: Any, start_from: str | None, start_to: str | None) -> Per
 
 
 def _period_caption(period: Period, sink: OutputSink, builder: str | None = None) -> str:
-    if period.start is None and period.end is None:
-        text = "all bookings"
-    else:
-        start = sink.local_time(period.start) if period.start else "the beginning"
-        end = sink.local_time(period.end) if period.end else "now and later"
+    start = sink.local_time(period.start) if period.start is not None else None
+    end = sink.local_time(period.end) if period.end is not None else None
+    if start and end:
         text = f"bookings starting from {start} up to (not including) {end}"
+    elif start:
+        text = f"bookings starting from {start} on"
+    elif end:
+        text = f"bookings starting before {end}"
+    else:
+        text = "all bookings"
     return text + (f" · builder {builder}" if builder else "")
 
 

@@ -88,6 +88,10 @@ def one_decimal(numerator: int, denominator: int, *, scale: int = 1) -> float:
 # -- shared pieces ------------------------------------------------------------------------------------
 
 
+def _utc_text(instant: dt.datetime) -> str:
+    return instant.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 @dataclass(frozen=True)
 class Period:
     """Bookings whose start is in [start, end); an open end is unbounded."""
@@ -98,7 +102,7 @@ class Period:
     def __post_init__(self) -> None:
         if self.start is not None and self.end is not None and self.end <= self.start:
             raise InvalidInput(
-                f"to: {self.end.isoformat()} must be after from ({self.start.isoformat()})",
+                f"to: {_utc_text(self.end)} must be after from ({_utc_text(self.start)})",
                 hint="the period is [from, to): from inclusive, to exclusive",
                 code="invalid_period",
             )
