@@ -1,0 +1,280 @@
+"""`bapp calendly webhook apply|sign`: signature checks before anything is parsed, then the same apply as a pull."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bapp_cli.calendly.webhooks import make_signature_header
+from tests.cli.calendly_fixtures import catalogue, error_lines, snapshot
+from tests.conftest import REPO, Bapp
+from tests.fakes.calendly_server import API_ORIGIN, make_invitee, make_scheduled_event
+
+KEY = "whsec-test-signing-key-0123456789"
+EXAMPLES = REPO / "examples" / "calendly"
+START = dt.datetime(2031, 3, 4, 10, 0, tzinfo=dt.UTC)
+BOOKED = dt.datetime(2031, 2, 1, 9, 0, tzinfo=dt.UTC)
+RECORD_KEYS = ["event", "dry_run", "action", "invitee_uri", "booking", "booking_status", "note", "warnings"]
+
+
+def iso(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def delivery(name: str = "invitee.created", *, j: int = 1, cancelled_at: dt.datetime | None = None) -> bytes:
+    """A delivery body as Calendly sends it: the invitee with its scheduled event embedded."""
+    event = make_scheduled_event(j, f"{API_ORIGIN}/event_types/ET00000001", START + dt.timedelta(days=j))
+    invitee = make_invitee(
+        event["uri"],
+        j,
+        created_at=BOOKED,
+        questions_and_answers=[{"question": "Company name", "answer": "Acme", "position": 0}],
+    )
+    if cancelled_at is not None:
+        at = iso(cancelled_at)
+        cancellation = {"canceled_by": "Client", "reason": "Clash", "canceler_type": "invitee", "created_at": at}
+        invitee.update(status="canceled", updated_at=at, cancellation=cancellation)
+    envelope = {
+        "event": name,
+        "created_at": iso(BOOKED),
+        "created_by": f"{API_ORIGIN}/users/USER0001",
+        "payload": {**invitee, "scheduled_event": event},
+    }
+    # Calendly's bytes, not ours: indentation and key order must survive as sent
+    return json.dumps(envelope, indent=1).encode()
+
+
+def signed(body: bytes, *, key: str = KEY, age: float = 0) -> str:
+    return make_signature_header(body, key, timestamp=int(time.time() - age))
+
+
+@pytest.fixture
+def wbapp(bapp: Bapp) -> Bapp:
+    """`bapp` with the signing key and a synced catalogue (from a saved listing: no Calendly needed)."""
+    listing = bapp.home / "event_types.json"
+    listing.write_text(json.dumps(catalogue(3)))
+    assert bapp("calendly", "sync", "--from-file", str(listing)).exit_code == 0
+    bapp.env["CALENDLY_WEBHOOK_SIGNING_KEY"] = KEY
+    return bapp
+
+
+def apply(app: Bapp, body: bytes, signature: str | None, *args: str, tmp: Path) -> Any:
+    path = tmp / f"body-{time.monotonic_ns()}.json"
+    path.write_bytes(body)
+    options = ["--signature", signature] if signature is not None else []
+    return app("calendly", "webhook", "apply", str(path), *options, *args)
+
+
+def bookings(app: Bapp) -> list[dict[str, Any]]:
+    result = app("bookings", "list", "--json")
+    assert result.exit_code == 0, result.stderr
+    return list(result.json())
+
+
+def test_a_signed_delivery_is_applied(wbapp: Bapp, tmp_path: Path) -> None:
+    body = delivery()
+    result = apply(wbapp, body, signed(body), "--json", tmp=tmp_path)
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr == ""
+    record = result.json()
+    assert list(record) == RECORD_KEYS
+    assert (record["event"], record["action"], record["booking_status"]) == ("invitee.created", "created", "confirmed")
+    [booking] = bookings(wbapp)
+    assert (booking["reference"], booking["client"], booking["source"]) == (
+        record["booking"],
+        "client1@example.com",
+        "calendly",
+    )
+    assert booking["start_time"] == "2031-03-05T10:00:00Z"
+    assert booking["pathway"] == "accelerate"  # type 1 is an Accelerate pathway session
+
+
+def _tampered(body: bytes) -> tuple[bytes, str]:
+    return body.replace(b"client1@example.com", b"mallory@example.com"), signed(body)
+
+
+MISMATCH = "signature does not match the body"
+# case → (body and header from a good delivery, the reason stderr must give)
+REFUSALS: dict[str, tuple[Any, str]] = {
+    "wrong key": (lambda body: (body, signed(body, key="whsec-someone-else")), MISMATCH),
+    "tampered body": (_tampered, MISMATCH),
+    "stale timestamp": (lambda body: (body, signed(body, age=181)), "away from now (tolerance 180 s)"),
+    "timestamp from the future": (lambda body: (body, signed(body, age=-400)), "away from now (tolerance 180 s)"),
+    "malformed header": (
+        lambda body: (body, "t=soon,v1=" + signed(body).split("v1=")[1]),
+        "Calendly-Webhook-Signature has no valid t= timestamp",
+    ),
+    "header without v1": (
+        lambda body: (body, signed(body).split(",")[0]),
+        "Calendly-Webhook-Signature has no valid v1= signature",
+    ),
+    "repeated timestamp": (lambda body: (body, signed(body) + ",t=1"), "Calendly-Webhook-Signature repeats 't'"),
+    "empty header": (lambda body: (body, " "), "missing Calendly-Webhook-Signature header"),
+    "missing header": (lambda body: (body, None), "missing Calendly-Webhook-Signature header"),
+}
+
+
+@pytest.mark.parametrize("case", list(REFUSALS))
+def test_a_bad_signature_is_exit_4_with_one_reason_and_nothing_applied(wbapp: Bapp, tmp_path: Path, case: str) -> None:
+    make, reason = REFUSALS[case]
+    body, signature = make(delivery())
+    before = snapshot(wbapp.database_url)
+    result = apply(wbapp, body, signature, "--json", tmp=tmp_path)
+    assert result.exit_code == 4
+    assert result.stdout == ""
+    [line] = error_lines(result.stderr)
+    assert line.startswith("Error: webhook refused: ") and reason in line
+    assert json.loads(result.stderr.splitlines()[-1])["error"]["code"] == "auth"
+    assert KEY not in result.stderr
+    assert snapshot(wbapp.database_url) == before
+
+
+def test_no_signing_key_configured_is_exit_4(wbapp: Bapp, tmp_path: Path) -> None:
+    body = delivery()
+    path = tmp_path / "body.json"
+    path.write_bytes(body)
+    refused = wbapp(
+        "calendly",
+        "webhook",
+        "apply",
+        str(path),
+        "--signature",
+        signed(body),
+        env={"CALENDLY_WEBHOOK_SIGNING_KEY": None},
+    )
+    assert refused.exit_code == 4
+    assert error_lines(refused.stderr) == ["Error: no Calendly webhook signing key configured"]
+    assert bookings(wbapp) == []
+
+
+def test_tolerance_is_adjustable(wbapp: Bapp, tmp_path: Path) -> None:
+    body = delivery()
+    five_minutes_old = signed(body, age=300)
+    assert apply(wbapp, body, five_minutes_old, tmp=tmp_path).exit_code == 4
+    result = apply(wbapp, body, five_minutes_old, "--tolerance", "600", "--json", tmp=tmp_path)
+    assert result.exit_code == 0, result.stderr
+    assert result.json()["action"] == "created"
+
+
+def test_replaying_a_delivery_changes_nothing(wbapp: Bapp, tmp_path: Path) -> None:
+    body = delivery()
+    first = apply(wbapp, body, signed(body), "--json", tmp=tmp_path)
+    assert first.exit_code == 0, first.stderr
+    before = snapshot(wbapp.database_url)
+    again = apply(wbapp, body, signed(body), "--json", tmp=tmp_path)
+    assert again.exit_code == 0, again.stderr
+    assert (again.json()["action"], again.json()["booking"]) == ("unchanged", first.json()["booking"])
+    assert snapshot(wbapp.database_url) == before
+
+
+def test_a_cancel_arriving_before_its_create_wins(wbapp: Bapp, tmp_path: Path) -> None:
+    cancel = delivery("invitee.canceled", cancelled_at=BOOKED + dt.timedelta(hours=1))
+    create = delivery()
+    first = apply(wbapp, cancel, signed(cancel), "--json", tmp=tmp_path)
+    assert first.exit_code == 0, first.stderr
+    assert (first.json()["action"], first.json()["booking_status"]) == ("created", "cancelled")
+    late = apply(wbapp, create, signed(create), "--json", tmp=tmp_path)
+    assert late.exit_code == 0, late.stderr
+    assert (late.json()["action"], late.json()["booking_status"]) == ("unchanged", "cancelled")
+    [booking] = bookings(wbapp)
+    assert booking["status"] == "cancelled"
+    shown = wbapp("clients", "show", "client1@example.com", "--json").json()
+    assert shown["enrolments"] == []  # a booking that never stood enrols nobody
+
+
+def test_create_then_cancel_cancels_and_verbose_says_so(wbapp: Bapp, tmp_path: Path) -> None:
+    create = delivery()
+    cancel = delivery("invitee.canceled", cancelled_at=BOOKED + dt.timedelta(hours=1))
+    assert apply(wbapp, create, signed(create), tmp=tmp_path).exit_code == 0
+    path = tmp_path / "cancel.json"
+    path.write_bytes(cancel)
+    result = wbapp("--verbose", "calendly", "webhook", "apply", str(path), "--signature", signed(cancel), "--json")
+    assert result.exit_code == 0, result.stderr
+    assert result.json()["action"] == "cancelled"
+    assert result.stderr.startswith("cancelled   ") and result.stderr.rstrip().endswith(": Clash")
+    assert bookings(wbapp)[0]["status"] == "cancelled"
+
+
+def test_dry_run_verifies_and_reports_but_writes_nothing(wbapp: Bapp, tmp_path: Path) -> None:
+    body = delivery()
+    before = snapshot(wbapp.database_url)
+    result = apply(wbapp, body, signed(body), "--dry-run", "--json", tmp=tmp_path)
+    assert result.exit_code == 0, result.stderr
+    assert (result.json()["dry_run"], result.json()["action"]) == (True, "created")
+    assert result.stderr.splitlines()[0] == "Dry run: 1 change(s) planned, nothing written."
+    assert snapshot(wbapp.database_url) == before
+
+
+def test_other_events_are_acknowledged_and_ignored(wbapp: Bapp, tmp_path: Path) -> None:
+    body = json.dumps(
+        {"event": "event_type.updated", "created_at": iso(BOOKED), "payload": {"uri": f"{API_ORIGIN}/event_types/X"}}
+    ).encode()
+    result = apply(wbapp, body, signed(body), "--json", tmp=tmp_path)
+    assert result.exit_code == 0, result.stderr
+    assert (result.json()["action"], result.json()["event"]) == ("ignored", "event_type.updated")
+    assert bookings(wbapp) == []
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"{this is not json", "Error: webhook body is not valid JSON"),
+        (b'{"event": "invitee.created", "created_at": "2031-01-01T00:00:00Z"}', "Error: webhook body is invalid: "),
+    ],
+)
+def test_a_signed_body_that_is_not_a_delivery_is_exit_6(wbapp: Bapp, tmp_path: Path, body: bytes, message: str) -> None:
+    result = apply(wbapp, body, signed(body), tmp=tmp_path)
+    assert result.exit_code == 6
+    assert result.stdout == ""
+    assert error_lines(result.stderr)[0].startswith(message)
+    assert bookings(wbapp) == []
+
+
+def test_a_body_on_stdin_and_the_sign_helper(wbapp: Bapp, tmp_path: Path) -> None:
+    body = delivery(j=2)
+    path = tmp_path / "body.json"
+    path.write_bytes(body)
+    header = wbapp("calendly", "webhook", "sign", str(path), "--timestamp", "1900000000")
+    assert header.exit_code == 0, header.stderr
+    assert header.stdout == make_signature_header(body, KEY, timestamp=1900000000) + "\n"
+    fresh = wbapp("calendly", "webhook", "sign", str(path)).stdout.strip()
+    result = wbapp("calendly", "webhook", "apply", "-", "--signature", fresh, "--json", stdin=body.decode())
+    assert result.exit_code == 0, result.stderr
+    assert result.json()["action"] == "created"
+    no_key = wbapp("calendly", "webhook", "sign", str(path), env={"CALENDLY_WEBHOOK_SIGNING_KEY": None})
+    assert (no_key.exit_code, no_key.stdout) == (4, "")
+
+
+def test_the_example_reschedule_arrives_by_webhook_out_of_order(bapp: Bapp) -> None:
+    """The demo's files: pull the saved listing, then Sam's reschedule arrives new half first."""
+    assert (
+        bapp("builders", "add", "priya@coach.example", "--calendly-user", f"{API_ORIGIN}/users/BAWPRIYA0001").exit_code
+        == 0
+    )
+    assert bapp("calendly", "sync", "--from-file", str(EXAMPLES / "event_types.json")).exit_code == 0
+    pulled = bapp("calendly", "pull-bookings", "--from-file", str(EXAMPLES / "scheduled_events.json"))
+    assert pulled.exit_code == 0, pulled.stderr
+    bapp.env["CALENDLY_WEBHOOK_SIGNING_KEY"] = KEY
+    results = []
+    for name in ("webhook_invitee_created.json", "webhook_invitee_canceled.json"):
+        body = (EXAMPLES / name).read_bytes()
+        results.append(
+            bapp("calendly", "webhook", "apply", str(EXAMPLES / name), "--signature", signed(body), "--json")
+        )
+    assert [result.exit_code for result in results] == [0, 0], [result.stderr for result in results]
+    created, cancelled = (result.json() for result in results)
+    assert created["action"] == "created" and created["note"].startswith("rescheduled from BK-")
+    old_reference = created["note"].split()[-1]
+    assert (cancelled["action"], cancelled["booking"]) == ("unchanged", old_reference)
+    sams = {
+        row["reference"]: row for row in bapp("bookings", "list", "--client", "sam@client.example", "--json").json()
+    }
+    assert sams[old_reference]["status"] == "cancelled" and sams[old_reference]["start_time"] == "2031-05-08T10:00:00Z"
+    assert sams[created["booking"]]["status"] == "confirmed"
+    assert sams[created["booking"]]["start_time"] == "2031-05-12T10:00:00Z"
+    assert sams[created["booking"]]["pathway"] == "pivot"
