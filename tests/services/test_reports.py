@@ -284,3 +284,16 @@ def test_statement_count_does_not_depend_on_data_size(session: Session) -> None:
     assert pathway_analytics(session, period=PERIOD).totals.enrolled == 18
     assert counts() == small
     assert small[0] <= 5  # pathways, enrolment figures, two top-skill rankings, bookings
+
+
+def test_analytics_average_agrees_with_the_progress_table(session: Session) -> None:
+    """Analytics folds the per-enrolment counts in SQL; client progress streams them from the progress table.
+    Both must count the same skills, so the mean of one equals the other's average."""
+    dashboard_data(session)
+    _grow(session, 9)
+    lines = list(client_progress(session))
+    analytics = pathway_analytics(session)
+    for row in analytics.rows:
+        percents = [line.row.percent for line in lines if line.row.pathway == row.pathway.key]
+        assert row.percent_sum == sum(percents) and row.enrolled == len(percents)
+    assert analytics.totals.average_percent == one_decimal(sum(line.row.percent for line in lines), len(lines))
