@@ -49,7 +49,10 @@ ToOption = Annotated[
 ]
 TotalsOption = Annotated[
     bool,
-    typer.Option("--totals/--no-totals", help="End json/csv output with the totals object (pathway null)."),
+    typer.Option(
+        "--totals/--no-totals",
+        help="End json, jsonl, csv and tsv output with the totals object (pathway null); tables always show it.",
+    ),
 ]
 
 
