@@ -29,11 +29,12 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, cast
 
 from pydantic import TypeAdapter, ValidationError
-from sqlalchemy import Row, Table, delete, insert, select, update
+from sqlalchemy import Row, Table, delete, select, update
 from sqlalchemy.orm import Session
 
 from bapp_cli.calendly.models import CustomQuestion, EventType
 from bapp_cli.db.audit import record_audit
+from bapp_cli.db.bulk import insert_many, update_many
 from bapp_cli.db.models import BuilderProfile, Pathway, SessionType, SessionTypePathway, SyncRun
 from bapp_cli.errors import BappError, ConfigError, Conflict, InvalidInput, RemoteError
 from bapp_cli.services.session_types import (
@@ -701,20 +702,31 @@ def _write(
 ) -> None:
     """Bulk statements only: one executemany per kind of change, nothing for unchanged rows."""
     links: list[dict[str, int]] = []
+    table = cast(Table, SessionType.__table__)
     if inserts:
-        # Core inserts: the ORM's per-row bookkeeping is pure overhead for rows nobody holds as objects.
-        table = cast(Table, SessionType.__table__)
+        # Thousands of rows on a first sync: the driver-level bulk path (db.bulk) rather than the ORM.
+        insert_many(session, table, inserts, list(inserts[0]))
         if new_links:
-            created = session.execute(insert(table).returning(table.c.id, table.c.calendly_uri), inserts).all()
+            created = (
+                session.execute(
+                    select(SessionType.id, SessionType.calendly_uri).where(
+                        SessionType.calendly_uri.in_(list(new_links))
+                    )
+                )
+                if len(new_links) <= _ID_CHUNK
+                else session.execute(select(SessionType.id, SessionType.calendly_uri))
+            )
             for type_id, uri in created:
                 links.extend(
                     {"session_type_id": type_id, "pathway_id": pathway_ids[slug]}
                     for slug in new_links.get(uri or "", ())
                 )
-        else:
-            session.execute(insert(table), inserts)
-    if updates:
-        session.execute(update(SessionType), updates)
+    # rows that changed different fields are grouped so each group is one executemany
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for values in updates:
+        groups.setdefault(tuple(name for name in values if name != "id"), []).append(values)
+    for columns, rows in groups.items():
+        update_many(session, table, rows, columns)
     if relinks:
         ids = list(relinks)
         for chunk in _chunks(ids):
@@ -725,7 +737,7 @@ def _write(
             for slug in slugs
         )
     if links:
-        session.execute(insert(SessionTypePathway), links)
+        insert_many(session, cast(Table, SessionTypePathway.__table__), links, ["session_type_id", "pathway_id"])
     gone = [row.id for row in vanished]
     for chunk in _chunks(gone):
         session.execute(
