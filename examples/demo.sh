@@ -180,3 +180,39 @@ step "Pathway analytics: every figure is defined in --help and computed in the d
 show bapp reports pathway-analytics --format table
 show bapp reports pathway-analytics --from 2031-01-01 --to 2031-07-01 --no-totals --format tsv
 refused bapp reports pathway-analytics --from 2031-07-01 --to 2031-01-01
+
+# ---- bookings from Calendly: the cron pull and webhooks through a relay (issue 9) -------------------------
+# The pull normally lists scheduled events and their invitees from the Calendly API; the demo applies a saved
+# listing through the same path. Webhook deliveries are verified with CALENDLY_WEBHOOK_SIGNING_KEY before
+# anything is parsed; the demo uses a throwaway key and `bapp calendly webhook sign` to play Calendly's part.
+bookings_listing="$here/calendly/scheduled_events.json"
+created_hook="$here/calendly/webhook_invitee_created.json"
+canceled_hook="$here/calendly/webhook_invitee_canceled.json"
+
+step "Preview a pull of Calendly bookings: one line per change on stderr (an event type never synced is skipped)"
+show bapp calendly pull-bookings --from-file "$bookings_listing" --dry-run --json
+
+step "Pull (what cron runs: silent on stderr, a summary on stdout), then again: every invitee unchanged"
+show bapp calendly pull-bookings --from-file "$bookings_listing" --format tsv
+show bapp calendly pull-bookings --from-file "$bookings_listing" --json
+show bapp calendly status --limit 3 --format table
+
+step "Calendly bookings beside the ones made here: accounts created, pathways from the booking form, Stripe payments"
+show bapp --timezone Europe/London bookings list --from 2031-05-01 --format table
+nina_calendly="$(bapp bookings list --client nina@client.example --from 2031-05-01 --format tsv | awk -F'\t' 'NR==2 {print $1}')"
+show bapp bookings show "$nina_calendly" --format table
+show bapp clients show olivia.grant@client.example --format table
+
+step "Webhooks from a relay: an unsigned or forged delivery is refused (exit 4) and nothing is applied"
+export CALENDLY_WEBHOOK_SIGNING_KEY="demo-signing-key-not-a-secret"
+refused bapp calendly webhook apply "$created_hook"
+refused bapp calendly webhook apply "$created_hook" --signature "t=$(date +%s),v1=$(printf '0%.0s' {1..64})"
+
+step "Sam reschedules: Calendly sends both halves, and here the new one arrives first"
+created_sig="$(bapp calendly webhook sign "$created_hook")"
+show bapp calendly webhook apply "$created_hook" --signature "$created_sig" --json
+step "Calendly retries a delivery until it gets a 2xx: the replay changes nothing; the old half then finds its work done"
+show bapp calendly webhook apply "$created_hook" --signature "$created_sig" --format tsv
+show bapp calendly webhook apply "$canceled_hook" --signature "$(bapp calendly webhook sign "$canceled_hook")" --json
+show bapp --timezone Europe/London bookings list --client sam@client.example --from 2031-05-01 --format table
+unset CALENDLY_WEBHOOK_SIGNING_KEY
