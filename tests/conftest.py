@@ -161,6 +161,7 @@ class Bapp:
             "XDG_CONFIG_HOME": str(home / "config"),
             "XDG_DATA_HOME": str(home / "data"),
             "BAPP_ACTOR": "tester",
+            "BAPP_CACHE_DIR": str(home / "cache"),
         }
 
     def _environment(self, env: dict[str, str | None] | None) -> dict[str, str]:

@@ -163,6 +163,8 @@ def main(argv: list[str] | None = None) -> None:
     click_exceptions = _click_exceptions()
     args = list(sys.argv[1:] if argv is None else argv)
     command = typer.main.get_command(app)
+    if os.environ.get("_BAPP_COMPLETE"):
+        _attach_value_completion(command, [])
     app_state = AppState()
     exit_code = 0
     try:
@@ -218,6 +220,22 @@ def main(argv: list[str] | None = None) -> None:
         app_state.close()
     sys.stdout.flush()
     raise SystemExit(exit_code)
+
+
+def _attach_value_completion(command: Any, path: list[str]) -> None:
+    """Database-backed values (pathways, skills, sessions, e-mails) for shells the launcher leaves to Typer."""
+    from bapp_cli.cli.completion_values import value_kind, values_for
+
+    for param in command.params:
+        kind = value_kind(path, param.name or "")
+        if kind is not None and getattr(param, "_custom_shell_complete", None) is None:
+
+            def complete(ctx: Any, _param: Any, incomplete: str, kind: str = kind) -> list[str]:
+                return values_for(kind, incomplete, sys.argv[1:])
+
+            param._custom_shell_complete = complete
+    for name, child in (getattr(command, "commands", None) or {}).items():
+        _attach_value_completion(child, [*path, name])
 
 
 def _click_exceptions() -> Any:

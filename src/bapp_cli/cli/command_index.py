@@ -1,0 +1,168 @@
+"""An index of the command tree (names, options, arguments, help), cached for fast start-up.
+
+`bapp --help` piped and shell completion run on every Tab press; loading Typer and its dependencies
+for them costs more than the answer. The launcher answers both from this index instead. The index is
+built from the real Typer app (never written by hand) the first time it is needed, and cached under the
+user cache directory keyed by a fingerprint of the command modules, Typer and Python: any change to a
+command rebuilds it, so it cannot go stale.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from bapp_cli import __version__
+
+INDEX_FORMAT = 1
+
+
+def cache_directory() -> Path:
+    override = os.environ.get("BAPP_CACHE_DIR")
+    if override:
+        return Path(override)
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "bapp"
+
+
+def fingerprint() -> str:
+    """Changes whenever a command module, Typer or Python changes."""
+    import importlib.util
+
+    digest = hashlib.blake2b(digest_size=12)
+    digest.update(f"{INDEX_FORMAT}|{__version__}|{sys.version}".encode())
+    cli_dir = Path(__file__).resolve().parent
+    for path in sorted(cli_dir.glob("*.py")):
+        stat = path.stat()
+        digest.update(f"{path.name}:{stat.st_mtime_ns}:{stat.st_size}".encode())
+    spec = importlib.util.find_spec("typer")
+    if spec is not None and spec.origin:
+        stat = os.stat(spec.origin)
+        digest.update(f"typer:{spec.origin}:{stat.st_mtime_ns}".encode())
+    return digest.hexdigest()
+
+
+def cache_path() -> Path:
+    return cache_directory() / f"command-index-{fingerprint()}.json"
+
+
+def load() -> dict[str, Any] | None:
+    try:
+        with open(cache_path(), encoding="utf-8") as handle:
+            data = json.load(handle)
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) and data.get("format") == INDEX_FORMAT else None
+
+
+def save(index: dict[str, Any]) -> None:
+    """Atomically write the index; an unwritable cache only means no fast path."""
+    path = cache_path()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        temporary.write_text(json.dumps(index), encoding="utf-8")
+        os.replace(temporary, path)
+        for stale in path.parent.glob("command-index-*.json"):
+            if stale != path:
+                stale.unlink(missing_ok=True)
+    except OSError:
+        pass
+
+
+def _describe_params(params: list[Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    options: list[dict[str, Any]] = []
+    arguments: list[dict[str, Any]] = []
+    for param in params:
+        choices = getattr(getattr(param, "type_descriptor", None), "choices", None)
+        entry = {
+            "name": param.name,
+            "opts": list(param.opts),
+            "secondary": list(getattr(param, "secondary_opts", [])),
+            "nargs": param.nargs,
+            "multiple": bool(getattr(param, "multiple", False)),
+            "hidden": bool(getattr(param, "hidden", False)),
+            "choices": [str(getattr(choice, "value", choice)) for choice in choices] if choices else None,
+        }
+        if param.param_type_name == "option":
+            entry["help"] = param.help or ""
+            entry["takes_value"] = not (param.is_flag or getattr(param, "count", False))
+            options.append(entry)
+        else:
+            arguments.append(entry)
+    return options, arguments
+
+
+def _describe(command: Any, name: str, parent: Any) -> dict[str, Any]:
+    # get_params with a context includes what Click adds at run time (the -h/--help option)
+    context = command.make_context(name, [], parent=parent, resilient_parsing=True)
+    options, arguments = _describe_params(command.get_params(context))
+    node: dict[str, Any] = {
+        "name": name,
+        "help": command.get_short_help_str(limit=300),
+        "doc": command.help or "",
+        "options": options,
+        "arguments": arguments,
+    }
+    subcommands = getattr(command, "commands", None)
+    if subcommands is not None:
+        node["commands"] = {
+            child_name: _describe(child, child_name, context)
+            for child_name, child in subcommands.items()
+            if not getattr(child, "hidden", False)
+        }
+    return node
+
+
+def render_root_help() -> str:
+    """Exactly what `bapp --help` prints with stdout piped, in this environment."""
+    from bapp_cli.cli.app import main
+
+    saved = sys.stdout
+    buffer = io.StringIO()
+    sys.stdout = buffer
+    try:
+        main(["--help"])
+    except SystemExit:
+        pass
+    finally:
+        sys.stdout = saved
+    return buffer.getvalue()
+
+
+def build() -> dict[str, Any]:
+    import typer.main
+
+    from bapp_cli.cli.app import app
+
+    tree = _describe(typer.main.get_command(app), "bapp", None)
+    return {"format": INDEX_FORMAT, "version": __version__, "tree": tree, "help": {}}
+
+
+def help_key() -> str:
+    """Piped help depends only on the width the formatter sees (COLUMNS, else 80)."""
+    return os.environ.get("COLUMNS", "")
+
+
+def root_help(index: dict[str, Any]) -> str:
+    """The cached piped help for this width, rendered and cached on first use."""
+    key = help_key()
+    text = index["help"].get(key)
+    if text is None:
+        text = render_root_help()
+        index["help"][key] = text
+        save(index)
+    return str(text)
+
+
+def load_or_build() -> dict[str, Any]:
+    index = load()
+    if index is None:
+        index = build()
+        save(index)
+    return index

@@ -1,0 +1,54 @@
+"""The `bapp` console entry point.
+
+Scripts and shells start bapp constantly for `--version`, piped `--help` and Tab completion. Those three
+are answered here from the cached command index (command_index.py) without importing Typer, Rich or
+any database library (SPEC P1); everything else — and any case the fast path is unsure of — goes to the
+full Typer app in cli/app.py.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+
+def _fast_path(argv: list[str]) -> int | None:
+    """An exit code if answered here, None to hand over to the full app."""
+    if argv == ["--version"]:
+        from bapp_cli import __version__
+
+        sys.stdout.write(f"bapp {__version__}\n")
+        return 0
+    shell = os.environ.get("_BAPP_COMPLETE")
+    if shell:
+        from bapp_cli.cli import command_index, completion
+
+        if shell not in completion.SHELLS:
+            return None
+        parsed = completion.request(shell)
+        if parsed is None:
+            return None
+        words, incomplete = parsed
+        index = command_index.load_or_build()
+        sys.stdout.write(completion.render(shell, completion.complete(index["tree"], words, incomplete)))
+        return 0
+    if argv in (["--help"], ["-h"]) and not sys.stdout.isatty():
+        from bapp_cli.cli import command_index
+
+        sys.stdout.write(command_index.root_help(command_index.load_or_build()))
+        return 0
+    return None
+
+
+def main() -> None:
+    argv = sys.argv[1:]
+    try:
+        code = _fast_path(argv)
+    except Exception:  # the fast path is an optimisation: on any surprise, the full app answers
+        code = None
+    if code is not None:
+        sys.stdout.flush()
+        raise SystemExit(code)
+    from bapp_cli.cli.app import main as full_main
+
+    full_main(argv)

@@ -1,0 +1,165 @@
+"""P1 fast paths: `--version`, piped `--help` and completion answered without Typer, and identical to it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bapp_cli import __version__
+from tests.conftest import REPO, Bapp
+
+FULL_APP = "import sys; from bapp_cli.cli.app import main; main(sys.argv[1:])"
+
+
+def run(args: list[str], env: dict[str, str], *, full: bool = False) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-c", FULL_APP, *args] if full else [sys.executable, "-m", "bapp_cli", *args]
+    return subprocess.run(command, env=env, capture_output=True, text=True, cwd=REPO, timeout=60)
+
+
+def modules_loaded(args: list[str], env: dict[str, str]) -> set[str]:
+    completed = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "bapp_cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=60,
+    )
+    return {line.rsplit("|", 1)[1].strip() for line in completed.stderr.splitlines() if line.startswith("import time:")}
+
+
+@pytest.fixture
+def sqlite_bapp(sqlite_template: Path, tmp_path: Path) -> Bapp:
+    """Most of these tests are about the command tree, not the backend: SQLite only keeps them quick."""
+    import shutil
+
+    shutil.copyfile(sqlite_template, tmp_path / "bapp.db")
+    return Bapp(f"sqlite:///{tmp_path / 'bapp.db'}", tmp_path)
+
+
+@pytest.fixture
+def env(sqlite_bapp: Bapp) -> dict[str, str]:
+    return sqlite_bapp._environment(None)
+
+
+def populate(bapp: Bapp) -> None:
+    for args in (
+        ("clients", "add", "ada@example.com"),
+        ("clients", "add", "alan@example.com"),
+        ("builders", "add", "grace@example.com"),
+        ("skills", "add", "prompting", "--name", "Prompting"),
+    ):
+        result = bapp(*args)
+        assert result.exit_code == 0, result.stderr
+
+
+def test_version_without_typer(env: dict[str, str]) -> None:
+    result = run(["--version"], env)
+    assert result.returncode == 0 and result.stdout == f"bapp {__version__}\n"
+    assert result.stdout == run(["--version"], env, full=True).stdout
+    assert not {"typer", "rich", "sqlalchemy"} & {name.split(".")[0] for name in modules_loaded(["--version"], env)}
+
+
+@pytest.mark.parametrize("columns", [None, "100", "60"])
+def test_piped_help_is_exactly_typers(env: dict[str, str], columns: str | None) -> None:
+    if columns is None:
+        env.pop("COLUMNS", None)
+    else:
+        env["COLUMNS"] = columns
+    first = run(["--help"], env)  # builds the cache
+    cached = run(["--help"], env)
+    typer_help = run(["--help"], env, full=True)
+    assert first.returncode == cached.returncode == 0
+    assert first.stdout == cached.stdout == typer_help.stdout
+    assert "Commands:" in cached.stdout and "bookings" in cached.stdout
+    loaded = {name.split(".")[0] for name in modules_loaded(["--help"], env)}
+    assert "typer" not in loaded and "sqlalchemy" not in loaded
+
+
+def test_a_corrupt_cache_is_rebuilt(env: dict[str, str], tmp_path: Path) -> None:
+    reference = run(["--help"], env).stdout
+    cache_files = list(Path(env["BAPP_CACHE_DIR"]).glob("command-index-*.json"))
+    assert len(cache_files) == 1
+    cache_files[0].write_text("{not json")
+    assert run(["--help"], env).stdout == reference
+    assert run(["--help"], env).stdout == reference
+
+
+COMPLETION_LINES = [
+    ("bapp ", 1),
+    ("bapp pa", 1),
+    ("bapp pathways ", 2),
+    ("bapp pathways show ", 3),
+    ("bapp pathways show PL", 3),
+    ("bapp bookings list --", 3),
+    ("bapp bookings list --client ", 4),
+    ("bapp bookings list --client a", 4),
+    ("bapp sessions list --format ", 4),
+    ("bapp skills assign ", 3),
+    ("bapp skills assign ada@example.com ", 4),
+    ("bapp clients show ", 3),
+    ("bapp builders update ", 3),
+    ("bapp db upgrade --", 3),
+    ("bapp pathways list --format json --", 5),
+    ("bapp nosuch ", 2),
+    ("bapp --database-url x pa", 3),
+    ("bapp -q pathways sh", 3),
+    ("bapp bookings create --answer a --answer b --", 7),
+    ("bapp bookings create --pathway=", 3),
+    ("bapp pathways show accelerate extra ", 4),
+]
+
+
+@pytest.fixture
+def populated_env(sqlite_bapp: Bapp, env: dict[str, str]) -> dict[str, str]:
+    populate(sqlite_bapp)
+    return env
+
+
+@pytest.mark.parametrize("line,cword", COMPLETION_LINES)
+def test_bash_completion_matches_typer(populated_env: dict[str, str], line: str, cword: int) -> None:
+    env = {**populated_env, "_BAPP_COMPLETE": "complete_bash", "COMP_WORDS": line, "COMP_CWORD": str(cword)}
+    fast = run([], env)
+    slow = run([], env, full=True)
+    assert fast.returncode == slow.returncode == 0
+    assert fast.stdout == slow.stdout
+
+
+@pytest.mark.parametrize("line", ["bapp ", "bapp pathways sh", "bapp clients show ", "bapp bookings list --"])
+def test_zsh_completion_offers_typers_values(populated_env: dict[str, str], line: str) -> None:
+    env = {**populated_env, "_BAPP_COMPLETE": "complete_zsh", "_TYPER_COMPLETE_ARGS": line}
+    fast, slow = run([], env).stdout, run([], env, full=True).stdout
+
+    def values(text: str) -> list[str]:
+        if text.strip() == "_files":
+            return []
+        body = text.split("((", 1)[1].rsplit("))", 1)[0]
+        return [entry.split('":"', 1)[0].strip('"') for entry in body.splitlines()]
+
+    assert values(fast) == values(slow)
+
+
+def test_value_completion_reads_the_database(bapp: Bapp) -> None:
+    populate(bapp)
+    populated_env = bapp._environment(None)
+
+    def complete(line: str) -> list[str]:
+        env = {**populated_env, "_BAPP_COMPLETE": "complete_bash", "COMP_WORDS": line}
+        env["COMP_CWORD"] = str(len(line.split()) - (0 if line.endswith(" ") else 1))
+        return run([], env).stdout.split()
+
+    assert complete("bapp clients show ") == ["ada@example.com", "alan@example.com"]
+    assert complete("bapp clients show ala") == ["alan@example.com"]
+    assert complete("bapp builders update ") == ["grace@example.com"]
+    assert complete("bapp pathways show ") == ["accelerate", "pivot", "play"]
+    assert complete("bapp skills assign ada@example.com ") == ["prompting"]
+    # completion never fails, even on a database that does not exist
+    broken = {**populated_env, "BAPP_DATABASE_URL": "sqlite:////nonexistent/dir/x.db"}
+    broken.update({"_BAPP_COMPLETE": "complete_bash", "COMP_WORDS": "bapp clients show ", "COMP_CWORD": "3"})
+    result = run([], broken)
+    assert result.returncode == 0 and result.stdout.strip() == ""
+    assert not os.path.exists("/nonexistent/dir/x.db")
