@@ -278,3 +278,26 @@ def test_the_example_reschedule_arrives_by_webhook_out_of_order(bapp: Bapp) -> N
     assert sams[created["booking"]]["status"] == "confirmed"
     assert sams[created["booking"]]["start_time"] == "2031-05-12T10:00:00Z"
     assert sams[created["booking"]]["pathway"] == "pivot"
+
+
+@pytest.mark.slow
+def test_concurrent_deliveries_of_one_invitee_make_one_booking(wbapp: Bapp, database_url: str, tmp_path: Path) -> None:
+    """Calendly retries while the first delivery is still being applied: real processes meet behind a barrier
+    (see test_bookings_race), and the `calendly:bookings` lock lets exactly one of them create."""
+    from bapp_cli.db.engine import make_engine
+    from tests.cli.test_bookings_race import race
+
+    body = delivery()
+    path = tmp_path / "body.json"
+    path.write_bytes(body)
+    command = ["calendly", "webhook", "apply", str(path), "--signature", signed(body), "--json"]
+    engine = make_engine(database_url)
+    try:
+        results = race(wbapp, database_url, engine, [command] * 3)
+    finally:
+        engine.dispose()
+    assert [code for code, _, _ in results] == [0, 0, 0], [stderr for _, _, stderr in results]
+    records = [json.loads(stdout) for _, stdout, _ in results]
+    assert sorted(record["action"] for record in records) == ["created", "unchanged", "unchanged"]
+    assert len({record["booking"] for record in records}) == 1
+    assert len(bookings(wbapp)) == 1
