@@ -35,8 +35,8 @@ FUNDAMENTAL_SKILLS = 3
 STATUS_WEIGHTS = (("completed", 55), ("in_progress", 15), ("not_started", 30))
 
 
-def build(path: Path, clients: int, *, second_enrolments: bool = False, seed: int = 4) -> None:
-    """A database with `clients` clients × 45 skills of progress, built with bulk Core inserts.
+def build(url: str, clients: int, *, second_enrolments: bool = False, seed: int = 4) -> None:
+    """A database (empty, at `url`) with `clients` clients × 45 skills of progress, built with bulk Core inserts.
 
     Each client is enrolled in one pathway (one row of the table per client); with `second_enrolments`
     every other client also follows a second pathway (1.5 rows per client).
@@ -58,10 +58,8 @@ def build(path: Path, clients: int, *, second_enrolments: bool = False, seed: in
         UserSkillProgress,
     )
 
-    if path.exists():
-        path.unlink()
     rng = random.Random(seed)
-    engine = make_engine(f"sqlite:///{path}", create_sqlite_file=True)
+    engine = make_engine(url, create_sqlite_file=True)
     migration.upgrade(engine)
     now = dt.datetime(2030, 6, 1, 12, tzinfo=dt.UTC)
     with engine.begin() as connection:
@@ -183,7 +181,8 @@ def database(clients: int, rebuild: bool, second_enrolments: bool) -> Path:
     path = WORK / f"progress-{clients}{'-x1.5' if second_enrolments else ''}.db"
     if rebuild or not path.exists():
         started = time.perf_counter()
-        build(path, clients, second_enrolments=second_enrolments)
+        path.unlink(missing_ok=True)
+        build(f"sqlite:///{path}", clients, second_enrolments=second_enrolments)
         print(f"  built {path.name} in {time.perf_counter() - started:.1f} s", file=sys.stderr)
     return path
 

@@ -664,12 +664,37 @@ def progress_table(
     )
     completed = progress.c.status == "completed"
     if packed:
-        counters = [func.sum(case((completed, active_links.c.weight), else_=0))]
+        counters = [func.sum(case((completed, active_links.c.weight), else_=0)).label("packed")]
     else:
         counters = [
-            *(func.sum(case((and_(completed, active_links.c.tier == number), 1), else_=0)) for number in TABLE_TIERS),
-            func.sum(case((completed, 1), else_=0)),
+            *(
+                func.sum(case((and_(completed, active_links.c.tier == number), 1), else_=0)).label(f"tier{number}")
+                for number in TABLE_TIERS
+            ),
+            func.sum(case((completed, 1), else_=0)).label("done"),
         ]
+    # Aggregated per enrolment id alone, then joined to users and pathways: grouping on one key lets
+    # PostgreSQL hash-aggregate in memory instead of sorting every (enrolment × skill) row to disk, and
+    # its lower cost estimate keeps the JIT compiler (≈0.3 s here) out of a sub-second query.
+    # Each enrolment probes its pathway's links and the client's progress rows through the (client,
+    # skill) unique index, so on SQLite the work grows with the rows shown, not with all progress.
+    per_enrolment = (
+        select(Enrolment.id.label("enrolment_id"), func.max(progress.c.updated_at).label("last_activity"), *counters)
+        .select_from(Enrolment)
+        .outerjoin(active_links, active_links.c.pathway_id == Enrolment.pathway_id)
+        .outerjoin(
+            progress,
+            and_(progress.c.client_id == Enrolment.client_id, progress.c.skill_id == active_links.c.skill_id),
+        )
+        .group_by(Enrolment.id)
+    )
+    if pathway_id is not None:
+        per_enrolment = per_enrolment.where(Enrolment.pathway_id == pathway_id)
+    if builder_id is not None:
+        per_enrolment = per_enrolment.where(Enrolment.builder_id == builder_id)
+    if wanted_status is not None:
+        per_enrolment = per_enrolment.where(Enrolment.status == wanted_status)
+    aggregated = per_enrolment.subquery("per_enrolment")
     badge_count = (
         select(func.count())
         .where(
@@ -683,34 +708,21 @@ def progress_table(
         .correlate(Enrolment, Pathway)
         .scalar_subquery()
     )
-    # Driven by the enrolments: each one probes its pathway's links and the client's progress rows through
-    # the (client, skill) unique index, so the work grows with the rows shown, not with all progress.
     query = (
         select(
             User.email,
             Enrolment.pathway_id,
             Enrolment.status,
             badge_count,
-            func.max(progress.c.updated_at),
-            *counters,
+            aggregated.c.last_activity,
+            *(aggregated.c[counter.name] for counter in counters),
         )
-        .select_from(Enrolment)
+        .select_from(aggregated)
+        .join(Enrolment, Enrolment.id == aggregated.c.enrolment_id)
         .join(User, User.id == Enrolment.client_id)
         .join(Pathway, Pathway.id == Enrolment.pathway_id)
-        .outerjoin(active_links, active_links.c.pathway_id == Enrolment.pathway_id)
-        .outerjoin(
-            progress,
-            and_(progress.c.client_id == Enrolment.client_id, progress.c.skill_id == active_links.c.skill_id),
-        )
-        .group_by(Enrolment.id, User.id, Pathway.id)
         .order_by(Pathway.position, Pathway.slug, User.email)
     )
-    if pathway_id is not None:
-        query = query.where(Enrolment.pathway_id == pathway_id)
-    if builder_id is not None:
-        query = query.where(Enrolment.builder_id == builder_id)
-    if wanted_status is not None:
-        query = query.where(Enrolment.status == wanted_status)
 
     totals = {
         pathway_key: (
