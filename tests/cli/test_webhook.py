@@ -217,6 +217,7 @@ def test_other_events_are_acknowledged_and_ignored(wbapp: Bapp, tmp_path: Path) 
     result = apply(wbapp, body, signed(body), "--json", tmp=tmp_path)
     assert result.exit_code == 0, result.stderr
     assert (result.json()["action"], result.json()["event"]) == ("ignored", "event_type.updated")
+    assert (result.json()["invitee_uri"], result.json()["booking"]) == (None, None)
     assert bookings(wbapp) == []
 
 

@@ -440,6 +440,19 @@ def test_a_reschedule_cancels_the_old_booking_and_carries_pathway_and_payment(ca
     assert {o.action for o in apply(session, *halves)} == {"unchanged"}
 
 
+def test_a_reschedule_does_not_carry_an_archived_pathway(catalogue: Session) -> None:
+    session = catalogue
+    old_event, new_event = event(1, FREE), event(2, FREE, start=START + dt.timedelta(days=7))
+    original = invitee(old_event, 1, answers=[("Pathway", "Pivot")])
+    apply(session, item(old_event, original))
+    session.execute(update(Pathway).where(Pathway.slug == "pivot").values(archived=True))
+    session.commit()
+    moved = invitee(new_event, 2, email=original["email"], old_invitee=original["uri"])
+    [outcome] = apply(session, item(new_event, moved))
+    assert outcome.replaced == booking(session, original["uri"]).reference
+    assert booking(session, moved["uri"]).pathway_id is None
+
+
 # -- the pull as a whole ---------------------------------------------------------------------------
 
 

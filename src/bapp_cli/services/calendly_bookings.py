@@ -288,7 +288,7 @@ class InviteeOutcome:
     def as_record(self) -> dict[str, Any]:
         return {
             "action": self.action,
-            "invitee_uri": self.invitee_uri,
+            "invitee_uri": self.invitee_uri or None,
             "booking": self.reference,
             "booking_status": self.booking_status,
             "note": self.note or None,
@@ -529,7 +529,9 @@ class InviteeApplier:
         if answered is not None:
             return answered
         if replaced is not None and replaced.pathway_id is not None:
-            return self.session.get(Pathway, replaced.pathway_id)
+            carried = self.session.get(Pathway, replaced.pathway_id)
+            if carried is not None and not carried.archived:  # an archived pathway takes no new bookings
+                return carried
         if session_type.category != "pathway":
             return None
         linked = self._linked_pathways(session_type)
