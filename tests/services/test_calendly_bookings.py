@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import re
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,6 +14,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from bapp_cli.calendly.models import EventType, Invitee, ScheduledEvent, WebhookPayload
+from bapp_cli.calendly.webhooks import parse_webhook
 from bapp_cli.db.models import (
     AuditEntry,
     Booking,
@@ -584,3 +586,55 @@ def test_every_bad_item_of_a_saved_listing_is_reported_with_its_place() -> None:
         ("[3].invitees[1]", "status"),
     ]
     assert caught.value.message.startswith("saved.json: 3 invalid value(s) in the listing; first: [1] invitees")
+
+
+# -- real shapes (R7) ------------------------------------------------------------------------------
+
+SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "reference" / "calendly-samples"
+
+
+def sample(name: str) -> Any:
+    return json.loads((SAMPLES / name).read_text())
+
+
+def sync_type(session: Session, uri: str, questions: list[dict[str, Any]] | None = None) -> None:
+    raw = {**make_event_type(50, custom_questions=questions), "uri": uri}
+    sync_event_types(session, [EventType.model_validate(raw)], source="api", started_at=NOW, clock=lambda: NOW)
+    session.commit()
+
+
+def test_calendlys_own_webhook_sample_applies(session: Session) -> None:
+    body = (SAMPLES / "calendlyr" / "objects_webhooks_payload.json").read_bytes()
+    payload = parse_webhook(body)
+    assert payload.payload is not None
+    sync_type(session, payload.payload.scheduled_event.event_type or "")
+    result = apply_webhook(session, payload, now=NOW, pathway_question=PATTERN)
+    session.commit()
+    assert (result.outcome.action, result.outcome.booking_status) == ("created", "confirmed")
+    # the sample's event ends when it starts: the booking gets the session's 15 minutes, with a warning
+    assert any("ends at or before its start" in warning for warning in result.outcome.warnings)
+    found = booking(session, payload.payload.uri)
+    assert (found.client_timezone, found.end_time - found.start_time) == ("America/New_York", dt.timedelta(minutes=15))
+
+
+def test_a_captured_rescheduled_invitee_with_a_multi_select_answer_applies(session: Session) -> None:
+    checkboxes = {
+        "name": "Checkboxes Question",
+        "type": "multi_select",
+        "position": 3,
+        "enabled": True,
+        "required": False,
+        "answer_choices": ["A1", "A2"],
+        "include_other": True,
+    }
+    scheduled = sample("koshilife/scheduled_event_001.json")["resource"]
+    person = sample("koshilife/scheduled_event_invitee_301.json")["resource"]
+    sync_type(session, scheduled["event_type"], [checkboxes])
+    [outcome] = apply(session, item(scheduled, person))
+    assert (outcome.action, outcome.booking_status) == ("created", "cancelled")
+    found = booking(session, person["uri"])
+    assert found.cancellation_reason == "Rescheduled: I have to be absent next week, sorry."
+    answers = {entry["question"]: entry["answer"] for entry in found.custom_question_responses}
+    assert answers["Checkboxes Question"] == ["A1", "Other"]
+    assert answers["Multiple Lines Question"] == "text1\ntext2\ntext3"  # a text answer keeps its lines
+    assert found.client_timezone == "Asia/Tokyo"
