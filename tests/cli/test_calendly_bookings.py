@@ -451,3 +451,35 @@ def test_a_second_pull_exits_75_while_the_first_holds_the_lock(pbapp: Bapp, fake
     assert first.returncode == 0, stderr
     assert json.loads(stdout)["created"] == 7
     assert [run["kind"] for run in sync_runs(pbapp.database_url)] == ["event_types", "bookings"]
+
+
+@pytest.mark.slow
+def test_a_pull_killed_mid_apply_leaves_the_database_as_it_was(pbapp: Bapp, fake: FakeCalendly) -> None:
+    """R3: SIGKILL while the bookings are written but not committed (held in the run record's insert)."""
+    import signal
+
+    from tests.cli.test_calendly_processes import (
+        _apply_in_progress,
+        _install_slow_run_insert,
+        _open_transactions,
+        _remove_slow_run_insert,
+        _wait_for,
+    )
+
+    realistic(fake)
+    _install_slow_run_insert(pbapp.database_url)
+    before = snapshot(pbapp.database_url)
+    process = pbapp.popen("calendly", "pull-bookings", "--json")
+    _wait_for(lambda: _apply_in_progress(pbapp.database_url), "the pull's write transaction to open")
+    time.sleep(0.5)  # applying 8 invitees takes milliseconds: by now the pull sits in the slow run insert
+    assert process.poll() is None, process.communicate()
+    process.send_signal(signal.SIGKILL)
+    process.communicate(timeout=30)
+    assert process.returncode == -signal.SIGKILL
+    if pbapp.database_url.startswith("postgresql"):
+        _wait_for(lambda: _open_transactions(pbapp.database_url) == 0, "the server to roll the dead client back")
+    assert snapshot(pbapp.database_url) == before  # no booking, client, enrolment, audit row or run record
+    _remove_slow_run_insert(pbapp.database_url)
+    after = pbapp("calendly", "pull-bookings", "--json")  # and the lock died with the process
+    assert after.exit_code == 0, after.stderr
+    assert after.json()["created"] == 7
