@@ -36,6 +36,9 @@ test: $(DEV_STAMP)
 	$(BIN)/mypy --strict -p bapp_cli.services -p bapp_cli.db -p bapp_cli.calendly
 	BAPP_REQUIRE_POSTGRES=1 $(BIN)/python -m pytest -p no:cacheprovider
 
+docs: $(RUNTIME_STAMP)
+	$(BIN)/python -m bapp_cli.cli.reference > docs/cli.md
+
 bench: $(DEV_STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python bench/run_all.py
 

@@ -404,6 +404,12 @@ class _Handler(BaseHTTPRequestHandler):
     timeout = 10
     server: _Server
 
+    def setup(self) -> None:
+        super().setup()
+        # Headers and body go out in separate writes; with Nagle's algorithm on, the body waits for the
+        # client's delayed ACK (~40 ms a request). A real API server does not add that.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
     def do_GET(self) -> None:
         self.server.fake._handle(self)
 
