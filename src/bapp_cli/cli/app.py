@@ -13,21 +13,9 @@ import traceback
 from typing import Annotated, Any
 
 import typer
+from typer.core import TyperGroup
 
 from bapp_cli import __version__
-from bapp_cli.cli import availability as availability_commands  # noqa: F401  (registers `sessions available`)
-from bapp_cli.cli import badges as badges_commands
-from bapp_cli.cli import bookings as bookings_commands
-from bapp_cli.cli import builders as builders_commands
-from bapp_cli.cli import calendly as calendly_commands
-from bapp_cli.cli import clients as clients_commands
-from bapp_cli.cli import config as config_commands
-from bapp_cli.cli import db as db_commands
-from bapp_cli.cli import pathways as pathways_commands
-from bapp_cli.cli import progress as progress_commands
-from bapp_cli.cli import reports as reports_commands
-from bapp_cli.cli import sessions as sessions_commands
-from bapp_cli.cli import skills as skills_commands
 from bapp_cli.cli.context import AppState
 from bapp_cli.cli.output import is_terminal
 from bapp_cli.errors import BappError
@@ -35,8 +23,68 @@ from bapp_cli.errors import BappError
 MAX_DETAIL_LINES = 100
 RICH_HELP = "rich" if is_terminal(sys.stdout) else None
 
+# Command groups, in help order: name → the modules that define it (the first holds `app`; the others
+# add commands to it). A group is imported and built only when it is used, so a command pays for its
+# own group, not for all of them.
+GROUPS: dict[str, tuple[str, ...]] = {
+    "db": ("bapp_cli.cli.db",),
+    "config": ("bapp_cli.cli.config",),
+    "pathways": ("bapp_cli.cli.pathways",),
+    "skills": ("bapp_cli.cli.skills",),
+    "progress": ("bapp_cli.cli.progress",),
+    "badges": ("bapp_cli.cli.badges",),
+    "calendly": ("bapp_cli.cli.calendly",),
+    "sessions": ("bapp_cli.cli.sessions", "bapp_cli.cli.availability"),
+    "bookings": ("bapp_cli.cli.bookings",),
+    "clients": ("bapp_cli.cli.clients",),
+    "builders": ("bapp_cli.cli.builders",),
+    "reports": ("bapp_cli.cli.reports",),
+}
+
+
+class LazyGroupsRoot(TyperGroup):
+    """The root group: builds a command group on first use instead of building every group up front.
+
+    `commands` (what help, the command index and the reference walk) yields the whole tree;
+    `get_command` (what running one command uses) builds just the group asked for.
+    """
+
+    @property  # type: ignore[override]
+    def commands(self) -> dict[str, Any]:
+        for name in GROUPS:
+            self._build(name)
+        ordered = {name: self._commands[name] for name in GROUPS}
+        ordered.update(self._commands)
+        return ordered
+
+    @commands.setter
+    def commands(self, value: dict[str, Any]) -> None:
+        self._commands = dict(value)
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        if cmd_name in GROUPS:
+            self._build(cmd_name)
+        return self._commands.get(cmd_name)
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return list(self.commands)
+
+    def _build(self, name: str) -> None:
+        if name in self._commands:
+            return
+        import importlib
+
+        modules = [importlib.import_module(path) for path in GROUPS[name]]
+        # Built through a one-group parent exactly as add_typer would, so a group with a single
+        # command stays a group (`bapp badges list`, not `bapp badges`).
+        holder = typer.Typer(rich_markup_mode=RICH_HELP)
+        holder.add_typer(modules[0].app, name=name)
+        self._commands[name] = typer.main.get_command(holder).commands[name]
+
+
 app = typer.Typer(
     name="bapp",
+    cls=LazyGroupsRoot,
     help="Administer the BuildAppsWith pathway-based booking system.",
     no_args_is_help=True,
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -105,20 +153,6 @@ def root(
         # header values are logged by some libraries at debug level; never let the token through
         logging.getLogger("httpcore").setLevel(logging.INFO)
         logging.getLogger("httpx").setLevel(logging.INFO)
-
-
-app.add_typer(db_commands.app, name="db")
-app.add_typer(config_commands.app, name="config")
-app.add_typer(pathways_commands.app, name="pathways")
-app.add_typer(skills_commands.app, name="skills")
-app.add_typer(progress_commands.app, name="progress")
-app.add_typer(badges_commands.app, name="badges")
-app.add_typer(calendly_commands.app, name="calendly")
-app.add_typer(sessions_commands.app, name="sessions")
-app.add_typer(bookings_commands.app, name="bookings")
-app.add_typer(clients_commands.app, name="clients")
-app.add_typer(builders_commands.app, name="builders")
-app.add_typer(reports_commands.app, name="reports")
 
 
 def _wants_json_errors(argv: list[str]) -> bool:
