@@ -9,7 +9,7 @@ inside the session's own transaction, so atomicity and rollback are unchanged.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Column, Table
@@ -31,17 +31,35 @@ def _placeholder(session: Session) -> str:
     return "?" if session.get_bind().dialect.name == "sqlite" else "%s"
 
 
+def _apply(processor: Callable[[Any], Any], values: list[Any]) -> list[Any]:
+    """Convert values, once per distinct value: batch columns repeat the same instant (`now`) per row."""
+    seen: dict[Any, Any] = {}
+    converted: list[Any] = []
+    for value in values:
+        if value is None:
+            converted.append(None)
+            continue
+        try:
+            result = seen[value]
+        except KeyError:
+            result = seen[value] = processor(value)
+        except TypeError:  # unhashable (JSON lists and dicts): convert each
+            result = processor(value)
+        converted.append(result)
+    return converted
+
+
 def _converted(
-    rows: Iterable[Mapping[str, Any]], columns: Sequence[str], processors: list[Processor]
+    rows: Sequence[Mapping[str, Any]], columns: Sequence[str], processors: list[Processor]
 ) -> list[tuple[Any, ...]]:
-    pairs = list(zip(columns, processors, strict=True))
-    return [
-        tuple(
-            value if processor is None or value is None else processor(value)
-            for value, processor in ((row.get(name), processor) for name, processor in pairs)
-        )
-        for row in rows
-    ]
+    """Parameter tuples, converted a column at a time (one comprehension per column, not per cell)."""
+    converted_columns = []
+    for name, processor in zip(columns, processors, strict=True):
+        values = [row.get(name) for row in rows]
+        if processor is not None:
+            values = _apply(processor, values)
+        converted_columns.append(values)
+    return list(zip(*converted_columns, strict=True))
 
 
 def insert_many(session: Session, table: Table, rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> int:
