@@ -16,6 +16,7 @@ import typer
 from typer.core import TyperGroup
 
 from bapp_cli import __version__
+from bapp_cli.cli import transfer as transfer_commands
 from bapp_cli.cli.context import AppState
 from bapp_cli.cli.output import is_terminal
 from bapp_cli.errors import BappError
@@ -92,6 +93,11 @@ app = typer.Typer(
     pretty_exceptions_enable=False,  # tracebacks with locals could show secrets (SPEC R6)
     add_completion=True,
 )
+
+
+# Top-level commands (not groups): `bapp import KIND PATH` and `bapp export KIND`.
+app.command("import")(transfer_commands.import_command)
+app.command("export")(transfer_commands.export_command)
 
 
 def _version(value: bool) -> None:

@@ -1,0 +1,704 @@
+"""The catalogue in bulk: pathways (with tiers), skills (with their tier links) and session types.
+
+These are small tables (tens to thousands of rows), so rows are applied one by one through the ORM, but
+every value passes the same checks as `pathways add/update/set-tier`, `skills add/update/link/unlink` and
+`sessions add/update` (shared functions of `pathway_admin`, `skills` and `session_types`), and lookups
+are cached per import. A row updates only the columns it has; list columns (`tiers`, `links`,
+`pathways`) say the whole list: a skill's links and a session's pathways are made exactly those given,
+tiers given are added or renamed (tiers are never deleted: skills link to them).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from decimal import Decimal
+from typing import Annotated, Any, Literal, NotRequired, Required
+
+from pydantic import BeforeValidator, ConfigDict, Field, StringConstraints
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+from typing_extensions import TypedDict
+
+from bapp_cli.db.models import (
+    Pathway,
+    PathwayTier,
+    SessionType,
+    SessionTypePathway,
+    Skill,
+    SkillPathwayLink,
+    User,
+)
+from bapp_cli.errors import BappError, InvalidInput
+from bapp_cli.services.pathway_admin import MAX_TIERS, check_color, check_icon, check_name, check_pathway_slug
+from bapp_cli.services.pathways import PATHWAY_COLUMNS
+from bapp_cli.services.people import normalise_email
+from bapp_cli.services.progress import record_completions
+from bapp_cli.services.session_admin import MAX_DURATION_MINUTES, MAX_SLUG_LENGTH, MAX_TITLE_LENGTH
+from bapp_cli.services.session_types import (
+    SESSION_COLUMNS,
+    default_requires_auth,
+    is_bookable,
+    parse_category,
+    parse_currency,
+    parse_price,
+)
+from bapp_cli.services.skills import (
+    MAX_DOMAIN_LENGTH,
+    MAX_SKILL_NAME_LENGTH,
+    SKILL_COLUMNS,
+    check_skill_slug,
+    parse_link,
+)
+from bapp_cli.services.transfer.formats import SourceRow
+from bapp_cli.services.transfer.importer import (
+    CREATED,
+    UNCHANGED,
+    UPDATED,
+    KindImporter,
+    RowError,
+    RowResult,
+    problem,
+)
+
+PATHWAY_EXPORT_COLUMNS = ("id", *PATHWAY_COLUMNS, "created_at")
+SKILL_EXPORT_COLUMNS = ("id", *SKILL_COLUMNS, "created_at")
+# the session record of CLI.md, then what a backup needs to restore the Calendly-owned state exactly
+SESSION_EXPORT_COLUMNS = (
+    *SESSION_COLUMNS,
+    "kind",
+    "color",
+    "invitee_limit",
+    "owner_uri",
+    "calendly_position",
+    "remote_active",
+    "remote_updated_at",
+    "remote_deleted_at",
+    "present_in_last_sync",
+    "last_synced_at",
+    "created_at",
+)
+COLOR = re.compile(r"^#[0-9A-Fa-f]{6}$")
+
+
+def _json_list(value: Any) -> Any:
+    """A list column in a CSV cell: JSON (`["a:1","b:2"]`), or plain items separated by commas."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            try:
+                return json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"not a JSON list ({exc.msg})") from None
+        return [item.strip() for item in re.split(r"[,;]", text) if item.strip()]
+    return value
+
+
+def _json_value(value: Any) -> Any:
+    """A nested value (objects, lists of objects) in a CSV cell is JSON."""
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"not valid JSON ({exc.msg})") from None
+    return value
+
+
+# Limits here only bound what is read; the services' checks (with their own messages) decide.
+Text8 = Annotated[str, StringConstraints(strip_whitespace=True, max_length=8)]
+Text32 = Annotated[str, StringConstraints(strip_whitespace=True, max_length=32)]
+Text64 = Annotated[str, StringConstraints(strip_whitespace=True, max_length=64)]
+Text500 = Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, max_length=1000)]
+LongText = Annotated[str, StringConstraints(max_length=100_000)]
+When = Text64 | dt.datetime | dt.date
+NameList = Annotated[list[Name], BeforeValidator(_json_list)]
+
+
+class TierItem(TypedDict):
+    __pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]
+    tier: Required[Annotated[int, Field(ge=1, le=MAX_TIERS)]]
+    name: Required[Name]
+    description: NotRequired[LongText | None]
+    skills: NotRequired[Any]  # informational (`pathways show`): links are imported with skills
+
+
+class PathwayRow(TypedDict, total=False):
+    __pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]
+    id: int | None
+    slug: Required[Text64]
+    name: Name | None
+    description: LongText | None
+    icon: Text64 | None
+    color: Text32 | None
+    position: Annotated[int, Field(ge=0)] | None
+    archived: bool | None
+    tiers: Annotated[list[TierItem], BeforeValidator(_json_value)] | None
+    created_at: When | None
+
+
+class SkillRow(TypedDict, total=False):
+    __pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]
+    id: int | None
+    slug: Required[Name]
+    name: Name | None
+    description: LongText | None
+    domain: Name | None
+    is_fundamental: bool | None
+    archived: bool | None
+    links: NameList | None
+    created_at: When | None
+
+
+class QuestionItem(TypedDict):
+    __pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]
+    name: Required[Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000)]]
+    type: Required[Text32]
+    position: NotRequired[int]
+    enabled: NotRequired[bool]
+    required: NotRequired[bool]
+    answer_choices: NotRequired[list[Annotated[str, StringConstraints(max_length=1000)]] | None]
+    include_other: NotRequired[bool]
+
+
+class SessionRow(TypedDict, total=False):
+    __pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]
+    id: int | None
+    slug: Text500 | None
+    title: Name | None
+    description: LongText | None
+    category: Text32 | None
+    requires_auth: bool | None
+    bookable: Any  # derived from the other columns; read-only
+    enabled: bool | None
+    is_secret: bool | None
+    duration_minutes: Annotated[int, Field(ge=1, le=MAX_DURATION_MINUTES)] | None
+    duration_options: (
+        Annotated[list[Annotated[int, Field(ge=1, le=MAX_DURATION_MINUTES)]], BeforeValidator(_json_list)] | None
+    )
+    price: Annotated[Decimal, Field(ge=0)] | None
+    currency: Text8 | None
+    display_order: int | None
+    pathways: NameList | None
+    builder: Text500 | None
+    calendly_uri: Text500 | None
+    scheduling_url: Text500 | None
+    custom_questions: Annotated[list[QuestionItem], BeforeValidator(_json_value)] | None
+    kind: Literal["solo", "group"] | None
+    color: Text32 | None
+    invitee_limit: Annotated[int, Field(ge=1)] | None
+    owner_uri: Text500 | None
+    calendly_position: int | None
+    remote_active: bool | None
+    remote_updated_at: When | None
+    remote_deleted_at: When | None
+    present_in_last_sync: bool | None
+    last_synced_at: When | None
+    created_at: When | None
+
+
+def _given(values: Mapping[str, Any], name: str) -> bool:
+    return name in values
+
+
+class _RowImporter(KindImporter):
+    """One row at a time through the ORM; refusals are collected per row before anything is changed."""
+
+    def apply(self, rows: Sequence[SourceRow]) -> list[RowResult]:
+        valid, results = self.validate(rows)
+        for row, values in valid:
+            try:
+                outcome = self.apply_row(row, values)
+            except BappError as exc:
+                results.append(RowResult(row, errors=[problem(exc, _field_in(exc.message), row.line)]))
+                continue
+            except _RowRefused as refused:
+                results.append(RowResult(row, errors=refused.errors))
+                continue
+            results.append(RowResult(row, outcome=outcome))
+        self.session.flush()
+        return sorted(results, key=lambda result: result.row.line)
+
+    def apply_row(self, row: SourceRow, values: dict[str, Any]) -> str:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def seen_once(self, key: str, line: int, seen: dict[str, int], name: str) -> None:
+        if key in seen:
+            raise _RowRefused([RowError(line, name, f"{key!r} is already on line {seen[key]}")])
+        seen[key] = line
+
+    def restore_id(self, model: Any, values: Mapping[str, Any]) -> dict[str, Any]:
+        """In a restore the row keeps its id (when that id is free)."""
+        wanted = values.get("id") if self.restore else None
+        if wanted is None:
+            return {}
+        if self.session.get(model, wanted) is not None:
+            raise InvalidInput(f"id: {wanted} is taken by another {model.__tablename__[:-1]}")
+        return {"id": wanted}
+
+
+class _RowRefused(Exception):
+    def __init__(self, errors: list[RowError]) -> None:
+        super().__init__(errors[0].message)
+        self.errors = errors
+
+
+def _field_in(message: str) -> str | None:
+    head, separator, _ = message.partition(": ")
+    return head if separator and re.fullmatch(r"[a-z_\-]+", head) else None
+
+
+def _changes(target: Any, wanted: Mapping[str, Any]) -> dict[str, Any]:
+    changed = {name: value for name, value in wanted.items() if getattr(target, name) != value}
+    for name, value in changed.items():
+        setattr(target, name, value)
+    return changed
+
+
+# -- pathways ---------------------------------------------------------------------------------------------
+
+
+class PathwayImporter(_RowImporter):
+    kind = "pathways"
+    schema = PathwayRow
+    required = (("slug",),)
+    batch_size = 500
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.seen: dict[str, int] = {}
+
+    def apply_row(self, row: SourceRow, values: dict[str, Any]) -> str:
+        slug = check_pathway_slug(values["slug"])
+        self.seen_once(slug, row.line, self.seen, "slug")
+        wanted: dict[str, Any] = {}
+        if values.get("name") is not None:
+            wanted["name"] = check_name(values["name"])
+        if _given(values, "description"):
+            wanted["description"] = (values["description"] or "").strip() or None
+        if _given(values, "icon"):
+            wanted["icon"] = check_icon(values["icon"]) or None if values["icon"] is not None else None
+        if _given(values, "color"):
+            wanted["color"] = check_color(values["color"]) if values["color"] is not None else None
+        if values.get("position") is not None:
+            wanted["position"] = values["position"]
+        if values.get("archived") is not None:
+            wanted["archived"] = values["archived"]
+        pathway = self.session.scalars(select(Pathway).where(Pathway.slug == slug)).one_or_none()
+        tiers = sorted(values.get("tiers") or [], key=lambda item: item["tier"])
+        existing_tiers: dict[int, PathwayTier] = {}
+        if pathway is not None:
+            if self.restore and values.get("id") is not None and values["id"] != pathway.id:
+                raise InvalidInput(f"id: pathway {slug!r} has id {pathway.id} here, {values['id']} in the backup")
+            existing_tiers = {
+                tier.tier: tier
+                for tier in self.session.scalars(select(PathwayTier).where(PathwayTier.pathway_id == pathway.id))
+            }
+        numbers = sorted(set(existing_tiers) | {item["tier"] for item in tiers})
+        if len({item["tier"] for item in tiers}) != len(tiers):
+            raise InvalidInput("tiers: a tier number is given twice")
+        if numbers != list(range(1, len(numbers) + 1)):
+            raise InvalidInput(f"tiers: tiers are numbered 1, 2, 3… without gaps; this row would leave tiers {numbers}")
+        for item in tiers:
+            check_name(item["name"], field=f"tiers[{item['tier']}].name")
+        created_at = self.instant(values.get("created_at"), "created_at")
+        if self.restore and created_at is not None and pathway is not None:
+            wanted["created_at"] = created_at  # the default pathways of a new database: as backed up
+        outcome = UNCHANGED
+        if pathway is None:
+            if "name" not in wanted:
+                raise InvalidInput("name: required for a new pathway")
+            if "position" not in wanted:
+                last = self.session.scalar(select(Pathway.position).order_by(Pathway.position.desc()).limit(1))
+                wanted["position"] = 0 if last is None else last + 1
+            pathway = Pathway(
+                slug=slug,
+                archived=False,
+                created_at=created_at or self.now,
+                updated_at=self.now,
+                **self.restore_id(Pathway, values),
+                **wanted,
+            )
+            self.session.add(pathway)
+            self.session.flush()
+            outcome = CREATED
+        elif _changes(pathway, wanted):
+            pathway.updated_at = self.now
+            outcome = UPDATED
+        for item in tiers:
+            description = (item.get("description") or "").strip() or None if "description" in item else None
+            tier = existing_tiers.get(item["tier"])
+            if tier is None:
+                self.session.add(
+                    PathwayTier(
+                        pathway_id=pathway.id, tier=item["tier"], name=item["name"].strip(), description=description
+                    )
+                )
+                outcome = outcome if outcome == CREATED else UPDATED
+            elif _changes(tier, {"name": item["name"].strip(), "description": description}):
+                outcome = outcome if outcome == CREATED else UPDATED
+        return outcome
+
+
+def export_pathways(session: Session) -> Iterator[dict[str, Any]]:
+    from bapp_cli.services.pathways import list_pathways
+
+    created = dict(session.execute(select(Pathway.id, Pathway.created_at)).tuples().all())
+    for view in list_pathways(session):
+        yield {"id": view.id, **view.as_record(), "created_at": created[view.id]}
+
+
+# -- skills -----------------------------------------------------------------------------------------------
+
+
+class SkillImporter(_RowImporter):
+    kind = "skills"
+    schema = SkillRow
+    required = (("slug",),)
+    batch_size = 500
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.seen: dict[str, int] = {}
+        self.pathways = {pathway.slug: pathway for pathway in self.session.scalars(select(Pathway))}
+        self.tiers = set(self.session.execute(select(PathwayTier.pathway_id, PathwayTier.tier)).tuples().all())
+        # what the completion rules must look at once every row is in (SPEC §2.6: badges are awarded
+        # the moment a catalogue change completes a tier)
+        self.touched_pathways: set[int] = set()
+        self.fundamentals_changed = False
+
+    def _links(self, texts: Sequence[str], skill: Skill | None, current: dict[int, int]) -> dict[int, int]:
+        links: dict[int, int] = {}
+        for text in texts:
+            slug, tier = parse_link(text)
+            pathway = self.pathways.get(slug.strip().lower())
+            if pathway is None:
+                raise InvalidInput(f"links: no pathway {slug!r} (known: {', '.join(sorted(self.pathways))})")
+            if (pathway.id, tier) not in self.tiers:
+                raise InvalidInput(f"links: pathway {pathway.slug!r} has no tier {tier}")
+            if links.setdefault(pathway.id, tier) != tier:
+                raise InvalidInput(f"links: {pathway.slug!r} is given twice with different tiers")
+            is_new = current.get(pathway.id) != tier
+            if is_new and not self.restore:
+                if pathway.archived:
+                    raise InvalidInput(f"links: pathway {pathway.slug!r} is archived and takes no new skill links")
+                if skill is not None and skill.archived:
+                    raise InvalidInput(f"links: skill {skill.slug!r} is archived and takes no new links")
+        return links
+
+    def apply_row(self, row: SourceRow, values: dict[str, Any]) -> str:
+        slug = check_skill_slug(values["slug"])
+        self.seen_once(slug, row.line, self.seen, "slug")
+        wanted: dict[str, Any] = {}
+        if values.get("name") is not None:
+            wanted["name"] = check_name(values["name"], max_length=MAX_SKILL_NAME_LENGTH)
+        if _given(values, "description"):
+            wanted["description"] = (values["description"] or "").strip() or None
+        if _given(values, "domain"):
+            domain = (values["domain"] or "").strip() or None
+            if domain is not None and len(domain) > MAX_DOMAIN_LENGTH:
+                raise InvalidInput(f"domain: longer than {MAX_DOMAIN_LENGTH} characters")
+            wanted["domain"] = domain
+        if values.get("is_fundamental") is not None:
+            wanted["is_fundamental"] = values["is_fundamental"]
+        if values.get("archived") is not None:
+            wanted["archived"] = values["archived"]
+        skill = self.session.scalars(select(Skill).where(Skill.slug == slug)).one_or_none()
+        current: dict[int, int] = {}
+        if skill is not None:
+            current = dict(
+                self.session.execute(
+                    select(SkillPathwayLink.pathway_id, SkillPathwayLink.tier).where(
+                        SkillPathwayLink.skill_id == skill.id
+                    )
+                )
+                .tuples()
+                .all()
+            )
+        links = self._links(values.get("links") or [], skill, current) if _given(values, "links") else None
+        created_at = self.instant(values.get("created_at"), "created_at")
+        outcome = UNCHANGED
+        if skill is None:
+            if "name" not in wanted:
+                raise InvalidInput("name: required for a new skill")
+            skill = Skill(
+                slug=slug,
+                is_fundamental=False,
+                archived=False,
+                created_at=created_at or self.now,
+                updated_at=self.now,
+                **self.restore_id(Skill, values),
+                **wanted,
+            )
+            self.session.add(skill)
+            self.session.flush()
+            outcome = CREATED
+        else:
+            changed = _changes(skill, wanted)
+            if changed:
+                outcome = UPDATED
+                if "archived" in changed:
+                    self.touched_pathways.update(current)
+                    self.fundamentals_changed |= skill.is_fundamental
+                if "is_fundamental" in changed:
+                    self.fundamentals_changed = True
+        if links is not None and links != current:
+            if outcome != CREATED:
+                outcome = UPDATED
+            for pathway_id, tier in current.items():
+                if links.get(pathway_id) != tier:
+                    self.session.execute(
+                        delete(SkillPathwayLink).where(
+                            SkillPathwayLink.skill_id == skill.id, SkillPathwayLink.pathway_id == pathway_id
+                        )
+                    )
+                    self.touched_pathways.add(pathway_id)
+            for pathway_id, tier in links.items():
+                if current.get(pathway_id) != tier:
+                    self.session.add(SkillPathwayLink(skill_id=skill.id, pathway_id=pathway_id, tier=tier))
+            self.session.flush()
+        if outcome == UPDATED:
+            skill.updated_at = self.now
+        return outcome
+
+    def finish(self) -> None:
+        if self.restore or not (self.touched_pathways or self.fundamentals_changed):
+            return
+        self.session.flush()
+        outcomes = record_completions(
+            self.session, now=self.now, pathway_ids=self.touched_pathways, fundamentals=self.fundamentals_changed
+        )
+        self.extra["badges_awarded"] = sum(len(outcome.badges_awarded) for outcome in outcomes.values())
+
+
+def export_skills(session: Session) -> Iterator[dict[str, Any]]:
+    links: dict[int, list[str]] = {}
+    for skill_id, slug, tier in session.execute(
+        select(SkillPathwayLink.skill_id, Pathway.slug, SkillPathwayLink.tier)
+        .join(Pathway, Pathway.id == SkillPathwayLink.pathway_id)
+        .order_by(Pathway.position, Pathway.slug)
+    ):
+        links.setdefault(skill_id, []).append(f"{slug}:{tier}")
+    for skill in session.scalars(select(Skill).order_by(Skill.slug)):
+        yield {
+            "id": skill.id,
+            "slug": skill.slug,
+            "name": skill.name,
+            "description": skill.description,
+            "domain": skill.domain,
+            "is_fundamental": skill.is_fundamental,
+            "archived": skill.archived,
+            "links": links.get(skill.id, []),
+            "created_at": skill.created_at,
+        }
+
+
+# -- session types ----------------------------------------------------------------------------------------
+
+# (column, value to compare and store) for the simple columns a session row may carry
+_SESSION_PLAIN = (
+    "description",
+    "enabled",
+    "is_secret",
+    "display_order",
+    "scheduling_url",
+    "kind",
+    "invitee_limit",
+    "owner_uri",
+    "calendly_position",
+    "remote_active",
+    "present_in_last_sync",
+)
+_SESSION_INSTANTS = ("remote_updated_at", "remote_deleted_at", "last_synced_at")
+_NOT_NULL = frozenset({"enabled", "is_secret", "display_order", "kind", "remote_active", "present_in_last_sync"})
+
+
+class SessionImporter(_RowImporter):
+    kind = "sessions"
+    schema = SessionRow
+    required = (("calendly_uri", "slug", "title", "id"),)
+    batch_size = 500
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.seen: dict[str, int] = {}
+        self.pathways = {pathway.slug: pathway for pathway in self.session.scalars(select(Pathway))}
+        self.builders: dict[str, int] = {}
+
+    def _builder(self, email: str) -> int:
+        from bapp_cli.db.models import BuilderProfile
+
+        address = normalise_email(email, field="builder")
+        if address not in self.builders:
+            found = self.session.scalar(
+                select(User.id).join(BuilderProfile, BuilderProfile.user_id == User.id).where(User.email == address)
+            )
+            if found is None:
+                raise InvalidInput(f"builder: no builder with e-mail {address!r}")
+            self.builders[address] = found
+        return self.builders[address]
+
+    def _find(self, values: Mapping[str, Any], slug: str | None) -> SessionType | None:
+        uri = values.get("calendly_uri")
+        if uri:
+            return self.session.scalars(select(SessionType).where(SessionType.calendly_uri == uri)).one_or_none()
+        if slug is None:
+            return None
+        matches = self.session.scalars(
+            select(SessionType).where(SessionType.slug == slug, SessionType.calendly_uri.is_(None)).limit(2)
+        ).all()
+        if len(matches) > 1:
+            raise InvalidInput(f"slug: {slug!r} names several session types; give calendly_uri")
+        return matches[0] if matches else None
+
+    def apply_row(self, row: SourceRow, values: dict[str, Any]) -> str:
+        title = values.get("title")
+        slug = values.get("slug")
+        if slug is not None:
+            slug = slug.lower()
+        elif title:
+            slug = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")[:MAX_SLUG_LENGTH] or None
+        key = values.get("calendly_uri") or slug
+        if key is None:
+            raise InvalidInput("slug: a session row needs a calendly_uri, a slug or a title")
+        self.seen_once(key, row.line, self.seen, "calendly_uri" if values.get("calendly_uri") else "slug")
+        wanted: dict[str, Any] = {}
+        if title is not None:
+            if not title or len(title) > MAX_TITLE_LENGTH:
+                raise InvalidInput(f"title: must be 1 to {MAX_TITLE_LENGTH} characters")
+            wanted["title"] = title
+        if values.get("duration_minutes") is not None:
+            wanted["duration_minutes"] = values["duration_minutes"]
+        if _given(values, "duration_options"):
+            wanted["duration_options"] = values["duration_options"]
+        if values.get("category") is not None:
+            wanted["category"] = parse_category(values["category"])
+        if values.get("requires_auth") is not None:
+            wanted["requires_auth"] = values["requires_auth"]
+        if values.get("price") is not None:
+            wanted["price"] = parse_price(values["price"])
+        if values.get("currency") is not None:
+            wanted["currency"] = parse_currency(values["currency"])
+        if _given(values, "color"):
+            color = values["color"]
+            if color is not None and not COLOR.match(color):
+                raise InvalidInput(f"color: {color!r} is not a #RRGGBB colour")
+            wanted["color"] = color
+        for name in _SESSION_PLAIN:
+            if _given(values, name) and (values[name] is not None or name not in _NOT_NULL):
+                value = values[name]
+                wanted[name] = value.strip() or None if isinstance(value, str) else value
+        for name in _SESSION_INSTANTS:
+            if _given(values, name):
+                wanted[name] = self.instant(values[name], name)
+        if _given(values, "custom_questions"):
+            wanted["custom_questions"] = [
+                _question(item, index) for index, item in enumerate(values["custom_questions"] or [])
+            ]
+        if _given(values, "builder"):
+            wanted["builder_id"] = self._builder(values["builder"]) if values["builder"] is not None else None
+        if values.get("calendly_uri"):
+            wanted["calendly_uri"] = values["calendly_uri"]
+        pathways: list[Pathway] | None = None
+        if _given(values, "pathways"):
+            pathways = []
+            for name in values["pathways"] or []:
+                pathway = self.pathways.get(name.strip().lower())
+                if pathway is None:
+                    raise InvalidInput(f"pathways: no pathway {name!r} (known: {', '.join(sorted(self.pathways))})")
+                if pathway not in pathways:
+                    pathways.append(pathway)
+        session_type = self._find(values, slug)
+        current: list[int] = []
+        if session_type is not None:
+            current = list(
+                self.session.scalars(
+                    select(SessionTypePathway.pathway_id).where(SessionTypePathway.session_type_id == session_type.id)
+                )
+            )
+        if pathways is not None and not self.restore:
+            for pathway in pathways:
+                if pathway.archived and pathway.id not in current:
+                    raise InvalidInput(f"pathways: pathway {pathway.slug!r} is archived and takes no new sessions")
+        created_at = self.instant(values.get("created_at"), "created_at")
+        outcome = UNCHANGED
+        if session_type is None:
+            for name in ("title", "duration_minutes"):
+                if name not in wanted:
+                    raise InvalidInput(f"{name}: required for a new session type")
+            category = wanted.setdefault("category", "specialized")
+            wanted.setdefault("requires_auth", default_requires_auth(category))
+            if not self.restore and category == "pathway" and not pathways:
+                raise InvalidInput("pathways: a pathway session needs at least one pathway")
+            wanted.setdefault("custom_questions", [])
+            session_type = SessionType(
+                slug=slug,
+                created_at=created_at or self.now,
+                updated_at=self.now,
+                **self.restore_id(SessionType, values),
+                **wanted,
+            )
+            self.session.add(session_type)
+            self.session.flush()
+            outcome = CREATED
+        else:
+            if (
+                not self.restore
+                and wanted.get("category", session_type.category) == "pathway"
+                and ("category" in wanted or pathways is not None)
+                and not (pathways if pathways is not None else current)
+            ):
+                raise InvalidInput("pathways: a pathway session needs at least one pathway")
+            if slug is not None and values.get("slug") is not None:
+                wanted["slug"] = slug
+            if _changes(session_type, wanted):
+                session_type.updated_at = self.now
+                outcome = UPDATED
+        if pathways is not None and {pathway.id for pathway in pathways} != set(current):
+            self.session.execute(
+                delete(SessionTypePathway).where(SessionTypePathway.session_type_id == session_type.id)
+            )
+            for pathway in pathways:
+                self.session.add(SessionTypePathway(session_type_id=session_type.id, pathway_id=pathway.id))
+            self.session.flush()
+            if outcome == UNCHANGED:
+                session_type.updated_at = self.now
+                outcome = UPDATED
+        return outcome
+
+
+def _question(item: Mapping[str, Any], index: int) -> dict[str, Any]:
+    """A custom question in the stored (Calendly) shape."""
+    return {
+        "name": item["name"],
+        "type": item["type"],
+        "position": item.get("position", index),
+        "enabled": item.get("enabled", True),
+        "required": item.get("required", False),
+        "answer_choices": list(item.get("answer_choices") or []),
+        "include_other": item.get("include_other", False),
+    }
+
+
+def export_sessions(session: Session) -> Iterator[dict[str, Any]]:
+    from bapp_cli.services.session_types import session_records
+
+    types = list(session.scalars(select(SessionType).order_by(SessionType.id)))
+    for session_type, record in zip(types, session_records(session, types), strict=True):
+        record["bookable"] = is_bookable(session_type)
+        yield {
+            **record,
+            "kind": session_type.kind,
+            "color": session_type.color,
+            "invitee_limit": session_type.invitee_limit,
+            "owner_uri": session_type.owner_uri,
+            "calendly_position": session_type.calendly_position,
+            "remote_active": session_type.remote_active,
+            "remote_updated_at": session_type.remote_updated_at,
+            "remote_deleted_at": session_type.remote_deleted_at,
+            "present_in_last_sync": session_type.present_in_last_sync,
+            "last_synced_at": session_type.last_synced_at,
+            "created_at": session_type.created_at,
+        }

@@ -1,0 +1,547 @@
+"""Reading and writing the data formats of `bapp import` / `bapp export`: CSV, TSV, JSON, JSONL and TOML.
+
+Readers stream: they yield one `SourceRow` at a time (its line number, its values, and the row as it was
+given, for a rejects file), so a million-row CSV or JSON array never sits in memory whole. TOML is the
+exception — the standard library parses it whole — and is meant for catalogues, not bulk data.
+
+- CSV/TSV: UTF-8 with or without a BOM; a header row names the columns; an empty cell is null; nested
+  values (lists, objects) are JSON in their cell. Decoding is strict and line by line, so a file in
+  another encoding is refused naming the first line that is not UTF-8.
+- JSON: an array of objects, or an object holding arrays by kind (`{"clients": [...], ...}`, the shape
+  of `export all`); read incrementally, each object's line number is where it starts.
+- JSONL: one object per line; a malformed line is a bad row, not a bad file.
+- TOML: arrays of tables named by kind (`[[clients]]`). TOML has no null: an absent key is null, and
+  writers omit null values (and null members of nested tables).
+
+Writers produce the same shapes: instants as ISO 8601 UTC with `Z` (microseconds only when there are
+some, so a backup restores exactly), money as two-decimal strings, dates as `YYYY-MM-DD`.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import datetime as dt
+import decimal
+import io
+import json
+import re
+import tomllib
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+from bapp_cli.errors import InvalidInput, UsageError
+
+INPUT_FORMATS = ("csv", "tsv", "json", "jsonl", "toml")
+OUTPUT_FORMATS = ("csv", "tsv", "json", "jsonl", "toml")
+EXTENSIONS = {".csv": "csv", ".tsv": "tsv", ".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl", ".toml": "toml"}
+# A cell may hold a long note or a JSON list of answers; anything past this is not a field but a broken
+# file (a stray quote swallowing the rest), which is reported with its line instead of eating memory.
+MAX_FIELD_BYTES = 1 << 20
+READ_CHUNK = 1 << 16
+
+
+@dataclass(frozen=True)
+class SourceRow:
+    """One row of input: where it starts, its values (null for empty CSV cells), and the row as given."""
+
+    line: int
+    values: Mapping[str, Any]
+    original: Mapping[str, Any]
+
+
+@dataclass
+class ReadProgress:
+    """Bytes consumed so far; a progress bar reads it."""
+
+    bytes_read: int = 0
+
+
+def format_for(path: str | None, explicit: str | None, *, allowed: Sequence[str], default: str | None) -> str:
+    """`--format`/`--input-format` if given, else the file's extension, else `default`."""
+    if explicit:
+        chosen = explicit.strip().lower()
+        if chosen not in allowed:
+            raise UsageError(f"unknown format {explicit!r}", hint="choose one of: " + ", ".join(allowed))
+        return chosen
+    if path and path != "-":
+        suffix = "." + path.rsplit(".", 1)[-1].lower() if "." in path.rsplit("/", 1)[-1] else ""
+        if suffix in EXTENSIONS and EXTENSIONS[suffix] in allowed:
+            return EXTENSIONS[suffix]
+    if default is not None:
+        return default
+    where = "stdin" if path in (None, "-") else f"{path!r}"
+    raise UsageError(
+        f"cannot tell the format of {where}",
+        hint="pass --input-format " + "|".join(allowed),
+    )
+
+
+def _bad_file(message: str, *, line: int | None = None, code: str = "malformed_input") -> InvalidInput:
+    details = [{"line": line, "field": None, "message": message}] if line is not None else None
+    prefix = f"line {line}: " if line is not None else ""
+    return InvalidInput(f"{prefix}{message}; nothing was written", details=details, code=code)
+
+
+def _not_utf8(line: int) -> InvalidInput:
+    return InvalidInput(
+        f"line {line}: the file is not UTF-8 text; nothing was written",
+        hint="save it as UTF-8 (with or without a BOM) and import again",
+        details=[{"line": line, "field": None, "message": "not UTF-8 text"}],
+        code="wrong_encoding",
+    )
+
+
+# -- CSV and TSV ---------------------------------------------------------------------------------------
+
+
+def _decoded_lines(stream: IO[bytes], progress: ReadProgress) -> Iterator[str]:
+    """The file's lines as text, decoded strictly one at a time so an encoding error names its line."""
+    for number, raw in enumerate(stream, start=1):
+        progress.bytes_read += len(raw)
+        if len(raw) > MAX_FIELD_BYTES:
+            raise _bad_file(f"a line longer than {MAX_FIELD_BYTES} bytes", line=number, code="field_too_large")
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise _not_utf8(number) from None
+        if number == 1 and text.startswith("\ufeff"):
+            text = text[1:]
+        yield text
+
+
+def read_delimited(
+    stream: IO[bytes], *, delimiter: str, progress: ReadProgress, on_header: Callable[[list[str]], None]
+) -> Iterator[SourceRow]:
+    """Rows of a CSV/TSV file with a header; `on_header` sees the column names before any row."""
+    csv.field_size_limit(MAX_FIELD_BYTES)
+    reader = csv.reader(_decoded_lines(stream, progress), delimiter=delimiter, strict=True)
+    try:
+        header = next(reader, None)
+    except csv.Error as exc:
+        raise _bad_file(f"malformed header ({exc})", line=1) from None
+    if header is None or not any(cell.strip() for cell in header):
+        raise _bad_file("the file is empty: a header row naming the columns is required", line=1)
+    columns = [cell.strip() for cell in header]
+    duplicates = sorted({name for name in columns if columns.count(name) > 1})
+    if duplicates:
+        raise _bad_file("column given twice: " + ", ".join(duplicates), line=1)
+    on_header(columns)
+    width = len(columns)
+    previous_end = reader.line_num
+    while True:
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise _bad_file(f"malformed CSV ({exc})", line=reader.line_num) from None
+        line = previous_end + 1
+        previous_end = reader.line_num
+        if not cells or (len(cells) == 1 and not cells[0].strip()):
+            continue  # blank line
+        original = dict(zip(columns, cells, strict=False))
+        if len(cells) != width:
+            values: dict[str, Any] = {"__cells__": len(cells), "__width__": width}
+        else:
+            values = {name: (cell if cell != "" else None) for name, cell in zip(columns, cells, strict=True)}
+        yield SourceRow(line, values, original)
+
+
+# -- JSON ------------------------------------------------------------------------------------------------
+
+
+class _JsonScanner:
+    """An incremental reader of one JSON document: values are decoded one at a time with `raw_decode`."""
+
+    def __init__(self, stream: IO[bytes], progress: ReadProgress) -> None:
+        self._stream = stream
+        self._progress = progress
+        self._decoder = codecs.getincrementaldecoder("utf-8-sig")("strict")
+        self._json = json.JSONDecoder()
+        self._buffer = ""
+        self._pos = 0
+        self._eof = False
+        self.line = 1  # line of self._pos
+
+    def _fill(self) -> bool:
+        if self._eof:
+            return False
+        raw = self._stream.read(READ_CHUNK)
+        self._progress.bytes_read += len(raw)
+        try:
+            text = self._decoder.decode(raw, final=not raw)
+        except UnicodeDecodeError:
+            raise _not_utf8(self.line + self._buffer.count("\n", self._pos)) from None
+        if not raw:
+            self._eof = True
+        # drop what was consumed so the buffer stays the size of one value plus a chunk
+        self._buffer = self._buffer[self._pos :] + text
+        self._pos = 0
+        return bool(raw) or bool(text)
+
+    def _advance(self, to: int) -> None:
+        self.line += self._buffer.count("\n", self._pos, to)
+        self._pos = to
+
+    def peek(self) -> str:
+        """The next non-blank character ('' at the end of the input)."""
+        while True:
+            buffer = self._buffer
+            length = len(buffer)
+            pos = self._pos
+            while pos < length and buffer[pos] in " \t\r\n":
+                pos += 1
+            self._advance(pos)
+            if pos < length:
+                return buffer[pos]
+            if not self._fill():
+                return ""
+
+    def expect(self, char: str, what: str) -> None:
+        found = self.peek()
+        if found != char:
+            shown = repr(found) if found else "the end of the input"
+            raise _bad_file(f"malformed JSON: expected {what}, found {shown}", line=self.line)
+        self._advance(self._pos + 1)
+
+    def value(self) -> Any:
+        self.peek()
+        while True:
+            try:
+                value, end = self._json.raw_decode(self._buffer, self._pos)
+            except json.JSONDecodeError as exc:
+                # an incomplete value at the end of the buffer: read more and try again
+                if self._fill():
+                    continue
+                line = self.line + self._buffer.count("\n", self._pos, exc.pos)
+                raise _bad_file(f"malformed JSON ({exc.msg})", line=line) from None
+            # a number at the buffer's edge may continue in the next chunk
+            edge = end == len(self._buffer) and not self._eof and not isinstance(value, dict | list | str)
+            if edge and self._fill():
+                continue
+            self._advance(end)
+            return value
+
+    def elements(self, what: str) -> Iterator[tuple[int, Any]]:
+        """The members of an array whose `[` is next: (line, value) pairs."""
+        self.expect("[", f"an array of {what}")
+        if self.peek() == "]":
+            self._advance(self._pos + 1)
+            return
+        while True:
+            self.peek()
+            line = self.line
+            yield line, self.value()
+            following = self.peek()
+            if following == ",":
+                self._advance(self._pos + 1)
+                continue
+            if following == "]":
+                self._advance(self._pos + 1)
+                return
+            shown = repr(following) if following else "the end of the input"
+            raise _bad_file(f"malformed JSON: expected ',' or ']' after an item, found {shown}", line=self.line)
+
+    def members(self) -> Iterator[str]:
+        """The keys of an object whose `{` is next; after each key the caller consumes its value."""
+        self.expect("{", "a JSON object or array")
+        if self.peek() == "}":
+            self._advance(self._pos + 1)
+            return
+        while True:
+            key = self.value()
+            if not isinstance(key, str):
+                raise _bad_file("malformed JSON: an object key must be a string", line=self.line)
+            self.expect(":", "':' after a key")
+            yield key
+            following = self.peek()
+            if following == ",":
+                self._advance(self._pos + 1)
+                continue
+            if following == "}":
+                self._advance(self._pos + 1)
+                return
+            raise _bad_file("malformed JSON: expected ',' or '}' after a member", line=self.line)
+
+    def finish(self) -> None:
+        if self.peek() != "":
+            raise _bad_file("malformed JSON: extra data after the document", line=self.line)
+
+
+def _object_rows(pairs: Iterator[tuple[int, Any]]) -> Iterator[SourceRow]:
+    for line, item in pairs:
+        if isinstance(item, dict):
+            yield SourceRow(line, item, item)
+        else:
+            yield SourceRow(line, {"__not_object__": type(item).__name__}, {"value": item})
+
+
+def read_json_sections(stream: IO[bytes], progress: ReadProgress) -> Iterator[tuple[str | None, Iterator[SourceRow]]]:
+    """A JSON array (one unnamed section) or an object of arrays by kind, in document order.
+
+    Each section's rows must be consumed before asking for the next section. Non-array members (such as
+    the backup's `bapp` header) are yielded with an empty iterator after being read.
+    """
+    scanner = _JsonScanner(stream, progress)
+    start = scanner.peek()
+    if start == "[":
+        yield None, _object_rows(scanner.elements("objects"))
+        scanner.finish()
+        return
+    if start != "{":
+        shown = repr(start) if start else "an empty input"
+        raise _bad_file(f"malformed JSON: expected an array of objects or an object, found {shown}", line=scanner.line)
+    for key in scanner.members():
+        if scanner.peek() == "[":
+            yield key, _object_rows(scanner.elements(key))
+        else:
+            header = scanner.value()
+            yield key, iter([SourceRow(scanner.line, {"__header__": header}, {})])
+    scanner.finish()
+
+
+def read_jsonl(stream: IO[bytes], progress: ReadProgress) -> Iterator[SourceRow]:
+    for number, raw in enumerate(stream, start=1):
+        progress.bytes_read += len(raw)
+        try:
+            text = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+        except UnicodeDecodeError:
+            raise _not_utf8(number) from None
+        if not text.strip():
+            continue
+        try:
+            item = json.loads(text)
+        except json.JSONDecodeError as exc:
+            yield SourceRow(number, {"__bad_json__": exc.msg}, {"line": text.rstrip("\r\n")})
+            continue
+        if isinstance(item, dict):
+            yield SourceRow(number, item, item)
+        else:
+            yield SourceRow(number, {"__not_object__": type(item).__name__}, {"value": item})
+
+
+# -- TOML ------------------------------------------------------------------------------------------------
+
+_TABLE_HEADER = re.compile(r"^\s*\[\[\s*([A-Za-z0-9_\-]+)\s*\]\]", re.MULTILINE)
+
+
+def read_toml_sections(stream: IO[bytes], progress: ReadProgress) -> Iterator[tuple[str | None, Iterator[SourceRow]]]:
+    """A TOML document's arrays of tables by kind; each table's line is that of its `[[kind]]` header."""
+    raw = stream.read()
+    progress.bytes_read += len(raw)
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise _not_utf8(raw.count(b"\n", 0, exc.start) + 1) from None
+    try:
+        document = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        match = re.search(r"line (\d+)", str(exc))
+        raise _bad_file(f"malformed TOML ({exc})", line=int(match.group(1)) if match else None) from None
+    header_lines: dict[str, list[int]] = {}
+    for match in _TABLE_HEADER.finditer(text):
+        header_lines.setdefault(match.group(1), []).append(text.count("\n", 0, match.start()) + 1)
+    for key, value in document.items():
+        if isinstance(value, list) and all(isinstance(item, dict) for item in value):
+            lines = header_lines.get(key, [])
+            rows = [
+                SourceRow(lines[index] if index < len(lines) else index + 1, item, item)
+                for index, item in enumerate(value)
+            ]
+            yield key, iter(rows)
+        else:
+            yield key, iter([SourceRow(1, {"__header__": value}, {})])
+
+
+# -- one reader for every format -------------------------------------------------------------------------
+
+
+@dataclass
+class Source:
+    """The rows of one input, by section. `columns` is set once a CSV header has been read."""
+
+    fmt: str
+    stream: IO[bytes]
+    progress: ReadProgress = field(default_factory=ReadProgress)
+    columns: list[str] | None = None
+    on_header: Callable[[list[str]], None] | None = None
+
+    def sections(self) -> Iterator[tuple[str | None, Iterator[SourceRow]]]:
+        """(section name or None, rows) in input order; CSV, TSV and JSONL have one unnamed section."""
+        if self.fmt in ("csv", "tsv"):
+            yield (
+                None,
+                read_delimited(
+                    self.stream,
+                    delimiter="," if self.fmt == "csv" else "\t",
+                    progress=self.progress,
+                    on_header=self._set_columns,
+                ),
+            )
+        elif self.fmt == "jsonl":
+            yield None, read_jsonl(self.stream, self.progress)
+        elif self.fmt == "json":
+            yield from read_json_sections(self.stream, self.progress)
+        elif self.fmt == "toml":
+            yield from read_toml_sections(self.stream, self.progress)
+        else:  # pragma: no cover - format_for only returns known formats
+            raise UsageError(f"cannot read format {self.fmt!r}")
+
+    def _set_columns(self, columns: list[str]) -> None:
+        self.columns = columns
+        if self.on_header is not None:
+            self.on_header(columns)
+
+
+# -- writing ---------------------------------------------------------------------------------------------
+
+
+def instant_text(value: dt.datetime) -> str:
+    """ISO 8601 in UTC with `Z`; microseconds only when present, so restores are exact."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)
+    value = value.astimezone(dt.UTC)
+    text = value.isoformat(timespec="microseconds" if value.microsecond else "seconds")
+    return text.replace("+00:00", "Z")
+
+
+def plain(value: Any) -> Any:
+    """A record value as JSON-ready data."""
+    if value is None or isinstance(value, str | bool | int | float):
+        return value
+    if isinstance(value, dt.datetime):
+        return instant_text(value)
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal):
+        return f"{value:.2f}"
+    if isinstance(value, Mapping):
+        return {str(key): plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [plain(item) for item in value]
+    return str(value)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list | tuple | dict):
+        return json.dumps(plain(value), ensure_ascii=False, separators=(",", ":"))
+    converted = plain(value)
+    return converted if isinstance(converted, str) else str(converted)
+
+
+def _toml_ready(value: Any) -> Any:
+    """TOML has no null: drop null members; instants stay native datetimes, money a string."""
+    if isinstance(value, dt.datetime):
+        return value.astimezone(dt.UTC)
+    if isinstance(value, decimal.Decimal):
+        return f"{value:.2f}"
+    if isinstance(value, Mapping):
+        return {str(key): _toml_ready(item) for key, item in value.items() if item is not None}
+    if isinstance(value, list | tuple):
+        return [_toml_ready(item) for item in value if item is not None]
+    return value
+
+
+class RecordWriter:
+    """Streams records of one kind as CSV, TSV, JSON (an array), JSONL or TOML (`[[kind]]` tables)."""
+
+    def __init__(self, stream: IO[str], fmt: str, columns: Sequence[str], *, kind: str) -> None:
+        if fmt not in OUTPUT_FORMATS:
+            raise UsageError(f"unknown format {fmt!r}", hint="choose one of: " + ", ".join(OUTPUT_FORMATS))
+        self.stream = stream
+        self.fmt = fmt
+        self.columns = list(columns)
+        self.kind = kind
+        self.count = 0
+        self._buffer = io.StringIO()
+        self._csv: Any = None
+        if fmt in ("csv", "tsv"):
+            self._csv = csv.writer(self._buffer, delimiter="," if fmt == "csv" else "\t", lineterminator="\n")
+            self._csv.writerow(self.columns)
+        elif fmt == "json":
+            self._buffer.write("[")
+
+    def write(self, record: Mapping[str, Any]) -> None:
+        buffer = self._buffer
+        if self._csv is not None:
+            self._csv.writerow([_cell(record.get(column)) for column in self.columns])
+        elif self.fmt == "json":
+            buffer.write("\n" if self.count == 0 else ",\n")
+            buffer.write(json.dumps(plain(_ordered(record, self.columns)), ensure_ascii=False))
+        elif self.fmt == "jsonl":
+            buffer.write(json.dumps(plain(_ordered(record, self.columns)), ensure_ascii=False))
+            buffer.write("\n")
+        else:
+            buffer.write(toml_table(self.kind, _ordered(record, self.columns)))
+        self.count += 1
+        if buffer.tell() > READ_CHUNK:
+            self.flush()
+
+    def flush(self) -> None:
+        self.stream.write(self._buffer.getvalue())
+        self._buffer.seek(0)
+        self._buffer.truncate()
+
+    def close(self) -> None:
+        if self.fmt == "json":
+            self._buffer.write("\n]\n" if self.count else "]\n")
+        self.flush()
+
+
+def _ordered(record: Mapping[str, Any], columns: Sequence[str]) -> dict[str, Any]:
+    ordered = {column: record.get(column) for column in columns}
+    for key, value in record.items():  # e.g. a rejects file's `error`
+        if key not in ordered:
+            ordered[key] = value
+    return ordered
+
+
+def toml_table(kind: str, record: Mapping[str, Any]) -> str:
+    """One `[[kind]]` table (with nested arrays of tables for lists of objects)."""
+    import tomli_w
+
+    body = tomli_w.dumps({kind: [_toml_ready(record)]})
+    return body if body.endswith("\n\n") else body + "\n"
+
+
+class RejectsWriter:
+    """Rejected rows, as given, plus an `error` column — in the input's format (`all`: by kind)."""
+
+    def __init__(self, stream: IO[str], fmt: str, *, all_kinds: bool = False) -> None:
+        self.stream = stream
+        self.fmt = fmt
+        self.all_kinds = all_kinds
+        self.count = 0
+        self._writer: RecordWriter | None = None
+        self._kind: str | None = None
+        self._opened = False
+
+    def __call__(self, kind: str, row: SourceRow, error: str) -> None:
+        record = {**row.original, "error": error}
+        if self._writer is None or kind != self._kind:
+            self._switch(kind, list(record))
+        assert self._writer is not None
+        self._writer.write(record)
+        self.count += 1
+
+    def _switch(self, kind: str, columns: list[str]) -> None:
+        if self._writer is not None:
+            self._writer.close()
+        if self.all_kinds and self.fmt == "json":
+            self.stream.write(("{" if not self._opened else ",\n") + json.dumps(kind) + ": ")
+        self._opened = True
+        self._kind = kind
+        self._writer = RecordWriter(self.stream, self.fmt, columns, kind=kind)
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        if self.all_kinds and self.fmt == "json" and self._opened:
+            self.stream.write("}\n")

@@ -1,0 +1,350 @@
+"""The import driver shared by every kind: batches, pydantic row validation, outcomes, the summary.
+
+An importer for a kind validates a batch of rows (pydantic for shape and types, then the services' own
+rule functions), resolves references with one query per batch, and writes set-based. It returns one
+outcome per row: created, updated, unchanged, or the row's errors. The driver counts them, hands rejected
+rows to the rejects writer, and — unless `continue_on_error` — refuses the whole import with every bad
+row listed (line and field), which the caller's unit of work turns into "nothing written".
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from pydantic import TypeAdapter, ValidationError
+from sqlalchemy.orm import Session
+
+from bapp_cli.errors import BappError, InvalidInput
+from bapp_cli.services.instants import get_zone, localise, parse_instant
+from bapp_cli.services.transfer.formats import SourceRow
+
+CREATED = "created"
+UPDATED = "updated"
+UNCHANGED = "unchanged"
+# Beyond this many bad rows the error keeps counting but stops listing (the rejects file has them all).
+MAX_LISTED_ERRORS = 100_000
+
+
+@dataclass(frozen=True)
+class RowError:
+    line: int
+    field: str | None
+    message: str
+    kind: str | None = None
+
+    def text(self) -> str:
+        return f"{self.field}: {self.message}" if self.field else self.message
+
+    def as_detail(self) -> dict[str, Any]:
+        detail: dict[str, Any] = {"line": self.line, "field": self.field, "message": self.message}
+        if self.kind is not None:
+            detail["kind"] = self.kind
+        return detail
+
+
+@dataclass
+class RowResult:
+    row: SourceRow
+    outcome: str | None = None
+    errors: list[RowError] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ImportOptions:
+    """How to import: see `bapp import --help` for the flags behind each field."""
+
+    timezone: str = "UTC"
+    continue_on_error: bool = False
+    dry_run: bool = False
+    allow_overlap: bool = False
+    create_clients: bool = True
+    source_name: str = "-"
+    batch_size: int | None = None
+
+
+@dataclass
+class ImportContext:
+    """What every kind importer of one run shares. `restore`: `import all` of a backup into an empty
+    database — ids and creation times are kept and history is taken as it was recorded."""
+
+    session: Session
+    now: dt.datetime
+    options: ImportOptions
+    restore: bool = False
+
+
+@dataclass
+class Tally:
+    kind: str
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    rejected: int = 0
+    extra: dict[str, int] = field(default_factory=dict)
+
+    def as_record(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "created": self.created,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "rejected": self.rejected,
+            **self.extra,
+        }
+
+
+@dataclass
+class ImportSummary:
+    """The result of `bapp import`: `{kind, created, updated, unchanged, rejected, dry_run}` (+ per-kind
+    counts for `all`, and what a kind created on the side, e.g. `clients_created` for bookings)."""
+
+    kind: str
+    tallies: list[Tally]
+    dry_run: bool
+    errors: list[RowError] = field(default_factory=list)
+    restored: bool = False
+
+    @property
+    def rejected(self) -> int:
+        return sum(tally.rejected for tally in self.tallies)
+
+    def total(self, name: str) -> int:
+        return sum(int(getattr(tally, name)) for tally in self.tallies)
+
+    def as_record(self) -> dict[str, Any]:
+        record: dict[str, Any] = {
+            "kind": self.kind,
+            "created": self.total("created"),
+            "updated": self.total("updated"),
+            "unchanged": self.total("unchanged"),
+            "rejected": self.rejected,
+            "dry_run": self.dry_run,
+        }
+        if self.kind == "all":
+            record["restored"] = self.restored
+            record["kinds"] = {tally.kind: tally.as_record() for tally in self.tallies}
+        else:
+            for tally in self.tallies:
+                record.update(tally.extra)
+        return record
+
+
+RejectSink = Callable[[str, SourceRow, str], None]
+
+
+def problem(exc: BappError, name: str | None, line: int) -> RowError:
+    """A service rule's refusal as a row error; the rule's own `field: ` prefix becomes the field."""
+    message = exc.message
+    if name is not None and message.startswith(f"{name}: "):
+        message = message[len(name) + 2 :]
+    if exc.hint and exc.code not in ("invalid_email",):
+        message = f"{message} ({exc.hint})"
+    return RowError(line, name, message)
+
+
+_ADAPTERS: dict[Any, TypeAdapter[Any]] = {}
+_SPECIAL = ("__cells__", "__bad_json__", "__not_object__", "__header__")
+
+
+def _adapter(schema: Any) -> TypeAdapter[Any]:
+    adapter = _ADAPTERS.get(schema)
+    if adapter is None:
+        adapter = _ADAPTERS[schema] = TypeAdapter(list[schema])
+    return adapter
+
+
+def _special_error(row: SourceRow) -> RowError | None:
+    values = row.values
+    if "__cells__" in values:
+        return RowError(
+            row.line, None, f"{values['__cells__']} cells, but the header has {values['__width__']} columns"
+        )
+    if "__bad_json__" in values:
+        return RowError(row.line, None, f"not valid JSON ({values['__bad_json__']})")
+    if "__not_object__" in values:
+        return RowError(row.line, None, f"expected an object, found {values['__not_object__']}")
+    return None
+
+
+def _field_of(location: Sequence[Any]) -> str | None:
+    parts = [str(part) for part in location]
+    if not parts:
+        return None
+    text = parts[0]
+    for part in parts[1:]:
+        text += f"[{part}]" if part.isdigit() else f".{part}"
+    return text
+
+
+def _message(error: Mapping[str, Any]) -> str:
+    kind = error.get("type")
+    if kind == "extra_forbidden":
+        return "unknown column"
+    if kind == "missing":
+        return "required"
+    return str(error.get("msg", "invalid"))
+
+
+class KindImporter:
+    """Base of the per-kind importers: column checks and pydantic validation of a batch."""
+
+    kind: ClassVar[str]
+    schema: ClassVar[Any]  # a TypedDict with `extra="forbid"`
+    required: ClassVar[tuple[tuple[str, ...], ...]] = ()  # each group: one of these columns is needed
+    batch_size: ClassVar[int] = 2000
+
+    def __init__(self, context: ImportContext) -> None:
+        self.context = context
+        self.session = context.session
+        self.now = context.now
+        self.options = context.options
+        self.restore = context.restore
+        self.extra: dict[str, int] = {}
+
+    @classmethod
+    def accepted(cls) -> list[str]:
+        return list(cls.schema.__annotations__)
+
+    def check_header(self, columns: Sequence[str]) -> None:
+        """CSV/TSV: unknown or missing columns make the whole file bad (line 1)."""
+        known = set(self.accepted())
+        problems = [
+            RowError(1, name, f"unknown column; the columns of {self.kind} are: {', '.join(self.accepted())}")
+            for name in columns
+            if name not in known
+        ]
+        for group in self.required:
+            if not any(name in columns for name in group):
+                problems.append(RowError(1, group[0], "required column is missing" + _alternatives(group)))
+        if problems:
+            raise InvalidInput(
+                f"{self.kind}: the header does not match ({problems[0].text()}); nothing was written",
+                details=[item.as_detail() for item in problems],
+                code="bad_columns",
+            )
+
+    def validate(self, rows: Sequence[SourceRow]) -> tuple[list[tuple[SourceRow, dict[str, Any]]], list[RowResult]]:
+        """Shape and types of every row of the batch at once; returns (valid rows, rejected rows)."""
+        rejected: list[RowResult] = []
+        candidates: list[SourceRow] = []
+        for row in rows:
+            special = _special_error(row)
+            if special is not None:
+                rejected.append(RowResult(row, errors=[special]))
+            else:
+                candidates.append(row)
+        adapter = _adapter(self.schema)
+        try:
+            values = adapter.validate_python([row.values for row in candidates])
+            return list(zip(candidates, values, strict=True)), rejected
+        except ValidationError as exc:
+            by_index: dict[int, list[RowError]] = {}
+            for error in exc.errors(include_url=False, include_input=False):
+                location = error["loc"]
+                index = int(location[0])
+                name = _field_of(location[1:])
+                by_index.setdefault(index, []).append(RowError(candidates[index].line, name, _message(error)))
+        good = [row for index, row in enumerate(candidates) if index not in by_index]
+        rejected.extend(RowResult(candidates[index], errors=errors) for index, errors in sorted(by_index.items()))
+        values = adapter.validate_python([row.values for row in good]) if good else []
+        return list(zip(good, values, strict=True)), rejected
+
+    def apply(self, rows: Sequence[SourceRow]) -> list[RowResult]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def finish(self) -> None:
+        """After the last batch: completion rules, sequences."""
+
+    # -- value helpers shared by the kinds ---------------------------------------------------------------
+
+    def instant(self, value: Any, name: str, *, zone: str | None = None) -> dt.datetime | None:
+        """An aware UTC instant from ISO text or a TOML datetime; naive ones are read in `zone` or --timezone."""
+        if value is None:
+            return None
+        if isinstance(value, str):
+            # the fast path of parse_instant for the common case: text with an offset (already stripped
+            # and length-checked by the row schema); anything else takes the full path and its messages
+            try:
+                parsed = dt.datetime.fromisoformat(value)
+            except ValueError:
+                parsed = None
+            if parsed is not None and parsed.tzinfo is not None and parsed.utcoffset() is not None:
+                return parsed.astimezone(dt.UTC)
+        timezone = zone or self.options.timezone
+        if isinstance(value, dt.datetime):
+            if value.tzinfo is None or value.utcoffset() is None:
+                return localise(value, get_zone(timezone), field=name)
+            return value.astimezone(dt.UTC)
+        if isinstance(value, dt.date):
+            return localise(dt.datetime.combine(value, dt.time()), get_zone(timezone), field=name)
+        return parse_instant(str(value), timezone=timezone, field=name)
+
+
+def _alternatives(group: tuple[str, ...]) -> str:
+    return f" (or {', '.join(group[1:])})" if len(group) > 1 else ""
+
+
+def run_kind(
+    importer: KindImporter,
+    rows: Iterable[SourceRow],
+    *,
+    errors: list[RowError],
+    rejects: RejectSink | None,
+    on_batch: Callable[[int], None] | None = None,
+    label: str | None = None,
+) -> Tally:
+    """Feed `rows` to `importer` in batches; count outcomes; collect errors and rejects."""
+    tally = Tally(importer.kind)
+    size = importer.options.batch_size or importer.batch_size
+    for batch in _batches(rows, size):
+        for result in importer.apply(batch):
+            if result.errors:
+                tally.rejected += 1
+                for error in result.errors:
+                    if len(errors) < MAX_LISTED_ERRORS:
+                        errors.append(
+                            error if label is None else RowError(error.line, error.field, error.message, label)
+                        )
+                if rejects is not None:
+                    rejects(importer.kind, result.row, "; ".join(error.text() for error in result.errors))
+            elif result.outcome == CREATED:
+                tally.created += 1
+            elif result.outcome == UPDATED:
+                tally.updated += 1
+            else:
+                tally.unchanged += 1
+        if on_batch is not None:
+            on_batch(len(batch))
+    importer.finish()
+    tally.extra = dict(importer.extra)
+    return tally
+
+
+def _batches(rows: Iterable[SourceRow], size: int) -> Iterator[list[SourceRow]]:
+    batch: list[SourceRow] = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def refuse_if_bad(summary: ImportSummary, *, continue_on_error: bool) -> None:
+    """All-or-nothing: any bad row refuses the import (exit 6) listing every bad row."""
+    if not summary.rejected or continue_on_error:
+        return
+    count = summary.rejected
+    first = summary.errors[0] if summary.errors else None
+    where = f" (first: line {first.line}, {first.text()})" if first is not None else ""
+    raise InvalidInput(
+        f"{count} bad row{'s' if count != 1 else ''}{where}; nothing was written",
+        hint="fix the rows listed, or pass --continue-on-error to import the good rows "
+        "(--rejects PATH keeps the bad ones)",
+        details=[error.as_detail() for error in summary.errors],
+        code="bad_rows",
+    )

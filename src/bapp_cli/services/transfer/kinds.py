@@ -1,0 +1,223 @@
+"""The kinds that import and export, in dependency order, and the two use cases over them.
+
+`all` holds every kind of `KINDS` plus `badges` (which only a backup carries: badges are earned, not
+imported by hand), written and read in this order so that every reference points backwards.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import IO, Any
+
+from sqlalchemy import func, select, text
+from sqlalchemy.orm import Session
+
+from bapp_cli.db.audit import record_audit
+from bapp_cli.db.models import Badge, Booking, Enrolment, SessionType, Skill, User, UserSkillProgress
+from bapp_cli.errors import InvalidInput, UsageError
+from bapp_cli.services.transfer import store
+from bapp_cli.services.transfer.formats import RecordWriter, Source, SourceRow
+from bapp_cli.services.transfer.importer import (
+    ImportContext,
+    ImportOptions,
+    ImportSummary,
+    KindImporter,
+    RejectSink,
+    RowError,
+    refuse_if_bad,
+    run_kind,
+)
+
+KINDS = ("pathways", "skills", "builders", "clients", "enrolments", "sessions", "bookings", "progress", "all")
+BACKUP_FORMAT = "bapp-backup"
+BACKUP_VERSION = 1
+
+
+@dataclass(frozen=True)
+class KindSpec:
+    name: str
+    module: str
+    importer: str
+    exporter: str
+    columns: str
+
+    def load(self) -> tuple[type[KindImporter], Callable[[Session], Iterator[dict[str, Any]]], tuple[str, ...]]:
+        module = importlib.import_module(f"bapp_cli.services.transfer.{self.module}")
+        return getattr(module, self.importer), getattr(module, self.exporter), getattr(module, self.columns)
+
+
+# dependency order: what a row refers to is always imported before it
+SPECS = {
+    spec.name: spec
+    for spec in (
+        KindSpec("pathways", "catalogue", "PathwayImporter", "export_pathways", "PATHWAY_EXPORT_COLUMNS"),
+        KindSpec("skills", "catalogue", "SkillImporter", "export_skills", "SKILL_EXPORT_COLUMNS"),
+        KindSpec("builders", "people", "BuilderImporter", "export_builders", "BUILDER_EXPORT_COLUMNS"),
+        KindSpec("clients", "people", "ClientImporter", "export_clients", "CLIENT_EXPORT_COLUMNS"),
+        KindSpec("sessions", "catalogue", "SessionImporter", "export_sessions", "SESSION_EXPORT_COLUMNS"),
+        KindSpec("enrolments", "learning", "EnrolmentImporter", "export_enrolments", "ENROLMENT_EXPORT_COLUMNS"),
+        KindSpec("progress", "learning", "ProgressImporter", "export_progress", "PROGRESS_EXPORT_COLUMNS"),
+        KindSpec("bookings", "bookings", "BookingImporter", "export_bookings", "EXPORT_COLUMNS"),
+        KindSpec("badges", "learning", "BadgeImporter", "export_badges", "BADGE_EXPORT_COLUMNS"),
+    )
+}
+BACKUP_ORDER = tuple(SPECS)
+
+
+def _is_empty(session: Session) -> bool:
+    """No people, sessions, skills or history yet (the default pathways a new database has don't count)."""
+    for model in (User, Skill, SessionType, Booking, Enrolment, UserSkillProgress, Badge):
+        if session.scalar(select(func.count()).select_from(model)) != 0:
+            return False
+    return True
+
+
+def import_data(
+    session: Session,
+    kind: str,
+    source: Source,
+    *,
+    options: ImportOptions,
+    now: dt.datetime,
+    rejects: RejectSink | None = None,
+    on_batch: Callable[[int], None] | None = None,
+) -> ImportSummary:
+    """Import `source` as `kind` (or every kind, for `all`) in the caller's transaction."""
+    if kind not in KINDS:
+        raise UsageError(f"unknown kind {kind!r}", hint="choose one of: " + ", ".join(KINDS))
+    errors: list[RowError] = []
+    tallies = []
+    restore = False
+    if kind == "all":
+        if source.fmt not in ("json", "toml"):
+            raise UsageError("`all` is one JSON or TOML document", hint="use a .json or .toml file, or --input-format")
+        restore = _is_empty(session)
+        context = ImportContext(session, now, options, restore=restore)
+        done: list[str] = []
+        for name, rows in source.sections():
+            if name == "bapp":
+                _check_header(rows)
+                continue
+            if name not in SPECS:
+                raise InvalidInput(
+                    f"the document holds {name!r}, which is not a kind",
+                    hint="its top-level keys are kinds: " + ", ".join(BACKUP_ORDER),
+                    code="unknown_section",
+                )
+            later = [other for other in done if BACKUP_ORDER.index(other) > BACKUP_ORDER.index(name)]
+            if later:
+                raise InvalidInput(
+                    f"{name!r} comes after {later[0]!r}, which refers to it",
+                    hint="order the document as `bapp export all` does: " + ", ".join(BACKUP_ORDER),
+                    code="section_order",
+                )
+            done.append(name)
+            importer_class, _, _ = SPECS[name].load()
+            importer = importer_class(context)
+            tallies.append(run_kind(importer, rows, errors=errors, rejects=rejects, on_batch=on_batch, label=name))
+    else:
+        if kind == "bookings" and session.get_bind().dialect.name == "postgresql":
+            # Interactive creations check overlaps under per-person advisory locks; an import touches
+            # thousands of people, so it holds off concurrent booking writers for its length instead.
+            # (SQLite's write transactions are already exclusive.)
+            session.execute(text("LOCK TABLE bookings IN SHARE ROW EXCLUSIVE MODE"))
+        importer_class, _, _ = SPECS[kind].load()
+        importer = importer_class(ImportContext(session, now, options))
+        source.on_header = importer.check_header
+        rows = _section(source, kind)
+        tallies.append(run_kind(importer, rows, errors=errors, rejects=rejects, on_batch=on_batch))
+    if restore:
+        from bapp_cli.db.models import Pathway
+
+        store.reset_sequences(
+            session,
+            [
+                model.__table__
+                for model in (Pathway, User, Skill, SessionType, Enrolment, UserSkillProgress, Booking, Badge)
+            ],
+        )
+    summary = ImportSummary(kind, tallies, options.dry_run, errors, restored=restore)
+    refuse_if_bad(summary, continue_on_error=options.continue_on_error)
+    record_audit(
+        session,
+        "import",
+        kind,
+        {"source": options.source_name, **{key: value for key, value in summary.as_record().items() if key != "kind"}},
+    )
+    return summary
+
+
+def _section(source: Source, kind: str) -> Iterator[SourceRow]:
+    """The rows for `kind`: the whole file, or its `kind` array in a document that holds several kinds."""
+    names = []
+    for name, rows in source.sections():
+        if name is None or name == kind:
+            yield from rows
+            return
+        names.append(name)
+        for _ in rows:  # skip another kind's rows (streamed past, not kept)
+            pass
+    raise InvalidInput(
+        f"the document holds no {kind!r}" + (f" (it holds: {', '.join(names)})" if names else ""),
+        code="missing_section",
+    )
+
+
+def _check_header(rows: Iterator[SourceRow]) -> None:
+    for row in rows:
+        header = row.values.get("__header__")
+        if not isinstance(header, dict) or header.get("format") != BACKUP_FORMAT:
+            raise InvalidInput(f"'bapp' must describe a {BACKUP_FORMAT} document", code="bad_backup")
+        version = header.get("version")
+        if version != BACKUP_VERSION:
+            raise InvalidInput(
+                f"backup version {version!r} is not supported (this bapp reads version {BACKUP_VERSION})",
+                code="bad_backup",
+            )
+
+
+def export_data(session: Session, kind: str, stream: IO[str], fmt: str) -> int:
+    """Write every record of `kind` to `stream`; returns how many records were written."""
+    if kind not in KINDS:
+        raise UsageError(f"unknown kind {kind!r}", hint="choose one of: " + ", ".join(KINDS))
+    if kind != "all":
+        _, exporter, columns = SPECS[kind].load()
+        writer = RecordWriter(stream, fmt, columns, kind=kind)
+        for record in exporter(session):
+            writer.write(record)
+        writer.close()
+        return writer.count
+    if fmt not in ("json", "toml"):
+        raise UsageError("`export all` writes one JSON or TOML document", hint="use --format json or toml")
+    from bapp_cli.db.migration import HEAD_REVISION
+
+    header = {"format": BACKUP_FORMAT, "version": BACKUP_VERSION, "revision": HEAD_REVISION}
+    total = 0
+    if fmt == "json":
+        import json
+
+        stream.write("{" + json.dumps("bapp") + ": " + json.dumps(header))
+        for name in BACKUP_ORDER:
+            _, exporter, columns = SPECS[name].load()
+            stream.write(",\n" + json.dumps(name) + ": ")
+            writer = RecordWriter(stream, "json", columns, kind=name)
+            for record in exporter(session):
+                writer.write(record)
+            writer.close()
+            total += writer.count
+        stream.write("}\n")
+        return total
+    import tomli_w
+
+    stream.write(tomli_w.dumps({"bapp": header}) + "\n")
+    for name in BACKUP_ORDER:
+        _, exporter, columns = SPECS[name].load()
+        writer = RecordWriter(stream, "toml", columns, kind=name)
+        for record in exporter(session):
+            writer.write(record)
+        writer.close()
+        total += writer.count
+    return total

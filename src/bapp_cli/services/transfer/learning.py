@@ -1,0 +1,675 @@
+"""Enrolments, skill progress and badges in bulk — set-based, like bookings, since they grow with clients.
+
+Rules are those of `clients enroll|set-status` and `skills assign|start|complete|reset`: the client must
+exist (import clients first), pathways and skills by slug, an archived pathway takes no new enrolments
+and an archived skill no new progress rows; a completion time only on a completed row; completing
+stamps its method (manual, or builder_validation when a validating builder is named — who must be a
+builder); a progress row under a pathway enrols the client in it. Once every row is in, the completion
+rules run for the clients whose skills were completed, so badges and completed enrolments follow exactly
+as if the skills had been completed by hand. Badges themselves are imported only from a backup.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Annotated, Any, Literal, Required
+
+from pydantic import ConfigDict, Field, StringConstraints
+from sqlalchemy import select
+from sqlalchemy.orm import Session, aliased
+from typing_extensions import TypedDict
+
+from bapp_cli.db.models import (
+    Badge,
+    BuilderProfile,
+    ClientProfile,
+    Enrolment,
+    Pathway,
+    Skill,
+    SkillPathwayLink,
+    User,
+    UserSkillProgress,
+)
+from bapp_cli.errors import BappError, InvalidInput
+from bapp_cli.services.clients import ENROLMENT_COLUMNS
+from bapp_cli.services.instants import parse_day
+from bapp_cli.services.people import normalise_email
+from bapp_cli.services.progress import record_completions
+from bapp_cli.services.skills import MAX_NOTE_LENGTH
+from bapp_cli.services.transfer import store
+from bapp_cli.services.transfer.formats import SourceRow
+from bapp_cli.services.transfer.importer import (
+    CREATED,
+    UNCHANGED,
+    UPDATED,
+    KindImporter,
+    RowError,
+    RowResult,
+    problem,
+)
+
+ENROLMENT_EXPORT_COLUMNS = ("id", *ENROLMENT_COLUMNS, "created_at")
+PROGRESS_EXPORT_COLUMNS = (
+    "id",
+    "client",
+    "skill",
+    "status",
+    "started_at",
+    "completed_at",
+    "completed_via",
+    "validated_by",
+    "pathway",
+    "notes",
+    "attempts",
+    "last_attempt_at",
+    "created_at",
+)
+BADGE_EXPORT_COLUMNS = ("id", "client", "key", "awarded_at")
+
+Email = Annotated[str, StringConstraints(strip_whitespace=True, max_length=320)]
+Slug = Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)]
+When = Annotated[str, StringConstraints(strip_whitespace=True, max_length=64)] | dt.datetime | dt.date
+
+
+class EnrolmentRow(TypedDict, total=False):
+    __pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]
+    id: int | None
+    client: Required[Email]
+    pathway: Required[Slug]
+    status: Literal["active", "paused", "completed"] | None
+    start_date: When | None
+    completed_at: When | None
+    builder: Email | None
+    percent: Any  # shown by `clients show`; computed, not imported
+    created_at: When | None
+
+
+class ProgressRow(TypedDict, total=False):
+    __pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]
+    id: int | None
+    client: Required[Email]
+    skill: Required[Slug]
+    status: Literal["not_started", "in_progress", "completed"] | None
+    started_at: When | None
+    completed_at: When | None
+    completed_via: Literal["manual", "assessment", "builder_validation", "auto"] | None
+    validated_by: Email | None
+    pathway: Slug | None
+    notes: Annotated[str, StringConstraints(max_length=MAX_NOTE_LENGTH + 1)] | None
+    attempts: Annotated[int, Field(ge=0)] | None
+    last_attempt_at: When | None
+    created_at: When | None
+
+
+class BadgeRow(TypedDict, total=False):
+    __pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]
+    id: int | None
+    client: Required[Email]
+    key: Required[Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]]
+    name: Any  # the badge's display name, derived from the catalogue
+    awarded_at: When | None
+
+
+class _PeopleImporter(KindImporter):
+    """Shared lookups: clients by e-mail (one query per batch), builders, pathways and skills (cached)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.pathways = {
+            slug: (pathway_id, archived)
+            for slug, pathway_id, archived in self.session.execute(select(Pathway.slug, Pathway.id, Pathway.archived))
+        }
+        self.pathway_slugs = {pathway_id: slug for slug, (pathway_id, _) in self.pathways.items()}
+        self.builders = dict(
+            self.session.execute(select(User.email, User.id).join(BuilderProfile, BuilderProfile.user_id == User.id))
+            .tuples()
+            .all()
+        )
+
+    def clients(self, emails: Sequence[str]) -> dict[str, int]:
+        found: dict[str, int] = {}
+        for part in store.chunks(sorted(set(emails))):
+            found.update(
+                self.session.execute(
+                    select(User.email, User.id)
+                    .join(ClientProfile, ClientProfile.user_id == User.id)
+                    .where(User.email.in_(part))
+                )
+                .tuples()
+                .all()
+            )
+        return found
+
+    def email(self, values: Mapping[str, Any], name: str) -> str | None:
+        value = values.get(name)
+        return normalise_email(value, field=name) if value is not None else None
+
+    def builder(self, email: str | None, name: str) -> int | None:
+        if email is None:
+            return None
+        found = self.builders.get(email)
+        if found is None:
+            raise InvalidInput(f"{name}: no builder with e-mail {email!r}")
+        return found
+
+    def pathway(self, slug: str | None, name: str = "pathway") -> tuple[int, bool] | None:
+        if slug is None:
+            return None
+        found = self.pathways.get(slug.strip().lower())
+        if found is None:
+            raise InvalidInput(f"{name}: no pathway {slug!r} (known: {', '.join(sorted(self.pathways))})")
+        return found
+
+    def enrolments(self, client_ids: Sequence[int]) -> dict[tuple[int, int], dict[str, Any]]:
+        found: dict[tuple[int, int], dict[str, Any]] = {}
+        for part in store.chunks(sorted(set(client_ids))):
+            for row in self.session.execute(
+                select(
+                    Enrolment.id,
+                    Enrolment.client_id,
+                    Enrolment.pathway_id,
+                    Enrolment.status,
+                    Enrolment.start_date,
+                    Enrolment.completed_at,
+                    Enrolment.builder_id,
+                    Enrolment.updated_at,
+                ).where(Enrolment.client_id.in_(part))
+            ):
+                found[(row.client_id, row.pathway_id)] = dict(row._mapping)
+        return found
+
+
+def _unknown_client(line: int, email: str) -> RowError:
+    return RowError(line, "client", f"no client with e-mail {email!r} (import clients first)")
+
+
+# -- enrolments -------------------------------------------------------------------------------------------
+
+
+class EnrolmentImporter(_PeopleImporter):
+    kind = "enrolments"
+    schema = EnrolmentRow
+    required = (("client",), ("pathway",))
+    batch_size = 5000
+
+    def apply(self, rows: Sequence[SourceRow]) -> list[RowResult]:
+        valid, results = self.validate(rows)
+        parsed: list[tuple[SourceRow, dict[str, Any]]] = []
+        for row, values in valid:
+            try:
+                email = self.email(values, "client")
+                pathway = self.pathway(values["pathway"])
+                assert email is not None and pathway is not None
+                item: dict[str, Any] = {"email": email, "pathway_id": pathway[0], "archived": pathway[1]}
+                if values.get("status") is not None:
+                    item["status"] = values["status"]
+                if values.get("start_date") is not None:
+                    item["start_date"] = self._day(values["start_date"])
+                if "completed_at" in values:
+                    item["completed_at"] = self.instant(values["completed_at"], "completed_at")
+                if "builder" in values:
+                    item["builder_id"] = self.builder(self.email(values, "builder"), "builder")
+                item["created_at"] = self.instant(values.get("created_at"), "created_at")
+                item["id"] = values.get("id")
+            except BappError as exc:
+                results.append(RowResult(row, errors=[problem(exc, exc.message.partition(": ")[0], row.line)]))
+                continue
+            parsed.append((row, item))
+        clients = self.clients([item["email"] for _, item in parsed])
+        existing = self.enrolments(list(clients.values()))
+        inserts: list[tuple[Any, ...]] = []
+        updates: list[dict[str, Any]] = []
+        first: dict[tuple[str, int], int] = {}
+        for row, item in parsed:
+            line = row.line
+            client_id = clients.get(item["email"])
+            if client_id is None:
+                results.append(RowResult(row, errors=[_unknown_client(line, item["email"])]))
+                continue
+            key = (item["email"], item["pathway_id"])
+            found = existing.get((client_id, item["pathway_id"]))
+            if key in first or (found is not None and found["updated_at"] == self.now):
+                where = f"line {first[key]}" if key in first else "earlier in the file"
+                results.append(
+                    RowResult(row, errors=[RowError(line, "pathway", f"this enrolment is already on {where}")])
+                )
+                continue
+            first[key] = line
+            status = item.get("status") or (found["status"] if found else "active")
+            completed_at = (
+                item.get("completed_at") if "completed_at" in item else (found["completed_at"] if found else None)
+            )
+            if status == "completed" and completed_at is None:
+                completed_at = self.now  # as `clients set-status … completed` stamps it
+            elif status != "completed":
+                if item.get("completed_at") is not None:
+                    results.append(
+                        RowResult(
+                            row,
+                            errors=[RowError(line, "completed_at", "only a completed enrolment has a completion time")],
+                        )
+                    )
+                    continue
+                completed_at = None
+            if found is None:
+                if item["archived"] and not self.restore:
+                    message = f"{self.pathway_slugs[item['pathway_id']]!r} is archived and takes no new enrolments"
+                    results.append(RowResult(row, errors=[RowError(line, "pathway", message)]))
+                    continue
+                inserts.append(
+                    (
+                        client_id,
+                        item["pathway_id"],
+                        status,
+                        item.get("start_date") or self.now.date(),
+                        completed_at,
+                        item.get("builder_id"),
+                        item["created_at"] or self.now,
+                        self.now,
+                        *((item["id"],) if self.restore else ()),
+                    )
+                )
+                results.append(RowResult(row, outcome=CREATED))
+                continue
+            wanted = {"status": status, "completed_at": completed_at}
+            for name in ("start_date", "builder_id"):
+                if name in item:
+                    wanted[name] = item[name]
+            change = {name: value for name, value in wanted.items() if found[name] != value}
+            if change:
+                updates.append({"id": found["id"], **change, "updated_at": self.now})
+            results.append(RowResult(row, outcome=UPDATED if change else UNCHANGED))
+        columns = (
+            "client_id",
+            "pathway_id",
+            "status",
+            "start_date",
+            "completed_at",
+            "builder_id",
+            "created_at",
+            "updated_at",
+        )
+        if self.restore:
+            with_id = [row for row in inserts if row[-1] is not None]
+            store.insert_rows(self.session, Enrolment.__table__, (*columns, "id"), with_id)
+            store.insert_rows(
+                self.session, Enrolment.__table__, columns, [row[:-1] for row in inserts if row[-1] is None]
+            )
+        else:
+            store.insert_rows(self.session, Enrolment.__table__, columns, inserts)
+        store.update_rows(self.session, Enrolment.__table__, updates)
+        return sorted(results, key=lambda result: result.row.line)
+
+    def _day(self, value: Any) -> dt.date:
+        if isinstance(value, dt.datetime):
+            return value.date()
+        if isinstance(value, dt.date):
+            return value
+        return parse_day(str(value), timezone=self.options.timezone, field="start_date")
+
+
+def export_enrolments(session: Session) -> Iterator[dict[str, Any]]:
+    client = aliased(User)
+    coach = aliased(User)
+    query = (
+        select(
+            Enrolment.id,
+            client.email,
+            Pathway.slug,
+            Enrolment.status,
+            Enrolment.start_date,
+            Enrolment.completed_at,
+            coach.email,
+            Enrolment.created_at,
+        )
+        .join(client, client.id == Enrolment.client_id)
+        .join(Pathway, Pathway.id == Enrolment.pathway_id)
+        .outerjoin(coach, coach.id == Enrolment.builder_id)
+        .order_by(client.email, Pathway.position, Pathway.slug)
+        .execution_options(yield_per=2000)
+    )
+    for enrolment_id, email, slug, status, start_date, completed_at, builder, created_at in session.execute(
+        query
+    ).tuples():
+        yield {
+            "id": enrolment_id,
+            "client": email,
+            "pathway": slug,
+            "status": status,
+            "start_date": start_date,
+            "completed_at": completed_at,
+            "builder": builder,
+            "created_at": created_at,
+        }
+
+
+# -- progress ---------------------------------------------------------------------------------------------
+
+_PROGRESS_COLUMNS = (
+    "status",
+    "started_at",
+    "completed_at",
+    "completion_method",
+    "validated_by_id",
+    "pathway_id",
+    "notes",
+    "attempts",
+    "last_attempt_at",
+)
+
+
+class ProgressImporter(_PeopleImporter):
+    kind = "progress"
+    schema = ProgressRow
+    required = (("client",), ("skill",))
+    batch_size = 5000
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.skills = {
+            slug: (skill_id, archived, fundamental)
+            for slug, skill_id, archived, fundamental in self.session.execute(
+                select(Skill.slug, Skill.id, Skill.archived, Skill.is_fundamental)
+            )
+        }
+        self.links: dict[int, set[int]] = {}
+        for skill_id, pathway_id in self.session.execute(
+            select(SkillPathwayLink.skill_id, SkillPathwayLink.pathway_id)
+        ):
+            self.links.setdefault(skill_id, set()).add(pathway_id)
+        self.completed_clients: set[int] = set()
+        self.completed_pathways: set[int] = set()
+        self.completed_fundamental = False
+        self.extra = {"enrolled": 0}
+
+    def _parse(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        email = self.email(values, "client")
+        slug = values["skill"].strip().lower()
+        skill = self.skills.get(slug)
+        if skill is None:
+            raise InvalidInput(f"skill: no skill {slug!r} (see `bapp skills list --all`)")
+        item: dict[str, Any] = {"email": email, "skill_id": skill[0], "archived": skill[1], "fundamental": skill[2]}
+        for name in ("started_at", "completed_at", "last_attempt_at", "created_at"):
+            if name in values:
+                item[name] = self.instant(values[name], name)
+        if "completed_via" in values:
+            item["completion_method"] = values["completed_via"]
+        if "validated_by" in values:
+            item["validated_by_id"] = self.builder(self.email(values, "validated_by"), "validated_by")
+        if "notes" in values:
+            notes = values["notes"]
+            if notes is not None and len(notes) > MAX_NOTE_LENGTH:
+                raise InvalidInput(f"notes: longer than {MAX_NOTE_LENGTH} characters")
+            item["notes"] = (notes or "").strip() or None
+        if values.get("attempts") is not None:
+            item["attempts"] = values["attempts"]
+        if values.get("status") is not None:
+            item["status"] = values["status"]
+        if "pathway" in values:
+            pathway = self.pathway(values["pathway"])
+            item["pathway_id"] = pathway[0] if pathway is not None else None
+            if pathway is not None and not self.restore and pathway[0] not in self.links.get(skill[0], set()):
+                raise InvalidInput(
+                    f"pathway: skill {slug!r} is not linked to pathway {values['pathway'].strip().lower()!r}"
+                )
+        item["id"] = values.get("id")
+        return item
+
+    def apply(self, rows: Sequence[SourceRow]) -> list[RowResult]:
+        valid, results = self.validate(rows)
+        parsed: list[tuple[SourceRow, dict[str, Any]]] = []
+        for row, values in valid:
+            try:
+                parsed.append((row, self._parse(values)))
+            except BappError as exc:
+                results.append(RowResult(row, errors=[problem(exc, exc.message.partition(": ")[0], row.line)]))
+        clients = self.clients([item["email"] for _, item in parsed])
+        existing = self._existing(list(clients.values()), [item["skill_id"] for _, item in parsed])
+        enrolled = {(client_id, pathway_id) for (client_id, pathway_id) in self.enrolments(list(clients.values()))}
+        inserts: list[dict[str, Any]] = []
+        updates: list[dict[str, Any]] = []
+        new_enrolments: dict[tuple[int, int], None] = {}
+        first: dict[tuple[str, int], int] = {}
+        for row, item in parsed:
+            line = row.line
+            client_id = clients.get(item["email"])
+            if client_id is None:
+                results.append(RowResult(row, errors=[_unknown_client(line, item["email"])]))
+                continue
+            key = (item["email"], item["skill_id"])
+            found = existing.get((client_id, item["skill_id"]))
+            if key in first or (found is not None and found["updated_at"] == self.now):
+                where = f"line {first[key]}" if key in first else "earlier in the file"
+                results.append(
+                    RowResult(row, errors=[RowError(line, "skill", f"this progress row is already on {where}")])
+                )
+                continue
+            first[key] = line
+            try:
+                values = self._settle(item, found)
+            except BappError as exc:
+                results.append(RowResult(row, errors=[problem(exc, exc.message.partition(": ")[0], line)]))
+                continue
+            if found is None and item["archived"] and not self.restore:
+                results.append(
+                    RowResult(row, errors=[RowError(line, "skill", "the skill is archived and cannot be assigned")])
+                )
+                continue
+            if found is None and "pathway_id" not in item and not self.restore:
+                # as `skills assign` without --pathway: the one linked pathway the client is enrolled in
+                candidates = [
+                    pathway_id
+                    for pathway_id in self.links.get(item["skill_id"], set())
+                    if (client_id, pathway_id) in enrolled
+                ]
+                values["pathway_id"] = candidates[0] if len(candidates) == 1 else None
+            pathway_id = values.get("pathway_id")
+            if (
+                pathway_id is not None
+                and not self.restore
+                and (client_id, pathway_id) not in enrolled
+                and not self.pathways[self.pathway_slugs[pathway_id]][1]
+            ):
+                new_enrolments[(client_id, pathway_id)] = None
+                enrolled.add((client_id, pathway_id))
+            if values["status"] == "completed" and (found is None or found["status"] != "completed"):
+                self.completed_clients.add(client_id)
+                self.completed_pathways.update(self.links.get(item["skill_id"], set()))
+                self.completed_fundamental |= item["fundamental"]
+            if found is None:
+                inserts.append(
+                    {
+                        "client_id": client_id,
+                        "skill_id": item["skill_id"],
+                        **values,
+                        "created_at": item.get("created_at") or self.now,
+                        "updated_at": self.now,
+                        **({"id": item["id"]} if self.restore and item["id"] is not None else {}),
+                    }
+                )
+                results.append(RowResult(row, outcome=CREATED))
+                continue
+            change = {name: value for name, value in values.items() if found[name] != value}
+            if change:
+                updates.append({"id": found["id"], **change, "updated_at": self.now})
+            results.append(RowResult(row, outcome=UPDATED if change else UNCHANGED))
+        self._write(inserts, updates, new_enrolments)
+        return sorted(results, key=lambda result: result.row.line)
+
+    def _settle(self, item: Mapping[str, Any], found: Mapping[str, Any] | None) -> dict[str, Any]:
+        """The row's values after the status rules of `skills start|complete|reset`."""
+        values = {name: item[name] for name in _PROGRESS_COLUMNS if name in item}
+        base = dict(found) if found is not None else {name: None for name in _PROGRESS_COLUMNS}
+        status = values.get("status") or base["status"] or "not_started"
+        values["status"] = status
+        merged = {**base, **values}
+        if status == "completed":
+            if merged["completion_method"] is None:
+                merged["completion_method"] = "builder_validation" if merged["validated_by_id"] else "manual"
+            if merged["completion_method"] == "builder_validation" and merged["validated_by_id"] is None:
+                raise InvalidInput("validated_by: a builder_validation completion needs validated_by")
+            if merged["completed_at"] is None:
+                merged["completed_at"] = self.now
+            if merged["last_attempt_at"] is None:
+                merged["last_attempt_at"] = merged["completed_at"]
+            if not merged["attempts"]:
+                merged["attempts"] = 1
+        else:
+            for name in ("completed_at", "completion_method", "validated_by_id"):
+                if values.get(name) is not None:
+                    raise InvalidInput(f"{_label(name)}: only a completed skill has this")
+                merged[name] = None
+        if status != "not_started" and merged["started_at"] is None:
+            merged["started_at"] = merged["completed_at"] or self.now
+        if merged["attempts"] is None:
+            merged["attempts"] = 0
+        return {name: merged[name] for name in _PROGRESS_COLUMNS}
+
+    def _existing(self, client_ids: Sequence[int], skill_ids: Sequence[int]) -> dict[tuple[int, int], dict[str, Any]]:
+        found: dict[tuple[int, int], dict[str, Any]] = {}
+        skills = sorted(set(skill_ids))
+        for part in store.chunks(sorted(set(client_ids))):
+            for row in self.session.execute(
+                select(
+                    UserSkillProgress.id,
+                    UserSkillProgress.client_id,
+                    UserSkillProgress.skill_id,
+                    UserSkillProgress.updated_at,
+                    *(UserSkillProgress.__table__.c[name] for name in _PROGRESS_COLUMNS),
+                ).where(UserSkillProgress.client_id.in_(part), UserSkillProgress.skill_id.in_(skills))
+            ):
+                found[(row.client_id, row.skill_id)] = dict(row._mapping)
+        return found
+
+    def _write(
+        self, inserts: list[dict[str, Any]], updates: list[dict[str, Any]], new_enrolments: dict[tuple[int, int], None]
+    ) -> None:
+        if new_enrolments:
+            store.insert_rows(
+                self.session,
+                Enrolment.__table__,
+                ("client_id", "pathway_id", "status", "start_date", "created_at", "updated_at"),
+                [
+                    (client_id, pathway_id, "active", self.now.date(), self.now, self.now)
+                    for client_id, pathway_id in new_enrolments
+                ],
+            )
+            self.extra["enrolled"] += len(new_enrolments)
+        for with_id in (False, True):
+            group = [row for row in inserts if ("id" in row) == with_id]
+            if group:
+                columns = tuple(group[0])
+                store.insert_rows(
+                    self.session, UserSkillProgress.__table__, columns, [tuple(row.values()) for row in group]
+                )
+        store.update_rows(self.session, UserSkillProgress.__table__, updates)
+
+    def finish(self) -> None:
+        if self.restore or not self.completed_clients:
+            return
+        outcomes: dict[int, Any] = {}
+        for part in store.chunks(sorted(self.completed_clients)):
+            outcomes.update(
+                record_completions(
+                    self.session,
+                    now=self.now,
+                    pathway_ids=self.completed_pathways,
+                    fundamentals=self.completed_fundamental,
+                    client_ids=part,
+                )
+            )
+        self.extra["badges_awarded"] = sum(len(outcome.badges_awarded) for outcome in outcomes.values())
+        self.extra["pathways_completed"] = sum(len(outcome.pathways_completed) for outcome in outcomes.values())
+
+
+def _label(column: str) -> str:
+    return {"completion_method": "completed_via", "validated_by_id": "validated_by"}.get(column, column)
+
+
+def export_progress(session: Session) -> Iterator[dict[str, Any]]:
+    client = aliased(User)
+    validator = aliased(User)
+    row_table = UserSkillProgress
+    query = (
+        select(
+            row_table.id,
+            client.email,
+            Skill.slug,
+            row_table.status,
+            row_table.started_at,
+            row_table.completed_at,
+            row_table.completion_method,
+            validator.email,
+            Pathway.slug,
+            row_table.notes,
+            row_table.attempts,
+            row_table.last_attempt_at,
+            row_table.created_at,
+        )
+        .join(client, client.id == row_table.client_id)
+        .join(Skill, Skill.id == row_table.skill_id)
+        .outerjoin(validator, validator.id == row_table.validated_by_id)
+        .outerjoin(Pathway, Pathway.id == row_table.pathway_id)
+        .order_by(client.email, Skill.slug)
+        .execution_options(yield_per=2000)
+    )
+    for row in session.execute(query).tuples():
+        yield dict(zip(PROGRESS_EXPORT_COLUMNS, row, strict=True))
+
+
+# -- badges (backups only) ---------------------------------------------------------------------------------
+
+
+class BadgeImporter(_PeopleImporter):
+    kind = "badges"
+    schema = BadgeRow
+    required = (("client",), ("key",))
+    batch_size = 5000
+
+    def apply(self, rows: Sequence[SourceRow]) -> list[RowResult]:
+        valid, results = self.validate(rows)
+        parsed: list[tuple[SourceRow, str, str, dt.datetime | None, int | None]] = []
+        for row, values in valid:
+            try:
+                email = normalise_email(values["client"], field="client")
+                awarded = self.instant(values.get("awarded_at"), "awarded_at")
+            except BappError as exc:
+                results.append(RowResult(row, errors=[problem(exc, exc.message.partition(": ")[0], row.line)]))
+                continue
+            parsed.append((row, email, values["key"], awarded, values.get("id")))
+        clients = self.clients([email for _, email, _, _, _ in parsed])
+        held: set[tuple[int, str]] = set()
+        for part in store.chunks(sorted(set(clients.values()))):
+            held.update(
+                self.session.execute(select(Badge.client_id, Badge.key).where(Badge.client_id.in_(part))).tuples().all()
+            )
+        inserts: list[tuple[Any, ...]] = []
+        inserts_with_id: list[tuple[Any, ...]] = []
+        for row, email, key, awarded, badge_id in parsed:
+            client_id = clients.get(email)
+            if client_id is None:
+                results.append(RowResult(row, errors=[_unknown_client(row.line, email)]))
+                continue
+            if (client_id, key) in held:
+                results.append(RowResult(row, outcome=UNCHANGED))  # badges are permanent: never re-dated
+                continue
+            held.add((client_id, key))
+            if self.restore and badge_id is not None:
+                inserts_with_id.append((client_id, key, awarded or self.now, badge_id))
+            else:
+                inserts.append((client_id, key, awarded or self.now))
+            results.append(RowResult(row, outcome=CREATED))
+        store.insert_rows(self.session, Badge.__table__, ("client_id", "key", "awarded_at"), inserts)
+        store.insert_rows(self.session, Badge.__table__, ("client_id", "key", "awarded_at", "id"), inserts_with_id)
+        return sorted(results, key=lambda result: result.row.line)
+
+
+def export_badges(session: Session) -> Iterator[dict[str, Any]]:
+    query = (
+        select(Badge.id, User.email, Badge.key, Badge.awarded_at)
+        .join(User, User.id == Badge.client_id)
+        .order_by(User.email, Badge.key)
+    )
+    for badge_id, email, key, awarded_at in session.execute(query).tuples():
+        yield {"id": badge_id, "client": email, "key": key, "awarded_at": awarded_at}

@@ -1,0 +1,325 @@
+"""Builders and clients in bulk.
+
+Builders are few: each row goes through `builders.add_builder` / `update_builder`, the same use cases as
+`bapp builders add|update`, so every scheduling setting is checked by the same code. Clients may be many:
+they are validated in batches (`people.normalise_email`, the 200-character limits of `clients add`),
+looked up with one query per batch and written set-based. A user may be both: a client row for a
+builder's e-mail adds the client profile to the existing user.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Annotated, Any, Required
+
+from pydantic import ConfigDict, Field, StringConstraints
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from typing_extensions import TypedDict
+
+from bapp_cli.db.models import BuilderProfile, ClientProfile, User
+from bapp_cli.errors import BappError, InvalidInput
+from bapp_cli.services.builders import (
+    BUILDER_COLUMNS,
+    MAX_ADVANCE_DAYS,
+    MAX_BUFFER_MINUTES,
+    MAX_NOTICE_HOURS,
+    BuilderSettings,
+    add_builder,
+    update_builder,
+)
+from bapp_cli.services.clients import CLIENT_COLUMNS, MAX_TEXT
+from bapp_cli.services.people import normalise_email
+from bapp_cli.services.transfer import store
+from bapp_cli.services.transfer.formats import SourceRow
+from bapp_cli.services.transfer.importer import (
+    CREATED,
+    UNCHANGED,
+    UPDATED,
+    KindImporter,
+    RowError,
+    RowResult,
+    problem,
+)
+
+BUILDER_EXPORT_COLUMNS = ("id", *BUILDER_COLUMNS)
+CLIENT_EXPORT_COLUMNS = ("id", *CLIENT_COLUMNS)
+
+Email = Annotated[str, StringConstraints(strip_whitespace=True, max_length=320)]
+Text = Annotated[str, StringConstraints(strip_whitespace=True, max_length=1000)]
+When = Annotated[str, StringConstraints(strip_whitespace=True, max_length=64)] | dt.datetime | dt.date
+
+
+class BuilderRow(TypedDict, total=False):
+    __pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]
+    id: int | None
+    email: Required[Email]
+    name: Text | None
+    calendly_user: Text | None
+    timezone: Annotated[str, StringConstraints(strip_whitespace=True, max_length=64)] | None
+    buffer_minutes: Annotated[int, Field(ge=0, le=MAX_BUFFER_MINUTES)] | None
+    minimum_notice_hours: Annotated[int, Field(ge=0, le=MAX_NOTICE_HOURS)] | None
+    max_advance_days: Annotated[int, Field(ge=0, le=MAX_ADVANCE_DAYS)] | None
+    accepting_bookings: bool | None
+    created_at: When | None
+
+
+class ClientRow(TypedDict, total=False):
+    __pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]
+    id: int | None
+    email: Required[Email]
+    name: Text | None
+    company: Text | None
+    industry: Text | None
+    created_at: When | None
+
+
+def _clean(value: str | None, name: str) -> str | None:
+    """`clients add`'s rule for name, company and industry: trimmed, at most 200 characters, empty is none."""
+    if value is None:
+        return None
+    cleaned = value.strip()
+    if len(cleaned) > MAX_TEXT:
+        raise InvalidInput(f"{name}: {len(cleaned)} characters; at most {MAX_TEXT}", code="too_long")
+    return cleaned or None
+
+
+class BuilderImporter(KindImporter):
+    kind = "builders"
+    schema = BuilderRow
+    required = (("email",),)
+    batch_size = 500
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.seen: dict[str, int] = {}
+
+    def apply(self, rows: Sequence[SourceRow]) -> list[RowResult]:
+        valid, results = self.validate(rows)
+        for row, values in valid:
+            try:
+                results.append(RowResult(row, outcome=self._apply_row(row, values)))
+            except BappError as exc:
+                name = exc.message.partition(": ")[0] if ": " in exc.message else None
+                known = {"email", "name", "calendly-user", "timezone", "buffer", "minimum-notice", "max-advance"}
+                results.append(RowResult(row, errors=[problem(exc, name if name in known else None, row.line)]))
+        self.session.flush()
+        return sorted(results, key=lambda result: result.row.line)
+
+    def _apply_row(self, row: SourceRow, values: Mapping[str, Any]) -> str:
+        email = normalise_email(values["email"])
+        if email in self.seen:
+            raise InvalidInput(f"email: {email!r} is already on line {self.seen[email]}")
+        self.seen[email] = row.line
+        settings = BuilderSettings(
+            name=(values.get("name") or "") if "name" in values else None,
+            calendly_user=values.get("calendly_user"),
+            timezone=values.get("timezone"),
+            buffer_minutes=values.get("buffer_minutes"),
+            minimum_notice_hours=values.get("minimum_notice_hours"),
+            # null means "no limit", which the service spells 0
+            max_advance_days=(values.get("max_advance_days") or 0) if "max_advance_days" in values else None,
+            accepting_bookings=values.get("accepting_bookings"),
+        )
+        created_at = self.instant(values.get("created_at"), "created_at")
+        user = self.session.scalars(select(User).where(User.email == email)).one_or_none()
+        profile = (
+            self.session.scalars(select(BuilderProfile).where(BuilderProfile.user_id == user.id)).one_or_none()
+            if user is not None
+            else None
+        )
+        if profile is not None:
+            _, changes = update_builder(self.session, email, settings)
+            return UPDATED if changes else UNCHANGED
+        # a savepoint, so that a refused row leaves no user behind
+        with self.session.begin_nested():
+            if user is None:
+                wanted_id = values.get("id") if self.restore else None
+                if wanted_id is not None and self.session.get(User, wanted_id) is not None:
+                    raise InvalidInput(f"id: {wanted_id} belongs to another user")
+                # updated_at keeps its default: `now` marks the rows a clients import has written itself
+                user = User(
+                    email=email,
+                    created_at=created_at or self.now,
+                    **({"id": wanted_id} if wanted_id is not None else {}),
+                )
+                self.session.add(user)
+                self.session.flush()
+            add_builder(self.session, email, settings)
+            if created_at is not None:
+                new_profile = self.session.scalars(
+                    select(BuilderProfile).where(BuilderProfile.user_id == user.id)
+                ).one()
+                new_profile.created_at = created_at
+        return CREATED
+
+
+def export_builders(session: Session) -> Iterator[dict[str, Any]]:
+    from bapp_cli.services.builders import list_builders
+
+    ids = dict(session.execute(select(User.email, User.id)).tuples().all())
+    for view in list_builders(session):
+        yield {"id": ids[view.email], **view.as_record()}
+
+
+class ClientImporter(KindImporter):
+    kind = "clients"
+    schema = ClientRow
+    required = (("email",),)
+    batch_size = 5000
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+
+    def apply(self, rows: Sequence[SourceRow]) -> list[RowResult]:
+        valid, results = self.validate(rows)
+        wanted: list[tuple[SourceRow, dict[str, Any]]] = []
+        first: dict[str, int] = {}
+        for row, values in valid:
+            try:
+                email = normalise_email(values["email"])
+                cleaned: dict[str, Any] = {
+                    name: _clean(values[name], name) for name in ("name", "company", "industry") if name in values
+                }
+                created_at = self.instant(values.get("created_at"), "created_at")
+            except BappError as exc:
+                results.append(RowResult(row, errors=[problem(exc, exc.message.partition(": ")[0], row.line)]))
+                continue
+            if email in first:
+                results.append(
+                    RowResult(row, errors=[RowError(row.line, "email", f"{email!r} is already on line {first[email]}")])
+                )
+                continue
+            first[email] = row.line
+            wanted.append((row, {"email": email, "created_at": created_at, "id": values.get("id"), **cleaned}))
+        existing = self._existing([values["email"] for _, values in wanted])
+        taken = self._taken_ids([values["id"] for _, values in wanted if values["id"] is not None])
+        new_users: list[tuple[Any, ...]] = []
+        new_user_ids: list[tuple[Any, ...]] = []
+        new_profiles: list[str] = []
+        user_changes: list[dict[str, Any]] = []
+        profile_changes: list[dict[str, Any]] = []
+        profile_times: dict[str, dt.datetime] = {}
+        for row, values in wanted:
+            email = values["email"]
+            found = existing.get(email)
+            if found is not None and found["updated_at"] == self.now:
+                results.append(
+                    RowResult(row, errors=[RowError(row.line, "email", f"{email!r} appears earlier in the file")])
+                )
+                continue
+            if found is None:
+                user_id = values["id"] if self.restore else None
+                if user_id is not None and user_id in taken:
+                    results.append(
+                        RowResult(row, errors=[RowError(row.line, "id", f"{user_id} belongs to another user")])
+                    )
+                    continue
+                created = values["created_at"] or self.now
+                if user_id is None:
+                    new_users.append((email, values.get("name"), created, self.now))
+                else:
+                    new_user_ids.append((email, values.get("name"), created, self.now, user_id))
+                new_profiles.append(email)
+                profile_times[email] = created
+                results.append(RowResult(row, outcome=CREATED))
+                continue
+            changed = False
+            if "name" in values and found["name"] != values["name"]:
+                user_changes.append({"id": found["user_id"], "name": values["name"], "updated_at": self.now})
+                changed = True
+            if found["profile_id"] is None:
+                new_profiles.append(email)
+                profile_times[email] = values["created_at"] or self.now
+                results.append(RowResult(row, outcome=CREATED))
+                if not changed:
+                    user_changes.append({"id": found["user_id"], "updated_at": self.now})
+                continue
+            profile_change: dict[str, Any] = {
+                name: values[name] for name in ("company", "industry") if name in values and found[name] != values[name]
+            }
+            if profile_change:
+                profile_changes.append({"id": found["profile_id"], **profile_change})
+                if not changed:
+                    user_changes.append({"id": found["user_id"], "updated_at": self.now})
+                changed = True
+            results.append(RowResult(row, outcome=UPDATED if changed else UNCHANGED))
+        self._write(new_users, new_user_ids, new_profiles, profile_times, user_changes, profile_changes, wanted)
+        return sorted(results, key=lambda result: result.row.line)
+
+    def _existing(self, emails: Sequence[str]) -> dict[str, dict[str, Any]]:
+        found: dict[str, dict[str, Any]] = {}
+        for part in store.chunks(sorted(emails)):
+            for row in self.session.execute(
+                select(
+                    User.id.label("user_id"),
+                    User.email,
+                    User.name,
+                    User.updated_at,
+                    ClientProfile.id.label("profile_id"),
+                    ClientProfile.company,
+                    ClientProfile.industry,
+                )
+                .outerjoin(ClientProfile, ClientProfile.user_id == User.id)
+                .where(User.email.in_(part))
+            ):
+                found[row.email] = dict(row._mapping)
+        return found
+
+    def _taken_ids(self, ids: Sequence[int]) -> set[int]:
+        if not self.restore or not ids:
+            return set()
+        taken: set[int] = set()
+        for part in store.chunks(sorted(set(ids))):
+            taken.update(self.session.scalars(select(User.id).where(User.id.in_(part))))
+        return taken
+
+    def _write(
+        self,
+        new_users: list[tuple[Any, ...]],
+        new_user_ids: list[tuple[Any, ...]],
+        new_profiles: list[str],
+        profile_times: dict[str, dt.datetime],
+        user_changes: list[dict[str, Any]],
+        profile_changes: list[dict[str, Any]],
+        wanted: list[tuple[SourceRow, dict[str, Any]]],
+    ) -> None:
+        session = self.session
+        table = User.__table__
+        store.insert_rows(session, table, ("email", "name", "created_at", "updated_at"), new_users)
+        store.insert_rows(session, table, ("email", "name", "created_at", "updated_at", "id"), new_user_ids)
+        if new_profiles:
+            ids: dict[str, int] = {}
+            for part in store.chunks(new_profiles):
+                ids.update(session.execute(select(User.email, User.id).where(User.email.in_(part))).tuples().all())
+            by_email = {values["email"]: values for _, values in wanted}
+            store.insert_rows(
+                session,
+                ClientProfile.__table__,
+                ("user_id", "company", "industry", "created_at"),
+                [
+                    (ids[email], by_email[email].get("company"), by_email[email].get("industry"), profile_times[email])
+                    for email in new_profiles
+                ],
+            )
+        store.update_rows(session, table, user_changes)
+        store.update_rows(session, ClientProfile.__table__, profile_changes)
+
+
+def export_clients(session: Session) -> Iterator[dict[str, Any]]:
+    query = (
+        select(User.id, User.email, User.name, ClientProfile.company, ClientProfile.industry, ClientProfile.created_at)
+        .join(ClientProfile, ClientProfile.user_id == User.id)
+        .order_by(User.email)
+        .execution_options(yield_per=2000)
+    )
+    for user_id, email, name, company, industry, created_at in session.execute(query).tuples():
+        yield {
+            "id": user_id,
+            "email": email,
+            "name": name,
+            "company": company,
+            "industry": industry,
+            "created_at": created_at,
+        }
