@@ -1,0 +1,68 @@
+"""The wheel installs on its own: runtime dependencies only, migrations inside, `bapp` works from it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+from tests.conftest import REPO
+
+
+def test_wheel_installs_and_runs_in_a_fresh_virtualenv(tmp_path: Path) -> None:
+    dist = tmp_path / "dist"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(dist), str(REPO)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    (wheel,) = dist.glob("bapp_cli-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "bapp_cli/migrations/env.py" in names
+    assert any(name.startswith("bapp_cli/migrations/versions/0006_") for name in names)
+    assert not any(name.startswith("tests/") for name in names)
+
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    install = subprocess.run(
+        [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", str(wheel)], capture_output=True, text=True
+    )
+    assert install.returncode == 0, install.stderr[-2000:]
+    installed = subprocess.run(
+        [str(venv / "bin" / "python"), "-m", "pip", "list", "--format", "json"], capture_output=True, text=True
+    )
+    packages = {item["name"].lower() for item in json.loads(installed.stdout)}
+    assert {"bapp-cli", "sqlalchemy", "alembic", "typer", "httpx", "pydantic"} <= packages
+    assert not packages & {"pytest", "ruff", "mypy", "hypothesis", "psycopg"}  # runtime only
+
+    env = {
+        "PATH": f"{venv / 'bin'}:{os.environ['PATH']}",
+        "HOME": str(tmp_path),
+        "BAPP_DATABASE_URL": f"sqlite:///{tmp_path / 'data' / 'bapp.db'}",
+        "BAPP_CONFIG": str(tmp_path / "config.toml"),
+        "BAPP_CACHE_DIR": str(tmp_path / "cache"),
+    }
+    bapp = str(venv / "bin" / "bapp")
+    upgrade = subprocess.run([bapp, "db", "upgrade"], env=env, capture_output=True, text=True, cwd=tmp_path)
+    assert upgrade.returncode == 0, upgrade.stderr
+    listing = subprocess.run(
+        [bapp, "pathways", "list", "--json"], env=env, capture_output=True, text=True, cwd=tmp_path
+    )
+    assert listing.returncode == 0, listing.stderr
+    assert [row["slug"] for row in json.loads(listing.stdout)] == ["accelerate", "pivot", "play"]
+    # the installed migrations are the ones in use, not the source tree's
+    origin = subprocess.run(
+        [
+            str(venv / "bin" / "python"),
+            "-c",
+            "from bapp_cli.db.migration import script_location; print(script_location())",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert str(venv) in origin.stdout
