@@ -49,6 +49,14 @@ def import_command(
     allow_overlap: Annotated[
         bool, typer.Option("--allow-overlap", help="bookings: skip the overlap rule (SPEC §2.5 rule 6).")
     ] = False,
+    allow_any_answers: Annotated[
+        bool,
+        typer.Option(
+            "--allow-any-answers",
+            help="bookings: store answers as given (normalised, never refused) instead of checking them against "
+            "the session's questions.",
+        ),
+    ] = False,
     create_clients: Annotated[
         bool,
         typer.Option(
@@ -94,6 +102,7 @@ def import_command(
         continue_on_error=continue_on_error,
         dry_run=dry_run,
         allow_overlap=allow_overlap,
+        allow_any_answers=allow_any_answers,
         create_clients=create_clients,
         source_name=path,
     )

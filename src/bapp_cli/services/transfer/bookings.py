@@ -14,7 +14,8 @@ apply. Every rule about what a booking *is* does, per row, exactly as `bookings 
   any booking may carry a pathway, and the client is enrolled in it (coach: the booking's builder) unless
   the booking is cancelled; an archived pathway takes no active (pending/confirmed) bookings;
 - answers (rule 5) validate against the session's questions — except Calendly rows (`source` calendly),
-  whose answers are normalised without refusal, as the Calendly door does;
+  whose answers are normalised without refusal, as the Calendly door does (`allow_any_answers` treats
+  every row so, for backfills from systems that never asked the questions);
 - overlaps (rule 6), for rows that end up pending or confirmed, unless `allow_overlap`: against the
   database and against every earlier row of the file; the first row in the file keeps the slot;
 - references (the natural key), invitee URIs and idempotency keys are unique; a row without a reference
@@ -608,7 +609,7 @@ class BookingImporter(KindImporter):
                 for item in items
             ]
         questions = self.catalogue.questions_of(info)
-        if source == "calendly":
+        if source == "calendly" or self.options.allow_any_answers:
             return answers_from_calendly(items, questions)
         if not items and not any(question.required and question.enabled for question in questions):
             return []
@@ -805,7 +806,7 @@ class BookingImporter(KindImporter):
         answers = draft.answers
         if answers is None and existing is None:
             answers = []
-            if checked and self.catalogue.asks(session_info):
+            if checked and not self.options.allow_any_answers and self.catalogue.asks(session_info):
                 try:
                     answers = self._answers(session_info, [], draft.source)
                 except BappError as exc:

@@ -313,9 +313,9 @@ class PathwayImporter(_RowImporter):
             if "position" not in wanted:
                 last = self.session.scalar(select(Pathway.position).order_by(Pathway.position.desc()).limit(1))
                 wanted["position"] = 0 if last is None else last + 1
+            wanted.setdefault("archived", False)
             pathway = Pathway(
                 slug=slug,
-                archived=False,
                 created_at=created_at or self.now,
                 updated_at=self.now,
                 **self.restore_id(Pathway, values),
@@ -423,10 +423,10 @@ class SkillImporter(_RowImporter):
         if skill is None:
             if "name" not in wanted:
                 raise InvalidInput("name: required for a new skill")
+            wanted.setdefault("is_fundamental", False)
+            wanted.setdefault("archived", False)
             skill = Skill(
                 slug=slug,
-                is_fundamental=False,
-                archived=False,
                 created_at=created_at or self.now,
                 updated_at=self.now,
                 **self.restore_id(Skill, values),

@@ -211,18 +211,26 @@ class _JsonScanner:
         while True:
             try:
                 value, end = self._json.raw_decode(self._buffer, self._pos)
-            except json.JSONDecodeError as exc:
+            except json.JSONDecodeError:
                 # an incomplete value at the end of the buffer: read more and try again
                 if self._fill():
                     continue
-                line = self.line + self._buffer.count("\n", self._pos, exc.pos)
-                raise _bad_file(f"malformed JSON ({exc.msg})", line=line) from None
+                raise self._malformed() from None
             # a number at the buffer's edge may continue in the next chunk
             edge = end == len(self._buffer) and not self._eof and not isinstance(value, dict | list | str)
             if edge and self._fill():
                 continue
             self._advance(end)
             return value
+
+    def _malformed(self) -> InvalidInput:
+        """The error at the current value, located in the buffer as it now stands (filling moves it)."""
+        try:
+            self._json.raw_decode(self._buffer, self._pos)
+        except json.JSONDecodeError as exc:
+            line = self.line + self._buffer.count("\n", self._pos, exc.pos)
+            return _bad_file(f"malformed JSON ({exc.msg})", line=line)
+        return _bad_file("malformed JSON", line=self.line)  # pragma: no cover - decodes now
 
     def elements(self, what: str) -> Iterator[tuple[int, Any]]:
         """The members of an array whose `[` is next: (line, value) pairs."""
@@ -324,7 +332,7 @@ def read_jsonl(stream: IO[bytes], progress: ReadProgress) -> Iterator[SourceRow]
 
 # -- TOML ------------------------------------------------------------------------------------------------
 
-_TABLE_HEADER = re.compile(r"^\s*\[\[\s*([A-Za-z0-9_\-]+)\s*\]\]", re.MULTILINE)
+_TABLE_HEADER = re.compile(r"^[ \t]*\[\[[ \t]*([A-Za-z0-9_\-]+)[ \t]*\]\]", re.MULTILINE)
 
 
 def read_toml_sections(stream: IO[bytes], progress: ReadProgress) -> Iterator[tuple[str | None, Iterator[SourceRow]]]:

@@ -60,6 +60,7 @@ class ImportOptions:
     continue_on_error: bool = False
     dry_run: bool = False
     allow_overlap: bool = False
+    allow_any_answers: bool = False
     create_clients: bool = True
     source_name: str = "-"
     batch_size: int | None = None

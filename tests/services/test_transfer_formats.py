@@ -1,0 +1,218 @@
+"""The import/export file formats: streaming readers (line numbers, encodings, malformed input) and writers."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+from decimal import Decimal
+from typing import Any
+from unittest import mock
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bapp_cli.errors import InvalidInput, UsageError
+from bapp_cli.services.transfer import formats
+from bapp_cli.services.transfer.formats import RecordWriter, RejectsWriter, Source, SourceRow, format_for
+
+
+def rows_of(data: bytes, fmt: str) -> list[SourceRow]:
+    source = Source(fmt, io.BytesIO(data))
+    return [row for _, rows in source.sections() for row in rows]
+
+
+def sections_of(data: bytes, fmt: str) -> dict[str | None, list[SourceRow]]:
+    return {name: list(rows) for name, rows in Source(fmt, io.BytesIO(data)).sections()}
+
+
+def test_format_comes_from_the_flag_then_the_extension() -> None:
+    assert format_for("a.CSV", None, allowed=formats.INPUT_FORMATS, default=None) == "csv"
+    assert format_for("dir.v2/rows.jsonl", None, allowed=formats.INPUT_FORMATS, default=None) == "jsonl"
+    assert format_for("rows.txt", "tsv", allowed=formats.INPUT_FORMATS, default=None) == "tsv"
+    assert format_for(None, None, allowed=formats.OUTPUT_FORMATS, default="json") == "json"
+    with pytest.raises(UsageError, match="cannot tell the format of stdin"):
+        format_for("-", None, allowed=formats.INPUT_FORMATS, default=None)
+    with pytest.raises(UsageError, match="unknown format 'xml'"):
+        format_for("a.csv", "xml", allowed=formats.INPUT_FORMATS, default=None)
+
+
+def test_csv_with_a_bom_empty_cells_and_multi_line_cells_keeps_line_numbers() -> None:
+    data = '\ufeffemail,name\r\nada@example.com,"Ada\nLovelace"\r\n\r\nbob@example.com,\r\n'.encode()
+    source = Source("csv", io.BytesIO(data))
+    rows = [row for _, items in source.sections() for row in items]
+    assert source.columns == ["email", "name"]
+    assert [(row.line, dict(row.values)) for row in rows] == [
+        (2, {"email": "ada@example.com", "name": "Ada\nLovelace"}),
+        (5, {"email": "bob@example.com", "name": None}),
+    ]
+    assert rows[1].original == {"email": "bob@example.com", "name": ""}
+    assert source.progress.bytes_read == len(data)
+
+
+def test_tsv_and_a_row_with_the_wrong_number_of_cells() -> None:
+    rows = rows_of(b"a\tb\n1\t2\n1\t2\t3\n", "tsv")
+    assert rows[0].values == {"a": "1", "b": "2"}
+    assert rows[1].values == {"__cells__": 3, "__width__": 2}
+
+
+@pytest.mark.parametrize(
+    ("data", "line", "message"),
+    [
+        ("email\nada@example.com\nrené@exämple.com\n".encode("latin-1"), 3, "not UTF-8"),
+        ("email\nada@example.com\n".encode("utf-16"), 1, "not UTF-8"),
+        (b'email,name\nada@example.com,"Ada\n', 2, "malformed CSV"),
+        (b"", 1, "a header row naming the columns is required"),
+        (b"email,email\n", 1, "column given twice: email"),
+        (b"email\n" + b"x" * (formats.MAX_FIELD_BYTES + 1) + b"\n", 2, "longer than"),
+    ],
+    ids=["latin-1", "utf-16", "unterminated-quote", "empty", "duplicate-column", "huge-field"],
+)
+def test_a_broken_csv_file_is_refused_naming_its_line(data: bytes, line: int, message: str) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        rows_of(data, "csv")
+    assert caught.value.exit_code == 6
+    assert message in caught.value.message and caught.value.message.startswith(f"line {line}: ")
+    assert caught.value.details[0]["line"] == line
+
+
+def test_json_array_rows_start_on_their_own_lines() -> None:
+    data = b'[\n  {"a": 1},\n  {"a": 2,\n   "b": [1, 2]}, 7\n]\n'
+    rows = rows_of(data, "json")
+    assert [(row.line, dict(row.values)) for row in rows] == [
+        (2, {"a": 1}),
+        (3, {"a": 2, "b": [1, 2]}),
+        (4, {"__not_object__": "int"}),
+    ]
+
+
+def test_json_document_with_sections_and_a_header() -> None:
+    data = b'{"bapp": {"format": "x"},\n "clients": [{"email": "a@b.co"}],\n "skills": []}'
+    found = sections_of(data, "json")
+    assert list(found) == ["bapp", "clients", "skills"]
+    assert found["bapp"][0].values == {"__header__": {"format": "x"}}
+    assert [row.line for row in found["clients"]] == [2]
+
+
+@pytest.mark.parametrize(
+    ("data", "line"),
+    [
+        (b'[\n{"a": 1},\n{"a": }\n]', 3),
+        (b'[{"a": 1}\n{"a": 2}]', 2),
+        (b'[{"a": 1}', 1),
+        (b"[1] [2]", 1),
+        (b"42", 1),
+        (b'[{"a": "\xff"}]', 1),
+    ],
+    ids=["bad-value", "missing-comma", "truncated", "extra-data", "not-an-array", "not-utf8"],
+)
+def test_malformed_json_is_refused_with_its_line(data: bytes, line: int) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        rows_of(data, "json")
+    assert caught.value.details[0]["line"] == line
+    assert caught.value.exit_code == 6
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    document=st.lists(
+        st.dictionaries(
+            st.text(max_size=8),
+            st.recursive(
+                st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+                lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+                max_leaves=8,
+            ),
+            max_size=5,
+        ),
+        max_size=6,
+    ),
+    chunk=st.integers(min_value=1, max_value=40),
+    indent=st.sampled_from([None, 0, 2]),
+)
+def test_the_streaming_json_reader_agrees_with_json_loads(
+    document: list[dict[str, Any]], chunk: int, indent: int | None
+) -> None:
+    """Whatever the chunk boundaries, the incremental reader yields exactly what json.loads does."""
+    text = json.dumps(document, indent=indent, ensure_ascii=False)
+    with mock.patch.object(formats, "READ_CHUNK", chunk):
+        rows = rows_of(text.encode(), "json")
+    assert [dict(row.values) for row in rows] == json.loads(text)
+
+
+def test_jsonl_bad_lines_are_bad_rows_not_a_bad_file() -> None:
+    rows = rows_of(b'{"a": 1}\n\n{"a": \n[1]\n', "jsonl")
+    assert [(row.line, dict(row.values)) for row in rows] == [
+        (1, {"a": 1}),
+        (3, {"__bad_json__": "Expecting value"}),
+        (4, {"__not_object__": "list"}),
+    ]
+
+
+def test_toml_tables_carry_the_line_of_their_header() -> None:
+    data = b'# clients\n[[clients]]\nemail = "a@b.co"\n\n[[clients]]\nemail = "c@d.co"\nname = "C"\n'
+    found = sections_of(data, "toml")
+    assert [(row.line, dict(row.values)) for row in found["clients"]] == [
+        (2, {"email": "a@b.co"}),
+        (5, {"email": "c@d.co", "name": "C"}),
+    ]
+    with pytest.raises(InvalidInput) as caught:
+        rows_of(b'[[clients]]\nemail = "a@b.co"\nemail = 3\n', "toml")
+    assert caught.value.details[0]["line"] == 3
+
+
+RECORD = {
+    "id": 7,
+    "email": "ada@example.com",
+    "when": dt.datetime(2030, 1, 2, 3, 4, 5, 123456, tzinfo=dt.UTC),
+    "on": dt.datetime(2030, 1, 2, 3, 4, 5, tzinfo=dt.UTC),
+    "day": dt.date(2030, 1, 2),
+    "amount": Decimal("30"),
+    "flag": True,
+    "none": None,
+    "answers": [{"question": "Q", "answer": ["a", "b"], "position": 0, "empty": None}],
+}
+
+
+def write(fmt: str, records: list[dict[str, Any]]) -> str:
+    stream = io.StringIO()
+    writer = RecordWriter(stream, fmt, list(RECORD), kind="things")
+    for record in records:
+        writer.write(record)
+    writer.close()
+    return stream.getvalue()
+
+
+def test_writers_render_instants_money_and_nesting_as_documented() -> None:
+    csv_text = write("csv", [RECORD])
+    assert csv_text.splitlines() == [
+        "id,email,when,on,day,amount,flag,none,answers",
+        '7,ada@example.com,2030-01-02T03:04:05.123456Z,2030-01-02T03:04:05Z,2030-01-02,30.00,true,,'
+        '"[{""question"":""Q"",""answer"":[""a"",""b""],""position"":0,""empty"":null}]"',
+    ]
+    assert json.loads(write("json", [RECORD, RECORD]))[1]["amount"] == "30.00"
+    assert json.loads(write("json", [])) == []
+    line = json.loads(write("jsonl", [RECORD]))
+    assert (line["when"], line["none"], line["flag"]) == ("2030-01-02T03:04:05.123456Z", None, True)
+    toml_text = write("toml", [RECORD])
+    assert "none" not in toml_text and "empty" not in toml_text  # TOML has no null: absent means null
+    back = sections_of(toml_text.encode(), "toml")["things"][0].values
+    assert back["when"] == RECORD["when"] and back["amount"] == "30.00" and back["answers"][0]["answer"] == ["a", "b"]
+
+
+def test_the_rejects_file_keeps_the_row_as_given_plus_an_error() -> None:
+    stream = io.StringIO()
+    rejects = RejectsWriter(stream, "csv")
+    rejects("clients", SourceRow(3, {"email": None}, {"email": "", "name": "x"}), "email: required")
+    rejects.close()
+    assert stream.getvalue() == "email,name,error\n,x,email: required\n"
+    stream = io.StringIO()
+    rejects = RejectsWriter(stream, "json", all_kinds=True)
+    rejects("clients", SourceRow(3, {}, {"email": "a"}), "bad")
+    rejects("bookings", SourceRow(9, {}, {"client": "b"}), "worse")
+    rejects.close()
+    assert json.loads(stream.getvalue()) == {
+        "clients": [{"email": "a", "error": "bad"}],
+        "bookings": [{"client": "b", "error": "worse"}],
+    }
