@@ -34,10 +34,9 @@ from bapp_cli.services.calendly_bookings import (
     parse_bookings_listing,
     pathway_question_pattern,
     pull_bookings,
-    record_failed_pull,
     within,
 )
-from bapp_cli.services.sync import sync_event_types
+from bapp_cli.services.sync import record_failed_run, sync_event_types
 from tests.fakes.calendly_server import (
     API_ORIGIN,
     DEFAULT_USER_URI,
@@ -517,8 +516,13 @@ def test_a_dry_run_pull_records_no_run(catalogue: Session) -> None:
 
 def test_failed_pulls_are_recorded_as_bookings_runs(catalogue: Session) -> None:
     session = catalogue
-    run_id = record_failed_pull(
-        session, source="api", started_at=NOW, finished_at=NOW, error="Calendly GET /scheduled_events: HTTP 500"
+    run_id = record_failed_run(
+        session,
+        kind="bookings",
+        source="api",
+        started_at=NOW,
+        finished_at=NOW,
+        error="Calendly GET /scheduled_events: HTTP 500",
     )
     session.commit()
     [view] = list_runs(session, kind="bookings")

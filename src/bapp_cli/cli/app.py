@@ -172,30 +172,24 @@ def _wants_json_errors(argv: list[str]) -> bool:
     return os.environ.get("BAPP_FORMAT") in ("json", "jsonl")
 
 
-def _scrub(text: str, secrets: set[str]) -> str:
-    for secret in sorted(secrets, key=len, reverse=True):
-        if secret and len(secret) >= 4:
-            text = text.replace(secret, "****")
-    return text
-
-
 def _report(
-    message: str, *, code: str, hint: str | None, details: list[Any], argv: list[str], secrets: set[str]
+    message: str, *, code: str, hint: str | None, details: list[Any], argv: list[str], app_state: AppState
 ) -> None:
-    message = _scrub(message, secrets)
+    scrub = app_state.scrub
+    message = scrub(message)
     sys.stderr.write(f"Error: {message}\n")
     json_errors = _wants_json_errors(argv)
     if details and not json_errors:
         for detail in details[:MAX_DETAIL_LINES]:
-            sys.stderr.write(f"  {_scrub(_detail_line(detail), secrets)}\n")
+            sys.stderr.write(f"  {scrub(_detail_line(detail))}\n")
         if len(details) > MAX_DETAIL_LINES:
             sys.stderr.write(f"  … and {len(details) - MAX_DETAIL_LINES} more\n")
     if hint:
-        sys.stderr.write(f"Hint: {_scrub(hint, secrets)}\n")
+        sys.stderr.write(f"Hint: {scrub(hint)}\n")
     if json_errors:
         payload = {"error": {"code": code, "message": message, "details": details}}
         text = json.dumps(payload, ensure_ascii=False, default=str)
-        sys.stderr.write(_scrub(text, secrets) + "\n")
+        sys.stderr.write(scrub(text) + "\n")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -212,9 +206,7 @@ def main(argv: list[str] | None = None) -> None:
         if isinstance(result, int):
             exit_code = result
     except BappError as error:
-        _report(
-            error.message, code=error.code, hint=error.hint, details=error.details, argv=args, secrets=app_state.secrets
-        )
+        _report(error.message, code=error.code, hint=error.hint, details=error.details, argv=args, app_state=app_state)
         exit_code = error.exit_code
     except typer.Abort:
         sys.stderr.write("Aborted; nothing was changed.\n")
@@ -232,12 +224,12 @@ def main(argv: list[str] | None = None) -> None:
         if usage:
             sys.stderr.write(usage + "\n")
         hint = f"run `{context.command_path} --help`" if context is not None else None
-        _report(error.format_message(), code="usage", hint=hint, details=[], argv=args, secrets=app_state.secrets)
+        _report(error.format_message(), code="usage", hint=hint, details=[], argv=args, app_state=app_state)
         exit_code = 2
     except typer.Exit as exit_request:
         exit_code = exit_request.exit_code
     except click_exceptions.ClickException as error:
-        _report(error.format_message(), code="usage", hint=None, details=[], argv=args, secrets=app_state.secrets)
+        _report(error.format_message(), code="usage", hint=None, details=[], argv=args, app_state=app_state)
         exit_code = error.exit_code
     except BrokenPipeError:
         # `bapp … | head`: the reader went away; not an error worth a traceback
@@ -246,14 +238,14 @@ def main(argv: list[str] | None = None) -> None:
         exit_code = 0
     except Exception as error:  # a bug: one line, the traceback only with --debug
         if app_state.debug or os.environ.get("BAPP_DEBUG") == "1":
-            sys.stderr.write(_scrub(traceback.format_exc(), app_state.secrets))
+            sys.stderr.write(app_state.scrub(traceback.format_exc()))
         _report(
             f"unexpected error: {type(error).__name__}: {error}".splitlines()[0],
             code="unexpected",
             hint="rerun with --debug for the traceback, and report it",
             details=[],
             argv=args,
-            secrets=app_state.secrets,
+            app_state=app_state,
         )
         exit_code = 1
     finally:

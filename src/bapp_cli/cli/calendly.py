@@ -194,7 +194,14 @@ def sync(
                 )
         except Exception as error:
             _report_failure(
-                app_state, sink, error, source=source, started_at=started_at, fetched=fetched, dry_run=dry_run
+                app_state,
+                sink,
+                error,
+                kind="event_types",
+                source=source,
+                started_at=started_at,
+                fetched=fetched,
+                dry_run=dry_run,
             )
             raise
     _print_changes(sink, report, dry_run=dry_run)
@@ -218,6 +225,7 @@ def _report_failure(
     sink: OutputSink,
     error: Exception,
     *,
+    kind: str,
     source: str,
     started_at: dt.datetime,
     fetched: int,
@@ -228,25 +236,33 @@ def _report_failure(
     The original error is what the user must see, so a failure to record it is swallowed here.
     """
     from bapp_cli.errors import BappError
+    from bapp_cli.services.calendly_bookings import PULL_COLUMNS, BookingPullReport
     from bapp_cli.services.sync import SYNC_COLUMNS, SyncReport, record_failed_run
 
     message = error.message if isinstance(error, BappError) else f"unexpected error: {type(error).__name__}: {error}"
-    for secret in app_state.secrets:
-        if secret and len(secret) >= 4:
-            message = message.replace(secret, "****")
-    message = " ".join(message.split())
+    message = " ".join(app_state.scrub(message).split())
     run_id = None
     if not dry_run:
         try:
             with app_state.transaction() as session:
                 run_id = record_failed_run(
-                    session, source=source, started_at=started_at, finished_at=_now(), error=message, fetched=fetched
+                    session,
+                    kind=kind,
+                    source=source,
+                    started_at=started_at,
+                    finished_at=_now(),
+                    error=message,
+                    fetched=fetched,
                 )
         except Exception:  # the database itself may be what failed
             run_id = None
-    failed = SyncReport(run_id=run_id, status="failed", dry_run=dry_run, source=source, fetched=fetched, error=message)
-    if sink.format != "table":
-        sink.record(failed.as_record(), SYNC_COLUMNS)
+    summary = {"run_id": run_id, "status": "failed", "dry_run": dry_run, "source": source, "fetched": fetched}
+    if sink.format == "table":
+        return
+    if kind == "bookings":
+        sink.record(BookingPullReport(**summary, error=message).as_record(), PULL_COLUMNS)
+    else:
+        sink.record(SyncReport(**summary, error=message).as_record(), SYNC_COLUMNS)
 
 
 @app.command("status")
@@ -484,50 +500,19 @@ def pull_bookings(
                     dry_run=dry_run,
                 )
         except Exception as error:
-            _report_pull_failure(
-                app_state, sink, error, source=source, started_at=started_at, fetched=fetched, dry_run=dry_run
+            _report_failure(
+                app_state,
+                sink,
+                error,
+                kind="bookings",
+                source=source,
+                started_at=started_at,
+                fetched=fetched,
+                dry_run=dry_run,
             )
             raise
     _print_outcomes(sink, report.outcomes, dry_run=dry_run)
     sink.record(report.as_record(), service.PULL_COLUMNS, title="Calendly bookings pull")
-
-
-def _report_pull_failure(
-    app_state: AppState,
-    sink: OutputSink,
-    error: Exception,
-    *,
-    source: str,
-    started_at: dt.datetime,
-    fetched: int,
-    dry_run: bool,
-) -> None:
-    """Record the failed pull in its own small transaction (not for a dry run) and print its summary.
-
-    The original error is what the user must see, so a failure to record it is swallowed here.
-    """
-    from bapp_cli.errors import BappError
-    from bapp_cli.services.calendly_bookings import PULL_COLUMNS, BookingPullReport, record_failed_pull
-
-    message = error.message if isinstance(error, BappError) else f"unexpected error: {type(error).__name__}: {error}"
-    for secret in app_state.secrets:
-        if secret and len(secret) >= 4:
-            message = message.replace(secret, "****")
-    message = " ".join(message.split())
-    run_id = None
-    if not dry_run:
-        try:
-            with app_state.transaction() as session:
-                run_id = record_failed_pull(
-                    session, source=source, started_at=started_at, finished_at=_now(), error=message, fetched=fetched
-                )
-        except Exception:  # the database itself may be what failed
-            run_id = None
-    failed = BookingPullReport(
-        run_id=run_id, status="failed", dry_run=dry_run, source=source, fetched=fetched, error=message
-    )
-    if sink.format != "table":
-        sink.record(failed.as_record(), PULL_COLUMNS)
 
 
 webhook_app = typer.Typer(

@@ -69,6 +69,13 @@ class AppState:
         if password:
             self.secrets.update({password, unquote(password)})
 
+    def scrub(self, text: str) -> str:
+        """`text` with every known secret replaced by **** (R6)."""
+        for secret in sorted(self.secrets, key=len, reverse=True):
+            if secret and len(secret) >= 4:
+                text = text.replace(secret, "****")
+        return text
+
     @property
     def timezone(self) -> str:
         return self.settings.timezone

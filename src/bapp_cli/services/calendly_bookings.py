@@ -44,8 +44,8 @@ Changes after the first sight:
 
 Run records (pulls only) follow the event-type sync: a successful pull writes its ``sync_runs`` row
 (``kind = "bookings"``) in the same transaction as its changes; a failed one rolls back and the caller
-records the failure with :func:`record_failed_pull`; a dry run writes nothing. The run row has the
-sync's counters, so ``deactivated`` holds the bookings cancelled and ``reactivated`` the bookings
+records the failure with the sync's :func:`bapp_cli.services.sync.record_failed_run`; a dry run writes
+nothing. The run row has the sync's counters, so ``deactivated`` holds the bookings cancelled and ``reactivated`` the bookings
 rescheduled by that pull.
 
 Concurrency: every apply takes one transaction-scoped lock (``calendly:bookings``; PostgreSQL advisory,
@@ -861,31 +861,6 @@ def pull_bookings(
                 },
             )
     return report
-
-
-def record_failed_pull(
-    session: Session,
-    *,
-    source: str,
-    started_at: dt.datetime,
-    finished_at: dt.datetime,
-    error: str,
-    fetched: int = 0,
-) -> int:
-    """The only write of a failed pull: its record, in a transaction of its own."""
-    run = SyncRun(
-        kind="bookings",
-        source=source,
-        started_at=started_at,
-        finished_at=finished_at,
-        status="failed",
-        dry_run=False,
-        fetched=fetched,
-        error=error[:2000],
-    )
-    session.add(run)
-    session.flush()
-    return run.id
 
 
 def apply_webhook(

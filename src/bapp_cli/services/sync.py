@@ -765,15 +765,17 @@ def _write(
 def record_failed_run(
     session: Session,
     *,
+    kind: str = "event_types",
     source: str,
     started_at: dt.datetime,
     finished_at: dt.datetime,
     error: str,
     fetched: int = 0,
 ) -> int:
-    """The only write of a failed run: its record, in a transaction of its own (see module docstring)."""
+    """The only write of a failed run (a sync, or a bookings pull with kind="bookings"): its record, in a
+    transaction of its own (see module docstring)."""
     run = SyncRun(
-        kind="event_types",
+        kind=kind,
         source=source,
         started_at=started_at,
         finished_at=finished_at,
