@@ -13,7 +13,9 @@ def test_reference_is_current() -> None:
 
 
 def test_every_command_is_documented_with_a_summary_and_examples() -> None:
-    leaves = [(path, command) for path, command, _ in reference.commands() if getattr(command, "commands", None) is None]
+    leaves = [
+        (path, command) for path, command, _ in reference.commands() if getattr(command, "commands", None) is None
+    ]
     assert len(leaves) >= 50
     text = (REPO / "docs" / "cli.md").read_text(encoding="utf-8")
     for path, command in leaves:

@@ -45,8 +45,8 @@ Changes after the first sight:
 Run records (pulls only) follow the event-type sync: a successful pull writes its ``sync_runs`` row
 (``kind = "bookings"``) in the same transaction as its changes; a failed one rolls back and the caller
 records the failure with the sync's :func:`bapp_cli.services.sync.record_failed_run`; a dry run writes
-nothing. The run row has the sync's counters, so ``deactivated`` holds the bookings cancelled and ``reactivated`` the bookings
-rescheduled by that pull.
+nothing. The run row has the sync's counters, so ``deactivated`` holds the bookings cancelled and
+``reactivated`` the bookings rescheduled by that pull.
 
 Concurrency: every apply takes one transaction-scoped lock (``calendly:bookings``; PostgreSQL advisory,
 SQLite's BEGIN IMMEDIATE already serialises writers), so a pull and a webhook never apply the same
