@@ -188,7 +188,7 @@ def test_writers_render_instants_money_and_nesting_as_documented() -> None:
     csv_text = write("csv", [RECORD])
     assert csv_text.splitlines() == [
         "id,email,when,on,day,amount,flag,none,answers",
-        '7,ada@example.com,2030-01-02T03:04:05.123456Z,2030-01-02T03:04:05Z,2030-01-02,30.00,true,,'
+        "7,ada@example.com,2030-01-02T03:04:05.123456Z,2030-01-02T03:04:05Z,2030-01-02,30.00,true,,"
         '"[{""question"":""Q"",""answer"":[""a"",""b""],""position"":0,""empty"":null}]"',
     ]
     assert json.loads(write("json", [RECORD, RECORD]))[1]["amount"] == "30.00"

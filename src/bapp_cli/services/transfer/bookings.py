@@ -81,6 +81,7 @@ from bapp_cli.services.transfer.importer import (
     KindImporter,
     RowError,
     RowResult,
+    Touched,
     problem,
 )
 
@@ -264,7 +265,7 @@ class Catalogue:
         emails = {user_id: email for email, user_id in builders.items()}
         missing = owner_ids - set(emails)
         if missing:
-            emails.update(dict(session.execute(select(User.id, User.email).where(User.id.in_(missing))).tuples().all()))
+            emails.update(dict(session.execute(select(User.id, User.email).where(User.id.in_(missing))).all()))
         return cls(sessions, by_uri, by_slug, pathways, pathways_by_id, linked, builders, buffers, emails)
 
     def asks(self, info: SessionInfo) -> bool:
@@ -408,6 +409,7 @@ class BookingImporter(KindImporter):
         self.users: dict[str, tuple[int, bool, bool]] = {}
         self.enrolments: dict[int, dict[int, str]] = {}
         self.session_refs: dict[tuple[str, Any], SessionInfo | BappError] = {}
+        self.touched = Touched(self.session, Booking.__table__)
         self.extra = {"clients_created": 0, "enrolled": 0}
 
     # -- per row ---------------------------------------------------------------------------------------
@@ -711,8 +713,7 @@ class BookingImporter(KindImporter):
             found = existing.get(draft.key)
             if draft.key in first_line:
                 errors.append(RowError(line, "reference", f"{draft.key} is already on line {first_line[draft.key]}"))
-            elif found is not None and found["updated_at"] == self.now:
-                # only this import stamps updated_at with its own `now`: an earlier batch wrote it
+            elif found is not None and found["id"] in self.touched:
                 errors.append(RowError(line, "reference", f"{draft.key} appears earlier in the file"))
             first_line.setdefault(draft.key, line)
             for value, owners, label, first in (
@@ -737,9 +738,7 @@ class BookingImporter(KindImporter):
     def _owners(self, column: Any, values: Sequence[str]) -> dict[str, str]:
         owners: dict[str, str] = {}
         for part in store.chunks(sorted(set(values))):
-            owners.update(
-                self.session.execute(select(column, Booking.reference).where(column.in_(part))).tuples().all()
-            )
+            owners.update(self.session.execute(select(column, Booking.reference).where(column.in_(part))).all())
         return owners
 
     def _existing(self, references: Sequence[str]) -> dict[str, dict[str, Any]]:
@@ -943,6 +942,7 @@ class BookingImporter(KindImporter):
                 if "client_id" in change:
                     change["client_id"] = self.users[draft.email][0]
                 changes.append({"id": draft.existing["id"], **change, "updated_at": now})
+                self.touched.add(draft.existing["id"])
             store.update_rows(session, Booking.__table__, changes)
 
     # -- overlaps (rule 6) -------------------------------------------------------------------------------
@@ -1032,7 +1032,7 @@ class BookingImporter(KindImporter):
                 .join(other, window)
                 .where(new.reference.in_(part), new.status.in_(statuses), new_person.is_not(None))
             )
-            yield from self.session.execute(query).tuples()
+            yield from self.session.execute(query)
 
 
 def _present(values: Mapping[str, Any]) -> frozenset[str]:
@@ -1147,7 +1147,7 @@ def export_bookings(session: Session) -> Iterator[dict[str, Any]]:
         .execution_options(yield_per=2000)
     )
     slugs = _unique_slugs(session)
-    for row in session.execute(query).tuples():
+    for row in session.execute(query):
         (
             booking_id,
             reference,

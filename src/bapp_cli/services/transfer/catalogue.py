@@ -345,7 +345,7 @@ class PathwayImporter(_RowImporter):
 def export_pathways(session: Session) -> Iterator[dict[str, Any]]:
     from bapp_cli.services.pathways import list_pathways
 
-    created = dict(session.execute(select(Pathway.id, Pathway.created_at)).tuples().all())
+    created = dict(session.execute(select(Pathway.id, Pathway.created_at)).all())
     for view in list_pathways(session):
         yield {"id": view.id, **view.as_record(), "created_at": created[view.id]}
 
@@ -363,7 +363,7 @@ class SkillImporter(_RowImporter):
         super().__init__(*args, **kwargs)
         self.seen: dict[str, int] = {}
         self.pathways = {pathway.slug: pathway for pathway in self.session.scalars(select(Pathway))}
-        self.tiers = set(self.session.execute(select(PathwayTier.pathway_id, PathwayTier.tier)).tuples().all())
+        self.tiers = set(self.session.execute(select(PathwayTier.pathway_id, PathwayTier.tier)).all())
         # what the completion rules must look at once every row is in (SPEC §2.6: badges are awarded
         # the moment a catalogue change completes a tier)
         self.touched_pathways: set[int] = set()
@@ -413,9 +413,7 @@ class SkillImporter(_RowImporter):
                     select(SkillPathwayLink.pathway_id, SkillPathwayLink.tier).where(
                         SkillPathwayLink.skill_id == skill.id
                     )
-                )
-                .tuples()
-                .all()
+                ).all()
             )
         links = self._links(values.get("links") or [], skill, current) if _given(values, "links") else None
         created_at = self.instant(values.get("created_at"), "created_at")

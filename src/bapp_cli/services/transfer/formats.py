@@ -510,12 +510,48 @@ def _ordered(record: Mapping[str, Any], columns: Sequence[str]) -> dict[str, Any
     return ordered
 
 
-def toml_table(kind: str, record: Mapping[str, Any]) -> str:
-    """One `[[kind]]` table (with nested arrays of tables for lists of objects)."""
-    import tomli_w
+_BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
 
-    body = tomli_w.dumps({kind: [_toml_ready(record)]})
-    return body if body.endswith("\n\n") else body + "\n"
+
+def _toml_key(key: str) -> str:
+    return key if _BARE_KEY.match(key) else _toml_string(key)
+
+
+def _toml_string(text: str) -> str:
+    # JSON's escapes are TOML's, except that TOML also wants DEL escaped
+    return json.dumps(text, ensure_ascii=False).replace("\x7f", "\\u007f")
+
+
+def _toml_literal(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if value != value:
+            return "nan"
+        if value in (float("inf"), float("-inf")):
+            return "inf" if value > 0 else "-inf"
+        return repr(value)
+    if isinstance(value, dt.datetime):
+        return instant_text(value)
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, str):
+        return _toml_string(value)
+    if isinstance(value, Mapping):
+        members = ", ".join(f"{_toml_key(str(key))} = {_toml_literal(item)}" for key, item in value.items())
+        return "{ " + members + " }" if members else "{}"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_literal(item) for item in value) + "]"
+    return _toml_string(str(value))
+
+
+def toml_table(kind: str, record: Mapping[str, Any]) -> str:
+    """One `[[kind]]` table; nested tables are written inline so each record stays one table."""
+    ready = _toml_ready(record)
+    lines = [f"[[{kind}]]"] + [f"{_toml_key(key)} = {_toml_literal(value)}" for key, value in ready.items()]
+    return "\n".join(lines) + "\n\n"
 
 
 class RejectsWriter:

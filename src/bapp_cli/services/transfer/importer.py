@@ -136,6 +136,36 @@ class ImportSummary:
 RejectSink = Callable[[str, SourceRow, str], None]
 
 
+class Touched:
+    """The rows of one table this import has written, in flat memory: a file's second row for a key
+    that an earlier batch already wrote is a duplicate, not an update.
+
+    Rows created by the import have ids above the highest id when it began (writers of the same table
+    wait for the import's transaction: SQLite's write lock, PostgreSQL's table lock for bookings); rows it
+    updated are marked in a bitmap indexed by id — a million ids cost 125 kB, not a set of a million keys.
+    """
+
+    def __init__(self, session: Session, table: Any) -> None:
+        from sqlalchemy import func, select
+
+        self.floor = int(session.scalar(select(func.max(table.c.id))) or 0)
+        self.bits = bytearray()
+
+    def add(self, row_id: int) -> None:
+        byte = row_id >> 3
+        if byte >= len(self.bits):
+            self.bits.extend(bytes(byte - len(self.bits) + 1 + (len(self.bits) >> 1)))
+        self.bits[byte] |= 1 << (row_id & 7)
+
+    def __contains__(self, row_id: object) -> bool:
+        if not isinstance(row_id, int):
+            return False
+        if row_id > self.floor:
+            return True
+        byte = row_id >> 3
+        return byte < len(self.bits) and bool(self.bits[byte] & (1 << (row_id & 7)))
+
+
 def problem(exc: BappError, name: str | None, line: int) -> RowError:
     """A service rule's refusal as a row error; the rule's own `field: ` prefix becomes the field."""
     message = exc.message

@@ -46,6 +46,7 @@ from bapp_cli.services.transfer.importer import (
     KindImporter,
     RowError,
     RowResult,
+    Touched,
     problem,
 )
 
@@ -122,9 +123,9 @@ class _PeopleImporter(KindImporter):
         }
         self.pathway_slugs = {pathway_id: slug for slug, (pathway_id, _) in self.pathways.items()}
         self.builders = dict(
-            self.session.execute(select(User.email, User.id).join(BuilderProfile, BuilderProfile.user_id == User.id))
-            .tuples()
-            .all()
+            self.session.execute(
+                select(User.email, User.id).join(BuilderProfile, BuilderProfile.user_id == User.id)
+            ).all()
         )
 
     def clients(self, emails: Sequence[str]) -> dict[str, int]:
@@ -135,9 +136,7 @@ class _PeopleImporter(KindImporter):
                     select(User.email, User.id)
                     .join(ClientProfile, ClientProfile.user_id == User.id)
                     .where(User.email.in_(part))
-                )
-                .tuples()
-                .all()
+                ).all()
             )
         return found
 
@@ -192,6 +191,10 @@ class EnrolmentImporter(_PeopleImporter):
     schema = EnrolmentRow
     required = (("client",), ("pathway",))
     batch_size = 5000
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.touched = Touched(self.session, Enrolment.__table__)
 
     def apply(self, rows: Sequence[SourceRow]) -> list[RowResult]:
         valid, results = self.validate(rows)
@@ -329,9 +332,7 @@ def export_enrolments(session: Session) -> Iterator[dict[str, Any]]:
         .order_by(client.email, Pathway.position, Pathway.slug)
         .execution_options(yield_per=2000)
     )
-    for enrolment_id, email, slug, status, start_date, completed_at, builder, created_at in session.execute(
-        query
-    ).tuples():
+    for enrolment_id, email, slug, status, start_date, completed_at, builder, created_at in session.execute(query):
         yield {
             "id": enrolment_id,
             "client": email,
@@ -378,6 +379,7 @@ class ProgressImporter(_PeopleImporter):
             select(SkillPathwayLink.skill_id, SkillPathwayLink.pathway_id)
         ):
             self.links.setdefault(skill_id, set()).add(pathway_id)
+        self.touched = Touched(self.session, UserSkillProgress.__table__)
         self.completed_clients: set[int] = set()
         self.completed_pathways: set[int] = set()
         self.completed_fundamental = False
@@ -439,7 +441,7 @@ class ProgressImporter(_PeopleImporter):
                 continue
             key = (item["email"], item["skill_id"])
             found = existing.get((client_id, item["skill_id"]))
-            if key in first or (found is not None and found["updated_at"] == self.now):
+            if key in first or (found is not None and found["id"] in self.touched):
                 where = f"line {first[key]}" if key in first else "earlier in the file"
                 results.append(
                     RowResult(row, errors=[RowError(line, "skill", f"this progress row is already on {where}")])
@@ -493,6 +495,7 @@ class ProgressImporter(_PeopleImporter):
             change = {name: value for name, value in values.items() if found[name] != value}
             if change:
                 updates.append({"id": found["id"], **change, "updated_at": self.now})
+                self.touched.add(found["id"])
             results.append(RowResult(row, outcome=UPDATED if change else UNCHANGED))
         self._write(inserts, updates, new_enrolments)
         return sorted(results, key=lambda result: result.row.line)
@@ -614,7 +617,7 @@ def export_progress(session: Session) -> Iterator[dict[str, Any]]:
         .order_by(client.email, Skill.slug)
         .execution_options(yield_per=2000)
     )
-    for row in session.execute(query).tuples():
+    for row in session.execute(query):
         yield dict(zip(PROGRESS_EXPORT_COLUMNS, row, strict=True))
 
 
@@ -641,9 +644,7 @@ class BadgeImporter(_PeopleImporter):
         clients = self.clients([email for _, email, _, _, _ in parsed])
         held: set[tuple[int, str]] = set()
         for part in store.chunks(sorted(set(clients.values()))):
-            held.update(
-                self.session.execute(select(Badge.client_id, Badge.key).where(Badge.client_id.in_(part))).tuples().all()
-            )
+            held.update(self.session.execute(select(Badge.client_id, Badge.key).where(Badge.client_id.in_(part))).all())
         inserts: list[tuple[Any, ...]] = []
         inserts_with_id: list[tuple[Any, ...]] = []
         for row, email, key, awarded, badge_id in parsed:
@@ -671,5 +672,5 @@ def export_badges(session: Session) -> Iterator[dict[str, Any]]:
         .join(User, User.id == Badge.client_id)
         .order_by(User.email, Badge.key)
     )
-    for badge_id, email, key, awarded_at in session.execute(query).tuples():
+    for badge_id, email, key, awarded_at in session.execute(query):
         yield {"id": badge_id, "client": email, "key": key, "awarded_at": awarded_at}

@@ -40,6 +40,7 @@ from bapp_cli.services.transfer.importer import (
     KindImporter,
     RowError,
     RowResult,
+    Touched,
     problem,
 )
 
@@ -158,7 +159,7 @@ class BuilderImporter(KindImporter):
 def export_builders(session: Session) -> Iterator[dict[str, Any]]:
     from bapp_cli.services.builders import list_builders
 
-    ids = dict(session.execute(select(User.email, User.id)).tuples().all())
+    ids = dict(session.execute(select(User.email, User.id)).all())
     for view in list_builders(session):
         yield {"id": ids[view.email], **view.as_record()}
 
@@ -171,6 +172,7 @@ class ClientImporter(KindImporter):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.touched = Touched(self.session, User.__table__)
 
     def apply(self, rows: Sequence[SourceRow]) -> list[RowResult]:
         valid, results = self.validate(rows)
@@ -204,7 +206,7 @@ class ClientImporter(KindImporter):
         for row, values in wanted:
             email = values["email"]
             found = existing.get(email)
-            if found is not None and found["updated_at"] == self.now:
+            if found is not None and found["user_id"] in self.touched:
                 results.append(
                     RowResult(row, errors=[RowError(row.line, "email", f"{email!r} appears earlier in the file")])
                 )
@@ -292,7 +294,7 @@ class ClientImporter(KindImporter):
         if new_profiles:
             ids: dict[str, int] = {}
             for part in store.chunks(new_profiles):
-                ids.update(session.execute(select(User.email, User.id).where(User.email.in_(part))).tuples().all())
+                ids.update(session.execute(select(User.email, User.id).where(User.email.in_(part))).all())
             by_email = {values["email"]: values for _, values in wanted}
             store.insert_rows(
                 session,
@@ -303,6 +305,8 @@ class ClientImporter(KindImporter):
                     for email in new_profiles
                 ],
             )
+        for change in user_changes:
+            self.touched.add(change["id"])
         store.update_rows(session, table, user_changes)
         store.update_rows(session, ClientProfile.__table__, profile_changes)
 
@@ -314,7 +318,7 @@ def export_clients(session: Session) -> Iterator[dict[str, Any]]:
         .order_by(User.email)
         .execution_options(yield_per=2000)
     )
-    for user_id, email, name, company, industry, created_at in session.execute(query).tuples():
+    for user_id, email, name, company, industry, created_at in session.execute(query):
         yield {
             "id": user_id,
             "email": email,

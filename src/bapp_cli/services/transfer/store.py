@@ -29,6 +29,7 @@ from sqlalchemy import (
     bindparam,
     func,
     insert,
+    literal_column,
     text,
     update,
 )
@@ -139,7 +140,7 @@ def shifted(column: SQLColumnExpression[Any], minutes: int, *, dialect: str) -> 
         return column
     if dialect == "sqlite":
         return func.datetime(column, f"{minutes:+d} minutes")
-    return column + dt.timedelta(minutes=minutes)
+    return column + literal_column(f"INTERVAL '{int(minutes)} minutes'")
 
 
 def reset_sequences(session: Session, tables: Sequence[FromClause]) -> None:
