@@ -1,0 +1,195 @@
+"""`bapp export …` end to end, and full backups: export → import into a fresh database of the other backend
+→ export is identical, SQLite → PostgreSQL → SQLite."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bapp_cli.db.engine import make_engine
+from bapp_cli.db.models import Badge, Booking, SessionType, User
+from tests.conftest import REPO, Bapp, _admin_execute, _with_database
+from tests.services.test_booking_factories import count, seed_session
+
+EXAMPLES = REPO / "examples"
+
+
+@pytest.fixture(name="seed")
+def seed_fixture(database_url: str) -> Iterator[Session]:
+    yield from seed_session(database_url)
+
+
+def populate(bapp: Bapp) -> None:
+    """A database touched by every feature: catalogue, Calendly types, people, bookings, progress, badges."""
+    config = str(EXAMPLES / "config.toml")
+    steps = [
+        ("import", "all", str(EXAMPLES / "catalog.toml")),
+        ("builders", "add", "priya@coach.example", "--name", "Priya", "--buffer", "10",
+         "--calendly-user", "https://api.calendly.com/users/BAWPRIYA0001"),
+        ("--config", config, "calendly", "sync", "--from-file", str(EXAMPLES / "calendly" / "event_types.json")),
+        ("sessions", "update", "rag-architecture-review", "--price", "120", "--display-order", "3"),
+        ("sessions", "update", "accelerate-foundation-coaching", "--price", "45"),
+        ("sessions", "add", "--title", "Office Hours", "--duration", "30", "--category", "free"),
+        ("clients", "add", "nina@client.example", "--name", "Nina Kowalski", "--company", "Kowalski Bakery"),
+        ("import", "clients", str(EXAMPLES / "clients.csv")),
+        ("import", "bookings", str(EXAMPLES / "bookings.csv")),
+        ("bookings", "create", "--client", "nina@client.example", "--session", "accelerate-foundation-coaching",
+         "--start", "2031-04-01T14:00", "--timezone", "Europe/London", "--duration", "90", "--pathway", "accelerate",
+         "--answer", "Company name=Kowalski Bakery", "--answer", "What are you building?=An ordering assistant",
+         "--answer", "AI tools you use today=ChatGPT", "--idempotency-key", "nina-1"),
+        ("clients", "enroll", "nina@client.example", "pivot", "--builder", "priya@coach.example"),
+        ("skills", "assign", "nina@client.example", "--pathway", "play", "--tier", "1", "--status", "completed",
+         "--via", "assessment"),
+        ("skills", "complete", "maya@client.example", "ai-literacy", "--validated-by", "priya@coach.example",
+         "--note", "Solid: 'quotes', \"double\", and a\nnewline"),
+        ("pathways", "add", "data-leaders", "--name", "Data Leaders", "--tier", "Start: first steps"),
+        ("skills", "link", "ai-literacy", "data-leaders:1"),
+        ("pathways", "archive", "data-leaders", "--yes"),
+    ]  # fmt: skip
+    for step in steps:
+        result = bapp(*step, "--format", "tsv")
+        assert result.exit_code == 0, (step, result.stderr)
+    reference = bapp("bookings", "list", "--client", "nina@client.example", "--format", "tsv").stdout.splitlines()[1]
+    assert bapp("bookings", "confirm", reference.split("\t")[0], "--paid", "--format", "tsv").exit_code == 0
+
+
+def test_export_formats_files_and_errors(bapp: Bapp, seed: Session, tmp_path: Path) -> None:
+    assert bapp("import", "clients", str(EXAMPLES / "clients.csv")).exit_code == 0
+    listing = bapp("export", "clients")
+    assert listing.exit_code == 0 and listing.stderr == ""
+    records = json.loads(listing.stdout)
+    assert [record["email"] for record in records][:2] == ["ava.chen@client.example", "ben.okoro@client.example"]
+    assert list(records[0]) == ["id", "email", "name", "company", "industry", "created_at"]
+    target = tmp_path / "clients.tsv"
+    written = bapp("export", "clients", "-o", str(target))
+    assert written.exit_code == 0 and written.stdout == "" and written.stderr == ""
+    lines = target.read_text().splitlines()
+    assert lines[0] == "id\temail\tname\tcompany\tindustry\tcreated_at" and len(lines) == 8
+    assert not list(tmp_path.glob("*.partial-*"))
+    jsonl = bapp("export", "clients", "--format", "jsonl")
+    assert [json.loads(line)["email"] for line in jsonl.stdout.splitlines()] == [record["email"] for record in records]
+    toml_path = tmp_path / "clients.toml"
+    assert bapp("export", "clients", "-o", str(toml_path)).exit_code == 0
+    assert toml_path.read_text().count("[[clients]]") == 7 and "industry" in toml_path.read_text()
+    # the export imports back unchanged, in each format
+    for path in (target, toml_path):
+        again = bapp("import", "clients", str(path), "--json")
+        assert again.json()["unchanged"] == 7, again.stderr
+    unknown = bapp("export", "widgets")
+    assert unknown.exit_code == 2 and "unknown kind 'widgets'" in unknown.stderr
+    all_csv = bapp("export", "all", "--format", "csv")
+    assert all_csv.exit_code == 2 and "one JSON or TOML document" in all_csv.stderr
+    unwritable = bapp("export", "clients", "-o", str(tmp_path / "missing" / "x.csv"))
+    assert unwritable.exit_code == 6 and "cannot write" in unwritable.stderr
+
+
+def test_export_bookings_carry_the_session_by_natural_key(bapp: Bapp, seed: Session, tmp_path: Path) -> None:
+    populate(bapp)
+    exported = bapp("export", "bookings", "--format", "csv")
+    assert exported.exit_code == 0
+    header = exported.stdout.splitlines()[0].split(",")
+    assert header[:8] == [
+        "id",
+        "reference",
+        "client",
+        "client_name",
+        "builder",
+        "session_id",
+        "session",
+        "session_title",
+    ]
+    records = json.loads(bapp("export", "bookings").stdout)
+    nina = next(record for record in records if record["client"] == "nina@client.example")
+    assert nina["session"].startswith("https://api.calendly.com/event_types/")
+    assert (nina["status"], nina["payment_status"], nina["idempotency_key"]) == ("confirmed", "paid", "nina-1")
+    assert nina["request_fingerprint"] and len(nina["custom_question_responses"]) == 3
+
+
+def _fresh_sqlite(sqlite_template: Path, path: Path) -> str:
+    shutil.copyfile(sqlite_template, path)
+    return f"sqlite:///{path}"
+
+
+def test_a_backup_moves_sqlite_to_postgresql_and_back_exactly(
+    tmp_path: Path, sqlite_template: Path, postgres_template: str, postgres_admin_url: str
+) -> None:
+    source = Bapp(_fresh_sqlite(sqlite_template, tmp_path / "source.db"), tmp_path / "a")
+    populate(source)
+    backup = tmp_path / "backup.json"
+    assert source("export", "all", "-o", str(backup)).exit_code == 0
+    document = json.loads(backup.read_text())
+    assert document["bapp"]["format"] == "bapp-backup"
+    assert [key for key in document if key != "bapp"] == [
+        "pathways",
+        "skills",
+        "builders",
+        "clients",
+        "sessions",
+        "enrolments",
+        "progress",
+        "bookings",
+        "badges",
+    ]
+    assert len(document["badges"]) == 1 and len(document["bookings"]) == 11
+
+    name = f"bapp_restore_{uuid.uuid4().hex[:10]}"
+    _admin_execute(postgres_admin_url, f'CREATE DATABASE "{name}" TEMPLATE "{postgres_template}"')
+    try:
+        postgres = Bapp(_with_database(postgres_admin_url, name), tmp_path / "p")
+        restored = postgres("import", "all", str(backup), "--json")
+        assert restored.exit_code == 0, restored.stderr
+        assert (restored.json()["restored"], restored.json()["rejected"]) == (True, 0)
+        second = tmp_path / "second.json"
+        assert postgres("export", "all", "-o", str(second)).exit_code == 0
+        assert second.read_text() == backup.read_text()
+        # ids stayed valid and the sequences moved past them: new rows get fresh ids
+        assert (
+            postgres("sessions", "show", str(document["sessions"][0]["id"]), "--json").json()["slug"]
+            == (document["sessions"][0]["slug"])
+        )
+        added = postgres("clients", "add", "late@client.example", "--json")
+        assert added.exit_code == 0, added.stderr
+        engine = make_engine(postgres.database_url)
+        with Session(engine) as session:
+            late = session.scalars(select(User.id).where(User.email == "late@client.example")).one()
+            assert late > max(record["id"] for record in document["clients"])
+            assert count(session, Booking) == 11 and count(session, Badge) == len(document["badges"])
+        engine.dispose()
+        toml_backup = tmp_path / "backup.toml"
+        assert postgres("export", "all", "-o", str(toml_backup)).exit_code == 0
+    finally:
+        _admin_execute(postgres_admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    back = Bapp(_fresh_sqlite(sqlite_template, tmp_path / "back.db"), tmp_path / "b")
+    assert back("import", "all", str(toml_backup), "--json").json()["restored"] is True
+    third = tmp_path / "third.json"
+    assert back("export", "all", "-o", str(third)).exit_code == 0
+    finished = json.loads(third.read_text())
+    assert finished == {**document, "clients": finished["clients"]}
+    assert [client for client in finished["clients"] if client["email"] != "late@client.example"] == document["clients"]
+    engine = make_engine(back.database_url)
+    with Session(engine) as session:
+        assert count(session, SessionType) == len(document["sessions"])
+    engine.dispose()
+
+
+def test_importing_a_backup_into_the_database_it_came_from_changes_nothing(
+    bapp: Bapp, seed: Session, tmp_path: Path
+) -> None:
+    populate(bapp)
+    backup = tmp_path / "backup.json"
+    assert bapp("export", "all", "-o", str(backup)).exit_code == 0
+    result = bapp("import", "all", str(backup), "--json")
+    assert result.exit_code == 0, result.stderr
+    summary = result.json()
+    assert (summary["restored"], summary["created"], summary["updated"], summary["rejected"]) == (False, 0, 0, 0)
+    again = tmp_path / "again.json"
+    assert bapp("export", "all", "-o", str(again)).exit_code == 0
+    assert again.read_text() == backup.read_text()

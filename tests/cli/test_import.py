@@ -1,0 +1,415 @@
+"""`bapp import …` end to end on both backends: R4 bad input, all-or-nothing, --continue-on-error with a
+rejects file, --dry-run, stdin, re-imports, and R3 — an import killed with SIGKILL in the middle."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+import os
+import signal
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, select, text
+from sqlalchemy.orm import Session
+
+from bapp_cli.db.models import AuditEntry, Booking, ClientProfile, Enrolment, User
+from tests.conftest import Bapp
+from tests.services.test_booking_factories import add_builder, add_session_type, count, question, seed_session
+
+HEADER = "client,session,start_time,status,client_timezone,pathway,amount\n"
+
+
+@pytest.fixture(name="seed")
+def seed_fixture(database_url: str) -> Iterator[Session]:
+    yield from seed_session(database_url)
+
+
+@pytest.fixture(name="catalogue")
+def catalogue_fixture(seed: Session) -> Session:
+    coach = add_builder(seed, "coach@example.com", buffer_minutes=10)
+    add_session_type(seed, "Intro", slug="intro", duration=30, builder=coach)
+    add_session_type(
+        seed,
+        "Review",
+        slug="review",
+        duration=60,
+        price="40.00",
+        builder=coach,
+        questions=[question("Repo", required=True)],
+    )
+    seed.commit()
+    return seed
+
+
+def write(tmp_path: Path, name: str, content: str | bytes) -> str:
+    path = tmp_path / name
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    return str(path)
+
+
+def nothing_written(seed: Session) -> None:
+    seed.rollback()
+    assert count(seed, Booking) == 0
+    assert count(seed, User) == 1  # the coach
+    assert count(seed, AuditEntry, AuditEntry.entity == "import") == 0
+
+
+def test_a_backfill_imports_then_reimports_as_unchanged(bapp: Bapp, catalogue: Session, tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "bookings.csv",
+        "\ufeff"
+        + HEADER
+        + "Ada@Example.com,intro,2029-06-01T10:00,completed,Europe/London,accelerate,\n"
+        + "bob@example.com,intro,2029-06-01T10:00:00Z,no_show,UTC,,0\n",
+    )
+    result = bapp("import", "bookings", path, "--json")
+    assert (result.exit_code, result.stderr) == (0, "")
+    assert result.json() == {
+        "kind": "bookings",
+        "created": 2,
+        "updated": 0,
+        "unchanged": 0,
+        "rejected": 0,
+        "dry_run": False,
+        "clients_created": 2,
+        "enrolled": 1,
+    }
+    again = bapp("import", "bookings", path)
+    assert again.exit_code == 0 and again.stderr == ""
+    assert again.stdout.splitlines() == [
+        "kind\tcreated\tupdated\tunchanged\trejected\tdry_run\tclients_created\tenrolled",
+        "bookings\t0\t0\t2\t0\tfalse\t0\t0",
+    ]
+    catalogue.rollback()
+    bookings = catalogue.scalars(select(Booking).order_by(Booking.start_time)).all()
+    assert [(booking.status, booking.source, booking.start_time.hour) for booking in bookings] == [
+        ("completed", "import", 9),  # 10:00 in London (BST) is 09:00Z
+        ("no_show", "import", 10),
+    ]
+    entries = catalogue.scalars(select(AuditEntry).where(AuditEntry.entity == "import")).all()
+    assert [(entry.command, entry.entity_key, entry.actor, entry.changes["created"]) for entry in entries] == [
+        ("bapp import", "bookings", "tester", 2),
+        ("bapp import", "bookings", "tester", 0),
+    ]
+
+
+R4_CASES: list[tuple[str, str, bytes | str, tuple[int, str | None], str]] = [
+    (
+        "malformed-csv",
+        "b.csv",
+        HEADER + 'ada@example.com,intro,"2029-01-01T10:00Z,completed,,,\n',
+        (2, None),
+        "malformed",
+    ),
+    (
+        "malformed-json",
+        "b.json",
+        '[\n{"client": "ada@example.com",\n "session": "intro" "start_time": 1}\n]',
+        (3, None),
+        "malformed JSON",
+    ),
+    (
+        "malformed-toml",
+        "b.toml",
+        '[[bookings]]\nclient = "ada@example.com"\nsession = intro\n',
+        (3, None),
+        "malformed TOML",
+    ),
+    (
+        "wrong-encoding",
+        "b.csv",
+        (HEADER + "josé@example.com,intro,2029-01-01T10:00Z,,,,\n").encode("latin-1"),
+        (2, None),
+        "not UTF-8",
+    ),
+    (
+        "missing-column",
+        "b.csv",
+        "client,session\nada@example.com,intro\n",
+        (1, "start_time"),
+        "required column is missing",
+    ),
+    (
+        "unknown-column",
+        "b.csv",
+        "client,session,start_time,colour\nada@example.com,intro,2029-01-01T10:00Z,red\n",
+        (1, "colour"),
+        "unknown column",
+    ),
+    (
+        "invalid-email",
+        "b.csv",
+        HEADER + "ada.example.com,intro,2029-01-01T10:00Z,,,,\n",
+        (2, "client"),
+        "is not a valid e-mail",
+    ),
+    (
+        "unknown-session",
+        "b.csv",
+        HEADER + "ada@example.com,tea-party,2029-01-01T10:00Z,,,,\n",
+        (2, "session"),
+        "no session type 'tea-party'",
+    ),
+    (
+        "unknown-pathway",
+        "b.jsonl",
+        '{"client": "ada@example.com", "session": "intro", "start_time": "2029-01-01T10:00Z", "pathway": "atlantis"}\n',
+        (1, "pathway"),
+        "no pathway 'atlantis'",
+    ),
+    (
+        "impossible-date",
+        "b.csv",
+        HEADER + "ada@example.com,intro,2029-02-30T10:00,,,,\n",
+        (2, "start_time"),
+        "day is out of range",
+    ),
+    (
+        "skipped-local-hour",
+        "b.csv",
+        HEADER + "ada@example.com,intro,2029-03-25T01:30,,Europe/London,,\n",
+        (2, "start_time"),
+        "does not exist in Europe/London",
+    ),
+    (
+        "unknown-zone",
+        "b.csv",
+        HEADER + "ada@example.com,intro,2029-01-01T10:00,,Mars/Olympus,,\n",
+        (2, "client_timezone"),
+        "unknown timezone",
+    ),
+    (
+        "huge-field",
+        "b.csv",
+        "client,session,start_time,client_name\nada@example.com,intro,2029-01-01T10:00Z," + "x" * 50_000 + "\n",
+        (2, "client_name"),
+        "at most 200 characters",
+    ),
+    ("huge-line", "b.csv", HEADER + "ada@example.com,intro," + "9" * 1_100_000 + ",,,,\n", (2, None), "longer than"),
+    (
+        "missing-answer",
+        "b.toml",
+        '[[bookings]]\nclient = "ada@example.com"\nsession = "review"\nstart_time = 2029-01-01T10:00:00Z\n',
+        (1, "custom_question_responses"),
+        "'Repo': required",
+    ),
+]
+
+
+@pytest.mark.parametrize(("case", "name", "content", "where", "message"), R4_CASES, ids=[case[0] for case in R4_CASES])
+def test_r4_bad_input_is_refused_whole_naming_the_row(
+    bapp: Bapp,
+    catalogue: Session,
+    tmp_path: Path,
+    case: str,
+    name: str,
+    content: str | bytes,
+    where: tuple[int, str | None],
+    message: str,
+) -> None:
+    path = write(tmp_path, name, content)
+    result = bapp("import", "bookings", path)
+    assert result.exit_code == 6, (case, result.stderr)
+    assert result.stdout == ""
+    assert result.stderr.startswith("Error: ")
+    line, field = where
+    located = f"line {line}, field {field}: " if field else f"line {line}: "
+    assert located in result.stderr and message in result.stderr, result.stderr
+    assert "nothing was written" in result.stderr.splitlines()[0]
+    nothing_written(catalogue)
+
+
+def test_sql_looking_and_unusual_strings_are_stored_literally(bapp: Bapp, catalogue: Session, tmp_path: Path) -> None:
+    hostile = "Robert'); DROP TABLE bookings;--"
+    answer = 'x" OR 1=1; -- \u202e'
+    path = write(
+        tmp_path,
+        "b.json",
+        json.dumps(
+            [
+                {
+                    "client": "bobby@example.com",
+                    "client_name": hostile,
+                    "session": "review",
+                    "start_time": "2029-01-01T10:00:00Z",
+                    "status": "cancelled",
+                    "cancellation_reason": "'; DELETE FROM users; --",
+                    "custom_question_responses": [{"question": "repo", "answer": answer}],
+                }
+            ]
+        ),
+    )
+    result = bapp("import", "bookings", path, "--json")
+    assert result.exit_code == 0, result.stderr
+    catalogue.rollback()
+    booking = catalogue.scalars(select(Booking)).one()
+    assert booking.cancellation_reason == "'; DELETE FROM users; --"
+    assert booking.custom_question_responses == [{"question": "Repo", "answer": answer, "position": 0}]
+    assert catalogue.scalars(select(User.name).where(User.email == "bobby@example.com")).one() == hostile
+    assert count(catalogue, User) == 2
+
+
+def test_every_bad_row_is_listed_and_json_errors_carry_them_all(bapp: Bapp, catalogue: Session, tmp_path: Path) -> None:
+    days = [dt.date(2029, 1, 1) + dt.timedelta(days=index) for index in range(120)]
+    rows = [f"c{index}@example.com,intro,{day}T10:00Z,completed,,," for index, day in enumerate(days)]
+    rows[5] = "bad-email,intro,2029-01-06T10:00Z,completed,,,"
+    rows[50] = "c50@example.com,intro,2029-01-51T10:00Z,completed,,,"
+    rows[119] = "c119@example.com,nope,2029-01-01T10:00Z,completed,,,"
+    path = write(tmp_path, "b.csv", HEADER + "\n".join(rows) + "\n")
+    result = bapp("import", "bookings", path, "--json")
+    assert result.exit_code == 6 and result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert (
+        lines[0]
+        == "Error: 3 bad rows (first: line 7, client: 'bad-email' is not a valid e-mail address); nothing was written"
+    )
+    assert lines[1].startswith("Hint: fix the rows listed, or pass --continue-on-error")
+    payload = json.loads(lines[-1])
+    assert payload["error"]["code"] == "bad_rows"
+    assert [(item["line"], item["field"]) for item in payload["error"]["details"]] == [
+        (7, "client"),
+        (52, "start_time"),
+        (121, "session"),
+    ]
+    nothing_written(catalogue)
+
+
+def test_continue_on_error_commits_the_good_rows_and_writes_the_rejects(
+    bapp: Bapp, catalogue: Session, tmp_path: Path
+) -> None:
+    path = write(
+        tmp_path,
+        "b.csv",
+        HEADER
+        + "ada@example.com,intro,2030-06-01T10:00Z,confirmed,,,\n"
+        + "bob@example.com,intro,2030-06-01T10:05Z,confirmed,,,\n"  # the coach is busy (buffer 10)
+        + "bad,intro,2030-06-02T10:00Z,confirmed,,,\n"
+        + "cy@example.com,intro,2030-06-03T10:00Z,confirmed,,,\n",
+    )
+    rejects = tmp_path / "rejected.csv"
+    result = bapp("import", "bookings", path, "--continue-on-error", "--rejects", str(rejects), "--json")
+    assert result.exit_code == 3
+    assert (result.json()["created"], result.json()["rejected"]) == (2, 2)
+    assert result.stderr.startswith(f"Error: 2 rows rejected; they are in {rejects}\n")
+    with open(rejects, newline="") as handle:
+        rejected = list(csv.DictReader(handle))
+    assert [row["client"] for row in rejected] == ["bob@example.com", "bad"]
+    assert rejected[0]["error"].startswith("start_time: builder coach@example.com already has booking BK-")
+    assert rejected[1]["error"] == "client: 'bad' is not a valid e-mail address"
+    assert list(rejected[0]) == [*HEADER.strip().split(","), "error"]
+    catalogue.rollback()
+    assert count(catalogue, Booking) == 2
+
+
+def test_dry_run_reports_and_writes_nothing(bapp: Bapp, catalogue: Session, tmp_path: Path) -> None:
+    path = write(tmp_path, "b.csv", HEADER + "ada@example.com,intro,2029-01-01T10:00Z,completed,,,\n")
+    result = bapp("import", "bookings", path, "--dry-run", "--json")
+    assert result.exit_code == 0 and result.stderr == ""
+    assert (result.json()["created"], result.json()["dry_run"]) == (1, True)
+    nothing_written(catalogue)
+
+
+def test_stdin_needs_a_format_and_kinds_and_files_are_checked(bapp: Bapp, catalogue: Session) -> None:
+    data = "email,name\nada@example.com,Ada\n"
+    missing = bapp("import", "clients", "-", stdin=data)
+    assert missing.exit_code == 2 and "cannot tell the format of stdin" in missing.stderr
+    assert "Hint: pass --input-format csv|tsv|json|jsonl|toml" in missing.stderr
+    result = bapp("import", "clients", "-", "--input-format", "csv", "--json", stdin=data)
+    assert result.exit_code == 0 and result.json()["created"] == 1
+    jsonl = bapp("import", "clients", "-", "--input-format", "jsonl", "--json", stdin='{"email": "ada@example.com"}\n')
+    assert jsonl.json()["unchanged"] == 1
+    unknown = bapp("import", "widgets", "x.csv")
+    assert unknown.exit_code == 2 and "unknown kind 'widgets'" in unknown.stderr
+    absent = bapp("import", "clients", "/no/such/file.csv")
+    assert absent.exit_code == 6 and "cannot read /no/such/file.csv" in absent.stderr
+    catalogue.rollback()
+    assert count(catalogue, ClientProfile) == 1
+
+
+def test_import_all_merges_into_a_database_that_is_not_empty(bapp: Bapp, catalogue: Session, tmp_path: Path) -> None:
+    document = {
+        "clients": [{"email": "ada@example.com", "name": "Ada"}],
+        "enrolments": [{"client": "ada@example.com", "pathway": "play", "status": "paused"}],
+        "bookings": [{"client": "ada@example.com", "session": "intro", "start_time": "2029-01-01T10:00:00Z"}],
+    }
+    path = write(tmp_path, "some.json", json.dumps(document))
+    result = bapp("import", "all", path, "--json")
+    assert result.exit_code == 0, result.stderr
+    summary = result.json()
+    assert (summary["restored"], summary["created"]) == (False, 3)
+    assert list(summary["kinds"]) == ["clients", "enrolments", "bookings"]
+    out_of_order = write(tmp_path, "bad.json", json.dumps({"bookings": [], "clients": []}))
+    refused = bapp("import", "all", out_of_order)
+    assert refused.exit_code == 6 and "'clients' comes after 'bookings'" in refused.stderr
+    csv_all = bapp("import", "all", write(tmp_path, "all.csv", "email\n"))
+    assert csv_all.exit_code == 2 and "one JSON or TOML document" in csv_all.stderr
+    catalogue.rollback()
+    assert catalogue.scalars(select(Enrolment.status)).one() == "paused"
+
+
+# -- R3: a real process killed mid-import ------------------------------------------------------------------
+
+
+def _wait_for(condition: Callable[[], bool], what: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def _writing(database_url: str) -> bool:
+    """The import holds an open write transaction that has inserted rows."""
+    if database_url.startswith("sqlite"):
+        connection = sqlite3.connect(database_url.removeprefix("sqlite:///"), timeout=0, isolation_level=None)
+        try:
+            connection.execute("BEGIN IMMEDIATE")
+            connection.execute("ROLLBACK")
+            return False
+        except sqlite3.OperationalError:
+            return True
+        finally:
+            connection.close()
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            query = (
+                "SELECT count(*) FROM pg_locks JOIN pg_class ON pg_class.oid = pg_locks.relation "
+                "WHERE pg_class.relname = 'users' AND pg_locks.mode = 'RowExclusiveLock' "
+                "AND pg_locks.pid <> pg_backend_pid()"
+            )
+            return bool(connection.execute(text(query)).scalar_one())
+    finally:
+        engine.dispose()
+
+
+def test_r3_an_import_killed_with_sigkill_leaves_the_database_as_it_was(
+    bapp: Bapp, catalogue: Session, tmp_path: Path
+) -> None:
+    fifo = tmp_path / "bookings.csv"
+    os.mkfifo(fifo)
+    process = bapp.popen("import", "bookings", str(fifo), "--json")
+    rows = [f"client{index}@example.com,intro,2029-01-01T{index % 24:02d}:00Z,completed,,," for index in range(12_000)]
+    with open(fifo, "w") as writer:
+        writer.write(HEADER)
+        # two full batches: once the write returns, the reader has taken all but a pipe-buffer of it, so
+        # the first 5,000 rows (and their 5,000 new clients) are written in its open transaction
+        writer.write("\n".join(rows) + "\n")
+        writer.flush()
+        _wait_for(lambda: _writing(bapp.database_url), "the import's write transaction")
+        time.sleep(0.5)
+        assert process.poll() is None, process.communicate()
+        process.send_signal(signal.SIGKILL)
+        process.communicate(timeout=30)
+    assert process.returncode == -signal.SIGKILL
+    if bapp.database_url.startswith("postgresql"):
+        _wait_for(lambda: not _writing(bapp.database_url), "the server to roll the dead client back")
+    nothing_written(catalogue)
+    after = bapp("import", "bookings", write(tmp_path, "small.csv", HEADER + rows[0] + "\n"), "--json")
+    assert after.exit_code == 0 and after.json()["created"] == 1
