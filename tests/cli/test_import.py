@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import create_engine, inspect, select, text
 from sqlalchemy.orm import Session
 
 from bapp_cli.db.models import AuditEntry, Booking, ClientProfile, Enrolment, User
@@ -351,6 +351,26 @@ def test_import_all_merges_into_a_database_that_is_not_empty(bapp: Bapp, catalog
     assert csv_all.exit_code == 2 and "one JSON or TOML document" in csv_all.stderr
     catalogue.rollback()
     assert catalogue.scalars(select(Enrolment.status)).one() == "paused"
+
+
+def test_a_big_import_rebuilds_every_index_and_leaves_no_drift(bapp: Bapp, catalogue: Session, tmp_path: Path) -> None:
+    """On SQLite a big import into a small table builds four indexes once at the end instead of row by row."""
+    first = dt.datetime(2029, 1, 1, tzinfo=dt.UTC)
+    rows = [
+        f"c{index % 700}@example.com,intro,{(first + dt.timedelta(minutes=37 * index)).isoformat()},completed,,,"
+        for index in range(6_000)
+    ]
+    path = write(tmp_path, "big.csv", HEADER + "\n".join(rows) + "\n")
+    result = bapp("import", "bookings", path, "--json")
+    assert result.exit_code == 0 and result.json()["created"] == 6_000, result.stderr
+    engine = catalogue.get_bind()
+    indexes = {index["name"] for index in inspect(engine).get_indexes("bookings")}
+    assert {"ix_bookings_pathway_time", "ix_bookings_session_time", "ix_bookings_start_time"} <= indexes
+    assert {"ix_bookings_calendly_event_uri", "ix_bookings_builder_time", "ix_bookings_client_time"} <= indexes
+    check = bapp("db", "check", "--json")
+    assert check.exit_code == 0 and check.json() == [], check.stdout
+    listed = bapp("bookings", "list", "--client", "c1@example.com", "--json")
+    assert len(listed.json()) == 9
 
 
 # -- R3: a real process killed mid-import ------------------------------------------------------------------

@@ -39,13 +39,14 @@ import datetime as dt
 import hashlib
 import operator
 import re
-from collections.abc import Iterator, Mapping, Sequence
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Annotated, Any, Literal, NotRequired, Required
+from typing import Annotated, Any, Literal, NotRequired, Required, cast
 
 from pydantic import ConfigDict, Field, Json, StringConstraints
-from sqlalchemy import and_, select
+from sqlalchemy import Table, and_, func, select, text
 from sqlalchemy.orm import Session, aliased
 from typing_extensions import TypedDict
 
@@ -99,6 +100,13 @@ REFERENCE_PATTERN = re.compile(r"^[A-Z0-9][A-Z0-9-]{0,15}$")
 MAX_REASON_LENGTH = 2000
 # email caches are cleared past this size, so a file of a million distinct clients stays in flat memory
 CACHE_LIMIT = 100_000
+CACHE_KIB = 16_384
+# Indexes an import never reads (the overlap check uses the builder and client ones), rebuilt at the end
+# when the table was small enough for a rebuild to cost less than the row-by-row upkeep.
+DEFERRED_INDEXES = frozenset(
+    {"ix_bookings_pathway_time", "ix_bookings_session_time", "ix_bookings_start_time", "ix_bookings_calendly_event_uri"}
+)
+DEFER_INDEXES_BELOW = 200_000
 
 Text = Annotated[str, StringConstraints(strip_whitespace=True)]
 Email = Annotated[str, StringConstraints(strip_whitespace=True, max_length=320)]
@@ -410,6 +418,17 @@ class BookingImporter(KindImporter):
         self.enrolments: dict[int, dict[int, str]] = {}
         self.session_refs: dict[tuple[str, Any], SessionInfo | BappError] = {}
         self.touched = Touched(self.session, Booking.__table__)
+        self.known_enrolments: dict[int, dict[int, str]] = {}
+        self.pending: _Pending | None = None
+        self.pipelined = self.dialect == "sqlite"
+        self.batches = 0
+        self.dropped: list[Any] = []
+        self.cache_pages: int | None = None
+        if self.dialect == "sqlite":
+            # The five (person, time) indexes take rows in random places for a history spread over years;
+            # a 16 MB page cache (the default is 2 MB) keeps them in memory for the length of the import.
+            self.cache_pages = int(self.session.execute(text("PRAGMA cache_size")).scalar_one())
+            self.session.execute(text(f"PRAGMA cache_size = -{CACHE_KIB}"))
         self.extra = {"clients_created": 0, "enrolled": 0}
 
     # -- per row ---------------------------------------------------------------------------------------
@@ -624,6 +643,31 @@ class BookingImporter(KindImporter):
     # -- per batch -------------------------------------------------------------------------------------
 
     def apply(self, rows: Sequence[SourceRow]) -> list[RowResult]:
+        """Prepare this batch while the previous one's insert runs, settle that one, then start this one.
+
+        Returns the previous batch's results (`drain` returns the last batch's). The preparation is pure
+        Python (validation, rule checks that need no query); only the worker thread touches the database
+        meanwhile, and every later step waits for it.
+        """
+        try:
+            prepared = self._prepare(rows)
+        except BaseException:
+            self.abort()
+            raise
+        settled = self._settle()
+        self._begin(*prepared)
+        return settled
+
+    def drain(self) -> list[RowResult]:
+        return self._settle()
+
+    def abort(self) -> None:
+        """Wait for a running insert before the caller rolls the transaction back."""
+        if self.pending is not None and self.pending.worker is not None:
+            self.pending.worker.join()
+        self.pending = None
+
+    def _prepare(self, rows: Sequence[SourceRow]) -> tuple[list[Draft], list[RowResult]]:
         valid, results = self.validate(rows)
         drafts: list[Draft] = []
         for row, values in valid:
@@ -632,15 +676,31 @@ class BookingImporter(KindImporter):
                 results.append(RowResult(row, errors=draft))
             else:
                 drafts.append(draft)
+        return drafts, results
+
+    def _begin(self, drafts: list[Draft], results: list[RowResult]) -> None:
+        if self.pipelined and not self.batches and len(drafts) >= self.batch_size // 2:
+            self._defer_indexes()
+        self.batches += 1
         self._resolve_clients(drafts)
         drafts = self._match_existing(drafts, results)
         self._load_enrolments(drafts)
+        savepoint = self.session.begin_nested()
+        plan = _Plan(self.enrolments)
+        accepted = [draft for draft in drafts if self._plan_row(draft, plan, results)]
+        insert = self._write(plan, deferred=self.pipelined)
+        self.pending = _Pending(results, accepted, plan, savepoint, _Worker(insert) if insert is not None else None)
+
+    def _settle(self) -> list[RowResult]:
+        pending = self.pending
+        if pending is None:
+            return []
+        self.pending = None
+        if pending.worker is not None:
+            pending.worker.finish()
+        results, accepted, plan, savepoint = pending.results, pending.accepted, pending.plan, pending.savepoint
         check_overlaps = not self.restore and not self.options.allow_overlap
         while True:
-            savepoint = self.session.begin_nested()
-            plan = _Plan(self.enrolments)
-            accepted = [draft for draft in drafts if self._plan_row(draft, plan, results)]
-            self._write(plan)
             refused = self._overlaps(accepted) if check_overlaps else {}
             if not refused:
                 savepoint.commit()
@@ -654,13 +714,38 @@ class BookingImporter(KindImporter):
             drafts = [draft for draft in accepted if draft.key not in refused]
             for draft in drafts:
                 self.users.pop(draft.email, None)
+            self.known_enrolments.clear()
             self._resolve_clients(drafts)
             self._load_enrolments(drafts)
+            savepoint = self.session.begin_nested()
+            plan = _Plan(self.enrolments)
+            accepted = [draft for draft in drafts if self._plan_row(draft, plan, results)]
+            self._write(plan, deferred=False)
         for draft in accepted:
             results.append(RowResult(draft.row, outcome=draft.outcome))
         self.extra["clients_created"] += plan.clients_created
         self.extra["enrolled"] += len(plan.new_enrolments)
+        for email, pathway_id in plan.new_enrolments:
+            self.known_enrolments.setdefault(self.users[email][0], {})[pathway_id] = "active"
         return sorted(results, key=lambda result: result.row.line)
+
+    def _defer_indexes(self) -> None:
+        """A big import into a small table builds the indexes the import does not read afterwards, in one
+        sorted pass each, instead of updating them row by row (DDL is transactional in SQLite: a failed or
+        dry-run import rolls the drop back with everything else)."""
+        if int(self.session.scalar(select(func.coalesce(func.max(Booking.id), 0))) or 0) > DEFER_INDEXES_BELOW:
+            return
+        for index in cast(Table, Booking.__table__).indexes:
+            if index.name in DEFERRED_INDEXES:
+                index.drop(self.session.connection())
+                self.dropped.append(index)
+
+    def finish(self) -> None:
+        for index in self.dropped:
+            index.create(self.session.connection())
+        self.dropped.clear()
+        if self.cache_pages is not None:
+            self.session.execute(text(f"PRAGMA cache_size = {int(self.cache_pages)}"))
 
     def _resolve_clients(self, drafts: Sequence[Draft]) -> None:
         if len(self.users) > CACHE_LIMIT:
@@ -676,20 +761,28 @@ class BookingImporter(KindImporter):
                 self.users[email] = (user_id, profile_id is not None, bool(name))
 
     def _load_enrolments(self, drafts: Sequence[Draft]) -> None:
-        """The enrolments of the batch's known clients that rule 4 may consult (one query per 1,000)."""
-        self.enrolments = {}
+        """The enrolments rule 4 may consult for the batch's known clients: queried once per client (one
+        query per batch) and then kept, with the ones this import adds, up to the cache limit."""
+        known = self.known_enrolments
+        if len(known) > CACHE_LIMIT:
+            known.clear()
         wanted = sorted(
             {
                 self.users[draft.email][0]
                 for draft in drafts
-                if draft.email in self.users and (draft.pathway is not None or draft.session.category == "pathway")
+                if draft.email in self.users
+                and self.users[draft.email][0] not in known
+                and (draft.pathway is not None or draft.session.category == "pathway")
             }
         )
+        for client_id in wanted:
+            known[client_id] = {}
         for part in store.chunks(wanted):
             for client_id, pathway_id, status in self.session.execute(
                 select(Enrolment.client_id, Enrolment.pathway_id, Enrolment.status).where(Enrolment.client_id.in_(part))
             ):
-                self.enrolments.setdefault(client_id, {})[pathway_id] = status
+                known[client_id][pathway_id] = status
+        self.enrolments = known
 
     def _match_existing(self, drafts: list[Draft], results: list[RowResult]) -> list[Draft]:
         """Settle each row's key (its reference) and the booking it updates; enforce the unique keys."""
@@ -885,7 +978,8 @@ class BookingImporter(KindImporter):
 
     # -- writing ---------------------------------------------------------------------------------------
 
-    def _write(self, plan: _Plan) -> None:
+    def _write(self, plan: _Plan, *, deferred: bool) -> Callable[[], None] | None:
+        """Write the batch; with `deferred`, the bookings' final set-based insert is returned to be run."""
         session = self.session
         now = self.now
         if plan.new_users:
@@ -910,8 +1004,9 @@ class BookingImporter(KindImporter):
             )
         if plan.names:
             store.update_rows(session, User.__table__, [{"id": key, "name": name} for key, name in plan.names.items()])
+        later: list[Callable[[], None]] = []
         if plan.new_enrolments:
-            store.insert_rows(
+            finish_enrolments = store.insert_rows(
                 session,
                 Enrolment.__table__,
                 ("client_id", "pathway_id", "status", "start_date", "builder_id", "created_at", "updated_at"),
@@ -919,7 +1014,10 @@ class BookingImporter(KindImporter):
                     (self.users[email][0], pathway_id, "active", start_date, builder_id, now, now)
                     for (email, pathway_id), (builder_id, start_date) in plan.new_enrolments.items()
                 ],
+                deferred=deferred,
             )
+            if finish_enrolments is not None:
+                later.append(finish_enrolments)
         with_ids = [draft for draft in plan.inserts if self.restore and draft.id is not None]
         for group, columns in (
             ([draft for draft in plan.inserts if draft not in with_ids] if with_ids else plan.inserts, WRITE_COLUMNS),
@@ -933,7 +1031,9 @@ class BookingImporter(KindImporter):
                 values["client_id"] = self.users[draft.email][0]
                 row = (draft.key, *_compared(values), draft.created_at or now, now)
                 rows_out.append((*row, draft.id) if len(columns) > len(WRITE_COLUMNS) else row)
-            store.insert_rows(session, Booking.__table__, columns, rows_out)
+            finish = store.insert_rows(session, Booking.__table__, columns, rows_out, deferred=deferred)
+            if finish is not None:
+                later.append(finish)
         if plan.updates:
             changes = []
             for draft in plan.updates:
@@ -944,6 +1044,14 @@ class BookingImporter(KindImporter):
                 changes.append({"id": draft.existing["id"], **change, "updated_at": now})
                 self.touched.add(draft.existing["id"])
             store.update_rows(session, Booking.__table__, changes)
+        if not later:
+            return None
+
+        def finish_all() -> None:
+            for finish in later:
+                finish()
+
+        return finish_all
 
     # -- overlaps (rule 6) -------------------------------------------------------------------------------
 
@@ -1074,6 +1182,42 @@ NULLABLE_INPUTS = frozenset(
         "custom_question_responses",
     }
 )
+
+
+class _Worker:
+    """Runs a batch's final insert in a thread: SQLite does the work without holding the GIL, so the next
+    batch is read and validated meanwhile (two cores, one transaction: nothing else uses the connection
+    until `finish`)."""
+
+    def __init__(self, work: Callable[[], None]) -> None:
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, args=(work,), name="bapp-import-writer", daemon=True)
+        self.thread.start()
+
+    def _run(self, work: Callable[[], None]) -> None:
+        try:
+            work()
+        except BaseException as exc:  # handed to the main thread in finish()
+            self.error = exc
+
+    def join(self) -> None:
+        self.thread.join()
+
+    def finish(self) -> None:
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+
+
+@dataclass
+class _Pending:
+    """A batch whose rows are written (or being written) but whose overlaps are not yet checked."""
+
+    results: list[RowResult]
+    accepted: list[Draft]
+    plan: _Plan
+    savepoint: Any
+    worker: _Worker | None
 
 
 @dataclass

@@ -286,6 +286,13 @@ class KindImporter:
     def apply(self, rows: Sequence[SourceRow]) -> list[RowResult]:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def drain(self) -> list[RowResult]:
+        """Results still held back after the last batch (an importer that pipelines its writes)."""
+        return []
+
+    def abort(self) -> None:
+        """The import is failing: stop any work in flight before the transaction is rolled back."""
+
     def finish(self) -> None:
         """After the last batch: completion rules, sequences."""
 
@@ -330,8 +337,9 @@ def run_kind(
     """Feed `rows` to `importer` in batches; count outcomes; collect errors and rejects."""
     tally = Tally(importer.kind)
     size = importer.options.batch_size or importer.batch_size
-    for batch in _batches(rows, size):
-        for result in importer.apply(batch):
+
+    def count(results: Sequence[RowResult]) -> None:
+        for result in results:
             if result.errors:
                 tally.rejected += 1
                 for error in result.errors:
@@ -347,9 +355,17 @@ def run_kind(
                 tally.updated += 1
             else:
                 tally.unchanged += 1
-        if on_batch is not None:
-            on_batch(len(batch))
-    importer.finish()
+
+    try:
+        for batch in _batches(rows, size):
+            count(importer.apply(batch))
+            if on_batch is not None:
+                on_batch(len(batch))
+        count(importer.drain())
+        importer.finish()
+    except BaseException:
+        importer.abort()
+        raise
     tally.extra = dict(importer.extra)
     return tally
 

@@ -79,14 +79,25 @@ def _converter(column_type: Any) -> Callable[[Any], Any] | None:
     return None
 
 
-def insert_rows(session: Session, clause: FromClause, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    """Insert `rows` (tuples of Python values in `columns` order) set-based."""
+def insert_rows(
+    session: Session,
+    clause: FromClause,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    *,
+    deferred: bool = False,
+) -> Callable[[], None] | None:
+    """Insert `rows` (tuples of Python values in `columns` order) set-based.
+
+    With `deferred` (SQLite), the rows are staged and the final INSERT … SELECT is returned for the caller
+    to run — in a thread, say — before anything else uses the connection.
+    """
     if not rows:
-        return
+        return None
     table = cast(Table, clause)
     if not is_sqlite(session):
         session.execute(insert(table), [dict(zip(columns, row, strict=True)) for row in rows])
-        return
+        return None
     # convert column by column: one comprehension per typed column instead of a call per cell
     data: list[Sequence[Any]] = list(zip(*rows, strict=True))
     for index, name in enumerate(columns):
@@ -100,19 +111,24 @@ def insert_rows(session: Session, clause: FromClause, columns: Sequence[str], ro
                 data[index] = [convert(value) for value in column]
     names = ", ".join(columns)
     stage = f"bapp_stage_{table.name}_{zlib.crc32(names.encode()):08x}"
-    connection = session.connection()
-    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
-    try:
-        # A constraint-free copy of the columns takes the rows at C speed; the one INSERT … SELECT then
-        # checks the real table's constraints once per statement rather than once per row.
-        cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS {stage} AS SELECT {names} FROM main.{table.name} WHERE 0")
-        cursor.executemany(
-            f"INSERT INTO temp.{stage} VALUES ({', '.join('?' * len(columns))})", zip(*data, strict=True)
-        )
-        cursor.execute(f"INSERT INTO main.{table.name} ({names}) SELECT {names} FROM temp.{stage} ORDER BY rowid")
-        cursor.execute(f"DELETE FROM temp.{stage}")
-    finally:
-        cursor.close()
+    cursor = session.connection().connection.driver_connection.cursor()  # type: ignore[union-attr]
+    # A constraint-free copy of the columns takes the rows at C speed (staged here, holding the GIL: a
+    # thread binding row by row would fight the main thread for it); the one INSERT … SELECT then checks
+    # the real table's constraints once per statement rather than once per row, without the GIL.
+    cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS {stage} AS SELECT {names} FROM main.{table.name} WHERE 0")
+    cursor.executemany(f"INSERT INTO temp.{stage} VALUES ({', '.join('?' * len(columns))})", zip(*data, strict=True))
+
+    def finish() -> None:
+        try:
+            cursor.execute(f"INSERT INTO main.{table.name} ({names}) SELECT {names} FROM temp.{stage} ORDER BY rowid")
+            cursor.execute(f"DELETE FROM temp.{stage}")
+        finally:
+            cursor.close()
+
+    if deferred:
+        return finish
+    finish()
+    return None
 
 
 def update_rows(session: Session, clause: FromClause, changes: Sequence[Mapping[str, Any]]) -> None:

@@ -1,0 +1,265 @@
+"""P3: `bapp import bookings` of a 100,000-row CSV into SQLite against `sqlite-utils insert` of the same file.
+
+The CSV is a realistic backfill with 7 columns — client, session, start_time, status, client_timezone,
+pathway, amount — over 20,000 distinct clients, 200 session types and 50 builders: mostly past
+bookings (completed, cancelled, no-show) and a tenth pending or confirmed in future slots, which the
+overlap rule checks. bapp validates every row (e-mails, sessions, instants, zones, money, pathways,
+overlaps), creates the 20,000 clients and their enrolments, and writes the bookings into the real
+schema (nine indexes, CHECK constraints, foreign keys) in one transaction; sqlite-utils inserts the
+rows as they are into a table it creates, committing every 100 rows (its default).
+
+Both are timed as whole processes on fresh database files, interleaved, median of --runs. Peak RSS is the
+bapp process's own (os.wait4). With --large, a 1,000,000-row file is imported as well, to show that
+memory stays flat (this takes a few minutes and is not part of `make bench`).
+
+    python bench/import.py [--runs 3] [--large] [--keep]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as dt
+import json
+import os
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from report import emit
+
+REPO = Path(__file__).resolve().parent.parent
+WORK = REPO / ".bench" / "import"
+BIN = Path(sys.executable).parent
+ROWS = 100_000
+LARGE_ROWS = 1_000_000
+CLIENTS = 20_000
+BUILDERS = 50
+SESSION_TYPES = 200
+TARGET_RATIO = 3.0
+RSS_LIMIT_MB = 150.0
+COLUMNS = ("client", "session", "start_time", "status", "client_timezone", "pathway", "amount")
+ZONES = ("Europe/London", "Europe/Berlin", "America/New_York", "Asia/Kolkata", "UTC")
+PAST = ("completed",) * 15 + ("cancelled",) * 2 + ("no_show",)
+
+
+def generate(path: Path, rows: int, *, seed: int = 7) -> None:
+    """The backfill CSV. Active (pending/confirmed) rows sit in distinct future hours, one builder each."""
+    rng = random.Random(seed)
+    first_past = dt.datetime(2022, 1, 1, 8, tzinfo=dt.UTC)
+    first_future = dt.datetime(2031, 1, 1, 8, tzinfo=dt.UTC)
+    active = 0
+    # every client appears, equally often, in a random order
+    clients = [index % CLIENTS for index in range(rows)]
+    rng.shuffle(clients)
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(COLUMNS)
+        for index in range(rows):
+            client = f"client{clients[index]:05d}@bench.example"
+            if index % 10 == 9:
+                # the n-th active row: hour n, session of builder n % 50, so no builder or client overlaps
+                start = first_future + dt.timedelta(hours=active)
+                session = (active % BUILDERS) * (SESSION_TYPES // BUILDERS) + 1
+                status = "confirmed" if active % 3 else "pending"
+                active += 1
+            else:
+                start = first_past + dt.timedelta(minutes=15 * rng.randrange(4 * 24 * 365 * 8))
+                session = rng.randrange(SESSION_TYPES) + 1
+                status = rng.choice(PAST)
+            pathway = rng.choice(("accelerate", "pivot", "play", "", ""))
+            amount = rng.choice(("0.00", "0.00", "45.00", "95.00"))
+            writer.writerow(
+                (client, f"session-{session:03d}", start.strftime("%Y-%m-%dT%H:%M:%SZ"), status,
+                 rng.choice(ZONES), pathway, amount)
+            )  # fmt: skip
+
+
+def build_template(path: Path) -> None:
+    """A migrated database with the builders and session types the CSV names (and no clients yet)."""
+    from sqlalchemy import insert
+
+    from bapp_cli.db import migration
+    from bapp_cli.db.engine import make_engine
+    from bapp_cli.db.models import BuilderProfile, SessionType, User
+
+    if path.exists():
+        path.unlink()
+    engine = make_engine(f"sqlite:///{path}", create_sqlite_file=True)
+    migration.upgrade(engine)
+    now = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
+    with engine.begin() as connection:
+        connection.execute(
+            insert(User),
+            [
+                {"id": index + 1, "email": f"builder{index:02d}@bench.example", "created_at": now, "updated_at": now}
+                for index in range(BUILDERS)
+            ],
+        )
+        connection.execute(
+            insert(BuilderProfile),
+            [
+                {"user_id": index + 1, "buffer_minutes": 10, "created_at": now, "updated_at": now}
+                for index in range(BUILDERS)
+            ],
+        )
+        connection.execute(
+            insert(SessionType),
+            [
+                {
+                    "id": index + 1,
+                    "slug": f"session-{index + 1:03d}",
+                    "title": f"Session {index + 1:03d}",
+                    "duration_minutes": 45,
+                    "category": ("free", "specialized")[index % 2],
+                    "requires_auth": bool(index % 2),
+                    "price": Decimal("0.00"),
+                    "builder_id": index // (SESSION_TYPES // BUILDERS) + 1,
+                    "custom_questions": [],
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                for index in range(SESSION_TYPES)
+            ],
+        )
+    engine.dispose()
+
+
+def run(command: list[str], env: dict[str, str]) -> tuple[float, float, float, str]:
+    """Wall seconds, CPU seconds and peak RSS (MB) of one whole process, and its stdout."""
+    started = time.perf_counter()
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    # wait4 gives this child's own resource usage (RUSAGE_CHILDREN would mix every child of the bench)
+    _, status, usage = os.wait4(process.pid, 0)
+    wall = time.perf_counter() - started
+    process.returncode = os.waitstatus_to_exitcode(status)
+    stdout = process.stdout.read().decode() if process.stdout else ""
+    stderr = process.stderr.read().decode() if process.stderr else ""
+    if process.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed ({process.returncode}): {stderr[-800:]}")
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, stdout
+
+
+def bapp_import(template: Path, csv_path: Path, env: dict[str, str]) -> tuple[float, float, float]:
+    target = WORK / "bapp.db"
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{target}{suffix}").unlink(missing_ok=True)
+    shutil.copyfile(template, target)
+    command = [
+        str(BIN / "bapp"),
+        "--database-url",
+        f"sqlite:///{target}",
+        "import",
+        "bookings",
+        str(csv_path),
+        "--json",
+    ]
+    wall, cpu, rss, stdout = run(command, env)
+    summary = json.loads(stdout)
+    with open(csv_path, encoding="utf-8") as handle:
+        rows = sum(1 for _ in handle) - 1
+    if (summary["created"], summary["rejected"], summary["clients_created"]) != (rows, 0, CLIENTS):
+        raise SystemExit(f"unexpected import summary: {summary}")
+    return wall, cpu, rss
+
+
+def sqlite_utils_insert(csv_path: Path, env: dict[str, str]) -> tuple[float, float, float]:
+    target = WORK / "sqlite-utils.db"
+    target.unlink(missing_ok=True)
+    wall, cpu, rss, _ = run([str(BIN / "sqlite-utils"), "insert", str(target), "bookings", str(csv_path), "--csv"], env)
+    return wall, cpu, rss
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--large", action="store_true", help="also import 1,000,000 rows (a few minutes)")
+    parser.add_argument("--keep", action="store_true", help="keep the generated files between runs")
+    args = parser.parse_args()
+    WORK.mkdir(parents=True, exist_ok=True)
+    env = {key: value for key, value in os.environ.items() if not key.startswith("BAPP_")}
+    env["BAPP_CONFIG"] = str(WORK / "absent-config.toml")
+    csv_path = WORK / "bookings-100k.csv"
+    template = WORK / "template.db"
+    if not (args.keep and csv_path.exists()):
+        generate(csv_path, ROWS)
+    if not (args.keep and template.exists()):
+        build_template(template)
+
+    bapp_runs: list[tuple[float, float, float]] = []
+    anchor_runs: list[tuple[float, float, float]] = []
+    for _ in range(args.runs):
+        bapp_runs.append(bapp_import(template, csv_path, env))
+        anchor_runs.append(sqlite_utils_insert(csv_path, env))
+    bapp_wall = statistics.median(run[0] for run in bapp_runs)
+    anchor_wall = statistics.median(run[0] for run in anchor_runs)
+    bapp_cpu = statistics.median(run[1] for run in bapp_runs)
+    anchor_cpu = statistics.median(run[1] for run in anchor_runs)
+    peak = max(run[2] for run in bapp_runs)
+    emit(
+        "P3 import bookings, 100k rows (rows/s)",
+        bapp=ROWS / bapp_wall,
+        anchor=ROWS / anchor_wall,
+        target=TARGET_RATIO,
+        unit="rows/s",
+        higher_is_better=True,
+        anchor_label="sqlite-utils insert",
+        note=f"wall {bapp_wall:.2f} s vs {anchor_wall:.2f} s; CPU {bapp_cpu:.2f} s vs {anchor_cpu:.2f} s "
+        f"(CPU ratio {anchor_cpu / bapp_cpu:.2f}); median of {args.runs}",
+    )
+    emit(
+        "P3 bapp peak RSS, 100k rows",
+        bapp=peak,
+        anchor=RSS_LIMIT_MB,
+        target=1.0,
+        unit="MB",
+        anchor_label="limit",
+        note=f"sqlite-utils peaked at {max(run[2] for run in anchor_runs):.0f} MB",
+    )
+    if args.large:
+        large = WORK / "bookings-1m.csv"
+        if not (args.keep and large.exists()):
+            generate(large, LARGE_ROWS, seed=11)
+        wall, cpu, rss = bapp_import_large(template, large, env)
+        emit(
+            "P3 bapp peak RSS, 1M rows vs 100k rows",
+            bapp=rss,
+            anchor=peak,
+            target=1.25,
+            unit="MB",
+            anchor_label="100k rows",
+            note=f"1M rows in {wall:.1f} s ({LARGE_ROWS / wall:,.0f} rows/s, CPU {cpu:.1f} s)",
+        )
+    return 0
+
+
+def bapp_import_large(template: Path, csv_path: Path, env: dict[str, str]) -> tuple[float, float, float]:
+    target = WORK / "bapp-large.db"
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{target}{suffix}").unlink(missing_ok=True)
+    shutil.copyfile(template, target)
+    command = [
+        str(BIN / "bapp"),
+        "--database-url",
+        f"sqlite:///{target}",
+        "import",
+        "bookings",
+        str(csv_path),
+        "--json",
+    ]
+    wall, cpu, rss, stdout = run(command, env)
+    summary: dict[str, Any] = json.loads(stdout)
+    if summary["rejected"] or summary["created"] != LARGE_ROWS:
+        raise SystemExit(f"unexpected import summary: {summary}")
+    return wall, cpu, rss
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
