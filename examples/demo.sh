@@ -39,7 +39,7 @@ bapp pathways list --format tsv | cut -f1,2,6 | sed 's/^/    /'
 
 # ---- skills, progress and badges (issue 5) ---------------------------------------------------------
 step "Load the skill catalogue: ~14 skills per pathway across three tiers, five fundamentals"
-show bash "$here/load_catalog.sh" "$here/catalog.toml"
+show bapp import all "$here/catalog.toml" --format table
 show bapp skills list --pathway accelerate --format table
 show bapp skills list --fundamental --format tsv
 
@@ -216,3 +216,41 @@ show bapp calendly webhook apply "$created_hook" --signature "$created_sig" --fo
 show bapp calendly webhook apply "$canceled_hook" --signature "$(bapp calendly webhook sign "$canceled_hook")" --json
 show bapp --timezone Europe/London bookings list --client sam@client.example --from 2031-05-01 --format table
 unset CALENDLY_WEBHOOK_SIGNING_KEY
+
+# ---- bulk import and export (issue 7) -------------------------------------------------------------------
+step "Load clients from a CSV: new ones created, Maya's company filled in; running it again changes nothing"
+show bapp import clients "$here/clients.csv" --format table
+show bapp import clients "$here/clients.csv" --json
+
+step "Backfill last year's bookings: every row checked as \`bookings create\` checks it, all in one transaction"
+show bapp import bookings "$here/bookings.csv" --dry-run --json
+show bapp import bookings "$here/bookings.csv" --format table
+show bapp --timezone Europe/London bookings list --client ava.chen@client.example --format table
+
+step "A file with bad rows is refused whole (exit 6): every bad row named by line and field, nothing written"
+bad_bookings="$demo_dir/bad-bookings.csv"
+cat > "$bad_bookings" <<'CSV'
+client,session,start_time,status,client_timezone,pathway,amount
+zoe@client.example,free-discovery-call,2030-12-10T10:00,completed,Europe/London,,0.00
+not-an-email,free-discovery-call,2030-12-11T10:00,completed,Europe/London,,0.00
+zoe@client.example,tea-and-biscuits,2030-12-12T10:00,completed,Europe/London,,0.00
+zoe@client.example,free-discovery-call,2030-02-30T10:00,completed,Europe/London,,0.00
+zoe@client.example,free-discovery-call,2030-12-13T10:00,completed,Mars/Olympus,,0.00
+CSV
+refused bapp import bookings "$bad_bookings"
+
+step "Or keep the good rows and set the bad ones aside (exit 3): the rejects file is the input plus an error column"
+refused bapp import bookings "$bad_bookings" --continue-on-error --rejects "$demo_dir/rejected.csv" --format tsv
+show cat "$demo_dir/rejected.csv"
+
+step "Export any kind for analysis, in CSV, TSV, JSON, JSONL or TOML"
+show bash -c "bapp export bookings --format csv | cut -d, -f2,3,10,13 | head -5"
+show bapp export skills -o "$demo_dir/skills.toml"
+show head -12 "$demo_dir/skills.toml"
+
+step "A full backup restores exactly into an empty database (the same commands move SQLite to PostgreSQL)"
+show bapp export all -o "$demo_dir/backup.json"
+restored_url="sqlite:///$demo_dir/restored.db"
+show bapp --database-url "$restored_url" db upgrade
+show bapp --database-url "$restored_url" import all "$demo_dir/backup.json" --format table
+show bash -c "bapp --database-url '$restored_url' export all | cmp - '$demo_dir/backup.json' && echo 'identical exports'"
