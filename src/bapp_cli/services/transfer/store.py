@@ -98,29 +98,47 @@ def insert_rows(
     if not is_sqlite(session):
         session.execute(insert(table), [dict(zip(columns, row, strict=True)) for row in rows])
         return None
-    # convert column by column: one comprehension per typed column instead of a call per cell
+    # Columns holding one value for the whole batch (a source, a currency, `now`, nulls) are bound once in
+    # the INSERT … SELECT; the others are converted column by column and staged.
     data: list[Sequence[Any]] = list(zip(*rows, strict=True))
-    for index, name in enumerate(columns):
+    staged: list[str] = []
+    staged_data: list[Sequence[Any]] = []
+    constants: dict[str, Any] = {}
+    for name, column in zip(columns, data, strict=True):
         convert = _converter(table.c[name].type)
-        if convert is not None:
-            column = data[index]
-            first = column[0]
-            if all(value is first for value in column):  # e.g. one `now` for every created_at
-                data[index] = [convert(first)] * len(column)
-            else:
-                data[index] = [convert(value) for value in column]
+        first = column[0]
+        if column.count(first) == len(column):
+            constants[f"c_{len(constants)}"] = convert(first) if convert is not None else first
+            continue
+        staged.append(name)
+        staged_data.append([convert(value) for value in column] if convert is not None else column)
     names = ", ".join(columns)
-    stage = f"bapp_stage_{table.name}_{zlib.crc32(names.encode()):08x}"
-    cursor = session.connection().connection.driver_connection.cursor()  # type: ignore[union-attr]
+    picks = []
+    constant_names = iter(constants)
+    for name in columns:
+        picks.append(name if name in staged else f":{next(constant_names)}")
+    if not staged:  # every row alike: stage one column anyway, for the row count
+        staged, staged_data = [columns[0]], [data[0]]
+        picks[0] = columns[0]
+    staged_names = ", ".join(staged)
+    stage = f"bapp_stage_{table.name}_{zlib.crc32(staged_names.encode()):08x}"
+    driver = session.connection().connection.driver_connection  # type: ignore[union-attr]
+    cursor = driver.cursor()
     # A constraint-free copy of the columns takes the rows at C speed (staged here, holding the GIL: a
     # thread binding row by row would fight the main thread for it); the one INSERT … SELECT then checks
     # the real table's constraints once per statement rather than once per row, without the GIL.
-    cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS {stage} AS SELECT {names} FROM main.{table.name} WHERE 0")
-    cursor.executemany(f"INSERT INTO temp.{stage} VALUES ({', '.join('?' * len(columns))})", zip(*data, strict=True))
+    cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS {stage} AS SELECT {staged_names} FROM main.{table.name} WHERE 0")
+    cursor.executemany(
+        f"INSERT INTO temp.{stage} VALUES ({', '.join('?' * len(staged))})", zip(*staged_data, strict=True)
+    )
+    select_list = ", ".join(picks)
 
     def finish() -> None:
         try:
-            cursor.execute(f"INSERT INTO main.{table.name} ({names}) SELECT {names} FROM temp.{stage} ORDER BY rowid")
+            cursor.execute(
+                f"INSERT INTO main.{table.name} ({names}) SELECT {select_list} FROM temp.{stage} ORDER BY rowid",
+                constants,
+            )
             cursor.execute(f"DELETE FROM temp.{stage}")
         finally:
             cursor.close()
