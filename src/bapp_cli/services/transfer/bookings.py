@@ -28,9 +28,12 @@ nullable column). Restores (`import all` into an empty database) take rows as re
 times, answers and pathways are kept as they are and the catalogue-dependent rules are not re-run.
 
 Speed (SPEC P3): rows are validated in batches by pydantic, references resolve with one query per batch
-from caches of the small tables, rows are written by one set-based statement per batch, and overlaps are
-found by one self-join per batch over the rows just written — the (person, start_time) indexes bound each
-probe to a day, and earlier batches of the file are already in the table within the same transaction.
+from caches of the small tables, and each batch is written set-based (see `store.insert_rows`). On SQLite
+the batch's big INSERT … SELECT runs in a worker thread, without the GIL, while the next batch is read and
+validated. Overlaps are found by one self-join per batch over the rows just written — the (person,
+start_time) indexes bound each probe to a day, and earlier batches of the file are already in the table
+within the same transaction. A big import into a small table builds the indexes it never reads once, at
+the end.
 """
 
 from __future__ import annotations
@@ -98,8 +101,8 @@ EXPORT_COLUMNS = (
 )
 REFERENCE_PATTERN = re.compile(r"^[A-Z0-9][A-Z0-9-]{0,15}$")
 MAX_REASON_LENGTH = 2000
-# email caches are cleared past this size, so a file of a million distinct clients stays in flat memory
-CACHE_LIMIT = 100_000
+# per-client caches are cleared past this size, so a file of a million distinct clients stays in flat memory
+CACHE_LIMIT = 50_000
 CACHE_KIB = 16_384
 # Indexes an import never reads (the overlap check uses the builder and client ones), rebuilt at the end
 # when the table was small enough for a rebuild to cost less than the row-by-row upkeep.
@@ -108,7 +111,6 @@ DEFERRED_INDEXES = frozenset(
 )
 DEFER_INDEXES_BELOW = 200_000
 
-Text = Annotated[str, StringConstraints(strip_whitespace=True)]
 Email = Annotated[str, StringConstraints(strip_whitespace=True, max_length=320)]
 When = Annotated[str, StringConstraints(strip_whitespace=True, max_length=64)] | dt.datetime | dt.date
 Money = Annotated[Decimal, Field(ge=0, le=MAX_PRICE, max_digits=10, decimal_places=2)]
@@ -405,7 +407,7 @@ class BookingImporter(KindImporter):
     kind = "bookings"
     schema = BookingRow
     required = (("client",), ("session", "session_id"), ("start_time",))
-    batch_size = 5000
+    batch_size = 4000
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -122,7 +122,8 @@ def insert_rows(
         picks[0] = columns[0]
     staged_names = ", ".join(staged)
     stage = f"bapp_stage_{table.name}_{zlib.crc32(staged_names.encode()):08x}"
-    driver = session.connection().connection.driver_connection  # type: ignore[union-attr]
+    driver = session.connection().connection.driver_connection
+    assert driver is not None  # an open connection always has one
     cursor = driver.cursor()
     # A constraint-free copy of the columns takes the rows at C speed (staged here, holding the GIL: a
     # thread binding row by row would fight the main thread for it); the one INSERT … SELECT then checks
