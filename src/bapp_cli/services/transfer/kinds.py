@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import IO, Any
 
 from sqlalchemy import func, select, text
+from sqlalchemy.exc import SAWarning
 from sqlalchemy.orm import Session
 
 from bapp_cli.db.audit import record_audit
@@ -91,6 +93,11 @@ def import_data(
     errors: list[RowError] = []
     tallies = []
     restore = False
+    if kind in ("bookings", "all") and session.get_bind().dialect.name == "postgresql":
+        # Interactive creations check overlaps under per-person advisory locks; an import touches
+        # thousands of people, so it holds off concurrent booking writers for its length instead.
+        # (SQLite's write transactions are already exclusive.)
+        session.execute(text("LOCK TABLE bookings IN SHARE ROW EXCLUSIVE MODE"))
     if kind == "all":
         if source.fmt not in ("json", "toml"):
             raise UsageError("`all` is one JSON or TOML document", hint="use a .json or .toml file, or --input-format")
@@ -119,11 +126,6 @@ def import_data(
             importer = importer_class(context)
             tallies.append(run_kind(importer, rows, errors=errors, rejects=rejects, on_batch=on_batch, label=name))
     else:
-        if kind == "bookings" and session.get_bind().dialect.name == "postgresql":
-            # Interactive creations check overlaps under per-person advisory locks; an import touches
-            # thousands of people, so it holds off concurrent booking writers for its length instead.
-            # (SQLite's write transactions are already exclusive.)
-            session.execute(text("LOCK TABLE bookings IN SHARE ROW EXCLUSIVE MODE"))
         importer_class, _, _ = SPECS[kind].load()
         importer = importer_class(ImportContext(session, now, options))
         source.on_header = importer.check_header
@@ -183,6 +185,13 @@ def export_data(session: Session, kind: str, stream: IO[str], fmt: str) -> int:
     """Write every record of `kind` to `stream`; returns how many records were written."""
     if kind not in KINDS:
         raise UsageError(f"unknown kind {kind!r}", hint="choose one of: " + ", ".join(KINDS))
+    if session.get_bind().dialect.name == "postgresql":
+        # One snapshot for every query, so a backup taken while others write is consistent (SQLite's read
+        # transaction already is one). A caller whose transaction has already run a query keeps its own
+        # isolation, which SQLAlchemy says with a warning.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", SAWarning)
+            session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
     if kind != "all":
         _, exporter, columns = SPECS[kind].load()
         writer = RecordWriter(stream, fmt, columns, kind=kind)
