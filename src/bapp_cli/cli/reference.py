@@ -52,7 +52,9 @@ def render() -> str:
             is_group = getattr(command, "commands", None) is not None
             if not is_group or not path:
                 index.append(f"- [`{title}`](#{anchor}) — {summary}")
-            sections.append(f'<a id="{anchor}"></a>\n## `{title}`\n\n```text\n{command.get_help(context).rstrip()}\n```\n')
+            sections.append(
+                f'<a id="{anchor}"></a>\n## `{title}`\n\n```text\n{command.get_help(context).rstrip()}\n```\n'
+            )
         return "\n".join(parts) + "\n" + "\n".join(index) + "\n\n" + "\n".join(sections)
     finally:
         if saved is None:
