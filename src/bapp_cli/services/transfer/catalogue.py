@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+from abc import abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from decimal import Decimal
 from typing import Annotated, Any, Literal, NotRequired, Required
@@ -221,8 +222,9 @@ class _RowImporter(KindImporter):
         self.session.flush()
         return sorted(results, key=lambda result: result.row.line)
 
-    def apply_row(self, row: SourceRow, values: dict[str, Any]) -> str:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def apply_row(self, row: SourceRow, values: dict[str, Any]) -> str:
+        """Create or update one row; returns its outcome (created, updated, unchanged)."""
 
     def seen_once(self, key: str, line: int, seen: dict[str, int], name: str) -> None:
         if key in seen:

@@ -10,6 +10,7 @@ row listed (line and field), which the caller's unit of work turns into "nothing
 from __future__ import annotations
 
 import datetime as dt
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -219,7 +220,7 @@ def _message(error: Mapping[str, Any]) -> str:
     return str(error.get("msg", "invalid"))
 
 
-class KindImporter:
+class KindImporter(ABC):
     """Base of the per-kind importers: column checks and pydantic validation of a batch."""
 
     kind: ClassVar[str]
@@ -283,17 +284,18 @@ class KindImporter:
         values = adapter.validate_python([row.values for row in good]) if good else []
         return list(zip(good, values, strict=True)), rejected
 
-    def apply(self, rows: Sequence[SourceRow]) -> list[RowResult]:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def apply(self, rows: Sequence[SourceRow]) -> list[RowResult]:
+        """Write one validated batch; a result per row."""
 
     def drain(self) -> list[RowResult]:
         """Results still held back after the last batch (an importer that pipelines its writes)."""
         return []
 
-    def abort(self) -> None:
+    def abort(self) -> None:  # noqa: B027 - an optional hook: most importers hold no work in flight
         """The import is failing: stop any work in flight before the transaction is rolled back."""
 
-    def finish(self) -> None:
+    def finish(self) -> None:  # noqa: B027 - an optional hook: most kinds need nothing at the end
         """After the last batch: completion rules, sequences."""
 
     # -- value helpers shared by the kinds ---------------------------------------------------------------
