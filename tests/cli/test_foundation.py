@@ -164,9 +164,9 @@ def test_db_check_reports_drift_with_exit_1(bapp: Bapp) -> None:
 
 def test_concurrent_upgrades_serialise(empty_database_url: str, tmp_path: Path) -> None:
     bapp = Bapp(empty_database_url, tmp_path)
-    processes = [bapp.popen("db", "upgrade") for _ in range(2)]
+    processes = [bapp.popen("db", "upgrade") for _ in range(3)]
     outcomes = [(process.wait(timeout=120), process.stderr.read()) for process in processes]  # type: ignore[union-attr]
-    assert [code for code, _ in outcomes] == [0, 0], outcomes
+    assert [code for code, _ in outcomes] == [0, 0, 0], outcomes
     assert bapp("db", "current").exit_code == 0
     assert len(bapp("pathways", "list", "--json").json()) == 3  # seeded once, not twice
 

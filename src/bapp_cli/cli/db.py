@@ -28,9 +28,7 @@ def upgrade(
 
     app_state = state(ctx)
     engine = app_state.engine(create_sqlite_file=True, require_head=False)
-    before = migration.current_revision(engine)
-    migration.upgrade(engine, revision)
-    after = migration.current_revision(engine)
+    before, after = migration.upgrade(engine, revision)
     if before == after:
         app_state.messages.info(f"Already at {after}.")
     else:
@@ -54,10 +52,8 @@ def downgrade(
 
     app_state = state(ctx)
     app_state.confirm(yes, f"Downgrade the database to {revision}?")
-    engine = app_state.engine(require_head=False)
-    before = migration.current_revision(engine)
-    migration.downgrade(engine, revision)
-    app_state.messages.info(f"Downgraded {before or 'base'} → {migration.current_revision(engine) or 'base'}.")
+    before, after = migration.downgrade(app_state.engine(require_head=False), revision)
+    app_state.messages.info(f"Downgraded {before or 'base'} → {after or 'base'}.")
 
 
 @app.command("current")

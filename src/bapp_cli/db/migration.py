@@ -40,12 +40,18 @@ def _config(connection: Any) -> Any:
     return config
 
 
-def _run(engine: Engine, action: str, revision: str) -> None:
+def _run(engine: Engine, action: str, revision: str) -> tuple[str | None, str | None]:
+    """Migrate under the lock; returns the revision before and after.
+
+    Nothing touches the database before the lock is held: on a brand-new SQLite file even the first
+    connection (which switches the journal to WAL) must not race another process's upgrade.
+    """
     from alembic import command
 
     from bapp_cli.db.locks import named_lock
 
     with named_lock(engine, "migrations", wait_seconds=MIGRATION_LOCK_WAIT_SECONDS, what="migration"):
+        before = current_revision(engine)
         with engine.connect() as connection:
             sqlite = engine.dialect.name == "sqlite"
             if sqlite:
@@ -64,14 +70,15 @@ def _run(engine: Engine, action: str, revision: str) -> None:
                 connection.connection.driver_connection.execute("PRAGMA foreign_keys = ON")  # type: ignore[union-attr]
                 if problems:
                     raise BappError(f"migration left {len(problems)} broken foreign keys: {problems[:3]}")
+        return before, current_revision(engine)
 
 
-def upgrade(engine: Engine, revision: str = "head") -> None:
-    _run(engine, "upgrade", revision)
+def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str | None]:
+    return _run(engine, "upgrade", revision)
 
 
-def downgrade(engine: Engine, revision: str) -> None:
-    _run(engine, "downgrade", revision)
+def downgrade(engine: Engine, revision: str) -> tuple[str | None, str | None]:
+    return _run(engine, "downgrade", revision)
 
 
 def current_revision(engine: Engine) -> str | None:
