@@ -17,10 +17,10 @@ from sqlalchemy.orm import Session
 from bapp_cli.calendly.models import EventType
 from bapp_cli.db.models import AuditEntry, BuilderProfile, Pathway, SessionType, SessionTypePathway, SyncRun, User
 from bapp_cli.errors import ConfigError, Conflict, InvalidInput, RemoteError
+from bapp_cli.services.calendly_bookings import list_runs
 from bapp_cli.services.session_types import is_bookable
 from bapp_cli.services.sync import (
     Classifier,
-    list_sync_runs,
     parse_listing,
     parse_rules,
     record_failed_run,
@@ -400,10 +400,10 @@ def test_failed_runs_and_status_listing(session: Session) -> None:
         session, source="api", started_at=START + dt.timedelta(hours=1), finished_at=START, error="boom", fetched=3
     )
     session.commit()
-    runs = list_sync_runs(session, limit=5)
+    runs = list_runs(session, limit=5, kind="event_types")
     assert [view.run_id for view in runs] == [failed, runs[1].run_id]
     assert (runs[0].status, runs[0].error, runs[0].fetched) == ("failed", "boom", 3)
     assert runs[1].as_record()["status"] == "succeeded"
-    assert len(list_sync_runs(session, limit=1)) == 1
+    assert len(list_runs(session, limit=1)) == 1
     with pytest.raises(InvalidInput):
-        list_sync_runs(session, limit=0)
+        list_runs(session, limit=0)

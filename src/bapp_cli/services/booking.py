@@ -525,7 +525,7 @@ def _fingerprint(
     return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()
 
 
-def _insert(session: Session, booking: Booking) -> None:
+def insert_booking(session: Session, booking: Booking) -> None:
     """Insert with a fresh random reference, retrying the (astronomically rare) collision."""
     for _ in range(REFERENCE_ATTEMPTS):
         booking.reference = generate_reference()
@@ -643,7 +643,7 @@ def create_booking(session: Session, request: BookingRequest, *, now: dt.datetim
         created_at=now,
         updated_at=now,
     )
-    _insert(session, booking)
+    insert_booking(session, booking)
     record_audit(
         session,
         "booking",

@@ -83,10 +83,11 @@ from bapp_cli.db.models import (
 )
 from bapp_cli.errors import ConfigError, InvalidInput
 from bapp_cli.services.answers import Question, answers_from_calendly, questions_from
-from bapp_cli.services.booking import ACTIVE_STATUSES, _insert
+from bapp_cli.services.booking import ACTIVE_STATUSES, insert_booking
 from bapp_cli.services.enrolment import enrol
 from bapp_cli.services.instants import get_zone
 from bapp_cli.services.people import ensure_client, normalise_email
+from bapp_cli.services.sync import record_run
 
 if TYPE_CHECKING:
     from bapp_cli.calendly.client import CalendlyClient
@@ -662,7 +663,7 @@ class InviteeApplier:
             created_at=self.now,
             updated_at=self.now,
         )
-        _insert(self.session, booking)
+        insert_booking(self.session, booking)
         self._bookings[invitee.uri] = booking
 
         notes: list[str] = []
@@ -831,13 +832,13 @@ def pull_bookings(
         report.count(applier.apply(item))
     session.flush()
     if not dry_run:
-        run = SyncRun(
+        report.run_id = record_run(
+            session,
             kind="bookings",
             source=source,
             started_at=started_at,
             finished_at=clock(),
             status="succeeded",
-            dry_run=False,
             fetched=report.fetched,
             created=report.created,
             updated=report.updated,
@@ -846,14 +847,11 @@ def pull_bookings(
             reactivated=report.rescheduled,
             skipped=report.skipped,
         )
-        session.add(run)
-        session.flush()
-        report.run_id = run.id
         if any(outcome.wrote for outcome in report.outcomes):
             record_audit(
                 session,
                 "calendly_pull",
-                str(run.id),
+                str(report.run_id),
                 {
                     **report.as_record(),
                     "changes": [outcome.describe() for outcome in report.outcomes if outcome.wrote],

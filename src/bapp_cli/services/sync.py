@@ -429,27 +429,6 @@ class SyncReport:
         return self.created + self.updated + self.deactivated + self.reactivated
 
 
-@dataclass(frozen=True)
-class SyncRunView:
-    """One row of ``calendly status``."""
-
-    run_id: int
-    started_at: dt.datetime
-    finished_at: dt.datetime | None
-    status: str
-    source: str
-    fetched: int
-    created: int
-    updated: int
-    unchanged: int
-    deactivated: int
-    reactivated: int
-    error: str | None
-
-    def as_record(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in RUN_COLUMNS}
-
-
 # -- the apply -------------------------------------------------------------------------------------
 
 
@@ -676,13 +655,13 @@ def sync_event_types(
     _write(session, inserts, new_links, updates, relinks, vanished, pathway_ids, now)
 
     if not dry_run:
-        run = SyncRun(
+        report.run_id = record_run(
+            session,
             kind="event_types",
             source=source,
             started_at=started_at,
             finished_at=clock(),
             status="succeeded",
-            dry_run=False,
             fetched=report.fetched,
             created=report.created,
             updated=report.updated,
@@ -691,14 +670,11 @@ def sync_event_types(
             reactivated=report.reactivated,
             skipped=report.skipped,
         )
-        session.add(run)
-        session.flush()
-        report.run_id = run.id
         if report.rows_written:
             record_audit(
                 session,
                 "calendly_sync",
-                str(run.id),
+                str(report.run_id),
                 {**report.as_record(), "changes": [change.describe() for change in report.changes]},
             )
     return report
@@ -762,6 +738,33 @@ def _write(
         )
 
 
+def record_run(
+    session: Session,
+    *,
+    kind: str,
+    source: str,
+    started_at: dt.datetime,
+    finished_at: dt.datetime,
+    status: str,
+    error: str | None = None,
+    **counts: int,
+) -> int:
+    """Add a run record (a sync or a bookings pull) to the session's transaction; returns its id."""
+    run = SyncRun(
+        kind=kind,
+        source=source,
+        started_at=started_at,
+        finished_at=finished_at,
+        status=status,
+        dry_run=False,
+        error=error[:2000] if error is not None else None,
+        **counts,
+    )
+    session.add(run)
+    session.flush()
+    return run.id
+
+
 def record_failed_run(
     session: Session,
     *,
@@ -774,42 +777,13 @@ def record_failed_run(
 ) -> int:
     """The only write of a failed run (a sync, or a bookings pull with kind="bookings"): its record, in a
     transaction of its own (see module docstring)."""
-    run = SyncRun(
+    return record_run(
+        session,
         kind=kind,
         source=source,
         started_at=started_at,
         finished_at=finished_at,
         status="failed",
-        dry_run=False,
+        error=error,
         fetched=fetched,
-        error=error[:2000],
     )
-    session.add(run)
-    session.flush()
-    return run.id
-
-
-def list_sync_runs(session: Session, *, limit: int = 10, kind: str = "event_types") -> list[SyncRunView]:
-    """The most recent runs first."""
-    if limit < 1:
-        raise InvalidInput(f"limit: must be at least 1 (not {limit})", code="invalid_limit")
-    rows = session.scalars(
-        select(SyncRun).where(SyncRun.kind == kind).order_by(SyncRun.started_at.desc(), SyncRun.id.desc()).limit(limit)
-    ).all()
-    return [
-        SyncRunView(
-            run_id=run.id,
-            started_at=run.started_at,
-            finished_at=run.finished_at,
-            status=run.status,
-            source=run.source,
-            fetched=run.fetched,
-            created=run.created,
-            updated=run.updated,
-            unchanged=run.unchanged,
-            deactivated=run.deactivated,
-            reactivated=run.reactivated,
-            error=run.error,
-        )
-        for run in rows
-    ]
