@@ -205,6 +205,8 @@ def main(argv: list[str] | None = None) -> None:
         result = command.main(args=args, prog_name="bapp", standalone_mode=False, obj=app_state)
         if isinstance(result, int):
             exit_code = result
+        if exit_code == 130:  # Typer turns Ctrl-C into a returned 130; the transaction was rolled back
+            sys.stderr.write("Interrupted; nothing was changed.\n")
     except BappError as error:
         _report(error.message, code=error.code, hint=error.hint, details=error.details, argv=args, app_state=app_state)
         exit_code = error.exit_code

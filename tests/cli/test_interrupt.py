@@ -1,0 +1,34 @@
+"""Exit 130: Ctrl-C (SIGINT) mid-command stops cleanly, says so in one line, and writes nothing."""
+
+# ruff: noqa: F811  (pytest fixtures imported from calendly_fixtures are parameters by design)
+
+from __future__ import annotations
+
+import signal
+import time
+
+from tests.cli.calendly_fixtures import (
+    USER,
+    cbapp,  # noqa: F401 (fixture)
+    fake,  # noqa: F401 (fixture)
+    fake_server,  # noqa: F401 (fixture)
+    snapshot,
+)
+from tests.conftest import Bapp
+from tests.fakes.calendly_server import FakeCalendly
+
+
+def test_ctrl_c_during_a_sync_exits_130_with_nothing_written(cbapp: Bapp, fake: FakeCalendly) -> None:
+    before = snapshot(cbapp.database_url)
+    fake.delay_next("/event_types", seconds=20)  # the first page hangs, as a slow network would
+    process = cbapp.popen("calendly", "sync", "--user", USER, env={"BAPP_CALENDLY_TIMEOUT": "30"})
+    deadline = time.monotonic() + 30
+    while fake.count("/event_types") == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert fake.count("/event_types") == 1, "the sync never reached Calendly"
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=30)
+    assert process.returncode == 130
+    assert stderr.strip().splitlines() == ["Interrupted; nothing was changed."]
+    assert stdout == ""
+    assert snapshot(cbapp.database_url) == before  # not even a failed-run record
