@@ -155,10 +155,7 @@ def sync(
 
     app_state = state(ctx)
     sink = app_state.output(fmt, as_json)
-    if user and organization:
-        raise UsageError("--user and --organization cannot be combined", hint="sync one scope per run")
-    if from_file is not None and (user or organization):
-        raise UsageError("--from-file applies a saved listing; --user/--organization do not apply to it")
+    _check_scope_flags(user, organization, from_file, verb="sync")
     settings = app_state.settings
     rules = sync_service.parse_rules(settings.calendly_rules())
     # A bad file is bad input, not a run: refused before the lock, with nothing written (exit 6).
@@ -171,13 +168,7 @@ def sync(
         try:
             if listing is None:
                 with app_state.calendly_client() as client:
-                    scope = sync_service.resolve_scope(
-                        client,
-                        user=user,
-                        organization=organization,
-                        configured_user=_text(settings.get("calendly.user")),
-                        configured_organization=_text(settings.get("calendly.organization")),
-                    )
+                    scope = _resolve_scope(app_state, client, user, organization)
                     listing = sync_service.fetch_event_types(client, scope)
             fetched = len(listing)
             with app_state.transaction(dry_run=dry_run) as session:
@@ -218,6 +209,27 @@ def _print_changes(sink: OutputSink, report: SyncReport, *, dry_run: bool) -> No
         say(f"Dry run: {len(report.changes)} change(s) planned, nothing written.")
     for change in report.changes:
         say(change.describe())
+
+
+def _check_scope_flags(user: str | None, organization: str | None, from_file: str | None, *, verb: str) -> None:
+    if user and organization:
+        raise UsageError("--user and --organization cannot be combined", hint=f"{verb} one scope per run")
+    if from_file is not None and (user or organization):
+        raise UsageError("--from-file applies a saved listing; --user/--organization do not apply to it")
+
+
+def _resolve_scope(app_state: AppState, client: Any, user: str | None, organization: str | None) -> Any:
+    """--user/--organization, else the config's, else the token's own user (SPEC §2.8)."""
+    from bapp_cli.services.sync import resolve_scope
+
+    settings = app_state.settings
+    return resolve_scope(
+        client,
+        user=user,
+        organization=organization,
+        configured_user=_text(settings.get("calendly.user")),
+        configured_organization=_text(settings.get("calendly.organization")),
+    )
 
 
 def _report_failure(
@@ -445,15 +457,11 @@ def pull_bookings(
     """
     from bapp_cli.db.locks import named_lock
     from bapp_cli.services import calendly_bookings as service
-    from bapp_cli.services import sync as sync_service
     from bapp_cli.services.instants import parse_instant
 
     app_state = state(ctx)
     sink = app_state.output(fmt, as_json)
-    if user and organization:
-        raise UsageError("--user and --organization cannot be combined", hint="pull one scope per run")
-    if from_file is not None and (user or organization):
-        raise UsageError("--from-file applies a saved listing; --user/--organization do not apply to it")
+    _check_scope_flags(user, organization, from_file, verb="pull")
     settings = app_state.settings
     pattern = service.pathway_question_pattern(_text(settings.get("calendly.pathway_question")))
     zone = app_state.timezone
@@ -480,13 +488,7 @@ def pull_bookings(
         try:
             if listing is None:
                 with app_state.calendly_client() as client:
-                    scope = sync_service.resolve_scope(
-                        client,
-                        user=user,
-                        organization=organization,
-                        configured_user=_text(settings.get("calendly.user")),
-                        configured_organization=_text(settings.get("calendly.organization")),
-                    )
+                    scope = _resolve_scope(app_state, client, user, organization)
                     listing = service.fetch_booked_invitees(client, scope, since=since_at, until=until_at)
             fetched = len(listing)
             with app_state.transaction(dry_run=dry_run) as session:
