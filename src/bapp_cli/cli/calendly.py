@@ -268,13 +268,11 @@ def _report_failure(
                 )
         except Exception:  # the database itself may be what failed
             run_id = None
-    summary = {"run_id": run_id, "status": "failed", "dry_run": dry_run, "source": source, "fetched": fetched}
     if sink.format == "table":
         return
-    if kind == "bookings":
-        sink.record(BookingPullReport(**summary, error=message).as_record(), PULL_COLUMNS)
-    else:
-        sink.record(SyncReport(**summary, error=message).as_record(), SYNC_COLUMNS)
+    report_type, columns = (BookingPullReport, PULL_COLUMNS) if kind == "bookings" else (SyncReport, SYNC_COLUMNS)
+    failed = report_type(run_id=run_id, status="failed", dry_run=dry_run, source=source, fetched=fetched, error=message)
+    sink.record(failed.as_record(), columns)
 
 
 @app.command("status")
