@@ -58,20 +58,6 @@ SYNC_COLUMNS = (
     "deactivated",
     "reactivated",
 )
-RUN_COLUMNS = (
-    "run_id",
-    "started_at",
-    "finished_at",
-    "status",
-    "source",
-    "fetched",
-    "created",
-    "updated",
-    "unchanged",
-    "deactivated",
-    "reactivated",
-    "error",
-)
 WHOAMI_COLUMNS = ("uri", "name", "email", "organization")
 SOURCES = ("api", "file")
 

@@ -73,6 +73,12 @@ Slug = Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)]
 When = Annotated[str, StringConstraints(strip_whitespace=True, max_length=64)] | dt.datetime | dt.date
 
 
+def _repeated(line: int, first_line: int | None, field: str, what: str) -> RowError:
+    """A row whose natural key an earlier row of this import (or an earlier batch) already wrote."""
+    where = f"line {first_line}" if first_line is not None else "earlier in the file"
+    return RowError(line, field, f"this {what} is already on {where}")
+
+
 class EnrolmentRow(TypedDict, total=False):
     __pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]
     id: int | None
@@ -233,10 +239,7 @@ class EnrolmentImporter(_PeopleImporter):
             key = (item["email"], item["pathway_id"])
             found = existing.get((client_id, item["pathway_id"]))
             if key in first or (found is not None and found["updated_at"] == self.now):
-                where = f"line {first[key]}" if key in first else "earlier in the file"
-                results.append(
-                    RowResult(row, errors=[RowError(line, "pathway", f"this enrolment is already on {where}")])
-                )
+                results.append(RowResult(row, errors=[_repeated(line, first.get(key), "pathway", "enrolment")]))
                 continue
             first[key] = line
             status = item.get("status") or (found["status"] if found else "active")
@@ -442,10 +445,7 @@ class ProgressImporter(_PeopleImporter):
             key = (item["email"], item["skill_id"])
             found = existing.get((client_id, item["skill_id"]))
             if key in first or (found is not None and found["id"] in self.touched):
-                where = f"line {first[key]}" if key in first else "earlier in the file"
-                results.append(
-                    RowResult(row, errors=[RowError(line, "skill", f"this progress row is already on {where}")])
-                )
+                results.append(RowResult(row, errors=[_repeated(line, first.get(key), "skill", "progress row")]))
                 continue
             first[key] = line
             try:
