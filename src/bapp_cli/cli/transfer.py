@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import IO, TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -123,7 +124,7 @@ def import_command(
                     options=options,
                     now=dt.datetime.now(dt.UTC),
                     rejects=rejected_to,
-                    on_batch=lambda rows: advance(source.progress.bytes_read, rows),
+                    on_batch=lambda rows: _after_batch(advance, source.progress.bytes_read, rows),
                 )
             finally:
                 if rejected_to is not None:
@@ -142,6 +143,17 @@ def import_command(
             f"{summary.rejected} row{'s' if summary.rejected != 1 else ''} rejected{where}",
             details=[error.as_detail() for error in summary.errors],
         )
+
+
+def _after_batch(advance: Callable[[int, int], None], bytes_read: int, rows: int) -> None:
+    """Advance the progress bar, and freeze what a batch leaves alive (caches of e-mails, users, enrolments).
+
+    Without the freeze, the collector's full passes rescanned those growing caches again and again; that
+    was an eighth of a 100,000-row import (SPEC P3). The batch's own objects are freed by reference
+    counting when the next batch replaces them, so memory stays flat (bench/import.py --large).
+    """
+    advance(bytes_read, rows)
+    gc.freeze()
 
 
 def export_command(
