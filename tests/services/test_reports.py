@@ -9,9 +9,12 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from bapp_cli.db.models import Enrolment, Pathway, Skill, SkillPathwayLink, User, UserSkillProgress
 from bapp_cli.errors import InvalidInput, NotFound
+from bapp_cli.services.progress import TABLE_TIERS, percent
 from bapp_cli.services.reports import (
     ANALYTICS_COLUMNS,
     CLIENT_PROGRESS_COLUMNS,
@@ -22,6 +25,7 @@ from bapp_cli.services.reports import (
     one_decimal,
     pathway_analytics,
 )
+from bapp_cli.services.skills import assign_skills, reset_skill
 from tests.services.test_booking_factories import add_booking, add_client, add_session_type
 from tests.services.test_progress_factories import LATER, NOW, counting_statements
 from tests.services.test_reports_factories import ANSWERS, PERIOD_FROM, PERIOD_TO, dashboard_data
@@ -286,14 +290,66 @@ def test_statement_count_does_not_depend_on_data_size(session: Session) -> None:
     assert small[0] <= 5  # pathways, enrolment figures, two top-skill rankings, bookings
 
 
-def test_analytics_average_agrees_with_the_progress_table(session: Session) -> None:
-    """Analytics folds the per-enrolment counts in SQL; client progress streams them from the progress table.
-    Both must count the same skills, so the mean of one equals the other's average."""
+def _counted_by_hand(session: Session) -> dict[tuple[str, str], tuple[int, int, tuple[int, ...]]]:
+    """Per (client, pathway) enrolment: completed and linked skills and completed per tier (1–3), counted in
+    Python from the raw rows — independently of `select_enrolment_counts`, which both reports share."""
+    live = set(session.scalars(select(Skill.id).where(Skill.archived.is_(False))))
+    links = session.execute(select(SkillPathwayLink.pathway_id, SkillPathwayLink.skill_id, SkillPathwayLink.tier))
+    linked: dict[int, list[tuple[int, int]]] = {}
+    for pathway_id, skill_id, tier in links:
+        if skill_id in live:
+            linked.setdefault(pathway_id, []).append((skill_id, tier))
+    completed = {
+        (row.client_id, row.skill_id)
+        for row in session.execute(
+            select(UserSkillProgress.client_id, UserSkillProgress.skill_id).where(
+                UserSkillProgress.status == "completed"
+            )
+        )
+    }
+    counted = {}
+    for email, slug, client_id, pathway_id in session.execute(
+        select(User.email, Pathway.slug, Enrolment.client_id, Enrolment.pathway_id)
+        .join(User, User.id == Enrolment.client_id)
+        .join(Pathway, Pathway.id == Enrolment.pathway_id)
+    ):
+        done = [tier for skill_id, tier in linked.get(pathway_id, []) if (client_id, skill_id) in completed]
+        tiers = tuple(done.count(number) for number in TABLE_TIERS)
+        counted[(email, slug)] = (len(done), len(linked.get(pathway_id, [])), tiers)
+    return counted
+
+
+@pytest.mark.parametrize("packed", [True, False])
+def test_both_reports_count_what_the_raw_rows_say(
+    session: Session, packed: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Analytics folds the per-enrolment counts in SQL; client progress streams them from the progress table;
+    both come from one query. Each is checked against a count made by hand from the raw rows (archived,
+    in-progress and reset skills, a skill shared by two pathways), so a wrong shared query fails here even
+    though the two reports would still agree with each other."""
+    from bapp_cli.services import progress
+
+    if not packed:
+        monkeypatch.setattr(progress, "PACKED_BITS", 0)
     dashboard_data(session)
     _grow(session, 9)
+    assign_skills(session, "eve@example.com", ["p3"], now=LATER, status="in_progress")
+    assign_skills(session, "bo@example.com", ["a2"], now=LATER, status="completed")
+    reset_skill(session, "bo@example.com", "a2", now=LATER)
+    expected = _counted_by_hand(session)
+    # the hand count itself reads the module docstring's table
+    assert expected[("ada@example.com", "accelerate")] == (4, 5, (3, 1, 0))
+    assert expected[("bo@example.com", "accelerate")] == (1, 5, (1, 0, 0))
+    assert expected[("eve@example.com", "pivot")] == (1, 3, (0, 1, 0))
+
     lines = list(client_progress(session))
+    assert {
+        (line.row.client, line.row.pathway): (line.row.completed, line.row.total, line.row.tier_completed)
+        for line in lines
+    } == expected
     analytics = pathway_analytics(session)
     for row in analytics.rows:
-        percents = [line.row.percent for line in lines if line.row.pathway == row.pathway.key]
-        assert row.percent_sum == sum(percents) and row.enrolled == len(percents)
+        mine = [counts for (_, slug), counts in expected.items() if slug == row.pathway.key]
+        assert row.enrolled == len(mine)
+        assert row.percent_sum == sum(percent(done, total) for done, total, _ in mine)
     assert analytics.totals.average_percent == one_decimal(sum(line.row.percent for line in lines), len(lines))

@@ -20,7 +20,7 @@ from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import BigInteger, and_, case, func, literal, literal_column, or_, select
+from sqlalchemy import BigInteger, Select, SQLColumnExpression, and_, case, func, literal, literal_column, or_, select
 from sqlalchemy.orm import Session
 
 from bapp_cli.db.audit import record_audit
@@ -612,6 +612,81 @@ class ProgressRow:
         }
 
 
+# -- per-enrolment counts (the progress table and the reports) ---------------------------------------
+
+
+def select_enrolment_counts(
+    *columns: SQLColumnExpression[Any],
+    tiers: Sequence[int] = (),
+    pack_width: int | None = None,
+    linked: bool = False,
+    last_activity: bool = False,
+) -> Select[Any]:
+    """The one definition of an enrolment's skill counts: a GROUP BY to filter (on Enrolment) and wrap.
+
+    One row per enrolment: `enrolment_id`, then `columns` (anything that depends on the enrolment: the
+    query is grouped by its primary key, which both backends accept), then the completed skills among the
+    non-archived skills linked to the enrolment's pathway — `done`, and `tier<n>` for each of `tiers`; or,
+    with `pack_width`, all of them in one integer `packed` (done in the low `pack_width` bits, tier n in
+    field n; the caller makes the fields wide enough) — then, if asked, `linked` (the non-archived skills
+    linked to the pathway) and `last_activity` (the latest change to one of those skills' progress rows).
+    Only what a caller asks for is aggregated: the aggregate is the hot loop (one step per enrolment ×
+    linked skill).
+    """
+    # Packing keeps one SUM per enrolment instead of one per tier plus the total.
+    weights = [(number, (1 << (pack_width * number)) + 1) for number in tiers] if pack_width is not None else []
+    link_columns: list[SQLColumnExpression[Any]] = [SkillPathwayLink.skill_id, SkillPathwayLink.pathway_id]
+    if tiers and pack_width is None:
+        link_columns.append(SkillPathwayLink.tier)
+    if pack_width is not None:
+        link_columns.append(
+            case(
+                *(
+                    (SkillPathwayLink.tier == number, literal_column(str(weight), BigInteger))
+                    for number, weight in weights
+                ),
+                else_=literal_column("1", BigInteger),
+            ).label("weight")
+        )
+    active_links = (
+        select(*link_columns)
+        .join(Skill, Skill.id == SkillPathwayLink.skill_id)
+        .where(Skill.archived.is_(False))
+        .subquery("active_links")
+    )
+    progress = UserSkillProgress.__table__.alias("progress")
+    completed = progress.c.status == "completed"
+    counters: list[SQLColumnExpression[Any]] = []
+    if pack_width is not None:
+        counters.append(func.sum(case((completed, active_links.c.weight), else_=0)).label("packed"))
+    else:
+        counters.extend(
+            func.sum(case((and_(completed, active_links.c.tier == number), 1), else_=0)).label(f"tier{number}")
+            for number in tiers
+        )
+        # summed rather than filtered in the join: the join then probes the (client, skill) unique index
+        counters.append(func.sum(case((completed, 1), else_=0)).label("done"))
+    if linked:
+        counters.append(func.count(active_links.c.skill_id).label("linked"))
+    if last_activity:
+        counters.append(func.max(progress.c.updated_at).label("last_activity"))
+    # Grouped on the enrolment id alone (names are joined by the caller, outside): one key lets PostgreSQL
+    # hash-aggregate in memory instead of sorting every (enrolment × skill) row to disk, and its lower
+    # cost estimate keeps the JIT compiler (≈0.3 s here) out of a sub-second query. Each enrolment probes
+    # its pathway's links and the client's progress rows through the (client, skill) unique index, so on
+    # SQLite the work grows with the rows counted, not with all progress.
+    return (
+        select(Enrolment.id.label("enrolment_id"), *columns, *counters)
+        .select_from(Enrolment)
+        .outerjoin(active_links, active_links.c.pathway_id == Enrolment.pathway_id)
+        .outerjoin(
+            progress,
+            and_(progress.c.client_id == Enrolment.client_id, progress.c.skill_id == active_links.c.skill_id),
+        )
+        .group_by(Enrolment.id)
+    )
+
+
 def check_enrolment_status(status: str) -> str:
     cleaned = status.strip().lower()
     if cleaned not in ENROLMENT_STATUSES:
@@ -636,58 +711,13 @@ def progress_table(
     builder_id = get_builder(session, builder)[0].id if builder is not None else None
     catalogue = load_catalogue(session)
 
-    # The completed counts per tier and overall are packed into one integer per link (overall in the low
-    # field, tier n in field n), so SQL keeps one SUM per enrolment instead of four CASE sums: the
-    # aggregate is the hot loop of this query (one step per enrolment × linked skill). Field width comes
-    # from the largest pathway (no count can exceed it), so fields cannot overflow into each other;
-    # absurdly large pathways fall back to plain sums.
+    # The per-tier and overall completed counts come packed into one integer per enrolment (one SUM in
+    # SQL's hot loop instead of four). Field width comes from the largest pathway (no count can exceed
+    # it), so fields cannot overflow into each other; absurdly large pathways fall back to plain sums.
     width = max([catalogue.pathway_total(key) for key in catalogue.pathways] + [1]).bit_length()
     packed = width * (len(TABLE_TIERS) + 1) <= PACKED_BITS
-    weights = [(number, (1 << (width * number)) + 1) for number in TABLE_TIERS]
-    progress = UserSkillProgress.__table__.alias("progress")
-    active_links = (
-        select(
-            SkillPathwayLink.skill_id,
-            SkillPathwayLink.pathway_id,
-            SkillPathwayLink.tier,
-            case(
-                *(
-                    (SkillPathwayLink.tier == number, literal_column(str(weight), BigInteger))
-                    for number, weight in weights
-                ),
-                else_=literal_column("1", BigInteger),
-            ).label("weight"),
-        )
-        .join(Skill, Skill.id == SkillPathwayLink.skill_id)
-        .where(Skill.archived.is_(False))
-        .subquery("active_links")
-    )
-    completed = progress.c.status == "completed"
-    if packed:
-        counters = [func.sum(case((completed, active_links.c.weight), else_=0)).label("packed")]
-    else:
-        counters = [
-            *(
-                func.sum(case((and_(completed, active_links.c.tier == number), 1), else_=0)).label(f"tier{number}")
-                for number in TABLE_TIERS
-            ),
-            func.sum(case((completed, 1), else_=0)).label("done"),
-        ]
-    # Aggregated per enrolment id alone, then joined to users and pathways: grouping on one key lets
-    # PostgreSQL hash-aggregate in memory instead of sorting every (enrolment × skill) row to disk, and
-    # its lower cost estimate keeps the JIT compiler (≈0.3 s here) out of a sub-second query.
-    # Each enrolment probes its pathway's links and the client's progress rows through the (client,
-    # skill) unique index, so on SQLite the work grows with the rows shown, not with all progress.
-    per_enrolment = (
-        select(Enrolment.id.label("enrolment_id"), func.max(progress.c.updated_at).label("last_activity"), *counters)
-        .select_from(Enrolment)
-        .outerjoin(active_links, active_links.c.pathway_id == Enrolment.pathway_id)
-        .outerjoin(
-            progress,
-            and_(progress.c.client_id == Enrolment.client_id, progress.c.skill_id == active_links.c.skill_id),
-        )
-        .group_by(Enrolment.id)
-    )
+    per_enrolment = select_enrolment_counts(tiers=TABLE_TIERS, pack_width=width if packed else None, last_activity=True)
+    counters = ["packed"] if packed else [*(f"tier{number}" for number in TABLE_TIERS), "done"]
     if pathway_id is not None:
         per_enrolment = per_enrolment.where(Enrolment.pathway_id == pathway_id)
     if builder_id is not None:
@@ -715,7 +745,7 @@ def progress_table(
             Enrolment.status,
             badge_count,
             aggregated.c.last_activity,
-            *(aggregated.c[counter.name] for counter in counters),
+            *(aggregated.c[name] for name in counters),
         )
         .select_from(aggregated)
         .join(Enrolment, Enrolment.id == aggregated.c.enrolment_id)

@@ -35,19 +35,11 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
-from bapp_cli.db.models import (
-    BOOKING_STATUSES,
-    Booking,
-    Enrolment,
-    Pathway,
-    Skill,
-    SkillPathwayLink,
-    UserSkillProgress,
-)
+from bapp_cli.db.models import BOOKING_STATUSES, Booking, Enrolment, Pathway, Skill, SkillPathwayLink, UserSkillProgress
 from bapp_cli.errors import InvalidInput
 from bapp_cli.services.booking import BookingFilters, BookingView, list_bookings
 from bapp_cli.services.people import get_builder
-from bapp_cli.services.progress import TABLE_TIERS, ProgressRow, progress_table
+from bapp_cli.services.progress import TABLE_TIERS, ProgressRow, progress_table, select_enrolment_counts
 
 NO_PATHWAY = "none"
 TOP_SKILLS = 3
@@ -360,38 +352,18 @@ class PathwayAnalytics:
 def _enrolment_figures(session: Session) -> dict[int, tuple[int, ...]]:
     """Per pathway: enrolled, active, paused, completed, Σ percent, Σ days to complete, completions dated.
 
-    The inner query is one row per enrolment with its completed and linked (non-archived) skill counts —
-    the same counting as the progress table — and the outer one folds them per pathway.
+    The inner query is the progress table's per-enrolment count (`select_enrolment_counts`: completed and
+    linked non-archived skills) and the outer one folds them per pathway.
     """
-    links = (
-        select(SkillPathwayLink.skill_id, SkillPathwayLink.pathway_id)
-        .join(Skill, Skill.id == SkillPathwayLink.skill_id)
-        .where(Skill.archived.is_(False))
-        .subquery("links")
-    )
-    done = UserSkillProgress.__table__.alias("done")
-    per_enrolment = (
-        select(
-            Enrolment.pathway_id,
-            Enrolment.status,
-            case(
-                (Enrolment.completed_at.is_(None), None),
-                else_=DaysBetween(Enrolment.start_date, Enrolment.completed_at),
-            ).label("days"),
-            func.count(links.c.skill_id).label("linked"),
-            # summed rather than filtered in the join: the join then probes the (client, skill) unique index
-            func.sum(case((done.c.status == "completed", 1), else_=0)).label("done"),
-        )
-        .select_from(Enrolment)
-        .outerjoin(links, links.c.pathway_id == Enrolment.pathway_id)
-        .outerjoin(
-            done,
-            and_(done.c.client_id == Enrolment.client_id, done.c.skill_id == links.c.skill_id),
-        )
-        # the other columns depend on the primary key, which both backends accept
-        .group_by(Enrolment.id)
-        .subquery("per_enrolment")
-    )
+    per_enrolment = select_enrolment_counts(
+        Enrolment.pathway_id,
+        Enrolment.status,
+        case(
+            (Enrolment.completed_at.is_(None), None),
+            else_=DaysBetween(Enrolment.start_date, Enrolment.completed_at),
+        ).label("days"),
+        linked=True,
+    ).subquery("per_enrolment")
 
     def counting(condition: ColumnElement[bool]) -> ColumnElement[int]:
         return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
