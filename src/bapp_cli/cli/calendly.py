@@ -6,8 +6,8 @@ import contextlib
 import datetime as dt
 import gc
 import sys
-from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Annotated, Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
@@ -16,9 +16,11 @@ from bapp_cli.cli.options import FormatOption, JsonOption
 from bapp_cli.errors import InvalidInput, UsageError
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
     from bapp_cli.calendly.models import EventType
     from bapp_cli.cli.output import OutputSink
-    from bapp_cli.services.calendly_bookings import InviteeOutcome
+    from bapp_cli.services.calendly_bookings import BookedInvitee, BookingPullReport, InviteeOutcome
     from bapp_cli.services.sync import SyncReport
 
 app = typer.Typer(
@@ -32,6 +34,9 @@ RUN_KINDS = ("event_types", "bookings")
 # Without --since a pull covers the recent past and everything upcoming: cancellations of future events
 # arrive at any time, while events long past rarely change (pass --since for a backfill).
 DEFAULT_PULL_DAYS = 30
+
+Listing = TypeVar("Listing", bound=Sequence[Any])
+Report = TypeVar("Report")
 
 
 def _now() -> dt.datetime:
@@ -153,7 +158,6 @@ def sync(
       bapp calendly sync --from-file examples/calendly/event_types.json
       */5 * * * *  bapp calendly sync --wait 60 >/dev/null
     """
-    from bapp_cli.db.locks import named_lock
     from bapp_cli.services import sync as sync_service
 
     app_state = state(ctx)
@@ -163,41 +167,34 @@ def sync(
     rules = sync_service.parse_rules(settings.calendly_rules())
     # A bad file is bad input, not a run: refused before the lock, with nothing written (exit 6).
     listing = _read_listing(from_file) if from_file is not None else None
-    source = "file" if listing is not None else "api"
-    engine = app_state.engine()
-    with _without_cyclic_gc(), named_lock(engine, SYNC_LOCK, wait_seconds=wait, what="Calendly sync"):
-        started_at = _now()
-        fetched = 0
-        try:
-            if listing is None:
-                with app_state.calendly_client() as client:
-                    scope = _resolve_scope(app_state, client, user, organization)
-                    listing = sync_service.fetch_event_types(client, scope)
-            fetched = len(listing)
-            with app_state.transaction(dry_run=dry_run) as session:
-                report = sync_service.sync_event_types(
-                    session,
-                    listing,
-                    source=source,
-                    started_at=started_at,
-                    clock=_now,
-                    rules=rules,
-                    dry_run=dry_run,
-                    allow_empty=allow_empty,
-                    reclassify=reclassify,
-                )
-        except Exception as error:
-            _report_failure(
-                app_state,
-                sink,
-                error,
-                kind="event_types",
-                source=source,
-                started_at=started_at,
-                fetched=fetched,
-                dry_run=dry_run,
-            )
-            raise
+
+    def apply(session: Session, listing: list[EventType], *, source: str, started_at: dt.datetime) -> SyncReport:
+        return sync_service.sync_event_types(
+            session,
+            listing,
+            source=source,
+            started_at=started_at,
+            clock=_now,
+            rules=rules,
+            dry_run=dry_run,
+            allow_empty=allow_empty,
+            reclassify=reclassify,
+        )
+
+    report = _fetch_and_apply_under_lock(
+        app_state,
+        sink,
+        lock=SYNC_LOCK,
+        what="Calendly sync",
+        wait=wait,
+        kind="event_types",
+        listing=listing,
+        fetch=sync_service.fetch_event_types,
+        user=user,
+        organization=organization,
+        apply=apply,
+        dry_run=dry_run,
+    )
     _print_changes(sink, report, dry_run=dry_run)
     sink.record(report.as_record(), sync_service.SYNC_COLUMNS, title="Calendly sync")
 
@@ -233,6 +230,57 @@ def _resolve_scope(app_state: AppState, client: Any, user: str | None, organizat
         configured_user=_text(settings.get("calendly.user")),
         configured_organization=_text(settings.get("calendly.organization")),
     )
+
+
+def _fetch_and_apply_under_lock(
+    app_state: AppState,
+    sink: OutputSink,
+    *,
+    lock: str,
+    what: str,
+    wait: float,
+    kind: str,
+    listing: Listing | None,
+    fetch: Callable[[Any, Any], Listing],
+    user: str | None,
+    organization: str | None,
+    apply: Callable[..., Report],
+    dry_run: bool,
+) -> Report:
+    """The one shape of a Calendly cron run (sync, pull-bookings), recorded as a run of `kind`.
+
+    Under the named lock (so two crons never interleave; `wait` as --wait), with the cyclic GC paused:
+    fetch the listing from Calendly for the resolved scope unless a saved one was given, then
+    `apply(session, listing, source=…, started_at=…)` in the command's one write transaction (rolled back
+    on dry run). Any failure, the fetch's included, is recorded as a failed run in its own transaction
+    and re-raised; Ctrl-C is not an Exception, so an interrupted run rolls back and records nothing.
+    """
+    from bapp_cli.db.locks import named_lock
+
+    source = "file" if listing is not None else "api"
+    engine = app_state.engine()
+    with _without_cyclic_gc(), named_lock(engine, lock, wait_seconds=wait, what=what):
+        started_at = _now()
+        fetched = 0
+        try:
+            if listing is None:
+                with app_state.calendly_client() as client:
+                    listing = fetch(client, _resolve_scope(app_state, client, user, organization))
+            fetched = len(listing)
+            with app_state.transaction(dry_run=dry_run) as session:
+                return apply(session, listing, source=source, started_at=started_at)
+        except Exception as error:
+            _report_failure(
+                app_state,
+                sink,
+                error,
+                kind=kind,
+                source=source,
+                started_at=started_at,
+                fetched=fetched,
+                dry_run=dry_run,
+            )
+            raise
 
 
 def _report_failure(
@@ -456,7 +504,6 @@ def pull_bookings(
       bapp calendly pull-bookings --from-file examples/calendly/scheduled_events.json
       */5 * * * *  bapp calendly pull-bookings --wait 60 >/dev/null
     """
-    from bapp_cli.db.locks import named_lock
     from bapp_cli.services import calendly_bookings as service
     from bapp_cli.services.instants import parse_instant
 
@@ -478,42 +525,37 @@ def pull_bookings(
         content = _read_bytes(from_file, what="--from-file")
         parsed = service.parse_bookings_listing(content, name="stdin" if from_file == "-" else from_file)
         listing = service.within(parsed, since_at, until_at)
-    source = "file" if listing is not None else "api"
-    engine = app_state.engine()
-    with (
-        _without_cyclic_gc(),
-        named_lock(engine, BOOKINGS_LOCK, wait_seconds=wait, what="Calendly bookings pull"),
-    ):
-        started_at = _now()
-        fetched = 0
-        try:
-            if listing is None:
-                with app_state.calendly_client() as client:
-                    scope = _resolve_scope(app_state, client, user, organization)
-                    listing = service.fetch_booked_invitees(client, scope, since=since_at, until=until_at)
-            fetched = len(listing)
-            with app_state.transaction(dry_run=dry_run) as session:
-                report = service.pull_bookings(
-                    session,
-                    listing,
-                    source=source,
-                    started_at=started_at,
-                    clock=_now,
-                    pathway_question=pattern,
-                    dry_run=dry_run,
-                )
-        except Exception as error:
-            _report_failure(
-                app_state,
-                sink,
-                error,
-                kind="bookings",
-                source=source,
-                started_at=started_at,
-                fetched=fetched,
-                dry_run=dry_run,
-            )
-            raise
+
+    def fetch(client: Any, scope: Any) -> list[BookedInvitee]:
+        return service.fetch_booked_invitees(client, scope, since=since_at, until=until_at)
+
+    def apply(
+        session: Session, listing: list[BookedInvitee], *, source: str, started_at: dt.datetime
+    ) -> BookingPullReport:
+        return service.pull_bookings(
+            session,
+            listing,
+            source=source,
+            started_at=started_at,
+            clock=_now,
+            pathway_question=pattern,
+            dry_run=dry_run,
+        )
+
+    report = _fetch_and_apply_under_lock(
+        app_state,
+        sink,
+        lock=BOOKINGS_LOCK,
+        what="Calendly bookings pull",
+        wait=wait,
+        kind="bookings",
+        listing=listing,
+        fetch=fetch,
+        user=user,
+        organization=organization,
+        apply=apply,
+        dry_run=dry_run,
+    )
     _print_outcomes(sink, report.outcomes, dry_run=dry_run)
     sink.record(report.as_record(), service.PULL_COLUMNS, title="Calendly bookings pull")
 
