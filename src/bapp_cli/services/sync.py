@@ -33,8 +33,8 @@ from sqlalchemy import Row, Table, delete, select, update
 from sqlalchemy.orm import Session
 
 from bapp_cli.calendly.models import CustomQuestion, EventType
+from bapp_cli.db import bulk
 from bapp_cli.db.audit import record_audit
-from bapp_cli.db.bulk import insert_many, update_many
 from bapp_cli.db.models import BuilderProfile, Pathway, SessionType, SessionTypePathway, SyncRun
 from bapp_cli.errors import BappError, ConfigError, Conflict, InvalidInput, RemoteError
 from bapp_cli.services.session_types import (
@@ -680,8 +680,9 @@ def _write(
     links: list[dict[str, int]] = []
     table = cast(Table, SessionType.__table__)
     if inserts:
-        # Thousands of rows on a first sync: the driver-level bulk path (db.bulk) rather than the ORM.
-        insert_many(session, table, inserts, list(inserts[0]))
+        # Thousands of rows on a first sync: the set-based path (db.bulk) rather than the ORM.
+        columns = list(inserts[0])
+        bulk.insert_rows(session, table, columns, [tuple(values[name] for name in columns) for values in inserts])
         if new_links:
             created = (
                 session.execute(
@@ -697,12 +698,7 @@ def _write(
                     {"session_type_id": type_id, "pathway_id": pathway_ids[slug]}
                     for slug in new_links.get(uri or "", ())
                 )
-    # rows that changed different fields are grouped so each group is one executemany
-    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
-    for values in updates:
-        groups.setdefault(tuple(name for name in values if name != "id"), []).append(values)
-    for columns, rows in groups.items():
-        update_many(session, table, rows, columns)
+    bulk.update_rows(session, table, updates)  # one executemany per set of changed fields
     if relinks:
         ids = list(relinks)
         for chunk in _chunks(ids):
@@ -713,7 +709,12 @@ def _write(
             for slug in slugs
         )
     if links:
-        insert_many(session, cast(Table, SessionTypePathway.__table__), links, ["session_type_id", "pathway_id"])
+        bulk.insert_rows(
+            session,
+            cast(Table, SessionTypePathway.__table__),
+            ("session_type_id", "pathway_id"),
+            [(link["session_type_id"], link["pathway_id"]) for link in links],
+        )
     gone = [row.id for row in vanished]
     for chunk in _chunks(gone):
         session.execute(

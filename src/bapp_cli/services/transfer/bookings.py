@@ -28,7 +28,7 @@ nullable column). Restores (`import all` into an empty database) take rows as re
 times, answers and pathways are kept as they are and the catalogue-dependent rules are not re-run.
 
 Speed (SPEC P3): rows are validated in batches by pydantic, references resolve with one query per batch
-from caches of the small tables, and each batch is written set-based (see `store.insert_rows`). On SQLite
+from caches of the small tables, and each batch is written set-based (see `bapp_cli.db.bulk`). On SQLite
 the batch's big INSERT … SELECT runs in a worker thread, without the GIL, while the next batch is read and
 validated. Overlaps are found by one self-join per batch over the rows just written — the (person,
 start_time) indexes bound each probe to a day, and earlier batches of the file are already in the table
@@ -53,6 +53,7 @@ from sqlalchemy import Table, and_, func, select, text
 from sqlalchemy.orm import Session, aliased
 from typing_extensions import TypedDict
 
+from bapp_cli.db import bulk
 from bapp_cli.db.models import (
     Booking,
     BuilderProfile,
@@ -753,7 +754,7 @@ class BookingImporter(KindImporter):
         if len(self.users) > CACHE_LIMIT:
             self.users.clear()
         wanted = sorted({draft.email for draft in drafts if draft.email not in self.users})
-        for part in store.chunks(wanted):
+        for part in bulk.chunks(wanted):
             rows = self.session.execute(
                 select(User.id, User.email, User.name, ClientProfile.id)
                 .outerjoin(ClientProfile, ClientProfile.user_id == User.id)
@@ -779,7 +780,7 @@ class BookingImporter(KindImporter):
         )
         for client_id in wanted:
             known[client_id] = {}
-        for part in store.chunks(wanted):
+        for part in bulk.chunks(wanted):
             for client_id, pathway_id, status in self.session.execute(
                 select(Enrolment.client_id, Enrolment.pathway_id, Enrolment.status).where(Enrolment.client_id.in_(part))
             ):
@@ -832,7 +833,7 @@ class BookingImporter(KindImporter):
 
     def _owners(self, column: Any, values: Sequence[str]) -> dict[str, str]:
         owners: dict[str, str] = {}
-        for part in store.chunks(sorted(set(values))):
+        for part in bulk.chunks(sorted(set(values))):
             owners.update(self.session.execute(select(column, Booking.reference).where(column.in_(part))).all())
         return owners
 
@@ -840,7 +841,7 @@ class BookingImporter(KindImporter):
         found: dict[str, dict[str, Any]] = {}
         table = Booking.__table__
         columns = [table.c.id, table.c.reference, table.c.updated_at, *(table.c[name] for name in COMPARED)]
-        for part in store.chunks(sorted(set(references))):
+        for part in bulk.chunks(sorted(set(references))):
             for row in self.session.execute(select(*columns).where(table.c.reference.in_(part))):
                 found[row.reference] = dict(row._mapping)
         return found
@@ -986,29 +987,29 @@ class BookingImporter(KindImporter):
         now = self.now
         if plan.new_users:
             emails = list(plan.new_users)
-            store.insert_rows(
+            bulk.insert_rows(
                 session,
                 User.__table__,
                 ("email", "name", "created_at", "updated_at"),
                 [(email, plan.new_users[email], now, now) for email in emails],
             )
-            for part in store.chunks(emails):
+            for part in bulk.chunks(emails):
                 for user_id, email in self.session.execute(select(User.id, User.email).where(User.email.in_(part))):
                     self.users[email] = (user_id, True, self.users[email][2])
             plan.clients_created = len(emails)
         profiles = [*plan.new_users, *sorted(plan.new_profiles)]
         if profiles:
-            store.insert_rows(
+            bulk.insert_rows(
                 session,
                 ClientProfile.__table__,
                 ("user_id", "created_at"),
                 [(self.users[email][0], now) for email in profiles],
             )
         if plan.names:
-            store.update_rows(session, User.__table__, [{"id": key, "name": name} for key, name in plan.names.items()])
+            bulk.update_rows(session, User.__table__, [{"id": key, "name": name} for key, name in plan.names.items()])
         later: list[Callable[[], None]] = []
         if plan.new_enrolments:
-            finish_enrolments = store.insert_rows(
+            finish_enrolments = bulk.insert_rows(
                 session,
                 Enrolment.__table__,
                 ("client_id", "pathway_id", "status", "start_date", "builder_id", "created_at", "updated_at"),
@@ -1033,7 +1034,7 @@ class BookingImporter(KindImporter):
                 values["client_id"] = self.users[draft.email][0]
                 row = (draft.key, *_compared(values), draft.created_at or now, now)
                 rows_out.append((*row, draft.id) if len(columns) > len(WRITE_COLUMNS) else row)
-            finish = store.insert_rows(session, Booking.__table__, columns, rows_out, deferred=deferred)
+            finish = bulk.insert_rows(session, Booking.__table__, columns, rows_out, deferred=deferred)
             if finish is not None:
                 later.append(finish)
         if plan.updates:
@@ -1045,7 +1046,7 @@ class BookingImporter(KindImporter):
                     change["client_id"] = self.users[draft.email][0]
                 changes.append({"id": draft.existing["id"], **change, "updated_at": now})
                 self.touched.add(draft.existing["id"])
-            store.update_rows(session, Booking.__table__, changes)
+            bulk.update_rows(session, Booking.__table__, changes)
         if not later:
             return None
 
@@ -1136,7 +1137,7 @@ class BookingImporter(KindImporter):
             other.start_time > store.shifted(new.start_time, -(MAX_BOOKING_MINUTES + slack), dialect=self.dialect),
             other.end_time > store.shifted(new.start_time, -slack, dialect=self.dialect),
         )
-        for part in store.chunks(list(references)):
+        for part in bulk.chunks(list(references)):
             query = (
                 select(other.reference, new.reference, other.start_time, other.end_time, other.session_type_id)
                 .join(other, window)

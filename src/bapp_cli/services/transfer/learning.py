@@ -20,6 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, aliased
 from typing_extensions import TypedDict
 
+from bapp_cli.db import bulk
 from bapp_cli.db.models import (
     Badge,
     BuilderProfile,
@@ -37,7 +38,6 @@ from bapp_cli.services.instants import parse_day
 from bapp_cli.services.people import normalise_email
 from bapp_cli.services.progress import record_completions
 from bapp_cli.services.skills import MAX_NOTE_LENGTH
-from bapp_cli.services.transfer import store
 from bapp_cli.services.transfer.formats import SourceRow
 from bapp_cli.services.transfer.importer import (
     CREATED,
@@ -136,7 +136,7 @@ class _PeopleImporter(KindImporter):
 
     def clients(self, emails: Sequence[str]) -> dict[str, int]:
         found: dict[str, int] = {}
-        for part in store.chunks(sorted(set(emails))):
+        for part in bulk.chunks(sorted(set(emails))):
             found.update(
                 self.session.execute(
                     select(User.email, User.id)
@@ -168,7 +168,7 @@ class _PeopleImporter(KindImporter):
 
     def enrolments(self, client_ids: Sequence[int]) -> dict[tuple[int, int], dict[str, Any]]:
         found: dict[tuple[int, int], dict[str, Any]] = {}
-        for part in store.chunks(sorted(set(client_ids))):
+        for part in bulk.chunks(sorted(set(client_ids))):
             for row in self.session.execute(
                 select(
                     Enrolment.id,
@@ -298,13 +298,13 @@ class EnrolmentImporter(_PeopleImporter):
         )
         if self.restore:
             with_id = [row for row in inserts if row[-1] is not None]
-            store.insert_rows(self.session, Enrolment.__table__, (*columns, "id"), with_id)
-            store.insert_rows(
+            bulk.insert_rows(self.session, Enrolment.__table__, (*columns, "id"), with_id)
+            bulk.insert_rows(
                 self.session, Enrolment.__table__, columns, [row[:-1] for row in inserts if row[-1] is None]
             )
         else:
-            store.insert_rows(self.session, Enrolment.__table__, columns, inserts)
-        store.update_rows(self.session, Enrolment.__table__, updates)
+            bulk.insert_rows(self.session, Enrolment.__table__, columns, inserts)
+        bulk.update_rows(self.session, Enrolment.__table__, updates)
         return sorted(results, key=lambda result: result.row.line)
 
     def _day(self, value: Any) -> dt.date:
@@ -532,7 +532,7 @@ class ProgressImporter(_PeopleImporter):
     def _existing(self, client_ids: Sequence[int], skill_ids: Sequence[int]) -> dict[tuple[int, int], dict[str, Any]]:
         found: dict[tuple[int, int], dict[str, Any]] = {}
         skills = sorted(set(skill_ids))
-        for part in store.chunks(sorted(set(client_ids))):
+        for part in bulk.chunks(sorted(set(client_ids))):
             for row in self.session.execute(
                 select(
                     UserSkillProgress.id,
@@ -549,7 +549,7 @@ class ProgressImporter(_PeopleImporter):
         self, inserts: list[dict[str, Any]], updates: list[dict[str, Any]], new_enrolments: dict[tuple[int, int], None]
     ) -> None:
         if new_enrolments:
-            store.insert_rows(
+            bulk.insert_rows(
                 self.session,
                 Enrolment.__table__,
                 ("client_id", "pathway_id", "status", "start_date", "created_at", "updated_at"),
@@ -563,16 +563,16 @@ class ProgressImporter(_PeopleImporter):
             group = [row for row in inserts if ("id" in row) == with_id]
             if group:
                 columns = tuple(group[0])
-                store.insert_rows(
+                bulk.insert_rows(
                     self.session, UserSkillProgress.__table__, columns, [tuple(row.values()) for row in group]
                 )
-        store.update_rows(self.session, UserSkillProgress.__table__, updates)
+        bulk.update_rows(self.session, UserSkillProgress.__table__, updates)
 
     def finish(self) -> None:
         if self.restore or not self.completed_clients:
             return
         outcomes: dict[int, Any] = {}
-        for part in store.chunks(sorted(self.completed_clients)):
+        for part in bulk.chunks(sorted(self.completed_clients)):
             outcomes.update(
                 record_completions(
                     self.session,
@@ -643,7 +643,7 @@ class BadgeImporter(_PeopleImporter):
             parsed.append((row, email, values["key"], awarded, values.get("id")))
         clients = self.clients([email for _, email, _, _, _ in parsed])
         held: set[tuple[int, str]] = set()
-        for part in store.chunks(sorted(set(clients.values()))):
+        for part in bulk.chunks(sorted(set(clients.values()))):
             held.update(self.session.execute(select(Badge.client_id, Badge.key).where(Badge.client_id.in_(part))).all())
         inserts: list[tuple[Any, ...]] = []
         inserts_with_id: list[tuple[Any, ...]] = []
@@ -661,8 +661,8 @@ class BadgeImporter(_PeopleImporter):
             else:
                 inserts.append((client_id, key, awarded or self.now))
             results.append(RowResult(row, outcome=CREATED))
-        store.insert_rows(self.session, Badge.__table__, ("client_id", "key", "awarded_at"), inserts)
-        store.insert_rows(self.session, Badge.__table__, ("client_id", "key", "awarded_at", "id"), inserts_with_id)
+        bulk.insert_rows(self.session, Badge.__table__, ("client_id", "key", "awarded_at"), inserts)
+        bulk.insert_rows(self.session, Badge.__table__, ("client_id", "key", "awarded_at", "id"), inserts_with_id)
         return sorted(results, key=lambda result: result.row.line)
 
 

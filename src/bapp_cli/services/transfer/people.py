@@ -18,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from typing_extensions import TypedDict
 
+from bapp_cli.db import bulk
 from bapp_cli.db.models import BuilderProfile, ClientProfile, User
 from bapp_cli.errors import BappError, InvalidInput
 from bapp_cli.services.builders import (
@@ -31,7 +32,6 @@ from bapp_cli.services.builders import (
 )
 from bapp_cli.services.clients import CLIENT_COLUMNS, MAX_TEXT
 from bapp_cli.services.people import normalise_email
-from bapp_cli.services.transfer import store
 from bapp_cli.services.transfer.formats import SourceRow
 from bapp_cli.services.transfer.importer import (
     CREATED,
@@ -252,7 +252,7 @@ class ClientImporter(KindImporter):
 
     def _existing(self, emails: Sequence[str]) -> dict[str, dict[str, Any]]:
         found: dict[str, dict[str, Any]] = {}
-        for part in store.chunks(sorted(emails)):
+        for part in bulk.chunks(sorted(emails)):
             for row in self.session.execute(
                 select(
                     User.id.label("user_id"),
@@ -273,7 +273,7 @@ class ClientImporter(KindImporter):
         if not self.restore or not ids:
             return set()
         taken: set[int] = set()
-        for part in store.chunks(sorted(set(ids))):
+        for part in bulk.chunks(sorted(set(ids))):
             taken.update(self.session.scalars(select(User.id).where(User.id.in_(part))))
         return taken
 
@@ -289,14 +289,14 @@ class ClientImporter(KindImporter):
     ) -> None:
         session = self.session
         table = User.__table__
-        store.insert_rows(session, table, ("email", "name", "created_at", "updated_at"), new_users)
-        store.insert_rows(session, table, ("email", "name", "created_at", "updated_at", "id"), new_user_ids)
+        bulk.insert_rows(session, table, ("email", "name", "created_at", "updated_at"), new_users)
+        bulk.insert_rows(session, table, ("email", "name", "created_at", "updated_at", "id"), new_user_ids)
         if new_profiles:
             ids: dict[str, int] = {}
-            for part in store.chunks(new_profiles):
+            for part in bulk.chunks(new_profiles):
                 ids.update(session.execute(select(User.email, User.id).where(User.email.in_(part))).all())
             by_email = {values["email"]: values for _, values in wanted}
-            store.insert_rows(
+            bulk.insert_rows(
                 session,
                 ClientProfile.__table__,
                 ("user_id", "company", "industry", "created_at"),
@@ -307,8 +307,8 @@ class ClientImporter(KindImporter):
             )
         for change in user_changes:
             self.touched.add(change["id"])
-        store.update_rows(session, table, user_changes)
-        store.update_rows(session, ClientProfile.__table__, profile_changes)
+        bulk.update_rows(session, table, user_changes)
+        bulk.update_rows(session, ClientProfile.__table__, profile_changes)
 
 
 def export_clients(session: Session) -> Iterator[dict[str, Any]]:
