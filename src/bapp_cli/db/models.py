@@ -63,8 +63,10 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
     type_annotation_map: ClassVar[dict[Any, Any]] = {
         dt.datetime: UTCDateTime(),
-        dict[str, Any]: JSON(),
-        list[Any]: JSON(),
+        # A missing value is SQL NULL on every path (ORM, Core, db.bulk) and backend, never the JSON text
+        # 'null' on some and NULL on others: `IS NULL` then means the same everywhere.
+        dict[str, Any]: JSON(none_as_null=True),
+        list[Any]: JSON(none_as_null=True),
     }
 
 
