@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from bapp_cli.db.models import AuditEntry, Badge, Enrolment, UserSkillProgress
+from bapp_cli.db.models import AuditEntry, Badge, Enrolment, User, UserSkillProgress
 from bapp_cli.errors import InvalidInput, NotFound
 from bapp_cli.services.progress import list_badges, percent, progress_table, show_progress
 from bapp_cli.services.skills import (
@@ -20,7 +20,15 @@ from bapp_cli.services.skills import (
     unlink_skill,
     update_skill,
 )
-from tests.services.test_progress_factories import LATER, NOW, client, pathway, skill, small_catalogue
+from tests.services.test_progress_factories import (
+    LATER,
+    NOW,
+    client,
+    counting_statements,
+    pathway,
+    skill,
+    small_catalogue,
+)
 
 
 def badge_keys(session: Session, user_id: int) -> list[str]:
@@ -178,6 +186,45 @@ def test_catalogue_changes_award_at_the_moment_criteria_are_met(session: Session
     assert moved.badges_awarded == 1 and "tier:accelerate:2" in badge_keys(session, grace.id)
     unlinked = unlink_skill(session, "shared", "accelerate", now=LATER)
     assert unlinked.badges_awarded == 0
+
+
+def test_a_catalogue_change_awards_every_badge_in_one_insert_with_its_audit_rows(session: Session) -> None:
+    """Archiving a skill can finish a tier for many clients at once: the badges go in as one INSERT and
+    their audit rows as one more, whatever the number of awards, with record_audit's row shape."""
+    small_catalogue(session)
+    people = [client(session, f"c{index}@example.com", "accelerate") for index in range(7)]
+    for person in people:
+        for slug in ("a1", "a2"):
+            complete_skill(session, person.email, slug, now=NOW)
+    complete_skill(session, people[0].email, "f1", now=NOW)
+    session.flush()
+    audited_before = session.scalar(select(func.max(AuditEntry.id)))
+
+    with counting_statements() as statements:
+        archived = archive_skill(session, "a3", now=LATER)
+        unflagged = update_skill(session, "f2", now=LATER, fundamental=False)  # c0 now has every fundamental
+    assert (archived.badges_awarded, unflagged.badges_awarded) == (7, 1)
+    inserts = [text.split("(")[0].split()[-1] for text in statements if text.lstrip().upper().startswith("INSERT")]
+    # one badges INSERT per change; audit: the skill's own row and the badges' rows for each change
+    assert inserts.count("badges") == 2 and inserts.count("audit_entries") == 4
+
+    rows = session.execute(
+        select(User.email, Badge.key, Badge.awarded_at).join(User, User.id == Badge.client_id).order_by(User.email)
+    ).all()
+    assert sorted(tuple(row) for row in rows) == [
+        ("c0@example.com", "fundamentals", LATER),
+        *((f"c{index}@example.com", "tier:accelerate:1", LATER) for index in range(7)),
+    ]
+    entries = session.scalars(
+        select(AuditEntry).where(AuditEntry.id > audited_before, AuditEntry.entity == "badge").order_by(AuditEntry.id)
+    ).all()
+    assert sorted((entry.entity_key, entry.actor, entry.command) for entry in entries) == sorted(
+        [
+            ("c0@example.com:fundamentals", "test", "pytest"),
+            *((f"c{index}@example.com:tier:accelerate:1", "test", "pytest") for index in range(7)),
+        ]
+    )
+    assert all(entry.changes == {"awarded_at": LATER.isoformat()} and entry.at is not None for entry in entries)
 
 
 def test_reset_of_an_unassigned_skill_is_not_found_and_bad_input_names_the_field(session: Session) -> None:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+from collections.abc import Iterable
 from typing import Any
 
+from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from bapp_cli.db.models import AuditEntry
@@ -28,14 +30,27 @@ def _compact(value: Any) -> Any:
     return value
 
 
+def _row(session: Session, entity: str, key: str | None, changes: dict[str, Any] | None) -> dict[str, Any]:
+    return {
+        "actor": str(session.info.get("actor", "unknown")),
+        "command": str(session.info.get("command", "")),
+        "entity": entity,
+        "entity_key": key,
+        "changes": _compact(changes or {}),
+    }
+
+
 def record_audit(session: Session, entity: str, key: str | None, changes: dict[str, Any] | None = None) -> None:
     """Add an audit row to the session's transaction; actor and command come from the unit of work."""
-    session.add(
-        AuditEntry(
-            actor=str(session.info.get("actor", "unknown")),
-            command=str(session.info.get("command", "")),
-            entity=entity,
-            entity_key=key,
-            changes=_compact(changes or {}),
-        )
-    )
+    session.add(AuditEntry(**_row(session, entity, key, changes)))
+
+
+def record_audits(session: Session, entity: str, entries: Iterable[tuple[str | None, dict[str, Any] | None]]) -> int:
+    """`record_audit` for many (key, changes) of one entity at once: one INSERT (executemany), same rows.
+
+    For set-based writers that would otherwise add an ORM object per row; returns the number of rows.
+    """
+    rows = [_row(session, entity, key, changes) for key, changes in entries]
+    if rows:
+        session.execute(insert(AuditEntry), rows)
+    return len(rows)

@@ -20,10 +20,22 @@ from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import BigInteger, Select, SQLColumnExpression, and_, case, func, literal, literal_column, or_, select
+from sqlalchemy import (
+    BigInteger,
+    Select,
+    SQLColumnExpression,
+    and_,
+    case,
+    func,
+    insert,
+    literal,
+    literal_column,
+    or_,
+    select,
+)
 from sqlalchemy.orm import Session
 
-from bapp_cli.db.audit import record_audit
+from bapp_cli.db.audit import record_audits
 from bapp_cli.db.models import (
     ENROLMENT_STATUSES,
     Badge,
@@ -285,11 +297,16 @@ def _award(session: Session, due: dict[int, list[str]], *, now: dt.datetime) -> 
     if not awarded:
         return {}
     emails = _emails(session, list(awarded))
-    for client_id, keys in awarded.items():
-        for key in keys:
-            session.add(Badge(client_id=client_id, key=key, awarded_at=now))
-            record_audit(session, "badge", f"{emails.get(client_id, client_id)}:{key}", {"awarded_at": now})
-    session.flush()
+    # set-based: a catalogue change can award thousands at once; one INSERT for the badges, one for the audit
+    pairs = [(client_id, key) for client_id, keys in awarded.items() for key in keys]
+    session.execute(
+        insert(Badge), [{"client_id": client_id, "key": key, "awarded_at": now} for client_id, key in pairs]
+    )
+    record_audits(
+        session,
+        "badge",
+        [(f"{emails.get(client_id, client_id)}:{key}", {"awarded_at": now}) for client_id, key in pairs],
+    )
     return awarded
 
 
