@@ -36,7 +36,9 @@ def format_instant(value: dt.datetime) -> str:
     """ISO 8601 in UTC with a `Z`, seconds precision (what scripts and spreadsheets expect)."""
     if value.tzinfo is None:
         value = value.replace(tzinfo=dt.UTC)
-    return value.astimezone(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    elif value.tzinfo is not dt.UTC:  # instants read from the database are UTC already (most calls)
+        value = value.astimezone(dt.UTC)
+    return value.isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def to_jsonable(value: Any) -> Any:

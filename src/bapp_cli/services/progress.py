@@ -616,14 +616,15 @@ class ProgressRow:
         return percent(self.completed, self.total)
 
     def as_record(self) -> dict[str, Any]:
+        completed, total = self.tier_completed, self.tier_total
         return {
             "client": self.client,
             "pathway": self.pathway,
             "status": self.status,
-            "tier1_percent": self.tier_percent(0),
-            "tier2_percent": self.tier_percent(1),
-            "tier3_percent": self.tier_percent(2),
-            "percent": self.percent,
+            "tier1_percent": percent(completed[0], total[0]),
+            "tier2_percent": percent(completed[1], total[1]),
+            "tier3_percent": percent(completed[2], total[2]),
+            "percent": percent(self.completed, self.total),
             "badges": self.badges,
             "last_activity": self.last_activity,
         }
