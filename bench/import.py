@@ -149,11 +149,18 @@ def run(command: list[str], env: dict[str, str]) -> tuple[float, float, float, s
     return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, stdout
 
 
-def bapp_import(template: Path, csv_path: Path, env: dict[str, str]) -> tuple[float, float, float]:
-    target = WORK / "bapp.db"
+def fresh_copy(template: Path, target: Path) -> None:
+    """`target` as a copy of the migrated template, with no WAL files left from an earlier run."""
     for suffix in ("", "-wal", "-shm"):
         Path(f"{target}{suffix}").unlink(missing_ok=True)
     shutil.copyfile(template, target)
+
+
+def bapp_import(
+    template: Path, csv_path: Path, env: dict[str, str], *, rows: int, target: Path = WORK / "bapp.db"
+) -> tuple[float, float, float]:
+    """Wall, CPU and peak RSS of `bapp import bookings` of the file into a fresh copy of the template."""
+    fresh_copy(template, target)
     command = [
         str(BIN / "bapp"),
         "--database-url",
@@ -164,9 +171,7 @@ def bapp_import(template: Path, csv_path: Path, env: dict[str, str]) -> tuple[fl
         "--json",
     ]
     wall, cpu, rss, stdout = run(command, env)
-    summary = json.loads(stdout)
-    with open(csv_path, encoding="utf-8") as handle:
-        rows = sum(1 for _ in handle) - 1
+    summary: dict[str, Any] = json.loads(stdout)
     if (summary["created"], summary["rejected"], summary["clients_created"]) != (rows, 0, CLIENTS):
         raise SystemExit(f"unexpected import summary: {summary}")
     return wall, cpu, rss
@@ -200,7 +205,7 @@ def floor(template: Path, csv_path: Path, env: dict[str, str], runs: int) -> tup
     target = WORK / "floor.db"
     fixed: list[float] = []
     for _ in range(runs):
-        shutil.copyfile(template, target)
+        fresh_copy(template, target)
         command = [str(BIN / "bapp"), "--database-url", f"sqlite:///{target}", "import", "bookings", str(header_only)]
         fixed.append(run(command, env)[0])
 
@@ -214,9 +219,7 @@ def floor(template: Path, csv_path: Path, env: dict[str, str], runs: int) -> tup
                 records.extend(adapter.validate_python([row.values for row in batch]))
         validation = time.perf_counter() - started
 
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{target}{suffix}").unlink(missing_ok=True)
-    shutil.copyfile(template, target)
+    fresh_copy(template, target)
     now = "2030-01-01 00:00:00.000000"
     clients = sorted({record["client"] for record in records})
     client_ids = {email: index + BUILDERS + 1 for index, email in enumerate(clients)}
@@ -282,7 +285,7 @@ def main() -> int:
     bapp_runs: list[tuple[float, float, float]] = []
     anchor_runs: list[tuple[float, float, float]] = []
     for _ in range(args.runs):
-        bapp_runs.append(bapp_import(template, csv_path, env))
+        bapp_runs.append(bapp_import(template, csv_path, env, rows=ROWS))
         anchor_runs.append(sqlite_utils_insert(csv_path, env))
     bapp_wall = statistics.median(run[0] for run in bapp_runs)
     anchor_wall = statistics.median(run[0] for run in anchor_runs)
@@ -325,7 +328,7 @@ def main() -> int:
         large = WORK / "bookings-1m.csv"
         if not (args.keep and large.exists()):
             generate(large, LARGE_ROWS, seed=11)
-        wall, cpu, rss = bapp_import_large(template, large, env)
+        wall, cpu, rss = bapp_import(template, large, env, rows=LARGE_ROWS, target=WORK / "bapp-large.db")
         emit(
             "P3 bapp peak RSS, 1M rows vs 100k rows",
             bapp=rss,
@@ -336,27 +339,6 @@ def main() -> int:
             note=f"1M rows in {wall:.1f} s ({LARGE_ROWS / wall:,.0f} rows/s, CPU {cpu:.1f} s)",
         )
     return 0
-
-
-def bapp_import_large(template: Path, csv_path: Path, env: dict[str, str]) -> tuple[float, float, float]:
-    target = WORK / "bapp-large.db"
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{target}{suffix}").unlink(missing_ok=True)
-    shutil.copyfile(template, target)
-    command = [
-        str(BIN / "bapp"),
-        "--database-url",
-        f"sqlite:///{target}",
-        "import",
-        "bookings",
-        str(csv_path),
-        "--json",
-    ]
-    wall, cpu, rss, stdout = run(command, env)
-    summary: dict[str, Any] = json.loads(stdout)
-    if summary["rejected"] or summary["created"] != LARGE_ROWS:
-        raise SystemExit(f"unexpected import summary: {summary}")
-    return wall, cpu, rss
 
 
 if __name__ == "__main__":
