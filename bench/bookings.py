@@ -16,7 +16,6 @@ import argparse
 import contextlib
 import datetime as dt
 import json
-import os
 import random
 import statistics
 import subprocess
@@ -27,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import emit
+from report import emit, isolated_environment
 
 REPO = Path(__file__).resolve().parent.parent
 WORK = REPO / ".bench" / "bookings"
@@ -170,12 +169,6 @@ def database(name: str, session_types: int, bookings: int, rebuild: bool) -> Pat
     return path
 
 
-def environment() -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("BAPP_")}
-    env["BAPP_CONFIG"] = str(WORK / "absent-config.toml")
-    return env
-
-
 def bapp(path: Path, *args: str) -> list[str]:
     return [sys.executable, "-m", "bapp_cli", "--database-url", f"sqlite:///{path}", *args]
 
@@ -225,7 +218,7 @@ def main() -> int:
     options = parser.parse_args()
     big = database("big", 1_000, 100_000, options.rebuild)
     anchor = database("anchor", 10, 0, options.rebuild)
-    env = environment()
+    env = isolated_environment(WORK)
     available = {path: bapp(path, "sessions", "available", "--client", CLIENT, "--json") for path in (big, anchor)}
     clocks = {big: SlotClock(big), anchor: SlotClock(anchor)}
     version = [sys.executable, "-m", "bapp_cli", "--version"]

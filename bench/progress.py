@@ -13,10 +13,7 @@ SQL statements the command issues at 1,000 and at 10,000 clients (they must be e
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime as dt
-import io
-import os
 import random
 import resource
 import statistics
@@ -25,6 +22,8 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from report import count_statements, emit, emit_count, isolated_environment
 
 REPO = Path(__file__).resolve().parent.parent
 WORK = REPO / ".bench" / "progress"
@@ -191,12 +190,6 @@ def command(path: Path) -> list[str]:
     return [sys.executable, "-m", "bapp_cli", "--database-url", f"sqlite:///{path}", "progress", "table", "-f", "json"]
 
 
-def environment() -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("BAPP_")}
-    env["BAPP_CONFIG"] = str(WORK / "absent-config.toml")
-    return env
-
-
 def time_processes(paths: list[Path], runs: int) -> list[tuple[float, float, int]]:
     """Per database: median wall time of the whole process, its median CPU time, and the rows printed.
 
@@ -204,7 +197,7 @@ def time_processes(paths: list[Path], runs: int) -> list[tuple[float, float, int
     sides of the ratio rather than on one. CPU time (user + system of the child) is reported beside the
     wall time because it stays meaningful when other work shares the cores.
     """
-    env = environment()
+    env = isolated_environment(WORK)
     walls: list[list[float]] = [[] for _ in paths]
     cpus: list[list[float]] = [[] for _ in paths]
     rows = [0 for _ in paths]
@@ -225,47 +218,6 @@ def time_processes(paths: list[Path], runs: int) -> list[tuple[float, float, int
     ]
 
 
-def count_statements(path: Path) -> int:
-    """SQL statements `progress table` sends, counted in-process with a before_cursor_execute listener."""
-    from sqlalchemy import Engine, event
-
-    from bapp_cli.cli.app import main
-
-    statements: list[str] = []
-
-    def counter(*args: Any) -> None:
-        statements.append(args[2])
-
-    event.listen(Engine, "before_cursor_execute", counter)
-    saved = dict(os.environ)
-    os.environ.clear()
-    os.environ.update(environment())
-    try:
-        with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):
-            main(["--database-url", f"sqlite:///{path}", "progress", "table", "--format", "json"])
-    finally:
-        event.remove(Engine, "before_cursor_execute", counter)
-        os.environ.clear()
-        os.environ.update(saved)
-    return len(statements)
-
-
-def machine(figure: str, bapp: float, anchor: float, ratio: float | None, target: str, met: bool) -> None:
-    """The line `make bench` collects (same shape as bench/report.py's)."""
-    import json
-
-    payload = {
-        "figure": figure,
-        "bapp": round(bapp, 4),
-        "anchor": round(anchor, 4),
-        "unit": "s" if ratio is not None else "",
-        "ratio": round(ratio, 3) if ratio is not None else None,
-        "target": target,
-        "met": met,
-    }
-    print("BENCH-RESULT " + json.dumps(payload), flush=True)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=7)
@@ -279,20 +231,19 @@ def main() -> int:
     (big, big_cpu, big_rows), (anchor, anchor_cpu, anchor_rows) = time_processes(
         [paths[10_000], paths[100]], options.runs
     )
-    ratio = big / anchor
-    verdict = "MET" if ratio <= TARGET_RATIO else "NOT MET"
-    print(
-        f"P4 progress table: {big:.2f} s @10k clients ({big_rows} rows) | anchor {anchor:.2f} s @100 clients "
-        f"({anchor_rows} rows) | ratio {ratio:.2f} (target <= {TARGET_RATIO}) {verdict} | CPU {big_cpu:.2f} s vs "
-        f"{anchor_cpu:.2f} s, ratio {big_cpu / anchor_cpu:.2f}"
+    met = emit(
+        "P4 progress table",
+        bapp=big,
+        anchor=anchor,
+        target=TARGET_RATIO,
+        anchor_label="same @100 clients",
+        note=f"{big_rows} vs {anchor_rows} rows; CPU {big_cpu:.2f} s vs {anchor_cpu:.2f} s, "
+        f"ratio {big_cpu / anchor_cpu:.2f}; {options.runs} runs",
     )
-    machine("P4 progress table", big, anchor, ratio, f"<= {TARGET_RATIO}", verdict == "MET")
-    at_1k = count_statements(paths[1_000])
-    at_10k = count_statements(paths[10_000])
-    same = "MET" if at_1k == at_10k else "NOT MET"
-    print(f"P4 progress table SQL statements: {at_1k} @1k clients | {at_10k} @10k clients (must be equal) {same}")
-    machine("P4 progress table SQL statements", at_10k, at_1k, None, f"= {at_1k}", same == "MET")
-    return 0 if verdict == same == "MET" else 1
+    env = isolated_environment(WORK)
+    at_1k, at_10k = (count_statements(command(paths[size])[3:], env) for size in (1_000, 10_000))
+    met &= emit_count("P4 progress table SQL statements", value=at_10k, expected=at_1k, note="target = @1k clients")
+    return 0 if met else 1
 
 
 if __name__ == "__main__":

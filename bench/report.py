@@ -6,11 +6,16 @@ them compared with the SPEC §4 target.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import os
 import statistics
 import subprocess
 import time
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 MACHINE_PREFIX = "BENCH-RESULT "
 
@@ -77,3 +82,42 @@ def time_command(command: Sequence[str], *, runs: int, env: dict[str, str] | Non
         if check and completed.returncode != 0:
             raise SystemExit(f"{' '.join(command)} failed ({completed.returncode}): {completed.stderr.decode()[-500:]}")
     return statistics.median(samples)
+
+
+def isolated_environment(work: Path) -> dict[str, str]:
+    """This process's environment without the caller's BAPP_* settings, and a config file that does not
+    exist: every bench measures bapp's defaults, not the machine owner's configuration."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("BAPP_")}
+    env["BAPP_CONFIG"] = str(work / "absent-config.toml")
+    return env
+
+
+def count_statements(arguments: Sequence[str], env: dict[str, str]) -> int:
+    """SQL statements `bapp ARGUMENTS` sends, counted in this process with a before_cursor_execute listener
+    (run in-process because a listener cannot reach into a child process)."""
+    from sqlalchemy import Engine, event
+
+    from bapp_cli.cli.app import main
+
+    statements: list[str] = []
+
+    def counter(*args: Any) -> None:
+        statements.append(args[2])
+
+    event.listen(Engine, "before_cursor_execute", counter)
+    saved = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(env)
+    code: object = None
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            main(list(arguments))
+    except SystemExit as exit_request:
+        code = exit_request.code
+    finally:
+        event.remove(Engine, "before_cursor_execute", counter)
+        os.environ.clear()
+        os.environ.update(saved)
+    if code not in (0, None):
+        raise SystemExit(f"bapp {' '.join(arguments)} failed with exit {code}")
+    return len(statements)

@@ -14,10 +14,7 @@ the ratio must be ≤ 1.5. The SQL statements each command sends are counted in-
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime as dt
-import io
-import os
 import random
 import statistics
 import subprocess
@@ -27,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from progress import build as build_progress  # bench/progress.py: the same clients × skills database
-from report import emit, emit_count
+from report import count_statements, emit, emit_count, isolated_environment
 
 REPO = Path(__file__).resolve().parent.parent
 WORK = REPO / ".bench" / "reports"
@@ -140,16 +137,10 @@ def command(path: Path, arguments: list[str]) -> list[str]:
     return [sys.executable, "-m", "bapp_cli", "--database-url", f"sqlite:///{path}", *arguments]
 
 
-def environment() -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("BAPP_")}
-    env["BAPP_CONFIG"] = str(WORK / "absent-config.toml")
-    return env
-
-
 def time_processes(paths: list[Path], arguments: list[str], runs: int) -> list[float]:
     """Median wall time of the whole process per database; the databases take turns within each round,
     so a busy moment on the machine weighs on both sides of the ratio."""
-    env = environment()
+    env = isolated_environment(WORK)
     samples: list[list[float]] = [[] for _ in paths]
     for path in paths:  # warm the page cache and the bytecode cache
         subprocess.run(command(path, arguments), env=env, capture_output=True, check=True, cwd=REPO)
@@ -161,36 +152,6 @@ def time_processes(paths: list[Path], arguments: list[str], runs: int) -> list[f
     return [statistics.median(times) for times in samples]
 
 
-def count_statements(path: Path, arguments: list[str]) -> int:
-    """SQL statements the command sends, counted in-process with a before_cursor_execute listener."""
-    from sqlalchemy import Engine, event
-
-    from bapp_cli.cli.app import main
-
-    statements: list[str] = []
-
-    def counter(*args: Any) -> None:
-        statements.append(args[2])
-
-    event.listen(Engine, "before_cursor_execute", counter)
-    saved = dict(os.environ)
-    os.environ.clear()
-    os.environ.update(environment())
-    code: object = None
-    try:
-        with contextlib.redirect_stdout(io.StringIO()):
-            main(["--database-url", f"sqlite:///{path}", *arguments])
-    except SystemExit as exit_request:
-        code = exit_request.code
-    finally:
-        event.remove(Engine, "before_cursor_execute", counter)
-        os.environ.clear()
-        os.environ.update(saved)
-    if code not in (0, None):
-        raise SystemExit(f"{' '.join(arguments)} failed with exit {code}")
-    return len(statements)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=7)
@@ -198,6 +159,7 @@ def main() -> int:
     options = parser.parse_args()
     paths = {size: database(size, options.rebuild) for size in SIZES}
     met = True
+    env = isolated_environment(WORK)
     for name, arguments in COMMANDS.items():
         big, anchor = time_processes([paths[10_000], paths[100]], arguments, options.runs)
         met &= emit(
@@ -208,8 +170,8 @@ def main() -> int:
             anchor_label="same @100 clients",
             note=f"{10_000 * BOOKINGS_PER_CLIENT:,} vs {100 * BOOKINGS_PER_CLIENT:,} bookings, {options.runs} runs",
         )
-        at_1k = count_statements(paths[1_000], arguments)
-        at_10k = count_statements(paths[10_000], arguments)
+        at_1k = count_statements(["--database-url", f"sqlite:///{paths[1_000]}", *arguments], env)
+        at_10k = count_statements(["--database-url", f"sqlite:///{paths[10_000]}", *arguments], env)
         met &= emit_count(
             f"P4 reports {name} SQL statements @10k clients", value=at_10k, expected=at_1k, note="target = @1k clients"
         )
