@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import emit
+from report import emit, isolated_environment
 
 REPO = Path(__file__).resolve().parent.parent
 WORK = REPO / ".bench" / "import"
@@ -273,8 +273,7 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="keep the generated files between runs")
     args = parser.parse_args()
     WORK.mkdir(parents=True, exist_ok=True)
-    env = {key: value for key, value in os.environ.items() if not key.startswith("BAPP_")}
-    env["BAPP_CONFIG"] = str(WORK / "absent-config.toml")
+    env = isolated_environment(WORK)
     csv_path = WORK / "bookings-100k.csv"
     template = WORK / "template.db"
     if not (args.keep and csv_path.exists()):
