@@ -370,19 +370,6 @@ WRITE_COLUMNS = (
 )
 COMPARED = WRITE_COLUMNS[1:-2]
 _compared = operator.itemgetter(*COMPARED)
-NULLABLE = frozenset(
-    {
-        "builder_id",
-        "pathway_id",
-        "calendly_event_uri",
-        "calendly_invitee_uri",
-        "idempotency_key",
-        "request_fingerprint",
-        "cancellation_reason",
-        "cancelled_at",
-        "remote_updated_at",
-    }
-)
 # file column → the column(s) it sets
 COLUMN_OF = {
     "builder": "builder_id",
