@@ -57,7 +57,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import json
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -73,7 +72,6 @@ from bapp_cli.db.locks import lock_keys
 from bapp_cli.db.models import (
     SYNC_KINDS,
     Booking,
-    BuilderProfile,
     Enrolment,
     Pathway,
     SessionType,
@@ -86,8 +84,8 @@ from bapp_cli.services.answers import Question, answers_from_calendly, questions
 from bapp_cli.services.booking import ACTIVE_STATUSES, insert_booking
 from bapp_cli.services.enrolment import enrol
 from bapp_cli.services.instants import get_zone
-from bapp_cli.services.people import ensure_client, normalise_email
-from bapp_cli.services.sync import record_run
+from bapp_cli.services.people import builder_ids_by_calendly_uri, ensure_client, normalise_email
+from bapp_cli.services.sync import invalid_listing, listing_error_details, listing_pages, record_run
 
 if TYPE_CHECKING:
     from bapp_cli.calendly.client import CalendlyClient
@@ -188,27 +186,12 @@ def parse_bookings_listing(content: bytes | str, *, name: str) -> list[BookedInv
     or a bare list of events; each event's ``invitees`` is the invitee list or its page. Every bad item is
     reported with its place and field (InvalidInput, exit 6); nothing is applied from a bad file.
     """
-    try:
-        data = json.loads(content)
-    except (ValueError, UnicodeDecodeError) as exc:
-        where = f" (line {exc.lineno}, column {exc.colno})" if isinstance(exc, json.JSONDecodeError) else ""
-        raise InvalidInput(f"{name}: not valid JSON{where}", code="invalid_listing") from None
-    pages: list[tuple[str, Any]]
-    if isinstance(data, Mapping):
-        if "collection" not in data:
-            raise InvalidInput(
-                f"{name}: a JSON object must be a listing page with a 'collection' array",
-                hint="save scheduled events (each with an 'invitees' array) as a page, a list of pages or a list",
-                code="invalid_listing",
-            )
-        pages = [("collection", data["collection"])]
-    elif isinstance(data, list) and data and all(isinstance(item, Mapping) and "collection" in item for item in data):
-        pages = [(f"[{number}].collection", page["collection"]) for number, page in enumerate(data)]
-    elif isinstance(data, list):
-        pages = [("", data)]
-    else:
-        raise InvalidInput(f"{name}: expected a listing page, a list of pages or a list of scheduled events")
-
+    pages = listing_pages(
+        content,
+        name=name,
+        items="scheduled events",
+        hint="save scheduled events (each with an 'invitees' array) as a page, a list of pages or a list",
+    )
     details: list[dict[str, Any]] = []
     items: list[BookedInvitee] = []
     for prefix, collection in pages:
@@ -220,7 +203,7 @@ def parse_bookings_listing(content: bytes | str, *, name: str) -> list[BookedInv
             try:
                 event = _EVENTS.validate_python([raw])[0]
             except ValidationError as exc:
-                details.extend(_error_details(exc, where, skip=1))
+                details.extend(listing_error_details(exc, where, skip=1))
                 continue
             invitees = raw.get("invitees") if isinstance(raw, Mapping) else None
             if isinstance(invitees, Mapping):
@@ -231,30 +214,12 @@ def parse_bookings_listing(content: bytes | str, *, name: str) -> list[BookedInv
             try:
                 parsed = _INVITEES.validate_python(invitees)
             except ValidationError as exc:
-                details.extend(_error_details(exc, f"{where}.invitees", skip=0))
+                details.extend(listing_error_details(exc, f"{where}.invitees", skip=0))
                 continue
             items.extend(BookedInvitee(invitee, event) for invitee in parsed)
     if details:
-        first = details[0]
-        place = " ".join(str(first[key]) for key in ("row", "field") if first.get(key))
-        raise InvalidInput(
-            f"{name}: {len(details)} invalid value(s) in the listing; first: {place}: {first['message']}",
-            details=details,
-            code="invalid_listing",
-        )
+        raise invalid_listing(name, details)
     return items
-
-
-def _error_details(exc: ValidationError, where: str, *, skip: int) -> list[dict[str, Any]]:
-    details = []
-    for error in exc.errors(include_url=False, include_input=False):
-        loc = error["loc"][skip:]
-        row = where
-        if loc and isinstance(loc[0], int):
-            row, loc = f"{where}[{loc[0]}]", loc[1:]
-        path = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc).lstrip(".")
-        details.append({"row": row, "field": path or None, "message": error["msg"]})
-    return details
 
 
 def within(items: Iterable[BookedInvitee], since: dt.datetime | None, until: dt.datetime | None) -> list[BookedInvitee]:
@@ -417,15 +382,7 @@ class InviteeApplier:
         self._questions: dict[int, list[Question]] = {}
         self._linked: dict[int, list[Pathway]] = {}
         self._bookings: dict[str, Booking | None] = {}
-        self._builders: dict[str, int] = {
-            uri: user_id
-            for uri, user_id in session.execute(
-                select(BuilderProfile.calendly_user_uri, BuilderProfile.user_id).where(
-                    BuilderProfile.calendly_user_uri.is_not(None)
-                )
-            )
-            if uri
-        }
+        self._builders = builder_ids_by_calendly_uri(session)
         self._pathways: list[Pathway] = list(session.scalars(select(Pathway).order_by(Pathway.position, Pathway.slug)))
 
     # -- lookups ----------------------------------------------------------------------------------

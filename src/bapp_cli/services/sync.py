@@ -35,8 +35,9 @@ from sqlalchemy.orm import Session
 from bapp_cli.calendly.models import CustomQuestion, EventType
 from bapp_cli.db import bulk
 from bapp_cli.db.audit import record_audit
-from bapp_cli.db.models import BuilderProfile, Pathway, SessionType, SessionTypePathway, SyncRun
+from bapp_cli.db.models import Pathway, SessionType, SessionTypePathway, SyncRun
 from bapp_cli.errors import BappError, ConfigError, Conflict, InvalidInput, RemoteError
+from bapp_cli.services.people import builder_ids_by_calendly_uri
 from bapp_cli.services.session_types import (
     CATEGORY_ORDER,
     default_requires_auth,
@@ -304,28 +305,66 @@ def fetch_event_types(client: CalendlyClient, scope: SyncScope) -> list[EventTyp
     return client.list_event_types(user=scope.user, organization=scope.organization)
 
 
-def parse_listing(content: bytes | str, *, name: str) -> list[EventType]:
-    """A saved listing (``--from-file``): one page ``{collection, pagination}``, a list of pages, or a bare
-    list of event types. Every bad item is reported with its page and index (exit 6)."""
+def listing_pages(content: bytes | str, *, name: str, items: str, hint: str) -> list[tuple[str, Any]]:
+    """The pages of a saved Calendly listing (``--from-file``): one page ``{collection, pagination}``, a list
+    of pages, or a bare list of ``items``; each as (where it sits in the file, its collection, unchecked).
+
+    Shared by the event-type sync and the bookings pull, so both read the same file shapes.
+    """
     try:
         data = json.loads(content)
     except (ValueError, UnicodeDecodeError) as exc:
         where = f" (line {exc.lineno}, column {exc.colno})" if isinstance(exc, json.JSONDecodeError) else ""
         raise InvalidInput(f"{name}: not valid JSON{where}", code="invalid_listing") from None
     if isinstance(data, Mapping):
-        pages: list[tuple[str, Any]] = [("collection", data.get("collection"))]
         if "collection" not in data:
             raise InvalidInput(
                 f"{name}: a JSON object must be a listing page with a 'collection' array",
-                hint="save the body of GET /event_types, a list of such pages, or a list of event types",
+                hint=hint,
                 code="invalid_listing",
             )
-    elif isinstance(data, list) and data and all(isinstance(item, Mapping) and "collection" in item for item in data):
-        pages = [(f"[{number}].collection", page.get("collection")) for number, page in enumerate(data)]
-    elif isinstance(data, list):
-        pages = [("", data)]
-    else:
-        raise InvalidInput(f"{name}: expected a listing page, a list of pages or a list of event types")
+        return [("collection", data["collection"])]
+    if isinstance(data, list) and data and all(isinstance(item, Mapping) and "collection" in item for item in data):
+        return [(f"[{number}].collection", page["collection"]) for number, page in enumerate(data)]
+    if isinstance(data, list):
+        return [("", data)]
+    raise InvalidInput(f"{name}: expected a listing page, a list of pages or a list of {items}")
+
+
+def listing_error_details(exc: ValidationError, where: str, *, skip: int) -> list[dict[str, Any]]:
+    """A listing's validation errors as detail records: ``row`` names the item (``where`` plus its index),
+    ``field`` the path inside it; ``skip`` drops leading ``loc`` parts that ``where`` already names."""
+    details = []
+    for error in exc.errors(include_url=False, include_input=False):
+        loc = error["loc"][skip:]
+        row = where
+        if loc and isinstance(loc[0], int):
+            row, loc = f"{where}[{loc[0]}]", loc[1:]
+        path = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc).lstrip(".")
+        details.append({"row": row, "field": path or None, "message": error["msg"]})
+    return details
+
+
+def invalid_listing(name: str, details: Sequence[dict[str, Any]]) -> InvalidInput:
+    """One error for every bad item of a listing file (exit 6), its message naming the first."""
+    first = details[0]
+    place = " ".join(str(first[key]) for key in ("row", "field") if first.get(key))
+    return InvalidInput(
+        f"{name}: {len(details)} invalid value(s) in the listing; first: {place}: {first['message']}",
+        details=list(details),
+        code="invalid_listing",
+    )
+
+
+def parse_listing(content: bytes | str, *, name: str) -> list[EventType]:
+    """A saved listing (``--from-file``): one page ``{collection, pagination}``, a list of pages, or a bare
+    list of event types. Every bad item is reported with its page and index (exit 6)."""
+    pages = listing_pages(
+        content,
+        name=name,
+        items="event types",
+        hint="save the body of GET /event_types, a list of such pages, or a list of event types",
+    )
     items: list[EventType] = []
     details: list[dict[str, Any]] = []
     for prefix, collection in pages:
@@ -335,25 +374,9 @@ def parse_listing(content: bytes | str, *, name: str) -> list[EventType]:
         try:
             items.extend(_LISTING.validate_python(collection))
         except ValidationError as exc:
-            for error in exc.errors(include_url=False, include_input=False):
-                loc = error["loc"]
-                index = loc[0] if loc and isinstance(loc[0], int) else None
-                path = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc[1:]).lstrip(".")
-                details.append(
-                    {
-                        "row": f"{prefix}[{index}]" if index is not None else prefix,
-                        "field": path or None,
-                        "message": error["msg"],
-                    }
-                )
+            details.extend(listing_error_details(exc, prefix, skip=0))
     if details:
-        first = details[0]
-        where = " ".join(str(part) for part in (first.get("row"), first.get("field")) if part)
-        raise InvalidInput(
-            f"{name}: {len(details)} invalid value(s) in the listing; first: {where}: {first['message']}",
-            details=details,
-            code="invalid_listing",
-        )
+        raise invalid_listing(name, details)
     return items
 
 
@@ -544,15 +567,7 @@ def sync_event_types(
                 code="empty_listing",
             )
 
-    builders: dict[str, int] = {
-        owner: user_id
-        for owner, user_id in session.execute(
-            select(BuilderProfile.calendly_user_uri, BuilderProfile.user_id).where(
-                BuilderProfile.calendly_user_uri.is_not(None)
-            )
-        )
-        if owner
-    }
+    builders = builder_ids_by_calendly_uri(session)
     classifier = load_classifier(session, rules)
     pathway_ids: dict[str, int] = {
         slug: pathway_id for slug, pathway_id in session.execute(select(Pathway.slug, Pathway.id))
