@@ -177,6 +177,11 @@ def problem(exc: BappError, name: str | None, line: int) -> RowError:
     return RowError(line, name, message)
 
 
+def refusal(row: SourceRow, exc: BappError) -> RowResult:
+    """A row a service rule refused; the text before the message's first `: ` names the field."""
+    return RowResult(row, errors=[problem(exc, exc.message.partition(": ")[0], row.line)])
+
+
 _ADAPTERS: dict[Any, TypeAdapter[Any]] = {}
 _SPECIAL = ("__cells__", "__bad_json__", "__not_object__", "__header__")
 

@@ -12,6 +12,7 @@ as if the skills had been completed by hand. Badges themselves are imported only
 from __future__ import annotations
 
 import datetime as dt
+from abc import abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Annotated, Any, Literal, Required
 
@@ -47,7 +48,7 @@ from bapp_cli.services.transfer.importer import (
     RowError,
     RowResult,
     Touched,
-    problem,
+    refusal,
 )
 
 ENROLMENT_EXPORT_COLUMNS = ("id", *ENROLMENT_COLUMNS, "created_at")
@@ -134,6 +135,21 @@ class _PeopleImporter(KindImporter):
             ).all()
         )
 
+    def parse(self, rows: Sequence[SourceRow]) -> tuple[list[tuple[SourceRow, dict[str, Any]]], list[RowResult]]:
+        """The batch validated, then each row read by `parse_row`; a rule's refusal rejects that row."""
+        valid, results = self.validate(rows)
+        parsed: list[tuple[SourceRow, dict[str, Any]]] = []
+        for row, values in valid:
+            try:
+                parsed.append((row, self.parse_row(values)))
+            except BappError as exc:
+                results.append(refusal(row, exc))
+        return parsed, results
+
+    @abstractmethod
+    def parse_row(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """One validated row's values after the kind's rules, with its client's e-mail as `email`."""
+
     def clients(self, emails: Sequence[str]) -> dict[str, int]:
         found: dict[str, int] = {}
         for part in bulk.chunks(sorted(set(emails))):
@@ -202,29 +218,25 @@ class EnrolmentImporter(_PeopleImporter):
         super().__init__(*args, **kwargs)
         self.touched = Touched(self.session, Enrolment.__table__)
 
+    def parse_row(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        email = self.email(values, "client")
+        pathway = self.pathway(values["pathway"])
+        assert email is not None and pathway is not None
+        item: dict[str, Any] = {"email": email, "pathway_id": pathway[0], "archived": pathway[1]}
+        if values.get("status") is not None:
+            item["status"] = values["status"]
+        if values.get("start_date") is not None:
+            item["start_date"] = self._day(values["start_date"])
+        if "completed_at" in values:
+            item["completed_at"] = self.instant(values["completed_at"], "completed_at")
+        if "builder" in values:
+            item["builder_id"] = self.builder(self.email(values, "builder"), "builder")
+        item["created_at"] = self.instant(values.get("created_at"), "created_at")
+        item["id"] = values.get("id")
+        return item
+
     def apply(self, rows: Sequence[SourceRow]) -> list[RowResult]:
-        valid, results = self.validate(rows)
-        parsed: list[tuple[SourceRow, dict[str, Any]]] = []
-        for row, values in valid:
-            try:
-                email = self.email(values, "client")
-                pathway = self.pathway(values["pathway"])
-                assert email is not None and pathway is not None
-                item: dict[str, Any] = {"email": email, "pathway_id": pathway[0], "archived": pathway[1]}
-                if values.get("status") is not None:
-                    item["status"] = values["status"]
-                if values.get("start_date") is not None:
-                    item["start_date"] = self._day(values["start_date"])
-                if "completed_at" in values:
-                    item["completed_at"] = self.instant(values["completed_at"], "completed_at")
-                if "builder" in values:
-                    item["builder_id"] = self.builder(self.email(values, "builder"), "builder")
-                item["created_at"] = self.instant(values.get("created_at"), "created_at")
-                item["id"] = values.get("id")
-            except BappError as exc:
-                results.append(RowResult(row, errors=[problem(exc, exc.message.partition(": ")[0], row.line)]))
-                continue
-            parsed.append((row, item))
+        parsed, results = self.parse(rows)
         clients = self.clients([item["email"] for _, item in parsed])
         existing = self.enrolments(list(clients.values()))
         inserts: list[tuple[Any, ...]] = []
@@ -388,7 +400,7 @@ class ProgressImporter(_PeopleImporter):
         self.completed_fundamental = False
         self.extra = {"enrolled": 0}
 
-    def _parse(self, values: Mapping[str, Any]) -> dict[str, Any]:
+    def parse_row(self, values: Mapping[str, Any]) -> dict[str, Any]:
         email = self.email(values, "client")
         slug = values["skill"].strip().lower()
         skill = self.skills.get(slug)
@@ -422,13 +434,7 @@ class ProgressImporter(_PeopleImporter):
         return item
 
     def apply(self, rows: Sequence[SourceRow]) -> list[RowResult]:
-        valid, results = self.validate(rows)
-        parsed: list[tuple[SourceRow, dict[str, Any]]] = []
-        for row, values in valid:
-            try:
-                parsed.append((row, self._parse(values)))
-            except BappError as exc:
-                results.append(RowResult(row, errors=[problem(exc, exc.message.partition(": ")[0], row.line)]))
+        parsed, results = self.parse(rows)
         clients = self.clients([item["email"] for _, item in parsed])
         existing = self._existing(list(clients.values()), [item["skill_id"] for _, item in parsed])
         enrolled = {(client_id, pathway_id) for (client_id, pathway_id) in self.enrolments(list(clients.values()))}
@@ -451,7 +457,7 @@ class ProgressImporter(_PeopleImporter):
             try:
                 values = self._settle(item, found)
             except BappError as exc:
-                results.append(RowResult(row, errors=[problem(exc, exc.message.partition(": ")[0], line)]))
+                results.append(refusal(row, exc))
                 continue
             if found is None and item["archived"] and not self.restore:
                 results.append(
@@ -630,24 +636,21 @@ class BadgeImporter(_PeopleImporter):
     required = (("client",), ("key",))
     batch_size = 5000
 
+    def parse_row(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        email = normalise_email(values["client"], field="client")
+        awarded = self.instant(values.get("awarded_at"), "awarded_at")
+        return {"email": email, "key": values["key"], "awarded_at": awarded, "id": values.get("id")}
+
     def apply(self, rows: Sequence[SourceRow]) -> list[RowResult]:
-        valid, results = self.validate(rows)
-        parsed: list[tuple[SourceRow, str, str, dt.datetime | None, int | None]] = []
-        for row, values in valid:
-            try:
-                email = normalise_email(values["client"], field="client")
-                awarded = self.instant(values.get("awarded_at"), "awarded_at")
-            except BappError as exc:
-                results.append(RowResult(row, errors=[problem(exc, exc.message.partition(": ")[0], row.line)]))
-                continue
-            parsed.append((row, email, values["key"], awarded, values.get("id")))
-        clients = self.clients([email for _, email, _, _, _ in parsed])
+        parsed, results = self.parse(rows)
+        clients = self.clients([item["email"] for _, item in parsed])
         held: set[tuple[int, str]] = set()
         for part in bulk.chunks(sorted(set(clients.values()))):
             held.update(self.session.execute(select(Badge.client_id, Badge.key).where(Badge.client_id.in_(part))).all())
         inserts: list[tuple[Any, ...]] = []
         inserts_with_id: list[tuple[Any, ...]] = []
-        for row, email, key, awarded, badge_id in parsed:
+        for row, item in parsed:
+            email, key, awarded, badge_id = item["email"], item["key"], item["awarded_at"], item["id"]
             client_id = clients.get(email)
             if client_id is None:
                 results.append(RowResult(row, errors=[_unknown_client(row.line, email)]))

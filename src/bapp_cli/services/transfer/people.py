@@ -42,6 +42,7 @@ from bapp_cli.services.transfer.importer import (
     RowResult,
     Touched,
     problem,
+    refusal,
 )
 
 BUILDER_EXPORT_COLUMNS = ("id", *BUILDER_COLUMNS)
@@ -186,7 +187,7 @@ class ClientImporter(KindImporter):
                 }
                 created_at = self.instant(values.get("created_at"), "created_at")
             except BappError as exc:
-                results.append(RowResult(row, errors=[problem(exc, exc.message.partition(": ")[0], row.line)]))
+                results.append(refusal(row, exc))
                 continue
             if email in first:
                 results.append(
