@@ -16,7 +16,7 @@ import re
 from abc import abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from decimal import Decimal
-from typing import Annotated, Any, Literal, NotRequired, Required
+from typing import Annotated, Any, Literal, NotRequired, Required, TypeVar
 
 from pydantic import BeforeValidator, ConfigDict, Field, StringConstraints
 from sqlalchemy import delete, select
@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from typing_extensions import TypedDict
 
 from bapp_cli.db.models import (
+    Base,
     Pathway,
     PathwayTier,
     SessionType,
@@ -82,6 +83,7 @@ SESSION_EXPORT_COLUMNS = (
     "created_at",
 )
 COLOR = re.compile(r"^#[0-9A-Fa-f]{6}$")
+_Model = TypeVar("_Model", bound=Base)
 
 
 def _json_list(value: Any) -> Any:
@@ -240,6 +242,27 @@ class _RowImporter(KindImporter):
             raise InvalidInput(f"id: {wanted} is taken by another {model.__tablename__[:-1]}")
         return {"id": wanted}
 
+    def create(
+        self,
+        model: type[_Model],
+        slug: str | None,
+        created_at: dt.datetime | None,
+        values: Mapping[str, Any],
+        wanted: Mapping[str, Any],
+    ) -> _Model:
+        """A new row with the columns the file gives, created now or when the file says, keeping its id in
+        a restore; flushed, so that its id is there for the rows that point at it."""
+        record = model(
+            slug=slug,
+            created_at=created_at or self.now,
+            updated_at=self.now,
+            **self.restore_id(model, values),
+            **wanted,
+        )
+        self.session.add(record)
+        self.session.flush()
+        return record
+
 
 class _RowRefused(Exception):
     def __init__(self, errors: list[RowError]) -> None:
@@ -316,15 +339,7 @@ class PathwayImporter(_RowImporter):
                 last = self.session.scalar(select(Pathway.position).order_by(Pathway.position.desc()).limit(1))
                 wanted["position"] = 0 if last is None else last + 1
             wanted.setdefault("archived", False)
-            pathway = Pathway(
-                slug=slug,
-                created_at=created_at or self.now,
-                updated_at=self.now,
-                **self.restore_id(Pathway, values),
-                **wanted,
-            )
-            self.session.add(pathway)
-            self.session.flush()
+            pathway = self.create(Pathway, slug, created_at, values, wanted)
             outcome = CREATED
         elif _changes(pathway, wanted):
             pathway.updated_at = self.now
@@ -425,15 +440,7 @@ class SkillImporter(_RowImporter):
                 raise InvalidInput("name: required for a new skill")
             wanted.setdefault("is_fundamental", False)
             wanted.setdefault("archived", False)
-            skill = Skill(
-                slug=slug,
-                created_at=created_at or self.now,
-                updated_at=self.now,
-                **self.restore_id(Skill, values),
-                **wanted,
-            )
-            self.session.add(skill)
-            self.session.flush()
+            skill = self.create(Skill, slug, created_at, values, wanted)
             outcome = CREATED
         else:
             changed = _changes(skill, wanted)
@@ -633,15 +640,7 @@ class SessionImporter(_RowImporter):
             if not self.restore and category == "pathway" and not pathways:
                 raise InvalidInput("pathways: a pathway session needs at least one pathway")
             wanted.setdefault("custom_questions", [])
-            session_type = SessionType(
-                slug=slug,
-                created_at=created_at or self.now,
-                updated_at=self.now,
-                **self.restore_id(SessionType, values),
-                **wanted,
-            )
-            self.session.add(session_type)
-            self.session.flush()
+            session_type = self.create(SessionType, slug, created_at, values, wanted)
             outcome = CREATED
         else:
             if (
