@@ -6,6 +6,7 @@ One user per e-mail address, stored lowercase. A user may be a client, a builder
 from __future__ import annotations
 
 import re
+from typing import TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -19,6 +20,7 @@ EMAIL_PATTERN = re.compile(
     r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
 )
 MAX_EMAIL_LENGTH = 254
+_Profile = TypeVar("_Profile", ClientProfile, BuilderProfile)
 
 
 def normalise_email(value: str, *, field: str = "email") -> str:
@@ -40,34 +42,27 @@ def get_user(session: Session, email: str, *, role: str = "user") -> User:
     return user
 
 
-def get_client(session: Session, email: str) -> tuple[User, ClientProfile]:
-    """A user with a client profile, or NotFound."""
-    normalised = normalise_email(email, field="client")
+def _get_profiled(session: Session, email: str, profile: type[_Profile], role: str) -> tuple[User, _Profile]:
+    """A user with the given profile (client or builder), or NotFound pointing at the command that adds one."""
+    normalised = normalise_email(email, field=role)
     row = session.execute(
-        select(User, ClientProfile)
-        .join(ClientProfile, ClientProfile.user_id == User.id)
-        .where(User.email == normalised)
+        select(User, profile).join(profile, profile.user_id == User.id).where(User.email == normalised)
     ).one_or_none()
     if row is None:
         raise NotFound(
-            f"no client with e-mail {normalised!r}", hint="add one with `bapp clients add`", code="client_not_found"
+            f"no {role} with e-mail {normalised!r}", hint=f"add one with `bapp {role}s add`", code=f"{role}_not_found"
         )
     return row[0], row[1]
+
+
+def get_client(session: Session, email: str) -> tuple[User, ClientProfile]:
+    """A user with a client profile, or NotFound."""
+    return _get_profiled(session, email, ClientProfile, "client")
 
 
 def get_builder(session: Session, email: str) -> tuple[User, BuilderProfile]:
     """A user with a builder profile, or NotFound."""
-    normalised = normalise_email(email, field="builder")
-    row = session.execute(
-        select(User, BuilderProfile)
-        .join(BuilderProfile, BuilderProfile.user_id == User.id)
-        .where(User.email == normalised)
-    ).one_or_none()
-    if row is None:
-        raise NotFound(
-            f"no builder with e-mail {normalised!r}", hint="add one with `bapp builders add`", code="builder_not_found"
-        )
-    return row[0], row[1]
+    return _get_profiled(session, email, BuilderProfile, "builder")
 
 
 def builder_ids_by_calendly_uri(session: Session) -> dict[str, int]:
