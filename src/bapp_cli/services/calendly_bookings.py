@@ -85,7 +85,7 @@ from bapp_cli.services.booking import ACTIVE_STATUSES, insert_booking
 from bapp_cli.services.enrolment import enrol
 from bapp_cli.services.instants import get_zone
 from bapp_cli.services.people import builder_ids_by_calendly_uri, ensure_client, normalise_email
-from bapp_cli.services.sync import invalid_listing, listing_error_details, listing_pages, record_run
+from bapp_cli.services.sync import RunReport, invalid_listing, listing_error_details, listing_pages, record_run
 
 if TYPE_CHECKING:
     from bapp_cli.calendly.client import CalendlyClient
@@ -271,21 +271,11 @@ class InviteeOutcome:
 
 
 @dataclass
-class BookingPullReport:
+class BookingPullReport(RunReport):
     """The summary of one ``calendly pull-bookings`` run."""
 
-    run_id: int | None
-    status: str
-    dry_run: bool
-    source: str
-    fetched: int = 0
-    created: int = 0
-    updated: int = 0
     cancelled: int = 0
     rescheduled: int = 0
-    unchanged: int = 0
-    skipped: int = 0
-    error: str | None = None
     outcomes: list[InviteeOutcome] = field(default_factory=list)
 
     @property

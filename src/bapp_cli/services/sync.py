@@ -403,8 +403,9 @@ class SyncChange:
 
 
 @dataclass
-class SyncReport:
-    """The summary of one run (CLI.md ``calendly sync``)."""
+class RunReport:
+    """What every Calendly run reports, an event-type sync or a bookings pull: the CLI builds a failed
+    run's summary of either kind from these fields alone."""
 
     run_id: int | None
     status: str
@@ -414,10 +415,16 @@ class SyncReport:
     created: int = 0
     updated: int = 0
     unchanged: int = 0
-    deactivated: int = 0
-    reactivated: int = 0
     skipped: int = 0
     error: str | None = None
+
+
+@dataclass
+class SyncReport(RunReport):
+    """The summary of one run (CLI.md ``calendly sync``)."""
+
+    deactivated: int = 0
+    reactivated: int = 0
     changes: list[SyncChange] = field(default_factory=list)
 
     def as_record(self) -> dict[str, Any]:
