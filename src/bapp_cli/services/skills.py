@@ -720,13 +720,21 @@ def _row_for(
     return row, True
 
 
-def start_skill(session: Session, email: str, skill_slug: str, *, now: dt.datetime) -> ProgressChange:
-    """Mark a skill in progress (assigning it if needed); a completed skill must be reset first."""
+def _locked_row(
+    session: Session, email: str, skill_slug: str, now: dt.datetime, *, create: bool
+) -> tuple[User, Skill, UserSkillProgress, str | None]:
+    """Client, skill and progress row, read under the client's progress lock (the one `assign_skills` takes),
+    with the row's status before this command: None for a row created now."""
     client, _ = get_client(session, email)
     skill = get_skill(session, skill_slug)
     lock_keys(session, f"progress:{client.id}")
-    row, created = _row_for(session, client, skill, now, create=True)
-    previous = None if created else row.status
+    row, created = _row_for(session, client, skill, now, create=create)
+    return client, skill, row, None if created else row.status
+
+
+def start_skill(session: Session, email: str, skill_slug: str, *, now: dt.datetime) -> ProgressChange:
+    """Mark a skill in progress (assigning it if needed); a completed skill must be reset first."""
+    client, skill, row, previous = _locked_row(session, email, skill_slug, now, create=True)
     if row.status == "completed":
         raise Conflict(
             f"skill {skill.slug!r} is already completed for {client.email}",
@@ -755,11 +763,7 @@ def complete_skill(
     nothing (so a repeated script run neither inflates attempts nor awards twice)."""
     completion = _completion(session, via, validated_by)
     clean_note = _check_note(note)
-    client, _ = get_client(session, email)
-    skill = get_skill(session, skill_slug)
-    lock_keys(session, f"progress:{client.id}")
-    row, created = _row_for(session, client, skill, now, create=True)
-    previous = None if created else row.status
+    client, skill, row, previous = _locked_row(session, email, skill_slug, now, create=True)
     if row.status == "completed":
         if clean_note is not None and row.notes != clean_note:
             row.notes = clean_note
@@ -786,11 +790,7 @@ def complete_skill(
 
 def reset_skill(session: Session, email: str, skill_slug: str, *, now: dt.datetime) -> ProgressChange:
     """Put a skill back to not_started. Attempts and notes stay as history; badges are never taken back."""
-    client, _ = get_client(session, email)
-    skill = get_skill(session, skill_slug)
-    lock_keys(session, f"progress:{client.id}")
-    row, _ = _row_for(session, client, skill, now, create=False)
-    previous = row.status
+    client, skill, row, previous = _locked_row(session, email, skill_slug, now, create=False)
     changed = row.status != "not_started" or row.started_at is not None
     if changed:
         row.status = "not_started"
