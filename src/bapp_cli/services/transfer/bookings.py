@@ -83,10 +83,12 @@ from bapp_cli.services.transfer.importer import (
     CREATED,
     UNCHANGED,
     UPDATED,
+    Email,
     KindImporter,
     RowError,
     RowResult,
     Touched,
+    When,
     problem,
 )
 
@@ -112,8 +114,6 @@ DEFERRED_INDEXES = frozenset(
 )
 DEFER_INDEXES_BELOW = 200_000
 
-Email = Annotated[str, StringConstraints(strip_whitespace=True, max_length=320)]
-When = Annotated[str, StringConstraints(strip_whitespace=True, max_length=64)] | dt.datetime | dt.date
 Money = Annotated[Decimal, Field(ge=0, le=MAX_PRICE, max_digits=10, decimal_places=2)]
 Status = Literal["pending", "confirmed", "completed", "cancelled", "no_show"]
 Payment = Literal["not_required", "unpaid", "paid", "refunded"]

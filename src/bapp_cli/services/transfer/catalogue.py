@@ -62,6 +62,7 @@ from bapp_cli.services.transfer.importer import (
     KindImporter,
     RowError,
     RowResult,
+    When,
     problem,
 )
 
@@ -116,7 +117,6 @@ Text64 = Annotated[str, StringConstraints(strip_whitespace=True, max_length=64)]
 Text500 = Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, max_length=1000)]
 LongText = Annotated[str, StringConstraints(max_length=100_000)]
-When = Text64 | dt.datetime | dt.date
 NameList = Annotated[list[Name], BeforeValidator(_json_list)]
 
 

@@ -13,9 +13,9 @@ import datetime as dt
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import StringConstraints, TypeAdapter, ValidationError
 from sqlalchemy.orm import Session
 
 from bapp_cli.errors import BappError, InvalidInput
@@ -27,6 +27,11 @@ UPDATED = "updated"
 UNCHANGED = "unchanged"
 # Beyond this many bad rows the error keeps counting but stops listing (the rejects file has them all).
 MAX_LISTED_ERRORS = 100_000
+
+# Cells the kinds' row schemas share. The bounds only limit what is read: an e-mail address is checked by
+# normalise_email, an instant (text, or a TOML date/datetime) by `KindImporter.instant`.
+Email = Annotated[str, StringConstraints(strip_whitespace=True, max_length=320)]
+When = Annotated[str, StringConstraints(strip_whitespace=True, max_length=64)] | dt.datetime | dt.date
 
 
 @dataclass(frozen=True)

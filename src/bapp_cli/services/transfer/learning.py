@@ -44,10 +44,12 @@ from bapp_cli.services.transfer.importer import (
     CREATED,
     UNCHANGED,
     UPDATED,
+    Email,
     KindImporter,
     RowError,
     RowResult,
     Touched,
+    When,
     refusal,
 )
 
@@ -69,9 +71,7 @@ PROGRESS_EXPORT_COLUMNS = (
 )
 BADGE_EXPORT_COLUMNS = ("id", "client", "key", "awarded_at")
 
-Email = Annotated[str, StringConstraints(strip_whitespace=True, max_length=320)]
 Slug = Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)]
-When = Annotated[str, StringConstraints(strip_whitespace=True, max_length=64)] | dt.datetime | dt.date
 
 
 def _repeated(line: int, first_line: int | None, field: str, what: str) -> RowError:

@@ -37,10 +37,12 @@ from bapp_cli.services.transfer.importer import (
     CREATED,
     UNCHANGED,
     UPDATED,
+    Email,
     KindImporter,
     RowError,
     RowResult,
     Touched,
+    When,
     problem,
     refusal,
 )
@@ -48,9 +50,7 @@ from bapp_cli.services.transfer.importer import (
 BUILDER_EXPORT_COLUMNS = ("id", *BUILDER_COLUMNS)
 CLIENT_EXPORT_COLUMNS = ("id", *CLIENT_COLUMNS)
 
-Email = Annotated[str, StringConstraints(strip_whitespace=True, max_length=320)]
 Text = Annotated[str, StringConstraints(strip_whitespace=True, max_length=1000)]
-When = Annotated[str, StringConstraints(strip_whitespace=True, max_length=64)] | dt.datetime | dt.date
 
 
 class BuilderRow(TypedDict, total=False):
