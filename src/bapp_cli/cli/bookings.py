@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from bapp_cli.cli.context import state
+from bapp_cli.cli.context import state, utc_now
 from bapp_cli.cli.options import DryRunOption, FormatOption, JsonOption
 
 if TYPE_CHECKING:
@@ -135,8 +135,6 @@ def create(
           --pathway accelerate --answer 'What do you want to build?=A chatbot' --answer 'Tools=Python'
       bapp bookings create --client ada@example.com --session 12 --start 2030-01-07T10:00 --dry-run --json
     """
-    import datetime as dt
-
     from bapp_cli.services.booking import CREATED_COLUMNS, BookingRequest, create_booking
     from bapp_cli.services.instants import get_zone, parse_instant
 
@@ -159,7 +157,7 @@ def create(
         allow_overlap=allow_overlap,
     )
     with app_state.transaction(dry_run=dry_run) as session:
-        result = create_booking(session, request, now=dt.datetime.now(dt.UTC))
+        result = create_booking(session, request, now=utc_now())
     record = result.as_record()
     sink.record(record, CREATED_COLUMNS, table=lambda console: _record_table(record, sink, console))
     booking = result.booking
@@ -207,8 +205,6 @@ def list_command(
       bapp bookings list --client ada@example.com --status confirmed
       bapp bookings list --pathway none --from 2030-01-01 --to 2030-02-01 --json
     """
-    import datetime as dt
-
     from bapp_cli.services.booking import BOOKING_COLUMNS, BookingFilters, list_bookings
     from bapp_cli.services.instants import parse_instant
 
@@ -227,7 +223,7 @@ def list_command(
         limit=limit,
     )
     with app_state.reading() as session:
-        views = list_bookings(session, filters, now=dt.datetime.now(dt.UTC))
+        views = list_bookings(session, filters, now=utc_now())
     if sink.format == "table":
         from rich.table import Table
 
@@ -287,23 +283,19 @@ def _render_change(sink: OutputSink, change: StatusChange) -> None:
 
 
 def _status(ctx: typer.Context, reference: str, command: str, **options: Any) -> StatusChange:
-    import datetime as dt
-
     from bapp_cli.services.booking import change_booking_status
 
     app_state = state(ctx)
     with app_state.transaction() as session:
-        return change_booking_status(session, reference, command, now=dt.datetime.now(dt.UTC), **options)
+        return change_booking_status(session, reference, command, now=utc_now(), **options)
 
 
 def _payment(ctx: typer.Context, reference: str, command: str) -> StatusChange:
-    import datetime as dt
-
     from bapp_cli.services.booking import change_payment_status
 
     app_state = state(ctx)
     with app_state.transaction() as session:
-        return change_payment_status(session, reference, command, now=dt.datetime.now(dt.UTC))
+        return change_payment_status(session, reference, command, now=utc_now())
 
 
 @app.command("confirm")

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from bapp_cli.cli.context import state
+from bapp_cli.cli.context import state, utc_now
 from bapp_cli.cli.options import FormatOption, JsonOption
 
 if TYPE_CHECKING:
@@ -142,14 +142,12 @@ def show(
       bapp clients show ada@example.com
       bapp clients show ADA@example.com --json
     """
-    import datetime as dt
-
     from bapp_cli.services.clients import CLIENT_COLUMNS, show_client
 
     app_state = state(ctx)
     sink = app_state.output(fmt, as_json)
     with app_state.reading() as session:
-        detail = show_client(session, email, now=dt.datetime.now(dt.UTC))
+        detail = show_client(session, email, now=utc_now())
     sink.record(
         detail.as_record(),
         (*CLIENT_COLUMNS, "enrolments", "bookings", "badges"),
@@ -179,8 +177,6 @@ def enroll(
       bapp clients enroll ada@example.com accelerate
       bapp clients enroll ada@example.com Pivot --builder coach@example.com --start 2030-01-06
     """
-    import datetime as dt
-
     from bapp_cli.services.clients import ENROLMENT_COLUMNS, enroll_client
     from bapp_cli.services.instants import parse_day
 
@@ -188,9 +184,7 @@ def enroll(
     sink = app_state.output(fmt, as_json)
     start_date = parse_day(start, timezone=app_state.timezone, field="start") if start is not None else None
     with app_state.transaction() as session:
-        result = enroll_client(
-            session, email, pathway, now=dt.datetime.now(dt.UTC), builder=builder, start_date=start_date
-        )
+        result = enroll_client(session, email, pathway, now=utc_now(), builder=builder, start_date=start_date)
     sink.record(result.as_record(), (*ENROLMENT_COLUMNS, "enrolled"), title="Enrolment")
     view = result.enrolment
     if result.changed:
@@ -217,14 +211,12 @@ def set_status(
       bapp clients set-status ada@example.com accelerate paused
       bapp clients set-status ada@example.com accelerate completed --json
     """
-    import datetime as dt
-
     from bapp_cli.services.clients import ENROLMENT_COLUMNS, set_client_status
 
     app_state = state(ctx)
     sink = app_state.output(fmt, as_json)
     with app_state.transaction() as session:
-        result = set_client_status(session, email, pathway, status.strip().lower(), now=dt.datetime.now(dt.UTC))
+        result = set_client_status(session, email, pathway, status.strip().lower(), now=utc_now())
     sink.record(result.as_record(), (*ENROLMENT_COLUMNS, "changed"), title="Enrolment")
     view = result.enrolment
     if result.changed:

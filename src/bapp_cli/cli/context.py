@@ -1,4 +1,4 @@
-"""Resolved settings, the output sink, and lazy engine / unit-of-work / Calendly client factories.
+"""Resolved settings, the output sink, the clock, and lazy engine / unit-of-work / Calendly client factories.
 
 The root callback stores an `AppState` in the Typer context; commands call `state(ctx)` to get it.
 Nothing here imports SQLAlchemy or httpx until a command asks for a database or a client.
@@ -7,6 +7,7 @@ Nothing here imports SQLAlchemy or httpx until a command asks for a database or 
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import getpass
 import os
 import sys
@@ -200,6 +201,11 @@ def _seconds_from_env(name: str, default: float) -> float:
     if not value > 0 or value == float("inf"):
         raise ConfigError(f"{name} must be a positive number of seconds")
     return value
+
+
+def utc_now() -> dt.datetime:
+    """The instant a command hands its service as `now`: services never read the clock themselves."""
+    return dt.datetime.now(dt.UTC)
 
 
 def state(ctx: typer.Context) -> AppState:

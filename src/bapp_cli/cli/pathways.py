@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from bapp_cli.cli.context import state
+from bapp_cli.cli.context import state, utc_now
 from bapp_cli.cli.options import DryRunOption, FormatOption, JsonOption, YesOption
 
 if TYPE_CHECKING:
@@ -100,12 +100,6 @@ def show(
     sink.record(views[0].as_record(), PATHWAY_COLUMNS, table=lambda console: render_pathway_tree(views, console))
 
 
-def _now() -> Any:
-    import datetime as dt
-
-    return dt.datetime.now(dt.UTC)
-
-
 def _report_change(sink: Any, change: Any, verb: str) -> None:
     from bapp_cli.services.pathways import PATHWAY_COLUMNS
 
@@ -148,7 +142,7 @@ def add(
     with app_state.transaction(dry_run=dry_run) as session:
         specs = [TierSpec.parse(text, field=f"tier {index}") for index, text in enumerate(tiers or [], start=1)]
         change = add_pathway(
-            session, slug, name=name, now=_now(), description=description, icon=icon, color=color, tiers=specs
+            session, slug, name=name, now=utc_now(), description=description, icon=icon, color=color, tiers=specs
         )
     _report_change(sink, change, "Would add" if dry_run else "Added")
 
@@ -183,7 +177,7 @@ def update(
         change = update_pathway(
             session,
             pathway,
-            now=_now(),
+            now=utc_now(),
             name=name,
             description=description,
             icon=icon,
@@ -216,7 +210,7 @@ def set_tier_command(
     app_state = state(ctx)
     sink = app_state.output(fmt, as_json)
     with app_state.transaction(dry_run=dry_run) as session:
-        change = set_tier(session, pathway, number, name=name, description=description, now=_now())
+        change = set_tier(session, pathway, number, name=name, description=description, now=utc_now())
     _report_change(sink, change, "Would update" if dry_run else "Updated")
 
 
@@ -240,5 +234,5 @@ def archive(
     sink = app_state.output(fmt, as_json)
     app_state.confirm(yes, f"Archive pathway {pathway.strip().lower()}?")
     with app_state.transaction() as session:
-        change = archive_pathway(session, pathway, now=_now())
+        change = archive_pathway(session, pathway, now=utc_now())
     _report_change(sink, change, "Archived")

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from bapp_cli.cli.context import state
+from bapp_cli.cli.context import state, utc_now
 from bapp_cli.cli.options import FormatOption, JsonOption
 
 if TYPE_CHECKING:
@@ -171,8 +171,6 @@ def bookings_by_pathway(
       bapp reports bookings-by-pathway --list --from 2031-04-01
       bapp reports bookings-by-pathway --format csv > bookings-by-pathway.csv
     """
-    import datetime as dt
-
     app_state = state(ctx)
     sink = app_state.output(fmt, as_json)
     period = _period(app_state, start_from, start_to)
@@ -181,7 +179,7 @@ def bookings_by_pathway(
         from bapp_cli.services.reports import list_bookings_by_pathway
 
         with app_state.reading() as session:
-            groups = list_bookings_by_pathway(session, now=dt.datetime.now(dt.UTC), period=period, builder=builder)
+            groups = list_bookings_by_pathway(session, now=utc_now(), period=period, builder=builder)
         records = [view.as_record() for group in groups for view in group.bookings]
         caption = _period_caption(period, sink, builder)
         sink.records(records, BOOKING_COLUMNS, table=_listing_renderer(groups, sink, caption))

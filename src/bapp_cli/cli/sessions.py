@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from bapp_cli.cli.context import state
+from bapp_cli.cli.context import state, utc_now
 from bapp_cli.cli.options import DryRunOption, FormatOption, JsonOption
 from bapp_cli.errors import UsageError
 
@@ -234,8 +234,6 @@ def add(
       bapp sessions add --title "Agent Build Sprint" --duration 90 --price 120 --builder ada@example.com
       bapp sessions add --title "Accelerate Review" --duration 45 --category pathway --pathway accelerate
     """
-    import datetime as dt
-
     from bapp_cli.services.session_admin import NewSessionType, add_session_type
     from bapp_cli.services.session_types import SESSION_COLUMNS
 
@@ -255,7 +253,7 @@ def add(
         display_order=display_order,
     )
     with app_state.transaction(dry_run=dry_run) as session:
-        view = add_session_type(session, draft, now=dt.datetime.now(dt.UTC))
+        view = add_session_type(session, draft, now=utc_now())
     sink.info(f"{'Would add' if dry_run else 'Added'} session type {view.id}: {view.title} ({view.category}).")
     sink.record(view.as_record(), SESSION_COLUMNS, table=lambda console: render_session(view, console))
 
@@ -295,8 +293,6 @@ def update(
       bapp sessions update 7 --category pathway --clear-pathways --pathway pivot
       bapp sessions update 9 --disable
     """
-    import datetime as dt
-
     from bapp_cli.services.session_admin import SessionTypeChanges, update_session_type
     from bapp_cli.services.session_types import SESSION_COLUMNS
 
@@ -315,7 +311,7 @@ def update(
     if changes.empty:
         raise UsageError("nothing to update", hint="pass at least one of the options (see --help)")
     with app_state.transaction(dry_run=dry_run) as session:
-        result = update_session_type(session, session_type, changes, now=dt.datetime.now(dt.UTC))
+        result = update_session_type(session, session_type, changes, now=utc_now())
     view = result.session_type
     if result.changed:
         verb = "Would update" if dry_run else "Updated"

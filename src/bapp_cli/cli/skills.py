@@ -6,18 +6,12 @@ from typing import Annotated, Any
 
 import typer
 
-from bapp_cli.cli.context import state
+from bapp_cli.cli.context import state, utc_now
 from bapp_cli.cli.options import DryRunOption, FormatOption, JsonOption, YesOption
 
 app = typer.Typer(help="Manage skills, link them to pathway tiers, and track clients' progress.", no_args_is_help=True)
 
 STATUS_MARKS = {"completed": "✔", "in_progress": "◐", "not_started": "○"}
-
-
-def _now() -> Any:
-    import datetime as dt
-
-    return dt.datetime.now(dt.UTC)
 
 
 def _skill_table(views: list[Any], title: str) -> Any:
@@ -97,7 +91,7 @@ def add(
             session,
             slug,
             name=name,
-            now=_now(),
+            now=utc_now(),
             description=description,
             domain=domain,
             fundamental=fundamental,
@@ -134,7 +128,7 @@ def update(
     sink = app_state.output(fmt, as_json)
     with app_state.transaction(dry_run=dry_run) as session:
         change = update_skill(
-            session, slug, now=_now(), name=name, description=description, domain=domain, fundamental=fundamental
+            session, slug, now=utc_now(), name=name, description=description, domain=domain, fundamental=fundamental
         )
     _report_skill(sink, change, "Would update" if dry_run else "Updated")
 
@@ -160,7 +154,7 @@ def link(
     app_state = state(ctx)
     sink = app_state.output(fmt, as_json)
     with app_state.transaction(dry_run=dry_run) as session:
-        change = link_skill(session, slug, target, now=_now())
+        change = link_skill(session, slug, target, now=utc_now())
     _report_skill(sink, change, "Would link" if dry_run else "Linked")
 
 
@@ -184,7 +178,7 @@ def unlink(
     app_state = state(ctx)
     sink = app_state.output(fmt, as_json)
     with app_state.transaction(dry_run=dry_run) as session:
-        change = unlink_skill(session, slug, pathway, now=_now())
+        change = unlink_skill(session, slug, pathway, now=utc_now())
     _report_skill(sink, change, "Would unlink" if dry_run else "Unlinked")
 
 
@@ -208,7 +202,7 @@ def archive(
     sink = app_state.output(fmt, as_json)
     app_state.confirm(yes, f"Archive skill {slug.strip().lower()}?")
     with app_state.transaction() as session:
-        change = archive_skill(session, slug, now=_now())
+        change = archive_skill(session, slug, now=utc_now())
     _report_skill(sink, change, "Archived")
 
 
@@ -284,7 +278,7 @@ def assign(
             session,
             email,
             skills or [],
-            now=_now(),
+            now=utc_now(),
             pathway=pathway,
             tier=tier,
             status=status,
@@ -332,7 +326,7 @@ def start(
     """
     from bapp_cli.services.skills import start_skill
 
-    _progress_command(ctx, fmt, as_json, dry_run, lambda session: start_skill(session, email, skill, now=_now()))
+    _progress_command(ctx, fmt, as_json, dry_run, lambda session: start_skill(session, email, skill, now=utc_now()))
 
 
 @app.command("complete")
@@ -371,7 +365,7 @@ def complete(
         as_json,
         dry_run,
         lambda session: complete_skill(
-            session, email, skill, now=_now(), via=via, validated_by=validated_by, note=note
+            session, email, skill, now=utc_now(), via=via, validated_by=validated_by, note=note
         ),
     )
 
@@ -394,4 +388,4 @@ def reset(
     from bapp_cli.services.skills import reset_skill
 
     state(ctx).confirm(yes, f"Reset {skill.strip().lower()} for {email.strip().lower()}?")
-    _progress_command(ctx, fmt, as_json, False, lambda session: reset_skill(session, email, skill, now=_now()))
+    _progress_command(ctx, fmt, as_json, False, lambda session: reset_skill(session, email, skill, now=utc_now()))
