@@ -209,6 +209,10 @@ def _given(values: Mapping[str, Any], name: str) -> bool:
 class _RowImporter(KindImporter):
     """One row at a time through the ORM; refusals are collected per row before anything is changed."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.seen: dict[str, int] = {}  # natural key → the line of the file that gave it first
+
     def apply(self, rows: Sequence[SourceRow]) -> list[RowResult]:
         valid, results = self.validate(rows)
         for row, values in valid:
@@ -228,10 +232,10 @@ class _RowImporter(KindImporter):
     def apply_row(self, row: SourceRow, values: dict[str, Any]) -> str:
         """Create or update one row; returns its outcome (created, updated, unchanged)."""
 
-    def seen_once(self, key: str, line: int, seen: dict[str, int], name: str) -> None:
-        if key in seen:
-            raise _RowRefused([RowError(line, name, f"{key!r} is already on line {seen[key]}")])
-        seen[key] = line
+    def seen_once(self, key: str, line: int, name: str) -> None:
+        if key in self.seen:
+            raise _RowRefused([RowError(line, name, f"{key!r} is already on line {self.seen[key]}")])
+        self.seen[key] = line
 
     def restore_id(self, model: Any, values: Mapping[str, Any]) -> dict[str, Any]:
         """In a restore the row keeps its id (when that id is free)."""
@@ -291,13 +295,9 @@ class PathwayImporter(_RowImporter):
     required = (("slug",),)
     batch_size = 500
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.seen: dict[str, int] = {}
-
     def apply_row(self, row: SourceRow, values: dict[str, Any]) -> str:
         slug = check_pathway_slug(values["slug"])
-        self.seen_once(slug, row.line, self.seen, "slug")
+        self.seen_once(slug, row.line, "slug")
         wanted: dict[str, Any] = {}
         if values.get("name") is not None:
             wanted["name"] = check_name(values["name"])
@@ -378,7 +378,6 @@ class SkillImporter(_RowImporter):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.seen: dict[str, int] = {}
         self.pathways = {pathway.slug: pathway for pathway in self.session.scalars(select(Pathway))}
         self.tiers = set(self.session.execute(select(PathwayTier.pathway_id, PathwayTier.tier)).all())
         # what the completion rules must look at once every row is in (SPEC §2.6: badges are awarded
@@ -407,7 +406,7 @@ class SkillImporter(_RowImporter):
 
     def apply_row(self, row: SourceRow, values: dict[str, Any]) -> str:
         slug = check_skill_slug(values["slug"])
-        self.seen_once(slug, row.line, self.seen, "slug")
+        self.seen_once(slug, row.line, "slug")
         wanted: dict[str, Any] = {}
         if values.get("name") is not None:
             wanted["name"] = check_name(values["name"], max_length=MAX_SKILL_NAME_LENGTH)
@@ -530,7 +529,6 @@ class SessionImporter(_RowImporter):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.seen: dict[str, int] = {}
         self.pathways = {pathway.slug: pathway for pathway in self.session.scalars(select(Pathway))}
         self.builders: dict[str, int] = {}
 
@@ -570,7 +568,7 @@ class SessionImporter(_RowImporter):
         key = values.get("calendly_uri") or slug
         if key is None:
             raise InvalidInput("slug: a session row needs a calendly_uri, a slug or a title")
-        self.seen_once(key, row.line, self.seen, "calendly_uri" if values.get("calendly_uri") else "slug")
+        self.seen_once(key, row.line, "calendly_uri" if values.get("calendly_uri") else "slug")
         wanted: dict[str, Any] = {}
         if title is not None:
             if not title or len(title) > MAX_TITLE_LENGTH:
