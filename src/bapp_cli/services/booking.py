@@ -542,6 +542,31 @@ def insert_booking(session: Session, booking: Booking) -> None:
     raise Conflict("could not find a free booking reference; try again")
 
 
+def creation_audit(
+    booking: Booking,
+    *,
+    client_email: str,
+    builder: User | None,
+    pathway: Pathway | None,
+    account_created: bool,
+    enrolled: bool,
+) -> dict[str, Any]:
+    """The audit record of a new booking, one shape whether it was booked here or came from Calendly."""
+    return {
+        "client": client_email,
+        "session": booking.session_type_id,
+        "start": booking.start_time,
+        "end": booking.end_time,
+        "builder": builder.email if builder is not None else None,
+        "pathway": pathway.slug if pathway is not None else None,
+        "status": booking.status,
+        "payment_status": booking.payment_status,
+        "amount": booking.amount,
+        "account_created": account_created,
+        "enrolled": enrolled,
+    }
+
+
 def create_booking(session: Session, request: BookingRequest, *, now: dt.datetime) -> BookingCreated:
     """Create one booking under the rules of SPEC §2.5 (see the module docstring for the order)."""
     if request.start.tzinfo is None:
@@ -648,19 +673,14 @@ def create_booking(session: Session, request: BookingRequest, *, now: dt.datetim
         session,
         "booking",
         booking.reference,
-        {
-            "client": email,
-            "session": session_type.id,
-            "start": start,
-            "end": end,
-            "builder": builder.email if builder is not None else None,
-            "pathway": pathway.slug if pathway is not None else None,
-            "status": booking.status,
-            "payment_status": booking.payment_status,
-            "amount": booking.amount,
-            "account_created": account_created,
-            "enrolled": enrolled,
-        },
+        creation_audit(
+            booking,
+            client_email=email,
+            builder=builder,
+            pathway=pathway,
+            account_created=account_created,
+            enrolled=enrolled,
+        ),
     )
     return BookingCreated(booking_view(session, booking.id), account_created, enrolled, False)
 

@@ -81,7 +81,7 @@ from bapp_cli.db.models import (
 )
 from bapp_cli.errors import ConfigError, InvalidInput
 from bapp_cli.services.answers import Question, answers_from_calendly, questions_from
-from bapp_cli.services.booking import ACTIVE_STATUSES, insert_booking
+from bapp_cli.services.booking import ACTIVE_STATUSES, creation_audit, insert_booking
 from bapp_cli.services.enrolment import enrol
 from bapp_cli.services.instants import get_zone
 from bapp_cli.services.people import builder_ids_by_calendly_uri, ensure_client, normalise_email
@@ -634,17 +634,14 @@ class InviteeApplier:
             {
                 "source": "calendly",
                 "invitee": invitee.uri,
-                "client": email,
-                "session": session_type.id,
-                "start": start,
-                "end": end,
-                "builder": builder.email if builder is not None else None,
-                "pathway": pathway.slug if pathway is not None else None,
-                "status": status,
-                "payment_status": payment,
-                "amount": booking.amount,
-                "account_created": account_created,
-                "enrolled": enrolled,
+                **creation_audit(
+                    booking,
+                    client_email=email,
+                    builder=builder,
+                    pathway=pathway,
+                    account_created=account_created,
+                    enrolled=enrolled,
+                ),
                 "rescheduled_from": replaced.reference if replaced is not None else None,
             },
         )
