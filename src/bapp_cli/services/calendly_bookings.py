@@ -85,7 +85,13 @@ from bapp_cli.services.booking import ACTIVE_STATUSES, creation_audit, insert_bo
 from bapp_cli.services.enrolment import enrol
 from bapp_cli.services.instants import get_zone
 from bapp_cli.services.people import builder_ids_by_calendly_uri, ensure_client, normalise_email
-from bapp_cli.services.sync import RunReport, invalid_listing, listing_error_details, listing_pages, record_run
+from bapp_cli.services.sync import (
+    RunReport,
+    invalid_listing,
+    listing_error_details,
+    listing_pages,
+    record_succeeded_run,
+)
 
 if TYPE_CHECKING:
     from bapp_cli.calendly.client import CalendlyClient
@@ -776,20 +782,14 @@ def pull_bookings(
         report.count(applier.apply(item))
     session.flush()
     if not dry_run:
-        report.run_id = record_run(
+        report.run_id = record_succeeded_run(
             session,
+            report,
             kind="bookings",
-            source=source,
             started_at=started_at,
             finished_at=clock(),
-            status="succeeded",
-            fetched=report.fetched,
-            created=report.created,
-            updated=report.updated,
-            unchanged=report.unchanged,
             deactivated=report.cancelled,
             reactivated=report.rescheduled,
-            skipped=report.skipped,
         )
         if any(outcome.wrote for outcome in report.outcomes):
             record_audit(

@@ -663,20 +663,14 @@ def sync_event_types(
     _write(session, inserts, new_links, updates, relinks, vanished, pathway_ids, now)
 
     if not dry_run:
-        report.run_id = record_run(
+        report.run_id = record_succeeded_run(
             session,
+            report,
             kind="event_types",
-            source=source,
             started_at=started_at,
             finished_at=clock(),
-            status="succeeded",
-            fetched=report.fetched,
-            created=report.created,
-            updated=report.updated,
-            unchanged=report.unchanged,
             deactivated=report.deactivated,
             reactivated=report.reactivated,
-            skipped=report.skipped,
         )
         if report.rows_written:
             record_audit(
@@ -772,6 +766,35 @@ def record_run(
     session.add(run)
     session.flush()
     return run.id
+
+
+def record_succeeded_run(
+    session: Session,
+    report: RunReport,
+    *,
+    kind: str,
+    started_at: dt.datetime,
+    finished_at: dt.datetime,
+    deactivated: int,
+    reactivated: int,
+) -> int:
+    """The record of a successful run, its counts taken from the report; ``deactivated`` and
+    ``reactivated`` are the two columns each kind fills with its own counters (see calendly_bookings)."""
+    return record_run(
+        session,
+        kind=kind,
+        source=report.source,
+        started_at=started_at,
+        finished_at=finished_at,
+        status="succeeded",
+        fetched=report.fetched,
+        created=report.created,
+        updated=report.updated,
+        unchanged=report.unchanged,
+        deactivated=deactivated,
+        reactivated=reactivated,
+        skipped=report.skipped,
+    )
 
 
 def record_failed_run(
