@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from bapp_cli.cli.cells import answers_text
 from bapp_cli.cli.context import state, utc_now
 from bapp_cli.cli.options import DryRunOption, FormatOption, JsonOption
 
@@ -30,12 +31,7 @@ def _record_table(record: dict[str, Any], sink: OutputSink, console: Any) -> Non
         if key == "reference":
             continue
         if key == "custom_question_responses":
-            lines = []
-            for item in value:
-                answer = item["answer"]
-                shown = ", ".join(answer) if isinstance(answer, list) else answer
-                lines.append(f"{item['question']}: {shown}")
-            table.add_row("answers", "\n".join(lines) or "—")
+            table.add_row("answers", answers_text(value) or "—")
         else:
             table.add_row(key.replace("_", " "), sink.display_value(value))
     console.print(table, markup=False)

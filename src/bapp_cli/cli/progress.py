@@ -6,31 +6,18 @@ from typing import Annotated, Any
 
 import typer
 
+from bapp_cli.cli.cells import ENROLMENT_STYLES, SKILL_STATUS_STYLES, percent_style
 from bapp_cli.cli.context import state
 from bapp_cli.cli.options import FormatOption, JsonOption
 
 app = typer.Typer(help="Show clients' progress through pathways, tiers and skills.", no_args_is_help=True)
 
 BAR_WIDTH = 10
-STATUS_STYLES = {
-    "completed": ("✔", "green"),
-    "in_progress": ("◐", "yellow"),
-    "not_started": ("○", "dim"),
-}
-ENROLMENT_STYLES = {"active": "cyan", "paused": "yellow", "completed": "green"}
 
 
 def bar(percent: int, width: int = BAR_WIDTH) -> str:
     filled = min(width, max(0, percent * width // 100))
     return "█" * filled + "░" * (width - filled)
-
-
-def _percent_style(percent: int) -> str:
-    if percent >= 100:
-        return "green"
-    if percent > 0:
-        return "yellow"
-    return "dim"
 
 
 def render_progress_tree(progress: Any, sink: Any) -> Any:
@@ -63,8 +50,8 @@ def render_progress_tree(progress: Any, sink: Any) -> Any:
                 if item.completed_at:
                     label.append(f"  completed {sink.local_time(item.completed_at)}", style="green")
             label.append(f"  {item.completed}/{item.total}  ", style="")
-            label.append(bar(item.percent), style=_percent_style(item.percent))
-            label.append(f" {item.percent}%", style=_percent_style(item.percent))
+            label.append(bar(item.percent), style=percent_style(item.percent))
+            label.append(f" {item.percent}%", style=percent_style(item.percent))
             branch = root.add(label)
             if item.pathway is None:
                 _add_skills(branch, item.skills)
@@ -73,8 +60,8 @@ def render_progress_tree(progress: Any, sink: Any) -> Any:
                 tier_label = Text.assemble(
                     (f"Tier {tier.tier} · {tier.name}", "bold"),
                     f"  {tier.completed}/{tier.total}  ",
-                    (bar(tier.percent), _percent_style(tier.percent)),
-                    (f" {tier.percent}%", _percent_style(tier.percent)),
+                    (bar(tier.percent), percent_style(tier.percent)),
+                    (f" {tier.percent}%", percent_style(tier.percent)),
                 )
                 tier_branch = branch.add(tier_label)
                 if not tier.skills:
@@ -92,7 +79,7 @@ def _add_skills(branch: Any, skills: list[Any]) -> None:
     from rich.text import Text
 
     for skill in skills:
-        mark, style = STATUS_STYLES.get(skill.status, ("?", ""))
+        mark, style = SKILL_STATUS_STYLES.get(skill.status, ("?", ""))
         line = Text.assemble((mark, style), " ", (skill.name, style if skill.status != "completed" else ""))
         line.append(f" ({skill.skill})", style="dim")
         if skill.completed_via:
@@ -191,8 +178,8 @@ def _table_renderer(rows: list[Any], sink: Any) -> Any:
                 row.client,
                 row.pathway,
                 f"[{ENROLMENT_STYLES.get(row.status, '')}]{row.status}[/]",
-                *(f"[{_percent_style(value)}]{value}%[/]" for value in tiers),
-                f"[{_percent_style(row.percent)}]{bar(row.percent)} {row.percent:>3}%[/]",
+                *(f"[{percent_style(value)}]{value}%[/]" for value in tiers),
+                f"[{percent_style(row.percent)}]{bar(row.percent)} {row.percent:>3}%[/]",
                 str(row.badges) if row.badges else "—",
                 sink.local_time(row.last_activity) if row.last_activity else "—",
             )

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from bapp_cli.cli.cells import ENROLMENT_STYLES, answers_text, percent_style
 from bapp_cli.cli.context import state, utc_now
 from bapp_cli.cli.options import FormatOption, JsonOption
 
@@ -26,7 +27,6 @@ BAR_WIDTH = 6
 COUNT_BAR_WIDTH = 6
 # a cell holds eight steps, so small differences between pathways still show
 EIGHTHS = ("", "▏", "▎", "▍", "▌", "▋", "▊", "▉")
-ENROLMENT_STYLES = {"active": "cyan", "paused": "yellow", "completed": "green"}
 BOOKING_STYLES = {
     "pending": "yellow",
     "confirmed": "cyan",
@@ -66,14 +66,6 @@ def bar(value: float, maximum: float, width: int = BAR_WIDTH) -> str:
     return text + " " * (width - len(text))
 
 
-def _percent_style(percent: float) -> str:
-    if percent >= 100:
-        return "green"
-    if percent > 0:
-        return "yellow"
-    return "dim"
-
-
 def _pathway_cell(label: ReportPathway) -> Any:
     from rich.text import Text
 
@@ -105,7 +97,7 @@ def _percent_cell(percent: float, *, decimals: bool = True) -> Any:
     from rich.text import Text
 
     shown = f"{percent:5.1f}%" if decimals else f"{int(percent):>3}%"
-    style = _percent_style(percent)
+    style = percent_style(percent)
     return Text.assemble((bar(percent, 100), style), (f" {shown}", style))
 
 
@@ -231,15 +223,6 @@ def _counts_renderer(report: Any, sink: OutputSink) -> Any:
     return draw
 
 
-def _answers_text(answers: list[Any]) -> str:
-    lines = []
-    for item in answers:
-        answer = item.get("answer")
-        shown = ", ".join(str(value) for value in answer) if isinstance(answer, list) else str(answer)
-        lines.append(f"{item.get('question')}: {shown}")
-    return "\n".join(lines)
-
-
 def _listing_renderer(groups: list[Any], sink: OutputSink, caption: str) -> Any:
     def draw(console: Any) -> None:
         from rich import box
@@ -268,7 +251,7 @@ def _listing_renderer(groups: list[Any], sink: OutputSink, caption: str) -> Any:
                     Text(view.session_title),
                     Text(view.status.replace("_", " "), style=BOOKING_STYLES.get(view.status, "")),
                     view.category,
-                    Text(_answers_text(view.custom_question_responses) or "—"),
+                    Text(answers_text(view.custom_question_responses) or "—"),
                     end_section=index == count - 1,
                 )
         console.print(grid)
@@ -348,7 +331,7 @@ def _progress_renderer(lines: list[Any], sink: OutputSink) -> Any:
             tiers = [
                 Text(
                     f"{row.tier_completed[index]}/{row.tier_total[index]} {row.tier_percent(index):>3}%",
-                    style=_percent_style(row.tier_percent(index)),
+                    style=percent_style(row.tier_percent(index)),
                 )
                 for index in range(len(TABLE_TIERS))
             ]

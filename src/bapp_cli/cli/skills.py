@@ -6,12 +6,11 @@ from typing import Annotated, Any
 
 import typer
 
+from bapp_cli.cli.cells import SKILL_STATUS_STYLES
 from bapp_cli.cli.context import state, utc_now
 from bapp_cli.cli.options import DryRunOption, FormatOption, JsonOption, YesOption
 
 app = typer.Typer(help="Manage skills, link them to pathway tiers, and track clients' progress.", no_args_is_help=True)
-
-STATUS_MARKS = {"completed": "✔", "in_progress": "◐", "not_started": "○"}
 
 
 def _skill_table(views: list[Any], title: str) -> Any:
@@ -301,7 +300,7 @@ def _progress_command(ctx: typer.Context, fmt: str | None, as_json: bool, dry_ru
     with app_state.transaction(dry_run=dry_run) as session:
         change = action(session)
     sink.record(change.as_record())
-    mark = STATUS_MARKS.get(change.status, "")
+    mark = SKILL_STATUS_STYLES.get(change.status, ("", ""))[0]
     if change.changed:
         sink.info(f"{mark} {change.skill} for {change.client}: {change.previous_status or 'new'} → {change.status}")
     else:

@@ -1,0 +1,38 @@
+"""How a few values look on a terminal, the same in every group that shows them.
+
+Plain data and text only: command modules import this at load time, so it must not import Rich
+(`bapp --help` stays light).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+# an enrolment's status: `progress show` and `progress table`, the client-progress and analytics reports
+ENROLMENT_STYLES = {"active": "cyan", "paused": "yellow", "completed": "green"}
+# a skill's status as a mark and a colour: the progress tree, and the marks of `skills start/complete/reset`
+SKILL_STATUS_STYLES = {
+    "completed": ("✔", "green"),
+    "in_progress": ("◐", "yellow"),
+    "not_started": ("○", "dim"),
+}
+
+
+def percent_style(percent: float) -> str:
+    """Green once done, yellow once started, dim before anything is done."""
+    if percent >= 100:
+        return "green"
+    if percent > 0:
+        return "yellow"
+    return "dim"
+
+
+def answers_text(answers: Iterable[Mapping[str, Any]]) -> str:
+    """A booking's custom answers, one `QUESTION: ANSWER` line each; a multi-select's choices joined by commas."""
+    lines = []
+    for item in answers:
+        answer = item.get("answer")
+        shown = ", ".join(str(value) for value in answer) if isinstance(answer, list) else str(answer)
+        lines.append(f"{item.get('question')}: {shown}")
+    return "\n".join(lines)
