@@ -101,6 +101,14 @@ def _percent_cell(percent: float, *, decimals: bool = True) -> Any:
     return Text.assemble((bar(percent, 100), style), (f" {shown}", style))
 
 
+def _report_grid(title: str, *, caption: str | None = None) -> Any:
+    """The frame every report table shares, so the dashboard's reports look alike."""
+    from rich import box
+    from rich.table import Table
+
+    return Table(title=title, box=box.SIMPLE_HEAD, caption=caption, header_style="bold")
+
+
 def _period(app_state: Any, start_from: str | None, start_to: str | None) -> Period:
     from bapp_cli.services.instants import parse_instant
     from bapp_cli.services.reports import Period
@@ -186,18 +194,11 @@ def bookings_by_pathway(
 
 def _counts_renderer(report: Any, sink: OutputSink) -> Any:
     def draw(console: Any) -> None:
-        from rich import box
-        from rich.table import Table
         from rich.text import Text
 
         from bapp_cli.db.models import BOOKING_STATUSES
 
-        grid = Table(
-            title="Bookings by pathway",
-            box=box.SIMPLE_HEAD,
-            caption=_period_caption(report.period, sink, report.builder),
-            header_style="bold",
-        )
+        grid = _report_grid("Bookings by pathway", caption=_period_caption(report.period, sink, report.builder))
         grid.add_column("pathway", no_wrap=True)
         for status in BOOKING_STATUSES:
             grid.add_column(status.replace("_", " "), justify="right", header_style=f"bold {BOOKING_STYLES[status]}")
@@ -225,11 +226,9 @@ def _counts_renderer(report: Any, sink: OutputSink) -> Any:
 
 def _listing_renderer(groups: list[Any], sink: OutputSink, caption: str) -> Any:
     def draw(console: Any) -> None:
-        from rich import box
-        from rich.table import Table
         from rich.text import Text
 
-        grid = Table(title="Bookings by pathway", box=box.SIMPLE_HEAD, caption=caption, header_style="bold")
+        grid = _report_grid("Bookings by pathway", caption=caption)
         grid.add_column("time", no_wrap=True)
         grid.add_column("client", no_wrap=True)
         for column in ("session", "status", "category", "answers"):
@@ -311,13 +310,11 @@ def client_progress(
 
 def _progress_renderer(lines: list[Any], sink: OutputSink) -> Any:
     def draw(console: Any) -> None:
-        from rich import box
-        from rich.table import Table
         from rich.text import Text
 
         from bapp_cli.services.progress import TABLE_TIERS
 
-        grid = Table(title="Client progress", box=box.SIMPLE_HEAD, header_style="bold")
+        grid = _report_grid("Client progress")
         grid.add_column("client", no_wrap=True)
         grid.add_column("pathway", no_wrap=True)
         grid.add_column("status")
@@ -406,16 +403,9 @@ def pathway_analytics(
 
 def _analytics_renderer(report: Any, sink: OutputSink) -> Any:
     def draw(console: Any) -> None:
-        from rich import box
-        from rich.table import Table
         from rich.text import Text
 
-        grid = Table(
-            title="Pathway analytics",
-            box=box.SIMPLE_HEAD,
-            caption=f"period for bookings: {_period_caption(report.period, sink)}",
-            header_style="bold",
-        )
+        grid = _report_grid("Pathway analytics", caption=f"period for bookings: {_period_caption(report.period, sink)}")
         grid.add_column("pathway", no_wrap=True)
         grid.add_column("enrolled", no_wrap=True)
         for status in ("active", "paused", "completed"):
