@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
-from bapp_cli.cli.context import AppState, state
+from bapp_cli.cli.context import AppState, state, utc_now
 from bapp_cli.cli.options import FormatOption, JsonOption
 from bapp_cli.errors import InvalidInput, UsageError
 
@@ -37,10 +37,6 @@ DEFAULT_PULL_DAYS = 30
 
 Listing = TypeVar("Listing", bound=Sequence[Any])
 Report = TypeVar("Report")
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 @contextlib.contextmanager
@@ -174,7 +170,7 @@ def sync(
             listing,
             source=source,
             started_at=started_at,
-            clock=_now,
+            clock=utc_now,
             rules=rules,
             dry_run=dry_run,
             allow_empty=allow_empty,
@@ -260,7 +256,7 @@ def _fetch_and_apply_under_lock(
     source = "file" if listing is not None else "api"
     engine = app_state.engine()
     with _without_cyclic_gc(), named_lock(engine, lock, wait_seconds=wait, what=what):
-        started_at = _now()
+        started_at = utc_now()
         fetched = 0
         try:
             if listing is None:
@@ -313,7 +309,7 @@ def _report_failure(
                     kind=kind,
                     source=source,
                     started_at=started_at,
-                    finished_at=_now(),
+                    finished_at=utc_now(),
                     error=message,
                     fetched=fetched,
                 )
@@ -516,7 +512,7 @@ def pull_bookings(
     since_at = parse_instant(since, timezone=zone, field="since") if since else None
     until_at = parse_instant(until, timezone=zone, field="until") if until else None
     if since_at is None and from_file is None:
-        since_at = _now() - dt.timedelta(days=DEFAULT_PULL_DAYS)
+        since_at = utc_now() - dt.timedelta(days=DEFAULT_PULL_DAYS)
     if since_at is not None and until_at is not None and until_at <= since_at:
         raise InvalidInput("until: must be later than --since", code="invalid_window")
     listing = None
@@ -537,7 +533,7 @@ def pull_bookings(
             listing,
             source=source,
             started_at=started_at,
-            clock=_now,
+            clock=utc_now,
             pathway_question=pattern,
             dry_run=dry_run,
         )
@@ -624,7 +620,7 @@ def webhook_apply(
     payload = parse_webhook(body)
     pattern = service.pathway_question_pattern(_text(app_state.settings.get("calendly.pathway_question")))
     with app_state.transaction(dry_run=dry_run) as session:
-        result = service.apply_webhook(session, payload, now=_now(), pathway_question=pattern, dry_run=dry_run)
+        result = service.apply_webhook(session, payload, now=utc_now(), pathway_question=pattern, dry_run=dry_run)
     if result.outcome.action != "ignored":
         _print_outcomes(sink, [result.outcome], dry_run=dry_run)
     sink.record(result.as_record(), service.WEBHOOK_COLUMNS, title="Calendly webhook")
