@@ -318,6 +318,9 @@ class Badge(Base):
     client_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     key: Mapped[str] = mapped_column(String(100))
     awarded_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    # Badges stay awarded (SPEC §2.6); a revocation only stops the exported credential verifying.
+    revoked_at: Mapped[dt.datetime | None] = mapped_column()
+    revocation_reason: Mapped[str | None] = mapped_column(Text)
 
 
 class SyncRun(Base):
