@@ -32,6 +32,11 @@ KNOWN_KEYS: dict[str, tuple[str, ...]] = {
     "calendly.user": (),
     "calendly.organization": (),
     "calendly.pathway_question": (),
+    # Open Badges issuer (`bapp badges issuer init`); the key file holds the Ed25519 private key (0600)
+    "badges.key_file": ("BAPP_BADGES_KEY_FILE",),
+    "badges.issuer_name": (),
+    "badges.issuer_url": (),
+    "badges.image_base_url": (),
 }
 SECRET_KEYS = frozenset({"calendly.token", "calendly.webhook_signing_key"})
 MASK = "****"

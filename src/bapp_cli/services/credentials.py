@@ -1,0 +1,735 @@
+"""Portable badges: Open Badges 3.0 credentials issued, verified and revoked by bapp.
+
+A badge (SPEC §2.6) becomes an `OpenBadgeCredential` — a W3C Verifiable Credential (VC 2.0 context plus
+the OB 3.0 context) signed as a VC-JWT with the issuer's Ed25519 key (EdDSA), as 1EdTech's OB 3.0 §8.2
+describes: the JOSE header names the key (`kid`), the payload carries the credential in its `vc` claim
+with `iss`, `jti`, `nbf` and `iat` mirroring it. Signing and signature checks are PyJWT over
+`cryptography`; nothing here does cryptography of its own.
+
+Identifiers are stable and derived from the issuer URL, so a credential exported twice names the same
+things: the issuer Profile is `<url>/badges/issuer.json`, an achievement `<url>/badges/achievements/
+<key with / for :>`, a credential `<url>/badges/credentials/<badge id>`, and the revocation list
+`<url>/badges/revocations.json`, in which a badge's bit is its id (W3C Bitstring Status List).
+
+The client is named only by a salted SHA-256 of the e-mail (an OB 3.0 IdentityObject), never in clear.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import gzip
+import hashlib
+import re
+import secrets
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bapp_cli.db.audit import record_audit
+from bapp_cli.db.models import Badge, Pathway, PathwayTier, Skill, SkillPathwayLink, User
+from bapp_cli.errors import Conflict, InvalidInput, NotFound
+from bapp_cli.services.people import get_client
+from bapp_cli.services.progress import FUNDAMENTALS_KEY, FUNDAMENTALS_NAME, load_catalogue, pathway_badge_key
+from bapp_cli.services.signing_key import SigningKey
+
+VC_CONTEXT = "https://www.w3.org/ns/credentials/v2"
+OB_CONTEXT = "https://purl.imsglobal.org/spec/ob/v3p0/context-3.0.3.json"
+OB_CONTEXT_PATTERN = re.compile(r"^https://purl\.imsglobal\.org/spec/ob/v3p0/context(-3\.\d\.\d)*\.json$")
+OB_SCHEMA = "https://purl.imsglobal.org/spec/ob/v3p0/schema/json/ob_v3p0_achievementcredential_schema.json"
+ALGORITHM = "EdDSA"
+# W3C Bitstring Status List: at least 131,072 entries, so one list does not single out its few holders
+STATUS_LIST_MIN_BITS = 131_072
+# clock difference tolerated between the issuer and a verifier, in seconds
+LEEWAY_SECONDS = 60
+ACHIEVEMENT_COLUMNS = ("key", "id", "name", "description", "criteria")
+CREDENTIAL_COLUMNS = ("badge", "credential_id", "name", "valid_from")
+VERIFICATION_COLUMNS = ("credential_id", "badge", "name", "valid_from", "status", "reason")
+
+
+# -- the issuer ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Issuer:
+    """The issuing organisation as configured (`badges.issuer_name`, `badges.issuer_url`) with its key."""
+
+    name: str
+    url: str
+    key: SigningKey
+    image_base_url: str | None = None
+
+    @property
+    def base(self) -> str:
+        return self.url.rstrip("/")
+
+    @property
+    def profile_id(self) -> str:
+        return f"{self.base}/badges/issuer.json"
+
+    @property
+    def key_id(self) -> str:
+        return f"{self.profile_id}#{self.key.thumbprint()}"
+
+    @property
+    def status_list_id(self) -> str:
+        return f"{self.base}/badges/revocations.json"
+
+    def credential_id(self, badge_id: int) -> str:
+        return f"{self.base}/badges/credentials/{badge_id}"
+
+    def achievement_id(self, key: str) -> str:
+        return f"{self.base}/badges/achievements/{key.replace(':', '/')}"
+
+    def profile_reference(self) -> dict[str, Any]:
+        """The issuer as embedded in each credential (OB 3.0 Profile, short form)."""
+        return {"id": self.profile_id, "type": ["Profile"], "name": self.name, "url": self.url}
+
+    def profile_document(self) -> dict[str, Any]:
+        """The Profile to publish at `profile_id`, carrying the public key a verifier needs."""
+        return {
+            "@context": [VC_CONTEXT, OB_CONTEXT],
+            **self.profile_reference(),
+            "verificationMethod": [
+                {
+                    "id": self.key_id,
+                    "type": "JsonWebKey",
+                    "controller": self.profile_id,
+                    "publicKeyJwk": self.key.public_jwk(),
+                }
+            ],
+        }
+
+
+def validate_issuer_url(url: str) -> str:
+    """An https URL (http only for localhost), since verifiers dereference the ids derived from it."""
+    from urllib.parse import urlsplit
+
+    cleaned = url.strip()
+    parts = urlsplit(cleaned)
+    local = parts.hostname in ("localhost", "127.0.0.1")
+    if not parts.hostname or not (parts.scheme == "https" or (parts.scheme == "http" and local)):
+        raise InvalidInput(
+            f"--url {url!r} is not an https URL", hint="e.g. https://buildappswith.com", code="bad_issuer_url"
+        )
+    if parts.query or parts.fragment:
+        raise InvalidInput(f"--url {url!r} must not have a query or fragment", code="bad_issuer_url")
+    return cleaned.rstrip("/")
+
+
+# -- achievements -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AchievementDefinition:
+    key: str
+    name: str
+    description: str
+    criteria: str
+
+    def as_record(self, issuer: Issuer | None = None) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "id": issuer.achievement_id(self.key) if issuer else None,
+            "name": self.name,
+            "description": self.description,
+            "criteria": self.criteria,
+        }
+
+    def as_achievement(self, issuer: Issuer) -> dict[str, Any]:
+        achievement: dict[str, Any] = {
+            "id": issuer.achievement_id(self.key),
+            "type": ["Achievement"],
+            "achievementType": "Badge",
+            "name": self.name,
+            "description": self.description,
+            "criteria": {"narrative": self.criteria},
+        }
+        if issuer.image_base_url:
+            slug = self.key.replace(":", "-")
+            achievement["image"] = {"id": f"{issuer.image_base_url.rstrip('/')}/{slug}.png", "type": "Image"}
+        return achievement
+
+
+def _skill_list(names: Sequence[str]) -> str:
+    return ", ".join(names) if names else "(no skills linked yet)"
+
+
+def achievement_definitions(session: Session) -> dict[str, AchievementDefinition]:
+    """Every badge bapp can award, keyed like badges, with a criteria narrative from the linked skills.
+
+    The catalogue may change after a badge was awarded; the definitions describe it as it stands now.
+    """
+    catalogue = load_catalogue(session)
+    descriptions = dict(session.execute(select(Pathway.id, Pathway.description)).all())
+    tier_descriptions = {
+        (row.pathway_id, row.tier): row.description
+        for row in session.execute(select(PathwayTier.pathway_id, PathwayTier.tier, PathwayTier.description))
+    }
+    linked: dict[tuple[int, int], list[str]] = defaultdict(list)
+    for pathway_id, tier, name in session.execute(
+        select(SkillPathwayLink.pathway_id, SkillPathwayLink.tier, Skill.name)
+        .join(Skill, Skill.id == SkillPathwayLink.skill_id)
+        .where(Skill.archived.is_(False))
+        .order_by(Skill.name)
+    ):
+        linked[(pathway_id, tier)].append(name)
+    fundamentals = list(
+        session.scalars(
+            select(Skill.name).where(Skill.is_fundamental.is_(True), Skill.archived.is_(False)).order_by(Skill.name)
+        )
+    )
+
+    definitions: dict[str, AchievementDefinition] = {}
+    for info in sorted(catalogue.pathways.values(), key=lambda item: (item.position, item.slug)):
+        for number, tier_name in info.tiers.items():
+            key = f"tier:{info.slug}:{number}"
+            definitions[key] = AchievementDefinition(
+                key=key,
+                name=catalogue.badge_name(key),
+                description=tier_descriptions.get((info.id, number))
+                or f"Tier {number} ({tier_name}) of the {info.name} pathway.",
+                criteria=f"Complete every skill of the {info.name} pathway's {tier_name} tier: "
+                f"{_skill_list(linked[(info.id, number)])}.",
+            )
+        tiers = "; ".join(
+            f"{tier_name} ({_skill_list(linked[(info.id, number)])})" for number, tier_name in info.tiers.items()
+        )
+        key = pathway_badge_key(info.slug)
+        definitions[key] = AchievementDefinition(
+            key=key,
+            name=catalogue.badge_name(key),
+            description=descriptions.get(info.id) or f"The whole {info.name} pathway.",
+            criteria=f"Complete every tier of the {info.name} pathway: {tiers}.",
+        )
+    definitions[FUNDAMENTALS_KEY] = AchievementDefinition(
+        key=FUNDAMENTALS_KEY,
+        name=FUNDAMENTALS_NAME,
+        description="The core skills every BuildAppsWith client completes, whatever their pathway.",
+        criteria=f"Complete every fundamental skill: {_skill_list(fundamentals)}.",
+    )
+    return definitions
+
+
+# -- issuing ------------------------------------------------------------------------------------------
+
+
+def _instant(value: dt.datetime) -> str:
+    return value.astimezone(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def hashed_email_identity(email: str, salt: str) -> dict[str, Any]:
+    """OB 3.0 IdentityObject: `sha256$` + hex SHA-256 of the e-mail followed by the salt (UTF-8)."""
+    digest = hashlib.sha256((email + salt).encode("utf-8")).hexdigest()
+    return {
+        "type": "IdentityObject",
+        "identityHash": f"sha256${digest}",
+        "identityType": "emailAddress",
+        "hashed": True,
+        "salt": salt,
+    }
+
+
+def identity_matches(identity: dict[str, Any], email: str) -> bool:
+    salt = identity.get("salt")
+    if not isinstance(salt, str) or identity.get("hashed") is not True:
+        return False
+    expected = hashed_email_identity(email, salt)["identityHash"]
+    return secrets.compare_digest(str(identity.get("identityHash", "")), expected)
+
+
+def _sign(claims: dict[str, Any], issuer: Issuer) -> str:
+    import jwt
+
+    return jwt.encode(claims, issuer.key.private_key, algorithm=ALGORITHM, headers={"kid": issuer.key_id, "typ": "JWT"})
+
+
+def build_credential(
+    *,
+    issuer: Issuer,
+    badge_id: int,
+    email: str,
+    awarded_at: dt.datetime,
+    definition: AchievementDefinition,
+    salt: str,
+) -> dict[str, Any]:
+    return {
+        "@context": [VC_CONTEXT, OB_CONTEXT],
+        "id": issuer.credential_id(badge_id),
+        "type": ["VerifiableCredential", "OpenBadgeCredential"],
+        "name": definition.name,
+        "issuer": issuer.profile_reference(),
+        "validFrom": _instant(awarded_at),
+        "credentialSubject": {
+            "type": ["AchievementSubject"],
+            "identifier": [hashed_email_identity(email, salt)],
+            "achievement": definition.as_achievement(issuer),
+        },
+        "credentialSchema": [{"id": OB_SCHEMA, "type": "1EdTechJsonSchemaValidator2019"}],
+        "credentialStatus": {
+            "id": f"{issuer.status_list_id}#{badge_id}",
+            "type": "BitstringStatusListEntry",
+            "statusPurpose": "revocation",
+            "statusListIndex": str(badge_id),
+            "statusListCredential": issuer.status_list_id,
+        },
+    }
+
+
+@dataclass(frozen=True)
+class IssuedCredential:
+    badge: str
+    credential: dict[str, Any]
+    jwt: str
+
+    def as_record(self) -> dict[str, Any]:
+        return {
+            "badge": self.badge,
+            "credential_id": self.credential["id"],
+            "name": self.credential["name"],
+            "valid_from": self.credential["validFrom"],
+        }
+
+    def as_document(self) -> dict[str, Any]:
+        return {"badge": self.badge, "credential": self.credential, "jwt": self.jwt}
+
+
+def sign_credential(credential: dict[str, Any], issuer: Issuer, *, now: dt.datetime) -> str:
+    valid_from = dt.datetime.fromisoformat(str(credential["validFrom"]).replace("Z", "+00:00"))
+    claims = {
+        "iss": issuer.profile_id,
+        "jti": credential["id"],
+        "nbf": int(valid_from.timestamp()),
+        "iat": int(now.timestamp()),
+        "vc": credential,
+    }
+    return _sign(claims, issuer)
+
+
+def issue_credentials(
+    session: Session,
+    email: str,
+    *,
+    issuer: Issuer,
+    now: dt.datetime,
+    only: Iterable[str] = (),
+) -> list[IssuedCredential]:
+    """One signed credential per badge the client holds (or per badge in `only`), oldest first.
+
+    A revoked badge is left out; named in `only` it is a conflict, as is a key the client does not hold.
+    Each credential gets a fresh random salt, so two exports do not share an identity hash to link them by.
+    """
+    client, _ = get_client(session, email)
+    wanted = [key.strip() for key in only if key.strip()]
+    rows = session.execute(
+        select(Badge).where(Badge.client_id == client.id).order_by(Badge.awarded_at, Badge.id)
+    ).scalars()
+    badges = {badge.key: badge for badge in rows}
+    for key in wanted:
+        if key not in badges:
+            raise NotFound(
+                f"{client.email} holds no badge {key!r}",
+                hint=f"`bapp badges list {client.email}` shows the badges held",
+                code="badge_not_found",
+            )
+        revoked_at = badges[key].revoked_at
+        if revoked_at is not None:
+            raise Conflict(
+                f"badge {key!r} of {client.email} was revoked on {_instant(revoked_at)}",
+                hint="a revoked badge is not exported",
+                code="badge_revoked",
+            )
+    definitions = achievement_definitions(session)
+    issued = []
+    for badge in badges.values():
+        if (wanted and badge.key not in wanted) or badge.revoked_at is not None:
+            continue
+        definition = definitions.get(badge.key) or AchievementDefinition(
+            badge.key, badge.key, f"Badge {badge.key}.", f"Awarded as {badge.key}."
+        )
+        credential = build_credential(
+            issuer=issuer,
+            badge_id=badge.id,
+            email=client.email,
+            awarded_at=badge.awarded_at,
+            definition=definition,
+            salt=secrets.token_hex(16),
+        )
+        issued.append(IssuedCredential(badge.key, credential, sign_credential(credential, issuer, now=now)))
+    return issued
+
+
+# -- revocation ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Revocation:
+    client: str
+    badge: str
+    revoked_at: dt.datetime
+    reason: str
+
+    def as_record(self) -> dict[str, Any]:
+        return {"client": self.client, "badge": self.badge, "revoked_at": self.revoked_at, "reason": self.reason}
+
+
+def revoke_badge(session: Session, email: str, key: str, *, reason: str, now: dt.datetime) -> Revocation:
+    """Mark a badge revoked, with the reason, and audit it. The badge row stays (SPEC §2.6)."""
+    cleaned = " ".join(reason.split())
+    if not cleaned:
+        raise InvalidInput("--reason must not be empty", code="missing_reason")
+    if len(cleaned) > 500:
+        raise InvalidInput(f"--reason is {len(cleaned)} characters; at most 500", code="reason_too_long")
+    client, _ = get_client(session, email)
+    badge = session.scalars(
+        select(Badge).where(Badge.client_id == client.id, Badge.key == key.strip()).with_for_update()
+    ).one_or_none()
+    if badge is None:
+        raise NotFound(
+            f"{client.email} holds no badge {key.strip()!r}",
+            hint=f"`bapp badges list {client.email}` shows the badges held",
+            code="badge_not_found",
+        )
+    if badge.revoked_at is not None:
+        raise Conflict(
+            f"badge {badge.key!r} of {client.email} was already revoked on {_instant(badge.revoked_at)}: "
+            f"{badge.revocation_reason}",
+            code="badge_revoked",
+        )
+    badge.revoked_at = now
+    badge.revocation_reason = cleaned
+    record_audit(session, "badge", f"{client.email} {badge.key}", {"revoked_at": now, "reason": cleaned})
+    session.flush()
+    return Revocation(client.email, badge.key, now, cleaned)
+
+
+def _encode_bits(revoked: Iterable[int]) -> str:
+    indices = sorted(set(revoked))
+    size = max(STATUS_LIST_MIN_BITS, ((indices[-1] // 8) + 1) * 8 if indices else 0)
+    bits = bytearray(size // 8)
+    for index in indices:
+        # bit 0 is the most significant bit of the first byte (Bitstring Status List §3.2)
+        bits[index // 8] |= 0x80 >> (index % 8)
+    return "u" + _b64url(gzip.compress(bytes(bits), mtime=0))
+
+
+def _bit_is_set(encoded: str, index: int) -> bool:
+    if not encoded.startswith("u"):
+        raise ValueError("encodedList is not multibase base64url ('u' prefix)")
+    raw = encoded[1:]
+    bits = gzip.decompress(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
+    if index // 8 >= len(bits):
+        raise ValueError(f"index {index} is past the end of the list ({len(bits) * 8} entries)")
+    return bool(bits[index // 8] & (0x80 >> (index % 8)))
+
+
+@dataclass(frozen=True)
+class StatusList:
+    revoked: int
+    credential: dict[str, Any]
+    jwt: str
+
+
+def build_status_list(session: Session, *, issuer: Issuer, now: dt.datetime) -> StatusList:
+    """The signed revocation list to publish at `issuer.status_list_id`: a bit per badge id, set if revoked."""
+    revoked = list(session.scalars(select(Badge.id).where(Badge.revoked_at.is_not(None))))
+    credential = {
+        "@context": [VC_CONTEXT],
+        "id": issuer.status_list_id,
+        "type": ["VerifiableCredential", "BitstringStatusListCredential"],
+        "issuer": issuer.profile_id,
+        "validFrom": _instant(now),
+        "credentialSubject": {
+            "id": f"{issuer.status_list_id}#list",
+            "type": "BitstringStatusList",
+            "statusPurpose": "revocation",
+            "encodedList": _encode_bits(revoked),
+        },
+    }
+    claims = {"iss": issuer.profile_id, "jti": issuer.status_list_id, "iat": int(now.timestamp()), "vc": credential}
+    return StatusList(len(revoked), credential, _sign(claims, issuer))
+
+
+# -- verifying ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class Verification:
+    """The outcome for one credential; `reason` is None when it is valid."""
+
+    credential_id: str | None = None
+    badge: str | None = None
+    name: str | None = None
+    valid_from: str | None = None
+    reason: str | None = None
+    revoked: bool = False
+    credential: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def valid(self) -> bool:
+        return self.reason is None
+
+    def as_record(self) -> dict[str, Any]:
+        status = "valid" if self.valid else ("revoked" if self.revoked else "invalid")
+        return {
+            "credential_id": self.credential_id,
+            "badge": self.badge,
+            "name": self.name,
+            "valid_from": self.valid_from,
+            "status": status,
+            "reason": self.reason,
+        }
+
+
+def _types(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _parse_instant(value: Any) -> dt.datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else None
+
+
+def shape_problems(credential: Any) -> list[str]:
+    """What makes `credential` not an OB 3.0 OpenBadgeCredential (the schema's required shape)."""
+    if not isinstance(credential, dict):
+        return ["the vc claim is not an object"]
+    problems = []
+    context = credential.get("@context")
+    if not (
+        isinstance(context, list)
+        and len(context) >= 2
+        and context[0] == VC_CONTEXT
+        and isinstance(context[1], str)
+        and OB_CONTEXT_PATTERN.match(context[1])
+    ):
+        problems.append("@context must start with the VC 2.0 and the OB 3.0 contexts")
+    types = _types(credential.get("type"))
+    if "VerifiableCredential" not in types or not {"OpenBadgeCredential", "AchievementCredential"} & set(types):
+        problems.append("type must hold VerifiableCredential and OpenBadgeCredential")
+    if not isinstance(credential.get("id"), str):
+        problems.append("id is missing")
+    issuer = credential.get("issuer")
+    if not (isinstance(issuer, str) or (isinstance(issuer, dict) and isinstance(issuer.get("id"), str))):
+        problems.append("issuer must be a Profile with an id")
+    if _parse_instant(credential.get("validFrom")) is None:
+        problems.append("validFrom must be a date-time with a time zone")
+    if "validUntil" in credential and _parse_instant(credential.get("validUntil")) is None:
+        problems.append("validUntil must be a date-time with a time zone")
+    subject = credential.get("credentialSubject")
+    if not isinstance(subject, dict):
+        return [*problems, "credentialSubject is missing"]
+    if "AchievementSubject" not in _types(subject.get("type")):
+        problems.append("credentialSubject.type must hold AchievementSubject")
+    identifiers = subject.get("identifier")
+    if "id" not in subject and not (isinstance(identifiers, list) and identifiers):
+        problems.append("credentialSubject needs an id or an identifier")
+    for index, identity in enumerate(identifiers if isinstance(identifiers, list) else []):
+        if not (
+            isinstance(identity, dict)
+            and identity.get("type") == "IdentityObject"
+            and isinstance(identity.get("hashed"), bool)
+            and isinstance(identity.get("identityHash"), str)
+            and isinstance(identity.get("identityType"), str)
+        ):
+            problems.append(f"credentialSubject.identifier[{index}] is not an IdentityObject")
+    achievement = subject.get("achievement")
+    if not isinstance(achievement, dict):
+        return [*problems, "credentialSubject.achievement is missing"]
+    for name in ("id", "name", "description"):
+        if not isinstance(achievement.get(name), str):
+            problems.append(f"credentialSubject.achievement.{name} is missing")
+    if "Achievement" not in _types(achievement.get("type")):
+        problems.append("credentialSubject.achievement.type must hold Achievement")
+    if not isinstance(achievement.get("criteria"), dict):
+        problems.append("credentialSubject.achievement.criteria is missing")
+    return problems
+
+
+def verify_token(
+    token: str,
+    *,
+    public_key: Any,
+    now: dt.datetime,
+    expected_issuer: str | None = None,
+) -> Verification:
+    """Signature (EdDSA only), then the OB 3.0 shape, the JWT claims against the credential, and the dates."""
+    import jwt
+
+    result = Verification()
+    try:
+        header = jwt.get_unverified_header(token)
+        claims = jwt.decode(
+            token,
+            public_key,
+            algorithms=[ALGORITHM],
+            # the dates are checked below against the credential itself, with the injected clock
+            options={"verify_exp": False, "verify_nbf": False, "verify_iat": False, "verify_aud": False},
+        )
+    except jwt.InvalidSignatureError:
+        result.reason = "the signature does not match the issuer key"
+        return result
+    except jwt.InvalidAlgorithmError:
+        result.reason = "not signed with EdDSA"
+        return result
+    except jwt.PyJWTError as exc:
+        result.reason = f"not a valid JWS: {exc}"
+        return result
+    vc = claims.get("vc")
+    result.credential = vc if isinstance(vc, dict) else {}
+    result.credential_id, result.name, result.valid_from = (
+        value if isinstance(value, str) else None
+        for value in (result.credential.get(name) for name in ("id", "name", "validFrom"))
+    )
+    problems = shape_problems(vc)
+    if problems:
+        result.reason = "not an Open Badges 3.0 credential: " + "; ".join(problems)
+        return result
+    assert isinstance(vc, dict)
+    issuer = vc["issuer"] if isinstance(vc["issuer"], str) else vc["issuer"]["id"]
+    if claims.get("iss") != issuer:
+        result.reason = f"iss {claims.get('iss')!r} is not the credential's issuer {issuer!r}"
+    elif claims.get("jti") != vc["id"]:
+        result.reason = f"jti {claims.get('jti')!r} is not the credential id {vc['id']!r}"
+    elif expected_issuer is not None and issuer != expected_issuer:
+        result.reason = f"issued by {issuer}, not by {expected_issuer}"
+    elif expected_issuer is not None and not str(header.get("kid", "")).startswith(expected_issuer + "#"):
+        result.reason = f"signed with key {header.get('kid')!r}, not one of {expected_issuer}"
+    if result.reason:
+        return result
+    valid_from = _parse_instant(vc["validFrom"])
+    assert valid_from is not None
+    leeway = dt.timedelta(seconds=LEEWAY_SECONDS)
+    nbf = claims.get("nbf")
+    if not isinstance(nbf, int) or abs(nbf - int(valid_from.timestamp())) > 1:
+        result.reason = "nbf does not match validFrom"
+    elif valid_from > now + leeway:
+        result.reason = f"not valid before {vc['validFrom']}"
+    else:
+        valid_until = _parse_instant(vc.get("validUntil"))
+        if valid_until is not None and valid_until < now - leeway:
+            result.reason = f"expired at {vc['validUntil']}"
+    return result
+
+
+def achievement_key(issuer: Issuer, achievement_id: Any) -> str | None:
+    prefix = f"{issuer.base}/badges/achievements/"
+    if not isinstance(achievement_id, str) or not achievement_id.startswith(prefix):
+        return None
+    return achievement_id[len(prefix) :].replace("/", ":")
+
+
+def check_against_database(session: Session, verification: Verification, *, issuer: Issuer) -> None:
+    """That the verified credential still stands here: its badge exists, matches, and is not revoked."""
+    if not verification.valid:
+        return
+    vc = verification.credential
+    prefix = f"{issuer.base}/badges/credentials/"
+    credential_id = str(vc.get("id", ""))
+    badge_id = credential_id[len(prefix) :] if credential_id.startswith(prefix) else ""
+    row = (
+        session.execute(
+            select(Badge, User.email).join(User, User.id == Badge.client_id).where(Badge.id == int(badge_id))
+        )
+        .tuples()
+        .one_or_none()
+        if badge_id.isdigit()
+        else None
+    )
+    if row is None:
+        verification.reason = f"no badge of this database has the credential id {credential_id}"
+        return
+    badge, email = row
+    subject = vc["credentialSubject"]
+    verification.badge = badge.key
+    if achievement_key(issuer, subject["achievement"].get("id")) != badge.key:
+        verification.reason = f"the achievement is not badge {badge.key!r} of this database"
+    elif not any(identity_matches(identity, email) for identity in subject.get("identifier") or []):
+        verification.reason = "the recipient is not the client this database awarded the badge to"
+    elif badge.revoked_at is not None:
+        verification.revoked = True
+        verification.reason = f"revoked on {_instant(badge.revoked_at)}: {badge.revocation_reason}"
+
+
+def check_against_status_list(
+    verification: Verification, status_token: str, *, public_key: Any, now: dt.datetime
+) -> None:
+    """Revocation from a published status list (signed by the same issuer), for a verifier without the db."""
+    import jwt
+
+    if not verification.valid:
+        return
+    try:
+        claims = jwt.decode(
+            status_token,
+            public_key,
+            algorithms=[ALGORITHM],
+            options={"verify_exp": False, "verify_nbf": False, "verify_iat": False, "verify_aud": False},
+        )
+    except jwt.PyJWTError as exc:
+        raise InvalidInput(
+            f"the status list does not verify with the issuer key: {exc}", code="bad_status_list"
+        ) from None
+    status = verification.credential.get("credentialStatus")
+    vc = claims.get("vc")
+    if not isinstance(status, dict) or not isinstance(vc, dict):
+        verification.reason = "the credential names no status list entry"
+        return
+    if status.get("statusListCredential") != vc.get("id"):
+        raise InvalidInput(
+            f"the status list is {vc.get('id')!r}, but the credential's is {status.get('statusListCredential')!r}",
+            code="bad_status_list",
+        )
+    try:
+        revoked = _bit_is_set(str(vc["credentialSubject"]["encodedList"]), int(status["statusListIndex"]))
+    except (KeyError, TypeError, ValueError, OSError, EOFError) as exc:
+        raise InvalidInput(f"the status list cannot be read: {exc}", code="bad_status_list") from None
+    if revoked:
+        verification.revoked = True
+        verification.reason = f"revoked (status list of {vc.get('validFrom')})"
+
+
+def split_credentials(text: str, source: str) -> list[str]:
+    """The compact JWS tokens in a file: one per line, or JSON as `badges export --format json` writes it."""
+    import json
+
+    stripped = text.strip()
+    if not stripped:
+        raise InvalidInput(f"{source}: no credential in it", code="no_credential")
+    if stripped[0] in "[{":
+        try:
+            document = json.loads(stripped)
+        except json.JSONDecodeError as exc:
+            raise InvalidInput(f"{source}: line {exc.lineno}: not valid JSON ({exc.msg})", code="bad_json") from None
+        items = document if isinstance(document, list) else [document]
+        tokens = []
+        for index, item in enumerate(items):
+            token = item.get("jwt") if isinstance(item, dict) else item
+            if not isinstance(token, str):
+                raise InvalidInput(f"{source}: item {index}: no jwt member holding a compact JWS", code="no_credential")
+            tokens.append(token.strip())
+        return tokens
+    tokens = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        token = line.strip()
+        if not token:
+            continue
+        if token.count(".") != 2:
+            raise InvalidInput(
+                f"{source}: line {number}: not a compact JWS (three dot-separated parts)", code="bad_jws"
+            )
+        tokens.append(token)
+    return tokens

@@ -1,0 +1,144 @@
+"""The Open Badges issuer's Ed25519 signing key: a PEM file of mode 0600, created once, never printed.
+
+The private key only ever leaves this module as a `cryptography` key object handed to the JOSE library;
+errors name the file, never its content. The public half is published as a JWK (RFC 8037) whose
+RFC 7638 thumbprint is the key id, so a verifier can tell which key signed a credential.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from bapp_cli.errors import ConfigError, Conflict, InvalidInput
+
+KEY_FILE_MODE = stat.S_IRUSR | stat.S_IWUSR
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def public_jwk(public_key: Ed25519PublicKey) -> dict[str, str]:
+    """The RFC 8037 JWK of an Ed25519 public key."""
+    raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return {"kty": "OKP", "crv": "Ed25519", "x": _b64url(raw)}
+
+
+def jwk_thumbprint(jwk: dict[str, str]) -> str:
+    """RFC 7638: SHA-256 over the required members, sorted, without whitespace."""
+    canonical = json.dumps({name: jwk[name] for name in ("crv", "kty", "x")}, separators=(",", ":"), sort_keys=True)
+    return _b64url(hashlib.sha256(canonical.encode("utf-8")).digest())
+
+
+@dataclass(frozen=True)
+class SigningKey:
+    private_key: Ed25519PrivateKey
+
+    @property
+    def public_key(self) -> Ed25519PublicKey:
+        return self.private_key.public_key()
+
+    def public_jwk(self) -> dict[str, str]:
+        return public_jwk(self.public_key)
+
+    def thumbprint(self) -> str:
+        return jwk_thumbprint(self.public_jwk())
+
+    def __repr__(self) -> str:  # a key object in a traceback or log line shows nothing of the key (R6)
+        return f"SigningKey(thumbprint={self.thumbprint()})"
+
+
+def create_key_file(path: Path) -> SigningKey:
+    """A new key written to `path` with mode 0600 from the first byte; an existing file is never replaced.
+
+    Replacing a key would silently make every credential already handed out fail verification, so an
+    existing file is a conflict the operator resolves by hand.
+    """
+    key = Ed25519PrivateKey.generate()
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, KEY_FILE_MODE)
+    except FileExistsError:
+        raise Conflict(
+            f"a signing key already exists at {path}",
+            hint="credentials already issued verify only with that key; keep it, or move it away first",
+            code="key_exists",
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot create the signing key file {path}: {exc.strerror}") from None
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(pem)
+        os.chmod(path, KEY_FILE_MODE)  # the umask may have narrowed it; never widened
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return SigningKey(key)
+
+
+def load_key_file(path: Path) -> SigningKey:
+    """The issuer key from its PEM file; refused (exit 4) when others may read it, as ssh refuses."""
+    try:
+        mode = path.stat().st_mode
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(
+            f"the badge signing key file {path} does not exist",
+            hint="create the issuer with `bapp badges issuer init --name … --url …`",
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read the badge signing key file {path}: {exc.strerror}") from None
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise ConfigError(
+            f"the badge signing key file {path} is readable by others (mode {stat.S_IMODE(mode):o})",
+            hint=f"chmod 600 {path}",
+        )
+    try:
+        key = serialization.load_pem_private_key(data, password=None)
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        raise ConfigError(f"the badge signing key file {path} does not hold an unencrypted PEM private key") from None
+    if not isinstance(key, Ed25519PrivateKey):
+        raise ConfigError(f"the badge signing key in {path} is not an Ed25519 key")
+    return SigningKey(key)
+
+
+def public_key_from_jwk(jwk: Any, where: str) -> Ed25519PublicKey:
+    if not isinstance(jwk, dict) or jwk.get("kty") != "OKP" or jwk.get("crv") != "Ed25519":
+        raise InvalidInput(f"{where}: not an Ed25519 JWK (kty OKP, crv Ed25519)", code="bad_key")
+    if "d" in jwk:
+        raise InvalidInput(f"{where}: holds a private key; give the public JWK only", code="bad_key")
+    x = jwk.get("x")
+    try:
+        raw = base64.urlsafe_b64decode(str(x) + "=" * (-len(str(x)) % 4))
+        return Ed25519PublicKey.from_public_bytes(raw)
+    except ValueError:
+        raise InvalidInput(f"{where}: member x is not a 32-byte base64url Ed25519 key", code="bad_key") from None
+
+
+def load_public_key(path: Path) -> Ed25519PublicKey:
+    """A public key from a JWK, a JWK Set, or the issuer Profile that `badges issuer show` prints."""
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise InvalidInput(f"cannot read the key file {path}: {exc.strerror}", code="bad_key") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidInput(f"{path}: not JSON ({exc})", code="bad_key") from None
+    if isinstance(document, dict) and isinstance(document.get("keys"), list) and document["keys"]:
+        return public_key_from_jwk(document["keys"][0], f"{path}: keys[0]")
+    if isinstance(document, dict) and isinstance(document.get("verificationMethod"), list):
+        methods = document["verificationMethod"]
+        if methods and isinstance(methods[0], dict):
+            return public_key_from_jwk(methods[0].get("publicKeyJwk"), f"{path}: verificationMethod[0].publicKeyJwk")
+    return public_key_from_jwk(document, str(path))
