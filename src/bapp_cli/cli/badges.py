@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from bapp_cli.cli.context import state
-from bapp_cli.cli.options import FormatOption, JsonOption
+from bapp_cli.cli.options import DryRunOption, FormatOption, JsonOption
 
-app = typer.Typer(help="List the badges clients have earned.", no_args_is_help=True)
+app = typer.Typer(
+    help="List the badges clients have earned; issue, verify and revoke them as Open Badges 3.0 credentials.",
+    no_args_is_help=True,
+)
 
 
 @app.command("list")
@@ -33,3 +36,397 @@ def list_command(
     with app_state.reading() as session:
         badges = list_badges(session, email)
     sink.records([badge.as_record() for badge in badges], BADGE_COLUMNS, title=f"Badges of {email.strip().lower()}")
+
+
+# -- portable badges: Open Badges 3.0 credentials (issue 17) -----------------------------------------
+
+issuer_app = typer.Typer(help="The Open Badges issuer: its signing key and Profile.", no_args_is_help=True)
+app.add_typer(issuer_app, name="issuer")
+
+CREDENTIAL_FORMATS = ("jwt", "json")
+DEFAULT_KEY_FILE_NAME = "badge-signing-key.pem"
+
+CredentialFormatOption = Annotated[
+    str,
+    typer.Option(
+        "--format",
+        "-f",
+        help="jwt: one signed VC-JWT per line; json: an array of {badge, credential, jwt}.",
+    ),
+]
+OutputOption = Annotated[
+    str | None, typer.Option("--output", "-o", help="Write here ('-' = stdout, the default).", show_default=False)
+]
+
+
+def _credential_format(value: str) -> str:
+    from bapp_cli.errors import UsageError
+
+    chosen = value.strip().lower()
+    if chosen not in CREDENTIAL_FORMATS:
+        raise UsageError(f"--format {value!r}: choose jwt or json")
+    return chosen
+
+
+def _issuer(app_state: Any) -> Any:
+    """The configured issuer with its key, or exit 4 saying how to create one."""
+    from pathlib import Path
+
+    from bapp_cli.errors import ConfigError
+    from bapp_cli.services.credentials import Issuer
+    from bapp_cli.services.signing_key import load_key_file
+
+    settings = app_state.settings
+    name, url, key_file = (settings.get(f"badges.{key}") for key in ("issuer_name", "issuer_url", "key_file"))
+    if not (name and url and key_file):
+        raise ConfigError(
+            "no Open Badges issuer is configured",
+            hint="run `bapp badges issuer init --name … --url …` (sets badges.issuer_name, badges.issuer_url, "
+            "badges.key_file)",
+        )
+    image_base = settings.get("badges.image_base_url")
+    return Issuer(str(name), str(url), load_key_file(Path(str(key_file)).expanduser()), image_base or None)
+
+
+def _write_text(output: str | None, text: str) -> None:
+    import contextlib
+    import os
+    import sys
+
+    from bapp_cli.errors import InvalidInput
+
+    if output in (None, "-"):
+        sys.stdout.write(text)
+        return
+    temporary = f"{output}.partial-{os.getpid()}"
+    try:
+        with open(temporary, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(temporary, output)  # a failed write never leaves half a file at the target
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise InvalidInput(f"cannot write {output}: {exc.strerror}", code="unwritable_file") from None
+
+
+def _json_text(value: Any) -> str:
+    import json
+
+    return json.dumps(value, indent=2, ensure_ascii=False) + "\n"
+
+
+@issuer_app.command("init")
+def issuer_init_command(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Option("--name", help="The issuing organisation's name.", show_default=False)],
+    url: Annotated[
+        str, typer.Option("--url", help="Its https home page; badge ids live under it.", show_default=False)
+    ],
+    key_file: Annotated[
+        str | None,
+        typer.Option(
+            "--key-file",
+            help=f"Where to create the Ed25519 private key (mode 0600) [default: {DEFAULT_KEY_FILE_NAME} beside "
+            "the config file].",
+            show_default=False,
+        ),
+    ] = None,
+    image_base_url: Annotated[
+        str | None,
+        typer.Option(
+            "--image-base-url",
+            help="Optional: achievement images are <this>/<badge key with - for :>.png.",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Create the issuer's signing key and record the issuer in the config file.
+
+    The private key is written once, with mode 0600, and never printed; an existing key file is never
+    replaced (exit 8), because every credential already issued verifies only with it. The config file
+    gets badges.issuer_name, badges.issuer_url and badges.key_file. Publish what `badges issuer show`
+    prints at the Profile id it names.
+
+    \b
+    Examples:
+      bapp badges issuer init --name BuildAppsWith --url https://buildappswith.com
+      bapp badges issuer init --name BuildAppsWith --url https://buildappswith.com --key-file /etc/bapp/badges.pem
+    """
+    from pathlib import Path
+
+    from bapp_cli.config import set_config_value
+    from bapp_cli.errors import InvalidInput
+    from bapp_cli.services.credentials import Issuer, validate_issuer_url
+    from bapp_cli.services.signing_key import create_key_file
+
+    app_state = state(ctx)
+    cleaned_name = " ".join(name.split())
+    if not cleaned_name:
+        raise InvalidInput("--name must not be empty", code="missing_name")
+    cleaned_url = validate_issuer_url(url)
+    image_base = validate_issuer_url(image_base_url) if image_base_url else None
+    settings = app_state.settings
+    path = Path(key_file).expanduser() if key_file else settings.config_path.parent / DEFAULT_KEY_FILE_NAME
+    path = path.absolute()
+    key = create_key_file(path)
+    try:
+        set_config_value(settings.config_path, "badges.issuer_name", cleaned_name)
+        set_config_value(settings.config_path, "badges.issuer_url", cleaned_url)
+        set_config_value(settings.config_path, "badges.key_file", str(path))
+        if image_base:
+            set_config_value(settings.config_path, "badges.image_base_url", image_base)
+    except BaseException:
+        path.unlink(missing_ok=True)  # no key without the config that names it
+        raise
+    issuer = Issuer(cleaned_name, cleaned_url, key, image_base)
+    sink = app_state.output(None, True)
+    sink.record({"profile_id": issuer.profile_id, "key_id": issuer.key_id, "key_file": str(path)})
+    sink.info(f"Publish `bapp badges issuer show` at {issuer.profile_id}.")
+
+
+@issuer_app.command("show")
+def issuer_show_command(
+    ctx: typer.Context,
+    jwk: Annotated[bool, typer.Option("--jwk", help="Print only the public key, as a JWK.")] = False,
+) -> None:
+    """Print the issuer Profile (JSON) with its public key, to publish at the Profile's id.
+
+    The public key is under verificationMethod[0].publicKeyJwk; `--jwk` prints just that JWK, the file
+    a verifier elsewhere passes to `bapp badges verify --key`. The private key is never printed.
+
+    \b
+    Examples:
+      bapp badges issuer show > issuer.json
+      bapp badges issuer show --jwk > issuer-key.jwk
+    """
+    issuer = _issuer(state(ctx))
+    _write_text(None, _json_text(issuer.key.public_jwk() if jwk else issuer.profile_document()))
+
+
+@app.command("achievements")
+def achievements_command(ctx: typer.Context, fmt: FormatOption = None, as_json: JsonOption = False) -> None:
+    """List the achievements bapp awards: every tier, every pathway, and Fundamentals.
+
+    Each has a stable key (as badges have), a name, a description and a criteria narrative naming the
+    skills linked now; `id` is its Open Badges id under the issuer URL (empty until `badges issuer init`).
+
+    \b
+    Examples:
+      bapp badges achievements
+      bapp badges achievements --json
+    """
+    from bapp_cli.services.credentials import ACHIEVEMENT_COLUMNS, achievement_definitions
+
+    app_state = state(ctx)
+    sink = app_state.output(fmt, as_json)
+    configured = app_state.settings.get("badges.issuer_url") and app_state.settings.get("badges.key_file")
+    issuer = _issuer(app_state) if configured else None
+    with app_state.reading() as session:
+        definitions = achievement_definitions(session)
+    sink.records([item.as_record(issuer) for item in definitions.values()], ACHIEVEMENT_COLUMNS, title="Achievements")
+
+
+@app.command("export")
+def export_command(
+    ctx: typer.Context,
+    email: Annotated[str, typer.Argument(help="Client e-mail.", show_default=False)],
+    badge: Annotated[
+        list[str] | None,
+        typer.Option("--badge", "-b", help="Only this badge key (repeatable) [default: every badge held]."),
+    ] = None,
+    fmt: CredentialFormatOption = "jwt",
+    output: OutputOption = None,
+) -> None:
+    """Export a client's badges as signed Open Badges 3.0 credentials (VC-JWT, EdDSA).
+
+    One OpenBadgeCredential per badge: the VC 2.0 and OB 3.0 contexts, the issuer Profile, validFrom =
+    the award time, and a credentialSubject naming the achievement and the client by a salted SHA-256
+    of the e-mail (never the address itself). Revoked badges are left out (named with --badge: exit 8).
+    A client with no badges gives an empty file and exit 0.
+
+    \b
+    Examples:
+      bapp badges export ada@example.com -o ada.jwt
+      bapp badges export ada@example.com --badge fundamentals --format json
+    """
+    from bapp_cli.cli.context import utc_now
+    from bapp_cli.services.credentials import issue_credentials
+
+    chosen = _credential_format(fmt)
+    app_state = state(ctx)
+    issuer = _issuer(app_state)
+    with app_state.reading() as session:
+        issued = issue_credentials(session, email, issuer=issuer, now=utc_now(), only=badge or ())
+    if chosen == "jwt":
+        text = "".join(item.jwt + "\n" for item in issued)
+    else:
+        text = _json_text([item.as_document() for item in issued])
+    _write_text(output, text)
+    where = "stdout" if output in (None, "-") else output
+    app_state.messages.info(f"Exported {len(issued)} credential(s) of {email.strip().lower()} to {where}.")
+
+
+@app.command("verify")
+def verify_command(
+    ctx: typer.Context,
+    path: Annotated[str, typer.Argument(help="Credentials file (JWT lines or export JSON), or '-' for stdin.")],
+    key: Annotated[
+        str | None,
+        typer.Option(
+            "--key",
+            help="The issuer's public key: a JWK, JWK Set or issuer Profile JSON file [default: this issuer's key].",
+            show_default=False,
+        ),
+    ] = None,
+    against_db: Annotated[
+        bool,
+        typer.Option("--against-db", help="Also check each badge still stands in this database (not revoked)."),
+    ] = False,
+    status_list: Annotated[
+        str | None,
+        typer.Option(
+            "--status-list",
+            help="Also check revocation in a status list file (badges status-list).",
+            show_default=False,
+        ),
+    ] = None,
+    fmt: FormatOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Verify Open Badges credentials: signature, OB 3.0 shape, dates and, optionally, revocation.
+
+    Exit 0 when every credential is valid; 6 when any is not, each with its reason (also in the
+    listing). The signature must be EdDSA by the issuer key (this issuer's, or --key); `--against-db`
+    checks the badge exists here for the same client and achievement and is not revoked;
+    `--status-list` checks a published revocation list instead, without the database.
+
+    \b
+    Examples:
+      bapp badges verify ada.jwt
+      bapp badges export ada@example.com | bapp badges verify - --against-db
+      bapp badges verify ada.jwt --key issuer-key.jwk --status-list revocations.jwt
+    """
+    from pathlib import Path
+
+    from bapp_cli.cli.context import utc_now
+    from bapp_cli.errors import InvalidInput
+    from bapp_cli.services import credentials as service
+    from bapp_cli.services.signing_key import load_public_key
+
+    app_state = state(ctx)
+    sink = app_state.output(fmt, as_json)
+    text = _read_text(path)
+    tokens = service.split_credentials(text, "stdin" if path == "-" else path)
+    issuer = None
+    if key:
+        public_key = load_public_key(Path(key).expanduser())
+    else:
+        issuer = _issuer(app_state)
+        public_key = issuer.key.public_key
+    if against_db and issuer is None:
+        issuer = _issuer(app_state)
+    now = utc_now()
+    expected = issuer.profile_id if issuer is not None and not key else None
+    results = [
+        service.verify_token(token, public_key=public_key, now=now, expected_issuer=expected) for token in tokens
+    ]
+    if status_list:
+        status_tokens = service.split_credentials(_read_text(status_list), status_list)
+        for result in results:
+            service.check_against_status_list(result, status_tokens[0], public_key=public_key, now=now)
+    if against_db:
+        with app_state.reading() as session:
+            for result in results:
+                service.check_against_database(session, result, issuer=issuer)
+    sink.records([item.as_record() for item in results], service.VERIFICATION_COLUMNS, title="Verification")
+    invalid = [(index, item) for index, item in enumerate(results, start=1) if not item.valid]
+    if invalid:
+        index, first = invalid[0]
+        raise InvalidInput(
+            f"{len(invalid)} of {len(results)} credential(s) invalid; credential {index}: {first.reason}",
+            details=[
+                {"credential": number, "id": item.credential_id, "reason": item.reason} for number, item in invalid
+            ],
+            code="credential_invalid",
+        )
+
+
+def _read_text(path: str) -> str:
+    import sys
+
+    from bapp_cli.errors import InvalidInput
+
+    if path == "-":
+        data = sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else sys.stdin.read().encode("utf-8")
+    else:
+        try:
+            with open(path, "rb") as handle:
+                data = handle.read()
+        except OSError as exc:
+            raise InvalidInput(f"cannot read {path}: {exc.strerror}", code="unreadable_file") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InvalidInput(f"{path}: byte {exc.start} is not UTF-8", code="bad_encoding") from None
+
+
+@app.command("revoke")
+def revoke_command(
+    ctx: typer.Context,
+    email: Annotated[str, typer.Argument(help="Client e-mail.", show_default=False)],
+    key: Annotated[str, typer.Argument(help="Badge key, e.g. tier:accelerate:1 or fundamentals.", show_default=False)],
+    reason: Annotated[str, typer.Option("--reason", help="Why (kept, audited, shown by verify).", show_default=False)],
+    dry_run: DryRunOption = False,
+    fmt: FormatOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Revoke a badge's credential: it stays in the client's record, but stops verifying.
+
+    `badges verify --against-db` reports it with the reason, and `badges status-list` sets its bit for
+    verifiers elsewhere — publish the new list. Audited; revoking twice is a conflict (exit 8).
+
+    \b
+    Examples:
+      bapp badges revoke ada@example.com tier:accelerate:1 --reason "awarded in error"
+    """
+    from bapp_cli.cli.context import utc_now
+    from bapp_cli.services.credentials import revoke_badge
+
+    app_state = state(ctx)
+    sink = app_state.output(fmt, as_json)
+    with app_state.transaction(dry_run=dry_run) as session:
+        revocation = revoke_badge(session, email, key, reason=reason, now=utc_now())
+    sink.record(revocation.as_record())
+    if dry_run:
+        sink.notice("Dry run: nothing was written.")
+    else:
+        sink.info("Publish the new revocation list: bapp badges status-list -o revocations.jwt")
+
+
+@app.command("status-list")
+def status_list_command(
+    ctx: typer.Context,
+    fmt: CredentialFormatOption = "jwt",
+    output: OutputOption = None,
+) -> None:
+    """Print the signed revocation list to publish at <issuer url>/badges/revocations.json.
+
+    A W3C Bitstring Status List credential (statusPurpose revocation) with one bit per badge, set when the
+    badge is revoked; every exported credential points at its bit. Signed as a VC-JWT like the badges.
+
+    \b
+    Examples:
+      bapp badges status-list -o revocations.jwt
+      bapp badges status-list --format json
+    """
+    from bapp_cli.cli.context import utc_now
+    from bapp_cli.services.credentials import build_status_list
+
+    chosen = _credential_format(fmt)
+    app_state = state(ctx)
+    issuer = _issuer(app_state)
+    with app_state.reading() as session:
+        listing = build_status_list(session, issuer=issuer, now=utc_now())
+    text = listing.jwt + "\n" if chosen == "jwt" else _json_text({"credential": listing.credential, "jwt": listing.jwt})
+    _write_text(output, text)
+    app_state.messages.info(f"{listing.revoked} revoked badge(s) in the list.")
