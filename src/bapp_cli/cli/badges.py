@@ -345,7 +345,7 @@ def verify_command(
         raise InvalidInput(
             f"{len(invalid)} of {len(results)} credential(s) invalid; credential {index}: {first.reason}",
             details=[
-                {"credential": number, "id": item.credential_id, "reason": item.reason} for number, item in invalid
+                f"credential {number} ({item.credential_id or 'no id'}): {item.reason}" for number, item in invalid
             ],
             code="credential_invalid",
         )
