@@ -643,9 +643,7 @@ def check_against_database(session: Session, verification: Verification, *, issu
     row = (
         session.execute(
             select(Badge, User.email).join(User, User.id == Badge.client_id).where(Badge.id == int(badge_id))
-        )
-        .tuples()
-        .one_or_none()
+        ).one_or_none()
         if badge_id.isdigit()
         else None
     )

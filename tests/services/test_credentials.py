@@ -1,0 +1,412 @@
+"""Portable badges (issue 17): OB 3.0 credentials issued, verified and revoked, on both backends.
+
+Every credential is checked against 1EdTech's official JSON Schema, vendored in tests/fixtures/openbadges
+with its licence; signatures are checked by PyJWT over `cryptography`, never by test code.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import gzip
+import hashlib
+import json
+import os
+import stat
+from pathlib import Path
+from typing import Any
+
+import jwt
+import pytest
+from jsonschema import Draft201909Validator
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bapp_cli.db.models import AuditEntry, Badge
+from bapp_cli.errors import ConfigError, Conflict, InvalidInput, NotFound
+from bapp_cli.services.credentials import (
+    STATUS_LIST_MIN_BITS,
+    Issuer,
+    achievement_definitions,
+    build_credential,
+    build_status_list,
+    check_against_database,
+    check_against_status_list,
+    issue_credentials,
+    revoke_badge,
+    shape_problems,
+    sign_credential,
+    split_credentials,
+    verify_token,
+)
+from bapp_cli.services.signing_key import create_key_file, load_key_file, load_public_key
+from bapp_cli.services.skills import complete_skill
+from tests.services.test_progress_factories import NOW, client, small_catalogue
+
+SCHEMA_PATH = (
+    Path(__file__).resolve().parent.parent / "fixtures" / "openbadges" / "ob_v3p0_achievementcredential_schema.json"
+)
+EMAIL = "ada@example.com"
+VERIFY_AT = NOW + dt.timedelta(days=1)
+
+
+@pytest.fixture(scope="module")
+def schema_validator() -> Draft201909Validator:
+    schema = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+    Draft201909Validator.check_schema(schema)
+    return Draft201909Validator(schema, format_checker=Draft201909Validator.FORMAT_CHECKER)
+
+
+def make_issuer(directory: Path, name: str = "key.pem") -> Issuer:
+    return Issuer("BuildAppsWith", "https://buildappswith.example", create_key_file(directory / name))
+
+
+@pytest.fixture
+def issuer(tmp_path: Path) -> Issuer:
+    return make_issuer(tmp_path)
+
+
+def award(session: Session) -> None:
+    """Ada earns accelerate tier 1 (a1–a3) and Fundamentals (f1, f2)."""
+    small_catalogue(session)
+    client(session, EMAIL, "accelerate")
+    for slug in ("a1", "a2", "a3", "f1", "f2"):
+        complete_skill(session, EMAIL, slug, now=NOW)
+
+
+def payload(token: str) -> dict[str, Any]:
+    part = token.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+
+
+def b64decode(part: str) -> bytes:
+    return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+
+
+def b64encode(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def test_every_exported_credential_validates_against_the_official_schema_and_verifies(
+    session: Session, issuer: Issuer, schema_validator: Draft201909Validator
+) -> None:
+    award(session)
+    issued = issue_credentials(session, EMAIL, issuer=issuer, now=VERIFY_AT)
+    assert [item.badge for item in issued] == ["tier:accelerate:1", "tier:play:1", "fundamentals"]
+    for item in issued:
+        errors = [error.message for error in schema_validator.iter_errors(item.credential)]
+        assert errors == [], errors
+        claims = payload(item.jwt)
+        assert claims["vc"] == item.credential  # the signed credential is the one shown
+        assert jwt.get_unverified_header(item.jwt) == {"alg": "EdDSA", "kid": issuer.key_id, "typ": "JWT"}
+        assert claims["iss"] == issuer.profile_id and claims["jti"] == item.credential["id"]
+        assert claims["nbf"] == int(NOW.timestamp())
+        credential = item.credential
+        assert credential["@context"][:2] == [
+            "https://www.w3.org/ns/credentials/v2",
+            "https://purl.imsglobal.org/spec/ob/v3p0/context-3.0.3.json",
+        ]
+        assert credential["type"] == ["VerifiableCredential", "OpenBadgeCredential"]
+        assert credential["validFrom"] == "2030-01-15T09:30:00Z"  # the award time
+        result = verify_token(
+            item.jwt, public_key=issuer.key.public_key, now=VERIFY_AT, expected_issuer=issuer.profile_id
+        )
+        assert result.valid, result.reason
+    tier = issued[0].credential["credentialSubject"]["achievement"]
+    assert tier["id"] == "https://buildappswith.example/badges/achievements/tier/accelerate/1"
+    assert tier["name"] == "Accelerate · Foundation"
+    assert tier["criteria"]["narrative"].endswith("Foundation tier: A1, A2, A3.")
+
+
+def test_the_schema_check_itself_rejects_what_ob3_forbids(
+    session: Session, issuer: Issuer, schema_validator: Draft201909Validator
+) -> None:
+    """The vendored schema is not a rubber stamp: the same credential, broken, fails it (and our shape check)."""
+    award(session)
+    credential = issue_credentials(session, EMAIL, issuer=issuer, now=VERIFY_AT)[0].credential
+    breakages = {
+        "validFrom": lambda c: c.pop("validFrom"),
+        "@context": lambda c: c.__setitem__("@context", ["https://www.w3.org/2018/credentials/v1"]),
+        "type": lambda c: c.__setitem__("type", ["VerifiableCredential"]),
+        "identityType": lambda c: c["credentialSubject"]["identifier"][0].__setitem__("type", "Email"),
+        "achievement": lambda c: c["credentialSubject"]["achievement"].pop("criteria"),
+    }
+    for name, breakage in breakages.items():
+        broken = json.loads(json.dumps(credential))
+        breakage(broken)
+        assert list(schema_validator.iter_errors(broken)), name
+        assert shape_problems(broken), name
+
+
+def test_a_one_byte_change_to_payload_or_signature_fails_verification(session: Session, issuer: Issuer) -> None:
+    award(session)
+    token = issue_credentials(session, EMAIL, issuer=issuer, now=VERIFY_AT)[0].jwt
+    header, body, signature = token.split(".")
+    body_bytes, signature_bytes = b64decode(body), b64decode(signature)
+    for index in range(len(signature_bytes)):
+        changed = bytearray(signature_bytes)
+        changed[index] ^= 0x01
+        forged = f"{header}.{body}.{b64encode(bytes(changed))}"
+        assert not verify_token(forged, public_key=issuer.key.public_key, now=VERIFY_AT).valid, index
+    for index in range(0, len(body_bytes), 7):
+        changed = bytearray(body_bytes)
+        changed[index] ^= 0x01
+        forged = f"{header}.{b64encode(bytes(changed))}.{signature}"
+        result = verify_token(forged, public_key=issuer.key.public_key, now=VERIFY_AT)
+        assert not result.valid, index
+    # a change that keeps the JSON valid and only renames the badge is still caught by the signature
+    renamed = json.loads(body_bytes)
+    renamed["vc"]["name"] = "Accelerate · Mastery"
+    forged = f"{header}.{b64encode(json.dumps(renamed).encode())}.{signature}"
+    result = verify_token(forged, public_key=issuer.key.public_key, now=VERIFY_AT)
+    assert result.reason == "the signature does not match the issuer key"
+
+
+def test_a_credential_signed_by_another_key_fails(session: Session, issuer: Issuer, tmp_path: Path) -> None:
+    award(session)
+    impostor = make_issuer(tmp_path, "other.pem")  # same name and URL, different key
+    token = issue_credentials(session, EMAIL, issuer=impostor, now=VERIFY_AT)[0].jwt
+    result = verify_token(token, public_key=issuer.key.public_key, now=VERIFY_AT)
+    assert result.reason == "the signature does not match the issuer key"
+    assert verify_token(token, public_key=impostor.key.public_key, now=VERIFY_AT).valid
+
+
+def test_tokens_not_signed_with_eddsa_are_refused(session: Session, issuer: Issuer) -> None:
+    award(session)
+    claims = payload(issue_credentials(session, EMAIL, issuer=issuer, now=VERIFY_AT)[0].jwt)
+    hmac_forgery = jwt.encode(claims, "a-shared-secret-of-32-bytes-or-more!", algorithm="HS256")
+    assert verify_token(hmac_forgery, public_key=issuer.key.public_key, now=VERIFY_AT).reason == "not signed with EdDSA"
+    unsigned = jwt.encode(claims, None, algorithm="none")
+    assert not verify_token(unsigned, public_key=issuer.key.public_key, now=VERIFY_AT).valid
+
+
+def test_the_email_never_appears_in_clear(session: Session, issuer: Issuer) -> None:
+    award(session)
+    for item in issue_credentials(session, EMAIL, issuer=issuer, now=VERIFY_AT):
+        decoded = json.dumps(payload(item.jwt)) + json.dumps(jwt.get_unverified_header(item.jwt))
+        for text in (item.jwt, decoded, json.dumps(item.as_document())):
+            assert EMAIL not in text.lower() and "ada@" not in text.lower()
+        identity = item.credential["credentialSubject"]["identifier"][0]
+        assert identity["identityType"] == "emailAddress" and identity["hashed"] is True
+        expected = hashlib.sha256((EMAIL + identity["salt"]).encode()).hexdigest()
+        assert identity["identityHash"] == f"sha256${expected}"
+    # each export salts afresh, so two exports cannot be linked by their hash
+    first, second = (
+        issue_credentials(session, EMAIL, issuer=issuer, now=VERIFY_AT)[0].credential["credentialSubject"][
+            "identifier"
+        ][0]
+        for _ in range(2)
+    )
+    assert first["identityHash"] != second["identityHash"]
+
+
+def test_dates_are_checked_against_the_clock(session: Session, issuer: Issuer) -> None:
+    award(session)
+    token = issue_credentials(session, EMAIL, issuer=issuer, now=VERIFY_AT)[0].jwt
+    early = verify_token(token, public_key=issuer.key.public_key, now=NOW - dt.timedelta(hours=1))
+    assert early.reason == "not valid before 2030-01-15T09:30:00Z"
+    assert verify_token(token, public_key=issuer.key.public_key, now=NOW - dt.timedelta(seconds=30)).valid  # leeway
+    definitions = achievement_definitions(session)
+    credential = build_credential(
+        issuer=issuer,
+        badge_id=1,
+        email=EMAIL,
+        awarded_at=NOW,
+        definition=definitions["fundamentals"],
+        salt="s",
+    )
+    credential["validUntil"] = "2030-02-01T00:00:00Z"
+    expiring = sign_credential(credential, issuer, now=NOW)
+    assert verify_token(expiring, public_key=issuer.key.public_key, now=VERIFY_AT).valid
+    expired = verify_token(expiring, public_key=issuer.key.public_key, now=NOW + dt.timedelta(days=60))
+    assert expired.reason == "expired at 2030-02-01T00:00:00Z"
+
+
+def test_only_named_badges_and_never_revoked_ones_are_exported(session: Session, issuer: Issuer) -> None:
+    award(session)
+    only = issue_credentials(session, EMAIL, issuer=issuer, now=VERIFY_AT, only=["fundamentals"])
+    assert [item.badge for item in only] == ["fundamentals"]
+    with pytest.raises(NotFound, match="holds no badge 'pathway:accelerate'"):
+        issue_credentials(session, EMAIL, issuer=issuer, now=VERIFY_AT, only=["pathway:accelerate"])
+    revoke_badge(session, EMAIL, "fundamentals", reason="awarded in error", now=VERIFY_AT)
+    assert [item.badge for item in issue_credentials(session, EMAIL, issuer=issuer, now=VERIFY_AT)] == [
+        "tier:accelerate:1",
+        "tier:play:1",
+    ]
+    with pytest.raises(Conflict, match="revoked"):
+        issue_credentials(session, EMAIL, issuer=issuer, now=VERIFY_AT, only=["fundamentals"])
+    with pytest.raises(NotFound):
+        issue_credentials(session, "nobody@example.com", issuer=issuer, now=VERIFY_AT)
+
+
+def test_revocation_is_reported_against_the_database_and_the_status_list(session: Session, issuer: Issuer) -> None:
+    award(session)
+    issued = issue_credentials(session, EMAIL, issuer=issuer, now=VERIFY_AT)
+    results = [verify_token(item.jwt, public_key=issuer.key.public_key, now=VERIFY_AT) for item in issued]
+    for result in results:
+        check_against_database(session, result, issuer=issuer)
+        assert result.valid, result.reason
+    clean_list = build_status_list(session, issuer=issuer, now=VERIFY_AT)
+
+    revocation = revoke_badge(session, EMAIL, "tier:accelerate:1", reason="  awarded   in error ", now=VERIFY_AT)
+    assert revocation.reason == "awarded in error"
+    session.commit()
+    audit = session.scalars(select(AuditEntry).where(AuditEntry.entity == "badge")).all()
+    assert [(row.entity_key, row.changes["reason"]) for row in audit if "reason" in row.changes] == [
+        ("ada@example.com tier:accelerate:1", "awarded in error")
+    ]
+    badge = session.scalars(select(Badge).where(Badge.key == "tier:accelerate:1")).one()
+    assert badge.revoked_at == VERIFY_AT  # the badge stays, marked
+
+    against_db = [verify_token(item.jwt, public_key=issuer.key.public_key, now=VERIFY_AT) for item in issued]
+    for result in against_db:
+        check_against_database(session, result, issuer=issuer)
+    assert against_db[0].revoked and against_db[0].reason == "revoked on 2030-01-16T09:30:00Z: awarded in error"
+    assert against_db[1].valid
+
+    status_list = build_status_list(session, issuer=issuer, now=VERIFY_AT)
+    assert status_list.revoked == 1
+    offline = [verify_token(item.jwt, public_key=issuer.key.public_key, now=VERIFY_AT) for item in issued]
+    for result in offline:
+        check_against_status_list(result, status_list.jwt, public_key=issuer.key.public_key, now=VERIFY_AT)
+    assert offline[0].revoked and offline[1].valid
+    # the list published before the revocation does not show it
+    before = verify_token(issued[0].jwt, public_key=issuer.key.public_key, now=VERIFY_AT)
+    check_against_status_list(before, clean_list.jwt, public_key=issuer.key.public_key, now=VERIFY_AT)
+    assert before.valid
+
+    with pytest.raises(Conflict, match="already revoked"):
+        revoke_badge(session, EMAIL, "tier:accelerate:1", reason="again", now=VERIFY_AT)
+    with pytest.raises(NotFound):
+        revoke_badge(session, EMAIL, "pathway:accelerate", reason="x", now=VERIFY_AT)
+    with pytest.raises(InvalidInput, match="--reason"):
+        revoke_badge(session, EMAIL, "fundamentals", reason="   ", now=VERIFY_AT)
+
+
+def test_a_status_list_signed_by_another_key_is_refused(session: Session, issuer: Issuer, tmp_path: Path) -> None:
+    award(session)
+    token = issue_credentials(session, EMAIL, issuer=issuer, now=VERIFY_AT)[0].jwt
+    forged_list = build_status_list(session, issuer=make_issuer(tmp_path, "other.pem"), now=VERIFY_AT)
+    result = verify_token(token, public_key=issuer.key.public_key, now=VERIFY_AT)
+    with pytest.raises(InvalidInput, match="status list does not verify"):
+        check_against_status_list(result, forged_list.jwt, public_key=issuer.key.public_key, now=VERIFY_AT)
+
+
+def test_the_database_check_matches_recipient_and_achievement(session: Session, issuer: Issuer) -> None:
+    award(session)
+    client(session, "grace@example.com")
+    definitions = achievement_definitions(session)
+    badge = session.scalars(select(Badge).where(Badge.key == "fundamentals")).one()
+
+    def checked(email: str, key: str, badge_id: int) -> str | None:
+        credential = build_credential(
+            issuer=issuer, badge_id=badge_id, email=email, awarded_at=NOW, definition=definitions[key], salt="pepper"
+        )
+        result = verify_token(
+            sign_credential(credential, issuer, now=NOW), public_key=issuer.key.public_key, now=VERIFY_AT
+        )
+        check_against_database(session, result, issuer=issuer)
+        return result.reason
+
+    assert checked(EMAIL, "fundamentals", badge.id) is None
+    assert checked("grace@example.com", "fundamentals", badge.id) == (
+        "the recipient is not the client this database awarded the badge to"
+    )
+    assert checked(EMAIL, "pathway:pivot", badge.id) == "the achievement is not badge 'fundamentals' of this database"
+    assert checked(EMAIL, "fundamentals", 999_999) == (
+        "no badge of this database has the credential id https://buildappswith.example/badges/credentials/999999"
+    )
+
+
+def test_status_list_bits(session: Session, issuer: Issuer) -> None:
+    award(session)
+    ids = [badge.id for badge in session.scalars(select(Badge).order_by(Badge.id))]
+    revoke_badge(session, EMAIL, "fundamentals", reason="test", now=VERIFY_AT)
+    revoked_id = session.scalars(select(Badge.id).where(Badge.key == "fundamentals")).one()
+    listing = build_status_list(session, issuer=issuer, now=VERIFY_AT)
+    encoded = listing.credential["credentialSubject"]["encodedList"]
+    assert encoded.startswith("u")
+    bits = gzip.decompress(b64decode(encoded[1:]))
+    assert len(bits) * 8 == STATUS_LIST_MIN_BITS
+    set_bits = [index for index in range(len(bits) * 8) if bits[index // 8] & (0x80 >> (index % 8))]
+    assert set_bits == [revoked_id] and revoked_id in ids
+    assert listing.credential["type"] == ["VerifiableCredential", "BitstringStatusListCredential"]
+    # the list is a VC-JWT signed by the same key
+    claims = jwt.decode(listing.jwt, issuer.key.public_key, algorithms=["EdDSA"], options={"verify_iat": False})
+    assert claims["vc"] == listing.credential and claims["iss"] == issuer.profile_id
+
+
+def test_achievement_ids_are_stable_and_cover_every_tier_pathway_and_fundamentals(
+    session: Session, issuer: Issuer
+) -> None:
+    small_catalogue(session)
+    definitions = achievement_definitions(session)
+    assert "fundamentals" in definitions and "pathway:accelerate" in definitions and "tier:play:3" in definitions
+    assert len([key for key in definitions if key.startswith("tier:")]) == 9
+    assert definitions["tier:accelerate:3"].criteria.endswith("(no skills linked yet).")
+    assert definitions["fundamentals"].criteria == "Complete every fundamental skill: F1, F2."
+    assert definitions["pathway:pivot"].as_achievement(issuer)["id"] == (
+        "https://buildappswith.example/badges/achievements/pathway/pivot"
+    )
+    with_image = Issuer(issuer.name, issuer.url, issuer.key, "https://cdn.example/badges")
+    assert definitions["tier:pivot:2"].as_achievement(with_image)["image"] == {
+        "id": "https://cdn.example/badges/tier-pivot-2.png",
+        "type": "Image",
+    }
+
+
+def test_the_key_file_is_0600_never_replaced_and_refused_when_others_can_read_it(tmp_path: Path) -> None:
+    path = tmp_path / "keys" / "issuer.pem"
+    key = create_key_file(path)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert load_key_file(path).thumbprint() == key.thumbprint()
+    before = path.read_bytes()
+    with pytest.raises(Conflict, match="already exists"):
+        create_key_file(path)
+    assert path.read_bytes() == before
+    assert "PRIVATE" not in repr(key) and key.thumbprint() in repr(key)
+    os.chmod(path, 0o644)
+    with pytest.raises(ConfigError, match="readable by others"):
+        load_key_file(path)
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_text("not a key")
+    garbage.chmod(0o600)
+    with pytest.raises(ConfigError, match="does not hold an unencrypted PEM private key") as refused:
+        load_key_file(garbage)
+    assert "not a key" not in str(refused.value)
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_key_file(tmp_path / "missing.pem")
+
+
+def test_public_keys_load_from_a_jwk_a_jwk_set_or_the_profile(tmp_path: Path, issuer: Issuer) -> None:
+    jwk = issuer.key.public_jwk()
+    for name, document in (
+        ("key.jwk", jwk),
+        ("keys.json", {"keys": [jwk]}),
+        ("issuer.json", issuer.profile_document()),
+    ):
+        path = tmp_path / name
+        path.write_text(json.dumps(document))
+        loaded = load_public_key(path)
+        assert loaded.public_bytes_raw() == issuer.key.public_key.public_bytes_raw()
+    private = tmp_path / "private.jwk"
+    private.write_text(json.dumps({**jwk, "d": "secret"}))
+    with pytest.raises(InvalidInput, match="private key"):
+        load_public_key(private)
+    wrong = tmp_path / "rsa.jwk"
+    wrong.write_text(json.dumps({"kty": "RSA", "n": "x", "e": "AQAB"}))
+    with pytest.raises(InvalidInput, match="not an Ed25519 JWK"):
+        load_public_key(wrong)
+
+
+def test_credential_files_are_split_with_line_numbers_for_bad_lines() -> None:
+    assert split_credentials("a.b.c\n\n d.e.f \n", "x.jwt") == ["a.b.c", "d.e.f"]
+    assert split_credentials('[{"jwt": "a.b.c"}, "d.e.f"]', "x.json") == ["a.b.c", "d.e.f"]
+    with pytest.raises(InvalidInput, match=r"x.jwt: line 2: not a compact JWS"):
+        split_credentials("a.b.c\nhello\n", "x.jwt")
+    with pytest.raises(InvalidInput, match="no credential"):
+        split_credentials("  \n", "x.jwt")
+    with pytest.raises(InvalidInput, match=r"x.json: line 1: not valid JSON"):
+        split_credentials("[{", "x.json")
+    with pytest.raises(InvalidInput, match="item 0: no jwt member"):
+        split_credentials('[{"credential": {}}]', "x.json")
