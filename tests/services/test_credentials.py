@@ -66,12 +66,12 @@ def issuer(tmp_path: Path) -> Issuer:
     return make_issuer(tmp_path)
 
 
-def award(session: Session) -> None:
-    """Ada earns accelerate tier 1 (a1–a3) and Fundamentals (f1, f2)."""
+def award(session: Session, now: dt.datetime = NOW) -> None:
+    """Ada earns accelerate tier 1 (a1–a3), play tier 1 (f2) and Fundamentals (f1, f2) at `now`."""
     small_catalogue(session)
     client(session, EMAIL, "accelerate")
     for slug in ("a1", "a2", "a3", "f1", "f2"):
-        complete_skill(session, EMAIL, slug, now=NOW)
+        complete_skill(session, EMAIL, slug, now=now)
 
 
 def payload(token: str) -> dict[str, Any]:

@@ -330,6 +330,13 @@ def verify_command(
     results = [
         service.verify_token(token, public_key=public_key, now=now, expected_issuer=expected) for token in tokens
     ]
+    if issuer is not None:
+        for result in results:
+            subject = result.credential.get("credentialSubject")
+            achievement = subject.get("achievement") if isinstance(subject, dict) else None
+            result.badge = service.achievement_key(
+                issuer, achievement.get("id") if isinstance(achievement, dict) else None
+            )
     if status_list:
         status_tokens = service.split_credentials(_read_text(status_list), status_list)
         for result in results:

@@ -1,0 +1,262 @@
+"""`bapp badges issuer|achievements|export|verify|revoke|status-list` through the real CLI, on both backends.
+
+Round trip: award → export → verify (schema, signature, database), then revoke → verify reports it, from
+the database and from the published status list.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from jsonschema import Draft201909Validator
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bapp_cli.db.engine import make_engine
+from bapp_cli.db.models import AuditEntry, Badge
+from tests.cli.test_progress_cli import seed
+from tests.conftest import REPO, Bapp
+from tests.services.test_credentials import SCHEMA_PATH, award
+
+EMAIL = "ada@example.com"
+# the CLI verifies against the real clock, so the badges are awarded in the past
+AWARDED = dt.datetime(2024, 5, 1, 12, tzinfo=dt.UTC)
+
+
+def awarded_in_the_past(session: Session) -> None:
+    award(session, now=AWARDED)
+
+
+def issuer_init(bapp: Bapp) -> dict[str, str]:
+    result = bapp("badges", "issuer", "init", "--name", "BuildAppsWith", "--url", "https://buildappswith.example/")
+    assert result.exit_code == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def badge_rows(bapp: Bapp) -> list[Badge]:
+    engine = make_engine(bapp.database_url)
+    try:
+        with Session(engine) as session:
+            return list(session.scalars(select(Badge).order_by(Badge.id)))
+    finally:
+        engine.dispose()
+
+
+def test_award_export_verify_revoke_round_trip(bapp: Bapp, tmp_path: Path) -> None:
+    seed(bapp, awarded_in_the_past)
+    created = issuer_init(bapp)
+    key_file = Path(created["key_file"])
+    assert key_file == bapp.home / "badge-signing-key.pem"
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert created["profile_id"] == "https://buildappswith.example/badges/issuer.json"
+
+    exported = tmp_path / "ada.jwt"
+    result = bapp("badges", "export", EMAIL, "-o", str(exported))
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == ""
+    tokens = exported.read_text().splitlines()
+    assert len(tokens) == 3 and all(token.count(".") == 2 for token in tokens)
+    assert EMAIL not in exported.read_text()
+
+    as_json = bapp("badges", "export", EMAIL, "--format", "json")
+    assert as_json.exit_code == 0, as_json.stderr
+    documents = as_json.json()
+    validator = Draft201909Validator(
+        json.loads(SCHEMA_PATH.read_text()), format_checker=Draft201909Validator.FORMAT_CHECKER
+    )
+    assert [document["badge"] for document in documents] == ["tier:accelerate:1", "tier:play:1", "fundamentals"]
+    for document in documents:
+        assert list(validator.iter_errors(document["credential"])) == []
+    assert EMAIL not in as_json.stdout
+
+    verified = bapp("badges", "verify", str(exported), "--against-db", "--json")
+    assert verified.exit_code == 0, verified.stderr
+    assert [(row["badge"], row["status"], row["reason"]) for row in verified.json()] == [
+        ("tier:accelerate:1", "valid", None),
+        ("tier:play:1", "valid", None),
+        ("fundamentals", "valid", None),
+    ]
+    # the JSON export verifies too, from stdin
+    piped = bapp("badges", "verify", "-", "--json", stdin=as_json.stdout)
+    assert piped.exit_code == 0, piped.stderr
+    assert {row["status"] for row in piped.json()} == {"valid"}
+
+    revoked = bapp("badges", "revoke", EMAIL, "tier:play:1", "--reason", "awarded in error", "--json")
+    assert revoked.exit_code == 0, revoked.stderr
+    assert revoked.json()["reason"] == "awarded in error"
+    after = bapp("badges", "verify", str(exported), "--against-db", "--json")
+    assert after.exit_code == 6
+    assert [row["status"] for row in after.json()] == ["valid", "revoked", "valid"]
+    assert "1 of 3 credential(s) invalid; credential 2: revoked on " in after.stderr
+    assert ": awarded in error" in after.stderr
+    assert '"code": "credential_invalid"' in after.stderr
+    # without --against-db the signature still holds: revocation is a database or status-list fact
+    assert bapp("badges", "verify", str(exported)).exit_code == 0
+
+    # a verifier elsewhere: the published JWK and status list, no database, no bapp issuer config
+    jwk_file, status_file = tmp_path / "issuer.jwk", tmp_path / "revocations.jwt"
+    shown = bapp("badges", "issuer", "show", "--jwk")
+    assert shown.exit_code == 0 and set(json.loads(shown.stdout)) == {"kty", "crv", "x"}
+    jwk_file.write_text(shown.stdout)
+    assert bapp("badges", "status-list", "-o", str(status_file)).exit_code == 0
+    elsewhere = bapp(
+        "badges",
+        "verify",
+        str(exported),
+        "--key",
+        str(jwk_file),
+        "--status-list",
+        str(status_file),
+        "--json",
+        env={"BAPP_CONFIG": str(tmp_path / "absent.toml"), "BAPP_DATABASE_URL": "sqlite:////nonexistent/x.db"},
+    )
+    assert elsewhere.exit_code == 6, elsewhere.stderr
+    assert [row["status"] for row in elsewhere.json()] == ["valid", "revoked", "valid"]
+
+    # the revoked badge is no longer exported, and the badge row stays with its reason
+    assert len(bapp("badges", "export", EMAIL).stdout.splitlines()) == 2
+    rows = {row.key: row for row in badge_rows(bapp)}
+    assert rows["tier:play:1"].revocation_reason == "awarded in error" and rows["tier:play:1"].revoked_at
+    assert rows["fundamentals"].revoked_at is None
+
+
+def test_tampered_or_foreign_credentials_exit_6_with_the_reason(bapp: Bapp, tmp_path: Path) -> None:
+    seed(bapp, awarded_in_the_past)
+    issuer_init(bapp)
+    token = bapp("badges", "export", EMAIL, "--badge", "fundamentals").stdout.strip()
+    header, body, signature = token.split(".")
+    middle = len(signature) // 2
+    flipped = signature[:middle] + ("A" if signature[middle] != "A" else "B") + signature[middle + 1 :]
+    tampered = tmp_path / "tampered.jwt"
+    tampered.write_text(f"{header}.{body}.{flipped}\n")
+    result = bapp("badges", "verify", str(tampered))
+    assert result.exit_code == 6
+    assert "credential 1: the signature does not match the issuer key" in result.stderr
+
+    # a second bapp with its own issuer key cannot vouch for ours
+    other = Bapp(bapp.database_url, tmp_path / "other")
+    assert (
+        other("badges", "issuer", "init", "--name", "Impostor", "--url", "https://buildappswith.example").exit_code == 0
+    )
+    good = tmp_path / "good.jwt"
+    good.write_text(token + "\n")
+    foreign = other("badges", "verify", str(good))
+    assert foreign.exit_code == 6 and "the signature does not match the issuer key" in foreign.stderr
+
+    garbage = tmp_path / "garbage.txt"
+    garbage.write_text("a.b.c\nnot a credential\n")
+    bad = bapp("badges", "verify", str(garbage))
+    assert bad.exit_code == 6 and f"{garbage}: line 2: not a compact JWS" in bad.stderr
+    assert bapp("badges", "verify", str(tmp_path / "missing.jwt")).exit_code == 6
+    assert "Traceback" not in bad.stderr + foreign.stderr + result.stderr
+
+
+def test_issuer_and_badge_errors_have_documented_exit_codes(bapp: Bapp, tmp_path: Path) -> None:
+    seed(bapp, awarded_in_the_past)
+    no_issuer = bapp("badges", "export", EMAIL)
+    assert no_issuer.exit_code == 4 and "bapp badges issuer init" in no_issuer.stderr
+    assert bapp("badges", "issuer", "show").exit_code == 4
+    bad_url = bapp("badges", "issuer", "init", "--name", "X", "--url", "ftp://example.com")
+    assert bad_url.exit_code == 6 and "not an https URL" in bad_url.stderr
+    assert not (bapp.home / "badge-signing-key.pem").exists()
+
+    created = issuer_init(bapp)
+    key_file = Path(created["key_file"])
+    key_before = key_file.read_bytes()
+    again = bapp("badges", "issuer", "init", "--name", "X", "--url", "https://other.example")
+    assert again.exit_code == 8 and "already exists" in again.stderr
+    assert key_file.read_bytes() == key_before
+
+    assert bapp("badges", "export", "nobody@example.com").exit_code == 7
+    assert bapp("badges", "export", EMAIL, "--badge", "pathway:pivot").exit_code == 7
+    assert bapp("badges", "export", EMAIL, "--format", "pdf").exit_code == 2
+    assert bapp("badges", "revoke", EMAIL, "pathway:pivot", "--reason", "x").exit_code == 7
+
+    dry = bapp("badges", "revoke", EMAIL, "fundamentals", "--reason", "test", "--dry-run")
+    assert dry.exit_code == 0, dry.stderr
+    assert all(row.revoked_at is None for row in badge_rows(bapp))
+    assert bapp("badges", "revoke", EMAIL, "fundamentals", "--reason", "test").exit_code == 0
+    twice = bapp("badges", "revoke", EMAIL, "fundamentals", "--reason", "test")
+    assert twice.exit_code == 8 and "already revoked" in twice.stderr
+    assert bapp("badges", "export", EMAIL, "--badge", "fundamentals").exit_code == 8
+
+    engine = make_engine(bapp.database_url)
+    try:
+        with Session(engine) as session:
+            audits = [row for row in session.scalars(select(AuditEntry)) if (row.changes or {}).get("reason") == "test"]
+    finally:
+        engine.dispose()
+    assert [(row.entity, row.entity_key, row.actor) for row in audits] == [("badge", f"{EMAIL} fundamentals", "tester")]
+
+    key_file.chmod(0o644)
+    exposed = bapp("badges", "export", EMAIL)
+    assert exposed.exit_code == 4 and "readable by others" in exposed.stderr
+
+
+def test_the_private_key_never_appears_in_any_output(bapp: Bapp, tmp_path: Path) -> None:
+    seed(bapp, awarded_in_the_past)
+    created = issuer_init(bapp)
+    pem = Path(created["key_file"]).read_text()
+    body = "".join(line for line in pem.splitlines() if not line.startswith("-----"))
+    from bapp_cli.services.signing_key import load_key_file
+
+    key = load_key_file(Path(created["key_file"]))
+    from cryptography.hazmat.primitives import serialization
+
+    raw = key.private_key.private_bytes(
+        serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
+    )
+    import base64
+
+    secrets = {body, base64.urlsafe_b64encode(raw).rstrip(b"=").decode(), raw.hex()}
+    outputs = [
+        bapp("badges", "issuer", "show"),
+        bapp("badges", "issuer", "show", "--jwk"),
+        bapp("badges", "export", EMAIL, "--format", "json"),
+        bapp("badges", "status-list", "--format", "json"),
+        bapp("badges", "achievements", "--json"),
+        bapp("config", "show", "--json"),
+        bapp("--debug", "badges", "verify", str(tmp_path / "missing")),
+    ]
+    for result in outputs:
+        for secret in secrets:
+            assert secret not in result.stdout and secret not in result.stderr
+    assert '"d"' not in outputs[1].stdout
+
+
+def test_achievements_list_every_tier_pathway_and_fundamentals(bapp: Bapp) -> None:
+    seed(bapp, awarded_in_the_past)
+    before = bapp("badges", "achievements", "--json")
+    assert before.exit_code == 0, before.stderr
+    rows = {row["key"]: row for row in before.json()}
+    assert len(rows) == 9 + 3 + 1 and rows["fundamentals"]["id"] is None
+    issuer_init(bapp)
+    rows = {row["key"]: row for row in bapp("badges", "achievements", "--json").json()}
+    assert rows["tier:accelerate:1"]["id"] == "https://buildappswith.example/badges/achievements/tier/accelerate/1"
+    assert rows["tier:accelerate:1"]["criteria"].endswith("Foundation tier: A1, A2, A3.")
+
+
+def test_badges_help_stays_light() -> None:
+    """The badge commands import PyJWT and cryptography only when they run."""
+    completed = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "bapp_cli", "badges", "export", "--help"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=60,
+    )
+    assert completed.returncode == 0, completed.stderr
+    loaded = {line.rsplit("|", 1)[1].strip().split(".")[0] for line in completed.stderr.splitlines() if "|" in line}
+    assert not {"jwt", "cryptography", "jsonschema"} & loaded
+
+
+@pytest.mark.parametrize("url", ["https://example.com?x=1", "http://example.com", "example.com"])
+def test_issuer_url_must_be_https(bapp: Bapp, url: str) -> None:
+    result = bapp("badges", "issuer", "init", "--name", "X", "--url", url)
+    assert result.exit_code == 6, result.stderr
