@@ -260,3 +260,27 @@ def test_badges_help_stays_light() -> None:
 def test_issuer_url_must_be_https(bapp: Bapp, url: str) -> None:
     result = bapp("badges", "issuer", "init", "--name", "X", "--url", url)
     assert result.exit_code == 6, result.stderr
+
+
+def test_a_backup_and_restore_keeps_revocations(bapp: Bapp, tmp_path: Path) -> None:
+    seed(bapp, awarded_in_the_past)
+    issuer_init(bapp)
+    assert bapp("badges", "revoke", EMAIL, "tier:play:1", "--reason", "awarded in error").exit_code == 0
+    backup = tmp_path / "backup.json"
+    assert bapp("export", "all", "-o", str(backup)).exit_code == 0
+    exported = {row["key"]: row for row in json.loads(backup.read_text())["badges"]}
+    assert exported["tier:play:1"]["revocation_reason"] == "awarded in error"
+    assert exported["fundamentals"]["revoked_at"] is None
+
+    restored = Bapp(f"sqlite:///{tmp_path / 'restored.db'}", bapp.home)
+    assert restored("db", "upgrade").exit_code == 0
+    result = restored("import", "all", str(backup))
+    assert result.exit_code == 0, result.stderr
+    again = tmp_path / "again.json"
+    assert restored("export", "all", "-o", str(again)).exit_code == 0
+    assert again.read_text() == backup.read_text()
+    # the restored database still reports the revocation to a verifier
+    token = bapp("badges", "export", EMAIL, "--badge", "fundamentals").stdout
+    assert restored("badges", "verify", "-", "--against-db", stdin=token).exit_code == 0
+    revoked = restored("badges", "revoke", EMAIL, "tier:play:1", "--reason", "again")
+    assert revoked.exit_code == 8 and "awarded in error" in revoked.stderr

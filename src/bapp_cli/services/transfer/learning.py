@@ -69,7 +69,7 @@ PROGRESS_EXPORT_COLUMNS = (
     "last_attempt_at",
     "created_at",
 )
-BADGE_EXPORT_COLUMNS = ("id", "client", "key", "awarded_at")
+BADGE_EXPORT_COLUMNS = ("id", "client", "key", "awarded_at", "revoked_at", "revocation_reason")
 
 Slug = Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)]
 
@@ -117,6 +117,9 @@ class BadgeRow(TypedDict, total=False):
     key: Required[Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]]
     name: Any  # the badge's display name, derived from the catalogue
     awarded_at: When | None
+    # a revoked credential (`bapp badges revoke`) stays revoked through a backup and restore
+    revoked_at: When | None
+    revocation_reason: Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)] | None
 
 
 class _PeopleImporter(KindImporter):
@@ -638,7 +641,14 @@ class BadgeImporter(_PeopleImporter):
     def parse_row(self, values: Mapping[str, Any]) -> dict[str, Any]:
         email = normalise_email(values["client"], field="client")
         awarded = self.instant(values.get("awarded_at"), "awarded_at")
-        return {"email": email, "key": values["key"], "awarded_at": awarded, "id": values.get("id")}
+        revoked = self.instant(values.get("revoked_at"), "revoked_at")
+        return {
+            "email": email,
+            "key": values["key"],
+            "awarded_at": awarded,
+            "id": values.get("id"),
+            "revoked": (revoked, values.get("revocation_reason") if revoked else None),
+        }
 
     def apply(self, rows: Sequence[SourceRow]) -> list[RowResult]:
         parsed, results = self.parse(rows)
@@ -659,20 +669,21 @@ class BadgeImporter(_PeopleImporter):
                 continue
             held.add((client_id, key))
             if self.restore and badge_id is not None:
-                inserts_with_id.append((client_id, key, awarded or self.now, badge_id))
+                inserts_with_id.append((client_id, key, awarded or self.now, *item["revoked"], badge_id))
             else:
-                inserts.append((client_id, key, awarded or self.now))
+                inserts.append((client_id, key, awarded or self.now, *item["revoked"]))
             results.append(RowResult(row, outcome=CREATED))
-        bulk.insert_rows(self.session, Badge.__table__, ("client_id", "key", "awarded_at"), inserts)
-        bulk.insert_rows(self.session, Badge.__table__, ("client_id", "key", "awarded_at", "id"), inserts_with_id)
+        columns = ("client_id", "key", "awarded_at", "revoked_at", "revocation_reason")
+        bulk.insert_rows(self.session, Badge.__table__, columns, inserts)
+        bulk.insert_rows(self.session, Badge.__table__, (*columns, "id"), inserts_with_id)
         return sorted(results, key=lambda result: result.row.line)
 
 
 def export_badges(session: Session) -> Iterator[dict[str, Any]]:
     query = (
-        select(Badge.id, User.email, Badge.key, Badge.awarded_at)
+        select(Badge.id, User.email, Badge.key, Badge.awarded_at, Badge.revoked_at, Badge.revocation_reason)
         .join(User, User.id == Badge.client_id)
         .order_by(User.email, Badge.key)
     )
-    for badge_id, email, key, awarded_at in session.execute(query):
-        yield {"id": badge_id, "client": email, "key": key, "awarded_at": awarded_at}
+    for row in session.execute(query):
+        yield dict(zip(BADGE_EXPORT_COLUMNS, row, strict=True))
