@@ -254,3 +254,27 @@ restored_url="sqlite:///$demo_dir/restored.db"
 show bapp --database-url "$restored_url" db upgrade
 show bapp --database-url "$restored_url" import all "$demo_dir/backup.json" --format table
 show bash -c "bapp --database-url '$restored_url' export all | cmp - '$demo_dir/backup.json' && echo 'identical exports'"
+
+# ---- portable badges: signed Open Badges 3.0 credentials (issue 17) -------------------------------------
+step "Create the Open Badges issuer: an Ed25519 key (0600 file, never printed) and the Profile to publish"
+show bapp badges issuer init --name BuildAppsWith --url https://buildappswith.com --key-file "$demo_dir/badge-signing-key.pem"
+show stat -c '%a %n' "$demo_dir/badge-signing-key.pem"
+show bapp badges issuer show
+
+step "Export Maya's badges as signed credentials (VC-JWT, EdDSA); her e-mail appears only as a salted hash"
+show bapp badges export maya@client.example -o "$demo_dir/maya.jwt"
+show bash -c "bapp badges export maya@client.example --badge fundamentals --format json | head -40"
+show bash -c "grep -c maya@client.example '$demo_dir/maya.jwt' || echo 'no e-mail in the credentials'"
+
+step "Verify them: signature, OB 3.0 shape, dates, and that each badge still stands in this database"
+show bapp badges verify "$demo_dir/maya.jwt" --against-db --format table
+tampered="$demo_dir/tampered.jwt"
+head -1 "$demo_dir/maya.jwt" | sed 's/\.\([A-Za-z0-9_-]\)\([A-Za-z0-9_-]*\)$/.A\2/; s/\.A\([A-Za-z0-9_-]*\)$/.B\1/' >"$tampered"
+refused bapp badges verify "$tampered"
+
+step "Revoke one (audited); verify reports it, and the status list carries it to verifiers elsewhere"
+show bapp badges revoke maya@client.example tier:accelerate:1 --reason "awarded in error" --format tsv
+refused bapp badges verify "$demo_dir/maya.jwt" --against-db --format tsv
+show bapp badges status-list -o "$demo_dir/revocations.jwt"
+bapp badges issuer show --jwk >"$demo_dir/issuer.jwk"
+refused bapp badges verify "$demo_dir/maya.jwt" --key "$demo_dir/issuer.jwk" --status-list "$demo_dir/revocations.jwt" --format tsv
