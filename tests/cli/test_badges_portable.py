@@ -284,3 +284,38 @@ def test_a_backup_and_restore_keeps_revocations(bapp: Bapp, tmp_path: Path) -> N
     assert restored("badges", "verify", "-", "--against-db", stdin=token).exit_code == 0
     revoked = restored("badges", "revoke", EMAIL, "tier:play:1", "--reason", "again")
     assert revoked.exit_code == 8 and "awarded in error" in revoked.stderr
+
+
+def test_hostile_credentials_signed_with_our_key_never_crash_verify(bapp: Bapp, tmp_path: Path) -> None:
+    """A signed token can still carry odd ids and indices: each gives exit 6 with a reason, never exit 1."""
+    from bapp_cli.services.credentials import Issuer, sign_credential
+    from bapp_cli.services.signing_key import load_key_file
+
+    seed(bapp, awarded_in_the_past)
+    created = issuer_init(bapp)
+    issuer = Issuer("BuildAppsWith", "https://buildappswith.example", load_key_file(Path(created["key_file"])))
+    documents = bapp("badges", "export", EMAIL, "--format", "json").json()
+    base = documents[0]["credential"]
+    hostile = []
+    for credential_id in ("99999999999999999999999", "²", "-1", "1e3"):
+        credential = json.loads(json.dumps(base))
+        credential["id"] = f"https://buildappswith.example/badges/credentials/{credential_id}"
+        hostile.append(sign_credential(credential, issuer, now=AWARDED))
+    path = tmp_path / "hostile.jwt"
+    path.write_text("\n".join(hostile) + "\n")
+    result = bapp("badges", "verify", str(path), "--against-db", "--json")
+    assert result.exit_code == 6, result.stderr
+    assert {row["reason"].split(" has ")[0] for row in result.json()} == {"no badge of this database"}
+
+    status_list = tmp_path / "list.jwt"
+    for index in ("-1", "99999999", "x"):
+        credential = json.loads(json.dumps(base))
+        credential["credentialStatus"]["statusListIndex"] = index
+        token_file = tmp_path / "odd.jwt"
+        token_file.write_text(sign_credential(credential, issuer, now=AWARDED) + "\n")
+        assert bapp("badges", "status-list", "-o", str(status_list)).exit_code == 0
+        odd = bapp("badges", "verify", str(token_file), "--status-list", str(status_list))
+        assert odd.exit_code == 6 and "the status list cannot be read" in odd.stderr, odd.stderr
+    # a badge credential is not a status list
+    not_a_list = bapp("badges", "verify", str(path), "--status-list", str(path))
+    assert not_a_list.exit_code == 6 and "Traceback" not in not_a_list.stderr

@@ -155,7 +155,7 @@ def issuer_init_command(
     from pathlib import Path
 
     from bapp_cli.config import set_config_value
-    from bapp_cli.errors import InvalidInput
+    from bapp_cli.errors import ConfigError, InvalidInput
     from bapp_cli.services.credentials import Issuer, validate_issuer_url
     from bapp_cli.services.signing_key import create_key_file
 
@@ -175,8 +175,11 @@ def issuer_init_command(
         set_config_value(settings.config_path, "badges.key_file", str(path))
         if image_base:
             set_config_value(settings.config_path, "badges.image_base_url", image_base)
-    except BaseException:
+    except OSError as exc:
         path.unlink(missing_ok=True)  # no key without the config that names it
+        raise ConfigError(f"cannot write the config file {settings.config_path}: {exc.strerror}") from None
+    except BaseException:
+        path.unlink(missing_ok=True)
         raise
     issuer = Issuer(cleaned_name, cleaned_url, key, image_base)
     sink = app_state.output(None, True)

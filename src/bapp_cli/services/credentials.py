@@ -22,6 +22,7 @@ import gzip
 import hashlib
 import re
 import secrets
+import zlib
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -426,7 +427,7 @@ def _bit_is_set(encoded: str, index: int) -> bool:
         raise ValueError("encodedList is not multibase base64url ('u' prefix)")
     raw = encoded[1:]
     bits = gzip.decompress(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
-    if index // 8 >= len(bits):
+    if index < 0 or index // 8 >= len(bits):
         raise ValueError(f"index {index} is past the end of the list ({len(bits) * 8} entries)")
     return bool(bits[index // 8] & (0x80 >> (index % 8)))
 
@@ -640,6 +641,8 @@ def check_against_database(session: Session, verification: Verification, *, issu
     prefix = f"{issuer.base}/badges/credentials/"
     credential_id = str(vc.get("id", ""))
     badge_id = credential_id[len(prefix) :] if credential_id.startswith(prefix) else ""
+    if not (badge_id.isascii() and badge_id.isdigit() and int(badge_id) < 2**31):
+        badge_id = ""  # not one of ours; and never an integer the database would overflow on
     row = (
         session.execute(
             select(Badge, User.email).join(User, User.id == Badge.client_id).where(Badge.id == int(badge_id))
@@ -693,7 +696,7 @@ def check_against_status_list(
         )
     try:
         revoked = _bit_is_set(str(vc["credentialSubject"]["encodedList"]), int(status["statusListIndex"]))
-    except (KeyError, TypeError, ValueError, OSError, EOFError) as exc:
+    except (KeyError, TypeError, ValueError, OSError, EOFError, zlib.error) as exc:
         raise InvalidInput(f"the status list cannot be read: {exc}", code="bad_status_list") from None
     if revoked:
         verification.revoked = True
