@@ -343,7 +343,7 @@ def verify_command(
     if status_list:
         status_tokens = service.split_credentials(_read_text(status_list), status_list)
         for result in results:
-            service.check_against_status_list(result, status_tokens[0], public_key=public_key, now=now)
+            service.check_against_status_list(result, status_tokens[0], public_key=public_key)
     if against_db:
         with app_state.reading() as session:
             for result in results:

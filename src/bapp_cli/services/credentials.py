@@ -665,9 +665,7 @@ def check_against_database(session: Session, verification: Verification, *, issu
         verification.reason = f"revoked on {_instant(badge.revoked_at)}: {badge.revocation_reason}"
 
 
-def check_against_status_list(
-    verification: Verification, status_token: str, *, public_key: Any, now: dt.datetime
-) -> None:
+def check_against_status_list(verification: Verification, status_token: str, *, public_key: Any) -> None:
     """Revocation from a published status list (signed by the same issuer), for a verifier without the db."""
     import jwt
 
