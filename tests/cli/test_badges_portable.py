@@ -319,3 +319,27 @@ def test_hostile_credentials_signed_with_our_key_never_crash_verify(bapp: Bapp, 
     # a badge credential is not a status list
     not_a_list = bapp("badges", "verify", str(path), "--status-list", str(path))
     assert not_a_list.exit_code == 6 and "Traceback" not in not_a_list.stderr
+
+
+def test_concurrent_revocations_of_one_badge_have_exactly_one_winner(bapp: Bapp) -> None:
+    """Real processes race to revoke the same badge: one succeeds, the rest are conflicts, one audit row."""
+    seed(bapp, awarded_in_the_past)
+    processes = [
+        bapp.popen("badges", "revoke", EMAIL, "fundamentals", "--reason", f"race {number}", "--json")
+        for number in range(4)
+    ]
+    outcomes = [(process.wait(timeout=120), *process.communicate()) for process in processes]
+    codes = sorted(code for code, _, _ in outcomes)
+    assert codes == [0, 8, 8, 8], outcomes
+    winner = next(json.loads(stdout) for code, stdout, _ in outcomes if code == 0)
+    assert all("already revoked" in stderr and winner["reason"] in stderr for code, _, stderr in outcomes if code == 8)
+    engine = make_engine(bapp.database_url)
+    try:
+        with Session(engine) as session:
+            audits = [
+                row for row in session.scalars(select(AuditEntry)) if "race" in str((row.changes or {}).get("reason"))
+            ]
+            badge = session.scalars(select(Badge).where(Badge.key == "fundamentals")).one()
+    finally:
+        engine.dispose()
+    assert len(audits) == 1 and badge.revocation_reason == winner["reason"]
