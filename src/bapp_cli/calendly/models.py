@@ -36,6 +36,7 @@ from pydantic_core import ErrorDetails
 
 __all__ = [
     "INVITEE_WEBHOOK_EVENTS",
+    "NO_SHOW_WEBHOOK_EVENTS",
     "ApiModel",
     "Cancellation",
     "CustomQuestion",
@@ -395,7 +396,9 @@ class OAuthErrorBody(ApiModel):
 
 # --- webhooks ------------------------------------------------------------------------------------
 
-INVITEE_WEBHOOK_EVENTS = frozenset({"invitee.created", "invitee.canceled"})
+NO_SHOW_WEBHOOK_EVENTS = frozenset({"invitee_no_show.created", "invitee_no_show.deleted"})
+"""No-show deliveries carry the invitee too (``no_show`` set on created, null on deleted)."""
+INVITEE_WEBHOOK_EVENTS = frozenset({"invitee.created", "invitee.canceled"}) | NO_SHOW_WEBHOOK_EVENTS
 """Webhook events whose ``payload`` is an invitee with its ``scheduled_event`` embedded."""
 
 

@@ -592,14 +592,19 @@ def webhook_apply(
     fmt: FormatOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Verify one Calendly webhook delivery and apply it to bookings (invitee.created / invitee.canceled).
+    """Verify one Calendly webhook delivery and apply it to bookings (invitee and no-show events).
 
     The signature is checked first — HMAC-SHA256 of "t.body" with CALENDLY_WEBHOOK_SIGNING_KEY, compared
     in constant time, t within --tolerance seconds — so a forged, stale, tampered or unsigned delivery
     exits 4 and nothing is parsed or applied. Pass the body exactly as received: re-encoded JSON no longer
-    matches its signature. The invitee is then applied exactly as `calendly pull-bookings` applies it.
-    Duplicate and out-of-order deliveries are safe: an invitee older than the one applied changes nothing.
-    Other events (event_type.*, no-shows) are acknowledged as ignored with exit 0. Exit 6 for a signed
+    matches its signature. The invitee is then applied exactly as `calendly pull-bookings` applies it;
+    invitee_no_show.created / .deleted mark the booking a no-show or take the mark back. Duplicate and
+    out-of-order deliveries are safe: an invitee older than the one applied changes nothing. Other events
+    (event_type.*, routing forms) are acknowledged as ignored with exit 0.
+
+    A delivery that cannot be applied yet (event type not synced, an unusable e-mail) is parked in the
+    webhook inbox, said on stderr, and exits 3: it is applied by the next sync, pull or `webhook retry`.
+    With a token configured, an unknown event type is first fetched from Calendly. Exit 6 for a signed
     body that is not a valid delivery.
 
     \b
@@ -608,22 +613,48 @@ def webhook_apply(
       relay-output | bapp calendly webhook apply - --signature "t=1735689600,v1=5f0c…" --json
       bapp calendly webhook apply body.json --signature "$(bapp calendly webhook sign body.json)" --dry-run
     """
-    import time
-
-    from bapp_cli.calendly.webhooks import parse_webhook, verify_signature
+    from bapp_cli.errors import PartialSuccess
     from bapp_cli.services import calendly_bookings as service
 
     app_state = state(ctx)
     sink = app_state.output(fmt, as_json)
     body = _read_bytes(path, what="body")
-    verify_signature(signature, body, _signing_key(app_state), now=time.time(), tolerance=tolerance)
-    payload = parse_webhook(body)
-    pattern = service.pathway_question_pattern(_text(app_state.settings.get("calendly.pathway_question")))
-    with app_state.transaction(dry_run=dry_run) as session:
-        result = service.apply_webhook(session, payload, now=utc_now(), pathway_question=pattern, dry_run=dry_run)
-    if result.outcome.action != "ignored":
+    handler = _delivery_handler(app_state, source="apply", tolerance=tolerance)
+    result = handler.handle(body, signature, dry_run=dry_run)
+    for failure in handler.fetch_failures:
+        sink.warning(failure)
+    action = result.outcome.action
+    if action not in ("ignored", "parked"):
         _print_outcomes(sink, [result.outcome], dry_run=dry_run)
     sink.record(result.as_record(), service.WEBHOOK_COLUMNS, title="Calendly webhook")
+    if action == "parked":
+        raise PartialSuccess(
+            f"{result.event} for {result.outcome.invitee_uri or '(no invitee)'} not applied: {result.outcome.note}"
+            + (" (dry run: not kept)" if dry_run else ""),
+            hint="it is applied by the next `bapp calendly sync`, `pull-bookings` or `bapp calendly webhook retry`",
+            code="parked",
+        )
+
+
+def _delivery_handler(app_state: AppState, *, source: str, tolerance: int, engine: Any = None) -> Any:
+    """The one delivery rule (cli.webhook_receiver.DeliveryHandler) wired to this command's settings."""
+    from bapp_cli.cli.webhook_receiver import DeliveryHandler
+    from bapp_cli.services import calendly_bookings as service
+    from bapp_cli.services.sync import parse_rules
+
+    settings = app_state.settings
+    return DeliveryHandler(
+        # At-head is checked after the signature and the body (nothing is looked at before they pass).
+        engine if engine is not None else app_state.engine(require_head=False),
+        signing_key=_signing_key(app_state),
+        pathway_question=service.pathway_question_pattern(_text(settings.get("calendly.pathway_question"))),
+        rules=parse_rules(settings.calendly_rules()),
+        source=source,
+        tolerance=tolerance,
+        actor=app_state.actor,
+        command=app_state.command_path,
+        calendly_client=app_state.calendly_client if settings.calendly_token() else None,
+    )
 
 
 @webhook_app.command("sign")
