@@ -29,6 +29,7 @@ KNOWN_KEYS: dict[str, tuple[str, ...]] = {
     "calendly.token_file": (),
     "calendly.base_url": ("CALENDLY_API_BASE_URL",),
     "calendly.webhook_signing_key": ("CALENDLY_WEBHOOK_SIGNING_KEY",),
+    "calendly.webhook_signing_key_file": (),
     "calendly.user": (),
     "calendly.organization": (),
     "calendly.pathway_question": (),
@@ -118,6 +119,23 @@ class Settings:
                     hint="check the path in `bapp config show`",
                 ) from None
         return None
+
+    def webhook_signing_key(self) -> str:
+        """The webhook signing key from env or config, else read from `calendly.webhook_signing_key_file`."""
+        key = self.get("calendly.webhook_signing_key")
+        if key:
+            return str(key).strip()
+        key_file = self.get("calendly.webhook_signing_key_file")
+        if key_file:
+            path = Path(str(key_file)).expanduser()
+            try:
+                return path.read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise ConfigError(
+                    f"cannot read calendly.webhook_signing_key_file {path}: {exc.strerror}",
+                    hint="check the path in `bapp config show`, or run `bapp calendly webhook subscribe` again",
+                ) from None
+        return ""
 
     def calendly_rules(self) -> list[dict[str, Any]]:
         calendly = self.file_data.get("calendly", {})

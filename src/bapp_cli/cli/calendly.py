@@ -193,6 +193,8 @@ def sync(
     )
     _print_changes(sink, report, dry_run=dry_run)
     sink.record(report.as_record(), sync_service.SYNC_COLUMNS, title="Calendly sync")
+    if not dry_run:
+        _retry_parked_quietly(app_state, sink)  # deliveries parked for want of a type this sync may have brought
 
 
 def _text(value: Any) -> str | None:
@@ -528,7 +530,7 @@ def pull_bookings(
     def apply(
         session: Session, listing: list[BookedInvitee], *, source: str, started_at: dt.datetime
     ) -> BookingPullReport:
-        return service.pull_bookings(
+        report = service.pull_bookings(
             session,
             listing,
             source=source,
@@ -537,6 +539,8 @@ def pull_bookings(
             pathway_question=pattern,
             dry_run=dry_run,
         )
+        _park_skipped_invitees(session, listing, report, pattern)
+        return report
 
     report = _fetch_and_apply_under_lock(
         app_state,
@@ -554,6 +558,35 @@ def pull_bookings(
     )
     _print_outcomes(sink, report.outcomes, dry_run=dry_run)
     sink.record(report.as_record(), service.PULL_COLUMNS, title="Calendly bookings pull")
+    if not dry_run:
+        _retry_parked_quietly(app_state, sink)
+    _refuse_silent_skips(sink, report, dry_run=dry_run)
+
+
+def _park_skipped_invitees(session: Session, listing: Sequence[BookedInvitee], report: Any, pattern: Any) -> None:
+    """Park, in the pull's own transaction, every invitee the pull could not apply (R8: never dropped)."""
+    from bapp_cli.services.webhook_inbox import park_pulled
+
+    skipped = [item for item, outcome in zip(listing, report.outcomes, strict=True) if outcome.action == "skipped"]
+    if skipped:
+        park_pulled(session, skipped, now=utc_now(), pathway_question=pattern)
+
+
+def _refuse_silent_skips(sink: OutputSink, report: BookingPullReport, *, dry_run: bool) -> None:
+    """One stderr line per invitee not applied, and exit 3 ("applied partly") when there is any."""
+    from bapp_cli.errors import PartialSuccess
+
+    skipped = [outcome for outcome in report.outcomes if outcome.action == "skipped"]
+    if not skipped:
+        return
+    for outcome in skipped:
+        sink.notice(f"not applied: {outcome.invitee_uri}: {outcome.note}")
+    kept = "would be parked (dry run)" if dry_run else "parked in the webhook inbox"
+    raise PartialSuccess(
+        f"{len(skipped)} of {len(report.outcomes)} invitees could not be applied; {kept}",
+        hint="`bapp calendly webhook list --pending` shows them; a sync, pull or `webhook retry` applies them",
+        code="parked",
+    )
 
 
 webhook_app = typer.Typer(
@@ -567,8 +600,10 @@ BodyArgument = Annotated[
 
 
 def _signing_key(app_state: AppState) -> str:
-    key = app_state.settings.get("calendly.webhook_signing_key")
-    return str(key).strip() if key else ""
+    key = app_state.settings.webhook_signing_key()
+    if key:
+        app_state.secrets.add(key)  # a key read from its file is a secret too (R6)
+    return key
 
 
 @webhook_app.command("apply")
@@ -687,3 +722,182 @@ def webhook_sign(
     if not key:
         raise AuthError("no Calendly webhook signing key configured", hint="Set CALENDLY_WEBHOOK_SIGNING_KEY.")
     typer.echo(make_signature_header(body, key, timestamp=int(time.time()) if timestamp is None else timestamp))
+
+
+# ---- the webhook receiver and its inbox (issue 14) -------------------------------------------------
+
+
+@webhook_app.command("serve")
+def webhook_serve(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on (keep it local behind a proxy).")] = (
+        "127.0.0.1"
+    ),
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="TCP port to listen on.")] = 8787,
+    path: Annotated[str, typer.Option("--path", help="The URL path Calendly POSTs deliveries to.")] = (
+        "/calendly/webhook"
+    ),
+    tolerance: Annotated[
+        int,
+        typer.Option("--tolerance", min=0, help="Refuse signatures more than SECONDS away from now (replays)."),
+    ] = 180,
+    max_body: Annotated[
+        int, typer.Option("--max-body", min=1024, max=64 * 1024 * 1024, help="Largest body accepted, in bytes (413).")
+    ] = 1024 * 1024,
+    busy_timeout: Annotated[
+        float,
+        typer.Option(
+            "--busy-timeout",
+            min=0.1,
+            max=60,
+            help="Wait at most SECONDS for a database lock, then answer 503 so Calendly retries.",
+        ),
+    ] = 10.0,
+    workers: Annotated[
+        int, typer.Option("--workers", min=1, max=64, help="Deliveries applied at once (database threads).")
+    ] = 4,
+) -> None:
+    """Run the webhook receiver: an HTTP service Calendly POSTs deliveries to (needs bapp-cli[server]).
+
+    Each POST to --path is verified exactly as `webhook apply` verifies it (signature on the raw body)
+    and applied in its own transaction. Answers: 200 applied (or an event bapp does not apply), 202
+    parked in the inbox (applied later by a sync, a pull or `webhook retry`), 400 signed but not a
+    delivery, 401 bad, stale or missing signature, 413 body over --max-body, 503 database busy, down or
+    not at head (Calendly retries for 24 hours). GET /healthz answers 200 when the database is reachable
+    and at head. SIGTERM stops it gracefully: deliveries in flight finish, new ones get 503. Access log
+    lines go to stderr and never contain bodies or signatures. Run it behind a TLS reverse proxy.
+
+    \b
+    Examples:
+      bapp calendly webhook serve
+      bapp calendly webhook serve --host 127.0.0.1 --port 8787 --path /calendly/webhook
+      curl -fsS http://127.0.0.1:8787/healthz
+    """
+    import importlib.util
+
+    from bapp_cli.cli.webhook_receiver import ReceiverApp, serve
+    from bapp_cli.db.engine import make_engine
+    from bapp_cli.errors import AuthError, ConfigError
+
+    app_state = state(ctx)
+    if importlib.util.find_spec("uvicorn") is None:
+        raise ConfigError(
+            "the webhook receiver needs uvicorn, which is not installed",
+            hint="pip install 'bapp-cli[server]'",
+        )
+    if not path.startswith("/") or any(char in path for char in "?# "):
+        raise UsageError(f"--path: {path!r} must be a URL path starting with '/'")
+    if path == "/healthz":
+        raise UsageError("--path: /healthz is the health check")
+    if not _signing_key(app_state):
+        raise AuthError(
+            "no Calendly webhook signing key configured",
+            hint="Set CALENDLY_WEBHOOK_SIGNING_KEY, calendly.webhook_signing_key_file, or run "
+            "`bapp calendly webhook subscribe`.",
+        )
+    engine = make_engine(app_state.settings.database_url, busy_timeout_ms=int(busy_timeout * 1000))
+    handler = _delivery_handler(app_state, source="receiver", tolerance=tolerance, engine=engine)
+    try:
+        handler.ensure_ready()
+    except Exception as exc:  # it still starts: deliveries get 503 until the database is ready
+        from bapp_cli.errors import BappError
+
+        app_state.messages.warning(
+            app_state.scrub(exc.message if isinstance(exc, BappError) else f"database: {type(exc).__name__}")
+            + "; deliveries are answered 503 until it is ready"
+        )
+    receiver = ReceiverApp(handler, path=path, max_body=max_body, workers=workers)
+    sys.stderr.write(f"bapp webhook receiver listening on http://{host}:{port}{path}\n")
+    sys.stderr.flush()
+    try:
+        serve(receiver, host=host, port=port)
+    finally:
+        engine.dispose()
+    sys.stderr.write("bapp webhook receiver stopped\n")
+
+
+@webhook_app.command("list")
+def webhook_list(
+    ctx: typer.Context,
+    pending: Annotated[bool, typer.Option("--pending", help="Only deliveries still waiting to be applied.")] = False,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=100_000, help="How many, newest first.")] = 50,
+    fmt: FormatOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show the webhook inbox: deliveries and pulled invitees that could not be applied when they came.
+
+    Pending ones are applied by the next `calendly sync`, `pull-bookings` or `webhook retry`; applied
+    ones stay listed with when and what they became.
+
+    \b
+    Examples:
+      bapp calendly webhook list --pending
+      bapp calendly webhook list --json
+    """
+    from bapp_cli.services.webhook_inbox import INBOX_COLUMNS, list_deliveries
+
+    app_state = state(ctx)
+    sink = app_state.output(fmt, as_json)
+    with app_state.reading() as session:
+        entries = list_deliveries(session, pending_only=pending, limit=limit)
+    sink.records([entry.as_record() for entry in entries], INBOX_COLUMNS)
+
+
+@webhook_app.command("retry")
+def webhook_retry(
+    ctx: typer.Context,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Report what would apply, then roll back.")] = False,
+    fmt: FormatOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Re-apply the parked deliveries in the webhook inbox, oldest first (one transaction).
+
+    Run `calendly sync` first when they wait for an event type. Exit 3 when some are still parked
+    (each is named on stderr), 0 when the inbox has nothing pending.
+
+    \b
+    Examples:
+      bapp calendly webhook retry
+      bapp calendly sync && bapp calendly webhook retry --json
+    """
+    from bapp_cli.errors import PartialSuccess
+    from bapp_cli.services import calendly_bookings as service
+    from bapp_cli.services.webhook_inbox import RETRY_COLUMNS, retry_pending
+
+    app_state = state(ctx)
+    sink = app_state.output(fmt, as_json)
+    pattern = service.pathway_question_pattern(_text(app_state.settings.get("calendly.pathway_question")))
+    with app_state.transaction(dry_run=dry_run) as session:
+        results = retry_pending(session, now=utc_now(), pathway_question=pattern)
+    sink.records([result.as_record() for result in results], RETRY_COLUMNS)
+    waiting = [result for result in results if not result.applied]
+    for result in waiting:
+        sink.notice(f"still parked: #{result.id} {result.event} {result.outcome.invitee_uri}: {result.outcome.note}")
+    if waiting:
+        raise PartialSuccess(
+            f"{len(waiting)} of {len(results)} parked deliveries still cannot be applied",
+            hint="see `bapp calendly webhook list --pending`; run `bapp calendly sync` if they wait for a type",
+            code="parked",
+        )
+
+
+def _retry_parked_quietly(app_state: AppState, sink: OutputSink) -> None:
+    """After a sync or a pull: apply what the inbox holds, in its own transaction.
+
+    Its own transaction so that a failure here never undoes the run that came before; a failure is a
+    warning (the deliveries stay parked for the next try), never the run's exit code.
+    """
+    from bapp_cli.errors import BappError
+    from bapp_cli.services import calendly_bookings as service
+    from bapp_cli.services.webhook_inbox import retry_pending
+
+    pattern = service.pathway_question_pattern(_text(app_state.settings.get("calendly.pathway_question")))
+    try:
+        with app_state.transaction() as session:
+            results = retry_pending(session, now=utc_now(), pathway_question=pattern)
+    except BappError as exc:
+        sink.warning(f"parked webhook deliveries not retried: {app_state.scrub(exc.message)}")
+        return
+    for result in results:
+        if result.applied:
+            sink.detail(f"applied parked delivery #{result.id}: {result.outcome.describe()}")

@@ -253,7 +253,8 @@ class ReceiverApp:
         action = record["action"]
         if action == "parked":
             return await _answer(send, 202, {"status": "parked", **record}, outcome="parked")
-        return await _answer(send, 200, {"status": "ignored" if action == "ignored" else "applied", **record}, outcome=action)
+        status = "ignored" if action == "ignored" else "applied"
+        return await _answer(send, 200, {"status": status, **record}, outcome=action)
 
     async def _body(self, receive: Receive) -> bytes | None:
         chunks: list[bytes] = []
