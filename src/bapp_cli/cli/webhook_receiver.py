@@ -317,12 +317,18 @@ async def _answer(
 
 def serve(app: ReceiverApp, *, host: str, port: int, graceful_seconds: float = 30.0) -> None:
     """Run the receiver under uvicorn until SIGTERM/SIGINT; in-flight deliveries finish, new ones get 503."""
+    import signal
+
     import uvicorn
 
     class DrainingServer(uvicorn.Server):
         def handle_exit(self, sig: int, frame: Any) -> None:
             app.draining = True
             super().handle_exit(sig, frame)
+            if sig == signal.SIGTERM:
+                # uvicorn re-raises the signal after draining, so the process would die "killed by
+                # SIGTERM"; a drained receiver has stopped as asked, and says so with exit 0.
+                self._captured_signals.remove(sig)
 
     config = uvicorn.Config(
         app,
