@@ -263,6 +263,21 @@ def set_config_value(path: Path, key: str, value: str) -> None:
     write_config_file(path, data)
 
 
+def write_secret_file(path: Path, secret: str) -> None:
+    """Write a secret (a webhook signing key) to its own file, mode 0600 from the first byte, atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".tmp")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, stat.S_IRUSR | stat.S_IWUSR)
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            handle.write(secret + "\n")
+        os.chmod(temporary, stat.S_IRUSR | stat.S_IWUSR)
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
 def unset_config_value(path: Path, key: str) -> bool:
     _check_key(key)
     data = load_config_file(path)

@@ -64,6 +64,7 @@ __all__ = [
     "User",
     "WebhookInvitee",
     "WebhookPayload",
+    "WebhookSubscription",
     "describe_validation_error",
 ]
 
@@ -353,6 +354,23 @@ class Pagination(ApiModel):
             if values and values[0]:
                 return values[0]
         return None
+
+
+class WebhookSubscription(ApiModel):
+    """An item of ``GET /webhook_subscriptions`` (and the ``resource`` of its POST)."""
+
+    uri: str
+    callback_url: str
+    created_at: UtcDatetime | None = None
+    updated_at: UtcDatetime | None = None
+    retry_started_at: UtcDatetime | None = None
+    state: str
+    events: list[str] = Field(default_factory=list)
+    scope: str
+    organization: str | None = None
+    user: str | None = None
+    group: str | None = None
+    creator: str | None = None
 
 
 class Page(ApiModel, Generic[T]):

@@ -901,3 +901,181 @@ def _retry_parked_quietly(app_state: AppState, sink: OutputSink) -> None:
     for result in results:
         if result.applied:
             sink.detail(f"applied parked delivery #{result.id}: {result.outcome.describe()}")
+
+
+# ---- webhook subscriptions (issue 14) ---------------------------------------------------------------
+
+SUBSCRIPTION_COLUMNS = ("uri", "callback_url", "state", "scope", "events", "organization", "user", "created_at")
+DEFAULT_WEBHOOK_EVENTS = ("invitee.created", "invitee.canceled", "invitee_no_show.created", "invitee_no_show.deleted")
+SIGNING_KEY_FILE_NAME = "calendly-webhook-signing-key"
+
+
+def _subscription_scope(app_state: AppState, client: Any) -> tuple[str, str]:
+    """(organization, user) for subscriptions: the configured ones, else the token's own (`/users/me`)."""
+    settings = app_state.settings
+    organization = _text(settings.get("calendly.organization"))
+    user = _text(settings.get("calendly.user"))
+    if organization is None or user is None:
+        me = client.get_current_user()
+        organization = organization or me.current_organization
+        user = user or me.uri
+    return organization, user
+
+
+def _subscription_record(subscription: Any, *, key_file: str | None = None, key: str | None = None) -> dict[str, Any]:
+    record = {name: getattr(subscription, name) for name in SUBSCRIPTION_COLUMNS}
+    record["events"] = list(subscription.events)
+    if key_file is not None:
+        record["signing_key_file"] = key_file
+    if key is not None:
+        record["signing_key"] = key
+    return record
+
+
+def _signing_key_for_subscription(app_state: AppState, sink: OutputSink) -> tuple[str, str | None]:
+    """The key to give Calendly and where it is kept: the configured one, else a new one in a 0600 file.
+
+    An existing key is reused (Calendly lets subscriptions share one) so that a receiver already running
+    keeps verifying. A new key is written — and named in the config file — before the request goes
+    out, so a subscription can never exist with a key bapp has lost.
+    """
+    import secrets
+    from pathlib import Path
+
+    from bapp_cli.config import set_config_value, write_secret_file
+
+    settings = app_state.settings
+    existing = _signing_key(app_state)
+    configured_file = _text(settings.get("calendly.webhook_signing_key_file"))
+    if existing:
+        return existing, configured_file
+    key = secrets.token_urlsafe(32)
+    app_state.secrets.add(key)
+    path = (
+        Path(configured_file).expanduser() if configured_file else settings.config_path.parent / SIGNING_KEY_FILE_NAME
+    )
+    try:
+        write_secret_file(path, key)
+        if not configured_file:
+            set_config_value(settings.config_path, "calendly.webhook_signing_key_file", str(path))
+    except OSError as exc:
+        from bapp_cli.errors import ConfigError
+
+        raise ConfigError(f"cannot store the webhook signing key in {path}: {exc.strerror}") from None
+    sink.info(f"Generated a webhook signing key in {path} (mode 0600), named in {settings.config_path}")
+    return key, str(path)
+
+
+@webhook_app.command("subscribe")
+def webhook_subscribe(
+    ctx: typer.Context,
+    url: Annotated[str, typer.Option("--url", help="The public HTTPS URL Calendly POSTs deliveries to.")],
+    scope: Annotated[str, typer.Option("--scope", help="user (your events) or organization (everyone's).")] = "user",
+    events: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--events",
+            help="Event to subscribe to (repeat the option) [default: invitee.created, invitee.canceled, "
+            "invitee_no_show.created, invitee_no_show.deleted].",
+            show_default=False,
+        ),
+    ] = None,
+    show_signing_key: Annotated[
+        bool, typer.Option("--show-signing-key", help="Also print the signing key (it is a secret).")
+    ] = False,
+    fmt: FormatOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Create the Calendly webhook subscription that feeds `webhook serve` (POST /webhook_subscriptions).
+
+    The signing key is the one configured, else a new one that bapp generates and keeps in a 0600 file
+    (calendly.webhook_signing_key_file, written to the config file) before asking Calendly. The key is
+    never printed unless --show-signing-key. The request is sent once: if its answer is lost, bapp looks
+    the URL up among the subscriptions instead of sending it again. Exit 8 if the URL is already
+    subscribed, 4 token refused (a paid plan is needed), 9 Calendly failed.
+
+    \b
+    Examples:
+      bapp calendly webhook subscribe --url https://bapp.example.com/calendly/webhook
+      bapp calendly webhook subscribe --url https://… --scope organization --events invitee.created --json
+    """
+    from bapp_cli.calendly.client import AnswerLost
+    from bapp_cli.errors import RemoteError
+
+    app_state = state(ctx)
+    sink = app_state.output(fmt, as_json)
+    if scope not in ("user", "organization"):
+        raise UsageError(f"--scope: {scope!r} is not one of user, organization")
+    if not url.startswith("https://") and not url.startswith("http://127.0.0.1"):
+        raise UsageError(f"--url: {url!r} must be an https:// URL (Calendly delivers to HTTPS only)")
+    wanted = list(dict.fromkeys(events or DEFAULT_WEBHOOK_EVENTS))
+    with app_state.calendly_client() as client:
+        organization, user = _subscription_scope(app_state, client)
+        key, key_file = _signing_key_for_subscription(app_state, sink)
+        user_scope = user if scope == "user" else None
+        try:
+            subscription = client.create_webhook_subscription(
+                url=url, events=wanted, organization=organization, scope=scope, signing_key=key, user=user_scope
+            )
+        except AnswerLost as lost:
+            found = [
+                sub
+                for sub in client.list_webhook_subscriptions(organization=organization, scope=scope, user=user_scope)
+                if sub.callback_url == url
+            ]
+            if not found:
+                raise RemoteError(
+                    f"{lost.message}; no subscription for {url} exists, so nothing was created",
+                    hint="it is safe to run the same command again",
+                ) from None
+            sink.warning(f"{lost.message}; the subscription was created all the same")
+            subscription = found[0]
+    sink.record(
+        _subscription_record(subscription, key_file=key_file, key=key if show_signing_key else None),
+        title="Calendly webhook subscription",
+    )
+
+
+@webhook_app.command("subscriptions")
+def webhook_subscriptions(
+    ctx: typer.Context,
+    scope: Annotated[str, typer.Option("--scope", help="user or organization subscriptions.")] = "user",
+    fmt: FormatOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List the Calendly webhook subscriptions of your user (or organization).
+
+    \b
+    Examples:
+      bapp calendly webhook subscriptions
+      bapp calendly webhook subscriptions --scope organization --json
+    """
+    app_state = state(ctx)
+    sink = app_state.output(fmt, as_json)
+    if scope not in ("user", "organization"):
+        raise UsageError(f"--scope: {scope!r} is not one of user, organization")
+    with app_state.calendly_client() as client:
+        organization, user = _subscription_scope(app_state, client)
+        found = client.list_webhook_subscriptions(
+            organization=organization, scope=scope, user=user if scope == "user" else None
+        )
+    sink.records([_subscription_record(sub) for sub in found], SUBSCRIPTION_COLUMNS)
+
+
+@webhook_app.command("unsubscribe")
+def webhook_unsubscribe(
+    ctx: typer.Context,
+    subscription: Annotated[
+        str, typer.Argument(help="The subscription's URI or uuid (see `webhook subscriptions`).", show_default=False)
+    ],
+) -> None:
+    """Delete a Calendly webhook subscription (DELETE /webhook_subscriptions/{uuid}). Exit 7 if none.
+
+    \b
+    Examples:
+      bapp calendly webhook unsubscribe https://api.calendly.com/webhook_subscriptions/AAAA
+    """
+    app_state = state(ctx)
+    with app_state.calendly_client() as client:
+        client.delete_webhook_subscription(subscription)
+    app_state.messages.info(f"Deleted webhook subscription {subscription}")

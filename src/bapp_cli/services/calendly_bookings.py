@@ -750,7 +750,6 @@ class InviteeApplier:
             action, invitee.uri, booking.reference, booking.status, note=note, warnings=tuple(warnings)
         )
 
-
     # -- no-shows (invitee_no_show.created / .deleted) ---------------------------------------------
 
     def apply_no_show(self, item: BookedInvitee, *, marked: bool) -> InviteeOutcome:
@@ -802,6 +801,7 @@ class InviteeApplier:
             note=note,
             warnings=tuple(warnings),
         )
+
 
 def _audit_value(value: Any) -> Any:
     if isinstance(value, dt.datetime):

@@ -661,9 +661,7 @@ def sync_event_types(
             report.changes.append(SyncChange("update", uri, desired["title"], fields))
 
     vanished = (
-        []
-        if partial
-        else [row for uri, row in existing.items() if uri not in by_uri and row.present_in_last_sync]
+        [] if partial else [row for uri, row in existing.items() if uri not in by_uri and row.present_in_last_sync]
     )
     for row in vanished:
         report.deactivated += 1
@@ -672,9 +670,7 @@ def sync_event_types(
     _write(session, inserts, new_links, updates, relinks, vanished, pathway_ids, now)
 
     if partial and report.rows_written:
-        record_audit(
-            session, "calendly_sync", "fetched", {"changes": [change.describe() for change in report.changes]}
-        )
+        record_audit(session, "calendly_sync", "fetched", {"changes": [change.describe() for change in report.changes]})
     if not dry_run and not partial:
         report.run_id = record_succeeded_run(
             session,
