@@ -255,11 +255,10 @@ def test_no_show_deliveries_mark_and_unmark_the_booking(rbapp: Bapp, tmp_path: P
     assert kept["booking_status"] == "cancelled" and kept["warnings"]
 
 
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # several receivers: a PostgreSQL setup
 def test_two_receivers_on_one_postgresql_agree_with_applying_in_order(
     rbapp: Bapp, tmp_path: Path, sqlite_template: Path
 ) -> None:
-    if not rbapp.database_url.startswith("postgresql"):
-        pytest.skip("several receivers on one database is a PostgreSQL deployment")
     # 250 invitees: each created; the odd ones later cancelled, the even ones' creates sent twice
     deliveries: list[bytes] = []
     for j in range(1, 251):
@@ -321,3 +320,34 @@ def test_two_receivers_on_one_postgresql_agree_with_applying_in_order(
     expected = final(reference)
     assert len(expected) == 250
     assert final(rbapp) == expected
+
+
+def _stamp(database_url: str, revision: str) -> None:
+    engine = make_engine(database_url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(text("UPDATE alembic_version SET version_num = :r"), {"r": revision})
+    finally:
+        engine.dispose()
+
+
+def test_a_database_not_at_head_parks_the_delivery_202_until_it_is(rbapp: Bapp) -> None:
+    from bapp_cli.db.migration import HEAD_REVISION
+
+    body = delivery(4)
+    _stamp(rbapp.database_url, "0099_made_by_a_newer_bapp")
+    with running_receiver(rbapp) as receiver:
+        health = receiver.http.get(receiver.base + "/healthz")
+        assert health.status_code == 503 and "not at head" in health.json()["reason"]
+        answer = receiver.deliver(body)
+        assert answer.status_code == 202, answer.text
+        assert "database not ready" in answer.json()["note"]
+    _stamp(rbapp.database_url, HEAD_REVISION)
+    assert bookings_by_invitee(rbapp) == {}
+    [parked] = inbox(rbapp, "--pending")
+    assert (parked["invitee_uri"], parked["source"]) == (invitee_uri(4), "receiver")
+    retried = rbapp("calendly", "webhook", "retry", "--json")
+    assert retried.exit_code == 0, retried.stderr
+    assert [(row["id"], row["action"]) for row in retried.json()] == [(parked["id"], "created")]
+    assert list(bookings_by_invitee(rbapp)) == [invitee_uri(4)]
+    assert inbox(rbapp, "--pending") == []

@@ -109,9 +109,15 @@ class DeliveryHandler:
 
         verify_signature(signature, body, self.signing_key, now=time.time(), tolerance=self.tolerance)
         payload = parse_webhook(body)
-        self.ensure_ready()
-        fetched = self._fetch_unknown_type(payload)
         stored_headers = kept_headers(headers or {}, signature_timestamp=signature_timestamp(signature))
+        try:
+            self.ensure_ready()
+        except DatabaseNotReady as not_ready:
+            parked = self._park_without_applying(body, payload, stored_headers, not_ready, dry_run=dry_run)
+            if parked is None:
+                raise
+            return parked
+        fetched = self._fetch_unknown_type(payload)
         with unit_of_work(self.engine, write=True, dry_run=dry_run, actor=self.actor, command=self.command) as session:
             if fetched is not None:
                 self._add_event_type(session, fetched)
@@ -125,6 +131,50 @@ class DeliveryHandler:
                 pathway_question=self.pathway_question,
                 dry_run=dry_run,
             )
+
+    def _park_without_applying(
+        self,
+        body: bytes,
+        payload: WebhookPayload,
+        headers: dict[str, str],
+        not_ready: DatabaseNotReady,
+        *,
+        dry_run: bool,
+    ) -> WebhookApplied | None:
+        """Database reachable but not at head: park the delivery if the inbox table is there (else None).
+
+        bapp does not apply deliveries to a schema it does not know (an upgrade pending, or a newer
+        bapp's), but keeping one as received is safe as long as the inbox itself is there.
+        """
+        from sqlalchemy import inspect
+        from sqlalchemy.exc import SQLAlchemyError
+
+        from bapp_cli.db.engine import unit_of_work
+        from bapp_cli.services.calendly_bookings import InviteeOutcome, WebhookApplied
+        from bapp_cli.services.webhook_inbox import park
+
+        invitee = payload.payload.uri if payload.payload is not None else None
+        reason = f"database not ready: {not_ready.message}"
+        try:
+            with unit_of_work(
+                self.engine, write=True, dry_run=dry_run, actor=self.actor, command=self.command
+            ) as session:
+                if not inspect(session.connection()).has_table("webhook_deliveries"):
+                    return None
+                delivery = park(
+                    session,
+                    body,
+                    event=payload.event,
+                    invitee_uri=invitee,
+                    source=self.source,
+                    headers=headers,
+                    now=_utc_now(),
+                    reason=reason,
+                )
+                note = f"parked in the webhook inbox as #{delivery.id}: {reason}"
+        except (SQLAlchemyError, BappError):
+            return None
+        return WebhookApplied(payload.event, dry_run, InviteeOutcome("parked", invitee or "", note=note))
 
     def _fetch_unknown_type(self, payload: WebhookPayload) -> EventType | None:
         """``GET /event_types/{uuid}`` for a delivery's event type that is not synced yet (token needed).

@@ -149,34 +149,69 @@ def receive_delivery(
             _mark_applied(earlier, applied.outcome, now=now)
         return applied
     reason = applied.outcome.note or "could not be applied"
-    if earlier is None:
-        earlier = WebhookDelivery(
-            event=payload.event[:64],
+    delivery = park(
+        session,
+        body,
+        event=payload.event,
+        invitee_uri=applied.outcome.invitee_uri or None,
+        source=source,
+        headers=headers,
+        now=now,
+        reason=reason,
+        known=earlier,
+    )
+    parked = InviteeOutcome(
+        "parked",
+        applied.outcome.invitee_uri,
+        note=f"parked in the webhook inbox as #{delivery.id}: {reason}",
+        warnings=applied.outcome.warnings,
+    )
+    return WebhookApplied(applied.event, dry_run, parked)
+
+
+def park(
+    session: Session,
+    body: bytes,
+    *,
+    event: str,
+    invitee_uri: str | None,
+    source: str,
+    headers: Mapping[str, str],
+    now: dt.datetime,
+    reason: str,
+    known: WebhookDelivery | None = None,
+) -> WebhookDelivery:
+    """Store a delivery as received (or count another attempt of the same one) in the caller's transaction.
+
+    Used on its own, without trying to apply, when the database is not at the head revision: the inbox
+    table is there, but bapp will not apply deliveries to a schema it does not know.
+    """
+    lock_keys(session, _LOCK)
+    digest = hashlib.sha256(body).hexdigest()
+    if known is None:
+        known = session.scalars(select(WebhookDelivery).where(WebhookDelivery.body_sha256 == digest)).one_or_none()
+    if known is None:
+        known = WebhookDelivery(
+            event=event[:64],
             source=source,
             body=body.decode(json.detect_encoding(body)),
             body_sha256=digest,
             headers=dict(headers),
-            invitee_uri=(applied.outcome.invitee_uri or None),
+            invitee_uri=invitee_uri[:500] if invitee_uri else None,
             status="pending",
             received_at=now,
             attempts=1,
             last_attempt_at=now,
             last_error=reason,
         )
-        session.add(earlier)
+        session.add(known)
         session.flush()
-        record_audit(session, "webhook_delivery", str(earlier.id), {"parked": payload.event, "reason": reason})
-    elif earlier.status == "pending":
-        earlier.attempts += 1
-        earlier.last_attempt_at = now
-        earlier.last_error = reason
-    parked = InviteeOutcome(
-        "parked",
-        applied.outcome.invitee_uri,
-        note=f"parked in the webhook inbox as #{earlier.id}: {reason}",
-        warnings=applied.outcome.warnings,
-    )
-    return WebhookApplied(applied.event, dry_run, parked)
+        record_audit(session, "webhook_delivery", str(known.id), {"parked": event, "reason": reason})
+    elif known.status == "pending":
+        known.attempts += 1
+        known.last_attempt_at = now
+        known.last_error = reason
+    return known
 
 
 def pulled_body(item: BookedInvitee) -> bytes:
