@@ -126,7 +126,9 @@ def bookings_by_invitee(app: Bapp) -> dict[str, dict[str, Any]]:
     return {row["calendly_invitee_uri"]: row for row in result.json()}
 
 
-def test_a_pull_turns_the_realistic_set_into_bookings_and_parks_what_it_cannot_apply(pbapp: Bapp, fake: FakeCalendly) -> None:
+def test_a_pull_turns_the_realistic_set_into_bookings_and_parks_what_it_cannot_apply(
+    pbapp: Bapp, fake: FakeCalendly
+) -> None:
     uris = realistic(fake)
     result = pbapp("calendly", "pull-bookings")
     # R8: the invitee of a type not synced is never skipped silently — named on stderr, parked, exit 3
