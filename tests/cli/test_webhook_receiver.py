@@ -145,11 +145,16 @@ def test_an_unknown_event_type_is_fetched_on_demand_with_a_token(rbapp: Bapp, fa
         answer = receiver.deliver(delivery(6, type_index=9))  # the fake knows ET9 (12 types); bapp does not
         assert answer.status_code == 200, answer.text
         assert answer.json()["action"] == "created"
+        unknown_to_calendly = receiver.deliver(delivery(7, type_index=77))  # the fake answers 404 for ET77
+        assert unknown_to_calendly.status_code == 202, unknown_to_calendly.text
+    _, log = receiver.stop()
+    assert f"warning: could not fetch event type {type_uri(77)}: Calendly has no event type" in log
+    assert TOKEN not in log
     assert fake.count(f"/event_types/ET{9:08d}") == 1
     assert invitee_uri(6) in bookings_by_invitee(rbapp)
     sessions = rbapp("sessions", "list", "--json").json()
     assert type_uri(9) in {row["calendly_uri"] for row in sessions}
-    assert inbox(rbapp) == []
+    assert [entry["invitee_uri"] for entry in inbox(rbapp, "--pending")] == [invitee_uri(7)]
 
 
 def _hold_write_lock(database_url: str) -> tuple[Any, Any]:

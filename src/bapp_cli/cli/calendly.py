@@ -688,7 +688,12 @@ def _delivery_handler(app_state: AppState, *, source: str, tolerance: int, engin
         tolerance=tolerance,
         actor=app_state.actor,
         command=app_state.command_path,
-        calendly_client=app_state.calendly_client if settings.calendly_token() else None,
+        # The receiver must answer within Calendly's 15 s: its on-demand fetch gets a short deadline.
+        calendly_client=(
+            (lambda: app_state.calendly_client(within=4.0 if source == "receiver" else None))
+            if settings.calendly_token()
+            else None
+        ),
     )
 
 

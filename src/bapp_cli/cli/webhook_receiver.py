@@ -23,6 +23,7 @@ the query string or any header (the signature would let a reader replay the deli
 from __future__ import annotations
 
 import asyncio
+import collections
 import datetime as dt
 import json
 import sys
@@ -84,7 +85,10 @@ class DeliveryHandler:
         self.command = command
         self.calendly_client = calendly_client
         self._at_head = not check_head
-        self.fetch_failures: list[str] = []
+        # Why an unknown event type could not be fetched or stored. A command prints them when it ends; the
+        # receiver logs each as it happens (`warn`), and the deque keeps a long-running process bounded.
+        self.fetch_failures: collections.deque[str] = collections.deque(maxlen=100)
+        self.warn: Callable[[str], None] = self.fetch_failures.append
 
     def ensure_ready(self) -> None:
         """Raise DatabaseNotReady unless the database answers and is at head (checked until it once is)."""
@@ -194,7 +198,7 @@ class DeliveryHandler:
             with self.calendly_client() as client:
                 return client.get_event_type(uri)
         except BappError as exc:
-            self.fetch_failures.append(f"could not fetch event type {uri}: {exc.message}")
+            self.warn(f"could not fetch event type {uri}: {exc.message}")
             return None
 
     def _add_event_type(self, session: Any, item: EventType) -> None:
@@ -207,7 +211,7 @@ class DeliveryHandler:
                     session, [item], source="api", started_at=_utc_now(), clock=_utc_now, rules=self.rules, partial=True
                 )
         except BappError as exc:
-            self.fetch_failures.append(f"fetched event type {item.uri} not stored: {exc.message}")
+            self.warn(f"fetched event type {item.uri} not stored: {exc.message}")
 
 
 # -- HTTP ------------------------------------------------------------------------------------------
@@ -232,6 +236,7 @@ class ReceiverApp:
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="bapp-webhook")
         self._log_lock = threading.Lock()
         self._log = log or self._stderr_line
+        handler.warn = lambda message: self._log(f"warning: {message}")
 
     def _stderr_line(self, line: str) -> None:
         with self._log_lock:
