@@ -192,8 +192,7 @@ canceled_hook="$here/calendly/webhook_invitee_canceled.json"
 step "Preview a pull of Calendly bookings: one line per change on stderr (an event type never synced: exit 3)"
 refused bapp calendly pull-bookings --from-file "$bookings_listing" --dry-run --json
 
-step "Pull (what cron runs: a summary on stdout), then again: every invitee unchanged. The one invitee of a type"
-step "that is not synced is never dropped: it is named on stderr, parked in the webhook inbox, and the pull exits 3"
+step "Pull (what cron runs), then again: every invitee unchanged; the one of a type never synced is parked, named, exit 3"
 refused bapp calendly pull-bookings --from-file "$bookings_listing" --format tsv
 refused bapp calendly pull-bookings --from-file "$bookings_listing" --json
 show bapp calendly webhook list --pending --format table
