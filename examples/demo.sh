@@ -189,12 +189,13 @@ bookings_listing="$here/calendly/scheduled_events.json"
 created_hook="$here/calendly/webhook_invitee_created.json"
 canceled_hook="$here/calendly/webhook_invitee_canceled.json"
 
-step "Preview a pull of Calendly bookings: one line per change on stderr (an event type never synced is skipped)"
-show bapp calendly pull-bookings --from-file "$bookings_listing" --dry-run --json
+step "Preview a pull of Calendly bookings: one line per change on stderr (an event type never synced: exit 3)"
+refused bapp calendly pull-bookings --from-file "$bookings_listing" --dry-run --json
 
-step "Pull (what cron runs: silent on stderr, a summary on stdout), then again: every invitee unchanged"
-show bapp calendly pull-bookings --from-file "$bookings_listing" --format tsv
-show bapp calendly pull-bookings --from-file "$bookings_listing" --json
+step "Pull (what cron runs), then again: every invitee unchanged; the one of a type never synced is parked, named, exit 3"
+refused bapp calendly pull-bookings --from-file "$bookings_listing" --format tsv
+refused bapp calendly pull-bookings --from-file "$bookings_listing" --json
+show bapp calendly webhook list --pending --format table
 show bapp calendly status --limit 3 --format table
 
 step "Calendly bookings beside the ones made here: accounts created, pathways from the booking form, Stripe payments"

@@ -12,7 +12,7 @@ from alembic import op
 from bapp_cli.db.types import UTCDateTime
 
 revision = "0010_portable_badges"
-down_revision = "0006_create_user_skill_progress"
+down_revision = "0009_webhook_inbox"
 branch_labels = None
 depends_on = None
 

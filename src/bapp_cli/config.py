@@ -29,6 +29,7 @@ KNOWN_KEYS: dict[str, tuple[str, ...]] = {
     "calendly.token_file": (),
     "calendly.base_url": ("CALENDLY_API_BASE_URL",),
     "calendly.webhook_signing_key": ("CALENDLY_WEBHOOK_SIGNING_KEY",),
+    "calendly.webhook_signing_key_file": (),
     "calendly.user": (),
     "calendly.organization": (),
     "calendly.pathway_question": (),
@@ -123,6 +124,23 @@ class Settings:
                     hint="check the path in `bapp config show`",
                 ) from None
         return None
+
+    def webhook_signing_key(self) -> str:
+        """The webhook signing key from env or config, else read from `calendly.webhook_signing_key_file`."""
+        key = self.get("calendly.webhook_signing_key")
+        if key:
+            return str(key).strip()
+        key_file = self.get("calendly.webhook_signing_key_file")
+        if key_file:
+            path = Path(str(key_file)).expanduser()
+            try:
+                return path.read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise ConfigError(
+                    f"cannot read calendly.webhook_signing_key_file {path}: {exc.strerror}",
+                    hint="check the path in `bapp config show`, or run `bapp calendly webhook subscribe` again",
+                ) from None
+        return ""
 
     def calendly_rules(self) -> list[dict[str, Any]]:
         calendly = self.file_data.get("calendly", {})
@@ -248,6 +266,21 @@ def set_config_value(path: Path, key: str, value: str) -> None:
         node = node.setdefault(part, {})
     node[parts[-1]] = value
     write_config_file(path, data)
+
+
+def write_secret_file(path: Path, secret: str) -> None:
+    """Write a secret (a webhook signing key) to its own file, mode 0600 from the first byte, atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".tmp")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, stat.S_IRUSR | stat.S_IWUSR)
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            handle.write(secret + "\n")
+        os.chmod(temporary, stat.S_IRUSR | stat.S_IWUSR)
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
 
 
 def unset_config_value(path: Path, key: str) -> bool:

@@ -160,10 +160,20 @@ def test_parse_invitee_canceled_reschedule() -> None:
 
 def test_parse_other_events_without_payload() -> None:
     body = json.dumps(
-        {"event": "invitee_no_show.created", "created_at": "2025-01-01T00:00:00Z", "payload": {"no_show": 1}}
+        {"event": "routing_form_submission.created", "created_at": "2025-01-01T00:00:00Z", "payload": {"form": 1}}
     )
     parsed = parse_webhook(body.encode())
-    assert parsed.event == "invitee_no_show.created" and parsed.payload is None
+    assert parsed.event == "routing_form_submission.created" and parsed.payload is None
+
+
+def test_no_show_deliveries_must_carry_the_invitee() -> None:
+    # Calendly sends the invitee (with its no_show) for both no-show events: bapp applies them
+    body = json.dumps(
+        {"event": "invitee_no_show.created", "created_at": "2025-01-01T00:00:00Z", "payload": {"no_show": 1}}
+    )
+    with pytest.raises(InvalidInput) as info:
+        parse_webhook(body.encode())
+    assert info.value.message.startswith("webhook body is invalid: payload.")
 
 
 def test_parse_refuses_v1_deliveries_with_a_hint() -> None:

@@ -126,11 +126,17 @@ def bookings_by_invitee(app: Bapp) -> dict[str, dict[str, Any]]:
     return {row["calendly_invitee_uri"]: row for row in result.json()}
 
 
-def test_a_pull_turns_the_realistic_set_into_bookings_silently(pbapp: Bapp, fake: FakeCalendly) -> None:
+def test_a_pull_turns_the_realistic_set_into_bookings_and_parks_what_it_cannot_apply(
+    pbapp: Bapp, fake: FakeCalendly
+) -> None:
     uris = realistic(fake)
     result = pbapp("calendly", "pull-bookings")
-    assert result.exit_code == 0, result.stderr
-    assert result.stderr == ""  # cron-silent, even with a skipped invitee
+    # R8: the invitee of a type not synced is never skipped silently — named on stderr, parked, exit 3
+    assert result.exit_code == 3, result.stderr
+    assert result.stderr.splitlines()[:2] == [
+        f"not applied: {uris['unknown']}: unknown event type {type_uri(99)}; run `bapp calendly sync` first",
+        "Error: 1 of 8 invitees could not be applied; parked in the webhook inbox",
+    ]
     header, values = result.stdout.splitlines()  # piped: TSV with a header
     assert header.split("\t") == SUMMARY_KEYS
     # 8 invitees in the window (the 45-day-old event is outside it): 7 created (Sam's old booking arrives
@@ -174,22 +180,27 @@ def test_a_pull_turns_the_realistic_set_into_bookings_silently(pbapp: Bapp, fake
         ("event_types", "succeeded", 12, 0),
         ("bookings", "succeeded", 7, 1),
     ]
+    [parked] = pbapp("calendly", "webhook", "list", "--pending", "--json").json()
+    assert (parked["invitee_uri"], parked["source"], parked["event"]) == (uris["unknown"], "pull", "invitee.created")
 
 
 def test_a_second_pull_changes_nothing_and_verbose_reports_the_skip(pbapp: Bapp, fake: FakeCalendly) -> None:
     uris = realistic(fake)
-    assert pbapp("calendly", "pull-bookings").exit_code == 0
-    before = snapshot(pbapp.database_url, skip=["sync_runs"])
+    assert pbapp("calendly", "pull-bookings").exit_code == 3
+    before = snapshot(pbapp.database_url, skip=["sync_runs", "webhook_deliveries"])
     again = pbapp("--verbose", "calendly", "pull-bookings", "--json")
-    assert again.exit_code == 0, again.stderr
+    assert again.exit_code == 3, again.stderr
     summary = again.json()
     assert list(summary) == SUMMARY_KEYS
     assert (summary["created"], summary["updated"], summary["cancelled"], summary["unchanged"]) == (0, 0, 0, 7)
     assert summary["skipped"] == 1
-    assert again.stderr.splitlines() == [
-        f"skipped     {uris['unknown']}: unknown event type {type_uri(99)}; run `bapp calendly sync` first"
+    assert again.stderr.splitlines()[:2] == [
+        f"skipped     {uris['unknown']}: unknown event type {type_uri(99)}; run `bapp calendly sync` first",
+        f"not applied: {uris['unknown']}: unknown event type {type_uri(99)}; run `bapp calendly sync` first",
     ]
-    assert snapshot(pbapp.database_url, skip=["sync_runs"]) == before
+    assert snapshot(pbapp.database_url, skip=["sync_runs", "webhook_deliveries"]) == before
+    [parked] = pbapp("calendly", "webhook", "list", "--json").json()  # parked once, however often it is met
+    assert parked["status"] == "pending" and parked["attempts"] >= 2
 
 
 def test_cancellations_and_reschedules_follow_on_the_next_pull(pbapp: Bapp, fake: FakeCalendly) -> None:
@@ -252,7 +263,7 @@ def test_dry_run_prints_the_plan_and_writes_nothing(pbapp: Bapp, fake: FakeCalen
     realistic(fake)
     before = snapshot(pbapp.database_url)
     result = pbapp("calendly", "pull-bookings", "--dry-run", "--json")
-    assert result.exit_code == 0, result.stderr
+    assert result.exit_code == 3, result.stderr
     assert result.json() | {"run_id": None} == {
         "run_id": None,
         "status": "succeeded",
@@ -266,9 +277,12 @@ def test_dry_run_prints_the_plan_and_writes_nothing(pbapp: Bapp, fake: FakeCalen
         "skipped": 1,
         "warnings": 0,
     }
-    lines = result.stderr.splitlines()
+    lines = [
+        line for line in result.stderr.splitlines() if not line.startswith(("not applied:", "Error:", "Hint:", "{"))
+    ]
     assert lines[0] == "Dry run: 7 change(s) planned, nothing written."
     assert sorted(line.split()[0] for line in lines[1:]) == ["created"] * 7 + ["skipped"]
+    assert "1 of 8 invitees could not be applied; would be parked (dry run)" in result.stderr
     assert snapshot(pbapp.database_url) == before  # not even a run record
 
 
@@ -284,7 +298,7 @@ def test_the_window_is_passed_to_calendly(pbapp: Bapp, fake: FakeCalendly) -> No
         "--until",
         "2099-01-01T00:00Z",
     )
-    assert result.exit_code == 0, result.stderr
+    assert result.exit_code == 3, result.stderr  # the realistic set's invitee of an unsynced type
     [listing] = [request for request in fake.requests if request.path == "/scheduled_events"]
     params = listing.params
     assert (params["min_start_time"], params["max_start_time"]) == (
@@ -344,7 +358,7 @@ def test_a_failed_fetch_changes_nothing_and_is_recorded(
 
 def test_status_shows_both_kinds_of_run(pbapp: Bapp, fake: FakeCalendly) -> None:
     realistic(fake)
-    assert pbapp("calendly", "pull-bookings").exit_code == 0
+    assert pbapp("calendly", "pull-bookings").exit_code == 3  # one invitee parked
     runs = pbapp("calendly", "status", "--json").json()
     assert [(run["kind"], run["created"], run["skipped"]) for run in runs] == [
         ("bookings", 7, 1),
@@ -376,7 +390,7 @@ def examples_bapp(bapp: Bapp) -> Bapp:
 def test_the_example_listing_pulls_from_a_file(examples_bapp: Bapp) -> None:
     listing = str(EXAMPLES / "scheduled_events.json")
     result = examples_bapp("calendly", "pull-bookings", "--from-file", listing, "--json")
-    assert result.exit_code == 0, result.stderr
+    assert result.exit_code == 3, result.stderr  # the listing's invitee of a type never synced is parked
     summary = result.json()
     assert (summary["fetched"], summary["created"], summary["skipped"], summary["warnings"]) == (7, 6, 1, 1)
     rows = examples_bapp("bookings", "list", "--json").json()
@@ -448,7 +462,7 @@ def test_a_second_pull_exits_75_while_the_first_holds_the_lock(pbapp: Bapp, fake
     assert error_lines(second.stderr) == ["Error: another Calendly bookings pull is running"]
     assert first.poll() is None
     stdout, stderr = first.communicate(timeout=60)
-    assert first.returncode == 0, stderr
+    assert first.returncode == 3, stderr  # the realistic set's invitee of an unsynced type is parked
     assert json.loads(stdout)["created"] == 7
     assert [run["kind"] for run in sync_runs(pbapp.database_url)] == ["event_types", "bookings"]
 
@@ -481,5 +495,5 @@ def test_a_pull_killed_mid_apply_leaves_the_database_as_it_was(pbapp: Bapp, fake
     assert snapshot(pbapp.database_url) == before  # no booking, client, enrolment, audit row or run record
     _remove_slow_run_insert(pbapp.database_url)
     after = pbapp("calendly", "pull-bookings", "--json")  # and the lock died with the process
-    assert after.exit_code == 0, after.stderr
+    assert after.exit_code == 3, after.stderr  # applied, but for the realistic set's unsynced type
     assert after.json()["created"] == 7

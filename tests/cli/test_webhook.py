@@ -13,7 +13,7 @@ import pytest
 from bapp_cli.calendly.webhooks import make_signature_header
 from tests.cli.calendly_fixtures import catalogue, error_lines, snapshot
 from tests.conftest import REPO, Bapp
-from tests.fakes.calendly_server import API_ORIGIN, make_invitee, make_scheduled_event
+from tests.fakes.calendly_server import API_ORIGIN, make_event_type, make_invitee, make_scheduled_event
 
 KEY = "whsec-test-signing-key-0123456789"
 EXAMPLES = REPO / "examples" / "calendly"
@@ -259,7 +259,9 @@ def test_the_example_reschedule_arrives_by_webhook_out_of_order(bapp: Bapp) -> N
     )
     assert bapp("calendly", "sync", "--from-file", str(EXAMPLES / "event_types.json")).exit_code == 0
     pulled = bapp("calendly", "pull-bookings", "--from-file", str(EXAMPLES / "scheduled_events.json"))
-    assert pulled.exit_code == 0, pulled.stderr
+    # the listing's one invitee of a type never synced is parked, named, and makes the pull "applied partly"
+    assert pulled.exit_code == 3, pulled.stderr
+    assert "BAW0099NEWWORKSHOP" in pulled.stderr and "parked in the webhook inbox" in pulled.stderr
     bapp.env["CALENDLY_WEBHOOK_SIGNING_KEY"] = KEY
     results = []
     for name in ("webhook_invitee_created.json", "webhook_invitee_canceled.json"):
@@ -302,3 +304,39 @@ def test_concurrent_deliveries_of_one_invitee_make_one_booking(wbapp: Bapp, data
     assert sorted(record["action"] for record in records) == ["created", "unchanged", "unchanged"]
     assert len({record["booking"] for record in records}) == 1
     assert len(bookings(wbapp)) == 1
+
+
+# -- R8 / issue 15 item 3: nothing the apply cannot use is skipped silently ----------------------------------
+
+
+def test_an_internationalised_email_is_applied_not_skipped(wbapp: Bapp, tmp_path: Path) -> None:
+    body = delivery().replace(b"client1@example.com", "Ünïcode.User@Exämple.com".encode())
+    result = apply(wbapp, body, signed(body), "--json", tmp=tmp_path)
+    assert result.exit_code == 0, result.stderr
+    assert result.json()["action"] == "created"
+    [booking] = bookings(wbapp)
+    assert booking["client"] == "ünïcode.user@exämple.com"
+    shown = wbapp("clients", "show", "ÜNÏCODE.user@exämple.com", "--json")  # one key, whatever the case
+    assert shown.exit_code == 0, shown.stderr
+
+
+def test_a_delivery_for_an_unsynced_type_is_parked_named_and_exit_3_until_a_sync(wbapp: Bapp, tmp_path: Path) -> None:
+    body = delivery().replace(b"/event_types/ET00000001", b"/event_types/ET00000042")
+    result = apply(wbapp, body, signed(body), "--json", tmp=tmp_path)
+    assert result.exit_code == 3, result.stderr
+    assert result.json()["action"] == "parked"
+    [line] = error_lines(result.stderr)
+    assert line.startswith("Error: invitee.created for ") and "ET00000042" in line
+    assert bookings(wbapp) == []
+    [parked] = wbapp("calendly", "webhook", "list", "--pending", "--json").json()
+    assert (parked["source"], parked["status"]) == ("apply", "pending")
+    still = wbapp("calendly", "webhook", "retry")
+    assert still.exit_code == 3 and f"still parked: #{parked['id']}" in still.stderr
+    listing = tmp_path / "types.json"
+    listing.write_text(json.dumps([*catalogue(3), make_event_type(42)]))
+    assert wbapp("calendly", "sync", "--from-file", str(listing)).exit_code == 0  # applies what waited for it
+    [booking] = bookings(wbapp)
+    assert booking["calendly_invitee_uri"] == parked["invitee_uri"]
+    assert wbapp("calendly", "webhook", "list", "--pending", "--json").json() == []
+    retried = wbapp("calendly", "webhook", "retry", "--json")
+    assert (retried.exit_code, retried.json()) == (0, [])

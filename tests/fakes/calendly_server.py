@@ -9,6 +9,9 @@
                           [&invitee_email][&sort=start_time:asc|desc][&count][&page_token]
     GET /scheduled_events/{uuid}
     GET /scheduled_events/{uuid}/invitees[?status][&email][&count][&page_token]
+    POST /webhook_subscriptions                  (201; 409 for a URL already subscribed)
+    GET /webhook_subscriptions?organization=O&scope=user|organization[&user=U]
+    DELETE /webhook_subscriptions/{uuid}         (204; 404 when there is none)
 
 in the shapes of ``shared/reference/calendly-api.md``: ``{"resource": …}`` or ``{"collection": […],
 "pagination": {…}}`` with keyset-style tokens and absolute ``next_page`` URLs on the fake's own origin that
@@ -32,6 +35,7 @@ requests that do (or do not) carry a ``page_token``::
     fake.invalid_item(page=2, index=3, field="duration", value="sixty")
     fake.loop_pagination(at_page=3, back_to=2)                  # page 3's next token is page 2's again
     fake.foreign_next_page(at_page=1, origin="http://evil.test:8080")
+    fake.lose_answer_next("/webhook_subscriptions")             # apply the request, then reset: answer lost
 
 ``fake.requests`` records every request (method, path, params, headers) for assertions.
 
@@ -350,7 +354,7 @@ class RecordedRequest:
         return self.params.get("page_token")
 
 
-FaultAction = Literal["status", "reset", "delay", "truncate"]
+FaultAction = Literal["status", "reset", "delay", "truncate", "lose_answer"]
 
 
 @dataclass
@@ -416,7 +420,12 @@ class _Handler(BaseHTTPRequestHandler):
     def _refuse(self) -> None:
         self.server.fake._handle(self, allowed=False)
 
-    do_POST = do_PUT = do_PATCH = do_DELETE = _refuse
+    def _write(self) -> None:
+        # Writes exist only where the fake implements them (webhook subscriptions); elsewhere 405.
+        self.server.fake._handle(self, allowed=self.path.startswith("/webhook_subscriptions"))
+
+    do_POST = do_DELETE = _write
+    do_PUT = do_PATCH = _refuse
 
     def log_message(self, format: str, *args: Any) -> None:
         # Quiet by design: tests assert on fake.requests instead of log lines.
@@ -467,6 +476,8 @@ class FakeCalendly:
         self._invalid_items: dict[tuple[int, int], tuple[str, Any]] = {}
         self._loop: tuple[int, int] | None = None
         self._foreign: tuple[int, str] | None = None
+        self.webhook_subscriptions: list[dict[str, Any]] = []
+        self.webhook_signing_keys: dict[str, str] = {}  # subscription URI → the key it was created with
         self._stopping = threading.Event()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -687,9 +698,17 @@ class FakeCalendly:
             reply = _error_reply(405, "Only GET is supported by the fake.")
         elif handler.headers.get("Authorization") != f"Bearer {self.token}":
             reply = _error_reply(401)
+        elif handler.command in ("POST", "DELETE"):
+            length = int(handler.headers.get("Content-Length") or 0)
+            body = handler.rfile.read(length) if length else b""
+            with self._lock:
+                reply = self._write_webhook_subscription(handler.command, path, body)
         else:
             with self._lock:
                 reply = self._route(path, dict(params))
+        if fault is not None and fault.action == "lose_answer":
+            self._reset(handler)
+            return
         if fault is not None and fault.action == "truncate":
             reply = _Reply(reply.status, reply.body[: int(len(reply.body) * fault.keep)], reply.headers)
         self._send(handler, reply)
@@ -733,7 +752,70 @@ class FakeCalendly:
             return _json_reply({"resource": event}) if event is not None else _error_reply(404)
         if match := _INVITEES_RE.match(path):
             return self._list_invitees(match[1], params)
+        if path == "/webhook_subscriptions":
+            return self._list_webhook_subscriptions(params)
         return _error_reply(404)
+
+    # --- webhook subscriptions -----------------------------------------------------------------
+
+    def lose_answer_next(self, path_prefix: str = "/", *, times: int | None = 1) -> Fault:
+        return self.add_fault(Fault(path_prefix, "lose_answer", times=times))
+
+    def _write_webhook_subscription(self, method: str, path: str, body: bytes) -> _Reply:
+        if method == "DELETE":
+            uuid = _last_segment(path)
+            found = [sub for sub in self.webhook_subscriptions if _last_segment(sub["uri"]) == uuid]
+            if not found or path.rstrip("/") == "/webhook_subscriptions":
+                return _error_reply(404)
+            self.webhook_subscriptions.remove(found[0])
+            return _Reply(204, b"")
+        if path != "/webhook_subscriptions":
+            return _error_reply(404)
+        try:
+            request = json.loads(body)
+        except ValueError:
+            return _error_reply(400, "The supplied parameters are invalid.")
+        problems = [
+            {"parameter": name, "message": "is required"}
+            for name in ("url", "events", "organization", "scope")
+            if not request.get(name)
+        ]
+        if request.get("scope") == "user" and not request.get("user"):
+            problems.append({"parameter": "user", "message": "is required for user scope"})
+        if problems:
+            return _error_reply(400, "The supplied parameters are invalid.", problems)
+        if request["organization"] != self.user.get("current_organization"):
+            return _error_reply(403, "This user is not in your organization")
+        if any(sub["callback_url"] == request["url"] for sub in self.webhook_subscriptions):
+            return _error_reply(409, "Hook with this url already exists")
+        number = len(self.webhook_signing_keys) + 1
+        now = _iso(datetime.now(UTC))
+        subscription = {
+            "uri": f"{API_ORIGIN}/webhook_subscriptions/WH{number:08d}",
+            "callback_url": request["url"],
+            "created_at": now,
+            "updated_at": now,
+            "retry_started_at": None,
+            "state": "active",
+            "events": list(request["events"]),
+            "scope": request["scope"],
+            "organization": request["organization"],
+            "user": request.get("user"),
+            "creator": self.user["uri"],
+        }
+        self.webhook_subscriptions.append(subscription)
+        self.webhook_signing_keys[subscription["uri"]] = str(request.get("signing_key") or "")
+        return _Reply(201, json.dumps({"resource": subscription}).encode())
+
+    def _list_webhook_subscriptions(self, params: Mapping[str, str]) -> _Reply:
+        if not params.get("organization") or params.get("scope") not in ("user", "organization"):
+            return _error_reply(400, details=[{"parameter": "scope", "message": "organization and scope are required"}])
+        found = [
+            sub
+            for sub in self.webhook_subscriptions
+            if sub["scope"] == params["scope"] and ("user" not in params or sub["user"] == params["user"])
+        ]
+        return _json_reply({"collection": found, "pagination": {"count": len(found), "next_page": None}})
 
     # --- event types (precomputed pages) -------------------------------------------------------
 

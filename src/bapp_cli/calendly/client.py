@@ -50,9 +50,10 @@ from bapp_cli.calendly.models import (
     Resource,
     ScheduledEvent,
     User,
+    WebhookSubscription,
     describe_validation_error,
 )
-from bapp_cli.errors import AuthError, ConfigError, InvalidInput, NotFound, RemoteError
+from bapp_cli.errors import AuthError, ConfigError, Conflict, InvalidInput, NotFound, RemoteError
 
 __all__ = ["DEFAULT_BASE_URL", "DEFAULT_TIMEOUT", "CalendlyClient", "ListingPage"]
 
@@ -107,6 +108,12 @@ class _Request:
     @property
     def label(self) -> str:
         return f"Calendly GET {self.path}"
+
+
+class AnswerLost(RemoteError):
+    """A write may or may not have happened: the request went out and no usable answer came back."""
+
+    code = "answer_lost"
 
 
 class _StalePageToken(Exception):
@@ -432,6 +439,88 @@ class CalendlyClient:
         return token
 
     # --- transport -------------------------------------------------------------------------------
+
+    # --- webhook subscriptions (issue 14) ---------------------------------------------------------
+
+    def create_webhook_subscription(
+        self,
+        *,
+        url: str,
+        events: list[str],
+        organization: str,
+        scope: str,
+        signing_key: str,
+        user: str | None = None,
+    ) -> WebhookSubscription:
+        """``POST /webhook_subscriptions``, sent exactly once.
+
+        The API has no idempotency key, so a failure after the request may have reached Calendly (a
+        lost connection, a timeout, a 5xx) is never retried here: it raises :class:`AnswerLost`, and the
+        caller looks the URL up in the listing to learn whether the subscription exists.
+        """
+        payload: dict[str, Any] = {
+            "url": url,
+            "events": events,
+            "organization": organization,
+            "scope": scope,
+            "signing_key": signing_key,
+        }
+        if user is not None:
+            payload["user"] = user
+        label = "Calendly POST /webhook_subscriptions"
+        try:
+            response = self._http.post("/webhook_subscriptions", json=payload)
+        except httpx.HTTPError as exc:
+            raise AnswerLost(self._clean(f"{label}: {self._transport_failure(exc)}")) from None
+        status = response.status_code
+        if status in (401, 403):
+            raise self._auth_error(_Request("/webhook_subscriptions", {}), response)
+        if status == 409:
+            raise Conflict(
+                self._clean(f"{label}: {_status_text(response)} (HTTP 409)"),
+                hint="one subscription per URL: `bapp calendly webhook subscriptions` lists them",
+                code="subscription_exists",
+            )
+        if status >= 500 or status == 429:
+            raise AnswerLost(self._clean(f"{label}: HTTP {status} {_status_text(response)}"))
+        if not response.is_success:
+            raise InvalidInput(self._clean(f"{label}: HTTP {status} {_status_text(response)}"), code="refused")
+        return self._parse(
+            _Request("/webhook_subscriptions", {}), response, Resource[WebhookSubscription], page=None
+        ).resource
+
+    def list_webhook_subscriptions(
+        self, *, organization: str, scope: str, user: str | None = None
+    ) -> list[WebhookSubscription]:
+        """``GET /webhook_subscriptions`` (every page) for an organization and scope (and user)."""
+        params = {"organization": organization, "scope": scope, "count": str(_MAX_COUNT)}
+        if user is not None:
+            params["user"] = user
+        return _collect(self._paginate(_Request("/webhook_subscriptions", params), Page[WebhookSubscription]))
+
+    def delete_webhook_subscription(self, uri: str) -> None:
+        """``DELETE /webhook_subscriptions/{uuid}``; idempotent, so a lost answer may be retried once.
+
+        Raises NotFound on 404 (no such subscription, or deleted by the attempt whose answer was lost).
+        """
+        uuid = _uuid_from(uri, "webhook_subscriptions")
+        label = f"Calendly DELETE /webhook_subscriptions/{uuid}"
+        for attempt in range(2):
+            try:
+                response = self._http.delete(f"/webhook_subscriptions/{uuid}")
+            except httpx.HTTPError as exc:
+                if attempt == 0:
+                    continue
+                raise RemoteError(self._clean(f"{label}: {self._transport_failure(exc)}")) from None
+            if response.status_code in (401, 403):
+                raise self._auth_error(_Request(f"/webhook_subscriptions/{uuid}", {}), response)
+            if response.status_code == 404:
+                raise NotFound(f"Calendly has no webhook subscription {uuid}", code="subscription_not_found")
+            if response.status_code >= 500 and attempt == 0:
+                continue
+            if not response.is_success:
+                raise RemoteError(self._clean(f"{label}: HTTP {response.status_code} {_status_text(response)}"))
+            return
 
     def _send(self, request: _Request) -> httpx.Response:
         """GET with the retry policy; returns any response that is not retried or an auth failure."""

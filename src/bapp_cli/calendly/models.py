@@ -36,6 +36,7 @@ from pydantic_core import ErrorDetails
 
 __all__ = [
     "INVITEE_WEBHOOK_EVENTS",
+    "NO_SHOW_WEBHOOK_EVENTS",
     "ApiModel",
     "Cancellation",
     "CustomQuestion",
@@ -63,6 +64,7 @@ __all__ = [
     "User",
     "WebhookInvitee",
     "WebhookPayload",
+    "WebhookSubscription",
     "describe_validation_error",
 ]
 
@@ -354,6 +356,23 @@ class Pagination(ApiModel):
         return None
 
 
+class WebhookSubscription(ApiModel):
+    """An item of ``GET /webhook_subscriptions`` (and the ``resource`` of its POST)."""
+
+    uri: str
+    callback_url: str
+    created_at: UtcDatetime | None = None
+    updated_at: UtcDatetime | None = None
+    retry_started_at: UtcDatetime | None = None
+    state: str
+    events: list[str] = Field(default_factory=list)
+    scope: str
+    organization: str | None = None
+    user: str | None = None
+    group: str | None = None
+    creator: str | None = None
+
+
 class Page(ApiModel, Generic[T]):
     """One page of a listing: ``{"collection": [...], "pagination": {...}}``."""
 
@@ -395,7 +414,9 @@ class OAuthErrorBody(ApiModel):
 
 # --- webhooks ------------------------------------------------------------------------------------
 
-INVITEE_WEBHOOK_EVENTS = frozenset({"invitee.created", "invitee.canceled"})
+NO_SHOW_WEBHOOK_EVENTS = frozenset({"invitee_no_show.created", "invitee_no_show.deleted"})
+"""No-show deliveries carry the invitee too (``no_show`` set on created, null on deleted)."""
+INVITEE_WEBHOOK_EVENTS = frozenset({"invitee.created", "invitee.canceled"}) | NO_SHOW_WEBHOOK_EVENTS
 """Webhook events whose ``payload`` is an invitee with its ``scheduled_event`` embedded."""
 
 

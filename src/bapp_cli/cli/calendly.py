@@ -193,6 +193,8 @@ def sync(
     )
     _print_changes(sink, report, dry_run=dry_run)
     sink.record(report.as_record(), sync_service.SYNC_COLUMNS, title="Calendly sync")
+    if not dry_run:
+        _retry_parked_quietly(app_state, sink)  # deliveries parked for want of a type this sync may have brought
 
 
 def _text(value: Any) -> str | None:
@@ -528,7 +530,7 @@ def pull_bookings(
     def apply(
         session: Session, listing: list[BookedInvitee], *, source: str, started_at: dt.datetime
     ) -> BookingPullReport:
-        return service.pull_bookings(
+        report = service.pull_bookings(
             session,
             listing,
             source=source,
@@ -537,6 +539,8 @@ def pull_bookings(
             pathway_question=pattern,
             dry_run=dry_run,
         )
+        _park_skipped_invitees(session, listing, report, pattern)
+        return report
 
     report = _fetch_and_apply_under_lock(
         app_state,
@@ -554,6 +558,35 @@ def pull_bookings(
     )
     _print_outcomes(sink, report.outcomes, dry_run=dry_run)
     sink.record(report.as_record(), service.PULL_COLUMNS, title="Calendly bookings pull")
+    if not dry_run:
+        _retry_parked_quietly(app_state, sink)
+    _refuse_silent_skips(sink, report, dry_run=dry_run)
+
+
+def _park_skipped_invitees(session: Session, listing: Sequence[BookedInvitee], report: Any, pattern: Any) -> None:
+    """Park, in the pull's own transaction, every invitee the pull could not apply (R8: never dropped)."""
+    from bapp_cli.services.webhook_inbox import park_pulled
+
+    skipped = [item for item, outcome in zip(listing, report.outcomes, strict=True) if outcome.action == "skipped"]
+    if skipped:
+        park_pulled(session, skipped, now=utc_now(), pathway_question=pattern)
+
+
+def _refuse_silent_skips(sink: OutputSink, report: BookingPullReport, *, dry_run: bool) -> None:
+    """One stderr line per invitee not applied, and exit 3 ("applied partly") when there is any."""
+    from bapp_cli.errors import PartialSuccess
+
+    skipped = [outcome for outcome in report.outcomes if outcome.action == "skipped"]
+    if not skipped:
+        return
+    for outcome in skipped:
+        sink.notice(f"not applied: {outcome.invitee_uri}: {outcome.note}")
+    kept = "would be parked (dry run)" if dry_run else "parked in the webhook inbox"
+    raise PartialSuccess(
+        f"{len(skipped)} of {len(report.outcomes)} invitees could not be applied; {kept}",
+        hint="`bapp calendly webhook list --pending` shows them; a sync, pull or `webhook retry` applies them",
+        code="parked",
+    )
 
 
 webhook_app = typer.Typer(
@@ -567,8 +600,10 @@ BodyArgument = Annotated[
 
 
 def _signing_key(app_state: AppState) -> str:
-    key = app_state.settings.get("calendly.webhook_signing_key")
-    return str(key).strip() if key else ""
+    key = app_state.settings.webhook_signing_key()
+    if key:
+        app_state.secrets.add(key)  # a key read from its file is a secret too (R6)
+    return key
 
 
 @webhook_app.command("apply")
@@ -592,14 +627,19 @@ def webhook_apply(
     fmt: FormatOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Verify one Calendly webhook delivery and apply it to bookings (invitee.created / invitee.canceled).
+    """Verify one Calendly webhook delivery and apply it to bookings (invitee and no-show events).
 
     The signature is checked first — HMAC-SHA256 of "t.body" with CALENDLY_WEBHOOK_SIGNING_KEY, compared
     in constant time, t within --tolerance seconds — so a forged, stale, tampered or unsigned delivery
     exits 4 and nothing is parsed or applied. Pass the body exactly as received: re-encoded JSON no longer
-    matches its signature. The invitee is then applied exactly as `calendly pull-bookings` applies it.
-    Duplicate and out-of-order deliveries are safe: an invitee older than the one applied changes nothing.
-    Other events (event_type.*, no-shows) are acknowledged as ignored with exit 0. Exit 6 for a signed
+    matches its signature. The invitee is then applied exactly as `calendly pull-bookings` applies it;
+    invitee_no_show.created / .deleted mark the booking a no-show or take the mark back. Duplicate and
+    out-of-order deliveries are safe: an invitee older than the one applied changes nothing. Other events
+    (event_type.*, routing forms) are acknowledged as ignored with exit 0.
+
+    A delivery that cannot be applied yet (event type not synced, an unusable e-mail) is parked in the
+    webhook inbox, said on stderr, and exits 3: it is applied by the next sync, pull or `webhook retry`.
+    With a token configured, an unknown event type is first fetched from Calendly. Exit 6 for a signed
     body that is not a valid delivery.
 
     \b
@@ -608,22 +648,53 @@ def webhook_apply(
       relay-output | bapp calendly webhook apply - --signature "t=1735689600,v1=5f0c…" --json
       bapp calendly webhook apply body.json --signature "$(bapp calendly webhook sign body.json)" --dry-run
     """
-    import time
-
-    from bapp_cli.calendly.webhooks import parse_webhook, verify_signature
+    from bapp_cli.errors import PartialSuccess
     from bapp_cli.services import calendly_bookings as service
 
     app_state = state(ctx)
     sink = app_state.output(fmt, as_json)
     body = _read_bytes(path, what="body")
-    verify_signature(signature, body, _signing_key(app_state), now=time.time(), tolerance=tolerance)
-    payload = parse_webhook(body)
-    pattern = service.pathway_question_pattern(_text(app_state.settings.get("calendly.pathway_question")))
-    with app_state.transaction(dry_run=dry_run) as session:
-        result = service.apply_webhook(session, payload, now=utc_now(), pathway_question=pattern, dry_run=dry_run)
-    if result.outcome.action != "ignored":
+    handler = _delivery_handler(app_state, source="apply", tolerance=tolerance)
+    result = handler.handle(body, signature, dry_run=dry_run)
+    for failure in handler.fetch_failures:
+        sink.warning(failure)
+    action = result.outcome.action
+    if action not in ("ignored", "parked"):
         _print_outcomes(sink, [result.outcome], dry_run=dry_run)
     sink.record(result.as_record(), service.WEBHOOK_COLUMNS, title="Calendly webhook")
+    if action == "parked":
+        raise PartialSuccess(
+            f"{result.event} for {result.outcome.invitee_uri or '(no invitee)'} not applied: {result.outcome.note}"
+            + (" (dry run: not kept)" if dry_run else ""),
+            hint="it is applied by the next `bapp calendly sync`, `pull-bookings` or `bapp calendly webhook retry`",
+            code="parked",
+        )
+
+
+def _delivery_handler(app_state: AppState, *, source: str, tolerance: int, engine: Any = None) -> Any:
+    """The one delivery rule (cli.webhook_receiver.DeliveryHandler) wired to this command's settings."""
+    from bapp_cli.cli.webhook_receiver import DeliveryHandler
+    from bapp_cli.services import calendly_bookings as service
+    from bapp_cli.services.sync import parse_rules
+
+    settings = app_state.settings
+    return DeliveryHandler(
+        # At-head is checked after the signature and the body (nothing is looked at before they pass).
+        engine if engine is not None else app_state.engine(require_head=False),
+        signing_key=_signing_key(app_state),
+        pathway_question=service.pathway_question_pattern(_text(settings.get("calendly.pathway_question"))),
+        rules=parse_rules(settings.calendly_rules()),
+        source=source,
+        tolerance=tolerance,
+        actor=app_state.actor,
+        command=app_state.command_path,
+        # The receiver must answer within Calendly's 15 s: its on-demand fetch gets a short deadline.
+        calendly_client=(
+            (lambda: app_state.calendly_client(within=4.0 if source == "receiver" else None))
+            if settings.calendly_token()
+            else None
+        ),
+    )
 
 
 @webhook_app.command("sign")
@@ -656,3 +727,360 @@ def webhook_sign(
     if not key:
         raise AuthError("no Calendly webhook signing key configured", hint="Set CALENDLY_WEBHOOK_SIGNING_KEY.")
     typer.echo(make_signature_header(body, key, timestamp=int(time.time()) if timestamp is None else timestamp))
+
+
+# ---- the webhook receiver and its inbox (issue 14) -------------------------------------------------
+
+
+@webhook_app.command("serve")
+def webhook_serve(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on (keep it local behind a proxy).")] = (
+        "127.0.0.1"
+    ),
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="TCP port to listen on.")] = 8787,
+    path: Annotated[str, typer.Option("--path", help="The URL path Calendly POSTs deliveries to.")] = (
+        "/calendly/webhook"
+    ),
+    tolerance: Annotated[
+        int,
+        typer.Option("--tolerance", min=0, help="Refuse signatures more than SECONDS away from now (replays)."),
+    ] = 180,
+    max_body: Annotated[
+        int, typer.Option("--max-body", min=1024, max=64 * 1024 * 1024, help="Largest body accepted, in bytes (413).")
+    ] = 1024 * 1024,
+    busy_timeout: Annotated[
+        float,
+        typer.Option(
+            "--busy-timeout",
+            min=0.1,
+            max=60,
+            help="Wait at most SECONDS for a database lock, then answer 503 so Calendly retries.",
+        ),
+    ] = 10.0,
+    workers: Annotated[
+        int, typer.Option("--workers", min=1, max=64, help="Deliveries applied at once (database threads).")
+    ] = 4,
+) -> None:
+    """Run the webhook receiver: an HTTP service Calendly POSTs deliveries to (needs bapp-cli[server]).
+
+    Each POST to --path is verified exactly as `webhook apply` verifies it (signature on the raw body)
+    and applied in its own transaction. Answers: 200 applied (or an event bapp does not apply), 202
+    parked in the inbox (applied later by a sync, a pull or `webhook retry`), 400 signed but not a
+    delivery, 401 bad, stale or missing signature, 413 body over --max-body, 503 database busy, down or
+    not at head (Calendly retries for 24 hours). GET /healthz answers 200 when the database is reachable
+    and at head. SIGTERM stops it gracefully: deliveries in flight finish, new ones get 503. Access log
+    lines go to stderr and never contain bodies or signatures. Run it behind a TLS reverse proxy.
+
+    \b
+    Examples:
+      bapp calendly webhook serve
+      bapp calendly webhook serve --host 127.0.0.1 --port 8787 --path /calendly/webhook
+      curl -fsS http://127.0.0.1:8787/healthz
+    """
+    import importlib.util
+
+    from bapp_cli.cli.webhook_receiver import ReceiverApp, serve
+    from bapp_cli.db.engine import make_engine
+    from bapp_cli.errors import AuthError, ConfigError
+
+    app_state = state(ctx)
+    if importlib.util.find_spec("uvicorn") is None:
+        raise ConfigError(
+            "the webhook receiver needs uvicorn, which is not installed",
+            hint="pip install 'bapp-cli[server]'",
+        )
+    if not path.startswith("/") or any(char in path for char in "?# "):
+        raise UsageError(f"--path: {path!r} must be a URL path starting with '/'")
+    if path == "/healthz":
+        raise UsageError("--path: /healthz is the health check")
+    if not _signing_key(app_state):
+        raise AuthError(
+            "no Calendly webhook signing key configured",
+            hint="Set CALENDLY_WEBHOOK_SIGNING_KEY, calendly.webhook_signing_key_file, or run "
+            "`bapp calendly webhook subscribe`.",
+        )
+    engine = make_engine(app_state.settings.database_url, busy_timeout_ms=int(busy_timeout * 1000))
+    handler = _delivery_handler(app_state, source="receiver", tolerance=tolerance, engine=engine)
+    try:
+        handler.ensure_ready()
+    except Exception as exc:  # it still starts: deliveries get 503 until the database is ready
+        from bapp_cli.errors import BappError
+
+        app_state.messages.warning(
+            app_state.scrub(exc.message if isinstance(exc, BappError) else f"database: {type(exc).__name__}")
+            + "; deliveries are answered 503 until it is ready"
+        )
+    receiver = ReceiverApp(handler, path=path, max_body=max_body, workers=workers)
+    sys.stderr.write(f"bapp webhook receiver listening on http://{host}:{port}{path}\n")
+    sys.stderr.flush()
+    try:
+        serve(receiver, host=host, port=port)
+    finally:
+        engine.dispose()
+    sys.stderr.write("bapp webhook receiver stopped\n")
+
+
+@webhook_app.command("list")
+def webhook_list(
+    ctx: typer.Context,
+    pending: Annotated[bool, typer.Option("--pending", help="Only deliveries still waiting to be applied.")] = False,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=100_000, help="How many, newest first.")] = 50,
+    fmt: FormatOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show the webhook inbox: deliveries and pulled invitees that could not be applied when they came.
+
+    Pending ones are applied by the next `calendly sync`, `pull-bookings` or `webhook retry`; applied
+    ones stay listed with when and what they became.
+
+    \b
+    Examples:
+      bapp calendly webhook list --pending
+      bapp calendly webhook list --json
+    """
+    from bapp_cli.services.webhook_inbox import INBOX_COLUMNS, list_deliveries
+
+    app_state = state(ctx)
+    sink = app_state.output(fmt, as_json)
+    with app_state.reading() as session:
+        entries = list_deliveries(session, pending_only=pending, limit=limit)
+    sink.records([entry.as_record() for entry in entries], INBOX_COLUMNS)
+
+
+@webhook_app.command("retry")
+def webhook_retry(
+    ctx: typer.Context,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Report what would apply, then roll back.")] = False,
+    fmt: FormatOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Re-apply the parked deliveries in the webhook inbox, oldest first (one transaction).
+
+    Run `calendly sync` first when they wait for an event type. Exit 3 when some are still parked
+    (each is named on stderr), 0 when the inbox has nothing pending.
+
+    \b
+    Examples:
+      bapp calendly webhook retry
+      bapp calendly sync && bapp calendly webhook retry --json
+    """
+    from bapp_cli.errors import PartialSuccess
+    from bapp_cli.services import calendly_bookings as service
+    from bapp_cli.services.webhook_inbox import RETRY_COLUMNS, retry_pending
+
+    app_state = state(ctx)
+    sink = app_state.output(fmt, as_json)
+    pattern = service.pathway_question_pattern(_text(app_state.settings.get("calendly.pathway_question")))
+    with app_state.transaction(dry_run=dry_run) as session:
+        results = retry_pending(session, now=utc_now(), pathway_question=pattern)
+    sink.records([result.as_record() for result in results], RETRY_COLUMNS)
+    waiting = [result for result in results if not result.applied]
+    for result in waiting:
+        sink.notice(f"still parked: #{result.id} {result.event} {result.outcome.invitee_uri}: {result.outcome.note}")
+    if waiting:
+        raise PartialSuccess(
+            f"{len(waiting)} of {len(results)} parked deliveries still cannot be applied",
+            hint="see `bapp calendly webhook list --pending`; run `bapp calendly sync` if they wait for a type",
+            code="parked",
+        )
+
+
+def _retry_parked_quietly(app_state: AppState, sink: OutputSink) -> None:
+    """After a sync or a pull: apply what the inbox holds, in its own transaction.
+
+    Its own transaction so that a failure here never undoes the run that came before; a failure is a
+    warning (the deliveries stay parked for the next try), never the run's exit code.
+    """
+    from bapp_cli.errors import BappError
+    from bapp_cli.services import calendly_bookings as service
+    from bapp_cli.services.webhook_inbox import retry_pending
+
+    pattern = service.pathway_question_pattern(_text(app_state.settings.get("calendly.pathway_question")))
+    try:
+        with app_state.transaction() as session:
+            results = retry_pending(session, now=utc_now(), pathway_question=pattern)
+    except BappError as exc:
+        sink.warning(f"parked webhook deliveries not retried: {app_state.scrub(exc.message)}")
+        return
+    for result in results:
+        if result.applied:
+            sink.detail(f"applied parked delivery #{result.id}: {result.outcome.describe()}")
+
+
+# ---- webhook subscriptions (issue 14) ---------------------------------------------------------------
+
+SUBSCRIPTION_COLUMNS = ("uri", "callback_url", "state", "scope", "events", "organization", "user", "created_at")
+DEFAULT_WEBHOOK_EVENTS = ("invitee.created", "invitee.canceled", "invitee_no_show.created", "invitee_no_show.deleted")
+SIGNING_KEY_FILE_NAME = "calendly-webhook-signing-key"
+
+
+def _subscription_scope(app_state: AppState, client: Any) -> tuple[str, str]:
+    """(organization, user) for subscriptions: the configured ones, else the token's own (`/users/me`)."""
+    settings = app_state.settings
+    organization = _text(settings.get("calendly.organization"))
+    user = _text(settings.get("calendly.user"))
+    if organization is None or user is None:
+        me = client.get_current_user()
+        organization = organization or me.current_organization
+        user = user or me.uri
+    return organization, user
+
+
+def _subscription_record(subscription: Any, *, key_file: str | None = None, key: str | None = None) -> dict[str, Any]:
+    record = {name: getattr(subscription, name) for name in SUBSCRIPTION_COLUMNS}
+    record["events"] = list(subscription.events)
+    if key_file is not None:
+        record["signing_key_file"] = key_file
+    if key is not None:
+        record["signing_key"] = key
+    return record
+
+
+def _signing_key_for_subscription(app_state: AppState, sink: OutputSink) -> tuple[str, str | None]:
+    """The key to give Calendly and where it is kept: the configured one, else a new one in a 0600 file.
+
+    An existing key is reused (Calendly lets subscriptions share one) so that a receiver already running
+    keeps verifying. A new key is written — and named in the config file — before the request goes
+    out, so a subscription can never exist with a key bapp has lost.
+    """
+    import secrets
+    from pathlib import Path
+
+    from bapp_cli.config import set_config_value, write_secret_file
+
+    settings = app_state.settings
+    existing = _signing_key(app_state)
+    configured_file = _text(settings.get("calendly.webhook_signing_key_file"))
+    if existing:
+        return existing, configured_file
+    key = secrets.token_urlsafe(32)
+    app_state.secrets.add(key)
+    path = (
+        Path(configured_file).expanduser() if configured_file else settings.config_path.parent / SIGNING_KEY_FILE_NAME
+    )
+    try:
+        write_secret_file(path, key)
+        if not configured_file:
+            set_config_value(settings.config_path, "calendly.webhook_signing_key_file", str(path))
+    except OSError as exc:
+        from bapp_cli.errors import ConfigError
+
+        raise ConfigError(f"cannot store the webhook signing key in {path}: {exc.strerror}") from None
+    sink.info(f"Generated a webhook signing key in {path} (mode 0600), named in {settings.config_path}")
+    return key, str(path)
+
+
+@webhook_app.command("subscribe")
+def webhook_subscribe(
+    ctx: typer.Context,
+    url: Annotated[str, typer.Option("--url", help="The public HTTPS URL Calendly POSTs deliveries to.")],
+    scope: Annotated[str, typer.Option("--scope", help="user (your events) or organization (everyone's).")] = "user",
+    events: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--events",
+            help="Event to subscribe to (repeat the option) [default: invitee.created, invitee.canceled, "
+            "invitee_no_show.created, invitee_no_show.deleted].",
+            show_default=False,
+        ),
+    ] = None,
+    show_signing_key: Annotated[
+        bool, typer.Option("--show-signing-key", help="Also print the signing key (it is a secret).")
+    ] = False,
+    fmt: FormatOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Create the Calendly webhook subscription that feeds `webhook serve` (POST /webhook_subscriptions).
+
+    The signing key is the one configured, else a new one that bapp generates and keeps in a 0600 file
+    (calendly.webhook_signing_key_file, written to the config file) before asking Calendly. The key is
+    never printed unless --show-signing-key. The request is sent once: if its answer is lost, bapp looks
+    the URL up among the subscriptions instead of sending it again. Exit 8 if the URL is already
+    subscribed, 4 token refused (a paid plan is needed), 9 Calendly failed.
+
+    \b
+    Examples:
+      bapp calendly webhook subscribe --url https://bapp.example.com/calendly/webhook
+      bapp calendly webhook subscribe --url https://… --scope organization --events invitee.created --json
+    """
+    from bapp_cli.calendly.client import AnswerLost
+    from bapp_cli.errors import RemoteError
+
+    app_state = state(ctx)
+    sink = app_state.output(fmt, as_json)
+    if scope not in ("user", "organization"):
+        raise UsageError(f"--scope: {scope!r} is not one of user, organization")
+    if not url.startswith("https://") and not url.startswith("http://127.0.0.1"):
+        raise UsageError(f"--url: {url!r} must be an https:// URL (Calendly delivers to HTTPS only)")
+    wanted = list(dict.fromkeys(events or DEFAULT_WEBHOOK_EVENTS))
+    with app_state.calendly_client() as client:
+        organization, user = _subscription_scope(app_state, client)
+        key, key_file = _signing_key_for_subscription(app_state, sink)
+        user_scope = user if scope == "user" else None
+        try:
+            subscription = client.create_webhook_subscription(
+                url=url, events=wanted, organization=organization, scope=scope, signing_key=key, user=user_scope
+            )
+        except AnswerLost as lost:
+            found = [
+                sub
+                for sub in client.list_webhook_subscriptions(organization=organization, scope=scope, user=user_scope)
+                if sub.callback_url == url
+            ]
+            if not found:
+                raise RemoteError(
+                    f"{lost.message}; no subscription for {url} exists, so nothing was created",
+                    hint="it is safe to run the same command again",
+                ) from None
+            sink.warning(f"{lost.message}; the subscription was created all the same")
+            subscription = found[0]
+    sink.record(
+        _subscription_record(subscription, key_file=key_file, key=key if show_signing_key else None),
+        title="Calendly webhook subscription",
+    )
+
+
+@webhook_app.command("subscriptions")
+def webhook_subscriptions(
+    ctx: typer.Context,
+    scope: Annotated[str, typer.Option("--scope", help="user or organization subscriptions.")] = "user",
+    fmt: FormatOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List the Calendly webhook subscriptions of your user (or organization).
+
+    \b
+    Examples:
+      bapp calendly webhook subscriptions
+      bapp calendly webhook subscriptions --scope organization --json
+    """
+    app_state = state(ctx)
+    sink = app_state.output(fmt, as_json)
+    if scope not in ("user", "organization"):
+        raise UsageError(f"--scope: {scope!r} is not one of user, organization")
+    with app_state.calendly_client() as client:
+        organization, user = _subscription_scope(app_state, client)
+        found = client.list_webhook_subscriptions(
+            organization=organization, scope=scope, user=user if scope == "user" else None
+        )
+    sink.records([_subscription_record(sub) for sub in found], SUBSCRIPTION_COLUMNS)
+
+
+@webhook_app.command("unsubscribe")
+def webhook_unsubscribe(
+    ctx: typer.Context,
+    subscription: Annotated[
+        str, typer.Argument(help="The subscription's URI or uuid (see `webhook subscriptions`).", show_default=False)
+    ],
+) -> None:
+    """Delete a Calendly webhook subscription (DELETE /webhook_subscriptions/{uuid}). Exit 7 if none.
+
+    \b
+    Examples:
+      bapp calendly webhook unsubscribe https://api.calendly.com/webhook_subscriptions/AAAA
+    """
+    app_state = state(ctx)
+    with app_state.calendly_client() as client:
+        client.delete_webhook_subscription(subscription)
+    app_state.messages.info(f"Deleted webhook subscription {subscription}")

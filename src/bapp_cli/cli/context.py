@@ -144,7 +144,7 @@ class AppState:
             yield session
 
     # -- Calendly -------------------------------------------------------------------------------
-    def calendly_client(self) -> CalendlyClient:
+    def calendly_client(self, *, within: float | None = None) -> CalendlyClient:
         """A client for the configured Calendly API; no token → exit 4 naming where a token goes.
 
         Operators on slow links (and the test suite) may tune the read timeout, the retry backoff base and
@@ -165,13 +165,20 @@ class AppState:
         import httpx
 
         read = _seconds_from_env("BAPP_CALENDLY_TIMEOUT", DEFAULT_TIMEOUT.read or 30.0)
+        max_wait = min(_seconds_from_env("BAPP_CALENDLY_MAX_WAIT", 60.0), 60.0)
+        max_retries = 5
+        if within is not None:
+            # A caller with a deadline (the webhook receiver answers Calendly within 15 s): one short try
+            # and one quick retry at most, rather than the cron jobs' patient back-off.
+            read, max_wait, max_retries = min(read, within), min(max_wait, within / 4), 1
         timeout = httpx.Timeout(connect=min(DEFAULT_TIMEOUT.connect or 5.0, read), read=read, write=read, pool=read)
         return CalendlyClient(
             self.settings.calendly_base_url,
             token,
             timeout=timeout,
+            max_retries=max_retries,
             backoff_base=_seconds_from_env("BAPP_CALENDLY_BACKOFF", 0.5),
-            max_wait=min(_seconds_from_env("BAPP_CALENDLY_MAX_WAIT", 60.0), 60.0),
+            max_wait=max_wait,
         )
 
     def close(self) -> None:

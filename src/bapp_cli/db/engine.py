@@ -37,8 +37,13 @@ def sqlite_path(url: str) -> Path | None:
     return Path(parsed.database)
 
 
-def make_engine(url: str, *, create_sqlite_file: bool = False) -> Engine:
-    """An engine for `url`. A missing SQLite file is created only when asked (by `db upgrade`)."""
+def make_engine(url: str, *, create_sqlite_file: bool = False, busy_timeout_ms: int | None = None) -> Engine:
+    """An engine for `url`. A missing SQLite file is created only when asked (by `db upgrade`).
+
+    ``busy_timeout_ms`` bounds how long a statement waits for another writer's lock (SQLite's busy
+    timeout, PostgreSQL's lock_timeout) — the webhook receiver must answer within Calendly's 15 s, so it
+    would rather answer 503 (retry later) than wait the CLI's 30 s.
+    """
     try:
         parsed = make_url(url)
     except ArgumentError:
@@ -58,22 +63,23 @@ def make_engine(url: str, *, create_sqlite_file: bool = False) -> Engine:
             "connect_timeout": int(os.environ.get("BAPP_CONNECT_TIMEOUT", "10")),
             # JIT compilation pays off for long analytical queries; a CLI's queries are short, and the
             # compile step alone was seen adding ~0.3 s to the progress table.
-            "options": "-c jit=off",
+            "options": "-c jit=off"
+            + (f" -c lock_timeout={int(busy_timeout_ms)}" if busy_timeout_ms is not None else ""),
         }
     engine = create_engine(url, **kwargs)
     if engine.dialect.name == "sqlite":
-        _configure_sqlite(engine)
+        _configure_sqlite(engine, SQLITE_BUSY_TIMEOUT_MS if busy_timeout_ms is None else int(busy_timeout_ms))
     return engine
 
 
-def _configure_sqlite(engine: Engine) -> None:
+def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
     @event.listens_for(engine, "connect")
     def on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Take transaction control away from the driver so BEGIN is ours (see module docstring).
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys = ON")
-        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute(f"PRAGMA busy_timeout = {busy_timeout_ms}")
         cursor.execute("PRAGMA journal_mode = WAL")
         cursor.execute("PRAGMA synchronous = NORMAL")
         cursor.close()

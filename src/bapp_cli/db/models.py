@@ -48,6 +48,8 @@ PROGRESS_STATUSES = ("not_started", "in_progress", "completed")
 COMPLETION_METHODS = ("manual", "assessment", "builder_validation", "auto")
 SYNC_KINDS = ("event_types", "bookings")
 SYNC_STATUSES = ("running", "succeeded", "failed")
+WEBHOOK_DELIVERY_STATUSES = ("pending", "applied")
+WEBHOOK_DELIVERY_SOURCES = ("receiver", "apply", "pull")
 
 
 def utcnow() -> dt.datetime:
@@ -345,6 +347,36 @@ class SyncRun(Base):
     reactivated: Mapped[int] = mapped_column(Integer, default=0)
     skipped: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(Text)
+
+
+class WebhookDelivery(Base):
+    """The webhook inbox: a verified delivery (or pulled invitee) that could not be applied when it came.
+
+    Kept as received so a later sync, pull or `webhook retry` can apply it; never deleted, so the inbox
+    is also the record of what was parked and when it was finally applied. ``body_sha256`` makes parking
+    idempotent: Calendly's retries of one delivery are one row.
+    """
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        CheckConstraint(one_of("status", WEBHOOK_DELIVERY_STATUSES), name="status"),
+        CheckConstraint(one_of("source", WEBHOOK_DELIVERY_SOURCES), name="source"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    event: Mapped[str] = mapped_column(String(64))
+    source: Mapped[str] = mapped_column(String(16))
+    body: Mapped[str] = mapped_column(Text)
+    body_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    headers: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    invitee_uri: Mapped[str | None] = mapped_column(String(500), index=True)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    received_at: Mapped[dt.datetime] = mapped_column()
+    attempts: Mapped[int] = mapped_column(Integer, default=1)
+    last_attempt_at: Mapped[dt.datetime | None] = mapped_column()
+    last_error: Mapped[str | None] = mapped_column(Text)
+    applied_at: Mapped[dt.datetime | None] = mapped_column()
+    outcome: Mapped[str | None] = mapped_column(String(200))
 
 
 class AuditEntry(Base):

@@ -66,7 +66,7 @@ from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bapp_cli.calendly.models import Invitee, ScheduledEvent, WebhookPayload
+from bapp_cli.calendly.models import NO_SHOW_WEBHOOK_EVENTS, Invitee, ScheduledEvent, WebhookPayload
 from bapp_cli.db.audit import record_audit
 from bapp_cli.db.locks import lock_keys
 from bapp_cli.db.models import (
@@ -129,7 +129,7 @@ RUN_COLUMNS = (
     "kind",
     "skipped",
 )
-ACTIONS = ("created", "updated", "cancelled", "rescheduled", "unchanged", "skipped", "ignored")
+ACTIONS = ("created", "updated", "cancelled", "rescheduled", "unchanged", "skipped", "ignored", "no_show", "parked")
 SOURCES = ("api", "file")
 RESCHEDULED_REASON = "Rescheduled"
 # Column sizes of Booking/User: longer Calendly values are cut rather than failing a whole pull.
@@ -255,7 +255,7 @@ class InviteeOutcome:
 
     @property
     def wrote(self) -> bool:
-        return self.action not in ("unchanged", "skipped", "ignored")
+        return self.action not in ("unchanged", "skipped", "ignored", "parked")
 
     def as_record(self) -> dict[str, Any]:
         return {
@@ -750,6 +750,58 @@ class InviteeApplier:
             action, invitee.uri, booking.reference, booking.status, note=note, warnings=tuple(warnings)
         )
 
+    # -- no-shows (invitee_no_show.created / .deleted) ---------------------------------------------
+
+    def apply_no_show(self, item: BookedInvitee, *, marked: bool) -> InviteeOutcome:
+        """Mark the invitee's booking a no-show (``marked``) or take the mark back.
+
+        The invitee is applied first, so a no-show that arrives before its booking still lands (or is
+        skipped, and then parked, like any invitee). Taking a mark back restores ``completed`` for a
+        session that has ended and the active status its payment implies for one that has not. A
+        cancelled booking stays cancelled (a warning says so); a repeated delivery changes nothing.
+        """
+        first = self.apply(item)
+        if first.action == "skipped":
+            return first
+        booking = self._booking(item.invitee.uri)
+        assert booking is not None  # apply() created or found it
+        previous = booking.status
+        warnings = list(first.warnings)
+        if marked and previous in ("pending", "confirmed", "completed"):
+            booking.status = "no_show"
+        elif not marked and previous == "no_show":
+            if booking.end_time <= self.now:
+                booking.status = "completed"
+            else:
+                booking.status = "pending" if booking.payment_status == "unpaid" else "confirmed"
+        elif previous == "cancelled":
+            warnings.append("booking is cancelled; Calendly's no-show mark not applied")
+        if booking.status == previous:
+            return InviteeOutcome(
+                first.action if first.wrote else "unchanged",
+                item.invitee.uri,
+                booking.reference,
+                booking.status,
+                note=first.note,
+                warnings=tuple(warnings),
+            )
+        booking.updated_at = self.now
+        record_audit(
+            self.session,
+            "booking",
+            booking.reference,
+            {"source": "calendly", "status": [previous, booking.status], "no_show": marked},
+        )
+        note = "marked no-show" if marked else f"no-show mark removed ({booking.status})"
+        return InviteeOutcome(
+            "no_show" if marked else "updated",
+            item.invitee.uri,
+            booking.reference,
+            booking.status,
+            note=note,
+            warnings=tuple(warnings),
+        )
+
 
 def _audit_value(value: Any) -> Any:
     if isinstance(value, dt.datetime):
@@ -813,8 +865,9 @@ def apply_webhook(
     pathway_question: re.Pattern[str],
     dry_run: bool = False,
 ) -> WebhookApplied:
-    """Apply one verified delivery. Events other than ``invitee.created`` / ``invitee.canceled`` are
-    acknowledged (``ignored``) so that the relay answers 2xx and Calendly does not retry them for a day."""
+    """Apply one verified delivery: ``invitee.created`` / ``invitee.canceled`` and the two no-show events.
+    Other events are acknowledged (``ignored``) so that the receiver answers 2xx and Calendly does not
+    retry them for a day."""
     if payload.payload is None:
         return WebhookApplied(
             payload.event, dry_run, InviteeOutcome("ignored", "", note=f"{payload.event} not applied")
@@ -825,7 +878,11 @@ def apply_webhook(
         locks.append(f"client:{normalise_email(invitee.email)}")
     lock_keys(session, *locks)
     applier = InviteeApplier(session, now=now, pathway_question=pathway_question)
-    outcome = applier.apply(BookedInvitee(invitee, invitee.scheduled_event))
+    item = BookedInvitee(invitee, invitee.scheduled_event)
+    if payload.event in NO_SHOW_WEBHOOK_EVENTS:
+        outcome = applier.apply_no_show(item, marked=payload.event == "invitee_no_show.created")
+    else:
+        outcome = applier.apply(item)
     session.flush()
     return WebhookApplied(payload.event, dry_run, outcome)
 

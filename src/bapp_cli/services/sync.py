@@ -541,8 +541,13 @@ def sync_event_types(
     dry_run: bool = False,
     allow_empty: bool = False,
     reclassify: bool = False,
+    partial: bool = False,
 ) -> SyncReport:
     """Apply a complete listing in the caller's transaction and (unless ``dry_run``) record the run.
+
+    ``partial``: the listing is a few types fetched one by one (a webhook for a type not synced yet),
+    not the scope's whole catalogue — nothing is deactivated for being absent and no run is recorded
+    (the changes are audited).
 
     Raises Conflict (exit 8) for an empty listing while synced types exist, unless ``allow_empty``; an
     item that cannot be stored raises RemoteError (API) or InvalidInput (file) naming its field.
@@ -564,7 +569,7 @@ def sync_event_types(
         row.calendly_uri: row
         for row in session.execute(select(*_EXISTING_COLUMNS).where(SessionType.calendly_uri.is_not(None)))
     }
-    if not by_uri and not allow_empty:
+    if not by_uri and not allow_empty and not partial:
         still_listed = sum(1 for row in existing.values() if row.present_in_last_sync)
         if still_listed:
             raise Conflict(
@@ -655,14 +660,18 @@ def sync_event_types(
             report.updated += 1
             report.changes.append(SyncChange("update", uri, desired["title"], fields))
 
-    vanished = [row for uri, row in existing.items() if uri not in by_uri and row.present_in_last_sync]
+    vanished = (
+        [] if partial else [row for uri, row in existing.items() if uri not in by_uri and row.present_in_last_sync]
+    )
     for row in vanished:
         report.deactivated += 1
         report.changes.append(SyncChange("deactivate", row.calendly_uri, row.title, note="gone from the listing"))
 
     _write(session, inserts, new_links, updates, relinks, vanished, pathway_ids, now)
 
-    if not dry_run:
+    if partial and report.rows_written:
+        record_audit(session, "calendly_sync", "fetched", {"changes": [change.describe() for change in report.changes]})
+    if not dry_run and not partial:
         report.run_id = record_succeeded_run(
             session,
             report,

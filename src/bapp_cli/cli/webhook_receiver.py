@@ -1,0 +1,399 @@
+"""The Calendly webhook receiver: one delivery handler shared by `webhook apply` and `webhook serve`.
+
+`DeliveryHandler.handle` is the whole rule for one delivery: verify the signature on the raw bytes
+(nothing is parsed before it passes), parse, fetch an unknown event type once when a token is
+configured, then apply or park the delivery in one transaction (services.webhook_inbox).
+
+`ReceiverApp` is a small hand-written ASGI application around it, served by uvicorn. It has two routes
+and no framework: a framework would add a dependency and start-up time for routing we do not need, and
+every byte of the request (the raw body the signature covers, the size limit) stays under our control.
+The database work runs in a bounded thread pool (the ORM is synchronous). HTTP answers:
+
+    200  applied, unchanged, or an event bapp does not apply (acknowledged)
+    202  parked in the inbox (durably recorded; applied by a later sync, pull or `webhook retry`)
+    400  signed, but not a delivery            401  missing, malformed, forged or stale signature
+    404/405  wrong path or method               413  body over the size limit
+    503  database busy, down or not at head, or the receiver is shutting down (Calendly retries)
+    500  a bug in bapp (Calendly retries; the log names the error type, never the body)
+
+Access log lines carry the client address, method, path, status, outcome and time — never the body,
+the query string or any header (the signature would let a reader replay the delivery).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import datetime as dt
+import json
+import sys
+import threading
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+from bapp_cli.errors import AuthError, BappError, Busy, DatabaseNotReady, InvalidInput
+
+if TYPE_CHECKING:
+    import re
+
+    from sqlalchemy import Engine
+
+    from bapp_cli.calendly.client import CalendlyClient
+    from bapp_cli.calendly.models import EventType, WebhookPayload
+    from bapp_cli.services.calendly_bookings import WebhookApplied
+    from bapp_cli.services.sync import ClassificationRule
+
+DEFAULT_PATH = "/calendly/webhook"
+DEFAULT_MAX_BODY = 1024 * 1024  # Calendly's invitee deliveries are a few kB; a megabyte is generous.
+SIGNATURE_HEADER = "calendly-webhook-signature"
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+def _utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class DeliveryHandler:
+    """Verifies, parses and applies (or parks) one delivery; safe to call from several threads."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        signing_key: str,
+        pathway_question: re.Pattern[str],
+        rules: list[ClassificationRule],
+        source: str,
+        tolerance: int,
+        actor: str,
+        command: str,
+        calendly_client: Callable[[], CalendlyClient] | None = None,
+        check_head: bool = True,
+    ) -> None:
+        self.engine = engine
+        self.signing_key = signing_key
+        self.pathway_question = pathway_question
+        self.rules = rules
+        self.source = source
+        self.tolerance = tolerance
+        self.actor = actor
+        self.command = command
+        self.calendly_client = calendly_client
+        self._at_head = not check_head
+        # Why an unknown event type could not be fetched or stored. A command prints them when it ends; the
+        # receiver logs each as it happens (`warn`), and the deque keeps a long-running process bounded.
+        self.fetch_failures: collections.deque[str] = collections.deque(maxlen=100)
+        self.warn: Callable[[str], None] = self.fetch_failures.append
+
+    def ensure_ready(self) -> None:
+        """Raise DatabaseNotReady unless the database answers and is at head (checked until it once is)."""
+        if self._at_head:
+            return
+        from sqlalchemy.exc import SQLAlchemyError
+
+        from bapp_cli.db.migration import ensure_at_head
+
+        try:
+            ensure_at_head(self.engine)
+        except SQLAlchemyError as exc:
+            raise DatabaseNotReady(f"database error: {type(exc).__name__}") from None
+        self._at_head = True
+
+    def handle(
+        self, body: bytes, signature: str | None, headers: Mapping[str, str] | None = None, *, dry_run: bool = False
+    ) -> WebhookApplied:
+        from bapp_cli.calendly.webhooks import parse_webhook, verify_signature
+        from bapp_cli.db.engine import unit_of_work
+        from bapp_cli.services.webhook_inbox import kept_headers, receive_delivery, signature_timestamp
+
+        verify_signature(signature, body, self.signing_key, now=time.time(), tolerance=self.tolerance)
+        payload = parse_webhook(body)
+        stored_headers = kept_headers(headers or {}, signature_timestamp=signature_timestamp(signature))
+        try:
+            self.ensure_ready()
+        except DatabaseNotReady as not_ready:
+            parked = self._park_without_applying(body, payload, stored_headers, not_ready, dry_run=dry_run)
+            if parked is None:
+                raise
+            return parked
+        fetched = self._fetch_unknown_type(payload)
+        with unit_of_work(self.engine, write=True, dry_run=dry_run, actor=self.actor, command=self.command) as session:
+            if fetched is not None:
+                self._add_event_type(session, fetched)
+            return receive_delivery(
+                session,
+                body,
+                payload,
+                source=self.source,
+                headers=stored_headers,
+                now=_utc_now(),
+                pathway_question=self.pathway_question,
+                dry_run=dry_run,
+            )
+
+    def _park_without_applying(
+        self,
+        body: bytes,
+        payload: WebhookPayload,
+        headers: dict[str, str],
+        not_ready: DatabaseNotReady,
+        *,
+        dry_run: bool,
+    ) -> WebhookApplied | None:
+        """Database reachable but not at head: park the delivery if the inbox table is there (else None).
+
+        bapp does not apply deliveries to a schema it does not know (an upgrade pending, or a newer
+        bapp's), but keeping one as received is safe as long as the inbox itself is there.
+        """
+        from sqlalchemy import inspect
+        from sqlalchemy.exc import SQLAlchemyError
+
+        from bapp_cli.db.engine import unit_of_work
+        from bapp_cli.services.calendly_bookings import InviteeOutcome, WebhookApplied
+        from bapp_cli.services.webhook_inbox import park
+
+        invitee = payload.payload.uri if payload.payload is not None else None
+        reason = f"database not ready: {not_ready.message}"
+        try:
+            with unit_of_work(
+                self.engine, write=True, dry_run=dry_run, actor=self.actor, command=self.command
+            ) as session:
+                if not inspect(session.connection()).has_table("webhook_deliveries"):
+                    return None
+                delivery = park(
+                    session,
+                    body,
+                    event=payload.event,
+                    invitee_uri=invitee,
+                    source=self.source,
+                    headers=headers,
+                    now=_utc_now(),
+                    reason=reason,
+                )
+                note = f"parked in the webhook inbox as #{delivery.id}: {reason}"
+        except (SQLAlchemyError, BappError):
+            return None
+        return WebhookApplied(payload.event, dry_run, InviteeOutcome("parked", invitee or "", note=note))
+
+    def _fetch_unknown_type(self, payload: WebhookPayload) -> EventType | None:
+        """``GET /event_types/{uuid}`` for a delivery's event type that is not synced yet (token needed).
+
+        A failure here is not the delivery's failure: it is parked instead, and the reason noted.
+        """
+        if self.calendly_client is None or payload.payload is None:
+            return None
+        from bapp_cli.db.engine import unit_of_work
+        from bapp_cli.services.webhook_inbox import unknown_event_type
+
+        with unit_of_work(self.engine, write=False) as session:
+            uri = unknown_event_type(session, payload)
+        if uri is None:
+            return None
+        try:
+            with self.calendly_client() as client:
+                return client.get_event_type(uri)
+        except BappError as exc:
+            self.warn(f"could not fetch event type {uri}: {exc.message}")
+            return None
+
+    def _add_event_type(self, session: Any, item: EventType) -> None:
+        from bapp_cli.services.sync import sync_event_types
+
+        try:
+            # A savepoint: a fetched type that cannot be stored must not cost the delivery (it parks).
+            with session.begin_nested():
+                sync_event_types(
+                    session, [item], source="api", started_at=_utc_now(), clock=_utc_now, rules=self.rules, partial=True
+                )
+        except BappError as exc:
+            self.warn(f"fetched event type {item.uri} not stored: {exc.message}")
+
+
+# -- HTTP ------------------------------------------------------------------------------------------
+
+
+class ReceiverApp:
+    """The ASGI application: POST `path` for deliveries, GET /healthz for monitoring."""
+
+    def __init__(
+        self,
+        handler: DeliveryHandler,
+        *,
+        path: str = DEFAULT_PATH,
+        max_body: int = DEFAULT_MAX_BODY,
+        workers: int = 4,
+        log: Callable[[str], None] | None = None,
+    ) -> None:
+        self.handler = handler
+        self.path = path
+        self.max_body = max_body
+        self.draining = False
+        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="bapp-webhook")
+        self._log_lock = threading.Lock()
+        self._log = log or self._stderr_line
+        handler.warn = lambda message: self._log(f"warning: {message}")
+
+    def _stderr_line(self, line: str) -> None:
+        with self._log_lock:
+            sys.stderr.write(line + "\n")
+            sys.stderr.flush()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        started = time.monotonic()
+        status, outcome = await self._route(scope, receive, send)
+        client = scope.get("client")
+        address = client[0] if client else "-"
+        took = (time.monotonic() - started) * 1000
+        self._log(f'{address} "{scope["method"]} {scope["path"][:200]}" {status} {outcome} {took:.1f}ms')
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                # uvicorn has let in-flight requests finish; their threads are done or finishing.
+                self._executor.shutdown(wait=True)
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _route(self, scope: Scope, receive: Receive, send: Send) -> tuple[int, str]:
+        method, path = scope["method"], scope["path"]
+        if path == "/healthz":
+            if method not in ("GET", "HEAD"):
+                return await _answer(send, 405, {"error": "use GET"}, allow="GET, HEAD")
+            return await self._health(send)
+        if path != self.path:
+            return await _answer(send, 404, {"error": "not found"})
+        if method != "POST":
+            return await _answer(send, 405, {"error": "deliveries are POSTed"}, allow="POST")
+        if self.draining:
+            return await _answer(send, 503, {"error": "shutting down; retry"}, retry_after=True)
+        headers = _headers(scope)
+        declared = headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > self.max_body:
+            return await _answer(send, 413, {"error": f"body over {self.max_body} bytes"}, close=True)
+        body = await self._body(receive)
+        if body is None:
+            return await _answer(send, 413, {"error": f"body over {self.max_body} bytes"}, close=True)
+        loop = asyncio.get_running_loop()
+        try:
+            applied = await loop.run_in_executor(
+                self._executor, self.handler.handle, body, headers.get(SIGNATURE_HEADER), headers
+            )
+        except AuthError as exc:
+            return await _answer(send, 401, {"error": exc.message}, outcome="refused")
+        except InvalidInput as exc:
+            return await _answer(send, 400, {"error": exc.message}, outcome="invalid")
+        except (DatabaseNotReady, Busy) as exc:
+            # The message names the failure class only (a database error text may hold a host name).
+            return await _answer(
+                send, 503, {"error": "database busy or unavailable; retry"}, retry_after=True, outcome=exc.code
+            )
+        except BappError as exc:
+            return await _answer(send, 503, {"error": "not applied; retry"}, retry_after=True, outcome=exc.code)
+        except Exception as exc:  # a bug: Calendly retries; the log names the type, never the body
+            return await _answer(send, 500, {"error": "internal error"}, outcome=f"bug:{type(exc).__name__}")
+        record = applied.as_record()
+        action = record["action"]
+        if action == "parked":
+            return await _answer(send, 202, {"status": "parked", **record}, outcome="parked")
+        status = "ignored" if action == "ignored" else "applied"
+        return await _answer(send, 200, {"status": status, **record}, outcome=action)
+
+    async def _body(self, receive: Receive) -> bytes | None:
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                break
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body:
+                return None
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        return b"".join(chunks)
+
+    async def _health(self, send: Send) -> tuple[int, str]:
+        from sqlalchemy.exc import SQLAlchemyError
+
+        from bapp_cli.db.migration import ensure_at_head
+
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(self._executor, ensure_at_head, self.handler.engine)
+        except (BappError, SQLAlchemyError) as exc:
+            reason = exc.message if isinstance(exc, BappError) else "database unreachable"
+            return await _answer(send, 503, {"status": "unavailable", "reason": reason}, outcome="unhealthy")
+        if self.draining:
+            return await _answer(send, 503, {"status": "shutting down"}, outcome="draining")
+        return await _answer(send, 200, {"status": "ok"}, outcome="ok")
+
+
+def _headers(scope: Scope) -> dict[str, str]:
+    return {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope.get("headers", [])}
+
+
+async def _answer(
+    send: Send,
+    status: int,
+    document: dict[str, Any],
+    *,
+    allow: str | None = None,
+    retry_after: bool = False,
+    close: bool = False,
+    outcome: str | None = None,
+) -> tuple[int, str]:
+    payload = json.dumps(document, default=str).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
+    if allow:
+        headers.append((b"allow", allow.encode()))
+    if retry_after:
+        headers.append((b"retry-after", b"5"))
+    if close:
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": payload})
+    return status, outcome or str(status)
+
+
+def serve(app: ReceiverApp, *, host: str, port: int, graceful_seconds: float = 30.0) -> None:
+    """Run the receiver under uvicorn until SIGTERM/SIGINT; in-flight deliveries finish, new ones get 503."""
+    import signal
+
+    import uvicorn
+
+    class DrainingServer(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            app.draining = True
+            super().handle_exit(sig, frame)
+            if sig == signal.SIGTERM:
+                # uvicorn re-raises the signal after draining, so the process would die "killed by
+                # SIGTERM"; a drained receiver has stopped as asked, and says so with exit 0.
+                self._captured_signals.remove(sig)
+
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        lifespan="on",
+        access_log=False,  # ours, without query strings or headers
+        log_level="warning",
+        timeout_graceful_shutdown=graceful_seconds,
+        server_header=False,
+        proxy_headers=False,
+    )
+    DrainingServer(config).run()

@@ -1,0 +1,331 @@
+"""The webhook inbox (SPEC §2.9, R8): no delivery and no pulled invitee is ever dropped.
+
+A verified delivery is applied at once when it can be. When it cannot — its event type is not synced
+yet, its invitee's e-mail cannot be used, its URI is unusable — it is *parked*: stored as received in
+``webhook_deliveries`` (the raw body, the headers that matter, when it came, attempts, the last error)
+in the same transaction that would have applied it, and the caller answers 202 / exits 3. A pull parks
+the invitees it could not apply the same way, as a delivery-shaped body. ``retry_pending`` re-applies
+parked ones (run by ``webhook retry``, after a sync and after a pull); an applied one keeps its row,
+marked ``applied``, so the inbox is also the record of what waited and why.
+
+Every write here runs under the ``calendly:bookings`` transaction lock that pulls and webhooks share,
+so parking is check-then-insert safe across receivers: the same delivery parked twice (Calendly retries)
+is one row, found by the SHA-256 of its body.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bapp_cli.calendly.models import WebhookPayload
+from bapp_cli.db.audit import record_audit
+from bapp_cli.db.locks import lock_keys
+from bapp_cli.db.models import SessionType, WebhookDelivery
+from bapp_cli.errors import InvalidInput
+from bapp_cli.services.calendly_bookings import BookedInvitee, InviteeOutcome, WebhookApplied, apply_webhook
+
+INBOX_COLUMNS = (
+    "id",
+    "status",
+    "event",
+    "source",
+    "invitee_uri",
+    "received_at",
+    "attempts",
+    "last_attempt_at",
+    "last_error",
+    "applied_at",
+    "outcome",
+)
+RETRY_COLUMNS = ("id", "event", "invitee_uri", "action", "booking", "booking_status", "note")
+# Headers worth keeping with a parked body: enough to tell where it came from and when it was signed.
+# Never the signature itself (it would be a replayable credential for the body).
+KEPT_HEADERS = ("content-type", "user-agent", "x-forwarded-for", "x-request-id")
+_LOCK = "calendly:bookings"
+
+
+@dataclass(frozen=True)
+class InboxEntry:
+    """One row of ``webhook list``."""
+
+    id: int
+    status: str
+    event: str
+    source: str
+    invitee_uri: str | None
+    received_at: dt.datetime
+    attempts: int
+    last_attempt_at: dt.datetime | None
+    last_error: str | None
+    applied_at: dt.datetime | None
+    outcome: str | None
+
+    def as_record(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in INBOX_COLUMNS}
+
+
+@dataclass(frozen=True)
+class Retried:
+    """What one retry of a parked delivery did."""
+
+    id: int
+    event: str
+    outcome: InviteeOutcome
+
+    @property
+    def applied(self) -> bool:
+        return self.outcome.action not in ("skipped", "parked")
+
+    def as_record(self) -> dict[str, Any]:
+        record = self.outcome.as_record()
+        return {
+            "id": self.id,
+            "event": self.event,
+            "invitee_uri": record["invitee_uri"],
+            "action": record["action"],
+            "booking": record["booking"],
+            "booking_status": record["booking_status"],
+            "note": record["note"],
+        }
+
+
+def kept_headers(headers: Mapping[str, str], *, signature_timestamp: str | None = None) -> dict[str, str]:
+    """The headers stored with a parked delivery (names lowercased), plus the signature's ``t`` alone."""
+    lowered = {name.lower(): value for name, value in headers.items()}
+    kept = {name: lowered[name][:500] for name in KEPT_HEADERS if name in lowered}
+    if signature_timestamp:
+        kept["signature_timestamp"] = signature_timestamp
+    return kept
+
+
+def signature_timestamp(header: str | None) -> str | None:
+    """The ``t=`` of a (verified) signature header: when Calendly signed the delivery."""
+    match = re.search(r"(?:^|,)\s*t=(\d+)", header or "")
+    return match.group(1) if match else None
+
+
+def unknown_event_type(session: Session, payload: WebhookPayload) -> str | None:
+    """The event-type URI of an invitee delivery when no session type has it yet (else None)."""
+    if payload.payload is None:
+        return None
+    uri = payload.payload.scheduled_event.event_type
+    if not uri:
+        return None
+    known = session.scalars(select(SessionType.id).where(SessionType.calendly_uri == uri)).first()
+    return None if known is not None else uri
+
+
+def receive_delivery(
+    session: Session,
+    body: bytes,
+    payload: WebhookPayload,
+    *,
+    source: str,
+    headers: Mapping[str, str],
+    now: dt.datetime,
+    pathway_question: re.Pattern[str],
+    dry_run: bool = False,
+) -> WebhookApplied:
+    """Apply one verified delivery in the caller's transaction, or park it (action ``parked``).
+
+    A delivery parked earlier that now applies (Calendly retried it after a sync) is marked applied.
+    """
+    lock_keys(session, _LOCK)
+    applied = apply_webhook(session, payload, now=now, pathway_question=pathway_question, dry_run=dry_run)
+    digest = hashlib.sha256(body).hexdigest()
+    earlier = session.scalars(select(WebhookDelivery).where(WebhookDelivery.body_sha256 == digest)).one_or_none()
+    if applied.outcome.action != "skipped":
+        if earlier is not None and earlier.status == "pending":
+            _mark_applied(earlier, applied.outcome, now=now)
+        return applied
+    reason = applied.outcome.note or "could not be applied"
+    delivery = park(
+        session,
+        body,
+        event=payload.event,
+        invitee_uri=applied.outcome.invitee_uri or None,
+        source=source,
+        headers=headers,
+        now=now,
+        reason=reason,
+        known=earlier,
+    )
+    parked = InviteeOutcome(
+        "parked",
+        applied.outcome.invitee_uri,
+        note=f"parked in the webhook inbox as #{delivery.id}: {reason}",
+        warnings=applied.outcome.warnings,
+    )
+    return WebhookApplied(applied.event, dry_run, parked)
+
+
+def park(
+    session: Session,
+    body: bytes,
+    *,
+    event: str,
+    invitee_uri: str | None,
+    source: str,
+    headers: Mapping[str, str],
+    now: dt.datetime,
+    reason: str,
+    known: WebhookDelivery | None = None,
+) -> WebhookDelivery:
+    """Store a delivery as received (or count another attempt of the same one) in the caller's transaction.
+
+    Used on its own, without trying to apply, when the database is not at the head revision: the inbox
+    table is there, but bapp will not apply deliveries to a schema it does not know.
+    """
+    lock_keys(session, _LOCK)
+    digest = hashlib.sha256(body).hexdigest()
+    if known is None:
+        known = session.scalars(select(WebhookDelivery).where(WebhookDelivery.body_sha256 == digest)).one_or_none()
+    if known is None:
+        known = WebhookDelivery(
+            event=event[:64],
+            source=source,
+            body=body.decode(json.detect_encoding(body)),
+            body_sha256=digest,
+            headers=dict(headers),
+            invitee_uri=invitee_uri[:500] if invitee_uri else None,
+            status="pending",
+            received_at=now,
+            attempts=1,
+            last_attempt_at=now,
+            last_error=reason,
+        )
+        session.add(known)
+        session.flush()
+        record_audit(session, "webhook_delivery", str(known.id), {"parked": event, "reason": reason})
+    elif known.status == "pending":
+        known.attempts += 1
+        known.last_attempt_at = now
+        known.last_error = reason
+    return known
+
+
+def pulled_body(item: BookedInvitee) -> bytes:
+    """A pulled invitee as the delivery Calendly would have sent for it, so the inbox holds one shape.
+
+    Deterministic for the same invitee data (sorted keys), so a pull that meets the same unapplicable
+    invitee again parks nothing new.
+    """
+    event = "invitee.canceled" if item.invitee.status == "canceled" else "invitee.created"
+    invitee = item.invitee.model_dump(mode="json", exclude_none=True)
+    invitee["scheduled_event"] = item.event.model_dump(mode="json", exclude_none=True)
+    envelope = {"event": event, "created_at": invitee["updated_at"], "payload": invitee}
+    return json.dumps(envelope, sort_keys=True, separators=(",", ":")).encode()
+
+
+def park_pulled(
+    session: Session,
+    items: Sequence[BookedInvitee],
+    *,
+    now: dt.datetime,
+    pathway_question: re.Pattern[str],
+) -> list[WebhookApplied]:
+    """Park the invitees a pull could not apply (each re-tried first, so this is exact at commit time)."""
+    results = []
+    for item in items:
+        body = pulled_body(item)
+        payload = WebhookPayload.model_validate_json(body)
+        results.append(
+            receive_delivery(
+                session, body, payload, source="pull", headers={}, now=now, pathway_question=pathway_question
+            )
+        )
+    return results
+
+
+def retry_pending(
+    session: Session,
+    *,
+    now: dt.datetime,
+    pathway_question: re.Pattern[str],
+    limit: int | None = None,
+) -> list[Retried]:
+    """Re-apply parked deliveries, oldest first, in the caller's transaction.
+
+    One that applies is marked ``applied`` (with what it did); one that still cannot counts an attempt
+    and keeps its latest reason. A stored body that no longer parses (it did when it was parked) stays
+    pending with the reason, rather than failing the others.
+    """
+    lock_keys(session, _LOCK)
+    query = (
+        select(WebhookDelivery)
+        .where(WebhookDelivery.status == "pending")
+        .order_by(WebhookDelivery.received_at, WebhookDelivery.id)
+    )
+    if limit is not None:
+        query = query.limit(limit)
+    results: list[Retried] = []
+    for delivery in session.scalars(query).all():
+        try:
+            payload = WebhookPayload.model_validate_json(delivery.body)
+        except ValidationError as exc:
+            delivery.attempts += 1
+            delivery.last_attempt_at = now
+            delivery.last_error = f"stored body no longer parses: {exc.error_count()} error(s)"
+            results.append(Retried(delivery.id, delivery.event, InviteeOutcome("skipped", delivery.invitee_uri or "")))
+            continue
+        applied = apply_webhook(session, payload, now=now, pathway_question=pathway_question)
+        if applied.outcome.action == "skipped":
+            delivery.attempts += 1
+            delivery.last_attempt_at = now
+            delivery.last_error = applied.outcome.note or "could not be applied"
+        else:
+            _mark_applied(delivery, applied.outcome, now=now)
+        results.append(Retried(delivery.id, delivery.event, applied.outcome))
+    session.flush()
+    return results
+
+
+def _mark_applied(delivery: WebhookDelivery, outcome: InviteeOutcome, *, now: dt.datetime) -> None:
+    delivery.status = "applied"
+    delivery.applied_at = now
+    delivery.last_attempt_at = now
+    delivery.attempts += 1
+    summary = outcome.action + (f" {outcome.reference}" if outcome.reference else "")
+    delivery.outcome = summary[:200]
+
+
+def list_deliveries(session: Session, *, pending_only: bool = False, limit: int = 50) -> list[InboxEntry]:
+    """The inbox, newest first (or only the deliveries still waiting)."""
+    if limit < 1:
+        raise InvalidInput(f"limit: must be at least 1 (not {limit})", code="invalid_limit")
+    query = select(WebhookDelivery)
+    if pending_only:
+        query = query.where(WebhookDelivery.status == "pending")
+    rows = session.scalars(query.order_by(WebhookDelivery.received_at.desc(), WebhookDelivery.id.desc()).limit(limit))
+    return [
+        InboxEntry(
+            id=row.id,
+            status=row.status,
+            event=row.event,
+            source=row.source,
+            invitee_uri=row.invitee_uri,
+            received_at=row.received_at,
+            attempts=row.attempts,
+            last_attempt_at=row.last_attempt_at,
+            last_error=row.last_error,
+            applied_at=row.applied_at,
+            outcome=row.outcome,
+        )
+        for row in rows
+    ]
+
+
+def pending_count(session: Session) -> int:
+    from sqlalchemy import func
+
+    return int(session.scalar(select(func.count()).where(WebhookDelivery.status == "pending")) or 0)

@@ -1,0 +1,358 @@
+"""`bapp calendly webhook serve` as a real process on a free port, on SQLite and PostgreSQL (R8).
+
+Every answer is checked against the database itself: a 2xx means the delivery is applied or parked,
+anything else means nothing was written.
+"""
+
+# ruff: noqa: F811  (pytest fixtures imported from calendly_fixtures are parameters by design)
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import random
+import signal
+import sqlite3
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import create_engine, text
+
+from bapp_cli.calendly.webhooks import parse_webhook
+from bapp_cli.db.engine import make_engine, unit_of_work
+from bapp_cli.db.locks import lock_id
+from bapp_cli.services.calendly_bookings import pathway_question_pattern
+from bapp_cli.services.webhook_inbox import receive_delivery
+from tests.cli.calendly_fixtures import (
+    TOKEN,
+    catalogue,
+    fake,  # noqa: F401 (fixture)
+    fake_server,  # noqa: F401 (fixture)
+    snapshot,
+)
+from tests.cli.webhook_fixtures import (
+    BOOKED,
+    KEY,
+    bookings_by_invitee,
+    delivery,
+    invitee_uri,
+    running_receiver,
+    signed,
+    start_receiver,
+    type_uri,
+)
+from tests.conftest import Bapp
+from tests.fakes.calendly_server import FakeCalendly
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def rbapp(bapp: Bapp) -> Bapp:
+    """`bapp` with the signing key and three synced types (ET0–ET2) from a saved listing."""
+    listing = bapp.home / "event_types.json"
+    listing.write_text(json.dumps(catalogue(3)))
+    assert bapp("calendly", "sync", "--from-file", str(listing)).exit_code == 0
+    bapp.env["CALENDLY_WEBHOOK_SIGNING_KEY"] = KEY
+    return bapp
+
+
+def inbox(app: Bapp, *args: str) -> list[dict[str, Any]]:
+    result = app("calendly", "webhook", "list", "--json", *args)
+    assert result.exit_code == 0, result.stderr
+    return list(result.json())
+
+
+def test_signed_deliveries_are_applied_once_and_bad_ones_write_nothing(rbapp: Bapp) -> None:
+    with running_receiver(rbapp) as receiver:
+        body = delivery(1)
+        first = receiver.deliver(body)
+        assert first.status_code == 200, first.text
+        assert (first.json()["status"], first.json()["action"]) == ("applied", "created")
+        again = receiver.deliver(body)  # Calendly's retry of the same delivery
+        assert (again.status_code, again.json()["action"]) == (200, "unchanged")
+        [booking] = bookings_by_invitee(rbapp).values()
+        assert (booking["calendly_invitee_uri"], booking["reference"]) == (invitee_uri(1), first.json()["booking"])
+
+        before = snapshot(rbapp.database_url)
+        other = delivery(2)
+        refusals = {
+            "forged": receiver.post(other, signed(other, key="whsec-someone-else")),
+            "stale": receiver.post(other, signed(other, age=600)),
+            "unsigned": receiver.post(other),
+            "tampered": receiver.post(other.replace(b"client2@", b"mallory@"), signed(other)),
+        }
+        assert {case: answer.status_code for case, answer in refusals.items()} == dict.fromkeys(refusals, 401)
+        assert "signature" in refusals["forged"].json()["error"]
+        not_json = b"{this is not json"
+        assert receiver.post(not_json, signed(not_json)).status_code == 400
+        no_invitee = b'{"event": "invitee.created", "created_at": "2031-01-01T00:00:00Z"}'
+        assert receiver.post(no_invitee, signed(no_invitee)).status_code == 400
+        oversize = b'{"pad": "' + b"x" * (1024 * 1024) + b'"}'
+        assert receiver.post(oversize, signed(oversize)).status_code == 413
+        streamed = receiver.http.post(receiver.url, content=iter([b"x" * 700_000, b"y" * 700_000]))  # no length
+        assert streamed.status_code == 413
+        assert receiver.http.get(receiver.url).status_code == 405
+        assert receiver.http.post(receiver.base + "/elsewhere", content=other).status_code == 404
+        assert snapshot(rbapp.database_url) == before
+        health = receiver.http.get(receiver.base + "/healthz")
+        assert (health.status_code, health.json()) == (200, {"status": "ok"})
+    code, log = receiver.stop()  # already stopped with SIGTERM by the context manager: its exit and log
+    assert code == 0, log
+    assert log.splitlines()[-1] == "bapp webhook receiver stopped"
+    access = [line for line in log.splitlines() if '"POST ' in line]
+    assert len(access) >= 10 and any(" 401 refused " in line for line in access)
+    # no body, signature or key in the access log
+    for secret in ("client1@example.com", "v1=", KEY, "mallory", "xxxx"):
+        assert secret not in log
+
+
+def test_an_unknown_event_type_is_parked_202_and_applied_after_a_sync(rbapp: Bapp) -> None:
+    body = delivery(5, type_index=7)  # ET7 is not synced, and there is no token to fetch it with
+    with running_receiver(rbapp) as receiver:
+        answer = receiver.deliver(body)
+        assert answer.status_code == 202, answer.text
+        assert answer.json()["status"] == "parked" and type_uri(7) in answer.json()["note"]
+        assert receiver.deliver(body).status_code == 202  # a retry is the same parked row
+    assert bookings_by_invitee(rbapp) == {}
+    [parked] = inbox(rbapp, "--pending")
+    assert (parked["event"], parked["source"], parked["invitee_uri"], parked["attempts"]) == (
+        "invitee.created",
+        "receiver",
+        invitee_uri(5),
+        2,
+    )
+    assert "unknown event type" in parked["last_error"]
+
+    listing = rbapp.home / "more_types.json"
+    listing.write_text(json.dumps(catalogue(8)))
+    synced = rbapp("calendly", "sync", "--from-file", str(listing))
+    assert synced.exit_code == 0, synced.stderr
+    assert bookings_by_invitee(rbapp)[invitee_uri(5)]["status"] in ("pending", "confirmed")
+    assert inbox(rbapp, "--pending") == []
+    [applied] = inbox(rbapp)
+    assert applied["status"] == "applied" and applied["outcome"].startswith("created BK-")
+
+
+def test_an_unknown_event_type_is_fetched_on_demand_with_a_token(rbapp: Bapp, fake: FakeCalendly) -> None:
+    env = {"CALENDLY_API_KEY": TOKEN, "CALENDLY_API_BASE_URL": fake.base_url}
+    with running_receiver(rbapp, env=env) as receiver:
+        answer = receiver.deliver(delivery(6, type_index=9))  # the fake knows ET9 (12 types); bapp does not
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["action"] == "created"
+        unknown_to_calendly = receiver.deliver(delivery(7, type_index=77))  # the fake answers 404 for ET77
+        assert unknown_to_calendly.status_code == 202, unknown_to_calendly.text
+    _, log = receiver.stop()
+    assert f"warning: could not fetch event type {type_uri(77)}: Calendly has no event type" in log
+    assert TOKEN not in log
+    assert fake.count(f"/event_types/ET{9:08d}") == 1
+    assert invitee_uri(6) in bookings_by_invitee(rbapp)
+    sessions = rbapp("sessions", "list", "--json").json()
+    assert type_uri(9) in {row["calendly_uri"] for row in sessions}
+    assert [entry["invitee_uri"] for entry in inbox(rbapp, "--pending")] == [invitee_uri(7)]
+
+
+def _hold_write_lock(database_url: str) -> tuple[Any, Any]:
+    """Take the lock every webhook apply needs and keep it: a SQLite write lock, or the advisory lock."""
+    if database_url.startswith("sqlite"):
+        connection = sqlite3.connect(database_url.removeprefix("sqlite:///"), isolation_level=None)
+        connection.execute("BEGIN IMMEDIATE")
+        return connection, None
+    engine = create_engine(database_url)
+    connection = engine.connect()
+    connection.execute(text("SELECT pg_advisory_lock(:k)"), {"k": lock_id("calendly:bookings")})
+    return connection, engine
+
+
+def test_a_database_locked_past_the_busy_timeout_answers_503_and_loses_nothing(rbapp: Bapp) -> None:
+    body = delivery(3)
+    with running_receiver(rbapp, "--busy-timeout", "0.5") as receiver:
+        connection, engine = _hold_write_lock(rbapp.database_url)
+        try:
+            started = time.monotonic()
+            answer = receiver.deliver(body)
+            assert answer.status_code == 503, answer.text
+            assert answer.headers["retry-after"] == "5"
+            assert time.monotonic() - started < 10
+        finally:
+            connection.close()
+            if engine is not None:
+                engine.dispose()
+        assert bookings_by_invitee(rbapp) == {} and inbox(rbapp) == []
+        retried = receiver.deliver(body)  # Calendly retries after a 503
+        assert retried.status_code == 200, retried.text
+    assert list(bookings_by_invitee(rbapp)) == [invitee_uri(3)]
+
+
+def test_sigterm_during_a_burst_keeps_every_2xx_and_answers_the_rest_non_2xx(rbapp: Bapp) -> None:
+    bodies = [delivery(100 + n, type_index=n % 3) for n in range(200)]
+    receiver = start_receiver(rbapp)
+    answers: dict[int, int | str] = {}
+    sent = threading.Event()
+
+    def send(n: int) -> None:
+        try:
+            with httpx.Client(timeout=60) as client:
+                body = bodies[n]
+                headers = {"Calendly-Webhook-Signature": signed(body), "content-type": "application/json"}
+                answers[n] = client.post(receiver.url, content=body, headers=headers).status_code
+        except httpx.TransportError as exc:  # refused once the listener is closed: Calendly retries
+            answers[n] = type(exc).__name__
+        finally:
+            if len(answers) >= 20:
+                sent.set()
+
+    with ThreadPoolExecutor(max_workers=32) as pool:
+        futures = [pool.submit(send, n) for n in range(200)]
+        assert sent.wait(60), "the burst never got going"
+        receiver.process.send_signal(signal.SIGTERM)
+        for future in futures:
+            future.result(timeout=120)
+    _, log = receiver.process.communicate(timeout=60)  # drained and stopped by that one SIGTERM
+    receiver.http.close()
+    assert receiver.process.returncode == 0, log
+    assert log.splitlines()[-1] == "bapp webhook receiver stopped"
+    assert len(answers) == 200  # every delivery got an answer or a refused connection; none hung
+    accepted = {n for n, status in answers.items() if isinstance(status, int) and 200 <= status < 300}
+    others = {n: status for n, status in answers.items() if n not in accepted}
+    assert accepted, answers
+    assert all(status == 503 or isinstance(status, str) for status in others.values()), others
+    rows = bookings_by_invitee(rbapp)
+    assert {invitee_uri(100 + n) for n in accepted} <= set(rows)
+    # what is in the database was answered 2xx, or was being answered when the connection closed
+    assert len(rows) >= len(accepted)
+
+
+def test_no_show_deliveries_mark_and_unmark_the_booking(rbapp: Bapp, tmp_path: Path) -> None:
+    past = dt.datetime(2025, 6, 2, 9, 0, tzinfo=dt.UTC)
+
+    def apply(body: bytes) -> dict[str, Any]:
+        path = tmp_path / f"body-{time.monotonic_ns()}.json"
+        path.write_bytes(body)
+        result = rbapp("calendly", "webhook", "apply", str(path), "--signature", signed(body), "--json")
+        assert result.exit_code == 0, result.stderr
+        return dict(result.json())
+
+    # the no-show arrives before its booking: the booking is created, then marked
+    marked = apply(delivery(8, event_name="invitee_no_show.created", no_show=True, start=past))
+    assert (marked["event"], marked["action"], marked["booking_status"]) == (
+        "invitee_no_show.created",
+        "no_show",
+        "no_show",
+    )
+    assert apply(delivery(8, event_name="invitee_no_show.created", no_show=True, start=past))["action"] == "unchanged"
+    unmarked = apply(delivery(8, event_name="invitee_no_show.deleted", start=past))
+    assert (unmarked["action"], unmarked["booking_status"]) == ("updated", "completed")  # the session is over
+    future = apply(delivery(9))
+    assert future["booking_status"] == "confirmed"
+    apply(delivery(9, event_name="invitee_no_show.created", no_show=True))
+    assert apply(delivery(9, event_name="invitee_no_show.deleted"))["booking_status"] == "confirmed"
+    rows = bookings_by_invitee(rbapp)
+    assert (rows[invitee_uri(8)]["status"], rows[invitee_uri(9)]["status"]) == ("completed", "confirmed")
+    cancelled = apply(delivery(10, cancelled_at=BOOKED + dt.timedelta(days=1)))
+    assert cancelled["booking_status"] == "cancelled"
+    kept = apply(delivery(10, event_name="invitee_no_show.created", no_show=True, cancelled_at=BOOKED))
+    assert kept["booking_status"] == "cancelled" and kept["warnings"]
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # several receivers: a PostgreSQL setup
+def test_two_receivers_on_one_postgresql_agree_with_applying_in_order(
+    rbapp: Bapp, tmp_path: Path, sqlite_template: Path
+) -> None:
+    # 250 invitees: each created; the odd ones later cancelled, the even ones' creates sent twice
+    deliveries: list[bytes] = []
+    for j in range(1, 251):
+        deliveries.append(delivery(j, type_index=j % 3))
+        if j % 2:
+            deliveries.append(delivery(j, type_index=j % 3, cancelled_at=BOOKED + dt.timedelta(days=1, minutes=j)))
+        else:
+            deliveries.append(delivery(j, type_index=j % 3))
+    assert len(deliveries) == 500
+
+    # the reference: the same deliveries applied once, in order, by `webhook apply` on a fresh database
+    reference = Bapp(f"sqlite:///{tmp_path / 'reference.db'}", tmp_path / "reference")
+    (tmp_path / "reference.db").write_bytes(sqlite_template.read_bytes())
+    reference.env["CALENDLY_WEBHOOK_SIGNING_KEY"] = KEY
+    listing = tmp_path / "types.json"
+    listing.write_text(json.dumps(catalogue(3)))
+    assert reference("calendly", "sync", "--from-file", str(listing)).exit_code == 0
+    reference_engine = make_engine(reference.database_url)
+    pattern = pathway_question_pattern(None)
+    try:
+        for body in deliveries:  # in order, one transaction each, through the same service as the receiver
+            with unit_of_work(reference_engine) as session:
+                receive_delivery(
+                    session, body, parse_webhook(body), source="apply", headers={}, now=BOOKED, pathway_question=pattern
+                )
+    finally:
+        reference_engine.dispose()
+
+    shuffled = list(deliveries)
+    random.Random(14).shuffle(shuffled)
+    with running_receiver(rbapp) as one, running_receiver(rbapp) as two:
+
+        def send(pair: tuple[int, bytes]) -> int:
+            n, body = pair
+            receiver = (one, two)[n % 2]
+            with httpx.Client(timeout=60) as client:
+                headers = {"Calendly-Webhook-Signature": signed(body)}
+                return client.post(receiver.url, content=body, headers=headers).status_code
+
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            statuses = list(pool.map(send, enumerate(shuffled)))
+    assert set(statuses) == {200}
+
+    def final(app: Bapp) -> dict[str, tuple[Any, ...]]:
+        engine = make_engine(app.database_url)
+        try:
+            with engine.connect() as connection:
+                rows = connection.execute(
+                    text(
+                        "SELECT b.calendly_invitee_uri, b.status, b.start_time, b.cancellation_reason, u.email,"
+                        " t.calendly_uri FROM bookings b JOIN users u ON u.id = b.client_id"
+                        " JOIN session_types t ON t.id = b.session_type_id"
+                    )
+                ).all()
+        finally:
+            engine.dispose()
+        return {row[0]: (row[1], str(row[2])[:19], *row[3:]) for row in rows}
+
+    expected = final(reference)
+    assert len(expected) == 250
+    assert final(rbapp) == expected
+
+
+def _stamp(database_url: str, revision: str) -> None:
+    engine = make_engine(database_url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(text("UPDATE alembic_version SET version_num = :r"), {"r": revision})
+    finally:
+        engine.dispose()
+
+
+def test_a_database_not_at_head_parks_the_delivery_202_until_it_is(rbapp: Bapp) -> None:
+    from bapp_cli.db.migration import HEAD_REVISION
+
+    body = delivery(4)
+    _stamp(rbapp.database_url, "0099_made_by_a_newer_bapp")
+    with running_receiver(rbapp) as receiver:
+        health = receiver.http.get(receiver.base + "/healthz")
+        assert health.status_code == 503 and "not at head" in health.json()["reason"]
+        answer = receiver.deliver(body)
+        assert answer.status_code == 202, answer.text
+        assert "database not ready" in answer.json()["note"]
+    _stamp(rbapp.database_url, HEAD_REVISION)
+    assert bookings_by_invitee(rbapp) == {}
+    [parked] = inbox(rbapp, "--pending")
+    assert (parked["invitee_uri"], parked["source"]) == (invitee_uri(4), "receiver")
+    retried = rbapp("calendly", "webhook", "retry", "--json")
+    assert retried.exit_code == 0, retried.stderr
+    assert [(row["id"], row["action"]) for row in retried.json()] == [(parked["id"], "created")]
+    assert list(bookings_by_invitee(rbapp)) == [invitee_uri(4)]
+    assert inbox(rbapp, "--pending") == []

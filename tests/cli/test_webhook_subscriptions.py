@@ -1,0 +1,97 @@
+"""`bapp calendly webhook subscribe|subscriptions|unsubscribe` against the fake Calendly (real HTTP)."""
+
+# ruff: noqa: F811  (pytest fixtures imported from calendly_fixtures are parameters by design)
+
+from __future__ import annotations
+
+import stat
+import tomllib
+from pathlib import Path
+
+from bapp_cli.calendly.webhooks import make_signature_header
+from tests.cli.calendly_fixtures import (
+    cbapp,  # noqa: F401 (fixture)
+    error_lines,
+    fake,  # noqa: F401 (fixture)
+    fake_server,  # noqa: F401 (fixture)
+)
+from tests.conftest import Bapp
+from tests.fakes.calendly_server import FakeCalendly
+
+URL = "https://bapp.example.com/calendly/webhook"
+
+
+def _posts(fake: FakeCalendly) -> int:
+    return sum(1 for request in fake.requests if request.method == "POST")
+
+
+def test_subscribe_generates_a_0600_key_that_is_never_printed(cbapp: Bapp, fake: FakeCalendly, tmp_path: Path) -> None:
+    fake.webhook_subscriptions.clear()
+    result = cbapp("calendly", "webhook", "subscribe", "--url", URL, "--json")
+    assert result.exit_code == 0, result.stderr
+    record = result.json()
+    assert (record["callback_url"], record["scope"], record["state"]) == (URL, "user", "active")
+    assert record["events"] == [
+        "invitee.created",
+        "invitee.canceled",
+        "invitee_no_show.created",
+        "invitee_no_show.deleted",
+    ]
+    assert "signing_key" not in record
+    key_file = Path(record["signing_key_file"])
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    key = key_file.read_text().strip()
+    assert len(key) >= 32 and fake.webhook_signing_keys[record["uri"]] == key  # Calendly got the stored key
+    assert key not in result.stdout + result.stderr
+    config = tomllib.loads((cbapp.home / "config.toml").read_text())
+    assert config["calendly"]["webhook_signing_key_file"] == str(key_file)
+    [post] = [request for request in fake.requests if request.method == "POST"]
+    assert post.path == "/webhook_subscriptions"
+
+    # the stored key is the one bapp now verifies with
+    body = tmp_path / "body.json"
+    body.write_bytes(b'{"event": "event_type.updated", "created_at": "2031-01-01T00:00:00Z"}')
+    header = cbapp("calendly", "webhook", "sign", str(body)).stdout.strip()
+    assert (
+        header.split("v1=")[1]
+        == make_signature_header(body.read_bytes(), key, timestamp=int(header[2:12])).split("v1=")[1]
+    )
+
+    listed = cbapp("calendly", "webhook", "subscriptions", "--json")
+    assert listed.exit_code == 0, listed.stderr
+    assert [row["uri"] for row in listed.json()] == [record["uri"]]
+    again = cbapp("calendly", "webhook", "subscribe", "--url", URL)
+    assert again.exit_code == 8 and "Hook with this url already exists" in again.stderr
+    shown = cbapp("calendly", "webhook", "subscribe", "--url", URL + "/2", "--show-signing-key", "--json")
+    assert shown.exit_code == 0, shown.stderr
+    assert shown.json()["signing_key"] == key  # reused, so a running receiver keeps verifying
+
+    gone = cbapp("calendly", "webhook", "unsubscribe", record["uri"])
+    assert gone.exit_code == 0, gone.stderr
+    assert [sub["callback_url"] for sub in fake.webhook_subscriptions] == [URL + "/2"]
+    missing = cbapp("calendly", "webhook", "unsubscribe", record["uri"])
+    assert missing.exit_code == 7, missing.stderr
+
+
+def test_a_lost_answer_is_looked_up_never_resent(cbapp: Bapp, fake: FakeCalendly) -> None:
+    fake.webhook_subscriptions.clear()
+    fake.lose_answer_next("/webhook_subscriptions")  # Calendly creates it, the answer never arrives
+    result = cbapp("calendly", "webhook", "subscribe", "--url", URL, "--json")
+    assert result.exit_code == 0, result.stderr
+    assert "the subscription was created all the same" in result.stderr
+    assert result.json()["callback_url"] == URL
+    assert _posts(fake) == 1 and len(fake.webhook_subscriptions) == 1
+
+    fake.webhook_subscriptions.clear()
+    fake.clear_requests()
+    fake.reset_next("/webhook_subscriptions")  # the connection drops before Calendly acts
+    refused = cbapp("calendly", "webhook", "subscribe", "--url", URL)
+    assert refused.exit_code == 9, refused.stderr
+    assert "nothing was created" in error_lines(refused.stderr)[0] and "safe to run the same command" in refused.stderr
+    assert _posts(fake) == 1 and fake.webhook_subscriptions == []
+
+
+def test_subscribe_refuses_a_plain_http_url_and_a_bad_scope(cbapp: Bapp, fake: FakeCalendly) -> None:
+    assert cbapp("calendly", "webhook", "subscribe", "--url", "http://bapp.example.com/hook").exit_code == 2
+    assert cbapp("calendly", "webhook", "subscribe", "--url", URL, "--scope", "team").exit_code == 2
+    assert _posts(fake) == 0
