@@ -175,7 +175,12 @@ def _wants_json_errors(argv: list[str]) -> bool:
 def _report(
     message: str, *, code: str, hint: str | None, details: list[Any], argv: list[str], app_state: AppState
 ) -> None:
-    scrub = app_state.scrub
+    from bapp_cli.cli.terminal import visible
+
+    def scrub(text: str) -> str:
+        # errors echo user input (a value, a file's line): no secret and no control character gets through
+        return visible(app_state.scrub(text))
+
     message = scrub(message)
     sys.stderr.write(f"Error: {message}\n")
     json_errors = _wants_json_errors(argv)

@@ -13,6 +13,7 @@ import typer
 
 from bapp_cli.cli.context import AppState, state, utc_now
 from bapp_cli.cli.options import FormatOption, JsonOption
+from bapp_cli.cli.terminal import styled
 from bapp_cli.errors import InvalidInput, UsageError
 
 if TYPE_CHECKING:
@@ -386,7 +387,7 @@ def status(
                     "bookings" if run.kind == "bookings" else "types",
                     sink.local_time(run.started_at),
                     took,
-                    f"[{colour}]{run.status}[/]",
+                    styled(run.status, colour),
                     run.source,
                     *(
                         str(value)
@@ -402,10 +403,10 @@ def status(
                     ),
                 )
                 if run.error:
-                    grid.add_row("", "", f"[red]{run.error}[/]", *([""] * 10))
+                    grid.add_row("", "", styled(run.error, "red"), *([""] * 10))
             console.print(grid)
             if not runs:
-                console.print("[dim](no syncs yet — run `bapp calendly sync`)[/dim]")
+                console.print("(no syncs yet — run `bapp calendly sync`)", style="dim")
 
         sink.records([], RUN_COLUMNS, table=table)
     else:
