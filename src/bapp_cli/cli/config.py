@@ -29,20 +29,23 @@ def init(
       bapp config init --timezone Europe/London --calendly-token-file ~/.calendly-token
       bapp --config ./bapp.toml config init --database-url sqlite:///./bapp.db
     """
-    from bapp_cli.config import validate_timezone, write_config_file
-    from bapp_cli.errors import Conflict
+    from bapp_cli.config import check_setting, write_config_file
+    from bapp_cli.errors import ConfigError, Conflict, InvalidInput
 
     app_state = state(ctx)
-    path = app_state.settings.config_path
+    path = app_state.config_path
     if path.exists() and not force:
         raise Conflict(f"config file {path} already exists", hint="pass --force to overwrite it")
     data: dict[str, object] = {}
-    if database_url:
-        data["database_url"] = database_url
-    if timezone:
-        data["timezone"] = validate_timezone(timezone)
-    if calendly_token_file:
-        data["calendly"] = {"token_file": calendly_token_file}
+    try:
+        if database_url:
+            data["database_url"] = check_setting("database_url", database_url)
+        if timezone:
+            data["timezone"] = check_setting("timezone", timezone)
+        if calendly_token_file:
+            data["calendly"] = {"token_file": check_setting("calendly.token_file", calendly_token_file)}
+    except ConfigError as error:  # a value on the command line is input: exit 6, like every other key
+        raise InvalidInput(error.message, hint=error.hint, code=error.code) from None
     write_config_file(path, data)
     app_state.messages.info(f"Wrote {path}")
 
@@ -57,8 +60,12 @@ def show(ctx: typer.Context, fmt: FormatOption = None, as_json: JsonOption = Fal
       bapp config show --json
     """
     app_state = state(ctx)
-    sink = app_state.output(fmt, as_json)
-    sink.records(app_state.settings.display_rows(), ["key", "value", "source"])
+    settings = app_state.unchecked_settings
+    sink = app_state.output(fmt, as_json, check_settings=False)
+    sink.records(settings.display_rows(), ["key", "value", "source"])
+    # The settings are shown even when one is wrong, so it can be found; each wrong one is named here.
+    for problem in settings.problems():
+        sink.warning(f"not valid: {problem.describe(settings)}")
 
 
 @app.command("set")
@@ -77,8 +84,8 @@ def set_value(
     from bapp_cli.config import set_config_value
 
     app_state = state(ctx)
-    set_config_value(app_state.settings.config_path, key, value)
-    app_state.messages.info(f"Set {key} in {app_state.settings.config_path}")
+    set_config_value(app_state.config_path, key, value)
+    app_state.messages.info(f"Set {key} in {app_state.config_path}")
 
 
 @app.command("unset")
@@ -92,7 +99,7 @@ def unset_value(ctx: typer.Context, key: Annotated[str, typer.Argument(help="Set
     from bapp_cli.config import unset_config_value
 
     app_state = state(ctx)
-    removed = unset_config_value(app_state.settings.config_path, key)
+    removed = unset_config_value(app_state.config_path, key)
     app_state.messages.info(f"{'Removed' if removed else 'Not set:'} {key}")
 
 
@@ -104,4 +111,6 @@ def path(ctx: typer.Context) -> None:
     Examples:
       bapp config path
     """
-    typer.echo(str(state(ctx).settings.config_path))
+    from bapp_cli.cli.terminal import visible
+
+    typer.echo(visible(str(state(ctx).config_path)))

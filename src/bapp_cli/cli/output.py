@@ -18,8 +18,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import IO, Any
 
 from bapp_cli.cli.terminal import json_for_terminal, make_console, visible
+from bapp_cli.config import OUTPUT_FORMATS
 
-FORMATS = ("table", "json", "jsonl", "csv", "tsv")
+FORMATS = OUTPUT_FORMATS
 
 
 def json_default(value: Any) -> Any:

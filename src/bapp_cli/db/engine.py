@@ -20,7 +20,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.orm import Session
 
-from bapp_cli.errors import DatabaseNotReady
+from bapp_cli.errors import ConfigError, DatabaseNotReady
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 WRITE_OPTION = "bapp_write"
@@ -42,8 +42,8 @@ def make_engine(url: str, *, create_sqlite_file: bool = False) -> Engine:
     try:
         parsed = make_url(url)
     except ArgumentError:
-        raise DatabaseNotReady(
-            "the database URL is not valid", hint="check --database-url / BAPP_DATABASE_URL"
+        raise ConfigError(
+            "the database URL is not valid", hint="check --database-url / BAPP_DATABASE_URL", code="database_url"
         ) from None
     path = sqlite_path(url)
     if path is not None:
@@ -60,7 +60,14 @@ def make_engine(url: str, *, create_sqlite_file: bool = False) -> Engine:
             # compile step alone was seen adding ~0.3 s to the progress table.
             "options": "-c jit=off",
         }
-    engine = create_engine(url, **kwargs)
+    try:
+        engine = create_engine(url, **kwargs)
+    except ImportError as exc:  # e.g. a PostgreSQL URL on an installation without the driver
+        raise ConfigError(
+            f"the database driver {exc.name or ''} is not installed".replace("  ", " "),
+            hint="install bapp with its PostgreSQL extra: pip install 'bapp[postgres]'",
+            code="database_driver",
+        ) from None
     if engine.dialect.name == "sqlite":
         _configure_sqlite(engine)
     return engine
