@@ -243,22 +243,42 @@ def main(argv: list[str] | None = None) -> None:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         exit_code = 0
-    except Exception as error:  # a bug: one line, the traceback only with --debug
-        if app_state.debug or os.environ.get("BAPP_DEBUG") == "1":
-            sys.stderr.write(app_state.scrub(traceback.format_exc()))
-        _report(
-            f"unexpected error: {type(error).__name__}: {error}".splitlines()[0],
-            code="unexpected",
-            hint="rerun with --debug for the traceback, and report it",
-            details=[],
-            argv=args,
-            app_state=app_state,
-        )
-        exit_code = 1
+    except Exception as error:
+        failure = _database_failure(error)
+        if failure is not None:  # the database itself failed (read-only, garbage, gone): a state, not a bug
+            _report(failure.message, code=failure.code, hint=failure.hint, details=[], argv=args, app_state=app_state)
+            exit_code = failure.exit_code
+        else:  # a bug: one line, the traceback only with --debug
+            debug = app_state.debug or os.environ.get("BAPP_DEBUG") == "1"
+            if debug:
+                sys.stderr.write(app_state.scrub(traceback.format_exc()))
+            _report(
+                f"unexpected error: {type(error).__name__}: {error}".splitlines()[0],
+                code="unexpected",
+                hint="the traceback is above; please report it"
+                if debug
+                else "rerun with --debug for the traceback, and report it",
+                details=[],
+                argv=args,
+                app_state=app_state,
+            )
+            exit_code = 1
     finally:
         app_state.close()
     sys.stdout.flush()
     raise SystemExit(exit_code)
+
+
+def _database_failure(error: Exception) -> Any:
+    """A database-level failure that escaped a command, as DatabaseNotReady; None for anything else.
+
+    Only looked at when a database library is loaded, so `bapp --help` pays nothing for it.
+    """
+    if "sqlalchemy" not in sys.modules and "sqlite3" not in sys.modules:
+        return None
+    from bapp_cli.db.engine import database_failure
+
+    return database_failure(error)
 
 
 def _attach_value_completion(command: Any, path: list[str]) -> None:

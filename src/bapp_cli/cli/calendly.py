@@ -316,7 +316,8 @@ def _report_failure(
                 )
         except Exception:  # the database itself may be what failed
             run_id = None
-    if sink.format == "table":
+    if sink.format == "table" or (run_id is None and not dry_run):
+        # no run was recorded (the database is what failed): a summary would point at a run that does not exist
         return
     report_type, columns = (BookingPullReport, PULL_COLUMNS) if kind == "bookings" else (SyncReport, SYNC_COLUMNS)
     failed = report_type(run_id=run_id, status="failed", dry_run=dry_run, source=source, fetched=fetched, error=message)

@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.orm import Session
 
 from bapp_cli.errors import ConfigError, DatabaseNotReady
@@ -48,7 +48,14 @@ def make_engine(url: str, *, create_sqlite_file: bool = False) -> Engine:
     path = sqlite_path(url)
     if path is not None:
         if create_sqlite_file:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise DatabaseNotReady(
+                    f"cannot create the database folder {path.parent}: {exc.strerror}",
+                    hint="choose a --database-url in a folder this user can write",
+                    code="database_unwritable",
+                ) from None
         elif not path.exists():
             raise DatabaseNotReady(f"database file {path} does not exist", hint="run `bapp db upgrade`")
     kwargs: dict[str, Any] = {}
@@ -112,11 +119,54 @@ def unit_of_work(
             session.rollback()
         else:
             session.commit()
-    except OperationalError as exc:
+    except Exception as exc:
         session.rollback()
-        raise DatabaseNotReady(f"database error: {exc.orig}") from None
+        failure = database_failure(exc)
+        if failure is not None:
+            raise failure from None
+        raise
     except BaseException:
         session.rollback()
         raise
     finally:
         session.close()
+
+
+# SQLSTATE of a write in a read-only PostgreSQL transaction (default_transaction_read_only, a standby).
+_PG_READ_ONLY = "25006"
+
+
+def database_failure(exc: BaseException) -> DatabaseNotReady | None:
+    """The "database not ready" (exit 5) that a low-level failure amounts to, or None if it is not one.
+
+    The database itself failing — unreachable, read-only (an immutable or read-only SQLite file, a read-only
+    PostgreSQL), not a database at all (a garbage file) — is a state the user can fix, not a bug in bapp.
+    Constraint violations and programming errors stay what they are. The raw sqlite3 errors come from the
+    bulk writer, which drives the driver connection directly.
+    """
+    import sqlite3
+
+    original: BaseException = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+    if isinstance(original, sqlite3.Error):
+        if not isinstance(original, sqlite3.OperationalError) and type(original) is not sqlite3.DatabaseError:
+            return None
+    elif getattr(original, "sqlstate", None) == _PG_READ_ONLY:
+        pass
+    elif not (isinstance(exc, DBAPIError) and type(exc).__name__ == "OperationalError"):
+        return None
+    text = str(original).strip().splitlines()[0] if str(original).strip() else type(original).__name__
+    lowered = text.lower()
+    if "readonly" in lowered or "read-only" in lowered or "read only" in lowered:
+        return DatabaseNotReady(
+            f"the database cannot be written: {text}",
+            hint="check that this user may write the database (file permissions, an immutable attribute, "
+            "a read-only mount or a read-only PostgreSQL)",
+            code="database_read_only",
+        )
+    if "not a database" in lowered or "malformed" in lowered:
+        return DatabaseNotReady(
+            f"the database file is not a SQLite database bapp can use: {text}",
+            hint="check --database-url / BAPP_DATABASE_URL; `bapp db upgrade` creates a new file at a new path",
+            code="database_not_a_database",
+        )
+    return DatabaseNotReady(f"database error: {text}", code="database_error")
