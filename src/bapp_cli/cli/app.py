@@ -231,7 +231,12 @@ def main(argv: list[str] | None = None) -> None:
         if usage:
             sys.stderr.write(usage + "\n")
         hint = f"run `{context.command_path} --help`" if context is not None else None
-        _report(error.format_message(), code="usage", hint=hint, details=[], argv=args, app_state=app_state)
+        message = error.format_message()
+        if isinstance(error, click_exceptions.NoSuchOption) and context is not None:
+            placed = _option_placement(command, context, error.option_name, args)
+            if placed is not None:
+                message, hint = f"No such option here: {error.option_name}", placed
+        _report(message, code="usage", hint=hint, details=[], argv=args, app_state=app_state)
         exit_code = 2
     except typer.Exit as exit_request:
         exit_code = exit_request.exit_code
@@ -267,6 +272,69 @@ def main(argv: list[str] | None = None) -> None:
         app_state.close()
     sys.stdout.flush()
     raise SystemExit(exit_code)
+
+
+# Root options that take a value: their value is not a command word.
+_ROOT_VALUE_OPTIONS = frozenset({"--database-url", "--config", "--timezone"})
+
+
+def _option_placement(root: Any, context: Any, option: str, argv: list[str]) -> str | None:
+    """Where `option` goes, when it is a real option given on the wrong side of the command words.
+
+    `bapp --json clients list` gives --json to bapp itself, which has no such option (Click's "Possible
+    options: --version" then misleads); `bapp clients list --database-url …` gives a global option to the
+    command. Either way the user meant an option that exists, one place over.
+    """
+    name = option.split("=", 1)[0]
+    words = _command_words(root, context, argv, name)
+    command_line = " ".join(["bapp", *words])
+    global_param = _param_named(root, name)
+    if context.parent is not None and global_param is not None:
+        value = "" if _is_flag(global_param) else " …"
+        return f"{name} is a global option: put it before the command, e.g. `bapp {name}{value} {' '.join(words)}`"
+    target: Any = root
+    for word in words:
+        target = target.get_command(context, word) if hasattr(target, "get_command") else None
+        if target is None:
+            return None
+    param = _param_named(target, name) if target is not context.command else None
+    if param is None:
+        return None
+    value = "" if _is_flag(param) else " …"
+    return f"{name} is an option of `{command_line}`: put it after the command, e.g. `{command_line} {name}{value}`"
+
+
+def _param_named(command: Any, name: str) -> Any:
+    for param in getattr(command, "params", []):
+        if name in (*param.opts, *param.secondary_opts):
+            return param
+    return None
+
+
+def _is_flag(param: Any) -> bool:
+    return bool(getattr(param, "is_flag", False) or getattr(param, "count", False))
+
+
+def _command_words(root: Any, context: Any, argv: list[str], option: str) -> list[str]:
+    """The command words of `argv` (`clients list`), skipping options and their values."""
+    words: list[str] = []
+    group = root
+    skip_value = False
+    for arg in argv:
+        if arg.startswith("-"):
+            # a root option's value, or the misplaced option's own (`--format json`), is not a command word
+            skip_value = "=" not in arg and (arg == option or (not words and arg in _ROOT_VALUE_OPTIONS))
+            continue
+        found = group.get_command(context, arg) if hasattr(group, "get_command") else None
+        if found is None:
+            if skip_value:
+                skip_value = False
+                continue
+            break
+        skip_value = False
+        words.append(arg)
+        group = found
+    return words
 
 
 def _database_failure(error: Exception) -> Any:
