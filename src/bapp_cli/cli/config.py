@@ -54,6 +54,8 @@ def init(
 def show(ctx: typer.Context, fmt: FormatOption = None, as_json: JsonOption = False) -> None:
     """Show every setting with its value and source (secrets as ****).
 
+    A setting that is not valid is shown all the same, and named on stderr with its file or variable.
+
     \b
     Examples:
       bapp config show
@@ -75,6 +77,9 @@ def set_value(
     value: Annotated[str, typer.Argument(help="New value.")],
 ) -> None:
     """Store a setting in the config file (secrets are refused: use env or a token file).
+
+    The value is checked first (exit 6): format, time zone, database URL form, http(s) URLs for
+    calendly.base_url/user/organization, a regular expression for calendly.pathway_question.
 
     \b
     Examples:
