@@ -256,17 +256,27 @@ def _fetch_and_apply_under_lock(
 
     source = "file" if listing is not None else "api"
     engine = app_state.engine()
-    with _without_cyclic_gc(), named_lock(engine, lock, wait_seconds=wait, what=what):
+    progress = sink.progress()
+    pages = items = 0
+
+    def page_fetched(count: int) -> None:
+        nonlocal pages, items
+        pages, items = pages + 1, items + count
+        progress.update(f"{what}: fetched {pages} page{'s' if pages != 1 else ''} ({items:,} items)…")
+
+    with _without_cyclic_gc(), named_lock(engine, lock, wait_seconds=wait, what=what), _closing(progress):
         started_at = utc_now()
         fetched = 0
         try:
             if listing is None:
-                with app_state.calendly_client() as client:
+                with app_state.calendly_client(on_page=page_fetched) as client:
                     listing = fetch(client, _resolve_scope(app_state, client, user, organization))
             fetched = len(listing)
+            progress.step(f"{what}: applying {fetched:,} items…")
             with app_state.transaction(dry_run=dry_run) as session:
                 return apply(session, listing, source=source, started_at=started_at)
         except Exception as error:
+            progress.close()  # the error and the failed run's summary follow on clean lines
             _report_failure(
                 app_state,
                 sink,
@@ -278,6 +288,14 @@ def _fetch_and_apply_under_lock(
                 dry_run=dry_run,
             )
             raise
+
+
+@contextlib.contextmanager
+def _closing(progress: Any) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        progress.close()
 
 
 def _report_failure(

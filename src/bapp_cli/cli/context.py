@@ -11,7 +11,7 @@ import datetime as dt
 import getpass
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -173,7 +173,7 @@ class AppState:
             yield session
 
     # -- Calendly -------------------------------------------------------------------------------
-    def calendly_client(self) -> CalendlyClient:
+    def calendly_client(self, on_page: Callable[[int], None] | None = None) -> CalendlyClient:
         """A client for the configured Calendly API; no token → exit 4 naming where a token goes.
 
         Operators on slow links (and the test suite) may tune the read timeout, the retry backoff base and
@@ -201,6 +201,7 @@ class AppState:
             timeout=timeout,
             backoff_base=_seconds_from_env("BAPP_CALENDLY_BACKOFF", 0.5),
             max_wait=min(_seconds_from_env("BAPP_CALENDLY_MAX_WAIT", 60.0), 60.0),
+            on_page=on_page,
         )
 
     def close(self) -> None:

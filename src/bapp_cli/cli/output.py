@@ -252,6 +252,49 @@ class OutputSink:
         if not self.quiet:
             self.stderr.write(visible(message) + "\n")
 
+    def progress(self) -> Progress:
+        """A progress line for a person watching: on stderr when it is a terminal (and not --quiet), else silent."""
+        return Progress(self.stderr if self.stderr_is_terminal and not self.quiet else None)
+
     def warning(self, message: str) -> None:
         if not self.quiet:
             self.stderr.write(f"Warning: {visible(message)}\n")
+
+
+class Progress:
+    """One line on a terminal, rewritten in place (carriage return, erase to end of line) and erased at the end.
+
+    Silent without a terminal, so cron and pipes see nothing. Updates are written at most ten times a second
+    (a fast listing would otherwise spend its time redrawing); `step` always writes.
+    """
+
+    MIN_INTERVAL = 0.1
+
+    def __init__(self, stream: IO[str] | None) -> None:
+        self._stream = stream
+        self._shown = False
+        self._last: float | None = None
+
+    def update(self, text: str) -> None:
+        import time
+
+        now = time.monotonic()
+        if self._stream is not None and (self._last is None or now - self._last >= self.MIN_INTERVAL):
+            self._last = now
+            self._write(text)
+
+    def step(self, text: str) -> None:
+        if self._stream is not None:
+            self._write(text)
+
+    def close(self) -> None:
+        if self._stream is not None and self._shown:
+            self._stream.write("\r\x1b[K")
+            self._stream.flush()
+            self._shown = False
+
+    def _write(self, text: str) -> None:
+        assert self._stream is not None
+        self._stream.write("\r\x1b[K" + visible(text))
+        self._stream.flush()
+        self._shown = True
