@@ -41,6 +41,7 @@ class AppState:
     command_path: str = ""
     _settings: Settings | None = None
     warned_about_secrets: bool = False
+    _settings_checked: bool = False
     _engine: Any = None
     _sink: OutputSink | None = None
     secrets: set[str] = field(default_factory=set)
@@ -50,7 +51,9 @@ class AppState:
     def settings(self) -> Settings:
         """Every setting, checked: a bad value stops the command naming its key and source."""
         settings = self.unchecked_settings
-        settings.check()
+        if not self._settings_checked:
+            settings.check()
+            self._settings_checked = True
         return settings
 
     @property

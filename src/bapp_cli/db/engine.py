@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError
+from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
 from bapp_cli.errors import ConfigError, DatabaseNotReady
@@ -152,7 +152,7 @@ def database_failure(exc: BaseException) -> DatabaseNotReady | None:
             return None
     elif getattr(original, "sqlstate", None) == _PG_READ_ONLY:
         pass
-    elif not (isinstance(exc, DBAPIError) and type(exc).__name__ == "OperationalError"):
+    elif not isinstance(exc, OperationalError):
         return None
     text = str(original).strip().splitlines()[0] if str(original).strip() else type(original).__name__
     lowered = text.lower()
