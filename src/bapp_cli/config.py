@@ -199,6 +199,18 @@ class Settings:
             code="invalid_setting",
         )
 
+    def unknown_file_keys(self) -> list[str]:
+        """Keys in the config file that bapp does not read (a typo such as `timezon`), dotted."""
+        known_tables = {key.split(".")[0] for key in KNOWN_KEYS if "." in key}
+        read = set(KNOWN_KEYS) | {"calendly.rules"}
+        found = []
+        for key, value in self.file_data.items():
+            if key in known_tables and isinstance(value, dict):
+                found.extend(f"{key}.{sub}" for sub in value if f"{key}.{sub}" not in read)
+            elif key not in read:
+                found.append(key)
+        return found
+
     def secrets_exposed(self) -> bool:
         """True when the config file holds a secret and others can read it (group/other permission bits)."""
         if not any(_file_value(self.file_data, key) for key in SECRET_KEYS):

@@ -97,7 +97,11 @@ def store_hostile_client(database_url: str) -> None:
 
 def test_item8_markup_and_control_characters_in_data_are_shown_literally_in_tables(bapp: Bapp) -> None:
     store_hostile_client(bapp.database_url)
-    for command in (("clients", "list"), ("clients", "show", "evil@client.example")):
+    for command in (
+        ("clients", "list"),
+        ("clients", "show", "evil@client.example"),
+        ("progress", "show", "evil@client.example"),  # a Rich tree whose title is a Text built from the name
+    ):
         screen = run_on_terminal(bapp, *command)
         assert screen.exit_code == 0, screen.stderr
         assert "[bold red]Boom[/bold red]" in screen.stdout  # markup shown as typed, not applied
@@ -240,7 +244,7 @@ def test_item27_a_config_file_holding_a_secret_readable_by_others_gets_a_warning
 
 def test_item27_config_show_still_shows_every_setting_when_one_is_bad(bapp: Bapp) -> None:
     config = Path(bapp.env["BAPP_CONFIG"])
-    config.write_text('timezone = "Mars/Olympus"\nformat = "xml"\n')
+    config.write_text('timezone = "Mars/Olympus"\nformat = "xml"\ntimezon = "UTC"\n[calendly]\nusr = "x"\n')
     result = bapp("config", "show", "--json")
     assert result.exit_code == 0
     rows = {row["key"]: row for row in result.json()}
@@ -248,6 +252,7 @@ def test_item27_config_show_still_shows_every_setting_when_one_is_bad(bapp: Bapp
     assert rows["format"]["value"] == "xml"
     assert f"not valid: config file {config}, key timezone: unknown timezone 'Mars/Olympus'" in result.stderr
     assert "key format: unknown format 'xml'" in result.stderr
+    assert "unknown key 'timezon' (ignored)" in result.stderr and "unknown key 'calendly.usr'" in result.stderr
 
 
 # -- item 17: a database that cannot be written during a sync -----------------------------------------

@@ -54,7 +54,8 @@ def init(
 def show(ctx: typer.Context, fmt: FormatOption = None, as_json: JsonOption = False) -> None:
     """Show every setting with its value and source (secrets as ****).
 
-    A setting that is not valid is shown all the same, and named on stderr with its file or variable.
+    A setting that is not valid is shown all the same, and named on stderr with its file or variable;
+    so is a key in the file that bapp does not know (a typo).
 
     \b
     Examples:
@@ -68,6 +69,8 @@ def show(ctx: typer.Context, fmt: FormatOption = None, as_json: JsonOption = Fal
     # The settings are shown even when one is wrong, so it can be found; each wrong one is named here.
     for problem in settings.problems():
         sink.warning(f"not valid: {problem.describe(settings)}")
+    for key in settings.unknown_file_keys():
+        sink.warning(f"config file {settings.config_path}: unknown key {key!r} (ignored)")
 
 
 @app.command("set")
