@@ -172,6 +172,16 @@ def test_item9_a_config_file_named_with_config_that_does_not_exist_is_exit_4(bap
     assert bapp("--config", str(missing), "clients", "list").exit_code == 0
 
 
+def test_r9_environment_values_bapp_reads_directly_are_checked(bapp: Bapp) -> None:
+    for columns in ("abc", "-3", "99999999999999999999", ""):
+        table = bapp("pathways", "list", "--format", "table", env={"COLUMNS": columns})
+        assert table.exit_code == 0 and "accelerate" in table.stdout, table.stderr
+    timeout = bapp(
+        "--database-url", "postgresql://app@127.0.0.1:1/bapp", "pathways", "list", env={"BAPP_CONNECT_TIMEOUT": "abc"}
+    )
+    assert timeout.exit_code == 4 and "BAPP_CONNECT_TIMEOUT must be a whole number of seconds" in timeout.stderr
+
+
 # -- item 10: every key validated on set; errors from config name the file and key -------------------
 
 

@@ -65,6 +65,12 @@ def cell_text(value: Any) -> str:
     return str(value)
 
 
+def _columns_from_environment() -> int | None:
+    """COLUMNS when it is a sensible width; anything else (empty, `abc`, -3, 10**20) counts as unset."""
+    raw = os.environ.get("COLUMNS", "").strip()
+    return int(raw) if raw.isdigit() and 0 < int(raw) <= 10_000 else None
+
+
 def is_terminal(stream: IO[str]) -> bool:
     try:
         return stream.isatty()
@@ -105,7 +111,7 @@ class OutputSink:
         if self._console is None:
             # Off a terminal (a file, a pager) there is no width to fit: keep rows whole rather than
             # truncating at Rich's 80-column default.
-            width = None if is_terminal(self.stdout) else int(os.environ.get("COLUMNS", "0") or 0) or 200
+            width = None if is_terminal(self.stdout) else _columns_from_environment() or 200
             # --no-color / NO_COLOR mean plain text: no colours and no bold/italic escapes either
             self._console = make_console(self.stdout, no_color=self.no_color, width=width)
         return self._console

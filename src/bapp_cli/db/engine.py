@@ -62,7 +62,7 @@ def make_engine(url: str, *, create_sqlite_file: bool = False) -> Engine:
     if parsed.get_backend_name() == "postgresql":
         kwargs["pool_pre_ping"] = False
         kwargs["connect_args"] = {
-            "connect_timeout": int(os.environ.get("BAPP_CONNECT_TIMEOUT", "10")),
+            "connect_timeout": _connect_timeout(),
             # JIT compilation pays off for long analytical queries; a CLI's queries are short, and the
             # compile step alone was seen adding ~0.3 s to the progress table.
             "options": "-c jit=off",
@@ -78,6 +78,17 @@ def make_engine(url: str, *, create_sqlite_file: bool = False) -> Engine:
     if engine.dialect.name == "sqlite":
         _configure_sqlite(engine)
     return engine
+
+
+def _connect_timeout() -> int:
+    """BAPP_CONNECT_TIMEOUT: whole seconds to wait for PostgreSQL to answer (default 10)."""
+    raw = os.environ.get("BAPP_CONNECT_TIMEOUT", "").strip() or "10"
+    if not raw.isdigit() or not 0 < int(raw) <= 3600:
+        raise ConfigError(
+            "BAPP_CONNECT_TIMEOUT must be a whole number of seconds from 1 to 3600",
+            code="invalid_setting",
+        )
+    return int(raw)
 
 
 def _configure_sqlite(engine: Engine) -> None:
