@@ -247,6 +247,11 @@ class Settings:
                     f"cannot read calendly.token_file {path}: {exc.strerror}",
                     hint="check the path in `bapp config show`",
                 ) from None
+            except UnicodeDecodeError:
+                raise ConfigError(
+                    f"calendly.token_file {path} is not UTF-8 text",
+                    hint="the file should hold the token alone, as text",
+                ) from None
         return None
 
     def calendly_rules(self) -> list[dict[str, Any]]:
@@ -272,12 +277,23 @@ class Settings:
         return rows
 
 
+def _not_a_config_file(path: Path) -> str | None:
+    """Why `path` cannot be the config file ("does not exist", "is a directory"), or None if it can."""
+    try:
+        mode = path.stat().st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return "does not exist"
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror})"
+    return "is a directory" if stat.S_ISDIR(mode) else None
+
+
 def load_config_file(path: Path) -> dict[str, Any]:
-    if not path.exists():
-        return {}
     try:
         with path.open("rb") as handle:
             return tomllib.load(handle)
+    except (FileNotFoundError, NotADirectoryError):  # not created yet
+        return {}
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
     except UnicodeDecodeError as exc:
@@ -318,8 +334,7 @@ def resolve_settings(
     env = os.environ if environ is None else environ
     path, path_source = config_file_path(config_path, env)
     # /dev/null stays usable as "no config file at all"
-    if require_named_file and path_source == "flag" and (not path.exists() or path.is_dir()):
-        what = "is a directory" if path.exists() else "does not exist"
+    if require_named_file and path_source == "flag" and (what := _not_a_config_file(path)):
         raise ConfigError(
             f"config file {path} (--config) {what}",
             hint="check the path, or create it with `bapp --config PATH config init`",
@@ -363,14 +378,20 @@ def write_config_file(path: Path, data: dict[str, Any]) -> None:
     """Write the TOML atomically with mode 0600 from the first byte (it may hold secrets)."""
     import tomli_w
 
-    path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(path.name + ".tmp")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, stat.S_IRUSR | stat.S_IWUSR)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, stat.S_IRUSR | stat.S_IWUSR)
+    except OSError as exc:
+        raise ConfigError(f"cannot write config file {path}: {exc.strerror}", code="config_unwritable") from None
     try:
         with os.fdopen(descriptor, "wb") as handle:
             tomli_w.dump(data, handle)
         os.chmod(temporary, stat.S_IRUSR | stat.S_IWUSR)
         os.replace(temporary, path)
+    except OSError as exc:
+        temporary.unlink(missing_ok=True)
+        raise ConfigError(f"cannot write config file {path}: {exc.strerror}", code="config_unwritable") from None
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise

@@ -182,6 +182,27 @@ def test_r9_environment_values_bapp_reads_directly_are_checked(bapp: Bapp) -> No
     assert timeout.exit_code == 4 and "BAPP_CONNECT_TIMEOUT must be a whole number of seconds" in timeout.stderr
 
 
+def test_r9_config_files_bapp_cannot_read_or_write_are_exit_4(bapp: Bapp, tmp_path: Path) -> None:
+    not_utf8 = tmp_path / "latin1.toml"
+    not_utf8.write_bytes('timezone = "Europe/Z\xfcrich"\n'.encode("latin-1"))
+    assert bapp("--config", str(not_utf8), "pathways", "list").exit_code == 4
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    as_env = bapp("pathways", "list", env={"BAPP_CONFIG": str(folder)})
+    assert as_env.exit_code == 4 and f"cannot read config file {folder}" in as_env.stderr
+    token = tmp_path / "token"
+    token.write_bytes(b"\xff\xfe\x00")
+    with_token = tmp_path / "with-token.toml"
+    with_token.write_text(f'[calendly]\ntoken_file = "{token}"\n')
+    whoami = bapp("--config", str(with_token), "calendly", "whoami")
+    assert whoami.exit_code == 4 and "is not UTF-8 text" in whoami.stderr
+    under_a_file = not_utf8 / "config.toml"
+    for args in (("config", "init"), ("config", "set", "timezone", "UTC")):
+        refused = bapp(*args, env={"BAPP_CONFIG": str(under_a_file)})
+        assert refused.exit_code == 4 and f"cannot write config file {under_a_file}" in refused.stderr
+    assert not_utf8.is_file() and not list(tmp_path.glob("*.tmp"))  # nothing written, nothing left behind
+
+
 # -- item 10: every key validated on set; errors from config name the file and key -------------------
 
 
