@@ -258,6 +258,13 @@ def test_item20_an_unsupported_database_url_is_exit_4_naming_the_supported_forms
     assert flagged.exit_code == 4 and "s3cretpw" not in flagged.stderr
 
 
+def test_item20_a_malformed_database_url_of_a_supported_form_is_exit_4(bapp: Bapp) -> None:
+    for url in ("postgresql://app:s3cretpw@[::1", "postgresql://app:s3cretpw@[::1/bapp"):
+        result = bapp("--database-url", url, "pathways", "list")
+        assert result.exit_code == 4, result.stderr
+        assert "the database URL is not valid" in result.stderr and "s3cretpw" not in result.stderr
+
+
 # -- item 27: a readable config file holding a token; config show with a bad setting ------------------
 
 

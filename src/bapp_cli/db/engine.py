@@ -30,7 +30,7 @@ def sqlite_path(url: str) -> Path | None:
     """The file behind a SQLite URL, or None for other backends and in-memory databases."""
     try:
         parsed = make_url(url)
-    except ArgumentError:
+    except (ArgumentError, ValueError):
         return None
     if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
         return None
@@ -41,7 +41,8 @@ def make_engine(url: str, *, create_sqlite_file: bool = False) -> Engine:
     """An engine for `url`. A missing SQLite file is created only when asked (by `db upgrade`)."""
     try:
         parsed = make_url(url)
-    except ArgumentError:
+        parsed.port  # noqa: B018 - a malformed port or host (`postgresql://[::1`) fails here, not deep in the driver
+    except (ArgumentError, ValueError):
         raise ConfigError(
             "the database URL is not valid", hint="check --database-url / BAPP_DATABASE_URL", code="database_url"
         ) from None
