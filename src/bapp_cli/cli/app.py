@@ -19,6 +19,7 @@ from bapp_cli import __version__
 from bapp_cli.cli import transfer as transfer_commands
 from bapp_cli.cli.context import AppState
 from bapp_cli.cli.output import is_terminal
+from bapp_cli.cli.terminal import visible
 from bapp_cli.errors import BappError
 
 MAX_DETAIL_LINES = 100
@@ -175,8 +176,6 @@ def _wants_json_errors(argv: list[str]) -> bool:
 def _report(
     message: str, *, code: str, hint: str | None, details: list[Any], argv: list[str], app_state: AppState
 ) -> None:
-    from bapp_cli.cli.terminal import visible
-
     def scrub(text: str) -> str:
         # errors echo user input (a value, a file's line): no secret and no control character gets through
         return visible(app_state.scrub(text))
@@ -256,7 +255,7 @@ def main(argv: list[str] | None = None) -> None:
         else:  # a bug: one line, the traceback only with --debug
             debug = app_state.debug or os.environ.get("BAPP_DEBUG") == "1"
             if debug:
-                sys.stderr.write(app_state.scrub(traceback.format_exc()))
+                sys.stderr.write(visible(app_state.scrub(traceback.format_exc())))
             _report(
                 f"unexpected error: {type(error).__name__}: {error}".splitlines()[0],
                 code="unexpected",
