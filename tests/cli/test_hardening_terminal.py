@@ -333,9 +333,27 @@ def test_item17_a_sync_into_a_read_only_database_is_exit_5_with_nothing_on_stdou
             assert result.stdout == ""  # no summary of a run that was never recorded
             assert "Error: the database cannot be written" in result.stderr
             assert "unexpected error" not in result.stderr
+        imported = bapp("import", "clients", str(REPO / "examples" / "clients.csv"))
+        assert imported.exit_code == 5 and imported.stdout == "", imported.stderr
+        assert "Error: the database cannot be written" in imported.stderr
     finally:
         undo()
     assert snapshot(bapp.database_url) == before
+
+
+def test_item17_raw_driver_errors_of_the_bulk_writer_map_to_database_not_ready() -> None:
+    import sqlite3
+
+    from bapp_cli.db.engine import database_failure
+
+    read_only = database_failure(sqlite3.OperationalError("attempt to write a readonly database"))
+    assert read_only is not None and read_only.exit_code == 5 and read_only.code == "database_read_only"
+    garbage = database_failure(sqlite3.DatabaseError("file is not a database"))
+    assert garbage is not None and garbage.exit_code == 5
+    # a broken rule or a programming error is not a database state: it stays a bug (exit 1)
+    assert database_failure(sqlite3.IntegrityError("UNIQUE constraint failed: users.email")) is None
+    assert database_failure(sqlite3.ProgrammingError("closed")) is None
+    assert database_failure(ValueError("not a database error")) is None
 
 
 # -- item 18: a garbage file as the database, an unwritable folder -----------------------------------
