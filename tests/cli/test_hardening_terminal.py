@@ -157,6 +157,22 @@ def test_item8_safe_console_keeps_styles_in_place_when_it_shows_controls() -> No
     assert "\x1b[2J" not in written and "␛[2Jwiped" in written and "[red]x[/red]" in written
 
 
+def test_item8_no_command_styles_text_with_markup_strings() -> None:
+    """Consoles have markup off (data must never be parsed as markup), so a `"[dim]…[/dim]"` written by a
+    command would print its brackets. Styling goes through Text / style=; this keeps it that way."""
+    import re
+
+    markup = re.compile(
+        r"""["']\[/?(bold|dim|italic|underline|red|green|yellow|cyan|blue|magenta|link)[]= ]|\[/\]|f"\[\{"""
+    )
+    offenders = []
+    for module in sorted((REPO / "src" / "bapp_cli" / "cli").glob("*.py")):
+        for number, line in enumerate(module.read_text(encoding="utf-8").splitlines(), 1):
+            if markup.search(line) and not line.lstrip().startswith("#") and module.name != "terminal.py":
+                offenders.append(f"{module.name}:{number}: {line.strip()}")
+    assert offenders == []
+
+
 # -- item 9: a named config file must exist ---------------------------------------------------------
 
 
