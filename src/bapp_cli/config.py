@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import stat
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,10 @@ KNOWN_KEYS: dict[str, tuple[str, ...]] = {
 }
 SECRET_KEYS = frozenset({"calendly.token", "calendly.webhook_signing_key"})
 MASK = "****"
+OUTPUT_FORMATS = ("table", "json", "jsonl", "csv", "tsv")
+# The URL forms bapp has drivers for; anything else would fail deep inside SQLAlchemy with an import error.
+SUPPORTED_DATABASE_URLS = "sqlite:///PATH, postgresql://USER@HOST/DB (or postgres://…), postgresql+psycopg://…"
+_DATABASE_SCHEMES = frozenset({"sqlite", "postgres", "postgresql", "postgresql+psycopg"})
 
 
 def default_config_path() -> Path:
@@ -77,10 +82,73 @@ def mask_url_password(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{user}:{MASK}@{hostinfo}"))
 
 
+def check_database_url(url: str) -> str:
+    """`url` if bapp can open it, else ConfigError naming the supported forms (never the URL: it may hold a
+    password)."""
+    scheme, separator, rest = url.partition("://")
+    scheme = scheme.lower()
+    if not separator or scheme not in _DATABASE_SCHEMES:
+        shown = f"scheme {scheme!r}" if separator and scheme.isprintable() and len(scheme) <= 40 else "form"
+        raise ConfigError(
+            f"database URL: unsupported {shown}", hint=f"use one of: {SUPPORTED_DATABASE_URLS}", code="database_url"
+        )
+    if scheme == "sqlite" and not rest.startswith("/"):
+        raise ConfigError(
+            "database URL: a SQLite URL needs three slashes before the path",
+            hint="sqlite:///relative/path.db or sqlite:////absolute/path.db",
+            code="database_url",
+        )
+    return url
+
+
+def check_setting(key: str, value: Any) -> Any:
+    """`value` if it is valid for `key`; InvalidInput naming the key otherwise (ConfigError for the URL)."""
+    if not isinstance(value, str):
+        raise InvalidInput(f"{key}: must be a string, not {type(value).__name__}", code="invalid_setting")
+    if key == "database_url":
+        return check_database_url(value)
+    if key == "timezone":
+        return validate_timezone(value)
+    if key == "format" and value.lower() not in OUTPUT_FORMATS:
+        raise InvalidInput(
+            f"format: unknown format {value!r}",
+            hint="choose one of: " + ", ".join(OUTPUT_FORMATS),
+            code="invalid_setting",
+        )
+    if key in ("calendly.base_url", "calendly.user", "calendly.organization"):
+        parts = urlsplit(value) if value.isprintable() else None
+        if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
+            raise InvalidInput(f"{key}: {value!r} is not an http(s) URL", code="invalid_setting")
+    if key == "calendly.pathway_question":
+        import re
+
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise InvalidInput(f"{key}: not a valid regular expression ({exc})", code="invalid_setting") from None
+    if key in ("calendly.token_file",) and not value.strip():
+        raise InvalidInput(f"{key}: must not be empty", code="invalid_setting")
+    return value
+
+
 @dataclass(frozen=True)
 class Setting:
     value: Any
     source: str  # "flag", "env:NAME", "file", "default"
+
+
+@dataclass(frozen=True)
+class SettingProblem:
+    key: str
+    source: str
+    error: InvalidInput | ConfigError
+
+    def describe(self, settings: Settings) -> str:
+        """`<where>, key <key>: <what is wrong>` — the file (or variable) and the key to fix."""
+        message = self.error.message
+        for prefix in (f"{self.key}: ", "database URL: "):
+            message = message.removeprefix(prefix)
+        return f"{settings.describe_source(self.source)}, key {self.key}: {message}"
 
 
 @dataclass
@@ -95,6 +163,68 @@ class Settings:
     def get(self, key: str) -> Any:
         setting = self.values.get(key)
         return None if setting is None else setting.value
+
+    def describe_source(self, source: str) -> str:
+        """Where a value came from, in words a person can act on."""
+        if source == "file":
+            return f"config file {self.config_path}"
+        if source.startswith("env:"):
+            return f"environment variable {source[4:]}"
+        return "the command line" if source == "flag" else source
+
+    def problems(self) -> list[SettingProblem]:
+        """Every resolved setting whose value is not valid, with where it came from."""
+        found = []
+        for key, setting in self.values.items():
+            if setting.source == "default" or setting.value is None:
+                continue
+            try:
+                check_setting(key, setting.value)
+            except (InvalidInput, ConfigError) as error:
+                found.append(SettingProblem(key, setting.source, error))
+        return found
+
+    def check(self) -> None:
+        """Refuse settings that are not valid. From the command line an error keeps its own code (a bad
+        --timezone is invalid input, 6); from a file or the environment it is configuration (4), naming the
+        file or variable and the key, so the user knows what to edit."""
+        problems = self.problems()
+        if not problems:
+            return
+        first = problems[0]
+        if first.source == "flag" and len(problems) == 1:
+            raise first.error
+        lines = [problem.describe(self) for problem in problems]
+        hint = first.error.hint
+        if any(problem.source == "file" for problem in problems):
+            hint = (hint + "; " if hint else "") + "`bapp config show` lists every setting and its source"
+        raise ConfigError(
+            lines[0] if len(lines) == 1 else f"{len(lines)} settings are not valid",
+            hint=hint,
+            details=lines if len(lines) > 1 else None,
+            code="invalid_setting",
+        )
+
+    def unknown_file_keys(self) -> list[str]:
+        """Keys in the config file that bapp does not read (a typo such as `timezon`), dotted."""
+        known_tables = {key.split(".")[0] for key in KNOWN_KEYS if "." in key}
+        read = set(KNOWN_KEYS) | {"calendly.rules"}
+        found = []
+        for key, value in self.file_data.items():
+            if key in known_tables and isinstance(value, dict):
+                found.extend(f"{key}.{sub}" for sub in value if f"{key}.{sub}" not in read)
+            elif key not in read:
+                found.append(key)
+        return found
+
+    def secrets_exposed(self) -> bool:
+        """True when the config file holds a secret and others can read it (group/other permission bits)."""
+        if not any(_file_value(self.file_data, key) for key in SECRET_KEYS):
+            return False
+        try:
+            return bool(self.config_path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO))
+        except OSError:
+            return False
 
     @property
     def database_url(self) -> str:
@@ -122,6 +252,11 @@ class Settings:
                 raise ConfigError(
                     f"cannot read calendly.token_file {path}: {exc.strerror}",
                     hint="check the path in `bapp config show`",
+                ) from None
+            except UnicodeDecodeError:
+                raise ConfigError(
+                    f"calendly.token_file {path} is not UTF-8 text",
+                    hint="the file should hold the token alone, as text",
                 ) from None
         return None
 
@@ -165,14 +300,27 @@ class Settings:
         return rows
 
 
+def _not_a_config_file(path: Path) -> str | None:
+    """Why `path` cannot be the config file ("does not exist", "is a directory"), or None if it can."""
+    try:
+        mode = path.stat().st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return "does not exist"
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror})"
+    return "is a directory" if stat.S_ISDIR(mode) else None
+
+
 def load_config_file(path: Path) -> dict[str, Any]:
-    if not path.exists():
-        return {}
     try:
         with path.open("rb") as handle:
             return tomllib.load(handle)
+    except (FileNotFoundError, NotADirectoryError):  # not created yet
+        return {}
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {path} is not UTF-8 (byte {exc.start})") from None
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
 
@@ -186,19 +334,35 @@ def _file_value(data: dict[str, Any], key: str) -> Any:
     return node
 
 
+def config_file_path(config_path: str | None, environ: Mapping[str, str] | None = None) -> tuple[Path, str]:
+    """The config file in use and where that choice came from: --config, else BAPP_CONFIG, else the default."""
+    env = os.environ if environ is None else environ
+    if config_path:
+        return Path(config_path).expanduser(), "flag"
+    if env.get("BAPP_CONFIG"):
+        return Path(env["BAPP_CONFIG"]).expanduser(), "env:BAPP_CONFIG"
+    return default_config_path(), "default"
+
+
 def resolve_settings(
     *,
     config_path: str | None,
     flags: dict[str, Any],
-    environ: dict[str, str] | None = None,
+    environ: Mapping[str, str] | None = None,
+    require_named_file: bool = False,
 ) -> Settings:
+    """Every setting with its source. With `require_named_file`, a file named by --config must exist: a typo
+    there would otherwise run silently on the defaults (perhaps another database). BAPP_CONFIG and the
+    default location may point at a file not created yet, as `config init` expects."""
     env = os.environ if environ is None else environ
-    if config_path:
-        path, path_source = Path(config_path).expanduser(), "flag"
-    elif env.get("BAPP_CONFIG"):
-        path, path_source = Path(env["BAPP_CONFIG"]).expanduser(), "env:BAPP_CONFIG"
-    else:
-        path, path_source = default_config_path(), "default"
+    path, path_source = config_file_path(config_path, env)
+    # /dev/null stays usable as "no config file at all"
+    if require_named_file and path_source == "flag" and (what := _not_a_config_file(path)):
+        raise ConfigError(
+            f"config file {path} (--config) {what}",
+            hint="check the path, or create it with `bapp --config PATH config init`",
+            code="config_missing",
+        )
     data = load_config_file(path)
     settings = Settings(config_path=path, config_path_source=path_source, file_data=data)
 
@@ -237,14 +401,20 @@ def write_config_file(path: Path, data: dict[str, Any]) -> None:
     """Write the TOML atomically with mode 0600 from the first byte (it may hold secrets)."""
     import tomli_w
 
-    path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(path.name + ".tmp")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, stat.S_IRUSR | stat.S_IWUSR)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, stat.S_IRUSR | stat.S_IWUSR)
+    except OSError as exc:
+        raise ConfigError(f"cannot write config file {path}: {exc.strerror}", code="config_unwritable") from None
     try:
         with os.fdopen(descriptor, "wb") as handle:
             tomli_w.dump(data, handle)
         os.chmod(temporary, stat.S_IRUSR | stat.S_IWUSR)
         os.replace(temporary, path)
+    except OSError as exc:
+        temporary.unlink(missing_ok=True)
+        raise ConfigError(f"cannot write config file {path}: {exc.strerror}", code="config_unwritable") from None
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
@@ -257,8 +427,10 @@ def set_config_value(path: Path, key: str, value: str) -> None:
             f"{key} is a secret and is not taken on the command line",
             hint="set CALENDLY_API_KEY / CALENDLY_WEBHOOK_SIGNING_KEY, or `bapp config set calendly.token_file PATH`",
         )
-    if key == "timezone":
-        validate_timezone(value)
+    try:
+        check_setting(key, value)
+    except ConfigError as error:  # on the command line a bad value is bad input, whatever the key
+        raise InvalidInput(error.message, hint=error.hint, code=error.code) from None
     data = load_config_file(path)
     node = data
     parts = key.split(".")

@@ -164,6 +164,7 @@ class CalendlyClient:
         backoff_base: float = 0.5,
         backoff_cap: float = 30.0,
         max_pages: int = 10_000,
+        on_page: Callable[[int], None] | None = None,
     ) -> None:
         token = token.strip() if token else ""
         if not token:
@@ -190,6 +191,8 @@ class CalendlyClient:
         self.max_pages = max_pages
         self._sleep = sleep
         self._rng = rng
+        # told the item count of every listing page as it arrives (a progress line on a terminal)
+        self._on_page = on_page
         self._backoff_base = backoff_base
         self._backoff_cap = backoff_cap
         self._http = httpx.Client(
@@ -400,6 +403,8 @@ class CalendlyClient:
                 raise self._status_error(request, response, page=number)
             page = self._parse(request, response, model, page=number)
             token = self._next_token(request, page, number)
+            if self._on_page is not None:
+                self._on_page(len(page.collection))
             yield number, page
             if token is None:
                 return

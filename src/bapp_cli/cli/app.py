@@ -19,6 +19,7 @@ from bapp_cli import __version__
 from bapp_cli.cli import transfer as transfer_commands
 from bapp_cli.cli.context import AppState
 from bapp_cli.cli.output import is_terminal
+from bapp_cli.cli.terminal import visible
 from bapp_cli.errors import BappError
 
 MAX_DETAIL_LINES = 100
@@ -175,7 +176,10 @@ def _wants_json_errors(argv: list[str]) -> bool:
 def _report(
     message: str, *, code: str, hint: str | None, details: list[Any], argv: list[str], app_state: AppState
 ) -> None:
-    scrub = app_state.scrub
+    def scrub(text: str) -> str:
+        # errors echo user input (a value, a file's line): no secret and no control character gets through
+        return visible(app_state.scrub(text))
+
     message = scrub(message)
     sys.stderr.write(f"Error: {message}\n")
     json_errors = _wants_json_errors(argv)
@@ -226,7 +230,12 @@ def main(argv: list[str] | None = None) -> None:
         if usage:
             sys.stderr.write(usage + "\n")
         hint = f"run `{context.command_path} --help`" if context is not None else None
-        _report(error.format_message(), code="usage", hint=hint, details=[], argv=args, app_state=app_state)
+        message = error.format_message()
+        if isinstance(error, click_exceptions.NoSuchOption) and context is not None:
+            placed = _option_placement(command, context, error.option_name, args)
+            if placed is not None:
+                message, hint = f"No such option here: {error.option_name}", placed
+        _report(message, code="usage", hint=hint, details=[], argv=args, app_state=app_state)
         exit_code = 2
     except typer.Exit as exit_request:
         exit_code = exit_request.exit_code
@@ -238,22 +247,105 @@ def main(argv: list[str] | None = None) -> None:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         exit_code = 0
-    except Exception as error:  # a bug: one line, the traceback only with --debug
-        if app_state.debug or os.environ.get("BAPP_DEBUG") == "1":
-            sys.stderr.write(app_state.scrub(traceback.format_exc()))
-        _report(
-            f"unexpected error: {type(error).__name__}: {error}".splitlines()[0],
-            code="unexpected",
-            hint="rerun with --debug for the traceback, and report it",
-            details=[],
-            argv=args,
-            app_state=app_state,
-        )
-        exit_code = 1
+    except Exception as error:
+        failure = _database_failure(error)
+        if failure is not None:  # the database itself failed (read-only, garbage, gone): a state, not a bug
+            _report(failure.message, code=failure.code, hint=failure.hint, details=[], argv=args, app_state=app_state)
+            exit_code = failure.exit_code
+        else:  # a bug: one line, the traceback only with --debug
+            debug = app_state.debug or os.environ.get("BAPP_DEBUG") == "1"
+            if debug:
+                sys.stderr.write(visible(app_state.scrub(traceback.format_exc())))
+            _report(
+                f"unexpected error: {type(error).__name__}: {error}".splitlines()[0],
+                code="unexpected",
+                hint="the traceback is above; please report it"
+                if debug
+                else "rerun with --debug for the traceback, and report it",
+                details=[],
+                argv=args,
+                app_state=app_state,
+            )
+            exit_code = 1
     finally:
         app_state.close()
     sys.stdout.flush()
     raise SystemExit(exit_code)
+
+
+# Root options that take a value: their value is not a command word.
+_ROOT_VALUE_OPTIONS = frozenset({"--database-url", "--config", "--timezone"})
+
+
+def _option_placement(root: Any, context: Any, option: str, argv: list[str]) -> str | None:
+    """Where `option` goes, when it is a real option given on the wrong side of the command words.
+
+    `bapp --json clients list` gives --json to bapp itself, which has no such option (Click's "Possible
+    options: --version" then misleads); `bapp clients list --database-url …` gives a global option to the
+    command. Either way the user meant an option that exists, one place over.
+    """
+    name = option.split("=", 1)[0]
+    words = _command_words(root, context, argv, name)
+    command_line = " ".join(["bapp", *words])
+    global_param = _param_named(root, name)
+    if context.parent is not None and global_param is not None:
+        value = "" if _is_flag(global_param) else " …"
+        return f"{name} is a global option: put it before the command, e.g. `bapp {name}{value} {' '.join(words)}`"
+    target: Any = root
+    for word in words:
+        target = target.get_command(context, word) if hasattr(target, "get_command") else None
+        if target is None:
+            return None
+    param = _param_named(target, name) if target is not context.command else None
+    if param is None:
+        return None
+    value = "" if _is_flag(param) else " …"
+    return f"{name} is an option of `{command_line}`: put it after the command, e.g. `{command_line} {name}{value}`"
+
+
+def _param_named(command: Any, name: str) -> Any:
+    for param in getattr(command, "params", []):
+        if name in (*param.opts, *param.secondary_opts):
+            return param
+    return None
+
+
+def _is_flag(param: Any) -> bool:
+    return bool(getattr(param, "is_flag", False) or getattr(param, "count", False))
+
+
+def _command_words(root: Any, context: Any, argv: list[str], option: str) -> list[str]:
+    """The command words of `argv` (`clients list`), skipping options and their values."""
+    words: list[str] = []
+    group = root
+    skip_value = False
+    for arg in argv:
+        if arg.startswith("-"):
+            # a root option's value, or the misplaced option's own (`--format json`), is not a command word
+            skip_value = "=" not in arg and (arg == option or (not words and arg in _ROOT_VALUE_OPTIONS))
+            continue
+        found = group.get_command(context, arg) if hasattr(group, "get_command") else None
+        if found is None:
+            if skip_value:
+                skip_value = False
+                continue
+            break
+        skip_value = False
+        words.append(arg)
+        group = found
+    return words
+
+
+def _database_failure(error: Exception) -> Any:
+    """A database-level failure that escaped a command, as DatabaseNotReady; None for anything else.
+
+    Only looked at when a database library is loaded, so `bapp --help` pays nothing for it.
+    """
+    if "sqlalchemy" not in sys.modules and "sqlite3" not in sys.modules:
+        return None
+    from bapp_cli.db.engine import database_failure
+
+    return database_failure(error)
 
 
 def _attach_value_completion(command: Any, path: list[str]) -> None:

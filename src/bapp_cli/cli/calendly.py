@@ -13,6 +13,7 @@ import typer
 
 from bapp_cli.cli.context import AppState, state, utc_now
 from bapp_cli.cli.options import FormatOption, JsonOption
+from bapp_cli.cli.terminal import styled
 from bapp_cli.errors import InvalidInput, UsageError
 
 if TYPE_CHECKING:
@@ -257,17 +258,27 @@ def _fetch_and_apply_under_lock(
 
     source = "file" if listing is not None else "api"
     engine = app_state.engine()
-    with _without_cyclic_gc(), named_lock(engine, lock, wait_seconds=wait, what=what):
+    progress = sink.progress()
+    pages = items = 0
+
+    def page_fetched(count: int) -> None:
+        nonlocal pages, items
+        pages, items = pages + 1, items + count
+        progress.update(f"{what}: fetched {pages} page{'s' if pages != 1 else ''} ({items:,} items)…")
+
+    with _without_cyclic_gc(), named_lock(engine, lock, wait_seconds=wait, what=what), _closing(progress):
         started_at = utc_now()
         fetched = 0
         try:
             if listing is None:
-                with app_state.calendly_client() as client:
+                with app_state.calendly_client(on_page=page_fetched) as client:
                     listing = fetch(client, _resolve_scope(app_state, client, user, organization))
             fetched = len(listing)
+            progress.step(f"{what}: applying {fetched:,} items…")
             with app_state.transaction(dry_run=dry_run) as session:
                 return apply(session, listing, source=source, started_at=started_at)
         except Exception as error:
+            progress.close()  # the error and the failed run's summary follow on clean lines
             _report_failure(
                 app_state,
                 sink,
@@ -279,6 +290,14 @@ def _fetch_and_apply_under_lock(
                 dry_run=dry_run,
             )
             raise
+
+
+@contextlib.contextmanager
+def _closing(progress: Any) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        progress.close()
 
 
 def _report_failure(
@@ -317,7 +336,8 @@ def _report_failure(
                 )
         except Exception:  # the database itself may be what failed
             run_id = None
-    if sink.format == "table":
+    if sink.format == "table" or (run_id is None and not dry_run):
+        # no run was recorded (the database is what failed): a summary would point at a run that does not exist
         return
     report_type, columns = (BookingPullReport, PULL_COLUMNS) if kind == "bookings" else (SyncReport, SYNC_COLUMNS)
     failed = report_type(run_id=run_id, status="failed", dry_run=dry_run, source=source, fetched=fetched, error=message)
@@ -388,7 +408,7 @@ def status(
                     "bookings" if run.kind == "bookings" else "types",
                     sink.local_time(run.started_at),
                     took,
-                    f"[{colour}]{run.status}[/]",
+                    styled(run.status, colour),
                     run.source,
                     *(
                         str(value)
@@ -404,10 +424,10 @@ def status(
                     ),
                 )
                 if run.error:
-                    grid.add_row("", "", f"[red]{run.error}[/]", *([""] * 10))
+                    grid.add_row("", "", styled(run.error, "red"), *([""] * 10))
             console.print(grid)
             if not runs:
-                console.print("[dim](no syncs yet — run `bapp calendly sync`)[/dim]")
+                console.print("(no syncs yet — run `bapp calendly sync`)", style="dim")
 
         sink.records([], RUN_COLUMNS, table=table)
     else:

@@ -90,6 +90,7 @@ def list_command(
 
 def _render_detail(detail: ClientDetail, sink: OutputSink, console: Any) -> None:
     from rich.table import Table
+    from rich.text import Text
 
     client = detail.client
     profile = Table(title=client.name or client.email, show_header=False, box=None, padding=(0, 2))
@@ -125,7 +126,7 @@ def _render_detail(detail: ClientDetail, sink: OutputSink, console: Any) -> None
         )
     console.print(bookings)
     badges = ", ".join(badge["name"] for badge in detail.badges) or "—"
-    console.print(f"[bold]Badges:[/bold] {badges}")
+    console.print(Text.assemble(("Badges:", "bold"), f" {badges}"))
 
 
 @app.command("show")

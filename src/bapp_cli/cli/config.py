@@ -29,20 +29,23 @@ def init(
       bapp config init --timezone Europe/London --calendly-token-file ~/.calendly-token
       bapp --config ./bapp.toml config init --database-url sqlite:///./bapp.db
     """
-    from bapp_cli.config import validate_timezone, write_config_file
-    from bapp_cli.errors import Conflict
+    from bapp_cli.config import check_setting, write_config_file
+    from bapp_cli.errors import ConfigError, Conflict, InvalidInput
 
     app_state = state(ctx)
-    path = app_state.settings.config_path
+    path = app_state.config_path
     if path.exists() and not force:
         raise Conflict(f"config file {path} already exists", hint="pass --force to overwrite it")
     data: dict[str, object] = {}
-    if database_url:
-        data["database_url"] = database_url
-    if timezone:
-        data["timezone"] = validate_timezone(timezone)
-    if calendly_token_file:
-        data["calendly"] = {"token_file": calendly_token_file}
+    try:
+        if database_url:
+            data["database_url"] = check_setting("database_url", database_url)
+        if timezone:
+            data["timezone"] = check_setting("timezone", timezone)
+        if calendly_token_file:
+            data["calendly"] = {"token_file": check_setting("calendly.token_file", calendly_token_file)}
+    except ConfigError as error:  # a value on the command line is input: exit 6, like every other key
+        raise InvalidInput(error.message, hint=error.hint, code=error.code) from None
     write_config_file(path, data)
     app_state.messages.info(f"Wrote {path}")
 
@@ -51,14 +54,23 @@ def init(
 def show(ctx: typer.Context, fmt: FormatOption = None, as_json: JsonOption = False) -> None:
     """Show every setting with its value and source (secrets as ****).
 
+    A setting that is not valid is shown all the same, and named on stderr with its file or variable;
+    so is a key in the file that bapp does not know (a typo).
+
     \b
     Examples:
       bapp config show
       bapp config show --json
     """
     app_state = state(ctx)
-    sink = app_state.output(fmt, as_json)
-    sink.records(app_state.settings.display_rows(), ["key", "value", "source"])
+    settings = app_state.unchecked_settings
+    sink = app_state.output(fmt, as_json, check_settings=False)
+    sink.records(settings.display_rows(), ["key", "value", "source"])
+    # The settings are shown even when one is wrong, so it can be found; each wrong one is named here.
+    for problem in settings.problems():
+        sink.warning(f"not valid: {problem.describe(settings)}")
+    for key in settings.unknown_file_keys():
+        sink.warning(f"config file {settings.config_path}: unknown key {key!r} (ignored)")
 
 
 @app.command("set")
@@ -69,6 +81,9 @@ def set_value(
 ) -> None:
     """Store a setting in the config file (secrets are refused: use env or a token file).
 
+    The value is checked first (exit 6): format, time zone, database URL form, http(s) URLs for
+    calendly.base_url/user/organization, a regular expression for calendly.pathway_question.
+
     \b
     Examples:
       bapp config set timezone Europe/London
@@ -77,8 +92,8 @@ def set_value(
     from bapp_cli.config import set_config_value
 
     app_state = state(ctx)
-    set_config_value(app_state.settings.config_path, key, value)
-    app_state.messages.info(f"Set {key} in {app_state.settings.config_path}")
+    set_config_value(app_state.config_path, key, value)
+    app_state.messages.info(f"Set {key} in {app_state.config_path}")
 
 
 @app.command("unset")
@@ -92,7 +107,7 @@ def unset_value(ctx: typer.Context, key: Annotated[str, typer.Argument(help="Set
     from bapp_cli.config import unset_config_value
 
     app_state = state(ctx)
-    removed = unset_config_value(app_state.settings.config_path, key)
+    removed = unset_config_value(app_state.config_path, key)
     app_state.messages.info(f"{'Removed' if removed else 'Not set:'} {key}")
 
 
@@ -104,4 +119,6 @@ def path(ctx: typer.Context) -> None:
     Examples:
       bapp config path
     """
-    typer.echo(str(state(ctx).settings.config_path))
+    from bapp_cli.cli.terminal import visible
+
+    typer.echo(visible(str(state(ctx).config_path)))

@@ -11,14 +11,15 @@ import datetime as dt
 import getpass
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
 
 from bapp_cli.cli.output import FORMATS, OutputSink, is_terminal
-from bapp_cli.config import Settings, resolve_settings, validate_timezone
+from bapp_cli.config import Settings, config_file_path, resolve_settings
 from bapp_cli.errors import ConfigError, UsageError
 
 if TYPE_CHECKING:
@@ -39,6 +40,8 @@ class AppState:
     no_color: bool = False
     command_path: str = ""
     _settings: Settings | None = None
+    warned_about_secrets: bool = False
+    _settings_checked: bool = False
     _engine: Any = None
     _sink: OutputSink | None = None
     secrets: set[str] = field(default_factory=set)
@@ -46,14 +49,35 @@ class AppState:
     # -- settings -------------------------------------------------------------------------------
     @property
     def settings(self) -> Settings:
+        """Every setting, checked: a bad value stops the command naming its key and source."""
+        settings = self.unchecked_settings
+        if not self._settings_checked:
+            settings.check()
+            self._settings_checked = True
+        return settings
+
+    @property
+    def unchecked_settings(self) -> Settings:
+        """Every setting as resolved, valid or not (for `config show`, which must show the bad one)."""
         if self._settings is None:
             self._settings = resolve_settings(
                 config_path=self.config_flag,
                 flags={"database_url": self.database_url_flag, "timezone": self.timezone_flag},
+                require_named_file=True,
             )
             self._remember_secrets(self._settings)
-            validate_timezone(self._settings.timezone)
+            if self._settings.secrets_exposed() and not self.warned_about_secrets:
+                self.warned_about_secrets = True
+                self.messages.warning(
+                    f"config file {self._settings.config_path} holds a secret and others can read it; "
+                    f"run `chmod 600 {self._settings.config_path}`"
+                )
         return self._settings
+
+    @property
+    def config_path(self) -> Path:
+        """The config file to create or edit (it need not exist yet)."""
+        return config_file_path(self.config_flag)[0]
 
     def _remember_secrets(self, settings: Settings) -> None:
         """Values that must be scrubbed from any error text (R6)."""
@@ -92,16 +116,24 @@ class AppState:
             return "unknown"
 
     # -- output ---------------------------------------------------------------------------------
-    def output(self, fmt: str | None = None, as_json: bool = False) -> OutputSink:
-        chosen = "json" if as_json else fmt or os.environ.get("BAPP_FORMAT") or self.settings.get("format")
+    def output(self, fmt: str | None = None, as_json: bool = False, *, check_settings: bool = True) -> OutputSink:
+        """The sink for this command. `check_settings=False` (config show) falls back to the defaults for a
+        format or time zone that is not valid instead of refusing to run."""
+        if check_settings:
+            settings = self.settings
+            configured, zone = settings.get("format"), settings.timezone
+        else:
+            settings = self.unchecked_settings
+            bad = {problem.key for problem in settings.problems()}
+            configured = None if "format" in bad else settings.get("format")
+            zone = "UTC" if "timezone" in bad else settings.timezone
+        chosen = "json" if as_json else fmt or configured
         if not chosen:
             chosen = "table" if is_terminal(sys.stdout) else "tsv"
         chosen = str(chosen).lower()
         if chosen not in FORMATS:
             raise UsageError(f"unknown format {chosen!r}", hint="choose one of: " + ", ".join(FORMATS))
-        self._sink = OutputSink(
-            chosen, quiet=self.quiet, verbose=self.verbose, no_color=self.no_color, timezone=self.timezone
-        )
+        self._sink = OutputSink(chosen, quiet=self.quiet, verbose=self.verbose, no_color=self.no_color, timezone=zone)
         return self._sink
 
     @property
@@ -144,7 +176,9 @@ class AppState:
             yield session
 
     # -- Calendly -------------------------------------------------------------------------------
-    def calendly_client(self, *, within: float | None = None) -> CalendlyClient:
+    def calendly_client(
+        self, on_page: Callable[[int], None] | None = None, *, within: float | None = None
+    ) -> CalendlyClient:
         """A client for the configured Calendly API; no token → exit 4 naming where a token goes.
 
         Operators on slow links (and the test suite) may tune the read timeout, the retry backoff base and
@@ -179,6 +213,7 @@ class AppState:
             max_retries=max_retries,
             backoff_base=_seconds_from_env("BAPP_CALENDLY_BACKOFF", 0.5),
             max_wait=max_wait,
+            on_page=on_page,
         )
 
     def close(self) -> None:

@@ -74,6 +74,8 @@ def current(ctx: typer.Context, fmt: FormatOption = None, as_json: JsonOption = 
     at_head = revision == migration.HEAD_REVISION
     sink.record({"revision": revision, "head": migration.HEAD_REVISION, "at_head": at_head})
     if not at_head:
+        if revision is not None and revision not in migration.known_revisions():
+            raise migration.newer_revision_error(revision)
         raise DatabaseNotReady(f"the database is at {revision or 'base'}, not at head", hint="run `bapp db upgrade`")
 
 

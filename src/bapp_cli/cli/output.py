@@ -17,7 +17,10 @@ import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import IO, Any
 
-FORMATS = ("table", "json", "jsonl", "csv", "tsv")
+from bapp_cli.cli.terminal import json_for_terminal, make_console, visible
+from bapp_cli.config import OUTPUT_FORMATS
+
+FORMATS = OUTPUT_FORMATS
 
 
 def json_default(value: Any) -> Any:
@@ -62,6 +65,12 @@ def cell_text(value: Any) -> str:
     return str(value)
 
 
+def _columns_from_environment() -> int | None:
+    """COLUMNS when it is a sensible width; anything else (empty, `abc`, -3, 10**20) counts as unset."""
+    raw = os.environ.get("COLUMNS", "").strip()
+    return int(raw) if raw.isdigit() and 0 < int(raw) <= 10_000 else None
+
+
 def is_terminal(stream: IO[str]) -> bool:
     try:
         return stream.isatty()
@@ -100,19 +109,11 @@ class OutputSink:
     @property
     def console(self) -> Any:
         if self._console is None:
-            from rich.console import Console
-
             # Off a terminal (a file, a pager) there is no width to fit: keep rows whole rather than
             # truncating at Rich's 80-column default.
-            width = None if is_terminal(self.stdout) else int(os.environ.get("COLUMNS", "0") or 0) or 200
+            width = None if is_terminal(self.stdout) else _columns_from_environment() or 200
             # --no-color / NO_COLOR mean plain text: no colours and no bold/italic escapes either
-            self._console = Console(
-                file=self.stdout,
-                color_system=None if self.no_color else "auto",
-                highlight=False,
-                soft_wrap=False,
-                width=width,
-            )
+            self._console = make_console(self.stdout, no_color=self.no_color, width=width)
         return self._console
 
     @property
@@ -138,8 +139,7 @@ class OutputSink:
         elif self.format == "json":
             self.stdout.write(self._json_document(list(rows)))
         elif self.format == "jsonl":
-            for row in rows:
-                self.stdout.write(json.dumps(row, default=json_default, ensure_ascii=False) + "\n")
+            self._json_lines(rows)
         else:
             self._delimited(rows, columns)
 
@@ -161,23 +161,33 @@ class OutputSink:
         elif self.format == "json":
             self.stdout.write(self._json_document(dict(row)))
         elif self.format == "jsonl":
-            self.stdout.write(json.dumps(dict(row), default=json_default, ensure_ascii=False) + "\n")
+            self._json_lines([row])
         else:
             self._delimited([row], keys)
 
     def _json_document(self, value: Any) -> str:
         """Indented for a person at a terminal; compact in a pipe, where the C encoder is ~3× faster."""
         if is_terminal(self.stdout):
-            return json.dumps(value, default=json_default, ensure_ascii=False, indent=2) + "\n"
+            return json_for_terminal(json.dumps(value, default=json_default, ensure_ascii=False, indent=2)) + "\n"
         return json.dumps(value, default=json_default, ensure_ascii=False) + "\n"
+
+    def _json_lines(self, rows: Iterable[Mapping[str, Any]]) -> None:
+        on_terminal = is_terminal(self.stdout)
+        for row in rows:
+            line = json.dumps(row, default=json_default, ensure_ascii=False)
+            self.stdout.write((json_for_terminal(line) if on_terminal else line) + "\n")
 
     def _delimited(self, rows: Iterable[Mapping[str, Any]], columns: Sequence[str]) -> None:
         delimiter = "\t" if self.format == "tsv" else ","
         buffer = io.StringIO()
         writer = csv.writer(buffer, delimiter=delimiter, lineterminator="\n")
         writer.writerow(columns)
+        # In a pipe the cells stay exact (a machine reads them); on a terminal a person does.
+        text: Callable[[Any], str] = (
+            (lambda value: visible(cell_text(value))) if is_terminal(self.stdout) else cell_text
+        )
         for row in rows:
-            writer.writerow([cell_text(row.get(column)) for column in columns])
+            writer.writerow([text(row.get(column)) for column in columns])
             if buffer.tell() > 1 << 16:
                 self.stdout.write(buffer.getvalue())
                 buffer.seek(0)
@@ -220,7 +230,7 @@ class OutputSink:
             table.add_row(*(self.display_value(row.get(column)) for column in columns))
         self.console.print(table)
         if not rows:
-            self.console.print("[dim](no rows)[/dim]")
+            self.console.print("(no rows)", style="dim")
 
     def _key_value_table(self, row: Mapping[str, Any], keys: Sequence[str], *, title: str | None) -> None:
         from rich.table import Table
@@ -236,18 +246,61 @@ class OutputSink:
     def info(self, message: str) -> None:
         """Progress and confirmations for a person: silent in cron (stderr not a terminal) and --quiet."""
         if not self.quiet and (self.verbose or self.stderr_is_terminal):
-            self.stderr.write(message + "\n")
+            self.stderr.write(visible(message) + "\n")
 
     def detail(self, message: str) -> None:
         """Printed with --verbose (or when explicitly asked, e.g. --dry-run change lines)."""
         if not self.quiet and self.verbose:
-            self.stderr.write(message + "\n")
+            self.stderr.write(visible(message) + "\n")
 
     def notice(self, message: str) -> None:
         """Always shown unless --quiet: something the user asked to see (a dry-run plan)."""
         if not self.quiet:
-            self.stderr.write(message + "\n")
+            self.stderr.write(visible(message) + "\n")
+
+    def progress(self) -> Progress:
+        """A progress line for a person watching: on stderr when it is a terminal (and not --quiet), else silent."""
+        return Progress(self.stderr if self.stderr_is_terminal and not self.quiet else None)
 
     def warning(self, message: str) -> None:
         if not self.quiet:
-            self.stderr.write(f"Warning: {message}\n")
+            self.stderr.write(f"Warning: {visible(message)}\n")
+
+
+class Progress:
+    """One line on a terminal, rewritten in place (carriage return, erase to end of line) and erased at the end.
+
+    Silent without a terminal, so cron and pipes see nothing. Updates are written at most ten times a second
+    (a fast listing would otherwise spend its time redrawing); `step` always writes.
+    """
+
+    MIN_INTERVAL = 0.1
+
+    def __init__(self, stream: IO[str] | None) -> None:
+        self._stream = stream
+        self._shown = False
+        self._last: float | None = None
+
+    def update(self, text: str) -> None:
+        import time
+
+        now = time.monotonic()
+        if self._stream is not None and (self._last is None or now - self._last >= self.MIN_INTERVAL):
+            self._last = now
+            self._write(text)
+
+    def step(self, text: str) -> None:
+        if self._stream is not None:
+            self._write(text)
+
+    def close(self) -> None:
+        if self._stream is not None and self._shown:
+            self._stream.write("\r\x1b[K")
+            self._stream.flush()
+            self._shown = False
+
+    def _write(self, text: str) -> None:
+        assert self._stream is not None
+        self._stream.write("\r\x1b[K" + visible(text))
+        self._stream.flush()
+        self._shown = True

@@ -8,6 +8,7 @@ import typer
 
 from bapp_cli.cli.context import state, utc_now
 from bapp_cli.cli.options import DryRunOption, FormatOption, JsonOption, YesOption
+from bapp_cli.cli.terminal import styled
 
 if TYPE_CHECKING:
     from bapp_cli.services.pathways import PathwayView
@@ -64,7 +65,7 @@ def list_command(ctx: typer.Context, fmt: FormatOption = None, as_json: JsonOpti
                 names = [tier.name for tier in view.tiers] + ["—"] * 3
                 grid.add_row(
                     view.icon or "",
-                    f"[{view.color}]{view.slug}[/]" if view.color else view.slug,
+                    styled(view.slug, view.color),
                     view.name,
                     *names[:3],
                     str(sum(len(tier.skills) for tier in view.tiers)),

@@ -9,6 +9,7 @@ import typer
 from bapp_cli.cli.cells import ENROLMENT_STYLES, SKILL_STATUS_STYLES, percent_style
 from bapp_cli.cli.context import state
 from bapp_cli.cli.options import FormatOption, JsonOption
+from bapp_cli.cli.terminal import styled
 
 app = typer.Typer(help="Show clients' progress through pathways, tiers and skills.", no_args_is_help=True)
 
@@ -177,14 +178,14 @@ def _table_renderer(rows: list[Any], sink: Any) -> Any:
             grid.add_row(
                 row.client,
                 row.pathway,
-                f"[{ENROLMENT_STYLES.get(row.status, '')}]{row.status}[/]",
-                *(f"[{percent_style(value)}]{value}%[/]" for value in tiers),
-                f"[{percent_style(row.percent)}]{bar(row.percent)} {row.percent:>3}%[/]",
+                styled(row.status, ENROLMENT_STYLES.get(row.status)),
+                *(styled(f"{value}%", percent_style(value)) for value in tiers),
+                styled(f"{bar(row.percent)} {row.percent:>3}%", percent_style(row.percent)),
                 str(row.badges) if row.badges else "—",
                 sink.local_time(row.last_activity) if row.last_activity else "—",
             )
         console.print(grid)
         if not rows:
-            console.print("[dim](no enrolments)[/dim]")
+            console.print("(no enrolments)", style="dim")
 
     return draw

@@ -255,7 +255,7 @@ def _listing_renderer(groups: list[Any], sink: OutputSink, caption: str) -> Any:
                 )
         console.print(grid)
         if not groups:
-            console.print("[dim](no bookings)[/dim]")
+            console.print("(no bookings)", style="dim")
 
     return draw
 
@@ -345,7 +345,7 @@ def _progress_renderer(lines: list[Any], sink: OutputSink) -> Any:
             )
         console.print(grid)
         if not lines:
-            console.print("[dim](no enrolments)[/dim]")
+            console.print("(no enrolments)", style="dim")
 
     return draw
 

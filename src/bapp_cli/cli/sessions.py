@@ -8,6 +8,7 @@ import typer
 
 from bapp_cli.cli.context import state, utc_now
 from bapp_cli.cli.options import DryRunOption, FormatOption, JsonOption
+from bapp_cli.cli.terminal import styled
 from bapp_cli.errors import UsageError
 
 if TYPE_CHECKING:
@@ -27,12 +28,14 @@ def _money(view: SessionTypeView) -> str:
     return "no charge" if view.price == 0 else f"{view.price:.2f} {view.currency}"
 
 
-def _state_text(view: SessionTypeView) -> str:
+def _state_text(view: SessionTypeView) -> Any:
+    from rich.text import Text
+
     if view.bookable:
-        return "[green]bookable[/]" + (" [dim]secret[/]" if view.is_secret else "")
+        return Text.assemble(("bookable", "green"), (" secret", "dim") if view.is_secret else "")
     if not view.enabled:
-        return "[yellow]disabled[/]"
-    return "[red]not bookable[/]"
+        return Text("disabled", style="yellow")
+    return Text("not bookable", style="red")
 
 
 def render_catalogue(views: list[SessionTypeView], console: Any, *, title: str) -> None:
@@ -42,7 +45,7 @@ def render_catalogue(views: list[SessionTypeView], console: Any, *, title: str) 
     from bapp_cli.services.session_types import CATEGORY_ORDER
 
     if not views:
-        console.print(f"[dim]{title}: no session types[/dim]")
+        console.print(f"{title}: no session types", style="dim")
         return
     for category in CATEGORY_ORDER:
         group = [view for view in views if view.category == category]
@@ -103,10 +106,10 @@ def render_session(view: SessionTypeView, console: Any) -> None:
             choices = ", ".join(question.get("answer_choices") or [])
             if question.get("include_other"):
                 choices = f"{choices}, other" if choices else "other"
-            style = "" if question.get("enabled", True) else "[dim]"
+            enabled = question.get("enabled", True)
             questions.add_row(
                 str(question.get("position", "")),
-                f"{style}{question.get('name', '')}" + (" (disabled)" if style else ""),
+                styled(str(question.get("name", "")) + ("" if enabled else " (disabled)"), None if enabled else "dim"),
                 str(question.get("type", "")),
                 "yes" if question.get("required") else "",
                 choices or "—",

@@ -31,7 +31,7 @@ def _skill_table(views: list[Any], title: str) -> Any:
             )
         console.print(table)
         if not views:
-            console.print("[dim](no skills)[/dim]")
+            console.print("(no skills)", style="dim")
 
     return draw
 

@@ -17,10 +17,10 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
-from bapp_cli.errors import DatabaseNotReady
+from bapp_cli.errors import ConfigError, DatabaseNotReady
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 WRITE_OPTION = "bapp_write"
@@ -30,7 +30,7 @@ def sqlite_path(url: str) -> Path | None:
     """The file behind a SQLite URL, or None for other backends and in-memory databases."""
     try:
         parsed = make_url(url)
-    except ArgumentError:
+    except (ArgumentError, ValueError):
         return None
     if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
         return None
@@ -46,30 +46,56 @@ def make_engine(url: str, *, create_sqlite_file: bool = False, busy_timeout_ms: 
     """
     try:
         parsed = make_url(url)
-    except ArgumentError:
-        raise DatabaseNotReady(
-            "the database URL is not valid", hint="check --database-url / BAPP_DATABASE_URL"
+        parsed.port  # noqa: B018 - a malformed port or host (`postgresql://[::1`) fails here, not deep in the driver
+    except (ArgumentError, ValueError):
+        raise ConfigError(
+            "the database URL is not valid", hint="check --database-url / BAPP_DATABASE_URL", code="database_url"
         ) from None
     path = sqlite_path(url)
     if path is not None:
         if create_sqlite_file:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise DatabaseNotReady(
+                    f"cannot create the database folder {path.parent}: {exc.strerror}",
+                    hint="choose a --database-url in a folder this user can write",
+                    code="database_unwritable",
+                ) from None
         elif not path.exists():
             raise DatabaseNotReady(f"database file {path} does not exist", hint="run `bapp db upgrade`")
     kwargs: dict[str, Any] = {}
     if parsed.get_backend_name() == "postgresql":
         kwargs["pool_pre_ping"] = False
         kwargs["connect_args"] = {
-            "connect_timeout": int(os.environ.get("BAPP_CONNECT_TIMEOUT", "10")),
+            "connect_timeout": _connect_timeout(),
             # JIT compilation pays off for long analytical queries; a CLI's queries are short, and the
             # compile step alone was seen adding ~0.3 s to the progress table.
             "options": "-c jit=off"
             + (f" -c lock_timeout={int(busy_timeout_ms)}" if busy_timeout_ms is not None else ""),
         }
-    engine = create_engine(url, **kwargs)
+    try:
+        engine = create_engine(url, **kwargs)
+    except ImportError as exc:  # e.g. a PostgreSQL URL on an installation without the driver
+        raise ConfigError(
+            f"the database driver {exc.name or ''} is not installed".replace("  ", " "),
+            hint="install bapp with its PostgreSQL extra: pip install 'bapp[postgres]'",
+            code="database_driver",
+        ) from None
     if engine.dialect.name == "sqlite":
         _configure_sqlite(engine, SQLITE_BUSY_TIMEOUT_MS if busy_timeout_ms is None else int(busy_timeout_ms))
     return engine
+
+
+def _connect_timeout() -> int:
+    """BAPP_CONNECT_TIMEOUT: whole seconds to wait for PostgreSQL to answer (default 10)."""
+    raw = os.environ.get("BAPP_CONNECT_TIMEOUT", "").strip() or "10"
+    if not raw.isdigit() or not 0 < int(raw) <= 3600:
+        raise ConfigError(
+            "BAPP_CONNECT_TIMEOUT must be a whole number of seconds from 1 to 3600",
+            code="invalid_setting",
+        )
+    return int(raw)
 
 
 def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
@@ -111,11 +137,54 @@ def unit_of_work(
             session.rollback()
         else:
             session.commit()
-    except OperationalError as exc:
+    except Exception as exc:
         session.rollback()
-        raise DatabaseNotReady(f"database error: {exc.orig}") from None
+        failure = database_failure(exc)
+        if failure is not None:
+            raise failure from None
+        raise
     except BaseException:
         session.rollback()
         raise
     finally:
         session.close()
+
+
+# SQLSTATE of a write in a read-only PostgreSQL transaction (default_transaction_read_only, a standby).
+_PG_READ_ONLY = "25006"
+
+
+def database_failure(exc: BaseException) -> DatabaseNotReady | None:
+    """The "database not ready" (exit 5) that a low-level failure amounts to, or None if it is not one.
+
+    The database itself failing — unreachable, read-only (an immutable or read-only SQLite file, a read-only
+    PostgreSQL), not a database at all (a garbage file) — is a state the user can fix, not a bug in bapp.
+    Constraint violations and programming errors stay what they are. The raw sqlite3 errors come from the
+    bulk writer, which drives the driver connection directly.
+    """
+    import sqlite3
+
+    original: BaseException = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+    if isinstance(original, sqlite3.Error):
+        if not isinstance(original, sqlite3.OperationalError) and type(original) is not sqlite3.DatabaseError:
+            return None
+    elif getattr(original, "sqlstate", None) == _PG_READ_ONLY:
+        pass
+    elif not isinstance(exc, OperationalError):
+        return None
+    text = str(original).strip().splitlines()[0] if str(original).strip() else type(original).__name__
+    lowered = text.lower()
+    if "readonly" in lowered or "read-only" in lowered or "read only" in lowered:
+        return DatabaseNotReady(
+            f"the database cannot be written: {text}",
+            hint="check that this user may write the database (file permissions, an immutable attribute, "
+            "a read-only mount or a read-only PostgreSQL)",
+            code="database_read_only",
+        )
+    if "not a database" in lowered or "malformed" in lowered:
+        return DatabaseNotReady(
+            f"the database file is not a SQLite database bapp can use: {text}",
+            hint="check --database-url / BAPP_DATABASE_URL; `bapp db upgrade` creates a new file at a new path",
+            code="database_not_a_database",
+        )
+    return DatabaseNotReady(f"database error: {text}", code="database_error")

@@ -21,7 +21,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
 from bapp_cli.db.engine import sqlite_path
-from bapp_cli.errors import Busy
+from bapp_cli.errors import Busy, DatabaseNotReady
 
 POLL_SECONDS = 0.1
 
@@ -56,7 +56,15 @@ def named_lock(engine: Engine, name: str, *, wait_seconds: float = 0.0, what: st
         yield
         return
     lock_path = path.with_name(f"{path.name}.{name}.lock")
-    with open(lock_path, "a+b") as handle:
+    try:
+        handle = open(lock_path, "a+b")  # noqa: SIM115 - closed by the with below
+    except OSError as exc:
+        raise DatabaseNotReady(
+            f"cannot create the lock file {lock_path}: {exc.strerror}",
+            hint="the database's folder must exist and be writable by this user",
+            code="database_unwritable",
+        ) from None
+    with handle:
         while True:
             try:
                 fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import Engine, inspect, text
 
-from bapp_cli.errors import BappError, DatabaseNotReady
+from bapp_cli.errors import BappError, DatabaseNotReady, InvalidInput
 
 # The head of the chain, kept here so the per-command "at head?" check needs no script parsing.
 # tests/db/test_migrations.py proves it equals Alembic's own head.
@@ -47,11 +47,14 @@ def _run(engine: Engine, action: str, revision: str) -> tuple[str | None, str | 
     connection (which switches the journal to WAL) must not race another process's upgrade.
     """
     from alembic import command
+    from alembic.util import CommandError
 
     from bapp_cli.db.locks import named_lock
 
     with named_lock(engine, "migrations", wait_seconds=MIGRATION_LOCK_WAIT_SECONDS, what="migration"):
         before = current_revision(engine)
+        if before is not None and before not in known_revisions():
+            raise newer_revision_error(before)
         with engine.connect() as connection:
             sqlite = engine.dialect.name == "sqlite"
             if sqlite:
@@ -59,10 +62,18 @@ def _run(engine: Engine, action: str, revision: str) -> tuple[str | None, str | 
                 # works outside a transaction, so it goes straight to the driver connection.
                 connection.connection.driver_connection.execute("PRAGMA foreign_keys = OFF")  # type: ignore[union-attr]
             config = _config(connection)
-            if action == "upgrade":
-                command.upgrade(config, revision)
-            else:
-                command.downgrade(config, revision)
+            try:
+                if action == "upgrade":
+                    command.upgrade(config, revision)
+                else:
+                    command.downgrade(config, revision)
+            except CommandError as exc:  # an unknown target, or one on the wrong side of the current revision
+                connection.rollback()
+                raise InvalidInput(
+                    f"cannot {action} to {revision!r}: {exc}".splitlines()[0],
+                    hint="`bapp db history` lists the revisions; `head` and `base` are the two ends",
+                    code="invalid_revision",
+                ) from None
             connection.commit()
             if sqlite:
                 problems = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
@@ -101,11 +112,29 @@ def ensure_at_head(engine: Engine) -> None:
         if "alembic_version" in str(exc.orig) or "no such table" in str(exc.orig):
             raise DatabaseNotReady("the database has no schema yet", hint="run `bapp db upgrade`") from None
         raise DatabaseNotReady(f"cannot reach the database: {exc.orig}".splitlines()[0]) from None
+    if revision is not None and revision != HEAD_REVISION and revision not in known_revisions():
+        raise newer_revision_error(revision)
     if revision != HEAD_REVISION:
         raise DatabaseNotReady(
             f"the database is at revision {revision or 'base'}, not at head {HEAD_REVISION}",
             hint="run `bapp db upgrade`",
         )
+
+
+def known_revisions() -> set[str]:
+    """Every revision of this installation's chain (read from the scripts: only on the error paths)."""
+    from alembic.script import ScriptDirectory
+
+    return {script.revision for script in ScriptDirectory(str(script_location())).walk_revisions()}
+
+
+def newer_revision_error(revision: str) -> DatabaseNotReady:
+    """A database stamped with a revision this bapp has never heard of: a newer bapp migrated it."""
+    return DatabaseNotReady(
+        f"the database is at revision {revision}, which this bapp does not know: it was made by a newer bapp",
+        hint="install the newer bapp that migrated it; this one cannot migrate a revision it does not know",
+        code="database_newer",
+    )
 
 
 def history() -> list[dict[str, Any]]:

@@ -1,0 +1,98 @@
+"""The one place where data meets the terminal.
+
+Names, answers, error texts and file paths come from people (the public Calendly booking form, CSV
+files, the command line). Printed as they are, `[bold]…[/]` or `[link=…]` would be taken as Rich
+markup (styling, a clickable OSC-8 link) and an ESC byte would drive the terminal itself. So:
+
+- every console bapp draws on is a `SafeConsole`: markup is off, so every string is shown literally,
+  and every string or `Text` it renders has its control characters made visible first; styling is
+  given as `Text`/`style=` objects by the code, never parsed out of strings;
+- every message for stderr (errors, hints, warnings, progress) goes through `visible()`.
+
+A control character becomes one visible character of the same length (ESC → `␛`, so `ESC[31m` shows as
+`␛[31m`), which keeps the style spans of a `Text` in place. Newline and tab are kept: they lay out
+multi-line cells and messages. C1 controls (8-bit CSI and friends) and the bidirectional overrides that
+can reorder what a line appears to say become `�`.
+
+Import-light: Rich is imported only when a console is built.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from typing import IO, Any
+
+_REPLACEMENT = "\N{REPLACEMENT CHARACTER}"
+_KEPT = {"\t", "\n"}
+_C0 = {code: 0x2400 + code for code in range(0x20) if chr(code) not in _KEPT}  # ␀ … ␟ (control pictures)
+_OTHER = {0x7F: 0x2421}  # DEL → ␡
+_C1_AND_BIDI = [*range(0x80, 0xA0), *range(0x202A, 0x202F), *range(0x2066, 0x206A)]
+_VISIBLE = str.maketrans({**_C0, **_OTHER, **{code: _REPLACEMENT for code in _C1_AND_BIDI}})
+_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+# In JSON the same characters are written as \\u escapes: the document keeps its exact meaning (C0 controls
+# are escaped by the encoder already).
+_JSON_UNSAFE = re.compile("[\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def visible(text: str) -> str:
+    """`text` with every control character except newline and tab replaced by a visible stand-in."""
+    if _UNSAFE.search(text) is None:  # the common case costs one C-level scan
+        return text
+    return text.translate(_VISIBLE)
+
+
+def json_for_terminal(document: str) -> str:
+    """A JSON text with the characters a terminal would act on written as `\\uXXXX` (same JSON value)."""
+    if _JSON_UNSAFE.search(document) is None:
+        return document
+    return _JSON_UNSAFE.sub(lambda match: f"\\u{ord(match.group()):04x}", document)
+
+
+def make_console(file: IO[str], *, no_color: bool, width: int | None) -> Any:
+    """A Rich console for data: markup off, control characters made visible, no highlighting."""
+    return _safe_console_class()(
+        file=file,
+        color_system=None if no_color else "auto",
+        highlight=False,
+        markup=False,
+        emoji=False,
+        soft_wrap=False,
+        width=width,
+    )
+
+
+def styled(text: str, style: str | None) -> Any:
+    """`text` in `style`; a style that Rich cannot parse (a stored colour such as `#zz`) is dropped."""
+    from rich.errors import StyleSyntaxError
+    from rich.style import Style
+    from rich.text import Text
+
+    if style:
+        try:
+            Style.parse(style)
+        except StyleSyntaxError:
+            style = None
+    return Text(text, style=style or "")
+
+
+@functools.cache
+def _safe_console_class() -> type[Any]:
+    from rich.console import Console
+    from rich.text import Text
+
+    class SafeConsole(Console):
+        """Every string and Text passes `visible()` on its way to the screen (see the module docstring)."""
+
+        def render_str(self, text: str, **kwargs: Any) -> Text:
+            kwargs["markup"] = False
+            kwargs["emoji"] = False
+            return super().render_str(visible(text), **kwargs)
+
+        def render(self, renderable: Any, options: Any = None) -> Any:
+            if isinstance(renderable, Text) and _UNSAFE.search(renderable.plain) is not None:
+                renderable = renderable.copy()
+                renderable.plain = renderable.plain.translate(_VISIBLE)  # same length: spans stay in place
+            return super().render(renderable, options)
+
+    return SafeConsole

@@ -1,0 +1,509 @@
+"""Issue 15, part B: terminal safety, configuration, database states and URL errors (SPEC R9).
+
+Each test drives the real `bapp` (in-process, or as a process on a pseudo-terminal where what reaches a
+terminal is the point) and would fail if its fix were undone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import select
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+
+from bapp_cli.db.engine import make_engine
+from tests.cli.calendly_fixtures import FAST_RETRIES, TOKEN, USER, catalogue, snapshot
+from tests.conftest import REPO, Bapp, Result
+from tests.fakes.calendly_server import FakeCalendly, make_event_type
+
+EXAMPLE_LISTING = REPO / "examples" / "calendly" / "event_types.json"
+MARKUP = "[bold red]Boom[/bold red] [link=http://evil.example]click[/link]"
+# ESC-driven colour, an OSC-8 hyperlink, an 8-bit CSI (C1) and a right-to-left override
+HOSTILE = f"{MARKUP} \x1b[31mred\x1b]8;;http://evil.example\x1b\\x \x9b2J \u202eevil"
+
+
+def run_on_terminal(
+    app: Bapp, *args: str, stdout_tty: bool = True, stderr_tty: bool = True, env: dict[str, str] | None = None
+) -> Result:
+    """Run bapp as a process with stdout and/or stderr on pseudo-terminals (the others piped)."""
+    terminals: dict[str, tuple[int, int]] = {}
+    if stdout_tty:
+        terminals["stdout"] = pty.openpty()
+    if stderr_tty:
+        terminals["stderr"] = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bapp_cli", *args],
+        stdout=terminals["stdout"][1] if stdout_tty else subprocess.PIPE,
+        stderr=terminals["stderr"][1] if stderr_tty else subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        env=app._environment({"COLUMNS": "250", "TERM": "xterm", **(env or {})}),
+        cwd=REPO,
+    )
+    for _, follower in terminals.values():
+        os.close(follower)
+    captured: dict[str, bytearray] = {name: bytearray() for name in ("stdout", "stderr")}
+    open_fds = {leader: name for name, (leader, _) in terminals.items()}
+    while open_fds:
+        ready, _, _ = select.select(list(open_fds), [], [], 60)
+        if not ready:
+            break
+        for fd in ready:
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError:
+                chunk = b""
+            if chunk:
+                captured[open_fds[fd]] += chunk
+            else:
+                del open_fds[fd]
+    piped_out, piped_err = process.communicate(timeout=60)
+    for leader, _ in terminals.values():
+        os.close(leader)
+    if not stdout_tty:
+        captured["stdout"] += piped_out
+    if not stderr_tty:
+        captured["stderr"] += piped_err
+    return Result(process.returncode, captured["stdout"].decode(), captured["stderr"].decode())
+
+
+def store_hostile_client(database_url: str) -> None:
+    """A client whose name carries markup and control characters, as an older import or a sync could store."""
+    from sqlalchemy.orm import Session
+
+    from bapp_cli.db.models import ClientProfile, User
+
+    engine = make_engine(database_url)
+    try:
+        with Session(engine) as session:
+            user = User(email="evil@client.example", name=HOSTILE)
+            session.add(user)
+            session.flush()
+            session.add(ClientProfile(user_id=user.id))
+            session.commit()
+    finally:
+        engine.dispose()
+
+
+# -- item 8: one place where data meets the terminal -------------------------------------------------
+
+
+def test_item8_markup_and_control_characters_in_data_are_shown_literally_in_tables(bapp: Bapp) -> None:
+    store_hostile_client(bapp.database_url)
+    for command in (
+        ("clients", "list"),
+        ("clients", "show", "evil@client.example"),
+        ("progress", "show", "evil@client.example"),  # a Rich tree whose title is a Text built from the name
+    ):
+        screen = run_on_terminal(bapp, *command)
+        assert screen.exit_code == 0, screen.stderr
+        assert "[bold red]Boom[/bold red]" in screen.stdout  # markup shown as typed, not applied
+        assert "[link=http://evil.example]click[/link]" in screen.stdout
+        assert "\x1b]8;" not in screen.stdout  # no OSC-8 hyperlink reaches the terminal
+        assert "\x1b[31mred" not in screen.stdout and "\x9b" not in screen.stdout and "\u202e" not in screen.stdout
+        assert "␛[31mred" in screen.stdout  # the ESC is made visible instead
+        assert "\x1b[1m" in screen.stdout  # bapp's own styling still works
+
+
+def test_item8_delimited_and_json_output_are_safe_on_a_terminal_and_exact_in_a_pipe(bapp: Bapp) -> None:
+    store_hostile_client(bapp.database_url)
+    shown = run_on_terminal(bapp, "clients", "list", "--format", "tsv")
+    assert "\x1b[31m" not in shown.stdout and "␛[31mred" in shown.stdout
+    as_json = run_on_terminal(bapp, "clients", "list", "--json")
+    assert "\x9b" not in as_json.stdout and "\u202e" not in as_json.stdout
+    document = json.loads(as_json.stdout.replace("\r\n", "\n"))
+    assert document[0]["name"] == HOSTILE  # escaped, not altered: the same JSON value
+    piped = bapp("clients", "list", "--format", "tsv")
+    assert HOSTILE.replace("\\", "\\") in piped.stdout  # a machine gets the stored bytes
+
+
+def test_item8_a_calendly_event_name_cannot_style_or_link_the_session_table(bapp: Bapp, tmp_path: Path) -> None:
+    listing = tmp_path / "listing.json"
+    listing.write_text(json.dumps([make_event_type(0, name=f"Intro {MARKUP} \x1b[5mblink")]))
+    assert bapp("calendly", "sync", "--from-file", str(listing)).exit_code == 0
+    screen = run_on_terminal(bapp, "sessions", "list")
+    assert screen.exit_code == 0, screen.stderr
+    assert "[bold red]Boom[/bold red]" in screen.stdout and "\x1b]8;" not in screen.stdout
+    assert "\x1b[5m" not in screen.stdout and "␛[5mblink" in screen.stdout
+
+
+def test_item8_errors_that_echo_input_make_control_characters_visible(bapp: Bapp, tmp_path: Path) -> None:
+    named = tmp_path / "\x1b[31mred\x07.toml"
+    result = bapp("--config", str(named), "clients", "list")
+    assert result.exit_code == 4
+    assert "\x1b" not in result.stderr and "\x07" not in result.stderr
+    assert "␛[31mred␇.toml" in result.stderr
+
+
+def test_item8_safe_console_keeps_styles_in_place_when_it_shows_controls() -> None:
+    import io
+
+    from rich.text import Text
+
+    from bapp_cli.cli.terminal import make_console, visible
+
+    assert visible("a\x1bb\tc\nd\x7f\x85\u202e") == "a␛b\tc\nd␡\ufffd\ufffd"
+    buffer = io.StringIO()
+    console = make_console(buffer, no_color=False, width=80)
+    console.print(Text.assemble(("ok ", "green"), ("\x1b[2Jwiped", "bold")), "[red]x[/red]")
+    written = buffer.getvalue()
+    assert "\x1b[2J" not in written and "␛[2Jwiped" in written and "[red]x[/red]" in written
+
+
+def test_item8_no_command_styles_text_with_markup_strings() -> None:
+    """Consoles have markup off (data must never be parsed as markup), so a `"[dim]…[/dim]"` written by a
+    command would print its brackets. Styling goes through Text / style=; this keeps it that way."""
+    import re
+
+    markup = re.compile(
+        r"""["']\[/?(bold|dim|italic|underline|red|green|yellow|cyan|blue|magenta|link)[]= ]|\[/\]|f"\[\{"""
+    )
+    offenders = []
+    for module in sorted((REPO / "src" / "bapp_cli" / "cli").glob("*.py")):
+        for number, line in enumerate(module.read_text(encoding="utf-8").splitlines(), 1):
+            if markup.search(line) and not line.lstrip().startswith("#") and module.name != "terminal.py":
+                offenders.append(f"{module.name}:{number}: {line.strip()}")
+    assert offenders == []
+
+
+# -- item 9: a named config file must exist ---------------------------------------------------------
+
+
+def test_item9_a_config_file_named_with_config_that_does_not_exist_is_exit_4(bapp: Bapp, tmp_path: Path) -> None:
+    missing = tmp_path / "nope.toml"
+    result = bapp("--config", str(missing), "clients", "list")
+    assert result.exit_code == 4 and result.stdout == ""
+    assert f"config file {missing} (--config) does not exist" in result.stderr
+    assert bapp("--config", str(tmp_path), "clients", "list").exit_code == 4  # a directory
+    assert bapp("--config", os.devnull, "clients", "list").exit_code == 0  # /dev/null: "no config"
+    created = bapp("--config", str(missing), "config", "init", "--timezone", "Europe/London")
+    assert created.exit_code == 0 and missing.exists()
+    assert bapp("--config", str(missing), "clients", "list").exit_code == 0
+
+
+def test_r9_environment_values_bapp_reads_directly_are_checked(bapp: Bapp) -> None:
+    for columns in ("abc", "-3", "99999999999999999999", ""):
+        table = bapp("pathways", "list", "--format", "table", env={"COLUMNS": columns})
+        assert table.exit_code == 0 and "accelerate" in table.stdout, table.stderr
+    timeout = bapp(
+        "--database-url", "postgresql://app@127.0.0.1:1/bapp", "pathways", "list", env={"BAPP_CONNECT_TIMEOUT": "abc"}
+    )
+    assert timeout.exit_code == 4 and "BAPP_CONNECT_TIMEOUT must be a whole number of seconds" in timeout.stderr
+
+
+def test_r9_config_files_bapp_cannot_read_or_write_are_exit_4(bapp: Bapp, tmp_path: Path) -> None:
+    not_utf8 = tmp_path / "latin1.toml"
+    not_utf8.write_bytes('timezone = "Europe/Z\xfcrich"\n'.encode("latin-1"))
+    assert bapp("--config", str(not_utf8), "pathways", "list").exit_code == 4
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    as_env = bapp("pathways", "list", env={"BAPP_CONFIG": str(folder)})
+    assert as_env.exit_code == 4 and f"cannot read config file {folder}" in as_env.stderr
+    token = tmp_path / "token"
+    token.write_bytes(b"\xff\xfe\x00")
+    with_token = tmp_path / "with-token.toml"
+    with_token.write_text(f'[calendly]\ntoken_file = "{token}"\n')
+    whoami = bapp("--config", str(with_token), "calendly", "whoami")
+    assert whoami.exit_code == 4 and "is not UTF-8 text" in whoami.stderr
+    under_a_file = not_utf8 / "config.toml"
+    for args in (("config", "init"), ("config", "set", "timezone", "UTC")):
+        refused = bapp(*args, env={"BAPP_CONFIG": str(under_a_file)})
+        assert refused.exit_code == 4 and f"cannot write config file {under_a_file}" in refused.stderr
+    assert not_utf8.is_file() and not list(tmp_path.glob("*.tmp"))  # nothing written, nothing left behind
+
+
+# -- item 10: every key validated on set; errors from config name the file and key -------------------
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "says"),
+    [
+        ("format", "xml", "unknown format 'xml'"),
+        ("timezone", "Mars/Olympus", "unknown timezone"),
+        ("database_url", "mysql://u@h/d", "unsupported scheme 'mysql'"),
+        ("calendly.base_url", "ftp://calendly.example", "not an http(s) URL"),
+        ("calendly.user", "me", "not an http(s) URL"),
+        ("calendly.pathway_question", "(unclosed", "not a valid regular expression"),
+    ],
+)
+def test_item10_config_set_refuses_a_bad_value_for_every_key(bapp: Bapp, key: str, value: str, says: str) -> None:
+    config = Path(bapp.env["BAPP_CONFIG"])
+    config.write_text('timezone = "UTC"\n')
+    result = bapp("config", "set", key, value)
+    assert result.exit_code == 6
+    assert says in result.stderr
+    assert config.read_text() == 'timezone = "UTC"\n'
+
+
+def test_item10_a_bad_value_in_the_file_or_environment_names_its_source_and_key(bapp: Bapp) -> None:
+    config = Path(bapp.env["BAPP_CONFIG"])
+    config.write_text('format = "xml"\n')
+    from_file = bapp("clients", "list")
+    assert from_file.exit_code == 4 and from_file.stdout == ""
+    assert f"config file {config}, key format: unknown format 'xml'" in from_file.stderr
+    config.write_text("timezone = 5\n")
+    wrong_type = bapp("clients", "list")
+    assert wrong_type.exit_code == 4 and "key timezone: must be a string, not int" in wrong_type.stderr
+    config.write_text("")
+    from_env = bapp("clients", "list", env={"BAPP_FORMAT": "xml"})
+    assert from_env.exit_code == 4
+    assert "environment variable BAPP_FORMAT, key format: unknown format 'xml'" in from_env.stderr
+
+
+# -- item 20: unsupported database URLs ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["mysql://app:s3cretpw@db.example/bapp", "http://x", "postgresql+psycopg2://app:s3cretpw@h/d", "bapp.db"],
+)
+def test_item20_an_unsupported_database_url_is_exit_4_naming_the_supported_forms(bapp: Bapp, url: str) -> None:
+    for args in (("clients", "list"), ("db", "upgrade")):
+        result = bapp(*args, env={"BAPP_DATABASE_URL": url})
+        assert result.exit_code == 4, result.stderr
+        assert "sqlite:///PATH" in result.stderr and "postgresql+psycopg://" in result.stderr
+        assert "ModuleNotFoundError" not in result.stderr and "s3cretpw" not in result.stderr
+    flagged = bapp("--database-url", url, "pathways", "list")
+    assert flagged.exit_code == 4 and "s3cretpw" not in flagged.stderr
+
+
+def test_item20_a_malformed_database_url_of_a_supported_form_is_exit_4(bapp: Bapp) -> None:
+    for url in ("postgresql://app:s3cretpw@[::1", "postgresql://app:s3cretpw@[::1/bapp"):
+        result = bapp("--database-url", url, "pathways", "list")
+        assert result.exit_code == 4, result.stderr
+        assert "the database URL is not valid" in result.stderr and "s3cretpw" not in result.stderr
+
+
+# -- item 27: a readable config file holding a token; config show with a bad setting ------------------
+
+
+def test_item27_a_config_file_holding_a_secret_readable_by_others_gets_a_warning(bapp: Bapp) -> None:
+    config = Path(bapp.env["BAPP_CONFIG"])
+    config.write_text('[calendly]\ntoken = "tok-abcdef123456"\n')
+    config.chmod(0o644)
+    warned = bapp("pathways", "list")
+    assert warned.exit_code == 0
+    assert f"Warning: config file {config} holds a secret and others can read it" in warned.stderr
+    assert "tok-abcdef123456" not in warned.stderr
+    config.chmod(0o600)
+    assert bapp("pathways", "list").stderr == ""
+
+
+def test_item27_config_show_still_shows_every_setting_when_one_is_bad(bapp: Bapp) -> None:
+    config = Path(bapp.env["BAPP_CONFIG"])
+    config.write_text('timezone = "Mars/Olympus"\nformat = "xml"\ntimezon = "UTC"\n[calendly]\nusr = "x"\n')
+    result = bapp("config", "show", "--json")
+    assert result.exit_code == 0
+    rows = {row["key"]: row for row in result.json()}
+    assert rows["timezone"] == {"key": "timezone", "value": "Mars/Olympus", "source": "file"}
+    assert rows["format"]["value"] == "xml"
+    assert f"not valid: config file {config}, key timezone: unknown timezone 'Mars/Olympus'" in result.stderr
+    assert "key format: unknown format 'xml'" in result.stderr
+    assert "unknown key 'timezon' (ignored)" in result.stderr and "unknown key 'calendly.usr'" in result.stderr
+
+
+# -- item 17: a database that cannot be written during a sync -----------------------------------------
+
+
+def make_read_only(database_url: str) -> Any:
+    """Make the database refuse writes; returns the undo. SQLite: the file immutable (root) or 0444;
+    PostgreSQL: every new session read-only."""
+    if database_url.startswith("sqlite"):
+        path = Path(database_url.removeprefix("sqlite:///"))
+        if os.geteuid() == 0:
+            if shutil.which("chattr") is None or subprocess.run(["chattr", "+i", str(path)]).returncode != 0:
+                pytest.skip("as root a read-only SQLite file needs chattr +i, which this filesystem refuses")
+            return lambda: subprocess.run(["chattr", "-i", str(path)], check=True)
+        path.chmod(0o444)
+        return lambda: path.chmod(0o644)
+    engine = make_engine(database_url)
+    name = database_url.rsplit("/", 1)[1]
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.execute(text(f'ALTER DATABASE "{name}" SET default_transaction_read_only = on'))
+    engine.dispose()
+
+    def undo() -> None:
+        engine = make_engine(database_url)
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            connection.execute(text("SET default_transaction_read_only = off"))
+            connection.execute(text(f'ALTER DATABASE "{name}" RESET default_transaction_read_only'))
+        engine.dispose()
+
+    return undo
+
+
+def test_item17_a_sync_into_a_read_only_database_is_exit_5_with_nothing_on_stdout(bapp: Bapp) -> None:
+    before = snapshot(bapp.database_url)
+    undo = make_read_only(bapp.database_url)
+    try:
+        for extra in ((), ("--json",)):
+            result = bapp("calendly", "sync", "--from-file", str(EXAMPLE_LISTING), *extra)
+            assert result.exit_code == 5, result.stderr
+            assert result.stdout == ""  # no summary of a run that was never recorded
+            assert "Error: the database cannot be written" in result.stderr
+            assert "unexpected error" not in result.stderr
+        imported = bapp("import", "clients", str(REPO / "examples" / "clients.csv"))
+        assert imported.exit_code == 5 and imported.stdout == "", imported.stderr
+        assert "Error: the database cannot be written" in imported.stderr
+    finally:
+        undo()
+    assert snapshot(bapp.database_url) == before
+
+
+def test_item17_raw_driver_errors_of_the_bulk_writer_map_to_database_not_ready() -> None:
+    import sqlite3
+
+    from bapp_cli.db.engine import database_failure
+
+    read_only = database_failure(sqlite3.OperationalError("attempt to write a readonly database"))
+    assert read_only is not None and read_only.exit_code == 5 and read_only.code == "database_read_only"
+    garbage = database_failure(sqlite3.DatabaseError("file is not a database"))
+    assert garbage is not None and garbage.exit_code == 5
+    # a broken rule or a programming error is not a database state: it stays a bug (exit 1)
+    assert database_failure(sqlite3.IntegrityError("UNIQUE constraint failed: users.email")) is None
+    assert database_failure(sqlite3.ProgrammingError("closed")) is None
+    assert database_failure(ValueError("not a database error")) is None
+
+
+# -- item 18: a garbage file as the database, an unwritable folder -----------------------------------
+
+
+def test_item18_a_file_that_is_not_a_database_is_exit_5(tmp_path: Path) -> None:
+    garbage = tmp_path / "garbage.db"
+    garbage.write_bytes(b"this is not a SQLite database, just some bytes\n" * 100)
+    app = Bapp(f"sqlite:///{garbage}", tmp_path)
+    for args in (("db", "upgrade"), ("clients", "list"), ("db", "current")):
+        result = app(*args)
+        assert result.exit_code == 5, (args, result.stderr)
+        assert "not a SQLite database bapp can use" in result.stderr or "not a database" in result.stderr
+        assert "unexpected error" not in result.stderr
+    assert garbage.read_bytes().startswith(b"this is not a SQLite database")
+
+
+def test_item18_a_folder_bapp_cannot_write_is_exit_5(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    under_a_file = Bapp(f"sqlite:///{blocker}/bapp.db", tmp_path)("db", "upgrade")
+    assert under_a_file.exit_code == 5 and "cannot create the database folder" in under_a_file.stderr
+    # The lock file beside the database cannot be created (a directory is in its way; without root, a
+    # folder without write permission gives the same error).
+    folder = tmp_path / "data"
+    folder.mkdir()
+    (folder / "bapp.db.migrations.lock").mkdir()
+    blocked = Bapp(f"sqlite:///{folder}/bapp.db", tmp_path)("db", "upgrade")
+    assert blocked.exit_code == 5
+    assert f"cannot create the lock file {folder}/bapp.db.migrations.lock" in blocked.stderr
+    if os.geteuid() != 0:
+        locked = tmp_path / "locked"
+        locked.mkdir(mode=0o555)
+        refused = Bapp(f"sqlite:///{locked}/bapp.db", tmp_path)("db", "upgrade")
+        assert refused.exit_code == 5 and "unexpected error" not in refused.stderr
+
+
+# -- item 19: a revision from a newer bapp; unknown migration targets ---------------------------------
+
+
+def test_item19_a_database_from_a_newer_bapp_says_so_everywhere(bapp: Bapp) -> None:
+    engine = make_engine(bapp.database_url)
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE alembic_version SET version_num = '0099_from_the_future'"))
+    engine.dispose()
+    for args in (("clients", "list"), ("db", "upgrade"), ("db", "current"), ("db", "downgrade", "base", "--yes")):
+        result = bapp(*args)
+        assert result.exit_code == 5, (args, result.stderr)
+        assert "0099_from_the_future" in result.stderr and "made by a newer bapp" in result.stderr
+        assert "bapp db upgrade`" not in result.stderr and "unexpected error" not in result.stderr
+    engine = make_engine(bapp.database_url)
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0099_from_the_future"
+    engine.dispose()
+
+
+def test_item19_an_unknown_migration_target_is_invalid_input(bapp: Bapp) -> None:
+    for args in (("db", "downgrade", "nonsense", "--yes"), ("db", "upgrade", "nonsense")):
+        result = bapp(*args)
+        assert result.exit_code == 6, result.stderr
+        assert "'nonsense'" in result.stderr and "bapp db history" in result.stderr
+        assert "unexpected error" not in result.stderr
+    assert bapp("db", "current").exit_code == 0  # still at head
+
+
+# -- item 23: progress on a terminal only -------------------------------------------------------------
+
+
+@pytest.fixture
+def paged_fake() -> Any:
+    with FakeCalendly(event_types=catalogue(250)) as fake:
+        yield fake
+
+
+def test_item23_sync_progress_is_shown_on_a_terminal_and_silent_otherwise(bapp: Bapp, paged_fake: FakeCalendly) -> None:
+    bapp.env.update({"CALENDLY_API_KEY": TOKEN, "CALENDLY_API_BASE_URL": paged_fake.base_url, **FAST_RETRIES})
+    shown = run_on_terminal(bapp, "calendly", "sync", "--user", USER, stdout_tty=False)
+    assert shown.exit_code == 0, shown.stderr
+    # the first page always shows; later ones at most ten times a second
+    assert "Calendly sync: fetched 1 page (100 items)…" in shown.stderr
+    assert "Calendly sync: applying 250 items…" in shown.stderr
+    assert shown.stderr.endswith("\r\x1b[K")  # the line is erased: the terminal is left clean
+    assert shown.stdout.startswith("run_id\t")
+    silent = bapp.process("calendly", "sync", "--user", USER)
+    assert silent.exit_code == 0 and silent.stderr == ""  # cron: nothing on stderr
+
+
+def test_item23_pull_bookings_progress_counts_pages_on_a_terminal(bapp: Bapp, paged_fake: FakeCalendly) -> None:
+    from tests.fakes.calendly_server import make_invitee, make_scheduled_event
+
+    bapp.env.update({"CALENDLY_API_KEY": TOKEN, "CALENDLY_API_BASE_URL": paged_fake.base_url, **FAST_RETRIES})
+    assert bapp("calendly", "sync", "--user", USER).exit_code == 0
+    import datetime as dt
+
+    start = dt.datetime.now(dt.UTC) + dt.timedelta(days=3)
+    for n in range(3):
+        event = make_scheduled_event(n, paged_fake.event_types[0]["uri"], start + dt.timedelta(hours=n))
+        paged_fake.add_scheduled_event(event, [make_invitee(event["uri"], n)])
+    shown = run_on_terminal(bapp, "calendly", "pull-bookings", stdout_tty=False)
+    assert shown.exit_code == 0, shown.stderr
+    assert "Calendly bookings pull: fetched 1 page (3 items)…" in shown.stderr
+    assert "Calendly bookings pull: applying 3 items…" in shown.stderr
+    quiet = run_on_terminal(bapp, "--quiet", "calendly", "pull-bookings", stdout_tty=False)
+    assert quiet.exit_code == 0 and quiet.stderr == ""
+
+
+# -- item 25: options on the wrong side of the command ------------------------------------------------
+
+
+def test_item25_a_misplaced_option_says_where_it_goes(bapp: Bapp) -> None:
+    root_side = bapp("--json", "clients", "list")
+    assert root_side.exit_code == 2
+    assert "--json is an option of `bapp clients list`" in root_side.stderr
+    assert "`bapp clients list --json`" in root_side.stderr and "Possible options: --version" not in root_side.stderr
+    with_value = bapp("--format", "json", "clients", "list")
+    assert with_value.exit_code == 2 and "`bapp clients list --format …`" in with_value.stderr
+    command_side = bapp("clients", "list", "--database-url", "sqlite:///x.db")
+    assert command_side.exit_code == 2
+    assert "--database-url is a global option: put it before the command" in command_side.stderr
+    unknown = bapp("--nonsense", "clients", "list")
+    assert unknown.exit_code == 2 and "No such option: --nonsense" in unknown.stderr
+
+
+def test_item25_with_debug_an_unexpected_error_does_not_ask_for_debug(
+    bapp: Bapp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import bapp_cli.services.pathways as pathways
+
+    def broken(*_args: Any, **_kwargs: Any) -> Any:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(pathways, "list_pathways", broken)  # a stand-in bug: the error path is under test
+    plain = bapp("pathways", "list")
+    assert plain.exit_code == 1 and "rerun with --debug" in plain.stderr
+    debugged = bapp("--debug", "pathways", "list")
+    assert debugged.exit_code == 1
+    assert "Traceback" in debugged.stderr and "rerun with --debug" not in debugged.stderr
