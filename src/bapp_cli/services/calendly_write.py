@@ -256,6 +256,8 @@ class _Sent:
     target: CalendlySession
     body: dict[str, Any]
     scope: tuple[str | None, str | None]
+    account_created: bool = False
+    enrolled: bool = False
 
 
 class CalendlyWriter:
@@ -301,6 +303,8 @@ class CalendlyWriter:
                 target=target,
                 body=invitee_body(booking, client_user, event_type, name=request.name),
                 scope=(None, None),
+                account_created=created.account_created,
+                enrolled=created.enrolled,
             )
         sent.scope = _lookup_scope(self.client, target.owner_uri, user, organization)
         return self._send(sent, resend_allowed=True)
@@ -308,12 +312,12 @@ class CalendlyWriter:
     def _send(self, sent: _Sent, *, resend_allowed: bool) -> CalendlyBooked:
         from bapp_cli.calendly.client import OutcomeUnknown, SlotTaken
 
-        notes: list[str] = []
         try:
             invitee = self.client.create_invitee(sent.body)
         except SlotTaken as taken:
-            found = None if resend_allowed else self._lookup(sent)
-            if found is not None:  # our first request did land, it just was not listed yet
+            # After a resend, "taken" may be our own first request landing late: ask before deleting.
+            found = None if resend_allowed else self._lookup_or_unknown(sent, taken.message)
+            if found is not None:
                 return self._finish(sent, *found, notes=["found in Calendly after the resend was refused"])
             self._remove(sent, reason="slot taken in Calendly")
             try:
@@ -326,7 +330,7 @@ class CalendlyWriter:
                 code="slot_taken",
             ) from taken
         except OutcomeUnknown as lost:
-            found = self._lookup(sent)
+            found = self._lookup_or_unknown(sent, lost.message)
             if found is not None:
                 return self._finish(sent, *found, notes=["the answer was lost; found the booking in Calendly"])
             if resend_allowed:
@@ -344,33 +348,44 @@ class CalendlyWriter:
             # A definite refusal (403 plan or scope, 429 over the cap, 4xx): nothing was created in Calendly.
             self._remove(sent, reason="refused by Calendly")
             raise
-        return self._finish(sent, invitee, None, notes=notes)
+        return self._finish(sent, invitee, None, notes=[])
+
+    def _lookup_or_unknown(self, sent: _Sent, why: str) -> tuple[Invitee, ScheduledEvent | None] | None:
+        """The lookup, where a failure to ask is *not* "not found": resending then could double-book, so
+        the booking is left ``unknown`` for reconcile and the command fails (exit 9)."""
+        try:
+            return self._lookup(sent)
+        except BappError as failed:
+            self._mark(sent, "unknown")
+            raise RemoteError(
+                f"Calendly did not confirm booking {sent.reference} ({why}) and could not be asked about it "
+                f"({failed.message}); it stays pending",
+                hint="run `bapp calendly reconcile` once Calendly answers again",
+                code="calendly_unknown",
+            ) from None
 
     def _lookup(self, sent: _Sent) -> tuple[Invitee, ScheduledEvent | None] | None:
-        try:
-            with self.transaction() as session:
-                attached = {
-                    uri
-                    for uri in session.scalars(
-                        select(Booking.calendly_invitee_uri).where(
-                            Booking.session_type_id == sent.target.id,
-                            Booking.start_time == sent.start,
-                            Booking.calendly_invitee_uri.is_not(None),
-                            Booking.id != sent.booking_id,
-                        )
+        with self.transaction() as session:
+            attached = {
+                uri
+                for uri in session.scalars(
+                    select(Booking.calendly_invitee_uri).where(
+                        Booking.session_type_id == sent.target.id,
+                        Booking.start_time == sent.start,
+                        Booking.calendly_invitee_uri.is_not(None),
+                        Booking.id != sent.booking_id,
                     )
-                    if uri
-                }
-            found = find_booked_invitee(
-                self.client,
-                email=sent.email,
-                event_type_uri=sent.target.event_type_uri,
-                start=sent.start,
-                scope=sent.scope,
-                taken=attached.__contains__,
-            )
-        except RemoteError:
-            return None
+                )
+                if uri
+            }
+        found = find_booked_invitee(
+            self.client,
+            email=sent.email,
+            event_type_uri=sent.target.event_type_uri,
+            start=sent.start,
+            scope=sent.scope,
+            taken=attached.__contains__,
+        )
         return (found[0], found[1]) if found is not None else None
 
     def _count_attempt(self, sent: _Sent) -> None:
@@ -418,7 +433,7 @@ class CalendlyWriter:
                 )
             attach_invitee(session, booking, invitee, event, now=self.clock())
             view = booking_view(session, booking.id)
-        return CalendlyBooked(BookingCreated(view, False, False, False), "booked", notes)
+        return CalendlyBooked(BookingCreated(view, sent.account_created, sent.enrolled, False), "booked", notes)
 
     # -- reconcile ----------------------------------------------------------------------------------
 
