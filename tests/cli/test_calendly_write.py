@@ -56,10 +56,16 @@ def z(moment: dt.datetime) -> str:
     return moment.isoformat().replace("+00:00", "Z")
 
 
-def create(bapp: Bapp, start: dt.datetime, *extra: str, client: str = CLIENT, session: str = FREE) -> Any:
-    return bapp(
-        "bookings", "create", "--client", client, "--session", session, "--start", z(start), *ANSWERS, "--json", *extra
-    )
+def create(
+    bapp: Bapp,
+    start: dt.datetime,
+    *extra: str,
+    client: str = CLIENT,
+    session: str = FREE,
+    env: dict[str, str | None] | None = None,
+) -> Any:
+    args = ("bookings", "create", "--client", client, "--session", session, "--start", z(start), *ANSWERS)
+    return bapp(*args, "--json", *extra, env=env)
 
 
 def bookings(database_url: str) -> list[Booking]:
@@ -301,3 +307,228 @@ def test_the_pull_completes_a_held_booking_instead_of_creating_a_second(synced: 
         "booked",
         "confirmed",
     )
+
+
+# -- which way a booking goes ------------------------------------------------------------------------
+
+
+def test_local_only_and_never_book_in_bapp_only(synced: Bapp, fake: FakeCalendly) -> None:
+    local = create(synced, slot(hour=9), "--local-only")
+    assert local.exit_code == 0, local.stderr
+    never = create(synced, slot(hour=11), env={"BAPP_BOOKINGS_CALENDLY": "never"})
+    assert never.exit_code == 0, never.stderr
+    assert posts(fake) == []
+    assert [(b.calendly_state, b.calendly_invitee_uri) for b in bookings(synced.database_url)] == [(None, None)] * 2
+    # `never` still gives way to an explicit --calendly
+    forced = create(synced, slot(hour=13), "--calendly", env={"BAPP_BOOKINGS_CALENDLY": "never"})
+    assert forced.exit_code == 0, forced.stderr
+    assert len(posts(fake)) == 1
+
+
+def test_auto_without_a_token_books_locally_with_one_warning(synced: Bapp, fake: FakeCalendly) -> None:
+    result = create(synced, slot(), env={"CALENDLY_API_KEY": None})
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr.splitlines() == [
+        "Warning: no Calendly token configured: booked in bapp only, not in Calendly (see bookings.calendly)"
+    ]
+    assert posts(fake) == []
+    assert bookings(synced.database_url)[0].calendly_state is None
+
+
+@pytest.mark.parametrize("how", [("--calendly",), ()])
+def test_calendly_or_always_without_a_token_exits_4(synced: Bapp, fake: FakeCalendly, how: tuple[str, ...]) -> None:
+    env: dict[str, str | None] = {"CALENDLY_API_KEY": None, "BAPP_BOOKINGS_CALENDLY": "always"}
+    result = create(synced, slot(), *how, env=env)
+    assert result.exit_code == 4, result.stderr
+    assert error_lines(result.stderr) == [
+        "Error: no Calendly token configured, and this booking must go through Calendly"
+    ]
+    assert bookings(synced.database_url) == []
+
+
+def test_a_bad_mode_setting_exits_4(synced: Bapp) -> None:
+    result = create(synced, slot(), env={"BAPP_BOOKINGS_CALENDLY": "sometimes"})
+    assert result.exit_code == 4
+    assert "bookings.calendly: 'sometimes' is not one of auto, always, never" in result.stderr
+
+
+def test_a_local_session_type_is_never_sent(synced: Bapp, fake: FakeCalendly) -> None:
+    added = synced("sessions", "add", "--title", "Local chat", "--duration", "30", "--category", "free", "--json")
+    assert added.exit_code == 0, added.stderr
+    local = synced("bookings", "create", "--client", CLIENT, "--session", "local-chat", "--start", z(slot()), "--json")
+    assert local.exit_code == 0, local.stderr
+    assert posts(fake) == []
+    forced = synced(
+        "bookings", "create", "--client", CLIENT, "--session", "local-chat", "--start", z(slot(hour=12)), "--calendly"
+    )
+    assert forced.exit_code == 6
+    assert "has no Calendly event type" in forced.stderr and "--local-only" in forced.stderr
+
+
+def test_a_dry_run_checks_the_slot_and_sends_nothing(synced: Bapp, fake: FakeCalendly) -> None:
+    result = create(synced, slot(), "--dry-run")
+    assert result.exit_code == 0, result.stderr
+    assert "Dry run" in result.stderr
+    assert posts(fake) == [] and bookings(synced.database_url) == []
+    refused = create(synced, slot() + dt.timedelta(minutes=5), "--dry-run")
+    assert refused.exit_code == 8
+
+
+# -- cancel and no-show go to Calendly first ---------------------------------------------------------
+
+
+def test_cancel_goes_to_calendly_first(synced: Bapp, fake: FakeCalendly) -> None:
+    reference = create(synced, slot()).json()["reference"]
+    result = synced("bookings", "cancel", reference, "--reason", "client moved abroad", "--json")
+    assert result.exit_code == 0, result.stderr
+    assert result.json()["status"] == "cancelled"
+    [body] = posts(
+        fake, f"/scheduled_events/{bookings(synced.database_url)[0].calendly_event_uri.rsplit('/', 1)[-1]}/cancellation"
+    )
+    assert body == {"reason": "client moved abroad"}
+    assert fake.invitees_of(FREE_TYPE) == []  # the invitee is cancelled in Calendly
+    again = synced("bookings", "cancel", reference)
+    assert again.exit_code == 8  # the local rule refuses before Calendly is asked
+    assert len([r for r in fake.requests if r.path.endswith("/cancellation")]) == 1
+
+
+def test_already_cancelled_in_calendly_counts_as_done(synced: Bapp, fake: FakeCalendly) -> None:
+    reference = create(synced, slot()).json()["reference"]
+    event_uuid = bookings(synced.database_url)[0].calendly_event_uri.rsplit("/", 1)[-1]
+    with fake._lock:
+        fake.writes.cancel_event(event_uuid, {"reason": "host cancelled"})
+    result = synced("bookings", "cancel", reference, "--json")
+    assert result.exit_code == 0, result.stderr
+    assert bookings(synced.database_url)[0].status == "cancelled"
+
+
+def test_cancel_of_an_event_in_the_past_exits_8(synced: Bapp, fake: FakeCalendly) -> None:
+    reference = create(synced, slot()).json()["reference"]
+    event_uuid = bookings(synced.database_url)[0].calendly_event_uri.rsplit("/", 1)[-1]
+    with fake._lock:
+        event = next(e for e in fake._scheduled_events if e["uri"].endswith(event_uuid))
+        event["start_time"] = "2020-01-01T10:00:00.000000Z"
+    result = synced("bookings", "cancel", reference)
+    assert result.exit_code == 8
+    assert error_lines(result.stderr) == [f"Error: Calendly will not cancel event {event_uuid}: Event in the past"]
+    assert bookings(synced.database_url)[0].status == "confirmed"
+
+
+def test_local_only_cancel_leaves_calendly_alone(synced: Bapp, fake: FakeCalendly) -> None:
+    reference = create(synced, slot()).json()["reference"]
+    result = synced("bookings", "cancel", reference, "--local-only")
+    assert result.exit_code == 0, result.stderr
+    assert len(fake.invitees_of(FREE_TYPE)) == 1
+    assert not [r for r in fake.requests if r.path.endswith("/cancellation")]
+
+
+def test_no_show_and_undo_round_trip_through_calendly(synced: Bapp, fake: FakeCalendly) -> None:
+    from tests.fakes.calendly_server import make_invitee, make_scheduled_event
+
+    past = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(days=1)
+    event = make_scheduled_event(901, FREE_TYPE, past, duration_minutes=15)
+    invitee = make_invitee(event["uri"], 901, email=CLIENT)
+    fake.add_scheduled_event(event, [invitee])
+    try:
+        assert synced("calendly", "pull-bookings", "--json").exit_code == 0
+        [booking] = bookings(synced.database_url)
+        marked = synced("bookings", "no-show", booking.reference, "--json")
+        assert marked.exit_code == 0, marked.stderr
+        assert marked.json()["status"] == "no_show"
+        assert posts(fake, "/invitee_no_shows") == [{"invitee": invitee["uri"]}]
+        no_show_uri = bookings(synced.database_url)[0].calendly_no_show_uri
+        assert no_show_uri and fake.invitees_of(FREE_TYPE)[0]["no_show"]["uri"] == no_show_uri
+        undone = synced("bookings", "no-show", booking.reference, "--undo", "--json")
+        assert undone.exit_code == 0, undone.stderr
+        assert undone.json()["status"] == "confirmed"
+        assert [r.path for r in fake.requests if r.method == "DELETE"] == [
+            f"/invitee_no_shows/{no_show_uri.rsplit('/', 1)[-1]}"
+        ]
+        assert fake.invitees_of(FREE_TYPE)[0]["no_show"] is None
+        assert bookings(synced.database_url)[0].calendly_no_show_uri is None
+    finally:
+        with fake._lock:
+            fake._scheduled_events = [e for e in fake._scheduled_events if e["uri"] != event["uri"]]
+
+
+def test_no_show_before_the_start_is_refused_before_calendly_is_asked(synced: Bapp, fake: FakeCalendly) -> None:
+    reference = create(synced, slot()).json()["reference"]
+    result = synced("bookings", "no-show", reference)
+    assert result.exit_code == 8
+    assert posts(fake, "/invitee_no_shows") == []
+
+
+# -- single-use links --------------------------------------------------------------------------------
+
+
+def test_a_link_is_recorded_and_the_booking_made_through_it_uses_it(synced: Bapp, fake: FakeCalendly) -> None:
+    assert synced("clients", "add", CLIENT, "--name", "Ava Chen").exit_code == 0
+    result = synced("bookings", "link", "--client", CLIENT, "--session", FREE, "--json")
+    assert result.exit_code == 0, result.stderr
+    record = result.json()
+    assert record["booking_url"].startswith("https://calendly.com/s/") and record["status"] == "open"
+    assert posts(fake, "/scheduling_links") == [{"max_event_count": 1, "owner": FREE_TYPE, "owner_type": "EventType"}]
+    fake.book_as_visitor(FREE_TYPE, slot(), CLIENT, "Ava Chen")
+    pulled = synced("--verbose", "calendly", "pull-bookings", "--json")
+    assert pulled.exit_code == 0, pulled.stderr
+    assert pulled.json()["created"] == 1
+    assert f"booked through the link {record['booking_url']}" in pulled.stderr
+    engine = make_engine(synced.database_url)
+    try:
+        from sqlalchemy.orm import Session
+
+        from bapp_cli.db.models import CalendlyInvitation
+
+        with Session(engine) as session:
+            [invitation] = session.scalars(select(CalendlyInvitation))
+            assert invitation.status == "used" and invitation.booking_id == bookings(synced.database_url)[0].id
+    finally:
+        engine.dispose()
+
+
+def test_a_link_for_an_unknown_client_exits_7(synced: Bapp, fake: FakeCalendly) -> None:
+    result = synced("bookings", "link", "--client", "nobody@client.example", "--session", FREE)
+    assert result.exit_code == 7
+    assert posts(fake, "/scheduling_links") == []
+
+
+# -- open slots --------------------------------------------------------------------------------------
+
+
+def test_slots_lists_open_starts_in_windows_of_31_days(synced: Bapp, fake: FakeCalendly) -> None:
+    taken = slot(hour=10)
+    assert create(synced, taken).exit_code == 0
+    fake.clear_requests()
+    result = synced("sessions", "slots", FREE, "--days", "40", "--json")
+    assert result.exit_code == 0, result.stderr
+    records = result.json()
+    starts = [r["start_time"] for r in records]
+    assert z(taken).replace("+00:00", "Z") not in [s.replace(".000000", "") for s in starts]
+    assert records[0].keys() == {"session", "start_time", "end_time", "invitees_remaining", "scheduling_url"}
+    assert all(r["session"] == FREE and r["invitees_remaining"] == 1 for r in records)
+    windows = [r.params for r in fake.requests if r.path == "/event_type_available_times"]
+    assert len(windows) == 2
+    first_start = dt.datetime.fromisoformat(windows[0]["start_time"])
+    assert dt.timedelta(0) < first_start - dt.datetime.now(dt.UTC) <= dt.timedelta(minutes=1)
+    assert windows[0]["end_time"] == windows[1]["start_time"]  # back to back
+    assert dt.datetime.fromisoformat(windows[0]["end_time"]) - first_start == dt.timedelta(days=31)
+
+
+def test_slots_table_has_a_column_per_day_in_the_viewers_zone(synced: Bapp, fake: FakeCalendly) -> None:
+    day = slot(days=3, hour=0)
+    result = synced(
+        "sessions", "slots", FREE, "--from", day.date().isoformat(), "--days", "1", "--timezone", "Asia/Tokyo",
+        "--format", "table", env={"COLUMNS": "200"},
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    # the fake opens 09:00–16:00 UTC, which is 18:00–01:00 the next day in Tokyo
+    assert "18:00" in result.stdout and "00:00" in result.stdout
+    assert "09:00" not in result.stdout
+    assert "Asia/Tokyo" in result.stdout
+
+
+def test_slots_of_a_local_session_type_exit_6(synced: Bapp) -> None:
+    assert synced("sessions", "add", "--title", "Local chat", "--duration", "30").exit_code == 0
+    result = synced("sessions", "slots", "local-chat")
+    assert result.exit_code == 6
+    assert "has no Calendly event type" in result.stderr

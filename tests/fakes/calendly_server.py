@@ -1259,12 +1259,20 @@ class _WriteSide:
     def book_as_visitor(
         self, event_type_uri: str, start: datetime, email: str, name: str = "Visitor"
     ) -> dict[str, Any]:
-        """A booking made on Calendly's own page (a scheduling link, the embed): as POST /invitees does."""
+        """A booking made on Calendly's own page (a scheduling link, the embed): as POST /invitees does,
+        with every required question answered "n/a"."""
+        event_type = self._event_type(event_type_uri) or {}
+        answers = [
+            {"question": q["name"], "answer": "n/a", "position": q["position"]}
+            for q in event_type.get("custom_questions") or []
+            if q.get("enabled", True) and q.get("required")
+        ]
         reply = self.create_invitee(
             {
                 "event_type": event_type_uri,
                 "start_time": _iso(start),
                 "invitee": {"email": email, "name": name, "timezone": "UTC"},
+                "questions_and_answers": answers,
             }
         )
         if reply.status != 201:
