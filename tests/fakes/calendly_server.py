@@ -362,7 +362,7 @@ class RecordedRequest:
         return json.loads(self.body) if self.body else None
 
 
-FaultAction = Literal["status", "reset", "delay", "truncate", "apply_then_reset", "apply_then_delay"]
+FaultAction = Literal["status", "reset", "delay", "truncate", "apply_then_reset", "apply_then_delay", "hang"]
 
 
 @dataclass
@@ -720,6 +720,10 @@ class FakeCalendly:
         """Carry out the write, then answer only after ``seconds`` (beyond the client's read timeout)."""
         return self.add_fault(Fault(path_prefix, "apply_then_delay", times=times, seconds=seconds))
 
+    def hang_next(self, path_prefix: str = "/invitees", seconds: float = 5.0, *, times: int | None = 1) -> Fault:
+        """Hold the request for ``seconds`` without carrying it out, then reset the connection."""
+        return self.add_fault(Fault(path_prefix, "hang", times=times, seconds=seconds))
+
     def refuse_plan_next(self, *, times: int | None = 1) -> Fault:
         """POST /invitees answered with the Scheduling API's 403 plan refusal."""
         body = _error_reply(
@@ -761,6 +765,10 @@ class FakeCalendly:
             return
         if fault is not None and fault.action == "delay" and self._stopping.wait(fault.seconds):
             return  # the fake is shutting down: drop the request rather than hold up stop()
+        if fault is not None and fault.action == "hang":
+            self._stopping.wait(fault.seconds)
+            self._reset(handler)  # never carried out, never answered
+            return
         if fault is not None and fault.action == "status":
             reply = _Reply(fault.status, fault.body if fault.body is not None else _error_reply(fault.status).body)
             self._send(handler, reply, extra_headers=fault.headers)
