@@ -169,7 +169,8 @@ def create(
         allow_overlap=allow_overlap,
     )
     notes: list[str] = []
-    if _books_in_calendly(app_state, sink, through_calendly, session_ref, allow_past=allow_past):
+    warning: list[str] = []
+    if _books_in_calendly(app_state, warning, through_calendly, session_ref, allow_past=allow_past):
         booked = _create_in_calendly(app_state, request, dry_run=dry_run)
         result, notes = booked.created, booked.notes
     else:
@@ -187,6 +188,9 @@ def create(
         sink.info(f"Booked {booking.reference}{where} ({booking.status}, payment {booking.payment_status}).")
     for note in notes:
         sink.notice(f"{booking.reference}: {note}.")
+    if not result.existing:
+        for text in warning:  # only once the booking passed every rule: a refusal needs no such warning
+            sink.warning(text)
     if not dry_run and not result.existing:
         if result.account_created:
             sink.info(f"Created an account for {booking.client}.")
@@ -215,10 +219,11 @@ def _calendly_mode(app_state: Any) -> str:
 
 
 def _books_in_calendly(
-    app_state: Any, sink: OutputSink, flag: bool | None, session_ref: str, *, allow_past: bool
+    app_state: Any, warning: list[str], flag: bool | None, session_ref: str, *, allow_past: bool
 ) -> bool:
     """--calendly/--local-only, else bookings.calendly: auto books a Calendly session type in Calendly when
-    a token is configured and says so (one warning line) when it is not; always needs the token (exit 4)."""
+    a token is configured and, when it is not, adds the one warning line to print once the booking is made;
+    always needs the token (exit 4)."""
     from bapp_cli.errors import AuthError
     from bapp_cli.services.calendly_write import calendly_session
     from bapp_cli.services.session_types import get_session_type
@@ -243,7 +248,7 @@ def _books_in_calendly(
                 "no Calendly token configured, and this booking must go through Calendly",
                 hint="set CALENDLY_API_KEY or calendly.token_file, or book with --local-only",
             )
-        sink.warning("no Calendly token configured: booked in bapp only, not in Calendly (see bookings.calendly)")
+        warning.append("no Calendly token configured: booked in bapp only, not in Calendly (see bookings.calendly)")
         return False
     return True
 
