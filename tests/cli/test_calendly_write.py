@@ -532,3 +532,104 @@ def test_slots_of_a_local_session_type_exit_6(synced: Bapp) -> None:
     result = synced("sessions", "slots", "local-chat")
     assert result.exit_code == 6
     assert "has no Calendly event type" in result.stderr
+
+
+def test_the_token_never_appears_in_output_errors_or_audit_rows(synced: Bapp, fake: FakeCalendly) -> None:
+    from tests.cli.calendly_fixtures import TOKEN
+
+    booking = ("bookings", "create", "--client", CLIENT, "--session", FREE, *ANSWERS, "--start")
+    results = [synced("--debug", "-vv", *booking, z(slot(hour=9)))]
+    fake.refuse_plan_next()
+    results.append(
+        synced(
+            "--debug",
+            "bookings",
+            "create",
+            "--client",
+            CLIENT,
+            "--session",
+            FREE,
+            "--start",
+            z(slot(hour=11)),
+            *ANSWERS,
+        )
+    )
+    fake.booking_rate_limit_next(reset=30, times=None)
+    results.append(
+        synced(
+            "--debug",
+            "-vv",
+            "bookings",
+            "create",
+            "--client",
+            CLIENT,
+            "--session",
+            FREE,
+            "--start",
+            z(slot(hour=12)),
+            *ANSWERS,
+        )
+    )
+    fake.clear_faults()
+    fake.apply_then_reset_next()
+    fake.fail_next("/scheduled_events", 500, times=None)
+    results.append(
+        synced(
+            "--debug",
+            "bookings",
+            "create",
+            "--client",
+            CLIENT,
+            "--session",
+            FREE,
+            "--start",
+            z(slot(hour=13)),
+            *ANSWERS,
+        )
+    )
+    results.append(synced("--debug", "calendly", "reconcile"))
+    fake.clear_faults()
+    results.append(synced("--debug", "-vv", "calendly", "reconcile", "--json"))
+    reference = bookings(synced.database_url)[0].reference
+    results.append(synced("--debug", "bookings", "cancel", reference, "--json"))
+    assert [r.exit_code for r in results] == [0, 4, 9, 9, 9, 0, 0]
+    for result in results:
+        assert TOKEN not in result.stdout and TOKEN not in result.stderr
+    assert all(TOKEN not in json.dumps(row.changes) for row in audit_rows(synced.database_url))
+
+
+def test_a_webhook_of_the_invitee_completes_the_held_booking(synced: Bapp, fake: FakeCalendly, tmp_path: Any) -> None:
+    import time
+
+    from bapp_cli.calendly.webhooks import make_signature_header
+
+    fake.apply_then_reset_next()
+    fake.fail_next("/scheduled_events", 500, times=6)
+    assert create(synced, slot()).exit_code == 9
+    [invitee] = fake.invitees_of(FREE_TYPE)
+    event = fake.scheduled_event(invitee["event"])
+    body = json.dumps(
+        {
+            "event": "invitee.created",
+            "created_at": invitee["created_at"],
+            "created_by": USER,
+            "payload": {**invitee, "scheduled_event": event},
+        }
+    ).encode()
+    path = tmp_path / "delivery.json"
+    path.write_bytes(body)
+    key = "whsec-r8-test"
+    signature = make_signature_header(body, key, timestamp=int(time.time()))
+    result = synced(
+        "calendly", "webhook", "apply", str(path), "--signature", signature, "--json",
+        env={"CALENDLY_WEBHOOK_SIGNING_KEY": key},
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    assert result.json()["action"] == "updated"
+    [booking] = bookings(synced.database_url)
+    assert (booking.calendly_invitee_uri, booking.calendly_state, booking.status) == (
+        invitee["uri"],
+        "booked",
+        "confirmed",
+    )
+    assert synced("calendly", "reconcile", "--json").json() == []  # nothing left to settle

@@ -672,6 +672,7 @@ def reconcile(
         typer.Option(
             "--give-up-after",
             min=0,
+            max=100_000,
             help="Hours after which a booking Calendly never confirmed is given up (cancelled, state failed) "
             "[default: calendly.reconcile_give_up_hours, else 24].",
             show_default=False,
