@@ -210,9 +210,18 @@ def invitee_body(booking: Booking, client: User, event_type: EventType, *, name:
 def _lookup_scope(
     client: CalendlyClient, owner_uri: str | None, user: str | None, organization: str | None
 ) -> tuple[str | None, str | None]:
+    """Where to look a booking up: the configured scope, else the event type's owning user, else (a team's
+    type) the token's organization, else the token's own user — as ``GET /scheduled_events`` requires."""
     if organization:
-        return user or owner_uri, organization
-    return (user or owner_uri or client.get_current_user().uri), None
+        return user, organization
+    if user:
+        return user, None
+    if owner_uri and "/users/" in owner_uri:
+        return owner_uri, None
+    me = client.get_current_user()
+    if owner_uri:  # a team or another profile: only an organization-wide listing can see its events
+        return None, me.current_organization
+    return me.uri, None
 
 
 def find_booked_invitee(
