@@ -290,6 +290,9 @@ class CalendlyWriter:
         with self.transaction() as session:
             target = calendly_session(session, request.session)
         event_type = self.client.get_event_type(target.event_type_uri)
+        # Everything that needs Calendly before the send is asked before the hold is committed, so a
+        # failure here leaves nothing pending.
+        scope = _lookup_scope(self.client, target.owner_uri, user, organization)
         now = self.clock()
         starts = _starts_near(self.client, target, request.start, now)
         held = replace(request, calendly_open_starts=tuple(starts))
@@ -311,11 +314,10 @@ class CalendlyWriter:
                 start=booking.start_time,
                 target=target,
                 body=invitee_body(booking, client_user, event_type, name=request.name),
-                scope=(None, None),
+                scope=scope,
                 account_created=created.account_created,
                 enrolled=created.enrolled,
             )
-        sent.scope = _lookup_scope(self.client, target.owner_uri, user, organization)
         return self._send(sent, resend_allowed=True)
 
     def _send(self, sent: _Sent, *, resend_allowed: bool) -> CalendlyBooked:
