@@ -254,6 +254,9 @@ def test_still_unknown_stays_pending_exits_9_and_reconcile_gives_it_up(synced: B
     assert "bapp calendly reconcile" in result.stderr
     [booking] = bookings(synced.database_url)
     assert (booking.status, booking.calendly_state, booking.calendly_attempts) == ("pending", "unknown", 2)
+    shown = synced("bookings", "show", booking.reference, "--json")
+    assert shown.json()["status"] == "pending"
+    assert "waiting for Calendly's confirmation" in shown.stderr
     # already resent once: reconcile looks again and waits, never sends a third time
     waiting = synced("calendly", "reconcile", "--json")
     assert waiting.exit_code == 0, waiting.stderr
@@ -263,6 +266,7 @@ def test_still_unknown_stays_pending_exits_9_and_reconcile_gives_it_up(synced: B
     assert [r["action"] for r in gave_up.json()] == ["failed"]
     [booking] = bookings(synced.database_url)
     assert (booking.status, booking.calendly_state) == ("cancelled", "failed")
+    assert "given up" in synced("bookings", "show", booking.reference).stderr
     assert fake.invitees_of(FREE_TYPE) == []
 
 

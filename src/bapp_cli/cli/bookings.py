@@ -371,8 +371,16 @@ def show(
     app_state = state(ctx)
     sink = app_state.output(fmt, as_json)
     with app_state.reading() as session:
-        record = show_booking(session, reference).as_record()
+        view = show_booking(session, reference)
+    record = view.as_record()
     sink.record(record, BOOKING_COLUMNS, table=lambda console: _record_table(record, sink, console))
+    if view.calendly_state in ("requested", "unknown"):
+        sink.notice(
+            f"{view.reference} is waiting for Calendly's confirmation (the answer was lost or never came); "
+            "`bapp calendly reconcile` settles it."
+        )
+    elif view.calendly_state == "failed":
+        sink.notice(f"{view.reference} was never confirmed by Calendly and was given up.")
 
 
 def _render_change(sink: OutputSink, change: StatusChange) -> None:

@@ -125,6 +125,8 @@ class BookingView:
     idempotency_key: str | None
     source: str
     created_at: dt.datetime
+    # not a record column (exports stay as they are): where a booking sent to Calendly stands
+    calendly_state: str | None = None
 
     def as_record(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in BOOKING_COLUMNS}
@@ -216,6 +218,7 @@ def _views(session: Session, query: ViewQuery) -> list[BookingView]:
                 idempotency_key=booking.idempotency_key,
                 source=booking.source,
                 created_at=booking.created_at,
+                calendly_state=booking.calendly_state,
             )
         )
     return views
