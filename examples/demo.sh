@@ -14,6 +14,9 @@ export BAPP_CONFIG="$demo_dir/config.toml"
 export BAPP_ACTOR="demo"
 export COLUMNS="${COLUMNS:-140}"
 unset BAPP_FORMAT DATABASE_URL CALENDLY_API_KEY 2>/dev/null || true
+# The first part books in bapp only (there is no Calendly to talk to); the last part serves a fake Calendly
+# and books through it (bookings.calendly = auto, the default).
+export BAPP_BOOKINGS_CALENDLY=never
 
 step() { printf '\n\033[1;36m== %s\033[0m\n' "$*"; }
 show() { printf '\033[2m$ %s\033[0m\n' "$*"; "$@"; }
@@ -279,3 +282,48 @@ refused bapp badges verify "$demo_dir/maya.jwt" --against-db --format tsv
 show bapp badges status-list -o "$demo_dir/revocations.jwt"
 bapp badges issuer show --jwk >"$demo_dir/issuer.jwk"
 refused bapp badges verify "$demo_dir/maya.jwt" --key "$demo_dir/issuer.jwk" --status-list "$demo_dir/revocations.jwt" --format tsv
+# ---- bookings that are real in Calendly (issue 13) ------------------------------------------------------
+# Until now no token was set, so `bookings create` booked in bapp only. Here bapp talks to a fake Calendly
+# served on a free local port (tests/fakes/serve_calendly.py, offline), holding the same event types the
+# database synced above; with a token configured, a Calendly session type is booked in Calendly itself.
+step "Serve a fake Calendly locally with the synced event types, and give bapp a token for it"
+(cd "$root" && exec python -m tests.fakes.serve_calendly --event-types "$listing" --token demo-token) \
+  > "$demo_dir/fake-calendly.url" 2> "$demo_dir/fake-calendly.log" &
+fake_pid=$!
+trap 'kill "$fake_pid" 2>/dev/null || true' EXIT
+for _ in $(seq 100); do [ -s "$demo_dir/fake-calendly.url" ] && break; sleep 0.1; done
+export CALENDLY_API_BASE_URL="$(head -1 "$demo_dir/fake-calendly.url")" CALENDLY_API_KEY=demo-token
+unset BAPP_BOOKINGS_CALENDLY
+echo "    fake Calendly at $CALENDLY_API_BASE_URL"
+
+step "Open slots, live from Calendly: one column per day, in the viewer's zone"
+show bapp --timezone Europe/London sessions slots getting-started-free-intro --days 3 --format table
+show bash -c "bapp sessions slots getting-started-free-intro --days 2 --format csv | head -3"
+
+day_after="$(date -u -d '+2 days' +%Y-%m-%d)"
+step "A start Calendly does not offer is refused before anything is written (exit 8, the nearest open starts)"
+refused bapp bookings create --client lena@visitor.example --session getting-started-free-intro \
+  --start "${day_after}T10:20:00Z" --answer "What brings you to BuildAppsWith?=Agents" \
+  --answer "Which best describes you?=Founder"
+
+step "Booked through Calendly: held as pending, sent with POST /invitees, confirmed with Calendly's event and invitee"
+show bapp bookings create --client lena@visitor.example --name "Lena Park" --session getting-started-free-intro \
+  --start "${day_after}T10:00:00Z" --answer "Which best describes you?=Founder" \
+  --answer "What brings you to BuildAppsWith?=Agents" --json
+lena_ref="$(bapp bookings list --client lena@visitor.example --format tsv | awk -F'\t' 'NR==2 {print $1}')"
+
+step "The slot is taken: a second booking of it is refused (exit 8; here bapp's own overlap rule, before Calendly)"
+refused bapp bookings create --client walk.in@visitor.example --session getting-started-free-intro \
+  --start "${day_after}T10:00:00Z" --answer "What brings you to BuildAppsWith?=Agents" \
+  --answer "Which best describes you?=Founder"
+
+step "Nothing is waiting for Calendly's answer: reconcile (cron runs it) has nothing to settle"
+show bapp calendly reconcile --json
+
+step "Cancelling goes to Calendly first (it e-mails the client), then here"
+show bapp bookings cancel "$lena_ref" --reason "Lena asked to move it" --format tsv
+
+step "Or let the client pick the time: a single-use scheduling link, recorded until the booking arrives"
+show bapp bookings link --client nina@client.example --session free-discovery-call --json
+kill "$fake_pid" 2>/dev/null || true
+unset CALENDLY_API_BASE_URL CALENDLY_API_KEY

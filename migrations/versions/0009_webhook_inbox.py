@@ -12,7 +12,7 @@ from alembic import op
 from bapp_cli.db.types import UTCDateTime
 
 revision = "0009_webhook_inbox"
-down_revision = "0006_create_user_skill_progress"
+down_revision = "0008_calendly_write_through"
 branch_labels = None
 depends_on = None
 

@@ -39,6 +39,11 @@ KNOWN_KEYS: dict[str, tuple[str, ...]] = {
     "badges.issuer_name": (),
     "badges.issuer_url": (),
     "badges.image_base_url": (),
+    # auto (through Calendly when a token is configured), always, never: how `bookings create` books a
+    # session type synced from Calendly (SPEC §2.9)
+    "bookings.calendly": ("BAPP_BOOKINGS_CALENDLY",),
+    # age after which `calendly reconcile` gives up a booking Calendly never confirmed
+    "calendly.reconcile_give_up_hours": (),
 }
 SECRET_KEYS = frozenset({"calendly.token", "calendly.webhook_signing_key"})
 MASK = "****"

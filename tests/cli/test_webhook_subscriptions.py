@@ -75,7 +75,7 @@ def test_subscribe_generates_a_0600_key_that_is_never_printed(cbapp: Bapp, fake:
 
 def test_a_lost_answer_is_looked_up_never_resent(cbapp: Bapp, fake: FakeCalendly) -> None:
     fake.webhook_subscriptions.clear()
-    fake.lose_answer_next("/webhook_subscriptions")  # Calendly creates it, the answer never arrives
+    fake.apply_then_reset_next("/webhook_subscriptions")  # Calendly creates it, the answer never arrives
     result = cbapp("calendly", "webhook", "subscribe", "--url", URL, "--json")
     assert result.exit_code == 0, result.stderr
     assert "the subscription was created all the same" in result.stderr

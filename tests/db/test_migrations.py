@@ -29,6 +29,7 @@ EXPECTED_CHAIN = [
     "0004_session_type_enhancements",
     "0005_add_skill_enhancements",
     "0006_create_user_skill_progress",
+    "0008_calendly_write_through",
     "0009_webhook_inbox",
     "0010_portable_badges",
 ]

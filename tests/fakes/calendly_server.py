@@ -13,6 +13,14 @@
     GET /webhook_subscriptions?organization=O&scope=user|organization[&user=U]
     DELETE /webhook_subscriptions/{uuid}         (204; 404 when there is none)
 
+and the write side of ``shared/reference/calendly-scheduling-api.md`` (see :class:`_WriteSide`)::
+
+    GET  /event_type_available_times?event_type&start_time&end_time   (start not past, window <= 31 days)
+    POST /invitees                                (201 invitee; 400 already_filled when the slot is gone)
+    POST /scheduled_events/{uuid}/cancellation    (201; 403 "Event is already canceled" / "Event in the past")
+    POST /invitee_no_shows, DELETE /invitee_no_shows/{uuid}
+    POST /scheduling_links
+
 in the shapes of ``shared/reference/calendly-api.md``: ``{"resource": …}`` or ``{"collection": […],
 "pagination": {…}}`` with keyset-style tokens and absolute ``next_page`` URLs on the fake's own origin that
 repeat the caller's filters. Every request must carry ``Authorization: Bearer <token>`` (401 otherwise).
@@ -348,13 +356,17 @@ class RecordedRequest:
     path: str
     params: dict[str, str]
     headers: dict[str, str]
+    body: bytes = b""
 
     @property
     def page_token(self) -> str | None:
         return self.params.get("page_token")
 
+    def json(self) -> Any:
+        return json.loads(self.body) if self.body else None
 
-FaultAction = Literal["status", "reset", "delay", "truncate", "lose_answer"]
+
+FaultAction = Literal["status", "reset", "delay", "truncate", "apply_then_reset", "apply_then_delay", "hang"]
 
 
 @dataclass
@@ -420,11 +432,12 @@ class _Handler(BaseHTTPRequestHandler):
     def _refuse(self) -> None:
         self.server.fake._handle(self, allowed=False)
 
-    def _write(self) -> None:
-        # Writes exist only where the fake implements them (webhook subscriptions); elsewhere 405.
-        self.server.fake._handle(self, allowed=self.path.startswith("/webhook_subscriptions"))
+    def do_POST(self) -> None:
+        self.server.fake._handle(self)
 
-    do_POST = do_DELETE = _write
+    def do_DELETE(self) -> None:
+        self.server.fake._handle(self)
+
     do_PUT = do_PATCH = _refuse
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -479,6 +492,7 @@ class FakeCalendly:
         self.webhook_subscriptions: list[dict[str, Any]] = []
         self.webhook_signing_keys: dict[str, str] = {}  # subscription URI → the key it was created with
         self._stopping = threading.Event()
+        self.writes = _WriteSide(self)
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self.set_event_types(event_types)
@@ -572,6 +586,44 @@ class FakeCalendly:
         with self._lock:
             self._event_type_listing(params)
 
+    # --- the write side (tests read and script it through these) ---------------------------------
+
+    def set_open_starts(self, event_type_uri: str, starts: Iterable[datetime]) -> None:
+        """Open exactly these starts for the event type (instead of the default hours)."""
+        with self._lock:
+            self.writes.open_starts[event_type_uri] = [start.astimezone(UTC) for start in starts]
+
+    def invitees_of(self, event_type_uri: str, *, status: str | None = "active") -> list[dict[str, Any]]:
+        """Every invitee (of ``status``; None for all) of events of this event type."""
+        with self._lock:
+            events = {_last_segment(e["uri"]) for e in self._scheduled_events if e.get("event_type") == event_type_uri}
+            return [
+                dict(invitee)
+                for uuid in events
+                for invitee in self._invitees.get(uuid, [])
+                if status is None or invitee["status"] == status
+            ]
+
+    def scheduled_event(self, uri: str) -> dict[str, Any] | None:
+        with self._lock:
+            found = next((e for e in self._scheduled_events if e["uri"] == uri), None)
+            return dict(found) if found is not None else None
+
+    def book_as_visitor(
+        self, event_type_uri: str, start: datetime, email: str, name: str = "Visitor"
+    ) -> dict[str, Any]:
+        with self._lock:
+            return self.writes.book_as_visitor(event_type_uri, start, email, name)
+
+    def reset_writes(self) -> None:
+        """Forget every booking, no-show, link and open-start override (scheduled events created by writes)."""
+        with self._lock:
+            created = {e["uri"] for e in self._scheduled_events if e["uri"].endswith("W")}
+            self._scheduled_events = [e for e in self._scheduled_events if e["uri"] not in created]
+            for uri in created:
+                self._invitees.pop(_last_segment(uri), None)
+            self.writes = _WriteSide(self)
+
     # --- recorded requests ---------------------------------------------------------------------
 
     @property
@@ -664,6 +716,33 @@ class FakeCalendly:
             self._foreign = (at_page, origin.rstrip("/"))
             self._listings.clear()
 
+    def apply_then_reset_next(self, path_prefix: str = "/invitees", *, times: int | None = 1) -> Fault:
+        """Carry out the write (e.g. create the invitee), then reset the connection instead of answering."""
+        return self.add_fault(Fault(path_prefix, "apply_then_reset", times=times))
+
+    def apply_then_delay_next(
+        self, path_prefix: str = "/invitees", seconds: float = 5.0, *, times: int | None = 1
+    ) -> Fault:
+        """Carry out the write, then answer only after ``seconds`` (beyond the client's read timeout)."""
+        return self.add_fault(Fault(path_prefix, "apply_then_delay", times=times, seconds=seconds))
+
+    def hang_next(self, path_prefix: str = "/invitees", seconds: float = 5.0, *, times: int | None = 1) -> Fault:
+        """Hold the request for ``seconds`` without carrying it out, then reset the connection."""
+        return self.add_fault(Fault(path_prefix, "hang", times=times, seconds=seconds))
+
+    def refuse_plan_next(self, *, times: int | None = 1) -> Fault:
+        """POST /invitees answered with the Scheduling API's 403 plan refusal."""
+        body = _error_reply(
+            403,
+            "The Scheduling API is only available on paid Calendly plans. Upgrade your plan to access this feature.",
+        ).body
+        return self.fail_next("/invitees", 403, body=body, times=times)
+
+    def booking_rate_limit_next(self, *, reset: float = 1, times: int | None = 1) -> Fault:
+        """429 as POST /invitees answers once its own limit (10 a minute on paid plans) is spent."""
+        headers = {"X-RateLimit-Limit": "10", "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": f"{reset:g}"}
+        return self.fail_next("/invitees", 429, headers=headers, times=times)
+
     def clear_faults(self) -> None:
         with self._lock:
             self._faults.clear()
@@ -678,9 +757,11 @@ class FakeCalendly:
         split = urlsplit(handler.path)
         path = split.path.rstrip("/") or "/"
         params = {key: values[-1] for key, values in parse_qs(split.query, keep_blank_values=True).items()}
+        length = int(handler.headers.get("Content-Length") or 0)
+        body = handler.rfile.read(length) if length > 0 else b""
         with self._lock:
             self._requests.append(
-                RecordedRequest(handler.command, path, params, {k.lower(): v for k, v in handler.headers.items()})
+                RecordedRequest(handler.command, path, params, {k.lower(): v for k, v in handler.headers.items()}, body)
             )
             fault = next((f for f in self._faults if f.matches(path, params)), None)
             if fault is not None and fault.times is not None:
@@ -690,24 +771,31 @@ class FakeCalendly:
             return
         if fault is not None and fault.action == "delay" and self._stopping.wait(fault.seconds):
             return  # the fake is shutting down: drop the request rather than hold up stop()
+        if fault is not None and fault.action == "hang":
+            self._stopping.wait(fault.seconds)
+            self._reset(handler)  # never carried out, never answered
+            return
         if fault is not None and fault.action == "status":
             reply = _Reply(fault.status, fault.body if fault.body is not None else _error_reply(fault.status).body)
             self._send(handler, reply, extra_headers=fault.headers)
             return
         if not allowed:
-            reply = _error_reply(405, "Only GET is supported by the fake.")
+            reply = _error_reply(405, "PUT and PATCH are not supported by the fake.")
         elif handler.headers.get("Authorization") != f"Bearer {self.token}":
             reply = _error_reply(401)
-        elif handler.command in ("POST", "DELETE"):
-            length = int(handler.headers.get("Content-Length") or 0)
-            body = handler.rfile.read(length) if length else b""
-            with self._lock:
-                reply = self._write_webhook_subscription(handler.command, path, body)
         else:
             with self._lock:
-                reply = self._route(path, dict(params))
-        if fault is not None and fault.action == "lose_answer":
+                if handler.command == "GET":
+                    reply = self._route(path, dict(params))
+                elif path.startswith("/webhook_subscriptions"):
+                    reply = self._write_webhook_subscription(handler.command, path, body)
+                else:
+                    reply = self.writes.route(handler.command, path, body)
+        if fault is not None and fault.action == "apply_then_reset":
+            # The hard fault of R8: the write happened, the answer never arrives.
             self._reset(handler)
+            return
+        if fault is not None and fault.action == "apply_then_delay" and self._stopping.wait(fault.seconds):
             return
         if fault is not None and fault.action == "truncate":
             reply = _Reply(reply.status, reply.body[: int(len(reply.body) * fault.keep)], reply.headers)
@@ -740,6 +828,8 @@ class FakeCalendly:
     def _route(self, path: str, params: dict[str, str]) -> _Reply:
         if path == "/users/me":
             return _json_reply({"resource": self.user})
+        if path == "/event_type_available_times":
+            return self.writes.available_times(params)
         if path == "/event_types":
             return self._list_event_types(params)
         if path == "/scheduled_events":
@@ -757,9 +847,6 @@ class FakeCalendly:
         return _error_reply(404)
 
     # --- webhook subscriptions -----------------------------------------------------------------
-
-    def lose_answer_next(self, path_prefix: str = "/", *, times: int | None = 1) -> Fault:
-        return self.add_fault(Fault(path_prefix, "lose_answer", times=times))
 
     def _write_webhook_subscription(self, method: str, path: str, body: bytes) -> _Reply:
         if method == "DELETE":
@@ -990,3 +1077,280 @@ def _page_url(origin: str, path: str, params: Mapping[str, str], token: str) -> 
 
 def _last_segment(uri: str) -> str:
     return uri.rstrip("/").rsplit("/", 1)[-1]
+
+
+# --- the write side ---------------------------------------------------------------------------------
+
+_WRITE_EVENT_RE = re.compile(rf"^/scheduled_events/{_UUID_SEGMENT}/cancellation$")
+_NO_SHOW_RE = re.compile(rf"^/invitee_no_shows/{_UUID_SEGMENT}$")
+# Open hours of the default availability: every day, on the hour, 09:00 to 16:00 UTC starts.
+_DEFAULT_HOURS = range(9, 17)
+_GROUP_LIMIT = 3
+
+
+class _WriteSide:
+    """Calendly's scheduling side, in memory: open slots, created invitees, cancellations, no-shows, links.
+
+    Slots: by default every event type is open every day at the hours of ``_DEFAULT_HOURS`` (UTC), or at
+    exactly the starts given to ``set_open_starts``; a start is taken once it holds an active invitee (a
+    group type holds ``_GROUP_LIMIT``). Created events and invitees join the fake's scheduled-event data,
+    so listings, lookups by ``invitee_email`` and the pull see them. All methods run under the fake's lock.
+    """
+
+    def __init__(self, fake: FakeCalendly) -> None:
+        self.fake = fake
+        self.open_starts: dict[str, list[datetime]] = {}
+        self.links: list[dict[str, Any]] = []
+        self.no_shows: dict[str, dict[str, Any]] = {}
+        self._serial = 0
+
+    # -- helpers --------------------------------------------------------------------------------
+
+    def _next(self, prefix: str) -> str:
+        self._serial += 1
+        return f"{prefix}{self._serial:06d}W"
+
+    def _event_type(self, uri: str) -> dict[str, Any] | None:
+        return next((t for t in self.fake._event_types if t["uri"] == uri), None)
+
+    def _events_at(self, event_type_uri: str, start: datetime) -> list[dict[str, Any]]:
+        return [
+            event
+            for event in self.fake._scheduled_events
+            if event.get("event_type") == event_type_uri
+            and event["status"] == "active"
+            and _parse_iso(event["start_time"]) == start
+        ]
+
+    def _active_invitees(self, event: Mapping[str, Any]) -> list[dict[str, Any]]:
+        return [i for i in self.fake._invitees.get(_last_segment(event["uri"]), []) if i["status"] == "active"]
+
+    def _capacity(self, event_type: Mapping[str, Any]) -> int:
+        return _GROUP_LIMIT if event_type.get("kind") == "group" else 1
+
+    def remaining(self, event_type: Mapping[str, Any], start: datetime) -> int:
+        taken = sum(len(self._active_invitees(event)) for event in self._events_at(event_type["uri"], start))
+        return max(0, self._capacity(event_type) - taken)
+
+    def _candidates(self, event_type_uri: str, low: datetime, high: datetime) -> list[datetime]:
+        if event_type_uri in self.open_starts:
+            return sorted(start for start in self.open_starts[event_type_uri] if low <= start < high)
+        starts = []
+        day = low.replace(hour=0, minute=0, second=0, microsecond=0)
+        while day < high:
+            for hour in _DEFAULT_HOURS:
+                start = day.replace(hour=hour)
+                if low <= start < high:
+                    starts.append(start)
+            day += timedelta(days=1)
+        return starts
+
+    # -- GET /event_type_available_times ---------------------------------------------------------
+
+    def available_times(self, params: Mapping[str, str]) -> _Reply:
+        missing = [name for name in ("event_type", "start_time", "end_time") if not params.get(name)]
+        if missing:
+            return _error_reply(400, details=[{"parameter": name, "message": "is required"} for name in missing])
+        try:
+            low, high = _parse_iso(params["start_time"]), _parse_iso(params["end_time"])
+        except ValueError:
+            return _error_reply(400, details=[{"parameter": "start_time", "message": "is invalid"}])
+        if low < datetime.now(UTC):
+            return _error_reply(400, details=[{"parameter": "start_time", "message": "must be in the future"}])
+        if high <= low or high - low > timedelta(days=31):
+            return _error_reply(
+                400, details=[{"parameter": "end_time", "message": "must be after start_time and within 31 days"}]
+            )
+        event_type = self._event_type(params["event_type"])
+        if event_type is None:
+            return _error_reply(404)
+        slug = event_type.get("slug") or "event"
+        collection = []
+        for start in self._candidates(event_type["uri"], low, high):
+            remaining = self.remaining(event_type, start)
+            if remaining > 0:
+                collection.append(
+                    {
+                        "status": "available",
+                        "invitees_remaining": remaining,
+                        "start_time": _iso(start),
+                        "scheduling_url": f"https://calendly.com/builder/{slug}/{_iso(start)[:16]}",
+                    }
+                )
+        return _json_reply({"collection": collection})
+
+    # -- writes ----------------------------------------------------------------------------------
+
+    def route(self, method: str, path: str, body: bytes) -> _Reply:
+        try:
+            data = json.loads(body) if body else {}
+        except ValueError:
+            return _error_reply(400, "The request body is not valid JSON.")
+        if method == "POST" and path == "/invitees":
+            return self.create_invitee(data)
+        if method == "POST" and path == "/invitee_no_shows":
+            return self.create_no_show(data)
+        if method == "POST" and path == "/scheduling_links":
+            return self.create_link(data)
+        if method == "POST" and (match := _WRITE_EVENT_RE.match(path)):
+            return self.cancel_event(match[1], data)
+        if method == "DELETE" and (match := _NO_SHOW_RE.match(path)):
+            if self.no_shows.pop(match[1], None) is None:
+                return _error_reply(404)
+            for invitees in self.fake._invitees.values():
+                for invitee in invitees:
+                    if invitee.get("no_show") and _last_segment(invitee["no_show"]["uri"]) == match[1]:
+                        invitee["no_show"] = None
+            return _Reply(204, b"")
+        return _error_reply(404)
+
+    def create_invitee(self, data: Mapping[str, Any]) -> _Reply:
+        invalid: list[dict[str, str]] = []
+        event_type = self._event_type(str(data.get("event_type") or ""))
+        if event_type is None:
+            return _error_reply(404)
+        invitee = data.get("invitee")
+        if not isinstance(invitee, Mapping) or not invitee.get("email") or not invitee.get("timezone"):
+            invalid.append({"parameter": "invitee", "message": "email and timezone are required"})
+            invitee = {}
+        try:
+            start = _parse_iso(str(data.get("start_time")))
+        except ValueError:
+            return _error_reply(400, details=[{"parameter": "start_time", "message": "is invalid"}])
+        answers = data.get("questions_and_answers") or []
+        questions = {q["name"]: q for q in event_type.get("custom_questions") or [] if q.get("enabled", True)}
+        for index, item in enumerate(answers):
+            if not isinstance(item, Mapping) or set(item) != {"question", "answer", "position"}:
+                invalid.append({"parameter": f"questions_and_answers[{index}]", "message": "is invalid"})
+            elif item["question"] not in questions:
+                invalid.append({"parameter": f"questions_and_answers[{index}].question", "message": "is unknown"})
+        answered = {item.get("question") for item in answers if isinstance(item, Mapping)}
+        for name, question in questions.items():
+            if question.get("required") and name not in answered:
+                invalid.append({"parameter": "questions_and_answers", "message": f"{name} is required"})
+        location = data.get("location")
+        kinds = [place.get("kind") for place in event_type.get("locations") or []]
+        if location is not None and (not isinstance(location, Mapping) or location.get("kind") not in kinds):
+            invalid.append({"parameter": "location", "message": "does not match the event type"})
+        if invalid:
+            return _error_reply(400, "The supplied parameters are invalid.", invalid)
+        open_now = start in self._candidates(event_type["uri"], start, start + timedelta(seconds=1))
+        if start <= datetime.now(UTC) or not open_now or self.remaining(event_type, start) <= 0:
+            return _error_reply(
+                400,
+                "The supplied parameters are invalid.",
+                [
+                    {
+                        "parameter": "event.start_time",
+                        "message": "That start time has been filled",
+                        "code": "already_filled",
+                    }
+                ],
+            )
+        now = datetime.now(UTC)
+        existing = self._events_at(event_type["uri"], start) if event_type.get("kind") == "group" else []
+        if existing:
+            event = existing[0]
+        else:
+            event = make_scheduled_event(0, event_type["uri"], start, duration_minutes=int(event_type["duration"]))
+            event["uri"] = f"{API_ORIGIN}/scheduled_events/{self._next('EVW')}"
+            event["name"] = event_type.get("name")
+            event["created_at"] = event["updated_at"] = _iso(now)
+            owner = (event_type.get("profile") or {}).get("owner") or DEFAULT_USER_URI
+            event["event_memberships"] = [{"user": owner, "user_email": "ada@example.com", "user_name": "Ada Builder"}]
+            event["location"] = {
+                "type": kinds[0] if kinds else "custom",
+                "status": "pushed",
+                "join_url": f"https://zoom.example/j/{_last_segment(event['uri'])}",
+            }
+            self.fake._scheduled_events.append(event)
+        uuid = self._next("INVW")
+        created = make_invitee(event["uri"], 0, email=str(invitee["email"]), created_at=now)
+        created.update(
+            {
+                "uri": f"{event['uri']}/invitees/{uuid}",
+                "name": invitee.get("name") or invitee.get("first_name"),
+                "timezone": invitee["timezone"],
+                "questions_and_answers": [dict(item) for item in answers],
+                "cancel_url": f"https://calendly.com/cancellations/{uuid}",
+                "reschedule_url": f"https://calendly.com/reschedulings/{uuid}",
+                "scheduling_method": "api",
+            }
+        )
+        self.fake._invitees.setdefault(_last_segment(event["uri"]), []).append(created)
+        active = len(self._active_invitees(event))
+        event["invitees_counter"] = {"total": active, "active": active, "limit": self._capacity(event_type)}
+        return _Reply(201, json.dumps({"resource": created}).encode())
+
+    def cancel_event(self, uuid: str, data: Mapping[str, Any]) -> _Reply:
+        event = next((e for e in self.fake._scheduled_events if _last_segment(e["uri"]) == uuid), None)
+        if event is None:
+            return _error_reply(404)
+        if event["status"] == "canceled":
+            return _error_reply(403, "Event is already canceled")
+        if _parse_iso(event["start_time"]) <= datetime.now(UTC):
+            return _error_reply(403, "Event in the past")
+        now = _iso(datetime.now(UTC))
+        cancellation = {
+            "canceled_by": "Ada Builder",
+            "reason": data.get("reason"),
+            "canceler_type": "host",
+            "created_at": now,
+        }
+        event.update({"status": "canceled", "cancellation": cancellation, "updated_at": now})
+        for invitee in self.fake._invitees.get(uuid, []):
+            if invitee["status"] == "active":
+                invitee.update({"status": "canceled", "cancellation": cancellation, "updated_at": now})
+        return _Reply(201, json.dumps({"resource": cancellation}).encode())
+
+    def create_no_show(self, data: Mapping[str, Any]) -> _Reply:
+        uri = str(data.get("invitee") or "")
+        for invitees in self.fake._invitees.values():
+            for invitee in invitees:
+                if invitee["uri"] == uri:
+                    uuid = self._next("NS")
+                    no_show = {
+                        "uri": f"{API_ORIGIN}/invitee_no_shows/{uuid}",
+                        "invitee": uri,
+                        "created_at": _iso(datetime.now(UTC)),
+                    }
+                    invitee["no_show"] = {"uri": no_show["uri"], "created_at": no_show["created_at"]}
+                    self.no_shows[uuid] = no_show
+                    return _Reply(201, json.dumps({"resource": no_show}).encode())
+        return _error_reply(404)
+
+    def create_link(self, data: Mapping[str, Any]) -> _Reply:
+        if data.get("owner_type") != "EventType" or data.get("max_event_count") not in (1, "1"):
+            return _error_reply(400, details=[{"parameter": "owner_type", "message": "is invalid"}])
+        if self._event_type(str(data.get("owner") or "")) is None:
+            return _error_reply(404)
+        link = {
+            "booking_url": f"https://calendly.com/s/{self._next('LINK').lower()}",
+            "owner": data["owner"],
+            "owner_type": "EventType",
+        }
+        self.links.append(link)
+        return _Reply(201, json.dumps({"resource": link}).encode())
+
+    def book_as_visitor(
+        self, event_type_uri: str, start: datetime, email: str, name: str = "Visitor"
+    ) -> dict[str, Any]:
+        """A booking made on Calendly's own page (a scheduling link, the embed): as POST /invitees does,
+        with every required question answered "n/a"."""
+        event_type = self._event_type(event_type_uri) or {}
+        answers = [
+            {"question": q["name"], "answer": "n/a", "position": q["position"]}
+            for q in event_type.get("custom_questions") or []
+            if q.get("enabled", True) and q.get("required")
+        ]
+        reply = self.create_invitee(
+            {
+                "event_type": event_type_uri,
+                "start_time": _iso(start),
+                "invitee": {"email": email, "name": name, "timezone": "UTC"},
+                "questions_and_answers": answers,
+            }
+        )
+        if reply.status != 201:
+            raise RuntimeError(reply.body.decode())
+        return dict(json.loads(reply.body)["resource"])

@@ -43,19 +43,33 @@ import httpx
 from pydantic import BaseModel, ValidationError
 
 from bapp_cli.calendly.models import (
+    AvailableTime,
+    AvailableTimes,
+    Cancellation,
     ErrorBody,
     EventType,
     Invitee,
+    InviteeNoShow,
     Page,
     Resource,
     ScheduledEvent,
+    SchedulingLink,
     User,
     WebhookSubscription,
     describe_validation_error,
 )
 from bapp_cli.errors import AuthError, ConfigError, Conflict, InvalidInput, NotFound, RemoteError
 
-__all__ = ["DEFAULT_BASE_URL", "DEFAULT_TIMEOUT", "CalendlyClient", "ListingPage"]
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "DEFAULT_TIMEOUT",
+    "MAX_AVAILABILITY_WINDOW",
+    "CalendlyClient",
+    "CalendlyRefusal",
+    "ListingPage",
+    "OutcomeUnknown",
+    "SlotTaken",
+]
 
 DEFAULT_BASE_URL = "https://api.calendly.com"
 DEFAULT_TIMEOUT = httpx.Timeout(connect=5.0, read=30.0, write=30.0, pool=5.0)
@@ -80,6 +94,11 @@ _HINT_403 = (
     "The token lacks a scope (users:read, event_types:read, scheduled_events:read) or the user is not an "
     "admin of the organization: check the token, or sync with --user instead of --organization."
 )
+
+# POST /invitees has its own per-user limits on top of the general ones (calendly-scheduling-api.md §2).
+_BOOKING_RATE_LIMITS = "10 a minute, 50 an hour and 100 a day per user on paid plans"
+# GET /event_type_available_times refuses windows longer than this (31 days since 2026-07-09).
+MAX_AVAILABILITY_WINDOW = 31 * 24 * 3600
 
 _EVENT_TYPE_PAGE = Page[EventType]
 _SCHEDULED_EVENT_PAGE = Page[ScheduledEvent]
@@ -110,10 +129,30 @@ class _Request:
         return f"Calendly GET {self.path}"
 
 
-class AnswerLost(RemoteError):
-    """A write may or may not have happened: the request went out and no usable answer came back."""
+class SlotTaken(Conflict):
+    """Calendly refused a booking because the start is no longer open (400 ``already_filled``, or 409)."""
 
-    code = "answer_lost"
+    code = "slot_taken"
+
+
+class OutcomeUnknown(RemoteError):
+    """A write whose request may have reached Calendly but whose answer was lost (timeout, reset, 5xx).
+
+    It must not be resent blindly: POST /invitees has no idempotency key, so a resend can double-book.
+    """
+
+    code = "outcome_unknown"
+
+
+class CalendlyRefusal(RemoteError):
+    """A definite 4xx refusal of a write (other than auth, slot taken or rate limit): nothing was created."""
+
+    code = "calendly_refused"
+
+    def __init__(self, message: str, *, status: int, calendly_message: str, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.status = status
+        self.calendly_message = calendly_message
 
 
 class _StalePageToken(Exception):
@@ -345,6 +384,203 @@ class CalendlyClient:
         """All invitees of one scheduled event."""
         return _collect(self.iter_event_invitee_pages(event_uri, status=status, email=email, count=count))
 
+    # --- the write side (calendly-scheduling-api.md): slots, bookings, cancellations, no-shows, links --
+
+    def list_available_times(self, event_type_uri: str, start: datetime, end: datetime) -> list[AvailableTime]:
+        """``GET /event_type_available_times`` for one window of at most 31 days (no pagination).
+
+        The caller keeps ``start`` in the future (Calendly refuses a past start) and splits longer ranges.
+        """
+        if (end - start).total_seconds() > MAX_AVAILABILITY_WINDOW or end <= start:
+            raise InvalidInput("an availability window must be positive and at most 31 days long")
+        request = _Request(
+            "/event_type_available_times",
+            {
+                "event_type": event_type_uri,
+                "start_time": _utc_param("start_time", start),
+                "end_time": _utc_param("end_time", end),
+            },
+        )
+        response = self._send(request)
+        if not response.is_success:
+            raise self._status_error(request, response)
+        return self._parse(request, response, AvailableTimes, page=None).collection
+
+    def get_scheduled_event(self, uri: str) -> ScheduledEvent:
+        """``GET /scheduled_events/{uuid}``: times, location and join URL of a booked event."""
+        uuid = _uuid_from(uri, "scheduled_events")
+        request = _Request(f"/scheduled_events/{uuid}", {})
+        response = self._send(request)
+        if response.status_code == 404:
+            raise NotFound(f"Calendly has no scheduled event {uuid}")
+        if not response.is_success:
+            raise self._status_error(request, response)
+        return self._parse(request, response, Resource[ScheduledEvent], page=None).resource
+
+    def create_invitee(self, body: Mapping[str, Any]) -> Invitee:
+        """``POST /invitees`` (the Scheduling API): books a real Calendly event.
+
+        Never resent here: a 429 (the request was refused, not taken) waits for the reset and tries again
+        within the retry budget; a timeout, reset or 5xx raises :class:`OutcomeUnknown` because the
+        booking may exist; 400 ``already_filled`` or 409 raises :class:`SlotTaken`.
+        """
+        label = "Calendly POST /invitees"
+        response = self._write("POST", "/invitees", body, label=label, rate_note=_BOOKING_RATE_LIMITS)
+        if response.status_code in (200, 201):
+            return self._parse(_Request("/invitees", {}), response, Resource[Invitee], page=None).resource
+        if response.status_code == 409 or (
+            response.status_code == 400 and _has_detail_code(response, "already_filled")
+        ):
+            raise SlotTaken(self._clean(f"{label}: the start is no longer open ({_status_text(response)})"))
+        raise self._refusal(label, response)
+
+    def cancel_event(self, event_uri: str, reason: str | None) -> Cancellation | None:
+        """``POST /scheduled_events/{uuid}/cancellation``; None when Calendly says it is already canceled.
+
+        Safe to retry after a lost answer (a second cancel is "already canceled", which counts as done), so
+        transport failures and 5xx use the normal retry policy. "Event in the past" is a :class:`Conflict`.
+        """
+        uuid = _uuid_from(event_uri, "scheduled_events")
+        path = f"/scheduled_events/{uuid}/cancellation"
+        label = f"Calendly POST {path}"
+        body: dict[str, Any] = {"reason": reason} if reason else {}
+        response = self._write("POST", path, body, label=label, retry_unknown=True)
+        if response.status_code in (200, 201):
+            return self._parse(_Request(path, {}), response, Resource[Cancellation], page=None).resource
+        message = _error_message(response)
+        if response.status_code == 403 and "already canceled" in message.lower():
+            return None
+        if response.status_code == 403 and "in the past" in message.lower():
+            raise Conflict(
+                self._clean(f"Calendly will not cancel event {uuid}: {message}"),
+                hint="a past session is completed or a no-show, not cancelled",
+                code="event_in_past",
+            )
+        if response.status_code == 404:
+            raise NotFound(f"Calendly has no scheduled event {uuid}")
+        raise self._refusal(label, response)
+
+    def create_invitee_no_show(self, invitee_uri: str) -> InviteeNoShow:
+        """``POST /invitee_no_shows``: marks the invitee a no-show; the answer's URI undoes it."""
+        label = "Calendly POST /invitee_no_shows"
+        response = self._write("POST", "/invitee_no_shows", {"invitee": invitee_uri}, label=label)
+        if response.status_code in (200, 201):
+            return self._parse(_Request("/invitee_no_shows", {}), response, Resource[InviteeNoShow], page=None).resource
+        raise self._refusal(label, response)
+
+    def delete_invitee_no_show(self, no_show_uri: str) -> None:
+        """``DELETE /invitee_no_shows/{uuid}``; a 404 means it is already gone, which counts as done."""
+        uuid = _uuid_from(no_show_uri, "invitee_no_shows")
+        path = f"/invitee_no_shows/{uuid}"
+        label = f"Calendly DELETE {path}"
+        response = self._write("DELETE", path, None, label=label, retry_unknown=True)
+        if response.status_code in (200, 204, 404):
+            return
+        raise self._refusal(label, response)
+
+    def create_scheduling_link(self, event_type_uri: str) -> SchedulingLink:
+        """``POST /scheduling_links``: a single-use booking page for the event type (max_event_count 1)."""
+        label = "Calendly POST /scheduling_links"
+        body = {"max_event_count": 1, "owner": event_type_uri, "owner_type": "EventType"}
+        response = self._write("POST", "/scheduling_links", body, label=label)
+        if response.status_code in (200, 201):
+            return self._parse(
+                _Request("/scheduling_links", {}), response, Resource[SchedulingLink], page=None
+            ).resource
+        raise self._refusal(label, response)
+
+    def _write(
+        self,
+        method: str,
+        path: str,
+        body: Mapping[str, Any] | None,
+        *,
+        label: str,
+        retry_unknown: bool = False,
+        rate_note: str | None = None,
+    ) -> httpx.Response:
+        """Send one write. 401/403-auth raise AuthError; 429 waits for the reset and tries again within the
+        retry budget (a 429 means the request was not taken); a connect failure is retried (nothing was
+        sent); a timeout, reset or 5xx after sending is retried only when ``retry_unknown`` (idempotent
+        writes), else it raises :class:`OutcomeUnknown`. Any other answer is returned."""
+        retries = 0
+        while True:
+            try:
+                response = (
+                    self._http.request(method, path, json=body)
+                    if body is not None
+                    else self._http.request(method, path)
+                )
+            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+                # the connection never opened, so the request was not received: trying again is safe
+                failure, wait, definite = self._transport_failure(exc), self._backoff(retries), True
+            except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
+                failure, wait, definite = self._transport_failure(exc), self._backoff(retries), False
+            except httpx.HTTPError as exc:
+                raise OutcomeUnknown(self._clean(f"{label}: {self._transport_failure(exc)}")) from None
+            else:
+                status = response.status_code
+                if status == 401:
+                    raise self._auth_error(_Request(path, {}), response)
+                if status == 403 and _is_scope_error(response):
+                    raise AuthError(
+                        self._clean(f"{label}: the token lacks a scope ({_status_text(response)})"),
+                        hint="grant the token scheduled_events:write (and scheduling_links:write for links)",
+                    )
+                if status == 429:
+                    wait = self._rate_limit_wait(response, retries)
+                    if retries >= self.max_retries:
+                        raise RemoteError(self._clean(self._rate_limited(label, response, rate_note)))
+                    retries += 1
+                    self._sleep(wait)
+                    continue
+                if status < 500:
+                    return response
+                failure, wait, definite = (
+                    f"HTTP {status} {response.reason_phrase}".rstrip(),
+                    self._backoff(retries),
+                    False,
+                )
+            if not definite and not retry_unknown:
+                raise OutcomeUnknown(
+                    self._clean(f"{label}: {failure}; the request may have been received, so it was not resent")
+                )
+            if retries >= self.max_retries:
+                raise RemoteError(self._clean(f"{label}: {failure}; gave up after {retries} retries"))
+            retries += 1
+            self._sleep(wait)
+
+    def _rate_limited(self, label: str, response: httpx.Response, rate_note: str | None) -> str:
+        seconds = None
+        for header in ("X-RateLimit-Reset", "Retry-After"):
+            seconds = _header_seconds(response.headers.get(header))
+            if seconds is not None:
+                break
+        when = ""
+        if seconds is not None:
+            at = datetime.fromtimestamp(time.time() + seconds, UTC).replace(microsecond=0)
+            when = f"; Calendly accepts again in {math.ceil(seconds)} s (at {at.isoformat().replace('+00:00', 'Z')})"
+        note = f" (this endpoint allows {rate_note})" if rate_note else ""
+        return f"{label}: rate limited (HTTP 429) after {self.max_retries} waits{when}{note}"
+
+    def _refusal(self, label: str, response: httpx.Response) -> AuthError | CalendlyRefusal:
+        status = response.status_code
+        message = _error_message(response)
+        if status == 403:
+            plan = "paid Calendly plans" in message
+            return AuthError(
+                self._clean(f"{label}: Calendly refused (HTTP 403 {_status_text(response)})"),
+                hint="the Calendly plan or the token's user may not use the Scheduling API; "
+                "book with --local-only, or send the client `bapp bookings link`"
+                if plan
+                else "check that the token's user hosts this event type",
+            )
+        return CalendlyRefusal(
+            self._clean(f"{label}: HTTP {status} {_status_text(response)}"),
+            status=status,
+            calendly_message=self._clean(message),
+        )
+
     # --- pagination ------------------------------------------------------------------------------
 
     def _paginate(self, first: _Request, model: type[Page[T]]) -> Iterator[ListingPage[T]]:
@@ -460,7 +696,7 @@ class CalendlyClient:
         """``POST /webhook_subscriptions``, sent exactly once.
 
         The API has no idempotency key, so a failure after the request may have reached Calendly (a
-        lost connection, a timeout, a 5xx) is never retried here: it raises :class:`AnswerLost`, and the
+        lost connection, a timeout, a 5xx) is never retried here: it raises :class:`OutcomeUnknown`, and the
         caller looks the URL up in the listing to learn whether the subscription exists.
         """
         payload: dict[str, Any] = {
@@ -473,12 +709,9 @@ class CalendlyClient:
         if user is not None:
             payload["user"] = user
         label = "Calendly POST /webhook_subscriptions"
-        try:
-            response = self._http.post("/webhook_subscriptions", json=payload)
-        except httpx.HTTPError as exc:
-            raise AnswerLost(self._clean(f"{label}: {self._transport_failure(exc)}")) from None
+        response = self._write("POST", "/webhook_subscriptions", payload, label=label)
         status = response.status_code
-        if status in (401, 403):
+        if status == 403:
             raise self._auth_error(_Request("/webhook_subscriptions", {}), response)
         if status == 409:
             raise Conflict(
@@ -486,8 +719,6 @@ class CalendlyClient:
                 hint="one subscription per URL: `bapp calendly webhook subscriptions` lists them",
                 code="subscription_exists",
             )
-        if status >= 500 or status == 429:
-            raise AnswerLost(self._clean(f"{label}: HTTP {status} {_status_text(response)}"))
         if not response.is_success:
             raise InvalidInput(self._clean(f"{label}: HTTP {status} {_status_text(response)}"), code="refused")
         return self._parse(
@@ -745,6 +976,32 @@ def _status_text(response: httpx.Response) -> str:
     except ValidationError:
         summary = ""
     return summary or response.reason_phrase
+
+
+def _error_body(response: httpx.Response) -> ErrorBody | None:
+    try:
+        return ErrorBody.model_validate_json(response.content)
+    except ValidationError:
+        return None
+
+
+def _error_message(response: httpx.Response) -> str:
+    body = _error_body(response)
+    return body.message if body is not None else response.reason_phrase
+
+
+def _has_detail_code(response: httpx.Response, code: str) -> bool:
+    body = _error_body(response)
+    return body is not None and any(detail.code == code for detail in body.details)
+
+
+def _is_scope_error(response: httpx.Response) -> bool:
+    """Calendly's InsufficientScopeError is a 403 carrying ``required_scopes``; other 403s are refusals."""
+    try:
+        data = json.loads(response.content)
+    except ValueError:
+        return False
+    return isinstance(data, dict) and "required_scopes" in data
 
 
 def _item_uri_note(body: bytes, loc: tuple[int | str, ...]) -> str:

@@ -38,6 +38,8 @@ __all__ = [
     "INVITEE_WEBHOOK_EVENTS",
     "NO_SHOW_WEBHOOK_EVENTS",
     "ApiModel",
+    "AvailableTime",
+    "AvailableTimes",
     "Cancellation",
     "CustomQuestion",
     "ErrorBody",
@@ -48,6 +50,7 @@ __all__ = [
     "EventType",
     "EventTypeLocation",
     "Invitee",
+    "InviteeNoShow",
     "InviteesCounter",
     "LegacyWebhookPayload",
     "NoShow",
@@ -60,6 +63,7 @@ __all__ = [
     "Reconfirmation",
     "Resource",
     "ScheduledEvent",
+    "SchedulingLink",
     "Tracking",
     "User",
     "WebhookInvitee",
@@ -389,6 +393,8 @@ class Resource(ApiModel, Generic[T]):
 class ErrorDetail(ApiModel):
     parameter: str | None = None
     message: str | None = None
+    # e.g. "already_filled" on POST /invitees when the slot went meanwhile: branch on this, not on text
+    code: str | None = None
 
 
 class ErrorBody(ApiModel):
@@ -508,3 +514,37 @@ def describe_validation_error(errors: Sequence[ErrorDetails], *, limit: int = 1)
     more = len(errors) - limit
     text = "; ".join(rendered)
     return f"{text} (and {more} more)" if more > 0 else text
+
+
+# --- the write side: open slots, bookings, no-shows, links (calendly-scheduling-api.md §1–5) -----------
+
+
+class AvailableTime(ApiModel):
+    """One open start of ``GET /event_type_available_times``; the end is start + the type's duration."""
+
+    status: str
+    invitees_remaining: int = Field(ge=0)
+    start_time: UtcDatetime
+    scheduling_url: str | None = None
+
+
+class AvailableTimes(ApiModel):
+    """That endpoint has no pagination: one window (at most 31 days) is one ``collection``."""
+
+    collection: list[AvailableTime]
+
+
+class InviteeNoShow(ApiModel):
+    """``POST /invitee_no_shows`` answer: the no-show's own URI is what ``DELETE`` needs to undo it."""
+
+    uri: str
+    invitee: str | None = None
+    created_at: UtcDatetime | None = None
+
+
+class SchedulingLink(ApiModel):
+    """``POST /scheduling_links`` answer: a single-use booking page for one event type."""
+
+    booking_url: str
+    owner: str | None = None
+    owner_type: str | None = None

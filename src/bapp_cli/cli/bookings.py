@@ -9,6 +9,7 @@ import typer
 from bapp_cli.cli.cells import answers_text
 from bapp_cli.cli.context import state, utc_now
 from bapp_cli.cli.options import DryRunOption, FormatOption, JsonOption
+from bapp_cli.errors import UsageError
 
 if TYPE_CHECKING:
     from bapp_cli.cli.output import OutputSink
@@ -115,6 +116,15 @@ def create(
         bool, typer.Option("--allow-past", help="Skip the time rules (backfills): past starts, notice, advance.")
     ] = False,
     allow_overlap: Annotated[bool, typer.Option("--allow-overlap", help="Skip the overlap check.")] = False,
+    through_calendly: Annotated[
+        bool | None,
+        typer.Option(
+            "--calendly/--local-only",
+            help="Book a Calendly session type in Calendly (POST /invitees), or in bapp only "
+            "[default: config bookings.calendly = auto: in Calendly when a token is configured].",
+            show_default=False,
+        ),
+    ] = None,
     dry_run: DryRunOption = False,
     fmt: FormatOption = None,
     as_json: JsonOption = False,
@@ -123,6 +133,12 @@ def create(
 
     Free sessions create the client's account when needed; sessions that need an account refuse an
     unknown e-mail unless --create-account. Exit 6 names the field to fix; 8 is an overlap or a reused key.
+
+    A session type synced from Calendly is booked in Calendly too (when a token is configured, or with
+    --calendly): the start must be one of Calendly's open slots (exit 8 lists the nearest), the booking is
+    held as pending while Calendly is asked, then confirmed with Calendly's event and invitee. Slot taken
+    meanwhile: exit 8, nothing kept. Calendly's answer lost: bapp looks the booking up (never resends
+    blindly); if it stays unknown, exit 9 and `bapp calendly reconcile` settles it later.
 
     \b
     Examples:
@@ -152,8 +168,14 @@ def create(
         allow_past=allow_past,
         allow_overlap=allow_overlap,
     )
-    with app_state.transaction(dry_run=dry_run) as session:
-        result = create_booking(session, request, now=utc_now())
+    notes: list[str] = []
+    warning: list[str] = []
+    if _books_in_calendly(app_state, warning, through_calendly, session_ref, allow_past=allow_past):
+        booked = _create_in_calendly(app_state, request, dry_run=dry_run)
+        result, notes = booked.created, booked.notes
+    else:
+        with app_state.transaction(dry_run=dry_run) as session:
+            result = create_booking(session, request, now=utc_now())
     record = result.as_record()
     sink.record(record, CREATED_COLUMNS, table=lambda console: _record_table(record, sink, console))
     booking = result.booking
@@ -162,11 +184,95 @@ def create(
     elif dry_run:
         sink.notice(f"Dry run: every rule passed; booking {booking.reference} was not written.")
     else:
-        sink.info(f"Booked {booking.reference} ({booking.status}, payment {booking.payment_status}).")
+        where = " in Calendly" if booking.calendly_invitee_uri else ""
+        sink.info(f"Booked {booking.reference}{where} ({booking.status}, payment {booking.payment_status}).")
+    for note in notes:
+        sink.notice(f"{booking.reference}: {note}.")
+    if not result.existing:
+        for text in warning:  # only once the booking passed every rule: a refusal needs no such warning
+            sink.warning(text)
+    if not dry_run and not result.existing:
         if result.account_created:
             sink.info(f"Created an account for {booking.client}.")
         if result.enrolled:
             sink.info(f"Enrolled {booking.client} in {booking.pathway}.")
+
+
+# -- write-through to Calendly (issue 13) -------------------------------------------------------------
+
+CALENDLY_MODES = ("auto", "always", "never")
+# A second support person booking at the same moment waits this long for the first one's Calendly call.
+CALENDLY_WRITE_WAIT = 60.0
+
+
+def _calendly_mode(app_state: Any) -> str:
+    from bapp_cli.errors import ConfigError
+
+    raw = app_state.settings.get("bookings.calendly")
+    mode = str(raw).strip().lower() if raw is not None and str(raw).strip() else "auto"
+    if mode not in CALENDLY_MODES:
+        raise ConfigError(
+            f"bookings.calendly: {str(raw)[:40]!r} is not one of {', '.join(CALENDLY_MODES)}",
+            hint="set it in the config file or BAPP_BOOKINGS_CALENDLY",
+        )
+    return mode
+
+
+def _books_in_calendly(
+    app_state: Any, warning: list[str], flag: bool | None, session_ref: str, *, allow_past: bool
+) -> bool:
+    """--calendly/--local-only, else bookings.calendly: auto books a Calendly session type in Calendly when
+    a token is configured and, when it is not, adds the one warning line to print once the booking is made;
+    always needs the token (exit 4)."""
+    from bapp_cli.errors import AuthError
+    from bapp_cli.services.calendly_write import calendly_session
+    from bapp_cli.services.session_types import get_session_type
+
+    if flag is False:
+        return False
+    mode = "always" if flag else _calendly_mode(app_state)
+    if mode == "never":
+        return False
+    with app_state.reading() as session:
+        if flag:
+            calendly_session(session, session_ref)  # exit 6 for a session type Calendly does not know
+        elif not get_session_type(session, session_ref).calendly_uri:
+            return False
+    if allow_past:
+        if flag:
+            raise UsageError("--allow-past records a past booking, which Calendly cannot take; use --local-only")
+        return False
+    if not app_state.settings.calendly_token():
+        if mode == "always":
+            raise AuthError(
+                "no Calendly token configured, and this booking must go through Calendly",
+                hint="set CALENDLY_API_KEY or calendly.token_file, or book with --local-only",
+            )
+        warning.append("no Calendly token configured: booked in bapp only, not in Calendly (see bookings.calendly)")
+        return False
+    return True
+
+
+def _create_in_calendly(app_state: Any, request: Any, *, dry_run: bool) -> Any:
+    from bapp_cli.db.locks import named_lock
+    from bapp_cli.services.calendly_write import CALENDLY_WRITE_LOCK, CalendlyWriter
+
+    settings = app_state.settings
+    with (
+        named_lock(app_state.engine(), CALENDLY_WRITE_LOCK, wait_seconds=CALENDLY_WRITE_WAIT, what="Calendly booking"),
+        app_state.calendly_client() as client,
+    ):
+        writer = CalendlyWriter(app_state.transaction, client, clock=utc_now)
+        return writer.book(
+            request,
+            dry_run=dry_run,
+            user=_text(settings.get("calendly.user")),
+            organization=_text(settings.get("calendly.organization")),
+        )
+
+
+def _text(value: Any) -> str | None:
+    return str(value).strip() or None if value is not None else None
 
 
 @app.command("list")
@@ -265,8 +371,16 @@ def show(
     app_state = state(ctx)
     sink = app_state.output(fmt, as_json)
     with app_state.reading() as session:
-        record = show_booking(session, reference).as_record()
+        view = show_booking(session, reference)
+    record = view.as_record()
     sink.record(record, BOOKING_COLUMNS, table=lambda console: _record_table(record, sink, console))
+    if view.calendly_state in ("requested", "unknown"):
+        sink.notice(
+            f"{view.reference} is waiting for Calendly's confirmation (the answer was lost or never came); "
+            "`bapp calendly reconcile` settles it."
+        )
+    elif view.calendly_state == "failed":
+        sink.notice(f"{view.reference} was never confirmed by Calendly and was given up.")
 
 
 def _render_change(sink: OutputSink, change: StatusChange) -> None:
@@ -327,18 +441,77 @@ def complete(
     _render_change(sink, _status(ctx, reference, "complete"))
 
 
+LocalOnlyOption = Annotated[
+    bool,
+    typer.Option("--local-only", help="Change the booking in bapp only, even if it is in Calendly."),
+]
+
+
+def _calendly_side(app_state: Any, reference: str, command: str, local_only: bool) -> Any:
+    """The booking's Calendly side when the change must go to Calendly first, else None; the local rules
+    are checked first, so Calendly is never changed for a move bapp would then refuse."""
+    if local_only:
+        return None
+    from bapp_cli.services.calendly_write import check_move, push_target
+
+    with app_state.reading() as session:
+        target = push_target(session, reference)
+    if target is not None and command != "undo":
+        check_move(target, command, now=utc_now())
+    return target
+
+
 @app.command("no-show")
 def no_show(
-    ctx: typer.Context, reference: ReferenceArgument, fmt: FormatOption = None, as_json: JsonOption = False
+    ctx: typer.Context,
+    reference: ReferenceArgument,
+    undo: Annotated[
+        bool, typer.Option("--undo", help="Take back a no-show recorded by mistake (→ confirmed).")
+    ] = False,
+    local_only: LocalOnlyOption = False,
+    fmt: FormatOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Mark a confirmed booking as a no-show, once its start time has passed.
+
+    A booking that is in Calendly is marked there first (POST /invitee_no_shows); --undo deletes that
+    no-show in Calendly and puts the booking back to confirmed.
 
     \b
     Examples:
       bapp bookings no-show BK-7Q2M9X4D
+      bapp bookings no-show BK-7Q2M9X4D --undo
     """
-    sink = state(ctx).output(fmt, as_json)
-    _render_change(sink, _status(ctx, reference, "no-show"))
+    app_state = state(ctx)
+    sink = app_state.output(fmt, as_json)
+    target = _calendly_side(app_state, reference, "undo" if undo else "no-show", local_only)
+    if undo:
+        from bapp_cli.services.booking import StatusChange
+        from bapp_cli.services.calendly_write import undo_no_show
+
+        if target is not None and target.no_show_uri:
+            if target.status != "no_show":
+                from bapp_cli.errors import Conflict
+
+                raise Conflict(f"booking {target.reference} is {target.status}, not no_show; nothing to undo")
+            with app_state.calendly_client() as client:
+                client.delete_invitee_no_show(target.no_show_uri)
+        with app_state.transaction() as session:
+            view = undo_no_show(session, reference, now=utc_now())
+        _render_change(sink, StatusChange(view, {"status": ["no_show", "confirmed"]}))
+        return
+    no_show_uri = None
+    if target is not None and target.invitee_uri:
+        with app_state.calendly_client() as client:
+            no_show_uri = client.create_invitee_no_show(target.invitee_uri).uri
+    from bapp_cli.services.booking import change_booking_status
+    from bapp_cli.services.calendly_write import record_no_show_uri
+
+    with app_state.transaction() as session:
+        change = change_booking_status(session, reference, "no-show", now=utc_now())
+        if no_show_uri is not None:
+            record_no_show_uri(session, reference, no_show_uri)
+    _render_change(sink, change)
 
 
 @app.command("cancel")
@@ -346,16 +519,31 @@ def cancel(
     ctx: typer.Context,
     reference: ReferenceArgument,
     reason: Annotated[str | None, typer.Option("--reason", help="Why (kept with the booking).")] = None,
+    local_only: LocalOnlyOption = False,
     fmt: FormatOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Cancel a pending or confirmed booking.
 
+    A booking that is in Calendly is cancelled there first (Calendly e-mails the client; "already
+    canceled" counts as done; an event in the past cannot be cancelled: exit 8), then here.
+
     \b
     Examples:
       bapp bookings cancel BK-7Q2M9X4D --reason "client asked to move it"
+      bapp bookings cancel BK-7Q2M9X4D --local-only
     """
-    sink = state(ctx).output(fmt, as_json)
+    app_state = state(ctx)
+    sink = app_state.output(fmt, as_json)
+    if reason is not None and len(reason.strip()) > 2000:
+        from bapp_cli.errors import InvalidInput
+
+        raise InvalidInput(f"reason: {len(reason.strip())} characters; at most 2000", code="too_long")
+    target = _calendly_side(app_state, reference, "cancel", local_only)
+    if target is not None and target.event_uri:
+        with app_state.calendly_client() as client:
+            if client.cancel_event(target.event_uri, reason.strip() if reason else None) is None:
+                sink.info(f"{target.reference}: Calendly already had the event cancelled.")
     _render_change(sink, _status(ctx, reference, "cancel", reason=reason))
 
 
@@ -385,3 +573,38 @@ def refund(
     """
     sink = state(ctx).output(fmt, as_json)
     _render_change(sink, _payment(ctx, reference, "refund"))
+
+
+@app.command("link")
+def link(
+    ctx: typer.Context,
+    client: Annotated[str, typer.Option("--client", help="Client e-mail.", show_default=False)],
+    session_ref: Annotated[
+        str, typer.Option("--session", help="Session type: id, slug or Calendly URI.", show_default=False)
+    ],
+    fmt: FormatOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Create a single-use Calendly scheduling link for a client to pick the time themselves.
+
+    Calendly's POST /scheduling_links makes a booking page that takes one booking. The link is printed and
+    recorded as an invitation; when the client books through it, the pull or a webhook brings the booking
+    in and marks the invitation used (matched by e-mail and event type).
+
+    \b
+    Examples:
+      bapp bookings link --client ada@example.com --session free-discovery-call
+      bapp bookings link --client ada@example.com --session 12 --json
+    """
+    from bapp_cli.services.calendly_write import LINK_COLUMNS, link_target, record_invitation
+
+    app_state = state(ctx)
+    sink = app_state.output(fmt, as_json)
+    with app_state.reading() as session:
+        email, target = link_target(session, client, session_ref)
+    with app_state.calendly_client() as calendly:
+        created = calendly.create_scheduling_link(target.event_type_uri)
+    with app_state.transaction() as session:
+        record = record_invitation(session, email, target, created.booking_url, now=utc_now())
+    sink.record(record, LINK_COLUMNS, title="Scheduling link")
+    sink.info(f"Send {email} this single-use link: {created.booking_url}")

@@ -1024,7 +1024,7 @@ def webhook_subscribe(
       bapp calendly webhook subscribe --url https://bapp.example.com/calendly/webhook
       bapp calendly webhook subscribe --url https://… --scope organization --events invitee.created --json
     """
-    from bapp_cli.calendly.client import AnswerLost
+    from bapp_cli.calendly.client import OutcomeUnknown
     from bapp_cli.errors import RemoteError
 
     app_state = state(ctx)
@@ -1042,7 +1042,7 @@ def webhook_subscribe(
             subscription = client.create_webhook_subscription(
                 url=url, events=wanted, organization=organization, scope=scope, signing_key=key, user=user_scope
             )
-        except AnswerLost as lost:
+        except OutcomeUnknown as lost:
             found = [
                 sub
                 for sub in client.list_webhook_subscriptions(organization=organization, scope=scope, user=user_scope)
@@ -1104,3 +1104,83 @@ def webhook_unsubscribe(
     with app_state.calendly_client() as client:
         client.delete_webhook_subscription(subscription)
     app_state.messages.info(f"Deleted webhook subscription {subscription}")
+
+
+# -- reconcile bookings sent to Calendly (issue 13) --------------------------------------------------
+
+# A create in flight holds the write lock for one Calendly round trip (and its lookup); wait that out.
+RECONCILE_WAIT = 60.0
+
+
+@app.command("reconcile")
+def reconcile(
+    ctx: typer.Context,
+    give_up_after: Annotated[
+        float | None,
+        typer.Option(
+            "--give-up-after",
+            min=0,
+            max=100_000,
+            help="Hours after which a booking Calendly never confirmed is given up (cancelled, state failed) "
+            "[default: calendly.reconcile_give_up_hours, else 24].",
+            show_default=False,
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Look everything up and report; change nothing, send nothing.")
+    ] = False,
+    fmt: FormatOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Settle every booking bapp sent to Calendly whose answer it never recorded.
+
+    For each pending Calendly-bound booking (the answer was lost, or the process was killed): Calendly is
+    asked for the client's booking at that start; found → the booking is completed with Calendly's event
+    and invitee; not found → sent once more (only if it was not resent already and the start is ahead);
+    still nothing after the give-up age → cancelled here and marked failed. One record per booking:
+    attached, resent, waiting, failed. Exit 9 if Calendly cannot be asked (nothing is resent then).
+
+    \b
+    Examples:
+      bapp calendly reconcile
+      bapp calendly reconcile --dry-run --json
+      */15 * * * *  bapp calendly reconcile >/dev/null
+    """
+    from bapp_cli.db.locks import named_lock
+    from bapp_cli.errors import ConfigError
+    from bapp_cli.services.calendly_write import (
+        CALENDLY_WRITE_LOCK,
+        DEFAULT_GIVE_UP,
+        RECONCILE_COLUMNS,
+        CalendlyWriter,
+    )
+
+    app_state = state(ctx)
+    sink = app_state.output(fmt, as_json)
+    settings = app_state.settings
+    give_up = DEFAULT_GIVE_UP
+    hours = give_up_after
+    if hours is None and settings.get("calendly.reconcile_give_up_hours") is not None:
+        raw = settings.get("calendly.reconcile_give_up_hours")
+        try:
+            hours = float(raw)
+        except (TypeError, ValueError):
+            raise ConfigError(f"calendly.reconcile_give_up_hours: {str(raw)[:40]!r} is not a number of hours") from None
+        if not 0 <= hours < 100_000:
+            raise ConfigError("calendly.reconcile_give_up_hours: must be between 0 and 100000 hours")
+    if hours is not None:
+        give_up = dt.timedelta(hours=hours)
+    with (
+        named_lock(app_state.engine(), CALENDLY_WRITE_LOCK, wait_seconds=RECONCILE_WAIT, what="Calendly booking"),
+        app_state.calendly_client() as client,
+    ):
+        writer = CalendlyWriter(app_state.transaction, client, clock=utc_now)
+        reports = writer.reconcile(
+            give_up_after=give_up,
+            dry_run=dry_run,
+            user=_text(settings.get("calendly.user")),
+            organization=_text(settings.get("calendly.organization")),
+        )
+    for report in reports:
+        sink.info(f"{report['booking']}: {report['action']} ({report['note']})")
+    sink.records(reports, RECONCILE_COLUMNS, title="Calendly reconcile")

@@ -322,3 +322,81 @@ def update(
     else:
         sink.info(f"Session type {view.id} already has those values; nothing changed.")
     sink.record(view.as_record(), SESSION_COLUMNS, table=lambda console: render_session(view, console))
+
+
+# -- open Calendly slots (issue 13) -------------------------------------------------------------------
+
+MAX_SLOT_DAYS = 366
+
+
+@app.command("slots")
+def slots(
+    ctx: typer.Context,
+    session_ref: Annotated[str, typer.Argument(help="Session type: id, slug or Calendly URI.", show_default=False)],
+    start_from: Annotated[
+        str | None,
+        typer.Option("--from", help="First day (a date, or an ISO 8601 time) [default: now].", show_default=False),
+    ] = None,
+    days: Annotated[int, typer.Option("--days", help=f"How many days to show (1–{MAX_SLOT_DAYS}).")] = 7,
+    timezone: Annotated[
+        str | None,
+        typer.Option(
+            "--timezone", help="Show times in this IANA zone [default: the global --timezone].", show_default=False
+        ),
+    ] = None,
+    fmt: FormatOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Open start times of a Calendly session type, live from Calendly.
+
+    Asks Calendly's GET /event_type_available_times in windows of at most 31 days, back to back, the first
+    starting a minute from now (Calendly refuses past starts). The table has one column per day with the
+    times in your zone (seats left for group sessions); JSON/CSV records are {session, start_time,
+    end_time, invitees_remaining, scheduling_url} in UTC. Exit 6 for a session type not synced from Calendly.
+
+    \b
+    Examples:
+      bapp sessions slots free-discovery-call
+      bapp sessions slots 12 --from 2030-01-07 --days 14 --timezone Europe/London
+      bapp sessions slots free-discovery-call --days 60 --json
+    """
+    import datetime as dt
+
+    from bapp_cli.services.calendly_write import SLOT_COLUMNS, calendly_session, open_slots
+    from bapp_cli.services.instants import get_zone, parse_instant
+
+    app_state = state(ctx)
+    sink = app_state.output(fmt, as_json)
+    zone_name = get_zone(timezone, field="timezone").key if timezone is not None else app_state.timezone
+    if not 1 <= days <= MAX_SLOT_DAYS:
+        raise UsageError(f"--days: {days} is not between 1 and {MAX_SLOT_DAYS}")
+    now = utc_now()
+    begin = parse_instant(start_from, timezone=zone_name, field="from") if start_from else now
+    end = begin + dt.timedelta(days=days)
+    with app_state.reading() as session:
+        target = calendly_session(session, session_ref)
+    found = []
+    if end > now:
+        with app_state.calendly_client() as client:
+            found = open_slots(client, target, start=begin, end=end, now=now)
+    records = [slot.as_record() for slot in found]
+    zone = get_zone(zone_name)
+
+    def table(console: Any) -> None:
+        from rich.table import Table
+
+        by_day: dict[str, list[str]] = {}
+        for slot in found:
+            local = slot.start_time.astimezone(zone)
+            seats = f" ({slot.invitees_remaining} left)" if target.kind == "group" else ""
+            by_day.setdefault(local.strftime("%a %d %b"), []).append(local.strftime("%H:%M") + seats)
+        grid = Table(title=f"Open times of {target.title} ({zone_name})", header_style="bold")
+        for day in by_day:
+            grid.add_column(day)
+        if by_day:
+            grid.add_row(*("\n".join(times) for times in by_day.values()))
+            console.print(grid, markup=False)
+        else:
+            console.print(f"(no open times for {target.title} in the {days} days from {begin.date().isoformat()})")
+
+    sink.records(records, SLOT_COLUMNS, table=table)

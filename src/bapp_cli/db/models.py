@@ -50,6 +50,11 @@ SYNC_KINDS = ("event_types", "bookings")
 SYNC_STATUSES = ("running", "succeeded", "failed")
 WEBHOOK_DELIVERY_STATUSES = ("pending", "applied")
 WEBHOOK_DELIVERY_SOURCES = ("receiver", "apply", "pull")
+# Where a booking sent to Calendly stands (NULL: never sent, bapp-only or pulled from Calendly):
+# requested — committed before POST /invitees, the answer not in yet; unknown — the answer was lost and
+# neither the lookup nor one resend settled it; booked — Calendly holds the invitee; failed — given up.
+CALENDLY_STATES = ("requested", "unknown", "booked", "failed")
+INVITATION_STATUSES = ("open", "used")
 
 
 def utcnow() -> dt.datetime:
@@ -225,6 +230,9 @@ class Booking(TimestampMixin, Base):
         Index("ix_bookings_pathway_time", "pathway_id", "start_time"),
         Index("ix_bookings_session_time", "session_type_id", "start_time"),
         Index("ix_bookings_start_time", "start_time"),
+        CheckConstraint(
+            "calendly_state IS NULL OR " + one_of("calendly_state", CALENDLY_STATES), name="calendly_state"
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -251,6 +259,35 @@ class Booking(TimestampMixin, Base):
     cancelled_at: Mapped[dt.datetime | None] = mapped_column()
     # Calendly's updated_at of the invitee last applied: older deliveries are ignored
     remote_updated_at: Mapped[dt.datetime | None] = mapped_column()
+    # write-through to Calendly (SPEC §2.9, R8): the intent is committed before the request is sent, and
+    # attempts is raised before each POST /invitees, so a lost answer is looked up, never resent blindly
+    calendly_state: Mapped[str | None] = mapped_column(String(16), index=True)
+    calendly_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    calendly_requested_at: Mapped[dt.datetime | None] = mapped_column()
+    calendly_cancel_url: Mapped[str | None] = mapped_column(String(500))
+    calendly_reschedule_url: Mapped[str | None] = mapped_column(String(500))
+    calendly_join_url: Mapped[str | None] = mapped_column(String(500))
+    calendly_no_show_uri: Mapped[str | None] = mapped_column(String(500))
+
+
+class CalendlyInvitation(Base):
+    """A single-use Calendly scheduling link sent to a client (`bookings link`); the pull or a webhook
+    marks it used when the client's booking of that event type arrives."""
+
+    __tablename__ = "calendly_invitations"
+    __table_args__ = (
+        CheckConstraint(one_of("status", INVITATION_STATUSES), name="status"),
+        Index("ix_calendly_invitations_client_status", "client_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    session_type_id: Mapped[int] = mapped_column(ForeignKey("session_types.id"))
+    booking_url: Mapped[str] = mapped_column(String(500), unique=True)
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    booking_id: Mapped[int | None] = mapped_column(ForeignKey("bookings.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    used_at: Mapped[dt.datetime | None] = mapped_column()
 
 
 class Skill(TimestampMixin, Base):

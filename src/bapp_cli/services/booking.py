@@ -97,6 +97,9 @@ class BookingRequest:
     allow_past: bool = False
     allow_overlap: bool = False
     source: str = "cli"
+    # Calendly's open starts for the session (SPEC §2.9): when given, the start must be one of them and the
+    # booking is held as pending with calendly_state "requested" until Calendly answers.
+    calendly_open_starts: tuple[dt.datetime, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -122,6 +125,8 @@ class BookingView:
     idempotency_key: str | None
     source: str
     created_at: dt.datetime
+    # not a record column (exports stay as they are): where a booking sent to Calendly stands
+    calendly_state: str | None = None
 
     def as_record(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in BOOKING_COLUMNS}
@@ -213,6 +218,7 @@ def _views(session: Session, query: ViewQuery) -> list[BookingView]:
                 idempotency_key=booking.idempotency_key,
                 source=booking.source,
                 created_at=booking.created_at,
+                calendly_state=booking.calendly_state,
             )
         )
     return views
@@ -641,6 +647,9 @@ def create_booking(session: Session, request: BookingRequest, *, now: dt.datetim
     if not request.allow_overlap:
         _check_overlaps(session, session_type, start, end, builder, profile, client)
 
+    if request.calendly_open_starts is not None:
+        check_open_start(session_type, start, request.calendly_open_starts)
+
     # Every rule holds: write.
     account_created = client is None
     client, _, _ = ensure_client(session, email, name=name)
@@ -668,6 +677,13 @@ def create_booking(session: Session, request: BookingRequest, *, now: dt.datetim
         created_at=now,
         updated_at=now,
     )
+    if request.calendly_open_starts is not None:
+        # The intent is committed before POST /invitees is sent, and the attempt counted before it too:
+        # whatever happens to the answer, reconcile knows a request may have reached Calendly.
+        booking.status = "pending"
+        booking.calendly_state = "requested"
+        booking.calendly_attempts = 1
+        booking.calendly_requested_at = now
     insert_booking(session, booking)
     record_audit(
         session,
@@ -683,6 +699,30 @@ def create_booking(session: Session, request: BookingRequest, *, now: dt.datetim
         ),
     )
     return BookingCreated(booking_view(session, booking.id), account_created, enrolled, False)
+
+
+def nearest_starts(starts: Sequence[dt.datetime], wanted: dt.datetime, count: int = 3) -> list[dt.datetime]:
+    """The ``count`` open starts closest to ``wanted``, in time order."""
+    closest = sorted(starts, key=lambda start: (abs((start - wanted).total_seconds()), start))[:count]
+    return sorted(closest)
+
+
+def describe_starts(starts: Sequence[dt.datetime]) -> str:
+    return ", ".join(start.astimezone(dt.UTC).isoformat().replace("+00:00", "Z") for start in starts)
+
+
+def check_open_start(session_type: SessionType, start: dt.datetime, open_starts: Sequence[dt.datetime]) -> None:
+    """SPEC §2.9: a booking sent to Calendly must start at one of Calendly's open slots (exit 8 otherwise)."""
+    if start in open_starts:
+        return
+    nearest = nearest_starts(open_starts, start)
+    raise Conflict(
+        f"start: {start.isoformat().replace('+00:00', 'Z')} is not an open slot of {session_type.title!r} in Calendly",
+        hint=f"nearest open starts: {describe_starts(nearest)}"
+        if nearest
+        else "no open starts near it; see `bapp sessions slots`",
+        code="not_an_open_slot",
+    )
 
 
 # -- status machine ---------------------------------------------------------------------------------

@@ -82,6 +82,7 @@ from bapp_cli.db.models import (
 from bapp_cli.errors import ConfigError, InvalidInput
 from bapp_cli.services.answers import Question, answers_from_calendly, questions_from
 from bapp_cli.services.booking import ACTIVE_STATUSES, creation_audit, insert_booking
+from bapp_cli.services.calendly_write import attach_invitee, match_held_booking, use_invitation
 from bapp_cli.services.enrolment import enrol
 from bapp_cli.services.instants import get_zone
 from bapp_cli.services.people import builder_ids_by_calendly_uri, ensure_client, normalise_email
@@ -569,6 +570,10 @@ class InviteeApplier:
         except InvalidInput as exc:
             return InviteeOutcome("skipped", invitee.uri, note=exc.message)
 
+        held = match_held_booking(self.session, email=email, session_type_id=session_type.id, start=event.start_time)
+        if held is not None:
+            return self._attach_held(held, item)
+
         warnings: list[str] = []
         cancelled = self._cancelled(item)
         builder = self._builder(event, session_type)
@@ -620,6 +625,9 @@ class InviteeApplier:
         self._bookings[invitee.uri] = booking
 
         notes: list[str] = []
+        invitation = use_invitation(self.session, booking, now=self.now)
+        if invitation is not None:
+            notes.append(f"booked through the link {invitation}")
         replaced_reference = None
         if replaced is not None:
             notes.append(f"rescheduled from {replaced.reference}")
@@ -659,6 +667,22 @@ class InviteeApplier:
             note="; ".join(notes),
             warnings=tuple(warnings),
             replaced=replaced_reference,
+        )
+
+    def _attach_held(self, held: Booking, item: BookedInvitee) -> InviteeOutcome:
+        """The invitee of a booking bapp sent with POST /invitees whose answer it has not recorded yet
+        (lost, or the process was killed): it completes that booking instead of creating a second one."""
+        attach_invitee(self.session, held, item.invitee, item.event, now=self.now)
+        self._bookings[item.invitee.uri] = held
+        if self._cancelled(item) and held.status in ACTIVE_STATUSES:
+            when, reason = self._cancellation(item)
+            self._cancel(held, when=when, reason=reason)
+        return InviteeOutcome(
+            "updated",
+            item.invitee.uri,
+            held.reference,
+            held.status,
+            note="matched the booking bapp sent to Calendly",
         )
 
     def _cancel(self, booking: Booking, *, when: dt.datetime, reason: str | None) -> None:

@@ -1,0 +1,841 @@
+"""Bookings that are real in Calendly (SPEC §2.9, R8): open slots, write-through booking, reconcile,
+cancel and no-show pushed to Calendly, single-use scheduling links.
+
+The database and Calendly cannot share a transaction, and ``POST /invitees`` has no idempotency key, so a
+booking made through Calendly goes in steps, each its own unit of work handed in by the caller:
+
+1. every local rule of SPEC §2.5 and "the start is one of Calendly's open slots" are checked, and the
+   booking is committed as ``pending`` with ``calendly_state = 'requested'`` and ``calendly_attempts = 1``
+   — the intent, recorded before anything is sent; it holds the slot against other bapp processes;
+2. ``POST /invitees`` is sent (outside any transaction);
+3. the answer settles it: 201 → the invitee and event URIs, links, end time and join URL are recorded,
+   ``calendly_state = 'booked'`` and the status follows the price (rule 8); slot taken or a definite
+   refusal → the pending booking is deleted (its audit rows stay); a lost answer (timeout, reset, 5xx) →
+   Calendly is *asked* (scheduled events of the invitee's e-mail at that start, then their invitees):
+   found → as 201; not found → resent once (the attempt counted first); still unknown → ``unknown``.
+
+A process killed anywhere in between leaves a ``requested`` booking that :func:`reconcile_bookings` (or
+the pull / a webhook, which match an incoming invitee to it by e-mail, event type and start) resolves.
+Callers hold the ``calendly-writes`` lock (``CALENDLY_WRITE_LOCK``) around a booking and around a
+reconcile, so a reconcile never mistakes a booking still in flight for a lost one.
+
+Services never commit: ``transaction`` is the caller's unit-of-work factory, entered once per step.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bapp_cli.db.audit import record_audit
+from bapp_cli.db.models import Booking, CalendlyInvitation, SessionType, User
+from bapp_cli.errors import BappError, Conflict, InvalidInput, NotFound, RemoteError
+from bapp_cli.services.booking import (
+    STATUS_MOVES,
+    BookingCreated,
+    BookingRequest,
+    booking_view,
+    create_booking,
+    describe_starts,
+    nearest_starts,
+    normalise_reference,
+)
+from bapp_cli.services.people import get_client
+from bapp_cli.services.session_types import get_session_type, is_bookable
+
+if TYPE_CHECKING:
+    from bapp_cli.calendly.client import CalendlyClient
+    from bapp_cli.calendly.models import EventType, Invitee, ScheduledEvent
+    from bapp_cli.services.booking import BookingView
+
+CALENDLY_WRITE_LOCK = "calendly-writes"
+SLOT_COLUMNS = ("session", "start_time", "end_time", "invitees_remaining", "scheduling_url")
+RECONCILE_COLUMNS = ("booking", "client", "start_time", "action", "calendly_state", "status", "note")
+LINK_COLUMNS = ("client", "session", "booking_url", "status", "created_at")
+PENDING_STATES = ("requested", "unknown")
+# Calendly refuses a start in the past; a minute's margin covers clock skew and latency (the Ruby client
+# uses the same buffer).
+SLOT_LEAD = dt.timedelta(minutes=1)
+WINDOW = dt.timedelta(days=31)
+# How far around a requested start to look for open slots (for the check and the "nearest" hint).
+NEAR = dt.timedelta(days=3)
+# Bookings a lookup has not found after this long are given up (calendly.reconcile_give_up_hours).
+DEFAULT_GIVE_UP = dt.timedelta(hours=24)
+_LOCATION_VALUE_KINDS = ("physical", "custom")
+
+# The caller's unit of work: ``transaction()`` commits on success, ``transaction(dry_run=True)`` rolls back.
+Transaction = Callable[..., AbstractContextManager[Session]]
+
+
+def _utc(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+# -- open slots --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OpenSlot:
+    session: str
+    start_time: dt.datetime
+    end_time: dt.datetime
+    invitees_remaining: int
+    scheduling_url: str | None
+
+    def as_record(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in SLOT_COLUMNS}
+
+
+@dataclass(frozen=True)
+class CalendlySession:
+    """What the write side needs of a session type, read once so no ORM object outlives its transaction."""
+
+    id: int
+    label: str
+    title: str
+    event_type_uri: str
+    duration_minutes: int
+    kind: str
+    owner_uri: str | None
+
+
+def calendly_session(session: Session, identifier: str) -> CalendlySession:
+    """The session type, which must be backed by a Calendly event type (exit 6 with a hint otherwise)."""
+    session_type = get_session_type(session, identifier)
+    if not session_type.calendly_uri:
+        raise InvalidInput(
+            f"session: {session_type.title!r} has no Calendly event type (it was added locally)",
+            hint="only session types synced from Calendly (`bapp calendly sync`) have Calendly slots; "
+            "book it with --local-only",
+            code="not_in_calendly",
+        )
+    return CalendlySession(
+        id=session_type.id,
+        label=session_type.slug or str(session_type.id),
+        title=session_type.title,
+        event_type_uri=session_type.calendly_uri,
+        duration_minutes=session_type.duration_minutes,
+        kind=session_type.kind,
+        owner_uri=session_type.owner_uri,
+    )
+
+
+def open_slots(
+    client: CalendlyClient, target: CalendlySession, *, start: dt.datetime, end: dt.datetime, now: dt.datetime
+) -> list[OpenSlot]:
+    """Open starts in [start, end) from ``GET /event_type_available_times``, in windows of at most 31 days
+    requested back to back; the first window begins a minute after now (Calendly refuses a past start)."""
+    low = max(start.astimezone(dt.UTC), now + SLOT_LEAD)
+    slots: list[OpenSlot] = []
+    seen: set[dt.datetime] = set()
+    while low < end:
+        high = min(end, low + WINDOW)
+        for item in client.list_available_times(target.event_type_uri, low, high):
+            if item.status != "available" or item.start_time in seen or not low <= item.start_time < high:
+                continue
+            seen.add(item.start_time)
+            slots.append(
+                OpenSlot(
+                    session=target.label,
+                    start_time=item.start_time,
+                    end_time=item.start_time + dt.timedelta(minutes=target.duration_minutes),
+                    invitees_remaining=item.invitees_remaining,
+                    scheduling_url=item.scheduling_url,
+                )
+            )
+        low = high
+    slots.sort(key=lambda slot: slot.start_time)
+    return slots
+
+
+def _starts_near(
+    client: CalendlyClient, target: CalendlySession, start: dt.datetime, now: dt.datetime
+) -> list[dt.datetime]:
+    if start + NEAR <= now + SLOT_LEAD:
+        return []
+    return [slot.start_time for slot in open_slots(client, target, start=start - NEAR, end=start + NEAR, now=now)]
+
+
+# -- booking through Calendly ------------------------------------------------------------------------
+
+
+@dataclass
+class CalendlyBooked:
+    """The result of a write-through ``bookings create``."""
+
+    created: BookingCreated
+    calendly_state: str | None
+    notes: list[str] = field(default_factory=list)
+
+
+def invitee_body(booking: Booking, client: User, event_type: EventType, *, name: str | None) -> dict[str, Any]:
+    """The ``POST /invitees`` body of a held booking: the validated answers in Calendly's question order,
+    each with its position and the question text exactly as synced; a location only when the event type
+    has exactly one and is not round robin (Calendly refuses one there)."""
+    answers = sorted(booking.custom_question_responses or [], key=lambda item: int(item.get("position", 0)))
+    body: dict[str, Any] = {
+        "event_type": event_type.uri,
+        "start_time": booking.start_time.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.000000Z"),
+        "invitee": {
+            "name": name or client.name or client.email.split("@", 1)[0],
+            "email": client.email,
+            "timezone": booking.client_timezone,
+        },
+        "questions_and_answers": [
+            {
+                "question": item["question"],
+                # Calendly joins the choices of a multi-select answer with newlines
+                "answer": "\n".join(item["answer"]) if isinstance(item["answer"], list) else str(item["answer"]),
+                "position": int(item["position"]),
+            }
+            for item in answers
+        ],
+    }
+    if len(event_type.locations) == 1 and event_type.pooling_type != "round_robin":
+        place = event_type.locations[0]
+        location: dict[str, Any] = {"kind": place.kind}
+        if place.kind in _LOCATION_VALUE_KINDS and place.location:
+            location["location"] = place.location
+        if place.kind not in ("ask_invitee", "outbound_call"):  # those need a value only the invitee has
+            body["location"] = location
+    return body
+
+
+def _lookup_scope(
+    client: CalendlyClient, owner_uri: str | None, user: str | None, organization: str | None
+) -> tuple[str | None, str | None]:
+    """Where to look a booking up: the configured scope, else the event type's owning user, else (a team's
+    type) the token's organization, else the token's own user — as ``GET /scheduled_events`` requires."""
+    if organization:
+        return user, organization
+    if user:
+        return user, None
+    if owner_uri and "/users/" in owner_uri:
+        return owner_uri, None
+    me = client.get_current_user()
+    if owner_uri:  # a team or another profile: only an organization-wide listing can see its events
+        return None, me.current_organization
+    return me.uri, None
+
+
+def find_booked_invitee(
+    client: CalendlyClient,
+    *,
+    email: str,
+    event_type_uri: str,
+    start: dt.datetime,
+    scope: tuple[str | None, str | None],
+    taken: Callable[[str], bool] = lambda uri: False,
+) -> tuple[Invitee, ScheduledEvent] | None:
+    """The active invitee ``email`` of an event of this type starting at ``start``, if Calendly has one
+    (``GET /scheduled_events?invitee_email&min_start_time&max_start_time``, then that event's invitees).
+    ``taken`` excludes invitees already attached to another booking (a group session's earlier booking)."""
+    user, organization = scope
+    events = client.list_scheduled_events(
+        user,
+        organization,
+        min_start_time=start,
+        max_start_time=start + dt.timedelta(minutes=1),
+        status="active",
+        invitee_email=email,
+    )
+    for event in events:
+        if event.event_type != event_type_uri or event.start_time != start:
+            continue
+        for invitee in client.list_event_invitees(event.uri, status="active", email=email):
+            if invitee.email.strip().lower() == email and not taken(invitee.uri):
+                return invitee, event
+    return None
+
+
+@dataclass
+class _Sent:
+    """One held booking on its way to Calendly."""
+
+    booking_id: int
+    reference: str
+    email: str
+    start: dt.datetime
+    target: CalendlySession
+    body: dict[str, Any]
+    scope: tuple[str | None, str | None]
+    account_created: bool = False
+    enrolled: bool = False
+
+
+class CalendlyWriter:
+    """Sends held bookings to Calendly and settles them (the steps of the module docstring)."""
+
+    def __init__(self, transaction: Transaction, client: CalendlyClient, *, clock: Callable[[], dt.datetime]) -> None:
+        self.transaction = transaction
+        self.client = client
+        self.clock = clock
+
+    # -- create -----------------------------------------------------------------------------------
+
+    def book(
+        self,
+        request: BookingRequest,
+        *,
+        dry_run: bool = False,
+        user: str | None = None,
+        organization: str | None = None,
+    ) -> CalendlyBooked:
+        with self.transaction() as session:
+            target = calendly_session(session, request.session)
+        event_type = self.client.get_event_type(target.event_type_uri)
+        # Everything that needs Calendly before the send is asked before the hold is committed, so a
+        # failure here leaves nothing pending.
+        scope = _lookup_scope(self.client, target.owner_uri, user, organization)
+        now = self.clock()
+        starts = _starts_near(self.client, target, request.start, now)
+        held = replace(request, calendly_open_starts=tuple(starts))
+        with self.transaction(dry_run=dry_run) as session:
+            created = create_booking(session, held, now=now)
+            booking = session.get(Booking, _booking_id(session, created.booking.reference))
+            assert booking is not None
+            if created.existing or dry_run:
+                notes = []
+                if created.existing and booking.calendly_state in PENDING_STATES:
+                    notes.append("it is still waiting for Calendly: run `bapp calendly reconcile`")
+                return CalendlyBooked(created, None if dry_run else booking.calendly_state, notes)
+            client_user = session.get(User, booking.client_id)
+            assert client_user is not None
+            sent = _Sent(
+                booking_id=booking.id,
+                reference=booking.reference,
+                email=client_user.email,
+                start=booking.start_time,
+                target=target,
+                body=invitee_body(booking, client_user, event_type, name=request.name),
+                scope=scope,
+                account_created=created.account_created,
+                enrolled=created.enrolled,
+            )
+        return self._send(sent, resend_allowed=True)
+
+    def _send(self, sent: _Sent, *, resend_allowed: bool) -> CalendlyBooked:
+        from bapp_cli.calendly.client import OutcomeUnknown, SlotTaken
+
+        try:
+            invitee = self.client.create_invitee(sent.body)
+        except SlotTaken as taken:
+            # After a resend, "taken" may be our own first request landing late: ask before deleting.
+            found = None if resend_allowed else self._lookup_or_unknown(sent, taken.message)
+            if found is not None:
+                return self._finish(sent, *found, notes=["found in Calendly after the resend was refused"])
+            self._remove(sent, reason="slot taken in Calendly")
+            try:
+                nearest = nearest_starts(_starts_near(self.client, sent.target, sent.start, self.clock()), sent.start)
+            except BappError:  # the hint is a courtesy; the refusal is what matters
+                nearest = []
+            raise Conflict(
+                f"{_utc(sent.start)} is no longer open in Calendly for {sent.target.title!r}: someone else took it",
+                hint=f"nearest open starts: {describe_starts(nearest)}" if nearest else "see `bapp sessions slots`",
+                code="slot_taken",
+            ) from taken
+        except OutcomeUnknown as lost:
+            found = self._lookup_or_unknown(sent, lost.message)
+            if found is not None:
+                return self._finish(sent, *found, notes=["the answer was lost; found the booking in Calendly"])
+            if resend_allowed:
+                self._count_attempt(sent)
+                result = self._send(sent, resend_allowed=False)
+                result.notes.insert(0, "the answer was lost and Calendly had no booking; resent once")
+                return result
+            self._mark(sent, "unknown")
+            raise RemoteError(
+                f"Calendly did not confirm booking {sent.reference} ({lost.message}); it stays pending",
+                hint="run `bapp calendly reconcile` to look it up again before booking anything else for this slot",
+                code="calendly_unknown",
+            ) from None
+        except BappError:
+            # A definite refusal (403 plan or scope, 429 over the cap, 4xx): nothing was created in Calendly.
+            self._remove(sent, reason="refused by Calendly")
+            raise
+        return self._finish(sent, invitee, None, notes=[])
+
+    def _lookup_or_unknown(self, sent: _Sent, why: str) -> tuple[Invitee, ScheduledEvent | None] | None:
+        """The lookup, where a failure to ask is *not* "not found": resending then could double-book, so
+        the booking is left ``unknown`` for reconcile and the command fails (exit 9)."""
+        try:
+            return self._lookup(sent)
+        except BappError as failed:
+            self._mark(sent, "unknown")
+            raise RemoteError(
+                f"Calendly did not confirm booking {sent.reference} ({why}) and could not be asked about it "
+                f"({failed.message}); it stays pending",
+                hint="run `bapp calendly reconcile` once Calendly answers again",
+                code="calendly_unknown",
+            ) from None
+
+    def _lookup(self, sent: _Sent) -> tuple[Invitee, ScheduledEvent | None] | None:
+        with self.transaction() as session:
+            attached = {
+                uri
+                for uri in session.scalars(
+                    select(Booking.calendly_invitee_uri).where(
+                        Booking.session_type_id == sent.target.id,
+                        Booking.start_time == sent.start,
+                        Booking.calendly_invitee_uri.is_not(None),
+                        Booking.id != sent.booking_id,
+                    )
+                )
+                if uri
+            }
+        found = find_booked_invitee(
+            self.client,
+            email=sent.email,
+            event_type_uri=sent.target.event_type_uri,
+            start=sent.start,
+            scope=sent.scope,
+            taken=attached.__contains__,
+        )
+        return (found[0], found[1]) if found is not None else None
+
+    def _count_attempt(self, sent: _Sent) -> None:
+        with self.transaction() as session:
+            booking = session.get(Booking, sent.booking_id)
+            if booking is not None:
+                booking.calendly_attempts += 1
+                booking.updated_at = self.clock()
+
+    def _mark(self, sent: _Sent, state: str) -> None:
+        with self.transaction() as session:
+            booking = session.get(Booking, sent.booking_id)
+            if booking is not None:
+                previous = booking.calendly_state
+                booking.calendly_state = state
+                booking.updated_at = self.clock()
+                record_audit(session, "booking", booking.reference, {"calendly_state": [previous, state]})
+
+    def _remove(self, sent: _Sent, *, reason: str) -> None:
+        """The held booking never became a Calendly booking: delete it, keeping an audit row that says why."""
+        with self.transaction() as session:
+            booking = session.get(Booking, sent.booking_id)
+            if booking is not None and booking.calendly_invitee_uri is None:
+                session.delete(booking)
+                record_audit(
+                    session,
+                    "booking",
+                    sent.reference,
+                    {"removed": reason, "calendly_state": [booking.calendly_state, None]},
+                )
+
+    def _finish(
+        self, sent: _Sent, invitee: Invitee, event: ScheduledEvent | None, *, notes: list[str]
+    ) -> CalendlyBooked:
+        if event is None:
+            try:
+                event = self.client.get_scheduled_event(invitee.event)
+            except BappError as exc:  # the booking exists; the details can come with the next pull
+                notes.append(f"event details not fetched ({exc.message})")
+        with self.transaction() as session:
+            booking = session.get(Booking, sent.booking_id)
+            if booking is None:
+                raise NotFound(
+                    f"booking {sent.reference} vanished while Calendly booked it; run `bapp calendly pull-bookings`"
+                )
+            attach_invitee(session, booking, invitee, event, now=self.clock())
+            view = booking_view(session, booking.id)
+        return CalendlyBooked(BookingCreated(view, sent.account_created, sent.enrolled, False), "booked", notes)
+
+    # -- reconcile ----------------------------------------------------------------------------------
+
+    def reconcile(
+        self,
+        *,
+        give_up_after: dt.timedelta = DEFAULT_GIVE_UP,
+        dry_run: bool = False,
+        user: str | None = None,
+        organization: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Resolve every pending Calendly-bound booking: attach what Calendly has, resend once what it
+        does not (unless the start has passed or the booking was already resent), give up after
+        ``give_up_after`` (the booking is cancelled locally and marked ``failed``)."""
+        with self.transaction() as session:
+            rows = session.execute(
+                select(Booking, User.email, SessionType)
+                .join(User, User.id == Booking.client_id)
+                .join(SessionType, SessionType.id == Booking.session_type_id)
+                .where(Booking.calendly_state.in_(PENDING_STATES))
+                .order_by(Booking.start_time, Booking.reference)
+            ).all()
+            pending = []
+            for booking, email, session_type in rows:
+                target = CalendlySession(
+                    session_type.id,
+                    session_type.slug or str(session_type.id),
+                    session_type.title,
+                    session_type.calendly_uri or "",
+                    session_type.duration_minutes,
+                    session_type.kind,
+                    session_type.owner_uri,
+                )
+                client_user = session.get(User, booking.client_id)
+                assert client_user is not None
+                pending.append(
+                    (
+                        booking.id,
+                        booking.reference,
+                        email,
+                        booking.start_time,
+                        booking.calendly_state,
+                        booking.calendly_attempts,
+                        booking.calendly_requested_at or booking.created_at,
+                        target,
+                        client_user.name,
+                    )
+                )
+        reports: list[dict[str, Any]] = []
+        event_types: dict[str, EventType] = {}
+        for booking_id, reference, email, start, state, attempts, requested_at, target, name in pending:
+            now = self.clock()
+            report = {
+                "booking": reference,
+                "client": email,
+                "start_time": start,
+                "calendly_state": state,
+                "status": "pending",
+            }
+            sent = _Sent(
+                booking_id,
+                reference,
+                email,
+                start,
+                target,
+                {},
+                _lookup_scope(self.client, target.owner_uri, user, organization),
+            )
+            found = self._lookup(sent)
+            if found is not None:
+                if not dry_run:
+                    self._finish(sent, *found, notes=[])
+                reports.append(
+                    {
+                        **report,
+                        "action": "attached",
+                        "calendly_state": "booked",
+                        "status": "booked",
+                        "note": f"found invitee {found[0].uri}",
+                    }
+                )
+                continue
+            too_old = now - requested_at >= give_up_after
+            if attempts < 2 and start > now + SLOT_LEAD and not too_old:
+                if dry_run:
+                    reports.append({**report, "action": "would resend", "note": "not found in Calendly"})
+                    continue
+                if target.event_type_uri not in event_types:
+                    event_types[target.event_type_uri] = self.client.get_event_type(target.event_type_uri)
+                with self.transaction() as session:
+                    held = session.get(Booking, booking_id)
+                    client_user = session.get(User, held.client_id) if held is not None else None
+                    if held is None or client_user is None or held.calendly_state not in PENDING_STATES:
+                        continue
+                    sent.body = invitee_body(held, client_user, event_types[target.event_type_uri], name=name)
+                    held.calendly_attempts += 1
+                    held.updated_at = now
+                try:
+                    result = self._send(sent, resend_allowed=False)
+                except BappError as exc:
+                    outcome = "unknown" if exc.code == "calendly_unknown" else "removed"
+                    reports.append(
+                        {
+                            **report,
+                            "action": "resent",
+                            "calendly_state": outcome,
+                            "status": "pending" if outcome == "unknown" else "removed",
+                            "note": exc.message,
+                        }
+                    )
+                    continue
+                reports.append(
+                    {
+                        **report,
+                        "action": "resent",
+                        "calendly_state": result.calendly_state,
+                        "status": result.created.booking.status,
+                        "note": "booked in Calendly",
+                    }
+                )
+                continue
+            if too_old or start <= now:
+                if not dry_run:
+                    self._give_up(sent)
+                reports.append(
+                    {
+                        **report,
+                        "action": "failed",
+                        "calendly_state": "failed",
+                        "status": "cancelled",
+                        "note": "not found in Calendly; given up",
+                    }
+                )
+                continue
+            reports.append(
+                {
+                    **report,
+                    "action": "waiting",
+                    "note": "not found in Calendly and already resent; it will be given up after the configured age",
+                }
+            )
+        return reports
+
+    def _give_up(self, sent: _Sent) -> None:
+        with self.transaction() as session:
+            booking = session.get(Booking, sent.booking_id)
+            if booking is None or booking.calendly_state not in PENDING_STATES:
+                return
+            now = self.clock()
+            record_audit(
+                session,
+                "booking",
+                booking.reference,
+                {"calendly_state": [booking.calendly_state, "failed"], "status": [booking.status, "cancelled"]},
+            )
+            booking.calendly_state = "failed"
+            booking.status = "cancelled"
+            booking.cancelled_at = now
+            booking.cancellation_reason = "Calendly never confirmed the booking"
+            booking.updated_at = now
+
+
+def _booking_id(session: Session, reference: str) -> int:
+    found = session.scalar(select(Booking.id).where(Booking.reference == normalise_reference(reference)))
+    if found is None:
+        raise NotFound(f"no booking {reference!r}")
+    return found
+
+
+def attach_invitee(
+    session: Session, booking: Booking, invitee: Invitee, event: ScheduledEvent | None, *, now: dt.datetime
+) -> dict[str, Any]:
+    """Record what Calendly holds for a held booking; its status then follows the price (rule 8)."""
+    paid = booking.amount > 0
+    fresh: dict[str, Any] = {
+        "calendly_invitee_uri": invitee.uri,
+        "calendly_event_uri": invitee.event,
+        "calendly_cancel_url": invitee.cancel_url,
+        "calendly_reschedule_url": invitee.reschedule_url,
+        "calendly_state": "booked",
+        "remote_updated_at": invitee.updated_at,
+    }
+    if booking.status == "pending" and booking.calendly_state in PENDING_STATES:
+        fresh["status"] = "pending" if paid and booking.payment_status == "unpaid" else "confirmed"
+    if event is not None:
+        if event.end_time > booking.start_time:
+            fresh["end_time"] = event.end_time
+        if event.location is not None and event.location.join_url:
+            fresh["calendly_join_url"] = event.location.join_url[:500]
+    changes: dict[str, Any] = {}
+    for name, value in fresh.items():
+        current = getattr(booking, name)
+        if current != value:
+            changes[name] = [_plain(current), _plain(value)]
+            setattr(booking, name, value)
+    if changes:
+        booking.updated_at = now
+        session.flush()
+        record_audit(session, "booking", booking.reference, {"source": "calendly", **changes})
+    return changes
+
+
+def _plain(value: Any) -> Any:
+    return _utc(value) if isinstance(value, dt.datetime) else value
+
+
+# -- matching invitees that arrive by pull or webhook ------------------------------------------------
+
+
+def match_held_booking(session: Session, *, email: str, session_type_id: int, start: dt.datetime) -> Booking | None:
+    """A booking bapp sent to Calendly and has not settled yet, for this client, event type and start: an
+    incoming invitee that matches it *is* that booking, never a second one (SPEC §2.9, R8)."""
+    return session.scalars(
+        select(Booking)
+        .join(User, User.id == Booking.client_id)
+        .where(
+            User.email == email,
+            Booking.session_type_id == session_type_id,
+            Booking.start_time == start,
+            Booking.calendly_invitee_uri.is_(None),
+            Booking.calendly_state.in_(PENDING_STATES),
+        )
+        .order_by(Booking.id)
+        .limit(1)
+    ).one_or_none()
+
+
+def use_invitation(session: Session, booking: Booking, *, now: dt.datetime) -> str | None:
+    """Mark the client's oldest open scheduling link for this session type as used by ``booking``."""
+    invitation = session.scalars(
+        select(CalendlyInvitation)
+        .where(
+            CalendlyInvitation.client_id == booking.client_id,
+            CalendlyInvitation.session_type_id == booking.session_type_id,
+            CalendlyInvitation.status == "open",
+        )
+        .order_by(CalendlyInvitation.created_at, CalendlyInvitation.id)
+        .limit(1)
+    ).one_or_none()
+    if invitation is None:
+        return None
+    invitation.status = "used"
+    invitation.booking_id = booking.id
+    invitation.used_at = now
+    return invitation.booking_url
+
+
+# -- cancel and no-show, Calendly first --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PushTarget:
+    """A booking that lives in Calendly, read before the remote call."""
+
+    reference: str
+    status: str
+    start_time: dt.datetime
+    event_uri: str | None
+    invitee_uri: str | None
+    no_show_uri: str | None
+    calendly_state: str | None
+    kind: str
+
+
+def push_target(session: Session, reference: str) -> PushTarget | None:
+    """The booking's Calendly side, or None when it is not in Calendly (it then behaves as before)."""
+    booking = session.scalars(select(Booking).where(Booking.reference == normalise_reference(reference))).one_or_none()
+    if booking is None:
+        raise NotFound(f"no booking {reference.strip()!r}", hint="see `bapp bookings list`", code="booking_not_found")
+    if booking.calendly_state in PENDING_STATES:
+        raise Conflict(
+            f"booking {booking.reference} is still waiting for Calendly's confirmation",
+            hint="run `bapp calendly reconcile` first (or pass --local-only to change it here only)",
+            code="calendly_pending",
+        )
+    if not booking.calendly_event_uri and not booking.calendly_invitee_uri:
+        return None
+    session_type = session.get(SessionType, booking.session_type_id)
+    return PushTarget(
+        booking.reference,
+        booking.status,
+        booking.start_time,
+        booking.calendly_event_uri,
+        booking.calendly_invitee_uri,
+        booking.calendly_no_show_uri,
+        booking.calendly_state,
+        session_type.kind if session_type is not None else "solo",
+    )
+
+
+def check_move(target: PushTarget, command: str, *, now: dt.datetime) -> None:
+    """The local status rules, checked before Calendly is asked to change anything."""
+    if target.status not in STATUS_MOVES[command]:
+        allowed = [name for name, table in STATUS_MOVES.items() if target.status in table]
+        raise Conflict(
+            f"booking {target.reference} is {target.status}; cannot {command} "
+            f"({'allowed: ' + ', '.join(allowed) if allowed else target.status + ' is final'})",
+            code="illegal_transition",
+        )
+    if command == "no-show" and target.start_time > now:
+        raise Conflict(
+            f"booking {target.reference} starts at {_utc(target.start_time)}; "
+            "it cannot be marked no_show before it has started",
+            code="illegal_transition",
+        )
+    if command == "cancel" and target.kind == "group":
+        raise Conflict(
+            f"booking {target.reference} is one invitee of a group event; cancelling the event in Calendly would "
+            "cancel every invitee",
+            hint="cancel it from the invitee's cancel link in Calendly (the pull then cancels it here), "
+            "or pass --local-only",
+            code="group_event",
+        )
+
+
+def record_no_show_uri(session: Session, reference: str, uri: str | None) -> None:
+    booking = session.scalars(select(Booking).where(Booking.reference == normalise_reference(reference))).one()
+    booking.calendly_no_show_uri = uri
+
+
+def undo_no_show(session: Session, reference: str, *, now: dt.datetime) -> BookingView:
+    """``no-show --undo``: a no-show recorded by mistake goes back to confirmed."""
+    booking = session.scalars(
+        select(Booking).where(Booking.reference == normalise_reference(reference)).with_for_update()
+    ).one_or_none()
+    if booking is None:
+        raise NotFound(f"no booking {reference.strip()!r}", hint="see `bapp bookings list`", code="booking_not_found")
+    if booking.status != "no_show":
+        raise Conflict(
+            f"booking {booking.reference} is {booking.status}, not no_show; nothing to undo", code="illegal_transition"
+        )
+    booking.status = "confirmed"
+    booking.calendly_no_show_uri = None
+    booking.updated_at = now
+    session.flush()
+    record_audit(session, "booking", booking.reference, {"status": ["no_show", "confirmed"], "undo": "no-show"})
+    return booking_view(session, booking.id)
+
+
+# -- single-use scheduling links ---------------------------------------------------------------------
+
+
+def link_target(session: Session, client_email: str, session_ref: str) -> tuple[str, CalendlySession]:
+    client, _ = get_client(session, client_email)
+    target = calendly_session(session, session_ref)
+    session_type = session.get(SessionType, target.id)
+    if session_type is None or not is_bookable(session_type):
+        raise InvalidInput(
+            f"session: {target.title!r} is not bookable", hint="see `bapp sessions available`", code="not_bookable"
+        )
+    return client.email, target
+
+
+def record_invitation(
+    session: Session, client_email: str, target: CalendlySession, booking_url: str, *, now: dt.datetime
+) -> dict[str, Any]:
+    client, _ = get_client(session, client_email)
+    invitation = CalendlyInvitation(
+        client_id=client.id, session_type_id=target.id, booking_url=booking_url[:500], status="open", created_at=now
+    )
+    session.add(invitation)
+    session.flush()
+    record_audit(
+        session,
+        "calendly_invitation",
+        str(invitation.id),
+        {"client": client.email, "session": target.label, "booking_url": booking_url},
+    )
+    return {
+        "client": client.email,
+        "session": target.label,
+        "booking_url": booking_url,
+        "status": "open",
+        "created_at": now,
+    }
+
+
+def list_invitations(session: Session) -> list[dict[str, Any]]:
+    rows = session.execute(
+        select(CalendlyInvitation, User.email, SessionType.slug, SessionType.id)
+        .join(User, User.id == CalendlyInvitation.client_id)
+        .join(SessionType, SessionType.id == CalendlyInvitation.session_type_id)
+        .order_by(CalendlyInvitation.created_at, CalendlyInvitation.id)
+    ).all()
+    return [
+        {
+            "client": email,
+            "session": slug or str(type_id),
+            "booking_url": invitation.booking_url,
+            "status": invitation.status,
+            "created_at": invitation.created_at,
+        }
+        for invitation, email, slug, type_id in rows
+    ]

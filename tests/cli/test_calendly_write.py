@@ -1,0 +1,639 @@
+"""Issue 13 / R8: bookings that are real in Calendly, against the local fake Calendly over real HTTP.
+
+Every test checks both sides afterwards: the invitees the fake holds and the bookings in bapp's database.
+"""
+
+# ruff: noqa: F811  (pytest fixtures imported from calendly_fixtures are parameters by design)
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from bapp_cli.db.engine import make_engine
+from bapp_cli.db.models import AuditEntry, Booking
+from tests.cli.calendly_fixtures import (
+    USER,
+    cbapp,  # noqa: F401 (fixture)
+    error_lines,
+    fake_server,  # noqa: F401 (fixture)
+)
+from tests.cli.calendly_fixtures import fake as plain_fake  # noqa: F401 (fixture)
+from tests.conftest import Bapp
+from tests.fakes.calendly_server import API_ORIGIN, FakeCalendly
+
+FREE_TYPE = f"{API_ORIGIN}/event_types/ET00000000"  # "Free Discovery Call 0": free, solo, inbound_call
+FREE = "free-discovery-call-0"
+ANSWERS = ("--answer", "Company name=Acme", "--answer", "What would you like to achieve?=Ship an agent")
+CLIENT = "ava@client.example"
+
+
+@pytest.fixture
+def fake(plain_fake: FakeCalendly) -> Iterator[FakeCalendly]:
+    plain_fake.reset_writes()
+    yield plain_fake
+    plain_fake.reset_writes()
+
+
+@pytest.fixture
+def synced(cbapp: Bapp, fake: FakeCalendly) -> Bapp:
+    result = cbapp("calendly", "sync", "--user", USER, "--json")
+    assert result.exit_code == 0, result.stderr
+    return cbapp
+
+
+def slot(days: int = 2, hour: int = 10) -> dt.datetime:
+    day = dt.datetime.now(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0) + dt.timedelta(days=days)
+    return day.replace(hour=hour)
+
+
+def z(moment: dt.datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def create(
+    bapp: Bapp,
+    start: dt.datetime,
+    *extra: str,
+    client: str = CLIENT,
+    session: str = FREE,
+    env: dict[str, str | None] | None = None,
+) -> Any:
+    args = ("bookings", "create", "--client", client, "--session", session, "--start", z(start), *ANSWERS)
+    return bapp(*args, "--json", *extra, env=env)
+
+
+def bookings(database_url: str) -> list[Booking]:
+    engine = make_engine(database_url)
+    try:
+        from sqlalchemy.orm import Session
+
+        with Session(engine) as session:
+            return list(session.scalars(select(Booking).order_by(Booking.id)))
+    finally:
+        engine.dispose()
+
+
+def audit_rows(database_url: str) -> list[AuditEntry]:
+    engine = make_engine(database_url)
+    try:
+        from sqlalchemy.orm import Session
+
+        with Session(engine) as session:
+            return list(session.scalars(select(AuditEntry).order_by(AuditEntry.id)))
+    finally:
+        engine.dispose()
+
+
+def posts(fake: FakeCalendly, path: str = "/invitees") -> list[Any]:
+    return [request.json() for request in fake.requests if request.method == "POST" and request.path == path]
+
+
+# -- happy path --------------------------------------------------------------------------------------
+
+
+def test_a_booking_goes_through_calendly_with_its_uris(synced: Bapp, fake: FakeCalendly) -> None:
+    start = slot()
+    result = create(synced, start)
+    assert result.exit_code == 0, result.stderr
+    record = result.json()
+    invitees = fake.invitees_of(FREE_TYPE)
+    assert len(invitees) == 1
+    assert record["calendly_invitee_uri"] == invitees[0]["uri"]
+    assert record["calendly_event_uri"] == invitees[0]["event"]
+    assert record["status"] == "confirmed" and record["payment_status"] == "not_required"
+    [booking] = bookings(synced.database_url)
+    assert booking.calendly_state == "booked"
+    assert booking.calendly_cancel_url == invitees[0]["cancel_url"]
+    assert booking.calendly_reschedule_url == invitees[0]["reschedule_url"]
+    assert booking.calendly_join_url and booking.calendly_join_url.startswith("https://zoom.example/j/")
+    assert booking.end_time == start + dt.timedelta(minutes=15)
+    [body] = posts(fake)
+    assert body["event_type"] == FREE_TYPE
+    assert body["start_time"] == start.strftime("%Y-%m-%dT%H:%M:%S.000000Z")
+    assert body["invitee"] == {"name": "ava", "email": CLIENT, "timezone": "UTC"}
+    # inbound_call is the type's one location and it is not round robin: sent
+    assert body["location"] == {"kind": "inbound_call"}
+
+
+def test_the_answers_sent_are_the_validated_ones_in_calendlys_question_order(synced: Bapp, fake: FakeCalendly) -> None:
+    result = synced(
+        "bookings", "create", "--client", CLIENT, "--session", "specialized-architecture-review-4",
+        "--start", z(slot()), "--create-account", "--json",
+        "--answer", "topics=RAG", "--answer", "Topics=Agents", "--answer", "experience with ai=some",
+        "--answer", "What would you like to achieve?=  Ship it  ", "--answer", "Company name=Acme",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    [body] = posts(fake)
+    assert body["questions_and_answers"] == [
+        {"question": "Company name", "answer": "Acme", "position": 0},
+        {"question": "What would you like to achieve?", "answer": "Ship it", "position": 1},
+        {"question": "Experience with AI", "answer": "Some", "position": 2},
+        {"question": "Topics", "answer": "RAG\nAgents", "position": 3},
+    ]
+    assert result.json()["custom_question_responses"][3] == {
+        "question": "Topics",
+        "answer": ["RAG", "Agents"],
+        "position": 3,
+    }
+
+
+def test_a_start_that_is_not_an_open_slot_is_refused_with_the_nearest(synced: Bapp, fake: FakeCalendly) -> None:
+    start = slot(hour=10) + dt.timedelta(minutes=30)
+    result = create(synced, start)
+    assert result.exit_code == 8, result.stderr
+    assert error_lines(result.stderr) == [
+        f"Error: start: {z(start)} is not an open slot of 'Free Discovery Call 0' in Calendly"
+    ]
+    assert f"nearest open starts: {z(slot(hour=9))}, {z(slot(hour=10))}, {z(slot(hour=11))}" in result.stderr
+    assert bookings(synced.database_url) == []
+    assert posts(fake) == []
+
+
+ALREADY_FILLED = json.dumps(
+    {
+        "title": "Invalid Argument",
+        "message": "The supplied parameters are invalid.",
+        "details": [
+            {"parameter": "event.start_time", "message": "That start time has been filled", "code": "already_filled"}
+        ],
+    }
+).encode()
+
+
+@pytest.mark.parametrize("status", [400, 409])
+def test_a_slot_taken_meanwhile_exits_8_and_keeps_nothing(synced: Bapp, fake: FakeCalendly, status: int) -> None:
+    fake.fail_next("/invitees", status, body=ALREADY_FILLED if status == 400 else None)
+    result = create(synced, slot())
+    assert result.exit_code == 8, result.stderr
+    [line] = error_lines(result.stderr)
+    assert "is no longer open in Calendly" in line
+    assert "nearest open starts:" in result.stderr
+    assert bookings(synced.database_url) == []
+    assert fake.invitees_of(FREE_TYPE) == []
+    # the held booking's history stays: created, then removed with the reason
+    removed = [
+        row.changes for row in audit_rows(synced.database_url) if row.entity == "booking" and "removed" in row.changes
+    ]
+    assert removed == [{"removed": "slot taken in Calendly", "calendly_state": ["requested", None]}]
+
+
+def test_the_plan_refusal_exits_4_and_keeps_nothing(synced: Bapp, fake: FakeCalendly) -> None:
+    fake.refuse_plan_next()
+    result = create(synced, slot())
+    assert result.exit_code == 4, result.stderr
+    [line] = error_lines(result.stderr)
+    assert "only available on paid Calendly plans" in line
+    assert "--local-only" in result.stderr and "bookings link" in result.stderr
+    assert bookings(synced.database_url) == []
+
+
+def test_a_429_waits_for_the_reset_then_books(synced: Bapp, fake: FakeCalendly) -> None:
+    fake.booking_rate_limit_next(reset=0.01, times=2)
+    result = create(synced, slot())
+    assert result.exit_code == 0, result.stderr
+    assert len(posts(fake)) == 3  # a 429 was not taken, so sending again is safe
+    assert len(fake.invitees_of(FREE_TYPE)) == 1
+    assert [b.calendly_state for b in bookings(synced.database_url)] == ["booked"]
+
+
+def test_429_over_the_cap_exits_9_naming_the_limits_and_keeps_nothing(synced: Bapp, fake: FakeCalendly) -> None:
+    fake.booking_rate_limit_next(reset=30, times=None)
+    result = create(synced, slot())
+    assert result.exit_code == 9, result.stderr
+    [line] = error_lines(result.stderr)
+    assert "rate limited (HTTP 429)" in line
+    assert "Calendly accepts again in 30 s" in line
+    assert "10 a minute, 50 an hour and 100 a day" in line
+    assert bookings(synced.database_url) == []
+    assert fake.invitees_of(FREE_TYPE) == []
+
+
+# -- lost answers: never resend blindly --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fault", ["reset", "timeout"])
+def test_a_lost_answer_is_looked_up_not_resent(synced: Bapp, fake: FakeCalendly, fault: str) -> None:
+    if fault == "reset":
+        fake.apply_then_reset_next()
+    else:
+        fake.apply_then_delay_next(seconds=4)  # BAPP_CALENDLY_TIMEOUT is 2 s
+    result = create(synced, slot())
+    assert result.exit_code == 0, result.stderr
+    assert len(posts(fake)) == 1  # never resent: Calendly had it
+    [invitee] = fake.invitees_of(FREE_TYPE)
+    [booking] = bookings(synced.database_url)
+    assert booking.calendly_invitee_uri == invitee["uri"]
+    assert booking.calendly_event_uri == invitee["event"]
+    assert booking.calendly_state == "booked" and booking.status == "confirmed"
+    assert "found the booking in Calendly" in result.stderr
+
+
+def test_a_5xx_that_created_nothing_is_resent_once(synced: Bapp, fake: FakeCalendly) -> None:
+    fake.fail_next("/invitees", 503)
+    result = create(synced, slot())
+    assert result.exit_code == 0, result.stderr
+    assert len(posts(fake)) == 2
+    assert len(fake.invitees_of(FREE_TYPE)) == 1
+    [booking] = bookings(synced.database_url)
+    assert booking.calendly_attempts == 2 and booking.calendly_state == "booked"
+    assert "resent once" in result.stderr
+
+
+def test_still_unknown_stays_pending_exits_9_and_reconcile_gives_it_up(synced: Bapp, fake: FakeCalendly) -> None:
+    fake.fail_next("/invitees", 503, times=2)
+    result = create(synced, slot())
+    assert result.exit_code == 9, result.stderr
+    [line] = error_lines(result.stderr)
+    assert "it stays pending" in line
+    assert "bapp calendly reconcile" in result.stderr
+    [booking] = bookings(synced.database_url)
+    assert (booking.status, booking.calendly_state, booking.calendly_attempts) == ("pending", "unknown", 2)
+    shown = synced("bookings", "show", booking.reference, "--json")
+    assert shown.json()["status"] == "pending"
+    assert "waiting for Calendly's confirmation" in shown.stderr
+    # already resent once: reconcile looks again and waits, never sends a third time
+    waiting = synced("calendly", "reconcile", "--json")
+    assert waiting.exit_code == 0, waiting.stderr
+    assert [r["action"] for r in waiting.json()] == ["waiting"]
+    assert len(posts(fake)) == 2
+    gave_up = synced("calendly", "reconcile", "--give-up-after", "0", "--json")
+    assert [r["action"] for r in gave_up.json()] == ["failed"]
+    [booking] = bookings(synced.database_url)
+    assert (booking.status, booking.calendly_state) == ("cancelled", "failed")
+    assert "given up" in synced("bookings", "show", booking.reference).stderr
+    assert fake.invitees_of(FREE_TYPE) == []
+
+
+def test_an_unknown_booking_that_calendly_has_is_attached_by_reconcile(synced: Bapp, fake: FakeCalendly) -> None:
+    fake.apply_then_reset_next()
+    fake.fail_next("/scheduled_events", 500, times=None)  # and the lookup cannot be made either
+    result = create(synced, slot())
+    assert result.exit_code == 9, result.stderr
+    assert "could not be asked" in error_lines(result.stderr)[0]
+    [booking] = bookings(synced.database_url)
+    assert (booking.status, booking.calendly_state, booking.calendly_invitee_uri) == ("pending", "unknown", None)
+    dry = synced("calendly", "reconcile", "--dry-run", "--json")
+    assert dry.exit_code == 9  # Calendly still cannot be asked: nothing resent
+    fake.clear_faults()
+    dry = synced("calendly", "reconcile", "--dry-run", "--json")
+    assert [r["action"] for r in dry.json()] == ["attached"]
+    assert bookings(synced.database_url)[0].calendly_state == "unknown"  # a dry run changes nothing
+    settled = synced("calendly", "reconcile", "--json")
+    assert settled.exit_code == 0, settled.stderr
+    assert [r["action"] for r in settled.json()] == ["attached"]
+    assert len(posts(fake)) == 1
+    [invitee] = fake.invitees_of(FREE_TYPE)
+    [booking] = bookings(synced.database_url)
+    assert (booking.status, booking.calendly_state, booking.calendly_invitee_uri) == (
+        "confirmed",
+        "booked",
+        invitee["uri"],
+    )
+
+
+def test_the_pull_completes_a_held_booking_instead_of_creating_a_second(synced: Bapp, fake: FakeCalendly) -> None:
+    fake.apply_then_reset_next()
+    fake.fail_next("/scheduled_events", 500, times=6)  # the first try and all five retries of the lookup
+    assert create(synced, slot()).exit_code == 9
+    pulled = synced("calendly", "pull-bookings", "--json")
+    assert pulled.exit_code == 0, pulled.stderr
+    assert pulled.json()["created"] == 0 and pulled.json()["updated"] == 1
+    [invitee] = fake.invitees_of(FREE_TYPE)
+    [booking] = bookings(synced.database_url)
+    assert (booking.calendly_invitee_uri, booking.calendly_state, booking.status) == (
+        invitee["uri"],
+        "booked",
+        "confirmed",
+    )
+
+
+# -- which way a booking goes ------------------------------------------------------------------------
+
+
+def test_local_only_and_never_book_in_bapp_only(synced: Bapp, fake: FakeCalendly) -> None:
+    local = create(synced, slot(hour=9), "--local-only")
+    assert local.exit_code == 0, local.stderr
+    never = create(synced, slot(hour=11), env={"BAPP_BOOKINGS_CALENDLY": "never"})
+    assert never.exit_code == 0, never.stderr
+    assert posts(fake) == []
+    assert [(b.calendly_state, b.calendly_invitee_uri) for b in bookings(synced.database_url)] == [(None, None)] * 2
+    # `never` still gives way to an explicit --calendly
+    forced = create(synced, slot(hour=13), "--calendly", env={"BAPP_BOOKINGS_CALENDLY": "never"})
+    assert forced.exit_code == 0, forced.stderr
+    assert len(posts(fake)) == 1
+
+
+def test_auto_without_a_token_books_locally_with_one_warning(synced: Bapp, fake: FakeCalendly) -> None:
+    result = create(synced, slot(), env={"CALENDLY_API_KEY": None})
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr.splitlines() == [
+        "Warning: no Calendly token configured: booked in bapp only, not in Calendly (see bookings.calendly)"
+    ]
+    assert posts(fake) == []
+    assert bookings(synced.database_url)[0].calendly_state is None
+
+
+@pytest.mark.parametrize("how", [("--calendly",), ()])
+def test_calendly_or_always_without_a_token_exits_4(synced: Bapp, fake: FakeCalendly, how: tuple[str, ...]) -> None:
+    env: dict[str, str | None] = {"CALENDLY_API_KEY": None, "BAPP_BOOKINGS_CALENDLY": "always"}
+    result = create(synced, slot(), *how, env=env)
+    assert result.exit_code == 4, result.stderr
+    assert error_lines(result.stderr) == [
+        "Error: no Calendly token configured, and this booking must go through Calendly"
+    ]
+    assert bookings(synced.database_url) == []
+
+
+def test_a_bad_mode_setting_exits_4(synced: Bapp) -> None:
+    result = create(synced, slot(), env={"BAPP_BOOKINGS_CALENDLY": "sometimes"})
+    assert result.exit_code == 4
+    assert "bookings.calendly: 'sometimes' is not one of auto, always, never" in result.stderr
+
+
+def test_a_local_session_type_is_never_sent(synced: Bapp, fake: FakeCalendly) -> None:
+    added = synced("sessions", "add", "--title", "Local chat", "--duration", "30", "--category", "free", "--json")
+    assert added.exit_code == 0, added.stderr
+    local = synced("bookings", "create", "--client", CLIENT, "--session", "local-chat", "--start", z(slot()), "--json")
+    assert local.exit_code == 0, local.stderr
+    assert posts(fake) == []
+    forced = synced(
+        "bookings", "create", "--client", CLIENT, "--session", "local-chat", "--start", z(slot(hour=12)), "--calendly"
+    )
+    assert forced.exit_code == 6
+    assert "has no Calendly event type" in forced.stderr and "--local-only" in forced.stderr
+
+
+def test_a_dry_run_checks_the_slot_and_sends_nothing(synced: Bapp, fake: FakeCalendly) -> None:
+    result = create(synced, slot(), "--dry-run")
+    assert result.exit_code == 0, result.stderr
+    assert "Dry run" in result.stderr
+    assert posts(fake) == [] and bookings(synced.database_url) == []
+    refused = create(synced, slot() + dt.timedelta(minutes=5), "--dry-run")
+    assert refused.exit_code == 8
+
+
+# -- cancel and no-show go to Calendly first ---------------------------------------------------------
+
+
+def test_cancel_goes_to_calendly_first(synced: Bapp, fake: FakeCalendly) -> None:
+    reference = create(synced, slot()).json()["reference"]
+    result = synced("bookings", "cancel", reference, "--reason", "client moved abroad", "--json")
+    assert result.exit_code == 0, result.stderr
+    assert result.json()["status"] == "cancelled"
+    [body] = posts(
+        fake, f"/scheduled_events/{bookings(synced.database_url)[0].calendly_event_uri.rsplit('/', 1)[-1]}/cancellation"
+    )
+    assert body == {"reason": "client moved abroad"}
+    assert fake.invitees_of(FREE_TYPE) == []  # the invitee is cancelled in Calendly
+    again = synced("bookings", "cancel", reference)
+    assert again.exit_code == 8  # the local rule refuses before Calendly is asked
+    assert len([r for r in fake.requests if r.path.endswith("/cancellation")]) == 1
+
+
+def test_already_cancelled_in_calendly_counts_as_done(synced: Bapp, fake: FakeCalendly) -> None:
+    reference = create(synced, slot()).json()["reference"]
+    event_uuid = bookings(synced.database_url)[0].calendly_event_uri.rsplit("/", 1)[-1]
+    with fake._lock:
+        fake.writes.cancel_event(event_uuid, {"reason": "host cancelled"})
+    result = synced("bookings", "cancel", reference, "--json")
+    assert result.exit_code == 0, result.stderr
+    assert bookings(synced.database_url)[0].status == "cancelled"
+
+
+def test_cancel_of_an_event_in_the_past_exits_8(synced: Bapp, fake: FakeCalendly) -> None:
+    reference = create(synced, slot()).json()["reference"]
+    event_uuid = bookings(synced.database_url)[0].calendly_event_uri.rsplit("/", 1)[-1]
+    with fake._lock:
+        event = next(e for e in fake._scheduled_events if e["uri"].endswith(event_uuid))
+        event["start_time"] = "2020-01-01T10:00:00.000000Z"
+    result = synced("bookings", "cancel", reference)
+    assert result.exit_code == 8
+    assert error_lines(result.stderr) == [f"Error: Calendly will not cancel event {event_uuid}: Event in the past"]
+    assert bookings(synced.database_url)[0].status == "confirmed"
+
+
+def test_local_only_cancel_leaves_calendly_alone(synced: Bapp, fake: FakeCalendly) -> None:
+    reference = create(synced, slot()).json()["reference"]
+    result = synced("bookings", "cancel", reference, "--local-only")
+    assert result.exit_code == 0, result.stderr
+    assert len(fake.invitees_of(FREE_TYPE)) == 1
+    assert not [r for r in fake.requests if r.path.endswith("/cancellation")]
+
+
+def test_no_show_and_undo_round_trip_through_calendly(synced: Bapp, fake: FakeCalendly) -> None:
+    from tests.fakes.calendly_server import make_invitee, make_scheduled_event
+
+    past = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(days=1)
+    event = make_scheduled_event(901, FREE_TYPE, past, duration_minutes=15)
+    invitee = make_invitee(event["uri"], 901, email=CLIENT)
+    fake.add_scheduled_event(event, [invitee])
+    try:
+        assert synced("calendly", "pull-bookings", "--json").exit_code == 0
+        [booking] = bookings(synced.database_url)
+        marked = synced("bookings", "no-show", booking.reference, "--json")
+        assert marked.exit_code == 0, marked.stderr
+        assert marked.json()["status"] == "no_show"
+        assert posts(fake, "/invitee_no_shows") == [{"invitee": invitee["uri"]}]
+        no_show_uri = bookings(synced.database_url)[0].calendly_no_show_uri
+        assert no_show_uri and fake.invitees_of(FREE_TYPE)[0]["no_show"]["uri"] == no_show_uri
+        undone = synced("bookings", "no-show", booking.reference, "--undo", "--json")
+        assert undone.exit_code == 0, undone.stderr
+        assert undone.json()["status"] == "confirmed"
+        assert [r.path for r in fake.requests if r.method == "DELETE"] == [
+            f"/invitee_no_shows/{no_show_uri.rsplit('/', 1)[-1]}"
+        ]
+        assert fake.invitees_of(FREE_TYPE)[0]["no_show"] is None
+        assert bookings(synced.database_url)[0].calendly_no_show_uri is None
+    finally:
+        with fake._lock:
+            fake._scheduled_events = [e for e in fake._scheduled_events if e["uri"] != event["uri"]]
+
+
+def test_no_show_before_the_start_is_refused_before_calendly_is_asked(synced: Bapp, fake: FakeCalendly) -> None:
+    reference = create(synced, slot()).json()["reference"]
+    result = synced("bookings", "no-show", reference)
+    assert result.exit_code == 8
+    assert posts(fake, "/invitee_no_shows") == []
+
+
+# -- single-use links --------------------------------------------------------------------------------
+
+
+def test_a_link_is_recorded_and_the_booking_made_through_it_uses_it(synced: Bapp, fake: FakeCalendly) -> None:
+    assert synced("clients", "add", CLIENT, "--name", "Ava Chen").exit_code == 0
+    result = synced("bookings", "link", "--client", CLIENT, "--session", FREE, "--json")
+    assert result.exit_code == 0, result.stderr
+    record = result.json()
+    assert record["booking_url"].startswith("https://calendly.com/s/") and record["status"] == "open"
+    assert posts(fake, "/scheduling_links") == [{"max_event_count": 1, "owner": FREE_TYPE, "owner_type": "EventType"}]
+    fake.book_as_visitor(FREE_TYPE, slot(), CLIENT, "Ava Chen")
+    pulled = synced("--verbose", "calendly", "pull-bookings", "--json")
+    assert pulled.exit_code == 0, pulled.stderr
+    assert pulled.json()["created"] == 1
+    assert f"booked through the link {record['booking_url']}" in pulled.stderr
+    engine = make_engine(synced.database_url)
+    try:
+        from sqlalchemy.orm import Session
+
+        from bapp_cli.db.models import CalendlyInvitation
+
+        with Session(engine) as session:
+            [invitation] = session.scalars(select(CalendlyInvitation))
+            assert invitation.status == "used" and invitation.booking_id == bookings(synced.database_url)[0].id
+    finally:
+        engine.dispose()
+
+
+def test_a_link_for_an_unknown_client_exits_7(synced: Bapp, fake: FakeCalendly) -> None:
+    result = synced("bookings", "link", "--client", "nobody@client.example", "--session", FREE)
+    assert result.exit_code == 7
+    assert posts(fake, "/scheduling_links") == []
+
+
+# -- open slots --------------------------------------------------------------------------------------
+
+
+def test_slots_lists_open_starts_in_windows_of_31_days(synced: Bapp, fake: FakeCalendly) -> None:
+    taken = slot(hour=10)
+    assert create(synced, taken).exit_code == 0
+    fake.clear_requests()
+    result = synced("sessions", "slots", FREE, "--days", "40", "--json")
+    assert result.exit_code == 0, result.stderr
+    records = result.json()
+    starts = [r["start_time"] for r in records]
+    assert z(taken).replace("+00:00", "Z") not in [s.replace(".000000", "") for s in starts]
+    assert records[0].keys() == {"session", "start_time", "end_time", "invitees_remaining", "scheduling_url"}
+    assert all(r["session"] == FREE and r["invitees_remaining"] == 1 for r in records)
+    windows = [r.params for r in fake.requests if r.path == "/event_type_available_times"]
+    assert len(windows) == 2
+    first_start = dt.datetime.fromisoformat(windows[0]["start_time"])
+    assert dt.timedelta(0) < first_start - dt.datetime.now(dt.UTC) <= dt.timedelta(minutes=1)
+    assert windows[0]["end_time"] == windows[1]["start_time"]  # back to back
+    assert dt.datetime.fromisoformat(windows[0]["end_time"]) - first_start == dt.timedelta(days=31)
+
+
+def test_slots_table_has_a_column_per_day_in_the_viewers_zone(synced: Bapp, fake: FakeCalendly) -> None:
+    day = slot(days=3, hour=0)
+    result = synced(
+        "sessions", "slots", FREE, "--from", day.date().isoformat(), "--days", "1", "--timezone", "Asia/Tokyo",
+        "--format", "table", env={"COLUMNS": "200"},
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    # the fake opens 09:00–16:00 UTC, which is 18:00–01:00 the next day in Tokyo
+    assert "18:00" in result.stdout and "00:00" in result.stdout
+    assert "09:00" not in result.stdout
+    assert "Asia/Tokyo" in result.stdout
+
+
+def test_slots_of_a_local_session_type_exit_6(synced: Bapp) -> None:
+    assert synced("sessions", "add", "--title", "Local chat", "--duration", "30").exit_code == 0
+    result = synced("sessions", "slots", "local-chat")
+    assert result.exit_code == 6
+    assert "has no Calendly event type" in result.stderr
+
+
+def test_the_token_never_appears_in_output_errors_or_audit_rows(synced: Bapp, fake: FakeCalendly) -> None:
+    from tests.cli.calendly_fixtures import TOKEN
+
+    booking = ("bookings", "create", "--client", CLIENT, "--session", FREE, *ANSWERS, "--start")
+    results = [synced("--debug", "-vv", *booking, z(slot(hour=9)))]
+    fake.refuse_plan_next()
+    results.append(
+        synced(
+            "--debug",
+            "bookings",
+            "create",
+            "--client",
+            CLIENT,
+            "--session",
+            FREE,
+            "--start",
+            z(slot(hour=11)),
+            *ANSWERS,
+        )
+    )
+    fake.booking_rate_limit_next(reset=30, times=None)
+    results.append(
+        synced(
+            "--debug",
+            "-vv",
+            "bookings",
+            "create",
+            "--client",
+            CLIENT,
+            "--session",
+            FREE,
+            "--start",
+            z(slot(hour=12)),
+            *ANSWERS,
+        )
+    )
+    fake.clear_faults()
+    fake.apply_then_reset_next()
+    fake.fail_next("/scheduled_events", 500, times=None)
+    results.append(
+        synced(
+            "--debug",
+            "bookings",
+            "create",
+            "--client",
+            CLIENT,
+            "--session",
+            FREE,
+            "--start",
+            z(slot(hour=13)),
+            *ANSWERS,
+        )
+    )
+    results.append(synced("--debug", "calendly", "reconcile"))
+    fake.clear_faults()
+    results.append(synced("--debug", "-vv", "calendly", "reconcile", "--json"))
+    reference = bookings(synced.database_url)[0].reference
+    results.append(synced("--debug", "bookings", "cancel", reference, "--json"))
+    assert [r.exit_code for r in results] == [0, 4, 9, 9, 9, 0, 0]
+    for result in results:
+        assert TOKEN not in result.stdout and TOKEN not in result.stderr
+    assert all(TOKEN not in json.dumps(row.changes) for row in audit_rows(synced.database_url))
+
+
+def test_a_webhook_of_the_invitee_completes_the_held_booking(synced: Bapp, fake: FakeCalendly, tmp_path: Any) -> None:
+    import time
+
+    from bapp_cli.calendly.webhooks import make_signature_header
+
+    fake.apply_then_reset_next()
+    fake.fail_next("/scheduled_events", 500, times=6)
+    assert create(synced, slot()).exit_code == 9
+    [invitee] = fake.invitees_of(FREE_TYPE)
+    event = fake.scheduled_event(invitee["event"])
+    body = json.dumps(
+        {
+            "event": "invitee.created",
+            "created_at": invitee["created_at"],
+            "created_by": USER,
+            "payload": {**invitee, "scheduled_event": event},
+        }
+    ).encode()
+    path = tmp_path / "delivery.json"
+    path.write_bytes(body)
+    key = "whsec-r8-test"
+    signature = make_signature_header(body, key, timestamp=int(time.time()))
+    result = synced(
+        "calendly", "webhook", "apply", str(path), "--signature", signature, "--json",
+        env={"CALENDLY_WEBHOOK_SIGNING_KEY": key},
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    assert result.json()["action"] == "updated"
+    [booking] = bookings(synced.database_url)
+    assert (booking.calendly_invitee_uri, booking.calendly_state, booking.status) == (
+        invitee["uri"],
+        "booked",
+        "confirmed",
+    )
+    assert synced("calendly", "reconcile", "--json").json() == []  # nothing left to settle

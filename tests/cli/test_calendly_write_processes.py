@@ -1,0 +1,116 @@
+"""R8 with real processes against the local fake Calendly: a create killed with SIGKILL around its
+POST /invitees, then `calendly reconcile`; and two processes booking one Calendly slot at once."""
+
+# ruff: noqa: F811  (pytest fixtures imported from the fixture modules are parameters by design)
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+
+import pytest
+
+from tests.cli.calendly_fixtures import (
+    cbapp,  # noqa: F401 (fixture)
+    fake_server,  # noqa: F401 (fixture)
+)
+from tests.cli.calendly_fixtures import fake as plain_fake  # noqa: F401 (fixture)
+from tests.cli.test_calendly_write import (
+    ANSWERS,
+    CLIENT,
+    FREE,
+    FREE_TYPE,
+    bookings,
+    fake,  # noqa: F401 (fixture)
+    posts,
+    slot,
+    synced,  # noqa: F401 (fixture)
+    z,
+)
+from tests.conftest import Bapp
+from tests.fakes.calendly_server import FakeCalendly
+
+pytestmark = pytest.mark.slow
+# The scripted delays below are the window the process is killed in; its own read timeout must be longer.
+PATIENT = {"BAPP_CALENDLY_TIMEOUT": "60"}
+
+
+def _wait_for(condition: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+def _create(bapp: Bapp, client: str = CLIENT) -> subprocess.Popen[str]:
+    return bapp.popen(
+        "bookings", "create", "--client", client, "--session", FREE, "--start", z(slot()), *ANSWERS, "--json",
+        env=PATIENT,
+    )  # fmt: skip
+
+
+def _kill(process: subprocess.Popen[str]) -> None:
+    process.send_signal(signal.SIGKILL)
+    process.communicate(timeout=30)
+    assert process.returncode == -signal.SIGKILL
+
+
+def test_killed_after_calendly_booked_then_reconcile_attaches(synced: Bapp, fake: FakeCalendly) -> None:
+    # Calendly creates the invitee, then holds its answer: the process is killed while waiting for it.
+    fake.apply_then_delay_next(seconds=20)
+    process = _create(synced)
+    _wait_for(lambda: len(fake.invitees_of(FREE_TYPE)) == 1, "Calendly to hold the invitee")
+    _kill(process)
+    [held] = bookings(synced.database_url)
+    assert (held.status, held.calendly_state, held.calendly_attempts, held.calendly_invitee_uri) == (
+        "pending",
+        "requested",
+        1,
+        None,
+    )
+    result = synced.process("calendly", "reconcile", "--json")
+    assert result.exit_code == 0, result.stderr
+    assert [r["action"] for r in result.json()] == ["attached"]
+    [invitee] = fake.invitees_of(FREE_TYPE)
+    [booking] = bookings(synced.database_url)
+    assert (booking.calendly_invitee_uri, booking.calendly_state, booking.status) == (
+        invitee["uri"],
+        "booked",
+        "confirmed",
+    )
+    assert len(posts(fake)) == 1  # never resent
+
+
+def test_killed_before_calendly_took_it_then_reconcile_resends_once(synced: Bapp, fake: FakeCalendly) -> None:
+    # The request is held before Calendly acts on it: the process dies with nothing booked in Calendly.
+    fake.hang_next("/invitees", seconds=20)
+    process = _create(synced)
+    _wait_for(lambda: fake.count("/invitees") == 1, "the POST to reach Calendly")
+    _kill(process)
+    assert fake.invitees_of(FREE_TYPE) == []
+    result = synced.process("calendly", "reconcile", "--json")
+    assert result.exit_code == 0, result.stderr
+    assert [r["action"] for r in result.json()] == ["resent"]
+    [invitee] = fake.invitees_of(FREE_TYPE)
+    [booking] = bookings(synced.database_url)
+    assert (booking.calendly_invitee_uri, booking.calendly_attempts, booking.status) == (invitee["uri"], 2, "confirmed")
+    again = synced.process("calendly", "reconcile", "--json")
+    assert again.exit_code == 0 and again.json() == []
+
+
+def test_two_processes_booking_one_calendly_slot_make_one_booking(synced: Bapp, fake: FakeCalendly) -> None:
+    first = _create(synced, "ava@client.example")
+    second = _create(synced, "ben@client.example")
+    outcomes = []
+    for process in (first, second):
+        _, stderr = process.communicate(timeout=120)
+        outcomes.append((process.returncode, stderr))
+    assert sorted(code for code, _ in outcomes) == [0, 8], outcomes
+    loser = next(stderr for code, stderr in outcomes if code == 8)
+    assert len([line for line in loser.splitlines() if line.startswith("Error:")]) == 1
+    assert len(fake.invitees_of(FREE_TYPE)) == 1
+    [booking] = bookings(synced.database_url)
+    assert booking.calendly_state == "booked"
