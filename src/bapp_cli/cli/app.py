@@ -18,6 +18,7 @@ from typer.core import TyperGroup
 from bapp_cli import __version__
 from bapp_cli.cli import transfer as transfer_commands
 from bapp_cli.cli.context import AppState
+from bapp_cli.cli.files import GuardedStdout, StdoutClosed
 from bapp_cli.cli.output import is_terminal
 from bapp_cli.errors import BappError
 
@@ -201,10 +202,14 @@ def main(argv: list[str] | None = None) -> None:
         _attach_value_completion(command, [])
     app_state = AppState()
     exit_code = 0
+    real_stdout = sys.stdout
+    # the stream, with its write errors named (exit 74), for every command
+    sys.stdout = GuardedStdout(real_stdout)  # type: ignore[assignment]
     try:
         result = command.main(args=args, prog_name="bapp", standalone_mode=False, obj=app_state)
         if isinstance(result, int):
             exit_code = result
+        sys.stdout.flush()  # here, so a full disk under `> file` is reported like any other failure
         if exit_code == 130:  # Typer turns Ctrl-C into a returned 130; the transaction was rolled back
             sys.stderr.write("Interrupted; nothing was changed.\n")
     except BappError as error:
@@ -233,27 +238,47 @@ def main(argv: list[str] | None = None) -> None:
     except click_exceptions.ClickException as error:
         _report(error.format_message(), code="usage", hint=None, details=[], argv=args, app_state=app_state)
         exit_code = error.exit_code
-    except BrokenPipeError:
-        # `bapp … | head`: the reader went away; not an error worth a traceback
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        exit_code = 0
-    except Exception as error:  # a bug: one line, the traceback only with --debug
-        if app_state.debug or os.environ.get("BAPP_DEBUG") == "1":
-            sys.stderr.write(app_state.scrub(traceback.format_exc()))
-        _report(
-            f"unexpected error: {type(error).__name__}: {error}".splitlines()[0],
-            code="unexpected",
-            hint="rerun with --debug for the traceback, and report it",
-            details=[],
-            argv=args,
-            app_state=app_state,
-        )
-        exit_code = 1
+    except (BrokenPipeError, StdoutClosed):
+        # `bapp … | head`: the reader went away. Quiet, like cat or grep, and the status a shell shows for
+        # them (128 + SIGPIPE), so `set -o pipefail` still sees that the output was cut short.
+        _drop_stdout()
+        exit_code = 141
+    except Exception as error:
+        exit_code = _failure(error, args, app_state)
     finally:
         app_state.close()
-    sys.stdout.flush()
+        sys.stdout = real_stdout
+    try:
+        sys.stdout.flush()
+    except OSError:  # already reported (or the error before it was): nothing more to say
+        _drop_stdout()
     raise SystemExit(exit_code)
+
+
+def _failure(error: Exception, args: list[str], app_state: AppState) -> int:
+    """A bug: one line, the traceback only with --debug."""
+    if app_state.debug or os.environ.get("BAPP_DEBUG") == "1":
+        sys.stderr.write(app_state.scrub(traceback.format_exc()))
+    _report(
+        f"unexpected error: {type(error).__name__}: {error}".splitlines()[0],
+        code="unexpected",
+        hint="rerun with --debug for the traceback, and report it",
+        details=[],
+        argv=args,
+        app_state=app_state,
+    )
+    return 1
+
+
+def _drop_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's last flush of what is left cannot fail again."""
+    try:
+        descriptor = sys.stdout.fileno()
+    except (AttributeError, ValueError, OSError):  # a test's StringIO: nothing to redirect
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, descriptor)
+    os.close(devnull)
 
 
 def _attach_value_completion(command: Any, path: list[str]) -> None:

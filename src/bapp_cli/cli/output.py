@@ -1,7 +1,9 @@
 """One output sink for every command: table, json, jsonl, csv, tsv (CLI.md §2).
 
 Data goes to stdout; messages go to stderr. JSON keys are snake_case; instants are ISO 8601 UTC with
-`Z`; money is a two-decimal string; nested values are JSON-encoded in csv/tsv cells. Rich is imported
+`Z` (`services.instants.instant_text`); money is a two-decimal string; nested values are JSON-encoded in
+csv/tsv cells, and text cells that a spreadsheet would run as a formula are neutralised
+(`services.spreadsheet`). Rich is imported
 only when a table is actually drawn.
 """
 
@@ -17,12 +19,15 @@ import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import IO, Any
 
+from bapp_cli.services.instants import instant_text
+from bapp_cli.services.spreadsheet import cell_text as spreadsheet_cell
+
 FORMATS = ("table", "json", "jsonl", "csv", "tsv")
 
 
 def json_default(value: Any) -> Any:
     if isinstance(value, dt.datetime):
-        return format_instant(value)
+        return instant_text(value)
     if isinstance(value, dt.date):
         return value.isoformat()
     if isinstance(value, decimal.Decimal):
@@ -32,34 +37,8 @@ def json_default(value: Any) -> Any:
     raise TypeError(f"cannot serialise {type(value).__name__}")
 
 
-def format_instant(value: dt.datetime) -> str:
-    """ISO 8601 in UTC with a `Z`, seconds precision (what scripts and spreadsheets expect)."""
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=dt.UTC)
-    elif value.tzinfo is not dt.UTC:  # instants read from the database are UTC already (most calls)
-        value = value.astimezone(dt.UTC)
-    return value.isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
 def to_jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value, default=json_default, ensure_ascii=False))
-
-
-def cell_text(value: Any) -> str:
-    """A value as one csv/tsv cell."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, dt.datetime):
-        return format_instant(value)
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    if isinstance(value, decimal.Decimal):
-        return f"{value:.2f}"
-    if isinstance(value, list | dict | tuple):
-        return json.dumps(value, default=json_default, ensure_ascii=False, separators=(",", ":"))
-    return str(value)
 
 
 def is_terminal(stream: IO[str]) -> bool:
@@ -177,7 +156,7 @@ class OutputSink:
         writer = csv.writer(buffer, delimiter=delimiter, lineterminator="\n")
         writer.writerow(columns)
         for row in rows:
-            writer.writerow([cell_text(row.get(column)) for column in columns])
+            writer.writerow([spreadsheet_cell(row.get(column)) for column in columns])
             if buffer.tell() > 1 << 16:
                 self.stdout.write(buffer.getvalue())
                 buffer.seek(0)
@@ -196,7 +175,7 @@ class OutputSink:
             return ", ".join(self.display_value(item) for item in value) if value else "—"
         if isinstance(value, dict):
             return json.dumps(value, default=json_default, ensure_ascii=False)
-        return cell_text(value)
+        return spreadsheet_cell(value, raw=True)  # a terminal runs no formulas
 
     def local_time(self, value: dt.datetime) -> str:
         from zoneinfo import ZoneInfo

@@ -5,7 +5,9 @@ given, for a rejects file), so a million-row CSV or JSON array never sits in mem
 exception — the standard library parses it whole — and is meant for catalogues, not bulk data.
 
 - CSV/TSV: UTF-8 with or without a BOM; a header row names the columns; an empty cell is null; nested
-  values (lists, objects) are JSON in their cell. Decoding is strict and line by line, so a file in
+  values (lists, objects) are JSON in their cell. Text that a spreadsheet would run as a formula is
+  written with an apostrophe in front, which the reader removes again (`services.spreadsheet`; `raw`
+  turns both off). Decoding is strict and line by line, so a file in
   another encoding is refused naming the first line that is not UTF-8.
 - JSON: an array of objects, or an object holding arrays by kind (`{"clients": [...], ...}`, the shape
   of `export all`); read incrementally, each object's line number is where it starts.
@@ -13,8 +15,9 @@ exception — the standard library parses it whole — and is meant for catalogu
 - TOML: arrays of tables named by kind (`[[clients]]`). TOML has no null: an absent key is null, and
   writers omit null values (and null members of nested tables).
 
-Writers produce the same shapes: instants as ISO 8601 UTC with `Z` (microseconds only when there are
-some, so a backup restores exactly), money as two-decimal strings, dates as `YYYY-MM-DD`.
+Writers produce the same shapes: instants as ISO 8601 UTC with `Z` (`services.instants.instant_text`:
+microseconds only when there are some, so a backup restores exactly), money as two-decimal strings,
+dates as `YYYY-MM-DD`.
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 from bapp_cli.errors import InvalidInput, UsageError
+from bapp_cli.services.instants import instant_text
+from bapp_cli.services.spreadsheet import cell_text, restore_cell
 
 INPUT_FORMATS = ("csv", "tsv", "json", "jsonl", "toml")
 OUTPUT_FORMATS = ("csv", "tsv", "json", "jsonl", "toml")
@@ -65,17 +70,22 @@ def format_for(path: str | None, explicit: str | None, *, allowed: Sequence[str]
         if chosen not in allowed:
             raise UsageError(f"unknown format {explicit!r}", hint="choose one of: " + ", ".join(allowed))
         return chosen
+    suffix = ""
     if path and path != "-":
         suffix = "." + path.rsplit(".", 1)[-1].lower() if "." in path.rsplit("/", 1)[-1] else ""
         if suffix in EXTENSIONS and EXTENSIONS[suffix] in allowed:
             return EXTENSIONS[suffix]
+    flag = "--input-format" if default is None else "--format"
+    if path and path != "-" and suffix:
+        # An extension bapp does not write (x.xlsx) must not get JSON under its name: say so instead.
+        raise InvalidInput(
+            f"cannot tell the format of {path!r} from its name",
+            hint=f"name it .csv, .tsv, .json, .jsonl or .toml, or pass {flag} " + "|".join(allowed),
+            code="unknown_format",
+        )
     if default is not None:
         return default
-    where = "stdin" if path in (None, "-") else f"{path!r}"
-    raise UsageError(
-        f"cannot tell the format of {where}",
-        hint="pass --input-format " + "|".join(allowed),
-    )
+    raise UsageError("cannot tell the format of stdin", hint=f"pass {flag} " + "|".join(allowed))
 
 
 def _bad_file(message: str, *, line: int | None = None, code: str = "malformed_input") -> InvalidInput:
@@ -112,9 +122,17 @@ def _decoded_lines(stream: IO[bytes], progress: ReadProgress) -> Iterator[str]:
 
 
 def read_delimited(
-    stream: IO[bytes], *, delimiter: str, progress: ReadProgress, on_header: Callable[[list[str]], None]
+    stream: IO[bytes],
+    *,
+    delimiter: str,
+    progress: ReadProgress,
+    on_header: Callable[[list[str]], None],
+    raw: bool = False,
 ) -> Iterator[SourceRow]:
-    """Rows of a CSV/TSV file with a header; `on_header` sees the column names before any row."""
+    """Rows of a CSV/TSV file with a header; `on_header` sees the column names before any row.
+
+    Cells are restored from their spreadsheet-safe form unless `raw`; `original` holds the restored
+    cells too, so a rejects file written the same way reads back as the input did."""
     csv.field_size_limit(MAX_FIELD_BYTES)
     reader = csv.reader(_decoded_lines(stream, progress), delimiter=delimiter, strict=True)
     try:
@@ -141,6 +159,8 @@ def read_delimited(
         previous_end = reader.line_num
         if not cells or (len(cells) == 1 and not cells[0].strip()):
             continue  # blank line
+        if not raw:
+            cells = [restore_cell(cell) for cell in cells]
         original = dict(zip(columns, cells, strict=False))
         if len(cells) != width:
             values: dict[str, Any] = {"__cells__": len(cells), "__width__": width}
@@ -375,6 +395,7 @@ class Source:
     progress: ReadProgress = field(default_factory=ReadProgress)
     columns: list[str] | None = None
     on_header: Callable[[list[str]], None] | None = None
+    raw: bool = False  # CSV/TSV cells as they are, without undoing the spreadsheet-safe prefix
 
     def sections(self) -> Iterator[tuple[str | None, Iterator[SourceRow]]]:
         """(section name or None, rows) in input order; CSV, TSV and JSONL have one unnamed section."""
@@ -386,6 +407,7 @@ class Source:
                     delimiter="," if self.fmt == "csv" else "\t",
                     progress=self.progress,
                     on_header=self._set_columns,
+                    raw=self.raw,
                 ),
             )
         elif self.fmt == "jsonl":
@@ -406,15 +428,6 @@ class Source:
 # -- writing ---------------------------------------------------------------------------------------------
 
 
-def instant_text(value: dt.datetime) -> str:
-    """ISO 8601 in UTC with `Z`; microseconds only when present, so restores are exact."""
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=dt.UTC)
-    value = value.astimezone(dt.UTC)
-    text = value.isoformat(timespec="microseconds" if value.microsecond else "seconds")
-    return text.replace("+00:00", "Z")
-
-
 def plain(value: Any) -> Any:
     """A record value as JSON-ready data."""
     if value is None or isinstance(value, str | bool | int | float):
@@ -432,15 +445,10 @@ def plain(value: Any) -> Any:
     return str(value)
 
 
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
+def _cell(value: Any, *, raw: bool) -> str:
     if isinstance(value, list | tuple | dict):
         return json.dumps(plain(value), ensure_ascii=False, separators=(",", ":"))
-    converted = plain(value)
-    return converted if isinstance(converted, str) else str(converted)
+    return cell_text(value, raw=raw)
 
 
 def _toml_ready(value: Any) -> Any:
@@ -457,15 +465,18 @@ def _toml_ready(value: Any) -> Any:
 
 
 class RecordWriter:
-    """Streams records of one kind as CSV, TSV, JSON (an array), JSONL or TOML (`[[kind]]` tables)."""
+    """Streams records of one kind as CSV, TSV, JSON (an array), JSONL or TOML (`[[kind]]` tables).
 
-    def __init__(self, stream: IO[str], fmt: str, columns: Sequence[str], *, kind: str) -> None:
+    CSV/TSV text cells are neutralised for spreadsheets unless `raw` (`services.spreadsheet`)."""
+
+    def __init__(self, stream: IO[str], fmt: str, columns: Sequence[str], *, kind: str, raw: bool = False) -> None:
         if fmt not in OUTPUT_FORMATS:
             raise UsageError(f"unknown format {fmt!r}", hint="choose one of: " + ", ".join(OUTPUT_FORMATS))
         self.stream = stream
         self.fmt = fmt
         self.columns = list(columns)
         self.kind = kind
+        self.raw = raw
         self.count = 0
         self._buffer = io.StringIO()
         self._csv: Any = None
@@ -478,7 +489,7 @@ class RecordWriter:
     def write(self, record: Mapping[str, Any]) -> None:
         buffer = self._buffer
         if self._csv is not None:
-            self._csv.writerow([_cell(record.get(column)) for column in self.columns])
+            self._csv.writerow([_cell(record.get(column), raw=self.raw) for column in self.columns])
         elif self.fmt == "json":
             buffer.write("\n" if self.count == 0 else ",\n")
             buffer.write(json.dumps(plain(_ordered(record, self.columns)), ensure_ascii=False))
@@ -557,9 +568,10 @@ def toml_table(kind: str, record: Mapping[str, Any]) -> str:
 class RejectsWriter:
     """Rejected rows, as given, plus an `error` column — in the input's format (`all`: by kind)."""
 
-    def __init__(self, stream: IO[str], fmt: str, *, all_kinds: bool = False) -> None:
+    def __init__(self, stream: IO[str], fmt: str, *, all_kinds: bool = False, raw: bool = False) -> None:
         self.stream = stream
         self.fmt = fmt
+        self.raw = raw
         self.all_kinds = all_kinds
         self.count = 0
         self._writer: RecordWriter | None = None
@@ -581,7 +593,7 @@ class RejectsWriter:
             self.stream.write(("{" if not self._opened else ",\n") + json.dumps(kind) + ": ")
         self._opened = True
         self._kind = kind
-        self._writer = RecordWriter(self.stream, self.fmt, columns, kind=kind)
+        self._writer = RecordWriter(self.stream, self.fmt, columns, kind=kind, raw=self.raw)
 
     def close(self) -> None:
         if self._writer is not None:
