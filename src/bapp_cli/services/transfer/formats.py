@@ -23,6 +23,7 @@ dates as `YYYY-MM-DD`.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
 import datetime as dt
 import decimal
@@ -45,6 +46,14 @@ EXTENSIONS = {".csv": "csv", ".tsv": "tsv", ".json": "json", ".jsonl": "jsonl", 
 # file (a stray quote swallowing the rest), which is reported with its line instead of eating memory.
 MAX_FIELD_BYTES = 1 << 20
 READ_CHUNK = 1 << 16
+# Characters no text field may hold: C0 controls other than tab, line feed and carriage return, DEL, C1
+# controls, and lone surrogates (a JSON `\ud800` escape). PostgreSQL refuses NUL in text — a file that
+# SQLite took would then not restore there — no database stores a lone surrogate, and the rest only
+# arrive to garble a terminal or a spreadsheet. A row holding one is a bad row naming its field.
+CONTROL_CHARACTER = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+# What makes a CSV line worth a closer look: a control character, or a JSON escape that may decode to
+# one inside a nested value (answers, tiers, links).
+_SUSPECT_LINE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]|\\u")
 
 
 @dataclass(frozen=True)
@@ -106,8 +115,46 @@ def _not_utf8(line: int) -> InvalidInput:
 # -- CSV and TSV ---------------------------------------------------------------------------------------
 
 
-def _decoded_lines(stream: IO[bytes], progress: ReadProgress) -> Iterator[str]:
-    """The file's lines as text, decoded strictly one at a time so an encoding error names its line."""
+def control_character(value: Any, where: str | None = None) -> tuple[str | None, str] | None:
+    """The first forbidden character in `value` (text, or lists and objects of it) and the field path
+    where it is, or None."""
+    if isinstance(value, str):
+        match = CONTROL_CHARACTER.search(value)
+        return (where, match.group()) if match else None
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            path = f"{where}.{key}" if where else str(key)
+            found = control_character(str(key), where) or control_character(item, path)
+            if found:
+                return found
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            found = control_character(item, f"{where}[{index}]" if where else f"[{index}]")
+            if found:
+                return found
+    return None
+
+
+def _control_marker(found: tuple[str | None, str]) -> dict[str, Any]:
+    return {"__control__": found[0], "__char__": found[1]}
+
+
+def _cell_control(columns: Sequence[str], cells: Sequence[str]) -> tuple[str | None, str] | None:
+    for name, cell in zip(columns, cells, strict=False):
+        found = control_character(cell, name)
+        if found is None and cell[:1] in ("[", "{"):
+            with contextlib.suppress(ValueError):  # not JSON after all: the kind's own validation says so
+                found = control_character(json.loads(cell), name)
+        if found:
+            return found
+    return None
+
+
+def _decoded_lines(stream: IO[bytes], progress: ReadProgress, suspects: list[int] | None = None) -> Iterator[str]:
+    """The file's lines as text, decoded strictly one at a time so an encoding error names its line.
+
+    Lines that may hold a control character are noted in `suspects` (one regular-expression scan a
+    line; the cells of such a line are looked at one by one later)."""
     for number, raw in enumerate(stream, start=1):
         progress.bytes_read += len(raw)
         if len(raw) > MAX_FIELD_BYTES:
@@ -118,6 +165,8 @@ def _decoded_lines(stream: IO[bytes], progress: ReadProgress) -> Iterator[str]:
             raise _not_utf8(number) from None
         if number == 1 and text.startswith("\ufeff"):
             text = text[1:]
+        if suspects is not None and _SUSPECT_LINE.search(text):
+            suspects.append(number)
         yield text
 
 
@@ -134,7 +183,8 @@ def read_delimited(
     Cells are restored from their spreadsheet-safe form unless `raw`; `original` holds the restored
     cells too, so a rejects file written the same way reads back as the input did."""
     csv.field_size_limit(MAX_FIELD_BYTES)
-    reader = csv.reader(_decoded_lines(stream, progress), delimiter=delimiter, strict=True)
+    suspects: list[int] = []
+    reader = csv.reader(_decoded_lines(stream, progress, suspects), delimiter=delimiter, strict=True)
     try:
         header = next(reader, None)
     except csv.Error as exc:
@@ -162,8 +212,11 @@ def read_delimited(
         if not raw:
             cells = [restore_cell(cell) for cell in cells]
         original = dict(zip(columns, cells, strict=False))
+        found = _cell_control(columns, cells) if suspects and suspects[-1] >= line else None
         if len(cells) != width:
             values: dict[str, Any] = {"__cells__": len(cells), "__width__": width}
+        elif found is not None:
+            values = _control_marker(found)
         else:
             values = {name: (cell if cell != "" else None) for name, cell in zip(columns, cells, strict=True)}
         yield SourceRow(line, values, original)
@@ -298,10 +351,15 @@ class _JsonScanner:
             raise _bad_file("malformed JSON: extra data after the document", line=self.line)
 
 
+def _object_row(line: int, item: dict[str, Any]) -> SourceRow:
+    found = control_character(item)
+    return SourceRow(line, item if found is None else _control_marker(found), item)
+
+
 def _object_rows(pairs: Iterator[tuple[int, Any]]) -> Iterator[SourceRow]:
     for line, item in pairs:
         if isinstance(item, dict):
-            yield SourceRow(line, item, item)
+            yield _object_row(line, item)
         else:
             yield SourceRow(line, {"__not_object__": type(item).__name__}, {"value": item})
 
@@ -345,7 +403,7 @@ def read_jsonl(stream: IO[bytes], progress: ReadProgress) -> Iterator[SourceRow]
             yield SourceRow(number, {"__bad_json__": exc.msg}, {"line": text.rstrip("\r\n")})
             continue
         if isinstance(item, dict):
-            yield SourceRow(number, item, item)
+            yield _object_row(number, item)
         else:
             yield SourceRow(number, {"__not_object__": type(item).__name__}, {"value": item})
 
@@ -375,8 +433,7 @@ def read_toml_sections(stream: IO[bytes], progress: ReadProgress) -> Iterator[tu
         if isinstance(value, list) and all(isinstance(item, dict) for item in value):
             lines = header_lines.get(key, [])
             rows = [
-                SourceRow(lines[index] if index < len(lines) else index + 1, item, item)
-                for index, item in enumerate(value)
+                _object_row(lines[index] if index < len(lines) else index + 1, item) for index, item in enumerate(value)
             ]
             yield key, iter(rows)
         else:
