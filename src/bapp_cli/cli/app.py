@@ -143,7 +143,8 @@ def root(
 
     Data goes to stdout (table on a terminal, TSV when piped; --format/--json to choose); messages and
     errors go to stderr. Exit codes: 0 ok, 2 usage, 3 partial, 4 config/auth, 5 database not ready,
-    6 invalid input, 7 not found, 8 conflict, 9 remote service, 75 busy, 130 interrupted.
+    6 invalid input, 7 not found, 8 conflict, 9 remote service, 74 output failed, 75 busy, 130 interrupted,
+    141 stdout closed by its reader.
     """
     app_state = ctx.ensure_object(AppState)
     app_state.database_url_flag = database_url
