@@ -214,7 +214,9 @@ def test_an_unknown_extension_is_exit_6_on_export_and_import(bapp: Bapp, tmp_pat
 
 def test_stdout_on_a_full_device_is_exit_74_with_a_clear_message(bapp: Bapp, tmp_path: Path) -> None:
     assert bapp("import", "clients", str(write_csv(tmp_path / "in.csv", [("ada@example.com", "Ada")]))).exit_code == 0
-    for args in (("clients", "list"), ("export", "clients"), ("clients", "list", "--json")):
+    commands = [("clients", "list"), ("export", "clients"), ("clients", "list", "--json")]
+    commands += [("--version",), ("--help",), ("db",), ("clients", "list", "--help")]  # the launcher, help
+    for args in commands:
         with open("/dev/full", "w") as full:
             completed = subprocess.run(
                 [sys.executable, "-m", "bapp_cli", *args],

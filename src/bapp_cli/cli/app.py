@@ -18,9 +18,9 @@ from typer.core import TyperGroup
 from bapp_cli import __version__
 from bapp_cli.cli import transfer as transfer_commands
 from bapp_cli.cli.context import AppState
-from bapp_cli.cli.files import GuardedStdout, StdoutClosed
+from bapp_cli.cli.files import GuardedStdout, StdoutClosed, drop_stdout, flush_stdout_at_exit
 from bapp_cli.cli.output import is_terminal
-from bapp_cli.errors import BappError
+from bapp_cli.errors import BappError, OutputFailed
 
 MAX_DETAIL_LINES = 100
 RICH_HELP = "rich" if is_terminal(sys.stdout) else None
@@ -224,8 +224,7 @@ def main(argv: list[str] | None = None) -> None:
         exit_code = 130
     except click_exceptions.NoArgsIsHelpError as error:
         # `bapp` or `bapp db` alone: show the help a person was after (still exit 2 for scripts)
-        sys.stdout.write(error.format_message() + "\n")
-        exit_code = 2
+        exit_code = _show_help(error.format_message() + "\n", args, app_state)
     except click_exceptions.UsageError as error:
         context = error.ctx
         usage = context.get_usage() if context is not None else ""
@@ -242,18 +241,29 @@ def main(argv: list[str] | None = None) -> None:
     except (BrokenPipeError, StdoutClosed):
         # `bapp … | head`: the reader went away. Quiet, like cat or grep, and the status a shell shows for
         # them (128 + SIGPIPE), so `set -o pipefail` still sees that the output was cut short.
-        _drop_stdout()
+        drop_stdout()
         exit_code = 141
     except Exception as error:
         exit_code = _failure(error, args, app_state)
     finally:
         app_state.close()
         sys.stdout = real_stdout
+    raise SystemExit(flush_stdout_at_exit(exit_code))
+
+
+def _show_help(text: str, args: list[str], app_state: AppState) -> int:
+    """Help for `bapp` or `bapp GROUP` alone: exit 2, unless stdout cannot take it (74, or 141 for `| head`)."""
     try:
+        sys.stdout.write(text)
         sys.stdout.flush()
-    except OSError:  # already reported (or the error before it was): nothing more to say
-        _drop_stdout()
-    raise SystemExit(exit_code)
+    except StdoutClosed:
+        drop_stdout()
+        return 141
+    except OutputFailed as failure:
+        drop_stdout()
+        _report(failure.message, code=failure.code, hint=failure.hint, details=[], argv=args, app_state=app_state)
+        return failure.exit_code
+    return 2
 
 
 def _failure(error: Exception, args: list[str], app_state: AppState) -> int:
@@ -269,17 +279,6 @@ def _failure(error: Exception, args: list[str], app_state: AppState) -> int:
         app_state=app_state,
     )
     return 1
-
-
-def _drop_stdout() -> None:
-    """Point stdout at /dev/null so the interpreter's last flush of what is left cannot fail again."""
-    try:
-        descriptor = sys.stdout.fileno()
-    except (AttributeError, ValueError, OSError):  # a test's StringIO: nothing to redirect
-        return
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, descriptor)
-    os.close(devnull)
 
 
 def _attach_value_completion(command: Any, path: list[str]) -> None:

@@ -304,3 +304,29 @@ def _stdout_failed(exc: OSError) -> OutputFailed:
         f"cannot write to stdout: {exc.strerror or type(exc).__name__}",
         hint="free some space, or send the output elsewhere, and run the command again",
     )
+
+
+def drop_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's last flush of what is left cannot fail again."""
+    try:
+        descriptor = sys.stdout.fileno()
+    except (AttributeError, ValueError, OSError):  # a test's StringIO: nothing to redirect
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, descriptor)
+    os.close(devnull)
+
+
+def flush_stdout_at_exit(code: int) -> int:
+    """The exit code once stdout is flushed: 74 (with one line) if it cannot be, 141 if its reader left."""
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        drop_stdout()
+        return 141
+    except OSError as exc:
+        drop_stdout()
+        if code == 0:
+            sys.stderr.write(f"Error: {_stdout_failed(exc).message}\n")
+            return 74
+    return code

@@ -19,14 +19,13 @@ import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import IO, Any
 
-from bapp_cli.services.instants import instant_text
-from bapp_cli.services.spreadsheet import cell_text as spreadsheet_cell
-
 FORMATS = ("table", "json", "jsonl", "csv", "tsv")
 
 
 def json_default(value: Any) -> Any:
     if isinstance(value, dt.datetime):
+        from bapp_cli.services.instants import instant_text  # not at start-up: `bapp --help` stays light
+
         return instant_text(value)
     if isinstance(value, dt.date):
         return value.isoformat()
@@ -151,12 +150,14 @@ class OutputSink:
         return json.dumps(value, default=json_default, ensure_ascii=False) + "\n"
 
     def _delimited(self, rows: Iterable[Mapping[str, Any]], columns: Sequence[str]) -> None:
+        from bapp_cli.services.spreadsheet import cell_text
+
         delimiter = "\t" if self.format == "tsv" else ","
         buffer = io.StringIO()
         writer = csv.writer(buffer, delimiter=delimiter, lineterminator="\n")
         writer.writerow(columns)
         for row in rows:
-            writer.writerow([spreadsheet_cell(row.get(column)) for column in columns])
+            writer.writerow([cell_text(row.get(column)) for column in columns])
             if buffer.tell() > 1 << 16:
                 self.stdout.write(buffer.getvalue())
                 buffer.seek(0)
@@ -175,7 +176,9 @@ class OutputSink:
             return ", ".join(self.display_value(item) for item in value) if value else "—"
         if isinstance(value, dict):
             return json.dumps(value, default=json_default, ensure_ascii=False)
-        return spreadsheet_cell(value, raw=True)  # a terminal runs no formulas
+        from bapp_cli.services.spreadsheet import cell_text
+
+        return cell_text(value, raw=True)  # a terminal runs no formulas
 
     def local_time(self, value: dt.datetime) -> str:
         from zoneinfo import ZoneInfo
