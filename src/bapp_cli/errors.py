@@ -73,6 +73,17 @@ class InvalidInput(BappError):
     code = "invalid_input"
 
 
+class OutputFailed(BappError):
+    """Output could not be written: disk full, quota, an I/O error on stdout or on a file being written.
+
+    74 is EX_IOERR of sysexits.h, as 75 (busy) is its EX_TEMPFAIL. A change the command made is already
+    committed when only its report to stdout fails; a file it was writing is left as it was.
+    """
+
+    exit_code = 74
+    code = "output_failed"
+
+
 class NotFound(BappError):
     """No such client, session, booking, skill or pathway."""
 

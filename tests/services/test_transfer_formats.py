@@ -138,7 +138,10 @@ def test_the_streaming_json_reader_agrees_with_json_loads(
     text = json.dumps(document, indent=indent, ensure_ascii=False)
     with mock.patch.object(formats, "READ_CHUNK", chunk):
         rows = rows_of(text.encode(), "json")
-    assert [dict(row.values) for row in rows] == json.loads(text)
+    assert [dict(row.original) for row in rows] == json.loads(text)
+    for row in rows:  # a control character anywhere makes the row a bad one; otherwise the values are as given
+        held = formats.control_character(row.original)
+        assert row.values == (row.original if held is None else {"__control__": held[0], "__char__": held[1]})
 
 
 def test_jsonl_bad_lines_are_bad_rows_not_a_bad_file() -> None:

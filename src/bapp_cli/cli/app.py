@@ -18,9 +18,10 @@ from typer.core import TyperGroup
 from bapp_cli import __version__
 from bapp_cli.cli import transfer as transfer_commands
 from bapp_cli.cli.context import AppState
+from bapp_cli.cli.files import GuardedStdout, StdoutClosed, drop_stdout, flush_stdout_at_exit
 from bapp_cli.cli.output import is_terminal
 from bapp_cli.cli.terminal import visible
-from bapp_cli.errors import BappError
+from bapp_cli.errors import BappError, OutputFailed
 
 MAX_DETAIL_LINES = 100
 RICH_HELP = "rich" if is_terminal(sys.stdout) else None
@@ -143,7 +144,8 @@ def root(
 
     Data goes to stdout (table on a terminal, TSV when piped; --format/--json to choose); messages and
     errors go to stderr. Exit codes: 0 ok, 2 usage, 3 partial, 4 config/auth, 5 database not ready,
-    6 invalid input, 7 not found, 8 conflict, 9 remote service, 75 busy, 130 interrupted.
+    6 invalid input, 7 not found, 8 conflict, 9 remote service, 74 output failed, 75 busy, 130 interrupted,
+    141 stdout closed by its reader.
     """
     app_state = ctx.ensure_object(AppState)
     app_state.database_url_flag = database_url
@@ -205,10 +207,14 @@ def main(argv: list[str] | None = None) -> None:
         _attach_value_completion(command, [])
     app_state = AppState()
     exit_code = 0
+    real_stdout = sys.stdout
+    # the stream, with its write errors named (exit 74), for every command
+    sys.stdout = GuardedStdout(real_stdout)  # type: ignore[assignment]
     try:
         result = command.main(args=args, prog_name="bapp", standalone_mode=False, obj=app_state)
         if isinstance(result, int):
             exit_code = result
+        sys.stdout.flush()  # here, so a full disk under `> file` is reported like any other failure
         if exit_code == 130:  # Typer turns Ctrl-C into a returned 130; the transaction was rolled back
             sys.stderr.write("Interrupted; nothing was changed.\n")
     except BappError as error:
@@ -222,8 +228,7 @@ def main(argv: list[str] | None = None) -> None:
         exit_code = 130
     except click_exceptions.NoArgsIsHelpError as error:
         # `bapp` or `bapp db` alone: show the help a person was after (still exit 2 for scripts)
-        sys.stdout.write(error.format_message() + "\n")
-        exit_code = 2
+        exit_code = _show_help(error.format_message() + "\n", args, app_state)
     except click_exceptions.UsageError as error:
         context = error.ctx
         usage = context.get_usage() if context is not None else ""
@@ -242,35 +247,55 @@ def main(argv: list[str] | None = None) -> None:
     except click_exceptions.ClickException as error:
         _report(error.format_message(), code="usage", hint=None, details=[], argv=args, app_state=app_state)
         exit_code = error.exit_code
-    except BrokenPipeError:
-        # `bapp … | head`: the reader went away; not an error worth a traceback
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        exit_code = 0
+    except (BrokenPipeError, StdoutClosed):
+        # `bapp … | head`: the reader went away. Quiet, like cat or grep, and the status a shell shows for
+        # them (128 + SIGPIPE), so `set -o pipefail` still sees that the output was cut short.
+        drop_stdout()
+        exit_code = 141
     except Exception as error:
-        failure = _database_failure(error)
-        if failure is not None:  # the database itself failed (read-only, garbage, gone): a state, not a bug
-            _report(failure.message, code=failure.code, hint=failure.hint, details=[], argv=args, app_state=app_state)
-            exit_code = failure.exit_code
-        else:  # a bug: one line, the traceback only with --debug
-            debug = app_state.debug or os.environ.get("BAPP_DEBUG") == "1"
-            if debug:
-                sys.stderr.write(visible(app_state.scrub(traceback.format_exc())))
-            _report(
-                f"unexpected error: {type(error).__name__}: {error}".splitlines()[0],
-                code="unexpected",
-                hint="the traceback is above; please report it"
-                if debug
-                else "rerun with --debug for the traceback, and report it",
-                details=[],
-                argv=args,
-                app_state=app_state,
-            )
-            exit_code = 1
+        exit_code = _failure(error, args, app_state)
     finally:
         app_state.close()
-    sys.stdout.flush()
-    raise SystemExit(exit_code)
+        sys.stdout = real_stdout
+    raise SystemExit(flush_stdout_at_exit(exit_code))
+
+
+def _show_help(text: str, args: list[str], app_state: AppState) -> int:
+    """Help for `bapp` or `bapp GROUP` alone: exit 2, unless stdout cannot take it (74, or 141 for `| head`)."""
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except StdoutClosed:
+        drop_stdout()
+        return 141
+    except OutputFailed as failure:
+        drop_stdout()
+        _report(failure.message, code=failure.code, hint=failure.hint, details=[], argv=args, app_state=app_state)
+        return failure.exit_code
+    return 2
+
+
+def _failure(error: Exception, args: list[str], app_state: AppState) -> int:
+    """An exception no command turned into a BappError: a database state, or a bug (one line, the traceback only
+    with --debug)."""
+    failure = _database_failure(error)
+    if failure is not None:  # the database itself failed (read-only, garbage, gone): a state, not a bug
+        _report(failure.message, code=failure.code, hint=failure.hint, details=[], argv=args, app_state=app_state)
+        return int(failure.exit_code)
+    debug = app_state.debug or os.environ.get("BAPP_DEBUG") == "1"
+    if debug:
+        sys.stderr.write(visible(app_state.scrub(traceback.format_exc())))
+    _report(
+        f"unexpected error: {type(error).__name__}: {error}".splitlines()[0],
+        code="unexpected",
+        hint="the traceback is above; please report it"
+        if debug
+        else "rerun with --debug for the traceback, and report it",
+        details=[],
+        argv=args,
+        app_state=app_state,
+    )
+    return 1
 
 
 # Root options that take a value: their value is not a command word.

@@ -39,21 +39,15 @@ def _record_table(record: dict[str, Any], sink: OutputSink, console: Any) -> Non
 
 
 def _read_answers(answers: list[str], answers_file: str | None) -> list[AnswerInput]:
-    import sys
-
+    from bapp_cli.cli.files import read_input
     from bapp_cli.errors import InvalidInput
     from bapp_cli.services.answers import parse_answer_option, parse_answers_document
 
     parsed = [parse_answer_option(text) for text in answers]
     if answers_file is not None:
+        content = read_input(answers_file, what="answers-file")
         try:
-            if answers_file == "-":
-                text = sys.stdin.read()
-            else:
-                with open(answers_file, encoding="utf-8-sig") as handle:
-                    text = handle.read()
-        except OSError as exc:
-            raise InvalidInput(f"answers-file: cannot read {answers_file}: {exc.strerror}") from None
+            text = content.decode("utf-8-sig")
         except UnicodeDecodeError:
             raise InvalidInput(f"answers-file: {answers_file} is not UTF-8 text") from None
         parsed.extend(parse_answers_document(text))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import gc
-import sys
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
@@ -80,18 +79,10 @@ def whoami(ctx: typer.Context, fmt: FormatOption = None, as_json: JsonOption = F
 
 
 def _read_listing(path: str) -> list[EventType]:
+    from bapp_cli.cli.files import read_input
     from bapp_cli.services.sync import parse_listing
 
-    if path == "-":
-        return parse_listing(
-            sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else sys.stdin.read(), name="stdin"
-        )
-    try:
-        with open(path, "rb") as handle:
-            content = handle.read()
-    except OSError as exc:
-        raise InvalidInput(f"--from-file: cannot read {path}: {exc.strerror}", code="unreadable_file") from None
-    return parse_listing(content, name=path)
+    return parse_listing(read_input(path, what="--from-file"), name="stdin" if path == "-" else path)
 
 
 @app.command("sync")
@@ -438,13 +429,9 @@ def status(
 
 
 def _read_bytes(path: str, *, what: str) -> bytes:
-    if path == "-":
-        return sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else sys.stdin.read().encode()
-    try:
-        with open(path, "rb") as handle:
-            return handle.read()
-    except OSError as exc:
-        raise InvalidInput(f"{what}: cannot read {path}: {exc.strerror}", code="unreadable_file") from None
+    from bapp_cli.cli.files import read_input
+
+    return read_input(path, what=what)
 
 
 def _print_outcomes(sink: OutputSink, outcomes: Sequence[InviteeOutcome], *, dry_run: bool) -> None:

@@ -47,8 +47,9 @@ def main() -> None:
     except Exception:  # the fast path is an optimisation: on any surprise, the full app answers
         code = None
     if code is not None:
-        sys.stdout.flush()
-        raise SystemExit(code)
+        from bapp_cli.cli.files import flush_stdout_at_exit
+
+        raise SystemExit(flush_stdout_at_exit(code))
     from bapp_cli.cli.app import main as full_main
 
     full_main(argv)

@@ -1,7 +1,9 @@
 """One output sink for every command: table, json, jsonl, csv, tsv (CLI.md §2).
 
 Data goes to stdout; messages go to stderr. JSON keys are snake_case; instants are ISO 8601 UTC with
-`Z`; money is a two-decimal string; nested values are JSON-encoded in csv/tsv cells. Rich is imported
+`Z` (`services.instants.instant_text`); money is a two-decimal string; nested values are JSON-encoded in
+csv/tsv cells, and text cells that a spreadsheet would run as a formula are neutralised
+(`services.spreadsheet`). Rich is imported
 only when a table is actually drawn.
 """
 
@@ -25,7 +27,9 @@ FORMATS = OUTPUT_FORMATS
 
 def json_default(value: Any) -> Any:
     if isinstance(value, dt.datetime):
-        return format_instant(value)
+        from bapp_cli.services.instants import instant_text  # not at start-up: `bapp --help` stays light
+
+        return instant_text(value)
     if isinstance(value, dt.date):
         return value.isoformat()
     if isinstance(value, decimal.Decimal):
@@ -35,34 +39,8 @@ def json_default(value: Any) -> Any:
     raise TypeError(f"cannot serialise {type(value).__name__}")
 
 
-def format_instant(value: dt.datetime) -> str:
-    """ISO 8601 in UTC with a `Z`, seconds precision (what scripts and spreadsheets expect)."""
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=dt.UTC)
-    elif value.tzinfo is not dt.UTC:  # instants read from the database are UTC already (most calls)
-        value = value.astimezone(dt.UTC)
-    return value.isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
 def to_jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value, default=json_default, ensure_ascii=False))
-
-
-def cell_text(value: Any) -> str:
-    """A value as one csv/tsv cell."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, dt.datetime):
-        return format_instant(value)
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    if isinstance(value, decimal.Decimal):
-        return f"{value:.2f}"
-    if isinstance(value, list | dict | tuple):
-        return json.dumps(value, default=json_default, ensure_ascii=False, separators=(",", ":"))
-    return str(value)
 
 
 def _columns_from_environment() -> int | None:
@@ -178,6 +156,8 @@ class OutputSink:
             self.stdout.write((json_for_terminal(line) if on_terminal else line) + "\n")
 
     def _delimited(self, rows: Iterable[Mapping[str, Any]], columns: Sequence[str]) -> None:
+        from bapp_cli.services.spreadsheet import cell_text
+
         delimiter = "\t" if self.format == "tsv" else ","
         buffer = io.StringIO()
         writer = csv.writer(buffer, delimiter=delimiter, lineterminator="\n")
@@ -206,7 +186,9 @@ class OutputSink:
             return ", ".join(self.display_value(item) for item in value) if value else "—"
         if isinstance(value, dict):
             return json.dumps(value, default=json_default, ensure_ascii=False)
-        return cell_text(value)
+        from bapp_cli.services.spreadsheet import cell_text
+
+        return cell_text(value, raw=True)  # a terminal runs no formulas
 
     def local_time(self, value: dt.datetime) -> str:
         from zoneinfo import ZoneInfo

@@ -5,9 +5,8 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
-import sys
 from collections.abc import Callable, Iterator
-from typing import IO, TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -15,7 +14,9 @@ from bapp_cli.cli.context import state
 from bapp_cli.cli.options import DryRunOption, FormatOption, JsonOption
 
 if TYPE_CHECKING:
+    from bapp_cli.cli.files import OutputFile
     from bapp_cli.cli.output import OutputSink
+    from bapp_cli.services.transfer.formats import RejectsWriter
 
 KIND_HELP = "pathways, skills, builders, clients, enrolments, sessions, bookings, progress, or all (a full backup)."
 
@@ -65,6 +66,14 @@ def import_command(
             help="bookings: create unknown clients (the default, as a free booking does), or refuse their rows.",
         ),
     ] = True,
+    raw: Annotated[
+        bool,
+        typer.Option(
+            "--raw",
+            help="csv/tsv: take cells as they are, for a file written by `export --raw` or another program "
+            "(by default an apostrophe that `export` put before = + - @ is removed).",
+        ),
+    ] = False,
     fmt: FormatOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -86,6 +95,7 @@ def import_command(
     """
     import datetime as dt
 
+    from bapp_cli.cli.files import OutputFile, open_input
     from bapp_cli.errors import InvalidInput, PartialSuccess
     from bapp_cli.services.transfer import KINDS, import_data
     from bapp_cli.services.transfer.formats import INPUT_FORMATS, RejectsWriter, Source, format_for
@@ -108,12 +118,16 @@ def import_command(
         source_name=path,
     )
     with contextlib.ExitStack() as stack:
-        stream = stack.enter_context(_input(path, InvalidInput))
-        source = Source(data_format, stream)
+        stream = stack.enter_context(open_input(path))
+        source = Source(data_format, stream, raw=raw)
         rejected_to: RejectsWriter | None = None
+        rejects_file: OutputFile | None = None
         if rejects is not None:
-            output = stack.enter_context(_output(rejects, InvalidInput))
-            rejected_to = RejectsWriter(output, data_format, all_kinds=kind == "all")
+            # Checked (a directory, read-only, the input itself) before a row is read.
+            rejects_file = OutputFile(rejects, what="--rejects", not_the_input=path)
+            rejected_to = RejectsWriter(
+                stack.enter_context(rejects_file), data_format, all_kinds=kind == "all", raw=raw
+            )
         total = _size(path)
         with _progress(sink, total, app_state.quiet) as advance, app_state.transaction(dry_run=dry_run) as session:
             try:
@@ -126,9 +140,12 @@ def import_command(
                     rejects=rejected_to,
                     on_batch=lambda rows: _after_batch(advance, source.progress.bytes_read, rows),
                 )
-            finally:
-                if rejected_to is not None:
-                    rejected_to.close()
+            except InvalidInput as refused:
+                if refused.code == "bad_rows":  # refused whole: the bad rows are still kept, to be fixed
+                    _keep_rejects(rejected_to, rejects_file)
+                raise
+            # Before the commit: rejected rows that cannot be kept (a full disk) roll the import back.
+            _keep_rejects(rejected_to, rejects_file)
     record = summary.as_record()
     sink.record(record, table=lambda console: _summary_table(record, console))
     verb = "Checked" if dry_run else "Imported"
@@ -143,6 +160,13 @@ def import_command(
             f"{summary.rejected} row{'s' if summary.rejected != 1 else ''} rejected{where}",
             details=[error.as_detail() for error in summary.errors],
         )
+
+
+def _keep_rejects(rejected_to: RejectsWriter | None, rejects_file: OutputFile | None) -> None:
+    if rejected_to is not None:
+        rejected_to.close()
+    if rejects_file is not None:
+        rejects_file.finish()
 
 
 def _after_batch(advance: Callable[[int, int], None], bytes_read: int, rows: int) -> None:
@@ -171,13 +195,27 @@ def export_command(
     output: Annotated[
         str | None, typer.Option("--output", "-o", help="Write here ('-' = stdout, the default).", show_default=False)
     ] = None,
+    raw: Annotated[
+        bool,
+        typer.Option(
+            "--raw",
+            help="csv/tsv: write text cells exactly as stored, for other programs "
+            "(by default a cell starting with = + - @ gets an apostrophe so a spreadsheet shows it as text).",
+        ),
+    ] = False,
 ) -> None:
     """Export every record of a kind (or `all`, a full backup) for analysis or backup.
 
     Columns are the keys of the kind's record, in the order `bapp import` reads them; instants are ISO 8601
-    UTC, money two-decimal strings, nested values JSON (in CSV/TSV cells). `all` is one JSON or TOML
-    document that `bapp import all` restores into an empty database of either backend — the way to move
-    from SQLite to PostgreSQL. A file is written whole or not at all.
+    UTC with `Z` (microseconds only when an instant has them), money two-decimal strings, nested values
+    JSON (in CSV/TSV cells). In CSV/TSV a text cell starting with = + - @ (or a tab or carriage return)
+    gets an apostrophe in front, so a spreadsheet shows it as text instead of running it; `bapp import`
+    removes it again, and --raw turns it off. `all` is one JSON or TOML document that `bapp import all`
+    restores into an empty database of either backend — the way to move from SQLite to PostgreSQL.
+
+    A file is written whole or not at all and keeps the mode of the file it replaces (a new backup is
+    0600); a symbolic link's target is replaced; a FIFO or a device is written in place. An extension
+    other than .csv .tsv .json .jsonl .toml needs --format.
 
     \b
     Examples:
@@ -186,7 +224,7 @@ def export_command(
       bapp export all -o backup.json
       bapp --database-url postgresql://… import all backup.json
     """
-    from bapp_cli.errors import InvalidInput
+    from bapp_cli.cli.files import OutputFile
     from bapp_cli.services.transfer import KINDS, export_data
     from bapp_cli.services.transfer.formats import OUTPUT_FORMATS, format_for
 
@@ -197,80 +235,11 @@ def export_command(
         raise UsageError(f"unknown kind {kind!r}", hint="choose one of: " + ", ".join(KINDS))
     data_format = format_for(output, fmt, allowed=OUTPUT_FORMATS, default="json")
     sink = app_state.messages
-    with app_state.reading() as session:
-        if output in (None, "-"):
-            count = export_data(session, kind, sys.stdout, data_format)
-        else:
-            with _atomic_output(output, InvalidInput) as stream:
-                count = export_data(session, kind, stream, data_format)
+    # entered first: a path that cannot be written is refused before the database is read
+    with OutputFile(output or "-", what="--output", private=kind == "all") as stream, app_state.reading() as session:
+        count = export_data(session, kind, stream, data_format, raw=raw)
     where = "stdout" if output in (None, "-") else output
     sink.info(f"Exported {count} record{'s' if count != 1 else ''} ({kind}) to {where}.")
-
-
-# -- files ------------------------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def _input(path: str, error: Any) -> Iterator[IO[bytes]]:
-    if path == "-":
-        yield sys.stdin.buffer if hasattr(sys.stdin, "buffer") else _TextAsBytes(sys.stdin)
-        return
-    try:
-        handle = open(path, "rb")  # noqa: SIM115 - closed by the context manager below
-    except OSError as exc:
-        raise error(f"cannot read {path}: {exc.strerror}", code="unreadable_file") from None
-    with handle:
-        yield handle
-
-
-@contextlib.contextmanager
-def _output(path: str, error: Any) -> Iterator[IO[str]]:
-    if path == "-":
-        yield sys.stdout
-        return
-    try:
-        handle = open(path, "w", encoding="utf-8", newline="")  # noqa: SIM115
-    except OSError as exc:
-        raise error(f"cannot write {path}: {exc.strerror}", code="unwritable_file") from None
-    with handle:
-        yield handle
-
-
-@contextlib.contextmanager
-def _atomic_output(path: str, error: Any) -> Iterator[IO[str]]:
-    """Write beside the target and rename at the end, so a failed export never leaves half a file."""
-    temporary = f"{path}.partial-{os.getpid()}"
-    try:
-        handle = open(temporary, "w", encoding="utf-8", newline="")  # noqa: SIM115
-    except OSError as exc:
-        raise error(f"cannot write {path}: {exc.strerror}", code="unwritable_file") from None
-    try:
-        with handle:
-            yield handle
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
-
-
-class _TextAsBytes:
-    """stdin replaced by a text stream (tests): reads give UTF-8 bytes."""
-
-    def __init__(self, stream: IO[str]) -> None:
-        self._data = stream.read().encode("utf-8")
-        self._lines = iter(self._data.splitlines(keepends=True))
-        self._offset = 0
-
-    def read(self, size: int = -1) -> bytes:
-        if size < 0:
-            size = len(self._data) - self._offset
-        chunk = self._data[self._offset : self._offset + size]
-        self._offset += len(chunk)
-        return chunk
-
-    def __iter__(self) -> Iterator[bytes]:
-        return iter(self._data.splitlines(keepends=True))
 
 
 def _size(path: str) -> int | None:

@@ -84,7 +84,7 @@ from bapp_cli.services.answers import Question, answers_from_calendly, questions
 from bapp_cli.services.booking import ACTIVE_STATUSES, creation_audit, insert_booking
 from bapp_cli.services.calendly_write import attach_invitee, match_held_booking, use_invitation
 from bapp_cli.services.enrolment import enrol
-from bapp_cli.services.instants import get_zone
+from bapp_cli.services.instants import get_zone, instant_text
 from bapp_cli.services.people import builder_ids_by_calendly_uri, ensure_client, normalise_email
 from bapp_cli.services.sync import (
     RunReport,
@@ -361,7 +361,7 @@ class CalendlyRunView:
 
 
 def _utc_text(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+    return instant_text(moment)
 
 
 class InviteeApplier:

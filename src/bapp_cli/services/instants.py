@@ -18,6 +18,22 @@ MAX_WHEN_LENGTH = 64
 EXAMPLE = "2030-01-31T14:00 (read in --timezone) or 2030-01-31T14:00+01:00"
 
 
+def instant_text(value: dt.datetime) -> str:
+    """The one way bapp writes an instant (JSON, JSONL, CSV, TSV, exports, messages): ISO 8601 in UTC with
+    `Z`, to the second, with microseconds only when the instant has some (creation times do).
+
+    The same instant therefore reads the same in a listing and in an export, and a backup restores it
+    exactly; a booking's start prints as `2031-03-03T10:00:00Z`. A naive value is taken as UTC (the
+    database's UTC type hands back aware values; naive ones only come from tests and SQLite raw rows).
+    """
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)
+    elif value.utcoffset():
+        value = value.astimezone(dt.UTC)
+    text = value.isoformat(timespec="microseconds" if value.microsecond else "seconds")
+    return text[:-6] + "Z" if text.endswith(("+00:00", "-00:00")) else text
+
+
 def get_zone(name: str, *, field: str = "timezone") -> ZoneInfo:
     """The IANA zone called `name`, or InvalidInput naming the field."""
     cleaned = name.strip()

@@ -38,6 +38,7 @@ from sqlalchemy.sql.functions import FunctionElement
 from bapp_cli.db.models import BOOKING_STATUSES, Booking, Enrolment, Pathway, Skill, SkillPathwayLink, UserSkillProgress
 from bapp_cli.errors import InvalidInput
 from bapp_cli.services.booking import BookingFilters, BookingView, list_bookings
+from bapp_cli.services.instants import instant_text
 from bapp_cli.services.people import get_builder
 from bapp_cli.services.progress import TABLE_TIERS, ProgressRow, progress_table, select_enrolment_counts
 
@@ -81,7 +82,7 @@ def one_decimal(numerator: int, denominator: int, *, scale: int = 1) -> float:
 
 
 def _utc_text(instant: dt.datetime) -> str:
-    return instant.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return instant_text(instant)
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,9 @@ given, for a rejects file), so a million-row CSV or JSON array never sits in mem
 exception — the standard library parses it whole — and is meant for catalogues, not bulk data.
 
 - CSV/TSV: UTF-8 with or without a BOM; a header row names the columns; an empty cell is null; nested
-  values (lists, objects) are JSON in their cell. Decoding is strict and line by line, so a file in
+  values (lists, objects) are JSON in their cell. Text that a spreadsheet would run as a formula is
+  written with an apostrophe in front, which the reader removes again (`services.spreadsheet`; `raw`
+  turns both off). Decoding is strict and line by line, so a file in
   another encoding is refused naming the first line that is not UTF-8.
 - JSON: an array of objects, or an object holding arrays by kind (`{"clients": [...], ...}`, the shape
   of `export all`); read incrementally, each object's line number is where it starts.
@@ -13,13 +15,15 @@ exception — the standard library parses it whole — and is meant for catalogu
 - TOML: arrays of tables named by kind (`[[clients]]`). TOML has no null: an absent key is null, and
   writers omit null values (and null members of nested tables).
 
-Writers produce the same shapes: instants as ISO 8601 UTC with `Z` (microseconds only when there are
-some, so a backup restores exactly), money as two-decimal strings, dates as `YYYY-MM-DD`.
+Writers produce the same shapes: instants as ISO 8601 UTC with `Z` (`services.instants.instant_text`:
+microseconds only when there are some, so a backup restores exactly), money as two-decimal strings,
+dates as `YYYY-MM-DD`.
 """
 
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
 import datetime as dt
 import decimal
@@ -32,6 +36,8 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 from bapp_cli.errors import InvalidInput, UsageError
+from bapp_cli.services.instants import instant_text
+from bapp_cli.services.spreadsheet import cell_text, restore_cell
 
 INPUT_FORMATS = ("csv", "tsv", "json", "jsonl", "toml")
 OUTPUT_FORMATS = ("csv", "tsv", "json", "jsonl", "toml")
@@ -39,7 +45,23 @@ EXTENSIONS = {".csv": "csv", ".tsv": "tsv", ".json": "json", ".jsonl": "jsonl", 
 # A cell may hold a long note or a JSON list of answers; anything past this is not a field but a broken
 # file (a stray quote swallowing the rest), which is reported with its line instead of eating memory.
 MAX_FIELD_BYTES = 1 << 20
+# One JSON record (or JSONL line) and a whole TOML document: far above any real record or catalogue,
+# and low enough that `/dev/zero` or a disk image given by mistake is refused instead of eating memory.
+MAX_VALUE_BYTES = 64 << 20
+MAX_TOML_BYTES = 64 << 20
 READ_CHUNK = 1 << 16
+# What a JSON value can start with (NaN and Infinity included, as Python's reader takes them).
+_VALUE_START = frozenset('{["-0123456789tfnNI')
+# Characters no text field may hold: C0 controls other than tab, line feed and carriage return, DEL, C1
+# controls, and lone surrogates (a JSON `\ud800` escape). PostgreSQL refuses NUL in text — a file that
+# SQLite took would then not restore there — no database stores a lone surrogate, and the rest only
+# arrive to garble a terminal or a spreadsheet. A row holding one is a bad row naming its field.
+CONTROL_CHARACTER = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+# What makes a CSV line worth a closer look, cell by cell: a control character, a JSON escape that may
+# decode to one inside a nested value (answers, tiers, links), or an apostrophe that may be the
+# spreadsheet-safe prefix. A character class and two substring tests a line (a regular expression with
+# alternatives was five times slower) keep the common line, with none of these, at full speed.
+_CONTROL_IN_LINE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
 
 @dataclass(frozen=True)
@@ -65,17 +87,22 @@ def format_for(path: str | None, explicit: str | None, *, allowed: Sequence[str]
         if chosen not in allowed:
             raise UsageError(f"unknown format {explicit!r}", hint="choose one of: " + ", ".join(allowed))
         return chosen
+    suffix = ""
     if path and path != "-":
         suffix = "." + path.rsplit(".", 1)[-1].lower() if "." in path.rsplit("/", 1)[-1] else ""
         if suffix in EXTENSIONS and EXTENSIONS[suffix] in allowed:
             return EXTENSIONS[suffix]
+    flag = "--input-format" if default is None else "--format"
+    if path and path != "-" and suffix:
+        # An extension bapp does not write (x.xlsx) must not get JSON under its name: say so instead.
+        raise InvalidInput(
+            f"cannot tell the format of {path!r} from its name",
+            hint=f"name it .csv, .tsv, .json, .jsonl or .toml, or pass {flag} " + "|".join(allowed),
+            code="unknown_format",
+        )
     if default is not None:
         return default
-    where = "stdin" if path in (None, "-") else f"{path!r}"
-    raise UsageError(
-        f"cannot tell the format of {where}",
-        hint="pass --input-format " + "|".join(allowed),
-    )
+    raise UsageError("cannot tell the format of stdin", hint=f"pass {flag} " + "|".join(allowed))
 
 
 def _bad_file(message: str, *, line: int | None = None, code: str = "malformed_input") -> InvalidInput:
@@ -96,27 +123,84 @@ def _not_utf8(line: int) -> InvalidInput:
 # -- CSV and TSV ---------------------------------------------------------------------------------------
 
 
-def _decoded_lines(stream: IO[bytes], progress: ReadProgress) -> Iterator[str]:
-    """The file's lines as text, decoded strictly one at a time so an encoding error names its line."""
-    for number, raw in enumerate(stream, start=1):
+def control_character(value: Any, where: str | None = None) -> tuple[str | None, str] | None:
+    """The first forbidden character in `value` (text, or lists and objects of it) and the field path
+    where it is, or None."""
+    if isinstance(value, str):
+        match = CONTROL_CHARACTER.search(value)
+        return (where, match.group()) if match else None
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            path = f"{where}.{key}" if where else str(key)
+            found = control_character(str(key), where) or control_character(item, path)
+            if found:
+                return found
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            found = control_character(item, f"{where}[{index}]" if where else f"[{index}]")
+            if found:
+                return found
+    return None
+
+
+def _control_marker(found: tuple[str | None, str]) -> dict[str, Any]:
+    return {"__control__": found[0], "__char__": found[1]}
+
+
+def _cell_control(columns: Sequence[str], cells: Sequence[str]) -> tuple[str | None, str] | None:
+    for name, cell in zip(columns, cells, strict=False):
+        found = control_character(cell, name)
+        if found is None and cell[:1] in ("[", "{"):
+            with contextlib.suppress(ValueError):  # not JSON after all: the kind's own validation says so
+                found = control_character(json.loads(cell), name)
+        if found:
+            return found
+    return None
+
+
+def _bounded_lines(stream: IO[bytes], progress: ReadProgress, limit: int) -> Iterator[tuple[int, bytes]]:
+    """(line number, bytes) of each line; a line longer than `limit` is refused without reading it all."""
+    number = 0
+    while raw := stream.readline(limit + 1):
+        number += 1
         progress.bytes_read += len(raw)
-        if len(raw) > MAX_FIELD_BYTES:
-            raise _bad_file(f"a line longer than {MAX_FIELD_BYTES} bytes", line=number, code="field_too_large")
+        if len(raw) > limit:
+            raise _bad_file(f"a line longer than {limit} bytes", line=number, code="field_too_large")
+        yield number, raw
+
+
+def _decoded_lines(stream: IO[bytes], progress: ReadProgress, suspects: list[int] | None = None) -> Iterator[str]:
+    """The file's lines as text, decoded strictly one at a time so an encoding error names its line.
+
+    Lines that may hold a control character are noted in `suspects` (one regular-expression scan a
+    line; the cells of such a line are looked at one by one later)."""
+    for number, raw in _bounded_lines(stream, progress, MAX_FIELD_BYTES):
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError:
             raise _not_utf8(number) from None
         if number == 1 and text.startswith("\ufeff"):
             text = text[1:]
+        if suspects is not None and ("'" in text or "\\u" in text or _CONTROL_IN_LINE.search(text)):
+            suspects.append(number)
         yield text
 
 
 def read_delimited(
-    stream: IO[bytes], *, delimiter: str, progress: ReadProgress, on_header: Callable[[list[str]], None]
+    stream: IO[bytes],
+    *,
+    delimiter: str,
+    progress: ReadProgress,
+    on_header: Callable[[list[str]], None],
+    raw: bool = False,
 ) -> Iterator[SourceRow]:
-    """Rows of a CSV/TSV file with a header; `on_header` sees the column names before any row."""
+    """Rows of a CSV/TSV file with a header; `on_header` sees the column names before any row.
+
+    Cells are restored from their spreadsheet-safe form unless `raw`; `original` holds the restored
+    cells too, so a rejects file written the same way reads back as the input did."""
     csv.field_size_limit(MAX_FIELD_BYTES)
-    reader = csv.reader(_decoded_lines(stream, progress), delimiter=delimiter, strict=True)
+    suspects: list[int] = []
+    reader = csv.reader(_decoded_lines(stream, progress, suspects), delimiter=delimiter, strict=True)
     try:
         header = next(reader, None)
     except csv.Error as exc:
@@ -141,9 +225,16 @@ def read_delimited(
         previous_end = reader.line_num
         if not cells or (len(cells) == 1 and not cells[0].strip()):
             continue  # blank line
+        found = None
+        if suspects and suspects[-1] >= line:  # this row's lines hold an apostrophe, a control or a \u
+            if not raw:
+                cells = [restore_cell(cell) for cell in cells]
+            found = _cell_control(columns, cells)
         original = dict(zip(columns, cells, strict=False))
         if len(cells) != width:
             values: dict[str, Any] = {"__cells__": len(cells), "__width__": width}
+        elif found is not None:
+            values = _control_marker(found)
         else:
             values = {name: (cell if cell != "" else None) for name, cell in zip(columns, cells, strict=True)}
         yield SourceRow(line, values, original)
@@ -165,10 +256,10 @@ class _JsonScanner:
         self._eof = False
         self.line = 1  # line of self._pos
 
-    def _fill(self) -> bool:
+    def _fill(self, at_least: int = 0) -> bool:
         if self._eof:
             return False
-        raw = self._stream.read(READ_CHUNK)
+        raw = self._stream.read(max(READ_CHUNK, at_least))
         self._progress.bytes_read += len(raw)
         try:
             text = self._decoder.decode(raw, final=not raw)
@@ -212,8 +303,16 @@ class _JsonScanner:
             try:
                 value, end = self._json.raw_decode(self._buffer, self._pos)
             except json.JSONDecodeError:
-                # an incomplete value at the end of the buffer: read more and try again
-                if self._fill():
+                # an incomplete value at the end of the buffer: read more and try again — unless more
+                # cannot help (no value starts so) or the value is already past any real record's size
+                if self._pos < len(self._buffer) and self._buffer[self._pos] not in _VALUE_START:
+                    raise self._malformed() from None
+                if len(self._buffer) - self._pos > MAX_VALUE_BYTES:
+                    raise _bad_file(
+                        f"a JSON value longer than {MAX_VALUE_BYTES} bytes", line=self.line, code="field_too_large"
+                    ) from None
+                # reading as much again as is pending keeps a long value linear: each retry re-parses it
+                if self._fill(at_least=len(self._buffer) - self._pos):
                     continue
                 raise self._malformed() from None
             # a number at the buffer's edge may continue in the next chunk
@@ -278,10 +377,15 @@ class _JsonScanner:
             raise _bad_file("malformed JSON: extra data after the document", line=self.line)
 
 
+def _object_row(line: int, item: dict[str, Any]) -> SourceRow:
+    found = control_character(item)
+    return SourceRow(line, item if found is None else _control_marker(found), item)
+
+
 def _object_rows(pairs: Iterator[tuple[int, Any]]) -> Iterator[SourceRow]:
     for line, item in pairs:
         if isinstance(item, dict):
-            yield SourceRow(line, item, item)
+            yield _object_row(line, item)
         else:
             yield SourceRow(line, {"__not_object__": type(item).__name__}, {"value": item})
 
@@ -311,8 +415,7 @@ def read_json_sections(stream: IO[bytes], progress: ReadProgress) -> Iterator[tu
 
 
 def read_jsonl(stream: IO[bytes], progress: ReadProgress) -> Iterator[SourceRow]:
-    for number, raw in enumerate(stream, start=1):
-        progress.bytes_read += len(raw)
+    for number, raw in _bounded_lines(stream, progress, MAX_VALUE_BYTES):
         try:
             text = raw.decode("utf-8-sig" if number == 1 else "utf-8")
         except UnicodeDecodeError:
@@ -325,7 +428,7 @@ def read_jsonl(stream: IO[bytes], progress: ReadProgress) -> Iterator[SourceRow]
             yield SourceRow(number, {"__bad_json__": exc.msg}, {"line": text.rstrip("\r\n")})
             continue
         if isinstance(item, dict):
-            yield SourceRow(number, item, item)
+            yield _object_row(number, item)
         else:
             yield SourceRow(number, {"__not_object__": type(item).__name__}, {"value": item})
 
@@ -337,8 +440,13 @@ _TABLE_HEADER = re.compile(r"^[ \t]*\[\[[ \t]*([A-Za-z0-9_\-]+)[ \t]*\]\]", re.M
 
 def read_toml_sections(stream: IO[bytes], progress: ReadProgress) -> Iterator[tuple[str | None, Iterator[SourceRow]]]:
     """A TOML document's arrays of tables by kind; each table's line is that of its `[[kind]]` header."""
-    raw = stream.read()
+    raw = stream.read(MAX_TOML_BYTES + 1)
     progress.bytes_read += len(raw)
+    if len(raw) > MAX_TOML_BYTES:
+        raise _bad_file(
+            f"a TOML document larger than {MAX_TOML_BYTES >> 20} MB (TOML is read whole; use JSON for large data)",
+            code="field_too_large",
+        )
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -355,8 +463,7 @@ def read_toml_sections(stream: IO[bytes], progress: ReadProgress) -> Iterator[tu
         if isinstance(value, list) and all(isinstance(item, dict) for item in value):
             lines = header_lines.get(key, [])
             rows = [
-                SourceRow(lines[index] if index < len(lines) else index + 1, item, item)
-                for index, item in enumerate(value)
+                _object_row(lines[index] if index < len(lines) else index + 1, item) for index, item in enumerate(value)
             ]
             yield key, iter(rows)
         else:
@@ -375,6 +482,7 @@ class Source:
     progress: ReadProgress = field(default_factory=ReadProgress)
     columns: list[str] | None = None
     on_header: Callable[[list[str]], None] | None = None
+    raw: bool = False  # CSV/TSV cells as they are, without undoing the spreadsheet-safe prefix
 
     def sections(self) -> Iterator[tuple[str | None, Iterator[SourceRow]]]:
         """(section name or None, rows) in input order; CSV, TSV and JSONL have one unnamed section."""
@@ -386,6 +494,7 @@ class Source:
                     delimiter="," if self.fmt == "csv" else "\t",
                     progress=self.progress,
                     on_header=self._set_columns,
+                    raw=self.raw,
                 ),
             )
         elif self.fmt == "jsonl":
@@ -406,15 +515,6 @@ class Source:
 # -- writing ---------------------------------------------------------------------------------------------
 
 
-def instant_text(value: dt.datetime) -> str:
-    """ISO 8601 in UTC with `Z`; microseconds only when present, so restores are exact."""
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=dt.UTC)
-    value = value.astimezone(dt.UTC)
-    text = value.isoformat(timespec="microseconds" if value.microsecond else "seconds")
-    return text.replace("+00:00", "Z")
-
-
 def plain(value: Any) -> Any:
     """A record value as JSON-ready data."""
     if value is None or isinstance(value, str | bool | int | float):
@@ -432,15 +532,10 @@ def plain(value: Any) -> Any:
     return str(value)
 
 
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
+def _cell(value: Any, *, raw: bool) -> str:
     if isinstance(value, list | tuple | dict):
         return json.dumps(plain(value), ensure_ascii=False, separators=(",", ":"))
-    converted = plain(value)
-    return converted if isinstance(converted, str) else str(converted)
+    return cell_text(value, raw=raw)
 
 
 def _toml_ready(value: Any) -> Any:
@@ -457,15 +552,18 @@ def _toml_ready(value: Any) -> Any:
 
 
 class RecordWriter:
-    """Streams records of one kind as CSV, TSV, JSON (an array), JSONL or TOML (`[[kind]]` tables)."""
+    """Streams records of one kind as CSV, TSV, JSON (an array), JSONL or TOML (`[[kind]]` tables).
 
-    def __init__(self, stream: IO[str], fmt: str, columns: Sequence[str], *, kind: str) -> None:
+    CSV/TSV text cells are neutralised for spreadsheets unless `raw` (`services.spreadsheet`)."""
+
+    def __init__(self, stream: IO[str], fmt: str, columns: Sequence[str], *, kind: str, raw: bool = False) -> None:
         if fmt not in OUTPUT_FORMATS:
             raise UsageError(f"unknown format {fmt!r}", hint="choose one of: " + ", ".join(OUTPUT_FORMATS))
         self.stream = stream
         self.fmt = fmt
         self.columns = list(columns)
         self.kind = kind
+        self.raw = raw
         self.count = 0
         self._buffer = io.StringIO()
         self._csv: Any = None
@@ -478,7 +576,7 @@ class RecordWriter:
     def write(self, record: Mapping[str, Any]) -> None:
         buffer = self._buffer
         if self._csv is not None:
-            self._csv.writerow([_cell(record.get(column)) for column in self.columns])
+            self._csv.writerow([_cell(record.get(column), raw=self.raw) for column in self.columns])
         elif self.fmt == "json":
             buffer.write("\n" if self.count == 0 else ",\n")
             buffer.write(json.dumps(plain(_ordered(record, self.columns)), ensure_ascii=False))
@@ -557,9 +655,10 @@ def toml_table(kind: str, record: Mapping[str, Any]) -> str:
 class RejectsWriter:
     """Rejected rows, as given, plus an `error` column — in the input's format (`all`: by kind)."""
 
-    def __init__(self, stream: IO[str], fmt: str, *, all_kinds: bool = False) -> None:
+    def __init__(self, stream: IO[str], fmt: str, *, all_kinds: bool = False, raw: bool = False) -> None:
         self.stream = stream
         self.fmt = fmt
+        self.raw = raw
         self.all_kinds = all_kinds
         self.count = 0
         self._writer: RecordWriter | None = None
@@ -581,7 +680,7 @@ class RejectsWriter:
             self.stream.write(("{" if not self._opened else ",\n") + json.dumps(kind) + ": ")
         self._opened = True
         self._kind = kind
-        self._writer = RecordWriter(self.stream, self.fmt, columns, kind=kind)
+        self._writer = RecordWriter(self.stream, self.fmt, columns, kind=kind, raw=self.raw)
 
     def close(self) -> None:
         if self._writer is not None:

@@ -188,7 +188,7 @@ def refusal(row: SourceRow, exc: BappError) -> RowResult:
 
 
 _ADAPTERS: dict[Any, TypeAdapter[Any]] = {}
-_SPECIAL = ("__cells__", "__bad_json__", "__not_object__", "__header__")
+_SPECIAL = ("__cells__", "__bad_json__", "__not_object__", "__header__", "__control__")
 
 
 def _adapter(schema: Any) -> TypeAdapter[Any]:
@@ -208,6 +208,14 @@ def _special_error(row: SourceRow) -> RowError | None:
         return RowError(row.line, None, f"not valid JSON ({values['__bad_json__']})")
     if "__not_object__" in values:
         return RowError(row.line, None, f"expected an object, found {values['__not_object__']}")
+    if "__control__" in values:
+        code = ord(values["__char__"])
+        return RowError(
+            row.line,
+            values["__control__"],
+            f"holds the control character U+{code:04X}; text may hold tabs and line breaks, no other control "
+            "characters",
+        )
     return None
 
 

