@@ -337,11 +337,9 @@ def _stamp(database_url: str, revision: str) -> None:
 
 
 def test_a_database_not_at_head_parks_the_delivery_202_until_it_is(rbapp: Bapp) -> None:
-    from bapp_cli.db.migration import HEAD_REVISION
-
     from alembic.script import ScriptDirectory
 
-    from bapp_cli.db.migration import script_location
+    from bapp_cli.db.migration import HEAD_REVISION, script_location
 
     body = delivery(4)
     # A new bapp installed before `bapp db upgrade` ran: the database is one revision behind (the inbox

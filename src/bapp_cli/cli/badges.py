@@ -88,25 +88,12 @@ def _issuer(app_state: Any) -> Any:
     return Issuer(str(name), str(url), load_key_file(Path(str(key_file)).expanduser()), image_base or None)
 
 
-def _write_text(output: str | None, text: str) -> None:
-    import contextlib
-    import os
-    import sys
+def _write_text(output: str | None, text: str, *, private: bool = False) -> None:
+    """stdout, or a file through bapp's one output writer (checked first, whole or not at all)."""
+    from bapp_cli.cli.files import OutputFile
 
-    from bapp_cli.errors import InvalidInput
-
-    if output in (None, "-"):
-        sys.stdout.write(text)
-        return
-    temporary = f"{output}.partial-{os.getpid()}"
-    try:
-        with open(temporary, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(temporary, output)  # a failed write never leaves half a file at the target
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise InvalidInput(f"cannot write {output}: {exc.strerror}", code="unwritable_file") from None
+    with OutputFile(output or "-", what="--output", private=private) as stream:
+        stream.write(text)
 
 
 def _json_text(value: Any) -> str:
@@ -264,7 +251,7 @@ def export_command(
         text = "".join(item.jwt + "\n" for item in issued)
     else:
         text = _json_text([item.as_document() for item in issued])
-    _write_text(output, text)
+    _write_text(output, text, private=True)  # personal achievements: a new file is 0600, like a backup
     where = "stdout" if output in (None, "-") else output
     app_state.messages.info(f"Exported {len(issued)} credential(s) of {email.strip().lower()} to {where}.")
 
@@ -341,7 +328,7 @@ def verify_command(
                 issuer, achievement.get("id") if isinstance(achievement, dict) else None
             )
     if status_list:
-        status_tokens = service.split_credentials(_read_text(status_list), status_list)
+        status_tokens = service.split_credentials(_read_text(status_list, what="--status-list"), status_list)
         for result in results:
             service.check_against_status_list(result, status_tokens[0], public_key=public_key)
     if against_db:
@@ -361,19 +348,12 @@ def verify_command(
         )
 
 
-def _read_text(path: str) -> str:
-    import sys
-
+def _read_text(path: str, *, what: str | None = None) -> str:
+    """A credentials file (or stdin for `-`) through bapp's one input reader, as text."""
+    from bapp_cli.cli.files import read_input
     from bapp_cli.errors import InvalidInput
 
-    if path == "-":
-        data = sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else sys.stdin.read().encode("utf-8")
-    else:
-        try:
-            with open(path, "rb") as handle:
-                data = handle.read()
-        except OSError as exc:
-            raise InvalidInput(f"cannot read {path}: {exc.strerror}", code="unreadable_file") from None
+    data = read_input(path, what=what)
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
