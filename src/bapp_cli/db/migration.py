@@ -16,7 +16,7 @@ from bapp_cli.errors import BappError, DatabaseNotReady
 
 # The head of the chain, kept here so the per-command "at head?" check needs no script parsing.
 # tests/db/test_migrations.py proves it equals Alembic's own head.
-HEAD_REVISION = "0006_create_user_skill_progress"
+HEAD_REVISION = "0007_unique_session_slugs"
 MIGRATION_LOCK_WAIT_SECONDS = 300.0
 
 

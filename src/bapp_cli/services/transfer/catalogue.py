@@ -43,6 +43,7 @@ from bapp_cli.services.session_types import (
     SESSION_COLUMNS,
     default_requires_auth,
     is_bookable,
+    numbered_slug,
     parse_category,
     parse_currency,
     parse_price,
@@ -551,12 +552,25 @@ class SessionImporter(_RowImporter):
             return self.session.scalars(select(SessionType).where(SessionType.calendly_uri == uri)).one_or_none()
         if slug is None:
             return None
-        matches = self.session.scalars(
-            select(SessionType).where(SessionType.slug == slug, SessionType.calendly_uri.is_(None)).limit(2)
-        ).all()
-        if len(matches) > 1:
-            raise InvalidInput(f"slug: {slug!r} names several session types; give calendly_uri")
-        return matches[0] if matches else None
+        # Slugs are unique (0007), so a slug names one type, local or synced: `slug,invitee_limit`
+        # updates the synced type it names rather than trying to create another.
+        return self.session.scalars(select(SessionType).where(SessionType.slug == slug)).one_or_none()
+
+    def _free_slug(self, slug: str | None) -> str | None:
+        if slug is None:
+            return None
+        candidate, number = slug, 1
+        while self.session.scalar(select(SessionType.id).where(SessionType.slug == candidate)) is not None:
+            number += 1
+            candidate = numbered_slug(slug, number)
+        return candidate
+
+    def _check_slug_free(self, slug: str | None, session_type: SessionType | None) -> None:
+        if slug is None:
+            return
+        holder = self.session.scalar(select(SessionType.id).where(SessionType.slug == slug))
+        if holder is not None and (session_type is None or holder != session_type.id):
+            raise InvalidInput(f"slug: {slug!r} is taken by session type {holder}; slugs are unique")
 
     def apply_row(self, row: SourceRow, values: dict[str, Any]) -> str:
         title = values.get("title")
@@ -638,6 +652,9 @@ class SessionImporter(_RowImporter):
             if not self.restore and category == "pathway" and not pathways:
                 raise InvalidInput("pathways: a pathway session needs at least one pathway")
             wanted.setdefault("custom_questions", [])
+            if values.get("slug") is None:
+                slug = self._free_slug(slug)  # derived from the title: number it rather than refuse
+            self._check_slug_free(slug, None)
             session_type = self.create(SessionType, slug, created_at, values, wanted)
             outcome = CREATED
         else:
@@ -649,6 +666,7 @@ class SessionImporter(_RowImporter):
             ):
                 raise InvalidInput("pathways: a pathway session needs at least one pathway")
             if slug is not None and values.get("slug") is not None:
+                self._check_slug_free(slug, session_type)
                 wanted["slug"] = slug
             if _changes(session_type, wanted):
                 session_type.updated_at = self.now
