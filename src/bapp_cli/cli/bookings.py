@@ -140,7 +140,7 @@ def create(
     request = BookingRequest(
         client_email=client,
         session=session_ref,
-        start=parse_instant(start, timezone=zone, field="start"),
+        start=parse_instant(start, timezone=zone, field="start", require_time=True),
         client_timezone=zone,
         name=name,
         duration=duration,

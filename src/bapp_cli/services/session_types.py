@@ -14,6 +14,8 @@ from sqlalchemy.orm import Session
 from bapp_cli.db.models import Pathway, SessionType, SessionTypePathway, User
 from bapp_cli.errors import InvalidInput, NotFound
 
+MAX_ROW_ID = 2**31 - 1  # ids are INTEGER columns: 32 bits on PostgreSQL
+
 SESSION_COLUMNS = (
     "id",
     "slug",
@@ -61,8 +63,9 @@ def get_session_type(session: Session, identifier: str) -> SessionType:
     ident = identifier.strip()
     if not ident:
         raise InvalidInput("session: an id, slug or Calendly URI is required", code="invalid_session")
-    if ident.isdigit():
-        found = session.get(SessionType, int(ident))
+    if ident.isascii() and ident.isdigit():
+        # an id past the column's range names no row; asking the database would overflow (issue 15 #14)
+        found = session.get(SessionType, int(ident)) if int(ident) <= MAX_ROW_ID else None
         if found is None:
             raise NotFound(f"no session type with id {ident}", code="session_not_found")
         return found
@@ -217,7 +220,7 @@ class SlugBook:
     @classmethod
     def load(cls, session: Session) -> SlugBook:
         rows = session.execute(select(SessionType.slug, SessionType.id).where(SessionType.slug.is_not(None)))
-        return cls({slug: type_id for slug, type_id in rows})
+        return cls({slug: type_id for slug, type_id in rows if slug is not None})
 
     def holder(self, slug: str) -> int | None:
         return self._held.get(slug)

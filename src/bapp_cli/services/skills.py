@@ -112,7 +112,9 @@ def get_skill(session: Session, slug: str) -> Skill:
 def parse_link(text: str) -> tuple[str, int]:
     """`accelerate:1` → ("accelerate", 1); the field is named in the error."""
     pathway, separator, tier = text.strip().rpartition(":")
-    if not separator or not pathway.strip() or not tier.strip().isdigit() or int(tier) < 1:
+    tier = tier.strip()
+    # isascii: '²' passes isdigit but not int(); the cap keeps a 30-digit tier from reaching SQL
+    if not separator or not pathway.strip() or not (tier.isascii() and tier.isdigit()) or not 1 <= int(tier) <= 999:
         raise InvalidInput(f"link: {text!r} is not PATHWAY:TIER (e.g. accelerate:1)", code="invalid_link")
     return pathway.strip(), int(tier)
 

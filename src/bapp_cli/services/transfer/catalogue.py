@@ -58,10 +58,13 @@ from bapp_cli.services.skills import (
 from bapp_cli.services.transfer.formats import SourceRow
 from bapp_cli.services.transfer.importer import (
     CREATED,
+    MAX_INT32,
     UNCHANGED,
     UPDATED,
+    Int32,
     KindImporter,
     RowError,
+    RowId,
     RowResult,
     When,
     problem,
@@ -131,13 +134,13 @@ class TierItem(TypedDict):
 
 class PathwayRow(TypedDict, total=False):
     __pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]
-    id: int | None
+    id: RowId | None
     slug: Required[Text64]
     name: Name | None
     description: LongText | None
     icon: Text64 | None
     color: Text32 | None
-    position: Annotated[int, Field(ge=0)] | None
+    position: Annotated[int, Field(ge=0, le=MAX_INT32)] | None
     archived: bool | None
     tiers: Annotated[list[TierItem], BeforeValidator(_json_value)] | None
     created_at: When | None
@@ -145,7 +148,7 @@ class PathwayRow(TypedDict, total=False):
 
 class SkillRow(TypedDict, total=False):
     __pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]
-    id: int | None
+    id: RowId | None
     slug: Required[Name]
     name: Name | None
     description: LongText | None
@@ -160,7 +163,7 @@ class QuestionItem(TypedDict):
     __pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]
     name: Required[Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000)]]
     type: Required[Text32]
-    position: NotRequired[int]
+    position: NotRequired[Int32]
     enabled: NotRequired[bool]
     required: NotRequired[bool]
     answer_choices: NotRequired[list[Annotated[str, StringConstraints(max_length=1000)]] | None]
@@ -169,7 +172,7 @@ class QuestionItem(TypedDict):
 
 class SessionRow(TypedDict, total=False):
     __pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]
-    id: int | None
+    id: RowId | None
     slug: Text500 | None
     title: Name | None
     description: LongText | None
@@ -184,7 +187,7 @@ class SessionRow(TypedDict, total=False):
     )
     price: Annotated[Decimal, Field(ge=0)] | None
     currency: Text8 | None
-    display_order: int | None
+    display_order: Int32 | None
     pathways: NameList | None
     builder: Text500 | None
     calendly_uri: Text500 | None
@@ -192,9 +195,9 @@ class SessionRow(TypedDict, total=False):
     custom_questions: Annotated[list[QuestionItem], BeforeValidator(_json_value)] | None
     kind: Literal["solo", "group"] | None
     color: Text32 | None
-    invitee_limit: Annotated[int, Field(ge=1)] | None
+    invitee_limit: Annotated[int, Field(ge=1, le=MAX_INT32)] | None
     owner_uri: Text500 | None
-    calendly_position: int | None
+    calendly_position: Int32 | None
     remote_active: bool | None
     remote_updated_at: When | None
     remote_deleted_at: When | None
