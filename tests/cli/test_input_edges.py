@@ -55,7 +55,9 @@ def _no_crash(stderr: str) -> None:
 def test_booking_starts_at_the_edges_are_invalid_input(
     catalogue: Bapp, start: str, extra: tuple[str, ...], message: str
 ) -> None:
-    result = catalogue("bookings", "create", "--client", CLIENT, "--session", SESSION, "--start", start, *extra, *ANSWERS)
+    result = catalogue(
+        "bookings", "create", "--client", CLIENT, "--session", SESSION, "--start", start, *extra, *ANSWERS
+    )
     assert result.exit_code == 6, result.stderr
     assert message in result.stderr
     _no_crash(result.stderr)
