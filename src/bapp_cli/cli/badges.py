@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from bapp_cli.cli.context import state
-from bapp_cli.cli.options import FormatOption, JsonOption
+from bapp_cli.cli.options import FormatOption, JsonOption, LimitOption, OffsetOption, search_option
 
 app = typer.Typer(help="List the badges clients have earned.", no_args_is_help=True)
 
@@ -16,6 +16,9 @@ app = typer.Typer(help="List the badges clients have earned.", no_args_is_help=T
 def list_command(
     ctx: typer.Context,
     email: Annotated[str, typer.Argument(help="Client e-mail.")],
+    search: Annotated[str | None, search_option("key (e.g. tier:accelerate:1)")] = None,
+    limit: LimitOption = None,
+    offset: OffsetOption = 0,
     fmt: FormatOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -26,10 +29,11 @@ def list_command(
       bapp badges list ada@example.com
       bapp badges list ada@example.com --json
     """
+    from bapp_cli.services.listing import Page
     from bapp_cli.services.progress import BADGE_COLUMNS, list_badges
 
     app_state = state(ctx)
     sink = app_state.output(fmt, as_json)
     with app_state.reading() as session:
-        badges = list_badges(session, email)
+        badges = list_badges(session, email, page=Page(limit=limit, offset=offset, search=search))
     sink.records([badge.as_record() for badge in badges], BADGE_COLUMNS, title=f"Badges of {email.strip().lower()}")

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import IO, Any
 
 FORMATS = ("table", "json", "jsonl", "csv", "tsv")
+KEY_HEADERS = frozenset({"email", "client", "status", "amount", "reference"})
 
 
 def json_default(value: Any) -> Any:
@@ -218,6 +219,14 @@ class OutputSink:
             table.add_column((headers or {}).get(column, column.replace("_", " ")))
         for row in rows:
             table.add_row(*(self.display_value(row.get(column)) for column in columns))
+        from bapp_cli.cli.table_width import fit_to_terminal
+
+        # the first column names the row; e-mails and statuses are what a row is found and judged by
+        headers_shown = [column.header for column in table.columns]
+        keys = [headers_shown[0], *(name for name in headers_shown if name in KEY_HEADERS)] if headers_shown else []
+        fit_to_terminal(
+            table, self.console, keys=keys, drop_order=[name for name in reversed(headers_shown) if name not in keys]
+        )
         self.console.print(table)
         if not rows:
             self.console.print("[dim](no rows)[/dim]")

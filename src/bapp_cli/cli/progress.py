@@ -159,6 +159,8 @@ def _table_renderer(rows: list[Any], sink: Any) -> Any:
     def draw(console: Any) -> None:
         from rich.table import Table
 
+        from bapp_cli.cli.table_width import fit_to_terminal
+
         grid = Table(title="Progress", header_style="bold")
         for column, justify in (
             ("client", "left"),
@@ -183,6 +185,12 @@ def _table_renderer(rows: list[Any], sink: Any) -> Any:
                 str(row.badges) if row.badges else "—",
                 sink.local_time(row.last_activity) if row.last_activity else "—",
             )
+        fit_to_terminal(
+            grid,
+            console,
+            keys=("client", "status", "overall"),
+            drop_order=("last activity", "badges", "tier 3", "tier 2", "tier 1"),
+        )
         console.print(grid)
         if not rows:
             console.print("[dim](no enrolments)[/dim]")

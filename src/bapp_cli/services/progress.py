@@ -49,6 +49,7 @@ from bapp_cli.db.models import (
 )
 from bapp_cli.errors import InvalidInput
 from bapp_cli.services.enrolment import set_enrolment_status
+from bapp_cli.services.listing import ALL, Page
 from bapp_cli.services.pathways import get_pathway
 from bapp_cli.services.people import get_builder, get_client
 
@@ -488,10 +489,19 @@ def _badges(session: Session, client_id: int, catalogue: Catalogue) -> list[Badg
     return [BadgeView(row.key, catalogue.badge_name(row.key), row.awarded_at) for row in ordered]
 
 
-def list_badges(session: Session, email: str) -> list[BadgeView]:
-    """A client's badges, oldest first."""
+def list_badges(session: Session, email: str, *, page: Page = ALL) -> list[BadgeView]:
+    """A client's badges, oldest first; `page.search` looks in the badge key (e.g. `tier:accelerate:1`)."""
     client, _ = get_client(session, email)
-    return _badges(session, client.id, load_catalogue(session))
+    if page == ALL:
+        return _badges(session, client.id, load_catalogue(session))
+    catalogue = load_catalogue(session)
+    query = select(Badge.key, Badge.awarded_at).where(Badge.client_id == client.id)
+    found = page.matching(Badge.key)
+    if found is not None:
+        query = query.where(found)
+    rows = session.execute(page.window(query.order_by(Badge.awarded_at, Badge.id))).all()
+    ordered = sorted(rows, key=lambda row: (row.awarded_at, catalogue.badge_order(row.key)))
+    return [BadgeView(row.key, catalogue.badge_name(row.key), row.awarded_at) for row in ordered]
 
 
 def show_progress(session: Session, email: str, *, pathway: str | None = None) -> ClientProgress:

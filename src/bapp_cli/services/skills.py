@@ -34,6 +34,7 @@ from bapp_cli.db.models import (
 )
 from bapp_cli.errors import Conflict, InvalidInput, NotFound
 from bapp_cli.services.enrolment import enrol
+from bapp_cli.services.listing import ALL, Page
 from bapp_cli.services.pathway_admin import check_name
 from bapp_cli.services.pathways import get_pathway
 from bapp_cli.services.people import get_builder, get_client
@@ -340,9 +341,14 @@ def list_skills(
     tier: int | None = None,
     fundamental: bool = False,
     include_archived: bool = False,
+    page: Page = ALL,
 ) -> list[SkillView]:
-    """Skills by slug, filtered by pathway (and tier), fundamental flag; archived ones only when asked."""
+    """Skills by slug, filtered by pathway (and tier), fundamental flag; archived ones only when asked;
+    `page.search` looks in slug, name and domain."""
     query = select(Skill).order_by(Skill.slug)
+    matched = page.matching(Skill.slug, Skill.name, Skill.domain)
+    if matched is not None:
+        query = query.where(matched)
     if pathway is not None or tier is not None:
         linked = select(SkillPathwayLink.skill_id)
         if pathway is not None:
@@ -354,7 +360,7 @@ def list_skills(
         query = query.where(Skill.is_fundamental.is_(True))
     if not include_archived:
         query = query.where(Skill.archived.is_(False))
-    found = session.scalars(query).all()
+    found = session.scalars(page.window(query)).all()
     links = _links_by_skill(session) if found else {}
     return [_as_view(skill, links.get(skill.id, [])) for skill in found]
 
