@@ -41,10 +41,10 @@ def fit_to_terminal(
     grid.show_edge = False
     widths = {column.header: _natural_width(console, column, markup) for column in grid.columns}
 
-    def needed() -> int:
+    def needed(gap: int = 2) -> int:
         present = [column.header for column in grid.columns]
         cells = sum(widths[name] if name in keys else min(widths[name], WRAP_MIN) for name in present)
-        return cells + 2 * (len(present) - 1)
+        return cells + gap * (len(present) - 1)
 
     # after the named ones, any other column that is not a key, right to left
     others = [column.header for column in reversed(grid.columns) if column.header not in (*keys, *drop_order)]
@@ -59,7 +59,11 @@ def fit_to_terminal(
                 break
     for index, column in enumerate(grid.columns):
         column._index = index  # Rich places padding by this position; removing columns moved them
-    keys_fit = needed() <= console.width
+    if needed() > console.width and needed(gap=1) <= console.width:
+        # one space between columns rather than cutting a key column: 60 columns hold a reference, a
+        # 27-character e-mail, a status and an amount only this way
+        grid.collapse_padding = True
+    keys_fit = needed(gap=1 if grid.collapse_padding else 2) <= console.width
     for column in grid.columns:
         if column.header in keys and keys_fit:
             column.no_wrap = True
