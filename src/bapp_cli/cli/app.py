@@ -202,6 +202,7 @@ def main(argv: list[str] | None = None) -> None:
     app_state = AppState()
     exit_code = 0
     try:
+        _refuse_undecodable(args)
         result = command.main(args=args, prog_name="bapp", standalone_mode=False, obj=app_state)
         if isinstance(result, int):
             exit_code = result
@@ -210,6 +211,9 @@ def main(argv: list[str] | None = None) -> None:
     except BappError as error:
         _report(error.message, code=error.code, hint=error.hint, details=error.details, argv=args, app_state=app_state)
         exit_code = error.exit_code
+    except UndecodableArgument as error:
+        _report(str(error), code="usage", hint=error.hint, details=[], argv=args, app_state=app_state)
+        exit_code = 2
     except typer.Abort:
         sys.stderr.write("Aborted; nothing was changed.\n")
         exit_code = 130
@@ -254,6 +258,21 @@ def main(argv: list[str] | None = None) -> None:
         app_state.close()
     sys.stdout.flush()
     raise SystemExit(exit_code)
+
+
+class UndecodableArgument(Exception):
+    hint = "bapp reads its arguments as UTF-8 text; check the terminal's or the script's encoding"
+
+
+def _refuse_undecodable(args: list[str]) -> None:
+    """R9: bytes that are not UTF-8 reach Python as lone surrogates, which no database, file or terminal
+    accepts; refuse them up front (exit 2) instead of failing wherever the text first goes."""
+    for position, arg in enumerate(args, start=1):
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError:
+            shown = arg.encode("utf-8", "backslashreplace").decode("ascii", "replace")
+            raise UndecodableArgument(f"argument {position} ({shown[:60]}) is not valid UTF-8") from None
 
 
 def _attach_value_completion(command: Any, path: list[str]) -> None:

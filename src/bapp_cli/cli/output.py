@@ -73,6 +73,15 @@ def is_terminal(stream: IO[str]) -> bool:
 TableRenderer = Callable[[Any], None]  # receives a rich Console
 
 
+def _columns_from_environment() -> int | None:
+    """COLUMNS when it is a usable width; anything else (text, negative, absurd) means "not set" (R9)."""
+    raw = os.environ.get("COLUMNS", "").strip()
+    if not (raw.isascii() and raw.isdigit()):
+        return None
+    width = int(raw)
+    return width if 20 <= width <= 10_000 else None
+
+
 class OutputSink:
     """Renders records in the chosen format; prints messages to stderr by verbosity."""
 
@@ -105,7 +114,7 @@ class OutputSink:
 
             # Off a terminal (a file, a pager) there is no width to fit: keep rows whole rather than
             # truncating at Rich's 80-column default.
-            width = None if is_terminal(self.stdout) else int(os.environ.get("COLUMNS", "0") or 0) or 200
+            width = None if is_terminal(self.stdout) else _columns_from_environment() or 200
             # --no-color / NO_COLOR mean plain text: no colours and no bold/italic escapes either
             self._console = Console(
                 file=self.stdout,

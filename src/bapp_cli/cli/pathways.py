@@ -212,7 +212,15 @@ def update(
 def set_tier_command(
     ctx: typer.Context,
     pathway: Annotated[str, typer.Argument(help="Pathway slug (any case).")],
-    number: Annotated[int, typer.Argument(help="Tier number (an existing one, or the next one to add it).")],
+    number: Annotated[
+        int,
+        typer.Argument(
+            min=1,
+            max=MAX_OPTION_INT,
+            help="Tier number (an existing one, or the next one to add it).",
+            show_default=False,
+        ),
+    ],
     name: Annotated[str, typer.Option("--name", help="Tier name.", show_default=False)],
     description: Annotated[str | None, typer.Option("--description", help="Tier description.")] = None,
     dry_run: DryRunOption = False,

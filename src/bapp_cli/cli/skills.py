@@ -265,7 +265,10 @@ def assign(
     pathway: Annotated[
         str | None, typer.Option("--pathway", help="Every skill of this pathway (enrols the client if needed).")
     ] = None,
-    tier: Annotated[int | None, typer.Option("--tier", help="With --pathway: only this tier's skills.")] = None,
+    tier: Annotated[
+        int | None,
+        typer.Option("--tier", min=1, max=MAX_OPTION_INT, help="With --pathway: only this tier's skills."),
+    ] = None,
     status: Annotated[
         str, typer.Option("--status", help="Starting status: not_started, in_progress or completed.")
     ] = "not_started",
