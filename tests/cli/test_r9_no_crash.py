@@ -425,7 +425,7 @@ def test_hostile_inputs_in_real_processes(seeded_database: Path, tmp_path: Path,
         assert result.exit_code == expected, (argv, result.stderr)
 
 
-@pytest.mark.parametrize("columns", ["abc", "-5", "99999999999", ""])
+@pytest.mark.parametrize("columns", ["abc", "-5", "99999999999", "", "²"])
 def test_an_unusable_columns_value_falls_back_to_the_default_width(
     seeded_database: Path, tmp_path: Path, columns: str
 ) -> None:

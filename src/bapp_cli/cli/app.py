@@ -201,6 +201,7 @@ def main(argv: list[str] | None = None) -> None:
         _attach_value_completion(command, [])
     app_state = AppState()
     exit_code = 0
+    _forget_unusable_terminal_size()
     try:
         _refuse_undecodable(args)
         result = command.main(args=args, prog_name="bapp", standalone_mode=False, obj=app_state)
@@ -258,6 +259,15 @@ def main(argv: list[str] | None = None) -> None:
         app_state.close()
     sys.stdout.flush()
     raise SystemExit(exit_code)
+
+
+def _forget_unusable_terminal_size() -> None:
+    """Rich reads COLUMNS and LINES wherever it draws and int()s anything str.isdigit accepts, so
+    COLUMNS=² crashed every table (R9): a value that is not plain ASCII digits is treated as unset."""
+    for name in ("COLUMNS", "LINES"):
+        value = os.environ.get(name)
+        if value is not None and not (value.isascii() and value.isdigit()):
+            del os.environ[name]
 
 
 class UndecodableArgument(Exception):

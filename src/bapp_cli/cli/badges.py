@@ -16,7 +16,7 @@ app = typer.Typer(help="List the badges clients have earned.", no_args_is_help=T
 def list_command(
     ctx: typer.Context,
     email: Annotated[str, typer.Argument(help="Client e-mail.")],
-    search: Annotated[str | None, search_option("key (e.g. tier:accelerate:1)")] = None,
+    search: Annotated[str | None, search_option("the badge key")] = None,
     limit: LimitOption = None,
     offset: OffsetOption = 0,
     fmt: FormatOption = None,

@@ -203,7 +203,7 @@ def list_command(
     ] = None,
     start_to: Annotated[str | None, typer.Option("--to", help="Starting before WHEN.", show_default=False)] = None,
     upcoming: Annotated[bool, typer.Option("--upcoming", help="Only pending/confirmed bookings yet to start.")] = False,
-    search: Annotated[str | None, search_option("reference, client e-mail or name, or session title")] = None,
+    search: Annotated[str | None, search_option("reference, client or session title")] = None,
     limit: LimitOption = None,
     offset: OffsetOption = 0,
     fmt: FormatOption = None,

@@ -68,7 +68,7 @@ def list_command(
         str | None,
         typer.Option("--builder", help="Only clients this builder coaches or has a booking with.", show_default=False),
     ] = None,
-    search: Annotated[str | None, search_option("e-mail, name, company or industry")] = None,
+    search: Annotated[str | None, search_option("e-mail, name, company, industry")] = None,
     limit: LimitOption = None,
     offset: OffsetOption = 0,
     fmt: FormatOption = None,

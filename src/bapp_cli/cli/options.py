@@ -29,7 +29,7 @@ MAX_OPTION_INT = 2**31 - 1  # INTEGER on PostgreSQL; larger values could only ov
 
 LimitOption = Annotated[
     int | None,
-    typer.Option("--limit", min=1, max=MAX_OPTION_INT, help="Show at most N rows [default: all].", show_default=False),
+    typer.Option("--limit", min=1, max=MAX_OPTION_INT, help="Show at most N rows (default: all).", show_default=False),
 ]
 OffsetOption = Annotated[
     int,
@@ -51,13 +51,16 @@ def _search_text(value: str | None) -> str | None:
 
 
 def search_option(where: str) -> Any:
-    """`--search TEXT`: a case-insensitive substring match on `where` (the columns named in the help)."""
+    """`--search TEXT`: a case-insensitive substring match on `where` (the columns named in the help).
+
+    Keep the help under 80 characters: shell completion shows it on one line.
+    """
     return typer.Option(
         "--search",
         "-s",
         metavar="TEXT",
         callback=_search_text,
-        help=f"Only rows whose {where} contain TEXT (case-insensitive).",
+        help=f"Only rows with TEXT in {where} (any case).",
         show_default=False,
     )
 
