@@ -137,8 +137,6 @@ HOSTILE_TEXT = [
     "ai-literacy",
     "Europe/London",
     "2031-01-06T10:00Z",
-    str(EXAMPLES / "clients.csv"),
-    str(EXAMPLES / "catalog.toml"),
 ]
 # Parameters that name files, by parameter name: those bapp writes, and those it reads.
 WRITES = {"output", "rejects"}
@@ -195,6 +193,10 @@ def hostile_home(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     paths["garbage"].write_bytes(bytes(range(256)) * 8)
     paths["empty"].write_bytes(b"")
     paths["markup"].write_text("email\n[bold]x@y.example[/bold]\n")
+    # valid files too, copied: a run may pass any of these paths to `export -o`, which overwrites them
+    for name in ("clients.csv", "catalog.toml"):
+        paths[f"valid-{name}"] = home / name
+        shutil.copyfile(EXAMPLES / name, paths[f"valid-{name}"])
     found = {name: str(path) for name, path in paths.items()}
     for name, (major, minor) in {"null-device": (1, 3), "full-device": (1, 7)}.items():
         node = home / name
@@ -287,7 +289,10 @@ def _invocation(draw: st.DrawFn, path: tuple[str, ...], command: Any, paths: dic
             options.append(draw(st.sampled_from(names)))
             continue
         name = max(param.opts, key=len)
-        options.append(f"{name}={draw(_values(param, paths))}")
+        value = draw(_values(param, paths))
+        if param.name in WRITES and value.startswith("/") and value not in paths.values():
+            value = f".{value}"  # generated text such as "/0" must not make bapp write at the filesystem root
+        options.append(f"{name}={value}")
     # "--" lets an argument start with "-" and still be taken as the argument it is meant to be
     return [*path, *options, "--", *arguments] if arguments else [*path, *options]
 
@@ -307,7 +312,9 @@ def test_no_hostile_input_crashes_a_command(
     hostile_home: dict[str, str],
     seeded_database: Path,
     tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.chdir(tmp_path)  # `export -o 1e309` writes ./1e309: here, not in the checkout
     database = tmp_path / "bapp.db"
     shutil.copyfile(seeded_database, database)
     bapp = Bapp(f"sqlite:///{database}", tmp_path)
@@ -340,9 +347,10 @@ GLOBAL_OPTIONS = ("--database-url", "--config", "--timezone")
 
 @pytest.mark.parametrize("option", GLOBAL_OPTIONS)
 def test_no_hostile_global_option_crashes(
-    option: str, hostile_home: dict[str, str], seeded_database: Path, tmp_path: Path
+    option: str, hostile_home: dict[str, str], seeded_database: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The root options every command shares, with the same hostile values, in front of a listing."""
+    monkeypatch.chdir(tmp_path)
     database = tmp_path / "bapp.db"
     shutil.copyfile(seeded_database, database)
     bapp = Bapp(f"sqlite:///{database}", tmp_path)
@@ -373,8 +381,11 @@ def test_no_hostile_global_option_crashes(
 ENVIRONMENT = ("BAPP_FORMAT", "BAPP_TIMEZONE", "BAPP_ACTOR", "COLUMNS", "BAPP_CALENDLY_TIMEOUT", "BAPP_DEBUG")
 
 
-def test_no_hostile_environment_crashes(hostile_home: dict[str, str], seeded_database: Path, tmp_path: Path) -> None:
+def test_no_hostile_environment_crashes(
+    hostile_home: dict[str, str], seeded_database: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Environment variables bapp reads, with the same hostile values, under a listing and a sync."""
+    monkeypatch.chdir(tmp_path)
     database = tmp_path / "bapp.db"
     shutil.copyfile(seeded_database, database)
     bapp = Bapp(f"sqlite:///{database}", tmp_path)
