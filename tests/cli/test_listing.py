@@ -26,6 +26,7 @@ LISTINGS = {
     ("pathways", "list"): (),
     ("badges", "list"): ("ava.chen@client.example",),
     ("calendly", "status"): (),
+    ("progress", "table"): (),
 }
 
 

@@ -728,8 +728,10 @@ def progress_table(
     pathway: str | None = None,
     builder: str | None = None,
     status: str | None = None,
+    page: Page = ALL,
 ) -> Iterator[ProgressRow]:
-    """One row per enrolment (ordered by pathway, then client) with tier and overall progress.
+    """One row per enrolment (ordered by pathway, then client) with tier and overall progress;
+    `page.search` looks in the client's e-mail and name and the pathway slug.
 
     The per-client work is one GROUP BY over the progress rows joined to the links, so the number of
     statements does not depend on the number of clients; rows are yielded as they arrive.
@@ -781,6 +783,10 @@ def progress_table(
         .join(Pathway, Pathway.id == Enrolment.pathway_id)
         .order_by(Pathway.position, Pathway.slug, User.email)
     )
+    matched = page.matching(User.email, User.name, Pathway.slug)
+    if matched is not None:
+        query = query.where(matched)
+    query = page.window(query)
 
     totals = {
         pathway_key: (
