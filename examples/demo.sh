@@ -231,6 +231,11 @@ show bapp import bookings "$here/bookings.csv" --dry-run --json
 show bapp import bookings "$here/bookings.csv" --format table
 show bapp --timezone Europe/London bookings list --client ava.chen@client.example --format table
 
+step "Listings page and search in the database; a bad option value is a usage error naming it (exit 2)"
+show bapp clients list --search chen --limit 5 --format tsv
+show bapp bookings list --search ava --limit 2 --offset 1 --format tsv
+refused bapp bookings list --limit -1
+
 step "A file with bad rows is refused whole (exit 6): every bad row named by line and field, nothing written"
 bad_bookings="$demo_dir/bad-bookings.csv"
 cat > "$bad_bookings" <<'CSV'

@@ -17,7 +17,7 @@ from alembic import op
 from bapp_cli.db.types import UTCDateTime
 
 revision = "0008_calendly_write_through"
-down_revision = "0006_create_user_skill_progress"
+down_revision = "0007_unique_session_slugs"
 branch_labels = None
 depends_on = None
 

@@ -481,7 +481,7 @@ def validate_timezone(name: str) -> str:
 
     try:
         ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a name too long for a file (R9)
         raise InvalidInput(
             f"unknown timezone {name!r}", hint="use an IANA name such as Europe/London", code="unknown_timezone"
         ) from None

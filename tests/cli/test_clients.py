@@ -229,12 +229,14 @@ def test_builders_add_update_list(bapp: Bapp, seed: Session) -> None:
     assert taken.exit_code == 8 and "already belongs to builder coach@example.com" in taken.stderr
     for args, field in [
         (["--timezone", "Mars/Base"], "timezone: unknown timezone"),
-        (["--buffer", "-5"], "buffer: -5 is out of range"),
+        (["--buffer", "1441"], "buffer: 1441 is out of range"),
         (["--calendly-user", "not a uri"], "calendly-user: 'not a uri' is not a URI"),
         (["--max-advance", "99999"], "max-advance: 99999 is out of range"),
     ]:
         bad = bapp("builders", "add", "new@example.com", *args)
         assert bad.exit_code == 6 and bad.stderr.startswith(f"Error: {field}"), bad.stderr
+    negative = bapp("builders", "add", "new@example.com", "--buffer", "-5")  # the parser's rule: exit 2 (#24)
+    assert negative.exit_code == 2 and "Invalid value for '--buffer': -5 is not in the range" in negative.stderr
     updated = bapp("builders", "update", "coach@example.com", "--not-accepting", "--max-advance", "0", "--json")
     assert updated.exit_code == 0
     assert (updated.json()["accepting_bookings"], updated.json()["max_advance_days"]) == (False, None)

@@ -73,7 +73,8 @@ def test_update_renames_and_reorders(bapp: Bapp) -> None:
     cleared = bapp("pathways", "update", "pivot", "--description", "", "--json").json()
     assert cleared["description"] is None
     assert bapp("pathways", "update", "nowhere", "--name", "X").exit_code == 7
-    assert bapp("pathways", "update", "pivot", "--position", "-1").exit_code == 6
+    negative = bapp("pathways", "update", "pivot", "--position", "-1")  # the parser's rule: exit 2 (#24)
+    assert negative.exit_code == 2 and "Invalid value for '--position'" in negative.stderr
 
 
 def test_set_tier_renames_or_adds_the_next_tier(bapp: Bapp) -> None:

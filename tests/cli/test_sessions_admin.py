@@ -104,7 +104,10 @@ def test_add_with_every_option(bapp: Bapp) -> None:
 @pytest.mark.parametrize(
     ("args", "code", "message"),
     [
-        (("--duration", "0"), 6, "duration: 0 is not between 1 and 1440 minutes"),
+        # a count the parser refuses on its own is a usage error naming the option (issue 15 #24) …
+        (("--duration", "0"), 2, "Invalid value for '--duration': 0 is not in the range 1<=x"),
+        # … a rule about the value is invalid input naming the field
+        (("--duration", "1441"), 6, "duration: 1441 is not between 1 and 1440 minutes"),
         (("--category", "premium"), 6, "category: 'premium' is not a category"),
         (("--category", "pathway"), 6, "pathway: a pathway session needs at least one --pathway"),
         (("--pathway", "growth"), 7, "no pathway 'growth'"),
@@ -126,7 +129,7 @@ def test_add_refuses_bad_input_and_writes_nothing(bapp: Bapp, args: tuple[str, .
     result = bapp("sessions", "add", *(item for pair in base.items() for item in pair))
     assert result.exit_code == code, result.stderr
     assert result.stdout == ""
-    assert message in result.stderr.splitlines()[0]
+    assert message in next(line for line in result.stderr.splitlines() if line.startswith("Error: "))
     assert snapshot(bapp.database_url) == before
 
 

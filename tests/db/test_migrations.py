@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
+import pytest
 from sqlalchemy import func, inspect, select, text
 from sqlalchemy.orm import Session
 
@@ -29,6 +30,7 @@ EXPECTED_CHAIN = [
     "0004_session_type_enhancements",
     "0005_add_skill_enhancements",
     "0006_create_user_skill_progress",
+    "0007_unique_session_slugs",
     "0008_calendly_write_through",
     "0009_webhook_inbox",
     "0010_portable_badges",
@@ -157,3 +159,48 @@ def test_default_pathways_are_seeded(engine) -> None:  # type: ignore[no-untyped
         session.add(Pathway(slug="new", name="New", position=3))
         session.commit()
         assert session.scalar(select(Pathway.id).where(Pathway.slug == "new")) == 4
+
+
+def test_0007_renames_clashing_slugs_deterministically_then_enforces_uniqueness(empty_database_url: str) -> None:
+    """Issue 15 #6: a local `play-lab` and a synced `play-lab` (and a third) upgrade to play-lab,
+    play-lab-3, play-lab-4 (play-lab-2 was already taken); a new clash is then refused by the database."""
+    from sqlalchemy.exc import IntegrityError
+
+    engine = make_engine(empty_database_url, create_sqlite_file=True)
+    migration.upgrade(engine, "0006_create_user_skill_progress")
+    now = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
+    insert = text(
+        "INSERT INTO session_types (title, slug, calendly_uri, duration_minutes, kind, is_secret, remote_active,"
+        " present_in_last_sync, enabled, category, requires_auth, price, currency, display_order,"
+        " custom_questions, created_at, updated_at)"
+        " VALUES (:title, :slug, :uri, 30, 'solo', false, true, true, true, 'specialized', true, 0, 'GBP', 0,"
+        " '[]', :n, :n)"
+    )
+    with engine.begin() as connection:
+        for title, slug, uri in (
+            ("Local", "play-lab", None),
+            ("Other", "play-lab-2", None),
+            ("Synced", "play-lab", "https://api.calendly.com/event_types/A"),
+            ("Synced again", "play-lab", "https://api.calendly.com/event_types/B"),
+            ("No slug", None, None),
+            ("No slug either", None, None),
+        ):
+            connection.execute(insert, {"title": title, "slug": slug, "uri": uri, "n": now})
+    migration.upgrade(engine)
+    assert migration.schema_drift(engine) == []
+    with engine.connect() as connection:
+        slugs = dict(connection.execute(text("SELECT title, slug FROM session_types")).all())
+    assert slugs == {
+        "Local": "play-lab",
+        "Other": "play-lab-2",
+        "Synced": "play-lab-3",
+        "Synced again": "play-lab-4",
+        "No slug": None,
+        "No slug either": None,
+    }
+    with pytest.raises(IntegrityError), engine.begin() as connection:
+        connection.execute(insert, {"title": "Clash", "slug": "play-lab", "uri": None, "n": now})
+    migration.downgrade(engine, "0006_create_user_skill_progress")
+    with engine.begin() as connection:  # the old schema allowed the clash again
+        connection.execute(insert, {"title": "Clash", "slug": "play-lab", "uri": None, "n": now})
+    engine.dispose()

@@ -210,7 +210,9 @@ def main(argv: list[str] | None = None) -> None:
     real_stdout = sys.stdout
     # the stream, with its write errors named (exit 74), for every command
     sys.stdout = GuardedStdout(real_stdout)  # type: ignore[assignment]
+    _forget_unusable_terminal_size()
     try:
+        _refuse_undecodable(args)
         result = command.main(args=args, prog_name="bapp", standalone_mode=False, obj=app_state)
         if isinstance(result, int):
             exit_code = result
@@ -220,6 +222,9 @@ def main(argv: list[str] | None = None) -> None:
     except BappError as error:
         _report(error.message, code=error.code, hint=error.hint, details=error.details, argv=args, app_state=app_state)
         exit_code = error.exit_code
+    except UndecodableArgument as error:
+        _report(str(error), code="usage", hint=error.hint, details=[], argv=args, app_state=app_state)
+        exit_code = 2
     except typer.Abort:
         sys.stderr.write("Aborted; nothing was changed.\n")
         exit_code = 130
@@ -371,6 +376,30 @@ def _database_failure(error: Exception) -> Any:
     from bapp_cli.db.engine import database_failure
 
     return database_failure(error)
+
+
+def _forget_unusable_terminal_size() -> None:
+    """Rich reads COLUMNS and LINES wherever it draws and int()s anything str.isdigit accepts, so
+    COLUMNS=² crashed every table (R9): a value that is not plain ASCII digits is treated as unset."""
+    for name in ("COLUMNS", "LINES"):
+        value = os.environ.get(name)
+        if value is not None and not (value.isascii() and value.isdigit()):
+            del os.environ[name]
+
+
+class UndecodableArgument(Exception):
+    hint = "bapp reads its arguments as UTF-8 text; check the terminal's or the script's encoding"
+
+
+def _refuse_undecodable(args: list[str]) -> None:
+    """R9: bytes that are not UTF-8 reach Python as lone surrogates, which no database, file or terminal
+    accepts; refuse them up front (exit 2) instead of failing wherever the text first goes."""
+    for position, arg in enumerate(args, start=1):
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError:
+            shown = arg.encode("utf-8", "backslashreplace").decode("ascii", "replace")
+            raise UndecodableArgument(f"argument {position} ({shown[:60]}) is not valid UTF-8") from None
 
 
 def _attach_value_completion(command: Any, path: list[str]) -> None:

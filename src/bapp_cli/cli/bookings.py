@@ -8,7 +8,15 @@ import typer
 
 from bapp_cli.cli.cells import answers_text
 from bapp_cli.cli.context import state, utc_now
-from bapp_cli.cli.options import DryRunOption, FormatOption, JsonOption
+from bapp_cli.cli.options import (
+    MAX_OPTION_INT,
+    DryRunOption,
+    FormatOption,
+    JsonOption,
+    LimitOption,
+    OffsetOption,
+    search_option,
+)
 from bapp_cli.errors import UsageError
 
 if TYPE_CHECKING:
@@ -78,7 +86,13 @@ def create(
     ] = None,
     duration: Annotated[
         int | None,
-        typer.Option("--duration", help="Minutes: the session's duration or one of its options.", show_default=False),
+        typer.Option(
+            "--duration",
+            min=1,
+            max=MAX_OPTION_INT,
+            help="Minutes: the session's duration or one of its options.",
+            show_default=False,
+        ),
     ] = None,
     builder: Annotated[
         str | None,
@@ -150,7 +164,7 @@ def create(
     request = BookingRequest(
         client_email=client,
         session=session_ref,
-        start=parse_instant(start, timezone=zone, field="start"),
+        start=parse_instant(start, timezone=zone, field="start", require_time=True),
         client_timezone=zone,
         name=name,
         duration=duration,
@@ -289,7 +303,9 @@ def list_command(
     ] = None,
     start_to: Annotated[str | None, typer.Option("--to", help="Starting before WHEN.", show_default=False)] = None,
     upcoming: Annotated[bool, typer.Option("--upcoming", help="Only pending/confirmed bookings yet to start.")] = False,
-    limit: Annotated[int | None, typer.Option("--limit", help="At most N bookings.", show_default=False)] = None,
+    search: Annotated[str | None, search_option("reference, client or session title")] = None,
+    limit: LimitOption = None,
+    offset: OffsetOption = 0,
     fmt: FormatOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -300,9 +316,11 @@ def list_command(
       bapp bookings list --upcoming
       bapp bookings list --client ada@example.com --status confirmed
       bapp bookings list --pathway none --from 2030-01-01 --to 2030-02-01 --json
+      bapp bookings list --search ada --limit 20 --offset 20
     """
-    from bapp_cli.services.booking import BOOKING_COLUMNS, BookingFilters, list_bookings
+    from bapp_cli.services.booking import BOOKING_COLUMNS, BookingFilters, iter_bookings
     from bapp_cli.services.instants import parse_instant
+    from bapp_cli.services.listing import Page
 
     app_state = state(ctx)
     sink = app_state.output(fmt, as_json)
@@ -316,37 +334,48 @@ def list_command(
         start_from=parse_instant(start_from, timezone=zone, field="from") if start_from else None,
         start_to=parse_instant(start_to, timezone=zone, field="to") if start_to else None,
         upcoming=upcoming,
-        limit=limit,
     )
+    page = Page(limit=limit, offset=offset, search=search)
     with app_state.reading() as session:
-        views = list_bookings(session, filters, now=utc_now())
-    if sink.format == "table":
+        found = iter_bookings(session, filters, now=utc_now(), page=page)
+        if sink.format != "table":  # streamed inside the read transaction, as rows are fetched
+            sink.records((view.as_record() for view in found), BOOKING_COLUMNS)
+            return
+        views = list(found)  # a table measures every row before it draws the first
+
+    def table(console: Any) -> None:
         from rich.table import Table
 
-        def table(console: Any) -> None:
-            grid = Table(title="Bookings", header_style="bold")
-            for column in ("reference", "start", "client", "session", "builder", "status", "payment", "amount"):
-                grid.add_column(column)
-            grid.add_column("pathway")
-            for view in views:
-                grid.add_row(
-                    view.reference,
-                    sink.local_time(view.start_time),
-                    view.client,
-                    view.session_title,
-                    sink.display_value(view.builder),
-                    view.status,
-                    view.payment_status,
-                    f"{view.amount:.2f} {view.currency}",
-                    sink.display_value(view.pathway),
-                )
-            console.print(grid, markup=False)
-            if not views:
-                console.print("(no bookings)")
+        from bapp_cli.cli.table_width import fit_to_terminal
 
-        sink.records([], BOOKING_COLUMNS, table=table)
-    else:
-        sink.records([view.as_record() for view in views], BOOKING_COLUMNS)
+        grid = Table(title="Bookings", header_style="bold")
+        for column in ("reference", "start", "client", "session", "builder", "status", "payment", "amount"):
+            grid.add_column(column)
+        grid.add_column("pathway")
+        for view in views:
+            grid.add_row(
+                view.reference,
+                sink.local_time(view.start_time),
+                view.client,
+                view.session_title,
+                sink.display_value(view.builder),
+                view.status,
+                view.payment_status,
+                f"{view.amount:.2f} {view.currency}",
+                sink.display_value(view.pathway),
+            )
+        fit_to_terminal(
+            grid,
+            console,
+            keys=("reference", "client", "status", "amount"),
+            drop_order=("pathway", "payment", "builder", "session", "start"),
+            markup=False,
+        )
+        console.print(grid, markup=False)
+        if not views:
+            console.print("(no bookings)")
+
+    sink.records([], BOOKING_COLUMNS, table=table)
 
 
 @app.command("show")

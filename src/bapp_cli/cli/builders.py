@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from bapp_cli.cli.context import state
-from bapp_cli.cli.options import FormatOption, JsonOption
+from bapp_cli.cli.options import MAX_OPTION_INT, FormatOption, JsonOption, LimitOption, OffsetOption, search_option
 
 if TYPE_CHECKING:
     from bapp_cli.services.builders import BuilderSettings
@@ -23,15 +23,30 @@ TimezoneOption = Annotated[
     str | None, typer.Option("--timezone", help="IANA zone, e.g. Europe/London [default: UTC].", show_default=False)
 ]
 BufferOption = Annotated[
-    int | None, typer.Option("--buffer", help="Minutes kept free before and after each session.", show_default=False)
+    int | None,
+    typer.Option(
+        "--buffer",
+        min=0,
+        max=MAX_OPTION_INT,
+        help="Minutes kept free before and after each session.",
+        show_default=False,
+    ),
 ]
 NoticeOption = Annotated[
     int | None,
-    typer.Option("--minimum-notice", help="Hours of notice a booking needs.", show_default=False),
+    typer.Option(
+        "--minimum-notice", min=0, max=MAX_OPTION_INT, help="Hours of notice a booking needs.", show_default=False
+    ),
 ]
 AdvanceOption = Annotated[
     int | None,
-    typer.Option("--max-advance", help="How many days ahead bookings may be made (0: no limit).", show_default=False),
+    typer.Option(
+        "--max-advance",
+        min=0,
+        max=MAX_OPTION_INT,
+        help="How many days ahead bookings may be made (0: no limit).",
+        show_default=False,
+    ),
 ]
 
 
@@ -128,20 +143,29 @@ def update(
 
 
 @app.command("list")
-def list_command(ctx: typer.Context, fmt: FormatOption = None, as_json: JsonOption = False) -> None:
+def list_command(
+    ctx: typer.Context,
+    search: Annotated[str | None, search_option("e-mail or name")] = None,
+    limit: LimitOption = None,
+    offset: OffsetOption = 0,
+    fmt: FormatOption = None,
+    as_json: JsonOption = False,
+) -> None:
     """List builders with their scheduling settings.
 
     \b
     Examples:
       bapp builders list
+      bapp builders list --search priya
       bapp builders list --format csv
     """
     from bapp_cli.services.builders import BUILDER_COLUMNS, list_builders
+    from bapp_cli.services.listing import Page
 
     app_state = state(ctx)
     sink = app_state.output(fmt, as_json)
     with app_state.reading() as session:
-        builders = list_builders(session)
+        builders = list_builders(session, page=Page(limit=limit, offset=offset, search=search))
     sink.records(
         [builder.as_record() for builder in builders],
         BUILDER_COLUMNS,

@@ -12,7 +12,16 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 
 from bapp_cli.cli.context import AppState, state, utc_now
-from bapp_cli.cli.options import FormatOption, JsonOption
+from bapp_cli.cli.options import (
+    MAX_OPTION_INT,
+    MAX_UNIX_SECONDS,
+    MAX_WAIT_SECONDS,
+    FormatOption,
+    JsonOption,
+    OffsetOption,
+    finite_seconds,
+    search_option,
+)
 from bapp_cli.cli.terminal import styled
 from bapp_cli.errors import InvalidInput, UsageError
 
@@ -124,7 +133,11 @@ def sync(
     wait: Annotated[
         float,
         typer.Option(
-            "--wait", min=0, help="If another sync is running, wait up to SECONDS for it instead of exiting 75."
+            "--wait",
+            min=0,
+            max=MAX_WAIT_SECONDS,
+            callback=finite_seconds,
+            help="If another sync is running, wait up to SECONDS for it instead of exiting 75.",
         ),
     ] = 0.0,
     fmt: FormatOption = None,
@@ -339,7 +352,11 @@ def _report_failure(
 @app.command("status")
 def status(
     ctx: typer.Context,
-    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="How many recent runs to show.")] = 10,
+    limit: Annotated[
+        int, typer.Option("--limit", "-n", min=1, max=MAX_OPTION_INT, help="How many recent runs to show.")
+    ] = 10,
+    offset: OffsetOption = 0,
+    search: Annotated[str | None, search_option("status, source or error")] = None,
     kind: Annotated[
         str | None,
         typer.Option(
@@ -367,7 +384,7 @@ def status(
     if kind is not None and kind not in RUN_KINDS:
         raise UsageError(f"--kind: {kind!r} is not one of {', '.join(RUN_KINDS)}")
     with app_state.reading() as session:
-        runs = list_runs(session, limit=limit, kind=kind)
+        runs = list_runs(session, limit=limit, kind=kind, offset=offset, search=search)
     if sink.format == "table":
 
         def table(console: Any) -> None:
@@ -486,7 +503,11 @@ def pull_bookings(
     wait: Annotated[
         float,
         typer.Option(
-            "--wait", min=0, help="If another pull is running, wait up to SECONDS for it instead of exiting 75."
+            "--wait",
+            min=0,
+            max=MAX_WAIT_SECONDS,
+            callback=finite_seconds,
+            help="If another pull is running, wait up to SECONDS for it instead of exiting 75.",
         ),
     ] = 0.0,
     fmt: FormatOption = None,
@@ -629,7 +650,12 @@ def webhook_apply(
     ] = None,
     tolerance: Annotated[
         int,
-        typer.Option("--tolerance", min=0, help="Refuse signatures more than SECONDS away from now (replays)."),
+        typer.Option(
+            "--tolerance",
+            min=0,
+            max=MAX_OPTION_INT,
+            help="Refuse signatures more than SECONDS away from now (replays).",
+        ),
     ] = 180,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Verify and report the change, then roll back.")] = False,
     fmt: FormatOption = None,
@@ -711,7 +737,13 @@ def webhook_sign(
     path: BodyArgument,
     timestamp: Annotated[
         int | None,
-        typer.Option("--timestamp", min=0, help="Unix seconds to sign at [default: now].", show_default=False),
+        typer.Option(
+            "--timestamp",
+            min=0,
+            max=MAX_UNIX_SECONDS,
+            help="Unix seconds to sign at [default: now].",
+            show_default=False,
+        ),
     ] = None,
 ) -> None:
     """Print the Calendly-Webhook-Signature header for a body, signed with CALENDLY_WEBHOOK_SIGNING_KEY.

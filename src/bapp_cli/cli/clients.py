@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from bapp_cli.cli.context import state, utc_now
-from bapp_cli.cli.options import FormatOption, JsonOption
+from bapp_cli.cli.options import FormatOption, JsonOption, LimitOption, OffsetOption, search_option
 
 if TYPE_CHECKING:
     from bapp_cli.cli.output import OutputSink
@@ -68,6 +68,9 @@ def list_command(
         str | None,
         typer.Option("--builder", help="Only clients this builder coaches or has a booking with.", show_default=False),
     ] = None,
+    search: Annotated[str | None, search_option("e-mail, name, company, industry")] = None,
+    limit: LimitOption = None,
+    offset: OffsetOption = 0,
     fmt: FormatOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -77,15 +80,19 @@ def list_command(
     Examples:
       bapp clients list
       bapp clients list --pathway accelerate --status active
+      bapp clients list --search acme --limit 50 --offset 50
       bapp clients list --builder coach@example.com --json
     """
-    from bapp_cli.services.clients import CLIENT_COLUMNS, list_clients
+    from bapp_cli.services.clients import CLIENT_COLUMNS, iter_clients
+    from bapp_cli.services.listing import Page
 
     app_state = state(ctx)
     sink = app_state.output(fmt, as_json)
+    page = Page(limit=limit, offset=offset, search=search)
     with app_state.reading() as session:
-        clients = list_clients(session, pathway=pathway, status=status, builder=builder)
-    sink.records([client.as_record() for client in clients], CLIENT_COLUMNS, title="Clients")
+        # streamed inside the read transaction: rows are written as they are fetched
+        clients = iter_clients(session, pathway=pathway, status=status, builder=builder, page=page)
+        sink.records((client.as_record() for client in clients), CLIENT_COLUMNS, title="Clients")
 
 
 def _render_detail(detail: ClientDetail, sink: OutputSink, console: Any) -> None:

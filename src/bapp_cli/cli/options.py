@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -19,3 +19,58 @@ FormatOption = Annotated[
 JsonOption = Annotated[bool, typer.Option("--json", help="Same as --format json.")]
 DryRunOption = Annotated[bool, typer.Option("--dry-run", help="Check and report everything, then roll back.")]
 YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Confirm without asking.")]
+
+# One rule for option values (issue 15 #24): what the parser can check on its own — a whole number, a
+# count that cannot be negative, a value an INTEGER column can hold — it checks, and a bad value is a
+# usage error (exit 2) naming the option, for every command. Rules that need the data (a duration the
+# session offers, at most 1440 minutes) stay with the services: exit 6 naming the field, exactly as for
+# the same value in an import row.
+MAX_OPTION_INT = 2**31 - 1  # INTEGER on PostgreSQL; larger values could only overflow (issue 15 #14)
+
+LimitOption = Annotated[
+    int | None,
+    typer.Option("--limit", min=1, max=MAX_OPTION_INT, help="Show at most N rows (default: all).", show_default=False),
+]
+OffsetOption = Annotated[
+    int,
+    typer.Option(
+        "--offset", min=0, max=MAX_OPTION_INT, help="Skip the first N rows (with --limit, to page).", show_default=False
+    ),
+]
+MAX_SEARCH_LENGTH = 200
+
+
+def _search_text(value: str | None) -> str | None:
+    if value is None:
+        return None
+    if len(value) > MAX_SEARCH_LENGTH:
+        raise typer.BadParameter(f"at most {MAX_SEARCH_LENGTH} characters")
+    if any(ord(character) < 32 or ord(character) == 127 for character in value):
+        raise typer.BadParameter("control characters cannot be searched for")
+    return value
+
+
+def search_option(where: str) -> Any:
+    """`--search TEXT`: a case-insensitive substring match on `where` (the columns named in the help).
+
+    Keep the help under 80 characters: shell completion shows it on one line.
+    """
+    return typer.Option(
+        "--search",
+        "-s",
+        metavar="TEXT",
+        callback=_search_text,
+        help=f"Only rows with TEXT in {where} (any case).",
+        show_default=False,
+    )
+
+
+MAX_WAIT_SECONDS = 24 * 3600  # a cron job waiting a day for a lock is already a stuck job
+MAX_UNIX_SECONDS = 32_503_680_000  # 3000-01-01T00:00Z, the end of the instants bapp accepts
+
+
+def finite_seconds(value: float | None) -> float | None:
+    """Click's FloatRange lets `nan` through (every comparison with it is false); a wait must be a number."""
+    if value is not None and value != value:
+        raise typer.BadParameter("must be a number of seconds")
+    return value

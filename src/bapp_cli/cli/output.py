@@ -23,6 +23,7 @@ from bapp_cli.cli.terminal import json_for_terminal, make_console, visible
 from bapp_cli.config import OUTPUT_FORMATS
 
 FORMATS = OUTPUT_FORMATS
+KEY_HEADERS = frozenset({"email", "client", "status", "amount", "reference"})
 
 
 def json_default(value: Any) -> Any:
@@ -57,6 +58,15 @@ def is_terminal(stream: IO[str]) -> bool:
 
 
 TableRenderer = Callable[[Any], None]  # receives a rich Console
+
+
+def _columns_from_environment() -> int | None:
+    """COLUMNS when it is a usable width; anything else (text, negative, absurd) means "not set" (R9)."""
+    raw = os.environ.get("COLUMNS", "").strip()
+    if not (raw.isascii() and raw.isdigit()):
+        return None
+    width = int(raw)
+    return width if 20 <= width <= 10_000 else None
 
 
 class OutputSink:
@@ -210,6 +220,14 @@ class OutputSink:
             table.add_column((headers or {}).get(column, column.replace("_", " ")))
         for row in rows:
             table.add_row(*(self.display_value(row.get(column)) for column in columns))
+        from bapp_cli.cli.table_width import fit_to_terminal
+
+        # the first column names the row; e-mails and statuses are what a row is found and judged by
+        headers_shown = [column.header for column in table.columns]
+        keys = [headers_shown[0], *(name for name in headers_shown if name in KEY_HEADERS)] if headers_shown else []
+        fit_to_terminal(
+            table, self.console, keys=keys, drop_order=[name for name in reversed(headers_shown) if name not in keys]
+        )
         self.console.print(table)
         if not rows:
             self.console.print("(no rows)", style="dim")

@@ -7,7 +7,16 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from bapp_cli.cli.context import state, utc_now
-from bapp_cli.cli.options import DryRunOption, FormatOption, JsonOption, YesOption
+from bapp_cli.cli.options import (
+    MAX_OPTION_INT,
+    DryRunOption,
+    FormatOption,
+    JsonOption,
+    LimitOption,
+    OffsetOption,
+    YesOption,
+    search_option,
+)
 from bapp_cli.cli.terminal import styled
 
 if TYPE_CHECKING:
@@ -40,20 +49,29 @@ def render_pathway_tree(views: list[PathwayView], console: Any) -> None:
 
 
 @app.command("list")
-def list_command(ctx: typer.Context, fmt: FormatOption = None, as_json: JsonOption = False) -> None:
+def list_command(
+    ctx: typer.Context,
+    search: Annotated[str | None, search_option("slug or name")] = None,
+    limit: LimitOption = None,
+    offset: OffsetOption = 0,
+    fmt: FormatOption = None,
+    as_json: JsonOption = False,
+) -> None:
     """List pathways in display order with their tiers.
 
     \b
     Examples:
       bapp pathways list
+      bapp pathways list --search acc
       bapp pathways list --json
     """
+    from bapp_cli.services.listing import Page
     from bapp_cli.services.pathways import PATHWAY_COLUMNS, list_pathways
 
     app_state = state(ctx)
     sink = app_state.output(fmt, as_json)
     with app_state.reading() as session:
-        views = list_pathways(session)
+        views = list_pathways(session, page=Page(limit=limit, offset=offset, search=search))
     if sink.format == "table":
         from rich.table import Table
 
@@ -157,7 +175,10 @@ def update(
     icon: Annotated[str | None, typer.Option("--icon", help="New icon ('' clears it).")] = None,
     color: Annotated[str | None, typer.Option("--color", help="New colour as #RRGGBB.")] = None,
     position: Annotated[
-        int | None, typer.Option("--position", help="Move to this place in the display order (0 = first).")
+        int | None,
+        typer.Option(
+            "--position", min=0, max=MAX_OPTION_INT, help="Move to this place in the display order (0 = first)."
+        ),
     ] = None,
     dry_run: DryRunOption = False,
     fmt: FormatOption = None,
@@ -192,7 +213,15 @@ def update(
 def set_tier_command(
     ctx: typer.Context,
     pathway: Annotated[str, typer.Argument(help="Pathway slug (any case).")],
-    number: Annotated[int, typer.Argument(help="Tier number (an existing one, or the next one to add it).")],
+    number: Annotated[
+        int,
+        typer.Argument(
+            min=1,
+            max=MAX_OPTION_INT,
+            help="Tier number (an existing one, or the next one to add it).",
+            show_default=False,
+        ),
+    ],
     name: Annotated[str, typer.Option("--name", help="Tier name.", show_default=False)],
     description: Annotated[str | None, typer.Option("--description", help="Tier description.")] = None,
     dry_run: DryRunOption = False,

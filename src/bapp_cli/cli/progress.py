@@ -8,7 +8,7 @@ import typer
 
 from bapp_cli.cli.cells import ENROLMENT_STYLES, SKILL_STATUS_STYLES, percent_style
 from bapp_cli.cli.context import state
-from bapp_cli.cli.options import FormatOption, JsonOption
+from bapp_cli.cli.options import FormatOption, JsonOption, LimitOption, OffsetOption, search_option
 from bapp_cli.cli.terminal import styled
 
 app = typer.Typer(help="Show clients' progress through pathways, tiers and skills.", no_args_is_help=True)
@@ -132,6 +132,9 @@ def table(
     pathway: Annotated[str | None, typer.Option("--pathway", help="Only this pathway (any case).")] = None,
     builder: Annotated[str | None, typer.Option("--builder", help="Only enrolments coached by this builder.")] = None,
     status: Annotated[str | None, typer.Option("--status", help="Only enrolments in this status.")] = None,
+    search: Annotated[str | None, search_option("client e-mail or name, pathway")] = None,
+    limit: LimitOption = None,
+    offset: OffsetOption = 0,
     fmt: FormatOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -142,13 +145,21 @@ def table(
       bapp progress table
       bapp progress table --pathway accelerate --status active
       bapp progress table --builder bob@example.com --format csv > progress.csv
+      bapp progress table --search ada --limit 20
     """
+    from bapp_cli.services.listing import Page
     from bapp_cli.services.progress import PROGRESS_TABLE_COLUMNS, progress_table
 
     app_state = state(ctx)
     sink = app_state.output(fmt, as_json)
     with app_state.reading() as session:
-        rows = progress_table(session, pathway=pathway, builder=builder, status=status)
+        rows = progress_table(
+            session,
+            pathway=pathway,
+            builder=builder,
+            status=status,
+            page=Page(limit=limit, offset=offset, search=search),
+        )
         if sink.format == "table":
             sink.records([], PROGRESS_TABLE_COLUMNS, table=_table_renderer(list(rows), sink))
         else:
@@ -159,6 +170,8 @@ def table(
 def _table_renderer(rows: list[Any], sink: Any) -> Any:
     def draw(console: Any) -> None:
         from rich.table import Table
+
+        from bapp_cli.cli.table_width import fit_to_terminal
 
         grid = Table(title="Progress", header_style="bold")
         for column, justify in (
@@ -184,6 +197,12 @@ def _table_renderer(rows: list[Any], sink: Any) -> Any:
                 str(row.badges) if row.badges else "—",
                 sink.local_time(row.last_activity) if row.last_activity else "—",
             )
+        fit_to_terminal(
+            grid,
+            console,
+            keys=("client", "status", "overall"),
+            drop_order=("last activity", "badges", "tier 3", "tier 2", "tier 1"),
+        )
         console.print(grid)
         if not rows:
             console.print("(no enrolments)", style="dim")

@@ -7,7 +7,15 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from bapp_cli.cli.context import state, utc_now
-from bapp_cli.cli.options import DryRunOption, FormatOption, JsonOption
+from bapp_cli.cli.options import (
+    MAX_OPTION_INT,
+    DryRunOption,
+    FormatOption,
+    JsonOption,
+    LimitOption,
+    OffsetOption,
+    search_option,
+)
 from bapp_cli.cli.terminal import styled
 from bapp_cli.errors import UsageError
 
@@ -42,6 +50,7 @@ def render_catalogue(views: list[SessionTypeView], console: Any, *, title: str) 
     """One table per category, in the order clients see them."""
     from rich.table import Table
 
+    from bapp_cli.cli.table_width import fit_to_terminal
     from bapp_cli.services.session_types import CATEGORY_ORDER
 
     if not views:
@@ -68,6 +77,12 @@ def render_catalogue(views: list[SessionTypeView], console: Any, *, title: str) 
                 str(view.display_order),
                 _state_text(view),
             )
+        fit_to_terminal(
+            grid,
+            console,
+            keys=("id", "price", "builder", "state"),
+            drop_order=("order", "pathways", "access", "minutes"),
+        )
         console.print(grid)
 
 
@@ -130,6 +145,9 @@ def list_command(
     builder: Annotated[
         str | None, typer.Option("--builder", help="Only this builder's types (e-mail).", show_default=False)
     ] = None,
+    search: Annotated[str | None, search_option("slug or title")] = None,
+    limit: LimitOption = None,
+    offset: OffsetOption = 0,
     fmt: FormatOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -140,7 +158,9 @@ def list_command(
       bapp sessions list
       bapp sessions list --all --category pathway
       bapp sessions list --pathway accelerate --json
+      bapp sessions list --all --search coaching
     """
+    from bapp_cli.services.listing import Page
     from bapp_cli.services.session_admin import list_session_types
     from bapp_cli.services.session_types import SESSION_COLUMNS
 
@@ -148,7 +168,12 @@ def list_command(
     sink = app_state.output(fmt, as_json)
     with app_state.reading() as session:
         views = list_session_types(
-            session, include_all=include_all, category=category, pathway=pathway, builder=builder
+            session,
+            include_all=include_all,
+            category=category,
+            pathway=pathway,
+            builder=builder,
+            page=Page(limit=limit, offset=offset, search=search),
         )
     title = "Session types" if include_all else "Bookable session types"
     sink.records(
@@ -208,7 +233,7 @@ CurrencyOption = Annotated[
 def add(
     ctx: typer.Context,
     title: Annotated[str, typer.Option("--title", help="Session title.")],
-    duration: Annotated[int, typer.Option("--duration", help="Length in minutes.")],
+    duration: Annotated[int, typer.Option("--duration", min=1, max=MAX_OPTION_INT, help="Length in minutes.")],
     category: CategoryOption = None,
     requires_auth: RequiresAuthOption = None,
     pathway: PathwayOption = None,
@@ -223,7 +248,13 @@ def add(
     ] = None,
     display_order: Annotated[
         int | None,
-        typer.Option("--display-order", help="Position within its category [default 0].", show_default=False),
+        typer.Option(
+            "--display-order",
+            min=-MAX_OPTION_INT - 1,
+            max=MAX_OPTION_INT,
+            help="Position within its category [default 0].",
+            show_default=False,
+        ),
     ] = None,
     dry_run: DryRunOption = False,
     fmt: FormatOption = None,
@@ -274,7 +305,14 @@ def update(
     price: PriceOption = None,
     currency: CurrencyOption = None,
     display_order: Annotated[
-        int | None, typer.Option("--display-order", help="Position within its category.", show_default=False)
+        int | None,
+        typer.Option(
+            "--display-order",
+            min=-MAX_OPTION_INT - 1,
+            max=MAX_OPTION_INT,
+            help="Position within its category.",
+            show_default=False,
+        ),
     ] = None,
     enabled: Annotated[
         bool | None,

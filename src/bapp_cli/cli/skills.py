@@ -8,7 +8,16 @@ import typer
 
 from bapp_cli.cli.cells import SKILL_STATUS_STYLES
 from bapp_cli.cli.context import state, utc_now
-from bapp_cli.cli.options import DryRunOption, FormatOption, JsonOption, YesOption
+from bapp_cli.cli.options import (
+    MAX_OPTION_INT,
+    DryRunOption,
+    FormatOption,
+    JsonOption,
+    LimitOption,
+    OffsetOption,
+    YesOption,
+    search_option,
+)
 
 app = typer.Typer(help="Manage skills, link them to pathway tiers, and track clients' progress.", no_args_is_help=True)
 
@@ -209,9 +218,14 @@ def archive(
 def list_command(
     ctx: typer.Context,
     pathway: Annotated[str | None, typer.Option("--pathway", help="Only skills linked to this pathway.")] = None,
-    tier: Annotated[int | None, typer.Option("--tier", help="Only skills at this tier.")] = None,
+    tier: Annotated[
+        int | None, typer.Option("--tier", min=1, max=MAX_OPTION_INT, help="Only skills at this tier.")
+    ] = None,
     fundamental: Annotated[bool, typer.Option("--fundamental", help="Only fundamental skills.")] = False,
     include_archived: Annotated[bool, typer.Option("--all", help="Include archived skills.")] = False,
+    search: Annotated[str | None, search_option("slug, name or domain")] = None,
+    limit: LimitOption = None,
+    offset: OffsetOption = 0,
     fmt: FormatOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -222,14 +236,21 @@ def list_command(
       bapp skills list
       bapp skills list --pathway accelerate --tier 1
       bapp skills list --fundamental --json
+      bapp skills list --search prompt --limit 20
     """
+    from bapp_cli.services.listing import Page
     from bapp_cli.services.skills import SKILL_COLUMNS, list_skills
 
     app_state = state(ctx)
     sink = app_state.output(fmt, as_json)
     with app_state.reading() as session:
         views = list_skills(
-            session, pathway=pathway, tier=tier, fundamental=fundamental, include_archived=include_archived
+            session,
+            pathway=pathway,
+            tier=tier,
+            fundamental=fundamental,
+            include_archived=include_archived,
+            page=Page(limit=limit, offset=offset, search=search),
         )
     sink.records([view.as_record() for view in views], SKILL_COLUMNS, table=_skill_table(views, "Skills"))
 
@@ -244,7 +265,10 @@ def assign(
     pathway: Annotated[
         str | None, typer.Option("--pathway", help="Every skill of this pathway (enrols the client if needed).")
     ] = None,
-    tier: Annotated[int | None, typer.Option("--tier", help="With --pathway: only this tier's skills.")] = None,
+    tier: Annotated[
+        int | None,
+        typer.Option("--tier", min=1, max=MAX_OPTION_INT, help="With --pathway: only this tier's skills."),
+    ] = None,
     status: Annotated[
         str, typer.Option("--status", help="Starting status: not_started, in_progress or completed.")
     ] = "not_started",

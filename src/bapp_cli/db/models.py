@@ -180,7 +180,8 @@ class SessionType(TimestampMixin, Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     # Calendly-owned
     calendly_uri: Mapped[str | None] = mapped_column(String(500), unique=True)
-    slug: Mapped[str | None] = mapped_column(String(200), index=True)
+    # unique: sessions are named by slug on the command line and in imports (issue 15 #6)
+    slug: Mapped[str | None] = mapped_column(String(200), index=True, unique=True)
     title: Mapped[str] = mapped_column(String(300))
     description: Mapped[str | None] = mapped_column(Text)
     duration_minutes: Mapped[int] = mapped_column(Integer)

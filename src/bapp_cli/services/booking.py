@@ -13,12 +13,12 @@ import datetime as dt
 import hashlib
 import json
 import secrets
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
@@ -38,6 +38,7 @@ from bapp_cli.errors import Conflict, InvalidInput, NotFound
 from bapp_cli.services.answers import AnswerInput, question_key, questions_from, validate_answers
 from bapp_cli.services.enrolment import enrol
 from bapp_cli.services.instants import get_zone
+from bapp_cli.services.listing import ALL, STREAM_BATCH, Page
 from bapp_cli.services.pathways import get_pathway
 from bapp_cli.services.people import ensure_client, find_user, get_builder, get_client, normalise_email
 from bapp_cli.services.session_types import get_session_type, is_bookable
@@ -193,9 +194,12 @@ def _view_query() -> ViewQuery:
 
 
 def _views(session: Session, query: ViewQuery) -> list[BookingView]:
-    views = []
+    return list(_iter_views(session, query))
+
+
+def _iter_views(session: Session, query: ViewQuery) -> Iterator[BookingView]:
     for booking, client_email, client_name, builder_email, title, category, pathway in session.execute(query):
-        views.append(
+        yield (
             BookingView(
                 reference=booking.reference,
                 client=client_email,
@@ -221,7 +225,6 @@ def _views(session: Session, query: ViewQuery) -> list[BookingView]:
                 calendly_state=booking.calendly_state,
             )
         )
-    return views
 
 
 def booking_view(session: Session, booking_id: int) -> BookingView:
@@ -248,9 +251,24 @@ def show_booking(session: Session, reference: str) -> BookingView:
     return booking_view(session, _get_booking(session, reference).id)
 
 
-def list_bookings(session: Session, filters: BookingFilters, *, now: dt.datetime) -> list[BookingView]:
-    """Bookings matching every filter, ordered by start time (newest first when asked), in one query."""
+def list_bookings(
+    session: Session, filters: BookingFilters, *, now: dt.datetime, page: Page = ALL
+) -> list[BookingView]:
+    return list(iter_bookings(session, filters, now=now, page=page))
+
+
+def iter_bookings(
+    session: Session, filters: BookingFilters, *, now: dt.datetime, page: Page = ALL
+) -> Iterator[BookingView]:
+    """Bookings matching every filter, ordered by start time (newest first when asked), streamed from one
+    query; `page.search` looks in the reference, the client's e-mail and name, and the session title.
+    The filters are checked before the first row is read."""
     query = _view_query()
+    if page.searching:
+        clients = select(User.id).where(or_(page.like(User.email), page.like(User.name)))
+        query = query.where(
+            or_(page.like(Booking.reference), page.like(SessionType.title), Booking.client_id.in_(clients))
+        )
     if filters.client_email is not None:
         query = query.where(Booking.client_id == get_client(session, filters.client_email)[0].id)
     if filters.builder_email is not None:
@@ -282,7 +300,7 @@ def list_bookings(session: Session, filters: BookingFilters, *, now: dt.datetime
         query = query.order_by(Booking.start_time.desc(), Booking.reference)
     else:
         query = query.order_by(Booking.start_time, Booking.reference)
-    return _views(session, query)
+    return _iter_views(session, page.window(query).execution_options(yield_per=STREAM_BATCH))
 
 
 # -- creation ---------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from bapp_cli.db.audit import record_audit
 from bapp_cli.db.models import BuilderProfile, User
 from bapp_cli.errors import Conflict, InvalidInput
 from bapp_cli.services.instants import get_zone
+from bapp_cli.services.listing import ALL, Page
 from bapp_cli.services.people import find_user, get_builder, normalise_email
 
 BUILDER_COLUMNS = (
@@ -179,8 +180,10 @@ def update_builder(session: Session, email: str, settings: BuilderSettings) -> t
     return _view(user, profile), changes
 
 
-def list_builders(session: Session) -> list[BuilderView]:
-    rows = session.execute(
-        select(User, BuilderProfile).join(BuilderProfile, BuilderProfile.user_id == User.id).order_by(User.email)
-    )
-    return [_view(user, profile) for user, profile in rows]
+def list_builders(session: Session, *, page: Page = ALL) -> list[BuilderView]:
+    """Builders by e-mail; `page.search` looks in e-mail and name."""
+    query = select(User, BuilderProfile).join(BuilderProfile, BuilderProfile.user_id == User.id).order_by(User.email)
+    found = page.matching(User.email, User.name)
+    if found is not None:
+        query = query.where(found)
+    return [_view(user, profile) for user, profile in session.execute(page.window(query))]

@@ -85,6 +85,7 @@ from bapp_cli.services.booking import ACTIVE_STATUSES, creation_audit, insert_bo
 from bapp_cli.services.calendly_write import attach_invitee, match_held_booking, use_invitation
 from bapp_cli.services.enrolment import enrol
 from bapp_cli.services.instants import get_zone, instant_text
+from bapp_cli.services.listing import Page
 from bapp_cli.services.people import builder_ids_by_calendly_uri, ensure_client, normalise_email
 from bapp_cli.services.sync import (
     RunReport,
@@ -911,16 +912,21 @@ def apply_webhook(
     return WebhookApplied(payload.event, dry_run, outcome)
 
 
-def list_runs(session: Session, *, limit: int = 10, kind: str | None = None) -> list[CalendlyRunView]:
-    """Recent event-type syncs and bookings pulls (or one ``kind``), newest first."""
-    if limit < 1:
-        raise InvalidInput(f"limit: must be at least 1 (not {limit})", code="invalid_limit")
+def list_runs(
+    session: Session, *, limit: int = 10, kind: str | None = None, offset: int = 0, search: str | None = None
+) -> list[CalendlyRunView]:
+    """Recent event-type syncs and bookings pulls (or one ``kind``), newest first; ``search`` looks in the
+    status, source and error text."""
+    page = Page(limit=limit, offset=offset, search=search)
     query = select(SyncRun)
+    found = page.matching(SyncRun.status, SyncRun.source, SyncRun.error)
+    if found is not None:
+        query = query.where(found)
     if kind is not None:
         if kind not in SYNC_KINDS:
             raise InvalidInput(f"kind: {kind!r} is not one of {', '.join(SYNC_KINDS)}", code="invalid_kind")
         query = query.where(SyncRun.kind == kind)
-    runs = session.scalars(query.order_by(SyncRun.started_at.desc(), SyncRun.id.desc()).limit(limit)).all()
+    runs = session.scalars(page.window(query.order_by(SyncRun.started_at.desc(), SyncRun.id.desc()))).all()
     return [
         CalendlyRunView(
             run_id=run.id,

@@ -15,6 +15,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from bapp_cli.errors import InvalidInput
 
 MAX_WHEN_LENGTH = 64
+# Instants bapp accepts. Python's datetime stops at years 1 and 9999, so an instant near either edge
+# overflows as soon as it is moved to UTC or a duration, buffer or window is added to it (issue 15 #13);
+# no booking, enrolment or filter of this system needs a year outside these.
+EARLIEST_YEAR = 1900
+LATEST_YEAR = 2999
 EXAMPLE = "2030-01-31T14:00 (read in --timezone) or 2030-01-31T14:00+01:00"
 
 
@@ -68,6 +73,17 @@ def _parse_iso(text: str, field: str) -> dt.datetime:
         ) from None
 
 
+def check_in_range(value: dt.datetime | dt.date, *, field: str, text: str | None = None) -> None:
+    """Refuse an instant or day outside EARLIEST_YEAR..LATEST_YEAR, naming the field (exit 6, never an overflow)."""
+    if not EARLIEST_YEAR <= value.year <= LATEST_YEAR:
+        shown = text if text is not None else value.isoformat()
+        raise InvalidInput(
+            f"{field}: {shown[:MAX_WHEN_LENGTH]!r} is outside the supported range "
+            f"{EARLIEST_YEAR}-01-01 to {LATEST_YEAR}-12-31",
+            code="instant_out_of_range",
+        )
+
+
 def localise(naive: dt.datetime, zone: ZoneInfo, *, field: str = "time") -> dt.datetime:
     """The UTC instant of wall-clock time `naive` in `zone`; refuses skipped and repeated local times."""
     earlier = naive.replace(tzinfo=zone, fold=0)
@@ -97,19 +113,41 @@ def _offset_text(moment: dt.datetime) -> str:
     return f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
 
 
-def parse_instant(text: str, *, timezone: str, field: str = "time") -> dt.datetime:
-    """An aware UTC instant from ISO 8601 text; a naive value (or a bare date) is read in `timezone`."""
+def parse_instant(text: str, *, timezone: str, field: str = "time", require_time: bool = False) -> dt.datetime:
+    """An aware UTC instant from ISO 8601 text; a naive value (or a bare date) is read in `timezone`.
+
+    With ``require_time`` a bare date is refused: for a booking's start, midnight is never what a
+    person typing `2031-07-04` meant, and silently booking 00:00 is worse than asking (issue 15 #28).
+    """
     parsed = _parse_iso(text, field)
+    check_in_range(parsed, field=field, text=text.strip())
+    if require_time and _is_bare_date(text):
+        raise InvalidInput(
+            f"{field}: {text.strip()!r} is a date without a time",
+            hint=f"give the time too, e.g. {text.strip()}T10:00",
+            code="time_needed",
+        )
     if parsed.tzinfo is None or parsed.utcoffset() is None:
         return localise(parsed, get_zone(timezone), field=field)
     return parsed.astimezone(dt.UTC)
+
+
+def _is_bare_date(text: str) -> bool:
+    try:
+        dt.date.fromisoformat(text.strip())
+    except ValueError:
+        return False
+    return True
 
 
 def parse_day(text: str, *, timezone: str, field: str = "date") -> dt.date:
     """A calendar day: `2030-01-31`, or the local date (in `timezone`) of an instant."""
     cleaned = text.strip()
     try:
-        return dt.date.fromisoformat(cleaned)
+        day = dt.date.fromisoformat(cleaned)
     except ValueError:
         pass
+    else:
+        check_in_range(day, field=field, text=cleaned)
+        return day
     return parse_instant(cleaned, timezone=timezone, field=field).astimezone(get_zone(timezone)).date()

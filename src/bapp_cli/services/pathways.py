@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from bapp_cli.db.models import Pathway, PathwayTier, Skill, SkillPathwayLink
 from bapp_cli.errors import InvalidInput, NotFound
+from bapp_cli.services.listing import ALL, Page
 
 PATHWAY_COLUMNS = ("slug", "name", "description", "icon", "color", "position", "archived", "tiers")
 
@@ -74,12 +75,16 @@ def get_pathway(session: Session, slug: str, *, for_new_links: bool = False) -> 
     return pathway
 
 
-def list_pathways(session: Session, *, slug: str | None = None) -> list[PathwayView]:
-    """Pathways in display order with their tiers and the skills linked to each tier (three queries)."""
+def list_pathways(session: Session, *, slug: str | None = None, page: Page = ALL) -> list[PathwayView]:
+    """Pathways in display order with their tiers and the skills linked to each tier (three queries);
+    `page.search` looks in slug and name."""
     query = select(Pathway).order_by(Pathway.position, Pathway.slug)
     if slug is not None:
         query = query.where(Pathway.id == get_pathway(session, slug).id)
-    pathways = session.scalars(query).all()
+    found = page.matching(Pathway.slug, Pathway.name)
+    if found is not None:
+        query = query.where(found)
+    pathways = session.scalars(page.window(query)).all()
     ids = [pathway.id for pathway in pathways]
     tiers_by_pathway: dict[int, list[PathwayTier]] = defaultdict(list)
     skills_by_tier: dict[tuple[int, int], list[str]] = defaultdict(list)

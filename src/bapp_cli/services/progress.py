@@ -49,6 +49,7 @@ from bapp_cli.db.models import (
 )
 from bapp_cli.errors import InvalidInput
 from bapp_cli.services.enrolment import set_enrolment_status
+from bapp_cli.services.listing import ALL, Page
 from bapp_cli.services.pathways import get_pathway
 from bapp_cli.services.people import get_builder, get_client
 
@@ -488,10 +489,19 @@ def _badges(session: Session, client_id: int, catalogue: Catalogue) -> list[Badg
     return [BadgeView(row.key, catalogue.badge_name(row.key), row.awarded_at) for row in ordered]
 
 
-def list_badges(session: Session, email: str) -> list[BadgeView]:
-    """A client's badges, oldest first."""
+def list_badges(session: Session, email: str, *, page: Page = ALL) -> list[BadgeView]:
+    """A client's badges, oldest first; `page.search` looks in the badge key (e.g. `tier:accelerate:1`)."""
     client, _ = get_client(session, email)
-    return _badges(session, client.id, load_catalogue(session))
+    if page == ALL:
+        return _badges(session, client.id, load_catalogue(session))
+    catalogue = load_catalogue(session)
+    query = select(Badge.key, Badge.awarded_at).where(Badge.client_id == client.id)
+    found = page.matching(Badge.key)
+    if found is not None:
+        query = query.where(found)
+    rows = session.execute(page.window(query.order_by(Badge.awarded_at, Badge.id))).all()
+    ordered = sorted(rows, key=lambda row: (row.awarded_at, catalogue.badge_order(row.key)))
+    return [BadgeView(row.key, catalogue.badge_name(row.key), row.awarded_at) for row in ordered]
 
 
 def show_progress(session: Session, email: str, *, pathway: str | None = None) -> ClientProgress:
@@ -718,8 +728,10 @@ def progress_table(
     pathway: str | None = None,
     builder: str | None = None,
     status: str | None = None,
+    page: Page = ALL,
 ) -> Iterator[ProgressRow]:
-    """One row per enrolment (ordered by pathway, then client) with tier and overall progress.
+    """One row per enrolment (ordered by pathway, then client) with tier and overall progress;
+    `page.search` looks in the client's e-mail and name and the pathway slug.
 
     The per-client work is one GROUP BY over the progress rows joined to the links, so the number of
     statements does not depend on the number of clients; rows are yielded as they arrive.
@@ -771,6 +783,10 @@ def progress_table(
         .join(Pathway, Pathway.id == Enrolment.pathway_id)
         .order_by(Pathway.position, Pathway.slug, User.email)
     )
+    matched = page.matching(User.email, User.name, Pathway.slug)
+    if matched is not None:
+        query = query.where(matched)
+    query = page.window(query)
 
     totals = {
         pathway_key: (

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from bapp_cli.db.audit import record_audit
 from bapp_cli.db.models import Pathway, SessionType, SessionTypePathway
 from bapp_cli.errors import Conflict, InvalidInput
+from bapp_cli.services.listing import ALL, Page
 from bapp_cli.services.pathways import get_pathway
 from bapp_cli.services.people import get_builder
 from bapp_cli.services.session_types import (
@@ -141,9 +142,14 @@ def list_session_types(
     category: str | None = None,
     pathway: str | None = None,
     builder: str | None = None,
+    page: Page = ALL,
 ) -> list[SessionTypeView]:
-    """The admin view: bookable types (all with ``include_all``), grouped by category then display order."""
+    """The admin view: bookable types (all with ``include_all``), grouped by category then display order;
+    `page.search` looks in slug and title."""
     query = select(SessionType)
+    matched = page.matching(SessionType.slug, SessionType.title)
+    if matched is not None:
+        query = query.where(matched)
     if not include_all:
         query = query.where(bookable_clause())
     if category is not None:
@@ -161,7 +167,7 @@ def list_session_types(
     query = query.order_by(
         category_order(), SessionType.display_order, SessionType.price, SessionType.title, SessionType.id
     )
-    return _views(session, session.scalars(query).all())
+    return _views(session, session.scalars(page.window(query)).all())
 
 
 def show_session_type(session: Session, identifier: str) -> SessionTypeView:

@@ -34,6 +34,7 @@ from bapp_cli.db.models import (
 )
 from bapp_cli.errors import Conflict, InvalidInput, NotFound
 from bapp_cli.services.enrolment import enrol
+from bapp_cli.services.listing import ALL, Page
 from bapp_cli.services.pathway_admin import check_name
 from bapp_cli.services.pathways import get_pathway
 from bapp_cli.services.people import get_builder, get_client
@@ -112,7 +113,9 @@ def get_skill(session: Session, slug: str) -> Skill:
 def parse_link(text: str) -> tuple[str, int]:
     """`accelerate:1` → ("accelerate", 1); the field is named in the error."""
     pathway, separator, tier = text.strip().rpartition(":")
-    if not separator or not pathway.strip() or not tier.strip().isdigit() or int(tier) < 1:
+    tier = tier.strip()
+    # isascii: '²' passes isdigit but not int(); the cap keeps a 30-digit tier from reaching SQL
+    if not separator or not pathway.strip() or not (tier.isascii() and tier.isdigit()) or not 1 <= int(tier) <= 999:
         raise InvalidInput(f"link: {text!r} is not PATHWAY:TIER (e.g. accelerate:1)", code="invalid_link")
     return pathway.strip(), int(tier)
 
@@ -338,9 +341,14 @@ def list_skills(
     tier: int | None = None,
     fundamental: bool = False,
     include_archived: bool = False,
+    page: Page = ALL,
 ) -> list[SkillView]:
-    """Skills by slug, filtered by pathway (and tier), fundamental flag; archived ones only when asked."""
+    """Skills by slug, filtered by pathway (and tier), fundamental flag; archived ones only when asked;
+    `page.search` looks in slug, name and domain."""
     query = select(Skill).order_by(Skill.slug)
+    matched = page.matching(Skill.slug, Skill.name, Skill.domain)
+    if matched is not None:
+        query = query.where(matched)
     if pathway is not None or tier is not None:
         linked = select(SkillPathwayLink.skill_id)
         if pathway is not None:
@@ -352,7 +360,7 @@ def list_skills(
         query = query.where(Skill.is_fundamental.is_(True))
     if not include_archived:
         query = query.where(Skill.archived.is_(False))
-    found = session.scalars(query).all()
+    found = session.scalars(page.window(query)).all()
     links = _links_by_skill(session) if found else {}
     return [_as_view(skill, links.get(skill.id, [])) for skill in found]
 

@@ -40,6 +40,7 @@ from bapp_cli.errors import BappError, ConfigError, Conflict, InvalidInput, Remo
 from bapp_cli.services.people import builder_ids_by_calendly_uri
 from bapp_cli.services.session_types import (
     CATEGORY_ORDER,
+    SlugBook,
     default_requires_auth,
     parse_currency,
     parse_price,
@@ -598,9 +599,14 @@ def sync_event_types(
         ):
             current_links.setdefault(type_id, set()).add(slug)
 
+    slugs = SlugBook.load(session)
     for uri, item in by_uri.items():
         desired = _owned_values(item, _question_records(item.custom_questions), builders)
         row = existing.get(uri)
+        # Slugs are unique: a Calendly slug a local type already has gets a numbered one (issue 15 #6).
+        desired["slug"] = slugs.claim(
+            desired["slug"], current=row.slug if row is not None else None, holder=row.id if row is not None else None
+        )
         if row is None:
             classification = classifier.classify(desired["title"], desired["slug"] or "")
             values = {
@@ -622,7 +628,10 @@ def sync_event_types(
             if classification.pathways:
                 new_links[uri] = classification.pathways
             report.created += 1
-            report.changes.append(SyncChange("create", uri, desired["title"], note=classification.describe()))
+            note = classification.describe()
+            if item.slug and desired["slug"] != item.slug.lower():
+                note = f"{note}; slug {desired['slug']} ({item.slug.lower()} is taken)"
+            report.changes.append(SyncChange("create", uri, desired["title"], note=note))
             continue
         changed = [name for name in OWNED_FIELDS if getattr(row, name) != desired[name]]
         values = {name: desired[name] for name in changed}

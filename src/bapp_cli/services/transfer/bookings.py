@@ -84,8 +84,11 @@ from bapp_cli.services.transfer.importer import (
     UNCHANGED,
     UPDATED,
     Email,
+    IdOrKey,
+    Int32,
     KindImporter,
     RowError,
+    RowId,
     RowResult,
     Touched,
     When,
@@ -127,7 +130,7 @@ class AnswerItem(TypedDict):
         | list[Annotated[str, StringConstraints(max_length=10_000)]]
         | None
     ]
-    position: NotRequired[int | None]
+    position: NotRequired[Int32 | None]
 
 
 Answers = list[AnswerItem] | Json[list[AnswerItem]]
@@ -137,13 +140,13 @@ class BookingRow(TypedDict, total=False):
     """A booking row: the keys of the booking record; `session_title` and `category` are informational."""
 
     __pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]
-    id: int | None
+    id: RowId | None
     reference: Annotated[str, StringConstraints(strip_whitespace=True, max_length=16)] | None
     client: Required[Email]
     client_name: Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)] | None
     builder: Email | None
-    session: Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)] | None
-    session_id: int | None
+    session: IdOrKey | None
+    session_id: RowId | None
     session_title: Any
     category: Any
     start_time: Required[When]
@@ -335,7 +338,7 @@ class Draft:
     cancelled_at: dt.datetime | None
     fingerprint: str | None
     remote_updated_at: dt.datetime | None
-    id: int | None
+    id: RowId | None
     # settled by the batch
     key: str = ""
     existing: Mapping[str, Any] | None = None
@@ -472,7 +475,7 @@ class BookingImporter(KindImporter):
 
     def _find_session(self, name: str, text: str) -> SessionInfo:
         catalogue = self.catalogue
-        if text.isdigit():
+        if text.isascii() and text.isdigit():  # not str.isdigit alone: '²' is a digit int() refuses
             found = catalogue.sessions.get(int(text))
         elif "://" in text:
             found = catalogue.sessions.get(catalogue.by_uri.get(text, -1))

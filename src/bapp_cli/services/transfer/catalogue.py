@@ -43,6 +43,7 @@ from bapp_cli.services.session_types import (
     SESSION_COLUMNS,
     default_requires_auth,
     is_bookable,
+    numbered_slug,
     parse_category,
     parse_currency,
     parse_price,
@@ -57,10 +58,13 @@ from bapp_cli.services.skills import (
 from bapp_cli.services.transfer.formats import SourceRow
 from bapp_cli.services.transfer.importer import (
     CREATED,
+    MAX_INT32,
     UNCHANGED,
     UPDATED,
+    Int32,
     KindImporter,
     RowError,
+    RowId,
     RowResult,
     When,
     problem,
@@ -130,13 +134,13 @@ class TierItem(TypedDict):
 
 class PathwayRow(TypedDict, total=False):
     __pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]
-    id: int | None
+    id: RowId | None
     slug: Required[Text64]
     name: Name | None
     description: LongText | None
     icon: Text64 | None
     color: Text32 | None
-    position: Annotated[int, Field(ge=0)] | None
+    position: Annotated[int, Field(ge=0, le=MAX_INT32)] | None
     archived: bool | None
     tiers: Annotated[list[TierItem], BeforeValidator(_json_value)] | None
     created_at: When | None
@@ -144,7 +148,7 @@ class PathwayRow(TypedDict, total=False):
 
 class SkillRow(TypedDict, total=False):
     __pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]
-    id: int | None
+    id: RowId | None
     slug: Required[Name]
     name: Name | None
     description: LongText | None
@@ -159,7 +163,7 @@ class QuestionItem(TypedDict):
     __pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]
     name: Required[Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000)]]
     type: Required[Text32]
-    position: NotRequired[int]
+    position: NotRequired[Int32]
     enabled: NotRequired[bool]
     required: NotRequired[bool]
     answer_choices: NotRequired[list[Annotated[str, StringConstraints(max_length=1000)]] | None]
@@ -168,7 +172,7 @@ class QuestionItem(TypedDict):
 
 class SessionRow(TypedDict, total=False):
     __pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]
-    id: int | None
+    id: RowId | None
     slug: Text500 | None
     title: Name | None
     description: LongText | None
@@ -183,7 +187,7 @@ class SessionRow(TypedDict, total=False):
     )
     price: Annotated[Decimal, Field(ge=0)] | None
     currency: Text8 | None
-    display_order: int | None
+    display_order: Int32 | None
     pathways: NameList | None
     builder: Text500 | None
     calendly_uri: Text500 | None
@@ -191,9 +195,9 @@ class SessionRow(TypedDict, total=False):
     custom_questions: Annotated[list[QuestionItem], BeforeValidator(_json_value)] | None
     kind: Literal["solo", "group"] | None
     color: Text32 | None
-    invitee_limit: Annotated[int, Field(ge=1)] | None
+    invitee_limit: Annotated[int, Field(ge=1, le=MAX_INT32)] | None
     owner_uri: Text500 | None
-    calendly_position: int | None
+    calendly_position: Int32 | None
     remote_active: bool | None
     remote_updated_at: When | None
     remote_deleted_at: When | None
@@ -551,12 +555,25 @@ class SessionImporter(_RowImporter):
             return self.session.scalars(select(SessionType).where(SessionType.calendly_uri == uri)).one_or_none()
         if slug is None:
             return None
-        matches = self.session.scalars(
-            select(SessionType).where(SessionType.slug == slug, SessionType.calendly_uri.is_(None)).limit(2)
-        ).all()
-        if len(matches) > 1:
-            raise InvalidInput(f"slug: {slug!r} names several session types; give calendly_uri")
-        return matches[0] if matches else None
+        # Slugs are unique (0007), so a slug names one type, local or synced: `slug,invitee_limit`
+        # updates the synced type it names rather than trying to create another.
+        return self.session.scalars(select(SessionType).where(SessionType.slug == slug)).one_or_none()
+
+    def _free_slug(self, slug: str | None) -> str | None:
+        if slug is None:
+            return None
+        candidate, number = slug, 1
+        while self.session.scalar(select(SessionType.id).where(SessionType.slug == candidate)) is not None:
+            number += 1
+            candidate = numbered_slug(slug, number)
+        return candidate
+
+    def _check_slug_free(self, slug: str | None, session_type: SessionType | None) -> None:
+        if slug is None:
+            return
+        holder = self.session.scalar(select(SessionType.id).where(SessionType.slug == slug))
+        if holder is not None and (session_type is None or holder != session_type.id):
+            raise InvalidInput(f"slug: {slug!r} is taken by session type {holder}; slugs are unique")
 
     def apply_row(self, row: SourceRow, values: dict[str, Any]) -> str:
         title = values.get("title")
@@ -638,6 +655,9 @@ class SessionImporter(_RowImporter):
             if not self.restore and category == "pathway" and not pathways:
                 raise InvalidInput("pathways: a pathway session needs at least one pathway")
             wanted.setdefault("custom_questions", [])
+            if values.get("slug") is None:
+                slug = self._free_slug(slug)  # derived from the title: number it rather than refuse
+            self._check_slug_free(slug, None)
             session_type = self.create(SessionType, slug, created_at, values, wanted)
             outcome = CREATED
         else:
@@ -649,6 +669,7 @@ class SessionImporter(_RowImporter):
             ):
                 raise InvalidInput("pathways: a pathway session needs at least one pathway")
             if slug is not None and values.get("slug") is not None:
+                self._check_slug_free(slug, session_type)
                 wanted["slug"] = slug
             if _changes(session_type, wanted):
                 session_type.updated_at = self.now

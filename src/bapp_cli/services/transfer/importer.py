@@ -15,11 +15,11 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any, ClassVar
 
-from pydantic import StringConstraints, TypeAdapter, ValidationError
+from pydantic import BeforeValidator, Field, StringConstraints, TypeAdapter, ValidationError
 from sqlalchemy.orm import Session
 
 from bapp_cli.errors import BappError, InvalidInput
-from bapp_cli.services.instants import get_zone, localise, parse_instant
+from bapp_cli.services.instants import check_in_range, get_zone, localise, parse_instant
 from bapp_cli.services.transfer.formats import SourceRow
 
 CREATED = "created"
@@ -32,6 +32,23 @@ MAX_LISTED_ERRORS = 100_000
 # normalise_email, an instant (text, or a TOML date/datetime) by `KindImporter.instant`.
 Email = Annotated[str, StringConstraints(strip_whitespace=True, max_length=320)]
 When = Annotated[str, StringConstraints(strip_whitespace=True, max_length=64)] | dt.datetime | dt.date
+
+
+def _id_as_text(value: Any) -> Any:
+    # JSON and TOML carry an id as a number (`"session": 2`); ids are documented as accepted wherever a
+    # natural key is, so a whole number is read as its text rather than refused as "not a string".
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+# Whole numbers are bounded by what an INTEGER column holds on PostgreSQL (32 bits): a larger one in a file
+# is a refused cell naming its line and field, never an overflow from the database (issue 15 #14).
+MAX_INT32 = 2**31 - 1
+RowId = Annotated[int, Field(ge=1, le=MAX_INT32)]
+Int32 = Annotated[int, Field(ge=-MAX_INT32 - 1, le=MAX_INT32)]
+
+IdOrKey = Annotated[str, BeforeValidator(_id_as_text), StringConstraints(strip_whitespace=True, max_length=500)]
 
 
 @dataclass(frozen=True)
@@ -330,8 +347,11 @@ class KindImporter(ABC):
             except ValueError:
                 parsed = None
             if parsed is not None and parsed.tzinfo is not None and parsed.utcoffset() is not None:
+                check_in_range(parsed, field=name, text=value)
                 return parsed.astimezone(dt.UTC)
         timezone = zone or self.options.timezone
+        if isinstance(value, dt.date):  # a TOML date or datetime: moving it to UTC could overflow too
+            check_in_range(value, field=name)
         if isinstance(value, dt.datetime):
             if value.tzinfo is None or value.utcoffset() is None:
                 return localise(value, get_zone(timezone), field=name)

@@ -47,6 +47,7 @@ from bapp_cli.services.transfer.importer import (
     Email,
     KindImporter,
     RowError,
+    RowId,
     RowResult,
     Touched,
     When,
@@ -82,7 +83,7 @@ def _repeated(line: int, first_line: int | None, field: str, what: str) -> RowEr
 
 class EnrolmentRow(TypedDict, total=False):
     __pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]
-    id: int | None
+    id: RowId | None
     client: Required[Email]
     pathway: Required[Slug]
     status: Literal["active", "paused", "completed"] | None
@@ -95,7 +96,7 @@ class EnrolmentRow(TypedDict, total=False):
 
 class ProgressRow(TypedDict, total=False):
     __pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]
-    id: int | None
+    id: RowId | None
     client: Required[Email]
     skill: Required[Slug]
     status: Literal["not_started", "in_progress", "completed"] | None
@@ -112,7 +113,7 @@ class ProgressRow(TypedDict, total=False):
 
 class BadgeRow(TypedDict, total=False):
     __pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]
-    id: int | None
+    id: RowId | None
     client: Required[Email]
     key: Required[Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]]
     name: Any  # the badge's display name, derived from the catalogue

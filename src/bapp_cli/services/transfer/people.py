@@ -40,6 +40,7 @@ from bapp_cli.services.transfer.importer import (
     Email,
     KindImporter,
     RowError,
+    RowId,
     RowResult,
     Touched,
     When,
@@ -55,7 +56,7 @@ Text = Annotated[str, StringConstraints(strip_whitespace=True, max_length=1000)]
 
 class BuilderRow(TypedDict, total=False):
     __pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]
-    id: int | None
+    id: RowId | None
     email: Required[Email]
     name: Text | None
     calendly_user: Text | None
@@ -69,7 +70,7 @@ class BuilderRow(TypedDict, total=False):
 
 class ClientRow(TypedDict, total=False):
     __pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]
-    id: int | None
+    id: RowId | None
     email: Required[Email]
     name: Text | None
     company: Text | None

@@ -1,0 +1,130 @@
+"""Issue 15 #12, #13, #14, #28: ids given as numbers, dates at the edges, integers past 64 bits, a date
+without a time — each a clear error naming the field (or accepted), never exit 1; both backends."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from bapp_cli.db.engine import make_engine
+from bapp_cli.db.models import Booking, SessionType
+from tests.conftest import Bapp
+
+REPO = Path(__file__).resolve().parents[2]
+CLIENT = "ava.chen@client.example"
+SESSION = "getting-started-free-intro"
+ANSWERS = ("--answer", "What brings you to BuildAppsWith?=Agents", "--answer", "Which best describes you?=Founder")
+HUGE = "99999999999999999999"  # past 64 bits
+
+
+@pytest.fixture
+def catalogue(bapp: Bapp) -> Bapp:
+    assert bapp("calendly", "sync", "--from-file", str(REPO / "examples/calendly/event_types.json")).exit_code == 0
+    assert bapp("import", "clients", str(REPO / "examples/clients.csv")).exit_code == 0
+    return bapp
+
+
+def _count(bapp: Bapp, model: type) -> int:
+    engine = make_engine(bapp.database_url)
+    try:
+        with Session(engine) as session:
+            return int(session.scalar(select(func.count()).select_from(model)) or 0)
+    finally:
+        engine.dispose()
+
+
+def _session_id(bapp: Bapp) -> int:
+    return int(bapp("sessions", "show", SESSION, "--json").json()["id"])
+
+
+def _no_crash(stderr: str) -> None:
+    assert "Traceback" not in stderr and "unexpected error" not in stderr
+
+
+@pytest.mark.parametrize(
+    ("start", "extra", "message"),
+    [
+        ("9999-12-31T23:50Z", (), "start: '9999-12-31T23:50Z' is outside the supported range"),
+        ("0001-01-01T00:00Z", ("--allow-past",), "start: '0001-01-01T00:00Z' is outside the supported range"),
+        ("2031-07-04", (), "start: '2031-07-04' is a date without a time"),  # #28: not silently 00:00
+    ],
+)
+def test_booking_starts_at_the_edges_are_invalid_input(
+    catalogue: Bapp, start: str, extra: tuple[str, ...], message: str
+) -> None:
+    result = catalogue(
+        "bookings", "create", "--client", CLIENT, "--session", SESSION, "--start", start, *extra, *ANSWERS
+    )
+    assert result.exit_code == 6, result.stderr
+    assert message in result.stderr
+    _no_crash(result.stderr)
+    assert _count(catalogue, Booking) == 0
+
+
+def test_filters_and_import_rows_at_the_edges_name_the_field_and_line(catalogue: Bapp, tmp_path: Path) -> None:
+    listed = catalogue("bookings", "list", "--to", "9999-12-31T23:59Z")
+    assert listed.exit_code == 6 and "to: '9999-12-31T23:59Z' is outside" in listed.stderr
+    rows = tmp_path / "edge.csv"
+    rows.write_text(
+        "client,session,start_time\n"
+        f"{CLIENT},{SESSION},2031-01-06T10:00Z\n"
+        f"{CLIENT},{SESSION},9999-12-31T23:55Z\n"
+        f"{CLIENT},{SESSION},0001-01-01T00:00+01:00\n"
+    )
+    result = catalogue("import", "bookings", str(rows), "--allow-any-answers")
+    assert result.exit_code == 6, result.stderr
+    assert "line 3, field start_time: '9999-12-31T23:55Z' is outside the supported range" in result.stderr
+    assert "line 4, field start_time: '0001-01-01T00:00+01:00' is outside" in result.stderr
+    _no_crash(result.stderr)
+    assert _count(catalogue, Booking) == 0
+
+
+def test_ids_past_64_bits_are_not_found_or_invalid(catalogue: Bapp, tmp_path: Path) -> None:
+    synced = _count(catalogue, SessionType)
+    shown = catalogue("sessions", "show", HUGE)
+    assert shown.exit_code == 7 and f"no session type with id {HUGE}" in shown.stderr
+    booked = catalogue("bookings", "create", "--client", CLIENT, "--session", HUGE, "--start", "2031-01-06T10:00Z")
+    assert booked.exit_code == 7, booked.stderr
+    for argument in ("²", "١٢"):  # digits str.isdigit accepts and int() does not (or reads as another id)
+        odd = catalogue("sessions", "show", argument)
+        assert odd.exit_code == 7, odd.stderr
+        _no_crash(odd.stderr)
+    rows = tmp_path / "ids.csv"
+    rows.write_text(f"id,slug,title,duration_minutes,display_order\n{HUGE},big,Big,30,1\n7,bigger,Bigger,30,{HUGE}\n")
+    imported = catalogue("import", "sessions", str(rows))
+    assert imported.exit_code == 6, imported.stderr
+    assert "line 2, field id" in imported.stderr and "line 3, field display_order" in imported.stderr
+    _no_crash(imported.stderr)
+    linked = catalogue("skills", "add", "big-tier", "--name", "Big", "--link", f"accelerate:{HUGE}")
+    assert linked.exit_code == 6, linked.stderr
+    _no_crash(linked.stderr)
+    assert _count(catalogue, SessionType) == synced
+
+
+def test_a_session_id_given_as_a_json_or_toml_number_is_accepted(catalogue: Bapp, tmp_path: Path) -> None:
+    session_id = _session_id(catalogue)
+    answers = (
+        '[{"question": "What brings you to BuildAppsWith?", "answer": "x"},'
+        ' {"question": "Which best describes you?", "answer": "Founder"}]'
+    )
+    as_json = tmp_path / "b.json"
+    as_json.write_text(
+        f'[{{"client": "{CLIENT}", "session": {session_id}, "start_time": "2031-01-06T10:00Z",'
+        f' "custom_question_responses": {answers}}}]'
+    )
+    result = catalogue("import", "bookings", str(as_json), "--json")
+    assert result.exit_code == 0, result.stderr
+    assert result.json()["created"] == 1
+    as_toml = tmp_path / "b.toml"
+    as_toml.write_text(
+        f'[[bookings]]\nclient = "{CLIENT}"\nsession = {session_id}\nstart_time = 2031-01-07T10:00:00Z\n'
+        'custom_question_responses = \'[{"question": "What brings you to BuildAppsWith?", "answer": "x"},'
+        ' {"question": "Which best describes you?", "answer": "Founder"}]\'\n'
+    )
+    result = catalogue("import", "bookings", str(as_toml), "--json")
+    assert result.exit_code == 0, result.stderr
+    assert result.json()["created"] == 1
+    assert _count(catalogue, Booking) == 2

@@ -1,0 +1,187 @@
+"""Issue 15 #21, #22, #24: every list command pages and searches in SQL, bad option values are one usage
+error naming the option, and narrow terminals keep the key columns whole. Both backends."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, event
+
+from bapp_cli.cli.app import app
+from tests.conftest import Bapp
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLES = REPO / "examples"
+# the list commands and the one listing of runs; the walk below finds every `list` by itself
+LISTINGS = {
+    ("clients", "list"): (),
+    ("bookings", "list"): (),
+    ("builders", "list"): (),
+    ("sessions", "list"): ("--all",),
+    ("skills", "list"): (),
+    ("pathways", "list"): (),
+    ("badges", "list"): ("ava.chen@client.example",),
+    ("calendly", "status"): (),
+    ("progress", "table"): (),
+}
+
+
+def _tree() -> Iterator[tuple[tuple[str, ...], Any]]:
+    import typer
+
+    def walk(command: Any, path: tuple[str, ...]) -> Iterator[tuple[tuple[str, ...], Any]]:
+        children = getattr(command, "commands", None)
+        if children:
+            for name, child in children.items():
+                yield from walk(child, (*path, name))
+        else:
+            yield path, command
+
+    yield from walk(typer.main.get_command(app), ())
+
+
+def test_every_list_command_has_limit_offset_and_search() -> None:
+    lists = {path for path, _ in _tree() if path[-1] == "list"}
+    assert lists <= set(LISTINGS), f"add the new list command to LISTINGS: {sorted(lists - set(LISTINGS))}"
+    for path, command in _tree():
+        if path in LISTINGS:
+            options = {option for param in command.params for option in param.opts}
+            assert {"--limit", "--offset", "--search"} <= options, path
+
+
+@pytest.fixture
+def world(bapp: Bapp) -> Bapp:
+    for args in (
+        ("builders", "add", "priya@coach.example", "--name", "Priya Shah"),
+        ("builders", "add", "omar@coach.example", "--name", "Omar Reyes"),
+        ("calendly", "sync", "--from-file", str(EXAMPLES / "calendly/event_types.json")),
+        ("import", "all", str(EXAMPLES / "catalog.toml")),
+        ("import", "clients", str(EXAMPLES / "clients.csv")),
+        ("import", "bookings", str(EXAMPLES / "bookings.csv")),
+        ("clients", "add", "percent@client.example", "--name", "Fifty_Percent", "--company", "100% Real"),
+        ("skills", "assign", "ava.chen@client.example", "--pathway", "play", "--status", "completed"),
+    ):
+        result = bapp(*args)
+        assert result.exit_code == 0, (args, result.stderr)
+    return bapp
+
+
+def _emails(result: Any) -> list[str]:
+    assert result.exit_code == 0, result.stderr
+    return [row["email"] for row in result.json()]
+
+
+def test_clients_page_and_search_in_sql(world: Bapp) -> None:
+    everyone = _emails(world("clients", "list", "--json"))
+    assert len(everyone) > 4 and everyone == sorted(everyone)
+    assert _emails(world("clients", "list", "--limit", "2", "--offset", "1", "--json")) == everyone[1:3]
+    assert _emails(world("clients", "list", "--offset", str(len(everyone)), "--json")) == []
+    # case-insensitive, on e-mail, name, company and industry
+    assert _emails(world("clients", "list", "--search", "CHEN LOG", "--json")) == ["ava.chen@client.example"]
+    assert _emails(world("clients", "list", "--search", "education", "--json")) == ["ben.okoro@client.example"]
+    # LIKE wildcards in the text are matched literally
+    assert _emails(world("clients", "list", "--search", "100%", "--json")) == ["percent@client.example"]
+    assert _emails(world("clients", "list", "--search", "y__", "--json")) == []
+    assert _emails(world("clients", "list", "--search", "fifty_", "--json")) == ["percent@client.example"]
+
+    statements: list[str] = []
+
+    def remember(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    event.listen(Engine, "before_cursor_execute", remember)
+    try:
+        _emails(world("clients", "list", "--search", "chen", "--limit", "1", "--offset", "0", "--json"))
+    finally:
+        event.remove(Engine, "before_cursor_execute", remember)
+    listing = [text for text in statements if "client_profiles" in text and "ORDER BY" in text]
+    assert listing and re.search(r"LIKE", listing[-1], re.IGNORECASE) and "LIMIT" in listing[-1]
+
+
+@pytest.mark.parametrize(("path", "before"), sorted(LISTINGS.items()))
+def test_each_listing_honours_limit_offset_and_search(
+    world: Bapp, path: tuple[str, ...], before: tuple[str, ...]
+) -> None:
+    full = world(*path, *before, "--format", "jsonl")
+    assert full.exit_code == 0, full.stderr
+    rows = full.stdout.splitlines()
+    assert rows, f"{path}: the fixture should give every listing some rows"
+    one = world(*path, *before, "--limit", "1", "--offset", "0", "--format", "jsonl")
+    assert one.stdout.splitlines() == rows[:1]
+    beyond = world(*path, *before, "--offset", str(len(rows)), "--format", "jsonl")
+    assert beyond.exit_code == 0 and beyond.stdout == ""
+    nothing = world(*path, *before, "--search", "no-such-text-anywhere", "--format", "jsonl")
+    assert nothing.exit_code == 0 and nothing.stdout == ""
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("bookings", "list", "--limit", "-1"),
+        ("calendly", "status", "--limit", "-3"),
+        ("clients", "list", "--offset", "-1"),
+        ("sessions", "list", "--limit", "99999999999999999999"),
+        ("sessions", "update", "1", "--display-order", "99999999999999999999"),
+        (
+            "bookings",
+            "create",
+            "--client",
+            "a@b.example",
+            "--session",
+            "1",
+            "--start",
+            "2031-01-01T10:00Z",
+            "--duration",
+            "99999999999999999999",
+        ),
+        ("calendly", "sync", "--wait", "nan"),
+        ("clients", "list", "--search", "tab\there"),
+    ],
+)
+def test_a_bad_option_value_is_a_usage_error_naming_the_option(bapp: Bapp, args: tuple[str, ...]) -> None:
+    result = bapp(*args)
+    assert result.exit_code == 2, result.stderr
+    option = next(arg for arg in reversed(args) if arg.startswith("--"))
+    assert f"Invalid value for '{option}'" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+WORD = re.compile(r"\S+")
+
+
+@pytest.mark.parametrize(
+    ("args", "keys"),
+    [
+        (("bookings", "list"), ("reference", "status", "amount", "client")),
+        (("sessions", "list"), ("id", "price", "state")),
+        (("progress", "table"), ("client", "status")),
+        (("clients", "list"), ("email",)),
+    ],
+)
+def test_key_columns_stay_whole_at_60_columns(world: Bapp, args: tuple[str, ...], keys: tuple[str, ...]) -> None:
+    assert world("clients", "enroll", "ava.chen@client.example", "play").exit_code in (0, 8)
+    records = world(*args, "--json").json()
+    narrow = world(*args, "--format", "table", env={"COLUMNS": "60"})
+    assert narrow.exit_code == 0, narrow.stderr
+    lines = narrow.stdout.splitlines()
+    assert max(len(line.rstrip()) for line in lines) <= 60
+    assert "…" not in narrow.stdout
+    words = set(WORD.findall(narrow.stdout))
+    shown = narrow.stdout
+    for record in records:
+        for key in keys:
+            value = {
+                "amount": lambda r: f"{r['amount']}",
+                "state": lambda r: "bookable" if r["bookable"] else None,
+            }.get(key, lambda r, key=key: r.get(key))(record)
+            if value is None or value == "":
+                continue
+            text = str(value) if key != "price" else None
+            if text is None:
+                continue
+            assert text in words or text in shown, f"{key} {text!r} is not whole at 60 columns:\n{shown}"
+    assert "not shown at this width:" in shown

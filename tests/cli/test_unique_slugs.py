@@ -1,0 +1,89 @@
+"""Issue 15 #6: session-type slugs are unique — the sync numbers a clashing one, imports update by slug."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bapp_cli.db.engine import make_engine
+from bapp_cli.db.models import SessionType
+from tests.conftest import Bapp
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _listing(tmp_path: Path, slug: str) -> Path:
+    pages = json.loads((REPO / "examples/calendly/event_types.json").read_text())
+    item: dict[str, Any] = dict(pages[0]["collection"][0])
+    item.update(uri="https://api.calendly.com/event_types/PLAYLAB", name="Play Lab (Calendly)", slug=slug)
+    path = tmp_path / "listing.json"
+    path.write_text(json.dumps([{"collection": [item], "pagination": {"next_page": None}}]))
+    return path
+
+
+def _types(bapp: Bapp) -> dict[str, tuple[str | None, int | None]]:
+    """title → (slug, invitee_limit); a later type with the same title stands under `title#id`."""
+    engine = make_engine(bapp.database_url)
+    try:
+        with Session(engine) as session:
+            found: dict[str, tuple[str | None, int | None]] = {}
+            for row in session.scalars(select(SessionType).order_by(SessionType.id)):
+                found[row.title if row.title not in found else f"{row.title}#{row.id}"] = (row.slug, row.invitee_limit)
+            return found
+    finally:
+        engine.dispose()
+
+
+def test_sync_numbers_a_slug_a_local_type_holds_and_import_updates_by_slug(bapp: Bapp, tmp_path: Path) -> None:
+    added = bapp("sessions", "add", "--title", "Play Lab", "--slug", "play-lab", "--duration", "30", "--json")
+    assert added.exit_code == 0, added.stderr
+    listing = _listing(tmp_path, "Play-Lab")
+
+    synced = bapp("calendly", "sync", "--from-file", str(listing), "--json")
+    assert synced.exit_code == 0, synced.stderr
+    assert synced.json()["created"] == 1
+    assert _types(bapp) == {"Play Lab": ("play-lab", None), "Play Lab (Calendly)": ("play-lab-2", None)}
+
+    # the slug names one type again (before the fix: exit 6 "names several session types")
+    shown = bapp("sessions", "show", "play-lab", "--json")
+    assert shown.exit_code == 0, shown.stderr
+    assert shown.json()["title"] == "Play Lab"
+    assert bapp("sessions", "show", "play-lab-2", "--json").json()["title"] == "Play Lab (Calendly)"
+
+    # a second sync keeps the numbered slug instead of renaming it back and forth
+    again = bapp("calendly", "sync", "--from-file", str(listing), "--json")
+    assert again.exit_code == 0, again.stderr
+    assert (again.json()["updated"], again.json()["unchanged"]) == (0, 1)
+
+    # `slug,invitee_limit` of an existing (synced) type updates it, as natural keys promise
+    rows = tmp_path / "limits.csv"
+    rows.write_text("slug,invitee_limit\nplay-lab-2,5\nplay-lab,3\n")
+    imported = bapp("import", "sessions", str(rows), "--json")
+    assert imported.exit_code == 0, imported.stderr
+    assert (imported.json()["created"], imported.json()["updated"]) == (0, 2)
+    assert _types(bapp) == {"Play Lab": ("play-lab", 3), "Play Lab (Calendly)": ("play-lab-2", 5)}
+
+
+def test_import_refuses_a_new_type_or_a_rename_onto_a_taken_slug(bapp: Bapp, tmp_path: Path) -> None:
+    assert bapp("sessions", "add", "--title", "Play Lab", "--slug", "play-lab", "--duration", "30").exit_code == 0
+    assert bapp("sessions", "add", "--title", "Other", "--slug", "other", "--duration", "30").exit_code == 0
+    rows = tmp_path / "clash.csv"
+    rows.write_text(
+        "calendly_uri,slug,title,duration_minutes\nhttps://api.calendly.com/event_types/NEW,play-lab,New,30\n"
+    )
+    result = bapp("import", "sessions", str(rows))
+    assert result.exit_code == 6, result.stderr
+    assert "line 2" in result.stderr and "slug: 'play-lab' is taken" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert set(_types(bapp)) == {"Play Lab", "Other"}
+
+    # a title-derived slug that is taken is numbered rather than refused
+    derived = tmp_path / "derived.csv"
+    derived.write_text("calendly_uri,title,duration_minutes\nhttps://api.calendly.com/event_types/NEW,Play Lab,30\n")
+    result = bapp("import", "sessions", str(derived))
+    assert result.exit_code == 0, result.stderr
+    assert [slug for slug, _ in _types(bapp).values()] == ["play-lab", "other", "play-lab-2"]
