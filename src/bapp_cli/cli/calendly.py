@@ -865,7 +865,11 @@ def webhook_serve(
 def webhook_list(
     ctx: typer.Context,
     pending: Annotated[bool, typer.Option("--pending", help="Only deliveries still waiting to be applied.")] = False,
-    limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=100_000, help="How many, newest first.")] = 50,
+    search: Annotated[str | None, search_option("event, invitee URI, last error, outcome")] = None,
+    limit: Annotated[
+        int, typer.Option("--limit", "-n", min=1, max=MAX_OPTION_INT, help="How many, newest first.")
+    ] = 50,
+    offset: OffsetOption = 0,
     fmt: FormatOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -879,12 +883,13 @@ def webhook_list(
       bapp calendly webhook list --pending
       bapp calendly webhook list --json
     """
+    from bapp_cli.services.listing import Page
     from bapp_cli.services.webhook_inbox import INBOX_COLUMNS, list_deliveries
 
     app_state = state(ctx)
     sink = app_state.output(fmt, as_json)
     with app_state.reading() as session:
-        entries = list_deliveries(session, pending_only=pending, limit=limit)
+        entries = list_deliveries(session, pending_only=pending, page=Page(limit=limit, offset=offset, search=search))
     sink.records([entry.as_record() for entry in entries], INBOX_COLUMNS)
 
 

@@ -67,10 +67,13 @@ def _run(engine: Engine, action: str, revision: str) -> tuple[str | None, str | 
                     command.upgrade(config, revision)
                 else:
                     command.downgrade(config, revision)
-            except CommandError as exc:  # an unknown target, or one on the wrong side of the current revision
+            except (CommandError, AssertionError) as exc:
+                # an unknown target, one on the wrong side of the current revision, or one Alembic's own
+                # argument checks (asserts) refuse, such as an empty name
                 connection.rollback()
+                reason = str(exc).splitlines()[0] if str(exc).strip() else "not a revision"
                 raise InvalidInput(
-                    f"cannot {action} to {revision!r}: {exc}".splitlines()[0],
+                    f"cannot {action} to {revision!r}: {reason}",
                     hint="`bapp db history` lists the revisions; `head` and `base` are the two ends",
                     code="invalid_revision",
                 ) from None

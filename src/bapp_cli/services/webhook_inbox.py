@@ -31,8 +31,8 @@ from bapp_cli.calendly.models import WebhookPayload
 from bapp_cli.db.audit import record_audit
 from bapp_cli.db.locks import lock_keys
 from bapp_cli.db.models import SessionType, WebhookDelivery
-from bapp_cli.errors import InvalidInput
 from bapp_cli.services.calendly_bookings import BookedInvitee, InviteeOutcome, WebhookApplied, apply_webhook
+from bapp_cli.services.listing import ALL, Page
 
 INBOX_COLUMNS = (
     "id",
@@ -299,14 +299,17 @@ def _mark_applied(delivery: WebhookDelivery, outcome: InviteeOutcome, *, now: dt
     delivery.outcome = summary[:200]
 
 
-def list_deliveries(session: Session, *, pending_only: bool = False, limit: int = 50) -> list[InboxEntry]:
-    """The inbox, newest first (or only the deliveries still waiting)."""
-    if limit < 1:
-        raise InvalidInput(f"limit: must be at least 1 (not {limit})", code="invalid_limit")
+def list_deliveries(session: Session, *, pending_only: bool = False, page: Page = ALL) -> list[InboxEntry]:
+    """The inbox, newest first (or only the deliveries still waiting), searched and cut to ``page``."""
     query = select(WebhookDelivery)
     if pending_only:
         query = query.where(WebhookDelivery.status == "pending")
-    rows = session.scalars(query.order_by(WebhookDelivery.received_at.desc(), WebhookDelivery.id.desc()).limit(limit))
+    matching = page.matching(
+        WebhookDelivery.event, WebhookDelivery.invitee_uri, WebhookDelivery.last_error, WebhookDelivery.outcome
+    )
+    if matching is not None:
+        query = query.where(matching)
+    rows = session.scalars(page.window(query.order_by(WebhookDelivery.received_at.desc(), WebhookDelivery.id.desc())))
     return [
         InboxEntry(
             id=row.id,
