@@ -21,11 +21,12 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, select, text
 
 from bapp_cli.calendly.webhooks import parse_webhook
 from bapp_cli.db.engine import make_engine, unit_of_work
 from bapp_cli.db.locks import lock_id
+from bapp_cli.db.models import Booking
 from bapp_cli.services.calendly_bookings import pathway_question_pattern
 from bapp_cli.services.webhook_inbox import receive_delivery
 from tests.cli.calendly_fixtures import (
@@ -47,7 +48,7 @@ from tests.cli.webhook_fixtures import (
     type_uri,
 )
 from tests.conftest import Bapp
-from tests.fakes.calendly_server import FakeCalendly
+from tests.fakes.calendly_server import API_ORIGIN, FakeCalendly
 
 pytestmark = pytest.mark.slow
 
@@ -238,22 +239,42 @@ def test_no_show_deliveries_mark_and_unmark_the_booking(rbapp: Bapp, tmp_path: P
         assert result.exit_code == 0, result.stderr
         return dict(result.json())
 
+    def at(hours: int) -> dt.datetime:
+        return BOOKED + dt.timedelta(hours=hours)
+
     # the no-show arrives before its booking: the booking is created, then marked
-    marked = apply(delivery(8, event_name="invitee_no_show.created", no_show=True, start=past))
+    mark = delivery(8, event_name="invitee_no_show.created", no_show=True, start=past, sent_at=at(1))
+    marked = apply(mark)
     assert (marked["event"], marked["action"], marked["booking_status"]) == (
         "invitee_no_show.created",
         "no_show",
         "no_show",
     )
-    assert apply(delivery(8, event_name="invitee_no_show.created", no_show=True, start=past))["action"] == "unchanged"
-    unmarked = apply(delivery(8, event_name="invitee_no_show.deleted", start=past))
+    assert apply(mark)["action"] == "unchanged"
+    unmarked = apply(delivery(8, event_name="invitee_no_show.deleted", start=past, sent_at=at(2)))
     assert (unmarked["action"], unmarked["booking_status"]) == ("updated", "completed")  # the session is over
+    # Calendly retries the .created after its .deleted was applied: older, so the mark stays taken back
+    late = apply(mark)
+    assert (late["action"], late["booking_status"]) == ("unchanged", "completed")
     future = apply(delivery(9))
     assert future["booking_status"] == "confirmed"
-    apply(delivery(9, event_name="invitee_no_show.created", no_show=True))
-    assert apply(delivery(9, event_name="invitee_no_show.deleted"))["booking_status"] == "confirmed"
+    # out of order the other way: the .deleted first, then its (older) .created
+    assert apply(delivery(9, event_name="invitee_no_show.deleted", sent_at=at(2)))["booking_status"] == "confirmed"
+    early = apply(delivery(9, event_name="invitee_no_show.created", no_show=True, sent_at=at(1)))
+    assert early["booking_status"] == "confirmed"
     rows = bookings_by_invitee(rbapp)
     assert (rows[invitee_uri(8)]["status"], rows[invitee_uri(9)]["status"]) == ("completed", "confirmed")
+    # a mark made in Calendly is kept with its URI, so `bookings no-show --undo` can delete it there
+    apply(delivery(11, event_name="invitee_no_show.created", no_show=True, start=past, sent_at=at(1)))
+    engine = make_engine(rbapp.database_url)
+    try:
+        with engine.connect() as connection:
+            kept_uri = connection.execute(
+                select(Booking.calendly_no_show_uri).where(Booking.calendly_invitee_uri == invitee_uri(11))
+            ).scalar_one()
+    finally:
+        engine.dispose()
+    assert kept_uri == f"{API_ORIGIN}/invitee_no_shows/NS{11:08d}"
     cancelled = apply(delivery(10, cancelled_at=BOOKED + dt.timedelta(days=1)))
     assert cancelled["booking_status"] == "cancelled"
     kept = apply(delivery(10, event_name="invitee_no_show.created", no_show=True, cancelled_at=BOOKED))
@@ -337,11 +358,9 @@ def _stamp(database_url: str, revision: str) -> None:
 
 
 def test_a_database_not_at_head_parks_the_delivery_202_until_it_is(rbapp: Bapp) -> None:
-    from bapp_cli.db.migration import HEAD_REVISION
-
     from alembic.script import ScriptDirectory
 
-    from bapp_cli.db.migration import script_location
+    from bapp_cli.db.migration import HEAD_REVISION, script_location
 
     body = delivery(4)
     # A new bapp installed before `bapp db upgrade` ran: the database is one revision behind (the inbox
