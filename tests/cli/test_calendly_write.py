@@ -396,6 +396,25 @@ def test_cancel_goes_to_calendly_first(synced: Bapp, fake: FakeCalendly) -> None
     assert len([r for r in fake.requests if r.path.endswith("/cancellation")]) == 1
 
 
+def test_a_cancel_whose_calendly_notice_is_applied_first_still_succeeds(synced: Bapp, fake: FakeCalendly) -> None:
+    import time
+
+    reference = create(synced, slot()).json()["reference"]
+    # Calendly cancels at once and holds its answer; meanwhile its invitee.canceled reaches bapp (here by
+    # a pull) and cancels the booking before `bookings cancel` gets to its local step
+    fake.apply_then_delay_next("/scheduled_events/", seconds=1.5)
+    process = synced.popen("bookings", "cancel", reference, "--json")
+    deadline = time.monotonic() + 10
+    while not [r for r in fake.requests if r.path.endswith("/cancellation")] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    pulled = synced("calendly", "pull-bookings", "--json")
+    assert pulled.exit_code == 0, pulled.stderr
+    assert bookings(synced.database_url)[0].status == "cancelled"  # the notice won the race
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 0, err
+    assert json.loads(out)["status"] == "cancelled"
+
+
 def test_already_cancelled_in_calendly_counts_as_done(synced: Bapp, fake: FakeCalendly) -> None:
     reference = create(synced, slot()).json()["reference"]
     event_uuid = bookings(synced.database_url)[0].calendly_event_uri.rsplit("/", 1)[-1]

@@ -388,6 +388,9 @@ def _render_change(sink: OutputSink, change: StatusChange) -> None:
 
     record = change.as_record()
     sink.record(record, BOOKING_COLUMNS, table=lambda console: _record_table(record, sink, console))
+    if not change.changes:  # Calendly's own delivery of the change was applied first
+        sink.info(f"{change.booking.reference}: already {change.booking.status} (Calendly's notice came first).")
+        return
     moves = "; ".join(f"{key} {old} → {new}" for key, (old, new) in change.changes.items())
     sink.info(f"{change.booking.reference}: {moves}.")
 
@@ -514,11 +517,14 @@ def no_show(
         with app_state.calendly_client() as client:
             no_show_uri = push_no_show(client, target.invitee_uri)
     from bapp_cli.services.booking import change_booking_status
-    from bapp_cli.services.calendly_write import record_no_show_uri
+    from bapp_cli.services.calendly_write import record_no_show_uri, settle_pushed
 
     with app_state.transaction() as session:
         now = utc_now()
-        change = change_booking_status(session, reference, "no-show", now=now)
+        if target is not None and target.invitee_uri:
+            change = settle_pushed(session, reference, "no-show", now=now)
+        else:
+            change = change_booking_status(session, reference, "no-show", now=now)
         if no_show_uri is not None:
             record_no_show_uri(session, reference, no_show_uri, now=now)
     _render_change(sink, change)
@@ -554,6 +560,12 @@ def cancel(
         with app_state.calendly_client() as client:
             if client.cancel_event(target.event_uri, reason.strip() if reason else None) is None:
                 sink.info(f"{target.reference}: Calendly already had the event cancelled.")
+        from bapp_cli.services.calendly_write import settle_pushed
+
+        with app_state.transaction() as session:
+            change = settle_pushed(session, reference, "cancel", now=utc_now(), reason=reason)
+        _render_change(sink, change)
+        return
     _render_change(sink, _status(ctx, reference, "cancel", reason=reason))
 
 

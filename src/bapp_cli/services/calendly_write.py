@@ -40,7 +40,9 @@ from bapp_cli.services.booking import (
     STATUS_MOVES,
     BookingCreated,
     BookingRequest,
+    StatusChange,
     booking_view,
+    change_booking_status,
     create_booking,
     describe_starts,
     nearest_starts,
@@ -793,6 +795,25 @@ def push_no_show(client: CalendlyClient, invitee_uri: str) -> str:
         if found is None:
             raise
         return found
+
+
+# What the local half of a change already made in Calendly leaves the booking as.
+_PUSHED_STATUS = {"cancel": "cancelled", "no-show": "no_show"}
+
+
+def settle_pushed(
+    session: Session, reference: str, command: str, *, now: dt.datetime, reason: str | None = None
+) -> StatusChange:
+    """The local half of a ``cancel`` or ``no-show`` that Calendly has already made.
+
+    Calendly delivers its own webhook for the change at once, and the receiver may apply it between the
+    remote call and this step: the booking is then already where the command takes it. That is the
+    command succeeding, not a refused move (exit 8 would send support to redo what is done).
+    """
+    booking = session.scalars(select(Booking).where(Booking.reference == normalise_reference(reference))).one_or_none()
+    if booking is not None and booking.status == _PUSHED_STATUS[command]:
+        return StatusChange(booking_view(session, booking.id), {})
+    return change_booking_status(session, reference, command, now=now, reason=reason)
 
 
 def record_no_show_uri(session: Session, reference: str, uri: str | None, *, now: dt.datetime) -> None:
