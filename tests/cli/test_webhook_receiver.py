@@ -229,6 +229,21 @@ def test_sigterm_during_a_burst_keeps_every_2xx_and_answers_the_rest_non_2xx(rba
     assert len(rows) >= len(accepted)
 
 
+def test_an_address_in_use_is_exit_4_in_one_line_and_never_said_to_listen(rbapp: Bapp) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = str(taken.getsockname()[1])
+        result = rbapp.process("calendly", "webhook", "serve", "--port", port, timeout=60)
+    assert result.exit_code == 4, result.stderr
+    assert result.stderr.splitlines()[0] == f"Error: cannot listen on 127.0.0.1:{port} (Address already in use)"
+    assert "listening" not in result.stderr and "Traceback" not in result.stderr
+    unknown = rbapp.process("calendly", "webhook", "serve", "--host", "no-such-host.invalid", timeout=60)
+    assert unknown.exit_code == 4 and unknown.stderr.startswith("Error: --host: cannot listen on"), unknown.stderr
+
+
 def test_no_show_deliveries_mark_and_unmark_the_booking(rbapp: Bapp, tmp_path: Path) -> None:
     past = dt.datetime(2025, 6, 2, 9, 0, tzinfo=dt.UTC)
 
