@@ -396,6 +396,25 @@ def test_cancel_goes_to_calendly_first(synced: Bapp, fake: FakeCalendly) -> None
     assert len([r for r in fake.requests if r.path.endswith("/cancellation")]) == 1
 
 
+def test_a_cancel_whose_calendly_notice_is_applied_first_still_succeeds(synced: Bapp, fake: FakeCalendly) -> None:
+    import time
+
+    reference = create(synced, slot()).json()["reference"]
+    # Calendly cancels at once and holds its answer; meanwhile its invitee.canceled reaches bapp (here by
+    # a pull) and cancels the booking before `bookings cancel` gets to its local step
+    fake.apply_then_delay_next("/scheduled_events/", seconds=1.5)
+    process = synced.popen("bookings", "cancel", reference, "--json")
+    deadline = time.monotonic() + 10
+    while not [r for r in fake.requests if r.path.endswith("/cancellation")] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    pulled = synced("calendly", "pull-bookings", "--json")
+    assert pulled.exit_code == 0, pulled.stderr
+    assert bookings(synced.database_url)[0].status == "cancelled"  # the notice won the race
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 0, err
+    assert json.loads(out)["status"] == "cancelled"
+
+
 def test_already_cancelled_in_calendly_counts_as_done(synced: Bapp, fake: FakeCalendly) -> None:
     reference = create(synced, slot()).json()["reference"]
     event_uuid = bookings(synced.database_url)[0].calendly_event_uri.rsplit("/", 1)[-1]
@@ -453,6 +472,71 @@ def test_no_show_and_undo_round_trip_through_calendly(synced: Bapp, fake: FakeCa
     finally:
         with fake._lock:
             fake._scheduled_events = [e for e in fake._scheduled_events if e["uri"] != event["uri"]]
+
+
+def _past_booking(synced: Bapp, fake: FakeCalendly, number: int) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    from tests.fakes.calendly_server import make_invitee, make_scheduled_event
+
+    past = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(days=1)
+    event = make_scheduled_event(number, FREE_TYPE, past, duration_minutes=15)
+    invitee = make_invitee(event["uri"], number, email=CLIENT)
+    fake.add_scheduled_event(event, [invitee])
+    assert synced("calendly", "pull-bookings", "--json").exit_code == 0
+    [booking] = bookings(synced.database_url)
+    return booking.reference, event, invitee
+
+
+def _drop_event(fake: FakeCalendly, event: dict[str, Any]) -> None:
+    with fake._lock:
+        fake._scheduled_events = [e for e in fake._scheduled_events if e["uri"] != event["uri"]]
+        fake._invitees.pop(event["uri"].rsplit("/", 1)[-1], None)  # the fake serves both backends' runs
+
+
+def test_a_no_show_whose_answer_is_lost_is_looked_up_not_sent_twice(synced: Bapp, fake: FakeCalendly) -> None:
+    reference, event, _ = _past_booking(synced, fake, 902)
+    try:
+        fake.apply_then_reset_next("/invitee_no_shows")
+        marked = synced("bookings", "no-show", reference, "--json")
+        assert marked.exit_code == 0, marked.stderr
+        assert marked.json()["status"] == "no_show"
+        assert len(posts(fake, "/invitee_no_shows")) == 1  # Calendly had it: not sent again
+        held = fake.invitees_of(FREE_TYPE)[0]["no_show"]["uri"]
+        assert bookings(synced.database_url)[0].calendly_no_show_uri == held
+    finally:
+        _drop_event(fake, event)
+
+
+def test_a_no_show_rerun_after_exit_9_does_not_mark_calendly_twice(synced: Bapp, fake: FakeCalendly) -> None:
+    reference, event, _ = _past_booking(synced, fake, 903)
+    try:
+        # the answer is lost and Calendly cannot be asked either: exit 9, nothing changed here
+        fake.apply_then_reset_next("/invitee_no_shows")
+        fake.fail_next("/scheduled_events/", 503, times=20)
+        lost = synced("bookings", "no-show", reference)
+        assert lost.exit_code == 9, lost.stderr
+        assert bookings(synced.database_url)[0].status == "confirmed"
+        fake.clear_faults()
+        again = synced("bookings", "no-show", reference, "--json")
+        assert again.exit_code == 0, again.stderr
+        assert len(posts(fake, "/invitee_no_shows")) == 1
+        assert bookings(synced.database_url)[0].calendly_no_show_uri == fake.invitees_of(FREE_TYPE)[0]["no_show"]["uri"]
+    finally:
+        _drop_event(fake, event)
+
+
+def test_undo_deletes_in_calendly_a_mark_bapp_did_not_make(synced: Bapp, fake: FakeCalendly) -> None:
+    reference, event, invitee = _past_booking(synced, fake, 904)
+    try:
+        # marked in bapp only, then in Calendly by hand: the URI is not known here
+        assert synced("bookings", "no-show", reference, "--local-only").exit_code == 0
+        with fake._lock:
+            reply = fake.writes.create_no_show({"invitee": invitee["uri"]})
+        assert reply.status == 201
+        undone = synced("bookings", "no-show", reference, "--undo", "--json")
+        assert undone.exit_code == 0, undone.stderr
+        assert fake.invitees_of(FREE_TYPE)[0]["no_show"] is None
+    finally:
+        _drop_event(fake, event)
 
 
 def test_no_show_before_the_start_is_refused_before_calendly_is_asked(synced: Bapp, fake: FakeCalendly) -> None:

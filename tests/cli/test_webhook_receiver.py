@@ -21,11 +21,12 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, select, text
 
 from bapp_cli.calendly.webhooks import parse_webhook
 from bapp_cli.db.engine import make_engine, unit_of_work
 from bapp_cli.db.locks import lock_id
+from bapp_cli.db.models import Booking
 from bapp_cli.services.calendly_bookings import pathway_question_pattern
 from bapp_cli.services.webhook_inbox import receive_delivery
 from tests.cli.calendly_fixtures import (
@@ -47,7 +48,7 @@ from tests.cli.webhook_fixtures import (
     type_uri,
 )
 from tests.conftest import Bapp
-from tests.fakes.calendly_server import FakeCalendly
+from tests.fakes.calendly_server import API_ORIGIN, FakeCalendly
 
 pytestmark = pytest.mark.slow
 
@@ -228,6 +229,21 @@ def test_sigterm_during_a_burst_keeps_every_2xx_and_answers_the_rest_non_2xx(rba
     assert len(rows) >= len(accepted)
 
 
+def test_an_address_in_use_is_exit_4_in_one_line_and_never_said_to_listen(rbapp: Bapp) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = str(taken.getsockname()[1])
+        result = rbapp.process("calendly", "webhook", "serve", "--port", port, timeout=60)
+    assert result.exit_code == 4, result.stderr
+    assert result.stderr.splitlines()[0] == f"Error: cannot listen on 127.0.0.1:{port} (Address already in use)"
+    assert "listening" not in result.stderr and "Traceback" not in result.stderr
+    unknown = rbapp.process("calendly", "webhook", "serve", "--host", "no-such-host.invalid", timeout=60)
+    assert unknown.exit_code == 4 and unknown.stderr.startswith("Error: --host: cannot listen on"), unknown.stderr
+
+
 def test_no_show_deliveries_mark_and_unmark_the_booking(rbapp: Bapp, tmp_path: Path) -> None:
     past = dt.datetime(2025, 6, 2, 9, 0, tzinfo=dt.UTC)
 
@@ -238,22 +254,42 @@ def test_no_show_deliveries_mark_and_unmark_the_booking(rbapp: Bapp, tmp_path: P
         assert result.exit_code == 0, result.stderr
         return dict(result.json())
 
+    def at(hours: int) -> dt.datetime:
+        return BOOKED + dt.timedelta(hours=hours)
+
     # the no-show arrives before its booking: the booking is created, then marked
-    marked = apply(delivery(8, event_name="invitee_no_show.created", no_show=True, start=past))
+    mark = delivery(8, event_name="invitee_no_show.created", no_show=True, start=past, sent_at=at(1))
+    marked = apply(mark)
     assert (marked["event"], marked["action"], marked["booking_status"]) == (
         "invitee_no_show.created",
         "no_show",
         "no_show",
     )
-    assert apply(delivery(8, event_name="invitee_no_show.created", no_show=True, start=past))["action"] == "unchanged"
-    unmarked = apply(delivery(8, event_name="invitee_no_show.deleted", start=past))
+    assert apply(mark)["action"] == "unchanged"
+    unmarked = apply(delivery(8, event_name="invitee_no_show.deleted", start=past, sent_at=at(2)))
     assert (unmarked["action"], unmarked["booking_status"]) == ("updated", "completed")  # the session is over
+    # Calendly retries the .created after its .deleted was applied: older, so the mark stays taken back
+    late = apply(mark)
+    assert (late["action"], late["booking_status"]) == ("unchanged", "completed")
     future = apply(delivery(9))
     assert future["booking_status"] == "confirmed"
-    apply(delivery(9, event_name="invitee_no_show.created", no_show=True))
-    assert apply(delivery(9, event_name="invitee_no_show.deleted"))["booking_status"] == "confirmed"
+    # out of order the other way: the .deleted first, then its (older) .created
+    assert apply(delivery(9, event_name="invitee_no_show.deleted", sent_at=at(2)))["booking_status"] == "confirmed"
+    early = apply(delivery(9, event_name="invitee_no_show.created", no_show=True, sent_at=at(1)))
+    assert early["booking_status"] == "confirmed"
     rows = bookings_by_invitee(rbapp)
     assert (rows[invitee_uri(8)]["status"], rows[invitee_uri(9)]["status"]) == ("completed", "confirmed")
+    # a mark made in Calendly is kept with its URI, so `bookings no-show --undo` can delete it there
+    apply(delivery(11, event_name="invitee_no_show.created", no_show=True, start=past, sent_at=at(1)))
+    engine = make_engine(rbapp.database_url)
+    try:
+        with engine.connect() as connection:
+            kept_uri = connection.execute(
+                select(Booking.calendly_no_show_uri).where(Booking.calendly_invitee_uri == invitee_uri(11))
+            ).scalar_one()
+    finally:
+        engine.dispose()
+    assert kept_uri == f"{API_ORIGIN}/invitee_no_shows/NS{11:08d}"
     cancelled = apply(delivery(10, cancelled_at=BOOKED + dt.timedelta(days=1)))
     assert cancelled["booking_status"] == "cancelled"
     kept = apply(delivery(10, event_name="invitee_no_show.created", no_show=True, cancelled_at=BOOKED))
@@ -292,20 +328,22 @@ def test_two_receivers_on_one_postgresql_agree_with_applying_in_order(
     finally:
         reference_engine.dispose()
 
-    shuffled = list(deliveries)
+    # every delivery goes to both receivers (as when a relay fans out, or Calendly retries one that the
+    # other answered too late), all 1000 posts in one random order
+    shuffled = [(n, body) for n in (0, 1) for body in deliveries]
     random.Random(14).shuffle(shuffled)
     with running_receiver(rbapp) as one, running_receiver(rbapp) as two:
 
         def send(pair: tuple[int, bytes]) -> int:
             n, body = pair
-            receiver = (one, two)[n % 2]
+            receiver = (one, two)[n]
             with httpx.Client(timeout=60) as client:
                 headers = {"Calendly-Webhook-Signature": signed(body)}
                 return client.post(receiver.url, content=body, headers=headers).status_code
 
         with ThreadPoolExecutor(max_workers=16) as pool:
-            statuses = list(pool.map(send, enumerate(shuffled)))
-    assert set(statuses) == {200}
+            statuses = list(pool.map(send, shuffled))
+    assert len(statuses) == 1000 and set(statuses) == {200}
 
     def final(app: Bapp) -> dict[str, tuple[Any, ...]]:
         engine = make_engine(app.database_url)

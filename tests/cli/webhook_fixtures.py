@@ -44,8 +44,10 @@ def delivery(
     cancelled_at: dt.datetime | None = None,
     no_show: bool | None = None,
     start: dt.datetime | None = None,
+    sent_at: dt.datetime = BOOKED,
 ) -> bytes:
-    """A delivery body as Calendly sends it: invitee ``j`` of its own event, the scheduled event embedded."""
+    """A delivery body as Calendly sends it: invitee ``j`` of its own event, the scheduled event embedded;
+    ``sent_at`` is the envelope's ``created_at`` (when the change happened in Calendly)."""
     event = make_scheduled_event(j, type_uri(type_index), start or START + dt.timedelta(hours=j))
     invitee = make_invitee(event["uri"], j, email=email, created_at=BOOKED)
     if cancelled_at is not None:
@@ -53,10 +55,10 @@ def delivery(
         cancellation = {"canceled_by": "Client", "reason": "Clash", "canceler_type": "invitee", "created_at": at}
         invitee.update(status="canceled", updated_at=at, cancellation=cancellation)
     if no_show:
-        invitee["no_show"] = {"uri": f"{API_ORIGIN}/invitee_no_shows/NS{j:08d}", "created_at": iso(BOOKED)}
+        invitee["no_show"] = {"uri": f"{API_ORIGIN}/invitee_no_shows/NS{j:08d}", "created_at": iso(sent_at)}
     envelope = {
         "event": event_name,
-        "created_at": iso(BOOKED),
+        "created_at": iso(sent_at),
         "created_by": f"{API_ORIGIN}/users/USER0001",
         "payload": {**invitee, "scheduled_event": event},
     }

@@ -34,6 +34,7 @@ EXPECTED_CHAIN = [
     "0008_calendly_write_through",
     "0009_webhook_inbox",
     "0010_portable_badges",
+    "0011_no_show_order",
 ]
 
 

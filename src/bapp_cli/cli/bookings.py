@@ -411,6 +411,9 @@ def _render_change(sink: OutputSink, change: StatusChange) -> None:
 
     record = change.as_record()
     sink.record(record, BOOKING_COLUMNS, table=lambda console: _record_table(record, sink, console))
+    if not change.changes:  # Calendly's own delivery of the change was applied first
+        sink.info(f"{change.booking.reference}: already {change.booking.status} (Calendly's notice came first).")
+        return
     moves = "; ".join(f"{key} {old} → {new}" for key, (old, new) in change.changes.items())
     sink.info(f"{change.booking.reference}: {moves}.")
 
@@ -512,28 +515,41 @@ def no_show(
         from bapp_cli.services.booking import StatusChange
         from bapp_cli.services.calendly_write import undo_no_show
 
-        if target is not None and target.no_show_uri:
+        if target is not None and (target.no_show_uri or target.invitee_uri):
             if target.status != "no_show":
                 from bapp_cli.errors import Conflict
 
                 raise Conflict(f"booking {target.reference} is {target.status}, not no_show; nothing to undo")
+            from bapp_cli.services.calendly_write import calendly_no_show
+
             with app_state.calendly_client() as client:
-                client.delete_invitee_no_show(target.no_show_uri)
+                # A mark made in Calendly (a delivery or pull before its URI was kept) is looked up.
+                mark = target.no_show_uri or (
+                    calendly_no_show(client, target.invitee_uri) if target.invitee_uri else None
+                )
+                if mark:
+                    client.delete_invitee_no_show(mark)
         with app_state.transaction() as session:
             view = undo_no_show(session, reference, now=utc_now())
         _render_change(sink, StatusChange(view, {"status": ["no_show", "confirmed"]}))
         return
     no_show_uri = None
     if target is not None and target.invitee_uri:
+        from bapp_cli.services.calendly_write import push_no_show
+
         with app_state.calendly_client() as client:
-            no_show_uri = client.create_invitee_no_show(target.invitee_uri).uri
+            no_show_uri = push_no_show(client, target.invitee_uri)
     from bapp_cli.services.booking import change_booking_status
-    from bapp_cli.services.calendly_write import record_no_show_uri
+    from bapp_cli.services.calendly_write import record_no_show_uri, settle_pushed
 
     with app_state.transaction() as session:
-        change = change_booking_status(session, reference, "no-show", now=utc_now())
+        now = utc_now()
+        if target is not None and target.invitee_uri:
+            change = settle_pushed(session, reference, "no-show", now=now)
+        else:
+            change = change_booking_status(session, reference, "no-show", now=now)
         if no_show_uri is not None:
-            record_no_show_uri(session, reference, no_show_uri)
+            record_no_show_uri(session, reference, no_show_uri, now=now)
     _render_change(sink, change)
 
 
@@ -567,6 +583,12 @@ def cancel(
         with app_state.calendly_client() as client:
             if client.cancel_event(target.event_uri, reason.strip() if reason else None) is None:
                 sink.info(f"{target.reference}: Calendly already had the event cancelled.")
+        from bapp_cli.services.calendly_write import settle_pushed
+
+        with app_state.transaction() as session:
+            change = settle_pushed(session, reference, "cancel", now=utc_now(), reason=reason)
+        _render_change(sink, change)
+        return
     _render_change(sink, _status(ctx, reference, "cancel", reason=reason))
 
 

@@ -820,7 +820,7 @@ def webhook_serve(
     """
     import importlib.util
 
-    from bapp_cli.cli.webhook_receiver import ReceiverApp, serve
+    from bapp_cli.cli.webhook_receiver import ReceiverApp, listen, serve
     from bapp_cli.db.engine import make_engine
     from bapp_cli.errors import AuthError, ConfigError
 
@@ -840,6 +840,7 @@ def webhook_serve(
             hint="Set CALENDLY_WEBHOOK_SIGNING_KEY, calendly.webhook_signing_key_file, or run "
             "`bapp calendly webhook subscribe`.",
         )
+    listener = listen(host, port)
     engine = make_engine(app_state.settings.database_url, busy_timeout_ms=int(busy_timeout * 1000))
     handler = _delivery_handler(app_state, source="receiver", tolerance=tolerance, engine=engine)
     try:
@@ -855,8 +856,9 @@ def webhook_serve(
     sys.stderr.write(f"bapp webhook receiver listening on http://{host}:{port}{path}\n")
     sys.stderr.flush()
     try:
-        serve(receiver, host=host, port=port)
+        serve(receiver, host=host, port=port, listener=listener)
     finally:
+        listener.close()
         engine.dispose()
     sys.stderr.write("bapp webhook receiver stopped\n")
 

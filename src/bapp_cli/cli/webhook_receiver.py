@@ -26,6 +26,7 @@ import asyncio
 import collections
 import datetime as dt
 import json
+import socket
 import sys
 import threading
 import time
@@ -370,7 +371,34 @@ async def _answer(
     return status, outcome or str(status)
 
 
-def serve(app: ReceiverApp, *, host: str, port: int, graceful_seconds: float = 30.0) -> None:
+def listen(host: str, port: int) -> socket.socket:
+    """The receiver's listening socket, bound before the command says it is listening: an address in use or
+    a host that does not resolve is this command's configuration error (exit 4, one line), where uvicorn
+    would log its own ERROR line after our "listening" and exit 3, which means partial success."""
+    from bapp_cli.errors import ConfigError
+
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        listener = socket.socket(family, kind, proto)
+    except (OSError, UnicodeError) as exc:
+        reason = getattr(exc, "strerror", None) or exc
+        raise ConfigError(
+            f"--host: cannot listen on {host!r} ({reason})", hint="use an address of this machine"
+        ) from None
+    try:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does: restart after a stop
+        listener.bind(address)
+        listener.listen(2048)
+    except OSError as exc:
+        listener.close()
+        raise ConfigError(
+            f"cannot listen on {host}:{port} ({exc.strerror or exc})",
+            hint="choose another --port, or stop what already listens there",
+        ) from None
+    return listener
+
+
+def serve(app: ReceiverApp, *, host: str, port: int, listener: socket.socket, graceful_seconds: float = 30.0) -> None:
     """Run the receiver under uvicorn until SIGTERM/SIGINT; in-flight deliveries finish, new ones get 503."""
     import signal
 
@@ -396,4 +424,4 @@ def serve(app: ReceiverApp, *, host: str, port: int, graceful_seconds: float = 3
         server_header=False,
         proxy_headers=False,
     )
-    DrainingServer(config).run()
+    DrainingServer(config).run(sockets=[listener])

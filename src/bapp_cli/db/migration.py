@@ -16,7 +16,7 @@ from bapp_cli.errors import BappError, DatabaseNotReady, InvalidInput
 
 # The head of the chain, kept here so the per-command "at head?" check needs no script parsing.
 # tests/db/test_migrations.py proves it equals Alembic's own head.
-HEAD_REVISION = "0010_portable_badges"
+HEAD_REVISION = "0011_no_show_order"
 MIGRATION_LOCK_WAIT_SECONDS = 300.0
 
 

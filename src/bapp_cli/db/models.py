@@ -269,6 +269,9 @@ class Booking(TimestampMixin, Base):
     calendly_reschedule_url: Mapped[str | None] = mapped_column(String(500))
     calendly_join_url: Mapped[str | None] = mapped_column(String(500))
     calendly_no_show_uri: Mapped[str | None] = mapped_column(String(500))
+    # when the no-show change last applied happened in Calendly: no-show deliveries leave the invitee's
+    # updated_at alone, so this orders them (a retried .created after its .deleted changes nothing)
+    calendly_no_show_at: Mapped[dt.datetime | None] = mapped_column()
 
 
 class CalendlyInvitation(Base):

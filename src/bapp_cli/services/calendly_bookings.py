@@ -777,13 +777,18 @@ class InviteeApplier:
 
     # -- no-shows (invitee_no_show.created / .deleted) ---------------------------------------------
 
-    def apply_no_show(self, item: BookedInvitee, *, marked: bool) -> InviteeOutcome:
+    def apply_no_show(self, item: BookedInvitee, *, marked: bool, changed_at: dt.datetime) -> InviteeOutcome:
         """Mark the invitee's booking a no-show (``marked``) or take the mark back.
 
         The invitee is applied first, so a no-show that arrives before its booking still lands (or is
         skipped, and then parked, like any invitee). Taking a mark back restores ``completed`` for a
         session that has ended and the active status its payment implies for one that has not. A
         cancelled booking stays cancelled (a warning says so); a repeated delivery changes nothing.
+
+        ``changed_at`` is when the change happened in Calendly (the delivery's ``created_at``). A no-show
+        does not move the invitee's ``updated_at``, so deliveries are ordered by ``calendly_no_show_at``
+        instead: one not newer than the change last applied (a ``.created`` retried after its
+        ``.deleted``) changes nothing.
         """
         first = self.apply(item)
         if first.action == "skipped":
@@ -792,6 +797,22 @@ class InviteeApplier:
         assert booking is not None  # apply() created or found it
         previous = booking.status
         warnings = list(first.warnings)
+        known = booking.calendly_no_show_at
+        if known is not None and changed_at <= known:
+            return InviteeOutcome(
+                first.action if first.wrote else "unchanged",
+                item.invitee.uri,
+                booking.reference,
+                booking.status,
+                note=first.note or "older than the no-show change applied",
+                warnings=tuple(warnings),
+            )
+        booking.calendly_no_show_at = changed_at
+        # kept so that `bookings no-show --undo` can delete in Calendly a mark made there
+        if not marked:
+            booking.calendly_no_show_uri = None
+        elif item.invitee.no_show is not None:
+            booking.calendly_no_show_uri = item.invitee.no_show.uri[:_MAX_URI]
         if marked and previous in ("pending", "confirmed", "completed"):
             booking.status = "no_show"
         elif not marked and previous == "no_show":
@@ -905,7 +926,9 @@ def apply_webhook(
     applier = InviteeApplier(session, now=now, pathway_question=pathway_question)
     item = BookedInvitee(invitee, invitee.scheduled_event)
     if payload.event in NO_SHOW_WEBHOOK_EVENTS:
-        outcome = applier.apply_no_show(item, marked=payload.event == "invitee_no_show.created")
+        outcome = applier.apply_no_show(
+            item, marked=payload.event == "invitee_no_show.created", changed_at=payload.created_at
+        )
     else:
         outcome = applier.apply(item)
     session.flush()

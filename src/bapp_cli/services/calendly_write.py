@@ -40,7 +40,9 @@ from bapp_cli.services.booking import (
     STATUS_MOVES,
     BookingCreated,
     BookingRequest,
+    StatusChange,
     booking_view,
+    change_booking_status,
     create_booking,
     describe_starts,
     nearest_starts,
@@ -760,9 +762,66 @@ def check_move(target: PushTarget, command: str, *, now: dt.datetime) -> None:
         )
 
 
-def record_no_show_uri(session: Session, reference: str, uri: str | None) -> None:
+def calendly_no_show(client: CalendlyClient, invitee_uri: str) -> str | None:
+    """The URI of the no-show Calendly holds for the invitee, if any (its ``no_show``, read from the
+    event's invitee listing)."""
+    event_uri, _, _ = invitee_uri.partition("/invitees/")
+    for invitee in client.list_event_invitees(event_uri):
+        if invitee.uri == invitee_uri:
+            return invitee.no_show.uri if invitee.no_show is not None else None
+    return None
+
+
+def push_no_show(client: CalendlyClient, invitee_uri: str) -> str:
+    """Mark the invitee a no-show in Calendly and return the no-show's URI.
+
+    ``POST /invitee_no_shows`` has no idempotency key, so as with a booking it is never sent blindly: an
+    invitee Calendly already marks (a rerun after a lost answer, or a mark made in Calendly) is not marked
+    twice, and a lost answer is settled by asking; if Calendly cannot be asked, the lost answer's exit 9
+    stands and the rerun asks first.
+    """
+    from bapp_cli.calendly.client import OutcomeUnknown
+
+    existing = calendly_no_show(client, invitee_uri)
+    if existing is not None:
+        return existing
+    try:
+        return client.create_invitee_no_show(invitee_uri).uri
+    except OutcomeUnknown:
+        try:
+            found = calendly_no_show(client, invitee_uri)
+        except BappError:
+            found = None
+        if found is None:
+            raise
+        return found
+
+
+# What the local half of a change already made in Calendly leaves the booking as.
+_PUSHED_STATUS = {"cancel": "cancelled", "no-show": "no_show"}
+
+
+def settle_pushed(
+    session: Session, reference: str, command: str, *, now: dt.datetime, reason: str | None = None
+) -> StatusChange:
+    """The local half of a ``cancel`` or ``no-show`` that Calendly has already made.
+
+    Calendly delivers its own webhook for the change at once, and the receiver may apply it between the
+    remote call and this step: the booking is then already where the command takes it. That is the
+    command succeeding, not a refused move (exit 8 would send support to redo what is done).
+    """
+    booking = session.scalars(select(Booking).where(Booking.reference == normalise_reference(reference))).one_or_none()
+    if booking is not None and booking.status == _PUSHED_STATUS[command]:
+        return StatusChange(booking_view(session, booking.id), {})
+    return change_booking_status(session, reference, command, now=now, reason=reason)
+
+
+def record_no_show_uri(session: Session, reference: str, uri: str | None, *, now: dt.datetime) -> None:
+    """Keep the no-show made in Calendly; stamped so that the delivery of that same mark, or an older
+    one, arriving later changes nothing (see ``InviteeApplier.apply_no_show``)."""
     booking = session.scalars(select(Booking).where(Booking.reference == normalise_reference(reference))).one()
     booking.calendly_no_show_uri = uri
+    booking.calendly_no_show_at = now
 
 
 def undo_no_show(session: Session, reference: str, *, now: dt.datetime) -> BookingView:
@@ -778,6 +837,8 @@ def undo_no_show(session: Session, reference: str, *, now: dt.datetime) -> Booki
         )
     booking.status = "confirmed"
     booking.calendly_no_show_uri = None
+    # a late delivery of the mark just taken back must not bring it back
+    booking.calendly_no_show_at = now
     booking.updated_at = now
     session.flush()
     record_audit(session, "booking", booking.reference, {"status": ["no_show", "confirmed"], "undo": "no-show"})
