@@ -300,20 +300,21 @@ def verify_command(
       bapp badges export ada@example.com | bapp badges verify - --against-db
       bapp badges verify ada.jwt --key issuer-key.jwk --status-list revocations.jwt
     """
-    from pathlib import Path
 
     from bapp_cli.cli.context import utc_now
     from bapp_cli.errors import InvalidInput
     from bapp_cli.services import credentials as service
-    from bapp_cli.services.signing_key import load_public_key
+    from bapp_cli.services.signing_key import public_key_from_document
 
     app_state = state(ctx)
     sink = app_state.output(fmt, as_json)
+    if key == "-" and path == "-":
+        raise InvalidInput("the credentials and --key cannot both come from stdin", code="bad_key")
     text = _read_text(path)
     tokens = service.split_credentials(text, "stdin" if path == "-" else path)
     issuer = None
     if key:
-        public_key = load_public_key(Path(key).expanduser())
+        public_key = public_key_from_document(_read_text(key, what="--key"), "stdin" if key == "-" else key)
     else:
         issuer = _issuer(app_state)
         public_key = issuer.key.public_key

@@ -127,18 +127,19 @@ def public_key_from_jwk(jwk: Any, where: str) -> Ed25519PublicKey:
         raise InvalidInput(f"{where}: member x is not a 32-byte base64url Ed25519 key", code="bad_key") from None
 
 
-def load_public_key(path: Path) -> Ed25519PublicKey:
-    """A public key from a JWK, a JWK Set, or the issuer Profile that `badges issuer show` prints."""
+def public_key_from_document(text: str, where: str) -> Ed25519PublicKey:
+    """A public key from a JWK, a JWK Set, or the issuer Profile that `badges issuer show` prints.
+
+    The command reads the file through bapp's one input reader (a directory or `/dev/zero` is refused
+    there); `where` names it in errors."""
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise InvalidInput(f"cannot read the key file {path}: {exc.strerror}", code="bad_key") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidInput(f"{path}: not JSON ({exc})", code="bad_key") from None
+        document = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidInput(f"{where}: not JSON ({exc})", code="bad_key") from None
     if isinstance(document, dict) and isinstance(document.get("keys"), list) and document["keys"]:
-        return public_key_from_jwk(document["keys"][0], f"{path}: keys[0]")
+        return public_key_from_jwk(document["keys"][0], f"{where}: keys[0]")
     if isinstance(document, dict) and isinstance(document.get("verificationMethod"), list):
         methods = document["verificationMethod"]
         if methods and isinstance(methods[0], dict):
-            return public_key_from_jwk(methods[0].get("publicKeyJwk"), f"{path}: verificationMethod[0].publicKeyJwk")
-    return public_key_from_jwk(document, str(path))
+            return public_key_from_jwk(methods[0].get("publicKeyJwk"), f"{where}: verificationMethod[0].publicKeyJwk")
+    return public_key_from_jwk(document, where)
