@@ -376,6 +376,16 @@ def test_the_key_file_is_0600_never_replaced_and_refused_when_others_can_read_it
     assert "not a key" not in str(refused.value)
     with pytest.raises(ConfigError, match="does not exist"):
         load_key_file(tmp_path / "missing.pem")
+    # a device or an endless file is refused without reading it whole (once /dev/zero filled memory)
+    with pytest.raises(ConfigError, match="is not a PEM key file"):
+        load_key_file(Path("/dev/zero"))
+    huge = tmp_path / "huge.pem"
+    huge.write_bytes(b"k" * (65 << 10))
+    huge.chmod(0o600)
+    with pytest.raises(ConfigError, match="is not a PEM key file"):
+        load_key_file(huge)
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_key_file(tmp_path)
 
 
 def test_public_keys_load_from_a_jwk_a_jwk_set_or_the_profile(tmp_path: Path, issuer: Issuer) -> None:

@@ -59,6 +59,9 @@ class SigningKey:
         return f"SigningKey(thumbprint={self.thumbprint()})"
 
 
+MAX_KEY_FILE_BYTES = 64 << 10
+
+
 def create_key_file(path: Path) -> SigningKey:
     """A new key written to `path` with mode 0600 from the first byte; an existing file is never replaced.
 
@@ -91,8 +94,10 @@ def create_key_file(path: Path) -> SigningKey:
 def load_key_file(path: Path) -> SigningKey:
     """The issuer key from its PEM file; refused (exit 4) when others may read it, as ssh refuses."""
     try:
-        mode = path.stat().st_mode
-        data = path.read_bytes()
+        with path.open("rb") as handle:
+            mode = os.fstat(handle.fileno()).st_mode
+            # a PEM key is a few hundred bytes; never read on into `/dev/zero` or a disk image
+            data = handle.read(MAX_KEY_FILE_BYTES + 1) if stat.S_ISREG(mode) else b""
     except FileNotFoundError:
         raise ConfigError(
             f"the badge signing key file {path} does not exist",
@@ -100,6 +105,8 @@ def load_key_file(path: Path) -> SigningKey:
         ) from None
     except OSError as exc:
         raise ConfigError(f"cannot read the badge signing key file {path}: {exc.strerror}") from None
+    if not stat.S_ISREG(mode) or len(data) > MAX_KEY_FILE_BYTES:
+        raise ConfigError(f"the badge signing key file {path} is not a PEM key file")
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise ConfigError(
             f"the badge signing key file {path} is readable by others (mode {stat.S_IMODE(mode):o})",
