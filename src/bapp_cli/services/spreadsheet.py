@@ -50,12 +50,8 @@ def cell_text(value: Any, *, raw: bool = False) -> str:
         return "true" if value else "false"
     if isinstance(value, int | float):
         return str(value)
-    if isinstance(value, dt.datetime):
-        return instant_text(value)
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    if isinstance(value, decimal.Decimal):
-        return f"{value:.2f}"
+    if isinstance(value, dt.date | decimal.Decimal):  # instants, dates, money: as in JSON
+        return str(json_default(value))
     if isinstance(value, list | dict | tuple):
         # starts with `[` or `{`: never a formula
         return json.dumps(value, default=json_default, ensure_ascii=False, separators=(",", ":"))
