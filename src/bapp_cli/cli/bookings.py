@@ -47,18 +47,12 @@ def _record_table(record: dict[str, Any], sink: OutputSink, console: Any) -> Non
 
 
 def _read_answers(answers: list[str], answers_file: str | None) -> list[AnswerInput]:
-    from bapp_cli.cli.files import read_input
-    from bapp_cli.errors import InvalidInput
+    from bapp_cli.cli.files import read_text_input
     from bapp_cli.services.answers import parse_answer_option, parse_answers_document
 
     parsed = [parse_answer_option(text) for text in answers]
     if answers_file is not None:
-        content = read_input(answers_file, what="answers-file")
-        try:
-            text = content.decode("utf-8-sig")
-        except UnicodeDecodeError:
-            raise InvalidInput(f"answers-file: {answers_file} is not UTF-8 text") from None
-        parsed.extend(parse_answers_document(text))
+        parsed.extend(parse_answers_document(read_text_input(answers_file, what="answers-file")))
     return parsed
 
 
