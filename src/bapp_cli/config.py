@@ -169,6 +169,11 @@ class Settings:
         setting = self.values.get(key)
         return None if setting is None else setting.value
 
+    def text(self, key: str) -> str | None:
+        """A setting as stripped text; unset or blank is None."""
+        value = self.get(key)
+        return str(value).strip() or None if value is not None else None
+
     def describe_source(self, source: str) -> str:
         """Where a value came from, in words a person can act on."""
         if source == "file":

@@ -268,13 +268,9 @@ def _create_in_calendly(app_state: Any, request: Any, *, dry_run: bool) -> Any:
         return writer.book(
             request,
             dry_run=dry_run,
-            user=_text(settings.get("calendly.user")),
-            organization=_text(settings.get("calendly.organization")),
+            user=settings.text("calendly.user"),
+            organization=settings.text("calendly.organization"),
         )
-
-
-def _text(value: Any) -> str | None:
-    return str(value).strip() or None if value is not None else None
 
 
 @app.command("list")
