@@ -169,6 +169,11 @@ class Settings:
         setting = self.values.get(key)
         return None if setting is None else setting.value
 
+    def text(self, key: str) -> str | None:
+        """A setting as stripped text; unset or blank is None."""
+        value = self.get(key)
+        return str(value).strip() or None if value is not None else None
+
     def describe_source(self, source: str) -> str:
         """Where a value came from, in words a person can act on."""
         if source == "file":
@@ -250,19 +255,7 @@ class Settings:
             return str(token).strip()
         token_file = self.get("calendly.token_file")
         if token_file:
-            path = Path(str(token_file)).expanduser()
-            try:
-                return path.read_text(encoding="utf-8").strip() or None
-            except OSError as exc:
-                raise ConfigError(
-                    f"cannot read calendly.token_file {path}: {exc.strerror}",
-                    hint="check the path in `bapp config show`",
-                ) from None
-            except UnicodeDecodeError:
-                raise ConfigError(
-                    f"calendly.token_file {path} is not UTF-8 text",
-                    hint="the file should hold the token alone, as text",
-                ) from None
+            return _read_secret_file("calendly.token_file", token_file, hint="check the path in `bapp config show`")
         return None
 
     def webhook_signing_key(self) -> str:
@@ -272,14 +265,12 @@ class Settings:
             return str(key).strip()
         key_file = self.get("calendly.webhook_signing_key_file")
         if key_file:
-            path = Path(str(key_file)).expanduser()
-            try:
-                return path.read_text(encoding="utf-8").strip()
-            except OSError as exc:
-                raise ConfigError(
-                    f"cannot read calendly.webhook_signing_key_file {path}: {exc.strerror}",
-                    hint="check the path in `bapp config show`, or run `bapp calendly webhook subscribe` again",
-                ) from None
+            secret = _read_secret_file(
+                "calendly.webhook_signing_key_file",
+                key_file,
+                hint="check the path in `bapp config show`, or run `bapp calendly webhook subscribe` again",
+            )
+            return secret or ""
         return ""
 
     def calendly_rules(self) -> list[dict[str, Any]]:
@@ -486,3 +477,29 @@ def validate_timezone(name: str) -> str:
             f"unknown timezone {name!r}", hint="use an IANA name such as Europe/London", code="unknown_timezone"
         ) from None
     return name
+
+
+# A token or signing key is a line of text; past this the path names the wrong file (`/dev/zero`, a
+# disk image) and reading on would only exhaust memory.
+MAX_SECRET_FILE_BYTES = 64 << 10
+
+
+def _read_secret_file(key: str, value: Any, *, hint: str) -> str | None:
+    """The text of the file a `*_file` setting names, stripped (None when empty); any file that is not a
+    short UTF-8 text is a configuration error naming the setting (exit 4), never a crash (R9)."""
+    path = Path(str(value)).expanduser()
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(MAX_SECRET_FILE_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError(f"cannot read {key} {path}: {exc.strerror or type(exc).__name__}", hint=hint) from None
+    if len(data) > MAX_SECRET_FILE_BYTES:
+        raise ConfigError(
+            f"{key} {path} is larger than {MAX_SECRET_FILE_BYTES >> 10} KB; it should hold the secret alone", hint=hint
+        )
+    try:
+        return data.decode("utf-8").strip() or None
+    except UnicodeDecodeError:
+        raise ConfigError(
+            f"{key} {path} is not UTF-8 text", hint="the file should hold the secret alone, as text"
+        ) from None

@@ -343,3 +343,23 @@ def test_concurrent_revocations_of_one_badge_have_exactly_one_winner(bapp: Bapp)
     finally:
         engine.dispose()
     assert len(audits) == 1 and badge.revocation_reason == winner["reason"]
+
+
+def test_verify_reads_the_key_file_through_the_one_input_reader(
+    bapp: Bapp, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--key` is a path like any other: a directory, a missing file or an endless one (`/dev/zero`,
+    once a MemoryError and exit 1) is exit 6 naming --key; `-` reads the key from stdin."""
+    seed(bapp, awarded_in_the_past)
+    issuer_init(bapp)
+    credential = tmp_path / "badge.jwt"
+    credential.write_text(bapp("badges", "export", EMAIL, "--badge", "fundamentals").stdout)
+    jwk = bapp("badges", "issuer", "show", "--jwk").stdout
+    monkeypatch.setattr("bapp_cli.cli.files.MAX_WHOLE_FILE_BYTES", 1 << 20)  # /dev/zero refused after 1 MB
+    for key in (str(tmp_path), str(tmp_path / "missing.jwk"), "/dev/zero"):
+        result = bapp("badges", "verify", str(credential), "--key", key)
+        assert result.exit_code == 6, (key, result.stderr)
+        assert f"--key: cannot read {key}" in result.stderr
+    assert bapp("badges", "verify", str(credential), "--key", "-", stdin=jwk).exit_code == 0
+    both = bapp("badges", "verify", "-", "--key", "-", stdin=jwk)
+    assert both.exit_code == 6 and "cannot both come from stdin" in both.stderr

@@ -39,7 +39,7 @@ from bapp_cli.services.credentials import (
     split_credentials,
     verify_token,
 )
-from bapp_cli.services.signing_key import create_key_file, load_key_file, load_public_key
+from bapp_cli.services.signing_key import create_key_file, load_key_file, public_key_from_document
 from bapp_cli.services.skills import complete_skill
 from tests.services.test_progress_factories import NOW, client, small_catalogue
 
@@ -376,6 +376,16 @@ def test_the_key_file_is_0600_never_replaced_and_refused_when_others_can_read_it
     assert "not a key" not in str(refused.value)
     with pytest.raises(ConfigError, match="does not exist"):
         load_key_file(tmp_path / "missing.pem")
+    # a device or an endless file is refused without reading it whole (once /dev/zero filled memory)
+    with pytest.raises(ConfigError, match="is not a PEM key file"):
+        load_key_file(Path("/dev/zero"))
+    huge = tmp_path / "huge.pem"
+    huge.write_bytes(b"k" * (65 << 10))
+    huge.chmod(0o600)
+    with pytest.raises(ConfigError, match="is not a PEM key file"):
+        load_key_file(huge)
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_key_file(tmp_path)
 
 
 def test_public_keys_load_from_a_jwk_a_jwk_set_or_the_profile(tmp_path: Path, issuer: Issuer) -> None:
@@ -387,16 +397,16 @@ def test_public_keys_load_from_a_jwk_a_jwk_set_or_the_profile(tmp_path: Path, is
     ):
         path = tmp_path / name
         path.write_text(json.dumps(document))
-        loaded = load_public_key(path)
+        loaded = public_key_from_document(path.read_text(), str(path))
         assert loaded.public_bytes_raw() == issuer.key.public_key.public_bytes_raw()
     private = tmp_path / "private.jwk"
     private.write_text(json.dumps({**jwk, "d": "secret"}))
     with pytest.raises(InvalidInput, match="private key"):
-        load_public_key(private)
+        public_key_from_document(private.read_text(), str(private))
     wrong = tmp_path / "rsa.jwk"
     wrong.write_text(json.dumps({"kty": "RSA", "n": "x", "e": "AQAB"}))
     with pytest.raises(InvalidInput, match="not an Ed25519 JWK"):
-        load_public_key(wrong)
+        public_key_from_document(wrong.read_text(), str(wrong))
 
 
 def test_credential_files_are_split_with_line_numbers_for_bad_lines() -> None:

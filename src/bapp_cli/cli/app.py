@@ -20,7 +20,7 @@ from bapp_cli.cli import transfer as transfer_commands
 from bapp_cli.cli.context import AppState
 from bapp_cli.cli.files import GuardedStdout, StdoutClosed, drop_stdout, flush_stdout_at_exit
 from bapp_cli.cli.output import is_terminal
-from bapp_cli.cli.terminal import visible
+from bapp_cli.cli.terminal import forget_unusable_terminal_size, visible
 from bapp_cli.errors import BappError, OutputFailed
 
 MAX_DETAIL_LINES = 100
@@ -210,7 +210,7 @@ def main(argv: list[str] | None = None) -> None:
     real_stdout = sys.stdout
     # the stream, with its write errors named (exit 74), for every command
     sys.stdout = GuardedStdout(real_stdout)  # type: ignore[assignment]
-    _forget_unusable_terminal_size()
+    forget_unusable_terminal_size()
     try:
         _refuse_undecodable(args)
         result = command.main(args=args, prog_name="bapp", standalone_mode=False, obj=app_state)
@@ -376,15 +376,6 @@ def _database_failure(error: Exception) -> Any:
     from bapp_cli.db.engine import database_failure
 
     return database_failure(error)
-
-
-def _forget_unusable_terminal_size() -> None:
-    """Rich reads COLUMNS and LINES wherever it draws and int()s anything str.isdigit accepts, so
-    COLUMNS=² crashed every table (R9): a value that is not plain ASCII digits is treated as unset."""
-    for name in ("COLUMNS", "LINES"):
-        value = os.environ.get(name)
-        if value is not None and not (value.isascii() and value.isdigit()):
-            del os.environ[name]
 
 
 class UndecodableArgument(Exception):

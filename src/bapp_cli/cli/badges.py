@@ -300,20 +300,22 @@ def verify_command(
       bapp badges export ada@example.com | bapp badges verify - --against-db
       bapp badges verify ada.jwt --key issuer-key.jwk --status-list revocations.jwt
     """
-    from pathlib import Path
 
     from bapp_cli.cli.context import utc_now
+    from bapp_cli.cli.files import read_text_input
     from bapp_cli.errors import InvalidInput
     from bapp_cli.services import credentials as service
-    from bapp_cli.services.signing_key import load_public_key
+    from bapp_cli.services.signing_key import public_key_from_document
 
     app_state = state(ctx)
     sink = app_state.output(fmt, as_json)
-    text = _read_text(path)
+    if key == "-" and path == "-":
+        raise InvalidInput("the credentials and --key cannot both come from stdin", code="bad_key")
+    text = read_text_input(path)
     tokens = service.split_credentials(text, "stdin" if path == "-" else path)
     issuer = None
     if key:
-        public_key = load_public_key(Path(key).expanduser())
+        public_key = public_key_from_document(read_text_input(key, what="--key"), "stdin" if key == "-" else key)
     else:
         issuer = _issuer(app_state)
         public_key = issuer.key.public_key
@@ -332,7 +334,7 @@ def verify_command(
                 issuer, achievement.get("id") if isinstance(achievement, dict) else None
             )
     if status_list:
-        status_tokens = service.split_credentials(_read_text(status_list, what="--status-list"), status_list)
+        status_tokens = service.split_credentials(read_text_input(status_list, what="--status-list"), status_list)
         for result in results:
             service.check_against_status_list(result, status_tokens[0], public_key=public_key)
     if against_db:
@@ -350,18 +352,6 @@ def verify_command(
             ],
             code="credential_invalid",
         )
-
-
-def _read_text(path: str, *, what: str | None = None) -> str:
-    """A credentials file (or stdin for `-`) through bapp's one input reader, as text."""
-    from bapp_cli.cli.files import read_input
-    from bapp_cli.errors import InvalidInput
-
-    data = read_input(path, what=what)
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise InvalidInput(f"{path}: byte {exc.start} is not UTF-8", code="bad_encoding") from None
 
 
 @app.command("revoke")

@@ -47,18 +47,12 @@ def _record_table(record: dict[str, Any], sink: OutputSink, console: Any) -> Non
 
 
 def _read_answers(answers: list[str], answers_file: str | None) -> list[AnswerInput]:
-    from bapp_cli.cli.files import read_input
-    from bapp_cli.errors import InvalidInput
+    from bapp_cli.cli.files import read_text_input
     from bapp_cli.services.answers import parse_answer_option, parse_answers_document
 
     parsed = [parse_answer_option(text) for text in answers]
     if answers_file is not None:
-        content = read_input(answers_file, what="answers-file")
-        try:
-            text = content.decode("utf-8-sig")
-        except UnicodeDecodeError:
-            raise InvalidInput(f"answers-file: {answers_file} is not UTF-8 text") from None
-        parsed.extend(parse_answers_document(text))
+        parsed.extend(parse_answers_document(read_text_input(answers_file, what="answers-file")))
     return parsed
 
 
@@ -274,13 +268,9 @@ def _create_in_calendly(app_state: Any, request: Any, *, dry_run: bool) -> Any:
         return writer.book(
             request,
             dry_run=dry_run,
-            user=_text(settings.get("calendly.user")),
-            organization=_text(settings.get("calendly.organization")),
+            user=settings.text("calendly.user"),
+            organization=settings.text("calendly.organization"),
         )
-
-
-def _text(value: Any) -> str | None:
-    return str(value).strip() or None if value is not None else None
 
 
 @app.command("list")

@@ -203,10 +203,6 @@ def sync(
         _retry_parked_quietly(app_state, sink)  # deliveries parked for want of a type this sync may have brought
 
 
-def _text(value: Any) -> str | None:
-    return str(value).strip() or None if value is not None else None
-
-
 def _print_changes(sink: OutputSink, report: SyncReport, *, dry_run: bool) -> None:
     say = sink.notice if dry_run else sink.detail
     if dry_run:
@@ -231,8 +227,8 @@ def _resolve_scope(app_state: AppState, client: Any, user: str | None, organizat
         client,
         user=user,
         organization=organization,
-        configured_user=_text(settings.get("calendly.user")),
-        configured_organization=_text(settings.get("calendly.organization")),
+        configured_user=settings.text("calendly.user"),
+        configured_organization=settings.text("calendly.organization"),
     )
 
 
@@ -538,7 +534,7 @@ def pull_bookings(
     sink = app_state.output(fmt, as_json)
     _check_scope_flags(user, organization, from_file, verb="pull")
     settings = app_state.settings
-    pattern = service.pathway_question_pattern(_text(settings.get("calendly.pathway_question")))
+    pattern = service.pathway_question_pattern(settings.text("calendly.pathway_question"))
     zone = app_state.timezone
     since_at = parse_instant(since, timezone=zone, field="since") if since else None
     until_at = parse_instant(until, timezone=zone, field="until") if until else None
@@ -716,7 +712,7 @@ def _delivery_handler(app_state: AppState, *, source: str, tolerance: int, engin
         # At-head is checked after the signature and the body (nothing is looked at before they pass).
         engine if engine is not None else app_state.engine(require_head=False),
         signing_key=_signing_key(app_state),
-        pathway_question=service.pathway_question_pattern(_text(settings.get("calendly.pathway_question"))),
+        pathway_question=service.pathway_question_pattern(settings.text("calendly.pathway_question")),
         rules=parse_rules(settings.calendly_rules()),
         source=source,
         tolerance=tolerance,
@@ -918,7 +914,7 @@ def webhook_retry(
 
     app_state = state(ctx)
     sink = app_state.output(fmt, as_json)
-    pattern = service.pathway_question_pattern(_text(app_state.settings.get("calendly.pathway_question")))
+    pattern = service.pathway_question_pattern(app_state.settings.text("calendly.pathway_question"))
     with app_state.transaction(dry_run=dry_run) as session:
         results = retry_pending(session, now=utc_now(), pathway_question=pattern)
     sink.records([result.as_record() for result in results], RETRY_COLUMNS)
@@ -943,7 +939,7 @@ def _retry_parked_quietly(app_state: AppState, sink: OutputSink) -> None:
     from bapp_cli.services import calendly_bookings as service
     from bapp_cli.services.webhook_inbox import retry_pending
 
-    pattern = service.pathway_question_pattern(_text(app_state.settings.get("calendly.pathway_question")))
+    pattern = service.pathway_question_pattern(app_state.settings.text("calendly.pathway_question"))
     try:
         with app_state.transaction() as session:
             results = retry_pending(session, now=utc_now(), pathway_question=pattern)
@@ -965,8 +961,8 @@ SIGNING_KEY_FILE_NAME = "calendly-webhook-signing-key"
 def _subscription_scope(app_state: AppState, client: Any) -> tuple[str, str]:
     """(organization, user) for subscriptions: the configured ones, else the token's own (`/users/me`)."""
     settings = app_state.settings
-    organization = _text(settings.get("calendly.organization"))
-    user = _text(settings.get("calendly.user"))
+    organization = settings.text("calendly.organization")
+    user = settings.text("calendly.user")
     if organization is None or user is None:
         me = client.get_current_user()
         organization = organization or me.current_organization
@@ -998,7 +994,7 @@ def _signing_key_for_subscription(app_state: AppState, sink: OutputSink) -> tupl
 
     settings = app_state.settings
     existing = _signing_key(app_state)
-    configured_file = _text(settings.get("calendly.webhook_signing_key_file"))
+    configured_file = settings.text("calendly.webhook_signing_key_file")
     if existing:
         return existing, configured_file
     key = secrets.token_urlsafe(32)
@@ -1205,8 +1201,8 @@ def reconcile(
         reports = writer.reconcile(
             give_up_after=give_up,
             dry_run=dry_run,
-            user=_text(settings.get("calendly.user")),
-            organization=_text(settings.get("calendly.organization")),
+            user=settings.text("calendly.user"),
+            organization=settings.text("calendly.organization"),
         )
     for report in reports:
         sink.info(f"{report['booking']}: {report['action']} ({report['note']})")

@@ -3,7 +3,7 @@
 Every command that takes a path (or `-`) goes through here, so each refusal reads the same and none
 escapes as a raw OSError.
 
-- `open_input` / `read_input`: a file, or stdin for `-`. A path that cannot be read (missing, a
+- `open_input` / `read_input` / `read_text_input`: a file, or stdin for `-`. A path that cannot be read (missing, a
   directory, no permission) is InvalidInput (exit 6) naming the option and the path, before anything
   is written. Whole-file reads are capped, so `/dev/zero` is refused instead of filling memory.
 - `OutputFile`: a file being written (`export -o`, `import --rejects`). All checks happen when it
@@ -59,8 +59,9 @@ def open_input(path: str, *, what: str | None = None) -> Iterator[IO[bytes]]:
         yield handle
 
 
-def read_input(path: str, *, what: str | None = None, limit: int = MAX_WHOLE_FILE_BYTES) -> bytes:
-    """The whole content of `path` (or stdin for `-`), refused past `limit` bytes."""
+def read_input(path: str, *, what: str | None = None, limit: int | None = None) -> bytes:
+    """The whole content of `path` (or stdin for `-`), refused past `limit` bytes (MAX_WHOLE_FILE_BYTES)."""
+    limit = MAX_WHOLE_FILE_BYTES if limit is None else limit  # read when called: tests lower the module's
     with open_input(path, what=what) as stream:
         try:
             content = stream.read(limit + 1)
@@ -69,6 +70,16 @@ def read_input(path: str, *, what: str | None = None, limit: int = MAX_WHOLE_FIL
     if len(content) > limit:
         raise _unreadable(what, path, f"larger than {limit >> 20} MB; this is not the file you meant")
     return content
+
+
+def read_text_input(path: str, *, what: str | None = None) -> str:
+    """The whole content of `path` (or stdin for `-`) as UTF-8 text (a leading BOM dropped)."""
+    content = read_input(path, what=what)
+    try:
+        return content.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        prefix = f"{what}: " if what else ""
+        raise InvalidInput(f"{prefix}{path}: byte {exc.start} is not UTF-8", code="bad_encoding") from None
 
 
 class _TextAsBytes:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import decimal
 import io
 import json
 import os
@@ -19,7 +18,7 @@ import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import IO, Any
 
-from bapp_cli.cli.terminal import json_for_terminal, make_console, visible
+from bapp_cli.cli.terminal import columns_from_environment, json_for_terminal, make_console, visible
 from bapp_cli.config import OUTPUT_FORMATS
 
 FORMATS = OUTPUT_FORMATS
@@ -27,27 +26,14 @@ KEY_HEADERS = frozenset({"email", "client", "status", "amount", "reference"})
 
 
 def json_default(value: Any) -> Any:
-    if isinstance(value, dt.datetime):
-        from bapp_cli.services.instants import instant_text  # not at start-up: `bapp --help` stays light
+    """`services.spreadsheet.json_default`, imported when JSON is first written (start-up stays light)."""
+    from bapp_cli.services.spreadsheet import json_default as rule
 
-        return instant_text(value)
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    if isinstance(value, decimal.Decimal):
-        return f"{value:.2f}"
-    if isinstance(value, set | frozenset | tuple):
-        return list(value)
-    raise TypeError(f"cannot serialise {type(value).__name__}")
+    return rule(value)
 
 
 def to_jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value, default=json_default, ensure_ascii=False))
-
-
-def _columns_from_environment() -> int | None:
-    """COLUMNS when it is a sensible width; anything else (empty, `abc`, -3, 10**20) counts as unset."""
-    raw = os.environ.get("COLUMNS", "").strip()
-    return int(raw) if raw.isdigit() and 0 < int(raw) <= 10_000 else None
 
 
 def is_terminal(stream: IO[str]) -> bool:
@@ -58,15 +44,6 @@ def is_terminal(stream: IO[str]) -> bool:
 
 
 TableRenderer = Callable[[Any], None]  # receives a rich Console
-
-
-def _columns_from_environment() -> int | None:
-    """COLUMNS when it is a usable width; anything else (text, negative, absurd) means "not set" (R9)."""
-    raw = os.environ.get("COLUMNS", "").strip()
-    if not (raw.isascii() and raw.isdigit()):
-        return None
-    width = int(raw)
-    return width if 20 <= width <= 10_000 else None
 
 
 class OutputSink:
@@ -99,7 +76,7 @@ class OutputSink:
         if self._console is None:
             # Off a terminal (a file, a pager) there is no width to fit: keep rows whole rather than
             # truncating at Rich's 80-column default.
-            width = None if is_terminal(self.stdout) else _columns_from_environment() or 200
+            width = None if is_terminal(self.stdout) else columns_from_environment() or 200
             # --no-color / NO_COLOR mean plain text: no colours and no bold/italic escapes either
             self._console = make_console(self.stdout, no_color=self.no_color, width=width)
         return self._console

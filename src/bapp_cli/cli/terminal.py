@@ -20,6 +20,7 @@ Import-light: Rich is imported only when a console is built.
 from __future__ import annotations
 
 import functools
+import os
 import re
 from typing import IO, Any
 
@@ -47,6 +48,30 @@ def json_for_terminal(document: str) -> str:
     if _JSON_UNSAFE.search(document) is None:
         return document
     return _JSON_UNSAFE.sub(lambda match: f"\\u{ord(match.group()):04x}", document)
+
+
+def _plain_digits(value: str) -> bool:
+    # str.isdigit also accepts `²` and other digits int() refuses or reads differently
+    return value.isascii() and value.isdigit()
+
+
+def forget_unusable_terminal_size() -> None:
+    """Rich reads COLUMNS and LINES wherever it draws and int()s anything str.isdigit accepts, so
+    COLUMNS=² crashed every table (R9): a value that is not plain ASCII digits is treated as unset."""
+    for name in ("COLUMNS", "LINES"):
+        value = os.environ.get(name)
+        if value is not None and not _plain_digits(value):
+            del os.environ[name]
+
+
+def columns_from_environment() -> int | None:
+    """COLUMNS when it is a usable width for output that is not a terminal; anything else (text,
+    negative, too narrow for a table, absurd) means "not set" (R9)."""
+    raw = os.environ.get("COLUMNS", "").strip()
+    if not _plain_digits(raw):
+        return None
+    width = int(raw)
+    return width if 20 <= width <= 10_000 else None
 
 
 def make_console(file: IO[str], *, no_color: bool, width: int | None) -> Any:

@@ -59,6 +59,9 @@ class SigningKey:
         return f"SigningKey(thumbprint={self.thumbprint()})"
 
 
+MAX_KEY_FILE_BYTES = 64 << 10
+
+
 def create_key_file(path: Path) -> SigningKey:
     """A new key written to `path` with mode 0600 from the first byte; an existing file is never replaced.
 
@@ -91,8 +94,10 @@ def create_key_file(path: Path) -> SigningKey:
 def load_key_file(path: Path) -> SigningKey:
     """The issuer key from its PEM file; refused (exit 4) when others may read it, as ssh refuses."""
     try:
-        mode = path.stat().st_mode
-        data = path.read_bytes()
+        with path.open("rb") as handle:
+            mode = os.fstat(handle.fileno()).st_mode
+            # a PEM key is a few hundred bytes; never read on into `/dev/zero` or a disk image
+            data = handle.read(MAX_KEY_FILE_BYTES + 1) if stat.S_ISREG(mode) else b""
     except FileNotFoundError:
         raise ConfigError(
             f"the badge signing key file {path} does not exist",
@@ -100,6 +105,8 @@ def load_key_file(path: Path) -> SigningKey:
         ) from None
     except OSError as exc:
         raise ConfigError(f"cannot read the badge signing key file {path}: {exc.strerror}") from None
+    if not stat.S_ISREG(mode) or len(data) > MAX_KEY_FILE_BYTES:
+        raise ConfigError(f"the badge signing key file {path} is not a PEM key file")
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise ConfigError(
             f"the badge signing key file {path} is readable by others (mode {stat.S_IMODE(mode):o})",
@@ -127,18 +134,19 @@ def public_key_from_jwk(jwk: Any, where: str) -> Ed25519PublicKey:
         raise InvalidInput(f"{where}: member x is not a 32-byte base64url Ed25519 key", code="bad_key") from None
 
 
-def load_public_key(path: Path) -> Ed25519PublicKey:
-    """A public key from a JWK, a JWK Set, or the issuer Profile that `badges issuer show` prints."""
+def public_key_from_document(text: str, where: str) -> Ed25519PublicKey:
+    """A public key from a JWK, a JWK Set, or the issuer Profile that `badges issuer show` prints.
+
+    The command reads the file through bapp's one input reader (a directory or `/dev/zero` is refused
+    there); `where` names it in errors."""
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise InvalidInput(f"cannot read the key file {path}: {exc.strerror}", code="bad_key") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidInput(f"{path}: not JSON ({exc})", code="bad_key") from None
+        document = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidInput(f"{where}: not JSON ({exc})", code="bad_key") from None
     if isinstance(document, dict) and isinstance(document.get("keys"), list) and document["keys"]:
-        return public_key_from_jwk(document["keys"][0], f"{path}: keys[0]")
+        return public_key_from_jwk(document["keys"][0], f"{where}: keys[0]")
     if isinstance(document, dict) and isinstance(document.get("verificationMethod"), list):
         methods = document["verificationMethod"]
         if methods and isinstance(methods[0], dict):
-            return public_key_from_jwk(methods[0].get("publicKeyJwk"), f"{path}: verificationMethod[0].publicKeyJwk")
-    return public_key_from_jwk(document, str(path))
+            return public_key_from_jwk(methods[0].get("publicKeyJwk"), f"{where}: verificationMethod[0].publicKeyJwk")
+    return public_key_from_jwk(document, where)

@@ -50,20 +50,18 @@ def cell_text(value: Any, *, raw: bool = False) -> str:
         return "true" if value else "false"
     if isinstance(value, int | float):
         return str(value)
-    if isinstance(value, dt.datetime):
-        return instant_text(value)
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    if isinstance(value, decimal.Decimal):
-        return f"{value:.2f}"
+    if isinstance(value, dt.date | decimal.Decimal):  # instants, dates, money: as in JSON
+        return str(json_default(value))
     if isinstance(value, list | dict | tuple):
         # starts with `[` or `{`: never a formula
-        return json.dumps(value, default=_json_default, ensure_ascii=False, separators=(",", ":"))
+        return json.dumps(value, default=json_default, ensure_ascii=False, separators=(",", ":"))
     text = str(value)
     return text if raw else neutralise(text)
 
 
-def _json_default(value: Any) -> Any:
+def json_default(value: Any) -> Any:
+    """The JSON form of the values `json` does not know, for every JSON bapp writes (documents, JSON
+    lines, nested values in cells): the same instant, date and money forms as a cell."""
     if isinstance(value, dt.datetime):
         return instant_text(value)
     if isinstance(value, dt.date):
@@ -72,4 +70,4 @@ def _json_default(value: Any) -> Any:
         return f"{value:.2f}"
     if isinstance(value, set | frozenset | tuple):
         return list(value)
-    return str(value)
+    raise TypeError(f"cannot serialise {type(value).__name__}")  # a record bapp built wrongly: a bug, not data

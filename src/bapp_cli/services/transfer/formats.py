@@ -37,7 +37,7 @@ from typing import IO, Any
 
 from bapp_cli.errors import InvalidInput, UsageError
 from bapp_cli.services.instants import instant_text
-from bapp_cli.services.spreadsheet import cell_text, restore_cell
+from bapp_cli.services.spreadsheet import cell_text, json_default, restore_cell
 
 INPUT_FORMATS = ("csv", "tsv", "json", "jsonl", "toml")
 OUTPUT_FORMATS = ("csv", "tsv", "json", "jsonl", "toml")
@@ -519,12 +519,8 @@ def plain(value: Any) -> Any:
     """A record value as JSON-ready data."""
     if value is None or isinstance(value, str | bool | int | float):
         return value
-    if isinstance(value, dt.datetime):
-        return instant_text(value)
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    if isinstance(value, decimal.Decimal):
-        return f"{value:.2f}"
+    if isinstance(value, dt.date | decimal.Decimal):  # instants, dates, money: bapp's one form of each
+        return json_default(value)
     if isinstance(value, Mapping):
         return {str(key): plain(item) for key, item in value.items()}
     if isinstance(value, list | tuple | set | frozenset):
