@@ -234,6 +234,7 @@ class InvitationImporter(KindImporter):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.ids: set[int] = set()  # a restore keeps ids: one given twice is a bad row, not a crash
         self.sessions: dict[str, int] = {}
         for session_id, uri, slug in self.session.execute(
             select(SessionType.id, SessionType.calendly_uri, SessionType.slug).order_by(SessionType.id)
@@ -308,6 +309,10 @@ class InvitationImporter(KindImporter):
                 continue
             invitation = CalendlyInvitation(booking_url=item["booking_url"], created_at=item["created_at"], **values)
             if self.restore and item["id"] is not None:
+                if item["id"] in self.ids:
+                    results.append(RowResult(row, errors=[RowError(row.line, "id", f"id {item['id']} repeats")]))
+                    continue
+                self.ids.add(item["id"])
                 invitation.id = item["id"]
             self.session.add(invitation)
             self.session.flush()
@@ -383,6 +388,10 @@ class InboxImporter(KindImporter):
     required = (("event",), ("source",), ("body",), ("body_sha256",), ("received_at",))
     batch_size = 500
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.ids: set[int] = set()  # a restore keeps ids: one given twice is a bad row, not a crash
+
     def apply(self, rows: Sequence[SourceRow]) -> list[RowResult]:
         valid, results = self.validate(rows)
         digests: set[str] = set()
@@ -416,6 +425,10 @@ class InboxImporter(KindImporter):
                 **instants,
             )
             if self.restore and values.get("id") is not None:
+                if values["id"] in self.ids:
+                    results.append(RowResult(row, errors=[RowError(row.line, "id", f"id {values['id']} repeats")]))
+                    continue
+                self.ids.add(values["id"])
                 delivery.id = values["id"]
             self.session.add(delivery)
             digests.add(values["body_sha256"])
