@@ -296,3 +296,23 @@ def test_a_bookings_import_never_sets_the_calendly_state(bapp: Bapp, tmp_path: P
     refused = bapp("import", "all", str(document))
     assert refused.exit_code == 6
     assert "only from a backup" in refused.stderr
+
+
+def test_a_restore_refuses_an_id_given_twice_as_a_bad_row(bapp: Bapp, tmp_path: Path) -> None:
+    rows = [
+        {
+            "id": 5,
+            "event": "invitee.created",
+            "source": "receiver",
+            "body": body,
+            "body_sha256": hashlib.sha256(body.encode()).hexdigest(),
+            "received_at": "2026-01-01T00:00:00Z",
+        }
+        for body in ("{}", "[]")
+    ]
+    document = tmp_path / "twice.json"
+    document.write_text(json.dumps({"bapp": {"format": "bapp-backup", "version": 2}, "webhook_inbox": rows}))
+    refused = bapp("import", "all", str(document))
+    assert refused.exit_code == 6, refused.stderr
+    assert "id 5 repeats" in refused.stderr
+    assert _state(bapp.database_url)["inbox"] == []
