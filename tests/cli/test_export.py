@@ -136,6 +136,9 @@ def test_a_backup_moves_sqlite_to_postgresql_and_back_exactly(
         "progress",
         "bookings",
         "badges",
+        "calendly_bookings",
+        "calendly_invitations",
+        "webhook_inbox",
     ]
     assert len(document["badges"]) == 1 and len(document["bookings"]) == 11
 

@@ -83,7 +83,9 @@ def import_command(
     key (client e-mail, session id/slug/Calendly URI, pathway slug, skill slug, booking reference). Any
     bad row refuses the whole file (exit 6) listing every bad row with its line and field; with
     --continue-on-error the good rows are committed and the command exits 3. The summary
-    {created, updated, unchanged, rejected} goes to stdout.
+    {created, updated, unchanged, rejected} goes to stdout. Calendly's write-through state of a booking
+    (calendly_state, attempts, links, no-show) is restored only by `import all` of a backup: a bookings
+    file with those columns is refused (exit 6).
 
     \b
     Examples:
@@ -211,7 +213,8 @@ def export_command(
     JSON (in CSV/TSV cells). In CSV/TSV a text cell starting with = + - @ (or a tab or carriage return)
     gets an apostrophe in front, so a spreadsheet shows it as text instead of running it; `bapp import`
     removes it again, and --raw turns it off. `all` is one JSON or TOML document that `bapp import all`
-    restores into an empty database of either backend — the way to move from SQLite to PostgreSQL.
+    restores into an empty database of either backend — the way to move from SQLite to PostgreSQL; it also
+    carries the Calendly write state of bookings, the single-use links and the pending webhook inbox.
 
     A file is written whole or not at all and keeps the mode of the file it replaces (a new backup is
     0600); a symbolic link's target is replaced; a FIFO or a device is written in place. An extension

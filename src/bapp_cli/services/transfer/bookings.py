@@ -78,6 +78,7 @@ from bapp_cli.services.instants import get_zone
 from bapp_cli.services.people import normalise_email
 from bapp_cli.services.session_types import MAX_PRICE, parse_currency
 from bapp_cli.services.transfer import store
+from bapp_cli.services.transfer.calendly_state import WRITE_STATE_COLUMNS, refused_write_state
 from bapp_cli.services.transfer.formats import SourceRow
 from bapp_cli.services.transfer.importer import (
     CREATED,
@@ -104,6 +105,9 @@ EXPORT_COLUMNS = (
     "cancelled_at",
     "request_fingerprint",
     "remote_updated_at",
+)
+WRITE_STATE_REFUSAL = (
+    "is Calendly's write-through state, restored only by `bapp import all` of a backup, never by a bookings import"
 )
 REFERENCE_PATTERN = re.compile(r"^[A-Z0-9][A-Z0-9-]{0,15}$")
 MAX_REASON_LENGTH = 2000
@@ -423,6 +427,31 @@ class BookingImporter(KindImporter):
             self.cache_pages = int(self.session.execute(text("PRAGMA cache_size")).scalar_one())
             self.session.execute(text(f"PRAGMA cache_size = -{CACHE_KIB}"))
         self.extra = {"clients_created": 0, "enrolled": 0}
+
+    # -- Calendly's write-through state is never imported here --------------------------------------
+
+    def check_header(self, columns: Sequence[str]) -> None:
+        refused = refused_write_state(columns)
+        if refused:
+            problems = [RowError(1, name, WRITE_STATE_REFUSAL) for name in refused]
+            raise InvalidInput(
+                f"bookings: the column {refused[0]!r} {WRITE_STATE_REFUSAL}; nothing was written",
+                hint="drop the calendly_state… columns: a booking imported here is never sent to Calendly",
+                details=[item.as_detail() for item in problems],
+                code="bad_columns",
+            )
+        super().check_header(columns)
+
+    def validate(self, rows: Sequence[SourceRow]) -> tuple[list[tuple[SourceRow, dict[str, Any]]], list[RowResult]]:
+        valid, rejected = super().validate(rows)
+        for result in rejected:
+            result.errors = [
+                RowError(error.line, error.field, WRITE_STATE_REFUSAL, error.kind)
+                if error.field in WRITE_STATE_COLUMNS
+                else error
+                for error in result.errors
+            ]
+        return valid, rejected
 
     # -- per row ---------------------------------------------------------------------------------------
 

@@ -18,7 +18,17 @@ from sqlalchemy.exc import SAWarning
 from sqlalchemy.orm import Session
 
 from bapp_cli.db.audit import record_audit
-from bapp_cli.db.models import Badge, Booking, Enrolment, SessionType, Skill, User, UserSkillProgress
+from bapp_cli.db.models import (
+    Badge,
+    Booking,
+    CalendlyInvitation,
+    Enrolment,
+    SessionType,
+    Skill,
+    User,
+    UserSkillProgress,
+    WebhookDelivery,
+)
 from bapp_cli.errors import InvalidInput, UsageError
 from bapp_cli.services.transfer import store
 from bapp_cli.services.transfer.formats import RecordWriter, Source, SourceRow
@@ -35,7 +45,9 @@ from bapp_cli.services.transfer.importer import (
 
 KINDS = ("pathways", "skills", "builders", "clients", "enrolments", "sessions", "bookings", "progress", "all")
 BACKUP_FORMAT = "bapp-backup"
-BACKUP_VERSION = 1
+# 2: adds the Calendly sections (calendly_bookings, calendly_invitations, webhook_inbox); 1 is still read
+BACKUP_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 
 
 @dataclass(frozen=True)
@@ -64,14 +76,39 @@ SPECS = {
         KindSpec("progress", "learning", "ProgressImporter", "export_progress", "PROGRESS_EXPORT_COLUMNS"),
         KindSpec("bookings", "bookings", "BookingImporter", "export_bookings", "EXPORT_COLUMNS"),
         KindSpec("badges", "learning", "BadgeImporter", "export_badges", "BADGE_EXPORT_COLUMNS"),
+        # backup-only sections of the two-way Calendly state (see `calendly_state`)
+        KindSpec(
+            "calendly_bookings",
+            "calendly_state",
+            "CalendlyBookingImporter",
+            "export_calendly_bookings",
+            "CALENDLY_BOOKING_COLUMNS",
+        ),
+        KindSpec(
+            "calendly_invitations", "calendly_state", "InvitationImporter", "export_invitations", "INVITATION_COLUMNS"
+        ),
+        KindSpec("webhook_inbox", "calendly_state", "InboxImporter", "export_inbox", "INBOX_COLUMNS"),
     )
 }
 BACKUP_ORDER = tuple(SPECS)
+# sections only a backup document (with its `bapp` header) may carry: they hold state bapp recorded itself
+# (a `calendly_state` of `requested` makes `calendly reconcile` send a real booking to Calendly)
+BACKUP_ONLY = ("calendly_bookings", "calendly_invitations", "webhook_inbox")
 
 
 def _is_empty(session: Session) -> bool:
     """No people, sessions, skills or history yet (the default pathways a new database has don't count)."""
-    for model in (User, Skill, SessionType, Booking, Enrolment, UserSkillProgress, Badge):
+    for model in (
+        User,
+        Skill,
+        SessionType,
+        Booking,
+        Enrolment,
+        UserSkillProgress,
+        Badge,
+        CalendlyInvitation,
+        WebhookDelivery,
+    ):
         if session.scalar(select(func.count()).select_from(model)) != 0:
             return False
     return True
@@ -104,9 +141,11 @@ def import_data(
         restore = _is_empty(session)
         context = ImportContext(session, now, options, restore=restore)
         done: list[str] = []
+        backup = False
         for name, rows in source.sections():
             if name == "bapp":
                 _check_header(rows)
+                backup = True
                 continue
             if name not in SPECS:
                 raise InvalidInput(
@@ -120,6 +159,12 @@ def import_data(
                     f"{name!r} comes after {later[0]!r}, which refers to it",
                     hint="order the document as `bapp export all` does: " + ", ".join(BACKUP_ORDER),
                     code="section_order",
+                )
+            if name in BACKUP_ONLY and not backup:
+                raise InvalidInput(
+                    f"{name!r} is restored only from a backup: the document has no 'bapp' header before it",
+                    hint="restore the document `bapp export all` wrote, unedited",
+                    code="not_a_backup",
                 )
             done.append(name)
             importer_class, _, _ = SPECS[name].load()
@@ -138,7 +183,18 @@ def import_data(
             session,
             [
                 model.__table__
-                for model in (Pathway, User, Skill, SessionType, Enrolment, UserSkillProgress, Booking, Badge)
+                for model in (
+                    Pathway,
+                    User,
+                    Skill,
+                    SessionType,
+                    Enrolment,
+                    UserSkillProgress,
+                    Booking,
+                    Badge,
+                    CalendlyInvitation,
+                    WebhookDelivery,
+                )
             ],
         )
     summary = ImportSummary(kind, tallies, options.dry_run, errors, restored=restore)
@@ -174,9 +230,11 @@ def _check_header(rows: Iterator[SourceRow]) -> None:
         if not isinstance(header, dict) or header.get("format") != BACKUP_FORMAT:
             raise InvalidInput(f"'bapp' must describe a {BACKUP_FORMAT} document", code="bad_backup")
         version = header.get("version")
-        if version != BACKUP_VERSION:
+        if type(version) is not int or version not in READABLE_VERSIONS:
             raise InvalidInput(
-                f"backup version {version!r} is not supported (this bapp reads version {BACKUP_VERSION})",
+                f"backup version {version!r} is not supported (this bapp reads versions "
+                + ", ".join(str(known) for known in READABLE_VERSIONS)
+                + ")",
                 code="bad_backup",
             )
 

@@ -1,0 +1,452 @@
+"""What only a backup carries of the two-way Calendly state (SPEC §2.9, R8).
+
+Three sections of `export all`, after `bookings` and `badges`, read back only by `import all` of a backup
+document (one with its `bapp` header) — never by a per-kind import:
+
+- `calendly_bookings`: the write-through state of each booking that has one (`calendly_state`, attempts,
+  request time, cancel/reschedule/join URLs, the no-show URI and time), keyed by the booking's reference.
+  A plain `import bookings` refuses these columns: a row saying `requested` would make `calendly
+  reconcile` send a real booking to Calendly, so only a restore of what bapp itself recorded may set it.
+- `calendly_invitations`: the single-use scheduling links (`bookings link`), open or used, keyed by URL.
+- `webhook_inbox`: the deliveries still *pending* in the inbox. They were accepted (Calendly got its 2xx
+  and will not send them again), so leaving them behind would drop them (R8). Applied rows are a log, like
+  the audit log, and stay behind.
+
+A restore keeps ids; a merge into a database with data matches on the natural keys and ignores ids.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Annotated, Any, Literal, Required
+
+from pydantic import ConfigDict, Field, StringConstraints
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+from typing_extensions import TypedDict
+
+from bapp_cli.db import bulk
+from bapp_cli.db.models import (
+    CALENDLY_STATES,
+    Booking,
+    CalendlyInvitation,
+    ClientProfile,
+    SessionType,
+    User,
+    WebhookDelivery,
+)
+from bapp_cli.errors import BappError
+from bapp_cli.services.people import normalise_email
+from bapp_cli.services.transfer.formats import SourceRow
+from bapp_cli.services.transfer.importer import (
+    CREATED,
+    UNCHANGED,
+    UPDATED,
+    Email,
+    IdOrKey,
+    Int32,
+    KindImporter,
+    RowError,
+    RowId,
+    RowResult,
+    When,
+    problem,
+)
+
+# the booking columns of the write-through state: a backup restores them, `import bookings` refuses them
+WRITE_STATE_COLUMNS = (
+    "calendly_state",
+    "calendly_attempts",
+    "calendly_requested_at",
+    "calendly_cancel_url",
+    "calendly_reschedule_url",
+    "calendly_join_url",
+    "calendly_no_show_uri",
+    "calendly_no_show_at",
+)
+_INSTANT_COLUMNS = ("calendly_requested_at", "calendly_no_show_at")
+CALENDLY_BOOKING_COLUMNS = ("reference", *WRITE_STATE_COLUMNS)
+INVITATION_COLUMNS = ("id", "client", "session", "booking_url", "status", "booking", "created_at", "used_at")
+INBOX_COLUMNS = (
+    "id",
+    "event",
+    "source",
+    "body",
+    "body_sha256",
+    "headers",
+    "invitee_uri",
+    "status",
+    "received_at",
+    "attempts",
+    "last_attempt_at",
+    "last_error",
+    "applied_at",
+    "outcome",
+)
+
+Url = Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)]
+Reference = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=16)]
+
+
+def _same(left: Any, right: Any) -> bool:
+    if isinstance(left, dt.datetime) and isinstance(right, dt.datetime):
+        return _utc(left) == _utc(right)
+    return bool(left == right)
+
+
+def _utc(value: dt.datetime) -> dt.datetime:
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+# -- calendly_bookings ------------------------------------------------------------------------------------
+
+
+class CalendlyBookingRow(TypedDict, total=False):
+    __pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]
+    reference: Required[Reference]
+    calendly_state: Literal["requested", "unknown", "booked", "failed"] | None
+    calendly_attempts: Annotated[int, Field(ge=0, le=2**31 - 1)] | None
+    calendly_requested_at: When | None
+    calendly_cancel_url: Url | None
+    calendly_reschedule_url: Url | None
+    calendly_join_url: Url | None
+    calendly_no_show_uri: Url | None
+    calendly_no_show_at: When | None
+
+
+assert set(CalendlyBookingRow.__annotations__) == set(CALENDLY_BOOKING_COLUMNS)
+assert CALENDLY_STATES == ("requested", "unknown", "booked", "failed")
+
+
+class CalendlyBookingImporter(KindImporter):
+    """Sets the write-through state of bookings the same document's `bookings` section (or the database)
+    holds. A restore sets every column of the state, so it is exact; a merge into a database with data
+    sets it only on bookings that have none yet (the database's own state is newer than a backup's)."""
+
+    kind = "calendly_bookings"
+    schema = CalendlyBookingRow
+    required = (("reference",),)
+    batch_size = 2000
+
+    def apply(self, rows: Sequence[SourceRow]) -> list[RowResult]:
+        valid, results = self.validate(rows)
+        wanted: list[tuple[SourceRow, str, dict[str, Any]]] = []
+        for row, values in valid:
+            state: dict[str, Any] = {}
+            errors: list[RowError] = []
+            for name in WRITE_STATE_COLUMNS:
+                value = values.get(name)
+                if name in _INSTANT_COLUMNS:
+                    try:
+                        value = self.instant(value, name)
+                    except BappError as exc:
+                        errors.append(problem(exc, name, row.line))
+                elif name == "calendly_attempts":
+                    value = value or 0
+                elif isinstance(value, str):
+                    value = value or None
+                state[name] = value
+            if errors:
+                results.append(RowResult(row, errors=errors))
+            else:
+                wanted.append((row, values["reference"].upper(), state))
+        columns = [getattr(Booking, name) for name in WRITE_STATE_COLUMNS]
+        found: dict[str, tuple[Any, ...]] = {}
+        for part in bulk.chunks(sorted({reference for _, reference, _ in wanted})):
+            for row_id, reference, *current in self.session.execute(
+                select(Booking.id, Booking.reference, *columns).where(Booking.reference.in_(part))
+            ):
+                found[reference] = (row_id, *current)
+        changes: list[dict[str, Any]] = []
+        for row, reference, state in wanted:
+            existing = found.get(reference)
+            if existing is None:
+                results.append(RowResult(row, errors=[RowError(row.line, "reference", f"no booking {reference!r}")]))
+                continue
+            booking_id, *current = existing
+            if not self.restore and _has_state(current):
+                # merging into a database that has its own state for this booking: that state is newer
+                # than any backup of it (a stale `requested` must not make reconcile send it again)
+                results.append(RowResult(row, outcome=UNCHANGED))
+                continue
+            if all(_same(old, state[name]) for name, old in zip(WRITE_STATE_COLUMNS, current, strict=True)):
+                results.append(RowResult(row, outcome=UNCHANGED))
+                continue
+            changes.append({"id": booking_id, **state})
+            results.append(RowResult(row, outcome=UPDATED))
+        if changes:
+            self.session.execute(update(Booking), changes)
+        return sorted(results, key=lambda result: result.row.line)
+
+
+def _has_state(current: Sequence[Any]) -> bool:
+    state, attempts, *rest = current
+    return state is not None or bool(attempts) or any(value is not None for value in rest)
+
+
+def export_calendly_bookings(session: Session) -> Iterator[dict[str, Any]]:
+    """The write-through state of every booking that has any, by reference."""
+    columns = [getattr(Booking, name) for name in WRITE_STATE_COLUMNS]
+    query = (
+        select(Booking.reference, *columns)
+        .where(
+            (Booking.calendly_state.is_not(None))
+            | (Booking.calendly_attempts != 0)
+            | Booking.calendly_requested_at.is_not(None)
+            | Booking.calendly_cancel_url.is_not(None)
+            | Booking.calendly_reschedule_url.is_not(None)
+            | Booking.calendly_join_url.is_not(None)
+            | Booking.calendly_no_show_uri.is_not(None)
+            | Booking.calendly_no_show_at.is_not(None)
+        )
+        .order_by(Booking.reference)
+        .execution_options(yield_per=2000)
+    )
+    for row in session.execute(query):
+        yield dict(zip(CALENDLY_BOOKING_COLUMNS, row, strict=True))
+
+
+# -- calendly_invitations ---------------------------------------------------------------------------------
+
+
+class InvitationRow(TypedDict, total=False):
+    __pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]
+    id: RowId | None
+    client: Required[Email]
+    session: Required[IdOrKey]
+    booking_url: Required[Url]
+    status: Literal["open", "used"] | None
+    booking: Reference | None
+    created_at: When | None
+    used_at: When | None
+
+
+def _session_key(uri: str | None, slug: str | None, session_id: int) -> str:
+    return uri or slug or str(session_id)
+
+
+class InvitationImporter(KindImporter):
+    kind = "calendly_invitations"
+    schema = InvitationRow
+    required = (("client",), ("session",), ("booking_url",))
+    batch_size = 2000
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.ids: set[int] = set()  # a restore keeps ids: one given twice is a bad row, not a crash
+        self.sessions: dict[str, int] = {}
+        for session_id, uri, slug in self.session.execute(
+            select(SessionType.id, SessionType.calendly_uri, SessionType.slug).order_by(SessionType.id)
+        ):
+            self.sessions.setdefault(str(session_id), session_id)
+            if slug:
+                self.sessions.setdefault(slug, session_id)
+            if uri:
+                self.sessions[uri] = session_id
+
+    def apply(self, rows: Sequence[SourceRow]) -> list[RowResult]:
+        valid, results = self.validate(rows)
+        parsed: list[tuple[SourceRow, dict[str, Any]]] = []
+        for row, values in valid:
+            try:
+                item = {
+                    "email": normalise_email(values["client"], field="client"),
+                    "session": values["session"],
+                    "booking_url": values["booking_url"],
+                    "status": values.get("status") or "open",
+                    "booking": (values.get("booking") or "").upper() or None,
+                    "created_at": self.instant(values.get("created_at"), "created_at") or self.now,
+                    "used_at": self.instant(values.get("used_at"), "used_at"),
+                    "id": values.get("id"),
+                }
+            except BappError as exc:
+                results.append(RowResult(row, errors=[problem(exc, exc.message.partition(": ")[0], row.line)]))
+                continue
+            parsed.append((row, item))
+        clients = self._ids(
+            select(User.email, User.id).join(ClientProfile, ClientProfile.user_id == User.id),
+            User.email,
+            [item["email"] for _, item in parsed],
+        )
+        bookings = self._ids(
+            select(Booking.reference, Booking.id),
+            Booking.reference,
+            [item["booking"] for _, item in parsed if item["booking"]],
+        )
+        held = self._ids(
+            select(CalendlyInvitation.booking_url, CalendlyInvitation.id),
+            CalendlyInvitation.booking_url,
+            [item["booking_url"] for _, item in parsed],
+        )
+        for row, item in parsed:
+            errors = []
+            client_id = clients.get(item["email"])
+            if client_id is None:
+                errors.append(RowError(row.line, "client", f"no client with e-mail {item['email']!r}"))
+            session_id = self.sessions.get(item["session"])
+            if session_id is None:
+                errors.append(RowError(row.line, "session", f"no session {item['session']!r}"))
+            booking_id = None
+            if item["booking"]:
+                booking_id = bookings.get(item["booking"])
+                if booking_id is None:
+                    errors.append(RowError(row.line, "booking", f"no booking {item['booking']!r}"))
+            if errors:
+                results.append(RowResult(row, errors=errors))
+                continue
+            values = {
+                "client_id": client_id,
+                "session_type_id": session_id,
+                "status": item["status"],
+                "booking_id": booking_id,
+                "used_at": item["used_at"],
+            }
+            if item["booking_url"] in held:
+                # a link already here (or earlier in the file) keeps what it is: the database's own record
+                # is newer than a backup's (an `open` must not reopen a used link)
+                results.append(RowResult(row, outcome=UNCHANGED))
+                continue
+            invitation = CalendlyInvitation(booking_url=item["booking_url"], created_at=item["created_at"], **values)
+            if self.restore and item["id"] is not None:
+                if item["id"] in self.ids:
+                    results.append(RowResult(row, errors=[RowError(row.line, "id", f"id {item['id']} repeats")]))
+                    continue
+                self.ids.add(item["id"])
+                invitation.id = item["id"]
+            self.session.add(invitation)
+            self.session.flush()
+            held[item["booking_url"]] = invitation.id
+            results.append(RowResult(row, outcome=CREATED))
+        return sorted(results, key=lambda result: result.row.line)
+
+    def _ids(self, query: Any, key: Any, values: Sequence[str]) -> dict[str, int]:
+        found: dict[str, int] = {}
+        for part in bulk.chunks(sorted(set(values))):
+            found.update((name, row_id) for name, row_id in self.session.execute(query.where(key.in_(part))))
+        return found
+
+
+def export_invitations(session: Session) -> Iterator[dict[str, Any]]:
+    query = (
+        select(
+            CalendlyInvitation.id,
+            User.email,
+            SessionType.calendly_uri,
+            SessionType.slug,
+            SessionType.id,
+            CalendlyInvitation.booking_url,
+            CalendlyInvitation.status,
+            Booking.reference,
+            CalendlyInvitation.created_at,
+            CalendlyInvitation.used_at,
+        )
+        .join(User, User.id == CalendlyInvitation.client_id)
+        .join(SessionType, SessionType.id == CalendlyInvitation.session_type_id)
+        .outerjoin(Booking, Booking.id == CalendlyInvitation.booking_id)
+        .order_by(CalendlyInvitation.id)
+    )
+    for row_id, email, uri, slug, session_id, url, status, reference, created, used in session.execute(query):
+        yield {
+            "id": row_id,
+            "client": email,
+            "session": _session_key(uri, slug, session_id),
+            "booking_url": url,
+            "status": status,
+            "booking": reference,
+            "created_at": created,
+            "used_at": used,
+        }
+
+
+# -- webhook_inbox -----------------------------------------------------------------------------------------
+
+
+class InboxRow(TypedDict, total=False):
+    __pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]
+    id: RowId | None
+    event: Required[Annotated[str, StringConstraints(max_length=64)]]
+    source: Required[Literal["receiver", "apply", "pull"]]
+    body: Required[Annotated[str, StringConstraints(max_length=10_000_000)]]
+    body_sha256: Required[Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]]
+    headers: dict[str, Annotated[str, StringConstraints(max_length=500)]] | None
+    invitee_uri: Url | None
+    status: Literal["pending", "applied"] | None
+    received_at: Required[When]
+    attempts: Int32 | None
+    last_attempt_at: When | None
+    last_error: Annotated[str, StringConstraints(max_length=100_000)] | None
+    applied_at: When | None
+    outcome: Annotated[str, StringConstraints(max_length=200)] | None
+
+
+class InboxImporter(KindImporter):
+    """Pending deliveries, kept as received; one already in the inbox (by its body's digest) is left as is."""
+
+    kind = "webhook_inbox"
+    schema = InboxRow
+    required = (("event",), ("source",), ("body",), ("body_sha256",), ("received_at",))
+    batch_size = 500
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.ids: set[int] = set()  # a restore keeps ids: one given twice is a bad row, not a crash
+
+    def apply(self, rows: Sequence[SourceRow]) -> list[RowResult]:
+        valid, results = self.validate(rows)
+        digests: set[str] = set()
+        for part in bulk.chunks(sorted({values["body_sha256"] for _, values in valid})):
+            digests.update(
+                self.session.scalars(select(WebhookDelivery.body_sha256).where(WebhookDelivery.body_sha256.in_(part)))
+            )
+        for row, values in valid:
+            if values["body_sha256"] in digests:
+                results.append(RowResult(row, outcome=UNCHANGED))
+                continue
+            try:
+                instants = {
+                    name: self.instant(values.get(name), name)
+                    for name in ("received_at", "last_attempt_at", "applied_at")
+                }
+            except BappError as exc:
+                results.append(RowResult(row, errors=[problem(exc, exc.message.partition(": ")[0], row.line)]))
+                continue
+            delivery = WebhookDelivery(
+                event=values["event"],
+                source=values["source"],
+                body=values["body"],
+                body_sha256=values["body_sha256"],
+                headers=dict(values.get("headers") or {}),
+                invitee_uri=values.get("invitee_uri") or None,
+                status=values.get("status") or "pending",
+                attempts=values.get("attempts") if values.get("attempts") is not None else 1,
+                last_error=values.get("last_error"),
+                outcome=values.get("outcome"),
+                **instants,
+            )
+            if self.restore and values.get("id") is not None:
+                if values["id"] in self.ids:
+                    results.append(RowResult(row, errors=[RowError(row.line, "id", f"id {values['id']} repeats")]))
+                    continue
+                self.ids.add(values["id"])
+                delivery.id = values["id"]
+            self.session.add(delivery)
+            digests.add(values["body_sha256"])
+            results.append(RowResult(row, outcome=CREATED))
+        self.session.flush()
+        return sorted(results, key=lambda result: result.row.line)
+
+
+def export_inbox(session: Session) -> Iterator[dict[str, Any]]:
+    """The deliveries still pending, oldest first."""
+    columns = [getattr(WebhookDelivery, name) for name in INBOX_COLUMNS]
+    query = select(*columns).where(WebhookDelivery.status == "pending").order_by(WebhookDelivery.id)
+    for row in session.execute(query):
+        record = dict(zip(INBOX_COLUMNS, row, strict=True))
+        record["headers"] = dict(record["headers"] or {})
+        yield record
+
+
+def refused_write_state(columns: Mapping[str, Any] | Sequence[str]) -> list[str]:
+    """The Calendly write-state columns among `columns` (a per-kind bookings import refuses them)."""
+    return [name for name in WRITE_STATE_COLUMNS if name in columns]
