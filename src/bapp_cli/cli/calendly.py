@@ -1014,6 +1014,21 @@ def _signing_key_for_subscription(app_state: AppState, sink: OutputSink) -> tupl
     return key, str(path)
 
 
+def _check_subscription_url(url: str) -> None:
+    """An https URL with a host (http only to 127.0.0.1, for a local receiver in tests); checked here, before
+    a key is made or Calendly is asked, rather than left for Calendly to refuse."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - a malformed port or bracketed host raises here
+    except ValueError:
+        parts = None
+    local = parts is not None and parts.scheme == "http" and parts.hostname == "127.0.0.1"
+    if parts is None or not parts.hostname or not (parts.scheme == "https" or local):
+        raise UsageError(f"--url: {url!r} must be an https:// URL with a host (Calendly delivers to HTTPS only)")
+
+
 @webhook_app.command("subscribe")
 def webhook_subscribe(
     ctx: typer.Context,
@@ -1054,8 +1069,7 @@ def webhook_subscribe(
     sink = app_state.output(fmt, as_json)
     if scope not in ("user", "organization"):
         raise UsageError(f"--scope: {scope!r} is not one of user, organization")
-    if not url.startswith("https://") and not url.startswith("http://127.0.0.1"):
-        raise UsageError(f"--url: {url!r} must be an https:// URL (Calendly delivers to HTTPS only)")
+    _check_subscription_url(url)
     wanted = list(dict.fromkeys(events or DEFAULT_WEBHOOK_EVENTS))
     with app_state.calendly_client() as client:
         organization, user = _subscription_scope(app_state, client)
