@@ -219,7 +219,6 @@ def test_r9_config_files_bapp_cannot_read_or_write_are_exit_4(bapp: Bapp, tmp_pa
     assert not_utf8.is_file() and not list(tmp_path.glob("*.tmp"))  # nothing written, nothing left behind
 
 
-
 def test_r9_secret_files_named_in_config_are_short_utf8_text_or_exit_4(bapp: Bapp, tmp_path: Path) -> None:
     """The webhook signing key file once crashed (exit 1, UnicodeDecodeError) where the token file did
     not; both are read by one rule now, which also stops at a file that cannot be a secret."""
@@ -236,6 +235,7 @@ def test_r9_secret_files_named_in_config_are_short_utf8_text_or_exit_4(bapp: Bap
         assert expected in applied.stderr
         whoami = bapp("--config", str(config), "calendly", "whoami")
         assert whoami.exit_code == 4 and "calendly.token_file" in whoami.stderr and expected in whoami.stderr
+
 
 # -- item 10: every key validated on set; errors from config name the file and key -------------------
 
