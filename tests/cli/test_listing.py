@@ -4,14 +4,13 @@ error naming the option, and narrow terminals keep the key columns whole. Both b
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import Engine, event
 
-from bapp_cli.cli.app import app
+from tests.cli.command_tree import leaf_commands
 from tests.conftest import Bapp
 
 REPO = Path(__file__).resolve().parents[2]
@@ -31,24 +30,10 @@ LISTINGS = {
 }
 
 
-def _tree() -> Iterator[tuple[tuple[str, ...], Any]]:
-    import typer
-
-    def walk(command: Any, path: tuple[str, ...]) -> Iterator[tuple[tuple[str, ...], Any]]:
-        children = getattr(command, "commands", None)
-        if children:
-            for name, child in children.items():
-                yield from walk(child, (*path, name))
-        else:
-            yield path, command
-
-    yield from walk(typer.main.get_command(app), ())
-
-
 def test_every_list_command_has_limit_offset_and_search() -> None:
-    lists = {path for path, _ in _tree() if path[-1] == "list"}
+    lists = {path for path, _ in leaf_commands() if path[-1] == "list"}
     assert lists <= set(LISTINGS), f"add the new list command to LISTINGS: {sorted(lists - set(LISTINGS))}"
-    for path, command in _tree():
+    for path, command in leaf_commands():
         if path in LISTINGS:
             options = {option for param in command.params for option in param.opts}
             assert {"--limit", "--offset", "--search"} <= options, path

@@ -18,7 +18,6 @@ from __future__ import annotations
 import os
 import shutil
 import stat
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.cli.command_tree import leaf_commands
 from tests.conftest import Bapp
 
 REPO = Path(__file__).resolve().parents[2]
@@ -187,23 +187,7 @@ def seeded_database(tmp_path_factory: pytest.TempPathFactory, sqlite_template: P
     return path
 
 
-def _leaves() -> Iterator[tuple[tuple[str, ...], Any]]:
-    import typer
-
-    from bapp_cli.cli.app import app
-
-    def walk(command: Any, path: tuple[str, ...]) -> Iterator[tuple[tuple[str, ...], Any]]:
-        children = getattr(command, "commands", None)
-        if children:
-            for name, child in children.items():
-                yield from walk(child, (*path, name))
-        else:
-            yield path, command
-
-    yield from walk(typer.main.get_command(app), ())
-
-
-COMMANDS = sorted(_leaves(), key=lambda item: item[0])
+COMMANDS = sorted(leaf_commands(), key=lambda item: item[0])
 
 
 def _environment(home: Path) -> dict[str, str | None]:
