@@ -628,53 +628,13 @@ def test_the_token_never_appears_in_output_errors_or_audit_rows(synced: Bapp, fa
     booking = ("bookings", "create", "--client", CLIENT, "--session", FREE, *ANSWERS, "--start")
     results = [synced("--debug", "-vv", *booking, z(slot(hour=9)))]
     fake.refuse_plan_next()
-    results.append(
-        synced(
-            "--debug",
-            "bookings",
-            "create",
-            "--client",
-            CLIENT,
-            "--session",
-            FREE,
-            "--start",
-            z(slot(hour=11)),
-            *ANSWERS,
-        )
-    )
+    results.append(synced("--debug", *booking, z(slot(hour=11))))
     fake.booking_rate_limit_next(reset=30, times=None)
-    results.append(
-        synced(
-            "--debug",
-            "-vv",
-            "bookings",
-            "create",
-            "--client",
-            CLIENT,
-            "--session",
-            FREE,
-            "--start",
-            z(slot(hour=12)),
-            *ANSWERS,
-        )
-    )
+    results.append(synced("--debug", "-vv", *booking, z(slot(hour=12))))
     fake.clear_faults()
     fake.apply_then_reset_next()
     fake.fail_next("/scheduled_events", 500, times=None)
-    results.append(
-        synced(
-            "--debug",
-            "bookings",
-            "create",
-            "--client",
-            CLIENT,
-            "--session",
-            FREE,
-            "--start",
-            z(slot(hour=13)),
-            *ANSWERS,
-        )
-    )
+    results.append(synced("--debug", *booking, z(slot(hour=13))))
     results.append(synced("--debug", "calendly", "reconcile"))
     fake.clear_faults()
     results.append(synced("--debug", "-vv", "calendly", "reconcile", "--json"))
