@@ -25,12 +25,21 @@ from sqlalchemy.orm import Session
 from bapp_cli.db.engine import make_engine
 from bapp_cli.db.models import Booking, CalendlyInvitation, WebhookDelivery
 from tests.cli.calendly_fixtures import (
-    USER,
     cbapp,  # noqa: F401 (fixture)
     fake_server,  # noqa: F401 (fixture)
 )
 from tests.cli.calendly_fixtures import fake as plain_fake  # noqa: F401 (fixture)
-from tests.cli.test_calendly_write import CLIENT, FREE, FREE_TYPE, bookings, create, posts, slot
+from tests.cli.test_calendly_write import (  # noqa: F401 (fake, synced: the write tests' fixtures, shared)
+    CLIENT,
+    FREE,
+    FREE_TYPE,
+    bookings,
+    create,
+    fake,
+    posts,
+    slot,
+    synced,
+)
 from tests.conftest import BACKENDS, Bapp, _fresh_database
 from tests.fakes.calendly_server import FakeCalendly, make_invitee, make_scheduled_event
 
@@ -50,20 +59,6 @@ WRITE_STATE = (
     "calendly_no_show_uri",
     "calendly_no_show_at",
 )
-
-
-@pytest.fixture
-def fake(plain_fake: FakeCalendly) -> Iterator[FakeCalendly]:
-    plain_fake.reset_writes()
-    yield plain_fake
-    plain_fake.reset_writes()
-
-
-@pytest.fixture
-def synced(cbapp: Bapp, fake: FakeCalendly) -> Bapp:
-    result = cbapp("calendly", "sync", "--user", USER, "--json")
-    assert result.exit_code == 0, result.stderr
-    return cbapp
 
 
 @pytest.fixture(params=BACKENDS)
