@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import datetime as dt
 import json
 import socket
 import sys
@@ -34,6 +33,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
+from bapp_cli.cli.context import utc_now
 from bapp_cli.errors import AuthError, BappError, Busy, DatabaseNotReady, InvalidInput
 
 if TYPE_CHECKING:
@@ -53,10 +53,6 @@ SIGNATURE_HEADER = "calendly-webhook-signature"
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
-
-
-def _utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 class DeliveryHandler:
@@ -132,7 +128,7 @@ class DeliveryHandler:
                 payload,
                 source=self.source,
                 headers=stored_headers,
-                now=_utc_now(),
+                now=utc_now(),
                 pathway_question=self.pathway_question,
                 dry_run=dry_run,
             )
@@ -173,7 +169,7 @@ class DeliveryHandler:
                     invitee_uri=invitee,
                     source=self.source,
                     headers=headers,
-                    now=_utc_now(),
+                    now=utc_now(),
                     reason=reason,
                 )
                 note = f"parked in the webhook inbox as #{delivery.id}: {reason}"
@@ -209,7 +205,7 @@ class DeliveryHandler:
             # A savepoint: a fetched type that cannot be stored must not cost the delivery (it parks).
             with session.begin_nested():
                 sync_event_types(
-                    session, [item], source="api", started_at=_utc_now(), clock=_utc_now, rules=self.rules, partial=True
+                    session, [item], source="api", started_at=utc_now(), clock=utc_now, rules=self.rules, partial=True
                 )
         except BappError as exc:
             self.warn(f"fetched event type {item.uri} not stored: {exc.message}")
