@@ -23,7 +23,6 @@ from typing import Any
 
 from bapp_cli.errors import InvalidInput
 
-QUESTION_TYPES = ("string", "text", "phone_number", "single_select", "multi_select")
 STRING_LIMIT = 255
 TEXT_LIMIT = 10_000
 # E.164: a plus, a non-zero country digit, at most 15 digits in all — checked after removing the

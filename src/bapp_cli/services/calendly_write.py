@@ -881,22 +881,3 @@ def record_invitation(
         "status": "open",
         "created_at": now,
     }
-
-
-def list_invitations(session: Session) -> list[dict[str, Any]]:
-    rows = session.execute(
-        select(CalendlyInvitation, User.email, SessionType.slug, SessionType.id)
-        .join(User, User.id == CalendlyInvitation.client_id)
-        .join(SessionType, SessionType.id == CalendlyInvitation.session_type_id)
-        .order_by(CalendlyInvitation.created_at, CalendlyInvitation.id)
-    ).all()
-    return [
-        {
-            "client": email,
-            "session": slug or str(type_id),
-            "booking_url": invitation.booking_url,
-            "status": invitation.status,
-            "created_at": invitation.created_at,
-        }
-        for invitation, email, slug, type_id in rows
-    ]

@@ -141,17 +141,6 @@ def add_client(
     return _view(user, profile)
 
 
-def list_clients(
-    session: Session,
-    *,
-    pathway: str | None = None,
-    status: str | None = None,
-    builder: str | None = None,
-    page: Page = ALL,
-) -> list[ClientView]:
-    return list(iter_clients(session, pathway=pathway, status=status, builder=builder, page=page))
-
-
 def iter_clients(
     session: Session,
     *,

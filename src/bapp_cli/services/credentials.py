@@ -48,7 +48,6 @@ STATUS_LIST_MIN_BITS = 131_072
 # clock difference tolerated between the issuer and a verifier, in seconds
 LEEWAY_SECONDS = 60
 ACHIEVEMENT_COLUMNS = ("key", "id", "name", "description", "criteria")
-CREDENTIAL_COLUMNS = ("badge", "credential_id", "name", "valid_from")
 VERIFICATION_COLUMNS = ("credential_id", "badge", "name", "valid_from", "status", "reason")
 
 

@@ -326,9 +326,3 @@ def list_deliveries(session: Session, *, pending_only: bool = False, page: Page 
         )
         for row in rows
     ]
-
-
-def pending_count(session: Session) -> int:
-    from sqlalchemy import func
-
-    return int(session.scalar(select(func.count()).where(WebhookDelivery.status == "pending")) or 0)
