@@ -1,17 +1,19 @@
-"""Bookings that are real in Calendly (SPEC §2.9, R8): open slots, write-through booking, reconcile,
-cancel and no-show pushed to Calendly, single-use scheduling links.
+"""Bookings that are real in Calendly (README "Booking in Calendly"; docs/reliability.md R8): open slots,
+write-through booking, reconcile, cancel and no-show pushed to Calendly, single-use scheduling links.
 
 The database and Calendly cannot share a transaction, and ``POST /invitees`` has no idempotency key, so a
 booking made through Calendly goes in steps, each its own unit of work handed in by the caller:
 
-1. every local rule of SPEC §2.5 and "the start is one of Calendly's open slots" are checked, and the
-   booking is committed as ``pending`` with ``calendly_state = 'requested'`` and ``calendly_attempts = 1``
-   — the intent, recorded before anything is sent; it holds the slot against other bapp processes;
+1. every local booking rule (as for `bookings create`) and "the start is one of Calendly's open slots" are
+   checked, and the booking is committed as ``pending`` with ``calendly_state = 'requested'`` and
+   ``calendly_attempts = 1`` — the intent, recorded before anything is sent; it holds the slot against
+   other bapp processes;
 2. ``POST /invitees`` is sent (outside any transaction);
 3. the answer settles it: 201 → the invitee and event URIs, links, end time and join URL are recorded,
-   ``calendly_state = 'booked'`` and the status follows the price (rule 8); slot taken or a definite
-   refusal → the pending booking is deleted (its audit rows stay); a lost answer (timeout, reset, 5xx) →
-   Calendly is *asked* (scheduled events of the invitee's e-mail at that start, then their invitees):
+   ``calendly_state = 'booked'`` and the status follows the price (free: confirmed, else pending and
+   unpaid); slot taken or a definite refusal → the pending booking is deleted (its audit rows stay); a
+   lost answer (timeout, reset, 5xx) → Calendly is *asked* (scheduled events of the invitee's e-mail at
+   that start, then their invitees):
    found → as 201; not found → resent once (the attempt counted first); still unknown → ``unknown``.
 
 A process killed anywhere in between leaves a ``requested`` booking that :func:`reconcile_bookings` (or
@@ -619,7 +621,7 @@ def _booking_id(session: Session, reference: str) -> int:
 def attach_invitee(
     session: Session, booking: Booking, invitee: Invitee, event: ScheduledEvent | None, *, now: dt.datetime
 ) -> dict[str, Any]:
-    """Record what Calendly holds for a held booking; its status then follows the price (rule 8)."""
+    """Record what Calendly holds for a held booking; then its status follows the price."""
     paid = booking.amount > 0
     fresh: dict[str, Any] = {
         "calendly_invitee_uri": invitee.uri,
@@ -658,7 +660,7 @@ def _plain(value: Any) -> Any:
 
 def match_held_booking(session: Session, *, email: str, session_type_id: int, start: dt.datetime) -> Booking | None:
     """A booking bapp sent to Calendly and has not settled yet, for this client, event type and start: an
-    incoming invitee that matches it *is* that booking, never a second one (SPEC §2.9, R8)."""
+    incoming invitee that matches it *is* that booking, never a second one (docs/reliability.md R8)."""
     return session.scalars(
         select(Booking)
         .join(User, User.id == Booking.client_id)

@@ -1,6 +1,6 @@
 """Session-type administration (``bapp sessions list|show|add|update``): the admin view and the curated fields.
 
-Admins edit only what SPEC §2.3 calls curated — category, requires_auth, linked pathways, price and
+Admins edit only the curated fields (those Calendly does not own) — category, requires_auth, linked pathways, price and
 currency, display order, the local enable switch — on any session type. ``add`` creates local-only types
 (no Calendly URI), which sync never touches. Everything is validated before the first write.
 """
@@ -131,7 +131,7 @@ class SessionTypeUpdate:
 
 
 def category_order() -> Any:
-    """free, pathway, specialized (SPEC §2.5) as a sortable SQL expression."""
+    """free, pathway, specialized (the order clients see them in) as a sortable SQL expression."""
     return case({name: index for index, name in enumerate(CATEGORY_ORDER)}, value=SessionType.category, else_=99)
 
 

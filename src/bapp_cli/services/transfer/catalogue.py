@@ -384,7 +384,7 @@ class SkillImporter(_RowImporter):
         super().__init__(*args, **kwargs)
         self.pathways = {pathway.slug: pathway for pathway in self.session.scalars(select(Pathway))}
         self.tiers = set(self.session.execute(select(PathwayTier.pathway_id, PathwayTier.tier)).all())
-        # what the completion rules must look at once every row is in (SPEC §2.6: badges are awarded
+        # what the completion rules must look at once every row is in (badges are awarded
         # the moment a catalogue change completes a tier)
         self.touched_pathways: set[int] = set()
         self.fundamentals_changed = False
