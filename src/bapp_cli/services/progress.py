@@ -17,7 +17,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 from collections.abc import Collection, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from sqlalchemy import (
@@ -364,13 +364,7 @@ class SkillStatus:
     completed_via: str | None
 
     def as_record(self) -> dict[str, Any]:
-        return {
-            "skill": self.skill,
-            "name": self.name,
-            "status": self.status,
-            "completed_at": self.completed_at,
-            "completed_via": self.completed_via,
-        }
+        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -392,13 +386,8 @@ class TierProgress:
         return percent(self.completed, self.total)
 
     def as_record(self) -> dict[str, Any]:
-        return {
-            "tier": self.tier,
-            "name": self.name,
-            "completed": self.completed,
-            "total": self.total,
-            "percent": self.percent,
-        }
+        counts = {"completed": self.completed, "total": self.total, "percent": self.percent}
+        return {"tier": self.tier, "name": self.name, **counts}
 
 
 @dataclass(frozen=True)
@@ -469,7 +458,7 @@ class BadgeView:
     awarded_at: dt.datetime
 
     def as_record(self) -> dict[str, Any]:
-        return {"key": self.key, "name": self.name, "awarded_at": self.awarded_at}
+        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -483,8 +472,12 @@ class ClientProgress:
         return [item.as_record() for item in self.pathways]
 
 
-def _badges(session: Session, client_id: int, catalogue: Catalogue) -> list[BadgeView]:
-    rows = session.execute(select(Badge.key, Badge.awarded_at).where(Badge.client_id == client_id)).all()
+def _badges(session: Session, client_id: int, catalogue: Catalogue, page: Page = ALL) -> list[BadgeView]:
+    query = select(Badge.key, Badge.awarded_at).where(Badge.client_id == client_id)
+    found = page.matching(Badge.key)
+    if found is not None:
+        query = query.where(found)
+    rows = session.execute(page.window(query.order_by(Badge.awarded_at, Badge.id))).all()
     ordered = sorted(rows, key=lambda row: (row.awarded_at, catalogue.badge_order(row.key)))
     return [BadgeView(row.key, catalogue.badge_name(row.key), row.awarded_at) for row in ordered]
 
@@ -492,16 +485,7 @@ def _badges(session: Session, client_id: int, catalogue: Catalogue) -> list[Badg
 def list_badges(session: Session, email: str, *, page: Page = ALL) -> list[BadgeView]:
     """A client's badges, oldest first; `page.search` looks in the badge key (e.g. `tier:accelerate:1`)."""
     client, _ = get_client(session, email)
-    if page == ALL:
-        return _badges(session, client.id, load_catalogue(session))
-    catalogue = load_catalogue(session)
-    query = select(Badge.key, Badge.awarded_at).where(Badge.client_id == client.id)
-    found = page.matching(Badge.key)
-    if found is not None:
-        query = query.where(found)
-    rows = session.execute(page.window(query.order_by(Badge.awarded_at, Badge.id))).all()
-    ordered = sorted(rows, key=lambda row: (row.awarded_at, catalogue.badge_order(row.key)))
-    return [BadgeView(row.key, catalogue.badge_name(row.key), row.awarded_at) for row in ordered]
+    return _badges(session, client.id, load_catalogue(session), page)
 
 
 def show_progress(session: Session, email: str, *, pathway: str | None = None) -> ClientProgress:
