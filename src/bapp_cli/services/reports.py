@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -81,10 +81,6 @@ def one_decimal(numerator: int, denominator: int, *, scale: int = 1) -> float:
 # -- shared pieces ------------------------------------------------------------------------------------
 
 
-def _utc_text(instant: dt.datetime) -> str:
-    return instant_text(instant)
-
-
 @dataclass(frozen=True)
 class Period:
     """Bookings whose start is in [start, end); an open end is unbounded."""
@@ -95,7 +91,7 @@ class Period:
     def __post_init__(self) -> None:
         if self.start is not None and self.end is not None and self.end <= self.start:
             raise InvalidInput(
-                f"to: {_utc_text(self.end)} must be after from ({_utc_text(self.start)})",
+                f"to: {instant_text(self.end)} must be after from ({instant_text(self.start)})",
                 hint="the period is [from, to): from inclusive, to exclusive",
                 code="invalid_period",
             )
@@ -294,7 +290,7 @@ class SkillCompletions:
     completions: int
 
     def as_record(self) -> dict[str, Any]:
-        return {"skill": self.skill, "name": self.name, "completions": self.completions}
+        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -325,18 +321,8 @@ class PathwayFigures:
         return one_decimal(self.days_sum, self.days_count)
 
     def as_record(self) -> dict[str, Any]:
-        return {
-            "pathway": self.pathway.key,
-            "enrolled": self.enrolled,
-            "active": self.active,
-            "paused": self.paused,
-            "completed": self.completed,
-            "average_percent": self.average_percent,
-            "completion_rate": self.completion_rate,
-            "average_days_to_complete": self.average_days_to_complete,
-            "top_skills": [item.as_record() for item in self.top_skills],
-            "bookings": self.bookings,
-        }
+        derived = {"pathway": self.pathway.key, "top_skills": [item.as_record() for item in self.top_skills]}
+        return {name: derived[name] if name in derived else getattr(self, name) for name in ANALYTICS_COLUMNS}
 
 
 @dataclass(frozen=True)

@@ -114,28 +114,9 @@ def builder_emails(session: Session, user_ids: Sequence[int | None]) -> dict[int
 
 
 def session_record(session_type: SessionType, pathways: list[str], builder_email: str | None) -> dict[str, Any]:
-    """The session record of CLI.md (keys in contract order)."""
-    return {
-        "id": session_type.id,
-        "slug": session_type.slug,
-        "title": session_type.title,
-        "description": session_type.description,
-        "category": session_type.category,
-        "requires_auth": session_type.requires_auth,
-        "bookable": is_bookable(session_type),
-        "enabled": session_type.enabled,
-        "is_secret": session_type.is_secret,
-        "duration_minutes": session_type.duration_minutes,
-        "duration_options": session_type.duration_options,
-        "price": session_type.price,
-        "currency": session_type.currency,
-        "display_order": session_type.display_order,
-        "pathways": pathways,
-        "builder": builder_email,
-        "calendly_uri": session_type.calendly_uri,
-        "scheduling_url": session_type.scheduling_url,
-        "custom_questions": session_type.custom_questions,
-    }
+    """The session record (keys in SESSION_COLUMNS order, the documented one)."""
+    derived = {"bookable": is_bookable(session_type), "pathways": pathways, "builder": builder_email}
+    return {name: derived[name] if name in derived else getattr(session_type, name) for name in SESSION_COLUMNS}
 
 
 def session_records(session: Session, session_types: Sequence[SessionType]) -> list[dict[str, Any]]:

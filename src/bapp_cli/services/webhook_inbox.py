@@ -87,16 +87,8 @@ class Retried:
         return self.outcome.action not in ("skipped", "parked")
 
     def as_record(self) -> dict[str, Any]:
-        record = self.outcome.as_record()
-        return {
-            "id": self.id,
-            "event": self.event,
-            "invitee_uri": record["invitee_uri"],
-            "action": record["action"],
-            "booking": record["booking"],
-            "booking_status": record["booking_status"],
-            "note": record["note"],
-        }
+        record = {**self.outcome.as_record(), "id": self.id, "event": self.event}
+        return {name: record[name] for name in RETRY_COLUMNS}
 
 
 def kept_headers(headers: Mapping[str, str], *, signature_timestamp: str | None = None) -> dict[str, str]:

@@ -72,9 +72,8 @@ from bapp_cli.services.transfer.importer import (
 
 PATHWAY_EXPORT_COLUMNS = ("id", *PATHWAY_COLUMNS, "created_at")
 SKILL_EXPORT_COLUMNS = ("id", *SKILL_COLUMNS, "created_at")
-# the session record of CLI.md, then what a backup needs to restore the Calendly-owned state exactly
-SESSION_EXPORT_COLUMNS = (
-    *SESSION_COLUMNS,
+# what a backup needs beyond the session record to restore the Calendly-owned state exactly
+_SESSION_BACKUP_ONLY = (
     "kind",
     "color",
     "invitee_limit",
@@ -87,6 +86,7 @@ SESSION_EXPORT_COLUMNS = (
     "last_synced_at",
     "created_at",
 )
+SESSION_EXPORT_COLUMNS = (*SESSION_COLUMNS, *_SESSION_BACKUP_ONLY)
 COLOR = re.compile(r"^#[0-9A-Fa-f]{6}$")
 _Model = TypeVar("_Model", bound=Base)
 
@@ -493,15 +493,7 @@ def export_skills(session: Session) -> Iterator[dict[str, Any]]:
         links.setdefault(skill_id, []).append(f"{slug}:{tier}")
     for skill in session.scalars(select(Skill).order_by(Skill.slug)):
         yield {
-            "id": skill.id,
-            "slug": skill.slug,
-            "name": skill.name,
-            "description": skill.description,
-            "domain": skill.domain,
-            "is_fundamental": skill.is_fundamental,
-            "archived": skill.archived,
-            "links": links.get(skill.id, []),
-            "created_at": skill.created_at,
+            name: links.get(skill.id, []) if name == "links" else getattr(skill, name) for name in SKILL_EXPORT_COLUMNS
         }
 
 
@@ -706,17 +698,4 @@ def export_sessions(session: Session) -> Iterator[dict[str, Any]]:
     types = list(session.scalars(select(SessionType).order_by(SessionType.id)))
     for session_type, record in zip(types, session_records(session, types), strict=True):
         record["bookable"] = is_bookable(session_type)
-        yield {
-            **record,
-            "kind": session_type.kind,
-            "color": session_type.color,
-            "invitee_limit": session_type.invitee_limit,
-            "owner_uri": session_type.owner_uri,
-            "calendly_position": session_type.calendly_position,
-            "remote_active": session_type.remote_active,
-            "remote_updated_at": session_type.remote_updated_at,
-            "remote_deleted_at": session_type.remote_deleted_at,
-            "present_in_last_sync": session_type.present_in_last_sync,
-            "last_synced_at": session_type.last_synced_at,
-            "created_at": session_type.created_at,
-        }
+        yield {**record, **{name: getattr(session_type, name) for name in _SESSION_BACKUP_ONLY}}
