@@ -200,10 +200,14 @@ def park(
         session.flush()
         record_audit(session, "webhook_delivery", str(known.id), {"parked": event, "reason": reason})
     elif known.status == "pending":
-        known.attempts += 1
-        known.last_attempt_at = now
-        known.last_error = reason
+        _count_failed_attempt(known, reason, now=now)
     return known
+
+
+def _count_failed_attempt(delivery: WebhookDelivery, reason: str, *, now: dt.datetime) -> None:
+    delivery.attempts += 1
+    delivery.last_attempt_at = now
+    delivery.last_error = reason
 
 
 def pulled_body(item: BookedInvitee) -> bytes:
@@ -265,16 +269,12 @@ def retry_pending(
         try:
             payload = WebhookPayload.model_validate_json(delivery.body)
         except ValidationError as exc:
-            delivery.attempts += 1
-            delivery.last_attempt_at = now
-            delivery.last_error = f"stored body no longer parses: {exc.error_count()} error(s)"
+            _count_failed_attempt(delivery, f"stored body no longer parses: {exc.error_count()} error(s)", now=now)
             results.append(Retried(delivery.id, delivery.event, InviteeOutcome("skipped", delivery.invitee_uri or "")))
             continue
         applied = apply_webhook(session, payload, now=now, pathway_question=pathway_question)
         if applied.outcome.action == "skipped":
-            delivery.attempts += 1
-            delivery.last_attempt_at = now
-            delivery.last_error = applied.outcome.note or "could not be applied"
+            _count_failed_attempt(delivery, applied.outcome.note or "could not be applied", now=now)
         else:
             _mark_applied(delivery, applied.outcome, now=now)
         results.append(Retried(delivery.id, delivery.event, applied.outcome))
@@ -302,19 +302,4 @@ def list_deliveries(session: Session, *, pending_only: bool = False, page: Page 
     if matching is not None:
         query = query.where(matching)
     rows = session.scalars(page.window(query.order_by(WebhookDelivery.received_at.desc(), WebhookDelivery.id.desc())))
-    return [
-        InboxEntry(
-            id=row.id,
-            status=row.status,
-            event=row.event,
-            source=row.source,
-            invitee_uri=row.invitee_uri,
-            received_at=row.received_at,
-            attempts=row.attempts,
-            last_attempt_at=row.last_attempt_at,
-            last_error=row.last_error,
-            applied_at=row.applied_at,
-            outcome=row.outcome,
-        )
-        for row in rows
-    ]
+    return [InboxEntry(**{name: getattr(row, name) for name in INBOX_COLUMNS}) for row in rows]
