@@ -336,6 +336,10 @@ class PathwayAnalytics:
         return [*records, self.totals.as_record()] if totals else records
 
 
+# what _enrolment_figures returns per pathway, in order: PathwayFigures' fields of the same names
+_ENROLMENT_FIGURES = ("enrolled", "active", "paused", "completed", "percent_sum", "days_sum", "days_count")
+
+
 def _enrolment_figures(session: Session) -> dict[int, tuple[int, ...]]:
     """Per pathway: enrolled, active, paused, completed, Σ percent, Σ days to complete, completions dated.
 
@@ -429,32 +433,18 @@ def pathway_analytics(session: Session, *, period: Period = Period()) -> Pathway
             select(Booking.pathway_id, func.count()).where(*period.conditions()).group_by(Booking.pathway_id)
         )
     }
-    rows = []
-    for pathway_id, label in pathways.items():
-        enrolled, active, paused, completed, percent_sum, days_sum, days_count = enrolments.get(pathway_id, (0,) * 7)
-        rows.append(
-            PathwayFigures(
-                label,
-                enrolled=enrolled,
-                active=active,
-                paused=paused,
-                completed=completed,
-                percent_sum=percent_sum,
-                days_sum=days_sum,
-                days_count=days_count,
-                top_skills=top.get(pathway_id, []),
-                bookings=bookings.get(pathway_id, 0),
-            )
+    rows = [
+        PathwayFigures(
+            label,
+            **dict(zip(_ENROLMENT_FIGURES, enrolments.get(pathway_id, (0,) * len(_ENROLMENT_FIGURES)), strict=True)),
+            top_skills=top.get(pathway_id, []),
+            bookings=bookings.get(pathway_id, 0),
         )
+        for pathway_id, label in pathways.items()
+    ]
     totals = PathwayFigures(
         TOTALS_ROW,
-        enrolled=sum(row.enrolled for row in rows),
-        active=sum(row.active for row in rows),
-        paused=sum(row.paused for row in rows),
-        completed=sum(row.completed for row in rows),
-        percent_sum=sum(row.percent_sum for row in rows),
-        days_sum=sum(row.days_sum for row in rows),
-        days_count=sum(row.days_count for row in rows),
+        **{name: sum(getattr(row, name) for row in rows) for name in _ENROLMENT_FIGURES},
         top_skills=overall_top,
         bookings=sum(bookings.values()),
     )
