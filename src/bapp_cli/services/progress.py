@@ -339,12 +339,7 @@ def _complete_enrolments(
 def _emails(session: Session, user_ids: Sequence[int]) -> dict[int, str]:
     emails: dict[int, str] = {}
     for chunk in _chunks(sorted(set(user_ids))):
-        emails.update(
-            {
-                user_id: email
-                for user_id, email in session.execute(select(User.id, User.email).where(User.id.in_(chunk)))
-            }
-        )
+        emails.update(session.execute(select(User.id, User.email).where(User.id.in_(chunk))).all())
     return emails
 
 
@@ -386,19 +381,19 @@ class TierProgress:
         return {"tier": self.tier, "name": self.name, **counts}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class PathwayProgress:
     """One enrolment's progress (the seed's ClientPathway), or the Fundamentals group (pathway None)."""
 
     pathway: str | None
     name: str
-    icon: str | None
-    color: str | None
-    start_date: dt.date | None
+    icon: str | None = None
+    color: str | None = None
+    start_date: dt.date | None = None
     status: str
-    builder: str | None
+    builder: str | None = None
     completed_at: dt.datetime | None
-    tiers: list[TierProgress]
+    tiers: list[TierProgress] = field(default_factory=list)
     fundamentals: list[SkillStatus] | None = None
 
     @property
@@ -568,13 +563,8 @@ def show_progress(session: Session, email: str, *, pathway: str | None = None) -
             PathwayProgress(
                 pathway=None,
                 name=FUNDAMENTALS_NAME,
-                icon=None,
-                color=None,
-                start_date=None,
                 status="completed" if all_done else "active",
-                builder=None,
                 completed_at=earned if all_done else None,
-                tiers=[],
                 fundamentals=items,
             )
         )

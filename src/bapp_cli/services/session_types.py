@@ -108,9 +108,7 @@ def builder_emails(session: Session, user_ids: Sequence[int | None]) -> dict[int
     wanted = {user_id for user_id in user_ids if user_id is not None}
     if not wanted:
         return {}
-    return {
-        user_id: email for user_id, email in session.execute(select(User.id, User.email).where(User.id.in_(wanted)))
-    }
+    return dict(session.execute(select(User.id, User.email).where(User.id.in_(wanted))).all())
 
 
 def session_record(session_type: SessionType, pathways: list[str], builder_email: str | None) -> dict[str, Any]:
