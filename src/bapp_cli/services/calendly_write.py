@@ -108,6 +108,19 @@ class CalendlySession:
     kind: str
     owner_uri: str | None
 
+    @classmethod
+    def of(cls, session_type: SessionType) -> CalendlySession:
+        label = session_type.slug or str(session_type.id)
+        return cls(
+            session_type.id,
+            label,
+            session_type.title,
+            session_type.calendly_uri or "",
+            session_type.duration_minutes,
+            session_type.kind,
+            session_type.owner_uri,
+        )
+
 
 def calendly_session(session: Session, identifier: str) -> CalendlySession:
     """The session type, which must be backed by a Calendly event type (exit 6 with a hint otherwise)."""
@@ -119,15 +132,7 @@ def calendly_session(session: Session, identifier: str) -> CalendlySession:
             "book it with --local-only",
             code="not_in_calendly",
         )
-    return CalendlySession(
-        id=session_type.id,
-        label=session_type.slug or str(session_type.id),
-        title=session_type.title,
-        event_type_uri=session_type.calendly_uri,
-        duration_minutes=session_type.duration_minutes,
-        kind=session_type.kind,
-        owner_uri=session_type.owner_uri,
-    )
+    return CalendlySession.of(session_type)
 
 
 def open_slots(
@@ -473,15 +478,7 @@ class CalendlyWriter:
             ).all()
             pending = []
             for booking, email, session_type in rows:
-                target = CalendlySession(
-                    session_type.id,
-                    session_type.slug or str(session_type.id),
-                    session_type.title,
-                    session_type.calendly_uri or "",
-                    session_type.duration_minutes,
-                    session_type.kind,
-                    session_type.owner_uri,
-                )
+                target = CalendlySession.of(session_type)
                 client_user = session.get(User, booking.client_id)
                 assert client_user is not None
                 pending.append(
@@ -501,13 +498,7 @@ class CalendlyWriter:
         event_types: dict[str, EventType] = {}
         for booking_id, reference, email, start, state, attempts, requested_at, target, name in pending:
             now = self.clock()
-            report = {
-                "booking": reference,
-                "client": email,
-                "start_time": start,
-                "calendly_state": state,
-                "status": "pending",
-            }
+            report = {"booking": reference, "client": email, "start_time": start, "calendly_state": state}
             sent = _Sent(
                 booking_id,
                 reference,
@@ -521,20 +512,13 @@ class CalendlyWriter:
             if found is not None:
                 if not dry_run:
                     self._finish(sent, *found, notes=[])
-                reports.append(
-                    {
-                        **report,
-                        "action": "attached",
-                        "calendly_state": "booked",
-                        "status": "booked",
-                        "note": f"found invitee {found[0].uri}",
-                    }
-                )
+                note = f"found invitee {found[0].uri}"
+                reports.append(_reconciled(report, "attached", note, calendly_state="booked", status="booked"))
                 continue
             too_old = now - requested_at >= give_up_after
             if attempts < 2 and start > now + SLOT_LEAD and not too_old:
                 if dry_run:
-                    reports.append({**report, "action": "would resend", "note": "not found in Calendly"})
+                    reports.append(_reconciled(report, "would resend", "not found in Calendly"))
                     continue
                 if target.event_type_uri not in event_types:
                     event_types[target.event_type_uri] = self.client.get_event_type(target.event_type_uri)
@@ -549,47 +533,23 @@ class CalendlyWriter:
                 try:
                     result = self._send(sent, resend_allowed=False)
                 except BappError as exc:
-                    outcome = "unknown" if exc.code == "calendly_unknown" else "removed"
+                    unknown = exc.code == "calendly_unknown"
+                    calendly_state, status = ("unknown", "pending") if unknown else ("removed", "removed")
                     reports.append(
-                        {
-                            **report,
-                            "action": "resent",
-                            "calendly_state": outcome,
-                            "status": "pending" if outcome == "unknown" else "removed",
-                            "note": exc.message,
-                        }
+                        _reconciled(report, "resent", exc.message, calendly_state=calendly_state, status=status)
                     )
                     continue
-                reports.append(
-                    {
-                        **report,
-                        "action": "resent",
-                        "calendly_state": result.calendly_state,
-                        "status": result.created.booking.status,
-                        "note": "booked in Calendly",
-                    }
-                )
+                booked = {"calendly_state": result.calendly_state, "status": result.created.booking.status}
+                reports.append(_reconciled(report, "resent", "booked in Calendly", **booked))
                 continue
             if too_old or start <= now:
                 if not dry_run:
                     self._give_up(sent)
-                reports.append(
-                    {
-                        **report,
-                        "action": "failed",
-                        "calendly_state": "failed",
-                        "status": "cancelled",
-                        "note": "not found in Calendly; given up",
-                    }
-                )
+                note = "not found in Calendly; given up"
+                reports.append(_reconciled(report, "failed", note, calendly_state="failed", status="cancelled"))
                 continue
-            reports.append(
-                {
-                    **report,
-                    "action": "waiting",
-                    "note": "not found in Calendly and already resent; it will be given up after the configured age",
-                }
-            )
+            note = "not found in Calendly and already resent; it will be given up after the configured age"
+            reports.append(_reconciled(report, "waiting", note))
         return reports
 
     def _give_up(self, sent: _Sent) -> None:
@@ -609,6 +569,11 @@ class CalendlyWriter:
             booking.cancelled_at = now
             booking.cancellation_reason = "Calendly never confirmed the booking"
             booking.updated_at = now
+
+
+def _reconciled(report: dict[str, Any], action: str, note: str, **state: str | None) -> dict[str, Any]:
+    """One row of the reconcile report; `state` overrides its calendly_state and status (pending unless said)."""
+    return {**report, "status": "pending", **state, "action": action, "note": note}
 
 
 def _booking_id(session: Session, reference: str) -> int:
