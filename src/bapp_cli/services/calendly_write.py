@@ -307,8 +307,7 @@ class CalendlyWriter:
         held = replace(request, calendly_open_starts=tuple(starts))
         with self.transaction(dry_run=dry_run) as session:
             created = create_booking(session, held, now=now)
-            booking = session.get(Booking, _booking_id(session, created.booking.reference))
-            assert booking is not None
+            booking = _booking(session, created.booking.reference)
             if created.existing or dry_run:
                 notes = []
                 if created.existing and booking.calendly_state in PENDING_STATES:
@@ -576,11 +575,12 @@ def _reconciled(report: dict[str, Any], action: str, note: str, **state: str | N
     return {**report, "status": "pending", **state, "action": action, "note": note}
 
 
-def _booking_id(session: Session, reference: str) -> int:
-    found = session.scalar(select(Booking.id).where(Booking.reference == normalise_reference(reference)))
-    if found is None:
-        raise NotFound(f"no booking {reference!r}")
-    return found
+def _booking(session: Session, reference: str, *, for_update: bool = False) -> Booking:
+    query = select(Booking).where(Booking.reference == normalise_reference(reference))
+    booking = session.scalars(query.with_for_update() if for_update else query).one_or_none()
+    if booking is None:
+        raise NotFound(f"no booking {reference.strip()!r}", hint="see `bapp bookings list`", code="booking_not_found")
+    return booking
 
 
 def attach_invitee(
@@ -680,9 +680,7 @@ class PushTarget:
 
 def push_target(session: Session, reference: str) -> PushTarget | None:
     """The booking's Calendly side, or None when it is not in Calendly (it then behaves as before)."""
-    booking = session.scalars(select(Booking).where(Booking.reference == normalise_reference(reference))).one_or_none()
-    if booking is None:
-        raise NotFound(f"no booking {reference.strip()!r}", hint="see `bapp bookings list`", code="booking_not_found")
+    booking = _booking(session, reference)
     if booking.calendly_state in PENDING_STATES:
         raise Conflict(
             f"booking {booking.reference} is still waiting for Calendly's confirmation",
@@ -793,11 +791,7 @@ def record_no_show_uri(session: Session, reference: str, uri: str | None, *, now
 
 def undo_no_show(session: Session, reference: str, *, now: dt.datetime) -> BookingView:
     """``no-show --undo``: a no-show recorded by mistake goes back to confirmed."""
-    booking = session.scalars(
-        select(Booking).where(Booking.reference == normalise_reference(reference)).with_for_update()
-    ).one_or_none()
-    if booking is None:
-        raise NotFound(f"no booking {reference.strip()!r}", hint="see `bapp bookings list`", code="booking_not_found")
+    booking = _booking(session, reference, for_update=True)
     if booking.status != "no_show":
         raise Conflict(
             f"booking {booking.reference} is {booking.status}, not no_show; nothing to undo", code="illegal_transition"
@@ -835,16 +829,6 @@ def record_invitation(
     )
     session.add(invitation)
     session.flush()
-    record_audit(
-        session,
-        "calendly_invitation",
-        str(invitation.id),
-        {"client": client.email, "session": target.label, "booking_url": booking_url},
-    )
-    return {
-        "client": client.email,
-        "session": target.label,
-        "booking_url": booking_url,
-        "status": "open",
-        "created_at": now,
-    }
+    link = {"client": client.email, "session": target.label, "booking_url": booking_url}
+    record_audit(session, "calendly_invitation", str(invitation.id), link)
+    return {**link, "status": "open", "created_at": now}
