@@ -8,6 +8,7 @@ import typer
 
 from bapp_cli.cli.context import state
 from bapp_cli.cli.options import DryRunOption, FormatOption, JsonOption, LimitOption, OffsetOption, search_option
+from bapp_cli.cli.unit_of_work import changing, reading
 
 app = typer.Typer(
     help="List the badges clients have earned; issue, verify and revoke them as Open Badges 3.0 credentials.",
@@ -35,9 +36,7 @@ def list_command(
     from bapp_cli.services.listing import Page
     from bapp_cli.services.progress import BADGE_COLUMNS, list_badges
 
-    app_state = state(ctx)
-    sink = app_state.output(fmt, as_json)
-    with app_state.reading() as session:
+    with reading(ctx, fmt, as_json) as (sink, session):
         badges = list_badges(session, email, page=Page(limit=limit, offset=offset, search=search))
     sink.records([badge.as_record() for badge in badges], BADGE_COLUMNS, title=f"Badges of {email.strip().lower()}")
 
@@ -376,9 +375,7 @@ def revoke_command(
     from bapp_cli.cli.context import utc_now
     from bapp_cli.services.credentials import revoke_badge
 
-    app_state = state(ctx)
-    sink = app_state.output(fmt, as_json)
-    with app_state.transaction(dry_run=dry_run) as session:
+    with changing(ctx, fmt, as_json, dry_run=dry_run) as (sink, session):
         revocation = revoke_badge(session, email, key, reason=reason, now=utc_now())
     sink.record(revocation.as_record())
     if dry_run:

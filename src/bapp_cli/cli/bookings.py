@@ -17,6 +17,7 @@ from bapp_cli.cli.options import (
     OffsetOption,
     search_option,
 )
+from bapp_cli.cli.unit_of_work import reading
 from bapp_cli.errors import UsageError
 
 if TYPE_CHECKING:
@@ -381,9 +382,7 @@ def show(
     """
     from bapp_cli.services.booking import BOOKING_COLUMNS, show_booking
 
-    app_state = state(ctx)
-    sink = app_state.output(fmt, as_json)
-    with app_state.reading() as session:
+    with reading(ctx, fmt, as_json) as (sink, session):
         view = show_booking(session, reference)
     record = view.as_record()
     sink.record(record, BOOKING_COLUMNS, table=lambda console: _record_table(record, sink, console))

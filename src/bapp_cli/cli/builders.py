@@ -8,6 +8,7 @@ import typer
 
 from bapp_cli.cli.context import state
 from bapp_cli.cli.options import MAX_OPTION_INT, FormatOption, JsonOption, LimitOption, OffsetOption, search_option
+from bapp_cli.cli.unit_of_work import reading
 
 if TYPE_CHECKING:
     from bapp_cli.services.builders import BuilderSettings
@@ -162,9 +163,7 @@ def list_command(
     from bapp_cli.services.builders import BUILDER_COLUMNS, list_builders
     from bapp_cli.services.listing import Page
 
-    app_state = state(ctx)
-    sink = app_state.output(fmt, as_json)
-    with app_state.reading() as session:
+    with reading(ctx, fmt, as_json) as (sink, session):
         builders = list_builders(session, page=Page(limit=limit, offset=offset, search=search))
     sink.records(
         [builder.as_record() for builder in builders],

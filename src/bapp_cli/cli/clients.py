@@ -8,6 +8,7 @@ import typer
 
 from bapp_cli.cli.context import state, utc_now
 from bapp_cli.cli.options import FormatOption, JsonOption, LimitOption, OffsetOption, search_option
+from bapp_cli.cli.unit_of_work import changing, reading
 
 if TYPE_CHECKING:
     from bapp_cli.cli.output import OutputSink
@@ -41,9 +42,7 @@ def add(
     """
     from bapp_cli.services.clients import CLIENT_COLUMNS, add_client
 
-    app_state = state(ctx)
-    sink = app_state.output(fmt, as_json)
-    with app_state.transaction() as session:
+    with changing(ctx, fmt, as_json) as (sink, session):
         client = add_client(session, email, name=name, company=company, industry=industry)
     sink.record(client.as_record(), CLIENT_COLUMNS, title="Client added")
     sink.info(f"Added client {client.email}.")
@@ -152,9 +151,7 @@ def show(
     """
     from bapp_cli.services.clients import CLIENT_COLUMNS, show_client
 
-    app_state = state(ctx)
-    sink = app_state.output(fmt, as_json)
-    with app_state.reading() as session:
+    with reading(ctx, fmt, as_json) as (sink, session):
         detail = show_client(session, email, now=utc_now())
     sink.record(
         detail.as_record(),
@@ -221,9 +218,7 @@ def set_status(
     """
     from bapp_cli.services.clients import ENROLMENT_COLUMNS, set_client_status
 
-    app_state = state(ctx)
-    sink = app_state.output(fmt, as_json)
-    with app_state.transaction() as session:
+    with changing(ctx, fmt, as_json) as (sink, session):
         result = set_client_status(session, email, pathway, status.strip().lower(), now=utc_now())
     sink.record(result.as_record(), (*ENROLMENT_COLUMNS, "changed"), title="Enrolment")
     view = result.enrolment

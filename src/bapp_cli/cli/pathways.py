@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from bapp_cli.cli.context import state, utc_now
+from bapp_cli.cli.context import utc_now
 from bapp_cli.cli.options import (
     MAX_OPTION_INT,
     DryRunOption,
@@ -18,6 +18,7 @@ from bapp_cli.cli.options import (
     search_option,
 )
 from bapp_cli.cli.terminal import styled
+from bapp_cli.cli.unit_of_work import changing, reading
 
 if TYPE_CHECKING:
     from bapp_cli.services.pathways import PathwayView
@@ -68,9 +69,7 @@ def list_command(
     from bapp_cli.services.listing import Page
     from bapp_cli.services.pathways import PATHWAY_COLUMNS, list_pathways
 
-    app_state = state(ctx)
-    sink = app_state.output(fmt, as_json)
-    with app_state.reading() as session:
+    with reading(ctx, fmt, as_json) as (sink, session):
         views = list_pathways(session, page=Page(limit=limit, offset=offset, search=search))
     if sink.format == "table":
         from rich.table import Table
@@ -112,9 +111,7 @@ def show(
     """
     from bapp_cli.services.pathways import PATHWAY_COLUMNS, list_pathways
 
-    app_state = state(ctx)
-    sink = app_state.output(fmt, as_json)
-    with app_state.reading() as session:
+    with reading(ctx, fmt, as_json) as (sink, session):
         views = list_pathways(session, slug=pathway)
     sink.record(views[0].as_record(), PATHWAY_COLUMNS, table=lambda console: render_pathway_tree(views, console))
 
@@ -156,9 +153,7 @@ def add(
     """
     from bapp_cli.services.pathway_admin import TierSpec, add_pathway
 
-    app_state = state(ctx)
-    sink = app_state.output(fmt, as_json)
-    with app_state.transaction(dry_run=dry_run) as session:
+    with changing(ctx, fmt, as_json, dry_run=dry_run) as (sink, session):
         specs = [TierSpec.parse(text, field=f"tier {index}") for index, text in enumerate(tiers or [], start=1)]
         change = add_pathway(
             session, slug, name=name, now=utc_now(), description=description, icon=icon, color=color, tiers=specs
@@ -193,9 +188,7 @@ def update(
     """
     from bapp_cli.services.pathway_admin import update_pathway
 
-    app_state = state(ctx)
-    sink = app_state.output(fmt, as_json)
-    with app_state.transaction(dry_run=dry_run) as session:
+    with changing(ctx, fmt, as_json, dry_run=dry_run) as (sink, session):
         change = update_pathway(
             session,
             pathway,
@@ -237,9 +230,7 @@ def set_tier_command(
     """
     from bapp_cli.services.pathway_admin import set_tier
 
-    app_state = state(ctx)
-    sink = app_state.output(fmt, as_json)
-    with app_state.transaction(dry_run=dry_run) as session:
+    with changing(ctx, fmt, as_json, dry_run=dry_run) as (sink, session):
         change = set_tier(session, pathway, number, name=name, description=description, now=utc_now())
     _report_change(sink, change, "Would update" if dry_run else "Updated")
 
@@ -260,9 +251,6 @@ def archive(
     """
     from bapp_cli.services.pathway_admin import archive_pathway
 
-    app_state = state(ctx)
-    sink = app_state.output(fmt, as_json)
-    app_state.confirm(yes, f"Archive pathway {pathway.strip().lower()}?")
-    with app_state.transaction() as session:
+    with changing(ctx, fmt, as_json, ask=f"Archive pathway {pathway.strip().lower()}?", yes=yes) as (sink, session):
         change = archive_pathway(session, pathway, now=utc_now())
     _report_change(sink, change, "Archived")

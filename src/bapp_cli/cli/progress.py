@@ -7,9 +7,9 @@ from typing import Annotated, Any
 import typer
 
 from bapp_cli.cli.cells import ENROLMENT_STYLES, SKILL_STATUS_STYLES, percent_style
-from bapp_cli.cli.context import state
 from bapp_cli.cli.options import FormatOption, JsonOption, LimitOption, OffsetOption, search_option
 from bapp_cli.cli.terminal import styled
+from bapp_cli.cli.unit_of_work import reading
 
 app = typer.Typer(help="Show clients' progress through pathways, tiers and skills.", no_args_is_help=True)
 
@@ -106,9 +106,7 @@ def show(
     """
     from bapp_cli.services.progress import show_progress
 
-    app_state = state(ctx)
-    sink = app_state.output(fmt, as_json)
-    with app_state.reading() as session:
+    with reading(ctx, fmt, as_json) as (sink, session):
         progress = show_progress(session, email, pathway=pathway)
     columns = [
         "pathway",
@@ -150,9 +148,7 @@ def table(
     from bapp_cli.services.listing import Page
     from bapp_cli.services.progress import PROGRESS_TABLE_COLUMNS, progress_table
 
-    app_state = state(ctx)
-    sink = app_state.output(fmt, as_json)
-    with app_state.reading() as session:
+    with reading(ctx, fmt, as_json) as (sink, session):
         rows = progress_table(
             session,
             pathway=pathway,

@@ -14,6 +14,7 @@ import typer
 from bapp_cli.cli.cells import ENROLMENT_STYLES, answers_text, percent_style
 from bapp_cli.cli.context import state, utc_now
 from bapp_cli.cli.options import FormatOption, JsonOption
+from bapp_cli.cli.unit_of_work import reading
 
 if TYPE_CHECKING:
     from bapp_cli.cli.output import OutputSink
@@ -297,9 +298,7 @@ def client_progress(
     from bapp_cli.services.reports import CLIENT_PROGRESS_COLUMNS
     from bapp_cli.services.reports import client_progress as build_report
 
-    app_state = state(ctx)
-    sink = app_state.output(fmt, as_json)
-    with app_state.reading() as session:
+    with reading(ctx, fmt, as_json) as (sink, session):
         lines = build_report(session, builder=builder, pathway=pathway)
         if sink.format == "table":
             sink.records([], CLIENT_PROGRESS_COLUMNS, table=_progress_renderer(list(lines), sink))

@@ -17,6 +17,7 @@ from bapp_cli.cli.options import (
     search_option,
 )
 from bapp_cli.cli.terminal import styled
+from bapp_cli.cli.unit_of_work import reading
 from bapp_cli.errors import UsageError
 
 if TYPE_CHECKING:
@@ -164,9 +165,7 @@ def list_command(
     from bapp_cli.services.session_admin import list_session_types
     from bapp_cli.services.session_types import SESSION_COLUMNS
 
-    app_state = state(ctx)
-    sink = app_state.output(fmt, as_json)
-    with app_state.reading() as session:
+    with reading(ctx, fmt, as_json) as (sink, session):
         views = list_session_types(
             session,
             include_all=include_all,
@@ -200,9 +199,7 @@ def show(
     from bapp_cli.services.session_admin import show_session_type
     from bapp_cli.services.session_types import SESSION_COLUMNS
 
-    app_state = state(ctx)
-    sink = app_state.output(fmt, as_json)
-    with app_state.reading() as session:
+    with reading(ctx, fmt, as_json) as (sink, session):
         view = show_session_type(session, session_type)
     sink.record(view.as_record(), SESSION_COLUMNS, table=lambda console: render_session(view, console))
 

@@ -18,6 +18,7 @@ from bapp_cli.cli.options import (
     YesOption,
     search_option,
 )
+from bapp_cli.cli.unit_of_work import changing, reading
 
 app = typer.Typer(help="Manage skills, link them to pathway tiers, and track clients' progress.", no_args_is_help=True)
 
@@ -92,9 +93,7 @@ def add(
     """
     from bapp_cli.services.skills import add_skill
 
-    app_state = state(ctx)
-    sink = app_state.output(fmt, as_json)
-    with app_state.transaction(dry_run=dry_run) as session:
+    with changing(ctx, fmt, as_json, dry_run=dry_run) as (sink, session):
         change = add_skill(
             session,
             slug,
@@ -132,9 +131,7 @@ def update(
     """
     from bapp_cli.services.skills import update_skill
 
-    app_state = state(ctx)
-    sink = app_state.output(fmt, as_json)
-    with app_state.transaction(dry_run=dry_run) as session:
+    with changing(ctx, fmt, as_json, dry_run=dry_run) as (sink, session):
         change = update_skill(
             session, slug, now=utc_now(), name=name, description=description, domain=domain, fundamental=fundamental
         )
@@ -159,9 +156,7 @@ def link(
     """
     from bapp_cli.services.skills import link_skill
 
-    app_state = state(ctx)
-    sink = app_state.output(fmt, as_json)
-    with app_state.transaction(dry_run=dry_run) as session:
+    with changing(ctx, fmt, as_json, dry_run=dry_run) as (sink, session):
         change = link_skill(session, slug, target, now=utc_now())
     _report_skill(sink, change, "Would link" if dry_run else "Linked")
 
@@ -183,9 +178,7 @@ def unlink(
     """
     from bapp_cli.services.skills import unlink_skill
 
-    app_state = state(ctx)
-    sink = app_state.output(fmt, as_json)
-    with app_state.transaction(dry_run=dry_run) as session:
+    with changing(ctx, fmt, as_json, dry_run=dry_run) as (sink, session):
         change = unlink_skill(session, slug, pathway, now=utc_now())
     _report_skill(sink, change, "Would unlink" if dry_run else "Unlinked")
 
@@ -206,10 +199,7 @@ def archive(
     """
     from bapp_cli.services.skills import archive_skill
 
-    app_state = state(ctx)
-    sink = app_state.output(fmt, as_json)
-    app_state.confirm(yes, f"Archive skill {slug.strip().lower()}?")
-    with app_state.transaction() as session:
+    with changing(ctx, fmt, as_json, ask=f"Archive skill {slug.strip().lower()}?", yes=yes) as (sink, session):
         change = archive_skill(session, slug, now=utc_now())
     _report_skill(sink, change, "Archived")
 
@@ -241,9 +231,7 @@ def list_command(
     from bapp_cli.services.listing import Page
     from bapp_cli.services.skills import SKILL_COLUMNS, list_skills
 
-    app_state = state(ctx)
-    sink = app_state.output(fmt, as_json)
-    with app_state.reading() as session:
+    with reading(ctx, fmt, as_json) as (sink, session):
         views = list_skills(
             session,
             pathway=pathway,
@@ -294,9 +282,7 @@ def assign(
     """
     from bapp_cli.services.skills import assign_skills
 
-    app_state = state(ctx)
-    sink = app_state.output(fmt, as_json)
-    with app_state.transaction(dry_run=dry_run) as session:
+    with changing(ctx, fmt, as_json, dry_run=dry_run) as (sink, session):
         result = assign_skills(
             session,
             email,
@@ -319,9 +305,7 @@ def assign(
 
 
 def _progress_command(ctx: typer.Context, fmt: str | None, as_json: bool, dry_run: bool, action: Any) -> None:
-    app_state = state(ctx)
-    sink = app_state.output(fmt, as_json)
-    with app_state.transaction(dry_run=dry_run) as session:
+    with changing(ctx, fmt, as_json, dry_run=dry_run) as (sink, session):
         change = action(session)
     sink.record(change.as_record())
     mark = SKILL_STATUS_STYLES.get(change.status, ("", ""))[0]

@@ -1,4 +1,4 @@
-"""Answers to a session type's custom questions (SPEC §2.4), shared by booking, import and Calendly pulls.
+"""Answers to a session type's custom questions, shared by booking, import and Calendly pulls.
 
 Questions keep Calendly's shape (`name, type, position, enabled, required, answer_choices,
 include_other`). Answers are stored as one normalised list `[{question, answer, position}]` — Calendly's
@@ -23,7 +23,6 @@ from typing import Any
 
 from bapp_cli.errors import InvalidInput
 
-QUESTION_TYPES = ("string", "text", "phone_number", "single_select", "multi_select")
 STRING_LIMIT = 255
 TEXT_LIMIT = 10_000
 # E.164: a plus, a non-zero country digit, at most 15 digits in all — checked after removing the
@@ -135,24 +134,24 @@ def _values(answer: AnswerInput) -> list[str]:
     return [part.strip() for part in parts if part.strip()]
 
 
-def _choice(question: Question, value: str) -> str | None:
-    """The session type's spelling of `value` if it is one of the choices, else None."""
+def _check_choice(question: Question, value: str, problems: list[str]) -> str:
+    """The session type's spelling of `value` if it is one of the choices; else `value`, a problem unless
+    the question takes "other"."""
     wanted = value.casefold()
     for choice in question.answer_choices:
         if choice.strip().casefold() == wanted:
             return choice
-    return None
+    if not question.include_other:
+        choices = ", ".join(question.answer_choices) or "(none)"
+        problems.append(f"answer {question.name!r}: {value!r} is not one of: {choices}")
+    return value
 
 
 def _check_single(question: Question, value: str, problems: list[str]) -> str:
     label = f"answer {question.name!r}"
     if question.type == "single_select":
-        choice = _choice(question, value)
-        if choice is not None:
-            return choice
-        if not question.include_other:
-            problems.append(f"{label}: {value!r} is not one of: {', '.join(question.answer_choices) or '(none)'}")
-    elif question.type == "phone_number":
+        return _check_choice(question, value, problems)
+    if question.type == "phone_number":
         if not PHONE_PATTERN.match(PHONE_NOISE.sub("", value)):
             problems.append(f"{label}: {value!r} is not a phone number (E.164, e.g. +44 7700 900123)")
     elif question.type == "string":
@@ -191,7 +190,7 @@ def validate_answers(
         if question.type == "multi_select":
             chosen: list[str] = []
             for value in values:
-                choice = _check_multi(question, value, problems)
+                choice = _check_choice(question, value, problems)
                 if choice not in chosen:
                     chosen.append(choice)
             normalised.append({"question": question.name, "answer": chosen, "position": question.position})
@@ -211,17 +210,6 @@ def validate_answers(
             code="invalid_answer",
         )
     return normalised
-
-
-def _check_multi(question: Question, value: str, problems: list[str]) -> str:
-    choice = _choice(question, value)
-    if choice is not None:
-        return choice
-    if not question.include_other:
-        problems.append(
-            f"answer {question.name!r}: {value!r} is not one of: {', '.join(question.answer_choices) or '(none)'}"
-        )
-    return value
 
 
 def answers_from_calendly(items: Sequence[Mapping[str, Any]], questions: Sequence[Question]) -> list[dict[str, Any]]:

@@ -1,4 +1,4 @@
-"""Builders: the people who run sessions, with the scheduling settings bookings enforce (SPEC §2.2)."""
+"""Builders: the people who run sessions, with the scheduling settings bookings enforce."""
 
 from __future__ import annotations
 
@@ -63,17 +63,7 @@ class BuilderView:
     created_at: dt.datetime
 
     def as_record(self) -> dict[str, Any]:
-        return {
-            "email": self.email,
-            "name": self.name,
-            "calendly_user": self.calendly_user,
-            "timezone": self.timezone,
-            "buffer_minutes": self.buffer_minutes,
-            "minimum_notice_hours": self.minimum_notice_hours,
-            "max_advance_days": self.max_advance_days,
-            "accepting_bookings": self.accepting_bookings,
-            "created_at": self.created_at,
-        }
+        return {name: getattr(self, name) for name in BUILDER_COLUMNS}
 
 
 def _view(user: User, profile: BuilderProfile) -> BuilderView:

@@ -1,17 +1,19 @@
-"""Bookings that are real in Calendly (SPEC §2.9, R8): open slots, write-through booking, reconcile,
-cancel and no-show pushed to Calendly, single-use scheduling links.
+"""Bookings that are real in Calendly (README "Booking in Calendly"; docs/reliability.md R8): open slots,
+write-through booking, reconcile, cancel and no-show pushed to Calendly, single-use scheduling links.
 
 The database and Calendly cannot share a transaction, and ``POST /invitees`` has no idempotency key, so a
 booking made through Calendly goes in steps, each its own unit of work handed in by the caller:
 
-1. every local rule of SPEC §2.5 and "the start is one of Calendly's open slots" are checked, and the
-   booking is committed as ``pending`` with ``calendly_state = 'requested'`` and ``calendly_attempts = 1``
-   — the intent, recorded before anything is sent; it holds the slot against other bapp processes;
+1. every local booking rule (as for `bookings create`) and "the start is one of Calendly's open slots" are
+   checked, and the booking is committed as ``pending`` with ``calendly_state = 'requested'`` and
+   ``calendly_attempts = 1`` — the intent, recorded before anything is sent; it holds the slot against
+   other bapp processes;
 2. ``POST /invitees`` is sent (outside any transaction);
 3. the answer settles it: 201 → the invitee and event URIs, links, end time and join URL are recorded,
-   ``calendly_state = 'booked'`` and the status follows the price (rule 8); slot taken or a definite
-   refusal → the pending booking is deleted (its audit rows stay); a lost answer (timeout, reset, 5xx) →
-   Calendly is *asked* (scheduled events of the invitee's e-mail at that start, then their invitees):
+   ``calendly_state = 'booked'`` and the status follows the price (free: confirmed, else pending and
+   unpaid); slot taken or a definite refusal → the pending booking is deleted (its audit rows stay); a
+   lost answer (timeout, reset, 5xx) → Calendly is *asked* (scheduled events of the invitee's e-mail at
+   that start, then their invitees):
    found → as 201; not found → resent once (the attempt counted first); still unknown → ``unknown``.
 
 A process killed anywhere in between leaves a ``requested`` booking that :func:`reconcile_bookings` (or
@@ -106,6 +108,19 @@ class CalendlySession:
     kind: str
     owner_uri: str | None
 
+    @classmethod
+    def of(cls, session_type: SessionType) -> CalendlySession:
+        label = session_type.slug or str(session_type.id)
+        return cls(
+            session_type.id,
+            label,
+            session_type.title,
+            session_type.calendly_uri or "",
+            session_type.duration_minutes,
+            session_type.kind,
+            session_type.owner_uri,
+        )
+
 
 def calendly_session(session: Session, identifier: str) -> CalendlySession:
     """The session type, which must be backed by a Calendly event type (exit 6 with a hint otherwise)."""
@@ -117,15 +132,7 @@ def calendly_session(session: Session, identifier: str) -> CalendlySession:
             "book it with --local-only",
             code="not_in_calendly",
         )
-    return CalendlySession(
-        id=session_type.id,
-        label=session_type.slug or str(session_type.id),
-        title=session_type.title,
-        event_type_uri=session_type.calendly_uri,
-        duration_minutes=session_type.duration_minutes,
-        kind=session_type.kind,
-        owner_uri=session_type.owner_uri,
-    )
+    return CalendlySession.of(session_type)
 
 
 def open_slots(
@@ -300,8 +307,7 @@ class CalendlyWriter:
         held = replace(request, calendly_open_starts=tuple(starts))
         with self.transaction(dry_run=dry_run) as session:
             created = create_booking(session, held, now=now)
-            booking = session.get(Booking, _booking_id(session, created.booking.reference))
-            assert booking is not None
+            booking = _booking(session, created.booking.reference)
             if created.existing or dry_run:
                 notes = []
                 if created.existing and booking.calendly_state in PENDING_STATES:
@@ -471,15 +477,7 @@ class CalendlyWriter:
             ).all()
             pending = []
             for booking, email, session_type in rows:
-                target = CalendlySession(
-                    session_type.id,
-                    session_type.slug or str(session_type.id),
-                    session_type.title,
-                    session_type.calendly_uri or "",
-                    session_type.duration_minutes,
-                    session_type.kind,
-                    session_type.owner_uri,
-                )
+                target = CalendlySession.of(session_type)
                 client_user = session.get(User, booking.client_id)
                 assert client_user is not None
                 pending.append(
@@ -499,13 +497,7 @@ class CalendlyWriter:
         event_types: dict[str, EventType] = {}
         for booking_id, reference, email, start, state, attempts, requested_at, target, name in pending:
             now = self.clock()
-            report = {
-                "booking": reference,
-                "client": email,
-                "start_time": start,
-                "calendly_state": state,
-                "status": "pending",
-            }
+            report = {"booking": reference, "client": email, "start_time": start, "calendly_state": state}
             sent = _Sent(
                 booking_id,
                 reference,
@@ -519,20 +511,13 @@ class CalendlyWriter:
             if found is not None:
                 if not dry_run:
                     self._finish(sent, *found, notes=[])
-                reports.append(
-                    {
-                        **report,
-                        "action": "attached",
-                        "calendly_state": "booked",
-                        "status": "booked",
-                        "note": f"found invitee {found[0].uri}",
-                    }
-                )
+                note = f"found invitee {found[0].uri}"
+                reports.append(_reconciled(report, "attached", note, calendly_state="booked", status="booked"))
                 continue
             too_old = now - requested_at >= give_up_after
             if attempts < 2 and start > now + SLOT_LEAD and not too_old:
                 if dry_run:
-                    reports.append({**report, "action": "would resend", "note": "not found in Calendly"})
+                    reports.append(_reconciled(report, "would resend", "not found in Calendly"))
                     continue
                 if target.event_type_uri not in event_types:
                     event_types[target.event_type_uri] = self.client.get_event_type(target.event_type_uri)
@@ -547,47 +532,23 @@ class CalendlyWriter:
                 try:
                     result = self._send(sent, resend_allowed=False)
                 except BappError as exc:
-                    outcome = "unknown" if exc.code == "calendly_unknown" else "removed"
+                    unknown = exc.code == "calendly_unknown"
+                    calendly_state, status = ("unknown", "pending") if unknown else ("removed", "removed")
                     reports.append(
-                        {
-                            **report,
-                            "action": "resent",
-                            "calendly_state": outcome,
-                            "status": "pending" if outcome == "unknown" else "removed",
-                            "note": exc.message,
-                        }
+                        _reconciled(report, "resent", exc.message, calendly_state=calendly_state, status=status)
                     )
                     continue
-                reports.append(
-                    {
-                        **report,
-                        "action": "resent",
-                        "calendly_state": result.calendly_state,
-                        "status": result.created.booking.status,
-                        "note": "booked in Calendly",
-                    }
-                )
+                booked = {"calendly_state": result.calendly_state, "status": result.created.booking.status}
+                reports.append(_reconciled(report, "resent", "booked in Calendly", **booked))
                 continue
             if too_old or start <= now:
                 if not dry_run:
                     self._give_up(sent)
-                reports.append(
-                    {
-                        **report,
-                        "action": "failed",
-                        "calendly_state": "failed",
-                        "status": "cancelled",
-                        "note": "not found in Calendly; given up",
-                    }
-                )
+                note = "not found in Calendly; given up"
+                reports.append(_reconciled(report, "failed", note, calendly_state="failed", status="cancelled"))
                 continue
-            reports.append(
-                {
-                    **report,
-                    "action": "waiting",
-                    "note": "not found in Calendly and already resent; it will be given up after the configured age",
-                }
-            )
+            note = "not found in Calendly and already resent; it will be given up after the configured age"
+            reports.append(_reconciled(report, "waiting", note))
         return reports
 
     def _give_up(self, sent: _Sent) -> None:
@@ -609,17 +570,23 @@ class CalendlyWriter:
             booking.updated_at = now
 
 
-def _booking_id(session: Session, reference: str) -> int:
-    found = session.scalar(select(Booking.id).where(Booking.reference == normalise_reference(reference)))
-    if found is None:
-        raise NotFound(f"no booking {reference!r}")
-    return found
+def _reconciled(report: dict[str, Any], action: str, note: str, **state: str | None) -> dict[str, Any]:
+    """One row of the reconcile report; `state` overrides its calendly_state and status (pending unless said)."""
+    return {**report, "status": "pending", **state, "action": action, "note": note}
+
+
+def _booking(session: Session, reference: str, *, for_update: bool = False) -> Booking:
+    query = select(Booking).where(Booking.reference == normalise_reference(reference))
+    booking = session.scalars(query.with_for_update() if for_update else query).one_or_none()
+    if booking is None:
+        raise NotFound(f"no booking {reference.strip()!r}", hint="see `bapp bookings list`", code="booking_not_found")
+    return booking
 
 
 def attach_invitee(
     session: Session, booking: Booking, invitee: Invitee, event: ScheduledEvent | None, *, now: dt.datetime
 ) -> dict[str, Any]:
-    """Record what Calendly holds for a held booking; its status then follows the price (rule 8)."""
+    """Record what Calendly holds for a held booking; then its status follows the price."""
     paid = booking.amount > 0
     fresh: dict[str, Any] = {
         "calendly_invitee_uri": invitee.uri,
@@ -658,7 +625,7 @@ def _plain(value: Any) -> Any:
 
 def match_held_booking(session: Session, *, email: str, session_type_id: int, start: dt.datetime) -> Booking | None:
     """A booking bapp sent to Calendly and has not settled yet, for this client, event type and start: an
-    incoming invitee that matches it *is* that booking, never a second one (SPEC §2.9, R8)."""
+    incoming invitee that matches it *is* that booking, never a second one (docs/reliability.md R8)."""
     return session.scalars(
         select(Booking)
         .join(User, User.id == Booking.client_id)
@@ -713,9 +680,7 @@ class PushTarget:
 
 def push_target(session: Session, reference: str) -> PushTarget | None:
     """The booking's Calendly side, or None when it is not in Calendly (it then behaves as before)."""
-    booking = session.scalars(select(Booking).where(Booking.reference == normalise_reference(reference))).one_or_none()
-    if booking is None:
-        raise NotFound(f"no booking {reference.strip()!r}", hint="see `bapp bookings list`", code="booking_not_found")
+    booking = _booking(session, reference)
     if booking.calendly_state in PENDING_STATES:
         raise Conflict(
             f"booking {booking.reference} is still waiting for Calendly's confirmation",
@@ -826,11 +791,7 @@ def record_no_show_uri(session: Session, reference: str, uri: str | None, *, now
 
 def undo_no_show(session: Session, reference: str, *, now: dt.datetime) -> BookingView:
     """``no-show --undo``: a no-show recorded by mistake goes back to confirmed."""
-    booking = session.scalars(
-        select(Booking).where(Booking.reference == normalise_reference(reference)).with_for_update()
-    ).one_or_none()
-    if booking is None:
-        raise NotFound(f"no booking {reference.strip()!r}", hint="see `bapp bookings list`", code="booking_not_found")
+    booking = _booking(session, reference, for_update=True)
     if booking.status != "no_show":
         raise Conflict(
             f"booking {booking.reference} is {booking.status}, not no_show; nothing to undo", code="illegal_transition"
@@ -868,35 +829,6 @@ def record_invitation(
     )
     session.add(invitation)
     session.flush()
-    record_audit(
-        session,
-        "calendly_invitation",
-        str(invitation.id),
-        {"client": client.email, "session": target.label, "booking_url": booking_url},
-    )
-    return {
-        "client": client.email,
-        "session": target.label,
-        "booking_url": booking_url,
-        "status": "open",
-        "created_at": now,
-    }
-
-
-def list_invitations(session: Session) -> list[dict[str, Any]]:
-    rows = session.execute(
-        select(CalendlyInvitation, User.email, SessionType.slug, SessionType.id)
-        .join(User, User.id == CalendlyInvitation.client_id)
-        .join(SessionType, SessionType.id == CalendlyInvitation.session_type_id)
-        .order_by(CalendlyInvitation.created_at, CalendlyInvitation.id)
-    ).all()
-    return [
-        {
-            "client": email,
-            "session": slug or str(type_id),
-            "booking_url": invitation.booking_url,
-            "status": invitation.status,
-            "created_at": invitation.created_at,
-        }
-        for invitation, email, slug, type_id in rows
-    ]
+    link = {"client": client.email, "session": target.label, "booking_url": booking_url}
+    record_audit(session, "calendly_invitation", str(invitation.id), link)
+    return {**link, "status": "open", "created_at": now}

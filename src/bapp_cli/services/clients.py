@@ -45,13 +45,7 @@ class ClientView:
     created_at: dt.datetime
 
     def as_record(self) -> dict[str, Any]:
-        return {
-            "email": self.email,
-            "name": self.name,
-            "company": self.company,
-            "industry": self.industry,
-            "created_at": self.created_at,
-        }
+        return {name: getattr(self, name) for name in CLIENT_COLUMNS}
 
 
 @dataclass(frozen=True)
@@ -65,14 +59,7 @@ class EnrolmentView:
     percent: int | None = None
 
     def as_record(self) -> dict[str, Any]:
-        record: dict[str, Any] = {
-            "client": self.client,
-            "pathway": self.pathway,
-            "status": self.status,
-            "start_date": self.start_date,
-            "completed_at": self.completed_at,
-            "builder": self.builder,
-        }
+        record = {name: getattr(self, name) for name in ENROLMENT_COLUMNS}
         if self.percent is not None:
             record["percent"] = self.percent
         return record
@@ -139,17 +126,6 @@ def add_client(
             raise Conflict(f"client {normalised!r} already exists", hint=f"see `bapp clients show {normalised}`")
     user, profile, _ = ensure_client(session, normalised, name=name, company=company, industry=industry)
     return _view(user, profile)
-
-
-def list_clients(
-    session: Session,
-    *,
-    pathway: str | None = None,
-    status: str | None = None,
-    builder: str | None = None,
-    page: Page = ALL,
-) -> list[ClientView]:
-    return list(iter_clients(session, pathway=pathway, status=status, builder=builder, page=page))
 
 
 def iter_clients(

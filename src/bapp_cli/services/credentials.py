@@ -1,10 +1,10 @@
 """Portable badges: Open Badges 3.0 credentials issued, verified and revoked by bapp.
 
-A badge (SPEC §2.6) becomes an `OpenBadgeCredential` — a W3C Verifiable Credential (VC 2.0 context plus
-the OB 3.0 context) signed as a VC-JWT with the issuer's Ed25519 key (EdDSA), as 1EdTech's OB 3.0 §8.2
-describes: the JOSE header names the key (`kid`), the payload carries the credential in its `vc` claim
-with `iss`, `jti`, `nbf` and `iat` mirroring it. Signing and signature checks are PyJWT over
-`cryptography`; nothing here does cryptography of its own.
+A badge (tier, pathway or fundamentals) becomes an `OpenBadgeCredential` — a W3C Verifiable Credential (VC
+2.0 context plus the OB 3.0 context) signed as a VC-JWT with the issuer's Ed25519 key (EdDSA), as
+1EdTech's OB 3.0 §8.2 describes: the JOSE header names the key (`kid`), the payload carries the credential
+in its `vc` claim with `iss`, `jti`, `nbf` and `iat` mirroring it. Signing and signature checks are PyJWT
+over `cryptography`; nothing here does cryptography of its own.
 
 Identifiers are stable and derived from the issuer URL, so a credential exported twice names the same
 things: the issuer Profile is `<url>/badges/issuer.json`, an achievement `<url>/badges/achievements/
@@ -48,7 +48,6 @@ STATUS_LIST_MIN_BITS = 131_072
 # clock difference tolerated between the issuer and a verifier, in seconds
 LEEWAY_SECONDS = 60
 ACHIEVEMENT_COLUMNS = ("key", "id", "name", "description", "criteria")
-CREDENTIAL_COLUMNS = ("badge", "credential_id", "name", "valid_from")
 VERIFICATION_COLUMNS = ("credential_id", "badge", "name", "valid_from", "status", "reason")
 
 
@@ -315,6 +314,11 @@ def sign_credential(credential: dict[str, Any], issuer: Issuer, *, now: dt.datet
     return _sign(claims, issuer)
 
 
+def _no_badge(email: str, key: str) -> NotFound:
+    hint = f"`bapp badges list {email}` shows the badges held"
+    return NotFound(f"{email} holds no badge {key!r}", hint=hint, code="badge_not_found")
+
+
 def issue_credentials(
     session: Session,
     email: str,
@@ -336,11 +340,7 @@ def issue_credentials(
     badges = {badge.key: badge for badge in rows}
     for key in wanted:
         if key not in badges:
-            raise NotFound(
-                f"{client.email} holds no badge {key!r}",
-                hint=f"`bapp badges list {client.email}` shows the badges held",
-                code="badge_not_found",
-            )
+            raise _no_badge(client.email, key)
         revoked_at = badges[key].revoked_at
         if revoked_at is not None:
             raise Conflict(
@@ -383,7 +383,7 @@ class Revocation:
 
 
 def revoke_badge(session: Session, email: str, key: str, *, reason: str, now: dt.datetime) -> Revocation:
-    """Mark a badge revoked, with the reason, and audit it. The badge row stays (SPEC §2.6)."""
+    """Mark a badge revoked, with the reason, and audit it. The badge row stays: badges are permanent."""
     cleaned = " ".join(reason.split())
     if not cleaned:
         raise InvalidInput("--reason must not be empty", code="missing_reason")
@@ -394,11 +394,7 @@ def revoke_badge(session: Session, email: str, key: str, *, reason: str, now: dt
         select(Badge).where(Badge.client_id == client.id, Badge.key == key.strip()).with_for_update()
     ).one_or_none()
     if badge is None:
-        raise NotFound(
-            f"{client.email} holds no badge {key.strip()!r}",
-            hint=f"`bapp badges list {client.email}` shows the badges held",
-            code="badge_not_found",
-        )
+        raise _no_badge(client.email, key.strip())
     if badge.revoked_at is not None:
         raise Conflict(
             f"badge {badge.key!r} of {client.email} was already revoked on {_instant(badge.revoked_at)}: "
@@ -560,6 +556,19 @@ def shape_problems(credential: Any) -> list[str]:
     return problems
 
 
+def _decode_signature_only(token: str, public_key: Any) -> dict[str, Any]:
+    """The claims of an EdDSA token signed by `public_key`; dates are checked by the caller, against the
+    credential itself and with the injected clock."""
+    import jwt
+
+    return jwt.decode(
+        token,
+        public_key,
+        algorithms=[ALGORITHM],
+        options={"verify_exp": False, "verify_nbf": False, "verify_iat": False, "verify_aud": False},
+    )
+
+
 def verify_token(
     token: str,
     *,
@@ -573,13 +582,7 @@ def verify_token(
     result = Verification()
     try:
         header = jwt.get_unverified_header(token)
-        claims = jwt.decode(
-            token,
-            public_key,
-            algorithms=[ALGORITHM],
-            # the dates are checked below against the credential itself, with the injected clock
-            options={"verify_exp": False, "verify_nbf": False, "verify_iat": False, "verify_aud": False},
-        )
+        claims = _decode_signature_only(token, public_key)
     except jwt.InvalidSignatureError:
         result.reason = "the signature does not match the issuer key"
         return result
@@ -672,12 +675,7 @@ def check_against_status_list(verification: Verification, status_token: str, *, 
     if not verification.valid:
         return
     try:
-        claims = jwt.decode(
-            status_token,
-            public_key,
-            algorithms=[ALGORITHM],
-            options={"verify_exp": False, "verify_nbf": False, "verify_iat": False, "verify_aud": False},
-        )
+        claims = _decode_signature_only(status_token, public_key)
     except jwt.PyJWTError as exc:
         raise InvalidInput(
             f"the status list does not verify with the issuer key: {exc}", code="bad_status_list"

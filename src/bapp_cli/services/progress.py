@@ -1,4 +1,4 @@
-"""Completion tracking, badges and progress views (SPEC §2.6).
+"""Completion tracking, badges and progress views.
 
 Everything is computed from the progress rows and the catalogue's links, never stored as counters:
 - a tier is complete when the client has completed every (non-archived) skill linked to it; a tier with
@@ -17,11 +17,10 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 from collections.abc import Collection, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from sqlalchemy import (
-    BigInteger,
     Select,
     SQLColumnExpression,
     and_,
@@ -29,7 +28,6 @@ from sqlalchemy import (
     func,
     insert,
     literal,
-    literal_column,
     or_,
     select,
 )
@@ -70,12 +68,10 @@ PROGRESS_TABLE_COLUMNS = (
 BADGE_COLUMNS = ("key", "name", "awarded_at")
 # keeps IN lists well under every backend's parameter limit
 CHUNK = 500
-# room in a signed 64-bit SUM for the packed per-tier counters of the progress table
-PACKED_BITS = 62
 
 
 def percent(completed: int, total: int) -> int:
-    """SPEC §2.6: whole percent, rounded down; nothing linked is 0 %, not an error."""
+    """Whole percent, rounded down; nothing linked is 0 %, not an error."""
     return (completed * 100) // total if total > 0 else 0
 
 
@@ -343,12 +339,7 @@ def _complete_enrolments(
 def _emails(session: Session, user_ids: Sequence[int]) -> dict[int, str]:
     emails: dict[int, str] = {}
     for chunk in _chunks(sorted(set(user_ids))):
-        emails.update(
-            {
-                user_id: email
-                for user_id, email in session.execute(select(User.id, User.email).where(User.id.in_(chunk)))
-            }
-        )
+        emails.update(session.execute(select(User.id, User.email).where(User.id.in_(chunk))).all())
     return emails
 
 
@@ -364,13 +355,7 @@ class SkillStatus:
     completed_via: str | None
 
     def as_record(self) -> dict[str, Any]:
-        return {
-            "skill": self.skill,
-            "name": self.name,
-            "status": self.status,
-            "completed_at": self.completed_at,
-            "completed_via": self.completed_via,
-        }
+        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -392,28 +377,23 @@ class TierProgress:
         return percent(self.completed, self.total)
 
     def as_record(self) -> dict[str, Any]:
-        return {
-            "tier": self.tier,
-            "name": self.name,
-            "completed": self.completed,
-            "total": self.total,
-            "percent": self.percent,
-        }
+        counts = {"completed": self.completed, "total": self.total, "percent": self.percent}
+        return {"tier": self.tier, "name": self.name, **counts}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class PathwayProgress:
     """One enrolment's progress (the seed's ClientPathway), or the Fundamentals group (pathway None)."""
 
     pathway: str | None
     name: str
-    icon: str | None
-    color: str | None
-    start_date: dt.date | None
+    icon: str | None = None
+    color: str | None = None
+    start_date: dt.date | None = None
     status: str
-    builder: str | None
+    builder: str | None = None
     completed_at: dt.datetime | None
-    tiers: list[TierProgress]
+    tiers: list[TierProgress] = field(default_factory=list)
     fundamentals: list[SkillStatus] | None = None
 
     @property
@@ -469,7 +449,7 @@ class BadgeView:
     awarded_at: dt.datetime
 
     def as_record(self) -> dict[str, Any]:
-        return {"key": self.key, "name": self.name, "awarded_at": self.awarded_at}
+        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -483,8 +463,12 @@ class ClientProgress:
         return [item.as_record() for item in self.pathways]
 
 
-def _badges(session: Session, client_id: int, catalogue: Catalogue) -> list[BadgeView]:
-    rows = session.execute(select(Badge.key, Badge.awarded_at).where(Badge.client_id == client_id)).all()
+def _badges(session: Session, client_id: int, catalogue: Catalogue, page: Page = ALL) -> list[BadgeView]:
+    query = select(Badge.key, Badge.awarded_at).where(Badge.client_id == client_id)
+    found = page.matching(Badge.key)
+    if found is not None:
+        query = query.where(found)
+    rows = session.execute(page.window(query.order_by(Badge.awarded_at, Badge.id))).all()
     ordered = sorted(rows, key=lambda row: (row.awarded_at, catalogue.badge_order(row.key)))
     return [BadgeView(row.key, catalogue.badge_name(row.key), row.awarded_at) for row in ordered]
 
@@ -492,16 +476,7 @@ def _badges(session: Session, client_id: int, catalogue: Catalogue) -> list[Badg
 def list_badges(session: Session, email: str, *, page: Page = ALL) -> list[BadgeView]:
     """A client's badges, oldest first; `page.search` looks in the badge key (e.g. `tier:accelerate:1`)."""
     client, _ = get_client(session, email)
-    if page == ALL:
-        return _badges(session, client.id, load_catalogue(session))
-    catalogue = load_catalogue(session)
-    query = select(Badge.key, Badge.awarded_at).where(Badge.client_id == client.id)
-    found = page.matching(Badge.key)
-    if found is not None:
-        query = query.where(found)
-    rows = session.execute(page.window(query.order_by(Badge.awarded_at, Badge.id))).all()
-    ordered = sorted(rows, key=lambda row: (row.awarded_at, catalogue.badge_order(row.key)))
-    return [BadgeView(row.key, catalogue.badge_name(row.key), row.awarded_at) for row in ordered]
+    return _badges(session, client.id, load_catalogue(session), page)
 
 
 def show_progress(session: Session, email: str, *, pathway: str | None = None) -> ClientProgress:
@@ -588,13 +563,8 @@ def show_progress(session: Session, email: str, *, pathway: str | None = None) -
             PathwayProgress(
                 pathway=None,
                 name=FUNDAMENTALS_NAME,
-                icon=None,
-                color=None,
-                start_date=None,
                 status="completed" if all_done else "active",
-                builder=None,
                 completed_at=earned if all_done else None,
-                tiers=[],
                 fundamentals=items,
             )
         )
@@ -646,7 +616,6 @@ class ProgressRow:
 def select_enrolment_counts(
     *columns: SQLColumnExpression[Any],
     tiers: Sequence[int] = (),
-    pack_width: int | None = None,
     linked: bool = False,
     last_activity: bool = False,
 ) -> Select[Any]:
@@ -654,46 +623,26 @@ def select_enrolment_counts(
 
     One row per enrolment: `enrolment_id`, then `columns` (anything that depends on the enrolment: the
     query is grouped by its primary key, which both backends accept), then the completed skills among the
-    non-archived skills linked to the enrolment's pathway — `done`, and `tier<n>` for each of `tiers`; or,
-    with `pack_width`, all of them in one integer `packed` (done in the low `pack_width` bits, tier n in
-    field n; the caller makes the fields wide enough) — then, if asked, `linked` (the non-archived skills
+    non-archived skills linked to the enrolment's pathway — `tier<n>` for each of `tiers`, and `done` — then,
+    if asked, `linked` (the non-archived skills
     linked to the pathway) and `last_activity` (the latest change to one of those skills' progress rows).
     Only what a caller asks for is aggregated: the aggregate is the hot loop (one step per enrolment ×
     linked skill).
     """
-    # Packing keeps one SUM per enrolment instead of one per tier plus the total.
-    weights = [(number, (1 << (pack_width * number)) + 1) for number in tiers] if pack_width is not None else []
-    link_columns: list[SQLColumnExpression[Any]] = [SkillPathwayLink.skill_id, SkillPathwayLink.pathway_id]
-    if tiers and pack_width is None:
-        link_columns.append(SkillPathwayLink.tier)
-    if pack_width is not None:
-        link_columns.append(
-            case(
-                *(
-                    (SkillPathwayLink.tier == number, literal_column(str(weight), BigInteger))
-                    for number, weight in weights
-                ),
-                else_=literal_column("1", BigInteger),
-            ).label("weight")
-        )
     active_links = (
-        select(*link_columns)
+        select(SkillPathwayLink.skill_id, SkillPathwayLink.pathway_id, SkillPathwayLink.tier)
         .join(Skill, Skill.id == SkillPathwayLink.skill_id)
         .where(Skill.archived.is_(False))
         .subquery("active_links")
     )
     progress = UserSkillProgress.__table__.alias("progress")
     completed = progress.c.status == "completed"
-    counters: list[SQLColumnExpression[Any]] = []
-    if pack_width is not None:
-        counters.append(func.sum(case((completed, active_links.c.weight), else_=0)).label("packed"))
-    else:
-        counters.extend(
-            func.sum(case((and_(completed, active_links.c.tier == number), 1), else_=0)).label(f"tier{number}")
-            for number in tiers
-        )
-        # summed rather than filtered in the join: the join then probes the (client, skill) unique index
-        counters.append(func.sum(case((completed, 1), else_=0)).label("done"))
+    counters: list[SQLColumnExpression[Any]] = [
+        func.sum(case((and_(completed, active_links.c.tier == number), 1), else_=0)).label(f"tier{number}")
+        for number in tiers
+    ]
+    # summed rather than filtered in the join: the join then probes the (client, skill) unique index
+    counters.append(func.sum(case((completed, 1), else_=0)).label("done"))
     if linked:
         counters.append(func.count(active_links.c.skill_id).label("linked"))
     if last_activity:
@@ -740,14 +689,7 @@ def progress_table(
     pathway_id = get_pathway(session, pathway).id if pathway is not None else None
     builder_id = get_builder(session, builder)[0].id if builder is not None else None
     catalogue = load_catalogue(session)
-
-    # The per-tier and overall completed counts come packed into one integer per enrolment (one SUM in
-    # SQL's hot loop instead of four). Field width comes from the largest pathway (no count can exceed
-    # it), so fields cannot overflow into each other; absurdly large pathways fall back to plain sums.
-    width = max([catalogue.pathway_total(key) for key in catalogue.pathways] + [1]).bit_length()
-    packed = width * (len(TABLE_TIERS) + 1) <= PACKED_BITS
-    per_enrolment = select_enrolment_counts(tiers=TABLE_TIERS, pack_width=width if packed else None, last_activity=True)
-    counters = ["packed"] if packed else [*(f"tier{number}" for number in TABLE_TIERS), "done"]
+    per_enrolment = select_enrolment_counts(tiers=TABLE_TIERS, last_activity=True)
     if pathway_id is not None:
         per_enrolment = per_enrolment.where(Enrolment.pathway_id == pathway_id)
     if builder_id is not None:
@@ -775,7 +717,8 @@ def progress_table(
             Enrolment.status,
             badge_count,
             aggregated.c.last_activity,
-            *(aggregated.c[name] for name in counters),
+            *(aggregated.c[f"tier{number}"] for number in TABLE_TIERS),
+            aggregated.c.done,
         )
         .select_from(aggregated)
         .join(Enrolment, Enrolment.id == aggregated.c.enrolment_id)
@@ -796,17 +739,11 @@ def progress_table(
         )
         for pathway_key, info in catalogue.pathways.items()
     }
-    mask = (1 << width) - 1
-    shifts = tuple(width * number for number in TABLE_TIERS)
     result = session.connection().execute(query.execution_options(yield_per=1000))
     for partition in result.partitions():
-        for email, row_pathway_id, row_status, badges, last_activity, *counts in partition:
+        for email, row_pathway_id, row_status, badges, last_activity, tier1, tier2, tier3, done in partition:
             tier_total, total, slug = totals[row_pathway_id]
-            if packed:
-                value = int(counts[0] or 0)  # PostgreSQL sums bigints as numeric
-                done = value & mask
-                tiers = (value >> shifts[0] & mask, value >> shifts[1] & mask, value >> shifts[2] & mask)
-            else:
-                done = int(counts[-1] or 0)
-                tiers = (int(counts[0] or 0), int(counts[1] or 0), int(counts[2] or 0))
+            # PostgreSQL sums as numeric, and an enrolment with no linked skills sums to NULL
+            tiers = (int(tier1 or 0), int(tier2 or 0), int(tier3 or 0))
+            done = int(done or 0)
             yield ProgressRow(email, slug, row_status, tiers, tier_total, done, total, int(badges or 0), last_activity)

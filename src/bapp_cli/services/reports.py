@@ -1,4 +1,4 @@
-"""The builder dashboard (SPEC §2.7): bookings by pathway, client progress, pathway analytics.
+"""The builder dashboard (README "Reports"): bookings by pathway, client progress, pathway analytics.
 
 Every figure is an SQL aggregate (GROUP BY, conditional sums, a window function), so each report sends
 the same number of statements whatever the number of clients, skills or bookings; Python only divides
@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -81,10 +81,6 @@ def one_decimal(numerator: int, denominator: int, *, scale: int = 1) -> float:
 # -- shared pieces ------------------------------------------------------------------------------------
 
 
-def _utc_text(instant: dt.datetime) -> str:
-    return instant_text(instant)
-
-
 @dataclass(frozen=True)
 class Period:
     """Bookings whose start is in [start, end); an open end is unbounded."""
@@ -95,7 +91,7 @@ class Period:
     def __post_init__(self) -> None:
         if self.start is not None and self.end is not None and self.end <= self.start:
             raise InvalidInput(
-                f"to: {_utc_text(self.end)} must be after from ({_utc_text(self.start)})",
+                f"to: {instant_text(self.end)} must be after from ({instant_text(self.start)})",
                 hint="the period is [from, to): from inclusive, to exclusive",
                 code="invalid_period",
             )
@@ -294,7 +290,7 @@ class SkillCompletions:
     completions: int
 
     def as_record(self) -> dict[str, Any]:
-        return {"skill": self.skill, "name": self.name, "completions": self.completions}
+        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -325,18 +321,8 @@ class PathwayFigures:
         return one_decimal(self.days_sum, self.days_count)
 
     def as_record(self) -> dict[str, Any]:
-        return {
-            "pathway": self.pathway.key,
-            "enrolled": self.enrolled,
-            "active": self.active,
-            "paused": self.paused,
-            "completed": self.completed,
-            "average_percent": self.average_percent,
-            "completion_rate": self.completion_rate,
-            "average_days_to_complete": self.average_days_to_complete,
-            "top_skills": [item.as_record() for item in self.top_skills],
-            "bookings": self.bookings,
-        }
+        derived = {"pathway": self.pathway.key, "top_skills": [item.as_record() for item in self.top_skills]}
+        return {name: derived[name] if name in derived else getattr(self, name) for name in ANALYTICS_COLUMNS}
 
 
 @dataclass(frozen=True)
@@ -348,6 +334,10 @@ class PathwayAnalytics:
     def as_records(self, *, totals: bool = True) -> list[dict[str, Any]]:
         records = [row.as_record() for row in self.rows]
         return [*records, self.totals.as_record()] if totals else records
+
+
+# what _enrolment_figures returns per pathway, in order: PathwayFigures' fields of the same names
+_ENROLMENT_FIGURES = ("enrolled", "active", "paused", "completed", "percent_sum", "days_sum", "days_count")
 
 
 def _enrolment_figures(session: Session) -> dict[int, tuple[int, ...]]:
@@ -443,32 +433,18 @@ def pathway_analytics(session: Session, *, period: Period = Period()) -> Pathway
             select(Booking.pathway_id, func.count()).where(*period.conditions()).group_by(Booking.pathway_id)
         )
     }
-    rows = []
-    for pathway_id, label in pathways.items():
-        enrolled, active, paused, completed, percent_sum, days_sum, days_count = enrolments.get(pathway_id, (0,) * 7)
-        rows.append(
-            PathwayFigures(
-                label,
-                enrolled=enrolled,
-                active=active,
-                paused=paused,
-                completed=completed,
-                percent_sum=percent_sum,
-                days_sum=days_sum,
-                days_count=days_count,
-                top_skills=top.get(pathway_id, []),
-                bookings=bookings.get(pathway_id, 0),
-            )
+    rows = [
+        PathwayFigures(
+            label,
+            **dict(zip(_ENROLMENT_FIGURES, enrolments.get(pathway_id, (0,) * len(_ENROLMENT_FIGURES)), strict=True)),
+            top_skills=top.get(pathway_id, []),
+            bookings=bookings.get(pathway_id, 0),
         )
+        for pathway_id, label in pathways.items()
+    ]
     totals = PathwayFigures(
         TOTALS_ROW,
-        enrolled=sum(row.enrolled for row in rows),
-        active=sum(row.active for row in rows),
-        paused=sum(row.paused for row in rows),
-        completed=sum(row.completed for row in rows),
-        percent_sum=sum(row.percent_sum for row in rows),
-        days_sum=sum(row.days_sum for row in rows),
-        days_count=sum(row.days_count for row in rows),
+        **{name: sum(getattr(row, name) for row in rows) for name in _ENROLMENT_FIGURES},
         top_skills=overall_top,
         bookings=sum(bookings.values()),
     )

@@ -1,6 +1,6 @@
 """Session-type administration (``bapp sessions list|show|add|update``): the admin view and the curated fields.
 
-Admins edit only what SPEC §2.3 calls curated — category, requires_auth, linked pathways, price and
+Admins edit only the curated fields (those Calendly does not own) — category, requires_auth, linked pathways, price and
 currency, display order, the local enable switch — on any session type. ``add`` creates local-only types
 (no Calendly URI), which sync never touches. Everything is validated before the first write.
 """
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 
@@ -107,16 +107,7 @@ class SessionTypeChanges:
 
     @property
     def empty(self) -> bool:
-        return (
-            self.category is None
-            and self.requires_auth is None
-            and not self.pathways
-            and not self.clear_pathways
-            and self.price is None
-            and self.currency is None
-            and self.display_order is None
-            and self.enabled is None
-        )
+        return not self.pathways and replace(self, pathways=()) == SessionTypeChanges()
 
 
 @dataclass(frozen=True)
@@ -131,7 +122,7 @@ class SessionTypeUpdate:
 
 
 def category_order() -> Any:
-    """free, pathway, specialized (SPEC §2.5) as a sortable SQL expression."""
+    """free, pathway, specialized (the order clients see them in) as a sortable SQL expression."""
     return case({name: index for index, name in enumerate(CATEGORY_ORDER)}, value=SessionType.category, else_=99)
 
 
@@ -272,16 +263,11 @@ def update_session_type(
         wanted["category"] = parse_category(changes.category)
         if changes.requires_auth is None and wanted["category"] != session_type.category:
             wanted["requires_auth"] = default_requires_auth(wanted["category"])
-    if changes.requires_auth is not None:
-        wanted["requires_auth"] = changes.requires_auth
-    if changes.price is not None:
-        wanted["price"] = parse_price(changes.price)
-    if changes.currency is not None:
-        wanted["currency"] = parse_currency(changes.currency)
-    if changes.display_order is not None:
-        wanted["display_order"] = changes.display_order
-    if changes.enabled is not None:
-        wanted["enabled"] = changes.enabled
+    parsers: dict[str, Callable[[Any], Any]] = {"price": parse_price, "currency": parse_currency}
+    for name in ("requires_auth", "price", "currency", "display_order", "enabled"):
+        value = getattr(changes, name)
+        if value is not None:
+            wanted[name] = parsers.get(name, lambda given: given)(value)
 
     current_links = pathway_slugs_by_session(session, [session_type.id]).get(session_type.id, [])
     added = _linked_pathways(session, changes.pathways)

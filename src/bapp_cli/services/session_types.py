@@ -40,7 +40,7 @@ SESSION_COLUMNS = (
 
 
 def bookable_clause() -> ColumnElement[bool]:
-    """SPEC §2.3: locally enabled, active in Calendly (or local-only), not deleted there, still listed."""
+    """Bookable: locally enabled, active in Calendly (or local-only), not deleted there, still listed."""
     return and_(
         SessionType.enabled.is_(True),
         or_(SessionType.calendly_uri.is_(None), SessionType.remote_active.is_(True)),
@@ -108,34 +108,13 @@ def builder_emails(session: Session, user_ids: Sequence[int | None]) -> dict[int
     wanted = {user_id for user_id in user_ids if user_id is not None}
     if not wanted:
         return {}
-    return {
-        user_id: email for user_id, email in session.execute(select(User.id, User.email).where(User.id.in_(wanted)))
-    }
+    return dict(session.execute(select(User.id, User.email).where(User.id.in_(wanted))).all())
 
 
 def session_record(session_type: SessionType, pathways: list[str], builder_email: str | None) -> dict[str, Any]:
-    """The session record of CLI.md (keys in contract order)."""
-    return {
-        "id": session_type.id,
-        "slug": session_type.slug,
-        "title": session_type.title,
-        "description": session_type.description,
-        "category": session_type.category,
-        "requires_auth": session_type.requires_auth,
-        "bookable": is_bookable(session_type),
-        "enabled": session_type.enabled,
-        "is_secret": session_type.is_secret,
-        "duration_minutes": session_type.duration_minutes,
-        "duration_options": session_type.duration_options,
-        "price": session_type.price,
-        "currency": session_type.currency,
-        "display_order": session_type.display_order,
-        "pathways": pathways,
-        "builder": builder_email,
-        "calendly_uri": session_type.calendly_uri,
-        "scheduling_url": session_type.scheduling_url,
-        "custom_questions": session_type.custom_questions,
-    }
+    """The session record (keys in SESSION_COLUMNS order, the documented one)."""
+    derived = {"bookable": is_bookable(session_type), "pathways": pathways, "builder": builder_email}
+    return {name: derived[name] if name in derived else getattr(session_type, name) for name in SESSION_COLUMNS}
 
 
 def session_records(session: Session, session_types: Sequence[SessionType]) -> list[dict[str, Any]]:
@@ -152,14 +131,14 @@ def session_records(session: Session, session_types: Sequence[SessionType]) -> l
 
 # -- curated-field values shared by sync classification and the admin commands --------------------
 
-# Listing order of SPEC §2.5: free first, then pathway, then specialized.
+# The order clients see: free first, then pathway, then specialized.
 CATEGORY_ORDER = ("free", "pathway", "specialized")
 MAX_PRICE = Decimal("99999999.99")  # Numeric(10, 2)
 CURRENCY_PATTERN = re.compile(r"^[A-Za-z]{3}$")
 
 
 def default_requires_auth(category: str) -> bool:
-    """SPEC §2.3: free sessions need no account; pathway and specialized ones do, unless an admin says otherwise."""
+    """Free sessions need no account; pathway and specialized ones do, unless an admin says otherwise."""
     return category != "free"
 
 

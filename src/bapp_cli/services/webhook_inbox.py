@@ -1,4 +1,4 @@
-"""The webhook inbox (SPEC §2.9, R8): no delivery and no pulled invitee is ever dropped.
+"""The webhook inbox (README "The inbox"; docs/reliability.md R8): no delivery and no pulled invitee is ever dropped.
 
 A verified delivery is applied at once when it can be. When it cannot — its event type is not synced
 yet, its invitee's e-mail cannot be used, its URI is unusable — it is *parked*: stored as received in
@@ -87,16 +87,8 @@ class Retried:
         return self.outcome.action not in ("skipped", "parked")
 
     def as_record(self) -> dict[str, Any]:
-        record = self.outcome.as_record()
-        return {
-            "id": self.id,
-            "event": self.event,
-            "invitee_uri": record["invitee_uri"],
-            "action": record["action"],
-            "booking": record["booking"],
-            "booking_status": record["booking_status"],
-            "note": record["note"],
-        }
+        record = {**self.outcome.as_record(), "id": self.id, "event": self.event}
+        return {name: record[name] for name in RETRY_COLUMNS}
 
 
 def kept_headers(headers: Mapping[str, str], *, signature_timestamp: str | None = None) -> dict[str, str]:
@@ -208,10 +200,14 @@ def park(
         session.flush()
         record_audit(session, "webhook_delivery", str(known.id), {"parked": event, "reason": reason})
     elif known.status == "pending":
-        known.attempts += 1
-        known.last_attempt_at = now
-        known.last_error = reason
+        _count_failed_attempt(known, reason, now=now)
     return known
+
+
+def _count_failed_attempt(delivery: WebhookDelivery, reason: str, *, now: dt.datetime) -> None:
+    delivery.attempts += 1
+    delivery.last_attempt_at = now
+    delivery.last_error = reason
 
 
 def pulled_body(item: BookedInvitee) -> bytes:
@@ -273,16 +269,12 @@ def retry_pending(
         try:
             payload = WebhookPayload.model_validate_json(delivery.body)
         except ValidationError as exc:
-            delivery.attempts += 1
-            delivery.last_attempt_at = now
-            delivery.last_error = f"stored body no longer parses: {exc.error_count()} error(s)"
+            _count_failed_attempt(delivery, f"stored body no longer parses: {exc.error_count()} error(s)", now=now)
             results.append(Retried(delivery.id, delivery.event, InviteeOutcome("skipped", delivery.invitee_uri or "")))
             continue
         applied = apply_webhook(session, payload, now=now, pathway_question=pathway_question)
         if applied.outcome.action == "skipped":
-            delivery.attempts += 1
-            delivery.last_attempt_at = now
-            delivery.last_error = applied.outcome.note or "could not be applied"
+            _count_failed_attempt(delivery, applied.outcome.note or "could not be applied", now=now)
         else:
             _mark_applied(delivery, applied.outcome, now=now)
         results.append(Retried(delivery.id, delivery.event, applied.outcome))
@@ -310,25 +302,4 @@ def list_deliveries(session: Session, *, pending_only: bool = False, page: Page 
     if matching is not None:
         query = query.where(matching)
     rows = session.scalars(page.window(query.order_by(WebhookDelivery.received_at.desc(), WebhookDelivery.id.desc())))
-    return [
-        InboxEntry(
-            id=row.id,
-            status=row.status,
-            event=row.event,
-            source=row.source,
-            invitee_uri=row.invitee_uri,
-            received_at=row.received_at,
-            attempts=row.attempts,
-            last_attempt_at=row.last_attempt_at,
-            last_error=row.last_error,
-            applied_at=row.applied_at,
-            outcome=row.outcome,
-        )
-        for row in rows
-    ]
-
-
-def pending_count(session: Session) -> int:
-    from sqlalchemy import func
-
-    return int(session.scalar(select(func.count()).where(WebhookDelivery.status == "pending")) or 0)
+    return [InboxEntry(**{name: getattr(row, name) for name in INBOX_COLUMNS}) for row in rows]

@@ -1,4 +1,4 @@
-"""What only a backup carries of the two-way Calendly state (SPEC §2.9, R8).
+"""What only a backup carries of the two-way Calendly state (docs/reliability.md R8).
 
 Three sections of `export all`, after `bookings` and `badges`, read back only by `import all` of a backup
 document (one with its `bapp` header) — never by a per-kind import:
@@ -346,17 +346,9 @@ def export_invitations(session: Session) -> Iterator[dict[str, Any]]:
         .outerjoin(Booking, Booking.id == CalendlyInvitation.booking_id)
         .order_by(CalendlyInvitation.id)
     )
-    for row_id, email, uri, slug, session_id, url, status, reference, created, used in session.execute(query):
-        yield {
-            "id": row_id,
-            "client": email,
-            "session": _session_key(uri, slug, session_id),
-            "booking_url": url,
-            "status": status,
-            "booking": reference,
-            "created_at": created,
-            "used_at": used,
-        }
+    for row_id, email, uri, slug, session_id, *rest in session.execute(query):
+        values = (row_id, email, _session_key(uri, slug, session_id), *rest)
+        yield dict(zip(INVITATION_COLUMNS, values, strict=True))
 
 
 # -- webhook_inbox -----------------------------------------------------------------------------------------

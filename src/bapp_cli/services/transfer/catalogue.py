@@ -72,9 +72,8 @@ from bapp_cli.services.transfer.importer import (
 
 PATHWAY_EXPORT_COLUMNS = ("id", *PATHWAY_COLUMNS, "created_at")
 SKILL_EXPORT_COLUMNS = ("id", *SKILL_COLUMNS, "created_at")
-# the session record of CLI.md, then what a backup needs to restore the Calendly-owned state exactly
-SESSION_EXPORT_COLUMNS = (
-    *SESSION_COLUMNS,
+# what a backup needs beyond the session record to restore the Calendly-owned state exactly
+_SESSION_BACKUP_ONLY = (
     "kind",
     "color",
     "invitee_limit",
@@ -87,6 +86,7 @@ SESSION_EXPORT_COLUMNS = (
     "last_synced_at",
     "created_at",
 )
+SESSION_EXPORT_COLUMNS = (*SESSION_COLUMNS, *_SESSION_BACKUP_ONLY)
 COLOR = re.compile(r"^#[0-9A-Fa-f]{6}$")
 _Model = TypeVar("_Model", bound=Base)
 
@@ -206,8 +206,9 @@ class SessionRow(TypedDict, total=False):
     created_at: When | None
 
 
-def _given(values: Mapping[str, Any], name: str) -> bool:
-    return name in values
+def _copy_given(values: Mapping[str, Any], wanted: dict[str, Any], *names: str) -> None:
+    """Columns taken as they are when the row gives them a value (a null leaves them as they are)."""
+    wanted.update((name, values[name]) for name in names if values.get(name) is not None)
 
 
 class _RowImporter(KindImporter):
@@ -305,16 +306,13 @@ class PathwayImporter(_RowImporter):
         wanted: dict[str, Any] = {}
         if values.get("name") is not None:
             wanted["name"] = check_name(values["name"])
-        if _given(values, "description"):
+        if "description" in values:
             wanted["description"] = (values["description"] or "").strip() or None
-        if _given(values, "icon"):
+        if "icon" in values:
             wanted["icon"] = check_icon(values["icon"]) or None if values["icon"] is not None else None
-        if _given(values, "color"):
+        if "color" in values:
             wanted["color"] = check_color(values["color"]) if values["color"] is not None else None
-        if values.get("position") is not None:
-            wanted["position"] = values["position"]
-        if values.get("archived") is not None:
-            wanted["archived"] = values["archived"]
+        _copy_given(values, wanted, "position", "archived")
         pathway = self.session.scalars(select(Pathway).where(Pathway.slug == slug)).one_or_none()
         tiers = sorted(values.get("tiers") or [], key=lambda item: item["tier"])
         existing_tiers: dict[int, PathwayTier] = {}
@@ -384,7 +382,7 @@ class SkillImporter(_RowImporter):
         super().__init__(*args, **kwargs)
         self.pathways = {pathway.slug: pathway for pathway in self.session.scalars(select(Pathway))}
         self.tiers = set(self.session.execute(select(PathwayTier.pathway_id, PathwayTier.tier)).all())
-        # what the completion rules must look at once every row is in (SPEC §2.6: badges are awarded
+        # what the completion rules must look at once every row is in (badges are awarded
         # the moment a catalogue change completes a tier)
         self.touched_pathways: set[int] = set()
         self.fundamentals_changed = False
@@ -414,17 +412,14 @@ class SkillImporter(_RowImporter):
         wanted: dict[str, Any] = {}
         if values.get("name") is not None:
             wanted["name"] = check_name(values["name"], max_length=MAX_SKILL_NAME_LENGTH)
-        if _given(values, "description"):
+        if "description" in values:
             wanted["description"] = (values["description"] or "").strip() or None
-        if _given(values, "domain"):
+        if "domain" in values:
             domain = (values["domain"] or "").strip() or None
             if domain is not None and len(domain) > MAX_DOMAIN_LENGTH:
                 raise InvalidInput(f"domain: longer than {MAX_DOMAIN_LENGTH} characters")
             wanted["domain"] = domain
-        if values.get("is_fundamental") is not None:
-            wanted["is_fundamental"] = values["is_fundamental"]
-        if values.get("archived") is not None:
-            wanted["archived"] = values["archived"]
+        _copy_given(values, wanted, "is_fundamental", "archived")
         skill = self.session.scalars(select(Skill).where(Skill.slug == slug)).one_or_none()
         current: dict[int, int] = {}
         if skill is not None:
@@ -435,7 +430,7 @@ class SkillImporter(_RowImporter):
                     )
                 ).all()
             )
-        links = self._links(values.get("links") or [], skill, current) if _given(values, "links") else None
+        links = self._links(values.get("links") or [], skill, current) if "links" in values else None
         created_at = self.instant(values.get("created_at"), "created_at")
         outcome = UNCHANGED
         if skill is None:
@@ -493,15 +488,7 @@ def export_skills(session: Session) -> Iterator[dict[str, Any]]:
         links.setdefault(skill_id, []).append(f"{slug}:{tier}")
     for skill in session.scalars(select(Skill).order_by(Skill.slug)):
         yield {
-            "id": skill.id,
-            "slug": skill.slug,
-            "name": skill.name,
-            "description": skill.description,
-            "domain": skill.domain,
-            "is_fundamental": skill.is_fundamental,
-            "archived": skill.archived,
-            "links": links.get(skill.id, []),
-            "created_at": skill.created_at,
+            name: links.get(skill.id, []) if name == "links" else getattr(skill, name) for name in SKILL_EXPORT_COLUMNS
         }
 
 
@@ -591,9 +578,8 @@ class SessionImporter(_RowImporter):
             if not title or len(title) > MAX_TITLE_LENGTH:
                 raise InvalidInput(f"title: must be 1 to {MAX_TITLE_LENGTH} characters")
             wanted["title"] = title
-        if values.get("duration_minutes") is not None:
-            wanted["duration_minutes"] = values["duration_minutes"]
-        if _given(values, "duration_options"):
+        _copy_given(values, wanted, "duration_minutes")
+        if "duration_options" in values:
             wanted["duration_options"] = values["duration_options"]
         if values.get("category") is not None:
             wanted["category"] = parse_category(values["category"])
@@ -603,28 +589,28 @@ class SessionImporter(_RowImporter):
             wanted["price"] = parse_price(values["price"])
         if values.get("currency") is not None:
             wanted["currency"] = parse_currency(values["currency"])
-        if _given(values, "color"):
+        if "color" in values:
             color = values["color"]
             if color is not None and not COLOR.match(color):
                 raise InvalidInput(f"color: {color!r} is not a #RRGGBB colour")
             wanted["color"] = color
         for name in _SESSION_PLAIN:
-            if _given(values, name) and (values[name] is not None or name not in _NOT_NULL):
+            if name in values and (values[name] is not None or name not in _NOT_NULL):
                 value = values[name]
                 wanted[name] = value.strip() or None if isinstance(value, str) else value
         for name in _SESSION_INSTANTS:
-            if _given(values, name):
+            if name in values:
                 wanted[name] = self.instant(values[name], name)
-        if _given(values, "custom_questions"):
+        if "custom_questions" in values:
             wanted["custom_questions"] = [
                 _question(item, index) for index, item in enumerate(values["custom_questions"] or [])
             ]
-        if _given(values, "builder"):
+        if "builder" in values:
             wanted["builder_id"] = self._builder(values["builder"]) if values["builder"] is not None else None
         if values.get("calendly_uri"):
             wanted["calendly_uri"] = values["calendly_uri"]
         pathways: list[Pathway] | None = None
-        if _given(values, "pathways"):
+        if "pathways" in values:
             pathways = []
             for name in values["pathways"] or []:
                 pathway = self.pathways.get(name.strip().lower())
@@ -706,17 +692,4 @@ def export_sessions(session: Session) -> Iterator[dict[str, Any]]:
     types = list(session.scalars(select(SessionType).order_by(SessionType.id)))
     for session_type, record in zip(types, session_records(session, types), strict=True):
         record["bookable"] = is_bookable(session_type)
-        yield {
-            **record,
-            "kind": session_type.kind,
-            "color": session_type.color,
-            "invitee_limit": session_type.invitee_limit,
-            "owner_uri": session_type.owner_uri,
-            "calendly_position": session_type.calendly_position,
-            "remote_active": session_type.remote_active,
-            "remote_updated_at": session_type.remote_updated_at,
-            "remote_deleted_at": session_type.remote_deleted_at,
-            "present_in_last_sync": session_type.present_in_last_sync,
-            "last_synced_at": session_type.last_synced_at,
-            "created_at": session_type.created_at,
-        }
+        yield {**record, **{name: getattr(session_type, name) for name in _SESSION_BACKUP_ONLY}}

@@ -320,12 +320,5 @@ def export_clients(session: Session) -> Iterator[dict[str, Any]]:
         .order_by(User.email)
         .execution_options(yield_per=2000)
     )
-    for user_id, email, name, company, industry, created_at in session.execute(query):
-        yield {
-            "id": user_id,
-            "email": email,
-            "name": name,
-            "company": company,
-            "industry": industry,
-            "created_at": created_at,
-        }
+    for row in session.execute(query):
+        yield dict(zip(CLIENT_EXPORT_COLUMNS, row, strict=True))

@@ -1,0 +1,47 @@
+"""The two shapes of a command's database work: one read, or one change.
+
+Both open the output first, so a bad --format fails before the database is touched; the command renders
+after the block, once a change is committed (or rolled back by --dry-run).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+import typer
+
+from bapp_cli.cli.context import state
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from bapp_cli.cli.output import OutputSink
+
+
+@contextlib.contextmanager
+def reading(ctx: typer.Context, fmt: str | None, as_json: bool) -> Iterator[tuple[OutputSink, Session]]:
+    app_state = state(ctx)
+    sink = app_state.output(fmt, as_json)
+    with app_state.reading() as session:
+        yield sink, session
+
+
+@contextlib.contextmanager
+def changing(
+    ctx: typer.Context,
+    fmt: str | None,
+    as_json: bool,
+    *,
+    dry_run: bool = False,
+    ask: str | None = None,
+    yes: bool = False,
+) -> Iterator[tuple[OutputSink, Session]]:
+    """`ask`: the question to confirm (unless `yes`) before the transaction opens."""
+    app_state = state(ctx)
+    sink = app_state.output(fmt, as_json)
+    if ask is not None:
+        app_state.confirm(yes, ask)
+    with app_state.transaction(dry_run=dry_run) as session:
+        yield sink, session
