@@ -75,6 +75,7 @@ from bapp_cli.services.booking import (
     allowed_durations,
 )
 from bapp_cli.services.instants import get_zone
+from bapp_cli.services.listing import STREAM_BATCH
 from bapp_cli.services.people import normalise_email
 from bapp_cli.services.session_types import MAX_PRICE, parse_currency
 from bapp_cli.services.transfer import store
@@ -1270,22 +1271,25 @@ def _when(start: dt.datetime, end: dt.datetime) -> str:
 
 
 def export_bookings(session: Session) -> Iterator[dict[str, Any]]:
-    """Every booking as its record, ordered by start time then reference, streamed."""
-    client = aliased(User)
-    builder = aliased(User)
+    """Every booking as its record, ordered by start time then reference, streamed in batches.
+
+    A Core select on the session's connection: rows arrive as tuples in batches, without ORM loading."""
+    client = User.__table__.alias("client")
+    builder = User.__table__.alias("builder")
     table = Booking.__table__.c
+    types = SessionType.__table__.c
     query = (
         select(
             table.id,
             table.reference,
-            client.email,
-            client.name,
-            builder.email,
+            client.c.email,
+            client.c.name,
+            builder.c.email,
             table.session_type_id,
-            SessionType.calendly_uri,
-            SessionType.slug,
-            SessionType.title,
-            SessionType.category,
+            types.calendly_uri,
+            types.slug,
+            types.title,
+            types.category,
             table.start_time,
             table.end_time,
             table.client_timezone,
@@ -1293,7 +1297,7 @@ def export_bookings(session: Session) -> Iterator[dict[str, Any]]:
             table.payment_status,
             table.amount,
             table.currency,
-            Pathway.slug,
+            Pathway.__table__.c.slug,
             table.custom_question_responses,
             table.calendly_event_uri,
             table.calendly_invitee_uri,
@@ -1305,45 +1309,45 @@ def export_bookings(session: Session) -> Iterator[dict[str, Any]]:
             table.request_fingerprint,
             table.remote_updated_at,
         )
-        .join(client, client.id == table.client_id)
-        .outerjoin(builder, builder.id == table.builder_id)
-        .join(SessionType, SessionType.id == table.session_type_id)
-        .outerjoin(Pathway, Pathway.id == table.pathway_id)
+        .select_from(Booking.__table__)
+        .join(client, client.c.id == table.client_id)
+        .outerjoin(builder, builder.c.id == table.builder_id)
+        .join(SessionType.__table__, types.id == table.session_type_id)
+        .outerjoin(Pathway.__table__, Pathway.__table__.c.id == table.pathway_id)
         .order_by(table.start_time, table.reference)
-        .execution_options(yield_per=2000)
     )
     slugs = _unique_slugs(session)
-    for row in session.execute(query):
-        (
-            booking_id,
-            reference,
-            client_email,
-            client_name,
-            builder_email,
-            session_id,
-            uri,
-            slug,
-            title,
-            category,
-            start,
-            end,
-            zone,
-            status,
-            payment,
-            amount,
-            currency,
-            pathway,
-            answers,
-            event_uri,
-            invitee_uri,
-            key,
-            source,
-            created,
-            reason,
-            cancelled,
-            fingerprint,
-            remote,
-        ) = row
+    rows = session.connection().execute(query.execution_options(yield_per=STREAM_BATCH))
+    for (
+        booking_id,
+        reference,
+        client_email,
+        client_name,
+        builder_email,
+        session_id,
+        uri,
+        slug,
+        title,
+        category,
+        start,
+        end,
+        zone,
+        status,
+        payment,
+        amount,
+        currency,
+        pathway,
+        answers,
+        event_uri,
+        invitee_uri,
+        key,
+        source,
+        created,
+        reason,
+        cancelled,
+        fingerprint,
+        remote,
+    ) in rows:
         yield {
             "id": booking_id,
             "reference": reference,
@@ -1362,7 +1366,7 @@ def export_bookings(session: Session) -> Iterator[dict[str, Any]]:
             "amount": amount,
             "currency": currency,
             "pathway": pathway,
-            "custom_question_responses": list(answers or []),
+            "custom_question_responses": answers or [],
             "calendly_event_uri": event_uri,
             "calendly_invitee_uri": invitee_uri,
             "idempotency_key": key,
