@@ -43,7 +43,8 @@ def database(rebuild: bool) -> Path:
     path = WORK / "bookings-100k.db"
     if rebuild or not path.exists():
         started = time.perf_counter()
-        script = f"from pathlib import Path; from bookings import build; build(Path({str(path)!r}), {SESSION_TYPES}, {BOOKINGS})"
+        script = "from pathlib import Path; from bookings import build; "
+        script += f"build(Path({str(path)!r}), {SESSION_TYPES}, {BOOKINGS})"
         subprocess.run([sys.executable, "-c", script], check=True, cwd=Path(__file__).resolve().parent)
         print(f"  built {path.name} in {time.perf_counter() - started:.1f} s", file=sys.stderr)
     return path

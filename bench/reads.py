@@ -4,7 +4,8 @@ Same database as bench/export.py (1,000 session types, 20,000 clients, 100,000 b
 the same rows out of the same table as the bapp command shows, in the same format (TSV, which is what
 bapp writes to a pipe): every session type; the first 50 bookings by start time; the client's user row.
 Whole processes with stdout piped to a file, interleaved, medians of --runs for wall and CPU seconds.
-`bapp --version` is timed too, to show how much of each command is start-up.
+`bapp --version` is timed too, to show how much of each command is start-up, and a floor: a process that
+only imports SQLAlchemy and bapp's models, which every database command needs.
 
     python bench/reads.py [--runs 9] [--rebuild]
 """
@@ -12,6 +13,7 @@ Whole processes with stdout piped to a file, interleaved, medians of --runs for 
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 from pathlib import Path
 
@@ -42,7 +44,11 @@ def main() -> int:
             [*rows, "users", "--tsv", "--where", "email = :email", "-p", "email", CLIENT],
         ),
     }
-    commands = {"bapp --version": [str(BIN / "bapp"), "--version"]}
+    commands = {
+        "bapp --version": [str(BIN / "bapp"), "--version"],
+        # the floor: a process that only imports SQLAlchemy (Core and ORM) and bapp's mapped models
+        "floor": [sys.executable, "-c", "import bapp_cli.db.models"],
+    }
     for name, (command, anchor) in pairs.items():
         commands[name] = command
         commands[f"anchor {name}"] = anchor
@@ -51,6 +57,13 @@ def main() -> int:
     print(
         f"  median of {options.runs} interleaved runs each; the machine may be shared (CPU beside wall); "
         f"bapp --version {version_wall:.3f} s"
+    )
+    floor_wall, floor_cpu, _ = figures["floor"]
+    anchor_cpu = statistics.median(figures[f"anchor {name}"][1] for name in pairs)
+    print(
+        f"P7 floor: importing SQLAlchemy and bapp's models alone takes {floor_wall:.3f} s wall, {floor_cpu:.3f} s "
+        f"CPU = {floor_cpu / anchor_cpu:.2f} x the anchors' median CPU, before any query or output",
+        flush=True,
     )
     results = []
     for name in pairs:
