@@ -1,10 +1,9 @@
-"""One output sink for every command: table, json, jsonl, csv, tsv (CLI.md §2).
+"""One output sink for every command: table, json, jsonl, csv, tsv (README, "Output and exit codes").
 
 Data goes to stdout; messages go to stderr. JSON keys are snake_case; instants are ISO 8601 UTC with
 `Z` (`services.instants.instant_text`); money is a two-decimal string; nested values are JSON-encoded in
 csv/tsv cells, and text cells that a spreadsheet would run as a formula are neutralised
-(`services.spreadsheet`). Rich is imported
-only when a table is actually drawn.
+(`services.spreadsheet`). Every format but a table streams; Rich is imported only when a table is drawn.
 """
 
 from __future__ import annotations
@@ -23,17 +22,6 @@ from bapp_cli.config import OUTPUT_FORMATS
 
 FORMATS = OUTPUT_FORMATS
 KEY_HEADERS = frozenset({"email", "client", "status", "amount", "reference"})
-
-
-def json_default(value: Any) -> Any:
-    """`services.spreadsheet.json_default`, imported when JSON is first written (start-up stays light)."""
-    from bapp_cli.services.spreadsheet import json_default as rule
-
-    return rule(value)
-
-
-def to_jsonable(value: Any) -> Any:
-    return json.loads(json.dumps(value, default=json_default, ensure_ascii=False))
 
 
 def is_terminal(stream: IO[str]) -> bool:
@@ -194,9 +182,10 @@ class OutputSink:
             return self.local_time(value)
         if isinstance(value, list):
             return ", ".join(self.display_value(item) for item in value) if value else "—"
+        from bapp_cli.services.spreadsheet import cell_text, json_default
+
         if isinstance(value, dict):
             return json.dumps(value, default=json_default, ensure_ascii=False)
-        from bapp_cli.services.spreadsheet import cell_text
 
         return cell_text(value, raw=True)  # a terminal runs no formulas
 
