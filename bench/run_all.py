@@ -20,6 +20,8 @@ SCRIPTS = [
     ("P4", "progress.py", []),
     ("P4", "reports.py", []),
     ("P5", "bookings.py", []),
+    ("P6", "export.py", []),
+    ("P7", "reads.py", []),
     ("R8", "webhook.py", []),  # the webhook receiver: reported, no target yet
 ]
 PREFIX = "BENCH-RESULT "

@@ -57,3 +57,42 @@ def test_what_an_export_writes_an_import_reads_back(names: list[str], fmt: str, 
     if not raw:
         written = csv.reader(io.StringIO(stream.getvalue()), delimiter="," if fmt == "csv" else "\t")
         assert not any(cell.startswith(("=", "+", "-", "@", "\t")) for row in written for cell in row)
+
+
+class _Label(str):
+    """A str subclass: the exact-type lookup misses it, the general path must give the same cell."""
+
+
+def test_the_row_formatter_gives_every_cell_exactly_as_cell_text() -> None:
+    from bapp_cli.services.spreadsheet import cell_row_formatter
+
+    berlin = dt.timezone(dt.timedelta(hours=1))
+    values = [
+        None, True, False, 0, -5, 1.5, "", "Ada", "=cmd", "'@x", _Label("-x"), Decimal("3"), Decimal("-1.5"),
+        dt.datetime(2031, 3, 3, 10, tzinfo=dt.UTC), dt.datetime(2031, 3, 3, 10, 0, 0, 120, tzinfo=dt.UTC),
+        dt.datetime(2031, 3, 3, 11, tzinfo=berlin), dt.datetime(2031, 3, 3, 10), dt.date(2031, 3, 3),
+        ["=a", Decimal("2"), dt.datetime(2031, 1, 1, tzinfo=dt.UTC)], {"q": "-a"}, ("x", 1),
+    ]  # fmt: skip
+    for raw in (False, True):
+        assert cell_row_formatter(raw=raw)(values) == [cell_text(value, raw=raw) for value in values]
+    assert cell_row_formatter()([dt.datetime(2031, 3, 3, 11, tzinfo=berlin)]) == ["2031-03-03T10:00:00Z"]
+    assert cell_row_formatter()([_Label("-x")]) == ["'-x"]
+
+
+def test_a_record_writer_writes_as_records_arrive() -> None:
+    """Streamed: a long export reaches its stream in pieces while records are still coming, not at close."""
+    writes: list[int] = []
+
+    class Recording(io.StringIO):
+        def write(self, text: str) -> int:
+            writes.append(len(text))
+            return super().write(text)
+
+    stream = Recording()
+    writer = RecordWriter(stream, "csv", ["reference", "note"], kind="bookings")
+    for index in range(20_000):
+        writer.write({"reference": f"BK-{index:08d}", "note": "=x"})
+    assert len(writes) > 3  # several flushes before close
+    writer.close()
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 20_001 and lines[1] == "BK-00000000,'=x"

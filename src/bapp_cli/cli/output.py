@@ -1,10 +1,9 @@
-"""One output sink for every command: table, json, jsonl, csv, tsv (CLI.md §2).
+"""One output sink for every command: table, json, jsonl, csv, tsv (README, "Output and exit codes").
 
 Data goes to stdout; messages go to stderr. JSON keys are snake_case; instants are ISO 8601 UTC with
 `Z` (`services.instants.instant_text`); money is a two-decimal string; nested values are JSON-encoded in
 csv/tsv cells, and text cells that a spreadsheet would run as a formula are neutralised
-(`services.spreadsheet`). Rich is imported
-only when a table is actually drawn.
+(`services.spreadsheet`). Every format but a table streams; Rich is imported only when a table is drawn.
 """
 
 from __future__ import annotations
@@ -23,17 +22,6 @@ from bapp_cli.config import OUTPUT_FORMATS
 
 FORMATS = OUTPUT_FORMATS
 KEY_HEADERS = frozenset({"email", "client", "status", "amount", "reference"})
-
-
-def json_default(value: Any) -> Any:
-    """`services.spreadsheet.json_default`, imported when JSON is first written (start-up stays light)."""
-    from bapp_cli.services.spreadsheet import json_default as rule
-
-    return rule(value)
-
-
-def to_jsonable(value: Any) -> Any:
-    return json.loads(json.dumps(value, default=json_default, ensure_ascii=False))
 
 
 def is_terminal(stream: IO[str]) -> bool:
@@ -95,14 +83,15 @@ class OutputSink:
         table: TableRenderer | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> None:
-        """A listing: an array in json, one line per record otherwise."""
+        """A listing: an array in json, one line per record otherwise. Every format but a table is written
+        as the rows arrive, so a listing of any size holds one row (and one write buffer) at a time."""
         if self.format == "table":
             if table is not None:
                 table(self.console)
             else:
                 self._plain_table(list(rows), columns, title=title, headers=headers)
         elif self.format == "json":
-            self.stdout.write(self._json_document(list(rows)))
+            self._json_array(rows)
         elif self.format == "jsonl":
             self._json_lines(rows)
         else:
@@ -124,37 +113,59 @@ class OutputSink:
             else:
                 self._key_value_table(row, keys, title=title)
         elif self.format == "json":
-            self.stdout.write(self._json_document(dict(row)))
+            self._write_json(self._json_encoder().encode(dict(row)) + "\n")
         elif self.format == "jsonl":
             self._json_lines([row])
         else:
             self._delimited([row], keys)
 
-    def _json_document(self, value: Any) -> str:
+    def _json_encoder(self) -> json.JSONEncoder:
         """Indented for a person at a terminal; compact in a pipe, where the C encoder is ~3× faster."""
-        if is_terminal(self.stdout):
-            return json_for_terminal(json.dumps(value, default=json_default, ensure_ascii=False, indent=2)) + "\n"
-        return json.dumps(value, default=json_default, ensure_ascii=False) + "\n"
+        from bapp_cli.services.spreadsheet import json_default
+
+        indent = 2 if is_terminal(self.stdout) else None
+        return json.JSONEncoder(default=json_default, ensure_ascii=False, indent=indent)
+
+    def _write_json(self, text: str) -> None:
+        self.stdout.write(json_for_terminal(text) if is_terminal(self.stdout) else text)
+
+    def _json_array(self, rows: Iterable[Mapping[str, Any]]) -> None:
+        """`[`, the items, `]`, written as they come: the same bytes as encoding the whole list at once."""
+        encode = self._json_encoder().encode
+        indented = is_terminal(self.stdout)
+        # json's separators between list items, and its indent of an item one level down
+        separator, opening, closing = (",\n", "[\n", "\n]\n") if indented else (", ", "[", "]\n")
+        written = False
+        for row in rows:
+            item = encode(row)
+            if indented:
+                item = "  " + item.replace("\n", "\n  ")
+            self._write_json((separator if written else opening) + item)
+            written = True
+        self.stdout.write(closing if written else "[]\n")
 
     def _json_lines(self, rows: Iterable[Mapping[str, Any]]) -> None:
+        from bapp_cli.services.spreadsheet import json_default
+
+        encode = json.JSONEncoder(default=json_default, ensure_ascii=False).encode
         on_terminal = is_terminal(self.stdout)
         for row in rows:
-            line = json.dumps(row, default=json_default, ensure_ascii=False)
+            line = encode(row)
             self.stdout.write((json_for_terminal(line) if on_terminal else line) + "\n")
 
     def _delimited(self, rows: Iterable[Mapping[str, Any]], columns: Sequence[str]) -> None:
-        from bapp_cli.services.spreadsheet import cell_text
+        from bapp_cli.services.spreadsheet import cell_row_formatter
 
         delimiter = "\t" if self.format == "tsv" else ","
         buffer = io.StringIO()
         writer = csv.writer(buffer, delimiter=delimiter, lineterminator="\n")
         writer.writerow(columns)
+        cells = cell_row_formatter()
         # In a pipe the cells stay exact (a machine reads them); on a terminal a person does.
-        text: Callable[[Any], str] = (
-            (lambda value: visible(cell_text(value))) if is_terminal(self.stdout) else cell_text
-        )
+        on_terminal = is_terminal(self.stdout)
         for row in rows:
-            writer.writerow([text(row.get(column)) for column in columns])
+            line = cells(map(row.get, columns))
+            writer.writerow([visible(cell) for cell in line] if on_terminal else line)
             if buffer.tell() > 1 << 16:
                 self.stdout.write(buffer.getvalue())
                 buffer.seek(0)
@@ -171,9 +182,10 @@ class OutputSink:
             return self.local_time(value)
         if isinstance(value, list):
             return ", ".join(self.display_value(item) for item in value) if value else "—"
+        from bapp_cli.services.spreadsheet import cell_text, json_default
+
         if isinstance(value, dict):
             return json.dumps(value, default=json_default, ensure_ascii=False)
-        from bapp_cli.services.spreadsheet import cell_text
 
         return cell_text(value, raw=True)  # a terminal runs no formulas
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import DateTime, Dialect
@@ -31,10 +32,19 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
             return value.replace(tzinfo=None)
         return value
 
-    def process_result_value(self, value: Any, dialect: Dialect) -> dt.datetime | None:
-        if value is None:
-            return None
-        instant: dt.datetime = dt.datetime.fromisoformat(value) if isinstance(value, str) else value
-        if instant.tzinfo is None:
-            return instant.replace(tzinfo=dt.UTC)
-        return instant.astimezone(dt.UTC)
+    def result_processor(self, dialect: Dialect, coltype: object) -> Callable[[Any], dt.datetime | None]:
+        # One function per value instead of TypeDecorator's two nested calls: a 100,000-row export reads
+        # half a million instants through here.
+        driver = self.impl_instance.result_processor(dialect, coltype)
+        utc = dt.UTC
+
+        def instant(value: Any) -> dt.datetime | None:
+            if value is None:
+                return None
+            if driver is not None:
+                value = driver(value)
+            elif isinstance(value, str):
+                value = dt.datetime.fromisoformat(value)
+            return value.replace(tzinfo=utc) if value.tzinfo is None else value.astimezone(utc)  # type: ignore[no-any-return]
+
+        return instant

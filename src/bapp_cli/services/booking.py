@@ -13,14 +13,14 @@ import datetime as dt
 import hashlib
 import json
 import secrets
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Select, or_, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 
 from bapp_cli.db.audit import record_audit
 from bapp_cli.db.locks import lock_keys
@@ -178,53 +178,55 @@ class StatusChange:
 
 
 # booking, client e-mail, client name, builder e-mail, session title, category, pathway slug
-ViewQuery = Select[Booking, str, str | None, str, str, str, str]
+ViewQuery = Select[Any]
 
 
 def _view_query() -> ViewQuery:
-    client = aliased(User)
-    builder = aliased(User)
+    """The columns of a BookingView, in its field order: rows become views without ORM objects."""
+    client = User.__table__.alias("client")
+    builder = User.__table__.alias("builder")
+    booking = Booking.__table__.c
+    types = SessionType.__table__.c
     return (
-        select(Booking, client.email, client.name, builder.email, SessionType.title, SessionType.category, Pathway.slug)
-        .join(client, client.id == Booking.client_id)
-        .outerjoin(builder, builder.id == Booking.builder_id)
-        .join(SessionType, SessionType.id == Booking.session_type_id)
-        .outerjoin(Pathway, Pathway.id == Booking.pathway_id)
+        select(
+            booking.reference,
+            client.c.email,
+            client.c.name,
+            builder.c.email,
+            booking.session_type_id,
+            types.title,
+            types.category,
+            booking.start_time,
+            booking.end_time,
+            booking.client_timezone,
+            booking.status,
+            booking.payment_status,
+            booking.amount,
+            booking.currency,
+            Pathway.__table__.c.slug,
+            booking.custom_question_responses,
+            booking.calendly_event_uri,
+            booking.calendly_invitee_uri,
+            booking.idempotency_key,
+            booking.source,
+            booking.created_at,
+            booking.calendly_state,
+        )
+        .select_from(Booking.__table__)
+        .join(client, client.c.id == booking.client_id)
+        .outerjoin(builder, builder.c.id == booking.builder_id)
+        .join(SessionType.__table__, types.id == booking.session_type_id)
+        .outerjoin(Pathway.__table__, Pathway.__table__.c.id == booking.pathway_id)
     )
 
 
 def _views(session: Session, query: ViewQuery) -> list[BookingView]:
-    return list(_iter_views(session, query))
+    return list(_iter_views(session.execute(query)))
 
 
-def _iter_views(session: Session, query: ViewQuery) -> Iterator[BookingView]:
-    for booking, client_email, client_name, builder_email, title, category, pathway in session.execute(query):
-        yield (
-            BookingView(
-                reference=booking.reference,
-                client=client_email,
-                client_name=client_name,
-                builder=builder_email,
-                session_id=booking.session_type_id,
-                session_title=title,
-                category=category,
-                start_time=booking.start_time,
-                end_time=booking.end_time,
-                client_timezone=booking.client_timezone,
-                status=booking.status,
-                payment_status=booking.payment_status,
-                amount=booking.amount,
-                currency=booking.currency,
-                pathway=pathway,
-                custom_question_responses=list(booking.custom_question_responses or []),
-                calendly_event_uri=booking.calendly_event_uri,
-                calendly_invitee_uri=booking.calendly_invitee_uri,
-                idempotency_key=booking.idempotency_key,
-                source=booking.source,
-                created_at=booking.created_at,
-                calendly_state=booking.calendly_state,
-            )
-        )
+def _iter_views(rows: Iterable[Sequence[Any]]) -> Iterator[BookingView]:
+    # custom_question_responses is NOT NULL (an empty list when the session asks nothing)
+    return (BookingView(*row) for row in rows)  # the query's columns are the fields, in order
 
 
 def booking_view(session: Session, booking_id: int) -> BookingView:
@@ -300,7 +302,10 @@ def iter_bookings(
         query = query.order_by(Booking.start_time.desc(), Booking.reference)
     else:
         query = query.order_by(Booking.start_time, Booking.reference)
-    return _iter_views(session, page.window(query).execution_options(yield_per=STREAM_BATCH))
+    # Straight to the connection, in batches: a listing of every booking builds no ORM rows. The flush
+    # is what the session would have done before its own query.
+    session.flush()
+    return _iter_views(session.connection().execute(page.window(query).execution_options(yield_per=STREAM_BATCH)))
 
 
 # -- creation ---------------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """Reading WHEN values: ISO 8601 instants, naive local times read in an IANA zone, calendar days.
 
 Everything past this module is an aware UTC `datetime`. A naive time is read in the zone the caller
-names (the `--timezone` of CLI.md §1) and resolved with that zone's rules *on that date*, so a wall-clock
+names (the global `--timezone` option) and resolved with that zone's rules *on that date*, so a wall-clock
 time on either side of a daylight-saving change lands on the right UTC instant. Wall-clock times that do
 not exist (the skipped spring-forward hour) or exist twice (the repeated autumn hour) are refused with a
 message that names the field and shows how to disambiguate: a silently guessed hour moves a booking.
@@ -31,6 +31,8 @@ def instant_text(value: dt.datetime) -> str:
     exactly; a booking's start prints as `2031-03-03T10:00:00Z`. A naive value is taken as UTC (the
     database's UTC type hands back aware values; naive ones only come from tests and SQLite raw rows).
     """
+    if value.tzinfo is dt.UTC:  # what the database hands back: the common case of a long export, made short
+        return value.isoformat()[:-6] + "Z"  # isoformat shows microseconds only when there are some
     if value.tzinfo is None:
         value = value.replace(tzinfo=dt.UTC)
     elif value.utcoffset():

@@ -75,6 +75,7 @@ from bapp_cli.services.booking import (
     allowed_durations,
 )
 from bapp_cli.services.instants import get_zone
+from bapp_cli.services.listing import STREAM_BATCH
 from bapp_cli.services.people import normalise_email
 from bapp_cli.services.session_types import MAX_PRICE, parse_currency
 from bapp_cli.services.transfer import store
@@ -1270,109 +1271,42 @@ def _when(start: dt.datetime, end: dt.datetime) -> str:
 
 
 def export_bookings(session: Session) -> Iterator[dict[str, Any]]:
-    """Every booking as its record, ordered by start time then reference, streamed."""
-    client = aliased(User)
-    builder = aliased(User)
+    """Every booking as its record, ordered by start time then reference, streamed in batches.
+
+    A Core select on the session's connection, each column labelled with its record key: rows arrive in
+    batches as tuples and become records without ORM loading."""
+    client = User.__table__.alias("client")
+    builder = User.__table__.alias("builder")
     table = Booking.__table__.c
+    types = SessionType.__table__.c
+    joined = {
+        "client": client.c.email,
+        "client_name": client.c.name,
+        "builder": builder.c.email,
+        "session_id": table.session_type_id,
+        "session": types.calendly_uri,  # else the slug when it names one session type, else the id
+        "session_title": types.title,
+        "category": types.category,
+        "pathway": Pathway.__table__.c.slug,
+    }
+    # every other record key is the booking column of that name
+    record_columns = {name: joined[name] if name in joined else table[name] for name in EXPORT_COLUMNS}
     query = (
-        select(
-            table.id,
-            table.reference,
-            client.email,
-            client.name,
-            builder.email,
-            table.session_type_id,
-            SessionType.calendly_uri,
-            SessionType.slug,
-            SessionType.title,
-            SessionType.category,
-            table.start_time,
-            table.end_time,
-            table.client_timezone,
-            table.status,
-            table.payment_status,
-            table.amount,
-            table.currency,
-            Pathway.slug,
-            table.custom_question_responses,
-            table.calendly_event_uri,
-            table.calendly_invitee_uri,
-            table.idempotency_key,
-            table.source,
-            table.created_at,
-            table.cancellation_reason,
-            table.cancelled_at,
-            table.request_fingerprint,
-            table.remote_updated_at,
-        )
-        .join(client, client.id == table.client_id)
-        .outerjoin(builder, builder.id == table.builder_id)
-        .join(SessionType, SessionType.id == table.session_type_id)
-        .outerjoin(Pathway, Pathway.id == table.pathway_id)
+        select(*(column.label(name) for name, column in record_columns.items()), types.slug.label("slug"))
+        .select_from(Booking.__table__)
+        .join(client, client.c.id == table.client_id)
+        .outerjoin(builder, builder.c.id == table.builder_id)
+        .join(SessionType.__table__, types.id == table.session_type_id)
+        .outerjoin(Pathway.__table__, Pathway.__table__.c.id == table.pathway_id)
         .order_by(table.start_time, table.reference)
-        .execution_options(yield_per=2000)
     )
     slugs = _unique_slugs(session)
-    for row in session.execute(query):
-        (
-            booking_id,
-            reference,
-            client_email,
-            client_name,
-            builder_email,
-            session_id,
-            uri,
-            slug,
-            title,
-            category,
-            start,
-            end,
-            zone,
-            status,
-            payment,
-            amount,
-            currency,
-            pathway,
-            answers,
-            event_uri,
-            invitee_uri,
-            key,
-            source,
-            created,
-            reason,
-            cancelled,
-            fingerprint,
-            remote,
-        ) = row
-        yield {
-            "id": booking_id,
-            "reference": reference,
-            "client": client_email,
-            "client_name": client_name,
-            "builder": builder_email,
-            "session_id": session_id,
-            "session": uri or (slug if slug in slugs else str(session_id)),
-            "session_title": title,
-            "category": category,
-            "start_time": start,
-            "end_time": end,
-            "client_timezone": zone,
-            "status": status,
-            "payment_status": payment,
-            "amount": amount,
-            "currency": currency,
-            "pathway": pathway,
-            "custom_question_responses": list(answers or []),
-            "calendly_event_uri": event_uri,
-            "calendly_invitee_uri": invitee_uri,
-            "idempotency_key": key,
-            "source": source,
-            "created_at": created,
-            "cancellation_reason": reason,
-            "cancelled_at": cancelled,
-            "request_fingerprint": fingerprint,
-            "remote_updated_at": remote,
-        }
+    for row in session.connection().execute(query.execution_options(yield_per=STREAM_BATCH)):
+        record = row._asdict()
+        slug = record.pop("slug")
+        if not record["session"]:
+            record["session"] = slug if slug in slugs else str(record["session_id"])
+        yield record
 
 
 def _unique_slugs(session: Session) -> set[str]:

@@ -37,7 +37,7 @@ from typing import IO, Any
 
 from bapp_cli.errors import InvalidInput, UsageError
 from bapp_cli.services.instants import instant_text
-from bapp_cli.services.spreadsheet import cell_text, json_default, restore_cell
+from bapp_cli.services.spreadsheet import cell_row_formatter, json_default, restore_cell
 
 INPUT_FORMATS = ("csv", "tsv", "json", "jsonl", "toml")
 OUTPUT_FORMATS = ("csv", "tsv", "json", "jsonl", "toml")
@@ -515,23 +515,8 @@ class Source:
 # -- writing ---------------------------------------------------------------------------------------------
 
 
-def plain(value: Any) -> Any:
-    """A record value as JSON-ready data."""
-    if value is None or isinstance(value, str | bool | int | float):
-        return value
-    if isinstance(value, dt.date | decimal.Decimal):  # instants, dates, money: bapp's one form of each
-        return json_default(value)
-    if isinstance(value, Mapping):
-        return {str(key): plain(item) for key, item in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        return [plain(item) for item in value]
-    return str(value)
-
-
-def _cell(value: Any, *, raw: bool) -> str:
-    if isinstance(value, list | tuple | dict):
-        return json.dumps(plain(value), ensure_ascii=False, separators=(",", ":"))
-    return cell_text(value, raw=raw)
+# JSON and JSONL records: instants, dates and money in bapp's one form of each (`json_default`)
+_JSON_RECORD = json.JSONEncoder(ensure_ascii=False, default=json_default).encode
 
 
 def _toml_ready(value: Any) -> Any:
@@ -563,6 +548,7 @@ class RecordWriter:
         self.count = 0
         self._buffer = io.StringIO()
         self._csv: Any = None
+        self._cells = cell_row_formatter(raw=raw)
         if fmt in ("csv", "tsv"):
             self._csv = csv.writer(self._buffer, delimiter="," if fmt == "csv" else "\t", lineterminator="\n")
             self._csv.writerow(self.columns)
@@ -572,12 +558,12 @@ class RecordWriter:
     def write(self, record: Mapping[str, Any]) -> None:
         buffer = self._buffer
         if self._csv is not None:
-            self._csv.writerow([_cell(record.get(column), raw=self.raw) for column in self.columns])
+            self._csv.writerow(self._cells(map(record.get, self.columns)))
         elif self.fmt == "json":
             buffer.write("\n" if self.count == 0 else ",\n")
-            buffer.write(json.dumps(plain(_ordered(record, self.columns)), ensure_ascii=False))
+            buffer.write(_JSON_RECORD(_ordered(record, self.columns)))
         elif self.fmt == "jsonl":
-            buffer.write(json.dumps(plain(_ordered(record, self.columns)), ensure_ascii=False))
+            buffer.write(_JSON_RECORD(_ordered(record, self.columns)))
             buffer.write("\n")
         else:
             buffer.write(toml_table(self.kind, _ordered(record, self.columns)))

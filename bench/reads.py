@@ -1,0 +1,86 @@
+"""P7: ordinary reads — `sessions list`, `bookings list --limit 50`, `clients show` — next to `sqlite-utils rows`.
+
+Same database as bench/export.py (1,000 session types, 20,000 clients, 100,000 bookings). Each anchor reads
+the same rows out of the same table as the bapp command shows, in the same format (TSV, which is what
+bapp writes to a pipe): every session type; the first 50 bookings by start time; the client's user row.
+Whole processes with stdout piped to a file, interleaved, medians of --runs for wall and CPU seconds.
+`bapp --version` is timed too, to show how much of each command is start-up, and a floor: a process that
+only imports SQLAlchemy and bapp's models, which every database command needs.
+
+    python bench/reads.py [--runs 9] [--rebuild]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from export import BIN, bapp, bench_environment, compare, database
+from report import emit
+
+TARGET = 2.0
+CLIENT = "client00009@bench.example"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=9)
+    parser.add_argument("--rebuild", action="store_true")
+    options = parser.parse_args()
+    path = database(options.rebuild)
+    env = bench_environment()
+    rows = [str(BIN / "sqlite-utils"), "rows", str(path)]
+    pairs = {
+        "sessions list": (bapp(path, "sessions", "list"), [*rows, "session_types", "--tsv"]),
+        "bookings list --limit 50": (
+            bapp(path, "bookings", "list", "--limit", "50"),
+            [*rows, "bookings", "--tsv", "--order", "start_time, reference", "--limit", "50"],
+        ),
+        "clients show": (
+            bapp(path, "clients", "show", CLIENT),
+            [*rows, "users", "--tsv", "--where", "email = :email", "-p", "email", CLIENT],
+        ),
+    }
+    commands = {
+        "bapp --version": [str(BIN / "bapp"), "--version"],
+        # the floor: a process that only imports SQLAlchemy (Core and ORM) and bapp's mapped models
+        "floor": [sys.executable, "-c", "import bapp_cli.db.models"],
+    }
+    for name, (command, anchor) in pairs.items():
+        commands[name] = command
+        commands[f"anchor {name}"] = anchor
+    figures = compare(commands, env, options.runs)
+    version_wall = figures["bapp --version"][0]
+    print(
+        f"  median of {options.runs} interleaved runs each; the machine may be shared (CPU beside wall); "
+        f"bapp --version {version_wall:.3f} s"
+    )
+    floor_wall, floor_cpu, _ = figures["floor"]
+    anchor_cpu = statistics.median(figures[f"anchor {name}"][1] for name in pairs)
+    print(
+        f"P7 floor: importing SQLAlchemy and bapp's models alone takes {floor_wall:.3f} s wall, {floor_cpu:.3f} s "
+        f"CPU = {floor_cpu / anchor_cpu:.2f} x the anchors' median CPU, before any query or output",
+        flush=True,
+    )
+    results = []
+    for name in pairs:
+        wall, cpu, _ = figures[name]
+        anchor_wall, anchor_cpu, _ = figures[f"anchor {name}"]
+        results.append(
+            emit(
+                f"P7 {name}",
+                bapp=wall,
+                anchor=anchor_wall,
+                target=TARGET,
+                anchor_label="sqlite-utils rows",
+                note=f"CPU {cpu:.3f} s vs {anchor_cpu:.3f} s (ratio {cpu / anchor_cpu:.2f})",
+            )
+        )
+    return 0 if all(results) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
