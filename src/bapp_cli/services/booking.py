@@ -41,8 +41,8 @@ from bapp_cli.services.instants import get_zone
 from bapp_cli.services.listing import ALL, STREAM_BATCH, Page
 from bapp_cli.services.pathways import get_pathway
 from bapp_cli.services.people import ensure_client, find_user, get_builder, get_client, normalise_email
+from bapp_cli.services.rule_book import ACTIVE_STATUSES as ACTIVE_STATUSES
 from bapp_cli.services.rule_book import (
-    ACTIVE_STATUSES,
     NearbyBooking,
     PathwayFacts,
     Refusal,

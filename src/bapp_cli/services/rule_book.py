@@ -307,6 +307,13 @@ def progress_advances(current: str, wanted: str) -> bool:
     return PROGRESS_ORDER.index(wanted) > PROGRESS_ORDER.index(current)
 
 
+def assigned_pathway(linked: Collection[int], enrolled: Collection[int]) -> int | None:
+    """The pathway a progress row is assigned under when none is named: the one pathway linked to the skill
+    that the client is enrolled in, if exactly one."""
+    candidates = [pathway_id for pathway_id in linked if pathway_id in enrolled]
+    return candidates[0] if len(candidates) == 1 else None
+
+
 def default_completion_method(validated_by_id: int | None) -> str:
     return "builder_validation" if validated_by_id is not None else "manual"
 
