@@ -1,10 +1,11 @@
-"""Bookings: creation under the eight rules of SPEC §2.5, the status machine, listing.
+"""Bookings: creation under the eight booking rules (README "Booking rules"), the status machine, listing.
 
 `create_booking` checks every rule before it writes anything, in this order: the session type and the
 builder (rule 1), the time window and duration (2), the account (3), the pathway (4), the answers (5),
 overlaps (6); idempotency (7) is settled first of all, so a repeat returns the earlier booking even if a
-rule would now refuse it; status and payment follow from the price (8). The caller's unit of work is
-the one transaction: a refusal or `--dry-run` leaves the database as it was.
+rule would now refuse it; status and payment follow from the price (8). Rules 4, 6 and 8 are decided by
+services.rule_book, which the import and the Calendly doors ask too. The caller's unit of work is the
+one transaction: a refusal or `--dry-run` leaves the database as it was.
 """
 
 from __future__ import annotations
@@ -106,8 +107,8 @@ class BookingRequest:
     allow_past: bool = False
     allow_overlap: bool = False
     source: str = "cli"
-    # Calendly's open starts for the session (SPEC §2.9): when given, the start must be one of them and the
-    # booking is held as pending with calendly_state "requested" until Calendly answers.
+    # Calendly's open starts for the session (README "Booking in Calendly"): when given, the start must be
+    # one of them and the booking is held as pending with calendly_state "requested" until Calendly answers.
     calendly_open_starts: tuple[dt.datetime, ...] | None = None
 
 
@@ -560,7 +561,7 @@ def creation_audit(
 
 
 def create_booking(session: Session, request: BookingRequest, *, now: dt.datetime) -> BookingCreated:
-    """Create one booking under the rules of SPEC §2.5 (see the module docstring for the order)."""
+    """Create one booking under the booking rules (see the module docstring for the order)."""
     if request.start.tzinfo is None:
         raise ValueError("BookingRequest.start must be timezone-aware")
     email = normalise_email(request.client_email, field="client")
@@ -698,7 +699,7 @@ def describe_starts(starts: Sequence[dt.datetime]) -> str:
 
 
 def check_open_start(session_type: SessionType, start: dt.datetime, open_starts: Sequence[dt.datetime]) -> None:
-    """SPEC §2.9: a booking sent to Calendly must start at one of Calendly's open slots (exit 8 otherwise)."""
+    """A booking sent to Calendly must start at one of Calendly's open slots (exit 8 otherwise)."""
     if start in open_starts:
         return
     nearest = nearest_starts(open_starts, start)
@@ -713,7 +714,7 @@ def check_open_start(session_type: SessionType, start: dt.datetime, open_starts:
 
 # -- status machine ---------------------------------------------------------------------------------
 
-# SPEC §2.5: command → (from status → to status). completed, cancelled and no_show are final.
+# command → (from status → to status). completed, cancelled and no_show are final.
 STATUS_MOVES: dict[str, dict[str, str]] = {
     "confirm": {"pending": "confirmed"},
     "cancel": {"pending": "cancelled", "confirmed": "cancelled"},
@@ -752,7 +753,8 @@ def change_booking_status(
     reason: str | None = None,
     paid: bool = False,
 ) -> StatusChange:
-    """Apply `confirm`, `cancel`, `complete` or `no-show` (with `--paid` for confirm) under SPEC §2.5."""
+    """Apply `confirm`, `cancel`, `complete` or `no-show` (with `--paid` for confirm); complete and no-show
+    only once the booking has started."""
     if command not in STATUS_MOVES:
         raise ValueError(f"unknown status command {command!r}")
     booking = _get_booking(session, reference, for_update=True)

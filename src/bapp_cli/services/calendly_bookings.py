@@ -1,4 +1,4 @@
-"""Bookings from Calendly (SPEC §2.5, §2.8): scheduled events and their invitees become bookings.
+"""Bookings from Calendly (README "Calendly bookings"): scheduled events and their invitees become bookings.
 
 Two doors, one rule book. ``pull_bookings`` applies a fetched (or saved) listing of scheduled events and
 their invitees — the cron job; ``apply_webhook`` applies one verified ``invitee.created`` /
@@ -11,7 +11,7 @@ How an invitee becomes a booking:
 * session type by the event's event-type URI; an unknown type is *skipped* and reported (run
   ``calendly sync`` first), never a crash;
 * client by the invitee's e-mail; the account is created when missing (the visitor booked in Calendly,
-  which is SPEC §2.5 rule 3's "booking creates user account if needed");
+  as rule 3 of README "Booking rules" creates an account with a booking);
 * times are Calendly's; past starts are accepted (a pull is also a backfill) and the overlap rule is not
   applied: Calendly has already decided availability and the booking exists whatever bapp thinks, so
   refusing it would only make the database disagree with the calendar. Bookability is not enforced for
@@ -22,9 +22,10 @@ How an invitee becomes a booking:
   regular expression, default ``pathway``), matched to a pathway slug or name (or one whole-word name in
   a decorated choice such as "🚀 Accelerate"); an unknown or archived answer gives no pathway and a
   warning. Without a usable answer, a rescheduled booking keeps the pathway of the booking it replaces,
-  and a *pathway* session falls back to SPEC §2.5 rule 4 — the one linked pathway the client is actively
-  enrolled in, else its only linked pathway (a Calendly booking cannot be refused, so "ask the client"
-  becomes a warning). A booking with a pathway enrols the client (rule 4), its builder becoming the coach;
+  and a *pathway* session falls back to rule 4's lenient form (services.rule_book.choose_pathway): the
+  one linked pathway the client is actively enrolled in, else its only linked pathway (a Calendly
+  booking cannot be refused, so "ask the client" becomes a warning). A booking with a pathway enrols the
+  client (rule 4), its builder becoming the coach;
 * status from the price (rule 8); a successful Calendly payment makes a paid session confirmed/paid.
 
 Changes after the first sight:
@@ -36,7 +37,7 @@ Changes after the first sight:
   are final and stay (warning), as do bookings cancelled here (a later "active" never revives them).
 * a cancel that arrives before its create creates the booking directly in the cancelled state, stamped
   with the cancel's ``updated_at``; the late create is then older and cannot resurrect it.
-* a reschedule (SPEC: cancel + create) is two invitees. The old one, ``rescheduled: true``, cancels its
+* a reschedule (in Calendly: a cancel and a create) is two invitees. The old one, ``rescheduled: true``, cancels its
   booking with the reason "Rescheduled" (counted as ``rescheduled``); the new one (``old_invitee`` set)
   creates the new booking, carrying over the old booking's pathway and a payment already made. The old
   booking keeps its row, time and answers, so history is not lost; whichever half arrives first, the old

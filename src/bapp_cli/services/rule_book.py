@@ -7,7 +7,7 @@ error, the import reports it as the row's error, and Calendly, which cannot refu
 already holds, turns the lenient form into a warning. Nothing here reads the clock, the database or the
 settings, so the same facts give the same decision whichever door they came through.
 
-The rules (README "Bookings" and docs/bookings.md tell the user the same):
+The rules (README "Booking rules" tells the user the same):
 
 * pathway (rule 4): any booking may carry a pathway, but an archived one takes no booking that holds a
   slot. A *pathway* session needs one of its linked, non-archived pathways: the requested one must be

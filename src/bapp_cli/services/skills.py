@@ -1,5 +1,5 @@
-"""Skills (SPEC §2.6): the catalogue (add, update, link, unlink, archive, list) and each client's progress
-(assign, start, complete, reset).
+"""Skills: the catalogue (add, update, link, unlink, archive, list) and each client's progress (assign,
+start, complete, reset), whose status rule is services.rule_book's (README "Booking rules", at its end).
 
 A skill sits in a pathway at exactly one tier, and that tier must exist. Archived pathways take no new
 links; archived skills take no new links and no new progress rows but keep their history. Every change
