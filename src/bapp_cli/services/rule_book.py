@@ -30,37 +30,16 @@ import datetime as dt
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
-from typing import Protocol
+from typing import TYPE_CHECKING
 
 from bapp_cli.services.instants import instant_text
+
+if TYPE_CHECKING:  # only to type the `of` constructors: the rules themselves never see a database row
+    from bapp_cli.db.models import Pathway, SessionType
 
 # Only these hold a slot: cancelled, completed and no-show bookings never block a new one.
 ACTIVE_STATUSES = ("pending", "confirmed")
 OVERLAP_HINT = "pick another time, or pass --allow-overlap to book it anyway"
-
-
-class _PathwayLike(Protocol):
-    @property
-    def id(self) -> int: ...
-    @property
-    def slug(self) -> str: ...
-    @property
-    def archived(self) -> bool: ...
-
-
-class _SessionLike(Protocol):
-    @property
-    def id(self) -> int: ...
-    @property
-    def title(self) -> str: ...
-    @property
-    def category(self) -> str: ...
-    @property
-    def kind(self) -> str: ...
-    @property
-    def invitee_limit(self) -> int | None: ...
-    @property
-    def price(self) -> Decimal: ...
 
 
 @dataclass(frozen=True)
@@ -72,7 +51,7 @@ class PathwayFacts:
     archived: bool
 
     @classmethod
-    def of(cls, pathway: _PathwayLike) -> PathwayFacts:
+    def of(cls, pathway: Pathway) -> PathwayFacts:
         return cls(pathway.id, pathway.slug, pathway.archived)
 
 
@@ -88,7 +67,7 @@ class SessionFacts:
     price: Decimal
 
     @classmethod
-    def of(cls, session_type: _SessionLike) -> SessionFacts:
+    def of(cls, session_type: SessionType) -> SessionFacts:
         return cls(
             session_type.id,
             session_type.title,
