@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
@@ -280,6 +280,9 @@ class ProgressState:
     last_attempt_at: dt.datetime | None = None
 
 
+PROGRESS_FIELDS = tuple(field.name for field in fields(ProgressState))  # the progress row's columns of the same names
+
+
 def progress_advances(current: str, wanted: str) -> bool:
     """Whether assigning ``wanted`` moves progress at ``current`` forward (assignment never goes back;
     going back is an explicit reset)."""
@@ -293,7 +296,7 @@ def assigned_pathway(linked: Collection[int], enrolled: Collection[int]) -> int 
     return candidates[0] if len(candidates) == 1 else None
 
 
-def default_completion_method(validated_by_id: int | None) -> str:
+def _default_completion_method(validated_by_id: int | None) -> str:
     return "builder_validation" if validated_by_id is not None else "manual"
 
 
@@ -306,7 +309,7 @@ def settle_progress(state: ProgressState, *, now: dt.datetime) -> ProgressState 
     (its completion's). Only a completed skill has a completion time, method or validator.
     """
     if state.status == "completed":
-        method = state.completion_method or default_completion_method(state.validated_by_id)
+        method = state.completion_method or _default_completion_method(state.validated_by_id)
         if method == "builder_validation" and state.validated_by_id is None:
             return Refusal("validated_by", "missing_validator", "a builder_validation completion needs validated_by")
         completed_at = state.completed_at or now

@@ -40,6 +40,7 @@ from bapp_cli.services.pathways import get_pathway
 from bapp_cli.services.people import get_builder, get_client
 from bapp_cli.services.progress import CompletionOutcome, record_completions
 from bapp_cli.services.rule_book import (
+    PROGRESS_FIELDS,
     ProgressState,
     assigned_pathway,
     move_progress,
@@ -474,15 +475,7 @@ def _completion(session: Session, via: str | None, validated_by: str | None) -> 
 
 
 def _progress_of(row: UserSkillProgress) -> ProgressState:
-    return ProgressState(
-        row.status,
-        row.started_at,
-        row.completed_at,
-        row.completion_method,
-        row.validated_by_id,
-        row.attempts or 0,
-        row.last_attempt_at,
-    )
+    return ProgressState(**{name: getattr(row, name) for name in PROGRESS_FIELDS})
 
 
 def _store_progress(row: UserSkillProgress, state: ProgressState, now: dt.datetime) -> None:

@@ -11,7 +11,6 @@ as if the skills had been completed by hand. Badges themselves are imported only
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 from abc import abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
@@ -39,7 +38,7 @@ from bapp_cli.services.clients import ENROLMENT_COLUMNS
 from bapp_cli.services.instants import parse_day
 from bapp_cli.services.people import normalise_email
 from bapp_cli.services.progress import record_completions
-from bapp_cli.services.rule_book import ProgressState, Refusal, assigned_pathway, settle_progress
+from bapp_cli.services.rule_book import PROGRESS_FIELDS, ProgressState, Refusal, assigned_pathway, settle_progress
 from bapp_cli.services.skills import MAX_NOTE_LENGTH
 from bapp_cli.services.transfer.formats import SourceRow
 from bapp_cli.services.transfer.importer import (
@@ -367,7 +366,6 @@ def export_enrolments(session: Session) -> Iterator[dict[str, Any]]:
 
 # -- progress ---------------------------------------------------------------------------------------------
 
-_STATE_FIELDS = tuple(field.name for field in dataclasses.fields(ProgressState))
 _COMPLETION_STAMPS = ("completed_at", "completion_method", "validated_by_id")
 _PROGRESS_COLUMNS = (
     "status",
@@ -522,7 +520,7 @@ class ProgressImporter(_PeopleImporter):
                 kept.pop(name, None)
         merged = {**kept, **values, "status": status}
         settled = settle_progress(
-            ProgressState(**{name: merged[name] for name in _STATE_FIELDS if merged.get(name) is not None}),
+            ProgressState(**{name: merged[name] for name in PROGRESS_FIELDS if merged.get(name) is not None}),
             now=self.now,
         )
         if isinstance(settled, Refusal):
