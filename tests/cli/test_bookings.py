@@ -233,7 +233,7 @@ def test_overlap_is_exit_8_and_allow_overlap_books_it(bapp: Bapp, world: Session
     before = totals(world)
     clash = create(bapp, "--client", "bob@example.com", start="2031-06-02T10:15:00Z")
     assert clash.exit_code == 8 and clash.stdout == ""
-    assert clash.stderr.startswith("Error: builder coach@example.com already has booking BK-")
+    assert clash.stderr.startswith("Error: start: builder coach@example.com already has booking BK-")
     assert "Hint: pick another time, or pass --allow-overlap" in clash.stderr
     unchanged(world, before)
     forced = create(bapp, "--client", "bob@example.com", "--allow-overlap", start="2031-06-02T10:15:00Z")

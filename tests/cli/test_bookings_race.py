@@ -121,7 +121,7 @@ def test_overlapping_creations_for_one_builder_have_exactly_one_winner(
         assert codes == [0] + [8] * (RACERS - 1), [(code, err) for code, _, err in results]
         for code, stdout, stderr in results:
             if code == 8:
-                assert stdout == "" and "Error: builder coach@example.com already has booking BK-" in stderr
+                assert stdout == "" and "Error: start: builder coach@example.com already has booking BK-" in stderr
             else:
                 assert json.loads(stdout)["start_time"].startswith(day)
         with Session(engine) as session:

@@ -1,10 +1,11 @@
-"""Bookings: creation under the eight rules of SPEC §2.5, the status machine, listing.
+"""Bookings: creation under the eight booking rules (README "Booking rules"), the status machine, listing.
 
 `create_booking` checks every rule before it writes anything, in this order: the session type and the
 builder (rule 1), the time window and duration (2), the account (3), the pathway (4), the answers (5),
 overlaps (6); idempotency (7) is settled first of all, so a repeat returns the earlier booking even if a
-rule would now refuse it; status and payment follow from the price (8). The caller's unit of work is
-the one transaction: a refusal or `--dry-run` leaves the database as it was.
+rule would now refuse it; status and payment follow from the price (8). Rules 4, 6 and 8 are decided by
+services.rule_book, which the import and the Calendly doors ask too. The caller's unit of work is the
+one transaction: a refusal or `--dry-run` leaves the database as it was.
 """
 
 from __future__ import annotations
@@ -34,13 +35,23 @@ from bapp_cli.db.models import (
     SessionTypePathway,
     User,
 )
-from bapp_cli.errors import Conflict, InvalidInput, NotFound
+from bapp_cli.errors import BappError, Conflict, InvalidInput, NotFound
 from bapp_cli.services.answers import AnswerInput, question_key, questions_from, validate_answers
 from bapp_cli.services.enrolment import enrol
 from bapp_cli.services.instants import get_zone
 from bapp_cli.services.listing import ALL, STREAM_BATCH, Page
 from bapp_cli.services.pathways import get_pathway
 from bapp_cli.services.people import ensure_client, find_user, get_builder, get_client, normalise_email
+from bapp_cli.services.rule_book import ACTIVE_STATUSES as ACTIVE_STATUSES
+from bapp_cli.services.rule_book import (
+    NearbyBooking,
+    PathwayFacts,
+    Refusal,
+    SessionFacts,
+    choose_pathway,
+    find_clash,
+    price_status,
+)
 from bapp_cli.services.session_types import get_session_type, is_bookable
 
 BOOKING_COLUMNS = (
@@ -67,8 +78,6 @@ BOOKING_COLUMNS = (
     "created_at",
 )
 CREATED_COLUMNS = (*BOOKING_COLUMNS, "account_created", "enrolled", "existing")
-# Only these hold a slot: cancelled, completed and no-show bookings never block a new one.
-ACTIVE_STATUSES = ("pending", "confirmed")
 # No 0/O, 1/I/L: references are read out over the phone and typed by hand.
 REFERENCE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
 REFERENCE_LENGTH = 8
@@ -98,8 +107,8 @@ class BookingRequest:
     allow_past: bool = False
     allow_overlap: bool = False
     source: str = "cli"
-    # Calendly's open starts for the session (SPEC §2.9): when given, the start must be one of them and the
-    # booking is held as pending with calendly_state "requested" until Calendly answers.
+    # Calendly's open starts for the session (README "Booking in Calendly"): when given, the start must be
+    # one of them and the booking is held as pending with calendly_state "requested" until Calendly answers.
     calendly_open_starts: tuple[dt.datetime, ...] | None = None
 
 
@@ -404,77 +413,60 @@ def _check_time(start: dt.datetime, now: dt.datetime, builder: User | None, prof
         )
 
 
+def _refuse_with(refusal: Refusal) -> BappError:
+    """A rule book refusal as the command's error: a clash with other bookings is a conflict (exit 8)."""
+    error = Conflict if refusal.conflict else InvalidInput
+    return error(refusal.text, hint=refusal.hint, code=refusal.code)
+
+
 def _resolve_pathway(
     session: Session, session_type: SessionType, requested: Pathway | None, client: User | None
 ) -> Pathway | None:
-    """Rule 4: a pathway session needs one of its linked pathways; any booking may carry a pathway."""
-    if requested is not None and requested.archived:
-        raise InvalidInput(
-            f"pathway: {requested.slug!r} is archived and takes no new bookings", code="pathway_archived"
-        )
-    if session_type.category != "pathway":
-        return requested
-    linked = list(
-        session.scalars(
-            select(Pathway)
-            .join(SessionTypePathway, SessionTypePathway.pathway_id == Pathway.id)
-            .where(SessionTypePathway.session_type_id == session_type.id, Pathway.archived.is_(False))
-            .order_by(Pathway.position, Pathway.slug)
-        )
-    )
-    choices = ", ".join(pathway.slug for pathway in linked)
-    if not linked:
-        raise InvalidInput(
-            f"session: {session_type.title!r} is a pathway session but is linked to no (active) pathway",
-            hint=f"link one: `bapp sessions update {session_type.id} --pathway P`",
-            code="pathway_required",
-        )
-    if requested is not None:
-        if requested.id not in {pathway.id for pathway in linked}:
-            raise InvalidInput(
-                f"pathway: {requested.slug!r} is not linked to {session_type.title!r}; choose one of: {choices}",
-                code="pathway_not_linked",
+    """Rule 4 (see services.rule_book.choose_pathway) over the session's links and the client's enrolments."""
+    linked: dict[int, Pathway] = {}
+    enrolled: set[int] = set()
+    if session_type.category == "pathway":  # the links and enrolments decide nothing for other sessions
+        linked = {
+            pathway.id: pathway
+            for pathway in session.scalars(
+                select(Pathway)
+                .join(SessionTypePathway, SessionTypePathway.pathway_id == Pathway.id)
+                .where(SessionTypePathway.session_type_id == session_type.id, Pathway.archived.is_(False))
+                .order_by(Pathway.position, Pathway.slug)
             )
-        return requested
-    active: list[Pathway] = []
-    if client is not None:
-        enrolled = set(
+        }
+    if linked and requested is None and client is not None:
+        enrolled.update(
             session.scalars(
                 select(Enrolment.pathway_id).where(Enrolment.client_id == client.id, Enrolment.status == "active")
             )
         )
-        active = [pathway for pathway in linked if pathway.id in enrolled]
-    if len(active) == 1:
-        return active[0]
-    reason = "is actively enrolled in several of them" if active else "is not actively enrolled in any of them"
-    raise InvalidInput(
-        f"pathway: {session_type.title!r} needs a pathway and the client {reason}; choose one of: "
-        + ", ".join(pathway.slug for pathway in (active or linked)),
-        hint="pass --pathway P",
-        code="pathway_required",
+    choice = choose_pathway(
+        SessionFacts.of(session_type),
+        [PathwayFacts.of(pathway) for pathway in linked.values()],
+        PathwayFacts.of(requested) if requested is not None else None,
+        enrolled,
+        lenient=False,
     )
+    if isinstance(choice, Refusal):
+        raise _refuse_with(choice)
+    if choice.pathway is None:
+        return None
+    return requested if requested is not None and requested.id == choice.pathway.id else linked[choice.pathway.id]
 
 
-def _overlapping(
-    session: Session, person: Any, person_id: int, start: dt.datetime, end: dt.datetime
-) -> list[tuple[str, dt.datetime, dt.datetime, int]]:
-    """Active bookings of one person that intersect [start, end), via the (person, start_time) index."""
+def _nearby(session: Session, person: Any, person_id: int, start: dt.datetime, end: dt.datetime) -> list[NearbyBooking]:
+    """Active bookings of one person that may intersect [start, end), via the (person, start_time) index."""
     rows = session.execute(
-        select(Booking.reference, Booking.start_time, Booking.end_time, Booking.session_type_id)
-        .where(
+        select(Booking.reference, Booking.start_time, Booking.end_time, Booking.session_type_id).where(
             person == person_id,
             Booking.status.in_(ACTIVE_STATUSES),
             Booking.start_time < end,
             Booking.start_time > start - dt.timedelta(minutes=MAX_BOOKING_MINUTES),
             Booking.end_time > start,
         )
-        .order_by(Booking.start_time)
     )
-    return list(rows)
-
-
-def _when(start: dt.datetime, end: dt.datetime) -> str:
-    return f"{start.isoformat().replace('+00:00', 'Z')}–{end.strftime('%H:%M')}Z"
+    return [NearbyBooking(*row) for row in rows]
 
 
 def _check_overlaps(
@@ -486,46 +478,23 @@ def _check_overlaps(
     profile: BuilderProfile | None,
     client: User | None,
 ) -> None:
-    """Rule 6: no two active bookings of one builder (with buffer on both sides) or one client overlap.
-
-    A group session type lets several clients share one slot — the same type at the same start — up to
-    its invitee limit; anything else overlapping still conflicts.
-    """
-    hint = "pick another time, or pass --allow-overlap to book it anyway"
-    if builder is not None:
-        buffer = dt.timedelta(minutes=profile.buffer_minutes if profile is not None else 0)
-        clashes = _overlapping(session, Booking.builder_id, builder.id, start - buffer, end + buffer)
-        if session_type.kind == "group":
-            same_slot = [row for row in clashes if row[3] == session_type.id and row[1] == start]
-            clashes = [row for row in clashes if row not in same_slot]
-            limit = session_type.invitee_limit
-            if not clashes and limit is not None and len(same_slot) >= limit:
-                raise Conflict(
-                    f"group session {session_type.title!r} at {_when(start, end)} is full ({limit} invitees)",
-                    hint="pick another time",
-                    code="overlap",
-                )
-        if clashes:
-            reference, other_start, other_end, _ = clashes[0]
-            with_buffer = (
-                f" (with a {profile.buffer_minutes}-minute buffer)" if profile and profile.buffer_minutes else ""
-            )
-            raise Conflict(
-                f"builder {builder.email} already has booking {reference} at {_when(other_start, other_end)}"
-                f" overlapping {_when(start, end)}{with_buffer}",
-                hint=hint,
-                code="overlap",
-            )
-    if client is not None:
-        clashes = _overlapping(session, Booking.client_id, client.id, start, end)
-        if clashes:
-            reference, other_start, other_end, _ = clashes[0]
-            raise Conflict(
-                f"client {client.email} already has booking {reference} at {_when(other_start, other_end)}"
-                f" overlapping {_when(start, end)}",
-                hint=hint,
-                code="overlap",
-            )
+    """Rule 6 (see services.rule_book.find_clash) over the builder's and the client's bookings nearby."""
+    buffer = profile.buffer_minutes if profile is not None and profile.buffer_minutes else 0
+    margin = dt.timedelta(minutes=buffer)
+    clash = find_clash(
+        SessionFacts.of(session_type),
+        start,
+        end,
+        builder_email=builder.email if builder is not None else None,
+        builder_bookings=_nearby(session, Booking.builder_id, builder.id, start - margin, end + margin)
+        if builder is not None
+        else [],
+        buffer_minutes=buffer,
+        client_email=client.email if client is not None else None,
+        client_bookings=_nearby(session, Booking.client_id, client.id, start, end) if client is not None else [],
+    )
+    if clash is not None:
+        raise _refuse_with(clash)
 
 
 def _fingerprint(
@@ -597,7 +566,7 @@ def creation_audit(
 
 
 def create_booking(session: Session, request: BookingRequest, *, now: dt.datetime) -> BookingCreated:
-    """Create one booking under the rules of SPEC §2.5 (see the module docstring for the order)."""
+    """Create one booking under the booking rules (see the module docstring for the order)."""
     if request.start.tzinfo is None:
         raise ValueError("BookingRequest.start must be timezone-aware")
     email = normalise_email(request.client_email, field="client")
@@ -680,7 +649,7 @@ def create_booking(session: Session, request: BookingRequest, *, now: dt.datetim
     if pathway is not None:
         _, enrolled = enrol(session, client, pathway, now=now, builder=builder)
     # Rule 8
-    paid = session_type.price > 0
+    status, payment_status = price_status(session_type.price)
     booking = Booking(
         client_id=client.id,
         builder_id=builder.id if builder is not None else None,
@@ -688,8 +657,8 @@ def create_booking(session: Session, request: BookingRequest, *, now: dt.datetim
         start_time=start,
         end_time=end,
         client_timezone=timezone,
-        status="pending" if paid else "confirmed",
-        payment_status="unpaid" if paid else "not_required",
+        status=status,
+        payment_status=payment_status,
         amount=session_type.price,
         currency=session_type.currency,
         pathway_id=pathway.id if pathway is not None else None,
@@ -735,7 +704,7 @@ def describe_starts(starts: Sequence[dt.datetime]) -> str:
 
 
 def check_open_start(session_type: SessionType, start: dt.datetime, open_starts: Sequence[dt.datetime]) -> None:
-    """SPEC §2.9: a booking sent to Calendly must start at one of Calendly's open slots (exit 8 otherwise)."""
+    """A booking sent to Calendly must start at one of Calendly's open slots (exit 8 otherwise)."""
     if start in open_starts:
         return
     nearest = nearest_starts(open_starts, start)
@@ -750,7 +719,7 @@ def check_open_start(session_type: SessionType, start: dt.datetime, open_starts:
 
 # -- status machine ---------------------------------------------------------------------------------
 
-# SPEC §2.5: command → (from status → to status). completed, cancelled and no_show are final.
+# command → (from status → to status). completed, cancelled and no_show are final.
 STATUS_MOVES: dict[str, dict[str, str]] = {
     "confirm": {"pending": "confirmed"},
     "cancel": {"pending": "cancelled", "confirmed": "cancelled"},
@@ -789,7 +758,8 @@ def change_booking_status(
     reason: str | None = None,
     paid: bool = False,
 ) -> StatusChange:
-    """Apply `confirm`, `cancel`, `complete` or `no-show` (with `--paid` for confirm) under SPEC §2.5."""
+    """Apply `confirm`, `cancel`, `complete` or `no-show` (with `--paid` for confirm); complete and no-show
+    only once the booking has started."""
     if command not in STATUS_MOVES:
         raise ValueError(f"unknown status command {command!r}")
     booking = _get_booking(session, reference, for_update=True)

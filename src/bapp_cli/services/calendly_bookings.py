@@ -1,4 +1,4 @@
-"""Bookings from Calendly (SPEC §2.5, §2.8): scheduled events and their invitees become bookings.
+"""Bookings from Calendly (README "Calendly bookings"): scheduled events and their invitees become bookings.
 
 Two doors, one rule book. ``pull_bookings`` applies a fetched (or saved) listing of scheduled events and
 their invitees — the cron job; ``apply_webhook`` applies one verified ``invitee.created`` /
@@ -11,7 +11,7 @@ How an invitee becomes a booking:
 * session type by the event's event-type URI; an unknown type is *skipped* and reported (run
   ``calendly sync`` first), never a crash;
 * client by the invitee's e-mail; the account is created when missing (the visitor booked in Calendly,
-  which is SPEC §2.5 rule 3's "booking creates user account if needed");
+  as rule 3 of README "Booking rules" creates an account with a booking);
 * times are Calendly's; past starts are accepted (a pull is also a backfill) and the overlap rule is not
   applied: Calendly has already decided availability and the booking exists whatever bapp thinks, so
   refusing it would only make the database disagree with the calendar. Bookability is not enforced for
@@ -22,9 +22,10 @@ How an invitee becomes a booking:
   regular expression, default ``pathway``), matched to a pathway slug or name (or one whole-word name in
   a decorated choice such as "🚀 Accelerate"); an unknown or archived answer gives no pathway and a
   warning. Without a usable answer, a rescheduled booking keeps the pathway of the booking it replaces,
-  and a *pathway* session falls back to SPEC §2.5 rule 4 — the one linked pathway the client is actively
-  enrolled in, else its only linked pathway (a Calendly booking cannot be refused, so "ask the client"
-  becomes a warning). A booking with a pathway enrols the client (rule 4), its builder becoming the coach;
+  and a *pathway* session falls back to rule 4's lenient form (services.rule_book.choose_pathway): the
+  one linked pathway the client is actively enrolled in, else its only linked pathway (a Calendly
+  booking cannot be refused, so "ask the client" becomes a warning). A booking with a pathway enrols the
+  client (rule 4), its builder becoming the coach;
 * status from the price (rule 8); a successful Calendly payment makes a paid session confirmed/paid.
 
 Changes after the first sight:
@@ -36,7 +37,7 @@ Changes after the first sight:
   are final and stay (warning), as do bookings cancelled here (a later "active" never revives them).
 * a cancel that arrives before its create creates the booking directly in the cancelled state, stamped
   with the cancel's ``updated_at``; the late create is then older and cannot resurrect it.
-* a reschedule (SPEC: cancel + create) is two invitees. The old one, ``rescheduled: true``, cancels its
+* a reschedule (in Calendly: a cancel and a create) is two invitees. The old one, ``rescheduled: true``, cancels its
   booking with the reason "Rescheduled" (counted as ``rescheduled``); the new one (``old_invitee`` set)
   creates the new booking, carrying over the old booking's pathway and a payment already made. The old
   booking keeps its row, time and answers, so history is not lost; whichever half arrives first, the old
@@ -81,12 +82,20 @@ from bapp_cli.db.models import (
 )
 from bapp_cli.errors import ConfigError, InvalidInput
 from bapp_cli.services.answers import Question, answers_from_calendly, questions_from
-from bapp_cli.services.booking import ACTIVE_STATUSES, creation_audit, insert_booking
+from bapp_cli.services.booking import creation_audit, insert_booking
 from bapp_cli.services.calendly_write import attach_invitee, match_held_booking, use_invitation
 from bapp_cli.services.enrolment import enrol
 from bapp_cli.services.instants import get_zone, instant_text
 from bapp_cli.services.listing import Page
 from bapp_cli.services.people import builder_ids_by_calendly_uri, ensure_client, normalise_email
+from bapp_cli.services.rule_book import (
+    ACTIVE_STATUSES,
+    PathwayChoice,
+    PathwayFacts,
+    SessionFacts,
+    choose_pathway,
+    price_status,
+)
 from bapp_cli.services.sync import (
     RunReport,
     invalid_listing,
@@ -358,11 +367,7 @@ class CalendlyRunView:
         return {name: getattr(self, name) for name in RUN_COLUMNS}
 
 
-# -- the rule book ---------------------------------------------------------------------------------
-
-
-def _utc_text(moment: dt.datetime) -> str:
-    return instant_text(moment)
+# -- applying invitees-----------------------------------------------------------------------------
 
 
 class InviteeApplier:
@@ -382,6 +387,7 @@ class InviteeApplier:
         self._bookings: dict[str, Booking | None] = {}
         self._builders = builder_ids_by_calendly_uri(session)
         self._pathways: list[Pathway] = list(session.scalars(select(Pathway).order_by(Pathway.position, Pathway.slug)))
+        self._pathway_by_id = {pathway.id: pathway for pathway in self._pathways}
 
     # -- lookups ----------------------------------------------------------------------------------
 
@@ -481,32 +487,34 @@ class InviteeApplier:
         replaced: Booking | None,
         warnings: list[str],
     ) -> Pathway | None:
-        answered = self._answered_pathway(invitee, warnings)
-        if answered is not None:
-            return answered
-        if replaced is not None and replaced.pathway_id is not None:
-            carried = self.session.get(Pathway, replaced.pathway_id)
-            if carried is not None and not carried.archived:  # an archived pathway takes no new bookings
-                return carried
-        if session_type.category != "pathway":
-            return None
-        linked = self._linked_pathways(session_type)
-        if client is not None and linked:
-            enrolled = set(
+        """The answered pathway, else the one of the booking this one replaces, else rule 4's lenient
+        choice (services.rule_book.choose_pathway): Calendly has booked it, so nothing is refused."""
+        requested = self._answered_pathway(invitee, warnings)
+        if requested is None and replaced is not None and replaced.pathway_id is not None:
+            requested = self.session.get(Pathway, replaced.pathway_id)
+        linked = self._linked_pathways(session_type) if session_type.category == "pathway" else []
+        enrolled: set[int] = set()
+        if linked and client is not None and (requested is None or requested.archived):
+            enrolled.update(
                 self.session.scalars(
                     select(Enrolment.pathway_id).where(Enrolment.client_id == client.id, Enrolment.status == "active")
                 )
             )
-            active = [pathway for pathway in linked if pathway.id in enrolled]
-            if len(active) == 1:
-                return active[0]
-        if len(linked) == 1:
-            return linked[0]
-        warnings.append(
-            f"pathway session {session_type.title!r} booked without a pathway answer and "
-            + ("no single linked pathway" if linked else "no linked pathway")
+        choice = choose_pathway(
+            SessionFacts.of(session_type),
+            [PathwayFacts.of(pathway) for pathway in linked],
+            PathwayFacts.of(requested) if requested is not None else None,
+            enrolled,
+            lenient=True,
         )
-        return None
+        assert isinstance(choice, PathwayChoice)  # the lenient policy never refuses
+        if choice.warning is not None:
+            warnings.append(choice.warning)
+        if choice.pathway is None:
+            return None
+        return next(
+            pathway for pathway in (requested, *linked) if pathway is not None and pathway.id == choice.pathway.id
+        )
 
     def _timezone(self, invitee: Invitee, warnings: list[str]) -> str:
         if not invitee.timezone:
@@ -591,10 +599,8 @@ class InviteeApplier:
         if pathway is not None and not cancelled and not pathway.archived:
             _, enrolled = enrol(self.session, client, pathway, now=self.now, builder=builder)
 
-        priced = session_type.price > 0
         paid = self._paid(invitee) or (replaced is not None and replaced.payment_status == "paid")
-        payment = "paid" if priced and paid else ("unpaid" if priced else "not_required")
-        status = "pending" if payment == "unpaid" else "confirmed"
+        status, payment = price_status(session_type.price, paid=paid)
         cancelled_at: dt.datetime | None = None
         reason: str | None = None
         if cancelled:
@@ -851,7 +857,7 @@ class InviteeApplier:
 
 def _audit_value(value: Any) -> Any:
     if isinstance(value, dt.datetime):
-        return _utc_text(value)
+        return instant_text(value)
     return value
 
 

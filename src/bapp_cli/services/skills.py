@@ -1,5 +1,5 @@
-"""Skills (SPEC §2.6): the catalogue (add, update, link, unlink, archive, list) and each client's progress
-(assign, start, complete, reset).
+"""Skills: the catalogue (add, update, link, unlink, archive, list) and each client's progress (assign,
+start, complete, reset), whose status rule is services.rule_book's (README "Booking rules", at its end).
 
 A skill sits in a pathway at exactly one tier, and that tier must exist. Archived pathways take no new
 links; archived skills take no new links and no new progress rows but keep their history. Every change
@@ -39,6 +39,14 @@ from bapp_cli.services.pathway_admin import check_name
 from bapp_cli.services.pathways import get_pathway
 from bapp_cli.services.people import get_builder, get_client
 from bapp_cli.services.progress import CompletionOutcome, record_completions
+from bapp_cli.services.rule_book import (
+    PROGRESS_FIELDS,
+    ProgressState,
+    assigned_pathway,
+    move_progress,
+    progress_advances,
+    reset_progress,
+)
 
 SKILL_SLUG_PATTERN = re.compile(r"^[a-z0-9]+(?:[-_][a-z0-9]+)*$")
 MAX_SKILL_SLUG_LENGTH = 100
@@ -46,8 +54,6 @@ MAX_SKILL_NAME_LENGTH = 200
 MAX_DOMAIN_LENGTH = 100
 MAX_NOTE_LENGTH = 10_000
 SKILL_COLUMNS = ("slug", "name", "description", "domain", "is_fundamental", "archived", "links")
-# progress only moves forward by assignment; going back is an explicit reset
-STATUS_RANK = {status: rank for rank, status in enumerate(PROGRESS_STATUSES)}
 
 
 # -- the catalogue ------------------------------------------------------------------------------------
@@ -468,43 +474,42 @@ def _completion(session: Session, via: str | None, validated_by: str | None) -> 
     return _Completion(method, validator)
 
 
-def _apply_status(row: UserSkillProgress, status: str, completion: _Completion | None, now: dt.datetime) -> None:
-    """Move a row forward to `status`, stamping what that status means (SPEC §2.6)."""
-    if status in ("in_progress", "completed") and row.started_at is None:
-        row.started_at = now
-    if status == "completed":
-        assert completion is not None
-        row.completed_at = now
-        row.completion_method = completion.method
-        row.validated_by_id = completion.validator.id if completion.validator else None
-        row.attempts = (row.attempts or 0) + 1
-        row.last_attempt_at = now
-    row.status = status
+def _progress_of(row: UserSkillProgress) -> ProgressState:
+    return ProgressState(**{name: getattr(row, name) for name in PROGRESS_FIELDS})
+
+
+def _store_progress(row: UserSkillProgress, state: ProgressState, now: dt.datetime) -> None:
+    for name, value in vars(state).items():
+        setattr(row, name, value)
     row.updated_at = now
 
 
-def _enrolled_pathways(session: Session, client_id: int) -> dict[int, str]:
-    rows = session.execute(
-        select(Enrolment.pathway_id, Pathway.slug)
-        .join(Pathway, Pathway.id == Enrolment.pathway_id)
-        .where(Enrolment.client_id == client_id)
+def _apply_status(row: UserSkillProgress, status: str, completion: _Completion | None, now: dt.datetime) -> None:
+    """Move a row forward to `status`, stamping what that status means (services.rule_book.move_progress)."""
+    moved = move_progress(
+        _progress_of(row),
+        status,
+        now=now,
+        completion_method=completion.method if completion is not None else None,
+        validated_by_id=completion.validator.id if completion is not None and completion.validator else None,
     )
-    return {pathway_id: slug for pathway_id, slug in rows}
+    assert isinstance(moved, ProgressState)  # _completion checked the method and validator up front
+    _store_progress(row, moved, now)
 
 
 def _assigned_under(session: Session, client_id: int, skill_ids: Sequence[int]) -> dict[int, int]:
-    """For rows created without --pathway: the one linked pathway the client is enrolled in, if exactly one."""
-    enrolled = _enrolled_pathways(session, client_id)
-    candidates: dict[int, set[int]] = defaultdict(set)
+    """For rows created without --pathway: services.rule_book.assigned_pathway of each skill."""
+    enrolled = set(session.scalars(select(Enrolment.pathway_id).where(Enrolment.client_id == client_id)))
+    linked: dict[int, set[int]] = defaultdict(set)
     if skill_ids:
         for skill_id, pathway_id in session.execute(
             select(SkillPathwayLink.skill_id, SkillPathwayLink.pathway_id).where(
                 SkillPathwayLink.skill_id.in_(list(skill_ids))
             )
         ):
-            if pathway_id in enrolled:
-                candidates[skill_id].add(pathway_id)
-    return {skill_id: next(iter(ids)) for skill_id, ids in candidates.items() if len(ids) == 1}
+            linked[skill_id].add(pathway_id)
+    chosen = {skill_id: assigned_pathway(pathways, enrolled) for skill_id, pathways in linked.items()}
+    return {skill_id: pathway_id for skill_id, pathway_id in chosen.items() if pathway_id is not None}
 
 
 def _after_completion(
@@ -639,7 +644,7 @@ def assign_skills(
             _audit_progress(session, client, skill, {"assigned": wanted_status})
         else:
             changes: dict[str, Any] = {}
-            if STATUS_RANK[wanted_status] > STATUS_RANK[row.status]:
+            if progress_advances(row.status, wanted_status):
                 changes["status"] = [row.status, wanted_status]
                 _apply_status(row, wanted_status, completion, now)
             if clean_note is not None and row.notes != clean_note:
@@ -801,11 +806,6 @@ def reset_skill(session: Session, email: str, skill_slug: str, *, now: dt.dateti
     client, skill, row, previous = _locked_row(session, email, skill_slug, now, create=False)
     changed = row.status != "not_started" or row.started_at is not None
     if changed:
-        row.status = "not_started"
-        row.started_at = None
-        row.completed_at = None
-        row.completion_method = None
-        row.validated_by_id = None
-        row.updated_at = now
+        _store_progress(row, reset_progress(_progress_of(row)), now)
         _audit_progress(session, client, skill, {"status": [previous, "not_started"], "reset": True})
     return _progress_change(session, client, skill, row, previous, changed)

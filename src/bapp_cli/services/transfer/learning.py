@@ -38,6 +38,7 @@ from bapp_cli.services.clients import ENROLMENT_COLUMNS
 from bapp_cli.services.instants import parse_day
 from bapp_cli.services.people import normalise_email
 from bapp_cli.services.progress import record_completions
+from bapp_cli.services.rule_book import PROGRESS_FIELDS, ProgressState, Refusal, assigned_pathway, settle_progress
 from bapp_cli.services.skills import MAX_NOTE_LENGTH
 from bapp_cli.services.transfer.formats import SourceRow
 from bapp_cli.services.transfer.importer import (
@@ -94,7 +95,7 @@ class EnrolmentRow(TypedDict, total=False):
     created_at: When | None
 
 
-class ProgressRow(TypedDict, total=False):
+class SkillProgressRow(TypedDict, total=False):
     __pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]
     id: RowId | None
     client: Required[Email]
@@ -365,6 +366,7 @@ def export_enrolments(session: Session) -> Iterator[dict[str, Any]]:
 
 # -- progress ---------------------------------------------------------------------------------------------
 
+_COMPLETION_STAMPS = ("completed_at", "completion_method", "validated_by_id")
 _PROGRESS_COLUMNS = (
     "status",
     "started_at",
@@ -380,7 +382,7 @@ _PROGRESS_COLUMNS = (
 
 class ProgressImporter(_PeopleImporter):
     kind = "progress"
-    schema = ProgressRow
+    schema = SkillProgressRow
     required = (("client",), ("skill",))
     batch_size = 5000
 
@@ -468,13 +470,11 @@ class ProgressImporter(_PeopleImporter):
                 )
                 continue
             if found is None and "pathway_id" not in item and not self.restore:
-                # as `skills assign` without --pathway: the one linked pathway the client is enrolled in
-                candidates = [
-                    pathway_id
-                    for pathway_id in self.links.get(item["skill_id"], set())
-                    if (client_id, pathway_id) in enrolled
-                ]
-                values["pathway_id"] = candidates[0] if len(candidates) == 1 else None
+                # as `skills assign` without --pathway
+                linked = self.links.get(item["skill_id"], set())
+                values["pathway_id"] = assigned_pathway(
+                    linked, {pathway_id for pathway_id in linked if (client_id, pathway_id) in enrolled}
+                )
             pathway_id = values.get("pathway_id")
             if (
                 pathway_id is not None
@@ -510,33 +510,23 @@ class ProgressImporter(_PeopleImporter):
         return sorted(results, key=lambda result: result.row.line)
 
     def _settle(self, item: Mapping[str, Any], found: Mapping[str, Any] | None) -> dict[str, Any]:
-        """The row's values after the status rules of `skills start|complete|reset`."""
+        """The row's values over the stored ones, after services.rule_book.settle_progress. A row that
+        leaves the completed status drops the stored completion; one it gives itself is refused."""
         values = {name: item[name] for name in _PROGRESS_COLUMNS if name in item}
-        base = dict(found) if found is not None else {name: None for name in _PROGRESS_COLUMNS}
-        status = values.get("status") or base["status"] or "not_started"
-        values["status"] = status
-        merged = {**base, **values}
-        if status == "completed":
-            if merged["completion_method"] is None:
-                merged["completion_method"] = "builder_validation" if merged["validated_by_id"] else "manual"
-            if merged["completion_method"] == "builder_validation" and merged["validated_by_id"] is None:
-                raise InvalidInput("validated_by: a builder_validation completion needs validated_by")
-            if merged["completed_at"] is None:
-                merged["completed_at"] = self.now
-            if merged["last_attempt_at"] is None:
-                merged["last_attempt_at"] = merged["completed_at"]
-            if not merged["attempts"]:
-                merged["attempts"] = 1
-        else:
-            for name in ("completed_at", "completion_method", "validated_by_id"):
-                if values.get(name) is not None:
-                    raise InvalidInput(f"{_label(name)}: only a completed skill has this")
-                merged[name] = None
-        if status != "not_started" and merged["started_at"] is None:
-            merged["started_at"] = merged["completed_at"] or self.now
-        if merged["attempts"] is None:
-            merged["attempts"] = 0
-        return {name: merged[name] for name in _PROGRESS_COLUMNS}
+        status = values.get("status") or (found["status"] if found is not None else None) or "not_started"
+        kept = dict(found) if found is not None else {}
+        if status != "completed":
+            for name in _COMPLETION_STAMPS:
+                kept.pop(name, None)
+        merged = {**kept, **values, "status": status}
+        settled = settle_progress(
+            ProgressState(**{name: merged[name] for name in PROGRESS_FIELDS if merged.get(name) is not None}),
+            now=self.now,
+        )
+        if isinstance(settled, Refusal):
+            raise InvalidInput(settled.text)
+        merged.update(vars(settled))
+        return {name: merged.get(name) for name in _PROGRESS_COLUMNS}
 
     def _existing(self, client_ids: Sequence[int], skill_ids: Sequence[int]) -> dict[tuple[int, int], dict[str, Any]]:
         found: dict[tuple[int, int], dict[str, Any]] = {}
@@ -593,10 +583,6 @@ class ProgressImporter(_PeopleImporter):
             )
         self.extra["badges_awarded"] = sum(len(outcome.badges_awarded) for outcome in outcomes.values())
         self.extra["pathways_completed"] = sum(len(outcome.pathways_completed) for outcome in outcomes.values())
-
-
-def _label(column: str) -> str:
-    return {"completion_method": "completed_via", "validated_by_id": "validated_by"}.get(column, column)
 
 
 def export_progress(session: Session) -> Iterator[dict[str, Any]]:
