@@ -209,7 +209,7 @@ def test_rule_4_pathway_sessions_infer_the_one_active_enrolment_or_refuse(sessio
     )
     problems = refused(session, "bookings", text)
     assert [(line, field) for line, field, _ in problems] == [(3, "pathway"), (4, "pathway")]
-    assert "actively enrolled in none of them; choose one of: accelerate, pivot" in problems[0][2]
+    assert "not actively enrolled in any of them; choose one of: accelerate, pivot" in problems[0][2]
     assert "'play' is not linked to 'Coaching'" in problems[1][2]
     summary = load(session, "bookings", text, continue_on_error=True)
     assert summary.total("created") == 3
@@ -224,6 +224,8 @@ def test_overlaps_against_the_database_and_earlier_rows_the_first_row_keeps_the_
     coach = add_builder(session, buffer_minutes=15)
     intro = add_session_type(session, "Intro", slug="intro", duration=60, builder=coach)
     add_session_type(session, "Workshop", slug="workshop", duration=60, builder=coach, kind="group", invitee_limit=2)
+    # another builder's session: a row booking it clashes with nobody but its client
+    add_session_type(session, "Chat", slug="chat", duration=30, builder=add_builder(session, "second@example.com"))
     other = add_client(session, "other@example.com")
     existing = add_booking(
         session, client=other, session_type=intro, start=dt.datetime(2030, 3, 1, 9, tzinfo=dt.UTC), minutes=60
@@ -237,7 +239,7 @@ def test_overlaps_against_the_database_and_earlier_rows_the_first_row_keeps_the_
         "e@example.com,workshop,2030-03-04T09:00Z,confirmed,,,",  # 7: group: shared slot
         "f@example.com,workshop,2030-03-04T09:00Z,confirmed,,,",  # 8
         "g@example.com,workshop,2030-03-04T09:00Z,confirmed,,,",  # 9: full (limit 2)
-        "b@example.com,workshop,2030-03-02T09:30Z,confirmed,,,",  # 10: client b is busy at 09:00-10:00
+        "b@example.com,chat,2030-03-02T09:30Z,confirmed,,,",  # 10: client b is busy at 09:00-10:00
     )
     problems = refused(session, "bookings", text, batch_size=batch_size)
     assert [(line, field) for line, field, _ in problems] == [
