@@ -18,6 +18,7 @@ from typing import Annotated, Any, ClassVar
 from pydantic import BeforeValidator, Field, StringConstraints, TypeAdapter, ValidationError
 from sqlalchemy.orm import Session
 
+from bapp_cli.db.bulk import CHUNK
 from bapp_cli.errors import BappError, InvalidInput
 from bapp_cli.services.instants import check_in_range, get_zone, localise, parse_instant
 from bapp_cli.services.transfer.formats import SourceRow
@@ -239,7 +240,7 @@ class KindImporter(ABC):
     kind: ClassVar[str]
     schema: ClassVar[Any]  # a TypedDict with `extra="forbid"`
     required: ClassVar[tuple[tuple[str, ...], ...]] = ()  # each group: one of these columns is needed
-    batch_size: ClassVar[int] = 2000
+    batch_size: ClassVar[int] = CHUNK  # rows per batch: the one chunk size of set-based work
 
     def __init__(self, context: ImportContext) -> None:
         self.context = context
