@@ -8,7 +8,7 @@ here reads back exactly like a row written by the ORM: atomicity, --dry-run and 
 An insert stages the batch in a constraint-free temporary table and moves it with ONE `INSERT … SELECT`:
 the target's CHECK constraints and indexes are then worked once per statement rather than once per
 executed row, and a column holding one value for the whole batch (a source, a currency, `now`) is bound
-once instead of converted for every row (measured in bench/import.py: see docs/benchmarks.md).
+once instead of converted for every row (each measured with bench/import.py: README, "Import", Speed).
 """
 
 from __future__ import annotations

@@ -401,8 +401,8 @@ class BookingImporter(KindImporter):
         self.cache_pages: int | None = None
         if self.dialect == "sqlite":
             # The (person, time) indexes take rows in random places for a history spread over years; a
-            # 16 MB page cache (the default is 2 MB) keeps them in memory for the import. Measured on
-            # bench/import.py's 100k rows: 1.7-2 s less system CPU of 11 s (docs/benchmarks.md).
+            # 16 MB page cache (the default is 2 MB) keeps them in memory for the import: about 2 s less
+            # system CPU on bench/import.py's 100k rows (README, "Import", Speed).
             self.cache_pages = int(self.session.scalar(text("PRAGMA cache_size")) or 0)
             self.session.execute(text(f"PRAGMA cache_size = -{IMPORT_CACHE_KIB}"))
         self._new_batch()

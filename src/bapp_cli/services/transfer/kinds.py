@@ -100,7 +100,7 @@ class Kind:
 
 
 # dependency order: what a row refers to is always imported before it
-SPECS = {
+REGISTRY = {
     "pathways": Kind(PathwayImporter, export_pathways, PATHWAY_EXPORT_COLUMNS),
     "skills": Kind(SkillImporter, export_skills, SKILL_EXPORT_COLUMNS),
     "builders": Kind(BuilderImporter, export_builders, BUILDER_EXPORT_COLUMNS),
@@ -115,7 +115,7 @@ SPECS = {
     "calendly_invitations": Kind(InvitationImporter, export_invitations, INVITATION_COLUMNS),
     "webhook_inbox": Kind(InboxImporter, export_inbox, INBOX_COLUMNS),
 }
-BACKUP_ORDER = tuple(SPECS)
+BACKUP_ORDER = tuple(REGISTRY)
 # sections only a backup document (with its `bapp` header) may carry: they hold state bapp recorded itself
 # (a `calendly_state` of `requested` makes `calendly reconcile` send a real booking to Calendly)
 BACKUP_ONLY = ("calendly_bookings", "calendly_invitations", "webhook_inbox")
@@ -172,7 +172,7 @@ def import_data(
                 _check_header(rows)
                 backup = True
                 continue
-            if name not in SPECS:
+            if name not in REGISTRY:
                 raise InvalidInput(
                     f"the document holds {name!r}, which is not a kind",
                     hint="its top-level keys are kinds: " + ", ".join(BACKUP_ORDER),
@@ -192,10 +192,10 @@ def import_data(
                     code="not_a_backup",
                 )
             done.append(name)
-            importer = SPECS[name].importer(context)
+            importer = REGISTRY[name].importer(context)
             tallies.append(run_kind(importer, rows, errors=errors, rejects=rejects, on_batch=on_batch, label=name))
     else:
-        importer = SPECS[kind].importer(ImportContext(session, now, options))
+        importer = REGISTRY[kind].importer(ImportContext(session, now, options))
         source.on_header = importer.check_header
         rows = _section(source, kind)
         tallies.append(run_kind(importer, rows, errors=errors, rejects=rejects, on_batch=on_batch))
@@ -276,7 +276,7 @@ def export_data(session: Session, kind: str, stream: IO[str], fmt: str, *, raw: 
             warnings.simplefilter("ignore", SAWarning)
             session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
     if kind != "all":
-        spec = SPECS[kind]
+        spec = REGISTRY[kind]
         writer = RecordWriter(stream, fmt, spec.columns, kind=kind, raw=raw)
         for record in spec.exporter(session):
             writer.write(record)
@@ -293,7 +293,7 @@ def export_data(session: Session, kind: str, stream: IO[str], fmt: str, *, raw: 
 
         stream.write("{" + json.dumps("bapp") + ": " + json.dumps(header))
         for name in BACKUP_ORDER:
-            spec = SPECS[name]
+            spec = REGISTRY[name]
             stream.write(",\n" + json.dumps(name) + ": ")
             writer = RecordWriter(stream, "json", spec.columns, kind=name)
             for record in spec.exporter(session):
@@ -306,7 +306,7 @@ def export_data(session: Session, kind: str, stream: IO[str], fmt: str, *, raw: 
 
     stream.write(tomli_w.dumps({"bapp": header}) + "\n")
     for name in BACKUP_ORDER:
-        spec = SPECS[name]
+        spec = REGISTRY[name]
         writer = RecordWriter(stream, "toml", spec.columns, kind=name)
         for record in spec.exporter(session):
             writer.write(record)
