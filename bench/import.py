@@ -10,10 +10,10 @@ rows as they are into a table it creates, with `--batch-size 100000` (the issue-
 
 Both are timed as whole processes on fresh database files, interleaved, median of --runs, by wall time
 and by CPU seconds (user + system: the machine is shared, and CPU seconds say what the work costs
-whatever the load). Peak RSS is the bapp process's own (os.wait4). A last line prints the floor: the least any import of this file must spend
-on this stack before a business rule runs (see `floor`), and the ceiling on the ratio it implies. With
---large, a 1,000,000-row file is imported as well, its peak RSS against the 150 MB limit (this takes a
-few minutes and is not part of `make bench`).
+whatever the load). Peak RSS is the bapp process's own (os.wait4). A last line prints the floor: the
+least any import of this file must spend on this stack before a business rule runs (see `floor`), and
+the ceiling on the ratio it implies. With --large, a 1,000,000-row file is imported as well, its peak
+RSS against the 150 MB limit (this takes a few minutes and is not part of `make bench`).
 
     python bench/import.py [--runs 3] [--large] [--keep]
 """
