@@ -209,7 +209,7 @@ def test_rule_4_pathway_sessions_infer_the_one_active_enrolment_or_refuse(sessio
     )
     problems = refused(session, "bookings", text)
     assert [(line, field) for line, field, _ in problems] == [(3, "pathway"), (4, "pathway")]
-    assert "actively enrolled in none of them; choose one of: accelerate, pivot" in problems[0][2]
+    assert "not actively enrolled in any of them; choose one of: accelerate, pivot" in problems[0][2]
     assert "'play' is not linked to 'Coaching'" in problems[1][2]
     summary = load(session, "bookings", text, continue_on_error=True)
     assert summary.total("created") == 3
@@ -224,6 +224,8 @@ def test_overlaps_against_the_database_and_earlier_rows_the_first_row_keeps_the_
     coach = add_builder(session, buffer_minutes=15)
     intro = add_session_type(session, "Intro", slug="intro", duration=60, builder=coach)
     add_session_type(session, "Workshop", slug="workshop", duration=60, builder=coach, kind="group", invitee_limit=2)
+    # another builder's session: a row booking it clashes with nobody but its client
+    add_session_type(session, "Chat", slug="chat", duration=30, builder=add_builder(session, "second@example.com"))
     other = add_client(session, "other@example.com")
     existing = add_booking(
         session, client=other, session_type=intro, start=dt.datetime(2030, 3, 1, 9, tzinfo=dt.UTC), minutes=60
@@ -237,7 +239,7 @@ def test_overlaps_against_the_database_and_earlier_rows_the_first_row_keeps_the_
         "e@example.com,workshop,2030-03-04T09:00Z,confirmed,,,",  # 7: group: shared slot
         "f@example.com,workshop,2030-03-04T09:00Z,confirmed,,,",  # 8
         "g@example.com,workshop,2030-03-04T09:00Z,confirmed,,,",  # 9: full (limit 2)
-        "b@example.com,workshop,2030-03-02T09:30Z,confirmed,,,",  # 10: client b is busy at 09:00-10:00
+        "b@example.com,chat,2030-03-02T09:30Z,confirmed,,,",  # 10: client b is busy at 09:00-10:00
     )
     problems = refused(session, "bookings", text, batch_size=batch_size)
     assert [(line, field) for line, field, _ in problems] == [
@@ -258,6 +260,67 @@ def test_overlaps_against_the_database_and_earlier_rows_the_first_row_keeps_the_
     allowed = load(session, "bookings", text, batch_size=batch_size, allow_overlap=True, continue_on_error=True)
     # every slot is taken now, but row 5 still repeats row 4's key
     assert (allowed.total("created"), allowed.total("unchanged"), allowed.rejected) == (4, 4, 1)
+
+
+@pytest.mark.parametrize("batch_size", [1, 100])
+def test_a_row_refused_for_an_overlap_plans_nothing_a_later_row_could_lean_on(
+    session: Session, batch_size: int
+) -> None:
+    """Rows are decided in file order and a refused row plans nothing: the client and the enrolment it
+    would have brought do not exist for the rows after it, in its batch or a later one."""
+    coach = add_builder(session)
+    intro = add_session_type(session, "Intro", slug="intro", duration=60, builder=coach)
+    add_session_type(session, "Coaching", slug="coaching", category="pathway", pathways=["accelerate", "pivot"])
+    nine = dt.datetime(2030, 3, 1, 9, tzinfo=dt.UTC)
+    add_booking(session, client=add_client(session, "other@example.com"), session_type=intro, start=nine, minutes=60)
+    text = csv_of(
+        "new@example.com,intro,2030-03-01T09:30Z,confirmed,,accelerate,",  # 2: overlaps: refused
+        "new@example.com,coaching,2029-01-05T10:00Z,completed,,,",  # 3: needs the enrolment row 2 would bring
+    )
+    problems = refused(session, "bookings", text, batch_size=batch_size)
+    assert [(line, field) for line, field, _ in problems] == [(2, "start_time"), (3, "pathway")]
+    assert "not actively enrolled in any of them" in problems[1][2]
+    summary = load(session, "bookings", text, batch_size=batch_size, continue_on_error=True)
+    assert (summary.total("created"), summary.rejected, summary.as_record()["enrolled"]) == (0, 2, 0)
+    assert count(session, User, User.email == "new@example.com") == 0
+
+
+@pytest.mark.parametrize("batch_size", [1, 100])
+def test_a_booking_an_earlier_row_moves_frees_its_old_slot_for_the_rows_after_it(
+    session: Session, batch_size: int
+) -> None:
+    """Overlaps are judged against the database as the earlier rows of the file leave it."""
+    coach = add_builder(session)
+    intro = add_session_type(session, "Intro", slug="intro", duration=60, builder=coach)
+    nine = dt.datetime(2030, 3, 1, 9, tzinfo=dt.UTC)
+    moved = add_booking(session, client=add_client(session), session_type=intro, start=nine, minutes=60)
+    header = "reference,client,session,start_time\n"
+    move = f"{moved.reference},ada@example.com,intro,2030-03-01T12:00Z\n"
+    take = ",new@example.com,intro,2030-03-01T09:00Z\n"
+    problems = refused(session, "bookings", header + take + move, batch_size=batch_size)
+    assert [(line, field) for line, field, _ in problems] == [(2, "start_time")]
+    assert f"already has booking {moved.reference} at 2030-03-01T09:00:00Z–10:00Z" in problems[0][2]
+    summary = load(session, "bookings", header + move + take, batch_size=batch_size)
+    assert (summary.total("created"), summary.total("updated")) == (1, 1)
+    starts = session.execute(select(Booking.start_time).order_by(Booking.start_time)).scalars().all()
+    assert [start.hour for start in starts] == [9, 12]
+
+
+@pytest.mark.parametrize(("batch_size", "message"), [(1, "appears earlier in the file"), (100, "is already on line 2")])
+def test_a_second_row_for_a_booking_the_file_already_updated_is_refused(
+    session: Session, batch_size: int, message: str
+) -> None:
+    add_session_type(session, "Intro", slug="intro", duration=30)
+    booking = add_booking(session, client=add_client(session), session_type=_intro(session), start=NOW)
+    text = (
+        "reference,status,client,session,start_time\n"
+        f"{booking.reference},cancelled,ada@example.com,intro,{NOW.isoformat()}\n"
+        f"{booking.reference},completed,ada@example.com,intro,{NOW.isoformat()}\n"
+    )
+    problems = refused(session, "bookings", text, batch_size=batch_size)
+    assert problems == [(3, "reference", f"{booking.reference} {message}")]
+    session.refresh(booking)
+    assert booking.status == "confirmed"
 
 
 def test_unique_keys_and_unknown_clients(session: Session) -> None:

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from bapp_cli.errors import InvalidInput, UsageError
 from bapp_cli.services.transfer import formats
-from bapp_cli.services.transfer.formats import RecordWriter, RejectsWriter, Source, SourceRow, format_for
+from bapp_cli.services.transfer.formats import RecordWriter, RejectsWriter, RowProblem, Source, SourceRow, format_for
 
 
 def rows_of(data: bytes, fmt: str) -> list[SourceRow]:
@@ -54,7 +54,7 @@ def test_csv_with_a_bom_empty_cells_and_multi_line_cells_keeps_line_numbers() ->
 def test_tsv_and_a_row_with_the_wrong_number_of_cells() -> None:
     rows = rows_of(b"a\tb\n1\t2\n1\t2\t3\n", "tsv")
     assert rows[0].values == {"a": "1", "b": "2"}
-    assert rows[1].values == {"__cells__": 3, "__width__": 2}
+    assert (rows[1].values, rows[1].problem) == ({}, RowProblem(None, "3 cells, but the header has 2 columns"))
 
 
 @pytest.mark.parametrize(
@@ -80,10 +80,10 @@ def test_a_broken_csv_file_is_refused_naming_its_line(data: bytes, line: int, me
 def test_json_array_rows_start_on_their_own_lines() -> None:
     data = b'[\n  {"a": 1},\n  {"a": 2,\n   "b": [1, 2]}, 7\n]\n'
     rows = rows_of(data, "json")
-    assert [(row.line, dict(row.values)) for row in rows] == [
-        (2, {"a": 1}),
-        (3, {"a": 2, "b": [1, 2]}),
-        (4, {"__not_object__": "int"}),
+    assert [(row.line, dict(row.values), row.problem) for row in rows] == [
+        (2, {"a": 1}, None),
+        (3, {"a": 2, "b": [1, 2]}, None),
+        (4, {}, RowProblem(None, "expected an object, found int")),
     ]
 
 
@@ -91,7 +91,8 @@ def test_json_document_with_sections_and_a_header() -> None:
     data = b'{"bapp": {"format": "x"},\n "clients": [{"email": "a@b.co"}],\n "skills": []}'
     found = sections_of(data, "json")
     assert list(found) == ["bapp", "clients", "skills"]
-    assert found["bapp"][0].values == {"__header__": {"format": "x"}}
+    assert found["bapp"][0].original == {"value": {"format": "x"}}
+    assert found["bapp"][0].problem == RowProblem(None, "expected an object, found dict")
     assert [row.line for row in found["clients"]] == [2]
 
 
@@ -141,15 +142,19 @@ def test_the_streaming_json_reader_agrees_with_json_loads(
     assert [dict(row.original) for row in rows] == json.loads(text)
     for row in rows:  # a control character anywhere makes the row a bad one; otherwise the values are as given
         held = formats.control_character(row.original)
-        assert row.values == (row.original if held is None else {"__control__": held[0], "__char__": held[1]})
+        if held is None:
+            assert (row.values, row.problem) == (row.original, None)
+        else:
+            assert row.values == {} and row.problem is not None and row.problem.field == held[0]
+            assert f"U+{ord(held[1]):04X}" in row.problem.message
 
 
 def test_jsonl_bad_lines_are_bad_rows_not_a_bad_file() -> None:
     rows = rows_of(b'{"a": 1}\n\n{"a": \n[1]\n', "jsonl")
-    assert [(row.line, dict(row.values)) for row in rows] == [
-        (1, {"a": 1}),
-        (3, {"__bad_json__": "Expecting value"}),
-        (4, {"__not_object__": "list"}),
+    assert [(row.line, dict(row.values), row.problem) for row in rows] == [
+        (1, {"a": 1}, None),
+        (3, {}, RowProblem(None, "not valid JSON (Expecting value)")),
+        (4, {}, RowProblem(None, "expected an object, found list")),
     ]
 
 

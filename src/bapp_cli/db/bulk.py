@@ -1,32 +1,41 @@
 """Set-based writes for large batches (a sync's thousands of event types, an import's batches), on both backends.
 
-The ORM's unit of work and even Core's executemany build and process a parameter dictionary per row;
-at tens of thousands of rows that bookkeeping costs more than the database work (SPEC P2, P3).
+The ORM's unit of work builds and tracks an object per row; at tens of thousands of rows that bookkeeping
+costs more than the database work. These helpers send a batch as Core statements instead, in the
+session's own transaction, with SQLAlchemy's own column types converting the values, so a row written
+here reads back exactly like a row written by the ORM: atomicity, --dry-run and rollback are unchanged.
 
-On SQLite a batch is staged into a constraint-free temporary copy of the columns at C speed and moved with
-ONE `INSERT … SELECT`. Two reasons, both measured on the bookings table (P3): per-row `executemany`
-re-evaluates every CHECK constraint's `IN (…)` list for each row (SQLite builds the list afresh per
-statement run), which costs about as much as the row itself; and one statement runs without holding
-Python's GIL. Values are converted to what SQLAlchemy itself would store (UTC text with microseconds,
-floats for numerics, JSON text), so rows written here read back exactly like rows written by the ORM. On
-PostgreSQL the same rows go through a Core `executemany`, which psycopg pipelines. Everything runs in the
-session's own transaction: atomicity, --dry-run and rollback are unchanged.
+An insert stages the batch in a constraint-free temporary table and moves it with ONE `INSERT … SELECT`:
+the target's CHECK constraints and indexes are then worked once per statement rather than once per
+executed row, and a column holding one value for the whole batch (a source, a currency, `now`) is bound
+once instead of converted for every row (each measured with bench/import.py: README, "Import", Speed).
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import json
 import zlib
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, cast
 
-from sqlalchemy import JSON, Boolean, Date, FromClause, Numeric, Table, bindparam, insert, update
+from sqlalchemy import (
+    Column,
+    FromClause,
+    Integer,
+    MetaData,
+    Table,
+    bindparam,
+    delete,
+    insert,
+    literal,
+    null,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session
+from sqlalchemy.schema import CreateTable
 
-from bapp_cli.db.types import UTCDateTime
-
-# one lookup per batch, and still well under every backend's parameter limit (SQLite 32,766; PostgreSQL 65,535)
+# The one size of a set-based step: rows per import batch and values per `IN (…)` lookup. Well under every
+# backend's parameter limit (SQLite 32,766; PostgreSQL 65,535) and a few MB of rows in memory at a time.
 CHUNK = 5000
 
 
@@ -39,107 +48,50 @@ def is_sqlite(session: Session) -> bool:
     return session.get_bind().dialect.name == "sqlite"
 
 
-def sqlite_instant(value: dt.datetime | None) -> str | None:
-    """An instant as SQLAlchemy stores it in SQLite: naive UTC text with microseconds."""
-    if value is None:
-        return None
-    if value.tzinfo is not dt.UTC:
-        if value.tzinfo is None or value.utcoffset() is None:
-            # as UTCDateTime does: a guessed zone would silently move a booking
-            raise ValueError("naive datetime refused: instants must be timezone-aware")
-        value = value.astimezone(dt.UTC)
-    return value.isoformat(" ", "microseconds")[:26]
-
-
-def _json_text(value: Any) -> str | None:
-    if value is None:
-        return None
-    return "[]" if value == [] else json.dumps(value)
-
-
-def _converter(column_type: Any) -> Callable[[Any], Any] | None:
-    if isinstance(column_type, UTCDateTime):
-        return sqlite_instant
-    if isinstance(column_type, Boolean):
-        return lambda value: None if value is None else int(value)
-    if isinstance(column_type, Numeric):
-        return lambda value: None if value is None else float(value)
-    if isinstance(column_type, Date):
-        return lambda value: None if value is None else value.isoformat()
-    if isinstance(column_type, JSON):
-        return _json_text
-    return None
-
-
-def insert_rows(
-    session: Session,
-    clause: FromClause,
-    columns: Sequence[str],
-    rows: Sequence[Sequence[Any]],
-    *,
-    deferred: bool = False,
-) -> Callable[[], None] | None:
-    """Insert `rows` (tuples of Python values in `columns` order) set-based.
-
-    With `deferred` (SQLite), the rows are staged and the final INSERT … SELECT is returned for the caller
-    to run — in a thread, say — before anything else uses the connection.
-    """
+def insert_rows(session: Session, clause: FromClause, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    """Insert `rows` (tuples of Python values in `columns` order), in their order."""
     if not rows:
-        return None
+        return
     table = cast(Table, clause)
-    if not is_sqlite(session):
-        session.execute(insert(table), [dict(zip(columns, row, strict=True)) for row in rows])
-        return None
-    # Columns holding one value for the whole batch (a source, a currency, `now`, nulls) are bound once in
-    # the INSERT … SELECT; the others are converted column by column and staged.
-    data: list[Sequence[Any]] = list(zip(*rows, strict=True))
-    staged: list[str] = []
-    staged_data: list[Sequence[Any]] = []
-    constants: dict[str, Any] = {}
-    for name, column in zip(columns, data, strict=True):
-        convert = _converter(table.c[name].type)
-        first = column[0]
-        if column.count(first) == len(column):
-            constants[f"c_{len(constants)}"] = convert(first) if convert is not None else first
-            continue
-        staged.append(name)
-        staged_data.append([convert(value) for value in column] if convert is not None else column)
-    names = ", ".join(columns)
-    picks = []
-    constant_names = iter(constants)
-    for name in columns:
-        picks.append(name if name in staged else f":{next(constant_names)}")
-    if not staged:  # every row alike: stage one column anyway, for the row count
-        staged, staged_data = [columns[0]], [data[0]]
-        picks[0] = columns[0]
-    staged_names = ", ".join(staged)
-    stage = f"bapp_stage_{table.name}_{zlib.crc32(staged_names.encode()):08x}"
-    driver = session.connection().connection.driver_connection
-    assert driver is not None  # an open connection always has one
-    cursor = driver.cursor()
-    # A constraint-free copy of the columns takes the rows at C speed (staged here, holding the GIL: a
-    # thread binding row by row would fight the main thread for it); the one INSERT … SELECT then checks
-    # the real table's constraints once per statement rather than once per row, without the GIL.
-    cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS {stage} AS SELECT {staged_names} FROM main.{table.name} WHERE 0")
-    cursor.executemany(
-        f"INSERT INTO temp.{stage} VALUES ({', '.join('?' * len(staged))})", zip(*staged_data, strict=True)
+    data = list(zip(*rows, strict=True))
+    varying = [name for name, values in zip(columns, data, strict=True) if values.count(values[0]) != len(values)]
+    constants = {name: values[0] for name, values in zip(columns, data, strict=True) if name not in varying}
+    stage = _stage(table, varying)
+    session.execute(CreateTable(stage, if_not_exists=True))
+    where = [(name, columns.index(name)) for name in varying]
+    session.execute(
+        insert(stage),
+        [{"position": position, **{name: row[index] for name, index in where}} for position, row in enumerate(rows)],
     )
-    select_list = ", ".join(picks)
+    # a constant None is SQL NULL, as a None in a row is (a typed literal of JSON would store JSON null)
+    picks = [null() if value is None else literal(value, type_=table.c[name].type) for name, value in constants.items()]
+    session.execute(
+        insert(table).from_select(
+            [*varying, *constants],
+            select(*(stage.c[name] for name in varying), *picks).select_from(stage).order_by(stage.c.position),
+        )
+    )
+    session.execute(delete(stage))
 
-    def finish() -> None:
-        try:
-            cursor.execute(
-                f"INSERT INTO main.{table.name} ({names}) SELECT {select_list} FROM temp.{stage} ORDER BY rowid",
-                constants,
-            )
-            cursor.execute(f"DELETE FROM temp.{stage}")
-        finally:
-            cursor.close()
 
-    if deferred:
-        return finish
-    finish()
-    return None
+_STAGES: dict[tuple[str, tuple[str, ...]], Table] = {}
+
+
+def _stage(table: Table, names: Sequence[str]) -> Table:
+    """The temporary table a batch of `table` with these varying columns is staged in: the same column
+    types (so SQLAlchemy converts values as for the real table), no constraints, a position for order."""
+    key = (table.name, tuple(names))
+    stage = _STAGES.get(key)
+    if stage is None:
+        digest = zlib.crc32(",".join(names).encode())
+        stage = _STAGES[key] = Table(
+            f"bapp_stage_{table.name}_{digest:08x}",
+            MetaData(),
+            Column("position", Integer),
+            *(Column(name, table.c[name].type) for name in names),
+            prefixes=["TEMPORARY"],
+        )
+    return stage
 
 
 def update_rows(session: Session, clause: FromClause, changes: Sequence[Mapping[str, Any]]) -> None:

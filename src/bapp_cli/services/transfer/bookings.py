@@ -27,13 +27,13 @@ A row that matches an existing booking updates only the columns the file has (an
 nullable column). Restores (`import all` into an empty database) take rows as recorded: ids, creation
 times, answers and pathways are kept as they are and the catalogue-dependent rules are not re-run.
 
-Speed (SPEC P3): rows are validated in batches by pydantic, references resolve with one query per batch
-from caches of the small tables, and each batch is written set-based (see `bapp_cli.db.bulk`). On SQLite
-the batch's big INSERT … SELECT runs in a worker thread, without the GIL, while the next batch is read and
-validated. Overlaps are found by one self-join per batch over the rows just written — the (person,
-start_time) indexes bound each probe to a day, and earlier batches of the file are already in the table
-within the same transaction. A big import into a small table builds the indexes it never reads once, at
-the end.
+How (issue 16, README "Import"): rows are read and validated in batches (one pydantic TypeAdapter per
+batch); each distinct reference of a batch (client e-mail, session, builder, pathway) is resolved once;
+the rows that take an active slot are staged in a temporary table, and one query per person (builder,
+client) finds the active bookings near each — in the database and earlier in the batch; the rule book
+(`services.rule_book`) then decides each row in file order exactly as `bookings create` would: pathway,
+status from the price, overlap and its message. What was accepted is written set-based (`db.bulk`).
+Nothing outlives a batch but the counts, so memory stays flat however long the file.
 """
 
 from __future__ import annotations
@@ -42,14 +42,27 @@ import datetime as dt
 import hashlib
 import operator
 import re
-import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Annotated, Any, Literal, NotRequired, Required, cast
 
 from pydantic import ConfigDict, Field, Json, StringConstraints
-from sqlalchemy import Table, and_, func, select, text
+from sqlalchemy import (
+    Column,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    and_,
+    delete,
+    func,
+    insert,
+    literal,
+    select,
+    text,
+)
 from sqlalchemy.orm import Session, aliased
 from typing_extensions import TypedDict
 
@@ -64,8 +77,15 @@ from bapp_cli.db.models import (
     SessionTypePathway,
     User,
 )
+from bapp_cli.db.types import UTCDateTime
 from bapp_cli.errors import BappError, InvalidInput
-from bapp_cli.services.answers import AnswerInput, answers_from_calendly, questions_from, validate_answers
+from bapp_cli.services.answers import (
+    AnswerInput,
+    Question,
+    answers_from_calendly,
+    questions_from,
+    validate_answers,
+)
 from bapp_cli.services.booking import (
     ACTIVE_STATUSES,
     BOOKING_COLUMNS,
@@ -77,6 +97,15 @@ from bapp_cli.services.booking import (
 from bapp_cli.services.instants import get_zone
 from bapp_cli.services.listing import STREAM_BATCH
 from bapp_cli.services.people import normalise_email
+from bapp_cli.services.rule_book import (
+    NearbyBooking,
+    PathwayFacts,
+    Refusal,
+    SessionFacts,
+    choose_pathway,
+    find_clash,
+    price_status,
+)
 from bapp_cli.services.session_types import MAX_PRICE, parse_currency
 from bapp_cli.services.transfer import store
 from bapp_cli.services.transfer.calendly_state import WRITE_STATE_COLUMNS, refused_write_state
@@ -92,7 +121,6 @@ from bapp_cli.services.transfer.importer import (
     RowError,
     RowId,
     RowResult,
-    Touched,
     When,
     problem,
 )
@@ -112,15 +140,7 @@ WRITE_STATE_REFUSAL = (
 )
 REFERENCE_PATTERN = re.compile(r"^[A-Z0-9][A-Z0-9-]{0,15}$")
 MAX_REASON_LENGTH = 2000
-# per-client caches are cleared past this size, so a file of a million distinct clients stays in flat memory
-CACHE_LIMIT = 50_000
-CACHE_KIB = 16_384
-# Indexes an import never reads (the overlap check uses the builder and client ones), rebuilt at the end
-# when the table was small enough for a rebuild to cost less than the row-by-row upkeep.
-DEFERRED_INDEXES = frozenset(
-    {"ix_bookings_pathway_time", "ix_bookings_session_time", "ix_bookings_start_time", "ix_bookings_calendly_event_uri"}
-)
-DEFER_INDEXES_BELOW = 200_000
+IMPORT_CACHE_KIB = 16_384
 
 Money = Annotated[Decimal, Field(ge=0, le=MAX_PRICE, max_digits=10, decimal_places=2)]
 Status = Literal["pending", "confirmed", "completed", "cancelled", "no_show"]
@@ -179,98 +199,75 @@ class BookingRow(TypedDict, total=False):
 
 @dataclass(frozen=True)
 class SessionInfo:
-    id: int
+    facts: SessionFacts  # what the rule book decides by
     key: str  # the natural key used in derived references: Calendly URI, else slug, else id
-    title: str
     duration: int
     durations: tuple[int, ...]
-    price: Decimal
     currency: str
-    category: str
-    kind: str
-    invitee_limit: int | None
     builder_id: int | None
-    custom_questions: Any
+    questions: tuple[Question, ...]
+    asks: bool  # an enabled required question: a booking without answers is refused
 
+    @property
+    def id(self) -> int:
+        return self.facts.id
 
-@dataclass(frozen=True)
-class PathwayInfo:
-    id: int
-    slug: str
-    archived: bool
+    @property
+    def title(self) -> str:
+        return self.facts.title
 
 
 @dataclass
-class Catalogue:
+class References:
+    """The small tables a booking row refers to by name, read once: session types, pathways, builders."""
+
     sessions: dict[int, SessionInfo]
     by_uri: dict[str, int]
     by_slug: dict[str, list[int]]
-    pathways: dict[str, PathwayInfo]
-    pathways_by_id: dict[int, PathwayInfo]
-    linked: dict[int, list[PathwayInfo]]  # session id → non-archived linked pathways in display order
+    pathways: dict[str, PathwayFacts]
+    pathways_by_id: dict[int, PathwayFacts]
+    linked: dict[int, list[PathwayFacts]]  # session id → non-archived linked pathways in display order
     builders: dict[str, int]  # builder e-mail → user id
     buffers: dict[int, int]  # builder user id → buffer minutes
     builder_emails: dict[int, str]
-    questions: dict[int, Any] = field(default_factory=dict)
-    required: dict[int, bool] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, session: Session) -> Catalogue:
+    def load(cls, session: Session) -> References:
         sessions: dict[int, SessionInfo] = {}
         by_uri: dict[str, int] = {}
         by_slug: dict[str, list[int]] = {}
-        for row in session.execute(
-            select(
-                SessionType.id,
-                SessionType.slug,
-                SessionType.calendly_uri,
-                SessionType.title,
-                SessionType.duration_minutes,
-                SessionType.duration_options,
-                SessionType.price,
-                SessionType.currency,
-                SessionType.category,
-                SessionType.kind,
-                SessionType.invitee_limit,
-                SessionType.builder_id,
-                SessionType.custom_questions,
-            ).order_by(SessionType.id)
-        ):
-            probe = SessionType(duration_minutes=row.duration_minutes, duration_options=row.duration_options)
+        for row in session.execute(select(SessionType).order_by(SessionType.id)).scalars():
+            questions = questions_from(row.custom_questions)
             sessions[row.id] = SessionInfo(
-                id=row.id,
+                facts=SessionFacts(row.id, row.title, row.category, row.kind, row.invitee_limit, row.price),
                 key=row.calendly_uri or row.slug or str(row.id),
-                title=row.title,
                 duration=row.duration_minutes,
-                durations=tuple(allowed_durations(probe)),
-                price=row.price,
+                durations=tuple(allowed_durations(row)),
                 currency=row.currency,
-                category=row.category,
-                kind=row.kind,
-                invitee_limit=row.invitee_limit,
                 builder_id=row.builder_id,
-                custom_questions=row.custom_questions,
+                questions=tuple(questions),
+                asks=any(question.required and question.enabled for question in questions),
             )
             if row.calendly_uri:
                 by_uri[row.calendly_uri] = row.id
             if row.slug:
                 by_slug.setdefault(row.slug, []).append(row.id)
         pathways = {
-            slug: PathwayInfo(pathway_id, slug, archived)
+            slug: PathwayFacts(pathway_id, slug, archived)
             for pathway_id, slug, archived in session.execute(
                 select(Pathway.id, Pathway.slug, Pathway.archived).order_by(Pathway.position, Pathway.slug)
             )
         }
-        pathways_by_id = {info.id: info for info in pathways.values()}
-        linked: dict[int, list[PathwayInfo]] = {}
+        pathways_by_id = {facts.id: facts for facts in pathways.values()}
+        linked: dict[int, list[PathwayFacts]] = {}
         for session_type_id, pathway_id in session.execute(
             select(SessionTypePathway.session_type_id, SessionTypePathway.pathway_id)
             .join(Pathway, Pathway.id == SessionTypePathway.pathway_id)
             .order_by(Pathway.position, Pathway.slug)
         ):
-            info = pathways_by_id[pathway_id]
-            if not info.archived:
-                linked.setdefault(session_type_id, []).append(info)
+            facts = pathways_by_id[pathway_id]
+            if not facts.archived:
+                linked.setdefault(session_type_id, []).append(facts)
         builders: dict[str, int] = {}
         buffers: dict[int, int] = {}
         for user_id, email, buffer in session.execute(
@@ -280,27 +277,11 @@ class Catalogue:
         ):
             builders[email] = user_id
             buffers[user_id] = buffer
-        owner_ids = {info.builder_id for info in sessions.values() if info.builder_id is not None}
         emails = {user_id: email for email, user_id in builders.items()}
-        missing = owner_ids - set(emails)
+        missing = {info.builder_id for info in sessions.values() if info.builder_id is not None} - set(emails)
         if missing:
             emails.update(dict(session.execute(select(User.id, User.email).where(User.id.in_(missing))).all()))
         return cls(sessions, by_uri, by_slug, pathways, pathways_by_id, linked, builders, buffers, emails)
-
-    def asks(self, info: SessionInfo) -> bool:
-        """Whether the session has an enabled required question (a booking without answers is refused)."""
-        found = self.required.get(info.id)
-        if found is None:
-            found = self.required[info.id] = any(
-                question.required and question.enabled for question in self.questions_of(info)
-            )
-        return found
-
-    def questions_of(self, info: SessionInfo) -> Any:
-        found = self.questions.get(info.id)
-        if found is None:
-            found = self.questions[info.id] = questions_from(info.custom_questions)
-        return found
 
 
 # each digest byte picks a letter; the bias of 256 mod 31 does not matter for uniqueness
@@ -332,7 +313,7 @@ class Draft:
     payment_status: str | None
     amount: Decimal | None
     currency: str | None
-    pathway: PathwayInfo | None
+    pathway: PathwayFacts | None
     answers: list[dict[str, Any]] | None
     event_uri: str | None
     invitee_uri: str | None
@@ -348,6 +329,7 @@ class Draft:
     key: str = ""
     existing: Mapping[str, Any] | None = None
     outcome: str = UNCHANGED
+    refusal: RowError | None = None  # found while settling the values, reported in file order
     values: dict[str, Any] = field(default_factory=dict)
 
 
@@ -403,31 +385,42 @@ class BookingImporter(KindImporter):
     kind = "bookings"
     schema = BookingRow
     required = (("client",), ("session", "session_id"), ("start_time",))
-    batch_size = 4000
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.catalogue = Catalogue.load(self.session)
+        self.references = References.load(self.session)
         self.dialect = self.session.get_bind().dialect.name
-        self.emails: dict[str, str | RowError] = {}
-        self.zones: dict[str, str | BappError] = {}
-        # e-mail → (user id, has a client profile, has a name)
-        self.users: dict[str, tuple[int, bool, bool]] = {}
-        self.enrolments: dict[int, dict[int, str]] = {}
-        self.session_refs: dict[tuple[str, Any], SessionInfo | BappError] = {}
-        self.touched = Touched(self.session, Booking.__table__)
-        self.known_enrolments: dict[int, dict[int, str]] = {}
-        self.pending: _Pending | None = None
-        self.pipelined = self.dialect == "sqlite"
-        self.batches = 0
-        self.dropped: list[Any] = []
+        self.check_overlaps = not self.restore and not self.options.allow_overlap
+        self.extra = {"clients_created": 0, "enrolled": 0}
+        # What this import has written, so a file's second row for a key an earlier batch wrote is a
+        # duplicate, not an update: rows it created have ids above today's highest (writers of bookings wait
+        # for the import's transaction), rows it updated are listed in a temporary table.
+        self.floor = int(self.session.scalar(select(func.coalesce(func.max(Booking.id), 0))) or 0)
+        for table in (SLOTS, TOUCHED):
+            table.create(self.session.connection(), checkfirst=True)
+            self.session.execute(delete(table))
         self.cache_pages: int | None = None
         if self.dialect == "sqlite":
-            # The five (person, time) indexes take rows in random places for a history spread over years;
-            # a 16 MB page cache (the default is 2 MB) keeps them in memory for the length of the import.
-            self.cache_pages = int(self.session.execute(text("PRAGMA cache_size")).scalar_one())
-            self.session.execute(text(f"PRAGMA cache_size = -{CACHE_KIB}"))
-        self.extra = {"clients_created": 0, "enrolled": 0}
+            # The (person, time) indexes take rows in random places for a history spread over years; a
+            # 16 MB page cache (the default is 2 MB) keeps them in memory for the import: about 2 s less
+            # system CPU on bench/import.py's 100k rows (README, "Import", Speed).
+            self.cache_pages = int(self.session.scalar(text("PRAGMA cache_size")) or 0)
+            self.session.execute(text(f"PRAGMA cache_size = -{IMPORT_CACHE_KIB}"))
+        self._new_batch()
+
+    def finish(self) -> None:
+        if self.cache_pages is not None:
+            self.session.execute(text(f"PRAGMA cache_size = {self.cache_pages}"))
+
+    def _new_batch(self) -> None:
+        """Lookups live for one batch: each distinct value is resolved once per batch, and memory stays flat
+        however many distinct clients the file holds."""
+        self.emails: dict[str, str | RowError] = {}
+        self.zones: dict[str, str | BappError] = {}
+        self.session_refs: dict[tuple[str, Any], SessionInfo | BappError] = {}
+        # e-mail → (user id, has a client profile, has a name); id 0: created by this batch
+        self.users: dict[str, tuple[int, bool, bool]] = {}
+        self.enrolments: dict[int, dict[int, str]] = {}
 
     # -- Calendly's write-through state is never imported here --------------------------------------
 
@@ -459,8 +452,6 @@ class BookingImporter(KindImporter):
     def _email(self, raw: str, name: str, line: int) -> str | RowError:
         cached = self.emails.get(raw)
         if cached is None:
-            if len(self.emails) > CACHE_LIMIT:
-                self.emails.clear()
             try:
                 cached = normalise_email(raw, field=name)
             except BappError as exc:
@@ -504,16 +495,16 @@ class BookingImporter(KindImporter):
         return cached
 
     def _find_session(self, name: str, text: str) -> SessionInfo:
-        catalogue = self.catalogue
+        references = self.references
         if text.isascii() and text.isdigit():  # not str.isdigit alone: '²' is a digit int() refuses
-            found = catalogue.sessions.get(int(text))
+            found = references.sessions.get(int(text))
         elif "://" in text:
-            found = catalogue.sessions.get(catalogue.by_uri.get(text, -1))
+            found = references.sessions.get(references.by_uri.get(text, -1))
         else:
-            ids = catalogue.by_slug.get(text.lower(), [])
+            ids = references.by_slug.get(text.lower(), [])
             if len(ids) > 1:
                 raise InvalidInput(f"{name}: slug {text!r} names several session types; use the id or Calendly URI")
-            found = catalogue.sessions.get(ids[0]) if ids else None
+            found = references.sessions.get(ids[0]) if ids else None
         if found is None:
             raise InvalidInput(f"{name}: no session type {text!r} (see `bapp sessions list --all`)")
         return found
@@ -536,7 +527,7 @@ class BookingImporter(KindImporter):
             if isinstance(builder_email, RowError):
                 errors.append(builder_email)
             else:
-                builder_id = self.catalogue.builders.get(builder_email)
+                builder_id = self.references.builders.get(builder_email)
                 if builder_id is None:
                     errors.append(RowError(line, "builder", f"no builder with e-mail {builder_email!r}"))
         elif session_info is not None:
@@ -596,12 +587,12 @@ class BookingImporter(KindImporter):
                 currency = parse_currency(currency)
             except BappError as exc:
                 errors.append(problem(exc, "currency", line))
-        pathway: PathwayInfo | None = None
+        pathway: PathwayFacts | None = None
         pathway_slug = values.get("pathway")
         if pathway_slug is not None:
-            pathway = self.catalogue.pathways.get(pathway_slug.lower())
+            pathway = self.references.pathways.get(pathway_slug.lower())
             if pathway is None:
-                known = ", ".join(self.catalogue.pathways) or "none"
+                known = ", ".join(self.references.pathways) or "none"
                 errors.append(RowError(line, "pathway", f"no pathway {pathway_slug!r} (known: {known})"))
         answers: list[dict[str, Any]] | None = None
         items = values.get("custom_question_responses")
@@ -652,7 +643,7 @@ class BookingImporter(KindImporter):
                 {"question": item["question"], "answer": item["answer"], "position": item.get("position")}
                 for item in items
             ]
-        questions = self.catalogue.questions_of(info)
+        questions = info.questions
         if source == "calendly" or self.options.allow_any_answers:
             return answers_from_calendly(items, questions)
         if not items and not any(question.required and question.enabled for question in questions):
@@ -666,31 +657,9 @@ class BookingImporter(KindImporter):
     # -- per batch -------------------------------------------------------------------------------------
 
     def apply(self, rows: Sequence[SourceRow]) -> list[RowResult]:
-        """Prepare this batch while the previous one's insert runs, settle that one, then start this one.
-
-        Returns the previous batch's results (`drain` returns the last batch's). The preparation is pure
-        Python (validation, rule checks that need no query); only the worker thread touches the database
-        meanwhile, and every later step waits for it.
-        """
-        try:
-            prepared = self._prepare(rows)
-        except BaseException:
-            self.abort()
-            raise
-        settled = self._settle()
-        self._begin(*prepared)
-        return settled
-
-    def drain(self) -> list[RowResult]:
-        return self._settle()
-
-    def abort(self) -> None:
-        """Wait for a running insert before the caller rolls the transaction back."""
-        if self.pending is not None and self.pending.worker is not None:
-            self.pending.worker.join()
-        self.pending = None
-
-    def _prepare(self, rows: Sequence[SourceRow]) -> tuple[list[Draft], list[RowResult]]:
+        """Validate the batch, resolve its references once, find overlap candidates in SQL, decide each row
+        in file order with the rule book (an earlier row keeps the slot), then write what was accepted."""
+        self._new_batch()
         valid, results = self.validate(rows)
         drafts: list[Draft] = []
         for row, values in valid:
@@ -699,81 +668,29 @@ class BookingImporter(KindImporter):
                 results.append(RowResult(row, errors=draft))
             else:
                 drafts.append(draft)
-        return drafts, results
-
-    def _begin(self, drafts: list[Draft], results: list[RowResult]) -> None:
-        if self.pipelined and not self.batches and len(drafts) >= self.batch_size // 2:
-            self._defer_indexes()
-        self.batches += 1
         self._resolve_clients(drafts)
         drafts = self._match_existing(drafts, results)
         self._load_enrolments(drafts)
-        savepoint = self.session.begin_nested()
+        for draft in drafts:
+            self._settle_values(draft)
         plan = _Plan(self.enrolments)
-        accepted = [draft for draft in drafts if self._plan_row(draft, plan, results)]
-        insert = self._write(plan, deferred=self.pipelined)
-        self.pending = _Pending(results, accepted, plan, savepoint, _Worker(insert) if insert is not None else None)
-
-    def _settle(self) -> list[RowResult]:
-        pending = self.pending
-        if pending is None:
-            return []
-        self.pending = None
-        if pending.worker is not None:
-            pending.worker.finish()
-        results, accepted, plan, savepoint = pending.results, pending.accepted, pending.plan, pending.savepoint
-        check_overlaps = not self.restore and not self.options.allow_overlap
-        while True:
-            refused = self._overlaps(accepted) if check_overlaps else {}
-            if not refused:
-                savepoint.commit()
-                break
-            # Take the refused rows out and write the batch again: what the others decided (a client to
-            # create, an enrolment a later row's pathway relies on) may have depended on them.
-            savepoint.rollback()
-            for draft in accepted:
-                if draft.key in refused:
-                    results.append(RowResult(draft.row, errors=[refused[draft.key]]))
-            drafts = [draft for draft in accepted if draft.key not in refused]
-            for draft in drafts:
-                self.users.pop(draft.email, None)
-            self.known_enrolments.clear()
-            self._resolve_clients(drafts)
-            self._load_enrolments(drafts)
-            savepoint = self.session.begin_nested()
-            plan = _Plan(self.enrolments)
-            accepted = [draft for draft in drafts if self._plan_row(draft, plan, results)]
-            self._write(plan, deferred=False)
-        for draft in accepted:
-            results.append(RowResult(draft.row, outcome=draft.outcome))
-        self.extra["clients_created"] += plan.clients_created
+        nearby: dict[int, list[_Nearby]] = {}
+        if self.check_overlaps:
+            plan.takes_slot = {order for order, draft in enumerate(drafts) if _takes_slot(draft)}
+            nearby = self._nearby(drafts, plan.takes_slot)
+        for order, draft in enumerate(drafts):
+            refusal = self._decide(order, draft, plan, nearby.get(order, ()))
+            if refusal is None:
+                results.append(RowResult(draft.row, outcome=draft.outcome))
+            else:
+                results.append(RowResult(draft.row, errors=[refusal]))
+        self._write(plan)
+        self.extra["clients_created"] += len(plan.new_users)
         self.extra["enrolled"] += len(plan.new_enrolments)
-        for email, pathway_id in plan.new_enrolments:
-            self.known_enrolments.setdefault(self.users[email][0], {})[pathway_id] = "active"
         return sorted(results, key=lambda result: result.row.line)
 
-    def _defer_indexes(self) -> None:
-        """A big import into a small table builds the indexes the import does not read afterwards, in one
-        sorted pass each, instead of updating them row by row (DDL is transactional in SQLite: a failed or
-        dry-run import rolls the drop back with everything else)."""
-        if int(self.session.scalar(select(func.coalesce(func.max(Booking.id), 0))) or 0) > DEFER_INDEXES_BELOW:
-            return
-        for index in cast(Table, Booking.__table__).indexes:
-            if index.name in DEFERRED_INDEXES:
-                index.drop(self.session.connection())
-                self.dropped.append(index)
-
-    def finish(self) -> None:
-        for index in self.dropped:
-            index.create(self.session.connection())
-        self.dropped.clear()
-        if self.cache_pages is not None:
-            self.session.execute(text(f"PRAGMA cache_size = {int(self.cache_pages)}"))
-
     def _resolve_clients(self, drafts: Sequence[Draft]) -> None:
-        if len(self.users) > CACHE_LIMIT:
-            self.users.clear()
-        wanted = sorted({draft.email for draft in drafts if draft.email not in self.users})
+        wanted = sorted({draft.email for draft in drafts})
         for part in bulk.chunks(wanted):
             rows = self.session.execute(
                 select(User.id, User.email, User.name, ClientProfile.id)
@@ -784,28 +701,21 @@ class BookingImporter(KindImporter):
                 self.users[email] = (user_id, profile_id is not None, bool(name))
 
     def _load_enrolments(self, drafts: Sequence[Draft]) -> None:
-        """The enrolments rule 4 may consult for the batch's known clients: queried once per client (one
-        query per batch) and then kept, with the ones this import adds, up to the cache limit."""
-        known = self.known_enrolments
-        if len(known) > CACHE_LIMIT:
-            known.clear()
+        """The enrolments rule 4 may consult: those of the batch's known clients whose rows name a pathway
+        or book a pathway session."""
         wanted = sorted(
             {
                 self.users[draft.email][0]
                 for draft in drafts
                 if draft.email in self.users
-                and self.users[draft.email][0] not in known
-                and (draft.pathway is not None or draft.session.category == "pathway")
+                and (draft.pathway is not None or draft.session.facts.category == "pathway")
             }
         )
-        for client_id in wanted:
-            known[client_id] = {}
         for part in bulk.chunks(wanted):
             for client_id, pathway_id, status in self.session.execute(
                 select(Enrolment.client_id, Enrolment.pathway_id, Enrolment.status).where(Enrolment.client_id.in_(part))
             ):
-                known[client_id][pathway_id] = status
-        self.enrolments = known
+                self.enrolments.setdefault(client_id, {})[pathway_id] = status
 
     def _match_existing(self, drafts: list[Draft], results: list[RowResult]) -> list[Draft]:
         """Settle each row's key (its reference) and the booking it updates; enforce the unique keys."""
@@ -829,7 +739,7 @@ class BookingImporter(KindImporter):
             found = existing.get(draft.key)
             if draft.key in first_line:
                 errors.append(RowError(line, "reference", f"{draft.key} is already on line {first_line[draft.key]}"))
-            elif found is not None and found["id"] in self.touched:
+            elif found is not None and (found["touched"] or found["id"] > self.floor):
                 errors.append(RowError(line, "reference", f"{draft.key} appears earlier in the file"))
             first_line.setdefault(draft.key, line)
             for value, owners, label, first in (
@@ -860,46 +770,45 @@ class BookingImporter(KindImporter):
     def _existing(self, references: Sequence[str]) -> dict[str, dict[str, Any]]:
         found: dict[str, dict[str, Any]] = {}
         table = Booking.__table__
-        columns = [table.c.id, table.c.reference, table.c.updated_at, *(table.c[name] for name in COMPARED)]
+        columns = [table.c.id, table.c.reference, *(table.c[name] for name in COMPARED)]
+        touched = TOUCHED.c.id.is_not(None).label("touched")
         for part in bulk.chunks(sorted(set(references))):
-            for row in self.session.execute(select(*columns).where(table.c.reference.in_(part))):
+            query = (
+                select(*columns, touched)
+                .select_from(table)
+                .outerjoin(TOUCHED, TOUCHED.c.id == table.c.id)
+                .where(table.c.reference.in_(part))
+            )
+            for row in self.session.execute(query):
                 found[row.reference] = dict(row._mapping)
         return found
 
-    def _plan_row(self, draft: Draft, plan: _Plan, results: list[RowResult]) -> bool:
-        """Decide one row — the values to write, a client to create, a pathway, an enrolment — or refuse it."""
+    def _settle_values(self, draft: Draft) -> None:
+        """The booking as the row leaves it (`draft.values`: what changes) — everything but the pathway,
+        which may depend on enrolments earlier rows create."""
         existing = draft.existing
-        user = self.users.get(draft.email)
-        if user is None:
-            if not self.options.create_clients:
-                return self._refuse(draft, results, "client", f"no client with e-mail {draft.email!r} (add it first)")
-            plan.new_users.setdefault(draft.email, draft.client_name)
-            user = self.users[draft.email] = (0, True, bool(draft.client_name))
-        elif not user[1]:
-            plan.new_profiles.add(draft.email)
-            self.users[draft.email] = (user[0], True, user[2])
-        if draft.client_name and not user[2] and user[0]:
-            plan.names[user[0]] = draft.client_name
-            self.users[draft.email] = (user[0], True, True)
-        client_id = user[0]
-        session_info = draft.session
+        info = draft.session
         present = _present(draft.given) if existing is not None else frozenset()
-
-        amount = draft.amount if draft.amount is not None else (existing["amount"] if existing else session_info.price)
-        status = draft.status or (existing["status"] if existing else ("pending" if amount > 0 else "confirmed"))
-        payment = draft.payment_status or (
-            existing["payment_status"] if existing else ("not_required" if amount == 0 else "unpaid")
-        )
+        user = self.users.get(draft.email)
+        if existing is not None:
+            amount = draft.amount if draft.amount is not None else existing["amount"]
+            status = draft.status or existing["status"]
+            payment = draft.payment_status or existing["payment_status"]
+        else:
+            amount = draft.amount if draft.amount is not None else info.facts.price
+            from_price, payment_from_price = price_status(amount)
+            status = draft.status or from_price
+            payment = draft.payment_status or payment_from_price
         start = draft.start
         if draft.end is not None:
             end = draft.end
         elif existing is not None:
             end = start + (existing["end_time"] - existing["start_time"])
         else:
-            end = start + dt.timedelta(minutes=session_info.duration)
+            end = start + dt.timedelta(minutes=info.duration)
         new: dict[str, Any] = {
-            "client_id": client_id,
-            "session_type_id": session_info.id,
+            "client_id": user[0] if user is not None else 0,
+            "session_type_id": info.id,
             "start_time": start,
             "end_time": end,
             "status": status,
@@ -911,21 +820,17 @@ class BookingImporter(KindImporter):
         if existing is None or "client_timezone" in present:
             new["client_timezone"] = draft.zone
         if existing is None or "currency" in present:
-            new["currency"] = draft.currency or session_info.currency
-        pathway = draft.pathway
+            new["currency"] = draft.currency or info.currency
         if existing is None or "pathway" in present:
-            new["pathway_id"] = pathway.id if pathway is not None else None
-        elif existing["pathway_id"] is not None:
-            pathway = self.catalogue.pathways_by_id.get(existing["pathway_id"])
-        checked = not self.restore and draft.source != "calendly"
+            new["pathway_id"] = draft.pathway.id if draft.pathway is not None else None
         answers = draft.answers
         if answers is None and existing is None:
             answers = []
-            if checked and not self.options.allow_any_answers and self.catalogue.asks(session_info):
+            if not self.restore and draft.source != "calendly" and not self.options.allow_any_answers and info.asks:
                 try:
-                    answers = self._answers(session_info, [], draft.source)
+                    answers = self._answers(info, [], draft.source)
                 except BappError as exc:
-                    return self._refuse(draft, results, "custom_question_responses", _answer_problems(exc))
+                    draft.refusal = RowError(draft.row.line, "custom_question_responses", _answer_problems(exc))
         if answers is not None:
             new["custom_question_responses"] = answers
         for name, value in (
@@ -941,68 +846,198 @@ class BookingImporter(KindImporter):
                 new[name] = value
         if existing is None or "source" in present:
             new["source"] = draft.source
+        if existing is None:
+            draft.outcome, draft.values = CREATED, new
+        else:
+            draft.values = {name: value for name, value in new.items() if existing[name] != value}
+            draft.outcome = UPDATED if draft.values else UNCHANGED
 
-        changes = new if existing is None else {name: value for name, value in new.items() if existing[name] != value}
-        if existing is not None and not changes:
-            draft.outcome = UNCHANGED
-            draft.values = {}
-            return True
-        # Rule 4, for rows that create a booking or change its pathway or status.
-        if not self.restore and ("pathway_id" in changes or "status" in changes or existing is None):
-            active = status in ACTIVE_STATUSES
-            if pathway is not None and pathway.archived and active:
-                return self._refuse(
-                    draft, results, "pathway", f"{pathway.slug!r} is archived and takes no new bookings"
-                )
-            if checked and session_info.category == "pathway" and (existing is None or "pathway_id" in changes):
-                linked = self.catalogue.linked.get(session_info.id, [])
-                choices = ", ".join(item.slug for item in linked)
-                if not linked:
-                    return self._refuse(
-                        draft, results, "session", f"{session_info.title!r} is a pathway session linked to no pathway"
-                    )
-                if pathway is not None and pathway not in linked:
-                    return self._refuse(
-                        draft,
-                        results,
-                        "pathway",
-                        f"{pathway.slug!r} is not linked to {session_info.title!r}; choose one of: {choices}",
-                    )
-                if pathway is None:
-                    enrolled = [item for item in linked if plan.status_of(client_id, draft.email, item.id) == "active"]
-                    if len(enrolled) != 1:
-                        why = "several of them" if enrolled else "none of them"
-                        return self._refuse(
-                            draft,
-                            results,
-                            "pathway",
-                            f"{session_info.title!r} needs a pathway and the client is actively enrolled in {why}; "
-                            f"choose one of: {', '.join(item.slug for item in (enrolled or linked))}",
-                        )
-                    pathway = enrolled[0]
-                    changes["pathway_id"] = pathway.id
-            if (
-                pathway is not None
-                and not pathway.archived
-                and status != "cancelled"
-                and plan.status_of(client_id, draft.email, pathway.id) is None
-            ):
-                builder_id = changes.get("builder_id", existing["builder_id"] if existing else None)
-                plan.new_enrolments[(draft.email, pathway.id)] = (builder_id, start.date())
-        draft.outcome = CREATED if existing is None else UPDATED
-        draft.values = changes
-        (plan.inserts if existing is None else plan.updates).append(draft)
-        return True
+    # -- overlaps (rule 6): candidates in SQL, the decision in the rule book ------------------------------
 
-    @staticmethod
-    def _refuse(draft: Draft, results: list[RowResult], name: str, message: str) -> bool:
-        results.append(RowResult(draft.row, errors=[RowError(draft.row.line, name, message)]))
-        return False
+    def _nearby(self, drafts: Sequence[Draft], takes_slot: set[int]) -> dict[int, list[_Nearby]]:
+        """For each row that takes an active slot (by its position in the batch), the active bookings near it
+        of its builder and its client: those already in the database, and the earlier rows of the batch.
+        A superset — SQLite's datetime() drops fractions of a second, so the window is a minute wider and
+        the rule book filters exactly."""
+        staged = [
+            {
+                "ord": order,
+                "reference": draft.key,
+                "client_id": values["client_id"] or None,
+                "client_email": draft.email,
+                "builder_id": values["builder_id"],
+                "session_type_id": values["session_type_id"],
+                "start_time": values["start_time"],
+                "end_time": values["end_time"],
+            }
+            for order in sorted(takes_slot)
+            if (draft := drafts[order]) and (values := _final(draft))
+        ]
+        if not staged:
+            return {}
+        self.session.execute(insert(SLOTS), staged)
+        slot = SLOTS.alias("slot")
+        earlier = SLOTS.alias("earlier")
+        booking = cast(Table, Booking.__table__).alias("booking")
+        widest = max((self.references.buffers.get(row["builder_id"] or 0, 0) for row in staged), default=0)
+        found: dict[int, list[_Nearby]] = {}
+        for person, slot_key, other_key, margin in (
+            ("client", slot.c.client_id, booking.c.client_id, 0),
+            ("builder", slot.c.builder_id, booking.c.builder_id, widest),
+        ):
+            query = select(
+                slot.c.ord, literal(None), booking.c.reference, booking.c.start_time, booking.c.end_time,
+                booking.c.session_type_id,
+            ).select_from(slot).join(
+                booking,
+                and_(
+                    other_key == slot_key,
+                    booking.c.reference != slot.c.reference,
+                    booking.c.status.in_(ACTIVE_STATUSES),
+                    *self._window(booking, slot, margin),
+                ),
+            )  # fmt: skip
+            self._collect(found, person, query)
+        for person, slot_key, other_key, margin in (
+            ("client", slot.c.client_email, earlier.c.client_email, 0),
+            ("builder", slot.c.builder_id, earlier.c.builder_id, widest),
+        ):
+            query = select(
+                slot.c.ord, earlier.c.ord, earlier.c.reference, earlier.c.start_time, earlier.c.end_time,
+                earlier.c.session_type_id,
+            ).select_from(slot).join(
+                earlier, and_(other_key == slot_key, earlier.c.ord < slot.c.ord, *self._window(earlier, slot, margin))
+            )  # fmt: skip
+            self._collect(found, person, query)
+        self.session.execute(delete(SLOTS))
+        return found
+
+    def _window(self, other: Any, slot: Any, margin: int) -> list[Any]:
+        """`other` starts before the slot ends and ends after it starts, `margin` minutes (and a minute of
+        slack) wider; the lower bound on its start keeps the (person, start_time) index scan short."""
+        slack = margin + 1
+        return [
+            other.c.start_time < store.shifted(slot.c.end_time, slack, dialect=self.dialect),
+            other.c.start_time > store.shifted(slot.c.start_time, -(MAX_BOOKING_MINUTES + slack), dialect=self.dialect),
+            other.c.end_time > store.shifted(slot.c.start_time, -slack, dialect=self.dialect),
+        ]
+
+    def _collect(self, found: dict[int, list[_Nearby]], person: str, query: Any) -> None:
+        for order, other_order, reference, start, end, session_type_id in self.session.execute(query):
+            found.setdefault(order, []).append(
+                _Nearby(person, other_order, NearbyBooking(reference, start, end, session_type_id))
+            )
+
+    # -- deciding one row, in file order -----------------------------------------------------------------
+
+    def _decide(self, order: int, draft: Draft, plan: _Plan, nearby: Sequence[_Nearby]) -> RowError | None:
+        """Accept the row into the plan (a client to create, an enrolment, the booking) or refuse it; nothing
+        is planned for a refused row, so later rows never lean on it."""
+        line = draft.row.line
+        user = self.users.get(draft.email)
+        if user is None and not self.options.create_clients:
+            return RowError(line, "client", f"no client with e-mail {draft.email!r} (add it first)")
+        if draft.refusal is not None:
+            return draft.refusal
+        enrolment: tuple[int, tuple[int | None, dt.date]] | None = None
+        if draft.outcome != UNCHANGED:
+            decided = self._pathway(draft, plan)
+            if isinstance(decided, RowError):
+                return decided
+            enrolment = decided
+            if order in plan.takes_slot:
+                clash = self._clash(draft, plan, nearby)
+                if clash is not None:
+                    return clash
+        # accepted: plan what it writes
+        if user is None:
+            plan.new_users.setdefault(draft.email, draft.client_name)
+            self.users[draft.email] = (0, True, bool(draft.client_name))
+        else:
+            user_id, has_profile, has_name = user
+            if not has_profile:
+                plan.new_profiles.add(draft.email)
+            if draft.client_name and not has_name and user_id:
+                plan.names[user_id] = draft.client_name
+            self.users[draft.email] = (user_id, True, has_name or bool(draft.client_name))
+        if enrolment is not None:
+            plan.new_enrolments[(draft.email, enrolment[0])] = enrolment[1]
+        plan.accepted.add(order)
+        if draft.outcome == CREATED:
+            plan.inserts.append(draft)
+        elif draft.outcome == UPDATED:
+            plan.updates.append(draft)
+            if not SLOT_COLUMNS.isdisjoint(draft.values):
+                plan.moved.add(draft.key)
+        return None
+
+    def _pathway(self, draft: Draft, plan: _Plan) -> RowError | tuple[int, tuple[int | None, dt.date]] | None:
+        """Rule 4 for a row that creates a booking or changes its pathway or status: the pathway (given, or
+        the client's one active enrolment among the session's), and the enrolment the booking brings."""
+        existing, changes = draft.existing, draft.values
+        if self.restore or not (existing is None or "pathway_id" in changes or "status" in changes):
+            return None
+        final = _final(draft)
+        pathway = self.references.pathways_by_id.get(final["pathway_id"]) if final["pathway_id"] else None
+        status = final["status"]
+        client_id = self.users[draft.email][0] if draft.email in self.users else 0
+        info = draft.session
+        facts = info.facts
+        if draft.source == "calendly" or not (existing is None or "pathway_id" in changes):
+            # Calendly's rows, and updates that leave the pathway alone, keep the pathway they have: only
+            # the rule that an archived pathway holds no slot applies, as to a session that needs none.
+            facts = replace(facts, category="")
+        linked = self.references.linked.get(info.id, [])
+        enrolled = [item.id for item in linked if plan.status_of(client_id, draft.email, item.id) == "active"]
+        choice = choose_pathway(facts, linked, pathway, enrolled, lenient=False, holds_slot=status in ACTIVE_STATUSES)
+        if isinstance(choice, Refusal):
+            return RowError(draft.row.line, choice.field, choice.message)
+        if choice.pathway != pathway:
+            pathway = choice.pathway
+            changes["pathway_id"] = pathway.id if pathway is not None else None
+        if (
+            pathway is None
+            or pathway.archived
+            or status == "cancelled"
+            or plan.status_of(client_id, draft.email, pathway.id) is not None
+        ):
+            return None
+        return pathway.id, (final["builder_id"], draft.start.date())
+
+    def _clash(self, draft: Draft, plan: _Plan, nearby: Sequence[_Nearby]) -> RowError | None:
+        """Rule 6 against the database as the earlier rows leave it: a booking an accepted earlier row moved
+        counts where that row put it, never where it was."""
+        mine: dict[str, list[NearbyBooking]] = {"client": [], "builder": []}
+        for candidate in nearby:
+            if candidate.order is None:
+                if candidate.booking.reference in plan.moved:
+                    continue
+            elif candidate.order not in plan.accepted:
+                continue
+            mine[candidate.person].append(candidate.booking)
+        if not mine["client"] and not mine["builder"]:
+            return None
+        final = _final(draft)
+        builder_id = final["builder_id"]
+        builder_email = self.references.builder_emails.get(builder_id, "?") if builder_id is not None else None
+        refusal = find_clash(
+            draft.session.facts,
+            final["start_time"],
+            final["end_time"],
+            builder_email=builder_email,
+            builder_bookings=mine["builder"],
+            buffer_minutes=self.references.buffers.get(builder_id or 0, 0),
+            client_email=draft.email,
+            client_bookings=mine["client"],
+        )
+        if refusal is None:
+            return None
+        # the rule book names the input "start"; the import names the file's column
+        return RowError(draft.row.line, "start_time", f"{refusal.message} (pass --allow-overlap to import it anyway)")
 
     # -- writing ---------------------------------------------------------------------------------------
 
-    def _write(self, plan: _Plan, *, deferred: bool) -> Callable[[], None] | None:
-        """Write the batch; with `deferred`, the bookings' final set-based insert is returned to be run."""
+    def _write(self, plan: _Plan) -> None:
         session = self.session
         now = self.now
         if plan.new_users:
@@ -1014,156 +1049,73 @@ class BookingImporter(KindImporter):
                 [(email, plan.new_users[email], now, now) for email in emails],
             )
             for part in bulk.chunks(emails):
-                for user_id, email in self.session.execute(select(User.id, User.email).where(User.email.in_(part))):
+                for user_id, email in session.execute(select(User.id, User.email).where(User.email.in_(part))):
                     self.users[email] = (user_id, True, self.users[email][2])
-            plan.clients_created = len(emails)
         profiles = [*plan.new_users, *sorted(plan.new_profiles)]
-        if profiles:
-            bulk.insert_rows(
-                session,
-                ClientProfile.__table__,
-                ("user_id", "created_at"),
-                [(self.users[email][0], now) for email in profiles],
-            )
+        bulk.insert_rows(
+            session,
+            ClientProfile.__table__,
+            ("user_id", "created_at"),
+            [(self.users[email][0], now) for email in profiles],
+        )
         if plan.names:
             bulk.update_rows(session, User.__table__, [{"id": key, "name": name} for key, name in plan.names.items()])
-        later: list[Callable[[], None]] = []
-        if plan.new_enrolments:
-            finish_enrolments = bulk.insert_rows(
-                session,
-                Enrolment.__table__,
-                ("client_id", "pathway_id", "status", "start_date", "builder_id", "created_at", "updated_at"),
-                [
-                    (self.users[email][0], pathway_id, "active", start_date, builder_id, now, now)
-                    for (email, pathway_id), (builder_id, start_date) in plan.new_enrolments.items()
-                ],
-                deferred=deferred,
-            )
-            if finish_enrolments is not None:
-                later.append(finish_enrolments)
+        bulk.insert_rows(
+            session,
+            Enrolment.__table__,
+            ("client_id", "pathway_id", "status", "start_date", "builder_id", "created_at", "updated_at"),
+            [
+                (self.users[email][0], pathway_id, "active", start_date, builder_id, now, now)
+                for (email, pathway_id), (builder_id, start_date) in plan.new_enrolments.items()
+            ],
+        )
+        # a restore keeps the ids it was given; other rows take the next ones
         with_ids = [draft for draft in plan.inserts if self.restore and draft.id is not None]
-        for group, columns in (
-            ([draft for draft in plan.inserts if draft not in with_ids] if with_ids else plan.inserts, WRITE_COLUMNS),
-            (with_ids, (*WRITE_COLUMNS, "id")),
-        ):
-            if not group:
-                continue
+        without_ids = [draft for draft in plan.inserts if not (self.restore and draft.id is not None)]
+        for group, columns in ((without_ids, WRITE_COLUMNS), (with_ids, (*WRITE_COLUMNS, "id"))):
             rows_out = []
             for draft in group:
                 values = draft.values
                 values["client_id"] = self.users[draft.email][0]
                 row = (draft.key, *_compared(values), draft.created_at or now, now)
-                rows_out.append((*row, draft.id) if len(columns) > len(WRITE_COLUMNS) else row)
-            finish = bulk.insert_rows(session, Booking.__table__, columns, rows_out, deferred=deferred)
-            if finish is not None:
-                later.append(finish)
-        if plan.updates:
-            changes = []
-            for draft in plan.updates:
-                assert draft.existing is not None
-                change = dict(draft.values)
-                if "client_id" in change:
-                    change["client_id"] = self.users[draft.email][0]
-                changes.append({"id": draft.existing["id"], **change, "updated_at": now})
-                self.touched.add(draft.existing["id"])
-            bulk.update_rows(session, Booking.__table__, changes)
-        if not later:
-            return None
+                rows_out.append((*row, draft.id) if group is with_ids else row)
+            bulk.insert_rows(session, Booking.__table__, columns, rows_out)
+        changes = []
+        for draft in plan.updates:
+            assert draft.existing is not None
+            change = dict(draft.values)
+            if "client_id" in change:
+                change["client_id"] = self.users[draft.email][0]
+            changes.append({"id": draft.existing["id"], **change, "updated_at": now})
+        bulk.update_rows(session, Booking.__table__, changes)
+        bulk.insert_rows(session, TOUCHED, ("id",), [(change["id"],) for change in changes])
 
-        def finish_all() -> None:
-            for finish in later:
-                finish()
 
-        return finish_all
+# A temporary table of the batch's rows that take an active slot, joined against the bookings and itself
+# to find overlap candidates (no constraints: it only holds one batch while a query runs).
+SLOTS = Table(
+    "bapp_import_slots",
+    MetaData(),
+    Column("ord", Integer, primary_key=True),
+    Column("reference", String(16)),
+    Column("client_id", Integer),
+    Column("client_email", String(320)),
+    Column("builder_id", Integer),
+    Column("session_type_id", Integer),
+    Column("start_time", UTCDateTime()),
+    Column("end_time", UTCDateTime()),
+    Index("ix_bapp_import_slots_client", "client_email", "start_time"),
+    Index("ix_bapp_import_slots_builder", "builder_id", "start_time"),
+    prefixes=["TEMPORARY"],
+)
+TOUCHED = Table("bapp_import_touched", MetaData(), Column("id", Integer, primary_key=True), prefixes=["TEMPORARY"])
 
-    # -- overlaps (rule 6) -------------------------------------------------------------------------------
 
-    def _overlaps(self, accepted: Sequence[Draft]) -> dict[str, RowError]:
-        """Rows of this batch that overlap an active booking; of two rows of the file, the first keeps the slot."""
-        written = [draft for draft in accepted if _moves_slot(draft) and _final(draft)["status"] in ACTIVE_STATUSES]
-        if not written:
-            return {}
-        order = {draft.key: index for index, draft in enumerate(written)}
-        clashes: dict[str, list[tuple[str, str, dt.datetime, dt.datetime, int]]] = {}
-        buffers = self.catalogue.buffers
-        widest = max((buffers.get(_final(draft)["builder_id"] or 0, 0) for draft in written), default=0)
-        for person, margin in (("client_id", 0), ("builder_id", widest)):
-            for other_ref, new_ref, other_start, other_end, other_session in self._candidates(
-                list(order), person, margin
-            ):
-                clashes.setdefault(new_ref, []).append((person, other_ref, other_start, other_end, other_session))
-        refused: dict[str, RowError] = {}
-        slots: dict[tuple[int, dt.datetime], int] = {}
-        for draft in written:
-            values = _final(draft)
-            start, end = values["start_time"], values["end_time"]
-            info = self.catalogue.sessions[values["session_type_id"]]
-            buffer = dt.timedelta(minutes=buffers.get(values["builder_id"] or 0, 0))
-            same_slot = 0
-            reason: str | None = None
-            for person, other_ref, other_start, other_end, other_session in clashes.get(draft.key, []):
-                if other_ref in order and (other_ref in refused or order[other_ref] > order[draft.key]):
-                    continue  # a later row of the file (it yields to this one), or one already refused
-                pad = buffer if person == "builder_id" else dt.timedelta()
-                if not (other_start < end + pad and other_end > start - pad):
-                    continue
-                if (
-                    person == "builder_id"
-                    and info.kind == "group"
-                    and other_session == info.id
-                    and other_start == start
-                ):
-                    same_slot += 1
-                    continue
-                if person == "client_id":
-                    who = f"client {draft.email}"
-                else:
-                    who = f"builder {self.catalogue.builder_emails.get(values['builder_id'], '?')}"
-                with_buffer = f" (with a {int(pad.total_seconds()) // 60}-minute buffer)" if pad else ""
-                reason = (
-                    f"{who} already has booking {other_ref} at {_when(other_start, other_end)}"
-                    f" overlapping {_when(start, end)}{with_buffer}"
-                )
-                break
-            if reason is None and info.kind == "group" and info.invitee_limit is not None:
-                taken = slots.get((info.id, start), same_slot)
-                if taken >= info.invitee_limit:
-                    reason = (
-                        f"group session {info.title!r} at {_when(start, end)} is full ({info.invitee_limit} invitees)"
-                    )
-                else:
-                    slots[(info.id, start)] = taken + 1
-            if reason is not None:
-                refused[draft.key] = RowError(
-                    draft.row.line, "start_time", f"{reason} (pass --allow-overlap to import it anyway)"
-                )
-        return refused
-
-    def _candidates(
-        self, references: Sequence[str], person: str, margin: int
-    ) -> Iterator[tuple[str, str, dt.datetime, dt.datetime, int]]:
-        """Active bookings near each written row of the same person (a superset: exact checks follow)."""
-        new = aliased(Booking)
-        other = aliased(Booking)
-        new_person = getattr(new, person)
-        other_person = getattr(other, person)
-        slack = margin + 1  # SQLite's datetime() drops fractions of a second
-        statuses = list(ACTIVE_STATUSES)
-        window = and_(
-            other_person == new_person,
-            other.id != new.id,
-            other.status.in_(statuses),
-            other.start_time < store.shifted(new.end_time, slack, dialect=self.dialect),
-            other.start_time > store.shifted(new.start_time, -(MAX_BOOKING_MINUTES + slack), dialect=self.dialect),
-            other.end_time > store.shifted(new.start_time, -slack, dialect=self.dialect),
-        )
-        for part in bulk.chunks(list(references)):
-            query = (
-                select(other.reference, new.reference, other.start_time, other.end_time, other.session_type_id)
-                .join(other, window)
-                .where(new.reference.in_(part), new.status.in_(statuses), new_person.is_not(None))
-            )
-            yield from self.session.execute(query)
+@dataclass(frozen=True, slots=True)
+class _Nearby:
+    person: str  # "client" or "builder"
+    order: int | None  # the earlier row of the batch, or None: a booking in the database
+    booking: NearbyBooking
 
 
 def _present(values: Mapping[str, Any]) -> frozenset[str]:
@@ -1181,9 +1133,10 @@ def _final(draft: Draft) -> dict[str, Any]:
 SLOT_COLUMNS = frozenset({"start_time", "end_time", "status", "client_id", "builder_id", "session_type_id"})
 
 
-def _moves_slot(draft: Draft) -> bool:
-    """Created, or changed in a way that could make it overlap (an amount change never does)."""
-    return draft.outcome == CREATED or (draft.outcome == UPDATED and not SLOT_COLUMNS.isdisjoint(draft.values))
+def _takes_slot(draft: Draft) -> bool:
+    """Created or changed in a way that could make it overlap (an amount change never does), and active."""
+    moved = draft.outcome == CREATED or (draft.outcome == UPDATED and not SLOT_COLUMNS.isdisjoint(draft.values))
+    return moved and _final(draft)["status"] in ACTIVE_STATUSES
 
 
 def _answer_problems(exc: BappError) -> str:
@@ -1207,64 +1160,26 @@ NULLABLE_INPUTS = frozenset(
 )
 
 
-class _Worker:
-    """Runs a batch's final insert in a thread: SQLite does the work without holding the GIL, so the next
-    batch is read and validated meanwhile (two cores, one transaction: nothing else uses the connection
-    until `finish`)."""
-
-    def __init__(self, work: Callable[[], None]) -> None:
-        self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._run, args=(work,), name="bapp-import-writer", daemon=True)
-        self.thread.start()
-
-    def _run(self, work: Callable[[], None]) -> None:
-        try:
-            work()
-        except BaseException as exc:  # handed to the main thread in finish()
-            self.error = exc
-
-    def join(self) -> None:
-        self.thread.join()
-
-    def finish(self) -> None:
-        self.thread.join()
-        if self.error is not None:
-            raise self.error
-
-
-@dataclass
-class _Pending:
-    """A batch whose rows are written (or being written) but whose overlaps are not yet checked."""
-
-    results: list[RowResult]
-    accepted: list[Draft]
-    plan: _Plan
-    savepoint: Any
-    worker: _Worker | None
-
-
 @dataclass
 class _Plan:
-    """What one batch will write."""
+    """What one batch will write, and which of its rows were accepted so far."""
 
     enrolments: dict[int, dict[int, str]]
+    takes_slot: set[int] = field(default_factory=set)
+    accepted: set[int] = field(default_factory=set)
+    moved: set[str] = field(default_factory=set)  # references of existing bookings an accepted row moved
     new_users: dict[str, str | None] = field(default_factory=dict)
     new_profiles: set[str] = field(default_factory=set)
     names: dict[int, str] = field(default_factory=dict)
     new_enrolments: dict[tuple[str, int], tuple[int | None, dt.date]] = field(default_factory=dict)
     inserts: list[Draft] = field(default_factory=list)
     updates: list[Draft] = field(default_factory=list)
-    clients_created: int = 0
 
     def status_of(self, client_id: int, email: str, pathway_id: int) -> str | None:
         """The client's enrolment status in a pathway, counting the enrolments this batch will create."""
         if (email, pathway_id) in self.new_enrolments:
             return "active"
         return self.enrolments.get(client_id, {}).get(pathway_id)
-
-
-def _when(start: dt.datetime, end: dt.datetime) -> str:
-    return f"{start.isoformat().replace('+00:00', 'Z')}–{end.strftime('%H:%M')}Z"
 
 
 # -- export ----------------------------------------------------------------------------------------------

@@ -65,12 +65,32 @@ _CONTROL_IN_LINE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
 
 @dataclass(frozen=True)
+class RowProblem:
+    """Why a row could not be read as an object of columns (the importer reports it as the row's error)."""
+
+    field: str | None
+    message: str
+
+
+@dataclass(frozen=True)
 class SourceRow:
-    """One row of input: where it starts, its values (null for empty CSV cells), and the row as given."""
+    """One row of input: where it starts, its values (null for empty CSV cells), and the row as given.
+
+    A row that could not be read (wrong number of cells, not JSON, not an object, a control character)
+    has no values and says why in `problem`."""
 
     line: int
     values: Mapping[str, Any]
     original: Mapping[str, Any]
+    problem: RowProblem | None = None
+
+
+def _unreadable(line: int, original: Mapping[str, Any], field: str | None, message: str) -> SourceRow:
+    return SourceRow(line, {}, original, RowProblem(field, message))
+
+
+def _not_an_object(line: int, value: Any) -> SourceRow:
+    return _unreadable(line, {"value": value}, None, f"expected an object, found {type(value).__name__}")
 
 
 @dataclass
@@ -143,8 +163,15 @@ def control_character(value: Any, where: str | None = None) -> tuple[str | None,
     return None
 
 
-def _control_marker(found: tuple[str | None, str]) -> dict[str, Any]:
-    return {"__control__": found[0], "__char__": found[1]}
+def _control_row(line: int, original: Mapping[str, Any], found: tuple[str | None, str]) -> SourceRow:
+    where, character = found
+    return _unreadable(
+        line,
+        original,
+        where,
+        f"holds the control character U+{ord(character):04X}; text may hold tabs and line breaks, no other control "
+        "characters",
+    )
 
 
 def _cell_control(columns: Sequence[str], cells: Sequence[str]) -> tuple[str | None, str] | None:
@@ -232,12 +259,12 @@ def read_delimited(
             found = _cell_control(columns, cells)
         original = dict(zip(columns, cells, strict=False))
         if len(cells) != width:
-            values: dict[str, Any] = {"__cells__": len(cells), "__width__": width}
+            yield _unreadable(line, original, None, f"{len(cells)} cells, but the header has {width} columns")
         elif found is not None:
-            values = _control_marker(found)
+            yield _control_row(line, original, found)
         else:
             values = {name: (cell if cell != "" else None) for name, cell in zip(columns, cells, strict=True)}
-        yield SourceRow(line, values, original)
+            yield SourceRow(line, values, original)
 
 
 # -- JSON ------------------------------------------------------------------------------------------------
@@ -379,7 +406,7 @@ class _JsonScanner:
 
 def _object_row(line: int, item: dict[str, Any]) -> SourceRow:
     found = control_character(item)
-    return SourceRow(line, item if found is None else _control_marker(found), item)
+    return SourceRow(line, item, item) if found is None else _control_row(line, item, found)
 
 
 def _object_rows(pairs: Iterator[tuple[int, Any]]) -> Iterator[SourceRow]:
@@ -387,7 +414,7 @@ def _object_rows(pairs: Iterator[tuple[int, Any]]) -> Iterator[SourceRow]:
         if isinstance(item, dict):
             yield _object_row(line, item)
         else:
-            yield SourceRow(line, {"__not_object__": type(item).__name__}, {"value": item})
+            yield _not_an_object(line, item)
 
 
 def read_json_sections(stream: IO[bytes], progress: ReadProgress) -> Iterator[tuple[str | None, Iterator[SourceRow]]]:
@@ -409,8 +436,7 @@ def read_json_sections(stream: IO[bytes], progress: ReadProgress) -> Iterator[tu
         if scanner.peek() == "[":
             yield key, _object_rows(scanner.elements(key))
         else:
-            header = scanner.value()
-            yield key, iter([SourceRow(scanner.line, {"__header__": header}, {})])
+            yield key, iter([_not_an_object(scanner.line, scanner.value())])
     scanner.finish()
 
 
@@ -425,12 +451,12 @@ def read_jsonl(stream: IO[bytes], progress: ReadProgress) -> Iterator[SourceRow]
         try:
             item = json.loads(text)
         except json.JSONDecodeError as exc:
-            yield SourceRow(number, {"__bad_json__": exc.msg}, {"line": text.rstrip("\r\n")})
+            yield _unreadable(number, {"line": text.rstrip("\r\n")}, None, f"not valid JSON ({exc.msg})")
             continue
         if isinstance(item, dict):
             yield _object_row(number, item)
         else:
-            yield SourceRow(number, {"__not_object__": type(item).__name__}, {"value": item})
+            yield _not_an_object(number, item)
 
 
 # -- TOML ------------------------------------------------------------------------------------------------
@@ -467,7 +493,7 @@ def read_toml_sections(stream: IO[bytes], progress: ReadProgress) -> Iterator[tu
             ]
             yield key, iter(rows)
         else:
-            yield key, iter([SourceRow(1, {"__header__": value}, {})])
+            yield key, iter([_not_an_object(1, value)])
 
 
 # -- one reader for every format -------------------------------------------------------------------------

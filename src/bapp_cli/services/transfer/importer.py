@@ -18,6 +18,7 @@ from typing import Annotated, Any, ClassVar
 from pydantic import BeforeValidator, Field, StringConstraints, TypeAdapter, ValidationError
 from sqlalchemy.orm import Session
 
+from bapp_cli.db.bulk import CHUNK
 from bapp_cli.errors import BappError, InvalidInput
 from bapp_cli.services.instants import check_in_range, get_zone, localise, parse_instant
 from bapp_cli.services.transfer.formats import SourceRow
@@ -205,7 +206,6 @@ def refusal(row: SourceRow, exc: BappError) -> RowResult:
 
 
 _ADAPTERS: dict[Any, TypeAdapter[Any]] = {}
-_SPECIAL = ("__cells__", "__bad_json__", "__not_object__", "__header__", "__control__")
 
 
 def _adapter(schema: Any) -> TypeAdapter[Any]:
@@ -213,27 +213,6 @@ def _adapter(schema: Any) -> TypeAdapter[Any]:
     if adapter is None:
         adapter = _ADAPTERS[schema] = TypeAdapter(list[schema])
     return adapter
-
-
-def _special_error(row: SourceRow) -> RowError | None:
-    values = row.values
-    if "__cells__" in values:
-        return RowError(
-            row.line, None, f"{values['__cells__']} cells, but the header has {values['__width__']} columns"
-        )
-    if "__bad_json__" in values:
-        return RowError(row.line, None, f"not valid JSON ({values['__bad_json__']})")
-    if "__not_object__" in values:
-        return RowError(row.line, None, f"expected an object, found {values['__not_object__']}")
-    if "__control__" in values:
-        code = ord(values["__char__"])
-        return RowError(
-            row.line,
-            values["__control__"],
-            f"holds the control character U+{code:04X}; text may hold tabs and line breaks, no other control "
-            "characters",
-        )
-    return None
 
 
 def _field_of(location: Sequence[Any]) -> str | None:
@@ -261,7 +240,7 @@ class KindImporter(ABC):
     kind: ClassVar[str]
     schema: ClassVar[Any]  # a TypedDict with `extra="forbid"`
     required: ClassVar[tuple[tuple[str, ...], ...]] = ()  # each group: one of these columns is needed
-    batch_size: ClassVar[int] = 2000
+    batch_size: ClassVar[int] = CHUNK  # rows per batch: the one chunk size of set-based work
 
     def __init__(self, context: ImportContext) -> None:
         self.context = context
@@ -298,9 +277,8 @@ class KindImporter(ABC):
         rejected: list[RowResult] = []
         candidates: list[SourceRow] = []
         for row in rows:
-            special = _special_error(row)
-            if special is not None:
-                rejected.append(RowResult(row, errors=[special]))
+            if row.problem is not None:
+                rejected.append(RowResult(row, errors=[RowError(row.line, row.problem.field, row.problem.message)]))
             else:
                 candidates.append(row)
         adapter = _adapter(self.schema)

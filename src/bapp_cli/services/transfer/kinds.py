@@ -7,7 +7,6 @@ imported by hand), written and read in this order so that every reference points
 from __future__ import annotations
 
 import datetime as dt
-import importlib
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -31,6 +30,30 @@ from bapp_cli.db.models import (
 )
 from bapp_cli.errors import InvalidInput, UsageError
 from bapp_cli.services.transfer import store
+from bapp_cli.services.transfer.bookings import EXPORT_COLUMNS as BOOKING_EXPORT_COLUMNS
+from bapp_cli.services.transfer.bookings import BookingImporter, export_bookings
+from bapp_cli.services.transfer.calendly_state import (
+    CALENDLY_BOOKING_COLUMNS,
+    INBOX_COLUMNS,
+    INVITATION_COLUMNS,
+    CalendlyBookingImporter,
+    InboxImporter,
+    InvitationImporter,
+    export_calendly_bookings,
+    export_inbox,
+    export_invitations,
+)
+from bapp_cli.services.transfer.catalogue import (
+    PATHWAY_EXPORT_COLUMNS,
+    SESSION_EXPORT_COLUMNS,
+    SKILL_EXPORT_COLUMNS,
+    PathwayImporter,
+    SessionImporter,
+    SkillImporter,
+    export_pathways,
+    export_sessions,
+    export_skills,
+)
 from bapp_cli.services.transfer.formats import RecordWriter, Source, SourceRow
 from bapp_cli.services.transfer.importer import (
     ImportContext,
@@ -42,6 +65,25 @@ from bapp_cli.services.transfer.importer import (
     refuse_if_bad,
     run_kind,
 )
+from bapp_cli.services.transfer.learning import (
+    BADGE_EXPORT_COLUMNS,
+    ENROLMENT_EXPORT_COLUMNS,
+    PROGRESS_EXPORT_COLUMNS,
+    BadgeImporter,
+    EnrolmentImporter,
+    ProgressImporter,
+    export_badges,
+    export_enrolments,
+    export_progress,
+)
+from bapp_cli.services.transfer.people import (
+    BUILDER_EXPORT_COLUMNS,
+    CLIENT_EXPORT_COLUMNS,
+    BuilderImporter,
+    ClientImporter,
+    export_builders,
+    export_clients,
+)
 
 KINDS = ("pathways", "skills", "builders", "clients", "enrolments", "sessions", "bookings", "progress", "all")
 BACKUP_FORMAT = "bapp-backup"
@@ -51,46 +93,29 @@ READABLE_VERSIONS = (1, 2)
 
 
 @dataclass(frozen=True)
-class KindSpec:
-    name: str
-    module: str
-    importer: str
-    exporter: str
-    columns: str
-
-    def load(self) -> tuple[type[KindImporter], Callable[[Session], Iterator[dict[str, Any]]], tuple[str, ...]]:
-        module = importlib.import_module(f"bapp_cli.services.transfer.{self.module}")
-        return getattr(module, self.importer), getattr(module, self.exporter), getattr(module, self.columns)
+class Kind:
+    importer: type[KindImporter]
+    exporter: Callable[[Session], Iterator[dict[str, Any]]]
+    columns: tuple[str, ...]
 
 
 # dependency order: what a row refers to is always imported before it
-SPECS = {
-    spec.name: spec
-    for spec in (
-        KindSpec("pathways", "catalogue", "PathwayImporter", "export_pathways", "PATHWAY_EXPORT_COLUMNS"),
-        KindSpec("skills", "catalogue", "SkillImporter", "export_skills", "SKILL_EXPORT_COLUMNS"),
-        KindSpec("builders", "people", "BuilderImporter", "export_builders", "BUILDER_EXPORT_COLUMNS"),
-        KindSpec("clients", "people", "ClientImporter", "export_clients", "CLIENT_EXPORT_COLUMNS"),
-        KindSpec("sessions", "catalogue", "SessionImporter", "export_sessions", "SESSION_EXPORT_COLUMNS"),
-        KindSpec("enrolments", "learning", "EnrolmentImporter", "export_enrolments", "ENROLMENT_EXPORT_COLUMNS"),
-        KindSpec("progress", "learning", "ProgressImporter", "export_progress", "PROGRESS_EXPORT_COLUMNS"),
-        KindSpec("bookings", "bookings", "BookingImporter", "export_bookings", "EXPORT_COLUMNS"),
-        KindSpec("badges", "learning", "BadgeImporter", "export_badges", "BADGE_EXPORT_COLUMNS"),
-        # backup-only sections of the two-way Calendly state (see `calendly_state`)
-        KindSpec(
-            "calendly_bookings",
-            "calendly_state",
-            "CalendlyBookingImporter",
-            "export_calendly_bookings",
-            "CALENDLY_BOOKING_COLUMNS",
-        ),
-        KindSpec(
-            "calendly_invitations", "calendly_state", "InvitationImporter", "export_invitations", "INVITATION_COLUMNS"
-        ),
-        KindSpec("webhook_inbox", "calendly_state", "InboxImporter", "export_inbox", "INBOX_COLUMNS"),
-    )
+REGISTRY = {
+    "pathways": Kind(PathwayImporter, export_pathways, PATHWAY_EXPORT_COLUMNS),
+    "skills": Kind(SkillImporter, export_skills, SKILL_EXPORT_COLUMNS),
+    "builders": Kind(BuilderImporter, export_builders, BUILDER_EXPORT_COLUMNS),
+    "clients": Kind(ClientImporter, export_clients, CLIENT_EXPORT_COLUMNS),
+    "sessions": Kind(SessionImporter, export_sessions, SESSION_EXPORT_COLUMNS),
+    "enrolments": Kind(EnrolmentImporter, export_enrolments, ENROLMENT_EXPORT_COLUMNS),
+    "progress": Kind(ProgressImporter, export_progress, PROGRESS_EXPORT_COLUMNS),
+    "bookings": Kind(BookingImporter, export_bookings, BOOKING_EXPORT_COLUMNS),
+    "badges": Kind(BadgeImporter, export_badges, BADGE_EXPORT_COLUMNS),
+    # backup-only sections of the two-way Calendly state (see `calendly_state`)
+    "calendly_bookings": Kind(CalendlyBookingImporter, export_calendly_bookings, CALENDLY_BOOKING_COLUMNS),
+    "calendly_invitations": Kind(InvitationImporter, export_invitations, INVITATION_COLUMNS),
+    "webhook_inbox": Kind(InboxImporter, export_inbox, INBOX_COLUMNS),
 }
-BACKUP_ORDER = tuple(SPECS)
+BACKUP_ORDER = tuple(REGISTRY)
 # sections only a backup document (with its `bapp` header) may carry: they hold state bapp recorded itself
 # (a `calendly_state` of `requested` makes `calendly reconcile` send a real booking to Calendly)
 BACKUP_ONLY = ("calendly_bookings", "calendly_invitations", "webhook_inbox")
@@ -147,7 +172,7 @@ def import_data(
                 _check_header(rows)
                 backup = True
                 continue
-            if name not in SPECS:
+            if name not in REGISTRY:
                 raise InvalidInput(
                     f"the document holds {name!r}, which is not a kind",
                     hint="its top-level keys are kinds: " + ", ".join(BACKUP_ORDER),
@@ -167,12 +192,10 @@ def import_data(
                     code="not_a_backup",
                 )
             done.append(name)
-            importer_class, _, _ = SPECS[name].load()
-            importer = importer_class(context)
+            importer = REGISTRY[name].importer(context)
             tallies.append(run_kind(importer, rows, errors=errors, rejects=rejects, on_batch=on_batch, label=name))
     else:
-        importer_class, _, _ = SPECS[kind].load()
-        importer = importer_class(ImportContext(session, now, options))
+        importer = REGISTRY[kind].importer(ImportContext(session, now, options))
         source.on_header = importer.check_header
         rows = _section(source, kind)
         tallies.append(run_kind(importer, rows, errors=errors, rejects=rejects, on_batch=on_batch))
@@ -226,7 +249,7 @@ def _section(source: Source, kind: str) -> Iterator[SourceRow]:
 
 def _check_header(rows: Iterator[SourceRow]) -> None:
     for row in rows:
-        header = row.values.get("__header__")
+        header = row.original.get("value")  # the header is a value, not an array of rows
         if not isinstance(header, dict) or header.get("format") != BACKUP_FORMAT:
             raise InvalidInput(f"'bapp' must describe a {BACKUP_FORMAT} document", code="bad_backup")
         version = header.get("version")
@@ -253,9 +276,9 @@ def export_data(session: Session, kind: str, stream: IO[str], fmt: str, *, raw: 
             warnings.simplefilter("ignore", SAWarning)
             session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
     if kind != "all":
-        _, exporter, columns = SPECS[kind].load()
-        writer = RecordWriter(stream, fmt, columns, kind=kind, raw=raw)
-        for record in exporter(session):
+        spec = REGISTRY[kind]
+        writer = RecordWriter(stream, fmt, spec.columns, kind=kind, raw=raw)
+        for record in spec.exporter(session):
             writer.write(record)
         writer.close()
         return writer.count
@@ -270,10 +293,10 @@ def export_data(session: Session, kind: str, stream: IO[str], fmt: str, *, raw: 
 
         stream.write("{" + json.dumps("bapp") + ": " + json.dumps(header))
         for name in BACKUP_ORDER:
-            _, exporter, columns = SPECS[name].load()
+            spec = REGISTRY[name]
             stream.write(",\n" + json.dumps(name) + ": ")
-            writer = RecordWriter(stream, "json", columns, kind=name)
-            for record in exporter(session):
+            writer = RecordWriter(stream, "json", spec.columns, kind=name)
+            for record in spec.exporter(session):
                 writer.write(record)
             writer.close()
             total += writer.count
@@ -283,9 +306,9 @@ def export_data(session: Session, kind: str, stream: IO[str], fmt: str, *, raw: 
 
     stream.write(tomli_w.dumps({"bapp": header}) + "\n")
     for name in BACKUP_ORDER:
-        _, exporter, columns = SPECS[name].load()
-        writer = RecordWriter(stream, "toml", columns, kind=name)
-        for record in exporter(session):
+        spec = REGISTRY[name]
+        writer = RecordWriter(stream, "toml", spec.columns, kind=name)
+        for record in spec.exporter(session):
             writer.write(record)
         writer.close()
         total += writer.count
