@@ -413,12 +413,6 @@ def test_import_decides_as_bookings_create(bapp: Bapp, world: Session, tmp_path:
     assert payments == {"confirmed": "not_required", "pending": "unpaid"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding for the import rebuilt on the rule book: today's import words two pathway refusals its own way"
-    " ('… is a pathway session linked to no pathway', '… is actively enrolled in none of them'); once it takes the"
-    " rule book's Refusal.message this passes — then delete this mark",
-)
 def test_import_gives_the_same_reasons_as_bookings_create(bapp: Bapp, world: Session, tmp_path: Path) -> None:
     disagreements = _import_disagreements(bapp, world, tmp_path, words=True)
     assert not disagreements, json.dumps(disagreements, indent=1, ensure_ascii=False)
