@@ -157,6 +157,8 @@ def _print_changes(sink: OutputSink, report: SyncReport, *, dry_run: bool) -> No
     say = sink.notice if dry_run else sink.detail
     if dry_run:
         say(f"Dry run: {len(report.changes)} change(s) planned, nothing written.")
+    elif not sink.verbose:
+        return  # a first sync's 10,000 lines, formatted for no one
     for change in report.changes:
         say(change.describe())
 
