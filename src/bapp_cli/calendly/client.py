@@ -1,6 +1,6 @@
 """Synchronous Calendly API v2 client: timeouts, bounded retries, keyset pagination, strict parsing.
 
-Failure mapping (SPEC §2.8, CLI.md §3):
+Failure mapping (the exit codes are README.md's table):
 
 * 401/403 → :class:`AuthError` (exit 4) at once: a revoked token or a missing scope needs an operator,
   and retrying would only burn the rate limit.

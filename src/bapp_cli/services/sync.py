@@ -64,7 +64,8 @@ SYNC_COLUMNS = (
 )
 WHOAMI_COLUMNS = ("uri", "name", "email", "organization")
 
-# Fields sync owns (SPEC §2.3); everything else on a session type is curated locally and never touched here.
+# Fields Calendly owns and sync keeps current; everything else on a session type is curated locally and never
+# touched here (README "Cron: keeping the catalogue in step with Calendly").
 OWNED_FIELDS = (
     "slug",
     "title",
@@ -89,7 +90,7 @@ CLASSIFIED_FIELDS = ("category", "requires_auth", "price", "currency")
 # rather than a database error halfway through the apply.
 _MAX_LENGTHS = {"uri": 500, "name": 300, "slug": 200, "color": 7, "scheduling_url": 500, "owner": 500}
 _KINDS = ("solo", "group")
-# Built-in defaults of SPEC §2.3 for names or slugs (slugs use hyphens between words).
+# The built-in "free" words for names or slugs (slugs use hyphens between words).
 _FREE_WORDS = re.compile(r"\b(?:free|getting[\s_-]+started|intro|discovery|back[\s_-]+to[\s_-]+work)", re.IGNORECASE)
 _RULE_KEYS = frozenset({"pattern", "field", "category", "requires_auth", "pathways", "price", "currency"})
 _RULE_FIELDS = {"name": ("name",), "slug": ("slug",), "any": ("name", "slug")}
@@ -196,7 +197,7 @@ def parse_rules(raw: Sequence[Any]) -> list[ClassificationRule]:
 
 
 class Classifier:
-    """Rules first (in order, first match wins), then SPEC §2.3's defaults: free words → free, a pathway's
+    """Rules first (in order, first match wins), then the built-in defaults: free words → free, a pathway's
     name or slug as a whole word → pathway linked to it, otherwise specialized."""
 
     def __init__(self, rules: Sequence[ClassificationRule], pathways: Mapping[str, tuple[str, bool]]) -> None:
@@ -222,7 +223,7 @@ class Classifier:
     def classify(self, name: str, slug: str) -> Classification:
         for rule in self._rules:
             if rule.matches(name, slug):
-                # Archived pathways take no new links (SPEC §2.1), even when a rule names them.
+                # Archived pathways take no new links, even when a rule names them.
                 linked = tuple(item for item in rule.pathways if item not in self._archived)
                 if rule.category == "pathway" and not linked:
                     linked = self._detect_pathways(name, slug)
@@ -530,7 +531,7 @@ def sync_event_types(
                 "last_synced_at": now,
                 "category": classification.category,
                 "requires_auth": classification.requires_auth,
-                # SPEC §2.3: a new type's display order starts at its Calendly position.
+                # A new type's display order starts at its Calendly position.
                 "display_order": item.position if item.position is not None else 0,
                 "price": classification.price if classification.price is not None else Decimal("0.00"),
                 "currency": classification.currency or "GBP",
