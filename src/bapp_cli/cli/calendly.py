@@ -36,6 +36,8 @@ app = typer.Typer(
 )
 
 RUN_KINDS = ("event_types", "bookings")
+RUN_COUNT_HEADERS = ("fetched", "+new", "~upd", "=same", "-gone", "+back", "skip")
+RUN_TABLE_COLUMNS = ("run", "kind", "started", "took", "status", "source", *RUN_COUNT_HEADERS)
 # Without --since a pull covers the recent past and everything upcoming: cancellations of future events
 # arrive at any time, while events long past rarely change (pass --since for a backfill).
 DEFAULT_PULL_DAYS = 30
@@ -270,46 +272,21 @@ def status(
             from rich.table import Table
 
             grid = Table(title="Calendly syncs", header_style="bold")
-            for column in (
-                "run",
-                "kind",
-                "started",
-                "took",
-                "status",
-                "source",
-                "fetched",
-                "+new",
-                "~upd",
-                "=same",
-                "-gone",
-                "+back",
-                "skip",
-            ):
+            for column in RUN_TABLE_COLUMNS:
                 grid.add_column(
-                    column, justify="right" if column not in ("kind", "started", "status", "source") else "left"
+                    column, justify="left" if column in ("kind", "started", "status", "source") else "right"
                 )
             for run in runs:
                 took = f"{(run.finished_at - run.started_at).total_seconds():.1f}s" if run.finished_at else "—"
-                colour = "green" if run.status == "succeeded" else "red"
+                counts = (run.fetched, run.created, run.updated, run.unchanged, run.deactivated, run.reactivated)
                 grid.add_row(
                     str(run.run_id),
                     "bookings" if run.kind == "bookings" else "types",
                     sink.local_time(run.started_at),
                     took,
-                    styled(run.status, colour),
+                    styled(run.status, "green" if run.status == "succeeded" else "red"),
                     run.source,
-                    *(
-                        str(value)
-                        for value in (
-                            run.fetched,
-                            run.created,
-                            run.updated,
-                            run.unchanged,
-                            run.deactivated,
-                            run.reactivated,
-                            run.skipped,
-                        )
-                    ),
+                    *(str(value) for value in (*counts, run.skipped)),
                 )
                 if run.error:
                     grid.add_row("", "", styled(run.error, "red"), *([""] * 10))

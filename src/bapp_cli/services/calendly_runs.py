@@ -232,8 +232,8 @@ def invalid_listing(name: str, details: Sequence[dict[str, Any]]) -> InvalidInpu
 
 
 class FetchedPage(Protocol[Item_co]):
-    """One page of a listing as the worker hands it over (the client's ``ListingPage``); ``restarted``: the
-    listing began again from page one (a stale page token), so what earlier pages gave is dropped."""
+    """One page of a listing (the client's ``ListingPage``); ``restarted``: the listing began again from
+    page one (a stale page token), so what earlier pages gave is dropped."""
 
     @property
     def items(self) -> Sequence[Item_co]: ...
@@ -267,9 +267,9 @@ class CalendlyJob(Generic[Item, Prepared, Report]):
     kind: str  # the run record's kind: event_types or bookings
     lock: str
     what: str  # "Calendly sync": the busy message names it
-    # pages of the listing for a resolved scope (called on the worker thread)
+    # pages of the listing for a resolved scope
     fetch: Callable[[CalendlyClient, SyncScope], Iterable[FetchedPage[Item]]]
-    # a page's database-free preparation (on the caller's thread, while the next page is in flight)
+    # a page's database-free preparation (while the client fetches the next page)
     prepare: Callable[[Sequence[Item], str], list[Prepared]]
     # the whole prepared listing into the open transaction: (session, listing, source, started_at)
     apply: Callable[[Session, list[Prepared], str, dt.datetime], Report]
