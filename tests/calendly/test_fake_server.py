@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -105,7 +106,8 @@ def test_current_user_and_missing_event_type(fake: FakeCalendly) -> None:
 def test_ten_thousand_types_in_one_hundred_pages() -> None:
     with FakeCalendly(event_types=[make_event_type(i) for i in range(10_000)]) as big:
         big.prebuild(user=DEFAULT_USER_URI)
-        with client_for(big) as (client, _):
+        # not a timeout test: a patient read timeout, so a loaded machine cannot add a retried request
+        with client_for(big, timeout=httpx.Timeout(5.0)) as (client, _):
             types = client.list_event_types(user=DEFAULT_USER_URI)
         assert len(types) == 10_000 and len({t.uri for t in types}) == 10_000
         assert big.count("/event_types") == 100
@@ -113,6 +115,48 @@ def test_ten_thousand_types_in_one_hundred_pages() -> None:
 
 
 # --- R1 faults -------------------------------------------------------------------------------------
+
+
+def _wait_until(condition: Any, timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def test_the_next_page_is_on_its_way_while_the_caller_holds_this_one(fake: FakeCalendly) -> None:
+    # P2: a page's validation and the caller's work on it overlap the next round trip instead of adding to it.
+    fake.page_latency = 0.05
+    with client_for(fake) as (client, _):
+        pages = client.iter_event_type_pages(user=DEFAULT_USER_URI)
+        first = next(pages)
+        assert len(first.items) == 100
+        assert _wait_until(lambda: fake.count("/event_types", with_page_token=True) == 1), "page 2 never requested"
+        time.sleep(0.2)
+        assert fake.count("/event_types") == 2  # one page ahead, never more
+        assert [len(page.items) for page in pages] == [100, 50]
+    assert fake.count("/event_types") == 3
+
+
+def test_a_fault_on_the_page_fetched_ahead_fails_the_listing_after_the_pages_before_it(fake: FakeCalendly) -> None:
+    fake.fail_next("/event_types", status=401, with_page_token=True)
+    with client_for(fake) as (client, sleeps):
+        pages = client.iter_event_type_pages(user=DEFAULT_USER_URI)
+        assert len(next(pages).items) == 100
+        with pytest.raises(AuthError) as info:
+            next(pages)
+    assert "HTTP 401" in info.value.message and sleeps == []
+    assert fake.count("/event_types") == 2
+
+
+def test_the_fake_answers_every_get_after_its_page_latency(fake: FakeCalendly) -> None:
+    fake.page_latency = 0.2
+    with client_for(fake, timeout=httpx.Timeout(5.0)) as (client, _):
+        started = time.monotonic()
+        client.get_current_user()
+        assert time.monotonic() - started >= 0.2
 
 
 def test_429_with_reset_header_waits_then_completes(fake: FakeCalendly) -> None:
@@ -196,7 +240,8 @@ def test_schema_invalid_item_names_page_and_field(fake: FakeCalendly) -> None:
     message = info.value.message
     assert "page 2" in message and "collection[3].duration" in message
     assert "ET00000103" in message
-    assert fake.count("/event_types") == 2
+    # page 3 was already on its way while page 2 was validated (the client reads one page ahead), never more
+    assert fake.count("/event_types") == 3
 
 
 def test_stale_page_token_restarts_once(fake: FakeCalendly) -> None:

@@ -29,7 +29,9 @@ repeat the caller's filters. Every request must carry ``Authorization: Bearer <t
 out of listings. Every response carries the three ``X-RateLimit-*`` headers.
 
 Event-type pages are rendered to bytes once per (filters, count) and cached, so 10,000 types in 100 pages
-are served at socket speed (the sync benchmark relies on this).
+are served at socket speed (the sync benchmark relies on this). ``FakeCalendly(page_latency=0.1)`` (or
+setting ``fake.page_latency``) answers every GET that many seconds late, as a distant API would: the sync
+benchmark measures how much of bapp's work hides behind that wait.
 
 Faults are queued and consumed in order, first match wins; each matches a path prefix and optionally only
 requests that do (or do not) carry a ``page_token``::
@@ -474,9 +476,12 @@ class FakeCalendly:
         event_types: Iterable[Mapping[str, Any]] = (),
         scheduled_events: Iterable[Mapping[str, Any]] = (),
         invitees: Mapping[str, Iterable[Mapping[str, Any]]] | None = None,
+        page_latency: float = 0.0,
     ) -> None:
-        """``invitees`` maps a scheduled event URI (or uuid) to its invitee dicts."""
+        """``invitees`` maps a scheduled event URI (or uuid) to its invitee dicts; ``page_latency`` delays
+        every GET by that many seconds (the network's round trip)."""
         self.token = token
+        self.page_latency = page_latency
         self.user: dict[str, Any] = dict(user) if user is not None else make_user()
         self.errors: list[str] = []
         self._lock = threading.Lock()
@@ -768,6 +773,8 @@ class FakeCalendly:
                 fault.times -= 1
         if fault is not None and fault.action == "reset":
             self._reset(handler)
+            return
+        if handler.command == "GET" and self.page_latency > 0 and self._stopping.wait(self.page_latency):
             return
         if fault is not None and fault.action == "delay" and self._stopping.wait(fault.seconds):
             return  # the fake is shutting down: drop the request rather than hold up stop()

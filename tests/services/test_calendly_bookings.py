@@ -36,7 +36,8 @@ from bapp_cli.services.calendly_bookings import (
     pull_bookings,
     within,
 )
-from bapp_cli.services.sync import record_failed_run, sync_event_types
+from bapp_cli.services.calendly_runs import record_failed_run
+from bapp_cli.services.sync import sync_event_types
 from tests.fakes.calendly_server import (
     API_ORIGIN,
     DEFAULT_USER_URI,

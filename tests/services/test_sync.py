@@ -18,14 +18,9 @@ from bapp_cli.calendly.models import EventType
 from bapp_cli.db.models import AuditEntry, BuilderProfile, Pathway, SessionType, SessionTypePathway, SyncRun, User
 from bapp_cli.errors import ConfigError, Conflict, InvalidInput, RemoteError
 from bapp_cli.services.calendly_bookings import list_runs
+from bapp_cli.services.calendly_runs import record_failed_run
 from bapp_cli.services.session_types import is_bookable
-from bapp_cli.services.sync import (
-    Classifier,
-    parse_listing,
-    parse_rules,
-    record_failed_run,
-    sync_event_types,
-)
+from bapp_cli.services.sync import Classifier, parse_listing, parse_rules, sync_event_types
 from tests.fakes.calendly_server import API_ORIGIN, DEFAULT_USER_URI, make_event_type
 
 # the conformance corpus beside the repository (../shared/reference), as the client tests use it

@@ -1,6 +1,6 @@
 """Synchronous Calendly API v2 client: timeouts, bounded retries, keyset pagination, strict parsing.
 
-Failure mapping (SPEC §2.8, CLI.md §3):
+Failure mapping (the exit codes are README.md's table):
 
 * 401/403 → :class:`AuthError` (exit 4) at once: a revoked token or a missing scope needs an operator,
   and retrying would only burn the rate limit.
@@ -25,14 +25,13 @@ scrubbed of the token as a last line of defence.
 
 from __future__ import annotations
 
-import gc
 import json
 import math
 import random
 import re
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -43,6 +42,7 @@ import httpx
 from pydantic import BaseModel, ValidationError
 
 from bapp_cli.calendly.models import (
+    ApiModel,
     AvailableTime,
     AvailableTimes,
     Cancellation,
@@ -51,6 +51,7 @@ from bapp_cli.calendly.models import (
     Invitee,
     InviteeNoShow,
     Page,
+    Pagination,
     Resource,
     ScheduledEvent,
     SchedulingLink,
@@ -627,37 +628,58 @@ class CalendlyClient:
                 request = _Request(first.path, params)
 
     def _pass(self, first: _Request, model: type[Page[T]]) -> Iterator[tuple[int, Page[T]]]:
-        """One walk from page one to the end; raises _StalePageToken for the caller to restart."""
+        """One walk from page one to the end; raises _StalePageToken for the caller to restart.
+
+        The next page is requested as soon as this one's pagination is read, before its items are
+        validated and used: validating and the caller's own work on a page then overlap the next round
+        trip instead of adding to it (P2). Only the token is taken from a page (never its next_page URL),
+        and a next page on another origin, a loop or too many pages stop the walk before that request.
+        """
         seen_tokens: set[str] = set()
         request = first
         number = 1
+        response = self._send(request)
         while True:
-            response = self._send(request)
             if not response.is_success:
                 if response.status_code == 400 and "page_token" in request.params:
                     raise _StalePageToken(_status_text(response))
                 raise self._status_error(request, response, page=number)
-            page = self._parse(request, response, model, page=number)
-            token = self._next_token(request, page, number)
-            if self._on_page is not None:
-                self._on_page(len(page.collection))
-            yield number, page
-            if token is None:
+            try:
+                pagination = _PaginationOnly.model_validate_json(response.content).pagination
+            except ValidationError:
+                pagination = self._parse(request, response, model, page=number).pagination  # names the fault
+            token = self._next_token(request, pagination, number)
+            stop: RemoteError | None = None
+            ahead: _NextPage | None = None
+            if token is not None:
+                if token in seen_tokens:
+                    stop = RemoteError(
+                        f"{first.label}: pagination loop: page {number} points back to a page already fetched"
+                    )
+                elif number >= self.max_pages:
+                    stop = RemoteError(f"{first.label}: listing exceeded {self.max_pages} pages; giving up")
+                else:
+                    seen_tokens.add(token)
+                    # Re-send the caller's own filters with the token rather than requesting next_page
+                    # verbatim: the URL comes from the response, and only the token is needed from it.
+                    ahead = _NextPage(self._send, _Request(first.path, {**first.params, "page_token": token}))
+            try:
+                page = self._parse(request, response, model, page=number)
+                if self._on_page is not None:
+                    self._on_page(len(page.collection))
+                yield number, page
+            except (Exception, GeneratorExit):
+                if ahead is not None:
+                    ahead.settle()  # nothing left in flight on a client about to be closed
+                raise
+            if stop is not None:
+                raise stop
+            if ahead is None:
                 return
-            if token in seen_tokens:
-                raise RemoteError(
-                    f"{first.label}: pagination loop: page {number} points back to a page already fetched"
-                )
-            if number >= self.max_pages:
-                raise RemoteError(f"{first.label}: listing exceeded {self.max_pages} pages; giving up")
-            seen_tokens.add(token)
-            # Re-send the caller's own filters with the token rather than requesting next_page verbatim:
-            # the URL comes from the response, and only the token is needed from it.
-            request = _Request(first.path, {**first.params, "page_token": token})
+            request, response = ahead.request, ahead.response()
             number += 1
 
-    def _next_token(self, request: _Request, page: Page[T], number: int) -> str | None:
-        pagination = page.pagination
+    def _next_token(self, request: _Request, pagination: Pagination, number: int) -> str | None:
         if pagination.next_page is not None:
             try:
                 target = httpx.URL(pagination.next_page)
@@ -835,8 +857,7 @@ class CalendlyClient:
     def _parse(self, request: _Request, response: httpx.Response, model: type[R], page: int | None) -> R:
         body = response.content
         try:
-            with _gc_paused():
-                return model.model_validate_json(body)
+            return model.model_validate_json(body)
         except ValidationError as exc:
             errors = exc.errors(include_url=False, include_input=False)
             where = f" page {page}" if page is not None else ""
@@ -858,21 +879,45 @@ class CalendlyClient:
 # --- module-private helpers ------------------------------------------------------------------------
 
 
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Pause the cyclic GC while one page is validated.
+class _PaginationOnly(ApiModel):
+    """A listing page read for its cursor alone: the items are skipped, not built."""
 
-    A page of 100 event types allocates thousands of acyclic containers; with collection enabled each
-    page also triggers collections that rescan everything already fetched, which made a 10,000-type
-    listing about a third slower (P2). The pause lasts one C-level parse and is always undone.
+    pagination: Pagination
+
+
+class _NextPage:
+    """One listing request sent on a thread of its own while the caller works on the page before it.
+
+    A daemon thread rather than a pool: an interrupted run must not wait at exit for a request it no
+    longer wants. Its outcome, a response or the error of the retry policy, is handed over by
+    :meth:`response`.
     """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
+
+    def __init__(self, send: Callable[[_Request], httpx.Response], request: _Request) -> None:
+        self.request = request
+        self._done = threading.Event()
+        self._response: httpx.Response | None = None
+        self._error: BaseException | None = None
+        threading.Thread(target=self._run, args=(send,), name="calendly-next-page", daemon=True).start()
+
+    def _run(self, send: Callable[[_Request], httpx.Response]) -> None:
+        try:
+            self._response = send(self.request)
+        except BaseException as error:  # raised in the caller's thread by response()
+            self._error = error
+        finally:
+            self._done.set()
+
+    def settle(self) -> None:
+        """Wait for the request to end, its outcome unwanted."""
+        self._done.wait()
+
+    def response(self) -> httpx.Response:
+        self._done.wait()
+        if self._error is not None:
+            raise self._error
+        assert self._response is not None
+        return self._response
 
 
 def _collect(pages: Iterator[ListingPage[T]]) -> list[T]:

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import gc
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
@@ -26,11 +24,10 @@ from bapp_cli.cli.terminal import styled
 from bapp_cli.errors import InvalidInput, UsageError
 
 if TYPE_CHECKING:
-    from sqlalchemy.orm import Session
-
     from bapp_cli.calendly.models import EventType
     from bapp_cli.cli.output import OutputSink
-    from bapp_cli.services.calendly_bookings import BookedInvitee, BookingPullReport, InviteeOutcome
+    from bapp_cli.services.calendly_bookings import BookingPullReport, InviteeOutcome
+    from bapp_cli.services.calendly_runs import CalendlyJob, RunReport
     from bapp_cli.services.sync import SyncReport
 
 app = typer.Typer(
@@ -38,35 +35,14 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-SYNC_LOCK = "calendly-sync"
-BOOKINGS_LOCK = "calendly-bookings"
 RUN_KINDS = ("event_types", "bookings")
+RUN_COUNT_HEADERS = ("fetched", "+new", "~upd", "=same", "-gone", "+back", "skip")
+RUN_TABLE_COLUMNS = ("run", "kind", "started", "took", "status", "source", *RUN_COUNT_HEADERS)
 # Without --since a pull covers the recent past and everything upcoming: cancellations of future events
 # arrive at any time, while events long past rarely change (pass --since for a backfill).
 DEFAULT_PULL_DAYS = 30
 
-Listing = TypeVar("Listing", bound=Sequence[Any])
-Report = TypeVar("Report")
-
-
-@contextlib.contextmanager
-def _without_cyclic_gc() -> Iterator[None]:
-    """Pause the cyclic garbage collector for a bulk run.
-
-    A 10,000-type sync creates hundreds of thousands of small, acyclic objects (models, rows, parameters);
-    the collector kept re-scanning them and cost about a third of the run (SPEC P2). Reference counting
-    still frees everything. When the run ends, what it left alive is frozen before the collector resumes:
-    re-enabling it with that heap in the youngest generation set off a full collection (~0.09 s) of
-    objects the ending command is about to drop anyway.
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.freeze()
-        if enabled:
-            gc.enable()
+Report = TypeVar("Report", bound="RunReport")
 
 
 @app.command("whoami")
@@ -161,42 +137,18 @@ def sync(
       */5 * * * *  bapp calendly sync --wait 60 >/dev/null
     """
     from bapp_cli.services import sync as sync_service
+    from bapp_cli.services.calendly_runs import event_type_sync_job
 
     app_state = state(ctx)
     sink = app_state.output(fmt, as_json)
     _check_scope_flags(user, organization, from_file, verb="sync")
-    settings = app_state.settings
-    rules = sync_service.parse_rules(settings.calendly_rules())
+    rules = sync_service.parse_rules(app_state.settings.calendly_rules())
     # A bad file is bad input, not a run: refused before the lock, with nothing written (exit 6).
     listing = _read_listing(from_file) if from_file is not None else None
-
-    def apply(session: Session, listing: list[EventType], *, source: str, started_at: dt.datetime) -> SyncReport:
-        return sync_service.sync_event_types(
-            session,
-            listing,
-            source=source,
-            started_at=started_at,
-            clock=utc_now,
-            rules=rules,
-            dry_run=dry_run,
-            allow_empty=allow_empty,
-            reclassify=reclassify,
-        )
-
-    report = _fetch_and_apply_under_lock(
-        app_state,
-        sink,
-        lock=SYNC_LOCK,
-        what="Calendly sync",
-        wait=wait,
-        kind="event_types",
-        listing=listing,
-        fetch=sync_service.fetch_event_types,
-        user=user,
-        organization=organization,
-        apply=apply,
-        dry_run=dry_run,
+    job = event_type_sync_job(
+        rules=rules, clock=utc_now, dry_run=dry_run, allow_empty=allow_empty, reclassify=reclassify
     )
+    report = _run(app_state, sink, job, listing, scope=(user, organization), wait=wait, dry_run=dry_run)
     _print_changes(sink, report, dry_run=dry_run)
     sink.record(report.as_record(), sync_service.SYNC_COLUMNS, title="Calendly sync")
     if not dry_run:
@@ -207,6 +159,8 @@ def _print_changes(sink: OutputSink, report: SyncReport, *, dry_run: bool) -> No
     say = sink.notice if dry_run else sink.detail
     if dry_run:
         say(f"Dry run: {len(report.changes)} change(s) planned, nothing written.")
+    elif not sink.verbose:
+        return  # a first sync's 10,000 lines, formatted for no one
     for change in report.changes:
         say(change.describe())
 
@@ -218,131 +172,62 @@ def _check_scope_flags(user: str | None, organization: str | None, from_file: st
         raise UsageError("--from-file applies a saved listing; --user/--organization do not apply to it")
 
 
-def _resolve_scope(app_state: AppState, client: Any, user: str | None, organization: str | None) -> Any:
-    """--user/--organization, else the config's, else the token's own user (SPEC §2.8)."""
-    from bapp_cli.services.sync import resolve_scope
-
-    settings = app_state.settings
-    return resolve_scope(
-        client,
-        user=user,
-        organization=organization,
-        configured_user=settings.text("calendly.user"),
-        configured_organization=settings.text("calendly.organization"),
-    )
-
-
-def _fetch_and_apply_under_lock(
+def _run(
     app_state: AppState,
     sink: OutputSink,
+    job: CalendlyJob[Any, Any, Report],
+    listing: Sequence[Any] | None,
     *,
-    lock: str,
-    what: str,
+    scope: tuple[str | None, str | None],
     wait: float,
-    kind: str,
-    listing: Listing | None,
-    fetch: Callable[[Any, Any], Listing],
-    user: str | None,
-    organization: str | None,
-    apply: Callable[..., Report],
     dry_run: bool,
 ) -> Report:
-    """The one shape of a Calendly cron run (sync, pull-bookings), recorded as a run of `kind`.
+    """Run a Calendly cron job (services.calendly_runs) with a progress line for a person watching; a
+    failed run's summary is printed (when it was recorded, or on a dry run) before its error."""
+    from bapp_cli.services.calendly_runs import resolve_scope, run_calendly_job
 
-    Under the named lock (so two crons never interleave; `wait` as --wait), with the cyclic GC paused:
-    fetch the listing from Calendly for the resolved scope unless a saved one was given, then
-    `apply(session, listing, source=…, started_at=…)` in the command's one write transaction (rolled back
-    on dry run). Any failure, the fetch's included, is recorded as a failed run in its own transaction
-    and re-raised; Ctrl-C is not an Exception, so an interrupted run rolls back and records nothing.
-    """
-    from bapp_cli.db.locks import named_lock
-
-    source = "file" if listing is not None else "api"
-    engine = app_state.engine()
+    settings = app_state.settings
+    user, organization = scope
     progress = sink.progress()
     pages = items = 0
 
     def page_fetched(count: int) -> None:
         nonlocal pages, items
         pages, items = pages + 1, items + count
-        progress.update(f"{what}: fetched {pages} page{'s' if pages != 1 else ''} ({items:,} items)…")
+        progress.update(f"{job.what}: fetched {pages} page{'s' if pages != 1 else ''} ({items:,} items)…")
 
-    with _without_cyclic_gc(), named_lock(engine, lock, wait_seconds=wait, what=what), _closing(progress):
-        started_at = utc_now()
-        fetched = 0
-        try:
-            if listing is None:
-                with app_state.calendly_client(on_page=page_fetched) as client:
-                    listing = fetch(client, _resolve_scope(app_state, client, user, organization))
-            fetched = len(listing)
-            progress.step(f"{what}: applying {fetched:,} items…")
-            with app_state.transaction(dry_run=dry_run) as session:
-                return apply(session, listing, source=source, started_at=started_at)
-        except Exception as error:
-            progress.close()  # the error and the failed run's summary follow on clean lines
-            _report_failure(
-                app_state,
-                sink,
-                error,
-                kind=kind,
-                source=source,
-                started_at=started_at,
-                fetched=fetched,
-                dry_run=dry_run,
-            )
-            raise
-
-
-@contextlib.contextmanager
-def _closing(progress: Any) -> Iterator[None]:
     try:
-        yield
+        outcome = run_calendly_job(
+            job,
+            engine=app_state.engine(),
+            transaction=lambda dry: app_state.transaction(dry_run=dry),
+            open_client=lambda: app_state.calendly_client(on_page=page_fetched),
+            scope=lambda client: resolve_scope(
+                client,
+                user=user,
+                organization=organization,
+                configured_user=settings.text("calendly.user"),
+                configured_organization=settings.text("calendly.organization"),
+            ),
+            listing=listing,
+            wait=wait,
+            dry_run=dry_run,
+            clock=utc_now,
+            scrub=app_state.scrub,
+            on_apply=lambda count: progress.step(f"{job.what}: applying {count:,} items…"),
+        )
     finally:
-        progress.close()
+        progress.close()  # the summary, or the error and the failed run's summary, follow on clean lines
+    if outcome.error is not None:
+        if outcome.failed is not None and sink.format != "table":
+            from bapp_cli.services.calendly_bookings import PULL_COLUMNS
+            from bapp_cli.services.sync import SYNC_COLUMNS
 
-
-def _report_failure(
-    app_state: AppState,
-    sink: OutputSink,
-    error: Exception,
-    *,
-    kind: str,
-    source: str,
-    started_at: dt.datetime,
-    fetched: int,
-    dry_run: bool,
-) -> None:
-    """Record the failed run in its own small transaction (a dry run writes nothing) and print its summary.
-
-    The original error is what the user must see, so a failure to record it is swallowed here.
-    """
-    from bapp_cli.errors import BappError
-    from bapp_cli.services.calendly_bookings import PULL_COLUMNS, BookingPullReport
-    from bapp_cli.services.sync import SYNC_COLUMNS, SyncReport, record_failed_run
-
-    message = error.message if isinstance(error, BappError) else f"unexpected error: {type(error).__name__}: {error}"
-    message = " ".join(app_state.scrub(message).split())
-    run_id = None
-    if not dry_run:
-        try:
-            with app_state.transaction() as session:
-                run_id = record_failed_run(
-                    session,
-                    kind=kind,
-                    source=source,
-                    started_at=started_at,
-                    finished_at=utc_now(),
-                    error=message,
-                    fetched=fetched,
-                )
-        except Exception:  # the database itself may be what failed
-            run_id = None
-    if sink.format == "table" or (run_id is None and not dry_run):
-        # no run was recorded (the database is what failed): a summary would point at a run that does not exist
-        return
-    report_type, columns = (BookingPullReport, PULL_COLUMNS) if kind == "bookings" else (SyncReport, SYNC_COLUMNS)
-    failed = report_type(run_id=run_id, status="failed", dry_run=dry_run, source=source, fetched=fetched, error=message)
-    sink.record(failed.as_record(), columns)
+            columns = SYNC_COLUMNS if job.kind == "event_types" else PULL_COLUMNS
+            sink.record(outcome.failed.as_record(), columns)
+        raise outcome.error
+    assert outcome.report is not None
+    return outcome.report
 
 
 @app.command("status")
@@ -387,46 +272,21 @@ def status(
             from rich.table import Table
 
             grid = Table(title="Calendly syncs", header_style="bold")
-            for column in (
-                "run",
-                "kind",
-                "started",
-                "took",
-                "status",
-                "source",
-                "fetched",
-                "+new",
-                "~upd",
-                "=same",
-                "-gone",
-                "+back",
-                "skip",
-            ):
+            for column in RUN_TABLE_COLUMNS:
                 grid.add_column(
-                    column, justify="right" if column not in ("kind", "started", "status", "source") else "left"
+                    column, justify="left" if column in ("kind", "started", "status", "source") else "right"
                 )
             for run in runs:
                 took = f"{(run.finished_at - run.started_at).total_seconds():.1f}s" if run.finished_at else "—"
-                colour = "green" if run.status == "succeeded" else "red"
+                counts = (run.fetched, run.created, run.updated, run.unchanged, run.deactivated, run.reactivated)
                 grid.add_row(
                     str(run.run_id),
                     "bookings" if run.kind == "bookings" else "types",
                     sink.local_time(run.started_at),
                     took,
-                    styled(run.status, colour),
+                    styled(run.status, "green" if run.status == "succeeded" else "red"),
                     run.source,
-                    *(
-                        str(value)
-                        for value in (
-                            run.fetched,
-                            run.created,
-                            run.updated,
-                            run.unchanged,
-                            run.deactivated,
-                            run.reactivated,
-                            run.skipped,
-                        )
-                    ),
+                    *(str(value) for value in (*counts, run.skipped)),
                 )
                 if run.error:
                     grid.add_row("", "", styled(run.error, "red"), *([""] * 10))
@@ -528,6 +388,7 @@ def pull_bookings(
       */5 * * * *  bapp calendly pull-bookings --wait 60 >/dev/null
     """
     from bapp_cli.services import calendly_bookings as service
+    from bapp_cli.services.calendly_runs import bookings_pull_job
     from bapp_cli.services.instants import parse_instant
 
     app_state = state(ctx)
@@ -548,53 +409,13 @@ def pull_bookings(
         content = _read_bytes(from_file, what="--from-file")
         parsed = service.parse_bookings_listing(content, name="stdin" if from_file == "-" else from_file)
         listing = service.within(parsed, since_at, until_at)
-
-    def fetch(client: Any, scope: Any) -> list[BookedInvitee]:
-        return service.fetch_booked_invitees(client, scope, since=since_at, until=until_at)
-
-    def apply(
-        session: Session, listing: list[BookedInvitee], *, source: str, started_at: dt.datetime
-    ) -> BookingPullReport:
-        report = service.pull_bookings(
-            session,
-            listing,
-            source=source,
-            started_at=started_at,
-            clock=utc_now,
-            pathway_question=pattern,
-            dry_run=dry_run,
-        )
-        _park_skipped_invitees(session, listing, report, pattern)
-        return report
-
-    report = _fetch_and_apply_under_lock(
-        app_state,
-        sink,
-        lock=BOOKINGS_LOCK,
-        what="Calendly bookings pull",
-        wait=wait,
-        kind="bookings",
-        listing=listing,
-        fetch=fetch,
-        user=user,
-        organization=organization,
-        apply=apply,
-        dry_run=dry_run,
-    )
+    job = bookings_pull_job(since=since_at, until=until_at, pathway_question=pattern, clock=utc_now, dry_run=dry_run)
+    report = _run(app_state, sink, job, listing, scope=(user, organization), wait=wait, dry_run=dry_run)
     _print_outcomes(sink, report.outcomes, dry_run=dry_run)
     sink.record(report.as_record(), service.PULL_COLUMNS, title="Calendly bookings pull")
     if not dry_run:
         _retry_parked_quietly(app_state, sink)
     _refuse_silent_skips(sink, report, dry_run=dry_run)
-
-
-def _park_skipped_invitees(session: Session, listing: Sequence[BookedInvitee], report: Any, pattern: Any) -> None:
-    """Park, in the pull's own transaction, every invitee the pull could not apply (R8: never dropped)."""
-    from bapp_cli.services.webhook_inbox import park_pulled
-
-    skipped = [item for item, outcome in zip(listing, report.outcomes, strict=True) if outcome.action == "skipped"]
-    if skipped:
-        park_pulled(session, skipped, now=utc_now(), pathway_question=pattern)
 
 
 def _refuse_silent_skips(sink: OutputSink, report: BookingPullReport, *, dry_run: bool) -> None:

@@ -45,7 +45,7 @@ Changes after the first sight:
 
 Run records (pulls only) follow the event-type sync: a successful pull writes its ``sync_runs`` row
 (``kind = "bookings"``) in the same transaction as its changes; a failed one rolls back and the caller
-records the failure with the sync's :func:`bapp_cli.services.sync.record_failed_run`; a dry run writes
+records the failure with :func:`bapp_cli.services.calendly_runs.record_failed_run`; a dry run writes
 nothing. The run row has the sync's counters, so ``deactivated`` holds the bookings cancelled and
 ``reactivated`` the bookings rescheduled by that pull.
 
@@ -83,6 +83,13 @@ from bapp_cli.db.models import (
 from bapp_cli.errors import ConfigError, InvalidInput
 from bapp_cli.services.answers import Question, answers_from_calendly, questions_from
 from bapp_cli.services.booking import creation_audit, insert_booking
+from bapp_cli.services.calendly_runs import (
+    RunReport,
+    invalid_listing,
+    listing_error_details,
+    listing_pages,
+    record_succeeded_run,
+)
 from bapp_cli.services.calendly_write import attach_invitee, match_held_booking, use_invitation
 from bapp_cli.services.enrolment import enrol
 from bapp_cli.services.instants import get_zone, instant_text
@@ -96,17 +103,10 @@ from bapp_cli.services.rule_book import (
     choose_pathway,
     price_status,
 )
-from bapp_cli.services.sync import (
-    RunReport,
-    invalid_listing,
-    listing_error_details,
-    listing_pages,
-    record_succeeded_run,
-)
 
 if TYPE_CHECKING:
     from bapp_cli.calendly.client import CalendlyClient
-    from bapp_cli.services.sync import SyncScope
+    from bapp_cli.services.calendly_runs import SyncScope
 
 DEFAULT_PATHWAY_QUESTION = "pathway"
 PULL_COLUMNS = (

@@ -1,27 +1,21 @@
-"""Calendly event-type sync (SPEC §2.3, §2.8): classify, apply a whole listing in one transaction, record runs.
+"""Calendly event-type sync: classify, apply a whole listing in one transaction.
 
-The listing is fetched completely before anything is written; :func:`sync_event_types` then applies it
-inside the caller's one transaction:
+The listing is fetched completely before anything is written (the run itself — lock, fetch, run records —
+is :mod:`bapp_cli.services.calendly_runs`); :func:`sync_event_types` then applies it inside the caller's one
+transaction:
 
 * matched on the event-type URI; new types are created and classified (config rules, else the built-in
-  defaults of SPEC §2.3); known ones get their Calendly-owned fields updated and nothing else (the
-  curated fields change only by admin command or ``--reclassify``);
+  defaults: free words → free, a pathway's name or slug → pathway, else specialized); known ones get
+  their Calendly-owned fields updated and nothing else (the curated fields change only by admin command
+  or ``--reclassify``);
 * types missing from the listing are marked not bookable (``present_in_last_sync`` false); types that
   come back are marked present again;
 * only rows that differ are written, so a no-change run writes no session-type rows at all.
-
-Run records: a successful run inserts its ``sync_runs`` row in the same transaction as the changes, so
-the two commit or vanish together (a run killed mid-apply leaves neither). A failed run (fetch error,
-invalid listing, empty-listing guard, database error) rolls its transaction back and the caller writes
-the failed row in a small transaction of its own with :func:`record_failed_run`: that row is the only
-write a failed run makes. A dry run writes nothing, not even a run record. A run refused because
-another holds the lock never started, so it has no record either.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -35,8 +29,16 @@ from sqlalchemy.orm import Session
 from bapp_cli.calendly.models import CustomQuestion, EventType
 from bapp_cli.db import bulk
 from bapp_cli.db.audit import record_audit
-from bapp_cli.db.models import Pathway, SessionType, SessionTypePathway, SyncRun
+from bapp_cli.db.models import Pathway, SessionType, SessionTypePathway
 from bapp_cli.errors import BappError, ConfigError, Conflict, InvalidInput, RemoteError
+from bapp_cli.services.calendly_runs import (
+    SOURCES,
+    RunReport,
+    invalid_listing,
+    listing_error_details,
+    listing_pages,
+    record_succeeded_run,
+)
 from bapp_cli.services.people import builder_ids_by_calendly_uri
 from bapp_cli.services.session_types import (
     CATEGORY_ORDER,
@@ -61,9 +63,9 @@ SYNC_COLUMNS = (
     "reactivated",
 )
 WHOAMI_COLUMNS = ("uri", "name", "email", "organization")
-SOURCES = ("api", "file")
 
-# Fields sync owns (SPEC §2.3); everything else on a session type is curated locally and never touched here.
+# Fields Calendly owns and sync keeps current; everything else on a session type is curated locally and never
+# touched here (README "Cron: keeping the catalogue in step with Calendly").
 OWNED_FIELDS = (
     "slug",
     "title",
@@ -88,13 +90,12 @@ CLASSIFIED_FIELDS = ("category", "requires_auth", "price", "currency")
 # rather than a database error halfway through the apply.
 _MAX_LENGTHS = {"uri": 500, "name": 300, "slug": 200, "color": 7, "scheduling_url": 500, "owner": 500}
 _KINDS = ("solo", "group")
-# Built-in defaults of SPEC §2.3 for names or slugs (slugs use hyphens between words).
+# The built-in "free" words for names or slugs (slugs use hyphens between words).
 _FREE_WORDS = re.compile(r"\b(?:free|getting[\s_-]+started|intro|discovery|back[\s_-]+to[\s_-]+work)", re.IGNORECASE)
 _RULE_KEYS = frozenset({"pattern", "field", "category", "requires_auth", "pathways", "price", "currency"})
 _RULE_FIELDS = {"name": ("name",), "slug": ("slug",), "any": ("name", "slug")}
 _ID_CHUNK = 500
 _LISTING = TypeAdapter(list[EventType])
-# One serializer call for every type's questions: per-question model_dump dominated a 10,000-type sync.
 
 
 # -- classification ----------------------------------------------------------------------------------
@@ -196,7 +197,7 @@ def parse_rules(raw: Sequence[Any]) -> list[ClassificationRule]:
 
 
 class Classifier:
-    """Rules first (in order, first match wins), then SPEC §2.3's defaults: free words → free, a pathway's
+    """Rules first (in order, first match wins), then the built-in defaults: free words → free, a pathway's
     name or slug as a whole word → pathway linked to it, otherwise specialized."""
 
     def __init__(self, rules: Sequence[ClassificationRule], pathways: Mapping[str, tuple[str, bool]]) -> None:
@@ -222,7 +223,7 @@ class Classifier:
     def classify(self, name: str, slug: str) -> Classification:
         for rule in self._rules:
             if rule.matches(name, slug):
-                # Archived pathways take no new links (SPEC §2.1), even when a rule names them.
+                # Archived pathways take no new links, even when a rule names them.
                 linked = tuple(item for item in rule.pathways if item not in self._archived)
                 if rule.category == "pathway" and not linked:
                     linked = self._detect_pathways(name, slug)
@@ -253,21 +254,6 @@ def load_classifier(session: Session, rules: Sequence[ClassificationRule]) -> Cl
 
 
 @dataclass(frozen=True)
-class SyncScope:
-    """Whose event types to list: a user URI, an organization URI (or both, as configured)."""
-
-    user: str | None = None
-    organization: str | None = None
-
-    def describe(self) -> str:
-        parts = [
-            f"organization {self.organization}" if self.organization else "",
-            f"user {self.user}" if self.user else "",
-        ]
-        return " and ".join(part for part in parts if part)
-
-
-@dataclass(frozen=True)
 class CalendlyIdentity:
     """Who the token belongs to (``bapp calendly whoami``)."""
 
@@ -283,78 +269,6 @@ class CalendlyIdentity:
 def whoami(client: CalendlyClient) -> CalendlyIdentity:
     user = client.get_current_user()
     return CalendlyIdentity(user.uri, user.name, user.email, user.current_organization)
-
-
-def resolve_scope(
-    client: CalendlyClient,
-    *,
-    user: str | None = None,
-    organization: str | None = None,
-    configured_user: str | None = None,
-    configured_organization: str | None = None,
-) -> SyncScope:
-    """SPEC §2.8: ``--user``/``--organization``, else the config's, else the token's own user (``/users/me``)."""
-    if user or organization:
-        return SyncScope(user=user or None, organization=organization or None)
-    if configured_user or configured_organization:
-        return SyncScope(user=configured_user or None, organization=configured_organization or None)
-    return SyncScope(user=client.get_current_user().uri)
-
-
-def fetch_event_types(client: CalendlyClient, scope: SyncScope) -> list[EventType]:
-    """Every page of the scope's event types, active and inactive; fails whole (nothing partial)."""
-    return client.list_event_types(user=scope.user, organization=scope.organization)
-
-
-def listing_pages(content: bytes | str, *, name: str, items: str, hint: str) -> list[tuple[str, Any]]:
-    """The pages of a saved Calendly listing (``--from-file``): one page ``{collection, pagination}``, a list
-    of pages, or a bare list of ``items``; each as (where it sits in the file, its collection, unchecked).
-
-    Shared by the event-type sync and the bookings pull, so both read the same file shapes.
-    """
-    try:
-        data = json.loads(content)
-    except (ValueError, UnicodeDecodeError) as exc:
-        where = f" (line {exc.lineno}, column {exc.colno})" if isinstance(exc, json.JSONDecodeError) else ""
-        raise InvalidInput(f"{name}: not valid JSON{where}", code="invalid_listing") from None
-    if isinstance(data, Mapping):
-        if "collection" not in data:
-            raise InvalidInput(
-                f"{name}: a JSON object must be a listing page with a 'collection' array",
-                hint=hint,
-                code="invalid_listing",
-            )
-        return [("collection", data["collection"])]
-    if isinstance(data, list) and data and all(isinstance(item, Mapping) and "collection" in item for item in data):
-        return [(f"[{number}].collection", page["collection"]) for number, page in enumerate(data)]
-    if isinstance(data, list):
-        return [("", data)]
-    raise InvalidInput(f"{name}: expected a listing page, a list of pages or a list of {items}")
-
-
-def listing_error_details(exc: ValidationError, where: str, *, skip: int) -> list[dict[str, Any]]:
-    """A listing's validation errors as detail records: ``row`` names the item (``where`` plus its index),
-    ``field`` the path inside it; ``skip`` drops leading ``loc`` parts that ``where`` already names."""
-    details = []
-    for error in exc.errors(include_url=False, include_input=False):
-        loc = error["loc"][skip:]
-        row = where
-        if loc and isinstance(loc[0], int):
-            row, loc = f"{where}[{loc[0]}]", loc[1:]
-        path = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc).lstrip(".")
-        details.append({"row": row, "field": path or None, "message": error["msg"]})
-    return details
-
-
-def invalid_listing(name: str, details: Sequence[dict[str, Any]]) -> InvalidInput:
-    """One error for every bad item of a listing file (exit 6), its message naming the first."""
-    first = details[0]
-    place = " ".join(str(first[key]) for key in ("row", "field") if first.get(key))
-    return InvalidInput(
-        f"{name}: {len(details)} invalid value(s) in the listing; first: {place}: {first['message']}",
-        details=list(details),
-        code="invalid_listing",
-    )
 
 
 def parse_listing(content: bytes | str, *, name: str) -> list[EventType]:
@@ -401,23 +315,6 @@ class SyncChange:
         if self.note:
             line += f" ({self.note})"
         return line
-
-
-@dataclass
-class RunReport:
-    """What every Calendly run reports, an event-type sync or a bookings pull: the CLI builds a failed
-    run's summary of either kind from these fields alone."""
-
-    run_id: int | None
-    status: str
-    dry_run: bool
-    source: str
-    fetched: int = 0
-    created: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    skipped: int = 0
-    error: str | None = None
 
 
 @dataclass
@@ -494,8 +391,8 @@ def _question_records(questions: Sequence[CustomQuestion]) -> list[dict[str, Any
     ]
 
 
-def _owned_values(item: EventType, questions: list[dict[str, Any]], builders: Mapping[str, int]) -> dict[str, Any]:
-    owner = item.owner_uri
+def _owned_values(item: EventType) -> dict[str, Any]:
+    """The Calendly-owned fields but ``builder_id``, which needs the database (set by the apply)."""
     return {
         "slug": item.slug.lower() if item.slug else None,
         "title": _title(item),
@@ -507,10 +404,8 @@ def _owned_values(item: EventType, questions: list[dict[str, Any]], builders: Ma
         "scheduling_url": item.scheduling_url,
         "is_secret": item.secret,
         "remote_active": item.active,
-        "custom_questions": questions,
-        "owner_uri": owner,
-        # Team-owned types (/teams/…) and types without a profile have no builder.
-        "builder_id": builders.get(owner) if owner else None,
+        "custom_questions": _question_records(item.custom_questions),
+        "owner_uri": item.owner_uri,
         "calendly_position": item.position,
         "remote_updated_at": item.updated_at,
         "remote_deleted_at": item.deleted_at,
@@ -526,6 +421,27 @@ _EXISTING_COLUMNS = (
 )
 
 
+@dataclass(frozen=True, slots=True)
+class StagedType:
+    """A listed event type checked and turned into its owned values: the part of the apply that needs no
+    database, done page by page while the next page is still on its way."""
+
+    item: EventType
+    owned: dict[str, Any]
+
+
+def stage_event_types(items: Iterable[EventType], source: str) -> list[StagedType]:
+    """Check each item (one that cannot be stored raises RemoteError for the API, InvalidInput for a file,
+    naming its field) and compute its owned values."""
+    error_type: type[BappError] = RemoteError if source == "api" else InvalidInput
+    origin = "Calendly listing" if source == "api" else "listing file"
+    staged = []
+    for item in items:
+        _check_item(item, error_type, origin)
+        staged.append(StagedType(item, _owned_values(item)))
+    return staged
+
+
 def _chunks(values: Sequence[int], size: int = _ID_CHUNK) -> Iterable[Sequence[int]]:
     for start in range(0, len(values), size):
         yield values[start : start + size]
@@ -533,7 +449,7 @@ def _chunks(values: Sequence[int], size: int = _ID_CHUNK) -> Iterable[Sequence[i
 
 def sync_event_types(
     session: Session,
-    listing: Sequence[EventType],
+    listing: Sequence[EventType] | Sequence[StagedType],
     *,
     source: str,
     started_at: dt.datetime,
@@ -551,19 +467,16 @@ def sync_event_types(
     (the changes are audited).
 
     Raises Conflict (exit 8) for an empty listing while synced types exist, unless ``allow_empty``; an
-    item that cannot be stored raises RemoteError (API) or InvalidInput (file) naming its field.
+    item that cannot be stored raises as :func:`stage_event_types` says. The listing may come staged.
     """
     if source not in SOURCES:
         raise ValueError(f"unknown sync source {source!r}")
     now = clock()
-    error_type: type[BappError] = RemoteError if source == "api" else InvalidInput
-    origin = "Calendly listing" if source == "api" else "listing file"
     report = SyncReport(run_id=None, status="succeeded", dry_run=dry_run, source=source, fetched=len(listing))
-
-    by_uri: dict[str, EventType] = {}
-    for item in listing:
-        _check_item(item, error_type, origin)
-        by_uri[item.uri] = item  # a type listed twice (pages shifting under the cursor): the later copy wins
+    by_uri: dict[str, StagedType] = {}
+    for entry in listing:
+        staged = entry if isinstance(entry, StagedType) else stage_event_types([entry], source)[0]
+        by_uri[staged.item.uri] = staged  # a type listed twice (pages shifting under the cursor): the later copy wins
     report.skipped = len(listing) - len(by_uri)
 
     existing: dict[str, Row[Any]] = {
@@ -600,8 +513,10 @@ def sync_event_types(
             current_links.setdefault(type_id, set()).add(slug)
 
     slugs = SlugBook.load(session)
-    for uri, item in by_uri.items():
-        desired = _owned_values(item, _question_records(item.custom_questions), builders)
+    for uri, staged in by_uri.items():
+        item, desired = staged.item, staged.owned
+        # Team-owned types (/teams/…) and types without a profile have no builder.
+        desired["builder_id"] = builders.get(desired["owner_uri"]) if desired["owner_uri"] else None
         row = existing.get(uri)
         # Slugs are unique: a Calendly slug a local type already has gets a numbered one (issue 15 #6).
         desired["slug"] = slugs.claim(
@@ -616,7 +531,7 @@ def sync_event_types(
                 "last_synced_at": now,
                 "category": classification.category,
                 "requires_auth": classification.requires_auth,
-                # SPEC §2.3: a new type's display order starts at its Calendly position.
+                # A new type's display order starts at its Calendly position.
                 "display_order": item.position if item.position is not None else 0,
                 "price": classification.price if classification.price is not None else Decimal("0.00"),
                 "currency": classification.currency or "GBP",
@@ -757,83 +672,3 @@ def _write(
             .values(present_in_last_sync=False, last_synced_at=now, updated_at=now)
             .execution_options(synchronize_session=False)
         )
-
-
-def record_run(
-    session: Session,
-    *,
-    kind: str,
-    source: str,
-    started_at: dt.datetime,
-    finished_at: dt.datetime,
-    status: str,
-    error: str | None = None,
-    **counts: int,
-) -> int:
-    """Add a run record (a sync or a bookings pull) to the session's transaction; returns its id."""
-    run = SyncRun(
-        kind=kind,
-        source=source,
-        started_at=started_at,
-        finished_at=finished_at,
-        status=status,
-        dry_run=False,
-        error=error[:2000] if error is not None else None,
-        **counts,
-    )
-    session.add(run)
-    session.flush()
-    return run.id
-
-
-def record_succeeded_run(
-    session: Session,
-    report: RunReport,
-    *,
-    kind: str,
-    started_at: dt.datetime,
-    finished_at: dt.datetime,
-    deactivated: int,
-    reactivated: int,
-) -> int:
-    """The record of a successful run, its counts taken from the report; ``deactivated`` and
-    ``reactivated`` are the two columns each kind fills with its own counters (see calendly_bookings)."""
-    return record_run(
-        session,
-        kind=kind,
-        source=report.source,
-        started_at=started_at,
-        finished_at=finished_at,
-        status="succeeded",
-        fetched=report.fetched,
-        created=report.created,
-        updated=report.updated,
-        unchanged=report.unchanged,
-        deactivated=deactivated,
-        reactivated=reactivated,
-        skipped=report.skipped,
-    )
-
-
-def record_failed_run(
-    session: Session,
-    *,
-    kind: str = "event_types",
-    source: str,
-    started_at: dt.datetime,
-    finished_at: dt.datetime,
-    error: str,
-    fetched: int = 0,
-) -> int:
-    """The only write of a failed run (a sync, or a bookings pull with kind="bookings"): its record, in a
-    transaction of its own (see module docstring)."""
-    return record_run(
-        session,
-        kind=kind,
-        source=source,
-        started_at=started_at,
-        finished_at=finished_at,
-        status="failed",
-        error=error,
-        fetched=fetched,
-    )

@@ -1,0 +1,458 @@
+"""Calendly runs: the one shape of the cron jobs (event-type sync, bookings pull) and their run records.
+
+A run, :func:`run_calendly_job`:
+
+1. takes the job's named lock (a second run exits 75 at once, or waits up to ``--wait``); the lock comes
+   before any request, so a run refused as busy never reached Calendly and leaves no record;
+2. fetches the whole listing — unless a saved one was given — preparing each page (checks, values that
+   need no database) while the client already fetches the next, so that work hides behind the network;
+3. applies the listing in the command's one write transaction, opened only once every page has arrived
+   (a failed fetch changes nothing, and other writers are not held up by a slow API);
+4. on any failure, fetch or apply, records the failed run in a small transaction of its own and hands the
+   error back as data (:class:`RunOutcome`) for the command to report; Ctrl-C is not an Exception, so an
+   interrupted run rolls back and records nothing.
+
+Run records: a successful run inserts its ``sync_runs`` row in the same transaction as its changes (the
+two commit or vanish together: a run killed mid-apply leaves neither). A failed run's record is its only
+write. A dry run writes nothing, not even a record.
+
+Saved listings (``--from-file``) are read by :func:`listing_pages`, shared by both kinds of run so both
+accept the same file shapes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import gc
+import json
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+
+from bapp_cli.errors import BappError, InvalidInput
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+    from sqlalchemy import Engine
+    from sqlalchemy.orm import Session
+
+    from bapp_cli.calendly.client import CalendlyClient
+
+SOURCES = ("api", "file")
+
+Item = TypeVar("Item")
+Item_co = TypeVar("Item_co", covariant=True)
+Prepared = TypeVar("Prepared")
+Report = TypeVar("Report", bound="RunReport")
+
+
+@dataclass
+class RunReport:
+    """What every Calendly run reports, an event-type sync or a bookings pull; a failed run's summary of
+    either kind is built from these fields alone."""
+
+    run_id: int | None
+    status: str
+    dry_run: bool
+    source: str
+    fetched: int = 0
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    skipped: int = 0
+    error: str | None = None
+
+    def as_record(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class SyncScope:
+    """Whose items a run lists: a user URI, an organization URI (or both, as configured)."""
+
+    user: str | None = None
+    organization: str | None = None
+
+
+def resolve_scope(
+    client: CalendlyClient,
+    *,
+    user: str | None = None,
+    organization: str | None = None,
+    configured_user: str | None = None,
+    configured_organization: str | None = None,
+) -> SyncScope:
+    """``--user``/``--organization``, else the config's, else the token's own user (``/users/me``)."""
+    if user or organization:
+        return SyncScope(user=user or None, organization=organization or None)
+    if configured_user or configured_organization:
+        return SyncScope(user=configured_user or None, organization=configured_organization or None)
+    return SyncScope(user=client.get_current_user().uri)
+
+
+# -- run records -------------------------------------------------------------------------------------
+
+
+def record_run(
+    session: Session,
+    *,
+    kind: str,
+    source: str,
+    started_at: dt.datetime,
+    finished_at: dt.datetime,
+    status: str,
+    error: str | None = None,
+    **counts: int,
+) -> int:
+    """Add a run record (a sync or a bookings pull) to the session's transaction; returns its id."""
+    from bapp_cli.db.models import SyncRun
+
+    run = SyncRun(
+        kind=kind,
+        source=source,
+        started_at=started_at,
+        finished_at=finished_at,
+        status=status,
+        dry_run=False,
+        error=error[:2000] if error is not None else None,
+        **counts,
+    )
+    session.add(run)
+    session.flush()
+    return run.id
+
+
+def record_succeeded_run(
+    session: Session,
+    report: RunReport,
+    *,
+    kind: str,
+    started_at: dt.datetime,
+    finished_at: dt.datetime,
+    deactivated: int,
+    reactivated: int,
+) -> int:
+    """The record of a successful run, its counts taken from the report; ``deactivated`` and
+    ``reactivated`` are the two columns each kind fills with its own counters (a pull: cancelled and
+    rescheduled bookings)."""
+    return record_run(
+        session,
+        kind=kind,
+        source=report.source,
+        started_at=started_at,
+        finished_at=finished_at,
+        status="succeeded",
+        fetched=report.fetched,
+        created=report.created,
+        updated=report.updated,
+        unchanged=report.unchanged,
+        deactivated=deactivated,
+        reactivated=reactivated,
+        skipped=report.skipped,
+    )
+
+
+def record_failed_run(
+    session: Session,
+    *,
+    kind: str = "event_types",
+    source: str,
+    started_at: dt.datetime,
+    finished_at: dt.datetime,
+    error: str,
+    fetched: int = 0,
+) -> int:
+    """The only write of a failed run: its record, in a transaction of its own."""
+    return record_run(
+        session,
+        kind=kind,
+        source=source,
+        started_at=started_at,
+        finished_at=finished_at,
+        status="failed",
+        error=error,
+        fetched=fetched,
+    )
+
+
+# -- saved listings ----------------------------------------------------------------------------------
+
+
+def listing_pages(content: bytes | str, *, name: str, items: str, hint: str) -> list[tuple[str, Any]]:
+    """The pages of a saved Calendly listing (``--from-file``): one page ``{collection, pagination}``, a list
+    of pages, or a bare list of ``items``; each as (where it sits in the file, its collection, unchecked)."""
+    try:
+        data = json.loads(content)
+    except (ValueError, UnicodeDecodeError) as exc:
+        where = f" (line {exc.lineno}, column {exc.colno})" if isinstance(exc, json.JSONDecodeError) else ""
+        raise InvalidInput(f"{name}: not valid JSON{where}", code="invalid_listing") from None
+    if isinstance(data, Mapping):
+        if "collection" not in data:
+            raise InvalidInput(
+                f"{name}: a JSON object must be a listing page with a 'collection' array",
+                hint=hint,
+                code="invalid_listing",
+            )
+        return [("collection", data["collection"])]
+    if isinstance(data, list) and data and all(isinstance(item, Mapping) and "collection" in item for item in data):
+        return [(f"[{number}].collection", page["collection"]) for number, page in enumerate(data)]
+    if isinstance(data, list):
+        return [("", data)]
+    raise InvalidInput(f"{name}: expected a listing page, a list of pages or a list of {items}")
+
+
+def listing_error_details(exc: ValidationError, where: str, *, skip: int) -> list[dict[str, Any]]:
+    """A listing's validation errors as detail records: ``row`` names the item (``where`` plus its index),
+    ``field`` the path inside it; ``skip`` drops leading ``loc`` parts that ``where`` already names."""
+    details = []
+    for error in exc.errors(include_url=False, include_input=False):
+        loc = error["loc"][skip:]
+        row = where
+        if loc and isinstance(loc[0], int):
+            row, loc = f"{where}[{loc[0]}]", loc[1:]
+        path = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc).lstrip(".")
+        details.append({"row": row, "field": path or None, "message": error["msg"]})
+    return details
+
+
+def invalid_listing(name: str, details: Sequence[dict[str, Any]]) -> InvalidInput:
+    """One error for every bad item of a listing file (exit 6), its message naming the first."""
+    first = details[0]
+    place = " ".join(str(first[key]) for key in ("row", "field") if first.get(key))
+    return InvalidInput(
+        f"{name}: {len(details)} invalid value(s) in the listing; first: {place}: {first['message']}",
+        details=list(details),
+        code="invalid_listing",
+    )
+
+
+# -- the run -----------------------------------------------------------------------------------------
+
+
+class FetchedPage(Protocol[Item_co]):
+    """One page of a listing (the client's ``ListingPage``); ``restarted``: the listing began again from
+    page one (a stale page token), so what earlier pages gave is dropped."""
+
+    @property
+    def items(self) -> Sequence[Item_co]: ...
+
+    @property
+    def restarted(self) -> bool: ...
+
+
+@dataclass(frozen=True)
+class WholeListing(Generic[Item]):
+    """A listing fetched in one piece (a bookings pull walks events, then each event's invitees)."""
+
+    items: Sequence[Item]
+    restarted: bool = False
+
+
+@dataclass(frozen=True)
+class RunOutcome(Generic[Report]):
+    """How a run ended: its report, or the error to report and the failed run's summary (None when no
+    record could be written — the database may be what failed — unless it was a dry run)."""
+
+    report: Report | None = None
+    error: Exception | None = None
+    failed: RunReport | None = None
+
+
+@dataclass(frozen=True)
+class CalendlyJob(Generic[Item, Prepared, Report]):
+    """What one kind of run supplies: its lock and record kind, how to list, prepare and apply."""
+
+    kind: str  # the run record's kind: event_types or bookings
+    lock: str
+    what: str  # "Calendly sync": the busy message names it
+    # pages of the listing for a resolved scope
+    fetch: Callable[[CalendlyClient, SyncScope], Iterable[FetchedPage[Item]]]
+    # a page's database-free preparation (while the client fetches the next page)
+    prepare: Callable[[Sequence[Item], str], list[Prepared]]
+    # the whole prepared listing into the open transaction: (session, listing, source, started_at)
+    apply: Callable[[Session, list[Prepared], str, dt.datetime], Report]
+    # the failed run's summary of this kind
+    failed_report: Callable[..., RunReport]
+
+
+def run_calendly_job(
+    job: CalendlyJob[Item, Prepared, Report],
+    *,
+    engine: Engine,
+    transaction: Callable[[bool], AbstractContextManager[Session]],
+    open_client: Callable[[], AbstractContextManager[CalendlyClient]],
+    scope: Callable[[CalendlyClient], SyncScope],
+    listing: Sequence[Item] | None,
+    wait: float,
+    dry_run: bool,
+    clock: Callable[[], dt.datetime],
+    scrub: Callable[[str], str],
+    on_apply: Callable[[int], None] = lambda count: None,
+) -> RunOutcome[Report]:
+    """Run ``job`` as the module docstring says; ``listing`` is a saved one (``--from-file``), else the
+    listing is fetched for ``scope(client)``. ``transaction(dry_run)`` opens the command's unit of work,
+    ``scrub`` removes secrets from a failure's message."""
+    from bapp_cli.db.locks import named_lock
+
+    source = "file" if listing is not None else "api"
+    with _cyclic_gc_paused(), named_lock(engine, job.lock, wait_seconds=wait, what=job.what):
+        started_at = clock()
+        fetched = 0
+        try:
+            if listing is None:
+                prepared = _fetch_and_prepare(job, open_client, scope, source)
+            else:
+                prepared = job.prepare(listing, source)
+            fetched = len(prepared)
+            on_apply(fetched)
+            with transaction(dry_run) as session:
+                return RunOutcome(report=job.apply(session, prepared, source, started_at))
+        except Exception as error:
+            message = (
+                error.message if isinstance(error, BappError) else f"unexpected error: {type(error).__name__}: {error}"
+            )
+            message = " ".join(scrub(message).split())
+            run_id = None
+            if not dry_run:
+                try:
+                    with transaction(False) as session:
+                        run_id = record_failed_run(
+                            session,
+                            kind=job.kind,
+                            source=source,
+                            started_at=started_at,
+                            finished_at=clock(),
+                            error=message,
+                            fetched=fetched,
+                        )
+                except Exception:  # the database itself may be what failed: the original error is what counts
+                    return RunOutcome(error=error)
+            failed = job.failed_report(
+                run_id=run_id, status="failed", dry_run=dry_run, source=source, fetched=fetched, error=message
+            )
+            return RunOutcome(error=error, failed=failed)
+
+
+@contextlib.contextmanager
+def _cyclic_gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector for the run.
+
+    A 10,000-type sync creates hundreds of thousands of small, acyclic objects (models, rows, parameters)
+    that the collector kept re-scanning: 0.8 of its 1.6 CPU seconds (bench/sync.py, no latency).
+    Reference counting still frees everything. When the run ends, what it left alive is frozen before the
+    collector resumes, so that neither re-enabling it nor the interpreter's exit sets off a full
+    collection of objects the ending command is about to drop anyway.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        if enabled:
+            gc.enable()
+
+
+def _fetch_and_prepare(
+    job: CalendlyJob[Item, Prepared, Report],
+    open_client: Callable[[], AbstractContextManager[CalendlyClient]],
+    scope: Callable[[CalendlyClient], SyncScope],
+    source: str,
+) -> list[Prepared]:
+    """The whole listing, each page prepared as it arrives — while the client already fetches the next
+    one (see ``CalendlyClient._pass``), so preparing hides behind the network's latency."""
+    prepared: list[Prepared] = []
+    with open_client() as client:
+        for page in job.fetch(client, scope(client)):
+            if page.restarted:
+                prepared.clear()
+            prepared.extend(job.prepare(page.items, source))
+    return prepared
+
+
+# -- the two jobs ------------------------------------------------------------------------------------
+
+SYNC_LOCK = "calendly-sync"
+BOOKINGS_LOCK = "calendly-bookings"
+
+
+def event_type_sync_job(
+    *,
+    rules: Sequence[Any],
+    clock: Callable[[], dt.datetime],
+    dry_run: bool,
+    allow_empty: bool,
+    reclassify: bool,
+) -> CalendlyJob[Any, Any, Any]:
+    """``calendly sync``: every page of the scope's event types, staged page by page, applied whole."""
+    from bapp_cli.services import sync
+
+    def fetch(client: CalendlyClient, scope: SyncScope) -> Iterable[FetchedPage[Any]]:
+        return client.iter_event_type_pages(user=scope.user, organization=scope.organization)
+
+    def apply(session: Session, listing: list[Any], source: str, started_at: dt.datetime) -> Any:
+        return sync.sync_event_types(
+            session,
+            listing,
+            source=source,
+            started_at=started_at,
+            clock=clock,
+            rules=rules,
+            dry_run=dry_run,
+            allow_empty=allow_empty,
+            reclassify=reclassify,
+        )
+
+    return CalendlyJob(
+        kind="event_types",
+        lock=SYNC_LOCK,
+        what="Calendly sync",
+        fetch=fetch,
+        prepare=sync.stage_event_types,
+        apply=apply,
+        failed_report=sync.SyncReport,
+    )
+
+
+def bookings_pull_job(
+    *,
+    since: dt.datetime | None,
+    until: dt.datetime | None,
+    pathway_question: Any,
+    clock: Callable[[], dt.datetime],
+    dry_run: bool,
+) -> CalendlyJob[Any, Any, Any]:
+    """``calendly pull-bookings``: the window's scheduled events and their invitees, applied whole; every
+    invitee the pull cannot apply is parked in the webhook inbox in the same transaction (never dropped)."""
+    from bapp_cli.services import calendly_bookings as bookings
+    from bapp_cli.services.webhook_inbox import park_pulled
+
+    def fetch(client: CalendlyClient, scope: SyncScope) -> Iterable[FetchedPage[Any]]:
+        return [WholeListing(bookings.fetch_booked_invitees(client, scope, since=since, until=until))]
+
+    def apply(session: Session, listing: list[Any], source: str, started_at: dt.datetime) -> Any:
+        report = bookings.pull_bookings(
+            session,
+            listing,
+            source=source,
+            started_at=started_at,
+            clock=clock,
+            pathway_question=pathway_question,
+            dry_run=dry_run,
+        )
+        skipped = [item for item, outcome in zip(listing, report.outcomes, strict=True) if outcome.action == "skipped"]
+        if skipped:
+            park_pulled(session, skipped, now=clock(), pathway_question=pathway_question)
+        return report
+
+    return CalendlyJob(
+        kind="bookings",
+        lock=BOOKINGS_LOCK,
+        what="Calendly bookings pull",
+        fetch=fetch,
+        prepare=lambda items, source: list(items),
+        apply=apply,
+        failed_report=bookings.BookingPullReport,
+    )
