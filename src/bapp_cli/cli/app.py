@@ -1,7 +1,7 @@
 """The root `bapp` app, its global options, and `main()`: the one place errors become exit codes.
 
 Help is rendered with Rich markup only when stdout is a terminal; scripts and shell completion get
-plain help, which keeps start-up light (SPEC P1).
+plain help, which keeps start-up light (`bapp --help` is meant to answer in well under a second).
 """
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ app = typer.Typer(
     no_args_is_help=True,
     context_settings={"help_option_names": ["-h", "--help"]},
     rich_markup_mode=RICH_HELP,
-    pretty_exceptions_enable=False,  # tracebacks with locals could show secrets (SPEC R6)
+    pretty_exceptions_enable=False,  # tracebacks with locals could show secrets (README: secrets never shown)
     add_completion=True,
 )
 
@@ -153,7 +153,7 @@ def root(
     app_state.timezone_flag = timezone
     app_state.quiet = quiet
     app_state.verbose = verbose
-    app_state.debug = debug or os.environ.get("BAPP_DEBUG") == "1"
+    app_state.debug = debug  # BAPP_DEBUG comes with the settings (AppState.wants_traceback)
     app_state.no_color = no_color
     if verbose >= 2:
         import logging
@@ -164,15 +164,20 @@ def root(
         logging.getLogger("httpx").setLevel(logging.INFO)
 
 
-def _wants_json_errors(argv: list[str]) -> bool:
+def _wants_json_errors(argv: list[str], app_state: AppState) -> bool:
+    """Errors go out as JSON too when the command's output is JSON: `--json` or `--format json|jsonl` on
+    the command line, else the format setting (BAPP_FORMAT or `format` in the config file)."""
     for index, arg in enumerate(argv):
         if arg == "--json":
             return True
-        if arg in ("--format", "-f") and index + 1 < len(argv) and argv[index + 1] in ("json", "jsonl"):
-            return True
-        if arg in ("--format=json", "--format=jsonl", "-fjson", "-fjsonl"):
-            return True
-    return os.environ.get("BAPP_FORMAT") in ("json", "jsonl")
+        if arg in ("--format", "-f") and index + 1 < len(argv):
+            return argv[index + 1] in ("json", "jsonl")
+        if arg.startswith("--format="):
+            return arg in ("--format=json", "--format=jsonl")
+        if arg.startswith("-f") and len(arg) > 2 and not arg.startswith("--"):
+            return arg in ("-fjson", "-fjsonl")
+    settings = app_state.settings_for_errors()
+    return settings is not None and settings.output_format in ("json", "jsonl")
 
 
 def _report(
@@ -184,7 +189,7 @@ def _report(
 
     message = scrub(message)
     sys.stderr.write(f"Error: {message}\n")
-    json_errors = _wants_json_errors(argv)
+    json_errors = _wants_json_errors(argv, app_state)
     if details and not json_errors:
         for detail in details[:MAX_DETAIL_LINES]:
             sys.stderr.write(f"  {scrub(_detail_line(detail))}\n")
@@ -199,7 +204,7 @@ def _report(
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Run the app and exit with the documented code (CLI.md §3)."""
+    """Run the app and exit with the documented code (README, exit code table)."""
     click_exceptions = _click_exceptions()
     args = list(sys.argv[1:] if argv is None else argv)
     command = typer.main.get_command(app)
@@ -287,7 +292,7 @@ def _failure(error: Exception, args: list[str], app_state: AppState) -> int:
     if failure is not None:  # the database itself failed (read-only, garbage, gone): a state, not a bug
         _report(failure.message, code=failure.code, hint=failure.hint, details=[], argv=args, app_state=app_state)
         return int(failure.exit_code)
-    debug = app_state.debug or os.environ.get("BAPP_DEBUG") == "1"
+    debug = app_state.wants_traceback()
     if debug:
         sys.stderr.write(visible(app_state.scrub(traceback.format_exc())))
     _report(
