@@ -10,7 +10,7 @@ import json
 import os
 import sys
 import traceback
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 from typer.core import TyperGroup
@@ -24,7 +24,7 @@ from bapp_cli.cli.terminal import forget_unusable_terminal_size, visible
 from bapp_cli.errors import BappError, OutputFailed
 
 MAX_DETAIL_LINES = 100
-RICH_HELP = "rich" if is_terminal(sys.stdout) else None
+RICH_HELP: Literal["rich"] | None = "rich" if is_terminal(sys.stdout) else None
 
 # Command groups, in help order: name → the modules that define it (the first holds `app`; the others
 # add commands to it). A group is imported and built only when it is used, so a command pays for its
@@ -82,7 +82,15 @@ class LazyGroupsRoot(TyperGroup):
         # command stays a group (`bapp badges list`, not `bapp badges`).
         holder = typer.Typer(rich_markup_mode=RICH_HELP)
         holder.add_typer(modules[0].app, name=name)
-        self._commands[name] = typer.main.get_command(holder).commands[name]
+        self._commands[name] = _group_of(holder).commands[name]
+
+
+def _group_of(typer_app: typer.Typer) -> TyperGroup:
+    """The Click group Typer builds for an app with sub-apps (typed: get_command may build a lone command)."""
+    command = typer.main.get_command(typer_app)
+    if not isinstance(command, TyperGroup):
+        raise TypeError(f"expected a command group, got {type(command).__name__}")
+    return command
 
 
 app = typer.Typer(
@@ -214,7 +222,7 @@ def main(argv: list[str] | None = None) -> None:
     exit_code = 0
     real_stdout = sys.stdout
     # the stream, with its write errors named (exit 74), for every command
-    sys.stdout = GuardedStdout(real_stdout)  # type: ignore[assignment]
+    sys.stdout = GuardedStdout(real_stdout)
     forget_unusable_terminal_size()
     try:
         _refuse_undecodable(args)

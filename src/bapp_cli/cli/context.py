@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -40,7 +40,7 @@ class AppState:
     _settings: Settings | None = None
     warned_about_secrets: bool = False
     _settings_checked: bool = False
-    _engine: Any = None
+    _engine: Engine | None = None
     _sink: OutputSink | None = None
     secrets: set[str] = field(default_factory=set)
 
