@@ -1,6 +1,6 @@
 """Synchronous Calendly API v2 client: timeouts, bounded retries, keyset pagination, strict parsing.
 
-Failure mapping (SPEC §2.8, CLI.md §3):
+Failure mapping (exit codes as in README.md, Output and exit codes):
 
 * 401/403 → :class:`AuthError` (exit 4) at once: a revoked token or a missing scope needs an operator,
   and retrying would only burn the rate limit.

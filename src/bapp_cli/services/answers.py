@@ -1,4 +1,4 @@
-"""Answers to a session type's custom questions (SPEC §2.4), shared by booking, import and Calendly pulls.
+"""Answers to a session type's custom questions, shared by booking, import and Calendly pulls.
 
 Questions keep Calendly's shape (`name, type, position, enabled, required, answer_choices,
 include_other`). Answers are stored as one normalised list `[{question, answer, position}]` — Calendly's

@@ -1,4 +1,4 @@
-"""Builders: the people who run sessions, with the scheduling settings bookings enforce (SPEC §2.2)."""
+"""Builders: the people who run sessions, with the scheduling settings bookings enforce."""
 
 from __future__ import annotations
 

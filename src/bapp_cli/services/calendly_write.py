@@ -1,10 +1,10 @@
-"""Bookings that are real in Calendly (SPEC §2.9, R8): open slots, write-through booking, reconcile,
+"""Bookings that are real in Calendly (R8 in docs/reliability.md): open slots, write-through booking, reconcile,
 cancel and no-show pushed to Calendly, single-use scheduling links.
 
 The database and Calendly cannot share a transaction, and ``POST /invitees`` has no idempotency key, so a
 booking made through Calendly goes in steps, each its own unit of work handed in by the caller:
 
-1. every local rule of SPEC §2.5 and "the start is one of Calendly's open slots" are checked, and the
+1. every local booking rule (services/booking.py) and "the start is one of Calendly's open slots" are checked, and the
    booking is committed as ``pending`` with ``calendly_state = 'requested'`` and ``calendly_attempts = 1``
    — the intent, recorded before anything is sent; it holds the slot against other bapp processes;
 2. ``POST /invitees`` is sent (outside any transaction);
@@ -656,7 +656,7 @@ def _plain(value: Any) -> Any:
 
 def match_held_booking(session: Session, *, email: str, session_type_id: int, start: dt.datetime) -> Booking | None:
     """A booking bapp sent to Calendly and has not settled yet, for this client, event type and start: an
-    incoming invitee that matches it *is* that booking, never a second one (SPEC §2.9, R8)."""
+    incoming invitee that matches it *is* that booking, never a second one (R8)."""
     return session.scalars(
         select(Booking)
         .join(User, User.id == Booking.client_id)

@@ -1,10 +1,10 @@
 """Portable badges: Open Badges 3.0 credentials issued, verified and revoked by bapp.
 
-A badge (SPEC §2.6) becomes an `OpenBadgeCredential` — a W3C Verifiable Credential (VC 2.0 context plus
-the OB 3.0 context) signed as a VC-JWT with the issuer's Ed25519 key (EdDSA), as 1EdTech's OB 3.0 §8.2
-describes: the JOSE header names the key (`kid`), the payload carries the credential in its `vc` claim
-with `iss`, `jti`, `nbf` and `iat` mirroring it. Signing and signature checks are PyJWT over
-`cryptography`; nothing here does cryptography of its own.
+A badge (awarded by services/progress.py) becomes an `OpenBadgeCredential` — a W3C Verifiable Credential
+(VC 2.0 context plus the OB 3.0 context) signed as a VC-JWT with the issuer's Ed25519 key (EdDSA), as
+1EdTech's OB 3.0 §8.2 describes: the JOSE header names the key (`kid`), the payload carries the
+credential in its `vc` claim with `iss`, `jti`, `nbf` and `iat` mirroring it. Signing and signature
+checks are PyJWT over `cryptography`; nothing here does cryptography of its own.
 
 Identifiers are stable and derived from the issuer URL, so a credential exported twice names the same
 things: the issuer Profile is `<url>/badges/issuer.json`, an achievement `<url>/badges/achievements/
@@ -385,7 +385,7 @@ class Revocation:
 
 
 def revoke_badge(session: Session, email: str, key: str, *, reason: str, now: dt.datetime) -> Revocation:
-    """Mark a badge revoked, with the reason, and audit it. The badge row stays (SPEC §2.6)."""
+    """Mark a badge revoked, with the reason, and audit it. The badge row stays: badges are never deleted."""
     cleaned = " ".join(reason.split())
     if not cleaned:
         raise InvalidInput("--reason must not be empty", code="missing_reason")

@@ -1,10 +1,11 @@
 """Reading WHEN values: ISO 8601 instants, naive local times read in an IANA zone, calendar days.
 
 Everything past this module is an aware UTC `datetime`. A naive time is read in the zone the caller
-names (the `--timezone` of CLI.md §1) and resolved with that zone's rules *on that date*, so a wall-clock
-time on either side of a daylight-saving change lands on the right UTC instant. Wall-clock times that do
-not exist (the skipped spring-forward hour) or exist twice (the repeated autumn hour) are refused with a
-message that names the field and shows how to disambiguate: a silently guessed hour moves a booking.
+names (the global `--timezone`, README: Configuration) and resolved with that zone's rules *on that
+date*, so a wall-clock time on either side of a daylight-saving change lands on the right UTC instant.
+Wall-clock times that do not exist (the skipped spring-forward hour) or exist twice (the repeated autumn
+hour) are refused with a message that names the field and shows how to disambiguate: a silently guessed
+hour moves a booking.
 """
 
 from __future__ import annotations

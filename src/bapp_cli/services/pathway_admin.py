@@ -1,4 +1,4 @@
-"""Pathway management (SPEC §2.1): add, rename, describe, reorder and archive pathways and their tiers.
+"""Pathway management: add, rename, describe, reorder and archive pathways and their tiers.
 
 Slugs come in any case and are stored lowercase. A slug may not contain `:` because skill links
 (`accelerate:1`) and badge keys (`tier:accelerate:1`) use it as a separator. Archiving keeps history:

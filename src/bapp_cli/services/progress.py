@@ -1,4 +1,4 @@
-"""Completion tracking, badges and progress views (SPEC §2.6).
+"""Completion tracking, badges and progress views.
 
 Everything is computed from the progress rows and the catalogue's links, never stored as counters:
 - a tier is complete when the client has completed every (non-archived) skill linked to it; a tier with
@@ -74,7 +74,7 @@ PACKED_BITS = 62
 
 
 def percent(completed: int, total: int) -> int:
-    """SPEC §2.6: whole percent, rounded down; nothing linked is 0 %, not an error."""
+    """Whole percent, rounded down; nothing linked is 0 %, not an error."""
     return (completed * 100) // total if total > 0 else 0
 
 

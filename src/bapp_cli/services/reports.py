@@ -1,4 +1,4 @@
-"""The builder dashboard (SPEC §2.7): bookings by pathway, client progress, pathway analytics.
+"""The builder dashboard (README: Reports): bookings by pathway, client progress, pathway analytics.
 
 Every figure is an SQL aggregate (GROUP BY, conditional sums, a window function), so each report sends
 the same number of statements whatever the number of clients, skills or bookings; Python only divides

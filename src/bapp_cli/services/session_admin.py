@@ -1,6 +1,6 @@
 """Session-type administration (``bapp sessions list|show|add|update``): the admin view and the curated fields.
 
-Admins edit only what SPEC §2.3 calls curated — category, requires_auth, linked pathways, price and
+Admins edit only the curated fields — category, requires_auth, linked pathways, price and
 currency, display order, the local enable switch — on any session type. ``add`` creates local-only types
 (no Calendly URI), which sync never touches. Everything is validated before the first write.
 """
@@ -45,7 +45,7 @@ _SLUG_PATTERN = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 
 @dataclass(frozen=True)
 class SessionTypeView:
-    """A session type as CLI.md's session record."""
+    """A session type as the session record of `sessions show --json`."""
 
     id: int
     slug: str | None
@@ -131,7 +131,7 @@ class SessionTypeUpdate:
 
 
 def category_order() -> Any:
-    """free, pathway, specialized (SPEC §2.5) as a sortable SQL expression."""
+    """The listing order free, pathway, specialized as a sortable SQL expression."""
     return case({name: index for index, name in enumerate(CATEGORY_ORDER)}, value=SessionType.category, else_=99)
 
 

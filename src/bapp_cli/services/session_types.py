@@ -1,4 +1,4 @@
-"""Session types (what can be booked): lookup, the bookable rule, and the record shape of CLI.md."""
+"""Session types (what can be booked): lookup, the bookable rule, and the session record."""
 
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ SESSION_COLUMNS = (
 
 
 def bookable_clause() -> ColumnElement[bool]:
-    """SPEC §2.3: locally enabled, active in Calendly (or local-only), not deleted there, still listed."""
+    """Bookable: locally enabled, active in Calendly (or local-only), not deleted there, still listed."""
     return and_(
         SessionType.enabled.is_(True),
         or_(SessionType.calendly_uri.is_(None), SessionType.remote_active.is_(True)),
@@ -114,7 +114,7 @@ def builder_emails(session: Session, user_ids: Sequence[int | None]) -> dict[int
 
 
 def session_record(session_type: SessionType, pathways: list[str], builder_email: str | None) -> dict[str, Any]:
-    """The session record of CLI.md (keys in contract order)."""
+    """The session record (its keys in the order scripts rely on: docs/cli.md, `sessions show`)."""
     return {
         "id": session_type.id,
         "slug": session_type.slug,
@@ -152,14 +152,14 @@ def session_records(session: Session, session_types: Sequence[SessionType]) -> l
 
 # -- curated-field values shared by sync classification and the admin commands --------------------
 
-# Listing order of SPEC §2.5: free first, then pathway, then specialized.
+# Listing order: free first, then pathway, then specialized.
 CATEGORY_ORDER = ("free", "pathway", "specialized")
 MAX_PRICE = Decimal("99999999.99")  # Numeric(10, 2)
 CURRENCY_PATTERN = re.compile(r"^[A-Za-z]{3}$")
 
 
 def default_requires_auth(category: str) -> bool:
-    """SPEC §2.3: free sessions need no account; pathway and specialized ones do, unless an admin says otherwise."""
+    """Free sessions need no account; pathway and specialized ones do, unless an admin says otherwise."""
     return category != "free"
 
 

@@ -1,4 +1,4 @@
-"""The webhook inbox (SPEC §2.9, R8): no delivery and no pulled invitee is ever dropped.
+"""The webhook inbox (R8 in docs/reliability.md): no delivery and no pulled invitee is ever dropped.
 
 A verified delivery is applied at once when it can be. When it cannot — its event type is not synced
 yet, its invitee's e-mail cannot be used, its URI is unusable — it is *parked*: stored as received in

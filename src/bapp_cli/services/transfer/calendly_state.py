@@ -1,4 +1,4 @@
-"""What only a backup carries of the two-way Calendly state (SPEC §2.9, R8).
+"""What only a backup carries of the two-way Calendly state (R8 in docs/reliability.md).
 
 Three sections of `export all`, after `bookings` and `badges`, read back only by `import all` of a backup
 document (one with its `bapp` header) — never by a per-kind import:

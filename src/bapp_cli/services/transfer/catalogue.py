@@ -72,7 +72,7 @@ from bapp_cli.services.transfer.importer import (
 
 PATHWAY_EXPORT_COLUMNS = ("id", *PATHWAY_COLUMNS, "created_at")
 SKILL_EXPORT_COLUMNS = ("id", *SKILL_COLUMNS, "created_at")
-# the session record of CLI.md, then what a backup needs to restore the Calendly-owned state exactly
+# the session record (as `sessions show --json`), then what a backup needs to restore the Calendly-owned state exactly
 SESSION_EXPORT_COLUMNS = (
     *SESSION_COLUMNS,
     "kind",
@@ -384,8 +384,8 @@ class SkillImporter(_RowImporter):
         super().__init__(*args, **kwargs)
         self.pathways = {pathway.slug: pathway for pathway in self.session.scalars(select(Pathway))}
         self.tiers = set(self.session.execute(select(PathwayTier.pathway_id, PathwayTier.tier)).all())
-        # what the completion rules must look at once every row is in (SPEC §2.6: badges are awarded
-        # the moment a catalogue change completes a tier)
+        # what the completion rules must look at once every row is in (badges are awarded the
+        # moment a catalogue change completes a tier)
         self.touched_pathways: set[int] = set()
         self.fundamentals_changed = False
 
