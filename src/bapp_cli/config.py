@@ -4,7 +4,9 @@ The one place bapp reads its own environment variables and its config file: `res
 frozen `Settings` once per run, with the precedence flag > environment > config file > default (README,
 Configuration), and records where each value came from for `config show`. The config file is TOML; bapp
 writes it with tomli-w and mode 0600 because it may hold secrets. This module imports only the standard
-library (pydantic would cost `bapp --help` its start-up budget), so resolving settings stays cheap.
+library, and the costlier parts of it (tomllib, urllib) only when used: the launcher's fast path for
+`--help` and Tab completion imports it for the cache directory, and pydantic or even dataclasses would
+show in that start-up time.
 """
 
 from __future__ import annotations
@@ -12,13 +14,10 @@ from __future__ import annotations
 import math
 import os
 import stat
-import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from typing import Any, NamedTuple
 
 from bapp_cli.errors import ConfigError, InvalidInput, UsageError
 
@@ -100,6 +99,8 @@ def normalise_database_url(url: str) -> str:
 
 def mask_url_password(url: str) -> str:
     """Replace the password of a URL with ****, leaving everything else readable."""
+    from urllib.parse import urlsplit, urlunsplit
+
     try:
         parts = urlsplit(url)
     except ValueError:
@@ -184,6 +185,8 @@ def check_setting(key: str, value: Any) -> Any:
             code="invalid_setting",
         )
     if key in ("calendly.base_url", "calendly.user", "calendly.organization"):
+        from urllib.parse import urlsplit
+
         parts = urlsplit(value) if value.isprintable() else None
         if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
             raise InvalidInput(f"{key}: {value!r} is not an http(s) URL", code="invalid_setting")
@@ -199,14 +202,12 @@ def check_setting(key: str, value: Any) -> Any:
     return value
 
 
-@dataclass(frozen=True)
-class Setting:
+class Setting(NamedTuple):
     value: Any
     source: str  # "flag", "env:NAME", "file", "default"
 
 
-@dataclass(frozen=True)
-class SettingProblem:
+class SettingProblem(NamedTuple):
     key: str
     source: str
     error: InvalidInput | ConfigError
@@ -221,15 +222,14 @@ class SettingProblem:
         return f"{settings.describe_source(self.source)}, key {self.key}: {message}"
 
 
-@dataclass(frozen=True)
-class Settings:
-    """Every setting of one run, resolved once: `values` holds each with where it came from (for `config
-    show`); the typed properties are what commands use."""
+class Settings(NamedTuple):
+    """Every setting of one run, resolved once and immutable: `values` holds each with where it came from
+    (for `config show`); the typed properties are what commands use."""
 
     config_path: Path
     config_path_source: str
-    values: Mapping[str, Setting] = field(default_factory=lambda: MappingProxyType({}))
-    file_data: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    values: Mapping[str, Setting] = MappingProxyType({})
+    file_data: Mapping[str, Any] = MappingProxyType({})
 
     def get(self, key: str) -> Any:
         setting = self.values.get(key)
@@ -421,6 +421,8 @@ def _not_a_config_file(path: Path) -> str | None:
 
 
 def load_config_file(path: Path) -> dict[str, Any]:
+    import tomllib
+
     try:
         with path.open("rb") as handle:
             return tomllib.load(handle)
