@@ -147,9 +147,9 @@ def test_format_in_the_config_file_gives_json_errors_as_well_as_json_data(cli: B
     assert missing.exit_code == 7
     error = json.loads(missing.stderr.strip().splitlines()[-1])["error"]
     assert error["code"] and "nobody@example.com" in error["message"]
-    # a --format on the command line wins over the file, for the error as for the data
-    plain = cli("clients", "show", "nobody@example.com", "--format", "csv")
-    assert plain.exit_code == 7 and '{"error"' not in plain.stderr
+    # as with BAPP_FORMAT, and as with --json after an import's --format naming the input
+    imported = cli("import", "clients", "missing.csv", "-f", "csv", "--json", env={"BAPP_CONFIG": "/dev/null"})
+    assert imported.exit_code != 0 and '{"error"' in imported.stderr
 
 
 def test_environment_only_settings_are_shown_with_their_source(cli: Bapp) -> None:

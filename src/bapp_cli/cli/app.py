@@ -173,17 +173,16 @@ def root(
 
 
 def _wants_json_errors(argv: list[str], app_state: AppState) -> bool:
-    """Errors go out as JSON too when the command's output is JSON: `--json` or `--format json|jsonl` on
-    the command line, else the format setting (BAPP_FORMAT or `format` in the config file)."""
+    """Errors go out as JSON too when JSON is asked for: `--json` or `--format json|jsonl` anywhere on the
+    command line (import's `--format` names the input, so another value there decides nothing), else the
+    format setting (BAPP_FORMAT or `format` in the config file)."""
     for index, arg in enumerate(argv):
         if arg == "--json":
             return True
-        if arg in ("--format", "-f") and index + 1 < len(argv):
-            return argv[index + 1] in ("json", "jsonl")
-        if arg.startswith("--format="):
-            return arg in ("--format=json", "--format=jsonl")
-        if arg.startswith("-f") and len(arg) > 2 and not arg.startswith("--"):
-            return arg in ("-fjson", "-fjsonl")
+        if arg in ("--format", "-f") and index + 1 < len(argv) and argv[index + 1] in ("json", "jsonl"):
+            return True
+        if arg in ("--format=json", "--format=jsonl", "-fjson", "-fjsonl"):
+            return True
     settings = app_state.settings_for_errors()
     return settings is not None and settings.output_format in ("json", "jsonl")
 
