@@ -28,12 +28,12 @@ lint: $(DEV_STAMP)
 	$(BIN)/ruff format --check src tests bench migrations
 
 typecheck: $(DEV_STAMP)
-	$(BIN)/mypy --strict -p bapp_cli.services -p bapp_cli.db -p bapp_cli.calendly
+	$(BIN)/mypy --strict -p bapp_cli
 
 test: $(DEV_STAMP)
 	bash scripts/ensure-postgres.sh
 	$(BIN)/ruff check src tests bench migrations
-	$(BIN)/mypy --strict -p bapp_cli.services -p bapp_cli.db -p bapp_cli.calendly
+	$(BIN)/mypy --strict -p bapp_cli
 	BAPP_REQUIRE_POSTGRES=1 $(BIN)/python -m pytest -p no:cacheprovider
 
 docs: $(RUNTIME_STAMP)

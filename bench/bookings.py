@@ -25,6 +25,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from bapp_cli.services.instants import instant_text
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from report import emit, isolated_environment
 
@@ -191,7 +193,7 @@ class SlotClock:
         self.next += dt.timedelta(hours=2)
         return bapp(
             path, "bookings", "create", "--client", CLIENT, "--session", "1", "--start",
-            start.isoformat().replace("+00:00", "Z"), "--answer", "Tools=Python", "--answer", "Tools=Excel", "--json",
+            instant_text(start), "--answer", "Tools=Python", "--answer", "Tools=Excel", "--json",
         )  # fmt: skip
 
 

@@ -1,20 +1,23 @@
 """Settings and where each one came from.
 
-One resolver for every setting, with the precedence of CLI.md §1: flag > environment > config file >
-default. The config file is TOML; bapp writes it with tomli-w and mode 0600 because it may hold secrets.
-This module imports only the standard library so that resolving settings stays cheap.
+The one place bapp reads its own environment variables and its config file: `resolve_settings` builds a
+frozen `Settings` once per run, with the precedence flag > environment > config file > default (README,
+Configuration), and records where each value came from for `config show`. The config file is TOML; bapp
+writes it with tomli-w and mode 0600 because it may hold secrets. This module imports only the standard
+library, and the costlier parts of it (tomllib, urllib) only when used: the launcher's fast path for
+`--help` and Tab completion imports it for the cache directory, and pydantic or even dataclasses would
+show in that start-up time.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import stat
-import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
 from bapp_cli.errors import ConfigError, InvalidInput, UsageError
 
@@ -40,11 +43,32 @@ KNOWN_KEYS: dict[str, tuple[str, ...]] = {
     "badges.issuer_url": (),
     "badges.image_base_url": (),
     # auto (through Calendly when a token is configured), always, never: how `bookings create` books a
-    # session type synced from Calendly (SPEC §2.9)
+    # session type that was synced from Calendly
     "bookings.calendly": ("BAPP_BOOKINGS_CALENDLY",),
     # age after which `calendly reconcile` gives up a booking Calendly never confirmed
     "calendly.reconcile_give_up_hours": (),
 }
+# Settings taken from the environment alone (operators' tuning and the process's identity): no flag, no
+# config key, so `config set` does not take them; `config show` lists them with their source all the same.
+ENVIRONMENT_SETTINGS: dict[str, str] = {
+    "actor": "BAPP_ACTOR",
+    "debug": "BAPP_DEBUG",
+    "connect_timeout": "BAPP_CONNECT_TIMEOUT",
+    "calendly_timeout": "BAPP_CALENDLY_TIMEOUT",
+    "calendly_backoff": "BAPP_CALENDLY_BACKOFF",
+    "calendly_max_wait": "BAPP_CALENDLY_MAX_WAIT",
+    "cache_dir": "BAPP_CACHE_DIR",
+}
+# Calendly allows waits up to a minute between retries; a longer cap would only stall cron.
+CALENDLY_MAX_WAIT_CAP = 60.0
+_ENVIRONMENT_DEFAULTS: dict[str, Any] = {
+    "debug": False,
+    "connect_timeout": 10,
+    "calendly_timeout": 30.0,
+    "calendly_backoff": 0.5,
+    "calendly_max_wait": CALENDLY_MAX_WAIT_CAP,
+}
+_TRUE_WORDS, _FALSE_WORDS = frozenset({"1", "true", "yes", "on"}), frozenset({"0", "false", "no", "off", ""})
 SECRET_KEYS = frozenset({"calendly.token", "calendly.webhook_signing_key"})
 MASK = "****"
 OUTPUT_FORMATS = ("table", "json", "jsonl", "csv", "tsv")
@@ -75,6 +99,8 @@ def normalise_database_url(url: str) -> str:
 
 def mask_url_password(url: str) -> str:
     """Replace the password of a URL with ****, leaving everything else readable."""
+    from urllib.parse import urlsplit, urlunsplit
+
     try:
         parts = urlsplit(url)
     except ValueError:
@@ -106,8 +132,46 @@ def check_database_url(url: str) -> str:
     return url
 
 
+def cache_directory(environ: Mapping[str, str] | None = None) -> Path:
+    """Where the command index lives: BAPP_CACHE_DIR, else `$XDG_CACHE_HOME/bapp`, else `~/.cache/bapp`.
+
+    A function of its own because the launcher answers `--help` and completion before any settings are
+    resolved (it must not read the config file on every Tab press)."""
+    env = os.environ if environ is None else environ
+    if env.get("BAPP_CACHE_DIR"):
+        return Path(env["BAPP_CACHE_DIR"])
+    base = env.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "bapp"
+
+
+def parse_environment_setting(key: str, raw: str) -> Any:
+    """The typed value of an environment-only setting; InvalidInput saying what is wrong otherwise."""
+    text = raw.strip()
+    if key == "debug":
+        if text.lower() in _TRUE_WORDS:
+            return True
+        if text.lower() in _FALSE_WORDS:
+            return False
+        raise InvalidInput("must be 1 or 0 (or true/false, yes/no, on/off)", code="invalid_setting")
+    if key == "connect_timeout":
+        if not (text.isascii() and text.isdigit() and 0 < int(text) <= 3600):
+            raise InvalidInput("must be a whole number of seconds from 1 to 3600", code="invalid_setting")
+        return int(text)
+    if key in ("calendly_timeout", "calendly_backoff", "calendly_max_wait"):
+        try:
+            seconds = float(text)
+        except ValueError:
+            raise InvalidInput(f"must be a number of seconds, not {raw[:40]!r}", code="invalid_setting") from None
+        if not (seconds > 0 and math.isfinite(seconds)):
+            raise InvalidInput("must be a positive number of seconds", code="invalid_setting")
+        return min(seconds, CALENDLY_MAX_WAIT_CAP) if key == "calendly_max_wait" else seconds
+    return raw  # actor, cache_dir: any text
+
+
 def check_setting(key: str, value: Any) -> Any:
     """`value` if it is valid for `key`; InvalidInput naming the key otherwise (ConfigError for the URL)."""
+    if key in ENVIRONMENT_SETTINGS and isinstance(value, str):
+        return parse_environment_setting(key, value)
     if not isinstance(value, str):
         raise InvalidInput(f"{key}: must be a string, not {type(value).__name__}", code="invalid_setting")
     if key == "database_url":
@@ -121,6 +185,8 @@ def check_setting(key: str, value: Any) -> Any:
             code="invalid_setting",
         )
     if key in ("calendly.base_url", "calendly.user", "calendly.organization"):
+        from urllib.parse import urlsplit
+
         parts = urlsplit(value) if value.isprintable() else None
         if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
             raise InvalidInput(f"{key}: {value!r} is not an http(s) URL", code="invalid_setting")
@@ -136,14 +202,12 @@ def check_setting(key: str, value: Any) -> Any:
     return value
 
 
-@dataclass(frozen=True)
-class Setting:
+class Setting(NamedTuple):
     value: Any
     source: str  # "flag", "env:NAME", "file", "default"
 
 
-@dataclass(frozen=True)
-class SettingProblem:
+class SettingProblem(NamedTuple):
     key: str
     source: str
     error: InvalidInput | ConfigError
@@ -153,17 +217,19 @@ class SettingProblem:
         message = self.error.message
         for prefix in (f"{self.key}: ", "database URL: "):
             message = message.removeprefix(prefix)
+        if self.key in ENVIRONMENT_SETTINGS:  # the variable is the whole name; there is no key to edit
+            return f"{settings.describe_source(self.source)}: {message}"
         return f"{settings.describe_source(self.source)}, key {self.key}: {message}"
 
 
-@dataclass
-class Settings:
-    """Resolved settings; `sources` says where each came from (for `config show`)."""
+class Settings(NamedTuple):
+    """Every setting of one run, resolved once and immutable: `values` holds each with where it came from
+    (for `config show`); the typed properties are what commands use."""
 
     config_path: Path
     config_path_source: str
-    values: dict[str, Setting] = field(default_factory=dict)
-    file_data: dict[str, Any] = field(default_factory=dict)
+    values: Mapping[str, Setting] = MappingProxyType({})
+    file_data: Mapping[str, Any] = MappingProxyType({})
 
     def get(self, key: str) -> Any:
         setting = self.values.get(key)
@@ -219,7 +285,7 @@ class Settings:
         """Keys in the config file that bapp does not read (a typo such as `timezon`), dotted."""
         known_tables = {key.split(".")[0] for key in KNOWN_KEYS if "." in key}
         read = set(KNOWN_KEYS) | {"calendly.rules"}
-        found = []
+        found: list[str] = []
         for key, value in self.file_data.items():
             if key in known_tables and isinstance(value, dict):
                 found.extend(f"{key}.{sub}" for sub in value if f"{key}.{sub}" not in read)
@@ -235,6 +301,49 @@ class Settings:
             return bool(self.config_path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO))
         except OSError:
             return False
+
+    def _environment_value(self, key: str) -> Any:
+        value = self.get(key)
+        return parse_environment_setting(key, value) if isinstance(value, str) else value
+
+    @property
+    def output_format(self) -> str | None:
+        """The configured output format (lower case), or None to choose by whether stdout is a terminal."""
+        value = self.text("format")
+        return value.lower() if value else None
+
+    @property
+    def actor(self) -> str:
+        """Who the audit log names for this run's changes (BAPP_ACTOR, else the login name)."""
+        return str(self.get("actor"))
+
+    @property
+    def debug(self) -> bool:
+        return bool(self._environment_value("debug"))
+
+    @property
+    def connect_timeout(self) -> int:
+        """Whole seconds to wait for PostgreSQL to answer."""
+        return int(self._environment_value("connect_timeout"))
+
+    @property
+    def calendly_timeout(self) -> float:
+        """Read timeout of one Calendly request, seconds."""
+        return float(self._environment_value("calendly_timeout"))
+
+    @property
+    def calendly_backoff(self) -> float:
+        """First step of the retry back-off against Calendly, seconds."""
+        return float(self._environment_value("calendly_backoff"))
+
+    @property
+    def calendly_max_wait(self) -> float:
+        """Cap on any one wait before retrying Calendly, seconds (at most a minute)."""
+        return float(self._environment_value("calendly_max_wait"))
+
+    @property
+    def cache_dir(self) -> Path:
+        return Path(str(self.get("cache_dir")))
 
     @property
     def database_url(self) -> str:
@@ -293,6 +402,10 @@ class Settings:
             elif value is not None and key == "database_url":
                 value = mask_url_password(str(value))
             rows.append({"key": key, "value": value, "source": None if setting is None else setting.source})
+        for key in ENVIRONMENT_SETTINGS:
+            setting = self.values[key]
+            value = str(setting.value) if isinstance(setting.value, Path) else setting.value
+            rows.append({"key": key, "value": value, "source": setting.source})
         return rows
 
 
@@ -308,6 +421,8 @@ def _not_a_config_file(path: Path) -> str | None:
 
 
 def load_config_file(path: Path) -> dict[str, Any]:
+    import tomllib
+
     try:
         with path.open("rb") as handle:
             return tomllib.load(handle)
@@ -321,7 +436,7 @@ def load_config_file(path: Path) -> dict[str, Any]:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
 
 
-def _file_value(data: dict[str, Any], key: str) -> Any:
+def _file_value(data: Mapping[str, Any], key: str) -> Any:
     node: Any = data
     for part in key.split("."):
         if not isinstance(node, dict) or part not in node:
@@ -343,25 +458,27 @@ def config_file_path(config_path: str | None, environ: Mapping[str, str] | None 
 def resolve_settings(
     *,
     config_path: str | None,
-    flags: dict[str, Any],
+    flags: Mapping[str, Any],
     environ: Mapping[str, str] | None = None,
     require_named_file: bool = False,
+    read_file: bool = True,
 ) -> Settings:
     """Every setting with its source. With `require_named_file`, a file named by --config must exist: a typo
     there would otherwise run silently on the defaults (perhaps another database). BAPP_CONFIG and the
-    default location may point at a file not created yet, as `config init` expects."""
+    default location may point at a file not created yet, as `config init` expects. `read_file=False`
+    leaves the file out (to report an error about the file itself in the format the environment asks for).
+    Values are resolved, not checked: `Settings.check()` refuses bad ones, `config show` lists them."""
     env = os.environ if environ is None else environ
     path, path_source = config_file_path(config_path, env)
     # /dev/null stays usable as "no config file at all"
-    if require_named_file and path_source == "flag" and (what := _not_a_config_file(path)):
+    if read_file and require_named_file and path_source == "flag" and (what := _not_a_config_file(path)):
         raise ConfigError(
             f"config file {path} (--config) {what}",
             hint="check the path, or create it with `bapp --config PATH config init`",
             code="config_missing",
         )
-    data = load_config_file(path)
-    settings = Settings(config_path=path, config_path_source=path_source, file_data=data)
-
+    data = load_config_file(path) if read_file else {}
+    values: dict[str, Setting] = {}
     for key, env_names in KNOWN_KEYS.items():
         chosen: Setting | None = None
         if flags.get(key) is not None:
@@ -376,16 +493,35 @@ def resolve_settings(
             if file_value is not None:
                 chosen = Setting(file_value, "file")
         if chosen is not None:
-            settings.values[key] = chosen
+            values[key] = chosen
 
-    if "database_url" in settings.values:
-        found = settings.values["database_url"]
-        settings.values["database_url"] = Setting(normalise_database_url(str(found.value)), found.source)
+    if "database_url" in values:
+        found = values["database_url"]
+        values["database_url"] = Setting(normalise_database_url(str(found.value)), found.source)
     else:
-        settings.values["database_url"] = Setting(f"sqlite:///{default_database_path()}", "default")
-    settings.values.setdefault("timezone", Setting("UTC", "default"))
-    settings.values.setdefault("calendly.base_url", Setting(DEFAULT_CALENDLY_BASE_URL, "default"))
-    return settings
+        values["database_url"] = Setting(f"sqlite:///{default_database_path()}", "default")
+    values.setdefault("timezone", Setting("UTC", "default"))
+    values.setdefault("calendly.base_url", Setting(DEFAULT_CALENDLY_BASE_URL, "default"))
+
+    for key, name in ENVIRONMENT_SETTINGS.items():
+        if env.get(name):
+            values[key] = Setting(env[name], f"env:{name}")
+        elif key == "actor":
+            values[key] = Setting(_login_name(), "default")
+        elif key == "cache_dir":
+            values[key] = Setting(cache_directory(env), "default")
+        else:
+            values[key] = Setting(_ENVIRONMENT_DEFAULTS[key], "default")
+    return Settings(config_path=path, config_path_source=path_source, values=MappingProxyType(values), file_data=data)
+
+
+def _login_name() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry (a container running as an arbitrary uid)
+        return "unknown"
 
 
 def _check_key(key: str) -> None:

@@ -1,8 +1,8 @@
 """The error hierarchy: every failure bapp reports is one of these types.
 
-Each error carries the exit code of CLI.md §3, a stable machine-readable ``code`` slug, an optional
-``hint`` (what to do next) and optional ``details`` (e.g. one entry per bad row). Only
-``bapp_cli.cli.app`` turns them into stderr text; nothing else prints them.
+Each error carries its exit code (the table in README.md, "Output and exit codes"), a stable
+machine-readable ``code`` slug, an optional ``hint`` (what to do next) and optional ``details`` (e.g.
+one entry per bad row). Only ``bapp_cli.cli.app`` turns them into stderr text; nothing else prints them.
 """
 
 from __future__ import annotations

@@ -134,3 +134,87 @@ def test_config_path_prints_the_resolved_path(cli: Bapp, tmp_path: Path) -> None
     assert cli("config", "path").stdout.strip() == cli.env["BAPP_CONFIG"]
     other = tmp_path / "other.toml"
     assert cli("--config", str(other), "config", "path").stdout.strip() == str(other)
+
+
+def test_format_in_the_config_file_gives_json_errors_as_well_as_json_data(cli: Bapp) -> None:
+    import json
+
+    Path(cli.env["BAPP_CONFIG"]).write_text('format = "json"\n')
+    assert cli("db", "upgrade").exit_code == 0
+    listed = cli("pathways", "list")
+    assert listed.exit_code == 0 and isinstance(listed.json(), list)
+    missing = cli("clients", "show", "nobody@example.com")
+    assert missing.exit_code == 7
+    error = json.loads(missing.stderr.strip().splitlines()[-1])["error"]
+    assert error["code"] and "nobody@example.com" in error["message"]
+    # as with BAPP_FORMAT, and as with --json after an import's --format naming the input
+    imported = cli("import", "clients", "missing.csv", "-f", "csv", "--json", env={"BAPP_CONFIG": "/dev/null"})
+    assert imported.exit_code != 0 and '{"error"' in imported.stderr
+
+
+def test_environment_only_settings_are_shown_with_their_source(cli: Bapp) -> None:
+    env = {"BAPP_CALENDLY_TIMEOUT": "2.5", "BAPP_CONNECT_TIMEOUT": "7", "BAPP_DEBUG": None}
+    rows = settings_by_key(cli("config", "show", "--json", env=env).json())
+    assert rows["actor"] == {"key": "actor", "value": "tester", "source": "env:BAPP_ACTOR"}
+    assert rows["calendly_timeout"] == {
+        "key": "calendly_timeout",
+        "value": "2.5",
+        "source": "env:BAPP_CALENDLY_TIMEOUT",
+    }
+    assert rows["connect_timeout"]["source"] == "env:BAPP_CONNECT_TIMEOUT"
+    assert rows["debug"] == {"key": "debug", "value": False, "source": "default"}
+    assert rows["calendly_max_wait"] == {"key": "calendly_max_wait", "value": 60.0, "source": "default"}
+    assert rows["cache_dir"]["source"] == "env:BAPP_CACHE_DIR"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "complaint"),
+    [
+        ("BAPP_CALENDLY_TIMEOUT", "soon", "must be a number of seconds, not 'soon'"),
+        ("BAPP_CALENDLY_BACKOFF", "-1", "must be a positive number of seconds"),
+        ("BAPP_CALENDLY_MAX_WAIT", "inf", "must be a positive number of seconds"),
+        ("BAPP_CONNECT_TIMEOUT", "0", "must be a whole number of seconds from 1 to 3600"),
+        ("BAPP_DEBUG", "perhaps", "must be 1 or 0"),
+    ],
+)
+def test_a_bad_environment_setting_is_exit_4_naming_the_variable(
+    cli: Bapp, variable: str, value: str, complaint: str
+) -> None:
+    result = cli("pathways", "list", env={variable: value})
+    assert result.exit_code == 4, result.stderr
+    assert f"Error: environment variable {variable}: {complaint}" in result.stderr
+    shown = cli("config", "show", "--json", env={variable: value})  # config show still shows it, and says so
+    assert shown.exit_code == 0 and f"not valid: environment variable {variable}" in shown.stderr
+
+
+def test_settings_are_typed_frozen_and_cap_the_calendly_wait(tmp_path: Path) -> None:
+    env = {"BAPP_CALENDLY_MAX_WAIT": "600", "BAPP_CALENDLY_TIMEOUT": "4", "BAPP_DEBUG": "yes", "HOME": str(tmp_path)}
+    settings = resolve_settings(config_path=str(tmp_path / "none.toml"), flags={}, environ=env)
+    assert settings.calendly_max_wait == 60.0 and settings.calendly_timeout == 4.0 and settings.debug is True
+    assert settings.connect_timeout == 10 and settings.values["connect_timeout"].source == "default"
+    assert settings.cache_dir.name == "bapp" and settings.values["cache_dir"].source == "default"
+    cached = resolve_settings(config_path=None, flags={}, environ={"XDG_CACHE_HOME": str(tmp_path)}, read_file=False)
+    assert cached.cache_dir == tmp_path / "bapp"
+    with pytest.raises(AttributeError):
+        settings.config_path = tmp_path  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        settings.values["timezone"] = settings.values["timezone"]  # type: ignore[index]
+
+
+def test_only_config_py_reads_bapps_environment_variables() -> None:
+    """Every setting is resolved in one place; a stray os.environ read would bypass `config show` and the
+    checks. What remains elsewhere is the terminal's (COLUMNS, NO_COLOR) and shell completion's own."""
+    import re
+
+    source = Path(__file__).resolve().parents[2] / "src" / "bapp_cli"
+    allowed = {"COLUMNS", "NO_COLOR", "_BAPP_COMPLETE", "COMP_WORDS", "COMP_CWORD", "_TYPER_COMPLETE_ARGS"}
+    reads = re.compile(r"""(?:environ(?:\.get|\.pop)?\s*[\[(]|getenv\s*\()\s*["']([A-Z_]+)["']""")
+    strays = []
+    for path in source.rglob("*.py"):
+        if path.name == "config.py" and path.parent == source:
+            continue
+        for name in reads.findall(path.read_text()):
+            if name not in allowed:
+                strays.append(f"{path.relative_to(source)}: {name}")
+    assert strays == []
+    assert reads.findall('os.environ.get("BAPP_X") or os.getenv("BAPP_Y")') == ["BAPP_X", "BAPP_Y"]

@@ -195,7 +195,10 @@ def test_r9_environment_values_bapp_reads_directly_are_checked(bapp: Bapp) -> No
     timeout = bapp(
         "--database-url", "postgresql://app@127.0.0.1:1/bapp", "pathways", "list", env={"BAPP_CONNECT_TIMEOUT": "abc"}
     )
-    assert timeout.exit_code == 4 and "BAPP_CONNECT_TIMEOUT must be a whole number of seconds" in timeout.stderr
+    assert (
+        timeout.exit_code == 4
+        and "environment variable BAPP_CONNECT_TIMEOUT: must be a whole number of seconds" in timeout.stderr
+    )
 
 
 def test_r9_config_files_bapp_cannot_read_or_write_are_exit_4(bapp: Bapp, tmp_path: Path) -> None:

@@ -207,6 +207,14 @@ def test_writers_render_instants_money_and_nesting_as_documented() -> None:
     assert "none" not in toml_text and "empty" not in toml_text  # TOML has no null: absent means null
     back = sections_of(toml_text.encode(), "toml")["things"][0].values
     assert back["when"] == RECORD["when"] and back["amount"] == "30.00" and back["answers"][0]["answer"] == ["a", "b"]
+    # instants read as everywhere else (UTC, `Z`); every record is its own [[things]] table, nested ones included
+    assert "when = 2030-01-02T03:04:05.123456Z\n" in toml_text and "on = 2030-01-02T03:04:05Z\n" in toml_text
+    nested_only = {"id": None, "answers": [{"question": "Q"}]}
+    three = write("toml", [RECORD, nested_only, RECORD])
+    tables = sections_of(three.encode(), "toml")["things"]
+    assert [table.values.get("id") for table in tables] == [7, None, 7]
+    assert [three.splitlines()[table.line - 1] for table in tables] == ["[[things]]"] * 3
+    assert tables[1].values["answers"] == [{"question": "Q"}]
 
 
 def test_the_rejects_file_keeps_the_row_as_given_plus_an_error() -> None:

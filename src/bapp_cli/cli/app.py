@@ -1,7 +1,7 @@
 """The root `bapp` app, its global options, and `main()`: the one place errors become exit codes.
 
 Help is rendered with Rich markup only when stdout is a terminal; scripts and shell completion get
-plain help, which keeps start-up light (SPEC P1).
+plain help, which keeps start-up light (`bapp --help` is meant to answer in well under a second).
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import json
 import os
 import sys
 import traceback
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 from typer.core import TyperGroup
@@ -24,7 +24,7 @@ from bapp_cli.cli.terminal import forget_unusable_terminal_size, visible
 from bapp_cli.errors import BappError, OutputFailed
 
 MAX_DETAIL_LINES = 100
-RICH_HELP = "rich" if is_terminal(sys.stdout) else None
+RICH_HELP: Literal["rich"] | None = "rich" if is_terminal(sys.stdout) else None
 
 # Command groups, in help order: name → the modules that define it (the first holds `app`; the others
 # add commands to it). A group is imported and built only when it is used, so a command pays for its
@@ -82,7 +82,15 @@ class LazyGroupsRoot(TyperGroup):
         # command stays a group (`bapp badges list`, not `bapp badges`).
         holder = typer.Typer(rich_markup_mode=RICH_HELP)
         holder.add_typer(modules[0].app, name=name)
-        self._commands[name] = typer.main.get_command(holder).commands[name]
+        self._commands[name] = _group_of(holder).commands[name]
+
+
+def _group_of(typer_app: typer.Typer) -> TyperGroup:
+    """The Click group Typer builds for an app with sub-apps (typed: get_command may build a lone command)."""
+    command = typer.main.get_command(typer_app)
+    if not isinstance(command, TyperGroup):
+        raise TypeError(f"expected a command group, got {type(command).__name__}")
+    return command
 
 
 app = typer.Typer(
@@ -92,7 +100,7 @@ app = typer.Typer(
     no_args_is_help=True,
     context_settings={"help_option_names": ["-h", "--help"]},
     rich_markup_mode=RICH_HELP,
-    pretty_exceptions_enable=False,  # tracebacks with locals could show secrets (SPEC R6)
+    pretty_exceptions_enable=False,  # tracebacks with locals could show secrets (README: secrets never shown)
     add_completion=True,
 )
 
@@ -153,7 +161,7 @@ def root(
     app_state.timezone_flag = timezone
     app_state.quiet = quiet
     app_state.verbose = verbose
-    app_state.debug = debug or os.environ.get("BAPP_DEBUG") == "1"
+    app_state.debug = debug  # BAPP_DEBUG comes with the settings (AppState.wants_traceback)
     app_state.no_color = no_color
     if verbose >= 2:
         import logging
@@ -164,7 +172,10 @@ def root(
         logging.getLogger("httpx").setLevel(logging.INFO)
 
 
-def _wants_json_errors(argv: list[str]) -> bool:
+def _wants_json_errors(argv: list[str], app_state: AppState) -> bool:
+    """Errors go out as JSON too when JSON is asked for: `--json` or `--format json|jsonl` anywhere on the
+    command line (import's `--format` names the input, so another value there decides nothing), else the
+    format setting (BAPP_FORMAT or `format` in the config file)."""
     for index, arg in enumerate(argv):
         if arg == "--json":
             return True
@@ -172,7 +183,8 @@ def _wants_json_errors(argv: list[str]) -> bool:
             return True
         if arg in ("--format=json", "--format=jsonl", "-fjson", "-fjsonl"):
             return True
-    return os.environ.get("BAPP_FORMAT") in ("json", "jsonl")
+    settings = app_state.settings_for_errors()
+    return settings is not None and settings.output_format in ("json", "jsonl")
 
 
 def _report(
@@ -184,7 +196,7 @@ def _report(
 
     message = scrub(message)
     sys.stderr.write(f"Error: {message}\n")
-    json_errors = _wants_json_errors(argv)
+    json_errors = _wants_json_errors(argv, app_state)
     if details and not json_errors:
         for detail in details[:MAX_DETAIL_LINES]:
             sys.stderr.write(f"  {scrub(_detail_line(detail))}\n")
@@ -199,7 +211,7 @@ def _report(
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Run the app and exit with the documented code (CLI.md §3)."""
+    """Run the app and exit with the documented code (README, exit code table)."""
     click_exceptions = _click_exceptions()
     args = list(sys.argv[1:] if argv is None else argv)
     command = typer.main.get_command(app)
@@ -209,7 +221,7 @@ def main(argv: list[str] | None = None) -> None:
     exit_code = 0
     real_stdout = sys.stdout
     # the stream, with its write errors named (exit 74), for every command
-    sys.stdout = GuardedStdout(real_stdout)  # type: ignore[assignment]
+    sys.stdout = GuardedStdout(real_stdout)
     forget_unusable_terminal_size()
     try:
         _refuse_undecodable(args)
@@ -287,7 +299,7 @@ def _failure(error: Exception, args: list[str], app_state: AppState) -> int:
     if failure is not None:  # the database itself failed (read-only, garbage, gone): a state, not a bug
         _report(failure.message, code=failure.code, hint=failure.hint, details=[], argv=args, app_state=app_state)
         return int(failure.exit_code)
-    debug = app_state.debug or os.environ.get("BAPP_DEBUG") == "1"
+    debug = app_state.wants_traceback()
     if debug:
         sys.stderr.write(visible(app_state.scrub(traceback.format_exc())))
     _report(

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from bapp_cli.cli.context import state
+from bapp_cli.cli.context import AppState, state
 from bapp_cli.cli.options import DryRunOption, FormatOption, JsonOption, LimitOption, OffsetOption, search_option
 from bapp_cli.cli.unit_of_work import changing, reading
+
+if TYPE_CHECKING:
+    from bapp_cli.services.credentials import Issuer
 
 app = typer.Typer(
     help="List the badges clients have earned; issue, verify and revoke them as Open Badges 3.0 credentials.",
@@ -71,7 +74,7 @@ def _credential_format(value: str) -> str:
     return chosen
 
 
-def _issuer(app_state: Any) -> Any:
+def _issuer(app_state: AppState) -> Issuer:
     """The configured issuer with its key, or exit 4 saying how to create one."""
     from pathlib import Path
 
@@ -336,7 +339,7 @@ def verify_command(
         status_tokens = service.split_credentials(read_text_input(status_list, what="--status-list"), status_list)
         for result in results:
             service.check_against_status_list(result, status_tokens[0], public_key=public_key)
-    if against_db:
+    if against_db and issuer is not None:  # always set above when against_db
         with app_state.reading() as session:
             for result in results:
                 service.check_against_database(session, result, issuer=issuer)

@@ -658,7 +658,10 @@ def webhook_serve(
             "`bapp calendly webhook subscribe`.",
         )
     listener = listen(host, port)
-    engine = make_engine(app_state.settings.database_url, busy_timeout_ms=int(busy_timeout * 1000))
+    settings = app_state.settings
+    engine = make_engine(
+        settings.database_url, busy_timeout_ms=int(busy_timeout * 1000), connect_timeout=settings.connect_timeout
+    )
     handler = _delivery_handler(app_state, source="receiver", tolerance=tolerance, engine=engine)
     try:
         handler.ensure_ready()

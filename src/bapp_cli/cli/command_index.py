@@ -22,14 +22,6 @@ from bapp_cli import __version__
 INDEX_FORMAT = 1
 
 
-def cache_directory() -> Path:
-    override = os.environ.get("BAPP_CACHE_DIR")
-    if override:
-        return Path(override)
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "bapp"
-
-
 def fingerprint() -> str:
     """Changes whenever a command module, Typer or Python changes."""
     import importlib.util
@@ -48,6 +40,8 @@ def fingerprint() -> str:
 
 
 def cache_path() -> Path:
+    from bapp_cli.config import cache_directory
+
     return cache_directory() / f"command-index-{fingerprint()}.json"
 
 

@@ -34,6 +34,7 @@ def split_words(line: str) -> list[str]:
 
 
 def _option(node: dict[str, Any], name: str) -> dict[str, Any] | None:
+    option: dict[str, Any]
     for option in node["options"]:
         if name in option["opts"] or name in option["secondary"]:
             return option
@@ -97,6 +98,7 @@ def complete(tree: dict[str, Any], args: Sequence[str], incomplete: str) -> list
 
 def _argument_at(node: dict[str, Any], position: int) -> dict[str, Any] | None:
     index = 0
+    argument: dict[str, Any]
     for argument in node["arguments"]:
         if argument["nargs"] == -1:
             return argument

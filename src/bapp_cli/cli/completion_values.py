@@ -103,7 +103,7 @@ def _fetch(url: str, query: str) -> list[str]:
         import psycopg
 
         plain = "postgresql://" + url.split("://", 1)[1]
-        with psycopg.connect(plain, connect_timeout=2) as connection:
-            cursor = connection.execute(query.format(false="false") + f" LIMIT {LIMIT * 4}")  # type: ignore[arg-type]
+        with psycopg.connect(plain, connect_timeout=2) as server:
+            cursor = server.execute(query.format(false="false") + f" LIMIT {LIMIT * 4}")
             return [str(row[0]) for row in cursor.fetchall()]
     return []

@@ -8,19 +8,17 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import getpass
-import os
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import typer
 
 from bapp_cli.cli.output import FORMATS, OutputSink, is_terminal
 from bapp_cli.config import Settings, config_file_path, resolve_settings
-from bapp_cli.errors import ConfigError, UsageError
+from bapp_cli.errors import BappError, UsageError
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -42,7 +40,7 @@ class AppState:
     _settings: Settings | None = None
     warned_about_secrets: bool = False
     _settings_checked: bool = False
-    _engine: Any = None
+    _engine: Engine | None = None
     _sink: OutputSink | None = None
     secrets: set[str] = field(default_factory=set)
 
@@ -73,6 +71,30 @@ class AppState:
                     f"run `chmod 600 {self._settings.config_path}`"
                 )
         return self._settings
+
+    def settings_for_errors(self) -> Settings | None:
+        """The settings an error report follows (its format, whether to show a traceback), even when the
+        command failed before resolving them or because of them: the config file if it can be read, else
+        the flags and the environment alone; None only if even those cannot be resolved."""
+        if self._settings is not None:
+            return self._settings
+        flags = {"database_url": self.database_url_flag, "timezone": self.timezone_flag}
+        for read_file in (True, False):
+            try:
+                return resolve_settings(config_path=self.config_flag, flags=flags, read_file=read_file)
+            except BappError:
+                continue
+        return None
+
+    def wants_traceback(self) -> bool:
+        """--debug, or BAPP_DEBUG set to a true value."""
+        if self.debug:
+            return True
+        settings = self.settings_for_errors()
+        try:
+            return settings is not None and settings.debug
+        except BappError:  # BAPP_DEBUG itself is not valid: no traceback, the command's error says why
+            return False
 
     @property
     def config_path(self) -> Path:
@@ -107,13 +129,7 @@ class AppState:
 
     @property
     def actor(self) -> str:
-        actor = os.environ.get("BAPP_ACTOR")
-        if actor:
-            return actor
-        try:
-            return getpass.getuser()
-        except (KeyError, OSError):
-            return "unknown"
+        return self.settings.actor
 
     # -- output ---------------------------------------------------------------------------------
     def output(self, fmt: str | None = None, as_json: bool = False, *, check_settings: bool = True) -> OutputSink:
@@ -121,11 +137,11 @@ class AppState:
         format or time zone that is not valid instead of refusing to run."""
         if check_settings:
             settings = self.settings
-            configured, zone = settings.get("format"), settings.timezone
+            configured, zone = settings.output_format, settings.timezone
         else:
             settings = self.unchecked_settings
             bad = {problem.key for problem in settings.problems()}
-            configured = None if "format" in bad else settings.get("format")
+            configured = None if "format" in bad else settings.output_format
             zone = "UTC" if "timezone" in bad else settings.timezone
         chosen = "json" if as_json else fmt or configured
         if not chosen:
@@ -150,7 +166,10 @@ class AppState:
         if self._engine is None:
             from bapp_cli.db.engine import make_engine
 
-            self._engine = make_engine(self.settings.database_url, create_sqlite_file=create_sqlite_file)
+            settings = self.settings
+            self._engine = make_engine(
+                settings.database_url, create_sqlite_file=create_sqlite_file, connect_timeout=settings.connect_timeout
+            )
             if require_head:
                 from bapp_cli.db.migration import ensure_at_head
 
@@ -181,14 +200,14 @@ class AppState:
     ) -> CalendlyClient:
         """A client for the configured Calendly API; no token → exit 4 naming where a token goes.
 
-        Operators on slow links (and the test suite) may tune the read timeout, the retry backoff base and
-        the cap on each retry wait (never above SPEC §2.8's 60 s) with BAPP_CALENDLY_TIMEOUT,
-        BAPP_CALENDLY_BACKOFF and BAPP_CALENDLY_MAX_WAIT, all in seconds.
+        The read timeout, the first back-off step and the cap on each wait come from the settings
+        (BAPP_CALENDLY_TIMEOUT, BAPP_CALENDLY_BACKOFF, BAPP_CALENDLY_MAX_WAIT) for slow links and the tests.
         """
         from bapp_cli.calendly.client import DEFAULT_TIMEOUT, CalendlyClient
         from bapp_cli.errors import AuthError
 
-        token = self.settings.calendly_token()
+        settings = self.settings
+        token = settings.calendly_token()
         if not token:
             raise AuthError(
                 "no Calendly token configured",
@@ -198,20 +217,18 @@ class AppState:
         self.secrets.add(token)  # a token read from calendly.token_file is a secret too (R6)
         import httpx
 
-        read = _seconds_from_env("BAPP_CALENDLY_TIMEOUT", DEFAULT_TIMEOUT.read or 30.0)
-        max_wait = min(_seconds_from_env("BAPP_CALENDLY_MAX_WAIT", 60.0), 60.0)
-        max_retries = 5
+        read, max_wait, max_retries = settings.calendly_timeout, settings.calendly_max_wait, 5
         if within is not None:
             # A caller with a deadline (the webhook receiver answers Calendly within 15 s): one short try
             # and one quick retry at most, rather than the cron jobs' patient back-off.
             read, max_wait, max_retries = min(read, within), min(max_wait, within / 4), 1
         timeout = httpx.Timeout(connect=min(DEFAULT_TIMEOUT.connect or 5.0, read), read=read, write=read, pool=read)
         return CalendlyClient(
-            self.settings.calendly_base_url,
+            settings.calendly_base_url,
             token,
             timeout=timeout,
             max_retries=max_retries,
-            backoff_base=_seconds_from_env("BAPP_CALENDLY_BACKOFF", 0.5),
+            backoff_base=settings.calendly_backoff,
             max_wait=max_wait,
             on_page=on_page,
         )
@@ -230,19 +247,6 @@ class AppState:
             raise UsageError(f"{question} — pass --yes to confirm (no terminal to ask on)")
         if not typer.confirm(question, default=False, err=True):
             raise typer.Abort()
-
-
-def _seconds_from_env(name: str, default: float) -> float:
-    raw = os.environ.get(name)
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a number of seconds, not {raw!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise ConfigError(f"{name} must be a positive number of seconds")
-    return value
 
 
 def utc_now() -> dt.datetime:

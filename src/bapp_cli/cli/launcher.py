@@ -2,8 +2,8 @@
 
 Scripts and shells start bapp constantly for `--version`, piped `--help` and Tab completion. Those three
 are answered here from the cached command index (command_index.py) without importing Typer, Rich or
-any database library (SPEC P1); everything else — and any case the fast path is unsure of — goes to the
-full Typer app in cli/app.py.
+any database library, so they answer in a small fraction of a second; everything else — and any case
+the fast path is unsure of — goes to the full Typer app in cli/app.py.
 """
 
 from __future__ import annotations

@@ -212,7 +212,7 @@ class OutputSink:
         from bapp_cli.cli.table_width import fit_to_terminal
 
         # the first column names the row; e-mails and statuses are what a row is found and judged by
-        headers_shown = [column.header for column in table.columns]
+        headers_shown = [str(column.header) for column in table.columns]
         keys = [headers_shown[0], *(name for name in headers_shown if name in KEY_HEADERS)] if headers_shown else []
         fit_to_terminal(
             table, self.console, keys=keys, drop_order=[name for name in reversed(headers_shown) if name not in keys]

@@ -394,7 +394,7 @@ def listen(host: str, port: int) -> socket.socket:
     return listener
 
 
-def serve(app: ReceiverApp, *, host: str, port: int, listener: socket.socket, graceful_seconds: float = 30.0) -> None:
+def serve(app: ReceiverApp, *, host: str, port: int, listener: socket.socket, graceful_seconds: int = 30) -> None:
     """Run the receiver under uvicorn until SIGTERM/SIGINT; in-flight deliveries finish, new ones get 503."""
     import signal
 

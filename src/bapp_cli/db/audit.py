@@ -1,4 +1,4 @@
-"""Audit rows: every mutating command writes one in its own transaction (SPEC §3)."""
+"""Audit rows: every mutating command writes one, in its own transaction, and they are never deleted."""
 
 from __future__ import annotations
 

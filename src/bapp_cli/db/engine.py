@@ -10,7 +10,6 @@ across processes on SQLite.
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -37,8 +36,12 @@ def sqlite_path(url: str) -> Path | None:
     return Path(parsed.database)
 
 
-def make_engine(url: str, *, create_sqlite_file: bool = False, busy_timeout_ms: int | None = None) -> Engine:
+def make_engine(
+    url: str, *, create_sqlite_file: bool = False, busy_timeout_ms: int | None = None, connect_timeout: int = 10
+) -> Engine:
     """An engine for `url`. A missing SQLite file is created only when asked (by `db upgrade`).
+
+    ``connect_timeout`` is the whole seconds to wait for PostgreSQL to answer (the settings' BAPP_CONNECT_TIMEOUT).
 
     ``busy_timeout_ms`` bounds how long a statement waits for another writer's lock (SQLite's busy
     timeout, PostgreSQL's lock_timeout) — the webhook receiver must answer within Calendly's 15 s, so it
@@ -68,7 +71,7 @@ def make_engine(url: str, *, create_sqlite_file: bool = False, busy_timeout_ms: 
     if parsed.get_backend_name() == "postgresql":
         kwargs["pool_pre_ping"] = False
         kwargs["connect_args"] = {
-            "connect_timeout": _connect_timeout(),
+            "connect_timeout": connect_timeout,
             # JIT compilation pays off for long analytical queries; a CLI's queries are short, and the
             # compile step alone was seen adding ~0.3 s to the progress table.
             "options": "-c jit=off"
@@ -85,17 +88,6 @@ def make_engine(url: str, *, create_sqlite_file: bool = False, busy_timeout_ms: 
     if engine.dialect.name == "sqlite":
         _configure_sqlite(engine, SQLITE_BUSY_TIMEOUT_MS if busy_timeout_ms is None else int(busy_timeout_ms))
     return engine
-
-
-def _connect_timeout() -> int:
-    """BAPP_CONNECT_TIMEOUT: whole seconds to wait for PostgreSQL to answer (default 10)."""
-    raw = os.environ.get("BAPP_CONNECT_TIMEOUT", "").strip() or "10"
-    if not raw.isdigit() or not 0 < int(raw) <= 3600:
-        raise ConfigError(
-            "BAPP_CONNECT_TIMEOUT must be a whole number of seconds from 1 to 3600",
-            code="invalid_setting",
-        )
-    return int(raw)
 
 
 def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:

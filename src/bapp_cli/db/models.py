@@ -1,4 +1,4 @@
-"""The whole data model of SPEC §2–3 as typed SQLAlchemy 2 models.
+"""The whole data model as typed SQLAlchemy 2 models.
 
 Natural keys are unique, closed value sets are CHECK constraints, and foreign keys never cascade
 deletes: removing history is done by archiving. The Alembic chain in `migrations/` must build exactly
@@ -225,7 +225,7 @@ class Booking(TimestampMixin, Base):
         CheckConstraint(one_of("source", BOOKING_SOURCES), name="source"),
         CheckConstraint("end_time > start_time", name="end_after_start"),
         CheckConstraint("amount >= 0", name="amount_non_negative"),
-        # the overlap checks of SPEC §2.5 rule 6 scan these by person and time
+        # the booking overlap checks (a builder or client in two sessions at once) scan these by person and time
         Index("ix_bookings_builder_time", "builder_id", "start_time"),
         Index("ix_bookings_client_time", "client_id", "start_time"),
         Index("ix_bookings_pathway_time", "pathway_id", "start_time"),
@@ -260,7 +260,7 @@ class Booking(TimestampMixin, Base):
     cancelled_at: Mapped[dt.datetime | None] = mapped_column()
     # Calendly's updated_at of the invitee last applied: older deliveries are ignored
     remote_updated_at: Mapped[dt.datetime | None] = mapped_column()
-    # write-through to Calendly (SPEC §2.9, R8): the intent is committed before the request is sent, and
+    # write-through to Calendly (R8 in docs/reliability.md): the intent is committed before the request is sent, and
     # attempts is raised before each POST /invitees, so a lost answer is looked up, never resent blindly
     calendly_state: Mapped[str | None] = mapped_column(String(16), index=True)
     calendly_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
@@ -361,7 +361,7 @@ class Badge(Base):
     client_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     key: Mapped[str] = mapped_column(String(100))
     awarded_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
-    # Badges stay awarded (SPEC §2.6); a revocation only stops the exported credential verifying.
+    # Badges stay awarded; a revocation only stops the exported credential verifying.
     revoked_at: Mapped[dt.datetime | None] = mapped_column()
     revocation_reason: Mapped[str | None] = mapped_column(Text)
 

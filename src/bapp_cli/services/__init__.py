@@ -1,4 +1,4 @@
-"""Use cases: every business rule of SPEC.md.
+"""Use cases: every business rule of the booking system.
 
 Services take a SQLAlchemy Session (and clients, a clock) and typed inputs, and return typed results.
 They never import typer or rich, never read the environment or config, never commit and never print:

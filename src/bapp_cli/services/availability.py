@@ -1,4 +1,4 @@
-"""What a person may book (the seed's `/sessions/available`, SPEC §2.5 "availability by authentication").
+"""What a person may book (the seed's `/sessions/available`: availability depends on having an account).
 
 Anonymous visitors see bookable, non-secret session types that need no account; a client with an account
 sees every bookable, non-secret type. A pathway filter narrows only the *pathway* sessions to those linked

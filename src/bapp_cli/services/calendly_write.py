@@ -50,6 +50,7 @@ from bapp_cli.services.booking import (
     nearest_starts,
     normalise_reference,
 )
+from bapp_cli.services.instants import instant_text
 from bapp_cli.services.people import get_client
 from bapp_cli.services.session_types import get_session_type, is_bookable
 
@@ -75,10 +76,6 @@ _LOCATION_VALUE_KINDS = ("physical", "custom")
 
 # The caller's unit of work: ``transaction()`` commits on success, ``transaction(dry_run=True)`` rolls back.
 Transaction = Callable[..., AbstractContextManager[Session]]
-
-
-def _utc(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
 
 
 # -- open slots --------------------------------------------------------------------------------------
@@ -344,7 +341,8 @@ class CalendlyWriter:
             except BappError:  # the hint is a courtesy; the refusal is what matters
                 nearest = []
             raise Conflict(
-                f"{_utc(sent.start)} is no longer open in Calendly for {sent.target.title!r}: someone else took it",
+                f"{instant_text(sent.start)} is no longer open in Calendly for {sent.target.title!r}: "
+                "someone else took it",
                 hint=f"nearest open starts: {describe_starts(nearest)}" if nearest else "see `bapp sessions slots`",
                 code="slot_taken",
             ) from taken
@@ -617,7 +615,7 @@ def attach_invitee(
 
 
 def _plain(value: Any) -> Any:
-    return _utc(value) if isinstance(value, dt.datetime) else value
+    return instant_text(value) if isinstance(value, dt.datetime) else value
 
 
 # -- matching invitees that arrive by pull or webhook ------------------------------------------------
@@ -713,7 +711,7 @@ def check_move(target: PushTarget, command: str, *, now: dt.datetime) -> None:
         )
     if command == "no-show" and target.start_time > now:
         raise Conflict(
-            f"booking {target.reference} starts at {_utc(target.start_time)}; "
+            f"booking {target.reference} starts at {instant_text(target.start_time)}; "
             "it cannot be marked no_show before it has started",
             code="illegal_transition",
         )

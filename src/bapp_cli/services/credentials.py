@@ -34,6 +34,7 @@ from sqlalchemy.orm import Session
 from bapp_cli.db.audit import record_audit
 from bapp_cli.db.models import Badge, Pathway, PathwayTier, Skill, SkillPathwayLink, User
 from bapp_cli.errors import Conflict, InvalidInput, NotFound
+from bapp_cli.services.instants import instant_text
 from bapp_cli.services.people import get_client
 from bapp_cli.services.progress import FUNDAMENTALS_KEY, FUNDAMENTALS_NAME, load_catalogue, pathway_badge_key
 from bapp_cli.services.signing_key import SigningKey
@@ -219,7 +220,8 @@ def achievement_definitions(session: Session) -> dict[str, AchievementDefinition
 
 
 def _instant(value: dt.datetime) -> str:
-    return value.astimezone(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    """An instant as Open Badges and VC-JWT readers expect it: bapp's one format, to the whole second."""
+    return instant_text(value.replace(microsecond=0))
 
 
 def _b64url(data: bytes) -> str:

@@ -34,6 +34,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from bapp_cli.db.audit import record_audits
+from bapp_cli.db.batches import batches
 from bapp_cli.db.models import (
     ENROLMENT_STATUSES,
     Badge,
@@ -66,8 +67,6 @@ PROGRESS_TABLE_COLUMNS = (
     "last_activity",
 )
 BADGE_COLUMNS = ("key", "name", "awarded_at")
-# keeps IN lists well under every backend's parameter limit
-CHUNK = 500
 
 
 def percent(completed: int, total: int) -> int:
@@ -81,11 +80,6 @@ def tier_badge_key(pathway_slug: str, tier: int) -> str:
 
 def pathway_badge_key(pathway_slug: str) -> str:
     return f"pathway:{pathway_slug}"
-
-
-def _chunks(values: Sequence[int]) -> Iterator[Sequence[int]]:
-    for start in range(0, len(values), CHUNK):
-        yield values[start : start + CHUNK]
 
 
 # -- the catalogue ------------------------------------------------------------------------------------
@@ -223,7 +217,7 @@ def record_completions(
             )
             .group_by(UserSkillProgress.client_id, SkillPathwayLink.pathway_id, SkillPathwayLink.tier)
         )
-        for chunk in [None] if clients is None else _chunks(clients):
+        for chunk in [None] if clients is None else batches(clients):
             bounded = query if chunk is None else query.where(UserSkillProgress.client_id.in_(chunk))
             for client_id, pathway_id, tier, count in session.execute(bounded):
                 done[client_id][(pathway_id, tier)] = count
@@ -255,7 +249,7 @@ def record_completions(
             .group_by(UserSkillProgress.client_id)
             .having(func.count() == catalogue.fundamentals)
         )
-        for chunk in [None] if clients is None else _chunks(clients):
+        for chunk in [None] if clients is None else batches(clients):
             scoped = everyone_done if chunk is None else everyone_done.where(UserSkillProgress.client_id.in_(chunk))
             for client_id in session.scalars(scoped):
                 due[client_id].append(FUNDAMENTALS_KEY)
@@ -279,7 +273,7 @@ def _award(session: Session, due: dict[int, list[str]], *, now: dt.datetime) -> 
     """Insert the badges not yet held; returns the newly awarded keys per client."""
     held: set[tuple[int, str]] = set()
     wanted_keys = sorted({key for keys in due.values() for key in keys})
-    for chunk in _chunks(sorted(due)):
+    for chunk in batches(sorted(due)):
         held.update(
             (client_id, key)
             for client_id, key in session.execute(
@@ -316,7 +310,7 @@ def _complete_enrolments(
     pathway_ids = sorted({pathway_id for ids in completed.values() for pathway_id in ids})
     finished: dict[int, list[str]] = defaultdict(list)
     emails = _emails(session, list(completed))
-    for chunk in _chunks(sorted(completed)):
+    for chunk in batches(sorted(completed)):
         enrolments = session.scalars(
             select(Enrolment).where(
                 Enrolment.client_id.in_(chunk),
@@ -338,7 +332,7 @@ def _complete_enrolments(
 
 def _emails(session: Session, user_ids: Sequence[int]) -> dict[int, str]:
     emails: dict[int, str] = {}
-    for chunk in _chunks(sorted(set(user_ids))):
+    for chunk in batches(sorted(set(user_ids))):
         emails.update(session.execute(select(User.id, User.email).where(User.id.in_(chunk))).all())
     return emails
 

@@ -45,7 +45,7 @@ _SLUG_PATTERN = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 
 @dataclass(frozen=True)
 class SessionTypeView:
-    """A session type as CLI.md's session record."""
+    """A session type as the session record of `sessions show --json`."""
 
     id: int
     slug: str | None

@@ -1,4 +1,4 @@
-"""Session types (what can be booked): lookup, the bookable rule, and the record shape of CLI.md."""
+"""Session types (what can be booked): lookup, the bookable rule, and the session record."""
 
 from __future__ import annotations
 

@@ -545,17 +545,27 @@ class Source:
 _JSON_RECORD = json.JSONEncoder(ensure_ascii=False, default=json_default).encode
 
 
+class _TomlInstant(dt.datetime):
+    """tomli-w writes a datetime as `str(value)`; this one's is bapp's one instant form (`…T10:00:00Z`)."""
+
+    def __str__(self) -> str:
+        return instant_text(self)
+
+
 def _toml_ready(value: Any) -> Any:
-    """TOML has no null: drop null members; instants stay native datetimes, money a string."""
+    """TOML has no null: drop null members; instants in bapp's form, money a string."""
     if isinstance(value, dt.datetime):
-        return value.astimezone(dt.UTC)
+        utc = value.astimezone(dt.UTC)
+        return _TomlInstant.combine(utc.date(), utc.timetz())
     if isinstance(value, decimal.Decimal):
         return f"{value:.2f}"
     if isinstance(value, Mapping):
         return {str(key): _toml_ready(item) for key, item in value.items() if item is not None}
     if isinstance(value, list | tuple):
         return [_toml_ready(item) for item in value if item is not None]
-    return value
+    if isinstance(value, str | bool | int | float | dt.date):
+        return value
+    return str(value)
 
 
 class RecordWriter:
@@ -616,48 +626,13 @@ def _ordered(record: Mapping[str, Any], columns: Sequence[str]) -> dict[str, Any
     return ordered
 
 
-_BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
-
-
-def _toml_key(key: str) -> str:
-    return key if _BARE_KEY.match(key) else _toml_string(key)
-
-
-def _toml_string(text: str) -> str:
-    # JSON's escapes are TOML's, except that TOML also wants DEL escaped
-    return json.dumps(text, ensure_ascii=False).replace("\x7f", "\\u007f")
-
-
-def _toml_literal(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if value != value:
-            return "nan"
-        if value in (float("inf"), float("-inf")):
-            return "inf" if value > 0 else "-inf"
-        return repr(value)
-    if isinstance(value, dt.datetime):
-        return instant_text(value)
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    if isinstance(value, str):
-        return _toml_string(value)
-    if isinstance(value, Mapping):
-        members = ", ".join(f"{_toml_key(str(key))} = {_toml_literal(item)}" for key, item in value.items())
-        return "{ " + members + " }" if members else "{}"
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(_toml_literal(item) for item in value) + "]"
-    return _toml_string(str(value))
-
-
 def toml_table(kind: str, record: Mapping[str, Any]) -> str:
-    """One `[[kind]]` table; nested tables are written inline so each record stays one table."""
-    ready = _toml_ready(record)
-    lines = [f"[[{kind}]]"] + [f"{_toml_key(key)} = {_toml_literal(value)}" for key, value in ready.items()]
-    return "\n".join(lines) + "\n\n"
+    """One `[[kind]]` table. tomli-w writes the record as the table `[kind]`, its nested tables as
+    `[kind.sub]`; under `[[kind]]` those name the same record, so each record stays one array element."""
+    import tomli_w
+
+    text = tomli_w.dumps({kind: _toml_ready(record)}).removeprefix(f"[{kind}]\n")
+    return f"[[{kind}]]\n{text}\n"
 
 
 class RejectsWriter:
