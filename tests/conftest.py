@@ -13,10 +13,12 @@ from __future__ import annotations
 import io
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -130,6 +132,72 @@ def _fresh_database(request: pytest.FixtureRequest, tmp_path: Path, *, migrated:
         yield url
     finally:
         remove()
+
+
+class SeededCopies:
+    """One seeding per backend, then a copy of its result for each test.
+
+    For CLI tests whose every test needs the same rows and may change them: the first test of a backend
+    seeds its own fresh database, which is then kept as a snapshot (a SQLite backup; a PostgreSQL database
+    made from it as a template); each later test's fresh database is replaced by a copy of the snapshot.
+    Every test still owns its database, so nothing one test writes reaches another. Use one per module:
+    ``@pytest.fixture(scope="module")`` yielding from ``SeededCopies.per_module(tmp_path_factory)``.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.snapshots: dict[str, str] = {}
+
+    @classmethod
+    def per_module(cls, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeededCopies]:
+        copies = cls(tmp_path_factory.mktemp("seeded"))
+        try:
+            yield copies
+        finally:
+            for url in copies.snapshots.values():
+                if not url.startswith("sqlite"):
+                    _admin_execute(_admin_url_of(url), f'DROP DATABASE IF EXISTS "{_database_name(url)}" WITH (FORCE)')
+
+    def seed_or_copy(self, database_url: str, seed: Callable[[], None]) -> None:
+        """Run `seed` against the (fresh, unused) database at `database_url`, or copy the seeded snapshot
+        into it. Nothing may be connected to that database meanwhile."""
+        backend = "sqlite" if database_url.startswith("sqlite") else "postgresql"
+        snapshot = self.snapshots.get(backend)
+        if snapshot is not None:
+            _copy_database(snapshot, database_url)
+            return
+        seed()
+        if backend == "sqlite":
+            snapshot = f"sqlite:///{self.directory / f'snapshot-{len(self.snapshots)}.db'}"
+        else:
+            snapshot = _with_database(_admin_url_of(database_url), f"bapp_seeded_{uuid.uuid4().hex[:12]}")
+        _copy_database(database_url, snapshot)
+        self.snapshots[backend] = snapshot
+
+
+def _database_name(url: str) -> str:
+    return url.rpartition("/")[2]
+
+
+def _admin_url_of(url: str) -> str:
+    return _with_database(url, "postgres")
+
+
+def _copy_database(source_url: str, target_url: str) -> None:
+    if source_url.startswith("sqlite"):
+        # SQLite's backup API, not a file copy: it includes what is still in the write-ahead log
+        source_path, target_path = (url.removeprefix("sqlite:///") for url in (source_url, target_url))
+        for stale in (target_path + "-wal", target_path + "-shm"):
+            Path(stale).unlink(missing_ok=True)
+        with closing(sqlite3.connect(source_path)) as source, closing(sqlite3.connect(target_path)) as target:
+            source.backup(target)
+        return
+    target = _database_name(target_url)
+    _admin_execute(
+        _admin_url_of(target_url),
+        f'DROP DATABASE IF EXISTS "{target}" WITH (FORCE)',
+        f'CREATE DATABASE "{target}" TEMPLATE "{_database_name(source_url)}"',
+    )
 
 
 # -- the shared, rolled-back database of session-only tests ------------------------------------------
