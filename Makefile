@@ -5,6 +5,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 RUNTIME_STAMP := $(VENV)/.runtime-installed
 DEV_STAMP := $(VENV)/.dev-installed
+# pytest-xdist workers for `make test`, each with its own throwaway PostgreSQL; TEST_WORKERS=0 runs the
+# suite in one process. Work-stealing keeps both workers busy past the few long process tests.
+TEST_WORKERS ?= 2
 
 .PHONY: demo test lint typecheck bench docs clean
 
@@ -34,7 +37,7 @@ test: $(DEV_STAMP)
 	bash scripts/ensure-postgres.sh
 	$(BIN)/ruff check src tests bench migrations
 	$(BIN)/mypy --strict -p bapp_cli
-	BAPP_REQUIRE_POSTGRES=1 $(BIN)/python -m pytest -p no:cacheprovider
+	BAPP_REQUIRE_POSTGRES=1 $(BIN)/python -m pytest -p no:cacheprovider -n $(TEST_WORKERS) --dist worksteal
 
 docs: $(RUNTIME_STAMP)
 	$(BIN)/python -m bapp_cli.cli.reference > docs/cli.md

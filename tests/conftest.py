@@ -1,8 +1,11 @@
 """Shared fixtures: one suite, two backends.
 
 Every database fixture is parametrised over SQLite and a real PostgreSQL that the suite starts itself
-(see postgres_server.py). Each test gets a fresh database copied from a template migrated once through
-the real Alembic chain.
+(see postgres_server.py). Databases are copies of a template migrated once through the real Alembic chain
+(a file copy on SQLite, CREATE DATABASE … TEMPLATE on PostgreSQL). A test that reaches the database only
+through `session` shares its module's copy and rolls back (see "the shared, rolled-back database" below);
+every other database test — the CLI, other processes, races, migrations — gets a fresh copy of its own.
+Under pytest-xdist (`make test` runs two workers) each worker starts its own server.
 """
 
 from __future__ import annotations
@@ -10,16 +13,18 @@ from __future__ import annotations
 import io
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.orm import Session
 
 from bapp_cli.db import migration
@@ -46,17 +51,24 @@ def postgres_admin_url() -> Iterator[str]:
     try:
         yield url
     finally:
+        admin_engine = _admin_engines.pop(url, None)
+        if admin_engine is not None:
+            admin_engine.dispose()
         _postgres.stop()
 
 
+# One AUTOCOMMIT engine per server, kept for the whole run: its pooled connection saves a password
+# handshake on each of the thousand-odd CREATE/DROP DATABASE statements.
+_admin_engines: dict[str, Engine] = {}
+
+
 def _admin_execute(admin_url: str, *statements: str) -> None:
-    engine = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    try:
-        with engine.connect() as connection:
-            for statement in statements:
-                connection.execute(text(statement))
-    finally:
-        engine.dispose()
+    engine = _admin_engines.get(admin_url)
+    if engine is None:
+        engine = _admin_engines[admin_url] = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        for statement in statements:
+            connection.execute(text(statement))
 
 
 def _with_database(admin_url: str, name: str) -> str:
@@ -83,35 +95,200 @@ def postgres_template(postgres_admin_url: str) -> str:
     return name
 
 
-def _fresh_database(request: pytest.FixtureRequest, tmp_path: Path, *, migrated: bool) -> Iterator[str]:
-    backend = request.param
-    if backend == "sqlite":
-        path = tmp_path / "bapp.db"
-        if migrated:
-            shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
-        yield f"sqlite:///{path}"
-        return
+def _postgres_admin(request: pytest.FixtureRequest) -> str:
     try:
-        admin_url = request.getfixturevalue("postgres_admin_url")
+        admin_url: str = request.getfixturevalue("postgres_admin_url")
     except pytest.skip.Exception:
         _postgres_counts["skipped"] += 1
         raise
     _postgres_counts["ran"] += 1
+    return admin_url
+
+
+def _create_database(
+    request: pytest.FixtureRequest, directory: Path, *, migrated: bool
+) -> tuple[str, Callable[[], None]]:
+    """A new database on the backend `request.param`, and the call that removes it."""
+    if request.param == "sqlite":
+        path = directory / "bapp.db"
+        if migrated:
+            shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
+        return f"sqlite:///{path}", lambda: None
+    admin_url = _postgres_admin(request)
     name = f"bapp_test_{uuid.uuid4().hex[:12]}"
     if migrated:
         template = request.getfixturevalue("postgres_template")
         _admin_execute(admin_url, f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
     else:
         _admin_execute(admin_url, f'CREATE DATABASE "{name}"')
+    return _with_database(admin_url, name), lambda: _admin_execute(
+        admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'
+    )
+
+
+def _fresh_database(request: pytest.FixtureRequest, tmp_path: Path, *, migrated: bool) -> Iterator[str]:
+    url, remove = _create_database(request, tmp_path, migrated=migrated)
     try:
-        yield _with_database(admin_url, name)
+        yield url
     finally:
-        _admin_execute(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        remove()
+
+
+class SeededCopies:
+    """One seeding per backend, then a copy of its result for each test.
+
+    For CLI tests whose every test needs the same rows and may change them: the first test of a backend
+    seeds its own fresh database, which is then kept as a snapshot (a SQLite backup; a PostgreSQL database
+    made from it as a template); each later test's fresh database is replaced by a copy of the snapshot.
+    Every test still owns its database, so nothing one test writes reaches another. Use one per module:
+    ``@pytest.fixture(scope="module")`` yielding from ``SeededCopies.per_module(tmp_path_factory)``.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.snapshots: dict[str, str] = {}
+
+    @classmethod
+    def per_module(cls, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeededCopies]:
+        copies = cls(tmp_path_factory.mktemp("seeded"))
+        try:
+            yield copies
+        finally:
+            for url in copies.snapshots.values():
+                if not url.startswith("sqlite"):
+                    _admin_execute(_admin_url_of(url), f'DROP DATABASE IF EXISTS "{_database_name(url)}" WITH (FORCE)')
+
+    def seed_or_copy(self, database_url: str, seed: Callable[[], None]) -> None:
+        """Run `seed` against the (fresh, unused) database at `database_url`, or copy the seeded snapshot
+        into it. Nothing may be connected to that database meanwhile."""
+        backend = "sqlite" if database_url.startswith("sqlite") else "postgresql"
+        snapshot = self.snapshots.get(backend)
+        if snapshot is not None:
+            _copy_database(snapshot, database_url)
+            return
+        seed()
+        if backend == "sqlite":
+            snapshot = f"sqlite:///{self.directory / f'snapshot-{len(self.snapshots)}.db'}"
+        else:
+            snapshot = _with_database(_admin_url_of(database_url), f"bapp_seeded_{uuid.uuid4().hex[:12]}")
+        _copy_database(database_url, snapshot)
+        self.snapshots[backend] = snapshot
+
+
+def _database_name(url: str) -> str:
+    return url.rpartition("/")[2]
+
+
+def _admin_url_of(url: str) -> str:
+    return _with_database(url, "postgres")
+
+
+def _copy_database(source_url: str, target_url: str) -> None:
+    if source_url.startswith("sqlite"):
+        # SQLite's backup API, not a file copy: it includes what is still in the write-ahead log
+        source_path, target_path = (url.removeprefix("sqlite:///") for url in (source_url, target_url))
+        for stale in (target_path + "-wal", target_path + "-shm"):
+            Path(stale).unlink(missing_ok=True)
+        with closing(sqlite3.connect(source_path)) as source, closing(sqlite3.connect(target_path)) as target:
+            source.backup(target)
+        return
+    target = _database_name(target_url)
+    _admin_execute(
+        _admin_url_of(target_url),
+        f'DROP DATABASE IF EXISTS "{target}" WITH (FORCE)',
+        f'CREATE DATABASE "{target}" TEMPLATE "{_database_name(source_url)}"',
+    )
+
+
+# -- the shared, rolled-back database of session-only tests ------------------------------------------
+#
+# Creating and migrating a database per test dominated the suite's time. A test that touches the database
+# only through the `session` fixture (and perhaps `engine`, to listen to its statements) cannot tell a
+# fresh database from a shared one whose every change is rolled back: its session joins an outer
+# transaction on one connection, the session's own commits only release savepoints, and the outer
+# transaction is rolled back after the test. Anything else that reaches the database — the CLI, another
+# process, `seed_session`, a fixture or test taking `database_url` — commits for real, so those tests keep
+# a fresh database each (`@pytest.mark.fresh_database` asks for one explicitly).
+
+# Fixtures the rolled-back mode provides itself; any other fixture that depends on one of them, or a test
+# that takes `database_url` directly, reaches the database outside the session.
+_ROLLED_BACK_CHAIN = {"database_url": {"engine"}, "engine": {"session"}}
+
+
+def _rolls_back(request: pytest.FixtureRequest) -> bool:
+    item = request.node
+    if "session" not in item.fixturenames or item.get_closest_marker("fresh_database"):
+        return False
+    info = item._fixtureinfo
+    if "database_url" in info.argnames:
+        return False
+    for name in item.fixturenames:
+        definitions = info.name2fixturedefs.get(name)
+        if not definitions:
+            continue
+        for used in definitions[-1].argnames:
+            if used in _ROLLED_BACK_CHAIN and name not in _ROLLED_BACK_CHAIN[used]:
+                return False
+    return True
+
+
+@dataclass
+class _SharedDatabase:
+    url: str
+    engine: Engine
+    remove: Callable[[], None]
+
+
+@pytest.fixture(scope="module")
+def _module_databases() -> Iterator[dict[str, _SharedDatabase]]:
+    """This module's shared databases, one per backend, created on first use and removed after the module."""
+    databases: dict[str, _SharedDatabase] = {}
+    yield databases
+    for database in databases.values():
+        database.engine.dispose()
+        database.remove()
+
+
+def _shared_database(request: pytest.FixtureRequest) -> _SharedDatabase:
+    databases: dict[str, _SharedDatabase] = request.getfixturevalue("_module_databases")
+    backend = request.param
+    if backend not in databases:
+        directory = request.getfixturevalue("tmp_path_factory").mktemp(f"shared-{backend}")
+        url, remove = _create_database(request, directory, migrated=True)
+        databases[backend] = _SharedDatabase(url, _guarded_engine(url), remove)
+    elif backend == "postgresql":
+        _postgres_admin(request)  # counted per test, like a fresh database
+    return databases[backend]
+
+
+def _guarded_engine(url: str) -> Engine:
+    """The shared engine; it refuses a second connection, whose commits would outlive the test."""
+    engine = make_engine(url)
+    checked_out: set[int] = set()
+
+    @event.listens_for(engine, "checkout")
+    def one_connection_only(dbapi_connection: Any, *_: Any) -> None:
+        if checked_out:
+            raise RuntimeError(
+                "this test shares its module's rolled-back database, yet opened a second connection whose "
+                "commits would outlive it: take `database_url` or mark it @pytest.mark.fresh_database"
+            )
+        checked_out.add(id(dbapi_connection))
+
+    @event.listens_for(engine, "checkin")
+    def released(dbapi_connection: Any, *_: Any) -> None:
+        checked_out.discard(id(dbapi_connection))
+
+    return engine
 
 
 @pytest.fixture(params=BACKENDS)
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A fresh database migrated to head, on each backend."""
+    if _rolls_back(request):
+        # nothing but `engine` and `session` sees this URL, and they roll back whatever the test did
+        yield _shared_database(request).url
+        return
     yield from _fresh_database(request, tmp_path, migrated=True)
 
 
@@ -122,19 +299,36 @@ def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterat
 
 
 @pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
+def engine(request: pytest.FixtureRequest, database_url: str) -> Iterator[Engine]:
+    if _rolls_back(request):
+        databases: dict[str, _SharedDatabase] = request.getfixturevalue("_module_databases")
+        yield next(shared.engine for shared in databases.values() if shared.url == database_url)
+        return
     engine = make_engine(database_url)
     yield engine
     engine.dispose()
 
 
 @pytest.fixture
-def session(engine: Engine) -> Iterator[Session]:
-    """A session for service tests; the test commits when it wants rows to persist."""
-    with Session(bind=engine.execution_options(bapp_write=True), expire_on_commit=False) as db_session:
-        db_session.info.update(actor="test", command="pytest")
-        yield db_session
-        db_session.rollback()
+def session(request: pytest.FixtureRequest, engine: Engine) -> Iterator[Session]:
+    """A session for service tests; the test commits when it wants rows to persist (for this test)."""
+    if not _rolls_back(request):
+        with Session(bind=engine.execution_options(bapp_write=True), expire_on_commit=False) as db_session:
+            db_session.info.update(actor="test", command="pytest")
+            yield db_session
+            db_session.rollback()
+        return
+    with engine.connect() as connection:
+        connection.execution_options(bapp_write=True)
+        outer = connection.begin()
+        try:
+            with Session(
+                bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False
+            ) as db_session:
+                db_session.info.update(actor="test", command="pytest")
+                yield db_session
+        finally:
+            outer.rollback()
 
 
 @dataclass
@@ -230,6 +424,19 @@ class Bapp:
 def bapp(database_url: str, tmp_path: Path) -> Bapp:
     """The CLI against a fresh migrated database (both backends)."""
     return Bapp(database_url, tmp_path)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    # under pytest-xdist each worker counts its own fixtures; the controller adds them up (below)
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput["bapp_postgres_counts"] = dict(_postgres_counts)
+
+
+@pytest.hookimpl(optionalhook=True)  # a pytest-xdist hook
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    for key, value in getattr(node, "workeroutput", {}).get("bapp_postgres_counts", {}).items():
+        _postgres_counts[key] += value
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

@@ -4,6 +4,7 @@ error naming the option, and narrow terminals keep the key columns whole. Both b
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,7 @@ import pytest
 from sqlalchemy import Engine, event
 
 from tests.cli.command_tree import leaf_commands
-from tests.conftest import Bapp
+from tests.conftest import Bapp, SeededCopies
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"
@@ -39,8 +40,19 @@ def test_every_list_command_has_limit_offset_and_search() -> None:
             assert {"--limit", "--offset", "--search"} <= options, path
 
 
+@pytest.fixture(scope="module")
+def worlds(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeededCopies]:
+    yield from SeededCopies.per_module(tmp_path_factory)
+
+
 @pytest.fixture
-def world(bapp: Bapp) -> Bapp:
+def world(bapp: Bapp, worlds: SeededCopies) -> Bapp:
+    """The examples imported and pulled: seeded once per backend, each test on its own copy."""
+    worlds.seed_or_copy(bapp.database_url, lambda: _seed(bapp))
+    return bapp
+
+
+def _seed(bapp: Bapp) -> None:
     for args in (
         ("builders", "add", "priya@coach.example", "--name", "Priya Shah"),
         ("builders", "add", "omar@coach.example", "--name", "Omar Reyes"),
@@ -56,7 +68,6 @@ def world(bapp: Bapp) -> Bapp:
     # the saved listing holds invitees bapp cannot apply yet: they are parked (exit 3), so the inbox has rows
     pulled = bapp("calendly", "pull-bookings", "--from-file", str(EXAMPLES / "calendly/scheduled_events.json"))
     assert pulled.exit_code == 3, pulled.stderr
-    return bapp
 
 
 def _emails(result: Any) -> list[str]:
