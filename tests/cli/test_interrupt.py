@@ -21,7 +21,14 @@ from tests.fakes.calendly_server import FakeCalendly
 def test_ctrl_c_during_a_sync_exits_130_with_nothing_written(cbapp: Bapp, fake: FakeCalendly) -> None:
     before = snapshot(cbapp.database_url)
     fake.delay_next("/event_types", seconds=20)  # the first page hangs, as a slow network would
-    process = cbapp.popen("calendly", "sync", "--user", USER, env={"BAPP_CALENDLY_TIMEOUT": "30"})
+    # A suite started in the background (`make test &`, some CI runners) ignores SIGINT, and an ignored
+    # signal stays ignored across exec, so the child would never see the Ctrl-C. A Python-level handler
+    # here is reset to the default in the child, where Python then installs its own KeyboardInterrupt.
+    saved = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        process = cbapp.popen("calendly", "sync", "--user", USER, env={"BAPP_CALENDLY_TIMEOUT": "30"})
+    finally:
+        signal.signal(signal.SIGINT, saved)
     deadline = time.monotonic() + 30
     while fake.count("/event_types") == 0 and time.monotonic() < deadline:
         time.sleep(0.05)
