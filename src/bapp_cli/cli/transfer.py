@@ -49,7 +49,7 @@ def import_command(
         ),
     ] = None,
     allow_overlap: Annotated[
-        bool, typer.Option("--allow-overlap", help="bookings: skip the overlap rule (SPEC §2.5 rule 6).")
+        bool, typer.Option("--allow-overlap", help="bookings: skip the overlap rule (rule 6, README: Booking rules).")
     ] = False,
     allow_any_answers: Annotated[
         bool,

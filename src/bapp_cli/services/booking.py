@@ -24,6 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bapp_cli.db.audit import record_audit
+from bapp_cli.db.batches import BATCH_SIZE
 from bapp_cli.db.locks import lock_keys
 from bapp_cli.db.models import (
     BOOKING_STATUSES,
@@ -38,8 +39,8 @@ from bapp_cli.db.models import (
 from bapp_cli.errors import BappError, Conflict, InvalidInput, NotFound
 from bapp_cli.services.answers import AnswerInput, question_key, questions_from, validate_answers
 from bapp_cli.services.enrolment import enrol
-from bapp_cli.services.instants import get_zone
-from bapp_cli.services.listing import ALL, STREAM_BATCH, Page
+from bapp_cli.services.instants import get_zone, instant_text
+from bapp_cli.services.listing import ALL, Page
 from bapp_cli.services.pathways import get_pathway
 from bapp_cli.services.people import ensure_client, find_user, get_builder, get_client, normalise_email
 from bapp_cli.services.rule_book import ACTIVE_STATUSES as ACTIVE_STATUSES
@@ -314,7 +315,7 @@ def iter_bookings(
     # Straight to the connection, in batches: a listing of every booking builds no ORM rows. The flush
     # is what the session would have done before its own query.
     session.flush()
-    return _iter_views(session.connection().execute(page.window(query).execution_options(yield_per=STREAM_BATCH)))
+    return _iter_views(session.connection().execute(page.window(query).execution_options(yield_per=BATCH_SIZE)))
 
 
 # -- creation ---------------------------------------------------------------------------------------
@@ -390,7 +391,7 @@ def _not_bookable_reason(session_type: SessionType) -> str:
 
 
 def _check_time(start: dt.datetime, now: dt.datetime, builder: User | None, profile: BuilderProfile | None) -> None:
-    shown = start.isoformat().replace("+00:00", "Z")
+    shown = instant_text(start)
     if start <= now:
         raise InvalidInput(
             f"start: {shown} is not in the future", hint="pass --allow-past to record a past booking", code="past_start"
@@ -401,14 +402,14 @@ def _check_time(start: dt.datetime, now: dt.datetime, builder: User | None, prof
         earliest = (now + dt.timedelta(hours=profile.minimum_notice_hours)).replace(microsecond=0)
         raise InvalidInput(
             f"start: {builder.email} needs {profile.minimum_notice_hours} hours' notice; "
-            f"the earliest start is {earliest.isoformat().replace('+00:00', 'Z')}",
+            f"the earliest start is {instant_text(earliest)}",
             code="too_soon",
         )
     if profile.max_advance_days and start > now + dt.timedelta(days=profile.max_advance_days):
         latest = (now + dt.timedelta(days=profile.max_advance_days)).replace(microsecond=0)
         raise InvalidInput(
             f"start: {builder.email} takes bookings at most {profile.max_advance_days} days ahead; "
-            f"the latest start is {latest.isoformat().replace('+00:00', 'Z')}",
+            f"the latest start is {instant_text(latest)}",
             code="too_far_ahead",
         )
 
@@ -700,7 +701,7 @@ def nearest_starts(starts: Sequence[dt.datetime], wanted: dt.datetime, count: in
 
 
 def describe_starts(starts: Sequence[dt.datetime]) -> str:
-    return ", ".join(start.astimezone(dt.UTC).isoformat().replace("+00:00", "Z") for start in starts)
+    return ", ".join(instant_text(start) for start in starts)
 
 
 def check_open_start(session_type: SessionType, start: dt.datetime, open_starts: Sequence[dt.datetime]) -> None:
@@ -709,7 +710,7 @@ def check_open_start(session_type: SessionType, start: dt.datetime, open_starts:
         return
     nearest = nearest_starts(open_starts, start)
     raise Conflict(
-        f"start: {start.isoformat().replace('+00:00', 'Z')} is not an open slot of {session_type.title!r} in Calendly",
+        f"start: {instant_text(start)} is not an open slot of {session_type.title!r} in Calendly",
         hint=f"nearest open starts: {describe_starts(nearest)}"
         if nearest
         else "no open starts near it; see `bapp sessions slots`",
@@ -768,7 +769,7 @@ def change_booking_status(
         raise _refuse(booking, booking.status, command, STATUS_MOVES)
     if command in AFTER_START and booking.start_time > now:
         raise Conflict(
-            f"booking {booking.reference} starts at {booking.start_time.isoformat().replace('+00:00', 'Z')}; "
+            f"booking {booking.reference} starts at {instant_text(booking.start_time)}; "
             f"it cannot be marked {target} before it has started",
             hint="allowed now: " + ", ".join(c for c in _allowed(STATUS_MOVES, booking.status) if c not in AFTER_START),
             code="illegal_transition",

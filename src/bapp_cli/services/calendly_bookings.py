@@ -69,6 +69,7 @@ from sqlalchemy.orm import Session
 
 from bapp_cli.calendly.models import NO_SHOW_WEBHOOK_EVENTS, Invitee, ScheduledEvent, WebhookPayload
 from bapp_cli.db.audit import record_audit
+from bapp_cli.db.batches import batches
 from bapp_cli.db.locks import lock_keys
 from bapp_cli.db.models import (
     SYNC_KINDS,
@@ -147,7 +148,6 @@ RESCHEDULED_REASON = "Rescheduled"
 _MAX_NAME = 200
 _MAX_REASON = 2000
 _MAX_URI = 500
-_CHUNK = 500
 _EVENTS = TypeAdapter(list[ScheduledEvent])
 _INVITEES = TypeAdapter(list[Invitee])
 
@@ -394,8 +394,7 @@ class InviteeApplier:
     def preload(self, invitee_uris: Sequence[str]) -> None:
         """Fetch the bookings of many invitees in a few queries (a no-change pull then reads, never writes)."""
         wanted = [uri for uri in dict.fromkeys(invitee_uris) if uri not in self._bookings]
-        for start in range(0, len(wanted), _CHUNK):
-            chunk = wanted[start : start + _CHUNK]
+        for chunk in batches(wanted):
             found = {
                 booking.calendly_invitee_uri: booking
                 for booking in self.session.scalars(select(Booking).where(Booking.calendly_invitee_uri.in_(chunk)))

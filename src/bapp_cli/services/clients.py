@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import and_, exists, or_, select
 from sqlalchemy.orm import Session, aliased
 
+from bapp_cli.db.batches import BATCH_SIZE
 from bapp_cli.db.models import (
     ENROLMENT_STATUSES,
     Booking,
@@ -25,7 +26,7 @@ from bapp_cli.db.models import (
 from bapp_cli.errors import Conflict, InvalidInput, NotFound
 from bapp_cli.services.booking import BookingFilters, BookingView, list_bookings
 from bapp_cli.services.enrolment import enrol, find_enrolment, set_enrolment_status
-from bapp_cli.services.listing import ALL, STREAM_BATCH, Page
+from bapp_cli.services.listing import ALL, Page
 from bapp_cli.services.pathways import get_pathway
 from bapp_cli.services.people import ensure_client, find_user, get_builder, get_client, normalise_email
 from bapp_cli.services.progress import show_progress
@@ -165,7 +166,7 @@ def iter_clients(
         coached = exists().where(Enrolment.client_id == User.id, Enrolment.builder_id == builder_user.id)
         booked = exists().where(Booking.client_id == User.id, Booking.builder_id == builder_user.id)
         query = query.where(or_(coached, booked))
-    rows = session.execute(page.window(query).execution_options(yield_per=STREAM_BATCH))
+    rows = session.execute(page.window(query).execution_options(yield_per=BATCH_SIZE))
     return (ClientView(*row) for row in rows)
 
 

@@ -15,8 +15,6 @@ from sqlalchemy import ColumnElement, Select, false, or_
 from bapp_cli.errors import InvalidInput
 
 MAX_SEARCH_LENGTH = 200
-# ORM rows are fetched in batches of this many, so a listing streams instead of loading the whole result.
-STREAM_BATCH = 1000
 
 SelectT = TypeVar("SelectT", bound=Select)  # type: ignore[type-arg]
 

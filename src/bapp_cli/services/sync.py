@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 from bapp_cli.calendly.models import CustomQuestion, EventType
 from bapp_cli.db import bulk
 from bapp_cli.db.audit import record_audit
+from bapp_cli.db.batches import BATCH_SIZE, batches
 from bapp_cli.db.models import Pathway, SessionType, SessionTypePathway
 from bapp_cli.errors import BappError, ConfigError, Conflict, InvalidInput, RemoteError
 from bapp_cli.services.calendly_runs import (
@@ -94,7 +95,6 @@ _KINDS = ("solo", "group")
 _FREE_WORDS = re.compile(r"\b(?:free|getting[\s_-]+started|intro|discovery|back[\s_-]+to[\s_-]+work)", re.IGNORECASE)
 _RULE_KEYS = frozenset({"pattern", "field", "category", "requires_auth", "pathways", "price", "currency"})
 _RULE_FIELDS = {"name": ("name",), "slug": ("slug",), "any": ("name", "slug")}
-_ID_CHUNK = 500
 _LISTING = TypeAdapter(list[EventType])
 
 
@@ -319,7 +319,7 @@ class SyncChange:
 
 @dataclass
 class SyncReport(RunReport):
-    """The summary of one run (CLI.md ``calendly sync``)."""
+    """The summary of one run (the keys of `calendly sync --json`, docs/cli.md)."""
 
     deactivated: int = 0
     reactivated: int = 0
@@ -440,11 +440,6 @@ def stage_event_types(items: Iterable[EventType], source: str) -> list[StagedTyp
         _check_item(item, error_type, origin)
         staged.append(StagedType(item, _owned_values(item)))
     return staged
-
-
-def _chunks(values: Sequence[int], size: int = _ID_CHUNK) -> Iterable[Sequence[int]]:
-    for start in range(0, len(values), size):
-        yield values[start : start + size]
 
 
 def sync_event_types(
@@ -639,7 +634,7 @@ def _write(
                         SessionType.calendly_uri.in_(list(new_links))
                     )
                 )
-                if len(new_links) <= _ID_CHUNK
+                if len(new_links) <= BATCH_SIZE
                 else session.execute(select(SessionType.id, SessionType.calendly_uri))
             )
             for type_id, uri in created:
@@ -650,7 +645,7 @@ def _write(
     bulk.update_rows(session, table, updates)  # one executemany per set of changed fields
     if relinks:
         ids = list(relinks)
-        for chunk in _chunks(ids):
+        for chunk in batches(ids):
             session.execute(delete(SessionTypePathway).where(SessionTypePathway.session_type_id.in_(chunk)))
         links.extend(
             {"session_type_id": type_id, "pathway_id": pathway_ids[slug]}
@@ -665,7 +660,7 @@ def _write(
             [(link["session_type_id"], link["pathway_id"]) for link in links],
         )
     gone = [row.id for row in vanished]
-    for chunk in _chunks(gone):
+    for chunk in batches(gone):
         session.execute(
             update(SessionType)
             .where(SessionType.id.in_(chunk))

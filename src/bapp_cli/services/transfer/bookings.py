@@ -67,6 +67,7 @@ from sqlalchemy.orm import Session
 from typing_extensions import TypedDict
 
 from bapp_cli.db import bulk
+from bapp_cli.db.batches import BATCH_SIZE
 from bapp_cli.db.models import (
     Booking,
     BuilderProfile,
@@ -95,7 +96,6 @@ from bapp_cli.services.booking import (
     allowed_durations,
 )
 from bapp_cli.services.instants import get_zone
-from bapp_cli.services.listing import STREAM_BATCH
 from bapp_cli.services.people import normalise_email
 from bapp_cli.services.rule_book import (
     NearbyBooking,
@@ -1216,7 +1216,7 @@ def export_bookings(session: Session) -> Iterator[dict[str, Any]]:
         .order_by(table.start_time, table.reference)
     )
     slugs = _unique_slugs(session)
-    for row in session.connection().execute(query.execution_options(yield_per=STREAM_BATCH)):
+    for row in session.connection().execute(query.execution_options(yield_per=BATCH_SIZE)):
         record = row._asdict()
         slug = record.pop("slug")
         if not record["session"]:
