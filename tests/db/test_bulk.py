@@ -124,7 +124,30 @@ def test_updates_are_grouped_by_the_columns_they_change(session: Session) -> Non
     assert _read(session, "up-2")["title"] == "Also renamed"
 
 
-def test_chunks_cover_every_value_once() -> None:
+def test_chunks_cover_every_value_and_pad_to_a_power_of_two() -> None:
     values = list(range(12))
     assert [list(part) for part in bulk.chunks(values, 5)] == [[0, 1, 2, 3, 4], [5, 6, 7, 8, 9], [10, 11]]
+    assert [list(part) for part in bulk.chunks([1, 2, 3])] == [[1, 2, 3, 3]]
     assert list(bulk.chunks([], 5)) == []
+
+
+def test_lookup_lists_take_a_dozen_shapes_whatever_their_lengths() -> None:
+    # Each IN-list length is its own prepared statement in SQLite's per-connection cache: one length per
+    # batch grew a long import's memory without bound (until the cache's 128 statements were all big ones).
+    lengths: set[int] = set()
+    for count in range(1, 12_001, 7):
+        parts = list(bulk.chunks(list(range(count))))
+        assert sorted({value for part in parts for value in part}) == list(range(count))
+        lengths.update(len(part) for part in parts)
+    assert len(lengths) <= 14 and max(lengths) == bulk.CHUNK
+
+
+def test_a_padded_lookup_finds_each_row_once(session: Session) -> None:
+    bulk.insert_rows(session, SESSION_TYPES, COLUMNS, [tuple(_values(f"pad-{index}").values()) for index in range(3)])
+    slugs = [f"pad-{index}" for index in range(3)]
+    found = [
+        slug
+        for part in bulk.chunks(slugs)
+        for slug in session.scalars(select(SESSION_TYPES.c.slug).where(SESSION_TYPES.c.slug.in_(part)))
+    ]
+    assert sorted(found) == slugs

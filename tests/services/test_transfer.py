@@ -652,3 +652,38 @@ def test_user_skill_progress_rows_are_set_based(session: Session) -> None:
     ]
     assert len(ours) < 30, "\n".join(ours)
     assert count(session, Badge) == 40
+
+
+def test_a_long_import_prepares_a_few_shapes_of_each_lookup_not_one_per_batch(session: Session) -> None:
+    """Flat memory: SQLite's driver keeps every prepared statement of the last 128 texts, and a lookup's
+    `IN (…)` text changes with its length. Batches with 1 to 40 distinct clients each must still look
+    clients up in a handful of texts (lengths padded to powers of two), never one text per batch."""
+    from sqlalchemy import event
+
+    add_session_type(session, "Intro", slug="intro", duration=30)
+    first = dt.datetime(2029, 1, 1, tzinfo=dt.UTC)
+    rows = [
+        f"c{batch}-{index % (batch + 1)}@example.com,intro,{start.isoformat()},completed,,,"
+        for batch in range(40)
+        for index in range(50)
+        if (start := first + dt.timedelta(hours=50 * batch + index))
+    ]
+    texts: set[str] = set()
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        texts.add(statement)
+
+    engine = session.get_bind()
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        summary = load(session, "bookings", csv_of(*rows), batch_size=50)
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    assert (summary.total("created"), summary.rejected) == (2000, 0)
+    shapes: dict[str, int] = {}
+    for statement in texts:
+        if " IN (" in statement:
+            lookup = statement.partition(" IN (")[0]
+            shapes[lookup] = shapes.get(lookup, 0) + 1
+    client_lookups = [count for lookup, count in shapes.items() if "client_profiles" in lookup]
+    assert client_lookups and max(shapes.values()) <= 7, shapes
