@@ -175,7 +175,7 @@ def _after_batch(advance: Callable[[int, int], None], bytes_read: int, rows: int
     """Advance the progress bar, and freeze what a batch leaves alive (caches of e-mails, users, enrolments).
 
     Without the freeze, the collector's full passes rescanned those growing caches again and again; that
-    was an eighth of a 100,000-row import (SPEC P3). The batch's own objects are freed by reference
+    was an eighth of a 100,000-row import (P3, docs/benchmarks.md). The batch's own objects are freed by reference
     counting when the next batch replaces them, so memory stays flat (bench/import.py --large).
     """
     advance(bytes_read, rows)
