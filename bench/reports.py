@@ -46,7 +46,7 @@ def build(path: Path, clients: int, *, seed: int = 6) -> None:
     from bapp_cli.db.engine import make_engine
     from bapp_cli.db.models import Booking, ClientProfile, Enrolment, Pathway, SessionType, SessionTypePathway
 
-    build_progress(path, clients, second_enrolments=True)
+    build_progress(f"sqlite:///{path}", clients, second_enrolments=True)
     rng = random.Random(seed)
     engine = make_engine(f"sqlite:///{path}")
     now = dt.datetime(2030, 6, 1, 12, tzinfo=dt.UTC)

@@ -283,14 +283,19 @@ def test_progress_table_filters_and_counts(session: Session) -> None:
     assert dt.datetime(2030, 1, 18, 9, 30, tzinfo=dt.UTC) == LATER
 
 
-def test_progress_table_tier_and_overall_percentages(session: Session) -> None:
-    """Per-tier and overall counts of a client in two pathways, one of its skills in both."""
+def test_progress_table_plain_sums_match_packed_counters(session: Session, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tiers too large to pack fall back to one SUM per tier; both paths must agree."""
+    from bapp_cli.services import progress
+
     small_catalogue(session)
     ada = client(session, "ada@example.com", "accelerate", "pivot")
     for slug in ("a1", "a2", "a4", "shared", "p3"):
         complete_skill(session, ada.email, slug, now=NOW)
     assign_skills(session, ada.email, ["a3"], now=LATER, status="in_progress")
+    packed = [row.as_record() for row in progress_table(session)]
+    monkeypatch.setattr(progress, "PACKED_BITS", 0)
     plain = [row.as_record() for row in progress_table(session)]
+    assert plain == packed
     assert [(row["tier1_percent"], row["tier2_percent"], row["tier3_percent"], row["percent"]) for row in plain] == [
         (66, 100, 0, 80),
         (100, 0, 100, 66),

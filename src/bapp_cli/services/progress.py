@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Select,
     SQLColumnExpression,
     and_,
@@ -28,6 +29,7 @@ from sqlalchemy import (
     func,
     insert,
     literal,
+    literal_column,
     or_,
     select,
 )
@@ -67,6 +69,8 @@ PROGRESS_TABLE_COLUMNS = (
     "last_activity",
 )
 BADGE_COLUMNS = ("key", "name", "awarded_at")
+# room in a signed 64-bit SUM for the packed per-tier counters of the progress table
+PACKED_BITS = 62
 
 
 def percent(completed: int, total: int) -> int:
@@ -610,6 +614,7 @@ class ProgressRow:
 def select_enrolment_counts(
     *columns: SQLColumnExpression[Any],
     tiers: Sequence[int] = (),
+    pack_width: int | None = None,
     linked: bool = False,
     last_activity: bool = False,
 ) -> Select[Any]:
@@ -617,26 +622,46 @@ def select_enrolment_counts(
 
     One row per enrolment: `enrolment_id`, then `columns` (anything that depends on the enrolment: the
     query is grouped by its primary key, which both backends accept), then the completed skills among the
-    non-archived skills linked to the enrolment's pathway — `tier<n>` for each of `tiers`, and `done` — then,
-    if asked, `linked` (the non-archived skills
+    non-archived skills linked to the enrolment's pathway — `done`, and `tier<n>` for each of `tiers`; or,
+    with `pack_width`, all of them in one integer `packed` (done in the low `pack_width` bits, tier n in
+    field n; the caller makes the fields wide enough) — then, if asked, `linked` (the non-archived skills
     linked to the pathway) and `last_activity` (the latest change to one of those skills' progress rows).
     Only what a caller asks for is aggregated: the aggregate is the hot loop (one step per enrolment ×
     linked skill).
     """
+    # Packing keeps one SUM per enrolment instead of one per tier plus the total.
+    weights = [(number, (1 << (pack_width * number)) + 1) for number in tiers] if pack_width is not None else []
+    link_columns: list[SQLColumnExpression[Any]] = [SkillPathwayLink.skill_id, SkillPathwayLink.pathway_id]
+    if tiers and pack_width is None:
+        link_columns.append(SkillPathwayLink.tier)
+    if pack_width is not None:
+        link_columns.append(
+            case(
+                *(
+                    (SkillPathwayLink.tier == number, literal_column(str(weight), BigInteger))
+                    for number, weight in weights
+                ),
+                else_=literal_column("1", BigInteger),
+            ).label("weight")
+        )
     active_links = (
-        select(SkillPathwayLink.skill_id, SkillPathwayLink.pathway_id, SkillPathwayLink.tier)
+        select(*link_columns)
         .join(Skill, Skill.id == SkillPathwayLink.skill_id)
         .where(Skill.archived.is_(False))
         .subquery("active_links")
     )
     progress = UserSkillProgress.__table__.alias("progress")
     completed = progress.c.status == "completed"
-    counters: list[SQLColumnExpression[Any]] = [
-        func.sum(case((and_(completed, active_links.c.tier == number), 1), else_=0)).label(f"tier{number}")
-        for number in tiers
-    ]
-    # summed rather than filtered in the join: the join then probes the (client, skill) unique index
-    counters.append(func.sum(case((completed, 1), else_=0)).label("done"))
+    counters: list[SQLColumnExpression[Any]] = []
+    if pack_width is not None:
+        counters.append(func.sum(case((completed, active_links.c.weight), else_=0)).label("packed"))
+    else:
+        counters.extend(
+            func.sum(case((and_(completed, active_links.c.tier == number), 1), else_=0)).label(f"tier{number}")
+            for number in tiers
+        )
+        # summed rather than filtered in the join: the join then probes the (client, skill) unique index
+        counters.append(func.sum(case((completed, 1), else_=0)).label("done"))
     if linked:
         counters.append(func.count(active_links.c.skill_id).label("linked"))
     if last_activity:
@@ -683,7 +708,14 @@ def progress_table(
     pathway_id = get_pathway(session, pathway).id if pathway is not None else None
     builder_id = get_builder(session, builder)[0].id if builder is not None else None
     catalogue = load_catalogue(session)
-    per_enrolment = select_enrolment_counts(tiers=TABLE_TIERS, last_activity=True)
+
+    # The per-tier and overall completed counts come packed into one integer per enrolment (one SUM in
+    # SQL's hot loop instead of four). Field width comes from the largest pathway (no count can exceed
+    # it), so fields cannot overflow into each other; absurdly large pathways fall back to plain sums.
+    width = max([catalogue.pathway_total(key) for key in catalogue.pathways] + [1]).bit_length()
+    packed = width * (len(TABLE_TIERS) + 1) <= PACKED_BITS
+    per_enrolment = select_enrolment_counts(tiers=TABLE_TIERS, pack_width=width if packed else None, last_activity=True)
+    counters = ["packed"] if packed else [*(f"tier{number}" for number in TABLE_TIERS), "done"]
     if pathway_id is not None:
         per_enrolment = per_enrolment.where(Enrolment.pathway_id == pathway_id)
     if builder_id is not None:
@@ -711,8 +743,7 @@ def progress_table(
             Enrolment.status,
             badge_count,
             aggregated.c.last_activity,
-            *(aggregated.c[f"tier{number}"] for number in TABLE_TIERS),
-            aggregated.c.done,
+            *(aggregated.c[name] for name in counters),
         )
         .select_from(aggregated)
         .join(Enrolment, Enrolment.id == aggregated.c.enrolment_id)
@@ -733,11 +764,17 @@ def progress_table(
         )
         for pathway_key, info in catalogue.pathways.items()
     }
+    mask = (1 << width) - 1
+    shifts = tuple(width * number for number in TABLE_TIERS)
     result = session.connection().execute(query.execution_options(yield_per=1000))
     for partition in result.partitions():
-        for email, row_pathway_id, row_status, badges, last_activity, tier1, tier2, tier3, done in partition:
+        for email, row_pathway_id, row_status, badges, last_activity, *counts in partition:
             tier_total, total, slug = totals[row_pathway_id]
-            # PostgreSQL sums as numeric, and an enrolment with no linked skills sums to NULL
-            tiers = (int(tier1 or 0), int(tier2 or 0), int(tier3 or 0))
-            done = int(done or 0)
+            if packed:
+                value = int(counts[0] or 0)  # PostgreSQL sums bigints as numeric
+                done = value & mask
+                tiers = (value >> shifts[0] & mask, value >> shifts[1] & mask, value >> shifts[2] & mask)
+            else:
+                done = int(counts[-1] or 0)
+                tiers = (int(counts[0] or 0), int(counts[1] or 0), int(counts[2] or 0))
             yield ProgressRow(email, slug, row_status, tiers, tier_total, done, total, int(badges or 0), last_activity)
