@@ -26,6 +26,7 @@ import contextlib
 import datetime as dt
 import gc
 import json
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -49,9 +50,9 @@ Report = TypeVar("Report", bound="RunReport")
 
 
 @dataclass
-class RunReport:
+class RunReport(ABC):
     """What every Calendly run reports, an event-type sync or a bookings pull; a failed run's summary of
-    either kind is built from these fields alone."""
+    either kind is built from these fields alone. Each kind says which of them its record shows."""
 
     run_id: int | None
     status: str
@@ -64,8 +65,9 @@ class RunReport:
     skipped: int = 0
     error: str | None = None
 
+    @abstractmethod
     def as_record(self) -> dict[str, Any]:
-        raise NotImplementedError
+        """The run's summary under its command's documented keys."""
 
 
 @dataclass(frozen=True)
