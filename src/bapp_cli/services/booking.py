@@ -43,8 +43,8 @@ from bapp_cli.services.instants import get_zone, instant_text
 from bapp_cli.services.listing import ALL, Page
 from bapp_cli.services.pathways import get_pathway
 from bapp_cli.services.people import ensure_client, find_user, get_builder, get_client, normalise_email
-from bapp_cli.services.rule_book import ACTIVE_STATUSES as ACTIVE_STATUSES
 from bapp_cli.services.rule_book import (
+    ACTIVE_STATUSES,
     NearbyBooking,
     PathwayFacts,
     Refusal,

@@ -88,7 +88,6 @@ from bapp_cli.services.answers import (
     validate_answers,
 )
 from bapp_cli.services.booking import (
-    ACTIVE_STATUSES,
     BOOKING_COLUMNS,
     MAX_BOOKING_MINUTES,
     REFERENCE_ALPHABET,
@@ -98,6 +97,7 @@ from bapp_cli.services.booking import (
 from bapp_cli.services.instants import get_zone
 from bapp_cli.services.people import normalise_email
 from bapp_cli.services.rule_book import (
+    ACTIVE_STATUSES,
     NearbyBooking,
     PathwayFacts,
     Refusal,
