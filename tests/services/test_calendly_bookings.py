@@ -37,6 +37,7 @@ from bapp_cli.services.calendly_bookings import (
     within,
 )
 from bapp_cli.services.calendly_runs import record_failed_run
+from bapp_cli.services.calendly_write import undo_no_show
 from bapp_cli.services.sync import sync_event_types
 from tests.fakes.calendly_server import (
     API_ORIGIN,
@@ -530,6 +531,38 @@ def test_failed_pulls_are_recorded_as_bookings_runs(catalogue: Session) -> None:
     assert (view.run_id, view.status, view.error) == (run_id, "failed", "Calendly GET /scheduled_events: HTTP 500")
     with pytest.raises(InvalidInput, match="kind"):
         list_runs(session, kind="everything")
+
+
+@pytest.mark.parametrize(
+    ("started", "type_index", "price", "payment", "expected"),
+    [
+        (dt.timedelta(hours=2), FREE, "0", "not_required", "completed"),  # ended
+        (dt.timedelta(hours=2), SPECIALIZED, "40", "unpaid", "completed"),
+        (dt.timedelta(minutes=10), FREE, "0", "not_required", "confirmed"),  # still running
+        (dt.timedelta(minutes=10), SPECIALIZED, "40", "unpaid", "pending"),
+        (dt.timedelta(minutes=10), SPECIALIZED, "40", "paid", "confirmed"),
+    ],
+)
+def test_undo_and_calendlys_no_show_deleted_restore_the_same_status(
+    catalogue: Session, started: dt.timedelta, type_index: int, price: str, payment: str, expected: str
+) -> None:
+    """One rule (services.rule_book.restored_status) behind both ways a no-show mark is taken back."""
+    session = catalogue
+    set_price(session, type_index, price)
+    start = NOW - started  # the events last 30 minutes
+    by_webhook, by_undo = event(31, type_index, start=start), event(32, type_index, start=start)
+    people = invitee(by_webhook, 31), invitee(by_undo, 32)
+    apply(session, item(by_webhook, people[0]), item(by_undo, people[1]))
+    uris = [person["uri"] for person in people]
+    marked = update(Booking).where(Booking.calendly_invitee_uri.in_(uris))
+    session.execute(marked.values(status="no_show", payment_status=payment))
+    session.commit()
+    applier = InviteeApplier(session, now=NOW, pathway_question=PATTERN)
+    taken_back = applier.apply_no_show(item(by_webhook, people[0]), marked=False, changed_at=NOW)
+    undone = undo_no_show(session, booking(session, uris[1]).reference, now=NOW)
+    session.commit()
+    assert (taken_back.booking_status, undone.status) == (expected, expected)
+    assert [booking(session, uri).status for uri in uris] == [expected, expected]
 
 
 def test_webhook_events_other_than_invitee_ones_are_ignored(catalogue: Session) -> None:

@@ -20,6 +20,7 @@ from bapp_cli.services.rule_book import (
     price_status,
     progress_advances,
     reset_progress,
+    restored_status,
     settle_progress,
     span_text,
 )
@@ -156,6 +157,24 @@ CLASH_CASES = [
     (CLASS, [_nearby("BK-1", _at(10), session_id=8)], 0, [], "builder b@x.org already has booking BK-1"),
     (CLASS, [], 0, [_nearby("BK-1", _at(10), session_id=9)], "client c@x.org already has booking BK-1"),
 ]
+
+
+NOON = dt.datetime(2031, 5, 1, 12, 0, tzinfo=dt.UTC)
+
+
+@pytest.mark.parametrize(
+    ("end", "amount", "payment_status", "expected"),
+    [
+        (NOON - dt.timedelta(minutes=1), "0", "not_required", "completed"),
+        (NOON, "40", "unpaid", "completed"),  # ended: what it owes does not matter any more
+        (NOON - dt.timedelta(days=3), "40", "paid", "completed"),
+        (NOON + dt.timedelta(minutes=1), "0", "not_required", "confirmed"),  # still running
+        (NOON + dt.timedelta(minutes=1), "40", "unpaid", "pending"),
+        (NOON + dt.timedelta(minutes=1), "40", "paid", "confirmed"),
+    ],
+)
+def test_restored_status(end: dt.datetime, amount: str, payment_status: str, expected: str) -> None:
+    assert restored_status(end=end, now=NOON, amount=Decimal(amount), payment_status=payment_status) == expected
 
 
 @pytest.mark.parametrize(("session", "builder", "buffer", "client", "expected"), CLASH_CASES)

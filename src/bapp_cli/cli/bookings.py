@@ -481,7 +481,7 @@ def no_show(
     ctx: typer.Context,
     reference: ReferenceArgument,
     undo: Annotated[
-        bool, typer.Option("--undo", help="Take back a no-show recorded by mistake (→ confirmed).")
+        bool, typer.Option("--undo", help="Take back a no-show recorded by mistake (→ completed once ended).")
     ] = False,
     local_only: LocalOnlyOption = False,
     fmt: FormatOption = None,
@@ -490,7 +490,8 @@ def no_show(
     """Mark a confirmed booking as a no-show, once its start time has passed.
 
     A booking that is in Calendly is marked there first (POST /invitee_no_shows); --undo deletes that
-    no-show in Calendly and puts the booking back to confirmed.
+    no-show in Calendly and puts the booking back as Calendly's own undo does: completed once it has
+    ended, else pending while a priced booking is unpaid, confirmed otherwise.
 
     \b
     Examples:
@@ -520,7 +521,7 @@ def no_show(
                     client.delete_invitee_no_show(mark)
         with app_state.transaction() as session:
             view = undo_no_show(session, reference, now=utc_now())
-        _render_change(sink, StatusChange(view, {"status": ["no_show", "confirmed"]}))
+        _render_change(sink, StatusChange(view, {"status": ["no_show", view.status]}))
         return
     no_show_uri = None
     if target is not None and target.invitee_uri:

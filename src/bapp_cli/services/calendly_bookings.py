@@ -103,6 +103,7 @@ from bapp_cli.services.rule_book import (
     SessionFacts,
     choose_pathway,
     price_status,
+    restored_status,
 )
 
 if TYPE_CHECKING:
@@ -821,10 +822,9 @@ class InviteeApplier:
         if marked and previous in ("pending", "confirmed", "completed"):
             booking.status = "no_show"
         elif not marked and previous == "no_show":
-            if booking.end_time <= self.now:
-                booking.status = "completed"
-            else:
-                booking.status = "pending" if booking.payment_status == "unpaid" else "confirmed"
+            booking.status = restored_status(
+                end=booking.end_time, now=self.now, amount=booking.amount, payment_status=booking.payment_status
+            )
         elif previous == "cancelled":
             warnings.append("booking is cancelled; Calendly's no-show mark not applied")
         if booking.status == previous:

@@ -52,6 +52,7 @@ from bapp_cli.services.booking import (
 )
 from bapp_cli.services.instants import instant_text
 from bapp_cli.services.people import get_client
+from bapp_cli.services.rule_book import restored_status
 from bapp_cli.services.session_types import get_session_type, is_bookable
 
 if TYPE_CHECKING:
@@ -788,19 +789,22 @@ def record_no_show_uri(session: Session, reference: str, uri: str | None, *, now
 
 
 def undo_no_show(session: Session, reference: str, *, now: dt.datetime) -> BookingView:
-    """``no-show --undo``: a no-show recorded by mistake goes back to confirmed."""
+    """``no-show --undo``: a no-show recorded by mistake goes back to the status the rule book restores
+    (services.rule_book.restored_status, the same as Calendly's ``invitee_no_show.deleted``)."""
     booking = _booking(session, reference, for_update=True)
     if booking.status != "no_show":
         raise Conflict(
             f"booking {booking.reference} is {booking.status}, not no_show; nothing to undo", code="illegal_transition"
         )
-    booking.status = "confirmed"
+    booking.status = restored_status(
+        end=booking.end_time, now=now, amount=booking.amount, payment_status=booking.payment_status
+    )
     booking.calendly_no_show_uri = None
     # a late delivery of the mark just taken back must not bring it back
     booking.calendly_no_show_at = now
     booking.updated_at = now
     session.flush()
-    record_audit(session, "booking", booking.reference, {"status": ["no_show", "confirmed"], "undo": "no-show"})
+    record_audit(session, "booking", booking.reference, {"status": ["no_show", booking.status], "undo": "no-show"})
     return booking_view(session, booking.id)
 
 

@@ -15,7 +15,8 @@ The rules (README "Booking rules" tells the user the same):
   is asked to choose. Calendly (lenient) never refuses: it takes what was requested, else the one active
   enrolment, else the only linked pathway, else no pathway and a warning;
 * status from the price (rule 8): free → confirmed, nothing to pay; priced → pending and unpaid until
-  paid, then confirmed and paid;
+  paid, then confirmed and paid; a no-show whose mark is taken back is completed once it has ended,
+  else back to the status its price and payment give;
 * overlaps (rule 6): no two active bookings of one builder (with the builder's buffer on both sides) or
   one client intersect; a group session lets clients share one slot (the same session at the same start)
   up to its invitee limit;
@@ -174,6 +175,15 @@ def price_status(price: Decimal, *, paid: bool = False) -> tuple[str, str]:
     if price <= 0:
         return "confirmed", "not_required"
     return ("confirmed", "paid") if paid else ("pending", "unpaid")
+
+
+def restored_status(*, end: dt.datetime, now: dt.datetime, amount: Decimal, payment_status: str) -> str:
+    """The status a no-show returns to when its mark is taken back (`bookings no-show --undo`, Calendly's
+    ``invitee_no_show.deleted``): completed once the booking has ended; before that, the active status its
+    price and payment give (rule 8: pending while a priced booking is unpaid, else confirmed)."""
+    if end <= now:
+        return "completed"
+    return price_status(amount, paid=payment_status != "unpaid")[0]
 
 
 # -- overlaps (rule 6) ---------------------------------------------------------------------------------
