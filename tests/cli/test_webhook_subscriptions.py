@@ -93,8 +93,16 @@ def test_a_lost_answer_is_looked_up_never_resent(cbapp: Bapp, fake: FakeCalendly
 
 def test_subscribe_refuses_a_plain_http_url_and_a_bad_scope(cbapp: Bapp, fake: FakeCalendly) -> None:
     assert cbapp("calendly", "webhook", "subscribe", "--url", "http://bapp.example.com/hook").exit_code == 2
-    for no_host in ("https://", "https://[::1", "https://:443/hook", "https://bapp.example.com:99999/hook"):
+    for no_host in (
+        "https://",
+        "https:// /hook",
+        "https://./hook",
+        "https://%20/hook",
+        "https://[::1",
+        "https://:443/hook",
+    ):
         refused = cbapp("calendly", "webhook", "subscribe", "--url", no_host)
         assert refused.exit_code == 2 and "--url" in refused.stderr, (no_host, refused.stderr)
+    assert cbapp("calendly", "webhook", "subscribe", "--url", "https://bapp.example.com:99999/hook").exit_code == 2
     assert cbapp("calendly", "webhook", "subscribe", "--url", URL, "--scope", "team").exit_code == 2
     assert _posts(fake) == 0

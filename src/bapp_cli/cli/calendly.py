@@ -848,8 +848,15 @@ def _check_subscription_url(url: str) -> None:
         parts.port  # noqa: B018 - a malformed port or bracketed host raises here
     except ValueError:
         parts = None
-    local = parts is not None and parts.scheme == "http" and parts.hostname == "127.0.0.1"
-    if parts is None or not parts.hostname or not (parts.scheme == "https" or local):
+    host = parts.hostname if parts is not None and parts.hostname else ""
+    local = parts is not None and parts.scheme == "http" and host == "127.0.0.1"
+    # urlsplit takes anything between "//" and "/" as the host: a blank, dotted-only or escaped one is none
+    if (
+        parts is None
+        or not host.strip(".")
+        or any(c.isspace() or c == "%" for c in host)
+        or not (parts.scheme == "https" or local)
+    ):
         raise UsageError(f"--url: {url!r} must be an https:// URL with a host (Calendly delivers to HTTPS only)")
 
 
