@@ -220,11 +220,7 @@ def _run(
         progress.close()  # the summary, or the error and the failed run's summary, follow on clean lines
     if outcome.error is not None:
         if outcome.failed is not None and sink.format != "table":
-            from bapp_cli.services.calendly_bookings import PULL_COLUMNS
-            from bapp_cli.services.sync import SYNC_COLUMNS
-
-            columns = SYNC_COLUMNS if job.kind == "event_types" else PULL_COLUMNS
-            sink.record(outcome.failed.as_record(), columns)
+            sink.record(outcome.failed.as_record())
         raise outcome.error
     assert outcome.report is not None
     return outcome.report
@@ -412,7 +408,7 @@ def pull_bookings(
     job = bookings_pull_job(since=since_at, until=until_at, pathway_question=pattern, clock=utc_now, dry_run=dry_run)
     report = _run(app_state, sink, job, listing, scope=(user, organization), wait=wait, dry_run=dry_run)
     _print_outcomes(sink, report.outcomes, dry_run=dry_run)
-    sink.record(report.as_record(), service.PULL_COLUMNS, title="Calendly bookings pull")
+    sink.record(report.as_record(), title="Calendly bookings pull")
     if not dry_run:
         _retry_parked_quietly(app_state, sink)
     _refuse_silent_skips(sink, report, dry_run=dry_run)
@@ -500,7 +496,6 @@ def webhook_apply(
       bapp calendly webhook apply body.json --signature "$(bapp calendly webhook sign body.json)" --dry-run
     """
     from bapp_cli.errors import PartialSuccess
-    from bapp_cli.services import calendly_bookings as service
 
     app_state = state(ctx)
     sink = app_state.output(fmt, as_json)
@@ -512,7 +507,7 @@ def webhook_apply(
     action = result.outcome.action
     if action not in ("ignored", "parked"):
         _print_outcomes(sink, [result.outcome], dry_run=dry_run)
-    sink.record(result.as_record(), service.WEBHOOK_COLUMNS, title="Calendly webhook")
+    sink.record(result.as_record(), title="Calendly webhook")
     if action == "parked":
         raise PartialSuccess(
             f"{result.event} for {result.outcome.invitee_uri or '(no invitee)'} not applied: {result.outcome.note}"

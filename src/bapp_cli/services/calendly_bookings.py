@@ -60,7 +60,7 @@ import contextlib
 import datetime as dt
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
 from pydantic import TypeAdapter, ValidationError
@@ -91,9 +91,9 @@ from bapp_cli.services.calendly_runs import (
     listing_pages,
     record_succeeded_run,
 )
-from bapp_cli.services.calendly_write import attach_invitee, match_held_booking, use_invitation
+from bapp_cli.services.calendly_write import attach_invitee, match_held_booking, update_fields, use_invitation
 from bapp_cli.services.enrolment import enrol
-from bapp_cli.services.instants import get_zone, instant_text
+from bapp_cli.services.instants import get_zone
 from bapp_cli.services.listing import Page
 from bapp_cli.services.people import builder_ids_by_calendly_uri, ensure_client, normalise_email
 from bapp_cli.services.rule_book import (
@@ -111,39 +111,6 @@ if TYPE_CHECKING:
     from bapp_cli.services.calendly_runs import SyncScope
 
 DEFAULT_PATHWAY_QUESTION = "pathway"
-PULL_COLUMNS = (
-    "run_id",
-    "status",
-    "dry_run",
-    "fetched",
-    "created",
-    "updated",
-    "cancelled",
-    "rescheduled",
-    "unchanged",
-    "skipped",
-    "warnings",
-)
-OUTCOME_COLUMNS = ("action", "invitee_uri", "booking", "booking_status", "note", "warnings")
-WEBHOOK_COLUMNS = ("event", "dry_run", *OUTCOME_COLUMNS)
-RUN_COLUMNS = (
-    "run_id",
-    "started_at",
-    "finished_at",
-    "status",
-    "source",
-    "fetched",
-    "created",
-    "updated",
-    "unchanged",
-    "deactivated",
-    "reactivated",
-    "error",
-    "kind",
-    "skipped",
-)
-ACTIONS = ("created", "updated", "cancelled", "rescheduled", "unchanged", "skipped", "ignored", "no_show", "parked")
-SOURCES = ("api", "file")
 RESCHEDULED_REASON = "Rescheduled"
 # Column sizes of Booking/User: longer Calendly values are cut rather than failing a whole pull.
 _MAX_NAME = 200
@@ -288,6 +255,10 @@ class InviteeOutcome:
         return line
 
 
+# The actions with a counter of their own in the report; any other (unchanged, no_show) counts as unchanged.
+_COUNTED = ("created", "updated", "cancelled", "rescheduled", "skipped")
+
+
 @dataclass
 class BookingPullReport(RunReport):
     """The summary of one ``calendly pull-bookings`` run."""
@@ -302,33 +273,18 @@ class BookingPullReport(RunReport):
 
     def count(self, outcome: InviteeOutcome) -> None:
         self.outcomes.append(outcome)
-        if outcome.action == "created":
-            self.created += 1
-        elif outcome.action == "updated":
-            self.updated += 1
-        elif outcome.action == "cancelled":
-            self.cancelled += 1
-        elif outcome.action == "rescheduled":
-            self.rescheduled += 1
-        elif outcome.action == "skipped":
-            self.skipped += 1
-        else:
-            self.unchanged += 1
+        counter = outcome.action if outcome.action in _COUNTED else "unchanged"
+        setattr(self, counter, getattr(self, counter) + 1)
         if outcome.replaced is not None:
             self.rescheduled += 1
 
     def as_record(self) -> dict[str, Any]:
+        counts = ("fetched", "created", "updated", "cancelled", "rescheduled", "unchanged", "skipped")
         return {
             "run_id": self.run_id,
             "status": self.status,
             "dry_run": self.dry_run,
-            "fetched": self.fetched,
-            "created": self.created,
-            "updated": self.updated,
-            "cancelled": self.cancelled,
-            "rescheduled": self.rescheduled,
-            "unchanged": self.unchanged,
-            "skipped": self.skipped,
+            **{name: getattr(self, name) for name in counts},
             "warnings": len(self.warnings),
         }
 
@@ -347,10 +303,9 @@ class WebhookApplied:
 
 @dataclass(frozen=True)
 class CalendlyRunView:
-    """One row of ``calendly status``: an event-type sync or a bookings pull."""
+    """One row of ``calendly status``: an event-type sync or a bookings pull (its fields in column order)."""
 
     run_id: int
-    kind: str
     started_at: dt.datetime
     finished_at: dt.datetime | None
     status: str
@@ -361,11 +316,15 @@ class CalendlyRunView:
     unchanged: int
     deactivated: int
     reactivated: int
-    skipped: int
     error: str | None
+    kind: str
+    skipped: int
 
     def as_record(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in RUN_COLUMNS}
+        return asdict(self)
+
+
+RUN_COLUMNS = tuple(column.name for column in fields(CalendlyRunView))
 
 
 # -- applying invitees-----------------------------------------------------------------------------
@@ -404,10 +363,7 @@ class InviteeApplier:
                 self._bookings[uri] = found.get(uri)
 
     def _booking(self, invitee_uri: str) -> Booking | None:
-        if invitee_uri not in self._bookings:
-            self._bookings[invitee_uri] = self.session.scalars(
-                select(Booking).where(Booking.calendly_invitee_uri == invitee_uri)
-            ).one_or_none()
+        self.preload([invitee_uri])
         return self._bookings[invitee_uri]
 
     def _session_type(self, uri: str | None) -> SessionType | None:
@@ -419,10 +375,11 @@ class InviteeApplier:
             ).one_or_none()
         return self._session_types[uri]
 
-    def _questions_of(self, session_type: SessionType) -> list[Question]:
+    def _answers(self, invitee: Invitee, session_type: SessionType) -> list[dict[str, Any]]:
         if session_type.id not in self._questions:
             self._questions[session_type.id] = questions_from(session_type.custom_questions)
-        return self._questions[session_type.id]
+        answers = [answer.model_dump() for answer in invitee.questions_and_answers]
+        return answers_from_calendly(answers, self._questions[session_type.id])
 
     def _linked_pathways(self, session_type: SessionType) -> list[Pathway]:
         if session_type.id not in self._linked:
@@ -588,9 +545,7 @@ class InviteeApplier:
         builder = self._builder(event, session_type)
         start, end = self._times(event, session_type, warnings)
         timezone = self._timezone(invitee, warnings)
-        answers = answers_from_calendly(
-            [answer.model_dump() for answer in invitee.questions_and_answers], self._questions_of(session_type)
-        )
+        answers = self._answers(invitee, session_type)
         replaced = self._booking(invitee.old_invitee) if invitee.old_invitee else None
         name = (invitee.name or "").strip()[:_MAX_NAME] or None
         client, _, account_created = ensure_client(self.session, email, name=name)
@@ -745,9 +700,7 @@ class InviteeApplier:
                 "start_time": start,
                 "end_time": end,
                 "client_timezone": self._timezone(invitee, warnings),
-                "custom_question_responses": answers_from_calendly(
-                    [answer.model_dump() for answer in invitee.questions_and_answers], self._questions_of(session_type)
-                ),
+                "custom_question_responses": self._answers(invitee, session_type),
                 "calendly_event_uri": event.uri,
             }
             if booking.pathway_id is None:
@@ -758,11 +711,7 @@ class InviteeApplier:
                 fresh["payment_status"] = "paid"
                 if booking.status == "pending":
                     fresh["status"] = "confirmed"
-            for name, value in fresh.items():
-                current = getattr(booking, name)
-                if current != value:
-                    changes[name] = [_audit_value(current), _audit_value(value)]
-                    setattr(booking, name, value)
+            changes.update(update_fields(booking, fresh))
             if "pathway_id" in changes:
                 pathway = self.session.get(Pathway, booking.pathway_id)
                 client = self.session.get(User, booking.client_id)
@@ -804,38 +753,25 @@ class InviteeApplier:
         previous = booking.status
         warnings = list(first.warnings)
         known = booking.calendly_no_show_at
-        if known is not None and changed_at <= known:
-            return InviteeOutcome(
-                first.action if first.wrote else "unchanged",
-                item.invitee.uri,
-                booking.reference,
-                booking.status,
-                note=first.note or "older than the no-show change applied",
-                warnings=tuple(warnings),
-            )
-        booking.calendly_no_show_at = changed_at
-        # kept so that `bookings no-show --undo` can delete in Calendly a mark made there
-        if not marked:
-            booking.calendly_no_show_uri = None
-        elif item.invitee.no_show is not None:
-            booking.calendly_no_show_uri = item.invitee.no_show.uri[:_MAX_URI]
-        if marked and previous in ("pending", "confirmed", "completed"):
-            booking.status = "no_show"
-        elif not marked and previous == "no_show":
-            booking.status = restored_status(
-                end=booking.end_time, now=self.now, amount=booking.amount, payment_status=booking.payment_status
-            )
-        elif previous == "cancelled":
-            warnings.append("booking is cancelled; Calendly's no-show mark not applied")
+        if known is None or changed_at > known:
+            booking.calendly_no_show_at = changed_at
+            # kept so that `bookings no-show --undo` can delete in Calendly a mark made there
+            if not marked:
+                booking.calendly_no_show_uri = None
+            elif item.invitee.no_show is not None:
+                booking.calendly_no_show_uri = item.invitee.no_show.uri[:_MAX_URI]
+            if marked and previous in ("pending", "confirmed", "completed"):
+                booking.status = "no_show"
+            elif not marked and previous == "no_show":
+                booking.status = restored_status(
+                    end=booking.end_time, now=self.now, amount=booking.amount, payment_status=booking.payment_status
+                )
+            elif previous == "cancelled":
+                warnings.append("booking is cancelled; Calendly's no-show mark not applied")
         if booking.status == previous:
-            return InviteeOutcome(
-                first.action if first.wrote else "unchanged",
-                item.invitee.uri,
-                booking.reference,
-                booking.status,
-                note=first.note,
-                warnings=tuple(warnings),
-            )
+            note = first.note or ("older than the no-show change applied" if known and changed_at <= known else "")
+            action = first.action if first.wrote else "unchanged"
+            return InviteeOutcome(action, item.invitee.uri, booking.reference, previous, note, tuple(warnings))
         booking.updated_at = self.now
         record_audit(
             self.session,
@@ -844,20 +780,8 @@ class InviteeApplier:
             {"source": "calendly", "status": [previous, booking.status], "no_show": marked},
         )
         note = "marked no-show" if marked else f"no-show mark removed ({booking.status})"
-        return InviteeOutcome(
-            "no_show" if marked else "updated",
-            item.invitee.uri,
-            booking.reference,
-            booking.status,
-            note=note,
-            warnings=tuple(warnings),
-        )
-
-
-def _audit_value(value: Any) -> Any:
-    if isinstance(value, dt.datetime):
-        return instant_text(value)
-    return value
+        action = "no_show" if marked else "updated"
+        return InviteeOutcome(action, item.invitee.uri, booking.reference, booking.status, note, tuple(warnings))
 
 
 # -- use cases -------------------------------------------------------------------------------------
@@ -874,8 +798,6 @@ def pull_bookings(
     dry_run: bool = False,
 ) -> BookingPullReport:
     """Apply a complete listing in the caller's transaction and (unless ``dry_run``) record the run."""
-    if source not in SOURCES:
-        raise ValueError(f"unknown pull source {source!r}")
     lock_keys(session, "calendly:bookings")
     now = clock()
     report = BookingPullReport(run_id=None, status="succeeded", dry_run=dry_run, source=source, fetched=len(listing))
@@ -955,22 +877,4 @@ def list_runs(
             raise InvalidInput(f"kind: {kind!r} is not one of {', '.join(SYNC_KINDS)}", code="invalid_kind")
         query = query.where(SyncRun.kind == kind)
     runs = session.scalars(page.window(query.order_by(SyncRun.started_at.desc(), SyncRun.id.desc()))).all()
-    return [
-        CalendlyRunView(
-            run_id=run.id,
-            kind=run.kind,
-            started_at=run.started_at,
-            finished_at=run.finished_at,
-            status=run.status,
-            source=run.source,
-            fetched=run.fetched,
-            created=run.created,
-            updated=run.updated,
-            unchanged=run.unchanged,
-            deactivated=run.deactivated,
-            reactivated=run.reactivated,
-            skipped=run.skipped,
-            error=run.error,
-        )
-        for run in runs
-    ]
+    return [CalendlyRunView(run.id, *(getattr(run, name) for name in RUN_COLUMNS[1:])) for run in runs]

@@ -602,12 +602,7 @@ def attach_invitee(
             fresh["end_time"] = event.end_time
         if event.location is not None and event.location.join_url:
             fresh["calendly_join_url"] = event.location.join_url[:500]
-    changes: dict[str, Any] = {}
-    for name, value in fresh.items():
-        current = getattr(booking, name)
-        if current != value:
-            changes[name] = [_plain(current), _plain(value)]
-            setattr(booking, name, value)
+    changes = update_fields(booking, fresh)
     if changes:
         booking.updated_at = now
         session.flush()
@@ -615,8 +610,15 @@ def attach_invitee(
     return changes
 
 
-def _plain(value: Any) -> Any:
-    return instant_text(value) if isinstance(value, dt.datetime) else value
+def update_fields(booking: Booking, fresh: dict[str, Any]) -> dict[str, Any]:
+    """Set the fields that differ; returns them as audit changes ``{name: [old, new]}`` (instants as text)."""
+    changes: dict[str, Any] = {}
+    for name, value in fresh.items():
+        current = getattr(booking, name)
+        if current != value:
+            changes[name] = [instant_text(v) if isinstance(v, dt.datetime) else v for v in (current, value)]
+            setattr(booking, name, value)
+    return changes
 
 
 # -- matching invitees that arrive by pull or webhook ------------------------------------------------
