@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
@@ -24,7 +25,6 @@ from bapp_cli.cli.terminal import styled
 from bapp_cli.errors import InvalidInput, UsageError
 
 if TYPE_CHECKING:
-    from bapp_cli.calendly.models import EventType
     from bapp_cli.cli.output import OutputSink
     from bapp_cli.services.calendly_bookings import BookingPullReport, InviteeOutcome
     from bapp_cli.services.calendly_runs import CalendlyJob, RunReport
@@ -43,6 +43,60 @@ RUN_TABLE_COLUMNS = ("run", "kind", "started", "took", "status", "source", *RUN_
 DEFAULT_PULL_DAYS = 30
 
 Report = TypeVar("Report", bound="RunReport")
+Listing = TypeVar("Listing")
+
+# The options the two cron runs (sync, pull-bookings) share.
+UserOption = Annotated[
+    str | None,
+    typer.Option(
+        "--user",
+        help="Only this Calendly user's (a user URI) [default: calendly.user, else the token's].",
+        show_default=False,
+    ),
+]
+OrganizationOption = Annotated[
+    str | None,
+    typer.Option("--organization", help="Everything of this Calendly organization (URI).", show_default=False),
+]
+DryRunOption = Annotated[bool, typer.Option("--dry-run", help="Print one line per change on stderr and write nothing.")]
+WaitOption = Annotated[
+    float,
+    typer.Option(
+        "--wait",
+        min=0,
+        max=MAX_WAIT_SECONDS,
+        callback=finite_seconds,
+        help="If another run of this command is going on, wait up to SECONDS for it instead of exiting 75.",
+    ),
+]
+
+
+def _file_option(what: str) -> Any:
+    return typer.Option(
+        "--from-file",
+        help=f"Apply a saved listing of {what} ('-' = stdin) instead of calling Calendly.",
+        show_default=False,
+    )
+
+
+def _parse_listing_file(path: str, parse: Callable[..., Listing]) -> Listing:
+    """A saved listing (--from-file). A bad file is bad input, not a run: it is refused before the lock,
+    with nothing written (exit 6)."""
+    from bapp_cli.cli.files import read_input
+
+    return parse(read_input(path, what="--from-file"), name="stdin" if path == "-" else path)
+
+
+def _read_body(path: str) -> bytes:
+    from bapp_cli.cli.files import read_input
+
+    return read_input(path, what="body")
+
+
+def _pathway_question(app_state: AppState) -> re.Pattern[str]:
+    from bapp_cli.services.calendly_bookings import pathway_question_pattern
+
+    return pathway_question_pattern(app_state.settings.text("calendly.pathway_question"))
 
 
 @app.command("whoami")
@@ -64,36 +118,15 @@ def whoami(ctx: typer.Context, fmt: FormatOption = None, as_json: JsonOption = F
     sink.record(identity.as_record(), WHOAMI_COLUMNS, title="Calendly token")
 
 
-def _read_listing(path: str) -> list[EventType]:
-    from bapp_cli.cli.files import read_input
-    from bapp_cli.services.sync import parse_listing
-
-    return parse_listing(read_input(path, what="--from-file"), name="stdin" if path == "-" else path)
-
-
 @app.command("sync")
 def sync(
     ctx: typer.Context,
-    user: Annotated[
-        str | None,
-        typer.Option("--user", help="Sync this Calendly user's event types (a user URI).", show_default=False),
-    ] = None,
-    organization: Annotated[
-        str | None,
-        typer.Option("--organization", help="Sync every event type of this organization (URI).", show_default=False),
-    ] = None,
+    user: UserOption = None,
+    organization: OrganizationOption = None,
     from_file: Annotated[
-        str | None,
-        typer.Option(
-            "--from-file",
-            help="Apply a saved API listing (a page, a list of pages, or a list of event types; '-' = stdin) "
-            "instead of calling Calendly.",
-            show_default=False,
-        ),
+        str | None, _file_option("event types (a listing page, a list of pages, or a list of items)")
     ] = None,
-    dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Print one line per change on stderr and write nothing.")
-    ] = False,
+    dry_run: DryRunOption = False,
     allow_empty: Annotated[
         bool,
         typer.Option(
@@ -106,16 +139,7 @@ def sync(
             "--reclassify", help="Re-apply the classification rules to known types (category, auth, pathways)."
         ),
     ] = False,
-    wait: Annotated[
-        float,
-        typer.Option(
-            "--wait",
-            min=0,
-            max=MAX_WAIT_SECONDS,
-            callback=finite_seconds,
-            help="If another sync is running, wait up to SECONDS for it instead of exiting 75.",
-        ),
-    ] = 0.0,
+    wait: WaitOption = 0.0,
     fmt: FormatOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -143,8 +167,7 @@ def sync(
     sink = app_state.output(fmt, as_json)
     _check_scope_flags(user, organization, from_file, verb="sync")
     rules = sync_service.parse_rules(app_state.settings.calendly_rules())
-    # A bad file is bad input, not a run: refused before the lock, with nothing written (exit 6).
-    listing = _read_listing(from_file) if from_file is not None else None
+    listing = _parse_listing_file(from_file, sync_service.parse_listing) if from_file is not None else None
     job = event_type_sync_job(
         rules=rules, clock=utc_now, dry_run=dry_run, allow_empty=allow_empty, reclassify=reclassify
     )
@@ -298,12 +321,6 @@ def status(
 # ---- bookings from Calendly: the cron pull and webhook deliveries -----------------------------------
 
 
-def _read_bytes(path: str, *, what: str) -> bytes:
-    from bapp_cli.cli.files import read_input
-
-    return read_input(path, what=what)
-
-
 def _print_outcomes(sink: OutputSink, outcomes: Sequence[InviteeOutcome], *, dry_run: bool) -> None:
     """One stderr line per change and per warning: with --dry-run always, otherwise with --verbose."""
     say = sink.notice if dry_run else sink.detail
@@ -332,36 +349,11 @@ def pull_bookings(
     until: Annotated[
         str | None, typer.Option("--until", help="Events starting before WHEN.", show_default=False)
     ] = None,
-    user: Annotated[
-        str | None,
-        typer.Option("--user", help="Pull this Calendly user's events (a user URI).", show_default=False),
-    ] = None,
-    organization: Annotated[
-        str | None,
-        typer.Option("--organization", help="Pull every event of this organization (URI).", show_default=False),
-    ] = None,
-    from_file: Annotated[
-        str | None,
-        typer.Option(
-            "--from-file",
-            help="Apply a saved listing of scheduled events, each with an 'invitees' array ('-' = stdin), "
-            "instead of calling Calendly.",
-            show_default=False,
-        ),
-    ] = None,
-    dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Print one line per change on stderr and write nothing.")
-    ] = False,
-    wait: Annotated[
-        float,
-        typer.Option(
-            "--wait",
-            min=0,
-            max=MAX_WAIT_SECONDS,
-            callback=finite_seconds,
-            help="If another pull is running, wait up to SECONDS for it instead of exiting 75.",
-        ),
-    ] = 0.0,
+    user: UserOption = None,
+    organization: OrganizationOption = None,
+    from_file: Annotated[str | None, _file_option("scheduled events, each with an 'invitees' array")] = None,
+    dry_run: DryRunOption = False,
+    wait: WaitOption = 0.0,
     fmt: FormatOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -390,8 +382,7 @@ def pull_bookings(
     app_state = state(ctx)
     sink = app_state.output(fmt, as_json)
     _check_scope_flags(user, organization, from_file, verb="pull")
-    settings = app_state.settings
-    pattern = service.pathway_question_pattern(settings.text("calendly.pathway_question"))
+    pattern = _pathway_question(app_state)
     zone = app_state.timezone
     since_at = parse_instant(since, timezone=zone, field="since") if since else None
     until_at = parse_instant(until, timezone=zone, field="until") if until else None
@@ -401,9 +392,7 @@ def pull_bookings(
         raise InvalidInput("until: must be later than --since", code="invalid_window")
     listing = None
     if from_file is not None:
-        # A bad file is bad input, not a run: refused before the lock, with nothing written (exit 6).
-        content = _read_bytes(from_file, what="--from-file")
-        parsed = service.parse_bookings_listing(content, name="stdin" if from_file == "-" else from_file)
+        parsed = _parse_listing_file(from_file, service.parse_bookings_listing)
         listing = service.within(parsed, since_at, until_at)
     job = bookings_pull_job(since=since_at, until=until_at, pathway_question=pattern, clock=utc_now, dry_run=dry_run)
     report = _run(app_state, sink, job, listing, scope=(user, organization), wait=wait, dry_run=dry_run)
@@ -499,7 +488,7 @@ def webhook_apply(
 
     app_state = state(ctx)
     sink = app_state.output(fmt, as_json)
-    body = _read_bytes(path, what="body")
+    body = _read_body(path)
     handler = _delivery_handler(app_state, source="apply", tolerance=tolerance)
     result = handler.handle(body, signature, dry_run=dry_run)
     for failure in handler.fetch_failures:
@@ -520,7 +509,6 @@ def webhook_apply(
 def _delivery_handler(app_state: AppState, *, source: str, tolerance: int, engine: Any = None) -> Any:
     """The one delivery rule (cli.webhook_receiver.DeliveryHandler) wired to this command's settings."""
     from bapp_cli.cli.webhook_receiver import DeliveryHandler
-    from bapp_cli.services import calendly_bookings as service
     from bapp_cli.services.sync import parse_rules
 
     settings = app_state.settings
@@ -528,7 +516,7 @@ def _delivery_handler(app_state: AppState, *, source: str, tolerance: int, engin
         # At-head is checked after the signature and the body (nothing is looked at before they pass).
         engine if engine is not None else app_state.engine(require_head=False),
         signing_key=_signing_key(app_state),
-        pathway_question=service.pathway_question_pattern(settings.text("calendly.pathway_question")),
+        pathway_question=_pathway_question(app_state),
         rules=parse_rules(settings.calendly_rules()),
         source=source,
         tolerance=tolerance,
@@ -574,7 +562,7 @@ def webhook_sign(
     from bapp_cli.errors import AuthError
 
     app_state = state(ctx)
-    body = _read_bytes(path, what="body")
+    body = _read_body(path)
     key = _signing_key(app_state)
     if not key:
         raise AuthError("no Calendly webhook signing key configured", hint="Set CALENDLY_WEBHOOK_SIGNING_KEY.")
@@ -728,14 +716,12 @@ def webhook_retry(
       bapp calendly sync && bapp calendly webhook retry --json
     """
     from bapp_cli.errors import PartialSuccess
-    from bapp_cli.services import calendly_bookings as service
     from bapp_cli.services.webhook_inbox import RETRY_COLUMNS, retry_pending
 
     app_state = state(ctx)
     sink = app_state.output(fmt, as_json)
-    pattern = service.pathway_question_pattern(app_state.settings.text("calendly.pathway_question"))
     with app_state.transaction(dry_run=dry_run) as session:
-        results = retry_pending(session, now=utc_now(), pathway_question=pattern)
+        results = retry_pending(session, now=utc_now(), pathway_question=_pathway_question(app_state))
     sink.records([result.as_record() for result in results], RETRY_COLUMNS)
     waiting = [result for result in results if not result.applied]
     for result in waiting:
@@ -755,13 +741,11 @@ def _retry_parked_quietly(app_state: AppState, sink: OutputSink) -> None:
     warning (the deliveries stay parked for the next try), never the run's exit code.
     """
     from bapp_cli.errors import BappError
-    from bapp_cli.services import calendly_bookings as service
     from bapp_cli.services.webhook_inbox import retry_pending
 
-    pattern = service.pathway_question_pattern(app_state.settings.text("calendly.pathway_question"))
     try:
         with app_state.transaction() as session:
-            results = retry_pending(session, now=utc_now(), pathway_question=pattern)
+            results = retry_pending(session, now=utc_now(), pathway_question=_pathway_question(app_state))
     except BappError as exc:
         sink.warning(f"parked webhook deliveries not retried: {app_state.scrub(exc.message)}")
         return
@@ -777,8 +761,20 @@ DEFAULT_WEBHOOK_EVENTS = ("invitee.created", "invitee.canceled", "invitee_no_sho
 SIGNING_KEY_FILE_NAME = "calendly-webhook-signing-key"
 
 
-def _subscription_scope(app_state: AppState, client: Any) -> tuple[str, str]:
-    """(organization, user) for subscriptions: the configured ones, else the token's own (`/users/me`)."""
+def _scope_name(value: str) -> str:
+    if value not in ("user", "organization"):
+        raise typer.BadParameter(f"{value!r} is not one of user, organization")
+    return value
+
+
+ScopeOption = Annotated[
+    str, typer.Option("--scope", callback=_scope_name, help="user (your events) or organization (everyone's).")
+]
+
+
+def _subscription_owner(app_state: AppState, client: Any, scope: str) -> tuple[str, str | None]:
+    """(organization, user) of the subscriptions of ``scope``: the configured ones, else the token's own
+    (`/users/me`); no user for the organization scope."""
     settings = app_state.settings
     organization = settings.text("calendly.organization")
     user = settings.text("calendly.user")
@@ -786,7 +782,7 @@ def _subscription_scope(app_state: AppState, client: Any) -> tuple[str, str]:
         me = client.get_current_user()
         organization = organization or me.current_organization
         user = user or me.uri
-    return organization, user
+    return organization, user if scope == "user" else None
 
 
 def _subscription_record(subscription: Any, *, key_file: str | None = None, key: str | None = None) -> dict[str, Any]:
@@ -859,7 +855,7 @@ def _check_subscription_url(url: str) -> None:
 def webhook_subscribe(
     ctx: typer.Context,
     url: Annotated[str, typer.Option("--url", help="The public HTTPS URL Calendly POSTs deliveries to.")],
-    scope: Annotated[str, typer.Option("--scope", help="user (your events) or organization (everyone's).")] = "user",
+    scope: ScopeOption = "user",
     events: Annotated[
         list[str] | None,
         typer.Option(
@@ -893,14 +889,11 @@ def webhook_subscribe(
 
     app_state = state(ctx)
     sink = app_state.output(fmt, as_json)
-    if scope not in ("user", "organization"):
-        raise UsageError(f"--scope: {scope!r} is not one of user, organization")
     _check_subscription_url(url)
     wanted = list(dict.fromkeys(events or DEFAULT_WEBHOOK_EVENTS))
     with app_state.calendly_client() as client:
-        organization, user = _subscription_scope(app_state, client)
+        organization, user_scope = _subscription_owner(app_state, client, scope)
         key, key_file = _signing_key_for_subscription(app_state, sink)
-        user_scope = user if scope == "user" else None
         try:
             subscription = client.create_webhook_subscription(
                 url=url, events=wanted, organization=organization, scope=scope, signing_key=key, user=user_scope
@@ -927,7 +920,7 @@ def webhook_subscribe(
 @webhook_app.command("subscriptions")
 def webhook_subscriptions(
     ctx: typer.Context,
-    scope: Annotated[str, typer.Option("--scope", help="user or organization subscriptions.")] = "user",
+    scope: ScopeOption = "user",
     fmt: FormatOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -940,13 +933,9 @@ def webhook_subscriptions(
     """
     app_state = state(ctx)
     sink = app_state.output(fmt, as_json)
-    if scope not in ("user", "organization"):
-        raise UsageError(f"--scope: {scope!r} is not one of user, organization")
     with app_state.calendly_client() as client:
-        organization, user = _subscription_scope(app_state, client)
-        found = client.list_webhook_subscriptions(
-            organization=organization, scope=scope, user=user if scope == "user" else None
-        )
+        organization, user = _subscription_owner(app_state, client, scope)
+        found = client.list_webhook_subscriptions(organization=organization, scope=scope, user=user)
     sink.records([_subscription_record(sub) for sub in found], SUBSCRIPTION_COLUMNS)
 
 
