@@ -263,17 +263,35 @@ def find_booked_invitee(
 
 @dataclass
 class _Sent:
-    """One held booking on its way to Calendly."""
+    """One held booking on its way to Calendly, read in one transaction and used across the next ones."""
 
     booking_id: int
     reference: str
     email: str
     start: dt.datetime
+    state: str | None
+    attempts: int
+    requested_at: dt.datetime
     target: CalendlySession
-    body: dict[str, Any]
-    scope: tuple[str | None, str | None]
+    body: dict[str, Any] = field(default_factory=dict)
+    scope: tuple[str | None, str | None] = (None, None)
     account_created: bool = False
     enrolled: bool = False
+
+    @classmethod
+    def of(cls, booking: Booking, email: str, target: CalendlySession, **more: Any) -> _Sent:
+        requested_at = booking.calendly_requested_at or booking.created_at
+        return cls(
+            booking.id,
+            booking.reference,
+            email,
+            booking.start_time,
+            booking.calendly_state,
+            booking.calendly_attempts,
+            requested_at,
+            target,
+            **more,
+        )
 
 
 class CalendlyWriter:
@@ -313,12 +331,10 @@ class CalendlyWriter:
                 return CalendlyBooked(created, None if dry_run else booking.calendly_state, notes)
             client_user = session.get(User, booking.client_id)
             assert client_user is not None
-            sent = _Sent(
-                booking_id=booking.id,
-                reference=booking.reference,
-                email=client_user.email,
-                start=booking.start_time,
-                target=target,
+            sent = _Sent.of(
+                booking,
+                client_user.email,
+                target,
                 body=invitee_body(booking, client_user, event_type, name=request.name),
                 scope=scope,
                 account_created=created.account_created,
@@ -467,88 +483,67 @@ class CalendlyWriter:
         does not (unless the start has passed or the booking was already resent), give up after
         ``give_up_after`` (the booking is cancelled locally and marked ``failed``)."""
         with self.transaction() as session:
-            rows = session.execute(
-                select(Booking, User.email, SessionType)
-                .join(User, User.id == Booking.client_id)
-                .join(SessionType, SessionType.id == Booking.session_type_id)
-                .where(Booking.calendly_state.in_(PENDING_STATES))
-                .order_by(Booking.start_time, Booking.reference)
-            ).all()
-            pending = []
-            for booking, email, session_type in rows:
-                target = CalendlySession.of(session_type)
-                client_user = session.get(User, booking.client_id)
-                assert client_user is not None
-                pending.append(
-                    (
-                        booking.id,
-                        booking.reference,
-                        email,
-                        booking.start_time,
-                        booking.calendly_state,
-                        booking.calendly_attempts,
-                        booking.calendly_requested_at or booking.created_at,
-                        target,
-                        client_user.name,
-                    )
+            pending = [
+                _Sent.of(booking, email, CalendlySession.of(session_type))
+                for booking, email, session_type in session.execute(
+                    select(Booking, User.email, SessionType)
+                    .join(User, User.id == Booking.client_id)
+                    .join(SessionType, SessionType.id == Booking.session_type_id)
+                    .where(Booking.calendly_state.in_(PENDING_STATES))
+                    .order_by(Booking.start_time, Booking.reference)
                 )
-        reports: list[dict[str, Any]] = []
+            ]
         event_types: dict[str, EventType] = {}
-        for booking_id, reference, email, start, state, attempts, requested_at, target, name in pending:
-            now = self.clock()
-            report = {"booking": reference, "client": email, "start_time": start, "calendly_state": state}
-            sent = _Sent(
-                booking_id,
-                reference,
-                email,
-                start,
-                target,
-                {},
-                _lookup_scope(self.client, target.owner_uri, user, organization),
-            )
-            found = self._lookup(sent)
-            if found is not None:
-                if not dry_run:
-                    self._finish(sent, *found, notes=[])
-                note = f"found invitee {found[0].uri}"
-                reports.append(_reconciled(report, "attached", note, calendly_state="booked", status="booked"))
-                continue
-            too_old = now - requested_at >= give_up_after
-            if attempts < 2 and start > now + SLOT_LEAD and not too_old:
-                if dry_run:
-                    reports.append(_reconciled(report, "would resend", "not found in Calendly"))
-                    continue
-                if target.event_type_uri not in event_types:
-                    event_types[target.event_type_uri] = self.client.get_event_type(target.event_type_uri)
-                with self.transaction() as session:
-                    held = session.get(Booking, booking_id)
-                    client_user = session.get(User, held.client_id) if held is not None else None
-                    if held is None or client_user is None or held.calendly_state not in PENDING_STATES:
-                        continue
-                    sent.body = invitee_body(held, client_user, event_types[target.event_type_uri], name=name)
-                    held.calendly_attempts += 1
-                    held.updated_at = now
-                try:
-                    result = self._send(sent, resend_allowed=False)
-                except BappError as exc:
-                    unknown = exc.code == "calendly_unknown"
-                    calendly_state, status = ("unknown", "pending") if unknown else ("removed", "removed")
-                    reports.append(
-                        _reconciled(report, "resent", exc.message, calendly_state=calendly_state, status=status)
-                    )
-                    continue
-                booked = {"calendly_state": result.calendly_state, "status": result.created.booking.status}
-                reports.append(_reconciled(report, "resent", "booked in Calendly", **booked))
-                continue
-            if too_old or start <= now:
-                if not dry_run:
-                    self._give_up(sent)
-                note = "not found in Calendly; given up"
-                reports.append(_reconciled(report, "failed", note, calendly_state="failed", status="cancelled"))
-                continue
-            note = "not found in Calendly and already resent; it will be given up after the configured age"
-            reports.append(_reconciled(report, "waiting", note))
+        reports = []
+        for sent in pending:
+            sent.scope = _lookup_scope(self.client, sent.target.owner_uri, user, organization)
+            report = {"booking": sent.reference, "client": sent.email, "start_time": sent.start}
+            report.update(self._reconcile_one(sent, event_types, give_up_after=give_up_after, dry_run=dry_run))
+            if report["action"] != "skipped":
+                reports.append(report)
         return reports
+
+    def _reconcile_one(
+        self, sent: _Sent, event_types: dict[str, EventType], *, give_up_after: dt.timedelta, dry_run: bool
+    ) -> dict[str, Any]:
+        """What became of one pending booking: its action, note, calendly_state and status (pending unless
+        said); ``skipped`` when another process settled it meanwhile."""
+        now = self.clock()
+        uri = sent.target.event_type_uri
+        found = self._lookup(sent)
+        if found is not None:
+            if not dry_run:
+                self._finish(sent, *found, notes=[])
+            return _reconciled("attached", f"found invitee {found[0].uri}", calendly_state="booked", status="booked")
+        too_old = now - sent.requested_at >= give_up_after
+        if sent.attempts < 2 and sent.start > now + SLOT_LEAD and not too_old:
+            if dry_run:
+                return _reconciled("would resend", "not found in Calendly", calendly_state=sent.state)
+            if uri not in event_types:
+                event_types[uri] = self.client.get_event_type(uri)
+            with self.transaction() as session:
+                held = session.get(Booking, sent.booking_id)
+                client_user = session.get(User, held.client_id) if held is not None else None
+                if held is None or client_user is None or held.calendly_state not in PENDING_STATES:
+                    return {"action": "skipped"}
+                # no name given: the client's name as bapp knows it, as a first send without --name
+                sent.body = invitee_body(held, client_user, event_types[uri], name=None)
+                held.calendly_attempts += 1
+                held.updated_at = now
+            try:
+                result = self._send(sent, resend_allowed=False)
+            except BappError as exc:
+                unknown = exc.code == "calendly_unknown"
+                state, status = ("unknown", "pending") if unknown else ("removed", "removed")
+                return _reconciled("resent", exc.message, calendly_state=state, status=status)
+            status = result.created.booking.status
+            return _reconciled("resent", "booked in Calendly", calendly_state=result.calendly_state, status=status)
+        if too_old or sent.start <= now:
+            if not dry_run:
+                self._give_up(sent)
+            return _reconciled("failed", "not found in Calendly; given up", calendly_state="failed", status="cancelled")
+        note = "not found in Calendly and already resent; it will be given up after the configured age"
+        return _reconciled("waiting", note, calendly_state=sent.state)
 
     def _give_up(self, sent: _Sent) -> None:
         with self.transaction() as session:
@@ -569,9 +564,9 @@ class CalendlyWriter:
             booking.updated_at = now
 
 
-def _reconciled(report: dict[str, Any], action: str, note: str, **state: str | None) -> dict[str, Any]:
-    """One row of the reconcile report; `state` overrides its calendly_state and status (pending unless said)."""
-    return {**report, "status": "pending", **state, "action": action, "note": note}
+def _reconciled(action: str, note: str, *, calendly_state: str | None, status: str = "pending") -> dict[str, Any]:
+    """The outcome columns of one row of the reconcile report."""
+    return {"calendly_state": calendly_state, "status": status, "action": action, "note": note}
 
 
 def _booking(session: Session, reference: str, *, for_update: bool = False) -> Booking:
