@@ -695,7 +695,7 @@ def webhook_list(
     sink = app_state.output(fmt, as_json)
     with app_state.reading() as session:
         entries = list_deliveries(session, pending_only=pending, page=Page(limit=limit, offset=offset, search=search))
-    sink.records([entry.as_record() for entry in entries], INBOX_COLUMNS)
+    sink.records(entries, INBOX_COLUMNS)
 
 
 @webhook_app.command("retry")

@@ -31,6 +31,8 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from bapp_cli.cli.context import utc_now
@@ -40,6 +42,7 @@ if TYPE_CHECKING:
     import re
 
     from sqlalchemy import Engine
+    from sqlalchemy.orm import Session
 
     from bapp_cli.calendly.client import CalendlyClient
     from bapp_cli.calendly.models import EventType, WebhookPayload
@@ -55,36 +58,25 @@ Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 
+@dataclass
 class DeliveryHandler:
     """Verifies, parses and applies (or parks) one delivery; safe to call from several threads."""
 
-    def __init__(
-        self,
-        engine: Engine,
-        *,
-        signing_key: str,
-        pathway_question: re.Pattern[str],
-        rules: list[ClassificationRule],
-        source: str,
-        tolerance: int,
-        actor: str,
-        command: str,
-        calendly_client: Callable[[], CalendlyClient] | None = None,
-        check_head: bool = True,
-    ) -> None:
-        self.engine = engine
-        self.signing_key = signing_key
-        self.pathway_question = pathway_question
-        self.rules = rules
-        self.source = source
-        self.tolerance = tolerance
-        self.actor = actor
-        self.command = command
-        self.calendly_client = calendly_client
-        self._at_head = not check_head
-        # Why an unknown event type could not be fetched or stored. A command prints them when it ends; the
-        # receiver logs each as it happens (`warn`), and the deque keeps a long-running process bounded.
-        self.fetch_failures: collections.deque[str] = collections.deque(maxlen=100)
+    engine: Engine
+    signing_key: str
+    pathway_question: re.Pattern[str]
+    rules: list[ClassificationRule]
+    source: str
+    tolerance: int
+    actor: str
+    command: str
+    calendly_client: Callable[[], CalendlyClient] | None = None
+    # Why an unknown event type could not be fetched or stored. A command prints them when it ends; the
+    # receiver logs each as it happens (`warn`), and the deque keeps a long-running process bounded.
+    fetch_failures: collections.deque[str] = field(default_factory=lambda: collections.deque(maxlen=100))
+    _at_head: bool = False
+
+    def __post_init__(self) -> None:
         self.warn: Callable[[str], None] = self.fetch_failures.append
 
     def ensure_ready(self) -> None:
@@ -105,8 +97,7 @@ class DeliveryHandler:
         self, body: bytes, signature: str | None, headers: Mapping[str, str] | None = None, *, dry_run: bool = False
     ) -> WebhookApplied:
         from bapp_cli.calendly.webhooks import parse_webhook, verify_signature
-        from bapp_cli.db.engine import unit_of_work
-        from bapp_cli.services.webhook_inbox import kept_headers, receive_delivery, signature_timestamp
+        from bapp_cli.services.webhook_inbox import kept_headers, signature_timestamp
 
         verify_signature(signature, body, self.signing_key, now=time.time(), tolerance=self.tolerance)
         payload = parse_webhook(body)
@@ -119,19 +110,31 @@ class DeliveryHandler:
                 raise
             return parked
         fetched = self._fetch_unknown_type(payload)
-        with unit_of_work(self.engine, write=True, dry_run=dry_run, actor=self.actor, command=self.command) as session:
+        with self._unit_of_work(dry_run) as session:
             if fetched is not None:
                 self._add_event_type(session, fetched)
-            return receive_delivery(
-                session,
-                body,
-                payload,
-                source=self.source,
-                headers=stored_headers,
-                now=utc_now(),
-                pathway_question=self.pathway_question,
-                dry_run=dry_run,
-            )
+            return self._receive(session, body, payload, stored_headers, dry_run=dry_run)
+
+    def _unit_of_work(self, dry_run: bool) -> AbstractContextManager[Session]:
+        from bapp_cli.db.engine import unit_of_work
+
+        return unit_of_work(self.engine, write=True, dry_run=dry_run, actor=self.actor, command=self.command)
+
+    def _receive(
+        self, session: Session, body: bytes, payload: WebhookPayload, headers: dict[str, str], **more: Any
+    ) -> WebhookApplied:
+        from bapp_cli.services.webhook_inbox import receive_delivery
+
+        return receive_delivery(
+            session,
+            body,
+            payload,
+            source=self.source,
+            headers=headers,
+            now=utc_now(),
+            pathway_question=self.pathway_question,
+            **more,
+        )
 
     def _park_without_applying(
         self,
@@ -150,32 +153,13 @@ class DeliveryHandler:
         from sqlalchemy import inspect
         from sqlalchemy.exc import SQLAlchemyError
 
-        from bapp_cli.db.engine import unit_of_work
-        from bapp_cli.services.calendly_bookings import InviteeOutcome, WebhookApplied
-        from bapp_cli.services.webhook_inbox import park
-
-        invitee = payload.payload.uri if payload.payload is not None else None
-        reason = f"database not ready: {not_ready.message}"
         try:
-            with unit_of_work(
-                self.engine, write=True, dry_run=dry_run, actor=self.actor, command=self.command
-            ) as session:
+            with self._unit_of_work(dry_run) as session:
                 if not inspect(session.connection()).has_table("webhook_deliveries"):
                     return None
-                delivery = park(
-                    session,
-                    body,
-                    event=payload.event,
-                    invitee_uri=invitee,
-                    source=self.source,
-                    headers=headers,
-                    now=utc_now(),
-                    reason=reason,
-                )
-                note = f"parked in the webhook inbox as #{delivery.id}: {reason}"
+                return self._receive(session, body, payload, headers, dry_run=dry_run, not_ready=not_ready.message)
         except (SQLAlchemyError, BappError):
             return None
-        return WebhookApplied(payload.event, dry_run, InviteeOutcome("parked", invitee or "", note=note))
 
     def _fetch_unknown_type(self, payload: WebhookPayload) -> EventType | None:
         """``GET /event_types/{uuid}`` for a delivery's event type that is not synced yet (token needed).

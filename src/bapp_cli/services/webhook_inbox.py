@@ -55,26 +55,6 @@ _LOCK = "calendly:bookings"
 
 
 @dataclass(frozen=True)
-class InboxEntry:
-    """One row of ``webhook list``."""
-
-    id: int
-    status: str
-    event: str
-    source: str
-    invitee_uri: str | None
-    received_at: dt.datetime
-    attempts: int
-    last_attempt_at: dt.datetime | None
-    last_error: str | None
-    applied_at: dt.datetime | None
-    outcome: str | None
-
-    def as_record(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in INBOX_COLUMNS}
-
-
-@dataclass(frozen=True)
 class Retried:
     """What one retry of a parked delivery did."""
 
@@ -127,69 +107,37 @@ def receive_delivery(
     now: dt.datetime,
     pathway_question: re.Pattern[str],
     dry_run: bool = False,
+    not_ready: str | None = None,
 ) -> WebhookApplied:
-    """Apply one verified delivery in the caller's transaction, or park it (action ``parked``).
+    """Apply one verified delivery in the caller's transaction, or park it (action ``parked``): stored as
+    received, or another attempt of the same one counted.
 
-    A delivery parked earlier that now applies (Calendly retried it after a sync) is marked applied.
-    """
-    lock_keys(session, _LOCK)
-    applied = apply_webhook(session, payload, now=now, pathway_question=pathway_question, dry_run=dry_run)
-    digest = hashlib.sha256(body).hexdigest()
-    earlier = session.scalars(select(WebhookDelivery).where(WebhookDelivery.body_sha256 == digest)).one_or_none()
-    if applied.outcome.action != "skipped":
-        if earlier is not None and earlier.status == "pending":
-            _mark_applied(earlier, applied.outcome, now=now)
-        return applied
-    reason = applied.outcome.note or "could not be applied"
-    delivery = park(
-        session,
-        body,
-        event=payload.event,
-        invitee_uri=applied.outcome.invitee_uri or None,
-        source=source,
-        headers=headers,
-        now=now,
-        reason=reason,
-        known=earlier,
-    )
-    parked = InviteeOutcome(
-        "parked",
-        applied.outcome.invitee_uri,
-        note=f"parked in the webhook inbox as #{delivery.id}: {reason}",
-        warnings=applied.outcome.warnings,
-    )
-    return WebhookApplied(applied.event, dry_run, parked)
-
-
-def park(
-    session: Session,
-    body: bytes,
-    *,
-    event: str,
-    invitee_uri: str | None,
-    source: str,
-    headers: Mapping[str, str],
-    now: dt.datetime,
-    reason: str,
-    known: WebhookDelivery | None = None,
-) -> WebhookDelivery:
-    """Store a delivery as received (or count another attempt of the same one) in the caller's transaction.
-
-    Used on its own, without trying to apply, when the database is not at the head revision: the inbox
+    A delivery parked earlier that now applies (Calendly retried it after a sync) is marked applied. With
+    ``not_ready`` (why the database is not at the head revision) it is parked without trying: the inbox
     table is there, but bapp will not apply deliveries to a schema it does not know.
     """
     lock_keys(session, _LOCK)
     digest = hashlib.sha256(body).hexdigest()
-    if known is None:
-        known = session.scalars(select(WebhookDelivery).where(WebhookDelivery.body_sha256 == digest)).one_or_none()
+    known = session.scalars(select(WebhookDelivery).where(WebhookDelivery.body_sha256 == digest)).one_or_none()
+    warnings: tuple[str, ...] = ()
+    if not_ready is None:
+        applied = apply_webhook(session, payload, now=now, pathway_question=pathway_question, dry_run=dry_run)
+        if applied.outcome.action != "skipped":
+            if known is not None and known.status == "pending":
+                _mark_applied(known, applied.outcome, now=now)
+            return applied
+        reason, warnings = applied.outcome.note or "could not be applied", applied.outcome.warnings
+    else:
+        reason = f"database not ready: {not_ready}"
+    invitee_uri = payload.payload.uri[:500] if payload.payload is not None else ""
     if known is None:
         known = WebhookDelivery(
-            event=event[:64],
+            event=payload.event[:64],
             source=source,
             body=body.decode(json.detect_encoding(body)),
             body_sha256=digest,
             headers=dict(headers),
-            invitee_uri=invitee_uri[:500] if invitee_uri else None,
+            invitee_uri=invitee_uri or None,
             status="pending",
             received_at=now,
             attempts=1,
@@ -198,10 +146,11 @@ def park(
         )
         session.add(known)
         session.flush()
-        record_audit(session, "webhook_delivery", str(known.id), {"parked": event, "reason": reason})
+        record_audit(session, "webhook_delivery", str(known.id), {"parked": payload.event, "reason": reason})
     elif known.status == "pending":
         _count_failed_attempt(known, reason, now=now)
-    return known
+    note = f"parked in the webhook inbox as #{known.id}: {reason}"
+    return WebhookApplied(payload.event, dry_run, InviteeOutcome("parked", invitee_uri, note=note, warnings=warnings))
 
 
 def _count_failed_attempt(delivery: WebhookDelivery, reason: str, *, now: dt.datetime) -> None:
@@ -291,8 +240,9 @@ def _mark_applied(delivery: WebhookDelivery, outcome: InviteeOutcome, *, now: dt
     delivery.outcome = summary[:200]
 
 
-def list_deliveries(session: Session, *, pending_only: bool = False, page: Page = ALL) -> list[InboxEntry]:
-    """The inbox, newest first (or only the deliveries still waiting), searched and cut to ``page``."""
+def list_deliveries(session: Session, *, pending_only: bool = False, page: Page = ALL) -> list[dict[str, Any]]:
+    """The inbox, newest first (or only the deliveries still waiting), searched and cut to ``page``: one
+    record of ``INBOX_COLUMNS`` each."""
     query = select(WebhookDelivery)
     if pending_only:
         query = query.where(WebhookDelivery.status == "pending")
@@ -302,4 +252,4 @@ def list_deliveries(session: Session, *, pending_only: bool = False, page: Page 
     if matching is not None:
         query = query.where(matching)
     rows = session.scalars(page.window(query.order_by(WebhookDelivery.received_at.desc(), WebhookDelivery.id.desc())))
-    return [InboxEntry(**{name: getattr(row, name) for name in INBOX_COLUMNS}) for row in rows]
+    return [{name: getattr(row, name) for name in INBOX_COLUMNS} for row in rows]
