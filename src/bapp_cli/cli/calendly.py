@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
@@ -28,7 +28,6 @@ if TYPE_CHECKING:
     from bapp_cli.cli.output import OutputSink
     from bapp_cli.services.calendly_bookings import BookingPullReport, InviteeOutcome
     from bapp_cli.services.calendly_runs import CalendlyJob, RunReport
-    from bapp_cli.services.sync import SyncReport
 
 app = typer.Typer(
     help="Talk to Calendly: check the token, sync event types, pull bookings, apply webhooks, see past runs.",
@@ -69,6 +68,13 @@ WaitOption = Annotated[
         help="If another run of this command is going on, wait up to SECONDS for it instead of exiting 75.",
     ),
 ]
+
+
+def _one_of(value: str | None, *names: str) -> str | None:
+    """An option's value checked against its names (exit 2 naming the option otherwise)."""
+    if value is not None and value not in names:
+        raise typer.BadParameter(f"{value!r} is not one of {', '.join(names)}")
+    return value
 
 
 def _file_option(what: str) -> Any:
@@ -172,20 +178,33 @@ def sync(
         rules=rules, clock=utc_now, dry_run=dry_run, allow_empty=allow_empty, reclassify=reclassify
     )
     report = _run(app_state, sink, job, listing, scope=(user, organization), wait=wait, dry_run=dry_run)
-    _print_changes(sink, report, dry_run=dry_run)
+    _print_changes(sink, len(report.changes), (change.describe() for change in report.changes), dry_run=dry_run)
     sink.record(report.as_record(), sync_service.SYNC_COLUMNS, title="Calendly sync")
     if not dry_run:
         _retry_parked_quietly(app_state, sink)  # deliveries parked for want of a type this sync may have brought
 
 
-def _print_changes(sink: OutputSink, report: SyncReport, *, dry_run: bool) -> None:
-    say = sink.notice if dry_run else sink.detail
+def _print_changes(sink: OutputSink, planned: int, lines: Iterable[str], *, dry_run: bool) -> None:
+    """One stderr line per change (and warning): with --dry-run always, otherwise with --verbose. ``lines``
+    is lazy: a first sync's 10,000 lines are not formatted for no one."""
     if dry_run:
-        say(f"Dry run: {len(report.changes)} change(s) planned, nothing written.")
+        sink.notice(f"Dry run: {planned} change(s) planned, nothing written.")
     elif not sink.verbose:
-        return  # a first sync's 10,000 lines, formatted for no one
-    for change in report.changes:
-        say(change.describe())
+        return
+    for line in lines:
+        (sink.notice if dry_run else sink.detail)(line)
+
+
+def _parked(message: str) -> Exception:
+    """Exit 3: what could not be applied waits in the webhook inbox."""
+    from bapp_cli.errors import PartialSuccess
+
+    return PartialSuccess(
+        message,
+        hint="`bapp calendly webhook list --pending` shows what waits; the next `bapp calendly sync`, "
+        "`pull-bookings` or `webhook retry` applies it (a sync first when it waits for an event type)",
+        code="parked",
+    )
 
 
 def _check_scope_flags(user: str | None, organization: str | None, from_file: str | None, *, verb: str) -> None:
@@ -260,7 +279,10 @@ def status(
     kind: Annotated[
         str | None,
         typer.Option(
-            "--kind", help="Only runs of this kind: event_types (sync) or bookings (pull-bookings).", show_default=False
+            "--kind",
+            callback=lambda value: _one_of(value, *RUN_KINDS),
+            help="Only runs of this kind: event_types (sync) or bookings (pull-bookings).",
+            show_default=False,
         ),
     ] = None,
     fmt: FormatOption = None,
@@ -281,8 +303,6 @@ def status(
 
     app_state = state(ctx)
     sink = app_state.output(fmt, as_json)
-    if kind is not None and kind not in RUN_KINDS:
-        raise UsageError(f"--kind: {kind!r} is not one of {', '.join(RUN_KINDS)}")
     with app_state.reading() as session:
         runs = list_runs(session, limit=limit, kind=kind, offset=offset, search=search)
     if sink.format == "table":
@@ -322,16 +342,13 @@ def status(
 
 
 def _print_outcomes(sink: OutputSink, outcomes: Sequence[InviteeOutcome], *, dry_run: bool) -> None:
-    """One stderr line per change and per warning: with --dry-run always, otherwise with --verbose."""
-    say = sink.notice if dry_run else sink.detail
-    changes = [outcome for outcome in outcomes if outcome.action != "unchanged" or outcome.warnings]
-    if dry_run:
-        say(f"Dry run: {sum(1 for o in outcomes if o.wrote)} change(s) planned, nothing written.")
-    for outcome in changes:
-        if outcome.action != "unchanged":
-            say(outcome.describe())
-        for warning in outcome.warnings:
-            say(f"warning: {outcome.invitee_uri}: {warning}")
+    def lines() -> Iterator[str]:
+        for outcome in outcomes:
+            if outcome.action != "unchanged":
+                yield outcome.describe()
+            yield from (f"warning: {outcome.invitee_uri}: {warning}" for warning in outcome.warnings)
+
+    _print_changes(sink, sum(outcome.wrote for outcome in outcomes), lines(), dry_run=dry_run)
 
 
 @app.command("pull-bookings")
@@ -405,7 +422,6 @@ def pull_bookings(
 
 def _refuse_silent_skips(sink: OutputSink, report: BookingPullReport, *, dry_run: bool) -> None:
     """One stderr line per invitee not applied, and exit 3 ("applied partly") when there is any."""
-    from bapp_cli.errors import PartialSuccess
 
     skipped = [outcome for outcome in report.outcomes if outcome.action == "skipped"]
     if not skipped:
@@ -413,11 +429,7 @@ def _refuse_silent_skips(sink: OutputSink, report: BookingPullReport, *, dry_run
     for outcome in skipped:
         sink.notice(f"not applied: {outcome.invitee_uri}: {outcome.note}")
     kept = "would be parked (dry run)" if dry_run else "parked in the webhook inbox"
-    raise PartialSuccess(
-        f"{len(skipped)} of {len(report.outcomes)} invitees could not be applied; {kept}",
-        hint="`bapp calendly webhook list --pending` shows them; a sync, pull or `webhook retry` applies them",
-        code="parked",
-    )
+    raise _parked(f"{len(skipped)} of {len(report.outcomes)} invitees could not be applied; {kept}")
 
 
 webhook_app = typer.Typer(
@@ -425,15 +437,29 @@ webhook_app = typer.Typer(
 )
 app.add_typer(webhook_app, name="webhook")
 
+ToleranceOption = Annotated[
+    int,
+    typer.Option(
+        "--tolerance", min=0, max=MAX_OPTION_INT, help="Refuse signatures more than SECONDS away from now (replays)."
+    ),
+]
 BodyArgument = Annotated[
     str, typer.Argument(help="The delivery's raw request body: a file, or '-' for stdin.", show_default=False)
 ]
 
 
-def _signing_key(app_state: AppState) -> str:
+def _signing_key(app_state: AppState, *, required: bool = False) -> str:
     key = app_state.settings.webhook_signing_key()
     if key:
         app_state.secrets.add(key)  # a key read from its file is a secret too (R6)
+    elif required:
+        from bapp_cli.errors import AuthError
+
+        raise AuthError(
+            "no Calendly webhook signing key configured",
+            hint="Set CALENDLY_WEBHOOK_SIGNING_KEY, calendly.webhook_signing_key_file, or run "
+            "`bapp calendly webhook subscribe`.",
+        )
     return key
 
 
@@ -450,15 +476,7 @@ def webhook_apply(
             show_default=False,
         ),
     ] = None,
-    tolerance: Annotated[
-        int,
-        typer.Option(
-            "--tolerance",
-            min=0,
-            max=MAX_OPTION_INT,
-            help="Refuse signatures more than SECONDS away from now (replays).",
-        ),
-    ] = 180,
+    tolerance: ToleranceOption = 180,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Verify and report the change, then roll back.")] = False,
     fmt: FormatOption = None,
     as_json: JsonOption = False,
@@ -484,7 +502,6 @@ def webhook_apply(
       relay-output | bapp calendly webhook apply - --signature "t=1735689600,v1=5f0c…" --json
       bapp calendly webhook apply body.json --signature "$(bapp calendly webhook sign body.json)" --dry-run
     """
-    from bapp_cli.errors import PartialSuccess
 
     app_state = state(ctx)
     sink = app_state.output(fmt, as_json)
@@ -498,12 +515,9 @@ def webhook_apply(
         _print_outcomes(sink, [result.outcome], dry_run=dry_run)
     sink.record(result.as_record(), title="Calendly webhook")
     if action == "parked":
-        raise PartialSuccess(
-            f"{result.event} for {result.outcome.invitee_uri or '(no invitee)'} not applied: {result.outcome.note}"
-            + (" (dry run: not kept)" if dry_run else ""),
-            hint="it is applied by the next `bapp calendly sync`, `pull-bookings` or `bapp calendly webhook retry`",
-            code="parked",
-        )
+        invitee = result.outcome.invitee_uri or "(no invitee)"
+        kept = " (dry run: not kept)" if dry_run else ""
+        raise _parked(f"{result.event} for {invitee} not applied: {result.outcome.note}{kept}")
 
 
 def _delivery_handler(app_state: AppState, *, source: str, tolerance: int, engine: Any = None) -> Any:
@@ -559,13 +573,10 @@ def webhook_sign(
     import time
 
     from bapp_cli.calendly.webhooks import make_signature_header
-    from bapp_cli.errors import AuthError
 
     app_state = state(ctx)
     body = _read_body(path)
-    key = _signing_key(app_state)
-    if not key:
-        raise AuthError("no Calendly webhook signing key configured", hint="Set CALENDLY_WEBHOOK_SIGNING_KEY.")
+    key = _signing_key(app_state, required=True)
     typer.echo(make_signature_header(body, key, timestamp=int(time.time()) if timestamp is None else timestamp))
 
 
@@ -582,10 +593,7 @@ def webhook_serve(
     path: Annotated[str, typer.Option("--path", help="The URL path Calendly POSTs deliveries to.")] = (
         "/calendly/webhook"
     ),
-    tolerance: Annotated[
-        int,
-        typer.Option("--tolerance", min=0, help="Refuse signatures more than SECONDS away from now (replays)."),
-    ] = 180,
+    tolerance: ToleranceOption = 180,
     max_body: Annotated[
         int, typer.Option("--max-body", min=1024, max=64 * 1024 * 1024, help="Largest body accepted, in bytes (413).")
     ] = 1024 * 1024,
@@ -622,7 +630,7 @@ def webhook_serve(
 
     from bapp_cli.cli.webhook_receiver import ReceiverApp, listen, serve
     from bapp_cli.db.engine import make_engine
-    from bapp_cli.errors import AuthError, ConfigError
+    from bapp_cli.errors import ConfigError
 
     app_state = state(ctx)
     if importlib.util.find_spec("uvicorn") is None:
@@ -634,12 +642,7 @@ def webhook_serve(
         raise UsageError(f"--path: {path!r} must be a URL path starting with '/'")
     if path == "/healthz":
         raise UsageError("--path: /healthz is the health check")
-    if not _signing_key(app_state):
-        raise AuthError(
-            "no Calendly webhook signing key configured",
-            hint="Set CALENDLY_WEBHOOK_SIGNING_KEY, calendly.webhook_signing_key_file, or run "
-            "`bapp calendly webhook subscribe`.",
-        )
+    _signing_key(app_state, required=True)
     listener = listen(host, port)
     settings = app_state.settings
     engine = make_engine(
@@ -715,7 +718,6 @@ def webhook_retry(
       bapp calendly webhook retry
       bapp calendly sync && bapp calendly webhook retry --json
     """
-    from bapp_cli.errors import PartialSuccess
     from bapp_cli.services.webhook_inbox import RETRY_COLUMNS, retry_pending
 
     app_state = state(ctx)
@@ -727,11 +729,7 @@ def webhook_retry(
     for result in waiting:
         sink.notice(f"still parked: #{result.id} {result.event} {result.outcome.invitee_uri}: {result.outcome.note}")
     if waiting:
-        raise PartialSuccess(
-            f"{len(waiting)} of {len(results)} parked deliveries still cannot be applied",
-            hint="see `bapp calendly webhook list --pending`; run `bapp calendly sync` if they wait for a type",
-            code="parked",
-        )
+        raise _parked(f"{len(waiting)} of {len(results)} parked deliveries still cannot be applied")
 
 
 def _retry_parked_quietly(app_state: AppState, sink: OutputSink) -> None:
@@ -761,14 +759,13 @@ DEFAULT_WEBHOOK_EVENTS = ("invitee.created", "invitee.canceled", "invitee_no_sho
 SIGNING_KEY_FILE_NAME = "calendly-webhook-signing-key"
 
 
-def _scope_name(value: str) -> str:
-    if value not in ("user", "organization"):
-        raise typer.BadParameter(f"{value!r} is not one of user, organization")
-    return value
-
-
 ScopeOption = Annotated[
-    str, typer.Option("--scope", callback=_scope_name, help="user (your events) or organization (everyone's).")
+    str,
+    typer.Option(
+        "--scope",
+        callback=lambda value: _one_of(value, "user", "organization"),
+        help="user (your events) or organization (everyone's).",
+    ),
 ]
 
 
