@@ -375,12 +375,6 @@ class InviteeApplier:
             ).one_or_none()
         return self._session_types[uri]
 
-    def _answers(self, invitee: Invitee, session_type: SessionType) -> list[dict[str, Any]]:
-        if session_type.id not in self._questions:
-            self._questions[session_type.id] = questions_from(session_type.custom_questions)
-        answers = [answer.model_dump() for answer in invitee.questions_and_answers]
-        return answers_from_calendly(answers, self._questions[session_type.id])
-
     def _linked_pathways(self, session_type: SessionType) -> list[Pathway]:
         if session_type.id not in self._linked:
             self._linked[session_type.id] = list(
@@ -473,24 +467,30 @@ class InviteeApplier:
             pathway for pathway in (requested, *linked) if pathway is not None and pathway.id == choice.pathway.id
         )
 
-    def _timezone(self, invitee: Invitee, warnings: list[str]) -> str:
-        if not invitee.timezone:
-            return "UTC"
-        try:
-            return get_zone(invitee.timezone).key
-        except InvalidInput:
-            warnings.append(f"invitee timezone {invitee.timezone[:64]!r} is not an IANA zone; UTC recorded")
-            return "UTC"
-
-    def _times(
-        self, event: ScheduledEvent, session_type: SessionType, warnings: list[str]
-    ) -> tuple[dt.datetime, dt.datetime]:
+    def _remote_fields(self, item: BookedInvitee, session_type: SessionType, warnings: list[str]) -> dict[str, Any]:
+        """The booking's fields that Calendly owns: times, the client's zone, the answers, the event."""
+        invitee, event = item.invitee, item.event
         start, end = event.start_time, event.end_time
         if end <= start:
             # Calendly's own sample payloads carry end == start; a booking must end after it starts.
             end = start + dt.timedelta(minutes=session_type.duration_minutes)
             warnings.append(f"event ends at or before its start; end set from the {session_type.duration_minutes} min")
-        return start, end
+        timezone = "UTC"
+        if invitee.timezone:
+            try:
+                timezone = get_zone(invitee.timezone).key
+            except InvalidInput:
+                warnings.append(f"invitee timezone {invitee.timezone[:64]!r} is not an IANA zone; UTC recorded")
+        if session_type.id not in self._questions:
+            self._questions[session_type.id] = questions_from(session_type.custom_questions)
+        answers = [answer.model_dump() for answer in invitee.questions_and_answers]
+        return {
+            "start_time": start,
+            "end_time": end,
+            "client_timezone": timezone,
+            "custom_question_responses": answers_from_calendly(answers, self._questions[session_type.id]),
+            "calendly_event_uri": event.uri,
+        }
 
     @staticmethod
     def _cancelled(item: BookedInvitee) -> bool:
@@ -543,9 +543,7 @@ class InviteeApplier:
         warnings: list[str] = []
         cancelled = self._cancelled(item)
         builder = self._builder(event, session_type)
-        start, end = self._times(event, session_type, warnings)
-        timezone = self._timezone(invitee, warnings)
-        answers = self._answers(invitee, session_type)
+        remote = self._remote_fields(item, session_type, warnings)
         replaced = self._booking(invitee.old_invitee) if invitee.old_invitee else None
         name = (invitee.name or "").strip()[:_MAX_NAME] or None
         client, _, account_created = ensure_client(self.session, email, name=name)
@@ -562,19 +560,15 @@ class InviteeApplier:
             status = "cancelled"
             cancelled_at, reason = self._cancellation(item)
         booking = Booking(
+            **remote,
             client_id=client.id,
             builder_id=builder.id if builder is not None else None,
             session_type_id=session_type.id,
-            start_time=start,
-            end_time=end,
-            client_timezone=timezone,
             status=status,
             payment_status=payment,
             amount=session_type.price,
             currency=session_type.currency,
             pathway_id=pathway.id if pathway is not None else None,
-            custom_question_responses=answers,
-            calendly_event_uri=event.uri,
             calendly_invitee_uri=invitee.uri,
             source="calendly",
             cancellation_reason=reason,
@@ -661,7 +655,7 @@ class InviteeApplier:
         )
 
     def _update(self, booking: Booking, item: BookedInvitee) -> InviteeOutcome:
-        invitee, event = item.invitee, item.event
+        invitee = item.invitee
         cancelled = self._cancelled(item)
         known = booking.remote_updated_at
         if known is not None and (
@@ -695,14 +689,7 @@ class InviteeApplier:
         elif booking.status in ACTIVE_STATUSES:
             session_type = self.session.get(SessionType, booking.session_type_id)
             assert session_type is not None  # a foreign key: the row exists
-            start, end = self._times(event, session_type, warnings)
-            fresh: dict[str, Any] = {
-                "start_time": start,
-                "end_time": end,
-                "client_timezone": self._timezone(invitee, warnings),
-                "custom_question_responses": self._answers(invitee, session_type),
-                "calendly_event_uri": event.uri,
-            }
+            fresh = self._remote_fields(item, session_type, warnings)
             if booking.pathway_id is None:
                 answered = self._answered_pathway(invitee, warnings)
                 if answered is not None:
