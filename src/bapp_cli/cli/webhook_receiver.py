@@ -208,7 +208,6 @@ class ReceiverApp:
         path: str = DEFAULT_PATH,
         max_body: int = DEFAULT_MAX_BODY,
         workers: int = 4,
-        log: Callable[[str], None] | None = None,
     ) -> None:
         self.handler = handler
         self.path = path
@@ -216,10 +215,9 @@ class ReceiverApp:
         self.draining = False
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="bapp-webhook")
         self._log_lock = threading.Lock()
-        self._log = log or self._stderr_line
         handler.warn = lambda message: self._log(f"warning: {message}")
 
-    def _stderr_line(self, line: str) -> None:
+    def _log(self, line: str) -> None:
         with self._log_lock:
             sys.stderr.write(line + "\n")
             sys.stderr.flush()

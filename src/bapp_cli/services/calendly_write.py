@@ -400,19 +400,16 @@ class CalendlyWriter:
 
     def _lookup(self, sent: _Sent) -> tuple[Invitee, ScheduledEvent | None] | None:
         with self.transaction() as session:
-            attached = {
-                uri
-                for uri in session.scalars(
+            attached = set(
+                session.scalars(
                     select(Booking.calendly_invitee_uri).where(
                         Booking.session_type_id == sent.target.id,
                         Booking.start_time == sent.start,
-                        Booking.calendly_invitee_uri.is_not(None),
                         Booking.id != sent.booking_id,
                     )
                 )
-                if uri
-            }
-        found = find_booked_invitee(
+            )
+        return find_booked_invitee(
             self.client,
             email=sent.email,
             event_type_uri=sent.target.event_type_uri,
@@ -420,7 +417,6 @@ class CalendlyWriter:
             scope=sent.scope,
             taken=attached.__contains__,
         )
-        return (found[0], found[1]) if found is not None else None
 
     def _count_attempt(self, sent: _Sent) -> None:
         with self.transaction() as session:
