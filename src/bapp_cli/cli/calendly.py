@@ -1007,18 +1007,18 @@ def reconcile(
     app_state = state(ctx)
     sink = app_state.output(fmt, as_json)
     settings = app_state.settings
-    give_up = DEFAULT_GIVE_UP
     hours = give_up_after
-    if hours is None and settings.get("calendly.reconcile_give_up_hours") is not None:
-        raw = settings.get("calendly.reconcile_give_up_hours")
+    configured = settings.get("calendly.reconcile_give_up_hours")
+    if hours is None and configured is not None:
         try:
-            hours = float(raw)
+            hours = float(configured)
         except (TypeError, ValueError):
-            raise ConfigError(f"calendly.reconcile_give_up_hours: {str(raw)[:40]!r} is not a number of hours") from None
+            raise ConfigError(
+                f"calendly.reconcile_give_up_hours: {str(configured)[:40]!r} is not a number of hours"
+            ) from None
         if not 0 <= hours < 100_000:
             raise ConfigError("calendly.reconcile_give_up_hours: must be between 0 and 100000 hours")
-    if hours is not None:
-        give_up = dt.timedelta(hours=hours)
+    give_up = DEFAULT_GIVE_UP if hours is None else dt.timedelta(hours=hours)
     with (
         named_lock(app_state.engine(), CALENDLY_WRITE_LOCK, wait_seconds=RECONCILE_WAIT, what="Calendly booking"),
         app_state.calendly_client() as client,
