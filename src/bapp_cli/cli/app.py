@@ -124,18 +124,14 @@ def root(
         typer.Option(
             "--database-url",
             help="Database URL [env BAPP_DATABASE_URL, DATABASE_URL; default: SQLite file in the user data dir].",
-            show_default=False,
         ),
     ] = None,
-    config: Annotated[
-        str | None, typer.Option("--config", help="TOML config file [env BAPP_CONFIG].", show_default=False)
-    ] = None,
+    config: Annotated[str | None, typer.Option("--config", help="TOML config file [env BAPP_CONFIG].")] = None,
     timezone: Annotated[
         str | None,
         typer.Option(
             "--timezone",
             help="IANA zone for naive times and tables [env BAPP_TIMEZONE; default UTC].",
-            show_default=False,
         ),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Errors only on stderr.")] = False,

@@ -51,21 +51,17 @@ def available(
     ctx: typer.Context,
     client: Annotated[
         str | None,
-        typer.Option("--client", help="What this client (with an account) may book.", show_default=False),
+        typer.Option("--client", help="What this client (with an account) may book."),
     ] = None,
     anonymous: Annotated[
         bool, typer.Option("--anonymous", help="What someone without an account may book (the default).")
     ] = False,
     pathway: Annotated[
         str | None,
-        typer.Option("--pathway", help="Limit pathway sessions to this pathway's.", show_default=False),
+        typer.Option("--pathway", help="Limit pathway sessions to this pathway's."),
     ] = None,
-    category: Annotated[
-        str | None, typer.Option("--category", help="free, pathway or specialized.", show_default=False)
-    ] = None,
-    builder: Annotated[
-        str | None, typer.Option("--builder", help="Only this builder's sessions.", show_default=False)
-    ] = None,
+    category: Annotated[str | None, typer.Option("--category", help="free, pathway or specialized.")] = None,
+    builder: Annotated[str | None, typer.Option("--builder", help="Only this builder's sessions.")] = None,
     fmt: FormatOption = None,
     as_json: JsonOption = False,
 ) -> None:

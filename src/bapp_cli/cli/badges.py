@@ -60,9 +60,7 @@ CredentialFormatOption = Annotated[
         help="jwt: one signed VC-JWT per line; json: an array of {badge, credential, jwt}.",
     ),
 ]
-OutputOption = Annotated[
-    str | None, typer.Option("--output", "-o", help="Write here ('-' = stdout, the default).", show_default=False)
-]
+OutputOption = Annotated[str | None, typer.Option("--output", "-o", help="Write here ('-' = stdout, the default).")]
 
 
 def _credential_format(value: str) -> str:
@@ -111,17 +109,14 @@ def _json_text(value: Any) -> str:
 @issuer_app.command("init")
 def issuer_init_command(
     ctx: typer.Context,
-    name: Annotated[str, typer.Option("--name", help="The issuing organisation's name.", show_default=False)],
-    url: Annotated[
-        str, typer.Option("--url", help="Its https home page; badge ids live under it.", show_default=False)
-    ],
+    name: Annotated[str, typer.Option("--name", help="The issuing organisation's name.")],
+    url: Annotated[str, typer.Option("--url", help="Its https home page; badge ids live under it.")],
     key_file: Annotated[
         str | None,
         typer.Option(
             "--key-file",
             help=f"Where to create the Ed25519 private key (mode 0600) [default: {DEFAULT_KEY_FILE_NAME} beside "
             "the config file].",
-            show_default=False,
         ),
     ] = None,
     image_base_url: Annotated[
@@ -129,7 +124,6 @@ def issuer_init_command(
         typer.Option(
             "--image-base-url",
             help="Optional: achievement images are <this>/<badge key with - for :>.png.",
-            show_default=False,
         ),
     ] = None,
 ) -> None:
@@ -225,7 +219,7 @@ def achievements_command(ctx: typer.Context, fmt: FormatOption = None, as_json: 
 @app.command("export")
 def export_command(
     ctx: typer.Context,
-    email: Annotated[str, typer.Argument(help="Client e-mail.", show_default=False)],
+    email: Annotated[str, typer.Argument(help="Client e-mail.")],
     badge: Annotated[
         list[str] | None,
         typer.Option("--badge", "-b", help="Only this badge key (repeatable) [default: every badge held]."),
@@ -271,7 +265,6 @@ def verify_command(
         typer.Option(
             "--key",
             help="The issuer's public key: a JWK, JWK Set or issuer Profile JSON file [default: this issuer's key].",
-            show_default=False,
         ),
     ] = None,
     against_db: Annotated[
@@ -283,7 +276,6 @@ def verify_command(
         typer.Option(
             "--status-list",
             help="Also check revocation in a status list file (badges status-list).",
-            show_default=False,
         ),
     ] = None,
     fmt: FormatOption = None,
@@ -359,9 +351,9 @@ def verify_command(
 @app.command("revoke")
 def revoke_command(
     ctx: typer.Context,
-    email: Annotated[str, typer.Argument(help="Client e-mail.", show_default=False)],
-    key: Annotated[str, typer.Argument(help="Badge key, e.g. tier:accelerate:1 or fundamentals.", show_default=False)],
-    reason: Annotated[str, typer.Option("--reason", help="Why (kept, audited, shown by verify).", show_default=False)],
+    email: Annotated[str, typer.Argument(help="Client e-mail.")],
+    key: Annotated[str, typer.Argument(help="Badge key, e.g. tier:accelerate:1 or fundamentals.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why (kept, audited, shown by verify).")],
     dry_run: DryRunOption = False,
     fmt: FormatOption = None,
     as_json: JsonOption = False,

@@ -60,15 +60,11 @@ def _read_answers(answers: list[str], answers_file: str | None) -> list[AnswerIn
 @app.command("create")
 def create(
     ctx: typer.Context,
-    client: Annotated[str, typer.Option("--client", help="Client e-mail.", show_default=False)],
-    session_ref: Annotated[
-        str, typer.Option("--session", help="Session type: id, slug or Calendly URI.", show_default=False)
-    ],
+    client: Annotated[str, typer.Option("--client", help="Client e-mail.")],
+    session_ref: Annotated[str, typer.Option("--session", help="Session type: id, slug or Calendly URI.")],
     start: Annotated[
         str,
-        typer.Option(
-            "--start", help="Start: ISO 8601 with offset, or a local time read in --timezone.", show_default=False
-        ),
+        typer.Option("--start", help="Start: ISO 8601 with offset, or a local time read in --timezone."),
     ],
     name: Annotated[str | None, typer.Option("--name", help="Client name (for a new account).")] = None,
     timezone: Annotated[
@@ -76,7 +72,6 @@ def create(
         typer.Option(
             "--timezone",
             help="Client's IANA zone; naive --start is read in it [default: the global --timezone].",
-            show_default=False,
         ),
     ] = None,
     duration: Annotated[
@@ -86,26 +81,22 @@ def create(
             min=1,
             max=MAX_OPTION_INT,
             help="Minutes: the session's duration or one of its options.",
-            show_default=False,
         ),
     ] = None,
     builder: Annotated[
         str | None,
-        typer.Option("--builder", help="Builder e-mail [default: the session's owner].", show_default=False),
+        typer.Option("--builder", help="Builder e-mail [default: the session's owner]."),
     ] = None,
-    pathway: Annotated[str | None, typer.Option("--pathway", help="Pathway slug.", show_default=False)] = None,
+    pathway: Annotated[str | None, typer.Option("--pathway", help="Pathway slug.")] = None,
     answer: Annotated[
         list[str] | None,
-        typer.Option(
-            "--answer", help="'QUESTION=ANSWER'; repeat, and repeat a question for multi-select.", show_default=False
-        ),
+        typer.Option("--answer", help="'QUESTION=ANSWER'; repeat, and repeat a question for multi-select."),
     ] = None,
     answers_file: Annotated[
         str | None,
         typer.Option(
             "--answers-file",
             help="JSON {question: answer-or-list} or [{question, answer}] ('-' for stdin).",
-            show_default=False,
         ),
     ] = None,
     create_account: Annotated[
@@ -125,7 +116,6 @@ def create(
             "--calendly/--local-only",
             help="Book a Calendly session type in Calendly (POST /invitees), or in bapp only "
             "[default: config bookings.calendly = auto: in Calendly when a token is configured].",
-            show_default=False,
         ),
     ] = None,
     dry_run: DryRunOption = False,
@@ -277,22 +267,18 @@ def _create_in_calendly(app_state: Any, request: Any, *, dry_run: bool) -> Any:
 @app.command("list")
 def list_command(
     ctx: typer.Context,
-    client: Annotated[str | None, typer.Option("--client", help="Client e-mail.", show_default=False)] = None,
-    builder: Annotated[str | None, typer.Option("--builder", help="Builder e-mail.", show_default=False)] = None,
-    pathway: Annotated[
-        str | None, typer.Option("--pathway", help="Pathway slug, or 'none'.", show_default=False)
-    ] = None,
+    client: Annotated[str | None, typer.Option("--client", help="Client e-mail.")] = None,
+    builder: Annotated[str | None, typer.Option("--builder", help="Builder e-mail.")] = None,
+    pathway: Annotated[str | None, typer.Option("--pathway", help="Pathway slug, or 'none'.")] = None,
     status: Annotated[
         str | None,
-        typer.Option("--status", help="pending, confirmed, completed, cancelled or no_show.", show_default=False),
+        typer.Option("--status", help="pending, confirmed, completed, cancelled or no_show."),
     ] = None,
     session_ref: Annotated[
-        str | None, typer.Option("--session", help="Session type: id, slug or Calendly URI.", show_default=False)
+        str | None, typer.Option("--session", help="Session type: id, slug or Calendly URI.")
     ] = None,
-    start_from: Annotated[
-        str | None, typer.Option("--from", help="Starting at or after WHEN.", show_default=False)
-    ] = None,
-    start_to: Annotated[str | None, typer.Option("--to", help="Starting before WHEN.", show_default=False)] = None,
+    start_from: Annotated[str | None, typer.Option("--from", help="Starting at or after WHEN.")] = None,
+    start_to: Annotated[str | None, typer.Option("--to", help="Starting before WHEN.")] = None,
     upcoming: Annotated[bool, typer.Option("--upcoming", help="Only pending/confirmed bookings yet to start.")] = False,
     search: Annotated[str | None, search_option("reference, client or session title")] = None,
     limit: LimitOption = None,
@@ -612,10 +598,8 @@ def refund(
 @app.command("link")
 def link(
     ctx: typer.Context,
-    client: Annotated[str, typer.Option("--client", help="Client e-mail.", show_default=False)],
-    session_ref: Annotated[
-        str, typer.Option("--session", help="Session type: id, slug or Calendly URI.", show_default=False)
-    ],
+    client: Annotated[str, typer.Option("--client", help="Client e-mail.")],
+    session_ref: Annotated[str, typer.Option("--session", help="Session type: id, slug or Calendly URI.")],
     fmt: FormatOption = None,
     as_json: JsonOption = False,
 ) -> None:

@@ -15,14 +15,12 @@ if TYPE_CHECKING:
 
 app = typer.Typer(help="Add, update and list builders (who run sessions).", no_args_is_help=True)
 
-NameOption = Annotated[str | None, typer.Option("--name", help="Display name.", show_default=False)]
+NameOption = Annotated[str | None, typer.Option("--name", help="Display name.")]
 CalendlyUserOption = Annotated[
     str | None,
-    typer.Option("--calendly-user", help="Calendly user URI that owns their event types.", show_default=False),
+    typer.Option("--calendly-user", help="Calendly user URI that owns their event types."),
 ]
-TimezoneOption = Annotated[
-    str | None, typer.Option("--timezone", help="IANA zone, e.g. Europe/London [default: UTC].", show_default=False)
-]
+TimezoneOption = Annotated[str | None, typer.Option("--timezone", help="IANA zone, e.g. Europe/London [default: UTC].")]
 BufferOption = Annotated[
     int | None,
     typer.Option(
@@ -30,14 +28,11 @@ BufferOption = Annotated[
         min=0,
         max=MAX_OPTION_INT,
         help="Minutes kept free before and after each session.",
-        show_default=False,
     ),
 ]
 NoticeOption = Annotated[
     int | None,
-    typer.Option(
-        "--minimum-notice", min=0, max=MAX_OPTION_INT, help="Hours of notice a booking needs.", show_default=False
-    ),
+    typer.Option("--minimum-notice", min=0, max=MAX_OPTION_INT, help="Hours of notice a booking needs."),
 ]
 AdvanceOption = Annotated[
     int | None,
@@ -46,7 +41,6 @@ AdvanceOption = Annotated[
         min=0,
         max=MAX_OPTION_INT,
         help="How many days ahead bookings may be made (0: no limit).",
-        show_default=False,
     ),
 ]
 
@@ -116,7 +110,7 @@ def update(
     max_advance: AdvanceOption = None,
     accepting: Annotated[
         bool | None,
-        typer.Option("--accepting/--not-accepting", help="Whether they take new bookings.", show_default=False),
+        typer.Option("--accepting/--not-accepting", help="Whether they take new bookings."),
     ] = None,
     fmt: FormatOption = None,
     as_json: JsonOption = False,

@@ -27,9 +27,9 @@ def _complete_status(incomplete: str) -> list[str]:
 def add(
     ctx: typer.Context,
     email: Annotated[str, typer.Argument(help="The client's e-mail address (stored lowercase).")],
-    name: Annotated[str | None, typer.Option("--name", help="Full name.", show_default=False)] = None,
-    company: Annotated[str | None, typer.Option("--company", help="Company.", show_default=False)] = None,
-    industry: Annotated[str | None, typer.Option("--industry", help="Industry.", show_default=False)] = None,
+    name: Annotated[str | None, typer.Option("--name", help="Full name.")] = None,
+    company: Annotated[str | None, typer.Option("--company", help="Company.")] = None,
+    industry: Annotated[str | None, typer.Option("--industry", help="Industry.")] = None,
     fmt: FormatOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -51,21 +51,18 @@ def add(
 @app.command("list")
 def list_command(
     ctx: typer.Context,
-    pathway: Annotated[
-        str | None, typer.Option("--pathway", help="Only clients enrolled in this pathway.", show_default=False)
-    ] = None,
+    pathway: Annotated[str | None, typer.Option("--pathway", help="Only clients enrolled in this pathway.")] = None,
     status: Annotated[
         str | None,
         typer.Option(
             "--status",
             help="Only clients with an enrolment in this status (active, paused, completed).",
             autocompletion=_complete_status,
-            show_default=False,
         ),
     ] = None,
     builder: Annotated[
         str | None,
-        typer.Option("--builder", help="Only clients this builder coaches or has a booking with.", show_default=False),
+        typer.Option("--builder", help="Only clients this builder coaches or has a booking with."),
     ] = None,
     search: Annotated[str | None, search_option("e-mail, name, company, industry")] = None,
     limit: LimitOption = None,
@@ -165,12 +162,10 @@ def enroll(
     ctx: typer.Context,
     email: Annotated[str, typer.Argument(help="The client's e-mail address.")],
     pathway: Annotated[str, typer.Argument(help="Pathway slug (any case).")],
-    builder: Annotated[
-        str | None, typer.Option("--builder", help="The builder who coaches this enrolment.", show_default=False)
-    ] = None,
+    builder: Annotated[str | None, typer.Option("--builder", help="The builder who coaches this enrolment.")] = None,
     start: Annotated[
         str | None,
-        typer.Option("--start", help="Start date (YYYY-MM-DD or an instant) [default: today].", show_default=False),
+        typer.Option("--start", help="Start date (YYYY-MM-DD or an instant) [default: today]."),
     ] = None,
     fmt: FormatOption = None,
     as_json: JsonOption = False,
@@ -203,9 +198,7 @@ def set_status(
     ctx: typer.Context,
     email: Annotated[str, typer.Argument(help="The client's e-mail address.")],
     pathway: Annotated[str, typer.Argument(help="Pathway slug (any case).")],
-    status: Annotated[
-        str, typer.Argument(help="active, paused or completed.", autocompletion=_complete_status, show_default=False)
-    ],
+    status: Annotated[str, typer.Argument(help="active, paused or completed.", autocompletion=_complete_status)],
     fmt: FormatOption = None,
     as_json: JsonOption = False,
 ) -> None:

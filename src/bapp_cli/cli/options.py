@@ -13,7 +13,6 @@ FormatOption = Annotated[
         "-f",
         help="Output format: table, json, jsonl, csv or tsv "
         "[default: table on a terminal, tsv when piped; env BAPP_FORMAT].",
-        show_default=False,
     ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Same as --format json.")]
@@ -29,7 +28,7 @@ MAX_OPTION_INT = 2**31 - 1  # INTEGER on PostgreSQL; larger values could only ov
 
 LimitOption = Annotated[
     int | None,
-    typer.Option("--limit", min=1, max=MAX_OPTION_INT, help="Show at most N rows (default: all).", show_default=False),
+    typer.Option("--limit", min=1, max=MAX_OPTION_INT, help="Show at most N rows (default: all)."),
 ]
 OffsetOption = Annotated[
     int,
@@ -61,7 +60,6 @@ def search_option(where: str) -> Any:
         metavar="TEXT",
         callback=_search_text,
         help=f"Only rows with TEXT in {where} (any case).",
-        show_default=False,
     )
 
 

@@ -36,18 +36,15 @@ BOOKING_STYLES = {
     "no_show": "red",
 }
 
-BuilderOption = Annotated[str | None, typer.Option("--builder", help="Builder e-mail.", show_default=False)]
+BuilderOption = Annotated[str | None, typer.Option("--builder", help="Builder e-mail.")]
 FromOption = Annotated[
     str | None,
     typer.Option(
         "--from",
         help="Bookings starting at or after WHEN (ISO 8601; a naive time or a date is read in --timezone).",
-        show_default=False,
     ),
 ]
-ToOption = Annotated[
-    str | None, typer.Option("--to", help="Bookings starting before WHEN (exclusive).", show_default=False)
-]
+ToOption = Annotated[str | None, typer.Option("--to", help="Bookings starting before WHEN (exclusive).")]
 TotalsOption = Annotated[
     bool,
     typer.Option(
@@ -267,12 +264,8 @@ def _listing_renderer(groups: list[Any], sink: OutputSink, caption: str) -> Any:
 @app.command("client-progress")
 def client_progress(
     ctx: typer.Context,
-    builder: Annotated[
-        str | None, typer.Option("--builder", help="Only the enrolments this builder coaches.", show_default=False)
-    ] = None,
-    pathway: Annotated[
-        str | None, typer.Option("--pathway", help="Only this pathway (any case).", show_default=False)
-    ] = None,
+    builder: Annotated[str | None, typer.Option("--builder", help="Only the enrolments this builder coaches.")] = None,
+    pathway: Annotated[str | None, typer.Option("--pathway", help="Only this pathway (any case).")] = None,
     fmt: FormatOption = None,
     as_json: JsonOption = False,
 ) -> None:

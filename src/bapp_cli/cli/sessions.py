@@ -137,15 +137,9 @@ def render_session(view: SessionTypeView, console: Any) -> None:
 def list_command(
     ctx: typer.Context,
     include_all: Annotated[bool, typer.Option("--all", help="Include session types that are not bookable.")] = False,
-    category: Annotated[
-        str | None, typer.Option("--category", help="free, pathway or specialized.", show_default=False)
-    ] = None,
-    pathway: Annotated[
-        str | None, typer.Option("--pathway", help="Only types linked to this pathway.", show_default=False)
-    ] = None,
-    builder: Annotated[
-        str | None, typer.Option("--builder", help="Only this builder's types (e-mail).", show_default=False)
-    ] = None,
+    category: Annotated[str | None, typer.Option("--category", help="free, pathway or specialized.")] = None,
+    pathway: Annotated[str | None, typer.Option("--pathway", help="Only types linked to this pathway.")] = None,
+    builder: Annotated[str | None, typer.Option("--builder", help="Only this builder's types (e-mail).")] = None,
     search: Annotated[str | None, search_option("slug or title")] = None,
     limit: LimitOption = None,
     offset: OffsetOption = 0,
@@ -204,26 +198,17 @@ def show(
     sink.record(view.as_record(), SESSION_COLUMNS, table=lambda console: render_session(view, console))
 
 
-CategoryOption = Annotated[
-    str | None, typer.Option("--category", help="free, pathway or specialized.", show_default=False)
-]
+CategoryOption = Annotated[str | None, typer.Option("--category", help="free, pathway or specialized.")]
 RequiresAuthOption = Annotated[
     bool | None,
     typer.Option(
         "--requires-auth/--no-requires-auth",
         help="Whether booking needs an account [default: from the category: free → no, otherwise yes].",
-        show_default=False,
     ),
 ]
-PathwayOption = Annotated[
-    list[str] | None, typer.Option("--pathway", help="Link a pathway (repeat for several).", show_default=False)
-]
-PriceOption = Annotated[
-    str | None, typer.Option("--price", help="Price, e.g. 30.00 [default 0.00].", show_default=False)
-]
-CurrencyOption = Annotated[
-    str | None, typer.Option("--currency", help="Three-letter currency code [default GBP].", show_default=False)
-]
+PathwayOption = Annotated[list[str] | None, typer.Option("--pathway", help="Link a pathway (repeat for several).")]
+PriceOption = Annotated[str | None, typer.Option("--price", help="Price, e.g. 30.00 [default 0.00].")]
+CurrencyOption = Annotated[str | None, typer.Option("--currency", help="Three-letter currency code [default GBP].")]
 
 
 @app.command("add")
@@ -236,13 +221,9 @@ def add(
     pathway: PathwayOption = None,
     price: PriceOption = None,
     currency: CurrencyOption = None,
-    builder: Annotated[
-        str | None, typer.Option("--builder", help="The builder who runs it (e-mail).", show_default=False)
-    ] = None,
-    description: Annotated[str | None, typer.Option("--description", help="Description.", show_default=False)] = None,
-    slug: Annotated[
-        str | None, typer.Option("--slug", help="Slug [default: from the title].", show_default=False)
-    ] = None,
+    builder: Annotated[str | None, typer.Option("--builder", help="The builder who runs it (e-mail).")] = None,
+    description: Annotated[str | None, typer.Option("--description", help="Description.")] = None,
+    slug: Annotated[str | None, typer.Option("--slug", help="Slug [default: from the title].")] = None,
     display_order: Annotated[
         int | None,
         typer.Option(
@@ -250,7 +231,6 @@ def add(
             min=-MAX_OPTION_INT - 1,
             max=MAX_OPTION_INT,
             help="Position within its category [default 0].",
-            show_default=False,
         ),
     ] = None,
     dry_run: DryRunOption = False,
@@ -308,12 +288,11 @@ def update(
             min=-MAX_OPTION_INT - 1,
             max=MAX_OPTION_INT,
             help="Position within its category.",
-            show_default=False,
         ),
     ] = None,
     enabled: Annotated[
         bool | None,
-        typer.Option("--enable/--disable", help="Local switch: a disabled type is never bookable.", show_default=False),
+        typer.Option("--enable/--disable", help="Local switch: a disabled type is never bookable."),
     ] = None,
     dry_run: DryRunOption = False,
     fmt: FormatOption = None,
@@ -367,17 +346,15 @@ MAX_SLOT_DAYS = 366
 @app.command("slots")
 def slots(
     ctx: typer.Context,
-    session_ref: Annotated[str, typer.Argument(help="Session type: id, slug or Calendly URI.", show_default=False)],
+    session_ref: Annotated[str, typer.Argument(help="Session type: id, slug or Calendly URI.")],
     start_from: Annotated[
         str | None,
-        typer.Option("--from", help="First day (a date, or an ISO 8601 time) [default: now].", show_default=False),
+        typer.Option("--from", help="First day (a date, or an ISO 8601 time) [default: now]."),
     ] = None,
     days: Annotated[int, typer.Option("--days", help=f"How many days to show (1–{MAX_SLOT_DAYS}).")] = 7,
     timezone: Annotated[
         str | None,
-        typer.Option(
-            "--timezone", help="Show times in this IANA zone [default: the global --timezone].", show_default=False
-        ),
+        typer.Option("--timezone", help="Show times in this IANA zone [default: the global --timezone]."),
     ] = None,
     fmt: FormatOption = None,
     as_json: JsonOption = False,

@@ -71,7 +71,7 @@ def _report_outcome(sink: Any, client: str, outcome: Any, enrolled: list[str]) -
 def add(
     ctx: typer.Context,
     slug: Annotated[str, typer.Argument(help="New skill slug (any case; stored lowercase).")],
-    name: Annotated[str, typer.Option("--name", help="Display name.", show_default=False)],
+    name: Annotated[str, typer.Option("--name", help="Display name.")],
     description: Annotated[str | None, typer.Option("--description", help="What the skill covers.")] = None,
     domain: Annotated[str | None, typer.Option("--domain", help="Subject area, e.g. 'prompting'.")] = None,
     fundamental: Annotated[
@@ -116,7 +116,7 @@ def update(
     domain: Annotated[str | None, typer.Option("--domain", help="New domain ('' clears it).")] = None,
     fundamental: Annotated[
         bool | None,
-        typer.Option("--fundamental/--not-fundamental", help="Flag or unflag as fundamental.", show_default=False),
+        typer.Option("--fundamental/--not-fundamental", help="Flag or unflag as fundamental."),
     ] = None,
     dry_run: DryRunOption = False,
     fmt: FormatOption = None,
@@ -247,9 +247,7 @@ def list_command(
 def assign(
     ctx: typer.Context,
     email: Annotated[str, typer.Argument(help="Client e-mail.")],
-    skills: Annotated[
-        list[str] | None, typer.Argument(help="Skill slugs (or use --pathway).", show_default=False)
-    ] = None,
+    skills: Annotated[list[str] | None, typer.Argument(help="Skill slugs (or use --pathway).")] = None,
     pathway: Annotated[
         str | None, typer.Option("--pathway", help="Every skill of this pathway (enrols the client if needed).")
     ] = None,
@@ -347,7 +345,6 @@ def complete(
             "--via",
             help="How it was completed: manual, assessment, builder_validation or auto "
             "[default: builder_validation with --validated-by, else manual].",
-            show_default=False,
         ),
     ] = None,
     validated_by: Annotated[str | None, typer.Option("--validated-by", help="The validating builder's e-mail.")] = None,

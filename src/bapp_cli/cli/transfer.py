@@ -23,14 +23,13 @@ KIND_HELP = "pathways, skills, builders, clients, enrolments, sessions, bookings
 
 def import_command(
     ctx: typer.Context,
-    kind: Annotated[str, typer.Argument(help=f"What the file holds: {KIND_HELP}", show_default=False)],
-    path: Annotated[str, typer.Argument(help="The file to read, or '-' for stdin.", show_default=False)],
+    kind: Annotated[str, typer.Argument(help=f"What the file holds: {KIND_HELP}")],
+    path: Annotated[str, typer.Argument(help="The file to read, or '-' for stdin.")],
     input_format: Annotated[
         str | None,
         typer.Option(
             "--input-format",
             help="The data's format: csv, tsv, json, jsonl or toml [default: from the extension; required for -].",
-            show_default=False,
         ),
     ] = None,
     dry_run: DryRunOption = False,
@@ -45,7 +44,6 @@ def import_command(
         typer.Option(
             "--rejects",
             help="Write rejected rows here, in the input's format, with an 'error' column.",
-            show_default=False,
         ),
     ] = None,
     allow_overlap: Annotated[
@@ -184,18 +182,17 @@ def _after_batch(advance: Callable[[int, int], None], bytes_read: int, rows: int
 
 def export_command(
     ctx: typer.Context,
-    kind: Annotated[str, typer.Argument(help=f"What to export: {KIND_HELP}", show_default=False)],
+    kind: Annotated[str, typer.Argument(help=f"What to export: {KIND_HELP}")],
     fmt: Annotated[
         str | None,
         typer.Option(
             "--format",
             "-f",
             help="The data's format: csv, tsv, json, jsonl or toml [default: from -o's extension, else json].",
-            show_default=False,
         ),
     ] = None,
     output: Annotated[
-        str | None, typer.Option("--output", "-o", help="Write here ('-' = stdout, the default).", show_default=False)
+        str | None, typer.Option("--output", "-o", help="Write here ('-' = stdout, the default).")
     ] = None,
     raw: Annotated[
         bool,
