@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from bapp_cli.cli.context import state
-from bapp_cli.cli.options import FormatOption, JsonOption
+from bapp_cli.cli.options import output_command
 from bapp_cli.cli.sessions import app
 
 if TYPE_CHECKING:
@@ -46,7 +46,7 @@ def _render(availability: Availability, sink: OutputSink, console: Any) -> None:
         console.print(table, markup=False)
 
 
-@app.command("available")
+@output_command(app, "available")
 def available(
     ctx: typer.Context,
     client: Annotated[
@@ -62,8 +62,6 @@ def available(
     ] = None,
     category: Annotated[str | None, typer.Option("--category", help="free, pathway or specialized.")] = None,
     builder: Annotated[str | None, typer.Option("--builder", help="Only this builder's sessions.")] = None,
-    fmt: FormatOption = None,
-    as_json: JsonOption = False,
 ) -> None:
     """Show the sessions someone may book: anonymous by default, or a client with --client.
 
@@ -81,7 +79,7 @@ def available(
     if client is not None and anonymous:
         raise UsageError("--client and --anonymous cannot be used together")
     app_state = state(ctx)
-    sink = app_state.output(fmt, as_json)
+    sink = app_state.output()
     with app_state.reading() as session:
         availability = list_available_sessions(
             session, client_email=client, pathway=pathway, category=category, builder_email=builder

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from bapp_cli.cli.context import AppState, state
-from bapp_cli.cli.options import DryRunOption, FormatOption, JsonOption, LimitOption, OffsetOption, search_option
+from bapp_cli.cli.options import DryRunOption, LimitOption, OffsetOption, output_command, search_option
 from bapp_cli.cli.unit_of_work import changing, reading
 
 if TYPE_CHECKING:
@@ -19,15 +19,13 @@ app = typer.Typer(
 )
 
 
-@app.command("list")
+@output_command(app, "list")
 def list_command(
     ctx: typer.Context,
     email: Annotated[str, typer.Argument(help="Client e-mail.")],
     search: Annotated[str | None, search_option("the badge key")] = None,
     limit: LimitOption = None,
     offset: OffsetOption = 0,
-    fmt: FormatOption = None,
-    as_json: JsonOption = False,
 ) -> None:
     """List a client's badges, oldest first.
 
@@ -39,7 +37,7 @@ def list_command(
     from bapp_cli.services.listing import Page
     from bapp_cli.services.progress import BADGE_COLUMNS, list_badges
 
-    with reading(ctx, fmt, as_json) as (sink, session):
+    with reading(ctx) as (sink, session):
         badges = list_badges(session, email, page=Page(limit=limit, offset=offset, search=search))
     sink.records([badge.as_record() for badge in badges], BADGE_COLUMNS, title=f"Badges of {email.strip().lower()}")
 
@@ -193,8 +191,8 @@ def issuer_show_command(
     _write_text(None, _json_text(issuer.key.public_jwk() if jwk else issuer.profile_document()))
 
 
-@app.command("achievements")
-def achievements_command(ctx: typer.Context, fmt: FormatOption = None, as_json: JsonOption = False) -> None:
+@output_command(app, "achievements")
+def achievements_command(ctx: typer.Context) -> None:
     """List the achievements bapp awards: every tier, every pathway, and Fundamentals.
 
     Each has a stable key (as badges have), a name, a description and a criteria narrative naming the
@@ -208,7 +206,7 @@ def achievements_command(ctx: typer.Context, fmt: FormatOption = None, as_json: 
     from bapp_cli.services.credentials import ACHIEVEMENT_COLUMNS, achievement_definitions
 
     app_state = state(ctx)
-    sink = app_state.output(fmt, as_json)
+    sink = app_state.output()
     configured = app_state.settings.get("badges.issuer_url") and app_state.settings.get("badges.key_file")
     issuer = _issuer(app_state) if configured else None
     with app_state.reading() as session:
@@ -256,7 +254,7 @@ def export_command(
     app_state.messages.info(f"Exported {len(issued)} credential(s) of {email.strip().lower()} to {where}.")
 
 
-@app.command("verify")
+@output_command(app, "verify")
 def verify_command(
     ctx: typer.Context,
     path: Annotated[str, typer.Argument(help="Credentials file (JWT lines or export JSON), or '-' for stdin.")],
@@ -278,8 +276,6 @@ def verify_command(
             help="Also check revocation in a status list file (badges status-list).",
         ),
     ] = None,
-    fmt: FormatOption = None,
-    as_json: JsonOption = False,
 ) -> None:
     """Verify Open Badges credentials: signature, OB 3.0 shape, dates and, optionally, revocation.
 
@@ -302,7 +298,7 @@ def verify_command(
     from bapp_cli.services.signing_key import public_key_from_document
 
     app_state = state(ctx)
-    sink = app_state.output(fmt, as_json)
+    sink = app_state.output()
     if key == "-" and path == "-":
         raise InvalidInput("the credentials and --key cannot both come from stdin", code="bad_key")
     text = read_text_input(path)
@@ -348,15 +344,13 @@ def verify_command(
         )
 
 
-@app.command("revoke")
+@output_command(app, "revoke")
 def revoke_command(
     ctx: typer.Context,
     email: Annotated[str, typer.Argument(help="Client e-mail.")],
     key: Annotated[str, typer.Argument(help="Badge key, e.g. tier:accelerate:1 or fundamentals.")],
     reason: Annotated[str, typer.Option("--reason", help="Why (kept, audited, shown by verify).")],
     dry_run: DryRunOption = False,
-    fmt: FormatOption = None,
-    as_json: JsonOption = False,
 ) -> None:
     """Revoke a badge's credential: it stays in the client's record, but stops verifying.
 
@@ -370,7 +364,7 @@ def revoke_command(
     from bapp_cli.cli.context import utc_now
     from bapp_cli.services.credentials import revoke_badge
 
-    with changing(ctx, fmt, as_json, dry_run=dry_run) as (sink, session):
+    with changing(ctx, dry_run=dry_run) as (sink, session):
         revocation = revoke_badge(session, email, key, reason=reason, now=utc_now())
     sink.record(revocation.as_record())
     if dry_run:

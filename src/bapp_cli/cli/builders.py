@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from bapp_cli.cli.context import state
-from bapp_cli.cli.options import MAX_OPTION_INT, FormatOption, JsonOption, LimitOption, OffsetOption, search_option
+from bapp_cli.cli.options import MAX_OPTION_INT, LimitOption, OffsetOption, output_command, search_option
 from bapp_cli.cli.unit_of_work import reading
 
 if TYPE_CHECKING:
@@ -67,7 +67,7 @@ def _settings(
     )
 
 
-@app.command("add")
+@output_command(app, "add")
 def add(
     ctx: typer.Context,
     email: Annotated[str, typer.Argument(help="The builder's e-mail address (stored lowercase).")],
@@ -77,8 +77,6 @@ def add(
     buffer: BufferOption = None,
     minimum_notice: NoticeOption = None,
     max_advance: AdvanceOption = None,
-    fmt: FormatOption = None,
-    as_json: JsonOption = False,
 ) -> None:
     """Add a builder with their scheduling settings.
 
@@ -90,7 +88,7 @@ def add(
     from bapp_cli.services.builders import BUILDER_COLUMNS, add_builder
 
     app_state = state(ctx)
-    sink = app_state.output(fmt, as_json)
+    sink = app_state.output()
     settings = _settings(name, calendly_user, timezone, buffer, minimum_notice, max_advance)
     with app_state.transaction() as session:
         builder = add_builder(session, email, settings)
@@ -98,7 +96,7 @@ def add(
     sink.info(f"Added builder {builder.email}.")
 
 
-@app.command("update")
+@output_command(app, "update")
 def update(
     ctx: typer.Context,
     email: Annotated[str, typer.Argument(help="The builder's e-mail address.")],
@@ -112,8 +110,6 @@ def update(
         bool | None,
         typer.Option("--accepting/--not-accepting", help="Whether they take new bookings."),
     ] = None,
-    fmt: FormatOption = None,
-    as_json: JsonOption = False,
 ) -> None:
     """Change a builder's name, Calendly user or scheduling settings.
 
@@ -126,7 +122,7 @@ def update(
     from bapp_cli.services.builders import BUILDER_COLUMNS, update_builder
 
     app_state = state(ctx)
-    sink = app_state.output(fmt, as_json)
+    sink = app_state.output()
     settings = _settings(name, calendly_user, timezone, buffer, minimum_notice, max_advance, accepting)
     with app_state.transaction() as session:
         builder, changes = update_builder(session, email, settings)
@@ -137,14 +133,12 @@ def update(
         sink.info(f"{builder.email}: nothing to change.")
 
 
-@app.command("list")
+@output_command(app, "list")
 def list_command(
     ctx: typer.Context,
     search: Annotated[str | None, search_option("e-mail or name")] = None,
     limit: LimitOption = None,
     offset: OffsetOption = 0,
-    fmt: FormatOption = None,
-    as_json: JsonOption = False,
 ) -> None:
     """List builders with their scheduling settings.
 
@@ -157,7 +151,7 @@ def list_command(
     from bapp_cli.services.builders import BUILDER_COLUMNS, list_builders
     from bapp_cli.services.listing import Page
 
-    with reading(ctx, fmt, as_json) as (sink, session):
+    with reading(ctx) as (sink, session):
         builders = list_builders(session, page=Page(limit=limit, offset=offset, search=search))
     sink.records(
         [builder.as_record() for builder in builders],

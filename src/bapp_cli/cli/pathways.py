@@ -10,11 +10,10 @@ from bapp_cli.cli.context import utc_now
 from bapp_cli.cli.options import (
     MAX_OPTION_INT,
     DryRunOption,
-    FormatOption,
-    JsonOption,
     LimitOption,
     OffsetOption,
     YesOption,
+    output_command,
     search_option,
 )
 from bapp_cli.cli.terminal import styled
@@ -49,14 +48,12 @@ def render_pathway_tree(views: list[PathwayView], console: Any) -> None:
         console.print(tree)
 
 
-@app.command("list")
+@output_command(app, "list")
 def list_command(
     ctx: typer.Context,
     search: Annotated[str | None, search_option("slug or name")] = None,
     limit: LimitOption = None,
     offset: OffsetOption = 0,
-    fmt: FormatOption = None,
-    as_json: JsonOption = False,
 ) -> None:
     """List pathways in display order with their tiers.
 
@@ -69,7 +66,7 @@ def list_command(
     from bapp_cli.services.listing import Page
     from bapp_cli.services.pathways import PATHWAY_COLUMNS, list_pathways
 
-    with reading(ctx, fmt, as_json) as (sink, session):
+    with reading(ctx) as (sink, session):
         views = list_pathways(session, page=Page(limit=limit, offset=offset, search=search))
     if sink.format == "table":
         from rich.table import Table
@@ -95,13 +92,8 @@ def list_command(
         sink.records([view.as_record() for view in views], PATHWAY_COLUMNS)
 
 
-@app.command("show")
-def show(
-    ctx: typer.Context,
-    pathway: Annotated[str, typer.Argument(help="Pathway slug (any case).")],
-    fmt: FormatOption = None,
-    as_json: JsonOption = False,
-) -> None:
+@output_command(app, "show")
+def show(ctx: typer.Context, pathway: Annotated[str, typer.Argument(help="Pathway slug (any case).")]) -> None:
     """Show one pathway: its tiers and the skills linked to each.
 
     \b
@@ -111,7 +103,7 @@ def show(
     """
     from bapp_cli.services.pathways import PATHWAY_COLUMNS, list_pathways
 
-    with reading(ctx, fmt, as_json) as (sink, session):
+    with reading(ctx) as (sink, session):
         views = list_pathways(session, slug=pathway)
     sink.record(views[0].as_record(), PATHWAY_COLUMNS, table=lambda console: render_pathway_tree(views, console))
 
@@ -127,7 +119,7 @@ def _report_change(sink: Any, change: Any, verb: str) -> None:
         sink.info(f"Pathway {change.pathway.slug} unchanged.")
 
 
-@app.command("add")
+@output_command(app, "add")
 def add(
     ctx: typer.Context,
     slug: Annotated[str, typer.Argument(help="New pathway slug (any case; stored lowercase).")],
@@ -140,8 +132,6 @@ def add(
         typer.Option("--tier", help="A tier as 'NAME: DESCRIPTION'; repeat in order (tier 1, 2, 3…)."),
     ] = None,
     dry_run: DryRunOption = False,
-    fmt: FormatOption = None,
-    as_json: JsonOption = False,
 ) -> None:
     """Add a pathway with its tiers, placed last in the display order.
 
@@ -153,7 +143,7 @@ def add(
     """
     from bapp_cli.services.pathway_admin import TierSpec, add_pathway
 
-    with changing(ctx, fmt, as_json, dry_run=dry_run) as (sink, session):
+    with changing(ctx, dry_run=dry_run) as (sink, session):
         specs = [TierSpec.parse(text, field=f"tier {index}") for index, text in enumerate(tiers or [], start=1)]
         change = add_pathway(
             session, slug, name=name, now=utc_now(), description=description, icon=icon, color=color, tiers=specs
@@ -161,7 +151,7 @@ def add(
     _report_change(sink, change, "Would add" if dry_run else "Added")
 
 
-@app.command("update")
+@output_command(app, "update")
 def update(
     ctx: typer.Context,
     pathway: Annotated[str, typer.Argument(help="Pathway slug (any case).")],
@@ -176,8 +166,6 @@ def update(
         ),
     ] = None,
     dry_run: DryRunOption = False,
-    fmt: FormatOption = None,
-    as_json: JsonOption = False,
 ) -> None:
     """Rename, describe, recolour or reorder a pathway; only the options given change.
 
@@ -188,7 +176,7 @@ def update(
     """
     from bapp_cli.services.pathway_admin import update_pathway
 
-    with changing(ctx, fmt, as_json, dry_run=dry_run) as (sink, session):
+    with changing(ctx, dry_run=dry_run) as (sink, session):
         change = update_pathway(
             session,
             pathway,
@@ -202,7 +190,7 @@ def update(
     _report_change(sink, change, "Would update" if dry_run else "Updated")
 
 
-@app.command("set-tier")
+@output_command(app, "set-tier")
 def set_tier_command(
     ctx: typer.Context,
     pathway: Annotated[str, typer.Argument(help="Pathway slug (any case).")],
@@ -217,8 +205,6 @@ def set_tier_command(
     name: Annotated[str, typer.Option("--name", help="Tier name.")],
     description: Annotated[str | None, typer.Option("--description", help="Tier description.")] = None,
     dry_run: DryRunOption = False,
-    fmt: FormatOption = None,
-    as_json: JsonOption = False,
 ) -> None:
     """Rename or describe a tier, or add the next tier of a pathway.
 
@@ -229,18 +215,14 @@ def set_tier_command(
     """
     from bapp_cli.services.pathway_admin import set_tier
 
-    with changing(ctx, fmt, as_json, dry_run=dry_run) as (sink, session):
+    with changing(ctx, dry_run=dry_run) as (sink, session):
         change = set_tier(session, pathway, number, name=name, description=description, now=utc_now())
     _report_change(sink, change, "Would update" if dry_run else "Updated")
 
 
-@app.command("archive")
+@output_command(app, "archive")
 def archive(
-    ctx: typer.Context,
-    pathway: Annotated[str, typer.Argument(help="Pathway slug (any case).")],
-    yes: YesOption = False,
-    fmt: FormatOption = None,
-    as_json: JsonOption = False,
+    ctx: typer.Context, pathway: Annotated[str, typer.Argument(help="Pathway slug (any case).")], yes: YesOption = False
 ) -> None:
     """Archive a pathway: its history stays; it takes no new enrolments, bookings or skill links.
 
@@ -250,6 +232,6 @@ def archive(
     """
     from bapp_cli.services.pathway_admin import archive_pathway
 
-    with changing(ctx, fmt, as_json, ask=f"Archive pathway {pathway.strip().lower()}?", yes=yes) as (sink, session):
+    with changing(ctx, ask=f"Archive pathway {pathway.strip().lower()}?", yes=yes) as (sink, session):
         change = archive_pathway(session, pathway, now=utc_now())
     _report_change(sink, change, "Archived")

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 import typer
 
 from bapp_cli.cli.cells import ENROLMENT_STYLES, SKILL_STATUS_STYLES, percent_style
-from bapp_cli.cli.options import FormatOption, JsonOption, LimitOption, OffsetOption, search_option
+from bapp_cli.cli.options import LimitOption, OffsetOption, output_command, search_option
 from bapp_cli.cli.terminal import styled
 from bapp_cli.cli.unit_of_work import reading
 
@@ -88,13 +88,11 @@ def _add_skills(branch: Any, skills: list[Any]) -> None:
         branch.add(line)
 
 
-@app.command("show")
+@output_command(app, "show")
 def show(
     ctx: typer.Context,
     email: Annotated[str, typer.Argument(help="Client e-mail.")],
     pathway: Annotated[str | None, typer.Option("--pathway", help="Only this pathway (any case).")] = None,
-    fmt: FormatOption = None,
-    as_json: JsonOption = False,
 ) -> None:
     """Show a client's progress: pathways → tiers → skills, fundamentals and badges.
 
@@ -106,7 +104,7 @@ def show(
     """
     from bapp_cli.services.progress import show_progress
 
-    with reading(ctx, fmt, as_json) as (sink, session):
+    with reading(ctx) as (sink, session):
         progress = show_progress(session, email, pathway=pathway)
     columns = [
         "pathway",
@@ -124,7 +122,7 @@ def show(
     sink.records(progress.as_records(), columns, table=render_progress_tree(progress, sink))
 
 
-@app.command("table")
+@output_command(app, "table")
 def table(
     ctx: typer.Context,
     pathway: Annotated[str | None, typer.Option("--pathway", help="Only this pathway (any case).")] = None,
@@ -133,8 +131,6 @@ def table(
     search: Annotated[str | None, search_option("client e-mail or name, pathway")] = None,
     limit: LimitOption = None,
     offset: OffsetOption = 0,
-    fmt: FormatOption = None,
-    as_json: JsonOption = False,
 ) -> None:
     """One row per enrolment: tier and overall percentages, badges and last activity.
 
@@ -148,7 +144,7 @@ def table(
     from bapp_cli.services.listing import Page
     from bapp_cli.services.progress import PROGRESS_TABLE_COLUMNS, progress_table
 
-    with reading(ctx, fmt, as_json) as (sink, session):
+    with reading(ctx) as (sink, session):
         rows = progress_table(
             session,
             pathway=pathway,

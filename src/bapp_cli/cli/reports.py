@@ -13,7 +13,7 @@ import typer
 
 from bapp_cli.cli.cells import ENROLMENT_STYLES, answers_text, percent_style
 from bapp_cli.cli.context import state, utc_now
-from bapp_cli.cli.options import FormatOption, JsonOption
+from bapp_cli.cli.options import output_command
 from bapp_cli.cli.unit_of_work import reading
 
 if TYPE_CHECKING:
@@ -135,7 +135,7 @@ def _period_caption(period: Period, sink: OutputSink, builder: str | None = None
 # -- bookings by pathway ------------------------------------------------------------------------------
 
 
-@app.command("bookings-by-pathway")
+@output_command(app, "bookings-by-pathway")
 def bookings_by_pathway(
     ctx: typer.Context,
     builder: BuilderOption = None,
@@ -145,8 +145,6 @@ def bookings_by_pathway(
         bool, typer.Option("--list", help="List the bookings grouped by pathway instead of counting them.")
     ] = False,
     totals: TotalsOption = True,
-    fmt: FormatOption = None,
-    as_json: JsonOption = False,
 ) -> None:
     """Count bookings per pathway and status, or list them grouped by pathway (--list).
 
@@ -170,7 +168,7 @@ def bookings_by_pathway(
       bapp reports bookings-by-pathway --format csv > bookings-by-pathway.csv
     """
     app_state = state(ctx)
-    sink = app_state.output(fmt, as_json)
+    sink = app_state.output()
     period = _period(app_state, start_from, start_to)
     if listing:
         from bapp_cli.services.booking import BOOKING_COLUMNS
@@ -261,13 +259,11 @@ def _listing_renderer(groups: list[Any], sink: OutputSink, caption: str) -> Any:
 # -- client progress ----------------------------------------------------------------------------------
 
 
-@app.command("client-progress")
+@output_command(app, "client-progress")
 def client_progress(
     ctx: typer.Context,
     builder: Annotated[str | None, typer.Option("--builder", help="Only the enrolments this builder coaches.")] = None,
     pathway: Annotated[str | None, typer.Option("--pathway", help="Only this pathway (any case).")] = None,
-    fmt: FormatOption = None,
-    as_json: JsonOption = False,
 ) -> None:
     """Per client and pathway: enrolment status, done/total and % per tier and overall, badges, last activity.
 
@@ -291,7 +287,7 @@ def client_progress(
     from bapp_cli.services.reports import CLIENT_PROGRESS_COLUMNS
     from bapp_cli.services.reports import client_progress as build_report
 
-    with reading(ctx, fmt, as_json) as (sink, session):
+    with reading(ctx) as (sink, session):
         lines = build_report(session, builder=builder, pathway=pathway)
         if sink.format == "table":
             sink.records([], CLIENT_PROGRESS_COLUMNS, table=_progress_renderer(list(lines), sink))
@@ -345,14 +341,9 @@ def _progress_renderer(lines: list[Any], sink: OutputSink) -> Any:
 # -- pathway analytics --------------------------------------------------------------------------------
 
 
-@app.command("pathway-analytics")
+@output_command(app, "pathway-analytics")
 def pathway_analytics(
-    ctx: typer.Context,
-    start_from: FromOption = None,
-    start_to: ToOption = None,
-    totals: TotalsOption = True,
-    fmt: FormatOption = None,
-    as_json: JsonOption = False,
+    ctx: typer.Context, start_from: FromOption = None, start_to: ToOption = None, totals: TotalsOption = True
 ) -> None:
     """Per pathway: enrolments, average progress, completion rate and time, top skills, bookings.
 
@@ -386,7 +377,7 @@ def pathway_analytics(
     from bapp_cli.services.reports import pathway_analytics as build_report
 
     app_state = state(ctx)
-    sink = app_state.output(fmt, as_json)
+    sink = app_state.output()
     period = _period(app_state, start_from, start_to)
     with app_state.reading() as session:
         report = build_report(session, period=period)

@@ -14,10 +14,11 @@ from bapp_cli.cli.options import (
     JsonOption,
     LimitOption,
     OffsetOption,
+    output_command,
     search_option,
 )
-from bapp_cli.cli.terminal import styled
-from bapp_cli.cli.unit_of_work import reading
+from bapp_cli.cli.terminal import detail_table, styled
+from bapp_cli.cli.unit_of_work import changing, reading
 from bapp_cli.errors import UsageError
 
 if TYPE_CHECKING:
@@ -90,9 +91,6 @@ def render_catalogue(views: list[SessionTypeView], console: Any, *, title: str) 
 def render_session(view: SessionTypeView, console: Any) -> None:
     from rich.table import Table
 
-    grid = Table(title=view.title, title_justify="left", show_header=False, box=None, padding=(0, 2))
-    grid.add_column(style="bold")
-    grid.add_column()
     rows = [
         ("id", str(view.id)),
         ("slug", view.slug or "—"),
@@ -111,9 +109,7 @@ def render_session(view: SessionTypeView, console: Any) -> None:
         ("booking link", view.scheduling_url or "—"),
         ("description", view.description or "—"),
     ]
-    for key, value in rows:
-        grid.add_row(key, value)
-    console.print(grid)
+    console.print(detail_table(view.title, rows, title_justify="left"))
     if view.custom_questions:
         questions = Table(title="Custom questions", title_justify="left", header_style="bold")
         for column in ("#", "question", "type", "required", "choices"):
@@ -176,12 +172,10 @@ def list_command(
     )
 
 
-@app.command("show")
+@output_command(app, "show")
 def show(
     ctx: typer.Context,
     session_type: Annotated[str, typer.Argument(metavar="SESSION", help="Id, slug or Calendly URI.")],
-    fmt: FormatOption = None,
-    as_json: JsonOption = False,
 ) -> None:
     """Show one session type with its custom questions.
 
@@ -193,7 +187,7 @@ def show(
     from bapp_cli.services.session_admin import show_session_type
     from bapp_cli.services.session_types import SESSION_COLUMNS
 
-    with reading(ctx, fmt, as_json) as (sink, session):
+    with reading(ctx) as (sink, session):
         view = show_session_type(session, session_type)
     sink.record(view.as_record(), SESSION_COLUMNS, table=lambda console: render_session(view, console))
 
@@ -211,7 +205,11 @@ PriceOption = Annotated[str | None, typer.Option("--price", help="Price, e.g. 30
 CurrencyOption = Annotated[str | None, typer.Option("--currency", help="Three-letter currency code [default GBP].")]
 
 
-@app.command("add")
+def _display_order_option(help_text: str) -> Any:
+    return typer.Option("--display-order", min=-MAX_OPTION_INT - 1, max=MAX_OPTION_INT, help=help_text)
+
+
+@output_command(app, "add")
 def add(
     ctx: typer.Context,
     title: Annotated[str, typer.Option("--title", help="Session title.")],
@@ -224,18 +222,8 @@ def add(
     builder: Annotated[str | None, typer.Option("--builder", help="The builder who runs it (e-mail).")] = None,
     description: Annotated[str | None, typer.Option("--description", help="Description.")] = None,
     slug: Annotated[str | None, typer.Option("--slug", help="Slug [default: from the title].")] = None,
-    display_order: Annotated[
-        int | None,
-        typer.Option(
-            "--display-order",
-            min=-MAX_OPTION_INT - 1,
-            max=MAX_OPTION_INT,
-            help="Position within its category [default 0].",
-        ),
-    ] = None,
+    display_order: Annotated[int | None, _display_order_option("Position within its category [default 0].")] = None,
     dry_run: DryRunOption = False,
-    fmt: FormatOption = None,
-    as_json: JsonOption = False,
 ) -> None:
     """Add a local-only session type (not from Calendly; sync never touches it).
 
@@ -248,8 +236,6 @@ def add(
     from bapp_cli.services.session_admin import NewSessionType, add_session_type
     from bapp_cli.services.session_types import SESSION_COLUMNS
 
-    app_state = state(ctx)
-    sink = app_state.output(fmt, as_json)
     draft = NewSessionType(
         title=title,
         duration_minutes=duration,
@@ -263,13 +249,13 @@ def add(
         slug=slug,
         display_order=display_order,
     )
-    with app_state.transaction(dry_run=dry_run) as session:
+    with changing(ctx, dry_run=dry_run) as (sink, session):
         view = add_session_type(session, draft, now=utc_now())
     sink.info(f"{'Would add' if dry_run else 'Added'} session type {view.id}: {view.title} ({view.category}).")
     sink.record(view.as_record(), SESSION_COLUMNS, table=lambda console: render_session(view, console))
 
 
-@app.command("update")
+@output_command(app, "update")
 def update(
     ctx: typer.Context,
     session_type: Annotated[str, typer.Argument(metavar="SESSION", help="Id, slug or Calendly URI.")],
@@ -281,22 +267,12 @@ def update(
     ] = False,
     price: PriceOption = None,
     currency: CurrencyOption = None,
-    display_order: Annotated[
-        int | None,
-        typer.Option(
-            "--display-order",
-            min=-MAX_OPTION_INT - 1,
-            max=MAX_OPTION_INT,
-            help="Position within its category.",
-        ),
-    ] = None,
+    display_order: Annotated[int | None, _display_order_option("Position within its category.")] = None,
     enabled: Annotated[
         bool | None,
         typer.Option("--enable/--disable", help="Local switch: a disabled type is never bookable."),
     ] = None,
     dry_run: DryRunOption = False,
-    fmt: FormatOption = None,
-    as_json: JsonOption = False,
 ) -> None:
     """Change the curated fields of a session type (sync never overwrites these).
 
@@ -313,8 +289,6 @@ def update(
     from bapp_cli.services.session_admin import SessionTypeChanges, update_session_type
     from bapp_cli.services.session_types import SESSION_COLUMNS
 
-    app_state = state(ctx)
-    sink = app_state.output(fmt, as_json)
     changes = SessionTypeChanges(
         category=category,
         requires_auth=requires_auth,
@@ -327,7 +301,7 @@ def update(
     )
     if changes.empty:
         raise UsageError("nothing to update", hint="pass at least one of the options (see --help)")
-    with app_state.transaction(dry_run=dry_run) as session:
+    with changing(ctx, dry_run=dry_run) as (sink, session):
         result = update_session_type(session, session_type, changes, now=utc_now())
     view = result.session_type
     if result.changed:
@@ -343,7 +317,7 @@ def update(
 MAX_SLOT_DAYS = 366
 
 
-@app.command("slots")
+@output_command(app, "slots")
 def slots(
     ctx: typer.Context,
     session_ref: Annotated[str, typer.Argument(help="Session type: id, slug or Calendly URI.")],
@@ -356,8 +330,6 @@ def slots(
         str | None,
         typer.Option("--timezone", help="Show times in this IANA zone [default: the global --timezone]."),
     ] = None,
-    fmt: FormatOption = None,
-    as_json: JsonOption = False,
 ) -> None:
     """Open start times of a Calendly session type, live from Calendly.
 
@@ -378,7 +350,7 @@ def slots(
     from bapp_cli.services.instants import get_zone, parse_instant
 
     app_state = state(ctx)
-    sink = app_state.output(fmt, as_json)
+    sink = app_state.output()
     zone_name = get_zone(timezone, field="timezone").key if timezone is not None else app_state.timezone
     if not 1 <= days <= MAX_SLOT_DAYS:
         raise UsageError(f"--days: {days} is not between 1 and {MAX_SLOT_DAYS}")

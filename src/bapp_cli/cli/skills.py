@@ -11,11 +11,10 @@ from bapp_cli.cli.context import state, utc_now
 from bapp_cli.cli.options import (
     MAX_OPTION_INT,
     DryRunOption,
-    FormatOption,
-    JsonOption,
     LimitOption,
     OffsetOption,
     YesOption,
+    output_command,
     search_option,
 )
 from bapp_cli.cli.unit_of_work import changing, reading
@@ -67,7 +66,7 @@ def _report_outcome(sink: Any, client: str, outcome: Any, enrolled: list[str]) -
         sink.info(f"🎉 Pathway completed: {slug}")
 
 
-@app.command("add")
+@output_command(app, "add")
 def add(
     ctx: typer.Context,
     slug: Annotated[str, typer.Argument(help="New skill slug (any case; stored lowercase).")],
@@ -81,8 +80,6 @@ def add(
         list[str] | None, typer.Option("--link", help="PATHWAY:TIER to link it to; repeat for several pathways.")
     ] = None,
     dry_run: DryRunOption = False,
-    fmt: FormatOption = None,
-    as_json: JsonOption = False,
 ) -> None:
     """Add a skill, optionally fundamental and linked to pathway tiers.
 
@@ -93,7 +90,7 @@ def add(
     """
     from bapp_cli.services.skills import add_skill
 
-    with changing(ctx, fmt, as_json, dry_run=dry_run) as (sink, session):
+    with changing(ctx, dry_run=dry_run) as (sink, session):
         change = add_skill(
             session,
             slug,
@@ -107,7 +104,7 @@ def add(
     _report_skill(sink, change, "Would add" if dry_run else "Added")
 
 
-@app.command("update")
+@output_command(app, "update")
 def update(
     ctx: typer.Context,
     slug: Annotated[str, typer.Argument(help="Skill slug.")],
@@ -119,8 +116,6 @@ def update(
         typer.Option("--fundamental/--not-fundamental", help="Flag or unflag as fundamental."),
     ] = None,
     dry_run: DryRunOption = False,
-    fmt: FormatOption = None,
-    as_json: JsonOption = False,
 ) -> None:
     """Rename, describe or re-domain a skill, or change its fundamental flag.
 
@@ -131,21 +126,19 @@ def update(
     """
     from bapp_cli.services.skills import update_skill
 
-    with changing(ctx, fmt, as_json, dry_run=dry_run) as (sink, session):
+    with changing(ctx, dry_run=dry_run) as (sink, session):
         change = update_skill(
             session, slug, now=utc_now(), name=name, description=description, domain=domain, fundamental=fundamental
         )
     _report_skill(sink, change, "Would update" if dry_run else "Updated")
 
 
-@app.command("link")
+@output_command(app, "link")
 def link(
     ctx: typer.Context,
     slug: Annotated[str, typer.Argument(help="Skill slug.")],
     target: Annotated[str, typer.Argument(metavar="PATHWAY:TIER", help="Pathway and tier, e.g. accelerate:2.")],
     dry_run: DryRunOption = False,
-    fmt: FormatOption = None,
-    as_json: JsonOption = False,
 ) -> None:
     """Link a skill to a pathway tier (or move it to another tier of that pathway).
 
@@ -156,19 +149,17 @@ def link(
     """
     from bapp_cli.services.skills import link_skill
 
-    with changing(ctx, fmt, as_json, dry_run=dry_run) as (sink, session):
+    with changing(ctx, dry_run=dry_run) as (sink, session):
         change = link_skill(session, slug, target, now=utc_now())
     _report_skill(sink, change, "Would link" if dry_run else "Linked")
 
 
-@app.command("unlink")
+@output_command(app, "unlink")
 def unlink(
     ctx: typer.Context,
     slug: Annotated[str, typer.Argument(help="Skill slug.")],
     pathway: Annotated[str, typer.Argument(help="Pathway slug (any case).")],
     dry_run: DryRunOption = False,
-    fmt: FormatOption = None,
-    as_json: JsonOption = False,
 ) -> None:
     """Remove a skill from a pathway (clients' progress rows stay).
 
@@ -178,18 +169,14 @@ def unlink(
     """
     from bapp_cli.services.skills import unlink_skill
 
-    with changing(ctx, fmt, as_json, dry_run=dry_run) as (sink, session):
+    with changing(ctx, dry_run=dry_run) as (sink, session):
         change = unlink_skill(session, slug, pathway, now=utc_now())
     _report_skill(sink, change, "Would unlink" if dry_run else "Unlinked")
 
 
-@app.command("archive")
+@output_command(app, "archive")
 def archive(
-    ctx: typer.Context,
-    slug: Annotated[str, typer.Argument(help="Skill slug.")],
-    yes: YesOption = False,
-    fmt: FormatOption = None,
-    as_json: JsonOption = False,
+    ctx: typer.Context, slug: Annotated[str, typer.Argument(help="Skill slug.")], yes: YesOption = False
 ) -> None:
     """Archive a skill: it leaves tier counts and fundamentals; clients' history stays.
 
@@ -199,12 +186,12 @@ def archive(
     """
     from bapp_cli.services.skills import archive_skill
 
-    with changing(ctx, fmt, as_json, ask=f"Archive skill {slug.strip().lower()}?", yes=yes) as (sink, session):
+    with changing(ctx, ask=f"Archive skill {slug.strip().lower()}?", yes=yes) as (sink, session):
         change = archive_skill(session, slug, now=utc_now())
     _report_skill(sink, change, "Archived")
 
 
-@app.command("list")
+@output_command(app, "list")
 def list_command(
     ctx: typer.Context,
     pathway: Annotated[str | None, typer.Option("--pathway", help="Only skills linked to this pathway.")] = None,
@@ -216,8 +203,6 @@ def list_command(
     search: Annotated[str | None, search_option("slug, name or domain")] = None,
     limit: LimitOption = None,
     offset: OffsetOption = 0,
-    fmt: FormatOption = None,
-    as_json: JsonOption = False,
 ) -> None:
     """List skills with their pathway links.
 
@@ -231,7 +216,7 @@ def list_command(
     from bapp_cli.services.listing import Page
     from bapp_cli.services.skills import SKILL_COLUMNS, list_skills
 
-    with reading(ctx, fmt, as_json) as (sink, session):
+    with reading(ctx) as (sink, session):
         views = list_skills(
             session,
             pathway=pathway,
@@ -243,7 +228,7 @@ def list_command(
     sink.records([view.as_record() for view in views], SKILL_COLUMNS, table=_skill_table(views, "Skills"))
 
 
-@app.command("assign")
+@output_command(app, "assign")
 def assign(
     ctx: typer.Context,
     email: Annotated[str, typer.Argument(help="Client e-mail.")],
@@ -267,8 +252,6 @@ def assign(
     ] = None,
     note: Annotated[str | None, typer.Option("--note", help="A note kept on each progress row.")] = None,
     dry_run: DryRunOption = False,
-    fmt: FormatOption = None,
-    as_json: JsonOption = False,
 ) -> None:
     """Assign skills to a client: named skills, or every skill of a pathway (and tier). Idempotent.
 
@@ -280,7 +263,7 @@ def assign(
     """
     from bapp_cli.services.skills import assign_skills
 
-    with changing(ctx, fmt, as_json, dry_run=dry_run) as (sink, session):
+    with changing(ctx, dry_run=dry_run) as (sink, session):
         result = assign_skills(
             session,
             email,
@@ -302,8 +285,8 @@ def assign(
     _report_outcome(sink, result.client, result.outcome, result.enrolled)
 
 
-def _progress_command(ctx: typer.Context, fmt: str | None, as_json: bool, dry_run: bool, action: Any) -> None:
-    with changing(ctx, fmt, as_json, dry_run=dry_run) as (sink, session):
+def _progress_command(ctx: typer.Context, dry_run: bool, action: Any) -> None:
+    with changing(ctx, dry_run=dry_run) as (sink, session):
         change = action(session)
     sink.record(change.as_record())
     mark = SKILL_STATUS_STYLES.get(change.status, ("", ""))[0]
@@ -314,14 +297,12 @@ def _progress_command(ctx: typer.Context, fmt: str | None, as_json: bool, dry_ru
     _report_outcome(sink, change.client, change.outcome, [])
 
 
-@app.command("start")
+@output_command(app, "start")
 def start(
     ctx: typer.Context,
     email: Annotated[str, typer.Argument(help="Client e-mail.")],
     skill: Annotated[str, typer.Argument(help="Skill slug.")],
     dry_run: DryRunOption = False,
-    fmt: FormatOption = None,
-    as_json: JsonOption = False,
 ) -> None:
     """Mark a skill in progress for a client (assigning it if needed).
 
@@ -331,10 +312,10 @@ def start(
     """
     from bapp_cli.services.skills import start_skill
 
-    _progress_command(ctx, fmt, as_json, dry_run, lambda session: start_skill(session, email, skill, now=utc_now()))
+    _progress_command(ctx, dry_run, lambda session: start_skill(session, email, skill, now=utc_now()))
 
 
-@app.command("complete")
+@output_command(app, "complete")
 def complete(
     ctx: typer.Context,
     email: Annotated[str, typer.Argument(help="Client e-mail.")],
@@ -350,8 +331,6 @@ def complete(
     validated_by: Annotated[str | None, typer.Option("--validated-by", help="The validating builder's e-mail.")] = None,
     note: Annotated[str | None, typer.Option("--note", help="A note kept on the progress row.")] = None,
     dry_run: DryRunOption = False,
-    fmt: FormatOption = None,
-    as_json: JsonOption = False,
 ) -> None:
     """Complete a skill for a client; awards any badges and completes any pathway this finishes.
 
@@ -365,8 +344,6 @@ def complete(
 
     _progress_command(
         ctx,
-        fmt,
-        as_json,
         dry_run,
         lambda session: complete_skill(
             session, email, skill, now=utc_now(), via=via, validated_by=validated_by, note=note
@@ -374,14 +351,12 @@ def complete(
     )
 
 
-@app.command("reset")
+@output_command(app, "reset")
 def reset(
     ctx: typer.Context,
     email: Annotated[str, typer.Argument(help="Client e-mail.")],
     skill: Annotated[str, typer.Argument(help="Skill slug.")],
     yes: YesOption = False,
-    fmt: FormatOption = None,
-    as_json: JsonOption = False,
 ) -> None:
     """Reset a client's skill to not_started (badges already earned are kept).
 
@@ -392,4 +367,4 @@ def reset(
     from bapp_cli.services.skills import reset_skill
 
     state(ctx).confirm(yes, f"Reset {skill.strip().lower()} for {email.strip().lower()}?")
-    _progress_command(ctx, fmt, as_json, False, lambda session: reset_skill(session, email, skill, now=utc_now()))
+    _progress_command(ctx, False, lambda session: reset_skill(session, email, skill, now=utc_now()))

@@ -22,6 +22,7 @@ from __future__ import annotations
 import functools
 import os
 import re
+from collections.abc import Iterable
 from typing import IO, Any
 
 _REPLACEMENT = "\N{REPLACEMENT CHARACTER}"
@@ -100,6 +101,18 @@ def styled(text: str, style: str | None) -> Any:
         except StyleSyntaxError:
             style = None
     return Text(text, style=style or "")
+
+
+def detail_table(title: str, rows: Iterable[tuple[str, Any]], **frame: Any) -> Any:
+    """One record as a two-column table, the names bold: what every `show` command draws first."""
+    from rich.table import Table
+
+    table = Table(title=title, show_header=False, box=None, padding=(0, 2), **frame)
+    table.add_column(style="bold")
+    table.add_column()
+    for name, value in rows:
+        table.add_row(name, value)
+    return table
 
 
 @functools.cache
