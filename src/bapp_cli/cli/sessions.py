@@ -359,6 +359,9 @@ def slots(
     end = begin + dt.timedelta(days=days)
     with app_state.reading() as session:
         target = calendly_session(session, session_ref)
+    if begin < now:  # said, so a past --from does not look like a fully booked calendar
+        rest = "from now on" if end > now else "none in that window"
+        sink.notice(f"--from {start_from}: Calendly offers only future slots; {rest}.")
     found = []
     if end > now:
         with app_state.calendly_client() as client:
