@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from bapp_cli.cli.context import state
+from bapp_cli.cli.unit_of_work import reading
 from bapp_cli.cli.options import output_command
 from bapp_cli.cli.sessions import app
 
@@ -78,9 +78,7 @@ def available(
 
     if client is not None and anonymous:
         raise UsageError("--client and --anonymous cannot be used together")
-    app_state = state(ctx)
-    sink = app_state.output()
-    with app_state.reading() as session:
+    with reading(ctx) as (sink, session):
         availability = list_available_sessions(
             session, client_email=client, pathway=pathway, category=category, builder_email=builder
         )

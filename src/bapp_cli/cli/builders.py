@@ -8,7 +8,7 @@ import typer
 
 from bapp_cli.cli.context import state
 from bapp_cli.cli.options import MAX_OPTION_INT, LimitOption, OffsetOption, output_command, search_option
-from bapp_cli.cli.unit_of_work import reading
+from bapp_cli.cli.unit_of_work import changing, reading
 
 if TYPE_CHECKING:
     from bapp_cli.services.builders import BuilderSettings
@@ -87,10 +87,8 @@ def add(
     """
     from bapp_cli.services.builders import BUILDER_COLUMNS, add_builder
 
-    app_state = state(ctx)
-    sink = app_state.output()
     settings = _settings(name, calendly_user, timezone, buffer, minimum_notice, max_advance)
-    with app_state.transaction() as session:
+    with changing(ctx) as (sink, session):
         builder = add_builder(session, email, settings)
     sink.record(builder.as_record(), BUILDER_COLUMNS, title="Builder added")
     sink.info(f"Added builder {builder.email}.")
@@ -121,10 +119,8 @@ def update(
     """
     from bapp_cli.services.builders import BUILDER_COLUMNS, update_builder
 
-    app_state = state(ctx)
-    sink = app_state.output()
     settings = _settings(name, calendly_user, timezone, buffer, minimum_notice, max_advance, accepting)
-    with app_state.transaction() as session:
+    with changing(ctx) as (sink, session):
         builder, changes = update_builder(session, email, settings)
     sink.record(builder.as_record(), BUILDER_COLUMNS, title="Builder")
     if changes:
