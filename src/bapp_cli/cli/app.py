@@ -129,10 +129,7 @@ def root(
     config: Annotated[str | None, typer.Option("--config", help="TOML config file [env BAPP_CONFIG].")] = None,
     timezone: Annotated[
         str | None,
-        typer.Option(
-            "--timezone",
-            help="IANA zone for naive times and tables [env BAPP_TIMEZONE; default UTC].",
-        ),
+        typer.Option("--timezone", help="IANA zone for naive times and tables [env BAPP_TIMEZONE; default UTC]."),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Errors only on stderr.")] = False,
     verbose: Annotated[

@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from bapp_cli.cli.unit_of_work import reading
 from bapp_cli.cli.options import output_command
 from bapp_cli.cli.sessions import app
+from bapp_cli.cli.unit_of_work import reading
 
 if TYPE_CHECKING:
     from bapp_cli.cli.output import OutputSink
@@ -49,17 +49,11 @@ def _render(availability: Availability, sink: OutputSink, console: Any) -> None:
 @output_command(app, "available")
 def available(
     ctx: typer.Context,
-    client: Annotated[
-        str | None,
-        typer.Option("--client", help="What this client (with an account) may book."),
-    ] = None,
+    client: Annotated[str | None, typer.Option("--client", help="What this client (with an account) may book.")] = None,
     anonymous: Annotated[
         bool, typer.Option("--anonymous", help="What someone without an account may book (the default).")
     ] = False,
-    pathway: Annotated[
-        str | None,
-        typer.Option("--pathway", help="Limit pathway sessions to this pathway's."),
-    ] = None,
+    pathway: Annotated[str | None, typer.Option("--pathway", help="Limit pathway sessions to this pathway's.")] = None,
     category: Annotated[str | None, typer.Option("--category", help="free, pathway or specialized.")] = None,
     builder: Annotated[str | None, typer.Option("--builder", help="Only this builder's sessions.")] = None,
 ) -> None:

@@ -52,11 +52,7 @@ DEFAULT_KEY_FILE_NAME = "badge-signing-key.pem"
 
 CredentialFormatOption = Annotated[
     str,
-    typer.Option(
-        "--format",
-        "-f",
-        help="jwt: one signed VC-JWT per line; json: an array of {badge, credential, jwt}.",
-    ),
+    typer.Option("--format", "-f", help="jwt: one signed VC-JWT per line; json: an array of {badge, credential, jwt}."),
 ]
 OutputOption = Annotated[str | None, typer.Option("--output", "-o", help="Write here ('-' = stdout, the default).")]
 
@@ -119,10 +115,7 @@ def issuer_init_command(
     ] = None,
     image_base_url: Annotated[
         str | None,
-        typer.Option(
-            "--image-base-url",
-            help="Optional: achievement images are <this>/<badge key with - for :>.png.",
-        ),
+        typer.Option("--image-base-url", help="Optional: achievement images are <this>/<badge key with - for :>.png."),
     ] = None,
 ) -> None:
     """Create the issuer's signing key and record the issuer in the config file.
@@ -174,8 +167,7 @@ def issuer_init_command(
 
 @issuer_app.command("show")
 def issuer_show_command(
-    ctx: typer.Context,
-    jwk: Annotated[bool, typer.Option("--jwk", help="Print only the public key, as a JWK.")] = False,
+    ctx: typer.Context, jwk: Annotated[bool, typer.Option("--jwk", help="Print only the public key, as a JWK.")] = False
 ) -> None:
     """Print the issuer Profile (JSON) with its public key, to publish at the Profile's id.
 
@@ -266,15 +258,11 @@ def verify_command(
         ),
     ] = None,
     against_db: Annotated[
-        bool,
-        typer.Option("--against-db", help="Also check each badge still stands in this database (not revoked)."),
+        bool, typer.Option("--against-db", help="Also check each badge still stands in this database (not revoked).")
     ] = False,
     status_list: Annotated[
         str | None,
-        typer.Option(
-            "--status-list",
-            help="Also check revocation in a status list file (badges status-list).",
-        ),
+        typer.Option("--status-list", help="Also check revocation in a status list file (badges status-list)."),
     ] = None,
 ) -> None:
     """Verify Open Badges credentials: signature, OB 3.0 shape, dates and, optionally, revocation.
@@ -374,11 +362,7 @@ def revoke_command(
 
 
 @app.command("status-list")
-def status_list_command(
-    ctx: typer.Context,
-    fmt: CredentialFormatOption = "jwt",
-    output: OutputOption = None,
-) -> None:
+def status_list_command(ctx: typer.Context, fmt: CredentialFormatOption = "jwt", output: OutputOption = None) -> None:
     """Print the signed revocation list to publish at <issuer url>/badges/revocations.json.
 
     A W3C Bitstring Status List credential (statusPurpose revocation) with one bit per badge, set when the

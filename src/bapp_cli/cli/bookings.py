@@ -60,29 +60,23 @@ def create(
     client: Annotated[str, typer.Option("--client", help="Client e-mail.")],
     session_ref: Annotated[str, typer.Option("--session", help="Session type: id, slug or Calendly URI.")],
     start: Annotated[
-        str,
-        typer.Option("--start", help="Start: ISO 8601 with offset, or a local time read in --timezone."),
+        str, typer.Option("--start", help="Start: ISO 8601 with offset, or a local time read in --timezone.")
     ],
     name: Annotated[str | None, typer.Option("--name", help="Client name (for a new account).")] = None,
     timezone: Annotated[
         str | None,
         typer.Option(
-            "--timezone",
-            help="Client's IANA zone; naive --start is read in it [default: the global --timezone].",
+            "--timezone", help="Client's IANA zone; naive --start is read in it [default: the global --timezone]."
         ),
     ] = None,
     duration: Annotated[
         int | None,
         typer.Option(
-            "--duration",
-            min=1,
-            max=MAX_OPTION_INT,
-            help="Minutes: the session's duration or one of its options.",
+            "--duration", min=1, max=MAX_OPTION_INT, help="Minutes: the session's duration or one of its options."
         ),
     ] = None,
     builder: Annotated[
-        str | None,
-        typer.Option("--builder", help="Builder e-mail [default: the session's owner]."),
+        str | None, typer.Option("--builder", help="Builder e-mail [default: the session's owner].")
     ] = None,
     pathway: Annotated[str | None, typer.Option("--pathway", help="Pathway slug.")] = None,
     answer: Annotated[
@@ -91,10 +85,7 @@ def create(
     ] = None,
     answers_file: Annotated[
         str | None,
-        typer.Option(
-            "--answers-file",
-            help="JSON {question: answer-or-list} or [{question, answer}] ('-' for stdin).",
-        ),
+        typer.Option("--answers-file", help="JSON {question: answer-or-list} or [{question, answer}] ('-' for stdin)."),
     ] = None,
     create_account: Annotated[
         bool, typer.Option("--create-account", help="Create the client's account for a session that needs one.")
@@ -266,8 +257,7 @@ def list_command(
     builder: Annotated[str | None, typer.Option("--builder", help="Builder e-mail.")] = None,
     pathway: Annotated[str | None, typer.Option("--pathway", help="Pathway slug, or 'none'.")] = None,
     status: Annotated[
-        str | None,
-        typer.Option("--status", help="pending, confirmed, completed, cancelled or no_show."),
+        str | None, typer.Option("--status", help="pending, confirmed, completed, cancelled or no_show.")
     ] = None,
     session_ref: Annotated[
         str | None, typer.Option("--session", help="Session type: id, slug or Calendly URI.")
@@ -427,8 +417,7 @@ def complete(ctx: typer.Context, reference: ReferenceArgument) -> None:
 
 
 LocalOnlyOption = Annotated[
-    bool,
-    typer.Option("--local-only", help="Change the booking in bapp only, even if it is in Calendly."),
+    bool, typer.Option("--local-only", help="Change the booking in bapp only, even if it is in Calendly.")
 ]
 
 

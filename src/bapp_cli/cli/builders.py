@@ -6,7 +6,6 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from bapp_cli.cli.context import state
 from bapp_cli.cli.options import MAX_OPTION_INT, LimitOption, OffsetOption, output_command, search_option
 from bapp_cli.cli.unit_of_work import changing, reading
 
@@ -17,30 +16,20 @@ app = typer.Typer(help="Add, update and list builders (who run sessions).", no_a
 
 NameOption = Annotated[str | None, typer.Option("--name", help="Display name.")]
 CalendlyUserOption = Annotated[
-    str | None,
-    typer.Option("--calendly-user", help="Calendly user URI that owns their event types."),
+    str | None, typer.Option("--calendly-user", help="Calendly user URI that owns their event types.")
 ]
 TimezoneOption = Annotated[str | None, typer.Option("--timezone", help="IANA zone, e.g. Europe/London [default: UTC].")]
 BufferOption = Annotated[
     int | None,
-    typer.Option(
-        "--buffer",
-        min=0,
-        max=MAX_OPTION_INT,
-        help="Minutes kept free before and after each session.",
-    ),
+    typer.Option("--buffer", min=0, max=MAX_OPTION_INT, help="Minutes kept free before and after each session."),
 ]
 NoticeOption = Annotated[
-    int | None,
-    typer.Option("--minimum-notice", min=0, max=MAX_OPTION_INT, help="Hours of notice a booking needs."),
+    int | None, typer.Option("--minimum-notice", min=0, max=MAX_OPTION_INT, help="Hours of notice a booking needs.")
 ]
 AdvanceOption = Annotated[
     int | None,
     typer.Option(
-        "--max-advance",
-        min=0,
-        max=MAX_OPTION_INT,
-        help="How many days ahead bookings may be made (0: no limit).",
+        "--max-advance", min=0, max=MAX_OPTION_INT, help="How many days ahead bookings may be made (0: no limit)."
     ),
 ]
 
@@ -105,8 +94,7 @@ def update(
     minimum_notice: NoticeOption = None,
     max_advance: AdvanceOption = None,
     accepting: Annotated[
-        bool | None,
-        typer.Option("--accepting/--not-accepting", help="Whether they take new bookings."),
+        bool | None, typer.Option("--accepting/--not-accepting", help="Whether they take new bookings.")
     ] = None,
 ) -> None:
     """Change a builder's name, Calendly user or scheduling settings.

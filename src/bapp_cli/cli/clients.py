@@ -59,8 +59,7 @@ def list_command(
         ),
     ] = None,
     builder: Annotated[
-        str | None,
-        typer.Option("--builder", help="Only clients this builder coaches or has a booking with."),
+        str | None, typer.Option("--builder", help="Only clients this builder coaches or has a booking with.")
     ] = None,
     search: Annotated[str | None, search_option("e-mail, name, company, industry")] = None,
     limit: LimitOption = None,
@@ -160,8 +159,7 @@ def enroll(
     pathway: Annotated[str, typer.Argument(help="Pathway slug (any case).")],
     builder: Annotated[str | None, typer.Option("--builder", help="The builder who coaches this enrolment.")] = None,
     start: Annotated[
-        str | None,
-        typer.Option("--start", help="Start date (YYYY-MM-DD or an instant) [default: today]."),
+        str | None, typer.Option("--start", help="Start date (YYYY-MM-DD or an instant) [default: today].")
     ] = None,
 ) -> None:
     """Enrol a client in a pathway (already enrolled: reported, nothing changes).

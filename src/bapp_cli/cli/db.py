@@ -13,10 +13,7 @@ app = typer.Typer(help="Migrate and inspect the database schema.", no_args_is_he
 
 
 @app.command("upgrade")
-def upgrade(
-    ctx: typer.Context,
-    revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
-) -> None:
+def upgrade(ctx: typer.Context, revision: Annotated[str, typer.Argument(help="Target revision.")] = "head") -> None:
     """Migrate the database to head (or REVISION); creates the SQLite file and its folder.
 
     \b

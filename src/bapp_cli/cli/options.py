@@ -60,8 +60,7 @@ YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Confirm without as
 MAX_OPTION_INT = 2**31 - 1  # INTEGER on PostgreSQL; larger values could only overflow (issue 15 #14)
 
 LimitOption = Annotated[
-    int | None,
-    typer.Option("--limit", min=1, max=MAX_OPTION_INT, help="Show at most N rows (default: all)."),
+    int | None, typer.Option("--limit", min=1, max=MAX_OPTION_INT, help="Show at most N rows (default: all).")
 ]
 OffsetOption = Annotated[
     int,
@@ -88,11 +87,7 @@ def search_option(where: str) -> Any:
     Keep the help under 80 characters: shell completion shows it on one line.
     """
     return typer.Option(
-        "--search",
-        "-s",
-        metavar="TEXT",
-        callback=_search_text,
-        help=f"Only rows with TEXT in {where} (any case).",
+        "--search", "-s", metavar="TEXT", callback=_search_text, help=f"Only rows with TEXT in {where} (any case)."
     )
 
 

@@ -128,8 +128,7 @@ def add(
     icon: Annotated[str | None, typer.Option("--icon", help="An emoji or short icon text.")] = None,
     color: Annotated[str | None, typer.Option("--color", help="Colour as #RRGGBB.")] = None,
     tiers: Annotated[
-        list[str] | None,
-        typer.Option("--tier", help="A tier as 'NAME: DESCRIPTION'; repeat in order (tier 1, 2, 3…)."),
+        list[str] | None, typer.Option("--tier", help="A tier as 'NAME: DESCRIPTION'; repeat in order (tier 1, 2, 3…).")
     ] = None,
     dry_run: DryRunOption = False,
 ) -> None:
@@ -195,12 +194,7 @@ def set_tier_command(
     ctx: typer.Context,
     pathway: Annotated[str, typer.Argument(help="Pathway slug (any case).")],
     number: Annotated[
-        int,
-        typer.Argument(
-            min=1,
-            max=MAX_OPTION_INT,
-            help="Tier number (an existing one, or the next one to add it).",
-        ),
+        int, typer.Argument(min=1, max=MAX_OPTION_INT, help="Tier number (an existing one, or the next one to add it).")
     ],
     name: Annotated[str, typer.Option("--name", help="Tier name.")],
     description: Annotated[str | None, typer.Option("--description", help="Tier description.")] = None,

@@ -28,20 +28,13 @@ BAR_WIDTH = 6
 COUNT_BAR_WIDTH = 6
 # a cell holds eight steps, so small differences between pathways still show
 EIGHTHS = ("", "▏", "▎", "▍", "▌", "▋", "▊", "▉")
-BOOKING_STYLES = {
-    "pending": "yellow",
-    "confirmed": "cyan",
-    "completed": "green",
-    "cancelled": "dim",
-    "no_show": "red",
-}
+BOOKING_STYLES = {"pending": "yellow", "confirmed": "cyan", "completed": "green", "cancelled": "dim", "no_show": "red"}
 
 BuilderOption = Annotated[str | None, typer.Option("--builder", help="Builder e-mail.")]
 FromOption = Annotated[
     str | None,
     typer.Option(
-        "--from",
-        help="Bookings starting at or after WHEN (ISO 8601; a naive time or a date is read in --timezone).",
+        "--from", help="Bookings starting at or after WHEN (ISO 8601; a naive time or a date is read in --timezone)."
     ),
 ]
 ToOption = Annotated[str | None, typer.Option("--to", help="Bookings starting before WHEN (exclusive).")]

@@ -269,8 +269,7 @@ def update(
     currency: CurrencyOption = None,
     display_order: Annotated[int | None, _display_order_option("Position within its category.")] = None,
     enabled: Annotated[
-        bool | None,
-        typer.Option("--enable/--disable", help="Local switch: a disabled type is never bookable."),
+        bool | None, typer.Option("--enable/--disable", help="Local switch: a disabled type is never bookable.")
     ] = None,
     dry_run: DryRunOption = False,
 ) -> None:
@@ -322,13 +321,11 @@ def slots(
     ctx: typer.Context,
     session_ref: Annotated[str, typer.Argument(help="Session type: id, slug or Calendly URI.")],
     start_from: Annotated[
-        str | None,
-        typer.Option("--from", help="First day (a date, or an ISO 8601 time) [default: now]."),
+        str | None, typer.Option("--from", help="First day (a date, or an ISO 8601 time) [default: now].")
     ] = None,
     days: Annotated[int, typer.Option("--days", help=f"How many days to show (1–{MAX_SLOT_DAYS}).")] = 7,
     timezone: Annotated[
-        str | None,
-        typer.Option("--timezone", help="Show times in this IANA zone [default: the global --timezone]."),
+        str | None, typer.Option("--timezone", help="Show times in this IANA zone [default: the global --timezone].")
     ] = None,
 ) -> None:
     """Open start times of a Calendly session type, live from Calendly.

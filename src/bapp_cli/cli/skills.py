@@ -112,8 +112,7 @@ def update(
     description: Annotated[str | None, typer.Option("--description", help="New description ('' clears it).")] = None,
     domain: Annotated[str | None, typer.Option("--domain", help="New domain ('' clears it).")] = None,
     fundamental: Annotated[
-        bool | None,
-        typer.Option("--fundamental/--not-fundamental", help="Flag or unflag as fundamental."),
+        bool | None, typer.Option("--fundamental/--not-fundamental", help="Flag or unflag as fundamental.")
     ] = None,
     dry_run: DryRunOption = False,
 ) -> None:
@@ -237,8 +236,7 @@ def assign(
         str | None, typer.Option("--pathway", help="Every skill of this pathway (enrols the client if needed).")
     ] = None,
     tier: Annotated[
-        int | None,
-        typer.Option("--tier", min=1, max=MAX_OPTION_INT, help="With --pathway: only this tier's skills."),
+        int | None, typer.Option("--tier", min=1, max=MAX_OPTION_INT, help="With --pathway: only this tier's skills.")
     ] = None,
     status: Annotated[
         str, typer.Option("--status", help="Starting status: not_started, in_progress or completed.")

@@ -41,10 +41,7 @@ def import_command(
     ] = False,
     rejects: Annotated[
         str | None,
-        typer.Option(
-            "--rejects",
-            help="Write rejected rows here, in the input's format, with an 'error' column.",
-        ),
+        typer.Option("--rejects", help="Write rejected rows here, in the input's format, with an 'error' column."),
     ] = None,
     allow_overlap: Annotated[
         bool, typer.Option("--allow-overlap", help="bookings: skip the overlap rule (rule 6, README: Booking rules).")
