@@ -12,6 +12,7 @@ import typer
 
 from bapp_cli.cli.options import output_command
 from bapp_cli.cli.sessions import app
+from bapp_cli.cli.terminal import listing_table
 from bapp_cli.cli.unit_of_work import reading
 
 if TYPE_CHECKING:
@@ -20,17 +21,14 @@ if TYPE_CHECKING:
 
 
 def _render(availability: Availability, sink: OutputSink, console: Any) -> None:
-    from rich.table import Table
-
     who = availability.client or "an anonymous visitor (no account)"
     console.print(f"Sessions available to {who}", markup=False)
     groups = availability.grouped()
     if not groups:
         console.print("(no sessions)")
     for heading, records in groups:
-        table = Table(title=heading, title_justify="left", header_style="bold")
-        for column in ("id", "title", "minutes", "price", "pathways", "builder", "account"):
-            table.add_column(column)
+        headers = ("id", "title", "minutes", "price", "pathways", "builder", "account")
+        table = listing_table(heading, headers, title_justify="left")
         for record in records:
             options = record["duration_options"] or []
             minutes = "/".join(str(value) for value in sorted({record["duration_minutes"], *options}))

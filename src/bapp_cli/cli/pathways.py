@@ -16,7 +16,7 @@ from bapp_cli.cli.options import (
     output_command,
     search_option,
 )
-from bapp_cli.cli.terminal import styled
+from bapp_cli.cli.terminal import listing_table, styled
 from bapp_cli.cli.unit_of_work import changing, reading
 
 if TYPE_CHECKING:
@@ -69,12 +69,9 @@ def list_command(
     with reading(ctx) as (sink, session):
         views = list_pathways(session, page=Page(limit=limit, offset=offset, search=search))
     if sink.format == "table":
-        from rich.table import Table
 
         def table(console: Any) -> None:
-            grid = Table(title="Pathways", header_style="bold")
-            for column in ("", "slug", "name", "tier 1", "tier 2", "tier 3", "skills", "archived"):
-                grid.add_column(column)
+            grid = listing_table("Pathways", ("", "slug", "name", "tier 1", "tier 2", "tier 3", "skills", "archived"))
             for view in views:
                 names = [tier.name for tier in view.tiers] + ["—"] * 3
                 grid.add_row(

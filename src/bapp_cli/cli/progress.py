@@ -8,7 +8,7 @@ import typer
 
 from bapp_cli.cli.cells import ENROLMENT_STYLES, SKILL_STATUS_STYLES, percent_style
 from bapp_cli.cli.options import LimitOption, OffsetOption, output_command, search_option
-from bapp_cli.cli.terminal import styled
+from bapp_cli.cli.terminal import listing_table, styled
 from bapp_cli.cli.unit_of_work import reading
 
 app = typer.Typer(help="Show clients' progress through pathways, tiers and skills.", no_args_is_help=True)
@@ -161,23 +161,10 @@ def table(
 
 def _table_renderer(rows: list[Any], sink: Any) -> Any:
     def draw(console: Any) -> None:
-        from rich.table import Table
-
         from bapp_cli.cli.table_width import fit_to_terminal
 
-        grid = Table(title="Progress", header_style="bold")
-        for column, justify in (
-            ("client", "left"),
-            ("pathway", "left"),
-            ("status", "left"),
-            ("tier 1", "right"),
-            ("tier 2", "right"),
-            ("tier 3", "right"),
-            ("overall", "left"),
-            ("badges", "right"),
-            ("last activity", "left"),
-        ):
-            grid.add_column(column, justify=justify)  # type: ignore[arg-type]
+        headers = ("client", "pathway", "status", "tier 1", "tier 2", "tier 3", "overall", "badges", "last activity")
+        grid = listing_table("Progress", headers, right=("tier 1", "tier 2", "tier 3", "badges"))
         for row in rows:
             tiers = [row.tier_percent(index) for index in range(3)]
             grid.add_row(

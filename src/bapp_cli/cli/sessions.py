@@ -17,7 +17,7 @@ from bapp_cli.cli.options import (
     output_command,
     search_option,
 )
-from bapp_cli.cli.terminal import detail_table, styled
+from bapp_cli.cli.terminal import detail_table, listing_table, styled
 from bapp_cli.cli.unit_of_work import changing, reading
 from bapp_cli.errors import UsageError
 
@@ -50,7 +50,6 @@ def _state_text(view: SessionTypeView) -> Any:
 
 def render_catalogue(views: list[SessionTypeView], console: Any, *, title: str) -> None:
     """One table per category, in the order clients see them."""
-    from rich.table import Table
 
     from bapp_cli.cli.table_width import fit_to_terminal
     from bapp_cli.services.session_types import CATEGORY_ORDER
@@ -62,9 +61,8 @@ def render_catalogue(views: list[SessionTypeView], console: Any, *, title: str) 
         group = [view for view in views if view.category == category]
         if not group:
             continue
-        grid = Table(title=CATEGORY_TITLES.get(category, category), title_justify="left", header_style="bold")
-        for column in TABLE_COLUMNS:
-            grid.add_column(column, justify="right" if column in ("id", "minutes", "price", "order") else "left")
+        right = ("id", "minutes", "price", "order")
+        grid = listing_table(CATEGORY_TITLES.get(category, category), TABLE_COLUMNS, right=right, title_justify="left")
         for view in group:
             options = [option for option in view.duration_options or [] if option != view.duration_minutes]
             minutes = str(view.duration_minutes) + (f" (+{'/'.join(map(str, options))})" if options else "")
@@ -89,7 +87,6 @@ def render_catalogue(views: list[SessionTypeView], console: Any, *, title: str) 
 
 
 def render_session(view: SessionTypeView, console: Any) -> None:
-    from rich.table import Table
 
     rows = [
         ("id", str(view.id)),
@@ -111,9 +108,8 @@ def render_session(view: SessionTypeView, console: Any) -> None:
     ]
     console.print(detail_table(view.title, rows, title_justify="left"))
     if view.custom_questions:
-        questions = Table(title="Custom questions", title_justify="left", header_style="bold")
-        for column in ("#", "question", "type", "required", "choices"):
-            questions.add_column(column)
+        headers = ("#", "question", "type", "required", "choices")
+        questions = listing_table("Custom questions", headers, title_justify="left")
         for question in sorted(view.custom_questions, key=lambda item: item.get("position", 0)):
             choices = ", ".join(question.get("answer_choices") or [])
             if question.get("include_other"):
@@ -367,16 +363,13 @@ def slots(
     zone = get_zone(zone_name)
 
     def table(console: Any) -> None:
-        from rich.table import Table
 
         by_day: dict[str, list[str]] = {}
         for slot in found:
             local = slot.start_time.astimezone(zone)
             seats = f" ({slot.invitees_remaining} left)" if target.kind == "group" else ""
             by_day.setdefault(local.strftime("%a %d %b"), []).append(local.strftime("%H:%M") + seats)
-        grid = Table(title=f"Open times of {target.title} ({zone_name})", header_style="bold")
-        for day in by_day:
-            grid.add_column(day)
+        grid = listing_table(f"Open times of {target.title} ({zone_name})", by_day)
         if by_day:
             grid.add_row(*("\n".join(times) for times in by_day.values()))
             console.print(grid, markup=False)

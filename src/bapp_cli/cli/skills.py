@@ -17,6 +17,7 @@ from bapp_cli.cli.options import (
     output_command,
     search_option,
 )
+from bapp_cli.cli.terminal import listing_table
 from bapp_cli.cli.unit_of_work import changing, reading
 
 app = typer.Typer(help="Manage skills, link them to pathway tiers, and track clients' progress.", no_args_is_help=True)
@@ -24,11 +25,7 @@ app = typer.Typer(help="Manage skills, link them to pathway tiers, and track cli
 
 def _skill_table(views: list[Any], title: str) -> Any:
     def draw(console: Any) -> None:
-        from rich.table import Table
-
-        table = Table(title=title, header_style="bold")
-        for column in ("slug", "name", "domain", "fundamental", "links", "archived"):
-            table.add_column(column)
+        table = listing_table(title, ("slug", "name", "domain", "fundamental", "links", "archived"))
         for view in views:
             table.add_row(
                 view.slug,

@@ -22,7 +22,7 @@ from __future__ import annotations
 import functools
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 from typing import IO, Any
 
 _REPLACEMENT = "\N{REPLACEMENT CHARACTER}"
@@ -112,6 +112,16 @@ def detail_table(title: str, rows: Iterable[tuple[str, Any]], **frame: Any) -> A
     table.add_column()
     for name, value in rows:
         table.add_row(name, value)
+    return table
+
+
+def listing_table(title: str | None, headers: Iterable[str], *, right: Container[str] = (), **frame: Any) -> Any:
+    """A table with one bold-headed column per header (those in `right` right-aligned); `frame`: Rich's options."""
+    from rich.table import Table
+
+    table = Table(title=title, header_style="bold", **frame)
+    for header in headers:
+        table.add_column(header, justify="right" if header in right else "left")
     return table
 
 
