@@ -68,25 +68,22 @@ def list_command(
 
     with reading(ctx) as (sink, session):
         views = list_pathways(session, page=Page(limit=limit, offset=offset, search=search))
-    if sink.format == "table":
 
-        def table(console: Any) -> None:
-            grid = listing_table("Pathways", ("", "slug", "name", "tier 1", "tier 2", "tier 3", "skills", "archived"))
-            for view in views:
-                names = [tier.name for tier in view.tiers] + ["—"] * 3
-                grid.add_row(
-                    view.icon or "",
-                    styled(view.slug, view.color),
-                    view.name,
-                    *names[:3],
-                    str(sum(len(tier.skills) for tier in view.tiers)),
-                    "yes" if view.archived else "",
-                )
-            console.print(grid)
+    def table(console: Any) -> None:
+        grid = listing_table("Pathways", ("", "slug", "name", "tier 1", "tier 2", "tier 3", "skills", "archived"))
+        for view in views:
+            names = [tier.name for tier in view.tiers] + ["—"] * 3
+            grid.add_row(
+                view.icon or "",
+                styled(view.slug, view.color),
+                view.name,
+                *names[:3],
+                str(sum(len(tier.skills) for tier in view.tiers)),
+                "yes" if view.archived else "",
+            )
+        console.print(grid)
 
-        sink.records([], PATHWAY_COLUMNS, table=table)
-    else:
-        sink.records([view.as_record() for view in views], PATHWAY_COLUMNS)
+    sink.records((view.as_record() for view in views), PATHWAY_COLUMNS, table=table)
 
 
 @output_command(app, "show")

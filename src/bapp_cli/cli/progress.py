@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Annotated, Any
 
 import typer
@@ -152,15 +153,13 @@ def table(
             status=status,
             page=Page(limit=limit, offset=offset, search=search),
         )
-        if sink.format == "table":
-            sink.records([], PROGRESS_TABLE_COLUMNS, table=_table_renderer(list(rows), sink))
-        else:
-            # streamed straight from the cursor: no Rich, no intermediate objects beyond one row
-            sink.records((row.as_record() for row in rows), PROGRESS_TABLE_COLUMNS)
+        # streamed straight from the cursor (a table measures every row first: it lists them)
+        sink.records((row.as_record() for row in rows), PROGRESS_TABLE_COLUMNS, table=_table_renderer(rows, sink))
 
 
-def _table_renderer(rows: list[Any], sink: Any) -> Any:
+def _table_renderer(found: Iterable[Any], sink: Any) -> Any:
     def draw(console: Any) -> None:
+        rows = list(found)
         from bapp_cli.cli.table_width import fit_to_terminal
 
         headers = ("client", "pathway", "status", "tier 1", "tier 2", "tier 3", "overall", "badges", "last activity")

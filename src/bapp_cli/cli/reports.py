@@ -7,6 +7,7 @@ an array of objects in json/jsonl/csv/tsv. Reports with overall totals end with 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -282,15 +283,14 @@ def client_progress(
 
     with reading(ctx) as (sink, session):
         lines = build_report(session, builder=builder, pathway=pathway)
-        if sink.format == "table":
-            sink.records([], CLIENT_PROGRESS_COLUMNS, table=_progress_renderer(list(lines), sink))
-        else:
-            # streamed from the cursor, one enrolment at a time
-            sink.records((line.as_record() for line in lines), CLIENT_PROGRESS_COLUMNS)
+        # streamed from the cursor, one enrolment at a time (a table lists them first)
+        draw = _progress_renderer(lines, sink)
+        sink.records((line.as_record() for line in lines), CLIENT_PROGRESS_COLUMNS, table=draw)
 
 
-def _progress_renderer(lines: list[Any], sink: OutputSink) -> Any:
+def _progress_renderer(found: Iterable[Any], sink: OutputSink) -> Any:
     def draw(console: Any) -> None:
+        lines = list(found)
         from rich.text import Text
 
         from bapp_cli.services.progress import TABLE_TIERS
