@@ -21,7 +21,7 @@ from bapp_cli.cli.context import AppState
 from bapp_cli.cli.files import GuardedStdout, StdoutClosed, drop_stdout, flush_stdout_at_exit
 from bapp_cli.cli.output import is_terminal
 from bapp_cli.cli.terminal import forget_unusable_terminal_size, visible
-from bapp_cli.errors import BappError, OutputFailed
+from bapp_cli.errors import BappError, OutputFailed, UsageError
 
 MAX_DETAIL_LINES = 100
 RICH_HELP: Literal["rich"] | None = "rich" if is_terminal(sys.stdout) else None
@@ -124,19 +124,12 @@ def root(
         typer.Option(
             "--database-url",
             help="Database URL [env BAPP_DATABASE_URL, DATABASE_URL; default: SQLite file in the user data dir].",
-            show_default=False,
         ),
     ] = None,
-    config: Annotated[
-        str | None, typer.Option("--config", help="TOML config file [env BAPP_CONFIG].", show_default=False)
-    ] = None,
+    config: Annotated[str | None, typer.Option("--config", help="TOML config file [env BAPP_CONFIG].")] = None,
     timezone: Annotated[
         str | None,
-        typer.Option(
-            "--timezone",
-            help="IANA zone for naive times and tables [env BAPP_TIMEZONE; default UTC].",
-            show_default=False,
-        ),
+        typer.Option("--timezone", help="IANA zone for naive times and tables [env BAPP_TIMEZONE; default UTC]."),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Errors only on stderr.")] = False,
     verbose: Annotated[
@@ -187,14 +180,14 @@ def _wants_json_errors(argv: list[str], app_state: AppState) -> bool:
     return settings is not None and settings.output_format in ("json", "jsonl")
 
 
-def _report(
-    message: str, *, code: str, hint: str | None, details: list[Any], argv: list[str], app_state: AppState
-) -> None:
+def _report(error: BappError, argv: list[str], app_state: AppState) -> int:
+    """`error` on stderr (and as JSON too when JSON was asked for); returns its exit code."""
+
     def scrub(text: str) -> str:
         # errors echo user input (a value, a file's line): no secret and no control character gets through
         return visible(app_state.scrub(text))
 
-    message = scrub(message)
+    message, details = scrub(error.message), error.details
     sys.stderr.write(f"Error: {message}\n")
     json_errors = _wants_json_errors(argv, app_state)
     if details and not json_errors:
@@ -202,12 +195,13 @@ def _report(
             sys.stderr.write(f"  {scrub(_detail_line(detail))}\n")
         if len(details) > MAX_DETAIL_LINES:
             sys.stderr.write(f"  … and {len(details) - MAX_DETAIL_LINES} more\n")
-    if hint:
-        sys.stderr.write(f"Hint: {scrub(hint)}\n")
+    if error.hint:
+        sys.stderr.write(f"Hint: {scrub(error.hint)}\n")
     if json_errors:
-        payload = {"error": {"code": code, "message": message, "details": details}}
+        payload = {"error": {"code": error.code, "message": message, "details": details}}
         text = json.dumps(payload, ensure_ascii=False, default=str)
         sys.stderr.write(scrub(text) + "\n")
+    return error.exit_code
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -232,11 +226,7 @@ def main(argv: list[str] | None = None) -> None:
         if exit_code == 130:  # Typer turns Ctrl-C into a returned 130; the transaction was rolled back
             sys.stderr.write("Interrupted; nothing was changed.\n")
     except BappError as error:
-        _report(error.message, code=error.code, hint=error.hint, details=error.details, argv=args, app_state=app_state)
-        exit_code = error.exit_code
-    except UndecodableArgument as error:
-        _report(str(error), code="usage", hint=error.hint, details=[], argv=args, app_state=app_state)
-        exit_code = 2
+        exit_code = _report(error, args, app_state)
     except typer.Abort:
         sys.stderr.write("Aborted; nothing was changed.\n")
         exit_code = 130
@@ -257,12 +247,11 @@ def main(argv: list[str] | None = None) -> None:
             placed = _option_placement(command, context, error.option_name, args)
             if placed is not None:
                 message, hint = f"No such option here: {error.option_name}", placed
-        _report(message, code="usage", hint=hint, details=[], argv=args, app_state=app_state)
-        exit_code = 2
+        exit_code = _report(UsageError(message, hint=hint), args, app_state)
     except typer.Exit as exit_request:
         exit_code = exit_request.exit_code
     except click_exceptions.ClickException as error:
-        _report(error.format_message(), code="usage", hint=None, details=[], argv=args, app_state=app_state)
+        _report(UsageError(error.format_message()), args, app_state)
         exit_code = error.exit_code
     except (BrokenPipeError, StdoutClosed):
         # `bapp … | head`: the reader went away. Quiet, like cat or grep, and the status a shell shows for
@@ -287,8 +276,7 @@ def _show_help(text: str, args: list[str], app_state: AppState) -> int:
         return 141
     except OutputFailed as failure:
         drop_stdout()
-        _report(failure.message, code=failure.code, hint=failure.hint, details=[], argv=args, app_state=app_state)
-        return failure.exit_code
+        return _report(failure, args, app_state)
     return 2
 
 
@@ -297,22 +285,13 @@ def _failure(error: Exception, args: list[str], app_state: AppState) -> int:
     with --debug)."""
     failure = _database_failure(error)
     if failure is not None:  # the database itself failed (read-only, garbage, gone): a state, not a bug
-        _report(failure.message, code=failure.code, hint=failure.hint, details=[], argv=args, app_state=app_state)
-        return int(failure.exit_code)
-    debug = app_state.wants_traceback()
-    if debug:
+        return _report(failure, args, app_state)
+    hint = "rerun with --debug for the traceback, and report it"
+    if app_state.wants_traceback():
         sys.stderr.write(visible(app_state.scrub(traceback.format_exc())))
-    _report(
-        f"unexpected error: {type(error).__name__}: {error}".splitlines()[0],
-        code="unexpected",
-        hint="the traceback is above; please report it"
-        if debug
-        else "rerun with --debug for the traceback, and report it",
-        details=[],
-        argv=args,
-        app_state=app_state,
-    )
-    return 1
+        hint = "the traceback is above; please report it"
+    summary = f"unexpected error: {type(error).__name__}: {error}".splitlines()[0]
+    return _report(BappError(summary, hint=hint, code="unexpected"), args, app_state)  # exit 1: a bug in bapp
 
 
 # Root options that take a value: their value is not a command word.
@@ -390,10 +369,6 @@ def _database_failure(error: Exception) -> Any:
     return database_failure(error)
 
 
-class UndecodableArgument(Exception):
-    hint = "bapp reads its arguments as UTF-8 text; check the terminal's or the script's encoding"
-
-
 def _refuse_undecodable(args: list[str]) -> None:
     """R9: bytes that are not UTF-8 reach Python as lone surrogates, which no database, file or terminal
     accepts; refuse them up front (exit 2) instead of failing wherever the text first goes."""
@@ -402,7 +377,10 @@ def _refuse_undecodable(args: list[str]) -> None:
             arg.encode("utf-8")
         except UnicodeEncodeError:
             shown = arg.encode("utf-8", "backslashreplace").decode("ascii", "replace")
-            raise UndecodableArgument(f"argument {position} ({shown[:60]}) is not valid UTF-8") from None
+            raise UsageError(
+                f"argument {position} ({shown[:60]}) is not valid UTF-8",
+                hint="bapp reads its arguments as UTF-8 text; check the terminal's or the script's encoding",
+            ) from None
 
 
 def _attach_value_completion(command: Any, path: list[str]) -> None:

@@ -10,9 +10,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from bapp_cli.cli.context import state
-from bapp_cli.cli.options import FormatOption, JsonOption
+from bapp_cli.cli.options import output_command
 from bapp_cli.cli.sessions import app
+from bapp_cli.cli.terminal import listing_table
+from bapp_cli.cli.unit_of_work import reading
 
 if TYPE_CHECKING:
     from bapp_cli.cli.output import OutputSink
@@ -20,17 +21,14 @@ if TYPE_CHECKING:
 
 
 def _render(availability: Availability, sink: OutputSink, console: Any) -> None:
-    from rich.table import Table
-
     who = availability.client or "an anonymous visitor (no account)"
     console.print(f"Sessions available to {who}", markup=False)
     groups = availability.grouped()
     if not groups:
         console.print("(no sessions)")
     for heading, records in groups:
-        table = Table(title=heading, title_justify="left", header_style="bold")
-        for column in ("id", "title", "minutes", "price", "pathways", "builder", "account"):
-            table.add_column(column)
+        headers = ("id", "title", "minutes", "price", "pathways", "builder", "account")
+        table = listing_table(heading, headers, title_justify="left")
         for record in records:
             options = record["duration_options"] or []
             minutes = "/".join(str(value) for value in sorted({record["duration_minutes"], *options}))
@@ -46,28 +44,16 @@ def _render(availability: Availability, sink: OutputSink, console: Any) -> None:
         console.print(table, markup=False)
 
 
-@app.command("available")
+@output_command(app, "available")
 def available(
     ctx: typer.Context,
-    client: Annotated[
-        str | None,
-        typer.Option("--client", help="What this client (with an account) may book.", show_default=False),
-    ] = None,
+    client: Annotated[str | None, typer.Option("--client", help="What this client (with an account) may book.")] = None,
     anonymous: Annotated[
         bool, typer.Option("--anonymous", help="What someone without an account may book (the default).")
     ] = False,
-    pathway: Annotated[
-        str | None,
-        typer.Option("--pathway", help="Limit pathway sessions to this pathway's.", show_default=False),
-    ] = None,
-    category: Annotated[
-        str | None, typer.Option("--category", help="free, pathway or specialized.", show_default=False)
-    ] = None,
-    builder: Annotated[
-        str | None, typer.Option("--builder", help="Only this builder's sessions.", show_default=False)
-    ] = None,
-    fmt: FormatOption = None,
-    as_json: JsonOption = False,
+    pathway: Annotated[str | None, typer.Option("--pathway", help="Limit pathway sessions to this pathway's.")] = None,
+    category: Annotated[str | None, typer.Option("--category", help="free, pathway or specialized.")] = None,
+    builder: Annotated[str | None, typer.Option("--builder", help="Only this builder's sessions.")] = None,
 ) -> None:
     """Show the sessions someone may book: anonymous by default, or a client with --client.
 
@@ -84,9 +70,7 @@ def available(
 
     if client is not None and anonymous:
         raise UsageError("--client and --anonymous cannot be used together")
-    app_state = state(ctx)
-    sink = app_state.output(fmt, as_json)
-    with app_state.reading() as session:
+    with reading(ctx) as (sink, session):
         availability = list_available_sessions(
             session, client_email=client, pathway=pathway, category=category, builder_email=builder
         )

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from bapp_cli.cli.context import AppState, state
-from bapp_cli.cli.options import DryRunOption, FormatOption, JsonOption, LimitOption, OffsetOption, search_option
+from bapp_cli.cli.options import DryRunOption, LimitOption, OffsetOption, output_command, search_option
 from bapp_cli.cli.unit_of_work import changing, reading
 
 if TYPE_CHECKING:
@@ -19,15 +19,13 @@ app = typer.Typer(
 )
 
 
-@app.command("list")
+@output_command(app, "list")
 def list_command(
     ctx: typer.Context,
     email: Annotated[str, typer.Argument(help="Client e-mail.")],
     search: Annotated[str | None, search_option("the badge key")] = None,
     limit: LimitOption = None,
     offset: OffsetOption = 0,
-    fmt: FormatOption = None,
-    as_json: JsonOption = False,
 ) -> None:
     """List a client's badges, oldest first.
 
@@ -39,7 +37,7 @@ def list_command(
     from bapp_cli.services.listing import Page
     from bapp_cli.services.progress import BADGE_COLUMNS, list_badges
 
-    with reading(ctx, fmt, as_json) as (sink, session):
+    with reading(ctx) as (sink, session):
         badges = list_badges(session, email, page=Page(limit=limit, offset=offset, search=search))
     sink.records([badge.as_record() for badge in badges], BADGE_COLUMNS, title=f"Badges of {email.strip().lower()}")
 
@@ -54,15 +52,9 @@ DEFAULT_KEY_FILE_NAME = "badge-signing-key.pem"
 
 CredentialFormatOption = Annotated[
     str,
-    typer.Option(
-        "--format",
-        "-f",
-        help="jwt: one signed VC-JWT per line; json: an array of {badge, credential, jwt}.",
-    ),
+    typer.Option("--format", "-f", help="jwt: one signed VC-JWT per line; json: an array of {badge, credential, jwt}."),
 ]
-OutputOption = Annotated[
-    str | None, typer.Option("--output", "-o", help="Write here ('-' = stdout, the default).", show_default=False)
-]
+OutputOption = Annotated[str | None, typer.Option("--output", "-o", help="Write here ('-' = stdout, the default).")]
 
 
 def _credential_format(value: str) -> str:
@@ -111,26 +103,19 @@ def _json_text(value: Any) -> str:
 @issuer_app.command("init")
 def issuer_init_command(
     ctx: typer.Context,
-    name: Annotated[str, typer.Option("--name", help="The issuing organisation's name.", show_default=False)],
-    url: Annotated[
-        str, typer.Option("--url", help="Its https home page; badge ids live under it.", show_default=False)
-    ],
+    name: Annotated[str, typer.Option("--name", help="The issuing organisation's name.")],
+    url: Annotated[str, typer.Option("--url", help="Its https home page; badge ids live under it.")],
     key_file: Annotated[
         str | None,
         typer.Option(
             "--key-file",
             help=f"Where to create the Ed25519 private key (mode 0600) [default: {DEFAULT_KEY_FILE_NAME} beside "
             "the config file].",
-            show_default=False,
         ),
     ] = None,
     image_base_url: Annotated[
         str | None,
-        typer.Option(
-            "--image-base-url",
-            help="Optional: achievement images are <this>/<badge key with - for :>.png.",
-            show_default=False,
-        ),
+        typer.Option("--image-base-url", help="Optional: achievement images are <this>/<badge key with - for :>.png."),
     ] = None,
 ) -> None:
     """Create the issuer's signing key and record the issuer in the config file.
@@ -182,8 +167,7 @@ def issuer_init_command(
 
 @issuer_app.command("show")
 def issuer_show_command(
-    ctx: typer.Context,
-    jwk: Annotated[bool, typer.Option("--jwk", help="Print only the public key, as a JWK.")] = False,
+    ctx: typer.Context, jwk: Annotated[bool, typer.Option("--jwk", help="Print only the public key, as a JWK.")] = False
 ) -> None:
     """Print the issuer Profile (JSON) with its public key, to publish at the Profile's id.
 
@@ -199,8 +183,8 @@ def issuer_show_command(
     _write_text(None, _json_text(issuer.key.public_jwk() if jwk else issuer.profile_document()))
 
 
-@app.command("achievements")
-def achievements_command(ctx: typer.Context, fmt: FormatOption = None, as_json: JsonOption = False) -> None:
+@output_command(app, "achievements")
+def achievements_command(ctx: typer.Context) -> None:
     """List the achievements bapp awards: every tier, every pathway, and Fundamentals.
 
     Each has a stable key (as badges have), a name, a description and a criteria narrative naming the
@@ -214,7 +198,7 @@ def achievements_command(ctx: typer.Context, fmt: FormatOption = None, as_json: 
     from bapp_cli.services.credentials import ACHIEVEMENT_COLUMNS, achievement_definitions
 
     app_state = state(ctx)
-    sink = app_state.output(fmt, as_json)
+    sink = app_state.output()
     configured = app_state.settings.get("badges.issuer_url") and app_state.settings.get("badges.key_file")
     issuer = _issuer(app_state) if configured else None
     with app_state.reading() as session:
@@ -225,7 +209,7 @@ def achievements_command(ctx: typer.Context, fmt: FormatOption = None, as_json: 
 @app.command("export")
 def export_command(
     ctx: typer.Context,
-    email: Annotated[str, typer.Argument(help="Client e-mail.", show_default=False)],
+    email: Annotated[str, typer.Argument(help="Client e-mail.")],
     badge: Annotated[
         list[str] | None,
         typer.Option("--badge", "-b", help="Only this badge key (repeatable) [default: every badge held]."),
@@ -262,7 +246,7 @@ def export_command(
     app_state.messages.info(f"Exported {len(issued)} credential(s) of {email.strip().lower()} to {where}.")
 
 
-@app.command("verify")
+@output_command(app, "verify")
 def verify_command(
     ctx: typer.Context,
     path: Annotated[str, typer.Argument(help="Credentials file (JWT lines or export JSON), or '-' for stdin.")],
@@ -271,23 +255,15 @@ def verify_command(
         typer.Option(
             "--key",
             help="The issuer's public key: a JWK, JWK Set or issuer Profile JSON file [default: this issuer's key].",
-            show_default=False,
         ),
     ] = None,
     against_db: Annotated[
-        bool,
-        typer.Option("--against-db", help="Also check each badge still stands in this database (not revoked)."),
+        bool, typer.Option("--against-db", help="Also check each badge still stands in this database (not revoked).")
     ] = False,
     status_list: Annotated[
         str | None,
-        typer.Option(
-            "--status-list",
-            help="Also check revocation in a status list file (badges status-list).",
-            show_default=False,
-        ),
+        typer.Option("--status-list", help="Also check revocation in a status list file (badges status-list)."),
     ] = None,
-    fmt: FormatOption = None,
-    as_json: JsonOption = False,
 ) -> None:
     """Verify Open Badges credentials: signature, OB 3.0 shape, dates and, optionally, revocation.
 
@@ -310,7 +286,7 @@ def verify_command(
     from bapp_cli.services.signing_key import public_key_from_document
 
     app_state = state(ctx)
-    sink = app_state.output(fmt, as_json)
+    sink = app_state.output()
     if key == "-" and path == "-":
         raise InvalidInput("the credentials and --key cannot both come from stdin", code="bad_key")
     text = read_text_input(path)
@@ -356,15 +332,13 @@ def verify_command(
         )
 
 
-@app.command("revoke")
+@output_command(app, "revoke")
 def revoke_command(
     ctx: typer.Context,
-    email: Annotated[str, typer.Argument(help="Client e-mail.", show_default=False)],
-    key: Annotated[str, typer.Argument(help="Badge key, e.g. tier:accelerate:1 or fundamentals.", show_default=False)],
-    reason: Annotated[str, typer.Option("--reason", help="Why (kept, audited, shown by verify).", show_default=False)],
+    email: Annotated[str, typer.Argument(help="Client e-mail.")],
+    key: Annotated[str, typer.Argument(help="Badge key, e.g. tier:accelerate:1 or fundamentals.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why (kept, audited, shown by verify).")],
     dry_run: DryRunOption = False,
-    fmt: FormatOption = None,
-    as_json: JsonOption = False,
 ) -> None:
     """Revoke a badge's credential: it stays in the client's record, but stops verifying.
 
@@ -378,7 +352,7 @@ def revoke_command(
     from bapp_cli.cli.context import utc_now
     from bapp_cli.services.credentials import revoke_badge
 
-    with changing(ctx, fmt, as_json, dry_run=dry_run) as (sink, session):
+    with changing(ctx, dry_run=dry_run) as (sink, session):
         revocation = revoke_badge(session, email, key, reason=reason, now=utc_now())
     sink.record(revocation.as_record())
     if dry_run:
@@ -388,11 +362,7 @@ def revoke_command(
 
 
 @app.command("status-list")
-def status_list_command(
-    ctx: typer.Context,
-    fmt: CredentialFormatOption = "jwt",
-    output: OutputOption = None,
-) -> None:
+def status_list_command(ctx: typer.Context, fmt: CredentialFormatOption = "jwt", output: OutputOption = None) -> None:
     """Print the signed revocation list to publish at <issuer url>/badges/revocations.json.
 
     A W3C Bitstring Status List credential (statusPurpose revocation) with one bit per badge, set when the

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -15,8 +16,10 @@ from bapp_cli.cli.options import (
     JsonOption,
     LimitOption,
     OffsetOption,
+    output_command,
     search_option,
 )
+from bapp_cli.cli.terminal import detail_table
 from bapp_cli.cli.unit_of_work import reading
 from bapp_cli.errors import UsageError
 
@@ -32,19 +35,13 @@ ReferenceArgument = Annotated[str, typer.Argument(help="Booking reference, e.g. 
 
 def _record_table(record: dict[str, Any], sink: OutputSink, console: Any) -> None:
     """A booking as a two-column table: times in --timezone, answers one per line."""
-    from rich.table import Table
-
-    table = Table(title=f"Booking {record['reference']}", show_header=False, box=None, padding=(0, 2))
-    table.add_column(style="bold")
-    table.add_column()
-    for key, value in record.items():
-        if key == "reference":
-            continue
-        if key == "custom_question_responses":
-            table.add_row("answers", answers_text(value) or "—")
-        else:
-            table.add_row(key.replace("_", " "), sink.display_value(value))
-    console.print(table, markup=False)
+    answers = {"custom_question_responses": ("answers", answers_text(record["custom_question_responses"]) or "—")}
+    rows = [
+        answers.get(key, (key.replace("_", " "), sink.display_value(value)))
+        for key, value in record.items()
+        if key != "reference"
+    ]
+    console.print(detail_table(f"Booking {record['reference']}", rows), markup=False)
 
 
 def _read_answers(answers: list[str], answers_file: str | None) -> list[AnswerInput]:
@@ -57,56 +54,38 @@ def _read_answers(answers: list[str], answers_file: str | None) -> list[AnswerIn
     return parsed
 
 
-@app.command("create")
+@output_command(app, "create")
 def create(
     ctx: typer.Context,
-    client: Annotated[str, typer.Option("--client", help="Client e-mail.", show_default=False)],
-    session_ref: Annotated[
-        str, typer.Option("--session", help="Session type: id, slug or Calendly URI.", show_default=False)
-    ],
+    client: Annotated[str, typer.Option("--client", help="Client e-mail.")],
+    session_ref: Annotated[str, typer.Option("--session", help="Session type: id, slug or Calendly URI.")],
     start: Annotated[
-        str,
-        typer.Option(
-            "--start", help="Start: ISO 8601 with offset, or a local time read in --timezone.", show_default=False
-        ),
+        str, typer.Option("--start", help="Start: ISO 8601 with offset, or a local time read in --timezone.")
     ],
     name: Annotated[str | None, typer.Option("--name", help="Client name (for a new account).")] = None,
     timezone: Annotated[
         str | None,
         typer.Option(
-            "--timezone",
-            help="Client's IANA zone; naive --start is read in it [default: the global --timezone].",
-            show_default=False,
+            "--timezone", help="Client's IANA zone; naive --start is read in it [default: the global --timezone]."
         ),
     ] = None,
     duration: Annotated[
         int | None,
         typer.Option(
-            "--duration",
-            min=1,
-            max=MAX_OPTION_INT,
-            help="Minutes: the session's duration or one of its options.",
-            show_default=False,
+            "--duration", min=1, max=MAX_OPTION_INT, help="Minutes: the session's duration or one of its options."
         ),
     ] = None,
     builder: Annotated[
-        str | None,
-        typer.Option("--builder", help="Builder e-mail [default: the session's owner].", show_default=False),
+        str | None, typer.Option("--builder", help="Builder e-mail [default: the session's owner].")
     ] = None,
-    pathway: Annotated[str | None, typer.Option("--pathway", help="Pathway slug.", show_default=False)] = None,
+    pathway: Annotated[str | None, typer.Option("--pathway", help="Pathway slug.")] = None,
     answer: Annotated[
         list[str] | None,
-        typer.Option(
-            "--answer", help="'QUESTION=ANSWER'; repeat, and repeat a question for multi-select.", show_default=False
-        ),
+        typer.Option("--answer", help="'QUESTION=ANSWER'; repeat, and repeat a question for multi-select."),
     ] = None,
     answers_file: Annotated[
         str | None,
-        typer.Option(
-            "--answers-file",
-            help="JSON {question: answer-or-list} or [{question, answer}] ('-' for stdin).",
-            show_default=False,
-        ),
+        typer.Option("--answers-file", help="JSON {question: answer-or-list} or [{question, answer}] ('-' for stdin)."),
     ] = None,
     create_account: Annotated[
         bool, typer.Option("--create-account", help="Create the client's account for a session that needs one.")
@@ -125,12 +104,9 @@ def create(
             "--calendly/--local-only",
             help="Book a Calendly session type in Calendly (POST /invitees), or in bapp only "
             "[default: config bookings.calendly = auto: in Calendly when a token is configured].",
-            show_default=False,
         ),
     ] = None,
     dry_run: DryRunOption = False,
-    fmt: FormatOption = None,
-    as_json: JsonOption = False,
 ) -> None:
     """Create a booking, checking every rule before anything is written.
 
@@ -154,7 +130,7 @@ def create(
     from bapp_cli.services.instants import get_zone, parse_instant
 
     app_state = state(ctx)
-    sink = app_state.output(fmt, as_json)
+    sink = app_state.output()
     zone = get_zone(timezone, field="timezone").key if timezone is not None else app_state.timezone
     request = BookingRequest(
         client_email=client,
@@ -277,22 +253,17 @@ def _create_in_calendly(app_state: Any, request: Any, *, dry_run: bool) -> Any:
 @app.command("list")
 def list_command(
     ctx: typer.Context,
-    client: Annotated[str | None, typer.Option("--client", help="Client e-mail.", show_default=False)] = None,
-    builder: Annotated[str | None, typer.Option("--builder", help="Builder e-mail.", show_default=False)] = None,
-    pathway: Annotated[
-        str | None, typer.Option("--pathway", help="Pathway slug, or 'none'.", show_default=False)
-    ] = None,
+    client: Annotated[str | None, typer.Option("--client", help="Client e-mail.")] = None,
+    builder: Annotated[str | None, typer.Option("--builder", help="Builder e-mail.")] = None,
+    pathway: Annotated[str | None, typer.Option("--pathway", help="Pathway slug, or 'none'.")] = None,
     status: Annotated[
-        str | None,
-        typer.Option("--status", help="pending, confirmed, completed, cancelled or no_show.", show_default=False),
+        str | None, typer.Option("--status", help="pending, confirmed, completed, cancelled or no_show.")
     ] = None,
     session_ref: Annotated[
-        str | None, typer.Option("--session", help="Session type: id, slug or Calendly URI.", show_default=False)
+        str | None, typer.Option("--session", help="Session type: id, slug or Calendly URI.")
     ] = None,
-    start_from: Annotated[
-        str | None, typer.Option("--from", help="Starting at or after WHEN.", show_default=False)
-    ] = None,
-    start_to: Annotated[str | None, typer.Option("--to", help="Starting before WHEN.", show_default=False)] = None,
+    start_from: Annotated[str | None, typer.Option("--from", help="Starting at or after WHEN.")] = None,
+    start_to: Annotated[str | None, typer.Option("--to", help="Starting before WHEN.")] = None,
     upcoming: Annotated[bool, typer.Option("--upcoming", help="Only pending/confirmed bookings yet to start.")] = False,
     search: Annotated[str | None, search_option("reference, client or session title")] = None,
     limit: LimitOption = None,
@@ -369,10 +340,8 @@ def list_command(
     sink.records([], BOOKING_COLUMNS, table=table)
 
 
-@app.command("show")
-def show(
-    ctx: typer.Context, reference: ReferenceArgument, fmt: FormatOption = None, as_json: JsonOption = False
-) -> None:
+@output_command(app, "show")
+def show(ctx: typer.Context, reference: ReferenceArgument) -> None:
     """Show one booking with its answers.
 
     \b
@@ -382,7 +351,7 @@ def show(
     """
     from bapp_cli.services.booking import BOOKING_COLUMNS, show_booking
 
-    with reading(ctx, fmt, as_json) as (sink, session):
+    with reading(ctx) as (sink, session):
         view = show_booking(session, reference)
     record = view.as_record()
     sink.record(record, BOOKING_COLUMNS, table=lambda console: _record_table(record, sink, console))
@@ -407,29 +376,20 @@ def _render_change(sink: OutputSink, change: StatusChange) -> None:
     sink.info(f"{change.booking.reference}: {moves}.")
 
 
-def _status(ctx: typer.Context, reference: str, command: str, **options: Any) -> StatusChange:
-    from bapp_cli.services.booking import change_booking_status
-
+def _move(ctx: typer.Context, change: Callable[..., StatusChange], reference: str, verb: str, **options: Any) -> None:
+    """A status or payment move made in bapp alone, then shown."""
     app_state = state(ctx)
+    sink = app_state.output()
     with app_state.transaction() as session:
-        return change_booking_status(session, reference, command, now=utc_now(), **options)
+        moved = change(session, reference, verb, now=utc_now(), **options)
+    _render_change(sink, moved)
 
 
-def _payment(ctx: typer.Context, reference: str, command: str) -> StatusChange:
-    from bapp_cli.services.booking import change_payment_status
-
-    app_state = state(ctx)
-    with app_state.transaction() as session:
-        return change_payment_status(session, reference, command, now=utc_now())
-
-
-@app.command("confirm")
+@output_command(app, "confirm")
 def confirm(
     ctx: typer.Context,
     reference: ReferenceArgument,
     paid: Annotated[bool, typer.Option("--paid", help="Also record the payment.")] = False,
-    fmt: FormatOption = None,
-    as_json: JsonOption = False,
 ) -> None:
     """Confirm a pending booking (pending → confirmed).
 
@@ -438,27 +398,26 @@ def confirm(
       bapp bookings confirm BK-7Q2M9X4D
       bapp bookings confirm BK-7Q2M9X4D --paid
     """
-    sink = state(ctx).output(fmt, as_json)
-    _render_change(sink, _status(ctx, reference, "confirm", paid=paid))
+    from bapp_cli.services.booking import change_booking_status
+
+    _move(ctx, change_booking_status, reference, "confirm", paid=paid)
 
 
-@app.command("complete")
-def complete(
-    ctx: typer.Context, reference: ReferenceArgument, fmt: FormatOption = None, as_json: JsonOption = False
-) -> None:
+@output_command(app, "complete")
+def complete(ctx: typer.Context, reference: ReferenceArgument) -> None:
     """Mark a confirmed booking completed, once its start time has passed.
 
     \b
     Examples:
       bapp bookings complete BK-7Q2M9X4D
     """
-    sink = state(ctx).output(fmt, as_json)
-    _render_change(sink, _status(ctx, reference, "complete"))
+    from bapp_cli.services.booking import change_booking_status
+
+    _move(ctx, change_booking_status, reference, "complete")
 
 
 LocalOnlyOption = Annotated[
-    bool,
-    typer.Option("--local-only", help="Change the booking in bapp only, even if it is in Calendly."),
+    bool, typer.Option("--local-only", help="Change the booking in bapp only, even if it is in Calendly.")
 ]
 
 
@@ -476,7 +435,7 @@ def _calendly_side(app_state: Any, reference: str, command: str, local_only: boo
     return target
 
 
-@app.command("no-show")
+@output_command(app, "no-show")
 def no_show(
     ctx: typer.Context,
     reference: ReferenceArgument,
@@ -484,8 +443,6 @@ def no_show(
         bool, typer.Option("--undo", help="Take back a no-show recorded by mistake (→ completed once ended).")
     ] = False,
     local_only: LocalOnlyOption = False,
-    fmt: FormatOption = None,
-    as_json: JsonOption = False,
 ) -> None:
     """Mark a confirmed booking as a no-show, once its start time has passed.
 
@@ -499,7 +456,7 @@ def no_show(
       bapp bookings no-show BK-7Q2M9X4D --undo
     """
     app_state = state(ctx)
-    sink = app_state.output(fmt, as_json)
+    sink = app_state.output()
     target = _calendly_side(app_state, reference, "undo" if undo else "no-show", local_only)
     if undo:
         from bapp_cli.services.booking import StatusChange
@@ -543,14 +500,12 @@ def no_show(
     _render_change(sink, change)
 
 
-@app.command("cancel")
+@output_command(app, "cancel")
 def cancel(
     ctx: typer.Context,
     reference: ReferenceArgument,
     reason: Annotated[str | None, typer.Option("--reason", help="Why (kept with the booking).")] = None,
     local_only: LocalOnlyOption = False,
-    fmt: FormatOption = None,
-    as_json: JsonOption = False,
 ) -> None:
     """Cancel a pending or confirmed booking.
 
@@ -563,7 +518,7 @@ def cancel(
       bapp bookings cancel BK-7Q2M9X4D --local-only
     """
     app_state = state(ctx)
-    sink = app_state.output(fmt, as_json)
+    sink = app_state.output()
     if reason is not None and len(reason.strip()) > 2000:
         from bapp_cli.errors import InvalidInput
 
@@ -579,46 +534,42 @@ def cancel(
             change = settle_pushed(session, reference, "cancel", now=utc_now(), reason=reason)
         _render_change(sink, change)
         return
-    _render_change(sink, _status(ctx, reference, "cancel", reason=reason))
+    from bapp_cli.services.booking import change_booking_status
+
+    _move(ctx, change_booking_status, reference, "cancel", reason=reason)
 
 
-@app.command("mark-paid")
-def mark_paid(
-    ctx: typer.Context, reference: ReferenceArgument, fmt: FormatOption = None, as_json: JsonOption = False
-) -> None:
+@output_command(app, "mark-paid")
+def mark_paid(ctx: typer.Context, reference: ReferenceArgument) -> None:
     """Record the payment of an unpaid booking (unpaid → paid).
 
     \b
     Examples:
       bapp bookings mark-paid BK-7Q2M9X4D
     """
-    sink = state(ctx).output(fmt, as_json)
-    _render_change(sink, _payment(ctx, reference, "mark-paid"))
+    from bapp_cli.services.booking import change_payment_status
+
+    _move(ctx, change_payment_status, reference, "mark-paid")
 
 
-@app.command("refund")
-def refund(
-    ctx: typer.Context, reference: ReferenceArgument, fmt: FormatOption = None, as_json: JsonOption = False
-) -> None:
+@output_command(app, "refund")
+def refund(ctx: typer.Context, reference: ReferenceArgument) -> None:
     """Record the refund of a paid booking (paid → refunded).
 
     \b
     Examples:
       bapp bookings refund BK-7Q2M9X4D
     """
-    sink = state(ctx).output(fmt, as_json)
-    _render_change(sink, _payment(ctx, reference, "refund"))
+    from bapp_cli.services.booking import change_payment_status
+
+    _move(ctx, change_payment_status, reference, "refund")
 
 
-@app.command("link")
+@output_command(app, "link")
 def link(
     ctx: typer.Context,
-    client: Annotated[str, typer.Option("--client", help="Client e-mail.", show_default=False)],
-    session_ref: Annotated[
-        str, typer.Option("--session", help="Session type: id, slug or Calendly URI.", show_default=False)
-    ],
-    fmt: FormatOption = None,
-    as_json: JsonOption = False,
+    client: Annotated[str, typer.Option("--client", help="Client e-mail.")],
+    session_ref: Annotated[str, typer.Option("--session", help="Session type: id, slug or Calendly URI.")],
 ) -> None:
     """Create a single-use Calendly scheduling link for a client to pick the time themselves.
 
@@ -634,7 +585,7 @@ def link(
     from bapp_cli.services.calendly_write import LINK_COLUMNS, link_target, record_invitation
 
     app_state = state(ctx)
-    sink = app_state.output(fmt, as_json)
+    sink = app_state.output()
     with app_state.reading() as session:
         email, target = link_target(session, client, session_ref)
     with app_state.calendly_client() as calendly:

@@ -6,47 +6,30 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from bapp_cli.cli.context import state
-from bapp_cli.cli.options import MAX_OPTION_INT, FormatOption, JsonOption, LimitOption, OffsetOption, search_option
-from bapp_cli.cli.unit_of_work import reading
+from bapp_cli.cli.options import MAX_OPTION_INT, LimitOption, OffsetOption, output_command, search_option
+from bapp_cli.cli.unit_of_work import changing, reading
 
 if TYPE_CHECKING:
     from bapp_cli.services.builders import BuilderSettings
 
 app = typer.Typer(help="Add, update and list builders (who run sessions).", no_args_is_help=True)
 
-NameOption = Annotated[str | None, typer.Option("--name", help="Display name.", show_default=False)]
+NameOption = Annotated[str | None, typer.Option("--name", help="Display name.")]
 CalendlyUserOption = Annotated[
-    str | None,
-    typer.Option("--calendly-user", help="Calendly user URI that owns their event types.", show_default=False),
+    str | None, typer.Option("--calendly-user", help="Calendly user URI that owns their event types.")
 ]
-TimezoneOption = Annotated[
-    str | None, typer.Option("--timezone", help="IANA zone, e.g. Europe/London [default: UTC].", show_default=False)
-]
+TimezoneOption = Annotated[str | None, typer.Option("--timezone", help="IANA zone, e.g. Europe/London [default: UTC].")]
 BufferOption = Annotated[
     int | None,
-    typer.Option(
-        "--buffer",
-        min=0,
-        max=MAX_OPTION_INT,
-        help="Minutes kept free before and after each session.",
-        show_default=False,
-    ),
+    typer.Option("--buffer", min=0, max=MAX_OPTION_INT, help="Minutes kept free before and after each session."),
 ]
 NoticeOption = Annotated[
-    int | None,
-    typer.Option(
-        "--minimum-notice", min=0, max=MAX_OPTION_INT, help="Hours of notice a booking needs.", show_default=False
-    ),
+    int | None, typer.Option("--minimum-notice", min=0, max=MAX_OPTION_INT, help="Hours of notice a booking needs.")
 ]
 AdvanceOption = Annotated[
     int | None,
     typer.Option(
-        "--max-advance",
-        min=0,
-        max=MAX_OPTION_INT,
-        help="How many days ahead bookings may be made (0: no limit).",
-        show_default=False,
+        "--max-advance", min=0, max=MAX_OPTION_INT, help="How many days ahead bookings may be made (0: no limit)."
     ),
 ]
 
@@ -73,7 +56,7 @@ def _settings(
     )
 
 
-@app.command("add")
+@output_command(app, "add")
 def add(
     ctx: typer.Context,
     email: Annotated[str, typer.Argument(help="The builder's e-mail address (stored lowercase).")],
@@ -83,8 +66,6 @@ def add(
     buffer: BufferOption = None,
     minimum_notice: NoticeOption = None,
     max_advance: AdvanceOption = None,
-    fmt: FormatOption = None,
-    as_json: JsonOption = False,
 ) -> None:
     """Add a builder with their scheduling settings.
 
@@ -95,16 +76,14 @@ def add(
     """
     from bapp_cli.services.builders import BUILDER_COLUMNS, add_builder
 
-    app_state = state(ctx)
-    sink = app_state.output(fmt, as_json)
     settings = _settings(name, calendly_user, timezone, buffer, minimum_notice, max_advance)
-    with app_state.transaction() as session:
+    with changing(ctx) as (sink, session):
         builder = add_builder(session, email, settings)
     sink.record(builder.as_record(), BUILDER_COLUMNS, title="Builder added")
     sink.info(f"Added builder {builder.email}.")
 
 
-@app.command("update")
+@output_command(app, "update")
 def update(
     ctx: typer.Context,
     email: Annotated[str, typer.Argument(help="The builder's e-mail address.")],
@@ -115,11 +94,8 @@ def update(
     minimum_notice: NoticeOption = None,
     max_advance: AdvanceOption = None,
     accepting: Annotated[
-        bool | None,
-        typer.Option("--accepting/--not-accepting", help="Whether they take new bookings.", show_default=False),
+        bool | None, typer.Option("--accepting/--not-accepting", help="Whether they take new bookings.")
     ] = None,
-    fmt: FormatOption = None,
-    as_json: JsonOption = False,
 ) -> None:
     """Change a builder's name, Calendly user or scheduling settings.
 
@@ -131,10 +107,8 @@ def update(
     """
     from bapp_cli.services.builders import BUILDER_COLUMNS, update_builder
 
-    app_state = state(ctx)
-    sink = app_state.output(fmt, as_json)
     settings = _settings(name, calendly_user, timezone, buffer, minimum_notice, max_advance, accepting)
-    with app_state.transaction() as session:
+    with changing(ctx) as (sink, session):
         builder, changes = update_builder(session, email, settings)
     sink.record(builder.as_record(), BUILDER_COLUMNS, title="Builder")
     if changes:
@@ -143,14 +117,12 @@ def update(
         sink.info(f"{builder.email}: nothing to change.")
 
 
-@app.command("list")
+@output_command(app, "list")
 def list_command(
     ctx: typer.Context,
     search: Annotated[str | None, search_option("e-mail or name")] = None,
     limit: LimitOption = None,
     offset: OffsetOption = 0,
-    fmt: FormatOption = None,
-    as_json: JsonOption = False,
 ) -> None:
     """List builders with their scheduling settings.
 
@@ -163,7 +135,7 @@ def list_command(
     from bapp_cli.services.builders import BUILDER_COLUMNS, list_builders
     from bapp_cli.services.listing import Page
 
-    with reading(ctx, fmt, as_json) as (sink, session):
+    with reading(ctx) as (sink, session):
         builders = list_builders(session, page=Page(limit=limit, offset=offset, search=search))
     sink.records(
         [builder.as_record() for builder in builders],

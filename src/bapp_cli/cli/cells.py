@@ -12,11 +12,7 @@ from typing import Any
 # an enrolment's status: `progress show` and `progress table`, the client-progress and analytics reports
 ENROLMENT_STYLES = {"active": "cyan", "paused": "yellow", "completed": "green"}
 # a skill's status as a mark and a colour: the progress tree, and the marks of `skills start/complete/reset`
-SKILL_STATUS_STYLES = {
-    "completed": ("✔", "green"),
-    "in_progress": ("◐", "yellow"),
-    "not_started": ("○", "dim"),
-}
+SKILL_STATUS_STYLES = {"completed": ("✔", "green"), "in_progress": ("◐", "yellow"), "not_started": ("○", "dim")}
 
 
 def percent_style(percent: float) -> str:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from bapp_cli.cli.context import state, utc_now
-from bapp_cli.cli.options import FormatOption, JsonOption, LimitOption, OffsetOption, search_option
+from bapp_cli.cli.options import FormatOption, JsonOption, LimitOption, OffsetOption, output_command, search_option
 from bapp_cli.cli.unit_of_work import changing, reading
 
 if TYPE_CHECKING:
@@ -23,15 +23,13 @@ def _complete_status(incomplete: str) -> list[str]:
     return [status for status in ENROLMENT_STATUS_CHOICES if status.startswith(incomplete)]
 
 
-@app.command("add")
+@output_command(app, "add")
 def add(
     ctx: typer.Context,
     email: Annotated[str, typer.Argument(help="The client's e-mail address (stored lowercase).")],
-    name: Annotated[str | None, typer.Option("--name", help="Full name.", show_default=False)] = None,
-    company: Annotated[str | None, typer.Option("--company", help="Company.", show_default=False)] = None,
-    industry: Annotated[str | None, typer.Option("--industry", help="Industry.", show_default=False)] = None,
-    fmt: FormatOption = None,
-    as_json: JsonOption = False,
+    name: Annotated[str | None, typer.Option("--name", help="Full name.")] = None,
+    company: Annotated[str | None, typer.Option("--company", help="Company.")] = None,
+    industry: Annotated[str | None, typer.Option("--industry", help="Industry.")] = None,
 ) -> None:
     """Add a client (an existing builder's e-mail gains a client profile).
 
@@ -42,36 +40,30 @@ def add(
     """
     from bapp_cli.services.clients import CLIENT_COLUMNS, add_client
 
-    with changing(ctx, fmt, as_json) as (sink, session):
+    with changing(ctx) as (sink, session):
         client = add_client(session, email, name=name, company=company, industry=industry)
     sink.record(client.as_record(), CLIENT_COLUMNS, title="Client added")
     sink.info(f"Added client {client.email}.")
 
 
-@app.command("list")
+@output_command(app, "list")
 def list_command(
     ctx: typer.Context,
-    pathway: Annotated[
-        str | None, typer.Option("--pathway", help="Only clients enrolled in this pathway.", show_default=False)
-    ] = None,
+    pathway: Annotated[str | None, typer.Option("--pathway", help="Only clients enrolled in this pathway.")] = None,
     status: Annotated[
         str | None,
         typer.Option(
             "--status",
             help="Only clients with an enrolment in this status (active, paused, completed).",
             autocompletion=_complete_status,
-            show_default=False,
         ),
     ] = None,
     builder: Annotated[
-        str | None,
-        typer.Option("--builder", help="Only clients this builder coaches or has a booking with.", show_default=False),
+        str | None, typer.Option("--builder", help="Only clients this builder coaches or has a booking with.")
     ] = None,
     search: Annotated[str | None, search_option("e-mail, name, company, industry")] = None,
     limit: LimitOption = None,
     offset: OffsetOption = 0,
-    fmt: FormatOption = None,
-    as_json: JsonOption = False,
 ) -> None:
     """List clients by e-mail, optionally by pathway, enrolment status or builder.
 
@@ -86,7 +78,7 @@ def list_command(
     from bapp_cli.services.listing import Page
 
     app_state = state(ctx)
-    sink = app_state.output(fmt, as_json)
+    sink = app_state.output()
     page = Page(limit=limit, offset=offset, search=search)
     with app_state.reading() as session:
         # streamed inside the read transaction: rows are written as they are fetched
@@ -160,20 +152,15 @@ def show(
     )
 
 
-@app.command("enroll")
+@output_command(app, "enroll")
 def enroll(
     ctx: typer.Context,
     email: Annotated[str, typer.Argument(help="The client's e-mail address.")],
     pathway: Annotated[str, typer.Argument(help="Pathway slug (any case).")],
-    builder: Annotated[
-        str | None, typer.Option("--builder", help="The builder who coaches this enrolment.", show_default=False)
-    ] = None,
+    builder: Annotated[str | None, typer.Option("--builder", help="The builder who coaches this enrolment.")] = None,
     start: Annotated[
-        str | None,
-        typer.Option("--start", help="Start date (YYYY-MM-DD or an instant) [default: today].", show_default=False),
+        str | None, typer.Option("--start", help="Start date (YYYY-MM-DD or an instant) [default: today].")
     ] = None,
-    fmt: FormatOption = None,
-    as_json: JsonOption = False,
 ) -> None:
     """Enrol a client in a pathway (already enrolled: reported, nothing changes).
 
@@ -186,7 +173,7 @@ def enroll(
     from bapp_cli.services.instants import parse_day
 
     app_state = state(ctx)
-    sink = app_state.output(fmt, as_json)
+    sink = app_state.output()
     start_date = parse_day(start, timezone=app_state.timezone, field="start") if start is not None else None
     with app_state.transaction() as session:
         result = enroll_client(session, email, pathway, now=utc_now(), builder=builder, start_date=start_date)
@@ -198,16 +185,12 @@ def enroll(
         sink.info(f"{view.client} was already enrolled in {view.pathway} ({view.status}); nothing changed.")
 
 
-@app.command("set-status")
+@output_command(app, "set-status")
 def set_status(
     ctx: typer.Context,
     email: Annotated[str, typer.Argument(help="The client's e-mail address.")],
     pathway: Annotated[str, typer.Argument(help="Pathway slug (any case).")],
-    status: Annotated[
-        str, typer.Argument(help="active, paused or completed.", autocompletion=_complete_status, show_default=False)
-    ],
-    fmt: FormatOption = None,
-    as_json: JsonOption = False,
+    status: Annotated[str, typer.Argument(help="active, paused or completed.", autocompletion=_complete_status)],
 ) -> None:
     """Set a client's enrolment status in a pathway: active, paused or completed.
 
@@ -218,7 +201,7 @@ def set_status(
     """
     from bapp_cli.services.clients import ENROLMENT_COLUMNS, set_client_status
 
-    with changing(ctx, fmt, as_json) as (sink, session):
+    with changing(ctx) as (sink, session):
         result = set_client_status(session, email, pathway, status.strip().lower(), now=utc_now())
     sink.record(result.as_record(), (*ENROLMENT_COLUMNS, "changed"), title="Enrolment")
     view = result.enrolment

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from bapp_cli.cli.context import state
-from bapp_cli.cli.options import FormatOption, JsonOption
+from bapp_cli.cli.options import output_command
 
 app = typer.Typer(help="Create, show and edit the configuration.", no_args_is_help=True)
 
@@ -50,8 +50,8 @@ def init(
     app_state.messages.info(f"Wrote {path}")
 
 
-@app.command("show")
-def show(ctx: typer.Context, fmt: FormatOption = None, as_json: JsonOption = False) -> None:
+@output_command(app, "show")
+def show(ctx: typer.Context) -> None:
     """Show every setting with its value and source (secrets as ****).
 
     A setting that is not valid is shown all the same, and named on stderr with its file or variable;
@@ -64,7 +64,7 @@ def show(ctx: typer.Context, fmt: FormatOption = None, as_json: JsonOption = Fal
     """
     app_state = state(ctx)
     settings = app_state.unchecked_settings
-    sink = app_state.output(fmt, as_json, check_settings=False)
+    sink = app_state.output(check_settings=False)
     sink.records(settings.display_rows(), ["key", "value", "source"])
     # The settings are shown even when one is wrong, so it can be found; each wrong one is named here.
     for problem in settings.problems():

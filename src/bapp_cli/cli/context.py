@@ -42,6 +42,7 @@ class AppState:
     _settings_checked: bool = False
     _engine: Engine | None = None
     _sink: OutputSink | None = None
+    chosen_format: tuple[str | None, bool] = (None, False)  # --format and --json of an output_command
     secrets: set[str] = field(default_factory=set)
 
     # -- settings -------------------------------------------------------------------------------
@@ -135,6 +136,7 @@ class AppState:
     def output(self, fmt: str | None = None, as_json: bool = False, *, check_settings: bool = True) -> OutputSink:
         """The sink for this command. `check_settings=False` (config show) falls back to the defaults for a
         format or time zone that is not valid instead of refusing to run."""
+        fmt, as_json = fmt or self.chosen_format[0], as_json or self.chosen_format[1]
         if check_settings:
             settings = self.settings
             configured, zone = settings.output_format, settings.timezone

@@ -7,16 +7,13 @@ from typing import Annotated
 import typer
 
 from bapp_cli.cli.context import state
-from bapp_cli.cli.options import FormatOption, JsonOption, YesOption
+from bapp_cli.cli.options import YesOption, output_command
 
 app = typer.Typer(help="Migrate and inspect the database schema.", no_args_is_help=True)
 
 
 @app.command("upgrade")
-def upgrade(
-    ctx: typer.Context,
-    revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
-) -> None:
+def upgrade(ctx: typer.Context, revision: Annotated[str, typer.Argument(help="Target revision.")] = "head") -> None:
     """Migrate the database to head (or REVISION); creates the SQLite file and its folder.
 
     \b
@@ -56,8 +53,8 @@ def downgrade(
     app_state.messages.info(f"Downgraded {before or 'base'} → {after or 'base'}.")
 
 
-@app.command("current")
-def current(ctx: typer.Context, fmt: FormatOption = None, as_json: JsonOption = False) -> None:
+@output_command(app, "current")
+def current(ctx: typer.Context) -> None:
     """Show the database's revision; exit 5 when it is not at head.
 
     \b
@@ -69,7 +66,7 @@ def current(ctx: typer.Context, fmt: FormatOption = None, as_json: JsonOption = 
     from bapp_cli.errors import DatabaseNotReady
 
     app_state = state(ctx)
-    sink = app_state.output(fmt, as_json)
+    sink = app_state.output()
     revision = migration.current_revision(app_state.engine(require_head=False))
     at_head = revision == migration.HEAD_REVISION
     sink.record({"revision": revision, "head": migration.HEAD_REVISION, "at_head": at_head})
@@ -79,8 +76,8 @@ def current(ctx: typer.Context, fmt: FormatOption = None, as_json: JsonOption = 
         raise DatabaseNotReady(f"the database is at {revision or 'base'}, not at head", hint="run `bapp db upgrade`")
 
 
-@app.command("history")
-def history(ctx: typer.Context, fmt: FormatOption = None, as_json: JsonOption = False) -> None:
+@output_command(app, "history")
+def history(ctx: typer.Context) -> None:
     """List the migration chain, oldest first.
 
     \b
@@ -89,12 +86,12 @@ def history(ctx: typer.Context, fmt: FormatOption = None, as_json: JsonOption = 
     """
     from bapp_cli.db import migration
 
-    sink = state(ctx).output(fmt, as_json)
+    sink = state(ctx).output()
     sink.records(migration.history(), ["revision", "down_revision", "description", "is_head"])
 
 
-@app.command("check")
-def check(ctx: typer.Context, fmt: FormatOption = None, as_json: JsonOption = False) -> None:
+@output_command(app, "check")
+def check(ctx: typer.Context) -> None:
     """Compare the models with the migrated database; exit 1 on any drift.
 
     \b
@@ -105,7 +102,7 @@ def check(ctx: typer.Context, fmt: FormatOption = None, as_json: JsonOption = Fa
     from bapp_cli.errors import BappError
 
     app_state = state(ctx)
-    sink = app_state.output(fmt, as_json)
+    sink = app_state.output()
     drift = migration.schema_drift(app_state.engine(require_head=True))
     sink.records([{"difference": item} for item in drift], ["difference"])
     if drift:

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import functools
+import inspect
+from collections.abc import Callable
+from typing import Annotated, Any, ParamSpec, TypeVar
 
 import typer
+
+from bapp_cli.cli.context import state
 
 FormatOption = Annotated[
     str | None,
@@ -13,10 +18,37 @@ FormatOption = Annotated[
         "-f",
         help="Output format: table, json, jsonl, csv or tsv "
         "[default: table on a terminal, tsv when piped; env BAPP_FORMAT].",
-        show_default=False,
     ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Same as --format json.")]
+Params = ParamSpec("Params")
+Result = TypeVar("Result")
+
+
+def output_command(app: typer.Typer, name: str) -> Callable[[Callable[Params, Result]], Callable[Params, Result]]:
+    """`@app.command(name)` for a command that prints records: it also takes --format/-f and --json, declared
+    once here and placed last, as every command lists them. The choice is kept on the AppState, where
+    `state(ctx).output()`, `reading(ctx)` and `changing(ctx)` find it."""
+
+    def register(command: Callable[Params, Result]) -> Callable[Params, Result]:
+        signature = inspect.signature(command, eval_str=True)  # Typer reads the wrapper's, with real types
+        chosen = [
+            inspect.Parameter("fmt", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=FormatOption),
+            inspect.Parameter("as_json", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=JsonOption),
+        ]
+
+        @functools.wraps(command)
+        def run(*args: Any, fmt: str | None = None, as_json: bool = False, **kwargs: Any) -> Result:
+            state(kwargs["ctx"]).chosen_format = (fmt, as_json)
+            return command(*args, **kwargs)
+
+        run.__signature__ = signature.replace(parameters=[*signature.parameters.values(), *chosen])  # type: ignore[attr-defined]
+        app.command(name)(run)
+        return command
+
+    return register
+
+
 DryRunOption = Annotated[bool, typer.Option("--dry-run", help="Check and report everything, then roll back.")]
 YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Confirm without asking.")]
 
@@ -28,8 +60,7 @@ YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Confirm without as
 MAX_OPTION_INT = 2**31 - 1  # INTEGER on PostgreSQL; larger values could only overflow (issue 15 #14)
 
 LimitOption = Annotated[
-    int | None,
-    typer.Option("--limit", min=1, max=MAX_OPTION_INT, help="Show at most N rows (default: all).", show_default=False),
+    int | None, typer.Option("--limit", min=1, max=MAX_OPTION_INT, help="Show at most N rows (default: all).")
 ]
 OffsetOption = Annotated[
     int,
@@ -56,12 +87,7 @@ def search_option(where: str) -> Any:
     Keep the help under 80 characters: shell completion shows it on one line.
     """
     return typer.Option(
-        "--search",
-        "-s",
-        metavar="TEXT",
-        callback=_search_text,
-        help=f"Only rows with TEXT in {where} (any case).",
-        show_default=False,
+        "--search", "-s", metavar="TEXT", callback=_search_text, help=f"Only rows with TEXT in {where} (any case)."
     )
 
 

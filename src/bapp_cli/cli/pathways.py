@@ -10,14 +10,13 @@ from bapp_cli.cli.context import utc_now
 from bapp_cli.cli.options import (
     MAX_OPTION_INT,
     DryRunOption,
-    FormatOption,
-    JsonOption,
     LimitOption,
     OffsetOption,
     YesOption,
+    output_command,
     search_option,
 )
-from bapp_cli.cli.terminal import styled
+from bapp_cli.cli.terminal import listing_table, styled
 from bapp_cli.cli.unit_of_work import changing, reading
 
 if TYPE_CHECKING:
@@ -49,14 +48,12 @@ def render_pathway_tree(views: list[PathwayView], console: Any) -> None:
         console.print(tree)
 
 
-@app.command("list")
+@output_command(app, "list")
 def list_command(
     ctx: typer.Context,
     search: Annotated[str | None, search_option("slug or name")] = None,
     limit: LimitOption = None,
     offset: OffsetOption = 0,
-    fmt: FormatOption = None,
-    as_json: JsonOption = False,
 ) -> None:
     """List pathways in display order with their tiers.
 
@@ -69,39 +66,28 @@ def list_command(
     from bapp_cli.services.listing import Page
     from bapp_cli.services.pathways import PATHWAY_COLUMNS, list_pathways
 
-    with reading(ctx, fmt, as_json) as (sink, session):
+    with reading(ctx) as (sink, session):
         views = list_pathways(session, page=Page(limit=limit, offset=offset, search=search))
-    if sink.format == "table":
-        from rich.table import Table
 
-        def table(console: Any) -> None:
-            grid = Table(title="Pathways", header_style="bold")
-            for column in ("", "slug", "name", "tier 1", "tier 2", "tier 3", "skills", "archived"):
-                grid.add_column(column)
-            for view in views:
-                names = [tier.name for tier in view.tiers] + ["—"] * 3
-                grid.add_row(
-                    view.icon or "",
-                    styled(view.slug, view.color),
-                    view.name,
-                    *names[:3],
-                    str(sum(len(tier.skills) for tier in view.tiers)),
-                    "yes" if view.archived else "",
-                )
-            console.print(grid)
+    def table(console: Any) -> None:
+        grid = listing_table("Pathways", ("", "slug", "name", "tier 1", "tier 2", "tier 3", "skills", "archived"))
+        for view in views:
+            names = [tier.name for tier in view.tiers] + ["—"] * 3
+            grid.add_row(
+                view.icon or "",
+                styled(view.slug, view.color),
+                view.name,
+                *names[:3],
+                str(sum(len(tier.skills) for tier in view.tiers)),
+                "yes" if view.archived else "",
+            )
+        console.print(grid)
 
-        sink.records([], PATHWAY_COLUMNS, table=table)
-    else:
-        sink.records([view.as_record() for view in views], PATHWAY_COLUMNS)
+    sink.records((view.as_record() for view in views), PATHWAY_COLUMNS, table=table)
 
 
-@app.command("show")
-def show(
-    ctx: typer.Context,
-    pathway: Annotated[str, typer.Argument(help="Pathway slug (any case).")],
-    fmt: FormatOption = None,
-    as_json: JsonOption = False,
-) -> None:
+@output_command(app, "show")
+def show(ctx: typer.Context, pathway: Annotated[str, typer.Argument(help="Pathway slug (any case).")]) -> None:
     """Show one pathway: its tiers and the skills linked to each.
 
     \b
@@ -111,7 +97,7 @@ def show(
     """
     from bapp_cli.services.pathways import PATHWAY_COLUMNS, list_pathways
 
-    with reading(ctx, fmt, as_json) as (sink, session):
+    with reading(ctx) as (sink, session):
         views = list_pathways(session, slug=pathway)
     sink.record(views[0].as_record(), PATHWAY_COLUMNS, table=lambda console: render_pathway_tree(views, console))
 
@@ -127,21 +113,18 @@ def _report_change(sink: Any, change: Any, verb: str) -> None:
         sink.info(f"Pathway {change.pathway.slug} unchanged.")
 
 
-@app.command("add")
+@output_command(app, "add")
 def add(
     ctx: typer.Context,
     slug: Annotated[str, typer.Argument(help="New pathway slug (any case; stored lowercase).")],
-    name: Annotated[str, typer.Option("--name", help="Display name.", show_default=False)],
+    name: Annotated[str, typer.Option("--name", help="Display name.")],
     description: Annotated[str | None, typer.Option("--description", help="What the pathway is for.")] = None,
     icon: Annotated[str | None, typer.Option("--icon", help="An emoji or short icon text.")] = None,
     color: Annotated[str | None, typer.Option("--color", help="Colour as #RRGGBB.")] = None,
     tiers: Annotated[
-        list[str] | None,
-        typer.Option("--tier", help="A tier as 'NAME: DESCRIPTION'; repeat in order (tier 1, 2, 3…)."),
+        list[str] | None, typer.Option("--tier", help="A tier as 'NAME: DESCRIPTION'; repeat in order (tier 1, 2, 3…).")
     ] = None,
     dry_run: DryRunOption = False,
-    fmt: FormatOption = None,
-    as_json: JsonOption = False,
 ) -> None:
     """Add a pathway with its tiers, placed last in the display order.
 
@@ -153,7 +136,7 @@ def add(
     """
     from bapp_cli.services.pathway_admin import TierSpec, add_pathway
 
-    with changing(ctx, fmt, as_json, dry_run=dry_run) as (sink, session):
+    with changing(ctx, dry_run=dry_run) as (sink, session):
         specs = [TierSpec.parse(text, field=f"tier {index}") for index, text in enumerate(tiers or [], start=1)]
         change = add_pathway(
             session, slug, name=name, now=utc_now(), description=description, icon=icon, color=color, tiers=specs
@@ -161,7 +144,7 @@ def add(
     _report_change(sink, change, "Would add" if dry_run else "Added")
 
 
-@app.command("update")
+@output_command(app, "update")
 def update(
     ctx: typer.Context,
     pathway: Annotated[str, typer.Argument(help="Pathway slug (any case).")],
@@ -176,8 +159,6 @@ def update(
         ),
     ] = None,
     dry_run: DryRunOption = False,
-    fmt: FormatOption = None,
-    as_json: JsonOption = False,
 ) -> None:
     """Rename, describe, recolour or reorder a pathway; only the options given change.
 
@@ -188,7 +169,7 @@ def update(
     """
     from bapp_cli.services.pathway_admin import update_pathway
 
-    with changing(ctx, fmt, as_json, dry_run=dry_run) as (sink, session):
+    with changing(ctx, dry_run=dry_run) as (sink, session):
         change = update_pathway(
             session,
             pathway,
@@ -202,24 +183,16 @@ def update(
     _report_change(sink, change, "Would update" if dry_run else "Updated")
 
 
-@app.command("set-tier")
+@output_command(app, "set-tier")
 def set_tier_command(
     ctx: typer.Context,
     pathway: Annotated[str, typer.Argument(help="Pathway slug (any case).")],
     number: Annotated[
-        int,
-        typer.Argument(
-            min=1,
-            max=MAX_OPTION_INT,
-            help="Tier number (an existing one, or the next one to add it).",
-            show_default=False,
-        ),
+        int, typer.Argument(min=1, max=MAX_OPTION_INT, help="Tier number (an existing one, or the next one to add it).")
     ],
-    name: Annotated[str, typer.Option("--name", help="Tier name.", show_default=False)],
+    name: Annotated[str, typer.Option("--name", help="Tier name.")],
     description: Annotated[str | None, typer.Option("--description", help="Tier description.")] = None,
     dry_run: DryRunOption = False,
-    fmt: FormatOption = None,
-    as_json: JsonOption = False,
 ) -> None:
     """Rename or describe a tier, or add the next tier of a pathway.
 
@@ -230,18 +203,14 @@ def set_tier_command(
     """
     from bapp_cli.services.pathway_admin import set_tier
 
-    with changing(ctx, fmt, as_json, dry_run=dry_run) as (sink, session):
+    with changing(ctx, dry_run=dry_run) as (sink, session):
         change = set_tier(session, pathway, number, name=name, description=description, now=utc_now())
     _report_change(sink, change, "Would update" if dry_run else "Updated")
 
 
-@app.command("archive")
+@output_command(app, "archive")
 def archive(
-    ctx: typer.Context,
-    pathway: Annotated[str, typer.Argument(help="Pathway slug (any case).")],
-    yes: YesOption = False,
-    fmt: FormatOption = None,
-    as_json: JsonOption = False,
+    ctx: typer.Context, pathway: Annotated[str, typer.Argument(help="Pathway slug (any case).")], yes: YesOption = False
 ) -> None:
     """Archive a pathway: its history stays; it takes no new enrolments, bookings or skill links.
 
@@ -251,6 +220,6 @@ def archive(
     """
     from bapp_cli.services.pathway_admin import archive_pathway
 
-    with changing(ctx, fmt, as_json, ask=f"Archive pathway {pathway.strip().lower()}?", yes=yes) as (sink, session):
+    with changing(ctx, ask=f"Archive pathway {pathway.strip().lower()}?", yes=yes) as (sink, session):
         change = archive_pathway(session, pathway, now=utc_now())
     _report_change(sink, change, "Archived")

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Annotated, Any
 
 import typer
 
 from bapp_cli.cli.cells import ENROLMENT_STYLES, SKILL_STATUS_STYLES, percent_style
-from bapp_cli.cli.options import FormatOption, JsonOption, LimitOption, OffsetOption, search_option
-from bapp_cli.cli.terminal import styled
+from bapp_cli.cli.options import LimitOption, OffsetOption, output_command, search_option
+from bapp_cli.cli.terminal import listing_table, styled
 from bapp_cli.cli.unit_of_work import reading
 
 app = typer.Typer(help="Show clients' progress through pathways, tiers and skills.", no_args_is_help=True)
@@ -88,13 +89,11 @@ def _add_skills(branch: Any, skills: list[Any]) -> None:
         branch.add(line)
 
 
-@app.command("show")
+@output_command(app, "show")
 def show(
     ctx: typer.Context,
     email: Annotated[str, typer.Argument(help="Client e-mail.")],
     pathway: Annotated[str | None, typer.Option("--pathway", help="Only this pathway (any case).")] = None,
-    fmt: FormatOption = None,
-    as_json: JsonOption = False,
 ) -> None:
     """Show a client's progress: pathways → tiers → skills, fundamentals and badges.
 
@@ -106,7 +105,7 @@ def show(
     """
     from bapp_cli.services.progress import show_progress
 
-    with reading(ctx, fmt, as_json) as (sink, session):
+    with reading(ctx) as (sink, session):
         progress = show_progress(session, email, pathway=pathway)
     columns = [
         "pathway",
@@ -124,7 +123,7 @@ def show(
     sink.records(progress.as_records(), columns, table=render_progress_tree(progress, sink))
 
 
-@app.command("table")
+@output_command(app, "table")
 def table(
     ctx: typer.Context,
     pathway: Annotated[str | None, typer.Option("--pathway", help="Only this pathway (any case).")] = None,
@@ -133,8 +132,6 @@ def table(
     search: Annotated[str | None, search_option("client e-mail or name, pathway")] = None,
     limit: LimitOption = None,
     offset: OffsetOption = 0,
-    fmt: FormatOption = None,
-    as_json: JsonOption = False,
 ) -> None:
     """One row per enrolment: tier and overall percentages, badges and last activity.
 
@@ -148,7 +145,7 @@ def table(
     from bapp_cli.services.listing import Page
     from bapp_cli.services.progress import PROGRESS_TABLE_COLUMNS, progress_table
 
-    with reading(ctx, fmt, as_json) as (sink, session):
+    with reading(ctx) as (sink, session):
         rows = progress_table(
             session,
             pathway=pathway,
@@ -156,32 +153,17 @@ def table(
             status=status,
             page=Page(limit=limit, offset=offset, search=search),
         )
-        if sink.format == "table":
-            sink.records([], PROGRESS_TABLE_COLUMNS, table=_table_renderer(list(rows), sink))
-        else:
-            # streamed straight from the cursor: no Rich, no intermediate objects beyond one row
-            sink.records((row.as_record() for row in rows), PROGRESS_TABLE_COLUMNS)
+        # streamed straight from the cursor (a table measures every row first: it lists them)
+        sink.records((row.as_record() for row in rows), PROGRESS_TABLE_COLUMNS, table=_table_renderer(rows, sink))
 
 
-def _table_renderer(rows: list[Any], sink: Any) -> Any:
+def _table_renderer(found: Iterable[Any], sink: Any) -> Any:
     def draw(console: Any) -> None:
-        from rich.table import Table
-
+        rows = list(found)
         from bapp_cli.cli.table_width import fit_to_terminal
 
-        grid = Table(title="Progress", header_style="bold")
-        for column, justify in (
-            ("client", "left"),
-            ("pathway", "left"),
-            ("status", "left"),
-            ("tier 1", "right"),
-            ("tier 2", "right"),
-            ("tier 3", "right"),
-            ("overall", "left"),
-            ("badges", "right"),
-            ("last activity", "left"),
-        ):
-            grid.add_column(column, justify=justify)  # type: ignore[arg-type]
+        headers = ("client", "pathway", "status", "tier 1", "tier 2", "tier 3", "overall", "badges", "last activity")
+        grid = listing_table("Progress", headers, right=("tier 1", "tier 2", "tier 3", "badges"))
         for row in rows:
             tiers = [row.tier_percent(index) for index in range(3)]
             grid.add_row(

@@ -7,13 +7,14 @@ an array of objects in json/jsonl/csv/tsv. Reports with overall totals end with 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from bapp_cli.cli.cells import ENROLMENT_STYLES, answers_text, percent_style
 from bapp_cli.cli.context import state, utc_now
-from bapp_cli.cli.options import FormatOption, JsonOption
+from bapp_cli.cli.options import output_command
 from bapp_cli.cli.unit_of_work import reading
 
 if TYPE_CHECKING:
@@ -28,26 +29,16 @@ BAR_WIDTH = 6
 COUNT_BAR_WIDTH = 6
 # a cell holds eight steps, so small differences between pathways still show
 EIGHTHS = ("", "▏", "▎", "▍", "▌", "▋", "▊", "▉")
-BOOKING_STYLES = {
-    "pending": "yellow",
-    "confirmed": "cyan",
-    "completed": "green",
-    "cancelled": "dim",
-    "no_show": "red",
-}
+BOOKING_STYLES = {"pending": "yellow", "confirmed": "cyan", "completed": "green", "cancelled": "dim", "no_show": "red"}
 
-BuilderOption = Annotated[str | None, typer.Option("--builder", help="Builder e-mail.", show_default=False)]
+BuilderOption = Annotated[str | None, typer.Option("--builder", help="Builder e-mail.")]
 FromOption = Annotated[
     str | None,
     typer.Option(
-        "--from",
-        help="Bookings starting at or after WHEN (ISO 8601; a naive time or a date is read in --timezone).",
-        show_default=False,
+        "--from", help="Bookings starting at or after WHEN (ISO 8601; a naive time or a date is read in --timezone)."
     ),
 ]
-ToOption = Annotated[
-    str | None, typer.Option("--to", help="Bookings starting before WHEN (exclusive).", show_default=False)
-]
+ToOption = Annotated[str | None, typer.Option("--to", help="Bookings starting before WHEN (exclusive).")]
 TotalsOption = Annotated[
     bool,
     typer.Option(
@@ -138,7 +129,7 @@ def _period_caption(period: Period, sink: OutputSink, builder: str | None = None
 # -- bookings by pathway ------------------------------------------------------------------------------
 
 
-@app.command("bookings-by-pathway")
+@output_command(app, "bookings-by-pathway")
 def bookings_by_pathway(
     ctx: typer.Context,
     builder: BuilderOption = None,
@@ -148,8 +139,6 @@ def bookings_by_pathway(
         bool, typer.Option("--list", help="List the bookings grouped by pathway instead of counting them.")
     ] = False,
     totals: TotalsOption = True,
-    fmt: FormatOption = None,
-    as_json: JsonOption = False,
 ) -> None:
     """Count bookings per pathway and status, or list them grouped by pathway (--list).
 
@@ -173,7 +162,7 @@ def bookings_by_pathway(
       bapp reports bookings-by-pathway --format csv > bookings-by-pathway.csv
     """
     app_state = state(ctx)
-    sink = app_state.output(fmt, as_json)
+    sink = app_state.output()
     period = _period(app_state, start_from, start_to)
     if listing:
         from bapp_cli.services.booking import BOOKING_COLUMNS
@@ -264,17 +253,11 @@ def _listing_renderer(groups: list[Any], sink: OutputSink, caption: str) -> Any:
 # -- client progress ----------------------------------------------------------------------------------
 
 
-@app.command("client-progress")
+@output_command(app, "client-progress")
 def client_progress(
     ctx: typer.Context,
-    builder: Annotated[
-        str | None, typer.Option("--builder", help="Only the enrolments this builder coaches.", show_default=False)
-    ] = None,
-    pathway: Annotated[
-        str | None, typer.Option("--pathway", help="Only this pathway (any case).", show_default=False)
-    ] = None,
-    fmt: FormatOption = None,
-    as_json: JsonOption = False,
+    builder: Annotated[str | None, typer.Option("--builder", help="Only the enrolments this builder coaches.")] = None,
+    pathway: Annotated[str | None, typer.Option("--pathway", help="Only this pathway (any case).")] = None,
 ) -> None:
     """Per client and pathway: enrolment status, done/total and % per tier and overall, badges, last activity.
 
@@ -298,17 +281,16 @@ def client_progress(
     from bapp_cli.services.reports import CLIENT_PROGRESS_COLUMNS
     from bapp_cli.services.reports import client_progress as build_report
 
-    with reading(ctx, fmt, as_json) as (sink, session):
+    with reading(ctx) as (sink, session):
         lines = build_report(session, builder=builder, pathway=pathway)
-        if sink.format == "table":
-            sink.records([], CLIENT_PROGRESS_COLUMNS, table=_progress_renderer(list(lines), sink))
-        else:
-            # streamed from the cursor, one enrolment at a time
-            sink.records((line.as_record() for line in lines), CLIENT_PROGRESS_COLUMNS)
+        # streamed from the cursor, one enrolment at a time (a table lists them first)
+        draw = _progress_renderer(lines, sink)
+        sink.records((line.as_record() for line in lines), CLIENT_PROGRESS_COLUMNS, table=draw)
 
 
-def _progress_renderer(lines: list[Any], sink: OutputSink) -> Any:
+def _progress_renderer(found: Iterable[Any], sink: OutputSink) -> Any:
     def draw(console: Any) -> None:
+        lines = list(found)
         from rich.text import Text
 
         from bapp_cli.services.progress import TABLE_TIERS
@@ -352,14 +334,9 @@ def _progress_renderer(lines: list[Any], sink: OutputSink) -> Any:
 # -- pathway analytics --------------------------------------------------------------------------------
 
 
-@app.command("pathway-analytics")
+@output_command(app, "pathway-analytics")
 def pathway_analytics(
-    ctx: typer.Context,
-    start_from: FromOption = None,
-    start_to: ToOption = None,
-    totals: TotalsOption = True,
-    fmt: FormatOption = None,
-    as_json: JsonOption = False,
+    ctx: typer.Context, start_from: FromOption = None, start_to: ToOption = None, totals: TotalsOption = True
 ) -> None:
     """Per pathway: enrolments, average progress, completion rate and time, top skills, bookings.
 
@@ -393,7 +370,7 @@ def pathway_analytics(
     from bapp_cli.services.reports import pathway_analytics as build_report
 
     app_state = state(ctx)
-    sink = app_state.output(fmt, as_json)
+    sink = app_state.output()
     period = _period(app_state, start_from, start_to)
     with app_state.reading() as session:
         report = build_report(session, period=period)

@@ -14,10 +14,11 @@ from bapp_cli.cli.options import (
     JsonOption,
     LimitOption,
     OffsetOption,
+    output_command,
     search_option,
 )
-from bapp_cli.cli.terminal import styled
-from bapp_cli.cli.unit_of_work import reading
+from bapp_cli.cli.terminal import detail_table, listing_table, styled
+from bapp_cli.cli.unit_of_work import changing, reading
 from bapp_cli.errors import UsageError
 
 if TYPE_CHECKING:
@@ -49,7 +50,6 @@ def _state_text(view: SessionTypeView) -> Any:
 
 def render_catalogue(views: list[SessionTypeView], console: Any, *, title: str) -> None:
     """One table per category, in the order clients see them."""
-    from rich.table import Table
 
     from bapp_cli.cli.table_width import fit_to_terminal
     from bapp_cli.services.session_types import CATEGORY_ORDER
@@ -61,9 +61,8 @@ def render_catalogue(views: list[SessionTypeView], console: Any, *, title: str) 
         group = [view for view in views if view.category == category]
         if not group:
             continue
-        grid = Table(title=CATEGORY_TITLES.get(category, category), title_justify="left", header_style="bold")
-        for column in TABLE_COLUMNS:
-            grid.add_column(column, justify="right" if column in ("id", "minutes", "price", "order") else "left")
+        right = ("id", "minutes", "price", "order")
+        grid = listing_table(CATEGORY_TITLES.get(category, category), TABLE_COLUMNS, right=right, title_justify="left")
         for view in group:
             options = [option for option in view.duration_options or [] if option != view.duration_minutes]
             minutes = str(view.duration_minutes) + (f" (+{'/'.join(map(str, options))})" if options else "")
@@ -88,11 +87,7 @@ def render_catalogue(views: list[SessionTypeView], console: Any, *, title: str) 
 
 
 def render_session(view: SessionTypeView, console: Any) -> None:
-    from rich.table import Table
 
-    grid = Table(title=view.title, title_justify="left", show_header=False, box=None, padding=(0, 2))
-    grid.add_column(style="bold")
-    grid.add_column()
     rows = [
         ("id", str(view.id)),
         ("slug", view.slug or "—"),
@@ -111,13 +106,10 @@ def render_session(view: SessionTypeView, console: Any) -> None:
         ("booking link", view.scheduling_url or "—"),
         ("description", view.description or "—"),
     ]
-    for key, value in rows:
-        grid.add_row(key, value)
-    console.print(grid)
+    console.print(detail_table(view.title, rows, title_justify="left"))
     if view.custom_questions:
-        questions = Table(title="Custom questions", title_justify="left", header_style="bold")
-        for column in ("#", "question", "type", "required", "choices"):
-            questions.add_column(column)
+        headers = ("#", "question", "type", "required", "choices")
+        questions = listing_table("Custom questions", headers, title_justify="left")
         for question in sorted(view.custom_questions, key=lambda item: item.get("position", 0)):
             choices = ", ".join(question.get("answer_choices") or [])
             if question.get("include_other"):
@@ -137,15 +129,9 @@ def render_session(view: SessionTypeView, console: Any) -> None:
 def list_command(
     ctx: typer.Context,
     include_all: Annotated[bool, typer.Option("--all", help="Include session types that are not bookable.")] = False,
-    category: Annotated[
-        str | None, typer.Option("--category", help="free, pathway or specialized.", show_default=False)
-    ] = None,
-    pathway: Annotated[
-        str | None, typer.Option("--pathway", help="Only types linked to this pathway.", show_default=False)
-    ] = None,
-    builder: Annotated[
-        str | None, typer.Option("--builder", help="Only this builder's types (e-mail).", show_default=False)
-    ] = None,
+    category: Annotated[str | None, typer.Option("--category", help="free, pathway or specialized.")] = None,
+    pathway: Annotated[str | None, typer.Option("--pathway", help="Only types linked to this pathway.")] = None,
+    builder: Annotated[str | None, typer.Option("--builder", help="Only this builder's types (e-mail).")] = None,
     search: Annotated[str | None, search_option("slug or title")] = None,
     limit: LimitOption = None,
     offset: OffsetOption = 0,
@@ -182,12 +168,10 @@ def list_command(
     )
 
 
-@app.command("show")
+@output_command(app, "show")
 def show(
     ctx: typer.Context,
     session_type: Annotated[str, typer.Argument(metavar="SESSION", help="Id, slug or Calendly URI.")],
-    fmt: FormatOption = None,
-    as_json: JsonOption = False,
 ) -> None:
     """Show one session type with its custom questions.
 
@@ -199,34 +183,29 @@ def show(
     from bapp_cli.services.session_admin import show_session_type
     from bapp_cli.services.session_types import SESSION_COLUMNS
 
-    with reading(ctx, fmt, as_json) as (sink, session):
+    with reading(ctx) as (sink, session):
         view = show_session_type(session, session_type)
     sink.record(view.as_record(), SESSION_COLUMNS, table=lambda console: render_session(view, console))
 
 
-CategoryOption = Annotated[
-    str | None, typer.Option("--category", help="free, pathway or specialized.", show_default=False)
-]
+CategoryOption = Annotated[str | None, typer.Option("--category", help="free, pathway or specialized.")]
 RequiresAuthOption = Annotated[
     bool | None,
     typer.Option(
         "--requires-auth/--no-requires-auth",
         help="Whether booking needs an account [default: from the category: free → no, otherwise yes].",
-        show_default=False,
     ),
 ]
-PathwayOption = Annotated[
-    list[str] | None, typer.Option("--pathway", help="Link a pathway (repeat for several).", show_default=False)
-]
-PriceOption = Annotated[
-    str | None, typer.Option("--price", help="Price, e.g. 30.00 [default 0.00].", show_default=False)
-]
-CurrencyOption = Annotated[
-    str | None, typer.Option("--currency", help="Three-letter currency code [default GBP].", show_default=False)
-]
+PathwayOption = Annotated[list[str] | None, typer.Option("--pathway", help="Link a pathway (repeat for several).")]
+PriceOption = Annotated[str | None, typer.Option("--price", help="Price, e.g. 30.00 [default 0.00].")]
+CurrencyOption = Annotated[str | None, typer.Option("--currency", help="Three-letter currency code [default GBP].")]
 
 
-@app.command("add")
+def _display_order_option(help_text: str) -> Any:
+    return typer.Option("--display-order", min=-MAX_OPTION_INT - 1, max=MAX_OPTION_INT, help=help_text)
+
+
+@output_command(app, "add")
 def add(
     ctx: typer.Context,
     title: Annotated[str, typer.Option("--title", help="Session title.")],
@@ -236,26 +215,11 @@ def add(
     pathway: PathwayOption = None,
     price: PriceOption = None,
     currency: CurrencyOption = None,
-    builder: Annotated[
-        str | None, typer.Option("--builder", help="The builder who runs it (e-mail).", show_default=False)
-    ] = None,
-    description: Annotated[str | None, typer.Option("--description", help="Description.", show_default=False)] = None,
-    slug: Annotated[
-        str | None, typer.Option("--slug", help="Slug [default: from the title].", show_default=False)
-    ] = None,
-    display_order: Annotated[
-        int | None,
-        typer.Option(
-            "--display-order",
-            min=-MAX_OPTION_INT - 1,
-            max=MAX_OPTION_INT,
-            help="Position within its category [default 0].",
-            show_default=False,
-        ),
-    ] = None,
+    builder: Annotated[str | None, typer.Option("--builder", help="The builder who runs it (e-mail).")] = None,
+    description: Annotated[str | None, typer.Option("--description", help="Description.")] = None,
+    slug: Annotated[str | None, typer.Option("--slug", help="Slug [default: from the title].")] = None,
+    display_order: Annotated[int | None, _display_order_option("Position within its category [default 0].")] = None,
     dry_run: DryRunOption = False,
-    fmt: FormatOption = None,
-    as_json: JsonOption = False,
 ) -> None:
     """Add a local-only session type (not from Calendly; sync never touches it).
 
@@ -268,8 +232,6 @@ def add(
     from bapp_cli.services.session_admin import NewSessionType, add_session_type
     from bapp_cli.services.session_types import SESSION_COLUMNS
 
-    app_state = state(ctx)
-    sink = app_state.output(fmt, as_json)
     draft = NewSessionType(
         title=title,
         duration_minutes=duration,
@@ -283,13 +245,13 @@ def add(
         slug=slug,
         display_order=display_order,
     )
-    with app_state.transaction(dry_run=dry_run) as session:
+    with changing(ctx, dry_run=dry_run) as (sink, session):
         view = add_session_type(session, draft, now=utc_now())
     sink.info(f"{'Would add' if dry_run else 'Added'} session type {view.id}: {view.title} ({view.category}).")
     sink.record(view.as_record(), SESSION_COLUMNS, table=lambda console: render_session(view, console))
 
 
-@app.command("update")
+@output_command(app, "update")
 def update(
     ctx: typer.Context,
     session_type: Annotated[str, typer.Argument(metavar="SESSION", help="Id, slug or Calendly URI.")],
@@ -301,23 +263,11 @@ def update(
     ] = False,
     price: PriceOption = None,
     currency: CurrencyOption = None,
-    display_order: Annotated[
-        int | None,
-        typer.Option(
-            "--display-order",
-            min=-MAX_OPTION_INT - 1,
-            max=MAX_OPTION_INT,
-            help="Position within its category.",
-            show_default=False,
-        ),
-    ] = None,
+    display_order: Annotated[int | None, _display_order_option("Position within its category.")] = None,
     enabled: Annotated[
-        bool | None,
-        typer.Option("--enable/--disable", help="Local switch: a disabled type is never bookable.", show_default=False),
+        bool | None, typer.Option("--enable/--disable", help="Local switch: a disabled type is never bookable.")
     ] = None,
     dry_run: DryRunOption = False,
-    fmt: FormatOption = None,
-    as_json: JsonOption = False,
 ) -> None:
     """Change the curated fields of a session type (sync never overwrites these).
 
@@ -334,8 +284,6 @@ def update(
     from bapp_cli.services.session_admin import SessionTypeChanges, update_session_type
     from bapp_cli.services.session_types import SESSION_COLUMNS
 
-    app_state = state(ctx)
-    sink = app_state.output(fmt, as_json)
     changes = SessionTypeChanges(
         category=category,
         requires_auth=requires_auth,
@@ -348,7 +296,7 @@ def update(
     )
     if changes.empty:
         raise UsageError("nothing to update", hint="pass at least one of the options (see --help)")
-    with app_state.transaction(dry_run=dry_run) as session:
+    with changing(ctx, dry_run=dry_run) as (sink, session):
         result = update_session_type(session, session_type, changes, now=utc_now())
     view = result.session_type
     if result.changed:
@@ -364,23 +312,17 @@ def update(
 MAX_SLOT_DAYS = 366
 
 
-@app.command("slots")
+@output_command(app, "slots")
 def slots(
     ctx: typer.Context,
-    session_ref: Annotated[str, typer.Argument(help="Session type: id, slug or Calendly URI.", show_default=False)],
+    session_ref: Annotated[str, typer.Argument(help="Session type: id, slug or Calendly URI.")],
     start_from: Annotated[
-        str | None,
-        typer.Option("--from", help="First day (a date, or an ISO 8601 time) [default: now].", show_default=False),
+        str | None, typer.Option("--from", help="First day (a date, or an ISO 8601 time) [default: now].")
     ] = None,
     days: Annotated[int, typer.Option("--days", help=f"How many days to show (1–{MAX_SLOT_DAYS}).")] = 7,
     timezone: Annotated[
-        str | None,
-        typer.Option(
-            "--timezone", help="Show times in this IANA zone [default: the global --timezone].", show_default=False
-        ),
+        str | None, typer.Option("--timezone", help="Show times in this IANA zone [default: the global --timezone].")
     ] = None,
-    fmt: FormatOption = None,
-    as_json: JsonOption = False,
 ) -> None:
     """Open start times of a Calendly session type, live from Calendly.
 
@@ -401,7 +343,7 @@ def slots(
     from bapp_cli.services.instants import get_zone, parse_instant
 
     app_state = state(ctx)
-    sink = app_state.output(fmt, as_json)
+    sink = app_state.output()
     zone_name = get_zone(timezone, field="timezone").key if timezone is not None else app_state.timezone
     if not 1 <= days <= MAX_SLOT_DAYS:
         raise UsageError(f"--days: {days} is not between 1 and {MAX_SLOT_DAYS}")
@@ -410,6 +352,9 @@ def slots(
     end = begin + dt.timedelta(days=days)
     with app_state.reading() as session:
         target = calendly_session(session, session_ref)
+    if begin < now:  # said, so a past --from does not look like a fully booked calendar
+        rest = "from now on" if end > now else "none in that window"
+        sink.notice(f"--from {start_from}: Calendly offers only future slots; {rest}.")
     found = []
     if end > now:
         with app_state.calendly_client() as client:
@@ -418,16 +363,13 @@ def slots(
     zone = get_zone(zone_name)
 
     def table(console: Any) -> None:
-        from rich.table import Table
 
         by_day: dict[str, list[str]] = {}
         for slot in found:
             local = slot.start_time.astimezone(zone)
             seats = f" ({slot.invitees_remaining} left)" if target.kind == "group" else ""
             by_day.setdefault(local.strftime("%a %d %b"), []).append(local.strftime("%H:%M") + seats)
-        grid = Table(title=f"Open times of {target.title} ({zone_name})", header_style="bold")
-        for day in by_day:
-            grid.add_column(day)
+        grid = listing_table(f"Open times of {target.title} ({zone_name})", by_day)
         if by_day:
             grid.add_row(*("\n".join(times) for times in by_day.values()))
             console.print(grid, markup=False)

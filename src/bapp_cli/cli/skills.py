@@ -11,13 +11,13 @@ from bapp_cli.cli.context import state, utc_now
 from bapp_cli.cli.options import (
     MAX_OPTION_INT,
     DryRunOption,
-    FormatOption,
-    JsonOption,
     LimitOption,
     OffsetOption,
     YesOption,
+    output_command,
     search_option,
 )
+from bapp_cli.cli.terminal import listing_table
 from bapp_cli.cli.unit_of_work import changing, reading
 
 app = typer.Typer(help="Manage skills, link them to pathway tiers, and track clients' progress.", no_args_is_help=True)
@@ -25,11 +25,7 @@ app = typer.Typer(help="Manage skills, link them to pathway tiers, and track cli
 
 def _skill_table(views: list[Any], title: str) -> Any:
     def draw(console: Any) -> None:
-        from rich.table import Table
-
-        table = Table(title=title, header_style="bold")
-        for column in ("slug", "name", "domain", "fundamental", "links", "archived"):
-            table.add_column(column)
+        table = listing_table(title, ("slug", "name", "domain", "fundamental", "links", "archived"))
         for view in views:
             table.add_row(
                 view.slug,
@@ -67,11 +63,11 @@ def _report_outcome(sink: Any, client: str, outcome: Any, enrolled: list[str]) -
         sink.info(f"🎉 Pathway completed: {slug}")
 
 
-@app.command("add")
+@output_command(app, "add")
 def add(
     ctx: typer.Context,
     slug: Annotated[str, typer.Argument(help="New skill slug (any case; stored lowercase).")],
-    name: Annotated[str, typer.Option("--name", help="Display name.", show_default=False)],
+    name: Annotated[str, typer.Option("--name", help="Display name.")],
     description: Annotated[str | None, typer.Option("--description", help="What the skill covers.")] = None,
     domain: Annotated[str | None, typer.Option("--domain", help="Subject area, e.g. 'prompting'.")] = None,
     fundamental: Annotated[
@@ -81,8 +77,6 @@ def add(
         list[str] | None, typer.Option("--link", help="PATHWAY:TIER to link it to; repeat for several pathways.")
     ] = None,
     dry_run: DryRunOption = False,
-    fmt: FormatOption = None,
-    as_json: JsonOption = False,
 ) -> None:
     """Add a skill, optionally fundamental and linked to pathway tiers.
 
@@ -93,7 +87,7 @@ def add(
     """
     from bapp_cli.services.skills import add_skill
 
-    with changing(ctx, fmt, as_json, dry_run=dry_run) as (sink, session):
+    with changing(ctx, dry_run=dry_run) as (sink, session):
         change = add_skill(
             session,
             slug,
@@ -107,7 +101,7 @@ def add(
     _report_skill(sink, change, "Would add" if dry_run else "Added")
 
 
-@app.command("update")
+@output_command(app, "update")
 def update(
     ctx: typer.Context,
     slug: Annotated[str, typer.Argument(help="Skill slug.")],
@@ -115,12 +109,9 @@ def update(
     description: Annotated[str | None, typer.Option("--description", help="New description ('' clears it).")] = None,
     domain: Annotated[str | None, typer.Option("--domain", help="New domain ('' clears it).")] = None,
     fundamental: Annotated[
-        bool | None,
-        typer.Option("--fundamental/--not-fundamental", help="Flag or unflag as fundamental.", show_default=False),
+        bool | None, typer.Option("--fundamental/--not-fundamental", help="Flag or unflag as fundamental.")
     ] = None,
     dry_run: DryRunOption = False,
-    fmt: FormatOption = None,
-    as_json: JsonOption = False,
 ) -> None:
     """Rename, describe or re-domain a skill, or change its fundamental flag.
 
@@ -131,21 +122,19 @@ def update(
     """
     from bapp_cli.services.skills import update_skill
 
-    with changing(ctx, fmt, as_json, dry_run=dry_run) as (sink, session):
+    with changing(ctx, dry_run=dry_run) as (sink, session):
         change = update_skill(
             session, slug, now=utc_now(), name=name, description=description, domain=domain, fundamental=fundamental
         )
     _report_skill(sink, change, "Would update" if dry_run else "Updated")
 
 
-@app.command("link")
+@output_command(app, "link")
 def link(
     ctx: typer.Context,
     slug: Annotated[str, typer.Argument(help="Skill slug.")],
     target: Annotated[str, typer.Argument(metavar="PATHWAY:TIER", help="Pathway and tier, e.g. accelerate:2.")],
     dry_run: DryRunOption = False,
-    fmt: FormatOption = None,
-    as_json: JsonOption = False,
 ) -> None:
     """Link a skill to a pathway tier (or move it to another tier of that pathway).
 
@@ -156,19 +145,17 @@ def link(
     """
     from bapp_cli.services.skills import link_skill
 
-    with changing(ctx, fmt, as_json, dry_run=dry_run) as (sink, session):
+    with changing(ctx, dry_run=dry_run) as (sink, session):
         change = link_skill(session, slug, target, now=utc_now())
     _report_skill(sink, change, "Would link" if dry_run else "Linked")
 
 
-@app.command("unlink")
+@output_command(app, "unlink")
 def unlink(
     ctx: typer.Context,
     slug: Annotated[str, typer.Argument(help="Skill slug.")],
     pathway: Annotated[str, typer.Argument(help="Pathway slug (any case).")],
     dry_run: DryRunOption = False,
-    fmt: FormatOption = None,
-    as_json: JsonOption = False,
 ) -> None:
     """Remove a skill from a pathway (clients' progress rows stay).
 
@@ -178,18 +165,14 @@ def unlink(
     """
     from bapp_cli.services.skills import unlink_skill
 
-    with changing(ctx, fmt, as_json, dry_run=dry_run) as (sink, session):
+    with changing(ctx, dry_run=dry_run) as (sink, session):
         change = unlink_skill(session, slug, pathway, now=utc_now())
     _report_skill(sink, change, "Would unlink" if dry_run else "Unlinked")
 
 
-@app.command("archive")
+@output_command(app, "archive")
 def archive(
-    ctx: typer.Context,
-    slug: Annotated[str, typer.Argument(help="Skill slug.")],
-    yes: YesOption = False,
-    fmt: FormatOption = None,
-    as_json: JsonOption = False,
+    ctx: typer.Context, slug: Annotated[str, typer.Argument(help="Skill slug.")], yes: YesOption = False
 ) -> None:
     """Archive a skill: it leaves tier counts and fundamentals; clients' history stays.
 
@@ -199,12 +182,12 @@ def archive(
     """
     from bapp_cli.services.skills import archive_skill
 
-    with changing(ctx, fmt, as_json, ask=f"Archive skill {slug.strip().lower()}?", yes=yes) as (sink, session):
+    with changing(ctx, ask=f"Archive skill {slug.strip().lower()}?", yes=yes) as (sink, session):
         change = archive_skill(session, slug, now=utc_now())
     _report_skill(sink, change, "Archived")
 
 
-@app.command("list")
+@output_command(app, "list")
 def list_command(
     ctx: typer.Context,
     pathway: Annotated[str | None, typer.Option("--pathway", help="Only skills linked to this pathway.")] = None,
@@ -216,8 +199,6 @@ def list_command(
     search: Annotated[str | None, search_option("slug, name or domain")] = None,
     limit: LimitOption = None,
     offset: OffsetOption = 0,
-    fmt: FormatOption = None,
-    as_json: JsonOption = False,
 ) -> None:
     """List skills with their pathway links.
 
@@ -231,7 +212,7 @@ def list_command(
     from bapp_cli.services.listing import Page
     from bapp_cli.services.skills import SKILL_COLUMNS, list_skills
 
-    with reading(ctx, fmt, as_json) as (sink, session):
+    with reading(ctx) as (sink, session):
         views = list_skills(
             session,
             pathway=pathway,
@@ -243,19 +224,16 @@ def list_command(
     sink.records([view.as_record() for view in views], SKILL_COLUMNS, table=_skill_table(views, "Skills"))
 
 
-@app.command("assign")
+@output_command(app, "assign")
 def assign(
     ctx: typer.Context,
     email: Annotated[str, typer.Argument(help="Client e-mail.")],
-    skills: Annotated[
-        list[str] | None, typer.Argument(help="Skill slugs (or use --pathway).", show_default=False)
-    ] = None,
+    skills: Annotated[list[str] | None, typer.Argument(help="Skill slugs (or use --pathway).")] = None,
     pathway: Annotated[
         str | None, typer.Option("--pathway", help="Every skill of this pathway (enrols the client if needed).")
     ] = None,
     tier: Annotated[
-        int | None,
-        typer.Option("--tier", min=1, max=MAX_OPTION_INT, help="With --pathway: only this tier's skills."),
+        int | None, typer.Option("--tier", min=1, max=MAX_OPTION_INT, help="With --pathway: only this tier's skills.")
     ] = None,
     status: Annotated[
         str, typer.Option("--status", help="Starting status: not_started, in_progress or completed.")
@@ -269,8 +247,6 @@ def assign(
     ] = None,
     note: Annotated[str | None, typer.Option("--note", help="A note kept on each progress row.")] = None,
     dry_run: DryRunOption = False,
-    fmt: FormatOption = None,
-    as_json: JsonOption = False,
 ) -> None:
     """Assign skills to a client: named skills, or every skill of a pathway (and tier). Idempotent.
 
@@ -282,7 +258,7 @@ def assign(
     """
     from bapp_cli.services.skills import assign_skills
 
-    with changing(ctx, fmt, as_json, dry_run=dry_run) as (sink, session):
+    with changing(ctx, dry_run=dry_run) as (sink, session):
         result = assign_skills(
             session,
             email,
@@ -304,8 +280,8 @@ def assign(
     _report_outcome(sink, result.client, result.outcome, result.enrolled)
 
 
-def _progress_command(ctx: typer.Context, fmt: str | None, as_json: bool, dry_run: bool, action: Any) -> None:
-    with changing(ctx, fmt, as_json, dry_run=dry_run) as (sink, session):
+def _progress_command(ctx: typer.Context, dry_run: bool, action: Any) -> None:
+    with changing(ctx, dry_run=dry_run) as (sink, session):
         change = action(session)
     sink.record(change.as_record())
     mark = SKILL_STATUS_STYLES.get(change.status, ("", ""))[0]
@@ -316,14 +292,12 @@ def _progress_command(ctx: typer.Context, fmt: str | None, as_json: bool, dry_ru
     _report_outcome(sink, change.client, change.outcome, [])
 
 
-@app.command("start")
+@output_command(app, "start")
 def start(
     ctx: typer.Context,
     email: Annotated[str, typer.Argument(help="Client e-mail.")],
     skill: Annotated[str, typer.Argument(help="Skill slug.")],
     dry_run: DryRunOption = False,
-    fmt: FormatOption = None,
-    as_json: JsonOption = False,
 ) -> None:
     """Mark a skill in progress for a client (assigning it if needed).
 
@@ -333,10 +307,10 @@ def start(
     """
     from bapp_cli.services.skills import start_skill
 
-    _progress_command(ctx, fmt, as_json, dry_run, lambda session: start_skill(session, email, skill, now=utc_now()))
+    _progress_command(ctx, dry_run, lambda session: start_skill(session, email, skill, now=utc_now()))
 
 
-@app.command("complete")
+@output_command(app, "complete")
 def complete(
     ctx: typer.Context,
     email: Annotated[str, typer.Argument(help="Client e-mail.")],
@@ -347,14 +321,11 @@ def complete(
             "--via",
             help="How it was completed: manual, assessment, builder_validation or auto "
             "[default: builder_validation with --validated-by, else manual].",
-            show_default=False,
         ),
     ] = None,
     validated_by: Annotated[str | None, typer.Option("--validated-by", help="The validating builder's e-mail.")] = None,
     note: Annotated[str | None, typer.Option("--note", help="A note kept on the progress row.")] = None,
     dry_run: DryRunOption = False,
-    fmt: FormatOption = None,
-    as_json: JsonOption = False,
 ) -> None:
     """Complete a skill for a client; awards any badges and completes any pathway this finishes.
 
@@ -368,8 +339,6 @@ def complete(
 
     _progress_command(
         ctx,
-        fmt,
-        as_json,
         dry_run,
         lambda session: complete_skill(
             session, email, skill, now=utc_now(), via=via, validated_by=validated_by, note=note
@@ -377,14 +346,12 @@ def complete(
     )
 
 
-@app.command("reset")
+@output_command(app, "reset")
 def reset(
     ctx: typer.Context,
     email: Annotated[str, typer.Argument(help="Client e-mail.")],
     skill: Annotated[str, typer.Argument(help="Skill slug.")],
     yes: YesOption = False,
-    fmt: FormatOption = None,
-    as_json: JsonOption = False,
 ) -> None:
     """Reset a client's skill to not_started (badges already earned are kept).
 
@@ -395,4 +362,4 @@ def reset(
     from bapp_cli.services.skills import reset_skill
 
     state(ctx).confirm(yes, f"Reset {skill.strip().lower()} for {email.strip().lower()}?")
-    _progress_command(ctx, fmt, as_json, False, lambda session: reset_skill(session, email, skill, now=utc_now()))
+    _progress_command(ctx, False, lambda session: reset_skill(session, email, skill, now=utc_now()))

@@ -22,6 +22,7 @@ from __future__ import annotations
 import functools
 import os
 import re
+from collections.abc import Container, Iterable
 from typing import IO, Any
 
 _REPLACEMENT = "\N{REPLACEMENT CHARACTER}"
@@ -100,6 +101,28 @@ def styled(text: str, style: str | None) -> Any:
         except StyleSyntaxError:
             style = None
     return Text(text, style=style or "")
+
+
+def detail_table(title: str, rows: Iterable[tuple[str, Any]], **frame: Any) -> Any:
+    """One record as a two-column table, the names bold: what every `show` command draws first."""
+    from rich.table import Table
+
+    table = Table(title=title, show_header=False, box=None, padding=(0, 2), **frame)
+    table.add_column(style="bold")
+    table.add_column()
+    for name, value in rows:
+        table.add_row(name, value)
+    return table
+
+
+def listing_table(title: str | None, headers: Iterable[str], *, right: Container[str] = (), **frame: Any) -> Any:
+    """A table with one bold-headed column per header (those in `right` right-aligned); `frame`: Rich's options."""
+    from rich.table import Table
+
+    table = Table(title=title, header_style="bold", **frame)
+    for header in headers:
+        table.add_column(header, justify="right" if header in right else "left")
+    return table
 
 
 @functools.cache

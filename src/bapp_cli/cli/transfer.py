@@ -23,14 +23,13 @@ KIND_HELP = "pathways, skills, builders, clients, enrolments, sessions, bookings
 
 def import_command(
     ctx: typer.Context,
-    kind: Annotated[str, typer.Argument(help=f"What the file holds: {KIND_HELP}", show_default=False)],
-    path: Annotated[str, typer.Argument(help="The file to read, or '-' for stdin.", show_default=False)],
+    kind: Annotated[str, typer.Argument(help=f"What the file holds: {KIND_HELP}")],
+    path: Annotated[str, typer.Argument(help="The file to read, or '-' for stdin.")],
     input_format: Annotated[
         str | None,
         typer.Option(
             "--input-format",
             help="The data's format: csv, tsv, json, jsonl or toml [default: from the extension; required for -].",
-            show_default=False,
         ),
     ] = None,
     dry_run: DryRunOption = False,
@@ -42,11 +41,7 @@ def import_command(
     ] = False,
     rejects: Annotated[
         str | None,
-        typer.Option(
-            "--rejects",
-            help="Write rejected rows here, in the input's format, with an 'error' column.",
-            show_default=False,
-        ),
+        typer.Option("--rejects", help="Write rejected rows here, in the input's format, with an 'error' column."),
     ] = None,
     allow_overlap: Annotated[
         bool, typer.Option("--allow-overlap", help="bookings: skip the overlap rule (rule 6, README: Booking rules).")
@@ -184,18 +179,17 @@ def _after_batch(advance: Callable[[int, int], None], bytes_read: int, rows: int
 
 def export_command(
     ctx: typer.Context,
-    kind: Annotated[str, typer.Argument(help=f"What to export: {KIND_HELP}", show_default=False)],
+    kind: Annotated[str, typer.Argument(help=f"What to export: {KIND_HELP}")],
     fmt: Annotated[
         str | None,
         typer.Option(
             "--format",
             "-f",
             help="The data's format: csv, tsv, json, jsonl or toml [default: from -o's extension, else json].",
-            show_default=False,
         ),
     ] = None,
     output: Annotated[
-        str | None, typer.Option("--output", "-o", help="Write here ('-' = stdout, the default).", show_default=False)
+        str | None, typer.Option("--output", "-o", help="Write here ('-' = stdout, the default).")
     ] = None,
     raw: Annotated[
         bool,

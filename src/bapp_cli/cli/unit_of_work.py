@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 
 @contextlib.contextmanager
-def reading(ctx: typer.Context, fmt: str | None, as_json: bool) -> Iterator[tuple[OutputSink, Session]]:
+def reading(ctx: typer.Context, fmt: str | None = None, as_json: bool = False) -> Iterator[tuple[OutputSink, Session]]:
     app_state = state(ctx)
     sink = app_state.output(fmt, as_json)
     with app_state.reading() as session:
@@ -31,8 +31,8 @@ def reading(ctx: typer.Context, fmt: str | None, as_json: bool) -> Iterator[tupl
 @contextlib.contextmanager
 def changing(
     ctx: typer.Context,
-    fmt: str | None,
-    as_json: bool,
+    fmt: str | None = None,
+    as_json: bool = False,
     *,
     dry_run: bool = False,
     ask: str | None = None,
