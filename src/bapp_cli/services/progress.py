@@ -18,7 +18,7 @@ import datetime as dt
 from collections import defaultdict
 from collections.abc import Collection, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     BigInteger,
@@ -221,10 +221,8 @@ def record_completions(
             )
             .group_by(UserSkillProgress.client_id, SkillPathwayLink.pathway_id, SkillPathwayLink.tier)
         )
-        for chunk in [None] if clients is None else batches(clients):
-            bounded = query if chunk is None else query.where(UserSkillProgress.client_id.in_(chunk))
-            for client_id, pathway_id, tier, count in session.execute(bounded):
-                done[client_id][(pathway_id, tier)] = count
+        for client_id, pathway_id, tier, count in _for_clients(session, query, clients):
+            done[client_id][(pathway_id, tier)] = count
         for client_id, counts in done.items():
             for pathway_id in scope:
                 info = catalogue.pathways.get(pathway_id)
@@ -253,10 +251,8 @@ def record_completions(
             .group_by(UserSkillProgress.client_id)
             .having(func.count() == catalogue.fundamentals)
         )
-        for chunk in [None] if clients is None else batches(clients):
-            scoped = everyone_done if chunk is None else everyone_done.where(UserSkillProgress.client_id.in_(chunk))
-            for client_id in session.scalars(scoped):
-                due[client_id].append(FUNDAMENTALS_KEY)
+        for (client_id,) in _for_clients(session, everyone_done, clients):
+            due[client_id].append(FUNDAMENTALS_KEY)
 
     if not due:
         return {}
@@ -271,6 +267,12 @@ def record_completions(
             {key: catalogue.badge_name(key) for key in keys},
         )
     return outcomes
+
+
+def _for_clients(session: Session, query: Select[*tuple[Any, ...]], clients: list[int] | None) -> Iterator[Any]:
+    """The rows of a per-client query, for every client (None) or batch by batch for the ones given."""
+    for chunk in [None] if clients is None else batches(clients):
+        yield from session.execute(query if chunk is None else query.where(UserSkillProgress.client_id.in_(chunk)))
 
 
 def _award(session: Session, due: dict[int, list[str]], *, now: dt.datetime) -> dict[int, list[str]]:
@@ -356,11 +358,13 @@ class SkillStatus:
         return asdict(self)
 
 
-@dataclass(frozen=True)
-class TierProgress:
-    tier: int
-    name: str
-    skills: list[SkillStatus]
+class _SkillCounts:
+    """Completed, total and percent of a group's skills (a tier, an enrolment, the fundamentals)."""
+
+    if TYPE_CHECKING:
+
+        @property
+        def skills(self) -> list[SkillStatus]: ...
 
     @property
     def completed(self) -> int:
@@ -374,13 +378,20 @@ class TierProgress:
     def percent(self) -> int:
         return percent(self.completed, self.total)
 
+
+@dataclass(frozen=True)
+class TierProgress(_SkillCounts):
+    tier: int
+    name: str
+    skills: list[SkillStatus]
+
     def as_record(self) -> dict[str, Any]:
         counts = {"completed": self.completed, "total": self.total, "percent": self.percent}
         return {"tier": self.tier, "name": self.name, **counts}
 
 
 @dataclass(frozen=True, kw_only=True)
-class PathwayProgress:
+class PathwayProgress(_SkillCounts):
     """One enrolment's progress (the seed's ClientPathway), or the Fundamentals group (pathway None)."""
 
     pathway: str | None
@@ -399,18 +410,6 @@ class PathwayProgress:
         if self.fundamentals is not None:
             return self.fundamentals
         return [item for tier in self.tiers for item in tier.skills]
-
-    @property
-    def completed(self) -> int:
-        return sum(1 for item in self.skills if item.status == "completed")
-
-    @property
-    def total(self) -> int:
-        return len(self.skills)
-
-    @property
-    def percent(self) -> int:
-        return percent(self.completed, self.total)
 
     def as_record(self) -> dict[str, Any]:
         if self.fundamentals is not None:
@@ -515,8 +514,8 @@ def show_progress(session: Session, email: str, *, pathway: str | None = None) -
             )
         ]
     progress = {
-        row.skill_id: row
-        for row in session.execute(
+        skill_id: stamps
+        for skill_id, *stamps in session.execute(
             select(
                 UserSkillProgress.skill_id,
                 UserSkillProgress.status,
@@ -527,10 +526,7 @@ def show_progress(session: Session, email: str, *, pathway: str | None = None) -
     }
 
     def status_of(skill_id: int, slug: str, name: str) -> SkillStatus:
-        row = progress.get(skill_id)
-        if row is None:
-            return SkillStatus(slug, name, "not_started", None, None)
-        return SkillStatus(slug, name, row.status, row.completed_at, row.completion_method)
+        return SkillStatus(slug, name, *progress.get(skill_id, ("not_started", None, None)))
 
     views: list[PathwayProgress] = []
     for enrolment, builder_email in enrolments:
@@ -594,15 +590,9 @@ class ProgressRow:
         return percent(self.completed, self.total)
 
     def as_record(self) -> dict[str, Any]:
-        completed, total = self.tier_completed, self.tier_total
-        return {
-            "client": self.client,
-            "pathway": self.pathway,
-            "status": self.status,
-            "tier1_percent": percent(completed[0], total[0]),
-            "tier2_percent": percent(completed[1], total[1]),
-            "tier3_percent": percent(completed[2], total[2]),
-            "percent": percent(self.completed, self.total),
+        tiers = {f"tier{number}_percent": self.tier_percent(index) for index, number in enumerate(TABLE_TIERS)}
+        return {"client": self.client, "pathway": self.pathway, "status": self.status, **tiers} | {
+            "percent": self.percent,
             "badges": self.badges,
             "last_activity": self.last_activity,
         }
