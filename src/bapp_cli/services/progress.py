@@ -117,30 +117,29 @@ class Catalogue:
     def pathway_total(self, pathway_id: int) -> int:
         return sum(self.total(pathway_id, tier) for tier in self.pathways[pathway_id].tiers)
 
+    def _badge_parts(self, key: str) -> tuple[str, PathwayInfo | None, int | None]:
+        """`tier:<slug>:<n>` → ("tier", its pathway, n); `pathway:<slug>` → ("pathway", its pathway, None)."""
+        kind, _, rest = key.partition(":")
+        slug, _, number = rest.rpartition(":") if kind == "tier" else (rest, "", "")
+        return kind, self.by_slug(slug), int(number) if number.isascii() and number.isdigit() else None
+
     def badge_name(self, key: str) -> str:
         """A badge's human name from the current catalogue (a renamed pathway renames its badges)."""
+        kind, info, number = self._badge_parts(key)
         if key == FUNDAMENTALS_KEY:
             return FUNDAMENTALS_NAME
-        kind, _, rest = key.partition(":")
-        if kind == "pathway":
-            info = self.by_slug(rest)
-            return f"{info.name} complete" if info else key
-        if kind == "tier":
-            slug, _, number = rest.rpartition(":")
-            info = self.by_slug(slug)
-            if info is not None and number.isdigit() and int(number) in info.tiers:
-                return f"{info.name} · {info.tiers[int(number)]}"
+        if kind == "pathway" and info is not None:
+            return f"{info.name} complete"
+        if kind == "tier" and info is not None and number in info.tiers:
+            return f"{info.name} · {info.tiers[number]}"
         return key
 
     def badge_order(self, key: str) -> tuple[int, int, int, str]:
         """Badges in catalogue order: per pathway its tiers then the pathway badge; fundamentals last."""
+        kind, info, number = self._badge_parts(key)
         if key == FUNDAMENTALS_KEY:
             return (1 << 30, 0, 0, key)
-        kind, _, rest = key.partition(":")
-        slug, number = (rest.rpartition(":")[0], rest.rpartition(":")[2]) if kind == "tier" else (rest, "")
-        info = self.by_slug(slug)
-        position = info.position if info else (1 << 29)
-        return (position, 0 if kind == "tier" else 1, int(number) if number.isdigit() else 0, key)
+        return (info.position if info else (1 << 29), 0 if kind == "tier" else 1, number or 0, key)
 
 
 def load_catalogue(session: Session) -> Catalogue:
@@ -412,18 +411,11 @@ class PathwayProgress(_SkillCounts):
         return [item for tier in self.tiers for item in tier.skills]
 
     def as_record(self) -> dict[str, Any]:
+        # the seed's shape always has tier1..tier3; extra tiers follow as tier4, tier5…
+        by_number = {tier.tier: [item.as_record() for item in tier.skills] for tier in self.tiers}
+        grouped = {f"tier{number}": by_number.get(number, []) for number in sorted({*TABLE_TIERS, *by_number})}
         if self.fundamentals is not None:
-            grouped: dict[str, list[dict[str, Any]]] = {
-                "fundamentals": [item.as_record() for item in self.fundamentals]
-            }
-        else:
-            # the seed's shape always has tier1..tier3; extra tiers follow as tier4, tier5…
-            numbers = sorted({*TABLE_TIERS, *(tier.tier for tier in self.tiers)})
-            by_number = {tier.tier: tier for tier in self.tiers}
-            grouped = {
-                f"tier{number}": [item.as_record() for item in by_number[number].skills] if number in by_number else []
-                for number in numbers
-            }
+            grouped = {"fundamentals": [item.as_record() for item in self.fundamentals]}
         return {
             "pathway": self.pathway,
             "name": self.name,
@@ -494,25 +486,16 @@ def show_progress(session: Session, email: str, *, pathway: str | None = None) -
     enrolments = session.execute(enrolment_query).all()
     pathway_ids = [row[0].pathway_id for row in enrolments]
 
-    linked: dict[tuple[int, int], list[tuple[int, str, str]]] = defaultdict(list)
+    skills = select(Skill.id, Skill.slug, Skill.name).where(Skill.archived.is_(False)).order_by(Skill.slug)
+    linked: dict[tuple[int, int], list[Any]] = defaultdict(list)
     if pathway_ids:
-        for pathway_id, tier, skill_id, slug, name in session.execute(
-            select(SkillPathwayLink.pathway_id, SkillPathwayLink.tier, Skill.id, Skill.slug, Skill.name)
-            .join(Skill, Skill.id == SkillPathwayLink.skill_id)
-            .where(SkillPathwayLink.pathway_id.in_(pathway_ids), Skill.archived.is_(False))
-            .order_by(Skill.slug)
+        for skill_id, slug, name, pathway_id, tier in session.execute(
+            skills.add_columns(SkillPathwayLink.pathway_id, SkillPathwayLink.tier)
+            .join(SkillPathwayLink, SkillPathwayLink.skill_id == Skill.id)
+            .where(SkillPathwayLink.pathway_id.in_(pathway_ids))
         ):
             linked[(pathway_id, tier)].append((skill_id, slug, name))
-    fundamentals: list[tuple[int, str, str]] = []
-    if only is None:
-        fundamentals = [
-            (row.id, row.slug, row.name)
-            for row in session.execute(
-                select(Skill.id, Skill.slug, Skill.name)
-                .where(Skill.is_fundamental.is_(True), Skill.archived.is_(False))
-                .order_by(Skill.slug)
-            )
-        ]
+    fundamentals = session.execute(skills.where(Skill.is_fundamental.is_(True))).all() if only is None else []
     progress = {
         skill_id: stamps
         for skill_id, *stamps in session.execute(
