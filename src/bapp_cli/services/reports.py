@@ -232,19 +232,16 @@ class ClientProgressLine:
 
     def as_record(self) -> dict[str, Any]:
         row = self.row
-        record: dict[str, Any] = {"client": row.client, "pathway": row.pathway, "status": row.status}
-        for index, number in enumerate(TABLE_TIERS):
-            record[f"tier{number}_completed"] = row.tier_completed[index]
-            record[f"tier{number}_total"] = row.tier_total[index]
-            record[f"tier{number}_percent"] = row.tier_percent(index)
-        record.update(
-            completed=row.completed,
-            total=row.total,
-            percent=row.percent,
-            badges=row.badges,
-            last_activity=row.last_activity,
-        )
-        return record
+        tiers = {
+            f"tier{number}_{part}": value
+            for index, number in enumerate(TABLE_TIERS)
+            for part, value in (
+                ("completed", row.tier_completed[index]),
+                ("total", row.tier_total[index]),
+                ("percent", row.tier_percent(index)),
+            )
+        }
+        return {name: tiers[name] if name in tiers else getattr(row, name) for name in CLIENT_PROGRESS_COLUMNS}
 
 
 def client_progress(
@@ -360,21 +357,12 @@ def _enrolment_figures(session: Session) -> dict[int, tuple[int, ...]]:
         return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
 
     dated = and_(per_enrolment.c.status == "completed", per_enrolment.c.days.is_not(None))
+    percent = (per_enrolment.c.done * 100) // per_enrolment.c.linked
     query = select(
         per_enrolment.c.pathway_id,
         func.count(),
-        counting(per_enrolment.c.status == "active"),
-        counting(per_enrolment.c.status == "paused"),
-        counting(per_enrolment.c.status == "completed"),
-        func.coalesce(
-            func.sum(
-                case(
-                    (per_enrolment.c.linked > 0, (per_enrolment.c.done * 100) // per_enrolment.c.linked),
-                    else_=0,
-                )
-            ),
-            0,
-        ),
+        *(counting(per_enrolment.c.status == status) for status in ("active", "paused", "completed")),
+        func.coalesce(func.sum(case((per_enrolment.c.linked > 0, percent), else_=0)), 0),
         func.coalesce(func.sum(case((dated, per_enrolment.c.days), else_=0)), 0),
         counting(dated),
     ).group_by(per_enrolment.c.pathway_id)

@@ -499,14 +499,9 @@ class ProgressImporter(_PeopleImporter):
         found: dict[tuple[int, int], dict[str, Any]] = {}
         skills = sorted(set(skill_ids))
         for part in bulk.chunks(sorted(set(client_ids))):
+            table = UserSkillProgress.__table__
             for row in self.session.execute(
-                select(
-                    UserSkillProgress.id,
-                    UserSkillProgress.client_id,
-                    UserSkillProgress.skill_id,
-                    UserSkillProgress.updated_at,
-                    *(UserSkillProgress.__table__.c[name] for name in _PROGRESS_COLUMNS),
-                ).where(UserSkillProgress.client_id.in_(part), UserSkillProgress.skill_id.in_(skills))
+                select(table).where(table.c.client_id.in_(part), table.c.skill_id.in_(skills))
             ):
                 found[(row.client_id, row.skill_id)] = dict(row._mapping)
         return found
