@@ -568,16 +568,10 @@ def assign_skills(
         if skill.archived and skill.id not in existing:
             raise InvalidInput(f"skill: {skill.slug!r} is archived and cannot be assigned", code="skill_archived")
 
-    enrolled: list[str] = []
-    if target is not None:
-        _, created = enrol(session, client, target, now=now)
-        if created:
-            enrolled.append(target.slug)
+    enrolled = [target.slug] if target is not None and enrol(session, client, target, now=now)[1] else []
     under = {} if target is not None else _assigned_under(session, client.id, [skill.id for skill in chosen])
 
-    assigned: list[str] = []
-    updated: list[str] = []
-    unchanged: list[str] = []
+    by_outcome: dict[str, list[str]] = {"assigned": [], "updated": [], "unchanged": []}
     completed_now: list[Skill] = []
     for skill in chosen:
         row = existing.get(skill.id)
@@ -586,7 +580,7 @@ def assign_skills(
             row = _new_row(session, client, skill, target.id if target is not None else under.get(skill.id), now)
             row.notes = clean_note
             _apply_status(row, wanted_status, completion, now)
-            assigned.append(skill.slug)
+            by_outcome["assigned"].append(skill.slug)
             _audit_progress(session, client, skill, {"assigned": wanted_status})
         else:
             changes: dict[str, Any] = {}
@@ -597,11 +591,9 @@ def assign_skills(
                 changes["notes"] = clean_note
                 row.notes = clean_note
                 row.updated_at = now
+            by_outcome["updated" if changes else "unchanged"].append(skill.slug)
             if changes:
-                updated.append(skill.slug)
                 _audit_progress(session, client, skill, changes)
-            else:
-                unchanged.append(skill.slug)
         if row.status == "completed" and not was_completed:
             completed_now.append(skill)
     session.flush()
@@ -610,9 +602,7 @@ def assign_skills(
         pathway=target.slug if target is not None else None,
         tier=tier,
         status=wanted_status,
-        assigned=assigned,
-        updated=updated,
-        unchanged=unchanged,
+        **by_outcome,
         enrolled=enrolled,
         outcome=_after_completion(session, client, completed_now, now),
     )
@@ -630,43 +620,18 @@ def _progress_change(
     session.flush()
     validator = session.get(User, row.validated_by_id) if row.validated_by_id is not None else None
     pathway = session.get(Pathway, row.pathway_id) if row.pathway_id is not None else None
+    as_stored = {name: getattr(row, name) for name in ("status", "attempts", "started_at", "completed_at", "notes")}
     return ProgressChange(
+        **as_stored,
         client=client.email,
         skill=skill.slug,
         previous_status=previous,
-        status=row.status,
         changed=changed,
-        attempts=row.attempts,
-        started_at=row.started_at,
-        completed_at=row.completed_at,
         completed_via=row.completion_method,
         validated_by=validator.email if validator else None,
         pathway=pathway.slug if pathway else None,
-        notes=row.notes,
         outcome=outcome or CompletionOutcome(),
     )
-
-
-def _row_for(
-    session: Session, client: User, skill: Skill, now: dt.datetime, *, create: bool
-) -> tuple[UserSkillProgress, bool]:
-    """The client's progress row for `skill`; created (not_started) when asked and missing."""
-    row = session.scalars(
-        select(UserSkillProgress).where(
-            UserSkillProgress.client_id == client.id, UserSkillProgress.skill_id == skill.id
-        )
-    ).one_or_none()
-    if row is not None:
-        return row, False
-    if not create:
-        raise NotFound(
-            f"skill {skill.slug!r} is not assigned to {client.email}",
-            hint=f"assign it with `bapp skills assign {client.email} {skill.slug}`",
-            code="progress_not_found",
-        )
-    if skill.archived:
-        raise InvalidInput(f"skill: {skill.slug!r} is archived and cannot be assigned", code="skill_archived")
-    return _new_row(session, client, skill, _assigned_under(session, client.id, [skill.id]).get(skill.id), now), True
 
 
 def _new_row(
@@ -688,13 +653,29 @@ def _new_row(
 def _locked_row(
     session: Session, email: str, skill_slug: str, now: dt.datetime, *, create: bool
 ) -> tuple[User, Skill, UserSkillProgress, str | None]:
-    """Client, skill and progress row, read under the client's progress lock (the one `assign_skills` takes),
-    with the row's status before this command: None for a row created now."""
+    """Client, skill and progress row (created not_started when asked and missing), read under the client's
+    progress lock (the one `assign_skills` takes), with the row's status before this command: None for a
+    row created now."""
     client, _ = get_client(session, email)
     skill = get_skill(session, skill_slug)
     lock_keys(session, f"progress:{client.id}")
-    row, created = _row_for(session, client, skill, now, create=create)
-    return client, skill, row, None if created else row.status
+    row = session.scalars(
+        select(UserSkillProgress).where(
+            UserSkillProgress.client_id == client.id, UserSkillProgress.skill_id == skill.id
+        )
+    ).one_or_none()
+    if row is not None:
+        return client, skill, row, row.status
+    if not create:
+        raise NotFound(
+            f"skill {skill.slug!r} is not assigned to {client.email}",
+            hint=f"assign it with `bapp skills assign {client.email} {skill.slug}`",
+            code="progress_not_found",
+        )
+    if skill.archived:
+        raise InvalidInput(f"skill: {skill.slug!r} is archived and cannot be assigned", code="skill_archived")
+    pathway_id = _assigned_under(session, client.id, [skill.id]).get(skill.id)
+    return client, skill, _new_row(session, client, skill, pathway_id, now), None
 
 
 def start_skill(session: Session, email: str, skill_slug: str, *, now: dt.datetime) -> ProgressChange:
