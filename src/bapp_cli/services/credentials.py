@@ -35,7 +35,7 @@ from bapp_cli.db.models import Badge, Pathway, PathwayTier, Skill, SkillPathwayL
 from bapp_cli.errors import Conflict, InvalidInput, NotFound
 from bapp_cli.services.instants import instant_text
 from bapp_cli.services.people import get_client
-from bapp_cli.services.progress import FUNDAMENTALS_KEY, FUNDAMENTALS_NAME, load_catalogue, pathway_badge_key
+from bapp_cli.services.progress import FUNDAMENTALS_KEY, load_catalogue, pathway_badge_key, tier_badge_key
 from bapp_cli.services.signing_key import SigningKey, b64url, b64url_decode
 
 VC_CONTEXT = "https://www.w3.org/ns/credentials/v2"
@@ -179,32 +179,28 @@ def achievement_definitions(session: Session) -> dict[str, AchievementDefinition
     )
 
     definitions: dict[str, AchievementDefinition] = {}
+
+    def define(key: str, description: str, criteria: str) -> None:
+        definitions[key] = AchievementDefinition(key, catalogue.badge_name(key), description, criteria)
+
     for info in sorted(catalogue.pathways.values(), key=lambda item: (item.position, item.slug)):
+        skills = {number: _skill_list(linked[(info.id, number)]) for number in info.tiers}
         for number, tier_name in info.tiers.items():
-            key = f"tier:{info.slug}:{number}"
-            definitions[key] = AchievementDefinition(
-                key=key,
-                name=catalogue.badge_name(key),
-                description=tier_descriptions.get((info.id, number))
-                or f"Tier {number} ({tier_name}) of the {info.name} pathway.",
-                criteria=f"Complete every skill of the {info.name} pathway's {tier_name} tier: "
-                f"{_skill_list(linked[(info.id, number)])}.",
+            define(
+                tier_badge_key(info.slug, number),
+                tier_descriptions.get((info.id, number)) or f"Tier {number} ({tier_name}) of the {info.name} pathway.",
+                f"Complete every skill of the {info.name} pathway's {tier_name} tier: {skills[number]}.",
             )
-        tiers = "; ".join(
-            f"{tier_name} ({_skill_list(linked[(info.id, number)])})" for number, tier_name in info.tiers.items()
+        tiers = "; ".join(f"{tier_name} ({skills[number]})" for number, tier_name in info.tiers.items())
+        define(
+            pathway_badge_key(info.slug),
+            descriptions.get(info.id) or f"The whole {info.name} pathway.",
+            f"Complete every tier of the {info.name} pathway: {tiers}.",
         )
-        key = pathway_badge_key(info.slug)
-        definitions[key] = AchievementDefinition(
-            key=key,
-            name=catalogue.badge_name(key),
-            description=descriptions.get(info.id) or f"The whole {info.name} pathway.",
-            criteria=f"Complete every tier of the {info.name} pathway: {tiers}.",
-        )
-    definitions[FUNDAMENTALS_KEY] = AchievementDefinition(
-        key=FUNDAMENTALS_KEY,
-        name=FUNDAMENTALS_NAME,
-        description="The core skills every BuildAppsWith client completes, whatever their pathway.",
-        criteria=f"Complete every fundamental skill: {_skill_list(fundamentals)}.",
+    define(
+        FUNDAMENTALS_KEY,
+        "The core skills every BuildAppsWith client completes, whatever their pathway.",
+        f"Complete every fundamental skill: {_skill_list(fundamentals)}.",
     )
     return definitions
 
