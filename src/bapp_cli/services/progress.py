@@ -227,11 +227,11 @@ def record_completions(
                 info = catalogue.pathways.get(pathway_id)
                 if info is None:
                     continue
+                # a tier with no skills is never complete
                 complete = [
                     tier
                     for tier in info.tiers
-                    if catalogue.total(pathway_id, tier) > 0
-                    and counts.get((pathway_id, tier), 0) == catalogue.total(pathway_id, tier)
+                    if 0 < catalogue.total(pathway_id, tier) == counts.get((pathway_id, tier), 0)
                 ]
                 due[client_id].extend(tier_badge_key(info.slug, tier) for tier in complete)
                 if info.tiers and len(complete) == len(info.tiers):
@@ -279,17 +279,10 @@ def _award(session: Session, due: dict[int, list[str]], *, now: dt.datetime) -> 
     held: set[tuple[int, str]] = set()
     wanted_keys = sorted({key for keys in due.values() for key in keys})
     for chunk in batches(sorted(due)):
-        held.update(
-            (client_id, key)
-            for client_id, key in session.execute(
-                select(Badge.client_id, Badge.key).where(Badge.client_id.in_(chunk), Badge.key.in_(wanted_keys))
-            )
-        )
-    awarded: dict[int, list[str]] = defaultdict(list)
-    for client_id, keys in due.items():
-        for key in keys:
-            if (client_id, key) not in held:
-                awarded[client_id].append(key)
+        query = select(Badge.client_id, Badge.key).where(Badge.client_id.in_(chunk), Badge.key.in_(wanted_keys))
+        held.update((client_id, key) for client_id, key in session.execute(query))
+    fresh = {client_id: [key for key in keys if (client_id, key) not in held] for client_id, keys in due.items()}
+    awarded = {client_id: keys for client_id, keys in fresh.items() if keys}
     if not awarded:
         return {}
     emails = _emails(session, list(awarded))
