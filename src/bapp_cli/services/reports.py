@@ -182,13 +182,8 @@ def count_bookings_by_pathway(
     counted: dict[int | None, dict[str, int]] = {}
     for pathway_id, status, count in session.execute(query):
         counted.setdefault(pathway_id, {})[status] = int(count)
-    pathways = _pathways(session)
-
-    def zeros() -> dict[str, int]:
-        return dict.fromkeys(BOOKING_STATUSES, 0)
-
-    rows = [BookingCounts(label, zeros() | counted.get(pathway_id, {})) for pathway_id, label in pathways.items()]
-    rows.append(BookingCounts(NO_PATHWAY_ROW, zeros() | counted.get(None, {})))
+    labels: list[tuple[int | None, ReportPathway]] = [*_pathways(session).items(), (None, NO_PATHWAY_ROW)]
+    rows = [BookingCounts(label, dict.fromkeys(BOOKING_STATUSES, 0) | counted.get(key, {})) for key, label in labels]
     totals = {status: sum(row.counts[status] for row in rows) for status in BOOKING_STATUSES}
     return BookingsByPathway(period, builder_email, rows, BookingCounts(TOTALS_ROW, totals))
 
@@ -210,14 +205,12 @@ def list_bookings_by_pathway(
     views = list_bookings(
         session, BookingFilters(builder_email=builder, start_from=period.start, start_to=period.end), now=now
     )
-    labels = {label.key: label for label in _pathways(session).values()}
+    labels: dict[str | None, ReportPathway] = {label.key: label for label in _pathways(session).values()}
+    labels[None] = NO_PATHWAY_ROW
     grouped: dict[str | None, list[BookingView]] = {}
     for view in views:
         grouped.setdefault(view.pathway, []).append(view)
-    groups = [BookingGroup(label, grouped[slug]) for slug, label in labels.items() if slug in grouped]
-    if None in grouped:
-        groups.append(BookingGroup(NO_PATHWAY_ROW, grouped[None]))
-    return groups
+    return [BookingGroup(label, grouped[slug]) for slug, label in labels.items() if slug in grouped]
 
 
 # -- client progress ------------------------------------------------------------------------------------
