@@ -101,7 +101,6 @@ def parse_answers_document(text: str, *, field: str = "answers-file") -> list[An
         raise InvalidInput(
             f"{field}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})", code="invalid_answers_file"
         ) from None
-    answers: list[AnswerInput] = []
     if isinstance(document, dict):
         items: list[tuple[str, Any, str]] = [(str(key), value, f"key {key!r}") for key, value in document.items()]
     elif isinstance(document, list):
@@ -117,16 +116,12 @@ def parse_answers_document(text: str, *, field: str = "answers-file") -> list[An
             f"{field}: expected an object {{question: answer}} or a list of {{question, answer}}",
             code="invalid_answers_file",
         )
-    for question, value, where in items:
-        if isinstance(value, str):
-            answers.append(AnswerInput(question, value))
-        elif isinstance(value, list) and all(isinstance(part, str) for part in value):
-            answers.append(AnswerInput(question, list(value)))
-        else:
+    for _, value, where in items:
+        if not (isinstance(value, str) or (isinstance(value, list) and all(isinstance(part, str) for part in value))):
             raise InvalidInput(
                 f"{field}: {where}: the answer must be a string or a list of strings", code="invalid_answers_file"
             )
-    return answers
+    return [AnswerInput(question, value if isinstance(value, str) else list(value)) for question, value, _ in items]
 
 
 def _values(answer: AnswerInput) -> list[str]:
@@ -187,19 +182,15 @@ def validate_answers(
             if question.required:
                 problems.append(f"answer {question.name!r}: required")
             continue
+        chosen: str | list[str]
         if question.type == "multi_select":
-            chosen: list[str] = []
-            for value in values:
-                choice = _check_choice(question, value, problems)
-                if choice not in chosen:
-                    chosen.append(choice)
-            normalised.append({"question": question.name, "answer": chosen, "position": question.position})
-            continue
-        if len(entries) > 1 or len(values) > 1:
+            chosen = list(dict.fromkeys(_check_choice(question, value, problems) for value in values))
+        elif len(entries) > 1 or len(values) > 1:
             problems.append(f"answer {question.name!r}: answered more than once; the question takes one answer")
             continue
-        value = _check_single(question, values[0], problems)
-        normalised.append({"question": question.name, "answer": value, "position": question.position})
+        else:
+            chosen = _check_single(question, values[0], problems)
+        normalised.append({"question": question.name, "answer": chosen, "position": question.position})
     if problems:
         message = problems[0] if len(problems) == 1 else f"{field}: {len(problems)} problems"
         names = ", ".join(repr(question.name) for question in questions if question.enabled)
@@ -233,16 +224,9 @@ def answers_from_calendly(items: Sequence[Mapping[str, Any]], questions: Sequenc
             answer = [part.strip() for part in str(raw or "").split("\n") if part.strip()]
         else:
             answer = "" if raw is None else str(raw)
-        position = item.get("position")
+        position = question.position if question is not None else item.get("position")
+        name = question.name if question is not None else text
         normalised.append(
-            {
-                "question": question.name if question is not None else text,
-                "answer": answer,
-                "position": question.position
-                if question is not None
-                else position
-                if isinstance(position, int)
-                else index,
-            }
+            {"question": name, "answer": answer, "position": position if isinstance(position, int) else index}
         )
     return sorted(normalised, key=lambda entry: entry["position"])

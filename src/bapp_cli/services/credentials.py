@@ -16,7 +16,6 @@ The client is named only by a salted SHA-256 of the e-mail (an OB 3.0 IdentityOb
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import gzip
 import hashlib
@@ -25,7 +24,7 @@ import secrets
 import zlib
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from sqlalchemy import select
@@ -36,8 +35,8 @@ from bapp_cli.db.models import Badge, Pathway, PathwayTier, Skill, SkillPathwayL
 from bapp_cli.errors import Conflict, InvalidInput, NotFound
 from bapp_cli.services.instants import instant_text
 from bapp_cli.services.people import get_client
-from bapp_cli.services.progress import FUNDAMENTALS_KEY, FUNDAMENTALS_NAME, load_catalogue, pathway_badge_key
-from bapp_cli.services.signing_key import SigningKey
+from bapp_cli.services.progress import FUNDAMENTALS_KEY, load_catalogue, pathway_badge_key, tier_badge_key
+from bapp_cli.services.signing_key import SigningKey, b64url, b64url_decode
 
 VC_CONTEXT = "https://www.w3.org/ns/credentials/v2"
 OB_CONTEXT = "https://purl.imsglobal.org/spec/ob/v3p0/context-3.0.3.json"
@@ -133,13 +132,7 @@ class AchievementDefinition:
     criteria: str
 
     def as_record(self, issuer: Issuer | None = None) -> dict[str, Any]:
-        return {
-            "key": self.key,
-            "id": issuer.achievement_id(self.key) if issuer else None,
-            "name": self.name,
-            "description": self.description,
-            "criteria": self.criteria,
-        }
+        return {"key": self.key, "id": issuer.achievement_id(self.key) if issuer else None, **asdict(self)}
 
     def as_achievement(self, issuer: Issuer) -> dict[str, Any]:
         achievement: dict[str, Any] = {
@@ -186,32 +179,28 @@ def achievement_definitions(session: Session) -> dict[str, AchievementDefinition
     )
 
     definitions: dict[str, AchievementDefinition] = {}
+
+    def define(key: str, description: str, criteria: str) -> None:
+        definitions[key] = AchievementDefinition(key, catalogue.badge_name(key), description, criteria)
+
     for info in sorted(catalogue.pathways.values(), key=lambda item: (item.position, item.slug)):
+        skills = {number: _skill_list(linked[(info.id, number)]) for number in info.tiers}
         for number, tier_name in info.tiers.items():
-            key = f"tier:{info.slug}:{number}"
-            definitions[key] = AchievementDefinition(
-                key=key,
-                name=catalogue.badge_name(key),
-                description=tier_descriptions.get((info.id, number))
-                or f"Tier {number} ({tier_name}) of the {info.name} pathway.",
-                criteria=f"Complete every skill of the {info.name} pathway's {tier_name} tier: "
-                f"{_skill_list(linked[(info.id, number)])}.",
+            define(
+                tier_badge_key(info.slug, number),
+                tier_descriptions.get((info.id, number)) or f"Tier {number} ({tier_name}) of the {info.name} pathway.",
+                f"Complete every skill of the {info.name} pathway's {tier_name} tier: {skills[number]}.",
             )
-        tiers = "; ".join(
-            f"{tier_name} ({_skill_list(linked[(info.id, number)])})" for number, tier_name in info.tiers.items()
+        tiers = "; ".join(f"{tier_name} ({skills[number]})" for number, tier_name in info.tiers.items())
+        define(
+            pathway_badge_key(info.slug),
+            descriptions.get(info.id) or f"The whole {info.name} pathway.",
+            f"Complete every tier of the {info.name} pathway: {tiers}.",
         )
-        key = pathway_badge_key(info.slug)
-        definitions[key] = AchievementDefinition(
-            key=key,
-            name=catalogue.badge_name(key),
-            description=descriptions.get(info.id) or f"The whole {info.name} pathway.",
-            criteria=f"Complete every tier of the {info.name} pathway: {tiers}.",
-        )
-    definitions[FUNDAMENTALS_KEY] = AchievementDefinition(
-        key=FUNDAMENTALS_KEY,
-        name=FUNDAMENTALS_NAME,
-        description="The core skills every BuildAppsWith client completes, whatever their pathway.",
-        criteria=f"Complete every fundamental skill: {_skill_list(fundamentals)}.",
+    define(
+        FUNDAMENTALS_KEY,
+        "The core skills every BuildAppsWith client completes, whatever their pathway.",
+        f"Complete every fundamental skill: {_skill_list(fundamentals)}.",
     )
     return definitions
 
@@ -222,10 +211,6 @@ def achievement_definitions(session: Session) -> dict[str, AchievementDefinition
 def _instant(value: dt.datetime) -> str:
     """An instant as Open Badges and VC-JWT readers expect it: bapp's one format, to the whole second."""
     return instant_text(value.replace(microsecond=0))
-
-
-def _b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
 def hashed_email_identity(email: str, salt: str) -> dict[str, Any]:
@@ -248,9 +233,11 @@ def identity_matches(identity: dict[str, Any], email: str) -> bool:
     return secrets.compare_digest(str(identity.get("identityHash", "")), expected)
 
 
-def _sign(claims: dict[str, Any], issuer: Issuer) -> str:
+def _sign(vc: dict[str, Any], issuer: Issuer, now: dt.datetime, **claims: Any) -> str:
+    """A VC-JWT of `vc`: `iss` and `jti` mirror the credential's issuer and id (OB 3.0 §8.2)."""
     import jwt
 
+    claims = {"iss": issuer.profile_id, "jti": vc["id"], **claims, "iat": int(now.timestamp()), "vc": vc}
     return jwt.encode(claims, issuer.key.private_key, algorithm=ALGORITHM, headers={"kid": issuer.key_id, "typ": "JWT"})
 
 
@@ -305,15 +292,9 @@ class IssuedCredential:
 
 
 def sign_credential(credential: dict[str, Any], issuer: Issuer, *, now: dt.datetime) -> str:
-    valid_from = dt.datetime.fromisoformat(str(credential["validFrom"]).replace("Z", "+00:00"))
-    claims = {
-        "iss": issuer.profile_id,
-        "jti": credential["id"],
-        "nbf": int(valid_from.timestamp()),
-        "iat": int(now.timestamp()),
-        "vc": credential,
-    }
-    return _sign(claims, issuer)
+    valid_from = _parse_instant(credential["validFrom"])
+    assert valid_from is not None  # build_credential wrote it
+    return _sign(credential, issuer, now, nbf=int(valid_from.timestamp()))
 
 
 def _no_badge(email: str, key: str) -> NotFound:
@@ -381,7 +362,7 @@ class Revocation:
     reason: str
 
     def as_record(self) -> dict[str, Any]:
-        return {"client": self.client, "badge": self.badge, "revoked_at": self.revoked_at, "reason": self.reason}
+        return asdict(self)
 
 
 def revoke_badge(session: Session, email: str, key: str, *, reason: str, now: dt.datetime) -> Revocation:
@@ -417,14 +398,13 @@ def _encode_bits(revoked: Iterable[int]) -> str:
     for index in indices:
         # bit 0 is the most significant bit of the first byte (Bitstring Status List §3.2)
         bits[index // 8] |= 0x80 >> (index % 8)
-    return "u" + _b64url(gzip.compress(bytes(bits), mtime=0))
+    return "u" + b64url(gzip.compress(bytes(bits), mtime=0))
 
 
 def _bit_is_set(encoded: str, index: int) -> bool:
     if not encoded.startswith("u"):
         raise ValueError("encodedList is not multibase base64url ('u' prefix)")
-    raw = encoded[1:]
-    bits = gzip.decompress(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
+    bits = gzip.decompress(b64url_decode(encoded[1:]))
     if index < 0 or index // 8 >= len(bits):
         raise ValueError(f"index {index} is past the end of the list ({len(bits) * 8} entries)")
     return bool(bits[index // 8] & (0x80 >> (index % 8)))
@@ -453,8 +433,7 @@ def build_status_list(session: Session, *, issuer: Issuer, now: dt.datetime) -> 
             "encodedList": _encode_bits(revoked),
         },
     }
-    claims = {"iss": issuer.profile_id, "jti": issuer.status_list_id, "iat": int(now.timestamp()), "vc": credential}
-    return StatusList(len(revoked), credential, _sign(claims, issuer))
+    return StatusList(len(revoked), credential, _sign(credential, issuer, now))
 
 
 # -- verifying ----------------------------------------------------------------------------------------
@@ -476,16 +455,12 @@ class Verification:
     def valid(self) -> bool:
         return self.reason is None
 
+    @property
+    def status(self) -> str:
+        return "valid" if self.valid else ("revoked" if self.revoked else "invalid")
+
     def as_record(self) -> dict[str, Any]:
-        status = "valid" if self.valid else ("revoked" if self.revoked else "invalid")
-        return {
-            "credential_id": self.credential_id,
-            "badge": self.badge,
-            "name": self.name,
-            "valid_from": self.valid_from,
-            "status": status,
-            "reason": self.reason,
-        }
+        return {name: getattr(self, name) for name in VERIFICATION_COLUMNS}
 
 
 def _types(value: Any) -> list[Any]:
@@ -579,21 +554,26 @@ def verify_token(
     expected_issuer: str | None = None,
 ) -> Verification:
     """Signature (EdDSA only), then the OB 3.0 shape, the JWT claims against the credential, and the dates."""
+    result = Verification()
+    result.reason = _token_problem(result, token, public_key, now, expected_issuer)
+    return result
+
+
+def _token_problem(
+    result: Verification, token: str, public_key: Any, now: dt.datetime, expected_issuer: str | None
+) -> str | None:
+    """The first thing wrong with `token`, filling in what `result` shows of the credential on the way."""
     import jwt
 
-    result = Verification()
     try:
         header = jwt.get_unverified_header(token)
         claims = _decode_signature_only(token, public_key)
     except jwt.InvalidSignatureError:
-        result.reason = "the signature does not match the issuer key"
-        return result
+        return "the signature does not match the issuer key"
     except jwt.InvalidAlgorithmError:
-        result.reason = "not signed with EdDSA"
-        return result
+        return "not signed with EdDSA"
     except jwt.PyJWTError as exc:
-        result.reason = f"not a valid JWS: {exc}"
-        return result
+        return f"not a valid JWS: {exc}"
     vc = claims.get("vc")
     result.credential = vc if isinstance(vc, dict) else {}
     result.credential_id, result.name, result.valid_from = (
@@ -602,40 +582,38 @@ def verify_token(
     )
     problems = shape_problems(vc)
     if problems:
-        result.reason = "not an Open Badges 3.0 credential: " + "; ".join(problems)
-        return result
+        return "not an Open Badges 3.0 credential: " + "; ".join(problems)
     assert isinstance(vc, dict)
     issuer = vc["issuer"] if isinstance(vc["issuer"], str) else vc["issuer"]["id"]
+    valid_from, valid_until = _parse_instant(vc["validFrom"]), _parse_instant(vc.get("validUntil"))
+    leeway, nbf = dt.timedelta(seconds=LEEWAY_SECONDS), claims.get("nbf")
+    assert valid_from is not None  # shape_problems checked it
     if claims.get("iss") != issuer:
-        result.reason = f"iss {claims.get('iss')!r} is not the credential's issuer {issuer!r}"
-    elif claims.get("jti") != vc["id"]:
-        result.reason = f"jti {claims.get('jti')!r} is not the credential id {vc['id']!r}"
-    elif expected_issuer is not None and issuer != expected_issuer:
-        result.reason = f"issued by {issuer}, not by {expected_issuer}"
-    elif expected_issuer is not None and not str(header.get("kid", "")).startswith(expected_issuer + "#"):
-        result.reason = f"signed with key {header.get('kid')!r}, not one of {expected_issuer}"
-    if result.reason:
-        return result
-    valid_from = _parse_instant(vc["validFrom"])
-    assert valid_from is not None
-    leeway = dt.timedelta(seconds=LEEWAY_SECONDS)
-    nbf = claims.get("nbf")
+        return f"iss {claims.get('iss')!r} is not the credential's issuer {issuer!r}"
+    if claims.get("jti") != vc["id"]:
+        return f"jti {claims.get('jti')!r} is not the credential id {vc['id']!r}"
+    if expected_issuer is not None and issuer != expected_issuer:
+        return f"issued by {issuer}, not by {expected_issuer}"
+    if expected_issuer is not None and not str(header.get("kid", "")).startswith(expected_issuer + "#"):
+        return f"signed with key {header.get('kid')!r}, not one of {expected_issuer}"
     if not isinstance(nbf, int) or abs(nbf - int(valid_from.timestamp())) > 1:
-        result.reason = "nbf does not match validFrom"
-    elif valid_from > now + leeway:
-        result.reason = f"not valid before {vc['validFrom']}"
-    else:
-        valid_until = _parse_instant(vc.get("validUntil"))
-        if valid_until is not None and valid_until < now - leeway:
-            result.reason = f"expired at {vc['validUntil']}"
-    return result
+        return "nbf does not match validFrom"
+    if valid_from > now + leeway:
+        return f"not valid before {vc['validFrom']}"
+    if valid_until is not None and valid_until < now - leeway:
+        return f"expired at {vc['validUntil']}"
+    return None
+
+
+def _our_suffix(issuer: Issuer, kind: str, identifier: Any) -> str | None:
+    """What follows `<issuer url>/badges/<kind>/` in one of this issuer's ids; None for anyone else's."""
+    prefix = f"{issuer.base}/badges/{kind}/"
+    return identifier[len(prefix) :] if isinstance(identifier, str) and identifier.startswith(prefix) else None
 
 
 def achievement_key(issuer: Issuer, achievement_id: Any) -> str | None:
-    prefix = f"{issuer.base}/badges/achievements/"
-    if not isinstance(achievement_id, str) or not achievement_id.startswith(prefix):
-        return None
-    return achievement_id[len(prefix) :].replace("/", ":")
+    suffix = _our_suffix(issuer, "achievements", achievement_id)
+    return suffix.replace("/", ":") if suffix is not None else None
 
 
 def check_against_database(session: Session, verification: Verification, *, issuer: Issuer) -> None:
@@ -643,18 +621,13 @@ def check_against_database(session: Session, verification: Verification, *, issu
     if not verification.valid:
         return
     vc = verification.credential
-    prefix = f"{issuer.base}/badges/credentials/"
     credential_id = str(vc.get("id", ""))
-    badge_id = credential_id[len(prefix) :] if credential_id.startswith(prefix) else ""
-    if not (badge_id.isascii() and badge_id.isdigit() and int(badge_id) < 2**31):
-        badge_id = ""  # not one of ours; and never an integer the database would overflow on
-    row = (
-        session.execute(
-            select(Badge, User.email).join(User, User.id == Badge.client_id).where(Badge.id == int(badge_id))
-        ).one_or_none()
-        if badge_id.isdigit()
-        else None
-    )
+    badge_id = _our_suffix(issuer, "credentials", credential_id) or ""
+    row = None
+    # never an integer the database would overflow on
+    if badge_id.isascii() and badge_id.isdigit() and int(badge_id) < 2**31:
+        query = select(Badge, User.email).join(User, User.id == Badge.client_id).where(Badge.id == int(badge_id))
+        row = session.execute(query).one_or_none()
     if row is None:
         verification.reason = f"no badge of this database has the credential id {credential_id}"
         return

@@ -18,7 +18,7 @@ import datetime as dt
 from collections import defaultdict
 from collections.abc import Collection, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     BigInteger,
@@ -117,30 +117,29 @@ class Catalogue:
     def pathway_total(self, pathway_id: int) -> int:
         return sum(self.total(pathway_id, tier) for tier in self.pathways[pathway_id].tiers)
 
+    def _badge_parts(self, key: str) -> tuple[str, PathwayInfo | None, int | None]:
+        """`tier:<slug>:<n>` → ("tier", its pathway, n); `pathway:<slug>` → ("pathway", its pathway, None)."""
+        kind, _, rest = key.partition(":")
+        slug, _, number = rest.rpartition(":") if kind == "tier" else (rest, "", "")
+        return kind, self.by_slug(slug), int(number) if number.isascii() and number.isdigit() else None
+
     def badge_name(self, key: str) -> str:
         """A badge's human name from the current catalogue (a renamed pathway renames its badges)."""
+        kind, info, number = self._badge_parts(key)
         if key == FUNDAMENTALS_KEY:
             return FUNDAMENTALS_NAME
-        kind, _, rest = key.partition(":")
-        if kind == "pathway":
-            info = self.by_slug(rest)
-            return f"{info.name} complete" if info else key
-        if kind == "tier":
-            slug, _, number = rest.rpartition(":")
-            info = self.by_slug(slug)
-            if info is not None and number.isdigit() and int(number) in info.tiers:
-                return f"{info.name} · {info.tiers[int(number)]}"
+        if kind == "pathway" and info is not None:
+            return f"{info.name} complete"
+        if kind == "tier" and info is not None and number in info.tiers:
+            return f"{info.name} · {info.tiers[number]}"
         return key
 
     def badge_order(self, key: str) -> tuple[int, int, int, str]:
         """Badges in catalogue order: per pathway its tiers then the pathway badge; fundamentals last."""
+        kind, info, number = self._badge_parts(key)
         if key == FUNDAMENTALS_KEY:
             return (1 << 30, 0, 0, key)
-        kind, _, rest = key.partition(":")
-        slug, number = (rest.rpartition(":")[0], rest.rpartition(":")[2]) if kind == "tier" else (rest, "")
-        info = self.by_slug(slug)
-        position = info.position if info else (1 << 29)
-        return (position, 0 if kind == "tier" else 1, int(number) if number.isdigit() else 0, key)
+        return (info.position if info else (1 << 29), 0 if kind == "tier" else 1, number or 0, key)
 
 
 def load_catalogue(session: Session) -> Catalogue:
@@ -221,20 +220,18 @@ def record_completions(
             )
             .group_by(UserSkillProgress.client_id, SkillPathwayLink.pathway_id, SkillPathwayLink.tier)
         )
-        for chunk in [None] if clients is None else batches(clients):
-            bounded = query if chunk is None else query.where(UserSkillProgress.client_id.in_(chunk))
-            for client_id, pathway_id, tier, count in session.execute(bounded):
-                done[client_id][(pathway_id, tier)] = count
+        for client_id, pathway_id, tier, count in _for_clients(session, query, clients):
+            done[client_id][(pathway_id, tier)] = count
         for client_id, counts in done.items():
             for pathway_id in scope:
                 info = catalogue.pathways.get(pathway_id)
                 if info is None:
                     continue
+                # a tier with no skills is never complete
                 complete = [
                     tier
                     for tier in info.tiers
-                    if catalogue.total(pathway_id, tier) > 0
-                    and counts.get((pathway_id, tier), 0) == catalogue.total(pathway_id, tier)
+                    if 0 < catalogue.total(pathway_id, tier) == counts.get((pathway_id, tier), 0)
                 ]
                 due[client_id].extend(tier_badge_key(info.slug, tier) for tier in complete)
                 if info.tiers and len(complete) == len(info.tiers):
@@ -253,10 +250,8 @@ def record_completions(
             .group_by(UserSkillProgress.client_id)
             .having(func.count() == catalogue.fundamentals)
         )
-        for chunk in [None] if clients is None else batches(clients):
-            scoped = everyone_done if chunk is None else everyone_done.where(UserSkillProgress.client_id.in_(chunk))
-            for client_id in session.scalars(scoped):
-                due[client_id].append(FUNDAMENTALS_KEY)
+        for (client_id,) in _for_clients(session, everyone_done, clients):
+            due[client_id].append(FUNDAMENTALS_KEY)
 
     if not due:
         return {}
@@ -273,22 +268,21 @@ def record_completions(
     return outcomes
 
 
+def _for_clients(session: Session, query: Select[*tuple[Any, ...]], clients: list[int] | None) -> Iterator[Any]:
+    """The rows of a per-client query, for every client (None) or batch by batch for the ones given."""
+    for chunk in [None] if clients is None else batches(clients):
+        yield from session.execute(query if chunk is None else query.where(UserSkillProgress.client_id.in_(chunk)))
+
+
 def _award(session: Session, due: dict[int, list[str]], *, now: dt.datetime) -> dict[int, list[str]]:
     """Insert the badges not yet held; returns the newly awarded keys per client."""
     held: set[tuple[int, str]] = set()
     wanted_keys = sorted({key for keys in due.values() for key in keys})
     for chunk in batches(sorted(due)):
-        held.update(
-            (client_id, key)
-            for client_id, key in session.execute(
-                select(Badge.client_id, Badge.key).where(Badge.client_id.in_(chunk), Badge.key.in_(wanted_keys))
-            )
-        )
-    awarded: dict[int, list[str]] = defaultdict(list)
-    for client_id, keys in due.items():
-        for key in keys:
-            if (client_id, key) not in held:
-                awarded[client_id].append(key)
+        query = select(Badge.client_id, Badge.key).where(Badge.client_id.in_(chunk), Badge.key.in_(wanted_keys))
+        held.update((client_id, key) for client_id, key in session.execute(query))
+    fresh = {client_id: [key for key in keys if (client_id, key) not in held] for client_id, keys in due.items()}
+    awarded = {client_id: keys for client_id, keys in fresh.items() if keys}
     if not awarded:
         return {}
     emails = _emails(session, list(awarded))
@@ -356,11 +350,13 @@ class SkillStatus:
         return asdict(self)
 
 
-@dataclass(frozen=True)
-class TierProgress:
-    tier: int
-    name: str
-    skills: list[SkillStatus]
+class _SkillCounts:
+    """Completed, total and percent of a group's skills (a tier, an enrolment, the fundamentals)."""
+
+    if TYPE_CHECKING:
+
+        @property
+        def skills(self) -> list[SkillStatus]: ...
 
     @property
     def completed(self) -> int:
@@ -374,13 +370,20 @@ class TierProgress:
     def percent(self) -> int:
         return percent(self.completed, self.total)
 
+
+@dataclass(frozen=True)
+class TierProgress(_SkillCounts):
+    tier: int
+    name: str
+    skills: list[SkillStatus]
+
     def as_record(self) -> dict[str, Any]:
         counts = {"completed": self.completed, "total": self.total, "percent": self.percent}
         return {"tier": self.tier, "name": self.name, **counts}
 
 
 @dataclass(frozen=True, kw_only=True)
-class PathwayProgress:
+class PathwayProgress(_SkillCounts):
     """One enrolment's progress (the seed's ClientPathway), or the Fundamentals group (pathway None)."""
 
     pathway: str | None
@@ -400,31 +403,12 @@ class PathwayProgress:
             return self.fundamentals
         return [item for tier in self.tiers for item in tier.skills]
 
-    @property
-    def completed(self) -> int:
-        return sum(1 for item in self.skills if item.status == "completed")
-
-    @property
-    def total(self) -> int:
-        return len(self.skills)
-
-    @property
-    def percent(self) -> int:
-        return percent(self.completed, self.total)
-
     def as_record(self) -> dict[str, Any]:
+        # the seed's shape always has tier1..tier3; extra tiers follow as tier4, tier5…
+        by_number = {tier.tier: [item.as_record() for item in tier.skills] for tier in self.tiers}
+        grouped = {f"tier{number}": by_number.get(number, []) for number in sorted({*TABLE_TIERS, *by_number})}
         if self.fundamentals is not None:
-            grouped: dict[str, list[dict[str, Any]]] = {
-                "fundamentals": [item.as_record() for item in self.fundamentals]
-            }
-        else:
-            # the seed's shape always has tier1..tier3; extra tiers follow as tier4, tier5…
-            numbers = sorted({*TABLE_TIERS, *(tier.tier for tier in self.tiers)})
-            by_number = {tier.tier: tier for tier in self.tiers}
-            grouped = {
-                f"tier{number}": [item.as_record() for item in by_number[number].skills] if number in by_number else []
-                for number in numbers
-            }
+            grouped = {"fundamentals": [item.as_record() for item in self.fundamentals]}
         return {
             "pathway": self.pathway,
             "name": self.name,
@@ -495,28 +479,19 @@ def show_progress(session: Session, email: str, *, pathway: str | None = None) -
     enrolments = session.execute(enrolment_query).all()
     pathway_ids = [row[0].pathway_id for row in enrolments]
 
-    linked: dict[tuple[int, int], list[tuple[int, str, str]]] = defaultdict(list)
+    skills = select(Skill.id, Skill.slug, Skill.name).where(Skill.archived.is_(False)).order_by(Skill.slug)
+    linked: dict[tuple[int, int], list[Any]] = defaultdict(list)
     if pathway_ids:
-        for pathway_id, tier, skill_id, slug, name in session.execute(
-            select(SkillPathwayLink.pathway_id, SkillPathwayLink.tier, Skill.id, Skill.slug, Skill.name)
-            .join(Skill, Skill.id == SkillPathwayLink.skill_id)
-            .where(SkillPathwayLink.pathway_id.in_(pathway_ids), Skill.archived.is_(False))
-            .order_by(Skill.slug)
+        for skill_id, slug, name, pathway_id, tier in session.execute(
+            skills.add_columns(SkillPathwayLink.pathway_id, SkillPathwayLink.tier)
+            .join(SkillPathwayLink, SkillPathwayLink.skill_id == Skill.id)
+            .where(SkillPathwayLink.pathway_id.in_(pathway_ids))
         ):
             linked[(pathway_id, tier)].append((skill_id, slug, name))
-    fundamentals: list[tuple[int, str, str]] = []
-    if only is None:
-        fundamentals = [
-            (row.id, row.slug, row.name)
-            for row in session.execute(
-                select(Skill.id, Skill.slug, Skill.name)
-                .where(Skill.is_fundamental.is_(True), Skill.archived.is_(False))
-                .order_by(Skill.slug)
-            )
-        ]
+    fundamentals = session.execute(skills.where(Skill.is_fundamental.is_(True))).all() if only is None else []
     progress = {
-        row.skill_id: row
-        for row in session.execute(
+        skill_id: stamps
+        for skill_id, *stamps in session.execute(
             select(
                 UserSkillProgress.skill_id,
                 UserSkillProgress.status,
@@ -527,10 +502,7 @@ def show_progress(session: Session, email: str, *, pathway: str | None = None) -
     }
 
     def status_of(skill_id: int, slug: str, name: str) -> SkillStatus:
-        row = progress.get(skill_id)
-        if row is None:
-            return SkillStatus(slug, name, "not_started", None, None)
-        return SkillStatus(slug, name, row.status, row.completed_at, row.completion_method)
+        return SkillStatus(slug, name, *progress.get(skill_id, ("not_started", None, None)))
 
     views: list[PathwayProgress] = []
     for enrolment, builder_email in enrolments:
@@ -594,15 +566,9 @@ class ProgressRow:
         return percent(self.completed, self.total)
 
     def as_record(self) -> dict[str, Any]:
-        completed, total = self.tier_completed, self.tier_total
-        return {
-            "client": self.client,
-            "pathway": self.pathway,
-            "status": self.status,
-            "tier1_percent": percent(completed[0], total[0]),
-            "tier2_percent": percent(completed[1], total[1]),
-            "tier3_percent": percent(completed[2], total[2]),
-            "percent": percent(self.completed, self.total),
+        tiers = {f"tier{number}_percent": self.tier_percent(index) for index, number in enumerate(TABLE_TIERS)}
+        return {"client": self.client, "pathway": self.pathway, "status": self.status, **tiers} | {
+            "percent": self.percent,
             "badges": self.badges,
             "last_activity": self.last_activity,
         }

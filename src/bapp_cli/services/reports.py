@@ -182,13 +182,8 @@ def count_bookings_by_pathway(
     counted: dict[int | None, dict[str, int]] = {}
     for pathway_id, status, count in session.execute(query):
         counted.setdefault(pathway_id, {})[status] = int(count)
-    pathways = _pathways(session)
-
-    def zeros() -> dict[str, int]:
-        return dict.fromkeys(BOOKING_STATUSES, 0)
-
-    rows = [BookingCounts(label, zeros() | counted.get(pathway_id, {})) for pathway_id, label in pathways.items()]
-    rows.append(BookingCounts(NO_PATHWAY_ROW, zeros() | counted.get(None, {})))
+    labels: list[tuple[int | None, ReportPathway]] = [*_pathways(session).items(), (None, NO_PATHWAY_ROW)]
+    rows = [BookingCounts(label, dict.fromkeys(BOOKING_STATUSES, 0) | counted.get(key, {})) for key, label in labels]
     totals = {status: sum(row.counts[status] for row in rows) for status in BOOKING_STATUSES}
     return BookingsByPathway(period, builder_email, rows, BookingCounts(TOTALS_ROW, totals))
 
@@ -210,14 +205,12 @@ def list_bookings_by_pathway(
     views = list_bookings(
         session, BookingFilters(builder_email=builder, start_from=period.start, start_to=period.end), now=now
     )
-    labels = {label.key: label for label in _pathways(session).values()}
+    labels: dict[str | None, ReportPathway] = {label.key: label for label in _pathways(session).values()}
+    labels[None] = NO_PATHWAY_ROW
     grouped: dict[str | None, list[BookingView]] = {}
     for view in views:
         grouped.setdefault(view.pathway, []).append(view)
-    groups = [BookingGroup(label, grouped[slug]) for slug, label in labels.items() if slug in grouped]
-    if None in grouped:
-        groups.append(BookingGroup(NO_PATHWAY_ROW, grouped[None]))
-    return groups
+    return [BookingGroup(label, grouped[slug]) for slug, label in labels.items() if slug in grouped]
 
 
 # -- client progress ------------------------------------------------------------------------------------
@@ -232,19 +225,16 @@ class ClientProgressLine:
 
     def as_record(self) -> dict[str, Any]:
         row = self.row
-        record: dict[str, Any] = {"client": row.client, "pathway": row.pathway, "status": row.status}
-        for index, number in enumerate(TABLE_TIERS):
-            record[f"tier{number}_completed"] = row.tier_completed[index]
-            record[f"tier{number}_total"] = row.tier_total[index]
-            record[f"tier{number}_percent"] = row.tier_percent(index)
-        record.update(
-            completed=row.completed,
-            total=row.total,
-            percent=row.percent,
-            badges=row.badges,
-            last_activity=row.last_activity,
-        )
-        return record
+        tiers = {
+            f"tier{number}_{part}": value
+            for index, number in enumerate(TABLE_TIERS)
+            for part, value in (
+                ("completed", row.tier_completed[index]),
+                ("total", row.tier_total[index]),
+                ("percent", row.tier_percent(index)),
+            )
+        }
+        return {name: tiers[name] if name in tiers else getattr(row, name) for name in CLIENT_PROGRESS_COLUMNS}
 
 
 def client_progress(
@@ -360,21 +350,12 @@ def _enrolment_figures(session: Session) -> dict[int, tuple[int, ...]]:
         return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
 
     dated = and_(per_enrolment.c.status == "completed", per_enrolment.c.days.is_not(None))
+    percent = (per_enrolment.c.done * 100) // per_enrolment.c.linked
     query = select(
         per_enrolment.c.pathway_id,
         func.count(),
-        counting(per_enrolment.c.status == "active"),
-        counting(per_enrolment.c.status == "paused"),
-        counting(per_enrolment.c.status == "completed"),
-        func.coalesce(
-            func.sum(
-                case(
-                    (per_enrolment.c.linked > 0, (per_enrolment.c.done * 100) // per_enrolment.c.linked),
-                    else_=0,
-                )
-            ),
-            0,
-        ),
+        *(counting(per_enrolment.c.status == status) for status in ("active", "paused", "completed")),
+        func.coalesce(func.sum(case((per_enrolment.c.linked > 0, percent), else_=0)), 0),
         func.coalesce(func.sum(case((dated, per_enrolment.c.days), else_=0)), 0),
         counting(dated),
     ).group_by(per_enrolment.c.pathway_id)

@@ -25,20 +25,25 @@ from bapp_cli.errors import ConfigError, Conflict, InvalidInput
 KEY_FILE_MODE = stat.S_IRUSR | stat.S_IWUSR
 
 
-def _b64url(data: bytes) -> str:
+def b64url(data: bytes) -> str:
+    """Unpadded base64url, as JOSE and multibase ('u') write it."""
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def b64url_decode(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
 def public_jwk(public_key: Ed25519PublicKey) -> dict[str, str]:
     """The RFC 8037 JWK of an Ed25519 public key."""
     raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return {"kty": "OKP", "crv": "Ed25519", "x": _b64url(raw)}
+    return {"kty": "OKP", "crv": "Ed25519", "x": b64url(raw)}
 
 
 def jwk_thumbprint(jwk: dict[str, str]) -> str:
     """RFC 7638: SHA-256 over the required members, sorted, without whitespace."""
     canonical = json.dumps({name: jwk[name] for name in ("crv", "kty", "x")}, separators=(",", ":"), sort_keys=True)
-    return _b64url(hashlib.sha256(canonical.encode("utf-8")).digest())
+    return b64url(hashlib.sha256(canonical.encode("utf-8")).digest())
 
 
 @dataclass(frozen=True)
@@ -126,10 +131,8 @@ def public_key_from_jwk(jwk: Any, where: str) -> Ed25519PublicKey:
         raise InvalidInput(f"{where}: not an Ed25519 JWK (kty OKP, crv Ed25519)", code="bad_key")
     if "d" in jwk:
         raise InvalidInput(f"{where}: holds a private key; give the public JWK only", code="bad_key")
-    x = jwk.get("x")
     try:
-        raw = base64.urlsafe_b64decode(str(x) + "=" * (-len(str(x)) % 4))
-        return Ed25519PublicKey.from_public_bytes(raw)
+        return Ed25519PublicKey.from_public_bytes(b64url_decode(str(jwk.get("x"))))
     except ValueError:
         raise InvalidInput(f"{where}: member x is not a 32-byte base64url Ed25519 key", code="bad_key") from None
 

@@ -13,7 +13,7 @@ import datetime as dt
 import re
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from sqlalchemy import select
@@ -70,15 +70,7 @@ class SkillView:
     links: list[str]  # "pathway:tier", in pathway display order
 
     def as_record(self) -> dict[str, Any]:
-        return {
-            "slug": self.slug,
-            "name": self.name,
-            "description": self.description,
-            "domain": self.domain,
-            "is_fundamental": self.is_fundamental,
-            "archived": self.archived,
-            "links": list(self.links),
-        }
+        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -126,18 +118,20 @@ def parse_link(text: str) -> tuple[str, int]:
     return pathway.strip(), int(tier)
 
 
+def _check_tier(session: Session, pathway: Pathway, tier: int, field: str) -> None:
+    if session.scalar(select(PathwayTier.id).where(PathwayTier.pathway_id == pathway.id, PathwayTier.tier == tier)):
+        return
+    raise InvalidInput(
+        f"{field}: pathway {pathway.slug!r} has no tier {tier}",
+        hint=f"see `bapp pathways show {pathway.slug}`, or add it with `bapp pathways set-tier`",
+        code="unknown_tier",
+    )
+
+
 def _resolve_link(session: Session, text: str) -> tuple[Pathway, int]:
     slug, tier = parse_link(text)
     pathway = get_pathway(session, slug, for_new_links=True)
-    exists = session.scalar(
-        select(PathwayTier.id).where(PathwayTier.pathway_id == pathway.id, PathwayTier.tier == tier)
-    )
-    if exists is None:
-        raise InvalidInput(
-            f"link: pathway {pathway.slug!r} has no tier {tier}",
-            hint=f"see `bapp pathways show {pathway.slug}`, or add it with `bapp pathways set-tier`",
-            code="unknown_tier",
-        )
+    _check_tier(session, pathway, tier, "link")
     return pathway, tier
 
 
@@ -185,11 +179,26 @@ def _linked_pathway_ids(session: Session, skill_ids: Sequence[int]) -> set[int]:
     )
 
 
-def _completion_totals(outcomes: dict[int, CompletionOutcome]) -> tuple[int, int]:
-    return (
-        sum(len(outcome.badges_awarded) for outcome in outcomes.values()),
-        sum(len(outcome.pathways_completed) for outcome in outcomes.values()),
-    )
+def _changed(
+    session: Session,
+    skill: Skill,
+    changes: dict[str, Any],
+    now: dt.datetime,
+    *,
+    pathway_ids: Sequence[int] | set[int] = (),
+    fundamentals: bool = False,
+) -> SkillChange:
+    """Stamp and audit a catalogue change, then award what it completed in the pathways (and fundamentals)
+    it may have shrunk — `record_completions` does nothing for an empty scope."""
+    badges = completed = 0
+    if changes:
+        skill.updated_at = now
+        session.flush()
+        record_audit(session, "skill", skill.slug, changes)
+        outcomes = record_completions(session, now=now, pathway_ids=pathway_ids, fundamentals=fundamentals)
+        badges = sum(len(outcome.badges_awarded) for outcome in outcomes.values())
+        completed = sum(len(outcome.pathways_completed) for outcome in outcomes.values())
+    return SkillChange(_view(session, skill), changes, badges, completed)
 
 
 def add_skill(
@@ -263,16 +272,8 @@ def update_skill(
         if getattr(skill, attribute) != value:
             changes[attribute] = [getattr(skill, attribute), value]
             setattr(skill, attribute, value)
-    badges = completed = 0
-    if changes:
-        skill.updated_at = now
-        session.flush()
-        record_audit(session, "skill", skill.slug, changes)
-        if changes.get("is_fundamental") == [True, False]:
-            # one fewer fundamental skill: clients who had done all the others now have them all
-            outcomes = record_completions(session, now=now, pathway_ids=(), fundamentals=True)
-            badges, completed = _completion_totals(outcomes)
-    return SkillChange(_view(session, skill), changes, badges, completed)
+    # one fewer fundamental skill: clients who had done all the others now have them all
+    return _changed(session, skill, changes, now, fundamentals=changes.get("is_fundamental") == [True, False])
 
 
 def link_skill(session: Session, slug: str, link: str, *, now: dt.datetime) -> SkillChange:
@@ -285,22 +286,14 @@ def link_skill(session: Session, slug: str, link: str, *, now: dt.datetime) -> S
         select(SkillPathwayLink).where(SkillPathwayLink.skill_id == skill.id, SkillPathwayLink.pathway_id == pathway.id)
     ).one_or_none()
     changes: dict[str, Any] = {}
-    badges = completed = 0
     if existing is None:
         session.add(SkillPathwayLink(skill_id=skill.id, pathway_id=pathway.id, tier=tier))
         changes = {"link": f"{pathway.slug}:{tier}"}
     elif existing.tier != tier:
         changes = {"link": [f"{pathway.slug}:{existing.tier}", f"{pathway.slug}:{tier}"]}
         existing.tier = tier
-    if changes:
-        skill.updated_at = now
-        session.flush()
-        record_audit(session, "skill", skill.slug, changes)
-        if existing is not None:
-            # the tier it left may now be complete for clients who had done everything else there
-            outcomes = record_completions(session, now=now, pathway_ids=[pathway.id], fundamentals=False)
-            badges, completed = _completion_totals(outcomes)
-    return SkillChange(_view(session, skill), changes, badges, completed)
+    # a move: the tier it left may now be complete for clients who had done everything else there
+    return _changed(session, skill, changes, now, pathway_ids=[pathway.id] if existing is not None else ())
 
 
 def unlink_skill(session: Session, slug: str, pathway: str, *, now: dt.datetime) -> SkillChange:
@@ -312,13 +305,8 @@ def unlink_skill(session: Session, slug: str, pathway: str, *, now: dt.datetime)
     ).one_or_none()
     if link is None:
         raise NotFound(f"skill {skill.slug!r} is not linked to pathway {target.slug!r}", code="link_not_found")
-    changes = {"unlinked": f"{target.slug}:{link.tier}"}
     session.delete(link)
-    skill.updated_at = now
-    session.flush()
-    record_audit(session, "skill", skill.slug, changes)
-    outcomes = record_completions(session, now=now, pathway_ids=[target.id], fundamentals=False)
-    return SkillChange(_view(session, skill), changes, *_completion_totals(outcomes))
+    return _changed(session, skill, {"unlinked": f"{target.slug}:{link.tier}"}, now, pathway_ids=[target.id])
 
 
 def archive_skill(session: Session, slug: str, *, now: dt.datetime) -> SkillChange:
@@ -327,17 +315,10 @@ def archive_skill(session: Session, slug: str, *, now: dt.datetime) -> SkillChan
     if skill.archived:
         return SkillChange(_view(session, skill), {})
     skill.archived = True
-    skill.updated_at = now
-    session.flush()
-    changes = {"archived": [False, True]}
-    record_audit(session, "skill", skill.slug, changes)
-    outcomes = record_completions(
-        session,
-        now=now,
-        pathway_ids=_linked_pathway_ids(session, [skill.id]),
-        fundamentals=skill.is_fundamental,
+    pathway_ids = _linked_pathway_ids(session, [skill.id])
+    return _changed(
+        session, skill, {"archived": [False, True]}, now, pathway_ids=pathway_ids, fundamentals=skill.is_fundamental
     )
-    return SkillChange(_view(session, skill), changes, *_completion_totals(outcomes))
 
 
 def list_skills(
@@ -374,8 +355,20 @@ def list_skills(
 # -- a client's progress ------------------------------------------------------------------------------
 
 
+class _ProgressResult:
+    """A progress command's record: its own fields, then what it earned and the pathways it enrolled in."""
+
+    outcome: CompletionOutcome
+    enrolled: list[str]
+
+    def as_record(self) -> dict[str, Any]:
+        record = {name: value for name, value in vars(self).items() if name not in ("outcome", "enrolled")}
+        earned = {"badges_awarded": self.outcome.badges_awarded, "pathways_completed": self.outcome.pathways_completed}
+        return {**record, **earned, "enrolled": self.enrolled}
+
+
 @dataclass(frozen=True)
-class Assignment:
+class Assignment(_ProgressResult):
     """The result of `skills assign`."""
 
     client: str
@@ -388,29 +381,15 @@ class Assignment:
     enrolled: list[str] = field(default_factory=list)
     outcome: CompletionOutcome = field(default_factory=CompletionOutcome)
 
-    def as_record(self) -> dict[str, Any]:
-        return {
-            "client": self.client,
-            "pathway": self.pathway,
-            "tier": self.tier,
-            "status": self.status,
-            "assigned": self.assigned,
-            "updated": self.updated,
-            "unchanged": self.unchanged,
-            "badges_awarded": self.outcome.badges_awarded,
-            "pathways_completed": self.outcome.pathways_completed,
-            "enrolled": self.enrolled,
-        }
-
 
 @dataclass(frozen=True)
-class ProgressChange:
+class ProgressChange(_ProgressResult):
     """The result of `skills start|complete|reset`: the progress row as it now stands."""
 
     client: str
     skill: str
-    previous_status: str | None
     status: str
+    previous_status: str | None
     changed: bool
     attempts: int
     started_at: dt.datetime | None
@@ -420,25 +399,7 @@ class ProgressChange:
     pathway: str | None
     notes: str | None
     outcome: CompletionOutcome = field(default_factory=CompletionOutcome)
-
-    def as_record(self) -> dict[str, Any]:
-        return {
-            "client": self.client,
-            "skill": self.skill,
-            "status": self.status,
-            "previous_status": self.previous_status,
-            "changed": self.changed,
-            "attempts": self.attempts,
-            "started_at": self.started_at,
-            "completed_at": self.completed_at,
-            "completed_via": self.completed_via,
-            "validated_by": self.validated_by,
-            "pathway": self.pathway,
-            "notes": self.notes,
-            "badges_awarded": self.outcome.badges_awarded,
-            "pathways_completed": self.outcome.pathways_completed,
-            "enrolled": [],
-        }
+    enrolled: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -565,10 +526,7 @@ def assign_skills(
     target = get_pathway(session, pathway) if pathway is not None else None
 
     if skills:
-        chosen: list[Skill] = []
-        for slug in dict.fromkeys(check_skill_slug(item) for item in skills):
-            skill = get_skill(session, slug)
-            chosen.append(skill)
+        chosen = [get_skill(session, slug) for slug in dict.fromkeys(check_skill_slug(item) for item in skills)]
         if target is not None:
             linked = set(
                 session.scalars(
@@ -585,11 +543,8 @@ def assign_skills(
                     )
     else:
         assert target is not None
-        if tier is not None and (
-            session.scalar(select(PathwayTier.id).where(PathwayTier.pathway_id == target.id, PathwayTier.tier == tier))
-            is None
-        ):
-            raise InvalidInput(f"tier: pathway {target.slug!r} has no tier {tier}", code="unknown_tier")
+        if tier is not None:
+            _check_tier(session, target, tier, "tier")
         query = (
             select(Skill)
             .join(SkillPathwayLink, SkillPathwayLink.skill_id == Skill.id)
@@ -613,34 +568,19 @@ def assign_skills(
         if skill.archived and skill.id not in existing:
             raise InvalidInput(f"skill: {skill.slug!r} is archived and cannot be assigned", code="skill_archived")
 
-    enrolled: list[str] = []
-    if target is not None:
-        _, created = enrol(session, client, target, now=now)
-        if created:
-            enrolled.append(target.slug)
+    enrolled = [target.slug] if target is not None and enrol(session, client, target, now=now)[1] else []
     under = {} if target is not None else _assigned_under(session, client.id, [skill.id for skill in chosen])
 
-    assigned: list[str] = []
-    updated: list[str] = []
-    unchanged: list[str] = []
+    by_outcome: dict[str, list[str]] = {"assigned": [], "updated": [], "unchanged": []}
     completed_now: list[Skill] = []
     for skill in chosen:
         row = existing.get(skill.id)
         was_completed = row is not None and row.status == "completed"
         if row is None:
-            row = UserSkillProgress(
-                client_id=client.id,
-                skill_id=skill.id,
-                status="not_started",
-                attempts=0,
-                notes=clean_note,
-                pathway_id=target.id if target is not None else under.get(skill.id),
-                created_at=now,
-                updated_at=now,
-            )
-            session.add(row)
+            row = _new_row(session, client, skill, target.id if target is not None else under.get(skill.id), now)
+            row.notes = clean_note
             _apply_status(row, wanted_status, completion, now)
-            assigned.append(skill.slug)
+            by_outcome["assigned"].append(skill.slug)
             _audit_progress(session, client, skill, {"assigned": wanted_status})
         else:
             changes: dict[str, Any] = {}
@@ -651,11 +591,9 @@ def assign_skills(
                 changes["notes"] = clean_note
                 row.notes = clean_note
                 row.updated_at = now
+            by_outcome["updated" if changes else "unchanged"].append(skill.slug)
             if changes:
-                updated.append(skill.slug)
                 _audit_progress(session, client, skill, changes)
-            else:
-                unchanged.append(skill.slug)
         if row.status == "completed" and not was_completed:
             completed_now.append(skill)
     session.flush()
@@ -664,9 +602,7 @@ def assign_skills(
         pathway=target.slug if target is not None else None,
         tier=tier,
         status=wanted_status,
-        assigned=assigned,
-        updated=updated,
-        unchanged=unchanged,
+        **by_outcome,
         enrolled=enrolled,
         outcome=_after_completion(session, client, completed_now, now),
     )
@@ -684,34 +620,52 @@ def _progress_change(
     session.flush()
     validator = session.get(User, row.validated_by_id) if row.validated_by_id is not None else None
     pathway = session.get(Pathway, row.pathway_id) if row.pathway_id is not None else None
+    as_stored = {name: getattr(row, name) for name in ("status", "attempts", "started_at", "completed_at", "notes")}
     return ProgressChange(
+        **as_stored,
         client=client.email,
         skill=skill.slug,
         previous_status=previous,
-        status=row.status,
         changed=changed,
-        attempts=row.attempts,
-        started_at=row.started_at,
-        completed_at=row.completed_at,
         completed_via=row.completion_method,
         validated_by=validator.email if validator else None,
         pathway=pathway.slug if pathway else None,
-        notes=row.notes,
         outcome=outcome or CompletionOutcome(),
     )
 
 
-def _row_for(
-    session: Session, client: User, skill: Skill, now: dt.datetime, *, create: bool
-) -> tuple[UserSkillProgress, bool]:
-    """The client's progress row for `skill`; created (not_started) when asked and missing."""
+def _new_row(
+    session: Session, client: User, skill: Skill, pathway_id: int | None, now: dt.datetime
+) -> UserSkillProgress:
+    row = UserSkillProgress(
+        client_id=client.id,
+        skill_id=skill.id,
+        status="not_started",
+        attempts=0,
+        pathway_id=pathway_id,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(row)
+    return row
+
+
+def _locked_row(
+    session: Session, email: str, skill_slug: str, now: dt.datetime, *, create: bool
+) -> tuple[User, Skill, UserSkillProgress, str | None]:
+    """Client, skill and progress row (created not_started when asked and missing), read under the client's
+    progress lock (the one `assign_skills` takes), with the row's status before this command: None for a
+    row created now."""
+    client, _ = get_client(session, email)
+    skill = get_skill(session, skill_slug)
+    lock_keys(session, f"progress:{client.id}")
     row = session.scalars(
         select(UserSkillProgress).where(
             UserSkillProgress.client_id == client.id, UserSkillProgress.skill_id == skill.id
         )
     ).one_or_none()
     if row is not None:
-        return row, False
+        return client, skill, row, row.status
     if not create:
         raise NotFound(
             f"skill {skill.slug!r} is not assigned to {client.email}",
@@ -720,29 +674,8 @@ def _row_for(
         )
     if skill.archived:
         raise InvalidInput(f"skill: {skill.slug!r} is archived and cannot be assigned", code="skill_archived")
-    row = UserSkillProgress(
-        client_id=client.id,
-        skill_id=skill.id,
-        status="not_started",
-        attempts=0,
-        pathway_id=_assigned_under(session, client.id, [skill.id]).get(skill.id),
-        created_at=now,
-        updated_at=now,
-    )
-    session.add(row)
-    return row, True
-
-
-def _locked_row(
-    session: Session, email: str, skill_slug: str, now: dt.datetime, *, create: bool
-) -> tuple[User, Skill, UserSkillProgress, str | None]:
-    """Client, skill and progress row, read under the client's progress lock (the one `assign_skills` takes),
-    with the row's status before this command: None for a row created now."""
-    client, _ = get_client(session, email)
-    skill = get_skill(session, skill_slug)
-    lock_keys(session, f"progress:{client.id}")
-    row, created = _row_for(session, client, skill, now, create=create)
-    return client, skill, row, None if created else row.status
+    pathway_id = _assigned_under(session, client.id, [skill.id]).get(skill.id)
+    return client, skill, _new_row(session, client, skill, pathway_id, now), None
 
 
 def start_skill(session: Session, email: str, skill_slug: str, *, now: dt.datetime) -> ProgressChange:

@@ -76,10 +76,27 @@ BADGE_EXPORT_COLUMNS = ("id", "client", "key", "awarded_at", "revoked_at", "revo
 Slug = Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)]
 
 
-def _repeated(line: int, first_line: int | None, field: str, what: str) -> RowError:
+def _rejected(row: SourceRow, field: str, message: str) -> RowResult:
+    return RowResult(row, errors=[RowError(row.line, field, message)])
+
+
+def _repeated(row: SourceRow, first_line: int | None, field: str, what: str) -> RowResult:
     """A row whose natural key an earlier row of this import (or an earlier batch) already wrote."""
     where = f"line {first_line}" if first_line is not None else "earlier in the file"
-    return RowError(line, field, f"this {what} is already on {where}")
+    return _rejected(row, field, f"this {what} is already on {where}")
+
+
+def _unknown_client(row: SourceRow, email: str) -> RowResult:
+    return _rejected(row, "client", f"no client with e-mail {email!r} (import clients first)")
+
+
+def _insert(session: Session, table: Any, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Rows as dicts of one shape, except that a backup's rows may carry their id: those go first, so
+    that ids the database assigns to the others come after them."""
+    for with_id in (True, False):
+        group = [row for row in rows if ("id" in row) == with_id]
+        if group:
+            bulk.insert_rows(session, table, tuple(group[0]), [tuple(row.values()) for row in group])
 
 
 class EnrolmentRow(TypedDict, total=False):
@@ -190,24 +207,9 @@ class _PeopleImporter(KindImporter):
     def enrolments(self, client_ids: Sequence[int]) -> dict[tuple[int, int], dict[str, Any]]:
         found: dict[tuple[int, int], dict[str, Any]] = {}
         for part in bulk.chunks(sorted(set(client_ids))):
-            for row in self.session.execute(
-                select(
-                    Enrolment.id,
-                    Enrolment.client_id,
-                    Enrolment.pathway_id,
-                    Enrolment.status,
-                    Enrolment.start_date,
-                    Enrolment.completed_at,
-                    Enrolment.builder_id,
-                    Enrolment.updated_at,
-                ).where(Enrolment.client_id.in_(part))
-            ):
+            for row in self.session.execute(select(Enrolment.__table__).where(Enrolment.client_id.in_(part))):
                 found[(row.client_id, row.pathway_id)] = dict(row._mapping)
         return found
-
-
-def _unknown_client(line: int, email: str) -> RowError:
-    return RowError(line, "client", f"no client with e-mail {email!r} (import clients first)")
 
 
 # -- enrolments -------------------------------------------------------------------------------------------
@@ -243,21 +245,20 @@ class EnrolmentImporter(_PeopleImporter):
         parsed, results = self.parse(rows)
         clients = self.clients([item["email"] for _, item in parsed])
         existing = self.enrolments(list(clients.values()))
-        inserts: list[tuple[Any, ...]] = []
+        inserts: list[dict[str, Any]] = []
         updates: list[dict[str, Any]] = []
         first: dict[tuple[str, int], int] = {}
         for row, item in parsed:
-            line = row.line
             client_id = clients.get(item["email"])
             if client_id is None:
-                results.append(RowResult(row, errors=[_unknown_client(line, item["email"])]))
+                results.append(_unknown_client(row, item["email"]))
                 continue
             key = (item["email"], item["pathway_id"])
             found = existing.get((client_id, item["pathway_id"]))
             if key in first or (found is not None and found["updated_at"] == self.now):
-                results.append(RowResult(row, errors=[_repeated(line, first.get(key), "pathway", "enrolment")]))
+                results.append(_repeated(row, first.get(key), "pathway", "enrolment"))
                 continue
-            first[key] = line
+            first[key] = row.line
             status = item.get("status") or (found["status"] if found else "active")
             completed_at = (
                 item.get("completed_at") if "completed_at" in item else (found["completed_at"] if found else None)
@@ -266,31 +267,26 @@ class EnrolmentImporter(_PeopleImporter):
                 completed_at = self.now  # as `clients set-status … completed` stamps it
             elif status != "completed":
                 if item.get("completed_at") is not None:
-                    results.append(
-                        RowResult(
-                            row,
-                            errors=[RowError(line, "completed_at", "only a completed enrolment has a completion time")],
-                        )
-                    )
+                    results.append(_rejected(row, "completed_at", "only a completed enrolment has a completion time"))
                     continue
                 completed_at = None
             if found is None:
                 if item["archived"] and not self.restore:
                     message = f"{self.pathway_slugs[item['pathway_id']]!r} is archived and takes no new enrolments"
-                    results.append(RowResult(row, errors=[RowError(line, "pathway", message)]))
+                    results.append(_rejected(row, "pathway", message))
                     continue
                 inserts.append(
-                    (
-                        client_id,
-                        item["pathway_id"],
-                        status,
-                        item.get("start_date") or self.now.date(),
-                        completed_at,
-                        item.get("builder_id"),
-                        item["created_at"] or self.now,
-                        self.now,
-                        *((item["id"],) if self.restore else ()),
-                    )
+                    {
+                        "client_id": client_id,
+                        "pathway_id": item["pathway_id"],
+                        "status": status,
+                        "start_date": item.get("start_date") or self.now.date(),
+                        "completed_at": completed_at,
+                        "builder_id": item.get("builder_id"),
+                        "created_at": item["created_at"] or self.now,
+                        "updated_at": self.now,
+                        **({"id": item["id"]} if self.restore and item["id"] is not None else {}),
+                    }
                 )
                 results.append(RowResult(row, outcome=CREATED))
                 continue
@@ -302,24 +298,7 @@ class EnrolmentImporter(_PeopleImporter):
             if change:
                 updates.append({"id": found["id"], **change, "updated_at": self.now})
             results.append(RowResult(row, outcome=UPDATED if change else UNCHANGED))
-        columns = (
-            "client_id",
-            "pathway_id",
-            "status",
-            "start_date",
-            "completed_at",
-            "builder_id",
-            "created_at",
-            "updated_at",
-        )
-        if self.restore:
-            with_id = [row for row in inserts if row[-1] is not None]
-            bulk.insert_rows(self.session, Enrolment.__table__, (*columns, "id"), with_id)
-            bulk.insert_rows(
-                self.session, Enrolment.__table__, columns, [row[:-1] for row in inserts if row[-1] is None]
-            )
-        else:
-            bulk.insert_rows(self.session, Enrolment.__table__, columns, inserts)
+        _insert(self.session, Enrolment.__table__, inserts)
         bulk.update_rows(self.session, Enrolment.__table__, updates)
         return sorted(results, key=lambda result: result.row.line)
 
@@ -351,17 +330,8 @@ def export_enrolments(session: Session) -> Iterator[dict[str, Any]]:
         .order_by(client.email, Pathway.position, Pathway.slug)
         .execution_options(yield_per=2000)
     )
-    for enrolment_id, email, slug, status, start_date, completed_at, builder, created_at in session.execute(query):
-        yield {
-            "id": enrolment_id,
-            "client": email,
-            "pathway": slug,
-            "status": status,
-            "start_date": start_date,
-            "completed_at": completed_at,
-            "builder": builder,
-            "created_at": created_at,
-        }
+    for row in session.execute(query):
+        yield dict(zip(ENROLMENT_EXPORT_COLUMNS, row, strict=True))
 
 
 # -- progress ---------------------------------------------------------------------------------------------
@@ -448,26 +418,23 @@ class ProgressImporter(_PeopleImporter):
         new_enrolments: dict[tuple[int, int], None] = {}
         first: dict[tuple[str, int], int] = {}
         for row, item in parsed:
-            line = row.line
             client_id = clients.get(item["email"])
             if client_id is None:
-                results.append(RowResult(row, errors=[_unknown_client(line, item["email"])]))
+                results.append(_unknown_client(row, item["email"]))
                 continue
             key = (item["email"], item["skill_id"])
             found = existing.get((client_id, item["skill_id"]))
             if key in first or (found is not None and found["id"] in self.touched):
-                results.append(RowResult(row, errors=[_repeated(line, first.get(key), "skill", "progress row")]))
+                results.append(_repeated(row, first.get(key), "skill", "progress row"))
                 continue
-            first[key] = line
+            first[key] = row.line
             try:
                 values = self._settle(item, found)
             except BappError as exc:
                 results.append(refusal(row, exc))
                 continue
             if found is None and item["archived"] and not self.restore:
-                results.append(
-                    RowResult(row, errors=[RowError(line, "skill", "the skill is archived and cannot be assigned")])
-                )
+                results.append(_rejected(row, "skill", "the skill is archived and cannot be assigned"))
                 continue
             if found is None and "pathway_id" not in item and not self.restore:
                 # as `skills assign` without --pathway
@@ -532,14 +499,9 @@ class ProgressImporter(_PeopleImporter):
         found: dict[tuple[int, int], dict[str, Any]] = {}
         skills = sorted(set(skill_ids))
         for part in bulk.chunks(sorted(set(client_ids))):
+            table = UserSkillProgress.__table__
             for row in self.session.execute(
-                select(
-                    UserSkillProgress.id,
-                    UserSkillProgress.client_id,
-                    UserSkillProgress.skill_id,
-                    UserSkillProgress.updated_at,
-                    *(UserSkillProgress.__table__.c[name] for name in _PROGRESS_COLUMNS),
-                ).where(UserSkillProgress.client_id.in_(part), UserSkillProgress.skill_id.in_(skills))
+                select(table).where(table.c.client_id.in_(part), table.c.skill_id.in_(skills))
             ):
                 found[(row.client_id, row.skill_id)] = dict(row._mapping)
         return found
@@ -558,13 +520,7 @@ class ProgressImporter(_PeopleImporter):
                 ],
             )
             self.extra["enrolled"] += len(new_enrolments)
-        for with_id in (False, True):
-            group = [row for row in inserts if ("id" in row) == with_id]
-            if group:
-                columns = tuple(group[0])
-                bulk.insert_rows(
-                    self.session, UserSkillProgress.__table__, columns, [tuple(row.values()) for row in group]
-                )
+        _insert(self.session, UserSkillProgress.__table__, inserts)
         bulk.update_rows(self.session, UserSkillProgress.__table__, updates)
 
     def finish(self) -> None:
@@ -626,15 +582,18 @@ class BadgeImporter(_PeopleImporter):
     batch_size = 5000
 
     def parse_row(self, values: Mapping[str, Any]) -> dict[str, Any]:
-        email = normalise_email(values["client"], field="client")
-        awarded = self.instant(values.get("awarded_at"), "awarded_at")
         revoked = self.instant(values.get("revoked_at"), "revoked_at")
-        return {
-            "email": email,
+        badge = {
             "key": values["key"],
-            "awarded_at": awarded,
+            "awarded_at": self.instant(values.get("awarded_at"), "awarded_at"),
+            "revoked_at": revoked,
+            "revocation_reason": values.get("revocation_reason") if revoked else None,
+        }
+        return {
+            "email": normalise_email(values["client"], field="client"),
+            "key": values["key"],
             "id": values.get("id"),
-            "revoked": (revoked, values.get("revocation_reason") if revoked else None),
+            "badge": badge,
         }
 
     def apply(self, rows: Sequence[SourceRow]) -> list[RowResult]:
@@ -643,26 +602,23 @@ class BadgeImporter(_PeopleImporter):
         held: set[tuple[int, str]] = set()
         for part in bulk.chunks(sorted(set(clients.values()))):
             held.update(self.session.execute(select(Badge.client_id, Badge.key).where(Badge.client_id.in_(part))).all())
-        inserts: list[tuple[Any, ...]] = []
-        inserts_with_id: list[tuple[Any, ...]] = []
+        inserts: list[dict[str, Any]] = []
         for row, item in parsed:
-            email, key, awarded, badge_id = item["email"], item["key"], item["awarded_at"], item["id"]
-            client_id = clients.get(email)
+            client_id = clients.get(item["email"])
             if client_id is None:
-                results.append(RowResult(row, errors=[_unknown_client(row.line, email)]))
+                results.append(_unknown_client(row, item["email"]))
                 continue
-            if (client_id, key) in held:
+            if (client_id, item["key"]) in held:
                 results.append(RowResult(row, outcome=UNCHANGED))  # badges are permanent: never re-dated
                 continue
-            held.add((client_id, key))
-            if self.restore and badge_id is not None:
-                inserts_with_id.append((client_id, key, awarded or self.now, *item["revoked"], badge_id))
-            else:
-                inserts.append((client_id, key, awarded or self.now, *item["revoked"]))
+            held.add((client_id, item["key"]))
+            inserts.append(
+                {"client_id": client_id, **item["badge"], "awarded_at": item["badge"]["awarded_at"] or self.now}
+            )
+            if self.restore and item["id"] is not None:
+                inserts[-1]["id"] = item["id"]
             results.append(RowResult(row, outcome=CREATED))
-        columns = ("client_id", "key", "awarded_at", "revoked_at", "revocation_reason")
-        bulk.insert_rows(self.session, Badge.__table__, columns, inserts)
-        bulk.insert_rows(self.session, Badge.__table__, (*columns, "id"), inserts_with_id)
+        _insert(self.session, Badge.__table__, inserts)
         return sorted(results, key=lambda result: result.row.line)
 
 
