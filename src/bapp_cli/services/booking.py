@@ -42,7 +42,7 @@ from bapp_cli.services.enrolment import enrol
 from bapp_cli.services.instants import get_zone, instant_text
 from bapp_cli.services.listing import ALL, Page
 from bapp_cli.services.pathways import get_pathway
-from bapp_cli.services.people import ensure_client, find_user, get_builder, get_client, normalise_email
+from bapp_cli.services.people import clean_text, ensure_client, find_user, get_builder, get_client, normalise_email
 from bapp_cli.services.rule_book import (
     ACTIVE_STATUSES,
     NearbyBooking,
@@ -87,7 +87,6 @@ REFERENCE_ATTEMPTS = 8
 # (person, start_time) indexes are scanned over a short range whatever the size of the history.
 MAX_BOOKING_MINUTES = 24 * 60
 MAX_KEY_LENGTH = 200
-MAX_NAME_LENGTH = 200
 
 
 @dataclass(frozen=True)
@@ -334,15 +333,6 @@ def _clean_key(key: str | None) -> str | None:
     return cleaned
 
 
-def _clean_name(name: str | None) -> str | None:
-    if name is None:
-        return None
-    cleaned = name.strip()
-    if len(cleaned) > MAX_NAME_LENGTH:
-        raise InvalidInput(f"name: {len(cleaned)} characters; at most {MAX_NAME_LENGTH}", code="too_long")
-    return cleaned or None
-
-
 def _resolve_builder(
     session: Session, email: str | None, session_type: SessionType
 ) -> tuple[User | None, BuilderProfile | None]:
@@ -573,7 +563,7 @@ def create_booking(session: Session, request: BookingRequest, *, now: dt.datetim
     email = normalise_email(request.client_email, field="client")
     timezone = get_zone(request.client_timezone, field="timezone").key
     key = _clean_key(request.idempotency_key)
-    name = _clean_name(request.name)
+    name = clean_text(request.name, "name")
     session_type = get_session_type(session, request.session)
     builder, profile = _resolve_builder(session, request.builder_email, session_type)
     requested_pathway = get_pathway(session, request.pathway) if request.pathway else None

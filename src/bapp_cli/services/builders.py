@@ -15,7 +15,7 @@ from bapp_cli.db.models import BuilderProfile, User
 from bapp_cli.errors import Conflict, InvalidInput
 from bapp_cli.services.instants import get_zone
 from bapp_cli.services.listing import ALL, Page
-from bapp_cli.services.people import find_user, get_builder, normalise_email
+from bapp_cli.services.people import clean_text, find_user, get_builder, normalise_email
 
 BUILDER_COLUMNS = (
     "email",
@@ -28,7 +28,6 @@ BUILDER_COLUMNS = (
     "accepting_bookings",
     "created_at",
 )
-MAX_NAME = 200
 MAX_URI = 500
 # Upper bounds catch typos (minutes typed as seconds) rather than express policy.
 MAX_BUFFER_MINUTES = 24 * 60
@@ -90,10 +89,7 @@ def _apply(session: Session, user: User, profile: BuilderProfile, settings: Buil
     """Validate every setting first, then apply them; returns {field: [old, new]} for the audit row."""
     updates: dict[str, Any] = {}
     if settings.name is not None:
-        name = settings.name.strip()
-        if len(name) > MAX_NAME:
-            raise InvalidInput(f"name: {len(name)} characters; at most {MAX_NAME}", code="too_long")
-        updates["display_name"] = name or None
+        updates["display_name"] = clean_text(settings.name, "name")
     if settings.calendly_user is not None:
         uri = settings.calendly_user.strip()
         if len(uri) > MAX_URI or not URI_PATTERN.match(uri):

@@ -21,6 +21,7 @@ EMAIL_PATTERN = re.compile(
     r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
 )
 MAX_EMAIL_LENGTH = 254
+MAX_TEXT = 200  # a person's name, company or industry
 _Profile = TypeVar("_Profile", ClientProfile, BuilderProfile)
 
 
@@ -50,6 +51,16 @@ def _is_email(email: str) -> bool:
         return False
     ascii_local = "".join(char if char.isascii() else "a" for char in local)
     return EMAIL_PATTERN.match(f"{ascii_local}@{ascii_domain}") is not None
+
+
+def clean_text(value: str | None, field: str) -> str | None:
+    """A person's name, company or industry: trimmed, at most MAX_TEXT characters, empty is none."""
+    if value is None:
+        return None
+    cleaned = value.strip()
+    if len(cleaned) > MAX_TEXT:
+        raise InvalidInput(f"{field}: {len(cleaned)} characters; at most {MAX_TEXT}", code="too_long")
+    return cleaned or None
 
 
 def find_user(session: Session, email: str) -> User | None:

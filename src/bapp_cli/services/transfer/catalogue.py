@@ -211,7 +211,7 @@ def _copy_given(values: Mapping[str, Any], wanted: dict[str, Any], *names: str) 
     wanted.update((name, values[name]) for name in names if values.get(name) is not None)
 
 
-class _RowImporter(KindImporter):
+class RowImporter(KindImporter):
     """One row at a time through the ORM; refusals are collected per row before anything is changed."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -294,7 +294,7 @@ def _changes(target: Any, wanted: Mapping[str, Any]) -> dict[str, Any]:
 # -- pathways ---------------------------------------------------------------------------------------------
 
 
-class PathwayImporter(_RowImporter):
+class PathwayImporter(RowImporter):
     kind = "pathways"
     schema = PathwayRow
     required = (("slug",),)
@@ -372,7 +372,7 @@ def export_pathways(session: Session) -> Iterator[dict[str, Any]]:
 # -- skills -----------------------------------------------------------------------------------------------
 
 
-class SkillImporter(_RowImporter):
+class SkillImporter(RowImporter):
     kind = "skills"
     schema = SkillRow
     required = (("slug",),)
@@ -512,7 +512,7 @@ _SESSION_INSTANTS = ("remote_updated_at", "remote_deleted_at", "last_synced_at")
 _NOT_NULL = frozenset({"enabled", "is_secret", "display_order", "kind", "remote_active", "present_in_last_sync"})
 
 
-class SessionImporter(_RowImporter):
+class SessionImporter(RowImporter):
     kind = "sessions"
     schema = SessionRow
     required = (("calendly_uri", "slug", "title", "id"),)
