@@ -15,7 +15,7 @@ import hashlib
 import json
 import secrets
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from decimal import Decimal
 from typing import Any
 
@@ -55,30 +55,6 @@ from bapp_cli.services.rule_book import (
 )
 from bapp_cli.services.session_types import get_session_type, is_bookable
 
-BOOKING_COLUMNS = (
-    "reference",
-    "client",
-    "client_name",
-    "builder",
-    "session_id",
-    "session_title",
-    "category",
-    "start_time",
-    "end_time",
-    "client_timezone",
-    "status",
-    "payment_status",
-    "amount",
-    "currency",
-    "pathway",
-    "custom_question_responses",
-    "calendly_event_uri",
-    "calendly_invitee_uri",
-    "idempotency_key",
-    "source",
-    "created_at",
-)
-CREATED_COLUMNS = (*BOOKING_COLUMNS, "account_created", "enrolled", "existing")
 # No 0/O, 1/I/L: references are read out over the phone and typed by hand.
 REFERENCE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
 REFERENCE_LENGTH = 8
@@ -140,6 +116,11 @@ class BookingView:
 
     def as_record(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in BOOKING_COLUMNS}
+
+
+# the booking record: every field of the view but where it stands in Calendly, in the documented order
+BOOKING_COLUMNS = tuple(item.name for item in fields(BookingView) if item.name != "calendly_state")
+CREATED_COLUMNS = (*BOOKING_COLUMNS, "account_created", "enrolled", "existing")
 
 
 @dataclass(frozen=True)

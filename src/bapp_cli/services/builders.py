@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from sqlalchemy import select
@@ -17,17 +17,6 @@ from bapp_cli.services.instants import get_zone
 from bapp_cli.services.listing import ALL, Page
 from bapp_cli.services.people import clean_text, find_user, get_builder, normalise_email
 
-BUILDER_COLUMNS = (
-    "email",
-    "name",
-    "calendly_user",
-    "timezone",
-    "buffer_minutes",
-    "minimum_notice_hours",
-    "max_advance_days",
-    "accepting_bookings",
-    "created_at",
-)
 MAX_URI = 500
 # Upper bounds catch typos (minutes typed as seconds) rather than express policy.
 MAX_BUFFER_MINUTES = 24 * 60
@@ -63,6 +52,9 @@ class BuilderView:
 
     def as_record(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in BUILDER_COLUMNS}
+
+
+BUILDER_COLUMNS = tuple(item.name for item in fields(BuilderView))  # the builder record, in the view's order
 
 
 def _view(user: User, profile: BuilderProfile) -> BuilderView:

@@ -35,26 +35,17 @@ from bapp_cli.db.models import (
 )
 from bapp_cli.errors import BappError, InvalidInput
 from bapp_cli.services.pathway_admin import MAX_TIERS, check_color, check_icon, check_name, check_pathway_slug
-from bapp_cli.services.pathways import PATHWAY_COLUMNS
 from bapp_cli.services.people import normalise_email
 from bapp_cli.services.progress import record_completions
 from bapp_cli.services.session_admin import MAX_DURATION_MINUTES, MAX_SLUG_LENGTH, MAX_TITLE_LENGTH
 from bapp_cli.services.session_types import (
-    SESSION_COLUMNS,
     default_requires_auth,
-    is_bookable,
     numbered_slug,
     parse_category,
     parse_currency,
     parse_price,
 )
-from bapp_cli.services.skills import (
-    MAX_DOMAIN_LENGTH,
-    MAX_SKILL_NAME_LENGTH,
-    SKILL_COLUMNS,
-    check_skill_slug,
-    parse_link,
-)
+from bapp_cli.services.skills import MAX_DOMAIN_LENGTH, MAX_SKILL_NAME_LENGTH, check_skill_slug, parse_link
 from bapp_cli.services.transfer.formats import SourceRow
 from bapp_cli.services.transfer.importer import (
     CREATED,
@@ -70,23 +61,6 @@ from bapp_cli.services.transfer.importer import (
     problem,
 )
 
-PATHWAY_EXPORT_COLUMNS = ("id", *PATHWAY_COLUMNS, "created_at")
-SKILL_EXPORT_COLUMNS = ("id", *SKILL_COLUMNS, "created_at")
-# what a backup needs beyond the session record to restore the Calendly-owned state exactly
-_SESSION_BACKUP_ONLY = (
-    "kind",
-    "color",
-    "invitee_limit",
-    "owner_uri",
-    "calendly_position",
-    "remote_active",
-    "remote_updated_at",
-    "remote_deleted_at",
-    "present_in_last_sync",
-    "last_synced_at",
-    "created_at",
-)
-SESSION_EXPORT_COLUMNS = (*SESSION_COLUMNS, *_SESSION_BACKUP_ONLY)
 COLOR = re.compile(r"^#[0-9A-Fa-f]{6}$")
 _Model = TypeVar("_Model", bound=Base)
 
@@ -204,6 +178,12 @@ class SessionRow(TypedDict, total=False):
     present_in_last_sync: bool | None
     last_synced_at: When | None
     created_at: When | None
+
+
+# Each kind exports the columns it imports, in its schema's order: a round trip reads back what it wrote.
+PATHWAY_EXPORT_COLUMNS = tuple(PathwayRow.__annotations__)
+SKILL_EXPORT_COLUMNS = tuple(SkillRow.__annotations__)
+SESSION_EXPORT_COLUMNS = tuple(SessionRow.__annotations__)
 
 
 def _copy_given(values: Mapping[str, Any], wanted: dict[str, Any], *names: str) -> None:
@@ -691,5 +671,5 @@ def export_sessions(session: Session) -> Iterator[dict[str, Any]]:
 
     types = list(session.scalars(select(SessionType).order_by(SessionType.id)))
     for session_type, record in zip(types, session_records(session, types), strict=True):
-        record["bookable"] = is_bookable(session_type)
-        yield {**record, **{name: getattr(session_type, name) for name in _SESSION_BACKUP_ONLY}}
+        # the session record, and what a backup needs beyond it to restore the Calendly-owned state exactly
+        yield {name: record[name] if name in record else getattr(session_type, name) for name in SESSION_EXPORT_COLUMNS}
