@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import case, delete, insert, select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
 from bapp_cli.db.audit import record_audit
@@ -24,9 +24,9 @@ from bapp_cli.services.listing import ALL, Page
 from bapp_cli.services.pathways import get_pathway
 from bapp_cli.services.people import get_builder
 from bapp_cli.services.session_types import (
-    CATEGORY_ORDER,
-    SESSION_COLUMNS,
+    SessionTypeView,
     bookable_clause,
+    category_order,
     default_requires_auth,
     get_session_type,
     parse_category,
@@ -41,34 +41,6 @@ MAX_SLUG_LENGTH = 200
 # Calendly allows 1..720 minutes; a local session may run a full day.
 MAX_DURATION_MINUTES = 1440
 _SLUG_PATTERN = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
-
-
-@dataclass(frozen=True)
-class SessionTypeView:
-    """A session type as the session record of `sessions show --json`."""
-
-    id: int
-    slug: str | None
-    title: str
-    description: str | None
-    category: str
-    requires_auth: bool
-    bookable: bool
-    enabled: bool
-    is_secret: bool
-    duration_minutes: int
-    duration_options: list[int] | None
-    price: Decimal
-    currency: str
-    display_order: int
-    pathways: list[str]
-    builder: str | None
-    calendly_uri: str | None
-    scheduling_url: str | None
-    custom_questions: list[dict[str, Any]]
-
-    def as_record(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in SESSION_COLUMNS}
 
 
 def _views(session: Session, rows: Sequence[SessionType]) -> list[SessionTypeView]:
@@ -119,11 +91,6 @@ class SessionTypeUpdate:
 
     def as_record(self) -> dict[str, Any]:
         return self.session_type.as_record()
-
-
-def category_order() -> Any:
-    """free, pathway, specialized (the order clients see them in) as a sortable SQL expression."""
-    return case({name: index for index, name in enumerate(CATEGORY_ORDER)}, value=SessionType.category, else_=99)
 
 
 def list_session_types(

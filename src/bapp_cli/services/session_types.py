@@ -5,38 +5,48 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass, fields
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, or_, select
+from sqlalchemy import ColumnElement, and_, case, or_, select
 from sqlalchemy.orm import Session
 
-from bapp_cli.db.models import Pathway, SessionType, SessionTypePathway, User
+from bapp_cli.db.models import SESSION_CATEGORIES, Pathway, SessionType, SessionTypePathway, User
 from bapp_cli.errors import InvalidInput, NotFound
 
 MAX_ROW_ID = 2**31 - 1  # ids are INTEGER columns: 32 bits on PostgreSQL
 
-SESSION_COLUMNS = (
-    "id",
-    "slug",
-    "title",
-    "description",
-    "category",
-    "requires_auth",
-    "bookable",
-    "enabled",
-    "is_secret",
-    "duration_minutes",
-    "duration_options",
-    "price",
-    "currency",
-    "display_order",
-    "pathways",
-    "builder",
-    "calendly_uri",
-    "scheduling_url",
-    "custom_questions",
-)
+
+@dataclass(frozen=True)
+class SessionTypeView:
+    """A session type as the session record of `sessions show --json`."""
+
+    id: int
+    slug: str | None
+    title: str
+    description: str | None
+    category: str
+    requires_auth: bool
+    bookable: bool
+    enabled: bool
+    is_secret: bool
+    duration_minutes: int
+    duration_options: list[int] | None
+    price: Decimal
+    currency: str
+    display_order: int
+    pathways: list[str]
+    builder: str | None
+    calendly_uri: str | None
+    scheduling_url: str | None
+    custom_questions: list[dict[str, Any]]
+
+    def as_record(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in SESSION_COLUMNS}
+
+
+SESSION_COLUMNS = tuple(item.name for item in fields(SessionTypeView))  # the session record, in the documented order
 
 
 def bookable_clause() -> ColumnElement[bool]:
@@ -132,9 +142,14 @@ def session_records(session: Session, session_types: Sequence[SessionType]) -> l
 # -- curated-field values shared by sync classification and the admin commands --------------------
 
 # The order clients see: free first, then pathway, then specialized.
-CATEGORY_ORDER = ("free", "pathway", "specialized")
+CATEGORY_ORDER = SESSION_CATEGORIES
 MAX_PRICE = Decimal("99999999.99")  # Numeric(10, 2)
 CURRENCY_PATTERN = re.compile(r"^[A-Za-z]{3}$")
+
+
+def category_order() -> Any:
+    """free, pathway, specialized (the order clients see them in) as a sortable SQL expression."""
+    return case({name: index for index, name in enumerate(CATEGORY_ORDER)}, value=SessionType.category, else_=99)
 
 
 def default_requires_auth(category: str) -> bool:
