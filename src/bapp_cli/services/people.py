@@ -67,13 +67,6 @@ def find_user(session: Session, email: str) -> User | None:
     return session.scalars(select(User).where(User.email == normalise_email(email))).one_or_none()
 
 
-def get_user(session: Session, email: str, *, role: str = "user") -> User:
-    user = find_user(session, email)
-    if user is None:
-        raise NotFound(f"no {role} with e-mail {email.strip().lower()!r}", code=f"{role}_not_found")
-    return user
-
-
 def _get_profiled(session: Session, email: str, profile: type[_Profile], role: str) -> tuple[User, _Profile]:
     """A user with the given profile (client or builder), or NotFound pointing at the command that adds one."""
     normalised = normalise_email(email, field=role)

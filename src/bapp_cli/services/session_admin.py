@@ -24,9 +24,12 @@ from bapp_cli.services.listing import ALL, Page
 from bapp_cli.services.pathways import get_pathway
 from bapp_cli.services.people import get_builder
 from bapp_cli.services.session_types import (
+    MAX_DURATION_MINUTES,
+    MAX_SLUG_LENGTH,
     SessionTypeView,
     bookable_clause,
     category_order,
+    check_title,
     default_requires_auth,
     get_session_type,
     parse_category,
@@ -34,12 +37,9 @@ from bapp_cli.services.session_types import (
     parse_price,
     pathway_slugs_by_session,
     session_records,
+    slugify,
 )
 
-MAX_TITLE_LENGTH = 300
-MAX_SLUG_LENGTH = 200
-# Calendly allows 1..720 minutes; a local session may run a full day.
-MAX_DURATION_MINUTES = 1440
 _SLUG_PATTERN = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 
 
@@ -132,10 +132,6 @@ def show_session_type(session: Session, identifier: str) -> SessionTypeView:
     return _views(session, [get_session_type(session, identifier)])[0]
 
 
-def _slugify(title: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")[:MAX_SLUG_LENGTH].strip("-")
-
-
 def _linked_pathways(session: Session, slugs: Sequence[str]) -> list[Pathway]:
     found: dict[int, Pathway] = {}
     for slug in slugs:
@@ -146,16 +142,14 @@ def _linked_pathways(session: Session, slugs: Sequence[str]) -> list[Pathway]:
 
 def add_session_type(session: Session, draft: NewSessionType, *, now: dt.datetime) -> SessionTypeView:
     """Create a local-only session type (sync never touches it: it has no Calendly URI)."""
-    title = draft.title.strip()
-    if not title or len(title) > MAX_TITLE_LENGTH:
-        raise InvalidInput(f"title: must be 1 to {MAX_TITLE_LENGTH} characters", code="invalid_title")
+    title = check_title(draft.title)
     if not 1 <= draft.duration_minutes <= MAX_DURATION_MINUTES:
         raise InvalidInput(
             f"duration: {draft.duration_minutes} is not between 1 and {MAX_DURATION_MINUTES} minutes",
             code="invalid_duration",
         )
     category = parse_category(draft.category)
-    slug = (draft.slug.strip().lower() if draft.slug is not None else _slugify(title)) or None
+    slug = (draft.slug.strip().lower() if draft.slug is not None else slugify(title)) or None
     if slug is None or len(slug) > MAX_SLUG_LENGTH or not _SLUG_PATTERN.match(slug):
         raise InvalidInput(
             f"slug: {draft.slug if draft.slug is not None else slug!r} must be lowercase letters, digits and hyphens",

@@ -189,7 +189,22 @@ def parse_currency(value: str, *, field: str = "currency") -> str:
 # -- slugs ------------------------------------------------------------------------------------------
 
 MAX_SLUG_LENGTH = 200  # session_types.slug is String(200)
+MAX_TITLE_LENGTH = 300
+# Calendly allows 1..720 minutes; a local session may run a full day.
+MAX_DURATION_MINUTES = 1440
 _NUMBERED = re.compile(r"-(\d+)$")
+
+
+def check_title(value: str) -> str:
+    title = value.strip()
+    if not title or len(title) > MAX_TITLE_LENGTH:
+        raise InvalidInput(f"title: must be 1 to {MAX_TITLE_LENGTH} characters", code="invalid_title")
+    return title
+
+
+def slugify(title: str) -> str:
+    """The slug a title gives a session type that is not given one (empty when the title has no letters)."""
+    return re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")[:MAX_SLUG_LENGTH].strip("-")
 
 
 def numbered_slug(base: str, number: int) -> str:

@@ -34,16 +34,25 @@ from bapp_cli.db.models import (
     User,
 )
 from bapp_cli.errors import BappError, InvalidInput
-from bapp_cli.services.pathway_admin import MAX_TIERS, check_color, check_icon, check_name, check_pathway_slug
+from bapp_cli.services.pathway_admin import (
+    COLOR_PATTERN,
+    MAX_TIERS,
+    check_color,
+    check_icon,
+    check_name,
+    check_pathway_slug,
+)
 from bapp_cli.services.people import normalise_email
 from bapp_cli.services.progress import record_completions
-from bapp_cli.services.session_admin import MAX_DURATION_MINUTES, MAX_SLUG_LENGTH, MAX_TITLE_LENGTH
 from bapp_cli.services.session_types import (
+    MAX_DURATION_MINUTES,
+    check_title,
     default_requires_auth,
     numbered_slug,
     parse_category,
     parse_currency,
     parse_price,
+    slugify,
 )
 from bapp_cli.services.skills import MAX_DOMAIN_LENGTH, MAX_SKILL_NAME_LENGTH, check_skill_slug, parse_link
 from bapp_cli.services.transfer.formats import SourceRow
@@ -54,14 +63,12 @@ from bapp_cli.services.transfer.importer import (
     UPDATED,
     Int32,
     KindImporter,
-    RowError,
     RowId,
     RowResult,
     When,
     problem,
 )
 
-COLOR = re.compile(r"^#[0-9A-Fa-f]{6}$")
 _Model = TypeVar("_Model", bound=Base)
 
 
@@ -206,9 +213,6 @@ class RowImporter(KindImporter):
             except BappError as exc:
                 results.append(RowResult(row, errors=[problem(exc, _field_in(exc.message), row.line)]))
                 continue
-            except _RowRefused as refused:
-                results.append(RowResult(row, errors=refused.errors))
-                continue
             results.append(RowResult(row, outcome=outcome))
         self.session.flush()
         return sorted(results, key=lambda result: result.row.line)
@@ -219,7 +223,7 @@ class RowImporter(KindImporter):
 
     def seen_once(self, key: str, line: int, name: str) -> None:
         if key in self.seen:
-            raise _RowRefused([RowError(line, name, f"{key!r} is already on line {self.seen[key]}")])
+            raise InvalidInput(f"{name}: {key!r} is already on line {self.seen[key]}")
         self.seen[key] = line
 
     def restore_id(self, model: Any, values: Mapping[str, Any]) -> dict[str, Any]:
@@ -251,12 +255,6 @@ class RowImporter(KindImporter):
         self.session.add(record)
         self.session.flush()
         return record
-
-
-class _RowRefused(Exception):
-    def __init__(self, errors: list[RowError]) -> None:
-        super().__init__(errors[0].message)
-        self.errors = errors
 
 
 def _field_in(message: str) -> str | None:
@@ -477,6 +475,7 @@ def export_skills(session: Session) -> Iterator[dict[str, Any]]:
 # (column, value to compare and store) for the simple columns a session row may carry
 _SESSION_PLAIN = (
     "description",
+    "duration_options",
     "enabled",
     "is_secret",
     "display_order",
@@ -548,30 +547,21 @@ class SessionImporter(RowImporter):
         if slug is not None:
             slug = slug.lower()
         elif title:
-            slug = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")[:MAX_SLUG_LENGTH] or None
+            slug = slugify(title) or None
         key = values.get("calendly_uri") or slug
         if key is None:
             raise InvalidInput("slug: a session row needs a calendly_uri, a slug or a title")
         self.seen_once(key, row.line, "calendly_uri" if values.get("calendly_uri") else "slug")
         wanted: dict[str, Any] = {}
         if title is not None:
-            if not title or len(title) > MAX_TITLE_LENGTH:
-                raise InvalidInput(f"title: must be 1 to {MAX_TITLE_LENGTH} characters")
-            wanted["title"] = title
-        _copy_given(values, wanted, "duration_minutes")
-        if "duration_options" in values:
-            wanted["duration_options"] = values["duration_options"]
-        if values.get("category") is not None:
-            wanted["category"] = parse_category(values["category"])
-        if values.get("requires_auth") is not None:
-            wanted["requires_auth"] = values["requires_auth"]
-        if values.get("price") is not None:
-            wanted["price"] = parse_price(values["price"])
-        if values.get("currency") is not None:
-            wanted["currency"] = parse_currency(values["currency"])
+            wanted["title"] = check_title(title)
+        _copy_given(values, wanted, "duration_minutes", "requires_auth")
+        for name, parse in (("category", parse_category), ("price", parse_price), ("currency", parse_currency)):
+            if values.get(name) is not None:
+                wanted[name] = parse(values[name])
         if "color" in values:
             color = values["color"]
-            if color is not None and not COLOR.match(color):
+            if color is not None and not COLOR_PATTERN.match(color):
                 raise InvalidInput(f"color: {color!r} is not a #RRGGBB colour")
             wanted["color"] = color
         for name in _SESSION_PLAIN:
