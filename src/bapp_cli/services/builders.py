@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bapp_cli.db.audit import record_audit
+from bapp_cli.db.audit import apply_changes, record_audit
 from bapp_cli.db.models import BuilderProfile, User
 from bapp_cli.errors import Conflict, InvalidInput
 from bapp_cli.services.instants import get_zone
@@ -109,12 +109,7 @@ def _apply(session: Session, user: User, profile: BuilderProfile, settings: Buil
         updates["max_advance_days"] = days or None
     if settings.accepting_bookings is not None:
         updates["accepting_bookings"] = settings.accepting_bookings
-    changes: dict[str, Any] = {}
-    for attribute, value in updates.items():
-        previous = getattr(profile, attribute)
-        if previous != value:
-            changes[attribute] = [previous, value]
-            setattr(profile, attribute, value)
+    changes = apply_changes(profile, updates)
     if "display_name" in updates and updates["display_name"] and not user.name:
         user.name = updates["display_name"]
     return changes

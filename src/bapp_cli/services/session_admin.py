@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bapp_cli.db.audit import record_audit
@@ -32,6 +32,7 @@ from bapp_cli.services.session_types import (
     check_title,
     default_requires_auth,
     get_session_type,
+    link_pathways,
     parse_category,
     parse_currency,
     parse_price,
@@ -191,11 +192,7 @@ def add_session_type(session: Session, draft: NewSessionType, *, now: dt.datetim
     )
     session.add(session_type)
     session.flush()
-    if pathways:
-        session.execute(
-            insert(SessionTypePathway),
-            [{"session_type_id": session_type.id, "pathway_id": pathway.id} for pathway in pathways],
-        )
+    link_pathways(session, session_type.id, [pathway.id for pathway in pathways])
     view = show_session_type(session, str(session_type.id))
     record_audit(
         session,
@@ -252,16 +249,8 @@ def update_session_type(
             setattr(session_type, name, value)
     session_type.updated_at = now
     if "pathways" in changed:
-        session.execute(delete(SessionTypePathway).where(SessionTypePathway.session_type_id == session_type.id))
-        ids = {
-            slug: pathway_id
-            for slug, pathway_id in session.execute(select(Pathway.slug, Pathway.id).where(Pathway.slug.in_(new_links)))
-        }
-        if new_links:
-            session.execute(
-                insert(SessionTypePathway),
-                [{"session_type_id": session_type.id, "pathway_id": ids[slug]} for slug in new_links],
-            )
+        new_ids = session.scalars(select(Pathway.id).where(Pathway.slug.in_(new_links))).all()
+        link_pathways(session, session_type.id, new_ids)
     session.flush()
     record_audit(session, "session_type", str(session_type.id), changed)
     return SessionTypeUpdate(show_session_type(session, str(session_type.id)), changed)

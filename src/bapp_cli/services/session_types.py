@@ -9,7 +9,7 @@ from dataclasses import dataclass, fields
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, or_, select
+from sqlalchemy import ColumnElement, and_, case, delete, insert, or_, select
 from sqlalchemy.orm import Session
 
 from bapp_cli.db.models import SESSION_CATEGORIES, Pathway, SessionType, SessionTypePathway, User
@@ -112,6 +112,16 @@ def pathway_slugs_by_session(session: Session, session_type_ids: Sequence[int]) 
     for session_type_id, slug in rows:
         linked[session_type_id].append(slug)
     return linked
+
+
+def link_pathways(session: Session, session_type_id: int, pathway_ids: Sequence[int]) -> None:
+    """Make `pathway_ids` exactly the pathways the session type is linked to."""
+    session.execute(delete(SessionTypePathway).where(SessionTypePathway.session_type_id == session_type_id))
+    if pathway_ids:
+        session.execute(
+            insert(SessionTypePathway),
+            [{"session_type_id": session_type_id, "pathway_id": pathway_id} for pathway_id in pathway_ids],
+        )
 
 
 def builder_emails(session: Session, user_ids: Sequence[int | None]) -> dict[int, str]:

@@ -48,6 +48,7 @@ from bapp_cli.services.session_types import (
     MAX_DURATION_MINUTES,
     check_title,
     default_requires_auth,
+    link_pathways,
     numbered_slug,
     parse_category,
     parse_currency,
@@ -430,14 +431,13 @@ class SkillImporter(RowImporter):
         if links is not None and links != current:
             if outcome != CREATED:
                 outcome = UPDATED
-            for pathway_id, tier in current.items():
-                if links.get(pathway_id) != tier:
-                    self.session.execute(
-                        delete(SkillPathwayLink).where(
-                            SkillPathwayLink.skill_id == skill.id, SkillPathwayLink.pathway_id == pathway_id
-                        )
-                    )
-                    self.touched_pathways.add(pathway_id)
+            dropped = [pathway_id for pathway_id, tier in current.items() if links.get(pathway_id) != tier]
+            self.session.execute(
+                delete(SkillPathwayLink).where(
+                    SkillPathwayLink.skill_id == skill.id, SkillPathwayLink.pathway_id.in_(dropped)
+                )
+            )
+            self.touched_pathways.update(dropped)
             for pathway_id, tier in links.items():
                 if current.get(pathway_id) != tier:
                     self.session.add(SkillPathwayLink(skill_id=skill.id, pathway_id=pathway_id, tier=tier))
@@ -631,12 +631,7 @@ class SessionImporter(RowImporter):
                 session_type.updated_at = self.now
                 outcome = UPDATED
         if pathways is not None and {pathway.id for pathway in pathways} != set(current):
-            self.session.execute(
-                delete(SessionTypePathway).where(SessionTypePathway.session_type_id == session_type.id)
-            )
-            for pathway in pathways:
-                self.session.add(SessionTypePathway(session_type_id=session_type.id, pathway_id=pathway.id))
-            self.session.flush()
+            link_pathways(self.session, session_type.id, [pathway.id for pathway in pathways])
             if outcome == UNCHANGED:
                 session_type.updated_at = self.now
                 outcome = UPDATED
