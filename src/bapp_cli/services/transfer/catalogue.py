@@ -23,6 +23,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 from typing_extensions import TypedDict
 
+from bapp_cli.db.audit import apply_changes
 from bapp_cli.db.models import (
     Base,
     Pathway,
@@ -263,13 +264,6 @@ def _field_in(message: str) -> str | None:
     return head if separator and re.fullmatch(r"[a-z_\-]+", head) else None
 
 
-def _changes(target: Any, wanted: Mapping[str, Any]) -> dict[str, Any]:
-    changed = {name: value for name, value in wanted.items() if getattr(target, name) != value}
-    for name, value in changed.items():
-        setattr(target, name, value)
-    return changed
-
-
 # -- pathways ---------------------------------------------------------------------------------------------
 
 
@@ -322,21 +316,18 @@ class PathwayImporter(RowImporter):
             wanted.setdefault("archived", False)
             pathway = self.create(Pathway, slug, created_at, values, wanted)
             outcome = CREATED
-        elif _changes(pathway, wanted):
+        elif apply_changes(pathway, wanted):
             pathway.updated_at = self.now
             outcome = UPDATED
         for item in tiers:
             description = (item.get("description") or "").strip() or None if "description" in item else None
+            named = {"name": item["name"].strip(), "description": description}
             tier = existing_tiers.get(item["tier"])
             if tier is None:
-                self.session.add(
-                    PathwayTier(
-                        pathway_id=pathway.id, tier=item["tier"], name=item["name"].strip(), description=description
-                    )
-                )
-                outcome = outcome if outcome == CREATED else UPDATED
-            elif _changes(tier, {"name": item["name"].strip(), "description": description}):
-                outcome = outcome if outcome == CREATED else UPDATED
+                self.session.add(PathwayTier(pathway_id=pathway.id, tier=item["tier"], **named))
+            elif not apply_changes(tier, named):
+                continue
+            outcome = outcome if outcome == CREATED else UPDATED
         return outcome
 
 
@@ -420,7 +411,7 @@ class SkillImporter(RowImporter):
             skill = self.create(Skill, slug, created_at, values, wanted)
             outcome = CREATED
         else:
-            changed = _changes(skill, wanted)
+            changed = apply_changes(skill, wanted)
             if changed:
                 outcome = UPDATED
                 if "archived" in changed:
@@ -627,7 +618,7 @@ class SessionImporter(RowImporter):
             if slug is not None and values.get("slug") is not None:
                 self._check_slug_free(slug, session_type)
                 wanted["slug"] = slug
-            if _changes(session_type, wanted):
+            if apply_changes(session_type, wanted):
                 session_type.updated_at = self.now
                 outcome = UPDATED
         if pathways is not None and {pathway.id for pathway in pathways} != set(current):

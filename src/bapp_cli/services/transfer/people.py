@@ -13,7 +13,7 @@ from collections.abc import Iterator, Sequence
 from typing import Annotated, Any, Required
 
 from pydantic import ConfigDict, Field, StringConstraints
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 from typing_extensions import TypedDict
 
@@ -28,7 +28,7 @@ from bapp_cli.services.builders import (
     add_builder,
     update_builder,
 )
-from bapp_cli.services.people import clean_text, normalise_email
+from bapp_cli.services.people import clean_text, find_user, normalise_email
 from bapp_cli.services.transfer.catalogue import RowImporter
 from bapp_cli.services.transfer.formats import SourceRow
 from bapp_cli.services.transfer.importer import (
@@ -97,13 +97,8 @@ class BuilderImporter(RowImporter):
             accepting_bookings=values.get("accepting_bookings"),
         )
         created_at = self.instant(values.get("created_at"), "created_at")
-        user = self.session.scalars(select(User).where(User.email == email)).one_or_none()
-        profile = (
-            self.session.scalars(select(BuilderProfile).where(BuilderProfile.user_id == user.id)).one_or_none()
-            if user is not None
-            else None
-        )
-        if profile is not None:
+        user = find_user(self.session, email)
+        if user is not None and self.session.scalar(select(BuilderProfile.id).where(BuilderProfile.user_id == user.id)):
             _, changes = update_builder(self.session, email, settings)
             return UPDATED if changes else UNCHANGED
         # a savepoint, so that a refused row leaves no user behind
@@ -122,10 +117,9 @@ class BuilderImporter(RowImporter):
                 self.session.flush()
             add_builder(self.session, email, settings)
             if created_at is not None:
-                new_profile = self.session.scalars(
-                    select(BuilderProfile).where(BuilderProfile.user_id == user.id)
-                ).one()
-                new_profile.created_at = created_at
+                self.session.execute(
+                    update(BuilderProfile).where(BuilderProfile.user_id == user.id).values(created_at=created_at)
+                )
         return CREATED
 
 
