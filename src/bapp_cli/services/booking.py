@@ -23,7 +23,7 @@ from sqlalchemy import Select, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from bapp_cli.db.audit import record_audit
+from bapp_cli.db.audit import apply_changes, record_audit
 from bapp_cli.db.batches import BATCH_SIZE
 from bapp_cli.db.locks import lock_keys
 from bapp_cli.db.models import (
@@ -745,25 +745,20 @@ def change_booking_status(
             hint="allowed now: " + ", ".join(c for c in _allowed(STATUS_MOVES, booking.status) if c not in AFTER_START),
             code="illegal_transition",
         )
-    changes: dict[str, list[str]] = {"status": [booking.status, target]}
+    wanted = {"status": target}
     if paid:
         if booking.payment_status != "unpaid":
             raise _refuse(booking, booking.payment_status, "confirm --paid", PAYMENT_MOVES)
-        changes["payment_status"] = [booking.payment_status, "paid"]
-    cleaned_reason = reason.strip() if reason else None
+        wanted["payment_status"] = "paid"
+    cleaned_reason = (reason.strip() or None) if reason else None
     if cleaned_reason is not None and len(cleaned_reason) > 2000:
         raise InvalidInput(f"reason: {len(cleaned_reason)} characters; at most 2000", code="too_long")
-    booking.status = target
-    if paid:
-        booking.payment_status = "paid"
+    changes = apply_changes(booking, wanted)
     if target == "cancelled":
-        booking.cancelled_at = now
-        booking.cancellation_reason = cleaned_reason or None
+        booking.cancelled_at, booking.cancellation_reason = now, cleaned_reason
     booking.updated_at = now
     session.flush()
-    audit: dict[str, Any] = dict(changes)
-    if target == "cancelled" and cleaned_reason:
-        audit["reason"] = cleaned_reason
+    audit = {**changes, "reason": cleaned_reason} if target == "cancelled" and cleaned_reason else changes
     record_audit(session, "booking", booking.reference, audit)
     return StatusChange(booking_view(session, booking.id), changes)
 
@@ -776,8 +771,7 @@ def change_payment_status(session: Session, reference: str, command: str, *, now
     target = PAYMENT_MOVES[command].get(booking.payment_status)
     if target is None:
         raise _refuse(booking, booking.payment_status, command, PAYMENT_MOVES)
-    changes = {"payment_status": [booking.payment_status, target]}
-    booking.payment_status = target
+    changes = apply_changes(booking, {"payment_status": target})
     booking.updated_at = now
     session.flush()
     record_audit(session, "booking", booking.reference, dict(changes))

@@ -231,11 +231,9 @@ def set_tier(
 def archive_pathway(session: Session, slug: str, *, now: dt.datetime) -> PathwayChange:
     """Archive a pathway: history stays, new enrolments, bookings and skill links are refused."""
     pathway = get_pathway(session, slug)
-    changes: dict[str, Any] = {}
-    if not pathway.archived:
-        pathway.archived = True
+    changes = apply_changes(pathway, {"archived": True})
+    if changes:
         pathway.updated_at = now
-        changes = {"archived": [False, True]}
         session.flush()
         record_audit(session, "pathway", pathway.slug, changes)
     return PathwayChange(_view(session, pathway), changes)
