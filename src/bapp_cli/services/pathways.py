@@ -96,14 +96,7 @@ def list_pathways(session: Session, *, slug: str | None = None, page: Page = ALL
             skills_by_tier[(pathway_id, tier_number)].append(skill_slug)
     return [
         PathwayView(
-            id=pathway.id,
-            slug=pathway.slug,
-            name=pathway.name,
-            description=pathway.description,
-            icon=pathway.icon,
-            color=pathway.color,
-            position=pathway.position,
-            archived=pathway.archived,
+            **{name: getattr(pathway, name) for name in ("id", *PATHWAY_COLUMNS) if name != "tiers"},
             tiers=[
                 TierView(tier.tier, tier.name, tier.description, skills_by_tier.get((pathway.id, tier.tier), []))
                 for tier in tiers_by_pathway.get(pathway.id, [])
