@@ -240,17 +240,15 @@ def update_session_type(
         )
 
     changed = {name: value for name, value in wanted.items() if getattr(session_type, name) != value}
+    for name, value in changed.items():
+        setattr(session_type, name, value)
     if set(new_links) != set(current_links):
         changed["pathways"] = new_links
-    if not changed:
-        return SessionTypeUpdate(show_session_type(session, str(session_type.id)), {})
-    for name, value in changed.items():
-        if name != "pathways":
-            setattr(session_type, name, value)
-    session_type.updated_at = now
-    if "pathways" in changed:
-        new_ids = session.scalars(select(Pathway.id).where(Pathway.slug.in_(new_links))).all()
-        link_pathways(session, session_type.id, new_ids)
-    session.flush()
-    record_audit(session, "session_type", str(session_type.id), changed)
+        link_pathways(
+            session, session_type.id, session.scalars(select(Pathway.id).where(Pathway.slug.in_(new_links))).all()
+        )
+    if changed:
+        session_type.updated_at = now
+        session.flush()
+        record_audit(session, "session_type", str(session_type.id), changed)
     return SessionTypeUpdate(show_session_type(session, str(session_type.id)), changed)
