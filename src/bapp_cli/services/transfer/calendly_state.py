@@ -146,12 +146,10 @@ class CalendlyBookingImporter(KindImporter):
                 results.append(RowResult(row, errors=[RowError(row.line, "reference", f"no booking {reference!r}")]))
                 continue
             booking_id, *current = existing
-            if not self.restore and _has_state(current):
-                # merging into a database that has its own state for this booking: that state is newer
-                # than any backup of it (a stale `requested` must not make reconcile send it again)
-                results.append(RowResult(row, outcome=UNCHANGED))
-                continue
-            if all(_same(old, state[name]) for name, old in zip(WRITE_STATE_COLUMNS, current, strict=True)):
+            # Merging into a database that has its own state for this booking keeps it: that state is newer
+            # than any backup of it (a stale `requested` must not make reconcile send it again).
+            kept = not self.restore and _has_state(current)
+            if kept or all(_same(old, state[name]) for name, old in zip(WRITE_STATE_COLUMNS, current, strict=True)):
                 results.append(RowResult(row, outcome=UNCHANGED))
                 continue
             changes.append({"id": booking_id, **state})
@@ -247,17 +245,11 @@ class InvitationImporter(_KeptIdImporter):
             parsed.append((row, values))
         clients = self._ids(
             select(User.email, User.id).join(ClientProfile, ClientProfile.user_id == User.id),
-            User.email,
             [values["client"] for _, values in parsed],
         )
-        bookings = self._ids(
-            select(Booking.reference, Booking.id),
-            Booking.reference,
-            [values["booking"] for _, values in parsed if values["booking"]],
-        )
+        bookings = self._ids(select(Booking.reference, Booking.id), [values["booking"] for _, values in parsed])
         held = self._ids(
             select(CalendlyInvitation.booking_url, CalendlyInvitation.id),
-            CalendlyInvitation.booking_url,
             [values["booking_url"] for _, values in parsed],
         )
         for row, values in parsed:
@@ -296,10 +288,11 @@ class InvitationImporter(_KeptIdImporter):
             results.append(RowResult(row, outcome=CREATED))
         return sorted(results, key=lambda result: result.row.line)
 
-    def _ids(self, query: Any, key: Any, values: Sequence[str]) -> dict[str, int]:
+    def _ids(self, query: Any, keys: Sequence[str | None]) -> dict[str, int]:
+        """{key: id} of the given keys that are there; `query` selects (key, id)."""
         found: dict[str, int] = {}
-        for part in bulk.chunks(sorted(set(values))):
-            found.update((name, row_id) for name, row_id in self.session.execute(query.where(key.in_(part))))
+        for part in bulk.chunks(sorted({key for key in keys if key})):
+            found.update(self.session.execute(query.where(query.selected_columns[0].in_(part))).tuples())
         return found
 
 
