@@ -292,7 +292,7 @@ class InvitationImporter(_KeptIdImporter):
         """{key: id} of the given keys that are there; `query` selects (key, id)."""
         found: dict[str, int] = {}
         for part in bulk.chunks(sorted({key for key in keys if key})):
-            found.update(self.session.execute(query.where(query.selected_columns[0].in_(part))).tuples().all())
+            found.update(self.session.execute(query.where(query.selected_columns[0].in_(part))).all())
         return found
 
 
