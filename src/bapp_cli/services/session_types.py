@@ -231,9 +231,6 @@ class SlugBook:
         rows = session.execute(select(SessionType.slug, SessionType.id).where(SessionType.slug.is_not(None)))
         return cls({slug: type_id for slug, type_id in rows if slug is not None})
 
-    def holder(self, slug: str) -> int | None:
-        return self._held.get(slug)
-
     def is_free(self, slug: str, *, for_type: int | None = None) -> bool:
         return slug not in self._held or (for_type is not None and self._held[slug] == for_type)
 
