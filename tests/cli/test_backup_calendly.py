@@ -311,3 +311,40 @@ def test_a_restore_refuses_an_id_given_twice_as_a_bad_row(bapp: Bapp, tmp_path: 
     assert refused.exit_code == 6, refused.stderr
     assert "id 5 repeats" in refused.stderr
     assert _state(bapp.database_url)["inbox"] == []
+
+
+def test_a_restore_names_each_missing_reference_and_repeated_id_of_an_invitation(bapp: Bapp, tmp_path: Path) -> None:
+    def link(number: int, **values: Any) -> dict[str, Any]:
+        return {
+            "client": "ivy@client.example",
+            "session": "intro",
+            "booking_url": f"https://cal.example/{number}",
+        } | values
+
+    document = tmp_path / "links.json"
+    document.write_text(
+        json.dumps(
+            {
+                "bapp": {"format": "bapp-backup", "version": 2},
+                "clients": [{"email": "ivy@client.example"}],
+                "sessions": [{"slug": "intro", "title": "Intro", "duration_minutes": 30, "category": "free"}],
+                "calendly_invitations": [
+                    link(1, client="nobody@client.example", session="gone", booking="bk-missing"),
+                    link(2, id=7),
+                    link(3, id=7),
+                    link(4, session=1),  # a session by its id, as an export writes one without URI or slug
+                ],
+            }
+        )
+    )
+    refused = bapp("import", "all", str(document), "--json")
+    assert refused.exit_code == 6, refused.stderr
+    assert "2 bad rows" in refused.stderr  # the first link and the third; the second and fourth were good
+    details = json.loads(refused.stderr.splitlines()[-1])["error"]["details"]
+    assert sorted((item["field"], item["message"]) for item in details) == [
+        ("booking", "no booking 'BK-MISSING'"),
+        ("client", "no client with e-mail 'nobody@client.example'"),
+        ("id", "id 7 repeats"),
+        ("session", "no session 'gone'"),
+    ]
+    assert _state(bapp.database_url)["invitations"] == []

@@ -30,6 +30,15 @@ def _compact(value: Any) -> Any:
     return value
 
 
+def apply_changes(target: Any, wanted: dict[str, Any]) -> dict[str, Any]:
+    """Set each attribute of `target` that `wanted` changes; returns {attribute: [old, new]}, an audit row's
+    changes (empty when every value was already so)."""
+    changes = {name: [getattr(target, name), value] for name, value in wanted.items() if getattr(target, name) != value}
+    for name, (_, value) in changes.items():
+        setattr(target, name, value)
+    return changes
+
+
 def _row(session: Session, entity: str, key: str | None, changes: dict[str, Any] | None) -> dict[str, Any]:
     return {
         "actor": str(session.info.get("actor", "unknown")),

@@ -12,14 +12,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import case, exists, or_, select
+from sqlalchemy import exists, or_, select
 from sqlalchemy.orm import Session
 
 from bapp_cli.db.models import SESSION_CATEGORIES, SessionType, SessionTypePathway
-from bapp_cli.errors import InvalidInput
 from bapp_cli.services.pathways import get_pathway
 from bapp_cli.services.people import get_builder, get_client
-from bapp_cli.services.session_types import SESSION_COLUMNS, bookable_clause, session_records
+from bapp_cli.services.session_types import (
+    SESSION_COLUMNS,
+    bookable_clause,
+    category_order,
+    parse_category,
+    session_records,
+)
 
 CATEGORY_TITLES = {
     "free": "Free Sessions",
@@ -62,12 +67,7 @@ def list_available_sessions(
     if client is None:
         query = query.where(SessionType.requires_auth.is_(False))
     if category is not None:
-        wanted = category.strip().lower()
-        if wanted not in SESSION_CATEGORIES:
-            raise InvalidInput(
-                f"category: {category!r} is not one of {', '.join(SESSION_CATEGORIES)}", code="invalid_category"
-            )
-        query = query.where(SessionType.category == wanted)
+        query = query.where(SessionType.category == parse_category(category))
     if pathway is not None:
         pathway_id = get_pathway(session, pathway).id
         linked = exists().where(
@@ -76,9 +76,8 @@ def list_available_sessions(
         query = query.where(or_(SessionType.category != "pathway", linked))
     if builder_email is not None:
         query = query.where(SessionType.builder_id == get_builder(session, builder_email)[0].id)
-    category_rank = case({name: rank for rank, name in enumerate(SESSION_CATEGORIES)}, value=SessionType.category)
     query = query.order_by(
-        category_rank, SessionType.display_order, SessionType.price, SessionType.title, SessionType.id
+        category_order(), SessionType.display_order, SessionType.price, SessionType.title, SessionType.id
     )
     types = list(session.scalars(query))
     return Availability(client.email if client is not None else None, session_records(session, types))

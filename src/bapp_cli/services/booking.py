@@ -15,7 +15,7 @@ import hashlib
 import json
 import secrets
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from decimal import Decimal
 from typing import Any
 
@@ -23,7 +23,7 @@ from sqlalchemy import Select, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from bapp_cli.db.audit import record_audit
+from bapp_cli.db.audit import apply_changes, record_audit
 from bapp_cli.db.batches import BATCH_SIZE
 from bapp_cli.db.locks import lock_keys
 from bapp_cli.db.models import (
@@ -42,7 +42,7 @@ from bapp_cli.services.enrolment import enrol
 from bapp_cli.services.instants import get_zone, instant_text
 from bapp_cli.services.listing import ALL, Page
 from bapp_cli.services.pathways import get_pathway
-from bapp_cli.services.people import ensure_client, find_user, get_builder, get_client, normalise_email
+from bapp_cli.services.people import clean_text, ensure_client, find_user, get_builder, get_client, normalise_email
 from bapp_cli.services.rule_book import (
     ACTIVE_STATUSES,
     NearbyBooking,
@@ -55,30 +55,6 @@ from bapp_cli.services.rule_book import (
 )
 from bapp_cli.services.session_types import get_session_type, is_bookable
 
-BOOKING_COLUMNS = (
-    "reference",
-    "client",
-    "client_name",
-    "builder",
-    "session_id",
-    "session_title",
-    "category",
-    "start_time",
-    "end_time",
-    "client_timezone",
-    "status",
-    "payment_status",
-    "amount",
-    "currency",
-    "pathway",
-    "custom_question_responses",
-    "calendly_event_uri",
-    "calendly_invitee_uri",
-    "idempotency_key",
-    "source",
-    "created_at",
-)
-CREATED_COLUMNS = (*BOOKING_COLUMNS, "account_created", "enrolled", "existing")
 # No 0/O, 1/I/L: references are read out over the phone and typed by hand.
 REFERENCE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
 REFERENCE_LENGTH = 8
@@ -87,7 +63,6 @@ REFERENCE_ATTEMPTS = 8
 # (person, start_time) indexes are scanned over a short range whatever the size of the history.
 MAX_BOOKING_MINUTES = 24 * 60
 MAX_KEY_LENGTH = 200
-MAX_NAME_LENGTH = 200
 
 
 @dataclass(frozen=True)
@@ -141,6 +116,11 @@ class BookingView:
 
     def as_record(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in BOOKING_COLUMNS}
+
+
+# the booking record: every field of the view but where it stands in Calendly, in the documented order
+BOOKING_COLUMNS = tuple(item.name for item in fields(BookingView) if item.name != "calendly_state")
+CREATED_COLUMNS = (*BOOKING_COLUMNS, "account_created", "enrolled", "existing")
 
 
 @dataclass(frozen=True)
@@ -332,15 +312,6 @@ def _clean_key(key: str | None) -> str | None:
     if not cleaned or len(cleaned) > MAX_KEY_LENGTH:
         raise InvalidInput(f"idempotency-key: must be 1 to {MAX_KEY_LENGTH} characters", code="invalid_key")
     return cleaned
-
-
-def _clean_name(name: str | None) -> str | None:
-    if name is None:
-        return None
-    cleaned = name.strip()
-    if len(cleaned) > MAX_NAME_LENGTH:
-        raise InvalidInput(f"name: {len(cleaned)} characters; at most {MAX_NAME_LENGTH}", code="too_long")
-    return cleaned or None
 
 
 def _resolve_builder(
@@ -573,7 +544,7 @@ def create_booking(session: Session, request: BookingRequest, *, now: dt.datetim
     email = normalise_email(request.client_email, field="client")
     timezone = get_zone(request.client_timezone, field="timezone").key
     key = _clean_key(request.idempotency_key)
-    name = _clean_name(request.name)
+    name = clean_text(request.name, "name")
     session_type = get_session_type(session, request.session)
     builder, profile = _resolve_builder(session, request.builder_email, session_type)
     requested_pathway = get_pathway(session, request.pathway) if request.pathway else None
@@ -774,25 +745,20 @@ def change_booking_status(
             hint="allowed now: " + ", ".join(c for c in _allowed(STATUS_MOVES, booking.status) if c not in AFTER_START),
             code="illegal_transition",
         )
-    changes: dict[str, list[str]] = {"status": [booking.status, target]}
+    wanted = {"status": target}
     if paid:
         if booking.payment_status != "unpaid":
             raise _refuse(booking, booking.payment_status, "confirm --paid", PAYMENT_MOVES)
-        changes["payment_status"] = [booking.payment_status, "paid"]
-    cleaned_reason = reason.strip() if reason else None
+        wanted["payment_status"] = "paid"
+    cleaned_reason = (reason.strip() or None) if reason else None
     if cleaned_reason is not None and len(cleaned_reason) > 2000:
         raise InvalidInput(f"reason: {len(cleaned_reason)} characters; at most 2000", code="too_long")
-    booking.status = target
-    if paid:
-        booking.payment_status = "paid"
+    changes = apply_changes(booking, wanted)
     if target == "cancelled":
-        booking.cancelled_at = now
-        booking.cancellation_reason = cleaned_reason or None
+        booking.cancelled_at, booking.cancellation_reason = now, cleaned_reason
     booking.updated_at = now
     session.flush()
-    audit: dict[str, Any] = dict(changes)
-    if target == "cancelled" and cleaned_reason:
-        audit["reason"] = cleaned_reason
+    audit = {**changes, "reason": cleaned_reason} if target == "cancelled" and cleaned_reason else changes
     record_audit(session, "booking", booking.reference, audit)
     return StatusChange(booking_view(session, booking.id), changes)
 
@@ -805,8 +771,7 @@ def change_payment_status(session: Session, reference: str, command: str, *, now
     target = PAYMENT_MOVES[command].get(booking.payment_status)
     if target is None:
         raise _refuse(booking, booking.payment_status, command, PAYMENT_MOVES)
-    changes = {"payment_status": [booking.payment_status, target]}
-    booking.payment_status = target
+    changes = apply_changes(booking, {"payment_status": target})
     booking.updated_at = now
     session.flush()
     record_audit(session, "booking", booking.reference, dict(changes))

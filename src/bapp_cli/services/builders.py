@@ -4,31 +4,19 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bapp_cli.db.audit import record_audit
+from bapp_cli.db.audit import apply_changes, record_audit
 from bapp_cli.db.models import BuilderProfile, User
 from bapp_cli.errors import Conflict, InvalidInput
 from bapp_cli.services.instants import get_zone
 from bapp_cli.services.listing import ALL, Page
-from bapp_cli.services.people import find_user, get_builder, normalise_email
+from bapp_cli.services.people import clean_text, find_user, get_builder, normalise_email
 
-BUILDER_COLUMNS = (
-    "email",
-    "name",
-    "calendly_user",
-    "timezone",
-    "buffer_minutes",
-    "minimum_notice_hours",
-    "max_advance_days",
-    "accepting_bookings",
-    "created_at",
-)
-MAX_NAME = 200
 MAX_URI = 500
 # Upper bounds catch typos (minutes typed as seconds) rather than express policy.
 MAX_BUFFER_MINUTES = 24 * 60
@@ -66,6 +54,9 @@ class BuilderView:
         return {name: getattr(self, name) for name in BUILDER_COLUMNS}
 
 
+BUILDER_COLUMNS = tuple(item.name for item in fields(BuilderView))  # the builder record, in the view's order
+
+
 def _view(user: User, profile: BuilderProfile) -> BuilderView:
     return BuilderView(
         email=user.email,
@@ -90,10 +81,7 @@ def _apply(session: Session, user: User, profile: BuilderProfile, settings: Buil
     """Validate every setting first, then apply them; returns {field: [old, new]} for the audit row."""
     updates: dict[str, Any] = {}
     if settings.name is not None:
-        name = settings.name.strip()
-        if len(name) > MAX_NAME:
-            raise InvalidInput(f"name: {len(name)} characters; at most {MAX_NAME}", code="too_long")
-        updates["display_name"] = name or None
+        updates["display_name"] = clean_text(settings.name, "name")
     if settings.calendly_user is not None:
         uri = settings.calendly_user.strip()
         if len(uri) > MAX_URI or not URI_PATTERN.match(uri):
@@ -121,12 +109,7 @@ def _apply(session: Session, user: User, profile: BuilderProfile, settings: Buil
         updates["max_advance_days"] = days or None
     if settings.accepting_bookings is not None:
         updates["accepting_bookings"] = settings.accepting_bookings
-    changes: dict[str, Any] = {}
-    for attribute, value in updates.items():
-        previous = getattr(profile, attribute)
-        if previous != value:
-            changes[attribute] = [previous, value]
-            setattr(profile, attribute, value)
+    changes = apply_changes(profile, updates)
     if "display_name" in updates and updates["display_name"] and not user.name:
         user.name = updates["display_name"]
     return changes

@@ -28,13 +28,12 @@ from bapp_cli.services.booking import BookingFilters, BookingView, list_bookings
 from bapp_cli.services.enrolment import enrol, find_enrolment, set_enrolment_status
 from bapp_cli.services.listing import ALL, Page
 from bapp_cli.services.pathways import get_pathway
-from bapp_cli.services.people import ensure_client, find_user, get_builder, get_client, normalise_email
+from bapp_cli.services.people import clean_text, ensure_client, find_user, get_builder, get_client, normalise_email
 from bapp_cli.services.progress import show_progress
 
 CLIENT_COLUMNS = ("email", "name", "company", "industry", "created_at")
 ENROLMENT_COLUMNS = ("client", "pathway", "status", "start_date", "completed_at", "builder")
 RECENT_BOOKINGS = 10
-MAX_TEXT = 200
 
 
 @dataclass(frozen=True)
@@ -96,15 +95,6 @@ class ClientDetail:
         }
 
 
-def _text(value: str | None, field_name: str) -> str | None:
-    if value is None:
-        return None
-    cleaned = value.strip()
-    if len(cleaned) > MAX_TEXT:
-        raise InvalidInput(f"{field_name}: {len(cleaned)} characters; at most {MAX_TEXT}", code="too_long")
-    return cleaned or None
-
-
 def _view(user: User, profile: ClientProfile) -> ClientView:
     return ClientView(user.email, user.name, profile.company, profile.industry, profile.created_at)
 
@@ -119,7 +109,7 @@ def add_client(
 ) -> ClientView:
     """Create a client (and its user unless one exists, e.g. a builder who also books); a duplicate is a conflict."""
     normalised = normalise_email(email)
-    name, company, industry = _text(name, "name"), _text(company, "company"), _text(industry, "industry")
+    name, company, industry = clean_text(name, "name"), clean_text(company, "company"), clean_text(industry, "industry")
     user = find_user(session, normalised)
     if user is not None:
         has_profile = session.scalar(select(ClientProfile.id).where(ClientProfile.user_id == user.id))

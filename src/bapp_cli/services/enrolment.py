@@ -7,7 +7,7 @@ import datetime as dt
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bapp_cli.db.audit import record_audit
+from bapp_cli.db.audit import apply_changes, record_audit
 from bapp_cli.db.models import ENROLMENT_STATUSES, Enrolment, Pathway, User
 from bapp_cli.errors import InvalidInput
 
@@ -61,10 +61,8 @@ def set_enrolment_status(session: Session, enrolment: Enrolment, status: str, *,
     """Move an enrolment to `status`; `completed` stamps the completion time. Returns whether it changed."""
     if status not in ENROLMENT_STATUSES:
         raise InvalidInput(f"status: {status!r} is not one of {', '.join(ENROLMENT_STATUSES)}", code="invalid_status")
-    if enrolment.status == status:
-        return False
-    previous = enrolment.status
-    enrolment.status = status
-    enrolment.completed_at = now if status == "completed" else None
-    record_audit(session, "enrolment", label, {"status": [previous, status]})
-    return True
+    changes = apply_changes(enrolment, {"status": status})
+    if changes:
+        enrolment.completed_at = now if status == "completed" else None
+        record_audit(session, "enrolment", label, changes)
+    return bool(changes)

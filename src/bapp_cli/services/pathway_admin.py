@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from bapp_cli.db.audit import record_audit
+from bapp_cli.db.audit import apply_changes, record_audit
 from bapp_cli.db.models import Pathway, PathwayTier
 from bapp_cli.errors import Conflict, InvalidInput
 from bapp_cli.services.pathways import PathwayView, get_pathway, list_pathways, normalise_slug
@@ -159,11 +159,7 @@ def update_pathway(
         wanted["icon"] = check_icon(icon) or None
     if color is not None:
         wanted["color"] = check_color(color)
-    changes: dict[str, Any] = {}
-    for attribute, value in wanted.items():
-        if getattr(pathway, attribute) != value:
-            changes[attribute] = [getattr(pathway, attribute), value]
-            setattr(pathway, attribute, value)
+    changes = apply_changes(pathway, wanted)
     if position is not None:
         changes.update(_move(session, pathway, position))
     if changes:
@@ -219,12 +215,10 @@ def set_tier(
         session.add(PathwayTier(pathway_id=pathway.id, tier=number, name=clean_name, description=clean_description))
         changes = {"tier": number, "added": True, "name": clean_name, "description": clean_description}
     else:
-        if tier.name != clean_name:
-            changes["name"] = [tier.name, clean_name]
-            tier.name = clean_name
-        if description is not None and tier.description != (description.strip() or None):
-            changes["description"] = [tier.description, description.strip() or None]
-            tier.description = description.strip() or None
+        wanted: dict[str, Any] = {"name": clean_name}
+        if description is not None:
+            wanted["description"] = description.strip() or None
+        changes = apply_changes(tier, wanted)
         if changes:
             changes["tier"] = number
     if changes:
@@ -237,11 +231,9 @@ def set_tier(
 def archive_pathway(session: Session, slug: str, *, now: dt.datetime) -> PathwayChange:
     """Archive a pathway: history stays, new enrolments, bookings and skill links are refused."""
     pathway = get_pathway(session, slug)
-    changes: dict[str, Any] = {}
-    if not pathway.archived:
-        pathway.archived = True
+    changes = apply_changes(pathway, {"archived": True})
+    if changes:
         pathway.updated_at = now
-        changes = {"archived": [False, True]}
         session.flush()
         record_audit(session, "pathway", pathway.slug, changes)
     return PathwayChange(_view(session, pathway), changes)

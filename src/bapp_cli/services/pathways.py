@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from sqlalchemy import select
@@ -24,7 +24,7 @@ class TierView:
     skills: list[str] = field(default_factory=list)
 
     def as_record(self) -> dict[str, Any]:
-        return {"tier": self.tier, "name": self.name, "description": self.description, "skills": list(self.skills)}
+        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -40,15 +40,8 @@ class PathwayView:
     tiers: list[TierView]
 
     def as_record(self) -> dict[str, Any]:
-        return {
-            "slug": self.slug,
-            "name": self.name,
-            "description": self.description,
-            "icon": self.icon,
-            "color": self.color,
-            "position": self.position,
-            "archived": self.archived,
-            "tiers": [tier.as_record() for tier in self.tiers],
+        return {name: getattr(self, name) for name in PATHWAY_COLUMNS} | {
+            "tiers": [tier.as_record() for tier in self.tiers]
         }
 
 
@@ -103,14 +96,7 @@ def list_pathways(session: Session, *, slug: str | None = None, page: Page = ALL
             skills_by_tier[(pathway_id, tier_number)].append(skill_slug)
     return [
         PathwayView(
-            id=pathway.id,
-            slug=pathway.slug,
-            name=pathway.name,
-            description=pathway.description,
-            icon=pathway.icon,
-            color=pathway.color,
-            position=pathway.position,
-            archived=pathway.archived,
+            **{name: getattr(pathway, name) for name in ("id", *PATHWAY_COLUMNS) if name != "tiers"},
             tiers=[
                 TierView(tier.tier, tier.name, tier.description, skills_by_tier.get((pathway.id, tier.tier), []))
                 for tier in tiers_by_pathway.get(pathway.id, [])

@@ -21,6 +21,7 @@ EMAIL_PATTERN = re.compile(
     r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
 )
 MAX_EMAIL_LENGTH = 254
+MAX_TEXT = 200  # a person's name, company or industry
 _Profile = TypeVar("_Profile", ClientProfile, BuilderProfile)
 
 
@@ -52,15 +53,18 @@ def _is_email(email: str) -> bool:
     return EMAIL_PATTERN.match(f"{ascii_local}@{ascii_domain}") is not None
 
 
+def clean_text(value: str | None, field: str) -> str | None:
+    """A person's name, company or industry: trimmed, at most MAX_TEXT characters, empty is none."""
+    if value is None:
+        return None
+    cleaned = value.strip()
+    if len(cleaned) > MAX_TEXT:
+        raise InvalidInput(f"{field}: {len(cleaned)} characters; at most {MAX_TEXT}", code="too_long")
+    return cleaned or None
+
+
 def find_user(session: Session, email: str) -> User | None:
     return session.scalars(select(User).where(User.email == normalise_email(email))).one_or_none()
-
-
-def get_user(session: Session, email: str, *, role: str = "user") -> User:
-    user = find_user(session, email)
-    if user is None:
-        raise NotFound(f"no {role} with e-mail {email.strip().lower()!r}", code=f"{role}_not_found")
-    return user
 
 
 def _get_profiled(session: Session, email: str, profile: type[_Profile], role: str) -> tuple[User, _Profile]:

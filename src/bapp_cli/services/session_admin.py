@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import case, delete, insert, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bapp_cli.db.audit import record_audit
@@ -24,51 +24,24 @@ from bapp_cli.services.listing import ALL, Page
 from bapp_cli.services.pathways import get_pathway
 from bapp_cli.services.people import get_builder
 from bapp_cli.services.session_types import (
-    CATEGORY_ORDER,
-    SESSION_COLUMNS,
+    MAX_DURATION_MINUTES,
+    MAX_SLUG_LENGTH,
+    SessionTypeView,
     bookable_clause,
+    category_order,
+    check_title,
     default_requires_auth,
     get_session_type,
+    link_pathways,
     parse_category,
     parse_currency,
     parse_price,
     pathway_slugs_by_session,
     session_records,
+    slugify,
 )
 
-MAX_TITLE_LENGTH = 300
-MAX_SLUG_LENGTH = 200
-# Calendly allows 1..720 minutes; a local session may run a full day.
-MAX_DURATION_MINUTES = 1440
 _SLUG_PATTERN = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
-
-
-@dataclass(frozen=True)
-class SessionTypeView:
-    """A session type as the session record of `sessions show --json`."""
-
-    id: int
-    slug: str | None
-    title: str
-    description: str | None
-    category: str
-    requires_auth: bool
-    bookable: bool
-    enabled: bool
-    is_secret: bool
-    duration_minutes: int
-    duration_options: list[int] | None
-    price: Decimal
-    currency: str
-    display_order: int
-    pathways: list[str]
-    builder: str | None
-    calendly_uri: str | None
-    scheduling_url: str | None
-    custom_questions: list[dict[str, Any]]
-
-    def as_record(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in SESSION_COLUMNS}
 
 
 def _views(session: Session, rows: Sequence[SessionType]) -> list[SessionTypeView]:
@@ -121,11 +94,6 @@ class SessionTypeUpdate:
         return self.session_type.as_record()
 
 
-def category_order() -> Any:
-    """free, pathway, specialized (the order clients see them in) as a sortable SQL expression."""
-    return case({name: index for index, name in enumerate(CATEGORY_ORDER)}, value=SessionType.category, else_=99)
-
-
 def list_session_types(
     session: Session,
     *,
@@ -165,10 +133,6 @@ def show_session_type(session: Session, identifier: str) -> SessionTypeView:
     return _views(session, [get_session_type(session, identifier)])[0]
 
 
-def _slugify(title: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")[:MAX_SLUG_LENGTH].strip("-")
-
-
 def _linked_pathways(session: Session, slugs: Sequence[str]) -> list[Pathway]:
     found: dict[int, Pathway] = {}
     for slug in slugs:
@@ -179,16 +143,14 @@ def _linked_pathways(session: Session, slugs: Sequence[str]) -> list[Pathway]:
 
 def add_session_type(session: Session, draft: NewSessionType, *, now: dt.datetime) -> SessionTypeView:
     """Create a local-only session type (sync never touches it: it has no Calendly URI)."""
-    title = draft.title.strip()
-    if not title or len(title) > MAX_TITLE_LENGTH:
-        raise InvalidInput(f"title: must be 1 to {MAX_TITLE_LENGTH} characters", code="invalid_title")
+    title = check_title(draft.title)
     if not 1 <= draft.duration_minutes <= MAX_DURATION_MINUTES:
         raise InvalidInput(
             f"duration: {draft.duration_minutes} is not between 1 and {MAX_DURATION_MINUTES} minutes",
             code="invalid_duration",
         )
     category = parse_category(draft.category)
-    slug = (draft.slug.strip().lower() if draft.slug is not None else _slugify(title)) or None
+    slug = (draft.slug.strip().lower() if draft.slug is not None else slugify(title)) or None
     if slug is None or len(slug) > MAX_SLUG_LENGTH or not _SLUG_PATTERN.match(slug):
         raise InvalidInput(
             f"slug: {draft.slug if draft.slug is not None else slug!r} must be lowercase letters, digits and hyphens",
@@ -230,11 +192,7 @@ def add_session_type(session: Session, draft: NewSessionType, *, now: dt.datetim
     )
     session.add(session_type)
     session.flush()
-    if pathways:
-        session.execute(
-            insert(SessionTypePathway),
-            [{"session_type_id": session_type.id, "pathway_id": pathway.id} for pathway in pathways],
-        )
+    link_pathways(session, session_type.id, [pathway.id for pathway in pathways])
     view = show_session_type(session, str(session_type.id))
     record_audit(
         session,
@@ -282,25 +240,15 @@ def update_session_type(
         )
 
     changed = {name: value for name, value in wanted.items() if getattr(session_type, name) != value}
+    for name, value in changed.items():
+        setattr(session_type, name, value)
     if set(new_links) != set(current_links):
         changed["pathways"] = new_links
-    if not changed:
-        return SessionTypeUpdate(show_session_type(session, str(session_type.id)), {})
-    for name, value in changed.items():
-        if name != "pathways":
-            setattr(session_type, name, value)
-    session_type.updated_at = now
-    if "pathways" in changed:
-        session.execute(delete(SessionTypePathway).where(SessionTypePathway.session_type_id == session_type.id))
-        ids = {
-            slug: pathway_id
-            for slug, pathway_id in session.execute(select(Pathway.slug, Pathway.id).where(Pathway.slug.in_(new_links)))
-        }
-        if new_links:
-            session.execute(
-                insert(SessionTypePathway),
-                [{"session_type_id": session_type.id, "pathway_id": ids[slug]} for slug in new_links],
-            )
-    session.flush()
-    record_audit(session, "session_type", str(session_type.id), changed)
+        link_pathways(
+            session, session_type.id, session.scalars(select(Pathway.id).where(Pathway.slug.in_(new_links))).all()
+        )
+    if changed:
+        session_type.updated_at = now
+        session.flush()
+        record_audit(session, "session_type", str(session_type.id), changed)
     return SessionTypeUpdate(show_session_type(session, str(session_type.id)), changed)

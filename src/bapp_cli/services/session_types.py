@@ -5,38 +5,48 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass, fields
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, or_, select
+from sqlalchemy import ColumnElement, and_, case, delete, insert, or_, select
 from sqlalchemy.orm import Session
 
-from bapp_cli.db.models import Pathway, SessionType, SessionTypePathway, User
+from bapp_cli.db.models import SESSION_CATEGORIES, Pathway, SessionType, SessionTypePathway, User
 from bapp_cli.errors import InvalidInput, NotFound
 
 MAX_ROW_ID = 2**31 - 1  # ids are INTEGER columns: 32 bits on PostgreSQL
 
-SESSION_COLUMNS = (
-    "id",
-    "slug",
-    "title",
-    "description",
-    "category",
-    "requires_auth",
-    "bookable",
-    "enabled",
-    "is_secret",
-    "duration_minutes",
-    "duration_options",
-    "price",
-    "currency",
-    "display_order",
-    "pathways",
-    "builder",
-    "calendly_uri",
-    "scheduling_url",
-    "custom_questions",
-)
+
+@dataclass(frozen=True)
+class SessionTypeView:
+    """A session type as the session record of `sessions show --json`."""
+
+    id: int
+    slug: str | None
+    title: str
+    description: str | None
+    category: str
+    requires_auth: bool
+    bookable: bool
+    enabled: bool
+    is_secret: bool
+    duration_minutes: int
+    duration_options: list[int] | None
+    price: Decimal
+    currency: str
+    display_order: int
+    pathways: list[str]
+    builder: str | None
+    calendly_uri: str | None
+    scheduling_url: str | None
+    custom_questions: list[dict[str, Any]]
+
+    def as_record(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in SESSION_COLUMNS}
+
+
+SESSION_COLUMNS = tuple(item.name for item in fields(SessionTypeView))  # the session record, in the documented order
 
 
 def bookable_clause() -> ColumnElement[bool]:
@@ -59,33 +69,23 @@ def is_bookable(session_type: SessionType) -> bool:
 
 
 def get_session_type(session: Session, identifier: str) -> SessionType:
-    """A session type by id, Calendly URI or slug (a slug shared by several types is ambiguous)."""
+    """A session type by id, Calendly URI or slug (slugs are unique)."""
     ident = identifier.strip()
     if not ident:
         raise InvalidInput("session: an id, slug or Calendly URI is required", code="invalid_session")
     if ident.isascii() and ident.isdigit():
         # an id past the column's range names no row; asking the database would overflow (issue 15 #14)
         found = session.get(SessionType, int(ident)) if int(ident) <= MAX_ROW_ID else None
-        if found is None:
-            raise NotFound(f"no session type with id {ident}", code="session_not_found")
-        return found
-    if "://" in ident:
-        by_uri = session.scalars(select(SessionType).where(SessionType.calendly_uri == ident)).one_or_none()
-        if by_uri is None:
-            raise NotFound(f"no session type with Calendly URI {ident!r}", code="session_not_found")
-        return by_uri
-    matches = session.scalars(select(SessionType).where(SessionType.slug == ident.lower()).limit(3)).all()
-    if not matches:
-        raise NotFound(
-            f"no session type with slug {ident!r}", hint="see `bapp sessions list --all`", code="session_not_found"
-        )
-    if len(matches) > 1:
-        raise InvalidInput(
-            f"session: slug {ident!r} names several session types",
-            hint="use the id or the Calendly URI (see `bapp sessions list --all`)",
-            code="ambiguous_session",
-        )
-    return matches[0]
+        named = f"id {ident}"
+    elif "://" in ident:
+        found = session.scalars(select(SessionType).where(SessionType.calendly_uri == ident)).one_or_none()
+        named = f"Calendly URI {ident!r}"
+    else:
+        found = session.scalars(select(SessionType).where(SessionType.slug == ident.lower())).one_or_none()
+        named = f"slug {ident!r}"
+    if found is None:
+        raise NotFound(f"no session type with {named}", hint="see `bapp sessions list --all`", code="session_not_found")
+    return found
 
 
 def pathway_slugs_by_session(session: Session, session_type_ids: Sequence[int]) -> dict[int, list[str]]:
@@ -102,6 +102,16 @@ def pathway_slugs_by_session(session: Session, session_type_ids: Sequence[int]) 
     for session_type_id, slug in rows:
         linked[session_type_id].append(slug)
     return linked
+
+
+def link_pathways(session: Session, session_type_id: int, pathway_ids: Sequence[int]) -> None:
+    """Make `pathway_ids` exactly the pathways the session type is linked to."""
+    session.execute(delete(SessionTypePathway).where(SessionTypePathway.session_type_id == session_type_id))
+    if pathway_ids:
+        session.execute(
+            insert(SessionTypePathway),
+            [{"session_type_id": session_type_id, "pathway_id": pathway_id} for pathway_id in pathway_ids],
+        )
 
 
 def builder_emails(session: Session, user_ids: Sequence[int | None]) -> dict[int, str]:
@@ -132,9 +142,14 @@ def session_records(session: Session, session_types: Sequence[SessionType]) -> l
 # -- curated-field values shared by sync classification and the admin commands --------------------
 
 # The order clients see: free first, then pathway, then specialized.
-CATEGORY_ORDER = ("free", "pathway", "specialized")
+CATEGORY_ORDER = SESSION_CATEGORIES
 MAX_PRICE = Decimal("99999999.99")  # Numeric(10, 2)
 CURRENCY_PATTERN = re.compile(r"^[A-Za-z]{3}$")
+
+
+def category_order() -> Any:
+    """free, pathway, specialized (the order clients see them in) as a sortable SQL expression."""
+    return case({name: index for index, name in enumerate(CATEGORY_ORDER)}, value=SessionType.category, else_=99)
 
 
 def default_requires_auth(category: str) -> bool:
@@ -174,7 +189,22 @@ def parse_currency(value: str, *, field: str = "currency") -> str:
 # -- slugs ------------------------------------------------------------------------------------------
 
 MAX_SLUG_LENGTH = 200  # session_types.slug is String(200)
+MAX_TITLE_LENGTH = 300
+# Calendly allows 1..720 minutes; a local session may run a full day.
+MAX_DURATION_MINUTES = 1440
 _NUMBERED = re.compile(r"-(\d+)$")
+
+
+def check_title(value: str) -> str:
+    title = value.strip()
+    if not title or len(title) > MAX_TITLE_LENGTH:
+        raise InvalidInput(f"title: must be 1 to {MAX_TITLE_LENGTH} characters", code="invalid_title")
+    return title
+
+
+def slugify(title: str) -> str:
+    """The slug a title gives a session type that is not given one (empty when the title has no letters)."""
+    return re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")[:MAX_SLUG_LENGTH].strip("-")
 
 
 def numbered_slug(base: str, number: int) -> str:
@@ -200,9 +230,6 @@ class SlugBook:
     def load(cls, session: Session) -> SlugBook:
         rows = session.execute(select(SessionType.slug, SessionType.id).where(SessionType.slug.is_not(None)))
         return cls({slug: type_id for slug, type_id in rows if slug is not None})
-
-    def holder(self, slug: str) -> int | None:
-        return self._held.get(slug)
 
     def is_free(self, slug: str, *, for_type: int | None = None) -> bool:
         return slug not in self._held or (for_type is not None and self._held[slug] == for_type)

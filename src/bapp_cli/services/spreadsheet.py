@@ -67,19 +67,11 @@ def _empty_cell(value: None) -> str:
 
 def cell_text(value: Any, *, raw: bool = False) -> str:
     """A value as one CSV/TSV cell: null empty, instants ISO 8601 UTC, money two decimals, nested values JSON."""
-    # One dictionary lookup on the exact type decides almost every cell; subclasses and rarer types
-    # take the general path below.
-    formatter = (_RAW_CELLS if raw else _CELLS).get(type(value))
+    cells = _RAW_CELLS if raw else _CELLS
+    # One dictionary lookup on the exact type decides almost every cell; a subclass takes its base's form.
+    formatter = cells.get(type(value)) or next((form for kind, form in cells.items() if isinstance(value, kind)), None)
     if formatter is not None:
         return formatter(value)
-    if isinstance(value, bool):
-        return _boolean_cell(value)
-    if isinstance(value, int | float):
-        return str(value)
-    if isinstance(value, dt.date | decimal.Decimal):  # instants, dates, money: as in JSON
-        return str(json_default(value))
-    if isinstance(value, list | dict | tuple):
-        return _json_cell(value)
     text = str(value)
     return text if raw else neutralise(text)
 

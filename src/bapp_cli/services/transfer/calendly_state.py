@@ -22,7 +22,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Annotated, Any, Literal, Required
 
 from pydantic import ConfigDict, Field, StringConstraints
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 from typing_extensions import TypedDict
 
@@ -52,6 +52,7 @@ from bapp_cli.services.transfer.importer import (
     RowResult,
     When,
     problem,
+    refusal,
 )
 
 # the booking columns of the write-through state: a backup restores them, `import bookings` refuses them
@@ -66,37 +67,16 @@ WRITE_STATE_COLUMNS = (
     "calendly_no_show_at",
 )
 _INSTANT_COLUMNS = ("calendly_requested_at", "calendly_no_show_at")
-CALENDLY_BOOKING_COLUMNS = ("reference", *WRITE_STATE_COLUMNS)
-INVITATION_COLUMNS = ("id", "client", "session", "booking_url", "status", "booking", "created_at", "used_at")
-INBOX_COLUMNS = (
-    "id",
-    "event",
-    "source",
-    "body",
-    "body_sha256",
-    "headers",
-    "invitee_uri",
-    "status",
-    "received_at",
-    "attempts",
-    "last_attempt_at",
-    "last_error",
-    "applied_at",
-    "outcome",
-)
 
 Url = Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)]
 Reference = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=16)]
 
 
 def _same(left: Any, right: Any) -> bool:
+    """Equal values; a naive instant (SQLite hands them back so) is read as UTC."""
     if isinstance(left, dt.datetime) and isinstance(right, dt.datetime):
-        return _utc(left) == _utc(right)
+        left, right = (value if value.tzinfo else value.replace(tzinfo=dt.UTC) for value in (left, right))
     return bool(left == right)
-
-
-def _utc(value: dt.datetime) -> dt.datetime:
-    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
 
 
 # -- calendly_bookings ------------------------------------------------------------------------------------
@@ -115,7 +95,8 @@ class CalendlyBookingRow(TypedDict, total=False):
     calendly_no_show_at: When | None
 
 
-assert set(CalendlyBookingRow.__annotations__) == set(CALENDLY_BOOKING_COLUMNS)
+CALENDLY_BOOKING_COLUMNS = ("reference", *WRITE_STATE_COLUMNS)
+assert tuple(CalendlyBookingRow.__annotations__) == CALENDLY_BOOKING_COLUMNS
 assert CALENDLY_STATES == ("requested", "unknown", "booked", "failed")
 
 
@@ -165,12 +146,10 @@ class CalendlyBookingImporter(KindImporter):
                 results.append(RowResult(row, errors=[RowError(row.line, "reference", f"no booking {reference!r}")]))
                 continue
             booking_id, *current = existing
-            if not self.restore and _has_state(current):
-                # merging into a database that has its own state for this booking: that state is newer
-                # than any backup of it (a stale `requested` must not make reconcile send it again)
-                results.append(RowResult(row, outcome=UNCHANGED))
-                continue
-            if all(_same(old, state[name]) for name, old in zip(WRITE_STATE_COLUMNS, current, strict=True)):
+            # Merging into a database that has its own state for this booking keeps it: that state is newer
+            # than any backup of it (a stale `requested` must not make reconcile send it again).
+            kept = not self.restore and _has_state(current)
+            if kept or all(_same(old, state[name]) for name, old in zip(WRITE_STATE_COLUMNS, current, strict=True)):
                 results.append(RowResult(row, outcome=UNCHANGED))
                 continue
             changes.append({"id": booking_id, **state})
@@ -188,22 +167,12 @@ def _has_state(current: Sequence[Any]) -> bool:
 def export_calendly_bookings(session: Session) -> Iterator[dict[str, Any]]:
     """The write-through state of every booking that has any, by reference."""
     columns = [getattr(Booking, name) for name in WRITE_STATE_COLUMNS]
-    query = (
-        select(Booking.reference, *columns)
-        .where(
-            (Booking.calendly_state.is_not(None))
-            | (Booking.calendly_attempts != 0)
-            | Booking.calendly_requested_at.is_not(None)
-            | Booking.calendly_cancel_url.is_not(None)
-            | Booking.calendly_reschedule_url.is_not(None)
-            | Booking.calendly_join_url.is_not(None)
-            | Booking.calendly_no_show_uri.is_not(None)
-            | Booking.calendly_no_show_at.is_not(None)
-        )
-        .order_by(Booking.reference)
-        .execution_options(yield_per=2000)
+    has_state = or_(
+        Booking.calendly_attempts != 0,
+        *(column.is_not(None) for column in columns if column.key != "calendly_attempts"),
     )
-    for row in session.execute(query):
+    query = select(Booking.reference, *columns).where(has_state).order_by(Booking.reference)
+    for row in session.execute(query.execution_options(yield_per=2000)):
         yield dict(zip(CALENDLY_BOOKING_COLUMNS, row, strict=True))
 
 
@@ -222,11 +191,28 @@ class InvitationRow(TypedDict, total=False):
     used_at: When | None
 
 
-def _session_key(uri: str | None, slug: str | None, session_id: int) -> str:
-    return uri or slug or str(session_id)
+INVITATION_COLUMNS = tuple(InvitationRow.__annotations__)
 
 
-class InvitationImporter(KindImporter):
+class _KeptIdImporter(KindImporter):
+    """Rows created one by one that keep their backed-up id in a restore."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.ids: set[int] = set()  # a restore keeps ids: one given twice is a bad row, not a crash
+
+    def keep_id(self, record: Any, row: SourceRow, wanted: int | None) -> RowResult | None:
+        """Give `record` the row's id in a restore; a refusal when the file gave that id before."""
+        if not self.restore or wanted is None:
+            return None
+        if wanted in self.ids:
+            return RowResult(row, errors=[RowError(row.line, "id", f"id {wanted} repeats")])
+        self.ids.add(wanted)
+        record.id = wanted
+        return None
+
+
+class InvitationImporter(_KeptIdImporter):
     kind = "calendly_invitations"
     schema = InvitationRow
     required = (("client",), ("session",), ("booking_url",))
@@ -234,7 +220,6 @@ class InvitationImporter(KindImporter):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.ids: set[int] = set()  # a restore keeps ids: one given twice is a bad row, not a crash
         self.sessions: dict[str, int] = {}
         for session_id, uri, slug in self.session.execute(
             select(SessionType.id, SessionType.calendly_uri, SessionType.slug).order_by(SessionType.id)
@@ -250,80 +235,64 @@ class InvitationImporter(KindImporter):
         parsed: list[tuple[SourceRow, dict[str, Any]]] = []
         for row, values in valid:
             try:
-                item = {
-                    "email": normalise_email(values["client"], field="client"),
-                    "session": values["session"],
-                    "booking_url": values["booking_url"],
-                    "status": values.get("status") or "open",
-                    "booking": (values.get("booking") or "").upper() or None,
-                    "created_at": self.instant(values.get("created_at"), "created_at") or self.now,
-                    "used_at": self.instant(values.get("used_at"), "used_at"),
-                    "id": values.get("id"),
-                }
+                values["client"] = normalise_email(values["client"], field="client")
+                values["booking"] = (values.get("booking") or "").upper() or None
+                values["created_at"] = self.instant(values.get("created_at"), "created_at") or self.now
+                values["used_at"] = self.instant(values.get("used_at"), "used_at")
             except BappError as exc:
-                results.append(RowResult(row, errors=[problem(exc, exc.message.partition(": ")[0], row.line)]))
+                results.append(refusal(row, exc))
                 continue
-            parsed.append((row, item))
+            parsed.append((row, values))
         clients = self._ids(
             select(User.email, User.id).join(ClientProfile, ClientProfile.user_id == User.id),
-            User.email,
-            [item["email"] for _, item in parsed],
+            [values["client"] for _, values in parsed],
         )
-        bookings = self._ids(
-            select(Booking.reference, Booking.id),
-            Booking.reference,
-            [item["booking"] for _, item in parsed if item["booking"]],
-        )
+        bookings = self._ids(select(Booking.reference, Booking.id), [values["booking"] for _, values in parsed])
         held = self._ids(
             select(CalendlyInvitation.booking_url, CalendlyInvitation.id),
-            CalendlyInvitation.booking_url,
-            [item["booking_url"] for _, item in parsed],
+            [values["booking_url"] for _, values in parsed],
         )
-        for row, item in parsed:
-            errors = []
-            client_id = clients.get(item["email"])
-            if client_id is None:
-                errors.append(RowError(row.line, "client", f"no client with e-mail {item['email']!r}"))
-            session_id = self.sessions.get(item["session"])
-            if session_id is None:
-                errors.append(RowError(row.line, "session", f"no session {item['session']!r}"))
-            booking_id = None
-            if item["booking"]:
-                booking_id = bookings.get(item["booking"])
-                if booking_id is None:
-                    errors.append(RowError(row.line, "booking", f"no booking {item['booking']!r}"))
+        for row, values in parsed:
+            found = {"client": clients.get(values["client"]), "session": self.sessions.get(values["session"])}
+            if values["booking"]:
+                found["booking"] = bookings.get(values["booking"])
+            errors = [
+                RowError(row.line, name, f"no {'client with e-mail' if name == 'client' else name} {values[name]!r}")
+                for name, row_id in found.items()
+                if row_id is None
+            ]
             if errors:
                 results.append(RowResult(row, errors=errors))
                 continue
-            values = {
-                "client_id": client_id,
-                "session_type_id": session_id,
-                "status": item["status"],
-                "booking_id": booking_id,
-                "used_at": item["used_at"],
-            }
-            if item["booking_url"] in held:
+            if values["booking_url"] in held:
                 # a link already here (or earlier in the file) keeps what it is: the database's own record
                 # is newer than a backup's (an `open` must not reopen a used link)
                 results.append(RowResult(row, outcome=UNCHANGED))
                 continue
-            invitation = CalendlyInvitation(booking_url=item["booking_url"], created_at=item["created_at"], **values)
-            if self.restore and item["id"] is not None:
-                if item["id"] in self.ids:
-                    results.append(RowResult(row, errors=[RowError(row.line, "id", f"id {item['id']} repeats")]))
-                    continue
-                self.ids.add(item["id"])
-                invitation.id = item["id"]
+            invitation = CalendlyInvitation(
+                client_id=found["client"],
+                session_type_id=found["session"],
+                booking_id=found.get("booking"),
+                booking_url=values["booking_url"],
+                status=values.get("status") or "open",
+                created_at=values["created_at"],
+                used_at=values["used_at"],
+            )
+            refused = self.keep_id(invitation, row, values.get("id"))
+            if refused is not None:
+                results.append(refused)
+                continue
             self.session.add(invitation)
             self.session.flush()
-            held[item["booking_url"]] = invitation.id
+            held[values["booking_url"]] = invitation.id
             results.append(RowResult(row, outcome=CREATED))
         return sorted(results, key=lambda result: result.row.line)
 
-    def _ids(self, query: Any, key: Any, values: Sequence[str]) -> dict[str, int]:
+    def _ids(self, query: Any, keys: Sequence[str | None]) -> dict[str, int]:
+        """{key: id} of the given keys that are there; `query` selects (key, id)."""
         found: dict[str, int] = {}
-        for part in bulk.chunks(sorted(set(values))):
-            found.update((name, row_id) for name, row_id in self.session.execute(query.where(key.in_(part))))
+        for part in bulk.chunks(sorted({key for key in keys if key})):
+            found.update(self.session.execute(query.where(query.selected_columns[0].in_(part))).all())
         return found
 
 
@@ -347,8 +316,8 @@ def export_invitations(session: Session) -> Iterator[dict[str, Any]]:
         .order_by(CalendlyInvitation.id)
     )
     for row_id, email, uri, slug, session_id, *rest in session.execute(query):
-        values = (row_id, email, _session_key(uri, slug, session_id), *rest)
-        yield dict(zip(INVITATION_COLUMNS, values, strict=True))
+        # the session by the key that survives a restore best: its Calendly URI, else its slug, else its id
+        yield dict(zip(INVITATION_COLUMNS, (row_id, email, uri or slug or str(session_id), *rest), strict=True))
 
 
 # -- webhook_inbox -----------------------------------------------------------------------------------------
@@ -372,17 +341,16 @@ class InboxRow(TypedDict, total=False):
     outcome: Annotated[str, StringConstraints(max_length=200)] | None
 
 
-class InboxImporter(KindImporter):
+INBOX_COLUMNS = tuple(InboxRow.__annotations__)
+
+
+class InboxImporter(_KeptIdImporter):
     """Pending deliveries, kept as received; one already in the inbox (by its body's digest) is left as is."""
 
     kind = "webhook_inbox"
     schema = InboxRow
     required = (("event",), ("source",), ("body",), ("body_sha256",), ("received_at",))
     batch_size = 500
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.ids: set[int] = set()  # a restore keeps ids: one given twice is a bad row, not a crash
 
     def apply(self, rows: Sequence[SourceRow]) -> list[RowResult]:
         valid, results = self.validate(rows)
@@ -401,13 +369,10 @@ class InboxImporter(KindImporter):
                     for name in ("received_at", "last_attempt_at", "applied_at")
                 }
             except BappError as exc:
-                results.append(RowResult(row, errors=[problem(exc, exc.message.partition(": ")[0], row.line)]))
+                results.append(refusal(row, exc))
                 continue
             delivery = WebhookDelivery(
-                event=values["event"],
-                source=values["source"],
-                body=values["body"],
-                body_sha256=values["body_sha256"],
+                **{name: values[name] for name in ("event", "source", "body", "body_sha256")},
                 headers=dict(values.get("headers") or {}),
                 invitee_uri=values.get("invitee_uri") or None,
                 status=values.get("status") or "pending",
@@ -416,12 +381,10 @@ class InboxImporter(KindImporter):
                 outcome=values.get("outcome"),
                 **instants,
             )
-            if self.restore and values.get("id") is not None:
-                if values["id"] in self.ids:
-                    results.append(RowResult(row, errors=[RowError(row.line, "id", f"id {values['id']} repeats")]))
-                    continue
-                self.ids.add(values["id"])
-                delivery.id = values["id"]
+            refused = self.keep_id(delivery, row, values.get("id"))
+            if refused is not None:
+                results.append(refused)
+                continue
             self.session.add(delivery)
             digests.add(values["body_sha256"])
             results.append(RowResult(row, outcome=CREATED))

@@ -23,6 +23,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 from typing_extensions import TypedDict
 
+from bapp_cli.db.audit import apply_changes
 from bapp_cli.db.models import (
     Base,
     Pathway,
@@ -34,27 +35,28 @@ from bapp_cli.db.models import (
     User,
 )
 from bapp_cli.errors import BappError, InvalidInput
-from bapp_cli.services.pathway_admin import MAX_TIERS, check_color, check_icon, check_name, check_pathway_slug
-from bapp_cli.services.pathways import PATHWAY_COLUMNS
+from bapp_cli.services.pathway_admin import (
+    COLOR_PATTERN,
+    MAX_TIERS,
+    check_color,
+    check_icon,
+    check_name,
+    check_pathway_slug,
+)
 from bapp_cli.services.people import normalise_email
 from bapp_cli.services.progress import record_completions
-from bapp_cli.services.session_admin import MAX_DURATION_MINUTES, MAX_SLUG_LENGTH, MAX_TITLE_LENGTH
 from bapp_cli.services.session_types import (
-    SESSION_COLUMNS,
+    MAX_DURATION_MINUTES,
+    check_title,
     default_requires_auth,
-    is_bookable,
+    link_pathways,
     numbered_slug,
     parse_category,
     parse_currency,
     parse_price,
+    slugify,
 )
-from bapp_cli.services.skills import (
-    MAX_DOMAIN_LENGTH,
-    MAX_SKILL_NAME_LENGTH,
-    SKILL_COLUMNS,
-    check_skill_slug,
-    parse_link,
-)
+from bapp_cli.services.skills import MAX_DOMAIN_LENGTH, MAX_SKILL_NAME_LENGTH, check_skill_slug, parse_link
 from bapp_cli.services.transfer.formats import SourceRow
 from bapp_cli.services.transfer.importer import (
     CREATED,
@@ -63,31 +65,12 @@ from bapp_cli.services.transfer.importer import (
     UPDATED,
     Int32,
     KindImporter,
-    RowError,
     RowId,
     RowResult,
     When,
     problem,
 )
 
-PATHWAY_EXPORT_COLUMNS = ("id", *PATHWAY_COLUMNS, "created_at")
-SKILL_EXPORT_COLUMNS = ("id", *SKILL_COLUMNS, "created_at")
-# what a backup needs beyond the session record to restore the Calendly-owned state exactly
-_SESSION_BACKUP_ONLY = (
-    "kind",
-    "color",
-    "invitee_limit",
-    "owner_uri",
-    "calendly_position",
-    "remote_active",
-    "remote_updated_at",
-    "remote_deleted_at",
-    "present_in_last_sync",
-    "last_synced_at",
-    "created_at",
-)
-SESSION_EXPORT_COLUMNS = (*SESSION_COLUMNS, *_SESSION_BACKUP_ONLY)
-COLOR = re.compile(r"^#[0-9A-Fa-f]{6}$")
 _Model = TypeVar("_Model", bound=Base)
 
 
@@ -206,12 +189,18 @@ class SessionRow(TypedDict, total=False):
     created_at: When | None
 
 
+# Each kind exports the columns it imports, in its schema's order: a round trip reads back what it wrote.
+PATHWAY_EXPORT_COLUMNS = tuple(PathwayRow.__annotations__)
+SKILL_EXPORT_COLUMNS = tuple(SkillRow.__annotations__)
+SESSION_EXPORT_COLUMNS = tuple(SessionRow.__annotations__)
+
+
 def _copy_given(values: Mapping[str, Any], wanted: dict[str, Any], *names: str) -> None:
     """Columns taken as they are when the row gives them a value (a null leaves them as they are)."""
     wanted.update((name, values[name]) for name in names if values.get(name) is not None)
 
 
-class _RowImporter(KindImporter):
+class RowImporter(KindImporter):
     """One row at a time through the ORM; refusals are collected per row before anything is changed."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -226,9 +215,6 @@ class _RowImporter(KindImporter):
             except BappError as exc:
                 results.append(RowResult(row, errors=[problem(exc, _field_in(exc.message), row.line)]))
                 continue
-            except _RowRefused as refused:
-                results.append(RowResult(row, errors=refused.errors))
-                continue
             results.append(RowResult(row, outcome=outcome))
         self.session.flush()
         return sorted(results, key=lambda result: result.row.line)
@@ -239,7 +225,7 @@ class _RowImporter(KindImporter):
 
     def seen_once(self, key: str, line: int, name: str) -> None:
         if key in self.seen:
-            raise _RowRefused([RowError(line, name, f"{key!r} is already on line {self.seen[key]}")])
+            raise InvalidInput(f"{name}: {key!r} is already on line {self.seen[key]}")
         self.seen[key] = line
 
     def restore_id(self, model: Any, values: Mapping[str, Any]) -> dict[str, Any]:
@@ -273,28 +259,15 @@ class _RowImporter(KindImporter):
         return record
 
 
-class _RowRefused(Exception):
-    def __init__(self, errors: list[RowError]) -> None:
-        super().__init__(errors[0].message)
-        self.errors = errors
-
-
 def _field_in(message: str) -> str | None:
     head, separator, _ = message.partition(": ")
     return head if separator and re.fullmatch(r"[a-z_\-]+", head) else None
 
 
-def _changes(target: Any, wanted: Mapping[str, Any]) -> dict[str, Any]:
-    changed = {name: value for name, value in wanted.items() if getattr(target, name) != value}
-    for name, value in changed.items():
-        setattr(target, name, value)
-    return changed
-
-
 # -- pathways ---------------------------------------------------------------------------------------------
 
 
-class PathwayImporter(_RowImporter):
+class PathwayImporter(RowImporter):
     kind = "pathways"
     schema = PathwayRow
     required = (("slug",),)
@@ -343,21 +316,18 @@ class PathwayImporter(_RowImporter):
             wanted.setdefault("archived", False)
             pathway = self.create(Pathway, slug, created_at, values, wanted)
             outcome = CREATED
-        elif _changes(pathway, wanted):
+        elif apply_changes(pathway, wanted):
             pathway.updated_at = self.now
             outcome = UPDATED
         for item in tiers:
             description = (item.get("description") or "").strip() or None if "description" in item else None
+            named = {"name": item["name"].strip(), "description": description}
             tier = existing_tiers.get(item["tier"])
             if tier is None:
-                self.session.add(
-                    PathwayTier(
-                        pathway_id=pathway.id, tier=item["tier"], name=item["name"].strip(), description=description
-                    )
-                )
-                outcome = outcome if outcome == CREATED else UPDATED
-            elif _changes(tier, {"name": item["name"].strip(), "description": description}):
-                outcome = outcome if outcome == CREATED else UPDATED
+                self.session.add(PathwayTier(pathway_id=pathway.id, tier=item["tier"], **named))
+            elif not apply_changes(tier, named):
+                continue
+            outcome = outcome if outcome == CREATED else UPDATED
         return outcome
 
 
@@ -372,7 +342,7 @@ def export_pathways(session: Session) -> Iterator[dict[str, Any]]:
 # -- skills -----------------------------------------------------------------------------------------------
 
 
-class SkillImporter(_RowImporter):
+class SkillImporter(RowImporter):
     kind = "skills"
     schema = SkillRow
     required = (("slug",),)
@@ -441,7 +411,7 @@ class SkillImporter(_RowImporter):
             skill = self.create(Skill, slug, created_at, values, wanted)
             outcome = CREATED
         else:
-            changed = _changes(skill, wanted)
+            changed = apply_changes(skill, wanted)
             if changed:
                 outcome = UPDATED
                 if "archived" in changed:
@@ -452,14 +422,13 @@ class SkillImporter(_RowImporter):
         if links is not None and links != current:
             if outcome != CREATED:
                 outcome = UPDATED
-            for pathway_id, tier in current.items():
-                if links.get(pathway_id) != tier:
-                    self.session.execute(
-                        delete(SkillPathwayLink).where(
-                            SkillPathwayLink.skill_id == skill.id, SkillPathwayLink.pathway_id == pathway_id
-                        )
-                    )
-                    self.touched_pathways.add(pathway_id)
+            dropped = [pathway_id for pathway_id, tier in current.items() if links.get(pathway_id) != tier]
+            self.session.execute(
+                delete(SkillPathwayLink).where(
+                    SkillPathwayLink.skill_id == skill.id, SkillPathwayLink.pathway_id.in_(dropped)
+                )
+            )
+            self.touched_pathways.update(dropped)
             for pathway_id, tier in links.items():
                 if current.get(pathway_id) != tier:
                     self.session.add(SkillPathwayLink(skill_id=skill.id, pathway_id=pathway_id, tier=tier))
@@ -497,6 +466,7 @@ def export_skills(session: Session) -> Iterator[dict[str, Any]]:
 # (column, value to compare and store) for the simple columns a session row may carry
 _SESSION_PLAIN = (
     "description",
+    "duration_options",
     "enabled",
     "is_secret",
     "display_order",
@@ -512,7 +482,7 @@ _SESSION_INSTANTS = ("remote_updated_at", "remote_deleted_at", "last_synced_at")
 _NOT_NULL = frozenset({"enabled", "is_secret", "display_order", "kind", "remote_active", "present_in_last_sync"})
 
 
-class SessionImporter(_RowImporter):
+class SessionImporter(RowImporter):
     kind = "sessions"
     schema = SessionRow
     required = (("calendly_uri", "slug", "title", "id"),)
@@ -568,30 +538,21 @@ class SessionImporter(_RowImporter):
         if slug is not None:
             slug = slug.lower()
         elif title:
-            slug = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")[:MAX_SLUG_LENGTH] or None
+            slug = slugify(title) or None
         key = values.get("calendly_uri") or slug
         if key is None:
             raise InvalidInput("slug: a session row needs a calendly_uri, a slug or a title")
         self.seen_once(key, row.line, "calendly_uri" if values.get("calendly_uri") else "slug")
         wanted: dict[str, Any] = {}
         if title is not None:
-            if not title or len(title) > MAX_TITLE_LENGTH:
-                raise InvalidInput(f"title: must be 1 to {MAX_TITLE_LENGTH} characters")
-            wanted["title"] = title
-        _copy_given(values, wanted, "duration_minutes")
-        if "duration_options" in values:
-            wanted["duration_options"] = values["duration_options"]
-        if values.get("category") is not None:
-            wanted["category"] = parse_category(values["category"])
-        if values.get("requires_auth") is not None:
-            wanted["requires_auth"] = values["requires_auth"]
-        if values.get("price") is not None:
-            wanted["price"] = parse_price(values["price"])
-        if values.get("currency") is not None:
-            wanted["currency"] = parse_currency(values["currency"])
+            wanted["title"] = check_title(title)
+        _copy_given(values, wanted, "duration_minutes", "requires_auth")
+        for name, parse in (("category", parse_category), ("price", parse_price), ("currency", parse_currency)):
+            if values.get(name) is not None:
+                wanted[name] = parse(values[name])
         if "color" in values:
             color = values["color"]
-            if color is not None and not COLOR.match(color):
+            if color is not None and not COLOR_PATTERN.match(color):
                 raise InvalidInput(f"color: {color!r} is not a #RRGGBB colour")
             wanted["color"] = color
         for name in _SESSION_PLAIN:
@@ -657,16 +618,11 @@ class SessionImporter(_RowImporter):
             if slug is not None and values.get("slug") is not None:
                 self._check_slug_free(slug, session_type)
                 wanted["slug"] = slug
-            if _changes(session_type, wanted):
+            if apply_changes(session_type, wanted):
                 session_type.updated_at = self.now
                 outcome = UPDATED
         if pathways is not None and {pathway.id for pathway in pathways} != set(current):
-            self.session.execute(
-                delete(SessionTypePathway).where(SessionTypePathway.session_type_id == session_type.id)
-            )
-            for pathway in pathways:
-                self.session.add(SessionTypePathway(session_type_id=session_type.id, pathway_id=pathway.id))
-            self.session.flush()
+            link_pathways(self.session, session_type.id, [pathway.id for pathway in pathways])
             if outcome == UNCHANGED:
                 session_type.updated_at = self.now
                 outcome = UPDATED
@@ -691,5 +647,5 @@ def export_sessions(session: Session) -> Iterator[dict[str, Any]]:
 
     types = list(session.scalars(select(SessionType).order_by(SessionType.id)))
     for session_type, record in zip(types, session_records(session, types), strict=True):
-        record["bookable"] = is_bookable(session_type)
-        yield {**record, **{name: getattr(session_type, name) for name in _SESSION_BACKUP_ONLY}}
+        # the session record, and what a backup needs beyond it to restore the Calendly-owned state exactly
+        yield {name: record[name] if name in record else getattr(session_type, name) for name in SESSION_EXPORT_COLUMNS}

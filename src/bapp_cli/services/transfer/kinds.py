@@ -22,6 +22,7 @@ from bapp_cli.db.models import (
     Booking,
     CalendlyInvitation,
     Enrolment,
+    Pathway,
     SessionType,
     Skill,
     User,
@@ -29,31 +30,7 @@ from bapp_cli.db.models import (
     WebhookDelivery,
 )
 from bapp_cli.errors import InvalidInput, UsageError
-from bapp_cli.services.transfer import store
-from bapp_cli.services.transfer.bookings import EXPORT_COLUMNS as BOOKING_EXPORT_COLUMNS
-from bapp_cli.services.transfer.bookings import BookingImporter, export_bookings
-from bapp_cli.services.transfer.calendly_state import (
-    CALENDLY_BOOKING_COLUMNS,
-    INBOX_COLUMNS,
-    INVITATION_COLUMNS,
-    CalendlyBookingImporter,
-    InboxImporter,
-    InvitationImporter,
-    export_calendly_bookings,
-    export_inbox,
-    export_invitations,
-)
-from bapp_cli.services.transfer.catalogue import (
-    PATHWAY_EXPORT_COLUMNS,
-    SESSION_EXPORT_COLUMNS,
-    SKILL_EXPORT_COLUMNS,
-    PathwayImporter,
-    SessionImporter,
-    SkillImporter,
-    export_pathways,
-    export_sessions,
-    export_skills,
-)
+from bapp_cli.services.transfer import bookings, calendly_state, catalogue, learning, people, store
 from bapp_cli.services.transfer.formats import RecordWriter, Source, SourceRow
 from bapp_cli.services.transfer.importer import (
     ImportContext,
@@ -64,25 +41,6 @@ from bapp_cli.services.transfer.importer import (
     RowError,
     refuse_if_bad,
     run_kind,
-)
-from bapp_cli.services.transfer.learning import (
-    BADGE_EXPORT_COLUMNS,
-    ENROLMENT_EXPORT_COLUMNS,
-    PROGRESS_EXPORT_COLUMNS,
-    BadgeImporter,
-    EnrolmentImporter,
-    ProgressImporter,
-    export_badges,
-    export_enrolments,
-    export_progress,
-)
-from bapp_cli.services.transfer.people import (
-    BUILDER_EXPORT_COLUMNS,
-    CLIENT_EXPORT_COLUMNS,
-    BuilderImporter,
-    ClientImporter,
-    export_builders,
-    export_clients,
 )
 
 KINDS = ("pathways", "skills", "builders", "clients", "enrolments", "sessions", "bookings", "progress", "all")
@@ -101,19 +59,25 @@ class Kind:
 
 # dependency order: what a row refers to is always imported before it
 REGISTRY = {
-    "pathways": Kind(PathwayImporter, export_pathways, PATHWAY_EXPORT_COLUMNS),
-    "skills": Kind(SkillImporter, export_skills, SKILL_EXPORT_COLUMNS),
-    "builders": Kind(BuilderImporter, export_builders, BUILDER_EXPORT_COLUMNS),
-    "clients": Kind(ClientImporter, export_clients, CLIENT_EXPORT_COLUMNS),
-    "sessions": Kind(SessionImporter, export_sessions, SESSION_EXPORT_COLUMNS),
-    "enrolments": Kind(EnrolmentImporter, export_enrolments, ENROLMENT_EXPORT_COLUMNS),
-    "progress": Kind(ProgressImporter, export_progress, PROGRESS_EXPORT_COLUMNS),
-    "bookings": Kind(BookingImporter, export_bookings, BOOKING_EXPORT_COLUMNS),
-    "badges": Kind(BadgeImporter, export_badges, BADGE_EXPORT_COLUMNS),
+    "pathways": Kind(catalogue.PathwayImporter, catalogue.export_pathways, catalogue.PATHWAY_EXPORT_COLUMNS),
+    "skills": Kind(catalogue.SkillImporter, catalogue.export_skills, catalogue.SKILL_EXPORT_COLUMNS),
+    "builders": Kind(people.BuilderImporter, people.export_builders, people.BUILDER_EXPORT_COLUMNS),
+    "clients": Kind(people.ClientImporter, people.export_clients, people.CLIENT_EXPORT_COLUMNS),
+    "sessions": Kind(catalogue.SessionImporter, catalogue.export_sessions, catalogue.SESSION_EXPORT_COLUMNS),
+    "enrolments": Kind(learning.EnrolmentImporter, learning.export_enrolments, learning.ENROLMENT_EXPORT_COLUMNS),
+    "progress": Kind(learning.ProgressImporter, learning.export_progress, learning.PROGRESS_EXPORT_COLUMNS),
+    "bookings": Kind(bookings.BookingImporter, bookings.export_bookings, bookings.EXPORT_COLUMNS),
+    "badges": Kind(learning.BadgeImporter, learning.export_badges, learning.BADGE_EXPORT_COLUMNS),
     # backup-only sections of the two-way Calendly state (see `calendly_state`)
-    "calendly_bookings": Kind(CalendlyBookingImporter, export_calendly_bookings, CALENDLY_BOOKING_COLUMNS),
-    "calendly_invitations": Kind(InvitationImporter, export_invitations, INVITATION_COLUMNS),
-    "webhook_inbox": Kind(InboxImporter, export_inbox, INBOX_COLUMNS),
+    "calendly_bookings": Kind(
+        calendly_state.CalendlyBookingImporter,
+        calendly_state.export_calendly_bookings,
+        calendly_state.CALENDLY_BOOKING_COLUMNS,
+    ),
+    "calendly_invitations": Kind(
+        calendly_state.InvitationImporter, calendly_state.export_invitations, calendly_state.INVITATION_COLUMNS
+    ),
+    "webhook_inbox": Kind(calendly_state.InboxImporter, calendly_state.export_inbox, calendly_state.INBOX_COLUMNS),
 }
 BACKUP_ORDER = tuple(REGISTRY)
 # sections only a backup document (with its `bapp` header) may carry: they hold state bapp recorded itself
@@ -121,22 +85,28 @@ BACKUP_ORDER = tuple(REGISTRY)
 BACKUP_ONLY = ("calendly_bookings", "calendly_invitations", "webhook_inbox")
 
 
+# every table a backup restores with its ids, in dependency order
+_RESTORED_MODELS = (
+    Pathway,
+    User,
+    Skill,
+    SessionType,
+    Enrolment,
+    UserSkillProgress,
+    Booking,
+    Badge,
+    CalendlyInvitation,
+    WebhookDelivery,
+)
+
+
 def _is_empty(session: Session) -> bool:
     """No people, sessions, skills or history yet (the default pathways a new database has don't count)."""
-    for model in (
-        User,
-        Skill,
-        SessionType,
-        Booking,
-        Enrolment,
-        UserSkillProgress,
-        Badge,
-        CalendlyInvitation,
-        WebhookDelivery,
-    ):
-        if session.scalar(select(func.count()).select_from(model)) != 0:
-            return False
-    return True
+    return all(
+        session.scalar(select(func.count()).select_from(model)) == 0
+        for model in _RESTORED_MODELS
+        if model is not Pathway
+    )
 
 
 def import_data(
@@ -200,26 +170,7 @@ def import_data(
         rows = _section(source, kind)
         tallies.append(run_kind(importer, rows, errors=errors, rejects=rejects, on_batch=on_batch))
     if restore:
-        from bapp_cli.db.models import Pathway
-
-        store.reset_sequences(
-            session,
-            [
-                model.__table__
-                for model in (
-                    Pathway,
-                    User,
-                    Skill,
-                    SessionType,
-                    Enrolment,
-                    UserSkillProgress,
-                    Booking,
-                    Badge,
-                    CalendlyInvitation,
-                    WebhookDelivery,
-                )
-            ],
-        )
+        store.reset_sequences(session, [model.__table__ for model in _RESTORED_MODELS])
     summary = ImportSummary(kind, tallies, options.dry_run, errors, restored=restore)
     refuse_if_bad(summary, continue_on_error=options.continue_on_error)
     record_audit(
@@ -276,40 +227,32 @@ def export_data(session: Session, kind: str, stream: IO[str], fmt: str, *, raw: 
             warnings.simplefilter("ignore", SAWarning)
             session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
     if kind != "all":
-        spec = REGISTRY[kind]
-        writer = RecordWriter(stream, fmt, spec.columns, kind=kind, raw=raw)
-        for record in spec.exporter(session):
-            writer.write(record)
-        writer.close()
-        return writer.count
+        return _write_kind(session, kind, stream, fmt, raw=raw)
     if fmt not in ("json", "toml"):
         raise UsageError("`export all` writes one JSON or TOML document", hint="use --format json or toml")
     from bapp_cli.db.migration import HEAD_REVISION
 
     header = {"format": BACKUP_FORMAT, "version": BACKUP_VERSION, "revision": HEAD_REVISION}
+    if fmt == "toml":
+        import tomli_w
+
+        stream.write(tomli_w.dumps({"bapp": header}) + "\n")
+        return sum(_write_kind(session, name, stream, fmt) for name in BACKUP_ORDER)
+    import json
+
+    stream.write("{" + json.dumps("bapp") + ": " + json.dumps(header))
     total = 0
-    if fmt == "json":
-        import json
-
-        stream.write("{" + json.dumps("bapp") + ": " + json.dumps(header))
-        for name in BACKUP_ORDER:
-            spec = REGISTRY[name]
-            stream.write(",\n" + json.dumps(name) + ": ")
-            writer = RecordWriter(stream, "json", spec.columns, kind=name)
-            for record in spec.exporter(session):
-                writer.write(record)
-            writer.close()
-            total += writer.count
-        stream.write("}\n")
-        return total
-    import tomli_w
-
-    stream.write(tomli_w.dumps({"bapp": header}) + "\n")
     for name in BACKUP_ORDER:
-        spec = REGISTRY[name]
-        writer = RecordWriter(stream, "toml", spec.columns, kind=name)
-        for record in spec.exporter(session):
-            writer.write(record)
-        writer.close()
-        total += writer.count
+        stream.write(",\n" + json.dumps(name) + ": ")
+        total += _write_kind(session, name, stream, fmt)
+    stream.write("}\n")
     return total
+
+
+def _write_kind(session: Session, kind: str, stream: IO[str], fmt: str, *, raw: bool = False) -> int:
+    spec = REGISTRY[kind]
+    writer = RecordWriter(stream, fmt, spec.columns, kind=kind, raw=raw)
+    for record in spec.exporter(session):
+        writer.write(record)
+    writer.close()
+    return writer.count

@@ -9,12 +9,11 @@ builder's e-mail adds the client profile to the existing user.
 
 from __future__ import annotations
 
-import datetime as dt
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Annotated, Any, Required
 
 from pydantic import ConfigDict, Field, StringConstraints
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 from typing_extensions import TypedDict
 
@@ -22,7 +21,6 @@ from bapp_cli.db import bulk
 from bapp_cli.db.models import BuilderProfile, ClientProfile, User
 from bapp_cli.errors import BappError, InvalidInput
 from bapp_cli.services.builders import (
-    BUILDER_COLUMNS,
     MAX_ADVANCE_DAYS,
     MAX_BUFFER_MINUTES,
     MAX_NOTICE_HOURS,
@@ -30,8 +28,8 @@ from bapp_cli.services.builders import (
     add_builder,
     update_builder,
 )
-from bapp_cli.services.clients import CLIENT_COLUMNS, MAX_TEXT
-from bapp_cli.services.people import normalise_email
+from bapp_cli.services.people import clean_text, find_user, normalise_email
+from bapp_cli.services.transfer.catalogue import RowImporter
 from bapp_cli.services.transfer.formats import SourceRow
 from bapp_cli.services.transfer.importer import (
     CREATED,
@@ -44,12 +42,8 @@ from bapp_cli.services.transfer.importer import (
     RowResult,
     Touched,
     When,
-    problem,
     refusal,
 )
-
-BUILDER_EXPORT_COLUMNS = ("id", *BUILDER_COLUMNS)
-CLIENT_EXPORT_COLUMNS = ("id", *CLIENT_COLUMNS)
 
 Text = Annotated[str, StringConstraints(strip_whitespace=True, max_length=1000)]
 
@@ -78,43 +72,20 @@ class ClientRow(TypedDict, total=False):
     created_at: When | None
 
 
-def _clean(value: str | None, name: str) -> str | None:
-    """`clients add`'s rule for name, company and industry: trimmed, at most 200 characters, empty is none."""
-    if value is None:
-        return None
-    cleaned = value.strip()
-    if len(cleaned) > MAX_TEXT:
-        raise InvalidInput(f"{name}: {len(cleaned)} characters; at most {MAX_TEXT}", code="too_long")
-    return cleaned or None
+# the export's columns are the schema's (`builders list` and `clients list` records with the id)
+BUILDER_EXPORT_COLUMNS = tuple(BuilderRow.__annotations__)
+CLIENT_EXPORT_COLUMNS = tuple(ClientRow.__annotations__)
 
 
-class BuilderImporter(KindImporter):
+class BuilderImporter(RowImporter):
     kind = "builders"
     schema = BuilderRow
     required = (("email",),)
     batch_size = 500
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.seen: dict[str, int] = {}
-
-    def apply(self, rows: Sequence[SourceRow]) -> list[RowResult]:
-        valid, results = self.validate(rows)
-        for row, values in valid:
-            try:
-                results.append(RowResult(row, outcome=self._apply_row(row, values)))
-            except BappError as exc:
-                name = exc.message.partition(": ")[0] if ": " in exc.message else None
-                known = {"email", "name", "calendly-user", "timezone", "buffer", "minimum-notice", "max-advance"}
-                results.append(RowResult(row, errors=[problem(exc, name if name in known else None, row.line)]))
-        self.session.flush()
-        return sorted(results, key=lambda result: result.row.line)
-
-    def _apply_row(self, row: SourceRow, values: Mapping[str, Any]) -> str:
+    def apply_row(self, row: SourceRow, values: dict[str, Any]) -> str:
         email = normalise_email(values["email"])
-        if email in self.seen:
-            raise InvalidInput(f"email: {email!r} is already on line {self.seen[email]}")
-        self.seen[email] = row.line
+        self.seen_once(email, row.line, "email")
         settings = BuilderSettings(
             name=(values.get("name") or "") if "name" in values else None,
             calendly_user=values.get("calendly_user"),
@@ -126,13 +97,8 @@ class BuilderImporter(KindImporter):
             accepting_bookings=values.get("accepting_bookings"),
         )
         created_at = self.instant(values.get("created_at"), "created_at")
-        user = self.session.scalars(select(User).where(User.email == email)).one_or_none()
-        profile = (
-            self.session.scalars(select(BuilderProfile).where(BuilderProfile.user_id == user.id)).one_or_none()
-            if user is not None
-            else None
-        )
-        if profile is not None:
+        user = find_user(self.session, email)
+        if user is not None and self.session.scalar(select(BuilderProfile.id).where(BuilderProfile.user_id == user.id)):
             _, changes = update_builder(self.session, email, settings)
             return UPDATED if changes else UNCHANGED
         # a savepoint, so that a refused row leaves no user behind
@@ -151,10 +117,9 @@ class BuilderImporter(KindImporter):
                 self.session.flush()
             add_builder(self.session, email, settings)
             if created_at is not None:
-                new_profile = self.session.scalars(
-                    select(BuilderProfile).where(BuilderProfile.user_id == user.id)
-                ).one()
-                new_profile.created_at = created_at
+                self.session.execute(
+                    update(BuilderProfile).where(BuilderProfile.user_id == user.id).values(created_at=created_at)
+                )
         return CREATED
 
 
@@ -164,6 +129,10 @@ def export_builders(session: Session) -> Iterator[dict[str, Any]]:
     ids = dict(session.execute(select(User.email, User.id)).all())
     for view in list_builders(session):
         yield {"id": ids[view.email], **view.as_record()}
+
+
+def _refused(row: SourceRow, name: str, message: str) -> RowResult:
+    return RowResult(row, errors=[RowError(row.line, name, message)])
 
 
 class ClientImporter(KindImporter):
@@ -184,72 +153,74 @@ class ClientImporter(KindImporter):
             try:
                 email = normalise_email(values["email"])
                 cleaned: dict[str, Any] = {
-                    name: _clean(values[name], name) for name in ("name", "company", "industry") if name in values
+                    name: clean_text(values[name], name) for name in ("name", "company", "industry") if name in values
                 }
                 created_at = self.instant(values.get("created_at"), "created_at")
             except BappError as exc:
                 results.append(refusal(row, exc))
                 continue
             if email in first:
-                results.append(
-                    RowResult(row, errors=[RowError(row.line, "email", f"{email!r} is already on line {first[email]}")])
-                )
+                results.append(_refused(row, "email", f"{email!r} is already on line {first[email]}"))
                 continue
             first[email] = row.line
             wanted.append((row, {"email": email, "created_at": created_at, "id": values.get("id"), **cleaned}))
         existing = self._existing([values["email"] for _, values in wanted])
         taken = self._taken_ids([values["id"] for _, values in wanted if values["id"] is not None])
         new_users: list[tuple[Any, ...]] = []
-        new_user_ids: list[tuple[Any, ...]] = []
-        new_profiles: list[str] = []
+        new_user_ids: list[tuple[Any, ...]] = []  # with the id a restore keeps
+        new_profiles: list[tuple[Any, ...]] = []  # (email, company, industry, created_at)
         user_changes: list[dict[str, Any]] = []
         profile_changes: list[dict[str, Any]] = []
-        profile_times: dict[str, dt.datetime] = {}
         for row, values in wanted:
             email = values["email"]
+            created = values["created_at"] or self.now
             found = existing.get(email)
             if found is not None and found["user_id"] in self.touched:
-                results.append(
-                    RowResult(row, errors=[RowError(row.line, "email", f"{email!r} appears earlier in the file")])
-                )
+                results.append(_refused(row, "email", f"{email!r} appears earlier in the file"))
                 continue
             if found is None:
                 user_id = values["id"] if self.restore else None
                 if user_id is not None and user_id in taken:
-                    results.append(
-                        RowResult(row, errors=[RowError(row.line, "id", f"{user_id} belongs to another user")])
-                    )
+                    results.append(_refused(row, "id", f"{user_id} belongs to another user"))
                     continue
-                created = values["created_at"] or self.now
                 if user_id is None:
                     new_users.append((email, values.get("name"), created, self.now))
                 else:
                     new_user_ids.append((email, values.get("name"), created, self.now, user_id))
-                new_profiles.append(email)
-                profile_times[email] = created
+                new_profiles.append((email, values.get("company"), values.get("industry"), created))
                 results.append(RowResult(row, outcome=CREATED))
                 continue
-            changed = False
-            if "name" in values and found["name"] != values["name"]:
-                user_changes.append({"id": found["user_id"], "name": values["name"], "updated_at": self.now})
-                changed = True
-            if found["profile_id"] is None:
-                new_profiles.append(email)
-                profile_times[email] = values["created_at"] or self.now
-                results.append(RowResult(row, outcome=CREATED))
-                if not changed:
-                    user_changes.append({"id": found["user_id"], "updated_at": self.now})
-                continue
+            renamed = "name" in values and found["name"] != values["name"]
             profile_change: dict[str, Any] = {
                 name: values[name] for name in ("company", "industry") if name in values and found[name] != values[name]
             }
-            if profile_change:
+            if found["profile_id"] is None:
+                new_profiles.append((email, values.get("company"), values.get("industry"), created))
+            elif profile_change:
                 profile_changes.append({"id": found["profile_id"], **profile_change})
-                if not changed:
-                    user_changes.append({"id": found["user_id"], "updated_at": self.now})
-                changed = True
-            results.append(RowResult(row, outcome=UPDATED if changed else UNCHANGED))
-        self._write(new_users, new_user_ids, new_profiles, profile_times, user_changes, profile_changes, wanted)
+            if renamed or profile_change or found["profile_id"] is None:
+                user_changes.append(
+                    {"id": found["user_id"], "updated_at": self.now, **({"name": values["name"]} if renamed else {})}
+                )
+            outcome = UPDATED if renamed or profile_change else UNCHANGED
+            results.append(RowResult(row, outcome=CREATED if found["profile_id"] is None else outcome))
+        table = User.__table__
+        bulk.insert_rows(self.session, table, ("email", "name", "created_at", "updated_at"), new_users)
+        bulk.insert_rows(self.session, table, ("email", "name", "created_at", "updated_at", "id"), new_user_ids)
+        if new_profiles:
+            ids: dict[str, int] = {}
+            for part in bulk.chunks([email for email, *_ in new_profiles]):
+                ids.update(self.session.execute(select(User.email, User.id).where(User.email.in_(part))).all())
+            bulk.insert_rows(
+                self.session,
+                ClientProfile.__table__,
+                ("user_id", "company", "industry", "created_at"),
+                [(ids[email], *profile) for email, *profile in new_profiles],
+            )
+        for change in user_changes:
+            self.touched.add(change["id"])
+        bulk.update_rows(self.session, table, user_changes)
+        bulk.update_rows(self.session, ClientProfile.__table__, profile_changes)
         return sorted(results, key=lambda result: result.row.line)
 
     def _existing(self, emails: Sequence[str]) -> dict[str, dict[str, Any]]:
@@ -278,39 +249,6 @@ class ClientImporter(KindImporter):
         for part in bulk.chunks(sorted(set(ids))):
             taken.update(self.session.scalars(select(User.id).where(User.id.in_(part))))
         return taken
-
-    def _write(
-        self,
-        new_users: list[tuple[Any, ...]],
-        new_user_ids: list[tuple[Any, ...]],
-        new_profiles: list[str],
-        profile_times: dict[str, dt.datetime],
-        user_changes: list[dict[str, Any]],
-        profile_changes: list[dict[str, Any]],
-        wanted: list[tuple[SourceRow, dict[str, Any]]],
-    ) -> None:
-        session = self.session
-        table = User.__table__
-        bulk.insert_rows(session, table, ("email", "name", "created_at", "updated_at"), new_users)
-        bulk.insert_rows(session, table, ("email", "name", "created_at", "updated_at", "id"), new_user_ids)
-        if new_profiles:
-            ids: dict[str, int] = {}
-            for part in bulk.chunks(new_profiles):
-                ids.update(session.execute(select(User.email, User.id).where(User.email.in_(part))).all())
-            by_email = {values["email"]: values for _, values in wanted}
-            bulk.insert_rows(
-                session,
-                ClientProfile.__table__,
-                ("user_id", "company", "industry", "created_at"),
-                [
-                    (ids[email], by_email[email].get("company"), by_email[email].get("industry"), profile_times[email])
-                    for email in new_profiles
-                ],
-            )
-        for change in user_changes:
-            self.touched.add(change["id"])
-        bulk.update_rows(session, table, user_changes)
-        bulk.update_rows(session, ClientProfile.__table__, profile_changes)
 
 
 def export_clients(session: Session) -> Iterator[dict[str, Any]]:
