@@ -109,7 +109,7 @@ def _stage(table: Table, names: Sequence[str]) -> Table:
         stage = _STAGES[key] = Table(
             f"bapp_stage_{table.name}_{digest:08x}",
             MetaData(),
-            Column("position", Integer),
+            Column("position", Integer, primary_key=True),  # on SQLite the rowid: read in order, never sorted
             *(Column(name, table.c[name].type) for name in names),
             prefixes=["TEMPORARY"],
         )
