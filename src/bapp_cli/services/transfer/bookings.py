@@ -916,6 +916,8 @@ class BookingImporter(KindImporter):
             return None
         final = _final(draft)
         pathway = self.references.pathways_by_id.get(final["pathway_id"]) if final["pathway_id"] else None
+        if pathway is None and draft.session.facts.category != "pathway":
+            return None  # the rule book's answer too: no pathway needed, none given, no enrolment to bring
         status = final["status"]
         client_id = self.users[draft.email][0] if draft.email in self.users else 0
         info = draft.session
@@ -925,7 +927,9 @@ class BookingImporter(KindImporter):
             # the rule that an archived pathway holds no slot applies, as to a session that needs none.
             facts = replace(facts, category="")
         linked = self.references.linked.get(info.id, [])
-        enrolled = [item.id for item in linked if plan.status_of(client_id, draft.email, item.id) == "active"]
+        # the client's active enrolments matter only where the session needs a pathway
+        active = (item.id for item in linked if plan.status_of(client_id, draft.email, item.id) == "active")
+        enrolled = list(active) if facts.category == "pathway" else []
         choice = choose_pathway(facts, linked, pathway, enrolled, lenient=False, holds_slot=status in ACTIVE_STATUSES)
         if isinstance(choice, Refusal):
             return RowError(draft.row.line, choice.field, choice.message)
