@@ -151,3 +151,24 @@ def test_a_padded_lookup_finds_each_row_once(session: Session) -> None:
         for slug in session.scalars(select(SESSION_TYPES.c.slug).where(SESSION_TYPES.c.slug.in_(part)))
     ]
     assert sorted(found) == slugs
+
+
+def test_instants_are_bound_as_sqlalchemy_writes_a_sqlite_datetime() -> None:
+    # UTCDateTime binds in one function of its own; what it stores must stay SQLAlchemy's DATETIME text,
+    # or rows written before and after would compare and sort differently in SQL.
+    from sqlalchemy import DateTime
+    from sqlalchemy.dialects import sqlite
+
+    from bapp_cli.db.types import UTCDateTime
+
+    dialect = sqlite.dialect()
+    ours = UTCDateTime()._cached_bind_processor(dialect)
+    theirs = DateTime().dialect_impl(dialect).bind_processor(dialect)
+    assert ours is not None and theirs is not None
+    for when in (
+        WHEN,
+        dt.datetime(1, 1, 1, 0, 0, 0, 1, tzinfo=dt.UTC),
+        WHEN.astimezone(dt.timezone(-dt.timedelta(hours=7))),
+    ):
+        assert ours(when) == theirs(when.astimezone(dt.UTC).replace(tzinfo=None))
+    assert ours(None) is None

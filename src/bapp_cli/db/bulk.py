@@ -31,6 +31,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.exc import StatementError
 from sqlalchemy.orm import Session
 from sqlalchemy.schema import CreateTable
 
@@ -67,11 +68,23 @@ def insert_rows(session: Session, clause: FromClause, columns: Sequence[str], ro
     constants = {name: values[0] for name, values in zip(columns, data, strict=True) if name not in varying}
     stage = _stage(table, varying)
     session.execute(CreateTable(stage, if_not_exists=True))
-    where = [(name, columns.index(name)) for name in varying]
-    session.execute(
-        insert(stage),
-        [{"position": position, **{name: row[index] for name, index in where}} for position, row in enumerate(rows)],
-    )
+    connection = session.connection()
+    dialect = connection.dialect
+    # The staged values go to the driver's executemany as tuples, each column converted by its type's own
+    # bind processor in one pass (so they are stored exactly as through `insert(stage)`): a Core insert
+    # would build, and process, a parameter dict per row — a second of CPU on a 100,000-row import.
+    staged: list[Sequence[Any]] = [range(len(rows))]
+    try:
+        for name in varying:
+            process = table.c[name].type._cached_bind_processor(dialect)
+            values = data[columns.index(name)]
+            staged.append(values if process is None else list(map(process, values)))
+    except (TypeError, ValueError) as exc:  # as SQLAlchemy reports a value its type refuses
+        raise StatementError(str(exc), str(stage.name), None, exc) from exc
+    marker = "?" if dialect.paramstyle == "qmark" else "%s"
+    names = ", ".join(dialect.identifier_preparer.quote(name) for name in ("position", *varying))
+    sql = f"INSERT INTO {stage.name} ({names}) VALUES ({', '.join([marker] * len(staged))})"
+    connection.exec_driver_sql(sql, list(zip(*staged, strict=True)))
     # a constant None is SQL NULL, as a None in a row is (a typed literal of JSON would store JSON null)
     picks = [null() if value is None else literal(value, type_=table.c[name].type) for name, value in constants.items()]
     session.execute(
@@ -96,7 +109,7 @@ def _stage(table: Table, names: Sequence[str]) -> Table:
         stage = _STAGES[key] = Table(
             f"bapp_stage_{table.name}_{digest:08x}",
             MetaData(),
-            Column("position", Integer),
+            Column("position", Integer, primary_key=True),  # on SQLite the rowid: read in order, never sorted
             *(Column(name, table.c[name].type) for name in names),
             prefixes=["TEMPORARY"],
         )

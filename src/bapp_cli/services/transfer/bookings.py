@@ -304,27 +304,12 @@ class Draft:
     email: str
     client_name: str | None
     session: SessionInfo
-    builder_id: int | None
     start: dt.datetime
     end: dt.datetime | None  # None: from the duration (session's, or the existing booking's)
-    zone: str
     reference: str | None  # given by the file
-    status: str | None
-    payment_status: str | None
-    amount: Decimal | None
-    currency: str | None
-    pathway: PathwayFacts | None
-    answers: list[dict[str, Any]] | None
-    event_uri: str | None
-    invitee_uri: str | None
-    idempotency_key: str | None
-    source: str
     created_at: dt.datetime | None
-    cancellation_reason: str | None
-    cancelled_at: dt.datetime | None
-    fingerprint: str | None
-    remote_updated_at: dt.datetime | None
     id: RowId | None
+    columns: dict[str, Any]  # the booking columns the file's cells set, as stored (None: empty or absent)
     # settled by the batch
     key: str = ""
     existing: Mapping[str, Any] | None = None
@@ -360,24 +345,14 @@ WRITE_COLUMNS = (
 )
 COMPARED = WRITE_COLUMNS[1:-2]
 _compared = operator.itemgetter(*COMPARED)
-# file column → the column(s) it sets
+# File columns an update takes when the row has them → the booking column each sets (most share its name).
+# A new session brings its builder unless the row names one.
 COLUMN_OF = {
     "builder": "builder_id",
-    "client_timezone": "client_timezone",
-    "status": "status",
-    "payment_status": "payment_status",
-    "amount": "amount",
-    "currency": "currency",
+    "session": "builder_id",
+    "session_id": "builder_id",
     "pathway": "pathway_id",
-    "custom_question_responses": "custom_question_responses",
-    "calendly_event_uri": "calendly_event_uri",
-    "calendly_invitee_uri": "calendly_invitee_uri",
-    "idempotency_key": "idempotency_key",
-    "request_fingerprint": "request_fingerprint",
-    "source": "source",
-    "cancellation_reason": "cancellation_reason",
-    "cancelled_at": "cancelled_at",
-    "remote_updated_at": "remote_updated_at",
+    **{name: name for name in COMPARED[5:]},  # client_timezone … remote_updated_at: the file's names
 }
 
 
@@ -511,6 +486,7 @@ class BookingImporter(KindImporter):
 
     def _draft(self, row: SourceRow, values: Mapping[str, Any]) -> Draft | list[RowError]:
         line = row.line
+        get = values.get
         errors: list[RowError] = []
         email = self._email(values["client"], "client", line)
         if isinstance(email, RowError):
@@ -519,45 +495,46 @@ class BookingImporter(KindImporter):
         try:
             session_info = self._session(values)
         except BappError as exc:
-            errors.append(problem(exc, "session" if values.get("session") is not None else "session_id", line))
-        builder_id: int | None = None
-        builder = values.get("builder")
+            errors.append(problem(exc, "session" if get("session") is not None else "session_id", line))
+        source = get("source") or "import"
+        # an empty text cell is no value; an empty idempotency key is refused below
+        columns: dict[str, Any] = {
+            name: get(name) or None
+            for name in ("calendly_event_uri", "calendly_invitee_uri", "request_fingerprint", "cancellation_reason")
+        }
+        columns.update(
+            status=get("status"),
+            payment_status=get("payment_status"),
+            idempotency_key=get("idempotency_key"),
+            source=source,
+            builder_id=session_info.builder_id if session_info is not None else None,
+            pathway_id=None,
+            custom_question_responses=None,
+        )
+        builder = get("builder")
         if builder is not None:
             builder_email = self._email(builder, "builder", line)
             if isinstance(builder_email, RowError):
                 errors.append(builder_email)
             else:
-                builder_id = self.references.builders.get(builder_email)
-                if builder_id is None:
+                columns["builder_id"] = self.references.builders.get(builder_email)
+                if columns["builder_id"] is None:
                     errors.append(RowError(line, "builder", f"no builder with e-mail {builder_email!r}"))
-        elif session_info is not None:
-            builder_id = session_info.builder_id
         zone = self.options.timezone
         try:
-            zone = self._zone(values.get("client_timezone"))
+            zone = self._zone(get("client_timezone"))
         except BappError as exc:
             errors.append(problem(exc, "client_timezone", line))
-        start = end = created = cancelled = remote = None
+        columns["client_timezone"] = zone
+        instants: dict[str, dt.datetime | None] = dict.fromkeys(_INSTANTS)
         for name in _INSTANTS:
-            raw = values.get(name)
-            if raw is None:
-                continue
-            try:
-                instant = self.instant(raw, name, zone=zone)
-            except BappError as exc:
-                errors.append(problem(exc, name, line))
-                continue
-            if name == "start_time":
-                start = instant
-            elif name == "end_time":
-                end = instant
-            elif name == "created_at":
-                created = instant
-            elif name == "cancelled_at":
-                cancelled = instant
-            else:
-                remote = instant
-        source = values.get("source") or "import"
+            if (raw := get(name)) is not None:
+                try:
+                    instants[name] = self.instant(raw, name, zone=zone)
+                except BappError as exc:
+                    errors.append(problem(exc, name, line))
+        start, end = instants["start_time"], instants["end_time"]
+        columns.update(cancelled_at=instants["cancelled_at"], remote_updated_at=instants["remote_updated_at"])
         checked = not self.restore and source != "calendly"
         if start is not None and session_info is not None:
             minutes = session_info.duration if end is None else (end - start).total_seconds() / 60
@@ -574,68 +551,45 @@ class BookingImporter(KindImporter):
                         f"(durations: {', '.join(str(option) for option in session_info.durations)})",
                     )
                 )
-        reference = values.get("reference")
+        reference = get("reference")
         if reference is not None:
             reference = reference.upper()
             if not REFERENCE_PATTERN.match(reference):
                 errors.append(
                     RowError(line, "reference", f"{reference!r} is not a booking reference (e.g. BK-7Q2M9X4D)")
                 )
-        currency = values.get("currency")
+        currency = get("currency")
         if currency is not None:
             try:
                 currency = parse_currency(currency)
             except BappError as exc:
                 errors.append(problem(exc, "currency", line))
-        pathway: PathwayFacts | None = None
-        pathway_slug = values.get("pathway")
+        columns["currency"] = currency
+        amount = get("amount")
+        columns["amount"] = amount.quantize(Decimal("0.01")) if amount is not None else None
+        pathway_slug = get("pathway")
         if pathway_slug is not None:
             pathway = self.references.pathways.get(pathway_slug.lower())
             if pathway is None:
                 known = ", ".join(self.references.pathways) or "none"
                 errors.append(RowError(line, "pathway", f"no pathway {pathway_slug!r} (known: {known})"))
-        answers: list[dict[str, Any]] | None = None
-        items = values.get("custom_question_responses")
+            else:
+                columns["pathway_id"] = pathway.id
+        items = get("custom_question_responses")
         if items is not None and session_info is not None:
             try:
-                answers = self._answers(session_info, items, source)
+                columns["custom_question_responses"] = self._answers(session_info, items, source)
             except BappError as exc:
                 errors.append(RowError(line, "custom_question_responses", _answer_problems(exc)))
-        key = values.get("idempotency_key")
-        if key is not None and not key:
+        if columns["idempotency_key"] == "":
             errors.append(RowError(line, "idempotency_key", "must not be empty"))
         if errors:
             return errors
         assert session_info is not None and start is not None and isinstance(email, str)
-        amount = values.get("amount")
         return Draft(
-            row=row,
-            given=values,
-            email=email,
-            client_name=values.get("client_name") or None,
-            session=session_info,
-            builder_id=builder_id,
-            start=start,
-            end=end,
-            zone=zone,
-            reference=reference,
-            status=values.get("status"),
-            payment_status=values.get("payment_status"),
-            amount=amount.quantize(Decimal("0.01")) if amount is not None else None,
-            currency=currency,
-            pathway=pathway,
-            answers=answers,
-            event_uri=values.get("calendly_event_uri") or None,
-            invitee_uri=values.get("calendly_invitee_uri") or None,
-            idempotency_key=key,
-            source=source,
-            created_at=created,
-            cancellation_reason=values.get("cancellation_reason") or None,
-            cancelled_at=cancelled,
-            fingerprint=values.get("request_fingerprint") or None,
-            remote_updated_at=remote,
-            id=values.get("id"),
-        )
+            row, values, email, get("client_name") or None, session_info, start, end, reference,
+            instants["created_at"], get("id"), columns,
+        )  # fmt: skip
 
     def _answers(self, info: SessionInfo, items: Sequence[Mapping[str, Any]], source: str) -> list[dict[str, Any]]:
         if self.restore:
@@ -708,7 +662,7 @@ class BookingImporter(KindImporter):
                 self.users[draft.email][0]
                 for draft in drafts
                 if draft.email in self.users
-                and (draft.pathway is not None or draft.session.facts.category == "pathway")
+                and (draft.columns["pathway_id"] is not None or draft.session.facts.category == "pathway")
             }
         )
         for part in bulk.chunks(wanted):
@@ -719,13 +673,14 @@ class BookingImporter(KindImporter):
 
     def _match_existing(self, drafts: list[Draft], results: list[RowResult]) -> list[Draft]:
         """Settle each row's key (its reference) and the booking it updates; enforce the unique keys."""
-        invitee_owner = self._owners(Booking.calendly_invitee_uri, [d.invitee_uri for d in drafts if d.invitee_uri])
-        key_owner = self._owners(Booking.idempotency_key, [d.idempotency_key for d in drafts if d.idempotency_key])
+        invitee_owner = self._owners(Booking.calendly_invitee_uri, drafts)
+        key_owner = self._owners(Booking.idempotency_key, drafts)
         for draft in drafts:
+            invitee_uri = draft.columns["calendly_invitee_uri"]
             if draft.reference is not None:
                 draft.key = draft.reference
-            elif draft.invitee_uri is not None and draft.invitee_uri in invitee_owner:
-                draft.key = invitee_owner[draft.invitee_uri]
+            elif invitee_uri in invitee_owner:
+                draft.key = invitee_owner[invitee_uri]
             else:
                 draft.key = derived_reference(draft.email, draft.session.key, draft.start)
         existing = self._existing([draft.key for draft in drafts])
@@ -743,8 +698,8 @@ class BookingImporter(KindImporter):
                 errors.append(RowError(line, "reference", f"{draft.key} appears earlier in the file"))
             first_line.setdefault(draft.key, line)
             for value, owners, label, first in (
-                (draft.invitee_uri, invitee_owner, "calendly_invitee_uri", first_invitee),
-                (draft.idempotency_key, key_owner, "idempotency_key", first_key),
+                (invitee_uri, invitee_owner, "calendly_invitee_uri", first_invitee),
+                (draft.columns["idempotency_key"], key_owner, "idempotency_key", first_key),
             ):
                 if value is None:
                     continue
@@ -761,9 +716,10 @@ class BookingImporter(KindImporter):
             kept.append(draft)
         return kept
 
-    def _owners(self, column: Any, values: Sequence[str]) -> dict[str, str]:
+    def _owners(self, column: Any, drafts: Sequence[Draft]) -> dict[str, str]:
+        """The bookings that already hold the rows' values of a unique column: value → reference."""
         owners: dict[str, str] = {}
-        for part in bulk.chunks(sorted(set(values))):
+        for part in bulk.chunks(sorted({draft.columns[column.key] for draft in drafts} - {None})):
             owners.update(self.session.execute(select(column, Booking.reference).where(column.in_(part))).all())
         return owners
 
@@ -786,71 +742,52 @@ class BookingImporter(KindImporter):
     def _settle_values(self, draft: Draft) -> None:
         """The booking as the row leaves it (`draft.values`: what changes) — everything but the pathway,
         which may depend on enrolments earlier rows create."""
-        existing = draft.existing
-        info = draft.session
-        present = _present(draft.given) if existing is not None else frozenset()
+        existing, info, given, start = draft.existing, draft.session, draft.columns, draft.start
         user = self.users.get(draft.email)
-        if existing is not None:
-            amount = draft.amount if draft.amount is not None else existing["amount"]
-            status = draft.status or existing["status"]
-            payment = draft.payment_status or existing["payment_status"]
-        else:
-            amount = draft.amount if draft.amount is not None else info.facts.price
-            from_price, payment_from_price = price_status(amount)
-            status = draft.status or from_price
-            payment = draft.payment_status or payment_from_price
-        start = draft.start
-        if draft.end is not None:
-            end = draft.end
-        elif existing is not None:
-            end = start + (existing["end_time"] - existing["start_time"])
-        else:
-            end = start + dt.timedelta(minutes=info.duration)
-        new: dict[str, Any] = {
-            "client_id": user[0] if user is not None else 0,
+        client_id = user[0] if user is not None else 0
+        if existing is None:
+            amount = given["amount"] if given["amount"] is not None else info.facts.price
+            status, payment = price_status(amount)
+            draft.outcome = CREATED
+            draft.values = new = {
+                **given,
+                "client_id": client_id,
+                "session_type_id": info.id,
+                "start_time": start,
+                "end_time": draft.end or start + dt.timedelta(minutes=info.duration),
+                "status": given["status"] or status,
+                "payment_status": given["payment_status"] or payment,
+                "amount": amount,
+                "currency": given["currency"] or info.currency,
+            }
+            if new["custom_question_responses"] is None:
+                new["custom_question_responses"] = []
+                if (
+                    not self.restore
+                    and new["source"] != "calendly"
+                    and not self.options.allow_any_answers
+                    and info.asks
+                ):
+                    try:
+                        new["custom_question_responses"] = self._answers(info, [], new["source"])
+                    except BappError as exc:
+                        draft.refusal = RowError(draft.row.line, "custom_question_responses", _answer_problems(exc))
+            return
+        new = {
+            "client_id": client_id,
             "session_type_id": info.id,
             "start_time": start,
-            "end_time": end,
-            "status": status,
-            "amount": amount,
-            "payment_status": payment,
+            "end_time": draft.end or start + (existing["end_time"] - existing["start_time"]),
+            "status": given["status"] or existing["status"],
+            "payment_status": given["payment_status"] or existing["payment_status"],
+            "amount": given["amount"] if given["amount"] is not None else existing["amount"],
         }
-        if existing is None or "builder" in present or "session" in present or "session_id" in present:
-            new["builder_id"] = draft.builder_id
-        if existing is None or "client_timezone" in present:
-            new["client_timezone"] = draft.zone
-        if existing is None or "currency" in present:
-            new["currency"] = draft.currency or info.currency
-        if existing is None or "pathway" in present:
-            new["pathway_id"] = draft.pathway.id if draft.pathway is not None else None
-        answers = draft.answers
-        if answers is None and existing is None:
-            answers = []
-            if not self.restore and draft.source != "calendly" and not self.options.allow_any_answers and info.asks:
-                try:
-                    answers = self._answers(info, [], draft.source)
-                except BappError as exc:
-                    draft.refusal = RowError(draft.row.line, "custom_question_responses", _answer_problems(exc))
-        if answers is not None:
-            new["custom_question_responses"] = answers
-        for name, value in (
-            ("calendly_event_uri", draft.event_uri),
-            ("calendly_invitee_uri", draft.invitee_uri),
-            ("idempotency_key", draft.idempotency_key),
-            ("request_fingerprint", draft.fingerprint),
-            ("cancellation_reason", draft.cancellation_reason),
-            ("cancelled_at", draft.cancelled_at),
-            ("remote_updated_at", draft.remote_updated_at),
-        ):
-            if existing is None or name in present:
-                new[name] = value
-        if existing is None or "source" in present:
-            new["source"] = draft.source
-        if existing is None:
-            draft.outcome, draft.values = CREATED, new
-        else:
-            draft.values = {name: value for name, value in new.items() if existing[name] != value}
-            draft.outcome = UPDATED if draft.values else UNCHANGED
+        for name, value in draft.given.items():
+            # a cell with a value, or an empty one that clears a nullable column
+            if (value is not None or name in NULLABLE_INPUTS) and (column := COLUMN_OF.get(name)) is not None:
+                new[column] = given[column]
+        draft.values = {name: value for name, value in new.items() if existing[name] != value}
+        draft.outcome = UPDATED if draft.values else UNCHANGED
 
     # -- overlaps (rule 6): candidates in SQL, the decision in the rule book ------------------------------
 
@@ -979,16 +916,20 @@ class BookingImporter(KindImporter):
             return None
         final = _final(draft)
         pathway = self.references.pathways_by_id.get(final["pathway_id"]) if final["pathway_id"] else None
+        if pathway is None and draft.session.facts.category != "pathway":
+            return None  # the rule book's answer too: no pathway needed, none given, no enrolment to bring
         status = final["status"]
         client_id = self.users[draft.email][0] if draft.email in self.users else 0
         info = draft.session
         facts = info.facts
-        if draft.source == "calendly" or not (existing is None or "pathway_id" in changes):
+        if draft.columns["source"] == "calendly" or not (existing is None or "pathway_id" in changes):
             # Calendly's rows, and updates that leave the pathway alone, keep the pathway they have: only
             # the rule that an archived pathway holds no slot applies, as to a session that needs none.
             facts = replace(facts, category="")
         linked = self.references.linked.get(info.id, [])
-        enrolled = [item.id for item in linked if plan.status_of(client_id, draft.email, item.id) == "active"]
+        # the client's active enrolments matter only where the session needs a pathway
+        active = (item.id for item in linked if plan.status_of(client_id, draft.email, item.id) == "active")
+        enrolled = list(active) if facts.category == "pathway" else []
         choice = choose_pathway(facts, linked, pathway, enrolled, lenient=False, holds_slot=status in ACTIVE_STATUSES)
         if isinstance(choice, Refusal):
             return RowError(draft.row.line, choice.field, choice.message)
@@ -1118,11 +1059,6 @@ class _Nearby:
     booking: NearbyBooking
 
 
-def _present(values: Mapping[str, Any]) -> frozenset[str]:
-    """The columns a row sets: those with a value, and nullable ones given empty (which clears them)."""
-    return frozenset(name for name, value in values.items() if value is not None or name in NULLABLE_INPUTS)
-
-
 def _final(draft: Draft) -> dict[str, Any]:
     """The booking as this row leaves it."""
     if draft.existing is None:
@@ -1155,7 +1091,6 @@ NULLABLE_INPUTS = frozenset(
         "cancellation_reason",
         "cancelled_at",
         "remote_updated_at",
-        "custom_question_responses",
     }
 )
 
