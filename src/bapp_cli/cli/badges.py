@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from bapp_cli.cli.context import AppState, state
-from bapp_cli.cli.options import DryRunOption, LimitOption, OffsetOption, output_command, search_option
+from bapp_cli.cli.options import ClientArgument, DryRunOption, LimitOption, OffsetOption, output_command, search_option
 from bapp_cli.cli.unit_of_work import changing, reading
 
 if TYPE_CHECKING:
@@ -22,7 +22,7 @@ app = typer.Typer(
 @output_command(app, "list")
 def list_command(
     ctx: typer.Context,
-    email: Annotated[str, typer.Argument(help="Client e-mail.")],
+    email: ClientArgument,
     search: Annotated[str | None, search_option("the badge key")] = None,
     limit: LimitOption = None,
     offset: OffsetOption = 0,
@@ -209,7 +209,7 @@ def achievements_command(ctx: typer.Context) -> None:
 @app.command("export")
 def export_command(
     ctx: typer.Context,
-    email: Annotated[str, typer.Argument(help="Client e-mail.")],
+    email: ClientArgument,
     badge: Annotated[
         list[str] | None,
         typer.Option("--badge", "-b", help="Only this badge key (repeatable) [default: every badge held]."),
@@ -335,7 +335,7 @@ def verify_command(
 @output_command(app, "revoke")
 def revoke_command(
     ctx: typer.Context,
-    email: Annotated[str, typer.Argument(help="Client e-mail.")],
+    email: ClientArgument,
     key: Annotated[str, typer.Argument(help="Badge key, e.g. tier:accelerate:1 or fundamentals.")],
     reason: Annotated[str, typer.Option("--reason", help="Why (kept, audited, shown by verify).")],
     dry_run: DryRunOption = False,
