@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from bapp_cli.cli.context import AppState, state
+from bapp_cli.cli.context import AppState, state, utc_now
 from bapp_cli.cli.options import ClientArgument, DryRunOption, LimitOption, OffsetOption, output_command, search_option
 from bapp_cli.cli.unit_of_work import changing, reading
 
@@ -229,7 +229,6 @@ def export_command(
       bapp badges export ada@example.com -o ada.jwt
       bapp badges export ada@example.com --badge fundamentals --format json
     """
-    from bapp_cli.cli.context import utc_now
     from bapp_cli.services.credentials import issue_credentials
 
     chosen = _credential_format(fmt)
@@ -279,7 +278,6 @@ def verify_command(
       bapp badges verify ada.jwt --key issuer-key.jwk --status-list revocations.jwt
     """
 
-    from bapp_cli.cli.context import utc_now
     from bapp_cli.cli.files import read_text_input
     from bapp_cli.errors import InvalidInput
     from bapp_cli.services import credentials as service
@@ -349,7 +347,6 @@ def revoke_command(
     Examples:
       bapp badges revoke ada@example.com tier:accelerate:1 --reason "awarded in error"
     """
-    from bapp_cli.cli.context import utc_now
     from bapp_cli.services.credentials import revoke_badge
 
     with changing(ctx, dry_run=dry_run) as (sink, session):
@@ -373,7 +370,6 @@ def status_list_command(ctx: typer.Context, fmt: CredentialFormatOption = "jwt",
       bapp badges status-list -o revocations.jwt
       bapp badges status-list --format json
     """
-    from bapp_cli.cli.context import utc_now
     from bapp_cli.services.credentials import build_status_list
 
     chosen = _credential_format(fmt)
