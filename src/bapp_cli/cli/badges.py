@@ -6,8 +6,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from bapp_cli.cli.context import AppState, state
-from bapp_cli.cli.options import DryRunOption, LimitOption, OffsetOption, output_command, search_option
+from bapp_cli.cli.context import AppState, state, utc_now
+from bapp_cli.cli.options import ClientArgument, DryRunOption, LimitOption, OffsetOption, output_command, search_option
 from bapp_cli.cli.unit_of_work import changing, reading
 
 if TYPE_CHECKING:
@@ -22,7 +22,7 @@ app = typer.Typer(
 @output_command(app, "list")
 def list_command(
     ctx: typer.Context,
-    email: Annotated[str, typer.Argument(help="Client e-mail.")],
+    email: ClientArgument,
     search: Annotated[str | None, search_option("the badge key")] = None,
     limit: LimitOption = None,
     offset: OffsetOption = 0,
@@ -209,7 +209,7 @@ def achievements_command(ctx: typer.Context) -> None:
 @app.command("export")
 def export_command(
     ctx: typer.Context,
-    email: Annotated[str, typer.Argument(help="Client e-mail.")],
+    email: ClientArgument,
     badge: Annotated[
         list[str] | None,
         typer.Option("--badge", "-b", help="Only this badge key (repeatable) [default: every badge held]."),
@@ -229,7 +229,6 @@ def export_command(
       bapp badges export ada@example.com -o ada.jwt
       bapp badges export ada@example.com --badge fundamentals --format json
     """
-    from bapp_cli.cli.context import utc_now
     from bapp_cli.services.credentials import issue_credentials
 
     chosen = _credential_format(fmt)
@@ -279,7 +278,6 @@ def verify_command(
       bapp badges verify ada.jwt --key issuer-key.jwk --status-list revocations.jwt
     """
 
-    from bapp_cli.cli.context import utc_now
     from bapp_cli.cli.files import read_text_input
     from bapp_cli.errors import InvalidInput
     from bapp_cli.services import credentials as service
@@ -335,7 +333,7 @@ def verify_command(
 @output_command(app, "revoke")
 def revoke_command(
     ctx: typer.Context,
-    email: Annotated[str, typer.Argument(help="Client e-mail.")],
+    email: ClientArgument,
     key: Annotated[str, typer.Argument(help="Badge key, e.g. tier:accelerate:1 or fundamentals.")],
     reason: Annotated[str, typer.Option("--reason", help="Why (kept, audited, shown by verify).")],
     dry_run: DryRunOption = False,
@@ -349,7 +347,6 @@ def revoke_command(
     Examples:
       bapp badges revoke ada@example.com tier:accelerate:1 --reason "awarded in error"
     """
-    from bapp_cli.cli.context import utc_now
     from bapp_cli.services.credentials import revoke_badge
 
     with changing(ctx, dry_run=dry_run) as (sink, session):
@@ -373,7 +370,6 @@ def status_list_command(ctx: typer.Context, fmt: CredentialFormatOption = "jwt",
       bapp badges status-list -o revocations.jwt
       bapp badges status-list --format json
     """
-    from bapp_cli.cli.context import utc_now
     from bapp_cli.services.credentials import build_status_list
 
     chosen = _credential_format(fmt)

@@ -7,7 +7,15 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from bapp_cli.cli.context import state, utc_now
-from bapp_cli.cli.options import FormatOption, JsonOption, LimitOption, OffsetOption, output_command, search_option
+from bapp_cli.cli.options import (
+    FormatOption,
+    JsonOption,
+    LimitOption,
+    OffsetOption,
+    PathwayArgument,
+    output_command,
+    search_option,
+)
 from bapp_cli.cli.unit_of_work import changing, reading
 
 if TYPE_CHECKING:
@@ -156,7 +164,7 @@ def show(
 def enroll(
     ctx: typer.Context,
     email: Annotated[str, typer.Argument(help="The client's e-mail address.")],
-    pathway: Annotated[str, typer.Argument(help="Pathway slug (any case).")],
+    pathway: PathwayArgument,
     builder: Annotated[str | None, typer.Option("--builder", help="The builder who coaches this enrolment.")] = None,
     start: Annotated[
         str | None, typer.Option("--start", help="Start date (YYYY-MM-DD or an instant) [default: today].")
@@ -189,7 +197,7 @@ def enroll(
 def set_status(
     ctx: typer.Context,
     email: Annotated[str, typer.Argument(help="The client's e-mail address.")],
-    pathway: Annotated[str, typer.Argument(help="Pathway slug (any case).")],
+    pathway: PathwayArgument,
     status: Annotated[str, typer.Argument(help="active, paused or completed.", autocompletion=_complete_status)],
 ) -> None:
     """Set a client's enrolment status in a pathway: active, paused or completed.

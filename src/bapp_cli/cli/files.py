@@ -49,7 +49,8 @@ def _unreadable(what: str | None, path: str, reason: str) -> InvalidInput:
 def open_input(path: str, *, what: str | None = None) -> Iterator[IO[bytes]]:
     """The bytes of `path`, or of stdin for `-`; `what` names the option in errors (None: the argument)."""
     if path == "-":
-        yield sys.stdin.buffer if hasattr(sys.stdin, "buffer") else cast(IO[bytes], _TextAsBytes(sys.stdin))
+        # stdin replaced by a text stream (the in-process test runner) is read as its UTF-8 bytes
+        yield sys.stdin.buffer if hasattr(sys.stdin, "buffer") else io.BytesIO(sys.stdin.read().encode("utf-8"))
         return
     try:
         handle = open(path, "rb")  # noqa: SIM115 - closed by the `with` below
@@ -80,32 +81,6 @@ def read_text_input(path: str, *, what: str | None = None) -> str:
     except UnicodeDecodeError as exc:
         prefix = f"{what}: " if what else ""
         raise InvalidInput(f"{prefix}{path}: byte {exc.start} is not UTF-8", code="bad_encoding") from None
-
-
-class _TextAsBytes:
-    """stdin replaced by a text stream (the in-process test runner): reads give UTF-8 bytes."""
-
-    def __init__(self, stream: IO[str]) -> None:
-        self._data = stream.read().encode("utf-8")
-        self._offset = 0
-
-    def read(self, size: int = -1) -> bytes:
-        if size < 0:
-            size = len(self._data) - self._offset
-        chunk = self._data[self._offset : self._offset + size]
-        self._offset += len(chunk)
-        return chunk
-
-    def readline(self, size: int = -1) -> bytes:
-        end = self._data.find(b"\n", self._offset)
-        end = len(self._data) if end < 0 else end + 1
-        if size >= 0:
-            end = min(end, self._offset + size)
-        return self.read(end - self._offset)
-
-    def __iter__(self) -> Iterator[bytes]:
-        while line := self.readline():
-            yield line
 
 
 class OutputFile:
@@ -291,23 +266,25 @@ class GuardedStdout:
         self.stream = stream
 
     def write(self, text: str) -> int:
-        try:
+        with _stdout_errors():
             return self.stream.write(text)
-        except BrokenPipeError:
-            raise StdoutClosed from None
-        except OSError as exc:
-            raise _stdout_failed(exc) from None
 
     def flush(self) -> None:
-        try:
+        with _stdout_errors():
             self.stream.flush()
-        except BrokenPipeError:
-            raise StdoutClosed from None
-        except OSError as exc:
-            raise _stdout_failed(exc) from None
 
     def __getattr__(self, name: str) -> object:
         return getattr(self.stream, name)
+
+
+@contextlib.contextmanager
+def _stdout_errors() -> Iterator[None]:
+    try:
+        yield
+    except BrokenPipeError:
+        raise StdoutClosed from None
+    except OSError as exc:
+        raise _stdout_failed(exc) from None
 
 
 def _stdout_failed(exc: OSError) -> OutputFailed:

@@ -51,6 +51,10 @@ def output_command(app: typer.Typer, name: str) -> Callable[[Callable[Params, Re
 
 DryRunOption = Annotated[bool, typer.Option("--dry-run", help="Check and report everything, then roll back.")]
 YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Confirm without asking.")]
+# the arguments many commands name the same way
+ClientArgument = Annotated[str, typer.Argument(help="Client e-mail.")]
+PathwayArgument = Annotated[str, typer.Argument(help="Pathway slug (any case).")]
+SkillArgument = Annotated[str, typer.Argument(help="Skill slug.")]
 
 # One rule for option values (issue 15 #24): what the parser can check on its own — a whole number, a
 # count that cannot be negative, a value an INTEGER column can hold — it checks, and a bad value is a

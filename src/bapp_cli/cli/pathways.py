@@ -12,6 +12,7 @@ from bapp_cli.cli.options import (
     DryRunOption,
     LimitOption,
     OffsetOption,
+    PathwayArgument,
     YesOption,
     output_command,
     search_option,
@@ -87,7 +88,7 @@ def list_command(
 
 
 @output_command(app, "show")
-def show(ctx: typer.Context, pathway: Annotated[str, typer.Argument(help="Pathway slug (any case).")]) -> None:
+def show(ctx: typer.Context, pathway: PathwayArgument) -> None:
     """Show one pathway: its tiers and the skills linked to each.
 
     \b
@@ -147,7 +148,7 @@ def add(
 @output_command(app, "update")
 def update(
     ctx: typer.Context,
-    pathway: Annotated[str, typer.Argument(help="Pathway slug (any case).")],
+    pathway: PathwayArgument,
     name: Annotated[str | None, typer.Option("--name", help="New display name.")] = None,
     description: Annotated[str | None, typer.Option("--description", help="New description ('' clears it).")] = None,
     icon: Annotated[str | None, typer.Option("--icon", help="New icon ('' clears it).")] = None,
@@ -186,7 +187,7 @@ def update(
 @output_command(app, "set-tier")
 def set_tier_command(
     ctx: typer.Context,
-    pathway: Annotated[str, typer.Argument(help="Pathway slug (any case).")],
+    pathway: PathwayArgument,
     number: Annotated[
         int, typer.Argument(min=1, max=MAX_OPTION_INT, help="Tier number (an existing one, or the next one to add it).")
     ],
@@ -209,9 +210,7 @@ def set_tier_command(
 
 
 @output_command(app, "archive")
-def archive(
-    ctx: typer.Context, pathway: Annotated[str, typer.Argument(help="Pathway slug (any case).")], yes: YesOption = False
-) -> None:
+def archive(ctx: typer.Context, pathway: PathwayArgument, yes: YesOption = False) -> None:
     """Archive a pathway: its history stays; it takes no new enrolments, bookings or skill links.
 
     \b

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from bapp_cli.cli.cells import ENROLMENT_STYLES, SKILL_STATUS_STYLES, percent_style
-from bapp_cli.cli.options import LimitOption, OffsetOption, output_command, search_option
+from bapp_cli.cli.options import ClientArgument, LimitOption, OffsetOption, output_command, search_option
 from bapp_cli.cli.terminal import listing_table, styled
 from bapp_cli.cli.unit_of_work import reading
 
@@ -92,7 +92,7 @@ def _add_skills(branch: Any, skills: list[Any]) -> None:
 @output_command(app, "show")
 def show(
     ctx: typer.Context,
-    email: Annotated[str, typer.Argument(help="Client e-mail.")],
+    email: ClientArgument,
     pathway: Annotated[str | None, typer.Option("--pathway", help="Only this pathway (any case).")] = None,
 ) -> None:
     """Show a client's progress: pathways → tiers → skills, fundamentals and badges.

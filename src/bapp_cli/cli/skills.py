@@ -10,9 +10,12 @@ from bapp_cli.cli.cells import SKILL_STATUS_STYLES
 from bapp_cli.cli.context import state, utc_now
 from bapp_cli.cli.options import (
     MAX_OPTION_INT,
+    ClientArgument,
     DryRunOption,
     LimitOption,
     OffsetOption,
+    PathwayArgument,
+    SkillArgument,
     YesOption,
     output_command,
     search_option,
@@ -104,7 +107,7 @@ def add(
 @output_command(app, "update")
 def update(
     ctx: typer.Context,
-    slug: Annotated[str, typer.Argument(help="Skill slug.")],
+    slug: SkillArgument,
     name: Annotated[str | None, typer.Option("--name", help="New display name.")] = None,
     description: Annotated[str | None, typer.Option("--description", help="New description ('' clears it).")] = None,
     domain: Annotated[str | None, typer.Option("--domain", help="New domain ('' clears it).")] = None,
@@ -132,7 +135,7 @@ def update(
 @output_command(app, "link")
 def link(
     ctx: typer.Context,
-    slug: Annotated[str, typer.Argument(help="Skill slug.")],
+    slug: SkillArgument,
     target: Annotated[str, typer.Argument(metavar="PATHWAY:TIER", help="Pathway and tier, e.g. accelerate:2.")],
     dry_run: DryRunOption = False,
 ) -> None:
@@ -151,12 +154,7 @@ def link(
 
 
 @output_command(app, "unlink")
-def unlink(
-    ctx: typer.Context,
-    slug: Annotated[str, typer.Argument(help="Skill slug.")],
-    pathway: Annotated[str, typer.Argument(help="Pathway slug (any case).")],
-    dry_run: DryRunOption = False,
-) -> None:
+def unlink(ctx: typer.Context, slug: SkillArgument, pathway: PathwayArgument, dry_run: DryRunOption = False) -> None:
     """Remove a skill from a pathway (clients' progress rows stay).
 
     \b
@@ -171,9 +169,7 @@ def unlink(
 
 
 @output_command(app, "archive")
-def archive(
-    ctx: typer.Context, slug: Annotated[str, typer.Argument(help="Skill slug.")], yes: YesOption = False
-) -> None:
+def archive(ctx: typer.Context, slug: SkillArgument, yes: YesOption = False) -> None:
     """Archive a skill: it leaves tier counts and fundamentals; clients' history stays.
 
     \b
@@ -227,7 +223,7 @@ def list_command(
 @output_command(app, "assign")
 def assign(
     ctx: typer.Context,
-    email: Annotated[str, typer.Argument(help="Client e-mail.")],
+    email: ClientArgument,
     skills: Annotated[list[str] | None, typer.Argument(help="Skill slugs (or use --pathway).")] = None,
     pathway: Annotated[
         str | None, typer.Option("--pathway", help="Every skill of this pathway (enrols the client if needed).")
@@ -293,12 +289,7 @@ def _progress_command(ctx: typer.Context, dry_run: bool, action: Any) -> None:
 
 
 @output_command(app, "start")
-def start(
-    ctx: typer.Context,
-    email: Annotated[str, typer.Argument(help="Client e-mail.")],
-    skill: Annotated[str, typer.Argument(help="Skill slug.")],
-    dry_run: DryRunOption = False,
-) -> None:
+def start(ctx: typer.Context, email: ClientArgument, skill: SkillArgument, dry_run: DryRunOption = False) -> None:
     """Mark a skill in progress for a client (assigning it if needed).
 
     \b
@@ -313,8 +304,8 @@ def start(
 @output_command(app, "complete")
 def complete(
     ctx: typer.Context,
-    email: Annotated[str, typer.Argument(help="Client e-mail.")],
-    skill: Annotated[str, typer.Argument(help="Skill slug.")],
+    email: ClientArgument,
+    skill: SkillArgument,
     via: Annotated[
         str | None,
         typer.Option(
@@ -347,12 +338,7 @@ def complete(
 
 
 @output_command(app, "reset")
-def reset(
-    ctx: typer.Context,
-    email: Annotated[str, typer.Argument(help="Client e-mail.")],
-    skill: Annotated[str, typer.Argument(help="Skill slug.")],
-    yes: YesOption = False,
-) -> None:
+def reset(ctx: typer.Context, email: ClientArgument, skill: SkillArgument, yes: YesOption = False) -> None:
     """Reset a client's skill to not_started (badges already earned are kept).
 
     \b

@@ -94,16 +94,13 @@ def import_command(
 
     from bapp_cli.cli.files import OutputFile, open_input
     from bapp_cli.errors import InvalidInput, PartialSuccess
-    from bapp_cli.services.transfer import KINDS, import_data
+    from bapp_cli.services.transfer import import_data
     from bapp_cli.services.transfer.formats import INPUT_FORMATS, RejectsWriter, Source, format_for
     from bapp_cli.services.transfer.importer import ImportOptions
 
     app_state = state(ctx)
     sink = app_state.output(fmt, as_json)
-    if kind not in KINDS:
-        from bapp_cli.errors import UsageError
-
-        raise UsageError(f"unknown kind {kind!r}", hint="choose one of: " + ", ".join(KINDS))
+    _check_kind(kind)
     data_format = format_for(path, input_format, allowed=INPUT_FORMATS, default=None)
     options = ImportOptions(
         timezone=app_state.timezone,
@@ -222,14 +219,11 @@ def export_command(
       bapp --database-url postgresql://… import all backup.json
     """
     from bapp_cli.cli.files import OutputFile
-    from bapp_cli.services.transfer import KINDS, export_data
+    from bapp_cli.services.transfer import export_data
     from bapp_cli.services.transfer.formats import OUTPUT_FORMATS, format_for
 
     app_state = state(ctx)
-    if kind not in KINDS:
-        from bapp_cli.errors import UsageError
-
-        raise UsageError(f"unknown kind {kind!r}", hint="choose one of: " + ", ".join(KINDS))
+    _check_kind(kind)
     data_format = format_for(output, fmt, allowed=OUTPUT_FORMATS, default="json")
     sink = app_state.messages
     # entered first: a path that cannot be written is refused before the database is read
@@ -237,6 +231,14 @@ def export_command(
         count = export_data(session, kind, stream, data_format, raw=raw)
     where = "stdout" if output in (None, "-") else output
     sink.info(f"Exported {count} record{'s' if count != 1 else ''} ({kind}) to {where}.")
+
+
+def _check_kind(kind: str) -> None:
+    from bapp_cli.errors import UsageError
+    from bapp_cli.services.transfer import KINDS
+
+    if kind not in KINDS:
+        raise UsageError(f"unknown kind {kind!r}", hint="choose one of: " + ", ".join(KINDS))
 
 
 def _size(path: str) -> int | None:
