@@ -152,7 +152,7 @@ def load_catalogue(session: Session) -> Catalogue:
     ):
         tiers[pathway_id][number] = name
     pathways = {
-        row.id: PathwayInfo(row.id, row.slug, row.name, row.icon, row.color, row.position, dict(tiers[row.id]))
+        row.id: PathwayInfo(*row, tiers[row.id])
         for row in session.execute(
             select(Pathway.id, Pathway.slug, Pathway.name, Pathway.icon, Pathway.color, Pathway.position)
         )
@@ -649,10 +649,11 @@ def select_enrolment_counts(
     )
 
 
-def check_enrolment_status(status: str) -> str:
+def check_status(status: str, statuses: Sequence[str] = ENROLMENT_STATUSES) -> str:
+    """`status` as stored (lowercase), if it is one of `statuses` (an enrolment's unless told)."""
     cleaned = status.strip().lower()
-    if cleaned not in ENROLMENT_STATUSES:
-        raise InvalidInput(f"status: {status!r} is not one of {', '.join(ENROLMENT_STATUSES)}", code="invalid_status")
+    if cleaned not in statuses:
+        raise InvalidInput(f"status: {status!r} is not one of {', '.join(statuses)}", code="invalid_status")
     return cleaned
 
 
@@ -670,7 +671,7 @@ def progress_table(
     The per-client work is one GROUP BY over the progress rows joined to the links, so the number of
     statements does not depend on the number of clients; rows are yielded as they arrive.
     """
-    wanted_status = check_enrolment_status(status) if status is not None else None
+    wanted_status = check_status(status) if status is not None else None
     pathway_id = get_pathway(session, pathway).id if pathway is not None else None
     builder_id = get_builder(session, builder)[0].id if builder is not None else None
     catalogue = load_catalogue(session)

@@ -38,7 +38,7 @@ from bapp_cli.services.listing import ALL, Page
 from bapp_cli.services.pathway_admin import check_name
 from bapp_cli.services.pathways import get_pathway
 from bapp_cli.services.people import get_builder, get_client
-from bapp_cli.services.progress import CompletionOutcome, record_completions
+from bapp_cli.services.progress import CompletionOutcome, check_status, record_completions
 from bapp_cli.services.rule_book import (
     PROGRESS_FIELDS,
     ProgressState,
@@ -410,13 +410,6 @@ class _Completion:
     validator: User | None
 
 
-def _check_status(status: str) -> str:
-    cleaned = status.strip().lower()
-    if cleaned not in PROGRESS_STATUSES:
-        raise InvalidInput(f"status: {status!r} is not one of {', '.join(PROGRESS_STATUSES)}", code="invalid_status")
-    return cleaned
-
-
 def _check_note(note: str | None) -> str | None:
     if note is not None and len(note) > MAX_NOTE_LENGTH:
         raise InvalidInput(f"note: longer than {MAX_NOTE_LENGTH} characters", code="invalid_note")
@@ -510,7 +503,7 @@ def assign_skills(
     Idempotent: a skill already at `status` or beyond is left alone (going back needs a reset).
     Assigning under a pathway the client is not enrolled in enrols them.
     """
-    wanted_status = _check_status(status)
+    wanted_status = check_status(status, PROGRESS_STATUSES)
     clean_note = _check_note(note)
     if tier is not None and pathway is None:
         raise InvalidInput("tier: --tier selects skills of a pathway; give --pathway too", code="tier_without_pathway")
