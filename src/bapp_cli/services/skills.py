@@ -171,12 +171,18 @@ def _as_view(skill: Skill, links: list[str]) -> SkillView:
     )
 
 
+def _pathways_of(session: Session, skill_ids: Sequence[int]) -> dict[int, set[int]]:
+    """The pathways each skill is linked to."""
+    linked: dict[int, set[int]] = defaultdict(set)
+    if skill_ids:
+        query = select(SkillPathwayLink.skill_id, SkillPathwayLink.pathway_id)
+        for skill_id, pathway_id in session.execute(query.where(SkillPathwayLink.skill_id.in_(list(skill_ids)))):
+            linked[skill_id].add(pathway_id)
+    return linked
+
+
 def _linked_pathway_ids(session: Session, skill_ids: Sequence[int]) -> set[int]:
-    if not skill_ids:
-        return set()
-    return set(
-        session.scalars(select(SkillPathwayLink.pathway_id).where(SkillPathwayLink.skill_id.in_(list(skill_ids))))
-    )
+    return set().union(*_pathways_of(session, skill_ids).values())
 
 
 def _changed(
@@ -454,14 +460,7 @@ def _apply_status(row: UserSkillProgress, status: str, completion: _Completion |
 def _assigned_under(session: Session, client_id: int, skill_ids: Sequence[int]) -> dict[int, int]:
     """For rows created without --pathway: services.rule_book.assigned_pathway of each skill."""
     enrolled = set(session.scalars(select(Enrolment.pathway_id).where(Enrolment.client_id == client_id)))
-    linked: dict[int, set[int]] = defaultdict(set)
-    if skill_ids:
-        for skill_id, pathway_id in session.execute(
-            select(SkillPathwayLink.skill_id, SkillPathwayLink.pathway_id).where(
-                SkillPathwayLink.skill_id.in_(list(skill_ids))
-            )
-        ):
-            linked[skill_id].add(pathway_id)
+    linked = _pathways_of(session, skill_ids)
     chosen = {skill_id: assigned_pathway(pathways, enrolled) for skill_id, pathways in linked.items()}
     return {skill_id: pathway_id for skill_id, pathway_id in chosen.items() if pathway_id is not None}
 
