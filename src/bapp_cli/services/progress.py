@@ -370,6 +370,9 @@ class _SkillCounts:
     def percent(self) -> int:
         return percent(self.completed, self.total)
 
+    def counts(self) -> dict[str, int]:
+        return {"completed": self.completed, "total": self.total, "percent": self.percent}
+
 
 @dataclass(frozen=True)
 class TierProgress(_SkillCounts):
@@ -378,8 +381,7 @@ class TierProgress(_SkillCounts):
     skills: list[SkillStatus]
 
     def as_record(self) -> dict[str, Any]:
-        counts = {"completed": self.completed, "total": self.total, "percent": self.percent}
-        return {"tier": self.tier, "name": self.name, **counts}
+        return {"tier": self.tier, "name": self.name, **self.counts()}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -409,19 +411,9 @@ class PathwayProgress(_SkillCounts):
         grouped = {f"tier{number}": by_number.get(number, []) for number in sorted({*TABLE_TIERS, *by_number})}
         if self.fundamentals is not None:
             grouped = {"fundamentals": [item.as_record() for item in self.fundamentals]}
-        return {
-            "pathway": self.pathway,
-            "name": self.name,
-            "start_date": self.start_date,
-            "status": self.status,
-            "builder": self.builder,
-            "completed_at": self.completed_at,
-            "progress": grouped,
-            "tiers": [tier.as_record() for tier in self.tiers],
-            "completed": self.completed,
-            "total": self.total,
-            "percent": self.percent,
-        }
+        record = {name: getattr(self, name) for name in ("pathway", "name", "start_date", "status", "builder")}
+        tiers = [tier.as_record() for tier in self.tiers]
+        return {**record, "completed_at": self.completed_at, "progress": grouped, "tiers": tiers, **self.counts()}
 
 
 @dataclass(frozen=True)
