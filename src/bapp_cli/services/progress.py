@@ -152,7 +152,7 @@ def load_catalogue(session: Session) -> Catalogue:
     ):
         tiers[pathway_id][number] = name
     pathways = {
-        row.id: PathwayInfo(row.id, row.slug, row.name, row.icon, row.color, row.position, dict(tiers[row.id]))
+        row.id: PathwayInfo(*row, tiers[row.id])
         for row in session.execute(
             select(Pathway.id, Pathway.slug, Pathway.name, Pathway.icon, Pathway.color, Pathway.position)
         )
@@ -370,6 +370,9 @@ class _SkillCounts:
     def percent(self) -> int:
         return percent(self.completed, self.total)
 
+    def counts(self) -> dict[str, int]:
+        return {"completed": self.completed, "total": self.total, "percent": self.percent}
+
 
 @dataclass(frozen=True)
 class TierProgress(_SkillCounts):
@@ -378,8 +381,7 @@ class TierProgress(_SkillCounts):
     skills: list[SkillStatus]
 
     def as_record(self) -> dict[str, Any]:
-        counts = {"completed": self.completed, "total": self.total, "percent": self.percent}
-        return {"tier": self.tier, "name": self.name, **counts}
+        return {"tier": self.tier, "name": self.name, **self.counts()}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -409,19 +411,9 @@ class PathwayProgress(_SkillCounts):
         grouped = {f"tier{number}": by_number.get(number, []) for number in sorted({*TABLE_TIERS, *by_number})}
         if self.fundamentals is not None:
             grouped = {"fundamentals": [item.as_record() for item in self.fundamentals]}
-        return {
-            "pathway": self.pathway,
-            "name": self.name,
-            "start_date": self.start_date,
-            "status": self.status,
-            "builder": self.builder,
-            "completed_at": self.completed_at,
-            "progress": grouped,
-            "tiers": [tier.as_record() for tier in self.tiers],
-            "completed": self.completed,
-            "total": self.total,
-            "percent": self.percent,
-        }
+        record = {name: getattr(self, name) for name in ("pathway", "name", "start_date", "status", "builder")}
+        tiers = [tier.as_record() for tier in self.tiers]
+        return {**record, "completed_at": self.completed_at, "progress": grouped, "tiers": tiers, **self.counts()}
 
 
 @dataclass(frozen=True)
@@ -649,10 +641,11 @@ def select_enrolment_counts(
     )
 
 
-def check_enrolment_status(status: str) -> str:
+def check_status(status: str, statuses: Sequence[str] = ENROLMENT_STATUSES) -> str:
+    """`status` as stored (lowercase), if it is one of `statuses` (an enrolment's unless told)."""
     cleaned = status.strip().lower()
-    if cleaned not in ENROLMENT_STATUSES:
-        raise InvalidInput(f"status: {status!r} is not one of {', '.join(ENROLMENT_STATUSES)}", code="invalid_status")
+    if cleaned not in statuses:
+        raise InvalidInput(f"status: {status!r} is not one of {', '.join(statuses)}", code="invalid_status")
     return cleaned
 
 
@@ -670,7 +663,7 @@ def progress_table(
     The per-client work is one GROUP BY over the progress rows joined to the links, so the number of
     statements does not depend on the number of clients; rows are yielded as they arrive.
     """
-    wanted_status = check_enrolment_status(status) if status is not None else None
+    wanted_status = check_status(status) if status is not None else None
     pathway_id = get_pathway(session, pathway).id if pathway is not None else None
     builder_id = get_builder(session, builder)[0].id if builder is not None else None
     catalogue = load_catalogue(session)

@@ -38,7 +38,7 @@ from bapp_cli.services.listing import ALL, Page
 from bapp_cli.services.pathway_admin import check_name
 from bapp_cli.services.pathways import get_pathway
 from bapp_cli.services.people import get_builder, get_client
-from bapp_cli.services.progress import CompletionOutcome, record_completions
+from bapp_cli.services.progress import CompletionOutcome, check_status, record_completions
 from bapp_cli.services.rule_book import (
     PROGRESS_FIELDS,
     ProgressState,
@@ -171,12 +171,18 @@ def _as_view(skill: Skill, links: list[str]) -> SkillView:
     )
 
 
+def _pathways_of(session: Session, skill_ids: Sequence[int]) -> dict[int, set[int]]:
+    """The pathways each skill is linked to."""
+    linked: dict[int, set[int]] = defaultdict(set)
+    if skill_ids:
+        query = select(SkillPathwayLink.skill_id, SkillPathwayLink.pathway_id)
+        for skill_id, pathway_id in session.execute(query.where(SkillPathwayLink.skill_id.in_(list(skill_ids)))):
+            linked[skill_id].add(pathway_id)
+    return linked
+
+
 def _linked_pathway_ids(session: Session, skill_ids: Sequence[int]) -> set[int]:
-    if not skill_ids:
-        return set()
-    return set(
-        session.scalars(select(SkillPathwayLink.pathway_id).where(SkillPathwayLink.skill_id.in_(list(skill_ids))))
-    )
+    return set().union(*_pathways_of(session, skill_ids).values())
 
 
 def _changed(
@@ -410,13 +416,6 @@ class _Completion:
     validator: User | None
 
 
-def _check_status(status: str) -> str:
-    cleaned = status.strip().lower()
-    if cleaned not in PROGRESS_STATUSES:
-        raise InvalidInput(f"status: {status!r} is not one of {', '.join(PROGRESS_STATUSES)}", code="invalid_status")
-    return cleaned
-
-
 def _check_note(note: str | None) -> str | None:
     if note is not None and len(note) > MAX_NOTE_LENGTH:
         raise InvalidInput(f"note: longer than {MAX_NOTE_LENGTH} characters", code="invalid_note")
@@ -461,14 +460,7 @@ def _apply_status(row: UserSkillProgress, status: str, completion: _Completion |
 def _assigned_under(session: Session, client_id: int, skill_ids: Sequence[int]) -> dict[int, int]:
     """For rows created without --pathway: services.rule_book.assigned_pathway of each skill."""
     enrolled = set(session.scalars(select(Enrolment.pathway_id).where(Enrolment.client_id == client_id)))
-    linked: dict[int, set[int]] = defaultdict(set)
-    if skill_ids:
-        for skill_id, pathway_id in session.execute(
-            select(SkillPathwayLink.skill_id, SkillPathwayLink.pathway_id).where(
-                SkillPathwayLink.skill_id.in_(list(skill_ids))
-            )
-        ):
-            linked[skill_id].add(pathway_id)
+    linked = _pathways_of(session, skill_ids)
     chosen = {skill_id: assigned_pathway(pathways, enrolled) for skill_id, pathways in linked.items()}
     return {skill_id: pathway_id for skill_id, pathway_id in chosen.items() if pathway_id is not None}
 
@@ -510,7 +502,7 @@ def assign_skills(
     Idempotent: a skill already at `status` or beyond is left alone (going back needs a reset).
     Assigning under a pathway the client is not enrolled in enrols them.
     """
-    wanted_status = _check_status(status)
+    wanted_status = check_status(status, PROGRESS_STATUSES)
     clean_note = _check_note(note)
     if tier is not None and pathway is None:
         raise InvalidInput("tier: --tier selects skills of a pathway; give --pathway too", code="tier_without_pathway")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 from abc import abstractmethod
+from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Annotated, Any, Literal, Required
 
@@ -364,11 +365,11 @@ class ProgressImporter(_PeopleImporter):
                 select(Skill.slug, Skill.id, Skill.archived, Skill.is_fundamental)
             )
         }
-        self.links: dict[int, set[int]] = {}
+        self.links: dict[int, set[int]] = defaultdict(set)
         for skill_id, pathway_id in self.session.execute(
             select(SkillPathwayLink.skill_id, SkillPathwayLink.pathway_id)
         ):
-            self.links.setdefault(skill_id, set()).add(pathway_id)
+            self.links[skill_id].add(pathway_id)
         self.touched = Touched(self.session, UserSkillProgress.__table__)
         self.completed_clients: set[int] = set()
         self.completed_pathways: set[int] = set()
@@ -394,10 +395,7 @@ class ProgressImporter(_PeopleImporter):
             if notes is not None and len(notes) > MAX_NOTE_LENGTH:
                 raise InvalidInput(f"notes: longer than {MAX_NOTE_LENGTH} characters")
             item["notes"] = (notes or "").strip() or None
-        if values.get("attempts") is not None:
-            item["attempts"] = values["attempts"]
-        if values.get("status") is not None:
-            item["status"] = values["status"]
+        item.update({name: values[name] for name in ("attempts", "status") if values.get(name) is not None})
         if "pathway" in values:
             pathway = self.pathway(values["pathway"])
             item["pathway_id"] = pathway[0] if pathway is not None else None
