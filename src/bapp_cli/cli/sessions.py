@@ -22,7 +22,7 @@ from bapp_cli.cli.unit_of_work import changing, reading
 from bapp_cli.errors import UsageError
 
 if TYPE_CHECKING:
-    from bapp_cli.services.session_admin import SessionTypeView
+    from bapp_cli.services.session_types import SessionTypeView
 
 app = typer.Typer(help="List, show, add and curate session types; see what a client may book.", no_args_is_help=True)
 
