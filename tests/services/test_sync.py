@@ -20,7 +20,7 @@ from bapp_cli.errors import ConfigError, Conflict, InvalidInput, RemoteError
 from bapp_cli.services.calendly_bookings import list_runs
 from bapp_cli.services.calendly_runs import record_failed_run
 from bapp_cli.services.session_types import is_bookable
-from bapp_cli.services.sync import Classifier, parse_listing, parse_rules, sync_event_types
+from bapp_cli.services.sync import Classifier, parse_listing, parse_rules, stage_event_types, sync_event_types
 from tests.fakes.calendly_server import API_ORIGIN, DEFAULT_USER_URI, make_event_type
 
 # the conformance corpus beside the repository (../shared/reference), as the client tests use it
@@ -159,7 +159,7 @@ def test_parse_listing_accepts_a_page_a_list_of_pages_and_a_bare_list() -> None:
         json.dumps([page, {"collection": raw[3:], "pagination": {}}]),
         json.dumps(raw),
     ):
-        assert [item.uri for item in parse_listing(content, name="f")] == [uri(i) for i in range(5)]
+        assert [item["uri"] for item in parse_listing(content, name="f")] == [uri(i) for i in range(5)]
     assert parse_listing("[]", name="f") == []
 
 
@@ -202,8 +202,11 @@ def test_every_sample_event_type_parses_into_a_listing() -> None:
     assert len(collected) >= 8
     parsed = parse_listing(json.dumps({"collection": collected, "pagination": {}}), name="samples")
     assert len(parsed) == len(collected)
-    assert any(item.profile is None for item in parsed)
-    assert any(item.owner_uri and "/teams/" in item.owner_uri for item in parsed)
+    # the listing's plain-dict parse (the sync's fast path) reads every sample as the models do
+    staged = stage_event_types(parsed, "file")
+    assert staged == stage_event_types([EventType.model_validate(raw) for raw in collected], "file")
+    assert any(row["owner_uri"] is None for row in staged)
+    assert any(row["owner_uri"] and "/teams/" in row["owner_uri"] for row in staged)
 
 
 # -- the apply -------------------------------------------------------------------------------------

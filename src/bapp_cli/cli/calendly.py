@@ -24,7 +24,7 @@ from bapp_cli.cli.terminal import styled
 from bapp_cli.errors import InvalidInput, UsageError
 
 if TYPE_CHECKING:
-    from bapp_cli.calendly.models import EventType
+    from bapp_cli.calendly.models import ListedEventType
     from bapp_cli.cli.output import OutputSink
     from bapp_cli.services.calendly_bookings import BookingPullReport, InviteeOutcome
     from bapp_cli.services.calendly_runs import CalendlyJob, RunReport
@@ -64,7 +64,7 @@ def whoami(ctx: typer.Context, fmt: FormatOption = None, as_json: JsonOption = F
     sink.record(identity.as_record(), WHOAMI_COLUMNS, title="Calendly token")
 
 
-def _read_listing(path: str) -> list[EventType]:
+def _read_listing(path: str) -> list[ListedEventType]:
     from bapp_cli.cli.files import read_input
     from bapp_cli.services.sync import parse_listing
 
