@@ -18,9 +18,16 @@ from bapp_cli.calendly.models import EventType
 from bapp_cli.db.models import AuditEntry, BuilderProfile, Pathway, SessionType, SessionTypePathway, SyncRun, User
 from bapp_cli.errors import ConfigError, Conflict, InvalidInput, RemoteError
 from bapp_cli.services.calendly_bookings import list_runs
-from bapp_cli.services.calendly_runs import record_failed_run
+from bapp_cli.services.calendly_runs import record_run
 from bapp_cli.services.session_types import is_bookable
-from bapp_cli.services.sync import Classifier, parse_listing, parse_rules, stage_event_types, sync_event_types
+from bapp_cli.services.sync import (
+    Classifier,
+    SyncReport,
+    parse_listing,
+    parse_rules,
+    stage_event_types,
+    sync_event_types,
+)
 from tests.fakes.calendly_server import API_ORIGIN, DEFAULT_USER_URI, make_event_type
 
 # the conformance corpus beside the repository (../shared/reference), as the client tests use it
@@ -394,9 +401,9 @@ def test_items_that_cannot_be_stored_fail_the_run_naming_the_field(
 
 def test_failed_runs_and_status_listing(session: Session) -> None:
     run(session, items(make_event_type(0)))
-    failed = record_failed_run(
-        session, source="api", started_at=START + dt.timedelta(hours=1), finished_at=START, error="boom", fetched=3
-    )
+    report = SyncReport(run_id=None, status="failed", dry_run=False, source="api", fetched=3, error="boom")
+    later = START + dt.timedelta(hours=1)
+    failed = record_run(session, report, kind="event_types", started_at=later, finished_at=START)
     session.commit()
     runs = list_runs(session, limit=5, kind="event_types")
     assert [view.run_id for view in runs] == [failed, runs[1].run_id]

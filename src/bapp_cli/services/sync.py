@@ -20,6 +20,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any, cast
 
 from pydantic import TypeAdapter, ValidationError
@@ -38,7 +39,7 @@ from bapp_cli.services.calendly_runs import (
     invalid_listing,
     listing_error_details,
     listing_pages,
-    record_succeeded_run,
+    record_run,
 )
 from bapp_cli.services.people import builder_ids_by_calendly_uri
 from bapp_cli.services.session_types import (
@@ -326,17 +327,7 @@ class SyncReport(RunReport):
     changes: list[SyncChange] = field(default_factory=list)
 
     def as_record(self) -> dict[str, Any]:
-        return {
-            "run_id": self.run_id,
-            "status": self.status,
-            "dry_run": self.dry_run,
-            "fetched": self.fetched,
-            "created": self.created,
-            "updated": self.updated,
-            "unchanged": self.unchanged,
-            "deactivated": self.deactivated,
-            "reactivated": self.reactivated,
-        }
+        return {name: getattr(self, name) for name in SYNC_COLUMNS}
 
     @property
     def rows_written(self) -> int:
@@ -353,7 +344,7 @@ _EXISTING_COLUMNS = (
     *(getattr(SessionType, name) for name in OWNED_FIELDS),
     *(getattr(SessionType, name) for name in CLASSIFIED_FIELDS),
 )
-# a question as stored: Calendly's shape with the models' defaults filled in
+# a question as stored: Calendly's shape, in its order, with the models' defaults filled in
 _QUESTION_DEFAULTS: dict[str, Any] = {
     "name": None,
     "type": None,
@@ -402,7 +393,10 @@ def stage_event_types(items: Iterable[ListedEventType | EventType], source: str)
                 "is_secret": item.get("secret", False),
                 "remote_active": item["active"],
                 "custom_questions": [
-                    {**_QUESTION_DEFAULTS, **question, "answer_choices": question.get("answer_choices") or []}
+                    # Calendly sends every key (validated in the stored order), so the copy is rarely needed
+                    question
+                    if len(question) == len(_QUESTION_DEFAULTS) and question["answer_choices"] is not None
+                    else {**_QUESTION_DEFAULTS, **question, "answer_choices": question.get("answer_choices") or []}
                     for question in item.get("custom_questions") or ()
                 ],
                 "owner_uri": owner,
@@ -563,7 +557,7 @@ def sync_event_types(
     if partial and report.rows_written:
         record_audit(session, "calendly_sync", "fetched", {"changes": [change.describe() for change in report.changes]})
     if not dry_run and not partial:
-        report.run_id = record_succeeded_run(
+        report.run_id = record_run(
             session,
             report,
             kind="event_types",
@@ -598,7 +592,7 @@ def _write(
     if inserts:
         # Thousands of rows on a first sync: the set-based path (db.bulk) rather than the ORM.
         columns = list(inserts[0])
-        bulk.insert_rows(session, table, columns, [tuple(values[name] for name in columns) for values in inserts])
+        bulk.insert_rows(session, table, columns, list(map(itemgetter(*columns), inserts)))
         if new_links:
             created = (
                 session.execute(
