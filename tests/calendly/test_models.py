@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from bapp_cli.calendly.models import (
     CustomQuestion,
@@ -18,6 +18,7 @@ from bapp_cli.calendly.models import (
     EventTypeLocation,
     Invitee,
     LegacyWebhookPayload,
+    ListedEventType,
     OAuthErrorBody,
     Page,
     Pagination,
@@ -350,6 +351,46 @@ def test_broken_event_types_are_refused(field: str, value: Any) -> None:
     with pytest.raises(ValidationError) as info:
         EventType.model_validate(_event_type(**{field: value}))
     assert info.value.errors()[0]["loc"] == (field,)
+
+
+_LISTED = TypeAdapter(ListedEventType)
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"duration": 0},
+        {"uri": None},
+        {"active": "maybe"},
+        {"kind": None},
+        {"created_at": None},
+        {"updated_at": "2025-03-01T10:00:00"},
+        {"deleted_at": "yesterday"},
+        {"profile": {"type": "User"}},
+        {"locations": [{"location": "no kind"}]},
+        {"locations": [{"kind": "inbound_call", "phone_number": True}]},
+        {"custom_questions": [{"name": "Q", "type": "string"}]},
+        {"custom_questions": [{"name": "Q", "type": "string", "position": 0, "answer_choices": "A"}]},
+    ],
+)
+def test_a_listed_event_type_is_refused_exactly_where_the_model_refuses_it(changes: dict[str, Any]) -> None:
+    """The sync's plain-dict listing (ListedEventType) is as strict as EventType, naming the same field."""
+    raw = _event_type(**changes)
+    with pytest.raises(ValidationError) as by_model:
+        EventType.model_validate(raw)
+    with pytest.raises(ValidationError) as by_listing:
+        _LISTED.validate_python(raw)
+    assert [error["loc"] for error in by_listing.value.errors()] == [error["loc"] for error in by_model.value.errors()]
+
+
+def test_a_listed_event_type_keeps_the_models_conversions() -> None:
+    raw = _event_type(
+        updated_at="2025-03-01T10:00:00+02:00", locations=[{"kind": "inbound_call", "phone_number": 447700900123}]
+    )
+    listed = _LISTED.validate_python(raw)
+    assert listed["updated_at"] == datetime(2025, 3, 1, 8, 0, tzinfo=UTC) and listed["updated_at"].tzinfo is UTC
+    assert listed["locations"] == [{"kind": "inbound_call", "phone_number": "447700900123"}]
+    assert "permissions" not in _LISTED.validate_python({**raw, "permissions": {"x": 1}})
 
 
 def test_unknown_status_is_refused_not_treated_as_active() -> None:

@@ -28,6 +28,7 @@ from bapp_cli.db.models import (
 from bapp_cli.errors import ConfigError, InvalidInput
 from bapp_cli.services.calendly_bookings import (
     BookedInvitee,
+    BookingPullReport,
     InviteeApplier,
     apply_webhook,
     list_runs,
@@ -36,7 +37,7 @@ from bapp_cli.services.calendly_bookings import (
     pull_bookings,
     within,
 )
-from bapp_cli.services.calendly_runs import record_failed_run
+from bapp_cli.services.calendly_runs import record_run
 from bapp_cli.services.calendly_write import undo_no_show
 from bapp_cli.services.sync import sync_event_types
 from tests.fakes.calendly_server import (
@@ -518,14 +519,10 @@ def test_a_dry_run_pull_records_no_run(catalogue: Session) -> None:
 
 def test_failed_pulls_are_recorded_as_bookings_runs(catalogue: Session) -> None:
     session = catalogue
-    run_id = record_failed_run(
-        session,
-        kind="bookings",
-        source="api",
-        started_at=NOW,
-        finished_at=NOW,
-        error="Calendly GET /scheduled_events: HTTP 500",
+    failed = BookingPullReport(
+        run_id=None, status="failed", dry_run=False, source="api", error="Calendly GET /scheduled_events: HTTP 500"
     )
+    run_id = record_run(session, failed, kind="bookings", started_at=NOW, finished_at=NOW)
     session.commit()
     [view] = list_runs(session, kind="bookings")
     assert (view.run_id, view.status, view.error) == (run_id, "failed", "Calendly GET /scheduled_events: HTTP 500")

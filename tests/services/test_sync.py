@@ -18,9 +18,16 @@ from bapp_cli.calendly.models import EventType
 from bapp_cli.db.models import AuditEntry, BuilderProfile, Pathway, SessionType, SessionTypePathway, SyncRun, User
 from bapp_cli.errors import ConfigError, Conflict, InvalidInput, RemoteError
 from bapp_cli.services.calendly_bookings import list_runs
-from bapp_cli.services.calendly_runs import record_failed_run
+from bapp_cli.services.calendly_runs import record_run
 from bapp_cli.services.session_types import is_bookable
-from bapp_cli.services.sync import Classifier, parse_listing, parse_rules, sync_event_types
+from bapp_cli.services.sync import (
+    Classifier,
+    SyncReport,
+    parse_listing,
+    parse_rules,
+    stage_event_types,
+    sync_event_types,
+)
 from tests.fakes.calendly_server import API_ORIGIN, DEFAULT_USER_URI, make_event_type
 
 # the conformance corpus beside the repository (../shared/reference), as the client tests use it
@@ -159,7 +166,7 @@ def test_parse_listing_accepts_a_page_a_list_of_pages_and_a_bare_list() -> None:
         json.dumps([page, {"collection": raw[3:], "pagination": {}}]),
         json.dumps(raw),
     ):
-        assert [item.uri for item in parse_listing(content, name="f")] == [uri(i) for i in range(5)]
+        assert [item["uri"] for item in parse_listing(content, name="f")] == [uri(i) for i in range(5)]
     assert parse_listing("[]", name="f") == []
 
 
@@ -202,8 +209,11 @@ def test_every_sample_event_type_parses_into_a_listing() -> None:
     assert len(collected) >= 8
     parsed = parse_listing(json.dumps({"collection": collected, "pagination": {}}), name="samples")
     assert len(parsed) == len(collected)
-    assert any(item.profile is None for item in parsed)
-    assert any(item.owner_uri and "/teams/" in item.owner_uri for item in parsed)
+    # the listing's plain-dict parse (the sync's fast path) reads every sample as the models do
+    staged = stage_event_types(parsed, "file")
+    assert staged == stage_event_types([EventType.model_validate(raw) for raw in collected], "file")
+    assert any(row["owner_uri"] is None for row in staged)
+    assert any(row["owner_uri"] and "/teams/" in row["owner_uri"] for row in staged)
 
 
 # -- the apply -------------------------------------------------------------------------------------
@@ -391,9 +401,9 @@ def test_items_that_cannot_be_stored_fail_the_run_naming_the_field(
 
 def test_failed_runs_and_status_listing(session: Session) -> None:
     run(session, items(make_event_type(0)))
-    failed = record_failed_run(
-        session, source="api", started_at=START + dt.timedelta(hours=1), finished_at=START, error="boom", fetched=3
-    )
+    report = SyncReport(run_id=None, status="failed", dry_run=False, source="api", fetched=3, error="boom")
+    later = START + dt.timedelta(hours=1)
+    failed = record_run(session, report, kind="event_types", started_at=later, finished_at=START)
     session.commit()
     runs = list_runs(session, limit=5, kind="event_types")
     assert [view.run_id for view in runs] == [failed, runs[1].run_id]

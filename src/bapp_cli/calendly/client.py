@@ -50,6 +50,7 @@ from bapp_cli.calendly.models import (
     EventType,
     Invitee,
     InviteeNoShow,
+    ListedEventType,
     Page,
     Pagination,
     Resource,
@@ -75,7 +76,7 @@ __all__ = [
 DEFAULT_BASE_URL = "https://api.calendly.com"
 DEFAULT_TIMEOUT = httpx.Timeout(connect=5.0, read=30.0, write=30.0, pool=5.0)
 
-T = TypeVar("T", bound=BaseModel)
+T = TypeVar("T")
 R = TypeVar("R", bound=BaseModel)
 
 # Calendly documents count as 1..100; bapp always asks for full pages to keep request counts low.
@@ -101,7 +102,8 @@ _BOOKING_RATE_LIMITS = "10 a minute, 50 an hour and 100 a day per user on paid p
 # GET /event_type_available_times refuses windows longer than this (31 days since 2026-07-09).
 MAX_AVAILABILITY_WINDOW = 31 * 24 * 3600
 
-_EVENT_TYPE_PAGE = Page[EventType]
+# Listed event types come as dicts: a sync reads thousands of them (models.py, ListedEventType).
+_EVENT_TYPE_PAGE = Page[ListedEventType]
 _SCHEDULED_EVENT_PAGE = Page[ScheduledEvent]
 _INVITEE_PAGE = Page[Invitee]
 
@@ -290,7 +292,7 @@ class CalendlyClient:
 
     def iter_event_type_pages(
         self, user: str | None = None, organization: str | None = None, count: int = _MAX_COUNT
-    ) -> Iterator[ListingPage[EventType]]:
+    ) -> Iterator[ListingPage[ListedEventType]]:
         """Every page of ``GET /event_types`` for the scope, active and inactive alike (no ``active``
         filter). On a stale page token the listing restarts from page one, flagged ``restarted``."""
         params = _scope_params(user, organization, required=True)
@@ -301,7 +303,8 @@ class CalendlyClient:
         self, user: str | None = None, organization: str | None = None, count: int = _MAX_COUNT
     ) -> list[EventType]:
         """All event types of the scope, fetched page by page; fails whole (nothing partial) on error."""
-        return _collect(self.iter_event_type_pages(user, organization, count))
+        listed = _collect(self.iter_event_type_pages(user, organization, count))
+        return [EventType.model_validate(item) for item in listed]
 
     def iter_scheduled_event_pages(
         self,

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Annotated, Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, NotRequired, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 from pydantic import (
@@ -33,6 +33,7 @@ from pydantic import (
     model_validator,
 )
 from pydantic_core import ErrorDetails
+from typing_extensions import TypedDict  # pydantic needs this TypedDict before Python 3.12
 
 __all__ = [
     "INVITEE_WEBHOOK_EVENTS",
@@ -53,6 +54,8 @@ __all__ = [
     "InviteeNoShow",
     "InviteesCounter",
     "LegacyWebhookPayload",
+    "ListedEventType",
+    "ListedQuestion",
     "NoShow",
     "OAuthErrorBody",
     "Page",
@@ -196,6 +199,69 @@ class EventType(ApiModel):
     def owner_uri(self) -> str | None:
         """The profile owner's URI (a user or a team), or None for types without a profile."""
         return self.profile.owner if self.profile is not None else None
+
+
+# --- event types as a listing gives them, for a sync ---------------------------------------------
+# The same fields and the same checks as the models above, but validated into plain dicts: pydantic-core
+# then builds no model instance per type, question and location, which makes a 10,000-type listing parse
+# about 3× faster (P2, docs/benchmarks.md). Absent keys stay absent and listed nulls stay null; the
+# reader (services/sync.py) applies the models' defaults. tests/calendly/test_models.py checks that
+# every sample reads the same either way.
+
+
+class ListedQuestion(TypedDict):
+    name: str
+    type: str
+    position: int
+    enabled: NotRequired[bool]
+    required: NotRequired[bool]
+    answer_choices: NotRequired[list[str] | None]
+    include_other: NotRequired[bool]
+
+
+class ListedProfile(TypedDict):
+    type: str
+    name: NotRequired[str | None]
+    owner: str
+
+
+class ListedLocation(TypedDict):
+    kind: str
+    location: NotRequired[str | None]
+    additional_info: NotRequired[str | None]
+    phone_number: NotRequired[Annotated[str | None, BeforeValidator(_phone_as_text)]]
+    position: NotRequired[int | None]
+
+
+class ListedEventType(TypedDict):
+    """:class:`EventType` as a dict."""
+
+    uri: str
+    name: NotRequired[str | None]
+    active: bool
+    slug: NotRequired[str | None]
+    scheduling_url: NotRequired[str | None]
+    duration: Annotated[int, Field(ge=1)]
+    duration_options: NotRequired[list[int] | None]
+    kind: NotRequired[str]
+    kind_description: NotRequired[str | None]
+    pooling_type: NotRequired[str | None]
+    type: NotRequired[str | None]
+    booking_method: NotRequired[str | None]
+    color: NotRequired[str | None]
+    created_at: UtcDatetime
+    updated_at: UtcDatetime
+    internal_note: NotRequired[str | None]
+    description_plain: NotRequired[str | None]
+    description_html: NotRequired[str | None]
+    profile: NotRequired[ListedProfile | None]
+    secret: NotRequired[bool]
+    deleted_at: NotRequired[UtcDatetime | None]
+    admin_managed: NotRequired[bool]
+    locations: NotRequired[list[ListedLocation] | None]
+    position: NotRequired[int | None]
+    locale: NotRequired[str | None]
+    custom_questions: NotRequired[list[ListedQuestion] | None]
 
 
 # --- scheduled events and invitees -----------------------------------------------------------

@@ -45,7 +45,7 @@ Changes after the first sight:
 
 Run records (pulls only) follow the event-type sync: a successful pull writes its ``sync_runs`` row
 (``kind = "bookings"``) in the same transaction as its changes; a failed one rolls back and the caller
-records the failure with :func:`bapp_cli.services.calendly_runs.record_failed_run`; a dry run writes
+records the failure with :func:`bapp_cli.services.calendly_runs.record_run`; a dry run writes
 nothing. The run row has the sync's counters, so ``deactivated`` holds the bookings cancelled and
 ``reactivated`` the bookings rescheduled by that pull.
 
@@ -89,7 +89,7 @@ from bapp_cli.services.calendly_runs import (
     invalid_listing,
     listing_error_details,
     listing_pages,
-    record_succeeded_run,
+    record_run,
 )
 from bapp_cli.services.calendly_write import attach_invitee, match_held_booking, update_fields, use_invitation
 from bapp_cli.services.enrolment import enrol
@@ -794,7 +794,7 @@ def pull_bookings(
         report.count(applier.apply(item))
     session.flush()
     if not dry_run:
-        report.run_id = record_succeeded_run(
+        report.run_id = record_run(
             session,
             report,
             kind="bookings",

@@ -99,53 +99,27 @@ def resolve_scope(
 
 def record_run(
     session: Session,
-    *,
-    kind: str,
-    source: str,
-    started_at: dt.datetime,
-    finished_at: dt.datetime,
-    status: str,
-    error: str | None = None,
-    **counts: int,
-) -> int:
-    """Add a run record (a sync or a bookings pull) to the session's transaction; returns its id."""
-    from bapp_cli.db.models import SyncRun
-
-    run = SyncRun(
-        kind=kind,
-        source=source,
-        started_at=started_at,
-        finished_at=finished_at,
-        status=status,
-        dry_run=False,
-        error=error[:2000] if error is not None else None,
-        **counts,
-    )
-    session.add(run)
-    session.flush()
-    return run.id
-
-
-def record_succeeded_run(
-    session: Session,
     report: RunReport,
     *,
     kind: str,
     started_at: dt.datetime,
     finished_at: dt.datetime,
-    deactivated: int,
-    reactivated: int,
+    deactivated: int = 0,
+    reactivated: int = 0,
 ) -> int:
-    """The record of a successful run, its counts taken from the report; ``deactivated`` and
-    ``reactivated`` are the two columns each kind fills with its own counters (a pull: cancelled and
-    rescheduled bookings)."""
-    return record_run(
-        session,
+    """Add the record of a run, succeeded or failed, to the session's transaction; returns its id. The counts
+    come from the report; ``deactivated`` and ``reactivated`` are the two columns each kind fills with its
+    own counters (a pull: cancelled and rescheduled bookings)."""
+    from bapp_cli.db.models import SyncRun
+
+    run = SyncRun(
         kind=kind,
         source=report.source,
         started_at=started_at,
         finished_at=finished_at,
-        status="succeeded",
+        status=report.status,
+        dry_run=False,
+        error=report.error[:2000] if report.error is not None else None,
         fetched=report.fetched,
         created=report.created,
         updated=report.updated,
@@ -154,29 +128,9 @@ def record_succeeded_run(
         reactivated=reactivated,
         skipped=report.skipped,
     )
-
-
-def record_failed_run(
-    session: Session,
-    *,
-    kind: str = "event_types",
-    source: str,
-    started_at: dt.datetime,
-    finished_at: dt.datetime,
-    error: str,
-    fetched: int = 0,
-) -> int:
-    """The only write of a failed run: its record, in a transaction of its own."""
-    return record_run(
-        session,
-        kind=kind,
-        source=source,
-        started_at=started_at,
-        finished_at=finished_at,
-        status="failed",
-        error=error,
-        fetched=fetched,
-    )
+    session.add(run)
+    session.flush()
+    return run.id
 
 
 # -- saved listings ----------------------------------------------------------------------------------
@@ -316,24 +270,17 @@ def run_calendly_job(
                 error.message if isinstance(error, BappError) else f"unexpected error: {type(error).__name__}: {error}"
             )
             message = " ".join(scrub(message).split())
-            run_id = None
+            failed = job.failed_report(
+                run_id=None, status="failed", dry_run=dry_run, source=source, fetched=fetched, error=message
+            )
             if not dry_run:
                 try:
                     with transaction(False) as session:
-                        run_id = record_failed_run(
-                            session,
-                            kind=job.kind,
-                            source=source,
-                            started_at=started_at,
-                            finished_at=clock(),
-                            error=message,
-                            fetched=fetched,
+                        failed.run_id = record_run(
+                            session, failed, kind=job.kind, started_at=started_at, finished_at=clock()
                         )
                 except Exception:  # the database itself may be what failed: the original error is what counts
                     return RunOutcome(error=error)
-            failed = job.failed_report(
-                run_id=run_id, status="failed", dry_run=dry_run, source=source, fetched=fetched, error=message
-            )
             return RunOutcome(error=error, failed=failed)
 
 

@@ -20,13 +20,14 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any, cast
 
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import Row, Table, delete, select, update
 from sqlalchemy.orm import Session
 
-from bapp_cli.calendly.models import CustomQuestion, EventType
+from bapp_cli.calendly.models import EventType, ListedEventType
 from bapp_cli.db import bulk
 from bapp_cli.db.audit import record_audit
 from bapp_cli.db.batches import BATCH_SIZE, batches
@@ -38,7 +39,7 @@ from bapp_cli.services.calendly_runs import (
     invalid_listing,
     listing_error_details,
     listing_pages,
-    record_succeeded_run,
+    record_run,
 )
 from bapp_cli.services.people import builder_ids_by_calendly_uri
 from bapp_cli.services.session_types import (
@@ -89,13 +90,13 @@ CLASSIFIED_FIELDS = ("category", "requires_auth", "price", "currency")
 
 # Column sizes of SessionType: a value that does not fit is an invalid listing, reported with its field,
 # rather than a database error halfway through the apply.
-_MAX_LENGTHS = {"uri": 500, "name": 300, "slug": 200, "color": 7, "scheduling_url": 500, "owner": 500}
+_MAX_LENGTHS = {"uri": 500, "name": 300, "slug": 200, "color": 7, "scheduling_url": 500, "profile.owner": 500}
 _KINDS = ("solo", "group")
 # The built-in "free" words for names or slugs (slugs use hyphens between words).
 _FREE_WORDS = re.compile(r"\b(?:free|getting[\s_-]+started|intro|discovery|back[\s_-]+to[\s_-]+work)", re.IGNORECASE)
 _RULE_KEYS = frozenset({"pattern", "field", "category", "requires_auth", "pathways", "price", "currency"})
 _RULE_FIELDS = {"name": ("name",), "slug": ("slug",), "any": ("name", "slug")}
-_LISTING = TypeAdapter(list[EventType])
+_LISTING = TypeAdapter(list[ListedEventType])
 
 
 # -- classification ----------------------------------------------------------------------------------
@@ -271,7 +272,7 @@ def whoami(client: CalendlyClient) -> CalendlyIdentity:
     return CalendlyIdentity(user.uri, user.name, user.email, user.current_organization)
 
 
-def parse_listing(content: bytes | str, *, name: str) -> list[EventType]:
+def parse_listing(content: bytes | str, *, name: str) -> list[ListedEventType]:
     """A saved listing (``--from-file``): one page ``{collection, pagination}``, a list of pages, or a bare
     list of event types. Every bad item is reported with its page and index (exit 6)."""
     pages = listing_pages(
@@ -280,7 +281,7 @@ def parse_listing(content: bytes | str, *, name: str) -> list[EventType]:
         items="event types",
         hint="save the body of GET /event_types, a list of such pages, or a list of event types",
     )
-    items: list[EventType] = []
+    items: list[ListedEventType] = []
     details: list[dict[str, Any]] = []
     for prefix, collection in pages:
         if not isinstance(collection, list):
@@ -326,17 +327,7 @@ class SyncReport(RunReport):
     changes: list[SyncChange] = field(default_factory=list)
 
     def as_record(self) -> dict[str, Any]:
-        return {
-            "run_id": self.run_id,
-            "status": self.status,
-            "dry_run": self.dry_run,
-            "fetched": self.fetched,
-            "created": self.created,
-            "updated": self.updated,
-            "unchanged": self.unchanged,
-            "deactivated": self.deactivated,
-            "reactivated": self.reactivated,
-        }
+        return {name: getattr(self, name) for name in SYNC_COLUMNS}
 
     @property
     def rows_written(self) -> int:
@@ -346,72 +337,6 @@ class SyncReport(RunReport):
 # -- the apply -------------------------------------------------------------------------------------
 
 
-def _check_item(item: EventType, error_type: type[BappError], origin: str) -> None:
-    values = {
-        "uri": item.uri,
-        "name": item.name,
-        "slug": item.slug,
-        "color": item.color,
-        "scheduling_url": item.scheduling_url,
-        "owner": item.owner_uri,
-    }
-    problem = None
-    if not item.uri.strip():
-        problem = "uri: must not be empty"
-    elif item.kind not in _KINDS:
-        problem = f"kind: {item.kind!r} is not one of {', '.join(_KINDS)}"
-    else:
-        for name, limit in _MAX_LENGTHS.items():
-            value = values[name]
-            if value is not None and len(value) > limit:
-                problem = f"{'profile.owner' if name == 'owner' else name}: longer than {limit} characters"
-                break
-    if problem is not None:
-        raise error_type(f"{origin}: invalid event type {item.uri[:200]}: {problem}", code="invalid_listing")
-
-
-def _title(item: EventType) -> str:
-    # Calendly allows a null name (e.g. some managed types); a session type always needs a title.
-    return (item.name or "").strip() or item.slug or item.uri.rstrip("/").rsplit("/", 1)[-1]
-
-
-def _question_records(questions: Sequence[CustomQuestion]) -> list[dict[str, Any]]:
-    """Questions as stored (Calendly's shape). Built by hand: pydantic's serializer costs ~5× more here."""
-    return [
-        {
-            "name": question.name,
-            "type": question.type,
-            "position": question.position,
-            "enabled": question.enabled,
-            "required": question.required,
-            "answer_choices": list(question.answer_choices),
-            "include_other": question.include_other,
-        }
-        for question in questions
-    ]
-
-
-def _owned_values(item: EventType) -> dict[str, Any]:
-    """The Calendly-owned fields but ``builder_id``, which needs the database (set by the apply)."""
-    return {
-        "slug": item.slug.lower() if item.slug else None,
-        "title": _title(item),
-        "description": item.description_plain,
-        "duration_minutes": item.duration,
-        "duration_options": list(item.duration_options) or None,
-        "kind": item.kind,
-        "color": item.color,
-        "scheduling_url": item.scheduling_url,
-        "is_secret": item.secret,
-        "remote_active": item.active,
-        "custom_questions": _question_records(item.custom_questions),
-        "owner_uri": item.owner_uri,
-        "calendly_position": item.position,
-        "remote_updated_at": item.updated_at,
-        "remote_deleted_at": item.deleted_at,
-    }
-
-
 _EXISTING_COLUMNS = (
     SessionType.id,
     SessionType.calendly_uri,
@@ -419,32 +344,73 @@ _EXISTING_COLUMNS = (
     *(getattr(SessionType, name) for name in OWNED_FIELDS),
     *(getattr(SessionType, name) for name in CLASSIFIED_FIELDS),
 )
+# a question as stored: Calendly's shape, in its order, with the models' defaults filled in
+_QUESTION_DEFAULTS: dict[str, Any] = {
+    "name": None,
+    "type": None,
+    "position": None,
+    "enabled": True,
+    "required": False,
+    "answer_choices": [],
+    "include_other": False,
+}
 
 
-@dataclass(frozen=True, slots=True)
-class StagedType:
-    """A listed event type checked and turned into its owned values: the part of the apply that needs no
-    database, done page by page while the next page is still on its way."""
-
-    item: EventType
-    owned: dict[str, Any]
-
-
-def stage_event_types(items: Iterable[EventType], source: str) -> list[StagedType]:
-    """Check each item (one that cannot be stored raises RemoteError for the API, InvalidInput for a file,
-    naming its field) and compute its owned values."""
+def stage_event_types(items: Iterable[ListedEventType | EventType], source: str) -> list[dict[str, Any]]:
+    """Each listed type as its row's Calendly-owned values but ``builder_id`` (which needs the database):
+    the part of the apply done page by page while the next page is still on its way. A type that cannot
+    be stored raises RemoteError for the API, InvalidInput for a file, naming its field."""
     error_type: type[BappError] = RemoteError if source == "api" else InvalidInput
     origin = "Calendly listing" if source == "api" else "listing file"
     staged = []
-    for item in items:
-        _check_item(item, error_type, origin)
-        staged.append(StagedType(item, _owned_values(item)))
+    for entry in items:
+        item: Mapping[str, Any] = entry.model_dump() if isinstance(entry, EventType) else entry
+        uri, name, slug, kind = item["uri"], item.get("name"), item.get("slug"), item.get("kind", "solo")
+        owner = item["profile"]["owner"] if item.get("profile") else None
+        fields = {"uri": uri, "name": name, "slug": slug, "color": item.get("color")}
+        fields |= {"scheduling_url": item.get("scheduling_url"), "profile.owner": owner}
+        if not uri.strip():
+            problem: str | None = "uri: must not be empty"
+        elif kind not in _KINDS:
+            problem = f"kind: {kind!r} is not one of {', '.join(_KINDS)}"
+        else:
+            too_long = [name for name, value in fields.items() if value is not None and len(value) > _MAX_LENGTHS[name]]
+            problem = f"{too_long[0]}: longer than {_MAX_LENGTHS[too_long[0]]} characters" if too_long else None
+        if problem is not None:
+            raise error_type(f"{origin}: invalid event type {uri[:200]}: {problem}", code="invalid_listing")
+        staged.append(
+            {
+                "calendly_uri": uri,
+                "slug": slug.lower() if slug else None,
+                # Calendly allows a null name (e.g. some managed types); a session type always needs a title.
+                "title": (name or "").strip() or slug or uri.rstrip("/").rsplit("/", 1)[-1],
+                "description": item.get("description_plain"),
+                "duration_minutes": item["duration"],
+                "duration_options": item.get("duration_options") or None,
+                "kind": kind,
+                "color": item.get("color"),
+                "scheduling_url": item.get("scheduling_url"),
+                "is_secret": item.get("secret", False),
+                "remote_active": item["active"],
+                "custom_questions": [
+                    # Calendly sends every key (validated in the stored order), so the copy is rarely needed
+                    question
+                    if len(question) == len(_QUESTION_DEFAULTS) and question["answer_choices"] is not None
+                    else {**_QUESTION_DEFAULTS, **question, "answer_choices": question.get("answer_choices") or []}
+                    for question in item.get("custom_questions") or ()
+                ],
+                "owner_uri": owner,
+                "calendly_position": item.get("position"),
+                "remote_updated_at": item["updated_at"],
+                "remote_deleted_at": item.get("deleted_at"),
+            }
+        )
     return staged
 
 
 def sync_event_types(
     session: Session,
-    listing: Sequence[EventType] | Sequence[StagedType],
+    listing: Sequence[EventType] | Sequence[dict[str, Any]],
     *,
     source: str,
     started_at: dt.datetime,
@@ -462,16 +428,17 @@ def sync_event_types(
     (the changes are audited).
 
     Raises Conflict (exit 8) for an empty listing while synced types exist, unless ``allow_empty``; an
-    item that cannot be stored raises as :func:`stage_event_types` says. The listing may come staged.
+    item that cannot be stored raises as :func:`stage_event_types` says. The listing may come staged by it.
     """
     if source not in SOURCES:
         raise ValueError(f"unknown sync source {source!r}")
     now = clock()
     report = SyncReport(run_id=None, status="succeeded", dry_run=dry_run, source=source, fetched=len(listing))
-    by_uri: dict[str, StagedType] = {}
+    by_uri: dict[str, dict[str, Any]] = {}
     for entry in listing:
-        staged = entry if isinstance(entry, StagedType) else stage_event_types([entry], source)[0]
-        by_uri[staged.item.uri] = staged  # a type listed twice (pages shifting under the cursor): the later copy wins
+        staged = stage_event_types([entry], source)[0] if isinstance(entry, EventType) else entry
+        # a type listed twice (pages shifting under the cursor): the later copy wins
+        by_uri[staged["calendly_uri"]] = staged
     report.skipped = len(listing) - len(by_uri)
 
     existing: dict[str, Row[Any]] = {
@@ -508,8 +475,8 @@ def sync_event_types(
             current_links.setdefault(type_id, set()).add(slug)
 
     slugs = SlugBook.load(session)
-    for uri, staged in by_uri.items():
-        item, desired = staged.item, staged.owned
+    for uri, desired in by_uri.items():
+        listed_slug = desired["slug"]
         # Team-owned types (/teams/…) and types without a profile have no builder.
         desired["builder_id"] = builders.get(desired["owner_uri"]) if desired["owner_uri"] else None
         row = existing.get(uri)
@@ -520,14 +487,13 @@ def sync_event_types(
         if row is None:
             classification = classifier.classify(desired["title"], desired["slug"] or "")
             values = {
-                "calendly_uri": uri,
                 **desired,
                 "present_in_last_sync": True,
                 "last_synced_at": now,
                 "category": classification.category,
                 "requires_auth": classification.requires_auth,
                 # A new type's display order starts at its Calendly position.
-                "display_order": item.position if item.position is not None else 0,
+                "display_order": desired["calendly_position"] if desired["calendly_position"] is not None else 0,
                 "price": classification.price if classification.price is not None else Decimal("0.00"),
                 "currency": classification.currency or "GBP",
                 "enabled": True,
@@ -539,8 +505,8 @@ def sync_event_types(
                 new_links[uri] = classification.pathways
             report.created += 1
             note = classification.describe()
-            if item.slug and desired["slug"] != item.slug.lower():
-                note = f"{note}; slug {desired['slug']} ({item.slug.lower()} is taken)"
+            if listed_slug and desired["slug"] != listed_slug:
+                note = f"{note}; slug {desired['slug']} ({listed_slug} is taken)"
             report.changes.append(SyncChange("create", uri, desired["title"], note=note))
             continue
         changed = [name for name in OWNED_FIELDS if getattr(row, name) != desired[name]]
@@ -591,7 +557,7 @@ def sync_event_types(
     if partial and report.rows_written:
         record_audit(session, "calendly_sync", "fetched", {"changes": [change.describe() for change in report.changes]})
     if not dry_run and not partial:
-        report.run_id = record_succeeded_run(
+        report.run_id = record_run(
             session,
             report,
             kind="event_types",
@@ -626,7 +592,7 @@ def _write(
     if inserts:
         # Thousands of rows on a first sync: the set-based path (db.bulk) rather than the ORM.
         columns = list(inserts[0])
-        bulk.insert_rows(session, table, columns, [tuple(values[name] for name in columns) for values in inserts])
+        bulk.insert_rows(session, table, columns, list(map(itemgetter(*columns), inserts)))
         if new_links:
             created = (
                 session.execute(
