@@ -42,7 +42,7 @@ import datetime as dt
 import hashlib
 import operator
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Annotated, Any, Literal, NotRequired, Required, cast
@@ -140,7 +140,7 @@ WRITE_STATE_REFUSAL = (
 )
 REFERENCE_PATTERN = re.compile(r"^[A-Z0-9][A-Z0-9-]{0,15}$")
 MAX_REASON_LENGTH = 2000
-IMPORT_CACHE_KIB = 16_384
+IMPORT_CACHE_KIB = 32_768
 
 Money = Annotated[Decimal, Field(ge=0, le=MAX_PRICE, max_digits=10, decimal_places=2)]
 Status = Literal["pending", "confirmed", "completed", "cancelled", "no_show"]
@@ -390,9 +390,7 @@ class BookingImporter(KindImporter):
     def _new_batch(self) -> None:
         """Lookups live for one batch: each distinct value is resolved once per batch, and memory stays flat
         however many distinct clients the file holds."""
-        self.emails: dict[str, str | RowError] = {}
-        self.zones: dict[str, str | BappError] = {}
-        self.session_refs: dict[tuple[str, Any], SessionInfo | BappError] = {}
+        self.memo: dict[tuple[str, Any], Any] = {}  # (column, value) → its resolution or refusal
         # e-mail → (user id, has a client profile, has a name); id 0: created by this batch
         self.users: dict[str, tuple[int, bool, bool]] = {}
         self.enrolments: dict[int, dict[int, str]] = {}
@@ -424,50 +422,36 @@ class BookingImporter(KindImporter):
 
     # -- per row ---------------------------------------------------------------------------------------
 
-    def _email(self, raw: str, name: str, line: int) -> str | RowError:
-        cached = self.emails.get(raw)
-        if cached is None:
+    def _memo(self, key: tuple[str, Any], compute: Callable[[], Any]) -> Any:
+        """`compute()` once a batch for each distinct value (client e-mail, zone, session), refusals too."""
+        found = self.memo.get(key)
+        if found is None:
             try:
-                cached = normalise_email(raw, field=name)
+                found = compute()
             except BappError as exc:
-                cached = problem(exc, name, line)
-            self.emails[raw] = cached
-        if isinstance(cached, RowError):
-            return RowError(line, cached.field, cached.message)
-        return cached
+                found = exc
+            self.memo[key] = found
+        if isinstance(found, BappError):
+            raise found
+        return found
+
+    def _email(self, raw: str, name: str, line: int) -> str | RowError:
+        try:
+            return cast(str, self._memo((name, raw), lambda: normalise_email(raw, field=name)))
+        except BappError as exc:
+            return problem(exc, name, line)
 
     def _zone(self, raw: str | None) -> str:
         if raw is None:
             return self.options.timezone
-        cached = self.zones.get(raw)
-        if cached is None:
-            try:
-                cached = get_zone(raw, field="client_timezone").key
-            except BappError as exc:
-                cached = exc
-            self.zones[raw] = cached
-        if isinstance(cached, BappError):
-            raise cached
-        return cached
+        return cast(str, self._memo(("client_timezone", raw), lambda: get_zone(raw, field="client_timezone").key))
 
     def _session(self, values: Mapping[str, Any]) -> SessionInfo:
-        ident = values.get("session")
-        name = "session"
+        name = "session" if values.get("session") is not None else "session_id"
+        ident = values.get(name)
         if ident is None:
-            ident = values.get("session_id")
-            name = "session_id"
-            if ident is None:
-                raise InvalidInput("session: required (an id, slug or Calendly URI)")
-        cached = self.session_refs.get((name, ident))
-        if cached is None:
-            try:
-                cached = self._find_session(name, str(ident).strip())
-            except BappError as exc:
-                cached = exc
-            self.session_refs[(name, ident)] = cached
-        if isinstance(cached, BappError):
-            raise cached
-        return cached
+            raise InvalidInput("session: required (an id, slug or Calendly URI)")
+        return cast(SessionInfo, self._memo((name, ident), lambda: self._find_session(name, str(ident).strip())))
 
     def _find_session(self, name: str, text: str) -> SessionInfo:
         references = self.references
