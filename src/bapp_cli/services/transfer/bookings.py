@@ -140,7 +140,7 @@ WRITE_STATE_REFUSAL = (
 )
 REFERENCE_PATTERN = re.compile(r"^[A-Z0-9][A-Z0-9-]{0,15}$")
 MAX_REASON_LENGTH = 2000
-IMPORT_CACHE_KIB = 32_768
+IMPORT_CACHE_KIB = 16_384
 
 Money = Annotated[Decimal, Field(ge=0, le=MAX_PRICE, max_digits=10, decimal_places=2)]
 Status = Literal["pending", "confirmed", "completed", "cancelled", "no_show"]
