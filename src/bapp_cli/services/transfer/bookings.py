@@ -318,33 +318,16 @@ class Draft:
     values: dict[str, Any] = field(default_factory=dict)
 
 
-WRITE_COLUMNS = (
-    "reference",
-    "client_id",
-    "builder_id",
-    "session_type_id",
-    "start_time",
-    "end_time",
-    "client_timezone",
-    "status",
-    "payment_status",
-    "amount",
-    "currency",
-    "pathway_id",
-    "custom_question_responses",
-    "calendly_event_uri",
-    "calendly_invitee_uri",
-    "idempotency_key",
-    "request_fingerprint",
-    "source",
-    "cancellation_reason",
-    "cancelled_at",
-    "remote_updated_at",
-    "created_at",
-    "updated_at",
+# The booking columns an import compares and sets: all but the id, the reference (the key), the two
+# timestamps and Calendly's write-through state (restored only by `import all`).
+COMPARED = tuple(
+    column.name
+    for column in Booking.__table__.c
+    if column.name not in ("id", "reference", "created_at", "updated_at", *WRITE_STATE_COLUMNS)
 )
-COMPARED = WRITE_COLUMNS[1:-2]
+WRITE_COLUMNS = ("reference", *COMPARED, "created_at", "updated_at")
 _compared = operator.itemgetter(*COMPARED)
+SLOT_COLUMNS = frozenset({"start_time", "end_time", "status", "client_id", "builder_id", "session_type_id"})
 # File columns an update takes when the row has them → the booking column each sets (most share its name).
 # A new session brings its builder unless the row names one.
 COLUMN_OF = {
@@ -352,7 +335,8 @@ COLUMN_OF = {
     "session": "builder_id",
     "session_id": "builder_id",
     "pathway": "pathway_id",
-    **{name: name for name in COMPARED[5:]},  # client_timezone … remote_updated_at: the file's names
+    # the rest are named in the file as in the table; the client, session and times are the row's own
+    **{name: name for name in COMPARED if name not in ("client_id", "session_type_id", "start_time", "end_time")},
 }
 
 
@@ -1048,9 +1032,6 @@ def _final(draft: Draft) -> dict[str, Any]:
     if draft.existing is None:
         return draft.values
     return {**draft.existing, **draft.values}
-
-
-SLOT_COLUMNS = frozenset({"start_time", "end_time", "status", "client_id", "builder_id", "session_type_id"})
 
 
 def _takes_slot(draft: Draft) -> bool:
