@@ -142,6 +142,29 @@ def test_a_row_updates_only_the_columns_it_has(session: Session) -> None:
     assert (booking.status, booking.client_timezone, booking.updated_at) == ("cancelled", "Europe/Paris", NOW)
 
 
+def test_an_empty_cell_clears_a_nullable_column_and_keeps_the_answers(session: Session) -> None:
+    # An update's columns come from the cells the row has: a value sets, an empty nullable cell clears,
+    # an empty answers cell leaves the answers, a column the file lacks is left alone.
+    coach = add_builder(session)
+    other = add_builder(session, "other@example.com")
+    add_session_type(session, "Intro", slug="intro", builder=coach)
+    booking = add_booking(session, client=add_client(session), session_type=_intro(session), start=NOW)
+    booking.calendly_event_uri = "https://api.calendly.com/scheduled_events/E1"
+    booking.custom_question_responses = [{"question": "Goal", "answer": "ship", "position": 0}]
+    booking.cancellation_reason = "kept"
+    session.flush()
+    text = (
+        "reference,client,session,start_time,builder,calendly_event_uri,custom_question_responses,currency\n"
+        f"{booking.reference},ada@example.com,intro,{NOW.isoformat()},other@example.com,,,eur\n"
+    )
+    assert load(session, "bookings", text).total("updated") == 1
+    session.refresh(booking)
+    assert (booking.builder_id, booking.calendly_event_uri, booking.currency) == (other.id, None, "EUR")
+    assert booking.custom_question_responses == [{"question": "Goal", "answer": "ship", "position": 0}]
+    assert booking.cancellation_reason == "kept"
+    assert load(session, "bookings", text).total("unchanged") == 1
+
+
 def _intro(session: Session) -> Any:
     from bapp_cli.db.models import SessionType
 

@@ -42,7 +42,7 @@ import datetime as dt
 import hashlib
 import operator
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Annotated, Any, Literal, NotRequired, Required, cast
@@ -318,33 +318,16 @@ class Draft:
     values: dict[str, Any] = field(default_factory=dict)
 
 
-WRITE_COLUMNS = (
-    "reference",
-    "client_id",
-    "builder_id",
-    "session_type_id",
-    "start_time",
-    "end_time",
-    "client_timezone",
-    "status",
-    "payment_status",
-    "amount",
-    "currency",
-    "pathway_id",
-    "custom_question_responses",
-    "calendly_event_uri",
-    "calendly_invitee_uri",
-    "idempotency_key",
-    "request_fingerprint",
-    "source",
-    "cancellation_reason",
-    "cancelled_at",
-    "remote_updated_at",
-    "created_at",
-    "updated_at",
+# The booking columns an import compares and sets: all but the id, the reference (the key), the two
+# timestamps and Calendly's write-through state (restored only by `import all`).
+COMPARED = tuple(
+    column.name
+    for column in Booking.__table__.c
+    if column.name not in ("id", "reference", "created_at", "updated_at", *WRITE_STATE_COLUMNS)
 )
-COMPARED = WRITE_COLUMNS[1:-2]
+WRITE_COLUMNS = ("reference", *COMPARED, "created_at", "updated_at")
 _compared = operator.itemgetter(*COMPARED)
+SLOT_COLUMNS = frozenset({"start_time", "end_time", "status", "client_id", "builder_id", "session_type_id"})
 # File columns an update takes when the row has them → the booking column each sets (most share its name).
 # A new session brings its builder unless the row names one.
 COLUMN_OF = {
@@ -352,7 +335,8 @@ COLUMN_OF = {
     "session": "builder_id",
     "session_id": "builder_id",
     "pathway": "pathway_id",
-    **{name: name for name in COMPARED[5:]},  # client_timezone … remote_updated_at: the file's names
+    # the rest are named in the file as in the table; the client, session and times are the row's own
+    **{name: name for name in COMPARED if name not in ("client_id", "session_type_id", "start_time", "end_time")},
 }
 
 
@@ -390,9 +374,7 @@ class BookingImporter(KindImporter):
     def _new_batch(self) -> None:
         """Lookups live for one batch: each distinct value is resolved once per batch, and memory stays flat
         however many distinct clients the file holds."""
-        self.emails: dict[str, str | RowError] = {}
-        self.zones: dict[str, str | BappError] = {}
-        self.session_refs: dict[tuple[str, Any], SessionInfo | BappError] = {}
+        self.memo: dict[tuple[str, Any], Any] = {}  # (column, value) → its resolution or refusal
         # e-mail → (user id, has a client profile, has a name); id 0: created by this batch
         self.users: dict[str, tuple[int, bool, bool]] = {}
         self.enrolments: dict[int, dict[int, str]] = {}
@@ -424,50 +406,36 @@ class BookingImporter(KindImporter):
 
     # -- per row ---------------------------------------------------------------------------------------
 
-    def _email(self, raw: str, name: str, line: int) -> str | RowError:
-        cached = self.emails.get(raw)
-        if cached is None:
+    def _memo(self, key: tuple[str, Any], compute: Callable[[], Any]) -> Any:
+        """`compute()` once a batch for each distinct value (client e-mail, zone, session), refusals too."""
+        found = self.memo.get(key)
+        if found is None:
             try:
-                cached = normalise_email(raw, field=name)
+                found = compute()
             except BappError as exc:
-                cached = problem(exc, name, line)
-            self.emails[raw] = cached
-        if isinstance(cached, RowError):
-            return RowError(line, cached.field, cached.message)
-        return cached
+                found = exc
+            self.memo[key] = found
+        if isinstance(found, BappError):
+            raise found
+        return found
+
+    def _email(self, raw: str, name: str, line: int) -> str | RowError:
+        try:
+            return cast(str, self._memo((name, raw), lambda: normalise_email(raw, field=name)))
+        except BappError as exc:
+            return problem(exc, name, line)
 
     def _zone(self, raw: str | None) -> str:
         if raw is None:
             return self.options.timezone
-        cached = self.zones.get(raw)
-        if cached is None:
-            try:
-                cached = get_zone(raw, field="client_timezone").key
-            except BappError as exc:
-                cached = exc
-            self.zones[raw] = cached
-        if isinstance(cached, BappError):
-            raise cached
-        return cached
+        return cast(str, self._memo(("client_timezone", raw), lambda: get_zone(raw, field="client_timezone").key))
 
     def _session(self, values: Mapping[str, Any]) -> SessionInfo:
-        ident = values.get("session")
-        name = "session"
+        name = "session" if values.get("session") is not None else "session_id"
+        ident = values.get(name)
         if ident is None:
-            ident = values.get("session_id")
-            name = "session_id"
-            if ident is None:
-                raise InvalidInput("session: required (an id, slug or Calendly URI)")
-        cached = self.session_refs.get((name, ident))
-        if cached is None:
-            try:
-                cached = self._find_session(name, str(ident).strip())
-            except BappError as exc:
-                cached = exc
-            self.session_refs[(name, ident)] = cached
-        if isinstance(cached, BappError):
-            raise cached
-        return cached
+            raise InvalidInput("session: required (an id, slug or Calendly URI)")
+        return cast(SessionInfo, self._memo((name, ident), lambda: self._find_session(name, str(ident).strip())))
 
     def _find_session(self, name: str, text: str) -> SessionInfo:
         references = self.references
@@ -1064,9 +1032,6 @@ def _final(draft: Draft) -> dict[str, Any]:
     if draft.existing is None:
         return draft.values
     return {**draft.existing, **draft.values}
-
-
-SLOT_COLUMNS = frozenset({"start_time", "end_time", "status", "client_id", "builder_id", "session_type_id"})
 
 
 def _takes_slot(draft: Draft) -> bool:

@@ -301,13 +301,6 @@ class KindImporter(ABC):
     def apply(self, rows: Sequence[SourceRow]) -> list[RowResult]:
         """Write one validated batch; a result per row."""
 
-    def drain(self) -> list[RowResult]:
-        """Results still held back after the last batch (an importer that pipelines its writes)."""
-        return []
-
-    def abort(self) -> None:  # noqa: B027 - an optional hook: most importers hold no work in flight
-        """The import is failing: stop any work in flight before the transaction is rolled back."""
-
     def finish(self) -> None:  # noqa: B027 - an optional hook: most kinds need nothing at the end
         """After the last batch: completion rules, sequences."""
 
@@ -374,16 +367,11 @@ def run_kind(
             else:
                 tally.unchanged += 1
 
-    try:
-        for batch in _batches(rows, size):
-            count(importer.apply(batch))
-            if on_batch is not None:
-                on_batch(len(batch))
-        count(importer.drain())
-        importer.finish()
-    except BaseException:
-        importer.abort()
-        raise
+    for batch in _batches(rows, size):
+        count(importer.apply(batch))
+        if on_batch is not None:
+            on_batch(len(batch))
+    importer.finish()
     tally.extra = dict(importer.extra)
     return tally
 
