@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import itertools
 import json
 import os
 import sys
@@ -152,6 +153,28 @@ class OutputSink:
         for row in rows:
             line = encode(row)
             self.stdout.write((json_for_terminal(line) if on_terminal else line) + "\n")
+
+    def text_rows(
+        self, columns: Sequence[str], rows: Iterable[Sequence[Any]], *, table: TableRenderer | None = None
+    ) -> None:
+        """A listing whose cells the database already wrote as text (`services.plain_reads`, spreadsheet-safe
+        for CSV/TSV): csv.writer takes the cursor's rows as they come; other formats get them as records."""
+        if self.format not in ("csv", "tsv"):
+            self.records((dict(zip(columns, row, strict=True)) for row in rows), columns, table=table)
+            return
+        if is_terminal(self.stdout):  # a person reads it: data is shown, never obeyed
+            rows = ([visible(str(cell)) if cell is not None else cell for cell in row] for row in rows)
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, delimiter="\t" if self.format == "tsv" else ",", lineterminator="\n")
+        writer.writerow(columns)
+        rows = iter(rows)
+        while True:
+            writer.writerows(itertools.islice(rows, 1000))
+            if not buffer.tell():
+                break
+            self.stdout.write(buffer.getvalue())
+            buffer.seek(0)
+            buffer.truncate()
 
     def _delimited(self, rows: Iterable[Mapping[str, Any]], columns: Sequence[str]) -> None:
         from bapp_cli.services.spreadsheet import cell_row_formatter

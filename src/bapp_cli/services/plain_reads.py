@@ -1,0 +1,304 @@
+"""The ordinary reads in plain SQL: `bookings list`, `export bookings`, `sessions list`, `clients show`.
+
+These commands run on a DB-API connection (db.dbapi) and never import SQLAlchemy: its import alone costs
+twice a whole `sqlite-utils rows` run (docs/benchmarks.md, P7). The database hands over text — instants
+in bapp's one form (`services.instants.instant_text`), money as two-decimal text, and, for CSV/TSV, user
+text already made spreadsheet-safe (`services.spreadsheet`) — so a listing writes the driver's rows as
+they come (P6). Each query returns the record keys and an iterator of row tuples in that order.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from bapp_cli.db.dbapi import Database
+from bapp_cli.db.domains import BOOKING_STATUSES
+from bapp_cli.errors import InvalidInput, NotFound
+from bapp_cli.services.emails import normalise_email
+from bapp_cli.services.listing import ALL, Page
+from bapp_cli.services.spreadsheet import json_default
+
+BOOKING_COLUMNS = (
+    "reference",
+    "client",
+    "client_name",
+    "builder",
+    "session_id",
+    "session_title",
+    "category",
+    "start_time",
+    "end_time",
+    "client_timezone",
+    "status",
+    "payment_status",
+    "amount",
+    "currency",
+    "pathway",
+    "custom_question_responses",
+    "calendly_event_uri",
+    "calendly_invitee_uri",
+    "idempotency_key",
+    "source",
+    "created_at",
+)
+# A booking as `export bookings` writes it, in the order `import bookings` reads it; `session` names the
+# session type by Calendly URI, else by its slug when that names one type, else by id.
+EXPORT_COLUMNS = (
+    "id",
+    *BOOKING_COLUMNS[:5],
+    "session",
+    *BOOKING_COLUMNS[5:],
+    "cancellation_reason",
+    "cancelled_at",
+    "request_fingerprint",
+    "remote_updated_at",
+)
+INSTANT_COLUMNS = frozenset({"start_time", "end_time", "created_at", "cancelled_at", "remote_updated_at"})
+ANSWERS = "custom_question_responses"
+# Booking columns holding text people typed (the booking form, imported files) — the cells a spreadsheet
+# could run as a formula. The others are bapp's own: constrained words, numbers, instants, money.
+_USER_TEXT = frozenset(
+    {
+        "client",
+        "client_name",
+        "builder",
+        "session",
+        "session_title",
+        "client_timezone",
+        "pathway",
+        "calendly_event_uri",
+        "calendly_invitee_uri",
+        "idempotency_key",
+        "cancellation_reason",
+    }
+)
+_BOOKINGS_FROM = """
+FROM bookings b
+JOIN users c ON c.id = b.client_id
+LEFT JOIN users bu ON bu.id = b.builder_id
+JOIN session_types t ON t.id = b.session_type_id
+LEFT JOIN pathways p ON p.id = b.pathway_id"""
+# slugs that name exactly one session type (the others are exported by id)
+_UNIQUE_SLUGS = """
+LEFT JOIN (SELECT slug FROM session_types WHERE slug IS NOT NULL GROUP BY slug HAVING count(*) = 1) u
+ON u.slug = t.slug"""
+_COMPACT_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=json_default).encode
+MAX_ROW_ID = 2**31 - 1  # ids are INTEGER columns: 32 bits on PostgreSQL
+
+
+@dataclass(frozen=True)
+class Rows:
+    """A query's record keys and its rows (tuples in that order), streamed from the cursor."""
+
+    columns: tuple[str, ...]
+    rows: Iterable[Sequence[Any]]
+
+    def records(self) -> Iterator[dict[str, Any]]:
+        columns = self.columns
+        return (dict(zip(columns, row, strict=True)) for row in self.rows)
+
+
+@dataclass(frozen=True)
+class BookingFilters:
+    client_email: str | None = None
+    builder_email: str | None = None
+    pathway: str | None = None  # a slug, or "none" for bookings without a pathway
+    status: str | None = None
+    session: str | None = None
+    start_from: dt.datetime | None = None
+    start_to: dt.datetime | None = None
+    upcoming: bool = False
+
+
+def _booking_expressions(db: Database, *, cells: bool) -> dict[str, str]:
+    """SQL for each booking record key; with `cells`, user text is spreadsheet-safe (CSV/TSV)."""
+    session = "COALESCE(NULLIF(t.calendly_uri, ''), u.slug, CAST(t.id AS TEXT))"
+    answers = "CAST(b.custom_question_responses AS TEXT)" if db.dialect == "postgresql" else ANSWERS
+    expressions = {
+        "id": "b.id",
+        "client": "c.email",
+        "client_name": "c.name",
+        "builder": "bu.email",
+        "session_id": "b.session_type_id",
+        "session": session,
+        "session_title": "t.title",
+        "category": "t.category",
+        "amount": db.money("b.amount"),
+        "pathway": "p.slug",
+        ANSWERS: answers,
+    }
+    for name in EXPORT_COLUMNS:
+        column = expressions.setdefault(name, f"b.{name}")
+        if name in INSTANT_COLUMNS:
+            expressions[name] = db.instant(column)
+        elif cells and name in _USER_TEXT:
+            expressions[name] = db.spreadsheet_safe(column)
+    return expressions
+
+
+def _with_answers(columns: Sequence[str], rows: Iterable[Sequence[Any]], *, cells: bool) -> Iterator[Sequence[Any]]:
+    """Rows with the answers column decoded (a list), or for cells re-encoded as compact JSON text, as
+    every other JSON bapp writes; most bookings answer nothing (`[]`) and pass through untouched."""
+    index = columns.index(ANSWERS)
+
+    def decode(text: Any) -> Any:
+        value = json.loads(text) if isinstance(text, str) else text
+        return _COMPACT_JSON(value) if cells else value
+
+    for row in rows:
+        found = row[index]
+        if found == "[]" and cells:
+            yield row
+        else:
+            yield (*row[:index], decode(found), *row[index + 1 :])
+
+
+def _select_bookings(
+    db: Database, columns: Sequence[str], where: Sequence[str], parameters: dict[str, Any], *, cells: bool, tail: str
+) -> Rows:
+    expressions = _booking_expressions(db, cells=cells)
+    select = ", ".join(expressions[name] for name in columns)
+    joins = _BOOKINGS_FROM + (_UNIQUE_SLUGS if "session" in columns else "")
+    condition = f" WHERE {' AND '.join(where)}" if where else ""
+    rows = db.rows(f"SELECT {select}{joins}{condition} {tail}", parameters)
+    return Rows(tuple(columns), _with_answers(columns, rows, cells=cells))
+
+
+def _window(db: Database, page: Page, parameters: dict[str, Any]) -> str:
+    """LIMIT/OFFSET of `page` (SQLite takes an OFFSET only after a LIMIT, where -1 means none)."""
+    window = ""
+    if page.limit is not None or (page.offset and db.dialect == "sqlite"):
+        parameters["page_limit"] = -1 if page.limit is None else page.limit
+        window = "LIMIT :page_limit"
+    if page.offset:
+        parameters["page_offset"] = page.offset
+        window += " OFFSET :page_offset"
+    return window
+
+
+def list_bookings(
+    db: Database, filters: BookingFilters, *, now: dt.datetime, page: Page = ALL, cells: bool = False
+) -> Rows:
+    """Bookings matching every filter, ordered by start time, streamed; `page.search` looks in the
+    reference, the client's e-mail and name, and the session title. The filters are checked (and the
+    people, pathway and session they name looked up) before the first row is read."""
+    where: list[str] = []
+    parameters: dict[str, Any] = {}
+
+    def equal(column: str, value: Any) -> None:
+        name = f"p{len(parameters)}"
+        where.append(f"{column} = :{name}")
+        parameters[name] = value
+
+    if page.searching:
+        parameters["search"] = page.pattern
+        found = [db.contains(column, "search") for column in ("b.reference", "t.title", "c.email", "c.name")]
+        where.append(f"({' OR '.join(found)})")
+    if filters.client_email is not None:
+        equal("b.client_id", person_id(db, filters.client_email, "client"))
+    if filters.builder_email is not None:
+        equal("b.builder_id", person_id(db, filters.builder_email, "builder"))
+    if filters.pathway is not None:
+        if filters.pathway.strip().lower() == "none":
+            where.append("b.pathway_id IS NULL")
+        else:
+            equal("b.pathway_id", pathway_id(db, filters.pathway))
+    if filters.status is not None:
+        if filters.status not in BOOKING_STATUSES:
+            raise InvalidInput(
+                f"status: {filters.status!r} is not one of {', '.join(BOOKING_STATUSES)}", code="invalid_status"
+            )
+        equal("b.status", filters.status)
+    if filters.session is not None:
+        equal("b.session_type_id", session_type_id(db, filters.session))
+    instants = {"from": filters.start_from, "to": filters.start_to, "now": now if filters.upcoming else None}
+    for name, operator in (("from", ">="), ("to", "<"), ("now", ">=")):
+        if instants[name] is not None:
+            where.append(f"b.start_time {operator} :{name}")
+            parameters[name] = _stored_instant(db, instants[name])  # type: ignore[arg-type]
+    if filters.upcoming:
+        where.append("b.status IN ('pending', 'confirmed')")
+    tail = "ORDER BY b.start_time, b.reference " + _window(db, page, parameters)
+    return _select_bookings(db, BOOKING_COLUMNS, where, parameters, cells=cells, tail=tail)
+
+
+def export_bookings(db: Database, *, cells: bool = False) -> Rows:
+    """Every booking as its export record, ordered by start time then reference, streamed."""
+    return _select_bookings(db, EXPORT_COLUMNS, (), {}, cells=cells, tail="ORDER BY b.start_time, b.reference")
+
+
+def _stored_instant(db: Database, value: dt.datetime) -> Any:
+    """An aware instant as the backend stores it: SQLite's naive UTC text (db/types.py), compared as text."""
+    utc = value.astimezone(dt.UTC)
+    if db.dialect == "postgresql":
+        return utc
+    return utc.replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
+
+
+# -- the names a filter or a command gives ---------------------------------------------------------------
+
+
+def person_id(db: Database, email: str, role: str) -> int:
+    """The user id of the client or builder with `email` (role: "client" or "builder"), or NotFound."""
+    normalised = normalise_email(email, field=role)
+    found = db.one(
+        f"SELECT u.id FROM users u JOIN {role}_profiles r ON r.user_id = u.id WHERE u.email = :email",
+        {"email": normalised},
+    )
+    if found is None:
+        raise NotFound(
+            f"no {role} with e-mail {normalised!r}", hint=f"add one with `bapp {role}s add`", code=f"{role}_not_found"
+        )
+    return int(found[0])
+
+
+def pathway_id(db: Database, slug: str) -> int:
+    found = db.one("SELECT id FROM pathways WHERE slug = :slug", {"slug": slug.strip().lower()})
+    if found is None:
+        known = [row[0] for row in db.rows("SELECT slug FROM pathways ORDER BY position, slug")]
+        raise NotFound(
+            f"no pathway {slug!r}",
+            hint="known pathways: " + (", ".join(known) if known else "none"),
+            code="pathway_not_found",
+        )
+    return int(found[0])
+
+
+def session_type_id(db: Database, identifier: str) -> int:
+    """A session type by id, Calendly URI or slug (a slug shared by several types is ambiguous)."""
+    ident = identifier.strip()
+    if not ident:
+        raise InvalidInput("session: an id, slug or Calendly URI is required", code="invalid_session")
+    if ident.isascii() and ident.isdigit():
+        # an id past the column's range names no row; asking the database would overflow
+        found = db.one("SELECT id FROM session_types WHERE id = :id", {"id": int(ident)})
+        if int(ident) > MAX_ROW_ID or found is None:
+            raise NotFound(f"no session type with id {ident}", code="session_not_found")
+        return int(found[0])
+    if "://" in ident:
+        found = db.one("SELECT id FROM session_types WHERE calendly_uri = :uri", {"uri": ident})
+        if found is None:
+            raise NotFound(f"no session type with Calendly URI {ident!r}", code="session_not_found")
+        return int(found[0])
+    matches = list(db.rows("SELECT id FROM session_types WHERE slug = :slug LIMIT 3", {"slug": ident.lower()}))
+    if not matches:
+        raise NotFound(
+            f"no session type with slug {ident!r}", hint="see `bapp sessions list --all`", code="session_not_found"
+        )
+    if len(matches) > 1:
+        raise InvalidInput(
+            f"session: slug {ident!r} names several session types",
+            hint="use the id or the Calendly URI (see `bapp sessions list --all`)",
+            code="ambiguous_session",
+        )
+    return int(matches[0][0])
+
+
+def instant_value(text: str | None) -> dt.datetime | None:
+    """An instant the database handed over as text, as an aware datetime (for a table in local time)."""
+    return None if text is None else dt.datetime.fromisoformat(text)
+
