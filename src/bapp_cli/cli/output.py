@@ -164,17 +164,7 @@ class OutputSink:
             return
         if is_terminal(self.stdout):  # a person reads it: data is shown, never obeyed
             rows = ([visible(str(cell)) if cell is not None else cell for cell in row] for row in rows)
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, delimiter="\t" if self.format == "tsv" else ",", lineterminator="\n")
-        writer.writerow(columns)
-        rows = iter(rows)
-        while True:
-            writer.writerows(itertools.islice(rows, 1000))
-            if not buffer.tell():
-                break
-            self.stdout.write(buffer.getvalue())
-            buffer.seek(0)
-            buffer.truncate()
+        write_delimited(self.stdout, self.format, columns, rows)
 
     def _delimited(self, rows: Iterable[Mapping[str, Any]], columns: Sequence[str]) -> None:
         from bapp_cli.services.spreadsheet import cell_row_formatter
@@ -277,6 +267,21 @@ class OutputSink:
     def warning(self, message: str) -> None:
         if not self.quiet:
             self.stderr.write(f"Warning: {visible(message)}\n")
+
+
+def write_delimited(stream: IO[str], fmt: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    """`columns`, then `rows` of finished cells, as CSV or TSV (`fmt`), a thousand rows per write."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, delimiter="\t" if fmt == "tsv" else ",", lineterminator="\n")
+    writer.writerow(columns)
+    rows = iter(rows)
+    while True:
+        writer.writerows(itertools.islice(rows, 1000))
+        if not buffer.tell():
+            break
+        stream.write(buffer.getvalue())
+        buffer.seek(0)
+        buffer.truncate()
 
 
 class Progress:

@@ -239,10 +239,40 @@ def export_command(
     data_format = format_for(output, fmt, allowed=OUTPUT_FORMATS, default="json")
     sink = app_state.messages
     # entered first: a path that cannot be written is refused before the database is read
-    with OutputFile(output or "-", what="--output", private=kind == "all") as stream, app_state.reading() as session:
-        count = export_data(session, kind, stream, data_format, raw=raw)
+    with OutputFile(output or "-", what="--output", private=kind == "all") as stream:
+        if kind == "bookings" and data_format != "toml":  # the plain read: the database writes the cells
+            count = _export_bookings(app_state, stream, data_format, raw=raw)
+        else:
+            with app_state.reading() as session:
+                count = export_data(session, kind, stream, data_format, raw=raw)
     where = "stdout" if output in (None, "-") else output
     sink.info(f"Exported {count} record{'s' if count != 1 else ''} ({kind}) to {where}.")
+
+
+def _export_bookings(app_state: Any, stream: Any, data_format: str, *, raw: bool) -> int:
+    """`export bookings` as CSV, TSV, JSON or JSONL, on a plain DB-API connection (services.plain_reads)."""
+    from bapp_cli.cli.output import write_delimited
+    from bapp_cli.services.plain_reads import export_bookings
+    from bapp_cli.services.transfer.formats import RecordWriter
+
+    with app_state.plain_reading() as database:
+        delimited = data_format in ("csv", "tsv")
+        found = export_bookings(database, cells=delimited, raw=raw)
+        count = 0
+
+        def counted(rows: Any) -> Any:
+            nonlocal count
+            for count, row in enumerate(rows, start=1):  # noqa: B007 - the count is the point
+                yield row
+
+        if delimited:
+            write_delimited(stream, data_format, found.columns, counted(found.rows))
+            return count
+        writer = RecordWriter(stream, data_format, found.columns, kind="bookings")
+        for record in found.records():
+            writer.write(record)
+        writer.close()
+        return writer.count
 
 
 def _size(path: str) -> int | None:

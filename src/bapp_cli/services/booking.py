@@ -43,6 +43,7 @@ from bapp_cli.services.instants import get_zone, instant_text
 from bapp_cli.services.listing import ALL, Page
 from bapp_cli.services.pathways import get_pathway
 from bapp_cli.services.people import ensure_client, find_user, get_builder, get_client, normalise_email
+from bapp_cli.services.plain_reads import BOOKING_COLUMNS as BOOKING_COLUMNS  # where the record is defined
 from bapp_cli.services.rule_book import (
     ACTIVE_STATUSES,
     NearbyBooking,
@@ -55,29 +56,6 @@ from bapp_cli.services.rule_book import (
 )
 from bapp_cli.services.session_types import get_session_type, is_bookable
 
-BOOKING_COLUMNS = (
-    "reference",
-    "client",
-    "client_name",
-    "builder",
-    "session_id",
-    "session_title",
-    "category",
-    "start_time",
-    "end_time",
-    "client_timezone",
-    "status",
-    "payment_status",
-    "amount",
-    "currency",
-    "pathway",
-    "custom_question_responses",
-    "calendly_event_uri",
-    "calendly_invitee_uri",
-    "idempotency_key",
-    "source",
-    "created_at",
-)
 CREATED_COLUMNS = (*BOOKING_COLUMNS, "account_created", "enrolled", "existing")
 # No 0/O, 1/I/L: references are read out over the phone and typed by hand.
 REFERENCE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"

@@ -115,7 +115,7 @@ class BookingFilters:
 
 
 def _booking_expressions(db: Database, *, cells: bool) -> dict[str, str]:
-    """SQL for each booking record key; with `cells`, user text is spreadsheet-safe (CSV/TSV)."""
+    """SQL for each booking record key; with `cells` (CSV/TSV but not --raw) user text is spreadsheet-safe."""
     session = "COALESCE(NULLIF(t.calendly_uri, ''), u.slug, CAST(t.id AS TEXT))"
     answers = "CAST(b.custom_question_responses AS TEXT)" if db.dialect == "postgresql" else ANSWERS
     expressions = {
@@ -158,9 +158,16 @@ def _with_answers(columns: Sequence[str], rows: Iterable[Sequence[Any]], *, cell
 
 
 def _select_bookings(
-    db: Database, columns: Sequence[str], where: Sequence[str], parameters: dict[str, Any], *, cells: bool, tail: str
+    db: Database,
+    columns: Sequence[str],
+    where: Sequence[str],
+    parameters: dict[str, Any],
+    *,
+    cells: bool,
+    raw: bool,
+    tail: str,
 ) -> Rows:
-    expressions = _booking_expressions(db, cells=cells)
+    expressions = _booking_expressions(db, cells=cells and not raw)
     select = ", ".join(expressions[name] for name in columns)
     joins = _BOOKINGS_FROM + (_UNIQUE_SLUGS if "session" in columns else "")
     condition = f" WHERE {' AND '.join(where)}" if where else ""
@@ -223,12 +230,14 @@ def list_bookings(
     if filters.upcoming:
         where.append("b.status IN ('pending', 'confirmed')")
     tail = "ORDER BY b.start_time, b.reference " + _window(db, page, parameters)
-    return _select_bookings(db, BOOKING_COLUMNS, where, parameters, cells=cells, tail=tail)
+    return _select_bookings(db, BOOKING_COLUMNS, where, parameters, cells=cells, raw=False, tail=tail)
 
 
-def export_bookings(db: Database, *, cells: bool = False) -> Rows:
-    """Every booking as its export record, ordered by start time then reference, streamed."""
-    return _select_bookings(db, EXPORT_COLUMNS, (), {}, cells=cells, tail="ORDER BY b.start_time, b.reference")
+def export_bookings(db: Database, *, cells: bool = False, raw: bool = False) -> Rows:
+    """Every booking as its export record, ordered by start time then reference, streamed. `cells`: as
+    CSV/TSV cells (answers as JSON text), spreadsheet-safe unless `raw`."""
+    order = "ORDER BY b.start_time, b.reference"
+    return _select_bookings(db, EXPORT_COLUMNS, (), {}, cells=cells, raw=raw, tail=order)
 
 
 def _stored_instant(db: Database, value: dt.datetime) -> Any:
@@ -301,4 +310,3 @@ def session_type_id(db: Database, identifier: str) -> int:
 def instant_value(text: str | None) -> dt.datetime | None:
     """An instant the database handed over as text, as an aware datetime (for a table in local time)."""
     return None if text is None else dt.datetime.fromisoformat(text)
-
