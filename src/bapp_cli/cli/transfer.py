@@ -253,7 +253,6 @@ def _export_bookings(app_state: Any, stream: Any, data_format: str, *, raw: bool
     """`export bookings` as CSV, TSV, JSON or JSONL, on a plain DB-API connection (services.plain_reads)."""
     from bapp_cli.cli.output import write_delimited
     from bapp_cli.services.plain_reads import export_bookings
-    from bapp_cli.services.transfer.formats import RecordWriter
 
     with app_state.plain_reading() as database:
         delimited = data_format in ("csv", "tsv")
@@ -268,6 +267,8 @@ def _export_bookings(app_state: Any, stream: Any, data_format: str, *, raw: bool
         if delimited:
             write_delimited(stream, data_format, found.columns, counted(found.rows))
             return count
+        from bapp_cli.services.transfer.formats import RecordWriter  # loads the import machinery: not for CSV
+
         writer = RecordWriter(stream, data_format, found.columns, kind="bookings")
         for record in found.records():
             writer.write(record)

@@ -85,9 +85,13 @@ class Database:
     def spreadsheet_safe(self, column: str) -> str:
         """SQL for a text column as `services.spreadsheet.neutralise` writes it into CSV/TSV: an apostrophe in
         front when the text is apostrophes (or nothing) followed by = + - @, a tab or a carriage return."""
-        first = f"substr(ltrim({column}, ''''), 1, 1)"
+        # the first character rules out nearly every cell before ltrim runs
         triggers = "'=', '+', '-', '@', " + ("chr(9), chr(13)" if self.dialect == "postgresql" else "char(9), char(13)")
-        return f"CASE WHEN {first} IN ({triggers}) THEN '''' || {column} ELSE {column} END"
+        first, after_quotes = f"substr({column}, 1, 1)", f"substr(ltrim({column}, ''''), 1, 1)"
+        return (
+            f"CASE WHEN {first} IN ({triggers}, '''') AND {after_quotes} IN ({triggers}) "
+            f"THEN '''' || {column} ELSE {column} END"
+        )
 
     def close(self) -> None:
         try:

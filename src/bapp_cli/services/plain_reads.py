@@ -114,10 +114,12 @@ class BookingFilters:
     upcoming: bool = False
 
 
-def _booking_expressions(db: Database, *, cells: bool) -> dict[str, str]:
-    """SQL for each booking record key; with `cells` (CSV/TSV but not --raw) user text is spreadsheet-safe."""
+def _booking_expressions(db: Database, *, cells: bool, safe: bool) -> dict[str, str]:
+    """SQL for each booking record key: `cells` for CSV/TSV, where user text is spreadsheet-safe if `safe`."""
     session = "COALESCE(NULLIF(t.calendly_uri, ''), u.slug, CAST(t.id AS TEXT))"
-    answers = "CAST(b.custom_question_responses AS TEXT)" if db.dialect == "postgresql" else ANSWERS
+    answers = "CAST(b.custom_question_responses AS TEXT)"
+    if db.dialect == "sqlite":
+        answers = f"CASE WHEN instr({ANSWERS}, '\\u') THEN {ANSWERS} ELSE json({ANSWERS}) END" if cells else ANSWERS
     expressions = {
         "id": "b.id",
         "client": "c.email",
@@ -135,26 +137,27 @@ def _booking_expressions(db: Database, *, cells: bool) -> dict[str, str]:
         column = expressions.setdefault(name, f"b.{name}")
         if name in INSTANT_COLUMNS:
             expressions[name] = db.instant(column)
-        elif cells and name in _USER_TEXT:
+        elif safe and name in _USER_TEXT:
             expressions[name] = db.spreadsheet_safe(column)
     return expressions
 
 
-def _with_answers(columns: Sequence[str], rows: Iterable[Sequence[Any]], *, cells: bool) -> Iterator[Sequence[Any]]:
-    """Rows with the answers column decoded (a list), or for cells re-encoded as compact JSON text, as
-    every other JSON bapp writes; most bookings answer nothing (`[]`) and pass through untouched."""
+def _with_answers(
+    db: Database, columns: Sequence[str], rows: Iterable[Sequence[Any]], *, cells: bool
+) -> Iterator[Sequence[Any]]:
+    """Rows with the answers column decoded (a list), or for cells as compact JSON text, as every other JSON
+    bapp writes. SQLite's json() has already minified it (see `_booking_expressions`) unless the text holds
+    a `\\u` escape (stored JSON is ASCII; a cell keeps non-ASCII letters as they are): only those rows, and
+    on PostgreSQL every row that answers something, are decoded here."""
     index = columns.index(ANSWERS)
-
-    def decode(text: Any) -> Any:
-        value = json.loads(text) if isinstance(text, str) else text
-        return _COMPACT_JSON(value) if cells else value
-
+    minified = db.dialect == "sqlite"
     for row in rows:
         found = row[index]
-        if found == "[]" and cells:
+        if cells and (found is None or found == "[]" or (minified and "\\u" not in found)):
             yield row
         else:
-            yield (*row[:index], decode(found), *row[index + 1 :])
+            value = json.loads(found) if isinstance(found, str) else found
+            yield (*row[:index], _COMPACT_JSON(value) if cells else value, *row[index + 1 :])
 
 
 def _select_bookings(
@@ -167,12 +170,12 @@ def _select_bookings(
     raw: bool,
     tail: str,
 ) -> Rows:
-    expressions = _booking_expressions(db, cells=cells and not raw)
+    expressions = _booking_expressions(db, cells=cells, safe=cells and not raw)
     select = ", ".join(expressions[name] for name in columns)
     joins = _BOOKINGS_FROM + (_UNIQUE_SLUGS if "session" in columns else "")
     condition = f" WHERE {' AND '.join(where)}" if where else ""
     rows = db.rows(f"SELECT {select}{joins}{condition} {tail}", parameters)
-    return Rows(tuple(columns), _with_answers(columns, rows, cells=cells))
+    return Rows(tuple(columns), _with_answers(db, columns, rows, cells=cells))
 
 
 def _window(db: Database, page: Page, parameters: dict[str, Any]) -> str:
