@@ -158,7 +158,11 @@ def test_reads_load_no_sqlalchemy(bapp: Bapp) -> None:
         "try:\n    main()\nexcept SystemExit as done:\n    code = done.code\n"
         "print(sorted(m for m in ('sqlalchemy', 'pydantic', 'rich', 'alembic') if m in sys.modules), file=sys.stderr)"
     )
-    for args in (("bookings", "list", "--limit", "50"), ("bookings", "list", "--client", email, "--format", "csv")):
+    for args in (
+        ("bookings", "list", "--limit", "50"),
+        ("bookings", "list", "--client", email, "--format", "csv"),
+        ("export", "bookings", "--format", "csv"),
+    ):
         result = _python(bapp, probe, *args)
         assert result.splitlines()[-1] == "[]", (args, result)
 

@@ -228,14 +228,16 @@ def export_command(
       bapp --database-url postgresql://… import all backup.json
     """
     from bapp_cli.cli.files import OutputFile
-    from bapp_cli.services.transfer import KINDS, export_data
     from bapp_cli.services.transfer.formats import OUTPUT_FORMATS, format_for
 
     app_state = state(ctx)
-    if kind not in KINDS:
-        from bapp_cli.errors import UsageError
+    if kind != "bookings":  # the other kinds load the import machinery (and SQLAlchemy) to export
+        from bapp_cli.services.transfer import KINDS
 
-        raise UsageError(f"unknown kind {kind!r}", hint="choose one of: " + ", ".join(KINDS))
+        if kind not in KINDS:
+            from bapp_cli.errors import UsageError
+
+            raise UsageError(f"unknown kind {kind!r}", hint="choose one of: " + ", ".join(KINDS))
     data_format = format_for(output, fmt, allowed=OUTPUT_FORMATS, default="json")
     sink = app_state.messages
     # entered first: a path that cannot be written is refused before the database is read
@@ -243,6 +245,8 @@ def export_command(
         if kind == "bookings" and data_format != "toml":  # the plain read: the database writes the cells
             count = _export_bookings(app_state, stream, data_format, raw=raw)
         else:
+            from bapp_cli.services.transfer import export_data
+
             with app_state.reading() as session:
                 count = export_data(session, kind, stream, data_format, raw=raw)
     where = "stdout" if output in (None, "-") else output

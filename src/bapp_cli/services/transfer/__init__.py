@@ -15,6 +15,18 @@ Contract:
 
 from __future__ import annotations
 
-from bapp_cli.services.transfer.kinds import KINDS, export_data, import_data
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from bapp_cli.services.transfer.kinds import KINDS, export_data, import_data
 
 __all__ = ["KINDS", "export_data", "import_data"]
+
+
+def __getattr__(name: str) -> Any:
+    # Loaded on first use: the kinds import SQLAlchemy, and `export bookings` uses `formats` alone.
+    if name in __all__:
+        from bapp_cli.services.transfer import kinds
+
+        return getattr(kinds, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
