@@ -162,6 +162,7 @@ def test_reads_load_no_sqlalchemy(bapp: Bapp) -> None:
         ("bookings", "list", "--limit", "50"),
         ("bookings", "list", "--client", email, "--format", "csv"),
         ("export", "bookings", "--format", "csv"),
+        ("sessions", "list", "--all"),
     ):
         result = _python(bapp, probe, *args)
         assert result.splitlines()[-1] == "[]", (args, result)
@@ -199,3 +200,47 @@ def test_database_not_ready_is_exit_5_and_a_bad_url_exit_4(bapp: Bapp, tmp_path:
     assert bad.exit_code == 4
     for result in (missing, unmigrated, broken, future, bad):
         assert "Traceback" not in result.stderr
+
+
+def test_sessions_list_writes_the_session_records(bapp: Bapp) -> None:
+    """Every format and filter of `sessions list` against the records the ORM builds (session_records)."""
+    from sqlalchemy import select
+
+    from bapp_cli.db.models import SessionType
+    from bapp_cli.services.session_types import session_records
+
+    _seed(bapp)
+    for step in (
+        ("builders", "add", "priya@coach.example", "--name", "Priya"),
+        ("sessions", "add", "--title", "=cmd|' /C calc'!A0", "--duration", "30", "--category", "free",
+         "--builder", "priya@coach.example", "--price", "12.5"),
+        ("sessions", "update", "accelerate-foundation-coaching", "--pathway", "pivot", "--display-order", "2"),
+        ("sessions", "update", "free-discovery-call", "--disable"),
+    ):  # fmt: skip
+        result = bapp(*step, "--format", "tsv")
+        assert result.exit_code == 0, (step, result.stderr)
+    engine = make_engine(bapp.database_url)
+    with Session(engine) as session:
+        types = list(session.scalars(select(SessionType)))
+        expected = {record["id"]: record for record in session_records(session, types)}
+    engine.dispose()
+    listed = bapp("sessions", "list", "--all", "--format", "json").json()
+    assert sorted(record["id"] for record in listed) == sorted(expected)
+    assert listed == json.loads(json.dumps([expected[record["id"]] for record in listed], default=json_default))
+    bookable = [record for record in listed if record["bookable"]]
+    assert bapp("sessions", "list", "--format", "json").json() == bookable and len(bookable) < len(listed)
+    text = bapp("sessions", "list", "--all", "--format", "csv").stdout
+    rows = list(csv.reader(io.StringIO(text)))
+    assert rows[1:] == [[cell_text(expected[record["id"]][name]) for name in rows[0]] for record in listed]
+    assert "'=cmd|" in text
+    assert bapp("sessions", "list", "--all", "--limit", "2", "--offset", "1", "--format", "json").json() == listed[1:3]
+    linked = bapp("sessions", "list", "--all", "--pathway", "PIVOT", "--format", "json").json()
+    assert linked and all("pivot" in record["pathways"] for record in linked)
+    mine = bapp("sessions", "list", "--all", "--builder", "priya@coach.example", "--format", "json").json()
+    assert [record["title"] for record in mine] == ["=cmd|' /C calc'!A0"]
+    free = bapp("sessions", "list", "--all", "--category", "FREE", "--format", "json").json()
+    assert free == [record for record in listed if record["category"] == "free"]
+    assert bapp("sessions", "list", "--all", "--search", "zzz-nothing", "--format", "json").json() == []
+    for args, code in ((("--category", "paid"), 6), (("--pathway", "nowhere"), 7), (("--builder", "x@y.example"), 7)):
+        result = bapp("sessions", "list", *args, "--format", "json")
+        assert result.exit_code == code and "Traceback" not in result.stderr, (args, result.stderr)

@@ -313,3 +313,93 @@ def session_type_id(db: Database, identifier: str) -> int:
 def instant_value(text: str | None) -> dt.datetime | None:
     """An instant the database handed over as text, as an aware datetime (for a table in local time)."""
     return None if text is None else dt.datetime.fromisoformat(text)
+
+
+# -- the session catalogue -------------------------------------------------------------------------------
+
+SESSION_COLUMNS = (
+    "id",
+    "slug",
+    "title",
+    "description",
+    "category",
+    "requires_auth",
+    "bookable",
+    "enabled",
+    "is_secret",
+    "duration_minutes",
+    "duration_options",
+    "price",
+    "currency",
+    "display_order",
+    "pathways",
+    "builder",
+    "calendly_uri",
+    "scheduling_url",
+    "custom_questions",
+)
+# Bookable: locally enabled, active in Calendly (or local-only), not deleted there, still listed.
+BOOKABLE = (
+    "(t.enabled AND (t.calendly_uri IS NULL OR t.remote_active) AND t.remote_deleted_at IS NULL "
+    "AND t.present_in_last_sync)"
+)
+_FLAGS = ("requires_auth", "bookable", "enabled", "is_secret")  # SQLite hands booleans over as 0 and 1
+# free, pathway, specialized: the order clients see them in
+_CATEGORY_ORDER = "CASE t.category WHEN 'free' THEN 0 WHEN 'pathway' THEN 1 WHEN 'specialized' THEN 2 ELSE 99 END"
+
+
+def list_session_types(
+    db: Database,
+    *,
+    include_all: bool = False,
+    category: str | None = None,
+    pathway: str | None = None,
+    builder: str | None = None,
+    page: Page = ALL,
+) -> list[dict[str, Any]]:
+    """The admin view as session records: bookable types (all with `include_all`), grouped by category then
+    display order; `page.search` looks in slug and title. Two queries: the types, then their pathways."""
+    where: list[str] = []
+    parameters: dict[str, Any] = {}
+    if page.searching:
+        parameters["search"] = page.pattern
+        where.append(f"({db.contains('t.slug', 'search')} OR {db.contains('t.title', 'search')})")
+    if not include_all:
+        where.append(BOOKABLE)
+    if category is not None:
+        from bapp_cli.services.session_types import parse_category  # its message and rule; only with --category
+
+        where.append("t.category = :category")
+        parameters["category"] = parse_category(category)
+    if pathway is not None:
+        where.append("t.id IN (SELECT session_type_id FROM session_type_pathways WHERE pathway_id = :pathway)")
+        parameters["pathway"] = pathway_id(db, pathway)
+    if builder is not None:
+        where.append("t.builder_id = :builder")
+        parameters["builder"] = person_id(db, builder, "builder")
+    expressions = {"bookable": BOOKABLE, "price": db.money("t.price"), "pathways": "NULL", "builder": "bu.email"}
+    select = ", ".join(expressions.get(name, f"t.{name}") for name in SESSION_COLUMNS)
+    condition = f" WHERE {' AND '.join(where)}" if where else ""
+    order = f"ORDER BY {_CATEGORY_ORDER}, t.display_order, t.price, t.title, t.id {_window(db, page, parameters)}"
+    rows = db.rows(
+        f"SELECT {select} FROM session_types t LEFT JOIN users bu ON bu.id = t.builder_id{condition} {order}",
+        parameters,
+    )
+    records = [dict(zip(SESSION_COLUMNS, row, strict=True)) for row in rows]
+    linked: dict[int, list[str]] = {record["id"]: [] for record in records}
+    if linked:
+        links = db.rows(
+            "SELECT l.session_type_id, p.slug FROM session_type_pathways l JOIN pathways p ON p.id = l.pathway_id "
+            "ORDER BY p.position, p.slug"
+        )
+        for session_type, slug in links:
+            if session_type in linked:
+                linked[session_type].append(slug)
+    for record in records:
+        for name in _FLAGS:
+            record[name] = bool(record[name])
+        for name in ("duration_options", "custom_questions"):
+            if isinstance(record[name], str):
+                record[name] = json.loads(record[name])
+        record["pathways"] = linked[record["id"]]
+    return records

@@ -13,30 +13,8 @@ from sqlalchemy.orm import Session
 
 from bapp_cli.db.models import Pathway, SessionType, SessionTypePathway, User
 from bapp_cli.errors import InvalidInput, NotFound
-
-MAX_ROW_ID = 2**31 - 1  # ids are INTEGER columns: 32 bits on PostgreSQL
-
-SESSION_COLUMNS = (
-    "id",
-    "slug",
-    "title",
-    "description",
-    "category",
-    "requires_auth",
-    "bookable",
-    "enabled",
-    "is_secret",
-    "duration_minutes",
-    "duration_options",
-    "price",
-    "currency",
-    "display_order",
-    "pathways",
-    "builder",
-    "calendly_uri",
-    "scheduling_url",
-    "custom_questions",
-)
+from bapp_cli.services.plain_reads import MAX_ROW_ID
+from bapp_cli.services.plain_reads import SESSION_COLUMNS as SESSION_COLUMNS  # the record, defined once
 
 
 def bookable_clause() -> ColumnElement[bool]:
