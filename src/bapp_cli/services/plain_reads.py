@@ -112,6 +112,7 @@ class BookingFilters:
     start_from: dt.datetime | None = None
     start_to: dt.datetime | None = None
     upcoming: bool = False
+    newest_first: bool = False
 
 
 def _booking_expressions(db: Database, *, cells: bool, safe: bool) -> dict[str, str]:
@@ -232,7 +233,8 @@ def list_bookings(
             parameters[name] = _stored_instant(db, instants[name])  # type: ignore[arg-type]
     if filters.upcoming:
         where.append("b.status IN ('pending', 'confirmed')")
-    tail = "ORDER BY b.start_time, b.reference " + _window(db, page, parameters)
+    order = "b.start_time DESC, b.reference" if filters.newest_first else "b.start_time, b.reference"
+    tail = f"ORDER BY {order} {_window(db, page, parameters)}"
     return _select_bookings(db, BOOKING_COLUMNS, where, parameters, cells=cells, raw=False, tail=tail)
 
 
