@@ -169,21 +169,8 @@ class OutputSink:
     def _delimited(self, rows: Iterable[Mapping[str, Any]], columns: Sequence[str]) -> None:
         from bapp_cli.services.spreadsheet import cell_row_formatter
 
-        delimiter = "\t" if self.format == "tsv" else ","
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, delimiter=delimiter, lineterminator="\n")
-        writer.writerow(columns)
         cells = cell_row_formatter()
-        # In a pipe the cells stay exact (a machine reads them); on a terminal a person does.
-        on_terminal = is_terminal(self.stdout)
-        for row in rows:
-            line = cells(map(row.get, columns))
-            writer.writerow([visible(cell) for cell in line] if on_terminal else line)
-            if buffer.tell() > 1 << 16:
-                self.stdout.write(buffer.getvalue())
-                buffer.seek(0)
-                buffer.truncate()
-        self.stdout.write(buffer.getvalue())
+        self.text_rows(columns, (cells(map(row.get, columns)) for row in rows))
 
     def display_value(self, value: Any) -> str:
         """A value as a table cell: instants in --timezone, money with two decimals."""
@@ -269,19 +256,21 @@ class OutputSink:
             self.stderr.write(f"Warning: {visible(message)}\n")
 
 
-def write_delimited(stream: IO[str], fmt: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
-    """`columns`, then `rows` of finished cells, as CSV or TSV (`fmt`), a thousand rows per write."""
+def write_delimited(stream: IO[str], fmt: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
+    """`columns`, then `rows` of finished cells, as CSV or TSV (`fmt`), a thousand rows per write; returns
+    how many rows were written."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, delimiter="\t" if fmt == "tsv" else ",", lineterminator="\n")
     writer.writerow(columns)
-    rows = iter(rows)
-    while True:
-        writer.writerows(itertools.islice(rows, 1000))
-        if not buffer.tell():
-            break
+    rows, count = iter(rows), 0
+    while chunk := list(itertools.islice(rows, 1000)):
+        writer.writerows(chunk)
+        count += len(chunk)
         stream.write(buffer.getvalue())
         buffer.seek(0)
         buffer.truncate()
+    stream.write(buffer.getvalue())
+    return count
 
 
 class Progress:

@@ -99,9 +99,9 @@ def import_command(
 
     from bapp_cli.cli.files import OutputFile, open_input
     from bapp_cli.errors import InvalidInput, PartialSuccess
-    from bapp_cli.services.transfer import KINDS, import_data
     from bapp_cli.services.transfer.formats import INPUT_FORMATS, RejectsWriter, Source, format_for
     from bapp_cli.services.transfer.importer import ImportOptions
+    from bapp_cli.services.transfer.kinds import KINDS, import_data
 
     app_state = state(ctx)
     sink = app_state.output(fmt, as_json)
@@ -232,7 +232,7 @@ def export_command(
 
     app_state = state(ctx)
     if kind != "bookings":  # the other kinds load the import machinery (and SQLAlchemy) to export
-        from bapp_cli.services.transfer import KINDS
+        from bapp_cli.services.transfer.kinds import KINDS
 
         if kind not in KINDS:
             from bapp_cli.errors import UsageError
@@ -245,7 +245,7 @@ def export_command(
         if kind == "bookings" and data_format != "toml":  # the plain read: the database writes the cells
             count = _export_bookings(app_state, stream, data_format, raw=raw)
         else:
-            from bapp_cli.services.transfer import export_data
+            from bapp_cli.services.transfer.kinds import export_data
 
             with app_state.reading() as session:
                 count = export_data(session, kind, stream, data_format, raw=raw)
@@ -261,16 +261,8 @@ def _export_bookings(app_state: Any, stream: Any, data_format: str, *, raw: bool
     with app_state.plain_reading() as database:
         delimited = data_format in ("csv", "tsv")
         found = export_bookings(database, cells=delimited, raw=raw)
-        count = 0
-
-        def counted(rows: Any) -> Any:
-            nonlocal count
-            for count, row in enumerate(rows, start=1):  # noqa: B007 - the count is the point
-                yield row
-
         if delimited:
-            write_delimited(stream, data_format, found.columns, counted(found.rows))
-            return count
+            return write_delimited(stream, data_format, found.columns, found.rows)
         from bapp_cli.services.transfer.formats import RecordWriter  # loads the import machinery: not for CSV
 
         writer = RecordWriter(stream, data_format, found.columns, kind="bookings")

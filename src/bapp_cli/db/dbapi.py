@@ -45,6 +45,13 @@ class Database:
         self.connection = connection
         self.dialect = dialect
 
+    @classmethod
+    def of_session(cls, session: Any) -> Database:
+        """The plain view of an ORM session's own connection and transaction, its pending changes flushed."""
+        session.flush()
+        connection = session.connection()
+        return cls(connection.connection.driver_connection, connection.dialect.name)
+
     def rows(self, sql: str, parameters: Mapping[str, Any] | None = None) -> Iterator[tuple[Any, ...]]:
         """The rows of `sql` as they are fetched (`:name` parameters on both backends)."""
         if self.dialect == "postgresql":

@@ -14,12 +14,12 @@ import datetime as dt
 import hashlib
 import json
 import secrets
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -151,60 +151,8 @@ class StatusChange:
 # -- reading ----------------------------------------------------------------------------------------
 
 
-# booking, client e-mail, client name, builder e-mail, session title, category, pathway slug
-ViewQuery = Select[Any]
-
-
-def _view_query() -> ViewQuery:
-    """The columns of a BookingView, in its field order: rows become views without ORM objects."""
-    client = User.__table__.alias("client")
-    builder = User.__table__.alias("builder")
-    booking = Booking.__table__.c
-    types = SessionType.__table__.c
-    return (
-        select(
-            booking.reference,
-            client.c.email,
-            client.c.name,
-            builder.c.email,
-            booking.session_type_id,
-            types.title,
-            types.category,
-            booking.start_time,
-            booking.end_time,
-            booking.client_timezone,
-            booking.status,
-            booking.payment_status,
-            booking.amount,
-            booking.currency,
-            Pathway.__table__.c.slug,
-            booking.custom_question_responses,
-            booking.calendly_event_uri,
-            booking.calendly_invitee_uri,
-            booking.idempotency_key,
-            booking.source,
-            booking.created_at,
-            booking.calendly_state,
-        )
-        .select_from(Booking.__table__)
-        .join(client, client.c.id == booking.client_id)
-        .outerjoin(builder, builder.c.id == booking.builder_id)
-        .join(SessionType.__table__, types.id == booking.session_type_id)
-        .outerjoin(Pathway.__table__, Pathway.__table__.c.id == booking.pathway_id)
-    )
-
-
-def _views(session: Session, query: ViewQuery) -> list[BookingView]:
-    return list(_iter_views(session.execute(query)))
-
-
-def _iter_views(rows: Iterable[Sequence[Any]]) -> Iterator[BookingView]:
-    # custom_question_responses is NOT NULL (an empty list when the session asks nothing)
-    return (BookingView(*row) for row in rows)  # the query's columns are the fields, in order
-
-
 def booking_view(session: Session, booking_id: int) -> BookingView:
-    return _views(session, _view_query().where(Booking.id == booking_id))[0]
+    return list_bookings(session, BookingFilters(booking_id=booking_id))[0]
 
 
 def normalise_reference(reference: str) -> str:
@@ -228,20 +176,17 @@ def show_booking(session: Session, reference: str) -> BookingView:
 
 
 def list_bookings(
-    session: Session, filters: BookingFilters, *, now: dt.datetime, limit: int | None = None
+    session: Session, filters: BookingFilters, *, now: dt.datetime | None = None, limit: int | None = None
 ) -> list[BookingView]:
-    """Bookings matching every filter as views: the plain read of `bookings list`, on the session's own
-    connection and transaction (pending changes flushed first), ordered by start time (newest first when
-    asked)."""
+    """Bookings matching every filter as views: the plain read of `bookings list` on the session's own
+    transaction, ordered by start time (newest first when asked)."""
     from bapp_cli.db.dbapi import Database
     from bapp_cli.services.plain_reads import list_bookings as plain_list
 
-    session.flush()
-    connection = session.connection()
-    database = Database(connection.connection.driver_connection, connection.dialect.name)
-    found = plain_list(database, filters, now=now, page=Page(limit=limit))
+    database = Database.of_session(session)
+    columns = (*BOOKING_COLUMNS, "calendly_state")
     views = []
-    for record in found.records():
+    for record in plain_list(database, filters, now=now, page=Page(limit=limit), columns=columns).records():
         record["amount"] = Decimal(record["amount"])
         for name in ("start_time", "end_time", "created_at"):
             record[name] = instant_value(record[name])

@@ -113,6 +113,7 @@ class BookingFilters:
     start_to: dt.datetime | None = None
     upcoming: bool = False
     newest_first: bool = False
+    booking_id: int | None = None  # one booking (a command's result)
 
 
 def _booking_expressions(db: Database, *, cells: bool, safe: bool) -> dict[str, str]:
@@ -172,7 +173,7 @@ def _select_bookings(
     tail: str,
 ) -> Rows:
     expressions = _booking_expressions(db, cells=cells, safe=cells and not raw)
-    select = ", ".join(expressions[name] for name in columns)
+    select = ", ".join(expressions.get(name, f"b.{name}") for name in columns)
     joins = _BOOKINGS_FROM + (_UNIQUE_SLUGS if "session" in columns else "")
     condition = f" WHERE {' AND '.join(where)}" if where else ""
     rows = db.rows(f"SELECT {select}{joins}{condition} {tail}", parameters)
@@ -192,11 +193,18 @@ def _window(db: Database, page: Page, parameters: dict[str, Any]) -> str:
 
 
 def list_bookings(
-    db: Database, filters: BookingFilters, *, now: dt.datetime, page: Page = ALL, cells: bool = False
+    db: Database,
+    filters: BookingFilters,
+    *,
+    now: dt.datetime | None = None,
+    page: Page = ALL,
+    cells: bool = False,
+    columns: Sequence[str] = BOOKING_COLUMNS,
 ) -> Rows:
     """Bookings matching every filter, ordered by start time, streamed; `page.search` looks in the
     reference, the client's e-mail and name, and the session title. The filters are checked (and the
-    people, pathway and session they name looked up) before the first row is read."""
+    people, pathway and session they name looked up) before the first row is read. `columns`: the record
+    keys, or also other booking columns (`calendly_state`). `now` is needed for `upcoming`."""
     where: list[str] = []
     parameters: dict[str, Any] = {}
 
@@ -209,6 +217,8 @@ def list_bookings(
         parameters["search"] = page.pattern
         found = [db.contains(column, "search") for column in ("b.reference", "t.title", "c.email", "c.name")]
         where.append(f"({' OR '.join(found)})")
+    if filters.booking_id is not None:
+        equal("b.id", filters.booking_id)
     if filters.client_email is not None:
         equal("b.client_id", person_id(db, filters.client_email, "client"))
     if filters.builder_email is not None:
@@ -226,6 +236,8 @@ def list_bookings(
         equal("b.status", filters.status)
     if filters.session is not None:
         equal("b.session_type_id", session_type_id(db, filters.session))
+    if filters.upcoming and now is None:
+        raise ValueError("upcoming bookings need `now`")  # a caller's bug
     instants = {"from": filters.start_from, "to": filters.start_to, "now": now if filters.upcoming else None}
     for name, operator in (("from", ">="), ("to", "<"), ("now", ">=")):
         if instants[name] is not None:
@@ -235,7 +247,7 @@ def list_bookings(
         where.append("b.status IN ('pending', 'confirmed')")
     order = "b.start_time DESC, b.reference" if filters.newest_first else "b.start_time, b.reference"
     tail = f"ORDER BY {order} {_window(db, page, parameters)}"
-    return _select_bookings(db, BOOKING_COLUMNS, where, parameters, cells=cells, raw=False, tail=tail)
+    return _select_bookings(db, columns, where, parameters, cells=cells, raw=False, tail=tail)
 
 
 def export_bookings(db: Database, *, cells: bool = False, raw: bool = False) -> Rows:
@@ -289,8 +301,9 @@ def session_type_id(db: Database, identifier: str) -> int:
         raise InvalidInput("session: an id, slug or Calendly URI is required", code="invalid_session")
     if ident.isascii() and ident.isdigit():
         # an id past the column's range names no row; asking the database would overflow
-        found = db.one("SELECT id FROM session_types WHERE id = :id", {"id": int(ident)})
-        if int(ident) > MAX_ROW_ID or found is None:
+        wanted = int(ident)
+        found = db.one("SELECT id FROM session_types WHERE id = :id", {"id": wanted}) if wanted <= MAX_ROW_ID else None
+        if found is None:
             raise NotFound(f"no session type with id {ident}", code="session_not_found")
         return int(found[0])
     if "://" in ident:

@@ -12,8 +12,7 @@ from sqlalchemy import ColumnElement, and_, or_, select
 from sqlalchemy.orm import Session
 
 from bapp_cli.db.models import Pathway, SessionType, SessionTypePathway, User
-from bapp_cli.errors import InvalidInput, NotFound
-from bapp_cli.services.plain_reads import MAX_ROW_ID
+from bapp_cli.errors import InvalidInput
 from bapp_cli.services.plain_reads import SESSION_COLUMNS as SESSION_COLUMNS  # the record, defined once
 
 
@@ -38,32 +37,12 @@ def is_bookable(session_type: SessionType) -> bool:
 
 def get_session_type(session: Session, identifier: str) -> SessionType:
     """A session type by id, Calendly URI or slug (a slug shared by several types is ambiguous)."""
-    ident = identifier.strip()
-    if not ident:
-        raise InvalidInput("session: an id, slug or Calendly URI is required", code="invalid_session")
-    if ident.isascii() and ident.isdigit():
-        # an id past the column's range names no row; asking the database would overflow (issue 15 #14)
-        found = session.get(SessionType, int(ident)) if int(ident) <= MAX_ROW_ID else None
-        if found is None:
-            raise NotFound(f"no session type with id {ident}", code="session_not_found")
-        return found
-    if "://" in ident:
-        by_uri = session.scalars(select(SessionType).where(SessionType.calendly_uri == ident)).one_or_none()
-        if by_uri is None:
-            raise NotFound(f"no session type with Calendly URI {ident!r}", code="session_not_found")
-        return by_uri
-    matches = session.scalars(select(SessionType).where(SessionType.slug == ident.lower()).limit(3)).all()
-    if not matches:
-        raise NotFound(
-            f"no session type with slug {ident!r}", hint="see `bapp sessions list --all`", code="session_not_found"
-        )
-    if len(matches) > 1:
-        raise InvalidInput(
-            f"session: slug {ident!r} names several session types",
-            hint="use the id or the Calendly URI (see `bapp sessions list --all`)",
-            code="ambiguous_session",
-        )
-    return matches[0]
+    from bapp_cli.db.dbapi import Database
+    from bapp_cli.services.plain_reads import session_type_id
+
+    found = session.get(SessionType, session_type_id(Database.of_session(session), identifier))
+    assert found is not None  # just read in this transaction
+    return found
 
 
 def pathway_slugs_by_session(session: Session, session_type_ids: Sequence[int]) -> dict[int, list[str]]:

@@ -1181,9 +1181,7 @@ def export_bookings(session: Session) -> Iterator[dict[str, Any]]:
     from bapp_cli.services.plain_reads import INSTANT_COLUMNS, instant_value
     from bapp_cli.services.plain_reads import export_bookings as plain_export
 
-    connection = session.connection()
-    found = plain_export(Database(connection.connection.driver_connection, connection.dialect.name))
-    for record in found.records():
+    for record in plain_export(Database.of_session(session)).records():
         for name in INSTANT_COLUMNS:
             record[name] = instant_value(record[name])
         yield record
