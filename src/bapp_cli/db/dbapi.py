@@ -74,10 +74,7 @@ class Database:
         if self.dialect == "postgresql":
             utc = f"{column} AT TIME ZONE 'UTC'"
             return f"replace(to_char({utc}, 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), '.000000Z', 'Z')"
-        return (
-            f"substr({column}, 1, 10) || 'T' || substr({column}, 12, 8) || CASE WHEN substr({column}, 21) "
-            f"IN ('', '000000') THEN '' ELSE '.' || substr({column}, 21) END || 'Z'"
-        )
+        return f"replace(replace({column} || 'Z', '.000000Z', 'Z'), ' ', 'T')"
 
     def money(self, column: str) -> str:
         """SQL for a money column as two-decimal text (SQLite stores it as a number, PostgreSQL as numeric(10,2))."""
@@ -92,11 +89,11 @@ class Database:
     def spreadsheet_safe(self, column: str) -> str:
         """SQL for a text column as `services.spreadsheet.neutralise` writes it into CSV/TSV: an apostrophe in
         front when the text is apostrophes (or nothing) followed by = + - @, a tab or a carriage return."""
-        # the first character rules out nearly every cell before ltrim runs
-        triggers = "'=', '+', '-', '@', " + ("chr(9), chr(13)" if self.dialect == "postgresql" else "char(9), char(13)")
-        first, after_quotes = f"substr({column}, 1, 1)", f"substr(ltrim({column}, ''''), 1, 1)"
+        # code points of = + - @ tab CR (39 is the apostrophe): the first character rules out nearly every
+        # cell before ltrim runs
+        code, triggers = ("ascii" if self.dialect == "postgresql" else "unicode"), "61, 43, 45, 64, 9, 13"
         return (
-            f"CASE WHEN {first} IN ({triggers}, '''') AND {after_quotes} IN ({triggers}) "
+            f"CASE WHEN {code}({column}) IN ({triggers}, 39) AND {code}(ltrim({column}, '''')) IN ({triggers}) "
             f"THEN '''' || {column} ELSE {column} END"
         )
 
