@@ -5,7 +5,8 @@ the same rows out of the same table as the bapp command shows, in the same forma
 bapp writes to a pipe): every session type; the first 50 bookings by start time; the client's user row.
 Whole processes with stdout piped to a file, interleaved, medians of --runs for wall and CPU seconds.
 `bapp --version` is timed too, to show how much of each command is start-up, and a floor: a process that
-only imports SQLAlchemy and bapp's models, which every database command needs.
+only imports bapp's command-line app (Typer, Click and bapp's command modules), which every command pays
+before it reads (these three read through a DB-API connection and never import SQLAlchemy).
 
     python bench/reads.py [--runs 9] [--rebuild]
 """
@@ -46,8 +47,8 @@ def main() -> int:
     }
     commands = {
         "bapp --version": [str(BIN / "bapp"), "--version"],
-        # the floor: a process that only imports SQLAlchemy (Core and ORM) and bapp's mapped models
-        "floor": [sys.executable, "-c", "import bapp_cli.db.models"],
+        # the floor: a process that only imports the command-line app every command runs in
+        "floor": [sys.executable, "-c", "import bapp_cli.cli.app"],
     }
     for name, (command, anchor) in pairs.items():
         commands[name] = command
@@ -61,7 +62,7 @@ def main() -> int:
     floor_wall, floor_cpu, _ = figures["floor"]
     anchor_cpu = statistics.median(figures[f"anchor {name}"][1] for name in pairs)
     print(
-        f"P7 floor: importing SQLAlchemy and bapp's models alone takes {floor_wall:.3f} s wall, {floor_cpu:.3f} s "
+        f"P7 floor: importing bapp's command-line app alone takes {floor_wall:.3f} s wall, {floor_cpu:.3f} s "
         f"CPU = {floor_cpu / anchor_cpu:.2f} x the anchors' median CPU, before any query or output",
         flush=True,
     )

@@ -157,8 +157,8 @@ def test_listing_filters_and_order(session: Session, world: dict[str, Any]) -> N
     third.pathway_id = get_pathway(session, "pivot").id
     session.flush()
 
-    def refs(**filters: Any) -> list[str]:
-        return [view.reference for view in list_bookings(session, BookingFilters(**filters), now=NOW)]
+    def refs(limit: int | None = None, **filters: Any) -> list[str]:
+        return [view.reference for view in list_bookings(session, BookingFilters(**filters), now=NOW, limit=limit)]
 
     assert refs() == [past.reference, second.reference, third.reference, first.reference]
     assert refs(client_email="BOB@example.com") == [third.reference]

@@ -28,10 +28,10 @@ from bapp_cli.db.models import (
     UserSkillProgress,
 )
 from bapp_cli.errors import InvalidInput
-from bapp_cli.services.transfer import export_data, import_data
 from bapp_cli.services.transfer.bookings import derived_reference
 from bapp_cli.services.transfer.formats import RecordWriter, Source
 from bapp_cli.services.transfer.importer import ImportOptions, ImportSummary
+from bapp_cli.services.transfer.kinds import export_data, import_data
 from tests.services.test_booking_factories import (
     NOW,
     add_booking,

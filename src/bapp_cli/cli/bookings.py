@@ -280,9 +280,9 @@ def list_command(
       bapp bookings list --pathway none --from 2030-01-01 --to 2030-02-01 --json
       bapp bookings list --search ada --limit 20 --offset 20
     """
-    from bapp_cli.services.booking import BOOKING_COLUMNS, BookingFilters, iter_bookings
     from bapp_cli.services.instants import parse_instant
     from bapp_cli.services.listing import Page
+    from bapp_cli.services.plain_reads import BookingFilters, instant_value, list_bookings
 
     app_state = state(ctx)
     sink = app_state.output(fmt, as_json)
@@ -298,12 +298,12 @@ def list_command(
         upcoming=upcoming,
     )
     page = Page(limit=limit, offset=offset, search=search)
-    with app_state.reading() as session:
-        found = iter_bookings(session, filters, now=utc_now(), page=page)
+    with app_state.plain_reading() as database:
+        found = list_bookings(database, filters, now=utc_now(), page=page, cells=sink.format in ("csv", "tsv"))
         if sink.format != "table":  # streamed inside the read transaction, as rows are fetched
-            sink.records((view.as_record() for view in found), BOOKING_COLUMNS)
+            sink.text_rows(found.columns, found.rows)
             return
-        views = list(found)  # a table measures every row before it draws the first
+        records = list(found.records())  # a table measures every row before it draws the first
 
     def table(console: Any) -> None:
         from rich.table import Table
@@ -314,17 +314,17 @@ def list_command(
         for column in ("reference", "start", "client", "session", "builder", "status", "payment", "amount"):
             grid.add_column(column)
         grid.add_column("pathway")
-        for view in views:
+        for record in records:
             grid.add_row(
-                view.reference,
-                sink.local_time(view.start_time),
-                view.client,
-                view.session_title,
-                sink.display_value(view.builder),
-                view.status,
-                view.payment_status,
-                f"{view.amount:.2f} {view.currency}",
-                sink.display_value(view.pathway),
+                record["reference"],
+                sink.display_value(instant_value(record["start_time"])),
+                record["client"],
+                record["session_title"],
+                sink.display_value(record["builder"]),
+                record["status"],
+                record["payment_status"],
+                f"{record['amount']} {record['currency']}",
+                sink.display_value(record["pathway"]),
             )
         fit_to_terminal(
             grid,
@@ -334,10 +334,10 @@ def list_command(
             markup=False,
         )
         console.print(grid, markup=False)
-        if not views:
+        if not records:
             console.print("(no bookings)")
 
-    sink.records([], BOOKING_COLUMNS, table=table)
+    sink.records([], found.columns, table=table)
 
 
 @output_command(app, "show")

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from bapp_cli.calendly.client import CalendlyClient
+    from bapp_cli.db.dbapi import Database
 
 
 @dataclass
@@ -195,6 +196,18 @@ class AppState:
 
         with unit_of_work(self.engine(), write=False, actor=self.actor, command=self.command_path) as session:
             yield session
+
+    @contextlib.contextmanager
+    def plain_reading(self) -> Iterator[Database]:
+        """A read on a plain DB-API connection, without SQLAlchemy (`services.plain_reads`), at head."""
+        from bapp_cli.db.dbapi import connect
+
+        settings = self.settings
+        database = connect(settings.database_url, connect_timeout=settings.connect_timeout)
+        try:
+            yield database
+        finally:
+            database.close()
 
     # -- Calendly -------------------------------------------------------------------------------
     def calendly_client(

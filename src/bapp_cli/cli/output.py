@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import itertools
 import json
 import os
 import sys
@@ -153,24 +154,23 @@ class OutputSink:
             line = encode(row)
             self.stdout.write((json_for_terminal(line) if on_terminal else line) + "\n")
 
+    def text_rows(
+        self, columns: Sequence[str], rows: Iterable[Sequence[Any]], *, table: TableRenderer | None = None
+    ) -> None:
+        """A listing whose cells the database already wrote as text (`services.plain_reads`, spreadsheet-safe
+        for CSV/TSV): csv.writer takes the cursor's rows as they come; other formats get them as records."""
+        if self.format not in ("csv", "tsv"):
+            self.records((dict(zip(columns, row, strict=True)) for row in rows), columns, table=table)
+            return
+        if is_terminal(self.stdout):  # a person reads it: data is shown, never obeyed
+            rows = ([visible(str(cell)) if cell is not None else cell for cell in row] for row in rows)
+        write_delimited(self.stdout, self.format, columns, rows)
+
     def _delimited(self, rows: Iterable[Mapping[str, Any]], columns: Sequence[str]) -> None:
         from bapp_cli.services.spreadsheet import cell_row_formatter
 
-        delimiter = "\t" if self.format == "tsv" else ","
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, delimiter=delimiter, lineterminator="\n")
-        writer.writerow(columns)
         cells = cell_row_formatter()
-        # In a pipe the cells stay exact (a machine reads them); on a terminal a person does.
-        on_terminal = is_terminal(self.stdout)
-        for row in rows:
-            line = cells(map(row.get, columns))
-            writer.writerow([visible(cell) for cell in line] if on_terminal else line)
-            if buffer.tell() > 1 << 16:
-                self.stdout.write(buffer.getvalue())
-                buffer.seek(0)
-                buffer.truncate()
-        self.stdout.write(buffer.getvalue())
+        self.text_rows(columns, (cells(map(row.get, columns)) for row in rows))
 
     def display_value(self, value: Any) -> str:
         """A value as a table cell: instants in --timezone, money with two decimals."""
@@ -254,6 +254,23 @@ class OutputSink:
     def warning(self, message: str) -> None:
         if not self.quiet:
             self.stderr.write(f"Warning: {visible(message)}\n")
+
+
+def write_delimited(stream: IO[str], fmt: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
+    """`columns`, then `rows` of finished cells, as CSV or TSV (`fmt`), a thousand rows per write; returns
+    how many rows were written."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, delimiter="\t" if fmt == "tsv" else ",", lineterminator="\n")
+    writer.writerow(columns)
+    rows, count = iter(rows), 0
+    while chunk := list(itertools.islice(rows, 1000)):
+        writer.writerows(chunk)
+        count += len(chunk)
+        stream.write(buffer.getvalue())
+        buffer.seek(0)
+        buffer.truncate()
+    stream.write(buffer.getvalue())
+    return count
 
 
 class Progress:

@@ -148,24 +148,28 @@ def list_command(
       bapp sessions list --all --search coaching
     """
     from bapp_cli.services.listing import Page
-    from bapp_cli.services.session_admin import list_session_types
-    from bapp_cli.services.session_types import SESSION_COLUMNS
+    from bapp_cli.services.plain_reads import SESSION_COLUMNS, list_session_types
 
-    with reading(ctx, fmt, as_json) as (sink, session):
-        views = list_session_types(
-            session,
+    app_state = state(ctx)
+    sink = app_state.output(fmt, as_json)
+    with app_state.plain_reading() as database:
+        records = list_session_types(
+            database,
             include_all=include_all,
             category=category,
             pathway=pathway,
             builder=builder,
             page=Page(limit=limit, offset=offset, search=search),
         )
-    title = "Session types" if include_all else "Bookable session types"
-    sink.records(
-        [view.as_record() for view in views],
-        SESSION_COLUMNS,
-        table=lambda console: render_catalogue(views, console, title=title),
-    )
+
+    def table(console: Any) -> None:
+        from decimal import Decimal
+        from types import SimpleNamespace
+
+        views: Any = [SimpleNamespace(**{**record, "price": Decimal(record["price"])}) for record in records]
+        render_catalogue(views, console, title="Session types" if include_all else "Bookable session types")
+
+    sink.records(records, SESSION_COLUMNS, table=table)
 
 
 @output_command(app, "show")

@@ -94,9 +94,9 @@ def import_command(
 
     from bapp_cli.cli.files import OutputFile, open_input
     from bapp_cli.errors import InvalidInput, PartialSuccess
-    from bapp_cli.services.transfer import import_data
     from bapp_cli.services.transfer.formats import INPUT_FORMATS, RejectsWriter, Source, format_for
     from bapp_cli.services.transfer.importer import ImportOptions
+    from bapp_cli.services.transfer.kinds import import_data
 
     app_state = state(ctx)
     sink = app_state.output(fmt, as_json)
@@ -219,26 +219,51 @@ def export_command(
       bapp --database-url postgresql://… import all backup.json
     """
     from bapp_cli.cli.files import OutputFile
-    from bapp_cli.services.transfer import export_data
     from bapp_cli.services.transfer.formats import OUTPUT_FORMATS, format_for
 
     app_state = state(ctx)
-    _check_kind(kind)
+    if kind != "bookings":  # checking the other kinds loads the import machinery (and SQLAlchemy)
+        _check_kind(kind)
     data_format = format_for(output, fmt, allowed=OUTPUT_FORMATS, default="json")
     sink = app_state.messages
     # entered first: a path that cannot be written is refused before the database is read
-    with OutputFile(output or "-", what="--output", private=kind == "all") as stream, app_state.reading() as session:
-        count = export_data(session, kind, stream, data_format, raw=raw)
+    with OutputFile(output or "-", what="--output", private=kind == "all") as stream:
+        if kind == "bookings" and data_format != "toml":  # the plain read: the database writes the cells
+            count = _export_bookings(app_state, stream, data_format, raw=raw)
+        else:
+            from bapp_cli.services.transfer.kinds import export_data
+
+            with app_state.reading() as session:
+                count = export_data(session, kind, stream, data_format, raw=raw)
     where = "stdout" if output in (None, "-") else output
     sink.info(f"Exported {count} record{'s' if count != 1 else ''} ({kind}) to {where}.")
 
 
 def _check_kind(kind: str) -> None:
     from bapp_cli.errors import UsageError
-    from bapp_cli.services.transfer import KINDS
+    from bapp_cli.services.transfer.kinds import KINDS
 
     if kind not in KINDS:
         raise UsageError(f"unknown kind {kind!r}", hint="choose one of: " + ", ".join(KINDS))
+
+
+def _export_bookings(app_state: Any, stream: Any, data_format: str, *, raw: bool) -> int:
+    """`export bookings` as CSV, TSV, JSON or JSONL, on a plain DB-API connection (services.plain_reads)."""
+    from bapp_cli.cli.output import write_delimited
+    from bapp_cli.services.plain_reads import export_bookings
+
+    with app_state.plain_reading() as database:
+        delimited = data_format in ("csv", "tsv")
+        found = export_bookings(database, cells=delimited, raw=raw)
+        if delimited:
+            return write_delimited(stream, data_format, found.columns, found.rows)
+        from bapp_cli.services.transfer.formats import RecordWriter  # loads the import machinery: not for CSV
+
+        writer = RecordWriter(stream, data_format, found.columns, kind="bookings")
+        for record in found.records():
+            writer.write(record)
+        writer.close()
+        return writer.count
 
 
 def _size(path: str) -> int | None:

@@ -11,29 +11,20 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session
 
+from bapp_cli.db.dbapi import database_failure, sqlite_file
 from bapp_cli.errors import ConfigError, DatabaseNotReady
+
+__all__ = ["database_failure", "make_engine", "unit_of_work"]
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 WRITE_OPTION = "bapp_write"
-
-
-def sqlite_path(url: str) -> Path | None:
-    """The file behind a SQLite URL, or None for other backends and in-memory databases."""
-    try:
-        parsed = make_url(url)
-    except (ArgumentError, ValueError):
-        return None
-    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
-        return None
-    return Path(parsed.database)
 
 
 def make_engine(
@@ -54,7 +45,7 @@ def make_engine(
         raise ConfigError(
             "the database URL is not valid", hint="check --database-url / BAPP_DATABASE_URL", code="database_url"
         ) from None
-    path = sqlite_path(url)
+    path = sqlite_file(url)
     if path is not None:
         if create_sqlite_file:
             try:
@@ -140,43 +131,3 @@ def unit_of_work(
         raise
     finally:
         session.close()
-
-
-# SQLSTATE of a write in a read-only PostgreSQL transaction (default_transaction_read_only, a standby).
-_PG_READ_ONLY = "25006"
-
-
-def database_failure(exc: BaseException) -> DatabaseNotReady | None:
-    """The "database not ready" (exit 5) that a low-level failure amounts to, or None if it is not one.
-
-    The database itself failing — unreachable, read-only (an immutable or read-only SQLite file, a read-only
-    PostgreSQL), not a database at all (a garbage file) — is a state the user can fix, not a bug in bapp.
-    Constraint violations and programming errors stay what they are. The raw sqlite3 errors come from the
-    bulk writer, which drives the driver connection directly.
-    """
-    import sqlite3
-
-    original: BaseException = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
-    if isinstance(original, sqlite3.Error):
-        if not isinstance(original, sqlite3.OperationalError) and type(original) is not sqlite3.DatabaseError:
-            return None
-    elif getattr(original, "sqlstate", None) == _PG_READ_ONLY:
-        pass
-    elif not isinstance(exc, OperationalError):
-        return None
-    text = str(original).strip().splitlines()[0] if str(original).strip() else type(original).__name__
-    lowered = text.lower()
-    if "readonly" in lowered or "read-only" in lowered or "read only" in lowered:
-        return DatabaseNotReady(
-            f"the database cannot be written: {text}",
-            hint="check that this user may write the database (file permissions, an immutable attribute, "
-            "a read-only mount or a read-only PostgreSQL)",
-            code="database_read_only",
-        )
-    if "not a database" in lowered or "malformed" in lowered:
-        return DatabaseNotReady(
-            f"the database file is not a SQLite database bapp can use: {text}",
-            hint="check --database-url / BAPP_DATABASE_URL; `bapp db upgrade` creates a new file at a new path",
-            code="database_not_a_database",
-        )
-    return DatabaseNotReady(f"database error: {text}", code="database_error")

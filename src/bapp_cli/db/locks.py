@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
-from bapp_cli.db.engine import sqlite_path
+from bapp_cli.db.dbapi import sqlite_file
 from bapp_cli.errors import Busy, DatabaseNotReady
 
 POLL_SECONDS = 0.1
@@ -51,7 +51,7 @@ def named_lock(engine: Engine, name: str, *, wait_seconds: float = 0.0, what: st
                 connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
                 connection.commit()
         return
-    path = sqlite_path(str(engine.url))
+    path = sqlite_file(engine.url.render_as_string(hide_password=False))
     if path is None:  # in-memory SQLite: one process only
         yield
         return

@@ -7,28 +7,25 @@ upgrading at once cannot both run the same revision.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, inspect, text
 
-from bapp_cli.errors import BappError, DatabaseNotReady, InvalidInput
+from bapp_cli.db import dbapi
+from bapp_cli.db.dbapi import HEAD_REVISION, Database, known_revisions, newer_revision_error, script_location
+from bapp_cli.errors import BappError, InvalidInput
 
-# The head of the chain, kept here so the per-command "at head?" check needs no script parsing.
-# tests/db/test_migrations.py proves it equals Alembic's own head.
-HEAD_REVISION = "0011_no_show_order"
+__all__ = [
+    "HEAD_REVISION",
+    "downgrade",
+    "ensure_at_head",
+    "known_revisions",
+    "newer_revision_error",
+    "script_location",
+    "upgrade",
+]
+
 MIGRATION_LOCK_WAIT_SECONDS = 300.0
-
-
-def script_location() -> Path:
-    package_dir = Path(__file__).resolve().parent.parent
-    shipped = package_dir / "migrations"
-    if (shipped / "env.py").exists():
-        return shipped
-    source_tree = package_dir.parent.parent / "migrations"
-    if (source_tree / "env.py").exists():
-        return source_tree
-    raise BappError("the migration scripts are missing from this installation")
 
 
 def _config(connection: Any) -> Any:
@@ -103,41 +100,10 @@ def current_revision(engine: Engine) -> str | None:
 
 
 def ensure_at_head(engine: Engine) -> None:
-    """Refuse to work on a database that is not at the head revision (exit 5)."""
-    try:
-        with engine.connect() as connection:
-            revision = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
-    except Exception as exc:  # a missing table reads differently on each backend
-        from sqlalchemy.exc import DBAPIError
-
-        if not isinstance(exc, DBAPIError):
-            raise
-        if "alembic_version" in str(exc.orig) or "no such table" in str(exc.orig):
-            raise DatabaseNotReady("the database has no schema yet", hint="run `bapp db upgrade`") from None
-        raise DatabaseNotReady(f"cannot reach the database: {exc.orig}".splitlines()[0]) from None
-    if revision is not None and revision != HEAD_REVISION and revision not in known_revisions():
-        raise newer_revision_error(revision)
-    if revision != HEAD_REVISION:
-        raise DatabaseNotReady(
-            f"the database is at revision {revision or 'base'}, not at head {HEAD_REVISION}",
-            hint="run `bapp db upgrade`",
-        )
-
-
-def known_revisions() -> set[str]:
-    """Every revision of this installation's chain (read from the scripts: only on the error paths)."""
-    from alembic.script import ScriptDirectory
-
-    return {script.revision for script in ScriptDirectory(str(script_location())).walk_revisions()}
-
-
-def newer_revision_error(revision: str) -> DatabaseNotReady:
-    """A database stamped with a revision this bapp has never heard of: a newer bapp migrated it."""
-    return DatabaseNotReady(
-        f"the database is at revision {revision}, which this bapp does not know: it was made by a newer bapp",
-        hint="install the newer bapp that migrated it; this one cannot migrate a revision it does not know",
-        code="database_newer",
-    )
+    """Refuse to work on a database that is not at the head revision (exit 5): the plain reads' check, on
+    a connection of `engine`."""
+    with engine.connect() as connection:
+        dbapi.ensure_at_head(Database(connection.connection.driver_connection, engine.dialect.name))
 
 
 def history() -> list[dict[str, Any]]:

@@ -28,7 +28,33 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from bapp_cli.db.domains import (
+    BOOKING_SOURCES,
+    BOOKING_STATUSES,
+    COMPLETION_METHODS,
+    ENROLMENT_STATUSES,
+    PAYMENT_STATUSES,
+    PROGRESS_STATUSES,
+    SESSION_CATEGORIES,
+    SESSION_KINDS,
+    SYNC_KINDS,
+    SYNC_STATUSES,
+)
 from bapp_cli.db.types import UTCDateTime
+
+# the column domains are re-exported: most code looks for them beside the models
+__all__ = [
+    "BOOKING_SOURCES",
+    "BOOKING_STATUSES",
+    "COMPLETION_METHODS",
+    "ENROLMENT_STATUSES",
+    "PAYMENT_STATUSES",
+    "PROGRESS_STATUSES",
+    "SESSION_CATEGORIES",
+    "SESSION_KINDS",
+    "SYNC_KINDS",
+    "SYNC_STATUSES",
+]
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -38,16 +64,6 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 
-ENROLMENT_STATUSES = ("active", "paused", "completed")
-SESSION_CATEGORIES = ("free", "pathway", "specialized")
-SESSION_KINDS = ("solo", "group")
-BOOKING_STATUSES = ("pending", "confirmed", "completed", "cancelled", "no_show")
-PAYMENT_STATUSES = ("not_required", "unpaid", "paid", "refunded")
-BOOKING_SOURCES = ("cli", "import", "calendly")
-PROGRESS_STATUSES = ("not_started", "in_progress", "completed")
-COMPLETION_METHODS = ("manual", "assessment", "builder_validation", "auto")
-SYNC_KINDS = ("event_types", "bookings")
-SYNC_STATUSES = ("running", "succeeded", "failed")
 WEBHOOK_DELIVERY_STATUSES = ("pending", "applied")
 WEBHOOK_DELIVERY_SOURCES = ("receiver", "apply", "pull")
 # Where a booking sent to Calendly stands (NULL: never sent, bapp-only or pulled from Calendly):

@@ -14,20 +14,18 @@ import datetime as dt
 import hashlib
 import json
 import secrets
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field, fields
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Select, or_, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bapp_cli.db.audit import apply_changes, record_audit
-from bapp_cli.db.batches import BATCH_SIZE
 from bapp_cli.db.locks import lock_keys
 from bapp_cli.db.models import (
-    BOOKING_STATUSES,
     Booking,
     BuilderProfile,
     Enrolment,
@@ -40,9 +38,12 @@ from bapp_cli.errors import BappError, Conflict, InvalidInput, NotFound
 from bapp_cli.services.answers import AnswerInput, question_key, questions_from, validate_answers
 from bapp_cli.services.enrolment import enrol
 from bapp_cli.services.instants import get_zone, instant_text
-from bapp_cli.services.listing import ALL, Page
+from bapp_cli.services.listing import Page
 from bapp_cli.services.pathways import get_pathway
-from bapp_cli.services.people import clean_text, ensure_client, find_user, get_builder, get_client, normalise_email
+from bapp_cli.services.people import clean_text, ensure_client, find_user, get_builder, normalise_email
+from bapp_cli.services.plain_reads import BOOKING_COLUMNS as BOOKING_COLUMNS  # where the record is defined
+from bapp_cli.services.plain_reads import BookingFilters as BookingFilters
+from bapp_cli.services.plain_reads import instant_value
 from bapp_cli.services.rule_book import (
     ACTIVE_STATUSES,
     NearbyBooking,
@@ -55,6 +56,7 @@ from bapp_cli.services.rule_book import (
 )
 from bapp_cli.services.session_types import get_session_type, is_bookable
 
+CREATED_COLUMNS = (*BOOKING_COLUMNS, "account_created", "enrolled", "existing")
 # No 0/O, 1/I/L: references are read out over the phone and typed by hand.
 REFERENCE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
 REFERENCE_LENGTH = 8
@@ -118,11 +120,6 @@ class BookingView:
         return {name: getattr(self, name) for name in BOOKING_COLUMNS}
 
 
-# the booking record: every field of the view but where it stands in Calendly, in the documented order
-BOOKING_COLUMNS = tuple(item.name for item in fields(BookingView) if item.name != "calendly_state")
-CREATED_COLUMNS = (*BOOKING_COLUMNS, "account_created", "enrolled", "existing")
-
-
 @dataclass(frozen=True)
 class BookingCreated:
     booking: BookingView
@@ -140,20 +137,6 @@ class BookingCreated:
 
 
 @dataclass(frozen=True)
-class BookingFilters:
-    client_email: str | None = None
-    builder_email: str | None = None
-    pathway: str | None = None  # a slug, or "none" for bookings without a pathway
-    status: str | None = None
-    session: str | None = None
-    start_from: dt.datetime | None = None
-    start_to: dt.datetime | None = None
-    upcoming: bool = False
-    limit: int | None = None
-    newest_first: bool = False
-
-
-@dataclass(frozen=True)
 class StatusChange:
     """The result of a status or payment command."""
 
@@ -167,60 +150,8 @@ class StatusChange:
 # -- reading ----------------------------------------------------------------------------------------
 
 
-# booking, client e-mail, client name, builder e-mail, session title, category, pathway slug
-ViewQuery = Select[Any]
-
-
-def _view_query() -> ViewQuery:
-    """The columns of a BookingView, in its field order: rows become views without ORM objects."""
-    client = User.__table__.alias("client")
-    builder = User.__table__.alias("builder")
-    booking = Booking.__table__.c
-    types = SessionType.__table__.c
-    return (
-        select(
-            booking.reference,
-            client.c.email,
-            client.c.name,
-            builder.c.email,
-            booking.session_type_id,
-            types.title,
-            types.category,
-            booking.start_time,
-            booking.end_time,
-            booking.client_timezone,
-            booking.status,
-            booking.payment_status,
-            booking.amount,
-            booking.currency,
-            Pathway.__table__.c.slug,
-            booking.custom_question_responses,
-            booking.calendly_event_uri,
-            booking.calendly_invitee_uri,
-            booking.idempotency_key,
-            booking.source,
-            booking.created_at,
-            booking.calendly_state,
-        )
-        .select_from(Booking.__table__)
-        .join(client, client.c.id == booking.client_id)
-        .outerjoin(builder, builder.c.id == booking.builder_id)
-        .join(SessionType.__table__, types.id == booking.session_type_id)
-        .outerjoin(Pathway.__table__, Pathway.__table__.c.id == booking.pathway_id)
-    )
-
-
-def _views(session: Session, query: ViewQuery) -> list[BookingView]:
-    return list(_iter_views(session.execute(query)))
-
-
-def _iter_views(rows: Iterable[Sequence[Any]]) -> Iterator[BookingView]:
-    # custom_question_responses is NOT NULL (an empty list when the session asks nothing)
-    return (BookingView(*row) for row in rows)  # the query's columns are the fields, in order
-
-
 def booking_view(session: Session, booking_id: int) -> BookingView:
-    return _views(session, _view_query().where(Booking.id == booking_id))[0]
+    return list_bookings(session, BookingFilters(booking_id=booking_id))[0]
 
 
 def normalise_reference(reference: str) -> str:
@@ -244,58 +175,22 @@ def show_booking(session: Session, reference: str) -> BookingView:
 
 
 def list_bookings(
-    session: Session, filters: BookingFilters, *, now: dt.datetime, page: Page = ALL
+    session: Session, filters: BookingFilters, *, now: dt.datetime | None = None, limit: int | None = None
 ) -> list[BookingView]:
-    return list(iter_bookings(session, filters, now=now, page=page))
+    """Bookings matching every filter as views: the plain read of `bookings list` on the session's own
+    transaction, ordered by start time (newest first when asked)."""
+    from bapp_cli.db.dbapi import Database
+    from bapp_cli.services.plain_reads import list_bookings as plain_list
 
-
-def iter_bookings(
-    session: Session, filters: BookingFilters, *, now: dt.datetime, page: Page = ALL
-) -> Iterator[BookingView]:
-    """Bookings matching every filter, ordered by start time (newest first when asked), streamed from one
-    query; `page.search` looks in the reference, the client's e-mail and name, and the session title.
-    The filters are checked before the first row is read."""
-    query = _view_query()
-    if page.searching:
-        clients = select(User.id).where(or_(page.like(User.email), page.like(User.name)))
-        query = query.where(
-            or_(page.like(Booking.reference), page.like(SessionType.title), Booking.client_id.in_(clients))
-        )
-    if filters.client_email is not None:
-        query = query.where(Booking.client_id == get_client(session, filters.client_email)[0].id)
-    if filters.builder_email is not None:
-        query = query.where(Booking.builder_id == get_builder(session, filters.builder_email)[0].id)
-    if filters.pathway is not None:
-        if filters.pathway.strip().lower() == "none":
-            query = query.where(Booking.pathway_id.is_(None))
-        else:
-            query = query.where(Booking.pathway_id == get_pathway(session, filters.pathway).id)
-    if filters.status is not None:
-        if filters.status not in BOOKING_STATUSES:
-            raise InvalidInput(
-                f"status: {filters.status!r} is not one of {', '.join(BOOKING_STATUSES)}", code="invalid_status"
-            )
-        query = query.where(Booking.status == filters.status)
-    if filters.session is not None:
-        query = query.where(Booking.session_type_id == get_session_type(session, filters.session).id)
-    if filters.start_from is not None:
-        query = query.where(Booking.start_time >= filters.start_from)
-    if filters.start_to is not None:
-        query = query.where(Booking.start_time < filters.start_to)
-    if filters.upcoming:
-        query = query.where(Booking.start_time >= now, Booking.status.in_(ACTIVE_STATUSES))
-    if filters.limit is not None:
-        if filters.limit < 1:
-            raise InvalidInput(f"limit: {filters.limit} must be at least 1", code="out_of_range")
-        query = query.limit(filters.limit)
-    if filters.newest_first:
-        query = query.order_by(Booking.start_time.desc(), Booking.reference)
-    else:
-        query = query.order_by(Booking.start_time, Booking.reference)
-    # Straight to the connection, in batches: a listing of every booking builds no ORM rows. The flush
-    # is what the session would have done before its own query.
-    session.flush()
-    return _iter_views(session.connection().execute(page.window(query).execution_options(yield_per=BATCH_SIZE)))
+    database = Database.of_session(session)
+    columns = (*BOOKING_COLUMNS, "calendly_state")
+    views = []
+    for record in plain_list(database, filters, now=now, page=Page(limit=limit), columns=columns).records():
+        record["amount"] = Decimal(record["amount"])
+        for name in ("start_time", "end_time", "created_at"):
+            record[name] = instant_value(record[name])
+        views.append(BookingView(**record))
+    return views
 
 
 # -- creation ---------------------------------------------------------------------------------------

@@ -190,7 +190,7 @@ def show_client(session: Session, email: str, *, now: dt.datetime) -> ClientDeta
     """
     user, profile = get_client(session, email)
     bookings = list_bookings(
-        session, BookingFilters(client_email=user.email, limit=RECENT_BOOKINGS, newest_first=True), now=now
+        session, BookingFilters(client_email=user.email, newest_first=True), now=now, limit=RECENT_BOOKINGS
     )
     progress = show_progress(session, user.email)
     percents = {item.pathway: item.percent for item in progress.pathways if item.pathway is not None}

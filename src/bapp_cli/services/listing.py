@@ -8,15 +8,16 @@ ordered on a unique key before the window applies, so pages neither overlap nor 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, TypeVar
-
-from sqlalchemy import ColumnElement, Select, false, or_
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from bapp_cli.errors import InvalidInput
 
+if TYPE_CHECKING:  # the plain reads (services.plain_reads) use this module without SQLAlchemy
+    from sqlalchemy import ColumnElement, Select
+
 MAX_SEARCH_LENGTH = 200
 
-SelectT = TypeVar("SelectT", bound=Select)  # type: ignore[type-arg]
+SelectT = TypeVar("SelectT", bound="Select")  # type: ignore[type-arg]
 
 
 def _like_pattern(text: str) -> str:
@@ -46,12 +47,19 @@ class Page:
     def searching(self) -> bool:
         return self.search is not None and bool(self.search.strip())
 
+    @property
+    def pattern(self) -> str:
+        """The LIKE pattern of ``search`` (escape character ``\\``)."""
+        return _like_pattern((self.search or "").strip())
+
     def like(self, column: Any) -> ColumnElement[bool]:
         """``column`` contains ``search``, ignoring case (ILIKE on PostgreSQL, lower() LIKE on SQLite)."""
-        return column.ilike(_like_pattern((self.search or "").strip()), escape="\\")  # type: ignore[no-any-return]
+        return column.ilike(self.pattern, escape="\\")  # type: ignore[no-any-return]
 
     def matching(self, *columns: Any) -> ColumnElement[bool] | None:
         """``search`` in any of ``columns`` (None when there is no search)."""
+        from sqlalchemy import false, or_
+
         if not self.searching:
             return None
         return or_(*(self.like(column) for column in columns)) if columns else false()

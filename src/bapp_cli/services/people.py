@@ -5,8 +5,6 @@ One user per e-mail address, stored lowercase. A user may be a client, a builder
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from typing import TypeVar
 
 from sqlalchemy import select
@@ -15,42 +13,12 @@ from sqlalchemy.orm import Session
 from bapp_cli.db.audit import record_audit
 from bapp_cli.db.models import BuilderProfile, ClientProfile, User
 from bapp_cli.errors import InvalidInput, NotFound
+from bapp_cli.services.emails import normalise_email
 
-# Deliberately practical rather than RFC 5322-complete: one @, a dotted domain, no spaces.
-EMAIL_PATTERN = re.compile(
-    r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
-)
-MAX_EMAIL_LENGTH = 254
+__all__ = ["normalise_email"]  # re-exported: most use cases find it here beside the user lookups
+
 MAX_TEXT = 200  # a person's name, company or industry
 _Profile = TypeVar("_Profile", ClientProfile, BuilderProfile)
-
-
-def normalise_email(value: str, *, field: str = "email") -> str:
-    """The canonical (NFC, lowercase, trimmed) form of an e-mail address, or InvalidInput naming the field.
-
-    Internationalised addresses (RFC 6531: ``Ünïcode.User@Exämple.com``) are valid: clients type them into
-    Calendly's form, and refusing one would lose their booking. The local part may hold any non-ASCII
-    letter; the domain is checked in its IDNA (punycode) form but stored as typed, so the same address
-    always has the same key.
-    """
-    email = unicodedata.normalize("NFC", value.strip()).lower()
-    if len(email) > MAX_EMAIL_LENGTH or ".." in email or not _is_email(email):
-        raise InvalidInput(f"{field}: {value!r} is not a valid e-mail address", code="invalid_email")
-    return email
-
-
-def _is_email(email: str) -> bool:
-    if email.isascii():
-        return EMAIL_PATTERN.match(email) is not None
-    local, at, domain = email.rpartition("@")
-    if not at or not local or any(char.isspace() or unicodedata.category(char)[0] == "C" for char in email):
-        return False
-    try:
-        ascii_domain = domain.encode("idna").decode("ascii")
-    except (UnicodeError, ValueError):
-        return False
-    ascii_local = "".join(char if char.isascii() else "a" for char in local)
-    return EMAIL_PATTERN.match(f"{ascii_local}@{ascii_domain}") is not None
 
 
 def clean_text(value: str | None, field: str) -> str | None:

@@ -18,17 +18,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bapp_cli.db.audit import record_audit
-from bapp_cli.db.models import Pathway, SessionType, SessionTypePathway
+from bapp_cli.db.models import Pathway, SessionType
 from bapp_cli.errors import Conflict, InvalidInput
-from bapp_cli.services.listing import ALL, Page
 from bapp_cli.services.pathways import get_pathway
 from bapp_cli.services.people import get_builder
 from bapp_cli.services.session_types import (
     MAX_DURATION_MINUTES,
     MAX_SLUG_LENGTH,
     SessionTypeView,
-    bookable_clause,
-    category_order,
     check_title,
     default_requires_auth,
     get_session_type,
@@ -92,41 +89,6 @@ class SessionTypeUpdate:
 
     def as_record(self) -> dict[str, Any]:
         return self.session_type.as_record()
-
-
-def list_session_types(
-    session: Session,
-    *,
-    include_all: bool = False,
-    category: str | None = None,
-    pathway: str | None = None,
-    builder: str | None = None,
-    page: Page = ALL,
-) -> list[SessionTypeView]:
-    """The admin view: bookable types (all with ``include_all``), grouped by category then display order;
-    `page.search` looks in slug and title."""
-    query = select(SessionType)
-    matched = page.matching(SessionType.slug, SessionType.title)
-    if matched is not None:
-        query = query.where(matched)
-    if not include_all:
-        query = query.where(bookable_clause())
-    if category is not None:
-        query = query.where(SessionType.category == parse_category(category))
-    if pathway is not None:
-        found = get_pathway(session, pathway)
-        query = query.where(
-            SessionType.id.in_(
-                select(SessionTypePathway.session_type_id).where(SessionTypePathway.pathway_id == found.id)
-            )
-        )
-    if builder is not None:
-        user, _ = get_builder(session, builder)
-        query = query.where(SessionType.builder_id == user.id)
-    query = query.order_by(
-        category_order(), SessionType.display_order, SessionType.price, SessionType.title, SessionType.id
-    )
-    return _views(session, session.scalars(page.window(query)).all())
 
 
 def show_session_type(session: Session, identifier: str) -> SessionTypeView:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -13,9 +13,8 @@ from sqlalchemy import ColumnElement, and_, case, delete, insert, or_, select
 from sqlalchemy.orm import Session
 
 from bapp_cli.db.models import SESSION_CATEGORIES, Pathway, SessionType, SessionTypePathway, User
-from bapp_cli.errors import InvalidInput, NotFound
-
-MAX_ROW_ID = 2**31 - 1  # ids are INTEGER columns: 32 bits on PostgreSQL
+from bapp_cli.errors import InvalidInput
+from bapp_cli.services.plain_reads import SESSION_COLUMNS as SESSION_COLUMNS  # the record, defined once
 
 
 @dataclass(frozen=True)
@@ -46,9 +45,6 @@ class SessionTypeView:
         return {name: getattr(self, name) for name in SESSION_COLUMNS}
 
 
-SESSION_COLUMNS = tuple(item.name for item in fields(SessionTypeView))  # the session record, in the documented order
-
-
 def bookable_clause() -> ColumnElement[bool]:
     """Bookable: locally enabled, active in Calendly (or local-only), not deleted there, still listed."""
     return and_(
@@ -69,22 +65,12 @@ def is_bookable(session_type: SessionType) -> bool:
 
 
 def get_session_type(session: Session, identifier: str) -> SessionType:
-    """A session type by id, Calendly URI or slug (slugs are unique)."""
-    ident = identifier.strip()
-    if not ident:
-        raise InvalidInput("session: an id, slug or Calendly URI is required", code="invalid_session")
-    if ident.isascii() and ident.isdigit():
-        # an id past the column's range names no row; asking the database would overflow (issue 15 #14)
-        found = session.get(SessionType, int(ident)) if int(ident) <= MAX_ROW_ID else None
-        named = f"id {ident}"
-    elif "://" in ident:
-        found = session.scalars(select(SessionType).where(SessionType.calendly_uri == ident)).one_or_none()
-        named = f"Calendly URI {ident!r}"
-    else:
-        found = session.scalars(select(SessionType).where(SessionType.slug == ident.lower())).one_or_none()
-        named = f"slug {ident!r}"
-    if found is None:
-        raise NotFound(f"no session type with {named}", hint="see `bapp sessions list --all`", code="session_not_found")
+    """A session type by id, Calendly URI or slug (a slug shared by several types is ambiguous)."""
+    from bapp_cli.db.dbapi import Database
+    from bapp_cli.services.plain_reads import session_type_id
+
+    found = session.get(SessionType, session_type_id(Database.of_session(session), identifier))
+    assert found is not None  # just read in this transaction
     return found
 
 

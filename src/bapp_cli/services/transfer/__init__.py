@@ -8,13 +8,9 @@ Contract:
   listing every bad row with its line and field — unless `continue_on_error`, when the good rows stay and
   the bad ones go to the rejects sink. One audit row records each import.
 - `export_data` streams every record of a kind (or of every kind, for `all`) to a text stream.
+- Both live in `kinds`, imported from there: this package imports nothing itself, so `export bookings`
+  (services.plain_reads) reads `formats` without loading the import machinery and SQLAlchemy.
 - `all` is one JSON or TOML document holding every kind, in dependency order. Imported into an empty
   database it is a restore: ids and creation times are kept (PostgreSQL sequences are moved past them), so
   a backup moves a database from SQLite to PostgreSQL and back exactly.
 """
-
-from __future__ import annotations
-
-from bapp_cli.services.transfer.kinds import KINDS, export_data, import_data
-
-__all__ = ["KINDS", "export_data", "import_data"]

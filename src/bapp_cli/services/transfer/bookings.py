@@ -67,7 +67,6 @@ from sqlalchemy.orm import Session
 from typing_extensions import TypedDict
 
 from bapp_cli.db import bulk
-from bapp_cli.db.batches import BATCH_SIZE
 from bapp_cli.db.models import (
     Booking,
     BuilderProfile,
@@ -88,7 +87,6 @@ from bapp_cli.services.answers import (
     validate_answers,
 )
 from bapp_cli.services.booking import (
-    BOOKING_COLUMNS,
     MAX_BOOKING_MINUTES,
     REFERENCE_ALPHABET,
     REFERENCE_LENGTH,
@@ -96,6 +94,7 @@ from bapp_cli.services.booking import (
 )
 from bapp_cli.services.instants import get_zone
 from bapp_cli.services.people import normalise_email
+from bapp_cli.services.plain_reads import EXPORT_COLUMNS as EXPORT_COLUMNS  # the record `export bookings` writes
 from bapp_cli.services.rule_book import (
     ACTIVE_STATUSES,
     NearbyBooking,
@@ -125,16 +124,6 @@ from bapp_cli.services.transfer.importer import (
     problem,
 )
 
-EXPORT_COLUMNS = (
-    "id",
-    *BOOKING_COLUMNS[:5],
-    "session",
-    *BOOKING_COLUMNS[5:],
-    "cancellation_reason",
-    "cancelled_at",
-    "request_fingerprint",
-    "remote_updated_at",
-)
 WRITE_STATE_REFUSAL = (
     "is Calendly's write-through state, restored only by `bapp import all` of a backup, never by a bookings import"
 )
@@ -1086,53 +1075,13 @@ class _Plan:
 
 
 def export_bookings(session: Session) -> Iterator[dict[str, Any]]:
-    """Every booking as its record, ordered by start time then reference, streamed in batches.
+    """Every booking as its record (the plain read of `export bookings`, on the session's own connection and
+    transaction), instants as datetimes for the typed formats of a backup (TOML)."""
+    from bapp_cli.db.dbapi import Database
+    from bapp_cli.services.plain_reads import INSTANT_COLUMNS, instant_value
+    from bapp_cli.services.plain_reads import export_bookings as plain_export
 
-    A Core select on the session's connection, each column labelled with its record key: rows arrive in
-    batches as tuples and become records without ORM loading."""
-    client = User.__table__.alias("client")
-    builder = User.__table__.alias("builder")
-    table = Booking.__table__.c
-    types = SessionType.__table__.c
-    joined = {
-        "client": client.c.email,
-        "client_name": client.c.name,
-        "builder": builder.c.email,
-        "session_id": table.session_type_id,
-        "session": types.calendly_uri,  # else the slug when it names one session type, else the id
-        "session_title": types.title,
-        "category": types.category,
-        "pathway": Pathway.__table__.c.slug,
-    }
-    # every other record key is the booking column of that name
-    record_columns = {name: joined[name] if name in joined else table[name] for name in EXPORT_COLUMNS}
-    query = (
-        select(*(column.label(name) for name, column in record_columns.items()), types.slug.label("slug"))
-        .select_from(Booking.__table__)
-        .join(client, client.c.id == table.client_id)
-        .outerjoin(builder, builder.c.id == table.builder_id)
-        .join(SessionType.__table__, types.id == table.session_type_id)
-        .outerjoin(Pathway.__table__, Pathway.__table__.c.id == table.pathway_id)
-        .order_by(table.start_time, table.reference)
-    )
-    slugs = _unique_slugs(session)
-    for row in session.connection().execute(query.execution_options(yield_per=BATCH_SIZE)):
-        record = row._asdict()
-        slug = record.pop("slug")
-        if not record["session"]:
-            record["session"] = slug if slug in slugs else str(record["session_id"])
+    for record in plain_export(Database.of_session(session)).records():
+        for name in INSTANT_COLUMNS:
+            record[name] = instant_value(record[name])
         yield record
-
-
-def _unique_slugs(session: Session) -> set[str]:
-    """Slugs that name exactly one session type (others are exported by id)."""
-    from sqlalchemy import func
-
-    return set(
-        session.scalars(
-            select(SessionType.slug)
-            .where(SessionType.slug.is_not(None))
-            .group_by(SessionType.slug)
-            .having(func.count() == 1)
-        )
-    )

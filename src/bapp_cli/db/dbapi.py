@@ -1,0 +1,251 @@
+"""Plain DB-API connections for the read commands that must start fast: no SQLAlchemy, no Alembic.
+
+`bookings list`, `sessions list`, `clients show` and `export bookings` read through this module. Importing
+SQLAlchemy alone costs about twice a whole `sqlite-utils rows` run, so these reads open the driver
+themselves (stdlib sqlite3, or psycopg for PostgreSQL), check that the schema is at head with one query,
+and run SQL text with `:name` parameters (rewritten to psycopg's `%(name)s`). The database hands over
+text: `instant` and `money` are the per-backend SQL for bapp's instant and money forms, so a listing writes
+the cursor's rows as they come.
+
+Failures read exactly as the SQLAlchemy path's: the same DatabaseNotReady (exit 5) and ConfigError (exit 4).
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from bapp_cli.errors import BappError, ConfigError, DatabaseNotReady
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+# The head of the migration chain, kept here so the per-command "at head?" check parses no scripts.
+# tests/db/test_migrations.py proves it equals Alembic's own head.
+HEAD_REVISION = "0011_no_show_order"
+# SQLSTATE of a write in a read-only PostgreSQL transaction (default_transaction_read_only, a standby).
+_PG_READ_ONLY = "25006"
+_NAMED_PARAMETER = re.compile(r"(?<!:):([a-z_][a-z0-9_]*)")
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file behind a `sqlite:///PATH` URL, or None for other backends and in-memory databases."""
+    scheme, _, rest = url.partition("://")
+    if scheme.lower() != "sqlite" or not rest.startswith("/"):
+        return None
+    path = rest[1:].partition("?")[0]
+    return Path(path) if path and path != ":memory:" else None
+
+
+class Database:
+    """One read-only connection: SQL text in, driver rows out, inside one snapshot until `close`."""
+
+    def __init__(self, connection: Any, dialect: str) -> None:
+        self.connection = connection
+        self.dialect = dialect
+
+    @classmethod
+    def of_session(cls, session: Any) -> Database:
+        """The plain view of an ORM session's own connection and transaction, its pending changes flushed."""
+        session.flush()
+        connection = session.connection()
+        return cls(connection.connection.driver_connection, connection.dialect.name)
+
+    def rows(self, sql: str, parameters: Mapping[str, Any] | None = None) -> Iterator[tuple[Any, ...]]:
+        """The rows of `sql` as they are fetched (`:name` parameters on both backends)."""
+        if self.dialect == "postgresql":
+            sql = _NAMED_PARAMETER.sub(r"%(\1)s", sql.replace("%", "%%"))
+        try:
+            cursor = self.connection.cursor()
+            cursor.arraysize = 1000
+            cursor.execute(sql, dict(parameters or {}))
+        except Exception as exc:
+            raise database_failure(exc) or exc from None
+        return _fetched(cursor)
+
+    def one(self, sql: str, parameters: Mapping[str, Any] | None = None) -> tuple[Any, ...] | None:
+        return next(self.rows(sql, parameters), None)
+
+    def instant(self, column: str) -> str:
+        """SQL for `column` as `services.instants.instant_text` writes it: `2031-03-03T10:00:00Z`, with
+        microseconds only when there are some. SQLite holds naive UTC text (`2031-03-03 10:00:00.000000`,
+        see db/types.py); PostgreSQL a timestamptz."""
+        if self.dialect == "postgresql":
+            utc = f"{column} AT TIME ZONE 'UTC'"
+            return f"replace(to_char({utc}, 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), '.000000Z', 'Z')"
+        return f"replace(replace({column} || 'Z', '.000000Z', 'Z'), ' ', 'T')"
+
+    def money(self, column: str) -> str:
+        """SQL for a money column as two-decimal text (SQLite stores it as a number, PostgreSQL as numeric(10,2))."""
+        return f"CAST({column} AS TEXT)" if self.dialect == "postgresql" else f"printf('%.2f', {column})"
+
+    def contains(self, column: str, parameter: str) -> str:
+        """`column` contains the LIKE pattern `:parameter`, ignoring case (as SQLAlchemy's ilike renders it)."""
+        if self.dialect == "postgresql":
+            return f"{column} ILIKE :{parameter} ESCAPE '\\'"
+        return f"lower({column}) LIKE lower(:{parameter}) ESCAPE '\\'"
+
+    def spreadsheet_safe(self, column: str) -> str:
+        """SQL for a text column as `services.spreadsheet.neutralise` writes it into CSV/TSV: an apostrophe in
+        front when the text is apostrophes (or nothing) followed by = + - @, a tab or a carriage return."""
+        # code points of = + - @ tab CR (39 is the apostrophe): the first character rules out nearly every
+        # cell before ltrim runs
+        code, triggers = ("ascii" if self.dialect == "postgresql" else "unicode"), "61, 43, 45, 64, 9, 13"
+        return (
+            f"CASE WHEN {code}({column}) IN ({triggers}, 39) AND {code}(ltrim({column}, '''')) IN ({triggers}) "
+            f"THEN '''' || {column} ELSE {column} END"
+        )
+
+    def close(self) -> None:
+        try:
+            self.connection.rollback()
+        finally:
+            self.connection.close()
+
+
+def _fetched(cursor: Any) -> Iterator[tuple[Any, ...]]:
+    try:
+        while batch := cursor.fetchmany():
+            yield from batch
+    except Exception as exc:
+        raise database_failure(exc) or exc from None
+    finally:
+        cursor.close()
+
+
+def connect(url: str, *, connect_timeout: int = 10) -> Database:
+    """A read connection to the database at `url` (a URL the settings have checked), at the head revision."""
+    if url.startswith("postgresql"):
+        database = _connect_postgresql(url, connect_timeout)
+    else:
+        path = sqlite_file(url)
+        if path is None:
+            raise ConfigError(
+                "the database URL is not valid", hint="check --database-url / BAPP_DATABASE_URL", code="database_url"
+            )
+        if not path.exists():
+            raise DatabaseNotReady(f"database file {path} does not exist", hint="run `bapp db upgrade`")
+        try:
+            # isolation_level None: the BEGIN below is ours, and makes every query of the command one snapshot
+            connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            connection.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+            connection.execute("BEGIN")
+        except sqlite3.Error as exc:
+            raise database_failure(exc) or exc from None
+        database = Database(connection, "sqlite")
+    try:
+        ensure_at_head(database)
+    except BaseException:
+        database.close()
+        raise
+    return database
+
+
+def _connect_postgresql(url: str, connect_timeout: int) -> Database:
+    try:
+        import psycopg
+    except ImportError:
+        raise ConfigError(
+            "the database driver psycopg is not installed",
+            hint="install bapp with its PostgreSQL extra: pip install 'bapp[postgres]'",
+            code="database_driver",
+        ) from None
+    conninfo = "postgresql://" + url.partition("://")[2]
+    try:
+        # jit=off: JIT compilation pays off for long analytical queries, not a CLI's short ones
+        connection = psycopg.connect(conninfo, connect_timeout=connect_timeout, options="-c jit=off")
+        connection.read_only = True
+    except psycopg.ProgrammingError:  # libpq could not parse the URL (a malformed port or host)
+        raise ConfigError(
+            "the database URL is not valid", hint="check --database-url / BAPP_DATABASE_URL", code="database_url"
+        ) from None
+    except psycopg.Error as exc:
+        raise database_failure(exc) or exc from None
+    return Database(connection, "postgresql")
+
+
+def ensure_at_head(database: Database) -> None:
+    """Refuse a database that is not at the head revision (exit 5), as db.migration.ensure_at_head does."""
+    try:
+        found = database.one("SELECT version_num FROM alembic_version")
+    except Exception as exc:  # a missing table reads differently on each backend
+        text = exc.message if isinstance(exc, DatabaseNotReady) else str(exc)
+        if "alembic_version" in text or "no such table" in text:
+            raise DatabaseNotReady("the database has no schema yet", hint="run `bapp db upgrade`") from None
+        if isinstance(exc, DatabaseNotReady):
+            raise
+        raise DatabaseNotReady(f"cannot reach the database: {text}".splitlines()[0]) from None
+    revision = found[0] if found else None
+    if revision is not None and revision != HEAD_REVISION and revision not in known_revisions():
+        raise newer_revision_error(revision)
+    if revision != HEAD_REVISION:
+        raise DatabaseNotReady(
+            f"the database is at revision {revision or 'base'}, not at head {HEAD_REVISION}",
+            hint="run `bapp db upgrade`",
+        )
+
+
+def script_location() -> Path:
+    package_dir = Path(__file__).resolve().parent.parent
+    shipped = package_dir / "migrations"
+    if (shipped / "env.py").exists():
+        return shipped
+    source_tree = package_dir.parent.parent / "migrations"
+    if (source_tree / "env.py").exists():
+        return source_tree
+    raise BappError("the migration scripts are missing from this installation")
+
+
+def known_revisions() -> set[str]:
+    """Every revision of this installation's chain: each script's `revision`, read without Alembic."""
+    found = re.compile(r'^revision(?:: str)? = "([^"]+)"', re.MULTILINE)
+    revisions = set()
+    for script in (script_location() / "versions").glob("*.py"):
+        match = found.search(script.read_text(encoding="utf-8"))
+        if match:
+            revisions.add(match.group(1))
+    return revisions
+
+
+def newer_revision_error(revision: str) -> DatabaseNotReady:
+    """A database stamped with a revision this bapp has never heard of: a newer bapp migrated it."""
+    return DatabaseNotReady(
+        f"the database is at revision {revision}, which this bapp does not know: it was made by a newer bapp",
+        hint="install the newer bapp that migrated it; this one cannot migrate a revision it does not know",
+        code="database_newer",
+    )
+
+
+def database_failure(exc: BaseException) -> DatabaseNotReady | None:
+    """The "database not ready" (exit 5) that a low-level failure amounts to, or None if it is not one.
+
+    The database itself failing — unreachable, read-only (an immutable or read-only SQLite file, a read-only
+    PostgreSQL), not a database at all (a garbage file) — is a state the user can fix, not a bug in bapp.
+    Constraint violations and programming errors stay what they are. `exc` is a driver's error, or
+    SQLAlchemy's wrapper of one (its `orig`).
+    """
+    original: BaseException = getattr(exc, "orig", None) or exc
+    if isinstance(original, sqlite3.Error):
+        if not isinstance(original, sqlite3.OperationalError) and type(original) is not sqlite3.DatabaseError:
+            return None
+    elif getattr(original, "sqlstate", None) == _PG_READ_ONLY:
+        pass
+    elif not any(kind.__name__ == "OperationalError" for kind in type(exc).__mro__ + type(original).__mro__):
+        return None
+    text = str(original).strip().splitlines()[0] if str(original).strip() else type(original).__name__
+    lowered = text.lower()
+    if "readonly" in lowered or "read-only" in lowered or "read only" in lowered:
+        return DatabaseNotReady(
+            f"the database cannot be written: {text}",
+            hint="check that this user may write the database (file permissions, an immutable attribute, "
+            "a read-only mount or a read-only PostgreSQL)",
+            code="database_read_only",
+        )
+    if "not a database" in lowered or "malformed" in lowered:
+        return DatabaseNotReady(
+            f"the database file is not a SQLite database bapp can use: {text}",
+            hint="check --database-url / BAPP_DATABASE_URL; `bapp db upgrade` creates a new file at a new path",
+            code="database_not_a_database",
+        )
+    return DatabaseNotReady(f"database error: {text}", code="database_error")

