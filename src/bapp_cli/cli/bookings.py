@@ -35,7 +35,9 @@ ReferenceArgument = Annotated[str, typer.Argument(help="Booking reference, e.g. 
 
 def _record_table(record: dict[str, Any], sink: OutputSink, console: Any) -> None:
     """A booking as a two-column table: times in --timezone, answers one per line."""
-    answers = {"custom_question_responses": ("answers", answers_text(record["custom_question_responses"]) or "—")}
+    answers = {
+        "custom_question_responses": ("answers", answers_text(record.get("custom_question_responses") or []) or "—")
+    }
     rows = [
         answers.get(key, (key.replace("_", " "), sink.display_value(value)))
         for key, value in record.items()
