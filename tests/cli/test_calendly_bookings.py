@@ -450,7 +450,9 @@ def test_a_listing_on_stdin_with_a_window(examples_bapp: Bapp) -> None:
 @pytest.mark.slow
 def test_a_second_pull_exits_75_while_the_first_holds_the_lock(pbapp: Bapp, fake: FakeCalendly) -> None:
     realistic(fake)
-    fake.delay_next("/scheduled_events", seconds=3.0)
+    # Held 15 s, like the sync's test: the second pull must start, and give up, while the first still waits,
+    # even when the machine is loaded (3 s was not enough under a parallel suite on 2 busy cores).
+    fake.delay_next("/scheduled_events", seconds=15.0)
     first = pbapp.popen("calendly", "pull-bookings", "--json", env={"BAPP_CALENDLY_TIMEOUT": "30"})
     deadline = time.monotonic() + 30
     while fake.count("/scheduled_events") < 1:
