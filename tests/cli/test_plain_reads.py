@@ -202,7 +202,14 @@ def test_database_not_ready_is_exit_5_and_a_bad_url_exit_4(bapp: Bapp, tmp_path:
     assert future.exit_code == 5 and "newer bapp" in future.stderr
     bad = bapp("bookings", "list", env={"BAPP_DATABASE_URL": "mysql://somewhere/db"})
     assert bad.exit_code == 4
-    for result in (missing, unmigrated, broken, future, bad):
+    unreachable = bapp(
+        "sessions",
+        "list",
+        env={"BAPP_DATABASE_URL": "postgresql://nobody:pw@127.0.0.1:1/none", "BAPP_CONNECT_TIMEOUT": "2"},
+    )
+    assert unreachable.exit_code == 5 and unreachable.stderr.startswith("Error: cannot reach the database")
+    assert ":pw@" not in unreachable.stderr
+    for result in (missing, unmigrated, broken, future, bad, unreachable):
         assert "Traceback" not in result.stderr
 
 

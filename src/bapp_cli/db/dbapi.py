@@ -160,8 +160,8 @@ def _connect_postgresql(url: str, connect_timeout: int) -> Database:
         raise ConfigError(
             "the database URL is not valid", hint="check --database-url / BAPP_DATABASE_URL", code="database_url"
         ) from None
-    except psycopg.Error as exc:
-        raise database_failure(exc) or exc from None
+    except psycopg.Error as exc:  # as the engine path says it (db.migration.ensure_at_head)
+        raise DatabaseNotReady(f"cannot reach the database: {exc}".splitlines()[0]) from None
     return Database(connection, "postgresql")
 
 

@@ -13,7 +13,7 @@ from sqlalchemy import Engine, inspect, text
 
 from bapp_cli.db import dbapi
 from bapp_cli.db.dbapi import HEAD_REVISION, Database, known_revisions, newer_revision_error, script_location
-from bapp_cli.errors import BappError, InvalidInput
+from bapp_cli.errors import BappError, DatabaseNotReady, InvalidInput
 
 __all__ = [
     "HEAD_REVISION",
@@ -102,7 +102,13 @@ def current_revision(engine: Engine) -> str | None:
 def ensure_at_head(engine: Engine) -> None:
     """Refuse to work on a database that is not at the head revision (exit 5): the plain reads' check, on
     a connection of `engine`."""
-    with engine.connect() as connection:
+    from sqlalchemy.exc import DBAPIError
+
+    try:
+        connection = engine.connect()
+    except DBAPIError as exc:  # as the plain reads say it (db.dbapi.connect)
+        raise DatabaseNotReady(f"cannot reach the database: {exc.orig}".splitlines()[0]) from None
+    with connection:
         dbapi.ensure_at_head(Database(connection.connection.driver_connection, engine.dialect.name))
 
 
