@@ -18,7 +18,6 @@ Run: .venv/bin/python bench/sync.py [--types N] [--repeat R] [--latency SECONDS]
 from __future__ import annotations
 
 import argparse
-import compileall
 import os
 import resource
 import sqlite3
@@ -33,7 +32,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-from report import emit, emit_count  # noqa: E402
+from report import compile_bapp, emit, emit_count  # noqa: E402
 from tests.fakes.calendly_server import (  # noqa: E402
     DEFAULT_TOKEN,
     DEFAULT_USER_URI,
@@ -164,7 +163,7 @@ def main() -> None:
         # Warm the OS caches once so neither side pays a cold start, and compile bapp's bytecode as an
         # installation has it (pip compiles on install): with PYTHONDONTWRITEBYTECODE set, every run would
         # otherwise compile bapp's modules anew (about 0.2 s CPU) while httpx's arrive compiled.
-        compileall.compile_dir(REPO / "src" / "bapp_cli", quiet=1)
+        compile_bapp()
         _anchor(fake.base_url, types)
         fake.page_latency = options.latency
         (slow_wall, slow_cpu), (slow_anchor_wall, slow_anchor_cpu), _ = _first_syncs(
