@@ -295,34 +295,23 @@ def pathway_id(db: Database, slug: str) -> int:
 
 
 def session_type_id(db: Database, identifier: str) -> int:
-    """A session type by id, Calendly URI or slug (a slug shared by several types is ambiguous)."""
+    """A session type by id, Calendly URI or slug (slugs are unique: migration 0007)."""
     ident = identifier.strip()
     if not ident:
         raise InvalidInput("session: an id, slug or Calendly URI is required", code="invalid_session")
-    if ident.isascii() and ident.isdigit():
-        # an id past the column's range names no row; asking the database would overflow
-        wanted = int(ident)
-        found = db.one("SELECT id FROM session_types WHERE id = :id", {"id": wanted}) if wanted <= MAX_ROW_ID else None
-        if found is None:
-            raise NotFound(f"no session type with id {ident}", code="session_not_found")
-        return int(found[0])
-    if "://" in ident:
-        found = db.one("SELECT id FROM session_types WHERE calendly_uri = :uri", {"uri": ident})
-        if found is None:
-            raise NotFound(f"no session type with Calendly URI {ident!r}", code="session_not_found")
-        return int(found[0])
-    matches = list(db.rows("SELECT id FROM session_types WHERE slug = :slug LIMIT 3", {"slug": ident.lower()}))
-    if not matches:
-        raise NotFound(
-            f"no session type with slug {ident!r}", hint="see `bapp sessions list --all`", code="session_not_found"
-        )
-    if len(matches) > 1:
-        raise InvalidInput(
-            f"session: slug {ident!r} names several session types",
-            hint="use the id or the Calendly URI (see `bapp sessions list --all`)",
-            code="ambiguous_session",
-        )
-    return int(matches[0][0])
+    value: int | str
+    if ident.isascii() and ident.isdigit():  # not str.isdigit alone: '²' is a digit int() refuses
+        column, value, named = "id", int(ident), f"id {ident}"
+    elif "://" in ident:
+        column, value, named = "calendly_uri", ident, f"Calendly URI {ident!r}"
+    else:
+        column, value, named = "slug", ident.lower(), f"slug {ident!r}"
+    # an id past the column's range names no row; asking the database would overflow
+    too_large = isinstance(value, int) and value > MAX_ROW_ID
+    found = None if too_large else db.one(f"SELECT id FROM session_types WHERE {column} = :value", {"value": value})
+    if found is None:
+        raise NotFound(f"no session type with {named}", hint="see `bapp sessions list --all`", code="session_not_found")
+    return int(found[0])
 
 
 def instant_value(text: str | None) -> dt.datetime | None:

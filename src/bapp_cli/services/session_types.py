@@ -65,7 +65,7 @@ def is_bookable(session_type: SessionType) -> bool:
 
 
 def get_session_type(session: Session, identifier: str) -> SessionType:
-    """A session type by id, Calendly URI or slug (a slug shared by several types is ambiguous)."""
+    """A session type by id, Calendly URI or slug (slugs are unique)."""
     from bapp_cli.db.dbapi import Database
     from bapp_cli.services.plain_reads import session_type_id
 
