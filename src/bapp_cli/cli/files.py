@@ -266,25 +266,25 @@ class GuardedStdout:
         self.stream = stream
 
     def write(self, text: str) -> int:
-        with _stdout_errors():
+        # a plain try, not the context manager: this runs once per row of a streamed listing
+        try:
             return self.stream.write(text)
+        except OSError as exc:
+            raise _stdout_error(exc) from None
 
     def flush(self) -> None:
-        with _stdout_errors():
+        try:
             self.stream.flush()
+        except OSError as exc:
+            raise _stdout_error(exc) from None
 
     def __getattr__(self, name: str) -> object:
         return getattr(self.stream, name)
 
 
-@contextlib.contextmanager
-def _stdout_errors() -> Iterator[None]:
-    try:
-        yield
-    except BrokenPipeError:
-        raise StdoutClosed from None
-    except OSError as exc:
-        raise _stdout_failed(exc) from None
+def _stdout_error(exc: OSError) -> Exception:
+    """What a failed write to stdout raises: a closed pipe ends the run quietly, anything else is exit 74."""
+    return StdoutClosed() if isinstance(exc, BrokenPipeError) else _stdout_failed(exc)
 
 
 def _stdout_failed(exc: OSError) -> OutputFailed:

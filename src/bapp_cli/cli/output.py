@@ -137,11 +137,12 @@ class OutputSink:
         # json's separators between list items, and its indent of an item one level down
         separator, opening, closing = (",\n", "[\n", "\n]\n") if indented else (", ", "[", "]\n")
         written = False
-        for row in rows:
+        write = self.stdout.write
+        for row in rows:  # the terminal test is made once: isatty is a system call, and this runs per row
             item = encode(row)
             if indented:
-                item = "  " + item.replace("\n", "\n  ")
-            self._write_json((separator if written else opening) + item)
+                item = json_for_terminal("  " + item.replace("\n", "\n  "))
+            write((separator if written else opening) + item)
             written = True
         self.stdout.write(closing if written else "[]\n")
 
