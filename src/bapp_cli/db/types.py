@@ -24,32 +24,21 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
     cache_ok = True
 
     def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
-        if value is None:
-            return None
-        if not isinstance(value, dt.datetime):
-            raise TypeError(f"expected a datetime, got {type(value).__name__}")
-        if value.tzinfo is None or value.utcoffset() is None:
-            raise ValueError("naive datetime refused: instants must be timezone-aware")
-        value = value.astimezone(dt.UTC)
-        if dialect.name == "sqlite":
-            return value.replace(tzinfo=None)
-        return value
+        instant = _checked_utc(value)
+        if instant is not None and dialect.name == "sqlite":
+            return instant.replace(tzinfo=None)
+        return instant
 
     def bind_processor(self, dialect: Dialect) -> Callable[[Any], Any]:
         # One function per value instead of TypeDecorator's two nested calls (an import binds two instants
-        # a row): the checks of process_bind_param, then SQLite's DATETIME text as SQLAlchemy writes it.
+        # a row): the checks of _checked_utc, then SQLite's DATETIME text as SQLAlchemy writes it.
         if dialect.name != "sqlite":
             return lambda value: self.process_bind_param(value, dialect)
-        utc = dt.UTC
 
         def instant(value: Any) -> str | None:
+            value = _checked_utc(value)
             if value is None:
                 return None
-            if not isinstance(value, dt.datetime):
-                raise TypeError(f"expected a datetime, got {type(value).__name__}")
-            if value.tzinfo is None or value.utcoffset() is None:
-                raise ValueError("naive datetime refused: instants must be timezone-aware")
-            value = value.astimezone(utc)
             return SQLITE_TEXT % (
                 value.year,
                 value.month,
@@ -78,3 +67,15 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
             return value.replace(tzinfo=utc) if value.tzinfo is None else value.astimezone(utc)  # type: ignore[no-any-return]
 
         return instant
+
+
+def _checked_utc(value: Any) -> dt.datetime | None:
+    """An instant to store, in UTC. Naive values are refused rather than guessed: a guessed zone silently
+    moves a booking."""
+    if value is None:
+        return None
+    if not isinstance(value, dt.datetime):
+        raise TypeError(f"expected a datetime, got {type(value).__name__}")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError("naive datetime refused: instants must be timezone-aware")
+    return value.astimezone(dt.UTC)
