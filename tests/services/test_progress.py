@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from bapp_cli.db.models import AuditEntry, Badge, Enrolment, User, UserSkillProgress
 from bapp_cli.errors import InvalidInput, NotFound
-from bapp_cli.services.progress import list_badges, percent, progress_table, show_progress
+from bapp_cli.services.progress import Catalogue, PathwayInfo, list_badges, percent, progress_table, show_progress
 from bapp_cli.services.skills import (
     archive_skill,
     assign_skills,
@@ -300,3 +300,24 @@ def test_progress_table_plain_sums_match_packed_counters(session: Session, monke
         (66, 100, 0, 80),
         (100, 0, 100, 66),
     ]
+
+
+@pytest.mark.parametrize(
+    ("key", "name", "order"),
+    [
+        ("tier:accelerate:2", "Accelerate · Build", (0, 0, 2, "tier:accelerate:2")),
+        ("pathway:accelerate", "Accelerate complete", (0, 1, 0, "pathway:accelerate")),
+        # keys `import badges` can store: a non-ASCII digit (int() refuses '²'), no number, an unknown tier or
+        # pathway. Each is shown as stored and sorted after the known pathways, never a crash (was exit 1).
+        ("tier:accelerate:²", "tier:accelerate:²", (0, 0, 0, "tier:accelerate:²")),
+        ("tier:accelerate:", "tier:accelerate:", (0, 0, 0, "tier:accelerate:")),
+        ("tier:accelerate:9", "tier:accelerate:9", (0, 0, 9, "tier:accelerate:9")),
+        ("tier:x:²", "tier:x:²", (1 << 29, 0, 0, "tier:x:²")),
+        ("pathway:gone", "pathway:gone", (1 << 29, 1, 0, "pathway:gone")),
+    ],
+)
+def test_badge_names_and_order_for_stored_keys(key: str, name: str, order: tuple[int, int, int, str]) -> None:
+    accelerate = PathwayInfo(1, "accelerate", "Accelerate", None, None, 0, {1: "Start", 2: "Build"})
+    catalogue = Catalogue(pathways={1: accelerate}, totals={}, fundamentals=0)
+    assert catalogue.badge_name(key) == name
+    assert catalogue.badge_order(key) == order
