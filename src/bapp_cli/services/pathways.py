@@ -10,8 +10,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bapp_cli.db.models import Pathway, PathwayTier, Skill, SkillPathwayLink
-from bapp_cli.errors import InvalidInput, NotFound
+from bapp_cli.errors import InvalidInput
 from bapp_cli.services.listing import ALL, Page
+from bapp_cli.services.plain_reads import pathway_not_found
 
 PATHWAY_COLUMNS = ("slug", "name", "description", "icon", "color", "position", "archived", "tiers")
 
@@ -55,11 +56,7 @@ def get_pathway(session: Session, slug: str, *, for_new_links: bool = False) -> 
     pathway = session.scalars(select(Pathway).where(Pathway.slug == wanted)).one_or_none()
     if pathway is None:
         known = session.scalars(select(Pathway.slug).order_by(Pathway.position, Pathway.slug)).all()
-        raise NotFound(
-            f"no pathway {slug!r}",
-            hint="known pathways: " + (", ".join(known) if known else "none"),
-            code="pathway_not_found",
-        )
+        raise pathway_not_found(slug, known)
     if for_new_links and pathway.archived:
         raise InvalidInput(
             f"pathway {pathway.slug!r} is archived and takes no new enrolments, bookings or skill links",

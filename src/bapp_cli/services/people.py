@@ -12,8 +12,9 @@ from sqlalchemy.orm import Session
 
 from bapp_cli.db.audit import record_audit
 from bapp_cli.db.models import BuilderProfile, ClientProfile, User
-from bapp_cli.errors import InvalidInput, NotFound
+from bapp_cli.errors import InvalidInput
 from bapp_cli.services.emails import normalise_email
+from bapp_cli.services.plain_reads import person_not_found
 
 __all__ = ["normalise_email"]  # re-exported: most use cases find it here beside the user lookups
 
@@ -42,9 +43,7 @@ def _get_profiled(session: Session, email: str, profile: type[_Profile], role: s
         select(User, profile).join(profile, profile.user_id == User.id).where(User.email == normalised)
     ).one_or_none()
     if row is None:
-        raise NotFound(
-            f"no {role} with e-mail {normalised!r}", hint=f"add one with `bapp {role}s add`", code=f"{role}_not_found"
-        )
+        raise person_not_found(normalised, role)
     return row[0], row[1]
 
 

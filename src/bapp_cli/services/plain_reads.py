@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bapp_cli.db.dbapi import Database
-from bapp_cli.db.domains import BOOKING_STATUSES
+from bapp_cli.db.domains import BOOKING_STATUSES, SESSION_CATEGORIES
 from bapp_cli.errors import InvalidInput, NotFound
 from bapp_cli.services.emails import normalise_email
 from bapp_cli.services.listing import ALL, Page
@@ -46,7 +46,7 @@ BOOKING_COLUMNS = (
     "created_at",
 )
 # A booking as `export bookings` writes it, in the order `import bookings` reads it; `session` names the
-# session type by Calendly URI, else by its slug when that names one type, else by id.
+# session type by Calendly URI, else by its slug (unique since migration 0007), else by id.
 EXPORT_COLUMNS = (
     "id",
     *BOOKING_COLUMNS[:5],
@@ -82,10 +82,6 @@ JOIN users c ON c.id = b.client_id
 LEFT JOIN users bu ON bu.id = b.builder_id
 JOIN session_types t ON t.id = b.session_type_id
 LEFT JOIN pathways p ON p.id = b.pathway_id"""
-# slugs that name exactly one session type (the others are exported by id)
-_UNIQUE_SLUGS = """
-LEFT JOIN (SELECT slug FROM session_types WHERE slug IS NOT NULL GROUP BY slug HAVING count(*) = 1) u
-ON u.slug = t.slug"""
 _COMPACT_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=json_default).encode
 MAX_ROW_ID = 2**31 - 1  # ids are INTEGER columns: 32 bits on PostgreSQL
 
@@ -118,7 +114,7 @@ class BookingFilters:
 
 def _booking_expressions(db: Database, *, cells: bool, safe: bool) -> dict[str, str]:
     """SQL for each booking record key: `cells` for CSV/TSV, where user text is spreadsheet-safe if `safe`."""
-    session = "COALESCE(NULLIF(t.calendly_uri, ''), u.slug, CAST(t.id AS TEXT))"
+    session = "COALESCE(NULLIF(t.calendly_uri, ''), t.slug, CAST(t.id AS TEXT))"
     answers = "CAST(b.custom_question_responses AS TEXT)"
     if db.dialect == "sqlite":
         answers = f"CASE WHEN instr({ANSWERS}, '\\u') THEN {ANSWERS} ELSE json({ANSWERS}) END" if cells else ANSWERS
@@ -174,9 +170,8 @@ def _select_bookings(
 ) -> Rows:
     expressions = _booking_expressions(db, cells=cells, safe=cells and not raw)
     select = ", ".join(expressions.get(name, f"b.{name}") for name in columns)
-    joins = _BOOKINGS_FROM + (_UNIQUE_SLUGS if "session" in columns else "")
     condition = f" WHERE {' AND '.join(where)}" if where else ""
-    rows = db.rows(f"SELECT {select}{joins}{condition} {tail}", parameters)
+    rows = db.rows(f"SELECT {select}{_BOOKINGS_FROM}{condition} {tail}", parameters)
     return Rows(tuple(columns), _with_answers(db, columns, rows, cells=cells))
 
 
@@ -276,22 +271,27 @@ def person_id(db: Database, email: str, role: str) -> int:
         {"email": normalised},
     )
     if found is None:
-        raise NotFound(
-            f"no {role} with e-mail {normalised!r}", hint=f"add one with `bapp {role}s add`", code=f"{role}_not_found"
-        )
+        raise person_not_found(normalised, role)
     return int(found[0])
+
+
+def person_not_found(email: str, role: str) -> NotFound:
+    """No client or builder with this (normalised) e-mail: the one wording of every lookup by e-mail."""
+    hint = f"add one with `bapp {role}s add`"
+    return NotFound(f"no {role} with e-mail {email!r}", hint=hint, code=f"{role}_not_found")
 
 
 def pathway_id(db: Database, slug: str) -> int:
     found = db.one("SELECT id FROM pathways WHERE slug = :slug", {"slug": slug.strip().lower()})
     if found is None:
-        known = [row[0] for row in db.rows("SELECT slug FROM pathways ORDER BY position, slug")]
-        raise NotFound(
-            f"no pathway {slug!r}",
-            hint="known pathways: " + (", ".join(known) if known else "none"),
-            code="pathway_not_found",
-        )
+        raise pathway_not_found(slug, [row[0] for row in db.rows("SELECT slug FROM pathways ORDER BY position, slug")])
     return int(found[0])
+
+
+def pathway_not_found(slug: str, known: Sequence[str]) -> NotFound:
+    """No pathway `slug` (as the user typed it), with the slugs there are: the one wording of both lookups."""
+    hint = "known pathways: " + (", ".join(known) if known else "none")
+    return NotFound(f"no pathway {slug!r}", hint=hint, code="pathway_not_found")
 
 
 def session_type_id(db: Database, identifier: str) -> int:
@@ -348,8 +348,12 @@ BOOKABLE = (
     "AND t.present_in_last_sync)"
 )
 _FLAGS = ("requires_auth", "bookable", "enabled", "is_secret")  # SQLite hands booleans over as 0 and 1
-# free, pathway, specialized: the order clients see them in
-_CATEGORY_ORDER = "CASE t.category WHEN 'free' THEN 0 WHEN 'pathway' THEN 1 WHEN 'specialized' THEN 2 ELSE 99 END"
+# the categories in the order clients see them (the domain's order, as session_types.category_order sorts)
+_CATEGORY_ORDER = (
+    "CASE t.category "
+    + " ".join(f"WHEN '{name}' THEN {index}" for index, name in enumerate(SESSION_CATEGORIES))
+    + " ELSE 99 END"
+)
 
 
 def list_session_types(
