@@ -342,11 +342,18 @@ SESSION_COLUMNS = (
     "scheduling_url",
     "custom_questions",
 )
-# Bookable: locally enabled, active in Calendly (or local-only), not deleted there, still listed.
-BOOKABLE = (
-    "(t.enabled AND (t.calendly_uri IS NULL OR t.remote_active) AND t.remote_deleted_at IS NULL "
-    "AND t.present_in_last_sync)"
-)
+
+
+def bookable_sql(table: str) -> str:
+    """SQL for "bookable": locally enabled, active in Calendly (or local-only), not deleted there, still
+    listed. `session_types.is_bookable` is the same rule over a loaded row."""
+    return (
+        f"({table}.enabled AND ({table}.calendly_uri IS NULL OR {table}.remote_active) "
+        f"AND {table}.remote_deleted_at IS NULL AND {table}.present_in_last_sync)"
+    )
+
+
+BOOKABLE = bookable_sql("t")
 _FLAGS = ("requires_auth", "bookable", "enabled", "is_secret")  # SQLite hands booleans over as 0 and 1
 # the categories in the order clients see them (the domain's order, as session_types.category_order sorts)
 _CATEGORY_ORDER = (

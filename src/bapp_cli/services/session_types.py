@@ -9,12 +9,13 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, delete, insert, or_, select
+from sqlalchemy import TextClause, case, delete, insert, select, text
 from sqlalchemy.orm import Session
 
 from bapp_cli.db.models import SESSION_CATEGORIES, Pathway, SessionType, SessionTypePathway, User
 from bapp_cli.errors import InvalidInput
 from bapp_cli.services.plain_reads import SESSION_COLUMNS as SESSION_COLUMNS  # the record, defined once
+from bapp_cli.services.plain_reads import bookable_sql
 
 
 @dataclass(frozen=True)
@@ -45,14 +46,9 @@ class SessionTypeView:
         return {name: getattr(self, name) for name in SESSION_COLUMNS}
 
 
-def bookable_clause() -> ColumnElement[bool]:
-    """Bookable: locally enabled, active in Calendly (or local-only), not deleted there, still listed."""
-    return and_(
-        SessionType.enabled.is_(True),
-        or_(SessionType.calendly_uri.is_(None), SessionType.remote_active.is_(True)),
-        SessionType.remote_deleted_at.is_(None),
-        SessionType.present_in_last_sync.is_(True),
-    )
+def bookable_clause() -> TextClause:
+    """Bookable, as a WHERE clause on the session_types table (the rule's SQL is written once, in plain_reads)."""
+    return text(bookable_sql(SessionType.__tablename__))
 
 
 def is_bookable(session_type: SessionType) -> bool:
