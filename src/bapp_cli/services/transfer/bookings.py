@@ -212,7 +212,7 @@ class References:
 
     sessions: dict[int, SessionInfo]
     by_uri: dict[str, int]
-    by_slug: dict[str, list[int]]
+    by_slug: dict[str, int]  # slugs are unique (migration 0007)
     pathways: dict[str, PathwayFacts]
     pathways_by_id: dict[int, PathwayFacts]
     linked: dict[int, list[PathwayFacts]]  # session id → non-archived linked pathways in display order
@@ -224,7 +224,7 @@ class References:
     def load(cls, session: Session) -> References:
         sessions: dict[int, SessionInfo] = {}
         by_uri: dict[str, int] = {}
-        by_slug: dict[str, list[int]] = {}
+        by_slug: dict[str, int] = {}
         for row in session.execute(select(SessionType).order_by(SessionType.id)).scalars():
             questions = questions_from(row.custom_questions)
             sessions[row.id] = SessionInfo(
@@ -240,7 +240,7 @@ class References:
             if row.calendly_uri:
                 by_uri[row.calendly_uri] = row.id
             if row.slug:
-                by_slug.setdefault(row.slug, []).append(row.id)
+                by_slug[row.slug] = row.id
         pathways = {
             slug: PathwayFacts(pathway_id, slug, archived)
             for pathway_id, slug, archived in session.execute(
@@ -433,10 +433,7 @@ class BookingImporter(KindImporter):
         elif "://" in text:
             found = references.sessions.get(references.by_uri.get(text, -1))
         else:
-            ids = references.by_slug.get(text.lower(), [])
-            if len(ids) > 1:
-                raise InvalidInput(f"{name}: slug {text!r} names several session types; use the id or Calendly URI")
-            found = references.sessions.get(ids[0]) if ids else None
+            found = references.sessions.get(references.by_slug.get(text.lower(), -1))
         if found is None:
             raise InvalidInput(f"{name}: no session type {text!r} (see `bapp sessions list --all`)")
         return found
