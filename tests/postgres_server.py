@@ -13,10 +13,27 @@ import pwd
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
 PASSWORD = "pg-Secret-7f3a"
+
+# Stops the cluster once the test process is gone. `stop()` runs at the end of a normal session, but a
+# test run killed by a signal (a CI timeout, ^C twice) never gets there, and its server would go on
+# holding a port and a temporary directory until the machine restarts.
+_WATCHDOG = """
+import os, shutil, subprocess, sys, time
+owner, directory, stop = int(sys.argv[1]), sys.argv[2], sys.argv[3:]
+while os.path.isdir(directory):
+    try:
+        os.kill(owner, 0)
+    except ProcessLookupError:
+        subprocess.run(stop, capture_output=True)
+        shutil.rmtree(directory, ignore_errors=True)
+        break
+    time.sleep(1)
+"""
 
 
 def find_binary(name: str) -> str | None:
@@ -93,17 +110,25 @@ class TemporaryPostgres:
             capture_output=True,
         )
         self.started = True
+        subprocess.Popen(
+            [sys.executable, "-c", _WATCHDOG, str(os.getpid()), str(self.directory), *self._stop_command()],
+            start_new_session=True,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         return self.url("postgres")
 
     def url(self, database: str) -> str:
         return f"postgresql+psycopg://postgres:{PASSWORD}@127.0.0.1:{self.port}/{database}"
 
+    def _stop_command(self) -> list[str]:
+        assert self.pg_ctl and self.directory
+        return self._as_postgres([self.pg_ctl, "-D", str(self.directory / "data"), "-m", "immediate", "stop"])
+
     def stop(self) -> None:
         if self.started and self.directory is not None and self.pg_ctl:
-            subprocess.run(
-                self._as_postgres([self.pg_ctl, "-D", str(self.directory / "data"), "-m", "immediate", "stop"]),
-                capture_output=True,
-            )
+            subprocess.run(self._stop_command(), capture_output=True)
             self.started = False
         if self.directory is not None:
             shutil.rmtree(self.directory, ignore_errors=True)
