@@ -166,9 +166,7 @@ def _view(session: Session, skill: Skill) -> SkillView:
 
 
 def _as_view(skill: Skill, links: list[str]) -> SkillView:
-    return SkillView(
-        skill.slug, skill.name, skill.description, skill.domain, skill.is_fundamental, skill.archived, links
-    )
+    return SkillView(**{name: getattr(skill, name) for name in SKILL_COLUMNS if name != "links"}, links=links)
 
 
 def _pathways_of(session: Session, skill_ids: Sequence[int]) -> dict[int, set[int]]:
@@ -408,21 +406,14 @@ class ProgressChange(_ProgressResult):
     enrolled: list[str] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
-class _Completion:
-    """How a completion is stamped: method and validating builder, checked once up front."""
-
-    method: str
-    validator: User | None
-
-
 def _check_note(note: str | None) -> str | None:
     if note is not None and len(note) > MAX_NOTE_LENGTH:
         raise InvalidInput(f"note: longer than {MAX_NOTE_LENGTH} characters", code="invalid_note")
     return _clean_text(note)
 
 
-def _completion(session: Session, via: str | None, validated_by: str | None) -> _Completion:
+def _completion(session: Session, via: str | None, validated_by: str | None) -> tuple[str, User | None]:
+    """How a completion is stamped: method and validating builder, checked once up front."""
     validator = get_builder(session, validated_by)[0] if validated_by is not None else None
     method = via.strip().lower() if via is not None else ("builder_validation" if validator else "manual")
     if method not in COMPLETION_METHODS:
@@ -431,7 +422,7 @@ def _completion(session: Session, via: str | None, validated_by: str | None) -> 
         raise InvalidInput(
             "validated_by: a builder_validation completion needs --validated-by EMAIL", code="missing_validator"
         )
-    return _Completion(method, validator)
+    return method, validator
 
 
 def _progress_of(row: UserSkillProgress) -> ProgressState:
@@ -444,14 +435,17 @@ def _store_progress(row: UserSkillProgress, state: ProgressState, now: dt.dateti
     row.updated_at = now
 
 
-def _apply_status(row: UserSkillProgress, status: str, completion: _Completion | None, now: dt.datetime) -> None:
+def _apply_status(
+    row: UserSkillProgress, status: str, completion: tuple[str, User | None] | None, now: dt.datetime
+) -> None:
     """Move a row forward to `status`, stamping what that status means (services.rule_book.move_progress)."""
+    method, validator = completion or (None, None)
     moved = move_progress(
         _progress_of(row),
         status,
         now=now,
-        completion_method=completion.method if completion is not None else None,
-        validated_by_id=completion.validator.id if completion is not None and completion.validator else None,
+        completion_method=method,
+        validated_by_id=validator.id if validator else None,
     )
     assert isinstance(moved, ProgressState)  # _completion checked the method and validator up front
     _store_progress(row, moved, now)
@@ -520,16 +514,9 @@ def assign_skills(
     if skills:
         chosen = [get_skill(session, slug) for slug in dict.fromkeys(check_skill_slug(item) for item in skills)]
         if target is not None:
-            linked = set(
-                session.scalars(
-                    select(SkillPathwayLink.skill_id).where(
-                        SkillPathwayLink.pathway_id == target.id,
-                        SkillPathwayLink.skill_id.in_([skill.id for skill in chosen]),
-                    )
-                )
-            )
+            linked = _pathways_of(session, [skill.id for skill in chosen])
             for skill in chosen:
-                if skill.id not in linked:
+                if target.id not in linked[skill.id]:
                     raise InvalidInput(
                         f"skill: {skill.slug!r} is not linked to pathway {target.slug!r}", code="skill_not_in_pathway"
                     )
@@ -629,15 +616,8 @@ def _progress_change(
 def _new_row(
     session: Session, client: User, skill: Skill, pathway_id: int | None, now: dt.datetime
 ) -> UserSkillProgress:
-    row = UserSkillProgress(
-        client_id=client.id,
-        skill_id=skill.id,
-        status="not_started",
-        attempts=0,
-        pathway_id=pathway_id,
-        created_at=now,
-        updated_at=now,
-    )
+    row = UserSkillProgress(client_id=client.id, skill_id=skill.id, pathway_id=pathway_id, **vars(ProgressState()))
+    row.created_at = row.updated_at = now  # not_started, no attempts, no stamps: ProgressState's defaults
     session.add(row)
     return row
 
@@ -711,16 +691,9 @@ def complete_skill(
     _apply_status(row, "completed", completion, now)
     if clean_note is not None:
         row.notes = clean_note
-    _audit_progress(
-        session,
-        client,
-        skill,
-        {
-            "status": [previous, "completed"],
-            "via": completion.method,
-            "validated_by": completion.validator.email if completion.validator else None,
-        },
-    )
+    method, validator = completion
+    changes = {"status": [previous, "completed"], "via": method, "validated_by": validator and validator.email}
+    _audit_progress(session, client, skill, changes)
     session.flush()
     outcome = _after_completion(session, client, [skill], now)
     return _progress_change(session, client, skill, row, previous, True, outcome)
