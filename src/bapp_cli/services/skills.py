@@ -146,41 +146,33 @@ def _clean_domain(value: str | None) -> str | None:
     return domain
 
 
-def _links_by_skill(session: Session, skill_ids: Sequence[int] | None = None) -> dict[int, list[str]]:
+def _links(session: Session, skill_ids: Sequence[int] | None = None) -> dict[int, dict[int, str]]:
+    """Each skill's links (of every skill, or of `skill_ids`): pathway id → "pathway:tier", in display order."""
     query = (
-        select(SkillPathwayLink.skill_id, Pathway.slug, SkillPathwayLink.tier)
+        select(SkillPathwayLink.skill_id, Pathway.id, Pathway.slug, SkillPathwayLink.tier)
         .join(Pathway, Pathway.id == SkillPathwayLink.pathway_id)
         .order_by(Pathway.position, Pathway.slug)
     )
     if skill_ids is not None:
         query = query.where(SkillPathwayLink.skill_id.in_(list(skill_ids)))
-    links: dict[int, list[str]] = defaultdict(list)
-    for skill_id, slug, tier in session.execute(query):
-        links[skill_id].append(f"{slug}:{tier}")
+    links: dict[int, dict[int, str]] = defaultdict(dict)
+    for skill_id, pathway_id, slug, tier in session.execute(query):
+        links[skill_id][pathway_id] = f"{slug}:{tier}"
     return links
 
 
 def _view(session: Session, skill: Skill) -> SkillView:
     session.flush()
-    return _as_view(skill, _links_by_skill(session, [skill.id]).get(skill.id, []))
+    return _as_view(skill, _links(session, [skill.id])[skill.id])
 
 
-def _as_view(skill: Skill, links: list[str]) -> SkillView:
-    return SkillView(**{name: getattr(skill, name) for name in SKILL_COLUMNS if name != "links"}, links=links)
-
-
-def _pathways_of(session: Session, skill_ids: Sequence[int]) -> dict[int, set[int]]:
-    """The pathways each skill is linked to."""
-    linked: dict[int, set[int]] = defaultdict(set)
-    if skill_ids:
-        query = select(SkillPathwayLink.skill_id, SkillPathwayLink.pathway_id)
-        for skill_id, pathway_id in session.execute(query.where(SkillPathwayLink.skill_id.in_(list(skill_ids)))):
-            linked[skill_id].add(pathway_id)
-    return linked
+def _as_view(skill: Skill, links: dict[int, str]) -> SkillView:
+    columns = {name: getattr(skill, name) for name in SKILL_COLUMNS if name != "links"}
+    return SkillView(**columns, links=list(links.values()))
 
 
 def _linked_pathway_ids(session: Session, skill_ids: Sequence[int]) -> set[int]:
-    return set().union(*_pathways_of(session, skill_ids).values())
+    return set().union(*_links(session, skill_ids).values())
 
 
 def _changed(
@@ -352,8 +344,8 @@ def list_skills(
     if not include_archived:
         query = query.where(Skill.archived.is_(False))
     found = session.scalars(page.window(query)).all()
-    links = _links_by_skill(session) if found else {}
-    return [_as_view(skill, links.get(skill.id, [])) for skill in found]
+    links = _links(session) if found else {}
+    return [_as_view(skill, links[skill.id]) for skill in found]
 
 
 # -- a client's progress ------------------------------------------------------------------------------
@@ -454,7 +446,7 @@ def _apply_status(
 def _assigned_under(session: Session, client_id: int, skill_ids: Sequence[int]) -> dict[int, int]:
     """For rows created without --pathway: services.rule_book.assigned_pathway of each skill."""
     enrolled = set(session.scalars(select(Enrolment.pathway_id).where(Enrolment.client_id == client_id)))
-    linked = _pathways_of(session, skill_ids)
+    linked = _links(session, skill_ids)
     chosen = {skill_id: assigned_pathway(pathways, enrolled) for skill_id, pathways in linked.items()}
     return {skill_id: pathway_id for skill_id, pathway_id in chosen.items() if pathway_id is not None}
 
@@ -514,7 +506,7 @@ def assign_skills(
     if skills:
         chosen = [get_skill(session, slug) for slug in dict.fromkeys(check_skill_slug(item) for item in skills)]
         if target is not None:
-            linked = _pathways_of(session, [skill.id for skill in chosen])
+            linked = _links(session, [skill.id for skill in chosen])
             for skill in chosen:
                 if target.id not in linked[skill.id]:
                     raise InvalidInput(
