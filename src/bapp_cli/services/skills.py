@@ -146,7 +146,7 @@ def _clean_domain(value: str | None) -> str | None:
     return domain
 
 
-def _links(session: Session, skill_ids: Sequence[int] | None = None) -> dict[int, dict[int, str]]:
+def skill_links(session: Session, skill_ids: Sequence[int] | None = None) -> dict[int, dict[int, str]]:
     """Each skill's links (of every skill, or of `skill_ids`): pathway id → "pathway:tier", in display order."""
     query = (
         select(SkillPathwayLink.skill_id, Pathway.id, Pathway.slug, SkillPathwayLink.tier)
@@ -163,7 +163,7 @@ def _links(session: Session, skill_ids: Sequence[int] | None = None) -> dict[int
 
 def _view(session: Session, skill: Skill) -> SkillView:
     session.flush()
-    return _as_view(skill, _links(session, [skill.id])[skill.id])
+    return _as_view(skill, skill_links(session, [skill.id])[skill.id])
 
 
 def _as_view(skill: Skill, links: dict[int, str]) -> SkillView:
@@ -172,7 +172,7 @@ def _as_view(skill: Skill, links: dict[int, str]) -> SkillView:
 
 
 def _linked_pathway_ids(session: Session, skill_ids: Sequence[int]) -> set[int]:
-    return set().union(*_links(session, skill_ids).values())
+    return set().union(*skill_links(session, skill_ids).values())
 
 
 def _changed(
@@ -186,15 +186,21 @@ def _changed(
 ) -> SkillChange:
     """Stamp and audit a catalogue change, then award what it completed in the pathways (and fundamentals)
     it may have shrunk — `record_completions` does nothing for an empty scope."""
-    badges = completed = 0
     if changes:
         skill.updated_at = now
         session.flush()
         record_audit(session, "skill", skill.slug, changes)
         outcomes = record_completions(session, now=now, pathway_ids=pathway_ids, fundamentals=fundamentals)
-        badges = sum(len(outcome.badges_awarded) for outcome in outcomes.values())
-        completed = sum(len(outcome.pathways_completed) for outcome in outcomes.values())
-    return SkillChange(_view(session, skill), changes, badges, completed)
+        return SkillChange(_view(session, skill), changes, **earned_counts(outcomes))
+    return SkillChange(_view(session, skill), changes)
+
+
+def earned_counts(outcomes: dict[int, CompletionOutcome]) -> dict[str, int]:
+    """How many badges and pathway completions the completion rules awarded, over every client."""
+    return {
+        "badges_awarded": sum(len(outcome.badges_awarded) for outcome in outcomes.values()),
+        "pathways_completed": sum(len(outcome.pathways_completed) for outcome in outcomes.values()),
+    }
 
 
 def add_skill(
@@ -344,7 +350,7 @@ def list_skills(
     if not include_archived:
         query = query.where(Skill.archived.is_(False))
     found = session.scalars(page.window(query)).all()
-    links = _links(session) if found else {}
+    links = skill_links(session) if found else {}
     return [_as_view(skill, links[skill.id]) for skill in found]
 
 
@@ -398,9 +404,9 @@ class ProgressChange(_ProgressResult):
     enrolled: list[str] = field(default_factory=list)
 
 
-def _check_note(note: str | None) -> str | None:
+def check_note(note: str | None, field: str = "note") -> str | None:
     if note is not None and len(note) > MAX_NOTE_LENGTH:
-        raise InvalidInput(f"note: longer than {MAX_NOTE_LENGTH} characters", code="invalid_note")
+        raise InvalidInput(f"{field}: longer than {MAX_NOTE_LENGTH} characters", code="invalid_note")
     return _clean_text(note)
 
 
@@ -446,7 +452,7 @@ def _apply_status(
 def _assigned_under(session: Session, client_id: int, skill_ids: Sequence[int]) -> dict[int, int]:
     """For rows created without --pathway: services.rule_book.assigned_pathway of each skill."""
     enrolled = set(session.scalars(select(Enrolment.pathway_id).where(Enrolment.client_id == client_id)))
-    linked = _links(session, skill_ids)
+    linked = skill_links(session, skill_ids)
     chosen = {skill_id: assigned_pathway(pathways, enrolled) for skill_id, pathways in linked.items()}
     return {skill_id: pathway_id for skill_id, pathway_id in chosen.items() if pathway_id is not None}
 
@@ -489,7 +495,7 @@ def assign_skills(
     Assigning under a pathway the client is not enrolled in enrols them.
     """
     wanted_status = check_status(status, PROGRESS_STATUSES)
-    clean_note = _check_note(note)
+    clean_note = check_note(note)
     if tier is not None and pathway is None:
         raise InvalidInput("tier: --tier selects skills of a pathway; give --pathway too", code="tier_without_pathway")
     if tier is not None and skills:
@@ -506,7 +512,7 @@ def assign_skills(
     if skills:
         chosen = [get_skill(session, slug) for slug in dict.fromkeys(check_skill_slug(item) for item in skills)]
         if target is not None:
-            linked = _links(session, [skill.id for skill in chosen])
+            linked = skill_links(session, [skill.id for skill in chosen])
             for skill in chosen:
                 if target.id not in linked[skill.id]:
                     raise InvalidInput(
@@ -672,7 +678,7 @@ def complete_skill(
     whatever badges and pathway completions that earns. Completing an already completed skill changes
     nothing (so a repeated script run neither inflates attempts nor awards twice)."""
     completion = _completion(session, via, validated_by)
-    clean_note = _check_note(note)
+    clean_note = check_note(note)
     client, skill, row, previous = _locked_row(session, email, skill_slug, now, create=True)
     if row.status == "completed":
         if clean_note is not None and row.notes != clean_note:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime as dt
 from abc import abstractmethod
-from collections import defaultdict
 from collections.abc import Hashable, Iterator, Mapping, Sequence
 from typing import Annotated, Any, Literal, Required
 
@@ -31,7 +30,6 @@ from bapp_cli.db.models import (
     Enrolment,
     Pathway,
     Skill,
-    SkillPathwayLink,
     User,
     UserSkillProgress,
 )
@@ -41,7 +39,7 @@ from bapp_cli.services.instants import parse_day
 from bapp_cli.services.people import normalise_email
 from bapp_cli.services.progress import record_completions
 from bapp_cli.services.rule_book import PROGRESS_FIELDS, ProgressState, Refusal, assigned_pathway, settle_progress
-from bapp_cli.services.skills import MAX_NOTE_LENGTH
+from bapp_cli.services.skills import MAX_NOTE_LENGTH, check_note, earned_counts, skill_links
 from bapp_cli.services.transfer.formats import SourceRow
 from bapp_cli.services.transfer.importer import (
     CREATED,
@@ -334,11 +332,7 @@ class ProgressImporter(_PeopleImporter):
                 select(Skill.slug, Skill.id, Skill.archived, Skill.is_fundamental)
             )
         }
-        self.links: dict[int, set[int]] = defaultdict(set)
-        for skill_id, pathway_id in self.session.execute(
-            select(SkillPathwayLink.skill_id, SkillPathwayLink.pathway_id)
-        ):
-            self.links[skill_id].add(pathway_id)
+        self.links = skill_links(self.session)
         self.touched = Touched(self.session, self.table)
         self.completed_clients: set[int] = set()
         self.completed_pathways: set[int] = set()
@@ -360,15 +354,12 @@ class ProgressImporter(_PeopleImporter):
         if "validated_by" in values:
             item["validated_by_id"] = self.builder(self.email(values, "validated_by"), "validated_by")
         if "notes" in values:
-            notes = values["notes"]
-            if notes is not None and len(notes) > MAX_NOTE_LENGTH:
-                raise InvalidInput(f"notes: longer than {MAX_NOTE_LENGTH} characters")
-            item["notes"] = (notes or "").strip() or None
+            item["notes"] = check_note(values["notes"], "notes")
         item.update({name: values[name] for name in ("attempts", "status") if values.get(name) is not None})
         if "pathway" in values:
             pathway = self.pathway(values["pathway"])
             item["pathway_id"] = pathway[0] if pathway is not None else None
-            if pathway is not None and not self.restore and pathway[0] not in self.links.get(skill[0], set()):
+            if pathway is not None and not self.restore and pathway[0] not in self.links[skill[0]]:
                 raise InvalidInput(
                     f"pathway: skill {slug!r} is not linked to pathway {values['pathway'].strip().lower()!r}"
                 )
@@ -395,7 +386,7 @@ class ProgressImporter(_PeopleImporter):
             return _rejected(row, "skill", "the skill is archived and cannot be assigned")
         if found is None and "pathway_id" not in item and not self.restore:
             # as `skills assign` without --pathway
-            linked = self.links.get(item["skill_id"], set())
+            linked = self.links[item["skill_id"]]
             values["pathway_id"] = assigned_pathway(
                 linked, {pathway_id for pathway_id in linked if (client_id, pathway_id) in self.enrolled}
             )
@@ -410,7 +401,7 @@ class ProgressImporter(_PeopleImporter):
             self.enrolled.add((client_id, pathway_id))
         if values["status"] == "completed" and (found is None or found["status"] != "completed"):
             self.completed_clients.add(client_id)
-            self.completed_pathways.update(self.links.get(item["skill_id"], set()))
+            self.completed_pathways.update(self.links[item["skill_id"]])
             self.completed_fundamental |= item["fundamental"]
         if found is None:
             return self.insert(row, item, {"client_id": client_id, "skill_id": item["skill_id"], **values})
@@ -466,8 +457,7 @@ class ProgressImporter(_PeopleImporter):
                     client_ids=part,
                 )
             )
-        self.extra["badges_awarded"] = sum(len(outcome.badges_awarded) for outcome in outcomes.values())
-        self.extra["pathways_completed"] = sum(len(outcome.pathways_completed) for outcome in outcomes.values())
+        self.extra.update(earned_counts(outcomes))
 
 
 def export_progress(session: Session) -> Iterator[dict[str, Any]]:
