@@ -104,9 +104,6 @@ class Period:
             bounds.append(Booking.start_time < self.end)
         return bounds
 
-    def as_record(self) -> dict[str, Any]:
-        return {"from": self.start, "to": self.end}
-
 
 @dataclass(frozen=True)
 class ReportPathway:
@@ -202,7 +199,7 @@ def list_bookings_by_pathway(
         session, BookingFilters(builder_email=builder, start_from=period.start, start_to=period.end), now=now
     )
     labels: dict[str | None, ReportPathway] = {label.key: label for label in _pathways(session).values()}
-    labels[None] = NO_PATHWAY_ROW
+    labels[None] = NO_PATHWAY_ROW  # a booking without a pathway has none
     grouped: dict[str | None, list[BookingView]] = {}
     for view in views:
         grouped.setdefault(view.pathway, []).append(view)
