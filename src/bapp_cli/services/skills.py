@@ -532,15 +532,7 @@ def assign_skills(
             query = query.where(SkillPathwayLink.tier == tier)
         chosen = list(session.scalars(query))
 
-    existing = {
-        row.skill_id: row
-        for row in session.scalars(
-            select(UserSkillProgress).where(
-                UserSkillProgress.client_id == client.id,
-                UserSkillProgress.skill_id.in_([skill.id for skill in chosen]),
-            )
-        )
-    }
+    existing = _progress_rows(session, client, chosen)
     for skill in chosen:
         if skill.archived and skill.id not in existing:
             raise InvalidInput(f"skill: {skill.slug!r} is archived and cannot be assigned", code="skill_archived")
@@ -620,6 +612,15 @@ def _new_row(
     return row
 
 
+def _progress_rows(session: Session, client: User, skills: Sequence[Skill]) -> dict[int, UserSkillProgress]:
+    """The client's progress rows in these skills, by skill id."""
+    ids = [skill.id for skill in skills]
+    query = select(UserSkillProgress).where(
+        UserSkillProgress.client_id == client.id, UserSkillProgress.skill_id.in_(ids)
+    )
+    return {row.skill_id: row for row in session.scalars(query)}
+
+
 def _locked_row(
     session: Session, email: str, skill_slug: str, now: dt.datetime, *, create: bool
 ) -> tuple[User, Skill, UserSkillProgress, str | None]:
@@ -629,11 +630,7 @@ def _locked_row(
     client, _ = get_client(session, email)
     skill = get_skill(session, skill_slug)
     lock_keys(session, f"progress:{client.id}")
-    row = session.scalars(
-        select(UserSkillProgress).where(
-            UserSkillProgress.client_id == client.id, UserSkillProgress.skill_id == skill.id
-        )
-    ).one_or_none()
+    row = _progress_rows(session, client, [skill]).get(skill.id)
     if row is not None:
         return client, skill, row, row.status
     if not create:
