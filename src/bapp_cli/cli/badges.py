@@ -147,17 +147,20 @@ def issuer_init_command(
     path = Path(key_file).expanduser() if key_file else settings.config_path.parent / DEFAULT_KEY_FILE_NAME
     path = path.absolute()
     key = create_key_file(path)
+    values = {
+        "issuer_name": cleaned_name,
+        "issuer_url": cleaned_url,
+        "key_file": str(path),
+        "image_base_url": image_base,
+    }
     try:
-        set_config_value(settings.config_path, "badges.issuer_name", cleaned_name)
-        set_config_value(settings.config_path, "badges.issuer_url", cleaned_url)
-        set_config_value(settings.config_path, "badges.key_file", str(path))
-        if image_base:
-            set_config_value(settings.config_path, "badges.image_base_url", image_base)
-    except OSError as exc:
+        for name, value in values.items():
+            if value:
+                set_config_value(settings.config_path, f"badges.{name}", value)
+    except BaseException as exc:
         path.unlink(missing_ok=True)  # no key without the config that names it
-        raise ConfigError(f"cannot write the config file {settings.config_path}: {exc.strerror}") from None
-    except BaseException:
-        path.unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise ConfigError(f"cannot write the config file {settings.config_path}: {exc.strerror}") from None
         raise
     issuer = Issuer(cleaned_name, cleaned_url, key, image_base)
     sink = app_state.output(None, True)
@@ -287,16 +290,12 @@ def verify_command(
     sink = app_state.output()
     if key == "-" and path == "-":
         raise InvalidInput("the credentials and --key cannot both come from stdin", code="bad_key")
-    text = read_text_input(path)
-    tokens = service.split_credentials(text, "stdin" if path == "-" else path)
-    issuer = None
-    if key:
-        public_key = public_key_from_document(read_text_input(key, what="--key"), "stdin" if key == "-" else key)
-    else:
-        issuer = _issuer(app_state)
-        public_key = issuer.key.public_key
-    if against_db and issuer is None:
-        issuer = _issuer(app_state)
+    tokens = service.split_credentials(read_text_input(path), "stdin" if path == "-" else path)
+    given_key = (
+        public_key_from_document(read_text_input(key, what="--key"), "stdin" if key == "-" else key) if key else None
+    )
+    issuer = _issuer(app_state) if against_db or given_key is None else None
+    public_key = given_key or (issuer.key.public_key if issuer else None)  # one of the two is set
     now = utc_now()
     expected = issuer.profile_id if issuer is not None and not key else None
     results = [
@@ -304,11 +303,7 @@ def verify_command(
     ]
     if issuer is not None:
         for result in results:
-            subject = result.credential.get("credentialSubject")
-            achievement = subject.get("achievement") if isinstance(subject, dict) else None
-            result.badge = service.achievement_key(
-                issuer, achievement.get("id") if isinstance(achievement, dict) else None
-            )
+            result.badge = service.achievement_key(issuer, result.credential)
     if status_list:
         status_tokens = service.split_credentials(read_text_input(status_list, what="--status-list"), status_list)
         for result in results:

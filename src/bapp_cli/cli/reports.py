@@ -400,8 +400,8 @@ def _analytics_renderer(report: Any, sink: OutputSink) -> Any:
         def top(row: Any) -> Text:
             if not row.top_skills:
                 return Text("—", style="dim")
-            width = len(str(row.top_skills[0].completions))
-            return Text("\n".join(f"{item.completions:>{width}}× {item.name}" for item in row.top_skills))
+            width = len(str(row.top_skills[0]["completions"]))
+            return Text("\n".join(f"{item['completions']:>{width}}× {item['name']}" for item in row.top_skills))
 
         for index, row in enumerate(rows):
             colour = row.pathway.color or "cyan"

@@ -45,9 +45,12 @@ def _skill_table(views: list[Any], title: str) -> Any:
     return draw
 
 
-def _report_skill(sink: Any, change: Any, verb: str) -> None:
+def _catalogue_change(ctx: typer.Context, verb: str, action: Any, **changing_options: Any) -> None:
+    """One catalogue change (`action(session)`) in its transaction, then the skill as it now stands."""
     from bapp_cli.services.skills import SKILL_COLUMNS
 
+    with changing(ctx, **changing_options) as (sink, session):
+        change = action(session)
     sink.record(change.as_record(), SKILL_COLUMNS)
     sink.info(f"{verb} skill {change.skill.slug}." if change.changed else f"Skill {change.skill.slug} unchanged.")
     if change.badges_awarded or change.pathways_completed:
@@ -90,18 +93,12 @@ def add(
     """
     from bapp_cli.services.skills import add_skill
 
-    with changing(ctx, dry_run=dry_run) as (sink, session):
-        change = add_skill(
-            session,
-            slug,
-            name=name,
-            now=utc_now(),
-            description=description,
-            domain=domain,
-            fundamental=fundamental,
-            links=links or [],
-        )
-    _report_skill(sink, change, "Would add" if dry_run else "Added")
+    options: dict[str, Any] = dict(description=description, domain=domain, fundamental=fundamental, links=links or [])
+
+    def action(session: Any) -> Any:
+        return add_skill(session, slug, name=name, now=utc_now(), **options)
+
+    _catalogue_change(ctx, "Would add" if dry_run else "Added", action, dry_run=dry_run)
 
 
 @output_command(app, "update")
@@ -125,11 +122,12 @@ def update(
     """
     from bapp_cli.services.skills import update_skill
 
-    with changing(ctx, dry_run=dry_run) as (sink, session):
-        change = update_skill(
-            session, slug, now=utc_now(), name=name, description=description, domain=domain, fundamental=fundamental
-        )
-    _report_skill(sink, change, "Would update" if dry_run else "Updated")
+    options: dict[str, Any] = {"name": name, "description": description, "domain": domain, "fundamental": fundamental}
+
+    def action(session: Any) -> Any:
+        return update_skill(session, slug, now=utc_now(), **options)
+
+    _catalogue_change(ctx, "Would update" if dry_run else "Updated", action, dry_run=dry_run)
 
 
 @output_command(app, "link")
@@ -148,9 +146,10 @@ def link(
     """
     from bapp_cli.services.skills import link_skill
 
-    with changing(ctx, dry_run=dry_run) as (sink, session):
-        change = link_skill(session, slug, target, now=utc_now())
-    _report_skill(sink, change, "Would link" if dry_run else "Linked")
+    def action(session: Any) -> Any:
+        return link_skill(session, slug, target, now=utc_now())
+
+    _catalogue_change(ctx, "Would link" if dry_run else "Linked", action, dry_run=dry_run)
 
 
 @output_command(app, "unlink")
@@ -163,9 +162,10 @@ def unlink(ctx: typer.Context, slug: SkillArgument, pathway: PathwayArgument, dr
     """
     from bapp_cli.services.skills import unlink_skill
 
-    with changing(ctx, dry_run=dry_run) as (sink, session):
-        change = unlink_skill(session, slug, pathway, now=utc_now())
-    _report_skill(sink, change, "Would unlink" if dry_run else "Unlinked")
+    def action(session: Any) -> Any:
+        return unlink_skill(session, slug, pathway, now=utc_now())
+
+    _catalogue_change(ctx, "Would unlink" if dry_run else "Unlinked", action, dry_run=dry_run)
 
 
 @output_command(app, "archive")
@@ -178,9 +178,10 @@ def archive(ctx: typer.Context, slug: SkillArgument, yes: YesOption = False) -> 
     """
     from bapp_cli.services.skills import archive_skill
 
-    with changing(ctx, ask=f"Archive skill {slug.strip().lower()}?", yes=yes) as (sink, session):
-        change = archive_skill(session, slug, now=utc_now())
-    _report_skill(sink, change, "Archived")
+    def action(session: Any) -> Any:
+        return archive_skill(session, slug, now=utc_now())
+
+    _catalogue_change(ctx, "Archived", action, ask=f"Archive skill {slug.strip().lower()}?", yes=yes)
 
 
 @output_command(app, "list")

@@ -279,14 +279,6 @@ class IssuedCredential:
     credential: dict[str, Any]
     jwt: str
 
-    def as_record(self) -> dict[str, Any]:
-        return {
-            "badge": self.badge,
-            "credential_id": self.credential["id"],
-            "name": self.credential["name"],
-            "valid_from": self.credential["validFrom"],
-        }
-
     def as_document(self) -> dict[str, Any]:
         return {"badge": self.badge, "credential": self.credential, "jwt": self.jwt}
 
@@ -611,8 +603,11 @@ def _our_suffix(issuer: Issuer, kind: str, identifier: Any) -> str | None:
     return identifier[len(prefix) :] if isinstance(identifier, str) and identifier.startswith(prefix) else None
 
 
-def achievement_key(issuer: Issuer, achievement_id: Any) -> str | None:
-    suffix = _our_suffix(issuer, "achievements", achievement_id)
+def achievement_key(issuer: Issuer, credential: dict[str, Any]) -> str | None:
+    """The badge key that the credential's achievement id names under this issuer; None for anyone else's."""
+    subject = credential.get("credentialSubject")
+    achievement = subject.get("achievement") if isinstance(subject, dict) else None
+    suffix = _our_suffix(issuer, "achievements", achievement.get("id") if isinstance(achievement, dict) else None)
     return suffix.replace("/", ":") if suffix is not None else None
 
 
@@ -634,7 +629,7 @@ def check_against_database(session: Session, verification: Verification, *, issu
     badge, email = row
     subject = vc["credentialSubject"]
     verification.badge = badge.key
-    if achievement_key(issuer, subject["achievement"].get("id")) != badge.key:
+    if achievement_key(issuer, vc) != badge.key:
         verification.reason = f"the achievement is not badge {badge.key!r} of this database"
     elif not any(identity_matches(identity, email) for identity in subject.get("identifier") or []):
         verification.reason = "the recipient is not the client this database awarded the badge to"

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -104,9 +104,6 @@ class Period:
             bounds.append(Booking.start_time < self.end)
         return bounds
 
-    def as_record(self) -> dict[str, Any]:
-        return {"from": self.start, "to": self.end}
-
 
 @dataclass(frozen=True)
 class ReportPathway:
@@ -134,6 +131,19 @@ def _pathways(session: Session) -> dict[int, ReportPathway]:
     return {row.id: ReportPathway(row.slug, row.name, row.icon, row.color, bool(row.archived)) for row in rows}
 
 
+@dataclass(frozen=True)
+class Report:
+    """A report's rows in display order, then its totals row; `builder`, the builder it was limited to."""
+
+    period: Period
+    rows: list[Any]
+    totals: Any
+    builder: str | None = None
+
+    def as_records(self, *, totals: bool = True) -> list[dict[str, Any]]:
+        return [row.as_record() for row in [*self.rows, self.totals][: None if totals else -1]]
+
+
 # -- bookings by pathway --------------------------------------------------------------------------------
 
 
@@ -147,29 +157,12 @@ class BookingCounts:
         return sum(self.counts.values())
 
     def as_record(self) -> dict[str, Any]:
-        return {"pathway": self.pathway.key, **{status: self.counts.get(status, 0) for status in BOOKING_STATUSES}} | {
-            "total": self.total
-        }
+        return {"pathway": self.pathway.key, **self.counts, "total": self.total}
 
 
-@dataclass(frozen=True)
-class BookingsByPathway:
-    """One row per pathway (display order), then "none", then the totals."""
-
-    period: Period
-    builder: str | None
-    rows: list[BookingCounts]
-    totals: BookingCounts
-
-    def as_records(self, *, totals: bool = True) -> list[dict[str, Any]]:
-        records = [row.as_record() for row in self.rows]
-        return [*records, self.totals.as_record()] if totals else records
-
-
-def count_bookings_by_pathway(
-    session: Session, *, period: Period = Period(), builder: str | None = None
-) -> BookingsByPathway:
-    """Bookings per pathway and status in the period (one GROUP BY), optionally for one builder."""
+def count_bookings_by_pathway(session: Session, *, period: Period = Period(), builder: str | None = None) -> Report:
+    """Bookings per pathway and status in the period (one GROUP BY), optionally for one builder: one row
+    per pathway (display order), then "none", then the totals."""
     query = select(Booking.pathway_id, Booking.status, func.count()).where(*period.conditions())
     builder_email = None
     if builder is not None:
@@ -185,7 +178,7 @@ def count_bookings_by_pathway(
     labels: list[tuple[int | None, ReportPathway]] = [*_pathways(session).items(), (None, NO_PATHWAY_ROW)]
     rows = [BookingCounts(label, dict.fromkeys(BOOKING_STATUSES, 0) | counted.get(key, {})) for key, label in labels]
     totals = {status: sum(row.counts[status] for row in rows) for status in BOOKING_STATUSES}
-    return BookingsByPathway(period, builder_email, rows, BookingCounts(TOTALS_ROW, totals))
+    return Report(period, rows, BookingCounts(TOTALS_ROW, totals), builder_email)
 
 
 @dataclass(frozen=True)
@@ -206,7 +199,7 @@ def list_bookings_by_pathway(
         session, BookingFilters(builder_email=builder, start_from=period.start, start_to=period.end), now=now
     )
     labels: dict[str | None, ReportPathway] = {label.key: label for label in _pathways(session).values()}
-    labels[None] = NO_PATHWAY_ROW
+    labels[None] = NO_PATHWAY_ROW  # a booking without a pathway has none
     grouped: dict[str | None, list[BookingView]] = {}
     for view in views:
         grouped.setdefault(view.pathway, []).append(view)
@@ -274,16 +267,6 @@ def _days_between_default(element: DaysBetween, compiler: SQLCompiler, **kw: Any
 
 
 @dataclass(frozen=True)
-class SkillCompletions:
-    skill: str
-    name: str
-    completions: int
-
-    def as_record(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass(frozen=True)
 class PathwayFigures:
     """One pathway's figures, kept as the sums SQL returned so totals add up exactly."""
 
@@ -295,7 +278,7 @@ class PathwayFigures:
     percent_sum: int = 0
     days_sum: int = 0
     days_count: int = 0
-    top_skills: list[SkillCompletions] = field(default_factory=list)
+    top_skills: list[dict[str, Any]] = field(default_factory=list)  # [{skill, name, completions}]
     bookings: int = 0
 
     @property
@@ -311,19 +294,7 @@ class PathwayFigures:
         return one_decimal(self.days_sum, self.days_count)
 
     def as_record(self) -> dict[str, Any]:
-        derived = {"pathway": self.pathway.key, "top_skills": [item.as_record() for item in self.top_skills]}
-        return {name: derived[name] if name in derived else getattr(self, name) for name in ANALYTICS_COLUMNS}
-
-
-@dataclass(frozen=True)
-class PathwayAnalytics:
-    period: Period
-    rows: list[PathwayFigures]
-    totals: PathwayFigures
-
-    def as_records(self, *, totals: bool = True) -> list[dict[str, Any]]:
-        records = [row.as_record() for row in self.rows]
-        return [*records, self.totals.as_record()] if totals else records
+        return {name: self.pathway.key if name == "pathway" else getattr(self, name) for name in ANALYTICS_COLUMNS}
 
 
 # what _enrolment_figures returns per pathway, in order: PathwayFigures' fields of the same names
@@ -362,7 +333,7 @@ def _enrolment_figures(session: Session) -> dict[int, tuple[int, ...]]:
     return {row[0]: tuple(int(value) for value in row[1:]) for row in session.execute(query)}
 
 
-def _completions(session: Session) -> tuple[dict[int, list[SkillCompletions]], list[SkillCompletions]]:
+def _completions(session: Session) -> tuple[dict[int, list[dict[str, Any]]], list[dict[str, Any]]]:
     """The top skills by completions: per pathway (its linked skills) and over every skill. Two statements."""
     completions = (
         select(UserSkillProgress.skill_id, func.count().label("completions"))
@@ -385,13 +356,13 @@ def _completions(session: Session) -> tuple[dict[int, list[SkillCompletions]], l
         .where(Skill.archived.is_(False))
         .subquery("ranked")
     )
-    per_pathway: dict[int, list[SkillCompletions]] = {}
+    per_pathway: dict[int, list[dict[str, Any]]] = {}
     for pathway_id, slug, name, count, _ in session.execute(
         select(ranked).where(ranked.c.rank <= TOP_SKILLS).order_by(ranked.c.pathway_id, ranked.c.rank)
     ):
-        per_pathway.setdefault(pathway_id, []).append(SkillCompletions(slug, name, int(count)))
+        per_pathway.setdefault(pathway_id, []).append({"skill": slug, "name": name, "completions": int(count)})
     overall = [
-        SkillCompletions(slug, name, int(count))
+        {"skill": slug, "name": name, "completions": int(count)}
         for slug, name, count in session.execute(
             select(Skill.slug, Skill.name, completions.c.completions)
             .join(Skill, Skill.id == completions.c.skill_id)
@@ -403,7 +374,7 @@ def _completions(session: Session) -> tuple[dict[int, list[SkillCompletions]], l
     return per_pathway, overall
 
 
-def pathway_analytics(session: Session, *, period: Period = Period()) -> PathwayAnalytics:
+def pathway_analytics(session: Session, *, period: Period = Period()) -> Report:
     """Per pathway: enrolments by status, average progress, completion rate and time, top skills, bookings."""
     pathways = _pathways(session)
     enrolments = _enrolment_figures(session)
@@ -429,4 +400,4 @@ def pathway_analytics(session: Session, *, period: Period = Period()) -> Pathway
         top_skills=overall_top,
         bookings=sum(bookings.values()),
     )
-    return PathwayAnalytics(period, rows, totals)
+    return Report(period, rows, totals)

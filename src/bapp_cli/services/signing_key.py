@@ -34,18 +34,6 @@ def b64url_decode(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def public_jwk(public_key: Ed25519PublicKey) -> dict[str, str]:
-    """The RFC 8037 JWK of an Ed25519 public key."""
-    raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return {"kty": "OKP", "crv": "Ed25519", "x": b64url(raw)}
-
-
-def jwk_thumbprint(jwk: dict[str, str]) -> str:
-    """RFC 7638: SHA-256 over the required members, sorted, without whitespace."""
-    canonical = json.dumps({name: jwk[name] for name in ("crv", "kty", "x")}, separators=(",", ":"), sort_keys=True)
-    return b64url(hashlib.sha256(canonical.encode("utf-8")).digest())
-
-
 @dataclass(frozen=True)
 class SigningKey:
     private_key: Ed25519PrivateKey
@@ -55,10 +43,14 @@ class SigningKey:
         return self.private_key.public_key()
 
     def public_jwk(self) -> dict[str, str]:
-        return public_jwk(self.public_key)
+        """The RFC 8037 JWK of the public key."""
+        raw = self.public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        return {"kty": "OKP", "crv": "Ed25519", "x": b64url(raw)}
 
     def thumbprint(self) -> str:
-        return jwk_thumbprint(self.public_jwk())
+        """RFC 7638: SHA-256 over the JWK's required members, sorted, without whitespace."""
+        canonical = json.dumps(self.public_jwk(), separators=(",", ":"), sort_keys=True)
+        return b64url(hashlib.sha256(canonical.encode("utf-8")).digest())
 
     def __repr__(self) -> str:  # a key object in a traceback or log line shows nothing of the key (R6)
         return f"SigningKey(thumbprint={self.thumbprint()})"

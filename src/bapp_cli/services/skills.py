@@ -146,43 +146,33 @@ def _clean_domain(value: str | None) -> str | None:
     return domain
 
 
-def _links_by_skill(session: Session, skill_ids: Sequence[int] | None = None) -> dict[int, list[str]]:
+def skill_links(session: Session, skill_ids: Sequence[int] | None = None) -> dict[int, dict[int, str]]:
+    """Each skill's links (of every skill, or of `skill_ids`): pathway id → "pathway:tier", in display order."""
     query = (
-        select(SkillPathwayLink.skill_id, Pathway.slug, SkillPathwayLink.tier)
+        select(SkillPathwayLink.skill_id, Pathway.id, Pathway.slug, SkillPathwayLink.tier)
         .join(Pathway, Pathway.id == SkillPathwayLink.pathway_id)
         .order_by(Pathway.position, Pathway.slug)
     )
     if skill_ids is not None:
         query = query.where(SkillPathwayLink.skill_id.in_(list(skill_ids)))
-    links: dict[int, list[str]] = defaultdict(list)
-    for skill_id, slug, tier in session.execute(query):
-        links[skill_id].append(f"{slug}:{tier}")
+    links: dict[int, dict[int, str]] = defaultdict(dict)
+    for skill_id, pathway_id, slug, tier in session.execute(query):
+        links[skill_id][pathway_id] = f"{slug}:{tier}"
     return links
 
 
 def _view(session: Session, skill: Skill) -> SkillView:
     session.flush()
-    return _as_view(skill, _links_by_skill(session, [skill.id]).get(skill.id, []))
+    return _as_view(skill, skill_links(session, [skill.id])[skill.id])
 
 
-def _as_view(skill: Skill, links: list[str]) -> SkillView:
-    return SkillView(
-        skill.slug, skill.name, skill.description, skill.domain, skill.is_fundamental, skill.archived, links
-    )
-
-
-def _pathways_of(session: Session, skill_ids: Sequence[int]) -> dict[int, set[int]]:
-    """The pathways each skill is linked to."""
-    linked: dict[int, set[int]] = defaultdict(set)
-    if skill_ids:
-        query = select(SkillPathwayLink.skill_id, SkillPathwayLink.pathway_id)
-        for skill_id, pathway_id in session.execute(query.where(SkillPathwayLink.skill_id.in_(list(skill_ids)))):
-            linked[skill_id].add(pathway_id)
-    return linked
+def _as_view(skill: Skill, links: dict[int, str]) -> SkillView:
+    columns = {name: getattr(skill, name) for name in SKILL_COLUMNS if name != "links"}
+    return SkillView(**columns, links=list(links.values()))
 
 
 def _linked_pathway_ids(session: Session, skill_ids: Sequence[int]) -> set[int]:
-    return set().union(*_pathways_of(session, skill_ids).values())
+    return set().union(*skill_links(session, skill_ids).values())
 
 
 def _changed(
@@ -196,15 +186,21 @@ def _changed(
 ) -> SkillChange:
     """Stamp and audit a catalogue change, then award what it completed in the pathways (and fundamentals)
     it may have shrunk — `record_completions` does nothing for an empty scope."""
-    badges = completed = 0
     if changes:
         skill.updated_at = now
         session.flush()
         record_audit(session, "skill", skill.slug, changes)
         outcomes = record_completions(session, now=now, pathway_ids=pathway_ids, fundamentals=fundamentals)
-        badges = sum(len(outcome.badges_awarded) for outcome in outcomes.values())
-        completed = sum(len(outcome.pathways_completed) for outcome in outcomes.values())
-    return SkillChange(_view(session, skill), changes, badges, completed)
+        return SkillChange(_view(session, skill), changes, **earned_counts(outcomes))
+    return SkillChange(_view(session, skill), changes)
+
+
+def earned_counts(outcomes: dict[int, CompletionOutcome]) -> dict[str, int]:
+    """How many badges and pathway completions the completion rules awarded, over every client."""
+    return {
+        "badges_awarded": sum(len(outcome.badges_awarded) for outcome in outcomes.values()),
+        "pathways_completed": sum(len(outcome.pathways_completed) for outcome in outcomes.values()),
+    }
 
 
 def add_skill(
@@ -354,8 +350,8 @@ def list_skills(
     if not include_archived:
         query = query.where(Skill.archived.is_(False))
     found = session.scalars(page.window(query)).all()
-    links = _links_by_skill(session) if found else {}
-    return [_as_view(skill, links.get(skill.id, [])) for skill in found]
+    links = skill_links(session) if found else {}
+    return [_as_view(skill, links[skill.id]) for skill in found]
 
 
 # -- a client's progress ------------------------------------------------------------------------------
@@ -408,21 +404,14 @@ class ProgressChange(_ProgressResult):
     enrolled: list[str] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
-class _Completion:
-    """How a completion is stamped: method and validating builder, checked once up front."""
-
-    method: str
-    validator: User | None
-
-
-def _check_note(note: str | None) -> str | None:
+def check_note(note: str | None, field: str = "note") -> str | None:
     if note is not None and len(note) > MAX_NOTE_LENGTH:
-        raise InvalidInput(f"note: longer than {MAX_NOTE_LENGTH} characters", code="invalid_note")
+        raise InvalidInput(f"{field}: longer than {MAX_NOTE_LENGTH} characters", code="invalid_note")
     return _clean_text(note)
 
 
-def _completion(session: Session, via: str | None, validated_by: str | None) -> _Completion:
+def _completion(session: Session, via: str | None, validated_by: str | None) -> tuple[str, User | None]:
+    """How a completion is stamped: method and validating builder, checked once up front."""
     validator = get_builder(session, validated_by)[0] if validated_by is not None else None
     method = via.strip().lower() if via is not None else ("builder_validation" if validator else "manual")
     if method not in COMPLETION_METHODS:
@@ -431,7 +420,7 @@ def _completion(session: Session, via: str | None, validated_by: str | None) -> 
         raise InvalidInput(
             "validated_by: a builder_validation completion needs --validated-by EMAIL", code="missing_validator"
         )
-    return _Completion(method, validator)
+    return method, validator
 
 
 def _progress_of(row: UserSkillProgress) -> ProgressState:
@@ -444,14 +433,17 @@ def _store_progress(row: UserSkillProgress, state: ProgressState, now: dt.dateti
     row.updated_at = now
 
 
-def _apply_status(row: UserSkillProgress, status: str, completion: _Completion | None, now: dt.datetime) -> None:
+def _apply_status(
+    row: UserSkillProgress, status: str, completion: tuple[str, User | None] | None, now: dt.datetime
+) -> None:
     """Move a row forward to `status`, stamping what that status means (services.rule_book.move_progress)."""
+    method, validator = completion or (None, None)
     moved = move_progress(
         _progress_of(row),
         status,
         now=now,
-        completion_method=completion.method if completion is not None else None,
-        validated_by_id=completion.validator.id if completion is not None and completion.validator else None,
+        completion_method=method,
+        validated_by_id=validator.id if validator else None,
     )
     assert isinstance(moved, ProgressState)  # _completion checked the method and validator up front
     _store_progress(row, moved, now)
@@ -460,7 +452,7 @@ def _apply_status(row: UserSkillProgress, status: str, completion: _Completion |
 def _assigned_under(session: Session, client_id: int, skill_ids: Sequence[int]) -> dict[int, int]:
     """For rows created without --pathway: services.rule_book.assigned_pathway of each skill."""
     enrolled = set(session.scalars(select(Enrolment.pathway_id).where(Enrolment.client_id == client_id)))
-    linked = _pathways_of(session, skill_ids)
+    linked = skill_links(session, skill_ids)
     chosen = {skill_id: assigned_pathway(pathways, enrolled) for skill_id, pathways in linked.items()}
     return {skill_id: pathway_id for skill_id, pathway_id in chosen.items() if pathway_id is not None}
 
@@ -503,7 +495,7 @@ def assign_skills(
     Assigning under a pathway the client is not enrolled in enrols them.
     """
     wanted_status = check_status(status, PROGRESS_STATUSES)
-    clean_note = _check_note(note)
+    clean_note = check_note(note)
     if tier is not None and pathway is None:
         raise InvalidInput("tier: --tier selects skills of a pathway; give --pathway too", code="tier_without_pathway")
     if tier is not None and skills:
@@ -520,16 +512,9 @@ def assign_skills(
     if skills:
         chosen = [get_skill(session, slug) for slug in dict.fromkeys(check_skill_slug(item) for item in skills)]
         if target is not None:
-            linked = set(
-                session.scalars(
-                    select(SkillPathwayLink.skill_id).where(
-                        SkillPathwayLink.pathway_id == target.id,
-                        SkillPathwayLink.skill_id.in_([skill.id for skill in chosen]),
-                    )
-                )
-            )
+            linked = skill_links(session, [skill.id for skill in chosen])
             for skill in chosen:
-                if skill.id not in linked:
+                if target.id not in linked[skill.id]:
                     raise InvalidInput(
                         f"skill: {skill.slug!r} is not linked to pathway {target.slug!r}", code="skill_not_in_pathway"
                     )
@@ -547,15 +532,7 @@ def assign_skills(
             query = query.where(SkillPathwayLink.tier == tier)
         chosen = list(session.scalars(query))
 
-    existing = {
-        row.skill_id: row
-        for row in session.scalars(
-            select(UserSkillProgress).where(
-                UserSkillProgress.client_id == client.id,
-                UserSkillProgress.skill_id.in_([skill.id for skill in chosen]),
-            )
-        )
-    }
+    existing = _progress_rows(session, client, chosen)
     for skill in chosen:
         if skill.archived and skill.id not in existing:
             raise InvalidInput(f"skill: {skill.slug!r} is archived and cannot be assigned", code="skill_archived")
@@ -629,17 +606,19 @@ def _progress_change(
 def _new_row(
     session: Session, client: User, skill: Skill, pathway_id: int | None, now: dt.datetime
 ) -> UserSkillProgress:
-    row = UserSkillProgress(
-        client_id=client.id,
-        skill_id=skill.id,
-        status="not_started",
-        attempts=0,
-        pathway_id=pathway_id,
-        created_at=now,
-        updated_at=now,
-    )
+    row = UserSkillProgress(client_id=client.id, skill_id=skill.id, pathway_id=pathway_id, **vars(ProgressState()))
+    row.created_at = row.updated_at = now  # not_started, no attempts, no stamps: ProgressState's defaults
     session.add(row)
     return row
+
+
+def _progress_rows(session: Session, client: User, skills: Sequence[Skill]) -> dict[int, UserSkillProgress]:
+    """The client's progress rows in these skills, by skill id."""
+    ids = [skill.id for skill in skills]
+    query = select(UserSkillProgress).where(
+        UserSkillProgress.client_id == client.id, UserSkillProgress.skill_id.in_(ids)
+    )
+    return {row.skill_id: row for row in session.scalars(query)}
 
 
 def _locked_row(
@@ -651,11 +630,7 @@ def _locked_row(
     client, _ = get_client(session, email)
     skill = get_skill(session, skill_slug)
     lock_keys(session, f"progress:{client.id}")
-    row = session.scalars(
-        select(UserSkillProgress).where(
-            UserSkillProgress.client_id == client.id, UserSkillProgress.skill_id == skill.id
-        )
-    ).one_or_none()
+    row = _progress_rows(session, client, [skill]).get(skill.id)
     if row is not None:
         return client, skill, row, row.status
     if not create:
@@ -700,7 +675,7 @@ def complete_skill(
     whatever badges and pathway completions that earns. Completing an already completed skill changes
     nothing (so a repeated script run neither inflates attempts nor awards twice)."""
     completion = _completion(session, via, validated_by)
-    clean_note = _check_note(note)
+    clean_note = check_note(note)
     client, skill, row, previous = _locked_row(session, email, skill_slug, now, create=True)
     if row.status == "completed":
         if clean_note is not None and row.notes != clean_note:
@@ -711,16 +686,9 @@ def complete_skill(
     _apply_status(row, "completed", completion, now)
     if clean_note is not None:
         row.notes = clean_note
-    _audit_progress(
-        session,
-        client,
-        skill,
-        {
-            "status": [previous, "completed"],
-            "via": completion.method,
-            "validated_by": completion.validator.email if completion.validator else None,
-        },
-    )
+    method, validator = completion
+    changes = {"status": [previous, "completed"], "via": method, "validated_by": validator and validator.email}
+    _audit_progress(session, client, skill, changes)
     session.flush()
     outcome = _after_completion(session, client, [skill], now)
     return _progress_change(session, client, skill, row, previous, True, outcome)
