@@ -15,6 +15,11 @@ from typing import Annotated, Any, Literal
 import typer
 from typer.core import TyperGroup
 
+try:  # Typer ≥ 0.28 vendors click as typer._click (its exceptions are those); older releases use click itself
+    from typer._click import exceptions as click_exceptions
+except ImportError:  # pragma: no cover - depends on the installed Typer
+    from click import exceptions as click_exceptions  # type: ignore[no-redef]
+
 from bapp_cli import __version__
 from bapp_cli.cli import transfer as transfer_commands
 from bapp_cli.cli.context import AppState
@@ -206,7 +211,6 @@ def _report(error: BappError, argv: list[str], app_state: AppState) -> int:
 
 def main(argv: list[str] | None = None) -> None:
     """Run the app and exit with the documented code (README, exit code table)."""
-    click_exceptions = _click_exceptions()
     args = list(sys.argv[1:] if argv is None else argv)
     command = typer.main.get_command(app)
     if os.environ.get("_BAPP_COMPLETE"):
@@ -397,15 +401,6 @@ def _attach_value_completion(command: Any, path: list[str]) -> None:
             param._custom_shell_complete = complete
     for name, child in (getattr(command, "commands", None) or {}).items():
         _attach_value_completion(child, [*path, name])
-
-
-def _click_exceptions() -> Any:
-    """Typer ≥ 0.29 vendors click as typer._click; older releases use click itself."""
-    try:
-        from typer._click import exceptions
-    except ImportError:  # pragma: no cover - depends on the installed Typer
-        from click import exceptions  # type: ignore[no-redef]
-    return exceptions
 
 
 def _detail_line(detail: Any) -> str:

@@ -267,12 +267,9 @@ def _export_bookings(app_state: Any, stream: Any, data_format: str, *, raw: bool
 
 
 def _size(path: str) -> int | None:
-    if path == "-":
-        return None
-    try:
-        return os.path.getsize(path)
-    except OSError:
-        return None
+    with contextlib.suppress(OSError):  # a size the progress bar cannot know: it counts rows instead
+        return os.path.getsize(path) if path != "-" else None
+    return None
 
 
 @contextlib.contextmanager
@@ -298,12 +295,11 @@ def _progress(sink: OutputSink, total: int | None, quiet: bool) -> Iterator[Any]
 
 
 def _summary_table(record: dict[str, Any], console: Any) -> None:
-    from rich.table import Table
+    from bapp_cli.cli.terminal import listing_table
 
-    table = Table(title=f"Import of {record['kind']}" + (" (dry run)" if record["dry_run"] else ""))
-    for column in ("kind", "created", "updated", "unchanged", "rejected"):
-        table.add_column(column, justify="left" if column == "kind" else "right")
-    rows = list(record["kinds"].values()) if "kinds" in record else [record]
-    for row in rows:
-        table.add_row(*(str(row[column]) for column in ("kind", "created", "updated", "unchanged", "rejected")))
+    columns = ("kind", "created", "updated", "unchanged", "rejected")
+    title = f"Import of {record['kind']}" + (" (dry run)" if record["dry_run"] else "")
+    table = listing_table(title, columns, right=columns[1:])
+    for row in record["kinds"].values() if "kinds" in record else [record]:
+        table.add_row(*(str(row[column]) for column in columns))
     console.print(table)
