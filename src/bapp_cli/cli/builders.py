@@ -55,8 +55,8 @@ def add(
     settings = BuilderSettings(name, calendly_user, timezone, buffer, minimum_notice, max_advance)
     with changing(ctx) as (sink, session):
         builder = add_builder(session, email, settings)
-    sink.record(builder.as_record(), BUILDER_COLUMNS, title="Builder added")
-    sink.info(f"Added builder {builder.email}.")
+    sink.record(builder, BUILDER_COLUMNS, title="Builder added")
+    sink.info(f"Added builder {builder['email']}.")
 
 
 @output_command(app, "update")
@@ -86,11 +86,11 @@ def update(
     settings = BuilderSettings(name, calendly_user, timezone, buffer, minimum_notice, max_advance, accepting)
     with changing(ctx) as (sink, session):
         builder, changes = update_builder(session, email, settings)
-    sink.record(builder.as_record(), BUILDER_COLUMNS, title="Builder")
+    sink.record(builder, BUILDER_COLUMNS, title="Builder")
     if changes:
-        sink.info(f"Updated {builder.email}: {', '.join(sorted(changes))}.")
+        sink.info(f"Updated {builder['email']}: {', '.join(sorted(changes))}.")
     else:
-        sink.info(f"{builder.email}: nothing to change.")
+        sink.info(f"{builder['email']}: nothing to change.")
 
 
 @output_command(app, "list")
@@ -114,7 +114,7 @@ def list_command(
     with reading(ctx) as (sink, session):
         builders = list_builders(session, page=Page(limit=limit, offset=offset, search=search))
     sink.records(
-        [builder.as_record() for builder in builders],
+        builders,
         BUILDER_COLUMNS,
         title="Builders",
         headers={"minimum_notice_hours": "notice (h)", "max_advance_days": "advance (d)", "buffer_minutes": "buffer"},

@@ -127,8 +127,8 @@ def export_builders(session: Session) -> Iterator[dict[str, Any]]:
     from bapp_cli.services.builders import list_builders
 
     ids = dict(session.execute(select(User.email, User.id)).all())
-    for view in list_builders(session):
-        yield {"id": ids[view.email], **view.as_record()}
+    for builder in list_builders(session):
+        yield {"id": ids[builder["email"]], **builder}
 
 
 def _refused(row: SourceRow, name: str, message: str) -> RowResult:
