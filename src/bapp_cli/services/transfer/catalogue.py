@@ -334,9 +334,13 @@ class PathwayImporter(RowImporter):
 def export_pathways(session: Session) -> Iterator[dict[str, Any]]:
     from bapp_cli.services.pathways import list_pathways
 
-    created = dict(session.execute(select(Pathway.id, Pathway.created_at)).all())
-    for view in list_pathways(session):
-        yield {"id": view.id, **view.as_record(), "created_at": created[view.id]}
+    stored = {
+        slug: (row_id, created_at)
+        for slug, row_id, created_at in session.execute(select(Pathway.slug, Pathway.id, Pathway.created_at))
+    }
+    for record in list_pathways(session):
+        row_id, created_at = stored[record["slug"]]
+        yield {"id": row_id, **record, "created_at": created_at}
 
 
 # -- skills -----------------------------------------------------------------------------------------------
