@@ -23,7 +23,7 @@ except ImportError:  # pragma: no cover - depends on the installed Typer
 from bapp_cli import __version__
 from bapp_cli.cli import transfer as transfer_commands
 from bapp_cli.cli.context import AppState
-from bapp_cli.cli.files import GuardedStdout, StdoutClosed, drop_stdout, flush_stdout_at_exit
+from bapp_cli.cli.files import GuardedStream, StdoutClosed, drop_stdout, flush_stdout_at_exit, stdout_error
 from bapp_cli.cli.output import is_terminal
 from bapp_cli.cli.terminal import forget_unusable_terminal_size, visible
 from bapp_cli.errors import BappError, OutputFailed, UsageError
@@ -219,7 +219,7 @@ def main(argv: list[str] | None = None) -> None:
     exit_code = 0
     real_stdout = sys.stdout
     # the stream, with its write errors named (exit 74), for every command
-    sys.stdout = GuardedStdout(real_stdout)
+    sys.stdout = GuardedStream(real_stdout, stdout_error)
     forget_unusable_terminal_size()
     try:
         _refuse_undecodable(args)
