@@ -10,7 +10,7 @@ import json
 import os
 import sys
 import traceback
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
 import typer
 from typer.core import TyperGroup
@@ -87,15 +87,7 @@ class LazyGroupsRoot(TyperGroup):
         # command stays a group (`bapp badges list`, not `bapp badges`).
         holder = typer.Typer(rich_markup_mode=RICH_HELP)
         holder.add_typer(modules[0].app, name=name)
-        self._commands[name] = _group_of(holder).commands[name]
-
-
-def _group_of(typer_app: typer.Typer) -> TyperGroup:
-    """The Click group Typer builds for an app with sub-apps (typed: get_command may build a lone command)."""
-    command = typer.main.get_command(typer_app)
-    if not isinstance(command, TyperGroup):
-        raise TypeError(f"expected a command group, got {type(command).__name__}")
-    return command
+        self._commands[name] = cast(TyperGroup, typer.main.get_command(holder)).commands[name]
 
 
 app = typer.Typer(
