@@ -18,14 +18,7 @@ import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import IO, Any
 
-from bapp_cli.cli.terminal import (
-    columns_from_environment,
-    detail_table,
-    json_for_terminal,
-    listing_table,
-    make_console,
-    visible,
-)
+from bapp_cli.cli.terminal import columns_from_environment, json_for_terminal, make_console, visible
 from bapp_cli.config import OUTPUT_FORMATS
 
 FORMATS = OUTPUT_FORMATS
@@ -211,6 +204,7 @@ class OutputSink:
         headers: Mapping[str, str] | None,
     ) -> None:
         from bapp_cli.cli.table_width import fit_to_terminal
+        from bapp_cli.cli.terminal import listing_table
 
         shown = [(headers or {}).get(column, column.replace("_", " ")) for column in columns]
         table = listing_table(title, shown)
@@ -226,6 +220,8 @@ class OutputSink:
             self.console.print("(no rows)", style="dim")
 
     def _key_value_table(self, row: Mapping[str, Any], keys: Sequence[str], *, title: str | None) -> None:
+        from bapp_cli.cli.terminal import detail_table
+
         values = ((key.replace("_", " "), self.display_value(row.get(key))) for key in keys)
         self.console.print(detail_table(title, values))
 

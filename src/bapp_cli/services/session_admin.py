@@ -118,22 +118,18 @@ def add_session_type(session: Session, draft: NewSessionType, *, now: dt.datetim
             hint="choose another title or pass --slug",
             code="duplicate_session",
         )
+    # no calendly_uri: local only; kind, enabled, present_in_last_sync and custom_questions take the model's defaults
     session_type = SessionType(
-        calendly_uri=None,
         slug=slug,
         title=title,
         description=draft.description,
         duration_minutes=draft.duration_minutes,
-        kind="solo",
         builder_id=builder_id,
         category=category,
         requires_auth=default_requires_auth(category) if draft.requires_auth is None else draft.requires_auth,
         price=price,
         currency=currency,
         display_order=draft.display_order if draft.display_order is not None else 0,
-        enabled=True,
-        present_in_last_sync=True,
-        custom_questions=[],
         created_at=now,
         updated_at=now,
     )
@@ -141,20 +137,8 @@ def add_session_type(session: Session, draft: NewSessionType, *, now: dt.datetim
     session.flush()
     link_pathways(session, session_type.id, [pathway.id for pathway in pathways])
     view = show_session_type(session, str(session_type.id))
-    record_audit(
-        session,
-        "session_type",
-        str(session_type.id),
-        {
-            "slug": slug,
-            "title": title,
-            "category": category,
-            "requires_auth": view["requires_auth"],
-            "pathways": view["pathways"],
-            "price": price,
-            "currency": currency,
-        },
-    )
+    audited = ("slug", "title", "category", "requires_auth", "pathways", "price", "currency")
+    record_audit(session, "session_type", str(session_type.id), {name: view[name] for name in audited})
     return view
 
 

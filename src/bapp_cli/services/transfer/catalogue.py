@@ -189,8 +189,7 @@ class SessionRow(TypedDict, total=False):
     created_at: When | None
 
 
-# Each kind exports the columns it imports, in its schema's order: a round trip reads back what it wrote.
-PATHWAY_EXPORT_COLUMNS = tuple(PathwayRow.__annotations__)
+# Each kind exports the columns it imports, in its schema's order (`kinds.Kind`).
 SKILL_EXPORT_COLUMNS = tuple(SkillRow.__annotations__)
 SESSION_EXPORT_COLUMNS = tuple(SessionRow.__annotations__)
 
@@ -245,8 +244,9 @@ class RowImporter(KindImporter):
         values: Mapping[str, Any],
         wanted: Mapping[str, Any],
     ) -> _Model:
-        """A new row with the columns the file gives, created now or when the file says, keeping its id in
-        a restore; flushed, so that its id is there for the rows that point at it."""
+        """A new row with the columns the file gives (the model's defaults for the others), created now or
+        when the file says, keeping its id in a restore; flushed, so that its id is there for the rows that
+        point at it."""
         record = model(
             slug=slug,
             created_at=created_at or self.now,
@@ -313,7 +313,6 @@ class PathwayImporter(RowImporter):
             if "position" not in wanted:
                 last = self.session.scalar(select(Pathway.position).order_by(Pathway.position.desc()).limit(1))
                 wanted["position"] = 0 if last is None else last + 1
-            wanted.setdefault("archived", False)
             pathway = self.create(Pathway, slug, created_at, values, wanted)
             outcome = CREATED
         elif apply_changes(pathway, wanted):
@@ -410,8 +409,6 @@ class SkillImporter(RowImporter):
         if skill is None:
             if "name" not in wanted:
                 raise InvalidInput("name: required for a new skill")
-            wanted.setdefault("is_fundamental", False)
-            wanted.setdefault("archived", False)
             skill = self.create(Skill, slug, created_at, values, wanted)
             outcome = CREATED
         else:
@@ -595,7 +592,6 @@ class SessionImporter(RowImporter):
             wanted.setdefault("requires_auth", default_requires_auth(category))
             if not self.restore and category == "pathway" and not pathways:
                 raise InvalidInput("pathways: a pathway session needs at least one pathway")
-            wanted.setdefault("custom_questions", [])
             if slug is not None:
                 slug = self._slug(slug, None, number_it=values.get("slug") is None)
             session_type = self.create(SessionType, slug, created_at, values, wanted)

@@ -73,7 +73,6 @@ class ClientRow(TypedDict, total=False):
 
 
 # the export's columns are the schema's (`builders list` and `clients list` records with the id)
-BUILDER_EXPORT_COLUMNS = tuple(BuilderRow.__annotations__)
 CLIENT_EXPORT_COLUMNS = tuple(ClientRow.__annotations__)
 
 
