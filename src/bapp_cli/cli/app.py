@@ -10,15 +10,20 @@ import json
 import os
 import sys
 import traceback
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
 import typer
 from typer.core import TyperGroup
 
+try:  # Typer ≥ 0.28 vendors click as typer._click (its exceptions are those); older releases use click itself
+    from typer._click import exceptions as click_exceptions
+except ImportError:  # pragma: no cover - depends on the installed Typer
+    from click import exceptions as click_exceptions  # type: ignore[no-redef]
+
 from bapp_cli import __version__
 from bapp_cli.cli import transfer as transfer_commands
 from bapp_cli.cli.context import AppState
-from bapp_cli.cli.files import GuardedStdout, StdoutClosed, drop_stdout, flush_stdout_at_exit
+from bapp_cli.cli.files import GuardedStream, StdoutClosed, drop_stdout, flush_stdout_at_exit, stdout_error
 from bapp_cli.cli.output import is_terminal
 from bapp_cli.cli.terminal import forget_unusable_terminal_size, visible
 from bapp_cli.errors import BappError, OutputFailed, UsageError
@@ -82,15 +87,7 @@ class LazyGroupsRoot(TyperGroup):
         # command stays a group (`bapp badges list`, not `bapp badges`).
         holder = typer.Typer(rich_markup_mode=RICH_HELP)
         holder.add_typer(modules[0].app, name=name)
-        self._commands[name] = _group_of(holder).commands[name]
-
-
-def _group_of(typer_app: typer.Typer) -> TyperGroup:
-    """The Click group Typer builds for an app with sub-apps (typed: get_command may build a lone command)."""
-    command = typer.main.get_command(typer_app)
-    if not isinstance(command, TyperGroup):
-        raise TypeError(f"expected a command group, got {type(command).__name__}")
-    return command
+        self._commands[name] = cast(TyperGroup, typer.main.get_command(holder)).commands[name]
 
 
 app = typer.Typer(
@@ -206,7 +203,6 @@ def _report(error: BappError, argv: list[str], app_state: AppState) -> int:
 
 def main(argv: list[str] | None = None) -> None:
     """Run the app and exit with the documented code (README, exit code table)."""
-    click_exceptions = _click_exceptions()
     args = list(sys.argv[1:] if argv is None else argv)
     command = typer.main.get_command(app)
     if os.environ.get("_BAPP_COMPLETE"):
@@ -215,7 +211,7 @@ def main(argv: list[str] | None = None) -> None:
     exit_code = 0
     real_stdout = sys.stdout
     # the stream, with its write errors named (exit 74), for every command
-    sys.stdout = GuardedStdout(real_stdout)
+    sys.stdout = GuardedStream(real_stdout, stdout_error)
     forget_unusable_terminal_size()
     try:
         _refuse_undecodable(args)
@@ -397,15 +393,6 @@ def _attach_value_completion(command: Any, path: list[str]) -> None:
             param._custom_shell_complete = complete
     for name, child in (getattr(command, "commands", None) or {}).items():
         _attach_value_completion(child, [*path, name])
-
-
-def _click_exceptions() -> Any:
-    """Typer ≥ 0.29 vendors click as typer._click; older releases use click itself."""
-    try:
-        from typer._click import exceptions
-    except ImportError:  # pragma: no cover - depends on the installed Typer
-        from click import exceptions  # type: ignore[no-redef]
-    return exceptions
 
 
 def _detail_line(detail: Any) -> str:

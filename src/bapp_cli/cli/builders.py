@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
 from bapp_cli.cli.options import MAX_OPTION_INT, LimitOption, OffsetOption, output_command, search_option
 from bapp_cli.cli.unit_of_work import changing, reading
-
-if TYPE_CHECKING:
-    from bapp_cli.services.builders import BuilderSettings
 
 app = typer.Typer(help="Add, update and list builders (who run sessions).", no_args_is_help=True)
 
@@ -34,28 +31,6 @@ AdvanceOption = Annotated[
 ]
 
 
-def _settings(
-    name: str | None,
-    calendly_user: str | None,
-    timezone: str | None,
-    buffer: int | None,
-    minimum_notice: int | None,
-    max_advance: int | None,
-    accepting: bool | None = None,
-) -> BuilderSettings:
-    from bapp_cli.services.builders import BuilderSettings
-
-    return BuilderSettings(
-        name=name,
-        calendly_user=calendly_user,
-        timezone=timezone,
-        buffer_minutes=buffer,
-        minimum_notice_hours=minimum_notice,
-        max_advance_days=max_advance,
-        accepting_bookings=accepting,
-    )
-
-
 @output_command(app, "add")
 def add(
     ctx: typer.Context,
@@ -74,13 +49,14 @@ def add(
       bapp builders add coach@example.com --name "Cora Coach" --timezone Europe/London
       bapp builders add coach@example.com --buffer 15 --minimum-notice 24 --max-advance 60
     """
-    from bapp_cli.services.builders import BUILDER_COLUMNS, add_builder
+    from bapp_cli.services.builders import BUILDER_COLUMNS, BuilderSettings, add_builder
 
-    settings = _settings(name, calendly_user, timezone, buffer, minimum_notice, max_advance)
+    # the options in BuilderSettings' field order
+    settings = BuilderSettings(name, calendly_user, timezone, buffer, minimum_notice, max_advance)
     with changing(ctx) as (sink, session):
         builder = add_builder(session, email, settings)
-    sink.record(builder.as_record(), BUILDER_COLUMNS, title="Builder added")
-    sink.info(f"Added builder {builder.email}.")
+    sink.record(builder, BUILDER_COLUMNS, title="Builder added")
+    sink.info(f"Added builder {builder['email']}.")
 
 
 @output_command(app, "update")
@@ -105,16 +81,16 @@ def update(
       bapp builders update coach@example.com --not-accepting
       bapp builders update coach@example.com --max-advance 0 --json
     """
-    from bapp_cli.services.builders import BUILDER_COLUMNS, update_builder
+    from bapp_cli.services.builders import BUILDER_COLUMNS, BuilderSettings, update_builder
 
-    settings = _settings(name, calendly_user, timezone, buffer, minimum_notice, max_advance, accepting)
+    settings = BuilderSettings(name, calendly_user, timezone, buffer, minimum_notice, max_advance, accepting)
     with changing(ctx) as (sink, session):
         builder, changes = update_builder(session, email, settings)
-    sink.record(builder.as_record(), BUILDER_COLUMNS, title="Builder")
+    sink.record(builder, BUILDER_COLUMNS, title="Builder")
     if changes:
-        sink.info(f"Updated {builder.email}: {', '.join(sorted(changes))}.")
+        sink.info(f"Updated {builder['email']}: {', '.join(sorted(changes))}.")
     else:
-        sink.info(f"{builder.email}: nothing to change.")
+        sink.info(f"{builder['email']}: nothing to change.")
 
 
 @output_command(app, "list")
@@ -138,7 +114,7 @@ def list_command(
     with reading(ctx) as (sink, session):
         builders = list_builders(session, page=Page(limit=limit, offset=offset, search=search))
     sink.records(
-        [builder.as_record() for builder in builders],
+        builders,
         BUILDER_COLUMNS,
         title="Builders",
         headers={"minimum_notice_hours": "notice (h)", "max_advance_days": "advance (d)", "buffer_minutes": "buffer"},

@@ -9,6 +9,7 @@ command rebuilds it, so it cannot go stale.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -117,15 +118,9 @@ def render_root_help() -> str:
     """Exactly what `bapp --help` prints with stdout piped, in this environment."""
     from bapp_cli.cli.app import main
 
-    saved = sys.stdout
     buffer = io.StringIO()
-    sys.stdout = buffer
-    try:
+    with contextlib.redirect_stdout(buffer), contextlib.suppress(SystemExit):
         main(["--help"])
-    except SystemExit:
-        pass
-    finally:
-        sys.stdout = saved
     return buffer.getvalue()
 
 

@@ -8,6 +8,7 @@ these answers against Typer's for the same command lines.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 from collections.abc import Sequence
@@ -25,11 +26,8 @@ def split_words(line: str) -> list[str]:
         lexer = shlex.shlex(line, posix=True)
         lexer.whitespace_split = True
         words: list[str] = []
-        try:
-            for word in lexer:
-                words.append(word)
-        except ValueError:
-            pass
+        with contextlib.suppress(ValueError):
+            words.extend(lexer)  # the words before the unreadable one stay
         return words
 
 

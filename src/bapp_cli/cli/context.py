@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -179,35 +179,24 @@ class AppState:
                 ensure_at_head(self._engine)
         return self._engine
 
-    @contextlib.contextmanager
-    def transaction(self, *, dry_run: bool = False) -> Iterator[Session]:
+    def transaction(self, *, dry_run: bool = False) -> contextlib.AbstractContextManager[Session]:
         """The one write transaction of a mutating command (rolled back with --dry-run)."""
         from bapp_cli.db.engine import unit_of_work
 
-        with unit_of_work(
-            self.engine(), write=True, dry_run=dry_run, actor=self.actor, command=self.command_path
-        ) as session:
-            yield session
+        return unit_of_work(self.engine(), write=True, dry_run=dry_run, actor=self.actor, command=self.command_path)
 
-    @contextlib.contextmanager
-    def reading(self) -> Iterator[Session]:
+    def reading(self) -> contextlib.AbstractContextManager[Session]:
         """A read-only transaction (always rolled back)."""
         from bapp_cli.db.engine import unit_of_work
 
-        with unit_of_work(self.engine(), write=False, actor=self.actor, command=self.command_path) as session:
-            yield session
+        return unit_of_work(self.engine(), write=False, actor=self.actor, command=self.command_path)
 
-    @contextlib.contextmanager
-    def plain_reading(self) -> Iterator[Database]:
+    def plain_reading(self) -> contextlib.closing[Database]:
         """A read on a plain DB-API connection, without SQLAlchemy (`services.plain_reads`), at head."""
         from bapp_cli.db.dbapi import connect
 
         settings = self.settings
-        database = connect(settings.database_url, connect_timeout=settings.connect_timeout)
-        try:
-            yield database
-        finally:
-            database.close()
+        return contextlib.closing(connect(settings.database_url, connect_timeout=settings.connect_timeout))
 
     # -- Calendly -------------------------------------------------------------------------------
     def calendly_client(

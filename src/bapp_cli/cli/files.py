@@ -29,7 +29,7 @@ import io
 import os
 import stat
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import TracebackType
 from typing import IO, cast
 
@@ -116,7 +116,7 @@ class OutputFile:
             self._handle = self._open_in_place()
         else:
             self._handle = self._open_beside(existing)
-        return cast(IO[str], _Guarded(self._handle, self))
+        return cast(IO[str], GuardedStream(self._handle, self.failed))
 
     def _stat(self, target: str) -> os.stat_result | None:
         try:
@@ -226,63 +226,43 @@ def _umask() -> int:
     return current
 
 
-class _Guarded(io.TextIOBase):
-    """The output file's text stream: an OSError while writing becomes OutputFailed naming the path."""
-
-    def __init__(self, handle: IO[str], owner: OutputFile) -> None:
-        super().__init__()
-        self._target = handle
-        self._owner = owner
-
-    def write(self, text: str) -> int:
-        try:
-            return self._target.write(text)
-        except OSError as exc:
-            raise self._owner.failed(exc) from None
-
-    def flush(self) -> None:
-        if self._target.closed:  # finished or discarded: the owner has flushed or dropped everything
-            return
-        try:
-            self._target.flush()
-        except OSError as exc:
-            raise self._owner.failed(exc) from None
-
-    def writable(self) -> bool:
-        return True
-
-
 class StdoutClosed(Exception):
     """The reader of stdout went away (`bapp … | head`). Not an OSError, which Click would turn into a
     plain exit 1 on its own; `main` ends the run quietly, as cat and grep do."""
 
 
-class GuardedStdout:
-    """sys.stdout while a command runs: a write that fails (`> /dev/full`, a full disk, a quota) is
-    OutputFailed naming stdout (exit 74) instead of a bare OSError, and a closed pipe is StdoutClosed.
-    Everything else is the real stream's."""
+class GuardedStream:
+    """A text stream whose failed writes are named: `failed(error)` is raised instead of the bare OSError.
 
-    def __init__(self, stream: IO[str]) -> None:
+    sys.stdout while a command runs is one (a closed pipe is StdoutClosed, anything else — `> /dev/full`, a
+    full disk, a quota — OutputFailed naming stdout, exit 74), and so is an OutputFile's stream (OutputFailed
+    naming the path). Everything else is the real stream's.
+    """
+
+    def __init__(self, stream: IO[str], failed: Callable[[OSError], Exception]) -> None:
         self.stream = stream
+        self._failed = failed
 
     def write(self, text: str) -> int:
         # a plain try, not the context manager: this runs once per row of a streamed listing
         try:
             return self.stream.write(text)
         except OSError as exc:
-            raise _stdout_error(exc) from None
+            raise self._failed(exc) from None
 
     def flush(self) -> None:
+        if self.stream.closed:  # an OutputFile finished or discarded has flushed or dropped everything
+            return
         try:
             self.stream.flush()
         except OSError as exc:
-            raise _stdout_error(exc) from None
+            raise self._failed(exc) from None
 
     def __getattr__(self, name: str) -> object:
         return getattr(self.stream, name)
 
 
-def _stdout_error(exc: OSError) -> Exception:
+def stdout_error(exc: OSError) -> Exception:
     """What a failed write to stdout raises: a closed pipe ends the run quietly, anything else is exit 74."""
     return StdoutClosed() if isinstance(exc, BrokenPipeError) else _stdout_failed(exc)
 

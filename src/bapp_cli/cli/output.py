@@ -203,34 +203,27 @@ class OutputSink:
         title: str | None,
         headers: Mapping[str, str] | None,
     ) -> None:
-        from rich.table import Table
+        from bapp_cli.cli.table_width import fit_to_terminal
+        from bapp_cli.cli.terminal import listing_table
 
-        table = Table(title=title, header_style="bold")
-        for column in columns:
-            table.add_column((headers or {}).get(column, column.replace("_", " ")))
+        shown = [(headers or {}).get(column, column.replace("_", " ")) for column in columns]
+        table = listing_table(title, shown)
         for row in rows:
             table.add_row(*(self.display_value(row.get(column)) for column in columns))
-        from bapp_cli.cli.table_width import fit_to_terminal
-
         # the first column names the row; e-mails and statuses are what a row is found and judged by
-        headers_shown = [str(column.header) for column in table.columns]
-        keys = [headers_shown[0], *(name for name in headers_shown if name in KEY_HEADERS)] if headers_shown else []
+        keys = [shown[0], *(name for name in shown if name in KEY_HEADERS)] if shown else []
         fit_to_terminal(
-            table, self.console, keys=keys, drop_order=[name for name in reversed(headers_shown) if name not in keys]
+            table, self.console, keys=keys, drop_order=[name for name in reversed(shown) if name not in keys]
         )
         self.console.print(table)
         if not rows:
             self.console.print("(no rows)", style="dim")
 
     def _key_value_table(self, row: Mapping[str, Any], keys: Sequence[str], *, title: str | None) -> None:
-        from rich.table import Table
+        from bapp_cli.cli.terminal import detail_table
 
-        table = Table(title=title, show_header=False, box=None, padding=(0, 2))
-        table.add_column(style="bold")
-        table.add_column()
-        for key in keys:
-            table.add_row(key.replace("_", " "), self.display_value(row.get(key)))
-        self.console.print(table)
+        values = ((key.replace("_", " "), self.display_value(row.get(key))) for key in keys)
+        self.console.print(detail_table(title, values))
 
     # -- messages (stderr) ----------------------------------------------------------------------
     def info(self, message: str) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 
@@ -20,31 +20,29 @@ from bapp_cli.cli.options import (
 from bapp_cli.cli.terminal import listing_table, styled
 from bapp_cli.cli.unit_of_work import changing, reading
 
-if TYPE_CHECKING:
-    from bapp_cli.services.pathways import PathwayView
-
 app = typer.Typer(help="List, show and manage pathways and their tiers.", no_args_is_help=True)
 
 
-def render_pathway_tree(views: list[PathwayView], console: Any) -> None:
+def render_pathway_tree(records: list[dict[str, Any]], console: Any) -> None:
     from rich.text import Text
     from rich.tree import Tree
 
-    for view in views:
+    for record in records:
         label = Text()
-        label.append(f"{view.icon or ''} {view.name}".strip(), style=f"bold {view.color}" if view.color else "bold")
-        label.append(f"  ({view.slug})", style="dim")
-        if view.archived:
+        name, color = f"{record['icon'] or ''} {record['name']}".strip(), record["color"]
+        label.append(name, style=f"bold {color}" if color else "bold")
+        label.append(f"  ({record['slug']})", style="dim")
+        if record["archived"]:
             label.append("  archived", style="yellow")
         tree = Tree(label)
-        if view.description:
-            tree.add(Text(view.description, style="italic"))
-        for tier in view.tiers:
-            skills = f" — {len(tier.skills)} skills" if tier.skills else ""
-            branch = tree.add(Text.assemble((f"Tier {tier.tier}: {tier.name}", "bold"), (skills, "dim")))
-            if tier.description:
-                branch.add(Text(tier.description, style="dim"))
-            for skill in tier.skills:
+        if record["description"]:
+            tree.add(Text(record["description"], style="italic"))
+        for tier in record["tiers"]:
+            skills = f" — {len(tier['skills'])} skills" if tier["skills"] else ""
+            branch = tree.add(Text.assemble((f"Tier {tier['tier']}: {tier['name']}", "bold"), (skills, "dim")))
+            if tier["description"]:
+                branch.add(Text(tier["description"], style="dim"))
+            for skill in tier["skills"]:
                 branch.add(skill)
         console.print(tree)
 
@@ -68,23 +66,23 @@ def list_command(
     from bapp_cli.services.pathways import PATHWAY_COLUMNS, list_pathways
 
     with reading(ctx) as (sink, session):
-        views = list_pathways(session, page=Page(limit=limit, offset=offset, search=search))
+        records = list_pathways(session, page=Page(limit=limit, offset=offset, search=search))
 
     def table(console: Any) -> None:
         grid = listing_table("Pathways", ("", "slug", "name", "tier 1", "tier 2", "tier 3", "skills", "archived"))
-        for view in views:
-            names = [tier.name for tier in view.tiers] + ["—"] * 3
+        for record in records:
+            names = [tier["name"] for tier in record["tiers"]] + ["—"] * 3
             grid.add_row(
-                view.icon or "",
-                styled(view.slug, view.color),
-                view.name,
+                record["icon"] or "",
+                styled(record["slug"], record["color"]),
+                record["name"],
                 *names[:3],
-                str(sum(len(tier.skills) for tier in view.tiers)),
-                "yes" if view.archived else "",
+                str(sum(len(tier["skills"]) for tier in record["tiers"])),
+                "yes" if record["archived"] else "",
             )
         console.print(grid)
 
-    sink.records((view.as_record() for view in views), PATHWAY_COLUMNS, table=table)
+    sink.records(records, PATHWAY_COLUMNS, table=table)
 
 
 @output_command(app, "show")
@@ -99,19 +97,16 @@ def show(ctx: typer.Context, pathway: PathwayArgument) -> None:
     from bapp_cli.services.pathways import PATHWAY_COLUMNS, list_pathways
 
     with reading(ctx) as (sink, session):
-        views = list_pathways(session, slug=pathway)
-    sink.record(views[0].as_record(), PATHWAY_COLUMNS, table=lambda console: render_pathway_tree(views, console))
+        records = list_pathways(session, slug=pathway)
+    sink.record(records[0], PATHWAY_COLUMNS, table=lambda console: render_pathway_tree(records, console))
 
 
-def _report_change(sink: Any, change: Any, verb: str) -> None:
+def _report_change(sink: Any, change: tuple[dict[str, Any], dict[str, Any]], verb: str) -> None:
     from bapp_cli.services.pathways import PATHWAY_COLUMNS
 
-    views = [change.pathway]
-    sink.record(change.as_record(), PATHWAY_COLUMNS, table=lambda console: render_pathway_tree(views, console))
-    if change.changed:
-        sink.info(f"{verb} pathway {change.pathway.slug}.")
-    else:
-        sink.info(f"Pathway {change.pathway.slug} unchanged.")
+    record, changed = change
+    sink.record(record, PATHWAY_COLUMNS, table=lambda console: render_pathway_tree([record], console))
+    sink.info(f"{verb} pathway {record['slug']}." if changed else f"Pathway {record['slug']} unchanged.")
 
 
 @output_command(app, "add")

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any
+from decimal import Decimal
+from typing import Annotated, Any
 
 import typer
 
@@ -21,9 +22,6 @@ from bapp_cli.cli.terminal import detail_table, listing_table, styled
 from bapp_cli.cli.unit_of_work import changing, reading
 from bapp_cli.errors import UsageError
 
-if TYPE_CHECKING:
-    from bapp_cli.services.session_types import SessionTypeView
-
 app = typer.Typer(help="List, show, add and curate session types; see what a client may book.", no_args_is_help=True)
 
 CATEGORY_TITLES = {
@@ -34,48 +32,49 @@ CATEGORY_TITLES = {
 TABLE_COLUMNS = ("id", "title", "minutes", "price", "access", "pathways", "builder", "order", "state")
 
 
-def _money(view: SessionTypeView) -> str:
-    return "no charge" if view.price == 0 else f"{view.price:.2f} {view.currency}"
+def _money(record: dict[str, Any]) -> str:
+    price = Decimal(record["price"])  # the plain reads hand it over as text
+    return "no charge" if price == 0 else f"{price:.2f} {record['currency']}"
 
 
-def _state_text(view: SessionTypeView) -> Any:
+def _state_text(record: dict[str, Any]) -> Any:
     from rich.text import Text
 
-    if view.bookable:
-        return Text.assemble(("bookable", "green"), (" secret", "dim") if view.is_secret else "")
-    if not view.enabled:
+    if record["bookable"]:
+        return Text.assemble(("bookable", "green"), (" secret", "dim") if record["is_secret"] else "")
+    if not record["enabled"]:
         return Text("disabled", style="yellow")
     return Text("not bookable", style="red")
 
 
-def render_catalogue(views: list[SessionTypeView], console: Any, *, title: str) -> None:
+def render_catalogue(records: list[dict[str, Any]], console: Any, *, title: str) -> None:
     """One table per category, in the order clients see them."""
 
     from bapp_cli.cli.table_width import fit_to_terminal
     from bapp_cli.services.session_types import CATEGORY_ORDER
 
-    if not views:
+    if not records:
         console.print(f"{title}: no session types", style="dim")
         return
     for category in CATEGORY_ORDER:
-        group = [view for view in views if view.category == category]
+        group = [record for record in records if record["category"] == category]
         if not group:
             continue
         right = ("id", "minutes", "price", "order")
         grid = listing_table(CATEGORY_TITLES.get(category, category), TABLE_COLUMNS, right=right, title_justify="left")
-        for view in group:
-            options = [option for option in view.duration_options or [] if option != view.duration_minutes]
-            minutes = str(view.duration_minutes) + (f" (+{'/'.join(map(str, options))})" if options else "")
+        for record in group:
+            options = [option for option in record["duration_options"] or [] if option != record["duration_minutes"]]
+            minutes = str(record["duration_minutes"]) + (f" (+{'/'.join(map(str, options))})" if options else "")
             grid.add_row(
-                str(view.id),
-                view.title,
+                str(record["id"]),
+                record["title"],
                 minutes,
-                _money(view),
-                "account" if view.requires_auth else "public",
-                ", ".join(view.pathways) or "—",
-                view.builder or "—",
-                str(view.display_order),
-                _state_text(view),
+                _money(record),
+                "account" if record["requires_auth"] else "public",
+                ", ".join(record["pathways"]) or "—",
+                record["builder"] or "—",
+                str(record["display_order"]),
+                _state_text(record),
             )
         fit_to_terminal(
             grid,
@@ -86,31 +85,28 @@ def render_catalogue(views: list[SessionTypeView], console: Any, *, title: str) 
         console.print(grid)
 
 
-def render_session(view: SessionTypeView, console: Any) -> None:
-
+def render_session(record: dict[str, Any], console: Any) -> None:
+    options = f" (options {record['duration_options']})" if record["duration_options"] else ""
     rows = [
-        ("id", str(view.id)),
-        ("slug", view.slug or "—"),
-        ("category", view.category),
-        ("access", "account needed" if view.requires_auth else "public (no account)"),
-        ("state", _state_text(view)),
-        (
-            "duration",
-            f"{view.duration_minutes} min" + (f" (options {view.duration_options})" if view.duration_options else ""),
-        ),
-        ("price", _money(view)),
-        ("display order", str(view.display_order)),
-        ("pathways", ", ".join(view.pathways) or "—"),
-        ("builder", view.builder or "—"),
-        ("calendly", view.calendly_uri or "local only"),
-        ("booking link", view.scheduling_url or "—"),
-        ("description", view.description or "—"),
+        ("id", str(record["id"])),
+        ("slug", record["slug"] or "—"),
+        ("category", record["category"]),
+        ("access", "account needed" if record["requires_auth"] else "public (no account)"),
+        ("state", _state_text(record)),
+        ("duration", f"{record['duration_minutes']} min{options}"),
+        ("price", _money(record)),
+        ("display order", str(record["display_order"])),
+        ("pathways", ", ".join(record["pathways"]) or "—"),
+        ("builder", record["builder"] or "—"),
+        ("calendly", record["calendly_uri"] or "local only"),
+        ("booking link", record["scheduling_url"] or "—"),
+        ("description", record["description"] or "—"),
     ]
-    console.print(detail_table(view.title, rows, title_justify="left"))
-    if view.custom_questions:
+    console.print(detail_table(record["title"], rows, title_justify="left"))
+    if record["custom_questions"]:
         headers = ("#", "question", "type", "required", "choices")
         questions = listing_table("Custom questions", headers, title_justify="left")
-        for question in sorted(view.custom_questions, key=lambda item: item.get("position", 0)):
+        for question in sorted(record["custom_questions"], key=lambda item: item.get("position", 0)):
             choices = ", ".join(question.get("answer_choices") or [])
             if question.get("include_other"):
                 choices = f"{choices}, other" if choices else "other"
@@ -162,14 +158,8 @@ def list_command(
             page=Page(limit=limit, offset=offset, search=search),
         )
 
-    def table(console: Any) -> None:
-        from decimal import Decimal
-        from types import SimpleNamespace
-
-        views: Any = [SimpleNamespace(**{**record, "price": Decimal(record["price"])}) for record in records]
-        render_catalogue(views, console, title="Session types" if include_all else "Bookable session types")
-
-    sink.records(records, SESSION_COLUMNS, table=table)
+    title = "Session types" if include_all else "Bookable session types"
+    sink.records(records, SESSION_COLUMNS, table=lambda console: render_catalogue(records, console, title=title))
 
 
 @output_command(app, "show")
@@ -188,8 +178,8 @@ def show(
     from bapp_cli.services.session_types import SESSION_COLUMNS
 
     with reading(ctx) as (sink, session):
-        view = show_session_type(session, session_type)
-    sink.record(view.as_record(), SESSION_COLUMNS, table=lambda console: render_session(view, console))
+        record = show_session_type(session, session_type)
+    sink.record(record, SESSION_COLUMNS, table=lambda console: render_session(record, console))
 
 
 CategoryOption = Annotated[str | None, typer.Option("--category", help="free, pathway or specialized.")]
@@ -250,9 +240,10 @@ def add(
         display_order=display_order,
     )
     with changing(ctx, dry_run=dry_run) as (sink, session):
-        view = add_session_type(session, draft, now=utc_now())
-    sink.info(f"{'Would add' if dry_run else 'Added'} session type {view.id}: {view.title} ({view.category}).")
-    sink.record(view.as_record(), SESSION_COLUMNS, table=lambda console: render_session(view, console))
+        record = add_session_type(session, draft, now=utc_now())
+    verb = "Would add" if dry_run else "Added"
+    sink.info(f"{verb} session type {record['id']}: {record['title']} ({record['category']}).")
+    sink.record(record, SESSION_COLUMNS, table=lambda console: render_session(record, console))
 
 
 @output_command(app, "update")
@@ -301,14 +292,13 @@ def update(
     if changes.empty:
         raise UsageError("nothing to update", hint="pass at least one of the options (see --help)")
     with changing(ctx, dry_run=dry_run) as (sink, session):
-        result = update_session_type(session, session_type, changes, now=utc_now())
-    view = result.session_type
-    if result.changed:
+        record, changed = update_session_type(session, session_type, changes, now=utc_now())
+    if changed:
         verb = "Would update" if dry_run else "Updated"
-        sink.info(f"{verb} session type {view.id}: {', '.join(result.changed)}.")
+        sink.info(f"{verb} session type {record['id']}: {', '.join(changed)}.")
     else:
-        sink.info(f"Session type {view.id} already has those values; nothing changed.")
-    sink.record(view.as_record(), SESSION_COLUMNS, table=lambda console: render_session(view, console))
+        sink.info(f"Session type {record['id']} already has those values; nothing changed.")
+    sink.record(record, SESSION_COLUMNS, table=lambda console: render_session(record, console))
 
 
 # -- open Calendly slots (issue 13) -------------------------------------------------------------------

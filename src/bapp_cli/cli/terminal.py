@@ -103,7 +103,7 @@ def styled(text: str, style: str | None) -> Any:
     return Text(text, style=style or "")
 
 
-def detail_table(title: str, rows: Iterable[tuple[str, Any]], **frame: Any) -> Any:
+def detail_table(title: str | None, rows: Iterable[tuple[str, Any]], **frame: Any) -> Any:
     """One record as a two-column table, the names bold: what every `show` command draws first."""
     from rich.table import Table
 

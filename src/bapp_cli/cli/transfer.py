@@ -122,8 +122,7 @@ def import_command(
             rejected_to = RejectsWriter(
                 stack.enter_context(rejects_file), data_format, all_kinds=kind == "all", raw=raw
             )
-        total = _size(path)
-        with _progress(sink, total, app_state.quiet) as advance, app_state.transaction(dry_run=dry_run) as session:
+        with _progress(sink, path) as advance, app_state.transaction(dry_run=dry_run) as session:
             try:
                 summary = import_data(
                     session,
@@ -164,7 +163,7 @@ def _keep_rejects(rejected_to: RejectsWriter | None, rejects_file: OutputFile | 
 
 
 def _after_batch(advance: Callable[[int, int], None], bytes_read: int, rows: int) -> None:
-    """Advance the progress bar, and freeze what a batch leaves alive (caches of e-mails, users, enrolments).
+    """Advance the progress line, and freeze what a batch leaves alive (caches of e-mails, users, enrolments).
 
     Without the freeze, the collector's full passes rescanned those growing caches again and again; that
     was an eighth of a 100,000-row import (P3, docs/benchmarks.md). The batch's own objects are freed by reference
@@ -266,44 +265,33 @@ def _export_bookings(app_state: Any, stream: Any, data_format: str, *, raw: bool
         return writer.count
 
 
-def _size(path: str) -> int | None:
-    if path == "-":
-        return None
-    try:
-        return os.path.getsize(path)
-    except OSError:
-        return None
-
-
 @contextlib.contextmanager
-def _progress(sink: OutputSink, total: int | None, quiet: bool) -> Iterator[Any]:
-    """A progress bar on stderr when it is a terminal (never in cron or with --quiet)."""
-    if quiet or not sink.stderr_is_terminal:
-        yield lambda done, rows: None
-        return
-    from rich.console import Console
-    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+def _progress(sink: OutputSink, path: str) -> Iterator[Callable[[int, int], None]]:
+    """The sink's progress line (a terminal only, never in cron or with --quiet): rows so far, and the share
+    of the file read when its size is known (not for stdin)."""
+    progress = sink.progress()
+    rows_seen, total = 0, None
+    with contextlib.suppress(OSError):
+        total = os.path.getsize(path) if path != "-" else None
 
-    rows_seen = [0]
-    columns: list[Any] = [TextColumn("importing"), BarColumn()]
-    columns += [DownloadColumn(), TimeRemainingColumn()] if total else [TextColumn("{task.fields[rows]} rows")]
-    with Progress(*columns, console=Console(file=sink.stderr), transient=True) as bar:
-        task = bar.add_task("import", total=total, rows=0)
+    def advance(done: int, rows: int) -> None:
+        nonlocal rows_seen
+        rows_seen += rows
+        share = f" ({done * 100 // total}% of the file)" if total else ""
+        progress.update(f"importing: {rows_seen:,} rows{share}…")
 
-        def advance(done: int, rows: int) -> None:
-            rows_seen[0] += rows
-            bar.update(task, completed=done if total else None, rows=rows_seen[0])
-
+    try:
         yield advance
+    finally:
+        progress.close()
 
 
 def _summary_table(record: dict[str, Any], console: Any) -> None:
-    from rich.table import Table
+    from bapp_cli.cli.terminal import listing_table
 
-    table = Table(title=f"Import of {record['kind']}" + (" (dry run)" if record["dry_run"] else ""))
-    for column in ("kind", "created", "updated", "unchanged", "rejected"):
-        table.add_column(column, justify="left" if column == "kind" else "right")
-    rows = list(record["kinds"].values()) if "kinds" in record else [record]
-    for row in rows:
-        table.add_row(*(str(row[column]) for column in ("kind", "created", "updated", "unchanged", "rejected")))
+    columns = ("kind", "created", "updated", "unchanged", "rejected")
+    title = f"Import of {record['kind']}" + (" (dry run)" if record["dry_run"] else "")
+    table = listing_table(title, columns, right=columns[1:])
+    for row in record["kinds"].values() if "kinds" in record else [record]:
+        table.add_row(*(str(row[column]) for column in columns))
     console.print(table)

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import re
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
@@ -38,37 +37,20 @@ class BuilderSettings:
     accepting_bookings: bool | None = None
 
 
-@dataclass(frozen=True)
-class BuilderView:
-    email: str
-    name: str | None
-    calendly_user: str | None
-    timezone: str
-    buffer_minutes: int
-    minimum_notice_hours: int
-    max_advance_days: int | None
-    accepting_bookings: bool
-    created_at: dt.datetime
-
-    def as_record(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in BUILDER_COLUMNS}
+# the profile's own columns of the builder record, as the model names them
+_PROFILE_COLUMNS = ("timezone", "buffer_minutes", "minimum_notice_hours", "max_advance_days", "accepting_bookings")
+# the builder record (`builders list --json`; `export builders` adds the id)
+BUILDER_COLUMNS = ("email", "name", "calendly_user", *_PROFILE_COLUMNS, "created_at")
 
 
-BUILDER_COLUMNS = tuple(item.name for item in fields(BuilderView))  # the builder record, in the view's order
-
-
-def _view(user: User, profile: BuilderProfile) -> BuilderView:
-    return BuilderView(
-        email=user.email,
-        name=profile.display_name or user.name,
-        calendly_user=profile.calendly_user_uri,
-        timezone=profile.timezone,
-        buffer_minutes=profile.buffer_minutes,
-        minimum_notice_hours=profile.minimum_notice_hours,
-        max_advance_days=profile.max_advance_days,
-        accepting_bookings=profile.accepting_bookings,
-        created_at=profile.created_at,
-    )
+def _record(user: User, profile: BuilderProfile) -> dict[str, Any]:
+    return {
+        "email": user.email,
+        "name": profile.display_name or user.name,
+        "calendly_user": profile.calendly_user_uri,
+        **{name: getattr(profile, name) for name in _PROFILE_COLUMNS},
+        "created_at": profile.created_at,
+    }
 
 
 def _bounded(value: int, field_name: str, upper: int) -> int:
@@ -115,7 +97,7 @@ def _apply(session: Session, user: User, profile: BuilderProfile, settings: Buil
     return changes
 
 
-def add_builder(session: Session, email: str, settings: BuilderSettings) -> BuilderView:
+def add_builder(session: Session, email: str, settings: BuilderSettings) -> dict[str, Any]:
     """Create a builder (and the user unless one exists, e.g. a client who also coaches)."""
     normalised = normalise_email(email)
     user = find_user(session, normalised)
@@ -140,23 +122,23 @@ def add_builder(session: Session, email: str, settings: BuilderSettings) -> Buil
     session.add(profile)
     session.flush()
     record_audit(session, "builder", normalised, {"created": True, **changes})
-    return _view(user, profile)
+    return _record(user, profile)
 
 
-def update_builder(session: Session, email: str, settings: BuilderSettings) -> tuple[BuilderView, dict[str, Any]]:
+def update_builder(session: Session, email: str, settings: BuilderSettings) -> tuple[dict[str, Any], dict[str, Any]]:
     """Change a builder's settings; returns the builder and {field: [old, new]} (empty when nothing changed)."""
     user, profile = get_builder(session, email)
     changes = _apply(session, user, profile, settings)
     if changes:
         session.flush()
         record_audit(session, "builder", user.email, changes)
-    return _view(user, profile), changes
+    return _record(user, profile), changes
 
 
-def list_builders(session: Session, *, page: Page = ALL) -> list[BuilderView]:
+def list_builders(session: Session, *, page: Page = ALL) -> list[dict[str, Any]]:
     """Builders by e-mail; `page.search` looks in e-mail and name."""
     query = select(User, BuilderProfile).join(BuilderProfile, BuilderProfile.user_id == User.id).order_by(User.email)
     found = page.matching(User.email, User.name)
     if found is not None:
         query = query.where(found)
-    return [_view(user, profile) for user, profile in session.execute(page.window(query))]
+    return [_record(user, profile) for user, profile in session.execute(page.window(query))]

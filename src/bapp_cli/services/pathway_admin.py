@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from bapp_cli.db.audit import apply_changes, record_audit
 from bapp_cli.db.models import Pathway, PathwayTier
 from bapp_cli.errors import Conflict, InvalidInput
-from bapp_cli.services.pathways import PathwayView, get_pathway, list_pathways, normalise_slug
+from bapp_cli.services.pathways import get_pathway, list_pathways, normalise_slug
 
 PATHWAY_SLUG_PATTERN = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 COLOR_PATTERN = re.compile(r"^#[0-9A-Fa-f]{6}$")
@@ -40,17 +40,6 @@ class TierSpec:
     def parse(cls, text: str, *, field: str = "tier") -> TierSpec:
         name, _, description = text.partition(":")
         return cls(check_name(name, field=field), description.strip() or None)
-
-
-@dataclass(frozen=True)
-class PathwayChange:
-    """The outcome of a management command: the pathway as it now stands and what changed."""
-
-    pathway: PathwayView
-    changed: dict[str, Any]
-
-    def as_record(self) -> dict[str, Any]:
-        return self.pathway.as_record()
 
 
 def check_pathway_slug(value: str) -> str:
@@ -86,8 +75,9 @@ def check_icon(value: str) -> str:
     return icon
 
 
-def _view(session: Session, pathway: Pathway) -> PathwayView:
-    return list_pathways(session, slug=pathway.slug)[0]
+# What every management command returns: the pathway record as it now stands, and {field: [old, new]} of
+# what changed (empty when the values were already so).
+PathwayChange = tuple[dict[str, Any], dict[str, Any]]
 
 
 def add_pathway(
@@ -134,7 +124,7 @@ def add_pathway(
         "tiers": [tier.name for tier in tiers],
     }
     record_audit(session, "pathway", canonical, changes)
-    return PathwayChange(_view(session, pathway), changes)
+    return list_pathways(session, slug=pathway.slug)[0], changes
 
 
 def update_pathway(
@@ -166,7 +156,7 @@ def update_pathway(
         pathway.updated_at = now
         session.flush()
         record_audit(session, "pathway", pathway.slug, changes)
-    return PathwayChange(_view(session, pathway), changes)
+    return list_pathways(session, slug=pathway.slug)[0], changes
 
 
 def _move(session: Session, pathway: Pathway, position: int) -> dict[str, Any]:
@@ -225,7 +215,7 @@ def set_tier(
         pathway.updated_at = now
         session.flush()
         record_audit(session, "pathway_tier", f"{pathway.slug}:{number}", changes)
-    return PathwayChange(_view(session, pathway), changes)
+    return list_pathways(session, slug=pathway.slug)[0], changes
 
 
 def archive_pathway(session: Session, slug: str, *, now: dt.datetime) -> PathwayChange:
@@ -236,4 +226,4 @@ def archive_pathway(session: Session, slug: str, *, now: dt.datetime) -> Pathway
         pathway.updated_at = now
         session.flush()
         record_audit(session, "pathway", pathway.slug, changes)
-    return PathwayChange(_view(session, pathway), changes)
+    return list_pathways(session, slug=pathway.slug)[0], changes

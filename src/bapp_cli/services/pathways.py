@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from sqlalchemy import select
@@ -15,35 +14,6 @@ from bapp_cli.services.listing import ALL, Page
 from bapp_cli.services.plain_reads import pathway_not_found
 
 PATHWAY_COLUMNS = ("slug", "name", "description", "icon", "color", "position", "archived", "tiers")
-
-
-@dataclass(frozen=True)
-class TierView:
-    tier: int
-    name: str
-    description: str | None
-    skills: list[str] = field(default_factory=list)
-
-    def as_record(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass(frozen=True)
-class PathwayView:
-    id: int
-    slug: str
-    name: str
-    description: str | None
-    icon: str | None
-    color: str | None
-    position: int
-    archived: bool
-    tiers: list[TierView]
-
-    def as_record(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in PATHWAY_COLUMNS} | {
-            "tiers": [tier.as_record() for tier in self.tiers]
-        }
 
 
 def normalise_slug(value: str) -> str:
@@ -65,9 +35,9 @@ def get_pathway(session: Session, slug: str, *, for_new_links: bool = False) -> 
     return pathway
 
 
-def list_pathways(session: Session, *, slug: str | None = None, page: Page = ALL) -> list[PathwayView]:
-    """Pathways in display order with their tiers and the skills linked to each tier (three queries);
-    `page.search` looks in slug and name."""
+def list_pathways(session: Session, *, slug: str | None = None, page: Page = ALL) -> list[dict[str, Any]]:
+    """Pathway records in display order, each tier {tier, name, description, skills} with the slugs of the
+    skills linked to it (three queries); `page.search` looks in slug and name."""
     query = select(Pathway).order_by(Pathway.position, Pathway.slug)
     if slug is not None:
         query = query.where(Pathway.id == get_pathway(session, slug).id)
@@ -76,13 +46,16 @@ def list_pathways(session: Session, *, slug: str | None = None, page: Page = ALL
         query = query.where(found)
     pathways = session.scalars(page.window(query)).all()
     ids = [pathway.id for pathway in pathways]
-    tiers_by_pathway: dict[int, list[PathwayTier]] = defaultdict(list)
-    skills_by_tier: dict[tuple[int, int], list[str]] = defaultdict(list)
+    tiers: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    skills: dict[tuple[int, int], list[str]] = defaultdict(list)  # filled after the tiers that hold them
     if ids:
         for tier in session.scalars(
             select(PathwayTier).where(PathwayTier.pathway_id.in_(ids)).order_by(PathwayTier.tier)
         ):
-            tiers_by_pathway[tier.pathway_id].append(tier)
+            held = skills[(tier.pathway_id, tier.tier)]
+            tiers[tier.pathway_id].append(
+                {"tier": tier.tier, "name": tier.name, "description": tier.description, "skills": held}
+            )
         rows = session.execute(
             select(SkillPathwayLink.pathway_id, SkillPathwayLink.tier, Skill.slug)
             .join(Skill, Skill.id == SkillPathwayLink.skill_id)
@@ -90,14 +63,8 @@ def list_pathways(session: Session, *, slug: str | None = None, page: Page = ALL
             .order_by(Skill.slug)
         )
         for pathway_id, tier_number, skill_slug in rows:
-            skills_by_tier[(pathway_id, tier_number)].append(skill_slug)
+            skills[(pathway_id, tier_number)].append(skill_slug)
     return [
-        PathwayView(
-            **{name: getattr(pathway, name) for name in ("id", *PATHWAY_COLUMNS) if name != "tiers"},
-            tiers=[
-                TierView(tier.tier, tier.name, tier.description, skills_by_tier.get((pathway.id, tier.tier), []))
-                for tier in tiers_by_pathway.get(pathway.id, [])
-            ],
-        )
+        {name: getattr(pathway, name) for name in PATHWAY_COLUMNS[:-1]} | {"tiers": tiers.get(pathway.id, [])}
         for pathway in pathways
     ]

@@ -25,7 +25,6 @@ from bapp_cli.services.people import get_builder
 from bapp_cli.services.session_types import (
     MAX_DURATION_MINUTES,
     MAX_SLUG_LENGTH,
-    SessionTypeView,
     check_title,
     default_requires_auth,
     get_session_type,
@@ -39,10 +38,6 @@ from bapp_cli.services.session_types import (
 )
 
 _SLUG_PATTERN = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
-
-
-def _views(session: Session, rows: Sequence[SessionType]) -> list[SessionTypeView]:
-    return [SessionTypeView(**record) for record in session_records(session, rows)]
 
 
 @dataclass(frozen=True)
@@ -80,19 +75,9 @@ class SessionTypeChanges:
         return not self.pathways and replace(self, pathways=()) == SessionTypeChanges()
 
 
-@dataclass(frozen=True)
-class SessionTypeUpdate:
-    """The session after ``update`` and what changed (empty when the values were already so)."""
-
-    session_type: SessionTypeView
-    changed: dict[str, Any]
-
-    def as_record(self) -> dict[str, Any]:
-        return self.session_type.as_record()
-
-
-def show_session_type(session: Session, identifier: str) -> SessionTypeView:
-    return _views(session, [get_session_type(session, identifier)])[0]
+def show_session_type(session: Session, identifier: str) -> dict[str, Any]:
+    """The session record of one session type."""
+    return session_records(session, [get_session_type(session, identifier)])[0]
 
 
 def _linked_pathways(session: Session, slugs: Sequence[str]) -> list[Pathway]:
@@ -103,7 +88,7 @@ def _linked_pathways(session: Session, slugs: Sequence[str]) -> list[Pathway]:
     return list(found.values())
 
 
-def add_session_type(session: Session, draft: NewSessionType, *, now: dt.datetime) -> SessionTypeView:
+def add_session_type(session: Session, draft: NewSessionType, *, now: dt.datetime) -> dict[str, Any]:
     """Create a local-only session type (sync never touches it: it has no Calendly URI)."""
     title = check_title(draft.title)
     if not 1 <= draft.duration_minutes <= MAX_DURATION_MINUTES:
@@ -133,22 +118,18 @@ def add_session_type(session: Session, draft: NewSessionType, *, now: dt.datetim
             hint="choose another title or pass --slug",
             code="duplicate_session",
         )
+    # no calendly_uri: local only; kind, enabled, present_in_last_sync and custom_questions take the model's defaults
     session_type = SessionType(
-        calendly_uri=None,
         slug=slug,
         title=title,
         description=draft.description,
         duration_minutes=draft.duration_minutes,
-        kind="solo",
         builder_id=builder_id,
         category=category,
         requires_auth=default_requires_auth(category) if draft.requires_auth is None else draft.requires_auth,
         price=price,
         currency=currency,
         display_order=draft.display_order if draft.display_order is not None else 0,
-        enabled=True,
-        present_in_last_sync=True,
-        custom_questions=[],
         created_at=now,
         updated_at=now,
     )
@@ -156,27 +137,16 @@ def add_session_type(session: Session, draft: NewSessionType, *, now: dt.datetim
     session.flush()
     link_pathways(session, session_type.id, [pathway.id for pathway in pathways])
     view = show_session_type(session, str(session_type.id))
-    record_audit(
-        session,
-        "session_type",
-        str(session_type.id),
-        {
-            "slug": slug,
-            "title": title,
-            "category": category,
-            "requires_auth": view.requires_auth,
-            "pathways": view.pathways,
-            "price": price,
-            "currency": currency,
-        },
-    )
+    audited = ("slug", "title", "category", "requires_auth", "pathways", "price", "currency")
+    record_audit(session, "session_type", str(session_type.id), {name: view[name] for name in audited})
     return view
 
 
 def update_session_type(
     session: Session, identifier: str, changes: SessionTypeChanges, *, now: dt.datetime
-) -> SessionTypeUpdate:
-    """Change curated fields only. A category change without ``requires_auth`` takes the category's default."""
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Change curated fields only; returns the session record and {field: new value} of what changed (empty
+    when the values were already so). A category change without ``requires_auth`` takes the category's default."""
     session_type = get_session_type(session, identifier)
     wanted: dict[str, Any] = {}
     if changes.category is not None:
@@ -213,4 +183,4 @@ def update_session_type(
         session_type.updated_at = now
         session.flush()
         record_audit(session, "session_type", str(session_type.id), changed)
-    return SessionTypeUpdate(show_session_type(session, str(session_type.id)), changed)
+    return show_session_type(session, str(session_type.id)), changed

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -16,34 +15,6 @@ from bapp_cli.db.models import SESSION_CATEGORIES, Pathway, SessionType, Session
 from bapp_cli.errors import InvalidInput
 from bapp_cli.services.plain_reads import SESSION_COLUMNS as SESSION_COLUMNS  # the record, defined once
 from bapp_cli.services.plain_reads import bookable_sql
-
-
-@dataclass(frozen=True)
-class SessionTypeView:
-    """A session type as the session record of `sessions show --json`."""
-
-    id: int
-    slug: str | None
-    title: str
-    description: str | None
-    category: str
-    requires_auth: bool
-    bookable: bool
-    enabled: bool
-    is_secret: bool
-    duration_minutes: int
-    duration_options: list[int] | None
-    price: Decimal
-    currency: str
-    display_order: int
-    pathways: list[str]
-    builder: str | None
-    calendly_uri: str | None
-    scheduling_url: str | None
-    custom_questions: list[dict[str, Any]]
-
-    def as_record(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in SESSION_COLUMNS}
 
 
 def bookable_clause() -> TextClause:

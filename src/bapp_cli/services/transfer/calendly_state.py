@@ -55,31 +55,8 @@ from bapp_cli.services.transfer.importer import (
     refusal,
 )
 
-# the booking columns of the write-through state: a backup restores them, `import bookings` refuses them
-WRITE_STATE_COLUMNS = (
-    "calendly_state",
-    "calendly_attempts",
-    "calendly_requested_at",
-    "calendly_cancel_url",
-    "calendly_reschedule_url",
-    "calendly_join_url",
-    "calendly_no_show_uri",
-    "calendly_no_show_at",
-)
-_INSTANT_COLUMNS = ("calendly_requested_at", "calendly_no_show_at")
-
 Url = Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)]
 Reference = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=16)]
-
-
-def _same(left: Any, right: Any) -> bool:
-    """Equal values; a naive instant (SQLite hands them back so) is read as UTC."""
-    if isinstance(left, dt.datetime) and isinstance(right, dt.datetime):
-        left, right = (value if value.tzinfo else value.replace(tzinfo=dt.UTC) for value in (left, right))
-    return bool(left == right)
-
-
-# -- calendly_bookings ------------------------------------------------------------------------------------
 
 
 class CalendlyBookingRow(TypedDict, total=False):
@@ -95,8 +72,21 @@ class CalendlyBookingRow(TypedDict, total=False):
     calendly_no_show_at: When | None
 
 
-CALENDLY_BOOKING_COLUMNS = ("reference", *WRITE_STATE_COLUMNS)
-assert tuple(CalendlyBookingRow.__annotations__) == CALENDLY_BOOKING_COLUMNS
+CALENDLY_BOOKING_COLUMNS = tuple(CalendlyBookingRow.__annotations__)
+# the booking columns of the write-through state: a backup restores them, `import bookings` refuses them
+WRITE_STATE_COLUMNS = CALENDLY_BOOKING_COLUMNS[1:]
+_INSTANT_COLUMNS = ("calendly_requested_at", "calendly_no_show_at")
+
+
+def _same(left: Any, right: Any) -> bool:
+    """Equal values; a naive instant (SQLite hands them back so) is read as UTC."""
+    if isinstance(left, dt.datetime) and isinstance(right, dt.datetime):
+        left, right = (value if value.tzinfo else value.replace(tzinfo=dt.UTC) for value in (left, right))
+    return bool(left == right)
+
+
+# -- calendly_bookings ------------------------------------------------------------------------------------
+
 assert CALENDLY_STATES == ("requested", "unknown", "booked", "failed")
 
 

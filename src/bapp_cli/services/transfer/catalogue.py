@@ -189,8 +189,7 @@ class SessionRow(TypedDict, total=False):
     created_at: When | None
 
 
-# Each kind exports the columns it imports, in its schema's order: a round trip reads back what it wrote.
-PATHWAY_EXPORT_COLUMNS = tuple(PathwayRow.__annotations__)
+# Each kind exports the columns it imports, in its schema's order (`kinds.Kind`).
 SKILL_EXPORT_COLUMNS = tuple(SkillRow.__annotations__)
 SESSION_EXPORT_COLUMNS = tuple(SessionRow.__annotations__)
 
@@ -245,8 +244,9 @@ class RowImporter(KindImporter):
         values: Mapping[str, Any],
         wanted: Mapping[str, Any],
     ) -> _Model:
-        """A new row with the columns the file gives, created now or when the file says, keeping its id in
-        a restore; flushed, so that its id is there for the rows that point at it."""
+        """A new row with the columns the file gives (the model's defaults for the others), created now or
+        when the file says, keeping its id in a restore; flushed, so that its id is there for the rows that
+        point at it."""
         record = model(
             slug=slug,
             created_at=created_at or self.now,
@@ -313,7 +313,6 @@ class PathwayImporter(RowImporter):
             if "position" not in wanted:
                 last = self.session.scalar(select(Pathway.position).order_by(Pathway.position.desc()).limit(1))
                 wanted["position"] = 0 if last is None else last + 1
-            wanted.setdefault("archived", False)
             pathway = self.create(Pathway, slug, created_at, values, wanted)
             outcome = CREATED
         elif apply_changes(pathway, wanted):
@@ -334,9 +333,13 @@ class PathwayImporter(RowImporter):
 def export_pathways(session: Session) -> Iterator[dict[str, Any]]:
     from bapp_cli.services.pathways import list_pathways
 
-    created = dict(session.execute(select(Pathway.id, Pathway.created_at)).all())
-    for view in list_pathways(session):
-        yield {"id": view.id, **view.as_record(), "created_at": created[view.id]}
+    stored = {
+        slug: (row_id, created_at)
+        for slug, row_id, created_at in session.execute(select(Pathway.slug, Pathway.id, Pathway.created_at))
+    }
+    for record in list_pathways(session):
+        row_id, created_at = stored[record["slug"]]
+        yield {"id": row_id, **record, "created_at": created_at}
 
 
 # -- skills -----------------------------------------------------------------------------------------------
@@ -406,8 +409,6 @@ class SkillImporter(RowImporter):
         if skill is None:
             if "name" not in wanted:
                 raise InvalidInput("name: required for a new skill")
-            wanted.setdefault("is_fundamental", False)
-            wanted.setdefault("archived", False)
             skill = self.create(Skill, slug, created_at, values, wanted)
             outcome = CREATED
         else:
@@ -506,31 +507,18 @@ class SessionImporter(RowImporter):
             self.builders[address] = found
         return self.builders[address]
 
-    def _find(self, values: Mapping[str, Any], slug: str | None) -> SessionType | None:
-        uri = values.get("calendly_uri")
-        if uri:
-            return self.session.scalars(select(SessionType).where(SessionType.calendly_uri == uri)).one_or_none()
-        if slug is None:
-            return None
-        # Slugs are unique (0007), so a slug names one type, local or synced: `slug,invitee_limit`
-        # updates the synced type it names rather than trying to create another.
-        return self.session.scalars(select(SessionType).where(SessionType.slug == slug)).one_or_none()
-
-    def _free_slug(self, slug: str | None) -> str | None:
-        if slug is None:
-            return None
+    def _slug(self, slug: str, session_type: SessionType | None, *, number_it: bool) -> str:
+        """`slug` when no other type holds it (slugs are unique); one derived from the title is numbered
+        (`-2`, `-3`, …) rather than refused."""
         candidate, number = slug, 1
-        while self.session.scalar(select(SessionType.id).where(SessionType.slug == candidate)) is not None:
+        while True:
+            holder = self.session.scalar(select(SessionType.id).where(SessionType.slug == candidate))
+            if holder is None or (session_type is not None and holder == session_type.id):
+                return candidate
+            if not number_it:
+                raise InvalidInput(f"slug: {slug!r} is taken by session type {holder}; slugs are unique")
             number += 1
             candidate = numbered_slug(slug, number)
-        return candidate
-
-    def _check_slug_free(self, slug: str | None, session_type: SessionType | None) -> None:
-        if slug is None:
-            return
-        holder = self.session.scalar(select(SessionType.id).where(SessionType.slug == slug))
-        if holder is not None and (session_type is None or holder != session_type.id):
-            raise InvalidInput(f"slug: {slug!r} is taken by session type {holder}; slugs are unique")
 
     def apply_row(self, row: SourceRow, values: dict[str, Any]) -> str:
         title = values.get("title")
@@ -542,7 +530,10 @@ class SessionImporter(RowImporter):
         key = values.get("calendly_uri") or slug
         if key is None:
             raise InvalidInput("slug: a session row needs a calendly_uri, a slug or a title")
-        self.seen_once(key, row.line, "calendly_uri" if values.get("calendly_uri") else "slug")
+        # Slugs are unique (0007), so a slug names one type, local or synced: `slug,invitee_limit`
+        # updates the synced type it names rather than trying to create another.
+        key_column = SessionType.calendly_uri if values.get("calendly_uri") else SessionType.slug
+        self.seen_once(key, row.line, key_column.key)
         wanted: dict[str, Any] = {}
         if title is not None:
             wanted["title"] = check_title(title)
@@ -579,7 +570,7 @@ class SessionImporter(RowImporter):
                     raise InvalidInput(f"pathways: no pathway {name!r} (known: {', '.join(sorted(self.pathways))})")
                 if pathway not in pathways:
                     pathways.append(pathway)
-        session_type = self._find(values, slug)
+        session_type = self.session.scalars(select(SessionType).where(key_column == key)).one_or_none()
         current: list[int] = []
         if session_type is not None:
             current = list(
@@ -601,10 +592,8 @@ class SessionImporter(RowImporter):
             wanted.setdefault("requires_auth", default_requires_auth(category))
             if not self.restore and category == "pathway" and not pathways:
                 raise InvalidInput("pathways: a pathway session needs at least one pathway")
-            wanted.setdefault("custom_questions", [])
-            if values.get("slug") is None:
-                slug = self._free_slug(slug)  # derived from the title: number it rather than refuse
-            self._check_slug_free(slug, None)
+            if slug is not None:
+                slug = self._slug(slug, None, number_it=values.get("slug") is None)
             session_type = self.create(SessionType, slug, created_at, values, wanted)
             outcome = CREATED
         else:
@@ -616,8 +605,7 @@ class SessionImporter(RowImporter):
             ):
                 raise InvalidInput("pathways: a pathway session needs at least one pathway")
             if slug is not None and values.get("slug") is not None:
-                self._check_slug_free(slug, session_type)
-                wanted["slug"] = slug
+                wanted["slug"] = self._slug(slug, session_type, number_it=False)
             if apply_changes(session_type, wanted):
                 session_type.updated_at = self.now
                 outcome = UPDATED

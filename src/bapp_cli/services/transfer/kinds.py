@@ -54,30 +54,29 @@ READABLE_VERSIONS = (1, 2)
 class Kind:
     importer: type[KindImporter]
     exporter: Callable[[Session], Iterator[dict[str, Any]]]
-    columns: tuple[str, ...]
+    # what the export writes; by default the import's row schema, so a round trip reads back what it wrote
+    exported: tuple[str, ...] | None = None
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return self.exported or tuple(self.importer.schema.__annotations__)
 
 
 # dependency order: what a row refers to is always imported before it
 REGISTRY = {
-    "pathways": Kind(catalogue.PathwayImporter, catalogue.export_pathways, catalogue.PATHWAY_EXPORT_COLUMNS),
-    "skills": Kind(catalogue.SkillImporter, catalogue.export_skills, catalogue.SKILL_EXPORT_COLUMNS),
-    "builders": Kind(people.BuilderImporter, people.export_builders, people.BUILDER_EXPORT_COLUMNS),
-    "clients": Kind(people.ClientImporter, people.export_clients, people.CLIENT_EXPORT_COLUMNS),
-    "sessions": Kind(catalogue.SessionImporter, catalogue.export_sessions, catalogue.SESSION_EXPORT_COLUMNS),
+    "pathways": Kind(catalogue.PathwayImporter, catalogue.export_pathways),
+    "skills": Kind(catalogue.SkillImporter, catalogue.export_skills),
+    "builders": Kind(people.BuilderImporter, people.export_builders),
+    "clients": Kind(people.ClientImporter, people.export_clients),
+    "sessions": Kind(catalogue.SessionImporter, catalogue.export_sessions),
     "enrolments": Kind(learning.EnrolmentImporter, learning.export_enrolments, learning.ENROLMENT_EXPORT_COLUMNS),
     "progress": Kind(learning.ProgressImporter, learning.export_progress, learning.PROGRESS_EXPORT_COLUMNS),
     "bookings": Kind(bookings.BookingImporter, bookings.export_bookings, bookings.EXPORT_COLUMNS),
     "badges": Kind(learning.BadgeImporter, learning.export_badges, learning.BADGE_EXPORT_COLUMNS),
     # backup-only sections of the two-way Calendly state (see `calendly_state`)
-    "calendly_bookings": Kind(
-        calendly_state.CalendlyBookingImporter,
-        calendly_state.export_calendly_bookings,
-        calendly_state.CALENDLY_BOOKING_COLUMNS,
-    ),
-    "calendly_invitations": Kind(
-        calendly_state.InvitationImporter, calendly_state.export_invitations, calendly_state.INVITATION_COLUMNS
-    ),
-    "webhook_inbox": Kind(calendly_state.InboxImporter, calendly_state.export_inbox, calendly_state.INBOX_COLUMNS),
+    "calendly_bookings": Kind(calendly_state.CalendlyBookingImporter, calendly_state.export_calendly_bookings),
+    "calendly_invitations": Kind(calendly_state.InvitationImporter, calendly_state.export_invitations),
+    "webhook_inbox": Kind(calendly_state.InboxImporter, calendly_state.export_inbox),
 }
 BACKUP_ORDER = tuple(REGISTRY)
 # sections only a backup document (with its `bapp` header) may carry: they hold state bapp recorded itself

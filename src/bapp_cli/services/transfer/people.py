@@ -73,7 +73,6 @@ class ClientRow(TypedDict, total=False):
 
 
 # the export's columns are the schema's (`builders list` and `clients list` records with the id)
-BUILDER_EXPORT_COLUMNS = tuple(BuilderRow.__annotations__)
 CLIENT_EXPORT_COLUMNS = tuple(ClientRow.__annotations__)
 
 
@@ -127,8 +126,8 @@ def export_builders(session: Session) -> Iterator[dict[str, Any]]:
     from bapp_cli.services.builders import list_builders
 
     ids = dict(session.execute(select(User.email, User.id)).all())
-    for view in list_builders(session):
-        yield {"id": ids[view.email], **view.as_record()}
+    for builder in list_builders(session):
+        yield {"id": ids[builder["email"]], **builder}
 
 
 def _refused(row: SourceRow, name: str, message: str) -> RowResult:
