@@ -423,20 +423,6 @@ LocalOnlyOption = Annotated[
 ]
 
 
-def _calendly_side(app_state: Any, reference: str, command: str, local_only: bool) -> Any:
-    """The booking's Calendly side when the change must go to Calendly first, else None; the local rules
-    are checked first, so Calendly is never changed for a move bapp would then refuse."""
-    if local_only:
-        return None
-    from bapp_cli.services.calendly_write import check_move, push_target
-
-    with app_state.reading() as session:
-        target = push_target(session, reference)
-    if target is not None and command != "undo":
-        check_move(target, command, now=utc_now())
-    return target
-
-
 @output_command(app, "no-show")
 def no_show(
     ctx: typer.Context,
@@ -457,49 +443,7 @@ def no_show(
       bapp bookings no-show BK-7Q2M9X4D
       bapp bookings no-show BK-7Q2M9X4D --undo
     """
-    app_state = state(ctx)
-    sink = app_state.output()
-    target = _calendly_side(app_state, reference, "undo" if undo else "no-show", local_only)
-    if undo:
-        from bapp_cli.services.booking import StatusChange
-        from bapp_cli.services.calendly_write import undo_no_show
-
-        if target is not None and (target.no_show_uri or target.invitee_uri):
-            if target.status != "no_show":
-                from bapp_cli.errors import Conflict
-
-                raise Conflict(f"booking {target.reference} is {target.status}, not no_show; nothing to undo")
-            from bapp_cli.services.calendly_write import calendly_no_show
-
-            with app_state.calendly_client() as client:
-                # A mark made in Calendly (a delivery or pull before its URI was kept) is looked up.
-                mark = target.no_show_uri or (
-                    calendly_no_show(client, target.invitee_uri) if target.invitee_uri else None
-                )
-                if mark:
-                    client.delete_invitee_no_show(mark)
-        with app_state.transaction() as session:
-            view = undo_no_show(session, reference, now=utc_now())
-        _render_change(sink, StatusChange(view, {"status": ["no_show", view.status]}))
-        return
-    no_show_uri = None
-    if target is not None and target.invitee_uri:
-        from bapp_cli.services.calendly_write import push_no_show
-
-        with app_state.calendly_client() as client:
-            no_show_uri = push_no_show(client, target.invitee_uri)
-    from bapp_cli.services.booking import change_booking_status
-    from bapp_cli.services.calendly_write import record_no_show_uri, settle_pushed
-
-    with app_state.transaction() as session:
-        now = utc_now()
-        if target is not None and target.invitee_uri:
-            change = settle_pushed(session, reference, "no-show", now=now)
-        else:
-            change = change_booking_status(session, reference, "no-show", now=now)
-        if no_show_uri is not None:
-            record_no_show_uri(session, reference, no_show_uri, now=now)
-    _render_change(sink, change)
+    _push(ctx, reference, "undo" if undo else "no-show", local_only=local_only)
 
 
 @output_command(app, "cancel")
@@ -519,26 +463,27 @@ def cancel(
       bapp bookings cancel BK-7Q2M9X4D --reason "client asked to move it"
       bapp bookings cancel BK-7Q2M9X4D --local-only
     """
+    _push(ctx, reference, "cancel", local_only=local_only, reason=reason)
+
+
+def _push(ctx: typer.Context, reference: str, command: str, **options: Any) -> None:
+    """A cancel or no-show (or its undo): in Calendly first when the booking is there, then here."""
+    from bapp_cli.services.calendly_write import change_status
+
     app_state = state(ctx)
     sink = app_state.output()
-    if reason is not None and len(reason.strip()) > 2000:
-        from bapp_cli.errors import InvalidInput
-
-        raise InvalidInput(f"reason: {len(reason.strip())} characters; at most 2000", code="too_long")
-    target = _calendly_side(app_state, reference, "cancel", local_only)
-    if target is not None and target.event_uri:
-        with app_state.calendly_client() as client:
-            if client.cancel_event(target.event_uri, reason.strip() if reason else None) is None:
-                sink.info(f"{target.reference}: Calendly already had the event cancelled.")
-        from bapp_cli.services.calendly_write import settle_pushed
-
-        with app_state.transaction() as session:
-            change = settle_pushed(session, reference, "cancel", now=utc_now(), reason=reason)
-        _render_change(sink, change)
-        return
-    from bapp_cli.services.booking import change_booking_status
-
-    _move(ctx, change_booking_status, reference, "cancel", reason=reason)
+    change, notes = change_status(
+        app_state.transaction,
+        app_state.reading,
+        app_state.calendly_client,
+        reference,
+        command,
+        clock=utc_now,
+        **options,
+    )
+    for note in notes:
+        sink.info(f"{change.booking.reference}: {note}.")
+    _render_change(sink, change)
 
 
 @output_command(app, "mark-paid")

@@ -47,6 +47,7 @@ from bapp_cli.services.plain_reads import instant_value
 from bapp_cli.services.rule_book import (
     ACTIVE_STATUSES,
     NearbyBooking,
+    PathwayChoice,
     PathwayFacts,
     Refusal,
     SessionFacts,
@@ -158,7 +159,7 @@ def normalise_reference(reference: str) -> str:
     return reference.strip().upper()
 
 
-def _get_booking(session: Session, reference: str, *, for_update: bool = False) -> Booking:
+def get_booking(session: Session, reference: str, *, for_update: bool = False) -> Booking:
     query = select(Booking).where(Booking.reference == normalise_reference(reference))
     if for_update:
         # PostgreSQL: two staff changing the same booking at once serialise here; SQLite's write
@@ -171,7 +172,7 @@ def _get_booking(session: Session, reference: str, *, for_update: bool = False) 
 
 
 def show_booking(session: Session, reference: str) -> BookingView:
-    return booking_view(session, _get_booking(session, reference).id)
+    return booking_view(session, get_booking(session, reference).id)
 
 
 def list_bookings(
@@ -286,40 +287,62 @@ def _refuse_with(refusal: Refusal) -> BappError:
     return error(refusal.text, hint=refusal.hint, code=refusal.code)
 
 
-def _resolve_pathway(
-    session: Session, session_type: SessionType, requested: Pathway | None, client: User | None
-) -> Pathway | None:
-    """Rule 4 (see services.rule_book.choose_pathway) over the session's links and the client's enrolments."""
-    linked: dict[int, Pathway] = {}
+def linked_pathways(session: Session, session_type_id: int) -> list[Pathway]:
+    """The session type's linked, non-archived pathways in display order (rule 4's choices)."""
+    return list(
+        session.scalars(
+            select(Pathway)
+            .join(SessionTypePathway, SessionTypePathway.pathway_id == Pathway.id)
+            .where(SessionTypePathway.session_type_id == session_type_id, Pathway.archived.is_(False))
+            .order_by(Pathway.position, Pathway.slug)
+        )
+    )
+
+
+def decide_pathway(
+    session: Session,
+    session_type: SessionType,
+    linked: list[Pathway],
+    requested: Pathway | None,
+    client: User | None,
+    *,
+    lenient: bool,
+) -> PathwayChoice | Refusal:
+    """Rule 4 (services.rule_book.choose_pathway) over ``linked`` and the client's active enrolments, which
+    are read only when they can decide (a pathway session with links and no usable request)."""
     enrolled: set[int] = set()
-    if session_type.category == "pathway":  # the links and enrolments decide nothing for other sessions
-        linked = {
-            pathway.id: pathway
-            for pathway in session.scalars(
-                select(Pathway)
-                .join(SessionTypePathway, SessionTypePathway.pathway_id == Pathway.id)
-                .where(SessionTypePathway.session_type_id == session_type.id, Pathway.archived.is_(False))
-                .order_by(Pathway.position, Pathway.slug)
-            )
-        }
-    if linked and requested is None and client is not None:
+    if linked and client is not None and (requested is None or requested.archived):
         enrolled.update(
             session.scalars(
                 select(Enrolment.pathway_id).where(Enrolment.client_id == client.id, Enrolment.status == "active")
             )
         )
-    choice = choose_pathway(
+    return choose_pathway(
         SessionFacts.of(session_type),
-        [PathwayFacts.of(pathway) for pathway in linked.values()],
+        [PathwayFacts.of(pathway) for pathway in linked],
         PathwayFacts.of(requested) if requested is not None else None,
         enrolled,
-        lenient=False,
+        lenient=lenient,
     )
-    if isinstance(choice, Refusal):
-        raise _refuse_with(choice)
+
+
+def chosen_pathway(choice: PathwayChoice, requested: Pathway | None, linked: list[Pathway]) -> Pathway | None:
+    """The row of the pathway the rule chose (the request or one of the links)."""
     if choice.pathway is None:
         return None
-    return requested if requested is not None and requested.id == choice.pathway.id else linked[choice.pathway.id]
+    return next(pathway for pathway in (requested, *linked) if pathway is not None and pathway.id == choice.pathway.id)
+
+
+def _resolve_pathway(
+    session: Session, session_type: SessionType, requested: Pathway | None, client: User | None
+) -> Pathway | None:
+    """Rule 4 as interactive booking applies it: a refusal is the command's error."""
+    # the links and enrolments decide nothing for other sessions
+    linked = linked_pathways(session, session_type.id) if session_type.category == "pathway" else []
+    choice = decide_pathway(session, session_type, linked, requested, client, lenient=False)
+    if isinstance(choice, Refusal):
+        raise _refuse_with(choice)
+    return chosen_pathway(choice, requested, linked)
 
 
 def _nearby(session: Session, person: Any, person_id: int, start: dt.datetime, end: dt.datetime) -> list[NearbyBooking]:
@@ -616,6 +639,32 @@ def _refuse(booking: Booking, current: str, command: str, moves: dict[str, dict[
     return Conflict(f"booking {booking.reference} {state}; cannot {command} ({options})", code="illegal_transition")
 
 
+def status_move(booking: Booking, command: str, *, now: dt.datetime) -> str:
+    """The status `command` takes the booking to, or the Conflict (exit 8) saying why it cannot; checked
+    before Calendly is asked to change a booking too, so Calendly never makes a move bapp refuses."""
+    if command not in STATUS_MOVES:
+        raise ValueError(f"unknown status command {command!r}")
+    target = STATUS_MOVES[command].get(booking.status)
+    if target is None:
+        raise _refuse(booking, booking.status, command, STATUS_MOVES)
+    if command in AFTER_START and booking.start_time > now:
+        raise Conflict(
+            f"booking {booking.reference} starts at {instant_text(booking.start_time)}; "
+            f"it cannot be marked {target} before it has started",
+            hint="allowed now: " + ", ".join(c for c in _allowed(STATUS_MOVES, booking.status) if c not in AFTER_START),
+            code="illegal_transition",
+        )
+    return target
+
+
+def clean_reason(reason: str | None) -> str | None:
+    """A cancellation's reason as kept: trimmed, none when blank, at most 2000 characters (exit 6)."""
+    cleaned = (reason.strip() or None) if reason else None
+    if cleaned is not None and len(cleaned) > 2000:
+        raise InvalidInput(f"reason: {len(cleaned)} characters; at most 2000", code="too_long")
+    return cleaned
+
+
 def change_booking_status(
     session: Session,
     reference: str,
@@ -627,27 +676,14 @@ def change_booking_status(
 ) -> StatusChange:
     """Apply `confirm`, `cancel`, `complete` or `no-show` (with `--paid` for confirm); complete and no-show
     only once the booking has started."""
-    if command not in STATUS_MOVES:
-        raise ValueError(f"unknown status command {command!r}")
-    booking = _get_booking(session, reference, for_update=True)
-    target = STATUS_MOVES[command].get(booking.status)
-    if target is None:
-        raise _refuse(booking, booking.status, command, STATUS_MOVES)
-    if command in AFTER_START and booking.start_time > now:
-        raise Conflict(
-            f"booking {booking.reference} starts at {instant_text(booking.start_time)}; "
-            f"it cannot be marked {target} before it has started",
-            hint="allowed now: " + ", ".join(c for c in _allowed(STATUS_MOVES, booking.status) if c not in AFTER_START),
-            code="illegal_transition",
-        )
+    booking = get_booking(session, reference, for_update=True)
+    target = status_move(booking, command, now=now)
     wanted = {"status": target}
     if paid:
         if booking.payment_status != "unpaid":
             raise _refuse(booking, booking.payment_status, "confirm --paid", PAYMENT_MOVES)
         wanted["payment_status"] = "paid"
-    cleaned_reason = (reason.strip() or None) if reason else None
-    if cleaned_reason is not None and len(cleaned_reason) > 2000:
-        raise InvalidInput(f"reason: {len(cleaned_reason)} characters; at most 2000", code="too_long")
+    cleaned_reason = clean_reason(reason)
     changes = apply_changes(booking, wanted)
     if target == "cancelled":
         booking.cancelled_at, booking.cancellation_reason = now, cleaned_reason
@@ -662,7 +698,7 @@ def change_payment_status(session: Session, reference: str, command: str, *, now
     """Apply `mark-paid` or `refund`: unpaid → paid → refunded; not_required stays."""
     if command not in PAYMENT_MOVES:
         raise ValueError(f"unknown payment command {command!r}")
-    booking = _get_booking(session, reference, for_update=True)
+    booking = get_booking(session, reference, for_update=True)
     target = PAYMENT_MOVES[command].get(booking.payment_status)
     if target is None:
         raise _refuse(booking, booking.payment_status, command, PAYMENT_MOVES)

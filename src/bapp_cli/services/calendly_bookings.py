@@ -74,16 +74,14 @@ from bapp_cli.db.locks import lock_keys
 from bapp_cli.db.models import (
     SYNC_KINDS,
     Booking,
-    Enrolment,
     Pathway,
     SessionType,
-    SessionTypePathway,
     SyncRun,
     User,
 )
 from bapp_cli.errors import ConfigError, InvalidInput
 from bapp_cli.services.answers import Question, answers_from_calendly, questions_from
-from bapp_cli.services.booking import creation_audit, insert_booking
+from bapp_cli.services.booking import chosen_pathway, creation_audit, decide_pathway, insert_booking, linked_pathways
 from bapp_cli.services.calendly_runs import (
     RunReport,
     invalid_listing,
@@ -96,15 +94,7 @@ from bapp_cli.services.enrolment import enrol
 from bapp_cli.services.instants import get_zone
 from bapp_cli.services.listing import Page
 from bapp_cli.services.people import builder_ids_by_calendly_uri, ensure_client, normalise_email
-from bapp_cli.services.rule_book import (
-    ACTIVE_STATUSES,
-    PathwayChoice,
-    PathwayFacts,
-    SessionFacts,
-    choose_pathway,
-    price_status,
-    restored_status,
-)
+from bapp_cli.services.rule_book import ACTIVE_STATUSES, PathwayChoice, price_status, restored_status
 
 if TYPE_CHECKING:
     from bapp_cli.calendly.client import CalendlyClient
@@ -375,18 +365,6 @@ class InviteeApplier:
             ).one_or_none()
         return self._session_types[uri]
 
-    def _linked_pathways(self, session_type: SessionType) -> list[Pathway]:
-        if session_type.id not in self._linked:
-            self._linked[session_type.id] = list(
-                self.session.scalars(
-                    select(Pathway)
-                    .join(SessionTypePathway, SessionTypePathway.pathway_id == Pathway.id)
-                    .where(SessionTypePathway.session_type_id == session_type.id, Pathway.archived.is_(False))
-                    .order_by(Pathway.position, Pathway.slug)
-                )
-            )
-        return self._linked[session_type.id]
-
     def _builder(self, event: ScheduledEvent, session_type: SessionType) -> User | None:
         """The event's host when they are a known builder (round robin, teams), else the type's owner."""
         for membership in event.event_memberships:
@@ -443,29 +421,16 @@ class InviteeApplier:
         requested = self._answered_pathway(invitee, warnings)
         if requested is None and replaced is not None and replaced.pathway_id is not None:
             requested = self.session.get(Pathway, replaced.pathway_id)
-        linked = self._linked_pathways(session_type) if session_type.category == "pathway" else []
-        enrolled: set[int] = set()
-        if linked and client is not None and (requested is None or requested.archived):
-            enrolled.update(
-                self.session.scalars(
-                    select(Enrolment.pathway_id).where(Enrolment.client_id == client.id, Enrolment.status == "active")
-                )
-            )
-        choice = choose_pathway(
-            SessionFacts.of(session_type),
-            [PathwayFacts.of(pathway) for pathway in linked],
-            PathwayFacts.of(requested) if requested is not None else None,
-            enrolled,
-            lenient=True,
-        )
+        linked: list[Pathway] = []
+        if session_type.category == "pathway":
+            if session_type.id not in self._linked:
+                self._linked[session_type.id] = linked_pathways(self.session, session_type.id)
+            linked = self._linked[session_type.id]
+        choice = decide_pathway(self.session, session_type, linked, requested, client, lenient=True)
         assert isinstance(choice, PathwayChoice)  # the lenient policy never refuses
         if choice.warning is not None:
             warnings.append(choice.warning)
-        if choice.pathway is None:
-            return None
-        return next(
-            pathway for pathway in (requested, *linked) if pathway is not None and pathway.id == choice.pathway.id
-        )
+        return chosen_pathway(choice, requested, linked)
 
     def _remote_fields(self, item: BookedInvitee, session_type: SessionType, warnings: list[str]) -> dict[str, Any]:
         """The booking's fields that Calendly owns: times, the client's zone, the answers, the event."""

@@ -39,16 +39,17 @@ from bapp_cli.db.audit import record_audit
 from bapp_cli.db.models import Booking, CalendlyInvitation, SessionType, User
 from bapp_cli.errors import BappError, Conflict, InvalidInput, NotFound, RemoteError
 from bapp_cli.services.booking import (
-    STATUS_MOVES,
     BookingCreated,
     BookingRequest,
     StatusChange,
     booking_view,
     change_booking_status,
+    clean_reason,
     create_booking,
     describe_starts,
+    get_booking,
     nearest_starts,
-    normalise_reference,
+    status_move,
 )
 from bapp_cli.services.instants import instant_text
 from bapp_cli.services.people import get_client
@@ -323,7 +324,7 @@ class CalendlyWriter:
         held = replace(request, calendly_open_starts=tuple(starts))
         with self.transaction(dry_run=dry_run) as session:
             created = create_booking(session, held, now=now)
-            booking = _booking(session, created.booking.reference)
+            booking = get_booking(session, created.booking.reference)
             if created.existing or dry_run:
                 notes = []
                 if created.existing and booking.calendly_state in PENDING_STATES:
@@ -565,14 +566,6 @@ def _reconciled(action: str, note: str, *, calendly_state: str | None, status: s
     return {"calendly_state": calendly_state, "status": status, "action": action, "note": note}
 
 
-def _booking(session: Session, reference: str, *, for_update: bool = False) -> Booking:
-    query = select(Booking).where(Booking.reference == normalise_reference(reference))
-    booking = session.scalars(query.with_for_update() if for_update else query).one_or_none()
-    if booking is None:
-        raise NotFound(f"no booking {reference.strip()!r}", hint="see `bapp bookings list`", code="booking_not_found")
-    return booking
-
-
 def attach_invitee(
     session: Session, booking: Booking, invitee: Invitee, event: ScheduledEvent | None, *, now: dt.datetime
 ) -> dict[str, Any]:
@@ -655,63 +648,87 @@ def use_invitation(session: Session, booking: Booking, *, now: dt.datetime) -> s
 
 # -- cancel and no-show, Calendly first --------------------------------------------------------------
 
-
-@dataclass(frozen=True)
-class PushTarget:
-    """A booking that lives in Calendly, read before the remote call."""
-
-    reference: str
-    status: str
-    start_time: dt.datetime
-    event_uri: str | None
-    invitee_uri: str | None
-    no_show_uri: str | None
-    calendly_state: str | None
-    kind: str
+# What the local half of a change already made in Calendly leaves the booking as.
+_PUSHED_STATUS = {"cancel": "cancelled", "no-show": "no_show"}
 
 
-def push_target(session: Session, reference: str) -> PushTarget | None:
-    """The booking's Calendly side, or None when it is not in Calendly (it then behaves as before)."""
-    booking = _booking(session, reference)
-    if booking.calendly_state in PENDING_STATES:
-        raise Conflict(
-            f"booking {booking.reference} is still waiting for Calendly's confirmation",
-            hint="run `bapp calendly reconcile` first (or pass --local-only to change it here only)",
-            code="calendly_pending",
-        )
-    if not booking.calendly_event_uri and not booking.calendly_invitee_uri:
-        return None
+def change_status(
+    transaction: Transaction,
+    reading: Callable[[], AbstractContextManager[Session]],
+    open_client: Callable[[], CalendlyClient],
+    reference: str,
+    command: str,
+    *,
+    clock: Callable[[], dt.datetime],
+    local_only: bool = False,
+    reason: str | None = None,
+) -> tuple[StatusChange, list[str]]:
+    """``bookings cancel``, ``no-show`` and ``no-show --undo`` (``command`` "undo"): a booking that lives
+    in Calendly is changed there first, then here; with ``local_only``, or one Calendly does not hold, here
+    only. Returns the change and what to tell the user about Calendly's side.
+
+    The local rules are checked before Calendly is asked, so Calendly never makes a move bapp then refuses.
+    ``POST /invitee_no_shows`` has no idempotency key: an invitee Calendly already marks (a rerun after a
+    lost answer, or a mark made in Calendly) is not marked twice, and a lost answer is settled by asking;
+    if Calendly cannot be asked, the lost answer's exit 9 stands and the rerun asks first. Calendly's own
+    delivery of the change may be applied between the remote call and the local half: the booking is then
+    already where the command takes it, which is the command succeeding, not a refused move.
+    """
+    reason = clean_reason(reason)
+    event_uri = invitee_uri = mark = None
+    with reading() as session:
+        booking = get_booking(session, reference)
+        if not local_only and booking.calendly_state in PENDING_STATES:
+            raise Conflict(
+                f"booking {booking.reference} is still waiting for Calendly's confirmation",
+                hint="run `bapp calendly reconcile` first (or pass --local-only to change it here only)",
+                code="calendly_pending",
+            )
+        if not local_only and (booking.calendly_event_uri or booking.calendly_invitee_uri):
+            event_uri, invitee_uri = booking.calendly_event_uri, booking.calendly_invitee_uri
+            mark = booking.calendly_no_show_uri
+            if command == "undo" and booking.status != "no_show":
+                raise _nothing_to_undo(booking)
+            if command != "undo":
+                _check_push(session, booking, command, now=clock())
+    notes: list[str] = []
+    remote = event_uri if command == "cancel" else invitee_uri or (mark if command == "undo" else None)
+    if remote:
+        with open_client() as client:
+            if command == "cancel":
+                if client.cancel_event(remote, reason) is None:
+                    notes.append("Calendly already had the event cancelled")
+            elif command == "undo":
+                # A mark made in Calendly (a delivery or pull before its URI was kept) is looked up.
+                mark = mark or _calendly_no_show(client, remote)
+                if mark:
+                    client.delete_invitee_no_show(mark)
+            else:
+                mark = _calendly_no_show(client, remote) or _mark_no_show(client, remote)
+    with transaction() as session:
+        now = clock()
+        if command == "undo":
+            view = undo_no_show(session, reference, now=now)
+            return StatusChange(view, {"status": ["no_show", view.status]}), notes
+        # locked first, so that the status read here is the one the change is made from
+        booking = get_booking(session, reference, for_update=True)
+        if remote and booking.status == _PUSHED_STATUS[command]:
+            change = StatusChange(booking_view(session, booking.id), {})
+        else:
+            change = change_booking_status(session, reference, command, now=now, reason=reason)
+        if remote and command == "no-show":
+            # stamped so that the delivery of that same mark, or an older one, arriving later changes
+            # nothing (see ``InviteeApplier.apply_no_show``)
+            booking.calendly_no_show_uri, booking.calendly_no_show_at = mark, now
+    return change, notes
+
+
+def _check_push(session: Session, booking: Booking, command: str, *, now: dt.datetime) -> None:
+    status_move(booking, command, now=now)
     session_type = session.get(SessionType, booking.session_type_id)
-    return PushTarget(
-        booking.reference,
-        booking.status,
-        booking.start_time,
-        booking.calendly_event_uri,
-        booking.calendly_invitee_uri,
-        booking.calendly_no_show_uri,
-        booking.calendly_state,
-        session_type.kind if session_type is not None else "solo",
-    )
-
-
-def check_move(target: PushTarget, command: str, *, now: dt.datetime) -> None:
-    """The local status rules, checked before Calendly is asked to change anything."""
-    if target.status not in STATUS_MOVES[command]:
-        allowed = [name for name, table in STATUS_MOVES.items() if target.status in table]
+    if command == "cancel" and session_type is not None and session_type.kind == "group":
         raise Conflict(
-            f"booking {target.reference} is {target.status}; cannot {command} "
-            f"({'allowed: ' + ', '.join(allowed) if allowed else target.status + ' is final'})",
-            code="illegal_transition",
-        )
-    if command == "no-show" and target.start_time > now:
-        raise Conflict(
-            f"booking {target.reference} starts at {instant_text(target.start_time)}; "
-            "it cannot be marked no_show before it has started",
-            code="illegal_transition",
-        )
-    if command == "cancel" and target.kind == "group":
-        raise Conflict(
-            f"booking {target.reference} is one invitee of a group event; cancelling the event in Calendly would "
+            f"booking {booking.reference} is one invitee of a group event; cancelling the event in Calendly would "
             "cancel every invitee",
             hint="cancel it from the invitee's cancel link in Calendly (the pull then cancels it here), "
             "or pass --local-only",
@@ -719,7 +736,7 @@ def check_move(target: PushTarget, command: str, *, now: dt.datetime) -> None:
         )
 
 
-def calendly_no_show(client: CalendlyClient, invitee_uri: str) -> str | None:
+def _calendly_no_show(client: CalendlyClient, invitee_uri: str) -> str | None:
     """The URI of the no-show Calendly holds for the invitee, if any (its ``no_show``, read from the
     event's invitee listing)."""
     event_uri, _, _ = invitee_uri.partition("/invitees/")
@@ -729,24 +746,15 @@ def calendly_no_show(client: CalendlyClient, invitee_uri: str) -> str | None:
     return None
 
 
-def push_no_show(client: CalendlyClient, invitee_uri: str) -> str:
-    """Mark the invitee a no-show in Calendly and return the no-show's URI.
-
-    ``POST /invitee_no_shows`` has no idempotency key, so as with a booking it is never sent blindly: an
-    invitee Calendly already marks (a rerun after a lost answer, or a mark made in Calendly) is not marked
-    twice, and a lost answer is settled by asking; if Calendly cannot be asked, the lost answer's exit 9
-    stands and the rerun asks first.
-    """
+def _mark_no_show(client: CalendlyClient, invitee_uri: str) -> str:
+    """``POST /invitee_no_shows``; a lost answer is settled by asking whether the mark is there."""
     from bapp_cli.calendly.client import OutcomeUnknown
 
-    existing = calendly_no_show(client, invitee_uri)
-    if existing is not None:
-        return existing
     try:
         return client.create_invitee_no_show(invitee_uri).uri
     except OutcomeUnknown:
         try:
-            found = calendly_no_show(client, invitee_uri)
+            found = _calendly_no_show(client, invitee_uri)
         except BappError:
             found = None
         if found is None:
@@ -754,41 +762,18 @@ def push_no_show(client: CalendlyClient, invitee_uri: str) -> str:
         return found
 
 
-# What the local half of a change already made in Calendly leaves the booking as.
-_PUSHED_STATUS = {"cancel": "cancelled", "no-show": "no_show"}
-
-
-def settle_pushed(
-    session: Session, reference: str, command: str, *, now: dt.datetime, reason: str | None = None
-) -> StatusChange:
-    """The local half of a ``cancel`` or ``no-show`` that Calendly has already made.
-
-    Calendly delivers its own webhook for the change at once, and the receiver may apply it between the
-    remote call and this step: the booking is then already where the command takes it. That is the
-    command succeeding, not a refused move (exit 8 would send support to redo what is done).
-    """
-    booking = session.scalars(select(Booking).where(Booking.reference == normalise_reference(reference))).one_or_none()
-    if booking is not None and booking.status == _PUSHED_STATUS[command]:
-        return StatusChange(booking_view(session, booking.id), {})
-    return change_booking_status(session, reference, command, now=now, reason=reason)
-
-
-def record_no_show_uri(session: Session, reference: str, uri: str | None, *, now: dt.datetime) -> None:
-    """Keep the no-show made in Calendly; stamped so that the delivery of that same mark, or an older
-    one, arriving later changes nothing (see ``InviteeApplier.apply_no_show``)."""
-    booking = session.scalars(select(Booking).where(Booking.reference == normalise_reference(reference))).one()
-    booking.calendly_no_show_uri = uri
-    booking.calendly_no_show_at = now
+def _nothing_to_undo(booking: Booking) -> Conflict:
+    return Conflict(
+        f"booking {booking.reference} is {booking.status}, not no_show; nothing to undo", code="illegal_transition"
+    )
 
 
 def undo_no_show(session: Session, reference: str, *, now: dt.datetime) -> BookingView:
     """``no-show --undo``: a no-show recorded by mistake goes back to the status the rule book restores
     (services.rule_book.restored_status, the same as Calendly's ``invitee_no_show.deleted``)."""
-    booking = _booking(session, reference, for_update=True)
+    booking = get_booking(session, reference, for_update=True)
     if booking.status != "no_show":
-        raise Conflict(
-            f"booking {booking.reference} is {booking.status}, not no_show; nothing to undo", code="illegal_transition"
-        )
+        raise _nothing_to_undo(booking)
     booking.status = restored_status(
         end=booking.end_time, now=now, amount=booking.amount, payment_status=booking.payment_status
     )
