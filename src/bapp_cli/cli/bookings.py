@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -152,7 +153,8 @@ def create(
     notes: list[str] = []
     warning: list[str] = []
     if _books_in_calendly(app_state, warning, through_calendly, session_ref, allow_past=allow_past):
-        booked = _create_in_calendly(app_state, request, dry_run=dry_run)
+        with calendly_writer(app_state) as writer:
+            booked = writer.book(request, dry_run=dry_run)
         result, notes = booked.created, booked.notes
     else:
         with app_state.transaction(dry_run=dry_run) as session:
@@ -182,7 +184,8 @@ def create(
 # -- write-through to Calendly (issue 13) -------------------------------------------------------------
 
 CALENDLY_MODES = ("auto", "always", "never")
-# A second support person booking at the same moment waits this long for the first one's Calendly call.
+# A second support person booking at the same moment, or a reconcile, waits this long for a booking's
+# Calendly round trip (and its lookup).
 CALENDLY_WRITE_WAIT = 60.0
 
 
@@ -234,7 +237,10 @@ def _books_in_calendly(
     return True
 
 
-def _create_in_calendly(app_state: Any, request: Any, *, dry_run: bool) -> Any:
+@contextlib.contextmanager
+def calendly_writer(app_state: Any) -> Iterator[Any]:
+    """The Calendly writer of the configured scope, under the ``calendly-writes`` lock that keeps a booking
+    in flight and a reconcile apart (services.calendly_write)."""
     from bapp_cli.db.locks import named_lock
     from bapp_cli.services.calendly_write import CALENDLY_WRITE_LOCK, CalendlyWriter
 
@@ -243,10 +249,10 @@ def _create_in_calendly(app_state: Any, request: Any, *, dry_run: bool) -> Any:
         named_lock(app_state.engine(), CALENDLY_WRITE_LOCK, wait_seconds=CALENDLY_WRITE_WAIT, what="Calendly booking"),
         app_state.calendly_client() as client,
     ):
-        writer = CalendlyWriter(app_state.transaction, client, clock=utc_now)
-        return writer.book(
-            request,
-            dry_run=dry_run,
+        yield CalendlyWriter(
+            app_state.transaction,
+            client,
+            clock=utc_now,
             user=settings.text("calendly.user"),
             organization=settings.text("calendly.organization"),
         )

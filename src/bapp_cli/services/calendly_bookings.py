@@ -59,8 +59,9 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import re
+from collections import namedtuple
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pydantic import TypeAdapter, ValidationError
@@ -291,30 +292,19 @@ class WebhookApplied:
         return {"event": self.event, "dry_run": self.dry_run, **self.outcome.as_record()}
 
 
-@dataclass(frozen=True)
-class CalendlyRunView:
-    """One row of ``calendly status``: an event-type sync or a bookings pull (its fields in column order)."""
-
-    run_id: int
-    started_at: dt.datetime
-    finished_at: dt.datetime | None
-    status: str
-    source: str
-    fetched: int
-    created: int
-    updated: int
-    unchanged: int
-    deactivated: int
-    reactivated: int
-    error: str | None
-    kind: str
-    skipped: int
-
+# One row of ``calendly status``: an event-type sync or a bookings pull, its sync_runs columns in this order.
+class CalendlyRunView(
+    namedtuple(
+        "CalendlyRunView",
+        "run_id started_at finished_at status source fetched created updated unchanged deactivated reactivated "
+        "error kind skipped",
+    )
+):
     def as_record(self) -> dict[str, Any]:
-        return asdict(self)
+        return self._asdict()
 
 
-RUN_COLUMNS = tuple(column.name for column in fields(CalendlyRunView))
+RUN_COLUMNS: tuple[str, ...] = CalendlyRunView._fields
 
 
 # -- applying invitees-----------------------------------------------------------------------------

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bapp_cli.db.audit import record_audit
+from bapp_cli.db.audit import apply_changes, record_audit
 from bapp_cli.db.models import Booking, CalendlyInvitation, SessionType, User
 from bapp_cli.errors import BappError, Conflict, InvalidInput, NotFound, RemoteError
 from bapp_cli.services.booking import (
@@ -298,27 +298,30 @@ class _Sent:
 class CalendlyWriter:
     """Sends held bookings to Calendly and settles them (the steps of the module docstring)."""
 
-    def __init__(self, transaction: Transaction, client: CalendlyClient, *, clock: Callable[[], dt.datetime]) -> None:
+    def __init__(
+        self,
+        transaction: Transaction,
+        client: CalendlyClient,
+        *,
+        clock: Callable[[], dt.datetime],
+        user: str | None = None,
+        organization: str | None = None,
+    ) -> None:
+        """``user`` / ``organization``: the configured scope lookups search (see ``_lookup_scope``)."""
         self.transaction = transaction
         self.client = client
         self.clock = clock
+        self.scope = (user, organization)
 
     # -- create -----------------------------------------------------------------------------------
 
-    def book(
-        self,
-        request: BookingRequest,
-        *,
-        dry_run: bool = False,
-        user: str | None = None,
-        organization: str | None = None,
-    ) -> CalendlyBooked:
+    def book(self, request: BookingRequest, *, dry_run: bool = False) -> CalendlyBooked:
         with self.transaction() as session:
             target = calendly_session(session, request.session)
         event_type = self.client.get_event_type(target.event_type_uri)
         # Everything that needs Calendly before the send is asked before the hold is committed, so a
         # failure here leaves nothing pending.
-        scope = _lookup_scope(self.client, target.owner_uri, user, organization)
+        scope = _lookup_scope(self.client, target.owner_uri, *self.scope)
         now = self.clock()
         starts = _starts_near(self.client, target, request.start, now)
         held = replace(request, calendly_open_starts=tuple(starts))
@@ -369,11 +372,11 @@ class CalendlyWriter:
             if found is not None:
                 return self._finish(sent, *found, notes=["the answer was lost; found the booking in Calendly"])
             if resend_allowed:
-                self._count_attempt(sent)
+                self._update(sent, calendly_attempts=sent.attempts + 1)
                 result = self._send(sent, resend_allowed=False)
                 result.notes.insert(0, "the answer was lost and Calendly had no booking; resent once")
                 return result
-            self._mark(sent, "unknown")
+            self._update(sent, calendly_state="unknown")
             raise RemoteError(
                 f"Calendly did not confirm booking {sent.reference} ({lost.message}); it stays pending",
                 hint="run `bapp calendly reconcile` to look it up again before booking anything else for this slot",
@@ -391,7 +394,7 @@ class CalendlyWriter:
         try:
             return self._lookup(sent)
         except BappError as failed:
-            self._mark(sent, "unknown")
+            self._update(sent, calendly_state="unknown")
             raise RemoteError(
                 f"Calendly did not confirm booking {sent.reference} ({why}) and could not be asked about it "
                 f"({failed.message}); it stays pending",
@@ -419,21 +422,14 @@ class CalendlyWriter:
             taken=attached.__contains__,
         )
 
-    def _count_attempt(self, sent: _Sent) -> None:
+    def _update(self, sent: _Sent, **wanted: Any) -> None:
+        """Change the booking while it is still held (another process may have settled it meanwhile), with
+        an audit row of what changed."""
         with self.transaction() as session:
             booking = session.get(Booking, sent.booking_id)
-            if booking is not None:
-                booking.calendly_attempts += 1
+            if booking is not None and booking.calendly_state in PENDING_STATES:
+                record_audit(session, "booking", booking.reference, apply_changes(booking, wanted))
                 booking.updated_at = self.clock()
-
-    def _mark(self, sent: _Sent, state: str) -> None:
-        with self.transaction() as session:
-            booking = session.get(Booking, sent.booking_id)
-            if booking is not None:
-                previous = booking.calendly_state
-                booking.calendly_state = state
-                booking.updated_at = self.clock()
-                record_audit(session, "booking", booking.reference, {"calendly_state": [previous, state]})
 
     def _remove(self, sent: _Sent, *, reason: str) -> None:
         """The held booking never became a Calendly booking: delete it, keeping an audit row that says why."""
@@ -469,12 +465,7 @@ class CalendlyWriter:
     # -- reconcile ----------------------------------------------------------------------------------
 
     def reconcile(
-        self,
-        *,
-        give_up_after: dt.timedelta = DEFAULT_GIVE_UP,
-        dry_run: bool = False,
-        user: str | None = None,
-        organization: str | None = None,
+        self, *, give_up_after: dt.timedelta = DEFAULT_GIVE_UP, dry_run: bool = False
     ) -> list[dict[str, Any]]:
         """Resolve every pending Calendly-bound booking: attach what Calendly has, resend once what it
         does not (unless the start has passed or the booking was already resent), give up after
@@ -493,7 +484,7 @@ class CalendlyWriter:
         event_types: dict[str, EventType] = {}
         reports = []
         for sent in pending:
-            sent.scope = _lookup_scope(self.client, sent.target.owner_uri, user, organization)
+            sent.scope = _lookup_scope(self.client, sent.target.owner_uri, *self.scope)
             report = {"booking": sent.reference, "client": sent.email, "start_time": sent.start}
             report.update(self._reconcile_one(sent, event_types, give_up_after=give_up_after, dry_run=dry_run))
             if report["action"] != "skipped":
@@ -537,28 +528,12 @@ class CalendlyWriter:
             return _reconciled("resent", "booked in Calendly", calendly_state=result.calendly_state, status=status)
         if too_old or sent.start <= now:
             if not dry_run:
-                self._give_up(sent)
+                reason = "Calendly never confirmed the booking"
+                fields = {"calendly_state": "failed", "status": "cancelled", "cancellation_reason": reason}
+                self._update(sent, **fields, cancelled_at=now)
             return _reconciled("failed", "not found in Calendly; given up", calendly_state="failed", status="cancelled")
         note = "not found in Calendly and already resent; it will be given up after the configured age"
         return _reconciled("waiting", note, calendly_state=sent.state)
-
-    def _give_up(self, sent: _Sent) -> None:
-        with self.transaction() as session:
-            booking = session.get(Booking, sent.booking_id)
-            if booking is None or booking.calendly_state not in PENDING_STATES:
-                return
-            now = self.clock()
-            record_audit(
-                session,
-                "booking",
-                booking.reference,
-                {"calendly_state": [booking.calendly_state, "failed"], "status": [booking.status, "cancelled"]},
-            )
-            booking.calendly_state = "failed"
-            booking.status = "cancelled"
-            booking.cancelled_at = now
-            booking.cancellation_reason = "Calendly never confirmed the booking"
-            booking.updated_at = now
 
 
 def _reconciled(action: str, note: str, *, calendly_state: str | None, status: str = "pending") -> dict[str, Any]:
