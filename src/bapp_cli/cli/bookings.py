@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -154,8 +154,7 @@ def create(
     warning: list[str] = []
     if _books_in_calendly(app_state, warning, through_calendly, session_ref, allow_past=allow_past):
         with calendly_writer(app_state) as writer:
-            booked = writer.book(request, dry_run=dry_run)
-        result, notes = booked.created, booked.notes
+            result, notes = writer.book(request, dry_run=dry_run)
     else:
         with app_state.transaction(dry_run=dry_run) as session:
             result = create_booking(session, request, now=utc_now())
@@ -384,12 +383,14 @@ def _render_change(sink: OutputSink, change: StatusChange) -> None:
     sink.info(f"{change.booking.reference}: {moves}.")
 
 
-def _move(ctx: typer.Context, change: Callable[..., StatusChange], reference: str, verb: str, **options: Any) -> None:
+def _move(ctx: typer.Context, reference: str, verb: str, **options: Any) -> None:
     """A status or payment move made in bapp alone, then shown."""
+    from bapp_cli.services.booking import change_booking_status
+
     app_state = state(ctx)
     sink = app_state.output()
     with app_state.transaction() as session:
-        moved = change(session, reference, verb, now=utc_now(), **options)
+        moved = change_booking_status(session, reference, verb, now=utc_now(), **options)
     _render_change(sink, moved)
 
 
@@ -406,9 +407,7 @@ def confirm(
       bapp bookings confirm BK-7Q2M9X4D
       bapp bookings confirm BK-7Q2M9X4D --paid
     """
-    from bapp_cli.services.booking import change_booking_status
-
-    _move(ctx, change_booking_status, reference, "confirm", paid=paid)
+    _move(ctx, reference, "confirm", paid=paid)
 
 
 @output_command(app, "complete")
@@ -419,9 +418,7 @@ def complete(ctx: typer.Context, reference: ReferenceArgument) -> None:
     Examples:
       bapp bookings complete BK-7Q2M9X4D
     """
-    from bapp_cli.services.booking import change_booking_status
-
-    _move(ctx, change_booking_status, reference, "complete")
+    _move(ctx, reference, "complete")
 
 
 LocalOnlyOption = Annotated[
@@ -500,9 +497,7 @@ def mark_paid(ctx: typer.Context, reference: ReferenceArgument) -> None:
     Examples:
       bapp bookings mark-paid BK-7Q2M9X4D
     """
-    from bapp_cli.services.booking import change_payment_status
-
-    _move(ctx, change_payment_status, reference, "mark-paid")
+    _move(ctx, reference, "mark-paid")
 
 
 @output_command(app, "refund")
@@ -513,9 +508,7 @@ def refund(ctx: typer.Context, reference: ReferenceArgument) -> None:
     Examples:
       bapp bookings refund BK-7Q2M9X4D
     """
-    from bapp_cli.services.booking import change_payment_status
-
-    _move(ctx, change_payment_status, reference, "refund")
+    _move(ctx, reference, "refund")
 
 
 @output_command(app, "link")

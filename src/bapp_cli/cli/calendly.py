@@ -834,17 +834,12 @@ def _check_subscription_url(url: str) -> None:
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - a malformed port or bracketed host raises here
+        scheme, host = parts.scheme, parts.hostname or ""
     except ValueError:
-        parts = None
-    host = parts.hostname if parts is not None and parts.hostname else ""
-    local = parts is not None and parts.scheme == "http" and host == "127.0.0.1"
+        scheme = host = ""
     # urlsplit takes anything between "//" and "/" as the host: a blank, dotted-only or escaped one is none
-    if (
-        parts is None
-        or not host.strip(".")
-        or any(c.isspace() or c == "%" for c in host)
-        or not (parts.scheme == "https" or local)
-    ):
+    no_host = not host.strip(".") or any(c.isspace() or c == "%" for c in host)
+    if no_host or not (scheme == "https" or (scheme == "http" and host == "127.0.0.1")):
         raise UsageError(f"--url: {url!r} must be an https:// URL with a host (Calendly delivers to HTTPS only)")
 
 

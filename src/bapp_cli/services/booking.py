@@ -47,7 +47,6 @@ from bapp_cli.services.plain_reads import instant_value
 from bapp_cli.services.rule_book import (
     ACTIVE_STATUSES,
     NearbyBooking,
-    PathwayChoice,
     PathwayFacts,
     Refusal,
     SessionFacts,
@@ -299,17 +298,20 @@ def linked_pathways(session: Session, session_type_id: int) -> list[Pathway]:
     )
 
 
-def decide_pathway(
+def pick_pathway(
     session: Session,
     session_type: SessionType,
-    linked: list[Pathway],
     requested: Pathway | None,
     client: User | None,
     *,
-    lenient: bool,
-) -> PathwayChoice | Refusal:
-    """Rule 4 (services.rule_book.choose_pathway) over ``linked`` and the client's active enrolments, which
-    are read only when they can decide (a pathway session with links and no usable request)."""
+    linked: list[Pathway] | None = None,
+    warnings: list[str] | None = None,
+) -> Pathway | None:
+    """Rule 4 (services.rule_book.choose_pathway) over the session's links (``linked``, else read) and the
+    client's active enrolments, read only when they can decide. With ``warnings``, Calendly's lenient form:
+    nothing is refused, and what bapp could not decide is added there; else a refusal is raised."""
+    if linked is None:  # the links and enrolments decide nothing for other sessions
+        linked = linked_pathways(session, session_type.id) if session_type.category == "pathway" else []
     enrolled: set[int] = set()
     if linked and client is not None and (requested is None or requested.archived):
         enrolled.update(
@@ -317,32 +319,20 @@ def decide_pathway(
                 select(Enrolment.pathway_id).where(Enrolment.client_id == client.id, Enrolment.status == "active")
             )
         )
-    return choose_pathway(
+    choice = choose_pathway(
         SessionFacts.of(session_type),
         [PathwayFacts.of(pathway) for pathway in linked],
         PathwayFacts.of(requested) if requested is not None else None,
         enrolled,
-        lenient=lenient,
+        lenient=warnings is not None,
     )
-
-
-def chosen_pathway(choice: PathwayChoice, requested: Pathway | None, linked: list[Pathway]) -> Pathway | None:
-    """The row of the pathway the rule chose (the request or one of the links)."""
+    if isinstance(choice, Refusal):
+        raise _refuse_with(choice)
+    if choice.warning is not None and warnings is not None:
+        warnings.append(choice.warning)
     if choice.pathway is None:
         return None
     return next(pathway for pathway in (requested, *linked) if pathway is not None and pathway.id == choice.pathway.id)
-
-
-def _resolve_pathway(
-    session: Session, session_type: SessionType, requested: Pathway | None, client: User | None
-) -> Pathway | None:
-    """Rule 4 as interactive booking applies it: a refusal is the command's error."""
-    # the links and enrolments decide nothing for other sessions
-    linked = linked_pathways(session, session_type.id) if session_type.category == "pathway" else []
-    choice = decide_pathway(session, session_type, linked, requested, client, lenient=False)
-    if isinstance(choice, Refusal):
-        raise _refuse_with(choice)
-    return chosen_pathway(choice, requested, linked)
 
 
 def _nearby(session: Session, person: Any, person_id: int, start: dt.datetime, end: dt.datetime) -> list[NearbyBooking]:
@@ -522,7 +512,7 @@ def create_booking(session: Session, request: BookingRequest, *, now: dt.datetim
             code="account_required",
         )
     # Rule 4
-    pathway = _resolve_pathway(session, session_type, requested_pathway, client)
+    pathway = pick_pathway(session, session_type, requested_pathway, client)
     # Rule 5
     responses = validate_answers(questions_from(session_type.custom_questions), request.answers)
     # Rule 6
@@ -674,36 +664,27 @@ def change_booking_status(
     reason: str | None = None,
     paid: bool = False,
 ) -> StatusChange:
-    """Apply `confirm`, `cancel`, `complete` or `no-show` (with `--paid` for confirm); complete and no-show
-    only once the booking has started."""
+    """Apply `confirm`, `cancel`, `complete` or `no-show` (with `--paid` for confirm; complete and no-show
+    only once the booking has started), or a payment's `mark-paid` or `refund` (unpaid → paid → refunded;
+    not_required stays)."""
     booking = get_booking(session, reference, for_update=True)
-    target = status_move(booking, command, now=now)
-    wanted = {"status": target}
-    if paid:
-        if booking.payment_status != "unpaid":
-            raise _refuse(booking, booking.payment_status, "confirm --paid", PAYMENT_MOVES)
-        wanted["payment_status"] = "paid"
+    wanted = {} if command in PAYMENT_MOVES else {"status": status_move(booking, command, now=now)}
+    if command in PAYMENT_MOVES or paid:
+        payment = PAYMENT_MOVES["mark-paid" if paid else command].get(booking.payment_status)
+        if payment is None:
+            raise _refuse(booking, booking.payment_status, "confirm --paid" if paid else command, PAYMENT_MOVES)
+        wanted["payment_status"] = payment
     cleaned_reason = clean_reason(reason)
     changes = apply_changes(booking, wanted)
-    if target == "cancelled":
+    cancelled = wanted.get("status") == "cancelled"
+    if cancelled:
         booking.cancelled_at, booking.cancellation_reason = now, cleaned_reason
     booking.updated_at = now
     session.flush()
-    audit = {**changes, "reason": cleaned_reason} if target == "cancelled" and cleaned_reason else changes
-    record_audit(session, "booking", booking.reference, audit)
-    return StatusChange(booking_view(session, booking.id), changes)
-
-
-def change_payment_status(session: Session, reference: str, command: str, *, now: dt.datetime) -> StatusChange:
-    """Apply `mark-paid` or `refund`: unpaid → paid → refunded; not_required stays."""
-    if command not in PAYMENT_MOVES:
-        raise ValueError(f"unknown payment command {command!r}")
-    booking = get_booking(session, reference, for_update=True)
-    target = PAYMENT_MOVES[command].get(booking.payment_status)
-    if target is None:
-        raise _refuse(booking, booking.payment_status, command, PAYMENT_MOVES)
-    changes = apply_changes(booking, {"payment_status": target})
-    booking.updated_at = now
-    session.flush()
-    record_audit(session, "booking", booking.reference, dict(changes))
+    record_audit(
+        session,
+        "booking",
+        booking.reference,
+        {**changes, "reason": cleaned_reason} if cancelled and cleaned_reason else changes,
+    )
     return StatusChange(booking_view(session, booking.id), changes)

@@ -69,7 +69,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bapp_cli.calendly.models import NO_SHOW_WEBHOOK_EVENTS, Invitee, ScheduledEvent, WebhookPayload
-from bapp_cli.db.audit import record_audit
+from bapp_cli.db.audit import apply_changes, record_audit
 from bapp_cli.db.batches import batches
 from bapp_cli.db.locks import lock_keys
 from bapp_cli.db.models import (
@@ -82,7 +82,7 @@ from bapp_cli.db.models import (
 )
 from bapp_cli.errors import ConfigError, InvalidInput
 from bapp_cli.services.answers import Question, answers_from_calendly, questions_from
-from bapp_cli.services.booking import chosen_pathway, creation_audit, decide_pathway, insert_booking, linked_pathways
+from bapp_cli.services.booking import creation_audit, insert_booking, linked_pathways, pick_pathway
 from bapp_cli.services.calendly_runs import (
     RunReport,
     invalid_listing,
@@ -90,12 +90,12 @@ from bapp_cli.services.calendly_runs import (
     listing_pages,
     record_run,
 )
-from bapp_cli.services.calendly_write import attach_invitee, match_held_booking, update_fields, use_invitation
+from bapp_cli.services.calendly_write import attach_invitee, match_held_booking, use_invitation
 from bapp_cli.services.enrolment import enrol
 from bapp_cli.services.instants import get_zone
 from bapp_cli.services.listing import Page
 from bapp_cli.services.people import builder_ids_by_calendly_uri, ensure_client, normalise_email
-from bapp_cli.services.rule_book import ACTIVE_STATUSES, PathwayChoice, price_status, restored_status
+from bapp_cli.services.rule_book import ACTIVE_STATUSES, price_status, restored_status
 
 if TYPE_CHECKING:
     from bapp_cli.calendly.client import CalendlyClient
@@ -416,11 +416,7 @@ class InviteeApplier:
             if session_type.id not in self._linked:
                 self._linked[session_type.id] = linked_pathways(self.session, session_type.id)
             linked = self._linked[session_type.id]
-        choice = decide_pathway(self.session, session_type, linked, requested, client, lenient=True)
-        assert isinstance(choice, PathwayChoice)  # the lenient policy never refuses
-        if choice.warning is not None:
-            warnings.append(choice.warning)
-        return chosen_pathway(choice, requested, linked)
+        return pick_pathway(self.session, session_type, requested, client, linked=linked, warnings=warnings)
 
     def _remote_fields(self, item: BookedInvitee, session_type: SessionType, warnings: list[str]) -> dict[str, Any]:
         """The booking's fields that Calendly owns: times, the client's zone, the answers, the event."""
@@ -509,17 +505,13 @@ class InviteeApplier:
 
         paid = self._paid(invitee) or (replaced is not None and replaced.payment_status == "paid")
         status, payment = price_status(session_type.price, paid=paid)
-        cancelled_at: dt.datetime | None = None
-        reason: str | None = None
-        if cancelled:
-            status = "cancelled"
-            cancelled_at, reason = self._cancellation(item)
+        cancelled_at, reason = self._cancellation(item) if cancelled else (None, None)
         booking = Booking(
             **remote,
             client_id=client.id,
             builder_id=builder.id if builder is not None else None,
             session_type_id=session_type.id,
-            status=status,
+            status="cancelled" if cancelled else status,
             payment_status=payment,
             amount=session_type.price,
             currency=session_type.currency,
@@ -574,7 +566,7 @@ class InviteeApplier:
             "created",
             invitee.uri,
             booking.reference,
-            status,
+            booking.status,
             note="; ".join(notes),
             warnings=tuple(warnings),
             replaced=replaced_reference,
@@ -626,17 +618,13 @@ class InviteeApplier:
         if cancelled:
             when, reason = self._cancellation(item)
             if booking.status in ACTIVE_STATUSES:
-                changes["status"] = [booking.status, "cancelled"]
-                booking.status = "cancelled"
-                booking.cancelled_at = when
-                booking.cancellation_reason = reason
+                wanted = {"status": "cancelled", "cancelled_at": when, "cancellation_reason": reason}
+                changes = apply_changes(booking, wanted)
                 action = "rescheduled" if invitee.rescheduled else "cancelled"
             elif booking.status == "cancelled":
                 # "Rescheduled to BK-…" (set by the new half) says more than the old half's own reason.
-                keep = (booking.cancellation_reason or "").startswith(RESCHEDULED_REASON)
-                if reason and not keep and booking.cancellation_reason != reason:
-                    changes["cancellation_reason"] = [booking.cancellation_reason, reason]
-                    booking.cancellation_reason = reason
+                if reason and not (booking.cancellation_reason or "").startswith(RESCHEDULED_REASON):
+                    changes = apply_changes(booking, {"cancellation_reason": reason})
             else:
                 warnings.append(f"booking is {booking.status}, which is final; Calendly's cancellation not applied")
         elif booking.status == "cancelled":
@@ -653,7 +641,7 @@ class InviteeApplier:
                 fresh["payment_status"] = "paid"
                 if booking.status == "pending":
                     fresh["status"] = "confirmed"
-            changes.update(update_fields(booking, fresh))
+            changes.update(apply_changes(booking, fresh))
             if "pathway_id" in changes:
                 pathway = self.session.get(Pathway, booking.pathway_id)
                 client = self.session.get(User, booking.client_id)
@@ -666,8 +654,8 @@ class InviteeApplier:
         booking.updated_at = self.now
         record_audit(self.session, "booking", booking.reference, {"source": "calendly", **changes})
         note = ", ".join(name for name in changes if name != "status")
-        if action != "updated" and booking.cancellation_reason:
-            note = booking.cancellation_reason
+        if action != "updated":
+            note = booking.cancellation_reason or ""
         return InviteeOutcome(
             action, invitee.uri, booking.reference, booking.status, note=note, warnings=tuple(warnings)
         )

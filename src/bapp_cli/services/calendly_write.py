@@ -173,13 +173,8 @@ def _starts_near(
 # -- booking through Calendly ------------------------------------------------------------------------
 
 
-@dataclass
-class CalendlyBooked:
-    """The result of a write-through ``bookings create``."""
-
-    created: BookingCreated
-    calendly_state: str | None
-    notes: list[str] = field(default_factory=list)
+# A write-through ``bookings create``: the booking, and what to tell the user of Calendly's part in it.
+CalendlyBooked = tuple[BookingCreated, list[str]]
 
 
 def invitee_body(booking: Booking, client: User, event_type: EventType, *, name: str | None) -> dict[str, Any]:
@@ -329,10 +324,8 @@ class CalendlyWriter:
             created = create_booking(session, held, now=now)
             booking = get_booking(session, created.booking.reference)
             if created.existing or dry_run:
-                notes = []
-                if created.existing and booking.calendly_state in PENDING_STATES:
-                    notes.append("it is still waiting for Calendly: run `bapp calendly reconcile`")
-                return CalendlyBooked(created, None if dry_run else booking.calendly_state, notes)
+                waiting = created.existing and booking.calendly_state in PENDING_STATES
+                return created, ["it is still waiting for Calendly: run `bapp calendly reconcile`"] if waiting else []
             client_user = session.get(User, booking.client_id)
             assert client_user is not None
             sent = _Sent.of(
@@ -373,9 +366,8 @@ class CalendlyWriter:
                 return self._finish(sent, *found, notes=["the answer was lost; found the booking in Calendly"])
             if resend_allowed:
                 self._update(sent, calendly_attempts=sent.attempts + 1)
-                result = self._send(sent, resend_allowed=False)
-                result.notes.insert(0, "the answer was lost and Calendly had no booking; resent once")
-                return result
+                created, notes = self._send(sent, resend_allowed=False)
+                return created, ["the answer was lost and Calendly had no booking; resent once", *notes]
             self._update(sent, calendly_state="unknown")
             raise RemoteError(
                 f"Calendly did not confirm booking {sent.reference} ({lost.message}); it stays pending",
@@ -460,7 +452,7 @@ class CalendlyWriter:
                 )
             attach_invitee(session, booking, invitee, event, now=self.clock())
             view = booking_view(session, booking.id)
-        return CalendlyBooked(BookingCreated(view, sent.account_created, sent.enrolled, False), "booked", notes)
+        return BookingCreated(view, sent.account_created, sent.enrolled, False), notes
 
     # -- reconcile ----------------------------------------------------------------------------------
 
@@ -519,13 +511,12 @@ class CalendlyWriter:
                 held.calendly_attempts += 1
                 held.updated_at = now
             try:
-                result = self._send(sent, resend_allowed=False)
+                created, _ = self._send(sent, resend_allowed=False)
             except BappError as exc:
                 unknown = exc.code == "calendly_unknown"
                 state, status = ("unknown", "pending") if unknown else ("removed", "removed")
                 return _reconciled("resent", exc.message, calendly_state=state, status=status)
-            status = result.created.booking.status
-            return _reconciled("resent", "booked in Calendly", calendly_state=result.calendly_state, status=status)
+            return _reconciled("resent", "booked in Calendly", calendly_state="booked", status=created.booking.status)
         if too_old or sent.start <= now:
             if not dry_run:
                 reason = "Calendly never confirmed the booking"
@@ -561,22 +552,11 @@ def attach_invitee(
             fresh["end_time"] = event.end_time
         if event.location is not None and event.location.join_url:
             fresh["calendly_join_url"] = event.location.join_url[:500]
-    changes = update_fields(booking, fresh)
+    changes = apply_changes(booking, fresh)
     if changes:
         booking.updated_at = now
         session.flush()
         record_audit(session, "booking", booking.reference, {"source": "calendly", **changes})
-    return changes
-
-
-def update_fields(booking: Booking, fresh: dict[str, Any]) -> dict[str, Any]:
-    """Set the fields that differ; returns them as audit changes ``{name: [old, new]}`` (instants as text)."""
-    changes: dict[str, Any] = {}
-    for name, value in fresh.items():
-        current = getattr(booking, name)
-        if current != value:
-            changes[name] = [instant_text(v) if isinstance(v, dt.datetime) else v for v in (current, value)]
-            setattr(booking, name, value)
     return changes
 
 
