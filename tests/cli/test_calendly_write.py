@@ -446,6 +446,42 @@ def test_local_only_cancel_leaves_calendly_alone(synced: Bapp, fake: FakeCalendl
     assert not [r for r in fake.requests if r.path.endswith("/cancellation")]
 
 
+def test_a_booking_waiting_for_calendly_is_changed_nowhere_until_reconciled(synced: Bapp, fake: FakeCalendly) -> None:
+    fake.fail_next("/invitees", 503, times=2)
+    assert create(synced, slot()).exit_code == 9
+    [booking] = bookings(synced.database_url)
+    for args in (("cancel",), ("no-show",), ("no-show", "--undo")):
+        refused = synced("bookings", *args, booking.reference)
+        assert refused.exit_code == 8, refused.stderr
+        [line] = error_lines(refused.stderr)
+        assert line == f"Error: booking {booking.reference} is still waiting for Calendly's confirmation"
+        assert "bapp calendly reconcile" in refused.stderr
+    assert not [r for r in fake.requests if r.path.endswith("/cancellation") or r.path == "/invitee_no_shows"]
+    assert bookings(synced.database_url)[0].status == "pending"
+    local = synced("bookings", "cancel", booking.reference.lower(), "--local-only", "--json")
+    assert local.exit_code == 0, local.stderr
+    assert local.json()["status"] == bookings(synced.database_url)[0].status == "cancelled"
+
+
+def test_cancelling_one_invitee_of_a_group_event_is_refused_before_calendly_is_asked(
+    synced: Bapp, fake: FakeCalendly
+) -> None:
+    from bapp_cli.db.models import SessionType
+
+    reference = create(synced, slot()).json()["reference"]
+    engine = make_engine(synced.database_url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(SessionType.__table__.update().values(kind="group"))
+    finally:
+        engine.dispose()
+    refused = synced("bookings", "cancel", reference, "--json")
+    assert refused.exit_code == 8, refused.stderr
+    assert "one invitee of a group event" in refused.stderr and "--local-only" in refused.stderr
+    assert not [r for r in fake.requests if r.path.endswith("/cancellation")]
+    assert len(fake.invitees_of(FREE_TYPE)) == 1 and bookings(synced.database_url)[0].status == "confirmed"
+
+
 def test_no_show_and_undo_round_trip_through_calendly(synced: Bapp, fake: FakeCalendly) -> None:
     from tests.fakes.calendly_server import make_invitee, make_scheduled_event
 

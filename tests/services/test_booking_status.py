@@ -14,7 +14,6 @@ from bapp_cli.errors import Conflict, InvalidInput, NotFound
 from bapp_cli.services.booking import (
     BookingFilters,
     change_booking_status,
-    change_payment_status,
     list_bookings,
 )
 from tests.services.test_booking_factories import (
@@ -124,16 +123,16 @@ def test_confirm_paid_records_the_payment(session: Session, world: dict[str, Any
 def test_payment_moves(session: Session, world: dict[str, Any]) -> None:
     item = booking(session, world, status="confirmed", start=FUTURE)
     with pytest.raises(Conflict) as early_refund:
-        change_payment_status(session, item.reference, "refund", now=NOW)
+        change_booking_status(session, item.reference, "refund", now=NOW)
     assert "payment is unpaid; cannot refund (allowed: mark-paid)" in early_refund.value.message
-    assert change_payment_status(session, item.reference, "mark-paid", now=NOW).booking.payment_status == "paid"
-    assert change_payment_status(session, item.reference, "refund", now=NOW).booking.payment_status == "refunded"
+    assert change_booking_status(session, item.reference, "mark-paid", now=NOW).booking.payment_status == "paid"
+    assert change_booking_status(session, item.reference, "refund", now=NOW).booking.payment_status == "refunded"
     with pytest.raises(Conflict) as twice:
-        change_payment_status(session, item.reference, "refund", now=NOW)
+        change_booking_status(session, item.reference, "refund", now=NOW)
     assert "no payment change is allowed from refunded" in twice.value.message
     free = booking(session, world, status="confirmed", payment="not_required", start=at(days=3))
     with pytest.raises(Conflict):
-        change_payment_status(session, free.reference, "mark-paid", now=NOW)
+        change_booking_status(session, free.reference, "mark-paid", now=NOW)
     assert [entry.changes for entry in audit_entries(session, "booking")] == [
         {"payment_status": ["unpaid", "paid"]},
         {"payment_status": ["paid", "refunded"]},

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -152,8 +153,8 @@ def create(
     notes: list[str] = []
     warning: list[str] = []
     if _books_in_calendly(app_state, warning, through_calendly, session_ref, allow_past=allow_past):
-        booked = _create_in_calendly(app_state, request, dry_run=dry_run)
-        result, notes = booked.created, booked.notes
+        with calendly_writer(app_state) as writer:
+            result, notes = writer.book(request, dry_run=dry_run)
     else:
         with app_state.transaction(dry_run=dry_run) as session:
             result = create_booking(session, request, now=utc_now())
@@ -182,7 +183,8 @@ def create(
 # -- write-through to Calendly (issue 13) -------------------------------------------------------------
 
 CALENDLY_MODES = ("auto", "always", "never")
-# A second support person booking at the same moment waits this long for the first one's Calendly call.
+# A second support person booking at the same moment, or a reconcile, waits this long for a booking's
+# Calendly round trip (and its lookup).
 CALENDLY_WRITE_WAIT = 60.0
 
 
@@ -234,7 +236,10 @@ def _books_in_calendly(
     return True
 
 
-def _create_in_calendly(app_state: Any, request: Any, *, dry_run: bool) -> Any:
+@contextlib.contextmanager
+def calendly_writer(app_state: Any) -> Iterator[Any]:
+    """The Calendly writer of the configured scope, under the ``calendly-writes`` lock that keeps a booking
+    in flight and a reconcile apart (services.calendly_write)."""
     from bapp_cli.db.locks import named_lock
     from bapp_cli.services.calendly_write import CALENDLY_WRITE_LOCK, CalendlyWriter
 
@@ -243,10 +248,10 @@ def _create_in_calendly(app_state: Any, request: Any, *, dry_run: bool) -> Any:
         named_lock(app_state.engine(), CALENDLY_WRITE_LOCK, wait_seconds=CALENDLY_WRITE_WAIT, what="Calendly booking"),
         app_state.calendly_client() as client,
     ):
-        writer = CalendlyWriter(app_state.transaction, client, clock=utc_now)
-        return writer.book(
-            request,
-            dry_run=dry_run,
+        yield CalendlyWriter(
+            app_state.transaction,
+            client,
+            clock=utc_now,
             user=settings.text("calendly.user"),
             organization=settings.text("calendly.organization"),
         )
@@ -378,12 +383,14 @@ def _render_change(sink: OutputSink, change: StatusChange) -> None:
     sink.info(f"{change.booking.reference}: {moves}.")
 
 
-def _move(ctx: typer.Context, change: Callable[..., StatusChange], reference: str, verb: str, **options: Any) -> None:
+def _move(ctx: typer.Context, reference: str, verb: str, **options: Any) -> None:
     """A status or payment move made in bapp alone, then shown."""
+    from bapp_cli.services.booking import change_booking_status
+
     app_state = state(ctx)
     sink = app_state.output()
     with app_state.transaction() as session:
-        moved = change(session, reference, verb, now=utc_now(), **options)
+        moved = change_booking_status(session, reference, verb, now=utc_now(), **options)
     _render_change(sink, moved)
 
 
@@ -400,9 +407,7 @@ def confirm(
       bapp bookings confirm BK-7Q2M9X4D
       bapp bookings confirm BK-7Q2M9X4D --paid
     """
-    from bapp_cli.services.booking import change_booking_status
-
-    _move(ctx, change_booking_status, reference, "confirm", paid=paid)
+    _move(ctx, reference, "confirm", paid=paid)
 
 
 @output_command(app, "complete")
@@ -413,28 +418,12 @@ def complete(ctx: typer.Context, reference: ReferenceArgument) -> None:
     Examples:
       bapp bookings complete BK-7Q2M9X4D
     """
-    from bapp_cli.services.booking import change_booking_status
-
-    _move(ctx, change_booking_status, reference, "complete")
+    _move(ctx, reference, "complete")
 
 
 LocalOnlyOption = Annotated[
     bool, typer.Option("--local-only", help="Change the booking in bapp only, even if it is in Calendly.")
 ]
-
-
-def _calendly_side(app_state: Any, reference: str, command: str, local_only: bool) -> Any:
-    """The booking's Calendly side when the change must go to Calendly first, else None; the local rules
-    are checked first, so Calendly is never changed for a move bapp would then refuse."""
-    if local_only:
-        return None
-    from bapp_cli.services.calendly_write import check_move, push_target
-
-    with app_state.reading() as session:
-        target = push_target(session, reference)
-    if target is not None and command != "undo":
-        check_move(target, command, now=utc_now())
-    return target
 
 
 @output_command(app, "no-show")
@@ -457,49 +446,7 @@ def no_show(
       bapp bookings no-show BK-7Q2M9X4D
       bapp bookings no-show BK-7Q2M9X4D --undo
     """
-    app_state = state(ctx)
-    sink = app_state.output()
-    target = _calendly_side(app_state, reference, "undo" if undo else "no-show", local_only)
-    if undo:
-        from bapp_cli.services.booking import StatusChange
-        from bapp_cli.services.calendly_write import undo_no_show
-
-        if target is not None and (target.no_show_uri or target.invitee_uri):
-            if target.status != "no_show":
-                from bapp_cli.errors import Conflict
-
-                raise Conflict(f"booking {target.reference} is {target.status}, not no_show; nothing to undo")
-            from bapp_cli.services.calendly_write import calendly_no_show
-
-            with app_state.calendly_client() as client:
-                # A mark made in Calendly (a delivery or pull before its URI was kept) is looked up.
-                mark = target.no_show_uri or (
-                    calendly_no_show(client, target.invitee_uri) if target.invitee_uri else None
-                )
-                if mark:
-                    client.delete_invitee_no_show(mark)
-        with app_state.transaction() as session:
-            view = undo_no_show(session, reference, now=utc_now())
-        _render_change(sink, StatusChange(view, {"status": ["no_show", view.status]}))
-        return
-    no_show_uri = None
-    if target is not None and target.invitee_uri:
-        from bapp_cli.services.calendly_write import push_no_show
-
-        with app_state.calendly_client() as client:
-            no_show_uri = push_no_show(client, target.invitee_uri)
-    from bapp_cli.services.booking import change_booking_status
-    from bapp_cli.services.calendly_write import record_no_show_uri, settle_pushed
-
-    with app_state.transaction() as session:
-        now = utc_now()
-        if target is not None and target.invitee_uri:
-            change = settle_pushed(session, reference, "no-show", now=now)
-        else:
-            change = change_booking_status(session, reference, "no-show", now=now)
-        if no_show_uri is not None:
-            record_no_show_uri(session, reference, no_show_uri, now=now)
-    _render_change(sink, change)
+    _push(ctx, reference, "undo" if undo else "no-show", local_only=local_only)
 
 
 @output_command(app, "cancel")
@@ -519,26 +466,27 @@ def cancel(
       bapp bookings cancel BK-7Q2M9X4D --reason "client asked to move it"
       bapp bookings cancel BK-7Q2M9X4D --local-only
     """
+    _push(ctx, reference, "cancel", local_only=local_only, reason=reason)
+
+
+def _push(ctx: typer.Context, reference: str, command: str, **options: Any) -> None:
+    """A cancel or no-show (or its undo): in Calendly first when the booking is there, then here."""
+    from bapp_cli.services.calendly_write import change_status
+
     app_state = state(ctx)
     sink = app_state.output()
-    if reason is not None and len(reason.strip()) > 2000:
-        from bapp_cli.errors import InvalidInput
-
-        raise InvalidInput(f"reason: {len(reason.strip())} characters; at most 2000", code="too_long")
-    target = _calendly_side(app_state, reference, "cancel", local_only)
-    if target is not None and target.event_uri:
-        with app_state.calendly_client() as client:
-            if client.cancel_event(target.event_uri, reason.strip() if reason else None) is None:
-                sink.info(f"{target.reference}: Calendly already had the event cancelled.")
-        from bapp_cli.services.calendly_write import settle_pushed
-
-        with app_state.transaction() as session:
-            change = settle_pushed(session, reference, "cancel", now=utc_now(), reason=reason)
-        _render_change(sink, change)
-        return
-    from bapp_cli.services.booking import change_booking_status
-
-    _move(ctx, change_booking_status, reference, "cancel", reason=reason)
+    change, notes = change_status(
+        app_state.transaction,
+        app_state.reading,
+        app_state.calendly_client,
+        reference,
+        command,
+        clock=utc_now,
+        **options,
+    )
+    for note in notes:
+        sink.info(f"{change.booking.reference}: {note}.")
+    _render_change(sink, change)
 
 
 @output_command(app, "mark-paid")
@@ -549,9 +497,7 @@ def mark_paid(ctx: typer.Context, reference: ReferenceArgument) -> None:
     Examples:
       bapp bookings mark-paid BK-7Q2M9X4D
     """
-    from bapp_cli.services.booking import change_payment_status
-
-    _move(ctx, change_payment_status, reference, "mark-paid")
+    _move(ctx, reference, "mark-paid")
 
 
 @output_command(app, "refund")
@@ -562,9 +508,7 @@ def refund(ctx: typer.Context, reference: ReferenceArgument) -> None:
     Examples:
       bapp bookings refund BK-7Q2M9X4D
     """
-    from bapp_cli.services.booking import change_payment_status
-
-    _move(ctx, change_payment_status, reference, "refund")
+    _move(ctx, reference, "refund")
 
 
 @output_command(app, "link")

@@ -834,17 +834,12 @@ def _check_subscription_url(url: str) -> None:
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - a malformed port or bracketed host raises here
+        scheme, host = parts.scheme, parts.hostname or ""
     except ValueError:
-        parts = None
-    host = parts.hostname if parts is not None and parts.hostname else ""
-    local = parts is not None and parts.scheme == "http" and host == "127.0.0.1"
+        scheme = host = ""
     # urlsplit takes anything between "//" and "/" as the host: a blank, dotted-only or escaped one is none
-    if (
-        parts is None
-        or not host.strip(".")
-        or any(c.isspace() or c == "%" for c in host)
-        or not (parts.scheme == "https" or local)
-    ):
+    no_host = not host.strip(".") or any(c.isspace() or c == "%" for c in host)
+    if no_host or not (scheme == "https" or (scheme == "http" and host == "127.0.0.1")):
         raise UsageError(f"--url: {url!r} must be an https:// URL with a host (Calendly delivers to HTTPS only)")
 
 
@@ -957,9 +952,6 @@ def webhook_unsubscribe(
 
 # -- reconcile bookings sent to Calendly (issue 13) --------------------------------------------------
 
-# A create in flight holds the write lock for one Calendly round trip (and its lookup); wait that out.
-RECONCILE_WAIT = 60.0
-
 
 @app.command("reconcile")
 def reconcile(
@@ -995,14 +987,9 @@ def reconcile(
       bapp calendly reconcile --dry-run --json
       */15 * * * *  bapp calendly reconcile >/dev/null
     """
-    from bapp_cli.db.locks import named_lock
+    from bapp_cli.cli.bookings import calendly_writer
     from bapp_cli.errors import ConfigError
-    from bapp_cli.services.calendly_write import (
-        CALENDLY_WRITE_LOCK,
-        DEFAULT_GIVE_UP,
-        RECONCILE_COLUMNS,
-        CalendlyWriter,
-    )
+    from bapp_cli.services.calendly_write import DEFAULT_GIVE_UP, RECONCILE_COLUMNS
 
     app_state = state(ctx)
     sink = app_state.output(fmt, as_json)
@@ -1019,17 +1006,8 @@ def reconcile(
         if not 0 <= hours < 100_000:
             raise ConfigError("calendly.reconcile_give_up_hours: must be between 0 and 100000 hours")
     give_up = DEFAULT_GIVE_UP if hours is None else dt.timedelta(hours=hours)
-    with (
-        named_lock(app_state.engine(), CALENDLY_WRITE_LOCK, wait_seconds=RECONCILE_WAIT, what="Calendly booking"),
-        app_state.calendly_client() as client,
-    ):
-        writer = CalendlyWriter(app_state.transaction, client, clock=utc_now)
-        reports = writer.reconcile(
-            give_up_after=give_up,
-            dry_run=dry_run,
-            user=settings.text("calendly.user"),
-            organization=settings.text("calendly.organization"),
-        )
+    with calendly_writer(app_state) as writer:
+        reports = writer.reconcile(give_up_after=give_up, dry_run=dry_run)
     for report in reports:
         sink.info(f"{report['booking']}: {report['action']} ({report['note']})")
     sink.records(reports, RECONCILE_COLUMNS, title="Calendly reconcile")

@@ -260,9 +260,8 @@ class ReceiverApp:
             return await _answer(send, 503, {"error": "shutting down; retry"}, retry_after=True)
         headers = _headers(scope)
         declared = headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > self.max_body:
-            return await _answer(send, 413, {"error": f"body over {self.max_body} bytes"}, close=True)
-        body = await self._body(receive)
+        # a declared size over the limit is refused before a byte of the body is read
+        body = None if declared.isdigit() and int(declared) > self.max_body else await self._body(receive)
         if body is None:
             return await _answer(send, 413, {"error": f"body over {self.max_body} bytes"}, close=True)
         loop = asyncio.get_running_loop()

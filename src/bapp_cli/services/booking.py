@@ -158,7 +158,7 @@ def normalise_reference(reference: str) -> str:
     return reference.strip().upper()
 
 
-def _get_booking(session: Session, reference: str, *, for_update: bool = False) -> Booking:
+def get_booking(session: Session, reference: str, *, for_update: bool = False) -> Booking:
     query = select(Booking).where(Booking.reference == normalise_reference(reference))
     if for_update:
         # PostgreSQL: two staff changing the same booking at once serialise here; SQLite's write
@@ -171,7 +171,7 @@ def _get_booking(session: Session, reference: str, *, for_update: bool = False) 
 
 
 def show_booking(session: Session, reference: str) -> BookingView:
-    return booking_view(session, _get_booking(session, reference).id)
+    return booking_view(session, get_booking(session, reference).id)
 
 
 def list_bookings(
@@ -286,23 +286,34 @@ def _refuse_with(refusal: Refusal) -> BappError:
     return error(refusal.text, hint=refusal.hint, code=refusal.code)
 
 
-def _resolve_pathway(
-    session: Session, session_type: SessionType, requested: Pathway | None, client: User | None
+def linked_pathways(session: Session, session_type_id: int) -> list[Pathway]:
+    """The session type's linked, non-archived pathways in display order (rule 4's choices)."""
+    return list(
+        session.scalars(
+            select(Pathway)
+            .join(SessionTypePathway, SessionTypePathway.pathway_id == Pathway.id)
+            .where(SessionTypePathway.session_type_id == session_type_id, Pathway.archived.is_(False))
+            .order_by(Pathway.position, Pathway.slug)
+        )
+    )
+
+
+def pick_pathway(
+    session: Session,
+    session_type: SessionType,
+    requested: Pathway | None,
+    client: User | None,
+    *,
+    linked: list[Pathway] | None = None,
+    warnings: list[str] | None = None,
 ) -> Pathway | None:
-    """Rule 4 (see services.rule_book.choose_pathway) over the session's links and the client's enrolments."""
-    linked: dict[int, Pathway] = {}
+    """Rule 4 (services.rule_book.choose_pathway) over the session's links (``linked``, else read) and the
+    client's active enrolments, read only when they can decide. With ``warnings``, Calendly's lenient form:
+    nothing is refused, and what bapp could not decide is added there; else a refusal is raised."""
+    if linked is None:  # the links and enrolments decide nothing for other sessions
+        linked = linked_pathways(session, session_type.id) if session_type.category == "pathway" else []
     enrolled: set[int] = set()
-    if session_type.category == "pathway":  # the links and enrolments decide nothing for other sessions
-        linked = {
-            pathway.id: pathway
-            for pathway in session.scalars(
-                select(Pathway)
-                .join(SessionTypePathway, SessionTypePathway.pathway_id == Pathway.id)
-                .where(SessionTypePathway.session_type_id == session_type.id, Pathway.archived.is_(False))
-                .order_by(Pathway.position, Pathway.slug)
-            )
-        }
-    if linked and requested is None and client is not None:
+    if linked and client is not None and (requested is None or requested.archived):
         enrolled.update(
             session.scalars(
                 select(Enrolment.pathway_id).where(Enrolment.client_id == client.id, Enrolment.status == "active")
@@ -310,16 +321,18 @@ def _resolve_pathway(
         )
     choice = choose_pathway(
         SessionFacts.of(session_type),
-        [PathwayFacts.of(pathway) for pathway in linked.values()],
+        [PathwayFacts.of(pathway) for pathway in linked],
         PathwayFacts.of(requested) if requested is not None else None,
         enrolled,
-        lenient=False,
+        lenient=warnings is not None,
     )
     if isinstance(choice, Refusal):
         raise _refuse_with(choice)
+    if choice.warning is not None and warnings is not None:
+        warnings.append(choice.warning)
     if choice.pathway is None:
         return None
-    return requested if requested is not None and requested.id == choice.pathway.id else linked[choice.pathway.id]
+    return next(pathway for pathway in (requested, *linked) if pathway is not None and pathway.id == choice.pathway.id)
 
 
 def _nearby(session: Session, person: Any, person_id: int, start: dt.datetime, end: dt.datetime) -> list[NearbyBooking]:
@@ -499,7 +512,7 @@ def create_booking(session: Session, request: BookingRequest, *, now: dt.datetim
             code="account_required",
         )
     # Rule 4
-    pathway = _resolve_pathway(session, session_type, requested_pathway, client)
+    pathway = pick_pathway(session, session_type, requested_pathway, client)
     # Rule 5
     responses = validate_answers(questions_from(session_type.custom_questions), request.answers)
     # Rule 6
@@ -616,20 +629,11 @@ def _refuse(booking: Booking, current: str, command: str, moves: dict[str, dict[
     return Conflict(f"booking {booking.reference} {state}; cannot {command} ({options})", code="illegal_transition")
 
 
-def change_booking_status(
-    session: Session,
-    reference: str,
-    command: str,
-    *,
-    now: dt.datetime,
-    reason: str | None = None,
-    paid: bool = False,
-) -> StatusChange:
-    """Apply `confirm`, `cancel`, `complete` or `no-show` (with `--paid` for confirm); complete and no-show
-    only once the booking has started."""
+def status_move(booking: Booking, command: str, *, now: dt.datetime) -> str:
+    """The status `command` takes the booking to, or the Conflict (exit 8) saying why it cannot; checked
+    before Calendly is asked to change a booking too, so Calendly never makes a move bapp refuses."""
     if command not in STATUS_MOVES:
         raise ValueError(f"unknown status command {command!r}")
-    booking = _get_booking(session, reference, for_update=True)
     target = STATUS_MOVES[command].get(booking.status)
     if target is None:
         raise _refuse(booking, booking.status, command, STATUS_MOVES)
@@ -640,34 +644,47 @@ def change_booking_status(
             hint="allowed now: " + ", ".join(c for c in _allowed(STATUS_MOVES, booking.status) if c not in AFTER_START),
             code="illegal_transition",
         )
-    wanted = {"status": target}
-    if paid:
-        if booking.payment_status != "unpaid":
-            raise _refuse(booking, booking.payment_status, "confirm --paid", PAYMENT_MOVES)
-        wanted["payment_status"] = "paid"
-    cleaned_reason = (reason.strip() or None) if reason else None
-    if cleaned_reason is not None and len(cleaned_reason) > 2000:
-        raise InvalidInput(f"reason: {len(cleaned_reason)} characters; at most 2000", code="too_long")
+    return target
+
+
+def clean_reason(reason: str | None) -> str | None:
+    """A cancellation's reason as kept: trimmed, none when blank, at most 2000 characters (exit 6)."""
+    cleaned = (reason.strip() or None) if reason else None
+    if cleaned is not None and len(cleaned) > 2000:
+        raise InvalidInput(f"reason: {len(cleaned)} characters; at most 2000", code="too_long")
+    return cleaned
+
+
+def change_booking_status(
+    session: Session,
+    reference: str,
+    command: str,
+    *,
+    now: dt.datetime,
+    reason: str | None = None,
+    paid: bool = False,
+) -> StatusChange:
+    """Apply `confirm`, `cancel`, `complete` or `no-show` (with `--paid` for confirm; complete and no-show
+    only once the booking has started), or a payment's `mark-paid` or `refund` (unpaid → paid → refunded;
+    not_required stays)."""
+    booking = get_booking(session, reference, for_update=True)
+    wanted = {} if command in PAYMENT_MOVES else {"status": status_move(booking, command, now=now)}
+    if command in PAYMENT_MOVES or paid:
+        payment = PAYMENT_MOVES["mark-paid" if paid else command].get(booking.payment_status)
+        if payment is None:
+            raise _refuse(booking, booking.payment_status, "confirm --paid" if paid else command, PAYMENT_MOVES)
+        wanted["payment_status"] = payment
+    cleaned_reason = clean_reason(reason)
     changes = apply_changes(booking, wanted)
-    if target == "cancelled":
+    cancelled = wanted.get("status") == "cancelled"
+    if cancelled:
         booking.cancelled_at, booking.cancellation_reason = now, cleaned_reason
     booking.updated_at = now
     session.flush()
-    audit = {**changes, "reason": cleaned_reason} if target == "cancelled" and cleaned_reason else changes
-    record_audit(session, "booking", booking.reference, audit)
-    return StatusChange(booking_view(session, booking.id), changes)
-
-
-def change_payment_status(session: Session, reference: str, command: str, *, now: dt.datetime) -> StatusChange:
-    """Apply `mark-paid` or `refund`: unpaid → paid → refunded; not_required stays."""
-    if command not in PAYMENT_MOVES:
-        raise ValueError(f"unknown payment command {command!r}")
-    booking = _get_booking(session, reference, for_update=True)
-    target = PAYMENT_MOVES[command].get(booking.payment_status)
-    if target is None:
-        raise _refuse(booking, booking.payment_status, command, PAYMENT_MOVES)
-    changes = apply_changes(booking, {"payment_status": target})
-    booking.updated_at = now
-    session.flush()
-    record_audit(session, "booking", booking.reference, dict(changes))
+    record_audit(
+        session,
+        "booking",
+        booking.reference,
+        {**changes, "reason": cleaned_reason} if cancelled and cleaned_reason else changes,
+    )
     return StatusChange(booking_view(session, booking.id), changes)

@@ -59,8 +59,9 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import re
+from collections import namedtuple
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pydantic import TypeAdapter, ValidationError
@@ -68,22 +69,20 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bapp_cli.calendly.models import NO_SHOW_WEBHOOK_EVENTS, Invitee, ScheduledEvent, WebhookPayload
-from bapp_cli.db.audit import record_audit
+from bapp_cli.db.audit import apply_changes, record_audit
 from bapp_cli.db.batches import batches
 from bapp_cli.db.locks import lock_keys
 from bapp_cli.db.models import (
     SYNC_KINDS,
     Booking,
-    Enrolment,
     Pathway,
     SessionType,
-    SessionTypePathway,
     SyncRun,
     User,
 )
 from bapp_cli.errors import ConfigError, InvalidInput
 from bapp_cli.services.answers import Question, answers_from_calendly, questions_from
-from bapp_cli.services.booking import creation_audit, insert_booking
+from bapp_cli.services.booking import creation_audit, insert_booking, linked_pathways, pick_pathway
 from bapp_cli.services.calendly_runs import (
     RunReport,
     invalid_listing,
@@ -91,20 +90,12 @@ from bapp_cli.services.calendly_runs import (
     listing_pages,
     record_run,
 )
-from bapp_cli.services.calendly_write import attach_invitee, match_held_booking, update_fields, use_invitation
+from bapp_cli.services.calendly_write import attach_invitee, match_held_booking, use_invitation
 from bapp_cli.services.enrolment import enrol
 from bapp_cli.services.instants import get_zone
 from bapp_cli.services.listing import Page
 from bapp_cli.services.people import builder_ids_by_calendly_uri, ensure_client, normalise_email
-from bapp_cli.services.rule_book import (
-    ACTIVE_STATUSES,
-    PathwayChoice,
-    PathwayFacts,
-    SessionFacts,
-    choose_pathway,
-    price_status,
-    restored_status,
-)
+from bapp_cli.services.rule_book import ACTIVE_STATUSES, price_status, restored_status
 
 if TYPE_CHECKING:
     from bapp_cli.calendly.client import CalendlyClient
@@ -301,30 +292,19 @@ class WebhookApplied:
         return {"event": self.event, "dry_run": self.dry_run, **self.outcome.as_record()}
 
 
-@dataclass(frozen=True)
-class CalendlyRunView:
-    """One row of ``calendly status``: an event-type sync or a bookings pull (its fields in column order)."""
-
-    run_id: int
-    started_at: dt.datetime
-    finished_at: dt.datetime | None
-    status: str
-    source: str
-    fetched: int
-    created: int
-    updated: int
-    unchanged: int
-    deactivated: int
-    reactivated: int
-    error: str | None
-    kind: str
-    skipped: int
-
+# One row of ``calendly status``: an event-type sync or a bookings pull, its sync_runs columns in this order.
+class CalendlyRunView(
+    namedtuple(
+        "CalendlyRunView",
+        "run_id started_at finished_at status source fetched created updated unchanged deactivated reactivated "
+        "error kind skipped",
+    )
+):
     def as_record(self) -> dict[str, Any]:
-        return asdict(self)
+        return self._asdict()
 
 
-RUN_COLUMNS = tuple(column.name for column in fields(CalendlyRunView))
+RUN_COLUMNS: tuple[str, ...] = CalendlyRunView._fields
 
 
 # -- applying invitees-----------------------------------------------------------------------------
@@ -374,18 +354,6 @@ class InviteeApplier:
                 select(SessionType).where(SessionType.calendly_uri == uri)
             ).one_or_none()
         return self._session_types[uri]
-
-    def _linked_pathways(self, session_type: SessionType) -> list[Pathway]:
-        if session_type.id not in self._linked:
-            self._linked[session_type.id] = list(
-                self.session.scalars(
-                    select(Pathway)
-                    .join(SessionTypePathway, SessionTypePathway.pathway_id == Pathway.id)
-                    .where(SessionTypePathway.session_type_id == session_type.id, Pathway.archived.is_(False))
-                    .order_by(Pathway.position, Pathway.slug)
-                )
-            )
-        return self._linked[session_type.id]
 
     def _builder(self, event: ScheduledEvent, session_type: SessionType) -> User | None:
         """The event's host when they are a known builder (round robin, teams), else the type's owner."""
@@ -443,29 +411,12 @@ class InviteeApplier:
         requested = self._answered_pathway(invitee, warnings)
         if requested is None and replaced is not None and replaced.pathway_id is not None:
             requested = self.session.get(Pathway, replaced.pathway_id)
-        linked = self._linked_pathways(session_type) if session_type.category == "pathway" else []
-        enrolled: set[int] = set()
-        if linked and client is not None and (requested is None or requested.archived):
-            enrolled.update(
-                self.session.scalars(
-                    select(Enrolment.pathway_id).where(Enrolment.client_id == client.id, Enrolment.status == "active")
-                )
-            )
-        choice = choose_pathway(
-            SessionFacts.of(session_type),
-            [PathwayFacts.of(pathway) for pathway in linked],
-            PathwayFacts.of(requested) if requested is not None else None,
-            enrolled,
-            lenient=True,
-        )
-        assert isinstance(choice, PathwayChoice)  # the lenient policy never refuses
-        if choice.warning is not None:
-            warnings.append(choice.warning)
-        if choice.pathway is None:
-            return None
-        return next(
-            pathway for pathway in (requested, *linked) if pathway is not None and pathway.id == choice.pathway.id
-        )
+        linked: list[Pathway] = []
+        if session_type.category == "pathway":
+            if session_type.id not in self._linked:
+                self._linked[session_type.id] = linked_pathways(self.session, session_type.id)
+            linked = self._linked[session_type.id]
+        return pick_pathway(self.session, session_type, requested, client, linked=linked, warnings=warnings)
 
     def _remote_fields(self, item: BookedInvitee, session_type: SessionType, warnings: list[str]) -> dict[str, Any]:
         """The booking's fields that Calendly owns: times, the client's zone, the answers, the event."""
@@ -554,17 +505,13 @@ class InviteeApplier:
 
         paid = self._paid(invitee) or (replaced is not None and replaced.payment_status == "paid")
         status, payment = price_status(session_type.price, paid=paid)
-        cancelled_at: dt.datetime | None = None
-        reason: str | None = None
-        if cancelled:
-            status = "cancelled"
-            cancelled_at, reason = self._cancellation(item)
+        cancelled_at, reason = self._cancellation(item) if cancelled else (None, None)
         booking = Booking(
             **remote,
             client_id=client.id,
             builder_id=builder.id if builder is not None else None,
             session_type_id=session_type.id,
-            status=status,
+            status="cancelled" if cancelled else status,
             payment_status=payment,
             amount=session_type.price,
             currency=session_type.currency,
@@ -619,7 +566,7 @@ class InviteeApplier:
             "created",
             invitee.uri,
             booking.reference,
-            status,
+            booking.status,
             note="; ".join(notes),
             warnings=tuple(warnings),
             replaced=replaced_reference,
@@ -671,17 +618,13 @@ class InviteeApplier:
         if cancelled:
             when, reason = self._cancellation(item)
             if booking.status in ACTIVE_STATUSES:
-                changes["status"] = [booking.status, "cancelled"]
-                booking.status = "cancelled"
-                booking.cancelled_at = when
-                booking.cancellation_reason = reason
+                wanted = {"status": "cancelled", "cancelled_at": when, "cancellation_reason": reason}
+                changes = apply_changes(booking, wanted)
                 action = "rescheduled" if invitee.rescheduled else "cancelled"
             elif booking.status == "cancelled":
                 # "Rescheduled to BK-…" (set by the new half) says more than the old half's own reason.
-                keep = (booking.cancellation_reason or "").startswith(RESCHEDULED_REASON)
-                if reason and not keep and booking.cancellation_reason != reason:
-                    changes["cancellation_reason"] = [booking.cancellation_reason, reason]
-                    booking.cancellation_reason = reason
+                if reason and not (booking.cancellation_reason or "").startswith(RESCHEDULED_REASON):
+                    changes = apply_changes(booking, {"cancellation_reason": reason})
             else:
                 warnings.append(f"booking is {booking.status}, which is final; Calendly's cancellation not applied")
         elif booking.status == "cancelled":
@@ -698,7 +641,7 @@ class InviteeApplier:
                 fresh["payment_status"] = "paid"
                 if booking.status == "pending":
                     fresh["status"] = "confirmed"
-            changes.update(update_fields(booking, fresh))
+            changes.update(apply_changes(booking, fresh))
             if "pathway_id" in changes:
                 pathway = self.session.get(Pathway, booking.pathway_id)
                 client = self.session.get(User, booking.client_id)
@@ -711,8 +654,8 @@ class InviteeApplier:
         booking.updated_at = self.now
         record_audit(self.session, "booking", booking.reference, {"source": "calendly", **changes})
         note = ", ".join(name for name in changes if name != "status")
-        if action != "updated" and booking.cancellation_reason:
-            note = booking.cancellation_reason
+        if action != "updated":
+            note = booking.cancellation_reason or ""
         return InviteeOutcome(
             action, invitee.uri, booking.reference, booking.status, note=note, warnings=tuple(warnings)
         )

@@ -35,20 +35,21 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bapp_cli.db.audit import record_audit
+from bapp_cli.db.audit import apply_changes, record_audit
 from bapp_cli.db.models import Booking, CalendlyInvitation, SessionType, User
 from bapp_cli.errors import BappError, Conflict, InvalidInput, NotFound, RemoteError
 from bapp_cli.services.booking import (
-    STATUS_MOVES,
     BookingCreated,
     BookingRequest,
     StatusChange,
     booking_view,
     change_booking_status,
+    clean_reason,
     create_booking,
     describe_starts,
+    get_booking,
     nearest_starts,
-    normalise_reference,
+    status_move,
 )
 from bapp_cli.services.instants import instant_text
 from bapp_cli.services.people import get_client
@@ -172,13 +173,8 @@ def _starts_near(
 # -- booking through Calendly ------------------------------------------------------------------------
 
 
-@dataclass
-class CalendlyBooked:
-    """The result of a write-through ``bookings create``."""
-
-    created: BookingCreated
-    calendly_state: str | None
-    notes: list[str] = field(default_factory=list)
+# A write-through ``bookings create``: the booking, and what to tell the user of Calendly's part in it.
+CalendlyBooked = tuple[BookingCreated, list[str]]
 
 
 def invitee_body(booking: Booking, client: User, event_type: EventType, *, name: str | None) -> dict[str, Any]:
@@ -297,38 +293,39 @@ class _Sent:
 class CalendlyWriter:
     """Sends held bookings to Calendly and settles them (the steps of the module docstring)."""
 
-    def __init__(self, transaction: Transaction, client: CalendlyClient, *, clock: Callable[[], dt.datetime]) -> None:
+    def __init__(
+        self,
+        transaction: Transaction,
+        client: CalendlyClient,
+        *,
+        clock: Callable[[], dt.datetime],
+        user: str | None = None,
+        organization: str | None = None,
+    ) -> None:
+        """``user`` / ``organization``: the configured scope lookups search (see ``_lookup_scope``)."""
         self.transaction = transaction
         self.client = client
         self.clock = clock
+        self.scope = (user, organization)
 
     # -- create -----------------------------------------------------------------------------------
 
-    def book(
-        self,
-        request: BookingRequest,
-        *,
-        dry_run: bool = False,
-        user: str | None = None,
-        organization: str | None = None,
-    ) -> CalendlyBooked:
+    def book(self, request: BookingRequest, *, dry_run: bool = False) -> CalendlyBooked:
         with self.transaction() as session:
             target = calendly_session(session, request.session)
         event_type = self.client.get_event_type(target.event_type_uri)
         # Everything that needs Calendly before the send is asked before the hold is committed, so a
         # failure here leaves nothing pending.
-        scope = _lookup_scope(self.client, target.owner_uri, user, organization)
+        scope = _lookup_scope(self.client, target.owner_uri, *self.scope)
         now = self.clock()
         starts = _starts_near(self.client, target, request.start, now)
         held = replace(request, calendly_open_starts=tuple(starts))
         with self.transaction(dry_run=dry_run) as session:
             created = create_booking(session, held, now=now)
-            booking = _booking(session, created.booking.reference)
+            booking = get_booking(session, created.booking.reference)
             if created.existing or dry_run:
-                notes = []
-                if created.existing and booking.calendly_state in PENDING_STATES:
-                    notes.append("it is still waiting for Calendly: run `bapp calendly reconcile`")
-                return CalendlyBooked(created, None if dry_run else booking.calendly_state, notes)
+                waiting = created.existing and booking.calendly_state in PENDING_STATES
+                return created, ["it is still waiting for Calendly: run `bapp calendly reconcile`"] if waiting else []
             client_user = session.get(User, booking.client_id)
             assert client_user is not None
             sent = _Sent.of(
@@ -368,11 +365,10 @@ class CalendlyWriter:
             if found is not None:
                 return self._finish(sent, *found, notes=["the answer was lost; found the booking in Calendly"])
             if resend_allowed:
-                self._count_attempt(sent)
-                result = self._send(sent, resend_allowed=False)
-                result.notes.insert(0, "the answer was lost and Calendly had no booking; resent once")
-                return result
-            self._mark(sent, "unknown")
+                self._update(sent, calendly_attempts=sent.attempts + 1)
+                created, notes = self._send(sent, resend_allowed=False)
+                return created, ["the answer was lost and Calendly had no booking; resent once", *notes]
+            self._update(sent, calendly_state="unknown")
             raise RemoteError(
                 f"Calendly did not confirm booking {sent.reference} ({lost.message}); it stays pending",
                 hint="run `bapp calendly reconcile` to look it up again before booking anything else for this slot",
@@ -390,7 +386,7 @@ class CalendlyWriter:
         try:
             return self._lookup(sent)
         except BappError as failed:
-            self._mark(sent, "unknown")
+            self._update(sent, calendly_state="unknown")
             raise RemoteError(
                 f"Calendly did not confirm booking {sent.reference} ({why}) and could not be asked about it "
                 f"({failed.message}); it stays pending",
@@ -418,21 +414,14 @@ class CalendlyWriter:
             taken=attached.__contains__,
         )
 
-    def _count_attempt(self, sent: _Sent) -> None:
+    def _update(self, sent: _Sent, **wanted: Any) -> None:
+        """Change the booking while it is still held (another process may have settled it meanwhile), with
+        an audit row of what changed."""
         with self.transaction() as session:
             booking = session.get(Booking, sent.booking_id)
-            if booking is not None:
-                booking.calendly_attempts += 1
+            if booking is not None and booking.calendly_state in PENDING_STATES:
+                record_audit(session, "booking", booking.reference, apply_changes(booking, wanted))
                 booking.updated_at = self.clock()
-
-    def _mark(self, sent: _Sent, state: str) -> None:
-        with self.transaction() as session:
-            booking = session.get(Booking, sent.booking_id)
-            if booking is not None:
-                previous = booking.calendly_state
-                booking.calendly_state = state
-                booking.updated_at = self.clock()
-                record_audit(session, "booking", booking.reference, {"calendly_state": [previous, state]})
 
     def _remove(self, sent: _Sent, *, reason: str) -> None:
         """The held booking never became a Calendly booking: delete it, keeping an audit row that says why."""
@@ -463,17 +452,12 @@ class CalendlyWriter:
                 )
             attach_invitee(session, booking, invitee, event, now=self.clock())
             view = booking_view(session, booking.id)
-        return CalendlyBooked(BookingCreated(view, sent.account_created, sent.enrolled, False), "booked", notes)
+        return BookingCreated(view, sent.account_created, sent.enrolled, False), notes
 
     # -- reconcile ----------------------------------------------------------------------------------
 
     def reconcile(
-        self,
-        *,
-        give_up_after: dt.timedelta = DEFAULT_GIVE_UP,
-        dry_run: bool = False,
-        user: str | None = None,
-        organization: str | None = None,
+        self, *, give_up_after: dt.timedelta = DEFAULT_GIVE_UP, dry_run: bool = False
     ) -> list[dict[str, Any]]:
         """Resolve every pending Calendly-bound booking: attach what Calendly has, resend once what it
         does not (unless the start has passed or the booking was already resent), give up after
@@ -492,7 +476,7 @@ class CalendlyWriter:
         event_types: dict[str, EventType] = {}
         reports = []
         for sent in pending:
-            sent.scope = _lookup_scope(self.client, sent.target.owner_uri, user, organization)
+            sent.scope = _lookup_scope(self.client, sent.target.owner_uri, *self.scope)
             report = {"booking": sent.reference, "client": sent.email, "start_time": sent.start}
             report.update(self._reconcile_one(sent, event_types, give_up_after=give_up_after, dry_run=dry_run))
             if report["action"] != "skipped":
@@ -527,50 +511,25 @@ class CalendlyWriter:
                 held.calendly_attempts += 1
                 held.updated_at = now
             try:
-                result = self._send(sent, resend_allowed=False)
+                created, _ = self._send(sent, resend_allowed=False)
             except BappError as exc:
                 unknown = exc.code == "calendly_unknown"
                 state, status = ("unknown", "pending") if unknown else ("removed", "removed")
                 return _reconciled("resent", exc.message, calendly_state=state, status=status)
-            status = result.created.booking.status
-            return _reconciled("resent", "booked in Calendly", calendly_state=result.calendly_state, status=status)
+            return _reconciled("resent", "booked in Calendly", calendly_state="booked", status=created.booking.status)
         if too_old or sent.start <= now:
             if not dry_run:
-                self._give_up(sent)
+                reason = "Calendly never confirmed the booking"
+                fields = {"calendly_state": "failed", "status": "cancelled", "cancellation_reason": reason}
+                self._update(sent, **fields, cancelled_at=now)
             return _reconciled("failed", "not found in Calendly; given up", calendly_state="failed", status="cancelled")
         note = "not found in Calendly and already resent; it will be given up after the configured age"
         return _reconciled("waiting", note, calendly_state=sent.state)
-
-    def _give_up(self, sent: _Sent) -> None:
-        with self.transaction() as session:
-            booking = session.get(Booking, sent.booking_id)
-            if booking is None or booking.calendly_state not in PENDING_STATES:
-                return
-            now = self.clock()
-            record_audit(
-                session,
-                "booking",
-                booking.reference,
-                {"calendly_state": [booking.calendly_state, "failed"], "status": [booking.status, "cancelled"]},
-            )
-            booking.calendly_state = "failed"
-            booking.status = "cancelled"
-            booking.cancelled_at = now
-            booking.cancellation_reason = "Calendly never confirmed the booking"
-            booking.updated_at = now
 
 
 def _reconciled(action: str, note: str, *, calendly_state: str | None, status: str = "pending") -> dict[str, Any]:
     """The outcome columns of one row of the reconcile report."""
     return {"calendly_state": calendly_state, "status": status, "action": action, "note": note}
-
-
-def _booking(session: Session, reference: str, *, for_update: bool = False) -> Booking:
-    query = select(Booking).where(Booking.reference == normalise_reference(reference))
-    booking = session.scalars(query.with_for_update() if for_update else query).one_or_none()
-    if booking is None:
-        raise NotFound(f"no booking {reference.strip()!r}", hint="see `bapp bookings list`", code="booking_not_found")
-    return booking
 
 
 def attach_invitee(
@@ -593,22 +552,11 @@ def attach_invitee(
             fresh["end_time"] = event.end_time
         if event.location is not None and event.location.join_url:
             fresh["calendly_join_url"] = event.location.join_url[:500]
-    changes = update_fields(booking, fresh)
+    changes = apply_changes(booking, fresh)
     if changes:
         booking.updated_at = now
         session.flush()
         record_audit(session, "booking", booking.reference, {"source": "calendly", **changes})
-    return changes
-
-
-def update_fields(booking: Booking, fresh: dict[str, Any]) -> dict[str, Any]:
-    """Set the fields that differ; returns them as audit changes ``{name: [old, new]}`` (instants as text)."""
-    changes: dict[str, Any] = {}
-    for name, value in fresh.items():
-        current = getattr(booking, name)
-        if current != value:
-            changes[name] = [instant_text(v) if isinstance(v, dt.datetime) else v for v in (current, value)]
-            setattr(booking, name, value)
     return changes
 
 
@@ -655,63 +603,87 @@ def use_invitation(session: Session, booking: Booking, *, now: dt.datetime) -> s
 
 # -- cancel and no-show, Calendly first --------------------------------------------------------------
 
-
-@dataclass(frozen=True)
-class PushTarget:
-    """A booking that lives in Calendly, read before the remote call."""
-
-    reference: str
-    status: str
-    start_time: dt.datetime
-    event_uri: str | None
-    invitee_uri: str | None
-    no_show_uri: str | None
-    calendly_state: str | None
-    kind: str
+# What the local half of a change already made in Calendly leaves the booking as.
+_PUSHED_STATUS = {"cancel": "cancelled", "no-show": "no_show"}
 
 
-def push_target(session: Session, reference: str) -> PushTarget | None:
-    """The booking's Calendly side, or None when it is not in Calendly (it then behaves as before)."""
-    booking = _booking(session, reference)
-    if booking.calendly_state in PENDING_STATES:
-        raise Conflict(
-            f"booking {booking.reference} is still waiting for Calendly's confirmation",
-            hint="run `bapp calendly reconcile` first (or pass --local-only to change it here only)",
-            code="calendly_pending",
-        )
-    if not booking.calendly_event_uri and not booking.calendly_invitee_uri:
-        return None
+def change_status(
+    transaction: Transaction,
+    reading: Callable[[], AbstractContextManager[Session]],
+    open_client: Callable[[], CalendlyClient],
+    reference: str,
+    command: str,
+    *,
+    clock: Callable[[], dt.datetime],
+    local_only: bool = False,
+    reason: str | None = None,
+) -> tuple[StatusChange, list[str]]:
+    """``bookings cancel``, ``no-show`` and ``no-show --undo`` (``command`` "undo"): a booking that lives
+    in Calendly is changed there first, then here; with ``local_only``, or one Calendly does not hold, here
+    only. Returns the change and what to tell the user about Calendly's side.
+
+    The local rules are checked before Calendly is asked, so Calendly never makes a move bapp then refuses.
+    ``POST /invitee_no_shows`` has no idempotency key: an invitee Calendly already marks (a rerun after a
+    lost answer, or a mark made in Calendly) is not marked twice, and a lost answer is settled by asking;
+    if Calendly cannot be asked, the lost answer's exit 9 stands and the rerun asks first. Calendly's own
+    delivery of the change may be applied between the remote call and the local half: the booking is then
+    already where the command takes it, which is the command succeeding, not a refused move.
+    """
+    reason = clean_reason(reason)
+    event_uri = invitee_uri = mark = None
+    with reading() as session:
+        booking = get_booking(session, reference)
+        if not local_only and booking.calendly_state in PENDING_STATES:
+            raise Conflict(
+                f"booking {booking.reference} is still waiting for Calendly's confirmation",
+                hint="run `bapp calendly reconcile` first (or pass --local-only to change it here only)",
+                code="calendly_pending",
+            )
+        if not local_only and (booking.calendly_event_uri or booking.calendly_invitee_uri):
+            event_uri, invitee_uri = booking.calendly_event_uri, booking.calendly_invitee_uri
+            mark = booking.calendly_no_show_uri
+            if command == "undo" and booking.status != "no_show":
+                raise _nothing_to_undo(booking)
+            if command != "undo":
+                _check_push(session, booking, command, now=clock())
+    notes: list[str] = []
+    remote = event_uri if command == "cancel" else invitee_uri or (mark if command == "undo" else None)
+    if remote:
+        with open_client() as client:
+            if command == "cancel":
+                if client.cancel_event(remote, reason) is None:
+                    notes.append("Calendly already had the event cancelled")
+            elif command == "undo":
+                # A mark made in Calendly (a delivery or pull before its URI was kept) is looked up.
+                mark = mark or _calendly_no_show(client, remote)
+                if mark:
+                    client.delete_invitee_no_show(mark)
+            else:
+                mark = _calendly_no_show(client, remote) or _mark_no_show(client, remote)
+    with transaction() as session:
+        now = clock()
+        if command == "undo":
+            view = undo_no_show(session, reference, now=now)
+            return StatusChange(view, {"status": ["no_show", view.status]}), notes
+        # locked first, so that the status read here is the one the change is made from
+        booking = get_booking(session, reference, for_update=True)
+        if remote and booking.status == _PUSHED_STATUS[command]:
+            change = StatusChange(booking_view(session, booking.id), {})
+        else:
+            change = change_booking_status(session, reference, command, now=now, reason=reason)
+        if remote and command == "no-show":
+            # stamped so that the delivery of that same mark, or an older one, arriving later changes
+            # nothing (see ``InviteeApplier.apply_no_show``)
+            booking.calendly_no_show_uri, booking.calendly_no_show_at = mark, now
+    return change, notes
+
+
+def _check_push(session: Session, booking: Booking, command: str, *, now: dt.datetime) -> None:
+    status_move(booking, command, now=now)
     session_type = session.get(SessionType, booking.session_type_id)
-    return PushTarget(
-        booking.reference,
-        booking.status,
-        booking.start_time,
-        booking.calendly_event_uri,
-        booking.calendly_invitee_uri,
-        booking.calendly_no_show_uri,
-        booking.calendly_state,
-        session_type.kind if session_type is not None else "solo",
-    )
-
-
-def check_move(target: PushTarget, command: str, *, now: dt.datetime) -> None:
-    """The local status rules, checked before Calendly is asked to change anything."""
-    if target.status not in STATUS_MOVES[command]:
-        allowed = [name for name, table in STATUS_MOVES.items() if target.status in table]
+    if command == "cancel" and session_type is not None and session_type.kind == "group":
         raise Conflict(
-            f"booking {target.reference} is {target.status}; cannot {command} "
-            f"({'allowed: ' + ', '.join(allowed) if allowed else target.status + ' is final'})",
-            code="illegal_transition",
-        )
-    if command == "no-show" and target.start_time > now:
-        raise Conflict(
-            f"booking {target.reference} starts at {instant_text(target.start_time)}; "
-            "it cannot be marked no_show before it has started",
-            code="illegal_transition",
-        )
-    if command == "cancel" and target.kind == "group":
-        raise Conflict(
-            f"booking {target.reference} is one invitee of a group event; cancelling the event in Calendly would "
+            f"booking {booking.reference} is one invitee of a group event; cancelling the event in Calendly would "
             "cancel every invitee",
             hint="cancel it from the invitee's cancel link in Calendly (the pull then cancels it here), "
             "or pass --local-only",
@@ -719,7 +691,7 @@ def check_move(target: PushTarget, command: str, *, now: dt.datetime) -> None:
         )
 
 
-def calendly_no_show(client: CalendlyClient, invitee_uri: str) -> str | None:
+def _calendly_no_show(client: CalendlyClient, invitee_uri: str) -> str | None:
     """The URI of the no-show Calendly holds for the invitee, if any (its ``no_show``, read from the
     event's invitee listing)."""
     event_uri, _, _ = invitee_uri.partition("/invitees/")
@@ -729,24 +701,15 @@ def calendly_no_show(client: CalendlyClient, invitee_uri: str) -> str | None:
     return None
 
 
-def push_no_show(client: CalendlyClient, invitee_uri: str) -> str:
-    """Mark the invitee a no-show in Calendly and return the no-show's URI.
-
-    ``POST /invitee_no_shows`` has no idempotency key, so as with a booking it is never sent blindly: an
-    invitee Calendly already marks (a rerun after a lost answer, or a mark made in Calendly) is not marked
-    twice, and a lost answer is settled by asking; if Calendly cannot be asked, the lost answer's exit 9
-    stands and the rerun asks first.
-    """
+def _mark_no_show(client: CalendlyClient, invitee_uri: str) -> str:
+    """``POST /invitee_no_shows``; a lost answer is settled by asking whether the mark is there."""
     from bapp_cli.calendly.client import OutcomeUnknown
 
-    existing = calendly_no_show(client, invitee_uri)
-    if existing is not None:
-        return existing
     try:
         return client.create_invitee_no_show(invitee_uri).uri
     except OutcomeUnknown:
         try:
-            found = calendly_no_show(client, invitee_uri)
+            found = _calendly_no_show(client, invitee_uri)
         except BappError:
             found = None
         if found is None:
@@ -754,41 +717,18 @@ def push_no_show(client: CalendlyClient, invitee_uri: str) -> str:
         return found
 
 
-# What the local half of a change already made in Calendly leaves the booking as.
-_PUSHED_STATUS = {"cancel": "cancelled", "no-show": "no_show"}
-
-
-def settle_pushed(
-    session: Session, reference: str, command: str, *, now: dt.datetime, reason: str | None = None
-) -> StatusChange:
-    """The local half of a ``cancel`` or ``no-show`` that Calendly has already made.
-
-    Calendly delivers its own webhook for the change at once, and the receiver may apply it between the
-    remote call and this step: the booking is then already where the command takes it. That is the
-    command succeeding, not a refused move (exit 8 would send support to redo what is done).
-    """
-    booking = session.scalars(select(Booking).where(Booking.reference == normalise_reference(reference))).one_or_none()
-    if booking is not None and booking.status == _PUSHED_STATUS[command]:
-        return StatusChange(booking_view(session, booking.id), {})
-    return change_booking_status(session, reference, command, now=now, reason=reason)
-
-
-def record_no_show_uri(session: Session, reference: str, uri: str | None, *, now: dt.datetime) -> None:
-    """Keep the no-show made in Calendly; stamped so that the delivery of that same mark, or an older
-    one, arriving later changes nothing (see ``InviteeApplier.apply_no_show``)."""
-    booking = session.scalars(select(Booking).where(Booking.reference == normalise_reference(reference))).one()
-    booking.calendly_no_show_uri = uri
-    booking.calendly_no_show_at = now
+def _nothing_to_undo(booking: Booking) -> Conflict:
+    return Conflict(
+        f"booking {booking.reference} is {booking.status}, not no_show; nothing to undo", code="illegal_transition"
+    )
 
 
 def undo_no_show(session: Session, reference: str, *, now: dt.datetime) -> BookingView:
     """``no-show --undo``: a no-show recorded by mistake goes back to the status the rule book restores
     (services.rule_book.restored_status, the same as Calendly's ``invitee_no_show.deleted``)."""
-    booking = _booking(session, reference, for_update=True)
+    booking = get_booking(session, reference, for_update=True)
     if booking.status != "no_show":
-        raise Conflict(
-            f"booking {booking.reference} is {booking.status}, not no_show; nothing to undo", code="illegal_transition"
-        )
+        raise _nothing_to_undo(booking)
     booking.status = restored_status(
         end=booking.end_time, now=now, amount=booking.amount, payment_status=booking.payment_status
     )

@@ -247,29 +247,23 @@ def find_clash(
                     conflict=True,
                 )
         if clashes:
-            other = clashes[0]
             with_buffer = f" (with a {buffer_minutes}-minute buffer)" if buffer_minutes else ""
-            return Refusal(
-                "start",
-                "overlap",
-                f"builder {builder_email} already has booking {other.reference} at"
-                f" {span_text(other.start, other.end)} overlapping {mine}{with_buffer}",
-                hint=OVERLAP_HINT,
-                conflict=True,
-            )
+            return _overlap(f"builder {builder_email}", clashes[0], mine + with_buffer)
     if client_email is not None:
         clashes = _intersecting(client_bookings, start, end)
         if clashes:
-            other = clashes[0]
-            return Refusal(
-                "start",
-                "overlap",
-                f"client {client_email} already has booking {other.reference} at"
-                f" {span_text(other.start, other.end)} overlapping {mine}",
-                hint=OVERLAP_HINT,
-                conflict=True,
-            )
+            return _overlap(f"client {client_email}", clashes[0], mine)
     return None
+
+
+def _overlap(who: str, other: NearbyBooking, mine: str) -> Refusal:
+    return Refusal(
+        "start",
+        "overlap",
+        f"{who} already has booking {other.reference} at {span_text(other.start, other.end)} overlapping {mine}",
+        hint=OVERLAP_HINT,
+        conflict=True,
+    )
 
 
 # -- skill progress --------------------------------------------------------------------------------------
