@@ -13,20 +13,26 @@ once instead of converted for every row (each measured with bench/import.py: REA
 
 from __future__ import annotations
 
+import json
 import zlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, cast
 
 from sqlalchemy import (
+    ARRAY,
     Column,
+    ColumnElement,
     FromClause,
     Integer,
     MetaData,
     Table,
+    any_,
     bindparam,
     delete,
+    func,
     insert,
     literal,
+    literal_column,
     null,
     select,
     update,
@@ -52,6 +58,15 @@ def chunks(values: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
         piece = values[start : start + size]
         width = min(size, 1 << (len(piece) - 1).bit_length())
         yield [*piece, *[piece[-1]] * (width - len(piece))]
+
+
+def any_of(session: Session, column: ColumnElement[Any], values: Iterable[Any]) -> ColumnElement[bool]:
+    """`column IN (values)` with the values as ONE bound parameter (a JSON array on SQLite, an array on
+    PostgreSQL): one statement text whatever their number, and no per-value rendering and binding, which
+    cost a 100,000-row bookings import more CPU than its lookups' SQL (`chunks` pads the IN-list form)."""
+    if is_sqlite(session):
+        return column.in_(select(literal_column("value")).select_from(func.json_each(json.dumps(list(values)))))
+    return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
 
 
 def is_sqlite(session: Session) -> bool:

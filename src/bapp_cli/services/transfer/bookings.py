@@ -57,7 +57,6 @@ from sqlalchemy import (
     Table,
     and_,
     delete,
-    func,
     insert,
     literal,
     select,
@@ -120,6 +119,7 @@ from bapp_cli.services.transfer.importer import (
     RowError,
     RowId,
     RowResult,
+    Touched,
     When,
     problem,
 )
@@ -130,6 +130,7 @@ WRITE_STATE_REFUSAL = (
 REFERENCE_PATTERN = re.compile(r"^[A-Z0-9][A-Z0-9-]{0,15}$")
 MAX_REASON_LENGTH = 2000
 IMPORT_CACHE_KIB = 16_384
+MEMO_LIMIT = 50_000  # resolved e-mails, zones and sessions kept across batches: a few MB at most
 
 Money = Annotated[Decimal, Field(ge=0, le=MAX_PRICE, max_digits=10, decimal_places=2)]
 Status = Literal["pending", "confirmed", "completed", "cancelled", "no_show"]
@@ -340,13 +341,12 @@ class BookingImporter(KindImporter):
         self.dialect = self.session.get_bind().dialect.name
         self.check_overlaps = not self.restore and not self.options.allow_overlap
         self.extra = {"clients_created": 0, "enrolled": 0}
-        # What this import has written, so a file's second row for a key an earlier batch wrote is a
-        # duplicate, not an update: rows it created have ids above today's highest (writers of bookings wait
-        # for the import's transaction), rows it updated are listed in a temporary table.
-        self.floor = int(self.session.scalar(select(func.coalesce(func.max(Booking.id), 0))) or 0)
-        for table in (SLOTS, TOUCHED):
-            table.create(self.session.connection(), checkfirst=True)
-            self.session.execute(delete(table))
+        # what this import has written: a file's second row for a key an earlier batch wrote is a duplicate
+        self.touched = Touched(self.session, Booking.__table__)
+        SLOTS.create(self.session.connection(), checkfirst=True)
+        self.session.execute(delete(SLOTS))
+        # (column, value) → its resolution or refusal; kept across batches up to MEMO_LIMIT entries
+        self.memo: dict[tuple[str, Any], Any] = {}
         self.cache_pages: int | None = None
         if self.dialect == "sqlite":
             # The (person, time) indexes take rows in random places for a history spread over years; a
@@ -361,9 +361,10 @@ class BookingImporter(KindImporter):
             self.session.execute(text(f"PRAGMA cache_size = {self.cache_pages}"))
 
     def _new_batch(self) -> None:
-        """Lookups live for one batch: each distinct value is resolved once per batch, and memory stays flat
-        however many distinct clients the file holds."""
-        self.memo: dict[tuple[str, Any], Any] = {}  # (column, value) → its resolution or refusal
+        """What the database says lives for one batch; the memo of pure resolutions (e-mails, zones, sessions)
+        is dropped when full, so memory stays flat however many distinct clients the file holds."""
+        if len(self.memo) > MEMO_LIMIT:
+            self.memo = {}
         # e-mail → (user id, has a client profile, has a name); id 0: created by this batch
         self.users: dict[str, tuple[int, bool, bool]] = {}
         self.enrolments: dict[int, dict[int, str]] = {}
@@ -598,15 +599,13 @@ class BookingImporter(KindImporter):
         return sorted(results, key=lambda result: result.row.line)
 
     def _resolve_clients(self, drafts: Sequence[Draft]) -> None:
-        wanted = sorted({draft.email for draft in drafts})
-        for part in bulk.chunks(wanted):
-            rows = self.session.execute(
-                select(User.id, User.email, User.name, ClientProfile.id)
-                .outerjoin(ClientProfile, ClientProfile.user_id == User.id)
-                .where(User.email.in_(part))
-            )
-            for user_id, email, name, profile_id in rows:
-                self.users[email] = (user_id, profile_id is not None, bool(name))
+        rows = self.session.execute(
+            select(User.id, User.email, User.name, ClientProfile.id)
+            .outerjoin(ClientProfile, ClientProfile.user_id == User.id)
+            .where(bulk.any_of(self.session, User.email, sorted({draft.email for draft in drafts})))
+        )
+        for user_id, email, name, profile_id in rows:
+            self.users[email] = (user_id, profile_id is not None, bool(name))
 
     def _load_enrolments(self, drafts: Sequence[Draft]) -> None:
         """The enrolments rule 4 may consult: those of the batch's known clients whose rows name a pathway
@@ -619,11 +618,12 @@ class BookingImporter(KindImporter):
                 and (draft.columns["pathway_id"] is not None or draft.session.facts.category == "pathway")
             }
         )
-        for part in bulk.chunks(wanted):
-            for client_id, pathway_id, status in self.session.execute(
-                select(Enrolment.client_id, Enrolment.pathway_id, Enrolment.status).where(Enrolment.client_id.in_(part))
-            ):
-                self.enrolments.setdefault(client_id, {})[pathway_id] = status
+        for client_id, pathway_id, status in self.session.execute(
+            select(Enrolment.client_id, Enrolment.pathway_id, Enrolment.status).where(
+                bulk.any_of(self.session, Enrolment.client_id, wanted)
+            )
+        ):
+            self.enrolments.setdefault(client_id, {})[pathway_id] = status
 
     def _match_existing(self, drafts: list[Draft], results: list[RowResult]) -> list[Draft]:
         """Settle each row's key (its reference) and the booking it updates; enforce the unique keys."""
@@ -648,7 +648,7 @@ class BookingImporter(KindImporter):
             found = existing.get(draft.key)
             if draft.key in first_line:
                 errors.append(RowError(line, "reference", f"{draft.key} is already on line {first_line[draft.key]}"))
-            elif found is not None and (found["touched"] or found["id"] > self.floor):
+            elif found is not None and found["id"] in self.touched:
                 errors.append(RowError(line, "reference", f"{draft.key} appears earlier in the file"))
             first_line.setdefault(draft.key, line)
             for value, owners, label, first in (
@@ -672,25 +672,22 @@ class BookingImporter(KindImporter):
 
     def _owners(self, column: Any, drafts: Sequence[Draft]) -> dict[str, str]:
         """The bookings that already hold the rows' values of a unique column: value → reference."""
-        owners: dict[str, str] = {}
-        for part in bulk.chunks(sorted({draft.columns[column.key] for draft in drafts} - {None})):
-            owners.update(self.session.execute(select(column, Booking.reference).where(column.in_(part))).all())
-        return owners
+        wanted = sorted({draft.columns[column.key] for draft in drafts} - {None})
+        if not wanted:
+            return {}
+        return dict(
+            self.session.execute(
+                select(column, Booking.reference).where(bulk.any_of(self.session, column, wanted))
+            ).all()
+        )
 
     def _existing(self, references: Sequence[str]) -> dict[str, dict[str, Any]]:
         found: dict[str, dict[str, Any]] = {}
         table = Booking.__table__
         columns = [table.c.id, table.c.reference, *(table.c[name] for name in COMPARED)]
-        touched = TOUCHED.c.id.is_not(None).label("touched")
-        for part in bulk.chunks(sorted(set(references))):
-            query = (
-                select(*columns, touched)
-                .select_from(table)
-                .outerjoin(TOUCHED, TOUCHED.c.id == table.c.id)
-                .where(table.c.reference.in_(part))
-            )
-            for row in self.session.execute(query):
-                found[row.reference] = dict(row._mapping)
+        query = select(*columns).where(bulk.any_of(self.session, table.c.reference, sorted(set(references))))
+        for row in self.session.execute(query):
+            found[row.reference] = dict(row._mapping)
         return found
 
     def _settle_values(self, draft: Draft) -> None:
@@ -943,9 +940,10 @@ class BookingImporter(KindImporter):
                 ("email", "name", "created_at", "updated_at"),
                 [(email, plan.new_users[email], now, now) for email in emails],
             )
-            for part in bulk.chunks(emails):
-                for user_id, email in session.execute(select(User.id, User.email).where(User.email.in_(part))):
-                    self.users[email] = (user_id, True, self.users[email][2])
+            for user_id, email in session.execute(
+                select(User.id, User.email).where(bulk.any_of(session, User.email, emails))
+            ):
+                self.users[email] = (user_id, True, self.users[email][2])
         profiles = [*plan.new_users, *sorted(plan.new_profiles)]
         bulk.insert_rows(
             session,
@@ -983,7 +981,8 @@ class BookingImporter(KindImporter):
                 change["client_id"] = self.users[draft.email][0]
             changes.append({"id": draft.existing["id"], **change, "updated_at": now})
         bulk.update_rows(session, Booking.__table__, changes)
-        bulk.insert_rows(session, TOUCHED, ("id",), [(change["id"],) for change in changes])
+        for change in changes:
+            self.touched.add(change["id"])
 
 
 # A temporary table of the batch's rows that take an active slot, joined against the bookings and itself
@@ -1003,7 +1002,6 @@ SLOTS = Table(
     Index("ix_bapp_import_slots_builder", "builder_id", "start_time"),
     prefixes=["TEMPORARY"],
 )
-TOUCHED = Table("bapp_import_touched", MetaData(), Column("id", Integer, primary_key=True), prefixes=["TEMPORARY"])
 
 
 @dataclass(frozen=True, slots=True)
