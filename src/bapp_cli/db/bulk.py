@@ -38,7 +38,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.exc import StatementError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import QueryableAttribute, Session
 from sqlalchemy.schema import CreateTable
 
 # The one size of a set-based step: rows per import batch and values per `IN (…)` lookup. Well under every
@@ -60,7 +60,9 @@ def chunks(values: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
         yield [*piece, *[piece[-1]] * (width - len(piece))]
 
 
-def any_of(session: Session, column: ColumnElement[Any], values: Iterable[Any]) -> ColumnElement[bool]:
+def any_of(
+    session: Session, column: ColumnElement[Any] | QueryableAttribute[Any], values: Iterable[Any]
+) -> ColumnElement[bool]:
     """`column IN (values)` with the values as ONE bound parameter (a JSON array on SQLite, an array on
     PostgreSQL): one statement text whatever their number, and no per-value rendering and binding, which
     cost a 100,000-row bookings import more CPU than its lookups' SQL (`chunks` pads the IN-list form)."""

@@ -42,7 +42,7 @@ import datetime as dt
 import hashlib
 import operator
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Annotated, Any, Literal, NotRequired, Required, cast
@@ -396,36 +396,22 @@ class BookingImporter(KindImporter):
 
     # -- per row ---------------------------------------------------------------------------------------
 
-    def _memo(self, key: tuple[str, Any], compute: Callable[[], Any]) -> Any:
-        """`compute()` once a batch for each distinct value (client e-mail, zone, session), refusals too."""
-        found = self.memo.get(key)
+    def _resolve(self, name: str, raw: Any, line: int) -> Any:
+        """What a reference cell names — the e-mail normalised (client, builder), the zone's key, the
+        session — or the row's error; each distinct value is resolved once (`memo`), refusals too."""
+        found = self.memo.get((name, raw))
         if found is None:
             try:
-                found = compute()
+                if name == "client_timezone":
+                    found = get_zone(raw, field=name).key
+                elif name.startswith("session"):
+                    found = self._find_session(name, str(raw).strip())
+                else:
+                    found = normalise_email(raw, field=name)
             except BappError as exc:
                 found = exc
-            self.memo[key] = found
-        if isinstance(found, BappError):
-            raise found
-        return found
-
-    def _email(self, raw: str, name: str, line: int) -> str | RowError:
-        try:
-            return cast(str, self._memo((name, raw), lambda: normalise_email(raw, field=name)))
-        except BappError as exc:
-            return problem(exc, name, line)
-
-    def _zone(self, raw: str | None) -> str:
-        if raw is None:
-            return self.options.timezone
-        return cast(str, self._memo(("client_timezone", raw), lambda: get_zone(raw, field="client_timezone").key))
-
-    def _session(self, values: Mapping[str, Any]) -> SessionInfo:
-        name = "session" if values.get("session") is not None else "session_id"
-        ident = values.get(name)
-        if ident is None:
-            raise InvalidInput("session: required (an id, slug or Calendly URI)")
-        return cast(SessionInfo, self._memo((name, ident), lambda: self._find_session(name, str(ident).strip())))
+            self.memo[(name, raw)] = found
+        return problem(found, name, line) if isinstance(found, BappError) else found
 
     def _find_session(self, name: str, text: str) -> SessionInfo:
         references = self.references
@@ -442,15 +428,15 @@ class BookingImporter(KindImporter):
     def _draft(self, row: SourceRow, values: Mapping[str, Any]) -> Draft | list[RowError]:
         line = row.line
         get = values.get
-        errors: list[RowError] = []
-        email = self._email(values["client"], "client", line)
-        if isinstance(email, RowError):
-            errors.append(email)
-        session_info: SessionInfo | None = None
-        try:
-            session_info = self._session(values)
-        except BappError as exc:
-            errors.append(problem(exc, "session" if get("session") is not None else "session_id", line))
+        email = self._resolve("client", values["client"], line)
+        session_name = "session" if get("session") is not None else "session_id"
+        found = (
+            RowError(line, session_name, "session: required (an id, slug or Calendly URI)")
+            if get(session_name) is None
+            else self._resolve(session_name, get(session_name), line)
+        )
+        errors: list[RowError] = [item for item in (email, found) if isinstance(item, RowError)]
+        session_info: SessionInfo | None = None if isinstance(found, RowError) else found
         source = get("source") or "import"
         # an empty text cell is no value; an empty idempotency key is refused below
         columns: dict[str, Any] = {
@@ -466,9 +452,8 @@ class BookingImporter(KindImporter):
             pathway_id=None,
             custom_question_responses=None,
         )
-        builder = get("builder")
-        if builder is not None:
-            builder_email = self._email(builder, "builder", line)
+        if (builder := get("builder")) is not None:
+            builder_email = self._resolve("builder", builder, line)
             if isinstance(builder_email, RowError):
                 errors.append(builder_email)
             else:
@@ -476,10 +461,12 @@ class BookingImporter(KindImporter):
                 if columns["builder_id"] is None:
                     errors.append(RowError(line, "builder", f"no builder with e-mail {builder_email!r}"))
         zone = self.options.timezone
-        try:
-            zone = self._zone(get("client_timezone"))
-        except BappError as exc:
-            errors.append(problem(exc, "client_timezone", line))
+        if (given_zone := get("client_timezone")) is not None:
+            found = self._resolve("client_timezone", given_zone, line)
+            if isinstance(found, RowError):
+                errors.append(found)
+            else:
+                zone = found
         columns["client_timezone"] = zone
         instants: dict[str, dt.datetime | None] = dict.fromkeys(_INSTANTS)
         for name in _INSTANTS:
@@ -769,34 +756,27 @@ class BookingImporter(KindImporter):
         booking = cast(Table, Booking.__table__).alias("booking")
         widest = max((self.references.buffers.get(row["builder_id"] or 0, 0) for row in staged), default=0)
         found: dict[int, list[_Nearby]] = {}
-        for person, slot_key, other_key, margin in (
-            ("client", slot.c.client_id, booking.c.client_id, 0),
-            ("builder", slot.c.builder_id, booking.c.builder_id, widest),
+        for person, other, slot_key, other_key, margin in (
+            ("client", booking, slot.c.client_id, booking.c.client_id, 0),
+            ("builder", booking, slot.c.builder_id, booking.c.builder_id, widest),
+            ("client", earlier, slot.c.client_email, earlier.c.client_email, 0),
+            ("builder", earlier, slot.c.builder_id, earlier.c.builder_id, widest),
         ):
+            in_database = other is booking
+            which = (
+                (booking.c.reference != slot.c.reference, booking.c.status.in_(ACTIVE_STATUSES))
+                if in_database
+                else (earlier.c.ord < slot.c.ord,)
+            )
+            window = and_(other_key == slot_key, *which, *self._window(other, slot, margin))
             query = select(
-                slot.c.ord, literal(None), booking.c.reference, booking.c.start_time, booking.c.end_time,
-                booking.c.session_type_id,
-            ).select_from(slot).join(
-                booking,
-                and_(
-                    other_key == slot_key,
-                    booking.c.reference != slot.c.reference,
-                    booking.c.status.in_(ACTIVE_STATUSES),
-                    *self._window(booking, slot, margin),
-                ),
-            )  # fmt: skip
-            self._collect(found, person, query)
-        for person, slot_key, other_key, margin in (
-            ("client", slot.c.client_email, earlier.c.client_email, 0),
-            ("builder", slot.c.builder_id, earlier.c.builder_id, widest),
-        ):
-            query = select(
-                slot.c.ord, earlier.c.ord, earlier.c.reference, earlier.c.start_time, earlier.c.end_time,
-                earlier.c.session_type_id,
-            ).select_from(slot).join(
-                earlier, and_(other_key == slot_key, earlier.c.ord < slot.c.ord, *self._window(earlier, slot, margin))
-            )  # fmt: skip
-            self._collect(found, person, query)
+                slot.c.ord, literal(None) if in_database else earlier.c.ord, other.c.reference, other.c.start_time,
+                other.c.end_time, other.c.session_type_id,
+            ).select_from(slot).join(other, window)  # fmt: skip
+            for order, other_order, reference, start, end, session_type_id in self.session.execute(query):
+                found.setdefault(order, []).append(
+                    _Nearby(person, other_order, NearbyBooking(reference, start, end, session_type_id))
+                )
         self.session.execute(delete(SLOTS))
         return found
 
@@ -809,12 +789,6 @@ class BookingImporter(KindImporter):
             other.c.start_time > store.shifted(slot.c.start_time, -(MAX_BOOKING_MINUTES + slack), dialect=self.dialect),
             other.c.end_time > store.shifted(slot.c.start_time, -slack, dialect=self.dialect),
         ]
-
-    def _collect(self, found: dict[int, list[_Nearby]], person: str, query: Any) -> None:
-        for order, other_order, reference, start, end, session_type_id in self.session.execute(query):
-            found.setdefault(order, []).append(
-                _Nearby(person, other_order, NearbyBooking(reference, start, end, session_type_id))
-            )
 
     # -- deciding one row, in file order -----------------------------------------------------------------
 
