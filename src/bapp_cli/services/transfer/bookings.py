@@ -198,14 +198,6 @@ class SessionInfo:
     questions: tuple[Question, ...]
     asks: bool  # an enabled required question: a booking without answers is refused
 
-    @property
-    def id(self) -> int:
-        return self.facts.id
-
-    @property
-    def title(self) -> str:
-        return self.facts.title
-
 
 @dataclass
 class References:
@@ -489,7 +481,7 @@ class BookingImporter(KindImporter):
                     RowError(
                         line,
                         "end_time",
-                        f"a {minutes:g}-minute booking is not offered by {session_info.title!r} "
+                        f"a {minutes:g}-minute booking is not offered by {session_info.facts.title!r} "
                         f"(durations: {', '.join(str(option) for option in session_info.durations)})",
                     )
                 )
@@ -690,7 +682,7 @@ class BookingImporter(KindImporter):
             draft.values = new = {
                 **given,
                 "client_id": client_id,
-                "session_type_id": info.id,
+                "session_type_id": info.facts.id,
                 "start_time": start,
                 "end_time": draft.end or start + dt.timedelta(minutes=info.duration),
                 "status": given["status"] or status,
@@ -713,7 +705,7 @@ class BookingImporter(KindImporter):
             return
         new = {
             "client_id": client_id,
-            "session_type_id": info.id,
+            "session_type_id": info.facts.id,
             "start_time": start,
             "end_time": draft.end or start + (existing["end_time"] - existing["start_time"]),
             "status": given["status"] or existing["status"],
@@ -851,7 +843,7 @@ class BookingImporter(KindImporter):
             # Calendly's rows, and updates that leave the pathway alone, keep the pathway they have: only
             # the rule that an archived pathway holds no slot applies, as to a session that needs none.
             facts = replace(facts, category="")
-        linked = self.references.linked.get(info.id, [])
+        linked = self.references.linked.get(info.facts.id, [])
         # the client's active enrolments matter only where the session needs a pathway
         active = (item.id for item in linked if plan.status_of(client_id, draft.email, item.id) == "active")
         enrolled = list(active) if facts.category == "pathway" else []
@@ -1003,19 +995,8 @@ def _answer_problems(exc: BappError) -> str:
 
 
 _INSTANTS = ("start_time", "end_time", "created_at", "cancelled_at", "remote_updated_at")
-NULLABLE_INPUTS = frozenset(
-    {
-        "builder",
-        "pathway",
-        "calendly_event_uri",
-        "calendly_invitee_uri",
-        "idempotency_key",
-        "request_fingerprint",
-        "cancellation_reason",
-        "cancelled_at",
-        "remote_updated_at",
-    }
-)
+# The file columns whose empty cell clears what they set in an update (a nullable column)
+NULLABLE_INPUTS = frozenset(name for name, column in COLUMN_OF.items() if Booking.__table__.c[column].nullable)
 
 
 @dataclass
