@@ -35,6 +35,7 @@ EXPECTED_CHAIN = [
     "0009_webhook_inbox",
     "0010_portable_badges",
     "0011_no_show_order",
+    "0012_partial_booking_indexes",
 ]
 
 

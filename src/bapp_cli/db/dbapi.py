@@ -23,7 +23,7 @@ from bapp_cli.errors import BappError, ConfigError, DatabaseNotReady
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 # The head of the migration chain, kept here so the per-command "at head?" check parses no scripts.
 # tests/db/test_migrations.py proves it equals Alembic's own head.
-HEAD_REVISION = "0011_no_show_order"
+HEAD_REVISION = "0012_partial_booking_indexes"
 # SQLSTATE of a write in a read-only PostgreSQL transaction (default_transaction_read_only, a standby).
 _PG_READ_ONLY = "25006"
 _NAMED_PARAMETER = re.compile(r"(?<!:):([a-z_][a-z0-9_]*)")

@@ -25,6 +25,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -80,6 +81,12 @@ def utcnow() -> dt.datetime:
 def one_of(column: str, values: tuple[str, ...]) -> str:
     quoted = ", ".join(f"'{value}'" for value in values)
     return f"{column} IN ({quoted})"
+
+
+def _where_set(column: str) -> dict[str, Any]:
+    """A partial index's condition on both backends: only the rows where `column` has a value."""
+    condition = text(f"{column} IS NOT NULL")
+    return {"sqlite_where": condition, "postgresql_where": condition}
 
 
 class Base(DeclarativeBase):
@@ -247,6 +254,17 @@ class Booking(TimestampMixin, Base):
         Index("ix_bookings_pathway_time", "pathway_id", "start_time"),
         Index("ix_bookings_session_time", "session_type_id", "start_time"),
         Index("ix_bookings_start_time", "start_time"),
+        # Most bookings have none of these (every import, every booking made here without a key): partial
+        # indexes hold only the rows with a value, so those cost no index work (migration 0012)
+        *(
+            Index(name, column, unique=unique, **_where_set(column))
+            for name, column, unique in (
+                ("ix_bookings_calendly_event_uri", "calendly_event_uri", False),
+                ("uq_bookings_calendly_invitee_uri", "calendly_invitee_uri", True),
+                ("uq_bookings_idempotency_key", "idempotency_key", True),
+                ("ix_bookings_calendly_state", "calendly_state", False),
+            )
+        ),
         CheckConstraint(
             "calendly_state IS NULL OR " + one_of("calendly_state", CALENDLY_STATES), name="calendly_state"
         ),
@@ -266,9 +284,9 @@ class Booking(TimestampMixin, Base):
     currency: Mapped[str] = mapped_column(String(3), default="GBP")
     pathway_id: Mapped[int | None] = mapped_column(ForeignKey("pathways.id"))
     custom_question_responses: Mapped[list[Any]] = mapped_column(default=list)
-    calendly_event_uri: Mapped[str | None] = mapped_column(String(500), index=True)
-    calendly_invitee_uri: Mapped[str | None] = mapped_column(String(500), unique=True)
-    idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    calendly_event_uri: Mapped[str | None] = mapped_column(String(500))
+    calendly_invitee_uri: Mapped[str | None] = mapped_column(String(500))
+    idempotency_key: Mapped[str | None] = mapped_column(String(200))
     # a digest of the request that created the booking: same key + other data is a conflict
     request_fingerprint: Mapped[str | None] = mapped_column(String(64))
     source: Mapped[str] = mapped_column(String(16), default="cli")
@@ -278,7 +296,7 @@ class Booking(TimestampMixin, Base):
     remote_updated_at: Mapped[dt.datetime | None] = mapped_column()
     # write-through to Calendly (R8 in docs/reliability.md): the intent is committed before the request is sent, and
     # attempts is raised before each POST /invitees, so a lost answer is looked up, never resent blindly
-    calendly_state: Mapped[str | None] = mapped_column(String(16), index=True)
+    calendly_state: Mapped[str | None] = mapped_column(String(16))
     calendly_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     calendly_requested_at: Mapped[dt.datetime | None] = mapped_column()
     calendly_cancel_url: Mapped[str | None] = mapped_column(String(500))

@@ -42,7 +42,7 @@ import datetime as dt
 import hashlib
 import operator
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Annotated, Any, Literal, NotRequired, Required, cast
@@ -57,7 +57,6 @@ from sqlalchemy import (
     Table,
     and_,
     delete,
-    func,
     insert,
     literal,
     select,
@@ -120,6 +119,7 @@ from bapp_cli.services.transfer.importer import (
     RowError,
     RowId,
     RowResult,
+    Touched,
     When,
     problem,
 )
@@ -130,6 +130,7 @@ WRITE_STATE_REFUSAL = (
 REFERENCE_PATTERN = re.compile(r"^[A-Z0-9][A-Z0-9-]{0,15}$")
 MAX_REASON_LENGTH = 2000
 IMPORT_CACHE_KIB = 16_384
+MEMO_LIMIT = 50_000  # resolved e-mails, zones and sessions kept across batches: a few MB at most
 
 Money = Annotated[Decimal, Field(ge=0, le=MAX_PRICE, max_digits=10, decimal_places=2)]
 Status = Literal["pending", "confirmed", "completed", "cancelled", "no_show"]
@@ -196,14 +197,6 @@ class SessionInfo:
     builder_id: int | None
     questions: tuple[Question, ...]
     asks: bool  # an enabled required question: a booking without answers is refused
-
-    @property
-    def id(self) -> int:
-        return self.facts.id
-
-    @property
-    def title(self) -> str:
-        return self.facts.title
 
 
 @dataclass
@@ -340,13 +333,12 @@ class BookingImporter(KindImporter):
         self.dialect = self.session.get_bind().dialect.name
         self.check_overlaps = not self.restore and not self.options.allow_overlap
         self.extra = {"clients_created": 0, "enrolled": 0}
-        # What this import has written, so a file's second row for a key an earlier batch wrote is a
-        # duplicate, not an update: rows it created have ids above today's highest (writers of bookings wait
-        # for the import's transaction), rows it updated are listed in a temporary table.
-        self.floor = int(self.session.scalar(select(func.coalesce(func.max(Booking.id), 0))) or 0)
-        for table in (SLOTS, TOUCHED):
-            table.create(self.session.connection(), checkfirst=True)
-            self.session.execute(delete(table))
+        # what this import has written: a file's second row for a key an earlier batch wrote is a duplicate
+        self.touched = Touched(self.session, Booking.__table__)
+        SLOTS.create(self.session.connection(), checkfirst=True)
+        self.session.execute(delete(SLOTS))
+        # (column, value) → its resolution or refusal; kept across batches up to MEMO_LIMIT entries
+        self.memo: dict[tuple[str, Any], Any] = {}
         self.cache_pages: int | None = None
         if self.dialect == "sqlite":
             # The (person, time) indexes take rows in random places for a history spread over years; a
@@ -361,9 +353,10 @@ class BookingImporter(KindImporter):
             self.session.execute(text(f"PRAGMA cache_size = {self.cache_pages}"))
 
     def _new_batch(self) -> None:
-        """Lookups live for one batch: each distinct value is resolved once per batch, and memory stays flat
-        however many distinct clients the file holds."""
-        self.memo: dict[tuple[str, Any], Any] = {}  # (column, value) → its resolution or refusal
+        """What the database says lives for one batch; the memo of pure resolutions (e-mails, zones, sessions)
+        is dropped when full, so memory stays flat however many distinct clients the file holds."""
+        if len(self.memo) > MEMO_LIMIT:
+            self.memo = {}
         # e-mail → (user id, has a client profile, has a name); id 0: created by this batch
         self.users: dict[str, tuple[int, bool, bool]] = {}
         self.enrolments: dict[int, dict[int, str]] = {}
@@ -395,36 +388,22 @@ class BookingImporter(KindImporter):
 
     # -- per row ---------------------------------------------------------------------------------------
 
-    def _memo(self, key: tuple[str, Any], compute: Callable[[], Any]) -> Any:
-        """`compute()` once a batch for each distinct value (client e-mail, zone, session), refusals too."""
-        found = self.memo.get(key)
+    def _resolve(self, name: str, raw: Any, line: int) -> Any:
+        """What a reference cell names — the e-mail normalised (client, builder), the zone's key, the
+        session — or the row's error; each distinct value is resolved once (`memo`), refusals too."""
+        found = self.memo.get((name, raw))
         if found is None:
             try:
-                found = compute()
+                if name == "client_timezone":
+                    found = get_zone(raw, field=name).key
+                elif name.startswith("session"):
+                    found = self._find_session(name, str(raw).strip())
+                else:
+                    found = normalise_email(raw, field=name)
             except BappError as exc:
                 found = exc
-            self.memo[key] = found
-        if isinstance(found, BappError):
-            raise found
-        return found
-
-    def _email(self, raw: str, name: str, line: int) -> str | RowError:
-        try:
-            return cast(str, self._memo((name, raw), lambda: normalise_email(raw, field=name)))
-        except BappError as exc:
-            return problem(exc, name, line)
-
-    def _zone(self, raw: str | None) -> str:
-        if raw is None:
-            return self.options.timezone
-        return cast(str, self._memo(("client_timezone", raw), lambda: get_zone(raw, field="client_timezone").key))
-
-    def _session(self, values: Mapping[str, Any]) -> SessionInfo:
-        name = "session" if values.get("session") is not None else "session_id"
-        ident = values.get(name)
-        if ident is None:
-            raise InvalidInput("session: required (an id, slug or Calendly URI)")
-        return cast(SessionInfo, self._memo((name, ident), lambda: self._find_session(name, str(ident).strip())))
+            self.memo[(name, raw)] = found
+        return problem(found, name, line) if isinstance(found, BappError) else found
 
     def _find_session(self, name: str, text: str) -> SessionInfo:
         references = self.references
@@ -441,15 +420,15 @@ class BookingImporter(KindImporter):
     def _draft(self, row: SourceRow, values: Mapping[str, Any]) -> Draft | list[RowError]:
         line = row.line
         get = values.get
-        errors: list[RowError] = []
-        email = self._email(values["client"], "client", line)
-        if isinstance(email, RowError):
-            errors.append(email)
-        session_info: SessionInfo | None = None
-        try:
-            session_info = self._session(values)
-        except BappError as exc:
-            errors.append(problem(exc, "session" if get("session") is not None else "session_id", line))
+        email = self._resolve("client", values["client"], line)
+        session_name = "session" if get("session") is not None else "session_id"
+        found = (
+            RowError(line, session_name, "session: required (an id, slug or Calendly URI)")
+            if get(session_name) is None
+            else self._resolve(session_name, get(session_name), line)
+        )
+        errors: list[RowError] = [item for item in (email, found) if isinstance(item, RowError)]
+        session_info: SessionInfo | None = None if isinstance(found, RowError) else found
         source = get("source") or "import"
         # an empty text cell is no value; an empty idempotency key is refused below
         columns: dict[str, Any] = {
@@ -465,9 +444,8 @@ class BookingImporter(KindImporter):
             pathway_id=None,
             custom_question_responses=None,
         )
-        builder = get("builder")
-        if builder is not None:
-            builder_email = self._email(builder, "builder", line)
+        if (builder := get("builder")) is not None:
+            builder_email = self._resolve("builder", builder, line)
             if isinstance(builder_email, RowError):
                 errors.append(builder_email)
             else:
@@ -475,10 +453,12 @@ class BookingImporter(KindImporter):
                 if columns["builder_id"] is None:
                     errors.append(RowError(line, "builder", f"no builder with e-mail {builder_email!r}"))
         zone = self.options.timezone
-        try:
-            zone = self._zone(get("client_timezone"))
-        except BappError as exc:
-            errors.append(problem(exc, "client_timezone", line))
+        if (given_zone := get("client_timezone")) is not None:
+            found = self._resolve("client_timezone", given_zone, line)
+            if isinstance(found, RowError):
+                errors.append(found)
+            else:
+                zone = found
         columns["client_timezone"] = zone
         instants: dict[str, dt.datetime | None] = dict.fromkeys(_INSTANTS)
         for name in _INSTANTS:
@@ -501,7 +481,7 @@ class BookingImporter(KindImporter):
                     RowError(
                         line,
                         "end_time",
-                        f"a {minutes:g}-minute booking is not offered by {session_info.title!r} "
+                        f"a {minutes:g}-minute booking is not offered by {session_info.facts.title!r} "
                         f"(durations: {', '.join(str(option) for option in session_info.durations)})",
                     )
                 )
@@ -598,15 +578,13 @@ class BookingImporter(KindImporter):
         return sorted(results, key=lambda result: result.row.line)
 
     def _resolve_clients(self, drafts: Sequence[Draft]) -> None:
-        wanted = sorted({draft.email for draft in drafts})
-        for part in bulk.chunks(wanted):
-            rows = self.session.execute(
-                select(User.id, User.email, User.name, ClientProfile.id)
-                .outerjoin(ClientProfile, ClientProfile.user_id == User.id)
-                .where(User.email.in_(part))
-            )
-            for user_id, email, name, profile_id in rows:
-                self.users[email] = (user_id, profile_id is not None, bool(name))
+        rows = self.session.execute(
+            select(User.id, User.email, User.name, ClientProfile.id)
+            .outerjoin(ClientProfile, ClientProfile.user_id == User.id)
+            .where(bulk.any_of(self.session, User.email, sorted({draft.email for draft in drafts})))
+        )
+        for user_id, email, name, profile_id in rows:
+            self.users[email] = (user_id, profile_id is not None, bool(name))
 
     def _load_enrolments(self, drafts: Sequence[Draft]) -> None:
         """The enrolments rule 4 may consult: those of the batch's known clients whose rows name a pathway
@@ -619,11 +597,12 @@ class BookingImporter(KindImporter):
                 and (draft.columns["pathway_id"] is not None or draft.session.facts.category == "pathway")
             }
         )
-        for part in bulk.chunks(wanted):
-            for client_id, pathway_id, status in self.session.execute(
-                select(Enrolment.client_id, Enrolment.pathway_id, Enrolment.status).where(Enrolment.client_id.in_(part))
-            ):
-                self.enrolments.setdefault(client_id, {})[pathway_id] = status
+        for client_id, pathway_id, status in self.session.execute(
+            select(Enrolment.client_id, Enrolment.pathway_id, Enrolment.status).where(
+                bulk.any_of(self.session, Enrolment.client_id, wanted)
+            )
+        ):
+            self.enrolments.setdefault(client_id, {})[pathway_id] = status
 
     def _match_existing(self, drafts: list[Draft], results: list[RowResult]) -> list[Draft]:
         """Settle each row's key (its reference) and the booking it updates; enforce the unique keys."""
@@ -648,7 +627,7 @@ class BookingImporter(KindImporter):
             found = existing.get(draft.key)
             if draft.key in first_line:
                 errors.append(RowError(line, "reference", f"{draft.key} is already on line {first_line[draft.key]}"))
-            elif found is not None and (found["touched"] or found["id"] > self.floor):
+            elif found is not None and found["id"] in self.touched:
                 errors.append(RowError(line, "reference", f"{draft.key} appears earlier in the file"))
             first_line.setdefault(draft.key, line)
             for value, owners, label, first in (
@@ -672,25 +651,22 @@ class BookingImporter(KindImporter):
 
     def _owners(self, column: Any, drafts: Sequence[Draft]) -> dict[str, str]:
         """The bookings that already hold the rows' values of a unique column: value → reference."""
-        owners: dict[str, str] = {}
-        for part in bulk.chunks(sorted({draft.columns[column.key] for draft in drafts} - {None})):
-            owners.update(self.session.execute(select(column, Booking.reference).where(column.in_(part))).all())
-        return owners
+        wanted = sorted({draft.columns[column.key] for draft in drafts} - {None})
+        if not wanted:
+            return {}
+        return dict(
+            self.session.execute(
+                select(column, Booking.reference).where(bulk.any_of(self.session, column, wanted))
+            ).all()
+        )
 
     def _existing(self, references: Sequence[str]) -> dict[str, dict[str, Any]]:
         found: dict[str, dict[str, Any]] = {}
         table = Booking.__table__
         columns = [table.c.id, table.c.reference, *(table.c[name] for name in COMPARED)]
-        touched = TOUCHED.c.id.is_not(None).label("touched")
-        for part in bulk.chunks(sorted(set(references))):
-            query = (
-                select(*columns, touched)
-                .select_from(table)
-                .outerjoin(TOUCHED, TOUCHED.c.id == table.c.id)
-                .where(table.c.reference.in_(part))
-            )
-            for row in self.session.execute(query):
-                found[row.reference] = dict(row._mapping)
+        query = select(*columns).where(bulk.any_of(self.session, table.c.reference, sorted(set(references))))
+        for row in self.session.execute(query):
+            found[row.reference] = dict(row._mapping)
         return found
 
     def _settle_values(self, draft: Draft) -> None:
@@ -706,7 +682,7 @@ class BookingImporter(KindImporter):
             draft.values = new = {
                 **given,
                 "client_id": client_id,
-                "session_type_id": info.id,
+                "session_type_id": info.facts.id,
                 "start_time": start,
                 "end_time": draft.end or start + dt.timedelta(minutes=info.duration),
                 "status": given["status"] or status,
@@ -729,7 +705,7 @@ class BookingImporter(KindImporter):
             return
         new = {
             "client_id": client_id,
-            "session_type_id": info.id,
+            "session_type_id": info.facts.id,
             "start_time": start,
             "end_time": draft.end or start + (existing["end_time"] - existing["start_time"]),
             "status": given["status"] or existing["status"],
@@ -772,34 +748,27 @@ class BookingImporter(KindImporter):
         booking = cast(Table, Booking.__table__).alias("booking")
         widest = max((self.references.buffers.get(row["builder_id"] or 0, 0) for row in staged), default=0)
         found: dict[int, list[_Nearby]] = {}
-        for person, slot_key, other_key, margin in (
-            ("client", slot.c.client_id, booking.c.client_id, 0),
-            ("builder", slot.c.builder_id, booking.c.builder_id, widest),
+        for person, other, slot_key, other_key, margin in (
+            ("client", booking, slot.c.client_id, booking.c.client_id, 0),
+            ("builder", booking, slot.c.builder_id, booking.c.builder_id, widest),
+            ("client", earlier, slot.c.client_email, earlier.c.client_email, 0),
+            ("builder", earlier, slot.c.builder_id, earlier.c.builder_id, widest),
         ):
+            in_database = other is booking
+            which = (
+                (booking.c.reference != slot.c.reference, booking.c.status.in_(ACTIVE_STATUSES))
+                if in_database
+                else (earlier.c.ord < slot.c.ord,)
+            )
+            window = and_(other_key == slot_key, *which, *self._window(other, slot, margin))
             query = select(
-                slot.c.ord, literal(None), booking.c.reference, booking.c.start_time, booking.c.end_time,
-                booking.c.session_type_id,
-            ).select_from(slot).join(
-                booking,
-                and_(
-                    other_key == slot_key,
-                    booking.c.reference != slot.c.reference,
-                    booking.c.status.in_(ACTIVE_STATUSES),
-                    *self._window(booking, slot, margin),
-                ),
-            )  # fmt: skip
-            self._collect(found, person, query)
-        for person, slot_key, other_key, margin in (
-            ("client", slot.c.client_email, earlier.c.client_email, 0),
-            ("builder", slot.c.builder_id, earlier.c.builder_id, widest),
-        ):
-            query = select(
-                slot.c.ord, earlier.c.ord, earlier.c.reference, earlier.c.start_time, earlier.c.end_time,
-                earlier.c.session_type_id,
-            ).select_from(slot).join(
-                earlier, and_(other_key == slot_key, earlier.c.ord < slot.c.ord, *self._window(earlier, slot, margin))
-            )  # fmt: skip
-            self._collect(found, person, query)
+                slot.c.ord, literal(None) if in_database else earlier.c.ord, other.c.reference, other.c.start_time,
+                other.c.end_time, other.c.session_type_id,
+            ).select_from(slot).join(other, window)  # fmt: skip
+            for order, other_order, reference, start, end, session_type_id in self.session.execute(query):
+                found.setdefault(order, []).append(
+                    _Nearby(person, other_order, NearbyBooking(reference, start, end, session_type_id))
+                )
         self.session.execute(delete(SLOTS))
         return found
 
@@ -812,12 +781,6 @@ class BookingImporter(KindImporter):
             other.c.start_time > store.shifted(slot.c.start_time, -(MAX_BOOKING_MINUTES + slack), dialect=self.dialect),
             other.c.end_time > store.shifted(slot.c.start_time, -slack, dialect=self.dialect),
         ]
-
-    def _collect(self, found: dict[int, list[_Nearby]], person: str, query: Any) -> None:
-        for order, other_order, reference, start, end, session_type_id in self.session.execute(query):
-            found.setdefault(order, []).append(
-                _Nearby(person, other_order, NearbyBooking(reference, start, end, session_type_id))
-            )
 
     # -- deciding one row, in file order -----------------------------------------------------------------
 
@@ -880,7 +843,7 @@ class BookingImporter(KindImporter):
             # Calendly's rows, and updates that leave the pathway alone, keep the pathway they have: only
             # the rule that an archived pathway holds no slot applies, as to a session that needs none.
             facts = replace(facts, category="")
-        linked = self.references.linked.get(info.id, [])
+        linked = self.references.linked.get(info.facts.id, [])
         # the client's active enrolments matter only where the session needs a pathway
         active = (item.id for item in linked if plan.status_of(client_id, draft.email, item.id) == "active")
         enrolled = list(active) if facts.category == "pathway" else []
@@ -943,9 +906,10 @@ class BookingImporter(KindImporter):
                 ("email", "name", "created_at", "updated_at"),
                 [(email, plan.new_users[email], now, now) for email in emails],
             )
-            for part in bulk.chunks(emails):
-                for user_id, email in session.execute(select(User.id, User.email).where(User.email.in_(part))):
-                    self.users[email] = (user_id, True, self.users[email][2])
+            for user_id, email in session.execute(
+                select(User.id, User.email).where(bulk.any_of(session, User.email, emails))
+            ):
+                self.users[email] = (user_id, True, self.users[email][2])
         profiles = [*plan.new_users, *sorted(plan.new_profiles)]
         bulk.insert_rows(
             session,
@@ -983,7 +947,8 @@ class BookingImporter(KindImporter):
                 change["client_id"] = self.users[draft.email][0]
             changes.append({"id": draft.existing["id"], **change, "updated_at": now})
         bulk.update_rows(session, Booking.__table__, changes)
-        bulk.insert_rows(session, TOUCHED, ("id",), [(change["id"],) for change in changes])
+        for change in changes:
+            self.touched.add(change["id"])
 
 
 # A temporary table of the batch's rows that take an active slot, joined against the bookings and itself
@@ -1003,7 +968,6 @@ SLOTS = Table(
     Index("ix_bapp_import_slots_builder", "builder_id", "start_time"),
     prefixes=["TEMPORARY"],
 )
-TOUCHED = Table("bapp_import_touched", MetaData(), Column("id", Integer, primary_key=True), prefixes=["TEMPORARY"])
 
 
 @dataclass(frozen=True, slots=True)
@@ -1031,19 +995,8 @@ def _answer_problems(exc: BappError) -> str:
 
 
 _INSTANTS = ("start_time", "end_time", "created_at", "cancelled_at", "remote_updated_at")
-NULLABLE_INPUTS = frozenset(
-    {
-        "builder",
-        "pathway",
-        "calendly_event_uri",
-        "calendly_invitee_uri",
-        "idempotency_key",
-        "request_fingerprint",
-        "cancellation_reason",
-        "cancelled_at",
-        "remote_updated_at",
-    }
-)
+# The file columns whose empty cell clears what they set in an update (a nullable column)
+NULLABLE_INPUTS = frozenset(name for name, column in COLUMN_OF.items() if Booking.__table__.c[column].nullable)
 
 
 @dataclass
