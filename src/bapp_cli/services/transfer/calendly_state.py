@@ -26,7 +26,6 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 from typing_extensions import TypedDict
 
-from bapp_cli.db import bulk
 from bapp_cli.db.models import (
     CALENDLY_STATES,
     Booking,
@@ -54,6 +53,7 @@ from bapp_cli.services.transfer.importer import (
     problem,
     refusal,
 )
+from bapp_cli.services.transfer.store import rows_keyed
 
 Url = Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)]
 Reference = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=16)]
@@ -123,12 +123,10 @@ class CalendlyBookingImporter(KindImporter):
             else:
                 wanted.append((row, values["reference"].upper(), state))
         columns = [getattr(Booking, name) for name in WRITE_STATE_COLUMNS]
-        found: dict[str, tuple[Any, ...]] = {}
-        for part in bulk.chunks(sorted({reference for _, reference, _ in wanted})):
-            for row_id, reference, *current in self.session.execute(
-                select(Booking.id, Booking.reference, *columns).where(Booking.reference.in_(part))
-            ):
-                found[reference] = (row_id, *current)
+        query = select(Booking.reference, Booking.id, *columns)
+        found: dict[str, Sequence[Any]] = {
+            row[0]: row[1:] for row in rows_keyed(self.session, query, [key for _, key, _ in wanted])
+        }
         changes: list[dict[str, Any]] = []
         for row, reference, state in wanted:
             existing = found.get(reference)
@@ -234,14 +232,10 @@ class InvitationImporter(_KeptIdImporter):
                 continue
             parsed.append((row, values))
         clients = self._ids(
-            select(User.email, User.id).join(ClientProfile, ClientProfile.user_id == User.id),
-            [values["client"] for _, values in parsed],
+            select(User.email, User.id).join(ClientProfile, ClientProfile.user_id == User.id), parsed, "client"
         )
-        bookings = self._ids(select(Booking.reference, Booking.id), [values["booking"] for _, values in parsed])
-        held = self._ids(
-            select(CalendlyInvitation.booking_url, CalendlyInvitation.id),
-            [values["booking_url"] for _, values in parsed],
-        )
+        bookings = self._ids(select(Booking.reference, Booking.id), parsed, "booking")
+        held = self._ids(select(CalendlyInvitation.booking_url, CalendlyInvitation.id), parsed, "booking_url")
         for row, values in parsed:
             found = {"client": clients.get(values["client"]), "session": self.sessions.get(values["session"])}
             if values["booking"]:
@@ -278,12 +272,9 @@ class InvitationImporter(_KeptIdImporter):
             results.append(RowResult(row, outcome=CREATED))
         return sorted(results, key=lambda result: result.row.line)
 
-    def _ids(self, query: Any, keys: Sequence[str | None]) -> dict[str, int]:
-        """{key: id} of the given keys that are there; `query` selects (key, id)."""
-        found: dict[str, int] = {}
-        for part in bulk.chunks(sorted({key for key in keys if key})):
-            found.update(self.session.execute(query.where(query.selected_columns[0].in_(part))).all())
-        return found
+    def _ids(self, query: Any, parsed: Sequence[tuple[SourceRow, dict[str, Any]]], name: str) -> dict[str, int]:
+        """{key: id} of the rows' values of `name` that are there; `query` selects (key, id)."""
+        return {row[0]: row[1] for row in rows_keyed(self.session, query, [values[name] for _, values in parsed])}
 
 
 def export_invitations(session: Session) -> Iterator[dict[str, Any]]:
@@ -344,11 +335,8 @@ class InboxImporter(_KeptIdImporter):
 
     def apply(self, rows: Sequence[SourceRow]) -> list[RowResult]:
         valid, results = self.validate(rows)
-        digests: set[str] = set()
-        for part in bulk.chunks(sorted({values["body_sha256"] for _, values in valid})):
-            digests.update(
-                self.session.scalars(select(WebhookDelivery.body_sha256).where(WebhookDelivery.body_sha256.in_(part)))
-            )
+        query = select(WebhookDelivery.body_sha256)
+        digests = {row[0] for row in rows_keyed(self.session, query, [values["body_sha256"] for _, values in valid])}
         for row, values in valid:
             if values["body_sha256"] in digests:
                 results.append(RowResult(row, outcome=UNCHANGED))

@@ -44,6 +44,7 @@ from bapp_cli.services.transfer.importer import (
     When,
     refusal,
 )
+from bapp_cli.services.transfer.store import rows_keyed
 
 Text = Annotated[str, StringConstraints(strip_whitespace=True, max_length=1000)]
 
@@ -207,9 +208,8 @@ class ClientImporter(KindImporter):
         bulk.insert_rows(self.session, table, ("email", "name", "created_at", "updated_at"), new_users)
         bulk.insert_rows(self.session, table, ("email", "name", "created_at", "updated_at", "id"), new_user_ids)
         if new_profiles:
-            ids: dict[str, int] = {}
-            for part in bulk.chunks([email for email, *_ in new_profiles]):
-                ids.update(self.session.execute(select(User.email, User.id).where(User.email.in_(part))).all())
+            added = rows_keyed(self.session, select(User.email, User.id), [email for email, *_ in new_profiles])
+            ids = {row[0]: row[1] for row in added}
             bulk.insert_rows(
                 self.session,
                 ClientProfile.__table__,
@@ -223,31 +223,21 @@ class ClientImporter(KindImporter):
         return sorted(results, key=lambda result: result.row.line)
 
     def _existing(self, emails: Sequence[str]) -> dict[str, dict[str, Any]]:
-        found: dict[str, dict[str, Any]] = {}
-        for part in bulk.chunks(sorted(emails)):
-            for row in self.session.execute(
-                select(
-                    User.id.label("user_id"),
-                    User.email,
-                    User.name,
-                    User.updated_at,
-                    ClientProfile.id.label("profile_id"),
-                    ClientProfile.company,
-                    ClientProfile.industry,
-                )
-                .outerjoin(ClientProfile, ClientProfile.user_id == User.id)
-                .where(User.email.in_(part))
-            ):
-                found[row.email] = dict(row._mapping)
-        return found
+        query = select(
+            User.email,
+            User.id.label("user_id"),
+            User.name,
+            User.updated_at,
+            ClientProfile.id.label("profile_id"),
+            ClientProfile.company,
+            ClientProfile.industry,
+        ).outerjoin(ClientProfile, ClientProfile.user_id == User.id)
+        return {row[0]: dict(row._mapping) for row in rows_keyed(self.session, query, emails)}
 
     def _taken_ids(self, ids: Sequence[int]) -> set[int]:
-        if not self.restore or not ids:
+        if not self.restore:
             return set()
-        taken: set[int] = set()
-        for part in bulk.chunks(sorted(set(ids))):
-            taken.update(self.session.scalars(select(User.id).where(User.id.in_(part))))
-        return taken
+        return {row[0] for row in rows_keyed(self.session, select(User.id), ids)}
 
 
 def export_clients(session: Session) -> Iterator[dict[str, Any]]:
