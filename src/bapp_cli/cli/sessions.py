@@ -226,18 +226,9 @@ def add(
     from bapp_cli.services.session_admin import NewSessionType, add_session_type
     from bapp_cli.services.session_types import SESSION_COLUMNS
 
+    # the options, in the draft's field order
     draft = NewSessionType(
-        title=title,
-        duration_minutes=duration,
-        category=category or "specialized",
-        requires_auth=requires_auth,
-        pathways=tuple(pathway or ()),
-        price=price,
-        currency=currency,
-        builder=builder,
-        description=description,
-        slug=slug,
-        display_order=display_order,
+        title, duration, category, requires_auth, pathway, price, currency, builder, description, slug, display_order
     )
     with changing(ctx, dry_run=dry_run) as (sink, session):
         record = add_session_type(session, draft, now=utc_now())
@@ -279,15 +270,9 @@ def update(
     from bapp_cli.services.session_admin import SessionTypeChanges, update_session_type
     from bapp_cli.services.session_types import SESSION_COLUMNS
 
+    # the options, in the field order
     changes = SessionTypeChanges(
-        category=category,
-        requires_auth=requires_auth,
-        pathways=tuple(pathway or ()),
-        clear_pathways=clear_pathways,
-        price=price,
-        currency=currency,
-        display_order=display_order,
-        enabled=enabled,
+        category, requires_auth, pathway, clear_pathways, price, currency, display_order, enabled
     )
     if changes.empty:
         raise UsageError("nothing to update", hint="pass at least one of the options (see --help)")
