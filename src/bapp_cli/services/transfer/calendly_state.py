@@ -189,15 +189,18 @@ class _KeptIdImporter(KindImporter):
         super().__init__(*args, **kwargs)
         self.ids: set[int] = set()  # a restore keeps ids: one given twice is a bad row, not a crash
 
-    def keep_id(self, record: Any, row: SourceRow, wanted: int | None) -> RowResult | None:
-        """Give `record` the row's id in a restore; a refusal when the file gave that id before."""
-        if not self.restore or wanted is None:
-            return None
-        if wanted in self.ids:
-            return RowResult(row, errors=[RowError(row.line, "id", f"id {wanted} repeats")])
-        self.ids.add(wanted)
-        record.id = wanted
-        return None
+    def add(self, record: Any, row: SourceRow, wanted: int | None, results: list[RowResult]) -> bool:
+        """Add `record` for `row`, with the row's id in a restore, and count the row created; False (the row
+        refused) when the file gave that id before."""
+        if self.restore and wanted is not None:
+            if wanted in self.ids:
+                results.append(RowResult(row, errors=[RowError(row.line, "id", f"id {wanted} repeats")]))
+                return False
+            self.ids.add(wanted)
+            record.id = wanted
+        self.session.add(record)
+        results.append(RowResult(row, outcome=CREATED))
+        return True
 
 
 class InvitationImporter(_KeptIdImporter):
@@ -262,14 +265,9 @@ class InvitationImporter(_KeptIdImporter):
                 created_at=values["created_at"],
                 used_at=values["used_at"],
             )
-            refused = self.keep_id(invitation, row, values.get("id"))
-            if refused is not None:
-                results.append(refused)
-                continue
-            self.session.add(invitation)
-            self.session.flush()
-            held[values["booking_url"]] = invitation.id
-            results.append(RowResult(row, outcome=CREATED))
+            if self.add(invitation, row, values.get("id"), results):
+                self.session.flush()
+                held[values["booking_url"]] = invitation.id
         return sorted(results, key=lambda result: result.row.line)
 
     def _ids(self, query: Any, parsed: Sequence[tuple[SourceRow, dict[str, Any]]], name: str) -> dict[str, int]:
@@ -359,13 +357,8 @@ class InboxImporter(_KeptIdImporter):
                 outcome=values.get("outcome"),
                 **instants,
             )
-            refused = self.keep_id(delivery, row, values.get("id"))
-            if refused is not None:
-                results.append(refused)
-                continue
-            self.session.add(delivery)
-            digests.add(values["body_sha256"])
-            results.append(RowResult(row, outcome=CREATED))
+            if self.add(delivery, row, values.get("id"), results):
+                digests.add(values["body_sha256"])
         self.session.flush()
         return sorted(results, key=lambda result: result.row.line)
 
