@@ -19,7 +19,7 @@ from typing_extensions import TypedDict
 
 from bapp_cli.db import bulk
 from bapp_cli.db.models import BuilderProfile, ClientProfile, User
-from bapp_cli.errors import BappError, InvalidInput
+from bapp_cli.errors import BappError
 from bapp_cli.services.builders import (
     MAX_ADVANCE_DAYS,
     MAX_BUFFER_MINUTES,
@@ -104,15 +104,8 @@ class BuilderImporter(RowImporter):
         # a savepoint, so that a refused row leaves no user behind
         with self.session.begin_nested():
             if user is None:
-                wanted_id = values.get("id") if self.restore else None
-                if wanted_id is not None and self.session.get(User, wanted_id) is not None:
-                    raise InvalidInput(f"id: {wanted_id} belongs to another user")
                 # updated_at keeps its default: `now` marks the rows a clients import has written itself
-                user = User(
-                    email=email,
-                    created_at=created_at or self.now,
-                    **({"id": wanted_id} if wanted_id is not None else {}),
-                )
+                user = User(email=email, created_at=created_at or self.now, **self.restore_id(User, values))
                 self.session.add(user)
                 self.session.flush()
             add_builder(self.session, email, settings)
