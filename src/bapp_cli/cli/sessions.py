@@ -11,8 +11,6 @@ from bapp_cli.cli.context import state, utc_now
 from bapp_cli.cli.options import (
     MAX_OPTION_INT,
     DryRunOption,
-    FormatOption,
-    JsonOption,
     LimitOption,
     OffsetOption,
     output_command,
@@ -121,7 +119,7 @@ def render_session(record: dict[str, Any], console: Any) -> None:
         console.print(questions)
 
 
-@app.command("list")
+@output_command(app, "list")
 def list_command(
     ctx: typer.Context,
     include_all: Annotated[bool, typer.Option("--all", help="Include session types that are not bookable.")] = False,
@@ -131,8 +129,6 @@ def list_command(
     search: Annotated[str | None, search_option("slug or title")] = None,
     limit: LimitOption = None,
     offset: OffsetOption = 0,
-    fmt: FormatOption = None,
-    as_json: JsonOption = False,
 ) -> None:
     """List the session catalogue (admin view), grouped by category in display order.
 
@@ -147,7 +143,7 @@ def list_command(
     from bapp_cli.services.plain_reads import SESSION_COLUMNS, list_session_types
 
     app_state = state(ctx)
-    sink = app_state.output(fmt, as_json)
+    sink = app_state.output()
     with app_state.plain_reading() as database:
         records = list_session_types(
             database,
