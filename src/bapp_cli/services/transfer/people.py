@@ -158,7 +158,8 @@ class ClientImporter(KindImporter):
             first[email] = row.line
             wanted.append((row, {"email": email, "created_at": created_at, "id": values.get("id"), **cleaned}))
         existing = self._existing([values["email"] for _, values in wanted])
-        taken = self._taken_ids([values["id"] for _, values in wanted if values["id"] is not None])
+        kept_ids = [values["id"] for _, values in wanted if values["id"] is not None] if self.restore else []
+        taken = {row[0] for row in rows_keyed(self.session, select(User.id), kept_ids)}  # ids a restore cannot keep
         new_users: list[tuple[Any, ...]] = []
         new_user_ids: list[tuple[Any, ...]] = []  # with the id a restore keeps
         new_profiles: list[tuple[Any, ...]] = []  # (email, company, industry, created_at)
@@ -226,11 +227,6 @@ class ClientImporter(KindImporter):
             ClientProfile.industry,
         ).outerjoin(ClientProfile, ClientProfile.user_id == User.id)
         return {row[0]: dict(row._mapping) for row in rows_keyed(self.session, query, emails)}
-
-    def _taken_ids(self, ids: Sequence[int]) -> set[int]:
-        if not self.restore:
-            return set()
-        return {row[0] for row in rows_keyed(self.session, select(User.id), ids)}
 
 
 def export_clients(session: Session) -> Iterator[dict[str, Any]]:
