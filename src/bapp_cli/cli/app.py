@@ -74,9 +74,6 @@ class LazyGroupsRoot(TyperGroup):
             self._build(cmd_name)
         return self._commands.get(cmd_name)
 
-    def list_commands(self, ctx: Any) -> list[str]:
-        return list(self.commands)
-
     def _build(self, name: str) -> None:
         if name in self._commands:
             return

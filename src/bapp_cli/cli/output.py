@@ -106,19 +106,14 @@ class OutputSink:
         title: str | None = None,
         table: TableRenderer | None = None,
     ) -> None:
-        """A single record or summary: one object in json."""
+        """A single record or summary: one object in json, a listing of one otherwise."""
         keys = list(columns or row.keys())
-        if self.format == "table":
-            if table is not None:
-                table(self.console)
-            else:
-                self._key_value_table(row, keys, title=title)
-        elif self.format == "json":
+        if self.format == "json":
             self._write_json(self._json_encoder().encode(dict(row)) + "\n")
-        elif self.format == "jsonl":
-            self._json_lines([row])
+        elif self.format == "table" and table is None:
+            self._key_value_table(row, keys, title=title)
         else:
-            self._delimited([row], keys)
+            self.records([row], keys, table=table)
 
     def _json_encoder(self) -> json.JSONEncoder:
         """Indented for a person at a terminal; compact in a pipe, where the C encoder is ~3× faster."""

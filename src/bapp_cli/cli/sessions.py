@@ -11,8 +11,6 @@ from bapp_cli.cli.context import state, utc_now
 from bapp_cli.cli.options import (
     MAX_OPTION_INT,
     DryRunOption,
-    FormatOption,
-    JsonOption,
     LimitOption,
     OffsetOption,
     output_command,
@@ -121,7 +119,7 @@ def render_session(record: dict[str, Any], console: Any) -> None:
         console.print(questions)
 
 
-@app.command("list")
+@output_command(app, "list")
 def list_command(
     ctx: typer.Context,
     include_all: Annotated[bool, typer.Option("--all", help="Include session types that are not bookable.")] = False,
@@ -131,8 +129,6 @@ def list_command(
     search: Annotated[str | None, search_option("slug or title")] = None,
     limit: LimitOption = None,
     offset: OffsetOption = 0,
-    fmt: FormatOption = None,
-    as_json: JsonOption = False,
 ) -> None:
     """List the session catalogue (admin view), grouped by category in display order.
 
@@ -147,7 +143,7 @@ def list_command(
     from bapp_cli.services.plain_reads import SESSION_COLUMNS, list_session_types
 
     app_state = state(ctx)
-    sink = app_state.output(fmt, as_json)
+    sink = app_state.output()
     with app_state.plain_reading() as database:
         records = list_session_types(
             database,
@@ -226,18 +222,9 @@ def add(
     from bapp_cli.services.session_admin import NewSessionType, add_session_type
     from bapp_cli.services.session_types import SESSION_COLUMNS
 
+    # the options, in the draft's field order
     draft = NewSessionType(
-        title=title,
-        duration_minutes=duration,
-        category=category or "specialized",
-        requires_auth=requires_auth,
-        pathways=tuple(pathway or ()),
-        price=price,
-        currency=currency,
-        builder=builder,
-        description=description,
-        slug=slug,
-        display_order=display_order,
+        title, duration, category, requires_auth, pathway, price, currency, builder, description, slug, display_order
     )
     with changing(ctx, dry_run=dry_run) as (sink, session):
         record = add_session_type(session, draft, now=utc_now())
@@ -279,15 +266,9 @@ def update(
     from bapp_cli.services.session_admin import SessionTypeChanges, update_session_type
     from bapp_cli.services.session_types import SESSION_COLUMNS
 
+    # the options, in the field order
     changes = SessionTypeChanges(
-        category=category,
-        requires_auth=requires_auth,
-        pathways=tuple(pathway or ()),
-        clear_pathways=clear_pathways,
-        price=price,
-        currency=currency,
-        display_order=display_order,
-        enabled=enabled,
+        category, requires_auth, pathway, clear_pathways, price, currency, display_order, enabled
     )
     if changes.empty:
         raise UsageError("nothing to update", hint="pass at least one of the options (see --help)")

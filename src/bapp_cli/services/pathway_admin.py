@@ -80,6 +80,22 @@ def check_icon(value: str) -> str:
 PathwayChange = tuple[dict[str, Any], dict[str, Any]]
 
 
+def _changed(
+    session: Session,
+    pathway: Pathway,
+    changes: dict[str, Any],
+    now: dt.datetime,
+    *,
+    audited: tuple[str, str] | None = None,
+) -> PathwayChange:
+    """Stamp, flush and audit (as `audited`: entity and key, by default the pathway) what changed, if anything."""
+    if changes:
+        pathway.updated_at = now
+        session.flush()
+        record_audit(session, *(audited or ("pathway", pathway.slug)), changes)
+    return list_pathways(session, slug=pathway.slug)[0], changes
+
+
 def add_pathway(
     session: Session,
     slug: str,
@@ -152,11 +168,7 @@ def update_pathway(
     changes = apply_changes(pathway, wanted)
     if position is not None:
         changes.update(_move(session, pathway, position))
-    if changes:
-        pathway.updated_at = now
-        session.flush()
-        record_audit(session, "pathway", pathway.slug, changes)
-    return list_pathways(session, slug=pathway.slug)[0], changes
+    return _changed(session, pathway, changes, now)
 
 
 def _move(session: Session, pathway: Pathway, position: int) -> dict[str, Any]:
@@ -211,19 +223,11 @@ def set_tier(
         changes = apply_changes(tier, wanted)
         if changes:
             changes["tier"] = number
-    if changes:
-        pathway.updated_at = now
-        session.flush()
-        record_audit(session, "pathway_tier", f"{pathway.slug}:{number}", changes)
-    return list_pathways(session, slug=pathway.slug)[0], changes
+    return _changed(session, pathway, changes, now, audited=("pathway_tier", f"{pathway.slug}:{number}"))
 
 
 def archive_pathway(session: Session, slug: str, *, now: dt.datetime) -> PathwayChange:
     """Archive a pathway: history stays, new enrolments, bookings and skill links are refused."""
     pathway = get_pathway(session, slug)
     changes = apply_changes(pathway, {"archived": True})
-    if changes:
-        pathway.updated_at = now
-        session.flush()
-        record_audit(session, "pathway", pathway.slug, changes)
-    return list_pathways(session, slug=pathway.slug)[0], changes
+    return _changed(session, pathway, changes, now)

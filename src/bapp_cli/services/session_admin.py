@@ -46,9 +46,9 @@ class NewSessionType:
 
     title: str
     duration_minutes: int
-    category: str = "specialized"
+    category: str | None = None  # None: specialized
     requires_auth: bool | None = None
-    pathways: Sequence[str] = ()
+    pathways: Sequence[str] | None = None
     price: str | None = None
     currency: str | None = None
     builder: str | None = None
@@ -63,7 +63,7 @@ class SessionTypeChanges:
 
     category: str | None = None
     requires_auth: bool | None = None
-    pathways: Sequence[str] = ()
+    pathways: Sequence[str] | None = None
     clear_pathways: bool = False
     price: str | None = None
     currency: str | None = None
@@ -72,7 +72,7 @@ class SessionTypeChanges:
 
     @property
     def empty(self) -> bool:
-        return not self.pathways and replace(self, pathways=()) == SessionTypeChanges()
+        return not self.pathways and replace(self, pathways=None) == SessionTypeChanges()
 
 
 def show_session_type(session: Session, identifier: str) -> dict[str, Any]:
@@ -80,9 +80,9 @@ def show_session_type(session: Session, identifier: str) -> dict[str, Any]:
     return session_records(session, [get_session_type(session, identifier)])[0]
 
 
-def _linked_pathways(session: Session, slugs: Sequence[str]) -> list[Pathway]:
+def _linked_pathways(session: Session, slugs: Sequence[str] | None) -> list[Pathway]:
     found: dict[int, Pathway] = {}
-    for slug in slugs:
+    for slug in slugs or ():
         pathway = get_pathway(session, slug, for_new_links=True)
         found.setdefault(pathway.id, pathway)
     return list(found.values())
@@ -96,7 +96,7 @@ def add_session_type(session: Session, draft: NewSessionType, *, now: dt.datetim
             f"duration: {draft.duration_minutes} is not between 1 and {MAX_DURATION_MINUTES} minutes",
             code="invalid_duration",
         )
-    category = parse_category(draft.category)
+    category = parse_category(draft.category or "specialized")
     slug = (draft.slug.strip().lower() if draft.slug is not None else slugify(title)) or None
     if slug is None or len(slug) > MAX_SLUG_LENGTH or not _SLUG_PATTERN.match(slug):
         raise InvalidInput(

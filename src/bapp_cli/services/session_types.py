@@ -67,29 +67,21 @@ def link_pathways(session: Session, session_type_id: int, pathway_ids: Sequence[
         )
 
 
-def builder_emails(session: Session, user_ids: Sequence[int | None]) -> dict[int, str]:
-    wanted = {user_id for user_id in user_ids if user_id is not None}
-    if not wanted:
-        return {}
-    return dict(session.execute(select(User.id, User.email).where(User.id.in_(wanted))).all())
-
-
-def session_record(session_type: SessionType, pathways: list[str], builder_email: str | None) -> dict[str, Any]:
-    """The session record (keys in SESSION_COLUMNS order, the documented one)."""
-    derived = {"bookable": is_bookable(session_type), "pathways": pathways, "builder": builder_email}
-    return {name: derived[name] if name in derived else getattr(session_type, name) for name in SESSION_COLUMNS}
-
-
 def session_records(session: Session, session_types: Sequence[SessionType]) -> list[dict[str, Any]]:
-    """Records for many session types with two extra queries in all (pathways, builders)."""
+    """Session records (keys in SESSION_COLUMNS order, the documented one) with two extra queries in all:
+    the linked pathways and the builders' e-mails."""
     pathways = pathway_slugs_by_session(session, [item.id for item in session_types])
-    emails = builder_emails(session, [item.builder_id for item in session_types])
-    return [
-        session_record(
-            item, pathways.get(item.id, []), emails.get(item.builder_id) if item.builder_id is not None else None
-        )
-        for item in session_types
-    ]
+    builder_ids = {item.builder_id for item in session_types if item.builder_id is not None}
+    emails: dict[int, str] = {}
+    if builder_ids:
+        emails = dict(session.execute(select(User.id, User.email).where(User.id.in_(builder_ids))).all())
+    records = []
+    for item in session_types:
+        derived = {"bookable": is_bookable(item), "pathways": pathways.get(item.id, []), "builder": None}
+        if item.builder_id is not None:
+            derived["builder"] = emails.get(item.builder_id)
+        records.append({name: derived[name] if name in derived else getattr(item, name) for name in SESSION_COLUMNS})
+    return records
 
 
 # -- curated-field values shared by sync classification and the admin commands --------------------

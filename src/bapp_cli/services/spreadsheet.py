@@ -48,11 +48,6 @@ def restore_cell(text: str) -> str:
     return text[1:] if _PREFIXED.match(text) else text
 
 
-def _json_cell(value: Any) -> str:
-    # starts with `[` or `{`: never a formula
-    return _COMPACT_JSON(value)
-
-
 def _boolean_cell(value: bool) -> str:
     return "true" if value else "false"
 
@@ -114,8 +109,9 @@ _RAW_CELLS: dict[type, Callable[[Any], str]] = {
     dt.datetime: instant_text,
     dt.date: dt.date.isoformat,
     decimal.Decimal: _money_cell,
-    list: _json_cell,
-    dict: _json_cell,
-    tuple: _json_cell,
+    # nested values: JSON, which starts with `[` or `{` and so is never a formula
+    list: _COMPACT_JSON,
+    dict: _COMPACT_JSON,
+    tuple: _COMPACT_JSON,
 }
 _CELLS = {**_RAW_CELLS, str: neutralise}

@@ -26,7 +26,6 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 from typing_extensions import TypedDict
 
-from bapp_cli.db import bulk
 from bapp_cli.db.models import (
     CALENDLY_STATES,
     Booking,
@@ -54,6 +53,7 @@ from bapp_cli.services.transfer.importer import (
     problem,
     refusal,
 )
+from bapp_cli.services.transfer.store import rows_keyed
 
 Url = Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)]
 Reference = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=16)]
@@ -123,12 +123,10 @@ class CalendlyBookingImporter(KindImporter):
             else:
                 wanted.append((row, values["reference"].upper(), state))
         columns = [getattr(Booking, name) for name in WRITE_STATE_COLUMNS]
-        found: dict[str, tuple[Any, ...]] = {}
-        for part in bulk.chunks(sorted({reference for _, reference, _ in wanted})):
-            for row_id, reference, *current in self.session.execute(
-                select(Booking.id, Booking.reference, *columns).where(Booking.reference.in_(part))
-            ):
-                found[reference] = (row_id, *current)
+        query = select(Booking.reference, Booking.id, *columns)
+        found: dict[str, Sequence[Any]] = {
+            row[0]: row[1:] for row in rows_keyed(self.session, query, [key for _, key, _ in wanted])
+        }
         changes: list[dict[str, Any]] = []
         for row, reference, state in wanted:
             existing = found.get(reference)
@@ -191,15 +189,18 @@ class _KeptIdImporter(KindImporter):
         super().__init__(*args, **kwargs)
         self.ids: set[int] = set()  # a restore keeps ids: one given twice is a bad row, not a crash
 
-    def keep_id(self, record: Any, row: SourceRow, wanted: int | None) -> RowResult | None:
-        """Give `record` the row's id in a restore; a refusal when the file gave that id before."""
-        if not self.restore or wanted is None:
-            return None
-        if wanted in self.ids:
-            return RowResult(row, errors=[RowError(row.line, "id", f"id {wanted} repeats")])
-        self.ids.add(wanted)
-        record.id = wanted
-        return None
+    def add(self, record: Any, row: SourceRow, wanted: int | None, results: list[RowResult]) -> bool:
+        """Add `record` for `row`, with the row's id in a restore, and count the row created; False (the row
+        refused) when the file gave that id before."""
+        if self.restore and wanted is not None:
+            if wanted in self.ids:
+                results.append(RowResult(row, errors=[RowError(row.line, "id", f"id {wanted} repeats")]))
+                return False
+            self.ids.add(wanted)
+            record.id = wanted
+        self.session.add(record)
+        results.append(RowResult(row, outcome=CREATED))
+        return True
 
 
 class InvitationImporter(_KeptIdImporter):
@@ -234,14 +235,10 @@ class InvitationImporter(_KeptIdImporter):
                 continue
             parsed.append((row, values))
         clients = self._ids(
-            select(User.email, User.id).join(ClientProfile, ClientProfile.user_id == User.id),
-            [values["client"] for _, values in parsed],
+            select(User.email, User.id).join(ClientProfile, ClientProfile.user_id == User.id), parsed, "client"
         )
-        bookings = self._ids(select(Booking.reference, Booking.id), [values["booking"] for _, values in parsed])
-        held = self._ids(
-            select(CalendlyInvitation.booking_url, CalendlyInvitation.id),
-            [values["booking_url"] for _, values in parsed],
-        )
+        bookings = self._ids(select(Booking.reference, Booking.id), parsed, "booking")
+        held = self._ids(select(CalendlyInvitation.booking_url, CalendlyInvitation.id), parsed, "booking_url")
         for row, values in parsed:
             found = {"client": clients.get(values["client"]), "session": self.sessions.get(values["session"])}
             if values["booking"]:
@@ -268,22 +265,14 @@ class InvitationImporter(_KeptIdImporter):
                 created_at=values["created_at"],
                 used_at=values["used_at"],
             )
-            refused = self.keep_id(invitation, row, values.get("id"))
-            if refused is not None:
-                results.append(refused)
-                continue
-            self.session.add(invitation)
-            self.session.flush()
-            held[values["booking_url"]] = invitation.id
-            results.append(RowResult(row, outcome=CREATED))
+            if self.add(invitation, row, values.get("id"), results):
+                self.session.flush()
+                held[values["booking_url"]] = invitation.id
         return sorted(results, key=lambda result: result.row.line)
 
-    def _ids(self, query: Any, keys: Sequence[str | None]) -> dict[str, int]:
-        """{key: id} of the given keys that are there; `query` selects (key, id)."""
-        found: dict[str, int] = {}
-        for part in bulk.chunks(sorted({key for key in keys if key})):
-            found.update(self.session.execute(query.where(query.selected_columns[0].in_(part))).all())
-        return found
+    def _ids(self, query: Any, parsed: Sequence[tuple[SourceRow, dict[str, Any]]], name: str) -> dict[str, int]:
+        """{key: id} of the rows' values of `name` that are there; `query` selects (key, id)."""
+        return {row[0]: row[1] for row in rows_keyed(self.session, query, [values[name] for _, values in parsed])}
 
 
 def export_invitations(session: Session) -> Iterator[dict[str, Any]]:
@@ -344,11 +333,8 @@ class InboxImporter(_KeptIdImporter):
 
     def apply(self, rows: Sequence[SourceRow]) -> list[RowResult]:
         valid, results = self.validate(rows)
-        digests: set[str] = set()
-        for part in bulk.chunks(sorted({values["body_sha256"] for _, values in valid})):
-            digests.update(
-                self.session.scalars(select(WebhookDelivery.body_sha256).where(WebhookDelivery.body_sha256.in_(part)))
-            )
+        query = select(WebhookDelivery.body_sha256)
+        digests = {row[0] for row in rows_keyed(self.session, query, [values["body_sha256"] for _, values in valid])}
         for row, values in valid:
             if values["body_sha256"] in digests:
                 results.append(RowResult(row, outcome=UNCHANGED))
@@ -371,13 +357,8 @@ class InboxImporter(_KeptIdImporter):
                 outcome=values.get("outcome"),
                 **instants,
             )
-            refused = self.keep_id(delivery, row, values.get("id"))
-            if refused is not None:
-                results.append(refused)
-                continue
-            self.session.add(delivery)
-            digests.add(values["body_sha256"])
-            results.append(RowResult(row, outcome=CREATED))
+            if self.add(delivery, row, values.get("id"), results):
+                digests.add(values["body_sha256"])
         self.session.flush()
         return sorted(results, key=lambda result: result.row.line)
 

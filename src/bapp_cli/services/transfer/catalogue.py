@@ -394,15 +394,12 @@ class SkillImporter(RowImporter):
             wanted["domain"] = domain
         _copy_given(values, wanted, "is_fundamental", "archived")
         skill = self.session.scalars(select(Skill).where(Skill.slug == slug)).one_or_none()
-        current: dict[int, int] = {}
+        current: dict[int, int] = {}  # pathway id → the tier the skill is linked at
         if skill is not None:
-            current = dict(
-                self.session.execute(
-                    select(SkillPathwayLink.pathway_id, SkillPathwayLink.tier).where(
-                        SkillPathwayLink.skill_id == skill.id
-                    )
-                ).all()
+            linked = select(SkillPathwayLink.pathway_id, SkillPathwayLink.tier).where(
+                SkillPathwayLink.skill_id == skill.id
             )
+            current = {pathway_id: tier for pathway_id, tier in self.session.execute(linked)}
         links = self._links(values.get("links") or [], skill, current) if "links" in values else None
         created_at = self.instant(values.get("created_at"), "created_at")
         outcome = UNCHANGED
@@ -571,13 +568,10 @@ class SessionImporter(RowImporter):
                 if pathway not in pathways:
                     pathways.append(pathway)
         session_type = self.session.scalars(select(SessionType).where(key_column == key)).one_or_none()
-        current: list[int] = []
+        current: list[int] = []  # the pathways linked now
         if session_type is not None:
-            current = list(
-                self.session.scalars(
-                    select(SessionTypePathway.pathway_id).where(SessionTypePathway.session_type_id == session_type.id)
-                )
-            )
+            linked = select(SessionTypePathway.pathway_id).where(SessionTypePathway.session_type_id == session_type.id)
+            current = list(self.session.scalars(linked))
         if pathways is not None and not self.restore:
             for pathway in pathways:
                 if pathway.archived and pathway.id not in current:

@@ -19,7 +19,7 @@ from typing_extensions import TypedDict
 
 from bapp_cli.db import bulk
 from bapp_cli.db.models import BuilderProfile, ClientProfile, User
-from bapp_cli.errors import BappError, InvalidInput
+from bapp_cli.errors import BappError
 from bapp_cli.services.builders import (
     MAX_ADVANCE_DAYS,
     MAX_BUFFER_MINUTES,
@@ -44,6 +44,7 @@ from bapp_cli.services.transfer.importer import (
     When,
     refusal,
 )
+from bapp_cli.services.transfer.store import rows_keyed
 
 Text = Annotated[str, StringConstraints(strip_whitespace=True, max_length=1000)]
 
@@ -103,15 +104,8 @@ class BuilderImporter(RowImporter):
         # a savepoint, so that a refused row leaves no user behind
         with self.session.begin_nested():
             if user is None:
-                wanted_id = values.get("id") if self.restore else None
-                if wanted_id is not None and self.session.get(User, wanted_id) is not None:
-                    raise InvalidInput(f"id: {wanted_id} belongs to another user")
                 # updated_at keeps its default: `now` marks the rows a clients import has written itself
-                user = User(
-                    email=email,
-                    created_at=created_at or self.now,
-                    **({"id": wanted_id} if wanted_id is not None else {}),
-                )
+                user = User(email=email, created_at=created_at or self.now, **self.restore_id(User, values))
                 self.session.add(user)
                 self.session.flush()
             add_builder(self.session, email, settings)
@@ -164,7 +158,8 @@ class ClientImporter(KindImporter):
             first[email] = row.line
             wanted.append((row, {"email": email, "created_at": created_at, "id": values.get("id"), **cleaned}))
         existing = self._existing([values["email"] for _, values in wanted])
-        taken = self._taken_ids([values["id"] for _, values in wanted if values["id"] is not None])
+        kept_ids = [values["id"] for _, values in wanted if values["id"] is not None] if self.restore else []
+        taken = {row[0] for row in rows_keyed(self.session, select(User.id), kept_ids)}  # ids a restore cannot keep
         new_users: list[tuple[Any, ...]] = []
         new_user_ids: list[tuple[Any, ...]] = []  # with the id a restore keeps
         new_profiles: list[tuple[Any, ...]] = []  # (email, company, industry, created_at)
@@ -207,9 +202,8 @@ class ClientImporter(KindImporter):
         bulk.insert_rows(self.session, table, ("email", "name", "created_at", "updated_at"), new_users)
         bulk.insert_rows(self.session, table, ("email", "name", "created_at", "updated_at", "id"), new_user_ids)
         if new_profiles:
-            ids: dict[str, int] = {}
-            for part in bulk.chunks([email for email, *_ in new_profiles]):
-                ids.update(self.session.execute(select(User.email, User.id).where(User.email.in_(part))).all())
+            added = rows_keyed(self.session, select(User.email, User.id), [email for email, *_ in new_profiles])
+            ids = {row[0]: row[1] for row in added}
             bulk.insert_rows(
                 self.session,
                 ClientProfile.__table__,
@@ -223,31 +217,16 @@ class ClientImporter(KindImporter):
         return sorted(results, key=lambda result: result.row.line)
 
     def _existing(self, emails: Sequence[str]) -> dict[str, dict[str, Any]]:
-        found: dict[str, dict[str, Any]] = {}
-        for part in bulk.chunks(sorted(emails)):
-            for row in self.session.execute(
-                select(
-                    User.id.label("user_id"),
-                    User.email,
-                    User.name,
-                    User.updated_at,
-                    ClientProfile.id.label("profile_id"),
-                    ClientProfile.company,
-                    ClientProfile.industry,
-                )
-                .outerjoin(ClientProfile, ClientProfile.user_id == User.id)
-                .where(User.email.in_(part))
-            ):
-                found[row.email] = dict(row._mapping)
-        return found
-
-    def _taken_ids(self, ids: Sequence[int]) -> set[int]:
-        if not self.restore or not ids:
-            return set()
-        taken: set[int] = set()
-        for part in bulk.chunks(sorted(set(ids))):
-            taken.update(self.session.scalars(select(User.id).where(User.id.in_(part))))
-        return taken
+        query = select(
+            User.email,
+            User.id.label("user_id"),
+            User.name,
+            User.updated_at,
+            ClientProfile.id.label("profile_id"),
+            ClientProfile.company,
+            ClientProfile.industry,
+        ).outerjoin(ClientProfile, ClientProfile.user_id == User.id)
+        return {row[0]: dict(row._mapping) for row in rows_keyed(self.session, query, emails)}
 
 
 def export_clients(session: Session) -> Iterator[dict[str, Any]]:

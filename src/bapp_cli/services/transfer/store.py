@@ -1,18 +1,27 @@
-"""SQL pieces the importers share: shifted instants in SQL, id sequences after restores, money.
+"""SQL pieces the importers share: lookups by key, shifted instants in SQL, id sequences after restores, money.
 
 The set-based writes themselves live in `bapp_cli.db.bulk` (the sync uses them too).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from typing import Any, cast
 
 from sqlalchemy import FromClause, SQLColumnExpression, Table, func, literal_column, text
 from sqlalchemy.orm import Session
 
-from bapp_cli.db.bulk import is_sqlite
+from bapp_cli.db.bulk import chunks, is_sqlite
+
+
+def rows_keyed(session: Session, query: Any, keys: Iterable[Any]) -> list[Any]:
+    """The rows of `query` (a select) whose first column is one of `keys` (empty keys left out), looked up
+    in chunks."""
+    found: list[Any] = []
+    for part in chunks(sorted({key for key in keys if key})):
+        found.extend(session.execute(query.where(query.selected_columns[0].in_(part))))
+    return found
 
 
 def shifted(column: SQLColumnExpression[Any], minutes: int, *, dialect: str) -> SQLColumnExpression[Any]:
