@@ -191,11 +191,11 @@ CALENDLY_WRITE_WAIT = 60.0
 def _calendly_mode(app_state: Any) -> str:
     from bapp_cli.errors import ConfigError
 
-    raw = app_state.settings.get("bookings.calendly")
-    mode = str(raw).strip().lower() if raw is not None and str(raw).strip() else "auto"
+    raw = app_state.settings.text("bookings.calendly")
+    mode = (raw or "auto").lower()
     if mode not in CALENDLY_MODES:
         raise ConfigError(
-            f"bookings.calendly: {str(raw)[:40]!r} is not one of {', '.join(CALENDLY_MODES)}",
+            f"bookings.calendly: {raw[:40]!r} is not one of {', '.join(CALENDLY_MODES)}",
             hint="set it in the config file or BAPP_BOOKINGS_CALENDLY",
         )
     return mode

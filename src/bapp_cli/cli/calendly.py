@@ -305,37 +305,32 @@ def status(
     sink = app_state.output(fmt, as_json)
     with app_state.reading() as session:
         runs = list_runs(session, limit=limit, kind=kind, offset=offset, search=search)
-    if sink.format == "table":
 
-        def table(console: Any) -> None:
-            from rich.table import Table
+    def table(console: Any) -> None:
+        from rich.table import Table
 
-            grid = Table(title="Calendly syncs", header_style="bold")
-            for column in RUN_TABLE_COLUMNS:
-                grid.add_column(
-                    column, justify="left" if column in ("kind", "started", "status", "source") else "right"
-                )
-            for run in runs:
-                took = f"{(run.finished_at - run.started_at).total_seconds():.1f}s" if run.finished_at else "—"
-                counts = (run.fetched, run.created, run.updated, run.unchanged, run.deactivated, run.reactivated)
-                grid.add_row(
-                    str(run.run_id),
-                    "bookings" if run.kind == "bookings" else "types",
-                    sink.local_time(run.started_at),
-                    took,
-                    styled(run.status, "green" if run.status == "succeeded" else "red"),
-                    run.source,
-                    *(str(value) for value in (*counts, run.skipped)),
-                )
-                if run.error:
-                    grid.add_row("", "", styled(run.error, "red"), *([""] * 10))
-            console.print(grid)
-            if not runs:
-                console.print("(no syncs yet — run `bapp calendly sync`)", style="dim")
+        grid = Table(title="Calendly syncs", header_style="bold")
+        for column in RUN_TABLE_COLUMNS:
+            grid.add_column(column, justify="left" if column in ("kind", "started", "status", "source") else "right")
+        for run in runs:
+            took = f"{(run.finished_at - run.started_at).total_seconds():.1f}s" if run.finished_at else "—"
+            counts = (run.fetched, run.created, run.updated, run.unchanged, run.deactivated, run.reactivated)
+            grid.add_row(
+                str(run.run_id),
+                "bookings" if run.kind == "bookings" else "types",
+                sink.local_time(run.started_at),
+                took,
+                styled(run.status, "green" if run.status == "succeeded" else "red"),
+                run.source,
+                *(str(value) for value in (*counts, run.skipped)),
+            )
+            if run.error:
+                grid.add_row("", "", styled(run.error, "red"), *([""] * 10))
+        console.print(grid)
+        if not runs:
+            console.print("(no syncs yet — run `bapp calendly sync`)", style="dim")
 
-        sink.records([], RUN_COLUMNS, table=table)
-    else:
-        sink.records([run.as_record() for run in runs], RUN_COLUMNS)
+    sink.records([run.as_record() for run in runs], RUN_COLUMNS, table=table)
 
 
 # ---- bookings from Calendly: the cron pull and webhook deliveries -----------------------------------

@@ -227,36 +227,6 @@ def _lookup_scope(
     return me.uri, None
 
 
-def find_booked_invitee(
-    client: CalendlyClient,
-    *,
-    email: str,
-    event_type_uri: str,
-    start: dt.datetime,
-    scope: tuple[str | None, str | None],
-    taken: Callable[[str], bool] = lambda uri: False,
-) -> tuple[Invitee, ScheduledEvent] | None:
-    """The active invitee ``email`` of an event of this type starting at ``start``, if Calendly has one
-    (``GET /scheduled_events?invitee_email&min_start_time&max_start_time``, then that event's invitees).
-    ``taken`` excludes invitees already attached to another booking (a group session's earlier booking)."""
-    user, organization = scope
-    events = client.list_scheduled_events(
-        user,
-        organization,
-        min_start_time=start,
-        max_start_time=start + dt.timedelta(minutes=1),
-        status="active",
-        invitee_email=email,
-    )
-    for event in events:
-        if event.event_type != event_type_uri or event.start_time != start:
-            continue
-        for invitee in client.list_event_invitees(event.uri, status="active", email=email):
-            if invitee.email.strip().lower() == email and not taken(invitee.uri):
-                return invitee, event
-    return None
-
-
 @dataclass
 class _Sent:
     """One held booking on its way to Calendly, read in one transaction and used across the next ones."""
@@ -395,6 +365,10 @@ class CalendlyWriter:
             ) from None
 
     def _lookup(self, sent: _Sent) -> tuple[Invitee, ScheduledEvent | None] | None:
+        """The held booking's invitee, if Calendly has one: the active invitee of the client's e-mail at an
+        event of this type at this start (``GET /scheduled_events?invitee_email&min_start_time&
+        max_start_time``, then that event's invitees), not already attached to another booking (a group
+        session's earlier one)."""
         with self.transaction() as session:
             attached = set(
                 session.scalars(
@@ -405,14 +379,20 @@ class CalendlyWriter:
                     )
                 )
             )
-        return find_booked_invitee(
-            self.client,
-            email=sent.email,
-            event_type_uri=sent.target.event_type_uri,
-            start=sent.start,
-            scope=sent.scope,
-            taken=attached.__contains__,
+        events = self.client.list_scheduled_events(
+            *sent.scope,
+            min_start_time=sent.start,
+            max_start_time=sent.start + dt.timedelta(minutes=1),
+            status="active",
+            invitee_email=sent.email,
         )
+        for event in events:
+            if event.event_type != sent.target.event_type_uri or event.start_time != sent.start:
+                continue
+            for invitee in self.client.list_event_invitees(event.uri, status="active", email=sent.email):
+                if invitee.email.strip().lower() == sent.email and invitee.uri not in attached:
+                    return invitee, event
+        return None
 
     def _update(self, sent: _Sent, **wanted: Any) -> None:
         """Change the booking while it is still held (another process may have settled it meanwhile), with
