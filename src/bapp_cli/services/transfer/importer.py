@@ -10,9 +10,10 @@ row listed (line and field), which the caller's unit of work turns into "nothing
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 from typing import Annotated, Any, ClassVar
 
 from pydantic import BeforeValidator, Field, StringConstraints, TypeAdapter, ValidationError
@@ -26,6 +27,7 @@ from bapp_cli.services.transfer.formats import SourceRow
 CREATED = "created"
 UPDATED = "updated"
 UNCHANGED = "unchanged"
+OUTCOMES = (CREATED, UPDATED, UNCHANGED)  # also the names of Tally's counts
 # Beyond this many bad rows the error keeps counting but stops listing (the rejects file has them all).
 MAX_LISTED_ERRORS = 100_000
 
@@ -111,14 +113,9 @@ class Tally:
     extra: dict[str, int] = field(default_factory=dict)
 
     def as_record(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "created": self.created,
-            "updated": self.updated,
-            "unchanged": self.unchanged,
-            "rejected": self.rejected,
-            **self.extra,
-        }
+        record = asdict(self)
+        extra = record.pop("extra")
+        return {**record, **extra}
 
 
 @dataclass
@@ -140,14 +137,8 @@ class ImportSummary:
         return sum(int(getattr(tally, name)) for tally in self.tallies)
 
     def as_record(self) -> dict[str, Any]:
-        record: dict[str, Any] = {
-            "kind": self.kind,
-            "created": self.total("created"),
-            "updated": self.total("updated"),
-            "unchanged": self.total("unchanged"),
-            "rejected": self.rejected,
-            "dry_run": self.dry_run,
-        }
+        record: dict[str, Any] = {"kind": self.kind, **{name: self.total(name) for name in OUTCOMES}}
+        record.update(rejected=self.rejected, dry_run=self.dry_run)
         if self.kind == "all":
             record["restored"] = self.restored
             record["kinds"] = {tally.kind: tally.as_record() for tally in self.tallies}
@@ -360,31 +351,18 @@ def run_kind(
                         )
                 if rejects is not None:
                     rejects(importer.kind, result.row, "; ".join(error.text() for error in result.errors))
-            elif result.outcome == CREATED:
-                tally.created += 1
-            elif result.outcome == UPDATED:
-                tally.updated += 1
             else:
-                tally.unchanged += 1
+                outcome = result.outcome if result.outcome in OUTCOMES else UNCHANGED
+                setattr(tally, outcome, getattr(tally, outcome) + 1)
 
-    for batch in _batches(rows, size):
+    remaining = iter(rows)
+    for batch in iter(lambda: list(itertools.islice(remaining, size)), []):
         count(importer.apply(batch))
         if on_batch is not None:
             on_batch(len(batch))
     importer.finish()
     tally.extra = dict(importer.extra)
     return tally
-
-
-def _batches(rows: Iterable[SourceRow], size: int) -> Iterator[list[SourceRow]]:
-    batch: list[SourceRow] = []
-    for row in rows:
-        batch.append(row)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
 
 
 def refuse_if_bad(summary: ImportSummary, *, continue_on_error: bool) -> None:
