@@ -10,7 +10,8 @@ from sqlalchemy.orm import Session
 
 from bapp_cli.db.models import AuditEntry, Badge, Enrolment, User, UserSkillProgress
 from bapp_cli.errors import InvalidInput, NotFound
-from bapp_cli.services.progress import Catalogue, PathwayInfo, list_badges, percent, progress_table, show_progress
+from bapp_cli.services.plain_reads import Catalogue, PathwayInfo
+from bapp_cli.services.progress import list_badges, percent, progress_table, show_progress
 from bapp_cli.services.skills import (
     archive_skill,
     assign_skills,
@@ -99,7 +100,7 @@ def test_badges_survive_a_reset_and_a_new_skill(session: Session) -> None:
     skill(session, "p1b", "pivot:1")
     assert badge_keys(session, ada.id) == ["tier:pivot:1"]
     [badge] = list_badges(session, ada.email)
-    assert (badge.name, badge.awarded_at) == ("Pivot · Assessment", NOW)
+    assert (badge["name"], badge["awarded_at"]) == ("Pivot · Assessment", NOW)
     tier1 = show_progress(session, ada.email).pathways[0].tiers[0]
     assert (tier1.completed, tier1.total, tier1.percent) == (0, 2, 0)
 
@@ -317,7 +318,7 @@ def test_progress_table_plain_sums_match_packed_counters(session: Session, monke
     ],
 )
 def test_badge_names_and_order_for_stored_keys(key: str, name: str, order: tuple[int, int, int, str]) -> None:
-    accelerate = PathwayInfo(1, "accelerate", "Accelerate", None, None, 0, {1: "Start", 2: "Build"})
-    catalogue = Catalogue(pathways={1: accelerate}, totals={}, fundamentals=0)
+    accelerate = PathwayInfo(1, "accelerate", "Accelerate", None, None, 0, {1: "Start", 2: "Build"}, {})
+    catalogue = Catalogue(pathways={1: accelerate}, fundamentals=0)
     assert catalogue.badge_name(key) == name
     assert catalogue.badge_order(key) == order

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from bapp_cli.cli.cells import ENROLMENT_STYLES, SKILL_STATUS_STYLES, percent_style
+from bapp_cli.cli.context import state
 from bapp_cli.cli.options import ClientArgument, LimitOption, OffsetOption, output_command, search_option
 from bapp_cli.cli.terminal import listing_table, styled
 from bapp_cli.cli.unit_of_work import reading
@@ -71,7 +72,7 @@ def render_progress_tree(progress: Any, sink: Any) -> Any:
                 _add_skills(tier_branch, tier.skills)
         badges = root.add(Text(f"Badges ({len(progress.badges)})", style="bold"))
         for badge in progress.badges:
-            badges.add(Text.assemble(f"🏅 {badge.name}", (f"  {sink.local_time(badge.awarded_at)}", "dim")))
+            badges.add(Text.assemble(f"🏅 {badge['name']}", (f"  {sink.local_time(badge['awarded_at'])}", "dim")))
         console.print(root)
 
     return draw
@@ -103,10 +104,12 @@ def show(
       bapp progress show ada@example.com --pathway accelerate
       bapp progress show ada@example.com --json
     """
-    from bapp_cli.services.progress import show_progress
+    from bapp_cli.services.plain_reads import show_progress
 
-    with reading(ctx) as (sink, session):
-        progress = show_progress(session, email, pathway=pathway)
+    app_state = state(ctx)
+    sink = app_state.output()
+    with app_state.plain_reading() as database:
+        progress = show_progress(database, email, pathway=pathway)
     columns = [
         "pathway",
         "name",

@@ -1,4 +1,4 @@
-"""Completion tracking, badges and progress views.
+"""Completion tracking and badges, and the progress table.
 
 Everything is computed from the progress rows and the catalogue's links, never stored as counters:
 - a tier is complete when the client has completed every (non-archived) skill linked to it; a tier with
@@ -8,8 +8,10 @@ Everything is computed from the progress rows and the catalogue's links, never s
 - badges (`tier:<pathway>:<n>`, `pathway:<pathway>`, `fundamentals`) are awarded once, at the moment the
   criteria are met, and are permanent: a reset or a newly linked skill never takes one away.
 
-The progress table is one aggregate query (plus a constant number of catalogue queries) whatever the
-number of clients, and yields its rows as the database streams them.
+The catalogue, one client's progress and badges are read in plain SQL (services.plain_reads): the same
+reads serve `clients show` and, on their session's connection, the ORM commands (re-exported here). The
+progress table is one aggregate query (plus a constant number of catalogue queries) whatever the number of
+clients, and yields its rows as the database streams them.
 """
 
 from __future__ import annotations
@@ -17,8 +19,8 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 from collections.abc import Collection, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -42,7 +44,6 @@ from bapp_cli.db.models import (
     Badge,
     Enrolment,
     Pathway,
-    PathwayTier,
     Skill,
     SkillPathwayLink,
     User,
@@ -52,10 +53,15 @@ from bapp_cli.errors import InvalidInput
 from bapp_cli.services.enrolment import set_enrolment_status
 from bapp_cli.services.listing import ALL, Page
 from bapp_cli.services.pathways import get_pathway
-from bapp_cli.services.people import get_builder, get_client
+from bapp_cli.services.people import get_builder
+from bapp_cli.services.plain_reads import FUNDAMENTALS_KEY as FUNDAMENTALS_KEY
+from bapp_cli.services.plain_reads import Catalogue, percent
+from bapp_cli.services.plain_reads import list_badges as list_badges
+from bapp_cli.services.plain_reads import load_catalogue as load_catalogue
+from bapp_cli.services.plain_reads import pathway_badge_key as pathway_badge_key
+from bapp_cli.services.plain_reads import show_progress as show_progress
+from bapp_cli.services.plain_reads import tier_badge_key as tier_badge_key
 
-FUNDAMENTALS_KEY = "fundamentals"
-FUNDAMENTALS_NAME = "Fundamentals"
 TABLE_TIERS = (1, 2, 3)
 PROGRESS_TABLE_COLUMNS = (
     "client",
@@ -71,105 +77,6 @@ PROGRESS_TABLE_COLUMNS = (
 BADGE_COLUMNS = ("key", "name", "awarded_at")
 # room in a signed 64-bit SUM for the packed per-tier counters of the progress table
 PACKED_BITS = 62
-
-
-def percent(completed: int, total: int) -> int:
-    """Whole percent, rounded down; nothing linked is 0 %, not an error."""
-    return (completed * 100) // total if total > 0 else 0
-
-
-def tier_badge_key(pathway_slug: str, tier: int) -> str:
-    return f"tier:{pathway_slug}:{tier}"
-
-
-def pathway_badge_key(pathway_slug: str) -> str:
-    return f"pathway:{pathway_slug}"
-
-
-# -- the catalogue ------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class PathwayInfo:
-    id: int
-    slug: str
-    name: str
-    icon: str | None
-    color: str | None
-    position: int
-    tiers: dict[int, str]  # tier number → name, in order
-
-
-@dataclass(frozen=True)
-class Catalogue:
-    """The small, client-independent part of every computation: pathways, tiers, linked-skill counts."""
-
-    pathways: dict[int, PathwayInfo]
-    totals: dict[tuple[int, int], int]  # (pathway id, tier) → non-archived skills linked
-    fundamentals: int
-
-    def by_slug(self, slug: str) -> PathwayInfo | None:
-        return next((info for info in self.pathways.values() if info.slug == slug), None)
-
-    def total(self, pathway_id: int, tier: int) -> int:
-        return self.totals.get((pathway_id, tier), 0)
-
-    def pathway_total(self, pathway_id: int) -> int:
-        return sum(self.total(pathway_id, tier) for tier in self.pathways[pathway_id].tiers)
-
-    def _badge_parts(self, key: str) -> tuple[str, PathwayInfo | None, int | None]:
-        """`tier:<slug>:<n>` → ("tier", its pathway, n); `pathway:<slug>` → ("pathway", its pathway, None)."""
-        kind, _, rest = key.partition(":")
-        slug, _, number = rest.rpartition(":") if kind == "tier" else (rest, "", "")
-        return kind, self.by_slug(slug), int(number) if number.isascii() and number.isdigit() else None
-
-    def badge_name(self, key: str) -> str:
-        """A badge's human name from the current catalogue (a renamed pathway renames its badges)."""
-        kind, info, number = self._badge_parts(key)
-        if key == FUNDAMENTALS_KEY:
-            return FUNDAMENTALS_NAME
-        if kind == "pathway" and info is not None:
-            return f"{info.name} complete"
-        if kind == "tier" and info is not None and number in info.tiers:
-            return f"{info.name} · {info.tiers[number]}"
-        return key
-
-    def badge_order(self, key: str) -> tuple[int, int, int, str]:
-        """Badges in catalogue order: per pathway its tiers then the pathway badge; fundamentals last."""
-        kind, info, number = self._badge_parts(key)
-        if key == FUNDAMENTALS_KEY:
-            return (1 << 30, 0, 0, key)
-        return (info.position if info else (1 << 29), 0 if kind == "tier" else 1, number or 0, key)
-
-
-def load_catalogue(session: Session) -> Catalogue:
-    """Four small queries, independent of the number of clients."""
-    tiers: dict[int, dict[int, str]] = defaultdict(dict)
-    for pathway_id, number, name in session.execute(
-        select(PathwayTier.pathway_id, PathwayTier.tier, PathwayTier.name).order_by(
-            PathwayTier.pathway_id, PathwayTier.tier
-        )
-    ):
-        tiers[pathway_id][number] = name
-    pathways = {
-        row.id: PathwayInfo(*row, tiers[row.id])
-        for row in session.execute(
-            select(Pathway.id, Pathway.slug, Pathway.name, Pathway.icon, Pathway.color, Pathway.position)
-        )
-    }
-    totals: dict[tuple[int, int], int] = {
-        (pathway_id, tier): count
-        for pathway_id, tier, count in session.execute(
-            select(SkillPathwayLink.pathway_id, SkillPathwayLink.tier, func.count())
-            .join(Skill, Skill.id == SkillPathwayLink.skill_id)
-            .where(Skill.archived.is_(False))
-            .group_by(SkillPathwayLink.pathway_id, SkillPathwayLink.tier)
-        )
-    }
-    fundamentals = session.scalar(
-        select(func.count()).select_from(Skill).where(Skill.is_fundamental.is_(True), Skill.archived.is_(False))
-    )
-    return Catalogue(pathways, totals, int(fundamentals or 0))
 
 
 # -- completion and badges ----------------------------------------------------------------------------
@@ -229,9 +136,7 @@ def record_completions(
                     continue
                 # a tier with no skills is never complete
                 complete = [
-                    tier
-                    for tier in info.tiers
-                    if 0 < catalogue.total(pathway_id, tier) == counts.get((pathway_id, tier), 0)
+                    tier for tier in info.tiers if 0 < info.totals.get(tier, 0) == counts.get((pathway_id, tier), 0)
                 ]
                 due[client_id].extend(tier_badge_key(info.slug, tier) for tier in complete)
                 if info.tiers and len(complete) == len(info.tiers):
@@ -333,204 +238,6 @@ def _emails(session: Session, user_ids: Sequence[int]) -> dict[int, str]:
     for chunk in batches(sorted(set(user_ids))):
         emails.update(session.execute(select(User.id, User.email).where(User.id.in_(chunk))).all())
     return emails
-
-
-# -- one client's progress ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SkillStatus:
-    skill: str
-    name: str
-    status: str
-    completed_at: dt.datetime | None
-    completed_via: str | None
-
-    def as_record(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-class _SkillCounts:
-    """Completed, total and percent of a group's skills (a tier, an enrolment, the fundamentals)."""
-
-    if TYPE_CHECKING:
-
-        @property
-        def skills(self) -> list[SkillStatus]: ...
-
-    @property
-    def completed(self) -> int:
-        return sum(1 for item in self.skills if item.status == "completed")
-
-    @property
-    def total(self) -> int:
-        return len(self.skills)
-
-    @property
-    def percent(self) -> int:
-        return percent(self.completed, self.total)
-
-    def counts(self) -> dict[str, int]:
-        return {"completed": self.completed, "total": self.total, "percent": self.percent}
-
-
-@dataclass(frozen=True)
-class TierProgress(_SkillCounts):
-    tier: int
-    name: str
-    skills: list[SkillStatus]
-
-    def as_record(self) -> dict[str, Any]:
-        return {"tier": self.tier, "name": self.name, **self.counts()}
-
-
-@dataclass(frozen=True, kw_only=True)
-class PathwayProgress(_SkillCounts):
-    """One enrolment's progress (the seed's ClientPathway), or the Fundamentals group (pathway None)."""
-
-    pathway: str | None
-    name: str
-    icon: str | None = None
-    color: str | None = None
-    start_date: dt.date | None = None
-    status: str
-    builder: str | None = None
-    completed_at: dt.datetime | None
-    tiers: list[TierProgress] = field(default_factory=list)
-    fundamentals: list[SkillStatus] | None = None
-
-    @property
-    def skills(self) -> list[SkillStatus]:
-        if self.fundamentals is not None:
-            return self.fundamentals
-        return [item for tier in self.tiers for item in tier.skills]
-
-    def as_record(self) -> dict[str, Any]:
-        # the seed's shape always has tier1..tier3; extra tiers follow as tier4, tier5…
-        by_number = {tier.tier: [item.as_record() for item in tier.skills] for tier in self.tiers}
-        grouped = {f"tier{number}": by_number.get(number, []) for number in sorted({*TABLE_TIERS, *by_number})}
-        if self.fundamentals is not None:
-            grouped = {"fundamentals": [item.as_record() for item in self.fundamentals]}
-        record = {name: getattr(self, name) for name in ("pathway", "name", "start_date", "status", "builder")}
-        tiers = [tier.as_record() for tier in self.tiers]
-        return {**record, "completed_at": self.completed_at, "progress": grouped, "tiers": tiers, **self.counts()}
-
-
-@dataclass(frozen=True)
-class BadgeView:
-    key: str
-    name: str
-    awarded_at: dt.datetime
-
-    def as_record(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass(frozen=True)
-class ClientProgress:
-    client: str
-    client_name: str | None
-    pathways: list[PathwayProgress]
-    badges: list[BadgeView]
-
-    def as_records(self) -> list[dict[str, Any]]:
-        return [item.as_record() for item in self.pathways]
-
-
-def _badges(session: Session, client_id: int, catalogue: Catalogue, page: Page = ALL) -> list[BadgeView]:
-    query = select(Badge.key, Badge.awarded_at).where(Badge.client_id == client_id)
-    found = page.matching(Badge.key)
-    if found is not None:
-        query = query.where(found)
-    rows = session.execute(page.window(query.order_by(Badge.awarded_at, Badge.id))).all()
-    ordered = sorted(rows, key=lambda row: (row.awarded_at, catalogue.badge_order(row.key)))
-    return [BadgeView(row.key, catalogue.badge_name(row.key), row.awarded_at) for row in ordered]
-
-
-def list_badges(session: Session, email: str, *, page: Page = ALL) -> list[BadgeView]:
-    """A client's badges, oldest first; `page.search` looks in the badge key (e.g. `tier:accelerate:1`)."""
-    client, _ = get_client(session, email)
-    return _badges(session, client.id, load_catalogue(session), page)
-
-
-def show_progress(session: Session, email: str, *, pathway: str | None = None) -> ClientProgress:
-    """Every enrolment of a client with tiers, skills and statuses; then Fundamentals; then badges."""
-    client, _ = get_client(session, email)
-    only = get_pathway(session, pathway) if pathway is not None else None
-    catalogue = load_catalogue(session)
-    builder = User.__table__.alias("builder")
-    enrolment_query = (
-        select(Enrolment, builder.c.email)
-        .join(Pathway, Pathway.id == Enrolment.pathway_id)
-        .outerjoin(builder, builder.c.id == Enrolment.builder_id)
-        .where(Enrolment.client_id == client.id)
-        .order_by(Pathway.position, Pathway.slug)
-    )
-    if only is not None:
-        enrolment_query = enrolment_query.where(Enrolment.pathway_id == only.id)
-    enrolments = session.execute(enrolment_query).all()
-    pathway_ids = [row[0].pathway_id for row in enrolments]
-
-    skills = select(Skill.id, Skill.slug, Skill.name).where(Skill.archived.is_(False)).order_by(Skill.slug)
-    linked: dict[tuple[int, int], list[Any]] = defaultdict(list)
-    if pathway_ids:
-        for skill_id, slug, name, pathway_id, tier in session.execute(
-            skills.add_columns(SkillPathwayLink.pathway_id, SkillPathwayLink.tier)
-            .join(SkillPathwayLink, SkillPathwayLink.skill_id == Skill.id)
-            .where(SkillPathwayLink.pathway_id.in_(pathway_ids))
-        ):
-            linked[(pathway_id, tier)].append((skill_id, slug, name))
-    fundamentals = session.execute(skills.where(Skill.is_fundamental.is_(True))).all() if only is None else []
-    progress = {
-        skill_id: stamps
-        for skill_id, *stamps in session.execute(
-            select(
-                UserSkillProgress.skill_id,
-                UserSkillProgress.status,
-                UserSkillProgress.completed_at,
-                UserSkillProgress.completion_method,
-            ).where(UserSkillProgress.client_id == client.id)
-        )
-    }
-
-    def status_of(skill_id: int, slug: str, name: str) -> SkillStatus:
-        return SkillStatus(slug, name, *progress.get(skill_id, ("not_started", None, None)))
-
-    views: list[PathwayProgress] = []
-    for enrolment, builder_email in enrolments:
-        info = catalogue.pathways[enrolment.pathway_id]
-        tiers = [
-            TierProgress(number, tier_name, [status_of(*item) for item in linked.get((info.id, number), [])])
-            for number, tier_name in info.tiers.items()
-        ]
-        views.append(
-            PathwayProgress(
-                pathway=info.slug,
-                name=info.name,
-                icon=info.icon,
-                color=info.color,
-                start_date=enrolment.start_date,
-                status=enrolment.status,
-                builder=builder_email,
-                completed_at=enrolment.completed_at,
-                tiers=tiers,
-            )
-        )
-    badges = _badges(session, client.id, catalogue)
-    if fundamentals:
-        items = [status_of(*item) for item in fundamentals]
-        earned = next((badge.awarded_at for badge in badges if badge.key == FUNDAMENTALS_KEY), None)
-        all_done = all(item.status == "completed" for item in items)
-        views.append(
-            PathwayProgress(
-                pathway=None,
-                name=FUNDAMENTALS_NAME,
-                status="completed" if all_done else "active",
-                completed_at=earned if all_done else None,
-                fundamentals=items,
-            )
-        )
-    return ClientProgress(client.email, client.name, views, badges)
 
 
 # -- the progress table (every enrolment) ------------------------------------------------------------
@@ -671,7 +378,7 @@ def progress_table(
     # The per-tier and overall completed counts come packed into one integer per enrolment (one SUM in
     # SQL's hot loop instead of four). Field width comes from the largest pathway (no count can exceed
     # it), so fields cannot overflow into each other; absurdly large pathways fall back to plain sums.
-    width = max([catalogue.pathway_total(key) for key in catalogue.pathways] + [1]).bit_length()
+    width = max([info.total for info in catalogue.pathways.values()] + [1]).bit_length()
     packed = width * (len(TABLE_TIERS) + 1) <= PACKED_BITS
     per_enrolment = select_enrolment_counts(tiers=TABLE_TIERS, pack_width=width if packed else None, last_activity=True)
     counters = ["packed"] if packed else [*(f"tier{number}" for number in TABLE_TIERS), "done"]
@@ -717,8 +424,8 @@ def progress_table(
 
     totals = {
         pathway_key: (
-            tuple(catalogue.total(pathway_key, number) for number in TABLE_TIERS),
-            catalogue.pathway_total(pathway_key),
+            tuple(info.totals.get(number, 0) for number in TABLE_TIERS),
+            info.total,
             info.slug,
         )
         for pathway_key, info in catalogue.pathways.items()
