@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import (
-    BigInteger,
+    ColumnElement,
+    ScalarSelect,
     Select,
     SQLColumnExpression,
     and_,
@@ -39,6 +40,7 @@ from sqlalchemy.orm import Session
 
 from bapp_cli.db.audit import record_audits
 from bapp_cli.db.batches import batches
+from bapp_cli.db.dbapi import Database
 from bapp_cli.db.models import (
     ENROLMENT_STATUSES,
     Badge,
@@ -75,8 +77,6 @@ PROGRESS_TABLE_COLUMNS = (
     "last_activity",
 )
 BADGE_COLUMNS = ("key", "name", "awarded_at")
-# room in a signed 64-bit SUM for the packed per-tier counters of the progress table
-PACKED_BITS = 62
 
 
 # -- completion and badges ----------------------------------------------------------------------------
@@ -245,7 +245,7 @@ def _emails(session: Session, user_ids: Sequence[int]) -> dict[int, str]:
 
 @dataclass(slots=True)
 class ProgressRow:
-    """One enrolment in the progress table; counts are kept for reports that need more than percentages."""
+    """One enrolment of the progress table with its counts, for the reports that show more than percentages."""
 
     client: str
     pathway: str
@@ -264,14 +264,6 @@ class ProgressRow:
     def percent(self) -> int:
         return percent(self.completed, self.total)
 
-    def as_record(self) -> dict[str, Any]:
-        tiers = {f"tier{number}_percent": self.tier_percent(index) for index, number in enumerate(TABLE_TIERS)}
-        return {"client": self.client, "pathway": self.pathway, "status": self.status, **tiers} | {
-            "percent": self.percent,
-            "badges": self.badges,
-            "last_activity": self.last_activity,
-        }
-
 
 # -- per-enrolment counts (the progress table and the reports) ---------------------------------------
 
@@ -279,7 +271,6 @@ class ProgressRow:
 def select_enrolment_counts(
     *columns: SQLColumnExpression[Any],
     tiers: Sequence[int] = (),
-    pack_width: int | None = None,
     linked: bool = False,
     last_activity: bool = False,
 ) -> Select[Any]:
@@ -287,28 +278,14 @@ def select_enrolment_counts(
 
     One row per enrolment: `enrolment_id`, then `columns` (anything that depends on the enrolment: the
     query is grouped by its primary key, which both backends accept), then the completed skills among the
-    non-archived skills linked to the enrolment's pathway — `done`, and `tier<n>` for each of `tiers`; or,
-    with `pack_width`, all of them in one integer `packed` (done in the low `pack_width` bits, tier n in
-    field n; the caller makes the fields wide enough) — then, if asked, `linked` (the non-archived skills
-    linked to the pathway) and `last_activity` (the latest change to one of those skills' progress rows).
-    Only what a caller asks for is aggregated: the aggregate is the hot loop (one step per enrolment ×
-    linked skill).
+    non-archived skills linked to the enrolment's pathway — `tier<n>` for each of `tiers`, then `done` —
+    then, if asked, `linked` (the non-archived skills linked to the pathway) and `last_activity` (the latest
+    change to one of those skills' progress rows). Only what a caller asks for is aggregated: the aggregate
+    is the hot loop (one step per enrolment × linked skill).
     """
-    # Packing keeps one SUM per enrolment instead of one per tier plus the total.
-    weights = [(number, (1 << (pack_width * number)) + 1) for number in tiers] if pack_width is not None else []
     link_columns: list[SQLColumnExpression[Any]] = [SkillPathwayLink.skill_id, SkillPathwayLink.pathway_id]
-    if tiers and pack_width is None:
+    if tiers:
         link_columns.append(SkillPathwayLink.tier)
-    if pack_width is not None:
-        link_columns.append(
-            case(
-                *(
-                    (SkillPathwayLink.tier == number, literal_column(str(weight), BigInteger))
-                    for number, weight in weights
-                ),
-                else_=literal_column("1", BigInteger),
-            ).label("weight")
-        )
     active_links = (
         select(*link_columns)
         .join(Skill, Skill.id == SkillPathwayLink.skill_id)
@@ -317,16 +294,12 @@ def select_enrolment_counts(
     )
     progress = UserSkillProgress.__table__.alias("progress")
     completed = progress.c.status == "completed"
-    counters: list[SQLColumnExpression[Any]] = []
-    if pack_width is not None:
-        counters.append(func.sum(case((completed, active_links.c.weight), else_=0)).label("packed"))
-    else:
-        counters.extend(
-            func.sum(case((and_(completed, active_links.c.tier == number), 1), else_=0)).label(f"tier{number}")
-            for number in tiers
-        )
-        # summed rather than filtered in the join: the join then probes the (client, skill) unique index
-        counters.append(func.sum(case((completed, 1), else_=0)).label("done"))
+    counters: list[SQLColumnExpression[Any]] = [
+        func.sum(case((and_(completed, active_links.c.tier == number), 1), else_=0)).label(f"tier{number}")
+        for number in tiers
+    ]
+    # summed rather than filtered in the join: the join then probes the (client, skill) unique index
+    counters.append(func.sum(case((completed, 1), else_=0)).label("done"))
     if linked:
         counters.append(func.count(active_links.c.skill_id).label("linked"))
     if last_activity:
@@ -356,61 +329,29 @@ def check_status(status: str, statuses: Sequence[str] = ENROLMENT_STATUSES) -> s
     return cleaned
 
 
-def progress_table(
+def _progress_table(
     session: Session,
+    columns: Callable[[Any, Catalogue], list[Any]],
     *,
-    pathway: str | None = None,
-    builder: str | None = None,
-    status: str | None = None,
-    page: Page = ALL,
-) -> Iterator[ProgressRow]:
-    """One row per enrolment (ordered by pathway, then client) with tier and overall progress;
-    `page.search` looks in the client's e-mail and name and the pathway slug.
-
-    The per-client work is one GROUP BY over the progress rows joined to the links, so the number of
-    statements does not depend on the number of clients; rows are yielded as they arrive.
-    """
-    wanted_status = check_status(status) if status is not None else None
-    pathway_id = get_pathway(session, pathway).id if pathway is not None else None
-    builder_id = get_builder(session, builder)[0].id if builder is not None else None
+    pathway: str | None,
+    builder: str | None,
+    status: str | None,
+    page: Page,
+) -> Iterator[Any]:
+    """The progress table's one statement (plus the catalogue's), with the `columns` a caller builds from the
+    aggregate subquery and the catalogue: one row per enrolment ordered by pathway then client; `page.search`
+    looks in the client's e-mail and name and the pathway slug. Filters are checked before it runs."""
+    wanted = {
+        Enrolment.status: check_status(status) if status is not None else None,
+        Enrolment.pathway_id: get_pathway(session, pathway).id if pathway is not None else None,
+        Enrolment.builder_id: get_builder(session, builder)[0].id if builder is not None else None,
+    }
     catalogue = load_catalogue(session)
-
-    # The per-tier and overall completed counts come packed into one integer per enrolment (one SUM in
-    # SQL's hot loop instead of four). Field width comes from the largest pathway (no count can exceed
-    # it), so fields cannot overflow into each other; absurdly large pathways fall back to plain sums.
-    width = max([info.total for info in catalogue.pathways.values()] + [1]).bit_length()
-    packed = width * (len(TABLE_TIERS) + 1) <= PACKED_BITS
-    per_enrolment = select_enrolment_counts(tiers=TABLE_TIERS, pack_width=width if packed else None, last_activity=True)
-    counters = ["packed"] if packed else [*(f"tier{number}" for number in TABLE_TIERS), "done"]
-    if pathway_id is not None:
-        per_enrolment = per_enrolment.where(Enrolment.pathway_id == pathway_id)
-    if builder_id is not None:
-        per_enrolment = per_enrolment.where(Enrolment.builder_id == builder_id)
-    if wanted_status is not None:
-        per_enrolment = per_enrolment.where(Enrolment.status == wanted_status)
+    per_enrolment = select_enrolment_counts(tiers=TABLE_TIERS, last_activity=True)
+    per_enrolment = per_enrolment.where(*(column == value for column, value in wanted.items() if value is not None))
     aggregated = per_enrolment.subquery("per_enrolment")
-    badge_count = (
-        select(func.count())
-        .where(
-            Badge.client_id == Enrolment.client_id,
-            or_(
-                Badge.key == literal("pathway:") + Pathway.slug,
-                func.substr(Badge.key, 1, func.length(literal("tier:") + Pathway.slug + literal(":")))
-                == literal("tier:") + Pathway.slug + literal(":"),
-            ),
-        )
-        .correlate(Enrolment, Pathway)
-        .scalar_subquery()
-    )
     query = (
-        select(
-            User.email,
-            Enrolment.pathway_id,
-            Enrolment.status,
-            badge_count,
-            aggregated.c.last_activity,
-            *(aggregated.c[name] for name in counters),
-        )
+        select(*columns(aggregated, catalogue))
         .select_from(aggregated)
         .join(Enrolment, Enrolment.id == aggregated.c.enrolment_id)
         .join(User, User.id == Enrolment.client_id)
@@ -420,27 +361,100 @@ def progress_table(
     matched = page.matching(User.email, User.name, Pathway.slug)
     if matched is not None:
         query = query.where(matched)
-    query = page.window(query)
+    return session.connection().execute(page.window(query).execution_options(yield_per=1000))
 
-    totals = {
-        pathway_key: (
-            tuple(info.totals.get(number, 0) for number in TABLE_TIERS),
-            info.total,
-            info.slug,
+
+def _badge_count() -> ScalarSelect[int]:
+    """The client's badges of the enrolment's pathway (its tier badges and its pathway badge)."""
+    tier_prefix = literal("tier:") + Pathway.slug + literal(":")
+    return (
+        select(func.count())
+        .where(
+            Badge.client_id == Enrolment.client_id,
+            or_(
+                Badge.key == literal("pathway:") + Pathway.slug,
+                func.substr(Badge.key, 1, func.length(tier_prefix)) == tier_prefix,
+            ),
         )
-        for pathway_key, info in catalogue.pathways.items()
-    }
-    mask = (1 << width) - 1
-    shifts = tuple(width * number for number in TABLE_TIERS)
-    result = session.connection().execute(query.execution_options(yield_per=1000))
-    for partition in result.partitions():
-        for email, row_pathway_id, row_status, badges, last_activity, *counts in partition:
-            tier_total, total, slug = totals[row_pathway_id]
-            if packed:
-                value = int(counts[0] or 0)  # PostgreSQL sums bigints as numeric
-                done = value & mask
-                tiers = (value >> shifts[0] & mask, value >> shifts[1] & mask, value >> shifts[2] & mask)
-            else:
-                done = int(counts[-1] or 0)
-                tiers = (int(counts[0] or 0), int(counts[1] or 0), int(counts[2] or 0))
-            yield ProgressRow(email, slug, row_status, tiers, tier_total, done, total, int(badges or 0), last_activity)
+        .correlate(Enrolment, Pathway)
+        .scalar_subquery()
+    )
+
+
+def _per_pathway(values: dict[int, int]) -> ColumnElement[int]:
+    """A catalogue figure of the enrolment's pathway, as SQL (0 for a pathway the catalogue has not)."""
+    return case(values, value=Enrolment.pathway_id, else_=0) if values else literal(0)
+
+
+def progress_records(
+    session: Session,
+    *,
+    pathway: str | None = None,
+    builder: str | None = None,
+    status: str | None = None,
+    page: Page = ALL,
+) -> Iterator[dict[str, Any]]:
+    """`progress table`: one record (PROGRESS_TABLE_COLUMNS) per enrolment, streamed, the percentages and the
+    last activity (bapp's instant text) written by the database, so a row costs Python nothing but its dict."""
+    instant = Database(None, session.get_bind().dialect.name).instant
+
+    def columns(aggregated: Any, catalogue: Catalogue) -> list[Any]:
+        infos = catalogue.pathways.values()
+
+        def percent_of(done: Any, totals: dict[int, int]) -> ColumnElement[int]:
+            # `/` on integers divides whole on both backends (SQLAlchemy's `//` would wrap it in FLOOR)
+            return func.coalesce((done * 100).op("/")(func.nullif(_per_pathway(totals), 0)), 0)
+
+        tiers = [
+            percent_of(aggregated.c[f"tier{number}"], {info.id: info.totals.get(number, 0) for info in infos})
+            for number in TABLE_TIERS
+        ]
+        overall = percent_of(aggregated.c.done, {info.id: info.total for info in infos})
+        return [
+            User.email,
+            Pathway.slug,
+            Enrolment.status,
+            *tiers,
+            overall,
+            _badge_count(),
+            literal_column(instant(f"{aggregated.name}.last_activity")),
+        ]
+
+    rows = _progress_table(session, columns, pathway=pathway, builder=builder, status=status, page=page)
+    return (dict(zip(PROGRESS_TABLE_COLUMNS, row, strict=True)) for row in rows)
+
+
+def progress_table(
+    session: Session,
+    *,
+    pathway: str | None = None,
+    builder: str | None = None,
+    status: str | None = None,
+    page: Page = ALL,
+) -> Iterator[ProgressRow]:
+    """The progress table's rows with their counts (the reports), from the same statement as its records."""
+    totals: dict[int, tuple[tuple[int, ...], int]] = {}
+
+    def columns(aggregated: Any, catalogue: Catalogue) -> list[Any]:
+        for info in catalogue.pathways.values():
+            totals[info.id] = (tuple(info.totals.get(number, 0) for number in TABLE_TIERS), info.total)
+        tiers = [aggregated.c[f"tier{number}"] for number in TABLE_TIERS]
+        last = aggregated.c.last_activity
+        return [
+            Enrolment.pathway_id,
+            User.email,
+            Pathway.slug,
+            Enrolment.status,
+            *tiers,
+            aggregated.c.done,
+            _badge_count(),
+            last,
+        ]
+
+    rows = _progress_table(session, columns, pathway=pathway, builder=builder, status=status, page=page)
+    for pathway_id, email, slug, row_status, *tiers, done, badges, last_activity in rows:
+        tier_total, total = totals[pathway_id]
+        counts = tuple(int(value or 0) for value in tiers)
+        yield ProgressRow(
+            email, slug, row_status, counts, tier_total, int(done or 0), total, int(badges), last_activity
+        )
