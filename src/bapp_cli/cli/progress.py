@@ -123,7 +123,7 @@ def show(
         "total",
         "percent",
     ]
-    sink.records(progress.as_records(), columns, table=render_progress_tree(progress, sink))
+    sink.records([item.as_record() for item in progress.pathways], columns, table=render_progress_tree(progress, sink))
 
 
 @output_command(app, "table")

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import and_, exists, or_, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 
 from bapp_cli.db.batches import BATCH_SIZE
 from bapp_cli.db.models import (
@@ -135,30 +135,16 @@ def iter_clients(
     return (ClientView(*row) for row in rows)
 
 
-def _enrolment_views(session: Session, client: User) -> list[EnrolmentView]:
-    coach = aliased(User)
-    rows = session.execute(
-        select(Enrolment, Pathway.slug, coach.email)
-        .join(Pathway, Pathway.id == Enrolment.pathway_id)
-        .outerjoin(coach, coach.id == Enrolment.builder_id)
-        .where(Enrolment.client_id == client.id)
-        .order_by(Pathway.position, Pathway.slug)
+def _enrolment_change(
+    session: Session, client: User, pathway: Pathway, enrolment: Enrolment, changed: bool, field_name: str
+) -> EnrolmentChange:
+    session.flush()
+    coach = session.get(User, enrolment.builder_id) if enrolment.builder_id is not None else None
+    builder = coach.email if coach is not None else None
+    view = EnrolmentView(
+        client.email, pathway.slug, enrolment.status, enrolment.start_date, enrolment.completed_at, builder
     )
-    return [
-        EnrolmentView(
-            client=client.email,
-            pathway=slug,
-            status=enrolment.status,
-            start_date=enrolment.start_date,
-            completed_at=enrolment.completed_at,
-            builder=coach_email,
-        )
-        for enrolment, slug, coach_email in rows
-    ]
-
-
-def _one_enrolment_view(session: Session, client: User, pathway: Pathway) -> EnrolmentView:
-    return next(view for view in _enrolment_views(session, client) if view.pathway == pathway.slug)
+    return EnrolmentChange(view, changed, field_name)
 
 
 def enroll_client(
@@ -174,9 +160,8 @@ def enroll_client(
     client, _ = get_client(session, email)
     target = get_pathway(session, pathway)
     coach = get_builder(session, builder)[0] if builder is not None else None
-    _, created = enrol(session, client, target, now=now, builder=coach, start_date=start_date)
-    session.flush()
-    return EnrolmentChange(_one_enrolment_view(session, client, target), created, "enrolled")
+    enrolment, created = enrol(session, client, target, now=now, builder=coach, start_date=start_date)
+    return _enrolment_change(session, client, target, enrolment, created, "enrolled")
 
 
 def set_client_status(session: Session, email: str, pathway: str, status: str, *, now: dt.datetime) -> EnrolmentChange:
@@ -191,5 +176,4 @@ def set_client_status(session: Session, email: str, pathway: str, status: str, *
             code="enrolment_not_found",
         )
     changed = set_enrolment_status(session, enrolment, status, now=now, label=f"{client.email}:{target.slug}")
-    session.flush()
-    return EnrolmentChange(_one_enrolment_view(session, client, target), changed, "changed")
+    return _enrolment_change(session, client, target, enrolment, changed, "changed")

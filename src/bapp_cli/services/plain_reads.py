@@ -470,14 +470,12 @@ class Catalogue:
     pathways: dict[int, PathwayInfo]
     fundamentals: int  # non-archived fundamental skills
 
-    def by_slug(self, slug: str) -> PathwayInfo | None:
-        return next((info for info in self.pathways.values() if info.slug == slug), None)
-
     def _badge_parts(self, key: str) -> tuple[str, PathwayInfo | None, int | None]:
         """`tier:<slug>:<n>` → ("tier", its pathway, n); `pathway:<slug>` → ("pathway", its pathway, None)."""
         kind, _, rest = key.partition(":")
         slug, _, number = rest.rpartition(":") if kind == "tier" else (rest, "", "")
-        return kind, self.by_slug(slug), int(number) if number.isascii() and number.isdigit() else None
+        info = next((info for info in self.pathways.values() if info.slug == slug), None)
+        return kind, info, int(number) if number.isascii() and number.isdigit() else None
 
     def badge_name(self, key: str) -> str:
         """A badge's human name from the current catalogue (a renamed pathway renames its badges)."""
@@ -590,9 +588,6 @@ class ClientProgress:
     pathways: list[PathwayProgress]
     badges: list[dict[str, Any]]  # key, name, awarded_at (a datetime)
 
-    def as_records(self) -> list[dict[str, Any]]:
-        return [item.as_record() for item in self.pathways]
-
 
 def _client(db: Database, email: str) -> tuple[Any, ...]:
     """The client's id, e-mail, name, company, industry and profile creation instant (text), or NotFound."""
@@ -628,10 +623,6 @@ def list_badges(source: Database | Session, email: str, *, page: Page = ALL) -> 
     """A client's badges, oldest first; `page.search` looks in the badge key (e.g. `tier:accelerate:1`)."""
     db = Database.of(source)
     return _badges(db, _client(db, email)[0], load_catalogue(db), page)
-
-
-def _day(value: Any) -> dt.date:
-    return dt.date.fromisoformat(value) if isinstance(value, str) else value  # SQLite holds dates as text
 
 
 def show_progress(source: Database | Session, email: str, *, pathway: str | None = None) -> ClientProgress:
@@ -686,7 +677,7 @@ def show_progress(source: Database | Session, email: str, *, pathway: str | None
                 name=info.name,
                 icon=info.icon,
                 color=info.color,
-                start_date=_day(start_date),
+                start_date=dt.date.fromisoformat(start_date),
                 status=status,
                 builder=builder,
                 completed_at=instant_value(completed_at),

@@ -381,11 +381,6 @@ def _badge_count() -> ScalarSelect[int]:
     )
 
 
-def _per_pathway(values: dict[int, int]) -> ColumnElement[int]:
-    """A catalogue figure of the enrolment's pathway, as SQL (0 for a pathway the catalogue has not)."""
-    return case(values, value=Enrolment.pathway_id, else_=0) if values else literal(0)
-
-
 def progress_records(
     session: Session,
     *,
@@ -402,8 +397,10 @@ def progress_records(
         infos = catalogue.pathways.values()
 
         def percent_of(done: Any, totals: dict[int, int]) -> ColumnElement[int]:
+            """done × 100 ÷ the enrolment's pathway's total; 0 where nothing is linked (a NULL division)."""
+            total = case(totals, value=Enrolment.pathway_id, else_=0) if totals else literal(0)
             # `/` on integers divides whole on both backends (SQLAlchemy's `//` would wrap it in FLOOR)
-            return func.coalesce((done * 100).op("/")(func.nullif(_per_pathway(totals), 0)), 0)
+            return func.coalesce((done * 100).op("/")(func.nullif(total, 0)), 0)
 
         tiers = [
             percent_of(aggregated.c[f"tier{number}"], {info.id: info.totals.get(number, 0) for info in infos})
