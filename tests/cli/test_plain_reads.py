@@ -167,6 +167,9 @@ def test_reads_load_no_sqlalchemy(bapp: Bapp) -> None:
         ("bookings", "list", "--client", email, "--format", "csv"),
         ("export", "bookings", "--format", "csv"),
         ("sessions", "list", "--all"),
+        ("clients", "show", email),
+        ("clients", "show", email, "--format", "csv"),
+        ("progress", "show", email, "--json"),
     ):
         result = _python(bapp, probe, *args)
         assert result.splitlines()[-1] == "[]", (args, result)
@@ -202,6 +205,10 @@ def test_database_not_ready_is_exit_5_and_a_bad_url_exit_4(bapp: Bapp, tmp_path:
     assert future.exit_code == 5 and "newer bapp" in future.stderr
     bad = bapp("bookings", "list", env={"BAPP_DATABASE_URL": "mysql://somewhere/db"})
     assert bad.exit_code == 4
+    for command in (("clients", "show", "ada@example.com"), ("progress", "show", "ada@example.com")):
+        assert bapp(*command, env={"BAPP_DATABASE_URL": f"sqlite:///{empty}"}).exit_code == 5
+        assert bapp(*command, env={"BAPP_DATABASE_URL": f"sqlite:///{tmp_path}/missing.db"}).exit_code == 5
+        assert bapp(*command, env={"BAPP_DATABASE_URL": "mysql://somewhere/db"}).exit_code == 4
     unreachable = bapp(
         "sessions",
         "list",
@@ -251,4 +258,108 @@ def test_sessions_list_writes_the_session_records(bapp: Bapp) -> None:
     assert bapp("sessions", "list", "--all", "--search", "zzz-nothing", "--format", "json").json() == []
     for args, code in ((("--category", "paid"), 6), (("--pathway", "nowhere"), 7), (("--builder", "x@y.example"), 7)):
         result = bapp("sessions", "list", *args, "--format", "json")
+        assert result.exit_code == code and "Traceback" not in result.stderr, (args, result.stderr)
+
+
+def test_clients_show_writes_what_the_orm_rows_hold(bapp: Bapp) -> None:
+    """`clients show` on the plain connection, in every format, against records built here from the ORM's
+    rows: the profile, each enrolment's percent (completed ÷ linked non-archived skills, counted in Python),
+    the ten newest bookings, the badges with their catalogue names."""
+    from bapp_cli.db.models import (
+        Badge,
+        ClientProfile,
+        Enrolment,
+        PathwayTier,
+        Skill,
+        SkillPathwayLink,
+        UserSkillProgress,
+    )
+
+    _seed(bapp)
+    email = _expected(bapp)[0]["client"]
+    for step in (
+        ("clients", "enroll", email, "accelerate"),
+        ("clients", "enroll", email, "pivot"),
+        ("skills", "assign", email, "--pathway", "accelerate", "--tier", "1", "--status", "completed"),
+        ("skills", "complete", email, "responsible-ai"),
+        ("skills", "archive", "critical-evaluation", "--yes"),  # the last fundamental left: the badge follows
+    ):
+        result = bapp(*step, "--format", "tsv")
+        assert result.exit_code == 0, (step, result.stderr)
+    engine = make_engine(bapp.database_url)
+    with Session(engine) as session:
+        user = session.scalars(select(User).where(User.email == email)).one()
+        profile = session.scalars(select(ClientProfile).where(ClientProfile.user_id == user.id)).one()
+        done = set(
+            session.scalars(
+                select(UserSkillProgress.skill_id).where(
+                    UserSkillProgress.client_id == user.id, UserSkillProgress.status == "completed"
+                )
+            )
+        )
+        enrolments = []
+        for enrolment, pathway in session.execute(
+            select(Enrolment, Pathway)
+            .join(Pathway, Pathway.id == Enrolment.pathway_id)
+            .where(Enrolment.client_id == user.id)
+            .order_by(Pathway.position, Pathway.slug)
+        ):
+            linked = session.scalars(
+                select(Skill.id)
+                .join(SkillPathwayLink, SkillPathwayLink.skill_id == Skill.id)
+                .where(SkillPathwayLink.pathway_id == pathway.id, Skill.archived.is_(False))
+            ).all()
+            completed = len(done.intersection(linked))
+            builder = session.get(User, enrolment.builder_id) if enrolment.builder_id else None
+            enrolments.append(
+                {
+                    "pathway": pathway.slug,
+                    "status": enrolment.status,
+                    "start_date": enrolment.start_date,
+                    "completed_at": enrolment.completed_at,
+                    "builder": builder and builder.email,
+                    "percent": completed * 100 // len(linked) if linked else 0,
+                }
+            )
+        tier_names = {
+            (tier.pathway_id, tier.tier): f"{pathway.name} · {tier.name}"
+            for tier, pathway in session.execute(select(PathwayTier, Pathway).join(Pathway))
+        }
+        slugs = {pathway.slug: pathway.id for pathway in session.scalars(select(Pathway))}
+        badges = []
+        for badge in session.scalars(select(Badge).where(Badge.client_id == user.id).order_by(Badge.awarded_at)):
+            kind, _, rest = badge.key.partition(":")
+            slug, _, tier = rest.partition(":")
+            name = tier_names[(slugs[slug], int(tier))] if kind == "tier" else "Fundamentals"
+            badges.append({"key": badge.key, "name": name, "awarded_at": badge.awarded_at})
+        expected = {
+            "email": user.email,
+            "name": user.name,
+            "company": profile.company,
+            "industry": profile.industry,
+            "created_at": profile.created_at,
+            "enrolments": enrolments,
+            "bookings": sorted(
+                (record for record in _expected(bapp) if record["client"] == email),
+                key=lambda record: (-record["start_time"].timestamp(), record["reference"]),  # type: ignore[union-attr]
+            )[:10],
+            "badges": badges,
+        }
+    engine.dispose()
+    # what the test set out to hold: two enrolments, one partly done, a tier badge and the fundamentals one
+    assert len(enrolments) == 2 and all(0 < item["percent"] < 100 for item in enrolments)
+    assert [badge["key"] for badge in badges] == ["tier:accelerate:1", "fundamentals"] and expected["bookings"]
+    as_json = json.loads(json.dumps(expected, default=json_default, ensure_ascii=False))
+    assert bapp("clients", "show", email.upper(), "--format", "json").json() == as_json
+    assert [json.loads(bapp("clients", "show", email, "--format", "jsonl").stdout)] == [as_json]
+    for fmt, delimiter in (("csv", ","), ("tsv", "\t")):
+        rows = list(
+            csv.reader(io.StringIO(bapp("clients", "show", email, "--format", fmt).stdout), delimiter=delimiter)
+        )
+        assert rows == [list(expected), [cell_text(value) for value in expected.values()]]
+    table = bapp("clients", "show", email, "--format", "table", env={"COLUMNS": "200"}).stdout
+    assert "Badges: " + ", ".join(badge["name"] for badge in badges) in table
+    assert all(f"{item['percent']}%" in table for item in enrolments)
+    for args, code in ((("ghost@example.com",), 7), (("not an address",), 6)):
+        result = bapp("clients", "show", *args)
         assert result.exit_code == code and "Traceback" not in result.stderr, (args, result.stderr)

@@ -39,7 +39,7 @@ def list_command(
 
     with reading(ctx) as (sink, session):
         badges = list_badges(session, email, page=Page(limit=limit, offset=offset, search=search))
-    sink.records([badge.as_record() for badge in badges], BADGE_COLUMNS, title=f"Badges of {email.strip().lower()}")
+    sink.records(badges, BADGE_COLUMNS, title=f"Badges of {email.strip().lower()}")
 
 
 # -- portable badges: Open Badges 3.0 credentials (issue 17) -----------------------------------------

@@ -16,11 +16,10 @@ from bapp_cli.cli.options import (
     output_command,
     search_option,
 )
-from bapp_cli.cli.unit_of_work import changing, reading
+from bapp_cli.cli.unit_of_work import changing
 
 if TYPE_CHECKING:
     from bapp_cli.cli.output import OutputSink
-    from bapp_cli.services.clients import ClientDetail
 
 app = typer.Typer(help="Add, list and show clients; enrol them in pathways.", no_args_is_help=True)
 
@@ -94,44 +93,34 @@ def list_command(
         sink.records((client.as_record() for client in clients), CLIENT_COLUMNS, title="Clients")
 
 
-def _render_detail(detail: ClientDetail, sink: OutputSink, console: Any) -> None:
+def _render_detail(detail: dict[str, Any], sink: OutputSink, console: Any) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    client = detail.client
-    profile = Table(title=client.name or client.email, show_header=False, box=None, padding=(0, 2))
+    from bapp_cli.services.plain_reads import instant_value
+
+    profile = Table(title=detail["name"] or detail["email"], show_header=False, box=None, padding=(0, 2))
     profile.add_column(style="bold")
     profile.add_column()
     for key in ("email", "name", "company", "industry", "created_at"):
-        profile.add_row(key.replace("_", " "), sink.display_value(getattr(client, key)))
+        profile.add_row(key.replace("_", " "), sink.display_value(detail[key]))
     console.print(profile)
     enrolments = Table(title="Enrolments", header_style="bold")
     for column in ("pathway", "status", "start date", "completed", "coach", "progress"):
         enrolments.add_column(column)
-    for item in detail.enrolments:
-        enrolments.add_row(
-            item.pathway,
-            item.status,
-            sink.display_value(item.start_date),
-            sink.display_value(item.completed_at),
-            sink.display_value(item.builder),
-            f"{item.percent}%",
-        )
+    for item in detail["enrolments"]:
+        cells = (item[key] for key in ("start_date", "completed_at", "builder"))
+        enrolments.add_row(item["pathway"], item["status"], *map(sink.display_value, cells), f"{item['percent']}%")
     console.print(enrolments)
     bookings = Table(title="Recent bookings", header_style="bold")
     for column in ("reference", "start", "session", "status", "payment", "pathway"):
         bookings.add_column(column)
-    for booking in detail.bookings:
-        bookings.add_row(
-            booking.reference,
-            sink.local_time(booking.start_time),
-            booking.session_title,
-            booking.status,
-            booking.payment_status,
-            sink.display_value(booking.pathway),
-        )
+    for booking in detail["bookings"]:
+        start = sink.local_time(instant_value(booking["start_time"]))  # type: ignore[arg-type]
+        cells = (booking[key] for key in ("session_title", "status", "payment_status"))
+        bookings.add_row(booking["reference"], start, *cells, sink.display_value(booking["pathway"]))
     console.print(bookings)
-    badges = ", ".join(badge["name"] for badge in detail.badges) or "—"
+    badges = ", ".join(badge["name"] for badge in detail["badges"]) or "—"
     console.print(Text.assemble(("Badges:", "bold"), f" {badges}"))
 
 
@@ -149,15 +138,13 @@ def show(
       bapp clients show ada@example.com
       bapp clients show ADA@example.com --json
     """
-    from bapp_cli.services.clients import CLIENT_COLUMNS, show_client
+    from bapp_cli.services.plain_reads import show_client
 
-    with reading(ctx, fmt, as_json) as (sink, session):
-        detail = show_client(session, email, now=utc_now())
-    sink.record(
-        detail.as_record(),
-        (*CLIENT_COLUMNS, "enrolments", "bookings", "badges"),
-        table=lambda console: _render_detail(detail, sink, console),
-    )
+    app_state = state(ctx)
+    sink = app_state.output(fmt, as_json)
+    with app_state.plain_reading() as database:  # no SQLAlchemy: a quick look-up starts fast (P7)
+        detail = show_client(database, email, now=utc_now())
+    sink.record(detail, table=lambda console: _render_detail(detail, sink, console))
 
 
 @output_command(app, "enroll")

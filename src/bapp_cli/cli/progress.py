@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from bapp_cli.cli.cells import ENROLMENT_STYLES, SKILL_STATUS_STYLES, percent_style
+from bapp_cli.cli.context import state
 from bapp_cli.cli.options import ClientArgument, LimitOption, OffsetOption, output_command, search_option
 from bapp_cli.cli.terminal import listing_table, styled
 from bapp_cli.cli.unit_of_work import reading
@@ -71,7 +72,7 @@ def render_progress_tree(progress: Any, sink: Any) -> Any:
                 _add_skills(tier_branch, tier.skills)
         badges = root.add(Text(f"Badges ({len(progress.badges)})", style="bold"))
         for badge in progress.badges:
-            badges.add(Text.assemble(f"🏅 {badge.name}", (f"  {sink.local_time(badge.awarded_at)}", "dim")))
+            badges.add(Text.assemble(f"🏅 {badge['name']}", (f"  {sink.local_time(badge['awarded_at'])}", "dim")))
         console.print(root)
 
     return draw
@@ -103,10 +104,12 @@ def show(
       bapp progress show ada@example.com --pathway accelerate
       bapp progress show ada@example.com --json
     """
-    from bapp_cli.services.progress import show_progress
+    from bapp_cli.services.plain_reads import show_progress
 
-    with reading(ctx) as (sink, session):
-        progress = show_progress(session, email, pathway=pathway)
+    app_state = state(ctx)
+    sink = app_state.output()
+    with app_state.plain_reading() as database:
+        progress = show_progress(database, email, pathway=pathway)
     columns = [
         "pathway",
         "name",
@@ -120,7 +123,7 @@ def show(
         "total",
         "percent",
     ]
-    sink.records(progress.as_records(), columns, table=render_progress_tree(progress, sink))
+    sink.records([item.as_record() for item in progress.pathways], columns, table=render_progress_tree(progress, sink))
 
 
 @output_command(app, "table")
@@ -143,37 +146,34 @@ def table(
       bapp progress table --search ada --limit 20
     """
     from bapp_cli.services.listing import Page
-    from bapp_cli.services.progress import PROGRESS_TABLE_COLUMNS, progress_table
+    from bapp_cli.services.progress import PROGRESS_TABLE_COLUMNS, progress_records
 
     with reading(ctx) as (sink, session):
-        rows = progress_table(
-            session,
-            pathway=pathway,
-            builder=builder,
-            status=status,
-            page=Page(limit=limit, offset=offset, search=search),
-        )
+        page = Page(limit=limit, offset=offset, search=search)
+        records = progress_records(session, pathway=pathway, builder=builder, status=status, page=page)
         # streamed straight from the cursor (a table measures every row first: it lists them)
-        sink.records((row.as_record() for row in rows), PROGRESS_TABLE_COLUMNS, table=_table_renderer(rows, sink))
+        sink.records(records, PROGRESS_TABLE_COLUMNS, table=_table_renderer(records, sink))
 
 
-def _table_renderer(found: Iterable[Any], sink: Any) -> Any:
+def _table_renderer(found: Iterable[dict[str, Any]], sink: Any) -> Any:
     def draw(console: Any) -> None:
-        rows = list(found)
         from bapp_cli.cli.table_width import fit_to_terminal
+        from bapp_cli.services.plain_reads import instant_value
 
+        rows = list(found)
         headers = ("client", "pathway", "status", "tier 1", "tier 2", "tier 3", "overall", "badges", "last activity")
         grid = listing_table("Progress", headers, right=("tier 1", "tier 2", "tier 3", "badges"))
         for row in rows:
-            tiers = [row.tier_percent(index) for index in range(3)]
+            tiers = [row[f"tier{number}_percent"] for number in (1, 2, 3)]
+            overall, badges, last = row["percent"], row["badges"], instant_value(row["last_activity"])
             grid.add_row(
-                row.client,
-                row.pathway,
-                styled(row.status, ENROLMENT_STYLES.get(row.status)),
+                row["client"],
+                row["pathway"],
+                styled(row["status"], ENROLMENT_STYLES.get(row["status"])),
                 *(styled(f"{value}%", percent_style(value)) for value in tiers),
-                styled(f"{bar(row.percent)} {row.percent:>3}%", percent_style(row.percent)),
-                str(row.badges) if row.badges else "—",
-                sink.local_time(row.last_activity) if row.last_activity else "—",
+                styled(f"{bar(overall)} {overall:>3}%", percent_style(overall)),
+                str(badges) if badges else "—",
+                sink.local_time(last) if last else "—",
             )
         fit_to_terminal(
             grid,

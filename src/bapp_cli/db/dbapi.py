@@ -16,9 +16,12 @@ import re
 import sqlite3
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bapp_cli.errors import BappError, ConfigError, DatabaseNotReady
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 # The head of the migration chain, kept here so the per-command "at head?" check parses no scripts.
@@ -41,25 +44,39 @@ def sqlite_file(url: str) -> Path | None:
 class Database:
     """One read-only connection: SQL text in, driver rows out, inside one snapshot until `close`."""
 
-    def __init__(self, connection: Any, dialect: str) -> None:
+    def __init__(self, connection: Any, dialect: str, *, orm_connection: Any = None) -> None:
         self.connection = connection
         self.dialect = dialect
+        # An ORM command's own SQLAlchemy connection: its statements go through it (exec_driver_sql), so the
+        # engine's events see them as every other statement of the command (the statement counts of P4).
+        self.orm_connection = orm_connection
 
     @classmethod
-    def of_session(cls, session: Any) -> Database:
+    def of_session(cls, session: Session) -> Database:
         """The plain view of an ORM session's own connection and transaction, its pending changes flushed."""
         session.flush()
         connection = session.connection()
-        return cls(connection.connection.driver_connection, connection.dialect.name)
+        return cls(connection.connection.driver_connection, connection.dialect.name, orm_connection=connection)
+
+    @classmethod
+    def of(cls, source: Database | Session) -> Database:
+        """`source` itself, or the plain view of an ORM session: a plain read serves ORM commands unchanged."""
+        return source if isinstance(source, Database) else cls.of_session(source)
 
     def rows(self, sql: str, parameters: Mapping[str, Any] | None = None) -> Iterator[tuple[Any, ...]]:
         """The rows of `sql` as they are fetched (`:name` parameters on both backends)."""
+        arguments: dict[str, Any] | None = dict(parameters or {})
         if self.dialect == "postgresql":
-            sql = _NAMED_PARAMETER.sub(r"%(\1)s", sql.replace("%", "%%"))
+            # psycopg reads `%` as a placeholder only when it is given parameters (SQLAlchemy passes none for {})
+            arguments = arguments or None
+            if arguments:
+                sql = _NAMED_PARAMETER.sub(r"%(\1)s", sql.replace("%", "%%"))
         try:
-            cursor = self.connection.cursor()
-            cursor.arraysize = 1000
-            cursor.execute(sql, dict(parameters or {}))
+            if self.orm_connection is not None:
+                cursor = self.orm_connection.exec_driver_sql(sql, arguments)
+            else:
+                cursor = self.connection.cursor()
+                cursor.execute(sql, arguments)
         except Exception as exc:
             raise database_failure(exc) or exc from None
         return _fetched(cursor)
@@ -106,7 +123,7 @@ class Database:
 
 def _fetched(cursor: Any) -> Iterator[tuple[Any, ...]]:
     try:
-        while batch := cursor.fetchmany():
+        while batch := cursor.fetchmany(1000):
             yield from batch
     except Exception as exc:
         raise database_failure(exc) or exc from None

@@ -1,4 +1,4 @@
-"""Clients: add, list, show (profile, enrolments with progress, recent bookings, badges), enrol, set status.
+"""Clients: add, list, enrol, set status (`clients show` is a plain read: services.plain_reads.show_client).
 
 Enrolment itself lives in `services.enrolment` (the booking flow and progress reuse it); this module is
 the client-facing use cases around it.
@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import and_, exists, or_, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 
 from bapp_cli.db.batches import BATCH_SIZE
 from bapp_cli.db.models import (
@@ -24,16 +24,13 @@ from bapp_cli.db.models import (
     User,
 )
 from bapp_cli.errors import Conflict, InvalidInput, NotFound
-from bapp_cli.services.booking import BookingFilters, BookingView, list_bookings
 from bapp_cli.services.enrolment import enrol, find_enrolment, set_enrolment_status
 from bapp_cli.services.listing import ALL, Page
 from bapp_cli.services.pathways import get_pathway
 from bapp_cli.services.people import clean_text, ensure_client, find_user, get_builder, get_client, normalise_email
-from bapp_cli.services.progress import show_progress
+from bapp_cli.services.plain_reads import CLIENT_COLUMNS as CLIENT_COLUMNS  # `clients show` reads it in plain SQL
 
-CLIENT_COLUMNS = ("email", "name", "company", "industry", "created_at")
 ENROLMENT_COLUMNS = ("client", "pathway", "status", "start_date", "completed_at", "builder")
-RECENT_BOOKINGS = 10
 
 
 @dataclass(frozen=True)
@@ -56,13 +53,9 @@ class EnrolmentView:
     start_date: dt.date
     completed_at: dt.datetime | None
     builder: str | None
-    percent: int | None = None
 
     def as_record(self) -> dict[str, Any]:
-        record = {name: getattr(self, name) for name in ENROLMENT_COLUMNS}
-        if self.percent is not None:
-            record["percent"] = self.percent
-        return record
+        return {name: getattr(self, name) for name in ENROLMENT_COLUMNS}
 
 
 @dataclass(frozen=True)
@@ -75,24 +68,6 @@ class EnrolmentChange:
 
     def as_record(self) -> dict[str, Any]:
         return {**self.enrolment.as_record(), self.field_name: self.changed}
-
-
-@dataclass(frozen=True)
-class ClientDetail:
-    client: ClientView
-    enrolments: list[EnrolmentView] = field(default_factory=list)
-    bookings: list[BookingView] = field(default_factory=list)
-    badges: list[dict[str, Any]] = field(default_factory=list)
-
-    def as_record(self) -> dict[str, Any]:
-        return {
-            **self.client.as_record(),
-            "enrolments": [
-                {key: value for key, value in item.as_record().items() if key != "client"} for item in self.enrolments
-            ],
-            "bookings": [item.as_record() for item in self.bookings],
-            "badges": list(self.badges),
-        }
 
 
 def _view(user: User, profile: ClientProfile) -> ClientView:
@@ -160,46 +135,16 @@ def iter_clients(
     return (ClientView(*row) for row in rows)
 
 
-def _enrolment_views(session: Session, client: User, percents: dict[str, int] | None = None) -> list[EnrolmentView]:
-    coach = aliased(User)
-    rows = session.execute(
-        select(Enrolment, Pathway.slug, coach.email)
-        .join(Pathway, Pathway.id == Enrolment.pathway_id)
-        .outerjoin(coach, coach.id == Enrolment.builder_id)
-        .where(Enrolment.client_id == client.id)
-        .order_by(Pathway.position, Pathway.slug)
+def _enrolment_change(
+    session: Session, client: User, pathway: Pathway, enrolment: Enrolment, changed: bool, field_name: str
+) -> EnrolmentChange:
+    session.flush()
+    coach = session.get(User, enrolment.builder_id) if enrolment.builder_id is not None else None
+    builder = coach.email if coach is not None else None
+    view = EnrolmentView(
+        client.email, pathway.slug, enrolment.status, enrolment.start_date, enrolment.completed_at, builder
     )
-    return [
-        EnrolmentView(
-            client=client.email,
-            pathway=slug,
-            status=enrolment.status,
-            start_date=enrolment.start_date,
-            completed_at=enrolment.completed_at,
-            builder=coach_email,
-            percent=percents.get(slug, 0) if percents is not None else None,
-        )
-        for enrolment, slug, coach_email in rows
-    ]
-
-
-def show_client(session: Session, email: str, *, now: dt.datetime) -> ClientDetail:
-    """Profile, enrolments (with progress %), the 10 most recent bookings, and badges.
-
-    Percentages and badges come from the progress service, so they match `progress show` and `badges list`.
-    """
-    user, profile = get_client(session, email)
-    bookings = list_bookings(
-        session, BookingFilters(client_email=user.email, newest_first=True), now=now, limit=RECENT_BOOKINGS
-    )
-    progress = show_progress(session, user.email)
-    percents = {item.pathway: item.percent for item in progress.pathways if item.pathway is not None}
-    badges = [badge.as_record() for badge in progress.badges]
-    return ClientDetail(_view(user, profile), _enrolment_views(session, user, percents), bookings, badges)
-
-
-def _one_enrolment_view(session: Session, client: User, pathway: Pathway) -> EnrolmentView:
-    return next(view for view in _enrolment_views(session, client) if view.pathway == pathway.slug)
+    return EnrolmentChange(view, changed, field_name)
 
 
 def enroll_client(
@@ -215,9 +160,8 @@ def enroll_client(
     client, _ = get_client(session, email)
     target = get_pathway(session, pathway)
     coach = get_builder(session, builder)[0] if builder is not None else None
-    _, created = enrol(session, client, target, now=now, builder=coach, start_date=start_date)
-    session.flush()
-    return EnrolmentChange(_one_enrolment_view(session, client, target), created, "enrolled")
+    enrolment, created = enrol(session, client, target, now=now, builder=coach, start_date=start_date)
+    return _enrolment_change(session, client, target, enrolment, created, "enrolled")
 
 
 def set_client_status(session: Session, email: str, pathway: str, status: str, *, now: dt.datetime) -> EnrolmentChange:
@@ -232,5 +176,4 @@ def set_client_status(session: Session, email: str, pathway: str, status: str, *
             code="enrolment_not_found",
         )
     changed = set_enrolment_status(session, enrolment, status, now=now, label=f"{client.email}:{target.slug}")
-    session.flush()
-    return EnrolmentChange(_one_enrolment_view(session, client, target), changed, "changed")
+    return _enrolment_change(session, client, target, enrolment, changed, "changed")

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from bapp_cli.db.dbapi import Database
 from bapp_cli.db.domains import BOOKING_STATUSES, SESSION_CATEGORIES
@@ -21,6 +22,9 @@ from bapp_cli.errors import InvalidInput, NotFound
 from bapp_cli.services.emails import normalise_email
 from bapp_cli.services.listing import ALL, Page
 from bapp_cli.services.spreadsheet import json_default
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 BOOKING_COLUMNS = (
     "reference",
@@ -418,3 +422,301 @@ def list_session_types(
                 record[name] = json.loads(record[name])
         record["pathways"] = linked[record["id"]]
     return records
+
+
+# -- progress: the catalogue, one client's progress and badges, `clients show` ----------------------------
+# Computed from the progress rows and the catalogue's links, never stored as counters (services.progress
+# has the rules); the ORM commands read the same SQL on their session's connection (`Database.of`).
+
+FUNDAMENTALS_KEY = "fundamentals"
+FUNDAMENTALS_NAME = "Fundamentals"
+CLIENT_COLUMNS = ("email", "name", "company", "industry", "created_at")
+RECENT_BOOKINGS = 10
+
+
+def percent(completed: int, total: int) -> int:
+    """Whole percent, rounded down; nothing linked is 0 %, not an error."""
+    return (completed * 100) // total if total > 0 else 0
+
+
+def tier_badge_key(pathway_slug: str, tier: int) -> str:
+    return f"tier:{pathway_slug}:{tier}"
+
+
+def pathway_badge_key(pathway_slug: str) -> str:
+    return f"pathway:{pathway_slug}"
+
+
+@dataclass(frozen=True)
+class PathwayInfo:
+    id: int
+    slug: str
+    name: str
+    icon: str | None
+    color: str | None
+    position: int
+    tiers: dict[int, str]  # tier number → name, in order
+    totals: dict[int, int]  # tier number → non-archived skills linked
+
+    @property
+    def total(self) -> int:
+        return sum(self.totals.values())
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    """The small, client-independent part of every computation: pathways, tiers, linked-skill counts."""
+
+    pathways: dict[int, PathwayInfo]
+    fundamentals: int  # non-archived fundamental skills
+
+    def _badge_parts(self, key: str) -> tuple[str, PathwayInfo | None, int | None]:
+        """`tier:<slug>:<n>` → ("tier", its pathway, n); `pathway:<slug>` → ("pathway", its pathway, None)."""
+        kind, _, rest = key.partition(":")
+        slug, _, number = rest.rpartition(":") if kind == "tier" else (rest, "", "")
+        info = next((info for info in self.pathways.values() if info.slug == slug), None)
+        return kind, info, int(number) if number.isascii() and number.isdigit() else None
+
+    def badge_name(self, key: str) -> str:
+        """A badge's human name from the current catalogue (a renamed pathway renames its badges)."""
+        kind, info, number = self._badge_parts(key)
+        if key == FUNDAMENTALS_KEY:
+            return FUNDAMENTALS_NAME
+        if kind == "pathway" and info is not None:
+            return f"{info.name} complete"
+        if kind == "tier" and info is not None and number in info.tiers:
+            return f"{info.name} · {info.tiers[number]}"
+        return key
+
+    def badge_order(self, key: str) -> tuple[int, int, int, str]:
+        """Badges in catalogue order: per pathway its tiers then the pathway badge; fundamentals last."""
+        kind, info, number = self._badge_parts(key)
+        if key == FUNDAMENTALS_KEY:
+            return (1 << 30, 0, 0, key)
+        return (info.position if info else (1 << 29), 0 if kind == "tier" else 1, number or 0, key)
+
+
+def load_catalogue(source: Database | Session) -> Catalogue:
+    """Three small queries, independent of the number of clients."""
+    db = Database.of(source)
+    tiers: dict[int, dict[int, str]] = defaultdict(dict)
+    totals: dict[int, dict[int, int]] = defaultdict(dict)
+    for pathway, tier, name, linked in db.rows(
+        "SELECT t.pathway_id, t.tier, t.name, count(s.id) FROM pathway_tiers t "
+        "LEFT JOIN skill_pathway_links l ON l.pathway_id = t.pathway_id AND l.tier = t.tier "
+        "LEFT JOIN skills s ON s.id = l.skill_id AND NOT s.archived "
+        "GROUP BY t.pathway_id, t.tier, t.name ORDER BY t.pathway_id, t.tier"
+    ):
+        tiers[pathway][tier] = name
+        totals[pathway][tier] = int(linked)
+    pathways = {
+        key: PathwayInfo(key, slug, name, icon, color, position, tiers[key], totals[key])
+        for key, slug, name, icon, color, position in db.rows(
+            "SELECT id, slug, name, icon, color, position FROM pathways"
+        )
+    }
+    fundamentals = db.one("SELECT count(*) FROM skills WHERE is_fundamental AND NOT archived")
+    return Catalogue(pathways, int(fundamentals[0]) if fundamentals else 0)
+
+
+@dataclass(frozen=True)
+class SkillStatus:
+    skill: str
+    name: str
+    status: str
+    completed_at: dt.datetime | None
+    completed_via: str | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class SkillGroup:
+    """Skills counted together — a tier, an enrolment, the fundamentals: completed, total and percent."""
+
+    name: str
+    skills: list[SkillStatus]
+
+    @property
+    def completed(self) -> int:
+        return sum(1 for item in self.skills if item.status == "completed")
+
+    @property
+    def total(self) -> int:
+        return len(self.skills)
+
+    @property
+    def percent(self) -> int:
+        return percent(self.completed, self.total)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TierProgress(SkillGroup):
+    tier: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class PathwayProgress(SkillGroup):
+    """One enrolment's progress (the seed's ClientPathway), or the Fundamentals group (pathway None)."""
+
+    pathway: str | None
+    icon: str | None = None
+    color: str | None = None
+    start_date: dt.date | None = None
+    status: str
+    builder: str | None = None
+    completed_at: dt.datetime | None
+    tiers: list[TierProgress] = field(default_factory=list)
+
+    def as_record(self) -> dict[str, Any]:
+        if self.pathway is None:
+            grouped = {"fundamentals": [asdict(item) for item in self.skills]}
+        else:  # the seed's shape always has tier1..tier3; extra tiers follow as tier4, tier5…
+            by_number = {tier.tier: [asdict(item) for item in tier.skills] for tier in self.tiers}
+            grouped = {f"tier{number}": by_number.get(number, []) for number in sorted({1, 2, 3, *by_number})}
+        record = {name: getattr(self, name) for name in ("pathway", "name", "start_date", "status", "builder")}
+        tiers = [{"tier": tier.tier, "name": tier.name, **_counts(tier)} for tier in self.tiers]
+        return {**record, "completed_at": self.completed_at, "progress": grouped, "tiers": tiers, **_counts(self)}
+
+
+def _counts(group: SkillGroup) -> dict[str, int]:
+    return {"completed": group.completed, "total": group.total, "percent": group.percent}
+
+
+@dataclass(frozen=True)
+class ClientProgress:
+    client: str
+    client_name: str | None
+    pathways: list[PathwayProgress]
+    badges: list[dict[str, Any]]  # key, name, awarded_at (a datetime)
+
+
+def _client(db: Database, email: str) -> tuple[Any, ...]:
+    """The client's id, e-mail, name, company, industry and profile creation instant (text), or NotFound."""
+    normalised = normalise_email(email, field="client")
+    found = db.one(
+        f"SELECT u.id, u.email, u.name, p.company, p.industry, {db.instant('p.created_at')} "
+        "FROM users u JOIN client_profiles p ON p.user_id = u.id WHERE u.email = :email",
+        {"email": normalised},
+    )
+    if found is None:
+        raise person_not_found(normalised, "client")
+    return found
+
+
+def _badges(db: Database, client_id: int, catalogue: Catalogue, page: Page = ALL) -> list[dict[str, Any]]:
+    parameters: dict[str, Any] = {"client": client_id}
+    search = ""
+    if page.searching:
+        parameters["search"] = page.pattern
+        search = f" AND {db.contains('key', 'search')}"
+    rows = db.rows(
+        f"SELECT key, {db.instant('awarded_at')} FROM badges WHERE client_id = :client{search} "
+        f"ORDER BY awarded_at, id {_window(db, page, parameters)}",
+        parameters,
+    )
+    ordered = sorted(
+        ((instant_value(at), key) for key, at in rows), key=lambda row: (row[0], catalogue.badge_order(row[1]))
+    )
+    return [{"key": key, "name": catalogue.badge_name(key), "awarded_at": at} for at, key in ordered]
+
+
+def list_badges(source: Database | Session, email: str, *, page: Page = ALL) -> list[dict[str, Any]]:
+    """A client's badges, oldest first; `page.search` looks in the badge key (e.g. `tier:accelerate:1`)."""
+    db = Database.of(source)
+    return _badges(db, _client(db, email)[0], load_catalogue(db), page)
+
+
+def show_progress(source: Database | Session, email: str, *, pathway: str | None = None) -> ClientProgress:
+    """Every enrolment of a client with tiers, skills and statuses; then Fundamentals; then badges."""
+    db = Database.of(source)
+    client_id, client_email, client_name, *_ = _client(db, email)
+    parameters = {"client": client_id}
+    only = ""
+    if pathway is not None:
+        parameters["only"] = pathway_id(db, pathway)
+        only = " AND e.pathway_id = :only"
+    catalogue = load_catalogue(db)
+    enrolments = list(
+        db.rows(
+            f"SELECT e.pathway_id, CAST(e.start_date AS TEXT), e.status, bu.email, {db.instant('e.completed_at')} "
+            "FROM enrolments e JOIN pathways p ON p.id = e.pathway_id LEFT JOIN users bu ON bu.id = e.builder_id "
+            f"WHERE e.client_id = :client{only} ORDER BY p.position, p.slug",
+            parameters,
+        )
+    )
+    statuses = {
+        skill_id: (status, instant_value(completed_at), via)
+        for skill_id, status, completed_at, via in db.rows(
+            f"SELECT skill_id, status, {db.instant('completed_at')}, completion_method FROM user_skill_progress "
+            "WHERE client_id = :client",
+            parameters,
+        )
+    }
+
+    def skills(groups: str, tail: str) -> Iterator[tuple[Any, SkillStatus]]:
+        """((pathway, tier), status) of each non-archived skill `tail` picks, by slug."""
+        for pathway_key, tier, skill_id, slug, name in db.rows(
+            f"SELECT {groups}, s.id, s.slug, s.name FROM skills s {tail} AND NOT s.archived ORDER BY s.slug", parameters
+        ):
+            yield (pathway_key, tier), SkillStatus(slug, name, *statuses.get(skill_id, ("not_started", None, None)))
+
+    linked: dict[tuple[int, int], list[SkillStatus]] = defaultdict(list)
+    enrolled = f"SELECT e.pathway_id FROM enrolments e WHERE e.client_id = :client{only}"
+    links = f"JOIN skill_pathway_links l ON l.skill_id = s.id WHERE l.pathway_id IN ({enrolled})"
+    for group, status in skills("l.pathway_id, l.tier", links) if enrolments else ():
+        linked[group].append(status)
+    views = []
+    for pathway_key, start_date, status, builder, completed_at in enrolments:
+        info = catalogue.pathways[pathway_key]
+        tiers = [
+            TierProgress(tier=number, name=tier_name, skills=linked[(pathway_key, number)])
+            for number, tier_name in info.tiers.items()
+        ]
+        views.append(
+            PathwayProgress(
+                pathway=info.slug,
+                name=info.name,
+                icon=info.icon,
+                color=info.color,
+                start_date=dt.date.fromisoformat(start_date),
+                status=status,
+                builder=builder,
+                completed_at=instant_value(completed_at),
+                tiers=tiers,
+                skills=[item for tier in tiers for item in tier.skills],
+            )
+        )
+    badges = _badges(db, client_id, catalogue)
+    fundamentals = [] if only else [status for _, status in skills("NULL, NULL", "WHERE s.is_fundamental")]
+    if fundamentals:
+        all_done = all(item.status == "completed" for item in fundamentals)
+        earned = next((badge["awarded_at"] for badge in badges if badge["key"] == FUNDAMENTALS_KEY), None)
+        views.append(
+            PathwayProgress(
+                pathway=None,
+                name=FUNDAMENTALS_NAME,
+                status="completed" if all_done else "active",
+                completed_at=earned if all_done else None,
+                skills=fundamentals,
+            )
+        )
+    return ClientProgress(client_email, client_name, views, badges)
+
+
+def show_client(db: Database, email: str, *, now: dt.datetime) -> dict[str, Any]:
+    """`clients show`: profile, enrolments (with progress %), the 10 most recent bookings, and badges.
+
+    Percentages and badges are `progress show`'s and `badges list`'s: the same reads."""
+    _, client_email, *profile, created_at = _client(db, email)
+    progress = show_progress(db, client_email)
+    enrolment = ("pathway", "status", "start_date", "completed_at", "builder", "percent")
+    bookings = list_bookings(
+        db, BookingFilters(client_email=client_email, newest_first=True), now=now, page=Page(limit=RECENT_BOOKINGS)
+    )
+    return {
+        **dict(zip(CLIENT_COLUMNS, (client_email, *profile, instant_value(created_at)), strict=True)),
+        "enrolments": [
+            {key: getattr(item, key) for key in enrolment} for item in progress.pathways if item.pathway is not None
+        ],
+        "bookings": list(bookings.records()),
+        "badges": progress.badges,
+    }

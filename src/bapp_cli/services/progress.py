@@ -1,4 +1,4 @@
-"""Completion tracking, badges and progress views.
+"""Completion tracking and badges, and the progress table.
 
 Everything is computed from the progress rows and the catalogue's links, never stored as counters:
 - a tier is complete when the client has completed every (non-archived) skill linked to it; a tier with
@@ -8,20 +8,23 @@ Everything is computed from the progress rows and the catalogue's links, never s
 - badges (`tier:<pathway>:<n>`, `pathway:<pathway>`, `fundamentals`) are awarded once, at the moment the
   criteria are met, and are permanent: a reset or a newly linked skill never takes one away.
 
-The progress table is one aggregate query (plus a constant number of catalogue queries) whatever the
-number of clients, and yields its rows as the database streams them.
+The catalogue, one client's progress and badges are read in plain SQL (services.plain_reads): the same
+reads serve `clients show` and, on their session's connection, the ORM commands (re-exported here). The
+progress table is one aggregate query (plus a constant number of catalogue queries) whatever the number of
+clients, and yields its rows as the database streams them.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Collection, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Collection, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import (
-    BigInteger,
+    ColumnElement,
+    ScalarSelect,
     Select,
     SQLColumnExpression,
     and_,
@@ -37,12 +40,12 @@ from sqlalchemy.orm import Session
 
 from bapp_cli.db.audit import record_audits
 from bapp_cli.db.batches import batches
+from bapp_cli.db.dbapi import Database
 from bapp_cli.db.models import (
     ENROLMENT_STATUSES,
     Badge,
     Enrolment,
     Pathway,
-    PathwayTier,
     Skill,
     SkillPathwayLink,
     User,
@@ -52,10 +55,15 @@ from bapp_cli.errors import InvalidInput
 from bapp_cli.services.enrolment import set_enrolment_status
 from bapp_cli.services.listing import ALL, Page
 from bapp_cli.services.pathways import get_pathway
-from bapp_cli.services.people import get_builder, get_client
+from bapp_cli.services.people import get_builder
+from bapp_cli.services.plain_reads import FUNDAMENTALS_KEY as FUNDAMENTALS_KEY
+from bapp_cli.services.plain_reads import Catalogue, percent
+from bapp_cli.services.plain_reads import list_badges as list_badges
+from bapp_cli.services.plain_reads import load_catalogue as load_catalogue
+from bapp_cli.services.plain_reads import pathway_badge_key as pathway_badge_key
+from bapp_cli.services.plain_reads import show_progress as show_progress
+from bapp_cli.services.plain_reads import tier_badge_key as tier_badge_key
 
-FUNDAMENTALS_KEY = "fundamentals"
-FUNDAMENTALS_NAME = "Fundamentals"
 TABLE_TIERS = (1, 2, 3)
 PROGRESS_TABLE_COLUMNS = (
     "client",
@@ -69,107 +77,6 @@ PROGRESS_TABLE_COLUMNS = (
     "last_activity",
 )
 BADGE_COLUMNS = ("key", "name", "awarded_at")
-# room in a signed 64-bit SUM for the packed per-tier counters of the progress table
-PACKED_BITS = 62
-
-
-def percent(completed: int, total: int) -> int:
-    """Whole percent, rounded down; nothing linked is 0 %, not an error."""
-    return (completed * 100) // total if total > 0 else 0
-
-
-def tier_badge_key(pathway_slug: str, tier: int) -> str:
-    return f"tier:{pathway_slug}:{tier}"
-
-
-def pathway_badge_key(pathway_slug: str) -> str:
-    return f"pathway:{pathway_slug}"
-
-
-# -- the catalogue ------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class PathwayInfo:
-    id: int
-    slug: str
-    name: str
-    icon: str | None
-    color: str | None
-    position: int
-    tiers: dict[int, str]  # tier number → name, in order
-
-
-@dataclass(frozen=True)
-class Catalogue:
-    """The small, client-independent part of every computation: pathways, tiers, linked-skill counts."""
-
-    pathways: dict[int, PathwayInfo]
-    totals: dict[tuple[int, int], int]  # (pathway id, tier) → non-archived skills linked
-    fundamentals: int
-
-    def by_slug(self, slug: str) -> PathwayInfo | None:
-        return next((info for info in self.pathways.values() if info.slug == slug), None)
-
-    def total(self, pathway_id: int, tier: int) -> int:
-        return self.totals.get((pathway_id, tier), 0)
-
-    def pathway_total(self, pathway_id: int) -> int:
-        return sum(self.total(pathway_id, tier) for tier in self.pathways[pathway_id].tiers)
-
-    def _badge_parts(self, key: str) -> tuple[str, PathwayInfo | None, int | None]:
-        """`tier:<slug>:<n>` → ("tier", its pathway, n); `pathway:<slug>` → ("pathway", its pathway, None)."""
-        kind, _, rest = key.partition(":")
-        slug, _, number = rest.rpartition(":") if kind == "tier" else (rest, "", "")
-        return kind, self.by_slug(slug), int(number) if number.isascii() and number.isdigit() else None
-
-    def badge_name(self, key: str) -> str:
-        """A badge's human name from the current catalogue (a renamed pathway renames its badges)."""
-        kind, info, number = self._badge_parts(key)
-        if key == FUNDAMENTALS_KEY:
-            return FUNDAMENTALS_NAME
-        if kind == "pathway" and info is not None:
-            return f"{info.name} complete"
-        if kind == "tier" and info is not None and number in info.tiers:
-            return f"{info.name} · {info.tiers[number]}"
-        return key
-
-    def badge_order(self, key: str) -> tuple[int, int, int, str]:
-        """Badges in catalogue order: per pathway its tiers then the pathway badge; fundamentals last."""
-        kind, info, number = self._badge_parts(key)
-        if key == FUNDAMENTALS_KEY:
-            return (1 << 30, 0, 0, key)
-        return (info.position if info else (1 << 29), 0 if kind == "tier" else 1, number or 0, key)
-
-
-def load_catalogue(session: Session) -> Catalogue:
-    """Four small queries, independent of the number of clients."""
-    tiers: dict[int, dict[int, str]] = defaultdict(dict)
-    for pathway_id, number, name in session.execute(
-        select(PathwayTier.pathway_id, PathwayTier.tier, PathwayTier.name).order_by(
-            PathwayTier.pathway_id, PathwayTier.tier
-        )
-    ):
-        tiers[pathway_id][number] = name
-    pathways = {
-        row.id: PathwayInfo(*row, tiers[row.id])
-        for row in session.execute(
-            select(Pathway.id, Pathway.slug, Pathway.name, Pathway.icon, Pathway.color, Pathway.position)
-        )
-    }
-    totals: dict[tuple[int, int], int] = {
-        (pathway_id, tier): count
-        for pathway_id, tier, count in session.execute(
-            select(SkillPathwayLink.pathway_id, SkillPathwayLink.tier, func.count())
-            .join(Skill, Skill.id == SkillPathwayLink.skill_id)
-            .where(Skill.archived.is_(False))
-            .group_by(SkillPathwayLink.pathway_id, SkillPathwayLink.tier)
-        )
-    }
-    fundamentals = session.scalar(
-        select(func.count()).select_from(Skill).where(Skill.is_fundamental.is_(True), Skill.archived.is_(False))
-    )
-    return Catalogue(pathways, totals, int(fundamentals or 0))
 
 
 # -- completion and badges ----------------------------------------------------------------------------
@@ -229,9 +136,7 @@ def record_completions(
                     continue
                 # a tier with no skills is never complete
                 complete = [
-                    tier
-                    for tier in info.tiers
-                    if 0 < catalogue.total(pathway_id, tier) == counts.get((pathway_id, tier), 0)
+                    tier for tier in info.tiers if 0 < info.totals.get(tier, 0) == counts.get((pathway_id, tier), 0)
                 ]
                 due[client_id].extend(tier_badge_key(info.slug, tier) for tier in complete)
                 if info.tiers and len(complete) == len(info.tiers):
@@ -335,210 +240,12 @@ def _emails(session: Session, user_ids: Sequence[int]) -> dict[int, str]:
     return emails
 
 
-# -- one client's progress ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SkillStatus:
-    skill: str
-    name: str
-    status: str
-    completed_at: dt.datetime | None
-    completed_via: str | None
-
-    def as_record(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-class _SkillCounts:
-    """Completed, total and percent of a group's skills (a tier, an enrolment, the fundamentals)."""
-
-    if TYPE_CHECKING:
-
-        @property
-        def skills(self) -> list[SkillStatus]: ...
-
-    @property
-    def completed(self) -> int:
-        return sum(1 for item in self.skills if item.status == "completed")
-
-    @property
-    def total(self) -> int:
-        return len(self.skills)
-
-    @property
-    def percent(self) -> int:
-        return percent(self.completed, self.total)
-
-    def counts(self) -> dict[str, int]:
-        return {"completed": self.completed, "total": self.total, "percent": self.percent}
-
-
-@dataclass(frozen=True)
-class TierProgress(_SkillCounts):
-    tier: int
-    name: str
-    skills: list[SkillStatus]
-
-    def as_record(self) -> dict[str, Any]:
-        return {"tier": self.tier, "name": self.name, **self.counts()}
-
-
-@dataclass(frozen=True, kw_only=True)
-class PathwayProgress(_SkillCounts):
-    """One enrolment's progress (the seed's ClientPathway), or the Fundamentals group (pathway None)."""
-
-    pathway: str | None
-    name: str
-    icon: str | None = None
-    color: str | None = None
-    start_date: dt.date | None = None
-    status: str
-    builder: str | None = None
-    completed_at: dt.datetime | None
-    tiers: list[TierProgress] = field(default_factory=list)
-    fundamentals: list[SkillStatus] | None = None
-
-    @property
-    def skills(self) -> list[SkillStatus]:
-        if self.fundamentals is not None:
-            return self.fundamentals
-        return [item for tier in self.tiers for item in tier.skills]
-
-    def as_record(self) -> dict[str, Any]:
-        # the seed's shape always has tier1..tier3; extra tiers follow as tier4, tier5…
-        by_number = {tier.tier: [item.as_record() for item in tier.skills] for tier in self.tiers}
-        grouped = {f"tier{number}": by_number.get(number, []) for number in sorted({*TABLE_TIERS, *by_number})}
-        if self.fundamentals is not None:
-            grouped = {"fundamentals": [item.as_record() for item in self.fundamentals]}
-        record = {name: getattr(self, name) for name in ("pathway", "name", "start_date", "status", "builder")}
-        tiers = [tier.as_record() for tier in self.tiers]
-        return {**record, "completed_at": self.completed_at, "progress": grouped, "tiers": tiers, **self.counts()}
-
-
-@dataclass(frozen=True)
-class BadgeView:
-    key: str
-    name: str
-    awarded_at: dt.datetime
-
-    def as_record(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass(frozen=True)
-class ClientProgress:
-    client: str
-    client_name: str | None
-    pathways: list[PathwayProgress]
-    badges: list[BadgeView]
-
-    def as_records(self) -> list[dict[str, Any]]:
-        return [item.as_record() for item in self.pathways]
-
-
-def _badges(session: Session, client_id: int, catalogue: Catalogue, page: Page = ALL) -> list[BadgeView]:
-    query = select(Badge.key, Badge.awarded_at).where(Badge.client_id == client_id)
-    found = page.matching(Badge.key)
-    if found is not None:
-        query = query.where(found)
-    rows = session.execute(page.window(query.order_by(Badge.awarded_at, Badge.id))).all()
-    ordered = sorted(rows, key=lambda row: (row.awarded_at, catalogue.badge_order(row.key)))
-    return [BadgeView(row.key, catalogue.badge_name(row.key), row.awarded_at) for row in ordered]
-
-
-def list_badges(session: Session, email: str, *, page: Page = ALL) -> list[BadgeView]:
-    """A client's badges, oldest first; `page.search` looks in the badge key (e.g. `tier:accelerate:1`)."""
-    client, _ = get_client(session, email)
-    return _badges(session, client.id, load_catalogue(session), page)
-
-
-def show_progress(session: Session, email: str, *, pathway: str | None = None) -> ClientProgress:
-    """Every enrolment of a client with tiers, skills and statuses; then Fundamentals; then badges."""
-    client, _ = get_client(session, email)
-    only = get_pathway(session, pathway) if pathway is not None else None
-    catalogue = load_catalogue(session)
-    builder = User.__table__.alias("builder")
-    enrolment_query = (
-        select(Enrolment, builder.c.email)
-        .join(Pathway, Pathway.id == Enrolment.pathway_id)
-        .outerjoin(builder, builder.c.id == Enrolment.builder_id)
-        .where(Enrolment.client_id == client.id)
-        .order_by(Pathway.position, Pathway.slug)
-    )
-    if only is not None:
-        enrolment_query = enrolment_query.where(Enrolment.pathway_id == only.id)
-    enrolments = session.execute(enrolment_query).all()
-    pathway_ids = [row[0].pathway_id for row in enrolments]
-
-    skills = select(Skill.id, Skill.slug, Skill.name).where(Skill.archived.is_(False)).order_by(Skill.slug)
-    linked: dict[tuple[int, int], list[Any]] = defaultdict(list)
-    if pathway_ids:
-        for skill_id, slug, name, pathway_id, tier in session.execute(
-            skills.add_columns(SkillPathwayLink.pathway_id, SkillPathwayLink.tier)
-            .join(SkillPathwayLink, SkillPathwayLink.skill_id == Skill.id)
-            .where(SkillPathwayLink.pathway_id.in_(pathway_ids))
-        ):
-            linked[(pathway_id, tier)].append((skill_id, slug, name))
-    fundamentals = session.execute(skills.where(Skill.is_fundamental.is_(True))).all() if only is None else []
-    progress = {
-        skill_id: stamps
-        for skill_id, *stamps in session.execute(
-            select(
-                UserSkillProgress.skill_id,
-                UserSkillProgress.status,
-                UserSkillProgress.completed_at,
-                UserSkillProgress.completion_method,
-            ).where(UserSkillProgress.client_id == client.id)
-        )
-    }
-
-    def status_of(skill_id: int, slug: str, name: str) -> SkillStatus:
-        return SkillStatus(slug, name, *progress.get(skill_id, ("not_started", None, None)))
-
-    views: list[PathwayProgress] = []
-    for enrolment, builder_email in enrolments:
-        info = catalogue.pathways[enrolment.pathway_id]
-        tiers = [
-            TierProgress(number, tier_name, [status_of(*item) for item in linked.get((info.id, number), [])])
-            for number, tier_name in info.tiers.items()
-        ]
-        views.append(
-            PathwayProgress(
-                pathway=info.slug,
-                name=info.name,
-                icon=info.icon,
-                color=info.color,
-                start_date=enrolment.start_date,
-                status=enrolment.status,
-                builder=builder_email,
-                completed_at=enrolment.completed_at,
-                tiers=tiers,
-            )
-        )
-    badges = _badges(session, client.id, catalogue)
-    if fundamentals:
-        items = [status_of(*item) for item in fundamentals]
-        earned = next((badge.awarded_at for badge in badges if badge.key == FUNDAMENTALS_KEY), None)
-        all_done = all(item.status == "completed" for item in items)
-        views.append(
-            PathwayProgress(
-                pathway=None,
-                name=FUNDAMENTALS_NAME,
-                status="completed" if all_done else "active",
-                completed_at=earned if all_done else None,
-                fundamentals=items,
-            )
-        )
-    return ClientProgress(client.email, client.name, views, badges)
-
-
 # -- the progress table (every enrolment) ------------------------------------------------------------
 
 
 @dataclass(slots=True)
 class ProgressRow:
-    """One enrolment in the progress table; counts are kept for reports that need more than percentages."""
+    """One enrolment of the progress table with its counts, for the reports that show more than percentages."""
 
     client: str
     pathway: str
@@ -557,14 +264,6 @@ class ProgressRow:
     def percent(self) -> int:
         return percent(self.completed, self.total)
 
-    def as_record(self) -> dict[str, Any]:
-        tiers = {f"tier{number}_percent": self.tier_percent(index) for index, number in enumerate(TABLE_TIERS)}
-        return {"client": self.client, "pathway": self.pathway, "status": self.status, **tiers} | {
-            "percent": self.percent,
-            "badges": self.badges,
-            "last_activity": self.last_activity,
-        }
-
 
 # -- per-enrolment counts (the progress table and the reports) ---------------------------------------
 
@@ -572,7 +271,6 @@ class ProgressRow:
 def select_enrolment_counts(
     *columns: SQLColumnExpression[Any],
     tiers: Sequence[int] = (),
-    pack_width: int | None = None,
     linked: bool = False,
     last_activity: bool = False,
 ) -> Select[Any]:
@@ -580,28 +278,14 @@ def select_enrolment_counts(
 
     One row per enrolment: `enrolment_id`, then `columns` (anything that depends on the enrolment: the
     query is grouped by its primary key, which both backends accept), then the completed skills among the
-    non-archived skills linked to the enrolment's pathway — `done`, and `tier<n>` for each of `tiers`; or,
-    with `pack_width`, all of them in one integer `packed` (done in the low `pack_width` bits, tier n in
-    field n; the caller makes the fields wide enough) — then, if asked, `linked` (the non-archived skills
-    linked to the pathway) and `last_activity` (the latest change to one of those skills' progress rows).
-    Only what a caller asks for is aggregated: the aggregate is the hot loop (one step per enrolment ×
-    linked skill).
+    non-archived skills linked to the enrolment's pathway — `tier<n>` for each of `tiers`, then `done` —
+    then, if asked, `linked` (the non-archived skills linked to the pathway) and `last_activity` (the latest
+    change to one of those skills' progress rows). Only what a caller asks for is aggregated: the aggregate
+    is the hot loop (one step per enrolment × linked skill).
     """
-    # Packing keeps one SUM per enrolment instead of one per tier plus the total.
-    weights = [(number, (1 << (pack_width * number)) + 1) for number in tiers] if pack_width is not None else []
     link_columns: list[SQLColumnExpression[Any]] = [SkillPathwayLink.skill_id, SkillPathwayLink.pathway_id]
-    if tiers and pack_width is None:
+    if tiers:
         link_columns.append(SkillPathwayLink.tier)
-    if pack_width is not None:
-        link_columns.append(
-            case(
-                *(
-                    (SkillPathwayLink.tier == number, literal_column(str(weight), BigInteger))
-                    for number, weight in weights
-                ),
-                else_=literal_column("1", BigInteger),
-            ).label("weight")
-        )
     active_links = (
         select(*link_columns)
         .join(Skill, Skill.id == SkillPathwayLink.skill_id)
@@ -610,16 +294,12 @@ def select_enrolment_counts(
     )
     progress = UserSkillProgress.__table__.alias("progress")
     completed = progress.c.status == "completed"
-    counters: list[SQLColumnExpression[Any]] = []
-    if pack_width is not None:
-        counters.append(func.sum(case((completed, active_links.c.weight), else_=0)).label("packed"))
-    else:
-        counters.extend(
-            func.sum(case((and_(completed, active_links.c.tier == number), 1), else_=0)).label(f"tier{number}")
-            for number in tiers
-        )
-        # summed rather than filtered in the join: the join then probes the (client, skill) unique index
-        counters.append(func.sum(case((completed, 1), else_=0)).label("done"))
+    counters: list[SQLColumnExpression[Any]] = [
+        func.sum(case((and_(completed, active_links.c.tier == number), 1), else_=0)).label(f"tier{number}")
+        for number in tiers
+    ]
+    # summed rather than filtered in the join: the join then probes the (client, skill) unique index
+    counters.append(func.sum(case((completed, 1), else_=0)).label("done"))
     if linked:
         counters.append(func.count(active_links.c.skill_id).label("linked"))
     if last_activity:
@@ -649,61 +329,29 @@ def check_status(status: str, statuses: Sequence[str] = ENROLMENT_STATUSES) -> s
     return cleaned
 
 
-def progress_table(
+def _progress_table(
     session: Session,
+    columns: Callable[[Any, Catalogue], list[Any]],
     *,
-    pathway: str | None = None,
-    builder: str | None = None,
-    status: str | None = None,
-    page: Page = ALL,
-) -> Iterator[ProgressRow]:
-    """One row per enrolment (ordered by pathway, then client) with tier and overall progress;
-    `page.search` looks in the client's e-mail and name and the pathway slug.
-
-    The per-client work is one GROUP BY over the progress rows joined to the links, so the number of
-    statements does not depend on the number of clients; rows are yielded as they arrive.
-    """
-    wanted_status = check_status(status) if status is not None else None
-    pathway_id = get_pathway(session, pathway).id if pathway is not None else None
-    builder_id = get_builder(session, builder)[0].id if builder is not None else None
+    pathway: str | None,
+    builder: str | None,
+    status: str | None,
+    page: Page,
+) -> Iterator[Any]:
+    """The progress table's one statement (plus the catalogue's), with the `columns` a caller builds from the
+    aggregate subquery and the catalogue: one row per enrolment ordered by pathway then client; `page.search`
+    looks in the client's e-mail and name and the pathway slug. Filters are checked before it runs."""
+    wanted = {
+        Enrolment.status: check_status(status) if status is not None else None,
+        Enrolment.pathway_id: get_pathway(session, pathway).id if pathway is not None else None,
+        Enrolment.builder_id: get_builder(session, builder)[0].id if builder is not None else None,
+    }
     catalogue = load_catalogue(session)
-
-    # The per-tier and overall completed counts come packed into one integer per enrolment (one SUM in
-    # SQL's hot loop instead of four). Field width comes from the largest pathway (no count can exceed
-    # it), so fields cannot overflow into each other; absurdly large pathways fall back to plain sums.
-    width = max([catalogue.pathway_total(key) for key in catalogue.pathways] + [1]).bit_length()
-    packed = width * (len(TABLE_TIERS) + 1) <= PACKED_BITS
-    per_enrolment = select_enrolment_counts(tiers=TABLE_TIERS, pack_width=width if packed else None, last_activity=True)
-    counters = ["packed"] if packed else [*(f"tier{number}" for number in TABLE_TIERS), "done"]
-    if pathway_id is not None:
-        per_enrolment = per_enrolment.where(Enrolment.pathway_id == pathway_id)
-    if builder_id is not None:
-        per_enrolment = per_enrolment.where(Enrolment.builder_id == builder_id)
-    if wanted_status is not None:
-        per_enrolment = per_enrolment.where(Enrolment.status == wanted_status)
+    per_enrolment = select_enrolment_counts(tiers=TABLE_TIERS, last_activity=True)
+    per_enrolment = per_enrolment.where(*(column == value for column, value in wanted.items() if value is not None))
     aggregated = per_enrolment.subquery("per_enrolment")
-    badge_count = (
-        select(func.count())
-        .where(
-            Badge.client_id == Enrolment.client_id,
-            or_(
-                Badge.key == literal("pathway:") + Pathway.slug,
-                func.substr(Badge.key, 1, func.length(literal("tier:") + Pathway.slug + literal(":")))
-                == literal("tier:") + Pathway.slug + literal(":"),
-            ),
-        )
-        .correlate(Enrolment, Pathway)
-        .scalar_subquery()
-    )
     query = (
-        select(
-            User.email,
-            Enrolment.pathway_id,
-            Enrolment.status,
-            badge_count,
-            aggregated.c.last_activity,
-            *(aggregated.c[name] for name in counters),
-        )
+        select(*columns(aggregated, catalogue))
         .select_from(aggregated)
         .join(Enrolment, Enrolment.id == aggregated.c.enrolment_id)
         .join(User, User.id == Enrolment.client_id)
@@ -713,27 +361,97 @@ def progress_table(
     matched = page.matching(User.email, User.name, Pathway.slug)
     if matched is not None:
         query = query.where(matched)
-    query = page.window(query)
+    return session.connection().execute(page.window(query).execution_options(yield_per=1000))
 
-    totals = {
-        pathway_key: (
-            tuple(catalogue.total(pathway_key, number) for number in TABLE_TIERS),
-            catalogue.pathway_total(pathway_key),
-            info.slug,
+
+def _badge_count() -> ScalarSelect[int]:
+    """The client's badges of the enrolment's pathway (its tier badges and its pathway badge)."""
+    tier_prefix = literal("tier:") + Pathway.slug + literal(":")
+    return (
+        select(func.count())
+        .where(
+            Badge.client_id == Enrolment.client_id,
+            or_(
+                Badge.key == literal("pathway:") + Pathway.slug,
+                func.substr(Badge.key, 1, func.length(tier_prefix)) == tier_prefix,
+            ),
         )
-        for pathway_key, info in catalogue.pathways.items()
-    }
-    mask = (1 << width) - 1
-    shifts = tuple(width * number for number in TABLE_TIERS)
-    result = session.connection().execute(query.execution_options(yield_per=1000))
-    for partition in result.partitions():
-        for email, row_pathway_id, row_status, badges, last_activity, *counts in partition:
-            tier_total, total, slug = totals[row_pathway_id]
-            if packed:
-                value = int(counts[0] or 0)  # PostgreSQL sums bigints as numeric
-                done = value & mask
-                tiers = (value >> shifts[0] & mask, value >> shifts[1] & mask, value >> shifts[2] & mask)
-            else:
-                done = int(counts[-1] or 0)
-                tiers = (int(counts[0] or 0), int(counts[1] or 0), int(counts[2] or 0))
-            yield ProgressRow(email, slug, row_status, tiers, tier_total, done, total, int(badges or 0), last_activity)
+        .correlate(Enrolment, Pathway)
+        .scalar_subquery()
+    )
+
+
+def progress_records(
+    session: Session,
+    *,
+    pathway: str | None = None,
+    builder: str | None = None,
+    status: str | None = None,
+    page: Page = ALL,
+) -> Iterator[dict[str, Any]]:
+    """`progress table`: one record (PROGRESS_TABLE_COLUMNS) per enrolment, streamed, the percentages and the
+    last activity (bapp's instant text) written by the database, so a row costs Python nothing but its dict."""
+    instant = Database(None, session.get_bind().dialect.name).instant
+
+    def columns(aggregated: Any, catalogue: Catalogue) -> list[Any]:
+        infos = catalogue.pathways.values()
+
+        def percent_of(done: Any, totals: dict[int, int]) -> ColumnElement[int]:
+            """done × 100 ÷ the enrolment's pathway's total; 0 where nothing is linked (a NULL division)."""
+            total = case(totals, value=Enrolment.pathway_id, else_=0) if totals else literal(0)
+            # `/` on integers divides whole on both backends (SQLAlchemy's `//` would wrap it in FLOOR)
+            return func.coalesce((done * 100).op("/")(func.nullif(total, 0)), 0)
+
+        tiers = [
+            percent_of(aggregated.c[f"tier{number}"], {info.id: info.totals.get(number, 0) for info in infos})
+            for number in TABLE_TIERS
+        ]
+        overall = percent_of(aggregated.c.done, {info.id: info.total for info in infos})
+        return [
+            User.email,
+            Pathway.slug,
+            Enrolment.status,
+            *tiers,
+            overall,
+            _badge_count(),
+            literal_column(instant(f"{aggregated.name}.last_activity")),
+        ]
+
+    rows = _progress_table(session, columns, pathway=pathway, builder=builder, status=status, page=page)
+    return (dict(zip(PROGRESS_TABLE_COLUMNS, row, strict=True)) for row in rows)
+
+
+def progress_table(
+    session: Session,
+    *,
+    pathway: str | None = None,
+    builder: str | None = None,
+    status: str | None = None,
+    page: Page = ALL,
+) -> Iterator[ProgressRow]:
+    """The progress table's rows with their counts (the reports), from the same statement as its records."""
+    totals: dict[int, tuple[tuple[int, ...], int]] = {}
+
+    def columns(aggregated: Any, catalogue: Catalogue) -> list[Any]:
+        for info in catalogue.pathways.values():
+            totals[info.id] = (tuple(info.totals.get(number, 0) for number in TABLE_TIERS), info.total)
+        tiers = [aggregated.c[f"tier{number}"] for number in TABLE_TIERS]
+        last = aggregated.c.last_activity
+        return [
+            Enrolment.pathway_id,
+            User.email,
+            Pathway.slug,
+            Enrolment.status,
+            *tiers,
+            aggregated.c.done,
+            _badge_count(),
+            last,
+        ]
+
+    rows = _progress_table(session, columns, pathway=pathway, builder=builder, status=status, page=page)
+    for pathway_id, email, slug, row_status, *tiers, done, badges, last_activity in rows:
+        tier_total, total = totals[pathway_id]
+        counts = tuple(int(value or 0) for value in tiers)
+        yield ProgressRow(
+            email, slug, row_status, counts, tier_total, int(done or 0), total, int(badges), last_activity
+        )
