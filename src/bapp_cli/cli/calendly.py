@@ -238,11 +238,14 @@ def _run(
         pages, items = pages + 1, items + count
         progress.update(f"{job.what}: fetched {pages} page{'s' if pages != 1 else ''} ({items:,} items)…")
 
+    with app_state.plain_reading():  # at head, else exit 5 before the lock (without importing SQLAlchemy)
+        pass
     try:
         outcome = run_calendly_job(
             job,
-            engine=app_state.engine(),
+            database_url=settings.database_url,
             transaction=lambda dry: app_state.transaction(dry_run=dry),
+            reading=app_state.reading,
             open_client=lambda: app_state.calendly_client(on_page=page_fetched),
             scope=lambda client: resolve_scope(
                 client,
@@ -738,10 +741,17 @@ def _retry_parked_quietly(app_state: AppState, sink: OutputSink) -> None:
     Its own transaction so that a failure here never undoes the run that came before; a failure is a
     warning (the deliveries stay parked for the next try), never the run's exit code.
     """
+    from sqlalchemy import select
+
+    from bapp_cli.db.models import WebhookDelivery
     from bapp_cli.errors import BappError
-    from bapp_cli.services.webhook_inbox import retry_pending
 
     try:
+        with app_state.reading() as session:  # most runs find none: the retry's modules stay unimported
+            if session.scalar(select(WebhookDelivery.id).where(WebhookDelivery.status == "pending").limit(1)) is None:
+                return
+        from bapp_cli.services.webhook_inbox import retry_pending
+
         with app_state.transaction() as session:
             results = retry_pending(session, now=utc_now(), pathway_question=_pathway_question(app_state))
     except BappError as exc:

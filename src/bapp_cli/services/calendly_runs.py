@@ -3,9 +3,12 @@
 A run, :func:`run_calendly_job`:
 
 1. takes the job's named lock (a second run exits 75 at once, or waits up to ``--wait``); the lock comes
-   before any request, so a run refused as busy never reached Calendly and leaves no record;
+   before any request, so a run refused as busy never reached Calendly and leaves no record. It needs
+   no SQLAlchemy (db.locks), so the first request goes out before the apply side is imported;
 2. fetches the whole listing — unless a saved one was given — preparing each page (checks, values that
    need no database) while the client already fetches the next, so that work hides behind the network;
+   meanwhile the job's ``survey`` runs on a thread in a read transaction (the imports, and for a sync the
+   catalogue its pages are planned against as they arrive);
 3. applies the listing in the command's one write transaction, opened only once every page has arrived
    (a failed fetch changes nothing, and other writers are not held up by a slow API);
 4. on any failure, fetch or apply, records the failed run in a small transaction of its own and hands the
@@ -36,7 +39,6 @@ from bapp_cli.errors import BappError, InvalidInput
 
 if TYPE_CHECKING:
     from pydantic import ValidationError
-    from sqlalchemy import Engine
     from sqlalchemy.orm import Session
 
     from bapp_cli.calendly.client import CalendlyClient
@@ -231,13 +233,16 @@ class CalendlyJob(Generic[Item, Prepared, Report]):
     apply: Callable[[Session, list[Prepared], str, dt.datetime], Report]
     # the failed run's summary of this kind
     failed_report: Callable[..., RunReport]
+    # what needs the database but not the listing, read while the listing is fetched (on another thread)
+    survey: Callable[[Session], None] = lambda session: None
 
 
 def run_calendly_job(
     job: CalendlyJob[Item, Prepared, Report],
     *,
-    engine: Engine,
+    database_url: str,
     transaction: Callable[[bool], AbstractContextManager[Session]],
+    reading: Callable[[], AbstractContextManager[Session]],
     open_client: Callable[[], AbstractContextManager[CalendlyClient]],
     scope: Callable[[CalendlyClient], SyncScope],
     listing: Sequence[Item] | None,
@@ -249,18 +254,28 @@ def run_calendly_job(
 ) -> RunOutcome[Report]:
     """Run ``job`` as the module docstring says; ``listing`` is a saved one (``--from-file``), else the
     listing is fetched for ``scope(client)``. ``transaction(dry_run)`` opens the command's unit of work,
-    ``scrub`` removes secrets from a failure's message."""
+    ``reading()`` a read transaction, ``scrub`` removes secrets from a failure's message."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from bapp_cli.db.locks import named_lock
 
+    def survey() -> None:
+        with reading() as session:
+            job.survey(session)
+
     source = "file" if listing is not None else "api"
-    with _cyclic_gc_paused(), named_lock(engine, job.lock, wait_seconds=wait, what=job.what):
+    with _cyclic_gc_paused(), named_lock(database_url, job.lock, wait_seconds=wait, what=job.what):
         started_at = clock()
         fetched = 0
         try:
-            if listing is None:
-                prepared = _fetch_and_prepare(job, open_client, scope, source)
-            else:
-                prepared = job.prepare(listing, source)
+            # leaving the with waits for the survey, so a failed fetch is recorded with no read still open
+            with ThreadPoolExecutor(1, thread_name_prefix="calendly-survey") as pool:
+                surveyed = pool.submit(survey)
+                if listing is None:
+                    prepared = _fetch_and_prepare(job, open_client, scope, source)
+                else:
+                    prepared = job.prepare(listing, source)
+                surveyed.result()
             fetched = len(prepared)
             on_apply(fetched)
             with transaction(dry_run) as session:
@@ -335,8 +350,27 @@ def event_type_sync_job(
     allow_empty: bool,
     reclassify: bool,
 ) -> CalendlyJob[Any, Any, Any]:
-    """``calendly sync``: every page of the scope's event types, staged page by page, applied whole."""
+    """``calendly sync``: every page of the scope's event types, staged and planned page by page (against
+    the catalogue the survey read), applied whole; the plan is written if the catalogue is unchanged by then."""
     from bapp_cli.services import sync
+
+    plans: list[sync.SyncPlan] = []  # the plan, once the survey has read the catalogue
+    waiting: list[dict[str, Any]] = []  # staged types not planned yet
+
+    def survey(session: Session) -> None:
+        plans.append(sync.SyncPlan(sync.Catalogue.read(session, reclassify=reclassify), rules, reclassify=reclassify))
+
+    def plan_waiting() -> sync.SyncPlan | None:
+        if plans:
+            plans[0].add(waiting)
+            waiting.clear()
+        return plans[0] if plans else None
+
+    def prepare(items: Sequence[Any], source: str) -> list[dict[str, Any]]:
+        staged = sync.stage_event_types(items, source)
+        waiting.extend(staged)
+        plan_waiting()
+        return staged
 
     def fetch(client: CalendlyClient, scope: SyncScope) -> Iterable[FetchedPage[Any]]:
         return client.iter_event_type_pages(user=scope.user, organization=scope.organization)
@@ -352,6 +386,7 @@ def event_type_sync_job(
             dry_run=dry_run,
             allow_empty=allow_empty,
             reclassify=reclassify,
+            plan=plan_waiting(),
         )
 
     return CalendlyJob(
@@ -359,9 +394,10 @@ def event_type_sync_job(
         lock=SYNC_LOCK,
         what="Calendly sync",
         fetch=fetch,
-        prepare=sync.stage_event_types,
+        prepare=prepare,
         apply=apply,
         failed_report=sync.SyncReport,
+        survey=survey,
     )
 
 

@@ -16,6 +16,7 @@ transaction:
 from __future__ import annotations
 
 import datetime as dt
+import operator
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -24,14 +25,9 @@ from operator import itemgetter
 from typing import TYPE_CHECKING, Any, cast
 
 from pydantic import TypeAdapter, ValidationError
-from sqlalchemy import Row, Table, delete, select, update
-from sqlalchemy.orm import Session
 
 from bapp_cli.calendly.models import EventType, ListedEventType
-from bapp_cli.db import bulk
-from bapp_cli.db.audit import record_audit
-from bapp_cli.db.batches import BATCH_SIZE, batches
-from bapp_cli.db.models import Pathway, SessionType, SessionTypePathway
+from bapp_cli.db.domains import SESSION_CATEGORIES
 from bapp_cli.errors import BappError, ConfigError, Conflict, InvalidInput, RemoteError
 from bapp_cli.services.calendly_runs import (
     SOURCES,
@@ -41,16 +37,10 @@ from bapp_cli.services.calendly_runs import (
     listing_pages,
     record_run,
 )
-from bapp_cli.services.people import builder_ids_by_calendly_uri
-from bapp_cli.services.session_types import (
-    CATEGORY_ORDER,
-    SlugBook,
-    default_requires_auth,
-    parse_currency,
-    parse_price,
-)
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
     from bapp_cli.calendly.client import CalendlyClient
 
 SYNC_COLUMNS = (
@@ -110,7 +100,7 @@ class ClassificationRule:
     pattern: re.Pattern[str]
     fields: tuple[str, ...]
     category: str
-    requires_auth: bool | None = None
+    requires_auth: bool
     pathways: tuple[str, ...] = ()
     price: Decimal | None = None
     currency: str | None = None
@@ -144,6 +134,10 @@ class Classification:
 
 def parse_rules(raw: Sequence[Any]) -> list[ClassificationRule]:
     """Validate the config's rules up front, so a typo fails the run before anything is fetched (exit 4)."""
+    if not raw:
+        return []  # nothing to check: the catalogue's modules (SQLAlchemy) load while the first page is fetched
+    from bapp_cli.services.session_types import default_requires_auth, parse_currency, parse_price
+
     rules: list[ClassificationRule] = []
     for number, entry in enumerate(raw, start=1):
         label = f"calendly.rules[{number}]"
@@ -165,8 +159,9 @@ def parse_rules(raw: Sequence[Any]) -> list[ClassificationRule]:
         if field_name not in _RULE_FIELDS:
             raise ConfigError(f"{label}: field must be one of name, slug, any (not {field_name!r})")
         category = entry.get("category")
-        if not isinstance(category, str) or category.strip().lower() not in CATEGORY_ORDER:
-            raise ConfigError(f"{label}: category must be one of {', '.join(CATEGORY_ORDER)} (not {category!r})")
+        if not isinstance(category, str) or category.strip().lower() not in SESSION_CATEGORIES:
+            raise ConfigError(f"{label}: category must be one of {', '.join(SESSION_CATEGORIES)} (not {category!r})")
+        category = category.strip().lower()
         requires_auth = entry.get("requires_auth")
         if requires_auth is not None and not isinstance(requires_auth, bool):
             raise ConfigError(f"{label}: requires_auth must be true or false")
@@ -187,8 +182,10 @@ def parse_rules(raw: Sequence[Any]) -> list[ClassificationRule]:
                 number=number,
                 pattern=pattern,
                 fields=_RULE_FIELDS[field_name],
-                category=category.strip().lower(),
-                requires_auth=requires_auth,
+                category=category,
+                requires_auth=default_requires_auth(category.strip().lower())
+                if requires_auth is None
+                else requires_auth,
                 pathways=tuple(dict.fromkeys(item.strip().lower() for item in pathways)),
                 price=price,
                 currency=currency,
@@ -230,9 +227,7 @@ class Classifier:
                     linked = self._detect_pathways(name, slug)
                 return Classification(
                     category=rule.category,
-                    requires_auth=default_requires_auth(rule.category)
-                    if rule.requires_auth is None
-                    else rule.requires_auth,
+                    requires_auth=rule.requires_auth,
                     pathways=linked,
                     price=rule.price,
                     currency=rule.currency,
@@ -244,11 +239,6 @@ class Classifier:
         if detected:
             return Classification("pathway", True, detected)
         return Classification("specialized", True, ())
-
-
-def load_classifier(session: Session, rules: Sequence[ClassificationRule]) -> Classifier:
-    rows = session.execute(select(Pathway.slug, Pathway.name, Pathway.archived)).all()
-    return Classifier(rules, {slug: (name, archived) for slug, name, archived in rows})
 
 
 # -- listings --------------------------------------------------------------------------------------
@@ -337,13 +327,6 @@ class SyncReport(RunReport):
 # -- the apply -------------------------------------------------------------------------------------
 
 
-_EXISTING_COLUMNS = (
-    SessionType.id,
-    SessionType.calendly_uri,
-    SessionType.present_in_last_sync,
-    *(getattr(SessionType, name) for name in OWNED_FIELDS),
-    *(getattr(SessionType, name) for name in CLASSIFIED_FIELDS),
-)
 # a question as stored: Calendly's shape, in its order, with the models' defaults filled in
 _QUESTION_DEFAULTS: dict[str, Any] = {
     "name": None,
@@ -408,6 +391,148 @@ def stage_event_types(items: Iterable[ListedEventType | EventType], source: str)
     return staged
 
 
+@dataclass(frozen=True)
+class Catalogue:
+    """What a sync plans against, read in one transaction; two readings compare equal when nothing a plan
+    depends on changed in between."""
+
+    types: tuple[Any, ...]  # every session type: id, calendly_uri, present_in_last_sync, owned, classified fields
+    builders: dict[str, int]  # builder user ids by Calendly user URI
+    pathways: tuple[tuple[str, int, str, bool], ...]  # slug, id, name, archived
+    links: frozenset[tuple[int, str]]  # (session type id, pathway slug), read only for --reclassify
+
+    @classmethod
+    def read(cls, session: Session, *, reclassify: bool) -> Catalogue:
+        from sqlalchemy import select
+
+        from bapp_cli.db.models import Pathway, SessionType, SessionTypePathway
+        from bapp_cli.services.people import builder_ids_by_calendly_uri
+
+        columns = ("id", "calendly_uri", "present_in_last_sync", *OWNED_FIELDS, *CLASSIFIED_FIELDS)
+        links = select(SessionTypePathway.session_type_id, Pathway.slug).join(
+            Pathway, Pathway.id == SessionTypePathway.pathway_id
+        )
+        return cls(
+            types=tuple(session.execute(select(*(getattr(SessionType, name) for name in columns)))),
+            builders=builder_ids_by_calendly_uri(session),
+            pathways=tuple(session.execute(select(Pathway.slug, Pathway.id, Pathway.name, Pathway.archived))),
+            links=frozenset(session.execute(links)) if reclassify else frozenset(),
+        )
+
+
+class SyncPlan:
+    """The changes a listing makes to a :class:`Catalogue`, planned page by page as the pages arrive.
+
+    A type listed twice (pages shifting under the cursor) makes the plan stale: the later copy wins, so the
+    listing is planned again whole (:meth:`covers` says whether a plan can be written as it is)."""
+
+    def __init__(self, catalogue: Catalogue, rules: Sequence[ClassificationRule], *, reclassify: bool) -> None:
+        from bapp_cli.services.session_types import SlugBook
+
+        self.catalogue = catalogue
+        self.reclassify = reclassify
+        self.classifier = Classifier(rules, {slug: (name, archived) for slug, _, name, archived in catalogue.pathways})
+        self.existing = {row.calendly_uri: row for row in catalogue.types if row.calendly_uri is not None}
+        self.slugs = SlugBook({row.slug: row.id for row in catalogue.types if row.slug is not None})
+        self.links: dict[int, set[str]] = {}
+        for type_id, slug in catalogue.links:
+            self.links.setdefault(type_id, set()).add(slug)
+        self.planned: list[dict[str, Any]] = []
+        self.seen: set[str] = set()
+        self.inserts: list[dict[str, Any]] = []
+        self.new_links: dict[str, tuple[str, ...]] = {}
+        self.updates: list[dict[str, Any]] = []
+        self.relinks: dict[int, tuple[str, ...]] = {}
+        self.report = SyncReport(run_id=None, status="succeeded", dry_run=False, source="api")
+
+    def covers(self, listing: Sequence[dict[str, Any]], catalogue: Catalogue) -> bool:
+        """Whether this plan is the one of ``listing`` against ``catalogue``, item for item."""
+        return (
+            len(self.seen) == len(self.planned) == len(listing)
+            and all(map(operator.is_, self.planned, listing))
+            and catalogue == self.catalogue
+        )
+
+    def add(self, staged: Iterable[dict[str, Any]]) -> None:
+        report = self.report
+        for listed in staged:
+            self.planned.append(listed)
+            uri = listed["calendly_uri"]
+            if uri in self.seen:
+                continue  # a stale plan: covers() refuses it
+            self.seen.add(uri)
+            row = self.existing.get(uri)
+            # Team-owned types (/teams/…) and types without a profile have no builder.
+            builder_id = self.catalogue.builders.get(listed["owner_uri"]) if listed["owner_uri"] else None
+            if row is None:
+                # Slugs are unique: a Calendly slug a local type already has gets a numbered one (issue 15 #6).
+                slug = self.slugs.claim(listed["slug"])
+                classification = self.classifier.classify(listed["title"], slug or "")
+                self.inserts.append(
+                    {
+                        **listed,
+                        "builder_id": builder_id,
+                        "slug": slug,
+                        "present_in_last_sync": True,
+                        "category": classification.category,
+                        "requires_auth": classification.requires_auth,
+                        # A new type's display order starts at its Calendly position.
+                        "display_order": listed["calendly_position"] or 0,
+                        "price": classification.price if classification.price is not None else Decimal("0.00"),
+                        "currency": classification.currency or "GBP",
+                        "enabled": True,
+                    }
+                )
+                if classification.pathways:
+                    self.new_links[uri] = classification.pathways
+                report.created += 1
+                note = classification.describe()
+                if listed["slug"] and slug != listed["slug"]:
+                    note = f"{note}; slug {slug} ({listed['slug']} is taken)"
+                report.changes.append(SyncChange("create", uri, listed["title"], note=note))
+                continue
+            slug = self.slugs.claim(listed["slug"], current=row.slug, holder=row.id)
+            desired = {**listed, "builder_id": builder_id, "slug": slug}
+            changed = [name for name in OWNED_FIELDS if getattr(row, name) != desired[name]]
+            values = {name: desired[name] for name in changed}
+            curated_changed: list[str] = []
+            if self.reclassify:
+                curated_changed = self._reclassify(row, desired, values)
+            returning = not row.present_in_last_sync
+            if not values and not returning and row.id not in self.relinks:
+                report.unchanged += 1
+                continue
+            self.updates.append({"id": row.id, **values, "present_in_last_sync": True})
+            fields = tuple(changed) + tuple(curated_changed)
+            if returning:
+                report.reactivated += 1
+                report.changes.append(
+                    SyncChange("reactivate", uri, desired["title"], fields, note="back in the listing")
+                )
+            else:
+                report.updated += 1
+                report.changes.append(SyncChange("update", uri, desired["title"], fields))
+
+    def _reclassify(self, row: Any, desired: Mapping[str, Any], values: dict[str, Any]) -> list[str]:
+        """The curated fields (and pathway links) --reclassify changes on a known type, described."""
+        classification = self.classifier.classify(desired["title"], desired["slug"] or "")
+        wanted: dict[str, Any] = {"category": classification.category, "requires_auth": classification.requires_auth}
+        if classification.price is not None:
+            wanted["price"] = classification.price
+        if classification.currency is not None:
+            wanted["currency"] = classification.currency
+        described = []
+        for name, value in wanted.items():
+            if getattr(row, name) != value:
+                described.append(f"{name} {getattr(row, name)}→{value}")
+                values[name] = value
+        current = self.links.get(row.id, set())
+        if current != set(classification.pathways):
+            described.append(f"pathways {'+'.join(sorted(current)) or '-'}→{'+'.join(classification.pathways) or '-'}")
+            self.relinks[row.id] = classification.pathways
+        return described
+
+
 def sync_event_types(
     session: Session,
     listing: Sequence[EventType] | Sequence[dict[str, Any]],
@@ -420,33 +545,32 @@ def sync_event_types(
     allow_empty: bool = False,
     reclassify: bool = False,
     partial: bool = False,
+    plan: SyncPlan | None = None,
 ) -> SyncReport:
     """Apply a complete listing in the caller's transaction and (unless ``dry_run``) record the run.
 
     ``partial``: the listing is a few types fetched one by one (a webhook for a type not synced yet),
     not the scope's whole catalogue — nothing is deactivated for being absent and no run is recorded
-    (the changes are audited).
+    (the changes are audited). ``plan``: the listing's plan made while it was fetched, against a catalogue
+    read before this transaction; it is written only if the catalogue read now is the same, else the
+    listing is planned again.
 
     Raises Conflict (exit 8) for an empty listing while synced types exist, unless ``allow_empty``; an
     item that cannot be stored raises as :func:`stage_event_types` says. The listing may come staged by it.
     """
     if source not in SOURCES:
         raise ValueError(f"unknown sync source {source!r}")
-    now = clock()
-    report = SyncReport(run_id=None, status="succeeded", dry_run=dry_run, source=source, fetched=len(listing))
-    by_uri: dict[str, dict[str, Any]] = {}
-    for entry in listing:
-        staged = stage_event_types([entry], source)[0] if isinstance(entry, EventType) else entry
-        # a type listed twice (pages shifting under the cursor): the later copy wins
-        by_uri[staged["calendly_uri"]] = staged
-    report.skipped = len(listing) - len(by_uri)
-
-    existing: dict[str, Row[Any]] = {
-        row.calendly_uri: row
-        for row in session.execute(select(*_EXISTING_COLUMNS).where(SessionType.calendly_uri.is_not(None)))
-    }
-    if not by_uri and not allow_empty and not partial:
-        still_listed = sum(1 for row in existing.values() if row.present_in_last_sync)
+    staged = [stage_event_types([entry], source)[0] if isinstance(entry, EventType) else entry for entry in listing]
+    catalogue = Catalogue.read(session, reclassify=reclassify)
+    if plan is None or not plan.covers(staged, catalogue):
+        plan = SyncPlan(catalogue, rules, reclassify=reclassify)
+        # a type listed twice (pages shifting under the cursor): the later copy wins, in the first one's place
+        plan.add({entry["calendly_uri"]: entry for entry in staged}.values())
+    report = plan.report
+    report.dry_run, report.source, report.fetched = dry_run, source, len(listing)
+    report.skipped = len(listing) - len(plan.seen)
+    if not plan.seen and not allow_empty and not partial:
+        still_listed = sum(1 for row in plan.existing.values() if row.present_in_last_sync)
         if still_listed:
             raise Conflict(
                 f"the Calendly listing is empty but {still_listed} synced session types are still listed; "
@@ -454,105 +578,18 @@ def sync_event_types(
                 hint="check the scope (--user/--organization); pass --allow-empty if every type really is gone",
                 code="empty_listing",
             )
-
-    builders = builder_ids_by_calendly_uri(session)
-    classifier = load_classifier(session, rules)
-    pathway_ids: dict[str, int] = {
-        slug: pathway_id for slug, pathway_id in session.execute(select(Pathway.slug, Pathway.id))
-    }
-
-    inserts: list[dict[str, Any]] = []
-    new_links: dict[str, tuple[str, ...]] = {}
-    updates: list[dict[str, Any]] = []
-    relinks: dict[int, tuple[str, ...]] = {}
-    current_links: dict[int, set[str]] = {}
-    if reclassify and existing:
-        for type_id, slug in session.execute(
-            select(SessionTypePathway.session_type_id, Pathway.slug).join(
-                Pathway, Pathway.id == SessionTypePathway.pathway_id
-            )
-        ):
-            current_links.setdefault(type_id, set()).add(slug)
-
-    slugs = SlugBook.load(session)
-    for uri, desired in by_uri.items():
-        listed_slug = desired["slug"]
-        # Team-owned types (/teams/…) and types without a profile have no builder.
-        desired["builder_id"] = builders.get(desired["owner_uri"]) if desired["owner_uri"] else None
-        row = existing.get(uri)
-        # Slugs are unique: a Calendly slug a local type already has gets a numbered one (issue 15 #6).
-        desired["slug"] = slugs.claim(
-            desired["slug"], current=row.slug if row is not None else None, holder=row.id if row is not None else None
-        )
-        if row is None:
-            classification = classifier.classify(desired["title"], desired["slug"] or "")
-            values = {
-                **desired,
-                "present_in_last_sync": True,
-                "last_synced_at": now,
-                "category": classification.category,
-                "requires_auth": classification.requires_auth,
-                # A new type's display order starts at its Calendly position.
-                "display_order": desired["calendly_position"] if desired["calendly_position"] is not None else 0,
-                "price": classification.price if classification.price is not None else Decimal("0.00"),
-                "currency": classification.currency or "GBP",
-                "enabled": True,
-                "created_at": now,
-                "updated_at": now,
-            }
-            inserts.append(values)
-            if classification.pathways:
-                new_links[uri] = classification.pathways
-            report.created += 1
-            note = classification.describe()
-            if listed_slug and desired["slug"] != listed_slug:
-                note = f"{note}; slug {desired['slug']} ({listed_slug} is taken)"
-            report.changes.append(SyncChange("create", uri, desired["title"], note=note))
-            continue
-        changed = [name for name in OWNED_FIELDS if getattr(row, name) != desired[name]]
-        values = {name: desired[name] for name in changed}
-        curated_changed: list[str] = []
-        if reclassify:
-            classification = classifier.classify(desired["title"], desired["slug"] or "")
-            wanted: dict[str, Any] = {
-                "category": classification.category,
-                "requires_auth": classification.requires_auth,
-            }
-            if classification.price is not None:
-                wanted["price"] = classification.price
-            if classification.currency is not None:
-                wanted["currency"] = classification.currency
-            for name, value in wanted.items():
-                if getattr(row, name) != value:
-                    curated_changed.append(f"{name} {getattr(row, name)}→{value}")
-                    values[name] = value
-            if current_links.get(row.id, set()) != set(classification.pathways):
-                curated_changed.append(
-                    f"pathways {'+'.join(sorted(current_links.get(row.id, set()))) or '-'}"
-                    f"→{'+'.join(classification.pathways) or '-'}"
-                )
-                relinks[row.id] = classification.pathways
-        returning = not row.present_in_last_sync
-        if not values and not returning and row.id not in relinks:
-            report.unchanged += 1
-            continue
-        updates.append({"id": row.id, **values, "present_in_last_sync": True, "last_synced_at": now, "updated_at": now})
-        fields = tuple(changed) + tuple(curated_changed)
-        if returning:
-            report.reactivated += 1
-            report.changes.append(SyncChange("reactivate", uri, desired["title"], fields, note="back in the listing"))
-        else:
-            report.updated += 1
-            report.changes.append(SyncChange("update", uri, desired["title"], fields))
-
     vanished = (
-        [] if partial else [row for uri, row in existing.items() if uri not in by_uri and row.present_in_last_sync]
+        []
+        if partial
+        else [row for uri, row in plan.existing.items() if uri not in plan.seen and row.present_in_last_sync]
     )
     for row in vanished:
         report.deactivated += 1
         report.changes.append(SyncChange("deactivate", row.calendly_uri, row.title, note="gone from the listing"))
 
-    _write(session, inserts, new_links, updates, relinks, vanished, pathway_ids, now)
+    _write(session, plan, [row.id for row in vanished], now=clock())
+
+    from bapp_cli.db.audit import record_audit
 
     if partial and report.rows_written:
         record_audit(session, "calendly_sync", "fetched", {"changes": [change.describe() for change in report.changes]})
@@ -576,24 +613,29 @@ def sync_event_types(
     return report
 
 
-def _write(
-    session: Session,
-    inserts: list[dict[str, Any]],
-    new_links: Mapping[str, tuple[str, ...]],
-    updates: list[dict[str, Any]],
-    relinks: Mapping[int, tuple[str, ...]],
-    vanished: Sequence[Row[Any]],
-    pathway_ids: Mapping[str, int],
-    now: dt.datetime,
-) -> None:
+def _write(session: Session, plan: SyncPlan, gone: Sequence[int], *, now: dt.datetime) -> None:
     """Bulk statements only: one executemany per kind of change, nothing for unchanged rows."""
-    links: list[dict[str, int]] = []
+    from sqlalchemy import Table, delete, select, update
+
+    from bapp_cli.db import bulk
+    from bapp_cli.db.batches import BATCH_SIZE, batches
+    from bapp_cli.db.models import SessionType, SessionTypePathway
+
+    pathway_ids = {slug: pathway_id for slug, pathway_id, _, _ in plan.catalogue.pathways}
+    links: list[tuple[int, int]] = []
     table = cast(Table, SessionType.__table__)
-    if inserts:
+    if plan.inserts:
         # Thousands of rows on a first sync: the set-based path (db.bulk) rather than the ORM.
-        columns = list(inserts[0])
-        bulk.insert_rows(session, table, columns, list(map(itemgetter(*columns), inserts)))
-        if new_links:
+        columns = list(plan.inserts[0])
+        values = itemgetter(*columns)
+        bulk.insert_rows(
+            session,
+            table,
+            [*columns, "last_synced_at", "created_at", "updated_at"],
+            [(*values(row), now, now, now) for row in plan.inserts],
+        )
+        if plan.new_links:
+            new_links = plan.new_links
             created = (
                 session.execute(
                     select(SessionType.id, SessionType.calendly_uri).where(
@@ -604,29 +646,14 @@ def _write(
                 else session.execute(select(SessionType.id, SessionType.calendly_uri))
             )
             for type_id, uri in created:
-                links.extend(
-                    {"session_type_id": type_id, "pathway_id": pathway_ids[slug]}
-                    for slug in new_links.get(uri or "", ())
-                )
-    bulk.update_rows(session, table, updates)  # one executemany per set of changed fields
-    if relinks:
-        ids = list(relinks)
-        for chunk in batches(ids):
-            session.execute(delete(SessionTypePathway).where(SessionTypePathway.session_type_id.in_(chunk)))
-        links.extend(
-            {"session_type_id": type_id, "pathway_id": pathway_ids[slug]}
-            for type_id, slugs in relinks.items()
-            for slug in slugs
-        )
-    if links:
-        bulk.insert_rows(
-            session,
-            cast(Table, SessionTypePathway.__table__),
-            ("session_type_id", "pathway_id"),
-            [(link["session_type_id"], link["pathway_id"]) for link in links],
-        )
-    gone = [row.id for row in vanished]
-    for chunk in batches(gone):
+                links.extend((type_id, pathway_ids[slug]) for slug in new_links.get(uri or "", ()))
+    # one executemany per set of changed fields
+    bulk.update_rows(session, table, [{**row, "last_synced_at": now, "updated_at": now} for row in plan.updates])
+    for chunk in batches(list(plan.relinks)):
+        session.execute(delete(SessionTypePathway).where(SessionTypePathway.session_type_id.in_(chunk)))
+    links.extend((type_id, pathway_ids[slug]) for type_id, slugs in plan.relinks.items() for slug in slugs)
+    bulk.insert_rows(session, cast(Table, SessionTypePathway.__table__), ("session_type_id", "pathway_id"), links)
+    for chunk in batches(list(gone)):
         session.execute(
             update(SessionType)
             .where(SessionType.id.in_(chunk))
