@@ -21,7 +21,6 @@ from bapp_cli.services.calendly_bookings import list_runs
 from bapp_cli.services.calendly_runs import record_run
 from bapp_cli.services.session_types import is_bookable
 from bapp_cli.services.sync import (
-    Catalogue,
     Classifier,
     SyncPlan,
     SyncReport,
@@ -334,8 +333,10 @@ def test_vanished_types_become_unbookable_once_and_come_back(session: Session, b
 
 def plan_by_pages(session: Session, *pages: list[dict[str, Any]]) -> tuple[SyncPlan, list[dict[str, Any]]]:
     """A plan made as `calendly sync` makes it, page by page against a catalogue read before the apply."""
-    plan = SyncPlan(Catalogue.read(session, reclassify=False), [], reclassify=False)
-    for page in pages:
+    plan = SyncPlan([], reclassify=False)
+    plan.add(pages[0])  # a page that arrives before the catalogue is read waits for it
+    plan.read(session)
+    for page in pages[1:]:
         plan.add(page)
     session.rollback()
     return plan, [entry for page in pages for entry in page]

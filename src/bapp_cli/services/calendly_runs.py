@@ -354,22 +354,11 @@ def event_type_sync_job(
     the catalogue the survey read), applied whole; the plan is written if the catalogue is unchanged by then."""
     from bapp_cli.services import sync
 
-    plans: list[sync.SyncPlan] = []  # the plan, once the survey has read the catalogue
-    waiting: list[dict[str, Any]] = []  # staged types not planned yet
-
-    def survey(session: Session) -> None:
-        plans.append(sync.SyncPlan(sync.Catalogue.read(session, reclassify=reclassify), rules, reclassify=reclassify))
-
-    def plan_waiting() -> sync.SyncPlan | None:
-        if plans:
-            plans[0].add(waiting)
-            waiting.clear()
-        return plans[0] if plans else None
+    plan = sync.SyncPlan(rules, reclassify=reclassify)
 
     def prepare(items: Sequence[Any], source: str) -> list[dict[str, Any]]:
         staged = sync.stage_event_types(items, source)
-        waiting.extend(staged)
-        plan_waiting()
+        plan.add(staged)
         return staged
 
     def fetch(client: CalendlyClient, scope: SyncScope) -> Iterable[FetchedPage[Any]]:
@@ -386,7 +375,7 @@ def event_type_sync_job(
             dry_run=dry_run,
             allow_empty=allow_empty,
             reclassify=reclassify,
-            plan=plan_waiting(),
+            plan=plan,
         )
 
     return CalendlyJob(
@@ -397,7 +386,7 @@ def event_type_sync_job(
         prepare=prepare,
         apply=apply,
         failed_report=sync.SyncReport,
-        survey=survey,
+        survey=plan.read,
     )
 
 

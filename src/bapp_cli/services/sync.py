@@ -421,23 +421,17 @@ class Catalogue:
 
 
 class SyncPlan:
-    """The changes a listing makes to a :class:`Catalogue`, planned page by page as the pages arrive.
+    """The changes a listing makes to the catalogue, planned page by page as the pages arrive: pages given
+    before the catalogue is read (:meth:`read`, on the survey thread) wait for it.
 
     A type listed twice (pages shifting under the cursor) makes the plan stale: the later copy wins, so the
     listing is planned again whole (:meth:`covers` says whether a plan can be written as it is)."""
 
-    def __init__(self, catalogue: Catalogue, rules: Sequence[ClassificationRule], *, reclassify: bool) -> None:
-        from bapp_cli.services.session_types import SlugBook
-
-        self.catalogue = catalogue
-        self.reclassify = reclassify
-        self.classifier = Classifier(rules, {slug: (name, archived) for slug, _, name, archived in catalogue.pathways})
-        self.existing = {row.calendly_uri: row for row in catalogue.types if row.calendly_uri is not None}
-        self.slugs = SlugBook({row.slug: row.id for row in catalogue.types if row.slug is not None})
-        self.links: dict[int, set[str]] = {}
-        for type_id, slug in catalogue.links:
-            self.links.setdefault(type_id, set()).add(slug)
-        self.planned: list[dict[str, Any]] = []
+    def __init__(self, rules: Sequence[ClassificationRule], *, reclassify: bool) -> None:
+        self.rules, self.reclassify = rules, reclassify
+        self.catalogue: Catalogue | None = None
+        self.given: list[dict[str, Any]] = []  # every staged type, in order; the first `planned` are planned
+        self.planned = 0
         self.seen: set[str] = set()
         self.inserts: list[dict[str, Any]] = []
         self.new_links: dict[str, tuple[str, ...]] = {}
@@ -445,25 +439,40 @@ class SyncPlan:
         self.relinks: dict[int, tuple[str, ...]] = {}
         self.report = SyncReport(run_id=None, status="succeeded", dry_run=False, source="api")
 
+    def read(self, session: Session, catalogue: Catalogue | None = None) -> None:
+        from bapp_cli.services.session_types import SlugBook
+
+        catalogue = catalogue or Catalogue.read(session, reclassify=self.reclassify)
+        pathways = {slug: (name, archived) for slug, _, name, archived in catalogue.pathways}
+        self.classifier = Classifier(self.rules, pathways)
+        self.existing = {row.calendly_uri: row for row in catalogue.types if row.calendly_uri is not None}
+        self.slugs = SlugBook({row.slug: row.id for row in catalogue.types if row.slug is not None})
+        self.links: dict[int, set[str]] = {}
+        for type_id, slug in catalogue.links:
+            self.links.setdefault(type_id, set()).add(slug)
+        self.catalogue = catalogue  # last: from here on the pages are planned as they are given
+
     def covers(self, listing: Sequence[dict[str, Any]], catalogue: Catalogue) -> bool:
-        """Whether this plan is the one of ``listing`` against ``catalogue``, item for item."""
-        return (
-            len(self.seen) == len(self.planned) == len(listing)
-            and all(map(operator.is_, self.planned, listing))
-            and catalogue == self.catalogue
-        )
+        """Whether this plan, once what waits is planned, is the one of ``listing`` against ``catalogue``."""
+        if catalogue != self.catalogue:
+            return False
+        self.add(())
+        return len(self.seen) == len(self.given) == len(listing) and all(map(operator.is_, self.given, listing))
 
     def add(self, staged: Iterable[dict[str, Any]]) -> None:
-        report = self.report
-        for listed in staged:
-            self.planned.append(listed)
+        self.given.extend(staged)
+        if self.catalogue is None:
+            return
+        report, builders = self.report, self.catalogue.builders
+        for listed in self.given[self.planned :]:
+            self.planned += 1
             uri = listed["calendly_uri"]
             if uri in self.seen:
                 continue  # a stale plan: covers() refuses it
             self.seen.add(uri)
             row = self.existing.get(uri)
             # Team-owned types (/teams/…) and types without a profile have no builder.
-            builder_id = self.catalogue.builders.get(listed["owner_uri"]) if listed["owner_uri"] else None
+            builder_id = builders.get(listed["owner_uri"]) if listed["owner_uri"] else None
             if row is None:
                 # Slugs are unique: a Calendly slug a local type already has gets a numbered one (issue 15 #6).
                 slug = self.slugs.claim(listed["slug"])
@@ -563,7 +572,8 @@ def sync_event_types(
     staged = [stage_event_types([entry], source)[0] if isinstance(entry, EventType) else entry for entry in listing]
     catalogue = Catalogue.read(session, reclassify=reclassify)
     if plan is None or not plan.covers(staged, catalogue):
-        plan = SyncPlan(catalogue, rules, reclassify=reclassify)
+        plan = SyncPlan(rules, reclassify=reclassify)
+        plan.read(session, catalogue)
         # a type listed twice (pages shifting under the cursor): the later copy wins, in the first one's place
         plan.add({entry["calendly_uri"]: entry for entry in staged}.values())
     report = plan.report
@@ -621,6 +631,7 @@ def _write(session: Session, plan: SyncPlan, gone: Sequence[int], *, now: dt.dat
     from bapp_cli.db.batches import BATCH_SIZE, batches
     from bapp_cli.db.models import SessionType, SessionTypePathway
 
+    assert plan.catalogue is not None
     pathway_ids = {slug: pathway_id for slug, pathway_id, _, _ in plan.catalogue.pathways}
     links: list[tuple[int, int]] = []
     table = cast(Table, SessionType.__table__)
