@@ -121,7 +121,7 @@ def whoami(ctx: typer.Context, fmt: FormatOption = None, as_json: JsonOption = F
     sink = app_state.output(fmt, as_json)
     with app_state.calendly_client() as client:
         identity = current_identity(client)
-    sink.record(identity.as_record(), WHOAMI_COLUMNS, title="Calendly token")
+    sink.record(identity, WHOAMI_COLUMNS, title="Calendly token")
 
 
 @app.command("sync")

@@ -33,7 +33,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from bapp_cli.errors import BappError, InvalidInput
 
@@ -41,12 +41,11 @@ if TYPE_CHECKING:
     from pydantic import ValidationError
     from sqlalchemy.orm import Session
 
-    from bapp_cli.calendly.client import CalendlyClient
+    from bapp_cli.calendly.client import CalendlyClient, ListingPage
 
 SOURCES = ("api", "file")
 
 Item = TypeVar("Item")
-Item_co = TypeVar("Item_co", covariant=True)
 Prepared = TypeVar("Prepared")
 Report = TypeVar("Report", bound="RunReport")
 
@@ -189,25 +188,6 @@ def invalid_listing(name: str, details: Sequence[dict[str, Any]]) -> InvalidInpu
 # -- the run -----------------------------------------------------------------------------------------
 
 
-class FetchedPage(Protocol[Item_co]):
-    """One page of a listing (the client's ``ListingPage``); ``restarted``: the listing began again from
-    page one (a stale page token), so what earlier pages gave is dropped."""
-
-    @property
-    def items(self) -> Sequence[Item_co]: ...
-
-    @property
-    def restarted(self) -> bool: ...
-
-
-@dataclass(frozen=True)
-class WholeListing(Generic[Item]):
-    """A listing fetched in one piece (a bookings pull walks events, then each event's invitees)."""
-
-    items: Sequence[Item]
-    restarted: bool = False
-
-
 @dataclass(frozen=True)
 class RunOutcome(Generic[Report]):
     """How a run ended: its report, or the error to report and the failed run's summary (None when no
@@ -226,7 +206,7 @@ class CalendlyJob(Generic[Item, Prepared, Report]):
     lock: str
     what: str  # "Calendly sync": the busy message names it
     # pages of the listing for a resolved scope
-    fetch: Callable[[CalendlyClient, SyncScope], Iterable[FetchedPage[Item]]]
+    fetch: Callable[[CalendlyClient, SyncScope], Iterable[ListingPage[Item]]]
     # a page's database-free preparation (while the client fetches the next page)
     prepare: Callable[[Sequence[Item], str], list[Prepared]]
     # the whole prepared listing into the open transaction: (session, listing, source, started_at)
@@ -271,10 +251,15 @@ def run_calendly_job(
             # leaving the with waits for the survey, so a failed fetch is recorded with no read still open
             with ThreadPoolExecutor(1, thread_name_prefix="calendly-survey") as pool:
                 surveyed = pool.submit(survey)
+                prepared = job.prepare(listing, source) if listing is not None else []
                 if listing is None:
-                    prepared = _fetch_and_prepare(job, open_client, scope, source)
-                else:
-                    prepared = job.prepare(listing, source)
+                    # each page prepared as it arrives, while the client already fetches the next one (see
+                    # ``CalendlyClient._pass``), so preparing hides behind the network's latency
+                    with open_client() as client:
+                        for page in job.fetch(client, scope(client)):
+                            if page.restarted:  # the listing began again from page one (a stale page token)
+                                prepared.clear()
+                            prepared.extend(job.prepare(page.items, source))
                 surveyed.result()
             fetched = len(prepared)
             on_apply(fetched)
@@ -319,23 +304,6 @@ def _cyclic_gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _fetch_and_prepare(
-    job: CalendlyJob[Item, Prepared, Report],
-    open_client: Callable[[], AbstractContextManager[CalendlyClient]],
-    scope: Callable[[CalendlyClient], SyncScope],
-    source: str,
-) -> list[Prepared]:
-    """The whole listing, each page prepared as it arrives — while the client already fetches the next
-    one (see ``CalendlyClient._pass``), so preparing hides behind the network's latency."""
-    prepared: list[Prepared] = []
-    with open_client() as client:
-        for page in job.fetch(client, scope(client)):
-            if page.restarted:
-                prepared.clear()
-            prepared.extend(job.prepare(page.items, source))
-    return prepared
-
-
 # -- the two jobs ------------------------------------------------------------------------------------
 
 SYNC_LOCK = "calendly-sync"
@@ -361,7 +329,7 @@ def event_type_sync_job(
         plan.add(staged)
         return staged
 
-    def fetch(client: CalendlyClient, scope: SyncScope) -> Iterable[FetchedPage[Any]]:
+    def fetch(client: CalendlyClient, scope: SyncScope) -> Iterable[ListingPage[Any]]:
         return client.iter_event_type_pages(user=scope.user, organization=scope.organization)
 
     def apply(session: Session, listing: list[Any], source: str, started_at: dt.datetime) -> Any:
@@ -400,11 +368,13 @@ def bookings_pull_job(
 ) -> CalendlyJob[Any, Any, Any]:
     """``calendly pull-bookings``: the window's scheduled events and their invitees, applied whole; every
     invitee the pull cannot apply is parked in the webhook inbox in the same transaction (never dropped)."""
+    from bapp_cli.calendly.client import ListingPage
     from bapp_cli.services import calendly_bookings as bookings
     from bapp_cli.services.webhook_inbox import park_pulled
 
-    def fetch(client: CalendlyClient, scope: SyncScope) -> Iterable[FetchedPage[Any]]:
-        return [WholeListing(bookings.fetch_booked_invitees(client, scope, since=since, until=until))]
+    def fetch(client: CalendlyClient, scope: SyncScope) -> Iterable[ListingPage[Any]]:
+        # walked in one piece: the window's events, then each event's invitees
+        return [ListingPage(1, bookings.fetch_booked_invitees(client, scope, since=since, until=until))]
 
     def apply(session: Session, listing: list[Any], source: str, started_at: dt.datetime) -> Any:
         report = bookings.pull_bookings(

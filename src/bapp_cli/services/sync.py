@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, cast
 from pydantic import TypeAdapter, ValidationError
 
 from bapp_cli.calendly.models import EventType, ListedEventType
-from bapp_cli.db.domains import SESSION_CATEGORIES
+from bapp_cli.db.domains import SESSION_CATEGORIES, SESSION_KINDS
 from bapp_cli.errors import BappError, ConfigError, Conflict, InvalidInput, RemoteError
 from bapp_cli.services.calendly_runs import (
     SOURCES,
@@ -81,7 +81,6 @@ CLASSIFIED_FIELDS = ("category", "requires_auth", "price", "currency")
 # Column sizes of SessionType: a value that does not fit is an invalid listing, reported with its field,
 # rather than a database error halfway through the apply.
 _MAX_LENGTHS = {"uri": 500, "name": 300, "slug": 200, "color": 7, "scheduling_url": 500, "profile.owner": 500}
-_KINDS = ("solo", "group")
 # The built-in "free" words for names or slugs (slugs use hyphens between words).
 _FREE_WORDS = re.compile(r"\b(?:free|getting[\s_-]+started|intro|discovery|back[\s_-]+to[\s_-]+work)", re.IGNORECASE)
 _RULE_KEYS = frozenset({"pattern", "field", "category", "requires_auth", "pathways", "price", "currency"})
@@ -110,8 +109,7 @@ class ClassificationRule:
         return f"calendly.rules[{self.number}]"
 
     def matches(self, name: str, slug: str) -> bool:
-        values = {"name": name, "slug": slug}
-        return any(self.pattern.search(values[part]) for part in self.fields)
+        return any(self.pattern.search(name if part == "name" else slug) for part in self.fields)
 
 
 @dataclass(frozen=True)
@@ -183,9 +181,7 @@ def parse_rules(raw: Sequence[Any]) -> list[ClassificationRule]:
                 pattern=pattern,
                 fields=_RULE_FIELDS[field_name],
                 category=category,
-                requires_auth=default_requires_auth(category.strip().lower())
-                if requires_auth is None
-                else requires_auth,
+                requires_auth=default_requires_auth(category) if requires_auth is None else requires_auth,
                 pathways=tuple(dict.fromkeys(item.strip().lower() for item in pathways)),
                 price=price,
                 currency=currency,
@@ -244,22 +240,10 @@ class Classifier:
 # -- listings --------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class CalendlyIdentity:
-    """Who the token belongs to (``bapp calendly whoami``)."""
-
-    uri: str
-    name: str
-    email: str
-    organization: str
-
-    def as_record(self) -> dict[str, Any]:
-        return {"uri": self.uri, "name": self.name, "email": self.email, "organization": self.organization}
-
-
-def whoami(client: CalendlyClient) -> CalendlyIdentity:
+def whoami(client: CalendlyClient) -> dict[str, str]:
+    """Who the token belongs to (``bapp calendly whoami``), under WHOAMI_COLUMNS."""
     user = client.get_current_user()
-    return CalendlyIdentity(user.uri, user.name, user.email, user.current_organization)
+    return {"uri": user.uri, "name": user.name, "email": user.email, "organization": user.current_organization}
 
 
 def parse_listing(content: bytes | str, *, name: str) -> list[ListedEventType]:
@@ -354,8 +338,8 @@ def stage_event_types(items: Iterable[ListedEventType | EventType], source: str)
         fields |= {"scheduling_url": item.get("scheduling_url"), "profile.owner": owner}
         if not uri.strip():
             problem: str | None = "uri: must not be empty"
-        elif kind not in _KINDS:
-            problem = f"kind: {kind!r} is not one of {', '.join(_KINDS)}"
+        elif kind not in SESSION_KINDS:
+            problem = f"kind: {kind!r} is not one of {', '.join(SESSION_KINDS)}"
         else:
             too_long = [name for name, value in fields.items() if value is not None and len(value) > _MAX_LENGTHS[name]]
             problem = f"{too_long[0]}: longer than {_MAX_LENGTHS[too_long[0]]} characters" if too_long else None
@@ -601,8 +585,6 @@ def sync_event_types(
 
     from bapp_cli.db.audit import record_audit
 
-    if partial and report.rows_written:
-        record_audit(session, "calendly_sync", "fetched", {"changes": [change.describe() for change in report.changes]})
     if not dry_run and not partial:
         report.run_id = record_run(
             session,
@@ -613,13 +595,10 @@ def sync_event_types(
             deactivated=report.deactivated,
             reactivated=report.reactivated,
         )
-        if report.rows_written:
-            record_audit(
-                session,
-                "calendly_sync",
-                str(report.run_id),
-                {**report.as_record(), "changes": [change.describe() for change in report.changes]},
-            )
+    if report.rows_written and (partial or not dry_run):
+        changes = {"changes": [change.describe() for change in report.changes]}
+        key = "fetched" if partial else str(report.run_id)
+        record_audit(session, "calendly_sync", key, changes if partial else {**report.as_record(), **changes})
     return report
 
 
