@@ -1,8 +1,9 @@
 """Calendly event-type sync: classify, apply a whole listing in one transaction.
 
 The listing is fetched completely before anything is written (the run itself — lock, fetch, run records —
-is :mod:`bapp_cli.services.calendly_runs`); :func:`sync_event_types` then applies it inside the caller's one
-transaction:
+is :mod:`bapp_cli.services.calendly_runs`). Meanwhile each page is planned (:class:`SyncPlan`) against the
+catalogue read as the first page was fetched; :func:`sync_event_types` then applies the listing inside the
+caller's one transaction, writing that plan only if the catalogue it reads there is still the same:
 
 * matched on the event-type URI; new types are created and classified (config rules, else the built-in
   defaults: free words → free, a pathway's name or slug → pathway, else specialized); known ones get
