@@ -741,14 +741,11 @@ def _retry_parked_quietly(app_state: AppState, sink: OutputSink) -> None:
     Its own transaction so that a failure here never undoes the run that came before; a failure is a
     warning (the deliveries stay parked for the next try), never the run's exit code.
     """
-    from sqlalchemy import select
-
-    from bapp_cli.db.models import WebhookDelivery
     from bapp_cli.errors import BappError
 
     try:
-        with app_state.reading() as session:  # most runs find none: the retry's modules stay unimported
-            if session.scalar(select(WebhookDelivery.id).where(WebhookDelivery.status == "pending").limit(1)) is None:
+        with app_state.plain_reading() as database:  # most runs find none: the retry's modules stay unimported
+            if database.one("SELECT 1 FROM webhook_deliveries WHERE status = 'pending' LIMIT 1") is None:
                 return
         from bapp_cli.services.webhook_inbox import retry_pending
 

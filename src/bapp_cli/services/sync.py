@@ -605,7 +605,7 @@ def sync_event_types(
 
 def _write(session: Session, plan: SyncPlan, gone: Sequence[int], *, now: dt.datetime) -> None:
     """Bulk statements only: one executemany per kind of change, nothing for unchanged rows."""
-    from sqlalchemy import Table, delete, select, update
+    from sqlalchemy import Table, delete, select
 
     from bapp_cli.db import bulk
     from bapp_cli.db.batches import BATCH_SIZE, batches
@@ -626,28 +626,17 @@ def _write(session: Session, plan: SyncPlan, gone: Sequence[int], *, now: dt.dat
             [(*values(row), now, now, now) for row in plan.inserts],
         )
         if plan.new_links:
-            new_links = plan.new_links
-            created = (
-                session.execute(
-                    select(SessionType.id, SessionType.calendly_uri).where(
-                        SessionType.calendly_uri.in_(list(new_links))
-                    )
-                )
-                if len(new_links) <= BATCH_SIZE
-                else session.execute(select(SessionType.id, SessionType.calendly_uri))
-            )
-            for type_id, uri in created:
-                links.extend((type_id, pathway_ids[slug]) for slug in new_links.get(uri or "", ()))
-    # one executemany per set of changed fields
-    bulk.update_rows(session, table, [{**row, "last_synced_at": now, "updated_at": now} for row in plan.updates])
+            created = select(SessionType.id, SessionType.calendly_uri)
+            if len(plan.new_links) <= BATCH_SIZE:
+                created = created.where(SessionType.calendly_uri.in_(list(plan.new_links)))
+            for type_id, uri in session.execute(created):
+                links.extend((type_id, pathway_ids[slug]) for slug in plan.new_links.get(uri or "", ()))
+    # one executemany per set of changed fields; a vanished type is marked not present
+    vanished = ({"id": type_id, "present_in_last_sync": False} for type_id in gone)
+    bulk.update_rows(
+        session, table, [{**row, "last_synced_at": now, "updated_at": now} for row in (*plan.updates, *vanished)]
+    )
     for chunk in batches(list(plan.relinks)):
         session.execute(delete(SessionTypePathway).where(SessionTypePathway.session_type_id.in_(chunk)))
     links.extend((type_id, pathway_ids[slug]) for type_id, slugs in plan.relinks.items() for slug in slugs)
     bulk.insert_rows(session, cast(Table, SessionTypePathway.__table__), ("session_type_id", "pathway_id"), links)
-    for chunk in batches(list(gone)):
-        session.execute(
-            update(SessionType)
-            .where(SessionType.id.in_(chunk))
-            .values(present_in_last_sync=False, last_synced_at=now, updated_at=now)
-            .execution_options(synchronize_session=False)
-        )
