@@ -194,3 +194,43 @@ def test_a_sync_killed_mid_apply_leaves_the_database_as_it_was(cbapp: Bapp, fake
     after = cbapp("calendly", "sync", "--user", USER, "--json")  # the lock died with the process
     assert after.exit_code == 0, after.stderr
     assert (after.json()["created"], after.json()["updated"], after.json()["deactivated"]) == (60, 1, 4)
+
+
+def test_a_slug_taken_while_the_pages_are_in_flight_is_honoured_by_the_apply(cbapp: Bapp, fake: FakeCalendly) -> None:
+    """The sync plans each page against the catalogue it read while the first page was in flight; a local type
+    created after that read (here: holding the slug of a listed type) must still be seen by the write: the
+    plan is checked against the catalogue inside the write transaction and made again when it changed."""
+    from sqlalchemy.orm import Session
+
+    from bapp_cli.db.models import SessionType
+
+    slug = make_event_type(0)["slug"]
+    fake.delay_next("/event_types", seconds=6.0)
+    syncing = cbapp.popen("calendly", "sync", "--user", USER, "--json", env=PATIENT)
+    _wait_for(lambda: fake.count("/event_types") >= 1, "the sync to reach Calendly")
+    time.sleep(3.0)  # the catalogue is read on a thread meanwhile (imports included: well under 3 s)
+    engine = make_engine(cbapp.database_url)
+    try:
+        with Session(engine) as session:
+            session.add(
+                SessionType(title="Local", slug=slug, category="free", requires_auth=False, duration_minutes=30)
+            )
+            session.commit()
+    finally:
+        engine.dispose()
+    assert syncing.poll() is None, "the sync finished before the catalogue changed"
+    code, stdout, stderr = _finish(syncing)
+    assert code == 0, stderr
+    assert json.loads(stdout)["created"] == 12
+    slugs = {title: taken for title, taken in snapshot_slugs(cbapp.database_url)}
+    assert slugs["Local"] == slug
+    assert slugs[make_event_type(0)["name"]] == f"{slug}-2"
+
+
+def snapshot_slugs(database_url: str) -> list[tuple[str, str]]:
+    engine = make_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            return [tuple(row) for row in connection.execute(text("SELECT title, slug FROM session_types"))]
+    finally:
+        engine.dispose()

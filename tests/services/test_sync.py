@@ -22,6 +22,7 @@ from bapp_cli.services.calendly_runs import record_run
 from bapp_cli.services.session_types import is_bookable
 from bapp_cli.services.sync import (
     Classifier,
+    SyncPlan,
     SyncReport,
     parse_listing,
     parse_rules,
@@ -328,6 +329,58 @@ def test_vanished_types_become_unbookable_once_and_come_back(session: Session, b
     assert returned.present_in_last_sync and is_bookable(returned)
     assert returned.title == "Pivot Returns"  # the later copy of a type listed twice wins
     assert back.skipped == 1
+
+
+def plan_by_pages(session: Session, *pages: list[dict[str, Any]]) -> tuple[SyncPlan, list[dict[str, Any]]]:
+    """A plan made as `calendly sync` makes it, page by page against a catalogue read before the apply."""
+    plan = SyncPlan([], reclassify=False)
+    plan.add(pages[0])  # a page that arrives before the catalogue is read waits for it
+    plan.read(session)
+    for page in pages[1:]:
+        plan.add(page)
+    session.rollback()
+    return plan, [entry for page in pages for entry in page]
+
+
+def test_a_plan_made_page_by_page_is_written_as_made_while_the_catalogue_is_unchanged(
+    session: Session, builder: User
+) -> None:
+    run(session, items(make_event_type(0)))
+    plan, listing = plan_by_pages(
+        session, *(stage_event_types(items(make_event_type(i), make_event_type(i + 1)), "api") for i in (0, 2))
+    )
+    report = sync_event_types(session, listing, source="api", started_at=START, clock=clock(), plan=plan)
+    session.commit()
+    assert report is plan.report  # not planned again
+    assert (report.created, report.unchanged, report.fetched) == (3, 1, 4)
+    assert sorted(by_uri(session)) == [uri(i) for i in range(4)]
+
+
+def test_a_plan_is_made_again_when_the_catalogue_changed_after_it_was_read(session: Session, builder: User) -> None:
+    slug = make_event_type(0)["slug"]
+    plan, listing = plan_by_pages(session, stage_event_types(items(make_event_type(0), make_event_type(1)), "api"))
+    # meanwhile an admin creates a local type with the slug the plan gave the first Calendly type
+    session.add(SessionType(title="Local", slug=slug, category="free", requires_auth=False, duration_minutes=30))
+    session.commit()
+    report = sync_event_types(session, listing, source="api", started_at=START, clock=clock(), plan=plan)
+    session.commit()
+    assert report is not plan.report
+    assert report.created == 2
+    assert by_uri(session)[uri(0)].slug == f"{slug}-2"
+    assert f"slug {slug}-2 ({slug} is taken)" in report.changes[0].note
+
+
+def test_a_type_listed_on_two_pages_is_planned_again_and_its_later_copy_wins(session: Session, builder: User) -> None:
+    renamed = make_event_type(1, name="Renamed On Page Two")
+    plan, listing = plan_by_pages(
+        session,
+        stage_event_types(items(make_event_type(0), make_event_type(1)), "api"),
+        stage_event_types(items(renamed), "api"),
+    )
+    report = sync_event_types(session, listing, source="api", started_at=START, clock=clock(), plan=plan)
+    session.commit()
+    assert (report.created, report.skipped, report.fetched) == (2, 1, 3)
+    assert by_uri(session)[uri(1)].title == "Renamed On Page Two"
 
 
 def test_empty_listing_is_refused_while_synced_types_exist(session: Session, builder: User) -> None:

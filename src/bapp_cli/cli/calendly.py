@@ -121,7 +121,7 @@ def whoami(ctx: typer.Context, fmt: FormatOption = None, as_json: JsonOption = F
     sink = app_state.output(fmt, as_json)
     with app_state.calendly_client() as client:
         identity = current_identity(client)
-    sink.record(identity.as_record(), WHOAMI_COLUMNS, title="Calendly token")
+    sink.record(identity, WHOAMI_COLUMNS, title="Calendly token")
 
 
 @app.command("sync")
@@ -238,11 +238,14 @@ def _run(
         pages, items = pages + 1, items + count
         progress.update(f"{job.what}: fetched {pages} page{'s' if pages != 1 else ''} ({items:,} items)…")
 
+    with app_state.plain_reading():  # at head, else exit 5 before the lock (without importing SQLAlchemy)
+        pass
     try:
         outcome = run_calendly_job(
             job,
-            engine=app_state.engine(),
+            database_url=settings.database_url,
             transaction=lambda dry: app_state.transaction(dry_run=dry),
+            reading=app_state.reading,
             open_client=lambda: app_state.calendly_client(on_page=page_fetched),
             scope=lambda client: resolve_scope(
                 client,
@@ -734,9 +737,13 @@ def _retry_parked_quietly(app_state: AppState, sink: OutputSink) -> None:
     warning (the deliveries stay parked for the next try), never the run's exit code.
     """
     from bapp_cli.errors import BappError
-    from bapp_cli.services.webhook_inbox import retry_pending
 
     try:
+        with app_state.plain_reading() as database:  # most runs find none: the retry's modules stay unimported
+            if database.one("SELECT 1 FROM webhook_deliveries WHERE status = 'pending' LIMIT 1") is None:
+                return
+        from bapp_cli.services.webhook_inbox import retry_pending
+
         with app_state.transaction() as session:
             results = retry_pending(session, now=utc_now(), pathway_question=_pathway_question(app_state))
     except BappError as exc:

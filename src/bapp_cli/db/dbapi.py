@@ -134,7 +134,7 @@ def _fetched(cursor: Any) -> Iterator[tuple[Any, ...]]:
 def connect(url: str, *, connect_timeout: int = 10) -> Database:
     """A read connection to the database at `url` (a URL the settings have checked), at the head revision."""
     if url.startswith("postgresql"):
-        database = _connect_postgresql(url, connect_timeout)
+        database = connect_postgresql(url, connect_timeout)
     else:
         path = sqlite_file(url)
         if path is None:
@@ -159,7 +159,7 @@ def connect(url: str, *, connect_timeout: int = 10) -> Database:
     return database
 
 
-def _connect_postgresql(url: str, connect_timeout: int) -> Database:
+def connect_postgresql(url: str, connect_timeout: int = 10) -> Database:
     try:
         import psycopg
     except ImportError:

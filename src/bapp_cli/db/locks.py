@@ -16,12 +16,14 @@ import fcntl
 import hashlib
 import time
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
-from sqlalchemy import Engine, text
-from sqlalchemy.orm import Session
-
-from bapp_cli.db.dbapi import sqlite_file
+from bapp_cli.db import dbapi
 from bapp_cli.errors import Busy, DatabaseNotReady
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+    from sqlalchemy.orm import Session
 
 POLL_SECONDS = 0.1
 
@@ -33,25 +35,33 @@ def lock_id(name: str) -> int:
 
 
 @contextlib.contextmanager
-def named_lock(engine: Engine, name: str, *, wait_seconds: float = 0.0, what: str = "operation") -> Iterator[None]:
-    """Hold lock `name` or raise Busy (exit 75) after `wait_seconds`."""
+def named_lock(
+    database: Engine | str, name: str, *, wait_seconds: float = 0.0, what: str = "operation"
+) -> Iterator[None]:
+    """Hold lock `name` of the database (an engine or its URL) or raise Busy (exit 75) after `wait_seconds`.
+
+    Taken without SQLAlchemy (a plain psycopg connection, or a file), so that a Calendly sync can take it
+    and send its first request before it imports the apply side (P2)."""
+    url = database if isinstance(database, str) else database.url.render_as_string(hide_password=False)
     deadline = time.monotonic() + max(wait_seconds, 0.0)
-    if engine.dialect.name == "postgresql":
-        with engine.connect() as connection:
-            key = lock_id(name)
-            while not connection.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar():
-                connection.rollback()
+
+    def refuse() -> Busy:
+        return Busy(f"another {what} is running", hint="try later, or pass --wait SECONDS")
+
+    if url.startswith("postgresql"):
+        connection = dbapi.connect_postgresql(url)
+        try:
+            while not next(connection.rows("SELECT pg_try_advisory_lock(:k)", {"k": lock_id(name)}))[0]:
+                connection.connection.rollback()
                 if time.monotonic() >= deadline:
-                    raise Busy(f"another {what} is running", hint="try later, or pass --wait SECONDS")
+                    raise refuse()
                 time.sleep(POLL_SECONDS)
-            connection.commit()
-            try:
-                yield
-            finally:
-                connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
-                connection.commit()
+            connection.connection.rollback()  # a session-level lock outlives the transaction it was taken in
+            yield
+        finally:
+            connection.close()  # ending the session releases its advisory lock
         return
-    path = sqlite_file(engine.url.render_as_string(hide_password=False))
+    path = dbapi.sqlite_file(url)
     if path is None:  # in-memory SQLite: one process only
         yield
         return
@@ -71,7 +81,7 @@ def named_lock(engine: Engine, name: str, *, wait_seconds: float = 0.0, what: st
                 break
             except BlockingIOError:
                 if time.monotonic() >= deadline:
-                    raise Busy(f"another {what} is running", hint="try later, or pass --wait SECONDS") from None
+                    raise refuse() from None
                 time.sleep(POLL_SECONDS)
         try:
             yield
@@ -83,5 +93,7 @@ def lock_keys(session: Session, *names: str) -> None:
     """Serialise transactions that touch the same keys (sorted, so two callers cannot deadlock)."""
     if session.get_bind().dialect.name != "postgresql":
         return
+    from sqlalchemy import text
+
     for key in sorted({lock_id(name) for name in names}):
         session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})

@@ -3,9 +3,12 @@
 A run, :func:`run_calendly_job`:
 
 1. takes the job's named lock (a second run exits 75 at once, or waits up to ``--wait``); the lock comes
-   before any request, so a run refused as busy never reached Calendly and leaves no record;
+   before any request, so a run refused as busy never reached Calendly and leaves no record. It needs
+   no SQLAlchemy (db.locks), so the first request goes out before the apply side is imported;
 2. fetches the whole listing — unless a saved one was given — preparing each page (checks, values that
    need no database) while the client already fetches the next, so that work hides behind the network;
+   meanwhile the job's ``survey`` runs on a thread in a read transaction (the imports, and for a sync the
+   catalogue its pages are planned against as they arrive);
 3. applies the listing in the command's one write transaction, opened only once every page has arrived
    (a failed fetch changes nothing, and other writers are not held up by a slow API);
 4. on any failure, fetch or apply, records the failed run in a small transaction of its own and hands the
@@ -30,21 +33,19 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from bapp_cli.errors import BappError, InvalidInput
 
 if TYPE_CHECKING:
     from pydantic import ValidationError
-    from sqlalchemy import Engine
     from sqlalchemy.orm import Session
 
-    from bapp_cli.calendly.client import CalendlyClient
+    from bapp_cli.calendly.client import CalendlyClient, ListingPage
 
 SOURCES = ("api", "file")
 
 Item = TypeVar("Item")
-Item_co = TypeVar("Item_co", covariant=True)
 Prepared = TypeVar("Prepared")
 Report = TypeVar("Report", bound="RunReport")
 
@@ -187,25 +188,6 @@ def invalid_listing(name: str, details: Sequence[dict[str, Any]]) -> InvalidInpu
 # -- the run -----------------------------------------------------------------------------------------
 
 
-class FetchedPage(Protocol[Item_co]):
-    """One page of a listing (the client's ``ListingPage``); ``restarted``: the listing began again from
-    page one (a stale page token), so what earlier pages gave is dropped."""
-
-    @property
-    def items(self) -> Sequence[Item_co]: ...
-
-    @property
-    def restarted(self) -> bool: ...
-
-
-@dataclass(frozen=True)
-class WholeListing(Generic[Item]):
-    """A listing fetched in one piece (a bookings pull walks events, then each event's invitees)."""
-
-    items: Sequence[Item]
-    restarted: bool = False
-
-
 @dataclass(frozen=True)
 class RunOutcome(Generic[Report]):
     """How a run ended: its report, or the error to report and the failed run's summary (None when no
@@ -224,20 +206,23 @@ class CalendlyJob(Generic[Item, Prepared, Report]):
     lock: str
     what: str  # "Calendly sync": the busy message names it
     # pages of the listing for a resolved scope
-    fetch: Callable[[CalendlyClient, SyncScope], Iterable[FetchedPage[Item]]]
+    fetch: Callable[[CalendlyClient, SyncScope], Iterable[ListingPage[Item]]]
     # a page's database-free preparation (while the client fetches the next page)
     prepare: Callable[[Sequence[Item], str], list[Prepared]]
     # the whole prepared listing into the open transaction: (session, listing, source, started_at)
     apply: Callable[[Session, list[Prepared], str, dt.datetime], Report]
     # the failed run's summary of this kind
     failed_report: Callable[..., RunReport]
+    # what needs the database but not the listing, read while the listing is fetched (on another thread)
+    survey: Callable[[Session], None] = lambda session: None
 
 
 def run_calendly_job(
     job: CalendlyJob[Item, Prepared, Report],
     *,
-    engine: Engine,
+    database_url: str,
     transaction: Callable[[bool], AbstractContextManager[Session]],
+    reading: Callable[[], AbstractContextManager[Session]],
     open_client: Callable[[], AbstractContextManager[CalendlyClient]],
     scope: Callable[[CalendlyClient], SyncScope],
     listing: Sequence[Item] | None,
@@ -249,18 +234,33 @@ def run_calendly_job(
 ) -> RunOutcome[Report]:
     """Run ``job`` as the module docstring says; ``listing`` is a saved one (``--from-file``), else the
     listing is fetched for ``scope(client)``. ``transaction(dry_run)`` opens the command's unit of work,
-    ``scrub`` removes secrets from a failure's message."""
+    ``reading()`` a read transaction, ``scrub`` removes secrets from a failure's message."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from bapp_cli.db.locks import named_lock
 
+    def survey() -> None:
+        with reading() as session:
+            job.survey(session)
+
     source = "file" if listing is not None else "api"
-    with _cyclic_gc_paused(), named_lock(engine, job.lock, wait_seconds=wait, what=job.what):
+    with _cyclic_gc_paused(), named_lock(database_url, job.lock, wait_seconds=wait, what=job.what):
         started_at = clock()
         fetched = 0
         try:
-            if listing is None:
-                prepared = _fetch_and_prepare(job, open_client, scope, source)
-            else:
-                prepared = job.prepare(listing, source)
+            # leaving the with waits for the survey, so a failed fetch is recorded with no read still open
+            with ThreadPoolExecutor(1, thread_name_prefix="calendly-survey") as pool:
+                surveyed = pool.submit(survey)
+                prepared = job.prepare(listing, source) if listing is not None else []
+                if listing is None:
+                    # each page prepared as it arrives, while the client already fetches the next one (see
+                    # ``CalendlyClient._pass``), so preparing hides behind the network's latency
+                    with open_client() as client:
+                        for page in job.fetch(client, scope(client)):
+                            if page.restarted:  # the listing began again from page one (a stale page token)
+                                prepared.clear()
+                            prepared.extend(job.prepare(page.items, source))
+                surveyed.result()
             fetched = len(prepared)
             on_apply(fetched)
             with transaction(dry_run) as session:
@@ -304,23 +304,6 @@ def _cyclic_gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _fetch_and_prepare(
-    job: CalendlyJob[Item, Prepared, Report],
-    open_client: Callable[[], AbstractContextManager[CalendlyClient]],
-    scope: Callable[[CalendlyClient], SyncScope],
-    source: str,
-) -> list[Prepared]:
-    """The whole listing, each page prepared as it arrives — while the client already fetches the next
-    one (see ``CalendlyClient._pass``), so preparing hides behind the network's latency."""
-    prepared: list[Prepared] = []
-    with open_client() as client:
-        for page in job.fetch(client, scope(client)):
-            if page.restarted:
-                prepared.clear()
-            prepared.extend(job.prepare(page.items, source))
-    return prepared
-
-
 # -- the two jobs ------------------------------------------------------------------------------------
 
 SYNC_LOCK = "calendly-sync"
@@ -335,10 +318,18 @@ def event_type_sync_job(
     allow_empty: bool,
     reclassify: bool,
 ) -> CalendlyJob[Any, Any, Any]:
-    """``calendly sync``: every page of the scope's event types, staged page by page, applied whole."""
+    """``calendly sync``: every page of the scope's event types, staged and planned page by page (against
+    the catalogue the survey read), applied whole; the plan is written if the catalogue is unchanged by then."""
     from bapp_cli.services import sync
 
-    def fetch(client: CalendlyClient, scope: SyncScope) -> Iterable[FetchedPage[Any]]:
+    plan = sync.SyncPlan(rules, reclassify=reclassify)
+
+    def prepare(items: Sequence[Any], source: str) -> list[dict[str, Any]]:
+        staged = sync.stage_event_types(items, source)
+        plan.add(staged)
+        return staged
+
+    def fetch(client: CalendlyClient, scope: SyncScope) -> Iterable[ListingPage[Any]]:
         return client.iter_event_type_pages(user=scope.user, organization=scope.organization)
 
     def apply(session: Session, listing: list[Any], source: str, started_at: dt.datetime) -> Any:
@@ -352,6 +343,7 @@ def event_type_sync_job(
             dry_run=dry_run,
             allow_empty=allow_empty,
             reclassify=reclassify,
+            plan=plan,
         )
 
     return CalendlyJob(
@@ -359,9 +351,10 @@ def event_type_sync_job(
         lock=SYNC_LOCK,
         what="Calendly sync",
         fetch=fetch,
-        prepare=sync.stage_event_types,
+        prepare=prepare,
         apply=apply,
         failed_report=sync.SyncReport,
+        survey=plan.read,
     )
 
 
@@ -375,11 +368,13 @@ def bookings_pull_job(
 ) -> CalendlyJob[Any, Any, Any]:
     """``calendly pull-bookings``: the window's scheduled events and their invitees, applied whole; every
     invitee the pull cannot apply is parked in the webhook inbox in the same transaction (never dropped)."""
+    from bapp_cli.calendly.client import ListingPage
     from bapp_cli.services import calendly_bookings as bookings
     from bapp_cli.services.webhook_inbox import park_pulled
 
-    def fetch(client: CalendlyClient, scope: SyncScope) -> Iterable[FetchedPage[Any]]:
-        return [WholeListing(bookings.fetch_booked_invitees(client, scope, since=since, until=until))]
+    def fetch(client: CalendlyClient, scope: SyncScope) -> Iterable[ListingPage[Any]]:
+        # walked in one piece: the window's events, then each event's invitees
+        return [ListingPage(1, bookings.fetch_booked_invitees(client, scope, since=since, until=until))]
 
     def apply(session: Session, listing: list[Any], source: str, started_at: dt.datetime) -> Any:
         report = bookings.pull_bookings(

@@ -1,8 +1,9 @@
 """Calendly event-type sync: classify, apply a whole listing in one transaction.
 
 The listing is fetched completely before anything is written (the run itself — lock, fetch, run records —
-is :mod:`bapp_cli.services.calendly_runs`); :func:`sync_event_types` then applies it inside the caller's one
-transaction:
+is :mod:`bapp_cli.services.calendly_runs`). Meanwhile each page is planned (:class:`SyncPlan`) against the
+catalogue read as the first page was fetched; :func:`sync_event_types` then applies the listing inside the
+caller's one transaction, writing that plan only if the catalogue it reads there is still the same:
 
 * matched on the event-type URI; new types are created and classified (config rules, else the built-in
   defaults: free words → free, a pathway's name or slug → pathway, else specialized); known ones get
@@ -16,6 +17,7 @@ transaction:
 from __future__ import annotations
 
 import datetime as dt
+import operator
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -24,14 +26,9 @@ from operator import itemgetter
 from typing import TYPE_CHECKING, Any, cast
 
 from pydantic import TypeAdapter, ValidationError
-from sqlalchemy import Row, Table, delete, select, update
-from sqlalchemy.orm import Session
 
 from bapp_cli.calendly.models import EventType, ListedEventType
-from bapp_cli.db import bulk
-from bapp_cli.db.audit import record_audit
-from bapp_cli.db.batches import BATCH_SIZE, batches
-from bapp_cli.db.models import Pathway, SessionType, SessionTypePathway
+from bapp_cli.db.domains import SESSION_CATEGORIES, SESSION_KINDS
 from bapp_cli.errors import BappError, ConfigError, Conflict, InvalidInput, RemoteError
 from bapp_cli.services.calendly_runs import (
     SOURCES,
@@ -41,16 +38,10 @@ from bapp_cli.services.calendly_runs import (
     listing_pages,
     record_run,
 )
-from bapp_cli.services.people import builder_ids_by_calendly_uri
-from bapp_cli.services.session_types import (
-    CATEGORY_ORDER,
-    SlugBook,
-    default_requires_auth,
-    parse_currency,
-    parse_price,
-)
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
     from bapp_cli.calendly.client import CalendlyClient
 
 SYNC_COLUMNS = (
@@ -91,7 +82,6 @@ CLASSIFIED_FIELDS = ("category", "requires_auth", "price", "currency")
 # Column sizes of SessionType: a value that does not fit is an invalid listing, reported with its field,
 # rather than a database error halfway through the apply.
 _MAX_LENGTHS = {"uri": 500, "name": 300, "slug": 200, "color": 7, "scheduling_url": 500, "profile.owner": 500}
-_KINDS = ("solo", "group")
 # The built-in "free" words for names or slugs (slugs use hyphens between words).
 _FREE_WORDS = re.compile(r"\b(?:free|getting[\s_-]+started|intro|discovery|back[\s_-]+to[\s_-]+work)", re.IGNORECASE)
 _RULE_KEYS = frozenset({"pattern", "field", "category", "requires_auth", "pathways", "price", "currency"})
@@ -110,7 +100,7 @@ class ClassificationRule:
     pattern: re.Pattern[str]
     fields: tuple[str, ...]
     category: str
-    requires_auth: bool | None = None
+    requires_auth: bool
     pathways: tuple[str, ...] = ()
     price: Decimal | None = None
     currency: str | None = None
@@ -120,8 +110,7 @@ class ClassificationRule:
         return f"calendly.rules[{self.number}]"
 
     def matches(self, name: str, slug: str) -> bool:
-        values = {"name": name, "slug": slug}
-        return any(self.pattern.search(values[part]) for part in self.fields)
+        return any(self.pattern.search(name if part == "name" else slug) for part in self.fields)
 
 
 @dataclass(frozen=True)
@@ -144,6 +133,10 @@ class Classification:
 
 def parse_rules(raw: Sequence[Any]) -> list[ClassificationRule]:
     """Validate the config's rules up front, so a typo fails the run before anything is fetched (exit 4)."""
+    if not raw:
+        return []  # nothing to check: the catalogue's modules (SQLAlchemy) load while the first page is fetched
+    from bapp_cli.services.session_types import default_requires_auth, parse_currency, parse_price
+
     rules: list[ClassificationRule] = []
     for number, entry in enumerate(raw, start=1):
         label = f"calendly.rules[{number}]"
@@ -165,8 +158,9 @@ def parse_rules(raw: Sequence[Any]) -> list[ClassificationRule]:
         if field_name not in _RULE_FIELDS:
             raise ConfigError(f"{label}: field must be one of name, slug, any (not {field_name!r})")
         category = entry.get("category")
-        if not isinstance(category, str) or category.strip().lower() not in CATEGORY_ORDER:
-            raise ConfigError(f"{label}: category must be one of {', '.join(CATEGORY_ORDER)} (not {category!r})")
+        if not isinstance(category, str) or category.strip().lower() not in SESSION_CATEGORIES:
+            raise ConfigError(f"{label}: category must be one of {', '.join(SESSION_CATEGORIES)} (not {category!r})")
+        category = category.strip().lower()
         requires_auth = entry.get("requires_auth")
         if requires_auth is not None and not isinstance(requires_auth, bool):
             raise ConfigError(f"{label}: requires_auth must be true or false")
@@ -187,8 +181,8 @@ def parse_rules(raw: Sequence[Any]) -> list[ClassificationRule]:
                 number=number,
                 pattern=pattern,
                 fields=_RULE_FIELDS[field_name],
-                category=category.strip().lower(),
-                requires_auth=requires_auth,
+                category=category,
+                requires_auth=default_requires_auth(category) if requires_auth is None else requires_auth,
                 pathways=tuple(dict.fromkeys(item.strip().lower() for item in pathways)),
                 price=price,
                 currency=currency,
@@ -230,9 +224,7 @@ class Classifier:
                     linked = self._detect_pathways(name, slug)
                 return Classification(
                     category=rule.category,
-                    requires_auth=default_requires_auth(rule.category)
-                    if rule.requires_auth is None
-                    else rule.requires_auth,
+                    requires_auth=rule.requires_auth,
                     pathways=linked,
                     price=rule.price,
                     currency=rule.currency,
@@ -246,30 +238,13 @@ class Classifier:
         return Classification("specialized", True, ())
 
 
-def load_classifier(session: Session, rules: Sequence[ClassificationRule]) -> Classifier:
-    rows = session.execute(select(Pathway.slug, Pathway.name, Pathway.archived)).all()
-    return Classifier(rules, {slug: (name, archived) for slug, name, archived in rows})
-
-
 # -- listings --------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class CalendlyIdentity:
-    """Who the token belongs to (``bapp calendly whoami``)."""
-
-    uri: str
-    name: str
-    email: str
-    organization: str
-
-    def as_record(self) -> dict[str, Any]:
-        return {"uri": self.uri, "name": self.name, "email": self.email, "organization": self.organization}
-
-
-def whoami(client: CalendlyClient) -> CalendlyIdentity:
+def whoami(client: CalendlyClient) -> dict[str, str]:
+    """Who the token belongs to (``bapp calendly whoami``), under WHOAMI_COLUMNS."""
     user = client.get_current_user()
-    return CalendlyIdentity(user.uri, user.name, user.email, user.current_organization)
+    return {"uri": user.uri, "name": user.name, "email": user.email, "organization": user.current_organization}
 
 
 def parse_listing(content: bytes | str, *, name: str) -> list[ListedEventType]:
@@ -337,13 +312,6 @@ class SyncReport(RunReport):
 # -- the apply -------------------------------------------------------------------------------------
 
 
-_EXISTING_COLUMNS = (
-    SessionType.id,
-    SessionType.calendly_uri,
-    SessionType.present_in_last_sync,
-    *(getattr(SessionType, name) for name in OWNED_FIELDS),
-    *(getattr(SessionType, name) for name in CLASSIFIED_FIELDS),
-)
 # a question as stored: Calendly's shape, in its order, with the models' defaults filled in
 _QUESTION_DEFAULTS: dict[str, Any] = {
     "name": None,
@@ -371,8 +339,8 @@ def stage_event_types(items: Iterable[ListedEventType | EventType], source: str)
         fields |= {"scheduling_url": item.get("scheduling_url"), "profile.owner": owner}
         if not uri.strip():
             problem: str | None = "uri: must not be empty"
-        elif kind not in _KINDS:
-            problem = f"kind: {kind!r} is not one of {', '.join(_KINDS)}"
+        elif kind not in SESSION_KINDS:
+            problem = f"kind: {kind!r} is not one of {', '.join(SESSION_KINDS)}"
         else:
             too_long = [name for name, value in fields.items() if value is not None and len(value) > _MAX_LENGTHS[name]]
             problem = f"{too_long[0]}: longer than {_MAX_LENGTHS[too_long[0]]} characters" if too_long else None
@@ -408,6 +376,157 @@ def stage_event_types(items: Iterable[ListedEventType | EventType], source: str)
     return staged
 
 
+@dataclass(frozen=True)
+class Catalogue:
+    """What a sync plans against, read in one transaction; two readings compare equal when nothing a plan
+    depends on changed in between."""
+
+    types: tuple[Any, ...]  # every session type: id, calendly_uri, present_in_last_sync, owned, classified fields
+    builders: dict[str, int]  # builder user ids by Calendly user URI
+    pathways: tuple[tuple[str, int, str, bool], ...]  # slug, id, name, archived
+    links: frozenset[tuple[int, str]]  # (session type id, pathway slug), read only for --reclassify
+
+    @classmethod
+    def read(cls, session: Session, *, reclassify: bool) -> Catalogue:
+        from sqlalchemy import select
+
+        from bapp_cli.db.models import Pathway, SessionType, SessionTypePathway
+        from bapp_cli.services.people import builder_ids_by_calendly_uri
+
+        columns = ("id", "calendly_uri", "present_in_last_sync", *OWNED_FIELDS, *CLASSIFIED_FIELDS)
+        links = select(SessionTypePathway.session_type_id, Pathway.slug).join(
+            Pathway, Pathway.id == SessionTypePathway.pathway_id
+        )
+        return cls(
+            types=tuple(session.execute(select(*(getattr(SessionType, name) for name in columns)))),
+            builders=builder_ids_by_calendly_uri(session),
+            pathways=tuple(session.execute(select(Pathway.slug, Pathway.id, Pathway.name, Pathway.archived))),
+            links=frozenset(session.execute(links)) if reclassify else frozenset(),
+        )
+
+
+class SyncPlan:
+    """The changes a listing makes to the catalogue, planned page by page as the pages arrive: pages given
+    before the catalogue is read (:meth:`read`, on the survey thread) wait for it.
+
+    A type listed twice (pages shifting under the cursor) makes the plan stale: the later copy wins, so the
+    listing is planned again whole (:meth:`covers` says whether a plan can be written as it is)."""
+
+    def __init__(self, rules: Sequence[ClassificationRule], *, reclassify: bool) -> None:
+        self.rules, self.reclassify = rules, reclassify
+        self.catalogue: Catalogue | None = None
+        self.given: list[dict[str, Any]] = []  # every staged type, in order; the first `planned` are planned
+        self.planned = 0
+        self.seen: set[str] = set()
+        self.inserts: list[dict[str, Any]] = []
+        self.new_links: dict[str, tuple[str, ...]] = {}
+        self.updates: list[dict[str, Any]] = []
+        self.relinks: dict[int, tuple[str, ...]] = {}
+        self.report = SyncReport(run_id=None, status="succeeded", dry_run=False, source="api")
+
+    def read(self, session: Session, catalogue: Catalogue | None = None) -> None:
+        from bapp_cli.services.session_types import SlugBook
+
+        catalogue = catalogue or Catalogue.read(session, reclassify=self.reclassify)
+        pathways = {slug: (name, archived) for slug, _, name, archived in catalogue.pathways}
+        self.classifier = Classifier(self.rules, pathways)
+        self.existing = {row.calendly_uri: row for row in catalogue.types if row.calendly_uri is not None}
+        self.slugs = SlugBook({row.slug: row.id for row in catalogue.types if row.slug is not None})
+        self.links: dict[int, set[str]] = {}
+        for type_id, slug in catalogue.links:
+            self.links.setdefault(type_id, set()).add(slug)
+        self.catalogue = catalogue  # last: from here on the pages are planned as they are given
+
+    def covers(self, listing: Sequence[dict[str, Any]], catalogue: Catalogue) -> bool:
+        """Whether this plan, once what waits is planned, is the one of ``listing`` against ``catalogue``."""
+        if catalogue != self.catalogue:
+            return False
+        self.add(())
+        return len(self.seen) == len(self.given) == len(listing) and all(map(operator.is_, self.given, listing))
+
+    def add(self, staged: Iterable[dict[str, Any]]) -> None:
+        self.given.extend(staged)
+        if self.catalogue is None:
+            return
+        report, builders = self.report, self.catalogue.builders
+        for listed in self.given[self.planned :]:
+            self.planned += 1
+            uri = listed["calendly_uri"]
+            if uri in self.seen:
+                continue  # a stale plan: covers() refuses it
+            self.seen.add(uri)
+            row = self.existing.get(uri)
+            # Team-owned types (/teams/…) and types without a profile have no builder.
+            builder_id = builders.get(listed["owner_uri"]) if listed["owner_uri"] else None
+            if row is None:
+                # Slugs are unique: a Calendly slug a local type already has gets a numbered one (issue 15 #6).
+                slug = self.slugs.claim(listed["slug"])
+                classification = self.classifier.classify(listed["title"], slug or "")
+                self.inserts.append(
+                    {
+                        **listed,
+                        "builder_id": builder_id,
+                        "slug": slug,
+                        "present_in_last_sync": True,
+                        "category": classification.category,
+                        "requires_auth": classification.requires_auth,
+                        # A new type's display order starts at its Calendly position.
+                        "display_order": listed["calendly_position"] or 0,
+                        "price": classification.price if classification.price is not None else Decimal("0.00"),
+                        "currency": classification.currency or "GBP",
+                        "enabled": True,
+                    }
+                )
+                if classification.pathways:
+                    self.new_links[uri] = classification.pathways
+                report.created += 1
+                note = classification.describe()
+                if listed["slug"] and slug != listed["slug"]:
+                    note = f"{note}; slug {slug} ({listed['slug']} is taken)"
+                report.changes.append(SyncChange("create", uri, listed["title"], note=note))
+                continue
+            slug = self.slugs.claim(listed["slug"], current=row.slug, holder=row.id)
+            desired = {**listed, "builder_id": builder_id, "slug": slug}
+            changed = [name for name in OWNED_FIELDS if getattr(row, name) != desired[name]]
+            values = {name: desired[name] for name in changed}
+            curated_changed: list[str] = []
+            if self.reclassify:
+                curated_changed = self._reclassify(row, desired, values)
+            returning = not row.present_in_last_sync
+            if not values and not returning and row.id not in self.relinks:
+                report.unchanged += 1
+                continue
+            self.updates.append({"id": row.id, **values, "present_in_last_sync": True})
+            fields = tuple(changed) + tuple(curated_changed)
+            if returning:
+                report.reactivated += 1
+                report.changes.append(
+                    SyncChange("reactivate", uri, desired["title"], fields, note="back in the listing")
+                )
+            else:
+                report.updated += 1
+                report.changes.append(SyncChange("update", uri, desired["title"], fields))
+
+    def _reclassify(self, row: Any, desired: Mapping[str, Any], values: dict[str, Any]) -> list[str]:
+        """The curated fields (and pathway links) --reclassify changes on a known type, described."""
+        classification = self.classifier.classify(desired["title"], desired["slug"] or "")
+        wanted: dict[str, Any] = {"category": classification.category, "requires_auth": classification.requires_auth}
+        if classification.price is not None:
+            wanted["price"] = classification.price
+        if classification.currency is not None:
+            wanted["currency"] = classification.currency
+        described = []
+        for name, value in wanted.items():
+            if getattr(row, name) != value:
+                described.append(f"{name} {getattr(row, name)}→{value}")
+                values[name] = value
+        current = self.links.get(row.id, set())
+        if current != set(classification.pathways):
+            described.append(f"pathways {'+'.join(sorted(current)) or '-'}→{'+'.join(classification.pathways) or '-'}")
+            self.relinks[row.id] = classification.pathways
+        return described
+
+
 def sync_event_types(
     session: Session,
     listing: Sequence[EventType] | Sequence[dict[str, Any]],
@@ -420,33 +539,33 @@ def sync_event_types(
     allow_empty: bool = False,
     reclassify: bool = False,
     partial: bool = False,
+    plan: SyncPlan | None = None,
 ) -> SyncReport:
     """Apply a complete listing in the caller's transaction and (unless ``dry_run``) record the run.
 
     ``partial``: the listing is a few types fetched one by one (a webhook for a type not synced yet),
     not the scope's whole catalogue — nothing is deactivated for being absent and no run is recorded
-    (the changes are audited).
+    (the changes are audited). ``plan``: the listing's plan made while it was fetched, against a catalogue
+    read before this transaction; it is written only if the catalogue read now is the same, else the
+    listing is planned again.
 
     Raises Conflict (exit 8) for an empty listing while synced types exist, unless ``allow_empty``; an
     item that cannot be stored raises as :func:`stage_event_types` says. The listing may come staged by it.
     """
     if source not in SOURCES:
         raise ValueError(f"unknown sync source {source!r}")
-    now = clock()
-    report = SyncReport(run_id=None, status="succeeded", dry_run=dry_run, source=source, fetched=len(listing))
-    by_uri: dict[str, dict[str, Any]] = {}
-    for entry in listing:
-        staged = stage_event_types([entry], source)[0] if isinstance(entry, EventType) else entry
-        # a type listed twice (pages shifting under the cursor): the later copy wins
-        by_uri[staged["calendly_uri"]] = staged
-    report.skipped = len(listing) - len(by_uri)
-
-    existing: dict[str, Row[Any]] = {
-        row.calendly_uri: row
-        for row in session.execute(select(*_EXISTING_COLUMNS).where(SessionType.calendly_uri.is_not(None)))
-    }
-    if not by_uri and not allow_empty and not partial:
-        still_listed = sum(1 for row in existing.values() if row.present_in_last_sync)
+    staged = [stage_event_types([entry], source)[0] if isinstance(entry, EventType) else entry for entry in listing]
+    catalogue = Catalogue.read(session, reclassify=reclassify)
+    if plan is None or not plan.covers(staged, catalogue):
+        plan = SyncPlan(rules, reclassify=reclassify)
+        plan.read(session, catalogue)
+        # a type listed twice (pages shifting under the cursor): the later copy wins, in the first one's place
+        plan.add({entry["calendly_uri"]: entry for entry in staged}.values())
+    report = plan.report
+    report.dry_run, report.source, report.fetched = dry_run, source, len(listing)
+    report.skipped = len(listing) - len(plan.seen)
+    if not plan.seen and not allow_empty and not partial:
+        still_listed = sum(1 for row in plan.existing.values() if row.present_in_last_sync)
         if still_listed:
             raise Conflict(
                 f"the Calendly listing is empty but {still_listed} synced session types are still listed; "
@@ -454,108 +573,19 @@ def sync_event_types(
                 hint="check the scope (--user/--organization); pass --allow-empty if every type really is gone",
                 code="empty_listing",
             )
-
-    builders = builder_ids_by_calendly_uri(session)
-    classifier = load_classifier(session, rules)
-    pathway_ids: dict[str, int] = {
-        slug: pathway_id for slug, pathway_id in session.execute(select(Pathway.slug, Pathway.id))
-    }
-
-    inserts: list[dict[str, Any]] = []
-    new_links: dict[str, tuple[str, ...]] = {}
-    updates: list[dict[str, Any]] = []
-    relinks: dict[int, tuple[str, ...]] = {}
-    current_links: dict[int, set[str]] = {}
-    if reclassify and existing:
-        for type_id, slug in session.execute(
-            select(SessionTypePathway.session_type_id, Pathway.slug).join(
-                Pathway, Pathway.id == SessionTypePathway.pathway_id
-            )
-        ):
-            current_links.setdefault(type_id, set()).add(slug)
-
-    slugs = SlugBook.load(session)
-    for uri, desired in by_uri.items():
-        listed_slug = desired["slug"]
-        # Team-owned types (/teams/…) and types without a profile have no builder.
-        desired["builder_id"] = builders.get(desired["owner_uri"]) if desired["owner_uri"] else None
-        row = existing.get(uri)
-        # Slugs are unique: a Calendly slug a local type already has gets a numbered one (issue 15 #6).
-        desired["slug"] = slugs.claim(
-            desired["slug"], current=row.slug if row is not None else None, holder=row.id if row is not None else None
-        )
-        if row is None:
-            classification = classifier.classify(desired["title"], desired["slug"] or "")
-            values = {
-                **desired,
-                "present_in_last_sync": True,
-                "last_synced_at": now,
-                "category": classification.category,
-                "requires_auth": classification.requires_auth,
-                # A new type's display order starts at its Calendly position.
-                "display_order": desired["calendly_position"] if desired["calendly_position"] is not None else 0,
-                "price": classification.price if classification.price is not None else Decimal("0.00"),
-                "currency": classification.currency or "GBP",
-                "enabled": True,
-                "created_at": now,
-                "updated_at": now,
-            }
-            inserts.append(values)
-            if classification.pathways:
-                new_links[uri] = classification.pathways
-            report.created += 1
-            note = classification.describe()
-            if listed_slug and desired["slug"] != listed_slug:
-                note = f"{note}; slug {desired['slug']} ({listed_slug} is taken)"
-            report.changes.append(SyncChange("create", uri, desired["title"], note=note))
-            continue
-        changed = [name for name in OWNED_FIELDS if getattr(row, name) != desired[name]]
-        values = {name: desired[name] for name in changed}
-        curated_changed: list[str] = []
-        if reclassify:
-            classification = classifier.classify(desired["title"], desired["slug"] or "")
-            wanted: dict[str, Any] = {
-                "category": classification.category,
-                "requires_auth": classification.requires_auth,
-            }
-            if classification.price is not None:
-                wanted["price"] = classification.price
-            if classification.currency is not None:
-                wanted["currency"] = classification.currency
-            for name, value in wanted.items():
-                if getattr(row, name) != value:
-                    curated_changed.append(f"{name} {getattr(row, name)}→{value}")
-                    values[name] = value
-            if current_links.get(row.id, set()) != set(classification.pathways):
-                curated_changed.append(
-                    f"pathways {'+'.join(sorted(current_links.get(row.id, set()))) or '-'}"
-                    f"→{'+'.join(classification.pathways) or '-'}"
-                )
-                relinks[row.id] = classification.pathways
-        returning = not row.present_in_last_sync
-        if not values and not returning and row.id not in relinks:
-            report.unchanged += 1
-            continue
-        updates.append({"id": row.id, **values, "present_in_last_sync": True, "last_synced_at": now, "updated_at": now})
-        fields = tuple(changed) + tuple(curated_changed)
-        if returning:
-            report.reactivated += 1
-            report.changes.append(SyncChange("reactivate", uri, desired["title"], fields, note="back in the listing"))
-        else:
-            report.updated += 1
-            report.changes.append(SyncChange("update", uri, desired["title"], fields))
-
     vanished = (
-        [] if partial else [row for uri, row in existing.items() if uri not in by_uri and row.present_in_last_sync]
+        []
+        if partial
+        else [row for uri, row in plan.existing.items() if uri not in plan.seen and row.present_in_last_sync]
     )
     for row in vanished:
         report.deactivated += 1
         report.changes.append(SyncChange("deactivate", row.calendly_uri, row.title, note="gone from the listing"))
 
-    _write(session, inserts, new_links, updates, relinks, vanished, pathway_ids, now)
+    _write(session, plan, [row.id for row in vanished], now=clock())
 
-    if partial and report.rows_written:
-        record_audit(session, "calendly_sync", "fetched", {"changes": [change.describe() for change in report.changes]})
+    from bapp_cli.db.audit import record_audit
+
     if not dry_run and not partial:
         report.run_id = record_run(
             session,
@@ -566,70 +596,47 @@ def sync_event_types(
             deactivated=report.deactivated,
             reactivated=report.reactivated,
         )
-        if report.rows_written:
-            record_audit(
-                session,
-                "calendly_sync",
-                str(report.run_id),
-                {**report.as_record(), "changes": [change.describe() for change in report.changes]},
-            )
+    if report.rows_written and (partial or not dry_run):
+        changes = {"changes": [change.describe() for change in report.changes]}
+        key = "fetched" if partial else str(report.run_id)
+        record_audit(session, "calendly_sync", key, changes if partial else {**report.as_record(), **changes})
     return report
 
 
-def _write(
-    session: Session,
-    inserts: list[dict[str, Any]],
-    new_links: Mapping[str, tuple[str, ...]],
-    updates: list[dict[str, Any]],
-    relinks: Mapping[int, tuple[str, ...]],
-    vanished: Sequence[Row[Any]],
-    pathway_ids: Mapping[str, int],
-    now: dt.datetime,
-) -> None:
+def _write(session: Session, plan: SyncPlan, gone: Sequence[int], *, now: dt.datetime) -> None:
     """Bulk statements only: one executemany per kind of change, nothing for unchanged rows."""
-    links: list[dict[str, int]] = []
+    from sqlalchemy import Table, delete, select
+
+    from bapp_cli.db import bulk
+    from bapp_cli.db.batches import BATCH_SIZE, batches
+    from bapp_cli.db.models import SessionType, SessionTypePathway
+
+    assert plan.catalogue is not None
+    pathway_ids = {slug: pathway_id for slug, pathway_id, _, _ in plan.catalogue.pathways}
+    links: list[tuple[int, int]] = []
     table = cast(Table, SessionType.__table__)
-    if inserts:
+    if plan.inserts:
         # Thousands of rows on a first sync: the set-based path (db.bulk) rather than the ORM.
-        columns = list(inserts[0])
-        bulk.insert_rows(session, table, columns, list(map(itemgetter(*columns), inserts)))
-        if new_links:
-            created = (
-                session.execute(
-                    select(SessionType.id, SessionType.calendly_uri).where(
-                        SessionType.calendly_uri.in_(list(new_links))
-                    )
-                )
-                if len(new_links) <= BATCH_SIZE
-                else session.execute(select(SessionType.id, SessionType.calendly_uri))
-            )
-            for type_id, uri in created:
-                links.extend(
-                    {"session_type_id": type_id, "pathway_id": pathway_ids[slug]}
-                    for slug in new_links.get(uri or "", ())
-                )
-    bulk.update_rows(session, table, updates)  # one executemany per set of changed fields
-    if relinks:
-        ids = list(relinks)
-        for chunk in batches(ids):
-            session.execute(delete(SessionTypePathway).where(SessionTypePathway.session_type_id.in_(chunk)))
-        links.extend(
-            {"session_type_id": type_id, "pathway_id": pathway_ids[slug]}
-            for type_id, slugs in relinks.items()
-            for slug in slugs
-        )
-    if links:
+        columns = list(plan.inserts[0])
+        values = itemgetter(*columns)
         bulk.insert_rows(
             session,
-            cast(Table, SessionTypePathway.__table__),
-            ("session_type_id", "pathway_id"),
-            [(link["session_type_id"], link["pathway_id"]) for link in links],
+            table,
+            [*columns, "last_synced_at", "created_at", "updated_at"],
+            [(*values(row), now, now, now) for row in plan.inserts],
         )
-    gone = [row.id for row in vanished]
-    for chunk in batches(gone):
-        session.execute(
-            update(SessionType)
-            .where(SessionType.id.in_(chunk))
-            .values(present_in_last_sync=False, last_synced_at=now, updated_at=now)
-            .execution_options(synchronize_session=False)
-        )
+        if plan.new_links:
+            created = select(SessionType.id, SessionType.calendly_uri)
+            if len(plan.new_links) <= BATCH_SIZE:
+                created = created.where(SessionType.calendly_uri.in_(list(plan.new_links)))
+            for type_id, uri in session.execute(created):
+                links.extend((type_id, pathway_ids[slug]) for slug in plan.new_links.get(uri or "", ()))
+    # one executemany per set of changed fields; a vanished type is marked not present
+    vanished = ({"id": type_id, "present_in_last_sync": False} for type_id in gone)
+    bulk.update_rows(
+        session, table, [{**row, "last_synced_at": now, "updated_at": now} for row in (*plan.updates, *vanished)]
+    )
+    for chunk in batches(list(plan.relinks)):
+        session.execute(delete(SessionTypePathway).where(SessionTypePathway.session_type_id.in_(chunk)))
+    links.extend((type_id, pathway_ids[slug]) for type_id, slugs in plan.relinks.items() for slug in slugs)
+    bulk.insert_rows(session, cast(Table, SessionTypePathway.__table__), ("session_type_id", "pathway_id"), links)
