@@ -49,8 +49,8 @@ def add(
 
     with changing(ctx) as (sink, session):
         client = add_client(session, email, name=name, company=company, industry=industry)
-    sink.record(client.as_record(), CLIENT_COLUMNS, title="Client added")
-    sink.info(f"Added client {client.email}.")
+    sink.record(client, CLIENT_COLUMNS, title="Client added")
+    sink.info(f"Added client {client['email']}.")
 
 
 @output_command(app, "list")
@@ -90,7 +90,7 @@ def list_command(
     with app_state.reading() as session:
         # streamed inside the read transaction: rows are written as they are fetched
         clients = iter_clients(session, pathway=pathway, status=status, builder=builder, page=page)
-        sink.records((client.as_record() for client in clients), CLIENT_COLUMNS, title="Clients")
+        sink.records(clients, CLIENT_COLUMNS, title="Clients")
 
 
 def _render_detail(detail: dict[str, Any], sink: OutputSink, console: Any) -> None:
@@ -172,12 +172,12 @@ def enroll(
     start_date = parse_day(start, timezone=app_state.timezone, field="start") if start is not None else None
     with app_state.transaction() as session:
         result = enroll_client(session, email, pathway, now=utc_now(), builder=builder, start_date=start_date)
-    sink.record(result.as_record(), (*ENROLMENT_COLUMNS, "enrolled"), title="Enrolment")
-    view = result.enrolment
-    if result.changed:
-        sink.info(f"Enrolled {view.client} in {view.pathway}.")
+    sink.record(result, (*ENROLMENT_COLUMNS, "enrolled"), title="Enrolment")
+    client, pathway = result["client"], result["pathway"]
+    if result["enrolled"]:
+        sink.info(f"Enrolled {client} in {pathway}.")
     else:
-        sink.info(f"{view.client} was already enrolled in {view.pathway} ({view.status}); nothing changed.")
+        sink.info(f"{client} was already enrolled in {pathway} ({result['status']}); nothing changed.")
 
 
 @output_command(app, "set-status")
@@ -198,9 +198,9 @@ def set_status(
 
     with changing(ctx) as (sink, session):
         result = set_client_status(session, email, pathway, status.strip().lower(), now=utc_now())
-    sink.record(result.as_record(), (*ENROLMENT_COLUMNS, "changed"), title="Enrolment")
-    view = result.enrolment
-    if result.changed:
-        sink.info(f"{view.client} is now {view.status} in {view.pathway}.")
+    sink.record(result, (*ENROLMENT_COLUMNS, "changed"), title="Enrolment")
+    client, pathway, status = result["client"], result["pathway"], result["status"]
+    if result["changed"]:
+        sink.info(f"{client} is now {status} in {pathway}.")
     else:
-        sink.info(f"{view.client} was already {view.status} in {view.pathway}; nothing changed.")
+        sink.info(f"{client} was already {status} in {pathway}; nothing changed.")

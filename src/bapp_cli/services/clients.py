@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import and_, exists, or_, select
@@ -33,47 +32,6 @@ from bapp_cli.services.plain_reads import CLIENT_COLUMNS as CLIENT_COLUMNS  # `c
 ENROLMENT_COLUMNS = ("client", "pathway", "status", "start_date", "completed_at", "builder")
 
 
-@dataclass(frozen=True)
-class ClientView:
-    email: str
-    name: str | None
-    company: str | None
-    industry: str | None
-    created_at: dt.datetime
-
-    def as_record(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in CLIENT_COLUMNS}
-
-
-@dataclass(frozen=True)
-class EnrolmentView:
-    client: str
-    pathway: str
-    status: str
-    start_date: dt.date
-    completed_at: dt.datetime | None
-    builder: str | None
-
-    def as_record(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in ENROLMENT_COLUMNS}
-
-
-@dataclass(frozen=True)
-class EnrolmentChange:
-    """The result of `clients enroll` / `clients set-status`: the enrolment and whether anything changed."""
-
-    enrolment: EnrolmentView
-    changed: bool
-    field_name: str
-
-    def as_record(self) -> dict[str, Any]:
-        return {**self.enrolment.as_record(), self.field_name: self.changed}
-
-
-def _view(user: User, profile: ClientProfile) -> ClientView:
-    return ClientView(user.email, user.name, profile.company, profile.industry, profile.created_at)
-
-
 def add_client(
     session: Session,
     email: str,
@@ -81,8 +39,9 @@ def add_client(
     name: str | None = None,
     company: str | None = None,
     industry: str | None = None,
-) -> ClientView:
-    """Create a client (and its user unless one exists, e.g. a builder who also books); a duplicate is a conflict."""
+) -> dict[str, Any]:
+    """Create a client (and its user unless one exists, e.g. a builder who also books); a duplicate is a conflict.
+    Returns its record (CLIENT_COLUMNS)."""
     normalised = normalise_email(email)
     name, company, industry = clean_text(name, "name"), clean_text(company, "company"), clean_text(industry, "industry")
     user = find_user(session, normalised)
@@ -91,7 +50,8 @@ def add_client(
         if has_profile is not None:
             raise Conflict(f"client {normalised!r} already exists", hint=f"see `bapp clients show {normalised}`")
     user, profile, _ = ensure_client(session, normalised, name=name, company=company, industry=industry)
-    return _view(user, profile)
+    values = (user.email, user.name, profile.company, profile.industry, profile.created_at)
+    return dict(zip(CLIENT_COLUMNS, values, strict=True))
 
 
 def iter_clients(
@@ -101,9 +61,10 @@ def iter_clients(
     status: str | None = None,
     builder: str | None = None,
     page: Page = ALL,
-) -> Iterator[ClientView]:
-    """Clients by e-mail, streamed. `pathway`/`status` filter on enrolments; `builder` keeps the clients that
-    builder coaches (enrolment) or has a booking with; `page.search` looks in e-mail, name, company, industry.
+) -> Iterator[dict[str, Any]]:
+    """Client records (CLIENT_COLUMNS) by e-mail, streamed. `pathway`/`status` filter on enrolments; `builder`
+    keeps the clients that builder coaches (enrolment) or has a booking with; `page.search` looks in e-mail,
+    name, company, industry.
 
     The filters are checked before the first row is read, so a bad one fails before any output.
     """
@@ -132,19 +93,17 @@ def iter_clients(
         booked = exists().where(Booking.client_id == User.id, Booking.builder_id == builder_user.id)
         query = query.where(or_(coached, booked))
     rows = session.execute(page.window(query).execution_options(yield_per=BATCH_SIZE))
-    return (ClientView(*row) for row in rows)
+    return (dict(zip(CLIENT_COLUMNS, row, strict=True)) for row in rows)
 
 
-def _enrolment_change(
-    session: Session, client: User, pathway: Pathway, enrolment: Enrolment, changed: bool, field_name: str
-) -> EnrolmentChange:
+def _enrolment_record(
+    session: Session, client: User, pathway: Pathway, enrolment: Enrolment, **changed: bool
+) -> dict[str, Any]:
+    """The enrolment's record (ENROLMENT_COLUMNS), then whether the command changed it (`enrolled`, `changed`)."""
     session.flush()
     coach = session.get(User, enrolment.builder_id) if enrolment.builder_id is not None else None
-    builder = coach.email if coach is not None else None
-    view = EnrolmentView(
-        client.email, pathway.slug, enrolment.status, enrolment.start_date, enrolment.completed_at, builder
-    )
-    return EnrolmentChange(view, changed, field_name)
+    values = (client.email, pathway.slug, enrolment.status, enrolment.start_date, enrolment.completed_at)
+    return {**dict(zip(ENROLMENT_COLUMNS, (*values, coach.email if coach else None), strict=True)), **changed}
 
 
 def enroll_client(
@@ -155,16 +114,16 @@ def enroll_client(
     now: dt.datetime,
     builder: str | None = None,
     start_date: dt.date | None = None,
-) -> EnrolmentChange:
+) -> dict[str, Any]:
     """Enrol a client in a pathway (idempotent: an existing enrolment is returned with `enrolled: false`)."""
     client, _ = get_client(session, email)
     target = get_pathway(session, pathway)
     coach = get_builder(session, builder)[0] if builder is not None else None
     enrolment, created = enrol(session, client, target, now=now, builder=coach, start_date=start_date)
-    return _enrolment_change(session, client, target, enrolment, created, "enrolled")
+    return _enrolment_record(session, client, target, enrolment, enrolled=created)
 
 
-def set_client_status(session: Session, email: str, pathway: str, status: str, *, now: dt.datetime) -> EnrolmentChange:
+def set_client_status(session: Session, email: str, pathway: str, status: str, *, now: dt.datetime) -> dict[str, Any]:
     """Move a client's enrolment to active, paused or completed."""
     client, _ = get_client(session, email)
     target = get_pathway(session, pathway)
@@ -176,4 +135,4 @@ def set_client_status(session: Session, email: str, pathway: str, status: str, *
             code="enrolment_not_found",
         )
     changed = set_enrolment_status(session, enrolment, status, now=now, label=f"{client.email}:{target.slug}")
-    return _enrolment_change(session, client, target, enrolment, changed, "changed")
+    return _enrolment_record(session, client, target, enrolment, changed=changed)
