@@ -784,14 +784,10 @@ def _subscription_owner(app_state: AppState, client: Any, scope: str) -> tuple[s
     return organization, user if scope == "user" else None
 
 
-def _subscription_record(subscription: Any, *, key_file: str | None = None, key: str | None = None) -> dict[str, Any]:
+def _subscription_record(subscription: Any, **extra: str | None) -> dict[str, Any]:
+    """A subscription's record, with the ``extra`` keys that have a value (the key file, the shown key)."""
     record = {name: getattr(subscription, name) for name in SUBSCRIPTION_COLUMNS}
-    record["events"] = list(subscription.events)
-    if key_file is not None:
-        record["signing_key_file"] = key_file
-    if key is not None:
-        record["signing_key"] = key
-    return record
+    return {**record, "events": list(subscription.events), **{k: v for k, v in extra.items() if v is not None}}
 
 
 def _signing_key_for_subscription(app_state: AppState, sink: OutputSink) -> tuple[str, str | None]:
@@ -906,7 +902,7 @@ def webhook_subscribe(
             sink.warning(f"{lost.message}; the subscription was created all the same")
             subscription = found[0]
     sink.record(
-        _subscription_record(subscription, key_file=key_file, key=key if show_signing_key else None),
+        _subscription_record(subscription, signing_key_file=key_file, signing_key=key if show_signing_key else None),
         title="Calendly webhook subscription",
     )
 

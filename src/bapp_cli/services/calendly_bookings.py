@@ -633,21 +633,19 @@ class InviteeApplier:
             session_type = self.session.get(SessionType, booking.session_type_id)
             assert session_type is not None  # a foreign key: the row exists
             fresh = self._remote_fields(item, session_type, warnings)
-            if booking.pathway_id is None:
-                answered = self._answered_pathway(invitee, warnings)
-                if answered is not None:
-                    fresh["pathway_id"] = answered.id
+            answered = self._answered_pathway(invitee, warnings) if booking.pathway_id is None else None
+            if answered is not None:
+                fresh["pathway_id"] = answered.id
             if self._paid(invitee) and booking.payment_status == "unpaid":
                 fresh["payment_status"] = "paid"
                 if booking.status == "pending":
                     fresh["status"] = "confirmed"
-            changes.update(apply_changes(booking, fresh))
-            if "pathway_id" in changes:
-                pathway = self.session.get(Pathway, booking.pathway_id)
+            changes = apply_changes(booking, fresh)
+            if answered is not None:  # an answer that now names a pathway enrols the client in it
                 client = self.session.get(User, booking.client_id)
                 builder = self.session.get(User, booking.builder_id) if booking.builder_id else None
-                if pathway is not None and client is not None:
-                    enrol(self.session, client, pathway, now=self.now, builder=builder)
+                if client is not None:
+                    enrol(self.session, client, answered, now=self.now, builder=builder)
         booking.remote_updated_at = invitee.updated_at
         if not changes:
             return InviteeOutcome("unchanged", invitee.uri, booking.reference, booking.status, warnings=tuple(warnings))

@@ -124,7 +124,7 @@ def receive_delivery(
         applied = apply_webhook(session, payload, now=now, pathway_question=pathway_question, dry_run=dry_run)
         if applied.outcome.action != "skipped":
             if known is not None and known.status == "pending":
-                _mark_applied(known, applied.outcome, now=now)
+                _settle(known, applied.outcome, now=now)
             return applied
         reason, warnings = applied.outcome.note or "could not be applied", applied.outcome.warnings
     else:
@@ -222,22 +222,22 @@ def retry_pending(
             results.append(Retried(delivery.id, delivery.event, InviteeOutcome("skipped", delivery.invitee_uri or "")))
             continue
         applied = apply_webhook(session, payload, now=now, pathway_question=pathway_question)
-        if applied.outcome.action == "skipped":
-            _count_failed_attempt(delivery, applied.outcome.note or "could not be applied", now=now)
-        else:
-            _mark_applied(delivery, applied.outcome, now=now)
+        _settle(delivery, applied.outcome, now=now)
         results.append(Retried(delivery.id, delivery.event, applied.outcome))
     session.flush()
     return results
 
 
-def _mark_applied(delivery: WebhookDelivery, outcome: InviteeOutcome, *, now: dt.datetime) -> None:
+def _settle(delivery: WebhookDelivery, outcome: InviteeOutcome, *, now: dt.datetime) -> None:
+    """Another attempt at a parked delivery: applied now (with what it did), or still waiting and why."""
+    if outcome.action == "skipped":
+        _count_failed_attempt(delivery, outcome.note or "could not be applied", now=now)
+        return
     delivery.status = "applied"
     delivery.applied_at = now
     delivery.last_attempt_at = now
     delivery.attempts += 1
-    summary = outcome.action + (f" {outcome.reference}" if outcome.reference else "")
-    delivery.outcome = summary[:200]
+    delivery.outcome = (outcome.action + (f" {outcome.reference}" if outcome.reference else ""))[:200]
 
 
 def list_deliveries(session: Session, *, pending_only: bool = False, page: Page = ALL) -> list[dict[str, Any]]:
