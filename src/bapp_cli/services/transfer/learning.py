@@ -463,9 +463,9 @@ class ProgressImporter(_PeopleImporter):
 
 def export_progress(session: Session) -> Iterator[dict[str, Any]]:
     client, validator, row = aliased(User), aliased(User), UserSkillProgress
-    dates = (row.status, row.started_at, row.completed_at, row.completion_method, validator.email, Pathway.slug)
+    stored = (row.status, row.started_at, row.completed_at, row.completion_method, validator.email, Pathway.slug)
     query = (
-        select(row.id, client.email, Skill.slug, *dates, row.notes, row.attempts, row.last_attempt_at, row.created_at)
+        select(row.id, client.email, Skill.slug, *stored, row.notes, row.attempts, row.last_attempt_at, row.created_at)
         .join(client, client.id == row.client_id)
         .join(Skill, Skill.id == row.skill_id)
         .outerjoin(validator, validator.id == row.validated_by_id)
