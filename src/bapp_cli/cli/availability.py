@@ -74,6 +74,4 @@ def available(
         availability = list_available_sessions(
             session, client_email=client, pathway=pathway, category=category, builder_email=builder
         )
-    sink.records(
-        availability.as_records(), AVAILABLE_COLUMNS, table=lambda console: _render(availability, sink, console)
-    )
+    sink.records(availability.sessions, AVAILABLE_COLUMNS, table=lambda console: _render(availability, sink, console))

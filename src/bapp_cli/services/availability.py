@@ -41,9 +41,6 @@ class Availability:
     client: str | None
     sessions: list[dict[str, Any]]
 
-    def as_records(self) -> list[dict[str, Any]]:
-        return list(self.sessions)
-
     def grouped(self) -> list[tuple[str, list[dict[str, Any]]]]:
         """(heading, records) per category in display order, empty categories left out."""
         return [
