@@ -86,7 +86,6 @@ _MAX_LENGTHS = {"uri": 500, "name": 300, "slug": 200, "color": 7, "scheduling_ur
 _FREE_WORDS = re.compile(r"\b(?:free|getting[\s_-]+started|intro|discovery|back[\s_-]+to[\s_-]+work)", re.IGNORECASE)
 _RULE_KEYS = frozenset({"pattern", "field", "category", "requires_auth", "pathways", "price", "currency"})
 _RULE_FIELDS = {"name": ("name",), "slug": ("slug",), "any": ("name", "slug")}
-_LISTING = TypeAdapter(list[ListedEventType])
 
 
 # -- classification ----------------------------------------------------------------------------------
@@ -258,12 +257,13 @@ def parse_listing(content: bytes | str, *, name: str) -> list[ListedEventType]:
     )
     items: list[ListedEventType] = []
     details: list[dict[str, Any]] = []
+    listing = TypeAdapter(list[ListedEventType])  # built here: a sync from the API never needs it (~30 ms)
     for prefix, collection in pages:
         if not isinstance(collection, list):
             details.append({"field": prefix or "(top level)", "message": "must be an array of event types"})
             continue
         try:
-            items.extend(_LISTING.validate_python(collection))
+            items.extend(listing.validate_python(collection))
         except ValidationError as exc:
             details.extend(listing_error_details(exc, prefix, skip=0))
     if details:
