@@ -284,13 +284,11 @@ class Draft:
     row: SourceRow
     given: Mapping[str, Any]  # the validated row: which columns it has decides what an update touches
     email: str
-    client_name: str | None
     session: SessionInfo
     start: dt.datetime
     end: dt.datetime | None  # None: from the duration (session's, or the existing booking's)
     reference: str | None  # given by the file
     created_at: dt.datetime | None
-    id: RowId | None
     columns: dict[str, Any]  # the booking columns the file's cells set, as stored (None: empty or absent)
     # settled by the batch
     key: str = ""
@@ -521,8 +519,7 @@ class BookingImporter(KindImporter):
             return errors
         assert session_info is not None and start is not None and isinstance(email, str)
         return Draft(
-            row, values, email, get("client_name") or None, session_info, start, end, reference,
-            instants["created_at"], get("id"), columns,
+            row, values, email, session_info, start, end, reference, instants["created_at"], columns,
         )  # fmt: skip
 
     def _answers(self, info: SessionInfo, items: Sequence[Mapping[str, Any]], source: str) -> list[dict[str, Any]]:
@@ -804,16 +801,17 @@ class BookingImporter(KindImporter):
                 if clash is not None:
                     return clash
         # accepted: plan what it writes
+        name = draft.given.get("client_name") or None
         if user is None:
-            plan.new_users.setdefault(draft.email, draft.client_name)
-            self.users[draft.email] = (0, True, bool(draft.client_name))
+            plan.new_users.setdefault(draft.email, name)
+            self.users[draft.email] = (0, True, bool(name))
         else:
             user_id, has_profile, has_name = user
             if not has_profile:
                 plan.new_profiles.add(draft.email)
-            if draft.client_name and not has_name and user_id:
-                plan.names[user_id] = draft.client_name
-            self.users[draft.email] = (user_id, True, has_name or bool(draft.client_name))
+            if name and not has_name and user_id:
+                plan.names[user_id] = name
+            self.users[draft.email] = (user_id, True, has_name or bool(name))
         if enrolment is not None:
             plan.new_enrolments[(draft.email, enrolment[0])] = enrolment[1]
         plan.accepted.add(order)
@@ -929,16 +927,17 @@ class BookingImporter(KindImporter):
             ],
         )
         # a restore keeps the ids it was given; other rows take the next ones
-        with_ids = [draft for draft in plan.inserts if self.restore and draft.id is not None]
-        without_ids = [draft for draft in plan.inserts if not (self.restore and draft.id is not None)]
-        for group, columns in ((without_ids, WRITE_COLUMNS), (with_ids, (*WRITE_COLUMNS, "id"))):
+        for keeps_id in (False, True):
             rows_out = []
-            for draft in group:
-                values = draft.values
-                values["client_id"] = self.users[draft.email][0]
-                row = (draft.key, *_compared(values), draft.created_at or now, now)
-                rows_out.append((*row, draft.id) if group is with_ids else row)
-            bulk.insert_rows(session, Booking.__table__, columns, rows_out)
+            for draft in plan.inserts:
+                row_id = draft.given.get("id") if self.restore else None
+                if (row_id is not None) == keeps_id:
+                    draft.values["client_id"] = self.users[draft.email][0]
+                    row = (draft.key, *_compared(draft.values), draft.created_at or now, now)
+                    rows_out.append((*row, row_id) if keeps_id else row)
+            bulk.insert_rows(
+                session, Booking.__table__, (*WRITE_COLUMNS, "id") if keeps_id else WRITE_COLUMNS, rows_out
+            )
         changes = []
         for draft in plan.updates:
             assert draft.existing is not None
