@@ -130,7 +130,6 @@ WRITE_STATE_REFUSAL = (
 REFERENCE_PATTERN = re.compile(r"^[A-Z0-9][A-Z0-9-]{0,15}$")
 MAX_REASON_LENGTH = 2000
 IMPORT_CACHE_KIB = 16_384
-MEMO_LIMIT = 50_000  # resolved e-mails, zones and sessions kept across batches: a few MB at most
 
 Money = Annotated[Decimal, Field(ge=0, le=MAX_PRICE, max_digits=10, decimal_places=2)]
 Status = Literal["pending", "confirmed", "completed", "cancelled", "no_show"]
@@ -335,8 +334,6 @@ class BookingImporter(KindImporter):
         self.touched = Touched(self.session, Booking.__table__)
         SLOTS.create(self.session.connection(), checkfirst=True)
         self.session.execute(delete(SLOTS))
-        # (column, value) → its resolution or refusal; kept across batches up to MEMO_LIMIT entries
-        self.memo: dict[tuple[str, Any], Any] = {}
         self.cache_pages: int | None = None
         if self.dialect == "sqlite":
             # The (person, time) indexes take rows in random places for a history spread over years; a
@@ -351,10 +348,9 @@ class BookingImporter(KindImporter):
             self.session.execute(text(f"PRAGMA cache_size = {self.cache_pages}"))
 
     def _new_batch(self) -> None:
-        """What the database says lives for one batch; the memo of pure resolutions (e-mails, zones, sessions)
-        is dropped when full, so memory stays flat however many distinct clients the file holds."""
-        if len(self.memo) > MEMO_LIMIT:
-            self.memo = {}
+        """Lookups live for one batch: each distinct value is resolved once per batch, and memory stays flat
+        however many distinct clients the file holds."""
+        self.memo: dict[tuple[str, Any], Any] = {}  # (column, value) → its resolution or refusal
         # e-mail → (user id, has a client profile, has a name); id 0: created by this batch
         self.users: dict[str, tuple[int, bool, bool]] = {}
         self.enrolments: dict[int, dict[int, str]] = {}
@@ -388,7 +384,7 @@ class BookingImporter(KindImporter):
 
     def _resolve(self, name: str, raw: Any, line: int) -> Any:
         """What a reference cell names — the e-mail normalised (client, builder), the zone's key, the
-        session — or the row's error; each distinct value is resolved once (`memo`), refusals too."""
+        session — or the row's error; each distinct value is resolved once a batch (`memo`), refusals too."""
         found = self.memo.get((name, raw))
         if found is None:
             try:
