@@ -527,7 +527,7 @@ class BookingImporter(KindImporter):
         questions = info.questions
         if source == "calendly" or self.options.allow_any_answers:
             return answers_from_calendly(items, questions)
-        if not items and not any(question.required and question.enabled for question in questions):
+        if not items and not info.asks:
             return []
         inputs = []
         for item in items:
@@ -683,18 +683,12 @@ class BookingImporter(KindImporter):
                 "amount": amount,
                 "currency": given["currency"] or info.currency,
             }
-            if new["custom_question_responses"] is None:
+            if new["custom_question_responses"] is None:  # none given: refused if the session asks any
                 new["custom_question_responses"] = []
-                if (
-                    not self.restore
-                    and new["source"] != "calendly"
-                    and not self.options.allow_any_answers
-                    and info.asks
-                ):
-                    try:
-                        new["custom_question_responses"] = self._answers(info, [], new["source"])
-                    except BappError as exc:
-                        draft.refusal = RowError(draft.row.line, "custom_question_responses", _answer_problems(exc))
+                try:
+                    new["custom_question_responses"] = self._answers(info, [], new["source"])
+                except BappError as exc:
+                    draft.refusal = RowError(draft.row.line, "custom_question_responses", _answer_problems(exc))
             return
         new = {
             "client_id": client_id,
