@@ -677,7 +677,7 @@ def test_user_skill_progress_rows_are_set_based(session: Session) -> None:
     assert count(session, Badge) == 40
 
 
-def test_a_long_import_prepares_a_few_shapes_of_each_lookup_not_one_per_batch(session: Session) -> None:
+def test_a_long_import_looks_clients_up_in_one_statement_text_not_one_per_batch(session: Session) -> None:
     """Flat memory: SQLite's driver keeps every prepared statement of the last 128 texts, and an `IN (…)`
     list's text changes with its length. Batches with 1 to 40 distinct clients each must look clients up
     in ONE text (the values are one bound list: `bulk.any_of`), never one text per batch."""

@@ -130,7 +130,6 @@ WRITE_STATE_REFUSAL = (
 REFERENCE_PATTERN = re.compile(r"^[A-Z0-9][A-Z0-9-]{0,15}$")
 MAX_REASON_LENGTH = 2000
 IMPORT_CACHE_KIB = 16_384
-MEMO_LIMIT = 50_000  # resolved e-mails, zones and sessions kept across batches: a few MB at most
 
 Money = Annotated[Decimal, Field(ge=0, le=MAX_PRICE, max_digits=10, decimal_places=2)]
 Status = Literal["pending", "confirmed", "completed", "cancelled", "no_show"]
@@ -284,13 +283,11 @@ class Draft:
     row: SourceRow
     given: Mapping[str, Any]  # the validated row: which columns it has decides what an update touches
     email: str
-    client_name: str | None
     session: SessionInfo
     start: dt.datetime
     end: dt.datetime | None  # None: from the duration (session's, or the existing booking's)
     reference: str | None  # given by the file
     created_at: dt.datetime | None
-    id: RowId | None
     columns: dict[str, Any]  # the booking columns the file's cells set, as stored (None: empty or absent)
     # settled by the batch
     key: str = ""
@@ -337,8 +334,6 @@ class BookingImporter(KindImporter):
         self.touched = Touched(self.session, Booking.__table__)
         SLOTS.create(self.session.connection(), checkfirst=True)
         self.session.execute(delete(SLOTS))
-        # (column, value) → its resolution or refusal; kept across batches up to MEMO_LIMIT entries
-        self.memo: dict[tuple[str, Any], Any] = {}
         self.cache_pages: int | None = None
         if self.dialect == "sqlite":
             # The (person, time) indexes take rows in random places for a history spread over years; a
@@ -353,10 +348,9 @@ class BookingImporter(KindImporter):
             self.session.execute(text(f"PRAGMA cache_size = {self.cache_pages}"))
 
     def _new_batch(self) -> None:
-        """What the database says lives for one batch; the memo of pure resolutions (e-mails, zones, sessions)
-        is dropped when full, so memory stays flat however many distinct clients the file holds."""
-        if len(self.memo) > MEMO_LIMIT:
-            self.memo = {}
+        """Lookups live for one batch: each distinct value is resolved once per batch, and memory stays flat
+        however many distinct clients the file holds."""
+        self.memo: dict[tuple[str, Any], Any] = {}  # (column, value) → its resolution or refusal
         # e-mail → (user id, has a client profile, has a name); id 0: created by this batch
         self.users: dict[str, tuple[int, bool, bool]] = {}
         self.enrolments: dict[int, dict[int, str]] = {}
@@ -390,7 +384,7 @@ class BookingImporter(KindImporter):
 
     def _resolve(self, name: str, raw: Any, line: int) -> Any:
         """What a reference cell names — the e-mail normalised (client, builder), the zone's key, the
-        session — or the row's error; each distinct value is resolved once (`memo`), refusals too."""
+        session — or the row's error; each distinct value is resolved once a batch (`memo`), refusals too."""
         found = self.memo.get((name, raw))
         if found is None:
             try:
@@ -521,8 +515,7 @@ class BookingImporter(KindImporter):
             return errors
         assert session_info is not None and start is not None and isinstance(email, str)
         return Draft(
-            row, values, email, get("client_name") or None, session_info, start, end, reference,
-            instants["created_at"], get("id"), columns,
+            row, values, email, session_info, start, end, reference, instants["created_at"], columns,
         )  # fmt: skip
 
     def _answers(self, info: SessionInfo, items: Sequence[Mapping[str, Any]], source: str) -> list[dict[str, Any]]:
@@ -534,7 +527,7 @@ class BookingImporter(KindImporter):
         questions = info.questions
         if source == "calendly" or self.options.allow_any_answers:
             return answers_from_calendly(items, questions)
-        if not items and not any(question.required and question.enabled for question in questions):
+        if not items and not info.asks:
             return []
         inputs = []
         for item in items:
@@ -690,18 +683,12 @@ class BookingImporter(KindImporter):
                 "amount": amount,
                 "currency": given["currency"] or info.currency,
             }
-            if new["custom_question_responses"] is None:
+            if new["custom_question_responses"] is None:  # none given: refused if the session asks any
                 new["custom_question_responses"] = []
-                if (
-                    not self.restore
-                    and new["source"] != "calendly"
-                    and not self.options.allow_any_answers
-                    and info.asks
-                ):
-                    try:
-                        new["custom_question_responses"] = self._answers(info, [], new["source"])
-                    except BappError as exc:
-                        draft.refusal = RowError(draft.row.line, "custom_question_responses", _answer_problems(exc))
+                try:
+                    new["custom_question_responses"] = self._answers(info, [], new["source"])
+                except BappError as exc:
+                    draft.refusal = RowError(draft.row.line, "custom_question_responses", _answer_problems(exc))
             return
         new = {
             "client_id": client_id,
@@ -804,16 +791,17 @@ class BookingImporter(KindImporter):
                 if clash is not None:
                     return clash
         # accepted: plan what it writes
+        name = draft.given.get("client_name") or None
         if user is None:
-            plan.new_users.setdefault(draft.email, draft.client_name)
-            self.users[draft.email] = (0, True, bool(draft.client_name))
+            plan.new_users.setdefault(draft.email, name)
+            self.users[draft.email] = (0, True, bool(name))
         else:
             user_id, has_profile, has_name = user
             if not has_profile:
                 plan.new_profiles.add(draft.email)
-            if draft.client_name and not has_name and user_id:
-                plan.names[user_id] = draft.client_name
-            self.users[draft.email] = (user_id, True, has_name or bool(draft.client_name))
+            if name and not has_name and user_id:
+                plan.names[user_id] = name
+            self.users[draft.email] = (user_id, True, has_name or bool(name))
         if enrolment is not None:
             plan.new_enrolments[(draft.email, enrolment[0])] = enrolment[1]
         plan.accepted.add(order)
@@ -929,16 +917,17 @@ class BookingImporter(KindImporter):
             ],
         )
         # a restore keeps the ids it was given; other rows take the next ones
-        with_ids = [draft for draft in plan.inserts if self.restore and draft.id is not None]
-        without_ids = [draft for draft in plan.inserts if not (self.restore and draft.id is not None)]
-        for group, columns in ((without_ids, WRITE_COLUMNS), (with_ids, (*WRITE_COLUMNS, "id"))):
+        for keeps_id in (False, True):
             rows_out = []
-            for draft in group:
-                values = draft.values
-                values["client_id"] = self.users[draft.email][0]
-                row = (draft.key, *_compared(values), draft.created_at or now, now)
-                rows_out.append((*row, draft.id) if group is with_ids else row)
-            bulk.insert_rows(session, Booking.__table__, columns, rows_out)
+            for draft in plan.inserts:
+                row_id = draft.given.get("id") if self.restore else None
+                if (row_id is not None) == keeps_id:
+                    draft.values["client_id"] = self.users[draft.email][0]
+                    row = (draft.key, *_compared(draft.values), draft.created_at or now, now)
+                    rows_out.append((*row, row_id) if keeps_id else row)
+            bulk.insert_rows(
+                session, Booking.__table__, (*WRITE_COLUMNS, "id") if keeps_id else WRITE_COLUMNS, rows_out
+            )
         changes = []
         for draft in plan.updates:
             assert draft.existing is not None

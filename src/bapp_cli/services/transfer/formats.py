@@ -404,17 +404,16 @@ class _JsonScanner:
             raise _bad_file("malformed JSON: extra data after the document", line=self.line)
 
 
-def _object_row(line: int, item: dict[str, Any]) -> SourceRow:
+def _object_row(line: int, item: Any) -> SourceRow:
+    """A JSON, JSONL or TOML value as a row: an object without control characters, else why not."""
+    if not isinstance(item, dict):
+        return _not_an_object(line, item)
     found = control_character(item)
     return SourceRow(line, item, item) if found is None else _control_row(line, item, found)
 
 
 def _object_rows(pairs: Iterator[tuple[int, Any]]) -> Iterator[SourceRow]:
-    for line, item in pairs:
-        if isinstance(item, dict):
-            yield _object_row(line, item)
-        else:
-            yield _not_an_object(line, item)
+    return (_object_row(line, item) for line, item in pairs)
 
 
 def read_json_sections(stream: IO[bytes], progress: ReadProgress) -> Iterator[tuple[str | None, Iterator[SourceRow]]]:
@@ -453,10 +452,7 @@ def read_jsonl(stream: IO[bytes], progress: ReadProgress) -> Iterator[SourceRow]
         except json.JSONDecodeError as exc:
             yield _unreadable(number, {"line": text.rstrip("\r\n")}, None, f"not valid JSON ({exc.msg})")
             continue
-        if isinstance(item, dict):
-            yield _object_row(number, item)
-        else:
-            yield _not_an_object(number, item)
+        yield _object_row(number, item)
 
 
 # -- TOML ------------------------------------------------------------------------------------------------
