@@ -244,6 +244,7 @@ def _run(
         outcome = run_calendly_job(
             job,
             database_url=settings.database_url,
+            connect_timeout=settings.connect_timeout,
             transaction=lambda dry: app_state.transaction(dry_run=dry),
             reading=app_state.reading,
             open_client=lambda: app_state.calendly_client(on_page=page_fetched),

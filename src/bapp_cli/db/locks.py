@@ -36,12 +36,18 @@ def lock_id(name: str) -> int:
 
 @contextlib.contextmanager
 def named_lock(
-    database: Engine | str, name: str, *, wait_seconds: float = 0.0, what: str = "operation"
+    database: Engine | str,
+    name: str,
+    *,
+    wait_seconds: float = 0.0,
+    what: str = "operation",
+    connect_timeout: int = 10,
 ) -> Iterator[None]:
     """Hold lock `name` of the database (an engine or its URL) or raise Busy (exit 75) after `wait_seconds`.
 
-    Taken without SQLAlchemy (a plain psycopg connection, or a file), so that a Calendly sync can take it
-    and send its first request before it imports the apply side (P2)."""
+    Given a URL, taken without SQLAlchemy (a plain psycopg connection opened with `connect_timeout`, or a
+    file), so that a Calendly sync can take it and send its first request before it imports the apply side
+    (P2). Given an engine, on a connection of the engine's own (its connect settings)."""
     url = database if isinstance(database, str) else database.url.render_as_string(hide_password=False)
     deadline = time.monotonic() + max(wait_seconds, 0.0)
 
@@ -49,7 +55,13 @@ def named_lock(
         return Busy(f"another {what} is running", hint="try later, or pass --wait SECONDS")
 
     if url.startswith("postgresql"):
-        connection = dbapi.connect_postgresql(url)
+        if isinstance(database, str):
+            connection = dbapi.connect_postgresql(url, connect_timeout)
+            end_session = connection.close
+        else:
+            pooled = database.raw_connection()
+            connection = dbapi.Database(pooled.driver_connection, "postgresql")
+            end_session = pooled.invalidate  # closed, never handed back to the pool still holding the lock
         try:
             while not next(connection.rows("SELECT pg_try_advisory_lock(:k)", {"k": lock_id(name)}))[0]:
                 connection.connection.rollback()
@@ -59,7 +71,7 @@ def named_lock(
             connection.connection.rollback()  # a session-level lock outlives the transaction it was taken in
             yield
         finally:
-            connection.close()  # ending the session releases its advisory lock
+            end_session()  # ending the session releases its advisory lock
         return
     path = dbapi.sqlite_file(url)
     if path is None:  # in-memory SQLite: one process only

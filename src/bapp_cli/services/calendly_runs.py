@@ -221,6 +221,7 @@ def run_calendly_job(
     job: CalendlyJob[Item, Prepared, Report],
     *,
     database_url: str,
+    connect_timeout: int,
     transaction: Callable[[bool], AbstractContextManager[Session]],
     reading: Callable[[], AbstractContextManager[Session]],
     open_client: Callable[[], AbstractContextManager[CalendlyClient]],
@@ -244,7 +245,10 @@ def run_calendly_job(
             job.survey(session)
 
     source = "file" if listing is not None else "api"
-    with _cyclic_gc_paused(), named_lock(database_url, job.lock, wait_seconds=wait, what=job.what):
+    with (
+        _cyclic_gc_paused(),
+        named_lock(database_url, job.lock, wait_seconds=wait, what=job.what, connect_timeout=connect_timeout),
+    ):
         started_at = clock()
         fetched = 0
         try:
