@@ -13,7 +13,7 @@ import datetime as dt
 import json
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from bapp_cli.db.dbapi import Database
@@ -519,74 +519,40 @@ def load_catalogue(source: Database | Session) -> Catalogue:
     return Catalogue(pathways, int(fundamentals[0]) if fundamentals else 0)
 
 
-@dataclass(frozen=True)
-class SkillStatus:
-    skill: str
-    name: str
-    status: str
-    completed_at: dt.datetime | None
-    completed_via: str | None
+PROGRESS_COLUMNS = (
+    "pathway",
+    "name",
+    "start_date",
+    "status",
+    "builder",
+    "completed_at",
+    "progress",
+    "tiers",
+    "completed",
+    "total",
+    "percent",
+)
+SKILL_COLUMNS = ("skill", "name", "status", "completed_at", "completed_via")
 
 
-@dataclass(frozen=True, kw_only=True)
-class SkillGroup:
-    """Skills counted together — a tier, an enrolment, the fundamentals: completed, total and percent."""
-
-    name: str
-    skills: list[SkillStatus]
-
-    @property
-    def completed(self) -> int:
-        return sum(1 for item in self.skills if item.status == "completed")
-
-    @property
-    def total(self) -> int:
-        return len(self.skills)
-
-    @property
-    def percent(self) -> int:
-        return percent(self.completed, self.total)
+def _counted(skills: list[dict[str, Any]]) -> dict[str, int]:
+    """The completed, total and percent of skills counted together: a tier, an enrolment, the fundamentals."""
+    completed = sum(1 for item in skills if item["status"] == "completed")
+    return {"completed": completed, "total": len(skills), "percent": percent(completed, len(skills))}
 
 
-@dataclass(frozen=True, kw_only=True)
-class TierProgress(SkillGroup):
-    tier: int
-
-
-@dataclass(frozen=True, kw_only=True)
-class PathwayProgress(SkillGroup):
-    """One enrolment's progress (the seed's ClientPathway), or the Fundamentals group (pathway None)."""
-
-    pathway: str | None
-    icon: str | None = None
-    color: str | None = None
-    start_date: dt.date | None = None
-    status: str
-    builder: str | None = None
-    completed_at: dt.datetime | None
-    tiers: list[TierProgress] = field(default_factory=list)
-
-    def as_record(self) -> dict[str, Any]:
-        if self.pathway is None:
-            grouped = {"fundamentals": [asdict(item) for item in self.skills]}
-        else:  # the seed's shape always has tier1..tier3; extra tiers follow as tier4, tier5…
-            by_number = {tier.tier: [asdict(item) for item in tier.skills] for tier in self.tiers}
-            grouped = {f"tier{number}": by_number.get(number, []) for number in sorted({1, 2, 3, *by_number})}
-        record = {name: getattr(self, name) for name in ("pathway", "name", "start_date", "status", "builder")}
-        tiers = [{"tier": tier.tier, "name": tier.name, **_counts(tier)} for tier in self.tiers]
-        return {**record, "completed_at": self.completed_at, "progress": grouped, "tiers": tiers, **_counts(self)}
-
-
-def _counts(group: SkillGroup) -> dict[str, int]:
-    return {"completed": group.completed, "total": group.total, "percent": group.percent}
+def _progress_record(*values: Any, skills: list[dict[str, Any]]) -> dict[str, Any]:
+    """A PROGRESS_COLUMNS record: `values` up to its `tiers`, then the counts of all its `skills`."""
+    return {**dict(zip(PROGRESS_COLUMNS[:8], values, strict=True)), **_counted(skills)}
 
 
 @dataclass(frozen=True)
 class ClientProgress:
     client: str
     client_name: str | None
-    pathways: list[PathwayProgress]
+    pathways: list[dict[str, Any]]  # PROGRESS_COLUMNS records: each enrolment, then the Fundamentals group
     badges: list[dict[str, Any]]  # key, name, awarded_at (a datetime)
+    looks: dict[str, tuple[str | None, str | None]]  # pathway slug → icon, colour (the tree shows them)
 
 
 def _client(db: Database, email: str) -> tuple[Any, ...]:
@@ -652,54 +618,40 @@ def show_progress(source: Database | Session, email: str, *, pathway: str | None
         )
     }
 
-    def skills(groups: str, tail: str) -> Iterator[tuple[Any, SkillStatus]]:
-        """((pathway, tier), status) of each non-archived skill `tail` picks, by slug."""
+    def skills(groups: str, tail: str) -> Iterator[tuple[Any, dict[str, Any]]]:
+        """((pathway, tier), SKILL_COLUMNS record) of each non-archived skill `tail` picks, by slug."""
         for pathway_key, tier, skill_id, slug, name in db.rows(
             f"SELECT {groups}, s.id, s.slug, s.name FROM skills s {tail} AND NOT s.archived ORDER BY s.slug", parameters
         ):
-            yield (pathway_key, tier), SkillStatus(slug, name, *statuses.get(skill_id, ("not_started", None, None)))
+            found = statuses.get(skill_id, ("not_started", None, None))
+            yield (pathway_key, tier), dict(zip(SKILL_COLUMNS, (slug, name, *found), strict=True))
 
-    linked: dict[tuple[int, int], list[SkillStatus]] = defaultdict(list)
+    linked: dict[tuple[int, int], list[dict[str, Any]]] = defaultdict(list)
     enrolled = f"SELECT e.pathway_id FROM enrolments e WHERE e.client_id = :client{only}"
     links = f"JOIN skill_pathway_links l ON l.skill_id = s.id WHERE l.pathway_id IN ({enrolled})"
-    for group, status in skills("l.pathway_id, l.tier", links) if enrolments else ():
-        linked[group].append(status)
-    views = []
+    for group, skill in skills("l.pathway_id, l.tier", links) if enrolments else ():
+        linked[group].append(skill)
+    records = []
     for pathway_key, start_date, status, builder, completed_at in enrolments:
         info = catalogue.pathways[pathway_key]
-        tiers = [
-            TierProgress(tier=number, name=tier_name, skills=linked[(pathway_key, number)])
-            for number, tier_name in info.tiers.items()
-        ]
-        views.append(
-            PathwayProgress(
-                pathway=info.slug,
-                name=info.name,
-                icon=info.icon,
-                color=info.color,
-                start_date=dt.date.fromisoformat(start_date),
-                status=status,
-                builder=builder,
-                completed_at=instant_value(completed_at),
-                tiers=tiers,
-                skills=[item for tier in tiers for item in tier.skills],
-            )
-        )
+        by_tier = {number: linked[(pathway_key, number)] for number in info.tiers}
+        # the seed's shape always has tier1..tier3; extra tiers follow as tier4, tier5…
+        grouped = {f"tier{number}": by_tier.get(number, []) for number in sorted({1, 2, 3, *by_tier})}
+        tiers = [{"tier": number, "name": name, **_counted(by_tier[number])} for number, name in info.tiers.items()]
+        every_skill = [item for tier_skills in by_tier.values() for item in tier_skills]
+        start, completed = dt.date.fromisoformat(start_date), instant_value(completed_at)
+        values: tuple[Any, ...] = (info.slug, info.name, start, status, builder, completed, grouped, tiers)
+        records.append(_progress_record(*values, skills=every_skill))
     badges = _badges(db, client_id, catalogue)
-    fundamentals = [] if only else [status for _, status in skills("NULL, NULL", "WHERE s.is_fundamental")]
+    fundamentals = [] if only else [skill for _, skill in skills("NULL, NULL", "WHERE s.is_fundamental")]
     if fundamentals:
-        all_done = all(item.status == "completed" for item in fundamentals)
+        all_done = all(item["status"] == "completed" for item in fundamentals)
         earned = next((badge["awarded_at"] for badge in badges if badge["key"] == FUNDAMENTALS_KEY), None)
-        views.append(
-            PathwayProgress(
-                pathway=None,
-                name=FUNDAMENTALS_NAME,
-                status="completed" if all_done else "active",
-                completed_at=earned if all_done else None,
-                skills=fundamentals,
-            )
-        )
-    return ClientProgress(client_email, client_name, views, badges)
+        status, completed = ("completed", earned) if all_done else ("active", None)
+        values = (None, FUNDAMENTALS_NAME, None, status, None, completed, {"fundamentals": fundamentals}, [])
+        records.append(_progress_record(*values, skills=fundamentals))
+    looks = {info.slug: (info.icon, info.color) for info in catalogue.pathways.values()}
+    return ClientProgress(client_email, client_name, records, badges, looks)
 
 
 def show_client(db: Database, email: str, *, now: dt.datetime) -> dict[str, Any]:
@@ -715,7 +667,7 @@ def show_client(db: Database, email: str, *, now: dt.datetime) -> dict[str, Any]
     return {
         **dict(zip(CLIENT_COLUMNS, (client_email, *profile, instant_value(created_at)), strict=True)),
         "enrolments": [
-            {key: getattr(item, key) for key in enrolment} for item in progress.pathways if item.pathway is not None
+            {key: item[key] for key in enrolment} for item in progress.pathways if item["pathway"] is not None
         ],
         "bookings": list(bookings.records()),
         "badges": progress.badges,

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -329,18 +329,14 @@ def check_status(status: str, statuses: Sequence[str] = ENROLMENT_STATUSES) -> s
     return cleaned
 
 
-def _progress_table(
-    session: Session,
-    columns: Callable[[Any, Catalogue], list[Any]],
-    *,
-    pathway: str | None,
-    builder: str | None,
-    status: str | None,
-    page: Page,
-) -> Iterator[Any]:
-    """The progress table's one statement (plus the catalogue's), with the `columns` a caller builds from the
-    aggregate subquery and the catalogue: one row per enrolment ordered by pathway then client; `page.search`
-    looks in the client's e-mail and name and the pathway slug. Filters are checked before it runs."""
+def _progress_rows(
+    session: Session, *, percentages: bool, pathway: str | None, builder: str | None, status: str | None, page: Page
+) -> tuple[Iterator[Any], Catalogue]:
+    """The progress table's one statement (plus the catalogue's): per enrolment, ordered by pathway then client,
+    the client, pathway slug, status, the TABLE_TIERS' completed counts, the completed total, the badges and
+    the last activity — with `percentages`, the counts as percentages and the last activity as bapp's instant
+    text, both written by the database. `page.search` looks in the client's e-mail and name and the pathway
+    slug. Filters are checked before it runs."""
     wanted = {
         Enrolment.status: check_status(status) if status is not None else None,
         Enrolment.pathway_id: get_pathway(session, pathway).id if pathway is not None else None,
@@ -350,8 +346,21 @@ def _progress_table(
     per_enrolment = select_enrolment_counts(tiers=TABLE_TIERS, last_activity=True)
     per_enrolment = per_enrolment.where(*(column == value for column, value in wanted.items() if value is not None))
     aggregated = per_enrolment.subquery("per_enrolment")
+    tiers: list[Any] = [aggregated.c[f"tier{number}"] for number in TABLE_TIERS]
+    done: Any = aggregated.c.done
+    last: Any = aggregated.c.last_activity
+    if percentages:
+        infos = catalogue.pathways.values()
+        tiers = [
+            _percent_of(column, {info.id: info.totals.get(number, 0) for info in infos})
+            for number, column in zip(TABLE_TIERS, tiers, strict=True)
+        ]
+        done = _percent_of(done, {info.id: info.total for info in infos})
+        last = literal_column(
+            Database(None, session.get_bind().dialect.name).instant(f"{aggregated.name}.last_activity")
+        )
     query = (
-        select(*columns(aggregated, catalogue))
+        select(User.email, Pathway.slug, Enrolment.status, *tiers, done, _badge_count(), last)
         .select_from(aggregated)
         .join(Enrolment, Enrolment.id == aggregated.c.enrolment_id)
         .join(User, User.id == Enrolment.client_id)
@@ -361,7 +370,14 @@ def _progress_table(
     matched = page.matching(User.email, User.name, Pathway.slug)
     if matched is not None:
         query = query.where(matched)
-    return session.connection().execute(page.window(query).execution_options(yield_per=1000))
+    return session.connection().execute(page.window(query).execution_options(yield_per=1000)), catalogue
+
+
+def _percent_of(done: Any, totals: dict[int, int]) -> ColumnElement[int]:
+    """done × 100 ÷ the enrolment's pathway's total; 0 where nothing is linked (a NULL division)."""
+    total = case(totals, value=Enrolment.pathway_id, else_=0) if totals else literal(0)
+    # `/` on integers divides whole on both backends (SQLAlchemy's `//` would wrap it in FLOOR)
+    return func.coalesce((done * 100).op("/")(func.nullif(total, 0)), 0)
 
 
 def _badge_count() -> ScalarSelect[int]:
@@ -391,33 +407,7 @@ def progress_records(
 ) -> Iterator[dict[str, Any]]:
     """`progress table`: one record (PROGRESS_TABLE_COLUMNS) per enrolment, streamed, the percentages and the
     last activity (bapp's instant text) written by the database, so a row costs Python nothing but its dict."""
-    instant = Database(None, session.get_bind().dialect.name).instant
-
-    def columns(aggregated: Any, catalogue: Catalogue) -> list[Any]:
-        infos = catalogue.pathways.values()
-
-        def percent_of(done: Any, totals: dict[int, int]) -> ColumnElement[int]:
-            """done × 100 ÷ the enrolment's pathway's total; 0 where nothing is linked (a NULL division)."""
-            total = case(totals, value=Enrolment.pathway_id, else_=0) if totals else literal(0)
-            # `/` on integers divides whole on both backends (SQLAlchemy's `//` would wrap it in FLOOR)
-            return func.coalesce((done * 100).op("/")(func.nullif(total, 0)), 0)
-
-        tiers = [
-            percent_of(aggregated.c[f"tier{number}"], {info.id: info.totals.get(number, 0) for info in infos})
-            for number in TABLE_TIERS
-        ]
-        overall = percent_of(aggregated.c.done, {info.id: info.total for info in infos})
-        return [
-            User.email,
-            Pathway.slug,
-            Enrolment.status,
-            *tiers,
-            overall,
-            _badge_count(),
-            literal_column(instant(f"{aggregated.name}.last_activity")),
-        ]
-
-    rows = _progress_table(session, columns, pathway=pathway, builder=builder, status=status, page=page)
+    rows, _ = _progress_rows(session, percentages=True, pathway=pathway, builder=builder, status=status, page=page)
     return (dict(zip(PROGRESS_TABLE_COLUMNS, row, strict=True)) for row in rows)
 
 
@@ -430,28 +420,14 @@ def progress_table(
     page: Page = ALL,
 ) -> Iterator[ProgressRow]:
     """The progress table's rows with their counts (the reports), from the same statement as its records."""
-    totals: dict[int, tuple[tuple[int, ...], int]] = {}
-
-    def columns(aggregated: Any, catalogue: Catalogue) -> list[Any]:
-        for info in catalogue.pathways.values():
-            totals[info.id] = (tuple(info.totals.get(number, 0) for number in TABLE_TIERS), info.total)
-        tiers = [aggregated.c[f"tier{number}"] for number in TABLE_TIERS]
-        last = aggregated.c.last_activity
-        return [
-            Enrolment.pathway_id,
-            User.email,
-            Pathway.slug,
-            Enrolment.status,
-            *tiers,
-            aggregated.c.done,
-            _badge_count(),
-            last,
-        ]
-
-    rows = _progress_table(session, columns, pathway=pathway, builder=builder, status=status, page=page)
-    for pathway_id, email, slug, row_status, *tiers, done, badges, last_activity in rows:
-        tier_total, total = totals[pathway_id]
+    rows, catalogue = _progress_rows(
+        session, percentages=False, pathway=pathway, builder=builder, status=status, page=page
+    )
+    infos = {info.slug: info for info in catalogue.pathways.values()}
+    for email, slug, row_status, *tiers, done, badges, last_activity in rows:
+        info = infos[slug]
         counts = tuple(int(value or 0) for value in tiers)
+        tier_total = tuple(info.totals.get(number, 0) for number in TABLE_TIERS)
         yield ProgressRow(
-            email, slug, row_status, counts, tier_total, int(done or 0), total, int(badges), last_activity
+            email, slug, row_status, counts, tier_total, int(done or 0), info.total, int(badges), last_activity
         )
