@@ -179,18 +179,6 @@ def _select_bookings(
     return Rows(tuple(columns), _with_answers(db, columns, rows, cells=cells))
 
 
-def _window(db: Database, page: Page, parameters: dict[str, Any]) -> str:
-    """LIMIT/OFFSET of `page` (SQLite takes an OFFSET only after a LIMIT, where -1 means none)."""
-    window = ""
-    if page.limit is not None or (page.offset and db.dialect == "sqlite"):
-        parameters["page_limit"] = -1 if page.limit is None else page.limit
-        window = "LIMIT :page_limit"
-    if page.offset:
-        parameters["page_offset"] = page.offset
-        window += " OFFSET :page_offset"
-    return window
-
-
 def list_bookings(
     db: Database,
     filters: BookingFilters,
@@ -207,9 +195,9 @@ def list_bookings(
     where: list[str] = []
     parameters: dict[str, Any] = {}
 
-    def equal(column: str, value: Any) -> None:
+    def bound(column: str, value: Any, operator: str = "=") -> None:
         name = f"p{len(parameters)}"
-        where.append(f"{column} = :{name}")
+        where.append(f"{column} {operator} :{name}")
         parameters[name] = value
 
     if page.searching:
@@ -217,35 +205,33 @@ def list_bookings(
         found = [db.contains(column, "search") for column in ("b.reference", "t.title", "c.email", "c.name")]
         where.append(f"({' OR '.join(found)})")
     if filters.booking_id is not None:
-        equal("b.id", filters.booking_id)
+        bound("b.id", filters.booking_id)
     if filters.client_email is not None:
-        equal("b.client_id", person_id(db, filters.client_email, "client"))
+        bound("b.client_id", person_id(db, filters.client_email, "client"))
     if filters.builder_email is not None:
-        equal("b.builder_id", person_id(db, filters.builder_email, "builder"))
+        bound("b.builder_id", person_id(db, filters.builder_email, "builder"))
     if filters.pathway is not None:
         if filters.pathway.strip().lower() == "none":
             where.append("b.pathway_id IS NULL")
         else:
-            equal("b.pathway_id", pathway_id(db, filters.pathway))
+            bound("b.pathway_id", pathway_id(db, filters.pathway))
     if filters.status is not None:
         if filters.status not in BOOKING_STATUSES:
             raise InvalidInput(
                 f"status: {filters.status!r} is not one of {', '.join(BOOKING_STATUSES)}", code="invalid_status"
             )
-        equal("b.status", filters.status)
+        bound("b.status", filters.status)
     if filters.session is not None:
-        equal("b.session_type_id", session_type_id(db, filters.session))
+        bound("b.session_type_id", session_type_id(db, filters.session))
     if filters.upcoming and now is None:
         raise ValueError("upcoming bookings need `now`")  # a caller's bug
-    instants = {"from": filters.start_from, "to": filters.start_to, "now": now if filters.upcoming else None}
-    for name, operator in (("from", ">="), ("to", "<"), ("now", ">=")):
-        if instants[name] is not None:
-            where.append(f"b.start_time {operator} :{name}")
-            parameters[name] = _stored_instant(db, instants[name])  # type: ignore[arg-type]
+    for operator, instant in ((">=", filters.start_from), ("<", filters.start_to), (">=", filters.upcoming and now)):
+        if instant:
+            bound("b.start_time", db.stored_instant(instant), operator)
     if filters.upcoming:
         where.append("b.status IN ('pending', 'confirmed')")
     order = "b.start_time DESC, b.reference" if filters.newest_first else "b.start_time, b.reference"
-    tail = f"ORDER BY {order} {_window(db, page, parameters)}"
+    tail = f"ORDER BY {order} {db.window(page.limit, page.offset, parameters)}"
     return _select_bookings(db, columns, where, parameters, cells=cells, raw=False, tail=tail)
 
 
@@ -254,14 +240,6 @@ def export_bookings(db: Database, *, cells: bool = False, raw: bool = False) -> 
     CSV/TSV cells (answers as JSON text), spreadsheet-safe unless `raw`."""
     order = "ORDER BY b.start_time, b.reference"
     return _select_bookings(db, EXPORT_COLUMNS, (), {}, cells=cells, raw=raw, tail=order)
-
-
-def _stored_instant(db: Database, value: dt.datetime) -> Any:
-    """An aware instant as the backend stores it: SQLite's naive UTC text (db/types.py), compared as text."""
-    utc = value.astimezone(dt.UTC)
-    if db.dialect == "postgresql":
-        return utc
-    return utc.replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
 
 
 # -- the names a filter or a command gives ---------------------------------------------------------------
@@ -399,7 +377,8 @@ def list_session_types(
     expressions = {"bookable": BOOKABLE, "price": db.money("t.price"), "pathways": "NULL", "builder": "bu.email"}
     select = ", ".join(expressions.get(name, f"t.{name}") for name in SESSION_COLUMNS)
     condition = f" WHERE {' AND '.join(where)}" if where else ""
-    order = f"ORDER BY {_CATEGORY_ORDER}, t.display_order, t.price, t.title, t.id {_window(db, page, parameters)}"
+    window = db.window(page.limit, page.offset, parameters)
+    order = f"ORDER BY {_CATEGORY_ORDER}, t.display_order, t.price, t.title, t.id {window}"
     rows = db.rows(
         f"SELECT {select} FROM session_types t LEFT JOIN users bu ON bu.id = t.builder_id{condition} {order}",
         parameters,
@@ -576,7 +555,7 @@ def _badges(db: Database, client_id: int, catalogue: Catalogue, page: Page = ALL
         search = f" AND {db.contains('key', 'search')}"
     rows = db.rows(
         f"SELECT key, {db.instant('awarded_at')} FROM badges WHERE client_id = :client{search} "
-        f"ORDER BY awarded_at, id {_window(db, page, parameters)}",
+        f"ORDER BY awarded_at, id {db.window(page.limit, page.offset, parameters)}",
         parameters,
     )
     ordered = sorted(
