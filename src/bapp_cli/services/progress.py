@@ -116,17 +116,10 @@ def record_completions(
 
     if scope:
         done: dict[int, dict[tuple[int, int], int]] = defaultdict(dict)
-        query = (
-            select(UserSkillProgress.client_id, SkillPathwayLink.pathway_id, SkillPathwayLink.tier, func.count())
-            .join(SkillPathwayLink, SkillPathwayLink.skill_id == UserSkillProgress.skill_id)
-            .join(Skill, Skill.id == UserSkillProgress.skill_id)
-            .where(
-                UserSkillProgress.status == "completed",
-                Skill.archived.is_(False),
-                SkillPathwayLink.pathway_id.in_(scope),
-            )
-            .group_by(UserSkillProgress.client_id, SkillPathwayLink.pathway_id, SkillPathwayLink.tier)
+        query = _completed_counts(SkillPathwayLink.pathway_id, SkillPathwayLink.tier).join(
+            SkillPathwayLink, SkillPathwayLink.skill_id == UserSkillProgress.skill_id
         )
+        query = query.where(SkillPathwayLink.pathway_id.in_(scope))
         for client_id, pathway_id, tier, count in _for_clients(session, query, clients):
             done[client_id][(pathway_id, tier)] = count
         for client_id, counts in done.items():
@@ -144,18 +137,9 @@ def record_completions(
                     completed_pathways[client_id].append(pathway_id)
 
     if fundamentals and catalogue.fundamentals > 0:
-        everyone_done = (
-            select(UserSkillProgress.client_id)
-            .join(Skill, Skill.id == UserSkillProgress.skill_id)
-            .where(
-                UserSkillProgress.status == "completed",
-                Skill.is_fundamental.is_(True),
-                Skill.archived.is_(False),
-            )
-            .group_by(UserSkillProgress.client_id)
-            .having(func.count() == catalogue.fundamentals)
-        )
-        for (client_id,) in _for_clients(session, everyone_done, clients):
+        everyone_done = _completed_counts().where(Skill.is_fundamental.is_(True))
+        everyone_done = everyone_done.having(func.count() == catalogue.fundamentals)
+        for client_id, _ in _for_clients(session, everyone_done, clients):
             due[client_id].append(FUNDAMENTALS_KEY)
 
     if not due:
@@ -171,6 +155,15 @@ def record_completions(
             {key: catalogue.badge_name(key) for key in keys},
         )
     return outcomes
+
+
+def _completed_counts(*columns: SQLColumnExpression[Any]) -> Select[Any]:
+    """Per client and `columns`, how many non-archived skills the client has completed."""
+    query = select(UserSkillProgress.client_id, *columns, func.count()).join(
+        Skill, Skill.id == UserSkillProgress.skill_id
+    )
+    query = query.where(UserSkillProgress.status == "completed", Skill.archived.is_(False))
+    return query.group_by(UserSkillProgress.client_id, *columns)
 
 
 def _for_clients(session: Session, query: Select[*tuple[Any, ...]], clients: list[int] | None) -> Iterator[Any]:
