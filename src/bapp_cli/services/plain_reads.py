@@ -383,24 +383,19 @@ def list_session_types(
         f"SELECT {select} FROM session_types t LEFT JOIN users bu ON bu.id = t.builder_id{condition} {order}",
         parameters,
     )
-    records = [dict(zip(SESSION_COLUMNS, row, strict=True)) for row in rows]
-    linked: dict[int, list[str]] = {record["id"]: [] for record in records}
-    if linked:
-        links = db.rows(
-            "SELECT l.session_type_id, p.slug FROM session_type_pathways l JOIN pathways p ON p.id = l.pathway_id "
-            "ORDER BY p.position, p.slug"
-        )
-        for session_type, slug in links:
-            if session_type in linked:
-                linked[session_type].append(slug)
-    for record in records:
+    records = {row[0]: dict(zip(SESSION_COLUMNS, row, strict=True)) for row in rows}  # by id, in order
+    for record in records.values():
         for name in _FLAGS:
             record[name] = bool(record[name])
         for name in ("duration_options", "custom_questions"):
             if isinstance(record[name], str):
                 record[name] = json.loads(record[name])
-        record["pathways"] = linked[record["id"]]
-    return records
+        record["pathways"] = []
+    links = "SELECT l.session_type_id, p.slug FROM session_type_pathways l JOIN pathways p ON p.id = l.pathway_id"
+    for session_type, slug in db.rows(f"{links} ORDER BY p.position, p.slug") if records else ():
+        if session_type in records:
+            records[session_type]["pathways"].append(slug)
+    return list(records.values())
 
 
 # -- progress: the catalogue, one client's progress and badges, `clients show` ----------------------------
