@@ -120,7 +120,7 @@ def record_completions(
             SkillPathwayLink, SkillPathwayLink.skill_id == UserSkillProgress.skill_id
         )
         query = query.where(SkillPathwayLink.pathway_id.in_(scope))
-        for client_id, pathway_id, tier, count in _for_clients(session, query, clients):
+        for client_id, pathway_id, tier, count in _in_batches(session, query, UserSkillProgress.client_id, clients):
             done[client_id][(pathway_id, tier)] = count
         for client_id, counts in done.items():
             for pathway_id in scope:
@@ -139,7 +139,7 @@ def record_completions(
     if fundamentals and catalogue.fundamentals > 0:
         everyone_done = _completed_counts().where(Skill.is_fundamental.is_(True))
         everyone_done = everyone_done.having(func.count() == catalogue.fundamentals)
-        for client_id, _ in _for_clients(session, everyone_done, clients):
+        for client_id, _ in _in_batches(session, everyone_done, UserSkillProgress.client_id, clients):
             due[client_id].append(FUNDAMENTALS_KEY)
 
     if not due:
@@ -166,24 +166,27 @@ def _completed_counts(*columns: SQLColumnExpression[Any]) -> Select[Any]:
     return query.group_by(UserSkillProgress.client_id, *columns)
 
 
-def _for_clients(session: Session, query: Select[*tuple[Any, ...]], clients: list[int] | None) -> Iterator[Any]:
-    """The rows of a per-client query, for every client (None) or batch by batch for the ones given."""
-    for chunk in [None] if clients is None else batches(clients):
-        yield from session.execute(query if chunk is None else query.where(UserSkillProgress.client_id.in_(chunk)))
+def _in_batches(session: Session, query: Select[*tuple[Any, ...]], column: Any, ids: list[int] | None) -> Iterator[Any]:
+    """The rows of `query`, for every row (`ids` None) or batch by batch where `column` is one of `ids`."""
+    for chunk in [None] if ids is None else batches(ids):
+        yield from session.execute(query if chunk is None else query.where(column.in_(chunk)))
+
+
+def _emails(session: Session, user_ids: Collection[int]) -> dict[int, str]:
+    return dict(_in_batches(session, select(User.id, User.email), User.id, sorted(set(user_ids))))
 
 
 def _award(session: Session, due: dict[int, list[str]], *, now: dt.datetime) -> dict[int, list[str]]:
     """Insert the badges not yet held; returns the newly awarded keys per client."""
-    held: set[tuple[int, str]] = set()
-    wanted_keys = sorted({key for keys in due.values() for key in keys})
-    for chunk in batches(sorted(due)):
-        query = select(Badge.client_id, Badge.key).where(Badge.client_id.in_(chunk), Badge.key.in_(wanted_keys))
-        held.update((client_id, key) for client_id, key in session.execute(query))
+    wanted = select(Badge.client_id, Badge.key).where(
+        Badge.key.in_(sorted({key for keys in due.values() for key in keys}))
+    )
+    held = {(client_id, key) for client_id, key in _in_batches(session, wanted, Badge.client_id, sorted(due))}
     fresh = {client_id: [key for key in keys if (client_id, key) not in held] for client_id, keys in due.items()}
     awarded = {client_id: keys for client_id, keys in fresh.items() if keys}
     if not awarded:
         return {}
-    emails = _emails(session, list(awarded))
+    emails = _emails(session, awarded)
     # set-based: a catalogue change can award thousands at once; one INSERT for the badges, one for the audit
     pairs = [(client_id, key) for client_id, keys in awarded.items() for key in keys]
     session.execute(
@@ -205,32 +208,19 @@ def _complete_enrolments(
         return {}
     pathway_ids = sorted({pathway_id for ids in completed.values() for pathway_id in ids})
     finished: dict[int, list[str]] = defaultdict(list)
-    emails = _emails(session, list(completed))
-    for chunk in batches(sorted(completed)):
-        enrolments = session.scalars(
-            select(Enrolment).where(
-                Enrolment.client_id.in_(chunk),
-                Enrolment.pathway_id.in_(pathway_ids),
-                Enrolment.status != "completed",
-            )
-        ).all()
-        for enrolment in enrolments:
-            if enrolment.pathway_id not in completed[enrolment.client_id]:
-                continue
-            slug = catalogue.pathways[enrolment.pathway_id].slug
-            label = f"{emails.get(enrolment.client_id, enrolment.client_id)}:{slug}"
-            if set_enrolment_status(session, enrolment, "completed", now=now, label=label):
-                enrolment.updated_at = now
-                finished[enrolment.client_id].append(slug)
+    emails = _emails(session, completed)
+    open_enrolments = select(Enrolment).where(Enrolment.pathway_id.in_(pathway_ids), Enrolment.status != "completed")
+    # read whole before the first change: the changes write (audit rows) on the same connection
+    for (enrolment,) in list(_in_batches(session, open_enrolments, Enrolment.client_id, sorted(completed))):
+        if enrolment.pathway_id not in completed[enrolment.client_id]:
+            continue
+        slug = catalogue.pathways[enrolment.pathway_id].slug
+        label = f"{emails.get(enrolment.client_id, enrolment.client_id)}:{slug}"
+        if set_enrolment_status(session, enrolment, "completed", now=now, label=label):
+            enrolment.updated_at = now
+            finished[enrolment.client_id].append(slug)
     session.flush()
     return finished
-
-
-def _emails(session: Session, user_ids: Sequence[int]) -> dict[int, str]:
-    emails: dict[int, str] = {}
-    for chunk in batches(sorted(set(user_ids))):
-        emails.update(session.execute(select(User.id, User.email).where(User.id.in_(chunk))).all())
-    return emails
 
 
 # -- the progress table (every enrolment) ------------------------------------------------------------
