@@ -162,23 +162,6 @@ def _with_answers(
             yield (*row[:index], _COMPACT_JSON(value) if cells else value, *row[index + 1 :])
 
 
-def _select_bookings(
-    db: Database,
-    columns: Sequence[str],
-    where: Sequence[str],
-    parameters: dict[str, Any],
-    *,
-    cells: bool,
-    raw: bool,
-    tail: str,
-) -> Rows:
-    expressions = _booking_expressions(db, cells=cells, safe=cells and not raw)
-    select = ", ".join(expressions.get(name, f"b.{name}") for name in columns)
-    condition = f" WHERE {' AND '.join(where)}" if where else ""
-    rows = db.rows(f"SELECT {select}{_BOOKINGS_FROM}{condition} {tail}", parameters)
-    return Rows(tuple(columns), _with_answers(db, columns, rows, cells=cells))
-
-
 def list_bookings(
     db: Database,
     filters: BookingFilters,
@@ -186,12 +169,14 @@ def list_bookings(
     now: dt.datetime | None = None,
     page: Page = ALL,
     cells: bool = False,
+    raw: bool = False,
     columns: Sequence[str] = BOOKING_COLUMNS,
 ) -> Rows:
     """Bookings matching every filter, ordered by start time, streamed; `page.search` looks in the
     reference, the client's e-mail and name, and the session title. The filters are checked (and the
     people, pathway and session they name looked up) before the first row is read. `columns`: the record
-    keys, or also other booking columns (`calendly_state`). `now` is needed for `upcoming`."""
+    keys, or also other booking columns (`calendly_state`). `now` is needed for `upcoming`. `cells`: as
+    CSV/TSV cells (answers as JSON text), spreadsheet-safe unless `raw`."""
     where: list[str] = []
     parameters: dict[str, Any] = {}
 
@@ -231,15 +216,18 @@ def list_bookings(
     if filters.upcoming:
         where.append("b.status IN ('pending', 'confirmed')")
     order = "b.start_time DESC, b.reference" if filters.newest_first else "b.start_time, b.reference"
-    tail = f"ORDER BY {order} {db.window(page.limit, page.offset, parameters)}"
-    return _select_bookings(db, columns, where, parameters, cells=cells, raw=False, tail=tail)
+    expressions = _booking_expressions(db, cells=cells, safe=cells and not raw)
+    select = ", ".join(expressions.get(name, f"b.{name}") for name in columns)
+    condition = f" WHERE {' AND '.join(where)}" if where else ""
+    window = db.window(page.limit, page.offset, parameters)
+    rows = db.rows(f"SELECT {select}{_BOOKINGS_FROM}{condition} ORDER BY {order} {window}", parameters)
+    return Rows(tuple(columns), _with_answers(db, columns, rows, cells=cells))
 
 
 def export_bookings(db: Database, *, cells: bool = False, raw: bool = False) -> Rows:
     """Every booking as its export record, ordered by start time then reference, streamed. `cells`: as
     CSV/TSV cells (answers as JSON text), spreadsheet-safe unless `raw`."""
-    order = "ORDER BY b.start_time, b.reference"
-    return _select_bookings(db, EXPORT_COLUMNS, (), {}, cells=cells, raw=raw, tail=order)
+    return list_bookings(db, BookingFilters(), cells=cells, raw=raw, columns=EXPORT_COLUMNS)
 
 
 # -- the names a filter or a command gives ---------------------------------------------------------------
