@@ -122,19 +122,17 @@ def record_completions(
         query = query.where(SkillPathwayLink.pathway_id.in_(scope))
         for client_id, pathway_id, tier, count in _in_batches(session, query, UserSkillProgress.client_id, clients):
             done[client_id][(pathway_id, tier)] = count
+        infos = [catalogue.pathways[pathway_id] for pathway_id in scope if pathway_id in catalogue.pathways]
         for client_id, counts in done.items():
-            for pathway_id in scope:
-                info = catalogue.pathways.get(pathway_id)
-                if info is None:
-                    continue
+            for info in infos:
                 # a tier with no skills is never complete
                 complete = [
-                    tier for tier in info.tiers if 0 < info.totals.get(tier, 0) == counts.get((pathway_id, tier), 0)
+                    tier for tier in info.tiers if 0 < info.totals.get(tier, 0) == counts.get((info.id, tier), 0)
                 ]
                 due[client_id].extend(tier_badge_key(info.slug, tier) for tier in complete)
                 if info.tiers and len(complete) == len(info.tiers):
                     due[client_id].append(pathway_badge_key(info.slug))
-                    completed_pathways[client_id].append(pathway_id)
+                    completed_pathways[client_id].append(info.id)
 
     if fundamentals and catalogue.fundamentals > 0:
         everyone_done = _completed_counts().where(Skill.is_fundamental.is_(True))
