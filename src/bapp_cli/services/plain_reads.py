@@ -235,14 +235,19 @@ def export_bookings(db: Database, *, cells: bool = False, raw: bool = False) -> 
 
 def person_id(db: Database, email: str, role: str) -> int:
     """The user id of the client or builder with `email` (role: "client" or "builder"), or NotFound."""
+    return int(person(db, email, role, "u.id")[0])
+
+
+def person(db: Database, email: str, role: str, columns: str) -> tuple[Any, ...]:
+    """`columns` of the client or builder with `email` (`u` their user, `p` their profile), or NotFound."""
     normalised = normalise_email(email, field=role)
     found = db.one(
-        f"SELECT u.id FROM users u JOIN {role}_profiles r ON r.user_id = u.id WHERE u.email = :email",
+        f"SELECT {columns} FROM users u JOIN {role}_profiles p ON p.user_id = u.id WHERE u.email = :email",
         {"email": normalised},
     )
     if found is None:
         raise person_not_found(normalised, role)
-    return int(found[0])
+    return found
 
 
 def person_not_found(email: str, role: str) -> NotFound:
@@ -519,15 +524,7 @@ class ClientProgress:
 
 def _client(db: Database, email: str) -> tuple[Any, ...]:
     """The client's id, e-mail, name, company, industry and profile creation instant (text), or NotFound."""
-    normalised = normalise_email(email, field="client")
-    found = db.one(
-        f"SELECT u.id, u.email, u.name, p.company, p.industry, {db.instant('p.created_at')} "
-        "FROM users u JOIN client_profiles p ON p.user_id = u.id WHERE u.email = :email",
-        {"email": normalised},
-    )
-    if found is None:
-        raise person_not_found(normalised, "client")
-    return found
+    return person(db, email, "client", f"u.id, u.email, u.name, p.company, p.industry, {db.instant('p.created_at')}")
 
 
 def _badges(db: Database, client_id: int, catalogue: Catalogue, page: Page = ALL) -> list[dict[str, Any]]:
