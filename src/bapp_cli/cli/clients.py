@@ -17,7 +17,6 @@ from bapp_cli.cli.options import (
     search_option,
 )
 from bapp_cli.cli.unit_of_work import changing
-from bapp_cli.db.domains import ENROLMENT_STATUSES
 
 if TYPE_CHECKING:
     from bapp_cli.cli.output import OutputSink
@@ -26,6 +25,8 @@ app = typer.Typer(help="Add, list and show clients; enrol them in pathways.", no
 
 
 def _complete_status(incomplete: str) -> list[str]:
+    from bapp_cli.db.domains import ENROLMENT_STATUSES  # bapp_cli.db stays out of start-up
+
     return [status for status in ENROLMENT_STATUSES if status.startswith(incomplete)]
 
 
