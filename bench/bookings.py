@@ -15,12 +15,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
+import functools
 import json
 import random
-import statistics
-import subprocess
 import sys
 import time
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,7 @@ from typing import Any
 from bapp_cli.services.instants import instant_text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import emit, isolated_environment
+from report import compare, cpu_note, emit, isolated_environment
 
 REPO = Path(__file__).resolve().parent.parent
 WORK = REPO / ".bench" / "bookings"
@@ -204,15 +204,6 @@ def bookings_in(path: Path) -> int:
         return int(connection.execute("SELECT count(*) FROM bookings").fetchone()[0])
 
 
-def run_once(command: list[str], env: dict[str, str]) -> tuple[float, bytes]:
-    started = time.perf_counter()
-    completed = subprocess.run(command, env=env, capture_output=True, cwd=REPO)
-    elapsed = time.perf_counter() - started
-    if completed.returncode != 0:
-        raise SystemExit(f"{' '.join(command[3:])} failed ({completed.returncode}): {completed.stderr.decode()}")
-    return elapsed, completed.stdout
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=7)
@@ -226,44 +217,45 @@ def main() -> int:
     version = [sys.executable, "-m", "bapp_cli", "--version"]
     held = {path: bookings_in(path) for path in (big, anchor)}
 
-    for path in (big, anchor):  # warm the page cache and bytecode
-        run_once(available[path], env)
-        run_once(clocks[path].create_command(path), env)
-    samples: dict[str, list[float]] = {key: [] for key in ("avail-big", "avail-anchor", "create-big", "create-anchor")}
-    startup: list[float] = []
-    listed: dict[Path, int] = {}
-    for _ in range(options.runs):
-        for path, label in ((big, "big"), (anchor, "anchor")):
-            elapsed, stdout = run_once(available[path], env)
-            samples[f"avail-{label}"].append(elapsed)
-            listed[path] = len(json.loads(stdout))
-            elapsed, stdout = run_once(clocks[path].create_command(path), env)
-            samples[f"create-{label}"].append(elapsed)
-            assert json.loads(stdout)["existing"] is False
-        startup.append(run_once(version, env)[0])
-    medians = {key: statistics.median(values) for key, values in samples.items()}
-    start_up = statistics.median(startup)
+    commands: dict[str, list[str] | Callable[[], list[str]]] = {}
+    for path, label in ((big, "big"), (anchor, "anchor")):
+        commands[f"avail-{label}"] = available[path]
+        commands[f"create-{label}"] = functools.partial(clocks[path].create_command, path)
+    commands["version"] = version
+    listed: dict[str, int] = {}
+
+    def check(name: str, output: Path) -> None:
+        if name.startswith("avail-"):
+            listed[name.removeprefix("avail-")] = len(json.loads(output.read_bytes()))
+        elif name.startswith("create-"):
+            assert json.loads(output.read_bytes())["existing"] is False
+
+    # interleaved, each booking a new slot; CPU beside wall, which stays meaningful on a shared machine
+    figures = compare(commands, env, options.runs, output=WORK / "out.json", check=check, cwd=REPO)
+    start_up = figures["version"].wall
     print(
-        f"  databases: {big.name} (1,000 types, {held[big]:,} bookings at the start; {listed[big]} types listed) | "
-        f"{anchor.name} (10 types, {held[anchor]} bookings at the start; {listed[anchor]} listed) | "
+        f"  databases: {big.name} (1,000 types, {held[big]:,} bookings at the start; {listed['big']} types listed) | "
+        f"{anchor.name} (10 types, {held[anchor]} bookings at the start; {listed['anchor']} listed) | "
         f"bapp --version {start_up:.3f} s (each run books a new slot; --rebuild starts afresh)"
     )
     results = [
         emit(
             "P5 sessions available",
-            bapp=medians["avail-big"],
-            anchor=medians["avail-anchor"],
+            bapp=figures["avail-big"].wall,
+            anchor=figures["avail-anchor"].wall,
             target=TARGET,
             anchor_label="10 types, 0 bookings",
-            note=f"{medians['avail-big'] / start_up:.2f} x bapp --version",
+            note=f"{cpu_note(figures['avail-big'], figures['avail-anchor'])}; "
+            f"{figures['avail-big'].wall / start_up:.2f} x bapp --version; medians of {options.runs} interleaved runs",
         ),
         emit(
             "P5 bookings create",
-            bapp=medians["create-big"],
-            anchor=medians["create-anchor"],
+            bapp=figures["create-big"].wall,
+            anchor=figures["create-anchor"].wall,
             target=TARGET,
             anchor_label="10 types, 0 bookings",
-            note=f"{medians['create-big'] / start_up:.2f} x bapp --version",
+            note=f"{cpu_note(figures['create-big'], figures['create-anchor'])}; "
+            f"{figures['create-big'].wall / start_up:.2f} x bapp --version; medians of {options.runs} interleaved runs",
         ),
     ]
     return 0 if all(results) else 1

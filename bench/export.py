@@ -13,16 +13,14 @@ checked to hold a header and 100,000 rows.
 from __future__ import annotations
 
 import argparse
-import os
-import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import emit, isolated_environment
+from report import compare, emit, isolated_environment
 
 REPO = Path(__file__).resolve().parent.parent
 WORK = REPO / ".bench" / "reads"
@@ -50,21 +48,6 @@ def database(rebuild: bool) -> Path:
     return path
 
 
-def measure(command: Sequence[str], env: dict[str, str], output: Path) -> tuple[float, float, float]:
-    """Wall seconds, CPU seconds and peak RSS (MB) of one whole process whose stdout is `output`."""
-    started = time.perf_counter()
-    with output.open("wb") as sink:
-        process = subprocess.Popen(command, env=env, stdout=sink, stderr=subprocess.PIPE, cwd=REPO)
-        # wait4 gives this child's own resource usage (RUSAGE_CHILDREN would mix every child of the bench);
-        # stderr is small, so waiting before reading it cannot block the child
-        _, status, usage = os.wait4(process.pid, 0)
-    wall = time.perf_counter() - started
-    stderr = process.stderr.read().decode() if process.stderr else ""
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"{' '.join(command)} failed ({os.waitstatus_to_exitcode(status)}): {stderr[-800:]}")
-    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
-
-
 def bench_environment() -> dict[str, str]:
     """bapp's defaults, and Python allowed to cache bytecode: an installed bapp has its .pyc files, and
     without them every run would compile bapp's modules afresh (a third of a short command's time)."""
@@ -78,31 +61,18 @@ def lines_in(path: Path) -> int:
         return sum(chunk.count(b"\n") for chunk in iter(lambda: stream.read(1 << 20), b""))
 
 
+def expecting_lines(expected: int) -> Callable[[str, Path], None]:
+    """A `compare` check: every run wrote `expected` lines."""
+
+    def check(name: str, output: Path) -> None:
+        if lines_in(output) != expected:
+            raise SystemExit(f"{name}: wrote {lines_in(output)} lines, expected {expected}")
+
+    return check
+
+
 def bapp(path: Path, *args: str) -> list[str]:
     return [str(BIN / "bapp"), "--database-url", f"sqlite:///{path}", *args]
-
-
-def compare(
-    commands: dict[str, list[str]], env: dict[str, str], runs: int, *, expected_lines: int | None = None
-) -> dict[str, tuple[float, float, float]]:
-    """Each command `runs` times, interleaved after one warm-up each: median wall, median CPU, largest RSS."""
-    samples: dict[str, list[tuple[float, float, float]]] = {name: [] for name in commands}
-    output = WORK / "out.txt"
-    for command in commands.values():  # warm the page cache and bytecode
-        measure(command, env, output)
-    for _ in range(runs):
-        for name, command in commands.items():
-            samples[name].append(measure(command, env, output))
-            if expected_lines is not None and lines_in(output) != expected_lines:
-                raise SystemExit(f"{name}: wrote {lines_in(output)} lines, expected {expected_lines}")
-    return {
-        name: (
-            statistics.median(run[0] for run in values),
-            statistics.median(run[1] for run in values),
-            max(run[2] for run in values),
-        )
-        for name, values in samples.items()
-    }
 
 
 def main() -> int:
@@ -117,7 +87,9 @@ def main() -> int:
         "list": bapp(path, "bookings", "list", "--format", "csv"),
         "anchor": [str(BIN / "sqlite-utils"), "rows", str(path), "bookings", "--csv"],
     }
-    figures = compare(commands, env, options.runs, expected_lines=BOOKINGS + 1)
+    figures = compare(
+        commands, env, options.runs, output=WORK / "out.txt", check=expecting_lines(BOOKINGS + 1), cwd=REPO
+    )
     anchor_wall, anchor_cpu, anchor_rss = figures["anchor"]
     print(f"  median of {options.runs} interleaved runs each; the machine may be shared (CPU beside wall)")
     results = []

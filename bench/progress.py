@@ -16,15 +16,12 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import random
-import resource
-import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from report import count_statements, emit, emit_count, isolated_environment
+from report import compare, count_statements, cpu_note, emit, emit_count, isolated_environment
 
 REPO = Path(__file__).resolve().parent.parent
 WORK = REPO / ".bench" / "progress"
@@ -191,34 +188,6 @@ def command(path: Path) -> list[str]:
     return [sys.executable, "-m", "bapp_cli", "--database-url", f"sqlite:///{path}", "progress", "table", "-f", "json"]
 
 
-def time_processes(paths: list[Path], runs: int) -> list[tuple[float, float, int]]:
-    """Per database: median wall time of the whole process, its median CPU time, and the rows printed.
-
-    The databases are timed in turn within each round, so a busy moment on the machine weighs on both
-    sides of the ratio rather than on one. CPU time (user + system of the child) is reported beside the
-    wall time because it stays meaningful when other work shares the cores.
-    """
-    env = isolated_environment(WORK)
-    walls: list[list[float]] = [[] for _ in paths]
-    cpus: list[list[float]] = [[] for _ in paths]
-    rows = [0 for _ in paths]
-    for path in paths:  # warm the page cache and the bytecode cache
-        subprocess.run(command(path), env=env, capture_output=True, check=True, cwd=REPO)
-    for _ in range(runs):
-        for index, path in enumerate(paths):
-            before = resource.getrusage(resource.RUSAGE_CHILDREN)
-            started = time.perf_counter()
-            completed = subprocess.run(command(path), env=env, capture_output=True, check=True, cwd=REPO)
-            walls[index].append(time.perf_counter() - started)
-            after = resource.getrusage(resource.RUSAGE_CHILDREN)
-            cpus[index].append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
-            rows[index] = completed.stdout.count(b'"client":')
-    return [
-        (statistics.median(wall), statistics.median(cpu), count)
-        for wall, cpu, count in zip(walls, cpus, rows, strict=True)
-    ]
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=7)
@@ -229,19 +198,30 @@ def main() -> int:
     options = parser.parse_args()
     paths = {size: database(size, options.rebuild, options.second_enrolments) for size in SIZES}
 
-    (big, big_cpu, big_rows), (anchor, anchor_cpu, anchor_rows) = time_processes(
-        [paths[10_000], paths[100]], options.runs
+    env = isolated_environment(WORK)
+    rows: dict[str, int] = {}
+
+    def count_rows(name: str, output: Path) -> None:
+        rows[name] = output.read_bytes().count(b'"client":')
+
+    # interleaved, CPU beside wall: the CPU ratio stays meaningful when other work shares the cores
+    figures = compare(
+        {"10k": command(paths[10_000]), "100": command(paths[100])},
+        env,
+        options.runs,
+        output=WORK / "out.json",
+        check=count_rows,
+        cwd=REPO,
     )
     met = emit(
         "P4 progress table",
-        bapp=big,
-        anchor=anchor,
+        bapp=figures["10k"].wall,
+        anchor=figures["100"].wall,
         target=TARGET_RATIO,
         anchor_label="same @100 clients",
-        note=f"{big_rows} vs {anchor_rows} rows; CPU {big_cpu:.2f} s vs {anchor_cpu:.2f} s, "
-        f"ratio {big_cpu / anchor_cpu:.2f}; {options.runs} runs",
+        note=f"{rows['10k']} vs {rows['100']} rows; {cpu_note(figures['10k'], figures['100'])}; "
+        f"medians of {options.runs} interleaved runs",
     )
-    env = isolated_environment(WORK)
     at_100, at_10k = (count_statements(command(paths[size])[3:], env) for size in (100, 10_000))
     met &= emit_count("P4 progress table SQL statements", value=at_10k, expected=at_100, note="target = @100 clients")
     return 0 if met else 1

@@ -19,8 +19,8 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from export import BIN, bapp, bench_environment, compare, database
-from report import emit
+from export import BIN, REPO, WORK, bapp, bench_environment, database
+from report import compare, cpu_note, emit
 
 TARGET = 2.0
 CLIENT = "client00009@bench.example"
@@ -53,7 +53,7 @@ def main() -> int:
     for name, (command, anchor) in pairs.items():
         commands[name] = command
         commands[f"anchor {name}"] = anchor
-    figures = compare(commands, env, options.runs)
+    figures = compare(commands, env, options.runs, output=WORK / "out.txt", cwd=REPO)
     version_wall = figures["bapp --version"][0]
     print(
         f"  median of {options.runs} interleaved runs each; the machine may be shared (CPU beside wall); "
@@ -68,16 +68,15 @@ def main() -> int:
     )
     results = []
     for name in pairs:
-        wall, cpu, _ = figures[name]
-        anchor_wall, anchor_cpu, _ = figures[f"anchor {name}"]
+        bapp_run, anchor_run = figures[name], figures[f"anchor {name}"]
         results.append(
             emit(
                 f"P7 {name}",
-                bapp=wall,
-                anchor=anchor_wall,
+                bapp=bapp_run.wall,
+                anchor=anchor_run.wall,
                 target=TARGET,
                 anchor_label="sqlite-utils rows",
-                note=f"CPU {cpu:.3f} s vs {anchor_cpu:.3f} s (ratio {cpu / anchor_cpu:.2f})",
+                note=cpu_note(bapp_run, anchor_run),
             )
         )
     return 0 if all(results) else 1

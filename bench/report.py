@@ -12,10 +12,11 @@ import json
 import os
 import statistics
 import subprocess
+import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 MACHINE_PREFIX = "BENCH-RESULT "
 
@@ -82,6 +83,70 @@ def time_command(command: Sequence[str], *, runs: int, env: dict[str, str] | Non
         if check and completed.returncode != 0:
             raise SystemExit(f"{' '.join(command)} failed ({completed.returncode}): {completed.stderr.decode()[-500:]}")
     return statistics.median(samples)
+
+
+class Measured(NamedTuple):
+    """One whole process, or the medians of several: wall seconds, CPU seconds (user + system of the child
+    alone, which stays meaningful when other work shares the cores) and peak RSS in MB."""
+
+    wall: float
+    cpu: float
+    rss_mb: float
+
+
+def measure(command: Sequence[str], env: dict[str, str], output: Path, *, cwd: Path | None = None) -> Measured:
+    """One whole process whose stdout is the file `output` (not a terminal, as a script runs it)."""
+    started = time.perf_counter()
+    with output.open("wb") as sink, tempfile.TemporaryFile() as errors:
+        process = subprocess.Popen(command, env=env, stdout=sink, stderr=errors, cwd=cwd)
+        # wait4 gives this child's own resource usage (RUSAGE_CHILDREN would mix every child of the bench)
+        _, status, usage = os.wait4(process.pid, 0)
+        wall = time.perf_counter() - started
+        if os.waitstatus_to_exitcode(status) != 0:
+            errors.seek(0)
+            failure = f"{os.waitstatus_to_exitcode(status)}): {errors.read().decode(errors='replace')[-800:]}"
+            raise SystemExit(f"{' '.join(command)} failed ({failure}")
+    return Measured(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024)
+
+
+def compare(
+    commands: Mapping[str, Sequence[str] | Callable[[], Sequence[str]]],
+    env: dict[str, str],
+    runs: int,
+    *,
+    output: Path,
+    check: Callable[[str, Path], None] | None = None,
+    cwd: Path | None = None,
+) -> dict[str, Measured]:
+    """Each command `runs` times after one warm-up each (page cache, bytecode), interleaved so a busy moment
+    on a shared machine weighs on every side alike: median wall, median CPU, largest peak RSS. A callable
+    gives a fresh command for each run; `check(name, output)` inspects each measured run's output."""
+
+    def command(name: str) -> Sequence[str]:
+        given = commands[name]
+        return given() if callable(given) else given
+
+    for name in commands:
+        measure(command(name), env, output, cwd=cwd)
+    samples: dict[str, list[Measured]] = {name: [] for name in commands}
+    for _ in range(runs):
+        for name in commands:
+            samples[name].append(measure(command(name), env, output, cwd=cwd))
+            if check is not None:
+                check(name, output)
+    return {
+        name: Measured(
+            statistics.median(run.wall for run in values),
+            statistics.median(run.cpu for run in values),
+            max(run.rss_mb for run in values),
+        )
+        for name, values in samples.items()
+    }
+
+
+def cpu_note(bapp: Measured, anchor: Measured) -> str:
+    """The CPU seconds beside a wall-time figure, and their ratio."""
+    return f"CPU {bapp.cpu:.3f} s vs {anchor.cpu:.3f} s (ratio {bapp.cpu / anchor.cpu:.2f})"
 
 
 def isolated_environment(work: Path) -> dict[str, str]:

@@ -16,15 +16,13 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import random
-import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from progress import build as build_progress  # bench/progress.py: the same clients × skills database
-from report import count_statements, emit, emit_count, isolated_environment
+from report import compare, count_statements, cpu_note, emit, emit_count, isolated_environment
 
 REPO = Path(__file__).resolve().parent.parent
 WORK = REPO / ".bench" / "reports"
@@ -137,21 +135,6 @@ def command(path: Path, arguments: list[str]) -> list[str]:
     return [sys.executable, "-m", "bapp_cli", "--database-url", f"sqlite:///{path}", *arguments]
 
 
-def time_processes(paths: list[Path], arguments: list[str], runs: int) -> list[float]:
-    """Median wall time of the whole process per database; the databases take turns within each round,
-    so a busy moment on the machine weighs on both sides of the ratio."""
-    env = isolated_environment(WORK)
-    samples: list[list[float]] = [[] for _ in paths]
-    for path in paths:  # warm the page cache and the bytecode cache
-        subprocess.run(command(path, arguments), env=env, capture_output=True, check=True, cwd=REPO)
-    for _ in range(runs):
-        for index, path in enumerate(paths):
-            started = time.perf_counter()
-            subprocess.run(command(path, arguments), env=env, capture_output=True, check=True, cwd=REPO)
-            samples[index].append(time.perf_counter() - started)
-    return [statistics.median(times) for times in samples]
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=7)
@@ -161,14 +144,16 @@ def main() -> int:
     met = True
     env = isolated_environment(WORK)
     for name, arguments in COMMANDS.items():
-        big, anchor = time_processes([paths[10_000], paths[100]], arguments, options.runs)
+        big, anchor = command(paths[10_000], arguments), command(paths[100], arguments)
+        figures = compare({"10k": big, "100": anchor}, env, options.runs, output=WORK / "out", cwd=REPO)
         met &= emit(
             f"P4 reports {name} @10k clients",
-            bapp=big,
-            anchor=anchor,
+            bapp=figures["10k"].wall,
+            anchor=figures["100"].wall,
             target=TARGET_RATIO,
             anchor_label="same @100 clients",
-            note=f"{10_000 * BOOKINGS_PER_CLIENT:,} vs {100 * BOOKINGS_PER_CLIENT:,} bookings, {options.runs} runs",
+            note=f"{10_000 * BOOKINGS_PER_CLIENT:,} vs {100 * BOOKINGS_PER_CLIENT:,} bookings; "
+            f"{cpu_note(figures['10k'], figures['100'])}; medians of {options.runs} interleaved runs",
         )
         at_100 = count_statements(["--database-url", f"sqlite:///{paths[100]}", *arguments], env)
         at_10k = count_statements(["--database-url", f"sqlite:///{paths[10_000]}", *arguments], env)

@@ -23,11 +23,11 @@ if TYPE_CHECKING:
 
 app = typer.Typer(help="Add, list and show clients; enrol them in pathways.", no_args_is_help=True)
 
-ENROLMENT_STATUS_CHOICES = ("active", "paused", "completed")
-
 
 def _complete_status(incomplete: str) -> list[str]:
-    return [status for status in ENROLMENT_STATUS_CHOICES if status.startswith(incomplete)]
+    from bapp_cli.db.domains import ENROLMENT_STATUSES  # bapp_cli.db stays out of start-up
+
+    return [status for status in ENROLMENT_STATUSES if status.startswith(incomplete)]
 
 
 @output_command(app, "add")
@@ -94,27 +94,19 @@ def list_command(
 
 
 def _render_detail(detail: dict[str, Any], sink: OutputSink, console: Any) -> None:
-    from rich.table import Table
     from rich.text import Text
 
-    from bapp_cli.services.plain_reads import instant_value
+    from bapp_cli.cli.terminal import detail_table, listing_table
+    from bapp_cli.services.plain_reads import CLIENT_COLUMNS, instant_value
 
-    profile = Table(title=detail["name"] or detail["email"], show_header=False, box=None, padding=(0, 2))
-    profile.add_column(style="bold")
-    profile.add_column()
-    for key in ("email", "name", "company", "industry", "created_at"):
-        profile.add_row(key.replace("_", " "), sink.display_value(detail[key]))
-    console.print(profile)
-    enrolments = Table(title="Enrolments", header_style="bold")
-    for column in ("pathway", "status", "start date", "completed", "coach", "progress"):
-        enrolments.add_column(column)
+    profile = ((key.replace("_", " "), sink.display_value(detail[key])) for key in CLIENT_COLUMNS)
+    console.print(detail_table(detail["name"] or detail["email"], profile))
+    enrolments = listing_table("Enrolments", ("pathway", "status", "start date", "completed", "coach", "progress"))
     for item in detail["enrolments"]:
         cells = (item[key] for key in ("start_date", "completed_at", "builder"))
         enrolments.add_row(item["pathway"], item["status"], *map(sink.display_value, cells), f"{item['percent']}%")
     console.print(enrolments)
-    bookings = Table(title="Recent bookings", header_style="bold")
-    for column in ("reference", "start", "session", "status", "payment", "pathway"):
-        bookings.add_column(column)
+    bookings = listing_table("Recent bookings", ("reference", "start", "session", "status", "payment", "pathway"))
     for booking in detail["bookings"]:
         start = sink.local_time(instant_value(booking["start_time"]))  # type: ignore[arg-type]
         cells = (booking[key] for key in ("session_title", "status", "payment_status"))

@@ -30,6 +30,24 @@ def render_progress_tree(progress: Any, sink: Any) -> Any:
         from rich.text import Text
         from rich.tree import Tree
 
+        def counted(label: Text, group: dict[str, Any]) -> Text:
+            style = percent_style(group["percent"])
+            label.append(f"  {group['completed']}/{group['total']}  ")
+            label.append(bar(group["percent"]), style=style)
+            label.append(f" {group['percent']}%", style=style)
+            return label
+
+        def add_skills(branch: Any, skills: list[dict[str, Any]]) -> None:
+            for skill in skills:
+                mark, style = SKILL_STATUS_STYLES.get(skill["status"], ("?", ""))
+                line = Text.assemble(
+                    (mark, style), " ", (skill["name"], style if skill["status"] != "completed" else "")
+                )
+                line.append(f" ({skill['skill']})", style="dim")
+                if skill["completed_via"]:
+                    line.append(f"  via {skill['completed_via']}", style="dim")
+                branch.add(line)
+
         title = Text(progress.client_name or progress.client, style="bold")
         if progress.client_name:
             title.append(f"  <{progress.client}>", style="dim")
@@ -37,57 +55,35 @@ def render_progress_tree(progress: Any, sink: Any) -> Any:
         if not progress.pathways:
             root.add(Text("no enrolments", style="dim"))
         for item in progress.pathways:
-            label = Text()
-            if item.pathway is None:
-                label.append("★ Fundamentals", style="bold")
-            else:
-                label.append(
-                    f"{item.icon or ''} {item.name}".strip(), style=f"bold {item.color}" if item.color else "bold"
-                )
-                label.append(f" ({item.pathway})", style="dim")
-                label.append(f"  {item.status}", style=ENROLMENT_STYLES.get(item.status, ""))
-                if item.builder:
-                    label.append(f"  coach {item.builder}", style="dim")
-                if item.start_date:
-                    label.append(f"  since {item.start_date.isoformat()}", style="dim")
-                if item.completed_at:
-                    label.append(f"  completed {sink.local_time(item.completed_at)}", style="green")
-            label.append(f"  {item.completed}/{item.total}  ", style="")
-            label.append(bar(item.percent), style=percent_style(item.percent))
-            label.append(f" {item.percent}%", style=percent_style(item.percent))
-            branch = root.add(label)
-            if item.pathway is None:
-                _add_skills(branch, item.skills)
+            if item["pathway"] is None:
+                fundamentals = root.add(counted(Text.assemble(("★ Fundamentals", "bold")), item))
+                add_skills(fundamentals, item["progress"]["fundamentals"])
                 continue
-            for tier in item.tiers:
-                tier_label = Text.assemble(
-                    (f"Tier {tier.tier} · {tier.name}", "bold"),
-                    f"  {tier.completed}/{tier.total}  ",
-                    (bar(tier.percent), percent_style(tier.percent)),
-                    (f" {tier.percent}%", percent_style(tier.percent)),
+            icon, color = progress.looks[item["pathway"]]
+            label = Text.assemble((f"{icon or ''} {item['name']}".strip(), f"bold {color}" if color else "bold"))
+            label.append(f" ({item['pathway']})", style="dim")
+            label.append(f"  {item['status']}", style=ENROLMENT_STYLES.get(item["status"], ""))
+            if item["builder"]:
+                label.append(f"  coach {item['builder']}", style="dim")
+            if item["start_date"]:
+                label.append(f"  since {item['start_date'].isoformat()}", style="dim")
+            if item["completed_at"]:
+                label.append(f"  completed {sink.local_time(item['completed_at'])}", style="green")
+            branch = root.add(counted(label, item))
+            for tier in item["tiers"]:
+                tier_branch = branch.add(
+                    counted(Text.assemble((f"Tier {tier['tier']} · {tier['name']}", "bold")), tier)
                 )
-                tier_branch = branch.add(tier_label)
-                if not tier.skills:
+                skills = item["progress"][f"tier{tier['tier']}"]
+                if not skills:
                     tier_branch.add(Text("no skills linked yet", style="dim"))
-                _add_skills(tier_branch, tier.skills)
+                add_skills(tier_branch, skills)
         badges = root.add(Text(f"Badges ({len(progress.badges)})", style="bold"))
         for badge in progress.badges:
             badges.add(Text.assemble(f"🏅 {badge['name']}", (f"  {sink.local_time(badge['awarded_at'])}", "dim")))
         console.print(root)
 
     return draw
-
-
-def _add_skills(branch: Any, skills: list[Any]) -> None:
-    from rich.text import Text
-
-    for skill in skills:
-        mark, style = SKILL_STATUS_STYLES.get(skill.status, ("?", ""))
-        line = Text.assemble((mark, style), " ", (skill.name, style if skill.status != "completed" else ""))
-        line.append(f" ({skill.skill})", style="dim")
-        if skill.completed_via:
-            line.append(f"  via {skill.completed_via}", style="dim")
-        branch.add(line)
 
 
 @output_command(app, "show")
@@ -104,26 +100,13 @@ def show(
       bapp progress show ada@example.com --pathway accelerate
       bapp progress show ada@example.com --json
     """
-    from bapp_cli.services.plain_reads import show_progress
+    from bapp_cli.services.plain_reads import PROGRESS_COLUMNS, show_progress
 
     app_state = state(ctx)
     sink = app_state.output()
     with app_state.plain_reading() as database:
         progress = show_progress(database, email, pathway=pathway)
-    columns = [
-        "pathway",
-        "name",
-        "start_date",
-        "status",
-        "builder",
-        "completed_at",
-        "progress",
-        "tiers",
-        "completed",
-        "total",
-        "percent",
-    ]
-    sink.records([item.as_record() for item in progress.pathways], columns, table=render_progress_tree(progress, sink))
+    sink.records(progress.pathways, PROGRESS_COLUMNS, table=render_progress_tree(progress, sink))
 
 
 @output_command(app, "table")

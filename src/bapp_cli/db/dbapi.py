@@ -12,6 +12,7 @@ Failures read exactly as the SQLAlchemy path's: the same DatabaseNotReady (exit 
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import sqlite3
 from collections.abc import Iterator, Mapping
@@ -113,6 +114,25 @@ class Database:
             f"CASE WHEN {code}({column}) IN ({triggers}, 39) AND {code}(ltrim({column}, '''')) IN ({triggers}) "
             f"THEN '''' || {column} ELSE {column} END"
         )
+
+    def window(self, limit: int | None, offset: int, parameters: dict[str, Any]) -> str:
+        """LIMIT/OFFSET SQL, its values put in `parameters` (SQLite takes an OFFSET only after a LIMIT, where
+        -1 means none)."""
+        window = ""
+        if limit is not None or (offset and self.dialect == "sqlite"):
+            parameters["page_limit"] = -1 if limit is None else limit
+            window = "LIMIT :page_limit"
+        if offset:
+            parameters["page_offset"] = offset
+            window += " OFFSET :page_offset"
+        return window
+
+    def stored_instant(self, value: dt.datetime) -> Any:
+        """An aware instant as the backend stores it: SQLite's naive UTC text (db/types.py), compared as text."""
+        utc = value.astimezone(dt.UTC)
+        if self.dialect == "postgresql":
+            return utc
+        return utc.replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
 
     def close(self) -> None:
         try:

@@ -26,7 +26,7 @@ from bapp_cli.errors import Conflict, InvalidInput, NotFound
 from bapp_cli.services.enrolment import enrol, find_enrolment, set_enrolment_status
 from bapp_cli.services.listing import ALL, Page
 from bapp_cli.services.pathways import get_pathway
-from bapp_cli.services.people import clean_text, ensure_client, find_user, get_builder, get_client, normalise_email
+from bapp_cli.services.people import clean_text, ensure_client, get_builder, get_client, normalise_email
 from bapp_cli.services.plain_reads import CLIENT_COLUMNS as CLIENT_COLUMNS  # `clients show` reads it in plain SQL
 
 ENROLMENT_COLUMNS = ("client", "pathway", "status", "start_date", "completed_at", "builder")
@@ -44,12 +44,9 @@ def add_client(
     Returns its record (CLIENT_COLUMNS)."""
     normalised = normalise_email(email)
     name, company, industry = clean_text(name, "name"), clean_text(company, "company"), clean_text(industry, "industry")
-    user = find_user(session, normalised)
-    if user is not None:
-        has_profile = session.scalar(select(ClientProfile.id).where(ClientProfile.user_id == user.id))
-        if has_profile is not None:
-            raise Conflict(f"client {normalised!r} already exists", hint=f"see `bapp clients show {normalised}`")
-    user, profile, _ = ensure_client(session, normalised, name=name, company=company, industry=industry)
+    user, profile, created = ensure_client(session, normalised, name=name, company=company, industry=industry)
+    if not created:  # the unit of work rolls back whatever ensure_client touched
+        raise Conflict(f"client {normalised!r} already exists", hint=f"see `bapp clients show {normalised}`")
     values = (user.email, user.name, profile.company, profile.industry, profile.created_at)
     return dict(zip(CLIENT_COLUMNS, values, strict=True))
 

@@ -13,7 +13,7 @@ import datetime as dt
 import json
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from bapp_cli.db.dbapi import Database
@@ -162,35 +162,6 @@ def _with_answers(
             yield (*row[:index], _COMPACT_JSON(value) if cells else value, *row[index + 1 :])
 
 
-def _select_bookings(
-    db: Database,
-    columns: Sequence[str],
-    where: Sequence[str],
-    parameters: dict[str, Any],
-    *,
-    cells: bool,
-    raw: bool,
-    tail: str,
-) -> Rows:
-    expressions = _booking_expressions(db, cells=cells, safe=cells and not raw)
-    select = ", ".join(expressions.get(name, f"b.{name}") for name in columns)
-    condition = f" WHERE {' AND '.join(where)}" if where else ""
-    rows = db.rows(f"SELECT {select}{_BOOKINGS_FROM}{condition} {tail}", parameters)
-    return Rows(tuple(columns), _with_answers(db, columns, rows, cells=cells))
-
-
-def _window(db: Database, page: Page, parameters: dict[str, Any]) -> str:
-    """LIMIT/OFFSET of `page` (SQLite takes an OFFSET only after a LIMIT, where -1 means none)."""
-    window = ""
-    if page.limit is not None or (page.offset and db.dialect == "sqlite"):
-        parameters["page_limit"] = -1 if page.limit is None else page.limit
-        window = "LIMIT :page_limit"
-    if page.offset:
-        parameters["page_offset"] = page.offset
-        window += " OFFSET :page_offset"
-    return window
-
-
 def list_bookings(
     db: Database,
     filters: BookingFilters,
@@ -198,18 +169,20 @@ def list_bookings(
     now: dt.datetime | None = None,
     page: Page = ALL,
     cells: bool = False,
+    raw: bool = False,
     columns: Sequence[str] = BOOKING_COLUMNS,
 ) -> Rows:
     """Bookings matching every filter, ordered by start time, streamed; `page.search` looks in the
     reference, the client's e-mail and name, and the session title. The filters are checked (and the
     people, pathway and session they name looked up) before the first row is read. `columns`: the record
-    keys, or also other booking columns (`calendly_state`). `now` is needed for `upcoming`."""
+    keys, or also other booking columns (`calendly_state`). `now` is needed for `upcoming`. `cells`: as
+    CSV/TSV cells (answers as JSON text), spreadsheet-safe unless `raw`."""
     where: list[str] = []
     parameters: dict[str, Any] = {}
 
-    def equal(column: str, value: Any) -> None:
+    def bound(column: str, value: Any, operator: str = "=") -> None:
         name = f"p{len(parameters)}"
-        where.append(f"{column} = :{name}")
+        where.append(f"{column} {operator} :{name}")
         parameters[name] = value
 
     if page.searching:
@@ -217,51 +190,44 @@ def list_bookings(
         found = [db.contains(column, "search") for column in ("b.reference", "t.title", "c.email", "c.name")]
         where.append(f"({' OR '.join(found)})")
     if filters.booking_id is not None:
-        equal("b.id", filters.booking_id)
+        bound("b.id", filters.booking_id)
     if filters.client_email is not None:
-        equal("b.client_id", person_id(db, filters.client_email, "client"))
+        bound("b.client_id", person_id(db, filters.client_email, "client"))
     if filters.builder_email is not None:
-        equal("b.builder_id", person_id(db, filters.builder_email, "builder"))
+        bound("b.builder_id", person_id(db, filters.builder_email, "builder"))
     if filters.pathway is not None:
         if filters.pathway.strip().lower() == "none":
             where.append("b.pathway_id IS NULL")
         else:
-            equal("b.pathway_id", pathway_id(db, filters.pathway))
+            bound("b.pathway_id", pathway_id(db, filters.pathway))
     if filters.status is not None:
         if filters.status not in BOOKING_STATUSES:
             raise InvalidInput(
                 f"status: {filters.status!r} is not one of {', '.join(BOOKING_STATUSES)}", code="invalid_status"
             )
-        equal("b.status", filters.status)
+        bound("b.status", filters.status)
     if filters.session is not None:
-        equal("b.session_type_id", session_type_id(db, filters.session))
+        bound("b.session_type_id", session_type_id(db, filters.session))
     if filters.upcoming and now is None:
         raise ValueError("upcoming bookings need `now`")  # a caller's bug
-    instants = {"from": filters.start_from, "to": filters.start_to, "now": now if filters.upcoming else None}
-    for name, operator in (("from", ">="), ("to", "<"), ("now", ">=")):
-        if instants[name] is not None:
-            where.append(f"b.start_time {operator} :{name}")
-            parameters[name] = _stored_instant(db, instants[name])  # type: ignore[arg-type]
+    for operator, instant in ((">=", filters.start_from), ("<", filters.start_to), (">=", filters.upcoming and now)):
+        if instant:
+            bound("b.start_time", db.stored_instant(instant), operator)
     if filters.upcoming:
         where.append("b.status IN ('pending', 'confirmed')")
     order = "b.start_time DESC, b.reference" if filters.newest_first else "b.start_time, b.reference"
-    tail = f"ORDER BY {order} {_window(db, page, parameters)}"
-    return _select_bookings(db, columns, where, parameters, cells=cells, raw=False, tail=tail)
+    expressions = _booking_expressions(db, cells=cells, safe=cells and not raw)
+    select = ", ".join(expressions.get(name, f"b.{name}") for name in columns)
+    condition = f" WHERE {' AND '.join(where)}" if where else ""
+    window = db.window(page.limit, page.offset, parameters)
+    rows = db.rows(f"SELECT {select}{_BOOKINGS_FROM}{condition} ORDER BY {order} {window}", parameters)
+    return Rows(tuple(columns), _with_answers(db, columns, rows, cells=cells))
 
 
 def export_bookings(db: Database, *, cells: bool = False, raw: bool = False) -> Rows:
     """Every booking as its export record, ordered by start time then reference, streamed. `cells`: as
     CSV/TSV cells (answers as JSON text), spreadsheet-safe unless `raw`."""
-    order = "ORDER BY b.start_time, b.reference"
-    return _select_bookings(db, EXPORT_COLUMNS, (), {}, cells=cells, raw=raw, tail=order)
-
-
-def _stored_instant(db: Database, value: dt.datetime) -> Any:
-    """An aware instant as the backend stores it: SQLite's naive UTC text (db/types.py), compared as text."""
-    utc = value.astimezone(dt.UTC)
-    if db.dialect == "postgresql":
-        return utc
-    return utc.replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
+    return list_bookings(db, BookingFilters(), cells=cells, raw=raw, columns=EXPORT_COLUMNS)
 
 
 # -- the names a filter or a command gives ---------------------------------------------------------------
@@ -269,14 +235,19 @@ def _stored_instant(db: Database, value: dt.datetime) -> Any:
 
 def person_id(db: Database, email: str, role: str) -> int:
     """The user id of the client or builder with `email` (role: "client" or "builder"), or NotFound."""
+    return int(person(db, email, role, "u.id")[0])
+
+
+def person(db: Database, email: str, role: str, columns: str) -> tuple[Any, ...]:
+    """`columns` of the client or builder with `email` (`u` their user, `p` their profile), or NotFound."""
     normalised = normalise_email(email, field=role)
     found = db.one(
-        f"SELECT u.id FROM users u JOIN {role}_profiles r ON r.user_id = u.id WHERE u.email = :email",
+        f"SELECT {columns} FROM users u JOIN {role}_profiles p ON p.user_id = u.id WHERE u.email = :email",
         {"email": normalised},
     )
     if found is None:
         raise person_not_found(normalised, role)
-    return int(found[0])
+    return found
 
 
 def person_not_found(email: str, role: str) -> NotFound:
@@ -399,29 +370,25 @@ def list_session_types(
     expressions = {"bookable": BOOKABLE, "price": db.money("t.price"), "pathways": "NULL", "builder": "bu.email"}
     select = ", ".join(expressions.get(name, f"t.{name}") for name in SESSION_COLUMNS)
     condition = f" WHERE {' AND '.join(where)}" if where else ""
-    order = f"ORDER BY {_CATEGORY_ORDER}, t.display_order, t.price, t.title, t.id {_window(db, page, parameters)}"
+    window = db.window(page.limit, page.offset, parameters)
+    order = f"ORDER BY {_CATEGORY_ORDER}, t.display_order, t.price, t.title, t.id {window}"
     rows = db.rows(
         f"SELECT {select} FROM session_types t LEFT JOIN users bu ON bu.id = t.builder_id{condition} {order}",
         parameters,
     )
-    records = [dict(zip(SESSION_COLUMNS, row, strict=True)) for row in rows]
-    linked: dict[int, list[str]] = {record["id"]: [] for record in records}
-    if linked:
-        links = db.rows(
-            "SELECT l.session_type_id, p.slug FROM session_type_pathways l JOIN pathways p ON p.id = l.pathway_id "
-            "ORDER BY p.position, p.slug"
-        )
-        for session_type, slug in links:
-            if session_type in linked:
-                linked[session_type].append(slug)
-    for record in records:
+    records = {row[0]: dict(zip(SESSION_COLUMNS, row, strict=True)) for row in rows}  # by id, in order
+    for record in records.values():
         for name in _FLAGS:
             record[name] = bool(record[name])
         for name in ("duration_options", "custom_questions"):
             if isinstance(record[name], str):
                 record[name] = json.loads(record[name])
-        record["pathways"] = linked[record["id"]]
-    return records
+        record["pathways"] = []
+    links = "SELECT l.session_type_id, p.slug FROM session_type_pathways l JOIN pathways p ON p.id = l.pathway_id"
+    for session_type, slug in db.rows(f"{links} ORDER BY p.position, p.slug") if records else ():
+        if session_type in records:
+            records[session_type]["pathways"].append(slug)
+    return list(records.values())
 
 
 # -- progress: the catalogue, one client's progress and badges, `clients show` ----------------------------
@@ -519,87 +486,45 @@ def load_catalogue(source: Database | Session) -> Catalogue:
     return Catalogue(pathways, int(fundamentals[0]) if fundamentals else 0)
 
 
-@dataclass(frozen=True)
-class SkillStatus:
-    skill: str
-    name: str
-    status: str
-    completed_at: dt.datetime | None
-    completed_via: str | None
+PROGRESS_COLUMNS = (
+    "pathway",
+    "name",
+    "start_date",
+    "status",
+    "builder",
+    "completed_at",
+    "progress",
+    "tiers",
+    "completed",
+    "total",
+    "percent",
+)
+SKILL_COLUMNS = ("skill", "name", "status", "completed_at", "completed_via")
 
 
-@dataclass(frozen=True, kw_only=True)
-class SkillGroup:
-    """Skills counted together — a tier, an enrolment, the fundamentals: completed, total and percent."""
-
-    name: str
-    skills: list[SkillStatus]
-
-    @property
-    def completed(self) -> int:
-        return sum(1 for item in self.skills if item.status == "completed")
-
-    @property
-    def total(self) -> int:
-        return len(self.skills)
-
-    @property
-    def percent(self) -> int:
-        return percent(self.completed, self.total)
+def _counted(skills: list[dict[str, Any]]) -> dict[str, int]:
+    """The completed, total and percent of skills counted together: a tier, an enrolment, the fundamentals."""
+    completed = sum(1 for item in skills if item["status"] == "completed")
+    return {"completed": completed, "total": len(skills), "percent": percent(completed, len(skills))}
 
 
-@dataclass(frozen=True, kw_only=True)
-class TierProgress(SkillGroup):
-    tier: int
-
-
-@dataclass(frozen=True, kw_only=True)
-class PathwayProgress(SkillGroup):
-    """One enrolment's progress (the seed's ClientPathway), or the Fundamentals group (pathway None)."""
-
-    pathway: str | None
-    icon: str | None = None
-    color: str | None = None
-    start_date: dt.date | None = None
-    status: str
-    builder: str | None = None
-    completed_at: dt.datetime | None
-    tiers: list[TierProgress] = field(default_factory=list)
-
-    def as_record(self) -> dict[str, Any]:
-        if self.pathway is None:
-            grouped = {"fundamentals": [asdict(item) for item in self.skills]}
-        else:  # the seed's shape always has tier1..tier3; extra tiers follow as tier4, tier5…
-            by_number = {tier.tier: [asdict(item) for item in tier.skills] for tier in self.tiers}
-            grouped = {f"tier{number}": by_number.get(number, []) for number in sorted({1, 2, 3, *by_number})}
-        record = {name: getattr(self, name) for name in ("pathway", "name", "start_date", "status", "builder")}
-        tiers = [{"tier": tier.tier, "name": tier.name, **_counts(tier)} for tier in self.tiers]
-        return {**record, "completed_at": self.completed_at, "progress": grouped, "tiers": tiers, **_counts(self)}
-
-
-def _counts(group: SkillGroup) -> dict[str, int]:
-    return {"completed": group.completed, "total": group.total, "percent": group.percent}
+def _progress_record(*values: Any, skills: list[dict[str, Any]]) -> dict[str, Any]:
+    """A PROGRESS_COLUMNS record: `values` up to its `tiers`, then the counts of all its `skills`."""
+    return {**dict(zip(PROGRESS_COLUMNS[:8], values, strict=True)), **_counted(skills)}
 
 
 @dataclass(frozen=True)
 class ClientProgress:
     client: str
     client_name: str | None
-    pathways: list[PathwayProgress]
+    pathways: list[dict[str, Any]]  # PROGRESS_COLUMNS records: each enrolment, then the Fundamentals group
     badges: list[dict[str, Any]]  # key, name, awarded_at (a datetime)
+    looks: dict[str, tuple[str | None, str | None]]  # pathway slug → icon, colour (the tree shows them)
 
 
 def _client(db: Database, email: str) -> tuple[Any, ...]:
     """The client's id, e-mail, name, company, industry and profile creation instant (text), or NotFound."""
-    normalised = normalise_email(email, field="client")
-    found = db.one(
-        f"SELECT u.id, u.email, u.name, p.company, p.industry, {db.instant('p.created_at')} "
-        "FROM users u JOIN client_profiles p ON p.user_id = u.id WHERE u.email = :email",
-        {"email": normalised},
-    )
-    if found is None:
-        raise person_not_found(normalised, "client")
-    return found
+    return person(db, email, "client", f"u.id, u.email, u.name, p.company, p.industry, {db.instant('p.created_at')}")
 
 
 def _badges(db: Database, client_id: int, catalogue: Catalogue, page: Page = ALL) -> list[dict[str, Any]]:
@@ -610,7 +535,7 @@ def _badges(db: Database, client_id: int, catalogue: Catalogue, page: Page = ALL
         search = f" AND {db.contains('key', 'search')}"
     rows = db.rows(
         f"SELECT key, {db.instant('awarded_at')} FROM badges WHERE client_id = :client{search} "
-        f"ORDER BY awarded_at, id {_window(db, page, parameters)}",
+        f"ORDER BY awarded_at, id {db.window(page.limit, page.offset, parameters)}",
         parameters,
     )
     ordered = sorted(
@@ -652,54 +577,40 @@ def show_progress(source: Database | Session, email: str, *, pathway: str | None
         )
     }
 
-    def skills(groups: str, tail: str) -> Iterator[tuple[Any, SkillStatus]]:
-        """((pathway, tier), status) of each non-archived skill `tail` picks, by slug."""
+    def skills(groups: str, tail: str) -> Iterator[tuple[Any, dict[str, Any]]]:
+        """((pathway, tier), SKILL_COLUMNS record) of each non-archived skill `tail` picks, by slug."""
         for pathway_key, tier, skill_id, slug, name in db.rows(
             f"SELECT {groups}, s.id, s.slug, s.name FROM skills s {tail} AND NOT s.archived ORDER BY s.slug", parameters
         ):
-            yield (pathway_key, tier), SkillStatus(slug, name, *statuses.get(skill_id, ("not_started", None, None)))
+            found = statuses.get(skill_id, ("not_started", None, None))
+            yield (pathway_key, tier), dict(zip(SKILL_COLUMNS, (slug, name, *found), strict=True))
 
-    linked: dict[tuple[int, int], list[SkillStatus]] = defaultdict(list)
+    linked: dict[tuple[int, int], list[dict[str, Any]]] = defaultdict(list)
     enrolled = f"SELECT e.pathway_id FROM enrolments e WHERE e.client_id = :client{only}"
     links = f"JOIN skill_pathway_links l ON l.skill_id = s.id WHERE l.pathway_id IN ({enrolled})"
-    for group, status in skills("l.pathway_id, l.tier", links) if enrolments else ():
-        linked[group].append(status)
-    views = []
+    for group, skill in skills("l.pathway_id, l.tier", links) if enrolments else ():
+        linked[group].append(skill)
+    records = []
     for pathway_key, start_date, status, builder, completed_at in enrolments:
         info = catalogue.pathways[pathway_key]
-        tiers = [
-            TierProgress(tier=number, name=tier_name, skills=linked[(pathway_key, number)])
-            for number, tier_name in info.tiers.items()
-        ]
-        views.append(
-            PathwayProgress(
-                pathway=info.slug,
-                name=info.name,
-                icon=info.icon,
-                color=info.color,
-                start_date=dt.date.fromisoformat(start_date),
-                status=status,
-                builder=builder,
-                completed_at=instant_value(completed_at),
-                tiers=tiers,
-                skills=[item for tier in tiers for item in tier.skills],
-            )
-        )
+        by_tier = {number: linked[(pathway_key, number)] for number in info.tiers}
+        # the seed's shape always has tier1..tier3; extra tiers follow as tier4, tier5…
+        grouped = {f"tier{number}": by_tier.get(number, []) for number in sorted({1, 2, 3, *by_tier})}
+        tiers = [{"tier": number, "name": name, **_counted(by_tier[number])} for number, name in info.tiers.items()]
+        every_skill = [item for tier_skills in by_tier.values() for item in tier_skills]
+        start, completed = dt.date.fromisoformat(start_date), instant_value(completed_at)
+        values: tuple[Any, ...] = (info.slug, info.name, start, status, builder, completed, grouped, tiers)
+        records.append(_progress_record(*values, skills=every_skill))
     badges = _badges(db, client_id, catalogue)
-    fundamentals = [] if only else [status for _, status in skills("NULL, NULL", "WHERE s.is_fundamental")]
+    fundamentals = [] if only else [skill for _, skill in skills("NULL, NULL", "WHERE s.is_fundamental")]
     if fundamentals:
-        all_done = all(item.status == "completed" for item in fundamentals)
+        all_done = all(item["status"] == "completed" for item in fundamentals)
         earned = next((badge["awarded_at"] for badge in badges if badge["key"] == FUNDAMENTALS_KEY), None)
-        views.append(
-            PathwayProgress(
-                pathway=None,
-                name=FUNDAMENTALS_NAME,
-                status="completed" if all_done else "active",
-                completed_at=earned if all_done else None,
-                skills=fundamentals,
-            )
-        )
-    return ClientProgress(client_email, client_name, views, badges)
+        status, completed = ("completed", earned) if all_done else ("active", None)
+        values = (None, FUNDAMENTALS_NAME, None, status, None, completed, {"fundamentals": fundamentals}, [])
+        records.append(_progress_record(*values, skills=fundamentals))
+    looks = {info.slug: (info.icon, info.color) for info in catalogue.pathways.values()}
+    return ClientProgress(client_email, client_name, records, badges, looks)
 
 
 def show_client(db: Database, email: str, *, now: dt.datetime) -> dict[str, Any]:
@@ -715,7 +626,7 @@ def show_client(db: Database, email: str, *, now: dt.datetime) -> dict[str, Any]
     return {
         **dict(zip(CLIENT_COLUMNS, (client_email, *profile, instant_value(created_at)), strict=True)),
         "enrolments": [
-            {key: getattr(item, key) for key in enrolment} for item in progress.pathways if item.pathway is not None
+            {key: item[key] for key in enrolment} for item in progress.pathways if item["pathway"] is not None
         ],
         "bookings": list(bookings.records()),
         "badges": progress.badges,

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -116,46 +116,28 @@ def record_completions(
 
     if scope:
         done: dict[int, dict[tuple[int, int], int]] = defaultdict(dict)
-        query = (
-            select(UserSkillProgress.client_id, SkillPathwayLink.pathway_id, SkillPathwayLink.tier, func.count())
-            .join(SkillPathwayLink, SkillPathwayLink.skill_id == UserSkillProgress.skill_id)
-            .join(Skill, Skill.id == UserSkillProgress.skill_id)
-            .where(
-                UserSkillProgress.status == "completed",
-                Skill.archived.is_(False),
-                SkillPathwayLink.pathway_id.in_(scope),
-            )
-            .group_by(UserSkillProgress.client_id, SkillPathwayLink.pathway_id, SkillPathwayLink.tier)
+        query = _completed_counts(SkillPathwayLink.pathway_id, SkillPathwayLink.tier).join(
+            SkillPathwayLink, SkillPathwayLink.skill_id == UserSkillProgress.skill_id
         )
-        for client_id, pathway_id, tier, count in _for_clients(session, query, clients):
+        query = query.where(SkillPathwayLink.pathway_id.in_(scope))
+        for client_id, pathway_id, tier, count in _in_batches(session, query, UserSkillProgress.client_id, clients):
             done[client_id][(pathway_id, tier)] = count
+        infos = [catalogue.pathways[pathway_id] for pathway_id in scope if pathway_id in catalogue.pathways]
         for client_id, counts in done.items():
-            for pathway_id in scope:
-                info = catalogue.pathways.get(pathway_id)
-                if info is None:
-                    continue
+            for info in infos:
                 # a tier with no skills is never complete
                 complete = [
-                    tier for tier in info.tiers if 0 < info.totals.get(tier, 0) == counts.get((pathway_id, tier), 0)
+                    tier for tier in info.tiers if 0 < info.totals.get(tier, 0) == counts.get((info.id, tier), 0)
                 ]
                 due[client_id].extend(tier_badge_key(info.slug, tier) for tier in complete)
                 if info.tiers and len(complete) == len(info.tiers):
                     due[client_id].append(pathway_badge_key(info.slug))
-                    completed_pathways[client_id].append(pathway_id)
+                    completed_pathways[client_id].append(info.id)
 
     if fundamentals and catalogue.fundamentals > 0:
-        everyone_done = (
-            select(UserSkillProgress.client_id)
-            .join(Skill, Skill.id == UserSkillProgress.skill_id)
-            .where(
-                UserSkillProgress.status == "completed",
-                Skill.is_fundamental.is_(True),
-                Skill.archived.is_(False),
-            )
-            .group_by(UserSkillProgress.client_id)
-            .having(func.count() == catalogue.fundamentals)
-        )
-        for (client_id,) in _for_clients(session, everyone_done, clients):
+        everyone_done = _completed_counts().where(Skill.is_fundamental.is_(True))
+        everyone_done = everyone_done.having(func.count() == catalogue.fundamentals)
+        for client_id, _ in _in_batches(session, everyone_done, UserSkillProgress.client_id, clients):
             due[client_id].append(FUNDAMENTALS_KEY)
 
     if not due:
@@ -173,24 +155,36 @@ def record_completions(
     return outcomes
 
 
-def _for_clients(session: Session, query: Select[*tuple[Any, ...]], clients: list[int] | None) -> Iterator[Any]:
-    """The rows of a per-client query, for every client (None) or batch by batch for the ones given."""
-    for chunk in [None] if clients is None else batches(clients):
-        yield from session.execute(query if chunk is None else query.where(UserSkillProgress.client_id.in_(chunk)))
+def _completed_counts(*columns: SQLColumnExpression[Any]) -> Select[Any]:
+    """Per client and `columns`, how many non-archived skills the client has completed."""
+    query = select(UserSkillProgress.client_id, *columns, func.count()).join(
+        Skill, Skill.id == UserSkillProgress.skill_id
+    )
+    query = query.where(UserSkillProgress.status == "completed", Skill.archived.is_(False))
+    return query.group_by(UserSkillProgress.client_id, *columns)
+
+
+def _in_batches(session: Session, query: Select[*tuple[Any, ...]], column: Any, ids: list[int] | None) -> Iterator[Any]:
+    """The rows of `query`, for every row (`ids` None) or batch by batch where `column` is one of `ids`."""
+    for chunk in [None] if ids is None else batches(ids):
+        yield from session.execute(query if chunk is None else query.where(column.in_(chunk)))
+
+
+def _emails(session: Session, user_ids: Collection[int]) -> dict[int, str]:
+    return dict(_in_batches(session, select(User.id, User.email), User.id, sorted(set(user_ids))))
 
 
 def _award(session: Session, due: dict[int, list[str]], *, now: dt.datetime) -> dict[int, list[str]]:
     """Insert the badges not yet held; returns the newly awarded keys per client."""
-    held: set[tuple[int, str]] = set()
-    wanted_keys = sorted({key for keys in due.values() for key in keys})
-    for chunk in batches(sorted(due)):
-        query = select(Badge.client_id, Badge.key).where(Badge.client_id.in_(chunk), Badge.key.in_(wanted_keys))
-        held.update((client_id, key) for client_id, key in session.execute(query))
+    wanted = select(Badge.client_id, Badge.key).where(
+        Badge.key.in_(sorted({key for keys in due.values() for key in keys}))
+    )
+    held = {(client_id, key) for client_id, key in _in_batches(session, wanted, Badge.client_id, sorted(due))}
     fresh = {client_id: [key for key in keys if (client_id, key) not in held] for client_id, keys in due.items()}
     awarded = {client_id: keys for client_id, keys in fresh.items() if keys}
     if not awarded:
         return {}
-    emails = _emails(session, list(awarded))
+    emails = _emails(session, awarded)
     # set-based: a catalogue change can award thousands at once; one INSERT for the badges, one for the audit
     pairs = [(client_id, key) for client_id, keys in awarded.items() for key in keys]
     session.execute(
@@ -212,32 +206,19 @@ def _complete_enrolments(
         return {}
     pathway_ids = sorted({pathway_id for ids in completed.values() for pathway_id in ids})
     finished: dict[int, list[str]] = defaultdict(list)
-    emails = _emails(session, list(completed))
-    for chunk in batches(sorted(completed)):
-        enrolments = session.scalars(
-            select(Enrolment).where(
-                Enrolment.client_id.in_(chunk),
-                Enrolment.pathway_id.in_(pathway_ids),
-                Enrolment.status != "completed",
-            )
-        ).all()
-        for enrolment in enrolments:
-            if enrolment.pathway_id not in completed[enrolment.client_id]:
-                continue
-            slug = catalogue.pathways[enrolment.pathway_id].slug
-            label = f"{emails.get(enrolment.client_id, enrolment.client_id)}:{slug}"
-            if set_enrolment_status(session, enrolment, "completed", now=now, label=label):
-                enrolment.updated_at = now
-                finished[enrolment.client_id].append(slug)
+    emails = _emails(session, completed)
+    open_enrolments = select(Enrolment).where(Enrolment.pathway_id.in_(pathway_ids), Enrolment.status != "completed")
+    # read whole before the first change: the changes write (audit rows) on the same connection
+    for (enrolment,) in list(_in_batches(session, open_enrolments, Enrolment.client_id, sorted(completed))):
+        if enrolment.pathway_id not in completed[enrolment.client_id]:
+            continue
+        slug = catalogue.pathways[enrolment.pathway_id].slug
+        label = f"{emails.get(enrolment.client_id, enrolment.client_id)}:{slug}"
+        if set_enrolment_status(session, enrolment, "completed", now=now, label=label):
+            enrolment.updated_at = now
+            finished[enrolment.client_id].append(slug)
     session.flush()
     return finished
-
-
-def _emails(session: Session, user_ids: Sequence[int]) -> dict[int, str]:
-    emails: dict[int, str] = {}
-    for chunk in batches(sorted(set(user_ids))):
-        emails.update(session.execute(select(User.id, User.email).where(User.id.in_(chunk))).all())
-    return emails
 
 
 # -- the progress table (every enrolment) ------------------------------------------------------------
@@ -329,18 +310,14 @@ def check_status(status: str, statuses: Sequence[str] = ENROLMENT_STATUSES) -> s
     return cleaned
 
 
-def _progress_table(
-    session: Session,
-    columns: Callable[[Any, Catalogue], list[Any]],
-    *,
-    pathway: str | None,
-    builder: str | None,
-    status: str | None,
-    page: Page,
-) -> Iterator[Any]:
-    """The progress table's one statement (plus the catalogue's), with the `columns` a caller builds from the
-    aggregate subquery and the catalogue: one row per enrolment ordered by pathway then client; `page.search`
-    looks in the client's e-mail and name and the pathway slug. Filters are checked before it runs."""
+def _progress_rows(
+    session: Session, *, percentages: bool, pathway: str | None, builder: str | None, status: str | None, page: Page
+) -> tuple[Iterator[Any], Catalogue]:
+    """The progress table's one statement (plus the catalogue's): per enrolment, ordered by pathway then client,
+    the client, pathway slug, status, the TABLE_TIERS' completed counts, the completed total, the badges and
+    the last activity — with `percentages`, the counts as percentages and the last activity as bapp's instant
+    text, both written by the database. `page.search` looks in the client's e-mail and name and the pathway
+    slug. Filters are checked before it runs."""
     wanted = {
         Enrolment.status: check_status(status) if status is not None else None,
         Enrolment.pathway_id: get_pathway(session, pathway).id if pathway is not None else None,
@@ -350,8 +327,21 @@ def _progress_table(
     per_enrolment = select_enrolment_counts(tiers=TABLE_TIERS, last_activity=True)
     per_enrolment = per_enrolment.where(*(column == value for column, value in wanted.items() if value is not None))
     aggregated = per_enrolment.subquery("per_enrolment")
+    tiers: list[Any] = [aggregated.c[f"tier{number}"] for number in TABLE_TIERS]
+    done: Any = aggregated.c.done
+    last: Any = aggregated.c.last_activity
+    if percentages:
+        infos = catalogue.pathways.values()
+        tiers = [
+            _percent_of(column, {info.id: info.totals.get(number, 0) for info in infos})
+            for number, column in zip(TABLE_TIERS, tiers, strict=True)
+        ]
+        done = _percent_of(done, {info.id: info.total for info in infos})
+        last = literal_column(
+            Database(None, session.get_bind().dialect.name).instant(f"{aggregated.name}.last_activity")
+        )
     query = (
-        select(*columns(aggregated, catalogue))
+        select(User.email, Pathway.slug, Enrolment.status, *tiers, done, _badge_count(), last)
         .select_from(aggregated)
         .join(Enrolment, Enrolment.id == aggregated.c.enrolment_id)
         .join(User, User.id == Enrolment.client_id)
@@ -361,7 +351,14 @@ def _progress_table(
     matched = page.matching(User.email, User.name, Pathway.slug)
     if matched is not None:
         query = query.where(matched)
-    return session.connection().execute(page.window(query).execution_options(yield_per=1000))
+    return session.connection().execute(page.window(query).execution_options(yield_per=1000)), catalogue
+
+
+def _percent_of(done: Any, totals: dict[int, int]) -> ColumnElement[int]:
+    """done × 100 ÷ the enrolment's pathway's total; 0 where nothing is linked (a NULL division)."""
+    total = case(totals, value=Enrolment.pathway_id, else_=0) if totals else literal(0)
+    # `/` on integers divides whole on both backends (SQLAlchemy's `//` would wrap it in FLOOR)
+    return func.coalesce((done * 100).op("/")(func.nullif(total, 0)), 0)
 
 
 def _badge_count() -> ScalarSelect[int]:
@@ -391,33 +388,7 @@ def progress_records(
 ) -> Iterator[dict[str, Any]]:
     """`progress table`: one record (PROGRESS_TABLE_COLUMNS) per enrolment, streamed, the percentages and the
     last activity (bapp's instant text) written by the database, so a row costs Python nothing but its dict."""
-    instant = Database(None, session.get_bind().dialect.name).instant
-
-    def columns(aggregated: Any, catalogue: Catalogue) -> list[Any]:
-        infos = catalogue.pathways.values()
-
-        def percent_of(done: Any, totals: dict[int, int]) -> ColumnElement[int]:
-            """done × 100 ÷ the enrolment's pathway's total; 0 where nothing is linked (a NULL division)."""
-            total = case(totals, value=Enrolment.pathway_id, else_=0) if totals else literal(0)
-            # `/` on integers divides whole on both backends (SQLAlchemy's `//` would wrap it in FLOOR)
-            return func.coalesce((done * 100).op("/")(func.nullif(total, 0)), 0)
-
-        tiers = [
-            percent_of(aggregated.c[f"tier{number}"], {info.id: info.totals.get(number, 0) for info in infos})
-            for number in TABLE_TIERS
-        ]
-        overall = percent_of(aggregated.c.done, {info.id: info.total for info in infos})
-        return [
-            User.email,
-            Pathway.slug,
-            Enrolment.status,
-            *tiers,
-            overall,
-            _badge_count(),
-            literal_column(instant(f"{aggregated.name}.last_activity")),
-        ]
-
-    rows = _progress_table(session, columns, pathway=pathway, builder=builder, status=status, page=page)
+    rows, _ = _progress_rows(session, percentages=True, pathway=pathway, builder=builder, status=status, page=page)
     return (dict(zip(PROGRESS_TABLE_COLUMNS, row, strict=True)) for row in rows)
 
 
@@ -430,28 +401,14 @@ def progress_table(
     page: Page = ALL,
 ) -> Iterator[ProgressRow]:
     """The progress table's rows with their counts (the reports), from the same statement as its records."""
-    totals: dict[int, tuple[tuple[int, ...], int]] = {}
-
-    def columns(aggregated: Any, catalogue: Catalogue) -> list[Any]:
-        for info in catalogue.pathways.values():
-            totals[info.id] = (tuple(info.totals.get(number, 0) for number in TABLE_TIERS), info.total)
-        tiers = [aggregated.c[f"tier{number}"] for number in TABLE_TIERS]
-        last = aggregated.c.last_activity
-        return [
-            Enrolment.pathway_id,
-            User.email,
-            Pathway.slug,
-            Enrolment.status,
-            *tiers,
-            aggregated.c.done,
-            _badge_count(),
-            last,
-        ]
-
-    rows = _progress_table(session, columns, pathway=pathway, builder=builder, status=status, page=page)
-    for pathway_id, email, slug, row_status, *tiers, done, badges, last_activity in rows:
-        tier_total, total = totals[pathway_id]
+    rows, catalogue = _progress_rows(
+        session, percentages=False, pathway=pathway, builder=builder, status=status, page=page
+    )
+    infos = {info.slug: info for info in catalogue.pathways.values()}
+    for email, slug, row_status, *tiers, done, badges, last_activity in rows:
+        info = infos[slug]
         counts = tuple(int(value or 0) for value in tiers)
+        tier_total = tuple(info.totals.get(number, 0) for number in TABLE_TIERS)
         yield ProgressRow(
-            email, slug, row_status, counts, tier_total, int(done or 0), total, int(badges), last_activity
+            email, slug, row_status, counts, tier_total, int(done or 0), info.total, int(badges), last_activity
         )
