@@ -452,7 +452,7 @@ def test_a_second_pull_exits_75_while_the_first_holds_the_lock(pbapp: Bapp, fake
     realistic(fake)
     # Held 15 s, like the sync's test: the second pull must start, and give up, while the first still waits,
     # even when the machine is loaded (3 s was not enough under a parallel suite on 2 busy cores).
-    fake.delay_next("/scheduled_events", seconds=15.0)
+    held = fake.delay_next("/scheduled_events", seconds=15.0)  # released once the second pull has given up
     first = pbapp.popen("calendly", "pull-bookings", "--json", env={"BAPP_CALENDLY_TIMEOUT": "30"})
     deadline = time.monotonic() + 30
     while fake.count("/scheduled_events") < 1:
@@ -463,6 +463,7 @@ def test_a_second_pull_exits_75_while_the_first_holds_the_lock(pbapp: Bapp, fake
     assert second.stdout == ""
     assert error_lines(second.stderr) == ["Error: another Calendly bookings pull is running"]
     assert first.poll() is None
+    held.released.set()
     stdout, stderr = first.communicate(timeout=60)
     assert first.returncode == 3, stderr  # the realistic set's invitee of an unsynced type is parked
     assert json.loads(stdout)["created"] == 7

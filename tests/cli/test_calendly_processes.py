@@ -49,9 +49,9 @@ def _finish(process: subprocess.Popen[str], timeout: float = 60) -> tuple[int, s
 def test_a_second_sync_exits_75_at_once_while_the_first_holds_the_lock(cbapp: Bapp, fake: FakeCalendly) -> None:
     # The first run's listing request is answered late, so it is inside its run (holding the lock) while the
     # second one starts. The lock is taken before any request, so a request seen by the fake proves it.
-    # The first run's answer is held 15 s; the second, given 10 s to start and give up even on a loaded
-    # machine, cannot have waited for it.
-    fake.delay_next("/event_types", seconds=15.0)
+    # The first run's answer is held up to 15 s (released once the second has given up); the second, given
+    # 10 s to start and give up even on a loaded machine, cannot have waited for it.
+    held = fake.delay_next("/event_types", seconds=15.0)
     first = cbapp.popen("calendly", "sync", "--user", USER, "--json", env=PATIENT)
     _wait_for(lambda: fake.count("/event_types") >= 1, "the first sync to reach Calendly")
     started = time.monotonic()
@@ -62,6 +62,7 @@ def test_a_second_sync_exits_75_at_once_while_the_first_holds_the_lock(cbapp: Ba
     assert error_lines(stderr) == ["Error: another Calendly sync is running"]
     assert "--wait" in stderr
     assert first.poll() is None  # the first run was still going when the second gave up
+    held.released.set()
     code, stdout, stderr = _finish(first)
     assert code == 0, stderr
     assert json.loads(stdout)["created"] == 12

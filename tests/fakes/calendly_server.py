@@ -384,6 +384,9 @@ class Fault:
     seconds: float = 0.0
     keep: float = 0.5
     with_page_token: bool | None = None
+    # set to answer a held ("delay") request at once: a test that needs a run held while it checks something
+    # can hold it long enough for a loaded machine and still not wait the whole time once it is done
+    released: threading.Event = field(default_factory=threading.Event)
 
     def matches(self, path: str, params: Mapping[str, str]) -> bool:
         if self.times is not None and self.times <= 0:
@@ -527,6 +530,9 @@ class FakeCalendly:
         if self._server is None:
             return
         self._stopping.set()
+        with self._lock:
+            for fault in self._faults:
+                fault.released.set()
         self._server.shutdown()
         self._server.server_close()
         if self._thread is not None:
@@ -776,8 +782,10 @@ class FakeCalendly:
             return
         if handler.command == "GET" and self.page_latency > 0 and self._stopping.wait(self.page_latency):
             return
-        if fault is not None and fault.action == "delay" and self._stopping.wait(fault.seconds):
-            return  # the fake is shutting down: drop the request rather than hold up stop()
+        if fault is not None and fault.action == "delay":
+            fault.released.wait(fault.seconds)
+            if self._stopping.is_set():
+                return  # the fake is shutting down: drop the request rather than hold up stop()
         if fault is not None and fault.action == "hang":
             self._stopping.wait(fault.seconds)
             self._reset(handler)  # never carried out, never answered
