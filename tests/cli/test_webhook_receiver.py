@@ -13,6 +13,7 @@ import json
 import random
 import signal
 import sqlite3
+import ssl
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -61,6 +62,11 @@ def rbapp(bapp: Bapp) -> Bapp:
     assert bapp("calendly", "sync", "--from-file", str(listing)).exit_code == 0
     bapp.env["CALENDLY_WEBHOOK_SIGNING_KEY"] = KEY
     return bapp
+
+
+# Senders open a new connection per delivery, as Calendly does; a new httpx.Client builds a new TLS context
+# (about 25 ms of CPU) even for plain HTTP, so they share one: 1,000 posts no longer spend 25 s in set-up.
+SENDER_TLS = ssl.create_default_context()
 
 
 def inbox(app: Bapp, *args: str) -> list[dict[str, Any]]:
@@ -198,7 +204,7 @@ def test_sigterm_during_a_burst_keeps_every_2xx_and_answers_the_rest_non_2xx(rba
 
     def send(n: int) -> None:
         try:
-            with httpx.Client(timeout=60) as client:
+            with httpx.Client(timeout=60, verify=SENDER_TLS) as client:
                 body = bodies[n]
                 headers = {"Calendly-Webhook-Signature": signed(body), "content-type": "application/json"}
                 answers[n] = client.post(receiver.url, content=body, headers=headers).status_code
@@ -337,7 +343,7 @@ def test_two_receivers_on_one_postgresql_agree_with_applying_in_order(
         def send(pair: tuple[int, bytes]) -> int:
             n, body = pair
             receiver = (one, two)[n]
-            with httpx.Client(timeout=60) as client:
+            with httpx.Client(timeout=60, verify=SENDER_TLS) as client:
                 headers = {"Calendly-Webhook-Signature": signed(body)}
                 return client.post(receiver.url, content=body, headers=headers).status_code
 
