@@ -206,7 +206,7 @@ def test_a_slug_taken_while_the_pages_are_in_flight_is_honoured_by_the_apply(cba
     from bapp_cli.db.models import SessionType
 
     slug = make_event_type(0)["slug"]
-    fake.delay_next("/event_types", seconds=6.0)
+    held = fake.delay_next("/event_types", seconds=30.0)  # released once the local type is committed
     syncing = cbapp.popen("calendly", "sync", "--user", USER, "--json", env=PATIENT)
     _wait_for(lambda: fake.count("/event_types") >= 1, "the sync to reach Calendly")
     time.sleep(3.0)  # the catalogue is read on a thread meanwhile (imports included: well under 3 s)
@@ -220,6 +220,7 @@ def test_a_slug_taken_while_the_pages_are_in_flight_is_honoured_by_the_apply(cba
     finally:
         engine.dispose()
     assert syncing.poll() is None, "the sync finished before the catalogue changed"
+    held.released.set()
     code, stdout, stderr = _finish(syncing)
     assert code == 0, stderr
     assert json.loads(stdout)["created"] == 12
