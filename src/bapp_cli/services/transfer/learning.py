@@ -366,7 +366,7 @@ class ProgressImporter(_PeopleImporter):
         return item
 
     def prepare(self, client_ids: list[int], items: list[dict[str, Any]]) -> None:
-        skills = self.table.c.skill_id.in_(sorted({item["skill_id"] for item in items}))
+        skills = bulk.any_of(self.session, self.table.c.skill_id, sorted({item["skill_id"] for item in items}))
         self.existing = {
             (row.client_id, row.skill_id): row._mapping for row in self.stored(self.table, client_ids, skills)
         }
