@@ -11,7 +11,7 @@ from decimal import Decimal
 from typing import Any, cast
 
 import pytest
-from sqlalchemy import Table, select, text
+from sqlalchemy import Table, event, select, text
 from sqlalchemy.exc import StatementError
 from sqlalchemy.orm import Session
 
@@ -124,33 +124,31 @@ def test_updates_are_grouped_by_the_columns_they_change(session: Session) -> Non
     assert _read(session, "up-2")["title"] == "Also renamed"
 
 
-def test_chunks_cover_every_value_and_pad_to_a_power_of_two() -> None:
-    values = list(range(12))
-    assert [list(part) for part in bulk.chunks(values, 5)] == [[0, 1, 2, 3, 4], [5, 6, 7, 8, 9], [10, 11]]
-    assert [list(part) for part in bulk.chunks([1, 2, 3])] == [[1, 2, 3, 3]]
-    assert list(bulk.chunks([], 5)) == []
+def test_any_of_finds_each_row_once_in_one_statement_text_whatever_the_number_of_values(session: Session) -> None:
+    # One bound list, not an `IN (?, …)` per length: SQLite's driver keeps a prepared statement per text
+    # (128 per connection), and one new length per import batch grew a long import's memory without bound.
+    bulk.insert_rows(session, SESSION_TYPES, COLUMNS, [tuple(_values(f"any-{index}").values()) for index in range(40)])
+    texts: set[str] = set()
+    engine = session.get_bind()
 
+    def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        texts.add(statement)
 
-def test_lookup_lists_take_a_dozen_shapes_whatever_their_lengths() -> None:
-    # Each IN-list length is its own prepared statement in SQLite's per-connection cache: one length per
-    # batch grew a long import's memory without bound (until the cache's 128 statements were all big ones).
-    lengths: set[int] = set()
-    for count in range(1, 12_001, 7):
-        parts = list(bulk.chunks(list(range(count))))
-        assert sorted({value for part in parts for value in part}) == list(range(count))
-        lengths.update(len(part) for part in parts)
-    assert len(lengths) <= 14 and max(lengths) == bulk.CHUNK
-
-
-def test_a_padded_lookup_finds_each_row_once(session: Session) -> None:
-    bulk.insert_rows(session, SESSION_TYPES, COLUMNS, [tuple(_values(f"pad-{index}").values()) for index in range(3)])
-    slugs = [f"pad-{index}" for index in range(3)]
-    found = [
-        slug
-        for part in bulk.chunks(slugs)
-        for slug in session.scalars(select(SESSION_TYPES.c.slug).where(SESSION_TYPES.c.slug.in_(part)))
-    ]
-    assert sorted(found) == slugs
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        for count in (1, 3, 17, 40):
+            wanted = [f"any-{index}" for index in range(count)] + ["any-0", "absent"]  # a repeat, a miss
+            slugs = session.scalars(
+                select(SESSION_TYPES.c.slug).where(bulk.any_of(session, SESSION_TYPES.c.slug, wanted))
+            )
+            assert sorted(slugs) == sorted(f"any-{index}" for index in range(count))
+        assert (
+            session.scalars(select(SESSION_TYPES.c.slug).where(bulk.any_of(session, SESSION_TYPES.c.slug, []))).all()
+            == []
+        )
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    assert len(texts) == 1, texts
 
 
 def test_instants_are_bound_as_sqlalchemy_writes_a_sqlite_datetime() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+import re
 import string
 from decimal import Decimal
 from typing import Any
@@ -706,3 +707,30 @@ def test_a_long_import_looks_clients_up_in_one_statement_text_not_one_per_batch(
     lookups = [statement for statement in texts if statement.startswith("SELECT")]
     assert len([statement for statement in lookups if "client_profiles" in statement]) == 1, lookups
     assert len(lookups) <= 10, "\n".join(lookups)
+
+
+def test_a_progress_import_looks_keys_up_in_one_text_whatever_the_batch(session: Session) -> None:
+    """Every importer's lookups are `bulk.any_of`, not only the bookings import's: batches with 1 to 20
+    distinct clients look their clients and their stored progress up in ONE text each (an `IN (…)` list
+    would be one text per length, each a prepared statement SQLite's driver keeps)."""
+    from sqlalchemy import event
+
+    load(session, "skills", "slug,name,links\n" + "".join(f"k{i},K{i},play:1\n" for i in range(400)))
+    load(session, "clients", "email\n" + "".join(f"c{i}@example.com\n" for i in range(20)))
+    rows = [f"c{row % (row // 20 + 1)}@example.com,k{row},in_progress\n" for row in range(400)]
+    texts: set[str] = set()
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        texts.add(statement)
+
+    engine = session.get_bind()
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        summary = load(session, "progress", "client,skill,status\n" + "".join(rows), batch_size=20)
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    assert (summary.total("created"), summary.rejected) == (400, 0)
+    lookups = [text for text in texts if text.startswith("SELECT")]  # nothing completes: the import's own reads
+    assert len([text for text in lookups if "client_profiles" in text]) == 1, lookups
+    assert len([text for text in lookups if "FROM user_skill_progress \nWHERE" in text]) == 1, lookups
+    assert not [text for text in lookups if re.search(r"IN \((\?|%\()", text)], lookups

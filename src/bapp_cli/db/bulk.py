@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import zlib
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, cast
 
 from sqlalchemy import (
@@ -41,31 +41,19 @@ from sqlalchemy.exc import StatementError
 from sqlalchemy.orm import QueryableAttribute, Session
 from sqlalchemy.schema import CreateTable
 
-# The one size of a set-based step: rows per import batch and values per `IN (…)` lookup. Well under every
+# The one size of a set-based step: rows per import batch and per UPDATE executemany. Well under every
 # backend's parameter limit (SQLite 32,766; PostgreSQL 65,535) and a few MB of rows in memory at a time.
 CHUNK = 5000
-
-
-def chunks(values: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
-    """`values` in pieces for `column.in_(piece)` lookups, each padded to a power of two (or to `size`) by
-    repeating its last value, which an IN list ignores.
-
-    Why: every list length renders a different `IN (?, …)` text, and SQLite's driver keeps the last 128
-    prepared statements per connection — a lookup of a few thousand values is hundreds of kB prepared, so
-    one new length per batch grew a 100,000-row import by 33 MB (and a 1,000,000-row one past its 150 MB
-    budget). Padded, each lookup takes at most a dozen shapes."""
-    for start in range(0, len(values), size):
-        piece = values[start : start + size]
-        width = min(size, 1 << (len(piece) - 1).bit_length())
-        yield [*piece, *[piece[-1]] * (width - len(piece))]
 
 
 def any_of(
     session: Session, column: ColumnElement[Any] | QueryableAttribute[Any], values: Iterable[Any]
 ) -> ColumnElement[bool]:
     """`column IN (values)` with the values as ONE bound parameter (a JSON array on SQLite, an array on
-    PostgreSQL): one statement text whatever their number, and no per-value rendering and binding, which
-    cost a 100,000-row bookings import more CPU than its lookups' SQL (`chunks` pads the IN-list form)."""
+    PostgreSQL): every lookup of the importers. One statement text whatever their number — an `IN (?, …)`
+    list is a new text, so a new prepared statement in SQLite's per-connection cache, for every length — no
+    parameter limit, and no per-value rendering and binding, which cost a 100,000-row bookings import more
+    CPU than its lookups' SQL."""
     if is_sqlite(session):
         return column.in_(select(literal_column("value")).select_from(func.json_each(json.dumps(list(values)))))
     return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))

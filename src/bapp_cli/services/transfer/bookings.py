@@ -260,8 +260,7 @@ class References:
             buffers[user_id] = buffer
         emails = {user_id: email for email, user_id in builders.items()}
         missing = {info.builder_id for info in sessions.values() if info.builder_id is not None} - set(emails)
-        if missing:
-            emails.update(dict(session.execute(select(User.id, User.email).where(User.id.in_(missing))).all()))
+        emails.update(store.rows_keyed(session, select(User.id, User.email), missing))
         return cls(sessions, by_uri, by_slug, pathways, pathways_by_id, linked, builders, buffers, emails)
 
 

@@ -23,6 +23,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 from typing_extensions import TypedDict
 
+from bapp_cli.db import bulk
 from bapp_cli.db.audit import apply_changes
 from bapp_cli.db.models import (
     Base,
@@ -423,7 +424,8 @@ class SkillImporter(RowImporter):
             dropped = [pathway_id for pathway_id, tier in current.items() if links.get(pathway_id) != tier]
             self.session.execute(
                 delete(SkillPathwayLink).where(
-                    SkillPathwayLink.skill_id == skill.id, SkillPathwayLink.pathway_id.in_(dropped)
+                    SkillPathwayLink.skill_id == skill.id,
+                    bulk.any_of(self.session, SkillPathwayLink.pathway_id, dropped),
                 )
             )
             self.touched_pathways.update(dropped)

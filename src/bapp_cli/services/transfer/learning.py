@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session, aliased
 from typing_extensions import TypedDict
 
 from bapp_cli.db import bulk
+from bapp_cli.db.batches import batches
 from bapp_cli.db.models import (
     Badge,
     BuilderProfile,
@@ -54,6 +55,7 @@ from bapp_cli.services.transfer.importer import (
     When,
     refusal,
 )
+from bapp_cli.services.transfer.store import rows_keyed
 
 Slug = Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)]
 
@@ -152,10 +154,8 @@ class _PeopleImporter(KindImporter):
                 parsed.append((row, self.parse_row(values)))
             except BappError as exc:  # a rule's refusal rejects that row
                 results.append(refusal(row, exc))
-        clients: dict[str, int] = {}
-        for part in bulk.chunks(sorted({item["email"] for _, item in parsed})):
-            query = select(User.email, User.id).join(ClientProfile, ClientProfile.user_id == User.id)
-            clients.update(self.session.execute(query.where(User.email.in_(part))).all())
+        query = select(User.email, User.id).join(ClientProfile, ClientProfile.user_id == User.id)
+        clients: dict[str, int] = dict(rows_keyed(self.session, query, [item["email"] for _, item in parsed]))
         self.inserts: list[dict[str, Any]] = []
         self.updates: list[dict[str, Any]] = []
         self.first: dict[Hashable, int] = {}
@@ -182,12 +182,11 @@ class _PeopleImporter(KindImporter):
         bulk.update_rows(self.session, self.table, self.updates)
 
     def stored(self, table: FromClause, client_ids: Sequence[int], *conditions: Any) -> list[Row[Any]]:
-        """The batch's clients' rows of `table` (one query per chunk of clients)."""
-        return [
-            row
-            for part in bulk.chunks(sorted(set(client_ids)))
-            for row in self.session.execute(select(table).where(table.c.client_id.in_(part), *conditions))
-        ]
+        """The batch's clients' rows of `table` (one query: the clients are one bound list)."""
+        if not client_ids:
+            return []
+        lookup = select(table).where(bulk.any_of(self.session, table.c.client_id, sorted(set(client_ids))), *conditions)
+        return list(self.session.execute(lookup))
 
     def repeated(self, row: SourceRow, key: Hashable, written: bool, field: str, what: str) -> RowResult | None:
         """A rejection when an earlier row of this batch (or, `written`, an earlier batch) wrote the key."""
@@ -367,7 +366,7 @@ class ProgressImporter(_PeopleImporter):
         return item
 
     def prepare(self, client_ids: list[int], items: list[dict[str, Any]]) -> None:
-        skills = self.table.c.skill_id.in_(sorted({item["skill_id"] for item in items}))
+        skills = bulk.any_of(self.session, self.table.c.skill_id, sorted({item["skill_id"] for item in items}))
         self.existing = {
             (row.client_id, row.skill_id): row._mapping for row in self.stored(self.table, client_ids, skills)
         }
@@ -448,7 +447,8 @@ class ProgressImporter(_PeopleImporter):
         if self.restore or not self.completed_clients:
             return
         outcomes: dict[int, Any] = {}
-        for part in bulk.chunks(sorted(self.completed_clients)):
+        # a bounded share of the clients per call: the rules hold their clients' open enrolments as objects
+        for part in batches(sorted(self.completed_clients), bulk.CHUNK):
             outcomes.update(
                 record_completions(
                     self.session,

@@ -12,16 +12,15 @@ from typing import Any, cast
 from sqlalchemy import FromClause, SQLColumnExpression, Table, func, literal_column, text
 from sqlalchemy.orm import Session
 
-from bapp_cli.db.bulk import chunks, is_sqlite
+from bapp_cli.db.bulk import any_of, is_sqlite
 
 
 def rows_keyed(session: Session, query: Any, keys: Iterable[Any]) -> list[Any]:
-    """The rows of `query` (a select) whose first column is one of `keys` (empty keys left out), looked up
-    in chunks."""
-    found: list[Any] = []
-    for part in chunks(sorted({key for key in keys if key})):
-        found.extend(session.execute(query.where(query.selected_columns[0].in_(part))))
-    return found
+    """The rows of `query` (a select) whose first column is one of `keys` (empty keys left out), in one
+    statement: the keys are one bound list (`any_of`), so one import batch's keys need no chunking — the
+    batch itself bounds them — and no keys need no statement."""
+    wanted = sorted({key for key in keys if key})
+    return list(session.execute(query.where(any_of(session, query.selected_columns[0], wanted)))) if wanted else []
 
 
 def shifted(column: SQLColumnExpression[Any], minutes: int, *, dialect: str) -> SQLColumnExpression[Any]:
