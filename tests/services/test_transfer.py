@@ -678,11 +678,27 @@ def test_user_skill_progress_rows_are_set_based(session: Session) -> None:
     assert count(session, Badge) == 40
 
 
+def _loaded_with_statement_texts(session: Session, kind: str, text: str, *, batch_size: int) -> tuple[Any, set[str]]:
+    """The import's summary, and every distinct SQL text it sent."""
+    from sqlalchemy import event
+
+    texts: set[str] = set()
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        texts.add(statement)
+
+    engine = session.get_bind()
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        return load(session, kind, text, batch_size=batch_size), texts
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+
+
 def test_a_long_import_looks_clients_up_in_one_statement_text_not_one_per_batch(session: Session) -> None:
     """Flat memory: SQLite's driver keeps every prepared statement of the last 128 texts, and an `IN (…)`
     list's text changes with its length. Batches with 1 to 40 distinct clients each must look clients up
     in ONE text (the values are one bound list: `bulk.any_of`), never one text per batch."""
-    from sqlalchemy import event
 
     add_session_type(session, "Intro", slug="intro", duration=30)
     first = dt.datetime(2029, 1, 1, tzinfo=dt.UTC)
@@ -692,17 +708,7 @@ def test_a_long_import_looks_clients_up_in_one_statement_text_not_one_per_batch(
         for index in range(50)
         if (start := first + dt.timedelta(hours=50 * batch + index))
     ]
-    texts: set[str] = set()
-
-    def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        texts.add(statement)
-
-    engine = session.get_bind()
-    event.listen(engine, "before_cursor_execute", seen)
-    try:
-        summary = load(session, "bookings", csv_of(*rows), batch_size=50)
-    finally:
-        event.remove(engine, "before_cursor_execute", seen)
+    summary, texts = _loaded_with_statement_texts(session, "bookings", csv_of(*rows), batch_size=50)
     assert (summary.total("created"), summary.rejected) == (2000, 0)
     lookups = [statement for statement in texts if statement.startswith("SELECT")]
     assert len([statement for statement in lookups if "client_profiles" in statement]) == 1, lookups
@@ -713,22 +719,13 @@ def test_a_progress_import_looks_keys_up_in_one_text_whatever_the_batch(session:
     """Every importer's lookups are `bulk.any_of`, not only the bookings import's: batches with 1 to 20
     distinct clients look their clients and their stored progress up in ONE text each (an `IN (…)` list
     would be one text per length, each a prepared statement SQLite's driver keeps)."""
-    from sqlalchemy import event
 
     load(session, "skills", "slug,name,links\n" + "".join(f"k{i},K{i},play:1\n" for i in range(400)))
     load(session, "clients", "email\n" + "".join(f"c{i}@example.com\n" for i in range(20)))
     rows = [f"c{row % (row // 20 + 1)}@example.com,k{row},in_progress\n" for row in range(400)]
-    texts: set[str] = set()
-
-    def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        texts.add(statement)
-
-    engine = session.get_bind()
-    event.listen(engine, "before_cursor_execute", seen)
-    try:
-        summary = load(session, "progress", "client,skill,status\n" + "".join(rows), batch_size=20)
-    finally:
-        event.remove(engine, "before_cursor_execute", seen)
+    summary, texts = _loaded_with_statement_texts(
+        session, "progress", "client,skill,status\n" + "".join(rows), batch_size=20
+    )
     assert (summary.total("created"), summary.rejected) == (400, 0)
     lookups = [text for text in texts if text.startswith("SELECT")]  # nothing completes: the import's own reads
     assert len([text for text in lookups if "client_profiles" in text]) == 1, lookups
