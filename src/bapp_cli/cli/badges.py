@@ -8,7 +8,7 @@ import typer
 
 from bapp_cli.cli.context import AppState, state, utc_now
 from bapp_cli.cli.options import ClientArgument, DryRunOption, LimitOption, OffsetOption, output_command, search_option
-from bapp_cli.cli.unit_of_work import changing, reading
+from bapp_cli.cli.unit_of_work import changing
 
 if TYPE_CHECKING:
     from bapp_cli.services.credentials import Issuer
@@ -35,10 +35,12 @@ def list_command(
       bapp badges list ada@example.com --json
     """
     from bapp_cli.services.listing import Page
-    from bapp_cli.services.progress import BADGE_COLUMNS, list_badges
+    from bapp_cli.services.plain_reads import BADGE_COLUMNS, list_badges
 
-    with reading(ctx) as (sink, session):
-        badges = list_badges(session, email, page=Page(limit=limit, offset=offset, search=search))
+    app_state = state(ctx)
+    sink = app_state.output()
+    with app_state.plain_reading() as database:  # a plain read, as `progress show`: no SQLAlchemy
+        badges = list_badges(database, email, page=Page(limit=limit, offset=offset, search=search))
     sink.records(badges, BADGE_COLUMNS, title=f"Badges of {email.strip().lower()}")
 
 

@@ -76,7 +76,6 @@ PROGRESS_TABLE_COLUMNS = (
     "badges",
     "last_activity",
 )
-BADGE_COLUMNS = ("key", "name", "awarded_at")
 
 
 # -- completion and badges ----------------------------------------------------------------------------
