@@ -554,7 +554,12 @@ def list_badges(source: Database | Session, email: str, *, page: Page = ALL) -> 
 def show_progress(source: Database | Session, email: str, *, pathway: str | None = None) -> ClientProgress:
     """Every enrolment of a client with tiers, skills and statuses; then Fundamentals; then badges."""
     db = Database.of(source)
-    client_id, client_email, client_name, *_ = _client(db, email)
+    return _progress_of(db, _client(db, email), pathway)
+
+
+def _progress_of(db: Database, client: tuple[Any, ...], pathway: str | None) -> ClientProgress:
+    """`show_progress` for the client `_client` found."""
+    client_id, client_email, client_name, *_ = client
     parameters = {"client": client_id}
     only = ""
     if pathway is not None:
@@ -618,8 +623,9 @@ def show_client(db: Database, email: str, *, now: dt.datetime) -> dict[str, Any]
     """`clients show`: profile, enrolments (with progress %), the 10 most recent bookings, and badges.
 
     Percentages and badges are `progress show`'s and `badges list`'s: the same reads."""
-    _, client_email, *profile, created_at = _client(db, email)
-    progress = show_progress(db, client_email)
+    client = _client(db, email)
+    _, client_email, *profile, created_at = client
+    progress = _progress_of(db, client, None)  # the client found once, not again by e-mail
     enrolment = ("pathway", "status", "start_date", "completed_at", "builder", "percent")
     bookings = list_bookings(
         db, BookingFilters(client_email=client_email, newest_first=True), now=now, page=Page(limit=RECENT_BOOKINGS)
