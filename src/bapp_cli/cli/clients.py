@@ -8,8 +8,6 @@ import typer
 
 from bapp_cli.cli.context import state, utc_now
 from bapp_cli.cli.options import (
-    FormatOption,
-    JsonOption,
     LimitOption,
     OffsetOption,
     PathwayArgument,
@@ -116,13 +114,8 @@ def _render_detail(detail: dict[str, Any], sink: OutputSink, console: Any) -> No
     console.print(Text.assemble(("Badges:", "bold"), f" {badges}"))
 
 
-@app.command("show")
-def show(
-    ctx: typer.Context,
-    email: Annotated[str, typer.Argument(help="The client's e-mail address.")],
-    fmt: FormatOption = None,
-    as_json: JsonOption = False,
-) -> None:
+@output_command(app, "show")
+def show(ctx: typer.Context, email: Annotated[str, typer.Argument(help="The client's e-mail address.")]) -> None:
     """Show a client: profile, enrolments with progress, the 10 most recent bookings, badges.
 
     \b
@@ -133,7 +126,7 @@ def show(
     from bapp_cli.services.plain_reads import show_client
 
     app_state = state(ctx)
-    sink = app_state.output(fmt, as_json)
+    sink = app_state.output()
     with app_state.plain_reading() as database:  # no SQLAlchemy: a quick look-up starts fast (P7)
         detail = show_client(database, email, now=utc_now())
     sink.record(detail, table=lambda console: _render_detail(detail, sink, console))
