@@ -570,12 +570,10 @@ class BookingImporter(KindImporter):
         return sorted(results, key=lambda result: result.row.line)
 
     def _resolve_clients(self, drafts: Sequence[Draft]) -> None:
-        rows = self.session.execute(
-            select(User.id, User.email, User.name, ClientProfile.id)
-            .outerjoin(ClientProfile, ClientProfile.user_id == User.id)
-            .where(bulk.any_of(self.session, User.email, sorted({draft.email for draft in drafts})))
+        query = select(User.email, User.id, User.name, ClientProfile.id).outerjoin(
+            ClientProfile, ClientProfile.user_id == User.id
         )
-        for user_id, email, name, profile_id in rows:
+        for email, user_id, name, profile_id in store.rows_keyed(self.session, query, [d.email for d in drafts]):
             self.users[email] = (user_id, profile_id is not None, bool(name))
 
     def _load_enrolments(self, drafts: Sequence[Draft]) -> None:
@@ -589,11 +587,8 @@ class BookingImporter(KindImporter):
                 and (draft.columns["pathway_id"] is not None or draft.session.facts.category == "pathway")
             }
         )
-        for client_id, pathway_id, status in self.session.execute(
-            select(Enrolment.client_id, Enrolment.pathway_id, Enrolment.status).where(
-                bulk.any_of(self.session, Enrolment.client_id, wanted)
-            )
-        ):
+        query = select(Enrolment.client_id, Enrolment.pathway_id, Enrolment.status)
+        for client_id, pathway_id, status in store.rows_keyed(self.session, query, wanted):
             self.enrolments.setdefault(client_id, {})[pathway_id] = status
 
     def _match_existing(self, drafts: list[Draft], results: list[RowResult]) -> list[Draft]:
@@ -893,9 +888,7 @@ class BookingImporter(KindImporter):
                 ("email", "name", "created_at", "updated_at"),
                 [(email, plan.new_users[email], now, now) for email in emails],
             )
-            for user_id, email in session.execute(
-                select(User.id, User.email).where(bulk.any_of(session, User.email, emails))
-            ):
+            for email, user_id in store.rows_keyed(session, select(User.email, User.id), emails):
                 self.users[email] = (user_id, True, self.users[email][2])
         profiles = [*plan.new_users, *sorted(plan.new_profiles)]
         bulk.insert_rows(

@@ -113,13 +113,12 @@ BADGE_EXPORT_COLUMNS = ("id", "client", "key", "awarded_at", "revoked_at", "revo
 
 class _PeopleImporter(KindImporter):
     """A kind whose rows each belong to a client (enrolments, progress, badges): a batch is validated, each
-    row read by `parse_row`, its clients looked up in one query per chunk, the stored rows read by `prepare`,
+    row read by `parse_row`, its clients looked up in one query, the stored rows read by `prepare`,
     then each row settled by `apply_row` into inserts and updates of `table`, written together.
 
     Shared lookups: clients by e-mail (one query per batch), builders, pathways and skills (cached)."""
 
     table: FromClause
-    batch_size = 5000
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
