@@ -18,7 +18,7 @@ from bapp_cli.cli.options import (
     output_command,
     search_option,
 )
-from bapp_cli.cli.terminal import detail_table
+from bapp_cli.cli.terminal import detail_table, listing_table
 from bapp_cli.cli.unit_of_work import reading
 from bapp_cli.errors import UsageError
 
@@ -309,14 +309,10 @@ def list_command(
         records = list(found.records())  # a table measures every row before it draws the first
 
     def table(console: Any) -> None:
-        from rich.table import Table
-
         from bapp_cli.cli.table_width import fit_to_terminal
 
-        grid = Table(title="Bookings", header_style="bold")
-        for column in ("reference", "start", "client", "session", "builder", "status", "payment", "amount"):
-            grid.add_column(column)
-        grid.add_column("pathway")
+        headers = ("reference", "start", "client", "session", "builder", "status", "payment", "amount", "pathway")
+        grid = listing_table("Bookings", headers)
         for record in records:
             grid.add_row(
                 record["reference"],
