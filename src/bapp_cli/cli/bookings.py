@@ -13,14 +13,12 @@ from bapp_cli.cli.context import state, utc_now
 from bapp_cli.cli.options import (
     MAX_OPTION_INT,
     DryRunOption,
-    FormatOption,
-    JsonOption,
     LimitOption,
     OffsetOption,
     output_command,
     search_option,
 )
-from bapp_cli.cli.terminal import detail_table
+from bapp_cli.cli.terminal import detail_table, listing_table
 from bapp_cli.cli.unit_of_work import reading
 from bapp_cli.errors import UsageError
 
@@ -257,7 +255,7 @@ def calendly_writer(app_state: Any) -> Iterator[Any]:
         )
 
 
-@app.command("list")
+@output_command(app, "list")
 def list_command(
     ctx: typer.Context,
     client: Annotated[str | None, typer.Option("--client", help="Client e-mail.")] = None,
@@ -275,8 +273,6 @@ def list_command(
     search: Annotated[str | None, search_option("reference, client or session title")] = None,
     limit: LimitOption = None,
     offset: OffsetOption = 0,
-    fmt: FormatOption = None,
-    as_json: JsonOption = False,
 ) -> None:
     """List bookings ordered by start time; every filter is optional.
 
@@ -292,7 +288,7 @@ def list_command(
     from bapp_cli.services.plain_reads import BookingFilters, instant_value, list_bookings
 
     app_state = state(ctx)
-    sink = app_state.output(fmt, as_json)
+    sink = app_state.output()
     zone = app_state.timezone
     filters = BookingFilters(
         client_email=client,
@@ -313,14 +309,10 @@ def list_command(
         records = list(found.records())  # a table measures every row before it draws the first
 
     def table(console: Any) -> None:
-        from rich.table import Table
-
         from bapp_cli.cli.table_width import fit_to_terminal
 
-        grid = Table(title="Bookings", header_style="bold")
-        for column in ("reference", "start", "client", "session", "builder", "status", "payment", "amount"):
-            grid.add_column(column)
-        grid.add_column("pathway")
+        headers = ("reference", "start", "client", "session", "builder", "status", "payment", "amount", "pathway")
+        grid = listing_table("Bookings", headers)
         for record in records:
             grid.add_row(
                 record["reference"],

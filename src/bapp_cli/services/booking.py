@@ -286,13 +286,16 @@ def _refuse_with(refusal: Refusal) -> BappError:
     return error(refusal.text, hint=refusal.hint, code=refusal.code)
 
 
-def linked_pathways(session: Session, session_type_id: int) -> list[Pathway]:
-    """The session type's linked, non-archived pathways in display order (rule 4's choices)."""
+def linked_pathways(session: Session, session_type: SessionType) -> list[Pathway]:
+    """The session type's linked, non-archived pathways in display order (rule 4's choices); none unless
+    it is a pathway session: the links decide nothing for other sessions (nothing is read for them)."""
+    if session_type.category != "pathway":
+        return []
     return list(
         session.scalars(
             select(Pathway)
             .join(SessionTypePathway, SessionTypePathway.pathway_id == Pathway.id)
-            .where(SessionTypePathway.session_type_id == session_type_id, Pathway.archived.is_(False))
+            .where(SessionTypePathway.session_type_id == session_type.id, Pathway.archived.is_(False))
             .order_by(Pathway.position, Pathway.slug)
         )
     )
@@ -310,8 +313,8 @@ def pick_pathway(
     """Rule 4 (services.rule_book.choose_pathway) over the session's links (``linked``, else read) and the
     client's active enrolments, read only when they can decide. With ``warnings``, Calendly's lenient form:
     nothing is refused, and what bapp could not decide is added there; else a refusal is raised."""
-    if linked is None:  # the links and enrolments decide nothing for other sessions
-        linked = linked_pathways(session, session_type.id) if session_type.category == "pathway" else []
+    if linked is None:
+        linked = linked_pathways(session, session_type)
     enrolled: set[int] = set()
     if linked and client is not None and (requested is None or requested.archived):
         enrolled.update(

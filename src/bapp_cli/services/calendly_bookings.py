@@ -411,11 +411,9 @@ class InviteeApplier:
         requested = self._answered_pathway(invitee, warnings)
         if requested is None and replaced is not None and replaced.pathway_id is not None:
             requested = self.session.get(Pathway, replaced.pathway_id)
-        linked: list[Pathway] = []
-        if session_type.category == "pathway":
-            if session_type.id not in self._linked:
-                self._linked[session_type.id] = linked_pathways(self.session, session_type.id)
-            linked = self._linked[session_type.id]
+        if session_type.id not in self._linked:
+            self._linked[session_type.id] = linked_pathways(self.session, session_type)
+        linked = self._linked[session_type.id]
         return pick_pathway(self.session, session_type, requested, client, linked=linked, warnings=warnings)
 
     def _remote_fields(self, item: BookedInvitee, session_type: SessionType, warnings: list[str]) -> dict[str, Any]:

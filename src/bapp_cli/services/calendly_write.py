@@ -660,8 +660,10 @@ def change_status(
 
 def _check_push(session: Session, booking: Booking, command: str, *, now: dt.datetime) -> None:
     status_move(booking, command, now=now)
+    if command != "cancel":  # only cancelling goes by the event, which a group's invitees share
+        return
     session_type = session.get(SessionType, booking.session_type_id)
-    if command == "cancel" and session_type is not None and session_type.kind == "group":
+    if session_type is not None and session_type.kind == "group":
         raise Conflict(
             f"booking {booking.reference} is one invitee of a group event; cancelling the event in Calendly would "
             "cancel every invitee",
