@@ -187,12 +187,13 @@ def sync(
 def _print_changes(sink: OutputSink, planned: int, lines: Iterable[str], *, dry_run: bool) -> None:
     """One stderr line per change (and warning): with --dry-run always, otherwise with --verbose. ``lines``
     is lazy: a first sync's 10,000 lines are not formatted for no one."""
+    say = sink.notice if dry_run else sink.detail
     if dry_run:
-        sink.notice(f"Dry run: {planned} change(s) planned, nothing written.")
+        say(f"Dry run: {planned} change(s) planned, nothing written.")
     elif not sink.verbose:
         return
     for line in lines:
-        (sink.notice if dry_run else sink.detail)(line)
+        say(line)
 
 
 def _parked(message: str) -> Exception:

@@ -121,7 +121,14 @@ class DeliveryHandler:
         return unit_of_work(self.engine, write=True, dry_run=dry_run, actor=self.actor, command=self.command)
 
     def _receive(
-        self, session: Session, body: bytes, payload: WebhookPayload, headers: dict[str, str], **more: Any
+        self,
+        session: Session,
+        body: bytes,
+        payload: WebhookPayload,
+        headers: dict[str, str],
+        *,
+        dry_run: bool,
+        not_ready: str | None = None,
     ) -> WebhookApplied:
         from bapp_cli.services.webhook_inbox import receive_delivery
 
@@ -133,7 +140,8 @@ class DeliveryHandler:
             headers=headers,
             now=utc_now(),
             pathway_question=self.pathway_question,
-            **more,
+            dry_run=dry_run,
+            not_ready=not_ready,
         )
 
     def _park_without_applying(

@@ -48,7 +48,7 @@ def named_lock(
     Given a URL, taken without SQLAlchemy (a plain psycopg connection opened with `connect_timeout`, or a
     file), so that a Calendly sync can take it and send its first request before it imports the apply side
     (P2). Given an engine, on a connection of the engine's own (its connect settings)."""
-    url = database if isinstance(database, str) else database.url.render_as_string(hide_password=False)
+    url = database if isinstance(database, str) else str(database.url)  # password masked: dialect and file only
     deadline = time.monotonic() + max(wait_seconds, 0.0)
 
     def refuse() -> Busy:

@@ -17,12 +17,11 @@ caller's one transaction, writing that plan only if the catalogue it reads there
 from __future__ import annotations
 
 import datetime as dt
-import operator
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from operator import itemgetter
+from operator import is_, itemgetter
 from typing import TYPE_CHECKING, Any, cast
 
 from pydantic import TypeAdapter, ValidationError
@@ -442,7 +441,7 @@ class SyncPlan:
         if catalogue != self.catalogue:
             return False
         self.add(())
-        return len(self.seen) == len(self.given) == len(listing) and all(map(operator.is_, self.given, listing))
+        return len(self.seen) == len(self.given) == len(listing) and all(map(is_, self.given, listing))
 
     def add(self, staged: Iterable[dict[str, Any]]) -> None:
         self.given.extend(staged)
