@@ -91,10 +91,8 @@ class OutputSink:
                 table(self.console)
             else:
                 self._plain_table(list(rows), columns, title=title, headers=headers)
-        elif self.format == "json":
-            self._json_array(rows)
-        elif self.format == "jsonl":
-            self._json_lines(rows)
+        elif self.format in ("json", "jsonl"):
+            self._json(rows, "array" if self.format == "json" else "lines")
         else:
             self._delimited(rows, columns)
 
@@ -109,46 +107,36 @@ class OutputSink:
         """A single record or summary: one object in json, a listing of one otherwise."""
         keys = list(columns or row.keys())
         if self.format == "json":
-            self._write_json(self._json_encoder().encode(dict(row)) + "\n")
+            self._json([dict(row)], "object")
         elif self.format == "table" and table is None:
             self._key_value_table(row, keys, title=title)
         else:
             self.records([row], keys, table=table)
 
-    def _json_encoder(self) -> json.JSONEncoder:
-        """Indented for a person at a terminal; compact in a pipe, where the C encoder is ~3× faster."""
+    def _json(self, rows: Iterable[Mapping[str, Any]], shape: str) -> None:
+        """`rows` as one JSON array ("array", the same bytes as encoding the whole list at once), one object per
+        line ("lines") or a single object ("object"), written as they come. Indented for a person at a terminal
+        (jsonl excepted: a line per record), with what a terminal would act on escaped; compact in a pipe,
+        where the C encoder is ~3× faster."""
         from bapp_cli.services.spreadsheet import json_default
 
-        indent = 2 if is_terminal(self.stdout) else None
-        return json.JSONEncoder(default=json_default, ensure_ascii=False, indent=indent)
-
-    def _write_json(self, text: str) -> None:
-        self.stdout.write(json_for_terminal(text) if is_terminal(self.stdout) else text)
-
-    def _json_array(self, rows: Iterable[Mapping[str, Any]]) -> None:
-        """`[`, the items, `]`, written as they come: the same bytes as encoding the whole list at once."""
-        encode = self._json_encoder().encode
-        indented = is_terminal(self.stdout)
-        # json's separators between list items, and its indent of an item one level down
-        separator, opening, closing = (",\n", "[\n", "\n]\n") if indented else (", ", "[", "]\n")
-        written = False
-        write = self.stdout.write
-        for row in rows:  # the terminal test is made once: isatty is a system call, and this runs per row
-            item = encode(row)
-            if indented:
-                item = json_for_terminal("  " + item.replace("\n", "\n  "))
-            write((separator if written else opening) + item)
-            written = True
-        self.stdout.write(closing if written else "[]\n")
-
-    def _json_lines(self, rows: Iterable[Mapping[str, Any]]) -> None:
-        from bapp_cli.services.spreadsheet import json_default
-
-        encode = json.JSONEncoder(default=json_default, ensure_ascii=False).encode
-        on_terminal = is_terminal(self.stdout)
+        on_terminal = is_terminal(self.stdout)  # tested once: isatty is a system call, and this runs per row
+        indent = 2 if on_terminal and shape != "lines" else None
+        encode = json.JSONEncoder(default=json_default, ensure_ascii=False, indent=indent).encode
+        # what opens, separates and closes the items (json's own separators and indent one level down)
+        opening, separator, closing, empty = {
+            "array": ("[\n", ",\n", "\n]\n", "[]\n") if indent else ("[", ", ", "]\n", "[]\n"),
+            "lines": ("", "\n", "\n", ""),
+            "object": ("", "", "\n", ""),
+        }[shape]
+        write, written = self.stdout.write, False
         for row in rows:
-            line = encode(row)
-            self.stdout.write((json_for_terminal(line) if on_terminal else line) + "\n")
+            item = encode(row)
+            if indent and shape == "array":
+                item = "  " + item.replace("\n", "\n  ")
+            write((separator if written else opening) + (json_for_terminal(item) if on_terminal else item))
+            written = True
+        write(closing if written else empty)
 
     def text_rows(
         self, columns: Sequence[str], rows: Iterable[Sequence[Any]], *, table: TableRenderer | None = None
