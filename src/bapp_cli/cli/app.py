@@ -220,11 +220,8 @@ def main(argv: list[str] | None = None) -> None:
             sys.stderr.write("Interrupted; nothing was changed.\n")
     except BappError as error:
         exit_code = _report(error, args, app_state)
-    except typer.Abort:
-        sys.stderr.write("Aborted; nothing was changed.\n")
-        exit_code = 130
-    except KeyboardInterrupt:
-        sys.stderr.write("Interrupted; nothing was changed.\n")
+    except (typer.Abort, KeyboardInterrupt) as stop:  # a declined confirmation, or Ctrl-C
+        sys.stderr.write(f"{'Aborted' if isinstance(stop, typer.Abort) else 'Interrupted'}; nothing was changed.\n")
         exit_code = 130
     except click_exceptions.NoArgsIsHelpError as error:
         # `bapp` or `bapp db` alone: show the help a person was after (still exit 2 for scripts)
@@ -276,9 +273,14 @@ def _show_help(text: str, args: list[str], app_state: AppState) -> int:
 def _failure(error: Exception, args: list[str], app_state: AppState) -> int:
     """An exception no command turned into a BappError: a database state, or a bug (one line, the traceback only
     with --debug)."""
-    failure = _database_failure(error)
-    if failure is not None:  # the database itself failed (read-only, garbage, gone): a state, not a bug
-        return _report(failure, args, app_state)
+    # the database itself failed (read-only, garbage, gone): a state, not a bug. Only looked at when a database
+    # library is loaded, so `bapp --help` pays nothing for it.
+    if "sqlalchemy" in sys.modules or "sqlite3" in sys.modules:
+        from bapp_cli.db.engine import database_failure
+
+        failure = database_failure(error)
+        if failure is not None:
+            return _report(failure, args, app_state)
     hint = "rerun with --debug for the traceback, and report it"
     if app_state.wants_traceback():
         sys.stderr.write(visible(app_state.scrub(traceback.format_exc())))
@@ -300,11 +302,10 @@ def _option_placement(root: Any, context: Any, option: str, argv: list[str]) -> 
     """
     name = option.split("=", 1)[0]
     words = _command_words(root, context, argv, name)
-    command_line = " ".join(["bapp", *words])
     global_param = _param_named(root, name)
     if context.parent is not None and global_param is not None:
-        value = "" if _is_flag(global_param) else " …"
-        return f"{name} is a global option: put it before the command, e.g. `bapp {name}{value} {' '.join(words)}`"
+        example = f"bapp {name}{_value_placeholder(global_param)} {' '.join(words)}"
+        return f"{name} is a global option: put it before the command, e.g. `{example}`"
     target: Any = root
     for word in words:
         target = target.get_command(context, word) if hasattr(target, "get_command") else None
@@ -313,7 +314,7 @@ def _option_placement(root: Any, context: Any, option: str, argv: list[str]) -> 
     param = _param_named(target, name) if target is not context.command else None
     if param is None:
         return None
-    value = "" if _is_flag(param) else " …"
+    command_line, value = " ".join(["bapp", *words]), _value_placeholder(param)
     return f"{name} is an option of `{command_line}`: put it after the command, e.g. `{command_line} {name}{value}`"
 
 
@@ -324,8 +325,9 @@ def _param_named(command: Any, name: str) -> Any:
     return None
 
 
-def _is_flag(param: Any) -> bool:
-    return bool(getattr(param, "is_flag", False) or getattr(param, "count", False))
+def _value_placeholder(param: Any) -> str:
+    """What follows the option in an example: nothing for a flag, ` …` for an option that takes a value."""
+    return "" if getattr(param, "is_flag", False) or getattr(param, "count", False) else " …"
 
 
 def _command_words(root: Any, context: Any, argv: list[str], option: str) -> list[str]:
@@ -348,18 +350,6 @@ def _command_words(root: Any, context: Any, argv: list[str], option: str) -> lis
         words.append(arg)
         group = found
     return words
-
-
-def _database_failure(error: Exception) -> Any:
-    """A database-level failure that escaped a command, as DatabaseNotReady; None for anything else.
-
-    Only looked at when a database library is loaded, so `bapp --help` pays nothing for it.
-    """
-    if "sqlalchemy" not in sys.modules and "sqlite3" not in sys.modules:
-        return None
-    from bapp_cli.db.engine import database_failure
-
-    return database_failure(error)
 
 
 def _refuse_undecodable(args: list[str]) -> None:
