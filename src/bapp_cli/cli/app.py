@@ -31,23 +31,9 @@ from bapp_cli.errors import BappError, OutputFailed, UsageError
 MAX_DETAIL_LINES = 100
 RICH_HELP: Literal["rich"] | None = "rich" if is_terminal(sys.stdout) else None
 
-# Command groups, in help order: name → the modules that define it (the first holds `app`; the others
-# add commands to it). A group is imported and built only when it is used, so a command pays for its
-# own group, not for all of them.
-GROUPS: dict[str, tuple[str, ...]] = {
-    "db": ("bapp_cli.cli.db",),
-    "config": ("bapp_cli.cli.config",),
-    "pathways": ("bapp_cli.cli.pathways",),
-    "skills": ("bapp_cli.cli.skills",),
-    "progress": ("bapp_cli.cli.progress",),
-    "badges": ("bapp_cli.cli.badges",),
-    "calendly": ("bapp_cli.cli.calendly",),
-    "sessions": ("bapp_cli.cli.sessions", "bapp_cli.cli.availability"),
-    "bookings": ("bapp_cli.cli.bookings",),
-    "clients": ("bapp_cli.cli.clients",),
-    "builders": ("bapp_cli.cli.builders",),
-    "reports": ("bapp_cli.cli.reports",),
-}
+# Command groups, in help order; each is the `app` of bapp_cli.cli.NAME. A group is imported and built only
+# when it is used, so a command pays for its own group, not for all of them.
+GROUPS = "db config pathways skills progress badges calendly sessions bookings clients builders reports".split()  # noqa: SIM905
 
 
 class LazyGroupsRoot(TyperGroup):
@@ -79,11 +65,10 @@ class LazyGroupsRoot(TyperGroup):
             return
         import importlib
 
-        modules = [importlib.import_module(path) for path in GROUPS[name]]
         # Built through a one-group parent exactly as add_typer would, so a group with a single
         # command stays a group (`bapp badges list`, not `bapp badges`).
         holder = typer.Typer(rich_markup_mode=RICH_HELP)
-        holder.add_typer(modules[0].app, name=name)
+        holder.add_typer(importlib.import_module(f"bapp_cli.cli.{name}").app, name=name)
         self._commands[name] = cast(TyperGroup, typer.main.get_command(holder)).commands[name]
 
 
@@ -368,7 +353,7 @@ def _refuse_undecodable(args: list[str]) -> None:
 
 def _attach_value_completion(command: Any, path: list[str]) -> None:
     """Database-backed values (pathways, skills, sessions, e-mails) for shells the launcher leaves to Typer."""
-    from bapp_cli.cli.completion_values import value_kind, values_for
+    from bapp_cli.cli.completion import value_kind, values_for
 
     for param in command.params:
         kind = value_kind(path, param.name or "")
