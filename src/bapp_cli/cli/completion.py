@@ -2,8 +2,11 @@
 
 It follows Click's rules, which Typer's own completion uses: option names when the word starts with a
 dash (each once, unless it may repeat), an option's values right after it, subcommand names in a group,
-and argument values in a command. Database-backed values come from completion_values.py. A test checks
-these answers against Typer's for the same command lines.
+and argument values in a command. A test checks these answers against Typer's for the same command lines.
+
+Database-backed values come from the queries at the end of this module, read from the local database only
+(never the network): completion must answer in milliseconds and never fail, so they use the standard
+library's sqlite3 (read-only) or psycopg directly, no SQLAlchemy, and any problem yields no values.
 """
 
 from __future__ import annotations
@@ -13,8 +16,6 @@ import os
 import shlex
 from collections.abc import Sequence
 from typing import Any
-
-from bapp_cli.cli.completion_values import value_kind, values_for
 
 Item = tuple[str, str]  # (value, help)
 
@@ -165,3 +166,95 @@ def render(shell: str, items: list[Item]) -> str:
 
 
 SHELLS = ("complete_bash", "complete_zsh")
+
+
+# -- database-backed values ---------------------------------------------------------------------------
+
+LIMIT = 500
+FORMAT_CHOICES = ("table", "json", "jsonl", "csv", "tsv")
+CATEGORY_CHOICES = ("free", "pathway", "specialized")
+
+# value kind → query (each returns one text column)
+QUERIES = {
+    "client": "SELECT u.email FROM users u JOIN client_profiles c ON c.user_id = u.id ORDER BY u.email",
+    "builder": "SELECT u.email FROM users u JOIN builder_profiles b ON b.user_id = u.id ORDER BY u.email",
+    "pathway": "SELECT slug FROM pathways WHERE archived = {false} ORDER BY position, slug",
+    "session": "SELECT slug FROM session_types WHERE slug IS NOT NULL GROUP BY slug ORDER BY slug",
+    "skill": "SELECT slug FROM skills WHERE archived = {false} ORDER BY slug",
+    "booking": "SELECT reference FROM bookings ORDER BY start_time DESC",
+}
+STATIC = {"format": FORMAT_CHOICES, "category": CATEGORY_CHOICES}
+
+
+# parameter name → kind of value, where the name alone decides (the others: `value_kind`)
+PARAM_KINDS = {"fmt": "format", "format": "format", "category": "category", "builder": "builder"}
+PARAM_KINDS |= {"validated_by": "builder", "pathway": "pathway", "pathways": "pathway", "session": "session"}
+PARAM_KINDS |= {"skill": "skill", "skills": "skill", "reference": "booking", "ref": "booking"}
+
+
+def value_kind(command_path: Sequence[str], param_name: str) -> str | None:
+    """Which kind of value a parameter takes, from its name (and its group where names are shared)."""
+    group = command_path[0] if command_path else ""
+    if param_name in ("client", "email"):
+        if group == "builders":
+            return "builder"
+        return None if list(command_path[:2]) == ["clients", "add"] else "client"  # a new address: nothing to offer
+    if param_name == "slug":
+        return {"pathways": "pathway", "skills": "skill"}.get(group)
+    return PARAM_KINDS.get(param_name)
+
+
+def database_url_from(args: Sequence[str]) -> str | None:
+    """The database URL the command line being completed would use."""
+    for index, arg in enumerate(args):
+        if arg == "--database-url" and index + 1 < len(args):
+            return args[index + 1]
+        if arg.startswith("--database-url="):
+            return arg.split("=", 1)[1]
+    try:
+        from bapp_cli.config import resolve_settings
+
+        config_path = None
+        for index, arg in enumerate(args):
+            if arg == "--config" and index + 1 < len(args):
+                config_path = args[index + 1]
+        return resolve_settings(config_path=config_path, flags={}).database_url
+    except Exception:  # completion never fails: a broken config just means no values
+        return None
+
+
+def values_for(kind: str, incomplete: str, args: Sequence[str]) -> list[str]:
+    if kind in STATIC:
+        return [value for value in STATIC[kind] if value.startswith(incomplete)]
+    query = QUERIES.get(kind)
+    url = database_url_from(args)
+    if query is None or not url:
+        return []
+    try:
+        rows = _fetch(url, query)
+    except Exception:  # a missing, locked or unmigrated database offers nothing
+        return []
+    lowered = incomplete.lower()
+    return [value for value in rows if value and value.lower().startswith(lowered)][:LIMIT]
+
+
+def _fetch(url: str, query: str) -> list[str]:
+    if url.startswith("sqlite:///"):
+        import sqlite3
+
+        path = url[len("sqlite:///") :].split("?", 1)[0]
+        if not path or not os.path.exists(path):
+            return []
+        connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=0.5)
+        try:
+            return [row[0] for row in connection.execute(query.format(false="0") + f" LIMIT {LIMIT * 4}")]
+        finally:
+            connection.close()
+    if url.startswith(("postgresql", "postgres")):
+        import psycopg
+
+        plain = "postgresql://" + url.split("://", 1)[1]
+        with psycopg.connect(plain, connect_timeout=2) as server:
+            cursor = server.execute(query.format(false="false") + f" LIMIT {LIMIT * 4}")
+            return [str(row[0]) for row in cursor.fetchall()]
+    return []
