@@ -20,7 +20,7 @@ from typing import Any
 
 from bapp_cli import __version__
 
-INDEX_FORMAT = 1
+INDEX_FORMAT = 2
 
 
 def fingerprint() -> str:
@@ -93,27 +93,6 @@ def _describe_params(params: list[Any]) -> tuple[list[dict[str, Any]], list[dict
     return options, arguments
 
 
-def _describe(command: Any, name: str, parent: Any) -> dict[str, Any]:
-    # get_params with a context includes what Click adds at run time (the -h/--help option)
-    context = command.make_context(name, [], parent=parent, resilient_parsing=True)
-    options, arguments = _describe_params(command.get_params(context))
-    node: dict[str, Any] = {
-        "name": name,
-        "help": command.get_short_help_str(limit=300),
-        "doc": command.help or "",
-        "options": options,
-        "arguments": arguments,
-    }
-    subcommands = getattr(command, "commands", None)
-    if subcommands is not None:
-        node["commands"] = {
-            child_name: _describe(child, child_name, context)
-            for child_name, child in subcommands.items()
-            if not getattr(child, "hidden", False)
-        }
-    return node
-
-
 def render_root_help() -> str:
     """Exactly what `bapp --help` prints with stdout piped, in this environment."""
     from bapp_cli.cli.app import main
@@ -125,12 +104,20 @@ def render_root_help() -> str:
 
 
 def build() -> dict[str, Any]:
-    import typer.main
+    """The tree of commands (help, options, arguments and subcommands of each), as the reference walks it."""
+    from bapp_cli.cli.reference import commands
 
-    from bapp_cli.cli.app import app
-
-    tree = _describe(typer.main.get_command(app), "bapp", None)
-    return {"format": INDEX_FORMAT, "version": __version__, "tree": tree, "help": {}}
+    nodes: dict[tuple[str, ...], dict[str, Any]] = {}
+    for path, command, context in commands():
+        # get_params with a context includes what Click adds at run time (the -h/--help option)
+        options, arguments = _describe_params(command.get_params(context))
+        node = {"help": command.get_short_help_str(limit=300), "options": options, "arguments": arguments}
+        if getattr(command, "commands", None) is not None:
+            node["commands"] = {}  # filled as the walk reaches each subcommand, in order
+        if path:
+            nodes[tuple(path[:-1])]["commands"][path[-1]] = node
+        nodes[tuple(path)] = node
+    return {"format": INDEX_FORMAT, "tree": nodes[()], "help": {}}
 
 
 def help_key() -> str:
