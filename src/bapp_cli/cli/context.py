@@ -39,7 +39,6 @@ class AppState:
     no_color: bool = False
     command_path: str = ""
     _settings: Settings | None = None
-    warned_about_secrets: bool = False
     _settings_checked: bool = False
     _engine: Engine | None = None
     _sink: OutputSink | None = None
@@ -66,8 +65,7 @@ class AppState:
                 require_named_file=True,
             )
             self._remember_secrets(self._settings)
-            if self._settings.secrets_exposed() and not self.warned_about_secrets:
-                self.warned_about_secrets = True
+            if self._settings.secrets_exposed():  # said once: the settings are resolved once
                 self.messages.warning(
                     f"config file {self._settings.config_path} holds a secret and others can read it; "
                     f"run `chmod 600 {self._settings.config_path}`"
@@ -159,9 +157,7 @@ class AppState:
     def messages(self) -> OutputSink:
         """A sink for stderr messages when the command prints no records."""
         if self._sink is None:
-            self._sink = OutputSink(
-                "table", quiet=self.quiet, verbose=self.verbose, no_color=self.no_color, timezone="UTC"
-            )
+            self._sink = OutputSink("table", quiet=self.quiet, verbose=self.verbose, no_color=self.no_color)
         return self._sink
 
     # -- database -------------------------------------------------------------------------------
