@@ -131,7 +131,7 @@ def import_command(
                     options=options,
                     now=dt.datetime.now(dt.UTC),
                     rejects=rejected_to,
-                    on_batch=lambda rows: _after_batch(advance, source.progress.bytes_read, rows),
+                    on_batch=lambda rows: advance(source.progress.bytes_read, rows),
                 )
             except InvalidInput as refused:
                 if refused.code == "bad_rows":  # refused whole: the bad rows are still kept, to be fixed
@@ -160,17 +160,6 @@ def _keep_rejects(rejected_to: RejectsWriter | None, rejects_file: OutputFile | 
         rejected_to.close()
     if rejects_file is not None:
         rejects_file.finish()
-
-
-def _after_batch(advance: Callable[[int, int], None], bytes_read: int, rows: int) -> None:
-    """Advance the progress line, and freeze what a batch leaves alive (caches of e-mails, users, enrolments).
-
-    Without the freeze, the collector's full passes rescanned those growing caches again and again; that
-    was an eighth of a 100,000-row import (P3, docs/benchmarks.md). The batch's own objects are freed by reference
-    counting when the next batch replaces them, so memory stays flat (bench/import.py --large).
-    """
-    advance(bytes_read, rows)
-    gc.freeze()
 
 
 def export_command(
@@ -267,8 +256,14 @@ def _export_bookings(app_state: Any, stream: Any, data_format: str, *, raw: bool
 
 @contextlib.contextmanager
 def _progress(sink: OutputSink, path: str) -> Iterator[Callable[[int, int], None]]:
-    """The sink's progress line (a terminal only, never in cron or with --quiet): rows so far, and the share
-    of the file read when its size is known (not for stdin)."""
+    """After each batch: the sink's progress line (a terminal only, never in cron or with --quiet) with the rows
+    so far and the share of the file read when its size is known (not for stdin); and a freeze of what the
+    batch leaves alive (caches of e-mails, users, enrolments).
+
+    Without the freeze, the collector's full passes rescanned those growing caches again and again; that
+    was an eighth of a 100,000-row import (P3, docs/benchmarks.md). The batch's own objects are freed by reference
+    counting when the next batch replaces them, so memory stays flat (bench/import.py --large).
+    """
     progress = sink.progress()
     rows_seen, total = 0, None
     with contextlib.suppress(OSError):
@@ -279,6 +274,7 @@ def _progress(sink: OutputSink, path: str) -> Iterator[Callable[[int, int], None
         rows_seen += rows
         share = f" ({done * 100 // total}% of the file)" if total else ""
         progress.update(f"importing: {rows_seen:,} rows{share}…")
+        gc.freeze()
 
     try:
         yield advance
