@@ -106,24 +106,29 @@ class OutputFile:
         if self.path.endswith(("/", os.sep)):
             raise self._refused("a directory name: give a file name", code="output_is_directory")
         self._target = os.path.realpath(self.path)  # a symlink's target is what gets replaced
-        existing = self._stat(self._target)
-        if existing is not None and stat.S_ISDIR(existing.st_mode):
-            raise self._refused("it is a directory: give a file name", code="output_is_directory")
-        self._refuse_the_input(existing)
-        if existing is not None and not os.access(self._target, os.W_OK):
-            raise self._refused("Permission denied (read-only or immutable)", code="unwritable_file")
-        if existing is not None and not stat.S_ISREG(existing.st_mode):
-            self._handle = self._open_in_place()
-        else:
-            self._handle = self._open_beside(existing)
+        with self._refusing():
+            try:
+                existing: os.stat_result | None = os.stat(self._target)
+            except FileNotFoundError:
+                existing = None
+            if existing is not None and stat.S_ISDIR(existing.st_mode):
+                raise self._refused("it is a directory: give a file name", code="output_is_directory")
+            self._refuse_the_input(existing)
+            if existing is not None and not os.access(self._target, os.W_OK):
+                raise self._refused("Permission denied (read-only or immutable)", code="unwritable_file")
+            if existing is not None and not stat.S_ISREG(existing.st_mode):
+                self._handle = open(self._target, "w", encoding="utf-8", newline="")  # a FIFO or device: in place
+            else:
+                self._handle = self._open_beside(existing)
         return cast(IO[str], GuardedStream(self._handle, self.failed))
 
-    def _stat(self, target: str) -> os.stat_result | None:
+    @contextlib.contextmanager
+    def _refusing(self) -> Iterator[None]:
+        """An OSError while the file is checked or opened (a path through a regular file, a full folder) is a
+        refusal naming it (exit 6), before the command does anything."""
         try:
-            return os.stat(target)
-        except FileNotFoundError:
-            return None
-        except OSError as exc:  # e.g. a path through a regular file: NotADirectoryError
+            yield
+        except OSError as exc:
             raise self._refused(exc.strerror or type(exc).__name__, code="unwritable_file") from None
 
     def _refuse_the_input(self, existing: os.stat_result | None) -> None:
@@ -140,20 +145,11 @@ class OutputFile:
                 code="output_is_input",
             )
 
-    def _open_in_place(self) -> IO[str]:
-        try:
-            return open(self._target, "w", encoding="utf-8", newline="")
-        except OSError as exc:
-            raise self._refused(exc.strerror or type(exc).__name__, code="unwritable_file") from None
-
     def _open_beside(self, existing: os.stat_result | None) -> IO[str]:
         import tempfile
 
         folder, name = os.path.split(self._target)
-        try:
-            descriptor, self._temporary = tempfile.mkstemp(prefix=f".{name}.", suffix=".partial", dir=folder or ".")
-        except OSError as exc:
-            raise self._refused(exc.strerror or type(exc).__name__, code="unwritable_file") from None
+        descriptor, self._temporary = tempfile.mkstemp(prefix=f".{name}.", suffix=".partial", dir=folder or ".")
         try:
             if existing is not None:
                 os.fchmod(descriptor, stat.S_IMODE(existing.st_mode))
@@ -172,8 +168,6 @@ class OutputFile:
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
     ) -> None:
-        if self._handle is None:
-            return
         if exc_type is None:
             self.finish()
         else:
