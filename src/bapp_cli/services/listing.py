@@ -20,12 +20,6 @@ MAX_SEARCH_LENGTH = 200
 SelectT = TypeVar("SelectT", bound="Select")  # type: ignore[type-arg]
 
 
-def _like_pattern(text: str) -> str:
-    # The user's text is matched literally: % and _ are LIKE wildcards, \ the escape character used here.
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
-
 @dataclass(frozen=True)
 class Page:
     """Which rows of a listing to show: those matching ``search`` (if any), then ``offset`` and ``limit``."""
@@ -49,20 +43,19 @@ class Page:
 
     @property
     def pattern(self) -> str:
-        """The LIKE pattern of ``search`` (escape character ``\\``)."""
-        return _like_pattern((self.search or "").strip())
-
-    def like(self, column: Any) -> ColumnElement[bool]:
-        """``column`` contains ``search``, ignoring case (ILIKE on PostgreSQL, lower() LIKE on SQLite)."""
-        return column.ilike(self.pattern, escape="\\")  # type: ignore[no-any-return]
+        """The LIKE pattern of ``search``, escape character ``\\``: the user's text is matched literally (``%`` and
+        ``_`` are LIKE's wildcards)."""
+        text = (self.search or "").strip()
+        return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
     def matching(self, *columns: Any) -> ColumnElement[bool] | None:
-        """``search`` in any of ``columns`` (None when there is no search)."""
+        """``search`` in any of ``columns``, ignoring case (ILIKE on PostgreSQL, lower() LIKE on SQLite); None
+        when there is no search."""
         from sqlalchemy import false, or_
 
         if not self.searching:
             return None
-        return or_(*(self.like(column) for column in columns)) if columns else false()
+        return or_(*(column.ilike(self.pattern, escape="\\") for column in columns)) if columns else false()
 
     def window(self, query: SelectT) -> SelectT:
         """``query`` (already filtered and ordered) cut to this page."""
