@@ -34,9 +34,9 @@ def commands() -> list[tuple[list[str], Any, Any]]:
 
 def render() -> str:
     """The whole reference as Markdown (plain help, fixed width, so it is stable across terminals)."""
-    saved = os.environ.get("COLUMNS")
-    os.environ["COLUMNS"] = str(WIDTH)
-    try:
+    from unittest import mock
+
+    with mock.patch.dict(os.environ, {"COLUMNS": str(WIDTH)}):  # restored afterwards, set or not
         parts = [
             "# bapp command reference\n",
             "Generated from the commands' own help by `make docs`; a test keeps it current. "
@@ -56,11 +56,6 @@ def render() -> str:
                 f'<a id="{anchor}"></a>\n## `{title}`\n\n```text\n{command.get_help(context).rstrip()}\n```\n'
             )
         return "\n".join(parts) + "\n" + "\n".join(index) + "\n\n" + "\n".join(sections)
-    finally:
-        if saved is None:
-            os.environ.pop("COLUMNS", None)
-        else:
-            os.environ["COLUMNS"] = saved
 
 
 if __name__ == "__main__":
