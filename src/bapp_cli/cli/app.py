@@ -26,7 +26,7 @@ from bapp_cli.cli.context import AppState
 from bapp_cli.cli.files import GuardedStream, StdoutClosed, drop_stdout, flush_stdout_at_exit, stdout_error
 from bapp_cli.cli.output import is_terminal
 from bapp_cli.cli.terminal import forget_unusable_terminal_size, visible
-from bapp_cli.errors import BappError, OutputFailed, UsageError
+from bapp_cli.errors import BappError, UsageError
 
 MAX_DETAIL_LINES = 100
 RICH_HELP: Literal["rich"] | None = "rich" if is_terminal(sys.stdout) else None
@@ -197,7 +197,13 @@ def main(argv: list[str] | None = None) -> None:
     forget_unusable_terminal_size()
     try:
         _refuse_undecodable(args)
-        result = command.main(args=args, prog_name="bapp", standalone_mode=False, obj=app_state)
+        try:
+            result = command.main(args=args, prog_name="bapp", standalone_mode=False, obj=app_state)
+        except click_exceptions.NoArgsIsHelpError as error:
+            # `bapp` or `bapp db` alone: the help a person was after (still exit 2 for scripts); written here, so
+            # stdout that cannot take it ends the run like any command's output (74, or 141 for `| head`)
+            sys.stdout.write(error.format_message() + "\n")
+            result = 2
         if isinstance(result, int):
             exit_code = result
         sys.stdout.flush()  # here, so a full disk under `> file` is reported like any other failure
@@ -208,9 +214,6 @@ def main(argv: list[str] | None = None) -> None:
     except (typer.Abort, KeyboardInterrupt) as stop:  # a declined confirmation, or Ctrl-C
         sys.stderr.write(f"{'Aborted' if isinstance(stop, typer.Abort) else 'Interrupted'}; nothing was changed.\n")
         exit_code = 130
-    except click_exceptions.NoArgsIsHelpError as error:
-        # `bapp` or `bapp db` alone: show the help a person was after (still exit 2 for scripts)
-        exit_code = _show_help(error.format_message() + "\n", args, app_state)
     except click_exceptions.UsageError as error:
         context = error.ctx
         usage = context.get_usage() if context is not None else ""
@@ -239,20 +242,6 @@ def main(argv: list[str] | None = None) -> None:
         app_state.close()
         sys.stdout = real_stdout
     raise SystemExit(flush_stdout_at_exit(exit_code))
-
-
-def _show_help(text: str, args: list[str], app_state: AppState) -> int:
-    """Help for `bapp` or `bapp GROUP` alone: exit 2, unless stdout cannot take it (74, or 141 for `| head`)."""
-    try:
-        sys.stdout.write(text)
-        sys.stdout.flush()
-    except StdoutClosed:
-        drop_stdout()
-        return 141
-    except OutputFailed as failure:
-        drop_stdout()
-        return _report(failure, args, app_state)
-    return 2
 
 
 def _failure(error: Exception, args: list[str], app_state: AppState) -> int:
