@@ -136,18 +136,12 @@ class AppState:
         """The sink for this command. `check_settings=False` (config show) falls back to the defaults for a
         format or time zone that is not valid instead of refusing to run."""
         fmt, as_json = fmt or self.chosen_format[0], as_json or self.chosen_format[1]
-        if check_settings:
-            settings = self.settings
-            configured, zone = settings.output_format, settings.timezone
-        else:
-            settings = self.unchecked_settings
-            bad = {problem.key for problem in settings.problems()}
-            configured = None if "format" in bad else settings.output_format
-            zone = "UTC" if "timezone" in bad else settings.timezone
-        chosen = "json" if as_json else fmt or configured
-        if not chosen:
-            chosen = "table" if is_terminal(sys.stdout) else "tsv"
-        chosen = str(chosen).lower()
+        settings = self.settings if check_settings else self.unchecked_settings
+        bad: set[str] = set() if check_settings else {problem.key for problem in settings.problems()}
+        configured = None if "format" in bad else settings.output_format
+        zone = "UTC" if "timezone" in bad else settings.timezone
+        chosen = str("json" if as_json else fmt or configured or ("table" if is_terminal(sys.stdout) else "tsv"))
+        chosen = chosen.lower()
         if chosen not in FORMATS:
             raise UsageError(f"unknown format {chosen!r}", hint="choose one of: " + ", ".join(FORMATS))
         self._sink = OutputSink(chosen, quiet=self.quiet, verbose=self.verbose, no_color=self.no_color, timezone=zone)
