@@ -86,15 +86,31 @@ class OutputSink:
     ) -> None:
         """A listing: an array in json, one line per record otherwise. Every format but a table is written
         as the rows arrive, so a listing of any size holds one row (and one write buffer) at a time."""
-        if self.format == "table":
-            if table is not None:
-                table(self.console)
-            else:
-                self._plain_table(list(rows), columns, title=title, headers=headers)
+        if self.format == "table" and table is not None:
+            table(self.console)
+        elif self.format == "table":
+            from bapp_cli.cli.table_width import fit_to_terminal
+            from bapp_cli.cli.terminal import listing_table
+
+            shown = [(headers or {}).get(column, column.replace("_", " ")) for column in columns]
+            grid, empty = listing_table(title, shown), True
+            for row in rows:
+                grid.add_row(*(self.display_value(row.get(column)) for column in columns))
+                empty = False
+            # the first column names the row; e-mails and statuses are what a row is found and judged by
+            keys = [shown[0], *(name for name in shown if name in KEY_HEADERS)] if shown else []
+            drop_order = [name for name in reversed(shown) if name not in keys]
+            fit_to_terminal(grid, self.console, keys=keys, drop_order=drop_order)
+            self.console.print(grid)
+            if empty:
+                self.console.print("(no rows)", style="dim")
         elif self.format in ("json", "jsonl"):
             self._json(rows, "array" if self.format == "json" else "lines")
         else:
-            self._delimited(rows, columns)
+            from bapp_cli.services.spreadsheet import cell_row_formatter
+
+            cells = cell_row_formatter()
+            self.text_rows(columns, (cells(map(row.get, columns)) for row in rows))
 
     def record(
         self,
@@ -109,7 +125,10 @@ class OutputSink:
         if self.format == "json":
             self._json([dict(row)], "object")
         elif self.format == "table" and table is None:
-            self._key_value_table(row, keys, title=title)
+            from bapp_cli.cli.terminal import detail_table
+
+            values = ((key.replace("_", " "), self.display_value(row.get(key))) for key in keys)
+            self.console.print(detail_table(title, values))
         else:
             self.records([row], keys, table=table)
 
@@ -150,12 +169,6 @@ class OutputSink:
             rows = ([visible(str(cell)) if cell is not None else cell for cell in row] for row in rows)
         write_delimited(self.stdout, self.format, columns, rows)
 
-    def _delimited(self, rows: Iterable[Mapping[str, Any]], columns: Sequence[str]) -> None:
-        from bapp_cli.services.spreadsheet import cell_row_formatter
-
-        cells = cell_row_formatter()
-        self.text_rows(columns, (cells(map(row.get, columns)) for row in rows))
-
     def display_value(self, value: Any) -> str:
         """A value as a table cell: instants in --timezone, money with two decimals."""
         if value is None:
@@ -177,36 +190,6 @@ class OutputSink:
         from zoneinfo import ZoneInfo
 
         return value.astimezone(ZoneInfo(self.timezone)).strftime("%Y-%m-%d %H:%M %Z")
-
-    def _plain_table(
-        self,
-        rows: list[Mapping[str, Any]],
-        columns: Sequence[str],
-        *,
-        title: str | None,
-        headers: Mapping[str, str] | None,
-    ) -> None:
-        from bapp_cli.cli.table_width import fit_to_terminal
-        from bapp_cli.cli.terminal import listing_table
-
-        shown = [(headers or {}).get(column, column.replace("_", " ")) for column in columns]
-        table = listing_table(title, shown)
-        for row in rows:
-            table.add_row(*(self.display_value(row.get(column)) for column in columns))
-        # the first column names the row; e-mails and statuses are what a row is found and judged by
-        keys = [shown[0], *(name for name in shown if name in KEY_HEADERS)] if shown else []
-        fit_to_terminal(
-            table, self.console, keys=keys, drop_order=[name for name in reversed(shown) if name not in keys]
-        )
-        self.console.print(table)
-        if not rows:
-            self.console.print("(no rows)", style="dim")
-
-    def _key_value_table(self, row: Mapping[str, Any], keys: Sequence[str], *, title: str | None) -> None:
-        from bapp_cli.cli.terminal import detail_table
-
-        values = ((key.replace("_", " "), self.display_value(row.get(key))) for key in keys)
-        self.console.print(detail_table(title, values))
 
     # -- messages (stderr) ----------------------------------------------------------------------
     def info(self, message: str) -> None:
