@@ -58,7 +58,7 @@ def load() -> dict[str, Any] | None:
 def save(index: dict[str, Any]) -> None:
     """Atomically write the index; an unwritable cache only means no fast path."""
     path = cache_path()
-    try:
+    with contextlib.suppress(OSError):
         path.parent.mkdir(parents=True, exist_ok=True)
         temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
         temporary.write_text(json.dumps(index), encoding="utf-8")
@@ -66,41 +66,6 @@ def save(index: dict[str, Any]) -> None:
         for stale in path.parent.glob("command-index-*.json"):
             if stale != path:
                 stale.unlink(missing_ok=True)
-    except OSError:
-        pass
-
-
-def _describe_params(params: list[Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    options: list[dict[str, Any]] = []
-    arguments: list[dict[str, Any]] = []
-    for param in params:
-        choices = getattr(getattr(param, "type_descriptor", None), "choices", None)
-        entry = {
-            "name": param.name,
-            "opts": list(param.opts),
-            "secondary": list(getattr(param, "secondary_opts", [])),
-            "nargs": param.nargs,
-            "multiple": bool(getattr(param, "multiple", False)),
-            "hidden": bool(getattr(param, "hidden", False)),
-            "choices": [str(getattr(choice, "value", choice)) for choice in choices] if choices else None,
-        }
-        if param.param_type_name == "option":
-            entry["help"] = param.help or ""
-            entry["takes_value"] = not (param.is_flag or getattr(param, "count", False))
-            options.append(entry)
-        else:
-            arguments.append(entry)
-    return options, arguments
-
-
-def render_root_help() -> str:
-    """Exactly what `bapp --help` prints with stdout piped, in this environment."""
-    from bapp_cli.cli.app import main
-
-    buffer = io.StringIO()
-    with contextlib.redirect_stdout(buffer), contextlib.suppress(SystemExit):
-        main(["--help"])
-    return buffer.getvalue()
 
 
 def build() -> dict[str, Any]:
@@ -109,9 +74,23 @@ def build() -> dict[str, Any]:
 
     nodes: dict[tuple[str, ...], dict[str, Any]] = {}
     for path, command, context in commands():
+        node: dict[str, Any] = {"help": command.get_short_help_str(limit=300), "options": [], "arguments": []}
         # get_params with a context includes what Click adds at run time (the -h/--help option)
-        options, arguments = _describe_params(command.get_params(context))
-        node = {"help": command.get_short_help_str(limit=300), "options": options, "arguments": arguments}
+        for param in command.get_params(context):
+            choices = getattr(getattr(param, "type_descriptor", None), "choices", None)
+            entry = {
+                "name": param.name,
+                "opts": list(param.opts),
+                "secondary": list(getattr(param, "secondary_opts", [])),
+                "nargs": param.nargs,
+                "multiple": bool(getattr(param, "multiple", False)),
+                "hidden": bool(getattr(param, "hidden", False)),
+                "choices": [str(getattr(choice, "value", choice)) for choice in choices] if choices else None,
+            }
+            if param.param_type_name == "option":
+                entry["help"] = param.help or ""
+                entry["takes_value"] = not (param.is_flag or getattr(param, "count", False))
+            node["options" if param.param_type_name == "option" else "arguments"].append(entry)
         if getattr(command, "commands", None) is not None:
             node["commands"] = {}  # filled as the walk reaches each subcommand, in order
         if path:
@@ -120,18 +99,18 @@ def build() -> dict[str, Any]:
     return {"format": INDEX_FORMAT, "tree": nodes[()], "help": {}}
 
 
-def help_key() -> str:
-    """Piped help depends only on the width the formatter sees (COLUMNS, else 80)."""
-    return os.environ.get("COLUMNS", "")
-
-
 def root_help(index: dict[str, Any]) -> str:
-    """The cached piped help for this width, rendered and cached on first use."""
-    key = help_key()
+    """Exactly what `bapp --help` prints with stdout piped, for this width (piped help depends only on the width
+    the formatter sees: COLUMNS, else 80); rendered and cached on first use."""
+    key = os.environ.get("COLUMNS", "")
     text = index["help"].get(key)
     if text is None:
-        text = render_root_help()
-        index["help"][key] = text
+        from bapp_cli.cli.app import main
+
+        buffer = io.StringIO()
+        with contextlib.redirect_stdout(buffer), contextlib.suppress(SystemExit):
+            main(["--help"])
+        text = index["help"][key] = buffer.getvalue()
         save(index)
     return str(text)
 
