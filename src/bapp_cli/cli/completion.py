@@ -171,8 +171,6 @@ SHELLS = ("complete_bash", "complete_zsh")
 # -- database-backed values ---------------------------------------------------------------------------
 
 LIMIT = 500
-FORMAT_CHOICES = ("table", "json", "jsonl", "csv", "tsv")
-CATEGORY_CHOICES = ("free", "pathway", "specialized")
 
 # value kind → query (each returns one text column)
 QUERIES = {
@@ -183,7 +181,7 @@ QUERIES = {
     "skill": "SELECT slug FROM skills WHERE archived = {false} ORDER BY slug",
     "booking": "SELECT reference FROM bookings ORDER BY start_time DESC",
 }
-STATIC = {"format": FORMAT_CHOICES, "category": CATEGORY_CHOICES}
+STATIC = {"format": ("table", "json", "jsonl", "csv", "tsv"), "category": ("free", "pathway", "specialized")}
 
 
 # parameter name → kind of value, where the name alone decides (the others: `value_kind`)

@@ -156,7 +156,9 @@ class OutputFile:
                 with contextlib.suppress(OSError):  # only root may give a file away; others keep their own
                     os.fchown(descriptor, existing.st_uid, existing.st_gid)
             elif not self.private:
-                os.fchmod(descriptor, 0o666 & ~_umask())  # what `open()` would have made
+                umask = os.umask(0o022)  # read by setting it: put back at once
+                os.umask(umask)
+                os.fchmod(descriptor, 0o666 & ~umask)  # what `open()` would have made
             # a new private file stays 0600, as mkstemp made it
             return open(descriptor, "w", encoding="utf-8", newline="")
         except BaseException:
@@ -212,12 +214,6 @@ class OutputFile:
         reason = exc.strerror or type(exc).__name__
         hint = "free some space and run the command again" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else None
         return OutputFailed(f"{self.what}: cannot write {self.path}: {reason}; nothing was kept", hint=hint)
-
-
-def _umask() -> int:
-    current = os.umask(0o022)
-    os.umask(current)
-    return current
 
 
 class StdoutClosed(Exception):

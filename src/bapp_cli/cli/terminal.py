@@ -25,12 +25,10 @@ import re
 from collections.abc import Container, Iterable
 from typing import IO, Any
 
-_REPLACEMENT = "\N{REPLACEMENT CHARACTER}"
-_KEPT = {"\t", "\n"}
-_C0 = {code: 0x2400 + code for code in range(0x20) if chr(code) not in _KEPT}  # ␀ … ␟ (control pictures)
-_OTHER = {0x7F: 0x2421}  # DEL → ␡
+_C0 = {code: 0x2400 + code for code in range(0x20) if chr(code) not in "\t\n"}  # ␀ … ␟ (control pictures)
 _C1_AND_BIDI = [*range(0x80, 0xA0), *range(0x202A, 0x202F), *range(0x2066, 0x206A)]
-_STAND_INS: dict[int, int | str] = {**_C0, **_OTHER, **{code: _REPLACEMENT for code in _C1_AND_BIDI}}
+# DEL → ␡; C1 controls and bidirectional overrides → the replacement character
+_STAND_INS: dict[int, int | str] = {**_C0, 0x7F: 0x2421, **dict.fromkeys(_C1_AND_BIDI, "\N{REPLACEMENT CHARACTER}")}
 _VISIBLE = str.maketrans(_STAND_INS)
 _UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 # In JSON the same characters are written as \\u escapes: the document keeps its exact meaning (C0 controls
