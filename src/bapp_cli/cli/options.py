@@ -10,7 +10,6 @@ from typing import Annotated, Any, ParamSpec, TypeVar
 import typer
 
 from bapp_cli.cli.context import state
-from bapp_cli.services.listing import MAX_SEARCH_LENGTH
 
 FormatOption = Annotated[
     str | None,
@@ -73,6 +72,9 @@ OffsetOption = Annotated[
         "--offset", min=0, max=MAX_OPTION_INT, help="Skip the first N rows (with --limit, to page).", show_default=False
     ),
 ]
+
+
+MAX_SEARCH_LENGTH = 200  # services.listing's too; not imported from there, which `bapp --help` would pay for
 
 
 def _search_text(value: str | None) -> str | None:
