@@ -245,28 +245,22 @@ class Progress:
     def __init__(self, stream: IO[str] | None) -> None:
         self._stream = stream
         self._shown = False
-        self._last: float | None = None
+        self._last = float("-inf")
 
     def update(self, text: str) -> None:
         import time
 
         now = time.monotonic()
-        if self._stream is not None and (self._last is None or now - self._last >= self.MIN_INTERVAL):
+        if now - self._last >= self.MIN_INTERVAL:
             self._last = now
-            self._write(text)
+            self.step(text)
 
     def step(self, text: str) -> None:
         if self._stream is not None:
-            self._write(text)
+            self._stream.write("\r\x1b[K" + visible(text))
+            self._stream.flush()
+            self._shown = bool(text)
 
     def close(self) -> None:
-        if self._stream is not None and self._shown:
-            self._stream.write("\r\x1b[K")
-            self._stream.flush()
-            self._shown = False
-
-    def _write(self, text: str) -> None:
-        assert self._stream is not None
-        self._stream.write("\r\x1b[K" + visible(text))
-        self._stream.flush()
-        self._shown = True
+        if self._shown:
+            self.step("")  # erased: the carriage return and erase-to-end alone

@@ -68,9 +68,7 @@ def columns_from_environment() -> int | None:
     """COLUMNS when it is a usable width for output that is not a terminal; anything else (text,
     negative, too narrow for a table, absurd) means "not set" (R9)."""
     raw = os.environ.get("COLUMNS", "").strip()
-    if not _plain_digits(raw):
-        return None
-    width = int(raw)
+    width = int(raw) if _plain_digits(raw) else 0
     return width if 20 <= width <= 10_000 else None
 
 
