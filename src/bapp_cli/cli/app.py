@@ -24,6 +24,7 @@ from bapp_cli import __version__
 from bapp_cli.cli import transfer as transfer_commands
 from bapp_cli.cli.context import AppState
 from bapp_cli.cli.files import GuardedStream, StdoutClosed, drop_stdout, flush_stdout_at_exit, stdout_error
+from bapp_cli.cli.options import output_command
 from bapp_cli.cli.output import is_terminal
 from bapp_cli.cli.terminal import forget_unusable_terminal_size, visible
 from bapp_cli.errors import BappError, UsageError
@@ -84,8 +85,8 @@ app = typer.Typer(
 )
 
 
-# Top-level commands (not groups): `bapp import KIND PATH` and `bapp export KIND`.
-app.command("import")(transfer_commands.import_command)
+# Top-level commands (not groups): `bapp import KIND PATH` (its summary in --format/--json) and `bapp export KIND`.
+output_command(app, "import")(transfer_commands.import_command)
 app.command("export")(transfer_commands.export_command)
 
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from bapp_cli.cli.context import state
-from bapp_cli.cli.options import DryRunOption, FormatOption, JsonOption
+from bapp_cli.cli.options import DryRunOption
 
 if TYPE_CHECKING:
     from bapp_cli.cli.files import OutputFile
@@ -69,8 +69,6 @@ def import_command(
             "(by default an apostrophe that `export` put before = + - @ is removed).",
         ),
     ] = False,
-    fmt: FormatOption = None,
-    as_json: JsonOption = False,
 ) -> None:
     """Import a file of records: all-or-nothing, row-numbered errors, upsert on the natural key.
 
@@ -99,7 +97,7 @@ def import_command(
     from bapp_cli.services.transfer.kinds import import_data
 
     app_state = state(ctx)
-    sink = app_state.output(fmt, as_json)
+    sink = app_state.output()
     _check_kind(kind)
     data_format = format_for(path, input_format, allowed=INPUT_FORMATS, default=None)
     options = ImportOptions(
