@@ -59,11 +59,7 @@ class Page:
 
     def window(self, query: SelectT) -> SelectT:
         """``query`` (already filtered and ordered) cut to this page."""
-        if self.offset:
-            query = query.offset(self.offset)
-        if self.limit is not None:
-            query = query.limit(self.limit)
-        return query
+        return query.offset(self.offset or None).limit(self.limit)  # None: no OFFSET / LIMIT clause at all
 
 
 ALL = Page()
