@@ -52,11 +52,9 @@ def fit_to_terminal(
     for name in (*drop_order, *others):
         if needed() <= console.width:
             break
-        for index, column in enumerate(grid.columns):
-            if column.header == name:
-                del grid.columns[index]
-                dropped.append(name)
-                break
+        if name in (column.header for column in grid.columns):
+            grid.columns = [column for column in grid.columns if column.header != name]
+            dropped.append(name)
     for index, column in enumerate(grid.columns):
         column._index = index  # Rich places padding by this position; removing columns moved them
     if needed() > console.width and needed(gap=1) <= console.width:
