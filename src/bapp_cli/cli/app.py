@@ -276,16 +276,11 @@ def _option_placement(root: Any, context: Any, option: str, argv: list[str]) -> 
     command. Either way the user meant an option that exists, one place over.
     """
     name = option.split("=", 1)[0]
-    words = _command_words(root, context, argv, name)
+    words, target = _command_words(root, context, argv, name)
     global_param = _param_named(root, name)
     if context.parent is not None and global_param is not None:
         example = f"bapp {name}{_value_placeholder(global_param)} {' '.join(words)}"
         return f"{name} is a global option: put it before the command, e.g. `{example}`"
-    target: Any = root
-    for word in words:
-        target = target.get_command(context, word) if hasattr(target, "get_command") else None
-        if target is None:
-            return None
     param = _param_named(target, name) if target is not context.command else None
     if param is None:
         return None
@@ -305,8 +300,8 @@ def _value_placeholder(param: Any) -> str:
     return "" if getattr(param, "is_flag", False) or getattr(param, "count", False) else " …"
 
 
-def _command_words(root: Any, context: Any, argv: list[str], option: str) -> list[str]:
-    """The command words of `argv` (`clients list`), skipping options and their values."""
+def _command_words(root: Any, context: Any, argv: list[str], option: str) -> tuple[list[str], Any]:
+    """The command words of `argv` (`clients list`), skipping options and their values, and the command they name."""
     words: list[str] = []
     group = root
     skip_value = False
@@ -324,7 +319,7 @@ def _command_words(root: Any, context: Any, argv: list[str], option: str) -> lis
         skip_value = False
         words.append(arg)
         group = found
-    return words
+    return words, group
 
 
 def _refuse_undecodable(args: list[str]) -> None:
