@@ -130,13 +130,11 @@ def _values(param: dict[str, Any], path: Sequence[str], incomplete: str, args: S
 
 
 def request(shell: str) -> tuple[list[str], str] | None:
-    """The words before the cursor and the word being completed; None for shells left to Typer."""
+    """The words before the cursor and the word being completed; None for shells left to Typer (a surprise,
+    such as a COMP_CWORD that is not a number, raises: the launcher then hands over to Typer as well)."""
     if shell == "complete_bash":
         words = split_words(os.environ.get("COMP_WORDS", ""))
-        try:
-            cword = int(os.environ.get("COMP_CWORD", "0"))
-        except ValueError:
-            return None
+        cword = int(os.environ.get("COMP_CWORD", "0"))  # not a number: the launcher leaves it to Typer
         incomplete = words[cword] if cword < len(words) else ""
         return words[1:cword], incomplete
     if shell == "complete_zsh":
@@ -163,9 +161,6 @@ def render(shell: str, items: list[Item]) -> str:
         for value, help_text in items
     ]
     return "_arguments '*: :((" + "\n".join(lines) + "))'\n"
-
-
-SHELLS = ("complete_bash", "complete_zsh")
 
 
 # -- database-backed values ---------------------------------------------------------------------------

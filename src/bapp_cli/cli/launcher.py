@@ -23,10 +23,8 @@ def _fast_path(argv: list[str]) -> int | None:
     if shell:
         from bapp_cli.cli import command_index, completion
 
-        if shell not in completion.SHELLS:
-            return None
         parsed = completion.request(shell)
-        if parsed is None:
+        if parsed is None:  # a shell left to Typer
             return None
         words, incomplete = parsed
         index = command_index.load_or_build()
