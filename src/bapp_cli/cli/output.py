@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import functools
 import io
 import itertools
 import json
 import os
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import KW_ONLY, dataclass, field
 from typing import IO, Any
 
 from bapp_cli.cli.terminal import columns_from_environment, json_for_terminal, make_console, visible
@@ -35,40 +37,30 @@ def is_terminal(stream: IO[str]) -> bool:
 TableRenderer = Callable[[Any], None]  # receives a rich Console
 
 
+@dataclass
 class OutputSink:
     """Renders records in the chosen format; prints messages to stderr by verbosity."""
 
-    def __init__(
-        self,
-        fmt: str,
-        *,
-        stdout: IO[str] | None = None,
-        stderr: IO[str] | None = None,
-        quiet: bool = False,
-        verbose: int = 0,
-        no_color: bool = False,
-        timezone: str = "UTC",
-    ) -> None:
-        self.format = fmt
-        self.stdout = stdout or sys.stdout
-        self.stderr = stderr or sys.stderr
-        self.quiet = quiet
-        self.verbose = verbose
-        self.no_color = no_color or bool(os.environ.get("NO_COLOR"))
-        self.timezone = timezone
-        self._console: Any = None
-        self._error_console: Any = None
+    format: str
+    _: KW_ONLY
+    stdout: IO[str] = field(default_factory=lambda: sys.stdout)  # the streams of the moment it is made
+    stderr: IO[str] = field(default_factory=lambda: sys.stderr)
+    quiet: bool = False
+    verbose: int = 0
+    no_color: bool = False
+    timezone: str = "UTC"
+
+    def __post_init__(self) -> None:
+        self.no_color = self.no_color or bool(os.environ.get("NO_COLOR"))
 
     # -- consoles -------------------------------------------------------------------------------
-    @property
+    @functools.cached_property
     def console(self) -> Any:
-        if self._console is None:
-            # Off a terminal (a file, a pager) there is no width to fit: keep rows whole rather than
-            # truncating at Rich's 80-column default.
-            width = None if is_terminal(self.stdout) else columns_from_environment() or 200
-            # --no-color / NO_COLOR mean plain text: no colours and no bold/italic escapes either
-            self._console = make_console(self.stdout, no_color=self.no_color, width=width)
-        return self._console
+        # Off a terminal (a file, a pager) there is no width to fit: keep rows whole rather than
+        # truncating at Rich's 80-column default.
+        width = None if is_terminal(self.stdout) else columns_from_environment() or 200
+        # --no-color / NO_COLOR mean plain text: no colours and no bold/italic escapes either
+        return make_console(self.stdout, no_color=self.no_color, width=width)
 
     @property
     def stderr_is_terminal(self) -> bool:
