@@ -250,9 +250,6 @@ def utc_now() -> dt.datetime:
 
 def state(ctx: typer.Context) -> AppState:
     root = ctx.find_root()
-    app_state = root.obj
-    if not isinstance(app_state, AppState):
-        app_state = AppState()
-        root.obj = app_state
+    app_state = root.ensure_object(AppState)  # main() passes one in; a bare Typer runner gets a fresh one
     app_state.command_path = ctx.command_path.replace(root.info_name or "bapp", "bapp", 1)
     return app_state
