@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -39,20 +40,18 @@ class AppState:
     no_color: bool = False
     command_path: str = ""
     _settings: Settings | None = None
-    _settings_checked: bool = False
     _engine: Engine | None = None
     _sink: OutputSink | None = None
     chosen_format: tuple[str | None, bool] = (None, False)  # --format and --json of an output_command
     secrets: set[str] = field(default_factory=set)
 
     # -- settings -------------------------------------------------------------------------------
-    @property
+    @functools.cached_property
     def settings(self) -> Settings:
-        """Every setting, checked: a bad value stops the command naming its key and source."""
+        """Every setting, checked (once: kept only when the check passes): a bad value stops the command naming
+        its key and source."""
         settings = self.unchecked_settings
-        if not self._settings_checked:
-            settings.check()
-            self._settings_checked = True
+        settings.check()
         return settings
 
     @property
