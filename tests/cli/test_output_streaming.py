@@ -74,3 +74,26 @@ def test_a_streamed_json_array_is_the_bytes_of_the_whole_list(terminal: bool, ro
     whole = json.dumps(rows, default=json_default, ensure_ascii=False, indent=2 if terminal else None)
     assert stdout.getvalue() == (json_for_terminal(whole) if terminal else whole) + "\n"
     assert json.loads(stdout.getvalue()) == json.loads(whole)
+
+
+def test_the_progress_line_is_rewritten_in_place_throttled_and_erased(monkeypatch: pytest.MonkeyPatch) -> None:
+    from bapp_cli.cli.output import Progress
+
+    clock = iter([0.0, 0.05, 0.2, 1.0])  # an update 50 ms after the first is skipped; one 200 ms later is not
+    monkeypatch.setattr("time.monotonic", lambda: next(clock))
+    stream = Terminal()
+    progress = Progress(stream)
+    progress.update("1 row")
+    progress.update("2 rows")
+    progress.update("3 rows\x1b[2J")
+    progress.step("done")  # always written
+    progress.close()
+    progress.close()  # erased once
+    assert stream.getvalue() == "\r\x1b[K1 row\r\x1b[K3 rows␛[2J\r\x1b[Kdone\r\x1b[K"
+    untouched = Terminal()
+    Progress(untouched).close()  # nothing shown: nothing to erase
+    Progress(None).update("no terminal")  # cron and pipes: silent
+    assert untouched.getvalue() == ""
+    sink = OutputSink("tsv", stderr=Terminal(), quiet=True)
+    sink.progress().step("quiet")
+    assert sink.stderr.getvalue() == ""  # type: ignore[attr-defined]
