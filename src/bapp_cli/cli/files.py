@@ -163,7 +163,7 @@ class OutputFile:
             return open(descriptor, "w", encoding="utf-8", newline="")
         except BaseException:
             os.close(descriptor)
-            self._remove_temporary()
+            self.discard()
             raise
 
     # -- leaving ---------------------------------------------------------------------------------------
@@ -191,17 +191,15 @@ class OutputFile:
                 os.replace(self._temporary, self._target)
                 self._temporary = None
         except OSError as exc:
-            self._remove_temporary()
+            self.discard()
             raise self.failed(exc) from None
 
     def discard(self) -> None:
+        """Drop what was written: the stream closed (if still open), the temporary file removed."""
         handle, self._handle = self._handle, None
         if handle is not None:
             with contextlib.suppress(OSError):
                 handle.close()
-        self._remove_temporary()
-
-    def _remove_temporary(self) -> None:
         if self._temporary is not None:
             with contextlib.suppress(OSError):
                 os.unlink(self._temporary)
