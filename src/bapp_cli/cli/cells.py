@@ -17,11 +17,7 @@ SKILL_STATUS_STYLES = {"completed": ("✔", "green"), "in_progress": ("◐", "ye
 
 def percent_style(percent: float) -> str:
     """Green once done, yellow once started, dim before anything is done."""
-    if percent >= 100:
-        return "green"
-    if percent > 0:
-        return "yellow"
-    return "dim"
+    return "green" if percent >= 100 else "yellow" if percent > 0 else "dim"
 
 
 def answers_text(answers: Iterable[Mapping[str, Any]]) -> str:
