@@ -510,14 +510,14 @@ def webhook_apply(
     result = handler.handle(body, signature, dry_run=dry_run)
     for failure in handler.fetch_failures:
         sink.warning(failure)
-    action = result.outcome.action
+    action = result.action
     if action not in ("ignored", "parked"):
-        _print_outcomes(sink, [result.outcome], dry_run=dry_run)
+        _print_outcomes(sink, [result], dry_run=dry_run)
     sink.record(result.as_record(), title="Calendly webhook")
     if action == "parked":
-        invitee = result.outcome.invitee_uri or "(no invitee)"
+        invitee = result.invitee_uri or "(no invitee)"
         kept = " (dry run: not kept)" if dry_run else ""
-        raise _parked(f"{result.event} for {invitee} not applied: {result.outcome.note}{kept}")
+        raise _parked(f"{result.event} for {invitee} not applied: {result.note}{kept}")
 
 
 def _delivery_handler(app_state: AppState, *, source: str, tolerance: int, engine: Any = None) -> Any:
@@ -718,16 +718,17 @@ def webhook_retry(
       bapp calendly webhook retry
       bapp calendly sync && bapp calendly webhook retry --json
     """
-    from bapp_cli.services.webhook_inbox import RETRY_COLUMNS, retry_pending
+    from bapp_cli.services.calendly_bookings import RETRY_COLUMNS
+    from bapp_cli.services.webhook_inbox import retry_pending
 
     app_state = state(ctx)
-    sink = app_state.output(fmt, as_json)
+    sink = app_state.output()
     with app_state.transaction(dry_run=dry_run) as session:
         results = retry_pending(session, now=utc_now(), pathway_question=_pathway_question(app_state))
     sink.records([result.as_record() for result in results], RETRY_COLUMNS)
     waiting = [result for result in results if not result.applied]
     for result in waiting:
-        sink.notice(f"still parked: #{result.id} {result.event} {result.outcome.invitee_uri}: {result.outcome.note}")
+        sink.notice(f"still parked: #{result.id} {result.event} {result.invitee_uri}: {result.note}")
     if waiting:
         raise _parked(f"{len(waiting)} of {len(results)} parked deliveries still cannot be applied")
 
@@ -753,7 +754,7 @@ def _retry_parked_quietly(app_state: AppState, sink: OutputSink) -> None:
         return
     for result in results:
         if result.applied:
-            sink.detail(f"applied parked delivery #{result.id}: {result.outcome.describe()}")
+            sink.detail(f"applied parked delivery #{result.id}: {result.describe()}")
 
 
 # ---- webhook subscriptions (issue 14) ---------------------------------------------------------------

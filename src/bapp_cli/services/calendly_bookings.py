@@ -61,7 +61,7 @@ import datetime as dt
 import re
 from collections import namedtuple
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from pydantic import TypeAdapter, ValidationError
@@ -212,7 +212,8 @@ def within(items: Iterable[BookedInvitee], since: dt.datetime | None, until: dt.
 
 @dataclass(frozen=True)
 class InviteeOutcome:
-    """What applying one invitee did."""
+    """What applying one invitee did; for a webhook delivery (``calendly webhook apply``, the receiver) also
+    which ``event`` it was, and for one re-applied from the webhook inbox (``webhook retry``) its row ``id``."""
 
     action: str
     invitee_uri: str
@@ -222,13 +223,24 @@ class InviteeOutcome:
     warnings: tuple[str, ...] = ()
     # the booking a reschedule's new half cancelled on the way (counted once as rescheduled)
     replaced: str | None = None
+    event: str = ""
+    dry_run: bool = False
+    id: int | None = None
 
     @property
     def wrote(self) -> bool:
         return self.action not in ("unchanged", "skipped", "ignored", "parked")
 
+    @property
+    def applied(self) -> bool:
+        return self.action not in ("skipped", "parked")
+
     def as_record(self) -> dict[str, Any]:
-        return {
+        """A delivery's record (``webhook apply``), or with an ``id`` a retry's (``RETRY_COLUMNS``)."""
+        record = {
+            "id": self.id,
+            "event": self.event,
+            "dry_run": self.dry_run,
             "action": self.action,
             "invitee_uri": self.invitee_uri or None,
             "booking": self.reference,
@@ -236,6 +248,10 @@ class InviteeOutcome:
             "note": self.note or None,
             "warnings": list(self.warnings),
         }
+        if self.id is not None:
+            return {name: record[name] for name in RETRY_COLUMNS}
+        del record["id"]
+        return record
 
     def describe(self) -> str:
         line = f"{self.action:<11} {self.invitee_uri}"
@@ -280,16 +296,8 @@ class BookingPullReport(RunReport):
         }
 
 
-@dataclass(frozen=True)
-class WebhookApplied:
-    """The result of ``calendly webhook apply``."""
-
-    event: str
-    dry_run: bool
-    outcome: InviteeOutcome
-
-    def as_record(self) -> dict[str, Any]:
-        return {"event": self.event, "dry_run": self.dry_run, **self.outcome.as_record()}
+# The columns of a ``webhook retry`` record: the inbox row, then what applying it did.
+RETRY_COLUMNS = ("id", "event", "invitee_uri", "action", "booking", "booking_status", "note")
 
 
 # One row of ``calendly status``: an event-type sync or a bookings pull, its sync_runs columns in this order.
@@ -763,14 +771,12 @@ def apply_webhook(
     now: dt.datetime,
     pathway_question: re.Pattern[str],
     dry_run: bool = False,
-) -> WebhookApplied:
+) -> InviteeOutcome:
     """Apply one verified delivery: ``invitee.created`` / ``invitee.canceled`` and the two no-show events.
     Other events are acknowledged (``ignored``) so that the receiver answers 2xx and Calendly does not
     retry them for a day."""
     if payload.payload is None:
-        return WebhookApplied(
-            payload.event, dry_run, InviteeOutcome("ignored", "", note=f"{payload.event} not applied")
-        )
+        return InviteeOutcome("ignored", "", note=f"{payload.event} not applied", event=payload.event, dry_run=dry_run)
     invitee = payload.payload
     locks = ["calendly:bookings"]
     with contextlib.suppress(InvalidInput):  # the applier reports a bad address as a skip
@@ -785,7 +791,7 @@ def apply_webhook(
     else:
         outcome = applier.apply(item)
     session.flush()
-    return WebhookApplied(payload.event, dry_run, outcome)
+    return replace(outcome, event=payload.event, dry_run=dry_run)
 
 
 def list_runs(
