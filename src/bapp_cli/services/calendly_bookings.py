@@ -70,7 +70,7 @@ from sqlalchemy.orm import Session
 
 from bapp_cli.calendly.models import NO_SHOW_WEBHOOK_EVENTS, Invitee, ScheduledEvent, WebhookPayload
 from bapp_cli.db.audit import apply_changes, record_audit
-from bapp_cli.db.batches import batches
+from bapp_cli.db.bulk import any_of
 from bapp_cli.db.locks import lock_keys
 from bapp_cli.db.models import (
     SYNC_KINDS,
@@ -335,20 +335,16 @@ class InviteeApplier:
         self._bookings: dict[str, Booking | None] = {}
         self._builders = builder_ids_by_calendly_uri(session)
         self._pathways: list[Pathway] = list(session.scalars(select(Pathway).order_by(Pathway.position, Pathway.slug)))
-        self._pathway_by_id = {pathway.id: pathway for pathway in self._pathways}
 
     # -- lookups ----------------------------------------------------------------------------------
 
     def preload(self, invitee_uris: Sequence[str]) -> None:
-        """Fetch the bookings of many invitees in a few queries (a no-change pull then reads, never writes)."""
+        """Fetch the bookings of many invitees in one query (a no-change pull then reads, never writes)."""
         wanted = [uri for uri in dict.fromkeys(invitee_uris) if uri not in self._bookings]
-        for chunk in batches(wanted):
-            found = {
-                booking.calendly_invitee_uri: booking
-                for booking in self.session.scalars(select(Booking).where(Booking.calendly_invitee_uri.in_(chunk)))
-            }
-            for uri in chunk:
-                self._bookings[uri] = found.get(uri)
+        if wanted:
+            query = select(Booking).where(any_of(self.session, Booking.calendly_invitee_uri, wanted))
+            found = {booking.calendly_invitee_uri: booking for booking in self.session.scalars(query)}
+            self._bookings.update((uri, found.get(uri)) for uri in wanted)
 
     def _booking(self, invitee_uri: str) -> Booking | None:
         self.preload([invitee_uri])
