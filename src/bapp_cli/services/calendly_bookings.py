@@ -546,33 +546,18 @@ class InviteeApplier:
             notes.append(f"account created for {email}")
         if enrolled and pathway is not None:
             notes.append(f"enrolled in {pathway.slug}")
-        record_audit(
-            self.session,
-            "booking",
-            booking.reference,
-            {
-                "source": "calendly",
-                "invitee": invitee.uri,
-                **creation_audit(
-                    booking,
-                    client_email=email,
-                    builder=builder,
-                    pathway=pathway,
-                    account_created=account_created,
-                    enrolled=enrolled,
-                ),
-                "rescheduled_from": replaced.reference if replaced is not None else None,
-            },
+        created = creation_audit(
+            booking,
+            client_email=email,
+            builder=builder,
+            pathway=pathway,
+            account_created=account_created,
+            enrolled=enrolled,
         )
-        return InviteeOutcome(
-            "created",
-            invitee.uri,
-            booking.reference,
-            booking.status,
-            note="; ".join(notes),
-            warnings=tuple(warnings),
-            replaced=replaced_reference,
-        )
+        rescheduled_from = replaced.reference if replaced is not None else None
+        audit = {"source": "calendly", "invitee": invitee.uri, **created, "rescheduled_from": rescheduled_from}
+        record_audit(self.session, "booking", booking.reference, audit)
+        return _outcome("created", item, booking, "; ".join(notes), warnings, replaced=replaced_reference)
 
     def _attach_held(self, held: Booking, item: BookedInvitee) -> InviteeOutcome:
         """The invitee of a booking bapp sent with POST /invitees whose answer it has not recorded yet
@@ -582,26 +567,13 @@ class InviteeApplier:
         if self._cancelled(item) and held.status in ACTIVE_STATUSES:
             when, reason = self._cancellation(item)
             self._cancel(held, when=when, reason=reason)
-        return InviteeOutcome(
-            "updated",
-            item.invitee.uri,
-            held.reference,
-            held.status,
-            note="matched the booking bapp sent to Calendly",
-        )
+        return _outcome("updated", item, held, "matched the booking bapp sent to Calendly")
 
     def _cancel(self, booking: Booking, *, when: dt.datetime, reason: str | None) -> None:
-        previous = booking.status
-        booking.status = "cancelled"
-        booking.cancelled_at = when
-        booking.cancellation_reason = reason
+        audit = {"source": "calendly", "status": [booking.status, "cancelled"], "reason": reason}
+        booking.status, booking.cancelled_at, booking.cancellation_reason = "cancelled", when, reason
         booking.updated_at = self.now
-        record_audit(
-            self.session,
-            "booking",
-            booking.reference,
-            {"source": "calendly", "status": [previous, "cancelled"], "reason": reason},
-        )
+        record_audit(self.session, "booking", booking.reference, audit)
 
     def _update(self, booking: Booking, item: BookedInvitee) -> InviteeOutcome:
         invitee = item.invitee
@@ -612,7 +584,7 @@ class InviteeApplier:
             or (invitee.updated_at == known and not (cancelled and booking.status in ACTIVE_STATUSES))
         ):
             note = "older than the version applied" if invitee.updated_at < known else ""
-            return InviteeOutcome("unchanged", invitee.uri, booking.reference, booking.status, note=note)
+            return _outcome("unchanged", item, booking, note)
 
         warnings: list[str] = []
         changes: dict[str, Any] = {}
@@ -650,15 +622,13 @@ class InviteeApplier:
                     enrol(self.session, client, answered, now=self.now, builder=builder)
         booking.remote_updated_at = invitee.updated_at
         if not changes:
-            return InviteeOutcome("unchanged", invitee.uri, booking.reference, booking.status, warnings=tuple(warnings))
+            return _outcome("unchanged", item, booking, warnings=warnings)
         booking.updated_at = self.now
         record_audit(self.session, "booking", booking.reference, {"source": "calendly", **changes})
         note = ", ".join(name for name in changes if name != "status")
         if action != "updated":
             note = booking.cancellation_reason or ""
-        return InviteeOutcome(
-            action, invitee.uri, booking.reference, booking.status, note=note, warnings=tuple(warnings)
-        )
+        return _outcome(action, item, booking, note, warnings)
 
     # -- no-shows (invitee_no_show.created / .deleted) ---------------------------------------------
 
@@ -701,7 +671,7 @@ class InviteeApplier:
         if booking.status == previous:
             note = first.note or ("older than the no-show change applied" if known and changed_at <= known else "")
             action = first.action if first.wrote else "unchanged"
-            return InviteeOutcome(action, item.invitee.uri, booking.reference, previous, note, tuple(warnings))
+            return _outcome(action, item, booking, note, warnings)
         booking.updated_at = self.now
         record_audit(
             self.session,
@@ -711,7 +681,14 @@ class InviteeApplier:
         )
         note = "marked no-show" if marked else f"no-show mark removed ({booking.status})"
         action = "no_show" if marked else "updated"
-        return InviteeOutcome(action, item.invitee.uri, booking.reference, booking.status, note, tuple(warnings))
+        return _outcome(action, item, booking, note, warnings)
+
+
+def _outcome(
+    action: str, item: BookedInvitee, booking: Booking, note: str = "", warnings: Sequence[str] = (), **more: Any
+) -> InviteeOutcome:
+    """What applying ``item`` did to ``booking``, as it now stands."""
+    return InviteeOutcome(action, item.invitee.uri, booking.reference, booking.status, note, tuple(warnings), **more)
 
 
 # -- use cases -------------------------------------------------------------------------------------
