@@ -645,9 +645,9 @@ def test_calendlys_own_webhook_sample_applies(session: Session) -> None:
     sync_type(session, payload.payload.scheduled_event.event_type or "")
     result = apply_webhook(session, payload, now=NOW, pathway_question=PATTERN)
     session.commit()
-    assert (result.outcome.action, result.outcome.booking_status) == ("created", "confirmed")
+    assert (result.action, result.booking_status) == ("created", "confirmed")
     # the sample's event ends when it starts: the booking gets the session's 15 minutes, with a warning
-    assert any("ends at or before its start" in warning for warning in result.outcome.warnings)
+    assert any("ends at or before its start" in warning for warning in result.warnings)
     found = booking(session, payload.payload.uri)
     assert (found.client_timezone, found.end_time - found.start_time) == ("America/New_York", dt.timedelta(minutes=15))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import re
 import sys
@@ -19,6 +20,7 @@ from bapp_cli.cli.options import (
     JsonOption,
     OffsetOption,
     finite_seconds,
+    output_command,
     search_option,
 )
 from bapp_cli.cli.terminal import styled
@@ -26,7 +28,7 @@ from bapp_cli.errors import InvalidInput, UsageError
 
 if TYPE_CHECKING:
     from bapp_cli.cli.output import OutputSink
-    from bapp_cli.services.calendly_bookings import BookingPullReport, InviteeOutcome
+    from bapp_cli.services.calendly_bookings import InviteeOutcome
     from bapp_cli.services.calendly_runs import CalendlyJob, RunReport
 
 app = typer.Typer(
@@ -105,8 +107,8 @@ def _pathway_question(app_state: AppState) -> re.Pattern[str]:
     return pathway_question_pattern(app_state.settings.text("calendly.pathway_question"))
 
 
-@app.command("whoami")
-def whoami(ctx: typer.Context, fmt: FormatOption = None, as_json: JsonOption = False) -> None:
+@output_command(app, "whoami")
+def whoami(ctx: typer.Context) -> None:
     """Show the Calendly user the token belongs to (and its organization).
 
     \b
@@ -118,7 +120,7 @@ def whoami(ctx: typer.Context, fmt: FormatOption = None, as_json: JsonOption = F
     from bapp_cli.services.sync import whoami as current_identity
 
     app_state = state(ctx)
-    sink = app_state.output(fmt, as_json)
+    sink = app_state.output()
     with app_state.calendly_client() as client:
         identity = current_identity(client)
     sink.record(identity, WHOAMI_COLUMNS, title="Calendly token")
@@ -273,7 +275,7 @@ def _run(
     return outcome.report
 
 
-@app.command("status")
+@output_command(app, "status")
 def status(
     ctx: typer.Context,
     limit: Annotated[
@@ -290,8 +292,6 @@ def status(
             show_default=False,
         ),
     ] = None,
-    fmt: FormatOption = None,
-    as_json: JsonOption = False,
 ) -> None:
     """Show recent Calendly runs (event-type syncs and bookings pulls), newest first, with their counts.
 
@@ -307,7 +307,7 @@ def status(
     from bapp_cli.services.calendly_bookings import RUN_COLUMNS, list_runs
 
     app_state = state(ctx)
-    sink = app_state.output(fmt, as_json)
+    sink = app_state.output()
     with app_state.reading() as session:
         runs = list_runs(session, limit=limit, kind=kind, offset=offset, search=search)
 
@@ -351,7 +351,7 @@ def _print_outcomes(sink: OutputSink, outcomes: Sequence[InviteeOutcome], *, dry
     _print_changes(sink, sum(outcome.wrote for outcome in outcomes), lines(), dry_run=dry_run)
 
 
-@app.command("pull-bookings")
+@output_command(app, "pull-bookings")
 def pull_bookings(
     ctx: typer.Context,
     since: Annotated[
@@ -371,8 +371,6 @@ def pull_bookings(
     from_file: Annotated[str | None, _file_option("scheduled events, each with an 'invitees' array")] = None,
     dry_run: DryRunOption = False,
     wait: WaitOption = 0.0,
-    fmt: FormatOption = None,
-    as_json: JsonOption = False,
 ) -> None:
     """Pull Calendly scheduled events and their invitees into bookings (the cron job).
 
@@ -397,7 +395,7 @@ def pull_bookings(
     from bapp_cli.services.instants import parse_instant
 
     app_state = state(ctx)
-    sink = app_state.output(fmt, as_json)
+    sink = app_state.output()
     _check_scope_flags(user, organization, from_file, verb="pull")
     pattern = _pathway_question(app_state)
     zone = app_state.timezone
@@ -417,19 +415,13 @@ def pull_bookings(
     sink.record(report.as_record(), title="Calendly bookings pull")
     if not dry_run:
         _retry_parked_quietly(app_state, sink)
-    _refuse_silent_skips(sink, report, dry_run=dry_run)
-
-
-def _refuse_silent_skips(sink: OutputSink, report: BookingPullReport, *, dry_run: bool) -> None:
-    """One stderr line per invitee not applied, and exit 3 ("applied partly") when there is any."""
-
+    # no invitee is skipped silently: one stderr line each, and exit 3 ("applied partly")
     skipped = [outcome for outcome in report.outcomes if outcome.action == "skipped"]
-    if not skipped:
-        return
     for outcome in skipped:
         sink.notice(f"not applied: {outcome.invitee_uri}: {outcome.note}")
-    kept = "would be parked (dry run)" if dry_run else "parked in the webhook inbox"
-    raise _parked(f"{len(skipped)} of {len(report.outcomes)} invitees could not be applied; {kept}")
+    if skipped:
+        kept = "would be parked (dry run)" if dry_run else "parked in the webhook inbox"
+        raise _parked(f"{len(skipped)} of {len(report.outcomes)} invitees could not be applied; {kept}")
 
 
 webhook_app = typer.Typer(
@@ -463,7 +455,7 @@ def _signing_key(app_state: AppState, *, required: bool = False) -> str:
     return key
 
 
-@webhook_app.command("apply")
+@output_command(webhook_app, "apply")
 def webhook_apply(
     ctx: typer.Context,
     path: BodyArgument,
@@ -478,8 +470,6 @@ def webhook_apply(
     ] = None,
     tolerance: ToleranceOption = 180,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Verify and report the change, then roll back.")] = False,
-    fmt: FormatOption = None,
-    as_json: JsonOption = False,
 ) -> None:
     """Verify one Calendly webhook delivery and apply it to bookings (invitee and no-show events).
 
@@ -504,20 +494,20 @@ def webhook_apply(
     """
 
     app_state = state(ctx)
-    sink = app_state.output(fmt, as_json)
+    sink = app_state.output()
     body = _read_body(path)
     handler = _delivery_handler(app_state, source="apply", tolerance=tolerance)
     result = handler.handle(body, signature, dry_run=dry_run)
     for failure in handler.fetch_failures:
         sink.warning(failure)
-    action = result.outcome.action
+    action = result.action
     if action not in ("ignored", "parked"):
-        _print_outcomes(sink, [result.outcome], dry_run=dry_run)
+        _print_outcomes(sink, [result], dry_run=dry_run)
     sink.record(result.as_record(), title="Calendly webhook")
     if action == "parked":
-        invitee = result.outcome.invitee_uri or "(no invitee)"
+        invitee = result.invitee_uri or "(no invitee)"
         kept = " (dry run: not kept)" if dry_run else ""
-        raise _parked(f"{result.event} for {invitee} not applied: {result.outcome.note}{kept}")
+        raise _parked(f"{result.event} for {invitee} not applied: {result.note}{kept}")
 
 
 def _delivery_handler(app_state: AppState, *, source: str, tolerance: int, engine: Any = None) -> Any:
@@ -669,7 +659,7 @@ def webhook_serve(
     sys.stderr.write("bapp webhook receiver stopped\n")
 
 
-@webhook_app.command("list")
+@output_command(webhook_app, "list")
 def webhook_list(
     ctx: typer.Context,
     pending: Annotated[bool, typer.Option("--pending", help="Only deliveries still waiting to be applied.")] = False,
@@ -678,8 +668,6 @@ def webhook_list(
         int, typer.Option("--limit", "-n", min=1, max=MAX_OPTION_INT, help="How many, newest first.")
     ] = 50,
     offset: OffsetOption = 0,
-    fmt: FormatOption = None,
-    as_json: JsonOption = False,
 ) -> None:
     """Show the webhook inbox: deliveries and pulled invitees that could not be applied when they came.
 
@@ -695,18 +683,16 @@ def webhook_list(
     from bapp_cli.services.webhook_inbox import INBOX_COLUMNS, list_deliveries
 
     app_state = state(ctx)
-    sink = app_state.output(fmt, as_json)
+    sink = app_state.output()
     with app_state.reading() as session:
         entries = list_deliveries(session, pending_only=pending, page=Page(limit=limit, offset=offset, search=search))
     sink.records(entries, INBOX_COLUMNS)
 
 
-@webhook_app.command("retry")
+@output_command(webhook_app, "retry")
 def webhook_retry(
     ctx: typer.Context,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Report what would apply, then roll back.")] = False,
-    fmt: FormatOption = None,
-    as_json: JsonOption = False,
 ) -> None:
     """Re-apply the parked deliveries in the webhook inbox, oldest first (one transaction).
 
@@ -718,16 +704,17 @@ def webhook_retry(
       bapp calendly webhook retry
       bapp calendly sync && bapp calendly webhook retry --json
     """
-    from bapp_cli.services.webhook_inbox import RETRY_COLUMNS, retry_pending
+    from bapp_cli.services.calendly_bookings import RETRY_COLUMNS
+    from bapp_cli.services.webhook_inbox import retry_pending
 
     app_state = state(ctx)
-    sink = app_state.output(fmt, as_json)
+    sink = app_state.output()
     with app_state.transaction(dry_run=dry_run) as session:
         results = retry_pending(session, now=utc_now(), pathway_question=_pathway_question(app_state))
     sink.records([result.as_record() for result in results], RETRY_COLUMNS)
     waiting = [result for result in results if not result.applied]
     for result in waiting:
-        sink.notice(f"still parked: #{result.id} {result.event} {result.outcome.invitee_uri}: {result.outcome.note}")
+        sink.notice(f"still parked: #{result.id} {result.event} {result.invitee_uri}: {result.note}")
     if waiting:
         raise _parked(f"{len(waiting)} of {len(results)} parked deliveries still cannot be applied")
 
@@ -753,7 +740,7 @@ def _retry_parked_quietly(app_state: AppState, sink: OutputSink) -> None:
         return
     for result in results:
         if result.applied:
-            sink.detail(f"applied parked delivery #{result.id}: {result.outcome.describe()}")
+            sink.detail(f"applied parked delivery #{result.id}: {result.describe()}")
 
 
 # ---- webhook subscriptions (issue 14) ---------------------------------------------------------------
@@ -843,7 +830,7 @@ def _check_subscription_url(url: str) -> None:
         raise UsageError(f"--url: {url!r} must be an https:// URL with a host (Calendly delivers to HTTPS only)")
 
 
-@webhook_app.command("subscribe")
+@output_command(webhook_app, "subscribe")
 def webhook_subscribe(
     ctx: typer.Context,
     url: Annotated[str, typer.Option("--url", help="The public HTTPS URL Calendly POSTs deliveries to.")],
@@ -860,8 +847,6 @@ def webhook_subscribe(
     show_signing_key: Annotated[
         bool, typer.Option("--show-signing-key", help="Also print the signing key (it is a secret).")
     ] = False,
-    fmt: FormatOption = None,
-    as_json: JsonOption = False,
 ) -> None:
     """Create the Calendly webhook subscription that feeds `webhook serve` (POST /webhook_subscriptions).
 
@@ -880,7 +865,7 @@ def webhook_subscribe(
     from bapp_cli.errors import RemoteError
 
     app_state = state(ctx)
-    sink = app_state.output(fmt, as_json)
+    sink = app_state.output()
     _check_subscription_url(url)
     wanted = list(dict.fromkeys(events or DEFAULT_WEBHOOK_EVENTS))
     with app_state.calendly_client() as client:
@@ -890,31 +875,26 @@ def webhook_subscribe(
             subscription = client.create_webhook_subscription(
                 url=url, events=wanted, organization=organization, scope=scope, signing_key=key, user=user_scope
             )
-        except OutcomeUnknown as lost:
-            found = [
-                sub
-                for sub in client.list_webhook_subscriptions(organization=organization, scope=scope, user=user_scope)
-                if sub.callback_url == url
-            ]
-            if not found:
+        except OutcomeUnknown as lost:  # never resent blindly: asked whether it landed
+            existing = client.list_webhook_subscriptions(organization=organization, scope=scope, user=user_scope)
+            found = next((sub for sub in existing if sub.callback_url == url), None)
+            if found is None:
                 raise RemoteError(
                     f"{lost.message}; no subscription for {url} exists, so nothing was created",
                     hint="it is safe to run the same command again",
                 ) from None
             sink.warning(f"{lost.message}; the subscription was created all the same")
-            subscription = found[0]
+            subscription = found
     sink.record(
         _subscription_record(subscription, signing_key_file=key_file, signing_key=key if show_signing_key else None),
         title="Calendly webhook subscription",
     )
 
 
-@webhook_app.command("subscriptions")
+@output_command(webhook_app, "subscriptions")
 def webhook_subscriptions(
     ctx: typer.Context,
     scope: ScopeOption = "user",
-    fmt: FormatOption = None,
-    as_json: JsonOption = False,
 ) -> None:
     """List the Calendly webhook subscriptions of your user (or organization).
 
@@ -924,7 +904,7 @@ def webhook_subscriptions(
       bapp calendly webhook subscriptions --scope organization --json
     """
     app_state = state(ctx)
-    sink = app_state.output(fmt, as_json)
+    sink = app_state.output()
     with app_state.calendly_client() as client:
         organization, user = _subscription_owner(app_state, client, scope)
         found = client.list_webhook_subscriptions(organization=organization, scope=scope, user=user)
@@ -953,7 +933,7 @@ def webhook_unsubscribe(
 # -- reconcile bookings sent to Calendly (issue 13) --------------------------------------------------
 
 
-@app.command("reconcile")
+@output_command(app, "reconcile")
 def reconcile(
     ctx: typer.Context,
     give_up_after: Annotated[
@@ -970,8 +950,6 @@ def reconcile(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Look everything up and report; change nothing, send nothing.")
     ] = False,
-    fmt: FormatOption = None,
-    as_json: JsonOption = False,
 ) -> None:
     """Settle every booking bapp sent to Calendly whose answer it never recorded.
 
@@ -992,19 +970,16 @@ def reconcile(
     from bapp_cli.services.calendly_write import DEFAULT_GIVE_UP, RECONCILE_COLUMNS
 
     app_state = state(ctx)
-    sink = app_state.output(fmt, as_json)
-    settings = app_state.settings
+    sink = app_state.output()
     hours = give_up_after
-    configured = settings.get("calendly.reconcile_give_up_hours")
+    configured = app_state.settings.get("calendly.reconcile_give_up_hours")
     if hours is None and configured is not None:
-        try:
+        with contextlib.suppress(TypeError, ValueError):
             hours = float(configured)
-        except (TypeError, ValueError):
+        if hours is None or not 0 <= hours < 100_000:
             raise ConfigError(
-                f"calendly.reconcile_give_up_hours: {str(configured)[:40]!r} is not a number of hours"
-            ) from None
-        if not 0 <= hours < 100_000:
-            raise ConfigError("calendly.reconcile_give_up_hours: must be between 0 and 100000 hours")
+                f"calendly.reconcile_give_up_hours: {str(configured)[:40]!r} is not a number of hours from 0 to 100000"
+            )
     give_up = DEFAULT_GIVE_UP if hours is None else dt.timedelta(hours=hours)
     with calendly_writer(app_state) as writer:
         reports = writer.reconcile(give_up_after=give_up, dry_run=dry_run)

@@ -46,7 +46,7 @@ if TYPE_CHECKING:
 
     from bapp_cli.calendly.client import CalendlyClient
     from bapp_cli.calendly.models import EventType, WebhookPayload
-    from bapp_cli.services.calendly_bookings import WebhookApplied
+    from bapp_cli.services.calendly_bookings import InviteeOutcome
     from bapp_cli.services.sync import ClassificationRule
 
 DEFAULT_PATH = "/calendly/webhook"
@@ -95,79 +95,52 @@ class DeliveryHandler:
 
     def handle(
         self, body: bytes, signature: str | None, headers: Mapping[str, str] | None = None, *, dry_run: bool = False
-    ) -> WebhookApplied:
+    ) -> InviteeOutcome:
         from bapp_cli.calendly.webhooks import parse_webhook, verify_signature
-        from bapp_cli.services.webhook_inbox import kept_headers, signature_timestamp
+        from bapp_cli.services.webhook_inbox import kept_headers, receive_delivery, signature_timestamp
 
         verify_signature(signature, body, self.signing_key, now=time.time(), tolerance=self.tolerance)
         payload = parse_webhook(body)
         stored_headers = kept_headers(headers or {}, signature_timestamp=signature_timestamp(signature))
+
+        def receive(session: Session, not_ready: str | None = None) -> InviteeOutcome:
+            return receive_delivery(
+                session,
+                body,
+                payload,
+                source=self.source,
+                headers=stored_headers,
+                now=utc_now(),
+                pathway_question=self.pathway_question,
+                dry_run=dry_run,
+                not_ready=not_ready,
+            )
+
         try:
             self.ensure_ready()
         except DatabaseNotReady as not_ready:
-            parked = self._park_without_applying(body, payload, stored_headers, not_ready, dry_run=dry_run)
-            if parked is None:
-                raise
-            return parked
+            # Reachable but not at head: bapp does not apply deliveries to a schema it does not know (an
+            # upgrade pending, or a newer bapp's), but keeping one as received is safe when the inbox is there.
+            from sqlalchemy import inspect
+            from sqlalchemy.exc import SQLAlchemyError
+
+            try:
+                with self._unit_of_work(dry_run) as session:
+                    if inspect(session.connection()).has_table("webhook_deliveries"):
+                        return receive(session, not_ready.message)
+            except (SQLAlchemyError, BappError):
+                pass
+            raise
         fetched = self._fetch_unknown_type(payload)
         with self._unit_of_work(dry_run) as session:
             if fetched is not None:
                 self._add_event_type(session, fetched)
-            return self._receive(session, body, payload, stored_headers, dry_run=dry_run)
+            return receive(session)
 
     def _unit_of_work(self, dry_run: bool) -> AbstractContextManager[Session]:
         from bapp_cli.db.engine import unit_of_work
 
         return unit_of_work(self.engine, write=True, dry_run=dry_run, actor=self.actor, command=self.command)
-
-    def _receive(
-        self,
-        session: Session,
-        body: bytes,
-        payload: WebhookPayload,
-        headers: dict[str, str],
-        *,
-        dry_run: bool,
-        not_ready: str | None = None,
-    ) -> WebhookApplied:
-        from bapp_cli.services.webhook_inbox import receive_delivery
-
-        return receive_delivery(
-            session,
-            body,
-            payload,
-            source=self.source,
-            headers=headers,
-            now=utc_now(),
-            pathway_question=self.pathway_question,
-            dry_run=dry_run,
-            not_ready=not_ready,
-        )
-
-    def _park_without_applying(
-        self,
-        body: bytes,
-        payload: WebhookPayload,
-        headers: dict[str, str],
-        not_ready: DatabaseNotReady,
-        *,
-        dry_run: bool,
-    ) -> WebhookApplied | None:
-        """Database reachable but not at head: park the delivery if the inbox table is there (else None).
-
-        bapp does not apply deliveries to a schema it does not know (an upgrade pending, or a newer
-        bapp's), but keeping one as received is safe as long as the inbox itself is there.
-        """
-        from sqlalchemy import inspect
-        from sqlalchemy.exc import SQLAlchemyError
-
-        try:
-            with self._unit_of_work(dry_run) as session:
-                if not inspect(session.connection()).has_table("webhook_deliveries"):
-                    return None
-                return self._receive(session, body, payload, headers, dry_run=dry_run, not_ready=not_ready.message)
-        except (SQLAlchemyError, BappError):
-            return None
 
     def _fetch_unknown_type(self, payload: WebhookPayload) -> EventType | None:
         """``GET /event_types/{uuid}`` for a delivery's event type that is not synced yet (token needed).

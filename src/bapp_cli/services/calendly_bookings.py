@@ -61,7 +61,7 @@ import datetime as dt
 import re
 from collections import namedtuple
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from pydantic import TypeAdapter, ValidationError
@@ -70,7 +70,7 @@ from sqlalchemy.orm import Session
 
 from bapp_cli.calendly.models import NO_SHOW_WEBHOOK_EVENTS, Invitee, ScheduledEvent, WebhookPayload
 from bapp_cli.db.audit import apply_changes, record_audit
-from bapp_cli.db.batches import batches
+from bapp_cli.db.bulk import any_of
 from bapp_cli.db.locks import lock_keys
 from bapp_cli.db.models import (
     SYNC_KINDS,
@@ -212,7 +212,8 @@ def within(items: Iterable[BookedInvitee], since: dt.datetime | None, until: dt.
 
 @dataclass(frozen=True)
 class InviteeOutcome:
-    """What applying one invitee did."""
+    """What applying one invitee did; for a webhook delivery (``calendly webhook apply``, the receiver) also
+    which ``event`` it was, and for one re-applied from the webhook inbox (``webhook retry``) its row ``id``."""
 
     action: str
     invitee_uri: str
@@ -222,13 +223,24 @@ class InviteeOutcome:
     warnings: tuple[str, ...] = ()
     # the booking a reschedule's new half cancelled on the way (counted once as rescheduled)
     replaced: str | None = None
+    event: str = ""
+    dry_run: bool = False
+    id: int | None = None
 
     @property
     def wrote(self) -> bool:
         return self.action not in ("unchanged", "skipped", "ignored", "parked")
 
+    @property
+    def applied(self) -> bool:
+        return self.action not in ("skipped", "parked")
+
     def as_record(self) -> dict[str, Any]:
-        return {
+        """A delivery's record (``webhook apply``), or with an ``id`` a retry's (``RETRY_COLUMNS``)."""
+        record = {
+            "id": self.id,
+            "event": self.event,
+            "dry_run": self.dry_run,
             "action": self.action,
             "invitee_uri": self.invitee_uri or None,
             "booking": self.reference,
@@ -236,6 +248,10 @@ class InviteeOutcome:
             "note": self.note or None,
             "warnings": list(self.warnings),
         }
+        if self.id is not None:
+            return {name: record[name] for name in RETRY_COLUMNS}
+        del record["id"]
+        return record
 
     def describe(self) -> str:
         line = f"{self.action:<11} {self.invitee_uri}"
@@ -280,16 +296,8 @@ class BookingPullReport(RunReport):
         }
 
 
-@dataclass(frozen=True)
-class WebhookApplied:
-    """The result of ``calendly webhook apply``."""
-
-    event: str
-    dry_run: bool
-    outcome: InviteeOutcome
-
-    def as_record(self) -> dict[str, Any]:
-        return {"event": self.event, "dry_run": self.dry_run, **self.outcome.as_record()}
+# The columns of a ``webhook retry`` record: the inbox row, then what applying it did.
+RETRY_COLUMNS = ("id", "event", "invitee_uri", "action", "booking", "booking_status", "note")
 
 
 # One row of ``calendly status``: an event-type sync or a bookings pull, its sync_runs columns in this order.
@@ -327,20 +335,16 @@ class InviteeApplier:
         self._bookings: dict[str, Booking | None] = {}
         self._builders = builder_ids_by_calendly_uri(session)
         self._pathways: list[Pathway] = list(session.scalars(select(Pathway).order_by(Pathway.position, Pathway.slug)))
-        self._pathway_by_id = {pathway.id: pathway for pathway in self._pathways}
 
     # -- lookups ----------------------------------------------------------------------------------
 
     def preload(self, invitee_uris: Sequence[str]) -> None:
-        """Fetch the bookings of many invitees in a few queries (a no-change pull then reads, never writes)."""
+        """Fetch the bookings of many invitees in one query (a no-change pull then reads, never writes)."""
         wanted = [uri for uri in dict.fromkeys(invitee_uris) if uri not in self._bookings]
-        for chunk in batches(wanted):
-            found = {
-                booking.calendly_invitee_uri: booking
-                for booking in self.session.scalars(select(Booking).where(Booking.calendly_invitee_uri.in_(chunk)))
-            }
-            for uri in chunk:
-                self._bookings[uri] = found.get(uri)
+        if wanted:
+            query = select(Booking).where(any_of(self.session, Booking.calendly_invitee_uri, wanted))
+            found = {booking.calendly_invitee_uri: booking for booking in self.session.scalars(query)}
+            self._bookings.update((uri, found.get(uri)) for uri in wanted)
 
     def _booking(self, invitee_uri: str) -> Booking | None:
         self.preload([invitee_uri])
@@ -542,33 +546,18 @@ class InviteeApplier:
             notes.append(f"account created for {email}")
         if enrolled and pathway is not None:
             notes.append(f"enrolled in {pathway.slug}")
-        record_audit(
-            self.session,
-            "booking",
-            booking.reference,
-            {
-                "source": "calendly",
-                "invitee": invitee.uri,
-                **creation_audit(
-                    booking,
-                    client_email=email,
-                    builder=builder,
-                    pathway=pathway,
-                    account_created=account_created,
-                    enrolled=enrolled,
-                ),
-                "rescheduled_from": replaced.reference if replaced is not None else None,
-            },
+        created = creation_audit(
+            booking,
+            client_email=email,
+            builder=builder,
+            pathway=pathway,
+            account_created=account_created,
+            enrolled=enrolled,
         )
-        return InviteeOutcome(
-            "created",
-            invitee.uri,
-            booking.reference,
-            booking.status,
-            note="; ".join(notes),
-            warnings=tuple(warnings),
-            replaced=replaced_reference,
-        )
+        rescheduled_from = replaced.reference if replaced is not None else None
+        audit = {"source": "calendly", "invitee": invitee.uri, **created, "rescheduled_from": rescheduled_from}
+        record_audit(self.session, "booking", booking.reference, audit)
+        return _outcome("created", item, booking, "; ".join(notes), warnings, replaced=replaced_reference)
 
     def _attach_held(self, held: Booking, item: BookedInvitee) -> InviteeOutcome:
         """The invitee of a booking bapp sent with POST /invitees whose answer it has not recorded yet
@@ -578,26 +567,13 @@ class InviteeApplier:
         if self._cancelled(item) and held.status in ACTIVE_STATUSES:
             when, reason = self._cancellation(item)
             self._cancel(held, when=when, reason=reason)
-        return InviteeOutcome(
-            "updated",
-            item.invitee.uri,
-            held.reference,
-            held.status,
-            note="matched the booking bapp sent to Calendly",
-        )
+        return _outcome("updated", item, held, "matched the booking bapp sent to Calendly")
 
     def _cancel(self, booking: Booking, *, when: dt.datetime, reason: str | None) -> None:
-        previous = booking.status
-        booking.status = "cancelled"
-        booking.cancelled_at = when
-        booking.cancellation_reason = reason
+        audit = {"source": "calendly", "status": [booking.status, "cancelled"], "reason": reason}
+        booking.status, booking.cancelled_at, booking.cancellation_reason = "cancelled", when, reason
         booking.updated_at = self.now
-        record_audit(
-            self.session,
-            "booking",
-            booking.reference,
-            {"source": "calendly", "status": [previous, "cancelled"], "reason": reason},
-        )
+        record_audit(self.session, "booking", booking.reference, audit)
 
     def _update(self, booking: Booking, item: BookedInvitee) -> InviteeOutcome:
         invitee = item.invitee
@@ -608,7 +584,7 @@ class InviteeApplier:
             or (invitee.updated_at == known and not (cancelled and booking.status in ACTIVE_STATUSES))
         ):
             note = "older than the version applied" if invitee.updated_at < known else ""
-            return InviteeOutcome("unchanged", invitee.uri, booking.reference, booking.status, note=note)
+            return _outcome("unchanged", item, booking, note)
 
         warnings: list[str] = []
         changes: dict[str, Any] = {}
@@ -646,15 +622,13 @@ class InviteeApplier:
                     enrol(self.session, client, answered, now=self.now, builder=builder)
         booking.remote_updated_at = invitee.updated_at
         if not changes:
-            return InviteeOutcome("unchanged", invitee.uri, booking.reference, booking.status, warnings=tuple(warnings))
+            return _outcome("unchanged", item, booking, warnings=warnings)
         booking.updated_at = self.now
         record_audit(self.session, "booking", booking.reference, {"source": "calendly", **changes})
         note = ", ".join(name for name in changes if name != "status")
         if action != "updated":
             note = booking.cancellation_reason or ""
-        return InviteeOutcome(
-            action, invitee.uri, booking.reference, booking.status, note=note, warnings=tuple(warnings)
-        )
+        return _outcome(action, item, booking, note, warnings)
 
     # -- no-shows (invitee_no_show.created / .deleted) ---------------------------------------------
 
@@ -697,7 +671,7 @@ class InviteeApplier:
         if booking.status == previous:
             note = first.note or ("older than the no-show change applied" if known and changed_at <= known else "")
             action = first.action if first.wrote else "unchanged"
-            return InviteeOutcome(action, item.invitee.uri, booking.reference, previous, note, tuple(warnings))
+            return _outcome(action, item, booking, note, warnings)
         booking.updated_at = self.now
         record_audit(
             self.session,
@@ -707,7 +681,14 @@ class InviteeApplier:
         )
         note = "marked no-show" if marked else f"no-show mark removed ({booking.status})"
         action = "no_show" if marked else "updated"
-        return InviteeOutcome(action, item.invitee.uri, booking.reference, booking.status, note, tuple(warnings))
+        return _outcome(action, item, booking, note, warnings)
+
+
+def _outcome(
+    action: str, item: BookedInvitee, booking: Booking, note: str = "", warnings: Sequence[str] = (), **more: Any
+) -> InviteeOutcome:
+    """What applying ``item`` did to ``booking``, as it now stands."""
+    return InviteeOutcome(action, item.invitee.uri, booking.reference, booking.status, note, tuple(warnings), **more)
 
 
 # -- use cases -------------------------------------------------------------------------------------
@@ -763,14 +744,12 @@ def apply_webhook(
     now: dt.datetime,
     pathway_question: re.Pattern[str],
     dry_run: bool = False,
-) -> WebhookApplied:
+) -> InviteeOutcome:
     """Apply one verified delivery: ``invitee.created`` / ``invitee.canceled`` and the two no-show events.
     Other events are acknowledged (``ignored``) so that the receiver answers 2xx and Calendly does not
     retry them for a day."""
     if payload.payload is None:
-        return WebhookApplied(
-            payload.event, dry_run, InviteeOutcome("ignored", "", note=f"{payload.event} not applied")
-        )
+        return InviteeOutcome("ignored", "", note=f"{payload.event} not applied", event=payload.event, dry_run=dry_run)
     invitee = payload.payload
     locks = ["calendly:bookings"]
     with contextlib.suppress(InvalidInput):  # the applier reports a bad address as a skip
@@ -785,7 +764,7 @@ def apply_webhook(
     else:
         outcome = applier.apply(item)
     session.flush()
-    return WebhookApplied(payload.event, dry_run, outcome)
+    return replace(outcome, event=payload.event, dry_run=dry_run)
 
 
 def list_runs(

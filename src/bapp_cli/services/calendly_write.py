@@ -29,7 +29,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
@@ -109,15 +109,9 @@ class CalendlySession:
 
     @classmethod
     def of(cls, session_type: SessionType) -> CalendlySession:
-        label = session_type.slug or str(session_type.id)
+        same = {name: getattr(session_type, name) for name in ("id", "title", "duration_minutes", "kind", "owner_uri")}
         return cls(
-            session_type.id,
-            label,
-            session_type.title,
-            session_type.calendly_uri or "",
-            session_type.duration_minutes,
-            session_type.kind,
-            session_type.owner_uri,
+            label=session_type.slug or str(session_type.id), event_type_uri=session_type.calendly_uri or "", **same
         )
 
 
@@ -231,12 +225,12 @@ def _lookup_scope(
 class _Sent:
     """One held booking on its way to Calendly, read in one transaction and used across the next ones."""
 
-    booking_id: int
+    id: int
     reference: str
+    start_time: dt.datetime
+    calendly_state: str | None
+    calendly_attempts: int
     email: str
-    start: dt.datetime
-    state: str | None
-    attempts: int
     requested_at: dt.datetime
     target: CalendlySession
     body: dict[str, Any] = field(default_factory=dict)
@@ -246,17 +240,10 @@ class _Sent:
 
     @classmethod
     def of(cls, booking: Booking, email: str, target: CalendlySession, **more: Any) -> _Sent:
-        requested_at = booking.calendly_requested_at or booking.created_at
+        # the first five fields are the booking's own, under its names
+        same = {column.name: getattr(booking, column.name) for column in fields(cls)[:5]}
         return cls(
-            booking.id,
-            booking.reference,
-            email,
-            booking.start_time,
-            booking.calendly_state,
-            booking.calendly_attempts,
-            requested_at,
-            target,
-            **more,
+            **same, email=email, requested_at=booking.calendly_requested_at or booking.created_at, target=target, **more
         )
 
 
@@ -321,11 +308,13 @@ class CalendlyWriter:
                 return self._finish(sent, *found, notes=["found in Calendly after the resend was refused"])
             self._remove(sent, reason="slot taken in Calendly")
             try:
-                nearest = nearest_starts(_starts_near(self.client, sent.target, sent.start, self.clock()), sent.start)
+                nearest = nearest_starts(
+                    _starts_near(self.client, sent.target, sent.start_time, self.clock()), sent.start_time
+                )
             except BappError:  # the hint is a courtesy; the refusal is what matters
                 nearest = []
             raise Conflict(
-                f"{instant_text(sent.start)} is no longer open in Calendly for {sent.target.title!r}: "
+                f"{instant_text(sent.start_time)} is no longer open in Calendly for {sent.target.title!r}: "
                 "someone else took it",
                 hint=f"nearest open starts: {describe_starts(nearest)}" if nearest else "see `bapp sessions slots`",
                 code="slot_taken",
@@ -335,14 +324,13 @@ class CalendlyWriter:
             if found is not None:
                 return self._finish(sent, *found, notes=["the answer was lost; found the booking in Calendly"])
             if resend_allowed:
-                self._update(sent, calendly_attempts=sent.attempts + 1)
+                self._update(sent, calendly_attempts=sent.calendly_attempts + 1)
                 created, notes = self._send(sent, resend_allowed=False)
                 return created, ["the answer was lost and Calendly had no booking; resent once", *notes]
-            self._update(sent, calendly_state="unknown")
-            raise RemoteError(
-                f"Calendly did not confirm booking {sent.reference} ({lost.message}); it stays pending",
+            raise self._left_unknown(
+                sent,
+                lost.message,
                 hint="run `bapp calendly reconcile` to look it up again before booking anything else for this slot",
-                code="calendly_unknown",
             ) from None
         except BappError:
             # A definite refusal (403 plan or scope, 429 over the cap, 4xx): nothing was created in Calendly.
@@ -356,13 +344,17 @@ class CalendlyWriter:
         try:
             return self._lookup(sent)
         except BappError as failed:
-            self._update(sent, calendly_state="unknown")
-            raise RemoteError(
-                f"Calendly did not confirm booking {sent.reference} ({why}) and could not be asked about it "
-                f"({failed.message}); it stays pending",
-                hint="run `bapp calendly reconcile` once Calendly answers again",
-                code="calendly_unknown",
+            why = f"{why}) and could not be asked about it ({failed.message}"
+            raise self._left_unknown(
+                sent, why, hint="run `bapp calendly reconcile` once Calendly answers again"
             ) from None
+
+    def _left_unknown(self, sent: _Sent, why: str, *, hint: str) -> RemoteError:
+        """Neither Calendly's answer nor a lookup said what became of the booking: it is marked ``unknown``
+        for reconcile, and the command fails (exit 9)."""
+        self._update(sent, calendly_state="unknown")
+        message = f"Calendly did not confirm booking {sent.reference} ({why}); it stays pending"
+        return RemoteError(message, hint=hint, code="calendly_unknown")
 
     def _lookup(self, sent: _Sent) -> tuple[Invitee, ScheduledEvent | None] | None:
         """The held booking's invitee, if Calendly has one: the active invitee of the client's e-mail at an
@@ -374,20 +366,20 @@ class CalendlyWriter:
                 session.scalars(
                     select(Booking.calendly_invitee_uri).where(
                         Booking.session_type_id == sent.target.id,
-                        Booking.start_time == sent.start,
-                        Booking.id != sent.booking_id,
+                        Booking.start_time == sent.start_time,
+                        Booking.id != sent.id,
                     )
                 )
             )
         events = self.client.list_scheduled_events(
             *sent.scope,
-            min_start_time=sent.start,
-            max_start_time=sent.start + dt.timedelta(minutes=1),
+            min_start_time=sent.start_time,
+            max_start_time=sent.start_time + dt.timedelta(minutes=1),
             status="active",
             invitee_email=sent.email,
         )
         for event in events:
-            if event.event_type != sent.target.event_type_uri or event.start_time != sent.start:
+            if event.event_type != sent.target.event_type_uri or event.start_time != sent.start_time:
                 continue
             for invitee in self.client.list_event_invitees(event.uri, status="active", email=sent.email):
                 if invitee.email.strip().lower() == sent.email and invitee.uri not in attached:
@@ -398,7 +390,7 @@ class CalendlyWriter:
         """Change the booking while it is still held (another process may have settled it meanwhile), with
         an audit row of what changed."""
         with self.transaction() as session:
-            booking = session.get(Booking, sent.booking_id)
+            booking = session.get(Booking, sent.id)
             if booking is not None and booking.calendly_state in PENDING_STATES:
                 record_audit(session, "booking", booking.reference, apply_changes(booking, wanted))
                 booking.updated_at = self.clock()
@@ -406,7 +398,7 @@ class CalendlyWriter:
     def _remove(self, sent: _Sent, *, reason: str) -> None:
         """The held booking never became a Calendly booking: delete it, keeping an audit row that says why."""
         with self.transaction() as session:
-            booking = session.get(Booking, sent.booking_id)
+            booking = session.get(Booking, sent.id)
             if booking is not None and booking.calendly_invitee_uri is None:
                 session.delete(booking)
                 record_audit(
@@ -425,7 +417,7 @@ class CalendlyWriter:
             except BappError as exc:  # the booking exists; the details can come with the next pull
                 notes.append(f"event details not fetched ({exc.message})")
         with self.transaction() as session:
-            booking = session.get(Booking, sent.booking_id)
+            booking = session.get(Booking, sent.id)
             if booking is None:
                 raise NotFound(
                     f"booking {sent.reference} vanished while Calendly booked it; run `bapp calendly pull-bookings`"
@@ -457,7 +449,7 @@ class CalendlyWriter:
         reports = []
         for sent in pending:
             sent.scope = _lookup_scope(self.client, sent.target.owner_uri, *self.scope)
-            report = {"booking": sent.reference, "client": sent.email, "start_time": sent.start}
+            report = {"booking": sent.reference, "client": sent.email, "start_time": sent.start_time}
             report.update(self._reconcile_one(sent, event_types, give_up_after=give_up_after, dry_run=dry_run))
             if report["action"] != "skipped":
                 reports.append(report)
@@ -476,13 +468,13 @@ class CalendlyWriter:
                 self._finish(sent, *found, notes=[])
             return _reconciled("attached", f"found invitee {found[0].uri}", calendly_state="booked", status="booked")
         too_old = now - sent.requested_at >= give_up_after
-        if sent.attempts < 2 and sent.start > now + SLOT_LEAD and not too_old:
+        if sent.calendly_attempts < 2 and sent.start_time > now + SLOT_LEAD and not too_old:
             if dry_run:
-                return _reconciled("would resend", "not found in Calendly", calendly_state=sent.state)
+                return _reconciled("would resend", "not found in Calendly", calendly_state=sent.calendly_state)
             if uri not in event_types:
                 event_types[uri] = self.client.get_event_type(uri)
             with self.transaction() as session:
-                held = session.get(Booking, sent.booking_id)
+                held = session.get(Booking, sent.id)
                 client_user = session.get(User, held.client_id) if held is not None else None
                 if held is None or client_user is None or held.calendly_state not in PENDING_STATES:
                     return {"action": "skipped"}
@@ -497,14 +489,14 @@ class CalendlyWriter:
                 state, status = ("unknown", "pending") if unknown else ("removed", "removed")
                 return _reconciled("resent", exc.message, calendly_state=state, status=status)
             return _reconciled("resent", "booked in Calendly", calendly_state="booked", status=created.booking.status)
-        if too_old or sent.start <= now:
+        if too_old or sent.start_time <= now:
             if not dry_run:
                 reason = "Calendly never confirmed the booking"
                 fields = {"calendly_state": "failed", "status": "cancelled", "cancellation_reason": reason}
                 self._update(sent, **fields, cancelled_at=now)
             return _reconciled("failed", "not found in Calendly; given up", calendly_state="failed", status="cancelled")
         note = "not found in Calendly and already resent; it will be given up after the configured age"
-        return _reconciled("waiting", note, calendly_state=sent.state)
+        return _reconciled("waiting", note, calendly_state=sent.calendly_state)
 
 
 def _reconciled(action: str, note: str, *, calendly_state: str | None, status: str = "pending") -> dict[str, Any]:

@@ -20,7 +20,7 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import replace
 from typing import Any
 
 from pydantic import ValidationError
@@ -31,7 +31,7 @@ from bapp_cli.calendly.models import WebhookPayload
 from bapp_cli.db.audit import record_audit
 from bapp_cli.db.locks import lock_keys
 from bapp_cli.db.models import SessionType, WebhookDelivery
-from bapp_cli.services.calendly_bookings import BookedInvitee, InviteeOutcome, WebhookApplied, apply_webhook
+from bapp_cli.services.calendly_bookings import BookedInvitee, InviteeOutcome, apply_webhook
 from bapp_cli.services.listing import ALL, Page
 
 INBOX_COLUMNS = (
@@ -47,28 +47,10 @@ INBOX_COLUMNS = (
     "applied_at",
     "outcome",
 )
-RETRY_COLUMNS = ("id", "event", "invitee_uri", "action", "booking", "booking_status", "note")
 # Headers worth keeping with a parked body: enough to tell where it came from and when it was signed.
 # Never the signature itself (it would be a replayable credential for the body).
 KEPT_HEADERS = ("content-type", "user-agent", "x-forwarded-for", "x-request-id")
 _LOCK = "calendly:bookings"
-
-
-@dataclass(frozen=True)
-class Retried:
-    """What one retry of a parked delivery did."""
-
-    id: int
-    event: str
-    outcome: InviteeOutcome
-
-    @property
-    def applied(self) -> bool:
-        return self.outcome.action not in ("skipped", "parked")
-
-    def as_record(self) -> dict[str, Any]:
-        record = {**self.outcome.as_record(), "id": self.id, "event": self.event}
-        return {name: record[name] for name in RETRY_COLUMNS}
 
 
 def kept_headers(headers: Mapping[str, str], *, signature_timestamp: str | None = None) -> dict[str, str]:
@@ -108,7 +90,7 @@ def receive_delivery(
     pathway_question: re.Pattern[str],
     dry_run: bool = False,
     not_ready: str | None = None,
-) -> WebhookApplied:
+) -> InviteeOutcome:
     """Apply one verified delivery in the caller's transaction, or park it (action ``parked``): stored as
     received, or another attempt of the same one counted.
 
@@ -122,11 +104,11 @@ def receive_delivery(
     warnings: tuple[str, ...] = ()
     if not_ready is None:
         applied = apply_webhook(session, payload, now=now, pathway_question=pathway_question, dry_run=dry_run)
-        if applied.outcome.action != "skipped":
+        if applied.action != "skipped":
             if known is not None and known.status == "pending":
-                _settle(known, applied.outcome, now=now)
+                _attempted(known, now=now, applied=applied)
             return applied
-        reason, warnings = applied.outcome.note or "could not be applied", applied.outcome.warnings
+        reason, warnings = applied.note or "could not be applied", applied.warnings
     else:
         reason = f"database not ready: {not_ready}"
     invitee_uri = payload.payload.uri[:500] if payload.payload is not None else ""
@@ -148,15 +130,9 @@ def receive_delivery(
         session.flush()
         record_audit(session, "webhook_delivery", str(known.id), {"parked": payload.event, "reason": reason})
     elif known.status == "pending":
-        _count_failed_attempt(known, reason, now=now)
+        _attempted(known, now=now, error=reason)
     note = f"parked in the webhook inbox as #{known.id}: {reason}"
-    return WebhookApplied(payload.event, dry_run, InviteeOutcome("parked", invitee_uri, note=note, warnings=warnings))
-
-
-def _count_failed_attempt(delivery: WebhookDelivery, reason: str, *, now: dt.datetime) -> None:
-    delivery.attempts += 1
-    delivery.last_attempt_at = now
-    delivery.last_error = reason
+    return InviteeOutcome("parked", invitee_uri, note=note, warnings=warnings, event=payload.event, dry_run=dry_run)
 
 
 def pulled_body(item: BookedInvitee) -> bytes:
@@ -178,18 +154,21 @@ def park_pulled(
     *,
     now: dt.datetime,
     pathway_question: re.Pattern[str],
-) -> list[WebhookApplied]:
+) -> list[InviteeOutcome]:
     """Park the invitees a pull could not apply (each re-tried first, so this is exact at commit time)."""
-    results = []
-    for item in items:
-        body = pulled_body(item)
-        payload = WebhookPayload.model_validate_json(body)
-        results.append(
-            receive_delivery(
-                session, body, payload, source="pull", headers={}, now=now, pathway_question=pathway_question
-            )
+    bodies = [pulled_body(item) for item in items]
+    return [
+        receive_delivery(
+            session,
+            body,
+            WebhookPayload.model_validate_json(body),
+            source="pull",
+            headers={},
+            now=now,
+            pathway_question=pathway_question,
         )
-    return results
+        for body in bodies
+    ]
 
 
 def retry_pending(
@@ -198,7 +177,7 @@ def retry_pending(
     now: dt.datetime,
     pathway_question: re.Pattern[str],
     limit: int | None = None,
-) -> list[Retried]:
+) -> list[InviteeOutcome]:
     """Re-apply parked deliveries, oldest first, in the caller's transaction.
 
     One that applies is marked ``applied`` (with what it did); one that still cannot counts an attempt
@@ -213,31 +192,33 @@ def retry_pending(
     )
     if limit is not None:
         query = query.limit(limit)
-    results: list[Retried] = []
+    results: list[InviteeOutcome] = []
     for delivery in session.scalars(query).all():
         try:
             payload = WebhookPayload.model_validate_json(delivery.body)
         except ValidationError as exc:
-            _count_failed_attempt(delivery, f"stored body no longer parses: {exc.error_count()} error(s)", now=now)
-            results.append(Retried(delivery.id, delivery.event, InviteeOutcome("skipped", delivery.invitee_uri or "")))
-            continue
-        applied = apply_webhook(session, payload, now=now, pathway_question=pathway_question)
-        _settle(delivery, applied.outcome, now=now)
-        results.append(Retried(delivery.id, delivery.event, applied.outcome))
+            outcome = InviteeOutcome("skipped", delivery.invitee_uri or "")
+            _attempted(delivery, now=now, error=f"stored body no longer parses: {exc.error_count()} error(s)")
+        else:
+            outcome = apply_webhook(session, payload, now=now, pathway_question=pathway_question)
+            _attempted(delivery, now=now, applied=outcome)
+        results.append(replace(outcome, event=delivery.event, dry_run=False, id=delivery.id))
     session.flush()
     return results
 
 
-def _settle(delivery: WebhookDelivery, outcome: InviteeOutcome, *, now: dt.datetime) -> None:
+def _attempted(
+    delivery: WebhookDelivery, *, now: dt.datetime, applied: InviteeOutcome | None = None, error: str = ""
+) -> None:
     """Another attempt at a parked delivery: applied now (with what it did), or still waiting and why."""
-    if outcome.action == "skipped":
-        _count_failed_attempt(delivery, outcome.note or "could not be applied", now=now)
+    delivery.attempts += 1
+    delivery.last_attempt_at = now
+    if applied is None or applied.action == "skipped":
+        delivery.last_error = error if applied is None else applied.note or "could not be applied"
         return
     delivery.status = "applied"
     delivery.applied_at = now
-    delivery.last_attempt_at = now
-    delivery.attempts += 1
-    delivery.outcome = (outcome.action + (f" {outcome.reference}" if outcome.reference else ""))[:200]
+    delivery.outcome = (applied.action + (f" {applied.reference}" if applied.reference else ""))[:200]
 
 
 def list_deliveries(session: Session, *, pending_only: bool = False, page: Page = ALL) -> list[dict[str, Any]]:
