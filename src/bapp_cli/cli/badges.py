@@ -348,7 +348,7 @@ def revoke_command(
 
     with changing(ctx, dry_run=dry_run) as (sink, session):
         revocation = revoke_badge(session, email, key, reason=reason, now=utc_now())
-    sink.record(revocation.as_record())
+    sink.record(revocation)
     if dry_run:
         sink.notice("Dry run: nothing was written.")
     else:

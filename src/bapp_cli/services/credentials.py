@@ -346,19 +346,10 @@ def issue_credentials(
 # -- revocation ---------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Revocation:
-    client: str
-    badge: str
-    revoked_at: dt.datetime
-    reason: str
+def revoke_badge(session: Session, email: str, key: str, *, reason: str, now: dt.datetime) -> dict[str, Any]:
+    """Mark a badge revoked, with the reason, and audit it. The badge row stays: badges are permanent.
 
-    def as_record(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def revoke_badge(session: Session, email: str, key: str, *, reason: str, now: dt.datetime) -> Revocation:
-    """Mark a badge revoked, with the reason, and audit it. The badge row stays: badges are permanent."""
+    The record `badges revoke` prints: {client, badge, revoked_at, reason}."""
     cleaned = " ".join(reason.split())
     if not cleaned:
         raise InvalidInput("--reason must not be empty", code="missing_reason")
@@ -380,7 +371,7 @@ def revoke_badge(session: Session, email: str, key: str, *, reason: str, now: dt
     badge.revocation_reason = cleaned
     record_audit(session, "badge", f"{client.email} {badge.key}", {"revoked_at": now, "reason": cleaned})
     session.flush()
-    return Revocation(client.email, badge.key, now, cleaned)
+    return {"client": client.email, "badge": badge.key, "revoked_at": now, "reason": cleaned}
 
 
 def _encode_bits(revoked: Iterable[int]) -> str:
