@@ -42,6 +42,7 @@ from bapp_cli.services.progress import CompletionOutcome, check_status, record_c
 from bapp_cli.services.rule_book import (
     PROGRESS_FIELDS,
     ProgressState,
+    Refusal,
     assigned_pathway,
     move_progress,
     progress_advances,
@@ -186,13 +187,13 @@ def _changed(
 ) -> SkillChange:
     """Stamp and audit a catalogue change, then award what it completed in the pathways (and fundamentals)
     it may have shrunk — `record_completions` does nothing for an empty scope."""
+    earned: dict[str, int] = {}
     if changes:
         skill.updated_at = now
         session.flush()
         record_audit(session, "skill", skill.slug, changes)
-        outcomes = record_completions(session, now=now, pathway_ids=pathway_ids, fundamentals=fundamentals)
-        return SkillChange(_view(session, skill), changes, **earned_counts(outcomes))
-    return SkillChange(_view(session, skill), changes)
+        earned = earned_counts(record_completions(session, now=now, pathway_ids=pathway_ids, fundamentals=fundamentals))
+    return SkillChange(_view(session, skill), changes, **earned)
 
 
 def earned_counts(outcomes: dict[int, CompletionOutcome]) -> dict[str, int]:
@@ -315,7 +316,7 @@ def archive_skill(session: Session, slug: str, *, now: dt.datetime) -> SkillChan
     """Archive a skill: it leaves every tier's count and the fundamentals, but its history stays."""
     skill = get_skill(session, slug)
     if skill.archived:
-        return SkillChange(_view(session, skill), {})
+        return _changed(session, skill, {}, now)
     skill.archived = True
     pathway_ids = _linked_pathway_ids(session, [skill.id])
     return _changed(
@@ -423,30 +424,22 @@ def _completion(session: Session, via: str | None, validated_by: str | None) -> 
     return method, validator
 
 
-def _progress_of(row: UserSkillProgress) -> ProgressState:
-    return ProgressState(**{name: getattr(row, name) for name in PROGRESS_FIELDS})
-
-
-def _store_progress(row: UserSkillProgress, state: ProgressState, now: dt.datetime) -> None:
-    for name, value in vars(state).items():
-        setattr(row, name, value)
-    row.updated_at = now
-
-
 def _apply_status(
     row: UserSkillProgress, status: str, completion: tuple[str, User | None] | None, now: dt.datetime
 ) -> None:
-    """Move a row forward to `status`, stamping what that status means (services.rule_book.move_progress)."""
+    """Move a row to `status` (services.rule_book.move_progress; `reset_progress` for not_started), stamping
+    what that status means."""
+    state = ProgressState(**{name: getattr(row, name) for name in PROGRESS_FIELDS})
     method, validator = completion or (None, None)
-    moved = move_progress(
-        _progress_of(row),
-        status,
-        now=now,
-        completion_method=method,
-        validated_by_id=validator.id if validator else None,
-    )
+    validator_id = validator.id if validator else None
+    if status == "not_started":
+        moved: ProgressState | Refusal = reset_progress(state)
+    else:
+        moved = move_progress(state, status, now=now, completion_method=method, validated_by_id=validator_id)
     assert isinstance(moved, ProgressState)  # _completion checked the method and validator up front
-    _store_progress(row, moved, now)
+    for name, value in vars(moved).items():
+        setattr(row, name, value)
+    row.updated_at = now
 
 
 def _assigned_under(session: Session, client_id: int, skill_ids: Sequence[int]) -> dict[int, int]:
@@ -699,6 +692,6 @@ def reset_skill(session: Session, email: str, skill_slug: str, *, now: dt.dateti
     client, skill, row, previous = _locked_row(session, email, skill_slug, now, create=False)
     changed = row.status != "not_started" or row.started_at is not None
     if changed:
-        _store_progress(row, reset_progress(_progress_of(row)), now)
+        _apply_status(row, "not_started", None, now)
         _audit_progress(session, client, skill, {"status": [previous, "not_started"], "reset": True})
     return _progress_change(session, client, skill, row, previous, changed)
