@@ -135,7 +135,7 @@ def issuer_init_command(
     from pathlib import Path
 
     from bapp_cli.config import set_config_value
-    from bapp_cli.errors import ConfigError, InvalidInput
+    from bapp_cli.errors import InvalidInput
     from bapp_cli.services.credentials import Issuer, validate_issuer_url
     from bapp_cli.services.signing_key import create_key_file
 
@@ -159,10 +159,8 @@ def issuer_init_command(
         for name, value in values.items():
             if value:
                 set_config_value(settings.config_path, f"badges.{name}", value)
-    except BaseException as exc:
+    except BaseException:  # set_config_value reports a config file it cannot write as a ConfigError (exit 4)
         path.unlink(missing_ok=True)  # no key without the config that names it
-        if isinstance(exc, OSError):
-            raise ConfigError(f"cannot write the config file {settings.config_path}: {exc.strerror}") from None
         raise
     issuer = Issuer(cleaned_name, cleaned_url, key, image_base)
     sink = app_state.output(None, True)
