@@ -31,12 +31,12 @@ def _skill_table(views: list[Any], title: str) -> Any:
         table = listing_table(title, ("slug", "name", "domain", "fundamental", "links", "archived"))
         for view in views:
             table.add_row(
-                view.slug,
-                view.name,
-                view.domain or "—",
-                "★" if view.is_fundamental else "",
-                ", ".join(view.links) or "—",
-                "yes" if view.archived else "",
+                view["slug"],
+                view["name"],
+                view["domain"] or "—",
+                "★" if view["is_fundamental"] else "",
+                ", ".join(view["links"]) or "—",
+                "yes" if view["archived"] else "",
             )
         console.print(table)
         if not views:
@@ -65,7 +65,8 @@ def _change(
 def _catalogue_change(ctx: typer.Context, verb: str, change: Any, *arguments: Any, **options: Any) -> None:
     """A catalogue change, then what it did and what it let clients earn."""
     sink, result = _change(ctx, change, *arguments, **options)
-    sink.info(f"{verb} skill {result.skill.slug}." if result.changed else f"Skill {result.skill.slug} unchanged.")
+    slug = result.skill["slug"]
+    sink.info(f"{verb} skill {slug}." if result.changed else f"Skill {slug} unchanged.")
     if result.badges_awarded or result.pathways_completed:
         sink.info(
             f"That change completed criteria for clients: {result.badges_awarded} badge(s) awarded, "
@@ -216,7 +217,7 @@ def list_command(
             include_archived=include_archived,
             page=Page(limit=limit, offset=offset, search=search),
         )
-    sink.records([view.as_record() for view in views], SKILL_COLUMNS, table=_skill_table(views, "Skills"))
+    sink.records(views, SKILL_COLUMNS, table=_skill_table(views, "Skills"))
 
 
 @output_command(app, "assign")
@@ -253,7 +254,7 @@ def assign(
     """
     from bapp_cli.services.skills import assign_skills
 
-    options = {"pathway": pathway, "tier": tier, "status": status, "via": via, "validated_by": validated_by}
+    options: dict[str, Any] = dict(pathway=pathway, tier=tier, status=status, via=via, validated_by=validated_by)
     sink, result = _change(ctx, assign_skills, email, skills or [], dry_run=dry_run, note=note, **options)
     prefix = "Would assign" if dry_run else "Assigned"
     sink.info(

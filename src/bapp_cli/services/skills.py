@@ -13,7 +13,7 @@ import datetime as dt
 import re
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select
@@ -61,30 +61,17 @@ SKILL_COLUMNS = ("slug", "name", "description", "domain", "is_fundamental", "arc
 
 
 @dataclass(frozen=True)
-class SkillView:
-    slug: str
-    name: str
-    description: str | None
-    domain: str | None
-    is_fundamental: bool
-    archived: bool
-    links: list[str]  # "pathway:tier", in pathway display order
-
-    def as_record(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass(frozen=True)
 class SkillChange:
-    """A catalogue change: the skill as it now stands, what changed, and badges it let clients earn."""
+    """A catalogue change: the skill as it now stands (its SKILL_COLUMNS record), what changed, and the badges
+    it let clients earn."""
 
-    skill: SkillView
+    skill: dict[str, Any]
     changed: dict[str, Any]
     badges_awarded: int = 0
     pathways_completed: int = 0
 
     def as_record(self) -> dict[str, Any]:
-        return self.skill.as_record()
+        return self.skill
 
 
 def check_skill_slug(value: str) -> str:
@@ -162,14 +149,14 @@ def skill_links(session: Session, skill_ids: Sequence[int] | None = None) -> dic
     return links
 
 
-def _view(session: Session, skill: Skill) -> SkillView:
+def _view(session: Session, skill: Skill) -> dict[str, Any]:
     session.flush()
     return _as_view(skill, skill_links(session, [skill.id])[skill.id])
 
 
-def _as_view(skill: Skill, links: dict[int, str]) -> SkillView:
-    columns = {name: getattr(skill, name) for name in SKILL_COLUMNS if name != "links"}
-    return SkillView(**columns, links=list(links.values()))
+def _as_view(skill: Skill, links: dict[int, str]) -> dict[str, Any]:
+    """The skill's record (SKILL_COLUMNS): its columns, then its links "pathway:tier" in pathway display order."""
+    return {**{name: getattr(skill, name) for name in SKILL_COLUMNS if name != "links"}, "links": list(links.values())}
 
 
 def _linked_pathway_ids(session: Session, skill_ids: Sequence[int]) -> set[int]:
@@ -244,7 +231,7 @@ def add_skill(
     for pathway_id, tier in seen.items():
         session.add(SkillPathwayLink(skill_id=skill.id, pathway_id=pathway_id, tier=tier))
     view = _view(session, skill)
-    changes = {"name": clean_name, "domain": clean_domain, "is_fundamental": fundamental, "links": view.links}
+    changes = {"name": clean_name, "domain": clean_domain, "is_fundamental": fundamental, "links": view["links"]}
     record_audit(session, "skill", canonical, changes)
     return SkillChange(view, changes)
 
@@ -332,7 +319,7 @@ def list_skills(
     fundamental: bool = False,
     include_archived: bool = False,
     page: Page = ALL,
-) -> list[SkillView]:
+) -> list[dict[str, Any]]:
     """Skills by slug, filtered by pathway (and tier), fundamental flag; archived ones only when asked;
     `page.search` looks in slug, name and domain."""
     query = select(Skill).order_by(Skill.slug)
