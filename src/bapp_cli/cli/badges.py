@@ -239,10 +239,7 @@ def export_command(
     issuer = _issuer(app_state)
     with app_state.reading() as session:
         issued = issue_credentials(session, email, issuer=issuer, now=utc_now(), only=badge or ())
-    if chosen == "jwt":
-        text = "".join(item.jwt + "\n" for item in issued)
-    else:
-        text = _json_text([item.as_document() for item in issued])
+    text = "".join(item["jwt"] + "\n" for item in issued) if chosen == "jwt" else _json_text(issued)
     _write_text(output, text, private=True)  # personal achievements: a new file is 0600, like a backup
     where = "stdout" if output in (None, "-") else output
     app_state.messages.info(f"Exported {len(issued)} credential(s) of {email.strip().lower()} to {where}.")
@@ -371,7 +368,6 @@ def status_list_command(ctx: typer.Context, fmt: CredentialFormatOption = "jwt",
     app_state = state(ctx)
     issuer = _issuer(app_state)
     with app_state.reading() as session:
-        listing = build_status_list(session, issuer=issuer, now=utc_now())
-    text = listing.jwt + "\n" if chosen == "jwt" else _json_text({"credential": listing.credential, "jwt": listing.jwt})
-    _write_text(output, text)
-    app_state.messages.info(f"{listing.revoked} revoked badge(s) in the list.")
+        revoked, listing = build_status_list(session, issuer=issuer, now=utc_now())
+    _write_text(output, listing["jwt"] + "\n" if chosen == "jwt" else _json_text(listing))
+    app_state.messages.info(f"{revoked} revoked badge(s) in the list.")

@@ -273,16 +273,6 @@ def build_credential(
     }
 
 
-@dataclass(frozen=True)
-class IssuedCredential:
-    badge: str
-    credential: dict[str, Any]
-    jwt: str
-
-    def as_document(self) -> dict[str, Any]:
-        return {"badge": self.badge, "credential": self.credential, "jwt": self.jwt}
-
-
 def sign_credential(credential: dict[str, Any], issuer: Issuer, *, now: dt.datetime) -> str:
     valid_from = _parse_instant(credential["validFrom"])
     assert valid_from is not None  # build_credential wrote it
@@ -301,8 +291,9 @@ def issue_credentials(
     issuer: Issuer,
     now: dt.datetime,
     only: Iterable[str] = (),
-) -> list[IssuedCredential]:
-    """One signed credential per badge the client holds (or per badge in `only`), oldest first.
+) -> list[dict[str, Any]]:
+    """One signed credential per badge the client holds (or per badge in `only`), oldest first, each as
+    `badges export --format json` writes it: {badge, credential, jwt}.
 
     A revoked badge is left out; named in `only` it is a conflict, as is a key the client does not hold.
     Each credential gets a fresh random salt, so two exports do not share an identity hash to link them by.
@@ -339,7 +330,9 @@ def issue_credentials(
             definition=definition,
             salt=secrets.token_hex(16),
         )
-        issued.append(IssuedCredential(badge.key, credential, sign_credential(credential, issuer, now=now)))
+        issued.append(
+            {"badge": badge.key, "credential": credential, "jwt": sign_credential(credential, issuer, now=now)}
+        )
     return issued
 
 
@@ -393,15 +386,9 @@ def _bit_is_set(encoded: str, index: int) -> bool:
     return bool(bits[index // 8] & (0x80 >> (index % 8)))
 
 
-@dataclass(frozen=True)
-class StatusList:
-    revoked: int
-    credential: dict[str, Any]
-    jwt: str
-
-
-def build_status_list(session: Session, *, issuer: Issuer, now: dt.datetime) -> StatusList:
-    """The signed revocation list to publish at `issuer.status_list_id`: a bit per badge id, set if revoked."""
+def build_status_list(session: Session, *, issuer: Issuer, now: dt.datetime) -> tuple[int, dict[str, Any]]:
+    """The signed revocation list to publish at `issuer.status_list_id`, a bit per badge id set if revoked: how
+    many are, and the list as `badges status-list --format json` writes it, {credential, jwt}."""
     revoked = list(session.scalars(select(Badge.id).where(Badge.revoked_at.is_not(None))))
     credential = {
         "@context": [VC_CONTEXT],
@@ -416,7 +403,7 @@ def build_status_list(session: Session, *, issuer: Issuer, now: dt.datetime) -> 
             "encodedList": _encode_bits(revoked),
         },
     }
-    return StatusList(len(revoked), credential, _sign(credential, issuer, now))
+    return len(revoked), {"credential": credential, "jwt": _sign(credential, issuer, now)}
 
 
 # -- verifying ----------------------------------------------------------------------------------------
