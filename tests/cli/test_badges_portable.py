@@ -166,6 +166,15 @@ def test_issuer_and_badge_errors_have_documented_exit_codes(bapp: Bapp, tmp_path
     assert bad_url.exit_code == 6 and "not an https URL" in bad_url.stderr
     assert not (bapp.home / "badge-signing-key.pem").exists()
 
+    # a config file that cannot be written (its directory is a file): exit 4, and no key is left behind
+    (tmp_path / "not-a-directory").touch()
+    unwritable = {"BAPP_CONFIG": str(tmp_path / "not-a-directory" / "config.toml")}
+    orphan = tmp_path / "orphan.pem"
+    init = ("badges", "issuer", "init", "--name", "X", "--url", "https://x.example", "--key-file", str(orphan))
+    no_config = bapp(*init, env=unwritable)
+    assert no_config.exit_code == 4 and "cannot write config file" in no_config.stderr
+    assert not orphan.exists()
+
     created = issuer_init(bapp)
     key_file = Path(created["key_file"])
     key_before = key_file.read_bytes()

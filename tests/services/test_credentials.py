@@ -92,16 +92,16 @@ def test_every_exported_credential_validates_against_the_official_schema_and_ver
 ) -> None:
     award(session)
     issued = issue_credentials(session, EMAIL, issuer=issuer, now=VERIFY_AT)
-    assert [item.badge for item in issued] == ["tier:accelerate:1", "tier:play:1", "fundamentals"]
+    assert [item["badge"] for item in issued] == ["tier:accelerate:1", "tier:play:1", "fundamentals"]
     for item in issued:
-        errors = [error.message for error in schema_validator.iter_errors(item.credential)]
+        errors = [error.message for error in schema_validator.iter_errors(item["credential"])]
         assert errors == [], errors
-        claims = payload(item.jwt)
-        assert claims["vc"] == item.credential  # the signed credential is the one shown
-        assert jwt.get_unverified_header(item.jwt) == {"alg": "EdDSA", "kid": issuer.key_id, "typ": "JWT"}
-        assert claims["iss"] == issuer.profile_id and claims["jti"] == item.credential["id"]
+        claims = payload(item["jwt"])
+        assert claims["vc"] == item["credential"]  # the signed credential is the one shown
+        assert jwt.get_unverified_header(item["jwt"]) == {"alg": "EdDSA", "kid": issuer.key_id, "typ": "JWT"}
+        assert claims["iss"] == issuer.profile_id and claims["jti"] == item["credential"]["id"]
         assert claims["nbf"] == int(NOW.timestamp())
-        credential = item.credential
+        credential = item["credential"]
         assert credential["@context"][:2] == [
             "https://www.w3.org/ns/credentials/v2",
             "https://purl.imsglobal.org/spec/ob/v3p0/context-3.0.3.json",
@@ -109,10 +109,10 @@ def test_every_exported_credential_validates_against_the_official_schema_and_ver
         assert credential["type"] == ["VerifiableCredential", "OpenBadgeCredential"]
         assert credential["validFrom"] == "2030-01-15T09:30:00Z"  # the award time
         result = verify_token(
-            item.jwt, public_key=issuer.key.public_key, now=VERIFY_AT, expected_issuer=issuer.profile_id
+            item["jwt"], public_key=issuer.key.public_key, now=VERIFY_AT, expected_issuer=issuer.profile_id
         )
         assert result.valid, result.reason
-    tier = issued[0].credential["credentialSubject"]["achievement"]
+    tier = issued[0]["credential"]["credentialSubject"]["achievement"]
     assert tier["id"] == "https://buildappswith.example/badges/achievements/tier/accelerate/1"
     assert tier["name"] == "Accelerate · Foundation"
     assert tier["criteria"]["narrative"].endswith("Foundation tier: A1, A2, A3.")
@@ -123,7 +123,7 @@ def test_the_schema_check_itself_rejects_what_ob3_forbids(
 ) -> None:
     """The vendored schema is not a rubber stamp: the same credential, broken, fails it (and our shape check)."""
     award(session)
-    credential = issue_credentials(session, EMAIL, issuer=issuer, now=VERIFY_AT)[0].credential
+    credential = issue_credentials(session, EMAIL, issuer=issuer, now=VERIFY_AT)[0]["credential"]
     breakages = {
         "validFrom": lambda c: c.pop("validFrom"),
         "@context": lambda c: c.__setitem__("@context", ["https://www.w3.org/2018/credentials/v1"]),
@@ -140,7 +140,7 @@ def test_the_schema_check_itself_rejects_what_ob3_forbids(
 
 def test_a_one_byte_change_to_payload_or_signature_fails_verification(session: Session, issuer: Issuer) -> None:
     award(session)
-    token = issue_credentials(session, EMAIL, issuer=issuer, now=VERIFY_AT)[0].jwt
+    token = issue_credentials(session, EMAIL, issuer=issuer, now=VERIFY_AT)[0]["jwt"]
     header, body, signature = token.split(".")
     body_bytes, signature_bytes = b64decode(body), b64decode(signature)
     for index in range(len(signature_bytes)):
@@ -165,7 +165,7 @@ def test_a_one_byte_change_to_payload_or_signature_fails_verification(session: S
 def test_a_credential_signed_by_another_key_fails(session: Session, issuer: Issuer, tmp_path: Path) -> None:
     award(session)
     impostor = make_issuer(tmp_path, "other.pem")  # same name and URL, different key
-    token = issue_credentials(session, EMAIL, issuer=impostor, now=VERIFY_AT)[0].jwt
+    token = issue_credentials(session, EMAIL, issuer=impostor, now=VERIFY_AT)[0]["jwt"]
     result = verify_token(token, public_key=issuer.key.public_key, now=VERIFY_AT)
     assert result.reason == "the signature does not match the issuer key"
     assert verify_token(token, public_key=impostor.key.public_key, now=VERIFY_AT).valid
@@ -173,7 +173,7 @@ def test_a_credential_signed_by_another_key_fails(session: Session, issuer: Issu
 
 def test_tokens_not_signed_with_eddsa_are_refused(session: Session, issuer: Issuer) -> None:
     award(session)
-    claims = payload(issue_credentials(session, EMAIL, issuer=issuer, now=VERIFY_AT)[0].jwt)
+    claims = payload(issue_credentials(session, EMAIL, issuer=issuer, now=VERIFY_AT)[0]["jwt"])
     hmac_forgery = jwt.encode(claims, "a-shared-secret-of-32-bytes-or-more!", algorithm="HS256")
     assert verify_token(hmac_forgery, public_key=issuer.key.public_key, now=VERIFY_AT).reason == "not signed with EdDSA"
     unsigned = jwt.encode(claims, None, algorithm="none")
@@ -183,16 +183,16 @@ def test_tokens_not_signed_with_eddsa_are_refused(session: Session, issuer: Issu
 def test_the_email_never_appears_in_clear(session: Session, issuer: Issuer) -> None:
     award(session)
     for item in issue_credentials(session, EMAIL, issuer=issuer, now=VERIFY_AT):
-        decoded = json.dumps(payload(item.jwt)) + json.dumps(jwt.get_unverified_header(item.jwt))
-        for text in (item.jwt, decoded, json.dumps(item.as_document())):
+        decoded = json.dumps(payload(item["jwt"])) + json.dumps(jwt.get_unverified_header(item["jwt"]))
+        for text in (item["jwt"], decoded, json.dumps(item)):
             assert EMAIL not in text.lower() and "ada@" not in text.lower()
-        identity = item.credential["credentialSubject"]["identifier"][0]
+        identity = item["credential"]["credentialSubject"]["identifier"][0]
         assert identity["identityType"] == "emailAddress" and identity["hashed"] is True
         expected = hashlib.sha256((EMAIL + identity["salt"]).encode()).hexdigest()
         assert identity["identityHash"] == f"sha256${expected}"
     # each export salts afresh, so two exports cannot be linked by their hash
     first, second = (
-        issue_credentials(session, EMAIL, issuer=issuer, now=VERIFY_AT)[0].credential["credentialSubject"][
+        issue_credentials(session, EMAIL, issuer=issuer, now=VERIFY_AT)[0]["credential"]["credentialSubject"][
             "identifier"
         ][0]
         for _ in range(2)
@@ -202,7 +202,7 @@ def test_the_email_never_appears_in_clear(session: Session, issuer: Issuer) -> N
 
 def test_dates_are_checked_against_the_clock(session: Session, issuer: Issuer) -> None:
     award(session)
-    token = issue_credentials(session, EMAIL, issuer=issuer, now=VERIFY_AT)[0].jwt
+    token = issue_credentials(session, EMAIL, issuer=issuer, now=VERIFY_AT)[0]["jwt"]
     early = verify_token(token, public_key=issuer.key.public_key, now=NOW - dt.timedelta(hours=1))
     assert early.reason == "not valid before 2030-01-15T09:30:00Z"
     assert verify_token(token, public_key=issuer.key.public_key, now=NOW - dt.timedelta(seconds=30)).valid  # leeway
@@ -225,11 +225,11 @@ def test_dates_are_checked_against_the_clock(session: Session, issuer: Issuer) -
 def test_only_named_badges_and_never_revoked_ones_are_exported(session: Session, issuer: Issuer) -> None:
     award(session)
     only = issue_credentials(session, EMAIL, issuer=issuer, now=VERIFY_AT, only=["fundamentals"])
-    assert [item.badge for item in only] == ["fundamentals"]
+    assert [item["badge"] for item in only] == ["fundamentals"]
     with pytest.raises(NotFound, match="holds no badge 'pathway:accelerate'"):
         issue_credentials(session, EMAIL, issuer=issuer, now=VERIFY_AT, only=["pathway:accelerate"])
     revoke_badge(session, EMAIL, "fundamentals", reason="awarded in error", now=VERIFY_AT)
-    assert [item.badge for item in issue_credentials(session, EMAIL, issuer=issuer, now=VERIFY_AT)] == [
+    assert [item["badge"] for item in issue_credentials(session, EMAIL, issuer=issuer, now=VERIFY_AT)] == [
         "tier:accelerate:1",
         "tier:play:1",
     ]
@@ -242,14 +242,14 @@ def test_only_named_badges_and_never_revoked_ones_are_exported(session: Session,
 def test_revocation_is_reported_against_the_database_and_the_status_list(session: Session, issuer: Issuer) -> None:
     award(session)
     issued = issue_credentials(session, EMAIL, issuer=issuer, now=VERIFY_AT)
-    results = [verify_token(item.jwt, public_key=issuer.key.public_key, now=VERIFY_AT) for item in issued]
+    results = [verify_token(item["jwt"], public_key=issuer.key.public_key, now=VERIFY_AT) for item in issued]
     for result in results:
         check_against_database(session, result, issuer=issuer)
         assert result.valid, result.reason
-    clean_list = build_status_list(session, issuer=issuer, now=VERIFY_AT)
+    _, clean_list = build_status_list(session, issuer=issuer, now=VERIFY_AT)
 
     revocation = revoke_badge(session, EMAIL, "tier:accelerate:1", reason="  awarded   in error ", now=VERIFY_AT)
-    assert revocation.reason == "awarded in error"
+    assert revocation["reason"] == "awarded in error"
     session.commit()
     audit = session.scalars(select(AuditEntry).where(AuditEntry.entity == "badge")).all()
     assert [(row.entity_key, row.changes["reason"]) for row in audit if "reason" in row.changes] == [
@@ -258,21 +258,21 @@ def test_revocation_is_reported_against_the_database_and_the_status_list(session
     badge = session.scalars(select(Badge).where(Badge.key == "tier:accelerate:1")).one()
     assert badge.revoked_at == VERIFY_AT  # the badge stays, marked
 
-    against_db = [verify_token(item.jwt, public_key=issuer.key.public_key, now=VERIFY_AT) for item in issued]
+    against_db = [verify_token(item["jwt"], public_key=issuer.key.public_key, now=VERIFY_AT) for item in issued]
     for result in against_db:
         check_against_database(session, result, issuer=issuer)
     assert against_db[0].revoked and against_db[0].reason == "revoked on 2030-01-16T09:30:00Z: awarded in error"
     assert against_db[1].valid
 
-    status_list = build_status_list(session, issuer=issuer, now=VERIFY_AT)
-    assert status_list.revoked == 1
-    offline = [verify_token(item.jwt, public_key=issuer.key.public_key, now=VERIFY_AT) for item in issued]
+    revoked, status_list = build_status_list(session, issuer=issuer, now=VERIFY_AT)
+    assert revoked == 1
+    offline = [verify_token(item["jwt"], public_key=issuer.key.public_key, now=VERIFY_AT) for item in issued]
     for result in offline:
-        check_against_status_list(result, status_list.jwt, public_key=issuer.key.public_key)
+        check_against_status_list(result, status_list["jwt"], public_key=issuer.key.public_key)
     assert offline[0].revoked and offline[1].valid
     # the list published before the revocation does not show it
-    before = verify_token(issued[0].jwt, public_key=issuer.key.public_key, now=VERIFY_AT)
-    check_against_status_list(before, clean_list.jwt, public_key=issuer.key.public_key)
+    before = verify_token(issued[0]["jwt"], public_key=issuer.key.public_key, now=VERIFY_AT)
+    check_against_status_list(before, clean_list["jwt"], public_key=issuer.key.public_key)
     assert before.valid
 
     with pytest.raises(Conflict, match="already revoked"):
@@ -285,11 +285,11 @@ def test_revocation_is_reported_against_the_database_and_the_status_list(session
 
 def test_a_status_list_signed_by_another_key_is_refused(session: Session, issuer: Issuer, tmp_path: Path) -> None:
     award(session)
-    token = issue_credentials(session, EMAIL, issuer=issuer, now=VERIFY_AT)[0].jwt
-    forged_list = build_status_list(session, issuer=make_issuer(tmp_path, "other.pem"), now=VERIFY_AT)
+    token = issue_credentials(session, EMAIL, issuer=issuer, now=VERIFY_AT)[0]["jwt"]
+    _, forged_list = build_status_list(session, issuer=make_issuer(tmp_path, "other.pem"), now=VERIFY_AT)
     result = verify_token(token, public_key=issuer.key.public_key, now=VERIFY_AT)
     with pytest.raises(InvalidInput, match="status list does not verify"):
-        check_against_status_list(result, forged_list.jwt, public_key=issuer.key.public_key)
+        check_against_status_list(result, forged_list["jwt"], public_key=issuer.key.public_key)
 
 
 def test_the_database_check_matches_recipient_and_achievement(session: Session, issuer: Issuer) -> None:
@@ -323,17 +323,17 @@ def test_status_list_bits(session: Session, issuer: Issuer) -> None:
     ids = [badge.id for badge in session.scalars(select(Badge).order_by(Badge.id))]
     revoke_badge(session, EMAIL, "fundamentals", reason="test", now=VERIFY_AT)
     revoked_id = session.scalars(select(Badge.id).where(Badge.key == "fundamentals")).one()
-    listing = build_status_list(session, issuer=issuer, now=VERIFY_AT)
-    encoded = listing.credential["credentialSubject"]["encodedList"]
+    _, listing = build_status_list(session, issuer=issuer, now=VERIFY_AT)
+    encoded = listing["credential"]["credentialSubject"]["encodedList"]
     assert encoded.startswith("u")
     bits = gzip.decompress(b64decode(encoded[1:]))
     assert len(bits) * 8 == STATUS_LIST_MIN_BITS
     set_bits = [index for index in range(len(bits) * 8) if bits[index // 8] & (0x80 >> (index % 8))]
     assert set_bits == [revoked_id] and revoked_id in ids
-    assert listing.credential["type"] == ["VerifiableCredential", "BitstringStatusListCredential"]
+    assert listing["credential"]["type"] == ["VerifiableCredential", "BitstringStatusListCredential"]
     # the list is a VC-JWT signed by the same key
-    claims = jwt.decode(listing.jwt, issuer.key.public_key, algorithms=["EdDSA"], options={"verify_iat": False})
-    assert claims["vc"] == listing.credential and claims["iss"] == issuer.profile_id
+    claims = jwt.decode(listing["jwt"], issuer.key.public_key, algorithms=["EdDSA"], options={"verify_iat": False})
+    assert claims["vc"] == listing["credential"] and claims["iss"] == issuer.profile_id
 
 
 def test_achievement_ids_are_stable_and_cover_every_tier_pathway_and_fundamentals(

@@ -87,26 +87,26 @@ def test_one_tier_per_pathway_link_moves_and_unlink(session: Session) -> None:
     same = link_skill(session, "x", "accelerate:1", now=NOW)
     assert same.changed == {}
     moved = link_skill(session, "x", "accelerate:3", now=NOW)
-    assert moved.skill.links == ["accelerate:3"]
+    assert moved.skill["links"] == ["accelerate:3"]
     assert session.scalar(select(func.count()).select_from(SkillPathwayLink)) == 1
     link_skill(session, "x", "pivot:2", now=NOW)
-    assert unlink_skill(session, "x", "ACCELERATE", now=NOW).skill.links == ["pivot:2"]
+    assert unlink_skill(session, "x", "ACCELERATE", now=NOW).skill["links"] == ["pivot:2"]
     with pytest.raises(NotFound, match="not linked"):
         unlink_skill(session, "x", "accelerate", now=NOW)
 
 
 def test_list_filters(session: Session) -> None:
     small_catalogue(session)
-    assert [view.slug for view in list_skills(session, pathway="Accelerate", tier=2)] == ["a4", "shared"]
-    assert [view.slug for view in list_skills(session, fundamental=True)] == ["f1", "f2"]
-    assert [view.slug for view in list_skills(session, tier=1)] == ["a1", "a2", "a3", "f2", "shared"]
+    assert [view["slug"] for view in list_skills(session, pathway="Accelerate", tier=2)] == ["a4", "shared"]
+    assert [view["slug"] for view in list_skills(session, fundamental=True)] == ["f1", "f2"]
+    assert [view["slug"] for view in list_skills(session, tier=1)] == ["a1", "a2", "a3", "f2", "shared"]
     update_skill(session, "a1", now=NOW, name="Renamed", fundamental=True)
     from bapp_cli.services.skills import archive_skill
 
     archive_skill(session, "a2", now=NOW)
-    assert [view.slug for view in list_skills(session, fundamental=True)] == ["a1", "f1", "f2"]
-    assert "a2" not in [view.slug for view in list_skills(session)]
-    assert "a2" in [view.slug for view in list_skills(session, include_archived=True)]
+    assert [view["slug"] for view in list_skills(session, fundamental=True)] == ["a1", "f1", "f2"]
+    assert "a2" not in [view["slug"] for view in list_skills(session)]
+    assert "a2" in [view["slug"] for view in list_skills(session, include_archived=True)]
 
 
 def test_assign_a_tier_is_idempotent_and_enrols(session: Session) -> None:

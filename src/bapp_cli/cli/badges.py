@@ -135,7 +135,7 @@ def issuer_init_command(
     from pathlib import Path
 
     from bapp_cli.config import set_config_value
-    from bapp_cli.errors import ConfigError, InvalidInput
+    from bapp_cli.errors import InvalidInput
     from bapp_cli.services.credentials import Issuer, validate_issuer_url
     from bapp_cli.services.signing_key import create_key_file
 
@@ -159,10 +159,8 @@ def issuer_init_command(
         for name, value in values.items():
             if value:
                 set_config_value(settings.config_path, f"badges.{name}", value)
-    except BaseException as exc:
+    except BaseException:  # set_config_value reports a config file it cannot write as a ConfigError (exit 4)
         path.unlink(missing_ok=True)  # no key without the config that names it
-        if isinstance(exc, OSError):
-            raise ConfigError(f"cannot write the config file {settings.config_path}: {exc.strerror}") from None
         raise
     issuer = Issuer(cleaned_name, cleaned_url, key, image_base)
     sink = app_state.output(None, True)
@@ -241,10 +239,7 @@ def export_command(
     issuer = _issuer(app_state)
     with app_state.reading() as session:
         issued = issue_credentials(session, email, issuer=issuer, now=utc_now(), only=badge or ())
-    if chosen == "jwt":
-        text = "".join(item.jwt + "\n" for item in issued)
-    else:
-        text = _json_text([item.as_document() for item in issued])
+    text = "".join(item["jwt"] + "\n" for item in issued) if chosen == "jwt" else _json_text(issued)
     _write_text(output, text, private=True)  # personal achievements: a new file is 0600, like a backup
     where = "stdout" if output in (None, "-") else output
     app_state.messages.info(f"Exported {len(issued)} credential(s) of {email.strip().lower()} to {where}.")
@@ -348,7 +343,7 @@ def revoke_command(
 
     with changing(ctx, dry_run=dry_run) as (sink, session):
         revocation = revoke_badge(session, email, key, reason=reason, now=utc_now())
-    sink.record(revocation.as_record())
+    sink.record(revocation)
     if dry_run:
         sink.notice("Dry run: nothing was written.")
     else:
@@ -373,7 +368,6 @@ def status_list_command(ctx: typer.Context, fmt: CredentialFormatOption = "jwt",
     app_state = state(ctx)
     issuer = _issuer(app_state)
     with app_state.reading() as session:
-        listing = build_status_list(session, issuer=issuer, now=utc_now())
-    text = listing.jwt + "\n" if chosen == "jwt" else _json_text({"credential": listing.credential, "jwt": listing.jwt})
-    _write_text(output, text)
-    app_state.messages.info(f"{listing.revoked} revoked badge(s) in the list.")
+        revoked, listing = build_status_list(session, issuer=issuer, now=utc_now())
+    _write_text(output, listing["jwt"] + "\n" if chosen == "jwt" else _json_text(listing))
+    app_state.messages.info(f"{revoked} revoked badge(s) in the list.")

@@ -72,17 +72,21 @@ def _pathway_cell(label: ReportPathway) -> Any:
     return text
 
 
-def _count_cell(value: int, maximum: int, style: str = "cyan") -> Any:
+def _bar_count(value: int, maximum: int, row: Any, total: bool) -> Any:
+    """A count with its bar out of `maximum` in the row's pathway colour; on the totals row, bold and barless."""
     from rich.text import Text
 
+    if total:
+        return Text(f"{' ' * COUNT_BAR_WIDTH} {value}", style="bold")
     digits = len(str(maximum))
-    return Text.assemble((bar(value, maximum, COUNT_BAR_WIDTH), style), f" {value:>{digits}}")
+    return Text.assemble((bar(value, maximum, COUNT_BAR_WIDTH), row.pathway.color or "cyan"), f" {value:>{digits}}")
 
 
-def _total_cell(value: int) -> Any:
+def _plain_count(value: int, total: bool, style: str = "") -> Any:
+    """A count in `style` (dim when 0); on the totals row, bold."""
     from rich.text import Text
 
-    return Text(f"{' ' * COUNT_BAR_WIDTH} {value}", style="bold")
+    return Text(str(value), style="bold" if total else (style if value else "dim"))
 
 
 def _percent_cell(percent: float, *, decimals: bool = True) -> Any:
@@ -99,6 +103,13 @@ def _report_grid(title: str, *, caption: str | None = None) -> Any:
     from rich.table import Table
 
     return Table(title=title, box=box.SIMPLE_HEAD, caption=caption, header_style="bold")
+
+
+def _add_totalled_rows(grid: Any, report: Any, cells: Any) -> None:
+    """A report's rows, a rule, then its totals row: `cells(row, total)` draws either."""
+    for index, row in enumerate(report.rows):
+        grid.add_row(*cells(row, False), end_section=index == len(report.rows) - 1)
+    grid.add_row(*cells(report.totals, True))
 
 
 def _period(app_state: Any, start_from: str | None, start_to: str | None) -> Period:
@@ -184,7 +195,6 @@ def bookings_by_pathway(
 
 def _counts_renderer(report: Any, sink: OutputSink) -> Any:
     def draw(console: Any) -> None:
-        from rich.text import Text
 
         from bapp_cli.db.models import BOOKING_STATUSES
 
@@ -194,21 +204,12 @@ def _counts_renderer(report: Any, sink: OutputSink) -> Any:
             grid.add_column(status.replace("_", " "), justify="right", header_style=f"bold {BOOKING_STYLES[status]}")
         grid.add_column("total", justify="left", no_wrap=True)
         largest = max((row.total for row in report.rows), default=0)
-        for index, row in enumerate(report.rows):
-            grid.add_row(
-                _pathway_cell(row.pathway),
-                *(
-                    Text(str(row.counts[status]), style=BOOKING_STYLES[status] if row.counts[status] else "dim")
-                    for status in BOOKING_STATUSES
-                ),
-                _count_cell(row.total, largest, row.pathway.color or "cyan"),
-                end_section=index == len(report.rows) - 1,
-            )
-        grid.add_row(
-            _pathway_cell(report.totals.pathway),
-            *(Text(str(report.totals.counts[status]), style="bold") for status in BOOKING_STATUSES),
-            _total_cell(report.totals.total),
-        )
+
+        def cells(row: Any, total: bool) -> list[Any]:
+            counts = [_plain_count(row.counts[status], total, BOOKING_STYLES[status]) for status in BOOKING_STATUSES]
+            return [_pathway_cell(row.pathway), *counts, _bar_count(row.total, largest, row, total)]
+
+        _add_totalled_rows(grid, report, cells)
         console.print(grid)
 
     return draw
@@ -381,10 +382,12 @@ def _analytics_renderer(report: Any, sink: OutputSink) -> Any:
     def draw(console: Any) -> None:
         from rich.text import Text
 
+        from bapp_cli.db.domains import ENROLMENT_STATUSES
+
         grid = _report_grid("Pathway analytics", caption=f"period for bookings: {_period_caption(report.period, sink)}")
         grid.add_column("pathway", no_wrap=True)
         grid.add_column("enrolled", no_wrap=True)
-        for status in ("active", "paused", "completed"):
+        for status in ENROLMENT_STATUSES:
             grid.add_column(
                 status, justify="right", header_style=f"bold {ENROLMENT_STYLES[status]}", min_width=len(status)
             )
@@ -393,9 +396,8 @@ def _analytics_renderer(report: Any, sink: OutputSink) -> Any:
         grid.add_column("avg days", justify="right", no_wrap=True)
         grid.add_column("bookings", no_wrap=True)
         grid.add_column("top skills", no_wrap=True, overflow="ellipsis")
-        rows = report.rows
-        most_enrolled = max((row.enrolled for row in rows), default=0)
-        most_booked = max((row.bookings for row in rows), default=0)
+        most_enrolled = max((row.enrolled for row in report.rows), default=0)
+        most_booked = max((row.bookings for row in report.rows), default=0)
 
         def top(row: Any) -> Text:
             if not row.top_skills:
@@ -403,30 +405,19 @@ def _analytics_renderer(report: Any, sink: OutputSink) -> Any:
             width = len(str(row.top_skills[0]["completions"]))
             return Text("\n".join(f"{item['completions']:>{width}}× {item['name']}" for item in row.top_skills))
 
-        for index, row in enumerate(rows):
-            colour = row.pathway.color or "cyan"
-            grid.add_row(
+        def cells(row: Any, total: bool) -> list[Any]:
+            return [
                 _pathway_cell(row.pathway),
-                _count_cell(row.enrolled, most_enrolled, colour),
-                *(Text(str(value), style="" if value else "dim") for value in (row.active, row.paused, row.completed)),
+                _bar_count(row.enrolled, most_enrolled, row, total),
+                *(_plain_count(getattr(row, status), total) for status in ENROLMENT_STATUSES),
                 _percent_cell(row.average_percent),
                 _percent_cell(row.completion_rate),
-                f"{row.average_days_to_complete:.1f}",
-                _count_cell(row.bookings, most_booked, colour),
+                Text(f"{row.average_days_to_complete:.1f}", style="bold" if total else ""),
+                _bar_count(row.bookings, most_booked, row, total),
                 top(row),
-                end_section=index == len(rows) - 1,
-            )
-        total = report.totals
-        grid.add_row(
-            _pathway_cell(total.pathway),
-            _total_cell(total.enrolled),
-            *(Text(str(value), style="bold") for value in (total.active, total.paused, total.completed)),
-            _percent_cell(total.average_percent),
-            _percent_cell(total.completion_rate),
-            Text(f"{total.average_days_to_complete:.1f}", style="bold"),
-            _total_cell(total.bookings),
-            top(total),
-        )
+            ]
+
+        _add_totalled_rows(grid, report, cells)
         console.print(grid)
 
     return draw

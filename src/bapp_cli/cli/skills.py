@@ -7,7 +7,7 @@ from typing import Annotated, Any
 import typer
 
 from bapp_cli.cli.cells import SKILL_STATUS_STYLES
-from bapp_cli.cli.context import state, utc_now
+from bapp_cli.cli.context import utc_now
 from bapp_cli.cli.options import (
     MAX_OPTION_INT,
     ClientArgument,
@@ -31,12 +31,12 @@ def _skill_table(views: list[Any], title: str) -> Any:
         table = listing_table(title, ("slug", "name", "domain", "fundamental", "links", "archived"))
         for view in views:
             table.add_row(
-                view.slug,
-                view.name,
-                view.domain or "—",
-                "★" if view.is_fundamental else "",
-                ", ".join(view.links) or "—",
-                "yes" if view.archived else "",
+                view["slug"],
+                view["name"],
+                view["domain"] or "—",
+                "★" if view["is_fundamental"] else "",
+                ", ".join(view["links"]) or "—",
+                "yes" if view["archived"] else "",
             )
         console.print(table)
         if not views:
@@ -45,18 +45,32 @@ def _skill_table(views: list[Any], title: str) -> Any:
     return draw
 
 
-def _catalogue_change(ctx: typer.Context, verb: str, action: Any, **changing_options: Any) -> None:
-    """One catalogue change (`action(session)`) in its transaction, then the skill as it now stands."""
-    from bapp_cli.services.skills import SKILL_COLUMNS
+def _change(
+    ctx: typer.Context,
+    change: Any,
+    *arguments: Any,
+    dry_run: bool = False,
+    ask: str | None = None,
+    yes: bool = False,
+    **options: Any,
+) -> tuple[Any, Any]:
+    """Every skills command that changes something: `change(session, *arguments, now=…, **options)` in one
+    transaction (confirmed first when `ask` is given), its result printed as the command's record."""
+    with changing(ctx, dry_run=dry_run, ask=ask, yes=yes) as (sink, session):
+        result = change(session, *arguments, now=utc_now(), **options)
+    sink.record(result.as_record())
+    return sink, result
 
-    with changing(ctx, **changing_options) as (sink, session):
-        change = action(session)
-    sink.record(change.as_record(), SKILL_COLUMNS)
-    sink.info(f"{verb} skill {change.skill.slug}." if change.changed else f"Skill {change.skill.slug} unchanged.")
-    if change.badges_awarded or change.pathways_completed:
+
+def _catalogue_change(ctx: typer.Context, verb: str, change: Any, *arguments: Any, **options: Any) -> None:
+    """A catalogue change, then what it did and what it let clients earn."""
+    sink, result = _change(ctx, change, *arguments, **options)
+    slug = result.skill["slug"]
+    sink.info(f"{verb} skill {slug}." if result.changed else f"Skill {slug} unchanged.")
+    if result.badges_awarded or result.pathways_completed:
         sink.info(
-            f"That change completed criteria for clients: {change.badges_awarded} badge(s) awarded, "
-            f"{change.pathways_completed} enrolment(s) completed."
+            f"That change completed criteria for clients: {result.badges_awarded} badge(s) awarded, "
+            f"{result.pathways_completed} enrolment(s) completed."
         )
 
 
@@ -93,12 +107,10 @@ def add(
     """
     from bapp_cli.services.skills import add_skill
 
-    options: dict[str, Any] = dict(description=description, domain=domain, fundamental=fundamental, links=links or [])
-
-    def action(session: Any) -> Any:
-        return add_skill(session, slug, name=name, now=utc_now(), **options)
-
-    _catalogue_change(ctx, "Would add" if dry_run else "Added", action, dry_run=dry_run)
+    options = {"name": name, "description": description, "domain": domain, "fundamental": fundamental}
+    _catalogue_change(
+        ctx, "Would add" if dry_run else "Added", add_skill, slug, links=links or [], dry_run=dry_run, **options
+    )
 
 
 @output_command(app, "update")
@@ -122,12 +134,8 @@ def update(
     """
     from bapp_cli.services.skills import update_skill
 
-    options: dict[str, Any] = {"name": name, "description": description, "domain": domain, "fundamental": fundamental}
-
-    def action(session: Any) -> Any:
-        return update_skill(session, slug, now=utc_now(), **options)
-
-    _catalogue_change(ctx, "Would update" if dry_run else "Updated", action, dry_run=dry_run)
+    options = {"name": name, "description": description, "domain": domain, "fundamental": fundamental}
+    _catalogue_change(ctx, "Would update" if dry_run else "Updated", update_skill, slug, dry_run=dry_run, **options)
 
 
 @output_command(app, "link")
@@ -146,10 +154,7 @@ def link(
     """
     from bapp_cli.services.skills import link_skill
 
-    def action(session: Any) -> Any:
-        return link_skill(session, slug, target, now=utc_now())
-
-    _catalogue_change(ctx, "Would link" if dry_run else "Linked", action, dry_run=dry_run)
+    _catalogue_change(ctx, "Would link" if dry_run else "Linked", link_skill, slug, target, dry_run=dry_run)
 
 
 @output_command(app, "unlink")
@@ -162,10 +167,7 @@ def unlink(ctx: typer.Context, slug: SkillArgument, pathway: PathwayArgument, dr
     """
     from bapp_cli.services.skills import unlink_skill
 
-    def action(session: Any) -> Any:
-        return unlink_skill(session, slug, pathway, now=utc_now())
-
-    _catalogue_change(ctx, "Would unlink" if dry_run else "Unlinked", action, dry_run=dry_run)
+    _catalogue_change(ctx, "Would unlink" if dry_run else "Unlinked", unlink_skill, slug, pathway, dry_run=dry_run)
 
 
 @output_command(app, "archive")
@@ -178,10 +180,7 @@ def archive(ctx: typer.Context, slug: SkillArgument, yes: YesOption = False) -> 
     """
     from bapp_cli.services.skills import archive_skill
 
-    def action(session: Any) -> Any:
-        return archive_skill(session, slug, now=utc_now())
-
-    _catalogue_change(ctx, "Archived", action, ask=f"Archive skill {slug.strip().lower()}?", yes=yes)
+    _catalogue_change(ctx, "Archived", archive_skill, slug, ask=f"Archive skill {slug.strip().lower()}?", yes=yes)
 
 
 @output_command(app, "list")
@@ -218,7 +217,7 @@ def list_command(
             include_archived=include_archived,
             page=Page(limit=limit, offset=offset, search=search),
         )
-    sink.records([view.as_record() for view in views], SKILL_COLUMNS, table=_skill_table(views, "Skills"))
+    sink.records(views, SKILL_COLUMNS, table=_skill_table(views, "Skills"))
 
 
 @output_command(app, "assign")
@@ -255,20 +254,8 @@ def assign(
     """
     from bapp_cli.services.skills import assign_skills
 
-    with changing(ctx, dry_run=dry_run) as (sink, session):
-        result = assign_skills(
-            session,
-            email,
-            skills or [],
-            now=utc_now(),
-            pathway=pathway,
-            tier=tier,
-            status=status,
-            via=via,
-            validated_by=validated_by,
-            note=note,
-        )
-    sink.record(result.as_record())
+    options: dict[str, Any] = dict(pathway=pathway, tier=tier, status=status, via=via, validated_by=validated_by)
+    sink, result = _change(ctx, assign_skills, email, skills or [], dry_run=dry_run, note=note, **options)
     prefix = "Would assign" if dry_run else "Assigned"
     sink.info(
         f"{prefix} {len(result.assigned)} new, {len(result.updated)} updated, "
@@ -277,10 +264,9 @@ def assign(
     _report_outcome(sink, result.client, result.outcome, result.enrolled)
 
 
-def _progress_command(ctx: typer.Context, dry_run: bool, action: Any) -> None:
-    with changing(ctx, dry_run=dry_run) as (sink, session):
-        change = action(session)
-    sink.record(change.as_record())
+def _progress_command(ctx: typer.Context, change_progress: Any, *arguments: Any, **options: Any) -> None:
+    """`skills start|complete|reset`: the progress row as it now stands, then what changed and was earned."""
+    sink, change = _change(ctx, change_progress, *arguments, **options)
     mark = SKILL_STATUS_STYLES.get(change.status, ("", ""))[0]
     if change.changed:
         sink.info(f"{mark} {change.skill} for {change.client}: {change.previous_status or 'new'} → {change.status}")
@@ -299,7 +285,7 @@ def start(ctx: typer.Context, email: ClientArgument, skill: SkillArgument, dry_r
     """
     from bapp_cli.services.skills import start_skill
 
-    _progress_command(ctx, dry_run, lambda session: start_skill(session, email, skill, now=utc_now()))
+    _progress_command(ctx, start_skill, email, skill, dry_run=dry_run)
 
 
 @output_command(app, "complete")
@@ -329,13 +315,7 @@ def complete(
     """
     from bapp_cli.services.skills import complete_skill
 
-    _progress_command(
-        ctx,
-        dry_run,
-        lambda session: complete_skill(
-            session, email, skill, now=utc_now(), via=via, validated_by=validated_by, note=note
-        ),
-    )
+    _progress_command(ctx, complete_skill, email, skill, dry_run=dry_run, via=via, validated_by=validated_by, note=note)
 
 
 @output_command(app, "reset")
@@ -348,5 +328,5 @@ def reset(ctx: typer.Context, email: ClientArgument, skill: SkillArgument, yes: 
     """
     from bapp_cli.services.skills import reset_skill
 
-    state(ctx).confirm(yes, f"Reset {skill.strip().lower()} for {email.strip().lower()}?")
-    _progress_command(ctx, False, lambda session: reset_skill(session, email, skill, now=utc_now()))
+    ask = f"Reset {skill.strip().lower()} for {email.strip().lower()}?"
+    _progress_command(ctx, reset_skill, email, skill, ask=ask, yes=yes)

@@ -273,16 +273,6 @@ def build_credential(
     }
 
 
-@dataclass(frozen=True)
-class IssuedCredential:
-    badge: str
-    credential: dict[str, Any]
-    jwt: str
-
-    def as_document(self) -> dict[str, Any]:
-        return {"badge": self.badge, "credential": self.credential, "jwt": self.jwt}
-
-
 def sign_credential(credential: dict[str, Any], issuer: Issuer, *, now: dt.datetime) -> str:
     valid_from = _parse_instant(credential["validFrom"])
     assert valid_from is not None  # build_credential wrote it
@@ -301,8 +291,9 @@ def issue_credentials(
     issuer: Issuer,
     now: dt.datetime,
     only: Iterable[str] = (),
-) -> list[IssuedCredential]:
-    """One signed credential per badge the client holds (or per badge in `only`), oldest first.
+) -> list[dict[str, Any]]:
+    """One signed credential per badge the client holds (or per badge in `only`), oldest first, each as
+    `badges export --format json` writes it: {badge, credential, jwt}.
 
     A revoked badge is left out; named in `only` it is a conflict, as is a key the client does not hold.
     Each credential gets a fresh random salt, so two exports do not share an identity hash to link them by.
@@ -339,26 +330,19 @@ def issue_credentials(
             definition=definition,
             salt=secrets.token_hex(16),
         )
-        issued.append(IssuedCredential(badge.key, credential, sign_credential(credential, issuer, now=now)))
+        issued.append(
+            {"badge": badge.key, "credential": credential, "jwt": sign_credential(credential, issuer, now=now)}
+        )
     return issued
 
 
 # -- revocation ---------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Revocation:
-    client: str
-    badge: str
-    revoked_at: dt.datetime
-    reason: str
+def revoke_badge(session: Session, email: str, key: str, *, reason: str, now: dt.datetime) -> dict[str, Any]:
+    """Mark a badge revoked, with the reason, and audit it. The badge row stays: badges are permanent.
 
-    def as_record(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def revoke_badge(session: Session, email: str, key: str, *, reason: str, now: dt.datetime) -> Revocation:
-    """Mark a badge revoked, with the reason, and audit it. The badge row stays: badges are permanent."""
+    The record `badges revoke` prints: {client, badge, revoked_at, reason}."""
     cleaned = " ".join(reason.split())
     if not cleaned:
         raise InvalidInput("--reason must not be empty", code="missing_reason")
@@ -380,7 +364,7 @@ def revoke_badge(session: Session, email: str, key: str, *, reason: str, now: dt
     badge.revocation_reason = cleaned
     record_audit(session, "badge", f"{client.email} {badge.key}", {"revoked_at": now, "reason": cleaned})
     session.flush()
-    return Revocation(client.email, badge.key, now, cleaned)
+    return {"client": client.email, "badge": badge.key, "revoked_at": now, "reason": cleaned}
 
 
 def _encode_bits(revoked: Iterable[int]) -> str:
@@ -402,15 +386,9 @@ def _bit_is_set(encoded: str, index: int) -> bool:
     return bool(bits[index // 8] & (0x80 >> (index % 8)))
 
 
-@dataclass(frozen=True)
-class StatusList:
-    revoked: int
-    credential: dict[str, Any]
-    jwt: str
-
-
-def build_status_list(session: Session, *, issuer: Issuer, now: dt.datetime) -> StatusList:
-    """The signed revocation list to publish at `issuer.status_list_id`: a bit per badge id, set if revoked."""
+def build_status_list(session: Session, *, issuer: Issuer, now: dt.datetime) -> tuple[int, dict[str, Any]]:
+    """The signed revocation list to publish at `issuer.status_list_id`, a bit per badge id set if revoked: how
+    many are, and the list as `badges status-list --format json` writes it, {credential, jwt}."""
     revoked = list(session.scalars(select(Badge.id).where(Badge.revoked_at.is_not(None))))
     credential = {
         "@context": [VC_CONTEXT],
@@ -425,7 +403,7 @@ def build_status_list(session: Session, *, issuer: Issuer, now: dt.datetime) -> 
             "encodedList": _encode_bits(revoked),
         },
     }
-    return StatusList(len(revoked), credential, _sign(credential, issuer, now))
+    return len(revoked), {"credential": credential, "jwt": _sign(credential, issuer, now)}
 
 
 # -- verifying ----------------------------------------------------------------------------------------

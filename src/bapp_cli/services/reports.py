@@ -35,39 +35,25 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
+from bapp_cli.db.domains import ENROLMENT_STATUSES
 from bapp_cli.db.models import BOOKING_STATUSES, Booking, Enrolment, Pathway, Skill, SkillPathwayLink, UserSkillProgress
 from bapp_cli.errors import InvalidInput
+from bapp_cli.services import progress
 from bapp_cli.services.booking import BookingFilters, BookingView, list_bookings
 from bapp_cli.services.instants import instant_text
 from bapp_cli.services.people import get_builder
-from bapp_cli.services.progress import TABLE_TIERS, ProgressRow, progress_table, select_enrolment_counts
 
 NO_PATHWAY = "none"
 TOP_SKILLS = 3
 BOOKING_COUNT_COLUMNS = ("pathway", *BOOKING_STATUSES, "total")
-CLIENT_PROGRESS_COLUMNS = (
-    "client",
-    "pathway",
-    "status",
-    *(f"tier{number}_{part}" for number in TABLE_TIERS for part in ("completed", "total", "percent")),
-    "completed",
-    "total",
-    "percent",
-    "badges",
-    "last_activity",
+# `progress table`'s columns, each percentage preceded by the two counts it divides
+CLIENT_PROGRESS_COLUMNS = tuple(
+    f"{name.removesuffix('percent')}{part}" if name.endswith("percent") else name
+    for name in progress.PROGRESS_TABLE_COLUMNS
+    for part in (("completed", "total", "percent") if name.endswith("percent") else (name,))
 )
-ANALYTICS_COLUMNS = (
-    "pathway",
-    "enrolled",
-    "active",
-    "paused",
-    "completed",
-    "average_percent",
-    "completion_rate",
-    "average_days_to_complete",
-    "top_skills",
-    "bookings",
-)
+ANALYTICS_AVERAGES = ("average_percent", "completion_rate", "average_days_to_complete")
+ANALYTICS_COLUMNS = ("pathway", "enrolled", *ENROLMENT_STATUSES, *ANALYTICS_AVERAGES, "top_skills", "bookings")
 TENTH = Decimal("0.1")
 
 
@@ -213,14 +199,14 @@ def list_bookings_by_pathway(
 class ClientProgressLine:
     """One enrolment with tier and overall counts: `progress table`'s row, counts included."""
 
-    row: ProgressRow
+    row: progress.ProgressRow
     pathway: ReportPathway
 
     def as_record(self) -> dict[str, Any]:
         row = self.row
         tiers = {
             f"tier{number}_{part}": value
-            for index, number in enumerate(TABLE_TIERS)
+            for index, number in enumerate(progress.TABLE_TIERS)
             for part, value in (
                 ("completed", row.tier_completed[index]),
                 ("total", row.tier_total[index]),
@@ -239,7 +225,7 @@ def client_progress(
     aggregate query.
     """
     labels = {label.key: label for label in _pathways(session).values()}
-    for row in progress_table(session, pathway=pathway, builder=builder):
+    for row in progress.progress_table(session, pathway=pathway, builder=builder):
         yield ClientProgressLine(row, labels.get(row.pathway, ReportPathway(row.pathway, row.pathway)))
 
 
@@ -298,7 +284,7 @@ class PathwayFigures:
 
 
 # what _enrolment_figures returns per pathway, in order: PathwayFigures' fields of the same names
-_ENROLMENT_FIGURES = ("enrolled", "active", "paused", "completed", "percent_sum", "days_sum", "days_count")
+_ENROLMENT_FIGURES = ("enrolled", *ENROLMENT_STATUSES, "percent_sum", "days_sum", "days_count")
 
 
 def _enrolment_figures(session: Session) -> dict[int, tuple[int, ...]]:
@@ -307,7 +293,7 @@ def _enrolment_figures(session: Session) -> dict[int, tuple[int, ...]]:
     The inner query is the progress table's per-enrolment count (`select_enrolment_counts`: completed and
     linked non-archived skills) and the outer one folds them per pathway.
     """
-    per_enrolment = select_enrolment_counts(
+    per_enrolment = progress.select_enrolment_counts(
         Enrolment.pathway_id,
         Enrolment.status,
         case(
@@ -325,7 +311,7 @@ def _enrolment_figures(session: Session) -> dict[int, tuple[int, ...]]:
     query = select(
         per_enrolment.c.pathway_id,
         func.count(),
-        *(counting(per_enrolment.c.status == status) for status in ("active", "paused", "completed")),
+        *(counting(per_enrolment.c.status == status) for status in ENROLMENT_STATUSES),
         func.coalesce(func.sum(case((per_enrolment.c.linked > 0, percent), else_=0)), 0),
         func.coalesce(func.sum(case((dated, per_enrolment.c.days), else_=0)), 0),
         counting(dated),

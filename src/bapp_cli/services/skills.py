@@ -13,7 +13,7 @@ import datetime as dt
 import re
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select
@@ -42,6 +42,7 @@ from bapp_cli.services.progress import CompletionOutcome, check_status, record_c
 from bapp_cli.services.rule_book import (
     PROGRESS_FIELDS,
     ProgressState,
+    Refusal,
     assigned_pathway,
     move_progress,
     progress_advances,
@@ -60,30 +61,17 @@ SKILL_COLUMNS = ("slug", "name", "description", "domain", "is_fundamental", "arc
 
 
 @dataclass(frozen=True)
-class SkillView:
-    slug: str
-    name: str
-    description: str | None
-    domain: str | None
-    is_fundamental: bool
-    archived: bool
-    links: list[str]  # "pathway:tier", in pathway display order
-
-    def as_record(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass(frozen=True)
 class SkillChange:
-    """A catalogue change: the skill as it now stands, what changed, and badges it let clients earn."""
+    """A catalogue change: the skill as it now stands (its SKILL_COLUMNS record), what changed, and the badges
+    it let clients earn."""
 
-    skill: SkillView
+    skill: dict[str, Any]
     changed: dict[str, Any]
     badges_awarded: int = 0
     pathways_completed: int = 0
 
     def as_record(self) -> dict[str, Any]:
-        return self.skill.as_record()
+        return self.skill
 
 
 def check_skill_slug(value: str) -> str:
@@ -161,14 +149,14 @@ def skill_links(session: Session, skill_ids: Sequence[int] | None = None) -> dic
     return links
 
 
-def _view(session: Session, skill: Skill) -> SkillView:
+def _view(session: Session, skill: Skill) -> dict[str, Any]:
     session.flush()
     return _as_view(skill, skill_links(session, [skill.id])[skill.id])
 
 
-def _as_view(skill: Skill, links: dict[int, str]) -> SkillView:
-    columns = {name: getattr(skill, name) for name in SKILL_COLUMNS if name != "links"}
-    return SkillView(**columns, links=list(links.values()))
+def _as_view(skill: Skill, links: dict[int, str]) -> dict[str, Any]:
+    """The skill's record (SKILL_COLUMNS): its columns, then its links "pathway:tier" in pathway display order."""
+    return {**{name: getattr(skill, name) for name in SKILL_COLUMNS if name != "links"}, "links": list(links.values())}
 
 
 def _linked_pathway_ids(session: Session, skill_ids: Sequence[int]) -> set[int]:
@@ -186,13 +174,13 @@ def _changed(
 ) -> SkillChange:
     """Stamp and audit a catalogue change, then award what it completed in the pathways (and fundamentals)
     it may have shrunk — `record_completions` does nothing for an empty scope."""
+    earned: dict[str, int] = {}
     if changes:
         skill.updated_at = now
         session.flush()
         record_audit(session, "skill", skill.slug, changes)
-        outcomes = record_completions(session, now=now, pathway_ids=pathway_ids, fundamentals=fundamentals)
-        return SkillChange(_view(session, skill), changes, **earned_counts(outcomes))
-    return SkillChange(_view(session, skill), changes)
+        earned = earned_counts(record_completions(session, now=now, pathway_ids=pathway_ids, fundamentals=fundamentals))
+    return SkillChange(_view(session, skill), changes, **earned)
 
 
 def earned_counts(outcomes: dict[int, CompletionOutcome]) -> dict[str, int]:
@@ -243,7 +231,7 @@ def add_skill(
     for pathway_id, tier in seen.items():
         session.add(SkillPathwayLink(skill_id=skill.id, pathway_id=pathway_id, tier=tier))
     view = _view(session, skill)
-    changes = {"name": clean_name, "domain": clean_domain, "is_fundamental": fundamental, "links": view.links}
+    changes = {"name": clean_name, "domain": clean_domain, "is_fundamental": fundamental, "links": view["links"]}
     record_audit(session, "skill", canonical, changes)
     return SkillChange(view, changes)
 
@@ -315,7 +303,7 @@ def archive_skill(session: Session, slug: str, *, now: dt.datetime) -> SkillChan
     """Archive a skill: it leaves every tier's count and the fundamentals, but its history stays."""
     skill = get_skill(session, slug)
     if skill.archived:
-        return SkillChange(_view(session, skill), {})
+        return _changed(session, skill, {}, now)
     skill.archived = True
     pathway_ids = _linked_pathway_ids(session, [skill.id])
     return _changed(
@@ -331,7 +319,7 @@ def list_skills(
     fundamental: bool = False,
     include_archived: bool = False,
     page: Page = ALL,
-) -> list[SkillView]:
+) -> list[dict[str, Any]]:
     """Skills by slug, filtered by pathway (and tier), fundamental flag; archived ones only when asked;
     `page.search` looks in slug, name and domain."""
     query = select(Skill).order_by(Skill.slug)
@@ -423,30 +411,22 @@ def _completion(session: Session, via: str | None, validated_by: str | None) -> 
     return method, validator
 
 
-def _progress_of(row: UserSkillProgress) -> ProgressState:
-    return ProgressState(**{name: getattr(row, name) for name in PROGRESS_FIELDS})
-
-
-def _store_progress(row: UserSkillProgress, state: ProgressState, now: dt.datetime) -> None:
-    for name, value in vars(state).items():
-        setattr(row, name, value)
-    row.updated_at = now
-
-
 def _apply_status(
     row: UserSkillProgress, status: str, completion: tuple[str, User | None] | None, now: dt.datetime
 ) -> None:
-    """Move a row forward to `status`, stamping what that status means (services.rule_book.move_progress)."""
+    """Move a row to `status` (services.rule_book.move_progress; `reset_progress` for not_started), stamping
+    what that status means."""
+    state = ProgressState(**{name: getattr(row, name) for name in PROGRESS_FIELDS})
     method, validator = completion or (None, None)
-    moved = move_progress(
-        _progress_of(row),
-        status,
-        now=now,
-        completion_method=method,
-        validated_by_id=validator.id if validator else None,
-    )
+    validator_id = validator.id if validator else None
+    if status == "not_started":
+        moved: ProgressState | Refusal = reset_progress(state)
+    else:
+        moved = move_progress(state, status, now=now, completion_method=method, validated_by_id=validator_id)
     assert isinstance(moved, ProgressState)  # _completion checked the method and validator up front
-    _store_progress(row, moved, now)
+    for name, value in vars(moved).items():
+        setattr(row, name, value)
+    row.updated_at = now
 
 
 def _assigned_under(session: Session, client_id: int, skill_ids: Sequence[int]) -> dict[int, int]:
@@ -699,6 +679,6 @@ def reset_skill(session: Session, email: str, skill_slug: str, *, now: dt.dateti
     client, skill, row, previous = _locked_row(session, email, skill_slug, now, create=False)
     changed = row.status != "not_started" or row.started_at is not None
     if changed:
-        _store_progress(row, reset_progress(_progress_of(row)), now)
+        _apply_status(row, "not_started", None, now)
         _audit_progress(session, client, skill, {"status": [previous, "not_started"], "reset": True})
     return _progress_change(session, client, skill, row, previous, changed)

@@ -249,8 +249,8 @@ class EnrolmentImporter(_PeopleImporter):
     def parse_row(self, values: Mapping[str, Any]) -> dict[str, Any]:
         pathway = self.pathway(values["pathway"])
         assert pathway is not None
-        item: dict[str, Any] = {"email": self.email(values, "client"), "pathway_id": pathway[0], "id": values.get("id")}
-        item["archived"] = pathway[1]
+        item: dict[str, Any] = {"email": self.email(values, "client"), "id": values.get("id")}
+        item |= {"pathway_id": pathway[0], "archived": pathway[1]}
         if values.get("status") is not None:
             item["status"] = values["status"]
         if values.get("start_date") is not None:
@@ -484,14 +484,9 @@ class BadgeImporter(_PeopleImporter):
     table = Badge.__table__
 
     def parse_row(self, values: Mapping[str, Any]) -> dict[str, Any]:
-        revoked = self.instant(values.get("revoked_at"), "revoked_at")
-        awarded = self.instant(values.get("awarded_at"), "awarded_at")
-        item = {
-            "email": normalise_email(values["client"], field="client"),
-            "key": values["key"],
-            "id": values.get("id"),
-        }
-        return item | {"awarded_at": awarded, "revoked_at": revoked, "reason": values.get("revocation_reason")}
+        stamps = {name: self.instant(values.get(name), name) for name in ("revoked_at", "awarded_at")}
+        item = {"email": self.email(values, "client"), "key": values["key"], "id": values.get("id"), **stamps}
+        return item | {"reason": values.get("revocation_reason")}
 
     def prepare(self, client_ids: list[int], items: list[dict[str, Any]]) -> None:
         self.held = {(row.client_id, row.key) for row in self.stored(self.table, client_ids)}
