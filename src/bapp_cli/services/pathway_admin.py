@@ -21,7 +21,7 @@ from bapp_cli.db.models import Pathway, PathwayTier
 from bapp_cli.errors import Conflict, InvalidInput
 from bapp_cli.services.pathways import get_pathway, list_pathways, normalise_slug
 
-PATHWAY_SLUG_PATTERN = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+SLUG_PATTERN = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")  # pathways' and session types'; skills allow `_` too
 COLOR_PATTERN = re.compile(r"^#[0-9A-Fa-f]{6}$")
 MAX_SLUG_LENGTH = 64
 MAX_NAME_LENGTH = 100
@@ -44,7 +44,7 @@ class TierSpec:
 
 def check_pathway_slug(value: str) -> str:
     slug = normalise_slug(value)
-    if not slug or len(slug) > MAX_SLUG_LENGTH or not PATHWAY_SLUG_PATTERN.match(slug):
+    if not slug or len(slug) > MAX_SLUG_LENGTH or not SLUG_PATTERN.match(slug):
         raise InvalidInput(
             f"slug: {value!r} is not a valid pathway slug",
             hint="use lowercase letters, digits and single hyphens, e.g. 'data-leaders'",
