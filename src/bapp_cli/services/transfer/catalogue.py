@@ -34,6 +34,7 @@ from bapp_cli.db.models import (
     Skill,
     SkillPathwayLink,
 )
+from bapp_cli.db.types import UTCDateTime
 from bapp_cli.errors import BappError, InvalidInput, NotFound
 from bapp_cli.services.pathway_admin import (
     MAX_TIERS,
@@ -198,16 +199,18 @@ def _cleaned(value: Any) -> Any:
     return value.strip() or None if isinstance(value, str) else value
 
 
-Fields = Mapping[str, Callable[[Any], Any] | None]
+# the columns a row names its record by, or that the importer sets by its own rules
+_KEYS = ("id", "slug", "created_at", "calendly_uri")
 
 
 class RowImporter(KindImporter):
     """One row at a time through the ORM; refusals are collected per row before anything is changed."""
 
     model: ClassVar[type[Base]]
-    # The columns a row sets as given, each with the rule that checks and stores its value (None: an
-    # instant). A null clears a nullable column and leaves a NOT NULL one as it is.
-    fields: ClassVar[Fields]
+    # How a row's values of the model's columns are checked and stored where a rule of the admin commands
+    # applies; any other column: text trimmed (blank is none), instants read as instants, the rest as
+    # given. A null clears a nullable column and leaves a NOT NULL one as it is.
+    rules: ClassVar[Mapping[str, Callable[[Any], Any]]] = {}
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -230,15 +233,20 @@ class RowImporter(KindImporter):
         """Create or update one row; returns its outcome (created, updated, unchanged)."""
 
     def given(self, values: Mapping[str, Any]) -> dict[str, Any]:
-        """The stored values of the `fields` the row has."""
+        """The stored values of the model's columns the row has."""
         columns = self.model.__table__.columns
         wanted: dict[str, Any] = {}
-        for name, clean in self.fields.items():
-            value = values.get(name)
-            if value is not None:
-                wanted[name] = clean(value) if clean is not None else self.instant(value, name)
-            elif name in values and columns[name].nullable:
-                wanted[name] = None
+        for name, value in values.items():
+            column = columns.get(name)
+            if column is None or name in _KEYS:
+                continue
+            if value is None:
+                if column.nullable:
+                    wanted[name] = None
+            elif name in self.rules:
+                wanted[name] = self.rules[name](value)
+            else:
+                wanted[name] = self.instant(value, name) if isinstance(column.type, UTCDateTime) else _cleaned(value)
         return wanted
 
     def seen_once(self, key: str, line: int, name: str) -> None:
@@ -302,7 +310,7 @@ class PathwayImporter(RowImporter):
     required = (("slug",),)
     batch_size = 500
     model = Pathway
-    fields: ClassVar[Fields] = {**PATHWAY_FIELDS, "position": _cleaned, "archived": _cleaned}
+    rules = PATHWAY_FIELDS
 
     def apply_row(self, row: SourceRow, values: dict[str, Any]) -> str:
         slug = check_pathway_slug(values["slug"])
@@ -365,12 +373,9 @@ class SkillImporter(RowImporter):
     required = (("slug",),)
     batch_size = 500
     model = Skill
-    fields: ClassVar[Fields] = {
+    rules: ClassVar[Mapping[str, Callable[[Any], Any]]] = {
         "name": partial(check_name, max_length=MAX_SKILL_NAME_LENGTH),
-        "description": _cleaned,
         "domain": _clean_domain,
-        "is_fundamental": _cleaned,
-        "archived": _cleaned,
     }
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -470,38 +475,18 @@ def _calendly_color(value: str) -> str:
     return value
 
 
-_SESSION_PLAIN = (
-    "description",
-    "duration_options",
-    "enabled",
-    "is_secret",
-    "display_order",
-    "scheduling_url",
-    "kind",
-    "invitee_limit",
-    "owner_uri",
-    "calendly_position",
-    "remote_active",
-    "present_in_last_sync",
-)
-
-
 class SessionImporter(RowImporter):
     kind = "sessions"
     schema = SessionRow
     required = (("calendly_uri", "slug", "title", "id"),)
     batch_size = 500
     model = SessionType
-    fields: ClassVar[Fields] = {
+    rules: ClassVar[Mapping[str, Callable[[Any], Any]]] = {
         "title": check_title,
-        "duration_minutes": _cleaned,
-        "requires_auth": _cleaned,
         "category": parse_category,
         "price": parse_price,
         "currency": parse_currency,
         "color": _calendly_color,
-        **dict.fromkeys(_SESSION_PLAIN, _cleaned),
-        **dict.fromkeys(("remote_updated_at", "remote_deleted_at", "last_synced_at")),  # instants
     }
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
