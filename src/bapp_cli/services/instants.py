@@ -109,10 +109,8 @@ def localise(naive: dt.datetime, zone: ZoneInfo, *, field: str = "time") -> dt.d
 
 
 def _offset_text(moment: dt.datetime) -> str:
-    offset = moment.utcoffset() or dt.timedelta()
-    minutes = int(offset.total_seconds()) // 60
-    sign = "+" if minutes >= 0 else "-"
-    return f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
+    offset = moment.strftime("%z")  # ±HHMM[SS]
+    return f"{offset[:3]}:{offset[3:5]}"
 
 
 def parse_instant(text: str, *, timezone: str, field: str = "time", require_time: bool = False) -> dt.datetime:
@@ -123,7 +121,7 @@ def parse_instant(text: str, *, timezone: str, field: str = "time", require_time
     """
     parsed = _parse_iso(text, field)
     check_in_range(parsed, field=field, text=text.strip())
-    if require_time and _is_bare_date(text):
+    if require_time and _bare_date(text) is not None:
         raise InvalidInput(
             f"{field}: {text.strip()!r} is a date without a time",
             hint=f"give the time too, e.g. {text.strip()}T10:00",
@@ -134,22 +132,17 @@ def parse_instant(text: str, *, timezone: str, field: str = "time", require_time
     return parsed.astimezone(dt.UTC)
 
 
-def _is_bare_date(text: str) -> bool:
+def _bare_date(text: str) -> dt.date | None:
     try:
-        dt.date.fromisoformat(text.strip())
+        return dt.date.fromisoformat(text.strip())
     except ValueError:
-        return False
-    return True
+        return None
 
 
 def parse_day(text: str, *, timezone: str, field: str = "date") -> dt.date:
     """A calendar day: `2030-01-31`, or the local date (in `timezone`) of an instant."""
-    cleaned = text.strip()
-    try:
-        day = dt.date.fromisoformat(cleaned)
-    except ValueError:
-        pass
-    else:
-        check_in_range(day, field=field, text=cleaned)
-        return day
-    return parse_instant(cleaned, timezone=timezone, field=field).astimezone(get_zone(timezone)).date()
+    day = _bare_date(text)
+    if day is None:
+        return parse_instant(text, timezone=timezone, field=field).astimezone(get_zone(timezone)).date()
+    check_in_range(day, field=field, text=text.strip())
+    return day

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,7 +21,7 @@ from bapp_cli.db.models import Pathway, PathwayTier
 from bapp_cli.errors import Conflict, InvalidInput
 from bapp_cli.services.pathways import get_pathway, list_pathways, normalise_slug
 
-PATHWAY_SLUG_PATTERN = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+SLUG_PATTERN = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")  # pathways' and session types'; skills allow `_` too
 COLOR_PATTERN = re.compile(r"^#[0-9A-Fa-f]{6}$")
 MAX_SLUG_LENGTH = 64
 MAX_NAME_LENGTH = 100
@@ -39,12 +39,12 @@ class TierSpec:
     @classmethod
     def parse(cls, text: str, *, field: str = "tier") -> TierSpec:
         name, _, description = text.partition(":")
-        return cls(check_name(name, field=field), description.strip() or None)
+        return cls(check_name(name, field=field), clean_description(description))
 
 
 def check_pathway_slug(value: str) -> str:
     slug = normalise_slug(value)
-    if not slug or len(slug) > MAX_SLUG_LENGTH or not PATHWAY_SLUG_PATTERN.match(slug):
+    if not slug or len(slug) > MAX_SLUG_LENGTH or not SLUG_PATTERN.match(slug):
         raise InvalidInput(
             f"slug: {value!r} is not a valid pathway slug",
             hint="use lowercase letters, digits and single hyphens, e.g. 'data-leaders'",
@@ -68,11 +68,37 @@ def check_color(value: str) -> str:
     return value.strip().upper()
 
 
-def check_icon(value: str) -> str:
+def check_icon(value: str) -> str | None:
     icon = value.strip()
     if len(icon) > MAX_ICON_LENGTH:
         raise InvalidInput(f"icon: longer than {MAX_ICON_LENGTH} characters", code="invalid_icon")
-    return icon
+    return icon or None
+
+
+def clean_description(value: str) -> str | None:
+    """A description: trimmed, and blank is none."""
+    return value.strip() or None
+
+
+# How each field a pathway is given is checked and stored: the one statement of these rules, for
+# `pathways add/update` and the pathways import alike.
+PATHWAY_FIELDS: dict[str, Callable[[str], Any]] = {
+    "name": check_name,
+    "description": clean_description,
+    "icon": check_icon,
+    "color": check_color,
+}
+
+
+def pathway_fields(**given: str | None) -> dict[str, Any]:
+    """The stored values of the fields given a value (None: not given)."""
+    return {name: PATHWAY_FIELDS[name](value) for name, value in given.items() if value is not None}
+
+
+def next_position(session: Session) -> int:
+    """Where a new pathway goes: after the last one in display order."""
+    last = session.scalar(select(func.max(Pathway.position)))
+    return 0 if last is None else last + 1
 
 
 # What every management command returns: the pathway record as it now stands, and {field: [old, new]} of
@@ -109,38 +135,20 @@ def add_pathway(
 ) -> PathwayChange:
     """A new pathway at the end of the display order, with tiers numbered 1, 2, 3… in the given order."""
     canonical = check_pathway_slug(slug)
-    clean_name = check_name(name)
-    clean_color = check_color(color) if color is not None else None
-    clean_icon = check_icon(icon) if icon is not None else None
+    fields = pathway_fields(name=name, description=description, icon=icon, color=color)
     if len(tiers) > MAX_TIERS:
         raise InvalidInput(f"tier: at most {MAX_TIERS} tiers", code="too_many_tiers")
     if session.scalar(select(Pathway.id).where(Pathway.slug == canonical)) is not None:
         raise Conflict(f"pathway {canonical!r} already exists", hint="change it with `bapp pathways update`")
-    last = session.scalar(select(func.max(Pathway.position)))
     pathway = Pathway(
-        slug=canonical,
-        name=clean_name,
-        description=(description.strip() or None) if description is not None else None,
-        icon=clean_icon,
-        color=clean_color,
-        position=0 if last is None else last + 1,
-        archived=False,
-        created_at=now,
-        updated_at=now,
+        slug=canonical, position=next_position(session), archived=False, created_at=now, updated_at=now, **fields
     )
     session.add(pathway)
     session.flush()
     for number, tier in enumerate(tiers, start=1):
         session.add(PathwayTier(pathway_id=pathway.id, tier=number, name=tier.name, description=tier.description))
-    session.flush()
-    changes: dict[str, Any] = {
-        "name": clean_name,
-        "icon": clean_icon,
-        "color": clean_color,
-        "tiers": [tier.name for tier in tiers],
-    }
-    record_audit(session, "pathway", canonical, changes)
-    return list_pathways(session, slug=pathway.slug)[0], changes
+    changes = {name: fields.get(name) for name in ("name", "icon", "color")} | {"tiers": [tier.name for tier in tiers]}
+    return _changed(session, pathway, changes, now)
 
 
 def update_pathway(
@@ -156,16 +164,7 @@ def update_pathway(
 ) -> PathwayChange:
     """Rename, describe, recolour or move a pathway; only the fields given change."""
     pathway = get_pathway(session, slug)
-    wanted: dict[str, Any] = {}
-    if name is not None:
-        wanted["name"] = check_name(name)
-    if description is not None:
-        wanted["description"] = description.strip() or None
-    if icon is not None:
-        wanted["icon"] = check_icon(icon) or None
-    if color is not None:
-        wanted["color"] = check_color(color)
-    changes = apply_changes(pathway, wanted)
+    changes = apply_changes(pathway, pathway_fields(name=name, description=description, icon=icon, color=color))
     if position is not None:
         changes.update(_move(session, pathway, position))
     return _changed(session, pathway, changes, now)
@@ -199,11 +198,10 @@ def set_tier(
 ) -> PathwayChange:
     """Rename or describe tier `number`, or add it when it is the next one (tiers stay 1…n without gaps)."""
     pathway = get_pathway(session, slug)
-    clean_name = check_name(name)
+    wanted = pathway_fields(name=name, description=description)
     tier = session.scalars(
         select(PathwayTier).where(PathwayTier.pathway_id == pathway.id, PathwayTier.tier == number)
     ).one_or_none()
-    changes: dict[str, Any] = {}
     if tier is None:
         highest = session.scalar(select(func.max(PathwayTier.tier)).where(PathwayTier.pathway_id == pathway.id)) or 0
         if number < 1 or number != highest + 1 or number > MAX_TIERS:
@@ -213,13 +211,10 @@ def set_tier(
                 else f"tier: {pathway.slug!r} has no tiers yet; the first is tier 1",
                 code="invalid_tier",
             )
-        clean_description = (description.strip() or None) if description is not None else None
-        session.add(PathwayTier(pathway_id=pathway.id, tier=number, name=clean_name, description=clean_description))
-        changes = {"tier": number, "added": True, "name": clean_name, "description": clean_description}
+        wanted.setdefault("description", None)
+        session.add(PathwayTier(pathway_id=pathway.id, tier=number, **wanted))
+        changes = {"tier": number, "added": True, **wanted}
     else:
-        wanted: dict[str, Any] = {"name": clean_name}
-        if description is not None:
-            wanted["description"] = description.strip() or None
         changes = apply_changes(tier, wanted)
         if changes:
             changes["tier"] = number

@@ -8,7 +8,6 @@ currency, display order, the local enable switch — on any session type. ``add`
 from __future__ import annotations
 
 import datetime as dt
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
@@ -17,9 +16,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bapp_cli.db.audit import record_audit
+from bapp_cli.db.audit import apply_changes, record_audit
 from bapp_cli.db.models import Pathway, SessionType
 from bapp_cli.errors import Conflict, InvalidInput
+from bapp_cli.services.pathway_admin import SLUG_PATTERN
 from bapp_cli.services.pathways import get_pathway
 from bapp_cli.services.people import get_builder
 from bapp_cli.services.session_types import (
@@ -36,8 +36,6 @@ from bapp_cli.services.session_types import (
     session_records,
     slugify,
 )
-
-_SLUG_PATTERN = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 
 
 @dataclass(frozen=True)
@@ -98,7 +96,7 @@ def add_session_type(session: Session, draft: NewSessionType, *, now: dt.datetim
         )
     category = parse_category(draft.category or "specialized")
     slug = (draft.slug.strip().lower() if draft.slug is not None else slugify(title)) or None
-    if slug is None or len(slug) > MAX_SLUG_LENGTH or not _SLUG_PATTERN.match(slug):
+    if slug is None or len(slug) > MAX_SLUG_LENGTH or not SLUG_PATTERN.match(slug):
         raise InvalidInput(
             f"slug: {draft.slug if draft.slug is not None else slug!r} must be lowercase letters, digits and hyphens",
             hint="pass --slug",
@@ -171,9 +169,7 @@ def update_session_type(
             code="pathway_needed",
         )
 
-    changed = {name: value for name, value in wanted.items() if getattr(session_type, name) != value}
-    for name, value in changed.items():
-        setattr(session_type, name, value)
+    changed = {name: new for name, (_, new) in apply_changes(session_type, wanted).items()}
     if set(new_links) != set(current_links):
         changed["pathways"] = new_links
         link_pathways(

@@ -48,18 +48,6 @@ def restore_cell(text: str) -> str:
     return text[1:] if _PREFIXED.match(text) else text
 
 
-def _boolean_cell(value: bool) -> str:
-    return "true" if value else "false"
-
-
-def _money_cell(value: decimal.Decimal) -> str:
-    return f"{value:.2f}"
-
-
-def _empty_cell(value: None) -> str:
-    return ""
-
-
 def cell_text(value: Any, *, raw: bool = False) -> str:
     """A value as one CSV/TSV cell: null empty, instants ISO 8601 UTC, money two decimals, nested values JSON."""
     cells = _RAW_CELLS if raw else _CELLS
@@ -93,22 +81,23 @@ def json_default(value: Any) -> Any:
     if isinstance(value, dt.date):
         return value.isoformat()
     if isinstance(value, decimal.Decimal):
-        return f"{value:.2f}"
+        return _money_text(value)
     if isinstance(value, set | frozenset | tuple):
         return list(value)
     raise TypeError(f"cannot serialise {type(value).__name__}")  # a record bapp built wrongly: a bug, not data
 
 
+_money_text = "{:.2f}".format  # money always shows its two decimals
 _COMPACT_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=json_default).encode
 _RAW_CELLS: dict[type, Callable[[Any], str]] = {
     str: str,
-    type(None): _empty_cell,
-    bool: _boolean_cell,
+    type(None): lambda _: "",
+    bool: lambda value: "true" if value else "false",
     int: str,
     float: str,
     dt.datetime: instant_text,
     dt.date: dt.date.isoformat,
-    decimal.Decimal: _money_cell,
+    decimal.Decimal: _money_text,
     # nested values: JSON, which starts with `[` or `{` and so is never a formula
     list: _COMPACT_JSON,
     dict: _COMPACT_JSON,

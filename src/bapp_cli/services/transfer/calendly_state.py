@@ -50,7 +50,6 @@ from bapp_cli.services.transfer.importer import (
     RowId,
     RowResult,
     When,
-    problem,
     refusal,
 )
 from bapp_cli.services.transfer.store import rows_keyed
@@ -76,6 +75,12 @@ CALENDLY_BOOKING_COLUMNS = tuple(CalendlyBookingRow.__annotations__)
 # the booking columns of the write-through state: a backup restores them, `import bookings` refuses them
 WRITE_STATE_COLUMNS = CALENDLY_BOOKING_COLUMNS[1:]
 _INSTANT_COLUMNS = ("calendly_requested_at", "calendly_no_show_at")
+_STATE_COLUMNS = [getattr(Booking, name) for name in WRITE_STATE_COLUMNS]
+# a booking has a write-through state when any of its columns says something (the attempts: not 0)
+_HAS_STATE = or_(
+    Booking.calendly_attempts != 0,
+    *(column.is_not(None) for column in _STATE_COLUMNS if column.key != "calendly_attempts"),
+)
 
 
 def _same(left: Any, right: Any) -> bool:
@@ -104,26 +109,15 @@ class CalendlyBookingImporter(KindImporter):
         valid, results = self.validate(rows)
         wanted: list[tuple[SourceRow, str, dict[str, Any]]] = []
         for row, values in valid:
-            state: dict[str, Any] = {}
-            errors: list[RowError] = []
-            for name in WRITE_STATE_COLUMNS:
-                value = values.get(name)
-                if name in _INSTANT_COLUMNS:
-                    try:
-                        value = self.instant(value, name)
-                    except BappError as exc:
-                        errors.append(problem(exc, name, row.line))
-                elif name == "calendly_attempts":
-                    value = value or 0
-                elif isinstance(value, str):
-                    value = value or None
-                state[name] = value
-            if errors:
-                results.append(RowResult(row, errors=errors))
-            else:
-                wanted.append((row, values["reference"].upper(), state))
-        columns = [getattr(Booking, name) for name in WRITE_STATE_COLUMNS]
-        query = select(Booking.reference, Booking.id, *columns)
+            try:
+                state = {name: values.get(name) or None for name in WRITE_STATE_COLUMNS}  # blank text is none
+                state.update((name, self.instant(values.get(name), name)) for name in _INSTANT_COLUMNS)
+            except BappError as exc:
+                results.append(refusal(row, exc))
+                continue
+            state["calendly_attempts"] = values.get("calendly_attempts") or 0
+            wanted.append((row, values["reference"].upper(), state))
+        query = select(Booking.reference, Booking.id, _HAS_STATE, *_STATE_COLUMNS)
         found: dict[str, Sequence[Any]] = {
             row[0]: row[1:] for row in rows_keyed(self.session, query, [key for _, key, _ in wanted])
         }
@@ -133,10 +127,10 @@ class CalendlyBookingImporter(KindImporter):
             if existing is None:
                 results.append(RowResult(row, errors=[RowError(row.line, "reference", f"no booking {reference!r}")]))
                 continue
-            booking_id, *current = existing
+            booking_id, has_state, *current = existing
             # Merging into a database that has its own state for this booking keeps it: that state is newer
             # than any backup of it (a stale `requested` must not make reconcile send it again).
-            kept = not self.restore and _has_state(current)
+            kept = not self.restore and has_state
             if kept or all(_same(old, state[name]) for name, old in zip(WRITE_STATE_COLUMNS, current, strict=True)):
                 results.append(RowResult(row, outcome=UNCHANGED))
                 continue
@@ -147,19 +141,9 @@ class CalendlyBookingImporter(KindImporter):
         return sorted(results, key=lambda result: result.row.line)
 
 
-def _has_state(current: Sequence[Any]) -> bool:
-    state, attempts, *rest = current
-    return state is not None or bool(attempts) or any(value is not None for value in rest)
-
-
 def export_calendly_bookings(session: Session) -> Iterator[dict[str, Any]]:
     """The write-through state of every booking that has any, by reference."""
-    columns = [getattr(Booking, name) for name in WRITE_STATE_COLUMNS]
-    has_state = or_(
-        Booking.calendly_attempts != 0,
-        *(column.is_not(None) for column in columns if column.key != "calendly_attempts"),
-    )
-    query = select(Booking.reference, *columns).where(has_state).order_by(Booking.reference)
+    query = select(Booking.reference, *_STATE_COLUMNS).where(_HAS_STATE).order_by(Booking.reference)
     for row in session.execute(query.execution_options(yield_per=2000)):
         yield dict(zip(CALENDLY_BOOKING_COLUMNS, row, strict=True))
 

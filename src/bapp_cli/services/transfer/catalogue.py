@@ -10,13 +10,13 @@ tiers given are added or renamed (tiers are never deleted: skills link to them).
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import re
 from abc import abstractmethod
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from decimal import Decimal
-from typing import Annotated, Any, Literal, NotRequired, Required, TypeVar
+from functools import partial
+from typing import Annotated, Any, ClassVar, Literal, NotRequired, Required
 
 from pydantic import BeforeValidator, ConfigDict, Field, StringConstraints
 from sqlalchemy import delete, select
@@ -33,18 +33,19 @@ from bapp_cli.db.models import (
     SessionTypePathway,
     Skill,
     SkillPathwayLink,
-    User,
 )
-from bapp_cli.errors import BappError, InvalidInput
+from bapp_cli.db.types import UTCDateTime
+from bapp_cli.errors import BappError, InvalidInput, NotFound
 from bapp_cli.services.pathway_admin import (
-    COLOR_PATTERN,
     MAX_TIERS,
+    PATHWAY_FIELDS,
     check_color,
-    check_icon,
     check_name,
     check_pathway_slug,
+    next_position,
+    pathway_fields,
 )
-from bapp_cli.services.people import normalise_email
+from bapp_cli.services.people import get_builder, normalise_email
 from bapp_cli.services.progress import record_completions
 from bapp_cli.services.session_types import (
     MAX_DURATION_MINUTES,
@@ -57,7 +58,7 @@ from bapp_cli.services.session_types import (
     parse_price,
     slugify,
 )
-from bapp_cli.services.skills import MAX_DOMAIN_LENGTH, MAX_SKILL_NAME_LENGTH, check_skill_slug, parse_link
+from bapp_cli.services.skills import MAX_SKILL_NAME_LENGTH, _clean_domain, check_skill_slug, parse_link
 from bapp_cli.services.transfer.formats import SourceRow
 from bapp_cli.services.transfer.importer import (
     CREATED,
@@ -71,8 +72,6 @@ from bapp_cli.services.transfer.importer import (
     When,
     problem,
 )
-
-_Model = TypeVar("_Model", bound=Base)
 
 
 def _json_list(value: Any) -> Any:
@@ -195,13 +194,23 @@ SKILL_EXPORT_COLUMNS = tuple(SkillRow.__annotations__)
 SESSION_EXPORT_COLUMNS = tuple(SessionRow.__annotations__)
 
 
-def _copy_given(values: Mapping[str, Any], wanted: dict[str, Any], *names: str) -> None:
-    """Columns taken as they are when the row gives them a value (a null leaves them as they are)."""
-    wanted.update((name, values[name]) for name in names if values.get(name) is not None)
+def _cleaned(value: Any) -> Any:
+    """Text trimmed (blank is none); other values as they are."""
+    return value.strip() or None if isinstance(value, str) else value
+
+
+# the columns a row names its record by, or that the importer sets by its own rules
+_KEYS = ("id", "slug", "created_at", "calendly_uri")
 
 
 class RowImporter(KindImporter):
     """One row at a time through the ORM; refusals are collected per row before anything is changed."""
+
+    model: ClassVar[type[Base]]
+    # How a row's values of the model's columns are checked and stored where a rule of the admin commands
+    # applies; any other column: text trimmed (blank is none), instants read as instants, the rest as
+    # given. A null clears a nullable column and leaves a NOT NULL one as it is.
+    rules: ClassVar[Mapping[str, Callable[[Any], Any]]] = {}
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -223,6 +232,23 @@ class RowImporter(KindImporter):
     def apply_row(self, row: SourceRow, values: dict[str, Any]) -> str:
         """Create or update one row; returns its outcome (created, updated, unchanged)."""
 
+    def given(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """The stored values of the model's columns the row has."""
+        columns = self.model.__table__.columns
+        wanted: dict[str, Any] = {}
+        for name, value in values.items():
+            column = columns.get(name)
+            if column is None or name in _KEYS:
+                continue
+            if value is None:
+                if column.nullable:
+                    wanted[name] = None
+            elif name in self.rules:
+                wanted[name] = self.rules[name](value)
+            else:
+                wanted[name] = self.instant(value, name) if isinstance(column.type, UTCDateTime) else _cleaned(value)
+        return wanted
+
     def seen_once(self, key: str, line: int, name: str) -> None:
         if key in self.seen:
             raise InvalidInput(f"{name}: {key!r} is already on line {self.seen[key]}")
@@ -237,27 +263,37 @@ class RowImporter(KindImporter):
             raise InvalidInput(f"id: {wanted} is taken by another {model.__tablename__[:-1]}")
         return {"id": wanted}
 
-    def create(
-        self,
-        model: type[_Model],
-        slug: str | None,
-        created_at: dt.datetime | None,
-        values: Mapping[str, Any],
-        wanted: Mapping[str, Any],
-    ) -> _Model:
-        """A new row with the columns the file gives (the model's defaults for the others), created now or
-        when the file says, keeping its id in a restore; flushed, so that its id is there for the rows that
-        point at it."""
-        record = model(
+    def upsert(
+        self, record: Any, slug: str | None, values: Mapping[str, Any], wanted: dict[str, Any], needed: Sequence[str]
+    ) -> tuple[Any, dict[str, Any] | None]:
+        """Update `record` with `wanted`, or (when there is none) create it from the columns the file gives
+        (`needed` must be among them; the model's defaults for the others), created now or when the file
+        says, keeping its id in a restore, and flushed, so that its id is there for the rows that point at
+        it. Returns the record and {field: [old, new]} of what changed (None: created)."""
+        created_at = self.instant(values.get("created_at"), "created_at")
+        if record is not None:
+            changes = apply_changes(record, wanted)
+            if changes:
+                record.updated_at = self.now
+            return record, changes
+        noun = self.model.__tablename__[:-1].replace("_", " ")
+        for name in needed:
+            if name not in wanted:
+                raise InvalidInput(f"{name}: required for a new {noun}")
+        record = self.model(
             slug=slug,
             created_at=created_at or self.now,
             updated_at=self.now,
-            **self.restore_id(model, values),
+            **self.restore_id(self.model, values),
             **wanted,
         )
         self.session.add(record)
         self.session.flush()
-        return record
+        return record, None
+
+
+def _outcome(changes: dict[str, Any] | None) -> str:
+    return CREATED if changes is None else UPDATED if changes else UNCHANGED
 
 
 def _field_in(message: str) -> str | None:
@@ -273,20 +309,13 @@ class PathwayImporter(RowImporter):
     schema = PathwayRow
     required = (("slug",),)
     batch_size = 500
+    model = Pathway
+    rules = PATHWAY_FIELDS
 
     def apply_row(self, row: SourceRow, values: dict[str, Any]) -> str:
         slug = check_pathway_slug(values["slug"])
         self.seen_once(slug, row.line, "slug")
-        wanted: dict[str, Any] = {}
-        if values.get("name") is not None:
-            wanted["name"] = check_name(values["name"])
-        if "description" in values:
-            wanted["description"] = (values["description"] or "").strip() or None
-        if "icon" in values:
-            wanted["icon"] = check_icon(values["icon"]) or None if values["icon"] is not None else None
-        if "color" in values:
-            wanted["color"] = check_color(values["color"]) if values["color"] is not None else None
-        _copy_given(values, wanted, "position", "archived")
+        wanted = self.given(values)
         pathway = self.session.scalars(select(Pathway).where(Pathway.slug == slug)).one_or_none()
         tiers = sorted(values.get("tiers") or [], key=lambda item: item["tier"])
         existing_tiers: dict[int, PathwayTier] = {}
@@ -297,6 +326,9 @@ class PathwayImporter(RowImporter):
                 tier.tier: tier
                 for tier in self.session.scalars(select(PathwayTier).where(PathwayTier.pathway_id == pathway.id))
             }
+            if self.restore and values.get("created_at") is not None:
+                # the default pathways of a new database: as backed up
+                wanted["created_at"] = self.instant(values["created_at"], "created_at")
         numbers = sorted(set(existing_tiers) | {item["tier"] for item in tiers})
         if len({item["tier"] for item in tiers}) != len(tiers):
             raise InvalidInput("tiers: a tier number is given twice")
@@ -304,24 +336,13 @@ class PathwayImporter(RowImporter):
             raise InvalidInput(f"tiers: tiers are numbered 1, 2, 3… without gaps; this row would leave tiers {numbers}")
         for item in tiers:
             check_name(item["name"], field=f"tiers[{item['tier']}].name")
-        created_at = self.instant(values.get("created_at"), "created_at")
-        if self.restore and created_at is not None and pathway is not None:
-            wanted["created_at"] = created_at  # the default pathways of a new database: as backed up
-        outcome = UNCHANGED
-        if pathway is None:
-            if "name" not in wanted:
-                raise InvalidInput("name: required for a new pathway")
-            if "position" not in wanted:
-                last = self.session.scalar(select(Pathway.position).order_by(Pathway.position.desc()).limit(1))
-                wanted["position"] = 0 if last is None else last + 1
-            pathway = self.create(Pathway, slug, created_at, values, wanted)
-            outcome = CREATED
-        elif apply_changes(pathway, wanted):
-            pathway.updated_at = self.now
-            outcome = UPDATED
+        if pathway is None and "position" not in wanted:
+            wanted["position"] = next_position(self.session)
+        pathway, changes = self.upsert(pathway, slug, values, wanted, ("name",))
+        outcome = _outcome(changes)
         for item in tiers:
-            description = (item.get("description") or "").strip() or None if "description" in item else None
-            named = {"name": item["name"].strip(), "description": description}
+            named = pathway_fields(name=item["name"], description=item.get("description"))
+            named.setdefault("description", None)
             tier = existing_tiers.get(item["tier"])
             if tier is None:
                 self.session.add(PathwayTier(pathway_id=pathway.id, tier=item["tier"], **named))
@@ -351,6 +372,11 @@ class SkillImporter(RowImporter):
     schema = SkillRow
     required = (("slug",),)
     batch_size = 500
+    model = Skill
+    rules: ClassVar[Mapping[str, Callable[[Any], Any]]] = {
+        "name": partial(check_name, max_length=MAX_SKILL_NAME_LENGTH),
+        "domain": _clean_domain,
+    }
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -383,17 +409,7 @@ class SkillImporter(RowImporter):
     def apply_row(self, row: SourceRow, values: dict[str, Any]) -> str:
         slug = check_skill_slug(values["slug"])
         self.seen_once(slug, row.line, "slug")
-        wanted: dict[str, Any] = {}
-        if values.get("name") is not None:
-            wanted["name"] = check_name(values["name"], max_length=MAX_SKILL_NAME_LENGTH)
-        if "description" in values:
-            wanted["description"] = (values["description"] or "").strip() or None
-        if "domain" in values:
-            domain = (values["domain"] or "").strip() or None
-            if domain is not None and len(domain) > MAX_DOMAIN_LENGTH:
-                raise InvalidInput(f"domain: longer than {MAX_DOMAIN_LENGTH} characters")
-            wanted["domain"] = domain
-        _copy_given(values, wanted, "is_fundamental", "archived")
+        wanted = self.given(values)
         skill = self.session.scalars(select(Skill).where(Skill.slug == slug)).one_or_none()
         current: dict[int, int] = {}  # pathway id → the tier the skill is linked at
         if skill is not None:
@@ -402,25 +418,16 @@ class SkillImporter(RowImporter):
             )
             current = {pathway_id: tier for pathway_id, tier in self.session.execute(linked)}
         links = self._links(values.get("links") or [], skill, current) if "links" in values else None
-        created_at = self.instant(values.get("created_at"), "created_at")
-        outcome = UNCHANGED
-        if skill is None:
-            if "name" not in wanted:
-                raise InvalidInput("name: required for a new skill")
-            skill = self.create(Skill, slug, created_at, values, wanted)
-            outcome = CREATED
-        else:
-            changed = apply_changes(skill, wanted)
-            if changed:
-                outcome = UPDATED
-                if "archived" in changed:
-                    self.touched_pathways.update(current)
-                    self.fundamentals_changed |= skill.is_fundamental
-                if "is_fundamental" in changed:
-                    self.fundamentals_changed = True
+        skill, changes = self.upsert(skill, slug, values, wanted, ("name",))
+        if changes and "archived" in changes:
+            self.touched_pathways.update(current)
+            self.fundamentals_changed |= skill.is_fundamental
+        self.fundamentals_changed |= bool(changes and "is_fundamental" in changes)
+        outcome = _outcome(changes)
         if links is not None and links != current:
             if outcome != CREATED:
                 outcome = UPDATED
+                skill.updated_at = self.now
             dropped = [pathway_id for pathway_id, tier in current.items() if links.get(pathway_id) != tier]
             self.session.execute(
                 delete(SkillPathwayLink).where(
@@ -433,8 +440,6 @@ class SkillImporter(RowImporter):
                 if current.get(pathway_id) != tier:
                     self.session.add(SkillPathwayLink(skill_id=skill.id, pathway_id=pathway_id, tier=tier))
             self.session.flush()
-        if outcome == UPDATED:
-            skill.updated_at = self.now
         return outcome
 
     def finish(self) -> None:
@@ -463,23 +468,11 @@ def export_skills(session: Session) -> Iterator[dict[str, Any]]:
 
 # -- session types ----------------------------------------------------------------------------------------
 
-# (column, value to compare and store) for the simple columns a session row may carry
-_SESSION_PLAIN = (
-    "description",
-    "duration_options",
-    "enabled",
-    "is_secret",
-    "display_order",
-    "scheduling_url",
-    "kind",
-    "invitee_limit",
-    "owner_uri",
-    "calendly_position",
-    "remote_active",
-    "present_in_last_sync",
-)
-_SESSION_INSTANTS = ("remote_updated_at", "remote_deleted_at", "last_synced_at")
-_NOT_NULL = frozenset({"enabled", "is_secret", "display_order", "kind", "remote_active", "present_in_last_sync"})
+
+def _calendly_color(value: str) -> str:
+    """A session type's colour is Calendly's and stays as Calendly spells it (a pathway's is upper case)."""
+    check_color(value)
+    return value
 
 
 class SessionImporter(RowImporter):
@@ -487,6 +480,14 @@ class SessionImporter(RowImporter):
     schema = SessionRow
     required = (("calendly_uri", "slug", "title", "id"),)
     batch_size = 500
+    model = SessionType
+    rules: ClassVar[Mapping[str, Callable[[Any], Any]]] = {
+        "title": check_title,
+        "category": parse_category,
+        "price": parse_price,
+        "currency": parse_currency,
+        "color": _calendly_color,
+    }
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -494,16 +495,12 @@ class SessionImporter(RowImporter):
         self.builders: dict[str, int] = {}
 
     def _builder(self, email: str) -> int:
-        from bapp_cli.db.models import BuilderProfile
-
         address = normalise_email(email, field="builder")
         if address not in self.builders:
-            found = self.session.scalar(
-                select(User.id).join(BuilderProfile, BuilderProfile.user_id == User.id).where(User.email == address)
-            )
-            if found is None:
-                raise InvalidInput(f"builder: no builder with e-mail {address!r}")
-            self.builders[address] = found
+            try:
+                self.builders[address] = get_builder(self.session, address)[0].id
+            except NotFound as exc:
+                raise InvalidInput(f"builder: {exc.message}") from None
         return self.builders[address]
 
     def _slug(self, slug: str, session_type: SessionType | None, *, number_it: bool) -> str:
@@ -533,25 +530,7 @@ class SessionImporter(RowImporter):
         # updates the synced type it names rather than trying to create another.
         key_column = SessionType.calendly_uri if values.get("calendly_uri") else SessionType.slug
         self.seen_once(key, row.line, key_column.key)
-        wanted: dict[str, Any] = {}
-        if title is not None:
-            wanted["title"] = check_title(title)
-        _copy_given(values, wanted, "duration_minutes", "requires_auth")
-        for name, parse in (("category", parse_category), ("price", parse_price), ("currency", parse_currency)):
-            if values.get(name) is not None:
-                wanted[name] = parse(values[name])
-        if "color" in values:
-            color = values["color"]
-            if color is not None and not COLOR_PATTERN.match(color):
-                raise InvalidInput(f"color: {color!r} is not a #RRGGBB colour")
-            wanted["color"] = color
-        for name in _SESSION_PLAIN:
-            if name in values and (values[name] is not None or name not in _NOT_NULL):
-                value = values[name]
-                wanted[name] = value.strip() or None if isinstance(value, str) else value
-        for name in _SESSION_INSTANTS:
-            if name in values:
-                wanted[name] = self.instant(values[name], name)
+        wanted = self.given(values)
         if "custom_questions" in values:
             wanted["custom_questions"] = [
                 _question(item, index) for index, item in enumerate(values["custom_questions"] or [])
@@ -578,33 +557,24 @@ class SessionImporter(RowImporter):
             for pathway in pathways:
                 if pathway.archived and pathway.id not in current:
                     raise InvalidInput(f"pathways: pathway {pathway.slug!r} is archived and takes no new sessions")
-        created_at = self.instant(values.get("created_at"), "created_at")
-        outcome = UNCHANGED
+        category = wanted.get("category", "specialized" if session_type is None else session_type.category)
+        touches_links = session_type is None or "category" in wanted or pathways is not None
+        if (
+            not self.restore
+            and touches_links
+            and category == "pathway"
+            and not (current if pathways is None else pathways)
+        ):
+            raise InvalidInput("pathways: a pathway session needs at least one pathway")
         if session_type is None:
-            for name in ("title", "duration_minutes"):
-                if name not in wanted:
-                    raise InvalidInput(f"{name}: required for a new session type")
-            category = wanted.setdefault("category", "specialized")
+            wanted.setdefault("category", category)
             wanted.setdefault("requires_auth", default_requires_auth(category))
-            if not self.restore and category == "pathway" and not pathways:
-                raise InvalidInput("pathways: a pathway session needs at least one pathway")
             if slug is not None:
                 slug = self._slug(slug, None, number_it=values.get("slug") is None)
-            session_type = self.create(SessionType, slug, created_at, values, wanted)
-            outcome = CREATED
-        else:
-            if (
-                not self.restore
-                and wanted.get("category", session_type.category) == "pathway"
-                and ("category" in wanted or pathways is not None)
-                and not (pathways if pathways is not None else current)
-            ):
-                raise InvalidInput("pathways: a pathway session needs at least one pathway")
-            if slug is not None and values.get("slug") is not None:
-                wanted["slug"] = self._slug(slug, session_type, number_it=False)
-            if apply_changes(session_type, wanted):
-                session_type.updated_at = self.now
-                outcome = UPDATED
+        elif slug is not None and values.get("slug") is not None:
+            wanted["slug"] = self._slug(slug, session_type, number_it=False)
+        session_type, changes = self.upsert(session_type, slug, values, wanted, ("title", "duration_minutes"))
+        outcome = _outcome(changes)
         if pathways is not None and {pathway.id for pathway in pathways} != set(current):
             link_pathways(self.session, session_type.id, [pathway.id for pathway in pathways])
             if outcome == UNCHANGED:
