@@ -42,6 +42,17 @@ def sqlite_file(url: str) -> Path | None:
     return Path(path) if path and path != ":memory:" else None
 
 
+def instant_sql(dialect: str, column: str) -> str:
+    """SQL for `column` as `services.instants.instant_text` writes it: `2031-03-03T10:00:00Z`, with
+    microseconds only when there are some. SQLite holds naive UTC text (`2031-03-03 10:00:00.000000`,
+    see db/types.py); PostgreSQL a timestamptz. A function of the dialect alone, so SQLAlchemy queries
+    render it too (services.progress)."""
+    if dialect == "postgresql":
+        utc = f"{column} AT TIME ZONE 'UTC'"
+        return f"replace(to_char({utc}, 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), '.000000Z', 'Z')"
+    return f"replace(replace({column} || 'Z', '.000000Z', 'Z'), ' ', 'T')"
+
+
 class Database:
     """One read-only connection: SQL text in, driver rows out, inside one snapshot until `close`."""
 
@@ -86,13 +97,7 @@ class Database:
         return next(self.rows(sql, parameters), None)
 
     def instant(self, column: str) -> str:
-        """SQL for `column` as `services.instants.instant_text` writes it: `2031-03-03T10:00:00Z`, with
-        microseconds only when there are some. SQLite holds naive UTC text (`2031-03-03 10:00:00.000000`,
-        see db/types.py); PostgreSQL a timestamptz."""
-        if self.dialect == "postgresql":
-            utc = f"{column} AT TIME ZONE 'UTC'"
-            return f"replace(to_char({utc}, 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), '.000000Z', 'Z')"
-        return f"replace(replace({column} || 'Z', '.000000Z', 'Z'), ' ', 'T')"
+        return instant_sql(self.dialect, column)
 
     def money(self, column: str) -> str:
         """SQL for a money column as two-decimal text (SQLite stores it as a number, PostgreSQL as numeric(10,2))."""
