@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from bapp_cli.db.dbapi import Database
-from bapp_cli.db.domains import BOOKING_STATUSES, SESSION_CATEGORIES
+from bapp_cli.db.domains import BOOKING_STATUSES, ENROLMENT_STATUSES, SESSION_CATEGORIES
 from bapp_cli.errors import InvalidInput, NotFound
 from bapp_cli.services.emails import normalise_email
 from bapp_cli.services.listing import ALL, Page
@@ -99,6 +99,7 @@ class BookingFilters:
     upcoming: bool = False
     newest_first: bool = False
     booking_id: int | None = None  # one booking (a command's result)
+    client_id: int | None = None  # a client the caller has already found, rather than `client_email`
 
 
 def _booking_expressions(db: Database, *, cells: bool, safe: bool) -> dict[str, str]:
@@ -166,7 +167,9 @@ def list_bookings(
         where.append(f"({' OR '.join(found)})")
     if filters.booking_id is not None:
         bound("b.id", filters.booking_id)
-    if filters.client_email is not None:
+    if filters.client_id is not None:
+        bound("b.client_id", filters.client_id)
+    elif filters.client_email is not None:
         bound("b.client_id", person_id(db, filters.client_email, "client"))
     if filters.builder_email is not None:
         bound("b.builder_id", person_id(db, filters.builder_email, "builder"))
@@ -176,11 +179,7 @@ def list_bookings(
         else:
             bound("b.pathway_id", pathway_id(db, filters.pathway))
     if filters.status is not None:
-        if filters.status not in BOOKING_STATUSES:
-            raise InvalidInput(
-                f"status: {filters.status!r} is not one of {', '.join(BOOKING_STATUSES)}", code="invalid_status"
-            )
-        bound("b.status", filters.status)
+        bound("b.status", check_status(filters.status, BOOKING_STATUSES))
     if filters.session is not None:
         bound("b.session_type_id", session_type_id(db, filters.session))
     if filters.upcoming and now is None:
@@ -262,6 +261,14 @@ def session_type_id(db: Database, identifier: str) -> int:
     if found is None:
         raise NotFound(f"no session type with {named}", hint="see `bapp sessions list --all`", code="session_not_found")
     return int(found[0])
+
+
+def check_status(status: str, statuses: Sequence[str] = ENROLMENT_STATUSES) -> str:
+    """`status` as stored (lowercase), if it is one of `statuses` (an enrolment's unless told)."""
+    cleaned = status.strip().lower()
+    if cleaned not in statuses:
+        raise InvalidInput(f"status: {status!r} is not one of {', '.join(statuses)}", code="invalid_status")
+    return cleaned
 
 
 def instant_value(text: str | None) -> dt.datetime | None:
@@ -599,11 +606,11 @@ def show_client(db: Database, email: str, *, now: dt.datetime) -> dict[str, Any]
 
     Percentages and badges are `progress show`'s and `badges list`'s: the same reads."""
     client = _client(db, email)
-    _, client_email, *profile, created_at = client
+    client_id, client_email, *profile, created_at = client
     progress = _progress_of(db, client, None)  # the client found once, not again by e-mail
     enrolment = ("pathway", "status", "start_date", "completed_at", "builder", "percent")
     bookings = list_bookings(
-        db, BookingFilters(client_email=client_email, newest_first=True), now=now, page=Page(limit=RECENT_BOOKINGS)
+        db, BookingFilters(client_id=client_id, newest_first=True), now=now, page=Page(limit=RECENT_BOOKINGS)
     )
     return {
         **dict(zip(CLIENT_COLUMNS, (client_email, *profile, instant_value(created_at)), strict=True)),

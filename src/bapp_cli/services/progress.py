@@ -42,7 +42,6 @@ from bapp_cli.db.audit import record_audits
 from bapp_cli.db.bulk import any_of
 from bapp_cli.db.dbapi import instant_sql
 from bapp_cli.db.models import (
-    ENROLMENT_STATUSES,
     Badge,
     Enrolment,
     Pathway,
@@ -51,13 +50,13 @@ from bapp_cli.db.models import (
     User,
     UserSkillProgress,
 )
-from bapp_cli.errors import InvalidInput
 from bapp_cli.services.enrolment import set_enrolment_status
 from bapp_cli.services.listing import ALL, Page
 from bapp_cli.services.pathways import get_pathway
 from bapp_cli.services.people import get_builder
 from bapp_cli.services.plain_reads import FUNDAMENTALS_KEY as FUNDAMENTALS_KEY
 from bapp_cli.services.plain_reads import Catalogue, percent
+from bapp_cli.services.plain_reads import check_status as check_status
 from bapp_cli.services.plain_reads import list_badges as list_badges
 from bapp_cli.services.plain_reads import load_catalogue as load_catalogue
 from bapp_cli.services.plain_reads import pathway_badge_key as pathway_badge_key
@@ -299,14 +298,6 @@ def select_enrolment_counts(
         )
         .group_by(Enrolment.id)
     )
-
-
-def check_status(status: str, statuses: Sequence[str] = ENROLMENT_STATUSES) -> str:
-    """`status` as stored (lowercase), if it is one of `statuses` (an enrolment's unless told)."""
-    cleaned = status.strip().lower()
-    if cleaned not in statuses:
-        raise InvalidInput(f"status: {status!r} is not one of {', '.join(statuses)}", code="invalid_status")
-    return cleaned
 
 
 def _progress_rows(
