@@ -19,6 +19,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bapp_cli.db.batches import BATCH_SIZE
 from bapp_cli.errors import BappError, ConfigError, DatabaseNotReady
 
 if TYPE_CHECKING:
@@ -148,7 +149,7 @@ class Database:
 
 def _fetched(cursor: Any) -> Iterator[tuple[Any, ...]]:
     try:
-        while batch := cursor.fetchmany(1000):
+        while batch := cursor.fetchmany(BATCH_SIZE):
             yield from batch
     except Exception as exc:
         raise database_failure(exc) or exc from None

@@ -39,6 +39,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from bapp_cli.db.audit import record_audits
+from bapp_cli.db.batches import BATCH_SIZE
 from bapp_cli.db.bulk import any_of
 from bapp_cli.db.dbapi import instant_sql
 from bapp_cli.db.models import (
@@ -339,7 +340,7 @@ def _progress_rows(
     matched = page.matching(User.email, User.name, Pathway.slug)
     if matched is not None:
         query = query.where(matched)
-    return session.connection().execute(page.window(query).execution_options(yield_per=1000)), catalogue
+    return session.connection().execute(page.window(query).execution_options(yield_per=BATCH_SIZE)), catalogue
 
 
 def _percent_of(done: Any, totals: dict[int, int]) -> ColumnElement[int]:
