@@ -126,6 +126,26 @@ def test_enroll_and_set_status(bapp: Bapp, seed: Session) -> None:
     ]
 
 
+def test_enrolment_commands_say_what_they_did(bapp: Bapp, seed: Session) -> None:
+    add_client(seed)
+    seed.commit()
+    said = [
+        bapp("--verbose", "clients", *args).stderr
+        for args in (
+            ("enroll", "ada@example.com", "accelerate"),
+            ("enroll", "ada@example.com", "Accelerate"),
+            ("set-status", "ada@example.com", "accelerate", "paused"),
+            ("set-status", "ada@example.com", "accelerate", "paused"),
+        )
+    ]
+    assert said == [
+        "Enrolled ada@example.com in accelerate.\n",
+        "ada@example.com was already enrolled in accelerate (active); nothing changed.\n",
+        "ada@example.com is now paused in accelerate.\n",
+        "ada@example.com was already paused in accelerate; nothing changed.\n",
+    ]
+
+
 def test_archived_pathway_takes_no_enrolments(bapp: Bapp, seed: Session) -> None:
     add_client(seed)
     get_pathway(seed, "play").archived = True
@@ -162,8 +182,10 @@ def test_list_filters(bapp: Bapp, seed: Session) -> None:
     assert emails("--pathway", "accelerate") == ["ada@example.com", "bob@example.com"]
     assert emails("--pathway", "accelerate", "--status", "active") == ["ada@example.com"]
     assert emails("--status", "active") == ["ada@example.com", "bob@example.com"]
+    assert emails("--status", " Paused ") == ["bob@example.com"]  # as every --status filter reads it
     assert emails("--builder", "coach@example.com") == ["ada@example.com", "cy@example.com"]
-    assert bapp("clients", "list", "--status", "sleeping").exit_code == 6
+    sleeping = bapp("clients", "list", "--status", "sleeping")
+    assert sleeping.exit_code == 6 and "status: 'sleeping' is not one of active, paused, completed" in sleeping.stderr
     assert bapp("clients", "list", "--builder", "ghost@example.com").exit_code == 7
 
 

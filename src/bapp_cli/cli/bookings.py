@@ -186,32 +186,23 @@ CALENDLY_MODES = ("auto", "always", "never")
 CALENDLY_WRITE_WAIT = 60.0
 
 
-def _calendly_mode(app_state: Any) -> str:
-    from bapp_cli.errors import ConfigError
-
-    raw = app_state.settings.text("bookings.calendly")
-    mode = (raw or "auto").lower()
-    if mode not in CALENDLY_MODES:
-        raise ConfigError(
-            f"bookings.calendly: {raw[:40]!r} is not one of {', '.join(CALENDLY_MODES)}",
-            hint="set it in the config file or BAPP_BOOKINGS_CALENDLY",
-        )
-    return mode
-
-
 def _books_in_calendly(
     app_state: Any, warning: list[str], flag: bool | None, session_ref: str, *, allow_past: bool
 ) -> bool:
     """--calendly/--local-only, else bookings.calendly: auto books a Calendly session type in Calendly when
     a token is configured and, when it is not, adds the one warning line to print once the booking is made;
     always needs the token (exit 4)."""
-    from bapp_cli.errors import AuthError
+    from bapp_cli.errors import AuthError, ConfigError
     from bapp_cli.services.calendly_write import calendly_session
     from bapp_cli.services.session_types import get_session_type
 
-    if flag is False:
-        return False
-    mode = "always" if flag else _calendly_mode(app_state)
+    raw = app_state.settings.text("bookings.calendly")
+    mode = "always" if flag else "never" if flag is False else (raw or "auto").lower()
+    if mode not in CALENDLY_MODES:
+        raise ConfigError(
+            f"bookings.calendly: {raw[:40]!r} is not one of {', '.join(CALENDLY_MODES)}",
+            hint="set it in the config file or BAPP_BOOKINGS_CALENDLY",
+        )
     if mode == "never":
         return False
     with app_state.reading() as session:

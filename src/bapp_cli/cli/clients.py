@@ -149,7 +149,7 @@ def enroll(
       bapp clients enroll ada@example.com accelerate
       bapp clients enroll ada@example.com Pivot --builder coach@example.com --start 2030-01-06
     """
-    from bapp_cli.services.clients import ENROLMENT_COLUMNS, enroll_client
+    from bapp_cli.services.clients import enroll_client
     from bapp_cli.services.instants import parse_day
 
     app_state = state(ctx)
@@ -157,12 +157,8 @@ def enroll(
     start_date = parse_day(start, timezone=app_state.timezone, field="start") if start is not None else None
     with app_state.transaction() as session:
         result = enroll_client(session, email, pathway, now=utc_now(), builder=builder, start_date=start_date)
-    sink.record(result, (*ENROLMENT_COLUMNS, "enrolled"), title="Enrolment")
-    client, pathway = result["client"], result["pathway"]
-    if result["enrolled"]:
-        sink.info(f"Enrolled {client} in {pathway}.")
-    else:
-        sink.info(f"{client} was already enrolled in {pathway} ({result['status']}); nothing changed.")
+    done, same = "Enrolled {client} in {pathway}.", "{client} was already enrolled in {pathway} ({status})"
+    _report_enrolment(sink, result, "enrolled", done, same)
 
 
 @output_command(app, "set-status")
@@ -179,13 +175,18 @@ def set_status(
       bapp clients set-status ada@example.com accelerate paused
       bapp clients set-status ada@example.com accelerate completed --json
     """
-    from bapp_cli.services.clients import ENROLMENT_COLUMNS, set_client_status
+    from bapp_cli.services.clients import set_client_status
 
     with changing(ctx) as (sink, session):
         result = set_client_status(session, email, pathway, status.strip().lower(), now=utc_now())
-    sink.record(result, (*ENROLMENT_COLUMNS, "changed"), title="Enrolment")
-    client, pathway, status = result["client"], result["pathway"], result["status"]
-    if result["changed"]:
-        sink.info(f"{client} is now {status} in {pathway}.")
-    else:
-        sink.info(f"{client} was already {status} in {pathway}; nothing changed.")
+    done, same = "{client} is now {status} in {pathway}.", "{client} was already {status} in {pathway}"
+    _report_enrolment(sink, result, "changed", done, same)
+
+
+def _report_enrolment(sink: OutputSink, result: dict[str, Any], flag: str, done: str, same: str) -> None:
+    """An enrolment command's record, and what it did (`done`) or that it found it so (`same`): templates
+    of the record's keys."""
+    from bapp_cli.services.clients import ENROLMENT_COLUMNS
+
+    sink.record(result, (*ENROLMENT_COLUMNS, flag), title="Enrolment")
+    sink.info(done.format(**result) if result[flag] else same.format(**result) + "; nothing changed.")

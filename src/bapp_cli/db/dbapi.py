@@ -19,6 +19,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bapp_cli.db.batches import BATCH_SIZE
 from bapp_cli.errors import BappError, ConfigError, DatabaseNotReady
 
 if TYPE_CHECKING:
@@ -40,6 +41,17 @@ def sqlite_file(url: str) -> Path | None:
         return None
     path = rest[1:].partition("?")[0]
     return Path(path) if path and path != ":memory:" else None
+
+
+def instant_sql(dialect: str, column: str) -> str:
+    """SQL for `column` as `services.instants.instant_text` writes it: `2031-03-03T10:00:00Z`, with
+    microseconds only when there are some. SQLite holds naive UTC text (`2031-03-03 10:00:00.000000`,
+    see db/types.py); PostgreSQL a timestamptz. A function of the dialect alone, so SQLAlchemy queries
+    render it too (services.progress)."""
+    if dialect == "postgresql":
+        utc = f"{column} AT TIME ZONE 'UTC'"
+        return f"replace(to_char({utc}, 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), '.000000Z', 'Z')"
+    return f"replace(replace({column} || 'Z', '.000000Z', 'Z'), ' ', 'T')"
 
 
 class Database:
@@ -86,13 +98,7 @@ class Database:
         return next(self.rows(sql, parameters), None)
 
     def instant(self, column: str) -> str:
-        """SQL for `column` as `services.instants.instant_text` writes it: `2031-03-03T10:00:00Z`, with
-        microseconds only when there are some. SQLite holds naive UTC text (`2031-03-03 10:00:00.000000`,
-        see db/types.py); PostgreSQL a timestamptz."""
-        if self.dialect == "postgresql":
-            utc = f"{column} AT TIME ZONE 'UTC'"
-            return f"replace(to_char({utc}, 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), '.000000Z', 'Z')"
-        return f"replace(replace({column} || 'Z', '.000000Z', 'Z'), ' ', 'T')"
+        return instant_sql(self.dialect, column)
 
     def money(self, column: str) -> str:
         """SQL for a money column as two-decimal text (SQLite stores it as a number, PostgreSQL as numeric(10,2))."""
@@ -143,7 +149,7 @@ class Database:
 
 def _fetched(cursor: Any) -> Iterator[tuple[Any, ...]]:
     try:
-        while batch := cursor.fetchmany(1000):
+        while batch := cursor.fetchmany(BATCH_SIZE):
             yield from batch
     except Exception as exc:
         raise database_failure(exc) or exc from None

@@ -602,49 +602,49 @@ def check_open_start(session_type: SessionType, start: dt.datetime, open_starts:
 
 # -- status machine ---------------------------------------------------------------------------------
 
-# command → (from status → to status). completed, cancelled and no_show are final.
-STATUS_MOVES: dict[str, dict[str, str]] = {
-    "confirm": {"pending": "confirmed"},
-    "cancel": {"pending": "cancelled", "confirmed": "cancelled"},
-    "complete": {"confirmed": "completed"},
-    "no-show": {"confirmed": "no_show"},
-}
-PAYMENT_MOVES: dict[str, dict[str, str]] = {
-    "mark-paid": {"unpaid": "paid"},
-    "refund": {"paid": "refunded"},
+# command → (the field it moves, from → to). completed, cancelled and no_show are final.
+MOVES: dict[str, tuple[str, dict[str, str]]] = {
+    "confirm": ("status", {"pending": "confirmed"}),
+    "cancel": ("status", {"pending": "cancelled", "confirmed": "cancelled"}),
+    "complete": ("status", {"confirmed": "completed"}),
+    "no-show": ("status", {"confirmed": "no_show"}),
+    "mark-paid": ("payment_status", {"unpaid": "paid"}),
+    "refund": ("payment_status", {"paid": "refunded"}),
 }
 # These record what happened at the session, so they cannot precede it.
 AFTER_START = ("complete", "no-show")
 
 
-def _allowed(moves: dict[str, dict[str, str]], current: str) -> list[str]:
-    return [command for command, table in moves.items() if current in table]
-
-
-def _refuse(booking: Booking, current: str, command: str, moves: dict[str, dict[str, str]]) -> Conflict:
-    allowed = _allowed(moves, current)
-    if moves is STATUS_MOVES:
-        state = f"is {current}"
-        options = f"allowed: {', '.join(allowed)}" if allowed else f"{current} is final; no status change is allowed"
+def _moved(booking: Booking, command: str, shown: str | None = None) -> tuple[str, str]:
+    """The field `command` moves and the value it takes it to, or the Conflict (exit 8) naming the moves
+    allowed from where the booking stands (`shown`: the command as the user typed it)."""
+    name, table = MOVES[command]
+    current = getattr(booking, name)
+    if current in table:
+        return name, table[current]
+    allowed = [other for other, (field, moves) in MOVES.items() if field == name and current in moves]
+    if name == "status":
+        state, final = f"is {current}", f"{current} is final; no status change is allowed"
     else:
-        state = f"payment is {current}"
-        options = f"allowed: {', '.join(allowed)}" if allowed else f"no payment change is allowed from {current}"
-    return Conflict(f"booking {booking.reference} {state}; cannot {command} ({options})", code="illegal_transition")
+        state, final = f"payment is {current}", f"no payment change is allowed from {current}"
+    options = f"allowed: {', '.join(allowed)}" if allowed else final
+    raise Conflict(
+        f"booking {booking.reference} {state}; cannot {shown or command} ({options})", code="illegal_transition"
+    )
 
 
 def status_move(booking: Booking, command: str, *, now: dt.datetime) -> str:
     """The status `command` takes the booking to, or the Conflict (exit 8) saying why it cannot; checked
     before Calendly is asked to change a booking too, so Calendly never makes a move bapp refuses."""
-    if command not in STATUS_MOVES:
+    if command not in MOVES or MOVES[command][0] != "status":
         raise ValueError(f"unknown status command {command!r}")
-    target = STATUS_MOVES[command].get(booking.status)
-    if target is None:
-        raise _refuse(booking, booking.status, command, STATUS_MOVES)
+    _, target = _moved(booking, command)
     if command in AFTER_START and booking.start_time > now:
+        allowed = [other for other, (_, moves) in MOVES.items() if booking.status in moves and other not in AFTER_START]
         raise Conflict(
             f"booking {booking.reference} starts at {instant_text(booking.start_time)}; "
             f"it cannot be marked {target} before it has started",
-            hint="allowed now: " + ", ".join(c for c in _allowed(STATUS_MOVES, booking.status) if c not in AFTER_START),
+            hint="allowed now: " + ", ".join(allowed),
             code="illegal_transition",
         )
     return target
@@ -671,12 +671,12 @@ def change_booking_status(
     only once the booking has started), or a payment's `mark-paid` or `refund` (unpaid → paid → refunded;
     not_required stays)."""
     booking = get_booking(session, reference, for_update=True)
-    wanted = {} if command in PAYMENT_MOVES else {"status": status_move(booking, command, now=now)}
-    if command in PAYMENT_MOVES or paid:
-        payment = PAYMENT_MOVES["mark-paid" if paid else command].get(booking.payment_status)
-        if payment is None:
-            raise _refuse(booking, booking.payment_status, "confirm --paid" if paid else command, PAYMENT_MOVES)
-        wanted["payment_status"] = payment
+    if MOVES[command][0] == "status":
+        wanted = {"status": status_move(booking, command, now=now)}
+    else:
+        wanted = dict([_moved(booking, command)])
+    if paid:
+        wanted.update([_moved(booking, "mark-paid", "confirm --paid")])
     cleaned_reason = clean_reason(reason)
     changes = apply_changes(booking, wanted)
     cancelled = wanted.get("status") == "cancelled"

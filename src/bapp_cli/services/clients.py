@@ -15,19 +15,19 @@ from sqlalchemy.orm import Session
 
 from bapp_cli.db.batches import BATCH_SIZE
 from bapp_cli.db.models import (
-    ENROLMENT_STATUSES,
     Booking,
     ClientProfile,
     Enrolment,
     Pathway,
     User,
 )
-from bapp_cli.errors import Conflict, InvalidInput, NotFound
+from bapp_cli.errors import Conflict, NotFound
 from bapp_cli.services.enrolment import enrol, find_enrolment, set_enrolment_status
 from bapp_cli.services.listing import ALL, Page
 from bapp_cli.services.pathways import get_pathway
 from bapp_cli.services.people import clean_text, ensure_client, get_builder, get_client, normalise_email
 from bapp_cli.services.plain_reads import CLIENT_COLUMNS as CLIENT_COLUMNS  # `clients show` reads it in plain SQL
+from bapp_cli.services.plain_reads import check_status
 
 ENROLMENT_COLUMNS = ("client", "pathway", "status", "start_date", "completed_at", "builder")
 
@@ -80,9 +80,7 @@ def iter_clients(
         if pathway is not None:
             conditions.append(Enrolment.pathway_id == get_pathway(session, pathway).id)
         if status is not None:
-            if status not in ENROLMENT_STATUSES:
-                raise InvalidInput(f"status: {status!r} is not one of {', '.join(ENROLMENT_STATUSES)}")
-            conditions.append(Enrolment.status == status)
+            conditions.append(Enrolment.status == check_status(status))
         query = query.where(exists().where(and_(*conditions)))
     if builder is not None:
         builder_user, _ = get_builder(session, builder)

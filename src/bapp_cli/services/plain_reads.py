@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from bapp_cli.db.dbapi import Database
-from bapp_cli.db.domains import BOOKING_STATUSES, SESSION_CATEGORIES
+from bapp_cli.db.domains import BOOKING_STATUSES, ENROLMENT_STATUSES, SESSION_CATEGORIES
 from bapp_cli.errors import InvalidInput, NotFound
 from bapp_cli.services.emails import normalise_email
 from bapp_cli.services.listing import ALL, Page
@@ -26,60 +26,45 @@ from bapp_cli.services.spreadsheet import json_default
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
-BOOKING_COLUMNS = (
-    "reference",
-    "client",
-    "client_name",
-    "builder",
-    "session_id",
-    "session_title",
-    "category",
-    "start_time",
-    "end_time",
-    "client_timezone",
-    "status",
-    "payment_status",
-    "amount",
-    "currency",
-    "pathway",
-    "custom_question_responses",
-    "calendly_event_uri",
-    "calendly_invitee_uri",
-    "idempotency_key",
-    "source",
-    "created_at",
-)
-# A booking as `export bookings` writes it, in the order `import bookings` reads it; `session` names the
-# session type by Calendly URI, else by its slug (unique since migration 0007), else by id.
-EXPORT_COLUMNS = (
-    "id",
-    *BOOKING_COLUMNS[:5],
-    "session",
-    *BOOKING_COLUMNS[5:],
-    "cancellation_reason",
-    "cancelled_at",
-    "request_fingerprint",
-    "remote_updated_at",
-)
-INSTANT_COLUMNS = frozenset({"start_time", "end_time", "created_at", "cancelled_at", "remote_updated_at"})
+# A booking's export record, in the order `import bookings` reads it: each column's SQL and what it holds —
+# "typed": text people typed (the booking form, imported files), a cell a spreadsheet could run as a formula;
+# "instant": written as bapp's instant text; "money"; "answers"; "": bapp's own constrained words and numbers.
+# `session` names the session type by Calendly URI, else by its slug (unique since migration 0007), else by id.
+_EXPORT_SQL = {
+    "id": ("b.id", ""),
+    "reference": ("b.reference", ""),
+    "client": ("c.email", "typed"),
+    "client_name": ("c.name", "typed"),
+    "builder": ("bu.email", "typed"),
+    "session_id": ("b.session_type_id", ""),
+    "session": ("COALESCE(NULLIF(t.calendly_uri, ''), t.slug, CAST(t.id AS TEXT))", "typed"),
+    "session_title": ("t.title", "typed"),
+    "category": ("t.category", ""),
+    "start_time": ("b.start_time", "instant"),
+    "end_time": ("b.end_time", "instant"),
+    "client_timezone": ("b.client_timezone", "typed"),
+    "status": ("b.status", ""),
+    "payment_status": ("b.payment_status", ""),
+    "amount": ("b.amount", "money"),
+    "currency": ("b.currency", ""),
+    "pathway": ("p.slug", "typed"),
+    "custom_question_responses": ("b.custom_question_responses", "answers"),
+    "calendly_event_uri": ("b.calendly_event_uri", "typed"),
+    "calendly_invitee_uri": ("b.calendly_invitee_uri", "typed"),
+    "idempotency_key": ("b.idempotency_key", "typed"),
+    "source": ("b.source", ""),
+    "created_at": ("b.created_at", "instant"),
+    "cancellation_reason": ("b.cancellation_reason", "typed"),
+    "cancelled_at": ("b.cancelled_at", "instant"),
+    "request_fingerprint": ("b.request_fingerprint", ""),
+    "remote_updated_at": ("b.remote_updated_at", "instant"),
+}
+EXPORT_COLUMNS = tuple(_EXPORT_SQL)
+_EXPORT_ONLY = ("id", "session", "cancellation_reason", "cancelled_at", "request_fingerprint", "remote_updated_at")
+# a booking's record in `bookings list` and `show` and every command's result
+BOOKING_COLUMNS = tuple(name for name in EXPORT_COLUMNS if name not in _EXPORT_ONLY)
+INSTANT_COLUMNS = frozenset(name for name, (_, holds) in _EXPORT_SQL.items() if holds == "instant")
 ANSWERS = "custom_question_responses"
-# Booking columns holding text people typed (the booking form, imported files) — the cells a spreadsheet
-# could run as a formula. The others are bapp's own: constrained words, numbers, instants, money.
-_USER_TEXT = frozenset(
-    {
-        "client",
-        "client_name",
-        "builder",
-        "session",
-        "session_title",
-        "client_timezone",
-        "pathway",
-        "calendly_event_uri",
-        "calendly_invitee_uri",
-        "idempotency_key",
-        "cancellation_reason",
-    }
-)
 _BOOKINGS_FROM = """
 FROM bookings b
 JOIN users c ON c.id = b.client_id
@@ -114,33 +99,24 @@ class BookingFilters:
     upcoming: bool = False
     newest_first: bool = False
     booking_id: int | None = None  # one booking (a command's result)
+    client_id: int | None = None  # a client the caller has already found, rather than `client_email`
 
 
 def _booking_expressions(db: Database, *, cells: bool, safe: bool) -> dict[str, str]:
-    """SQL for each booking record key: `cells` for CSV/TSV, where user text is spreadsheet-safe if `safe`."""
-    session = "COALESCE(NULLIF(t.calendly_uri, ''), t.slug, CAST(t.id AS TEXT))"
-    answers = "CAST(b.custom_question_responses AS TEXT)"
-    if db.dialect == "sqlite":
-        answers = f"CASE WHEN instr({ANSWERS}, '\\u') THEN {ANSWERS} ELSE json({ANSWERS}) END" if cells else ANSWERS
-    expressions = {
-        "id": "b.id",
-        "client": "c.email",
-        "client_name": "c.name",
-        "builder": "bu.email",
-        "session_id": "b.session_type_id",
-        "session": session,
-        "session_title": "t.title",
-        "category": "t.category",
-        "amount": db.money("b.amount"),
-        "pathway": "p.slug",
-        ANSWERS: answers,
-    }
-    for name in EXPORT_COLUMNS:
-        column = expressions.setdefault(name, f"b.{name}")
-        if name in INSTANT_COLUMNS:
-            expressions[name] = db.instant(column)
-        elif safe and name in _USER_TEXT:
-            expressions[name] = db.spreadsheet_safe(column)
+    """SQL for each booking record key: `cells` for CSV/TSV, where typed text is spreadsheet-safe if `safe`."""
+    expressions = {}
+    for name, (column, holds) in _EXPORT_SQL.items():
+        if holds == "instant":
+            column = db.instant(column)
+        elif holds == "money":
+            column = db.money(column)
+        elif holds == "typed" and safe:
+            column = db.spreadsheet_safe(column)
+        elif holds == "answers" and db.dialect == "postgresql":
+            column = f"CAST({column} AS TEXT)"
+        elif holds == "answers" and cells:  # SQLite minifies it (see `_with_answers`)
+            column = f"CASE WHEN instr({column}, '\\u') THEN {column} ELSE json({column}) END"
+        expressions[name] = column
     return expressions
 
 
@@ -191,7 +167,9 @@ def list_bookings(
         where.append(f"({' OR '.join(found)})")
     if filters.booking_id is not None:
         bound("b.id", filters.booking_id)
-    if filters.client_email is not None:
+    if filters.client_id is not None:
+        bound("b.client_id", filters.client_id)
+    elif filters.client_email is not None:
         bound("b.client_id", person_id(db, filters.client_email, "client"))
     if filters.builder_email is not None:
         bound("b.builder_id", person_id(db, filters.builder_email, "builder"))
@@ -201,11 +179,7 @@ def list_bookings(
         else:
             bound("b.pathway_id", pathway_id(db, filters.pathway))
     if filters.status is not None:
-        if filters.status not in BOOKING_STATUSES:
-            raise InvalidInput(
-                f"status: {filters.status!r} is not one of {', '.join(BOOKING_STATUSES)}", code="invalid_status"
-            )
-        bound("b.status", filters.status)
+        bound("b.status", check_status(filters.status, BOOKING_STATUSES))
     if filters.session is not None:
         bound("b.session_type_id", session_type_id(db, filters.session))
     if filters.upcoming and now is None:
@@ -287,6 +261,14 @@ def session_type_id(db: Database, identifier: str) -> int:
     if found is None:
         raise NotFound(f"no session type with {named}", hint="see `bapp sessions list --all`", code="session_not_found")
     return int(found[0])
+
+
+def check_status(status: str, statuses: Sequence[str] = ENROLMENT_STATUSES) -> str:
+    """`status` as stored (lowercase), if it is one of `statuses` (an enrolment's unless told)."""
+    cleaned = status.strip().lower()
+    if cleaned not in statuses:
+        raise InvalidInput(f"status: {status!r} is not one of {', '.join(statuses)}", code="invalid_status")
+    return cleaned
 
 
 def instant_value(text: str | None) -> dt.datetime | None:
@@ -624,11 +606,11 @@ def show_client(db: Database, email: str, *, now: dt.datetime) -> dict[str, Any]
 
     Percentages and badges are `progress show`'s and `badges list`'s: the same reads."""
     client = _client(db, email)
-    _, client_email, *profile, created_at = client
+    client_id, client_email, *profile, created_at = client
     progress = _progress_of(db, client, None)  # the client found once, not again by e-mail
     enrolment = ("pathway", "status", "start_date", "completed_at", "builder", "percent")
     bookings = list_bookings(
-        db, BookingFilters(client_email=client_email, newest_first=True), now=now, page=Page(limit=RECENT_BOOKINGS)
+        db, BookingFilters(client_id=client_id, newest_first=True), now=now, page=Page(limit=RECENT_BOOKINGS)
     )
     return {
         **dict(zip(CLIENT_COLUMNS, (client_email, *profile, instant_value(created_at)), strict=True)),

@@ -39,10 +39,10 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from bapp_cli.db.audit import record_audits
-from bapp_cli.db.batches import batches
-from bapp_cli.db.dbapi import Database
+from bapp_cli.db.batches import BATCH_SIZE
+from bapp_cli.db.bulk import any_of
+from bapp_cli.db.dbapi import instant_sql
 from bapp_cli.db.models import (
-    ENROLMENT_STATUSES,
     Badge,
     Enrolment,
     Pathway,
@@ -51,13 +51,13 @@ from bapp_cli.db.models import (
     User,
     UserSkillProgress,
 )
-from bapp_cli.errors import InvalidInput
 from bapp_cli.services.enrolment import set_enrolment_status
 from bapp_cli.services.listing import ALL, Page
 from bapp_cli.services.pathways import get_pathway
 from bapp_cli.services.people import get_builder
 from bapp_cli.services.plain_reads import FUNDAMENTALS_KEY as FUNDAMENTALS_KEY
 from bapp_cli.services.plain_reads import Catalogue, percent
+from bapp_cli.services.plain_reads import check_status as check_status
 from bapp_cli.services.plain_reads import list_badges as list_badges
 from bapp_cli.services.plain_reads import load_catalogue as load_catalogue
 from bapp_cli.services.plain_reads import pathway_badge_key as pathway_badge_key
@@ -119,7 +119,7 @@ def record_completions(
             SkillPathwayLink, SkillPathwayLink.skill_id == UserSkillProgress.skill_id
         )
         query = query.where(SkillPathwayLink.pathway_id.in_(scope))
-        for client_id, pathway_id, tier, count in _in_batches(session, query, UserSkillProgress.client_id, clients):
+        for client_id, pathway_id, tier, count in _rows_among(session, query, UserSkillProgress.client_id, clients):
             done[client_id][(pathway_id, tier)] = count
         infos = [catalogue.pathways[pathway_id] for pathway_id in scope if pathway_id in catalogue.pathways]
         for client_id, counts in done.items():
@@ -136,7 +136,7 @@ def record_completions(
     if fundamentals and catalogue.fundamentals > 0:
         everyone_done = _completed_counts().where(Skill.is_fundamental.is_(True))
         everyone_done = everyone_done.having(func.count() == catalogue.fundamentals)
-        for client_id, _ in _in_batches(session, everyone_done, UserSkillProgress.client_id, clients):
+        for client_id, _ in _rows_among(session, everyone_done, UserSkillProgress.client_id, clients):
             due[client_id].append(FUNDAMENTALS_KEY)
 
     if not due:
@@ -163,14 +163,14 @@ def _completed_counts(*columns: SQLColumnExpression[Any]) -> Select[Any]:
     return query.group_by(UserSkillProgress.client_id, *columns)
 
 
-def _in_batches(session: Session, query: Select[*tuple[Any, ...]], column: Any, ids: list[int] | None) -> Iterator[Any]:
-    """The rows of `query`, for every row (`ids` None) or batch by batch where `column` is one of `ids`."""
-    for chunk in [None] if ids is None else batches(ids):
-        yield from session.execute(query if chunk is None else query.where(column.in_(chunk)))
+def _rows_among(session: Session, query: Select[*tuple[Any, ...]], column: Any, ids: list[int] | None) -> Iterator[Any]:
+    """The rows of `query`, every row (`ids` None) or those where `column` is one of `ids`: one statement,
+    the ids one bound list (`bulk.any_of`) whatever their number."""
+    return iter(session.execute(query if ids is None else query.where(any_of(session, column, ids))))
 
 
 def _emails(session: Session, user_ids: Collection[int]) -> dict[int, str]:
-    return dict(_in_batches(session, select(User.id, User.email), User.id, sorted(set(user_ids))))
+    return dict(_rows_among(session, select(User.id, User.email), User.id, sorted(set(user_ids))))
 
 
 def _award(session: Session, due: dict[int, list[str]], *, now: dt.datetime) -> dict[int, list[str]]:
@@ -178,7 +178,7 @@ def _award(session: Session, due: dict[int, list[str]], *, now: dt.datetime) -> 
     wanted = select(Badge.client_id, Badge.key).where(
         Badge.key.in_(sorted({key for keys in due.values() for key in keys}))
     )
-    held = {(client_id, key) for client_id, key in _in_batches(session, wanted, Badge.client_id, sorted(due))}
+    held = {(client_id, key) for client_id, key in _rows_among(session, wanted, Badge.client_id, sorted(due))}
     fresh = {client_id: [key for key in keys if (client_id, key) not in held] for client_id, keys in due.items()}
     awarded = {client_id: keys for client_id, keys in fresh.items() if keys}
     if not awarded:
@@ -208,7 +208,7 @@ def _complete_enrolments(
     emails = _emails(session, completed)
     open_enrolments = select(Enrolment).where(Enrolment.pathway_id.in_(pathway_ids), Enrolment.status != "completed")
     # read whole before the first change: the changes write (audit rows) on the same connection
-    for (enrolment,) in list(_in_batches(session, open_enrolments, Enrolment.client_id, sorted(completed))):
+    for (enrolment,) in list(_rows_among(session, open_enrolments, Enrolment.client_id, sorted(completed))):
         if enrolment.pathway_id not in completed[enrolment.client_id]:
             continue
         slug = catalogue.pathways[enrolment.pathway_id].slug
@@ -301,14 +301,6 @@ def select_enrolment_counts(
     )
 
 
-def check_status(status: str, statuses: Sequence[str] = ENROLMENT_STATUSES) -> str:
-    """`status` as stored (lowercase), if it is one of `statuses` (an enrolment's unless told)."""
-    cleaned = status.strip().lower()
-    if cleaned not in statuses:
-        raise InvalidInput(f"status: {status!r} is not one of {', '.join(statuses)}", code="invalid_status")
-    return cleaned
-
-
 def _progress_rows(
     session: Session, *, percentages: bool, pathway: str | None, builder: str | None, status: str | None, page: Page
 ) -> tuple[Iterator[Any], Catalogue]:
@@ -336,9 +328,7 @@ def _progress_rows(
             for number, column in zip(TABLE_TIERS, tiers, strict=True)
         ]
         done = _percent_of(done, {info.id: info.total for info in infos})
-        last = literal_column(
-            Database(None, session.get_bind().dialect.name).instant(f"{aggregated.name}.last_activity")
-        )
+        last = literal_column(instant_sql(session.get_bind().dialect.name, f"{aggregated.name}.last_activity"))
     query = (
         select(User.email, Pathway.slug, Enrolment.status, *tiers, done, _badge_count(), last)
         .select_from(aggregated)
@@ -350,7 +340,7 @@ def _progress_rows(
     matched = page.matching(User.email, User.name, Pathway.slug)
     if matched is not None:
         query = query.where(matched)
-    return session.connection().execute(page.window(query).execution_options(yield_per=1000)), catalogue
+    return session.connection().execute(page.window(query).execution_options(yield_per=BATCH_SIZE)), catalogue
 
 
 def _percent_of(done: Any, totals: dict[int, int]) -> ColumnElement[int]:
