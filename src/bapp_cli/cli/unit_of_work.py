@@ -1,8 +1,7 @@
 """The two shapes of a command's database work: one read, or one change.
 
-Both open the output (as the command's --format/--json chose it) first, so a bad --format fails before
-the database is touched; the command renders after the block, once a change is committed (or rolled back
-by --dry-run).
+Both open the output first, so a bad --format fails before the database is touched; the command renders
+after the block, once a change is committed (or rolled back by --dry-run).
 """
 
 from __future__ import annotations
@@ -22,20 +21,26 @@ if TYPE_CHECKING:
 
 
 @contextlib.contextmanager
-def reading(ctx: typer.Context) -> Iterator[tuple[OutputSink, Session]]:
+def reading(ctx: typer.Context, fmt: str | None = None, as_json: bool = False) -> Iterator[tuple[OutputSink, Session]]:
     app_state = state(ctx)
-    sink = app_state.output()
+    sink = app_state.output(fmt, as_json)
     with app_state.reading() as session:
         yield sink, session
 
 
 @contextlib.contextmanager
 def changing(
-    ctx: typer.Context, *, dry_run: bool = False, ask: str | None = None, yes: bool = False
+    ctx: typer.Context,
+    fmt: str | None = None,
+    as_json: bool = False,
+    *,
+    dry_run: bool = False,
+    ask: str | None = None,
+    yes: bool = False,
 ) -> Iterator[tuple[OutputSink, Session]]:
     """`ask`: the question to confirm (unless `yes`) before the transaction opens."""
     app_state = state(ctx)
-    sink = app_state.output()
+    sink = app_state.output(fmt, as_json)
     if ask is not None:
         app_state.confirm(yes, ask)
     with app_state.transaction(dry_run=dry_run) as session:
