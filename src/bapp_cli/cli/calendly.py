@@ -500,11 +500,10 @@ def webhook_apply(
     result = handler.handle(body, signature, dry_run=dry_run)
     for failure in handler.fetch_failures:
         sink.warning(failure)
-    action = result.action
-    if action not in ("ignored", "parked"):
+    if result.action not in ("ignored", "parked"):
         _print_outcomes(sink, [result], dry_run=dry_run)
     sink.record(result.as_record(), title="Calendly webhook")
-    if action == "parked":
+    if result.action == "parked":
         invitee = result.invitee_uri or "(no invitee)"
         kept = " (dry run: not kept)" if dry_run else ""
         raise _parked(f"{result.event} for {invitee} not applied: {result.note}{kept}")

@@ -723,17 +723,10 @@ def pull_bookings(
             deactivated=report.cancelled,
             reactivated=report.rescheduled,
         )
-        if any(outcome.wrote for outcome in report.outcomes):
-            record_audit(
-                session,
-                "calendly_pull",
-                str(report.run_id),
-                {
-                    **report.as_record(),
-                    "changes": [outcome.describe() for outcome in report.outcomes if outcome.wrote],
-                    "warnings": report.warnings,
-                },
-            )
+        changes = [outcome.describe() for outcome in report.outcomes if outcome.wrote]
+        if changes:
+            audit = {**report.as_record(), "changes": changes, "warnings": report.warnings}
+            record_audit(session, "calendly_pull", str(report.run_id), audit)
     return report
 
 
