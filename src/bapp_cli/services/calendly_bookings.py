@@ -149,10 +149,7 @@ def fetch_booked_invitees(
     events = client.list_scheduled_events(
         user=scope.user, organization=scope.organization, min_start_time=since, max_start_time=until
     )
-    items: list[BookedInvitee] = []
-    for event in events:
-        items.extend(BookedInvitee(invitee, event) for invitee in client.list_event_invitees(event.uri))
-    return items
+    return [BookedInvitee(invitee, event) for event in events for invitee in client.list_event_invitees(event.uri)]
 
 
 def parse_bookings_listing(content: bytes | str, *, name: str) -> list[BookedInvitee]:
