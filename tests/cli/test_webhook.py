@@ -340,3 +340,29 @@ def test_a_delivery_for_an_unsynced_type_is_parked_named_and_exit_3_until_a_sync
     assert wbapp("calendly", "webhook", "list", "--pending", "--json").json() == []
     retried = wbapp("calendly", "webhook", "retry", "--json")
     assert (retried.exit_code, retried.json()) == (0, [])
+
+
+def test_a_parked_body_that_no_longer_parses_stays_parked_and_says_why(
+    wbapp: Bapp, database_url: str, tmp_path: Path
+) -> None:
+    """A stored body that no longer validates (edited by hand, or parked by another bapp) does not stop the
+    retry of the others: it counts an attempt, keeps the reason, and the retry exits 3 naming it."""
+    from sqlalchemy import text
+
+    from bapp_cli.db.engine import make_engine
+
+    body = delivery().replace(b"/event_types/ET00000001", b"/event_types/ET00000042")
+    assert apply(wbapp, body, signed(body), tmp=tmp_path).exit_code == 3
+    engine = make_engine(database_url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(text("UPDATE webhook_deliveries SET body = '{\"event\": 42}'"))
+    finally:
+        engine.dispose()
+    retried = wbapp("calendly", "webhook", "retry", "--json")
+    assert retried.exit_code == 3, retried.stderr
+    [record] = retried.json()
+    assert record["action"] == "skipped" and record["note"].startswith("stored body no longer parses: ")
+    assert f"still parked: #{record['id']} invitee.created" in retried.stderr
+    [parked] = wbapp("calendly", "webhook", "list", "--pending", "--json").json()
+    assert parked["attempts"] == 2 and parked["last_error"] == record["note"]

@@ -496,43 +496,19 @@ def webhook_apply(
     app_state = state(ctx)
     sink = app_state.output()
     body = _read_body(path)
-    handler = _delivery_handler(app_state, source="apply", tolerance=tolerance)
+    from bapp_cli.cli.webhook_receiver import DeliveryHandler
+
+    handler = DeliveryHandler(app_state, signing_key=_signing_key(app_state), source="apply", tolerance=tolerance)
     result = handler.handle(body, signature, dry_run=dry_run)
     for failure in handler.fetch_failures:
         sink.warning(failure)
-    action = result.action
-    if action not in ("ignored", "parked"):
+    if result.action not in ("ignored", "parked"):
         _print_outcomes(sink, [result], dry_run=dry_run)
     sink.record(result.as_record(), title="Calendly webhook")
-    if action == "parked":
+    if result.action == "parked":
         invitee = result.invitee_uri or "(no invitee)"
         kept = " (dry run: not kept)" if dry_run else ""
         raise _parked(f"{result.event} for {invitee} not applied: {result.note}{kept}")
-
-
-def _delivery_handler(app_state: AppState, *, source: str, tolerance: int, engine: Any = None) -> Any:
-    """The one delivery rule (cli.webhook_receiver.DeliveryHandler) wired to this command's settings."""
-    from bapp_cli.cli.webhook_receiver import DeliveryHandler
-    from bapp_cli.services.sync import parse_rules
-
-    settings = app_state.settings
-    return DeliveryHandler(
-        # At-head is checked after the signature and the body (nothing is looked at before they pass).
-        engine if engine is not None else app_state.engine(require_head=False),
-        signing_key=_signing_key(app_state),
-        pathway_question=_pathway_question(app_state),
-        rules=parse_rules(settings.calendly_rules()),
-        source=source,
-        tolerance=tolerance,
-        actor=app_state.actor,
-        command=app_state.command_path,
-        # The receiver must answer within Calendly's 15 s: its on-demand fetch gets a short deadline.
-        calendly_client=(
-            (lambda: app_state.calendly_client(within=4.0 if source == "receiver" else None))
-            if settings.calendly_token()
-            else None
-        ),
-    )
 
 
 @webhook_app.command("sign")
@@ -618,7 +594,7 @@ def webhook_serve(
     """
     import importlib.util
 
-    from bapp_cli.cli.webhook_receiver import ReceiverApp, listen, serve
+    from bapp_cli.cli.webhook_receiver import DeliveryHandler, ReceiverApp, listen, serve
     from bapp_cli.db.engine import make_engine
     from bapp_cli.errors import ConfigError
 
@@ -638,7 +614,9 @@ def webhook_serve(
     engine = make_engine(
         settings.database_url, busy_timeout_ms=int(busy_timeout * 1000), connect_timeout=settings.connect_timeout
     )
-    handler = _delivery_handler(app_state, source="receiver", tolerance=tolerance, engine=engine)
+    handler = DeliveryHandler(
+        app_state, signing_key=_signing_key(app_state), source="receiver", tolerance=tolerance, engine=engine
+    )
     try:
         handler.ensure_ready()
     except Exception as exc:  # it still starts: deliveries get 503 until the database is ready

@@ -32,22 +32,19 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from bapp_cli.cli.context import utc_now
 from bapp_cli.errors import AuthError, BappError, Busy, DatabaseNotReady, InvalidInput
 
 if TYPE_CHECKING:
-    import re
-
     from sqlalchemy import Engine
     from sqlalchemy.orm import Session
 
     from bapp_cli.calendly.client import CalendlyClient
     from bapp_cli.calendly.models import EventType, WebhookPayload
+    from bapp_cli.cli.context import AppState
     from bapp_cli.services.calendly_bookings import InviteeOutcome
-    from bapp_cli.services.sync import ClassificationRule
 
 DEFAULT_PATH = "/calendly/webhook"
 DEFAULT_MAX_BODY = 1024 * 1024  # Calendly's invitee deliveries are a few kB; a megabyte is generous.
@@ -58,26 +55,33 @@ Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 
-@dataclass
 class DeliveryHandler:
     """Verifies, parses and applies (or parks) one delivery; safe to call from several threads."""
 
-    engine: Engine
-    signing_key: str
-    pathway_question: re.Pattern[str]
-    rules: list[ClassificationRule]
-    source: str
-    tolerance: int
-    actor: str
-    command: str
-    calendly_client: Callable[[], CalendlyClient] | None = None
-    # Why an unknown event type could not be fetched or stored. A command prints them when it ends; the
-    # receiver logs each as it happens (`warn`), and the deque keeps a long-running process bounded.
-    fetch_failures: collections.deque[str] = field(default_factory=lambda: collections.deque(maxlen=100))
-    _at_head: bool = False
+    def __init__(
+        self, app_state: AppState, *, signing_key: str, source: str, tolerance: int, engine: Engine | None = None
+    ) -> None:
+        """Wired to the command's settings; ``source`` is ``apply`` (a command) or ``receiver`` (the service)."""
+        from bapp_cli.services.calendly_bookings import pathway_question_pattern
+        from bapp_cli.services.sync import parse_rules
 
-    def __post_init__(self) -> None:
+        settings = app_state.settings
+        # At-head is checked after the signature and the body (nothing is looked at before they pass).
+        self.engine = engine if engine is not None else app_state.engine(require_head=False)
+        self.signing_key, self.source, self.tolerance = signing_key, source, tolerance
+        self.pathway_question = pathway_question_pattern(settings.text("calendly.pathway_question"))
+        self.rules = parse_rules(settings.calendly_rules())
+        self.actor, self.command = app_state.actor, app_state.command_path
+        # The receiver must answer within Calendly's 15 s: its on-demand fetch gets a short deadline.
+        within = 4.0 if source == "receiver" else None
+        self.calendly_client: Callable[[], CalendlyClient] | None = (
+            (lambda: app_state.calendly_client(within=within)) if settings.calendly_token() else None
+        )
+        # Why an unknown event type could not be fetched or stored. A command prints them when it ends; the
+        # receiver logs each as it happens (`warn`), and the deque keeps a long-running process bounded.
+        self.fetch_failures: collections.deque[str] = collections.deque(maxlen=100)
         self.warn: Callable[[str], None] = self.fetch_failures.append
+        self._at_head = False
 
     def ensure_ready(self) -> None:
         """Raise DatabaseNotReady unless the database answers and is at head (checked until it once is)."""

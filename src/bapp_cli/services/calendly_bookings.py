@@ -149,10 +149,7 @@ def fetch_booked_invitees(
     events = client.list_scheduled_events(
         user=scope.user, organization=scope.organization, min_start_time=since, max_start_time=until
     )
-    items: list[BookedInvitee] = []
-    for event in events:
-        items.extend(BookedInvitee(invitee, event) for invitee in client.list_event_invitees(event.uri))
-    return items
+    return [BookedInvitee(invitee, event) for event in events for invitee in client.list_event_invitees(event.uri)]
 
 
 def parse_bookings_listing(content: bytes | str, *, name: str) -> list[BookedInvitee]:
@@ -723,17 +720,10 @@ def pull_bookings(
             deactivated=report.cancelled,
             reactivated=report.rescheduled,
         )
-        if any(outcome.wrote for outcome in report.outcomes):
-            record_audit(
-                session,
-                "calendly_pull",
-                str(report.run_id),
-                {
-                    **report.as_record(),
-                    "changes": [outcome.describe() for outcome in report.outcomes if outcome.wrote],
-                    "warnings": report.warnings,
-                },
-            )
+        changes = [outcome.describe() for outcome in report.outcomes if outcome.wrote]
+        if changes:
+            audit = {**report.as_record(), "changes": changes, "warnings": report.warnings}
+            record_audit(session, "calendly_pull", str(report.run_id), audit)
     return report
 
 

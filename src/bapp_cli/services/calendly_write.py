@@ -29,7 +29,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import KW_ONLY, dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
@@ -247,23 +247,17 @@ class _Sent:
         )
 
 
+@dataclass
 class CalendlyWriter:
-    """Sends held bookings to Calendly and settles them (the steps of the module docstring)."""
+    """Sends held bookings to Calendly and settles them (the steps of the module docstring); ``user`` /
+    ``organization`` are the configured scope that lookups search (see ``_lookup_scope``)."""
 
-    def __init__(
-        self,
-        transaction: Transaction,
-        client: CalendlyClient,
-        *,
-        clock: Callable[[], dt.datetime],
-        user: str | None = None,
-        organization: str | None = None,
-    ) -> None:
-        """``user`` / ``organization``: the configured scope lookups search (see ``_lookup_scope``)."""
-        self.transaction = transaction
-        self.client = client
-        self.clock = clock
-        self.scope = (user, organization)
+    transaction: Transaction
+    client: CalendlyClient
+    _: KW_ONLY
+    clock: Callable[[], dt.datetime]
+    user: str | None = None
+    organization: str | None = None
 
     # -- create -----------------------------------------------------------------------------------
 
@@ -273,7 +267,7 @@ class CalendlyWriter:
         event_type = self.client.get_event_type(target.event_type_uri)
         # Everything that needs Calendly before the send is asked before the hold is committed, so a
         # failure here leaves nothing pending.
-        scope = _lookup_scope(self.client, target.owner_uri, *self.scope)
+        scope = _lookup_scope(self.client, target.owner_uri, self.user, self.organization)
         now = self.clock()
         starts = _starts_near(self.client, target, request.start, now)
         held = replace(request, calendly_open_starts=tuple(starts))
@@ -448,7 +442,7 @@ class CalendlyWriter:
         event_types: dict[str, EventType] = {}
         reports = []
         for sent in pending:
-            sent.scope = _lookup_scope(self.client, sent.target.owner_uri, *self.scope)
+            sent.scope = _lookup_scope(self.client, sent.target.owner_uri, self.user, self.organization)
             report = {"booking": sent.reference, "client": sent.email, "start_time": sent.start_time}
             report.update(self._reconcile_one(sent, event_types, give_up_after=give_up_after, dry_run=dry_run))
             if report["action"] != "skipped":

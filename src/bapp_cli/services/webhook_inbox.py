@@ -101,16 +101,15 @@ def receive_delivery(
     lock_keys(session, _LOCK)
     digest = hashlib.sha256(body).hexdigest()
     known = session.scalars(select(WebhookDelivery).where(WebhookDelivery.body_sha256 == digest)).one_or_none()
-    warnings: tuple[str, ...] = ()
     if not_ready is None:
-        applied = apply_webhook(session, payload, now=now, pathway_question=pathway_question, dry_run=dry_run)
-        if applied.action != "skipped":
-            if known is not None and known.status == "pending":
-                _attempted(known, now=now, applied=applied)
-            return applied
-        reason, warnings = applied.note or "could not be applied", applied.warnings
+        outcome = apply_webhook(session, payload, now=now, pathway_question=pathway_question, dry_run=dry_run)
     else:
-        reason = f"database not ready: {not_ready}"
+        outcome = InviteeOutcome("skipped", "", note=f"database not ready: {not_ready}")
+    if known is not None and known.status == "pending":
+        _attempted(known, outcome, now=now)
+    if outcome.applied:
+        return outcome
+    reason = outcome.note or "could not be applied"
     invitee_uri = payload.payload.uri[:500] if payload.payload is not None else ""
     if known is None:
         known = WebhookDelivery(
@@ -129,10 +128,10 @@ def receive_delivery(
         session.add(known)
         session.flush()
         record_audit(session, "webhook_delivery", str(known.id), {"parked": payload.event, "reason": reason})
-    elif known.status == "pending":
-        _attempted(known, now=now, error=reason)
     note = f"parked in the webhook inbox as #{known.id}: {reason}"
-    return InviteeOutcome("parked", invitee_uri, note=note, warnings=warnings, event=payload.event, dry_run=dry_run)
+    return InviteeOutcome(
+        "parked", invitee_uri, note=note, warnings=outcome.warnings, event=payload.event, dry_run=dry_run
+    )
 
 
 def pulled_body(item: BookedInvitee) -> bytes:
@@ -197,28 +196,26 @@ def retry_pending(
         try:
             payload = WebhookPayload.model_validate_json(delivery.body)
         except ValidationError as exc:
-            outcome = InviteeOutcome("skipped", delivery.invitee_uri or "")
-            _attempted(delivery, now=now, error=f"stored body no longer parses: {exc.error_count()} error(s)")
+            note = f"stored body no longer parses: {exc.error_count()} error(s)"
+            outcome = InviteeOutcome("skipped", delivery.invitee_uri or "", note=note)
         else:
             outcome = apply_webhook(session, payload, now=now, pathway_question=pathway_question)
-            _attempted(delivery, now=now, applied=outcome)
+        _attempted(delivery, outcome, now=now)
         results.append(replace(outcome, event=delivery.event, dry_run=False, id=delivery.id))
     session.flush()
     return results
 
 
-def _attempted(
-    delivery: WebhookDelivery, *, now: dt.datetime, applied: InviteeOutcome | None = None, error: str = ""
-) -> None:
+def _attempted(delivery: WebhookDelivery, outcome: InviteeOutcome, *, now: dt.datetime) -> None:
     """Another attempt at a parked delivery: applied now (with what it did), or still waiting and why."""
     delivery.attempts += 1
     delivery.last_attempt_at = now
-    if applied is None or applied.action == "skipped":
-        delivery.last_error = error if applied is None else applied.note or "could not be applied"
+    if not outcome.applied:
+        delivery.last_error = outcome.note or "could not be applied"
         return
     delivery.status = "applied"
     delivery.applied_at = now
-    delivery.outcome = (applied.action + (f" {applied.reference}" if applied.reference else ""))[:200]
+    delivery.outcome = (outcome.action + (f" {outcome.reference}" if outcome.reference else ""))[:200]
 
 
 def list_deliveries(session: Session, *, pending_only: bool = False, page: Page = ALL) -> list[dict[str, Any]]:
