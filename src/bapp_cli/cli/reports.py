@@ -72,14 +72,14 @@ def _pathway_cell(label: ReportPathway) -> Any:
     return text
 
 
-def _bar_count(value: int, maximum: int, row: Any, total: bool) -> Any:
+def _bar_count(value: int, maximum: int, label: ReportPathway, total: bool) -> Any:
     """A count with its bar out of `maximum` in the row's pathway colour; on the totals row, bold and barless."""
     from rich.text import Text
 
     if total:
         return Text(f"{' ' * COUNT_BAR_WIDTH} {value}", style="bold")
     digits = len(str(maximum))
-    return Text.assemble((bar(value, maximum, COUNT_BAR_WIDTH), row.pathway.color or "cyan"), f" {value:>{digits}}")
+    return Text.assemble((bar(value, maximum, COUNT_BAR_WIDTH), label.color or "cyan"), f" {value:>{digits}}")
 
 
 def _plain_count(value: int, total: bool, style: str = "") -> Any:
@@ -106,10 +106,10 @@ def _report_grid(title: str, *, caption: str | None = None) -> Any:
 
 
 def _add_totalled_rows(grid: Any, report: Any, cells: Any) -> None:
-    """A report's rows, a rule, then its totals row: `cells(row, total)` draws either."""
-    for index, row in enumerate(report.rows):
-        grid.add_row(*cells(row, False), end_section=index == len(report.rows) - 1)
-    grid.add_row(*cells(report.totals, True))
+    """A report's rows, a rule, then its totals row: `cells(pathway, record, total)` draws either."""
+    last = len(report.records) - 1
+    for index, (label, record) in enumerate(zip(report.pathways, report.records, strict=True)):
+        grid.add_row(*cells(label, record, index == last), end_section=index == last - 1)
 
 
 def _period(app_state: Any, start_from: str | None, start_to: str | None) -> Period:
@@ -203,11 +203,11 @@ def _counts_renderer(report: Any, sink: OutputSink) -> Any:
         for status in BOOKING_STATUSES:
             grid.add_column(status.replace("_", " "), justify="right", header_style=f"bold {BOOKING_STYLES[status]}")
         grid.add_column("total", justify="left", no_wrap=True)
-        largest = max((row.total for row in report.rows), default=0)
+        largest = max((record["total"] for record in report.records[:-1]), default=0)
 
-        def cells(row: Any, total: bool) -> list[Any]:
-            counts = [_plain_count(row.counts[status], total, BOOKING_STYLES[status]) for status in BOOKING_STATUSES]
-            return [_pathway_cell(row.pathway), *counts, _bar_count(row.total, largest, row, total)]
+        def cells(label: ReportPathway, record: dict[str, Any], total: bool) -> list[Any]:
+            counts = [_plain_count(record[status], total, BOOKING_STYLES[status]) for status in BOOKING_STATUSES]
+            return [_pathway_cell(label), *counts, _bar_count(record["total"], largest, label, total)]
 
         _add_totalled_rows(grid, report, cells)
         console.print(grid)
@@ -396,25 +396,25 @@ def _analytics_renderer(report: Any, sink: OutputSink) -> Any:
         grid.add_column("avg days", justify="right", no_wrap=True)
         grid.add_column("bookings", no_wrap=True)
         grid.add_column("top skills", no_wrap=True, overflow="ellipsis")
-        most_enrolled = max((row.enrolled for row in report.rows), default=0)
-        most_booked = max((row.bookings for row in report.rows), default=0)
+        most_enrolled = max((record["enrolled"] for record in report.records[:-1]), default=0)
+        most_booked = max((record["bookings"] for record in report.records[:-1]), default=0)
 
-        def top(row: Any) -> Text:
-            if not row.top_skills:
+        def top(skills: list[dict[str, Any]]) -> Text:
+            if not skills:
                 return Text("—", style="dim")
-            width = len(str(row.top_skills[0]["completions"]))
-            return Text("\n".join(f"{item['completions']:>{width}}× {item['name']}" for item in row.top_skills))
+            width = len(str(skills[0]["completions"]))
+            return Text("\n".join(f"{item['completions']:>{width}}× {item['name']}" for item in skills))
 
-        def cells(row: Any, total: bool) -> list[Any]:
+        def cells(label: ReportPathway, record: dict[str, Any], total: bool) -> list[Any]:
             return [
-                _pathway_cell(row.pathway),
-                _bar_count(row.enrolled, most_enrolled, row, total),
-                *(_plain_count(getattr(row, status), total) for status in ENROLMENT_STATUSES),
-                _percent_cell(row.average_percent),
-                _percent_cell(row.completion_rate),
-                Text(f"{row.average_days_to_complete:.1f}", style="bold" if total else ""),
-                _bar_count(row.bookings, most_booked, row, total),
-                top(row),
+                _pathway_cell(label),
+                _bar_count(record["enrolled"], most_enrolled, label, total),
+                *(_plain_count(record[status], total) for status in ENROLMENT_STATUSES),
+                _percent_cell(record["average_percent"]),
+                _percent_cell(record["completion_rate"]),
+                Text(f"{record['average_days_to_complete']:.1f}", style="bold" if total else ""),
+                _bar_count(record["bookings"], most_booked, label, total),
+                top(record["top_skills"]),
             ]
 
         _add_totalled_rows(grid, report, cells)
