@@ -181,7 +181,7 @@ def bookings_by_pathway(
 
         with app_state.reading() as session:
             groups = list_bookings_by_pathway(session, now=utc_now(), period=period, builder=builder)
-        records = [view.as_record() for group in groups for view in group.bookings]
+        records = [view.as_record() for views in groups.values() for view in views]
         caption = _period_caption(period, sink, builder)
         sink.records(records, BOOKING_COLUMNS, table=_listing_renderer(groups, sink, caption))
         return
@@ -215,7 +215,7 @@ def _counts_renderer(report: Any, sink: OutputSink) -> Any:
     return draw
 
 
-def _listing_renderer(groups: list[Any], sink: OutputSink, caption: str) -> Any:
+def _listing_renderer(groups: dict[ReportPathway, list[Any]], sink: OutputSink, caption: str) -> Any:
     def draw(console: Any) -> None:
         from rich.text import Text
 
@@ -224,14 +224,14 @@ def _listing_renderer(groups: list[Any], sink: OutputSink, caption: str) -> Any:
         grid.add_column("client", no_wrap=True)
         for column in ("session", "status", "category", "answers"):
             grid.add_column(column)
-        for group in groups:
-            count = len(group.bookings)
+        for label, views in groups.items():
+            count = len(views)
             grid.add_row(
-                _pathway_cell(group.pathway),
+                _pathway_cell(label),
                 Text(f"{count} booking{'s' if count != 1 else ''}", style="dim"),
                 end_section=True,
             )
-            for index, view in enumerate(group.bookings):
+            for index, view in enumerate(views):
                 client = Text(view.client)
                 if view.client_name:
                     client = Text.assemble(view.client_name, "\n", (view.client, "dim"))

@@ -159,15 +159,9 @@ def count_bookings_by_pathway(session: Session, *, period: Period = Period(), bu
     return Report(period, pathways, records, builder_email)
 
 
-@dataclass(frozen=True)
-class BookingGroup:
-    pathway: ReportPathway
-    bookings: list[BookingView]
-
-
 def list_bookings_by_pathway(
     session: Session, *, now: dt.datetime, period: Period = Period(), builder: str | None = None
-) -> list[BookingGroup]:
+) -> dict[ReportPathway, list[BookingView]]:
     """The period's bookings grouped by pathway (display order, "none" last), by start time within a group.
 
     Only groups that have bookings are returned. The listing is `bookings list`'s query, so a booking here
@@ -181,7 +175,7 @@ def list_bookings_by_pathway(
     grouped: dict[str | None, list[BookingView]] = {}
     for view in views:
         grouped.setdefault(view.pathway, []).append(view)
-    return [BookingGroup(label, grouped[slug]) for slug, label in labels.items() if slug in grouped]
+    return {label: grouped[slug] for slug, label in labels.items() if slug in grouped}
 
 
 # -- client progress ------------------------------------------------------------------------------------
