@@ -149,10 +149,10 @@ def count_bookings_by_pathway(session: Session, *, period: Period = Period(), bu
     counted: dict[int | None, dict[str, int]] = {}
     for pathway_id, status, count in session.execute(query):
         counted.setdefault(pathway_id, {})[status] = int(count)
-    labels: dict[int | None, ReportPathway] = {**_pathways(session), None: NO_PATHWAY_ROW}
-    rows = [dict.fromkeys(BOOKING_STATUSES, 0) | counted.get(key, {}) for key in labels]
+    labels: list[tuple[int | None, ReportPathway]] = [*_pathways(session).items(), (None, NO_PATHWAY_ROW)]
+    rows = [dict.fromkeys(BOOKING_STATUSES, 0) | counted.get(key, {}) for key, _ in labels]
     rows.append({status: sum(row[status] for row in rows) for status in BOOKING_STATUSES})
-    pathways = [*labels.values(), TOTALS_ROW]
+    pathways = [*(label for _, label in labels), TOTALS_ROW]
     records = [
         {"pathway": label.key, **row, "total": sum(row.values())} for label, row in zip(pathways, rows, strict=True)
     ]
@@ -244,9 +244,10 @@ def _figures_record(
     """One `pathway-analytics` record from `_enrolment_figures`' sums, divided only here so totals add up
     exactly."""
     enrolled, *statuses, percent_sum, days_sum, days_count = figures
-    record = {"pathway": label.key, "enrolled": enrolled, **dict(zip(ENROLMENT_STATUSES, statuses, strict=True))}
+    counts = dict(zip(ENROLMENT_STATUSES, statuses, strict=True))
+    record: dict[str, Any] = {"pathway": label.key, "enrolled": enrolled, **counts}
     record["average_percent"] = one_decimal(percent_sum, enrolled)
-    record["completion_rate"] = one_decimal(record["completed"], enrolled, scale=100)
+    record["completion_rate"] = one_decimal(counts["completed"], enrolled, scale=100)
     record["average_days_to_complete"] = one_decimal(days_sum, days_count)
     return record | {"top_skills": top_skills, "bookings": bookings}
 

@@ -523,8 +523,9 @@ def _progress_change(
     session.flush()
     validator = session.get(User, row.validated_by_id) if row.validated_by_id is not None else None
     pathway = session.get(Pathway, row.pathway_id) if row.pathway_id is not None else None
-    record = {"client": client.email, "skill": skill.slug, "status": row.status, "previous_status": previous}
-    record |= {"changed": changed, **{name: getattr(row, name) for name in ("attempts", "started_at", "completed_at")}}
+    record: dict[str, Any] = {"client": client.email, "skill": skill.slug}
+    record |= {"status": row.status, "previous_status": previous, "changed": changed}
+    record |= {name: getattr(row, name) for name in ("attempts", "started_at", "completed_at")}
     record |= {"completed_via": row.completion_method, "validated_by": validator.email if validator else None}
     record |= {"pathway": pathway.slug if pathway else None, "notes": row.notes}
     return _with_outcome(record, outcome or CompletionOutcome(), [])
