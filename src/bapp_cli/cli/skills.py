@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated, Any
 
 import typer
@@ -26,23 +27,20 @@ from bapp_cli.cli.unit_of_work import changing, reading
 app = typer.Typer(help="Manage skills, link them to pathway tiers, and track clients' progress.", no_args_is_help=True)
 
 
-def _skill_table(views: list[Any], title: str) -> Any:
-    def draw(console: Any) -> None:
-        table = listing_table(title, ("slug", "name", "domain", "fundamental", "links", "archived"))
-        for view in views:
-            table.add_row(
-                view["slug"],
-                view["name"],
-                view["domain"] or "—",
-                "★" if view["is_fundamental"] else "",
-                ", ".join(view["links"]) or "—",
-                "yes" if view["archived"] else "",
-            )
-        console.print(table)
-        if not views:
-            console.print("(no skills)", style="dim")
-
-    return draw
+def _skill_table(views: list[Any], title: str, console: Any) -> None:
+    table = listing_table(title, ("slug", "name", "domain", "fundamental", "links", "archived"))
+    for view in views:
+        table.add_row(
+            view["slug"],
+            view["name"],
+            view["domain"] or "—",
+            "★" if view["is_fundamental"] else "",
+            ", ".join(view["links"]) or "—",
+            "yes" if view["archived"] else "",
+        )
+    console.print(table)
+    if not views:
+        console.print("(no skills)", style="dim")
 
 
 def _change(
@@ -221,7 +219,7 @@ def list_command(
             include_archived=include_archived,
             page=Page(limit=limit, offset=offset, search=search),
         )
-    sink.records(views, SKILL_COLUMNS, table=_skill_table(views, "Skills"))
+    sink.records(views, SKILL_COLUMNS, table=partial(_skill_table, views, "Skills"))
 
 
 @output_command(app, "assign")
