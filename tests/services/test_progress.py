@@ -53,22 +53,22 @@ def test_tier_badges_then_an_empty_tier_keeps_the_pathway_open(session: Session)
     small_catalogue(session)
     ada = client(session, "ada@example.com", "accelerate")
     for slug in ("a1", "a2"):
-        assert complete_skill(session, ada.email, slug, now=NOW).outcome.badges_awarded == []
-    finished_tier = complete_skill(session, ada.email, "a3", now=NOW)
-    assert finished_tier.outcome.badges_awarded == ["tier:accelerate:1"]
+        assert complete_skill(session, ada.email, slug, now=NOW)[0]["badges_awarded"] == []
+    finished_tier, _ = complete_skill(session, ada.email, "a3", now=NOW)
+    assert finished_tier["badges_awarded"] == ["tier:accelerate:1"]
     complete_skill(session, ada.email, "a4", now=NOW)
-    last = complete_skill(session, ada.email, "shared", now=NOW)
+    last, _ = complete_skill(session, ada.email, "shared", now=NOW)
     # tier 2 done and `shared` also finishes nothing in pivot (p2 is missing); tier 3 has no skills
-    assert last.outcome.badges_awarded == ["tier:accelerate:2", "tier:pivot:1"]
-    assert last.outcome.pathways_completed == []
+    assert last["badges_awarded"] == ["tier:accelerate:2", "tier:pivot:1"]
+    assert last["pathways_completed"] == []
     assert "tier:accelerate:3" not in badge_keys(session, ada.id)
     assert enrolment(session, ada.id, "accelerate").status == "active"
 
     # the moment tier 3 gets a skill and it is done, tier 3 and the pathway complete, with the enrolment
     skill(session, "a5", "accelerate:3")
-    done = complete_skill(session, ada.email, "a5", now=LATER)
-    assert done.outcome.badges_awarded == ["tier:accelerate:3", "pathway:accelerate"]
-    assert done.outcome.pathways_completed == ["accelerate"]
+    done, _ = complete_skill(session, ada.email, "a5", now=LATER)
+    assert done["badges_awarded"] == ["tier:accelerate:3", "pathway:accelerate"]
+    assert done["pathways_completed"] == ["accelerate"]
     finished = enrolment(session, ada.id, "accelerate")
     assert finished.status == "completed" and finished.completed_at == LATER
 
@@ -100,8 +100,8 @@ def test_badges_survive_a_reset_and_a_new_skill(session: Session) -> None:
     complete_skill(session, ada.email, "shared", now=NOW)
     assert badge_keys(session, ada.id) == ["tier:pivot:1"]
 
-    reset = reset_skill(session, ada.email, "shared", now=LATER)
-    assert (reset.previous_status, reset.status, reset.attempts) == ("completed", "not_started", 1)
+    reset, _ = reset_skill(session, ada.email, "shared", now=LATER)
+    assert (reset["previous_status"], reset["status"], reset["attempts"]) == ("completed", "not_started", 1)
     skill(session, "p1b", "pivot:1")
     assert badge_keys(session, ada.id) == ["tier:pivot:1"]
     [badge] = list_badges(session, ada.email)
@@ -110,8 +110,8 @@ def test_badges_survive_a_reset_and_a_new_skill(session: Session) -> None:
     assert (tier1["completed"], tier1["total"], tier1["percent"]) == (0, 2, 0)
 
     # completing it again counts a second attempt but awards nothing new
-    again = complete_skill(session, ada.email, "shared", now=LATER)
-    assert again.attempts == 2 and again.outcome.badges_awarded == []
+    again, _ = complete_skill(session, ada.email, "shared", now=LATER)
+    assert again["attempts"] == 2 and again["badges_awarded"] == []
     assert session.scalar(select(func.count()).select_from(Badge).where(Badge.client_id == ada.id)) == 1
 
 
@@ -120,12 +120,12 @@ def test_completing_twice_awards_once(session: Session) -> None:
     ada = client(session, "ada@example.com", "pivot")
     complete_skill(session, ada.email, "p2", now=NOW)
     complete_skill(session, ada.email, "p3", now=NOW)
-    first = complete_skill(session, ada.email, "shared", now=NOW)
-    assert first.outcome.badges_awarded == ["tier:pivot:1", "pathway:pivot"]
-    assert first.outcome.pathways_completed == ["pivot"]
-    second = complete_skill(session, ada.email, "shared", now=LATER)
-    assert (second.changed, second.attempts, second.completed_at) == (False, 1, NOW)
-    assert second.outcome.badges_awarded == [] and second.outcome.pathways_completed == []
+    first, _ = complete_skill(session, ada.email, "shared", now=NOW)
+    assert first["badges_awarded"] == ["tier:pivot:1", "pathway:pivot"]
+    assert first["pathways_completed"] == ["pivot"]
+    second, _ = complete_skill(session, ada.email, "shared", now=LATER)
+    assert (second["changed"], second["attempts"], second["completed_at"]) == (False, 1, NOW)
+    assert second["badges_awarded"] == [] and second["pathways_completed"] == []
     assert badge_keys(session, ada.id) == ["pathway:pivot", "tier:pivot:1", "tier:pivot:2", "tier:pivot:3"]
     assert session.scalar(select(func.count()).select_from(Badge)) == 4
     # one audit row per badge, written with the award
@@ -136,11 +136,11 @@ def test_completing_twice_awards_once(session: Session) -> None:
 def test_assigning_completed_under_a_pathway_enrols_and_completes_it(session: Session) -> None:
     small_catalogue(session)
     ada = client(session)
-    result = assign_skills(session, ada.email, now=NOW, pathway="PIVOT", status="completed", via="assessment")
-    assert result.assigned == ["shared", "p2", "p3"]
-    assert result.enrolled == ["pivot"]
-    assert result.outcome.badges_awarded == ["tier:pivot:1", "tier:pivot:2", "tier:pivot:3", "pathway:pivot"]
-    assert result.outcome.pathways_completed == ["pivot"]
+    result, _ = assign_skills(session, ada.email, now=NOW, pathway="PIVOT", status="completed", via="assessment")
+    assert result["assigned"] == ["shared", "p2", "p3"]
+    assert result["enrolled"] == ["pivot"]
+    assert result["badges_awarded"] == ["tier:pivot:1", "tier:pivot:2", "tier:pivot:3", "pathway:pivot"]
+    assert result["pathways_completed"] == ["pivot"]
     assert enrolment(session, ada.id, "pivot").completed_at == NOW
     rows = session.scalars(select(UserSkillProgress).where(UserSkillProgress.client_id == ada.id)).all()
     assert {(row.completion_method, row.attempts, row.pathway_id) for row in rows} == {
@@ -151,9 +151,9 @@ def test_assigning_completed_under_a_pathway_enrols_and_completes_it(session: Se
 def test_fundamentals_badge_and_group(session: Session) -> None:
     small_catalogue(session)
     ada = client(session, "ada@example.com", "accelerate")
-    assert complete_skill(session, ada.email, "f1", now=NOW).outcome.badges_awarded == []
+    assert complete_skill(session, ada.email, "f1", now=NOW)[0]["badges_awarded"] == []
     # f2 is also linked to play tier 1, alone there: its tier badge comes with the fundamentals one
-    assert complete_skill(session, ada.email, "f2", now=LATER).outcome.badges_awarded == [
+    assert complete_skill(session, ada.email, "f2", now=LATER)[0]["badges_awarded"] == [
         "tier:play:1",
         "fundamentals",
     ]

@@ -42,7 +42,7 @@ def test_add_skill_normalises_and_links(session: Session) -> None:
         domain="prompting",
         links=["ACCELERATE:1", "play:2"],
     )
-    assert change.as_record() == {
+    assert change.skill == {
         "slug": "prompt-design",
         "name": "Prompt design",
         "description": None,
@@ -112,10 +112,15 @@ def test_list_filters(session: Session) -> None:
 def test_assign_a_tier_is_idempotent_and_enrols(session: Session) -> None:
     small_catalogue(session)
     ada = client(session)
-    first = assign_skills(session, ada.email, now=NOW, pathway="accelerate", tier=1, note="kick-off")
-    assert (first.assigned, first.enrolled) == (["a1", "a2", "a3"], ["accelerate"])
-    again = assign_skills(session, ada.email, now=LATER, pathway="accelerate", tier=1)
-    assert (again.assigned, again.updated, again.unchanged, again.enrolled) == ([], [], ["a1", "a2", "a3"], [])
+    first, _ = assign_skills(session, ada.email, now=NOW, pathway="accelerate", tier=1, note="kick-off")
+    assert (first["assigned"], first["enrolled"]) == (["a1", "a2", "a3"], ["accelerate"])
+    again, _ = assign_skills(session, ada.email, now=LATER, pathway="accelerate", tier=1)
+    assert (again["assigned"], again["updated"], again["unchanged"], again["enrolled"]) == (
+        [],
+        [],
+        ["a1", "a2", "a3"],
+        [],
+    )
     assert session.scalar(select(func.count()).select_from(Enrolment)) == 1
     row = progress_row(session, ada.id, "a1")
     assert (row.status, row.notes, row.pathway_id, row.updated_at) == (
@@ -131,12 +136,12 @@ def test_assign_moves_forward_only(session: Session) -> None:
     ada = client(session)
     assign_skills(session, ada.email, ["a1", "a2"], now=NOW, status="in_progress")
     complete_skill(session, ada.email, "a2", now=NOW)
-    result = assign_skills(session, ada.email, ["a1", "a2", "A1"], now=LATER, status="in_progress")
-    assert (result.assigned, result.updated, result.unchanged) == ([], [], ["a1", "a2"])
+    result, _ = assign_skills(session, ada.email, ["a1", "a2", "A1"], now=LATER, status="in_progress")
+    assert (result["assigned"], result["updated"], result["unchanged"]) == ([], [], ["a1", "a2"])
     assert progress_row(session, ada.id, "a1").started_at == NOW
     assert progress_row(session, ada.id, "a2").status == "completed"
-    advanced = assign_skills(session, ada.email, ["a1"], now=LATER, status="completed")
-    assert advanced.updated == ["a1"]
+    advanced, _ = assign_skills(session, ada.email, ["a1"], now=LATER, status="completed")
+    assert advanced["updated"] == ["a1"]
     row = progress_row(session, ada.id, "a1")
     assert (row.status, row.started_at, row.completed_at, row.completion_method, row.attempts) == (
         "completed",
@@ -183,15 +188,15 @@ def test_start_complete_reset_lifecycle(session: Session) -> None:
     small_catalogue(session)
     ada = client(session, "ada@example.com", "accelerate")
     coach = builder(session)
-    started = start_skill(session, ada.email, "a1", now=NOW)
-    assert (started.previous_status, started.status, started.started_at, started.pathway) == (
+    started, _ = start_skill(session, ada.email, "a1", now=NOW)
+    assert (started["previous_status"], started["status"], started["started_at"], started["pathway"]) == (
         None,
         "in_progress",
         NOW,
         "accelerate",
     )
-    done = complete_skill(session, "ADA@example.com", "a1", now=LATER, validated_by=coach.email, note="solid")
-    assert done.as_record() | {"badges_awarded": None} == {
+    done, _ = complete_skill(session, "ADA@example.com", "a1", now=LATER, validated_by=coach.email, note="solid")
+    assert done | {"badges_awarded": None} == {
         "client": "ada@example.com",
         "skill": "a1",
         "status": "completed",
@@ -210,16 +215,16 @@ def test_start_complete_reset_lifecycle(session: Session) -> None:
     }
     with pytest.raises(Conflict, match="already completed"):
         start_skill(session, ada.email, "a1", now=LATER)
-    reset = reset_skill(session, ada.email, "a1", now=LATER)
+    reset, _ = reset_skill(session, ada.email, "a1", now=LATER)
     row = progress_row(session, ada.id, "a1")
-    assert reset.changed and (row.status, row.started_at, row.completed_at, row.validated_by_id) == (
+    assert reset["changed"] and (row.status, row.started_at, row.completed_at, row.validated_by_id) == (
         "not_started",
         None,
         None,
         None,
     )
     assert (row.attempts, row.last_attempt_at, row.notes) == (1, LATER, "solid")
-    assert reset_skill(session, ada.email, "a1", now=LATER).changed is False
+    assert reset_skill(session, ada.email, "a1", now=LATER)[0]["changed"] is False
     with pytest.raises(NotFound, match="no builder"):
         complete_skill(session, ada.email, "a1", now=LATER, validated_by="ada@example.com")
 
@@ -246,6 +251,6 @@ def test_archived_skills_take_no_new_assignments(session: Session) -> None:
     with pytest.raises(InvalidInput, match="archived"):
         link_skill(session, "a2", "pivot:1", now=NOW)
     # history of an archived skill can still be completed
-    assert complete_skill(session, ada.email, "a1", now=NOW).status == "completed"
-    by_pathway = assign_skills(session, ada.email, now=NOW, pathway="accelerate", tier=1)
-    assert by_pathway.assigned == ["a3"]
+    assert complete_skill(session, ada.email, "a1", now=NOW)[0]["status"] == "completed"
+    by_pathway, _ = assign_skills(session, ada.email, now=NOW, pathway="accelerate", tier=1)
+    assert by_pathway["assigned"] == ["a3"]

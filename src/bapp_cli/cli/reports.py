@@ -8,6 +8,7 @@ an array of objects in json/jsonl/csv/tsv. Reports with overall totals end with 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import partial
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -72,14 +73,14 @@ def _pathway_cell(label: ReportPathway) -> Any:
     return text
 
 
-def _bar_count(value: int, maximum: int, row: Any, total: bool) -> Any:
+def _bar_count(value: int, maximum: int, label: ReportPathway, total: bool) -> Any:
     """A count with its bar out of `maximum` in the row's pathway colour; on the totals row, bold and barless."""
     from rich.text import Text
 
     if total:
         return Text(f"{' ' * COUNT_BAR_WIDTH} {value}", style="bold")
     digits = len(str(maximum))
-    return Text.assemble((bar(value, maximum, COUNT_BAR_WIDTH), row.pathway.color or "cyan"), f" {value:>{digits}}")
+    return Text.assemble((bar(value, maximum, COUNT_BAR_WIDTH), label.color or "cyan"), f" {value:>{digits}}")
 
 
 def _plain_count(value: int, total: bool, style: str = "") -> Any:
@@ -105,11 +106,12 @@ def _report_grid(title: str, *, caption: str | None = None) -> Any:
     return Table(title=title, box=box.SIMPLE_HEAD, caption=caption, header_style="bold")
 
 
-def _add_totalled_rows(grid: Any, report: Any, cells: Any) -> None:
-    """A report's rows, a rule, then its totals row: `cells(row, total)` draws either."""
-    for index, row in enumerate(report.rows):
-        grid.add_row(*cells(row, False), end_section=index == len(report.rows) - 1)
-    grid.add_row(*cells(report.totals, True))
+def _print_totalled(console: Any, grid: Any, report: Any, cells: Any) -> None:
+    """A report's rows, a rule, then its totals row: `cells(pathway, record, total)` draws either."""
+    last = len(report.records) - 1
+    for index, (label, record) in enumerate(zip(report.pathways, report.records, strict=True)):
+        grid.add_row(*cells(label, record, index == last), end_section=index == last - 1)
+    console.print(grid)
 
 
 def _period(app_state: Any, start_from: str | None, start_to: str | None) -> Period:
@@ -181,74 +183,67 @@ def bookings_by_pathway(
 
         with app_state.reading() as session:
             groups = list_bookings_by_pathway(session, now=utc_now(), period=period, builder=builder)
-        records = [view.as_record() for group in groups for view in group.bookings]
+        records = [view.as_record() for views in groups.values() for view in views]
         caption = _period_caption(period, sink, builder)
-        sink.records(records, BOOKING_COLUMNS, table=_listing_renderer(groups, sink, caption))
+        sink.records(records, BOOKING_COLUMNS, table=partial(_listing_table, groups, sink, caption))
         return
 
     from bapp_cli.services.reports import BOOKING_COUNT_COLUMNS, count_bookings_by_pathway
 
     with app_state.reading() as session:
         report = count_bookings_by_pathway(session, period=period, builder=builder)
-    sink.records(report.as_records(totals=totals), BOOKING_COUNT_COLUMNS, table=_counts_renderer(report, sink))
+    sink.records(report.as_records(totals=totals), BOOKING_COUNT_COLUMNS, table=partial(_counts_table, report, sink))
 
 
-def _counts_renderer(report: Any, sink: OutputSink) -> Any:
-    def draw(console: Any) -> None:
+def _counts_table(report: Any, sink: OutputSink, console: Any) -> None:
 
-        from bapp_cli.db.models import BOOKING_STATUSES
+    from bapp_cli.db.models import BOOKING_STATUSES
 
-        grid = _report_grid("Bookings by pathway", caption=_period_caption(report.period, sink, report.builder))
-        grid.add_column("pathway", no_wrap=True)
-        for status in BOOKING_STATUSES:
-            grid.add_column(status.replace("_", " "), justify="right", header_style=f"bold {BOOKING_STYLES[status]}")
-        grid.add_column("total", justify="left", no_wrap=True)
-        largest = max((row.total for row in report.rows), default=0)
+    grid = _report_grid("Bookings by pathway", caption=_period_caption(report.period, sink, report.builder))
+    grid.add_column("pathway", no_wrap=True)
+    for status in BOOKING_STATUSES:
+        grid.add_column(status.replace("_", " "), justify="right", header_style=f"bold {BOOKING_STYLES[status]}")
+    grid.add_column("total", justify="left", no_wrap=True)
+    largest = max((record["total"] for record in report.records[:-1]), default=0)
 
-        def cells(row: Any, total: bool) -> list[Any]:
-            counts = [_plain_count(row.counts[status], total, BOOKING_STYLES[status]) for status in BOOKING_STATUSES]
-            return [_pathway_cell(row.pathway), *counts, _bar_count(row.total, largest, row, total)]
+    def cells(label: ReportPathway, record: dict[str, Any], total: bool) -> list[Any]:
+        counts = [_plain_count(record[status], total, BOOKING_STYLES[status]) for status in BOOKING_STATUSES]
+        return [_pathway_cell(label), *counts, _bar_count(record["total"], largest, label, total)]
 
-        _add_totalled_rows(grid, report, cells)
-        console.print(grid)
-
-    return draw
+    _print_totalled(console, grid, report, cells)
 
 
-def _listing_renderer(groups: list[Any], sink: OutputSink, caption: str) -> Any:
-    def draw(console: Any) -> None:
-        from rich.text import Text
+def _listing_table(groups: dict[ReportPathway, list[Any]], sink: OutputSink, caption: str, console: Any) -> None:
+    from rich.text import Text
 
-        grid = _report_grid("Bookings by pathway", caption=caption)
-        grid.add_column("time", no_wrap=True)
-        grid.add_column("client", no_wrap=True)
-        for column in ("session", "status", "category", "answers"):
-            grid.add_column(column)
-        for group in groups:
-            count = len(group.bookings)
+    grid = _report_grid("Bookings by pathway", caption=caption)
+    grid.add_column("time", no_wrap=True)
+    grid.add_column("client", no_wrap=True)
+    for column in ("session", "status", "category", "answers"):
+        grid.add_column(column)
+    for label, views in groups.items():
+        count = len(views)
+        grid.add_row(
+            _pathway_cell(label),
+            Text(f"{count} booking{'s' if count != 1 else ''}", style="dim"),
+            end_section=True,
+        )
+        for index, view in enumerate(views):
+            client = Text(view.client)
+            if view.client_name:
+                client = Text.assemble(view.client_name, "\n", (view.client, "dim"))
             grid.add_row(
-                _pathway_cell(group.pathway),
-                Text(f"{count} booking{'s' if count != 1 else ''}", style="dim"),
-                end_section=True,
+                sink.local_time(view.start_time),
+                client,
+                Text(view.session_title),
+                Text(view.status.replace("_", " "), style=BOOKING_STYLES.get(view.status, "")),
+                view.category,
+                Text(answers_text(view.custom_question_responses) or "—"),
+                end_section=index == count - 1,
             )
-            for index, view in enumerate(group.bookings):
-                client = Text(view.client)
-                if view.client_name:
-                    client = Text.assemble(view.client_name, "\n", (view.client, "dim"))
-                grid.add_row(
-                    sink.local_time(view.start_time),
-                    client,
-                    Text(view.session_title),
-                    Text(view.status.replace("_", " "), style=BOOKING_STYLES.get(view.status, "")),
-                    view.category,
-                    Text(answers_text(view.custom_question_responses) or "—"),
-                    end_section=index == count - 1,
-                )
-        console.print(grid)
-        if not groups:
-            console.print("(no bookings)", style="dim")
-
-    return draw
+    console.print(grid)
+    if not groups:
+        console.print("(no bookings)", style="dim")
 
 
 # -- client progress ----------------------------------------------------------------------------------
@@ -285,51 +280,48 @@ def client_progress(
     with reading(ctx) as (sink, session):
         lines = build_report(session, builder=builder, pathway=pathway)
         # streamed from the cursor, one enrolment at a time (a table lists them first)
-        draw = _progress_renderer(lines, sink)
+        draw = partial(_progress_table, lines, sink)
         sink.records((line.as_record() for line in lines), CLIENT_PROGRESS_COLUMNS, table=draw)
 
 
-def _progress_renderer(found: Iterable[Any], sink: OutputSink) -> Any:
-    def draw(console: Any) -> None:
-        lines = list(found)
-        from rich.text import Text
+def _progress_table(found: Iterable[Any], sink: OutputSink, console: Any) -> None:
+    lines = list(found)
+    from rich.text import Text
 
-        from bapp_cli.services.progress import TABLE_TIERS
+    from bapp_cli.services.progress import TABLE_TIERS
 
-        grid = _report_grid("Client progress")
-        grid.add_column("client", no_wrap=True)
-        grid.add_column("pathway", no_wrap=True)
-        grid.add_column("status")
-        for number in TABLE_TIERS:
-            grid.add_column(f"tier {number}", justify="right", no_wrap=True)
-        grid.add_column("overall", no_wrap=True)
-        grid.add_column("badges", justify="right")
-        grid.add_column("last activity")
-        for line in lines:
-            row = line.row
-            tiers = [
-                Text(
-                    f"{row.tier_completed[index]}/{row.tier_total[index]} {row.tier_percent(index):>3}%",
-                    style=percent_style(row.tier_percent(index)),
-                )
-                for index in range(len(TABLE_TIERS))
-            ]
-            overall = _percent_cell(row.percent, decimals=False)
-            overall.append(f"  {row.completed}/{row.total}", style="dim")
-            grid.add_row(
-                row.client,
-                _pathway_cell(line.pathway),
-                Text(row.status, style=ENROLMENT_STYLES.get(row.status, "")),
-                *tiers,
-                overall,
-                Text(f"🏅 {row.badges}") if row.badges else Text("—", style="dim"),
-                sink.local_time(row.last_activity) if row.last_activity else Text("—", style="dim"),
+    grid = _report_grid("Client progress")
+    grid.add_column("client", no_wrap=True)
+    grid.add_column("pathway", no_wrap=True)
+    grid.add_column("status")
+    for number in TABLE_TIERS:
+        grid.add_column(f"tier {number}", justify="right", no_wrap=True)
+    grid.add_column("overall", no_wrap=True)
+    grid.add_column("badges", justify="right")
+    grid.add_column("last activity")
+    for line in lines:
+        row = line.row
+        tiers = [
+            Text(
+                f"{row.tier_completed[index]}/{row.tier_total[index]} {row.tier_percent(index):>3}%",
+                style=percent_style(row.tier_percent(index)),
             )
-        console.print(grid)
-        if not lines:
-            console.print("(no enrolments)", style="dim")
-
-    return draw
+            for index in range(len(TABLE_TIERS))
+        ]
+        overall = _percent_cell(row.percent, decimals=False)
+        overall.append(f"  {row.completed}/{row.total}", style="dim")
+        grid.add_row(
+            row.client,
+            _pathway_cell(line.pathway),
+            Text(row.status, style=ENROLMENT_STYLES.get(row.status, "")),
+            *tiers,
+            overall,
+            Text(f"🏅 {row.badges}") if row.badges else Text("—", style="dim"),
+            sink.local_time(row.last_activity) if row.last_activity else Text("—", style="dim"),
+        )
+    console.print(grid)
+    if not lines:
+        console.print("(no enrolments)", style="dim")
 
 
 # -- pathway analytics --------------------------------------------------------------------------------
@@ -375,49 +367,43 @@ def pathway_analytics(
     period = _period(app_state, start_from, start_to)
     with app_state.reading() as session:
         report = build_report(session, period=period)
-    sink.records(report.as_records(totals=totals), ANALYTICS_COLUMNS, table=_analytics_renderer(report, sink))
+    sink.records(report.as_records(totals=totals), ANALYTICS_COLUMNS, table=partial(_analytics_table, report, sink))
 
 
-def _analytics_renderer(report: Any, sink: OutputSink) -> Any:
-    def draw(console: Any) -> None:
-        from rich.text import Text
+def _analytics_table(report: Any, sink: OutputSink, console: Any) -> None:
+    from rich.text import Text
 
-        from bapp_cli.db.domains import ENROLMENT_STATUSES
+    from bapp_cli.db.domains import ENROLMENT_STATUSES
 
-        grid = _report_grid("Pathway analytics", caption=f"period for bookings: {_period_caption(report.period, sink)}")
-        grid.add_column("pathway", no_wrap=True)
-        grid.add_column("enrolled", no_wrap=True)
-        for status in ENROLMENT_STATUSES:
-            grid.add_column(
-                status, justify="right", header_style=f"bold {ENROLMENT_STYLES[status]}", min_width=len(status)
-            )
-        grid.add_column("avg progress", no_wrap=True)
-        grid.add_column("completion", no_wrap=True)
-        grid.add_column("avg days", justify="right", no_wrap=True)
-        grid.add_column("bookings", no_wrap=True)
-        grid.add_column("top skills", no_wrap=True, overflow="ellipsis")
-        most_enrolled = max((row.enrolled for row in report.rows), default=0)
-        most_booked = max((row.bookings for row in report.rows), default=0)
+    grid = _report_grid("Pathway analytics", caption=f"period for bookings: {_period_caption(report.period, sink)}")
+    grid.add_column("pathway", no_wrap=True)
+    grid.add_column("enrolled", no_wrap=True)
+    for status in ENROLMENT_STATUSES:
+        grid.add_column(status, justify="right", header_style=f"bold {ENROLMENT_STYLES[status]}", min_width=len(status))
+    grid.add_column("avg progress", no_wrap=True)
+    grid.add_column("completion", no_wrap=True)
+    grid.add_column("avg days", justify="right", no_wrap=True)
+    grid.add_column("bookings", no_wrap=True)
+    grid.add_column("top skills", no_wrap=True, overflow="ellipsis")
+    most_enrolled = max((record["enrolled"] for record in report.records[:-1]), default=0)
+    most_booked = max((record["bookings"] for record in report.records[:-1]), default=0)
 
-        def top(row: Any) -> Text:
-            if not row.top_skills:
-                return Text("—", style="dim")
-            width = len(str(row.top_skills[0]["completions"]))
-            return Text("\n".join(f"{item['completions']:>{width}}× {item['name']}" for item in row.top_skills))
+    def top(skills: list[dict[str, Any]]) -> Text:
+        if not skills:
+            return Text("—", style="dim")
+        width = len(str(skills[0]["completions"]))
+        return Text("\n".join(f"{item['completions']:>{width}}× {item['name']}" for item in skills))
 
-        def cells(row: Any, total: bool) -> list[Any]:
-            return [
-                _pathway_cell(row.pathway),
-                _bar_count(row.enrolled, most_enrolled, row, total),
-                *(_plain_count(getattr(row, status), total) for status in ENROLMENT_STATUSES),
-                _percent_cell(row.average_percent),
-                _percent_cell(row.completion_rate),
-                Text(f"{row.average_days_to_complete:.1f}", style="bold" if total else ""),
-                _bar_count(row.bookings, most_booked, row, total),
-                top(row),
-            ]
+    def cells(label: ReportPathway, record: dict[str, Any], total: bool) -> list[Any]:
+        return [
+            _pathway_cell(label),
+            _bar_count(record["enrolled"], most_enrolled, label, total),
+            *(_plain_count(record[status], total) for status in ENROLMENT_STATUSES),
+            _percent_cell(record["average_percent"]),
+            _percent_cell(record["completion_rate"]),
+            Text(f"{record['average_days_to_complete']:.1f}", style="bold" if total else ""),
+            _bar_count(record["bookings"], most_booked, label, total),
+            top(record["top_skills"]),
+        ]
 
-        _add_totalled_rows(grid, report, cells)
-        console.print(grid)
-
-    return draw
+    _print_totalled(console, grid, report, cells)

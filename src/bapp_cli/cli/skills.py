@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated, Any
 
 import typer
@@ -26,23 +27,20 @@ from bapp_cli.cli.unit_of_work import changing, reading
 app = typer.Typer(help="Manage skills, link them to pathway tiers, and track clients' progress.", no_args_is_help=True)
 
 
-def _skill_table(views: list[Any], title: str) -> Any:
-    def draw(console: Any) -> None:
-        table = listing_table(title, ("slug", "name", "domain", "fundamental", "links", "archived"))
-        for view in views:
-            table.add_row(
-                view["slug"],
-                view["name"],
-                view["domain"] or "—",
-                "★" if view["is_fundamental"] else "",
-                ", ".join(view["links"]) or "—",
-                "yes" if view["archived"] else "",
-            )
-        console.print(table)
-        if not views:
-            console.print("(no skills)", style="dim")
-
-    return draw
+def _skill_table(views: list[Any], title: str, console: Any) -> None:
+    table = listing_table(title, ("slug", "name", "domain", "fundamental", "links", "archived"))
+    for view in views:
+        table.add_row(
+            view["slug"],
+            view["name"],
+            view["domain"] or "—",
+            "★" if view["is_fundamental"] else "",
+            ", ".join(view["links"]) or "—",
+            "yes" if view["archived"] else "",
+        )
+    console.print(table)
+    if not views:
+        console.print("(no skills)", style="dim")
 
 
 def _change(
@@ -55,16 +53,15 @@ def _change(
     **options: Any,
 ) -> tuple[Any, Any]:
     """Every skills command that changes something: `change(session, *arguments, now=…, **options)` in one
-    transaction (confirmed first when `ask` is given), its result printed as the command's record."""
+    transaction (confirmed first when `ask` is given)."""
     with changing(ctx, dry_run=dry_run, ask=ask, yes=yes) as (sink, session):
-        result = change(session, *arguments, now=utc_now(), **options)
-    sink.record(result.as_record())
-    return sink, result
+        return sink, change(session, *arguments, now=utc_now(), **options)
 
 
 def _catalogue_change(ctx: typer.Context, verb: str, change: Any, *arguments: Any, **options: Any) -> None:
-    """A catalogue change, then what it did and what it let clients earn."""
+    """A catalogue change: the skill as it now stands, then what it did and what it let clients earn."""
     sink, result = _change(ctx, change, *arguments, **options)
+    sink.record(result.skill)
     slug = result.skill["slug"]
     sink.info(f"{verb} skill {slug}." if result.changed else f"Skill {slug} unchanged.")
     if result.badges_awarded or result.pathways_completed:
@@ -74,12 +71,17 @@ def _catalogue_change(ctx: typer.Context, verb: str, change: Any, *arguments: An
         )
 
 
-def _report_outcome(sink: Any, client: str, outcome: Any, enrolled: list[str]) -> None:
-    for slug in enrolled:
-        sink.info(f"Enrolled {client} in {slug}.")
-    for key in outcome.badges_awarded:
-        sink.info(f"🏅 Badge awarded: {outcome.badge_names.get(key, key)}")
-    for slug in outcome.pathways_completed:
+def _progress_change(ctx: typer.Context, summary: Any, change_progress: Any, *arguments: Any, **options: Any) -> None:
+    """A progress command: its record, `summary(record)`, then the pathways it enrolled the client in and what
+    it earned."""
+    sink, (record, badge_names) = _change(ctx, change_progress, *arguments, **options)
+    sink.record(record)
+    sink.info(summary(record))
+    for slug in record["enrolled"]:
+        sink.info(f"Enrolled {record['client']} in {slug}.")
+    for key in record["badges_awarded"]:
+        sink.info(f"🏅 Badge awarded: {badge_names.get(key, key)}")
+    for slug in record["pathways_completed"]:
         sink.info(f"🎉 Pathway completed: {slug}")
 
 
@@ -217,7 +219,7 @@ def list_command(
             include_archived=include_archived,
             page=Page(limit=limit, offset=offset, search=search),
         )
-    sink.records(views, SKILL_COLUMNS, table=_skill_table(views, "Skills"))
+    sink.records(views, SKILL_COLUMNS, table=partial(_skill_table, views, "Skills"))
 
 
 @output_command(app, "assign")
@@ -254,25 +256,26 @@ def assign(
     """
     from bapp_cli.services.skills import assign_skills
 
+    def summary(record: dict[str, Any]) -> str:
+        counts = (
+            f"{len(record['assigned'])} new, {len(record['updated'])} updated, {len(record['unchanged'])} unchanged"
+        )
+        return f"{'Would assign' if dry_run else 'Assigned'} {counts} for {record['client']}."
+
     options: dict[str, Any] = dict(pathway=pathway, tier=tier, status=status, via=via, validated_by=validated_by)
-    sink, result = _change(ctx, assign_skills, email, skills or [], dry_run=dry_run, note=note, **options)
-    prefix = "Would assign" if dry_run else "Assigned"
-    sink.info(
-        f"{prefix} {len(result.assigned)} new, {len(result.updated)} updated, "
-        f"{len(result.unchanged)} unchanged for {result.client}."
+    _progress_change(ctx, summary, assign_skills, email, skills or [], dry_run=dry_run, note=note, **options)
+
+
+def _moved(record: dict[str, Any]) -> str:
+    """`skills start|complete|reset`: what happened to the skill."""
+    status = record["status"]
+    mark = SKILL_STATUS_STYLES.get(status, ("", ""))[0]
+    moved = (
+        f"{record['previous_status'] or 'new'} → {status}"
+        if record["changed"]
+        else f"already {status}, nothing changed."
     )
-    _report_outcome(sink, result.client, result.outcome, result.enrolled)
-
-
-def _progress_command(ctx: typer.Context, change_progress: Any, *arguments: Any, **options: Any) -> None:
-    """`skills start|complete|reset`: the progress row as it now stands, then what changed and was earned."""
-    sink, change = _change(ctx, change_progress, *arguments, **options)
-    mark = SKILL_STATUS_STYLES.get(change.status, ("", ""))[0]
-    if change.changed:
-        sink.info(f"{mark} {change.skill} for {change.client}: {change.previous_status or 'new'} → {change.status}")
-    else:
-        sink.info(f"{mark} {change.skill} for {change.client}: already {change.status}, nothing changed.")
-    _report_outcome(sink, change.client, change.outcome, [])
+    return f"{mark} {record['skill']} for {record['client']}: {moved}"
 
 
 @output_command(app, "start")
@@ -285,7 +288,7 @@ def start(ctx: typer.Context, email: ClientArgument, skill: SkillArgument, dry_r
     """
     from bapp_cli.services.skills import start_skill
 
-    _progress_command(ctx, start_skill, email, skill, dry_run=dry_run)
+    _progress_change(ctx, _moved, start_skill, email, skill, dry_run=dry_run)
 
 
 @output_command(app, "complete")
@@ -315,7 +318,9 @@ def complete(
     """
     from bapp_cli.services.skills import complete_skill
 
-    _progress_command(ctx, complete_skill, email, skill, dry_run=dry_run, via=via, validated_by=validated_by, note=note)
+    _progress_change(
+        ctx, _moved, complete_skill, email, skill, dry_run=dry_run, via=via, validated_by=validated_by, note=note
+    )
 
 
 @output_command(app, "reset")
@@ -329,4 +334,4 @@ def reset(ctx: typer.Context, email: ClientArgument, skill: SkillArgument, yes: 
     from bapp_cli.services.skills import reset_skill
 
     ask = f"Reset {skill.strip().lower()} for {email.strip().lower()}?"
-    _progress_command(ctx, reset_skill, email, skill, ask=ask, yes=yes)
+    _progress_change(ctx, _moved, reset_skill, email, skill, ask=ask, yes=yes)

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -119,31 +119,19 @@ def _pathways(session: Session) -> dict[int, ReportPathway]:
 
 @dataclass(frozen=True)
 class Report:
-    """A report's rows in display order, then its totals row; `builder`, the builder it was limited to."""
+    """A report's records in display order, its totals record last, each beside its row's pathway in
+    `pathways`; `builder`, the builder it was limited to."""
 
     period: Period
-    rows: list[Any]
-    totals: Any
+    pathways: list[ReportPathway]
+    records: list[dict[str, Any]]
     builder: str | None = None
 
     def as_records(self, *, totals: bool = True) -> list[dict[str, Any]]:
-        return [row.as_record() for row in [*self.rows, self.totals][: None if totals else -1]]
+        return self.records if totals else self.records[:-1]
 
 
 # -- bookings by pathway --------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class BookingCounts:
-    pathway: ReportPathway
-    counts: dict[str, int]
-
-    @property
-    def total(self) -> int:
-        return sum(self.counts.values())
-
-    def as_record(self) -> dict[str, Any]:
-        return {"pathway": self.pathway.key, **self.counts, "total": self.total}
 
 
 def count_bookings_by_pathway(session: Session, *, period: Period = Period(), builder: str | None = None) -> Report:
@@ -162,20 +150,18 @@ def count_bookings_by_pathway(session: Session, *, period: Period = Period(), bu
     for pathway_id, status, count in session.execute(query):
         counted.setdefault(pathway_id, {})[status] = int(count)
     labels: list[tuple[int | None, ReportPathway]] = [*_pathways(session).items(), (None, NO_PATHWAY_ROW)]
-    rows = [BookingCounts(label, dict.fromkeys(BOOKING_STATUSES, 0) | counted.get(key, {})) for key, label in labels]
-    totals = {status: sum(row.counts[status] for row in rows) for status in BOOKING_STATUSES}
-    return Report(period, rows, BookingCounts(TOTALS_ROW, totals), builder_email)
-
-
-@dataclass(frozen=True)
-class BookingGroup:
-    pathway: ReportPathway
-    bookings: list[BookingView]
+    rows = [dict.fromkeys(BOOKING_STATUSES, 0) | counted.get(key, {}) for key, _ in labels]
+    rows.append({status: sum(row[status] for row in rows) for status in BOOKING_STATUSES})
+    pathways = [*(label for _, label in labels), TOTALS_ROW]
+    records = [
+        {"pathway": label.key, **row, "total": sum(row.values())} for label, row in zip(pathways, rows, strict=True)
+    ]
+    return Report(period, pathways, records, builder_email)
 
 
 def list_bookings_by_pathway(
     session: Session, *, now: dt.datetime, period: Period = Period(), builder: str | None = None
-) -> list[BookingGroup]:
+) -> dict[ReportPathway, list[BookingView]]:
     """The period's bookings grouped by pathway (display order, "none" last), by start time within a group.
 
     Only groups that have bookings are returned. The listing is `bookings list`'s query, so a booking here
@@ -189,7 +175,7 @@ def list_bookings_by_pathway(
     grouped: dict[str | None, list[BookingView]] = {}
     for view in views:
         grouped.setdefault(view.pathway, []).append(view)
-    return [BookingGroup(label, grouped[slug]) for slug, label in labels.items() if slug in grouped]
+    return {label: grouped[slug] for slug, label in labels.items() if slug in grouped}
 
 
 # -- client progress ------------------------------------------------------------------------------------
@@ -252,43 +238,23 @@ def _days_between_default(element: DaysBetween, compiler: SQLCompiler, **kw: Any
     return f"(CAST(({instant} AT TIME ZONE 'UTC') AS DATE) - {start})"
 
 
-@dataclass(frozen=True)
-class PathwayFigures:
-    """One pathway's figures, kept as the sums SQL returned so totals add up exactly."""
-
-    pathway: ReportPathway
-    enrolled: int = 0
-    active: int = 0
-    paused: int = 0
-    completed: int = 0
-    percent_sum: int = 0
-    days_sum: int = 0
-    days_count: int = 0
-    top_skills: list[dict[str, Any]] = field(default_factory=list)  # [{skill, name, completions}]
-    bookings: int = 0
-
-    @property
-    def average_percent(self) -> float:
-        return one_decimal(self.percent_sum, self.enrolled)
-
-    @property
-    def completion_rate(self) -> float:
-        return one_decimal(self.completed, self.enrolled, scale=100)
-
-    @property
-    def average_days_to_complete(self) -> float:
-        return one_decimal(self.days_sum, self.days_count)
-
-    def as_record(self) -> dict[str, Any]:
-        return {name: self.pathway.key if name == "pathway" else getattr(self, name) for name in ANALYTICS_COLUMNS}
-
-
-# what _enrolment_figures returns per pathway, in order: PathwayFigures' fields of the same names
-_ENROLMENT_FIGURES = ("enrolled", *ENROLMENT_STATUSES, "percent_sum", "days_sum", "days_count")
+def _figures_record(
+    label: ReportPathway, figures: tuple[int, ...], top_skills: list[dict[str, Any]], bookings: int
+) -> dict[str, Any]:
+    """One `pathway-analytics` record from `_enrolment_figures`' sums, divided only here so totals add up
+    exactly."""
+    enrolled, *statuses, percent_sum, days_sum, days_count = figures
+    counts = dict(zip(ENROLMENT_STATUSES, statuses, strict=True))
+    record: dict[str, Any] = {"pathway": label.key, "enrolled": enrolled, **counts}
+    record["average_percent"] = one_decimal(percent_sum, enrolled)
+    record["completion_rate"] = one_decimal(counts["completed"], enrolled, scale=100)
+    record["average_days_to_complete"] = one_decimal(days_sum, days_count)
+    return record | {"top_skills": top_skills, "bookings": bookings}
 
 
 def _enrolment_figures(session: Session) -> dict[int, tuple[int, ...]]:
-    """Per pathway: enrolled, active, paused, completed, Σ percent, Σ days to complete, completions dated.
+    """Per pathway: enrolled, active, paused, completed, Σ percent, Σ days to complete, completions dated
+    (the figures `_figures_record` divides).
 
     The inner query is the progress table's per-enrolment count (`select_enrolment_counts`: completed and
     linked non-archived skills) and the outer one folds them per pathway.
@@ -371,19 +337,12 @@ def pathway_analytics(session: Session, *, period: Period = Period()) -> Report:
             select(Booking.pathway_id, func.count()).where(*period.conditions()).group_by(Booking.pathway_id)
         )
     }
-    rows = [
-        PathwayFigures(
-            label,
-            **dict(zip(_ENROLMENT_FIGURES, enrolments.get(pathway_id, (0,) * len(_ENROLMENT_FIGURES)), strict=True)),
-            top_skills=top.get(pathway_id, []),
-            bookings=bookings.get(pathway_id, 0),
-        )
-        for pathway_id, label in pathways.items()
+    no_figures = (0,) * (len(ENROLMENT_STATUSES) + 4)
+    figures = [enrolments.get(pathway_id, no_figures) for pathway_id in pathways]
+    records = [
+        _figures_record(label, row, top.get(pathway_id, []), bookings.get(pathway_id, 0))
+        for (pathway_id, label), row in zip(pathways.items(), figures, strict=True)
     ]
-    totals = PathwayFigures(
-        TOTALS_ROW,
-        **{name: sum(getattr(row, name) for row in rows) for name in _ENROLMENT_FIGURES},
-        top_skills=overall_top,
-        bookings=sum(bookings.values()),
-    )
-    return Report(period, rows, totals)
+    totals = tuple(map(sum, zip(no_figures, *figures, strict=True)))  # no_figures: zeros when there is no pathway
+    records.append(_figures_record(TOTALS_ROW, totals, overall_top, sum(bookings.values())))
+    return Report(period, [*pathways.values(), TOTALS_ROW], records)

@@ -13,7 +13,7 @@ import datetime as dt
 import re
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
@@ -69,9 +69,6 @@ class SkillChange:
     changed: dict[str, Any]
     badges_awarded: int = 0
     pathways_completed: int = 0
-
-    def as_record(self) -> dict[str, Any]:
-        return self.skill
 
 
 def check_skill_slug(value: str) -> str:
@@ -345,51 +342,14 @@ def list_skills(
 # -- a client's progress ------------------------------------------------------------------------------
 
 
-class _ProgressResult:
-    """A progress command's record: its own fields, then what it earned and the pathways it enrolled in."""
-
-    outcome: CompletionOutcome
-    enrolled: list[str]
-
-    def as_record(self) -> dict[str, Any]:
-        record = {name: value for name, value in vars(self).items() if name not in ("outcome", "enrolled")}
-        earned = {"badges_awarded": self.outcome.badges_awarded, "pathways_completed": self.outcome.pathways_completed}
-        return {**record, **earned, "enrolled": self.enrolled}
+# What a progress command returns: its record (the keys it prints, then what it earned and the pathways it
+# enrolled the client in) and the names of the badges it awarded, for the command's messages.
+ProgressResult = tuple[dict[str, Any], dict[str, str]]
 
 
-@dataclass(frozen=True)
-class Assignment(_ProgressResult):
-    """The result of `skills assign`."""
-
-    client: str
-    pathway: str | None
-    tier: int | None
-    status: str
-    assigned: list[str] = field(default_factory=list)
-    updated: list[str] = field(default_factory=list)
-    unchanged: list[str] = field(default_factory=list)
-    enrolled: list[str] = field(default_factory=list)
-    outcome: CompletionOutcome = field(default_factory=CompletionOutcome)
-
-
-@dataclass(frozen=True)
-class ProgressChange(_ProgressResult):
-    """The result of `skills start|complete|reset`: the progress row as it now stands."""
-
-    client: str
-    skill: str
-    status: str
-    previous_status: str | None
-    changed: bool
-    attempts: int
-    started_at: dt.datetime | None
-    completed_at: dt.datetime | None
-    completed_via: str | None
-    validated_by: str | None
-    pathway: str | None
-    notes: str | None
-    outcome: CompletionOutcome = field(default_factory=CompletionOutcome)
-    enrolled: list[str] = field(default_factory=list)
+def _with_outcome(record: dict[str, Any], outcome: CompletionOutcome, enrolled: list[str]) -> ProgressResult:
+    earned = {"badges_awarded": outcome.badges_awarded, "pathways_completed": outcome.pathways_completed}
+    return {**record, **earned, "enrolled": enrolled}, outcome.badge_names
 
 
 def check_note(note: str | None, field: str = "note") -> str | None:
@@ -468,7 +428,7 @@ def assign_skills(
     via: str | None = None,
     validated_by: str | None = None,
     note: str | None = None,
-) -> Assignment:
+) -> ProgressResult:
     """Give a client skills (named, or every skill of a pathway or one of its tiers) at `status`.
 
     Idempotent: a skill already at `status` or beyond is left alone (going back needs a reset).
@@ -546,15 +506,8 @@ def assign_skills(
         if row.status == "completed" and not was_completed:
             completed_now.append(skill)
     session.flush()
-    return Assignment(
-        client=client.email,
-        pathway=target.slug if target is not None else None,
-        tier=tier,
-        status=wanted_status,
-        **by_outcome,
-        enrolled=enrolled,
-        outcome=_after_completion(session, client, completed_now, now),
-    )
+    record = {"client": client.email, "pathway": target.slug if target else None, "tier": tier, "status": wanted_status}
+    return _with_outcome(record | by_outcome, _after_completion(session, client, completed_now, now), enrolled)
 
 
 def _progress_change(
@@ -565,22 +518,17 @@ def _progress_change(
     previous: str | None,
     changed: bool,
     outcome: CompletionOutcome | None = None,
-) -> ProgressChange:
+) -> ProgressResult:
+    """`skills start|complete|reset`'s record: the progress row as it now stands."""
     session.flush()
     validator = session.get(User, row.validated_by_id) if row.validated_by_id is not None else None
     pathway = session.get(Pathway, row.pathway_id) if row.pathway_id is not None else None
-    as_stored = {name: getattr(row, name) for name in ("status", "attempts", "started_at", "completed_at", "notes")}
-    return ProgressChange(
-        **as_stored,
-        client=client.email,
-        skill=skill.slug,
-        previous_status=previous,
-        changed=changed,
-        completed_via=row.completion_method,
-        validated_by=validator.email if validator else None,
-        pathway=pathway.slug if pathway else None,
-        outcome=outcome or CompletionOutcome(),
-    )
+    record: dict[str, Any] = {"client": client.email, "skill": skill.slug}
+    record |= {"status": row.status, "previous_status": previous, "changed": changed}
+    record |= {name: getattr(row, name) for name in ("attempts", "started_at", "completed_at")}
+    record |= {"completed_via": row.completion_method, "validated_by": validator.email if validator else None}
+    record |= {"pathway": pathway.slug if pathway else None, "notes": row.notes}
+    return _with_outcome(record, outcome or CompletionOutcome(), [])
 
 
 def _new_row(
@@ -625,7 +573,7 @@ def _locked_row(
     return client, skill, _new_row(session, client, skill, pathway_id, now), None
 
 
-def start_skill(session: Session, email: str, skill_slug: str, *, now: dt.datetime) -> ProgressChange:
+def start_skill(session: Session, email: str, skill_slug: str, *, now: dt.datetime) -> ProgressResult:
     """Mark a skill in progress (assigning it if needed); a completed skill must be reset first."""
     client, skill, row, previous = _locked_row(session, email, skill_slug, now, create=True)
     if row.status == "completed":
@@ -650,7 +598,7 @@ def complete_skill(
     via: str | None = None,
     validated_by: str | None = None,
     note: str | None = None,
-) -> ProgressChange:
+) -> ProgressResult:
     """Complete a skill: counts an attempt, stamps time, method and validating builder, then awards
     whatever badges and pathway completions that earns. Completing an already completed skill changes
     nothing (so a repeated script run neither inflates attempts nor awards twice)."""
@@ -674,7 +622,7 @@ def complete_skill(
     return _progress_change(session, client, skill, row, previous, True, outcome)
 
 
-def reset_skill(session: Session, email: str, skill_slug: str, *, now: dt.datetime) -> ProgressChange:
+def reset_skill(session: Session, email: str, skill_slug: str, *, now: dt.datetime) -> ProgressResult:
     """Put a skill back to not_started. Attempts and notes stay as history; badges are never taken back."""
     client, skill, row, previous = _locked_row(session, email, skill_slug, now, create=False)
     changed = row.status != "not_started" or row.started_at is not None
