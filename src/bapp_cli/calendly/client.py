@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import math
+import queue
 import random
 import re
 import threading
@@ -633,54 +634,83 @@ class CalendlyClient:
     def _pass(self, first: _Request, model: type[Page[T]]) -> Iterator[tuple[int, Page[T]]]:
         """One walk from page one to the end; raises _StalePageToken for the caller to restart.
 
-        The next page is requested as soon as this one's pagination is read, before its items are
-        validated and used: validating and the caller's own work on a page then overlap the next round
-        trip instead of adding to it (P2). Only the token is taken from a page (never its next_page URL),
-        and a next page on another origin, a loop or too many pages stop the walk before that request.
+        The pages are fetched by a thread of their own (:meth:`_walk`) that requests page N+1 as soon as it
+        has read page N's pagination: validating page N and the caller's own work on it overlap the next
+        round trip instead of adding to it (P2), and the step from a response to the next request is taken
+        by the thread that received it, never waiting for another thread to wake up and take the GIL.
         """
-        seen_tokens: set[str] = set()
-        request = first
-        number = 1
-        response = self._send(request)
-        while True:
-            if not response.is_success:
-                if response.status_code == 400 and "page_token" in request.params:
-                    raise _StalePageToken(_status_text(response))
-                raise self._status_error(request, response, page=number)
-            try:
-                pagination = _PaginationOnly.model_validate_json(response.content).pagination
-            except ValidationError:
-                pagination = self._parse(request, response, model, page=number).pagination  # names the fault
-            token = self._next_token(request, pagination, number)
-            stop: RemoteError | None = None
-            ahead: _NextPage | None = None
-            if token is not None:
-                if token in seen_tokens:
-                    stop = RemoteError(
-                        f"{first.label}: pagination loop: page {number} points back to a page already fetched"
-                    )
-                elif number >= self.max_pages:
-                    stop = RemoteError(f"{first.label}: listing exceeded {self.max_pages} pages; giving up")
-                else:
-                    seen_tokens.add(token)
-                    # Re-send the caller's own filters with the token rather than requesting next_page
-                    # verbatim: the URL comes from the response, and only the token is needed from it.
-                    ahead = _NextPage(self._send, _Request(first.path, {**first.params, "page_token": token}))
-            try:
+        pages: queue.Queue[tuple[int, _Request, httpx.Response] | BaseException | None] = queue.Queue()
+        wanted = threading.Semaphore(0)  # one release per page asked for: the walk stays one page ahead
+        stopped = threading.Event()
+        # A daemon thread: an interrupted run must not wait at exit for a request it no longer wants.
+        walk = threading.Thread(
+            target=self._walk, args=(first, model, pages, wanted, stopped), name="calendly-pages", daemon=True
+        )
+        walk.start()
+        try:
+            while True:
+                wanted.release()
+                fetched = pages.get()
+                if fetched is None:
+                    return
+                if isinstance(fetched, BaseException):
+                    raise fetched
+                number, request, response = fetched
                 page = self._parse(request, response, model, page=number)
                 if self._on_page is not None:
                     self._on_page(len(page.collection))
                 yield number, page
-            except (Exception, GeneratorExit):
-                if ahead is not None:
-                    ahead.settle()  # nothing left in flight on a client about to be closed
-                raise
-            if stop is not None:
-                raise stop
-            if ahead is None:
-                return
-            request, response = ahead.request, ahead.response()
-            number += 1
+        except (Exception, GeneratorExit):
+            stopped.set()  # nothing more is sent; what is in flight ends before the client is closed
+            wanted.release()
+            walk.join()
+            raise
+
+    def _walk(
+        self,
+        first: _Request,
+        model: type[Page[T]],
+        pages: queue.Queue[Any],
+        wanted: threading.Semaphore,
+        stopped: threading.Event,
+    ) -> None:
+        """Fetch the pages of one pass into ``pages``, each once the caller asks for it, then any error, then
+        None. Only the token is taken from a page (never its next_page URL); a next page on another origin,
+        a loop or too many pages stop the walk before that request."""
+        seen_tokens: set[str] = set()
+        request, number = first, 1
+        try:
+            while not stopped.is_set():
+                response = self._send(request)
+                if not response.is_success:
+                    if response.status_code == 400 and "page_token" in request.params:
+                        raise _StalePageToken(_status_text(response))
+                    raise self._status_error(request, response, page=number)
+                try:
+                    pagination = _PaginationOnly.model_validate_json(response.content).pagination
+                except ValidationError:
+                    pagination = self._parse(request, response, model, page=number).pagination  # names the fault
+                token = self._next_token(request, pagination, number)
+                wanted.acquire()
+                if stopped.is_set():
+                    break
+                pages.put((number, request, response))
+                if token is None:
+                    break
+                if token in seen_tokens:
+                    raise RemoteError(
+                        f"{first.label}: pagination loop: page {number} points back to a page already fetched"
+                    )
+                if number >= self.max_pages:
+                    raise RemoteError(f"{first.label}: listing exceeded {self.max_pages} pages; giving up")
+                seen_tokens.add(token)
+                # Re-send the caller's own filters with the token rather than requesting next_page verbatim:
+                # the URL comes from the response, and only the token is needed from it.
+                request, number = _Request(first.path, {**first.params, "page_token": token}), number + 1
+        except BaseException as error:  # raised in the caller's thread
+            pages.put(error)
+        finally:
+            pages.put(None)
 
     def _next_token(self, request: _Request, pagination: Pagination, number: int) -> str | None:
         if pagination.next_page is not None:
@@ -886,41 +916,6 @@ class _PaginationOnly(ApiModel):
     """A listing page read for its cursor alone: the items are skipped, not built."""
 
     pagination: Pagination
-
-
-class _NextPage:
-    """One listing request sent on a thread of its own while the caller works on the page before it.
-
-    A daemon thread rather than a pool: an interrupted run must not wait at exit for a request it no
-    longer wants. Its outcome, a response or the error of the retry policy, is handed over by
-    :meth:`response`.
-    """
-
-    def __init__(self, send: Callable[[_Request], httpx.Response], request: _Request) -> None:
-        self.request = request
-        self._done = threading.Event()
-        self._response: httpx.Response | None = None
-        self._error: BaseException | None = None
-        threading.Thread(target=self._run, args=(send,), name="calendly-next-page", daemon=True).start()
-
-    def _run(self, send: Callable[[_Request], httpx.Response]) -> None:
-        try:
-            self._response = send(self.request)
-        except BaseException as error:  # raised in the caller's thread by response()
-            self._error = error
-        finally:
-            self._done.set()
-
-    def settle(self) -> None:
-        """Wait for the request to end, its outcome unwanted."""
-        self._done.wait()
-
-    def response(self) -> httpx.Response:
-        self._done.wait()
-        if self._error is not None:
-            raise self._error
-        assert self._response is not None
-        return self._response
 
 
 def _collect(pages: Iterator[ListingPage[T]]) -> list[T]:
