@@ -37,31 +37,30 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from types import TracebackType
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 import httpx
-from pydantic import BaseModel, ValidationError
 
-from bapp_cli.calendly.models import (
-    ApiModel,
-    AvailableTime,
-    AvailableTimes,
-    Cancellation,
-    ErrorBody,
-    EventType,
-    Invitee,
-    InviteeNoShow,
-    ListedEventType,
-    Page,
-    Pagination,
-    Resource,
-    ScheduledEvent,
-    SchedulingLink,
-    User,
-    WebhookSubscription,
-    describe_validation_error,
-)
 from bapp_cli.errors import AuthError, ConfigError, Conflict, InvalidInput, NotFound, RemoteError
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+    from bapp_cli.calendly.models import (
+        AvailableTime,
+        Cancellation,
+        ErrorBody,
+        EventType,
+        Invitee,
+        InviteeNoShow,
+        ListedEventType,
+        Page,
+        Pagination,
+        ScheduledEvent,
+        SchedulingLink,
+        User,
+        WebhookSubscription,
+    )
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -78,7 +77,7 @@ DEFAULT_BASE_URL = "https://api.calendly.com"
 DEFAULT_TIMEOUT = httpx.Timeout(connect=5.0, read=30.0, write=30.0, pool=5.0)
 
 T = TypeVar("T")
-R = TypeVar("R", bound=BaseModel)
+R = TypeVar("R", bound="BaseModel")
 
 # Calendly documents count as 1..100; bapp always asks for full pages to keep request counts low.
 _MAX_COUNT = 100
@@ -102,11 +101,6 @@ _HINT_403 = (
 _BOOKING_RATE_LIMITS = "10 a minute, 50 an hour and 100 a day per user on paid plans"
 # GET /event_type_available_times refuses windows longer than this (31 days since 2026-07-09).
 MAX_AVAILABILITY_WINDOW = 31 * 24 * 3600
-
-# Listed event types come as dicts: a sync reads thousands of them (models.py, ListedEventType).
-_EVENT_TYPE_PAGE = Page[ListedEventType]
-_SCHEDULED_EVENT_PAGE = Page[ScheduledEvent]
-_INVITEE_PAGE = Page[Invitee]
 
 
 @dataclass(frozen=True)
@@ -238,6 +232,10 @@ class CalendlyClient:
         self._on_page = on_page
         self._backoff_base = backoff_base
         self._backoff_cap = backoff_cap
+        # Set once a GET has been written to the network, or the client closed: work that can wait for the
+        # first request (a sync's survey) waits for it rather than compete with it for the GIL.
+        self.request_sent = threading.Event()
+        self._trace = {"trace": self._traced}
         self._http = httpx.Client(
             base_url=base,
             headers={
@@ -266,6 +264,11 @@ class CalendlyClient:
 
     def close(self) -> None:
         self._http.close()
+        self.request_sent.set()
+
+    def _traced(self, event: str, info: Mapping[str, Any]) -> None:
+        if event == "http11.send_request_body.complete":
+            self.request_sent.set()
 
     # --- public API ------------------------------------------------------------------------------
 
@@ -275,6 +278,8 @@ class CalendlyClient:
         response = self._send(request)
         if not response.is_success:
             raise self._status_error(request, response)
+        from bapp_cli.calendly.models import Resource, User
+
         return self._parse(request, response, Resource[User], page=None).resource
 
     def get_event_type(self, uri: str) -> EventType:
@@ -289,6 +294,8 @@ class CalendlyClient:
             raise NotFound(f"Calendly has no event type {uuid}")
         if not response.is_success:
             raise self._status_error(request, response)
+        from bapp_cli.calendly.models import EventType, Resource
+
         return self._parse(request, response, Resource[EventType], page=None).resource
 
     def iter_event_type_pages(
@@ -298,13 +305,16 @@ class CalendlyClient:
         filter). On a stale page token the listing restarts from page one, flagged ``restarted``."""
         params = _scope_params(user, organization, required=True)
         params["count"] = str(_checked_count(count))
-        return self._paginate(_Request("/event_types", params), _EVENT_TYPE_PAGE)
+        # listed event types come as dicts: a sync reads thousands of them (models.py, ListedEventType)
+        return self._paginate(_Request("/event_types", params), "ListedEventType")
 
     def list_event_types(
         self, user: str | None = None, organization: str | None = None, count: int = _MAX_COUNT
     ) -> list[EventType]:
         """All event types of the scope, fetched page by page; fails whole (nothing partial) on error."""
         listed = _collect(self.iter_event_type_pages(user, organization, count))
+        from bapp_cli.calendly.models import EventType
+
         return [EventType.model_validate(item) for item in listed]
 
     def iter_scheduled_event_pages(
@@ -376,7 +386,7 @@ class CalendlyClient:
         if email is not None:
             params["email"] = email
         params["count"] = str(_checked_count(count))
-        return self._paginate(_Request(f"/scheduled_events/{uuid}/invitees", params), _INVITEE_PAGE)
+        return self._paginate(_Request(f"/scheduled_events/{uuid}/invitees", params), "Invitee")
 
     def list_event_invitees(
         self,
@@ -409,6 +419,8 @@ class CalendlyClient:
         response = self._send(request)
         if not response.is_success:
             raise self._status_error(request, response)
+        from bapp_cli.calendly.models import AvailableTimes
+
         return self._parse(request, response, AvailableTimes, page=None).collection
 
     def get_scheduled_event(self, uri: str) -> ScheduledEvent:
@@ -420,6 +432,8 @@ class CalendlyClient:
             raise NotFound(f"Calendly has no scheduled event {uuid}")
         if not response.is_success:
             raise self._status_error(request, response)
+        from bapp_cli.calendly.models import Resource, ScheduledEvent
+
         return self._parse(request, response, Resource[ScheduledEvent], page=None).resource
 
     def create_invitee(self, body: Mapping[str, Any]) -> Invitee:
@@ -429,6 +443,8 @@ class CalendlyClient:
         within the retry budget; a timeout, reset or 5xx raises :class:`OutcomeUnknown` because the
         booking may exist; 400 ``already_filled`` or 409 raises :class:`SlotTaken`.
         """
+        from bapp_cli.calendly.models import Invitee, Resource
+
         label = "Calendly POST /invitees"
         response = self._write("POST", "/invitees", body, label=label, rate_note=_BOOKING_RATE_LIMITS)
         if response.status_code in (200, 201):
@@ -445,6 +461,8 @@ class CalendlyClient:
         Safe to retry after a lost answer (a second cancel is "already canceled", which counts as done), so
         transport failures and 5xx use the normal retry policy. "Event in the past" is a :class:`Conflict`.
         """
+        from bapp_cli.calendly.models import Cancellation, Resource
+
         uuid = _uuid_from(event_uri, "scheduled_events")
         path = f"/scheduled_events/{uuid}/cancellation"
         label = f"Calendly POST {path}"
@@ -467,6 +485,8 @@ class CalendlyClient:
 
     def create_invitee_no_show(self, invitee_uri: str) -> InviteeNoShow:
         """``POST /invitee_no_shows``: marks the invitee a no-show; the answer's URI undoes it."""
+        from bapp_cli.calendly.models import InviteeNoShow, Resource
+
         label = "Calendly POST /invitee_no_shows"
         response = self._write("POST", "/invitee_no_shows", {"invitee": invitee_uri}, label=label)
         if response.status_code in (200, 201):
@@ -485,6 +505,8 @@ class CalendlyClient:
 
     def create_scheduling_link(self, event_type_uri: str) -> SchedulingLink:
         """``POST /scheduling_links``: a single-use booking page for the event type (max_event_count 1)."""
+        from bapp_cli.calendly.models import Resource, SchedulingLink
+
         label = "Calendly POST /scheduling_links"
         body = {"max_event_count": 1, "owner": event_type_uri, "owner_type": "EventType"}
         response = self._write("POST", "/scheduling_links", body, label=label)
@@ -588,11 +610,12 @@ class CalendlyClient:
 
     # --- pagination ------------------------------------------------------------------------------
 
-    def _paginate(self, first: _Request, model: type[Page[T]]) -> Iterator[ListingPage[T]]:
+    def _paginate(self, first: _Request, item: str) -> Iterator[ListingPage[Any]]:
+        """Every page of a listing of ``item`` (a name in calendly.models), restarted once on a stale token."""
         restarted = False
         while True:
             try:
-                for number, page in self._pass(first, model):
+                for number, page in self._pass(first, item):
                     yield ListingPage(number, page.collection, restarted=restarted and number == 1)
                 return
             except _StalePageToken as stale:
@@ -610,7 +633,7 @@ class CalendlyClient:
         resumed = False
         while True:
             try:
-                for number, page in self._pass(request, _SCHEDULED_EVENT_PAGE):
+                for number, page in self._pass(request, "ScheduledEvent"):
                     fresh = page.collection
                     if resumed:
                         fresh = [event for event in fresh if not boundary.already_seen(event)]
@@ -631,7 +654,7 @@ class CalendlyClient:
                     params["min_start_time"] = _utc_param("min_start_time", boundary.start_time)
                 request = _Request(first.path, params)
 
-    def _pass(self, first: _Request, model: type[Page[T]]) -> Iterator[tuple[int, Page[T]]]:
+    def _pass(self, first: _Request, item: str) -> Iterator[tuple[int, Page[Any]]]:
         """One walk from page one to the end; raises _StalePageToken for the caller to restart.
 
         The pages are fetched by a thread of their own (:meth:`_walk`) that requests page N+1 as soon as it
@@ -644,7 +667,7 @@ class CalendlyClient:
         stopped = threading.Event()
         # A daemon thread: an interrupted run must not wait at exit for a request it no longer wants.
         walk = threading.Thread(
-            target=self._walk, args=(first, model, pages, wanted, stopped), name="calendly-pages", daemon=True
+            target=self._walk, args=(first, item, pages, wanted, stopped), name="calendly-pages", daemon=True
         )
         walk.start()
         try:
@@ -656,7 +679,7 @@ class CalendlyClient:
                 if isinstance(fetched, BaseException):
                     raise fetched
                 number, request, response = fetched
-                page = self._parse(request, response, model, page=number)
+                page = self._parse(request, response, _page_model(item), page=number)
                 if self._on_page is not None:
                     self._on_page(len(page.collection))
                 yield number, page
@@ -669,7 +692,7 @@ class CalendlyClient:
     def _walk(
         self,
         first: _Request,
-        model: type[Page[T]],
+        item: str,
         pages: queue.Queue[Any],
         wanted: threading.Semaphore,
         stopped: threading.Event,
@@ -682,14 +705,21 @@ class CalendlyClient:
         try:
             while not stopped.is_set():
                 response = self._send(request)
+                # imported once the first request is out (the survey of a sync loads them meanwhile)
+                from pydantic import ValidationError
+
+                from bapp_cli.calendly.models import PaginationOnly
+
                 if not response.is_success:
                     if response.status_code == 400 and "page_token" in request.params:
                         raise _StalePageToken(_status_text(response))
                     raise self._status_error(request, response, page=number)
                 try:
-                    pagination = _PaginationOnly.model_validate_json(response.content).pagination
+                    pagination = PaginationOnly.model_validate_json(response.content).pagination
                 except ValidationError:
-                    pagination = self._parse(request, response, model, page=number).pagination  # names the fault
+                    pagination = self._parse(
+                        request, response, _page_model(item), page=number
+                    ).pagination  # names the fault
                 token = self._next_token(request, pagination, number)
                 wanted.acquire()
                 if stopped.is_set():
@@ -776,6 +806,8 @@ class CalendlyClient:
             )
         if not response.is_success:
             raise InvalidInput(self._clean(f"{label}: HTTP {status} {_status_text(response)}"), code="refused")
+        from bapp_cli.calendly.models import Resource, WebhookSubscription
+
         return self._parse(
             _Request("/webhook_subscriptions", {}), response, Resource[WebhookSubscription], page=None
         ).resource
@@ -787,7 +819,7 @@ class CalendlyClient:
         params = {"organization": organization, "scope": scope, "count": str(_MAX_COUNT)}
         if user is not None:
             params["user"] = user
-        return _collect(self._paginate(_Request("/webhook_subscriptions", params), Page[WebhookSubscription]))
+        return _collect(self._paginate(_Request("/webhook_subscriptions", params), "WebhookSubscription"))
 
     def delete_webhook_subscription(self, uri: str) -> None:
         """``DELETE /webhook_subscriptions/{uuid}``; idempotent, so a lost answer may be retried once.
@@ -818,7 +850,7 @@ class CalendlyClient:
         retries = 0
         while True:
             try:
-                response = self._http.get(request.path, params=request.params)
+                response = self._http.get(request.path, params=request.params, extensions=self._trace)
             except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
                 failure = self._transport_failure(exc)
                 wait = self._backoff(retries)
@@ -888,6 +920,10 @@ class CalendlyClient:
         return RemoteError(self._clean(message))
 
     def _parse(self, request: _Request, response: httpx.Response, model: type[R], page: int | None) -> R:
+        from pydantic import ValidationError
+
+        from bapp_cli.calendly.models import describe_validation_error
+
         body = response.content
         try:
             return model.model_validate_json(body)
@@ -912,10 +948,12 @@ class CalendlyClient:
 # --- module-private helpers ------------------------------------------------------------------------
 
 
-class _PaginationOnly(ApiModel):
-    """A listing page read for its cursor alone: the items are skipped, not built."""
+def _page_model(item: str) -> type[Page[Any]]:
+    """The page model of a listing of ``item``, imported when first needed: a listing's first request goes
+    out before pydantic and the models are loaded (for a sync, on its survey's thread meanwhile)."""
+    from bapp_cli.calendly import models
 
-    pagination: Pagination
+    return cast("type[Page[Any]]", models.Page.__class_getitem__(getattr(models, item)))
 
 
 def _collect(pages: Iterator[ListingPage[T]]) -> list[T]:
@@ -1014,14 +1052,16 @@ def _header_seconds(value: str | None) -> float | None:
 
 def _status_text(response: httpx.Response) -> str:
     """``reason`` or Calendly's ``title: message (param: problem)`` from the error body."""
-    try:
-        summary = ErrorBody.model_validate_json(response.content).summary()
-    except ValidationError:
-        summary = ""
+    body = _error_body(response)
+    summary = body.summary() if body is not None else ""
     return summary or response.reason_phrase
 
 
 def _error_body(response: httpx.Response) -> ErrorBody | None:
+    from pydantic import ValidationError
+
+    from bapp_cli.calendly.models import ErrorBody
+
     try:
         return ErrorBody.model_validate_json(response.content)
     except ValidationError:
