@@ -98,6 +98,9 @@ def resolve_scope(
 
 # -- run records -------------------------------------------------------------------------------------
 
+# what a run record copies from the report as it is
+_RECORDED_COUNTS = ("source", "status", "fetched", "created", "updated", "unchanged", "skipped")
+
 
 def record_run(
     session: Session,
@@ -116,19 +119,13 @@ def record_run(
 
     run = SyncRun(
         kind=kind,
-        source=report.source,
         started_at=started_at,
         finished_at=finished_at,
-        status=report.status,
         dry_run=False,
         error=report.error[:2000] if report.error is not None else None,
-        fetched=report.fetched,
-        created=report.created,
-        updated=report.updated,
-        unchanged=report.unchanged,
         deactivated=deactivated,
         reactivated=reactivated,
-        skipped=report.skipped,
+        **{name: getattr(report, name) for name in _RECORDED_COUNTS},
     )
     session.add(run)
     session.flush()
