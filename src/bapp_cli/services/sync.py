@@ -101,10 +101,6 @@ class ClassificationRule:
     price: Decimal | None = None
     currency: str | None = None
 
-    @property
-    def label(self) -> str:
-        return f"calendly.rules[{self.number}]"
-
     def matches(self, name: str, slug: str) -> bool:
         return any(self.pattern.search(name if part == "name" else slug) for part in self.fields)
 
@@ -197,7 +193,7 @@ class Classifier:
             for slug in rule.pathways:
                 if slug not in pathways:
                     raise ConfigError(
-                        f"{rule.label}: no pathway {slug!r}",
+                        f"calendly.rules[{rule.number}]: no pathway {slug!r}",
                         hint="known pathways: " + (", ".join(sorted(pathways)) or "none"),
                     )
         self._rules = list(rules)
@@ -304,10 +300,6 @@ class SyncReport(RunReport):
 
     def as_record(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in SYNC_COLUMNS}
-
-    @property
-    def rows_written(self) -> int:
-        return self.created + self.updated + self.deactivated + self.reactivated
 
 
 # -- the apply -------------------------------------------------------------------------------------
@@ -597,7 +589,7 @@ def sync_event_types(
             deactivated=report.deactivated,
             reactivated=report.reactivated,
         )
-    if report.rows_written and (partial or not dry_run):
+    if report.changes and (partial or not dry_run):  # one change a row written
         changes = {"changes": [change.describe() for change in report.changes]}
         key = "fetched" if partial else str(report.run_id)
         record_audit(session, "calendly_sync", key, changes if partial else {**report.as_record(), **changes})
