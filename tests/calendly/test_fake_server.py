@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -149,6 +152,40 @@ def test_a_fault_on_the_page_fetched_ahead_fails_the_listing_after_the_pages_bef
             next(pages)
     assert "HTTP 401" in info.value.message and sleeps == []
     assert fake.count("/event_types") == 2
+
+
+def test_a_listing_left_early_ends_its_walk_and_requests_nothing_more(fake: FakeCalendly) -> None:
+    fake.page_latency = 0.05
+    with client_for(fake) as (client, _):
+        pages = client.iter_event_type_pages(user=DEFAULT_USER_URI)
+        assert len(next(pages).items) == 100
+        assert _wait_until(lambda: fake.count("/event_types", with_page_token=True) == 1), "page 2 never requested"
+        pages.close()  # the caller stops here: the page in flight ends before the client may close
+        assert not [thread for thread in threading.enumerate() if thread.name == "calendly-pages"]
+        time.sleep(0.2)
+    assert fake.count("/event_types") == 2
+
+
+def test_request_sent_is_set_once_a_request_is_written_or_the_client_closed(fake: FakeCalendly) -> None:
+    # a sync's survey waits for it, so that its imports do not hold up the first request (P2)
+    with client_for(fake) as (client, _):
+        assert not client.request_sent.is_set()
+        client.get_current_user()
+        assert client.request_sent.is_set()
+    with client_for(fake) as (unused, _):
+        assert not unused.request_sent.is_set()
+    assert unused.request_sent.is_set()  # a client closed before any request releases whoever waits
+
+
+def test_the_client_loads_without_pydantic_the_models_or_httpx_command_line() -> None:
+    # P2: the first request of a sync goes out before these load (about 0.2 s of imports on another thread)
+    code = (
+        "import sys, bapp_cli.calendly.client; "
+        "print(sorted(m for m in ('pydantic', 'bapp_cli.calendly.models', 'click', 'rich', 'pygments') "
+        "if sys.modules.get(m)))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
 
 
 def test_the_fake_answers_every_get_after_its_page_latency(fake: FakeCalendly) -> None:

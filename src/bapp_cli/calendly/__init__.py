@@ -12,3 +12,10 @@ Contract:
 Nothing is imported here, so ``import bapp_cli.calendly.webhooks`` does not load httpx, and the CLI can
 import these modules lazily inside the commands that need them.
 """
+
+import sys
+
+# httpx's package imports its own command-line client (httpx._main: click, rich, pygments) only to offer
+# httpx.main, which bapp never calls: about 60 ms of every Calendly command's start. Marked absent here,
+# before the client imports httpx, that import fails and httpx defines a stub main instead.
+sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]

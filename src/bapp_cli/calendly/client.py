@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import math
+import queue
 import random
 import re
 import threading
@@ -36,31 +37,30 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from types import TracebackType
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 import httpx
-from pydantic import BaseModel, ValidationError
 
-from bapp_cli.calendly.models import (
-    ApiModel,
-    AvailableTime,
-    AvailableTimes,
-    Cancellation,
-    ErrorBody,
-    EventType,
-    Invitee,
-    InviteeNoShow,
-    ListedEventType,
-    Page,
-    Pagination,
-    Resource,
-    ScheduledEvent,
-    SchedulingLink,
-    User,
-    WebhookSubscription,
-    describe_validation_error,
-)
 from bapp_cli.errors import AuthError, ConfigError, Conflict, InvalidInput, NotFound, RemoteError
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+    from bapp_cli.calendly.models import (
+        AvailableTime,
+        Cancellation,
+        ErrorBody,
+        EventType,
+        Invitee,
+        InviteeNoShow,
+        ListedEventType,
+        Page,
+        Pagination,
+        ScheduledEvent,
+        SchedulingLink,
+        User,
+        WebhookSubscription,
+    )
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -77,7 +77,7 @@ DEFAULT_BASE_URL = "https://api.calendly.com"
 DEFAULT_TIMEOUT = httpx.Timeout(connect=5.0, read=30.0, write=30.0, pool=5.0)
 
 T = TypeVar("T")
-R = TypeVar("R", bound=BaseModel)
+R = TypeVar("R", bound="BaseModel")
 
 # Calendly documents count as 1..100; bapp always asks for full pages to keep request counts low.
 _MAX_COUNT = 100
@@ -101,11 +101,6 @@ _HINT_403 = (
 _BOOKING_RATE_LIMITS = "10 a minute, 50 an hour and 100 a day per user on paid plans"
 # GET /event_type_available_times refuses windows longer than this (31 days since 2026-07-09).
 MAX_AVAILABILITY_WINDOW = 31 * 24 * 3600
-
-# Listed event types come as dicts: a sync reads thousands of them (models.py, ListedEventType).
-_EVENT_TYPE_PAGE = Page[ListedEventType]
-_SCHEDULED_EVENT_PAGE = Page[ScheduledEvent]
-_INVITEE_PAGE = Page[Invitee]
 
 
 @dataclass(frozen=True)
@@ -237,6 +232,10 @@ class CalendlyClient:
         self._on_page = on_page
         self._backoff_base = backoff_base
         self._backoff_cap = backoff_cap
+        # Set once a GET has been written to the network, or the client closed: work that can wait for the
+        # first request (a sync's survey) waits for it rather than compete with it for the GIL.
+        self.request_sent = threading.Event()
+        self._trace = {"trace": self._traced}
         self._http = httpx.Client(
             base_url=base,
             headers={
@@ -265,6 +264,11 @@ class CalendlyClient:
 
     def close(self) -> None:
         self._http.close()
+        self.request_sent.set()
+
+    def _traced(self, event: str, info: Mapping[str, Any]) -> None:
+        if event == "http11.send_request_body.complete":
+            self.request_sent.set()
 
     # --- public API ------------------------------------------------------------------------------
 
@@ -274,6 +278,8 @@ class CalendlyClient:
         response = self._send(request)
         if not response.is_success:
             raise self._status_error(request, response)
+        from bapp_cli.calendly.models import Resource, User
+
         return self._parse(request, response, Resource[User], page=None).resource
 
     def get_event_type(self, uri: str) -> EventType:
@@ -288,6 +294,8 @@ class CalendlyClient:
             raise NotFound(f"Calendly has no event type {uuid}")
         if not response.is_success:
             raise self._status_error(request, response)
+        from bapp_cli.calendly.models import EventType, Resource
+
         return self._parse(request, response, Resource[EventType], page=None).resource
 
     def iter_event_type_pages(
@@ -297,13 +305,16 @@ class CalendlyClient:
         filter). On a stale page token the listing restarts from page one, flagged ``restarted``."""
         params = _scope_params(user, organization, required=True)
         params["count"] = str(_checked_count(count))
-        return self._paginate(_Request("/event_types", params), _EVENT_TYPE_PAGE)
+        # listed event types come as dicts: a sync reads thousands of them (models.py, ListedEventType)
+        return self._paginate(_Request("/event_types", params), "ListedEventType")
 
     def list_event_types(
         self, user: str | None = None, organization: str | None = None, count: int = _MAX_COUNT
     ) -> list[EventType]:
         """All event types of the scope, fetched page by page; fails whole (nothing partial) on error."""
         listed = _collect(self.iter_event_type_pages(user, organization, count))
+        from bapp_cli.calendly.models import EventType
+
         return [EventType.model_validate(item) for item in listed]
 
     def iter_scheduled_event_pages(
@@ -375,7 +386,7 @@ class CalendlyClient:
         if email is not None:
             params["email"] = email
         params["count"] = str(_checked_count(count))
-        return self._paginate(_Request(f"/scheduled_events/{uuid}/invitees", params), _INVITEE_PAGE)
+        return self._paginate(_Request(f"/scheduled_events/{uuid}/invitees", params), "Invitee")
 
     def list_event_invitees(
         self,
@@ -408,6 +419,8 @@ class CalendlyClient:
         response = self._send(request)
         if not response.is_success:
             raise self._status_error(request, response)
+        from bapp_cli.calendly.models import AvailableTimes
+
         return self._parse(request, response, AvailableTimes, page=None).collection
 
     def get_scheduled_event(self, uri: str) -> ScheduledEvent:
@@ -419,6 +432,8 @@ class CalendlyClient:
             raise NotFound(f"Calendly has no scheduled event {uuid}")
         if not response.is_success:
             raise self._status_error(request, response)
+        from bapp_cli.calendly.models import Resource, ScheduledEvent
+
         return self._parse(request, response, Resource[ScheduledEvent], page=None).resource
 
     def create_invitee(self, body: Mapping[str, Any]) -> Invitee:
@@ -428,6 +443,8 @@ class CalendlyClient:
         within the retry budget; a timeout, reset or 5xx raises :class:`OutcomeUnknown` because the
         booking may exist; 400 ``already_filled`` or 409 raises :class:`SlotTaken`.
         """
+        from bapp_cli.calendly.models import Invitee, Resource
+
         label = "Calendly POST /invitees"
         response = self._write("POST", "/invitees", body, label=label, rate_note=_BOOKING_RATE_LIMITS)
         if response.status_code in (200, 201):
@@ -444,6 +461,8 @@ class CalendlyClient:
         Safe to retry after a lost answer (a second cancel is "already canceled", which counts as done), so
         transport failures and 5xx use the normal retry policy. "Event in the past" is a :class:`Conflict`.
         """
+        from bapp_cli.calendly.models import Cancellation, Resource
+
         uuid = _uuid_from(event_uri, "scheduled_events")
         path = f"/scheduled_events/{uuid}/cancellation"
         label = f"Calendly POST {path}"
@@ -466,6 +485,8 @@ class CalendlyClient:
 
     def create_invitee_no_show(self, invitee_uri: str) -> InviteeNoShow:
         """``POST /invitee_no_shows``: marks the invitee a no-show; the answer's URI undoes it."""
+        from bapp_cli.calendly.models import InviteeNoShow, Resource
+
         label = "Calendly POST /invitee_no_shows"
         response = self._write("POST", "/invitee_no_shows", {"invitee": invitee_uri}, label=label)
         if response.status_code in (200, 201):
@@ -484,6 +505,8 @@ class CalendlyClient:
 
     def create_scheduling_link(self, event_type_uri: str) -> SchedulingLink:
         """``POST /scheduling_links``: a single-use booking page for the event type (max_event_count 1)."""
+        from bapp_cli.calendly.models import Resource, SchedulingLink
+
         label = "Calendly POST /scheduling_links"
         body = {"max_event_count": 1, "owner": event_type_uri, "owner_type": "EventType"}
         response = self._write("POST", "/scheduling_links", body, label=label)
@@ -587,11 +610,12 @@ class CalendlyClient:
 
     # --- pagination ------------------------------------------------------------------------------
 
-    def _paginate(self, first: _Request, model: type[Page[T]]) -> Iterator[ListingPage[T]]:
+    def _paginate(self, first: _Request, item: str) -> Iterator[ListingPage[Any]]:
+        """Every page of a listing of ``item`` (a name in calendly.models), restarted once on a stale token."""
         restarted = False
         while True:
             try:
-                for number, page in self._pass(first, model):
+                for number, page in self._pass(first, item):
                     yield ListingPage(number, page.collection, restarted=restarted and number == 1)
                 return
             except _StalePageToken as stale:
@@ -609,7 +633,7 @@ class CalendlyClient:
         resumed = False
         while True:
             try:
-                for number, page in self._pass(request, _SCHEDULED_EVENT_PAGE):
+                for number, page in self._pass(request, "ScheduledEvent"):
                     fresh = page.collection
                     if resumed:
                         fresh = [event for event in fresh if not boundary.already_seen(event)]
@@ -630,57 +654,93 @@ class CalendlyClient:
                     params["min_start_time"] = _utc_param("min_start_time", boundary.start_time)
                 request = _Request(first.path, params)
 
-    def _pass(self, first: _Request, model: type[Page[T]]) -> Iterator[tuple[int, Page[T]]]:
+    def _pass(self, first: _Request, item: str) -> Iterator[tuple[int, Page[Any]]]:
         """One walk from page one to the end; raises _StalePageToken for the caller to restart.
 
-        The next page is requested as soon as this one's pagination is read, before its items are
-        validated and used: validating and the caller's own work on a page then overlap the next round
-        trip instead of adding to it (P2). Only the token is taken from a page (never its next_page URL),
-        and a next page on another origin, a loop or too many pages stop the walk before that request.
+        The pages are fetched by a thread of their own (:meth:`_walk`) that requests page N+1 as soon as it
+        has read page N's pagination: validating page N and the caller's own work on it overlap the next
+        round trip instead of adding to it (P2), and the step from a response to the next request is taken
+        by the thread that received it, never waiting for another thread to wake up and take the GIL.
         """
-        seen_tokens: set[str] = set()
-        request = first
-        number = 1
-        response = self._send(request)
-        while True:
-            if not response.is_success:
-                if response.status_code == 400 and "page_token" in request.params:
-                    raise _StalePageToken(_status_text(response))
-                raise self._status_error(request, response, page=number)
-            try:
-                pagination = _PaginationOnly.model_validate_json(response.content).pagination
-            except ValidationError:
-                pagination = self._parse(request, response, model, page=number).pagination  # names the fault
-            token = self._next_token(request, pagination, number)
-            stop: RemoteError | None = None
-            ahead: _NextPage | None = None
-            if token is not None:
-                if token in seen_tokens:
-                    stop = RemoteError(
-                        f"{first.label}: pagination loop: page {number} points back to a page already fetched"
-                    )
-                elif number >= self.max_pages:
-                    stop = RemoteError(f"{first.label}: listing exceeded {self.max_pages} pages; giving up")
-                else:
-                    seen_tokens.add(token)
-                    # Re-send the caller's own filters with the token rather than requesting next_page
-                    # verbatim: the URL comes from the response, and only the token is needed from it.
-                    ahead = _NextPage(self._send, _Request(first.path, {**first.params, "page_token": token}))
-            try:
-                page = self._parse(request, response, model, page=number)
+        pages: queue.Queue[tuple[int, _Request, httpx.Response] | BaseException | None] = queue.Queue()
+        wanted = threading.Semaphore(0)  # one release per page asked for: the walk stays one page ahead
+        stopped = threading.Event()
+        # A daemon thread: an interrupted run must not wait at exit for a request it no longer wants.
+        walk = threading.Thread(
+            target=self._walk, args=(first, item, pages, wanted, stopped), name="calendly-pages", daemon=True
+        )
+        walk.start()
+        try:
+            while True:
+                wanted.release()
+                fetched = pages.get()
+                if fetched is None:
+                    return
+                if isinstance(fetched, BaseException):
+                    raise fetched
+                number, request, response = fetched
+                page = self._parse(request, response, _page_model(item), page=number)
                 if self._on_page is not None:
                     self._on_page(len(page.collection))
                 yield number, page
-            except (Exception, GeneratorExit):
-                if ahead is not None:
-                    ahead.settle()  # nothing left in flight on a client about to be closed
-                raise
-            if stop is not None:
-                raise stop
-            if ahead is None:
-                return
-            request, response = ahead.request, ahead.response()
-            number += 1
+        except (Exception, GeneratorExit):
+            stopped.set()  # nothing more is sent; what is in flight ends before the client is closed
+            wanted.release()
+            walk.join()
+            raise
+
+    def _walk(
+        self,
+        first: _Request,
+        item: str,
+        pages: queue.Queue[Any],
+        wanted: threading.Semaphore,
+        stopped: threading.Event,
+    ) -> None:
+        """Fetch the pages of one pass into ``pages``, each once the caller asks for it, then any error, then
+        None. Only the token is taken from a page (never its next_page URL); a next page on another origin,
+        a loop or too many pages stop the walk before that request."""
+        seen_tokens: set[str] = set()
+        request, number = first, 1
+        try:
+            while not stopped.is_set():
+                response = self._send(request)
+                # imported once the first request is out (the survey of a sync loads them meanwhile)
+                from pydantic import ValidationError
+
+                from bapp_cli.calendly.models import PaginationOnly
+
+                if not response.is_success:
+                    if response.status_code == 400 and "page_token" in request.params:
+                        raise _StalePageToken(_status_text(response))
+                    raise self._status_error(request, response, page=number)
+                try:
+                    pagination = PaginationOnly.model_validate_json(response.content).pagination
+                except ValidationError:
+                    pagination = self._parse(
+                        request, response, _page_model(item), page=number
+                    ).pagination  # names the fault
+                token = self._next_token(request, pagination, number)
+                wanted.acquire()
+                if stopped.is_set():
+                    break
+                pages.put((number, request, response))
+                if token is None:
+                    break
+                if token in seen_tokens:
+                    raise RemoteError(
+                        f"{first.label}: pagination loop: page {number} points back to a page already fetched"
+                    )
+                if number >= self.max_pages:
+                    raise RemoteError(f"{first.label}: listing exceeded {self.max_pages} pages; giving up")
+                seen_tokens.add(token)
+                # Re-send the caller's own filters with the token rather than requesting next_page verbatim:
+                # the URL comes from the response, and only the token is needed from it.
+                request, number = _Request(first.path, {**first.params, "page_token": token}), number + 1
+        except BaseException as error:  # raised in the caller's thread
+            pages.put(error)
+        finally:
+            pages.put(None)
 
     def _next_token(self, request: _Request, pagination: Pagination, number: int) -> str | None:
         if pagination.next_page is not None:
@@ -746,6 +806,8 @@ class CalendlyClient:
             )
         if not response.is_success:
             raise InvalidInput(self._clean(f"{label}: HTTP {status} {_status_text(response)}"), code="refused")
+        from bapp_cli.calendly.models import Resource, WebhookSubscription
+
         return self._parse(
             _Request("/webhook_subscriptions", {}), response, Resource[WebhookSubscription], page=None
         ).resource
@@ -757,7 +819,7 @@ class CalendlyClient:
         params = {"organization": organization, "scope": scope, "count": str(_MAX_COUNT)}
         if user is not None:
             params["user"] = user
-        return _collect(self._paginate(_Request("/webhook_subscriptions", params), Page[WebhookSubscription]))
+        return _collect(self._paginate(_Request("/webhook_subscriptions", params), "WebhookSubscription"))
 
     def delete_webhook_subscription(self, uri: str) -> None:
         """``DELETE /webhook_subscriptions/{uuid}``; idempotent, so a lost answer may be retried once.
@@ -788,7 +850,7 @@ class CalendlyClient:
         retries = 0
         while True:
             try:
-                response = self._http.get(request.path, params=request.params)
+                response = self._http.get(request.path, params=request.params, extensions=self._trace)
             except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
                 failure = self._transport_failure(exc)
                 wait = self._backoff(retries)
@@ -858,6 +920,10 @@ class CalendlyClient:
         return RemoteError(self._clean(message))
 
     def _parse(self, request: _Request, response: httpx.Response, model: type[R], page: int | None) -> R:
+        from pydantic import ValidationError
+
+        from bapp_cli.calendly.models import describe_validation_error
+
         body = response.content
         try:
             return model.model_validate_json(body)
@@ -882,45 +948,12 @@ class CalendlyClient:
 # --- module-private helpers ------------------------------------------------------------------------
 
 
-class _PaginationOnly(ApiModel):
-    """A listing page read for its cursor alone: the items are skipped, not built."""
+def _page_model(item: str) -> type[Page[Any]]:
+    """The page model of a listing of ``item``, imported when first needed: a listing's first request goes
+    out before pydantic and the models are loaded (for a sync, on its survey's thread meanwhile)."""
+    from bapp_cli.calendly import models
 
-    pagination: Pagination
-
-
-class _NextPage:
-    """One listing request sent on a thread of its own while the caller works on the page before it.
-
-    A daemon thread rather than a pool: an interrupted run must not wait at exit for a request it no
-    longer wants. Its outcome, a response or the error of the retry policy, is handed over by
-    :meth:`response`.
-    """
-
-    def __init__(self, send: Callable[[_Request], httpx.Response], request: _Request) -> None:
-        self.request = request
-        self._done = threading.Event()
-        self._response: httpx.Response | None = None
-        self._error: BaseException | None = None
-        threading.Thread(target=self._run, args=(send,), name="calendly-next-page", daemon=True).start()
-
-    def _run(self, send: Callable[[_Request], httpx.Response]) -> None:
-        try:
-            self._response = send(self.request)
-        except BaseException as error:  # raised in the caller's thread by response()
-            self._error = error
-        finally:
-            self._done.set()
-
-    def settle(self) -> None:
-        """Wait for the request to end, its outcome unwanted."""
-        self._done.wait()
-
-    def response(self) -> httpx.Response:
-        self._done.wait()
-        if self._error is not None:
-            raise self._error
-        assert self._response is not None
-        return self._response
+    return cast("type[Page[Any]]", models.Page.__class_getitem__(getattr(models, item)))
 
 
 def _collect(pages: Iterator[ListingPage[T]]) -> list[T]:
@@ -1019,14 +1052,16 @@ def _header_seconds(value: str | None) -> float | None:
 
 def _status_text(response: httpx.Response) -> str:
     """``reason`` or Calendly's ``title: message (param: problem)`` from the error body."""
-    try:
-        summary = ErrorBody.model_validate_json(response.content).summary()
-    except ValidationError:
-        summary = ""
+    body = _error_body(response)
+    summary = body.summary() if body is not None else ""
     return summary or response.reason_phrase
 
 
 def _error_body(response: httpx.Response) -> ErrorBody | None:
+    from pydantic import ValidationError
+
+    from bapp_cli.calendly.models import ErrorBody
+
     try:
         return ErrorBody.model_validate_json(response.content)
     except ValidationError:

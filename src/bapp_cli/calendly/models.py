@@ -426,6 +426,12 @@ class Pagination(ApiModel):
         return None
 
 
+class PaginationOnly(ApiModel):
+    """A listing page read for its cursor alone: the items are skipped, not built."""
+
+    pagination: Pagination
+
+
 class WebhookSubscription(ApiModel):
     """An item of ``GET /webhook_subscriptions`` (and the ``resource`` of its POST)."""
 

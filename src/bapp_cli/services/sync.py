@@ -24,9 +24,6 @@ from decimal import Decimal
 from operator import is_, itemgetter
 from typing import TYPE_CHECKING, Any, cast
 
-from pydantic import TypeAdapter, ValidationError
-
-from bapp_cli.calendly.models import EventType, ListedEventType
 from bapp_cli.db.domains import SESSION_CATEGORIES, SESSION_KINDS
 from bapp_cli.errors import BappError, ConfigError, Conflict, InvalidInput, RemoteError
 from bapp_cli.services.calendly_runs import (
@@ -42,6 +39,7 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from bapp_cli.calendly.client import CalendlyClient
+    from bapp_cli.calendly.models import EventType, ListedEventType
 
 SYNC_COLUMNS = (
     "run_id",
@@ -102,10 +100,6 @@ class ClassificationRule:
     pathways: tuple[str, ...] = ()
     price: Decimal | None = None
     currency: str | None = None
-
-    @property
-    def label(self) -> str:
-        return f"calendly.rules[{self.number}]"
 
     def matches(self, name: str, slug: str) -> bool:
         return any(self.pattern.search(name if part == "name" else slug) for part in self.fields)
@@ -199,7 +193,7 @@ class Classifier:
             for slug in rule.pathways:
                 if slug not in pathways:
                     raise ConfigError(
-                        f"{rule.label}: no pathway {slug!r}",
+                        f"calendly.rules[{rule.number}]: no pathway {slug!r}",
                         hint="known pathways: " + (", ".join(sorted(pathways)) or "none"),
                     )
         self._rules = list(rules)
@@ -254,6 +248,10 @@ def parse_listing(content: bytes | str, *, name: str) -> list[ListedEventType]:
         items="event types",
         hint="save the body of GET /event_types, a list of such pages, or a list of event types",
     )
+    from pydantic import TypeAdapter, ValidationError
+
+    from bapp_cli.calendly.models import ListedEventType
+
     items: list[ListedEventType] = []
     details: list[dict[str, Any]] = []
     listing = TypeAdapter(list[ListedEventType])  # built here: a sync from the API never needs it (~30 ms)
@@ -303,10 +301,6 @@ class SyncReport(RunReport):
     def as_record(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in SYNC_COLUMNS}
 
-    @property
-    def rows_written(self) -> int:
-        return self.created + self.updated + self.deactivated + self.reactivated
-
 
 # -- the apply -------------------------------------------------------------------------------------
 
@@ -331,7 +325,7 @@ def stage_event_types(items: Iterable[ListedEventType | EventType], source: str)
     origin = "Calendly listing" if source == "api" else "listing file"
     staged = []
     for entry in items:
-        item: Mapping[str, Any] = entry.model_dump() if isinstance(entry, EventType) else entry
+        item: Mapping[str, Any] = entry if isinstance(entry, Mapping) else entry.model_dump()
         uri, name, slug, kind = item["uri"], item.get("name"), item.get("slug"), item.get("kind", "solo")
         owner = item["profile"]["owner"] if item.get("profile") else None
         fields = {"uri": uri, "name": name, "slug": slug, "color": item.get("color")}
@@ -553,7 +547,7 @@ def sync_event_types(
     """
     if source not in SOURCES:
         raise ValueError(f"unknown sync source {source!r}")
-    staged = [stage_event_types([entry], source)[0] if isinstance(entry, EventType) else entry for entry in listing]
+    staged = [entry if isinstance(entry, Mapping) else stage_event_types([entry], source)[0] for entry in listing]
     catalogue = Catalogue.read(session, reclassify=reclassify)
     if plan is None or not plan.covers(staged, catalogue):
         plan = SyncPlan(rules, reclassify=reclassify)
@@ -595,7 +589,7 @@ def sync_event_types(
             deactivated=report.deactivated,
             reactivated=report.reactivated,
         )
-    if report.rows_written and (partial or not dry_run):
+    if report.changes and (partial or not dry_run):  # one change a row written
         changes = {"changes": [change.describe() for change in report.changes]}
         key = "fetched" if partial else str(report.run_id)
         record_audit(session, "calendly_sync", key, changes if partial else {**report.as_record(), **changes})
