@@ -548,6 +548,7 @@ class BookingImporter(KindImporter):
                 results.append(RowResult(row, errors=draft))
             else:
                 drafts.append(draft)
+        self.mover.wait()  # the previous batch's bookings are in: the session is ours again
         self._resolve_clients(drafts)
         drafts = self._match_existing(drafts, results)
         self._load_enrolments(drafts)
@@ -908,18 +909,6 @@ class BookingImporter(KindImporter):
                 for (email, pathway_id), (builder_id, start_date) in plan.new_enrolments.items()
             ],
         )
-        # a restore keeps the ids it was given; other rows take the next ones
-        for keeps_id in (False, True):
-            rows_out = []
-            for draft in plan.inserts:
-                row_id = draft.given.get("id") if self.restore else None
-                if (row_id is not None) == keeps_id:
-                    draft.values["client_id"] = self.users[draft.email][0]
-                    row = (draft.key, *_compared(draft.values), draft.created_at or now, now)
-                    rows_out.append((*row, row_id) if keeps_id else row)
-            bulk.insert_rows(
-                session, Booking.__table__, (*WRITE_COLUMNS, "id") if keeps_id else WRITE_COLUMNS, rows_out
-            )
         changes = []
         for draft in plan.updates:
             assert draft.existing is not None
@@ -930,6 +919,18 @@ class BookingImporter(KindImporter):
         bulk.update_rows(session, Booking.__table__, changes)
         for change in changes:
             self.touched.add(change["id"])
+        # a restore keeps the ids it was given; other rows take the next ones. The new bookings go last:
+        # their `INSERT … SELECT` runs on the mover's thread while the next batch is read and validated.
+        for keeps_id in (False, True):
+            rows_out = []
+            for draft in plan.inserts:
+                row_id = draft.given.get("id") if self.restore else None
+                if (row_id is not None) == keeps_id:
+                    draft.values["client_id"] = self.users[draft.email][0]
+                    row = (draft.key, *_compared(draft.values), draft.created_at or now, now)
+                    rows_out.append((*row, row_id) if keeps_id else row)
+            columns = (*WRITE_COLUMNS, "id") if keeps_id else WRITE_COLUMNS
+            bulk.insert_rows(session, Booking.__table__, columns, rows_out, mover=self.mover)
 
 
 # A temporary table of the batch's rows that take an active slot, joined against the bookings and itself
