@@ -617,7 +617,7 @@ class BookingImporter(KindImporter):
                 errors.append(RowError(line, "reference", f"{draft.key} appears earlier in the file"))
             first_line.setdefault(draft.key, line)
             for value, owners, label, first in (
-                (invitee_uri, invitee_owner, "calendly_invitee_uri", first_invitee),
+                (draft.columns["calendly_invitee_uri"], invitee_owner, "calendly_invitee_uri", first_invitee),
                 (draft.columns["idempotency_key"], key_owner, "idempotency_key", first_key),
             ):
                 if value is None:
