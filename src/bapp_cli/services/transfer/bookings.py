@@ -578,13 +578,11 @@ class BookingImporter(KindImporter):
     def _load_enrolments(self, drafts: Sequence[Draft]) -> None:
         """The enrolments rule 4 may consult: those of the batch's known clients whose rows name a pathway
         or book a pathway session."""
-        wanted = sorted(
-            {
-                self.users[draft.email][0]
-                for draft in drafts
-                if draft.email in self.users
-                and (draft.columns["pathway_id"] is not None or draft.session.facts.category == "pathway")
-            }
+        wanted = (
+            self.users[draft.email][0]
+            for draft in drafts
+            if draft.email in self.users
+            and (draft.columns["pathway_id"] is not None or draft.session.facts.category == "pathway")
         )
         query = select(Enrolment.client_id, Enrolment.pathway_id, Enrolment.status)
         for client_id, pathway_id, status in store.rows_keyed(self.session, query, wanted):
@@ -602,7 +600,10 @@ class BookingImporter(KindImporter):
                 draft.key = invitee_owner[invitee_uri]
             else:
                 draft.key = derived_reference(draft.email, draft.session.key, draft.start)
-        existing = self._existing([draft.key for draft in drafts])
+        query = select(Booking.reference, Booking.id, *(Booking.__table__.c[name] for name in COMPARED))
+        existing = {
+            row.reference: row._mapping for row in store.rows_keyed(self.session, query, (d.key for d in drafts))
+        }
         first_line: dict[str, int] = {}
         first_invitee: dict[str, int] = {}
         first_key: dict[str, int] = {}
@@ -637,23 +638,8 @@ class BookingImporter(KindImporter):
 
     def _owners(self, column: Any, drafts: Sequence[Draft]) -> dict[str, str]:
         """The bookings that already hold the rows' values of a unique column: value → reference."""
-        wanted = sorted({draft.columns[column.key] for draft in drafts} - {None})
-        if not wanted:
-            return {}
-        return dict(
-            self.session.execute(
-                select(column, Booking.reference).where(bulk.any_of(self.session, column, wanted))
-            ).all()
-        )
-
-    def _existing(self, references: Sequence[str]) -> dict[str, dict[str, Any]]:
-        found: dict[str, dict[str, Any]] = {}
-        table = Booking.__table__
-        columns = [table.c.id, table.c.reference, *(table.c[name] for name in COMPARED)]
-        query = select(*columns).where(bulk.any_of(self.session, table.c.reference, sorted(set(references))))
-        for row in self.session.execute(query):
-            found[row.reference] = dict(row._mapping)
-        return found
+        query = select(column, Booking.reference)
+        return dict(store.rows_keyed(self.session, query, (draft.columns[column.key] for draft in drafts)))
 
     def _settle_values(self, draft: Draft) -> None:
         """The booking as the row leaves it (`draft.values`: what changes) — everything but the pathway,
