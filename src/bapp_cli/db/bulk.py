@@ -13,9 +13,12 @@ once instead of converted for every row (each measured with bench/import.py: REA
 
 from __future__ import annotations
 
+import functools
 import json
 import zlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent import futures
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, cast
 
 from sqlalchemy import (
@@ -63,8 +66,17 @@ def is_sqlite(session: Session) -> bool:
     return session.get_bind().dialect.name == "sqlite"
 
 
-def insert_rows(session: Session, clause: FromClause, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    """Insert `rows` (tuples of Python values in `columns` order), in their order."""
+def insert_rows(
+    session: Session,
+    clause: FromClause,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    *,
+    mover: Mover | None = None,
+) -> None:
+    """Insert `rows` (tuples of Python values in `columns` order), in their order. With a `mover`, the
+    `INSERT … SELECT` from the stage runs on its thread: the caller must not use the session before
+    `mover.wait()`."""
     if not rows:
         return
     table = cast(Table, clause)
@@ -92,13 +104,51 @@ def insert_rows(session: Session, clause: FromClause, columns: Sequence[str], ro
     connection.exec_driver_sql(sql, list(zip(*staged, strict=True)))
     # a constant None is SQL NULL, as a None in a row is (a typed literal of JSON would store JSON null)
     picks = [null() if value is None else literal(value, type_=table.c[name].type) for name, value in constants.items()]
-    session.execute(
-        insert(table).from_select(
-            [*varying, *constants],
-            select(*(stage.c[name] for name in varying), *picks).select_from(stage).order_by(stage.c.position),
-        )
+    move = insert(table).from_select(
+        [*varying, *constants],
+        select(*(stage.c[name] for name in varying), *picks).select_from(stage).order_by(stage.c.position),
     )
-    session.execute(delete(stage))
+    if mover is None:
+        session.execute(move)
+        session.execute(delete(stage))
+    else:
+        mover.start(lambda: (session.execute(move), session.execute(delete(stage))))
+
+
+class Mover:
+    """One database step at a time on a second thread. Both drivers release the GIL while a statement
+    runs, so a batch's `INSERT … SELECT` (the largest single cost of a bookings import) proceeds while
+    the caller reads and validates the next batch, which needs no database. The caller hands the session
+    over: it is not touched again before `wait()`, which re-raises what the step raised."""
+
+    def __init__(self) -> None:
+        self.running: Future[Any] | None = None
+
+    def start(self, step: Callable[[], Any]) -> None:
+        self.wait()
+        self.running = _worker().submit(step)
+
+    def wait(self) -> None:
+        running, self.running = self.running, None
+        if running is not None:
+            running.result()
+
+    def __enter__(self) -> Mover:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        # On the way out of an error (or Ctrl-C) the step still ends before the caller rolls back, and
+        # its own outcome no longer matters: the error in flight is the one reported.
+        if kind is None:
+            self.wait()
+        elif self.running is not None:
+            futures.wait([self.running])
+            self.running = None
+
+
+@functools.cache
+def _worker() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(1, thread_name_prefix="bapp-mover")
 
 
 _STAGES: dict[tuple[str, tuple[str, ...]], Table] = {}

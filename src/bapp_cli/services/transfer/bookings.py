@@ -42,7 +42,7 @@ import datetime as dt
 import hashlib
 import operator
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Annotated, Any, Literal, NotRequired, Required, cast
@@ -347,9 +347,7 @@ class BookingImporter(KindImporter):
             self.session.execute(text(f"PRAGMA cache_size = {self.cache_pages}"))
 
     def _new_batch(self) -> None:
-        """Lookups live for one batch: each distinct value is resolved once per batch, and memory stays flat
-        however many distinct clients the file holds."""
-        self.memo: dict[tuple[str, Any], Any] = {}  # (column, value) → its resolution or refusal
+        """What a batch looks up lives for the batch, so memory stays flat however many clients the file holds."""
         # e-mail → (user id, has a client profile, has a name); id 0: created by this batch
         self.users: dict[str, tuple[int, bool, bool]] = {}
         self.enrolments: dict[int, dict[int, str]] = {}
@@ -381,48 +379,76 @@ class BookingImporter(KindImporter):
 
     # -- per row ---------------------------------------------------------------------------------------
 
-    def _resolve(self, name: str, raw: Any, line: int) -> Any:
-        """What a reference cell names — the e-mail normalised (client, builder), the zone's key, the
-        session — or the row's error; each distinct value is resolved once a batch (`memo`), refusals too."""
-        found = self.memo.get((name, raw))
-        if found is None:
-            try:
-                if name == "client_timezone":
-                    found = get_zone(raw, field=name).key
-                elif name.startswith("session"):
-                    found = self._find_session(name, str(raw).strip())
-                else:
-                    found = normalise_email(raw, field=name)
-            except BappError as exc:
-                found = exc
-            self.memo[(name, raw)] = found
-        return problem(found, name, line) if isinstance(found, BappError) else found
-
-    def _find_session(self, name: str, text: str) -> SessionInfo:
+    def _lookups(self, valid: Sequence[tuple[SourceRow, Mapping[str, Any]]]) -> dict[str, dict[Any, Any]]:
+        """What each distinct reference cell of the batch names — the client's e-mail normalised, the
+        session, the builder's id, the zone's key, the currency, the pathway's id — or the BappError that
+        refuses it. Each value is resolved once a batch; nothing outlives the batch."""
         references = self.references
-        if text.isascii() and text.isdigit():  # not str.isdigit alone: '²' is a digit int() refuses
-            found = references.sessions.get(int(text))
-        elif "://" in text:
-            found = references.sessions.get(references.by_uri.get(text, -1))
-        else:
-            found = references.sessions.get(references.by_slug.get(text.lower(), -1))
-        if found is None:
-            raise InvalidInput(f"{name}: no session type {text!r} (see `bapp sessions list --all`)")
-        return found
 
-    def _draft(self, row: SourceRow, values: Mapping[str, Any]) -> Draft | list[RowError]:
+        def session(name: str, raw: Any) -> SessionInfo:
+            text = str(raw).strip()
+            if text.isascii() and text.isdigit():  # not str.isdigit alone: '²' is a digit int() refuses
+                session_id = int(text)
+            elif "://" in text:
+                session_id = references.by_uri.get(text, -1)
+            else:
+                session_id = references.by_slug.get(text.lower(), -1)
+            found = references.sessions.get(session_id)
+            if found is None:
+                raise InvalidInput(f"{name}: no session type {text!r} (see `bapp sessions list --all`)")
+            return found
+
+        def builder(raw: str) -> int:
+            email = normalise_email(raw, field="builder")
+            if email not in references.builders:
+                raise InvalidInput(f"builder: no builder with e-mail {email!r}")
+            return references.builders[email]
+
+        def pathway(raw: str) -> int:
+            if raw.lower() not in references.pathways:
+                raise InvalidInput(f"pathway: no pathway {raw!r} (known: {', '.join(references.pathways) or 'none'})")
+            return references.pathways[raw.lower()].id
+
+        resolvers: dict[str, Callable[[Any], Any]] = {
+            "client": lambda raw: normalise_email(raw, field="client"),
+            "session": lambda raw: session("session", raw),
+            "session_id": lambda raw: session("session_id", raw),
+            "builder": builder,
+            "client_timezone": lambda raw: get_zone(raw, field="client_timezone").key,
+            "currency": parse_currency,
+            "pathway": pathway,
+        }
+        lookups: dict[str, dict[Any, Any]] = {}
+        for name, resolve in resolvers.items():
+            table = lookups[name] = {}
+            for raw in {values.get(name) for _, values in valid} - {None}:
+                try:
+                    table[raw] = resolve(raw)
+                except BappError as exc:
+                    table[raw] = exc
+        return lookups
+
+    def _draft(
+        self, row: SourceRow, values: Mapping[str, Any], lookups: dict[str, dict[Any, Any]]
+    ) -> Draft | list[RowError]:
         line = row.line
         get = values.get
-        email = self._resolve("client", values["client"], line)
-        session_name = "session" if get("session") is not None else "session_id"
-        found = (
-            RowError(line, session_name, "session: required (an id, slug or Calendly URI)")
-            if get(session_name) is None
-            else self._resolve(session_name, get(session_name), line)
-        )
-        errors: list[RowError] = [item for item in (email, found) if isinstance(item, RowError)]
-        session_info: SessionInfo | None = None if isinstance(found, RowError) else found
+        errors: list[RowError] = []
+        named: dict[str, Any] = {}
+        for name, table in lookups.items():
+            raw = get(name)
+            if raw is None or (name == "session_id" and get("session") is not None):  # `session` wins
+                continue
+            found = table[raw]
+            if isinstance(found, BappError):
+                errors.append(problem(found, name, line))
+            else:
+                named[name] = found
+        session_info: SessionInfo | None = named.get("session") or named.get("session_id")
+        if get("session") is None and get("session_id") is None:
+            errors.append(RowError(line, "session_id", "session: required (an id, slug or Calendly URI)"))
         source = get("source") or "import"
+        zone = named.get("client_timezone", self.options.timezone)
         # an empty text cell is no value; an empty idempotency key is refused below
         columns: dict[str, Any] = {
             name: get(name) or None
@@ -433,26 +459,12 @@ class BookingImporter(KindImporter):
             payment_status=get("payment_status"),
             idempotency_key=get("idempotency_key"),
             source=source,
-            builder_id=session_info.builder_id if session_info is not None else None,
-            pathway_id=None,
+            builder_id=named.get("builder", session_info.builder_id if session_info else None),
+            pathway_id=named.get("pathway"),
             custom_question_responses=None,
+            client_timezone=zone,
+            currency=named.get("currency"),
         )
-        if (builder := get("builder")) is not None:
-            builder_email = self._resolve("builder", builder, line)
-            if isinstance(builder_email, RowError):
-                errors.append(builder_email)
-            else:
-                columns["builder_id"] = self.references.builders.get(builder_email)
-                if columns["builder_id"] is None:
-                    errors.append(RowError(line, "builder", f"no builder with e-mail {builder_email!r}"))
-        zone = self.options.timezone
-        if (given_zone := get("client_timezone")) is not None:
-            found = self._resolve("client_timezone", given_zone, line)
-            if isinstance(found, RowError):
-                errors.append(found)
-            else:
-                zone = found
-        columns["client_timezone"] = zone
         instants: dict[str, dt.datetime | None] = dict.fromkeys(_INSTANTS)
         for name in _INSTANTS:
             if (raw := get(name)) is not None:
@@ -485,23 +497,8 @@ class BookingImporter(KindImporter):
                 errors.append(
                     RowError(line, "reference", f"{reference!r} is not a booking reference (e.g. BK-7Q2M9X4D)")
                 )
-        currency = get("currency")
-        if currency is not None:
-            try:
-                currency = parse_currency(currency)
-            except BappError as exc:
-                errors.append(problem(exc, "currency", line))
-        columns["currency"] = currency
         amount = get("amount")
         columns["amount"] = amount.quantize(Decimal("0.01")) if amount is not None else None
-        pathway_slug = get("pathway")
-        if pathway_slug is not None:
-            pathway = self.references.pathways.get(pathway_slug.lower())
-            if pathway is None:
-                known = ", ".join(self.references.pathways) or "none"
-                errors.append(RowError(line, "pathway", f"no pathway {pathway_slug!r} (known: {known})"))
-            else:
-                columns["pathway_id"] = pathway.id
         items = get("custom_question_responses")
         if items is not None and session_info is not None:
             try:
@@ -512,9 +509,9 @@ class BookingImporter(KindImporter):
             errors.append(RowError(line, "idempotency_key", "must not be empty"))
         if errors:
             return errors
-        assert session_info is not None and start is not None and isinstance(email, str)
+        assert session_info is not None and start is not None
         return Draft(
-            row, values, email, session_info, start, end, reference, instants["created_at"], columns,
+            row, values, named["client"], session_info, start, end, reference, instants["created_at"], columns,
         )  # fmt: skip
 
     def _answers(self, info: SessionInfo, items: Sequence[Mapping[str, Any]], source: str) -> list[dict[str, Any]]:
@@ -542,12 +539,14 @@ class BookingImporter(KindImporter):
         self._new_batch()
         valid, results = self.validate(rows)
         drafts: list[Draft] = []
+        lookups = self._lookups(valid)
         for row, values in valid:
-            draft = self._draft(row, values)
+            draft = self._draft(row, values, lookups)
             if isinstance(draft, list):
                 results.append(RowResult(row, errors=draft))
             else:
                 drafts.append(draft)
+        self.mover.wait()  # the previous batch's bookings are in: the session is ours again
         self._resolve_clients(drafts)
         drafts = self._match_existing(drafts, results)
         self._load_enrolments(drafts)
@@ -579,13 +578,11 @@ class BookingImporter(KindImporter):
     def _load_enrolments(self, drafts: Sequence[Draft]) -> None:
         """The enrolments rule 4 may consult: those of the batch's known clients whose rows name a pathway
         or book a pathway session."""
-        wanted = sorted(
-            {
-                self.users[draft.email][0]
-                for draft in drafts
-                if draft.email in self.users
-                and (draft.columns["pathway_id"] is not None or draft.session.facts.category == "pathway")
-            }
+        wanted = (
+            self.users[draft.email][0]
+            for draft in drafts
+            if draft.email in self.users
+            and (draft.columns["pathway_id"] is not None or draft.session.facts.category == "pathway")
         )
         query = select(Enrolment.client_id, Enrolment.pathway_id, Enrolment.status)
         for client_id, pathway_id, status in store.rows_keyed(self.session, query, wanted):
@@ -603,7 +600,10 @@ class BookingImporter(KindImporter):
                 draft.key = invitee_owner[invitee_uri]
             else:
                 draft.key = derived_reference(draft.email, draft.session.key, draft.start)
-        existing = self._existing([draft.key for draft in drafts])
+        query = select(Booking.reference, Booking.id, *(Booking.__table__.c[name] for name in COMPARED))
+        existing = {
+            row.reference: row._mapping for row in store.rows_keyed(self.session, query, (d.key for d in drafts))
+        }
         first_line: dict[str, int] = {}
         first_invitee: dict[str, int] = {}
         first_key: dict[str, int] = {}
@@ -618,7 +618,7 @@ class BookingImporter(KindImporter):
                 errors.append(RowError(line, "reference", f"{draft.key} appears earlier in the file"))
             first_line.setdefault(draft.key, line)
             for value, owners, label, first in (
-                (invitee_uri, invitee_owner, "calendly_invitee_uri", first_invitee),
+                (draft.columns["calendly_invitee_uri"], invitee_owner, "calendly_invitee_uri", first_invitee),
                 (draft.columns["idempotency_key"], key_owner, "idempotency_key", first_key),
             ):
                 if value is None:
@@ -638,23 +638,8 @@ class BookingImporter(KindImporter):
 
     def _owners(self, column: Any, drafts: Sequence[Draft]) -> dict[str, str]:
         """The bookings that already hold the rows' values of a unique column: value → reference."""
-        wanted = sorted({draft.columns[column.key] for draft in drafts} - {None})
-        if not wanted:
-            return {}
-        return dict(
-            self.session.execute(
-                select(column, Booking.reference).where(bulk.any_of(self.session, column, wanted))
-            ).all()
-        )
-
-    def _existing(self, references: Sequence[str]) -> dict[str, dict[str, Any]]:
-        found: dict[str, dict[str, Any]] = {}
-        table = Booking.__table__
-        columns = [table.c.id, table.c.reference, *(table.c[name] for name in COMPARED)]
-        query = select(*columns).where(bulk.any_of(self.session, table.c.reference, sorted(set(references))))
-        for row in self.session.execute(query):
-            found[row.reference] = dict(row._mapping)
-        return found
+        query = select(column, Booking.reference)
+        return dict(store.rows_keyed(self.session, query, (draft.columns[column.key] for draft in drafts)))
 
     def _settle_values(self, draft: Draft) -> None:
         """The booking as the row leaves it (`draft.values`: what changes) — everything but the pathway,
@@ -908,18 +893,6 @@ class BookingImporter(KindImporter):
                 for (email, pathway_id), (builder_id, start_date) in plan.new_enrolments.items()
             ],
         )
-        # a restore keeps the ids it was given; other rows take the next ones
-        for keeps_id in (False, True):
-            rows_out = []
-            for draft in plan.inserts:
-                row_id = draft.given.get("id") if self.restore else None
-                if (row_id is not None) == keeps_id:
-                    draft.values["client_id"] = self.users[draft.email][0]
-                    row = (draft.key, *_compared(draft.values), draft.created_at or now, now)
-                    rows_out.append((*row, row_id) if keeps_id else row)
-            bulk.insert_rows(
-                session, Booking.__table__, (*WRITE_COLUMNS, "id") if keeps_id else WRITE_COLUMNS, rows_out
-            )
         changes = []
         for draft in plan.updates:
             assert draft.existing is not None
@@ -930,6 +903,18 @@ class BookingImporter(KindImporter):
         bulk.update_rows(session, Booking.__table__, changes)
         for change in changes:
             self.touched.add(change["id"])
+        # a restore keeps the ids it was given; other rows take the next ones. The new bookings go last:
+        # their `INSERT … SELECT` runs on the mover's thread while the next batch is read and validated.
+        for keeps_id in (False, True):
+            rows_out = []
+            for draft in plan.inserts:
+                row_id = draft.given.get("id") if self.restore else None
+                if (row_id is not None) == keeps_id:
+                    draft.values["client_id"] = self.users[draft.email][0]
+                    row = (draft.key, *_compared(draft.values), draft.created_at or now, now)
+                    rows_out.append((*row, row_id) if keeps_id else row)
+            columns = (*WRITE_COLUMNS, "id") if keeps_id else WRITE_COLUMNS
+            bulk.insert_rows(session, Booking.__table__, columns, rows_out, mover=self.mover)
 
 
 # A temporary table of the batch's rows that take an active slot, joined against the bookings and itself

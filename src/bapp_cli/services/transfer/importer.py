@@ -19,7 +19,7 @@ from typing import Annotated, Any, ClassVar
 from pydantic import BeforeValidator, Field, StringConstraints, TypeAdapter, ValidationError
 from sqlalchemy.orm import Session
 
-from bapp_cli.db.bulk import CHUNK
+from bapp_cli.db.bulk import CHUNK, Mover
 from bapp_cli.errors import BappError, InvalidInput
 from bapp_cli.services.instants import check_in_range, get_zone, localise, parse_instant
 from bapp_cli.services.transfer.formats import SourceRow
@@ -240,6 +240,7 @@ class KindImporter(ABC):
         self.options = context.options
         self.restore = context.restore
         self.extra: dict[str, int] = {}
+        self.mover = Mover()  # a batch's last statement may still run while the next batch is read
 
     @classmethod
     def accepted(cls) -> list[str]:
@@ -356,11 +357,13 @@ def run_kind(
                 setattr(tally, outcome, getattr(tally, outcome) + 1)
 
     remaining = iter(rows)
-    for batch in iter(lambda: list(itertools.islice(remaining, size)), []):
-        count(importer.apply(batch))
-        if on_batch is not None:
-            on_batch(len(batch))
-    importer.finish()
+    with importer.mover:
+        for batch in iter(lambda: list(itertools.islice(remaining, size)), []):
+            count(importer.apply(batch))
+            if on_batch is not None:
+                on_batch(len(batch))
+        importer.mover.wait()
+        importer.finish()
     tally.extra = dict(importer.extra)
     return tally
 

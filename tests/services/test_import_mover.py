@@ -1,0 +1,65 @@
+"""A bookings import moves each batch's staged bookings into the table on a second thread (`bulk.Mover`)
+while it reads the next batch: a failure of that statement still stops the import, is the error
+reported, and leaves nothing written — on both backends."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
+
+from bapp_cli.db.models import Booking, User
+from bapp_cli.services.transfer.formats import Source
+from bapp_cli.services.transfer.importer import ImportOptions
+from bapp_cli.services.transfer.kinds import import_data
+from tests.services.test_booking_factories import NOW, add_session_type, count
+
+# A trigger refuses the third booking, so the failure happens in the second batch's background insert
+# (batches of two rows) and surfaces while the third batch is being handled.
+TRIGGERS = {
+    "sqlite": [
+        "CREATE TEMP TRIGGER refuse_boom BEFORE INSERT ON main.bookings WHEN NEW.reference = 'BK-BOOM' "
+        "BEGIN SELECT RAISE(ABORT, 'refused by the test trigger'); END"
+    ],
+    "postgresql": [
+        "CREATE FUNCTION refuse_boom() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+        "IF NEW.reference = 'BK-BOOM' THEN RAISE EXCEPTION 'refused by the test trigger'; END IF; "
+        "RETURN NEW; END $$",
+        "CREATE TRIGGER refuse_boom BEFORE INSERT ON bookings FOR EACH ROW EXECUTE FUNCTION refuse_boom()",
+    ],
+}
+
+
+def _import(session: Session, references: list[str]) -> None:
+    rows = "".join(
+        f"{reference},ada@example.com,intro,2029-01-0{day}T10:00Z\n" for day, reference in enumerate(references, 1)
+    )
+    source = Source("csv", io.BytesIO(("reference,client,session,start_time\n" + rows).encode()))
+    with session.begin_nested():
+        import_data(session, "bookings", source, options=ImportOptions(batch_size=2), now=NOW)
+
+
+def test_a_failed_background_insert_stops_the_import_and_nothing_is_written(session: Session) -> None:
+    add_session_type(session, "Intro", slug="intro", duration=30)
+    with session.begin_nested():
+        for statement in TRIGGERS[session.get_bind().dialect.name]:
+            session.execute(text(statement))
+        with pytest.raises(DBAPIError, match="refused by the test trigger"):
+            _import(session, ["BK-ONE", "BK-TWO", "BK-BOOM", "BK-FOUR", "BK-FIVE"])
+        assert count(session, Booking) == count(session, User) == 0
+        # the session is usable again, and the same import without the refused row goes through whole
+        _import(session, ["BK-ONE", "BK-TWO", "BK-THREE", "BK-FOUR", "BK-FIVE"])
+        assert count(session, Booking) == 5
+
+
+def test_the_last_batch_is_in_the_table_when_the_import_returns(session: Session) -> None:
+    add_session_type(session, "Intro", slug="intro", duration=30)
+    _import(session, ["BK-ONE", "BK-TWO", "BK-THREE"])
+    assert sorted(session.scalars(Booking.__table__.select().with_only_columns(Booking.reference))) == [
+        "BK-ONE",
+        "BK-THREE",
+        "BK-TWO",
+    ]
