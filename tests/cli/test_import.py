@@ -3,12 +3,14 @@ rejects file, --dry-run, stdin, re-imports, and R3 — an import killed with SIG
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as dt
 import json
 import os
 import signal
 import sqlite3
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -411,27 +413,45 @@ def _writing(database_url: str) -> bool:
         engine.dispose()
 
 
+TWO_BATCHES = [
+    f"client{index}@example.com,intro,2029-01-01T{index % 24:02d}:00Z,completed,,," for index in range(12_000)
+]
+
+
+@contextlib.contextmanager
+def import_mid_write(bapp: Bapp, tmp_path: Path, *, interruptible: bool = False) -> Iterator[subprocess.Popen[str]]:
+    """An `import bookings` of two full batches from a FIFO held open, yielded once it writes in its open
+    transaction: once the write returns, the reader has taken all but a pipe-buffer of it, so the first 5,000
+    rows (and their 5,000 new clients) are written, and the import then waits for more input."""
+    fifo = tmp_path / "bookings.csv"
+    os.mkfifo(fifo)
+    # See tests/cli/test_interrupt.py: a suite started in the background ignores SIGINT, and the child
+    # would inherit that; a Python-level handler here is reset to the default in the child.
+    saved = signal.signal(signal.SIGINT, signal.default_int_handler) if interruptible else None
+    try:
+        process = bapp.popen("import", "bookings", str(fifo), "--json")
+    finally:
+        if saved is not None:
+            signal.signal(signal.SIGINT, saved)
+    with open(fifo, "w") as writer:
+        writer.write(HEADER)
+        writer.write("\n".join(TWO_BATCHES) + "\n")
+        writer.flush()
+        _wait_for(lambda: _writing(bapp.database_url), "the import's write transaction")
+        assert process.poll() is None, process.communicate()
+        yield process
+
+
 def test_r3_an_import_killed_with_sigkill_leaves_the_database_as_it_was(
     bapp: Bapp, catalogue: Session, tmp_path: Path
 ) -> None:
-    fifo = tmp_path / "bookings.csv"
-    os.mkfifo(fifo)
-    process = bapp.popen("import", "bookings", str(fifo), "--json")
-    rows = [f"client{index}@example.com,intro,2029-01-01T{index % 24:02d}:00Z,completed,,," for index in range(12_000)]
-    with open(fifo, "w") as writer:
-        writer.write(HEADER)
-        # two full batches: once the write returns, the reader has taken all but a pipe-buffer of it, so
-        # the first 5,000 rows (and their 5,000 new clients) are written in its open transaction
-        writer.write("\n".join(rows) + "\n")
-        writer.flush()
-        _wait_for(lambda: _writing(bapp.database_url), "the import's write transaction")
+    with import_mid_write(bapp, tmp_path) as process:
         time.sleep(0.5)
-        assert process.poll() is None, process.communicate()
         process.send_signal(signal.SIGKILL)
         process.communicate(timeout=30)
     assert process.returncode == -signal.SIGKILL
     if bapp.database_url.startswith("postgresql"):
         _wait_for(lambda: not _writing(bapp.database_url), "the server to roll the dead client back")
     nothing_written(catalogue)
-    after = bapp("import", "bookings", write(tmp_path, "small.csv", HEADER + rows[0] + "\n"), "--json")
+    after = bapp("import", "bookings", write(tmp_path, "small.csv", HEADER + TWO_BATCHES[0] + "\n"), "--json")
     assert after.exit_code == 0 and after.json()["created"] == 1
