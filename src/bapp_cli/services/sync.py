@@ -214,14 +214,7 @@ class Classifier:
                 linked = tuple(item for item in rule.pathways if item not in self._archived)
                 if rule.category == "pathway" and not linked:
                     linked = self._detect_pathways(name, slug)
-                return Classification(
-                    category=rule.category,
-                    requires_auth=rule.requires_auth,
-                    pathways=linked,
-                    price=rule.price,
-                    currency=rule.currency,
-                    rule=rule.number,
-                )
+                return Classification(rule.category, rule.requires_auth, linked, rule.price, rule.currency, rule.number)
         if _FREE_WORDS.search(name) or _FREE_WORDS.search(slug):
             return Classification("free", False, ())
         detected = self._detect_pathways(name, slug)
@@ -503,14 +496,10 @@ class SyncPlan:
     def _reclassify(self, row: Any, desired: Mapping[str, Any], values: dict[str, Any]) -> list[str]:
         """The curated fields (and pathway links) --reclassify changes on a known type, described."""
         classification = self.classifier.classify(desired["title"], desired["slug"] or "")
-        wanted: dict[str, Any] = {"category": classification.category, "requires_auth": classification.requires_auth}
-        if classification.price is not None:
-            wanted["price"] = classification.price
-        if classification.currency is not None:
-            wanted["currency"] = classification.currency
         described = []
-        for name, value in wanted.items():
-            if getattr(row, name) != value:
+        for name in CLASSIFIED_FIELDS:  # a price or currency no rule sets (None) stays as it is
+            value = getattr(classification, name)
+            if value is not None and getattr(row, name) != value:
                 described.append(f"{name} {getattr(row, name)}→{value}")
                 values[name] = value
         current = self.links.get(row.id, set())
