@@ -615,6 +615,11 @@ MOVES: dict[str, tuple[str, dict[str, str]]] = {
 AFTER_START = ("complete", "no-show")
 
 
+def _allowed(name: str, current: str) -> list[str]:
+    """The commands that move the booking's field `name` on from `current`."""
+    return [command for command, (field, moves) in MOVES.items() if field == name and current in moves]
+
+
 def _moved(booking: Booking, command: str, shown: str | None = None) -> tuple[str, str]:
     """The field `command` moves and the value it takes it to, or the Conflict (exit 8) naming the moves
     allowed from where the booking stands (`shown`: the command as the user typed it)."""
@@ -622,7 +627,7 @@ def _moved(booking: Booking, command: str, shown: str | None = None) -> tuple[st
     current = getattr(booking, name)
     if current in table:
         return name, table[current]
-    allowed = [other for other, (field, moves) in MOVES.items() if field == name and current in moves]
+    allowed = _allowed(name, current)
     if name == "status":
         state, final = f"is {current}", f"{current} is final; no status change is allowed"
     else:
@@ -640,7 +645,7 @@ def status_move(booking: Booking, command: str, *, now: dt.datetime) -> str:
         raise ValueError(f"unknown status command {command!r}")
     _, target = _moved(booking, command)
     if command in AFTER_START and booking.start_time > now:
-        allowed = [other for other, (_, moves) in MOVES.items() if booking.status in moves and other not in AFTER_START]
+        allowed = [other for other in _allowed("status", booking.status) if other not in AFTER_START]
         raise Conflict(
             f"booking {booking.reference} starts at {instant_text(booking.start_time)}; "
             f"it cannot be marked {target} before it has started",
