@@ -101,9 +101,10 @@ def _percent_cell(percent: float, *, decimals: bool = True) -> Any:
 def _report_grid(title: str, *, caption: str | None = None) -> Any:
     """The frame every report table shares, so the dashboard's reports look alike."""
     from rich import box
-    from rich.table import Table
 
-    return Table(title=title, box=box.SIMPLE_HEAD, caption=caption, header_style="bold")
+    from bapp_cli.cli.terminal import listing_table
+
+    return listing_table(title, (), box=box.SIMPLE_HEAD, caption=caption)
 
 
 def _print_totalled(console: Any, grid: Any, report: Any, cells: Any) -> None:
