@@ -124,7 +124,9 @@ def _clean_text(value: str | None) -> str | None:
     return (value.strip() or None) if value is not None else None
 
 
-def _clean_domain(value: str | None) -> str | None:
+def check_domain(value: str | None) -> str | None:
+    """A skill domain as stored: trimmed, blank as none, refused when too long (the admin commands and the
+    catalogue import share this rule)."""
     domain = _clean_text(value)
     if domain is not None and len(domain) > MAX_DOMAIN_LENGTH:
         raise InvalidInput(f"domain: longer than {MAX_DOMAIN_LENGTH} characters", code="invalid_domain")
@@ -202,7 +204,7 @@ def add_skill(
     """A new skill, optionally linked to pathway tiers (one tier per pathway)."""
     canonical = check_skill_slug(slug)
     clean_name = check_name(name, max_length=MAX_SKILL_NAME_LENGTH)
-    clean_domain = _clean_domain(domain)
+    clean_domain = check_domain(domain)
     resolved = [_resolve_link(session, text) for text in links]
     seen: dict[int, int] = {}
     for pathway, tier in resolved:
@@ -251,7 +253,7 @@ def update_skill(
     if description is not None:
         wanted["description"] = _clean_text(description)
     if domain is not None:
-        wanted["domain"] = _clean_domain(domain)
+        wanted["domain"] = check_domain(domain)
     if fundamental is not None:
         wanted["is_fundamental"] = fundamental
     changes: dict[str, Any] = {}

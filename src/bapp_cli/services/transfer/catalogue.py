@@ -58,7 +58,7 @@ from bapp_cli.services.session_types import (
     parse_price,
     slugify,
 )
-from bapp_cli.services.skills import MAX_SKILL_NAME_LENGTH, _clean_domain, check_skill_slug, parse_link
+from bapp_cli.services.skills import MAX_SKILL_NAME_LENGTH, check_domain, check_skill_slug, parse_link
 from bapp_cli.services.transfer.formats import SourceRow
 from bapp_cli.services.transfer.importer import (
     CREATED,
@@ -375,7 +375,7 @@ class SkillImporter(RowImporter):
     model = Skill
     rules: ClassVar[Mapping[str, Callable[[Any], Any]]] = {
         "name": partial(check_name, max_length=MAX_SKILL_NAME_LENGTH),
-        "domain": _clean_domain,
+        "domain": check_domain,
     }
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
