@@ -362,6 +362,9 @@ def slots(
 # -- what someone may book -------------------------------------------------------------------------------
 
 
+AVAILABLE_HEADERS = ("id", "title", "minutes", "price", "pathways", "builder", "account")
+
+
 def render_available(availability: Availability, sink: OutputSink, console: Any) -> None:
     who = availability.client or "an anonymous visitor (no account)"
     console.print(f"Sessions available to {who}", markup=False)
@@ -369,8 +372,7 @@ def render_available(availability: Availability, sink: OutputSink, console: Any)
     if not groups:
         console.print("(no sessions)")
     for heading, records in groups:
-        headers = ("id", "title", "minutes", "price", "pathways", "builder", "account")
-        table = listing_table(heading, headers, title_justify="left")
+        table = listing_table(heading, AVAILABLE_HEADERS, title_justify="left")
         for record in records:
             options = record["duration_options"] or []
             minutes = "/".join(str(value) for value in sorted({record["duration_minutes"], *options}))
