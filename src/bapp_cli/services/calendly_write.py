@@ -29,7 +29,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from dataclasses import KW_ONLY, dataclass, field, fields, replace
+from dataclasses import KW_ONLY, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
@@ -221,6 +221,10 @@ def _lookup_scope(
     return me.uri, None
 
 
+# the fields of _Sent that are the booking's own, under its names
+_BOOKING_FIELDS = ("id", "reference", "start_time", "calendly_state", "calendly_attempts")
+
+
 @dataclass
 class _Sent:
     """One held booking on its way to Calendly, read in one transaction and used across the next ones."""
@@ -240,8 +244,7 @@ class _Sent:
 
     @classmethod
     def of(cls, booking: Booking, email: str, target: CalendlySession, **more: Any) -> _Sent:
-        # the first five fields are the booking's own, under its names
-        same = {column.name: getattr(booking, column.name) for column in fields(cls)[:5]}
+        same = {name: getattr(booking, name) for name in _BOOKING_FIELDS}
         return cls(
             **same, email=email, requested_at=booking.calendly_requested_at or booking.created_at, target=target, **more
         )
