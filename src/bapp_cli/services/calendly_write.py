@@ -326,7 +326,7 @@ class CalendlyWriter:
                 return created, ["the answer was lost and Calendly had no booking; resent once", *notes]
             raise self._left_unknown(
                 sent,
-                lost.message,
+                f"({lost.message})",
                 hint="run `bapp calendly reconcile` to look it up again before booking anything else for this slot",
             ) from None
         except BappError:
@@ -341,16 +341,16 @@ class CalendlyWriter:
         try:
             return self._lookup(sent)
         except BappError as failed:
-            why = f"{why}) and could not be asked about it ({failed.message}"
+            why = f"({why}) and could not be asked about it ({failed.message})"
             raise self._left_unknown(
                 sent, why, hint="run `bapp calendly reconcile` once Calendly answers again"
             ) from None
 
     def _left_unknown(self, sent: _Sent, why: str, *, hint: str) -> RemoteError:
         """Neither Calendly's answer nor a lookup said what became of the booking: it is marked ``unknown``
-        for reconcile, and the command fails (exit 9)."""
+        for reconcile, and the command fails (exit 9). ``why`` is the reason in parentheses."""
         self._update(sent, calendly_state="unknown")
-        message = f"Calendly did not confirm booking {sent.reference} ({why}); it stays pending"
+        message = f"Calendly did not confirm booking {sent.reference} {why}; it stays pending"
         return RemoteError(message, hint=hint, code="calendly_unknown")
 
     def _lookup(self, sent: _Sent) -> tuple[Invitee, ScheduledEvent | None] | None:
