@@ -29,7 +29,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from dataclasses import KW_ONLY, dataclass, field, fields, replace
+from dataclasses import KW_ONLY, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
@@ -221,6 +221,10 @@ def _lookup_scope(
     return me.uri, None
 
 
+# the fields of _Sent that are the booking's own, under its names
+_BOOKING_FIELDS = ("id", "reference", "start_time", "calendly_state", "calendly_attempts")
+
+
 @dataclass
 class _Sent:
     """One held booking on its way to Calendly, read in one transaction and used across the next ones."""
@@ -240,8 +244,7 @@ class _Sent:
 
     @classmethod
     def of(cls, booking: Booking, email: str, target: CalendlySession, **more: Any) -> _Sent:
-        # the first five fields are the booking's own, under its names
-        same = {column.name: getattr(booking, column.name) for column in fields(cls)[:5]}
+        same = {name: getattr(booking, name) for name in _BOOKING_FIELDS}
         return cls(
             **same, email=email, requested_at=booking.calendly_requested_at or booking.created_at, target=target, **more
         )
@@ -323,7 +326,7 @@ class CalendlyWriter:
                 return created, ["the answer was lost and Calendly had no booking; resent once", *notes]
             raise self._left_unknown(
                 sent,
-                lost.message,
+                f"({lost.message})",
                 hint="run `bapp calendly reconcile` to look it up again before booking anything else for this slot",
             ) from None
         except BappError:
@@ -338,16 +341,16 @@ class CalendlyWriter:
         try:
             return self._lookup(sent)
         except BappError as failed:
-            why = f"{why}) and could not be asked about it ({failed.message}"
+            why = f"({why}) and could not be asked about it ({failed.message})"
             raise self._left_unknown(
                 sent, why, hint="run `bapp calendly reconcile` once Calendly answers again"
             ) from None
 
     def _left_unknown(self, sent: _Sent, why: str, *, hint: str) -> RemoteError:
         """Neither Calendly's answer nor a lookup said what became of the booking: it is marked ``unknown``
-        for reconcile, and the command fails (exit 9)."""
+        for reconcile, and the command fails (exit 9). ``why`` is the reason in parentheses."""
         self._update(sent, calendly_state="unknown")
-        message = f"Calendly did not confirm booking {sent.reference} ({why}); it stays pending"
+        message = f"Calendly did not confirm booking {sent.reference} {why}; it stays pending"
         return RemoteError(message, hint=hint, code="calendly_unknown")
 
     def _lookup(self, sent: _Sent) -> tuple[Invitee, ScheduledEvent | None] | None:
