@@ -279,9 +279,28 @@ def sign_credential(credential: dict[str, Any], issuer: Issuer, *, now: dt.datet
     return _sign(credential, issuer, now, nbf=int(valid_from.timestamp()))
 
 
-def _no_badge(email: str, key: str) -> NotFound:
-    hint = f"`bapp badges list {email}` shows the badges held"
-    return NotFound(f"{email} holds no badge {key!r}", hint=hint, code="badge_not_found")
+def _badges_held(session: Session, client: User, keys: Sequence[str], *, lock: bool = False) -> list[Badge]:
+    """The client's unrevoked badges, oldest first: those of `keys`, or every one when no key is named.
+
+    A named key the client does not hold is not found; a named revoked one is a conflict, since a revoked
+    badge is neither exported nor revoked again."""
+    query = select(Badge).where(Badge.client_id == client.id).order_by(Badge.awarded_at, Badge.id)
+    if keys:
+        query = query.where(Badge.key.in_(keys))
+    badges = {badge.key: badge for badge in session.scalars(query.with_for_update() if lock else query)}
+    for key in keys:
+        badge = badges.get(key)
+        if badge is None:
+            hint = f"`bapp badges list {client.email}` shows the badges held"
+            raise NotFound(f"{client.email} holds no badge {key!r}", hint=hint, code="badge_not_found")
+        if badge.revoked_at is not None:
+            raise Conflict(
+                f"badge {key!r} of {client.email} was already revoked on {_instant(badge.revoked_at)}: "
+                f"{badge.revocation_reason}",
+                hint="a revoked badge is neither exported nor revoked again",
+                code="badge_revoked",
+            )
+    return [badge for badge in badges.values() if badge.revoked_at is None]
 
 
 def issue_credentials(
@@ -299,26 +318,10 @@ def issue_credentials(
     Each credential gets a fresh random salt, so two exports do not share an identity hash to link them by.
     """
     client, _ = get_client(session, email)
-    wanted = [key.strip() for key in only if key.strip()]
-    rows = session.execute(
-        select(Badge).where(Badge.client_id == client.id).order_by(Badge.awarded_at, Badge.id)
-    ).scalars()
-    badges = {badge.key: badge for badge in rows}
-    for key in wanted:
-        if key not in badges:
-            raise _no_badge(client.email, key)
-        revoked_at = badges[key].revoked_at
-        if revoked_at is not None:
-            raise Conflict(
-                f"badge {key!r} of {client.email} was revoked on {_instant(revoked_at)}",
-                hint="a revoked badge is not exported",
-                code="badge_revoked",
-            )
+    badges = _badges_held(session, client, list(dict.fromkeys(key.strip() for key in only if key.strip())))
     definitions = achievement_definitions(session)
     issued = []
-    for badge in badges.values():
-        if (wanted and badge.key not in wanted) or badge.revoked_at is not None:
-            continue
+    for badge in badges:
         definition = definitions.get(badge.key) or AchievementDefinition(
             badge.key, badge.key, f"Badge {badge.key}.", f"Awarded as {badge.key}."
         )
@@ -349,17 +352,7 @@ def revoke_badge(session: Session, email: str, key: str, *, reason: str, now: dt
     if len(cleaned) > 500:
         raise InvalidInput(f"--reason is {len(cleaned)} characters; at most 500", code="reason_too_long")
     client, _ = get_client(session, email)
-    badge = session.scalars(
-        select(Badge).where(Badge.client_id == client.id, Badge.key == key.strip()).with_for_update()
-    ).one_or_none()
-    if badge is None:
-        raise _no_badge(client.email, key.strip())
-    if badge.revoked_at is not None:
-        raise Conflict(
-            f"badge {badge.key!r} of {client.email} was already revoked on {_instant(badge.revoked_at)}: "
-            f"{badge.revocation_reason}",
-            code="badge_revoked",
-        )
+    [badge] = _badges_held(session, client, [key.strip()], lock=True)
     badge.revoked_at = now
     badge.revocation_reason = cleaned
     record_audit(session, "badge", f"{client.email} {badge.key}", {"revoked_at": now, "reason": cleaned})
@@ -556,23 +549,22 @@ def _token_problem(
     assert isinstance(vc, dict)
     issuer = vc["issuer"] if isinstance(vc["issuer"], str) else vc["issuer"]["id"]
     valid_from, valid_until = _parse_instant(vc["validFrom"]), _parse_instant(vc.get("validUntil"))
-    leeway, nbf = dt.timedelta(seconds=LEEWAY_SECONDS), claims.get("nbf")
+    leeway, nbf, kid = dt.timedelta(seconds=LEEWAY_SECONDS), claims.get("nbf"), header.get("kid")
     assert valid_from is not None  # shape_problems checked it
-    if claims.get("iss") != issuer:
-        return f"iss {claims.get('iss')!r} is not the credential's issuer {issuer!r}"
-    if claims.get("jti") != vc["id"]:
-        return f"jti {claims.get('jti')!r} is not the credential id {vc['id']!r}"
-    if expected_issuer is not None and issuer != expected_issuer:
-        return f"issued by {issuer}, not by {expected_issuer}"
-    if expected_issuer is not None and not str(header.get("kid", "")).startswith(expected_issuer + "#"):
-        return f"signed with key {header.get('kid')!r}, not one of {expected_issuer}"
-    if not isinstance(nbf, int) or abs(nbf - int(valid_from.timestamp())) > 1:
-        return "nbf does not match validFrom"
-    if valid_from > now + leeway:
-        return f"not valid before {vc['validFrom']}"
-    if valid_until is not None and valid_until < now - leeway:
-        return f"expired at {vc['validUntil']}"
-    return None
+    # in the order a reader fixes them: the claims against the credential, the issuer, then the dates
+    checks = (
+        (claims.get("iss") != issuer, f"iss {claims.get('iss')!r} is not the credential's issuer {issuer!r}"),
+        (claims.get("jti") != vc["id"], f"jti {claims.get('jti')!r} is not the credential id {vc['id']!r}"),
+        (expected_issuer not in (None, issuer), f"issued by {issuer}, not by {expected_issuer}"),
+        (
+            expected_issuer is not None and not str(header.get("kid", "")).startswith(f"{expected_issuer}#"),
+            f"signed with key {kid!r}, not one of {expected_issuer}",
+        ),
+        (not isinstance(nbf, int) or abs(nbf - int(valid_from.timestamp())) > 1, "nbf does not match validFrom"),
+        (valid_from > now + leeway, f"not valid before {vc['validFrom']}"),
+        (valid_until is not None and valid_until < now - leeway, f"expired at {vc.get('validUntil')}"),
+    )
+    return next((reason for failed, reason in checks if failed), None)
 
 
 def _our_suffix(issuer: Issuer, kind: str, identifier: Any) -> str | None:
