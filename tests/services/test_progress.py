@@ -11,8 +11,9 @@ from sqlalchemy.orm import Session
 from bapp_cli.db.models import AuditEntry, Badge, Enrolment, User, UserSkillProgress
 from bapp_cli.errors import InvalidInput, NotFound
 from bapp_cli.services.instants import instant_text
-from bapp_cli.services.plain_reads import Catalogue, PathwayInfo
-from bapp_cli.services.progress import list_badges, percent, progress_records, progress_table, show_progress
+from bapp_cli.services.plain_reads import Catalogue, PathwayInfo, percent
+from bapp_cli.services.progress import list_badges, progress_records, show_progress
+from bapp_cli.services.reports import CLIENT_PROGRESS_COLUMNS
 from bapp_cli.services.skills import (
     archive_skill,
     assign_skills,
@@ -242,7 +243,7 @@ def test_reset_of_an_unassigned_skill_is_not_found_and_bad_input_names_the_field
     with pytest.raises(InvalidInput, match=r"^validated_by:"):
         complete_skill(session, ada.email, "a1", now=NOW, via="builder_validation")
     with pytest.raises(InvalidInput, match=r"^status:"):
-        list(progress_table(session, status="finished"))
+        list(progress_records(session, status="finished"))
     assert session.scalar(select(func.count()).select_from(UserSkillProgress)) == 0
 
 
@@ -261,8 +262,8 @@ def test_progress_table_filters_and_counts(session: Session) -> None:
     assign_skills(session, ada.email, ["a4"], now=LATER, status="in_progress")
     complete_skill(session, grace.email, "shared", now=NOW)
 
-    rows = list(progress_table(session))
-    assert [(row.pathway, row.client) for row in rows] == [
+    rows = list(progress_records(session, columns=CLIENT_PROGRESS_COLUMNS))
+    assert [(row["pathway"], row["client"]) for row in rows] == [
         ("accelerate", "ada@example.com"),
         ("pivot", "grace@example.com"),
     ]
@@ -278,24 +279,32 @@ def test_progress_table_filters_and_counts(session: Session) -> None:
         "badges": 0,
         "last_activity": instant_text(LATER),  # written by the database, as every instant bapp prints
     }
-    assert (rows[0].last_activity, rows[1].badges, rows[1].tier_completed) == (LATER, 1, (1, 0, 0))
-    assert [row.client for row in progress_table(session, builder="BOB@example.com")] == ["ada@example.com"]
-    assert [row.client for row in progress_table(session, pathway="Pivot")] == ["grace@example.com"]
-    assert list(progress_table(session, status="completed")) == []
+    tier_completed = tuple(rows[1][f"tier{number}_completed"] for number in (1, 2, 3))
+    assert (rows[0]["last_activity"], rows[1]["badges"], tier_completed) == (instant_text(LATER), 1, (1, 0, 0))
+    assert [row["client"] for row in progress_records(session, builder="BOB@example.com")] == ["ada@example.com"]
+    assert [row["client"] for row in progress_records(session, pathway="Pivot")] == ["grace@example.com"]
+    assert list(progress_records(session, status="completed")) == []
     # an archived skill leaves the counts
     archive_skill(session, "a3", now=LATER)
-    assert next(progress_table(session, pathway="accelerate")).tier_percent(0) == 100
+    assert next(progress_records(session, pathway="accelerate"))["tier1_percent"] == 100
     assert dt.datetime(2030, 1, 18, 9, 30, tzinfo=dt.UTC) == LATER
 
 
 def test_progress_table_records_of_two_pathways(session: Session) -> None:
-    """A skill shared by two pathways counts in both; the records' percentages are the rows' counts divided."""
+    """A skill shared by two pathways counts in both; the percentages the database divides are the counts it
+    returns divided as `percent` does."""
     small_catalogue(session)
     ada = client(session, "ada@example.com", "accelerate", "pivot")
     for slug in ("a1", "a2", "a4", "shared", "p3"):
         complete_skill(session, ada.email, slug, now=NOW)
     assign_skills(session, ada.email, ["a3"], now=LATER, status="in_progress")
-    rows = [(*(row.tier_percent(index) for index in range(3)), row.percent) for row in progress_table(session)]
+    rows = [
+        (
+            *(percent(row[f"tier{n}_completed"], row[f"tier{n}_total"]) for n in (1, 2, 3)),
+            percent(row["completed"], row["total"]),
+        )
+        for row in progress_records(session, columns=CLIENT_PROGRESS_COLUMNS)
+    ]
     records = [
         (row["tier1_percent"], row["tier2_percent"], row["tier3_percent"], row["percent"])
         for row in progress_records(session)

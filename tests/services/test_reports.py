@@ -14,7 +14,9 @@ from sqlalchemy.orm import Session
 
 from bapp_cli.db.models import Enrolment, Pathway, Skill, SkillPathwayLink, User, UserSkillProgress
 from bapp_cli.errors import InvalidInput, NotFound
-from bapp_cli.services.progress import TABLE_TIERS, percent
+from bapp_cli.services.instants import instant_text
+from bapp_cli.services.plain_reads import percent
+from bapp_cli.services.progress import TABLE_TIERS
 from bapp_cli.services.reports import (
     ANALYTICS_COLUMNS,
     CLIENT_PROGRESS_COLUMNS,
@@ -210,7 +212,7 @@ def test_listing_groups_bookings_by_pathway_in_display_order(session: Session) -
 
 def test_client_progress_rows_with_counts(session: Session) -> None:
     dashboard_data(session)
-    rows = [line.as_record() for line in client_progress(session)]
+    rows = list(client_progress(session)[1])
     assert [list(row) for row in rows] == [list(CLIENT_PROGRESS_COLUMNS)] * 6
 
     def brief(row: dict[str, object]) -> tuple[object, ...]:
@@ -227,19 +229,22 @@ def test_client_progress_rows_with_counts(session: Session) -> None:
     ]
     # badges of that pathway: ada keeps tier 3 of accelerate although its only skill was archived since
     assert [row["badges"] for row in rows] == [2, 1, 4, 4, 1, 0]
-    assert [row["last_activity"] for row in rows] == [LATER, NOW, LATER, LATER, NOW, None]
+    when = [instant_text(LATER), instant_text(NOW)]
+    assert [row["last_activity"] for row in rows] == [when[0], when[1], when[0], when[0], when[1], None]
 
 
 def test_client_progress_filters(session: Session) -> None:
     dashboard_data(session)
-    coached = [(line.row.client, line.row.pathway) for line in client_progress(session, builder="cora@coach.example")]
+    _, records = client_progress(session, builder="cora@coach.example")
+    coached = [(row["client"], row["pathway"]) for row in records]
     assert coached == [("ada@example.com", "accelerate"), ("bo@example.com", "accelerate"), ("dee@example.com", "play")]
-    pivot = [line.row.client for line in client_progress(session, pathway="PIVOT")]
+    pivot = [row["client"] for row in client_progress(session, pathway="PIVOT")[1]]
     assert pivot == ["ada@example.com", "cy@example.com", "eve@example.com"]
-    assert [line.pathway.icon for line in client_progress(session, pathway="pivot")] == ["🔄"] * 3
+    labels, records = client_progress(session, pathway="pivot")
+    assert [labels[row["pathway"]].icon for row in records] == ["🔄"] * 3
     with pytest.raises(NotFound):
-        list(client_progress(session, pathway="nope"))
-    assert list(client_progress(session, builder="dan@coach.example", pathway="play")) == []
+        client_progress(session, pathway="nope")
+    assert list(client_progress(session, builder="dan@coach.example", pathway="play")[1]) == []
 
 
 def test_a_period_must_not_end_before_it_starts() -> None:
@@ -275,7 +280,7 @@ def test_statement_count_does_not_depend_on_data_size(session: Session) -> None:
         for run in (
             lambda: pathway_analytics(session, period=PERIOD),
             lambda: count_bookings_by_pathway(session, period=PERIOD, builder="cora@coach.example"),
-            lambda: list(client_progress(session, builder="cora@coach.example")),
+            lambda: list(client_progress(session, builder="cora@coach.example")[1]),
             lambda: list_bookings_by_pathway(session, now=NOW, period=PERIOD),
         ):
             session.expunge_all()
@@ -338,17 +343,26 @@ def test_both_reports_count_what_the_raw_rows_say(session: Session) -> None:
     assert expected[("bo@example.com", "accelerate")] == (1, 5, (1, 0, 0))
     assert expected[("eve@example.com", "pivot")] == (1, 3, (0, 1, 0))
 
-    lines = list(client_progress(session))
+    lines = list(client_progress(session)[1])
     assert {
-        (line.row.client, line.row.pathway): (line.row.completed, line.row.total, line.row.tier_completed)
+        (line["client"], line["pathway"]): (
+            line["completed"],
+            line["total"],
+            tuple(line[f"tier{number}_completed"] for number in TABLE_TIERS),
+        )
         for line in lines
     } == expected
-    # the progress table's records: the rows just checked, as percentages the database divided
+    # the progress table's records: the counts just checked, as percentages the database divided
     percents = ("tier1_percent", "tier2_percent", "tier3_percent", "percent")
     assert [
         tuple(record[name] for name in ("client", "pathway", *percents)) for record in progress_records(session)
     ] == [
-        (line.row.client, line.row.pathway, *(line.row.tier_percent(index) for index in range(3)), line.row.percent)
+        (
+            line["client"],
+            line["pathway"],
+            *(percent(line[f"tier{n}_completed"], line[f"tier{n}_total"]) for n in TABLE_TIERS),
+            percent(line["completed"], line["total"]),
+        )
         for line in lines
     ]
     analytics = pathway_analytics(session)
@@ -356,4 +370,4 @@ def test_both_reports_count_what_the_raw_rows_say(session: Session) -> None:
         mine = [counts for (_, slug), counts in expected.items() if slug == row["pathway"]]
         assert row["enrolled"] == len(mine)
         assert row["average_percent"] == one_decimal(sum(percent(done, total) for done, total, _ in mine), len(mine))
-    assert analytics.records[-1]["average_percent"] == one_decimal(sum(line.row.percent for line in lines), len(lines))
+    assert analytics.records[-1]["average_percent"] == one_decimal(sum(line["percent"] for line in lines), len(lines))

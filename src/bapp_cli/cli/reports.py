@@ -279,18 +279,21 @@ def client_progress(
     from bapp_cli.services.reports import client_progress as build_report
 
     with reading(ctx) as (sink, session):
-        lines = build_report(session, builder=builder, pathway=pathway)
+        labels, records = build_report(session, builder=builder, pathway=pathway)
         # streamed from the cursor, one enrolment at a time (a table lists them first)
-        draw = partial(_progress_table, lines, sink)
-        sink.records((line.as_record() for line in lines), CLIENT_PROGRESS_COLUMNS, table=draw)
+        sink.records(records, CLIENT_PROGRESS_COLUMNS, table=partial(_progress_table, labels, records, sink))
 
 
-def _progress_table(found: Iterable[Any], sink: OutputSink, console: Any) -> None:
-    lines = list(found)
+def _progress_table(
+    labels: dict[str | None, ReportPathway], found: Iterable[dict[str, Any]], sink: OutputSink, console: Any
+) -> None:
     from rich.text import Text
 
+    from bapp_cli.services.plain_reads import instant_value
     from bapp_cli.services.progress import TABLE_TIERS
+    from bapp_cli.services.reports import ReportPathway
 
+    rows = list(found)
     grid = _report_grid("Client progress")
     grid.add_column("client", no_wrap=True)
     grid.add_column("pathway", no_wrap=True)
@@ -300,28 +303,25 @@ def _progress_table(found: Iterable[Any], sink: OutputSink, console: Any) -> Non
     grid.add_column("overall", no_wrap=True)
     grid.add_column("badges", justify="right")
     grid.add_column("last activity")
-    for line in lines:
-        row = line.row
+    for row in rows:
         tiers = [
-            Text(
-                f"{row.tier_completed[index]}/{row.tier_total[index]} {row.tier_percent(index):>3}%",
-                style=percent_style(row.tier_percent(index)),
-            )
-            for index in range(len(TABLE_TIERS))
+            Text(f"{row[f'{tier}completed']}/{row[f'{tier}total']} {percent:>3}%", style=percent_style(percent))
+            for tier, percent in ((f"tier{n}_", row[f"tier{n}_percent"]) for n in TABLE_TIERS)
         ]
-        overall = _percent_cell(row.percent, decimals=False)
-        overall.append(f"  {row.completed}/{row.total}", style="dim")
+        overall = _percent_cell(row["percent"], decimals=False)
+        overall.append(f"  {row['completed']}/{row['total']}", style="dim")
+        last = instant_value(row["last_activity"])
         grid.add_row(
-            row.client,
-            _pathway_cell(line.pathway),
-            Text(row.status, style=ENROLMENT_STYLES.get(row.status, "")),
+            row["client"],
+            _pathway_cell(labels.get(row["pathway"]) or ReportPathway(row["pathway"], row["pathway"])),
+            Text(row["status"], style=ENROLMENT_STYLES.get(row["status"], "")),
             *tiers,
             overall,
-            Text(f"🏅 {row.badges}") if row.badges else Text("—", style="dim"),
-            sink.local_time(row.last_activity) if row.last_activity else Text("—", style="dim"),
+            Text(f"🏅 {row['badges']}") if row["badges"] else Text("—", style="dim"),
+            sink.local_time(last) if last else Text("—", style="dim"),
         )
     console.print(grid)
-    if not lines:
+    if not rows:
         console.print("(no enrolments)", style="dim")
 
 

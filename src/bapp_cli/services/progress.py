@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import (
-    ColumnElement,
     ScalarSelect,
     Select,
     SQLColumnExpression,
@@ -56,7 +55,7 @@ from bapp_cli.services.listing import ALL, Page
 from bapp_cli.services.pathways import get_pathway
 from bapp_cli.services.people import get_builder
 from bapp_cli.services.plain_reads import FUNDAMENTALS_KEY as FUNDAMENTALS_KEY
-from bapp_cli.services.plain_reads import Catalogue, percent
+from bapp_cli.services.plain_reads import Catalogue
 from bapp_cli.services.plain_reads import check_status as check_status
 from bapp_cli.services.plain_reads import list_badges as list_badges
 from bapp_cli.services.plain_reads import load_catalogue as load_catalogue
@@ -220,31 +219,6 @@ def _complete_enrolments(
     return finished
 
 
-# -- the progress table (every enrolment) ------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class ProgressRow:
-    """One enrolment of the progress table with its counts, for the reports that show more than percentages."""
-
-    client: str
-    pathway: str
-    status: str
-    tier_completed: tuple[int, ...]
-    tier_total: tuple[int, ...]
-    completed: int
-    total: int
-    badges: int
-    last_activity: dt.datetime | None
-
-    def tier_percent(self, index: int) -> int:
-        return percent(self.tier_completed[index], self.tier_total[index])
-
-    @property
-    def percent(self) -> int:
-        return percent(self.completed, self.total)
-
-
 # -- per-enrolment counts (the progress table and the reports) ---------------------------------------
 
 
@@ -301,36 +275,46 @@ def select_enrolment_counts(
     )
 
 
-def _progress_rows(
-    session: Session, *, percentages: bool, pathway: str | None, builder: str | None, status: str | None, page: Page
-) -> tuple[Iterator[Any], Catalogue]:
-    """The progress table's one statement (plus the catalogue's): per enrolment, ordered by pathway then client,
-    the client, pathway slug, status, the TABLE_TIERS' completed counts, the completed total, the badges and
-    the last activity — with `percentages`, the counts as percentages and the last activity as bapp's instant
-    text, both written by the database. `page.search` looks in the client's e-mail and name and the pathway
-    slug. Filters are checked before it runs."""
+def progress_records(
+    session: Session,
+    *,
+    columns: Sequence[str] = PROGRESS_TABLE_COLUMNS,
+    pathway: str | None = None,
+    builder: str | None = None,
+    status: str | None = None,
+    page: Page = ALL,
+) -> Iterator[dict[str, Any]]:
+    """`progress table`: one record (`columns`) per enrolment, ordered by pathway then client, streamed from
+    one statement (plus the catalogue's). Every value is written by the database, so a row costs Python
+    nothing but its dict: the client, pathway slug and status; for each of TABLE_TIERS (`tier<n>_`) and for
+    the whole pathway (no prefix) the completed skills, the linked ones (`total`) and the `percent` of the
+    two; the pathway's badges held; the last activity as bapp's instant text. `reports client-progress` asks
+    for the counts beside the percentages. `page.search` looks in the client's e-mail and name and the
+    pathway slug. Filters are checked before it runs."""
     wanted = {
         Enrolment.status: check_status(status) if status is not None else None,
         Enrolment.pathway_id: get_pathway(session, pathway).id if pathway is not None else None,
         Enrolment.builder_id: get_builder(session, builder)[0].id if builder is not None else None,
     }
-    catalogue = load_catalogue(session)
+    infos = load_catalogue(session).pathways.values()
     per_enrolment = select_enrolment_counts(tiers=TABLE_TIERS, last_activity=True)
     per_enrolment = per_enrolment.where(*(column == value for column, value in wanted.items() if value is not None))
     aggregated = per_enrolment.subquery("per_enrolment")
-    tiers: list[Any] = [aggregated.c[f"tier{number}"] for number in TABLE_TIERS]
-    done: Any = aggregated.c.done
-    last: Any = aggregated.c.last_activity
-    if percentages:
-        infos = catalogue.pathways.values()
-        tiers = [
-            _percent_of(column, {info.id: info.totals.get(number, 0) for info in infos})
-            for number, column in zip(TABLE_TIERS, tiers, strict=True)
-        ]
-        done = _percent_of(done, {info.id: info.total for info in infos})
-        last = literal_column(instant_sql(session.get_bind().dialect.name, f"{aggregated.name}.last_activity"))
+    last = instant_sql(session.get_bind().dialect.name, f"{aggregated.name}.last_activity")
+    named: dict[str, Any] = {"client": User.email, "pathway": Pathway.slug, "status": Enrolment.status}
+    parts = {
+        f"tier{n}_": (aggregated.c[f"tier{n}"], {info.id: info.totals.get(n, 0) for info in infos}) for n in TABLE_TIERS
+    }
+    parts[""] = (aggregated.c.done, {info.id: info.total for info in infos})
+    for prefix, (done, totals) in parts.items():
+        total = case(totals, value=Enrolment.pathway_id, else_=0) if totals else literal(0)
+        named[f"{prefix}completed"], named[f"{prefix}total"] = done, total
+        # `/` on integers divides whole on both backends (SQLAlchemy's `//` would wrap it in FLOOR); a NULL
+        # division (nothing linked) is 0
+        named[f"{prefix}percent"] = func.coalesce((done * 100).op("/")(func.nullif(total, 0)), 0)
+    named |= {"badges": _badge_count(), "last_activity": literal_column(last)}
     query = (
-        select(User.email, Pathway.slug, Enrolment.status, *tiers, done, _badge_count(), last)
+        select(*(named[name].label(name) for name in columns))
         .select_from(aggregated)
         .join(Enrolment, Enrolment.id == aggregated.c.enrolment_id)
         .join(User, User.id == Enrolment.client_id)
@@ -340,14 +324,8 @@ def _progress_rows(
     matched = page.matching(User.email, User.name, Pathway.slug)
     if matched is not None:
         query = query.where(matched)
-    return session.connection().execute(page.window(query).execution_options(yield_per=BATCH_SIZE)), catalogue
-
-
-def _percent_of(done: Any, totals: dict[int, int]) -> ColumnElement[int]:
-    """done × 100 ÷ the enrolment's pathway's total; 0 where nothing is linked (a NULL division)."""
-    total = case(totals, value=Enrolment.pathway_id, else_=0) if totals else literal(0)
-    # `/` on integers divides whole on both backends (SQLAlchemy's `//` would wrap it in FLOOR)
-    return func.coalesce((done * 100).op("/")(func.nullif(total, 0)), 0)
+    rows = session.connection().execute(page.window(query).execution_options(yield_per=BATCH_SIZE))
+    return (dict(zip(columns, row, strict=True)) for row in rows)
 
 
 def _badge_count() -> ScalarSelect[int]:
@@ -365,39 +343,3 @@ def _badge_count() -> ScalarSelect[int]:
         .correlate(Enrolment, Pathway)
         .scalar_subquery()
     )
-
-
-def progress_records(
-    session: Session,
-    *,
-    pathway: str | None = None,
-    builder: str | None = None,
-    status: str | None = None,
-    page: Page = ALL,
-) -> Iterator[dict[str, Any]]:
-    """`progress table`: one record (PROGRESS_TABLE_COLUMNS) per enrolment, streamed, the percentages and the
-    last activity (bapp's instant text) written by the database, so a row costs Python nothing but its dict."""
-    rows, _ = _progress_rows(session, percentages=True, pathway=pathway, builder=builder, status=status, page=page)
-    return (dict(zip(PROGRESS_TABLE_COLUMNS, row, strict=True)) for row in rows)
-
-
-def progress_table(
-    session: Session,
-    *,
-    pathway: str | None = None,
-    builder: str | None = None,
-    status: str | None = None,
-    page: Page = ALL,
-) -> Iterator[ProgressRow]:
-    """The progress table's rows with their counts (the reports), from the same statement as its records."""
-    rows, catalogue = _progress_rows(
-        session, percentages=False, pathway=pathway, builder=builder, status=status, page=page
-    )
-    infos = {info.slug: info for info in catalogue.pathways.values()}
-    for email, slug, row_status, *tiers, done, badges, last_activity in rows:
-        info = infos[slug]
-        counts = tuple(int(value or 0) for value in tiers)
-        tier_total = tuple(info.totals.get(number, 0) for number in TABLE_TIERS)
-        yield ProgressRow(
-            email, slug, row_status, counts, tier_total, int(done or 0), info.total, int(badges), last_activity
-        )

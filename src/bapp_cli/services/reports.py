@@ -8,7 +8,7 @@ Definitions (the commands' help repeats them):
 - period: bookings whose start time is in [from, to) — from inclusive, to exclusive; either end may be open.
 - bookings by pathway: bookings counted per pathway and status; bookings without a pathway form the
   "none" row; `total` is every status together.
-- client progress: the progress table's rows (`services.progress.progress_table`), with the per-tier and
+- client progress: the progress table's records (`services.progress.progress_records`), with the per-tier and
   overall completed/total counts beside the percentages.
 - pathway analytics, per pathway: `enrolled` every enrolment whatever its status, `active`/`paused`/
   `completed` enrolments in that status; `average_percent` the mean of the enrolled clients' percents
@@ -181,38 +181,17 @@ def list_bookings_by_pathway(
 # -- client progress ------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class ClientProgressLine:
-    """One enrolment with tier and overall counts: `progress table`'s row, counts included."""
-
-    row: progress.ProgressRow
-    pathway: ReportPathway
-
-    def as_record(self) -> dict[str, Any]:
-        row = self.row
-        tiers = {
-            f"tier{number}_{part}": value
-            for index, number in enumerate(progress.TABLE_TIERS)
-            for part, value in (
-                ("completed", row.tier_completed[index]),
-                ("total", row.tier_total[index]),
-                ("percent", row.tier_percent(index)),
-            )
-        }
-        return {name: tiers[name] if name in tiers else getattr(row, name) for name in CLIENT_PROGRESS_COLUMNS}
-
-
 def client_progress(
     session: Session, *, builder: str | None = None, pathway: str | None = None
-) -> Iterator[ClientProgressLine]:
+) -> tuple[dict[str | None, ReportPathway], Iterator[dict[str, Any]]]:
     """Per client and pathway (ordered by pathway, then client): enrolment status, counts, badges, activity.
 
-    `builder` keeps the enrolments that builder coaches. Rows stream from the progress table's single
-    aggregate query.
+    The records (CLIENT_PROGRESS_COLUMNS) stream from the progress table's single aggregate query, the
+    pathways' labels (by slug) beside them for the table. `builder` keeps the enrolments that builder coaches.
     """
     labels = {label.key: label for label in _pathways(session).values()}
-    for row in progress.progress_table(session, pathway=pathway, builder=builder):
-        yield ClientProgressLine(row, labels.get(row.pathway, ReportPathway(row.pathway, row.pathway)))
+    records = progress.progress_records(session, columns=CLIENT_PROGRESS_COLUMNS, builder=builder, pathway=pathway)
+    return labels, records
 
 
 # -- pathway analytics ----------------------------------------------------------------------------------
