@@ -181,11 +181,9 @@ class _PeopleImporter(KindImporter):
         bulk.update_rows(self.session, self.table, self.updates)
 
     def stored(self, table: FromClause, client_ids: Sequence[int], *conditions: Any) -> list[Row[Any]]:
-        """The batch's clients' rows of `table` (one query: the clients are one bound list)."""
-        if not client_ids:
-            return []
-        lookup = select(table).where(bulk.any_of(self.session, table.c.client_id, sorted(set(client_ids))), *conditions)
-        return list(self.session.execute(lookup))
+        """The batch's clients' rows of `table`, every column (`rows_keyed`: one query, the clients one list)."""
+        by_client = select(table.c.client_id, *(column for column in table.c if column.name != "client_id"))
+        return rows_keyed(self.session, by_client.where(*conditions), client_ids)
 
     def repeated(self, row: SourceRow, key: Hashable, written: bool, field: str, what: str) -> RowResult | None:
         """A rejection when an earlier row of this batch (or, `written`, an earlier batch) wrote the key."""
