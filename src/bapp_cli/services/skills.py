@@ -404,6 +404,7 @@ def _after_completion(
 ) -> CompletionOutcome:
     if not completed_skills:
         return CompletionOutcome()
+    session.flush()  # the rules count the completed rows in SQL
     outcomes = record_completions(
         session,
         now=now,
@@ -512,27 +513,6 @@ def assign_skills(
     return _with_outcome(record | by_outcome, _after_completion(session, client, completed_now, now), enrolled)
 
 
-def _progress_change(
-    session: Session,
-    client: User,
-    skill: Skill,
-    row: UserSkillProgress,
-    previous: str | None,
-    changed: bool,
-    outcome: CompletionOutcome | None = None,
-) -> ProgressResult:
-    """`skills start|complete|reset`'s record: the progress row as it now stands."""
-    session.flush()
-    validator = session.get(User, row.validated_by_id) if row.validated_by_id is not None else None
-    pathway = session.get(Pathway, row.pathway_id) if row.pathway_id is not None else None
-    record: dict[str, Any] = {"client": client.email, "skill": skill.slug}
-    record |= {"status": row.status, "previous_status": previous, "changed": changed}
-    record |= {name: getattr(row, name) for name in ("attempts", "started_at", "completed_at")}
-    record |= {"completed_via": row.completion_method, "validated_by": validator.email if validator else None}
-    record |= {"pathway": pathway.slug if pathway else None, "notes": row.notes}
-    return _with_outcome(record, outcome or CompletionOutcome(), [])
-
-
 def _new_row(
     session: Session, client: User, skill: Skill, pathway_id: int | None, now: dt.datetime
 ) -> UserSkillProgress:
@@ -551,44 +531,69 @@ def _progress_rows(session: Session, client: User, skills: Sequence[Skill]) -> d
     return {row.skill_id: row for row in session.scalars(query)}
 
 
-def _locked_row(
-    session: Session, email: str, skill_slug: str, now: dt.datetime, *, create: bool
-) -> tuple[User, Skill, UserSkillProgress, str | None]:
-    """Client, skill and progress row (created not_started when asked and missing), read under the client's
-    progress lock (the one `assign_skills` takes), with the row's status before this command: None for a
-    row created now."""
+def _move_skill(
+    session: Session,
+    email: str,
+    skill_slug: str,
+    status: str,
+    *,
+    now: dt.datetime,
+    completion: tuple[str, User | None] | None = None,
+    note: str | None = None,
+) -> ProgressResult:
+    """`skills start|complete|reset`: the client's progress row in the skill moved to `status`, read under the
+    client's progress lock (the one `assign_skills` takes), audited, with what a completion earned. A missing
+    row is created not_started (a reset needs one). A row already at `status` changes nothing but its note;
+    a reset also clears a start stamp. The record is the row as it now stands."""
     client, _ = get_client(session, email)
     skill = get_skill(session, skill_slug)
     lock_keys(session, f"progress:{client.id}")
     row = _progress_rows(session, client, [skill]).get(skill.id)
-    if row is not None:
-        return client, skill, row, row.status
-    if not create:
+    previous = row.status if row is not None else None
+    if row is None and status == "not_started":
         raise NotFound(
             f"skill {skill.slug!r} is not assigned to {client.email}",
             hint=f"assign it with `bapp skills assign {client.email} {skill.slug}`",
             code="progress_not_found",
         )
-    if skill.archived:
+    if row is None and skill.archived:
         raise InvalidInput(f"skill: {skill.slug!r} is archived and cannot be assigned", code="skill_archived")
-    pathway_id = _assigned_under(session, client.id, [skill.id]).get(skill.id)
-    return client, skill, _new_row(session, client, skill, pathway_id, now), None
-
-
-def start_skill(session: Session, email: str, skill_slug: str, *, now: dt.datetime) -> ProgressResult:
-    """Mark a skill in progress (assigning it if needed); a completed skill must be reset first."""
-    client, skill, row, previous = _locked_row(session, email, skill_slug, now, create=True)
-    if row.status == "completed":
+    if row is None:
+        pathway_id = _assigned_under(session, client.id, [skill.id]).get(skill.id)
+        row = _new_row(session, client, skill, pathway_id, now)
+    if status == "in_progress" and row.status == "completed":
         raise Conflict(
             f"skill {skill.slug!r} is already completed for {client.email}",
             hint=f"reset it first with `bapp skills reset {client.email} {skill.slug} --yes`",
             code="already_completed",
         )
-    changed = row.status != "in_progress"
-    if changed:
-        _apply_status(row, "in_progress", None, now)
-        _audit_progress(session, client, skill, {"status": [previous, "in_progress"]})
-    return _progress_change(session, client, skill, row, previous, changed)
+    changes: dict[str, Any] = {}
+    if row.status != status or (status == "not_started" and row.started_at is not None):
+        _apply_status(row, status, completion, now)
+        changes = {"status": [previous, status], **({"reset": True} if status == "not_started" else {})}
+        if completion is not None:
+            changes |= {"via": completion[0], "validated_by": completion[1] and completion[1].email}
+    if note is not None and row.notes != note:
+        row.notes, row.updated_at = note, now
+        changes = changes or {"notes": note}  # a completion's audit names its move, not its note
+    if changes:
+        _audit_progress(session, client, skill, changes)
+    changed = "status" in changes
+    outcome = _after_completion(session, client, [skill] if changed and status == "completed" else [], now)
+    session.flush()
+    validator = session.get(User, row.validated_by_id) if row.validated_by_id is not None else None
+    pathway = session.get(Pathway, row.pathway_id) if row.pathway_id is not None else None
+    record: dict[str, Any] = {"client": client.email, "skill": skill.slug}
+    record |= {"status": row.status, "previous_status": previous, "changed": changed}
+    record |= {name: getattr(row, name) for name in ("attempts", "started_at", "completed_at")}
+    record |= {"completed_via": row.completion_method, "validated_by": validator.email if validator else None}
+    record |= {"pathway": pathway.slug if pathway else None, "notes": row.notes}
+    return _with_outcome(record, outcome, [])
+
+
+def start_skill(session: Session, email: str, skill_slug: str, *, now: dt.datetime) -> ProgressResult:
+    """Mark a skill in progress (assigning it if needed); a completed skill must be reset first."""
+    return _move_skill(session, email, skill_slug, "in_progress", now=now)
 
 
 def complete_skill(
@@ -605,30 +610,9 @@ def complete_skill(
     whatever badges and pathway completions that earns. Completing an already completed skill changes
     nothing (so a repeated script run neither inflates attempts nor awards twice)."""
     completion = _completion(session, via, validated_by)
-    clean_note = check_note(note)
-    client, skill, row, previous = _locked_row(session, email, skill_slug, now, create=True)
-    if row.status == "completed":
-        if clean_note is not None and row.notes != clean_note:
-            row.notes = clean_note
-            row.updated_at = now
-            _audit_progress(session, client, skill, {"notes": clean_note})
-        return _progress_change(session, client, skill, row, previous, False)
-    _apply_status(row, "completed", completion, now)
-    if clean_note is not None:
-        row.notes = clean_note
-    method, validator = completion
-    changes = {"status": [previous, "completed"], "via": method, "validated_by": validator and validator.email}
-    _audit_progress(session, client, skill, changes)
-    session.flush()
-    outcome = _after_completion(session, client, [skill], now)
-    return _progress_change(session, client, skill, row, previous, True, outcome)
+    return _move_skill(session, email, skill_slug, "completed", now=now, completion=completion, note=check_note(note))
 
 
 def reset_skill(session: Session, email: str, skill_slug: str, *, now: dt.datetime) -> ProgressResult:
     """Put a skill back to not_started. Attempts and notes stay as history; badges are never taken back."""
-    client, skill, row, previous = _locked_row(session, email, skill_slug, now, create=False)
-    changed = row.status != "not_started" or row.started_at is not None
-    if changed:
-        _apply_status(row, "not_started", None, now)
-        _audit_progress(session, client, skill, {"status": [previous, "not_started"], "reset": True})
-    return _progress_change(session, client, skill, row, previous, changed)
+    return _move_skill(session, email, skill_slug, "not_started", now=now)
