@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, Integer, and_, case, func, select
+from sqlalchemy import ColumnElement, Integer, and_, case, func, null, select, union_all
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -264,52 +264,40 @@ def _enrolment_figures(session: Session) -> dict[int, tuple[int, ...]]:
     return {row[0]: tuple(int(value) for value in row[1:]) for row in session.execute(query)}
 
 
-def _completions(session: Session) -> tuple[dict[int, list[dict[str, Any]]], list[dict[str, Any]]]:
-    """The top skills by completions: per pathway (its linked skills) and over every skill. Two statements."""
+def _top_skills(session: Session) -> dict[int | None, list[dict[str, Any]]]:
+    """The top skills by completions in one statement: per pathway (its linked skills) and, under None, over
+    every skill."""
     completions = (
         select(UserSkillProgress.skill_id, func.count().label("completions"))
         .where(UserSkillProgress.status == "completed")
         .group_by(UserSkillProgress.skill_id)
         .subquery("completions")
     )
-    ranked = (
-        select(
-            SkillPathwayLink.pathway_id,
-            Skill.slug,
-            Skill.name,
-            completions.c.completions,
-            func.row_number()
-            .over(partition_by=SkillPathwayLink.pathway_id, order_by=(completions.c.completions.desc(), Skill.slug))
-            .label("rank"),
-        )
+    order = (completions.c.completions.desc(), Skill.slug)
+    ranked_skills = (
+        select(Skill.slug, Skill.name, completions.c.completions)
+        .select_from(completions)
         .join(Skill, Skill.id == completions.c.skill_id)
-        .join(SkillPathwayLink, SkillPathwayLink.skill_id == completions.c.skill_id)
         .where(Skill.archived.is_(False))
-        .subquery("ranked")
     )
-    per_pathway: dict[int, list[dict[str, Any]]] = {}
-    for pathway_id, slug, name, count, _ in session.execute(
-        select(ranked).where(ranked.c.rank <= TOP_SKILLS).order_by(ranked.c.pathway_id, ranked.c.rank)
+    per_pathway = ranked_skills.join(SkillPathwayLink, SkillPathwayLink.skill_id == completions.c.skill_id)
+    rank = func.row_number().over(partition_by=SkillPathwayLink.pathway_id, order_by=order)
+    per_pathway = per_pathway.add_columns(rank.label("rank"), SkillPathwayLink.pathway_id)
+    overall = ranked_skills.add_columns(func.row_number().over(order_by=order).label("rank"), null())
+    both = union_all(per_pathway, overall).subquery("ranked")
+    top: dict[int | None, list[dict[str, Any]]] = {}
+    for slug, name, count, _, pathway_id in session.execute(
+        select(both).where(both.c.rank <= TOP_SKILLS).order_by(both.c.pathway_id, both.c.rank)
     ):
-        per_pathway.setdefault(pathway_id, []).append({"skill": slug, "name": name, "completions": int(count)})
-    overall = [
-        {"skill": slug, "name": name, "completions": int(count)}
-        for slug, name, count in session.execute(
-            select(Skill.slug, Skill.name, completions.c.completions)
-            .join(Skill, Skill.id == completions.c.skill_id)
-            .where(Skill.archived.is_(False))
-            .order_by(completions.c.completions.desc(), Skill.slug)
-            .limit(TOP_SKILLS)
-        )
-    ]
-    return per_pathway, overall
+        top.setdefault(pathway_id, []).append({"skill": slug, "name": name, "completions": int(count)})
+    return top
 
 
 def pathway_analytics(session: Session, *, period: Period = Period()) -> Report:
     """Per pathway: enrolments by status, average progress, completion rate and time, top skills, bookings."""
     pathways = _pathways(session)
     enrolments = _enrolment_figures(session)
-    top, overall_top = _completions(session)
+    top = _top_skills(session)
     bookings: dict[int | None, int] = {
         pathway_id: int(count)
         for pathway_id, count in session.execute(
@@ -323,5 +311,5 @@ def pathway_analytics(session: Session, *, period: Period = Period()) -> Report:
         for (pathway_id, label), row in zip(pathways.items(), figures, strict=True)
     ]
     totals = tuple(map(sum, zip(no_figures, *figures, strict=True)))  # no_figures: zeros when there is no pathway
-    records.append(_figures_record(TOTALS_ROW, totals, overall_top, sum(bookings.values())))
+    records.append(_figures_record(TOTALS_ROW, totals, top.get(None, []), sum(bookings.values())))
     return Report(period, [*pathways.values(), TOTALS_ROW], records)
