@@ -27,6 +27,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from jwt.utils import base64url_decode, base64url_encode
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -36,7 +37,7 @@ from bapp_cli.errors import Conflict, InvalidInput, NotFound
 from bapp_cli.services.instants import instant_text
 from bapp_cli.services.people import get_client
 from bapp_cli.services.progress import FUNDAMENTALS_KEY, load_catalogue, pathway_badge_key, tier_badge_key
-from bapp_cli.services.signing_key import SigningKey, b64url, b64url_decode
+from bapp_cli.services.signing_key import SigningKey
 
 VC_CONTEXT = "https://www.w3.org/ns/credentials/v2"
 OB_CONTEXT = "https://purl.imsglobal.org/spec/ob/v3p0/context-3.0.3.json"
@@ -367,13 +368,13 @@ def _encode_bits(revoked: Iterable[int]) -> str:
     for index in indices:
         # bit 0 is the most significant bit of the first byte (Bitstring Status List §3.2)
         bits[index // 8] |= 0x80 >> (index % 8)
-    return "u" + b64url(gzip.compress(bytes(bits), mtime=0))
+    return "u" + base64url_encode(gzip.compress(bytes(bits), mtime=0)).decode("ascii")
 
 
 def _bit_is_set(encoded: str, index: int) -> bool:
     if not encoded.startswith("u"):
         raise ValueError("encodedList is not multibase base64url ('u' prefix)")
-    bits = gzip.decompress(b64url_decode(encoded[1:]))
+    bits = gzip.decompress(base64url_decode(encoded[1:]))
     if index < 0 or index // 8 >= len(bits):
         raise ValueError(f"index {index} is past the end of the list ({len(bits) * 8} entries)")
     return bool(bits[index // 8] & (0x80 >> (index % 8)))

@@ -7,7 +7,6 @@ RFC 7638 thumbprint is the key id, so a verifier can tell which key signed a cre
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import os
@@ -19,19 +18,11 @@ from typing import Any
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from jwt.utils import base64url_decode, base64url_encode  # unpadded, as JOSE and multibase ('u') write it
 
 from bapp_cli.errors import ConfigError, Conflict, InvalidInput
 
 KEY_FILE_MODE = stat.S_IRUSR | stat.S_IWUSR
-
-
-def b64url(data: bytes) -> str:
-    """Unpadded base64url, as JOSE and multibase ('u') write it."""
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def b64url_decode(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
 @dataclass(frozen=True)
@@ -45,12 +36,12 @@ class SigningKey:
     def public_jwk(self) -> dict[str, str]:
         """The RFC 8037 JWK of the public key."""
         raw = self.public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-        return {"kty": "OKP", "crv": "Ed25519", "x": b64url(raw)}
+        return {"kty": "OKP", "crv": "Ed25519", "x": base64url_encode(raw).decode("ascii")}
 
     def thumbprint(self) -> str:
         """RFC 7638: SHA-256 over the JWK's required members, sorted, without whitespace."""
         canonical = json.dumps(self.public_jwk(), separators=(",", ":"), sort_keys=True)
-        return b64url(hashlib.sha256(canonical.encode("utf-8")).digest())
+        return base64url_encode(hashlib.sha256(canonical.encode("utf-8")).digest()).decode("ascii")
 
     def __repr__(self) -> str:  # a key object in a traceback or log line shows nothing of the key (R6)
         return f"SigningKey(thumbprint={self.thumbprint()})"
@@ -124,7 +115,7 @@ def public_key_from_jwk(jwk: Any, where: str) -> Ed25519PublicKey:
     if "d" in jwk:
         raise InvalidInput(f"{where}: holds a private key; give the public JWK only", code="bad_key")
     try:
-        return Ed25519PublicKey.from_public_bytes(b64url_decode(str(jwk.get("x"))))
+        return Ed25519PublicKey.from_public_bytes(base64url_decode(str(jwk.get("x"))))
     except ValueError:
         raise InvalidInput(f"{where}: member x is not a 32-byte base64url Ed25519 key", code="bad_key") from None
 
