@@ -64,17 +64,8 @@ from bapp_cli.services.plain_reads import show_progress as show_progress
 from bapp_cli.services.plain_reads import tier_badge_key as tier_badge_key
 
 TABLE_TIERS = (1, 2, 3)
-PROGRESS_TABLE_COLUMNS = (
-    "client",
-    "pathway",
-    "status",
-    "tier1_percent",
-    "tier2_percent",
-    "tier3_percent",
-    "percent",
-    "badges",
-    "last_activity",
-)
+TIER_PERCENTS = tuple(f"tier{number}_percent" for number in TABLE_TIERS)
+PROGRESS_TABLE_COLUMNS = ("client", "pathway", "status", *TIER_PERCENTS, "percent", "badges", "last_activity")
 
 
 # -- completion and badges ----------------------------------------------------------------------------
