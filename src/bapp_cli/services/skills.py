@@ -47,6 +47,7 @@ from bapp_cli.services.rule_book import (
     move_progress,
     progress_advances,
     reset_progress,
+    settle_progress,
 )
 
 SKILL_SLUG_PATTERN = re.compile(r"^[a-z0-9]+(?:[-_][a-z0-9]+)*$")
@@ -360,21 +361,25 @@ def check_note(note: str | None, field: str = "note") -> str | None:
     return _clean_text(note)
 
 
-def _completion(session: Session, via: str | None, validated_by: str | None) -> tuple[str, User | None]:
-    """How a completion is stamped: method and validating builder, checked once up front."""
+def _completion(
+    session: Session, via: str | None, validated_by: str | None, now: dt.datetime
+) -> tuple[str | None, User | None]:
+    """How a completion is stamped: method and validating builder, settled by services.rule_book (the default
+    method, a validator for builder_validation) once up front, so that a refusal comes before any change."""
     validator = get_builder(session, validated_by)[0] if validated_by is not None else None
-    method = via.strip().lower() if via is not None else ("builder_validation" if validator else "manual")
-    if method not in COMPLETION_METHODS:
+    method = via.strip().lower() if via is not None else None
+    if method is not None and method not in COMPLETION_METHODS:
         raise InvalidInput(f"via: {via!r} is not one of {', '.join(COMPLETION_METHODS)}", code="invalid_method")
-    if method == "builder_validation" and validator is None:
-        raise InvalidInput(
-            "validated_by: a builder_validation completion needs --validated-by EMAIL", code="missing_validator"
-        )
-    return method, validator
+    validator_id = validator.id if validator is not None else None
+    stamped = ProgressState("completed", completion_method=method, validated_by_id=validator_id)
+    settled = settle_progress(stamped, now=now)
+    if isinstance(settled, Refusal):
+        raise InvalidInput(settled.text, hint="name the builder with --validated-by EMAIL", code=settled.code)
+    return settled.completion_method, validator
 
 
 def _apply_status(
-    row: UserSkillProgress, status: str, completion: tuple[str, User | None] | None, now: dt.datetime
+    row: UserSkillProgress, status: str, completion: tuple[str | None, User | None] | None, now: dt.datetime
 ) -> None:
     """Move a row to `status` (services.rule_book.move_progress; `reset_progress` for not_started), stamping
     what that status means."""
@@ -385,7 +390,7 @@ def _apply_status(
         moved: ProgressState | Refusal = reset_progress(state)
     else:
         moved = move_progress(state, status, now=now, completion_method=method, validated_by_id=validator_id)
-    assert isinstance(moved, ProgressState)  # _completion checked the method and validator up front
+    assert isinstance(moved, ProgressState)  # _completion settled the method and validator up front
     for name, value in vars(moved).items():
         setattr(row, name, value)
     row.updated_at = now
@@ -447,7 +452,7 @@ def assign_skills(
         raise InvalidInput("skill: name one or more skills, or --pathway", code="no_skills")
     if wanted_status != "completed" and (via is not None or validated_by is not None):
         raise InvalidInput("via: --via and --validated-by go with --status completed", code="via_without_completion")
-    completion = _completion(session, via, validated_by) if wanted_status == "completed" else None
+    completion = _completion(session, via, validated_by, now) if wanted_status == "completed" else None
     client, _ = get_client(session, email)
     lock_keys(session, f"progress:{client.id}")
     target = get_pathway(session, pathway) if pathway is not None else None
@@ -538,7 +543,7 @@ def _move_skill(
     status: str,
     *,
     now: dt.datetime,
-    completion: tuple[str, User | None] | None = None,
+    completion: tuple[str | None, User | None] | None = None,
     note: str | None = None,
 ) -> ProgressResult:
     """`skills start|complete|reset`: the client's progress row in the skill moved to `status`, read under the
@@ -609,7 +614,7 @@ def complete_skill(
     """Complete a skill: counts an attempt, stamps time, method and validating builder, then awards
     whatever badges and pathway completions that earns. Completing an already completed skill changes
     nothing (so a repeated script run neither inflates attempts nor awards twice)."""
-    completion = _completion(session, via, validated_by)
+    completion = _completion(session, via, validated_by, now)
     return _move_skill(session, email, skill_slug, "completed", now=now, completion=completion, note=check_note(note))
 
 
