@@ -149,11 +149,8 @@ def _check_single(question: Question, value: str, problems: list[str]) -> str:
     if question.type == "phone_number":
         if not PHONE_PATTERN.match(PHONE_NOISE.sub("", value)):
             problems.append(f"{label}: {value!r} is not a phone number (E.164, e.g. +44 7700 900123)")
-    elif question.type == "string":
-        if len(value) > STRING_LIMIT:
-            problems.append(f"{label}: {len(value)} characters; at most {STRING_LIMIT}")
-    elif len(value) > TEXT_LIMIT:
-        problems.append(f"{label}: {len(value)} characters; at most {TEXT_LIMIT}")
+    elif len(value) > (limit := STRING_LIMIT if question.type == "string" else TEXT_LIMIT):
+        problems.append(f"{label}: {len(value)} characters; at most {limit}")
     return value
 
 
