@@ -131,8 +131,10 @@ def record_completions(
 
     if not due:
         return {}
-    awarded = _award(session, due, now=now)
-    finished = _complete_enrolments(session, completed_pathways, catalogue, now=now)
+    # a completed pathway put its badge in `due`: one lookup names every client the audit rows below label
+    emails = dict(_rows_among(session, select(User.id, User.email), User.id, sorted(due)))
+    awarded = _award(session, due, emails, now=now)
+    finished = _complete_enrolments(session, completed_pathways, catalogue, emails, now=now)
     outcomes: dict[int, CompletionOutcome] = {}
     for client_id in set(awarded) | set(finished):
         keys = sorted(awarded.get(client_id, []), key=catalogue.badge_order)
@@ -159,11 +161,9 @@ def _rows_among(session: Session, query: Select[*tuple[Any, ...]], column: Any, 
     return iter(session.execute(query if ids is None else query.where(any_of(session, column, ids))))
 
 
-def _emails(session: Session, user_ids: Collection[int]) -> dict[int, str]:
-    return dict(_rows_among(session, select(User.id, User.email), User.id, sorted(set(user_ids))))
-
-
-def _award(session: Session, due: dict[int, list[str]], *, now: dt.datetime) -> dict[int, list[str]]:
+def _award(
+    session: Session, due: dict[int, list[str]], emails: dict[int, str], *, now: dt.datetime
+) -> dict[int, list[str]]:
     """Insert the badges not yet held; returns the newly awarded keys per client."""
     wanted = select(Badge.client_id, Badge.key).where(
         Badge.key.in_(sorted({key for keys in due.values() for key in keys}))
@@ -173,7 +173,6 @@ def _award(session: Session, due: dict[int, list[str]], *, now: dt.datetime) -> 
     awarded = {client_id: keys for client_id, keys in fresh.items() if keys}
     if not awarded:
         return {}
-    emails = _emails(session, awarded)
     # set-based: a catalogue change can award thousands at once; one INSERT for the badges, one for the audit
     pairs = [(client_id, key) for client_id, keys in awarded.items() for key in keys]
     session.execute(
@@ -188,14 +187,13 @@ def _award(session: Session, due: dict[int, list[str]], *, now: dt.datetime) -> 
 
 
 def _complete_enrolments(
-    session: Session, completed: dict[int, list[int]], catalogue: Catalogue, *, now: dt.datetime
+    session: Session, completed: dict[int, list[int]], catalogue: Catalogue, emails: dict[int, str], *, now: dt.datetime
 ) -> dict[int, list[str]]:
     """A completed pathway completes the client's enrolment in it, with the completion time."""
     if not completed:
         return {}
     pathway_ids = sorted({pathway_id for ids in completed.values() for pathway_id in ids})
     finished: dict[int, list[str]] = defaultdict(list)
-    emails = _emails(session, completed)
     open_enrolments = select(Enrolment).where(Enrolment.pathway_id.in_(pathway_ids), Enrolment.status != "completed")
     # read whole before the first change: the changes write (audit rows) on the same connection
     for (enrolment,) in list(_rows_among(session, open_enrolments, Enrolment.client_id, sorted(completed))):
