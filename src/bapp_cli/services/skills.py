@@ -266,15 +266,19 @@ def update_skill(
     return _changed(session, skill, changes, now, fundamentals=changes.get("is_fundamental") == [True, False])
 
 
+def _link_of(session: Session, skill: Skill, pathway: Pathway) -> SkillPathwayLink | None:
+    """The skill's link to the pathway (at most one: a skill sits at one tier per pathway)."""
+    by_pair = (SkillPathwayLink.skill_id == skill.id, SkillPathwayLink.pathway_id == pathway.id)
+    return session.scalars(select(SkillPathwayLink).where(*by_pair)).one_or_none()
+
+
 def link_skill(session: Session, slug: str, link: str, *, now: dt.datetime) -> SkillChange:
     """Link a skill to PATHWAY:TIER, or move it to that tier when it already sits in the pathway."""
     skill = get_skill(session, slug)
     if skill.archived:
         raise InvalidInput(f"skill: {skill.slug!r} is archived and takes no new links", code="skill_archived")
     pathway, tier = _resolve_link(session, link)
-    existing = session.scalars(
-        select(SkillPathwayLink).where(SkillPathwayLink.skill_id == skill.id, SkillPathwayLink.pathway_id == pathway.id)
-    ).one_or_none()
+    existing = _link_of(session, skill, pathway)
     changes: dict[str, Any] = {}
     if existing is None:
         session.add(SkillPathwayLink(skill_id=skill.id, pathway_id=pathway.id, tier=tier))
@@ -290,9 +294,7 @@ def unlink_skill(session: Session, slug: str, pathway: str, *, now: dt.datetime)
     """Remove a skill from a pathway; progress rows stay (they are the client's history)."""
     skill = get_skill(session, slug)
     target = get_pathway(session, pathway)
-    link = session.scalars(
-        select(SkillPathwayLink).where(SkillPathwayLink.skill_id == skill.id, SkillPathwayLink.pathway_id == target.id)
-    ).one_or_none()
+    link = _link_of(session, skill, target)
     if link is None:
         raise NotFound(f"skill {skill.slug!r} is not linked to pathway {target.slug!r}", code="link_not_found")
     session.delete(link)
