@@ -665,7 +665,7 @@ def clean_reason(reason: str | None) -> str | None:
 
 def change_booking_status(
     session: Session,
-    reference: str,
+    reference: str | Booking,
     command: str,
     *,
     now: dt.datetime,
@@ -674,8 +674,9 @@ def change_booking_status(
 ) -> StatusChange:
     """Apply `confirm`, `cancel`, `complete` or `no-show` (with `--paid` for confirm; complete and no-show
     only once the booking has started), or a payment's `mark-paid` or `refund` (unpaid → paid → refunded;
-    not_required stays)."""
-    booking = get_booking(session, reference, for_update=True)
+    not_required stays). `reference`: the booking's, or the booking itself when the caller has already read
+    it locked (FOR UPDATE), so it is not read twice."""
+    booking = reference if isinstance(reference, Booking) else get_booking(session, reference, for_update=True)
     if MOVES[command][0] == "status":
         wanted = {"status": status_move(booking, command, now=now)}
     else:
