@@ -3,8 +3,8 @@
 Anonymous visitors see bookable, non-secret session types that need no account; a client with an account
 sees every bookable, non-secret type. A pathway filter narrows only the *pathway* sessions to those linked
 to it (free and specialized ones stay). Order: category (free, pathway, specialized), display order,
-price, title. The whole listing is three queries whatever the catalogue size: the types, their pathway
-links, their builders' e-mails.
+price, title. The whole listing is three queries whatever the catalogue size: the types these filters
+leave, then `sessions list`'s read of the bookable ones and of their pathway links.
 """
 
 from __future__ import annotations
@@ -15,16 +15,12 @@ from typing import Any
 from sqlalchemy import exists, or_, select
 from sqlalchemy.orm import Session
 
+from bapp_cli.db.dbapi import Database
 from bapp_cli.db.models import SESSION_CATEGORIES, SessionType, SessionTypePathway
 from bapp_cli.services.pathways import get_pathway
 from bapp_cli.services.people import get_builder, get_client
-from bapp_cli.services.session_types import (
-    SESSION_COLUMNS,
-    bookable_clause,
-    category_order,
-    parse_category,
-    session_records,
-)
+from bapp_cli.services.plain_reads import list_session_types
+from bapp_cli.services.session_types import SESSION_COLUMNS, parse_category
 
 CATEGORY_TITLES = {
     "free": "Free Sessions",
@@ -60,7 +56,7 @@ def list_available_sessions(
 ) -> Availability:
     """Session types the client (or an anonymous visitor, when `client_email` is None) may book."""
     client = get_client(session, client_email)[0] if client_email is not None else None
-    query = select(SessionType).where(bookable_clause(), SessionType.is_secret.is_(False))
+    query = select(SessionType.id).where(SessionType.is_secret.is_(False))
     if client is None:
         query = query.where(SessionType.requires_auth.is_(False))
     if category is not None:
@@ -73,8 +69,5 @@ def list_available_sessions(
         query = query.where(or_(SessionType.category != "pathway", linked))
     if builder_email is not None:
         query = query.where(SessionType.builder_id == get_builder(session, builder_email)[0].id)
-    query = query.order_by(
-        category_order(), SessionType.display_order, SessionType.price, SessionType.title, SessionType.id
-    )
-    types = list(session.scalars(query))
-    return Availability(client.email if client is not None else None, session_records(session, types))
+    sessions = list_session_types(Database.of_session(session), ids=session.scalars(query))
+    return Availability(client.email if client is not None else None, sessions)

@@ -14,6 +14,7 @@ import json
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from bapp_cli.db.dbapi import Database
@@ -301,18 +302,14 @@ SESSION_COLUMNS = (
 )
 
 
-def bookable_sql(table: str) -> str:
-    """SQL for "bookable": locally enabled, active in Calendly (or local-only), not deleted there, still
-    listed. `session_types.is_bookable` is the same rule over a loaded row."""
-    return (
-        f"({table}.enabled AND ({table}.calendly_uri IS NULL OR {table}.remote_active) "
-        f"AND {table}.remote_deleted_at IS NULL AND {table}.present_in_last_sync)"
-    )
-
-
-BOOKABLE = bookable_sql("t")
+# "Bookable": locally enabled, active in Calendly (or local-only), not deleted there, still listed
+# (`session_types.is_bookable` is the same rule over a loaded row).
+BOOKABLE = (
+    "(t.enabled AND (t.calendly_uri IS NULL OR t.remote_active) AND t.remote_deleted_at IS NULL "
+    "AND t.present_in_last_sync)"
+)
 _FLAGS = ("requires_auth", "bookable", "enabled", "is_secret")  # SQLite hands booleans over as 0 and 1
-# the categories in the order clients see them (the domain's order, as session_types.category_order sorts)
+# the categories in the order clients see them (the domain's order)
 _CATEGORY_ORDER = (
     "CASE t.category "
     + " ".join(f"WHEN '{name}' THEN {index}" for index, name in enumerate(SESSION_CATEGORIES))
@@ -327,12 +324,16 @@ def list_session_types(
     category: str | None = None,
     pathway: str | None = None,
     builder: str | None = None,
+    ids: Iterable[int] | None = None,
     page: Page = ALL,
 ) -> list[dict[str, Any]]:
-    """The admin view as session records: bookable types (all with `include_all`), grouped by category then
-    display order; `page.search` looks in slug and title. Two queries: the types, then their pathways."""
+    """Session records: bookable types (all with `include_all`; only those of `ids` if given), grouped by
+    category then display order; `page.search` looks in slug and title. Two queries: the types, then their
+    pathways. The one way a session record is read: `sessions list`, `show`, `available`, the export."""
     where: list[str] = []
     parameters: dict[str, Any] = {}
+    if ids is not None:  # ids the caller read itself: integers, so written into the SQL
+        where.append(f"t.id IN ({', '.join(str(int(type_id)) for type_id in ids) or 'NULL'})")
     if page.searching:
         parameters["search"] = page.pattern
         where.append(f"({db.contains('t.slug', 'search')} OR {db.contains('t.title', 'search')})")
@@ -362,6 +363,7 @@ def list_session_types(
     for record in records.values():
         for name in _FLAGS:
             record[name] = bool(record[name])
+        record["price"] = Decimal(record["price"])  # as the ORM hands it over: `available` computes with it
         for name in ("duration_options", "custom_questions"):
             if isinstance(record[name], str):
                 record[name] = json.loads(record[name])
