@@ -128,11 +128,9 @@ class BookingCreated:
     existing: bool
 
     def as_record(self) -> dict[str, Any]:
-        return {
-            **self.booking.as_record(),
-            "account_created": self.account_created,
-            "enrolled": self.enrolled,
-            "existing": self.existing,
+        """The booking's record, then what its creation did (the rest of CREATED_COLUMNS, named as here)."""
+        return self.booking.as_record() | {
+            name: getattr(self, name) for name in CREATED_COLUMNS[len(BOOKING_COLUMNS) :]
         }
 
 
@@ -217,11 +215,9 @@ def _resolve_builder(
         return get_builder(session, email)
     if session_type.builder_id is None:
         return None, None
-    owner = session.get(User, session_type.builder_id)
-    profile = session.scalars(
-        select(BuilderProfile).where(BuilderProfile.user_id == session_type.builder_id)
-    ).one_or_none()
-    return owner, profile
+    owner = select(User, BuilderProfile).outerjoin(BuilderProfile, BuilderProfile.user_id == User.id)
+    found = session.execute(owner.where(User.id == session_type.builder_id)).one()
+    return found[0], found[1]
 
 
 def allowed_durations(session_type: SessionType) -> list[int]:
