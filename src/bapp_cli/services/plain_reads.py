@@ -325,13 +325,20 @@ def list_session_types(
     pathway: str | None = None,
     builder: str | None = None,
     ids: Iterable[int] | None = None,
+    available_to: str | None = None,
     page: Page = ALL,
 ) -> list[dict[str, Any]]:
     """Session records: bookable types (all with `include_all`; only those of `ids` if given), grouped by
     category then display order; `page.search` looks in slug and title. Two queries: the types, then their
-    pathways. The one way a session record is read: `sessions list`, `show`, `available`, the export."""
+    pathways. The one way a session record is read: `sessions list`, `show`, `available`, the export.
+
+    `available_to` "client" or "anonymous" (`sessions available`): only what a client with an account, or
+    a visitor without one, may book — no secret types, and for a visitor none that needs an account; there
+    `pathway` narrows only the pathway sessions to its own (free and specialized ones stay)."""
     where: list[str] = []
     parameters: dict[str, Any] = {}
+    if available_to is not None:
+        where.append("NOT t.is_secret" + (" AND NOT t.requires_auth" if available_to == "anonymous" else ""))
     if ids is not None:  # ids the caller read itself: integers, so written into the SQL
         where.append(f"t.id IN ({', '.join(str(int(type_id)) for type_id in ids) or 'NULL'})")
     if page.searching:
@@ -345,7 +352,8 @@ def list_session_types(
         where.append("t.category = :category")
         parameters["category"] = parse_category(category)
     if pathway is not None:
-        where.append("t.id IN (SELECT session_type_id FROM session_type_pathways WHERE pathway_id = :pathway)")
+        linked = "t.id IN (SELECT session_type_id FROM session_type_pathways WHERE pathway_id = :pathway)"
+        where.append(f"(t.category <> 'pathway' OR {linked})" if available_to else linked)
         parameters["pathway"] = pathway_id(db, pathway)
     if builder is not None:
         where.append("t.builder_id = :builder")
