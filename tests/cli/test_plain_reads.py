@@ -221,8 +221,22 @@ def test_database_not_ready_is_exit_5_and_a_bad_url_exit_4(bapp: Bapp, tmp_path:
 
 
 def test_sessions_list_writes_the_session_records(bapp: Bapp) -> None:
-    """Every format and filter of `sessions list` against the records the ORM builds (session_records)."""
-    from bapp_cli.services.session_types import session_records
+    """Every format and filter of `sessions list` against the records built here from the ORM's rows."""
+    from bapp_cli.db.models import SessionTypePathway
+    from bapp_cli.services.session_types import SESSION_COLUMNS, is_bookable
+
+    def orm_record(session: Session, item: SessionType) -> dict[str, object]:
+        linked = select(Pathway.slug).join(SessionTypePathway, SessionTypePathway.pathway_id == Pathway.id)
+        derived = {
+            "bookable": is_bookable(item),
+            "pathways": list(
+                session.scalars(
+                    linked.where(SessionTypePathway.session_type_id == item.id).order_by(Pathway.position, Pathway.slug)
+                )
+            ),
+            "builder": session.scalar(select(User.email).where(User.id == item.builder_id)),
+        }
+        return {name: derived[name] if name in derived else getattr(item, name) for name in SESSION_COLUMNS}
 
     _seed(bapp)
     for step in (
@@ -236,8 +250,7 @@ def test_sessions_list_writes_the_session_records(bapp: Bapp) -> None:
         assert result.exit_code == 0, (step, result.stderr)
     engine = make_engine(bapp.database_url)
     with Session(engine) as session:
-        types = list(session.scalars(select(SessionType)))
-        expected = {record["id"]: record for record in session_records(session, types)}
+        expected = {item.id: orm_record(session, item) for item in session.scalars(select(SessionType))}
     engine.dispose()
     listed = bapp("sessions", "list", "--all", "--format", "json").json()
     assert sorted(record["id"] for record in listed) == sorted(expected)

@@ -19,7 +19,7 @@ from bapp_cli.cli.options import (
     search_option,
 )
 from bapp_cli.cli.terminal import detail_table, listing_table
-from bapp_cli.cli.unit_of_work import reading
+from bapp_cli.cli.unit_of_work import changing, reading
 from bapp_cli.errors import UsageError
 
 if TYPE_CHECKING:
@@ -370,9 +370,7 @@ def _move(ctx: typer.Context, reference: str, verb: str, **options: Any) -> None
     """A status or payment move made in bapp alone, then shown."""
     from bapp_cli.services.booking import change_booking_status
 
-    app_state = state(ctx)
-    sink = app_state.output()
-    with app_state.transaction() as session:
+    with changing(ctx) as (sink, session):
         moved = change_booking_status(session, reference, verb, now=utc_now(), **options)
     _render_change(sink, moved)
 

@@ -3,8 +3,8 @@
 Anonymous visitors see bookable, non-secret session types that need no account; a client with an account
 sees every bookable, non-secret type. A pathway filter narrows only the *pathway* sessions to those linked
 to it (free and specialized ones stay). Order: category (free, pathway, specialized), display order,
-price, title. The whole listing is three queries whatever the catalogue size: the types, their pathway
-links, their builders' e-mails.
+price, title. The listing is `sessions list`'s read (plain_reads.list_session_types): two queries whatever
+the catalogue size, the types and their pathway links, after the lookups of the names it is given.
 """
 
 from __future__ import annotations
@@ -12,19 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import exists, or_, select
 from sqlalchemy.orm import Session
 
-from bapp_cli.db.models import SESSION_CATEGORIES, SessionType, SessionTypePathway
-from bapp_cli.services.pathways import get_pathway
-from bapp_cli.services.people import get_builder, get_client
-from bapp_cli.services.session_types import (
-    SESSION_COLUMNS,
-    bookable_clause,
-    category_order,
-    parse_category,
-    session_records,
-)
+from bapp_cli.db.dbapi import Database
+from bapp_cli.db.models import SESSION_CATEGORIES
+from bapp_cli.services.plain_reads import SESSION_COLUMNS, list_session_types, person
 
 CATEGORY_TITLES = {
     "free": "Free Sessions",
@@ -59,22 +51,9 @@ def list_available_sessions(
     builder_email: str | None = None,
 ) -> Availability:
     """Session types the client (or an anonymous visitor, when `client_email` is None) may book."""
-    client = get_client(session, client_email)[0] if client_email is not None else None
-    query = select(SessionType).where(bookable_clause(), SessionType.is_secret.is_(False))
-    if client is None:
-        query = query.where(SessionType.requires_auth.is_(False))
-    if category is not None:
-        query = query.where(SessionType.category == parse_category(category))
-    if pathway is not None:
-        pathway_id = get_pathway(session, pathway).id
-        linked = exists().where(
-            SessionTypePathway.session_type_id == SessionType.id, SessionTypePathway.pathway_id == pathway_id
-        )
-        query = query.where(or_(SessionType.category != "pathway", linked))
-    if builder_email is not None:
-        query = query.where(SessionType.builder_id == get_builder(session, builder_email)[0].id)
-    query = query.order_by(
-        category_order(), SessionType.display_order, SessionType.price, SessionType.title, SessionType.id
+    db = Database.of_session(session)
+    client = person(db, client_email, "client", "u.email")[0] if client_email is not None else None
+    sessions = list_session_types(
+        db, available_to="client" if client else "anonymous", category=category, pathway=pathway, builder=builder_email
     )
-    types = list(session.scalars(query))
-    return Availability(client.email if client is not None else None, session_records(session, types))
+    return Availability(client, sessions)

@@ -128,11 +128,9 @@ class BookingCreated:
     existing: bool
 
     def as_record(self) -> dict[str, Any]:
-        return {
-            **self.booking.as_record(),
-            "account_created": self.account_created,
-            "enrolled": self.enrolled,
-            "existing": self.existing,
+        """The booking's record, then what its creation did (the rest of CREATED_COLUMNS, named as here)."""
+        return self.booking.as_record() | {
+            name: getattr(self, name) for name in CREATED_COLUMNS[len(BOOKING_COLUMNS) :]
         }
 
 
@@ -217,11 +215,9 @@ def _resolve_builder(
         return get_builder(session, email)
     if session_type.builder_id is None:
         return None, None
-    owner = session.get(User, session_type.builder_id)
-    profile = session.scalars(
-        select(BuilderProfile).where(BuilderProfile.user_id == session_type.builder_id)
-    ).one_or_none()
-    return owner, profile
+    owner = select(User, BuilderProfile).outerjoin(BuilderProfile, BuilderProfile.user_id == User.id)
+    found = session.execute(owner.where(User.id == session_type.builder_id)).one()
+    return found[0], found[1]
 
 
 def allowed_durations(session_type: SessionType) -> list[int]:
@@ -620,39 +616,31 @@ def _allowed(name: str, current: str) -> list[str]:
     return [command for command, (field, moves) in MOVES.items() if field == name and current in moves]
 
 
-def _moved(booking: Booking, command: str, shown: str | None = None) -> tuple[str, str]:
+def status_move(booking: Booking, command: str, *, now: dt.datetime, shown: str | None = None) -> tuple[str, str]:
     """The field `command` moves and the value it takes it to, or the Conflict (exit 8) naming the moves
-    allowed from where the booking stands (`shown`: the command as the user typed it)."""
+    allowed from where the booking stands (`shown`: the command as the user typed it). Checked before
+    Calendly is asked to change a booking too, so Calendly never makes a move bapp refuses."""
     name, table = MOVES[command]
     current = getattr(booking, name)
-    if current in table:
-        return name, table[current]
-    allowed = _allowed(name, current)
-    if name == "status":
-        state, final = f"is {current}", f"{current} is final; no status change is allowed"
-    else:
-        state, final = f"payment is {current}", f"no payment change is allowed from {current}"
-    options = f"allowed: {', '.join(allowed)}" if allowed else final
-    raise Conflict(
-        f"booking {booking.reference} {state}; cannot {shown or command} ({options})", code="illegal_transition"
-    )
-
-
-def status_move(booking: Booking, command: str, *, now: dt.datetime) -> str:
-    """The status `command` takes the booking to, or the Conflict (exit 8) saying why it cannot; checked
-    before Calendly is asked to change a booking too, so Calendly never makes a move bapp refuses."""
-    if command not in MOVES or MOVES[command][0] != "status":
-        raise ValueError(f"unknown status command {command!r}")
-    _, target = _moved(booking, command)
+    if current not in table:
+        allowed = _allowed(name, current)
+        if name == "status":
+            state, final = f"is {current}", f"{current} is final; no status change is allowed"
+        else:
+            state, final = f"payment is {current}", f"no payment change is allowed from {current}"
+        options = f"allowed: {', '.join(allowed)}" if allowed else final
+        raise Conflict(
+            f"booking {booking.reference} {state}; cannot {shown or command} ({options})", code="illegal_transition"
+        )
     if command in AFTER_START and booking.start_time > now:
         allowed = [other for other in _allowed("status", booking.status) if other not in AFTER_START]
         raise Conflict(
             f"booking {booking.reference} starts at {instant_text(booking.start_time)}; "
-            f"it cannot be marked {target} before it has started",
+            f"it cannot be marked {table[current]} before it has started",
             hint="allowed now: " + ", ".join(allowed),
             code="illegal_transition",
         )
-    return target
+    return name, table[current]
 
 
 def clean_reason(reason: str | None) -> str | None:
@@ -665,7 +653,7 @@ def clean_reason(reason: str | None) -> str | None:
 
 def change_booking_status(
     session: Session,
-    reference: str,
+    reference: str | Booking,
     command: str,
     *,
     now: dt.datetime,
@@ -674,14 +662,12 @@ def change_booking_status(
 ) -> StatusChange:
     """Apply `confirm`, `cancel`, `complete` or `no-show` (with `--paid` for confirm; complete and no-show
     only once the booking has started), or a payment's `mark-paid` or `refund` (unpaid → paid → refunded;
-    not_required stays)."""
-    booking = get_booking(session, reference, for_update=True)
-    if MOVES[command][0] == "status":
-        wanted = {"status": status_move(booking, command, now=now)}
-    else:
-        wanted = dict([_moved(booking, command)])
+    not_required stays). `reference`: the booking's, or the booking itself when the caller has already read
+    it locked (FOR UPDATE), so it is not read twice."""
+    booking = reference if isinstance(reference, Booking) else get_booking(session, reference, for_update=True)
+    wanted = dict([status_move(booking, command, now=now)])
     if paid:
-        wanted.update([_moved(booking, "mark-paid", "confirm --paid")])
+        wanted.update([status_move(booking, "mark-paid", now=now, shown="confirm --paid")])
     cleaned_reason = clean_reason(reason)
     changes = apply_changes(booking, wanted)
     cancelled = wanted.get("status") == "cancelled"

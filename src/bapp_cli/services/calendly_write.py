@@ -639,7 +639,7 @@ def change_status(
         if remote and booking.status == _PUSHED_STATUS[command]:
             change = StatusChange(booking_view(session, booking.id), {})
         else:
-            change = change_booking_status(session, reference, command, now=now, reason=reason)
+            change = change_booking_status(session, booking, command, now=now, reason=reason)
         if remote and command == "no-show":
             # stamped so that the delivery of that same mark, or an older one, arriving later changes
             # nothing (see ``InviteeApplier.apply_no_show``)

@@ -58,20 +58,19 @@ def iter_clients(
     status: str | None = None,
     builder: str | None = None,
     page: Page = ALL,
+    with_id: bool = False,
 ) -> Iterator[dict[str, Any]]:
     """Client records (CLIENT_COLUMNS) by e-mail, streamed. `pathway`/`status` filter on enrolments; `builder`
     keeps the clients that builder coaches (enrolment) or has a booking with; `page.search` looks in e-mail,
-    name, company, industry.
+    name, company, industry. `with_id`: the user's id first (`export clients`).
 
     The filters are checked before the first row is read, so a bad one fails before any output.
     """
     # plain columns rather than ORM objects: a 300k-row listing spends its time writing rows, not building
     # and tracking entities it never changes
-    query = (
-        select(User.email, User.name, ClientProfile.company, ClientProfile.industry, ClientProfile.created_at)
-        .join(ClientProfile, ClientProfile.user_id == User.id)
-        .order_by(User.email)
-    )
+    columns = (User.email, User.name, ClientProfile.company, ClientProfile.industry, ClientProfile.created_at)
+    query = select(*((User.id,) if with_id else ()), *columns).join(ClientProfile, ClientProfile.user_id == User.id)
+    query = query.order_by(User.email)
     found = page.matching(User.email, User.name, ClientProfile.company, ClientProfile.industry)
     if found is not None:
         query = query.where(found)
@@ -88,7 +87,8 @@ def iter_clients(
         booked = exists().where(Booking.client_id == User.id, Booking.builder_id == builder_user.id)
         query = query.where(or_(coached, booked))
     rows = session.execute(page.window(query).execution_options(yield_per=BATCH_SIZE))
-    return (dict(zip(CLIENT_COLUMNS, row, strict=True)) for row in rows)
+    keys = ("id", *CLIENT_COLUMNS) if with_id else CLIENT_COLUMNS
+    return (dict(zip(keys, row, strict=True)) for row in rows)
 
 
 def _enrolment_record(

@@ -8,8 +8,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bapp_cli.db.audit import apply_changes, record_audit
-from bapp_cli.db.models import ENROLMENT_STATUSES, Enrolment, Pathway, User
+from bapp_cli.db.models import Enrolment, Pathway, User
 from bapp_cli.errors import InvalidInput
+from bapp_cli.services.plain_reads import check_status
 
 
 def find_enrolment(session: Session, client_id: int, pathway_id: int) -> Enrolment | None:
@@ -59,8 +60,7 @@ def enrol(
 
 def set_enrolment_status(session: Session, enrolment: Enrolment, status: str, *, now: dt.datetime, label: str) -> bool:
     """Move an enrolment to `status`; `completed` stamps the completion time. Returns whether it changed."""
-    if status not in ENROLMENT_STATUSES:
-        raise InvalidInput(f"status: {status!r} is not one of {', '.join(ENROLMENT_STATUSES)}", code="invalid_status")
+    status = check_status(status)  # the one wording of an unknown status (`clients list --status` too)
     changes = apply_changes(enrolment, {"status": status})
     if changes:
         enrolment.completed_at = now if status == "completed" else None

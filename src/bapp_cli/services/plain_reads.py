@@ -14,6 +14,7 @@ import json
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from bapp_cli.db.dbapi import Database
@@ -102,6 +103,29 @@ class BookingFilters:
     client_id: int | None = None  # a client the caller has already found, rather than `client_email`
 
 
+class _Where:
+    """A plain read's conditions (all must hold) with their `:name` parameters, then its page's window;
+    `searched`: the columns `page.search` looks in."""
+
+    def __init__(self, db: Database, page: Page, *searched: str) -> None:
+        self.db, self.page = db, page
+        self.conditions: list[str] = []
+        self.parameters: dict[str, Any] = {}
+        if page.searching:
+            found = " OR ".join(db.contains(column, "search") for column in searched)
+            self.add(f"({found})", search=page.pattern)
+
+    def add(self, condition: str, **values: Any) -> None:
+        self.conditions.append(condition)
+        self.parameters.update(values)
+
+    def rows(self, select: str, order: str) -> Iterator[tuple[Any, ...]]:
+        """The rows of `select` (the SELECT … FROM …) that meet the conditions, ordered by `order`, paged."""
+        condition = f" WHERE {' AND '.join(self.conditions)}" if self.conditions else ""
+        window = self.db.window(self.page.limit, self.page.offset, self.parameters)
+        return self.db.rows(f"{select}{condition} ORDER BY {order} {window}", self.parameters)
+
+
 def _booking_expressions(db: Database, *, cells: bool, safe: bool) -> dict[str, str]:
     """SQL for each booking record key: `cells` for CSV/TSV, where typed text is spreadsheet-safe if `safe`."""
     expressions = {}
@@ -153,48 +177,36 @@ def list_bookings(
     people, pathway and session they name looked up) before the first row is read. `columns`: the record
     keys, or also other booking columns (`calendly_state`). `now` is needed for `upcoming`. `cells`: as
     CSV/TSV cells (answers as JSON text), spreadsheet-safe unless `raw`."""
-    where: list[str] = []
-    parameters: dict[str, Any] = {}
-
-    def bound(column: str, value: Any, operator: str = "=") -> None:
-        name = f"p{len(parameters)}"
-        where.append(f"{column} {operator} :{name}")
-        parameters[name] = value
-
-    if page.searching:
-        parameters["search"] = page.pattern
-        found = [db.contains(column, "search") for column in ("b.reference", "t.title", "c.email", "c.name")]
-        where.append(f"({' OR '.join(found)})")
+    where = _Where(db, page, "b.reference", "t.title", "c.email", "c.name")
     if filters.booking_id is not None:
-        bound("b.id", filters.booking_id)
+        where.add("b.id = :booking", booking=filters.booking_id)
     if filters.client_id is not None:
-        bound("b.client_id", filters.client_id)
+        where.add("b.client_id = :client", client=filters.client_id)
     elif filters.client_email is not None:
-        bound("b.client_id", person_id(db, filters.client_email, "client"))
+        where.add("b.client_id = :client", client=person_id(db, filters.client_email, "client"))
     if filters.builder_email is not None:
-        bound("b.builder_id", person_id(db, filters.builder_email, "builder"))
+        where.add("b.builder_id = :builder", builder=person_id(db, filters.builder_email, "builder"))
     if filters.pathway is not None:
         if filters.pathway.strip().lower() == "none":
-            where.append("b.pathway_id IS NULL")
+            where.add("b.pathway_id IS NULL")
         else:
-            bound("b.pathway_id", pathway_id(db, filters.pathway))
+            where.add("b.pathway_id = :pathway", pathway=pathway_id(db, filters.pathway))
     if filters.status is not None:
-        bound("b.status", check_status(filters.status, BOOKING_STATUSES))
+        where.add("b.status = :status", status=check_status(filters.status, BOOKING_STATUSES))
     if filters.session is not None:
-        bound("b.session_type_id", session_type_id(db, filters.session))
+        where.add("b.session_type_id = :session", session=session_type_id(db, filters.session))
     if filters.upcoming and now is None:
         raise ValueError("upcoming bookings need `now`")  # a caller's bug
-    for operator, instant in ((">=", filters.start_from), ("<", filters.start_to), (">=", filters.upcoming and now)):
+    starts = (("start_from", ">=", filters.start_from), ("start_to", "<", filters.start_to))
+    for name, operator, instant in (*starts, ("now", ">=", filters.upcoming and now)):
         if instant:
-            bound("b.start_time", db.stored_instant(instant), operator)
+            where.add(f"b.start_time {operator} :{name}", **{name: db.stored_instant(instant)})
     if filters.upcoming:
-        where.append("b.status IN ('pending', 'confirmed')")
+        where.add("b.status IN ('pending', 'confirmed')")
     order = "b.start_time DESC, b.reference" if filters.newest_first else "b.start_time, b.reference"
     expressions = _booking_expressions(db, cells=cells, safe=cells and not raw)
     select = ", ".join(expressions.get(name, f"b.{name}") for name in columns)
-    condition = f" WHERE {' AND '.join(where)}" if where else ""
-    window = db.window(page.limit, page.offset, parameters)
-    rows = db.rows(f"SELECT {select}{_BOOKINGS_FROM}{condition} ORDER BY {order} {window}", parameters)
+    rows = where.rows(f"SELECT {select}{_BOOKINGS_FROM}", order)
     return Rows(tuple(columns), _with_answers(db, columns, rows, cells=cells))
 
 
@@ -301,18 +313,14 @@ SESSION_COLUMNS = (
 )
 
 
-def bookable_sql(table: str) -> str:
-    """SQL for "bookable": locally enabled, active in Calendly (or local-only), not deleted there, still
-    listed. `session_types.is_bookable` is the same rule over a loaded row."""
-    return (
-        f"({table}.enabled AND ({table}.calendly_uri IS NULL OR {table}.remote_active) "
-        f"AND {table}.remote_deleted_at IS NULL AND {table}.present_in_last_sync)"
-    )
-
-
-BOOKABLE = bookable_sql("t")
+# "Bookable": locally enabled, active in Calendly (or local-only), not deleted there, still listed
+# (`session_types.is_bookable` is the same rule over a loaded row).
+BOOKABLE = (
+    "(t.enabled AND (t.calendly_uri IS NULL OR t.remote_active) AND t.remote_deleted_at IS NULL "
+    "AND t.present_in_last_sync)"
+)
 _FLAGS = ("requires_auth", "bookable", "enabled", "is_secret")  # SQLite hands booleans over as 0 and 1
-# the categories in the order clients see them (the domain's order, as session_types.category_order sorts)
+# the categories in the order clients see them (the domain's order)
 _CATEGORY_ORDER = (
     "CASE t.category "
     + " ".join(f"WHEN '{name}' THEN {index}" for index, name in enumerate(SESSION_CATEGORIES))
@@ -327,41 +335,44 @@ def list_session_types(
     category: str | None = None,
     pathway: str | None = None,
     builder: str | None = None,
+    ids: Iterable[int] | None = None,
+    available_to: str | None = None,
     page: Page = ALL,
 ) -> list[dict[str, Any]]:
-    """The admin view as session records: bookable types (all with `include_all`), grouped by category then
-    display order; `page.search` looks in slug and title. Two queries: the types, then their pathways."""
-    where: list[str] = []
-    parameters: dict[str, Any] = {}
-    if page.searching:
-        parameters["search"] = page.pattern
-        where.append(f"({db.contains('t.slug', 'search')} OR {db.contains('t.title', 'search')})")
+    """Session records: bookable types (all with `include_all`; only those of `ids` if given), grouped by
+    category then display order; `page.search` looks in slug and title. Two queries: the types, then their
+    pathways. The one way a session record is read: `sessions list`, `show`, `available`, the export.
+
+    `available_to` "client" or "anonymous" (`sessions available`): only what a client with an account, or
+    a visitor without one, may book — no secret types, and for a visitor none that needs an account; there
+    `pathway` narrows only the pathway sessions to its own (free and specialized ones stay)."""
+    where = _Where(db, page, "t.slug", "t.title")
+    if available_to is not None:
+        where.add("NOT t.is_secret" + (" AND NOT t.requires_auth" if available_to == "anonymous" else ""))
+    if ids is not None:  # ids the caller read itself: integers, so written into the SQL
+        where.add(f"t.id IN ({', '.join(str(int(type_id)) for type_id in ids) or 'NULL'})")
     if not include_all:
-        where.append(BOOKABLE)
+        where.add(BOOKABLE)
     if category is not None:
         from bapp_cli.services.session_types import parse_category  # its message and rule; only with --category
 
-        where.append("t.category = :category")
-        parameters["category"] = parse_category(category)
+        where.add("t.category = :category", category=parse_category(category))
     if pathway is not None:
-        where.append("t.id IN (SELECT session_type_id FROM session_type_pathways WHERE pathway_id = :pathway)")
-        parameters["pathway"] = pathway_id(db, pathway)
+        linked = "t.id IN (SELECT session_type_id FROM session_type_pathways WHERE pathway_id = :pathway)"
+        where.add(f"(t.category <> 'pathway' OR {linked})" if available_to else linked, pathway=pathway_id(db, pathway))
     if builder is not None:
-        where.append("t.builder_id = :builder")
-        parameters["builder"] = person_id(db, builder, "builder")
+        where.add("t.builder_id = :builder", builder=person_id(db, builder, "builder"))
     expressions = {"bookable": BOOKABLE, "price": db.money("t.price"), "pathways": "NULL", "builder": "bu.email"}
     select = ", ".join(expressions.get(name, f"t.{name}") for name in SESSION_COLUMNS)
-    condition = f" WHERE {' AND '.join(where)}" if where else ""
-    window = db.window(page.limit, page.offset, parameters)
-    order = f"ORDER BY {_CATEGORY_ORDER}, t.display_order, t.price, t.title, t.id {window}"
-    rows = db.rows(
-        f"SELECT {select} FROM session_types t LEFT JOIN users bu ON bu.id = t.builder_id{condition} {order}",
-        parameters,
+    rows = where.rows(
+        f"SELECT {select} FROM session_types t LEFT JOIN users bu ON bu.id = t.builder_id",
+        f"{_CATEGORY_ORDER}, t.display_order, t.price, t.title, t.id",
     )
     records = {row[0]: dict(zip(SESSION_COLUMNS, row, strict=True)) for row in rows}  # by id, in order
     for record in records.values():
         for name in _FLAGS:
             record[name] = bool(record[name])
+        record["price"] = Decimal(record["price"])  # as the ORM hands it over: `available` computes with it
         for name in ("duration_options", "custom_questions"):
             if isinstance(record[name], str):
                 record[name] = json.loads(record[name])
@@ -511,16 +522,9 @@ def _client(db: Database, email: str) -> tuple[Any, ...]:
 
 
 def _badges(db: Database, client_id: int, catalogue: Catalogue, page: Page = ALL) -> list[dict[str, Any]]:
-    parameters: dict[str, Any] = {"client": client_id}
-    search = ""
-    if page.searching:
-        parameters["search"] = page.pattern
-        search = f" AND {db.contains('key', 'search')}"
-    rows = db.rows(
-        f"SELECT key, {db.instant('awarded_at')} FROM badges WHERE client_id = :client{search} "
-        f"ORDER BY awarded_at, id {db.window(page.limit, page.offset, parameters)}",
-        parameters,
-    )
+    where = _Where(db, page, "key")
+    where.add("client_id = :client", client=client_id)
+    rows = where.rows(f"SELECT key, {db.instant('awarded_at')} FROM badges", "awarded_at, id")
     ordered = sorted(
         ((instant_value(at), key) for key, at in rows), key=lambda row: (row[0], catalogue.badge_order(row[1]))
     )

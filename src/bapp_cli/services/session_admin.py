@@ -32,7 +32,6 @@ from bapp_cli.services.session_types import (
     parse_category,
     parse_currency,
     parse_price,
-    pathway_slugs_by_session,
     session_records,
     slugify,
 )
@@ -75,7 +74,7 @@ class SessionTypeChanges:
 
 def show_session_type(session: Session, identifier: str) -> dict[str, Any]:
     """The session record of one session type."""
-    return session_records(session, [get_session_type(session, identifier)])[0]
+    return session_records(session, [get_session_type(session, identifier).id])[0]
 
 
 def _linked_pathways(session: Session, slugs: Sequence[str] | None) -> list[Pathway]:
@@ -157,7 +156,7 @@ def update_session_type(
         if value is not None:
             wanted[name] = parsers.get(name, lambda given: given)(value)
 
-    current_links = pathway_slugs_by_session(session, [session_type.id]).get(session_type.id, [])
+    current_links = session_records(session, [session_type.id])[0]["pathways"]
     added = _linked_pathways(session, changes.pathways)
     kept = [] if changes.clear_pathways else list(current_links)
     new_links = kept + [pathway.slug for pathway in added if pathway.slug not in kept]

@@ -3,23 +3,16 @@
 from __future__ import annotations
 
 import re
-from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from sqlalchemy import TextClause, case, delete, insert, select, text
+from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
-from bapp_cli.db.models import SESSION_CATEGORIES, Pathway, SessionType, SessionTypePathway, User
+from bapp_cli.db.models import SESSION_CATEGORIES, SessionType, SessionTypePathway
 from bapp_cli.errors import InvalidInput
 from bapp_cli.services.plain_reads import SESSION_COLUMNS as SESSION_COLUMNS  # the record, defined once
-from bapp_cli.services.plain_reads import bookable_sql
-
-
-def bookable_clause() -> TextClause:
-    """Bookable, as a WHERE clause on the session_types table (the rule's SQL is written once, in plain_reads)."""
-    return text(bookable_sql(SessionType.__tablename__))
 
 
 def is_bookable(session_type: SessionType) -> bool:
@@ -41,20 +34,13 @@ def get_session_type(session: Session, identifier: str) -> SessionType:
     return found
 
 
-def pathway_slugs_by_session(session: Session, session_type_ids: Sequence[int]) -> dict[int, list[str]]:
-    """Linked pathway slugs per session type, in one query."""
-    linked: dict[int, list[str]] = defaultdict(list)
-    if not session_type_ids:
-        return linked
-    rows = session.execute(
-        select(SessionTypePathway.session_type_id, Pathway.slug)
-        .join(Pathway, Pathway.id == SessionTypePathway.pathway_id)
-        .where(SessionTypePathway.session_type_id.in_(list(session_type_ids)))
-        .order_by(Pathway.position, Pathway.slug)
-    )
-    for session_type_id, slug in rows:
-        linked[session_type_id].append(slug)
-    return linked
+def session_records(session: Session, ids: Iterable[int] | None = None) -> list[dict[str, Any]]:
+    """Session records (SESSION_COLUMNS) of every type, or of those of `ids`, in the order clients see them:
+    `sessions list`'s plain read (plain_reads.list_session_types) on the session's own transaction."""
+    from bapp_cli.db.dbapi import Database
+    from bapp_cli.services.plain_reads import list_session_types
+
+    return list_session_types(Database.of_session(session), include_all=True, ids=ids)
 
 
 def link_pathways(session: Session, session_type_id: int, pathway_ids: Sequence[int]) -> None:
@@ -67,34 +53,12 @@ def link_pathways(session: Session, session_type_id: int, pathway_ids: Sequence[
         )
 
 
-def session_records(session: Session, session_types: Sequence[SessionType]) -> list[dict[str, Any]]:
-    """Session records (keys in SESSION_COLUMNS order, the documented one) with two extra queries in all:
-    the linked pathways and the builders' e-mails."""
-    pathways = pathway_slugs_by_session(session, [item.id for item in session_types])
-    builder_ids = {item.builder_id for item in session_types if item.builder_id is not None}
-    emails: dict[int, str] = {}
-    if builder_ids:
-        emails = dict(session.execute(select(User.id, User.email).where(User.id.in_(builder_ids))).all())
-    records = []
-    for item in session_types:
-        derived = {"bookable": is_bookable(item), "pathways": pathways.get(item.id, []), "builder": None}
-        if item.builder_id is not None:
-            derived["builder"] = emails.get(item.builder_id)
-        records.append({name: derived[name] if name in derived else getattr(item, name) for name in SESSION_COLUMNS})
-    return records
-
-
 # -- curated-field values shared by sync classification and the admin commands --------------------
 
 # The order clients see: free first, then pathway, then specialized.
 CATEGORY_ORDER = SESSION_CATEGORIES
 MAX_PRICE = Decimal("99999999.99")  # Numeric(10, 2)
 CURRENCY_PATTERN = re.compile(r"^[A-Za-z]{3}$")
-
-
-def category_order() -> Any:
-    """free, pathway, specialized (the order clients see them in) as a sortable SQL expression."""
-    return case({name: index for index, name in enumerate(CATEGORY_ORDER)}, value=SessionType.category, else_=99)
 
 
 def default_requires_auth(category: str) -> bool:

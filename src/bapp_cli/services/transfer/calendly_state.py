@@ -17,7 +17,6 @@ A restore keeps ids; a merge into a database with data matches on the natural ke
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Annotated, Any, Literal, Required
 
@@ -83,13 +82,6 @@ _HAS_STATE = or_(
 )
 
 
-def _same(left: Any, right: Any) -> bool:
-    """Equal values; a naive instant (SQLite hands them back so) is read as UTC."""
-    if isinstance(left, dt.datetime) and isinstance(right, dt.datetime):
-        left, right = (value if value.tzinfo else value.replace(tzinfo=dt.UTC) for value in (left, right))
-    return bool(left == right)
-
-
 # -- calendly_bookings ------------------------------------------------------------------------------------
 
 assert CALENDLY_STATES == ("requested", "unknown", "booked", "failed")
@@ -131,7 +123,8 @@ class CalendlyBookingImporter(KindImporter):
             # Merging into a database that has its own state for this booking keeps it: that state is newer
             # than any backup of it (a stale `requested` must not make reconcile send it again).
             kept = not self.restore and has_state
-            if kept or all(_same(old, state[name]) for name, old in zip(WRITE_STATE_COLUMNS, current, strict=True)):
+            # (instants compare as instants: the database hands them back aware, as `self.instant` reads them)
+            if kept or all(old == state[name] for name, old in zip(WRITE_STATE_COLUMNS, current, strict=True)):
                 results.append(RowResult(row, outcome=UNCHANGED))
                 continue
             changes.append({"id": booking_id, **state})

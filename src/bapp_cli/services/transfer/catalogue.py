@@ -599,7 +599,8 @@ def _question(item: Mapping[str, Any], index: int) -> dict[str, Any]:
 def export_sessions(session: Session) -> Iterator[dict[str, Any]]:
     from bapp_cli.services.session_types import session_records
 
-    types = list(session.scalars(select(SessionType).order_by(SessionType.id)))
-    for session_type, record in zip(types, session_records(session, types), strict=True):
+    records = {record["id"]: record for record in session_records(session)}
+    for session_type in session.scalars(select(SessionType).order_by(SessionType.id)):
         # the session record, and what a backup needs beyond it to restore the Calendly-owned state exactly
+        record = records[session_type.id]
         yield {name: record[name] if name in record else getattr(session_type, name) for name in SESSION_EXPORT_COLUMNS}

@@ -73,10 +73,6 @@ class ClientRow(TypedDict, total=False):
     created_at: When | None
 
 
-# the export's columns are the schema's (`builders list` and `clients list` records with the id)
-CLIENT_EXPORT_COLUMNS = tuple(ClientRow.__annotations__)
-
-
 class BuilderImporter(RowImporter):
     kind = "builders"
     schema = BuilderRow
@@ -230,11 +226,7 @@ class ClientImporter(KindImporter):
 
 
 def export_clients(session: Session) -> Iterator[dict[str, Any]]:
-    query = (
-        select(User.id, User.email, User.name, ClientProfile.company, ClientProfile.industry, ClientProfile.created_at)
-        .join(ClientProfile, ClientProfile.user_id == User.id)
-        .order_by(User.email)
-        .execution_options(yield_per=2000)
-    )
-    for row in session.execute(query):
-        yield dict(zip(CLIENT_EXPORT_COLUMNS, row, strict=True))
+    """`clients list`'s records with their ids: the schema's columns, in its order."""
+    from bapp_cli.services.clients import iter_clients
+
+    return iter_clients(session, with_id=True)
