@@ -129,9 +129,8 @@ def root(
     141 stdout closed by its reader.
     """
     app_state = ctx.ensure_object(AppState)
-    app_state.database_url_flag = database_url
     app_state.config_flag = config
-    app_state.timezone_flag = timezone
+    app_state.setting_flags = {"database_url": database_url, "timezone": timezone}
     app_state.quiet = quiet
     app_state.verbose = verbose
     app_state.debug = debug  # BAPP_DEBUG comes with the settings (AppState.wants_traceback)

@@ -31,9 +31,8 @@ if TYPE_CHECKING:
 
 @dataclass
 class AppState:
-    database_url_flag: str | None = None
     config_flag: str | None = None
-    timezone_flag: str | None = None
+    setting_flags: dict[str, str | None] = field(default_factory=dict)  # --database-url and --timezone
     quiet: bool = False
     verbose: int = 0
     debug: bool = False
@@ -59,9 +58,7 @@ class AppState:
         """Every setting as resolved, valid or not (for `config show`, which must show the bad one)."""
         if self._settings is None:
             self._settings = resolve_settings(
-                config_path=self.config_flag,
-                flags={"database_url": self.database_url_flag, "timezone": self.timezone_flag},
-                require_named_file=True,
+                config_path=self.config_flag, flags=self.setting_flags, require_named_file=True
             )
             self._remember_secrets(self._settings)
             if self._settings.secrets_exposed():  # said once: the settings are resolved once
@@ -77,12 +74,9 @@ class AppState:
         the flags and the environment alone; None only if even those cannot be resolved."""
         if self._settings is not None:
             return self._settings
-        flags = {"database_url": self.database_url_flag, "timezone": self.timezone_flag}
         for read_file in (True, False):
-            try:
-                return resolve_settings(config_path=self.config_flag, flags=flags, read_file=read_file)
-            except BappError:
-                continue
+            with contextlib.suppress(BappError):
+                return resolve_settings(config_path=self.config_flag, flags=self.setting_flags, read_file=read_file)
         return None
 
     def wants_traceback(self) -> bool:
@@ -168,17 +162,15 @@ class AppState:
                 ensure_at_head(self._engine)
         return self._engine
 
-    def transaction(self, *, dry_run: bool = False) -> contextlib.AbstractContextManager[Session]:
-        """The one write transaction of a mutating command (rolled back with --dry-run)."""
+    def transaction(self, *, dry_run: bool = False, write: bool = True) -> contextlib.AbstractContextManager[Session]:
+        """The one write transaction of a mutating command (rolled back with --dry-run), or with `write=False` a
+        read-only one (always rolled back)."""
         from bapp_cli.db.engine import unit_of_work
 
-        return unit_of_work(self.engine(), write=True, dry_run=dry_run, actor=self.actor, command=self.command_path)
+        return unit_of_work(self.engine(), write=write, dry_run=dry_run, actor=self.actor, command=self.command_path)
 
     def reading(self) -> contextlib.AbstractContextManager[Session]:
-        """A read-only transaction (always rolled back)."""
-        from bapp_cli.db.engine import unit_of_work
-
-        return unit_of_work(self.engine(), write=False, actor=self.actor, command=self.command_path)
+        return self.transaction(write=False)
 
     def plain_reading(self) -> contextlib.closing[Database]:
         """A read on a plain DB-API connection, without SQLAlchemy (`services.plain_reads`), at head."""
