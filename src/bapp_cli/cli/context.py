@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from bapp_cli.cli.output import FORMATS, OutputSink, is_terminal
-from bapp_cli.config import Settings, config_file_path, resolve_settings
+from bapp_cli.cli.output import OutputSink, is_terminal
+from bapp_cli.config import OUTPUT_FORMATS, Settings, config_file_path, resolve_settings
 from bapp_cli.errors import BappError, UsageError
 
 if TYPE_CHECKING:
@@ -135,8 +135,8 @@ class AppState:
         zone = "UTC" if "timezone" in bad else settings.timezone
         chosen = str("json" if as_json else fmt or configured or ("table" if is_terminal(sys.stdout) else "tsv"))
         chosen = chosen.lower()
-        if chosen not in FORMATS:
-            raise UsageError(f"unknown format {chosen!r}", hint="choose one of: " + ", ".join(FORMATS))
+        if chosen not in OUTPUT_FORMATS:
+            raise UsageError(f"unknown format {chosen!r}", hint="choose one of: " + ", ".join(OUTPUT_FORMATS))
         self._sink = OutputSink(chosen, quiet=self.quiet, verbose=self.verbose, no_color=self.no_color, timezone=zone)
         return self._sink
 

@@ -21,9 +21,7 @@ from dataclasses import KW_ONLY, dataclass, field
 from typing import IO, Any
 
 from bapp_cli.cli.terminal import columns_from_environment, json_for_terminal, make_console, visible
-from bapp_cli.config import OUTPUT_FORMATS
 
-FORMATS = OUTPUT_FORMATS
 KEY_HEADERS = frozenset({"email", "client", "status", "amount", "reference"})
 
 
@@ -149,13 +147,11 @@ class OutputSink:
             written = True
         write(closing if written else empty)
 
-    def text_rows(
-        self, columns: Sequence[str], rows: Iterable[Sequence[Any]], *, table: TableRenderer | None = None
-    ) -> None:
+    def text_rows(self, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
         """A listing whose cells the database already wrote as text (`services.plain_reads`, spreadsheet-safe
         for CSV/TSV): csv.writer takes the cursor's rows as they come; other formats get them as records."""
         if self.format not in ("csv", "tsv"):
-            self.records((dict(zip(columns, row, strict=True)) for row in rows), columns, table=table)
+            self.records((dict(zip(columns, row, strict=True)) for row in rows), columns)
             return
         if is_terminal(self.stdout):  # a person reads it: data is shown, never obeyed
             rows = ([visible(str(cell)) if cell is not None else cell for cell in row] for row in rows)
