@@ -83,16 +83,15 @@ class OutputSink:
             from bapp_cli.cli.terminal import listing_table
 
             shown = [(headers or {}).get(column, column.replace("_", " ")) for column in columns]
-            grid, empty = listing_table(title, shown), True
+            grid = listing_table(title, shown)
             for row in rows:
                 grid.add_row(*(self.display_value(row.get(column)) for column in columns))
-                empty = False
             # the first column names the row; e-mails and statuses are what a row is found and judged by
             keys = [shown[0], *(name for name in shown if name in KEY_HEADERS)] if shown else []
             drop_order = [name for name in reversed(shown) if name not in keys]
             fit_to_terminal(grid, self.console, keys=keys, drop_order=drop_order)
             self.console.print(grid)
-            if empty:
+            if not grid.row_count:
                 self.console.print("(no rows)", style="dim")
         elif self.format in ("json", "jsonl"):
             self._json(rows, "array" if self.format == "json" else "lines")
