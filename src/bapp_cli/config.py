@@ -302,6 +302,18 @@ class Settings(NamedTuple):
         except OSError:
             return False
 
+    def secret_values(self) -> set[str]:
+        """The secrets these settings hold — SECRET_KEYS' values, the database password as written and decoded
+        — which every error text is scrubbed of (R6)."""
+        from urllib.parse import unquote, urlsplit
+
+        found = {str(value) for key in SECRET_KEYS if (value := self.get(key))}
+        try:
+            password = urlsplit(self.database_url).password
+        except ValueError:
+            password = None
+        return found | {password, unquote(password)} if password else found
+
     def _environment_value(self, key: str) -> Any:
         value = self.get(key)
         return parse_environment_setting(key, value) if isinstance(value, str) else value

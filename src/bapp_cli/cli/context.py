@@ -60,7 +60,7 @@ class AppState:
             self._settings = resolve_settings(
                 config_path=self.config_flag, flags=self.setting_flags, require_named_file=True
             )
-            self._remember_secrets(self._settings)
+            self.secrets |= self._settings.secret_values()
             if self._settings.secrets_exposed():  # said once: the settings are resolved once
                 self.messages.warning(
                     f"config file {self._settings.config_path} holds a secret and others can read it; "
@@ -93,21 +93,6 @@ class AppState:
     def config_path(self) -> Path:
         """The config file to create or edit (it need not exist yet)."""
         return config_file_path(self.config_flag)[0]
-
-    def _remember_secrets(self, settings: Settings) -> None:
-        """Values that must be scrubbed from any error text (R6)."""
-        from urllib.parse import unquote, urlsplit
-
-        for key in ("calendly.token", "calendly.webhook_signing_key"):
-            value = settings.get(key)
-            if value:
-                self.secrets.add(str(value))
-        try:
-            password = urlsplit(settings.database_url).password
-        except ValueError:
-            password = None
-        if password:
-            self.secrets.update({password, unquote(password)})
 
     def scrub(self, text: str) -> str:
         """`text` with every known secret replaced by **** (R6)."""
