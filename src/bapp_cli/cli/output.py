@@ -181,26 +181,27 @@ class OutputSink:
     # -- messages (stderr) ----------------------------------------------------------------------
     def info(self, message: str) -> None:
         """Progress and confirmations for a person: silent in cron (stderr not a terminal) and --quiet."""
-        if not self.quiet and (self.verbose or self.stderr_is_terminal):
-            self.stderr.write(visible(message) + "\n")
+        self._say(message, shown=bool(self.verbose) or self.stderr_is_terminal)
 
     def detail(self, message: str) -> None:
         """Printed with --verbose (or when explicitly asked, e.g. --dry-run change lines)."""
-        if not self.quiet and self.verbose:
-            self.stderr.write(visible(message) + "\n")
+        self._say(message, shown=bool(self.verbose))
 
     def notice(self, message: str) -> None:
         """Always shown unless --quiet: something the user asked to see (a dry-run plan)."""
-        if not self.quiet:
+        self._say(message)
+
+    def warning(self, message: str) -> None:
+        self._say(f"Warning: {message}")
+
+    def _say(self, message: str, *, shown: bool = True) -> None:
+        """One line on stderr, control characters made visible; nothing at all with --quiet."""
+        if shown and not self.quiet:
             self.stderr.write(visible(message) + "\n")
 
     def progress(self) -> Progress:
         """A progress line for a person watching: on stderr when it is a terminal (and not --quiet), else silent."""
         return Progress(self.stderr if self.stderr_is_terminal and not self.quiet else None)
-
-    def warning(self, message: str) -> None:
-        if not self.quiet:
-            self.stderr.write(f"Warning: {visible(message)}\n")
 
 
 def write_delimited(stream: IO[str], fmt: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
