@@ -108,8 +108,7 @@ def import_command(
         source_name=path,
     )
     with contextlib.ExitStack() as stack:
-        stream = stack.enter_context(open_input(path))
-        source = Source(data_format, stream, raw=raw)
+        source = Source(data_format, stack.enter_context(open_input(path)), raw=raw)
         rejected_to: RejectsWriter | None = None
         rejects_file: OutputFile | None = None
         if rejects is not None:

@@ -20,10 +20,8 @@ if TYPE_CHECKING:
     from bapp_cli.cli.output import OutputSink
 
 
-@contextlib.contextmanager
-def reading(ctx: typer.Context) -> Iterator[tuple[OutputSink, Session]]:
-    with changing(ctx, write=False) as (sink, session):
-        yield sink, session
+def reading(ctx: typer.Context) -> contextlib.AbstractContextManager[tuple[OutputSink, Session]]:
+    return changing(ctx, write=False)
 
 
 @contextlib.contextmanager
