@@ -171,9 +171,9 @@ LIMIT = 500
 QUERIES = {
     "client": "SELECT u.email FROM users u JOIN client_profiles c ON c.user_id = u.id ORDER BY u.email",
     "builder": "SELECT u.email FROM users u JOIN builder_profiles b ON b.user_id = u.id ORDER BY u.email",
-    "pathway": "SELECT slug FROM pathways WHERE archived = false ORDER BY position, slug",
+    "pathway": "SELECT slug FROM pathways WHERE NOT archived ORDER BY position, slug",
     "session": "SELECT slug FROM session_types WHERE slug IS NOT NULL GROUP BY slug ORDER BY slug",
-    "skill": "SELECT slug FROM skills WHERE archived = false ORDER BY slug",
+    "skill": "SELECT slug FROM skills WHERE NOT archived ORDER BY slug",
     "booking": "SELECT reference FROM bookings ORDER BY start_time DESC",
 }
 STATIC = {"format": ("table", "json", "jsonl", "csv", "tsv"), "category": ("free", "pathway", "specialized")}
