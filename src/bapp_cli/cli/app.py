@@ -140,8 +140,8 @@ def root(
 
         logging.basicConfig(level=logging.DEBUG, stream=sys.stderr)
         # header values are logged by some libraries at debug level; never let the token through
-        logging.getLogger("httpcore").setLevel(logging.INFO)
-        logging.getLogger("httpx").setLevel(logging.INFO)
+        for chatty in ("httpcore", "httpx"):
+            logging.getLogger(chatty).setLevel(logging.INFO)
 
 
 def _wants_json_errors(argv: list[str], app_state: AppState) -> bool:
