@@ -302,6 +302,18 @@ class Settings(NamedTuple):
         except OSError:
             return False
 
+    def secret_values(self) -> set[str]:
+        """The secrets these settings hold — SECRET_KEYS' values, the database password as written and decoded
+        — which every error text is scrubbed of (R6)."""
+        from urllib.parse import unquote, urlsplit
+
+        found = {str(value) for key in SECRET_KEYS if (value := self.get(key))}
+        try:
+            password = urlsplit(self.database_url).password
+        except ValueError:
+            password = None
+        return found | {password, unquote(password)} if password else found
+
     def _environment_value(self, key: str) -> Any:
         value = self.get(key)
         return parse_environment_setting(key, value) if isinstance(value, str) else value
@@ -559,17 +571,27 @@ def set_config_value(path: Path, key: str, value: str) -> None:
             f"{key} is a secret and is not taken on the command line",
             hint="set CALENDLY_API_KEY / CALENDLY_WEBHOOK_SIGNING_KEY, or `bapp config set calendly.token_file PATH`",
         )
-    try:
-        check_setting(key, value)
-    except ConfigError as error:  # on the command line a bad value is bad input, whatever the key
-        raise InvalidInput(error.message, hint=error.hint, code=error.code) from None
+    check_given_setting(key, value)
     data = load_config_file(path)
-    node = data
-    parts = key.split(".")
-    for part in parts[:-1]:
-        node = node.setdefault(part, {})
-    node[parts[-1]] = value
+    put_setting(data, key, value)
     write_config_file(path, data)
+
+
+def check_given_setting(key: str, value: str) -> Any:
+    """`check_setting` for a value given on the command line, where a bad one is bad input (exit 6) whatever
+    the key (a database URL's ConfigError included)."""
+    try:
+        return check_setting(key, value)
+    except ConfigError as error:
+        raise InvalidInput(error.message, hint=error.hint, code=error.code) from None
+
+
+def put_setting(data: dict[str, Any], key: str, value: Any) -> None:
+    """Set the dotted `key` (`calendly.token_file`) in the config file's `data`, making its tables."""
+    *tables, name = key.split(".")
+    for table in tables:
+        data = data.setdefault(table, {})
+    data[name] = value
 
 
 def write_secret_file(path: Path, secret: str) -> None:

@@ -129,9 +129,8 @@ def root(
     141 stdout closed by its reader.
     """
     app_state = ctx.ensure_object(AppState)
-    app_state.database_url_flag = database_url
     app_state.config_flag = config
-    app_state.timezone_flag = timezone
+    app_state.setting_flags = {"database_url": database_url, "timezone": timezone}
     app_state.quiet = quiet
     app_state.verbose = verbose
     app_state.debug = debug  # BAPP_DEBUG comes with the settings (AppState.wants_traceback)
@@ -141,8 +140,8 @@ def root(
 
         logging.basicConfig(level=logging.DEBUG, stream=sys.stderr)
         # header values are logged by some libraries at debug level; never let the token through
-        logging.getLogger("httpcore").setLevel(logging.INFO)
-        logging.getLogger("httpx").setLevel(logging.INFO)
+        for chatty in ("httpcore", "httpx"):
+            logging.getLogger(chatty).setLevel(logging.INFO)
 
 
 def _wants_json_errors(argv: list[str], app_state: AppState) -> bool:
@@ -277,27 +276,22 @@ def _option_placement(root: Any, context: Any, option: str, argv: list[str]) -> 
     """
     name = option.split("=", 1)[0]
     words, target = _command_words(root, context, argv, name)
-    global_param = _param_named(root, name)
-    if context.parent is not None and global_param is not None:
-        example = f"bapp {name}{_value_placeholder(global_param)} {' '.join(words)}"
-        return f"{name} is a global option: put it before the command, e.g. `{example}`"
-    param = _param_named(target, name) if target is not context.command else None
-    if param is None:
+    written = _written(root, name)
+    if context.parent is not None and written is not None:
+        return f"{name} is a global option: put it before the command, e.g. `bapp {written} {' '.join(words)}`"
+    written = _written(target, name) if target is not context.command else None
+    if written is None:
         return None
-    command_line, value = " ".join(["bapp", *words]), _value_placeholder(param)
-    return f"{name} is an option of `{command_line}`: put it after the command, e.g. `{command_line} {name}{value}`"
+    command_line = " ".join(["bapp", *words])
+    return f"{name} is an option of `{command_line}`: put it after the command, e.g. `{command_line} {written}`"
 
 
-def _param_named(command: Any, name: str) -> Any:
+def _written(command: Any, name: str) -> str | None:
+    """`name` as an example writes it for `command` (`--json`, `--format …`); None if `command` has no such option."""
     for param in getattr(command, "params", []):
         if name in (*param.opts, *param.secondary_opts):
-            return param
+            return name if getattr(param, "is_flag", False) or getattr(param, "count", False) else f"{name} …"
     return None
-
-
-def _value_placeholder(param: Any) -> str:
-    """What follows the option in an example: nothing for a flag, ` …` for an option that takes a value."""
-    return "" if getattr(param, "is_flag", False) or getattr(param, "count", False) else " …"
 
 
 def _command_words(root: Any, context: Any, argv: list[str], option: str) -> tuple[list[str], Any]:

@@ -171,9 +171,9 @@ LIMIT = 500
 QUERIES = {
     "client": "SELECT u.email FROM users u JOIN client_profiles c ON c.user_id = u.id ORDER BY u.email",
     "builder": "SELECT u.email FROM users u JOIN builder_profiles b ON b.user_id = u.id ORDER BY u.email",
-    "pathway": "SELECT slug FROM pathways WHERE archived = {false} ORDER BY position, slug",
+    "pathway": "SELECT slug FROM pathways WHERE NOT archived ORDER BY position, slug",
     "session": "SELECT slug FROM session_types WHERE slug IS NOT NULL GROUP BY slug ORDER BY slug",
-    "skill": "SELECT slug FROM skills WHERE archived = {false} ORDER BY slug",
+    "skill": "SELECT slug FROM skills WHERE NOT archived ORDER BY slug",
     "booking": "SELECT reference FROM bookings ORDER BY start_time DESC",
 }
 STATIC = {"format": ("table", "json", "jsonl", "csv", "tsv"), "category": ("free", "pathway", "specialized")}
@@ -199,19 +199,17 @@ def value_kind(command_path: Sequence[str], param_name: str) -> str | None:
 
 def database_url_from(args: Sequence[str]) -> str | None:
     """The database URL the command line being completed would use."""
+    given: dict[str, str] = {}  # the last of each, as Click takes it
     for index, arg in enumerate(args):
-        if arg == "--database-url" and index + 1 < len(args):
-            return args[index + 1]
-        if arg.startswith("--database-url="):
-            return arg.split("=", 1)[1]
+        name, equals, value = arg.partition("=")
+        if name in ("--database-url", "--config") and (equals or index + 1 < len(args)):
+            given[name] = value if equals else args[index + 1]
+    if "--database-url" in given:
+        return given["--database-url"]
     try:
         from bapp_cli.config import resolve_settings
 
-        config_path = None
-        for index, arg in enumerate(args):
-            if arg == "--config" and index + 1 < len(args):
-                config_path = args[index + 1]
-        return resolve_settings(config_path=config_path, flags={}).database_url
+        return resolve_settings(config_path=given.get("--config"), flags={}).database_url
     except Exception:  # completion never fails: a broken config just means no values
         return None
 
@@ -224,7 +222,7 @@ def values_for(kind: str, incomplete: str, args: Sequence[str]) -> list[str]:
     if query is None or not url:
         return []
     try:
-        rows = _fetch(url, query)
+        rows = _fetch(url, f"{query} LIMIT {LIMIT * 4}")
     except Exception:  # a missing, locked or unmigrated database offers nothing
         return []
     lowered = incomplete.lower()
@@ -232,22 +230,19 @@ def values_for(kind: str, incomplete: str, args: Sequence[str]) -> list[str]:
 
 
 def _fetch(url: str, query: str) -> list[str]:
-    if url.startswith("sqlite:///"):
+    """The first column of `query`: SQLite opened read-only, waiting half a second at most for a lock."""
+    from bapp_cli.db.dbapi import Database, connect_postgresql, sqlite_file
+
+    if url.startswith("postgres"):
+        database = connect_postgresql(url, connect_timeout=2)
+    else:
+        path = sqlite_file(url)
+        if path is None or not path.exists():
+            return []
         import sqlite3
 
-        path = url[len("sqlite:///") :].split("?", 1)[0]
-        if not path or not os.path.exists(path):
-            return []
-        connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=0.5)
-        try:
-            return [row[0] for row in connection.execute(query.format(false="0") + f" LIMIT {LIMIT * 4}")]
-        finally:
-            connection.close()
-    if url.startswith(("postgresql", "postgres")):
-        import psycopg
-
-        plain = "postgresql://" + url.split("://", 1)[1]
-        with psycopg.connect(plain, connect_timeout=2) as server:
-            cursor = server.execute(query.format(false="false") + f" LIMIT {LIMIT * 4}")
-            return [str(row[0]) for row in cursor.fetchall()]
-    return []
+        database = Database(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=0.5), "sqlite")
+    try:
+        return [str(row[0]) for row in database.rows(query)]
+    finally:
+        database.close()

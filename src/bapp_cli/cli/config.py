@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -29,23 +29,18 @@ def init(
       bapp config init --timezone Europe/London --calendly-token-file ~/.calendly-token
       bapp --config ./bapp.toml config init --database-url sqlite:///./bapp.db
     """
-    from bapp_cli.config import check_setting, write_config_file
-    from bapp_cli.errors import ConfigError, Conflict, InvalidInput
+    from bapp_cli.config import check_given_setting, put_setting, write_config_file
+    from bapp_cli.errors import Conflict
 
     app_state = state(ctx)
     path = app_state.config_path
     if path.exists() and not force:
         raise Conflict(f"config file {path} already exists", hint="pass --force to overwrite it")
-    data: dict[str, object] = {}
-    try:
-        if database_url:
-            data["database_url"] = check_setting("database_url", database_url)
-        if timezone:
-            data["timezone"] = check_setting("timezone", timezone)
-        if calendly_token_file:
-            data["calendly"] = {"token_file": check_setting("calendly.token_file", calendly_token_file)}
-    except ConfigError as error:  # a value on the command line is input: exit 6, like every other key
-        raise InvalidInput(error.message, hint=error.hint, code=error.code) from None
+    data: dict[str, Any] = {}
+    given = {"database_url": database_url, "timezone": timezone, "calendly.token_file": calendly_token_file}
+    for key, value in given.items():
+        if value:
+            put_setting(data, key, check_given_setting(key, value))
     write_config_file(path, data)
     app_state.messages.info(f"Wrote {path}")
 

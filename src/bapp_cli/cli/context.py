@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from bapp_cli.cli.output import FORMATS, OutputSink, is_terminal
-from bapp_cli.config import Settings, config_file_path, resolve_settings
+from bapp_cli.cli.output import OutputSink, is_terminal
+from bapp_cli.config import OUTPUT_FORMATS, Settings, config_file_path, resolve_settings
 from bapp_cli.errors import BappError, UsageError
 
 if TYPE_CHECKING:
@@ -31,9 +31,8 @@ if TYPE_CHECKING:
 
 @dataclass
 class AppState:
-    database_url_flag: str | None = None
     config_flag: str | None = None
-    timezone_flag: str | None = None
+    setting_flags: dict[str, str | None] = field(default_factory=dict)  # --database-url and --timezone
     quiet: bool = False
     verbose: int = 0
     debug: bool = False
@@ -59,11 +58,9 @@ class AppState:
         """Every setting as resolved, valid or not (for `config show`, which must show the bad one)."""
         if self._settings is None:
             self._settings = resolve_settings(
-                config_path=self.config_flag,
-                flags={"database_url": self.database_url_flag, "timezone": self.timezone_flag},
-                require_named_file=True,
+                config_path=self.config_flag, flags=self.setting_flags, require_named_file=True
             )
-            self._remember_secrets(self._settings)
+            self.secrets |= self._settings.secret_values()
             if self._settings.secrets_exposed():  # said once: the settings are resolved once
                 self.messages.warning(
                     f"config file {self._settings.config_path} holds a secret and others can read it; "
@@ -77,12 +74,9 @@ class AppState:
         the flags and the environment alone; None only if even those cannot be resolved."""
         if self._settings is not None:
             return self._settings
-        flags = {"database_url": self.database_url_flag, "timezone": self.timezone_flag}
         for read_file in (True, False):
-            try:
-                return resolve_settings(config_path=self.config_flag, flags=flags, read_file=read_file)
-            except BappError:
-                continue
+            with contextlib.suppress(BappError):
+                return resolve_settings(config_path=self.config_flag, flags=self.setting_flags, read_file=read_file)
         return None
 
     def wants_traceback(self) -> bool:
@@ -99,21 +93,6 @@ class AppState:
     def config_path(self) -> Path:
         """The config file to create or edit (it need not exist yet)."""
         return config_file_path(self.config_flag)[0]
-
-    def _remember_secrets(self, settings: Settings) -> None:
-        """Values that must be scrubbed from any error text (R6)."""
-        from urllib.parse import unquote, urlsplit
-
-        for key in ("calendly.token", "calendly.webhook_signing_key"):
-            value = settings.get(key)
-            if value:
-                self.secrets.add(str(value))
-        try:
-            password = urlsplit(settings.database_url).password
-        except ValueError:
-            password = None
-        if password:
-            self.secrets.update({password, unquote(password)})
 
     def scrub(self, text: str) -> str:
         """`text` with every known secret replaced by **** (R6)."""
@@ -141,8 +120,8 @@ class AppState:
         zone = "UTC" if "timezone" in bad else settings.timezone
         chosen = str("json" if as_json else fmt or configured or ("table" if is_terminal(sys.stdout) else "tsv"))
         chosen = chosen.lower()
-        if chosen not in FORMATS:
-            raise UsageError(f"unknown format {chosen!r}", hint="choose one of: " + ", ".join(FORMATS))
+        if chosen not in OUTPUT_FORMATS:
+            raise UsageError(f"unknown format {chosen!r}", hint="choose one of: " + ", ".join(OUTPUT_FORMATS))
         self._sink = OutputSink(chosen, quiet=self.quiet, verbose=self.verbose, no_color=self.no_color, timezone=zone)
         return self._sink
 
@@ -168,17 +147,15 @@ class AppState:
                 ensure_at_head(self._engine)
         return self._engine
 
-    def transaction(self, *, dry_run: bool = False) -> contextlib.AbstractContextManager[Session]:
-        """The one write transaction of a mutating command (rolled back with --dry-run)."""
+    def transaction(self, *, dry_run: bool = False, write: bool = True) -> contextlib.AbstractContextManager[Session]:
+        """The one write transaction of a mutating command (rolled back with --dry-run), or with `write=False` a
+        read-only one (always rolled back)."""
         from bapp_cli.db.engine import unit_of_work
 
-        return unit_of_work(self.engine(), write=True, dry_run=dry_run, actor=self.actor, command=self.command_path)
+        return unit_of_work(self.engine(), write=write, dry_run=dry_run, actor=self.actor, command=self.command_path)
 
     def reading(self) -> contextlib.AbstractContextManager[Session]:
-        """A read-only transaction (always rolled back)."""
-        from bapp_cli.db.engine import unit_of_work
-
-        return unit_of_work(self.engine(), write=False, actor=self.actor, command=self.command_path)
+        return self.transaction(write=False)
 
     def plain_reading(self) -> contextlib.closing[Database]:
         """A read on a plain DB-API connection, without SQLAlchemy (`services.plain_reads`), at head."""

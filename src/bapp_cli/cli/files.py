@@ -106,7 +106,7 @@ class OutputFile:
         if self.path.endswith(("/", os.sep)):
             raise self._refused("a directory name: give a file name", code="output_is_directory")
         self._target = os.path.realpath(self.path)  # a symlink's target is what gets replaced
-        with self._refusing():
+        try:
             try:
                 existing: os.stat_result | None = os.stat(self._target)
             except FileNotFoundError:
@@ -120,16 +120,9 @@ class OutputFile:
                 self._handle = open(self._target, "w", encoding="utf-8", newline="")  # a FIFO or device: in place
             else:
                 self._handle = self._open_beside(existing)
-        return cast(IO[str], GuardedStream(self._handle, self.failed))
-
-    @contextlib.contextmanager
-    def _refusing(self) -> Iterator[None]:
-        """An OSError while the file is checked or opened (a path through a regular file, a full folder) is a
-        refusal naming it (exit 6), before the command does anything."""
-        try:
-            yield
-        except OSError as exc:
+        except OSError as exc:  # checking or opening it (a path through a regular file, a full folder): exit 6
             raise self._refused(exc.strerror or type(exc).__name__, code="unwritable_file") from None
+        return cast(IO[str], GuardedStream(self._handle, self.failed))
 
     def _refuse_the_input(self, existing: os.stat_result | None) -> None:
         if existing is None or self.not_the_input in (None, "-"):

@@ -21,9 +21,7 @@ from dataclasses import KW_ONLY, dataclass, field
 from typing import IO, Any
 
 from bapp_cli.cli.terminal import columns_from_environment, json_for_terminal, make_console, visible
-from bapp_cli.config import OUTPUT_FORMATS
 
-FORMATS = OUTPUT_FORMATS
 KEY_HEADERS = frozenset({"email", "client", "status", "amount", "reference"})
 
 
@@ -85,16 +83,15 @@ class OutputSink:
             from bapp_cli.cli.terminal import listing_table
 
             shown = [(headers or {}).get(column, column.replace("_", " ")) for column in columns]
-            grid, empty = listing_table(title, shown), True
+            grid = listing_table(title, shown)
             for row in rows:
                 grid.add_row(*(self.display_value(row.get(column)) for column in columns))
-                empty = False
             # the first column names the row; e-mails and statuses are what a row is found and judged by
             keys = [shown[0], *(name for name in shown if name in KEY_HEADERS)] if shown else []
             drop_order = [name for name in reversed(shown) if name not in keys]
             fit_to_terminal(grid, self.console, keys=keys, drop_order=drop_order)
             self.console.print(grid)
-            if empty:
+            if not grid.row_count:
                 self.console.print("(no rows)", style="dim")
         elif self.format in ("json", "jsonl"):
             self._json(rows, "array" if self.format == "json" else "lines")
@@ -149,13 +146,11 @@ class OutputSink:
             written = True
         write(closing if written else empty)
 
-    def text_rows(
-        self, columns: Sequence[str], rows: Iterable[Sequence[Any]], *, table: TableRenderer | None = None
-    ) -> None:
+    def text_rows(self, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
         """A listing whose cells the database already wrote as text (`services.plain_reads`, spreadsheet-safe
         for CSV/TSV): csv.writer takes the cursor's rows as they come; other formats get them as records."""
         if self.format not in ("csv", "tsv"):
-            self.records((dict(zip(columns, row, strict=True)) for row in rows), columns, table=table)
+            self.records((dict(zip(columns, row, strict=True)) for row in rows), columns)
             return
         if is_terminal(self.stdout):  # a person reads it: data is shown, never obeyed
             rows = ([visible(str(cell)) if cell is not None else cell for cell in row] for row in rows)
@@ -186,26 +181,27 @@ class OutputSink:
     # -- messages (stderr) ----------------------------------------------------------------------
     def info(self, message: str) -> None:
         """Progress and confirmations for a person: silent in cron (stderr not a terminal) and --quiet."""
-        if not self.quiet and (self.verbose or self.stderr_is_terminal):
-            self.stderr.write(visible(message) + "\n")
+        self._say(message, shown=bool(self.verbose) or self.stderr_is_terminal)
 
     def detail(self, message: str) -> None:
         """Printed with --verbose (or when explicitly asked, e.g. --dry-run change lines)."""
-        if not self.quiet and self.verbose:
-            self.stderr.write(visible(message) + "\n")
+        self._say(message, shown=bool(self.verbose))
 
     def notice(self, message: str) -> None:
         """Always shown unless --quiet: something the user asked to see (a dry-run plan)."""
-        if not self.quiet:
+        self._say(message)
+
+    def warning(self, message: str) -> None:
+        self._say(f"Warning: {message}")
+
+    def _say(self, message: str, *, shown: bool = True) -> None:
+        """One line on stderr, control characters made visible; nothing at all with --quiet."""
+        if shown and not self.quiet:
             self.stderr.write(visible(message) + "\n")
 
     def progress(self) -> Progress:
         """A progress line for a person watching: on stderr when it is a terminal (and not --quiet), else silent."""
         return Progress(self.stderr if self.stderr_is_terminal and not self.quiet else None)
-
-    def warning(self, message: str) -> None:
-        if not self.quiet:
-            self.stderr.write(f"Warning: {visible(message)}\n")
 
 
 def write_delimited(stream: IO[str], fmt: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:

@@ -324,11 +324,11 @@ def slots(
 
     app_state = state(ctx)
     sink = app_state.output()
-    zone_name = get_zone(timezone, field="timezone").key if timezone is not None else app_state.timezone
+    zone = get_zone(app_state.timezone if timezone is None else timezone, field="timezone")
     if not 1 <= days <= MAX_SLOT_DAYS:
         raise UsageError(f"--days: {days} is not between 1 and {MAX_SLOT_DAYS}")
     now = utc_now()
-    begin = parse_instant(start_from, timezone=zone_name, field="from") if start_from else now
+    begin = parse_instant(start_from, timezone=zone.key, field="from") if start_from else now
     end = begin + dt.timedelta(days=days)
     with app_state.reading() as session:
         target = calendly_session(session, session_ref)
@@ -339,8 +339,6 @@ def slots(
     if end > now:
         with app_state.calendly_client() as client:
             found = open_slots(client, target, start=begin, end=end, now=now)
-    records = [slot.as_record() for slot in found]
-    zone = get_zone(zone_name)
 
     def table(console: Any) -> None:
 
@@ -349,14 +347,14 @@ def slots(
             local = slot.start_time.astimezone(zone)
             seats = f" ({slot.invitees_remaining} left)" if target.kind == "group" else ""
             by_day.setdefault(local.strftime("%a %d %b"), []).append(local.strftime("%H:%M") + seats)
-        grid = listing_table(f"Open times of {target.title} ({zone_name})", by_day)
+        grid = listing_table(f"Open times of {target.title} ({zone.key})", by_day)
         if by_day:
             grid.add_row(*("\n".join(times) for times in by_day.values()))
             console.print(grid, markup=False)
         else:
             console.print(f"(no open times for {target.title} in the {days} days from {begin.date().isoformat()})")
 
-    sink.records(records, SLOT_COLUMNS, table=table)
+    sink.records([slot.as_record() for slot in found], SLOT_COLUMNS, table=table)
 
 
 # -- what someone may book -------------------------------------------------------------------------------

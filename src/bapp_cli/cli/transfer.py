@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from bapp_cli.cli.context import state
+from bapp_cli.cli.context import state, utc_now
 from bapp_cli.cli.options import DryRunOption
 
 if TYPE_CHECKING:
@@ -88,8 +88,6 @@ def import_command(
       cat progress.jsonl | bapp import progress - --input-format jsonl
       bapp import all backup.json          # restore a backup into an empty database
     """
-    import datetime as dt
-
     from bapp_cli.cli.files import OutputFile, open_input
     from bapp_cli.errors import InvalidInput, PartialSuccess
     from bapp_cli.services.transfer.formats import INPUT_FORMATS, RejectsWriter, Source, format_for
@@ -110,8 +108,7 @@ def import_command(
         source_name=path,
     )
     with contextlib.ExitStack() as stack:
-        stream = stack.enter_context(open_input(path))
-        source = Source(data_format, stream, raw=raw)
+        source = Source(data_format, stack.enter_context(open_input(path)), raw=raw)
         rejected_to: RejectsWriter | None = None
         rejects_file: OutputFile | None = None
         if rejects is not None:
@@ -127,7 +124,7 @@ def import_command(
                     kind,
                     source,
                     options=options,
-                    now=dt.datetime.now(dt.UTC),
+                    now=utc_now(),
                     rejects=rejected_to,
                     on_batch=lambda rows: advance(source.progress.bytes_read, rows),
                 )
@@ -211,7 +208,6 @@ def export_command(
     if kind != "bookings":  # checking the other kinds loads the import machinery (and SQLAlchemy)
         _check_kind(kind)
     data_format = format_for(output, fmt, allowed=OUTPUT_FORMATS, default="json")
-    sink = app_state.messages
     # entered first: a path that cannot be written is refused before the database is read
     with OutputFile(output or "-", what="--output", private=kind == "all") as stream:
         if kind == "bookings" and data_format != "toml":  # the plain read: the database writes the cells
@@ -222,7 +218,7 @@ def export_command(
             with app_state.reading() as session:
                 count = export_data(session, kind, stream, data_format, raw=raw)
     where = "stdout" if output in (None, "-") else output
-    sink.info(f"Exported {count} record{'s' if count != 1 else ''} ({kind}) to {where}.")
+    app_state.messages.info(f"Exported {count} record{'s' if count != 1 else ''} ({kind}) to {where}.")
 
 
 def _check_kind(kind: str) -> None:

@@ -20,28 +20,18 @@ if TYPE_CHECKING:
     from bapp_cli.cli.output import OutputSink
 
 
-@contextlib.contextmanager
-def reading(ctx: typer.Context, fmt: str | None = None, as_json: bool = False) -> Iterator[tuple[OutputSink, Session]]:
-    app_state = state(ctx)
-    sink = app_state.output(fmt, as_json)
-    with app_state.reading() as session:
-        yield sink, session
+def reading(ctx: typer.Context) -> contextlib.AbstractContextManager[tuple[OutputSink, Session]]:
+    return changing(ctx, write=False)
 
 
 @contextlib.contextmanager
 def changing(
-    ctx: typer.Context,
-    fmt: str | None = None,
-    as_json: bool = False,
-    *,
-    dry_run: bool = False,
-    ask: str | None = None,
-    yes: bool = False,
+    ctx: typer.Context, *, dry_run: bool = False, ask: str | None = None, yes: bool = False, write: bool = True
 ) -> Iterator[tuple[OutputSink, Session]]:
-    """`ask`: the question to confirm (unless `yes`) before the transaction opens."""
+    """`ask`: the question to confirm (unless `yes`) before the transaction opens; `write=False`: a read."""
     app_state = state(ctx)
-    sink = app_state.output(fmt, as_json)
+    sink = app_state.output()
     if ask is not None:
         app_state.confirm(yes, ask)
-    with app_state.transaction(dry_run=dry_run) as session:
+    with app_state.transaction(dry_run=dry_run, write=write) as session:
         yield sink, session
