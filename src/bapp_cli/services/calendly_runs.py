@@ -403,9 +403,8 @@ def bookings_pull_job(
             pathway_question=pathway_question,
             dry_run=dry_run,
         )
-        skipped = [item for item, outcome in zip(listing, report.outcomes, strict=True) if outcome.action == "skipped"]
-        if skipped:
-            park_pulled(session, skipped, now=clock(), pathway_question=pathway_question)
+        outcomes = zip(listing, report.outcomes, strict=True)
+        park_pulled(session, [(item, outcome) for item, outcome in outcomes if not outcome.applied], now=clock())
         return report
 
     return CalendlyJob(
