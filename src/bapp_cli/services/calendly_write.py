@@ -715,26 +715,35 @@ def undo_no_show(session: Session, reference: str, *, now: dt.datetime) -> Booki
 # -- single-use scheduling links ---------------------------------------------------------------------
 
 
-def link_target(session: Session, client_email: str, session_ref: str) -> tuple[str, CalendlySession]:
-    client, _ = get_client(session, client_email)
-    target = calendly_session(session, session_ref)
-    session_type = session.get(SessionType, target.id)
-    if session_type is None or not is_bookable(session_type):
-        raise InvalidInput(
-            f"session: {target.title!r} is not bookable", hint="see `bapp sessions available`", code="not_bookable"
-        )
-    return client.email, target
-
-
-def record_invitation(
-    session: Session, client_email: str, target: CalendlySession, booking_url: str, *, now: dt.datetime
+def create_link(
+    transaction: Transaction,
+    reading: Callable[[], AbstractContextManager[Session]],
+    open_client: Callable[[], AbstractContextManager[CalendlyClient]],
+    client_email: str,
+    session_ref: str,
+    *,
+    clock: Callable[[], dt.datetime],
 ) -> dict[str, Any]:
-    client, _ = get_client(session, client_email)
-    invitation = CalendlyInvitation(
-        client_id=client.id, session_type_id=target.id, booking_url=booking_url[:500], status="open", created_at=now
-    )
-    session.add(invitation)
-    session.flush()
-    link = {"client": client.email, "session": target.label, "booking_url": booking_url}
-    record_audit(session, "calendly_invitation", str(invitation.id), link)
+    """``bookings link``: a single-use scheduling link (``POST /scheduling_links``) for a known client and a
+    bookable Calendly session type, recorded as an open invitation once Calendly has made it."""
+    with reading() as session:
+        client, _ = get_client(session, client_email)
+        target = calendly_session(session, session_ref)
+        session_type = session.get(SessionType, target.id)
+        if session_type is None or not is_bookable(session_type):
+            raise InvalidInput(
+                f"session: {target.title!r} is not bookable", hint="see `bapp sessions available`", code="not_bookable"
+            )
+    with open_client() as calendly:
+        booking_url = calendly.create_scheduling_link(target.event_type_uri).booking_url
+    with transaction() as session:
+        client, _ = get_client(session, client_email)
+        now = clock()
+        invitation = CalendlyInvitation(
+            client_id=client.id, session_type_id=target.id, booking_url=booking_url[:500], status="open", created_at=now
+        )
+        session.add(invitation)
+        session.flush()
+        link = {"client": client.email, "session": target.label, "booking_url": booking_url}
+        record_audit(session, "calendly_invitation", str(invitation.id), link)
     return {**link, "status": "open", "created_at": now}
