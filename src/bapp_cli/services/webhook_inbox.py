@@ -53,19 +53,15 @@ KEPT_HEADERS = ("content-type", "user-agent", "x-forwarded-for", "x-request-id")
 _LOCK = "calendly:bookings"
 
 
-def kept_headers(headers: Mapping[str, str], *, signature_timestamp: str | None = None) -> dict[str, str]:
-    """The headers stored with a parked delivery (names lowercased), plus the signature's ``t`` alone."""
+def kept_headers(headers: Mapping[str, str], signature: str | None) -> dict[str, str]:
+    """The headers stored with a parked delivery (names lowercased), plus the ``t=`` of its (verified)
+    ``signature`` header alone: when Calendly signed it."""
     lowered = {name.lower(): value for name, value in headers.items()}
     kept = {name: lowered[name][:500] for name in KEPT_HEADERS if name in lowered}
-    if signature_timestamp:
-        kept["signature_timestamp"] = signature_timestamp
+    signed_at = re.search(r"(?:^|,)\s*t=(\d+)", signature or "")
+    if signed_at:
+        kept["signature_timestamp"] = signed_at.group(1)
     return kept
-
-
-def signature_timestamp(header: str | None) -> str | None:
-    """The ``t=`` of a (verified) signature header: when Calendly signed the delivery."""
-    match = re.search(r"(?:^|,)\s*t=(\d+)", header or "")
-    return match.group(1) if match else None
 
 
 def unknown_event_type(session: Session, payload: WebhookPayload) -> str | None:
