@@ -614,7 +614,17 @@ def change_status(
             if command == "undo" and booking.status != "no_show":
                 raise _nothing_to_undo(booking)
             if command != "undo":
-                _check_push(session, booking, command, now=clock())
+                status_move(booking, command, now=clock())
+            # only cancelling goes by the event, which a group's invitees share
+            kind = select(SessionType.kind).where(SessionType.id == booking.session_type_id)
+            if command == "cancel" and session.scalar(kind) == "group":
+                raise Conflict(
+                    f"booking {booking.reference} is one invitee of a group event; cancelling the event in "
+                    "Calendly would cancel every invitee",
+                    hint="cancel it from the invitee's cancel link in Calendly (the pull then cancels it here), "
+                    "or pass --local-only",
+                    code="group_event",
+                )
     notes: list[str] = []
     remote = event_uri if command == "cancel" else invitee_uri or (mark if command == "undo" else None)
     if remote:
@@ -645,21 +655,6 @@ def change_status(
             # nothing (see ``InviteeApplier.apply_no_show``)
             booking.calendly_no_show_uri, booking.calendly_no_show_at = mark, now
     return change, notes
-
-
-def _check_push(session: Session, booking: Booking, command: str, *, now: dt.datetime) -> None:
-    status_move(booking, command, now=now)
-    if command != "cancel":  # only cancelling goes by the event, which a group's invitees share
-        return
-    session_type = session.get(SessionType, booking.session_type_id)
-    if session_type is not None and session_type.kind == "group":
-        raise Conflict(
-            f"booking {booking.reference} is one invitee of a group event; cancelling the event in Calendly would "
-            "cancel every invitee",
-            hint="cancel it from the invitee's cancel link in Calendly (the pull then cancels it here), "
-            "or pass --local-only",
-            code="group_event",
-        )
 
 
 def _calendly_no_show(client: CalendlyClient, invitee_uri: str) -> str | None:
