@@ -254,9 +254,19 @@ class ReceiverApp:
             applied = await loop.run_in_executor(
                 self._executor, self.handler.handle, body, headers.get(SIGNATURE_HEADER), headers
             )
-        except Exception as exc:
-            status, error, outcome = _refusal(exc)
-            return await _answer(send, status, {"error": error}, retry_after=status == 503, outcome=outcome)
+        except AuthError as exc:
+            return await _answer(send, 401, {"error": exc.message}, outcome="refused")
+        except InvalidInput as exc:
+            return await _answer(send, 400, {"error": exc.message}, outcome="invalid")
+        except (DatabaseNotReady, Busy) as exc:
+            # The message names the failure class only (a database error text may hold a host name).
+            return await _answer(
+                send, 503, {"error": "database busy or unavailable; retry"}, retry_after=True, outcome=exc.code
+            )
+        except BappError as exc:
+            return await _answer(send, 503, {"error": "not applied; retry"}, retry_after=True, outcome=exc.code)
+        except Exception as exc:  # a bug: Calendly retries; the log names the type, never the body
+            return await _answer(send, 500, {"error": "internal error"}, outcome=f"bug:{type(exc).__name__}")
         record = applied.as_record()
         action = record["action"]
         if action == "parked":
@@ -294,21 +304,6 @@ class ReceiverApp:
         if self.draining:
             return await _answer(send, 503, {"status": "shutting down"}, outcome="draining")
         return await _answer(send, 200, {"status": "ok"}, outcome="ok")
-
-
-def _refusal(exc: Exception) -> tuple[int, str, str]:
-    """The answer to a delivery that was not applied: (status, error, log outcome). A database failure
-    names its class only (its text may hold a host name); a bug names its type, never the body; every 503
-    asks Calendly to retry."""
-    if isinstance(exc, AuthError):
-        return 401, exc.message, "refused"
-    if isinstance(exc, InvalidInput):
-        return 400, exc.message, "invalid"
-    if isinstance(exc, DatabaseNotReady | Busy):
-        return 503, "database busy or unavailable; retry", exc.code
-    if isinstance(exc, BappError):
-        return 503, "not applied; retry", exc.code
-    return 500, "internal error", f"bug:{type(exc).__name__}"
 
 
 def _headers(scope: Scope) -> dict[str, str]:
