@@ -24,6 +24,7 @@ from bapp_cli.db.models import (
     SessionType,
     SyncRun,
     User,
+    WebhookDelivery,
 )
 from bapp_cli.errors import ConfigError, InvalidInput
 from bapp_cli.services.calendly_bookings import (
@@ -37,7 +38,7 @@ from bapp_cli.services.calendly_bookings import (
     pull_bookings,
     within,
 )
-from bapp_cli.services.calendly_runs import record_run
+from bapp_cli.services.calendly_runs import bookings_pull_job, record_run
 from bapp_cli.services.calendly_write import undo_no_show
 from bapp_cli.services.sync import sync_event_types
 from tests.fakes.calendly_server import (
@@ -673,3 +674,35 @@ def test_a_captured_rescheduled_invitee_with_a_multi_select_answer_applies(sessi
     assert answers["Checkboxes Question"] == ["A1", "Other"]
     assert answers["Multiple Lines Question"] == "text1\ntext2\ntext3"  # a text answer keeps its lines
     assert found.client_timezone == "Asia/Tokyo"
+
+
+def test_a_pull_parks_what_it_could_not_apply_once_without_applying_it_again(
+    catalogue: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """R8: the invitee a pull skipped goes to the inbox as the pull left it — applied once, parked once."""
+    session = catalogue
+    applied: list[str] = []
+    apply_one = InviteeApplier.apply
+
+    def counted(applier: InviteeApplier, entry: BookedInvitee) -> Any:
+        applied.append(entry.invitee.uri)
+        return apply_one(applier, entry)
+
+    monkeypatch.setattr(InviteeApplier, "apply", counted)
+    items = listing()
+    job = bookings_pull_job(since=None, until=None, pathway_question=PATTERN, clock=lambda: NOW, dry_run=False)
+    report = job.apply(session, items, "file", NOW)
+    session.commit()
+    assert applied == [entry.invitee.uri for entry in items]
+    [parked] = session.scalars(select(WebhookDelivery)).all()
+    assert (parked.invitee_uri, parked.source, parked.status, parked.attempts) == (
+        items[3].invitee.uri,
+        "pull",
+        "pending",
+        1,
+    )
+    assert (
+        parked.last_error
+        == report.outcomes[3].note
+        == f"unknown event type {type_uri(999)}; run `bapp calendly sync` first"
+    )

@@ -509,15 +509,12 @@ def link(
       bapp bookings link --client ada@example.com --session free-discovery-call
       bapp bookings link --client ada@example.com --session 12 --json
     """
-    from bapp_cli.services.calendly_write import LINK_COLUMNS, link_target, record_invitation
+    from bapp_cli.services.calendly_write import LINK_COLUMNS, create_link
 
     app_state = state(ctx)
     sink = app_state.output()
-    with app_state.reading() as session:
-        email, target = link_target(session, client, session_ref)
-    with app_state.calendly_client() as calendly:
-        created = calendly.create_scheduling_link(target.event_type_uri)
-    with app_state.transaction() as session:
-        record = record_invitation(session, email, target, created.booking_url, now=utc_now())
+    record = create_link(
+        app_state.transaction, app_state.reading, app_state.calendly_client, client, session_ref, clock=utc_now
+    )
     sink.record(record, LINK_COLUMNS, title="Scheduling link")
-    sink.info(f"Send {email} this single-use link: {created.booking_url}")
+    sink.info(f"Send {record['client']} this single-use link: {record['booking_url']}")

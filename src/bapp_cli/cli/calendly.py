@@ -608,15 +608,13 @@ def webhook_serve(
         raise UsageError(f"--path: {path!r} must be a URL path starting with '/'")
     if path == "/healthz":
         raise UsageError("--path: /healthz is the health check")
-    _signing_key(app_state, required=True)
+    signing_key = _signing_key(app_state, required=True)
     listener = listen(host, port)
     settings = app_state.settings
     engine = make_engine(
         settings.database_url, busy_timeout_ms=int(busy_timeout * 1000), connect_timeout=settings.connect_timeout
     )
-    handler = DeliveryHandler(
-        app_state, signing_key=_signing_key(app_state), source="receiver", tolerance=tolerance, engine=engine
-    )
+    handler = DeliveryHandler(app_state, signing_key=signing_key, source="receiver", tolerance=tolerance, engine=engine)
     try:
         handler.ensure_ready()
     except Exception as exc:  # it still starts: deliveries get 503 until the database is ready

@@ -101,11 +101,11 @@ class DeliveryHandler:
         self, body: bytes, signature: str | None, headers: Mapping[str, str] | None = None, *, dry_run: bool = False
     ) -> InviteeOutcome:
         from bapp_cli.calendly.webhooks import parse_webhook, verify_signature
-        from bapp_cli.services.webhook_inbox import kept_headers, receive_delivery, signature_timestamp
+        from bapp_cli.services.webhook_inbox import kept_headers, receive_delivery
 
         verify_signature(signature, body, self.signing_key, now=time.time(), tolerance=self.tolerance)
         payload = parse_webhook(body)
-        stored_headers = kept_headers(headers or {}, signature_timestamp=signature_timestamp(signature))
+        stored_headers = kept_headers(headers or {}, signature)
 
         def receive(session: Session, not_ready: str | None = None) -> InviteeOutcome:
             return receive_delivery(

@@ -62,7 +62,7 @@ import re
 from collections import namedtuple
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import select
@@ -96,10 +96,6 @@ from bapp_cli.services.instants import get_zone
 from bapp_cli.services.listing import Page
 from bapp_cli.services.people import builder_ids_by_calendly_uri, ensure_client, normalise_email
 from bapp_cli.services.rule_book import ACTIVE_STATUSES, price_status, restored_status
-
-if TYPE_CHECKING:
-    from bapp_cli.calendly.client import CalendlyClient
-    from bapp_cli.services.calendly_runs import SyncScope
 
 DEFAULT_PATHWAY_QUESTION = "pathway"
 RESCHEDULED_REASON = "Rescheduled"
@@ -135,21 +131,6 @@ def pathway_question_pattern(text: str | None) -> re.Pattern[str]:
             f"calendly.pathway_question: {raw!r} is not a valid regular expression ({exc})",
             hint="use a word that the pathway question contains, e.g. `pathway`",
         ) from None
-
-
-def fetch_booked_invitees(
-    client: CalendlyClient,
-    scope: SyncScope,
-    *,
-    since: dt.datetime | None = None,
-    until: dt.datetime | None = None,
-) -> list[BookedInvitee]:
-    """Every scheduled event of the scope starting in [since, until) — both statuses, every page, keyset on
-    ``start_time`` — and every invitee of each (both statuses). Fails whole: nothing partial is returned."""
-    events = client.list_scheduled_events(
-        user=scope.user, organization=scope.organization, min_start_time=since, max_start_time=until
-    )
-    return [BookedInvitee(invitee, event) for event in events for invitee in client.list_event_invitees(event.uri)]
 
 
 def parse_bookings_listing(content: bytes | str, *, name: str) -> list[BookedInvitee]:

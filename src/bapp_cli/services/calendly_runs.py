@@ -390,8 +390,15 @@ def bookings_pull_job(
     from bapp_cli.services.webhook_inbox import park_pulled
 
     def fetch(client: CalendlyClient, scope: SyncScope) -> Iterable[ListingPage[Any]]:
-        # walked in one piece: the window's events, then each event's invitees
-        return [ListingPage(1, bookings.fetch_booked_invitees(client, scope, since=since, until=until))]
+        # Walked in one piece (it fails whole): every scheduled event of the scope starting in [since, until)
+        # — both statuses, every page, keyset on start_time — then every invitee of each (both statuses).
+        events = client.list_scheduled_events(
+            user=scope.user, organization=scope.organization, min_start_time=since, max_start_time=until
+        )
+        booked = [
+            bookings.BookedInvitee(one, event) for event in events for one in client.list_event_invitees(event.uri)
+        ]
+        return [ListingPage(1, booked)]
 
     def apply(session: Session, listing: list[Any], source: str, started_at: dt.datetime) -> Any:
         report = bookings.pull_bookings(
@@ -403,9 +410,8 @@ def bookings_pull_job(
             pathway_question=pathway_question,
             dry_run=dry_run,
         )
-        skipped = [item for item, outcome in zip(listing, report.outcomes, strict=True) if outcome.action == "skipped"]
-        if skipped:
-            park_pulled(session, skipped, now=clock(), pathway_question=pathway_question)
+        outcomes = zip(listing, report.outcomes, strict=True)
+        park_pulled(session, [(item, outcome) for item, outcome in outcomes if not outcome.applied], now=clock())
         return report
 
     return CalendlyJob(

@@ -614,7 +614,17 @@ def change_status(
             if command == "undo" and booking.status != "no_show":
                 raise _nothing_to_undo(booking)
             if command != "undo":
-                _check_push(session, booking, command, now=clock())
+                status_move(booking, command, now=clock())
+            # only cancelling goes by the event, which a group's invitees share
+            kind = select(SessionType.kind).where(SessionType.id == booking.session_type_id)
+            if command == "cancel" and session.scalar(kind) == "group":
+                raise Conflict(
+                    f"booking {booking.reference} is one invitee of a group event; cancelling the event in "
+                    "Calendly would cancel every invitee",
+                    hint="cancel it from the invitee's cancel link in Calendly (the pull then cancels it here), "
+                    "or pass --local-only",
+                    code="group_event",
+                )
     notes: list[str] = []
     remote = event_uri if command == "cancel" else invitee_uri or (mark if command == "undo" else None)
     if remote:
@@ -645,21 +655,6 @@ def change_status(
             # nothing (see ``InviteeApplier.apply_no_show``)
             booking.calendly_no_show_uri, booking.calendly_no_show_at = mark, now
     return change, notes
-
-
-def _check_push(session: Session, booking: Booking, command: str, *, now: dt.datetime) -> None:
-    status_move(booking, command, now=now)
-    if command != "cancel":  # only cancelling goes by the event, which a group's invitees share
-        return
-    session_type = session.get(SessionType, booking.session_type_id)
-    if session_type is not None and session_type.kind == "group":
-        raise Conflict(
-            f"booking {booking.reference} is one invitee of a group event; cancelling the event in Calendly would "
-            "cancel every invitee",
-            hint="cancel it from the invitee's cancel link in Calendly (the pull then cancels it here), "
-            "or pass --local-only",
-            code="group_event",
-        )
 
 
 def _calendly_no_show(client: CalendlyClient, invitee_uri: str) -> str | None:
@@ -715,26 +710,35 @@ def undo_no_show(session: Session, reference: str, *, now: dt.datetime) -> Booki
 # -- single-use scheduling links ---------------------------------------------------------------------
 
 
-def link_target(session: Session, client_email: str, session_ref: str) -> tuple[str, CalendlySession]:
-    client, _ = get_client(session, client_email)
-    target = calendly_session(session, session_ref)
-    session_type = session.get(SessionType, target.id)
-    if session_type is None or not is_bookable(session_type):
-        raise InvalidInput(
-            f"session: {target.title!r} is not bookable", hint="see `bapp sessions available`", code="not_bookable"
-        )
-    return client.email, target
-
-
-def record_invitation(
-    session: Session, client_email: str, target: CalendlySession, booking_url: str, *, now: dt.datetime
+def create_link(
+    transaction: Transaction,
+    reading: Callable[[], AbstractContextManager[Session]],
+    open_client: Callable[[], AbstractContextManager[CalendlyClient]],
+    client_email: str,
+    session_ref: str,
+    *,
+    clock: Callable[[], dt.datetime],
 ) -> dict[str, Any]:
-    client, _ = get_client(session, client_email)
-    invitation = CalendlyInvitation(
-        client_id=client.id, session_type_id=target.id, booking_url=booking_url[:500], status="open", created_at=now
-    )
-    session.add(invitation)
-    session.flush()
-    link = {"client": client.email, "session": target.label, "booking_url": booking_url}
-    record_audit(session, "calendly_invitation", str(invitation.id), link)
+    """``bookings link``: a single-use scheduling link (``POST /scheduling_links``) for a known client and a
+    bookable Calendly session type, recorded as an open invitation once Calendly has made it."""
+    with reading() as session:
+        client, _ = get_client(session, client_email)
+        target = calendly_session(session, session_ref)
+        session_type = session.get(SessionType, target.id)
+        if session_type is None or not is_bookable(session_type):
+            raise InvalidInput(
+                f"session: {target.title!r} is not bookable", hint="see `bapp sessions available`", code="not_bookable"
+            )
+    with open_client() as calendly:
+        booking_url = calendly.create_scheduling_link(target.event_type_uri).booking_url
+    with transaction() as session:
+        client, _ = get_client(session, client_email)
+        now = clock()
+        invitation = CalendlyInvitation(
+            client_id=client.id, session_type_id=target.id, booking_url=booking_url[:500], status="open", created_at=now
+        )
+        session.add(invitation)
+        session.flush()
+        link = {"client": client.email, "session": target.label, "booking_url": booking_url}
+        record_audit(session, "calendly_invitation", str(invitation.id), link)
     return {**link, "status": "open", "created_at": now}

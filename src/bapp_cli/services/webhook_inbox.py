@@ -53,19 +53,15 @@ KEPT_HEADERS = ("content-type", "user-agent", "x-forwarded-for", "x-request-id")
 _LOCK = "calendly:bookings"
 
 
-def kept_headers(headers: Mapping[str, str], *, signature_timestamp: str | None = None) -> dict[str, str]:
-    """The headers stored with a parked delivery (names lowercased), plus the signature's ``t`` alone."""
+def kept_headers(headers: Mapping[str, str], signature: str | None) -> dict[str, str]:
+    """The headers stored with a parked delivery (names lowercased), plus the ``t=`` of its (verified)
+    ``signature`` header alone: when Calendly signed it."""
     lowered = {name.lower(): value for name, value in headers.items()}
     kept = {name: lowered[name][:500] for name in KEPT_HEADERS if name in lowered}
-    if signature_timestamp:
-        kept["signature_timestamp"] = signature_timestamp
+    signed_at = re.search(r"(?:^|,)\s*t=(\d+)", signature or "")
+    if signed_at:
+        kept["signature_timestamp"] = signed_at.group(1)
     return kept
-
-
-def signature_timestamp(header: str | None) -> str | None:
-    """The ``t=`` of a (verified) signature header: when Calendly signed the delivery."""
-    match = re.search(r"(?:^|,)\s*t=(\d+)", header or "")
-    return match.group(1) if match else None
 
 
 def unknown_event_type(session: Session, payload: WebhookPayload) -> str | None:
@@ -99,21 +95,41 @@ def receive_delivery(
     table is there, but bapp will not apply deliveries to a schema it does not know.
     """
     lock_keys(session, _LOCK)
-    digest = hashlib.sha256(body).hexdigest()
-    known = session.scalars(select(WebhookDelivery).where(WebhookDelivery.body_sha256 == digest)).one_or_none()
     if not_ready is None:
         outcome = apply_webhook(session, payload, now=now, pathway_question=pathway_question, dry_run=dry_run)
     else:
         outcome = InviteeOutcome("skipped", "", note=f"database not ready: {not_ready}")
+    invitee_uri = payload.payload.uri if payload.payload is not None else ""
+    return _park_unless_applied(
+        session, body, payload.event, invitee_uri, outcome, source=source, headers=headers, now=now, dry_run=dry_run
+    )
+
+
+def _park_unless_applied(
+    session: Session,
+    body: bytes,
+    event: str,
+    invitee_uri: str,
+    outcome: InviteeOutcome,
+    *,
+    source: str,
+    headers: Mapping[str, str],
+    now: dt.datetime,
+    dry_run: bool = False,
+) -> InviteeOutcome:
+    """What follows an attempt at a delivery (``outcome``): counted on its inbox row if it waits there, and
+    unless it applied, parked — stored as received when it is new (found by the SHA-256 of its body)."""
+    digest = hashlib.sha256(body).hexdigest()
+    known = session.scalars(select(WebhookDelivery).where(WebhookDelivery.body_sha256 == digest)).one_or_none()
     if known is not None and known.status == "pending":
         _attempted(known, outcome, now=now)
     if outcome.applied:
         return outcome
     reason = outcome.note or "could not be applied"
-    invitee_uri = payload.payload.uri[:500] if payload.payload is not None else ""
+    invitee_uri = invitee_uri[:500]
     if known is None:
         known = WebhookDelivery(
-            event=payload.event[:64],
+            event=event[:64],
             source=source,
             body=body.decode(json.detect_encoding(body)),
             body_sha256=digest,
@@ -127,47 +143,25 @@ def receive_delivery(
         )
         session.add(known)
         session.flush()
-        record_audit(session, "webhook_delivery", str(known.id), {"parked": payload.event, "reason": reason})
+        record_audit(session, "webhook_delivery", str(known.id), {"parked": event, "reason": reason})
     note = f"parked in the webhook inbox as #{known.id}: {reason}"
-    return InviteeOutcome(
-        "parked", invitee_uri, note=note, warnings=outcome.warnings, event=payload.event, dry_run=dry_run
-    )
+    return InviteeOutcome("parked", invitee_uri, note=note, warnings=outcome.warnings, event=event, dry_run=dry_run)
 
 
-def pulled_body(item: BookedInvitee) -> bytes:
-    """A pulled invitee as the delivery Calendly would have sent for it, so the inbox holds one shape.
+def park_pulled(session: Session, skipped: Sequence[tuple[BookedInvitee, InviteeOutcome]], *, now: dt.datetime) -> None:
+    """Park the invitees a pull could not apply, each as the delivery Calendly would have sent for it, so
+    the inbox holds one shape; the pull's own attempt is the one counted (it is not applied again).
 
-    Deterministic for the same invitee data (sorted keys), so a pull that meets the same unapplicable
-    invitee again parks nothing new.
+    The body is deterministic for the same invitee data (sorted keys), so a pull that meets the same
+    unapplicable invitee again parks nothing new.
     """
-    event = "invitee.canceled" if item.invitee.status == "canceled" else "invitee.created"
-    invitee = item.invitee.model_dump(mode="json", exclude_none=True)
-    invitee["scheduled_event"] = item.event.model_dump(mode="json", exclude_none=True)
-    envelope = {"event": event, "created_at": invitee["updated_at"], "payload": invitee}
-    return json.dumps(envelope, sort_keys=True, separators=(",", ":")).encode()
-
-
-def park_pulled(
-    session: Session,
-    items: Sequence[BookedInvitee],
-    *,
-    now: dt.datetime,
-    pathway_question: re.Pattern[str],
-) -> list[InviteeOutcome]:
-    """Park the invitees a pull could not apply (each re-tried first, so this is exact at commit time)."""
-    bodies = [pulled_body(item) for item in items]
-    return [
-        receive_delivery(
-            session,
-            body,
-            WebhookPayload.model_validate_json(body),
-            source="pull",
-            headers={},
-            now=now,
-            pathway_question=pathway_question,
-        )
-        for body in bodies
-    ]
+    for item, outcome in skipped:
+        event = "invitee.canceled" if item.invitee.status == "canceled" else "invitee.created"
+        invitee = item.invitee.model_dump(mode="json", exclude_none=True)
+        invitee["scheduled_event"] = item.event.model_dump(mode="json", exclude_none=True)
+        envelope = {"event": event, "created_at": invitee["updated_at"], "payload": invitee}
+        body = json.dumps(envelope, sort_keys=True, separators=(",", ":")).encode()
+        _park_unless_applied(session, body, event, item.invitee.uri, outcome, source="pull", headers={}, now=now)
 
 
 def retry_pending(
