@@ -116,9 +116,7 @@ class BuilderImporter(RowImporter):
 def export_builders(session: Session) -> Iterator[dict[str, Any]]:
     from bapp_cli.services.builders import list_builders
 
-    ids = dict(session.execute(select(User.email, User.id)).all())
-    for builder in list_builders(session):
-        yield {"id": ids[builder["email"]], **builder}
+    return iter(list_builders(session, with_id=True))
 
 
 def _refused(row: SourceRow, name: str, message: str) -> RowResult:
