@@ -135,10 +135,12 @@ def update_builder(session: Session, email: str, settings: BuilderSettings) -> t
     return _record(user, profile), changes
 
 
-def list_builders(session: Session, *, page: Page = ALL) -> list[dict[str, Any]]:
-    """Builders by e-mail; `page.search` looks in e-mail and name."""
+def list_builders(session: Session, *, page: Page = ALL, with_id: bool = False) -> list[dict[str, Any]]:
+    """Builders by e-mail; `page.search` looks in e-mail and name. `with_id`: with the user's id (`export
+    builders`)."""
     query = select(User, BuilderProfile).join(BuilderProfile, BuilderProfile.user_id == User.id).order_by(User.email)
     found = page.matching(User.email, User.name)
     if found is not None:
         query = query.where(found)
-    return [_record(user, profile) for user, profile in session.execute(page.window(query))]
+    pairs = session.execute(page.window(query))
+    return [{"id": user.id} | _record(user, profile) if with_id else _record(user, profile) for user, profile in pairs]

@@ -35,9 +35,12 @@ def get_pathway(session: Session, slug: str, *, for_new_links: bool = False) -> 
     return pathway
 
 
-def list_pathways(session: Session, *, slug: str | None = None, page: Page = ALL) -> list[dict[str, Any]]:
+def list_pathways(
+    session: Session, *, slug: str | None = None, page: Page = ALL, stored: bool = False
+) -> list[dict[str, Any]]:
     """Pathway records in display order, each tier {tier, name, description, skills} with the slugs of the
-    skills linked to it (three queries); `page.search` looks in slug and name."""
+    skills linked to it (three queries); `page.search` looks in slug and name. `stored`: with the row's id
+    and creation time too (`export pathways`)."""
     query = select(Pathway).order_by(Pathway.position, Pathway.slug)
     if slug is not None:
         query = query.where(Pathway.id == get_pathway(session, slug).id)
@@ -64,7 +67,8 @@ def list_pathways(session: Session, *, slug: str | None = None, page: Page = ALL
         )
         for pathway_id, tier_number, skill_slug in rows:
             skills[(pathway_id, tier_number)].append(skill_slug)
+    columns = (*PATHWAY_COLUMNS[:-1], *(("id", "created_at") if stored else ()))
     return [
-        {name: getattr(pathway, name) for name in PATHWAY_COLUMNS[:-1]} | {"tiers": tiers.get(pathway.id, [])}
+        {name: getattr(pathway, name) for name in columns} | {"tiers": tiers.get(pathway.id, [])}
         for pathway in pathways
     ]

@@ -355,13 +355,7 @@ class PathwayImporter(RowImporter):
 def export_pathways(session: Session) -> Iterator[dict[str, Any]]:
     from bapp_cli.services.pathways import list_pathways
 
-    stored = {
-        slug: (row_id, created_at)
-        for slug, row_id, created_at in session.execute(select(Pathway.slug, Pathway.id, Pathway.created_at))
-    }
-    for record in list_pathways(session):
-        row_id, created_at = stored[record["slug"]]
-        yield {"id": row_id, **record, "created_at": created_at}
+    return iter(list_pathways(session, stored=True))
 
 
 # -- skills -----------------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ builder's e-mail adds the client profile to the existing user.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import fields
 from typing import Annotated, Any, Required
 
 from pydantic import ConfigDict, Field, StringConstraints
@@ -73,6 +74,9 @@ class ClientRow(TypedDict, total=False):
     created_at: When | None
 
 
+_SETTINGS = [setting.name for setting in fields(BuilderSettings)]
+
+
 class BuilderImporter(RowImporter):
     kind = "builders"
     schema = BuilderRow
@@ -82,16 +86,13 @@ class BuilderImporter(RowImporter):
     def apply_row(self, row: SourceRow, values: dict[str, Any]) -> str:
         email = normalise_email(values["email"])
         self.seen_once(email, row.line, "email")
-        settings = BuilderSettings(
-            name=(values.get("name") or "") if "name" in values else None,
-            calendly_user=values.get("calendly_user"),
-            timezone=values.get("timezone"),
-            buffer_minutes=values.get("buffer_minutes"),
-            minimum_notice_hours=values.get("minimum_notice_hours"),
-            # null means "no limit", which the service spells 0
-            max_advance_days=(values.get("max_advance_days") or 0) if "max_advance_days" in values else None,
-            accepting_bookings=values.get("accepting_bookings"),
-        )
+        # the row's columns are the settings'; a null leaves a setting as it is, but clears the name and
+        # means "no limit" for the advance (which the service spells 0)
+        given = {name: values[name] for name in _SETTINGS if name in values}
+        for name, blank in (("name", ""), ("max_advance_days", 0)):
+            if name in given and given[name] is None:
+                given[name] = blank
+        settings = BuilderSettings(**given)
         created_at = self.instant(values.get("created_at"), "created_at")
         user = find_user(self.session, email)
         if user is not None and self.session.scalar(select(BuilderProfile.id).where(BuilderProfile.user_id == user.id)):
@@ -115,9 +116,7 @@ class BuilderImporter(RowImporter):
 def export_builders(session: Session) -> Iterator[dict[str, Any]]:
     from bapp_cli.services.builders import list_builders
 
-    ids = dict(session.execute(select(User.email, User.id)).all())
-    for builder in list_builders(session):
-        yield {"id": ids[builder["email"]], **builder}
+    return iter(list_builders(session, with_id=True))
 
 
 def _refused(row: SourceRow, name: str, message: str) -> RowResult:
