@@ -75,6 +75,13 @@ OWNED_FIELDS = (
     "remote_deleted_at",
 )
 CLASSIFIED_FIELDS = ("category", "requires_auth", "price", "currency")
+# A new type's row as SyncPlan.add builds it: the staged values (stage_event_types, in this order), then the
+# planned ones; the run's instant last.
+_STAGED = ("calendly_uri", *(name for name in OWNED_FIELDS if name != "builder_id"))
+_INSERTED = (*_STAGED, "builder_id", "display_order", *CLASSIFIED_FIELDS, "present_in_last_sync", "enabled")
+_STAMPED = ("last_synced_at", "created_at", "updated_at")
+_PER_TYPE = len(_STAGED) + 2  # the values that differ from type to type: the rest come from its classification
+_staged_values = itemgetter(*_STAGED)
 
 # Column sizes of SessionType: a value that does not fit is an invalid listing, reported with its field,
 # rather than a database error halfway through the apply.
@@ -404,7 +411,7 @@ class SyncPlan:
         self.given: list[dict[str, Any]] = []  # every staged type, in order; the first `planned` are planned
         self.planned = 0
         self.seen: set[str] = set()
-        self.inserts: list[dict[str, Any]] = []
+        self.inserts: list[list[Any]] = []  # rows of _INSERTED, converted as the database driver takes them
         self.new_links: dict[str, tuple[str, ...]] = {}
         self.updates: list[dict[str, Any]] = []
         self.relinks: dict[int, tuple[str, ...]] = {}
@@ -421,6 +428,20 @@ class SyncPlan:
         self.links: dict[int, set[str]] = {}
         for type_id, slug in catalogue.links:
             self.links.setdefault(type_id, set()).add(slug)
+        # A new type's row is converted for the driver as its page is planned, while the next page is on its
+        # way, by each column's own bind processor (so it is stored as through the ORM): after the last page,
+        # only the one executemany is left to do.
+        from bapp_cli.db.models import SessionType
+
+        dialect = session.get_bind().dialect
+        columns = SessionType.__table__.c
+        self.convert = {name: columns[name].type._cached_bind_processor(dialect) for name in (*_INSERTED, *_STAMPED)}
+        self.per_type = [
+            (index, process)
+            for index, process in enumerate(map(self.convert.__getitem__, _INSERTED[:_PER_TYPE]))
+            if process is not None
+        ]
+        self.classified: dict[Classification, list[Any]] = {}  # the few distinct ones, each converted once
         self.catalogue = catalogue  # last: from here on the pages are planned as they are given
 
     def covers(self, listing: Sequence[dict[str, Any]], catalogue: Catalogue) -> bool:
@@ -448,21 +469,21 @@ class SyncPlan:
                 # Slugs are unique: a Calendly slug a local type already has gets a numbered one (issue 15 #6).
                 slug = self.slugs.claim(listed["slug"])
                 classification = self.classifier.classify(listed["title"], slug or "")
-                self.inserts.append(
-                    {
-                        **listed,
-                        "builder_id": builder_id,
-                        "slug": slug,
-                        "present_in_last_sync": True,
-                        "category": classification.category,
-                        "requires_auth": classification.requires_auth,
-                        # A new type's display order starts at its Calendly position.
-                        "display_order": listed["calendly_position"] or 0,
-                        "price": classification.price if classification.price is not None else Decimal("0.00"),
-                        "currency": classification.currency or "GBP",
-                        "enabled": True,
-                    }
-                )
+                classified = self.classified.get(classification)
+                if classified is None:
+                    price = classification.price if classification.price is not None else Decimal("0.00")
+                    currency = classification.currency or "GBP"
+                    # then present in the listing, and enabled
+                    curated = (classification.category, classification.requires_auth, price, currency, True, True)
+                    names = _INSERTED[_PER_TYPE:]
+                    classified = [self.converted(name, value) for name, value in zip(names, curated, strict=True)]
+                    self.classified[classification] = classified
+                # A new type's display order starts at its Calendly position.
+                inserted = [*_staged_values(listed), builder_id, listed["calendly_position"] or 0]
+                inserted[1] = slug
+                for index, process in self.per_type:
+                    inserted[index] = process(inserted[index])
+                self.inserts.append(inserted + classified)
                 if classification.pathways:
                     self.new_links[uri] = classification.pathways
                 report.created += 1
@@ -492,6 +513,11 @@ class SyncPlan:
             else:
                 report.updated += 1
                 report.changes.append(SyncChange("update", uri, desired["title"], fields))
+
+    def converted(self, column: str, value: Any) -> Any:
+        """``value`` as the driver takes it for ``column`` of session_types."""
+        process = self.convert[column]
+        return value if process is None else process(value)
 
     def _reclassify(self, row: Any, desired: Mapping[str, Any], values: dict[str, Any]) -> list[str]:
         """The curated fields (and pathway links) --reclassify changes on a known type, described."""
@@ -598,14 +624,14 @@ def _write(session: Session, plan: SyncPlan, gone: Sequence[int], *, now: dt.dat
     links: list[tuple[int, int]] = []
     table = cast(Table, SessionType.__table__)
     if plan.inserts:
-        # Thousands of rows on a first sync: the set-based path (db.bulk) rather than the ORM.
-        columns = list(plan.inserts[0])
-        values = itemgetter(*columns)
-        bulk.insert_rows(
-            session,
-            table,
-            [*columns, "last_synced_at", "created_at", "updated_at"],
-            [(*values(row), now, now, now) for row in plan.inserts],
+        # Thousands of rows on a first sync, converted as their pages were planned: one executemany.
+        connection = session.connection()
+        marker = "?" if connection.dialect.paramstyle == "qmark" else "%s"
+        stamps = [plan.converted(name, now) for name in _STAMPED]
+        columns = ", ".join((*_INSERTED, *_STAMPED))
+        connection.exec_driver_sql(
+            f"INSERT INTO session_types ({columns}) VALUES ({', '.join([marker] * len(_INSERTED + _STAMPED))})",
+            [(*row, *stamps) for row in plan.inserts],
         )
         if plan.new_links:
             created = select(SessionType.id, SessionType.calendly_uri)
