@@ -441,7 +441,8 @@ class SyncPlan:
             for index, process in enumerate(map(self.convert.__getitem__, _INSERTED[:_PER_TYPE]))
             if process is not None
         ]
-        self.classified: dict[Classification, list[Any]] = {}  # the few distinct ones, each converted once
+        # the few distinct classifications, each converted and described once: (values, description)
+        self.classified: dict[Classification, tuple[list[Any], str]] = {}
         self.catalogue = catalogue  # last: from here on the pages are planned as they are given
 
     def covers(self, listing: Sequence[dict[str, Any]], catalogue: Catalogue) -> bool:
@@ -469,15 +470,16 @@ class SyncPlan:
                 # Slugs are unique: a Calendly slug a local type already has gets a numbered one (issue 15 #6).
                 slug = self.slugs.claim(listed["slug"])
                 classification = self.classifier.classify(listed["title"], slug or "")
-                classified = self.classified.get(classification)
-                if classified is None:
+                cached = self.classified.get(classification)
+                if cached is None:
                     price = classification.price if classification.price is not None else Decimal("0.00")
                     currency = classification.currency or "GBP"
                     # then present in the listing, and enabled
                     curated = (classification.category, classification.requires_auth, price, currency, True, True)
                     names = _INSERTED[_PER_TYPE:]
-                    classified = [self.converted(name, value) for name, value in zip(names, curated, strict=True)]
-                    self.classified[classification] = classified
+                    converted = [self.converted(name, value) for name, value in zip(names, curated, strict=True)]
+                    cached = self.classified[classification] = (converted, classification.describe())
+                classified, note = cached
                 # A new type's display order starts at its Calendly position.
                 inserted = [*_staged_values(listed), builder_id, listed["calendly_position"] or 0]
                 inserted[1] = slug
@@ -487,7 +489,6 @@ class SyncPlan:
                 if classification.pathways:
                     self.new_links[uri] = classification.pathways
                 report.created += 1
-                note = classification.describe()
                 if listed["slug"] and slug != listed["slug"]:
                     note = f"{note}; slug {slug} ({listed['slug']} is taken)"
                 report.changes.append(SyncChange("create", uri, listed["title"], note=note))
