@@ -92,9 +92,6 @@ def uri(i: int) -> str:
         ("Pivot and Play combo", "combo", "pathway", True, ("pivot", "play")),
         ("Playground build", "playground-build", "specialized", True, ()),
         ("Agent Architecture Review", "arch", "specialized", True, ()),
-        # name and slug are searched together: nothing may match across the two
-        ("Coaching: getting", "started-today", "specialized", True, ()),
-        ("Deep dive", "play", "pathway", True, ("play",)),
     ],
 )
 def test_built_in_defaults(name: str, slug: str, category: str, requires_auth: bool, pathways: tuple[str, ...]) -> None:

@@ -204,23 +204,20 @@ class Classifier:
             if not archived
         ]
 
-    def _detect_pathways(self, both: str) -> tuple[str, ...]:
-        return tuple(found for found, pattern in self._detectors if pattern.search(both))
+    def _detect_pathways(self, name: str, slug: str) -> tuple[str, ...]:
+        return tuple(found for found, pattern in self._detectors if pattern.search(name) or pattern.search(slug))
 
     def classify(self, name: str, slug: str) -> Classification:
-        # One search of name and slug together: no built-in pattern matches the NUL between them, which is a
-        # word boundary as either end is, so nothing matches across it.
-        both = f"{name}\0{slug}"
         for rule in self._rules:
             if rule.matches(name, slug):
                 # Archived pathways take no new links, even when a rule names them.
                 linked = tuple(item for item in rule.gives.pathways if item not in self._archived)
                 if rule.gives.category == "pathway" and not linked:
-                    linked = self._detect_pathways(both)
+                    linked = self._detect_pathways(name, slug)
                 return replace(rule.gives, pathways=linked)
-        if _FREE_WORDS.search(both):
+        if _FREE_WORDS.search(name) or _FREE_WORDS.search(slug):
             return Classification("free", False)
-        detected = self._detect_pathways(both)
+        detected = self._detect_pathways(name, slug)
         if detected:
             return Classification("pathway", True, detected)
         return Classification("specialized", True)
