@@ -430,7 +430,7 @@ class SyncPlan:
         columns = SessionType.__table__.c
         self.convert = {name: columns[name].type._cached_bind_processor(dialect) for name in (*_INSERTED, *_STAMPED)}
         self.per_type = [
-            (i, process) for i, name in enumerate(_INSERTED[:_PER_TYPE]) if (process := self.convert[name])
+            (at, process) for at, name in enumerate(_INSERTED[:_PER_TYPE]) if (process := self.convert[name])
         ]
         # the few distinct classifications, each converted and described once: (values, description)
         self.classified: dict[Classification, tuple[list[Any], str]] = {}
@@ -461,16 +461,14 @@ class SyncPlan:
                 # Slugs are unique: a Calendly slug a local type already has gets a numbered one (issue 15 #6).
                 slug = self.slugs.claim(listed["slug"])
                 classification = self.classifier.classify(listed["title"], slug or "")
-                cached = self.classified.get(classification)
-                if cached is None:
-                    price = classification.price if classification.price is not None else Decimal("0.00")
+                if classification not in self.classified:
+                    price = Decimal("0.00") if classification.price is None else classification.price
                     currency = classification.currency or "GBP"
                     # then present in the listing, and enabled
                     curated = (classification.category, classification.requires_auth, price, currency, True, True)
-                    names = _INSERTED[_PER_TYPE:]
-                    converted = [self.converted(name, value) for name, value in zip(names, curated, strict=True)]
-                    cached = self.classified[classification] = (converted, classification.describe())
-                classified, note = cached
+                    converted = list(map(self.converted, _INSERTED[_PER_TYPE:], curated))
+                    self.classified[classification] = (converted, classification.describe())
+                classified, note = self.classified[classification]
                 # A new type's display order starts at its Calendly position.
                 inserted = [uri, slug, *_staged_values(listed), builder_id, listed["calendly_position"] or 0]
                 for index, process in self.per_type:
