@@ -380,9 +380,7 @@ class Catalogue:
         from bapp_cli.services.people import builder_ids_by_calendly_uri
 
         columns = ("id", "calendly_uri", "present_in_last_sync", *OWNED_FIELDS, *CLASSIFIED_FIELDS)
-        links = select(SessionTypePathway.session_type_id, Pathway.slug).join(
-            Pathway, Pathway.id == SessionTypePathway.pathway_id
-        )
+        links = select(SessionTypePathway.session_type_id, Pathway.slug).join(Pathway)  # on its foreign key
         return cls(
             types=tuple(session.execute(select(*(getattr(SessionType, name) for name in columns)))),
             builders=builder_ids_by_calendly_uri(session),
@@ -485,9 +483,7 @@ class SyncPlan:
             desired = {**listed, "builder_id": builder_id, "slug": slug}
             changed = [name for name in OWNED_FIELDS if getattr(row, name) != desired[name]]
             values = {name: desired[name] for name in changed}
-            curated_changed: list[str] = []
-            if self.reclassify:
-                curated_changed = self._reclassify(row, desired, values)
+            curated_changed = self._reclassify(row, desired, values) if self.reclassify else []
             returning = not row.present_in_last_sync
             if not values and not returning and row.id not in self.relinks:
                 report.unchanged += 1
