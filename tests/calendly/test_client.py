@@ -129,6 +129,20 @@ def test_iter_pages_numbers_pages() -> None:
     assert [(p.number, len(p.items), p.restarted) for p in pages] == [(1, 2, False), (2, 2, False), (3, 1, False)]
 
 
+def test_cursor_read_wherever_the_page_puts_it() -> None:
+    # The walk reads a trailing "pagination" on its own; one placed first, with a decoy "pagination" (an
+    # unknown key, so ignored) ending the last item, must still give the real cursor.
+    decoy = {**make_event_type(1), "pagination": {"next_page": None, "next_page_token": None}}
+    first = page([make_event_type(0), decoy], "t2")
+    pages = {
+        None: {"pagination": first["pagination"], "collection": first["collection"]},
+        "t2": page(event_types(2, 3)),
+    }
+    with client_for(paged_handler(pages)) as (client, rec, _):
+        assert [t.uri[-2:] for t in client.list_event_types(user="u")] == ["00", "01", "02"]
+    assert rec.tokens() == [None, "t2"]
+
+
 def test_token_taken_from_next_page_when_token_field_absent() -> None:
     first = page(event_types(0, 1), None, next_page=f"{BASE}/event_types?count=1&page_token=from-url&user=u")
     pages = {None: first, "from-url": page(event_types(1, 2))}

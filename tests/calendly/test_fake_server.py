@@ -28,7 +28,9 @@ from tests.fakes.calendly_server import (
 )
 
 OTHER_USER = "https://api.calendly.com/users/OTHER"
-READ_TIMEOUT = 0.3
+READ_TIMEOUT = 0.3  # the read-timeout tests' own; every other test reads with SLOW_READ_TIMEOUT
+# wide enough that a loaded machine never turns a slow answer into a timeout and an unexpected retry
+SLOW_READ_TIMEOUT = 30.0
 
 
 def catalogue(n: int = 250) -> list[dict[str, Any]]:
@@ -46,7 +48,7 @@ def fake() -> Iterator[FakeCalendly]:
 def client_for(fake: FakeCalendly, **options: Any) -> Iterator[tuple[CalendlyClient, list[float]]]:
     sleeps: list[float] = []
     options.setdefault("rng", lambda: 0.0)
-    options.setdefault("timeout", httpx.Timeout(5.0, read=READ_TIMEOUT))
+    options.setdefault("timeout", httpx.Timeout(5.0, read=SLOW_READ_TIMEOUT))
     with CalendlyClient(fake.base_url, options.pop("token", DEFAULT_TOKEN), sleep=sleeps.append, **options) as client:
         yield client, sleeps
 
@@ -249,14 +251,15 @@ def test_connection_resets_beyond_retries(fake: FakeCalendly) -> None:
 
 def test_read_timeout_is_retried(fake: FakeCalendly) -> None:
     fake.delay_next("/event_types", seconds=READ_TIMEOUT * 4)
-    with client_for(fake) as (client, sleeps):
+    with client_for(fake, timeout=httpx.Timeout(5.0, read=READ_TIMEOUT)) as (client, sleeps):
         assert len(client.list_event_types(user=DEFAULT_USER_URI)) == 250
     assert sleeps == [0.25] and fake.count("/event_types") == 4
 
 
 def test_read_timeouts_beyond_retries(fake: FakeCalendly) -> None:
     fake.delay_next("/users/me", seconds=READ_TIMEOUT * 4, times=None)
-    with client_for(fake, max_retries=1) as (client, _), pytest.raises(RemoteError) as info:
+    timeout = httpx.Timeout(5.0, read=READ_TIMEOUT)
+    with client_for(fake, max_retries=1, timeout=timeout) as (client, _), pytest.raises(RemoteError) as info:
         client.get_current_user()
     assert fake.count("/users/me") == 2
     assert f"read timeout ({READ_TIMEOUT} s)" in info.value.message

@@ -714,12 +714,15 @@ class CalendlyClient:
                     if response.status_code == 400 and "page_token" in request.params:
                         raise _StalePageToken(_status_text(response))
                     raise self._status_error(request, response, page=number)
+                body = response.content
                 try:
-                    pagination = PaginationOnly.model_validate_json(response.content).pagination
-                except ValidationError:
-                    pagination = self._parse(
-                        request, response, _page_model(item), page=number
-                    ).pagination  # names the fault
+                    # Calendly sends the cursor last: read as an object of its own, it needs no parse of the items
+                    # (the caller parses them anyway, so the next request goes out sooner). From a "pagination"
+                    # that is not the top-level object's last member, this text is no JSON object.
+                    cursor = b"{" + body[body.rfind(b'"pagination"') :]
+                    pagination = PaginationOnly.model_validate_json(cursor).pagination
+                except ValidationError:  # the whole page, whose faults are named
+                    pagination = self._parse(request, response, _page_model(item), page=number).pagination
                 token = self._next_token(request, pagination, number)
                 wanted.acquire()
                 if stopped.is_set():

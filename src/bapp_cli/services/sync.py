@@ -19,7 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from operator import is_, itemgetter
 from typing import TYPE_CHECKING, Any, cast
@@ -75,6 +75,13 @@ OWNED_FIELDS = (
     "remote_deleted_at",
 )
 CLASSIFIED_FIELDS = ("category", "requires_auth", "price", "currency")
+# A new type's row as SyncPlan.add builds it: the staged values (stage_event_types, in this order), then the
+# planned ones; the run's instant last.
+_STAGED = ("calendly_uri", *(name for name in OWNED_FIELDS if name != "builder_id"))
+_INSERTED = (*_STAGED, "builder_id", "display_order", *CLASSIFIED_FIELDS, "present_in_last_sync", "enabled")
+_STAMPED = ("last_synced_at", "created_at", "updated_at")
+_PER_TYPE = len(_STAGED) + 2  # the values that differ from type to type: the rest come from its classification
+_staged_values = itemgetter(*_STAGED[2:])  # after the URI and the slug
 
 # Column sizes of SessionType: a value that does not fit is an invalid listing, reported with its field,
 # rather than a database error halfway through the apply.
@@ -89,29 +96,12 @@ _RULE_FIELDS = {"name": ("name",), "slug": ("slug",), "any": ("name", "slug")}
 
 
 @dataclass(frozen=True)
-class ClassificationRule:
-    """One ``[[calendly.rules]]`` table: a case-insensitive regex on name and/or slug → curated fields."""
-
-    number: int
-    pattern: re.Pattern[str]
-    fields: tuple[str, ...]
-    category: str
-    requires_auth: bool
-    pathways: tuple[str, ...] = ()
-    price: Decimal | None = None
-    currency: str | None = None
-
-    def matches(self, name: str, slug: str) -> bool:
-        return any(self.pattern.search(name if part == "name" else slug) for part in self.fields)
-
-
-@dataclass(frozen=True)
 class Classification:
     """The curated fields a new (or reclassified) type starts with, and which rule chose them."""
 
     category: str
     requires_auth: bool
-    pathways: tuple[str, ...]
+    pathways: tuple[str, ...] = ()
     price: Decimal | None = None
     currency: str | None = None
     rule: int | None = None
@@ -121,6 +111,19 @@ class Classification:
         linked = f", pathways {'+'.join(self.pathways)}" if self.pathways else ""
         source = f", rule {self.rule}" if self.rule is not None else ""
         return f"{self.category}, {access}{linked}{source}"
+
+
+@dataclass(frozen=True)
+class ClassificationRule:
+    """One ``[[calendly.rules]]`` table: a case-insensitive regex on name and/or slug → the classification
+    it gives (whose ``rule`` is the table's number)."""
+
+    pattern: re.Pattern[str]
+    fields: tuple[str, ...]
+    gives: Classification
+
+    def matches(self, name: str, slug: str) -> bool:
+        return any(self.pattern.search(name if part == "name" else slug) for part in self.fields)
 
 
 def parse_rules(raw: Sequence[Any]) -> list[ClassificationRule]:
@@ -168,18 +171,15 @@ def parse_rules(raw: Sequence[Any]) -> list[ClassificationRule]:
             )
         except InvalidInput as exc:
             raise ConfigError(exc.message) from None
-        rules.append(
-            ClassificationRule(
-                number=number,
-                pattern=pattern,
-                fields=_RULE_FIELDS[field_name],
-                category=category,
-                requires_auth=default_requires_auth(category) if requires_auth is None else requires_auth,
-                pathways=tuple(dict.fromkeys(item.strip().lower() for item in pathways)),
-                price=price,
-                currency=currency,
-            )
+        gives = Classification(
+            category,
+            default_requires_auth(category) if requires_auth is None else requires_auth,
+            tuple(dict.fromkeys(item.strip().lower() for item in pathways)),
+            price,
+            currency,
+            rule=number,
         )
+        rules.append(ClassificationRule(pattern, _RULE_FIELDS[field_name], gives))
     return rules
 
 
@@ -190,10 +190,10 @@ class Classifier:
     def __init__(self, rules: Sequence[ClassificationRule], pathways: Mapping[str, tuple[str, bool]]) -> None:
         """``pathways`` maps every known slug to (name, archived)."""
         for rule in rules:
-            for slug in rule.pathways:
+            for slug in rule.gives.pathways:
                 if slug not in pathways:
                     raise ConfigError(
-                        f"calendly.rules[{rule.number}]: no pathway {slug!r}",
+                        f"calendly.rules[{rule.gives.rule}]: no pathway {slug!r}",
                         hint="known pathways: " + (", ".join(sorted(pathways)) or "none"),
                     )
         self._rules = list(rules)
@@ -211,16 +211,16 @@ class Classifier:
         for rule in self._rules:
             if rule.matches(name, slug):
                 # Archived pathways take no new links, even when a rule names them.
-                linked = tuple(item for item in rule.pathways if item not in self._archived)
-                if rule.category == "pathway" and not linked:
+                linked = tuple(item for item in rule.gives.pathways if item not in self._archived)
+                if rule.gives.category == "pathway" and not linked:
                     linked = self._detect_pathways(name, slug)
-                return Classification(rule.category, rule.requires_auth, linked, rule.price, rule.currency, rule.number)
+                return replace(rule.gives, pathways=linked)
         if _FREE_WORDS.search(name) or _FREE_WORDS.search(slug):
-            return Classification("free", False, ())
+            return Classification("free", False)
         detected = self._detect_pathways(name, slug)
         if detected:
             return Classification("pathway", True, detected)
-        return Classification("specialized", True, ())
+        return Classification("specialized", True)
 
 
 # -- listings --------------------------------------------------------------------------------------
@@ -380,9 +380,7 @@ class Catalogue:
         from bapp_cli.services.people import builder_ids_by_calendly_uri
 
         columns = ("id", "calendly_uri", "present_in_last_sync", *OWNED_FIELDS, *CLASSIFIED_FIELDS)
-        links = select(SessionTypePathway.session_type_id, Pathway.slug).join(
-            Pathway, Pathway.id == SessionTypePathway.pathway_id
-        )
+        links = select(SessionTypePathway.session_type_id, Pathway.slug).join(Pathway)  # on its foreign key
         return cls(
             types=tuple(session.execute(select(*(getattr(SessionType, name) for name in columns)))),
             builders=builder_ids_by_calendly_uri(session),
@@ -404,7 +402,7 @@ class SyncPlan:
         self.given: list[dict[str, Any]] = []  # every staged type, in order; the first `planned` are planned
         self.planned = 0
         self.seen: set[str] = set()
-        self.inserts: list[dict[str, Any]] = []
+        self.inserts: list[list[Any]] = []  # rows of _INSERTED, converted as the database driver takes them
         self.new_links: dict[str, tuple[str, ...]] = {}
         self.updates: list[dict[str, Any]] = []
         self.relinks: dict[int, tuple[str, ...]] = {}
@@ -421,6 +419,19 @@ class SyncPlan:
         self.links: dict[int, set[str]] = {}
         for type_id, slug in catalogue.links:
             self.links.setdefault(type_id, set()).add(slug)
+        # A new type's row is converted for the driver as its page is planned, while the next page is on its
+        # way, by each column's own bind processor (so it is stored as through the ORM): after the last page,
+        # only the one executemany is left to do.
+        from bapp_cli.db.models import SessionType
+
+        dialect = session.get_bind().dialect
+        columns = SessionType.__table__.c
+        self.convert = {name: columns[name].type._cached_bind_processor(dialect) for name in (*_INSERTED, *_STAMPED)}
+        self.per_type = [
+            (at, process) for at, name in enumerate(_INSERTED[:_PER_TYPE]) if (process := self.convert[name])
+        ]
+        # the few distinct classifications, each converted and described once: (values, description)
+        self.classified: dict[Classification, tuple[list[Any], str]] = {}
         self.catalogue = catalogue  # last: from here on the pages are planned as they are given
 
     def covers(self, listing: Sequence[dict[str, Any]], catalogue: Catalogue) -> bool:
@@ -448,25 +459,22 @@ class SyncPlan:
                 # Slugs are unique: a Calendly slug a local type already has gets a numbered one (issue 15 #6).
                 slug = self.slugs.claim(listed["slug"])
                 classification = self.classifier.classify(listed["title"], slug or "")
-                self.inserts.append(
-                    {
-                        **listed,
-                        "builder_id": builder_id,
-                        "slug": slug,
-                        "present_in_last_sync": True,
-                        "category": classification.category,
-                        "requires_auth": classification.requires_auth,
-                        # A new type's display order starts at its Calendly position.
-                        "display_order": listed["calendly_position"] or 0,
-                        "price": classification.price if classification.price is not None else Decimal("0.00"),
-                        "currency": classification.currency or "GBP",
-                        "enabled": True,
-                    }
-                )
+                if classification not in self.classified:
+                    price = Decimal("0.00") if classification.price is None else classification.price
+                    currency = classification.currency or "GBP"
+                    # then present in the listing, and enabled
+                    curated = (classification.category, classification.requires_auth, price, currency, True, True)
+                    converted = list(map(self.converted, _INSERTED[_PER_TYPE:], curated))
+                    self.classified[classification] = (converted, classification.describe())
+                classified, note = self.classified[classification]
+                # A new type's display order starts at its Calendly position.
+                inserted = [uri, slug, *_staged_values(listed), builder_id, listed["calendly_position"] or 0]
+                for index, process in self.per_type:
+                    inserted[index] = process(inserted[index])
+                self.inserts.append(inserted + classified)
                 if classification.pathways:
                     self.new_links[uri] = classification.pathways
                 report.created += 1
-                note = classification.describe()
                 if listed["slug"] and slug != listed["slug"]:
                     note = f"{note}; slug {slug} ({listed['slug']} is taken)"
                 report.changes.append(SyncChange("create", uri, listed["title"], note=note))
@@ -475,9 +483,7 @@ class SyncPlan:
             desired = {**listed, "builder_id": builder_id, "slug": slug}
             changed = [name for name in OWNED_FIELDS if getattr(row, name) != desired[name]]
             values = {name: desired[name] for name in changed}
-            curated_changed: list[str] = []
-            if self.reclassify:
-                curated_changed = self._reclassify(row, desired, values)
+            curated_changed = self._reclassify(row, desired, values) if self.reclassify else []
             returning = not row.present_in_last_sync
             if not values and not returning and row.id not in self.relinks:
                 report.unchanged += 1
@@ -492,6 +498,11 @@ class SyncPlan:
             else:
                 report.updated += 1
                 report.changes.append(SyncChange("update", uri, desired["title"], fields))
+
+    def converted(self, column: str, value: Any) -> Any:
+        """``value`` as the driver takes it for ``column`` of session_types."""
+        process = self.convert[column]
+        return value if process is None else process(value)
 
     def _reclassify(self, row: Any, desired: Mapping[str, Any], values: dict[str, Any]) -> list[str]:
         """The curated fields (and pathway links) --reclassify changes on a known type, described."""
@@ -590,35 +601,33 @@ def _write(session: Session, plan: SyncPlan, gone: Sequence[int], *, now: dt.dat
     from sqlalchemy import Table, delete, select
 
     from bapp_cli.db import bulk
-    from bapp_cli.db.batches import BATCH_SIZE, batches
     from bapp_cli.db.models import SessionType, SessionTypePathway
 
     assert plan.catalogue is not None
     pathway_ids = {slug: pathway_id for slug, pathway_id, _, _ in plan.catalogue.pathways}
     links: list[tuple[int, int]] = []
-    table = cast(Table, SessionType.__table__)
     if plan.inserts:
-        # Thousands of rows on a first sync: the set-based path (db.bulk) rather than the ORM.
-        columns = list(plan.inserts[0])
-        values = itemgetter(*columns)
-        bulk.insert_rows(
-            session,
-            table,
-            [*columns, "last_synced_at", "created_at", "updated_at"],
-            [(*values(row), now, now, now) for row in plan.inserts],
+        # Thousands of rows on a first sync, converted as their pages were planned: one executemany.
+        connection = session.connection()
+        marker = "?" if connection.dialect.paramstyle == "qmark" else "%s"
+        stamps = [plan.converted(name, now) for name in _STAMPED]
+        columns = ", ".join((*_INSERTED, *_STAMPED))
+        connection.exec_driver_sql(
+            f"INSERT INTO session_types ({columns}) VALUES ({', '.join([marker] * len(_INSERTED + _STAMPED))})",
+            [(*row, *stamps) for row in plan.inserts],
         )
         if plan.new_links:
             created = select(SessionType.id, SessionType.calendly_uri)
-            if len(plan.new_links) <= BATCH_SIZE:
-                created = created.where(SessionType.calendly_uri.in_(list(plan.new_links)))
+            created = created.where(bulk.any_of(session, SessionType.calendly_uri, plan.new_links))
             for type_id, uri in session.execute(created):
                 links.extend((type_id, pathway_ids[slug]) for slug in plan.new_links.get(uri or "", ()))
     # one executemany per set of changed fields; a vanished type is marked not present
     vanished = ({"id": type_id, "present_in_last_sync": False} for type_id in gone)
-    bulk.update_rows(
-        session, table, [{**row, "last_synced_at": now, "updated_at": now} for row in (*plan.updates, *vanished)]
-    )
-    for chunk in batches(list(plan.relinks)):
-        session.execute(delete(SessionTypePathway).where(SessionTypePathway.session_type_id.in_(chunk)))
+    changes = [{**row, "last_synced_at": now, "updated_at": now} for row in (*plan.updates, *vanished)]
+    bulk.update_rows(session, cast(Table, SessionType.__table__), changes)
+    if plan.relinks:
+        session.execute(
+            delete(SessionTypePathway).where(bulk.any_of(session, SessionTypePathway.session_type_id, plan.relinks))
+        )
     links.extend((type_id, pathway_ids[slug]) for type_id, slugs in plan.relinks.items() for slug in slugs)
     bulk.insert_rows(session, cast(Table, SessionTypePathway.__table__), ("session_type_id", "pathway_id"), links)
