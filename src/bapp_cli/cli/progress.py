@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import partial
 from typing import Annotated, Any
 
 import typer
@@ -135,37 +136,44 @@ def table(
         page = Page(limit=limit, offset=offset, search=search)
         records = progress_records(session, pathway=pathway, builder=builder, status=status, page=page)
         # streamed straight from the cursor (a table measures every row first: it lists them)
-        sink.records(records, PROGRESS_TABLE_COLUMNS, table=_table_renderer(records, sink))
+        sink.records(records, PROGRESS_TABLE_COLUMNS, table=partial(draw_progress_rows, "Progress", records, sink))
 
 
-def _table_renderer(found: Iterable[dict[str, Any]], sink: Any) -> Any:
-    def draw(console: Any) -> None:
-        from bapp_cli.cli.table_width import fit_to_terminal
-        from bapp_cli.services.plain_reads import instant_value
+def draw_progress_rows(
+    title: str, found: Iterable[dict[str, Any]], sink: Any, console: Any, pathway_cell: Any = None
+) -> None:
+    """The table of progress records, `progress table`'s and `reports client-progress`'s: per tier and overall
+    the percent (with done/total when the records carry the counts), the overall one as a bar, badges and last
+    activity; `pathway_cell(slug)` draws the pathway (the slug when None). Narrowed to the terminal."""
+    from bapp_cli.cli.table_width import fit_to_terminal
+    from bapp_cli.services.plain_reads import instant_value
+    from bapp_cli.services.progress import TABLE_TIERS
 
-        rows = list(found)
-        headers = ("client", "pathway", "status", "tier 1", "tier 2", "tier 3", "overall", "badges", "last activity")
-        grid = listing_table("Progress", headers, right=("tier 1", "tier 2", "tier 3", "badges"))
-        for row in rows:
-            tiers = [row[f"tier{number}_percent"] for number in (1, 2, 3)]
-            overall, badges, last = row["percent"], row["badges"], instant_value(row["last_activity"])
-            grid.add_row(
-                row["client"],
-                row["pathway"],
-                styled(row["status"], ENROLMENT_STYLES.get(row["status"])),
-                *(styled(f"{value}%", percent_style(value)) for value in tiers),
-                styled(f"{bar(overall)} {overall:>3}%", percent_style(overall)),
-                str(badges) if badges else "—",
-                sink.local_time(last) if last else "—",
-            )
-        fit_to_terminal(
-            grid,
-            console,
-            keys=("client", "status", "overall"),
-            drop_order=("last activity", "badges", "tier 3", "tier 2", "tier 1"),
+    def share(row: dict[str, Any], prefix: str) -> tuple[str, int]:
+        counts = f"{row[f'{prefix}completed']}/{row[f'{prefix}total']}" if f"{prefix}total" in row else ""
+        return counts, row[f"{prefix}percent"]
+
+    rows = list(found)
+    tiers = [f"tier {number}" for number in TABLE_TIERS]
+    headers = ("client", "pathway", "status", *tiers, "overall", "badges", "last activity")
+    grid = listing_table(title, headers, right=(*tiers, "badges"))
+    for row in rows:
+        (counts, overall), last = share(row, ""), instant_value(row["last_activity"])
+        grid.add_row(
+            row["client"],
+            pathway_cell(row["pathway"]) if pathway_cell else row["pathway"],
+            styled(row["status"], ENROLMENT_STYLES.get(row["status"])),
+            *(
+                styled(f"{done} {percent:>3}%".lstrip(), percent_style(percent))
+                for done, percent in (share(row, f"tier{number}_") for number in TABLE_TIERS)
+            ),
+            styled(f"{bar(overall)} {overall:>3}%  {counts}".rstrip(), percent_style(overall)),
+            f"🏅 {row['badges']}" if row["badges"] else "—",
+            sink.local_time(last) if last else "—",
         )
-        console.print(grid)
-        if not rows:
-            console.print("(no enrolments)", style="dim")
-
-    return draw
+    fit_to_terminal(
+        grid, console, keys=("client", "status", "overall"), drop_order=("last activity", "badges", *reversed(tiers))
+    )
+    console.print(grid)
+    if not rows:
+        console.print("(no enrolments)", style="dim")

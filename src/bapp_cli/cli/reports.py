@@ -7,7 +7,6 @@ an array of objects in json/jsonl/csv/tsv. Reports with overall totals end with 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from functools import partial
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -71,6 +70,12 @@ def _pathway_cell(label: ReportPathway) -> Any:
     if label.archived:
         text.append(" (archived)", style="dim")
     return text
+
+
+def _slug_cell(labels: dict[str | None, ReportPathway], slug: str) -> Any:
+    from bapp_cli.services.reports import ReportPathway
+
+    return _pathway_cell(labels.get(slug) or ReportPathway(slug, slug))
 
 
 def _bar_count(value: int, maximum: int, label: ReportPathway, total: bool) -> Any:
@@ -275,54 +280,15 @@ def client_progress(
       bapp reports client-progress --builder priya@coach.example --pathway accelerate
       bapp reports client-progress --format csv > client-progress.csv
     """
+    from bapp_cli.cli.progress import draw_progress_rows
     from bapp_cli.services.reports import CLIENT_PROGRESS_COLUMNS
     from bapp_cli.services.reports import client_progress as build_report
 
     with reading(ctx) as (sink, session):
         labels, records = build_report(session, builder=builder, pathway=pathway)
         # streamed from the cursor, one enrolment at a time (a table lists them first)
-        sink.records(records, CLIENT_PROGRESS_COLUMNS, table=partial(_progress_table, labels, records, sink))
-
-
-def _progress_table(
-    labels: dict[str | None, ReportPathway], found: Iterable[dict[str, Any]], sink: OutputSink, console: Any
-) -> None:
-    from rich.text import Text
-
-    from bapp_cli.services.plain_reads import instant_value
-    from bapp_cli.services.progress import TABLE_TIERS
-    from bapp_cli.services.reports import ReportPathway
-
-    rows = list(found)
-    grid = _report_grid("Client progress")
-    grid.add_column("client", no_wrap=True)
-    grid.add_column("pathway", no_wrap=True)
-    grid.add_column("status")
-    for number in TABLE_TIERS:
-        grid.add_column(f"tier {number}", justify="right", no_wrap=True)
-    grid.add_column("overall", no_wrap=True)
-    grid.add_column("badges", justify="right")
-    grid.add_column("last activity")
-    for row in rows:
-        tiers = [
-            Text(f"{row[f'{tier}completed']}/{row[f'{tier}total']} {percent:>3}%", style=percent_style(percent))
-            for tier, percent in ((f"tier{n}_", row[f"tier{n}_percent"]) for n in TABLE_TIERS)
-        ]
-        overall = _percent_cell(row["percent"], decimals=False)
-        overall.append(f"  {row['completed']}/{row['total']}", style="dim")
-        last = instant_value(row["last_activity"])
-        grid.add_row(
-            row["client"],
-            _pathway_cell(labels.get(row["pathway"]) or ReportPathway(row["pathway"], row["pathway"])),
-            Text(row["status"], style=ENROLMENT_STYLES.get(row["status"], "")),
-            *tiers,
-            overall,
-            Text(f"🏅 {row['badges']}") if row["badges"] else Text("—", style="dim"),
-            sink.local_time(last) if last else Text("—", style="dim"),
-        )
-    console.print(grid)
-    if not rows:
-        console.print("(no enrolments)", style="dim")
+        draw = partial(draw_progress_rows, "Client progress", records, sink, pathway_cell=partial(_slug_cell, labels))
+        sink.records(records, CLIENT_PROGRESS_COLUMNS, table=draw)
 
 
 # -- pathway analytics --------------------------------------------------------------------------------
