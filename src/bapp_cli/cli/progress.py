@@ -24,67 +24,59 @@ def bar(percent: int, width: int = BAR_WIDTH) -> str:
     return "█" * filled + "░" * (width - filled)
 
 
-def render_progress_tree(progress: Any, sink: Any) -> Any:
+def _draw_progress_tree(progress: Any, sink: Any, console: Any) -> None:
     """The Rich tree of `progress show`: pathway → tiers (done/total, %, bar) → skills; badges last."""
+    from rich.text import Text
+    from rich.tree import Tree
 
-    def draw(console: Any) -> None:
-        from rich.text import Text
-        from rich.tree import Tree
+    def counted(label: Text, group: dict[str, Any]) -> Text:
+        style = percent_style(group["percent"])
+        label.append(f"  {group['completed']}/{group['total']}  ")
+        label.append(bar(group["percent"]), style=style)
+        label.append(f" {group['percent']}%", style=style)
+        return label
 
-        def counted(label: Text, group: dict[str, Any]) -> Text:
-            style = percent_style(group["percent"])
-            label.append(f"  {group['completed']}/{group['total']}  ")
-            label.append(bar(group["percent"]), style=style)
-            label.append(f" {group['percent']}%", style=style)
-            return label
+    def add_skills(branch: Any, skills: list[dict[str, Any]]) -> None:
+        for skill in skills:
+            mark, style = SKILL_STATUS_STYLES.get(skill["status"], ("?", ""))
+            line = Text.assemble((mark, style), " ", (skill["name"], style if skill["status"] != "completed" else ""))
+            line.append(f" ({skill['skill']})", style="dim")
+            if skill["completed_via"]:
+                line.append(f"  via {skill['completed_via']}", style="dim")
+            branch.add(line)
 
-        def add_skills(branch: Any, skills: list[dict[str, Any]]) -> None:
-            for skill in skills:
-                mark, style = SKILL_STATUS_STYLES.get(skill["status"], ("?", ""))
-                line = Text.assemble(
-                    (mark, style), " ", (skill["name"], style if skill["status"] != "completed" else "")
-                )
-                line.append(f" ({skill['skill']})", style="dim")
-                if skill["completed_via"]:
-                    line.append(f"  via {skill['completed_via']}", style="dim")
-                branch.add(line)
-
-        title = Text(progress.client_name or progress.client, style="bold")
-        if progress.client_name:
-            title.append(f"  <{progress.client}>", style="dim")
-        root = Tree(title)
-        if not progress.pathways:
-            root.add(Text("no enrolments", style="dim"))
-        for item in progress.pathways:
-            if item["pathway"] is None:
-                fundamentals = root.add(counted(Text.assemble(("★ Fundamentals", "bold")), item))
-                add_skills(fundamentals, item["progress"]["fundamentals"])
-                continue
-            icon, color = progress.looks[item["pathway"]]
-            label = Text.assemble((f"{icon or ''} {item['name']}".strip(), f"bold {color}" if color else "bold"))
-            label.append(f" ({item['pathway']})", style="dim")
-            label.append(f"  {item['status']}", style=ENROLMENT_STYLES.get(item["status"], ""))
-            if item["builder"]:
-                label.append(f"  coach {item['builder']}", style="dim")
-            if item["start_date"]:
-                label.append(f"  since {item['start_date'].isoformat()}", style="dim")
-            if item["completed_at"]:
-                label.append(f"  completed {sink.local_time(item['completed_at'])}", style="green")
-            branch = root.add(counted(label, item))
-            for tier in item["tiers"]:
-                tier_branch = branch.add(
-                    counted(Text.assemble((f"Tier {tier['tier']} · {tier['name']}", "bold")), tier)
-                )
-                skills = item["progress"][f"tier{tier['tier']}"]
-                if not skills:
-                    tier_branch.add(Text("no skills linked yet", style="dim"))
-                add_skills(tier_branch, skills)
-        badges = root.add(Text(f"Badges ({len(progress.badges)})", style="bold"))
-        for badge in progress.badges:
-            badges.add(Text.assemble(f"🏅 {badge['name']}", (f"  {sink.local_time(badge['awarded_at'])}", "dim")))
-        console.print(root)
-
-    return draw
+    title = Text(progress.client_name or progress.client, style="bold")
+    if progress.client_name:
+        title.append(f"  <{progress.client}>", style="dim")
+    root = Tree(title)
+    if not progress.pathways:
+        root.add(Text("no enrolments", style="dim"))
+    for item in progress.pathways:
+        if item["pathway"] is None:
+            fundamentals = root.add(counted(Text.assemble(("★ Fundamentals", "bold")), item))
+            add_skills(fundamentals, item["progress"]["fundamentals"])
+            continue
+        icon, color = progress.looks[item["pathway"]]
+        label = Text.assemble((f"{icon or ''} {item['name']}".strip(), f"bold {color}" if color else "bold"))
+        label.append(f" ({item['pathway']})", style="dim")
+        label.append(f"  {item['status']}", style=ENROLMENT_STYLES.get(item["status"], ""))
+        if item["builder"]:
+            label.append(f"  coach {item['builder']}", style="dim")
+        if item["start_date"]:
+            label.append(f"  since {item['start_date'].isoformat()}", style="dim")
+        if item["completed_at"]:
+            label.append(f"  completed {sink.local_time(item['completed_at'])}", style="green")
+        branch = root.add(counted(label, item))
+        for tier in item["tiers"]:
+            tier_branch = branch.add(counted(Text.assemble((f"Tier {tier['tier']} · {tier['name']}", "bold")), tier))
+            skills = item["progress"][f"tier{tier['tier']}"]
+            if not skills:
+                tier_branch.add(Text("no skills linked yet", style="dim"))
+            add_skills(tier_branch, skills)
+    badges = root.add(Text(f"Badges ({len(progress.badges)})", style="bold"))
+    for badge in progress.badges:
+        badges.add(Text.assemble(f"🏅 {badge['name']}", (f"  {sink.local_time(badge['awarded_at'])}", "dim")))
+    console.print(root)
 
 
 @output_command(app, "show")
@@ -107,7 +99,7 @@ def show(
     sink = app_state.output()
     with app_state.plain_reading() as database:
         progress = show_progress(database, email, pathway=pathway)
-    sink.records(progress.pathways, PROGRESS_COLUMNS, table=render_progress_tree(progress, sink))
+    sink.records(progress.pathways, PROGRESS_COLUMNS, table=partial(_draw_progress_tree, progress, sink))
 
 
 @output_command(app, "table")

@@ -26,7 +26,6 @@ app = typer.Typer(
 )
 
 BAR_WIDTH = 6
-COUNT_BAR_WIDTH = 6
 # a cell holds eight steps, so small differences between pathways still show
 EIGHTHS = ("", "▏", "▎", "▍", "▌", "▋", "▊", "▉")
 BOOKING_STYLES = {"pending": "yellow", "confirmed": "cyan", "completed": "green", "cancelled": "dim", "no_show": "red"}
@@ -48,14 +47,12 @@ TotalsOption = Annotated[
 ]
 
 
-def bar(value: float, maximum: float, width: int = BAR_WIDTH) -> str:
-    """A block bar of `value` out of `maximum`, padded to `width` cells."""
+def bar(value: float, maximum: float) -> str:
+    """A block bar of `value` out of `maximum`, padded to BAR_WIDTH cells."""
     if maximum <= 0 or value <= 0:
-        return " " * width
-    eighths = max(1, round(min(value, maximum) / maximum * width * 8))
-    full, rest = divmod(eighths, 8)
-    text = "█" * full + EIGHTHS[rest]
-    return text + " " * (width - len(text))
+        return " " * BAR_WIDTH
+    full, rest = divmod(max(1, round(min(value, maximum) / maximum * BAR_WIDTH * 8)), 8)
+    return ("█" * full + EIGHTHS[rest]).ljust(BAR_WIDTH)
 
 
 def _pathway_cell(label: ReportPathway) -> Any:
@@ -83,9 +80,9 @@ def _bar_count(value: int, maximum: int, label: ReportPathway, total: bool) -> A
     from rich.text import Text
 
     if total:
-        return Text(f"{' ' * COUNT_BAR_WIDTH} {value}", style="bold")
+        return Text(f"{' ' * BAR_WIDTH} {value}", style="bold")
     digits = len(str(maximum))
-    return Text.assemble((bar(value, maximum, COUNT_BAR_WIDTH), label.color or "cyan"), f" {value:>{digits}}")
+    return Text.assemble((bar(value, maximum), label.color or "cyan"), f" {value:>{digits}}")
 
 
 def _plain_count(value: int, total: bool, style: str = "") -> Any:
@@ -95,12 +92,11 @@ def _plain_count(value: int, total: bool, style: str = "") -> Any:
     return Text(str(value), style="bold" if total else (style if value else "dim"))
 
 
-def _percent_cell(percent: float, *, decimals: bool = True) -> Any:
+def _percent_cell(percent: float) -> Any:
     from rich.text import Text
 
-    shown = f"{percent:5.1f}%" if decimals else f"{int(percent):>3}%"
     style = percent_style(percent)
-    return Text.assemble((bar(percent, 100), style), (f" {shown}", style))
+    return Text.assemble((bar(percent, 100), style), (f" {percent:5.1f}%", style))
 
 
 def _report_grid(title: str, *, caption: str | None = None) -> Any:
