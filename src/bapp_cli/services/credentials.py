@@ -656,8 +656,8 @@ def split_credentials(text: str, source: str) -> list[str]:
         document = json.loads(stripped)
     except json.JSONDecodeError as exc:
         raise InvalidInput(f"{source}: line {exc.lineno}: not valid JSON ({exc.msg})", code="bad_json") from None
-    tokens = [item.get("jwt") if isinstance(item, dict) else item for item in _types(document)]
-    for index, token in enumerate(tokens):
-        if not isinstance(token, str):
+    members: list[Any] = [item.get("jwt") if isinstance(item, dict) else item for item in _types(document)]
+    for index, member in enumerate(members):
+        if not isinstance(member, str):
             raise InvalidInput(f"{source}: item {index}: no jwt member holding a compact JWS", code="no_credential")
-    return [token.strip() for token in tokens]
+    return [member.strip() for member in members]
