@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import partial
 from typing import Annotated, Any
 
 import typer
@@ -23,67 +24,59 @@ def bar(percent: int, width: int = BAR_WIDTH) -> str:
     return "█" * filled + "░" * (width - filled)
 
 
-def render_progress_tree(progress: Any, sink: Any) -> Any:
+def _draw_progress_tree(progress: Any, sink: Any, console: Any) -> None:
     """The Rich tree of `progress show`: pathway → tiers (done/total, %, bar) → skills; badges last."""
+    from rich.text import Text
+    from rich.tree import Tree
 
-    def draw(console: Any) -> None:
-        from rich.text import Text
-        from rich.tree import Tree
+    def counted(label: Text, group: dict[str, Any]) -> Text:
+        style = percent_style(group["percent"])
+        label.append(f"  {group['completed']}/{group['total']}  ")
+        label.append(bar(group["percent"]), style=style)
+        label.append(f" {group['percent']}%", style=style)
+        return label
 
-        def counted(label: Text, group: dict[str, Any]) -> Text:
-            style = percent_style(group["percent"])
-            label.append(f"  {group['completed']}/{group['total']}  ")
-            label.append(bar(group["percent"]), style=style)
-            label.append(f" {group['percent']}%", style=style)
-            return label
+    def add_skills(branch: Any, skills: list[dict[str, Any]]) -> None:
+        for skill in skills:
+            mark, style = SKILL_STATUS_STYLES.get(skill["status"], ("?", ""))
+            line = Text.assemble((mark, style), " ", (skill["name"], style if skill["status"] != "completed" else ""))
+            line.append(f" ({skill['skill']})", style="dim")
+            if skill["completed_via"]:
+                line.append(f"  via {skill['completed_via']}", style="dim")
+            branch.add(line)
 
-        def add_skills(branch: Any, skills: list[dict[str, Any]]) -> None:
-            for skill in skills:
-                mark, style = SKILL_STATUS_STYLES.get(skill["status"], ("?", ""))
-                line = Text.assemble(
-                    (mark, style), " ", (skill["name"], style if skill["status"] != "completed" else "")
-                )
-                line.append(f" ({skill['skill']})", style="dim")
-                if skill["completed_via"]:
-                    line.append(f"  via {skill['completed_via']}", style="dim")
-                branch.add(line)
-
-        title = Text(progress.client_name or progress.client, style="bold")
-        if progress.client_name:
-            title.append(f"  <{progress.client}>", style="dim")
-        root = Tree(title)
-        if not progress.pathways:
-            root.add(Text("no enrolments", style="dim"))
-        for item in progress.pathways:
-            if item["pathway"] is None:
-                fundamentals = root.add(counted(Text.assemble(("★ Fundamentals", "bold")), item))
-                add_skills(fundamentals, item["progress"]["fundamentals"])
-                continue
-            icon, color = progress.looks[item["pathway"]]
-            label = Text.assemble((f"{icon or ''} {item['name']}".strip(), f"bold {color}" if color else "bold"))
-            label.append(f" ({item['pathway']})", style="dim")
-            label.append(f"  {item['status']}", style=ENROLMENT_STYLES.get(item["status"], ""))
-            if item["builder"]:
-                label.append(f"  coach {item['builder']}", style="dim")
-            if item["start_date"]:
-                label.append(f"  since {item['start_date'].isoformat()}", style="dim")
-            if item["completed_at"]:
-                label.append(f"  completed {sink.local_time(item['completed_at'])}", style="green")
-            branch = root.add(counted(label, item))
-            for tier in item["tiers"]:
-                tier_branch = branch.add(
-                    counted(Text.assemble((f"Tier {tier['tier']} · {tier['name']}", "bold")), tier)
-                )
-                skills = item["progress"][f"tier{tier['tier']}"]
-                if not skills:
-                    tier_branch.add(Text("no skills linked yet", style="dim"))
-                add_skills(tier_branch, skills)
-        badges = root.add(Text(f"Badges ({len(progress.badges)})", style="bold"))
-        for badge in progress.badges:
-            badges.add(Text.assemble(f"🏅 {badge['name']}", (f"  {sink.local_time(badge['awarded_at'])}", "dim")))
-        console.print(root)
-
-    return draw
+    title = Text(progress.client_name or progress.client, style="bold")
+    if progress.client_name:
+        title.append(f"  <{progress.client}>", style="dim")
+    root = Tree(title)
+    if not progress.pathways:
+        root.add(Text("no enrolments", style="dim"))
+    for item in progress.pathways:
+        if item["pathway"] is None:
+            fundamentals = root.add(counted(Text.assemble(("★ Fundamentals", "bold")), item))
+            add_skills(fundamentals, item["progress"]["fundamentals"])
+            continue
+        icon, color = progress.looks[item["pathway"]]
+        label = Text.assemble((f"{icon or ''} {item['name']}".strip(), f"bold {color}" if color else "bold"))
+        label.append(f" ({item['pathway']})", style="dim")
+        label.append(f"  {item['status']}", style=ENROLMENT_STYLES.get(item["status"], ""))
+        if item["builder"]:
+            label.append(f"  coach {item['builder']}", style="dim")
+        if item["start_date"]:
+            label.append(f"  since {item['start_date'].isoformat()}", style="dim")
+        if item["completed_at"]:
+            label.append(f"  completed {sink.local_time(item['completed_at'])}", style="green")
+        branch = root.add(counted(label, item))
+        for tier in item["tiers"]:
+            tier_branch = branch.add(counted(Text.assemble((f"Tier {tier['tier']} · {tier['name']}", "bold")), tier))
+            skills = item["progress"][f"tier{tier['tier']}"]
+            if not skills:
+                tier_branch.add(Text("no skills linked yet", style="dim"))
+            add_skills(tier_branch, skills)
+    badges = root.add(Text(f"Badges ({len(progress.badges)})", style="bold"))
+    for badge in progress.badges:
+        badges.add(Text.assemble(f"🏅 {badge['name']}", (f"  {sink.local_time(badge['awarded_at'])}", "dim")))
+    console.print(root)
 
 
 @output_command(app, "show")
@@ -106,7 +99,7 @@ def show(
     sink = app_state.output()
     with app_state.plain_reading() as database:
         progress = show_progress(database, email, pathway=pathway)
-    sink.records(progress.pathways, PROGRESS_COLUMNS, table=render_progress_tree(progress, sink))
+    sink.records(progress.pathways, PROGRESS_COLUMNS, table=partial(_draw_progress_tree, progress, sink))
 
 
 @output_command(app, "table")
@@ -135,37 +128,44 @@ def table(
         page = Page(limit=limit, offset=offset, search=search)
         records = progress_records(session, pathway=pathway, builder=builder, status=status, page=page)
         # streamed straight from the cursor (a table measures every row first: it lists them)
-        sink.records(records, PROGRESS_TABLE_COLUMNS, table=_table_renderer(records, sink))
+        sink.records(records, PROGRESS_TABLE_COLUMNS, table=partial(draw_progress_rows, "Progress", records, sink))
 
 
-def _table_renderer(found: Iterable[dict[str, Any]], sink: Any) -> Any:
-    def draw(console: Any) -> None:
-        from bapp_cli.cli.table_width import fit_to_terminal
-        from bapp_cli.services.plain_reads import instant_value
+def draw_progress_rows(
+    title: str, found: Iterable[dict[str, Any]], sink: Any, console: Any, pathway_cell: Any = None
+) -> None:
+    """The table of progress records, `progress table`'s and `reports client-progress`'s: per tier and overall
+    the percent (with done/total when the records carry the counts), the overall one as a bar, badges and last
+    activity; `pathway_cell(slug)` draws the pathway (the slug when None). Narrowed to the terminal."""
+    from bapp_cli.cli.table_width import fit_to_terminal
+    from bapp_cli.services.plain_reads import instant_value
+    from bapp_cli.services.progress import TABLE_TIERS
 
-        rows = list(found)
-        headers = ("client", "pathway", "status", "tier 1", "tier 2", "tier 3", "overall", "badges", "last activity")
-        grid = listing_table("Progress", headers, right=("tier 1", "tier 2", "tier 3", "badges"))
-        for row in rows:
-            tiers = [row[f"tier{number}_percent"] for number in (1, 2, 3)]
-            overall, badges, last = row["percent"], row["badges"], instant_value(row["last_activity"])
-            grid.add_row(
-                row["client"],
-                row["pathway"],
-                styled(row["status"], ENROLMENT_STYLES.get(row["status"])),
-                *(styled(f"{value}%", percent_style(value)) for value in tiers),
-                styled(f"{bar(overall)} {overall:>3}%", percent_style(overall)),
-                str(badges) if badges else "—",
-                sink.local_time(last) if last else "—",
-            )
-        fit_to_terminal(
-            grid,
-            console,
-            keys=("client", "status", "overall"),
-            drop_order=("last activity", "badges", "tier 3", "tier 2", "tier 1"),
+    def share(row: dict[str, Any], prefix: str) -> tuple[str, int]:
+        counts = f"{row[f'{prefix}completed']}/{row[f'{prefix}total']}" if f"{prefix}total" in row else ""
+        return counts, row[f"{prefix}percent"]
+
+    rows = list(found)
+    tiers = [f"tier {number}" for number in TABLE_TIERS]
+    headers = ("client", "pathway", "status", *tiers, "overall", "badges", "last activity")
+    grid = listing_table(title, headers, right=(*tiers, "badges"))
+    for row in rows:
+        (counts, overall), last = share(row, ""), instant_value(row["last_activity"])
+        grid.add_row(
+            row["client"],
+            pathway_cell(row["pathway"]) if pathway_cell else row["pathway"],
+            styled(row["status"], ENROLMENT_STYLES.get(row["status"])),
+            *(
+                styled(f"{done} {percent:>3}%".lstrip(), percent_style(percent))
+                for done, percent in (share(row, f"tier{number}_") for number in TABLE_TIERS)
+            ),
+            styled(f"{bar(overall)} {overall:>3}%  {counts}".rstrip(), percent_style(overall)),
+            f"🏅 {row['badges']}" if row["badges"] else "—",
+            sink.local_time(last) if last else "—",
         )
-        console.print(grid)
-        if not rows:
-            console.print("(no enrolments)", style="dim")
-
-    return draw
+    fit_to_terminal(
+        grid, console, keys=("client", "status", "overall"), drop_order=("last activity", "badges", *reversed(tiers))
+    )
+    console.print(grid)
+    if not rows:
+        console.print("(no enrolments)", style="dim")

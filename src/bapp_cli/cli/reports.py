@@ -7,7 +7,6 @@ an array of objects in json/jsonl/csv/tsv. Reports with overall totals end with 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from functools import partial
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -27,7 +26,6 @@ app = typer.Typer(
 )
 
 BAR_WIDTH = 6
-COUNT_BAR_WIDTH = 6
 # a cell holds eight steps, so small differences between pathways still show
 EIGHTHS = ("", "▏", "▎", "▍", "▌", "▋", "▊", "▉")
 BOOKING_STYLES = {"pending": "yellow", "confirmed": "cyan", "completed": "green", "cancelled": "dim", "no_show": "red"}
@@ -49,14 +47,12 @@ TotalsOption = Annotated[
 ]
 
 
-def bar(value: float, maximum: float, width: int = BAR_WIDTH) -> str:
-    """A block bar of `value` out of `maximum`, padded to `width` cells."""
+def bar(value: float, maximum: float) -> str:
+    """A block bar of `value` out of `maximum`, padded to BAR_WIDTH cells."""
     if maximum <= 0 or value <= 0:
-        return " " * width
-    eighths = max(1, round(min(value, maximum) / maximum * width * 8))
-    full, rest = divmod(eighths, 8)
-    text = "█" * full + EIGHTHS[rest]
-    return text + " " * (width - len(text))
+        return " " * BAR_WIDTH
+    full, rest = divmod(max(1, round(min(value, maximum) / maximum * BAR_WIDTH * 8)), 8)
+    return ("█" * full + EIGHTHS[rest]).ljust(BAR_WIDTH)
 
 
 def _pathway_cell(label: ReportPathway) -> Any:
@@ -73,14 +69,20 @@ def _pathway_cell(label: ReportPathway) -> Any:
     return text
 
 
+def _slug_cell(labels: dict[str | None, ReportPathway], slug: str) -> Any:
+    from bapp_cli.services.reports import ReportPathway
+
+    return _pathway_cell(labels.get(slug) or ReportPathway(slug, slug))
+
+
 def _bar_count(value: int, maximum: int, label: ReportPathway, total: bool) -> Any:
     """A count with its bar out of `maximum` in the row's pathway colour; on the totals row, bold and barless."""
     from rich.text import Text
 
     if total:
-        return Text(f"{' ' * COUNT_BAR_WIDTH} {value}", style="bold")
+        return Text(f"{' ' * BAR_WIDTH} {value}", style="bold")
     digits = len(str(maximum))
-    return Text.assemble((bar(value, maximum, COUNT_BAR_WIDTH), label.color or "cyan"), f" {value:>{digits}}")
+    return Text.assemble((bar(value, maximum), label.color or "cyan"), f" {value:>{digits}}")
 
 
 def _plain_count(value: int, total: bool, style: str = "") -> Any:
@@ -90,12 +92,11 @@ def _plain_count(value: int, total: bool, style: str = "") -> Any:
     return Text(str(value), style="bold" if total else (style if value else "dim"))
 
 
-def _percent_cell(percent: float, *, decimals: bool = True) -> Any:
+def _percent_cell(percent: float) -> Any:
     from rich.text import Text
 
-    shown = f"{percent:5.1f}%" if decimals else f"{int(percent):>3}%"
     style = percent_style(percent)
-    return Text.assemble((bar(percent, 100), style), (f" {shown}", style))
+    return Text.assemble((bar(percent, 100), style), (f" {percent:5.1f}%", style))
 
 
 def _report_grid(title: str, *, caption: str | None = None) -> Any:
@@ -275,54 +276,15 @@ def client_progress(
       bapp reports client-progress --builder priya@coach.example --pathway accelerate
       bapp reports client-progress --format csv > client-progress.csv
     """
+    from bapp_cli.cli.progress import draw_progress_rows
     from bapp_cli.services.reports import CLIENT_PROGRESS_COLUMNS
     from bapp_cli.services.reports import client_progress as build_report
 
     with reading(ctx) as (sink, session):
         labels, records = build_report(session, builder=builder, pathway=pathway)
         # streamed from the cursor, one enrolment at a time (a table lists them first)
-        sink.records(records, CLIENT_PROGRESS_COLUMNS, table=partial(_progress_table, labels, records, sink))
-
-
-def _progress_table(
-    labels: dict[str | None, ReportPathway], found: Iterable[dict[str, Any]], sink: OutputSink, console: Any
-) -> None:
-    from rich.text import Text
-
-    from bapp_cli.services.plain_reads import instant_value
-    from bapp_cli.services.progress import TABLE_TIERS
-    from bapp_cli.services.reports import ReportPathway
-
-    rows = list(found)
-    grid = _report_grid("Client progress")
-    grid.add_column("client", no_wrap=True)
-    grid.add_column("pathway", no_wrap=True)
-    grid.add_column("status")
-    for number in TABLE_TIERS:
-        grid.add_column(f"tier {number}", justify="right", no_wrap=True)
-    grid.add_column("overall", no_wrap=True)
-    grid.add_column("badges", justify="right")
-    grid.add_column("last activity")
-    for row in rows:
-        tiers = [
-            Text(f"{row[f'{tier}completed']}/{row[f'{tier}total']} {percent:>3}%", style=percent_style(percent))
-            for tier, percent in ((f"tier{n}_", row[f"tier{n}_percent"]) for n in TABLE_TIERS)
-        ]
-        overall = _percent_cell(row["percent"], decimals=False)
-        overall.append(f"  {row['completed']}/{row['total']}", style="dim")
-        last = instant_value(row["last_activity"])
-        grid.add_row(
-            row["client"],
-            _pathway_cell(labels.get(row["pathway"]) or ReportPathway(row["pathway"], row["pathway"])),
-            Text(row["status"], style=ENROLMENT_STYLES.get(row["status"], "")),
-            *tiers,
-            overall,
-            Text(f"🏅 {row['badges']}") if row["badges"] else Text("—", style="dim"),
-            sink.local_time(last) if last else Text("—", style="dim"),
-        )
-    console.print(grid)
-    if not rows:
-        console.print("(no enrolments)", style="dim")
+        draw = partial(draw_progress_rows, "Client progress", records, sink, pathway_cell=partial(_slug_cell, labels))
+        sink.records(records, CLIENT_PROGRESS_COLUMNS, table=draw)
 
 
 # -- pathway analytics --------------------------------------------------------------------------------

@@ -609,6 +609,10 @@ def check_against_database(session: Session, verification: Verification, *, issu
         verification.reason = f"revoked on {_instant(badge.revoked_at)}: {badge.revocation_reason}"
 
 
+def _unusable_status_list(problem: str) -> InvalidInput:
+    return InvalidInput(f"the status list {problem}", code="bad_status_list")
+
+
 def check_against_status_list(verification: Verification, status_token: str, *, public_key: Any) -> None:
     """Revocation from a published status list (signed by the same issuer), for a verifier without the db."""
     import jwt
@@ -618,23 +622,17 @@ def check_against_status_list(verification: Verification, status_token: str, *, 
     try:
         claims = _decode_signature_only(status_token, public_key)
     except jwt.PyJWTError as exc:
-        raise InvalidInput(
-            f"the status list does not verify with the issuer key: {exc}", code="bad_status_list"
-        ) from None
-    status = verification.credential.get("credentialStatus")
-    vc = claims.get("vc")
+        raise _unusable_status_list(f"does not verify with the issuer key: {exc}") from None
+    status, vc = verification.credential.get("credentialStatus"), claims.get("vc")
     if not isinstance(status, dict) or not isinstance(vc, dict):
         verification.reason = "the credential names no status list entry"
         return
-    if status.get("statusListCredential") != vc.get("id"):
-        raise InvalidInput(
-            f"the status list is {vc.get('id')!r}, but the credential's is {status.get('statusListCredential')!r}",
-            code="bad_status_list",
-        )
+    if (named := status.get("statusListCredential")) != vc.get("id"):
+        raise _unusable_status_list(f"is {vc.get('id')!r}, but the credential's is {named!r}")
     try:
         revoked = _bit_is_set(str(vc["credentialSubject"]["encodedList"]), int(status["statusListIndex"]))
     except (KeyError, TypeError, ValueError, OSError, EOFError, zlib.error) as exc:
-        raise InvalidInput(f"the status list cannot be read: {exc}", code="bad_status_list") from None
+        raise _unusable_status_list(f"cannot be read: {exc}") from None
     if revoked:
         verification.revoked = True
         verification.reason = f"revoked (status list of {vc.get('validFrom')})"
@@ -647,27 +645,19 @@ def split_credentials(text: str, source: str) -> list[str]:
     stripped = text.strip()
     if not stripped:
         raise InvalidInput(f"{source}: no credential in it", code="no_credential")
-    if stripped[0] in "[{":
-        try:
-            document = json.loads(stripped)
-        except json.JSONDecodeError as exc:
-            raise InvalidInput(f"{source}: line {exc.lineno}: not valid JSON ({exc.msg})", code="bad_json") from None
-        items = document if isinstance(document, list) else [document]
-        tokens = []
-        for index, item in enumerate(items):
-            token = item.get("jwt") if isinstance(item, dict) else item
-            if not isinstance(token, str):
-                raise InvalidInput(f"{source}: item {index}: no jwt member holding a compact JWS", code="no_credential")
-            tokens.append(token.strip())
-        return tokens
-    tokens = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        token = line.strip()
-        if not token:
-            continue
-        if token.count(".") != 2:
-            raise InvalidInput(
-                f"{source}: line {number}: not a compact JWS (three dot-separated parts)", code="bad_jws"
-            )
-        tokens.append(token)
-    return tokens
+    if stripped[0] not in "[{":
+        lines = [(number, line.strip()) for number, line in enumerate(text.splitlines(), start=1) if line.strip()]
+        for number, token in lines:
+            if token.count(".") != 2:
+                message = f"{source}: line {number}: not a compact JWS (three dot-separated parts)"
+                raise InvalidInput(message, code="bad_jws")
+        return [token for _, token in lines]
+    try:
+        document = json.loads(stripped)
+    except json.JSONDecodeError as exc:
+        raise InvalidInput(f"{source}: line {exc.lineno}: not valid JSON ({exc.msg})", code="bad_json") from None
+    members: list[Any] = [item.get("jwt") if isinstance(item, dict) else item for item in _types(document)]
+    for index, member in enumerate(members):
+        if not isinstance(member, str):
+            raise InvalidInput(f"{source}: item {index}: no jwt member holding a compact JWS", code="no_credential")
+    return [member.strip() for member in members]
