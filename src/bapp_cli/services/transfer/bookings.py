@@ -892,6 +892,7 @@ class BookingImporter(KindImporter):
                 (self.users[email][0], pathway_id, "active", start_date, builder_id, now, now)
                 for (email, pathway_id), (builder_id, start_date) in plan.new_enrolments.items()
             ],
+            mover=self.mover,
         )
         changes = []
         for draft in plan.updates:
@@ -903,9 +904,10 @@ class BookingImporter(KindImporter):
         bulk.update_rows(session, Booking.__table__, changes)
         for change in changes:
             self.touched.add(change["id"])
-        # a restore keeps the ids it was given; other rows take the next ones. The new bookings go last:
-        # their `INSERT … SELECT` runs on the mover's thread while the next batch is read and validated.
-        for keeps_id in (False, True):
+        # a restore keeps the ids it was given (written first, so the others take ids after them). The
+        # enrolments' and the other bookings' `INSERT … SELECT`s run on the mover's thread while the next
+        # batch is read and validated.
+        for keeps_id in (True, False):
             rows_out = []
             for draft in plan.inserts:
                 row_id = draft.given.get("id") if self.restore else None
@@ -914,7 +916,8 @@ class BookingImporter(KindImporter):
                     row = (draft.key, *_compared(draft.values), draft.created_at or now, now)
                     rows_out.append((*row, row_id) if keeps_id else row)
             columns = (*WRITE_COLUMNS, "id") if keeps_id else WRITE_COLUMNS
-            bulk.insert_rows(session, Booking.__table__, columns, rows_out, mover=self.mover)
+            bulk.insert_rows(session, Booking.__table__, columns, rows_out, mover=None if keeps_id else self.mover)
+        self.mover.start()
 
 
 # A temporary table of the batch's rows that take an active slot, joined against the bookings and itself
