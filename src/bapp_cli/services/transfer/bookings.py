@@ -646,22 +646,25 @@ class BookingImporter(KindImporter):
         which may depend on enrolments earlier rows create."""
         existing, info, given, start = draft.existing, draft.session, draft.columns, draft.start
         user = self.users.get(draft.email)
-        client_id = user[0] if user is not None else 0
-        if existing is None:
+        if existing is None:  # a new booking: rule 8's defaults from the price, the session's duration
             amount = given["amount"] if given["amount"] is not None else info.facts.price
             status, payment = price_status(amount)
+            base: Mapping[str, Any] = {"status": status, "payment_status": payment, "amount": amount}
+            span = dt.timedelta(minutes=info.duration)
+        else:
+            base, span = existing, existing["end_time"] - existing["start_time"]
+        new = {
+            "client_id": user[0] if user is not None else 0,
+            "session_type_id": info.facts.id,
+            "start_time": start,
+            "end_time": draft.end or start + span,
+            "status": given["status"] or base["status"],
+            "payment_status": given["payment_status"] or base["payment_status"],
+            "amount": given["amount"] if given["amount"] is not None else base["amount"],
+        }
+        if existing is None:
             draft.outcome = CREATED
-            draft.values = new = {
-                **given,
-                "client_id": client_id,
-                "session_type_id": info.facts.id,
-                "start_time": start,
-                "end_time": draft.end or start + dt.timedelta(minutes=info.duration),
-                "status": given["status"] or status,
-                "payment_status": given["payment_status"] or payment,
-                "amount": amount,
-                "currency": given["currency"] or info.currency,
-            }
+            draft.values = new = {**given, **new, "currency": given["currency"] or info.currency}
             if new["custom_question_responses"] is None:  # none given: refused if the session asks any
                 new["custom_question_responses"] = []
                 try:
@@ -669,15 +672,6 @@ class BookingImporter(KindImporter):
                 except BappError as exc:
                     draft.refusal = RowError(draft.row.line, "custom_question_responses", _answer_problems(exc))
             return
-        new = {
-            "client_id": client_id,
-            "session_type_id": info.facts.id,
-            "start_time": start,
-            "end_time": draft.end or start + (existing["end_time"] - existing["start_time"]),
-            "status": given["status"] or existing["status"],
-            "payment_status": given["payment_status"] or existing["payment_status"],
-            "amount": given["amount"] if given["amount"] is not None else existing["amount"],
-        }
         for name, value in draft.given.items():
             # a cell with a value, or an empty one that clears a nullable column
             if (value is not None or name in NULLABLE_INPUTS) and (column := COLUMN_OF.get(name)) is not None:
