@@ -198,28 +198,15 @@ class SessionInfo:
     asks: bool  # an enabled required question: a booking without answers is refused
 
 
-@dataclass
 class References:
     """The small tables a booking row refers to by name, read once: session types, pathways, builders."""
 
-    sessions: dict[int, SessionInfo]
-    by_uri: dict[str, int]
-    by_slug: dict[str, int]  # slugs are unique (migration 0007)
-    pathways: dict[str, PathwayFacts]
-    pathways_by_id: dict[int, PathwayFacts]
-    linked: dict[int, list[PathwayFacts]]  # session id → non-archived linked pathways in display order
-    builders: dict[str, int]  # builder e-mail → user id
-    buffers: dict[int, int]  # builder user id → buffer minutes
-    builder_emails: dict[int, str]
-
-    @classmethod
-    def load(cls, session: Session) -> References:
-        sessions: dict[int, SessionInfo] = {}
-        by_uri: dict[str, int] = {}
-        by_slug: dict[str, int] = {}
+    def __init__(self, session: Session) -> None:
+        self.sessions: dict[int, SessionInfo] = {}
+        self.session_names: dict[str, int] = {}  # Calendly URI, or slug (unique since migration 0007) → id
         for row in session.execute(select(SessionType).order_by(SessionType.id)).scalars():
             questions = questions_from(row.custom_questions)
-            sessions[row.id] = SessionInfo(
+            self.sessions[row.id] = SessionInfo(
                 facts=SessionFacts(row.id, row.title, row.category, row.kind, row.invitee_limit, row.price),
                 key=row.calendly_uri or row.slug or str(row.id),
                 duration=row.duration_minutes,
@@ -229,39 +216,36 @@ class References:
                 questions=tuple(questions),
                 asks=any(question.required and question.enabled for question in questions),
             )
-            if row.calendly_uri:
-                by_uri[row.calendly_uri] = row.id
-            if row.slug:
-                by_slug[row.slug] = row.id
-        pathways = {
+            self.session_names.update((name, row.id) for name in (row.calendly_uri, row.slug) if name)
+        self.pathways = {
             slug: PathwayFacts(pathway_id, slug, archived)
             for pathway_id, slug, archived in session.execute(
                 select(Pathway.id, Pathway.slug, Pathway.archived).order_by(Pathway.position, Pathway.slug)
             )
         }
-        pathways_by_id = {facts.id: facts for facts in pathways.values()}
-        linked: dict[int, list[PathwayFacts]] = {}
+        self.pathways_by_id = {facts.id: facts for facts in self.pathways.values()}
+        self.linked: dict[int, list[PathwayFacts]] = {}  # session id → non-archived linked pathways, in order
         for session_type_id, pathway_id in session.execute(
             select(SessionTypePathway.session_type_id, SessionTypePathway.pathway_id)
             .join(Pathway, Pathway.id == SessionTypePathway.pathway_id)
             .order_by(Pathway.position, Pathway.slug)
         ):
-            facts = pathways_by_id[pathway_id]
+            facts = self.pathways_by_id[pathway_id]
             if not facts.archived:
-                linked.setdefault(session_type_id, []).append(facts)
-        builders: dict[str, int] = {}
-        buffers: dict[int, int] = {}
+                self.linked.setdefault(session_type_id, []).append(facts)
+        self.builders: dict[str, int] = {}  # builder e-mail → user id
+        self.buffers: dict[int, int] = {}  # builder user id → buffer minutes
         for user_id, email, buffer in session.execute(
             select(User.id, User.email, BuilderProfile.buffer_minutes).join(
                 BuilderProfile, BuilderProfile.user_id == User.id
             )
         ):
-            builders[email] = user_id
-            buffers[user_id] = buffer
-        emails = {user_id: email for email, user_id in builders.items()}
-        missing = {info.builder_id for info in sessions.values() if info.builder_id is not None} - set(emails)
-        emails.update(store.rows_keyed(session, select(User.id, User.email), missing))
-        return cls(sessions, by_uri, by_slug, pathways, pathways_by_id, linked, builders, buffers, emails)
+            self.builders[email] = user_id
+            self.buffers[user_id] = buffer
+        # for messages: also the e-mail of a session's builder who has no builder profile
+        self.builder_emails = {user_id: email for email, user_id in self.builders.items()}
+        missing = {info.builder_id for info in self.sessions.values()} - set(self.builder_emails)
+        self.builder_emails.update(store.rows_keyed(session, select(User.id, User.email), missing))
 
 
 # each digest byte picks a letter; the bias of 256 mod 31 does not matter for uniqueness
@@ -325,7 +309,7 @@ class BookingImporter(KindImporter):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.references = References.load(self.session)
+        self.references = References(self.session)
         self.dialect = self.session.get_bind().dialect.name
         self.check_overlaps = not self.restore and not self.options.allow_overlap
         self.extra = {"clients_created": 0, "enrolled": 0}
@@ -389,10 +373,8 @@ class BookingImporter(KindImporter):
             text = str(raw).strip()
             if text.isascii() and text.isdigit():  # not str.isdigit alone: '²' is a digit int() refuses
                 session_id = int(text)
-            elif "://" in text:
-                session_id = references.by_uri.get(text, -1)
-            else:
-                session_id = references.by_slug.get(text.lower(), -1)
+            else:  # a Calendly URI as it is, a slug in any case
+                session_id = references.session_names.get(text if "://" in text else text.lower(), -1)
             found = references.sessions.get(session_id)
             if found is None:
                 raise InvalidInput(f"{name}: no session type {text!r} (see `bapp sessions list --all`)")
