@@ -75,8 +75,8 @@ def insert_rows(
     mover: Mover | None = None,
 ) -> None:
     """Insert `rows` (tuples of Python values in `columns` order), in their order. With a `mover`, the
-    `INSERT … SELECT` from the stage is left to it (`Mover.defer`): it runs on the mover's thread from
-    `mover.start()` on, and the caller must not use the session again before `mover.wait()`."""
+    `INSERT … SELECT` from the stage runs on its thread: the caller must not use the session before
+    `mover.wait()`."""
     if not rows:
         return
     table = cast(Table, clause)
@@ -112,28 +112,21 @@ def insert_rows(
         session.execute(move)
         session.execute(delete(stage))
     else:
-        mover.defer(lambda: (session.execute(move), session.execute(delete(stage))))
+        mover.start(lambda: (session.execute(move), session.execute(delete(stage))))
 
 
 class Mover:
-    """Database steps on a second thread, in the order deferred. Both drivers release the GIL while a
-    statement runs, so a batch's `INSERT … SELECT`s (the largest single cost of a bookings import) proceed
-    while the caller reads and validates the next batch, which needs no database. From `start()` the
-    caller has handed the session over: it is not touched again before `wait()`, which re-raises what a
-    step raised."""
+    """One database step at a time on a second thread. Both drivers release the GIL while a statement
+    runs, so a batch's `INSERT … SELECT` (the largest single cost of a bookings import) proceeds while
+    the caller reads and validates the next batch, which needs no database. The caller hands the session
+    over: it is not touched again before `wait()`, which re-raises what the step raised."""
 
     def __init__(self) -> None:
         self.running: Future[Any] | None = None
-        self.steps: list[Callable[[], Any]] = []
 
-    def defer(self, step: Callable[[], Any]) -> None:
-        self.steps.append(step)
-
-    def start(self) -> None:
+    def start(self, step: Callable[[], Any]) -> None:
         self.wait()
-        steps, self.steps = self.steps, []
-        if steps:
-            self.running = _worker().submit(lambda: [step() for step in steps])
+        self.running = _worker().submit(step)
 
     def wait(self) -> None:
         running, self.running = self.running, None
@@ -144,9 +137,8 @@ class Mover:
         return self
 
     def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
-        # On the way out of an error (or Ctrl-C) the steps still end before the caller rolls back, and
-        # their own outcome no longer matters: the error in flight is the one reported.
-        self.steps.clear()
+        # On the way out of an error (or Ctrl-C) the step still ends before the caller rolls back, and
+        # its own outcome no longer matters: the error in flight is the one reported.
         if kind is None:
             self.wait()
         elif self.running is not None:

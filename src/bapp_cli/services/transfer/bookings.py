@@ -868,7 +868,6 @@ class BookingImporter(KindImporter):
                 (self.users[email][0], pathway_id, "active", start_date, builder_id, now, now)
                 for (email, pathway_id), (builder_id, start_date) in plan.new_enrolments.items()
             ],
-            mover=self.mover,
         )
         changes = []
         for draft in plan.updates:
@@ -880,9 +879,9 @@ class BookingImporter(KindImporter):
         bulk.update_rows(session, Booking.__table__, changes)
         for change in changes:
             self.touched.add(change["id"])
-        # a restore keeps the ids it was given (written first, so the others take ids after them). The
-        # enrolments' and the other bookings' `INSERT … SELECT`s run on the mover's thread while the next
-        # batch is read and validated.
+        # A restore keeps the ids it was given (written first, so the others take ids after them). The other
+        # bookings' `INSERT … SELECT` runs on the mover's thread while the next batch is read and validated:
+        # nothing may use the session after it until `mover.wait()`.
         for keeps_id in (True, False):
             rows_out = []
             for draft in plan.inserts:
@@ -893,7 +892,6 @@ class BookingImporter(KindImporter):
                     rows_out.append((*row, row_id) if keeps_id else row)
             columns = (*WRITE_COLUMNS, "id") if keeps_id else WRITE_COLUMNS
             bulk.insert_rows(session, Booking.__table__, columns, rows_out, mover=None if keeps_id else self.mover)
-        self.mover.start()
 
 
 # A temporary table of the batch's rows that take an active slot, joined against the bookings and itself
