@@ -272,8 +272,8 @@ class Draft:
     reference: str | None  # given by the file
     created_at: dt.datetime | None
     columns: dict[str, Any]  # the booking columns the file's cells set, as stored (None: empty or absent)
+    key: str  # the reference: given, else derived, else (settled by the batch) the invitee URI's booking's
     # settled by the batch
-    key: str = ""
     existing: Mapping[str, Any] | None = None
     outcome: str = UNCHANGED
     refusal: RowError | None = None  # found while settling the values, reported in file order
@@ -335,6 +335,10 @@ class BookingImporter(KindImporter):
         # e-mail → (user id, has a client profile, has a name); id 0: created by this batch
         self.users: dict[str, tuple[int, bool, bool]] = {}
         self.enrolments: dict[int, dict[int, str]] = {}
+
+    def _client_id(self, email: str) -> int:
+        """The client's user id; 0 for one this batch creates (or none yet)."""
+        return self.users[email][0] if email in self.users else 0
 
     # -- Calendly's write-through state is never imported here --------------------------------------
 
@@ -492,9 +496,12 @@ class BookingImporter(KindImporter):
         if errors:
             return errors
         assert session_info is not None and start is not None
-        return Draft(
-            row, values, named["client"], session_info, start, end, reference, instants["created_at"], columns,
+        key = reference or derived_reference(named["client"], session_info.key, start)
+        draft = Draft(
+            row, values, named["client"], session_info, start, end, reference, instants["created_at"], columns, key,
         )  # fmt: skip
+        self._settle_values(draft)  # as a new booking, until the batch finds the one it updates
+        return draft
 
     def _answers(self, info: SessionInfo, items: Sequence[Mapping[str, Any]], source: str) -> list[dict[str, Any]]:
         if self.restore:
@@ -533,19 +540,17 @@ class BookingImporter(KindImporter):
         drafts = self._match_existing(drafts, results)
         self._load_enrolments(drafts)
         for draft in drafts:
-            self._settle_values(draft)
+            if draft.existing is not None:
+                self._settle_values(draft)
         plan = _Plan(self.enrolments)
         nearby: dict[int, list[_Nearby]] = {}
         if self.check_overlaps:
             plan.takes_slot = {order for order, draft in enumerate(drafts) if _takes_slot(draft)}
             nearby = self._nearby(drafts, plan.takes_slot)
-        for order, draft in enumerate(drafts):
-            refusal = self._decide(order, draft, plan, nearby.get(order, ()))
-            if refusal is None:
-                results.append(RowResult(draft.row, outcome=draft.outcome))
-            else:
-                results.append(RowResult(draft.row, errors=[refusal]))
-        self._write(plan)
+        refusals = [self._decide(order, draft, plan, nearby.get(order, ())) for order, draft in enumerate(drafts)]
+        self._write(plan)  # the bookings' insert now runs on the mover's thread: the rest overlaps it
+        for draft, refusal in zip(drafts, refusals, strict=True):
+            results.append(RowResult(draft.row, outcome=draft.outcome, errors=[refusal] if refusal else []))
         self.extra["clients_created"] += len(plan.new_users)
         self.extra["enrolled"] += len(plan.new_enrolments)
         return sorted(results, key=lambda result: result.row.line)
@@ -561,10 +566,9 @@ class BookingImporter(KindImporter):
         """The enrolments rule 4 may consult: those of the batch's known clients whose rows name a pathway
         or book a pathway session."""
         wanted = (
-            self.users[draft.email][0]
+            self._client_id(draft.email)
             for draft in drafts
-            if draft.email in self.users
-            and (draft.columns["pathway_id"] is not None or draft.session.facts.category == "pathway")
+            if draft.columns["pathway_id"] is not None or draft.session.facts.category == "pathway"
         )
         query = select(Enrolment.client_id, Enrolment.pathway_id, Enrolment.status)
         for client_id, pathway_id, status in store.rows_keyed(self.session, query, wanted):
@@ -574,14 +578,9 @@ class BookingImporter(KindImporter):
         """Settle each row's key (its reference) and the booking it updates; enforce the unique keys."""
         invitee_owner = self._owners(Booking.calendly_invitee_uri, drafts)
         key_owner = self._owners(Booking.idempotency_key, drafts)
-        for draft in drafts:
-            invitee_uri = draft.columns["calendly_invitee_uri"]
-            if draft.reference is not None:
-                draft.key = draft.reference
-            elif invitee_uri in invitee_owner:
-                draft.key = invitee_owner[invitee_uri]
-            else:
-                draft.key = derived_reference(draft.email, draft.session.key, draft.start)
+        for draft in drafts:  # a row without a reference updates the booking that holds its invitee URI
+            if draft.reference is None and (owner := invitee_owner.get(draft.columns["calendly_invitee_uri"])):
+                draft.key = owner
         query = select(Booking.reference, Booking.id, *(Booking.__table__.c[name] for name in COMPARED))
         existing = {
             row.reference: row._mapping for row in store.rows_keyed(self.session, query, (d.key for d in drafts))
@@ -625,9 +624,11 @@ class BookingImporter(KindImporter):
 
     def _settle_values(self, draft: Draft) -> None:
         """The booking as the row leaves it (`draft.values`: what changes) — everything but the pathway,
-        which may depend on enrolments earlier rows create."""
+        which may depend on enrolments earlier rows create, and a new booking's client id, set as it is
+        written. A new booking needs nothing of the database: drafting settles every row so, before the
+        batch waits for the previous one's insert (the main thread's time to spare), and a row that turns
+        out to update a booking is settled again against it."""
         existing, info, given, start = draft.existing, draft.session, draft.columns, draft.start
-        user = self.users.get(draft.email)
         if existing is None:  # a new booking: rule 8's defaults from the price, the session's duration
             amount = given["amount"] if given["amount"] is not None else info.facts.price
             status, payment = price_status(amount)
@@ -636,7 +637,6 @@ class BookingImporter(KindImporter):
         else:
             base, span = existing, existing["end_time"] - existing["start_time"]
         new = {
-            "client_id": user[0] if user is not None else 0,
             "session_type_id": info.facts.id,
             "start_time": start,
             "end_time": draft.end or start + span,
@@ -654,6 +654,8 @@ class BookingImporter(KindImporter):
                 except BappError as exc:
                     draft.refusal = RowError(draft.row.line, "custom_question_responses", _answer_problems(exc))
             return
+        draft.refusal = None  # a new booking's only
+        new["client_id"] = self._client_id(draft.email)
         for name, value in draft.given.items():
             # a cell with a value, or an empty one that clears a nullable column
             if (value is not None or name in NULLABLE_INPUTS) and (column := COLUMN_OF.get(name)) is not None:
@@ -672,7 +674,7 @@ class BookingImporter(KindImporter):
             {
                 "ord": order,
                 "reference": draft.key,
-                "client_id": values["client_id"] or None,
+                "client_id": self._client_id(draft.email) or None,
                 "client_email": draft.email,
                 "builder_id": values["builder_id"],
                 "session_type_id": values["session_type_id"],
@@ -779,7 +781,7 @@ class BookingImporter(KindImporter):
         if pathway is None and draft.session.facts.category != "pathway":
             return None  # the rule book's answer too: no pathway needed, none given, no enrolment to bring
         status = final["status"]
-        client_id = self.users[draft.email][0] if draft.email in self.users else 0
+        client_id = self._client_id(draft.email)
         info = draft.session
         facts = info.facts
         if draft.columns["source"] == "calendly" or not (existing is None or "pathway_id" in changes):
