@@ -752,7 +752,7 @@ class BookingImporter(KindImporter):
         if user is None:
             plan.new_users.setdefault(draft.email, name)
             self.users[draft.email] = (0, True, bool(name))
-        else:
+        elif not user[1] or (name and not user[2]):  # no client profile yet, or a first name
             user_id, has_profile, has_name = user
             if not has_profile:
                 plan.new_profiles.add(draft.email)
@@ -795,7 +795,7 @@ class BookingImporter(KindImporter):
         choice = choose_pathway(facts, linked, pathway, enrolled, lenient=False, holds_slot=status in ACTIVE_STATUSES)
         if isinstance(choice, Refusal):
             return RowError(draft.row.line, choice.field, choice.message)
-        if choice.pathway != pathway:
+        if choice.pathway is not pathway:  # the rule book hands back one of References' own pathways
             pathway = choice.pathway
             changes["pathway_id"] = pathway.id if pathway is not None else None
         if (
