@@ -270,8 +270,7 @@ class Draft:
     start: dt.datetime
     end: dt.datetime | None  # None: from the duration (session's, or the existing booking's)
     reference: str | None  # given by the file
-    created_at: dt.datetime | None
-    columns: dict[str, Any]  # the booking columns the file's cells set, as stored (None: empty or absent)
+    columns: dict[str, Any]  # the booking columns the file's cells set, as stored (None: empty or absent); instants
     key: str  # the reference: given, else derived, else (settled by the batch) the invitee URI's booking's
     # settled by the batch
     existing: Mapping[str, Any] | None = None
@@ -451,15 +450,14 @@ class BookingImporter(KindImporter):
             client_timezone=zone,
             currency=named.get("currency"),
         )
-        instants: dict[str, dt.datetime | None] = dict.fromkeys(_INSTANTS)
-        for name in _INSTANTS:
+        for name in _INSTANTS:  # the start, end and creation time are the row's own, not columns it sets
+            columns[name] = None
             if (raw := get(name)) is not None:
                 try:
-                    instants[name] = self.instant(raw, name, zone=zone)
+                    columns[name] = self.instant(raw, name, zone=zone)
                 except BappError as exc:
                     errors.append(problem(exc, name, line))
-        start, end = instants["start_time"], instants["end_time"]
-        columns.update(cancelled_at=instants["cancelled_at"], remote_updated_at=instants["remote_updated_at"])
+        start, end = columns["start_time"], columns["end_time"]
         checked = not self.restore and source != "calendly"
         if start is not None and session_info is not None:
             minutes = session_info.duration if end is None else (end - start).total_seconds() / 60
@@ -498,7 +496,7 @@ class BookingImporter(KindImporter):
         assert session_info is not None and start is not None
         key = reference or derived_reference(named["client"], session_info.key, start)
         draft = Draft(
-            row, values, named["client"], session_info, start, end, reference, instants["created_at"], columns, key,
+            row, values, named["client"], session_info, start, end, reference, columns, key,
         )  # fmt: skip
         self._settle_values(draft)  # as a new booking, until the batch finds the one it updates
         return draft
@@ -890,7 +888,7 @@ class BookingImporter(KindImporter):
                 row_id = draft.given.get("id") if self.restore else None
                 if (row_id is not None) == keeps_id:
                     draft.values["client_id"] = self.users[draft.email][0]
-                    row = (draft.key, *_compared(draft.values), draft.created_at or now, now)
+                    row = (draft.key, *_compared(draft.values), draft.columns["created_at"] or now, now)
                     rows_out.append((*row, row_id) if keeps_id else row)
             columns = (*WRITE_COLUMNS, "id") if keeps_id else WRITE_COLUMNS
             bulk.insert_rows(session, Booking.__table__, columns, rows_out, mover=None if keeps_id else self.mover)
