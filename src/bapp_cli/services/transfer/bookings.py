@@ -709,7 +709,7 @@ class BookingImporter(KindImporter):
             ).select_from(slot).join(other, window)  # fmt: skip
             for order, other_order, reference, start, end, session_type_id in self.session.execute(query):
                 found.setdefault(order, []).append(
-                    _Nearby(person, other_order, NearbyBooking(reference, start, end, session_type_id))
+                    (person, other_order, NearbyBooking(reference, start, end, session_type_id))
                 )
         self.session.execute(delete(SLOTS))
         return found
@@ -809,13 +809,11 @@ class BookingImporter(KindImporter):
         """Rule 6 against the database as the earlier rows leave it: a booking an accepted earlier row moved
         counts where that row put it, never where it was."""
         mine: dict[str, list[NearbyBooking]] = {"client": [], "builder": []}
-        for candidate in nearby:
-            if candidate.order is None:
-                if candidate.booking.reference in plan.moved:
-                    continue
-            elif candidate.order not in plan.accepted:
+        for person, order, booking in nearby:
+            # a database booking an accepted row moved, or an earlier row that was refused, holds no slot here
+            if (booking.reference in plan.moved) if order is None else (order not in plan.accepted):
                 continue
-            mine[candidate.person].append(candidate.booking)
+            mine[person].append(booking)
         if not mine["client"] and not mine["builder"]:
             return None
         final = _final(draft)
@@ -913,11 +911,9 @@ SLOTS = Table(
 )
 
 
-@dataclass(frozen=True, slots=True)
-class _Nearby:
-    person: str  # "client" or "builder"
-    order: int | None  # the earlier row of the batch, or None: a booking in the database
-    booking: NearbyBooking
+# An overlap candidate: whose ("client" or "builder"), the earlier row of the batch it is (None: a booking in
+# the database), and the booking
+_Nearby = tuple[str, int | None, NearbyBooking]
 
 
 def _final(draft: Draft) -> dict[str, Any]:
