@@ -5,6 +5,7 @@ reported, and leaves nothing written — on both backends."""
 from __future__ import annotations
 
 import io
+import json
 
 import pytest
 from sqlalchemy import text
@@ -63,3 +64,23 @@ def test_the_last_batch_is_in_the_table_when_the_import_returns(session: Session
         "BK-THREE",
         "BK-TWO",
     ]
+
+
+def test_a_restore_with_and_without_ids_writes_the_kept_ids_first(session: Session) -> None:
+    """In a restore, rows that keep their id are written before the rows that take the next ones, so an
+    id-less booking never takes an id a later one of the document keeps (or shares the session with the
+    mover's thread)."""
+    document = {
+        "sessions": [{"id": 1, "slug": "intro", "title": "Intro", "duration_minutes": 30}],
+        "bookings": [
+            {"reference": "BK-NEW", "client": "ada@example.com", "session": "intro", "start_time": "2029-01-01T10:00Z"},
+            {"id": 1, "reference": "BK-KEPT", "client": "bo@example.com", "session": "intro",
+             "start_time": "2029-01-02T10:00Z"},
+        ],
+    }  # fmt: skip
+    source = Source("json", io.BytesIO(json.dumps(document).encode()))
+    with session.begin_nested():
+        summary = import_data(session, "all", source, options=ImportOptions(), now=NOW)
+    assert summary.restored and summary.rejected == 0, summary.errors
+    ids = dict(session.execute(Booking.__table__.select().with_only_columns(Booking.reference, Booking.id)).all())
+    assert ids["BK-KEPT"] == 1 and ids["BK-NEW"] > 1

@@ -198,28 +198,15 @@ class SessionInfo:
     asks: bool  # an enabled required question: a booking without answers is refused
 
 
-@dataclass
 class References:
     """The small tables a booking row refers to by name, read once: session types, pathways, builders."""
 
-    sessions: dict[int, SessionInfo]
-    by_uri: dict[str, int]
-    by_slug: dict[str, int]  # slugs are unique (migration 0007)
-    pathways: dict[str, PathwayFacts]
-    pathways_by_id: dict[int, PathwayFacts]
-    linked: dict[int, list[PathwayFacts]]  # session id → non-archived linked pathways in display order
-    builders: dict[str, int]  # builder e-mail → user id
-    buffers: dict[int, int]  # builder user id → buffer minutes
-    builder_emails: dict[int, str]
-
-    @classmethod
-    def load(cls, session: Session) -> References:
-        sessions: dict[int, SessionInfo] = {}
-        by_uri: dict[str, int] = {}
-        by_slug: dict[str, int] = {}
+    def __init__(self, session: Session) -> None:
+        self.sessions: dict[int, SessionInfo] = {}
+        self.session_names: dict[str, int] = {}  # Calendly URI, or slug (unique since migration 0007) → id
         for row in session.execute(select(SessionType).order_by(SessionType.id)).scalars():
             questions = questions_from(row.custom_questions)
-            sessions[row.id] = SessionInfo(
+            self.sessions[row.id] = SessionInfo(
                 facts=SessionFacts(row.id, row.title, row.category, row.kind, row.invitee_limit, row.price),
                 key=row.calendly_uri or row.slug or str(row.id),
                 duration=row.duration_minutes,
@@ -229,39 +216,36 @@ class References:
                 questions=tuple(questions),
                 asks=any(question.required and question.enabled for question in questions),
             )
-            if row.calendly_uri:
-                by_uri[row.calendly_uri] = row.id
-            if row.slug:
-                by_slug[row.slug] = row.id
-        pathways = {
+            self.session_names.update((name, row.id) for name in (row.calendly_uri, row.slug) if name)
+        self.pathways = {
             slug: PathwayFacts(pathway_id, slug, archived)
             for pathway_id, slug, archived in session.execute(
                 select(Pathway.id, Pathway.slug, Pathway.archived).order_by(Pathway.position, Pathway.slug)
             )
         }
-        pathways_by_id = {facts.id: facts for facts in pathways.values()}
-        linked: dict[int, list[PathwayFacts]] = {}
+        self.pathways_by_id = {facts.id: facts for facts in self.pathways.values()}
+        self.linked: dict[int, list[PathwayFacts]] = {}  # session id → non-archived linked pathways, in order
         for session_type_id, pathway_id in session.execute(
             select(SessionTypePathway.session_type_id, SessionTypePathway.pathway_id)
             .join(Pathway, Pathway.id == SessionTypePathway.pathway_id)
             .order_by(Pathway.position, Pathway.slug)
         ):
-            facts = pathways_by_id[pathway_id]
+            facts = self.pathways_by_id[pathway_id]
             if not facts.archived:
-                linked.setdefault(session_type_id, []).append(facts)
-        builders: dict[str, int] = {}
-        buffers: dict[int, int] = {}
+                self.linked.setdefault(session_type_id, []).append(facts)
+        self.builders: dict[str, int] = {}  # builder e-mail → user id
+        self.buffers: dict[int, int] = {}  # builder user id → buffer minutes
         for user_id, email, buffer in session.execute(
             select(User.id, User.email, BuilderProfile.buffer_minutes).join(
                 BuilderProfile, BuilderProfile.user_id == User.id
             )
         ):
-            builders[email] = user_id
-            buffers[user_id] = buffer
-        emails = {user_id: email for email, user_id in builders.items()}
-        missing = {info.builder_id for info in sessions.values() if info.builder_id is not None} - set(emails)
-        emails.update(store.rows_keyed(session, select(User.id, User.email), missing))
-        return cls(sessions, by_uri, by_slug, pathways, pathways_by_id, linked, builders, buffers, emails)
+            self.builders[email] = user_id
+            self.buffers[user_id] = buffer
+        # for messages: also the e-mail of a session's builder who has no builder profile
+        self.builder_emails = {user_id: email for email, user_id in self.builders.items()}
+        missing = {info.builder_id for info in self.sessions.values()} - set(self.builder_emails)
+        self.builder_emails.update(store.rows_keyed(session, select(User.id, User.email), missing))
 
 
 # each digest byte picks a letter; the bias of 256 mod 31 does not matter for uniqueness
@@ -286,10 +270,9 @@ class Draft:
     start: dt.datetime
     end: dt.datetime | None  # None: from the duration (session's, or the existing booking's)
     reference: str | None  # given by the file
-    created_at: dt.datetime | None
-    columns: dict[str, Any]  # the booking columns the file's cells set, as stored (None: empty or absent)
+    columns: dict[str, Any]  # the booking columns the file's cells set, as stored (None: empty or absent); instants
+    key: str  # the reference: given, else derived, else (settled by the batch) the invitee URI's booking's
     # settled by the batch
-    key: str = ""
     existing: Mapping[str, Any] | None = None
     outcome: str = UNCHANGED
     refusal: RowError | None = None  # found while settling the values, reported in file order
@@ -325,7 +308,7 @@ class BookingImporter(KindImporter):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.references = References.load(self.session)
+        self.references = References(self.session)
         self.dialect = self.session.get_bind().dialect.name
         self.check_overlaps = not self.restore and not self.options.allow_overlap
         self.extra = {"clients_created": 0, "enrolled": 0}
@@ -351,6 +334,10 @@ class BookingImporter(KindImporter):
         # e-mail → (user id, has a client profile, has a name); id 0: created by this batch
         self.users: dict[str, tuple[int, bool, bool]] = {}
         self.enrolments: dict[int, dict[int, str]] = {}
+
+    def _client_id(self, email: str) -> int:
+        """The client's user id; 0 for one this batch creates (or none yet)."""
+        return self.users[email][0] if email in self.users else 0
 
     # -- Calendly's write-through state is never imported here --------------------------------------
 
@@ -389,10 +376,8 @@ class BookingImporter(KindImporter):
             text = str(raw).strip()
             if text.isascii() and text.isdigit():  # not str.isdigit alone: '²' is a digit int() refuses
                 session_id = int(text)
-            elif "://" in text:
-                session_id = references.by_uri.get(text, -1)
-            else:
-                session_id = references.by_slug.get(text.lower(), -1)
+            else:  # a Calendly URI as it is, a slug in any case
+                session_id = references.session_names.get(text if "://" in text else text.lower(), -1)
             found = references.sessions.get(session_id)
             if found is None:
                 raise InvalidInput(f"{name}: no session type {text!r} (see `bapp sessions list --all`)")
@@ -465,15 +450,14 @@ class BookingImporter(KindImporter):
             client_timezone=zone,
             currency=named.get("currency"),
         )
-        instants: dict[str, dt.datetime | None] = dict.fromkeys(_INSTANTS)
-        for name in _INSTANTS:
+        for name in _INSTANTS:  # the start, end and creation time are the row's own, not columns it sets
+            columns[name] = None
             if (raw := get(name)) is not None:
                 try:
-                    instants[name] = self.instant(raw, name, zone=zone)
+                    columns[name] = self.instant(raw, name, zone=zone)
                 except BappError as exc:
                     errors.append(problem(exc, name, line))
-        start, end = instants["start_time"], instants["end_time"]
-        columns.update(cancelled_at=instants["cancelled_at"], remote_updated_at=instants["remote_updated_at"])
+        start, end = columns["start_time"], columns["end_time"]
         checked = not self.restore and source != "calendly"
         if start is not None and session_info is not None:
             minutes = session_info.duration if end is None else (end - start).total_seconds() / 60
@@ -510,9 +494,12 @@ class BookingImporter(KindImporter):
         if errors:
             return errors
         assert session_info is not None and start is not None
-        return Draft(
-            row, values, named["client"], session_info, start, end, reference, instants["created_at"], columns,
+        key = reference or derived_reference(named["client"], session_info.key, start)
+        draft = Draft(
+            row, values, named["client"], session_info, start, end, reference, columns, key,
         )  # fmt: skip
+        self._settle_values(draft)  # as a new booking, until the batch finds the one it updates
+        return draft
 
     def _answers(self, info: SessionInfo, items: Sequence[Mapping[str, Any]], source: str) -> list[dict[str, Any]]:
         if self.restore:
@@ -551,19 +538,17 @@ class BookingImporter(KindImporter):
         drafts = self._match_existing(drafts, results)
         self._load_enrolments(drafts)
         for draft in drafts:
-            self._settle_values(draft)
+            if draft.existing is not None:
+                self._settle_values(draft)
         plan = _Plan(self.enrolments)
         nearby: dict[int, list[_Nearby]] = {}
         if self.check_overlaps:
             plan.takes_slot = {order for order, draft in enumerate(drafts) if _takes_slot(draft)}
             nearby = self._nearby(drafts, plan.takes_slot)
-        for order, draft in enumerate(drafts):
-            refusal = self._decide(order, draft, plan, nearby.get(order, ()))
-            if refusal is None:
-                results.append(RowResult(draft.row, outcome=draft.outcome))
-            else:
-                results.append(RowResult(draft.row, errors=[refusal]))
-        self._write(plan)
+        refusals = [self._decide(order, draft, plan, nearby.get(order, ())) for order, draft in enumerate(drafts)]
+        self._write(plan)  # the bookings' insert now runs on the mover's thread: the rest overlaps it
+        for draft, refusal in zip(drafts, refusals, strict=True):
+            results.append(RowResult(draft.row, outcome=draft.outcome, errors=[refusal] if refusal else []))
         self.extra["clients_created"] += len(plan.new_users)
         self.extra["enrolled"] += len(plan.new_enrolments)
         return sorted(results, key=lambda result: result.row.line)
@@ -579,10 +564,9 @@ class BookingImporter(KindImporter):
         """The enrolments rule 4 may consult: those of the batch's known clients whose rows name a pathway
         or book a pathway session."""
         wanted = (
-            self.users[draft.email][0]
+            self._client_id(draft.email)
             for draft in drafts
-            if draft.email in self.users
-            and (draft.columns["pathway_id"] is not None or draft.session.facts.category == "pathway")
+            if draft.columns["pathway_id"] is not None or draft.session.facts.category == "pathway"
         )
         query = select(Enrolment.client_id, Enrolment.pathway_id, Enrolment.status)
         for client_id, pathway_id, status in store.rows_keyed(self.session, query, wanted):
@@ -592,14 +576,9 @@ class BookingImporter(KindImporter):
         """Settle each row's key (its reference) and the booking it updates; enforce the unique keys."""
         invitee_owner = self._owners(Booking.calendly_invitee_uri, drafts)
         key_owner = self._owners(Booking.idempotency_key, drafts)
-        for draft in drafts:
-            invitee_uri = draft.columns["calendly_invitee_uri"]
-            if draft.reference is not None:
-                draft.key = draft.reference
-            elif invitee_uri in invitee_owner:
-                draft.key = invitee_owner[invitee_uri]
-            else:
-                draft.key = derived_reference(draft.email, draft.session.key, draft.start)
+        for draft in drafts:  # a row without a reference updates the booking that holds its invitee URI
+            if draft.reference is None and (owner := invitee_owner.get(draft.columns["calendly_invitee_uri"])):
+                draft.key = owner
         query = select(Booking.reference, Booking.id, *(Booking.__table__.c[name] for name in COMPARED))
         existing = {
             row.reference: row._mapping for row in store.rows_keyed(self.session, query, (d.key for d in drafts))
@@ -643,25 +622,29 @@ class BookingImporter(KindImporter):
 
     def _settle_values(self, draft: Draft) -> None:
         """The booking as the row leaves it (`draft.values`: what changes) — everything but the pathway,
-        which may depend on enrolments earlier rows create."""
+        which may depend on enrolments earlier rows create, and a new booking's client id, set as it is
+        written. A new booking needs nothing of the database: drafting settles every row so, before the
+        batch waits for the previous one's insert (the main thread's time to spare), and a row that turns
+        out to update a booking is settled again against it."""
         existing, info, given, start = draft.existing, draft.session, draft.columns, draft.start
-        user = self.users.get(draft.email)
-        client_id = user[0] if user is not None else 0
-        if existing is None:
+        if existing is None:  # a new booking: rule 8's defaults from the price, the session's duration
             amount = given["amount"] if given["amount"] is not None else info.facts.price
             status, payment = price_status(amount)
+            base: Mapping[str, Any] = {"status": status, "payment_status": payment, "amount": amount}
+            span = dt.timedelta(minutes=info.duration)
+        else:
+            base, span = existing, existing["end_time"] - existing["start_time"]
+        new = {
+            "session_type_id": info.facts.id,
+            "start_time": start,
+            "end_time": draft.end or start + span,
+            "status": given["status"] or base["status"],
+            "payment_status": given["payment_status"] or base["payment_status"],
+            "amount": given["amount"] if given["amount"] is not None else base["amount"],
+        }
+        if existing is None:
             draft.outcome = CREATED
-            draft.values = new = {
-                **given,
-                "client_id": client_id,
-                "session_type_id": info.facts.id,
-                "start_time": start,
-                "end_time": draft.end or start + dt.timedelta(minutes=info.duration),
-                "status": given["status"] or status,
-                "payment_status": given["payment_status"] or payment,
-                "amount": amount,
-                "currency": given["currency"] or info.currency,
-            }
+            draft.values = new = {**given, **new, "currency": given["currency"] or info.currency}
             if new["custom_question_responses"] is None:  # none given: refused if the session asks any
                 new["custom_question_responses"] = []
                 try:
@@ -669,15 +652,8 @@ class BookingImporter(KindImporter):
                 except BappError as exc:
                     draft.refusal = RowError(draft.row.line, "custom_question_responses", _answer_problems(exc))
             return
-        new = {
-            "client_id": client_id,
-            "session_type_id": info.facts.id,
-            "start_time": start,
-            "end_time": draft.end or start + (existing["end_time"] - existing["start_time"]),
-            "status": given["status"] or existing["status"],
-            "payment_status": given["payment_status"] or existing["payment_status"],
-            "amount": given["amount"] if given["amount"] is not None else existing["amount"],
-        }
+        draft.refusal = None  # a new booking's only
+        new["client_id"] = self._client_id(draft.email)
         for name, value in draft.given.items():
             # a cell with a value, or an empty one that clears a nullable column
             if (value is not None or name in NULLABLE_INPUTS) and (column := COLUMN_OF.get(name)) is not None:
@@ -696,7 +672,7 @@ class BookingImporter(KindImporter):
             {
                 "ord": order,
                 "reference": draft.key,
-                "client_id": values["client_id"] or None,
+                "client_id": self._client_id(draft.email) or None,
                 "client_email": draft.email,
                 "builder_id": values["builder_id"],
                 "session_type_id": values["session_type_id"],
@@ -733,7 +709,7 @@ class BookingImporter(KindImporter):
             ).select_from(slot).join(other, window)  # fmt: skip
             for order, other_order, reference, start, end, session_type_id in self.session.execute(query):
                 found.setdefault(order, []).append(
-                    _Nearby(person, other_order, NearbyBooking(reference, start, end, session_type_id))
+                    (person, other_order, NearbyBooking(reference, start, end, session_type_id))
                 )
         self.session.execute(delete(SLOTS))
         return found
@@ -774,7 +750,7 @@ class BookingImporter(KindImporter):
         if user is None:
             plan.new_users.setdefault(draft.email, name)
             self.users[draft.email] = (0, True, bool(name))
-        else:
+        elif not user[1] or (name and not user[2]):  # no client profile yet, or a first name
             user_id, has_profile, has_name = user
             if not has_profile:
                 plan.new_profiles.add(draft.email)
@@ -803,7 +779,7 @@ class BookingImporter(KindImporter):
         if pathway is None and draft.session.facts.category != "pathway":
             return None  # the rule book's answer too: no pathway needed, none given, no enrolment to bring
         status = final["status"]
-        client_id = self.users[draft.email][0] if draft.email in self.users else 0
+        client_id = self._client_id(draft.email)
         info = draft.session
         facts = info.facts
         if draft.columns["source"] == "calendly" or not (existing is None or "pathway_id" in changes):
@@ -817,7 +793,7 @@ class BookingImporter(KindImporter):
         choice = choose_pathway(facts, linked, pathway, enrolled, lenient=False, holds_slot=status in ACTIVE_STATUSES)
         if isinstance(choice, Refusal):
             return RowError(draft.row.line, choice.field, choice.message)
-        if choice.pathway != pathway:
+        if choice.pathway is not pathway:  # the rule book hands back one of References' own pathways
             pathway = choice.pathway
             changes["pathway_id"] = pathway.id if pathway is not None else None
         if (
@@ -833,13 +809,11 @@ class BookingImporter(KindImporter):
         """Rule 6 against the database as the earlier rows leave it: a booking an accepted earlier row moved
         counts where that row put it, never where it was."""
         mine: dict[str, list[NearbyBooking]] = {"client": [], "builder": []}
-        for candidate in nearby:
-            if candidate.order is None:
-                if candidate.booking.reference in plan.moved:
-                    continue
-            elif candidate.order not in plan.accepted:
+        for person, order, booking in nearby:
+            # a database booking an accepted row moved, or an earlier row that was refused, holds no slot here
+            if (booking.reference in plan.moved) if order is None else (order not in plan.accepted):
                 continue
-            mine[candidate.person].append(candidate.booking)
+            mine[person].append(booking)
         if not mine["client"] and not mine["builder"]:
             return None
         final = _final(draft)
@@ -903,18 +877,19 @@ class BookingImporter(KindImporter):
         bulk.update_rows(session, Booking.__table__, changes)
         for change in changes:
             self.touched.add(change["id"])
-        # a restore keeps the ids it was given; other rows take the next ones. The new bookings go last:
-        # their `INSERT … SELECT` runs on the mover's thread while the next batch is read and validated.
-        for keeps_id in (False, True):
+        # A restore keeps the ids it was given (written first, so the others take ids after them). The other
+        # bookings' `INSERT … SELECT` runs on the mover's thread while the next batch is read and validated:
+        # nothing may use the session after it until `mover.wait()`.
+        for keeps_id in (True, False):
             rows_out = []
             for draft in plan.inserts:
                 row_id = draft.given.get("id") if self.restore else None
                 if (row_id is not None) == keeps_id:
                     draft.values["client_id"] = self.users[draft.email][0]
-                    row = (draft.key, *_compared(draft.values), draft.created_at or now, now)
+                    row = (draft.key, *_compared(draft.values), draft.columns["created_at"] or now, now)
                     rows_out.append((*row, row_id) if keeps_id else row)
             columns = (*WRITE_COLUMNS, "id") if keeps_id else WRITE_COLUMNS
-            bulk.insert_rows(session, Booking.__table__, columns, rows_out, mover=self.mover)
+            bulk.insert_rows(session, Booking.__table__, columns, rows_out, mover=None if keeps_id else self.mover)
 
 
 # A temporary table of the batch's rows that take an active slot, joined against the bookings and itself
@@ -936,11 +911,9 @@ SLOTS = Table(
 )
 
 
-@dataclass(frozen=True, slots=True)
-class _Nearby:
-    person: str  # "client" or "builder"
-    order: int | None  # the earlier row of the batch, or None: a booking in the database
-    booking: NearbyBooking
+# An overlap candidate: whose ("client" or "builder"), the earlier row of the batch it is (None: a booking in
+# the database), and the booking
+_Nearby = tuple[str, int | None, NearbyBooking]
 
 
 def _final(draft: Draft) -> dict[str, Any]:

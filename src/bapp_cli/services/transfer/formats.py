@@ -358,46 +358,36 @@ class _JsonScanner:
             return _bad_file(f"malformed JSON ({exc.msg})", line=line)
         return _bad_file("malformed JSON", line=self.line)  # pragma: no cover - decodes now
 
+    def _more(self, close: str, after: str) -> bool:
+        """Past the `,` (True: another item follows) or the closing bracket (False) after an item."""
+        following = self.peek()
+        if following not in (",", close):
+            shown = repr(following) if following else "the end of the input"
+            raise _bad_file(f"malformed JSON: expected ',' or '{close}' after {after}, found {shown}", line=self.line)
+        self._advance(self._pos + 1)
+        return following == ","
+
     def elements(self, what: str) -> Iterator[tuple[int, Any]]:
         """The members of an array whose `[` is next: (line, value) pairs."""
         self.expect("[", f"an array of {what}")
-        if self.peek() == "]":
-            self._advance(self._pos + 1)
-            return
-        while True:
+        more = self.peek() != "]" or self._more("]", "[")  # an empty array: _more takes its `]`
+        while more:
             self.peek()
             line = self.line
             yield line, self.value()
-            following = self.peek()
-            if following == ",":
-                self._advance(self._pos + 1)
-                continue
-            if following == "]":
-                self._advance(self._pos + 1)
-                return
-            shown = repr(following) if following else "the end of the input"
-            raise _bad_file(f"malformed JSON: expected ',' or ']' after an item, found {shown}", line=self.line)
+            more = self._more("]", "an item")
 
     def members(self) -> Iterator[str]:
         """The keys of an object whose `{` is next; after each key the caller consumes its value."""
         self.expect("{", "a JSON object or array")
-        if self.peek() == "}":
-            self._advance(self._pos + 1)
-            return
-        while True:
+        more = self.peek() != "}" or self._more("}", "{")  # an empty object: _more takes its `}`
+        while more:
             key = self.value()
             if not isinstance(key, str):
                 raise _bad_file("malformed JSON: an object key must be a string", line=self.line)
             self.expect(":", "':' after a key")
             yield key
-            following = self.peek()
-            if following == ",":
-                self._advance(self._pos + 1)
-                continue
-            if following == "}":
-                self._advance(self._pos + 1)
-                return
-            raise _bad_file("malformed JSON: expected ',' or '}' after a member", line=self.line)
+            more = self._more("}", "a member")
 
     def finish(self) -> None:
         if self.peek() != "":

@@ -10,6 +10,7 @@ row listed (line and field), which the caller's unit of work turns into "nothing
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import itertools
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -196,14 +197,9 @@ def refusal(row: SourceRow, exc: BappError) -> RowResult:
     return RowResult(row, errors=[problem(exc, exc.message.partition(": ")[0], row.line)])
 
 
-_ADAPTERS: dict[Any, TypeAdapter[Any]] = {}
-
-
+@functools.cache
 def _adapter(schema: Any) -> TypeAdapter[Any]:
-    adapter = _ADAPTERS.get(schema)
-    if adapter is None:
-        adapter = _ADAPTERS[schema] = TypeAdapter(list[schema])
-    return adapter
+    return TypeAdapter(list[schema])
 
 
 def _field_of(location: Sequence[Any]) -> str | None:
