@@ -3,12 +3,16 @@ only the rows with a value, yet keep those values unique and serve the lookups b
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
-from sqlalchemy import text, update
+from sqlalchemy import Connection, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from bapp_cli.db.models import Booking
+from bapp_cli.db.engine import make_engine
+from bapp_cli.db.models import Base, Booking
 from tests.services.test_booking_factories import add_booking, add_client, add_session_type, at
 
 # the lookup each partial index serves: the webhook and pull by invitee URI, the idempotency key, the
@@ -39,13 +43,39 @@ def test_many_bookings_without_a_value_and_no_two_with_the_same_one(session: Ses
 def test_the_indexes_hold_no_row_without_a_value(session: Session) -> None:
     """What saves an import the index work: a booking with none of the values takes no entry."""
     _bookings(session, 2)
-    if session.get_bind().dialect.name == "sqlite":
-        for name in LOOKUPS:
-            sql = session.execute(text("SELECT sql FROM sqlite_master WHERE name = :name"), {"name": name}).scalar()
+    _assert_partial(session.connection())
+
+
+def test_the_models_create_the_same_partial_indexes(empty_database_url: str) -> None:
+    """The models name no dialect's keyword (loading them imports neither dialect); the backend creating the
+    tables gives the conditions in its own, so the models build the migrations' partial indexes."""
+    engine = make_engine(empty_database_url, create_sqlite_file=True)
+    try:
+        with engine.begin() as connection:
+            Base.metadata.create_all(connection)
+            _assert_partial(connection)
+    finally:
+        engine.dispose()
+
+
+def test_loading_the_models_imports_no_dialect() -> None:
+    """Every command that loads the models would otherwise pay for importing the PostgreSQL dialect."""
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import sys, bapp_cli.db.models; print(*(m for m in sys.modules if '.dialects.' in m))"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert loaded == []
+
+
+def _assert_partial(connection: Connection) -> None:
+    for name in LOOKUPS:
+        if connection.dialect.name == "sqlite":
+            sql = connection.execute(text("SELECT sql FROM sqlite_master WHERE name = :name"), {"name": name}).scalar()
             assert sql is not None and sql.endswith(f"WHERE {_column(name)} IS NOT NULL"), sql
-    else:
-        for name in LOOKUPS:
-            predicate = session.execute(
+        else:
+            predicate = connection.execute(
                 text("SELECT pg_get_expr(indpred, indrelid) FROM pg_index WHERE indexrelid = CAST(:name AS regclass)"),
                 {"name": name},
             ).scalar()

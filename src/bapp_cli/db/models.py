@@ -15,6 +15,7 @@ from sqlalchemy import (
     JSON,
     Boolean,
     CheckConstraint,
+    Connection,
     Date,
     ForeignKey,
     ForeignKeyConstraint,
@@ -23,8 +24,10 @@ from sqlalchemy import (
     MetaData,
     Numeric,
     String,
+    Table,
     Text,
     UniqueConstraint,
+    event,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -84,9 +87,11 @@ def one_of(column: str, values: tuple[str, ...]) -> str:
 
 
 def _where_set(column: str) -> dict[str, Any]:
-    """A partial index's condition on both backends: only the rows where `column` has a value."""
-    condition = text(f"{column} IS NOT NULL")
-    return {"sqlite_where": condition, "postgresql_where": condition}
+    """A partial index's condition, only the rows where `column` has a value, given to the backend that creates
+    the table in its own keyword (`_partial_index_conditions`). Naming `postgresql_where` here would make
+    SQLAlchemy import its whole PostgreSQL dialect, to check the keyword, on every command that loads the models,
+    SQLite runs included (0.15 G instructions, ~0.02 s of a sync)."""
+    return {"info": {"where": text(f"{column} IS NOT NULL")}}
 
 
 class Base(DeclarativeBase):
@@ -306,6 +311,15 @@ class Booking(TimestampMixin, Base):
     # when the no-show change last applied happened in Calendly: no-show deliveries leave the invitee's
     # updated_at alone, so this orders them (a retried .created after its .deleted changes nothing)
     calendly_no_show_at: Mapped[dt.datetime | None] = mapped_column()
+
+
+@event.listens_for(Booking.__table__, "before_create")
+def _partial_index_conditions(table: Table, connection: Connection, **_kw: Any) -> None:
+    """Each partial index's condition, in the keyword of the dialect creating the table (`sqlite_where`,
+    `postgresql_where`), before its indexes are created (see `_where_set`)."""
+    for index in table.indexes:
+        if "where" in index.info:
+            index.dialect_kwargs[f"{connection.dialect.name}_where"] = index.info["where"]
 
 
 class CalendlyInvitation(Base):
