@@ -526,7 +526,11 @@ def test_failed_pulls_are_recorded_as_bookings_runs(catalogue: Session) -> None:
     run_id = record_run(session, failed, kind="bookings", started_at=NOW, finished_at=NOW)
     session.commit()
     [view] = list_runs(session, kind="bookings")
-    assert (view["run_id"], view["status"], view["error"]) == (run_id, "failed", "Calendly GET /scheduled_events: HTTP 500")
+    assert (view["run_id"], view["status"], view["error"]) == (
+        run_id,
+        "failed",
+        "Calendly GET /scheduled_events: HTTP 500",
+    )
     with pytest.raises(InvalidInput, match="kind"):
         list_runs(session, kind="everything")
 
