@@ -629,7 +629,7 @@ def test_slots_lists_open_starts_in_windows_of_31_days(synced: Bapp, fake: FakeC
     records = result.json()
     starts = [r["start_time"] for r in records]
     assert z(taken).replace("+00:00", "Z") not in [s.replace(".000000", "") for s in starts]
-    assert records[0].keys() == {"session", "start_time", "end_time", "invitees_remaining", "scheduling_url"}
+    assert list(records[0]) == ["session", "start_time", "end_time", "invitees_remaining", "scheduling_url"]
     assert all(r["session"] == FREE and r["invitees_remaining"] == 1 for r in records)
     windows = [r.params for r in fake.requests if r.path == "/event_type_available_times"]
     assert len(windows) == 2

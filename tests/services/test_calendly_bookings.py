@@ -505,8 +505,8 @@ def test_a_pull_records_its_run_and_a_second_pull_changes_nothing(catalogue: Ses
     session.commit()
     assert (again.unchanged, again.created, again.skipped) == (3, 0, 1)
     assert {table: count(session, table) for table in (Booking, User, Enrolment, AuditEntry)} == rows
-    assert [view.kind for view in list_runs(session)] == ["bookings", "bookings", "event_types"]
-    assert [view.run_id for view in list_runs(session, kind="bookings")] == [again.run_id, report.run_id]
+    assert [view["kind"] for view in list_runs(session)] == ["bookings", "bookings", "event_types"]
+    assert [view["run_id"] for view in list_runs(session, kind="bookings")] == [again.run_id, report.run_id]
 
 
 def test_a_dry_run_pull_records_no_run(catalogue: Session) -> None:
@@ -526,7 +526,11 @@ def test_failed_pulls_are_recorded_as_bookings_runs(catalogue: Session) -> None:
     run_id = record_run(session, failed, kind="bookings", started_at=NOW, finished_at=NOW)
     session.commit()
     [view] = list_runs(session, kind="bookings")
-    assert (view.run_id, view.status, view.error) == (run_id, "failed", "Calendly GET /scheduled_events: HTTP 500")
+    assert (view["run_id"], view["status"], view["error"]) == (
+        run_id,
+        "failed",
+        "Calendly GET /scheduled_events: HTTP 500",
+    )
     with pytest.raises(InvalidInput, match="kind"):
         list_runs(session, kind="everything")
 

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from bapp_cli.calendly.models import EventType
 from bapp_cli.db.models import AuditEntry, BuilderProfile, Pathway, SessionType, SessionTypePathway, SyncRun, User
 from bapp_cli.errors import ConfigError, Conflict, InvalidInput, RemoteError
-from bapp_cli.services.calendly_bookings import list_runs
+from bapp_cli.services.calendly_bookings import RUN_COLUMNS, list_runs
 from bapp_cli.services.calendly_runs import record_run
 from bapp_cli.services.session_types import is_bookable
 from bapp_cli.services.sync import (
@@ -459,9 +459,10 @@ def test_failed_runs_and_status_listing(session: Session) -> None:
     failed = record_run(session, report, kind="event_types", started_at=later, finished_at=START)
     session.commit()
     runs = list_runs(session, limit=5, kind="event_types")
-    assert [view.run_id for view in runs] == [failed, runs[1].run_id]
-    assert (runs[0].status, runs[0].error, runs[0].fetched) == ("failed", "boom", 3)
-    assert runs[1].as_record()["status"] == "succeeded"
+    assert [view["run_id"] for view in runs] == [failed, runs[1]["run_id"]]
+    assert (runs[0]["status"], runs[0]["error"], runs[0]["fetched"]) == ("failed", "boom", 3)
+    assert runs[1]["status"] == "succeeded"
+    assert list(runs[1]) == list(RUN_COLUMNS)  # the columns of `calendly status`, in its order
     assert len(list_runs(session, limit=1)) == 1
     with pytest.raises(InvalidInput):
         list_runs(session, limit=0)

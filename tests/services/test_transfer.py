@@ -30,8 +30,8 @@ from bapp_cli.db.models import (
 )
 from bapp_cli.errors import InvalidInput
 from bapp_cli.services.transfer.bookings import derived_reference
-from bapp_cli.services.transfer.formats import RecordWriter, Source
-from bapp_cli.services.transfer.importer import ImportOptions, ImportSummary
+from bapp_cli.services.transfer.formats import RecordWriter, Source, SourceRow
+from bapp_cli.services.transfer.importer import ImportOptions, ImportSummary, refusal
 from bapp_cli.services.transfer.kinds import export_data, import_data
 from tests.services.test_booking_factories import (
     NOW,
@@ -478,6 +478,18 @@ def test_skills_links_sync_exactly_and_refuse_unknown_tiers(session: Session) ->
     assert [tuple(link) for link in links] == [(get_pathway(session, "accelerate").id, 2)]
     problems = refused(session, "skills", "slug,name,links\nx,X,accelerate:9\ny,Y,nowhere:1\nBad Slug,Z,\n")
     assert [(line, field) for line, field, _ in problems] == [(2, "links"), (3, "links"), (4, "skill")]
+    # a rule's prefix that is no column of any kind ("link" is the option's name) stays in the message
+    assert refused(session, "skills", "slug,name,links\nz,Z,accelerate\n") == [
+        (2, None, "link: 'accelerate' is not PATHWAY:TIER (e.g. accelerate:1)")
+    ]
+
+
+def test_a_refusal_names_a_field_only_when_its_prefix_is_a_column() -> None:
+    row = SourceRow(line=7, values={}, original={})
+    [named] = refusal(row, InvalidInput("skill: 'Bad Slug' is not a valid skill slug")).errors
+    [plain] = refusal(row, InvalidInput("ann@example.org: is not a client")).errors
+    assert (named.field, named.message) == ("skill", "'Bad Slug' is not a valid skill slug")
+    assert (plain.field, plain.message, plain.text()) == (None, *["ann@example.org: is not a client"] * 2)
 
 
 def test_pathways_tiers_and_sessions_import_with_their_rules(session: Session) -> None:

@@ -318,24 +318,25 @@ def status(
         for column in RUN_TABLE_COLUMNS:
             grid.add_column(column, justify="left" if column in ("kind", "started", "status", "source") else "right")
         for run in runs:
-            took = f"{(run.finished_at - run.started_at).total_seconds():.1f}s" if run.finished_at else "—"
-            counts = (run.fetched, run.created, run.updated, run.unchanged, run.deactivated, run.reactivated)
+            started, finished = run["started_at"], run["finished_at"]
+            took = f"{(finished - started).total_seconds():.1f}s" if finished else "—"
+            counts = ("fetched", "created", "updated", "unchanged", "deactivated", "reactivated", "skipped")
             grid.add_row(
-                str(run.run_id),
-                "bookings" if run.kind == "bookings" else "types",
-                sink.local_time(run.started_at),
+                str(run["run_id"]),
+                "bookings" if run["kind"] == "bookings" else "types",
+                sink.local_time(started),
                 took,
-                styled(run.status, "green" if run.status == "succeeded" else "red"),
-                run.source,
-                *(str(value) for value in (*counts, run.skipped)),
+                styled(run["status"], "green" if run["status"] == "succeeded" else "red"),
+                run["source"],
+                *(str(run[name]) for name in counts),
             )
-            if run.error:
-                grid.add_row("", "", styled(run.error, "red"), *([""] * 10))
+            if run["error"]:
+                grid.add_row("", "", styled(run["error"], "red"), *([""] * 10))
         console.print(grid)
         if not runs:
             console.print("(no syncs yet — run `bapp calendly sync`)", style="dim")
 
-    sink.records([run.as_record() for run in runs], RUN_COLUMNS, table=table)
+    sink.records(runs, RUN_COLUMNS, table=table)
 
 
 # ---- bookings from Calendly: the cron pull and webhook deliveries -----------------------------------

@@ -344,8 +344,8 @@ def slots(
 
         by_day: dict[str, list[str]] = {}
         for slot in found:
-            local = slot.start_time.astimezone(zone)
-            seats = f" ({slot.invitees_remaining} left)" if target.kind == "group" else ""
+            local = slot["start_time"].astimezone(zone)
+            seats = f" ({slot['invitees_remaining']} left)" if target.kind == "group" else ""
             by_day.setdefault(local.strftime("%a %d %b"), []).append(local.strftime("%H:%M") + seats)
         grid = listing_table(f"Open times of {target.title} ({zone.key})", by_day)
         if by_day:
@@ -354,7 +354,7 @@ def slots(
         else:
             console.print(f"(no open times for {target.title} in the {days} days from {begin.date().isoformat()})")
 
-    sink.records([slot.as_record() for slot in found], SLOT_COLUMNS, table=table)
+    sink.records(found, SLOT_COLUMNS, table=table)
 
 
 # -- what someone may book -------------------------------------------------------------------------------

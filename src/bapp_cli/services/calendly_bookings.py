@@ -59,7 +59,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import re
-from collections import namedtuple
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -279,18 +278,10 @@ RETRY_COLUMNS = ("id", "event", "invitee_uri", "action", "booking", "booking_sta
 
 
 # One row of ``calendly status``: an event-type sync or a bookings pull, its sync_runs columns in this order.
-class CalendlyRunView(
-    namedtuple(
-        "CalendlyRunView",
-        "run_id started_at finished_at status source fetched created updated unchanged deactivated reactivated "
-        "error kind skipped",
-    )
-):
-    def as_record(self) -> dict[str, Any]:
-        return self._asdict()
-
-
-RUN_COLUMNS: tuple[str, ...] = CalendlyRunView._fields
+RUN_COLUMNS = (
+    *("run_id", "started_at", "finished_at", "status", "source", "fetched", "created", "updated", "unchanged"),
+    *("deactivated", "reactivated", "error", "kind", "skipped"),
+)
 
 
 # -- applying invitees-----------------------------------------------------------------------------
@@ -740,11 +731,11 @@ def apply_webhook(
 
 def list_runs(
     session: Session, *, limit: int = 10, kind: str | None = None, offset: int = 0, search: str | None = None
-) -> list[CalendlyRunView]:
+) -> list[dict[str, Any]]:
     """Recent event-type syncs and bookings pulls (or one ``kind``), newest first; ``search`` looks in the
-    status, source and error text."""
+    status, source and error text. Each run is its ``RUN_COLUMNS``, in that order."""
     page = Page(limit=limit, offset=offset, search=search)
-    query = select(SyncRun)
+    query = select(SyncRun.id.label("run_id"), *(getattr(SyncRun, name) for name in RUN_COLUMNS[1:]))
     found = page.matching(SyncRun.status, SyncRun.source, SyncRun.error)
     if found is not None:
         query = query.where(found)
@@ -752,5 +743,5 @@ def list_runs(
         if kind not in SYNC_KINDS:
             raise InvalidInput(f"kind: {kind!r} is not one of {', '.join(SYNC_KINDS)}", code="invalid_kind")
         query = query.where(SyncRun.kind == kind)
-    runs = session.scalars(page.window(query.order_by(SyncRun.started_at.desc(), SyncRun.id.desc()))).all()
-    return [CalendlyRunView(run.id, *(getattr(run, name) for name in RUN_COLUMNS[1:])) for run in runs]
+    runs = session.execute(page.window(query.order_by(SyncRun.started_at.desc(), SyncRun.id.desc())))
+    return [dict(run._mapping) for run in runs]

@@ -84,18 +84,6 @@ Transaction = Callable[..., AbstractContextManager[Session]]
 
 
 @dataclass(frozen=True)
-class OpenSlot:
-    session: str
-    start_time: dt.datetime
-    end_time: dt.datetime
-    invitees_remaining: int
-    scheduling_url: str | None
-
-    def as_record(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in SLOT_COLUMNS}
-
-
-@dataclass(frozen=True)
 class CalendlySession:
     """What the write side needs of a session type, read once so no ORM object outlives its transaction."""
 
@@ -130,11 +118,12 @@ def calendly_session(session: Session, identifier: str) -> CalendlySession:
 
 def open_slots(
     client: CalendlyClient, target: CalendlySession, *, start: dt.datetime, end: dt.datetime, now: dt.datetime
-) -> list[OpenSlot]:
+) -> list[dict[str, Any]]:
     """Open starts in [start, end) from ``GET /event_type_available_times``, in windows of at most 31 days
-    requested back to back; the first window begins a minute after now (Calendly refuses a past start)."""
+    requested back to back; the first window begins a minute after now (Calendly refuses a past start).
+    Each slot is its ``SLOT_COLUMNS``, in that order."""
     low = max(start.astimezone(dt.UTC), now + SLOT_LEAD)
-    slots: list[OpenSlot] = []
+    slots: list[dict[str, Any]] = []
     seen: set[dt.datetime] = set()
     while low < end:
         high = min(end, low + WINDOW)
@@ -143,16 +132,16 @@ def open_slots(
                 continue
             seen.add(item.start_time)
             slots.append(
-                OpenSlot(
-                    session=target.label,
-                    start_time=item.start_time,
-                    end_time=item.start_time + dt.timedelta(minutes=target.duration_minutes),
-                    invitees_remaining=item.invitees_remaining,
-                    scheduling_url=item.scheduling_url,
-                )
+                {
+                    "session": target.label,
+                    "start_time": item.start_time,
+                    "end_time": item.start_time + dt.timedelta(minutes=target.duration_minutes),
+                    "invitees_remaining": item.invitees_remaining,
+                    "scheduling_url": item.scheduling_url,
+                }
             )
         low = high
-    slots.sort(key=lambda slot: slot.start_time)
+    slots.sort(key=lambda slot: slot["start_time"])
     return slots
 
 
@@ -161,7 +150,7 @@ def _starts_near(
 ) -> list[dt.datetime]:
     if start + NEAR <= now + SLOT_LEAD:
         return []
-    return [slot.start_time for slot in open_slots(client, target, start=start - NEAR, end=start + NEAR, now=now)]
+    return [slot["start_time"] for slot in open_slots(client, target, start=start - NEAR, end=start + NEAR, now=now)]
 
 
 # -- booking through Calendly ------------------------------------------------------------------------

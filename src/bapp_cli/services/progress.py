@@ -39,7 +39,6 @@ from sqlalchemy.orm import Session
 
 from bapp_cli.db.audit import record_audits
 from bapp_cli.db.batches import BATCH_SIZE
-from bapp_cli.db.bulk import any_of
 from bapp_cli.db.dbapi import instant_sql
 from bapp_cli.db.models import (
     Badge,
@@ -62,6 +61,7 @@ from bapp_cli.services.plain_reads import load_catalogue as load_catalogue
 from bapp_cli.services.plain_reads import pathway_badge_key as pathway_badge_key
 from bapp_cli.services.plain_reads import show_progress as show_progress
 from bapp_cli.services.plain_reads import tier_badge_key as tier_badge_key
+from bapp_cli.services.transfer.store import rows_keyed
 
 TABLE_TIERS = (1, 2, 3)
 TIER_PERCENTS = tuple(f"tier{number}_percent" for number in TABLE_TIERS)
@@ -109,7 +109,7 @@ def record_completions(
             SkillPathwayLink, SkillPathwayLink.skill_id == UserSkillProgress.skill_id
         )
         query = query.where(SkillPathwayLink.pathway_id.in_(scope))
-        for client_id, pathway_id, tier, count in _rows_among(session, query, UserSkillProgress.client_id, clients):
+        for client_id, pathway_id, tier, count in rows_keyed(session, query, clients):
             done[client_id][(pathway_id, tier)] = count
         infos = [catalogue.pathways[pathway_id] for pathway_id in scope if pathway_id in catalogue.pathways]
         for client_id, counts in done.items():
@@ -126,13 +126,13 @@ def record_completions(
     if fundamentals and catalogue.fundamentals > 0:
         everyone_done = _completed_counts().where(Skill.is_fundamental.is_(True))
         everyone_done = everyone_done.having(func.count() == catalogue.fundamentals)
-        for client_id, _ in _rows_among(session, everyone_done, UserSkillProgress.client_id, clients):
+        for client_id, _ in rows_keyed(session, everyone_done, clients):
             due[client_id].append(FUNDAMENTALS_KEY)
 
     if not due:
         return {}
     # a completed pathway put its badge in `due`: one lookup names every client the audit rows below label
-    emails = dict(_rows_among(session, select(User.id, User.email), User.id, sorted(due)))
+    emails = dict(rows_keyed(session, select(User.id, User.email), due))
     awarded = _award(session, due, emails, now=now)
     finished = _complete_enrolments(session, completed_pathways, catalogue, emails, now=now)
     outcomes: dict[int, CompletionOutcome] = {}
@@ -155,12 +155,6 @@ def _completed_counts(*columns: SQLColumnExpression[Any]) -> Select[Any]:
     return query.group_by(UserSkillProgress.client_id, *columns)
 
 
-def _rows_among(session: Session, query: Select[*tuple[Any, ...]], column: Any, ids: list[int] | None) -> Iterator[Any]:
-    """The rows of `query`, every row (`ids` None) or those where `column` is one of `ids`: one statement,
-    the ids one bound list (`bulk.any_of`) whatever their number."""
-    return iter(session.execute(query if ids is None else query.where(any_of(session, column, ids))))
-
-
 def _award(
     session: Session, due: dict[int, list[str]], emails: dict[int, str], *, now: dt.datetime
 ) -> dict[int, list[str]]:
@@ -168,7 +162,7 @@ def _award(
     wanted = select(Badge.client_id, Badge.key).where(
         Badge.key.in_(sorted({key for keys in due.values() for key in keys}))
     )
-    held = {(client_id, key) for client_id, key in _rows_among(session, wanted, Badge.client_id, sorted(due))}
+    held = {(client_id, key) for client_id, key in rows_keyed(session, wanted, due)}
     fresh = {client_id: [key for key in keys if (client_id, key) not in held] for client_id, keys in due.items()}
     awarded = {client_id: keys for client_id, keys in fresh.items() if keys}
     if not awarded:
@@ -194,9 +188,11 @@ def _complete_enrolments(
         return {}
     pathway_ids = sorted({pathway_id for ids in completed.values() for pathway_id in ids})
     finished: dict[int, list[str]] = defaultdict(list)
-    open_enrolments = select(Enrolment).where(Enrolment.pathway_id.in_(pathway_ids), Enrolment.status != "completed")
-    # read whole before the first change: the changes write (audit rows) on the same connection
-    for (enrolment,) in list(_rows_among(session, open_enrolments, Enrolment.client_id, sorted(completed))):
+    open_enrolments = select(Enrolment.client_id, Enrolment).where(
+        Enrolment.pathway_id.in_(pathway_ids), Enrolment.status != "completed"
+    )
+    # read whole (a list) before the first change: the changes write (audit rows) on the same connection
+    for _, enrolment in rows_keyed(session, open_enrolments, completed):
         if enrolment.pathway_id not in completed[enrolment.client_id]:
             continue
         slug = catalogue.pathways[enrolment.pathway_id].slug

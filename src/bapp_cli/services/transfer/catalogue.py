@@ -70,7 +70,7 @@ from bapp_cli.services.transfer.importer import (
     RowId,
     RowResult,
     When,
-    problem,
+    refusal,
 )
 
 
@@ -222,7 +222,7 @@ class RowImporter(KindImporter):
             try:
                 outcome = self.apply_row(row, values)
             except BappError as exc:
-                results.append(RowResult(row, errors=[problem(exc, _field_in(exc.message), row.line)]))
+                results.append(refusal(row, exc))
                 continue
             results.append(RowResult(row, outcome=outcome))
         self.session.flush()
@@ -294,11 +294,6 @@ class RowImporter(KindImporter):
 
 def _outcome(changes: dict[str, Any] | None) -> str:
     return CREATED if changes is None else UPDATED if changes else UNCHANGED
-
-
-def _field_in(message: str) -> str | None:
-    head, separator, _ = message.partition(": ")
-    return head if separator and re.fullmatch(r"[a-z_\-]+", head) else None
 
 
 # -- pathways ---------------------------------------------------------------------------------------------

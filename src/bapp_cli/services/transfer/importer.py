@@ -192,9 +192,17 @@ def problem(exc: BappError, name: str | None, line: int) -> RowError:
     return RowError(line, name, message)
 
 
+# Every column some import kind takes (each importer adds its schema's as it is defined; `kinds` imports
+# them all before any row is read). The rules are shared across kinds and name their field by its domain
+# name (a skills row's bad slug is "skill: …"), so any kind's column counts as a field, and nothing else
+# does: "ann@example.org: …" or "the skill is archived: …" is a message, not a field.
+_COLUMNS: set[str] = set()
+
+
 def refusal(row: SourceRow, exc: BappError) -> RowResult:
-    """A row a service rule refused; the text before the message's first `: ` names the field."""
-    return RowResult(row, errors=[problem(exc, exc.message.partition(": ")[0], row.line)])
+    """A row a service rule refused; the message's `field: ` prefix names the field when it is a column."""
+    head, separator, _ = exc.message.partition(": ")
+    return RowResult(row, errors=[problem(exc, head if separator and head in _COLUMNS else None, row.line)])
 
 
 @functools.cache
@@ -228,6 +236,11 @@ class KindImporter(ABC):
     schema: ClassVar[Any]  # a TypedDict with `extra="forbid"`
     required: ClassVar[tuple[tuple[str, ...], ...]] = ()  # each group: one of these columns is needed
     batch_size: ClassVar[int] = CHUNK  # rows per batch: the one chunk size of set-based work
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "schema" in vars(cls):
+            _COLUMNS.update(cls.schema.__annotations__)
 
     def __init__(self, context: ImportContext) -> None:
         self.context = context

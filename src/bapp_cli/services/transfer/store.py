@@ -15,10 +15,12 @@ from sqlalchemy.orm import Session
 from bapp_cli.db.bulk import any_of, is_sqlite
 
 
-def rows_keyed(session: Session, query: Any, keys: Iterable[Any]) -> list[Any]:
-    """The rows of `query` (a select) whose first column is one of `keys` (empty keys left out), in one
-    statement: the keys are one bound list (`any_of`), so one import batch's keys need no chunking — the
-    batch itself bounds them — and no keys need no statement."""
+def rows_keyed(session: Session, query: Any, keys: Iterable[Any] | None) -> list[Any]:
+    """The rows of `query` (a select) whose first column is one of `keys` (empty keys left out) — every row
+    when `keys` is None — in one statement: the keys are one bound list (`any_of`), so one import batch's
+    keys need no chunking — the batch itself bounds them — and no keys need no statement."""
+    if keys is None:
+        return list(session.execute(query))
     wanted = sorted({key for key in keys if key})
     return list(session.execute(query.where(any_of(session, query.selected_columns[0], wanted)))) if wanted else []
 
