@@ -267,8 +267,7 @@ class Draft:
     given: Mapping[str, Any]  # the validated row: which columns it has decides what an update touches
     email: str
     session: SessionInfo
-    start: dt.datetime
-    end: dt.datetime | None  # None: from the duration (session's, or the existing booking's)
+    start: dt.datetime  # columns["start_time"], known to be set
     reference: str | None  # given by the file
     columns: dict[str, Any]  # the booking columns the file's cells set, as stored (None: empty or absent); instants
     key: str  # the reference: given, else derived, else (settled by the batch) the invitee URI's booking's
@@ -496,7 +495,7 @@ class BookingImporter(KindImporter):
         assert session_info is not None and start is not None
         key = reference or derived_reference(named["client"], session_info.key, start)
         draft = Draft(
-            row, values, named["client"], session_info, start, end, reference, columns, key,
+            row, values, named["client"], session_info, start, reference, columns, key,
         )  # fmt: skip
         self._settle_values(draft)  # as a new booking, until the batch finds the one it updates
         return draft
@@ -637,7 +636,7 @@ class BookingImporter(KindImporter):
         new = {
             "session_type_id": info.facts.id,
             "start_time": start,
-            "end_time": draft.end or start + span,
+            "end_time": given["end_time"] or start + span,  # none given: from the duration
             "status": given["status"] or base["status"],
             "payment_status": given["payment_status"] or base["payment_status"],
             "amount": given["amount"] if given["amount"] is not None else base["amount"],
