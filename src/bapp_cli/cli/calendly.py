@@ -315,12 +315,12 @@ def status(
         from rich.table import Table
 
         grid = Table(title="Calendly syncs", header_style="bold")
+        counted = ("fetched", "created", "updated", "unchanged", "deactivated", "reactivated", "skipped")
         for column in RUN_TABLE_COLUMNS:
             grid.add_column(column, justify="left" if column in ("kind", "started", "status", "source") else "right")
         for run in runs:
             started, finished = run["started_at"], run["finished_at"]
             took = f"{(finished - started).total_seconds():.1f}s" if finished else "—"
-            counts = ("fetched", "created", "updated", "unchanged", "deactivated", "reactivated", "skipped")
             grid.add_row(
                 str(run["run_id"]),
                 "bookings" if run["kind"] == "bookings" else "types",
@@ -328,7 +328,7 @@ def status(
                 took,
                 styled(run["status"], "green" if run["status"] == "succeeded" else "red"),
                 run["source"],
-                *(str(run[name]) for name in counts),
+                *(str(run[name]) for name in counted),
             )
             if run["error"]:
                 grid.add_row("", "", styled(run["error"], "red"), *([""] * 10))

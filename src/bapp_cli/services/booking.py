@@ -215,9 +215,8 @@ def _resolve_builder(
         return get_builder(session, email)
     if session_type.builder_id is None:
         return None, None
-    owner = select(User, BuilderProfile).outerjoin(BuilderProfile, BuilderProfile.user_id == User.id)
-    found = session.execute(owner.where(User.id == session_type.builder_id)).one()
-    return found[0], found[1]
+    owner_and_profile = select(User, BuilderProfile).outerjoin(BuilderProfile, BuilderProfile.user_id == User.id)
+    return session.execute(owner_and_profile.where(User.id == session_type.builder_id)).one().tuple()
 
 
 def allowed_durations(session_type: SessionType) -> list[int]:
