@@ -27,7 +27,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from jwt.utils import base64url_decode, base64url_encode
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -362,6 +361,8 @@ def revoke_badge(session: Session, email: str, key: str, *, reason: str, now: dt
 
 
 def _encode_bits(revoked: Iterable[int]) -> str:
+    from jwt.utils import base64url_encode  # multibase 'u': unpadded base64url
+
     indices = sorted(set(revoked))
     size = max(STATUS_LIST_MIN_BITS, ((indices[-1] // 8) + 1) * 8 if indices else 0)
     bits = bytearray(size // 8)
@@ -374,6 +375,8 @@ def _encode_bits(revoked: Iterable[int]) -> str:
 def _bit_is_set(encoded: str, index: int) -> bool:
     if not encoded.startswith("u"):
         raise ValueError("encodedList is not multibase base64url ('u' prefix)")
+    from jwt.utils import base64url_decode
+
     bits = gzip.decompress(base64url_decode(encoded[1:]))
     if index < 0 or index // 8 >= len(bits):
         raise ValueError(f"index {index} is past the end of the list ({len(bits) * 8} entries)")

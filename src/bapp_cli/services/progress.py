@@ -129,6 +129,7 @@ def record_completions(
         for client_id, _ in rows_keyed(session, everyone_done, clients):
             due[client_id].append(FUNDAMENTALS_KEY)
 
+    due = {client_id: keys for client_id, keys in due.items() if keys}  # the loop above lists every client counted
     if not due:
         return {}
     # a completed pathway put its badge in `due`: one lookup names every client the audit rows below label

@@ -18,7 +18,6 @@ from typing import Any
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from jwt.utils import base64url_decode, base64url_encode  # unpadded, as JOSE and multibase ('u') write it
 
 from bapp_cli.errors import ConfigError, Conflict, InvalidInput
 
@@ -35,11 +34,15 @@ class SigningKey:
 
     def public_jwk(self) -> dict[str, str]:
         """The RFC 8037 JWK of the public key."""
+        from jwt.utils import base64url_encode  # unpadded, as JOSE writes it; PyJWT loads only when used
+
         raw = self.public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
         return {"kty": "OKP", "crv": "Ed25519", "x": base64url_encode(raw).decode("ascii")}
 
     def thumbprint(self) -> str:
         """RFC 7638: SHA-256 over the JWK's required members, sorted, without whitespace."""
+        from jwt.utils import base64url_encode
+
         canonical = json.dumps(self.public_jwk(), separators=(",", ":"), sort_keys=True)
         return base64url_encode(hashlib.sha256(canonical.encode("utf-8")).digest()).decode("ascii")
 
@@ -114,6 +117,8 @@ def public_key_from_jwk(jwk: Any, where: str) -> Ed25519PublicKey:
         raise InvalidInput(f"{where}: not an Ed25519 JWK (kty OKP, crv Ed25519)", code="bad_key")
     if "d" in jwk:
         raise InvalidInput(f"{where}: holds a private key; give the public JWK only", code="bad_key")
+    from jwt.utils import base64url_decode
+
     try:
         return Ed25519PublicKey.from_public_bytes(base64url_decode(str(jwk.get("x"))))
     except ValueError:
