@@ -349,8 +349,10 @@ def list_session_types(
     where = _Where(db, page, "t.slug", "t.title")
     if available_to is not None:
         where.add("NOT t.is_secret" + (" AND NOT t.requires_auth" if available_to == "anonymous" else ""))
-    if ids is not None:  # ids the caller read itself: integers, so written into the SQL
-        where.add(f"t.id IN ({', '.join(str(int(type_id)) for type_id in ids) or 'NULL'})")
+    among = ""  # `ids` as SQL, for the types and their links: integers the caller read itself, so written in
+    if ids is not None:
+        among = f" IN ({', '.join(str(int(type_id)) for type_id in ids) or 'NULL'})"
+        where.add(f"t.id{among}")
     if not include_all:
         where.add(BOOKABLE)
     if category is not None:
@@ -378,6 +380,7 @@ def list_session_types(
                 record[name] = json.loads(record[name])
         record["pathways"] = []
     links = "SELECT l.session_type_id, p.slug FROM session_type_pathways l JOIN pathways p ON p.id = l.pathway_id"
+    links += f" WHERE l.session_type_id{among}" if among else ""  # one type's show or update: its links alone
     for session_type, slug in db.rows(f"{links} ORDER BY p.position, p.slug") if records else ():
         if session_type in records:
             records[session_type]["pathways"].append(slug)
