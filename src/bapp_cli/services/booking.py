@@ -216,7 +216,8 @@ def _resolve_builder(
     if session_type.builder_id is None:
         return None, None
     owner_and_profile = select(User, BuilderProfile).outerjoin(BuilderProfile, BuilderProfile.user_id == User.id)
-    return session.execute(owner_and_profile.where(User.id == session_type.builder_id)).one().tuple()
+    owner, profile = session.execute(owner_and_profile.where(User.id == session_type.builder_id)).one()
+    return owner, profile
 
 
 def allowed_durations(session_type: SessionType) -> list[int]:
