@@ -411,11 +411,9 @@ def available(
 
     if client is not None and anonymous:
         raise UsageError("--client and --anonymous cannot be used together")
-    app_state = state(ctx)
-    sink = app_state.output()
-    with app_state.plain_reading() as database:  # a plain read, as `sessions list`: no SQLAlchemy
+    with reading(ctx) as (sink, session):
         availability = list_available_sessions(
-            database, client_email=client, pathway=pathway, category=category, builder_email=builder
+            session, client_email=client, pathway=pathway, category=category, builder_email=builder
         )
     sink.records(
         availability.sessions, AVAILABLE_COLUMNS, table=lambda console: render_available(availability, sink, console)

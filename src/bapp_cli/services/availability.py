@@ -10,14 +10,13 @@ the catalogue size, the types and their pathway links, after the lookups of the 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+from sqlalchemy.orm import Session
 
 from bapp_cli.db.dbapi import Database
-from bapp_cli.db.domains import SESSION_CATEGORIES
+from bapp_cli.db.models import SESSION_CATEGORIES
 from bapp_cli.services.plain_reads import SESSION_COLUMNS, list_session_types, person
-
-if TYPE_CHECKING:
-    from sqlalchemy.orm import Session
 
 CATEGORY_TITLES = {
     "free": "Free Sessions",
@@ -44,16 +43,15 @@ class Availability:
 
 
 def list_available_sessions(
-    session: Session | Database,
+    session: Session,
     *,
     client_email: str | None = None,
     pathway: str | None = None,
     category: str | None = None,
     builder_email: str | None = None,
 ) -> Availability:
-    """Session types the client (or an anonymous visitor, when `client_email` is None) may book, read on a
-    plain connection (`sessions available`, without SQLAlchemy) or on an ORM session's transaction."""
-    db = session if isinstance(session, Database) else Database.of_session(session)
+    """Session types the client (or an anonymous visitor, when `client_email` is None) may book."""
+    db = Database.of_session(session)
     client = person(db, client_email, "client", "u.email")[0] if client_email is not None else None
     sessions = list_session_types(
         db, available_to="client" if client else "anonymous", category=category, pathway=pathway, builder=builder_email
