@@ -279,15 +279,15 @@ def sign_credential(credential: dict[str, Any], issuer: Issuer, *, now: dt.datet
     return _sign(credential, issuer, now, nbf=int(valid_from.timestamp()))
 
 
-def _badges_held(session: Session, client: User, keys: Sequence[str], *, lock: bool = False) -> list[Badge]:
+def _badges_held(session: Session, client: User, keys: Sequence[str], *, revoking: bool = False) -> list[Badge]:
     """The client's unrevoked badges, oldest first: those of `keys`, or every one when no key is named.
 
     A named key the client does not hold is not found; a named revoked one is a conflict, since a revoked
-    badge is neither exported nor revoked again."""
+    badge is neither exported nor revoked again. `revoking` locks the rows and words the conflict for it."""
     query = select(Badge).where(Badge.client_id == client.id).order_by(Badge.awarded_at, Badge.id)
     if keys:
         query = query.where(Badge.key.in_(keys))
-    badges = {badge.key: badge for badge in session.scalars(query.with_for_update() if lock else query)}
+    badges = {badge.key: badge for badge in session.scalars(query.with_for_update() if revoking else query)}
     for key in keys:
         badge = badges.get(key)
         if badge is None:
@@ -295,9 +295,9 @@ def _badges_held(session: Session, client: User, keys: Sequence[str], *, lock: b
             raise NotFound(f"{client.email} holds no badge {key!r}", hint=hint, code="badge_not_found")
         if badge.revoked_at is not None:
             raise Conflict(
-                f"badge {key!r} of {client.email} was already revoked on {_instant(badge.revoked_at)}: "
-                f"{badge.revocation_reason}",
-                hint="a revoked badge is neither exported nor revoked again",
+                f"badge {key!r} of {client.email} was {'already ' if revoking else ''}revoked on "
+                f"{_instant(badge.revoked_at)}: {badge.revocation_reason}",
+                hint=None if revoking else "a revoked badge is not exported",
                 code="badge_revoked",
             )
     return [badge for badge in badges.values() if badge.revoked_at is None]
@@ -352,7 +352,7 @@ def revoke_badge(session: Session, email: str, key: str, *, reason: str, now: dt
     if len(cleaned) > 500:
         raise InvalidInput(f"--reason is {len(cleaned)} characters; at most 500", code="reason_too_long")
     client, _ = get_client(session, email)
-    [badge] = _badges_held(session, client, [key.strip()], lock=True)
+    [badge] = _badges_held(session, client, [key.strip()], revoking=True)
     badge.revoked_at = now
     badge.revocation_reason = cleaned
     record_audit(session, "badge", f"{client.email} {badge.key}", {"revoked_at": now, "reason": cleaned})
