@@ -417,20 +417,24 @@ class BookingImporter(KindImporter):
     ) -> Draft | list[RowError]:
         line = row.line
         get = values.get
+        # a row's errors keep their order (the first is the summary's): client, session, builder, zone, the
+        # times, the reference, then the currency's and the pathway's (`late`), the answers, the key
         errors: list[RowError] = []
+        late: list[RowError] = []
         named: dict[str, Any] = {}
+        no_session = get("session") is None and get("session_id") is None
         for name, table in lookups.items():
             raw = get(name)
+            if name == "builder" and no_session:  # in the session's place, after the client's
+                errors.append(RowError(line, "session_id", "session: required (an id, slug or Calendly URI)"))
             if raw is None or (name == "session_id" and get("session") is not None):  # `session` wins
                 continue
             found = table[raw]
             if isinstance(found, BappError):
-                errors.append(problem(found, name, line))
+                (late if name in ("currency", "pathway") else errors).append(problem(found, name, line))
             else:
                 named[name] = found
         session_info: SessionInfo | None = named.get("session") or named.get("session_id")
-        if get("session") is None and get("session_id") is None:
-            errors.append(RowError(line, "session_id", "session: required (an id, slug or Calendly URI)"))
         source = get("source") or "import"
         zone = named.get("client_timezone", self.options.timezone)
         # an empty text cell is no value; an empty idempotency key is refused below
@@ -480,6 +484,7 @@ class BookingImporter(KindImporter):
                 errors.append(
                     RowError(line, "reference", f"{reference!r} is not a booking reference (e.g. BK-7Q2M9X4D)")
                 )
+        errors += late
         amount = get("amount")
         columns["amount"] = amount.quantize(Decimal("0.01")) if amount is not None else None
         items = get("custom_question_responses")
