@@ -49,6 +49,7 @@ from bapp_cli.services.transfer.importer import (
     RowId,
     RowResult,
     When,
+    problem,
     refusal,
 )
 from bapp_cli.services.transfer.store import rows_keyed
@@ -101,11 +102,15 @@ class CalendlyBookingImporter(KindImporter):
         valid, results = self.validate(rows)
         wanted: list[tuple[SourceRow, str, dict[str, Any]]] = []
         for row, values in valid:
-            try:
-                state = {name: values.get(name) or None for name in WRITE_STATE_COLUMNS}  # blank text is none
-                state.update((name, self.instant(values.get(name), name)) for name in _INSTANT_COLUMNS)
-            except BappError as exc:
-                results.append(refusal(row, exc))
+            state = {name: values.get(name) or None for name in WRITE_STATE_COLUMNS}  # blank text is none
+            errors: list[RowError] = []  # each bad instant is listed, under its column
+            for name in _INSTANT_COLUMNS:
+                try:
+                    state[name] = self.instant(values.get(name), name)
+                except BappError as exc:
+                    errors.append(problem(exc, name, row.line))
+            if errors:
+                results.append(RowResult(row, errors=errors))
                 continue
             state["calendly_attempts"] = values.get("calendly_attempts") or 0
             wanted.append((row, values["reference"].upper(), state))
