@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import re
 import sys
@@ -951,12 +950,14 @@ def reconcile(
     hours = give_up_after
     configured = app_state.settings.get("calendly.reconcile_give_up_hours")
     if hours is None and configured is not None:
-        with contextlib.suppress(TypeError, ValueError):
+        try:
             hours = float(configured)
-        if hours is None or not 0 <= hours < 100_000:
+        except (TypeError, ValueError):
             raise ConfigError(
-                f"calendly.reconcile_give_up_hours: {str(configured)[:40]!r} is not a number of hours from 0 to 100000"
-            )
+                f"calendly.reconcile_give_up_hours: {str(configured)[:40]!r} is not a number of hours"
+            ) from None
+        if not 0 <= hours < 100_000:
+            raise ConfigError("calendly.reconcile_give_up_hours: must be between 0 and 100000 hours")
     give_up = DEFAULT_GIVE_UP if hours is None else dt.timedelta(hours=hours)
     with calendly_writer(app_state) as writer:
         reports = writer.reconcile(give_up_after=give_up, dry_run=dry_run)
