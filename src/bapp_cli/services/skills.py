@@ -376,7 +376,9 @@ def _completion(
     stamped = ProgressState("completed", completion_method=method, validated_by_id=validator_id)
     settled = settle_progress(stamped, now=now)
     if isinstance(settled, Refusal):
-        raise InvalidInput(settled.text, hint="name the builder with --validated-by EMAIL", code=settled.code)
+        # the only refusal of a completion (missing_validator), in the command's words as before the rule book
+        message = "validated_by: a builder_validation completion needs --validated-by EMAIL"
+        raise InvalidInput(message, code=settled.code)
     return settled.completion_method, validator
 
 
