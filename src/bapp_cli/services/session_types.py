@@ -10,9 +10,11 @@ from typing import Any
 from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
+from bapp_cli.db.dbapi import Database
 from bapp_cli.db.models import SESSION_CATEGORIES, SessionType, SessionTypePathway
 from bapp_cli.errors import InvalidInput
 from bapp_cli.services.plain_reads import SESSION_COLUMNS as SESSION_COLUMNS  # the record, defined once
+from bapp_cli.services.plain_reads import list_session_types, session_type_id
 
 
 def is_bookable(session_type: SessionType) -> bool:
@@ -26,9 +28,6 @@ def is_bookable(session_type: SessionType) -> bool:
 
 def get_session_type(session: Session, identifier: str) -> SessionType:
     """A session type by id, Calendly URI or slug (slugs are unique)."""
-    from bapp_cli.db.dbapi import Database
-    from bapp_cli.services.plain_reads import session_type_id
-
     found = session.get(SessionType, session_type_id(Database.of_session(session), identifier))
     assert found is not None  # just read in this transaction
     return found
@@ -37,9 +36,6 @@ def get_session_type(session: Session, identifier: str) -> SessionType:
 def session_records(session: Session, ids: Iterable[int] | None = None) -> list[dict[str, Any]]:
     """Session records (SESSION_COLUMNS) of every type, or of those of `ids`, in the order clients see them:
     `sessions list`'s plain read (plain_reads.list_session_types) on the session's own transaction."""
-    from bapp_cli.db.dbapi import Database
-    from bapp_cli.services.plain_reads import list_session_types
-
     return list_session_types(Database.of_session(session), include_all=True, ids=ids)
 
 
