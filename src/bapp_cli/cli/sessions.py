@@ -3,7 +3,6 @@ anonymous visitor or a given client may book."""
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -36,7 +35,7 @@ TABLE_COLUMNS = ("id", "title", "minutes", "price", "access", "pathways", "build
 
 
 def _money(record: dict[str, Any]) -> str:
-    price = Decimal(record["price"])  # the plain reads hand it over as text
+    price = record["price"]  # a Decimal, as list_session_types hands every session record over
     return "no charge" if price == 0 else f"{price:.2f} {record['currency']}"
 
 
