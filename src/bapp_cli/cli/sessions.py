@@ -53,12 +53,12 @@ def render_catalogue(records: list[dict[str, Any]], console: Any, *, title: str)
     """One table per category, in the order clients see them."""
 
     from bapp_cli.cli.table_width import fit_to_terminal
-    from bapp_cli.services.session_types import CATEGORY_ORDER
+    from bapp_cli.db.domains import SESSION_CATEGORIES  # session_types' CATEGORY_ORDER, without SQLAlchemy
 
     if not records:
         console.print(f"{title}: no session types", style="dim")
         return
-    for category in CATEGORY_ORDER:
+    for category in SESSION_CATEGORIES:
         group = [record for record in records if record["category"] == category]
         if not group:
             continue
