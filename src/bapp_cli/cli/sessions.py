@@ -53,7 +53,7 @@ def render_catalogue(records: list[dict[str, Any]], console: Any, *, title: str)
     """One table per category, in the order clients see them."""
 
     from bapp_cli.cli.table_width import fit_to_terminal
-    from bapp_cli.db.domains import SESSION_CATEGORIES  # session_types' CATEGORY_ORDER, without SQLAlchemy
+    from bapp_cli.db.domains import SESSION_CATEGORIES  # in the order clients see them; no SQLAlchemy
 
     if not records:
         console.print(f"{title}: no session types", style="dim")

@@ -11,10 +11,11 @@ from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
 from bapp_cli.db.dbapi import Database
-from bapp_cli.db.models import SESSION_CATEGORIES, SessionType, SessionTypePathway
+from bapp_cli.db.models import SessionType, SessionTypePathway
 from bapp_cli.errors import InvalidInput
 from bapp_cli.services.plain_reads import SESSION_COLUMNS as SESSION_COLUMNS  # the record, defined once
 from bapp_cli.services.plain_reads import list_session_types, session_type_id
+from bapp_cli.services.plain_reads import parse_category as parse_category  # light, for `sessions list --category`
 
 
 def is_bookable(session_type: SessionType) -> bool:
@@ -51,8 +52,6 @@ def link_pathways(session: Session, session_type_id: int, pathway_ids: Sequence[
 
 # -- curated-field values shared by sync classification and the admin commands --------------------
 
-# The order clients see: free first, then pathway, then specialized.
-CATEGORY_ORDER = SESSION_CATEGORIES
 MAX_PRICE = Decimal("99999999.99")  # Numeric(10, 2)
 CURRENCY_PATTERN = re.compile(r"^[A-Za-z]{3}$")
 
@@ -60,15 +59,6 @@ CURRENCY_PATTERN = re.compile(r"^[A-Za-z]{3}$")
 def default_requires_auth(category: str) -> bool:
     """Free sessions need no account; pathway and specialized ones do, unless an admin says otherwise."""
     return category != "free"
-
-
-def parse_category(value: str, *, field: str = "category") -> str:
-    category = value.strip().lower()
-    if category not in CATEGORY_ORDER:
-        raise InvalidInput(
-            f"{field}: {value!r} is not a category; choose one of {', '.join(CATEGORY_ORDER)}", code="invalid_category"
-        )
-    return category
 
 
 def parse_price(value: str | int | float | Decimal, *, field: str = "price") -> Decimal:
