@@ -3,7 +3,6 @@ anonymous visitor or a given client may book."""
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -36,7 +35,7 @@ TABLE_COLUMNS = ("id", "title", "minutes", "price", "access", "pathways", "build
 
 
 def _money(record: dict[str, Any]) -> str:
-    price = Decimal(record["price"])  # the plain reads hand it over as text
+    price = record["price"]  # a Decimal, as list_session_types hands every session record over
     return "no charge" if price == 0 else f"{price:.2f} {record['currency']}"
 
 
@@ -54,12 +53,12 @@ def render_catalogue(records: list[dict[str, Any]], console: Any, *, title: str)
     """One table per category, in the order clients see them."""
 
     from bapp_cli.cli.table_width import fit_to_terminal
-    from bapp_cli.services.session_types import CATEGORY_ORDER
+    from bapp_cli.db.domains import SESSION_CATEGORIES  # in the order clients see them; no SQLAlchemy
 
     if not records:
         console.print(f"{title}: no session types", style="dim")
         return
-    for category in CATEGORY_ORDER:
+    for category in SESSION_CATEGORIES:
         group = [record for record in records if record["category"] == category]
         if not group:
             continue

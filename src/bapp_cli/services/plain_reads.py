@@ -275,6 +275,17 @@ def session_type_id(db: Database, identifier: str) -> int:
     return int(found[0])
 
 
+def parse_category(value: str, *, field: str = "category") -> str:
+    """A session category as stored (lowercase), or InvalidInput naming them (session_types re-exports it)."""
+    category = value.strip().lower()
+    if category not in SESSION_CATEGORIES:
+        raise InvalidInput(
+            f"{field}: {value!r} is not a category; choose one of {', '.join(SESSION_CATEGORIES)}",
+            code="invalid_category",
+        )
+    return category
+
+
 def check_status(status: str, statuses: Sequence[str] = ENROLMENT_STATUSES) -> str:
     """`status` as stored (lowercase), if it is one of `statuses` (an enrolment's unless told)."""
     cleaned = status.strip().lower()
@@ -356,8 +367,6 @@ def list_session_types(
     if not include_all:
         where.add(BOOKABLE)
     if category is not None:
-        from bapp_cli.services.session_types import parse_category  # its message and rule; only with --category
-
         where.add("t.category = :category", category=parse_category(category))
     if pathway is not None:
         linked = "t.id IN (SELECT session_type_id FROM session_type_pathways WHERE pathway_id = :pathway)"

@@ -17,11 +17,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bapp_cli.db.audit import apply_changes, record_audit
+from bapp_cli.db.dbapi import Database
 from bapp_cli.db.models import Pathway, SessionType
 from bapp_cli.errors import Conflict, InvalidInput
 from bapp_cli.services.pathway_admin import SLUG_PATTERN
 from bapp_cli.services.pathways import get_pathway
 from bapp_cli.services.people import get_builder
+from bapp_cli.services.plain_reads import session_type_id
 from bapp_cli.services.session_types import (
     MAX_DURATION_MINUTES,
     MAX_SLUG_LENGTH,
@@ -73,8 +75,8 @@ class SessionTypeChanges:
 
 
 def show_session_type(session: Session, identifier: str) -> dict[str, Any]:
-    """The session record of one session type."""
-    return session_records(session, [get_session_type(session, identifier).id])[0]
+    """The session record of one session type (its id looked up, no ORM object loaded for it)."""
+    return session_records(session, [session_type_id(Database.of_session(session), identifier)])[0]
 
 
 def _linked_pathways(session: Session, slugs: Sequence[str] | None) -> list[Pathway]:
@@ -133,7 +135,7 @@ def add_session_type(session: Session, draft: NewSessionType, *, now: dt.datetim
     session.add(session_type)
     session.flush()
     link_pathways(session, session_type.id, [pathway.id for pathway in pathways])
-    view = show_session_type(session, str(session_type.id))
+    view = session_records(session, [session_type.id])[0]
     audited = ("slug", "title", "category", "requires_auth", "pathways", "price", "currency")
     record_audit(session, "session_type", str(session_type.id), {name: view[name] for name in audited})
     return view
@@ -178,4 +180,4 @@ def update_session_type(
         session_type.updated_at = now
         session.flush()
         record_audit(session, "session_type", str(session_type.id), changed)
-    return show_session_type(session, str(session_type.id)), changed
+    return session_records(session, [session_type.id])[0], changed

@@ -10,9 +10,12 @@ from typing import Any
 from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
-from bapp_cli.db.models import SESSION_CATEGORIES, SessionType, SessionTypePathway
+from bapp_cli.db.dbapi import Database
+from bapp_cli.db.models import SessionType, SessionTypePathway
 from bapp_cli.errors import InvalidInput
 from bapp_cli.services.plain_reads import SESSION_COLUMNS as SESSION_COLUMNS  # the record, defined once
+from bapp_cli.services.plain_reads import list_session_types, session_type_id
+from bapp_cli.services.plain_reads import parse_category as parse_category  # light, for `sessions list --category`
 
 
 def is_bookable(session_type: SessionType) -> bool:
@@ -26,9 +29,6 @@ def is_bookable(session_type: SessionType) -> bool:
 
 def get_session_type(session: Session, identifier: str) -> SessionType:
     """A session type by id, Calendly URI or slug (slugs are unique)."""
-    from bapp_cli.db.dbapi import Database
-    from bapp_cli.services.plain_reads import session_type_id
-
     found = session.get(SessionType, session_type_id(Database.of_session(session), identifier))
     assert found is not None  # just read in this transaction
     return found
@@ -37,9 +37,6 @@ def get_session_type(session: Session, identifier: str) -> SessionType:
 def session_records(session: Session, ids: Iterable[int] | None = None) -> list[dict[str, Any]]:
     """Session records (SESSION_COLUMNS) of every type, or of those of `ids`, in the order clients see them:
     `sessions list`'s plain read (plain_reads.list_session_types) on the session's own transaction."""
-    from bapp_cli.db.dbapi import Database
-    from bapp_cli.services.plain_reads import list_session_types
-
     return list_session_types(Database.of_session(session), include_all=True, ids=ids)
 
 
@@ -55,8 +52,6 @@ def link_pathways(session: Session, session_type_id: int, pathway_ids: Sequence[
 
 # -- curated-field values shared by sync classification and the admin commands --------------------
 
-# The order clients see: free first, then pathway, then specialized.
-CATEGORY_ORDER = SESSION_CATEGORIES
 MAX_PRICE = Decimal("99999999.99")  # Numeric(10, 2)
 CURRENCY_PATTERN = re.compile(r"^[A-Za-z]{3}$")
 
@@ -64,15 +59,6 @@ CURRENCY_PATTERN = re.compile(r"^[A-Za-z]{3}$")
 def default_requires_auth(category: str) -> bool:
     """Free sessions need no account; pathway and specialized ones do, unless an admin says otherwise."""
     return category != "free"
-
-
-def parse_category(value: str, *, field: str = "category") -> str:
-    category = value.strip().lower()
-    if category not in CATEGORY_ORDER:
-        raise InvalidInput(
-            f"{field}: {value!r} is not a category; choose one of {', '.join(CATEGORY_ORDER)}", code="invalid_category"
-        )
-    return category
 
 
 def parse_price(value: str | int | float | Decimal, *, field: str = "price") -> Decimal:
