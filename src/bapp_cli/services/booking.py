@@ -216,8 +216,10 @@ def _resolve_builder(
     if session_type.builder_id is None:
         return None, None
     owner_and_profile = select(User, BuilderProfile).outerjoin(BuilderProfile, BuilderProfile.user_id == User.id)
-    owner, profile = session.execute(owner_and_profile.where(User.id == session_type.builder_id)).one()
-    return owner, profile
+    # one_or_none, as the session.get it replaced: a database whose foreign keys were not enforced may name a
+    # missing owner, which books without builder settings rather than failing (exit 1)
+    found = session.execute(owner_and_profile.where(User.id == session_type.builder_id)).one_or_none()
+    return (found[0], found[1]) if found is not None else (None, None)
 
 
 def allowed_durations(session_type: SessionType) -> list[int]:
