@@ -8,8 +8,10 @@ import json
 import signal
 import sqlite3
 import subprocess
+import sys
 import time
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -236,3 +238,52 @@ def snapshot_slugs(database_url: str) -> list[tuple[str, str]]:
             return [tuple(row) for row in connection.execute(text("SELECT title, slug FROM session_types"))]
     finally:
         engine.dispose()
+
+
+def test_a_sync_runs_without_sqlalchemy_on_either_backend(cbapp: Bapp, fake: FakeCalendly) -> None:
+    """P2: the whole sync — lock, head check, catalogue read, the write, the audit and the run record, a
+    failed run's record too — runs on plain DB-API connections (sqlite3 or psycopg): the process never
+    imports SQLAlchemy, and writes what the tests of services/test_sync.py prove the apply writes."""
+    probe = (
+        "import sys; from bapp_cli.cli.launcher import main; sys.argv = ['bapp', *sys.argv[1:]]\n"
+        "try:\n    main()\nexcept SystemExit as done:\n    code = done.code\n"
+        "print('loaded', 'sqlalchemy' in sys.modules, file=sys.stderr)\nsys.exit(code)"
+    )
+
+    def sync(*args: str) -> tuple[int, dict[str, Any], str]:
+        done = subprocess.run(
+            [sys.executable, "-c", probe, "calendly", "sync", "--user", USER, "--json", *args],
+            env=cbapp._environment(None),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.stderr.splitlines()[-1] == "loaded False", done.stderr
+        return done.returncode, json.loads(done.stdout or "{}"), done.stderr
+
+    code, first, stderr = sync()
+    assert (code, first["created"], first["status"]) == (0, 12, "succeeded"), stderr
+
+    def titles() -> list[str]:
+        engine = make_engine(cbapp.database_url)
+        try:
+            with engine.connect() as connection:
+                return list(connection.scalars(text("SELECT title FROM session_types ORDER BY id")))
+        finally:
+            engine.dispose()
+
+    assert len(titles()) == 12
+    renamed = make_event_type(0, name="Renamed While Plain")
+    fake.set_event_types([renamed, *[make_event_type(i) for i in range(1, 11)], make_event_type(40)])
+    before = snapshot(cbapp.database_url)
+    code, planned, stderr = sync("--dry-run")
+    assert (code, planned["created"], planned["updated"], planned["deactivated"]) == (0, 1, 1, 1), stderr
+    assert snapshot(cbapp.database_url) == before  # the dry run rolled back
+    code, applied, stderr = sync()
+    assert (code, applied["created"], applied["updated"], applied["deactivated"]) == (0, 1, 1, 1), stderr
+    assert titles()[0] == "Renamed While Plain" and len(titles()) == 13
+    fake.fail_next("/event_types", status=500, times=None)
+    code, failed, stderr = sync()
+    assert (code, failed["status"]) == (9, "failed"), stderr
+    runs = sync_runs(cbapp.database_url)
+    assert [(run["status"], run["created"]) for run in runs] == [("succeeded", 12), ("succeeded", 1), ("failed", 0)]

@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bapp_cli.calendly.models import EventType
+from bapp_cli.db.dbapi import Database
 from bapp_cli.db.models import AuditEntry, BuilderProfile, Pathway, SessionType, SessionTypePathway, SyncRun, User
 from bapp_cli.errors import ConfigError, Conflict, InvalidInput, RemoteError
 from bapp_cli.services.calendly_bookings import RUN_COLUMNS, list_runs
@@ -335,7 +336,7 @@ def plan_by_pages(session: Session, *pages: list[dict[str, Any]]) -> tuple[SyncP
     """A plan made as `calendly sync` makes it, page by page against a catalogue read before the apply."""
     plan = SyncPlan([], reclassify=False)
     plan.add(pages[0])  # a page that arrives before the catalogue is read waits for it
-    plan.read(session)
+    plan.read(Database.of(session))  # the survey reads on a plain connection
     for page in pages[1:]:
         plan.add(page)
     session.rollback()

@@ -6,6 +6,7 @@ import datetime as dt
 import re
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
@@ -27,6 +28,7 @@ from bapp_cli.errors import InvalidInput, UsageError
 
 if TYPE_CHECKING:
     from bapp_cli.cli.output import OutputSink
+    from bapp_cli.db.dbapi import Transaction
     from bapp_cli.services.calendly_bookings import InviteeOutcome
     from bapp_cli.services.calendly_runs import CalendlyJob, RunReport
 
@@ -240,6 +242,17 @@ def _run(
         pages, items = pages + 1, items + count
         progress.update(f"{job.what}: fetched {pages} page{'s' if pages != 1 else ''} ({items:,} items)…")
 
+    def plain_transaction(dry: bool) -> AbstractContextManager[Transaction]:
+        from bapp_cli.db.dbapi import writing
+
+        return writing(
+            settings.database_url,
+            connect_timeout=settings.connect_timeout,
+            dry_run=dry,
+            actor=app_state.actor,
+            command=app_state.command_path,
+        )
+
     with app_state.plain_reading():  # at head, else exit 5 before the lock (without importing SQLAlchemy)
         pass
     try:
@@ -247,8 +260,8 @@ def _run(
             job,
             database_url=settings.database_url,
             connect_timeout=settings.connect_timeout,
-            transaction=lambda dry: app_state.transaction(dry_run=dry),
-            reading=app_state.reading,
+            transaction=plain_transaction if job.plain else lambda dry: app_state.transaction(dry_run=dry),
+            reading=app_state.plain_reading if job.plain else app_state.reading,
             open_client=lambda: app_state.calendly_client(on_page=page_fetched),
             scope=lambda client: resolve_scope(
                 client,

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import json
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import insert
-from sqlalchemy.orm import Session
+if TYPE_CHECKING:  # a Calendly sync writes its audit row without SQLAlchemy (record_audit_plain)
+    from sqlalchemy.orm import Session
 
-from bapp_cli.db.models import AuditEntry
+    from bapp_cli.db.dbapi import Transaction
 
 MAX_VALUE_LENGTH = 500
 
@@ -40,9 +41,15 @@ def apply_changes(target: Any, wanted: dict[str, Any]) -> dict[str, Any]:
 
 
 def _row(session: Session, entity: str, key: str | None, changes: dict[str, Any] | None) -> dict[str, Any]:
+    return _values(
+        str(session.info.get("actor", "unknown")), str(session.info.get("command", "")), entity, key, changes
+    )
+
+
+def _values(actor: str, command: str, entity: str, key: str | None, changes: dict[str, Any] | None) -> dict[str, Any]:
     return {
-        "actor": str(session.info.get("actor", "unknown")),
-        "command": str(session.info.get("command", "")),
+        "actor": actor,
+        "command": command,
         "entity": entity,
         "entity_key": key,
         "changes": _compact(changes or {}),
@@ -51,6 +58,8 @@ def _row(session: Session, entity: str, key: str | None, changes: dict[str, Any]
 
 def record_audit(session: Session, entity: str, key: str | None, changes: dict[str, Any] | None = None) -> None:
     """Add an audit row to the session's transaction; actor and command come from the unit of work."""
+    from bapp_cli.db.models import AuditEntry
+
     session.add(AuditEntry(**_row(session, entity, key, changes)))
 
 
@@ -59,7 +68,22 @@ def record_audits(session: Session, entity: str, entries: Iterable[tuple[str | N
 
     For set-based writers that would otherwise add an ORM object per row; returns the number of rows.
     """
+    from sqlalchemy import insert
+
+    from bapp_cli.db.models import AuditEntry
+
     rows = [_row(session, entity, key, changes) for key, changes in entries]
     if rows:
         session.execute(insert(AuditEntry), rows)
     return len(rows)
+
+
+def record_audit_plain(
+    transaction: Transaction, entity: str, key: str | None, changes: dict[str, Any], *, at: dt.datetime
+) -> None:
+    """`record_audit` on a plain write transaction (a Calendly sync's): the same row, its JSON as the ORM
+    writes it (json.dumps)."""
+    row = _values(transaction.actor, transaction.command, entity, key, changes)
+    transaction.insert(
+        "audit_entries", {**row, "changes": json.dumps(row["changes"]), "at": transaction.stored_instant(at)}
+    )

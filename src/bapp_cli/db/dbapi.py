@@ -12,12 +12,13 @@ Failures read exactly as the SQLAlchemy path's: the same DatabaseNotReady (exit 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import re
 import sqlite3
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from bapp_cli.db.batches import BATCH_SIZE
 from bapp_cli.errors import BappError, ConfigError, DatabaseNotReady
@@ -292,3 +293,88 @@ def database_failure(exc: BaseException) -> DatabaseNotReady | None:
             code="database_not_a_database",
         )
     return DatabaseNotReady(f"database error: {text}", code="database_error")
+
+
+# -- writing ---------------------------------------------------------------------------------------------
+
+
+class Transaction(Database):
+    """A write transaction on a plain connection (a Calendly sync's, P2): `rows` as `Database`, plus
+    `insert` and `execute_many`. The audit's actor and command ride along, as in a unit of work's
+    `session.info`."""
+
+    def __init__(
+        self, connection: Any, dialect: str, *, orm_connection: Any = None, actor: str = "unknown", command: str = ""
+    ) -> None:
+        super().__init__(connection, dialect, orm_connection=orm_connection)
+        self.actor, self.command = actor, command
+
+    @classmethod
+    def of_session(cls, session: Session) -> Transaction:
+        """The plain view of an ORM unit of work (the webhook receiver's), writing inside its transaction."""
+        plain = cast(Transaction, super().of_session(session))
+        plain.actor, plain.command = str(session.info.get("actor", "unknown")), str(session.info.get("command", ""))
+        return plain
+
+    def insert(self, table: str, values: Mapping[str, Any]) -> int:
+        """Insert one row of stored values (`stored_instant`, JSON text); returns its id."""
+        names = ", ".join(values)
+        markers = ", ".join(f":{name}" for name in values)
+        found = self.one(f"INSERT INTO {table} ({names}) VALUES ({markers}) RETURNING id", values)
+        assert found is not None
+        return int(found[0])
+
+    def execute_many(self, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
+        """One statement with `?` markers over many rows of stored values (psycopg's `%s` on PostgreSQL)."""
+        if not rows:
+            return
+        if self.dialect == "postgresql":
+            sql = sql.replace("?", "%s")
+        try:
+            if self.orm_connection is not None:
+                self.orm_connection.exec_driver_sql(sql, list(rows))
+            else:
+                cursor = self.connection.cursor()
+                cursor.executemany(sql, rows)
+                cursor.close()
+        except Exception as exc:
+            raise database_failure(exc) or exc from None
+
+
+@contextlib.contextmanager
+def writing(
+    url: str, *, connect_timeout: int = 10, dry_run: bool = False, actor: str = "unknown", command: str = ""
+) -> Iterator[Transaction]:
+    """A command's one write transaction on a plain connection, as `db.engine.unit_of_work` is on the ORM's:
+    at head (else exit 5), committed at the end, rolled back on an error or a dry run. SQLite is set up as
+    the engine sets it up — foreign keys, WAL, and BEGIN IMMEDIATE, so writers serialise at the start."""
+    reader = connect(url, connect_timeout=connect_timeout)
+    connection = reader.connection
+    try:
+        connection.rollback()  # the head check's read
+        if reader.dialect == "sqlite":
+            for pragma in ("foreign_keys = ON", "journal_mode = WAL", "synchronous = NORMAL"):
+                connection.execute(f"PRAGMA {pragma}")
+            connection.execute("BEGIN IMMEDIATE")
+        else:
+            connection.read_only = False
+    except Exception as exc:
+        connection.close()
+        raise database_failure(exc) or exc from None
+    try:
+        yield Transaction(connection, reader.dialect, actor=actor, command=command)
+        if dry_run:
+            connection.rollback()
+        else:
+            connection.commit()
+    except Exception as exc:
+        connection.rollback()
+        failure = database_failure(exc)
+        if failure is not None:
+            raise failure from None
+        raise
+    except BaseException:
+        connection.rollback()
+        raise
+    finally:
+        connection.close()

@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from bapp_cli.calendly.client import CalendlyClient, ListingPage
+    from bapp_cli.db.dbapi import Transaction
 
 SOURCES = ("api", "file")
 
@@ -103,7 +104,7 @@ _RECORDED_COUNTS = ("source", "status", "fetched", "created", "updated", "unchan
 
 
 def record_run(
-    session: Session,
+    source_db: Transaction | Session,
     report: RunReport,
     *,
     kind: str,
@@ -112,24 +113,26 @@ def record_run(
     deactivated: int = 0,
     reactivated: int = 0,
 ) -> int:
-    """Add the record of a run, succeeded or failed, to the session's transaction; returns its id. The counts
-    come from the report; ``deactivated`` and ``reactivated`` are the two columns each kind fills with its
-    own counters (a pull: cancelled and rescheduled bookings)."""
-    from bapp_cli.db.models import SyncRun
+    """Add the record of a run, succeeded or failed, to the transaction — a plain one, or an ORM unit of
+    work's (a pull's), written through its connection; returns its id. The counts come from the report;
+    ``deactivated`` and ``reactivated`` are the two columns each kind fills with its own counters (a pull:
+    cancelled and rescheduled bookings)."""
+    from bapp_cli.db.dbapi import Transaction
 
-    run = SyncRun(
-        kind=kind,
-        started_at=started_at,
-        finished_at=finished_at,
-        dry_run=False,
-        error=report.error[:2000] if report.error is not None else None,
-        deactivated=deactivated,
-        reactivated=reactivated,
-        **{name: getattr(report, name) for name in _RECORDED_COUNTS},
+    db = source_db if isinstance(source_db, Transaction) else Transaction.of_session(source_db)
+    return db.insert(
+        "sync_runs",
+        {
+            "kind": kind,
+            "started_at": db.stored_instant(started_at),
+            "finished_at": db.stored_instant(finished_at),
+            "dry_run": False,
+            "error": report.error[:2000] if report.error is not None else None,
+            "deactivated": deactivated,
+            "reactivated": reactivated,
+            **{name: getattr(report, name) for name in _RECORDED_COUNTS},
+        },
     )
-    session.add(run)
-    session.flush()
-    return run.id
 
 
 # -- saved listings ----------------------------------------------------------------------------------
@@ -207,12 +210,15 @@ class CalendlyJob(Generic[Item, Prepared, Report]):
     fetch: Callable[[CalendlyClient, SyncScope], Iterable[ListingPage[Item]]]
     # a page's database-free preparation (while the client fetches the next page)
     prepare: Callable[[Sequence[Item], str], list[Prepared]]
-    # the whole prepared listing into the open transaction: (session, listing, source, started_at)
-    apply: Callable[[Session, list[Prepared], str, dt.datetime], Report]
+    # the whole prepared listing into the open transaction: (transaction, listing, source, started_at)
+    apply: Callable[[Any, list[Prepared], str, dt.datetime], Report]
     # the failed run's summary of this kind
     failed_report: Callable[..., RunReport]
     # what needs the database but not the listing, read while the listing is fetched (on another thread)
-    survey: Callable[[Session], None] = lambda session: None
+    survey: Callable[[Any], None] = lambda session: None
+    # whether it reads and writes on plain DB-API connections (db.dbapi, so a sync never imports
+    # SQLAlchemy), or on ORM sessions
+    plain: bool = False
 
 
 def run_calendly_job(
@@ -220,8 +226,8 @@ def run_calendly_job(
     *,
     database_url: str,
     connect_timeout: int,
-    transaction: Callable[[bool], AbstractContextManager[Session]],
-    reading: Callable[[], AbstractContextManager[Session]],
+    transaction: Callable[[bool], AbstractContextManager[Any]],
+    reading: Callable[[], AbstractContextManager[Any]],
     open_client: Callable[[], AbstractContextManager[CalendlyClient]],
     scope: Callable[[CalendlyClient], SyncScope],
     listing: Sequence[Item] | None,
@@ -233,7 +239,8 @@ def run_calendly_job(
 ) -> RunOutcome[Report]:
     """Run ``job`` as the module docstring says; ``listing`` is a saved one (``--from-file``), else the
     listing is fetched for ``scope(client)``. ``transaction(dry_run)`` opens the command's unit of work,
-    ``reading()`` a read transaction, ``scrub`` removes secrets from a failure's message."""
+    ``reading()`` a read transaction (plain ones or ORM sessions, as ``job.plain`` says), ``scrub`` removes
+    secrets from a failure's message."""
     from concurrent.futures import ThreadPoolExecutor
 
     from bapp_cli.db.locks import named_lock
@@ -243,8 +250,8 @@ def run_calendly_job(
             client.request_sent.wait()
         import bapp_cli.calendly.models  # noqa: F401 - first: the pages are parsed with them as they arrive
 
-        with reading() as session:
-            job.survey(session)
+        with reading() as database:
+            job.survey(database)
 
     source = "file" if listing is not None else "api"
     with (
@@ -273,8 +280,8 @@ def run_calendly_job(
                 surveyed.result()
             fetched = len(prepared)
             on_apply(fetched)
-            with transaction(dry_run) as session:
-                return RunOutcome(report=job.apply(session, prepared, source, started_at))
+            with transaction(dry_run) as written:
+                return RunOutcome(report=job.apply(written, prepared, source, started_at))
         except Exception as error:
             message = (
                 error.message if isinstance(error, BappError) else f"unexpected error: {type(error).__name__}: {error}"
@@ -285,9 +292,9 @@ def run_calendly_job(
             )
             if not dry_run:
                 try:
-                    with transaction(False) as session:
+                    with transaction(False) as written:
                         failed.run_id = record_run(
-                            session, failed, kind=job.kind, started_at=started_at, finished_at=clock()
+                            written, failed, kind=job.kind, started_at=started_at, finished_at=clock()
                         )
                 except Exception:  # the database itself may be what failed: the original error is what counts
                     return RunOutcome(error=error)
@@ -349,9 +356,9 @@ def event_type_sync_job(
     def fetch(client: CalendlyClient, scope: SyncScope) -> Iterable[ListingPage[Any]]:
         return client.iter_event_type_pages(user=scope.user, organization=scope.organization)
 
-    def apply(session: Session, listing: list[Any], source: str, started_at: dt.datetime) -> Any:
+    def apply(transaction: Transaction, listing: list[Any], source: str, started_at: dt.datetime) -> Any:
         return sync.sync_event_types(
-            session,
+            transaction,
             listing,
             source=source,
             started_at=started_at,
@@ -372,6 +379,7 @@ def event_type_sync_job(
         apply=apply,
         failed_report=sync.SyncReport,
         survey=plan.read,
+        plain=True,
     )
 
 

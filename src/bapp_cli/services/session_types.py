@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, insert
 from sqlalchemy.orm import Session
 
 from bapp_cli.db.dbapi import Database
@@ -16,6 +16,8 @@ from bapp_cli.errors import InvalidInput
 from bapp_cli.services.plain_reads import SESSION_COLUMNS as SESSION_COLUMNS  # the record, defined once
 from bapp_cli.services.plain_reads import list_session_types, session_type_id
 from bapp_cli.services.plain_reads import parse_category as parse_category  # light, for `sessions list --category`
+from bapp_cli.services.slugs import MAX_SLUG_LENGTH as MAX_SLUG_LENGTH  # the slug rules live beside SlugBook
+from bapp_cli.services.slugs import numbered_slug as numbered_slug
 
 
 def is_bookable(session_type: SessionType) -> bool:
@@ -83,11 +85,9 @@ def parse_currency(value: str, *, field: str = "currency") -> str:
 
 # -- slugs ------------------------------------------------------------------------------------------
 
-MAX_SLUG_LENGTH = 200  # session_types.slug is String(200)
 MAX_TITLE_LENGTH = 300
 # Calendly allows 1..720 minutes; a local session may run a full day.
 MAX_DURATION_MINUTES = 1440
-_NUMBERED = re.compile(r"-(\d+)$")
 
 
 def check_title(value: str) -> str:
@@ -100,52 +100,3 @@ def check_title(value: str) -> str:
 def slugify(title: str) -> str:
     """The slug a title gives a session type that is not given one (empty when the title has no letters)."""
     return re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")[:MAX_SLUG_LENGTH].strip("-")
-
-
-def numbered_slug(base: str, number: int) -> str:
-    """`base-N`, shortened so that it still fits the column."""
-    suffix = f"-{number}"
-    return base[: MAX_SLUG_LENGTH - len(suffix)] + suffix
-
-
-class SlugBook:
-    """The slugs session types hold, so that a new or renamed type gets one no other type has.
-
-    Slugs are unique (a local `play-lab` and a synced `play-lab` made `sessions show play-lab`
-    ambiguous). A slug that is taken is given the first free `slug-2`, `slug-3`, … — the same rule the
-    0007 migration used for old clashes. A slug held by any type at the start, or handed out since, is
-    never handed out again in the same transaction, so the bulk writes cannot collide whatever order
-    they run in.
-    """
-
-    def __init__(self, held: dict[str, int | None]) -> None:
-        self._held = held
-
-    @classmethod
-    def load(cls, session: Session) -> SlugBook:
-        rows = session.execute(select(SessionType.slug, SessionType.id).where(SessionType.slug.is_not(None)))
-        return cls({slug: type_id for slug, type_id in rows if slug is not None})
-
-    def is_free(self, slug: str, *, for_type: int | None = None) -> bool:
-        return slug not in self._held or (for_type is not None and self._held[slug] == for_type)
-
-    def claim(self, wanted: str | None, *, current: str | None = None, holder: int | None = None) -> str | None:
-        """The slug a type (``holder``, None for a new one) should carry when Calendly calls it ``wanted``."""
-        if wanted is None:
-            return None
-        if current == wanted:
-            return current
-        if current is not None and self._derived_from(current, wanted) and not self.is_free(wanted, for_type=holder):
-            return current  # already renamed away from the clash: keep it rather than renumber every run
-        number = 1
-        candidate = wanted
-        while not self.is_free(candidate, for_type=holder):
-            number += 1
-            candidate = numbered_slug(wanted, number)
-        self._held[candidate] = holder
-        return candidate
-
-    @staticmethod
-    def _derived_from(current: str, wanted: str) -> bool:
-        match = _NUMBERED.search(current)
-        return match is not None and numbered_slug(wanted, int(match.group(1))) == current

@@ -17,12 +17,13 @@ caller's one transaction, writing that plan only if the catalogue it reads there
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from operator import is_, itemgetter
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from bapp_cli.db.domains import SESSION_CATEGORIES, SESSION_KINDS
 from bapp_cli.errors import BappError, ConfigError, Conflict, InvalidInput, RemoteError
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
 
     from bapp_cli.calendly.client import CalendlyClient
     from bapp_cli.calendly.models import EventType, ListedEventType
+    from bapp_cli.db.dbapi import Database, Transaction
 
 SYNC_COLUMNS = (
     "run_id",
@@ -367,26 +369,64 @@ class Catalogue:
     """What a sync plans against, read in one transaction; two readings compare equal when nothing a plan
     depends on changed in between."""
 
-    types: tuple[Any, ...]  # every session type: id, calendly_uri, present_in_last_sync, owned, classified fields
+    types: tuple[dict[str, Any], ...]  # every session type under _READ's names, its values as the ORM reads them
     builders: dict[str, int]  # builder user ids by Calendly user URI
     pathways: tuple[tuple[str, int, str, bool], ...]  # slug, id, name, archived
     links: frozenset[tuple[int, str]]  # (session type id, pathway slug), read only for --reclassify
 
     @classmethod
-    def read(cls, session: Session, *, reclassify: bool) -> Catalogue:
-        from sqlalchemy import select
-
-        from bapp_cli.db.models import Pathway, SessionType, SessionTypePathway
-        from bapp_cli.services.people import builder_ids_by_calendly_uri
-
-        columns = ("id", "calendly_uri", "present_in_last_sync", *OWNED_FIELDS, *CLASSIFIED_FIELDS)
-        links = select(SessionTypePathway.session_type_id, Pathway.slug).join(Pathway)  # on its foreign key
+    def read(cls, db: Database, *, reclassify: bool) -> Catalogue:
+        columns = ", ".join(db.money(name) if name == "price" else name for name in _READ)
+        # A builder is recognised by their Calendly user URI (people.builder_ids_by_calendly_uri's rule).
+        builders = "SELECT calendly_user_uri, user_id FROM builder_profiles WHERE calendly_user_uri <> ''"
+        links = "SELECT session_type_id, slug FROM session_type_pathways JOIN pathways ON pathways.id = pathway_id"
         return cls(
-            types=tuple(session.execute(select(*(getattr(SessionType, name) for name in columns)))),
-            builders=builder_ids_by_calendly_uri(session),
-            pathways=tuple(session.execute(select(Pathway.slug, Pathway.id, Pathway.name, Pathway.archived))),
-            links=frozenset(session.execute(links)) if reclassify else frozenset(),
+            types=tuple(map(_read_row, db.rows(f"SELECT {columns} FROM session_types"))),
+            builders=dict(db.rows(builders)),
+            pathways=tuple((slug, id_, name, bool(archived)) for slug, id_, name, archived in db.rows(_PATHWAYS)),
+            links=frozenset(db.rows(links)) if reclassify else frozenset(),
         )
+
+
+_READ = ("id", "calendly_uri", "present_in_last_sync", *OWNED_FIELDS, *CLASSIFIED_FIELDS)
+_PATHWAYS = "SELECT slug, id, name, archived FROM pathways"
+_BOOLEANS = ("present_in_last_sync", "is_secret", "remote_active", "requires_auth")
+_JSON = ("duration_options", "custom_questions")
+_INSTANTS = ("remote_updated_at", "remote_deleted_at", *_STAMPED)
+
+
+def _read_row(values: Sequence[Any]) -> dict[str, Any]:
+    """A session type as read by the driver, in the ORM's Python values: SQLite hands over booleans as 0/1,
+    JSON and instants as text (naive UTC, db/types.py); the price comes as two-decimal text on both."""
+    row = dict(zip(_READ, values, strict=True))
+    for name in _BOOLEANS:
+        row[name] = bool(row[name])
+    for name in _JSON:
+        if isinstance(row[name], str):
+            row[name] = json.loads(row[name])
+    for name in _INSTANTS[:2]:
+        if isinstance(row[name], str):
+            row[name] = dt.datetime.fromisoformat(row[name]).replace(tzinfo=dt.UTC)
+    row["price"] = Decimal(row["price"])
+    return row
+
+
+def _storing(db: Database) -> dict[str, Callable[[Any], Any]]:
+    """How the columns of session_types that need it are stored, as the models' column types bind them:
+    instants as db.stored_instant, JSON as json.dumps text (NULL for None), and on SQLite, which has no
+    decimal, a price as a float."""
+
+    def instant(value: dt.datetime | None) -> Any:
+        return None if value is None else db.stored_instant(value)
+
+    def json_text(value: Any) -> str | None:
+        return None if value is None else json.dumps(value)
+
+    storing: dict[str, Callable[[Any], Any]] = {name: instant for name in _INSTANTS}
+    storing |= {name: json_text for name in _JSON}
+    if db.dialect == "sqlite":
+        storing["price"] = float
+    return storing
 
 
 class SyncPlan:
@@ -402,35 +442,30 @@ class SyncPlan:
         self.given: list[dict[str, Any]] = []  # every staged type, in order; the first `planned` are planned
         self.planned = 0
         self.seen: set[str] = set()
-        self.inserts: list[list[Any]] = []  # rows of _INSERTED, converted as the database driver takes them
+        self.inserts: list[list[Any]] = []  # rows of _INSERTED, stored values
         self.new_links: dict[str, tuple[str, ...]] = {}
         self.updates: list[dict[str, Any]] = []
         self.relinks: dict[int, tuple[str, ...]] = {}
         self.report = SyncReport(run_id=None, status="succeeded", dry_run=False, source="api")
 
-    def read(self, session: Session, catalogue: Catalogue | None = None) -> None:
-        from bapp_cli.services.session_types import SlugBook
+    def read(self, db: Database, catalogue: Catalogue | None = None) -> None:
+        from bapp_cli.services.slugs import SlugBook
 
-        catalogue = catalogue or Catalogue.read(session, reclassify=self.reclassify)
+        catalogue = catalogue or Catalogue.read(db, reclassify=self.reclassify)
         pathways = {slug: (name, archived) for slug, _, name, archived in catalogue.pathways}
         self.classifier = Classifier(self.rules, pathways)
-        self.existing = {row.calendly_uri: row for row in catalogue.types if row.calendly_uri is not None}
-        self.slugs = SlugBook({row.slug: row.id for row in catalogue.types if row.slug is not None})
+        self.existing = {row["calendly_uri"]: row for row in catalogue.types if row["calendly_uri"] is not None}
+        self.slugs = SlugBook({row["slug"]: row["id"] for row in catalogue.types if row["slug"] is not None})
         self.links: dict[int, set[str]] = {}
         for type_id, slug in catalogue.links:
             self.links.setdefault(type_id, set()).add(slug)
-        # A new type's row is converted for the driver as its page is planned, while the next page is on its
-        # way, by each column's own bind processor (so it is stored as through the ORM): after the last page,
-        # only the one executemany is left to do.
-        from bapp_cli.db.models import SessionType
-
-        dialect = session.get_bind().dialect
-        columns = SessionType.__table__.c
-        self.convert = {name: columns[name].type._cached_bind_processor(dialect) for name in (*_INSERTED, *_STAMPED)}
+        # A new type's row is stored as its page is planned, while the next page is on its way: after the
+        # last page, only the one executemany is left to do.
+        self.storing = _storing(db)
         self.per_type = [
-            (at, process) for at, name in enumerate(_INSERTED[:_PER_TYPE]) if (process := self.convert[name])
+            (at, self.storing[name]) for at, name in enumerate(_INSERTED[:_PER_TYPE]) if name in self.storing
         ]
-        # the few distinct classifications, each converted and described once: (values, description)
+        # the few distinct classifications, each stored and described once: (values, description)
         self.classified: dict[Classification, tuple[list[Any], str]] = {}
         self.catalogue = catalogue  # last: from here on the pages are planned as they are given
 
@@ -464,8 +499,8 @@ class SyncPlan:
                     currency = classification.currency or "GBP"
                     # then present in the listing, and enabled
                     curated = (classification.category, classification.requires_auth, price, currency, True, True)
-                    converted = list(map(self.converted, _INSERTED[_PER_TYPE:], curated))
-                    self.classified[classification] = (converted, classification.describe())
+                    stored = list(map(self.stored, _INSERTED[_PER_TYPE:], curated))
+                    self.classified[classification] = (stored, classification.describe())
                 classified, note = self.classified[classification]
                 # A new type's display order starts at its Calendly position.
                 inserted = [uri, slug, *_staged_values(listed), builder_id, listed["calendly_position"] or 0]
@@ -479,16 +514,16 @@ class SyncPlan:
                     note = f"{note}; slug {slug} ({listed['slug']} is taken)"
                 report.changes.append(SyncChange("create", uri, listed["title"], note=note))
                 continue
-            slug = self.slugs.claim(listed["slug"], current=row.slug, holder=row.id)
+            slug = self.slugs.claim(listed["slug"], current=row["slug"], holder=row["id"])
             desired = {**listed, "builder_id": builder_id, "slug": slug}
-            changed = [name for name in OWNED_FIELDS if getattr(row, name) != desired[name]]
+            changed = [name for name in OWNED_FIELDS if row[name] != desired[name]]
             values = {name: desired[name] for name in changed}
             curated_changed = self._reclassify(row, desired, values) if self.reclassify else []
-            returning = not row.present_in_last_sync
-            if not values and not returning and row.id not in self.relinks:
+            returning = not row["present_in_last_sync"]
+            if not values and not returning and row["id"] not in self.relinks:
                 report.unchanged += 1
                 continue
-            self.updates.append({"id": row.id, **values, "present_in_last_sync": True})
+            self.updates.append({"id": row["id"], **values, "present_in_last_sync": True})
             fields = tuple(changed) + tuple(curated_changed)
             if returning:
                 report.reactivated += 1
@@ -499,29 +534,29 @@ class SyncPlan:
                 report.updated += 1
                 report.changes.append(SyncChange("update", uri, desired["title"], fields))
 
-    def converted(self, column: str, value: Any) -> Any:
-        """``value`` as the driver takes it for ``column`` of session_types."""
-        process = self.convert[column]
-        return value if process is None else process(value)
+    def stored(self, column: str, value: Any) -> Any:
+        """``value`` as it is stored in ``column`` of session_types."""
+        store = self.storing.get(column)
+        return value if store is None else store(value)
 
-    def _reclassify(self, row: Any, desired: Mapping[str, Any], values: dict[str, Any]) -> list[str]:
+    def _reclassify(self, row: dict[str, Any], desired: Mapping[str, Any], values: dict[str, Any]) -> list[str]:
         """The curated fields (and pathway links) --reclassify changes on a known type, described."""
         classification = self.classifier.classify(desired["title"], desired["slug"] or "")
         described = []
         for name in CLASSIFIED_FIELDS:  # a price or currency no rule sets (None) stays as it is
             value = getattr(classification, name)
-            if value is not None and getattr(row, name) != value:
-                described.append(f"{name} {getattr(row, name)}→{value}")
+            if value is not None and row[name] != value:
+                described.append(f"{name} {row[name]}→{value}")
                 values[name] = value
-        current = self.links.get(row.id, set())
+        current = self.links.get(row["id"], set())
         if current != set(classification.pathways):
             described.append(f"pathways {'+'.join(sorted(current)) or '-'}→{'+'.join(classification.pathways) or '-'}")
-            self.relinks[row.id] = classification.pathways
+            self.relinks[row["id"]] = classification.pathways
         return described
 
 
 def sync_event_types(
-    session: Session,
+    source_db: Transaction | Session,
     listing: Sequence[EventType] | Sequence[dict[str, Any]],
     *,
     source: str,
@@ -534,7 +569,9 @@ def sync_event_types(
     partial: bool = False,
     plan: SyncPlan | None = None,
 ) -> SyncReport:
-    """Apply a complete listing in the caller's transaction and (unless ``dry_run``) record the run.
+    """Apply a complete listing in the caller's transaction and (unless ``dry_run``) record the run. The
+    transaction is a plain one (``calendly sync``) or an ORM unit of work's (the webhook receiver's), written
+    through its connection.
 
     ``partial``: the listing is a few types fetched one by one (a webhook for a type not synced yet),
     not the scope's whole catalogue — nothing is deactivated for being absent and no run is recorded
@@ -547,18 +584,21 @@ def sync_event_types(
     """
     if source not in SOURCES:
         raise ValueError(f"unknown sync source {source!r}")
+    from bapp_cli.db.dbapi import Transaction
+
+    db = source_db if isinstance(source_db, Transaction) else Transaction.of_session(source_db)
     staged = [entry if isinstance(entry, Mapping) else stage_event_types([entry], source)[0] for entry in listing]
-    catalogue = Catalogue.read(session, reclassify=reclassify)
+    catalogue = Catalogue.read(db, reclassify=reclassify)
     if plan is None or not plan.covers(staged, catalogue):
         plan = SyncPlan(rules, reclassify=reclassify)
-        plan.read(session, catalogue)
+        plan.read(db, catalogue)
         # a type listed twice (pages shifting under the cursor): the later copy wins, in the first one's place
         plan.add({entry["calendly_uri"]: entry for entry in staged}.values())
     report = plan.report
     report.dry_run, report.source, report.fetched = dry_run, source, len(listing)
     report.skipped = len(listing) - len(plan.seen)
     if not plan.seen and not allow_empty and not partial:
-        still_listed = sum(1 for row in plan.existing.values() if row.present_in_last_sync)
+        still_listed = sum(1 for row in plan.existing.values() if row["present_in_last_sync"])
         if still_listed:
             raise Conflict(
                 f"the Calendly listing is empty but {still_listed} synced session types are still listed; "
@@ -569,19 +609,20 @@ def sync_event_types(
     vanished = (
         []
         if partial
-        else [row for uri, row in plan.existing.items() if uri not in plan.seen and row.present_in_last_sync]
+        else [row for uri, row in plan.existing.items() if uri not in plan.seen and row["present_in_last_sync"]]
     )
     for row in vanished:
         report.deactivated += 1
-        report.changes.append(SyncChange("deactivate", row.calendly_uri, row.title, note="gone from the listing"))
+        report.changes.append(SyncChange("deactivate", row["calendly_uri"], row["title"], note="gone from the listing"))
 
-    _write(session, plan, [row.id for row in vanished], now=clock())
+    now = clock()
+    _write(db, plan, [row["id"] for row in vanished], now=now)
 
-    from bapp_cli.db.audit import record_audit
+    from bapp_cli.db.audit import record_audit_plain
 
     if not dry_run and not partial:
         report.run_id = record_run(
-            session,
+            db,
             report,
             kind="event_types",
             started_at=started_at,
@@ -592,42 +633,37 @@ def sync_event_types(
     if report.changes and (partial or not dry_run):  # one change a row written
         changes = {"changes": [change.describe() for change in report.changes]}
         key = "fetched" if partial else str(report.run_id)
-        record_audit(session, "calendly_sync", key, changes if partial else {**report.as_record(), **changes})
+        record_audit_plain(db, "calendly_sync", key, changes if partial else {**report.as_record(), **changes}, at=now)
     return report
 
 
-def _write(session: Session, plan: SyncPlan, gone: Sequence[int], *, now: dt.datetime) -> None:
-    """Bulk statements only: one executemany per kind of change, nothing for unchanged rows."""
-    from sqlalchemy import Table, delete, select
-
-    from bapp_cli.db import bulk
-    from bapp_cli.db.models import SessionType, SessionTypePathway
-
+def _write(db: Transaction, plan: SyncPlan, gone: Sequence[int], *, now: dt.datetime) -> None:
+    """One executemany per kind of change, nothing for unchanged rows."""
     assert plan.catalogue is not None
     pathway_ids = {slug: pathway_id for slug, pathway_id, _, _ in plan.catalogue.pathways}
-    links: list[tuple[int, int]] = []
-    if plan.inserts:
-        # Thousands of rows on a first sync, converted as their pages were planned: one executemany.
-        connection = session.connection()
-        marker = "?" if connection.dialect.paramstyle == "qmark" else "%s"
-        stamps = [plan.converted(name, now) for name in _STAMPED]
-        columns = ", ".join((*_INSERTED, *_STAMPED))
-        connection.exec_driver_sql(
-            f"INSERT INTO session_types ({columns}) VALUES ({', '.join([marker] * len(_INSERTED + _STAMPED))})",
-            [(*row, *stamps) for row in plan.inserts],
-        )
-        if plan.new_links:
-            created = select(SessionType.id, SessionType.calendly_uri)
-            created = created.where(bulk.any_of(session, SessionType.calendly_uri, plan.new_links))
-            for type_id, uri in session.execute(created):
-                links.extend((type_id, pathway_ids[slug]) for slug in plan.new_links.get(uri or "", ()))
+    # Thousands of rows on a first sync, stored as their pages were planned.
+    stamp = plan.stored("updated_at", now)
+    markers = ", ".join(["?"] * len(_INSERTED + _STAMPED))
+    db.execute_many(
+        f"INSERT INTO session_types ({', '.join((*_INSERTED, *_STAMPED))}) VALUES ({markers})",
+        [(*row, stamp, stamp, stamp) for row in plan.inserts],
+    )
+    # a new type's links, found by its URI (its id is the database's)
+    db.execute_many(
+        "INSERT INTO session_type_pathways (session_type_id, pathway_id) "
+        "SELECT id, ? FROM session_types WHERE calendly_uri = ?",
+        [(pathway_ids[slug], uri) for uri, slugs in plan.new_links.items() for slug in slugs],
+    )
     # one executemany per set of changed fields; a vanished type is marked not present
-    vanished = ({"id": type_id, "present_in_last_sync": False} for type_id in gone)
-    changes = [{**row, "last_synced_at": now, "updated_at": now} for row in (*plan.updates, *vanished)]
-    bulk.update_rows(session, cast(Table, SessionType.__table__), changes)
-    if plan.relinks:
-        session.execute(
-            delete(SessionTypePathway).where(bulk.any_of(session, SessionTypePathway.session_type_id, plan.relinks))
-        )
-    links.extend((type_id, pathway_ids[slug]) for type_id, slugs in plan.relinks.items() for slug in slugs)
-    bulk.insert_rows(session, cast(Table, SessionTypePathway.__table__), ("session_type_id", "pathway_id"), links)
+    groups: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
+    for change in (*plan.updates, *({"id": type_id, "present_in_last_sync": False} for type_id in gone)):
+        columns = (*sorted(name for name in change if name != "id"), "last_synced_at", "updated_at")
+        values = [plan.stored(name, change[name]) for name in columns[:-2]]
+        groups.setdefault(columns, []).append((*values, stamp, stamp, change["id"]))
+    for columns, rows in groups.items():
+        db.execute_many(f"UPDATE session_types SET {', '.join(f'{name} = ?' for name in columns)} WHERE id = ?", rows)
+    db.execute_many("DELETE FROM session_type_pathways WHERE session_type_id = ?", [(key,) for key in plan.relinks])
+    db.execute_many(
+        "INSERT INTO session_type_pathways (session_type_id, pathway_id) VALUES (?, ?)",
+        [(type_id, pathway_ids[slug]) for type_id, slugs in plan.relinks.items() for slug in slugs],
+    )
