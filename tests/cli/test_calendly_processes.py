@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -240,10 +241,13 @@ def snapshot_slugs(database_url: str) -> list[tuple[str, str]]:
         engine.dispose()
 
 
-def test_a_sync_runs_without_sqlalchemy_on_either_backend(cbapp: Bapp, fake: FakeCalendly) -> None:
-    """P2: the whole sync — lock, head check, catalogue read, the write, the audit and the run record, a
-    failed run's record too — runs on plain DB-API connections (sqlite3 or psycopg): the process never
-    imports SQLAlchemy, and writes what the tests of services/test_sync.py prove the apply writes."""
+def test_a_sync_runs_without_sqlalchemy_on_either_backend(cbapp: Bapp, fake: FakeCalendly, tmp_path: Path) -> None:
+    """P2: the whole sync — lock, head check, config rules, catalogue read, the write, the audit and the run
+    record, a failed run's record too — runs on plain DB-API connections (sqlite3 or psycopg): the process
+    never imports SQLAlchemy, and writes what the tests of services/test_sync.py prove the apply writes."""
+    (tmp_path / "config.toml").write_text(
+        '[[calendly.rules]]\npattern = "creative"\ncategory = "pathway"\nprice = "12.50"\n'
+    )
     probe = (
         "import sys; from bapp_cli.cli.launcher import main; sys.argv = ['bapp', *sys.argv[1:]]\n"
         "try:\n    main()\nexcept SystemExit as done:\n    code = done.code\n"
@@ -273,6 +277,8 @@ def test_a_sync_runs_without_sqlalchemy_on_either_backend(cbapp: Bapp, fake: Fak
             engine.dispose()
 
     assert len(titles()) == 12
+    creative = [item for item in cbapp("sessions", "list", "--all", "--json").json() if "Creative" in item["title"]]
+    assert {(item["category"], item["price"]) for item in creative} == {("pathway", "12.50")}  # the rule applied
     renamed = make_event_type(0, name="Renamed While Plain")
     fake.set_event_types([renamed, *[make_event_type(i) for i in range(1, 11)], make_event_type(40)])
     before = snapshot(cbapp.database_url)

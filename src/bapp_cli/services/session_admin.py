@@ -26,17 +26,14 @@ from bapp_cli.services.people import get_builder
 from bapp_cli.services.plain_reads import session_type_id
 from bapp_cli.services.session_types import (
     MAX_DURATION_MINUTES,
-    MAX_SLUG_LENGTH,
     check_title,
-    default_requires_auth,
     get_session_type,
     link_pathways,
     parse_category,
-    parse_currency,
-    parse_price,
     session_records,
     slugify,
 )
+from bapp_cli.services.session_values import MAX_SLUG_LENGTH, default_requires_auth, parse_currency, parse_price
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from sqlalchemy import delete, insert
@@ -16,8 +15,7 @@ from bapp_cli.errors import InvalidInput
 from bapp_cli.services.plain_reads import SESSION_COLUMNS as SESSION_COLUMNS  # the record, defined once
 from bapp_cli.services.plain_reads import list_session_types, session_type_id
 from bapp_cli.services.plain_reads import parse_category as parse_category  # light, for `sessions list --category`
-from bapp_cli.services.slugs import MAX_SLUG_LENGTH as MAX_SLUG_LENGTH  # the slug rules live beside SlugBook
-from bapp_cli.services.slugs import numbered_slug as numbered_slug
+from bapp_cli.services.session_values import MAX_SLUG_LENGTH
 
 
 def is_bookable(session_type: SessionType) -> bool:
@@ -50,37 +48,6 @@ def link_pathways(session: Session, session_type_id: int, pathway_ids: Sequence[
             insert(SessionTypePathway),
             [{"session_type_id": session_type_id, "pathway_id": pathway_id} for pathway_id in pathway_ids],
         )
-
-
-# -- curated-field values shared by sync classification and the admin commands --------------------
-
-MAX_PRICE = Decimal("99999999.99")  # Numeric(10, 2)
-CURRENCY_PATTERN = re.compile(r"^[A-Za-z]{3}$")
-
-
-def default_requires_auth(category: str) -> bool:
-    """Free sessions need no account; pathway and specialized ones do, unless an admin says otherwise."""
-    return category != "free"
-
-
-def parse_price(value: str | int | float | Decimal, *, field: str = "price") -> Decimal:
-    """A non-negative amount with at most two decimals (money is never rounded silently)."""
-    try:
-        amount = Decimal(str(value).strip())
-    except InvalidOperation:
-        raise InvalidInput(f"{field}: {value!r} is not an amount", code="invalid_price") from None
-    if not amount.is_finite() or amount < 0 or amount > MAX_PRICE:
-        raise InvalidInput(f"{field}: {value!r} must be between 0.00 and {MAX_PRICE}", code="invalid_price")
-    if amount != amount.quantize(Decimal("0.01")):
-        raise InvalidInput(f"{field}: {value!r} has more than two decimal places", code="invalid_price")
-    return amount.quantize(Decimal("0.01"))
-
-
-def parse_currency(value: str, *, field: str = "currency") -> str:
-    """An ISO 4217-shaped code, stored upper case."""
-    if not CURRENCY_PATTERN.match(value.strip()):
-        raise InvalidInput(f"{field}: {value!r} is not a three-letter currency code", code="invalid_currency")
-    return value.strip().upper()
 
 
 # -- slugs ------------------------------------------------------------------------------------------

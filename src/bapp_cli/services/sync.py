@@ -131,8 +131,8 @@ class ClassificationRule:
 def parse_rules(raw: Sequence[Any]) -> list[ClassificationRule]:
     """Validate the config's rules up front, so a typo fails the run before anything is fetched (exit 4)."""
     if not raw:
-        return []  # nothing to check: the catalogue's modules (SQLAlchemy) load while the first page is fetched
-    from bapp_cli.services.session_types import default_requires_auth, parse_currency, parse_price
+        return []
+    from bapp_cli.services.session_values import default_requires_auth, parse_currency, parse_price
 
     rules: list[ClassificationRule] = []
     for number, entry in enumerate(raw, start=1):
@@ -449,7 +449,7 @@ class SyncPlan:
         self.report = SyncReport(run_id=None, status="succeeded", dry_run=False, source="api")
 
     def read(self, db: Database, catalogue: Catalogue | None = None) -> None:
-        from bapp_cli.services.slugs import SlugBook
+        from bapp_cli.services.session_values import SlugBook
 
         catalogue = catalogue or Catalogue.read(db, reclassify=self.reclassify)
         pathways = {slug: (name, archived) for slug, _, name, archived in catalogue.pathways}

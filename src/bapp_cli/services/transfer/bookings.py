@@ -104,7 +104,7 @@ from bapp_cli.services.rule_book import (
     find_clash,
     price_status,
 )
-from bapp_cli.services.session_types import MAX_PRICE, parse_currency
+from bapp_cli.services.session_values import MAX_PRICE, parse_currency
 from bapp_cli.services.transfer import store
 from bapp_cli.services.transfer.calendly_state import WRITE_STATE_COLUMNS, refused_write_state
 from bapp_cli.services.transfer.formats import SourceRow

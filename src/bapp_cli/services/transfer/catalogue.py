@@ -47,17 +47,8 @@ from bapp_cli.services.pathway_admin import (
 )
 from bapp_cli.services.people import get_builder, normalise_email
 from bapp_cli.services.progress import record_completions
-from bapp_cli.services.session_types import (
-    MAX_DURATION_MINUTES,
-    check_title,
-    default_requires_auth,
-    link_pathways,
-    numbered_slug,
-    parse_category,
-    parse_currency,
-    parse_price,
-    slugify,
-)
+from bapp_cli.services.session_types import MAX_DURATION_MINUTES, check_title, link_pathways, parse_category, slugify
+from bapp_cli.services.session_values import default_requires_auth, numbered_slug, parse_currency, parse_price
 from bapp_cli.services.skills import MAX_SKILL_NAME_LENGTH, check_domain, check_skill_slug, parse_link
 from bapp_cli.services.transfer.formats import SourceRow
 from bapp_cli.services.transfer.importer import (

@@ -1,12 +1,45 @@
-"""Session-type slugs: unique, so that a new or renamed type is given one no other type has.
+"""A session type's values that are checked or chosen without the database: price, currency, default
+access, and unique slugs.
 
-Kept apart from services.session_types so that a Calendly sync, which runs on a plain DB-API connection
-(services.sync), hands out slugs without importing SQLAlchemy.
+Kept apart from services.session_types (re-exported there) so that a Calendly sync, which runs on plain
+DB-API connections (services.sync), checks its rules and hands out slugs without importing SQLAlchemy.
 """
 
 from __future__ import annotations
 
 import re
+from decimal import Decimal, InvalidOperation
+
+from bapp_cli.errors import InvalidInput
+
+MAX_PRICE = Decimal("99999999.99")  # Numeric(10, 2)
+CURRENCY_PATTERN = re.compile(r"^[A-Za-z]{3}$")
+
+
+def default_requires_auth(category: str) -> bool:
+    """Free sessions need no account; pathway and specialized ones do, unless an admin says otherwise."""
+    return category != "free"
+
+
+def parse_price(value: str | int | float | Decimal, *, field: str = "price") -> Decimal:
+    """A non-negative amount with at most two decimals (money is never rounded silently)."""
+    try:
+        amount = Decimal(str(value).strip())
+    except InvalidOperation:
+        raise InvalidInput(f"{field}: {value!r} is not an amount", code="invalid_price") from None
+    if not amount.is_finite() or amount < 0 or amount > MAX_PRICE:
+        raise InvalidInput(f"{field}: {value!r} must be between 0.00 and {MAX_PRICE}", code="invalid_price")
+    if amount != amount.quantize(Decimal("0.01")):
+        raise InvalidInput(f"{field}: {value!r} has more than two decimal places", code="invalid_price")
+    return amount.quantize(Decimal("0.01"))
+
+
+def parse_currency(value: str, *, field: str = "currency") -> str:
+    """An ISO 4217-shaped code, stored upper case."""
+    if not CURRENCY_PATTERN.match(value.strip()):
+        raise InvalidInput(f"{field}: {value!r} is not a three-letter currency code", code="invalid_currency")
+    return value.strip().upper()
+
 
 MAX_SLUG_LENGTH = 200  # session_types.slug is String(200)
 _NUMBERED = re.compile(r"-(\d+)$")
