@@ -316,6 +316,11 @@ class Transaction(Database):
         plain.actor, plain.command = str(session.info.get("actor", "unknown")), str(session.info.get("command", ""))
         return plain
 
+    @classmethod
+    def of_unit(cls, source: Transaction | Session) -> Transaction:
+        """`source` itself, or the plain view of an ORM unit of work: its writers serve both unchanged."""
+        return source if isinstance(source, Transaction) else cls.of_session(source)
+
     def insert(self, table: str, values: Mapping[str, Any]) -> int:
         """Insert one row of stored values (`stored_instant`, JSON text); returns its id."""
         names = ", ".join(values)
@@ -357,7 +362,7 @@ def writing(
                 connection.execute(f"PRAGMA {pragma}")
             connection.execute("BEGIN IMMEDIATE")
         else:
-            connection.read_only = False
+            connection.read_only = None  # the server's default: a read-only database stays one (exit 5)
     except Exception as exc:
         connection.close()
         raise database_failure(exc) or exc from None

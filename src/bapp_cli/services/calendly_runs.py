@@ -4,11 +4,12 @@ A run, :func:`run_calendly_job`:
 
 1. takes the job's named lock (a second run exits 75 at once, or waits up to ``--wait``); the lock comes
    before any request, so a run refused as busy never reached Calendly and leaves no record. It needs
-   no SQLAlchemy (db.locks), so the first request goes out before the apply side is imported;
+   no SQLAlchemy (db.locks), so the first request goes out before anything else is imported;
 2. fetches the whole listing — unless a saved one was given — preparing each page (checks, values that
    need no database) while the client already fetches the next, so that work hides behind the network;
    meanwhile the job's ``survey`` runs on a thread in a read transaction (the imports, and for a sync the
-   catalogue its pages are planned against as they arrive);
+   catalogue its pages are planned against as they arrive). A sync reads and writes on plain DB-API
+   connections (db.dbapi) and never imports SQLAlchemy; a pull applies through the ORM;
 3. applies the listing in the command's one write transaction, opened only once every page has arrived
    (a failed fetch changes nothing, and other writers are not held up by a slow API);
 4. on any failure, fetch or apply, records the failed run in a small transaction of its own and hands the
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import gc
 import json
 import sys
@@ -119,7 +121,7 @@ def record_run(
     cancelled and rescheduled bookings)."""
     from bapp_cli.db.dbapi import Transaction
 
-    db = source_db if isinstance(source_db, Transaction) else Transaction.of_session(source_db)
+    db = Transaction.of_unit(source_db)
     return db.insert(
         "sync_runs",
         {
@@ -210,8 +212,8 @@ class CalendlyJob(Generic[Item, Prepared, Report]):
     fetch: Callable[[CalendlyClient, SyncScope], Iterable[ListingPage[Item]]]
     # a page's database-free preparation (while the client fetches the next page)
     prepare: Callable[[Sequence[Item], str], list[Prepared]]
-    # the whole prepared listing into the open transaction: (transaction, listing, source, started_at)
-    apply: Callable[[Any, list[Prepared], str, dt.datetime], Report]
+    # the whole prepared listing into the open transaction: (transaction, listing, source=, started_at=)
+    apply: Callable[..., Report]
     # the failed run's summary of this kind
     failed_report: Callable[..., RunReport]
     # what needs the database but not the listing, read while the listing is fetched (on another thread)
@@ -281,7 +283,7 @@ def run_calendly_job(
             fetched = len(prepared)
             on_apply(fetched)
             with transaction(dry_run) as written:
-                return RunOutcome(report=job.apply(written, prepared, source, started_at))
+                return RunOutcome(report=job.apply(written, prepared, source=source, started_at=started_at))
         except Exception as error:
             message = (
                 error.message if isinstance(error, BappError) else f"unexpected error: {type(error).__name__}: {error}"
@@ -353,30 +355,14 @@ def event_type_sync_job(
         plan.add(staged)
         return staged
 
-    def fetch(client: CalendlyClient, scope: SyncScope) -> Iterable[ListingPage[Any]]:
-        return client.iter_event_type_pages(user=scope.user, organization=scope.organization)
-
-    def apply(transaction: Transaction, listing: list[Any], source: str, started_at: dt.datetime) -> Any:
-        return sync.sync_event_types(
-            transaction,
-            listing,
-            source=source,
-            started_at=started_at,
-            clock=clock,
-            rules=rules,
-            dry_run=dry_run,
-            allow_empty=allow_empty,
-            reclassify=reclassify,
-            plan=plan,
-        )
-
+    options: dict[str, Any] = {"rules": rules, "dry_run": dry_run, "allow_empty": allow_empty, "reclassify": reclassify}
     return CalendlyJob(
         kind="event_types",
         lock=SYNC_LOCK,
         what="Calendly sync",
-        fetch=fetch,
+        fetch=lambda client, scope: client.iter_event_type_pages(user=scope.user, organization=scope.organization),
         prepare=prepare,
-        apply=apply,
+        apply=functools.partial(sync.sync_event_types, clock=clock, plan=plan, **options),
         failed_report=sync.SyncReport,
         survey=plan.read,
         plain=True,

@@ -371,7 +371,7 @@ class Catalogue:
 
     types: tuple[dict[str, Any], ...]  # every session type under _READ's names, its values as the ORM reads them
     builders: dict[str, int]  # builder user ids by Calendly user URI
-    pathways: tuple[tuple[str, int, str, bool], ...]  # slug, id, name, archived
+    pathways: tuple[tuple[str, int, str, Any], ...]  # slug, id, name, archived (true or 1 as the driver says)
     links: frozenset[tuple[int, str]]  # (session type id, pathway slug), read only for --reclassify
 
     @classmethod
@@ -383,24 +383,22 @@ class Catalogue:
         return cls(
             types=tuple(map(_read_row, db.rows(f"SELECT {columns} FROM session_types"))),
             builders=dict(db.rows(builders)),
-            pathways=tuple((slug, id_, name, bool(archived)) for slug, id_, name, archived in db.rows(_PATHWAYS)),
+            pathways=tuple(db.rows("SELECT slug, id, name, archived FROM pathways")),
             links=frozenset(db.rows(links)) if reclassify else frozenset(),
         )
 
 
 _READ = ("id", "calendly_uri", "present_in_last_sync", *OWNED_FIELDS, *CLASSIFIED_FIELDS)
-_PATHWAYS = "SELECT slug, id, name, archived FROM pathways"
-_BOOLEANS = ("present_in_last_sync", "is_secret", "remote_active", "requires_auth")
 _JSON = ("duration_options", "custom_questions")
 _INSTANTS = ("remote_updated_at", "remote_deleted_at", *_STAMPED)
 
 
 def _read_row(values: Sequence[Any]) -> dict[str, Any]:
-    """A session type as read by the driver, in the ORM's Python values: SQLite hands over booleans as 0/1,
-    JSON and instants as text (naive UTC, db/types.py); the price comes as two-decimal text on both."""
+    """A session type as read by the driver, in the ORM's Python values where a comparison or a change line
+    needs them: SQLite hands over JSON and instants as text (naive UTC, db/types.py), and booleans as 0/1
+    (equal to False/True, but printed as such); the price comes as two-decimal text on both."""
     row = dict(zip(_READ, values, strict=True))
-    for name in _BOOLEANS:
-        row[name] = bool(row[name])
+    row["requires_auth"] = bool(row["requires_auth"])  # the one boolean a change line (--reclassify) shows
     for name in _JSON:
         if isinstance(row[name], str):
             row[name] = json.loads(row[name])
@@ -586,7 +584,7 @@ def sync_event_types(
         raise ValueError(f"unknown sync source {source!r}")
     from bapp_cli.db.dbapi import Transaction
 
-    db = source_db if isinstance(source_db, Transaction) else Transaction.of_session(source_db)
+    db = Transaction.of_unit(source_db)
     staged = [entry if isinstance(entry, Mapping) else stage_event_types([entry], source)[0] for entry in listing]
     catalogue = Catalogue.read(db, reclassify=reclassify)
     if plan is None or not plan.covers(staged, catalogue):
