@@ -234,6 +234,7 @@ def _run(
 
     settings = app_state.settings
     user, organization = scope
+    configured = (settings.text("calendly.user"), settings.text("calendly.organization"))
     progress = sink.progress()
     pages = items = 0
 
@@ -263,13 +264,7 @@ def _run(
             transaction=plain_transaction if job.plain else lambda dry: app_state.transaction(dry_run=dry),
             reading=app_state.plain_reading if job.plain else app_state.reading,
             open_client=lambda: app_state.calendly_client(on_page=page_fetched),
-            scope=lambda client: resolve_scope(
-                client,
-                user=user,
-                organization=organization,
-                configured_user=settings.text("calendly.user"),
-                configured_organization=settings.text("calendly.organization"),
-            ),
+            scope=lambda client: resolve_scope(client, (user, organization), configured),
             listing=listing,
             wait=wait,
             dry_run=dry_run,

@@ -83,19 +83,12 @@ class SyncScope:
     organization: str | None = None
 
 
-def resolve_scope(
-    client: CalendlyClient,
-    *,
-    user: str | None = None,
-    organization: str | None = None,
-    configured_user: str | None = None,
-    configured_organization: str | None = None,
-) -> SyncScope:
-    """``--user``/``--organization``, else the config's, else the token's own user (``/users/me``)."""
-    if user or organization:
-        return SyncScope(user=user or None, organization=organization or None)
-    if configured_user or configured_organization:
-        return SyncScope(user=configured_user or None, organization=configured_organization or None)
+def resolve_scope(client: CalendlyClient, *choices: tuple[str | None, str | None]) -> SyncScope:
+    """The first of ``choices`` — (user, organization) pairs: ``--user``/``--organization``, then the
+    config's — that names either, else the token's own user (``/users/me``)."""
+    for user, organization in choices:
+        if user or organization:
+            return SyncScope(user=user or None, organization=organization or None)
     return SyncScope(user=client.get_current_user().uri)
 
 
