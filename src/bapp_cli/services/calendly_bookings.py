@@ -93,7 +93,8 @@ from bapp_cli.services.calendly_write import attach_invitee, match_held_booking,
 from bapp_cli.services.enrolment import enrol
 from bapp_cli.services.instants import get_zone
 from bapp_cli.services.listing import Page
-from bapp_cli.services.people import builder_ids_by_calendly_uri, ensure_client, normalise_email
+from bapp_cli.services.people import ensure_client, normalise_email
+from bapp_cli.services.plain_reads import builder_ids_by_calendly_uri
 from bapp_cli.services.rule_book import ACTIVE_STATUSES, price_status, restored_status
 
 DEFAULT_PATHWAY_QUESTION = "pathway"

@@ -57,19 +57,6 @@ def get_builder(session: Session, email: str) -> tuple[User, BuilderProfile]:
     return _get_profiled(session, email, BuilderProfile, "builder")
 
 
-def builder_ids_by_calendly_uri(session: Session) -> dict[str, int]:
-    """Builders' user ids by their Calendly user URI: how a Calendly owner or host is recognised as a builder."""
-    return {
-        uri: user_id
-        for uri, user_id in session.execute(
-            select(BuilderProfile.calendly_user_uri, BuilderProfile.user_id).where(
-                BuilderProfile.calendly_user_uri.is_not(None)
-            )
-        )
-        if uri
-    }
-
-
 def ensure_client(
     session: Session, email: str, *, name: str | None = None, company: str | None = None, industry: str | None = None
 ) -> tuple[User, ClientProfile, bool]:

@@ -242,6 +242,13 @@ def person_not_found(email: str, role: str) -> NotFound:
     return NotFound(f"no {role} with e-mail {email!r}", hint=hint, code=f"{role}_not_found")
 
 
+def builder_ids_by_calendly_uri(source: Database | Session) -> dict[str, int]:
+    """Builders' user ids by their Calendly user URI: how a Calendly owner or host is recognised as a builder
+    (by a sync, on its plain connection, and by a pull, on its ORM session's)."""
+    sql = "SELECT calendly_user_uri, user_id FROM builder_profiles WHERE calendly_user_uri <> ''"
+    return dict(Database.of(source).rows(sql))
+
+
 def pathway_id(db: Database, slug: str) -> int:
     found = db.one("SELECT id FROM pathways WHERE slug = :slug", {"slug": slug.strip().lower()})
     if found is None:

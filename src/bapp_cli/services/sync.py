@@ -376,13 +376,13 @@ class Catalogue:
 
     @classmethod
     def read(cls, db: Database, *, reclassify: bool) -> Catalogue:
+        from bapp_cli.services.plain_reads import builder_ids_by_calendly_uri
+
         columns = ", ".join(db.money(name) if name == "price" else name for name in _READ)
-        # A builder is recognised by their Calendly user URI (people.builder_ids_by_calendly_uri's rule).
-        builders = "SELECT calendly_user_uri, user_id FROM builder_profiles WHERE calendly_user_uri <> ''"
         links = "SELECT session_type_id, slug FROM session_type_pathways JOIN pathways ON pathways.id = pathway_id"
         return cls(
             types=tuple(map(_read_row, db.rows(f"SELECT {columns} FROM session_types"))),
-            builders=dict(db.rows(builders)),
+            builders=builder_ids_by_calendly_uri(db),
             pathways=tuple(db.rows("SELECT slug, id, name, archived FROM pathways")),
             links=frozenset(db.rows(links)) if reclassify else frozenset(),
         )
