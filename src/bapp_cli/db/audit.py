@@ -84,6 +84,4 @@ def record_audit_plain(
     """`record_audit` on a plain write transaction (a Calendly sync's): the same row, its JSON as the ORM
     writes it (json.dumps)."""
     row = _values(transaction.actor, transaction.command, entity, key, changes)
-    transaction.insert(
-        "audit_entries", {**row, "changes": json.dumps(row["changes"]), "at": transaction.stored_instant(at)}
-    )
+    transaction.insert("audit_entries", {**row, "changes": json.dumps(row["changes"]), "at": at})

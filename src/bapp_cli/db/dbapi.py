@@ -322,10 +322,11 @@ class Transaction(Database):
         return source if isinstance(source, Transaction) else cls.of_session(source)
 
     def insert(self, table: str, values: Mapping[str, Any]) -> int:
-        """Insert one row of stored values (`stored_instant`, JSON text); returns its id."""
+        """Insert one row (JSON as text, instants as given: stored as `stored_instant` says); returns its id."""
         names = ", ".join(values)
         markers = ", ".join(f":{name}" for name in values)
-        found = self.one(f"INSERT INTO {table} ({names}) VALUES ({markers}) RETURNING id", values)
+        stored = {name: self.stored_instant(v) if isinstance(v, dt.datetime) else v for name, v in values.items()}
+        found = self.one(f"INSERT INTO {table} ({names}) VALUES ({markers}) RETURNING id", stored)
         assert found is not None
         return int(found[0])
 

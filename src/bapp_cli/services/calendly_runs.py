@@ -114,13 +114,12 @@ def record_run(
     cancelled and rescheduled bookings)."""
     from bapp_cli.db.dbapi import Transaction
 
-    db = Transaction.of_unit(source_db)
-    return db.insert(
+    return Transaction.of_unit(source_db).insert(
         "sync_runs",
         {
             "kind": kind,
-            "started_at": db.stored_instant(started_at),
-            "finished_at": db.stored_instant(finished_at),
+            "started_at": started_at,
+            "finished_at": finished_at,
             "dry_run": False,
             "error": report.error[:2000] if report.error is not None else None,
             "deactivated": deactivated,

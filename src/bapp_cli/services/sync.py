@@ -604,14 +604,12 @@ def sync_event_types(
                 hint="check the scope (--user/--organization); pass --allow-empty if every type really is gone",
                 code="empty_listing",
             )
-    vanished = (
-        []
-        if partial
-        else [row for uri, row in plan.existing.items() if uri not in plan.seen and row["present_in_last_sync"]]
+    listed_before = {} if partial else plan.existing  # a few types fetched one by one make none vanish
+    vanished = [row for uri, row in listed_before.items() if uri not in plan.seen and row["present_in_last_sync"]]
+    report.deactivated = len(vanished)
+    report.changes += (
+        SyncChange("deactivate", row["calendly_uri"], row["title"], note="gone from the listing") for row in vanished
     )
-    for row in vanished:
-        report.deactivated += 1
-        report.changes.append(SyncChange("deactivate", row["calendly_uri"], row["title"], note="gone from the listing"))
 
     now = clock()
     _write(db, plan, [row["id"] for row in vanished], now=now)
