@@ -46,7 +46,7 @@ def named_lock(
     """Hold lock `name` of the database (an engine or its URL) or raise Busy (exit 75) after `wait_seconds`.
 
     Given a URL, taken without SQLAlchemy (a plain psycopg connection opened with `connect_timeout`, or a
-    file), so that a Calendly sync can take it and send its first request before it imports the apply side
+    file), so that a Calendly sync, which never imports SQLAlchemy, can take it and send its first request first
     (P2). Given an engine, on a connection of the engine's own (its connect settings)."""
     url = database if isinstance(database, str) else str(database.url)  # password masked: dialect and file only
     deadline = time.monotonic() + max(wait_seconds, 0.0)
