@@ -185,23 +185,20 @@ def _cell_control(columns: Sequence[str], cells: Sequence[str]) -> tuple[str | N
     return None
 
 
-def _bounded_lines(stream: IO[bytes], progress: ReadProgress, limit: int) -> Iterator[tuple[int, bytes]]:
-    """(line number, bytes) of each line; a line longer than `limit` is refused without reading it all."""
+def _decoded_lines(
+    stream: IO[bytes], progress: ReadProgress, limit: int, suspects: list[int] | None = None
+) -> Iterator[tuple[int, str]]:
+    """(line number, text) of each line, decoded strictly one at a time so an encoding error names its
+    line; a line longer than `limit` bytes is refused without reading it all.
+
+    Lines that may hold a control character are noted in `suspects` (one regular-expression scan a
+    line; the cells of such a line are looked at one by one later)."""
     number = 0
     while raw := stream.readline(limit + 1):
         number += 1
         progress.bytes_read += len(raw)
         if len(raw) > limit:
             raise _bad_file(f"a line longer than {limit} bytes", line=number, code="field_too_large")
-        yield number, raw
-
-
-def _decoded_lines(stream: IO[bytes], progress: ReadProgress, suspects: list[int] | None = None) -> Iterator[str]:
-    """The file's lines as text, decoded strictly one at a time so an encoding error names its line.
-
-    Lines that may hold a control character are noted in `suspects` (one regular-expression scan a
-    line; the cells of such a line are looked at one by one later)."""
-    for number, raw in _bounded_lines(stream, progress, MAX_FIELD_BYTES):
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError:
@@ -210,7 +207,7 @@ def _decoded_lines(stream: IO[bytes], progress: ReadProgress, suspects: list[int
             text = text[1:]
         if suspects is not None and ("'" in text or "\\u" in text or _CONTROL_IN_LINE.search(text)):
             suspects.append(number)
-        yield text
+        yield number, text
 
 
 def read_delimited(
@@ -227,7 +224,8 @@ def read_delimited(
     cells too, so a rejects file written the same way reads back as the input did."""
     csv.field_size_limit(MAX_FIELD_BYTES)
     suspects: list[int] = []
-    reader = csv.reader(_decoded_lines(stream, progress, suspects), delimiter=delimiter, strict=True)
+    lines = (text for _, text in _decoded_lines(stream, progress, MAX_FIELD_BYTES, suspects))
+    reader = csv.reader(lines, delimiter=delimiter, strict=True)
     try:
         header = next(reader, None)
     except csv.Error as exc:
@@ -317,12 +315,14 @@ class _JsonScanner:
             if not self._fill():
                 return ""
 
-    def expect(self, char: str, what: str) -> None:
+    def take(self, allowed: str, what: str) -> str:
+        """The next non-blank character, consumed: one of `allowed`, else the file is malformed."""
         found = self.peek()
-        if found != char:
+        if not found or found not in allowed:
             shown = repr(found) if found else "the end of the input"
             raise _bad_file(f"malformed JSON: expected {what}, found {shown}", line=self.line)
         self._advance(self._pos + 1)
+        return found
 
     def value(self) -> Any:
         self.peek()
@@ -360,16 +360,11 @@ class _JsonScanner:
 
     def _more(self, close: str, after: str) -> bool:
         """Past the `,` (True: another item follows) or the closing bracket (False) after an item."""
-        following = self.peek()
-        if following not in (",", close):
-            shown = repr(following) if following else "the end of the input"
-            raise _bad_file(f"malformed JSON: expected ',' or '{close}' after {after}, found {shown}", line=self.line)
-        self._advance(self._pos + 1)
-        return following == ","
+        return self.take("," + close, f"',' or '{close}' after {after}") == ","
 
     def elements(self, what: str) -> Iterator[tuple[int, Any]]:
         """The members of an array whose `[` is next: (line, value) pairs."""
-        self.expect("[", f"an array of {what}")
+        self.take("[", f"an array of {what}")
         more = self.peek() != "]" or self._more("]", "[")  # an empty array: _more takes its `]`
         while more:
             self.peek()
@@ -379,13 +374,13 @@ class _JsonScanner:
 
     def members(self) -> Iterator[str]:
         """The keys of an object whose `{` is next; after each key the caller consumes its value."""
-        self.expect("{", "a JSON object or array")
+        self.take("{", "an array of objects or an object")
         more = self.peek() != "}" or self._more("}", "{")  # an empty object: _more takes its `}`
         while more:
             key = self.value()
             if not isinstance(key, str):
                 raise _bad_file("malformed JSON: an object key must be a string", line=self.line)
-            self.expect(":", "':' after a key")
+            self.take(":", "':' after a key")
             yield key
             more = self._more("}", "a member")
 
@@ -413,14 +408,10 @@ def read_json_sections(stream: IO[bytes], progress: ReadProgress) -> Iterator[tu
     the backup's `bapp` header) are yielded with an empty iterator after being read.
     """
     scanner = _JsonScanner(stream, progress)
-    start = scanner.peek()
-    if start == "[":
+    if scanner.peek() == "[":
         yield None, _object_rows(scanner.elements("objects"))
         scanner.finish()
         return
-    if start != "{":
-        shown = repr(start) if start else "an empty input"
-        raise _bad_file(f"malformed JSON: expected an array of objects or an object, found {shown}", line=scanner.line)
     for key in scanner.members():
         if scanner.peek() == "[":
             yield key, _object_rows(scanner.elements(key))
@@ -430,11 +421,7 @@ def read_json_sections(stream: IO[bytes], progress: ReadProgress) -> Iterator[tu
 
 
 def read_jsonl(stream: IO[bytes], progress: ReadProgress) -> Iterator[SourceRow]:
-    for number, raw in _bounded_lines(stream, progress, MAX_VALUE_BYTES):
-        try:
-            text = raw.decode("utf-8-sig" if number == 1 else "utf-8")
-        except UnicodeDecodeError:
-            raise _not_utf8(number) from None
+    for number, text in _decoded_lines(stream, progress, MAX_VALUE_BYTES):
         if not text.strip():
             continue
         try:
@@ -487,26 +474,23 @@ def read_toml_sections(stream: IO[bytes], progress: ReadProgress) -> Iterator[tu
 
 @dataclass
 class Source:
-    """The rows of one input, by section. `columns` is set once a CSV header has been read."""
+    """The rows of one input, by section; `on_header` sees a CSV/TSV header's column names before any row."""
 
     fmt: str
     stream: IO[bytes]
     progress: ReadProgress = field(default_factory=ReadProgress)
-    columns: list[str] | None = None
     on_header: Callable[[list[str]], None] | None = None
     raw: bool = False  # CSV/TSV cells as they are, without undoing the spreadsheet-safe prefix
 
     def sections(self) -> Iterator[tuple[str | None, Iterator[SourceRow]]]:
         """(section name or None, rows) in input order; CSV, TSV and JSONL have one unnamed section."""
         if self.fmt in ("csv", "tsv"):
+            delimiter = "," if self.fmt == "csv" else "\t"
+            on_header = self.on_header or (lambda columns: None)
             yield (
                 None,
                 read_delimited(
-                    self.stream,
-                    delimiter="," if self.fmt == "csv" else "\t",
-                    progress=self.progress,
-                    on_header=self._set_columns,
-                    raw=self.raw,
+                    self.stream, delimiter=delimiter, progress=self.progress, on_header=on_header, raw=self.raw
                 ),
             )
         elif self.fmt == "jsonl":
@@ -517,11 +501,6 @@ class Source:
             yield from read_toml_sections(self.stream, self.progress)
         else:  # pragma: no cover - format_for only returns known formats
             raise UsageError(f"cannot read format {self.fmt!r}")
-
-    def _set_columns(self, columns: list[str]) -> None:
-        self.columns = columns
-        if self.on_header is not None:
-            self.on_header(columns)
 
 
 # -- writing ---------------------------------------------------------------------------------------------
@@ -566,7 +545,6 @@ class RecordWriter:
         self.fmt = fmt
         self.columns = list(columns)
         self.kind = kind
-        self.raw = raw
         self.count = 0
         self._buffer = io.StringIO()
         self._csv: Any = None
