@@ -53,7 +53,7 @@ class PathwayFacts:
 
     @classmethod
     def of(cls, pathway: Pathway) -> PathwayFacts:
-        return cls(pathway.id, pathway.slug, pathway.archived)
+        return cls(*(getattr(pathway, item.name) for item in fields(cls)))
 
 
 @dataclass(frozen=True)
@@ -69,14 +69,7 @@ class SessionFacts:
 
     @classmethod
     def of(cls, session_type: SessionType) -> SessionFacts:
-        return cls(
-            session_type.id,
-            session_type.title,
-            session_type.category,
-            session_type.kind,
-            session_type.invitee_limit,
-            session_type.price,
-        )
+        return cls(*(getattr(session_type, item.name) for item in fields(cls)))
 
 
 @dataclass(frozen=True)

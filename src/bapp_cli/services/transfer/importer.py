@@ -211,13 +211,11 @@ def _adapter(schema: Any) -> TypeAdapter[Any]:
 
 
 def _field_of(location: Sequence[Any]) -> str | None:
-    parts = [str(part) for part in location]
-    if not parts:
+    """pydantic's error location as a field path: `custom_question_responses[0].answer`."""
+    if not location:
         return None
-    text = parts[0]
-    for part in parts[1:]:
-        text += f"[{part}]" if part.isdigit() else f".{part}"
-    return text
+    parts = [str(part) for part in location]
+    return parts[0] + "".join(f"[{part}]" if part.isdigit() else f".{part}" for part in parts[1:])
 
 
 def _message(error: Mapping[str, Any]) -> str:
@@ -265,7 +263,8 @@ class KindImporter(ABC):
         ]
         for group in self.required:
             if not any(name in columns for name in group):
-                problems.append(RowError(1, group[0], "required column is missing" + _alternatives(group)))
+                alternatives = f" (or {', '.join(group[1:])})" if len(group) > 1 else ""
+                problems.append(RowError(1, group[0], "required column is missing" + alternatives))
         if problems:
             raise InvalidInput(
                 f"{self.kind}: the header does not match ({problems[0].text()}); nothing was written",
@@ -322,19 +321,14 @@ class KindImporter(ABC):
                 check_in_range(parsed, field=name, text=value)
                 return parsed.astimezone(dt.UTC)
         timezone = zone or self.options.timezone
-        if isinstance(value, dt.date):  # a TOML date or datetime: moving it to UTC could overflow too
-            check_in_range(value, field=name)
-        if isinstance(value, dt.datetime):
-            if value.tzinfo is None or value.utcoffset() is None:
-                return localise(value, get_zone(timezone), field=name)
-            return value.astimezone(dt.UTC)
-        if isinstance(value, dt.date):
-            return localise(dt.datetime.combine(value, dt.time()), get_zone(timezone), field=name)
-        return parse_instant(str(value), timezone=timezone, field=name)
-
-
-def _alternatives(group: tuple[str, ...]) -> str:
-    return f" (or {', '.join(group[1:])})" if len(group) > 1 else ""
+        if not isinstance(value, dt.date):
+            return parse_instant(str(value), timezone=timezone, field=name)
+        check_in_range(value, field=name)  # a TOML date or datetime: moving it to UTC could overflow too
+        if not isinstance(value, dt.datetime):
+            value = dt.datetime.combine(value, dt.time())
+        if value.tzinfo is None or value.utcoffset() is None:
+            return localise(value, get_zone(timezone), field=name)
+        return value.astimezone(dt.UTC)
 
 
 def run_kind(
