@@ -106,7 +106,7 @@ from bapp_cli.services.rule_book import (
 )
 from bapp_cli.services.session_types import MAX_PRICE, parse_currency
 from bapp_cli.services.transfer import store
-from bapp_cli.services.transfer.calendly_state import WRITE_STATE_COLUMNS, refused_write_state
+from bapp_cli.services.transfer.calendly_state import WRITE_STATE_COLUMNS
 from bapp_cli.services.transfer.formats import SourceRow
 from bapp_cli.services.transfer.importer import (
     CREATED,
@@ -304,6 +304,7 @@ class BookingImporter(KindImporter):
     kind = "bookings"
     schema = BookingRow
     required = (("client",), ("session", "session_id"), ("start_time",))
+    refused = dict.fromkeys(WRITE_STATE_COLUMNS, WRITE_STATE_REFUSAL)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -337,31 +338,6 @@ class BookingImporter(KindImporter):
     def _client_id(self, email: str) -> int:
         """The client's user id; 0 for one this batch creates (or none yet)."""
         return self.users[email][0] if email in self.users else 0
-
-    # -- Calendly's write-through state is never imported here --------------------------------------
-
-    def check_header(self, columns: Sequence[str]) -> None:
-        refused = refused_write_state(columns)
-        if refused:
-            problems = [RowError(1, name, WRITE_STATE_REFUSAL) for name in refused]
-            raise InvalidInput(
-                f"bookings: the column {refused[0]!r} {WRITE_STATE_REFUSAL}; nothing was written",
-                hint="drop the calendly_state… columns: a booking imported here is never sent to Calendly",
-                details=[item.as_detail() for item in problems],
-                code="bad_columns",
-            )
-        super().check_header(columns)
-
-    def validate(self, rows: Sequence[SourceRow]) -> tuple[list[tuple[SourceRow, dict[str, Any]]], list[RowResult]]:
-        valid, rejected = super().validate(rows)
-        for result in rejected:
-            result.errors = [
-                RowError(error.line, error.field, WRITE_STATE_REFUSAL, error.kind)
-                if error.field in WRITE_STATE_COLUMNS
-                else error
-                for error in result.errors
-            ]
-        return valid, rejected
 
     # -- per row ---------------------------------------------------------------------------------------
 

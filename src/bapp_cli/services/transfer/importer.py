@@ -218,10 +218,10 @@ def _field_of(location: Sequence[Any]) -> str | None:
     return parts[0] + "".join(f"[{part}]" if part.isdigit() else f".{part}" for part in parts[1:])
 
 
-def _message(error: Mapping[str, Any]) -> str:
+def _message(error: Mapping[str, Any], refused: Mapping[str, str]) -> str:
     kind = error.get("type")
     if kind == "extra_forbidden":
-        return "unknown column"
+        return refused.get(str(error["loc"][-1]), "unknown column")
     if kind == "missing":
         return "required"
     return str(error.get("msg", "invalid"))
@@ -233,6 +233,7 @@ class KindImporter(ABC):
     kind: ClassVar[str]
     schema: ClassVar[Any]  # a TypedDict with `extra="forbid"`
     required: ClassVar[tuple[tuple[str, ...], ...]] = ()  # each group: one of these columns is needed
+    refused: ClassVar[Mapping[str, str]] = {}  # columns a kind knows but never takes → why, in place of "unknown"
     batch_size: ClassVar[int] = CHUNK  # rows per batch: the one chunk size of set-based work
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -256,11 +257,8 @@ class KindImporter(ABC):
     def check_header(self, columns: Sequence[str]) -> None:
         """CSV/TSV: unknown or missing columns make the whole file bad (line 1)."""
         known = set(self.accepted())
-        problems = [
-            RowError(1, name, f"unknown column; the columns of {self.kind} are: {', '.join(self.accepted())}")
-            for name in columns
-            if name not in known
-        ]
+        unknown = f"unknown column; the columns of {self.kind} are: {', '.join(self.accepted())}"
+        problems = [RowError(1, name, self.refused.get(name, unknown)) for name in columns if name not in known]
         for group in self.required:
             if not any(name in columns for name in group):
                 alternatives = f" (or {', '.join(group[1:])})" if len(group) > 1 else ""
@@ -288,10 +286,9 @@ class KindImporter(ABC):
         except ValidationError as exc:
             by_index: dict[int, list[RowError]] = {}
             for error in exc.errors(include_url=False, include_input=False):
-                location = error["loc"]
-                index = int(location[0])
-                name = _field_of(location[1:])
-                by_index.setdefault(index, []).append(RowError(candidates[index].line, name, _message(error)))
+                index, *location = error["loc"]
+                found = RowError(candidates[int(index)].line, _field_of(location), _message(error, self.refused))
+                by_index.setdefault(int(index), []).append(found)
         good = [row for index, row in enumerate(candidates) if index not in by_index]
         rejected.extend(RowResult(candidates[index], errors=errors) for index, errors in sorted(by_index.items()))
         values = adapter.validate_python([row.values for row in good]) if good else []
