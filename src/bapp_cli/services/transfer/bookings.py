@@ -38,6 +38,7 @@ Nothing outlives a batch but the counts, so memory stays flat however long the f
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import hashlib
 import operator
@@ -45,12 +46,11 @@ import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
-from typing import Annotated, Any, Literal, NotRequired, Required, cast
+from typing import Annotated, Any, Literal, NotRequired, Required
 
 from pydantic import ConfigDict, Field, Json, StringConstraints
 from sqlalchemy import (
     Column,
-    Index,
     Integer,
     MetaData,
     String,
@@ -58,7 +58,6 @@ from sqlalchemy import (
     and_,
     delete,
     insert,
-    literal,
     select,
     text,
 )
@@ -644,8 +643,8 @@ class BookingImporter(KindImporter):
     # -- overlaps (rule 6): candidates in SQL, the decision in the rule book ------------------------------
 
     def _nearby(self, drafts: Sequence[Draft], takes_slot: set[int]) -> dict[int, list[_Nearby]]:
-        """For each row that takes an active slot (by its position in the batch), the active bookings near it
-        of its builder and its client: those already in the database, and the earlier rows of the batch.
+        """For each row that takes an active slot (by its position in the batch), the active bookings in the
+        database near it of its builder and its client (the batch's earlier rows are `_Plan.near`'s).
         A superset — SQLite's datetime() drops fractions of a second, so the window is a minute wider and
         the rule book filters exactly."""
         staged = [
@@ -653,9 +652,7 @@ class BookingImporter(KindImporter):
                 "ord": order,
                 "reference": draft.key,
                 "client_id": self._client_id(draft.email) or None,
-                "client_email": draft.email,
                 "builder_id": values["builder_id"],
-                "session_type_id": values["session_type_id"],
                 "start_time": values["start_time"],
                 "end_time": values["end_time"],
             }
@@ -665,43 +662,30 @@ class BookingImporter(KindImporter):
         if not staged:
             return {}
         self.session.execute(insert(SLOTS), staged)
-        slot = SLOTS.alias("slot")
-        earlier = SLOTS.alias("earlier")
-        booking = cast(Table, Booking.__table__).alias("booking")
+        booking = Booking.__table__.c
         widest = max((self.references.buffers.get(row["builder_id"] or 0, 0) for row in staged), default=0)
         found: dict[int, list[_Nearby]] = {}
-        for person, other, slot_key, other_key, margin in (
-            ("client", booking, slot.c.client_id, booking.c.client_id, 0),
-            ("builder", booking, slot.c.builder_id, booking.c.builder_id, widest),
-            ("client", earlier, slot.c.client_email, earlier.c.client_email, 0),
-            ("builder", earlier, slot.c.builder_id, earlier.c.builder_id, widest),
-        ):
-            in_database = other is booking
-            which = (
-                (booking.c.reference != slot.c.reference, booking.c.status.in_(ACTIVE_STATUSES))
-                if in_database
-                else (earlier.c.ord < slot.c.ord,)
+        for person, margin in (("client", 0), ("builder", widest)):
+            window = and_(
+                booking[f"{person}_id"] == SLOTS.c[f"{person}_id"],
+                booking.reference != SLOTS.c.reference,
+                booking.status.in_(ACTIVE_STATUSES),
+                *self._window(margin),
             )
-            window = and_(other_key == slot_key, *which, *self._window(other, slot, margin))
-            query = select(
-                slot.c.ord, literal(None) if in_database else earlier.c.ord, other.c.reference, other.c.start_time,
-                other.c.end_time, other.c.session_type_id,
-            ).select_from(slot).join(other, window)  # fmt: skip
-            for order, other_order, reference, start, end, session_type_id in self.session.execute(query):
-                found.setdefault(order, []).append(
-                    (person, other_order, NearbyBooking(reference, start, end, session_type_id))
-                )
+            columns = (booking.reference, booking.start_time, booking.end_time, booking.session_type_id)
+            for order, *other in self.session.execute(select(SLOTS.c.ord, *columns).join_from(SLOTS, Booking, window)):
+                found.setdefault(order, []).append((person, NearbyBooking(*other)))
         self.session.execute(delete(SLOTS))
         return found
 
-    def _window(self, other: Any, slot: Any, margin: int) -> list[Any]:
-        """`other` starts before the slot ends and ends after it starts, `margin` minutes (and a minute of
+    def _window(self, margin: int) -> list[Any]:
+        """A booking starts before the slot ends and ends after it starts, `margin` minutes (and a minute of
         slack) wider; the lower bound on its start keeps the (person, start_time) index scan short."""
-        slack = margin + 1
+        slack, booking, slot = margin + 1, Booking.__table__.c, SLOTS.c
         return [
-            other.c.start_time < store.shifted(slot.c.end_time, slack, dialect=self.dialect),
-            other.c.start_time > store.shifted(slot.c.start_time, -(MAX_BOOKING_MINUTES + slack), dialect=self.dialect),
-            other.c.end_time > store.shifted(slot.c.start_time, -slack, dialect=self.dialect),
+            booking.start_time < store.shifted(slot.end_time, slack, dialect=self.dialect),
+            booking.start_time > store.shifted(slot.start_time, -(MAX_BOOKING_MINUTES + slack), dialect=self.dialect),
+            booking.end_time > store.shifted(slot.start_time, -slack, dialect=self.dialect),
         ]
 
     # -- deciding one row, in file order -----------------------------------------------------------------
@@ -739,7 +723,8 @@ class BookingImporter(KindImporter):
             self.users[draft.email] = (user_id, True, has_name or bool(name))
         if enrolment is not None:
             plan.new_enrolments[(draft.email, enrolment[0])] = enrolment[1]
-        plan.accepted.add(order)
+        if order in plan.takes_slot:
+            plan.hold(draft)
         if draft.outcome == CREATED:
             plan.inserts.append(draft)
         elif draft.outcome == UPDATED:
@@ -788,16 +773,18 @@ class BookingImporter(KindImporter):
     def _clash(self, draft: Draft, plan: _Plan, nearby: Sequence[_Nearby]) -> RowError | None:
         """Rule 6 against the database as the earlier rows leave it: a booking an accepted earlier row moved
         counts where that row put it, never where it was."""
-        mine: dict[str, list[NearbyBooking]] = {"client": [], "builder": []}
-        for person, order, booking in nearby:
-            # a database booking an accepted row moved, or an earlier row that was refused, holds no slot here
-            if (booking.reference in plan.moved) if order is None else (order not in plan.accepted):
-                continue
-            mine[person].append(booking)
-        if not mine["client"] and not mine["builder"]:
-            return None
         final = _final(draft)
         builder_id = final["builder_id"]
+        buffer = self.references.buffers.get(builder_id or 0, 0)
+        mine = {
+            "client": plan.near(("client", draft.email), final, 0),
+            "builder": plan.near(("builder", builder_id), final, buffer),
+        }
+        for person, booking in nearby:
+            if booking.reference not in plan.moved:  # a database booking an accepted row moved is not there
+                mine[person].append(booking)
+        if not mine["client"] and not mine["builder"]:
+            return None
         builder_email = self.references.builder_emails.get(builder_id, "?") if builder_id is not None else None
         refusal = find_clash(
             draft.session.facts,
@@ -805,7 +792,7 @@ class BookingImporter(KindImporter):
             final["end_time"],
             builder_email=builder_email,
             builder_bookings=mine["builder"],
-            buffer_minutes=self.references.buffers.get(builder_id or 0, 0),
+            buffer_minutes=buffer,
             client_email=draft.email,
             client_bookings=mine["client"],
         )
@@ -880,20 +867,16 @@ SLOTS = Table(
     Column("ord", Integer, primary_key=True),
     Column("reference", String(16)),
     Column("client_id", Integer),
-    Column("client_email", String(320)),
     Column("builder_id", Integer),
-    Column("session_type_id", Integer),
     Column("start_time", UTCDateTime()),
     Column("end_time", UTCDateTime()),
-    Index("ix_bapp_import_slots_client", "client_email", "start_time"),
-    Index("ix_bapp_import_slots_builder", "builder_id", "start_time"),
     prefixes=["TEMPORARY"],
 )
 
 
-# An overlap candidate: whose ("client" or "builder"), the earlier row of the batch it is (None: a booking in
-# the database), and the booking
-_Nearby = tuple[str, int | None, NearbyBooking]
+# An overlap candidate in the database: whose ("client" or "builder"), and the booking
+_Nearby = tuple[str, NearbyBooking]
+_START = operator.attrgetter("start")
 
 
 def _final(draft: Draft) -> dict[str, Any]:
@@ -924,7 +907,8 @@ class _Plan:
 
     enrolments: dict[int, dict[int, str]]
     takes_slot: set[int] = field(default_factory=set)
-    accepted: set[int] = field(default_factory=set)
+    # the slots the batch's accepted rows hold, by ("client", e-mail) and ("builder", id), in start order
+    held: dict[tuple[str, Any], list[NearbyBooking]] = field(default_factory=dict)
     moved: set[str] = field(default_factory=set)  # references of existing bookings an accepted row moved
     new_users: dict[str, str | None] = field(default_factory=dict)
     new_profiles: set[str] = field(default_factory=set)
@@ -932,6 +916,19 @@ class _Plan:
     new_enrolments: dict[tuple[str, int], tuple[int | None, dt.date]] = field(default_factory=dict)
     inserts: list[Draft] = field(default_factory=list)
     updates: list[Draft] = field(default_factory=list)
+
+    def hold(self, draft: Draft) -> None:
+        final = _final(draft)
+        booking = NearbyBooking(draft.key, final["start_time"], final["end_time"], final["session_type_id"])
+        for person in (("client", draft.email), ("builder", final["builder_id"])):
+            bisect.insort(self.held.setdefault(person, []), booking, key=_START)
+
+    def near(self, person: tuple[str, Any], final: Mapping[str, Any], margin: int) -> list[NearbyBooking]:
+        """The earlier accepted rows' slots of `person` that could meet [start, end) widened by `margin`
+        minutes: a booking lasts at most MAX_BOOKING_MINUTES, so none starting earlier can."""
+        held, reach = self.held.get(person, []), dt.timedelta(minutes=MAX_BOOKING_MINUTES + margin)
+        low = bisect.bisect_left(held, final["start_time"] - reach, key=_START)
+        return held[low : bisect.bisect_right(held, final["end_time"] + dt.timedelta(minutes=margin), key=_START)]
 
     def status_of(self, client_id: int, email: str, pathway_id: int) -> str | None:
         """The client's enrolment status in a pathway, counting the enrolments this batch will create."""
