@@ -390,18 +390,16 @@ class BookingImporter(KindImporter):
     def _draft(
         self, row: SourceRow, values: Mapping[str, Any], lookups: dict[str, dict[Any, Any]]
     ) -> Draft | list[RowError]:
-        line = row.line
-        get = values.get
+        line, get = row.line, values.get
         # a row's errors keep their order (the first is the summary's): client, session, builder, zone, the
         # times, the reference, then the currency's and the pathway's (`late`), the answers, the key
         errors: list[RowError] = []
         late: list[RowError] = []
         named: dict[str, Any] = {}
-        no_session = get("session") is None and get("session_id") is None
         for name, table in lookups.items():
-            raw = get(name)
-            if name == "builder" and no_session:  # in the session's place, after the client's
+            if name == "builder" and get("session") is None and get("session_id") is None:  # after the client's
                 errors.append(RowError(line, "session_id", "session: required (an id, slug or Calendly URI)"))
+            raw = get(name)
             if raw is None or (name == "session_id" and get("session") is not None):  # `session` wins
                 continue
             found = table[raw]
@@ -409,74 +407,57 @@ class BookingImporter(KindImporter):
                 (late if name in ("currency", "pathway") else errors).append(problem(found, name, line))
             else:
                 named[name] = found
-        session_info: SessionInfo | None = named.get("session") or named.get("session_id")
-        source = get("source") or "import"
+        info: SessionInfo | None = named.get("session") or named.get("session_id")
         zone = named.get("client_timezone", self.options.timezone)
-        # an empty text cell is no value; an empty idempotency key is refused below
-        columns: dict[str, Any] = {
-            name: get(name) or None
-            for name in ("calendly_event_uri", "calendly_invitee_uri", "request_fingerprint", "cancellation_reason")
-        }
+        # the booking columns the row's cells set, as stored; an empty text cell is no value
+        columns: dict[str, Any] = {name: get(name) or None for name in _TEXT_CELLS}
         columns.update(
-            status=get("status"),
-            payment_status=get("payment_status"),
-            idempotency_key=get("idempotency_key"),
-            source=source,
-            builder_id=named.get("builder", session_info.builder_id if session_info else None),
+            source=get("source") or "import",
+            builder_id=named.get("builder", info.builder_id if info else None),
             pathway_id=named.get("pathway"),
             custom_question_responses=None,
             client_timezone=zone,
             currency=named.get("currency"),
+            amount=amount.quantize(Decimal("0.01")) if (amount := get("amount")) is not None else None,
         )
         for name in _INSTANTS:  # the start, end and creation time are the row's own, not columns it sets
-            columns[name] = None
-            if (raw := get(name)) is not None:
-                try:
-                    columns[name] = self.instant(raw, name, zone=zone)
-                except BappError as exc:
-                    errors.append(problem(exc, name, line))
+            try:
+                columns[name] = self.instant(get(name), name, zone=zone)
+            except BappError as exc:
+                columns[name] = None
+                errors.append(problem(exc, name, line))
         start, end = columns["start_time"], columns["end_time"]
-        checked = not self.restore and source != "calendly"
-        if start is not None and session_info is not None:
-            minutes = session_info.duration if end is None else (end - start).total_seconds() / 60
+        if start is not None and info is not None:
+            minutes = info.duration if end is None else (end - start).total_seconds() / 60
+            checked = end is not None and not self.restore and columns["source"] != "calendly"
+            wrong = None
             if end is not None and end <= start:
-                errors.append(RowError(line, "end_time", "must be after start_time"))
+                wrong = "must be after start_time"
             elif minutes > MAX_BOOKING_MINUTES:
-                errors.append(RowError(line, "end_time", f"a booking lasts at most {MAX_BOOKING_MINUTES} minutes"))
-            elif checked and end is not None and minutes not in session_info.durations:
-                errors.append(
-                    RowError(
-                        line,
-                        "end_time",
-                        f"a {minutes:g}-minute booking is not offered by {session_info.facts.title!r} "
-                        f"(durations: {', '.join(str(option) for option in session_info.durations)})",
-                    )
-                )
-        reference = get("reference")
-        if reference is not None:
+                wrong = f"a booking lasts at most {MAX_BOOKING_MINUTES} minutes"
+            elif checked and minutes not in info.durations:
+                offered = ", ".join(str(option) for option in info.durations)
+                wrong = f"a {minutes:g}-minute booking is not offered by {info.facts.title!r} (durations: {offered})"
+            if wrong is not None:
+                errors.append(RowError(line, "end_time", wrong))
+        if (reference := get("reference")) is not None:
             reference = reference.upper()
             if not REFERENCE_PATTERN.match(reference):
-                errors.append(
-                    RowError(line, "reference", f"{reference!r} is not a booking reference (e.g. BK-7Q2M9X4D)")
-                )
+                wrong = f"{reference!r} is not a booking reference (e.g. BK-7Q2M9X4D)"
+                errors.append(RowError(line, "reference", wrong))
         errors += late
-        amount = get("amount")
-        columns["amount"] = amount.quantize(Decimal("0.01")) if amount is not None else None
-        items = get("custom_question_responses")
-        if items is not None and session_info is not None:
+        if (items := get("custom_question_responses")) is not None and info is not None:
             try:
-                columns["custom_question_responses"] = self._answers(session_info, items, source)
+                columns["custom_question_responses"] = self._answers(info, items, columns["source"])
             except BappError as exc:
                 errors.append(RowError(line, "custom_question_responses", _answer_problems(exc)))
-        if columns["idempotency_key"] == "":
+        if get("idempotency_key") == "":
             errors.append(RowError(line, "idempotency_key", "must not be empty"))
         if errors:
             return errors
-        assert session_info is not None and start is not None
-        key = reference or derived_reference(named["client"], session_info.key, start)
-        draft = Draft(
-            row, values, named["client"], session_info, start, reference, columns, key,
-        )  # fmt: skip
+        assert info is not None and start is not None
+        key = reference or derived_reference(named["client"], info.key, start)
+        draft = Draft(row, values, named["client"], info, start, reference, columns, key)
         self._settle_values(draft)  # as a new booking, until the batch finds the one it updates
         return draft
 
@@ -896,6 +877,11 @@ def _answer_problems(exc: BappError) -> str:
     return "; ".join(str(detail) for detail in exc.details) if exc.details else exc.message
 
 
+# the booking columns a cell sets as it is (an empty one: none)
+_TEXT_CELLS = (
+    *("calendly_event_uri", "calendly_invitee_uri", "request_fingerprint", "cancellation_reason"),
+    *("status", "payment_status", "idempotency_key"),
+)
 _INSTANTS = ("start_time", "end_time", "created_at", "cancelled_at", "remote_updated_at")
 # The file columns whose empty cell clears what they set in an update (a nullable column)
 NULLABLE_INPUTS = frozenset(name for name, column in COLUMN_OF.items() if Booking.__table__.c[column].nullable)
