@@ -606,32 +606,22 @@ class RejectsWriter:
         self.stream = stream
         self.fmt = fmt
         self.raw = raw
-        self.all_kinds = all_kinds
-        self.count = 0
+        self.wrapped = all_kinds and fmt == "json"  # `all` in JSON: one object, an array per kind
         self._writer: RecordWriter | None = None
-        self._kind: str | None = None
-        self._opened = False
 
     def __call__(self, kind: str, row: SourceRow, error: str) -> None:
         record = {**row.original, "error": error}
-        if self._writer is None or kind != self._kind:
-            self._switch(kind, list(record))
-        assert self._writer is not None
+        if self._writer is None or kind != self._writer.kind:
+            if self._writer is not None:
+                self._writer.close()
+            if self.wrapped:
+                self.stream.write(("{" if self._writer is None else ",\n") + json.dumps(kind) + ": ")
+            self._writer = RecordWriter(self.stream, self.fmt, list(record), kind=kind, raw=self.raw)
         self._writer.write(record)
-        self.count += 1
-
-    def _switch(self, kind: str, columns: list[str]) -> None:
-        if self._writer is not None:
-            self._writer.close()
-        if self.all_kinds and self.fmt == "json":
-            self.stream.write(("{" if not self._opened else ",\n") + json.dumps(kind) + ": ")
-        self._opened = True
-        self._kind = kind
-        self._writer = RecordWriter(self.stream, self.fmt, columns, kind=kind, raw=self.raw)
 
     def close(self) -> None:
         if self._writer is not None:
             self._writer.close()
+            if self.wrapped:
+                self.stream.write("}\n")
             self._writer = None
-        if self.all_kinds and self.fmt == "json" and self._opened:
-            self.stream.write("}\n")
