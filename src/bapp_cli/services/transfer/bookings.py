@@ -30,7 +30,8 @@ times, answers and pathways are kept as they are and the catalogue-dependent rul
 How (issue 16, README "Import"): rows are read and validated in batches (one pydantic TypeAdapter per
 batch); each distinct reference of a batch (client e-mail, session, builder, pathway) is resolved once;
 the rows that take an active slot are staged in a temporary table, and one query per person (builder,
-client) finds the active bookings near each — in the database and earlier in the batch; the rule book
+client) finds the active bookings near each in the database, while the slots the batch's accepted rows
+hold are kept by person in start order and bisected; the rule book
 (`services.rule_book`) then decides each row in file order exactly as `bookings create` would: pathway,
 status from the price, overlap and its message. What was accepted is written set-based (`db.bulk`).
 Nothing outlives a batch but the counts, so memory stays flat however long the file.
@@ -49,18 +50,7 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal, NotRequired, Required
 
 from pydantic import ConfigDict, Field, Json, StringConstraints
-from sqlalchemy import (
-    Column,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    and_,
-    delete,
-    insert,
-    select,
-    text,
-)
+from sqlalchemy import Column, Integer, MetaData, String, Table, and_, delete, insert, select, text
 from sqlalchemy.orm import Session
 from typing_extensions import TypedDict
 
@@ -77,19 +67,8 @@ from bapp_cli.db.models import (
 )
 from bapp_cli.db.types import UTCDateTime
 from bapp_cli.errors import BappError, InvalidInput
-from bapp_cli.services.answers import (
-    AnswerInput,
-    Question,
-    answers_from_calendly,
-    questions_from,
-    validate_answers,
-)
-from bapp_cli.services.booking import (
-    MAX_BOOKING_MINUTES,
-    REFERENCE_ALPHABET,
-    REFERENCE_LENGTH,
-    allowed_durations,
-)
+from bapp_cli.services.answers import AnswerInput, Question, answers_from_calendly, questions_from, validate_answers
+from bapp_cli.services.booking import MAX_BOOKING_MINUTES, REFERENCE_ALPHABET, REFERENCE_LENGTH, allowed_durations
 from bapp_cli.services.instants import get_zone
 from bapp_cli.services.people import normalise_email
 from bapp_cli.services.plain_reads import EXPORT_COLUMNS as EXPORT_COLUMNS  # the record `export bookings` writes
@@ -206,7 +185,7 @@ class References:
         for row in session.execute(select(SessionType).order_by(SessionType.id)).scalars():
             questions = questions_from(row.custom_questions)
             self.sessions[row.id] = SessionInfo(
-                facts=SessionFacts(row.id, row.title, row.category, row.kind, row.invitee_limit, row.price),
+                facts=SessionFacts.of(row),
                 key=row.calendly_uri or row.slug or str(row.id),
                 duration=row.duration_minutes,
                 durations=tuple(allowed_durations(row)),
@@ -216,12 +195,8 @@ class References:
                 asks=any(question.required and question.enabled for question in questions),
             )
             self.session_names.update((name, row.id) for name in (row.calendly_uri, row.slug) if name)
-        self.pathways = {
-            slug: PathwayFacts(pathway_id, slug, archived)
-            for pathway_id, slug, archived in session.execute(
-                select(Pathway.id, Pathway.slug, Pathway.archived).order_by(Pathway.position, Pathway.slug)
-            )
-        }
+        listed = select(Pathway.id, Pathway.slug, Pathway.archived).order_by(Pathway.position, Pathway.slug)
+        self.pathways = {row.slug: PathwayFacts(*row) for row in session.execute(listed)}
         self.pathways_by_id = {facts.id: facts for facts in self.pathways.values()}
         self.linked: dict[int, list[PathwayFacts]] = {}  # session id → non-archived linked pathways, in order
         for session_type_id, pathway_id in session.execute(
@@ -266,8 +241,6 @@ class Draft:
     given: Mapping[str, Any]  # the validated row: which columns it has decides what an update touches
     email: str
     session: SessionInfo
-    start: dt.datetime  # columns["start_time"], known to be set
-    reference: str | None  # given by the file
     columns: dict[str, Any]  # the booking columns the file's cells set, as stored (None: empty or absent); instants
     key: str  # the reference: given, else derived, else (settled by the batch) the invitee URI's booking's
     # settled by the batch
@@ -457,7 +430,7 @@ class BookingImporter(KindImporter):
             return errors
         assert info is not None and start is not None
         key = reference or derived_reference(named["client"], info.key, start)
-        draft = Draft(row, values, named["client"], info, start, reference, columns, key)
+        draft = Draft(row, values, named["client"], info, columns, key)
         self._settle_values(draft)  # as a new booking, until the batch finds the one it updates
         return draft
 
@@ -472,10 +445,7 @@ class BookingImporter(KindImporter):
             return answers_from_calendly(items, questions)
         if not items and not info.asks:
             return []
-        inputs = []
-        for item in items:
-            answer = item["answer"]
-            inputs.append(AnswerInput(item["question"], answer if answer is not None else ""))
+        inputs = [AnswerInput(item["question"], item["answer"] if item["answer"] is not None else "") for item in items]
         return validate_answers(questions, inputs, field="custom_question_responses")
 
     # -- per batch -------------------------------------------------------------------------------------
@@ -500,11 +470,8 @@ class BookingImporter(KindImporter):
         for draft in drafts:
             if draft.existing is not None:
                 self._settle_values(draft)
-        plan = _Plan(self.enrolments)
-        nearby: dict[int, list[_Nearby]] = {}
-        if self.check_overlaps:
-            plan.takes_slot = {order for order, draft in enumerate(drafts) if _takes_slot(draft)}
-            nearby = self._nearby(drafts, plan.takes_slot)
+        plan = _Plan(self.enrolments, {order for order, draft in enumerate(drafts) if self._takes_slot(draft)})
+        nearby = self._nearby(drafts, plan.takes_slot)
         refusals = [self._decide(order, draft, plan, nearby.get(order, ())) for order, draft in enumerate(drafts)]
         self._write(plan)  # the bookings' insert now runs on the mover's thread: the rest overlaps it
         for draft, refusal in zip(drafts, refusals, strict=True):
@@ -537,37 +504,34 @@ class BookingImporter(KindImporter):
         invitee_owner = self._owners(Booking.calendly_invitee_uri, drafts)
         key_owner = self._owners(Booking.idempotency_key, drafts)
         for draft in drafts:  # a row without a reference updates the booking that holds its invitee URI
-            if draft.reference is None and (owner := invitee_owner.get(draft.columns["calendly_invitee_uri"])):
+            if draft.given.get("reference") is None and (
+                owner := invitee_owner.get(draft.columns["calendly_invitee_uri"])
+            ):
                 draft.key = owner
         query = select(Booking.reference, Booking.id, *(Booking.__table__.c[name] for name in COMPARED))
         existing = {
             row.reference: row._mapping for row in store.rows_keyed(self.session, query, (d.key for d in drafts))
         }
-        first_line: dict[str, int] = {}
-        first_invitee: dict[str, int] = {}
-        first_key: dict[str, int] = {}
+        first: dict[tuple[str, Any], int] = {}  # (column, value) → the line that gave it first
         kept: list[Draft] = []
         for draft in drafts:
-            line = draft.row.line
+            line, key = draft.row.line, draft.key
             errors: list[RowError] = []
-            found = existing.get(draft.key)
-            if draft.key in first_line:
-                errors.append(RowError(line, "reference", f"{draft.key} is already on line {first_line[draft.key]}"))
+            found = existing.get(key)
+            if ("reference", key) in first:
+                errors.append(RowError(line, "reference", f"{key} is already on line {first['reference', key]}"))
             elif found is not None and found["id"] in self.touched:
-                errors.append(RowError(line, "reference", f"{draft.key} appears earlier in the file"))
-            first_line.setdefault(draft.key, line)
-            for value, owners, label, first in (
-                (draft.columns["calendly_invitee_uri"], invitee_owner, "calendly_invitee_uri", first_invitee),
-                (draft.columns["idempotency_key"], key_owner, "idempotency_key", first_key),
-            ):
-                if value is None:
+                errors.append(RowError(line, "reference", f"{key} appears earlier in the file"))
+            first.setdefault(("reference", key), line)
+            for label, owners in (("calendly_invitee_uri", invitee_owner), ("idempotency_key", key_owner)):
+                if (value := draft.columns[label]) is None:
                     continue
                 owner = owners.get(value)
-                if owner is not None and owner != draft.key:
+                if owner is not None and owner != key:
                     errors.append(RowError(line, label, f"{value!r} already belongs to booking {owner}"))
-                elif value in first:
-                    errors.append(RowError(line, label, f"{value!r} is already on line {first[value]}"))
-                first.setdefault(value, line)
+                elif (label, value) in first:
+                    errors.append(RowError(line, label, f"{value!r} is already on line {first[label, value]}"))
+                first.setdefault((label, value), line)
             if errors:
                 results.append(RowResult(draft.row, errors=errors))
                 continue
@@ -586,7 +550,8 @@ class BookingImporter(KindImporter):
         written. A new booking needs nothing of the database: drafting settles every row so, before the
         batch waits for the previous one's insert (the main thread's time to spare), and a row that turns
         out to update a booking is settled again against it."""
-        existing, info, given, start = draft.existing, draft.session, draft.columns, draft.start
+        existing, info, given = draft.existing, draft.session, draft.columns
+        start = given["start_time"]
         if existing is None:  # a new booking: rule 8's defaults from the price, the session's duration
             amount = given["amount"] if given["amount"] is not None else info.facts.price
             status, payment = price_status(amount)
@@ -622,6 +587,12 @@ class BookingImporter(KindImporter):
         draft.outcome = UPDATED if draft.values else UNCHANGED
 
     # -- overlaps (rule 6): candidates in SQL, the decision in the rule book ------------------------------
+
+    def _takes_slot(self, draft: Draft) -> bool:
+        """Checked for overlaps: created or changed in a way that could make it overlap (an amount change
+        never does), and active — unless overlaps are allowed, or restored as recorded."""
+        moved = draft.outcome == CREATED or (draft.outcome == UPDATED and not SLOT_COLUMNS.isdisjoint(draft.values))
+        return self.check_overlaps and moved and _final(draft)["status"] in ACTIVE_STATUSES
 
     def _nearby(self, drafts: Sequence[Draft], takes_slot: set[int]) -> dict[int, list[_Nearby]]:
         """For each row that takes an active slot (by its position in the batch), the active bookings in the
@@ -674,35 +645,29 @@ class BookingImporter(KindImporter):
     def _decide(self, order: int, draft: Draft, plan: _Plan, nearby: Sequence[_Nearby]) -> RowError | None:
         """Accept the row into the plan (a client to create, an enrolment, the booking) or refuse it; nothing
         is planned for a refused row, so later rows never lean on it."""
-        line = draft.row.line
         user = self.users.get(draft.email)
         if user is None and not self.options.create_clients:
-            return RowError(line, "client", f"no client with e-mail {draft.email!r} (add it first)")
+            return RowError(draft.row.line, "client", f"no client with e-mail {draft.email!r} (add it first)")
         if draft.refusal is not None:
             return draft.refusal
-        enrolment: tuple[int, tuple[int | None, dt.date]] | None = None
+        enrolment: RowError | tuple[int, tuple[int | None, dt.date]] | None = None
         if draft.outcome != UNCHANGED:
-            decided = self._pathway(draft, plan)
-            if isinstance(decided, RowError):
-                return decided
-            enrolment = decided
-            if order in plan.takes_slot:
-                clash = self._clash(draft, plan, nearby)
-                if clash is not None:
-                    return clash
-        # accepted: plan what it writes
+            enrolment = self._pathway(draft, plan)
+            if isinstance(enrolment, RowError):
+                return enrolment
+            if order in plan.takes_slot and (clash := self._clash(draft, plan, nearby)) is not None:
+                return clash
+        # accepted: plan what it writes — the client (created, given a profile or a first name) and the rest
         name = draft.given.get("client_name") or None
+        user_id, has_profile, has_name = user or (0, True, False)
         if user is None:
             plan.new_users.setdefault(draft.email, name)
-            self.users[draft.email] = (0, True, bool(name))
-        elif not user[1] or (name and not user[2]):  # no client profile yet, or a first name
-            user_id, has_profile, has_name = user
-            if not has_profile:
-                plan.new_profiles.add(draft.email)
-            if name and not has_name and user_id:
-                plan.names[user_id] = name
-            self.users[draft.email] = (user_id, True, has_name or bool(name))
-        if enrolment is not None:
+        elif not has_profile:
+            plan.new_profiles.add(draft.email)
+        if name and not has_name and user_id:
+            plan.names[user_id] = name
+        self.users[draft.email] = (user_id, True, has_name or bool(name))
+        if isinstance(enrolment, tuple):  # (pathway id, (builder id, start date))
             plan.new_enrolments[(draft.email, enrolment[0])] = enrolment[1]
         if order in plan.takes_slot:
             plan.hold(draft)
@@ -717,39 +682,35 @@ class BookingImporter(KindImporter):
     def _pathway(self, draft: Draft, plan: _Plan) -> RowError | tuple[int, tuple[int | None, dt.date]] | None:
         """Rule 4 for a row that creates a booking or changes its pathway or status: the pathway (given, or
         the client's one active enrolment among the session's), and the enrolment the booking brings."""
-        existing, changes = draft.existing, draft.values
-        if self.restore or not (existing is None or "pathway_id" in changes or "status" in changes):
+        changes = draft.values
+        chooses = draft.existing is None or "pathway_id" in changes  # the row sets the pathway
+        if self.restore or not (chooses or "status" in changes):
             return None
-        final = _final(draft)
+        final, facts = _final(draft), draft.session.facts
         pathway = self.references.pathways_by_id.get(final["pathway_id"]) if final["pathway_id"] else None
-        if pathway is None and draft.session.facts.category != "pathway":
+        if pathway is None and facts.category != "pathway":
             return None  # the rule book's answer too: no pathway needed, none given, no enrolment to bring
-        status = final["status"]
-        client_id = self._client_id(draft.email)
-        info = draft.session
-        facts = info.facts
-        if draft.columns["source"] == "calendly" or not (existing is None or "pathway_id" in changes):
+        linked = self.references.linked.get(facts.id, [])
+        if draft.columns["source"] == "calendly" or not chooses:
             # Calendly's rows, and updates that leave the pathway alone, keep the pathway they have: only
             # the rule that an archived pathway holds no slot applies, as to a session that needs none.
             facts = replace(facts, category="")
-        linked = self.references.linked.get(info.facts.id, [])
+        client_id = self._client_id(draft.email)
         # the client's active enrolments matter only where the session needs a pathway
         active = (item.id for item in linked if plan.status_of(client_id, draft.email, item.id) == "active")
         enrolled = list(active) if facts.category == "pathway" else []
-        choice = choose_pathway(facts, linked, pathway, enrolled, lenient=False, holds_slot=status in ACTIVE_STATUSES)
+        holds_slot = final["status"] in ACTIVE_STATUSES
+        choice = choose_pathway(facts, linked, pathway, enrolled, lenient=False, holds_slot=holds_slot)
         if isinstance(choice, Refusal):
             return RowError(draft.row.line, choice.field, choice.message)
         if choice.pathway is not pathway:  # the rule book hands back one of References' own pathways
             pathway = choice.pathway
             changes["pathway_id"] = pathway.id if pathway is not None else None
-        if (
-            pathway is None
-            or pathway.archived
-            or status == "cancelled"
-            or plan.status_of(client_id, draft.email, pathway.id) is not None
-        ):
+        if pathway is None or pathway.archived or final["status"] == "cancelled":
             return None
-        return pathway.id, (final["builder_id"], draft.start.date())
+        if plan.status_of(client_id, draft.email, pathway.id) is not None:  # enrolled already, in any status
+            return None
+        return pathway.id, (final["builder_id"], final["start_time"].date())
 
     def _clash(self, draft: Draft, plan: _Plan, nearby: Sequence[_Nearby]) -> RowError | None:
         """Rule 6 against the database as the earlier rows leave it: a booking an accepted earlier row moved
@@ -785,27 +746,14 @@ class BookingImporter(KindImporter):
     # -- writing ---------------------------------------------------------------------------------------
 
     def _write(self, plan: _Plan) -> None:
-        session = self.session
-        now = self.now
-        if plan.new_users:
-            emails = list(plan.new_users)
-            bulk.insert_rows(
-                session,
-                User.__table__,
-                ("email", "name", "created_at", "updated_at"),
-                [(email, plan.new_users[email], now, now) for email in emails],
-            )
-            for email, user_id in store.rows_keyed(session, select(User.email, User.id), emails):
-                self.users[email] = (user_id, True, self.users[email][2])
-        profiles = [*plan.new_users, *sorted(plan.new_profiles)]
-        bulk.insert_rows(
-            session,
-            ClientProfile.__table__,
-            ("user_id", "created_at"),
-            [(self.users[email][0], now) for email in profiles],
-        )
-        if plan.names:
-            bulk.update_rows(session, User.__table__, [{"id": key, "name": name} for key, name in plan.names.items()])
+        session, now = self.session, self.now
+        users = [(email, name, now, now) for email, name in plan.new_users.items()]
+        bulk.insert_rows(session, User.__table__, ("email", "name", "created_at", "updated_at"), users)
+        for email, user_id in store.rows_keyed(session, select(User.email, User.id), plan.new_users):
+            self.users[email] = (user_id, True, self.users[email][2])
+        profiles = [(self.users[email][0], now) for email in (*plan.new_users, *sorted(plan.new_profiles))]
+        bulk.insert_rows(session, ClientProfile.__table__, ("user_id", "created_at"), profiles)
+        bulk.update_rows(session, User.__table__, [{"id": key, "name": name} for key, name in plan.names.items()])
         bulk.insert_rows(
             session,
             Enrolment.__table__,
@@ -815,29 +763,23 @@ class BookingImporter(KindImporter):
                 for (email, pathway_id), (builder_id, start_date) in plan.new_enrolments.items()
             ],
         )
-        changes = []
-        for draft in plan.updates:
-            assert draft.existing is not None
-            change = dict(draft.values)
-            if "client_id" in change:
-                change["client_id"] = self.users[draft.email][0]
-            changes.append({"id": draft.existing["id"], **change, "updated_at": now})
+        for draft in (*plan.inserts, *plan.updates):  # a client this batch created has its id now
+            if draft.existing is None or "client_id" in draft.values:
+                draft.values["client_id"] = self.users[draft.email][0]
+        changes = [{"id": (draft.existing or {})["id"], **draft.values, "updated_at": now} for draft in plan.updates]
         bulk.update_rows(session, Booking.__table__, changes)
         for change in changes:
             self.touched.add(change["id"])
         # A restore keeps the ids it was given (written first, so the others take ids after them). The other
         # bookings' `INSERT … SELECT` runs on the mover's thread while the next batch is read and validated:
         # nothing may use the session after it until `mover.wait()`.
-        for keeps_id in (True, False):
-            rows_out = []
-            for draft in plan.inserts:
-                row_id = draft.given.get("id") if self.restore else None
-                if (row_id is not None) == keeps_id:
-                    draft.values["client_id"] = self.users[draft.email][0]
-                    row = (draft.key, *_compared(draft.values), draft.columns["created_at"] or now, now)
-                    rows_out.append((*row, row_id) if keeps_id else row)
-            columns = (*WRITE_COLUMNS, "id") if keeps_id else WRITE_COLUMNS
-            bulk.insert_rows(session, Booking.__table__, columns, rows_out, mover=None if keeps_id else self.mover)
+        rows: dict[bool, list[tuple[Any, ...]]] = {True: [], False: []}  # by whether the row keeps its id
+        for draft in plan.inserts:
+            row_id = draft.given.get("id") if self.restore else None
+            row = (draft.key, *_compared(draft.values), draft.columns["created_at"] or now, now)
+            rows[row_id is not None].append(row if row_id is None else (*row, row_id))
+        bulk.insert_rows(session, Booking.__table__, (*WRITE_COLUMNS, "id"), rows[True])
+        bulk.insert_rows(session, Booking.__table__, WRITE_COLUMNS, rows[False], mover=self.mover)
 
 
 # A temporary table of the batch's rows that take an active slot, joined against the bookings and itself
@@ -867,12 +809,6 @@ def _final(draft: Draft) -> dict[str, Any]:
     return {**draft.existing, **draft.values}
 
 
-def _takes_slot(draft: Draft) -> bool:
-    """Created or changed in a way that could make it overlap (an amount change never does), and active."""
-    moved = draft.outcome == CREATED or (draft.outcome == UPDATED and not SLOT_COLUMNS.isdisjoint(draft.values))
-    return moved and _final(draft)["status"] in ACTIVE_STATUSES
-
-
 def _answer_problems(exc: BappError) -> str:
     return "; ".join(str(detail) for detail in exc.details) if exc.details else exc.message
 
@@ -892,7 +828,7 @@ class _Plan:
     """What one batch will write, and which of its rows were accepted so far."""
 
     enrolments: dict[int, dict[int, str]]
-    takes_slot: set[int] = field(default_factory=set)
+    takes_slot: set[int]
     # the slots the batch's accepted rows hold, by ("client", e-mail) and ("builder", id), in start order
     held: dict[tuple[str, Any], list[NearbyBooking]] = field(default_factory=dict)
     moved: set[str] = field(default_factory=set)  # references of existing bookings an accepted row moved

@@ -321,11 +321,10 @@ class KindImporter(ABC):
         if not isinstance(value, dt.date):
             return parse_instant(str(value), timezone=timezone, field=name)
         check_in_range(value, field=name)  # a TOML date or datetime: moving it to UTC could overflow too
-        if not isinstance(value, dt.datetime):
-            value = dt.datetime.combine(value, dt.time())
-        if value.tzinfo is None or value.utcoffset() is None:
-            return localise(value, get_zone(timezone), field=name)
-        return value.astimezone(dt.UTC)
+        moment = value if isinstance(value, dt.datetime) else dt.datetime.combine(value, dt.time())
+        if moment.tzinfo is None or moment.utcoffset() is None:
+            return localise(moment, get_zone(timezone), field=name)
+        return moment.astimezone(dt.UTC)
 
 
 def run_kind(
