@@ -394,11 +394,12 @@ class BookingImporter(KindImporter):
             amount=amount.quantize(Decimal("0.01")) if (amount := get("amount")) is not None else None,
         )
         for name in _INSTANTS:  # the start, end and creation time are the row's own, not columns it sets
-            try:
-                columns[name] = self.instant(get(name), name, zone=zone)
-            except BappError as exc:
-                columns[name] = None
-                errors.append(problem(exc, name, line))
+            columns[name] = None
+            if (raw := get(name)) is not None:  # most rows have only a start: no call for the rest
+                try:
+                    columns[name] = self.instant(raw, name, zone=zone)
+                except BappError as exc:
+                    errors.append(problem(exc, name, line))
         start, end = columns["start_time"], columns["end_time"]
         if start is not None and info is not None:
             minutes = info.duration if end is None else (end - start).total_seconds() / 60
@@ -512,26 +513,27 @@ class BookingImporter(KindImporter):
         existing = {
             row.reference: row._mapping for row in store.rows_keyed(self.session, query, (d.key for d in drafts))
         }
-        first: dict[tuple[str, Any], int] = {}  # (column, value) → the line that gave it first
+        # column → value → the line that gave it first
+        first: dict[str, dict[Any, int]] = {"reference": {}, "calendly_invitee_uri": {}, "idempotency_key": {}}
         kept: list[Draft] = []
         for draft in drafts:
             line, key = draft.row.line, draft.key
             errors: list[RowError] = []
             found = existing.get(key)
-            if ("reference", key) in first:
-                errors.append(RowError(line, "reference", f"{key} is already on line {first['reference', key]}"))
+            if key in first["reference"]:
+                errors.append(RowError(line, "reference", f"{key} is already on line {first['reference'][key]}"))
             elif found is not None and found["id"] in self.touched:
                 errors.append(RowError(line, "reference", f"{key} appears earlier in the file"))
-            first.setdefault(("reference", key), line)
+            first["reference"].setdefault(key, line)
             for label, owners in (("calendly_invitee_uri", invitee_owner), ("idempotency_key", key_owner)):
                 if (value := draft.columns[label]) is None:
                     continue
                 owner = owners.get(value)
                 if owner is not None and owner != key:
                     errors.append(RowError(line, label, f"{value!r} already belongs to booking {owner}"))
-                elif (label, value) in first:
-                    errors.append(RowError(line, label, f"{value!r} is already on line {first[label, value]}"))
-                first.setdefault((label, value), line)
+                elif value in first[label]:
+                    errors.append(RowError(line, label, f"{value!r} is already on line {first[label][value]}"))
+                first[label].setdefault(value, line)
             if errors:
                 results.append(RowResult(draft.row, errors=errors))
                 continue

@@ -14,7 +14,7 @@ import functools
 import itertools
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Annotated, Any, ClassVar
 
 from pydantic import BeforeValidator, Field, StringConstraints, TypeAdapter, ValidationError
@@ -173,9 +173,7 @@ class Touched:
             self.bits.extend(bytes(byte - len(self.bits) + 1 + (len(self.bits) >> 1)))
         self.bits[byte] |= 1 << (row_id & 7)
 
-    def __contains__(self, row_id: object) -> bool:
-        if not isinstance(row_id, int):
-            return False
+    def __contains__(self, row_id: int) -> bool:
         if row_id > self.floor:
             return True
         byte = row_id >> 3
@@ -340,25 +338,19 @@ def run_kind(
     tally = Tally(importer.kind)
     size = importer.options.batch_size or importer.batch_size
 
-    def count(results: Sequence[RowResult]) -> None:
-        for result in results:
-            if result.errors:
-                tally.rejected += 1
-                for error in result.errors:
-                    if len(errors) < MAX_LISTED_ERRORS:
-                        errors.append(
-                            error if label is None else RowError(error.line, error.field, error.message, label)
-                        )
-                if rejects is not None:
-                    rejects(importer.kind, result.row, "; ".join(error.text() for error in result.errors))
-            else:
-                outcome = result.outcome if result.outcome in OUTCOMES else UNCHANGED
-                setattr(tally, outcome, getattr(tally, outcome) + 1)
-
     remaining = iter(rows)
     with importer.mover:
         for batch in iter(lambda: list(itertools.islice(remaining, size)), []):
-            count(importer.apply(batch))
+            for result in importer.apply(batch):
+                if not result.errors:
+                    outcome = result.outcome if result.outcome in OUTCOMES else UNCHANGED
+                    setattr(tally, outcome, getattr(tally, outcome) + 1)
+                    continue
+                tally.rejected += 1
+                room = max(MAX_LISTED_ERRORS - len(errors), 0)
+                errors.extend(error if label is None else replace(error, kind=label) for error in result.errors[:room])
+                if rejects is not None:
+                    rejects(importer.kind, result.row, "; ".join(error.text() for error in result.errors))
             if on_batch is not None:
                 on_batch(len(batch))
         importer.mover.wait()
