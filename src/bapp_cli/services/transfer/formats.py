@@ -107,13 +107,12 @@ def format_for(path: str | None, explicit: str | None, *, allowed: Sequence[str]
         if chosen not in allowed:
             raise UsageError(f"unknown format {explicit!r}", hint="choose one of: " + ", ".join(allowed))
         return chosen
-    suffix = ""
-    if path and path != "-":
-        suffix = "." + path.rsplit(".", 1)[-1].lower() if "." in path.rsplit("/", 1)[-1] else ""
-        if suffix in EXTENSIONS and EXTENSIONS[suffix] in allowed:
-            return EXTENSIONS[suffix]
+    named = path if path and path != "-" else ""
+    suffix = "." + named.rsplit(".", 1)[-1].lower() if "." in named.rsplit("/", 1)[-1] else ""
+    if EXTENSIONS.get(suffix) in allowed:
+        return EXTENSIONS[suffix]
     flag = "--input-format" if default is None else "--format"
-    if path and path != "-" and suffix:
+    if suffix:
         # An extension bapp does not write (x.xlsx) must not get JSON under its name: say so instead.
         raise InvalidInput(
             f"cannot tell the format of {path!r} from its name",
@@ -125,19 +124,17 @@ def format_for(path: str | None, explicit: str | None, *, allowed: Sequence[str]
     raise UsageError("cannot tell the format of stdin", hint=f"pass {flag} " + "|".join(allowed))
 
 
-def _bad_file(message: str, *, line: int | None = None, code: str = "malformed_input") -> InvalidInput:
+def _bad_file(
+    message: str, *, line: int | None = None, code: str = "malformed_input", hint: str | None = None
+) -> InvalidInput:
     details = [{"line": line, "field": None, "message": message}] if line is not None else None
     prefix = f"line {line}: " if line is not None else ""
-    return InvalidInput(f"{prefix}{message}; nothing was written", details=details, code=code)
+    return InvalidInput(f"{prefix}{message}; nothing was written", hint=hint, details=details, code=code)
 
 
 def _not_utf8(line: int) -> InvalidInput:
-    return InvalidInput(
-        f"line {line}: the file is not UTF-8 text; nothing was written",
-        hint="save it as UTF-8 (with or without a BOM) and import again",
-        details=[{"line": line, "field": None, "message": "not UTF-8 text"}],
-        code="wrong_encoding",
-    )
+    hint = "save it as UTF-8 (with or without a BOM) and import again"
+    return _bad_file("the file is not UTF-8 text", line=line, code="wrong_encoding", hint=hint)
 
 
 # -- CSV and TSV ---------------------------------------------------------------------------------------
