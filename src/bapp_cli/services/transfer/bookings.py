@@ -721,8 +721,8 @@ class BookingImporter(KindImporter):
         builder_id = final["builder_id"]
         buffer = self.references.buffers.get(builder_id or 0, 0)
         mine = {
-            "client": plan.near(("client", draft.email), final, 0),
-            "builder": plan.near(("builder", builder_id), final, buffer),
+            "client": plan.near(("client", draft.email), final, dt.timedelta()),
+            "builder": plan.near(("builder", builder_id), final, dt.timedelta(minutes=buffer)),
         }
         for person, booking in nearby:
             if booking.reference not in plan.moved:  # a database booking an accepted row moved is not there
@@ -802,6 +802,7 @@ SLOTS = Table(
 # An overlap candidate in the database: whose ("client" or "builder"), and the booking
 _Nearby = tuple[str, NearbyBooking]
 _START = operator.attrgetter("start")
+_LONGEST = dt.timedelta(minutes=MAX_BOOKING_MINUTES)
 
 
 def _final(draft: Draft) -> dict[str, Any]:
@@ -847,12 +848,12 @@ class _Plan:
         for person in (("client", draft.email), ("builder", final["builder_id"])):
             bisect.insort(self.held.setdefault(person, []), booking, key=_START)
 
-    def near(self, person: tuple[str, Any], final: Mapping[str, Any], margin: int) -> list[NearbyBooking]:
-        """The earlier accepted rows' slots of `person` that could meet [start, end) widened by `margin`
-        minutes: a booking lasts at most MAX_BOOKING_MINUTES, so none starting earlier can."""
-        held, reach = self.held.get(person, []), dt.timedelta(minutes=MAX_BOOKING_MINUTES + margin)
-        low = bisect.bisect_left(held, final["start_time"] - reach, key=_START)
-        return held[low : bisect.bisect_right(held, final["end_time"] + dt.timedelta(minutes=margin), key=_START)]
+    def near(self, person: tuple[str, Any], final: Mapping[str, Any], margin: dt.timedelta) -> list[NearbyBooking]:
+        """The earlier accepted rows' slots of `person` that could meet [start, end) widened by `margin`: a
+        booking lasts at most MAX_BOOKING_MINUTES, so none starting earlier can."""
+        held = self.held.get(person, [])
+        low = bisect.bisect_left(held, final["start_time"] - _LONGEST - margin, key=_START)
+        return held[low : bisect.bisect_right(held, final["end_time"] + margin, key=_START)]
 
     def status_of(self, client_id: int, email: str, pathway_id: int) -> str | None:
         """The client's enrolment status in a pathway, counting the enrolments this batch will create."""

@@ -114,9 +114,7 @@ class Tally:
     extra: dict[str, int] = field(default_factory=dict)
 
     def as_record(self) -> dict[str, Any]:
-        record = asdict(self)
-        extra = record.pop("extra")
-        return {**record, **extra}
+        return {name: value for name, value in asdict(self).items() if name != "extra"} | self.extra
 
 
 @dataclass
