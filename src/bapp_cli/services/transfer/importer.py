@@ -268,13 +268,12 @@ class KindImporter(ABC):
 
     def validate(self, rows: Sequence[SourceRow]) -> tuple[list[tuple[SourceRow, dict[str, Any]]], list[RowResult]]:
         """Shape and types of every row of the batch at once; returns (valid rows, rejected rows)."""
-        rejected: list[RowResult] = []
-        candidates: list[SourceRow] = []
-        for row in rows:
-            if row.problem is not None:
-                rejected.append(RowResult(row, errors=[RowError(row.line, row.problem.field, row.problem.message)]))
-            else:
-                candidates.append(row)
+        rejected = [
+            RowResult(row, errors=[RowError(row.line, row.problem.field, row.problem.message)])
+            for row in rows
+            if row.problem is not None
+        ]
+        candidates = [row for row in rows if row.problem is None]
         adapter = _adapter(self.schema)
         try:
             values = adapter.validate_python([row.values for row in candidates])
