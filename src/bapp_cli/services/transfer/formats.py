@@ -580,11 +580,9 @@ class RecordWriter:
 
 
 def _ordered(record: Mapping[str, Any], columns: Sequence[str]) -> dict[str, Any]:
-    ordered = {column: record.get(column) for column in columns}
-    for key, value in record.items():  # e.g. a rejects file's `error`
-        if key not in ordered:
-            ordered[key] = value
-    return ordered
+    """The record's values in the columns' order (None where it has none), then any others (a rejects
+    file's `error`)."""
+    return {**dict.fromkeys(columns), **record}
 
 
 def toml_table(kind: str, record: Mapping[str, Any]) -> str:
