@@ -293,10 +293,6 @@ def assigned_pathway(linked: Collection[int], enrolled: Collection[int]) -> int 
     return candidates[0] if len(candidates) == 1 else None
 
 
-def _default_completion_method(validated_by_id: int | None) -> str:
-    return "builder_validation" if validated_by_id is not None else "manual"
-
-
 def settle_progress(state: ProgressState, *, now: dt.datetime) -> ProgressState | Refusal:
     """Fill in what the status implies, refusing what contradicts it.
 
@@ -306,7 +302,7 @@ def settle_progress(state: ProgressState, *, now: dt.datetime) -> ProgressState 
     (its completion's). Only a completed skill has a completion time, method or validator.
     """
     if state.status == "completed":
-        method = state.completion_method or _default_completion_method(state.validated_by_id)
+        method = state.completion_method or ("builder_validation" if state.validated_by_id is not None else "manual")
         if method == "builder_validation" and state.validated_by_id is None:
             return Refusal("validated_by", "missing_validator", "a builder_validation completion needs validated_by")
         completed_at = state.completed_at or now
