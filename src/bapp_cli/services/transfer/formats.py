@@ -207,61 +207,6 @@ def _decoded_lines(
         yield number, text
 
 
-def read_delimited(
-    stream: IO[bytes],
-    *,
-    delimiter: str,
-    progress: ReadProgress,
-    on_header: Callable[[list[str]], None],
-    raw: bool = False,
-) -> Iterator[SourceRow]:
-    """Rows of a CSV/TSV file with a header; `on_header` sees the column names before any row.
-
-    Cells are restored from their spreadsheet-safe form unless `raw`; `original` holds the restored
-    cells too, so a rejects file written the same way reads back as the input did."""
-    csv.field_size_limit(MAX_FIELD_BYTES)
-    suspects: list[int] = []
-    lines = (text for _, text in _decoded_lines(stream, progress, MAX_FIELD_BYTES, suspects))
-    reader = csv.reader(lines, delimiter=delimiter, strict=True)
-    try:
-        header = next(reader, None)
-    except csv.Error as exc:
-        raise _bad_file(f"malformed header ({exc})", line=1) from None
-    if header is None or not any(cell.strip() for cell in header):
-        raise _bad_file("the file is empty: a header row naming the columns is required", line=1)
-    columns = [cell.strip() for cell in header]
-    duplicates = sorted({name for name in columns if columns.count(name) > 1})
-    if duplicates:
-        raise _bad_file("column given twice: " + ", ".join(duplicates), line=1)
-    on_header(columns)
-    width = len(columns)
-    previous_end = reader.line_num
-    while True:
-        try:
-            cells = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as exc:
-            raise _bad_file(f"malformed CSV ({exc})", line=reader.line_num) from None
-        line = previous_end + 1
-        previous_end = reader.line_num
-        if not cells or (len(cells) == 1 and not cells[0].strip()):
-            continue  # blank line
-        found = None
-        if suspects and suspects[-1] >= line:  # this row's lines hold an apostrophe, a control or a \u
-            if not raw:
-                cells = [restore_cell(cell) for cell in cells]
-            found = _cell_control(columns, cells)
-        original = dict(zip(columns, cells, strict=False))
-        if len(cells) != width:
-            yield _unreadable(line, original, None, f"{len(cells)} cells, but the header has {width} columns")
-        elif found is not None:
-            yield _control_row(line, original, found)
-        else:
-            values = {name: (cell if cell != "" else None) for name, cell in zip(columns, cells, strict=True)}
-            yield SourceRow(line, values, original)
-
-
 # -- JSON ------------------------------------------------------------------------------------------------
 
 
@@ -482,14 +427,7 @@ class Source:
     def sections(self) -> Iterator[tuple[str | None, Iterator[SourceRow]]]:
         """(section name or None, rows) in input order; CSV, TSV and JSONL have one unnamed section."""
         if self.fmt in ("csv", "tsv"):
-            delimiter = "," if self.fmt == "csv" else "\t"
-            on_header = self.on_header or (lambda columns: None)
-            yield (
-                None,
-                read_delimited(
-                    self.stream, delimiter=delimiter, progress=self.progress, on_header=on_header, raw=self.raw
-                ),
-            )
+            yield None, self._delimited("," if self.fmt == "csv" else "\t")
         elif self.fmt == "jsonl":
             yield None, read_jsonl(self.stream, self.progress)
         elif self.fmt == "json":
@@ -498,6 +436,54 @@ class Source:
             yield from read_toml_sections(self.stream, self.progress)
         else:  # pragma: no cover - format_for only returns known formats
             raise UsageError(f"cannot read format {self.fmt!r}")
+
+    def _delimited(self, delimiter: str) -> Iterator[SourceRow]:
+        """Rows of a CSV/TSV file with a header; `on_header` sees the column names before any row.
+
+        Cells are restored from their spreadsheet-safe form unless `raw`; `original` holds the restored
+        cells too, so a rejects file written the same way reads back as the input did."""
+        csv.field_size_limit(MAX_FIELD_BYTES)
+        suspects: list[int] = []
+        lines = (text for _, text in _decoded_lines(self.stream, self.progress, MAX_FIELD_BYTES, suspects))
+        reader = csv.reader(lines, delimiter=delimiter, strict=True)
+        try:
+            header = next(reader, None)
+        except csv.Error as exc:
+            raise _bad_file(f"malformed header ({exc})", line=1) from None
+        if header is None or not any(cell.strip() for cell in header):
+            raise _bad_file("the file is empty: a header row naming the columns is required", line=1)
+        columns = [cell.strip() for cell in header]
+        duplicates = sorted({name for name in columns if columns.count(name) > 1})
+        if duplicates:
+            raise _bad_file("column given twice: " + ", ".join(duplicates), line=1)
+        if self.on_header is not None:
+            self.on_header(columns)
+        width = len(columns)
+        previous_end = reader.line_num
+        while True:
+            try:
+                cells = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                raise _bad_file(f"malformed CSV ({exc})", line=reader.line_num) from None
+            line = previous_end + 1
+            previous_end = reader.line_num
+            if not cells or (len(cells) == 1 and not cells[0].strip()):
+                continue  # blank line
+            found = None
+            if suspects and suspects[-1] >= line:  # this row's lines hold an apostrophe, a control or a \u
+                if not self.raw:
+                    cells = [restore_cell(cell) for cell in cells]
+                found = _cell_control(columns, cells)
+            original = dict(zip(columns, cells, strict=False))
+            if len(cells) != width:
+                yield _unreadable(line, original, None, f"{len(cells)} cells, but the header has {width} columns")
+            elif found is not None:
+                yield _control_row(line, original, found)
+            else:
+                values = {name: (cell if cell != "" else None) for name, cell in zip(columns, cells, strict=True)}
+                yield SourceRow(line, values, original)
 
 
 # -- writing ---------------------------------------------------------------------------------------------
