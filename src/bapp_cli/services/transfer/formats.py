@@ -309,9 +309,8 @@ class _JsonScanner:
         self.take("[", f"an array of {what}")
         more = self.peek() != "]" or self._more("]", "[")  # an empty array: _more takes its `]`
         while more:
-            self.peek()
-            line = self.line
-            yield line, self.value()
+            self.peek()  # to the item's first character: its line
+            yield self.line, self.value()
             more = self._more("]", "an item")
 
     def members(self) -> Iterator[str]:
