@@ -199,21 +199,15 @@ class References:
         self.pathways = {row.slug: PathwayFacts(*row) for row in session.execute(listed)}
         self.pathways_by_id = {facts.id: facts for facts in self.pathways.values()}
         self.linked: dict[int, list[PathwayFacts]] = {}  # session id → non-archived linked pathways, in order
-        for session_type_id, pathway_id in session.execute(
-            select(SessionTypePathway.session_type_id, SessionTypePathway.pathway_id)
-            .join(Pathway, Pathway.id == SessionTypePathway.pathway_id)
-            .order_by(Pathway.position, Pathway.slug)
-        ):
+        links = select(SessionTypePathway.session_type_id, SessionTypePathway.pathway_id).join(Pathway)
+        for session_type_id, pathway_id in session.execute(links.order_by(Pathway.position, Pathway.slug)):
             facts = self.pathways_by_id[pathway_id]
             if not facts.archived:
                 self.linked.setdefault(session_type_id, []).append(facts)
         self.builders: dict[str, int] = {}  # builder e-mail → user id
         self.buffers: dict[int, int] = {}  # builder user id → buffer minutes
-        for user_id, email, buffer in session.execute(
-            select(User.id, User.email, BuilderProfile.buffer_minutes).join(
-                BuilderProfile, BuilderProfile.user_id == User.id
-            )
-        ):
+        builders = select(User.id, User.email, BuilderProfile.buffer_minutes).join(BuilderProfile)
+        for user_id, email, buffer in session.execute(builders):
             self.builders[email] = user_id
             self.buffers[user_id] = buffer
         # for messages: also the e-mail of a session's builder who has no builder profile
@@ -482,9 +476,7 @@ class BookingImporter(KindImporter):
         return sorted(results, key=lambda result: result.row.line)
 
     def _resolve_clients(self, drafts: Sequence[Draft]) -> None:
-        query = select(User.email, User.id, User.name, ClientProfile.id).outerjoin(
-            ClientProfile, ClientProfile.user_id == User.id
-        )
+        query = select(User.email, User.id, User.name, ClientProfile.id).outerjoin(ClientProfile)
         for email, user_id, name, profile_id in store.rows_keyed(self.session, query, [d.email for d in drafts]):
             self.users[email] = (user_id, profile_id is not None, bool(name))
 
