@@ -430,11 +430,8 @@ class BookingImporter(KindImporter):
         return draft
 
     def _answers(self, info: SessionInfo, items: Sequence[Mapping[str, Any]], source: str) -> list[dict[str, Any]]:
-        if self.restore:
-            return [
-                {"question": item["question"], "answer": item["answer"], "position": item.get("position")}
-                for item in items
-            ]
+        if self.restore:  # as recorded: each answer's question, answer and position (None when it had none)
+            return [{**item, "position": item.get("position")} for item in items]
         questions = info.questions
         if source == "calendly" or self.options.allow_any_answers:
             return answers_from_calendly(items, questions)

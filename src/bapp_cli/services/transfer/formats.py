@@ -162,13 +162,8 @@ def control_character(value: Any, where: str | None = None) -> tuple[str | None,
 
 def _control_row(line: int, original: Mapping[str, Any], found: tuple[str | None, str]) -> SourceRow:
     where, character = found
-    return _unreadable(
-        line,
-        original,
-        where,
-        f"holds the control character U+{ord(character):04X}; text may hold tabs and line breaks, no other control "
-        "characters",
-    )
+    allowed = "text may hold tabs and line breaks, no other control characters"
+    return _unreadable(line, original, where, f"holds the control character U+{ord(character):04X}; {allowed}")
 
 
 def _cell_control(columns: Sequence[str], cells: Sequence[str]) -> tuple[str | None, str] | None:

@@ -180,9 +180,7 @@ class Touched:
 
 def problem(exc: BappError, name: str | None, line: int) -> RowError:
     """A service rule's refusal as a row error; the rule's own `field: ` prefix becomes the field."""
-    message = exc.message
-    if name is not None and message.startswith(f"{name}: "):
-        message = message[len(name) + 2 :]
+    message = exc.message.removeprefix(f"{name}: ") if name is not None else exc.message
     if exc.hint and exc.code not in ("invalid_email",):
         message = f"{message} ({exc.hint})"
     return RowError(line, name, message)
