@@ -53,7 +53,7 @@ class PathwayFacts:
 
     @classmethod
     def of(cls, pathway: Pathway) -> PathwayFacts:
-        return cls(pathway.id, pathway.slug, pathway.archived)
+        return cls(*(getattr(pathway, item.name) for item in fields(cls)))
 
 
 @dataclass(frozen=True)
@@ -69,14 +69,7 @@ class SessionFacts:
 
     @classmethod
     def of(cls, session_type: SessionType) -> SessionFacts:
-        return cls(
-            session_type.id,
-            session_type.title,
-            session_type.category,
-            session_type.kind,
-            session_type.invitee_limit,
-            session_type.price,
-        )
+        return cls(*(getattr(session_type, item.name) for item in fields(cls)))
 
 
 @dataclass(frozen=True)
@@ -300,10 +293,6 @@ def assigned_pathway(linked: Collection[int], enrolled: Collection[int]) -> int 
     return candidates[0] if len(candidates) == 1 else None
 
 
-def _default_completion_method(validated_by_id: int | None) -> str:
-    return "builder_validation" if validated_by_id is not None else "manual"
-
-
 def settle_progress(state: ProgressState, *, now: dt.datetime) -> ProgressState | Refusal:
     """Fill in what the status implies, refusing what contradicts it.
 
@@ -313,7 +302,7 @@ def settle_progress(state: ProgressState, *, now: dt.datetime) -> ProgressState 
     (its completion's). Only a completed skill has a completion time, method or validator.
     """
     if state.status == "completed":
-        method = state.completion_method or _default_completion_method(state.validated_by_id)
+        method = state.completion_method or ("builder_validation" if state.validated_by_id is not None else "manual")
         if method == "builder_validation" and state.validated_by_id is None:
             return Refusal("validated_by", "missing_validator", "a builder_validation completion needs validated_by")
         completed_at = state.completed_at or now

@@ -30,7 +30,8 @@ times, answers and pathways are kept as they are and the catalogue-dependent rul
 How (issue 16, README "Import"): rows are read and validated in batches (one pydantic TypeAdapter per
 batch); each distinct reference of a batch (client e-mail, session, builder, pathway) is resolved once;
 the rows that take an active slot are staged in a temporary table, and one query per person (builder,
-client) finds the active bookings near each — in the database and earlier in the batch; the rule book
+client) finds the active bookings near each in the database, while the slots the batch's accepted rows
+hold are kept by person in start order and bisected; the rule book
 (`services.rule_book`) then decides each row in file order exactly as `bookings create` would: pathway,
 status from the price, overlap and its message. What was accepted is written set-based (`db.bulk`).
 Nothing outlives a batch but the counts, so memory stays flat however long the file.
@@ -38,6 +39,7 @@ Nothing outlives a batch but the counts, so memory stays flat however long the f
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import hashlib
 import operator
@@ -45,23 +47,10 @@ import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
-from typing import Annotated, Any, Literal, NotRequired, Required, cast
+from typing import Annotated, Any, Literal, NotRequired, Required
 
 from pydantic import ConfigDict, Field, Json, StringConstraints
-from sqlalchemy import (
-    Column,
-    Index,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    and_,
-    delete,
-    insert,
-    literal,
-    select,
-    text,
-)
+from sqlalchemy import Column, Integer, MetaData, String, Table, and_, delete, insert, select, text
 from sqlalchemy.orm import Session
 from typing_extensions import TypedDict
 
@@ -78,19 +67,8 @@ from bapp_cli.db.models import (
 )
 from bapp_cli.db.types import UTCDateTime
 from bapp_cli.errors import BappError, InvalidInput
-from bapp_cli.services.answers import (
-    AnswerInput,
-    Question,
-    answers_from_calendly,
-    questions_from,
-    validate_answers,
-)
-from bapp_cli.services.booking import (
-    MAX_BOOKING_MINUTES,
-    REFERENCE_ALPHABET,
-    REFERENCE_LENGTH,
-    allowed_durations,
-)
+from bapp_cli.services.answers import AnswerInput, Question, answers_from_calendly, questions_from, validate_answers
+from bapp_cli.services.booking import MAX_BOOKING_MINUTES, REFERENCE_ALPHABET, REFERENCE_LENGTH, allowed_durations
 from bapp_cli.services.instants import get_zone
 from bapp_cli.services.people import normalise_email
 from bapp_cli.services.plain_reads import EXPORT_COLUMNS as EXPORT_COLUMNS  # the record `export bookings` writes
@@ -106,7 +84,7 @@ from bapp_cli.services.rule_book import (
 )
 from bapp_cli.services.session_values import MAX_PRICE, parse_currency
 from bapp_cli.services.transfer import store
-from bapp_cli.services.transfer.calendly_state import WRITE_STATE_COLUMNS, refused_write_state
+from bapp_cli.services.transfer.calendly_state import WRITE_STATE_COLUMNS
 from bapp_cli.services.transfer.formats import SourceRow
 from bapp_cli.services.transfer.importer import (
     CREATED,
@@ -207,7 +185,7 @@ class References:
         for row in session.execute(select(SessionType).order_by(SessionType.id)).scalars():
             questions = questions_from(row.custom_questions)
             self.sessions[row.id] = SessionInfo(
-                facts=SessionFacts(row.id, row.title, row.category, row.kind, row.invitee_limit, row.price),
+                facts=SessionFacts.of(row),
                 key=row.calendly_uri or row.slug or str(row.id),
                 duration=row.duration_minutes,
                 durations=tuple(allowed_durations(row)),
@@ -217,29 +195,19 @@ class References:
                 asks=any(question.required and question.enabled for question in questions),
             )
             self.session_names.update((name, row.id) for name in (row.calendly_uri, row.slug) if name)
-        self.pathways = {
-            slug: PathwayFacts(pathway_id, slug, archived)
-            for pathway_id, slug, archived in session.execute(
-                select(Pathway.id, Pathway.slug, Pathway.archived).order_by(Pathway.position, Pathway.slug)
-            )
-        }
+        listed = select(Pathway.id, Pathway.slug, Pathway.archived).order_by(Pathway.position, Pathway.slug)
+        self.pathways = {row.slug: PathwayFacts(*row) for row in session.execute(listed)}
         self.pathways_by_id = {facts.id: facts for facts in self.pathways.values()}
         self.linked: dict[int, list[PathwayFacts]] = {}  # session id → non-archived linked pathways, in order
-        for session_type_id, pathway_id in session.execute(
-            select(SessionTypePathway.session_type_id, SessionTypePathway.pathway_id)
-            .join(Pathway, Pathway.id == SessionTypePathway.pathway_id)
-            .order_by(Pathway.position, Pathway.slug)
-        ):
+        links = select(SessionTypePathway.session_type_id, SessionTypePathway.pathway_id).join(Pathway)
+        for session_type_id, pathway_id in session.execute(links.order_by(Pathway.position, Pathway.slug)):
             facts = self.pathways_by_id[pathway_id]
             if not facts.archived:
                 self.linked.setdefault(session_type_id, []).append(facts)
         self.builders: dict[str, int] = {}  # builder e-mail → user id
         self.buffers: dict[int, int] = {}  # builder user id → buffer minutes
-        for user_id, email, buffer in session.execute(
-            select(User.id, User.email, BuilderProfile.buffer_minutes).join(
-                BuilderProfile, BuilderProfile.user_id == User.id
-            )
-        ):
+        builders = select(User.id, User.email, BuilderProfile.buffer_minutes).join(BuilderProfile)
+        for user_id, email, buffer in session.execute(builders):
             self.builders[email] = user_id
             self.buffers[user_id] = buffer
         # for messages: also the e-mail of a session's builder who has no builder profile
@@ -267,8 +235,6 @@ class Draft:
     given: Mapping[str, Any]  # the validated row: which columns it has decides what an update touches
     email: str
     session: SessionInfo
-    start: dt.datetime  # columns["start_time"], known to be set
-    reference: str | None  # given by the file
     columns: dict[str, Any]  # the booking columns the file's cells set, as stored (None: empty or absent); instants
     key: str  # the reference: given, else derived, else (settled by the batch) the invitee URI's booking's
     # settled by the batch
@@ -304,6 +270,7 @@ class BookingImporter(KindImporter):
     kind = "bookings"
     schema = BookingRow
     required = (("client",), ("session", "session_id"), ("start_time",))
+    refused = dict.fromkeys(WRITE_STATE_COLUMNS, WRITE_STATE_REFUSAL)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -337,31 +304,6 @@ class BookingImporter(KindImporter):
     def _client_id(self, email: str) -> int:
         """The client's user id; 0 for one this batch creates (or none yet)."""
         return self.users[email][0] if email in self.users else 0
-
-    # -- Calendly's write-through state is never imported here --------------------------------------
-
-    def check_header(self, columns: Sequence[str]) -> None:
-        refused = refused_write_state(columns)
-        if refused:
-            problems = [RowError(1, name, WRITE_STATE_REFUSAL) for name in refused]
-            raise InvalidInput(
-                f"bookings: the column {refused[0]!r} {WRITE_STATE_REFUSAL}; nothing was written",
-                hint="drop the calendly_state… columns: a booking imported here is never sent to Calendly",
-                details=[item.as_detail() for item in problems],
-                code="bad_columns",
-            )
-        super().check_header(columns)
-
-    def validate(self, rows: Sequence[SourceRow]) -> tuple[list[tuple[SourceRow, dict[str, Any]]], list[RowResult]]:
-        valid, rejected = super().validate(rows)
-        for result in rejected:
-            result.errors = [
-                RowError(error.line, error.field, WRITE_STATE_REFUSAL, error.kind)
-                if error.field in WRITE_STATE_COLUMNS
-                else error
-                for error in result.errors
-            ]
-        return valid, rejected
 
     # -- per row ---------------------------------------------------------------------------------------
 
@@ -415,18 +357,16 @@ class BookingImporter(KindImporter):
     def _draft(
         self, row: SourceRow, values: Mapping[str, Any], lookups: dict[str, dict[Any, Any]]
     ) -> Draft | list[RowError]:
-        line = row.line
-        get = values.get
+        line, get = row.line, values.get
         # a row's errors keep their order (the first is the summary's): client, session, builder, zone, the
         # times, the reference, then the currency's and the pathway's (`late`), the answers, the key
         errors: list[RowError] = []
         late: list[RowError] = []
         named: dict[str, Any] = {}
-        no_session = get("session") is None and get("session_id") is None
         for name, table in lookups.items():
-            raw = get(name)
-            if name == "builder" and no_session:  # in the session's place, after the client's
+            if name == "builder" and get("session") is None and get("session_id") is None:  # after the client's
                 errors.append(RowError(line, "session_id", "session: required (an id, slug or Calendly URI)"))
+            raw = get(name)
             if raw is None or (name == "session_id" and get("session") is not None):  # `session` wins
                 continue
             found = table[raw]
@@ -434,92 +374,70 @@ class BookingImporter(KindImporter):
                 (late if name in ("currency", "pathway") else errors).append(problem(found, name, line))
             else:
                 named[name] = found
-        session_info: SessionInfo | None = named.get("session") or named.get("session_id")
-        source = get("source") or "import"
+        info: SessionInfo | None = named.get("session") or named.get("session_id")
         zone = named.get("client_timezone", self.options.timezone)
-        # an empty text cell is no value; an empty idempotency key is refused below
-        columns: dict[str, Any] = {
-            name: get(name) or None
-            for name in ("calendly_event_uri", "calendly_invitee_uri", "request_fingerprint", "cancellation_reason")
-        }
+        # the booking columns the row's cells set, as stored; an empty text cell is no value
+        columns: dict[str, Any] = {name: get(name) or None for name in _TEXT_CELLS}
         columns.update(
-            status=get("status"),
-            payment_status=get("payment_status"),
-            idempotency_key=get("idempotency_key"),
-            source=source,
-            builder_id=named.get("builder", session_info.builder_id if session_info else None),
+            source=get("source") or "import",
+            builder_id=named.get("builder", info.builder_id if info else None),
             pathway_id=named.get("pathway"),
             custom_question_responses=None,
             client_timezone=zone,
             currency=named.get("currency"),
+            amount=amount.quantize(Decimal("0.01")) if (amount := get("amount")) is not None else None,
         )
         for name in _INSTANTS:  # the start, end and creation time are the row's own, not columns it sets
             columns[name] = None
-            if (raw := get(name)) is not None:
+            if (raw := get(name)) is not None:  # most rows have only a start: no call for the rest
                 try:
                     columns[name] = self.instant(raw, name, zone=zone)
                 except BappError as exc:
                     errors.append(problem(exc, name, line))
         start, end = columns["start_time"], columns["end_time"]
-        checked = not self.restore and source != "calendly"
-        if start is not None and session_info is not None:
-            minutes = session_info.duration if end is None else (end - start).total_seconds() / 60
+        if start is not None and info is not None:
+            minutes = info.duration if end is None else (end - start).total_seconds() / 60
+            checked = end is not None and not self.restore and columns["source"] != "calendly"
+            wrong = None
             if end is not None and end <= start:
-                errors.append(RowError(line, "end_time", "must be after start_time"))
+                wrong = "must be after start_time"
             elif minutes > MAX_BOOKING_MINUTES:
-                errors.append(RowError(line, "end_time", f"a booking lasts at most {MAX_BOOKING_MINUTES} minutes"))
-            elif checked and end is not None and minutes not in session_info.durations:
-                errors.append(
-                    RowError(
-                        line,
-                        "end_time",
-                        f"a {minutes:g}-minute booking is not offered by {session_info.facts.title!r} "
-                        f"(durations: {', '.join(str(option) for option in session_info.durations)})",
-                    )
-                )
-        reference = get("reference")
-        if reference is not None:
+                wrong = f"a booking lasts at most {MAX_BOOKING_MINUTES} minutes"
+            elif checked and minutes not in info.durations:
+                offered = ", ".join(str(option) for option in info.durations)
+                wrong = f"a {minutes:g}-minute booking is not offered by {info.facts.title!r} (durations: {offered})"
+            if wrong is not None:
+                errors.append(RowError(line, "end_time", wrong))
+        if (reference := get("reference")) is not None:
             reference = reference.upper()
             if not REFERENCE_PATTERN.match(reference):
-                errors.append(
-                    RowError(line, "reference", f"{reference!r} is not a booking reference (e.g. BK-7Q2M9X4D)")
-                )
+                wrong = f"{reference!r} is not a booking reference (e.g. BK-7Q2M9X4D)"
+                errors.append(RowError(line, "reference", wrong))
         errors += late
-        amount = get("amount")
-        columns["amount"] = amount.quantize(Decimal("0.01")) if amount is not None else None
-        items = get("custom_question_responses")
-        if items is not None and session_info is not None:
+        if (items := get("custom_question_responses")) is not None and info is not None:
             try:
-                columns["custom_question_responses"] = self._answers(session_info, items, source)
+                columns["custom_question_responses"] = self._answers(info, items, columns["source"])
             except BappError as exc:
                 errors.append(RowError(line, "custom_question_responses", _answer_problems(exc)))
-        if columns["idempotency_key"] == "":
+        if get("idempotency_key") == "":
             errors.append(RowError(line, "idempotency_key", "must not be empty"))
         if errors:
             return errors
-        assert session_info is not None and start is not None
-        key = reference or derived_reference(named["client"], session_info.key, start)
-        draft = Draft(
-            row, values, named["client"], session_info, start, reference, columns, key,
-        )  # fmt: skip
+        assert info is not None and start is not None
+        key = reference or derived_reference(named["client"], info.key, start)
+        draft = Draft(row, values, named["client"], info, columns, key)
         self._settle_values(draft)  # as a new booking, until the batch finds the one it updates
         return draft
 
     def _answers(self, info: SessionInfo, items: Sequence[Mapping[str, Any]], source: str) -> list[dict[str, Any]]:
-        if self.restore:
-            return [
-                {"question": item["question"], "answer": item["answer"], "position": item.get("position")}
-                for item in items
-            ]
+        if self.restore:  # as recorded: each answer's question, answer and position (None when it had none)
+            return [{**item, "position": item.get("position")} for item in items]
         questions = info.questions
         if source == "calendly" or self.options.allow_any_answers:
             return answers_from_calendly(items, questions)
         if not items and not info.asks:
             return []
-        inputs = []
-        for item in items:
-            answer = item["answer"]
-            inputs.append(AnswerInput(item["question"], answer if answer is not None else ""))
+        inputs = [AnswerInput(item["question"], item["answer"] if item["answer"] is not None else "") for item in items]
         return validate_answers(questions, inputs, field="custom_question_responses")
 
     # -- per batch -------------------------------------------------------------------------------------
@@ -544,11 +462,8 @@ class BookingImporter(KindImporter):
         for draft in drafts:
             if draft.existing is not None:
                 self._settle_values(draft)
-        plan = _Plan(self.enrolments)
-        nearby: dict[int, list[_Nearby]] = {}
-        if self.check_overlaps:
-            plan.takes_slot = {order for order, draft in enumerate(drafts) if _takes_slot(draft)}
-            nearby = self._nearby(drafts, plan.takes_slot)
+        plan = _Plan(self.enrolments, {order for order, draft in enumerate(drafts) if self._takes_slot(draft)})
+        nearby = self._nearby(drafts, plan.takes_slot)
         refusals = [self._decide(order, draft, plan, nearby.get(order, ())) for order, draft in enumerate(drafts)]
         self._write(plan)  # the bookings' insert now runs on the mover's thread: the rest overlaps it
         for draft, refusal in zip(drafts, refusals, strict=True):
@@ -558,9 +473,7 @@ class BookingImporter(KindImporter):
         return sorted(results, key=lambda result: result.row.line)
 
     def _resolve_clients(self, drafts: Sequence[Draft]) -> None:
-        query = select(User.email, User.id, User.name, ClientProfile.id).outerjoin(
-            ClientProfile, ClientProfile.user_id == User.id
-        )
+        query = select(User.email, User.id, User.name, ClientProfile.id).outerjoin(ClientProfile)
         for email, user_id, name, profile_id in store.rows_keyed(self.session, query, [d.email for d in drafts]):
             self.users[email] = (user_id, profile_id is not None, bool(name))
 
@@ -581,37 +494,35 @@ class BookingImporter(KindImporter):
         invitee_owner = self._owners(Booking.calendly_invitee_uri, drafts)
         key_owner = self._owners(Booking.idempotency_key, drafts)
         for draft in drafts:  # a row without a reference updates the booking that holds its invitee URI
-            if draft.reference is None and (owner := invitee_owner.get(draft.columns["calendly_invitee_uri"])):
+            if draft.given.get("reference") is None and (
+                owner := invitee_owner.get(draft.columns["calendly_invitee_uri"])
+            ):
                 draft.key = owner
         query = select(Booking.reference, Booking.id, *(Booking.__table__.c[name] for name in COMPARED))
         existing = {
             row.reference: row._mapping for row in store.rows_keyed(self.session, query, (d.key for d in drafts))
         }
-        first_line: dict[str, int] = {}
-        first_invitee: dict[str, int] = {}
-        first_key: dict[str, int] = {}
+        # column → value → the line that gave it first
+        first: dict[str, dict[Any, int]] = {"reference": {}, "calendly_invitee_uri": {}, "idempotency_key": {}}
         kept: list[Draft] = []
         for draft in drafts:
-            line = draft.row.line
+            line, key = draft.row.line, draft.key
             errors: list[RowError] = []
-            found = existing.get(draft.key)
-            if draft.key in first_line:
-                errors.append(RowError(line, "reference", f"{draft.key} is already on line {first_line[draft.key]}"))
+            found = existing.get(key)
+            if key in first["reference"]:
+                errors.append(RowError(line, "reference", f"{key} is already on line {first['reference'][key]}"))
             elif found is not None and found["id"] in self.touched:
-                errors.append(RowError(line, "reference", f"{draft.key} appears earlier in the file"))
-            first_line.setdefault(draft.key, line)
-            for value, owners, label, first in (
-                (draft.columns["calendly_invitee_uri"], invitee_owner, "calendly_invitee_uri", first_invitee),
-                (draft.columns["idempotency_key"], key_owner, "idempotency_key", first_key),
-            ):
-                if value is None:
+                errors.append(RowError(line, "reference", f"{key} appears earlier in the file"))
+            first["reference"].setdefault(key, line)
+            for label, owners in (("calendly_invitee_uri", invitee_owner), ("idempotency_key", key_owner)):
+                if (value := draft.columns[label]) is None:
                     continue
                 owner = owners.get(value)
-                if owner is not None and owner != draft.key:
+                if owner is not None and owner != key:
                     errors.append(RowError(line, label, f"{value!r} already belongs to booking {owner}"))
-                elif value in first:
-                    errors.append(RowError(line, label, f"{value!r} is already on line {first[value]}"))
-                first.setdefault(value, line)
+                elif value in first[label]:
+                    errors.append(RowError(line, label, f"{value!r} is already on line {first[label][value]}"))
+                first[label].setdefault(value, line)
             if errors:
                 results.append(RowResult(draft.row, errors=errors))
                 continue
@@ -630,7 +541,8 @@ class BookingImporter(KindImporter):
         written. A new booking needs nothing of the database: drafting settles every row so, before the
         batch waits for the previous one's insert (the main thread's time to spare), and a row that turns
         out to update a booking is settled again against it."""
-        existing, info, given, start = draft.existing, draft.session, draft.columns, draft.start
+        existing, info, given = draft.existing, draft.session, draft.columns
+        start = given["start_time"]
         if existing is None:  # a new booking: rule 8's defaults from the price, the session's duration
             amount = given["amount"] if given["amount"] is not None else info.facts.price
             status, payment = price_status(amount)
@@ -667,9 +579,15 @@ class BookingImporter(KindImporter):
 
     # -- overlaps (rule 6): candidates in SQL, the decision in the rule book ------------------------------
 
+    def _takes_slot(self, draft: Draft) -> bool:
+        """Checked for overlaps: created or changed in a way that could make it overlap (an amount change
+        never does), and active — unless overlaps are allowed, or restored as recorded."""
+        moved = draft.outcome == CREATED or (draft.outcome == UPDATED and not SLOT_COLUMNS.isdisjoint(draft.values))
+        return self.check_overlaps and moved and _final(draft)["status"] in ACTIVE_STATUSES
+
     def _nearby(self, drafts: Sequence[Draft], takes_slot: set[int]) -> dict[int, list[_Nearby]]:
-        """For each row that takes an active slot (by its position in the batch), the active bookings near it
-        of its builder and its client: those already in the database, and the earlier rows of the batch.
+        """For each row that takes an active slot (by its position in the batch), the active bookings in the
+        database near it of its builder and its client (the batch's earlier rows are `_Plan.near`'s).
         A superset — SQLite's datetime() drops fractions of a second, so the window is a minute wider and
         the rule book filters exactly."""
         staged = [
@@ -677,9 +595,7 @@ class BookingImporter(KindImporter):
                 "ord": order,
                 "reference": draft.key,
                 "client_id": self._client_id(draft.email) or None,
-                "client_email": draft.email,
                 "builder_id": values["builder_id"],
-                "session_type_id": values["session_type_id"],
                 "start_time": values["start_time"],
                 "end_time": values["end_time"],
             }
@@ -689,43 +605,30 @@ class BookingImporter(KindImporter):
         if not staged:
             return {}
         self.session.execute(insert(SLOTS), staged)
-        slot = SLOTS.alias("slot")
-        earlier = SLOTS.alias("earlier")
-        booking = cast(Table, Booking.__table__).alias("booking")
+        booking = Booking.__table__.c
         widest = max((self.references.buffers.get(row["builder_id"] or 0, 0) for row in staged), default=0)
         found: dict[int, list[_Nearby]] = {}
-        for person, other, slot_key, other_key, margin in (
-            ("client", booking, slot.c.client_id, booking.c.client_id, 0),
-            ("builder", booking, slot.c.builder_id, booking.c.builder_id, widest),
-            ("client", earlier, slot.c.client_email, earlier.c.client_email, 0),
-            ("builder", earlier, slot.c.builder_id, earlier.c.builder_id, widest),
-        ):
-            in_database = other is booking
-            which = (
-                (booking.c.reference != slot.c.reference, booking.c.status.in_(ACTIVE_STATUSES))
-                if in_database
-                else (earlier.c.ord < slot.c.ord,)
+        for person, margin in (("client", 0), ("builder", widest)):
+            window = and_(
+                booking[f"{person}_id"] == SLOTS.c[f"{person}_id"],
+                booking.reference != SLOTS.c.reference,
+                booking.status.in_(ACTIVE_STATUSES),
+                *self._window(margin),
             )
-            window = and_(other_key == slot_key, *which, *self._window(other, slot, margin))
-            query = select(
-                slot.c.ord, literal(None) if in_database else earlier.c.ord, other.c.reference, other.c.start_time,
-                other.c.end_time, other.c.session_type_id,
-            ).select_from(slot).join(other, window)  # fmt: skip
-            for order, other_order, reference, start, end, session_type_id in self.session.execute(query):
-                found.setdefault(order, []).append(
-                    (person, other_order, NearbyBooking(reference, start, end, session_type_id))
-                )
+            columns = (booking.reference, booking.start_time, booking.end_time, booking.session_type_id)
+            for order, *other in self.session.execute(select(SLOTS.c.ord, *columns).join_from(SLOTS, Booking, window)):
+                found.setdefault(order, []).append((person, NearbyBooking(*other)))
         self.session.execute(delete(SLOTS))
         return found
 
-    def _window(self, other: Any, slot: Any, margin: int) -> list[Any]:
-        """`other` starts before the slot ends and ends after it starts, `margin` minutes (and a minute of
+    def _window(self, margin: int) -> list[Any]:
+        """A booking starts before the slot ends and ends after it starts, `margin` minutes (and a minute of
         slack) wider; the lower bound on its start keeps the (person, start_time) index scan short."""
-        slack = margin + 1
+        slack, booking, slot = margin + 1, Booking.__table__.c, SLOTS.c
         return [
-            other.c.start_time < store.shifted(slot.c.end_time, slack, dialect=self.dialect),
-            other.c.start_time > store.shifted(slot.c.start_time, -(MAX_BOOKING_MINUTES + slack), dialect=self.dialect),
-            other.c.end_time > store.shifted(slot.c.start_time, -slack, dialect=self.dialect),
+            booking.start_time < store.shifted(slot.end_time, slack, dialect=self.dialect),
+            booking.start_time > store.shifted(slot.start_time, -(MAX_BOOKING_MINUTES + slack), dialect=self.dialect),
+            booking.end_time > store.shifted(slot.start_time, -slack, dialect=self.dialect),
         ]
 
     # -- deciding one row, in file order -----------------------------------------------------------------
@@ -733,37 +636,32 @@ class BookingImporter(KindImporter):
     def _decide(self, order: int, draft: Draft, plan: _Plan, nearby: Sequence[_Nearby]) -> RowError | None:
         """Accept the row into the plan (a client to create, an enrolment, the booking) or refuse it; nothing
         is planned for a refused row, so later rows never lean on it."""
-        line = draft.row.line
         user = self.users.get(draft.email)
         if user is None and not self.options.create_clients:
-            return RowError(line, "client", f"no client with e-mail {draft.email!r} (add it first)")
+            return RowError(draft.row.line, "client", f"no client with e-mail {draft.email!r} (add it first)")
         if draft.refusal is not None:
             return draft.refusal
-        enrolment: tuple[int, tuple[int | None, dt.date]] | None = None
+        enrolment: RowError | tuple[int, tuple[int | None, dt.date]] | None = None
         if draft.outcome != UNCHANGED:
-            decided = self._pathway(draft, plan)
-            if isinstance(decided, RowError):
-                return decided
-            enrolment = decided
-            if order in plan.takes_slot:
-                clash = self._clash(draft, plan, nearby)
-                if clash is not None:
-                    return clash
-        # accepted: plan what it writes
+            enrolment = self._pathway(draft, plan)
+            if isinstance(enrolment, RowError):
+                return enrolment
+            if order in plan.takes_slot and (clash := self._clash(draft, plan, nearby)) is not None:
+                return clash
+        # accepted: plan what it writes — the client (created, given a profile or a first name) and the rest
         name = draft.given.get("client_name") or None
+        user_id, has_profile, has_name = user or (0, True, False)
         if user is None:
             plan.new_users.setdefault(draft.email, name)
-            self.users[draft.email] = (0, True, bool(name))
-        elif not user[1] or (name and not user[2]):  # no client profile yet, or a first name
-            user_id, has_profile, has_name = user
-            if not has_profile:
-                plan.new_profiles.add(draft.email)
-            if name and not has_name and user_id:
-                plan.names[user_id] = name
-            self.users[draft.email] = (user_id, True, has_name or bool(name))
-        if enrolment is not None:
+        elif not has_profile:
+            plan.new_profiles.add(draft.email)
+        if name and not has_name and user_id:
+            plan.names[user_id] = name
+        self.users[draft.email] = (user_id, True, has_name or bool(name))
+        if isinstance(enrolment, tuple):  # (pathway id, (builder id, start date))
             plan.new_enrolments[(draft.email, enrolment[0])] = enrolment[1]
-        plan.accepted.add(order)
+        if order in plan.takes_slot:
+            plan.hold(draft)
         if draft.outcome == CREATED:
             plan.inserts.append(draft)
         elif draft.outcome == UPDATED:
@@ -775,53 +673,51 @@ class BookingImporter(KindImporter):
     def _pathway(self, draft: Draft, plan: _Plan) -> RowError | tuple[int, tuple[int | None, dt.date]] | None:
         """Rule 4 for a row that creates a booking or changes its pathway or status: the pathway (given, or
         the client's one active enrolment among the session's), and the enrolment the booking brings."""
-        existing, changes = draft.existing, draft.values
-        if self.restore or not (existing is None or "pathway_id" in changes or "status" in changes):
+        changes = draft.values
+        chooses = draft.existing is None or "pathway_id" in changes  # the row sets the pathway
+        if self.restore or not (chooses or "status" in changes):
             return None
-        final = _final(draft)
+        final, facts = _final(draft), draft.session.facts
         pathway = self.references.pathways_by_id.get(final["pathway_id"]) if final["pathway_id"] else None
-        if pathway is None and draft.session.facts.category != "pathway":
+        if pathway is None and facts.category != "pathway":
             return None  # the rule book's answer too: no pathway needed, none given, no enrolment to bring
-        status = final["status"]
-        client_id = self._client_id(draft.email)
-        info = draft.session
-        facts = info.facts
-        if draft.columns["source"] == "calendly" or not (existing is None or "pathway_id" in changes):
+        linked = self.references.linked.get(facts.id, [])
+        if draft.columns["source"] == "calendly" or not chooses:
             # Calendly's rows, and updates that leave the pathway alone, keep the pathway they have: only
             # the rule that an archived pathway holds no slot applies, as to a session that needs none.
             facts = replace(facts, category="")
-        linked = self.references.linked.get(info.facts.id, [])
+        client_id = self._client_id(draft.email)
         # the client's active enrolments matter only where the session needs a pathway
         active = (item.id for item in linked if plan.status_of(client_id, draft.email, item.id) == "active")
         enrolled = list(active) if facts.category == "pathway" else []
-        choice = choose_pathway(facts, linked, pathway, enrolled, lenient=False, holds_slot=status in ACTIVE_STATUSES)
+        holds_slot = final["status"] in ACTIVE_STATUSES
+        choice = choose_pathway(facts, linked, pathway, enrolled, lenient=False, holds_slot=holds_slot)
         if isinstance(choice, Refusal):
             return RowError(draft.row.line, choice.field, choice.message)
         if choice.pathway is not pathway:  # the rule book hands back one of References' own pathways
             pathway = choice.pathway
             changes["pathway_id"] = pathway.id if pathway is not None else None
-        if (
-            pathway is None
-            or pathway.archived
-            or status == "cancelled"
-            or plan.status_of(client_id, draft.email, pathway.id) is not None
-        ):
+        if pathway is None or pathway.archived or final["status"] == "cancelled":
             return None
-        return pathway.id, (final["builder_id"], draft.start.date())
+        if plan.status_of(client_id, draft.email, pathway.id) is not None:  # enrolled already, in any status
+            return None
+        return pathway.id, (final["builder_id"], final["start_time"].date())
 
     def _clash(self, draft: Draft, plan: _Plan, nearby: Sequence[_Nearby]) -> RowError | None:
         """Rule 6 against the database as the earlier rows leave it: a booking an accepted earlier row moved
         counts where that row put it, never where it was."""
-        mine: dict[str, list[NearbyBooking]] = {"client": [], "builder": []}
-        for person, order, booking in nearby:
-            # a database booking an accepted row moved, or an earlier row that was refused, holds no slot here
-            if (booking.reference in plan.moved) if order is None else (order not in plan.accepted):
-                continue
-            mine[person].append(booking)
-        if not mine["client"] and not mine["builder"]:
-            return None
         final = _final(draft)
         builder_id = final["builder_id"]
+        buffer = self.references.buffers.get(builder_id or 0, 0)
+        mine = {
+            "client": plan.near(("client", draft.email), final, dt.timedelta()),
+            "builder": plan.near(("builder", builder_id), final, dt.timedelta(minutes=buffer)),
+        }
+        for person, booking in nearby:
+            if booking.reference not in plan.moved:  # a database booking an accepted row moved is not there
+                mine[person].append(booking)
+        if not mine["client"] and not mine["builder"]:
+            return None
         builder_email = self.references.builder_emails.get(builder_id, "?") if builder_id is not None else None
         refusal = find_clash(
             draft.session.facts,
@@ -829,7 +725,7 @@ class BookingImporter(KindImporter):
             final["end_time"],
             builder_email=builder_email,
             builder_bookings=mine["builder"],
-            buffer_minutes=self.references.buffers.get(builder_id or 0, 0),
+            buffer_minutes=buffer,
             client_email=draft.email,
             client_bookings=mine["client"],
         )
@@ -841,27 +737,14 @@ class BookingImporter(KindImporter):
     # -- writing ---------------------------------------------------------------------------------------
 
     def _write(self, plan: _Plan) -> None:
-        session = self.session
-        now = self.now
-        if plan.new_users:
-            emails = list(plan.new_users)
-            bulk.insert_rows(
-                session,
-                User.__table__,
-                ("email", "name", "created_at", "updated_at"),
-                [(email, plan.new_users[email], now, now) for email in emails],
-            )
-            for email, user_id in store.rows_keyed(session, select(User.email, User.id), emails):
-                self.users[email] = (user_id, True, self.users[email][2])
-        profiles = [*plan.new_users, *sorted(plan.new_profiles)]
-        bulk.insert_rows(
-            session,
-            ClientProfile.__table__,
-            ("user_id", "created_at"),
-            [(self.users[email][0], now) for email in profiles],
-        )
-        if plan.names:
-            bulk.update_rows(session, User.__table__, [{"id": key, "name": name} for key, name in plan.names.items()])
+        session, now = self.session, self.now
+        users = [(email, name, now, now) for email, name in plan.new_users.items()]
+        bulk.insert_rows(session, User.__table__, ("email", "name", "created_at", "updated_at"), users)
+        for email, user_id in store.rows_keyed(session, select(User.email, User.id), plan.new_users):
+            self.users[email] = (user_id, True, self.users[email][2])
+        profiles = [(self.users[email][0], now) for email in (*plan.new_users, *sorted(plan.new_profiles))]
+        bulk.insert_rows(session, ClientProfile.__table__, ("user_id", "created_at"), profiles)
+        bulk.update_rows(session, User.__table__, [{"id": key, "name": name} for key, name in plan.names.items()])
         bulk.insert_rows(
             session,
             Enrolment.__table__,
@@ -871,29 +754,23 @@ class BookingImporter(KindImporter):
                 for (email, pathway_id), (builder_id, start_date) in plan.new_enrolments.items()
             ],
         )
-        changes = []
-        for draft in plan.updates:
-            assert draft.existing is not None
-            change = dict(draft.values)
-            if "client_id" in change:
-                change["client_id"] = self.users[draft.email][0]
-            changes.append({"id": draft.existing["id"], **change, "updated_at": now})
+        for draft in (*plan.inserts, *plan.updates):  # a client this batch created has its id now
+            if draft.existing is None or "client_id" in draft.values:
+                draft.values["client_id"] = self.users[draft.email][0]
+        changes = [{"id": (draft.existing or {})["id"], **draft.values, "updated_at": now} for draft in plan.updates]
         bulk.update_rows(session, Booking.__table__, changes)
         for change in changes:
             self.touched.add(change["id"])
         # A restore keeps the ids it was given (written first, so the others take ids after them). The other
         # bookings' `INSERT … SELECT` runs on the mover's thread while the next batch is read and validated:
         # nothing may use the session after it until `mover.wait()`.
-        for keeps_id in (True, False):
-            rows_out = []
-            for draft in plan.inserts:
-                row_id = draft.given.get("id") if self.restore else None
-                if (row_id is not None) == keeps_id:
-                    draft.values["client_id"] = self.users[draft.email][0]
-                    row = (draft.key, *_compared(draft.values), draft.columns["created_at"] or now, now)
-                    rows_out.append((*row, row_id) if keeps_id else row)
-            columns = (*WRITE_COLUMNS, "id") if keeps_id else WRITE_COLUMNS
-            bulk.insert_rows(session, Booking.__table__, columns, rows_out, mover=None if keeps_id else self.mover)
+        rows: dict[bool, list[tuple[Any, ...]]] = {True: [], False: []}  # by whether the row keeps its id
+        for draft in plan.inserts:
+            row_id = draft.given.get("id") if self.restore else None
+            row = (draft.key, *_compared(draft.values), draft.columns["created_at"] or now, now)
+            rows[row_id is not None].append(row if row_id is None else (*row, row_id))
+        bulk.insert_rows(session, Booking.__table__, (*WRITE_COLUMNS, "id"), rows[True])
+        bulk.insert_rows(session, Booking.__table__, WRITE_COLUMNS, rows[False], mover=self.mover)
 
 
 # A temporary table of the batch's rows that take an active slot, joined against the bookings and itself
@@ -904,20 +781,17 @@ SLOTS = Table(
     Column("ord", Integer, primary_key=True),
     Column("reference", String(16)),
     Column("client_id", Integer),
-    Column("client_email", String(320)),
     Column("builder_id", Integer),
-    Column("session_type_id", Integer),
     Column("start_time", UTCDateTime()),
     Column("end_time", UTCDateTime()),
-    Index("ix_bapp_import_slots_client", "client_email", "start_time"),
-    Index("ix_bapp_import_slots_builder", "builder_id", "start_time"),
     prefixes=["TEMPORARY"],
 )
 
 
-# An overlap candidate: whose ("client" or "builder"), the earlier row of the batch it is (None: a booking in
-# the database), and the booking
-_Nearby = tuple[str, int | None, NearbyBooking]
+# An overlap candidate in the database: whose ("client" or "builder"), and the booking
+_Nearby = tuple[str, NearbyBooking]
+_START = operator.attrgetter("start")
+_LONGEST = dt.timedelta(minutes=MAX_BOOKING_MINUTES)
 
 
 def _final(draft: Draft) -> dict[str, Any]:
@@ -927,16 +801,15 @@ def _final(draft: Draft) -> dict[str, Any]:
     return {**draft.existing, **draft.values}
 
 
-def _takes_slot(draft: Draft) -> bool:
-    """Created or changed in a way that could make it overlap (an amount change never does), and active."""
-    moved = draft.outcome == CREATED or (draft.outcome == UPDATED and not SLOT_COLUMNS.isdisjoint(draft.values))
-    return moved and _final(draft)["status"] in ACTIVE_STATUSES
-
-
 def _answer_problems(exc: BappError) -> str:
     return "; ".join(str(detail) for detail in exc.details) if exc.details else exc.message
 
 
+# the booking columns a cell sets as it is (an empty one: none)
+_TEXT_CELLS = (
+    *("calendly_event_uri", "calendly_invitee_uri", "request_fingerprint", "cancellation_reason"),
+    *("status", "payment_status", "idempotency_key"),
+)
 _INSTANTS = ("start_time", "end_time", "created_at", "cancelled_at", "remote_updated_at")
 # The file columns whose empty cell clears what they set in an update (a nullable column)
 NULLABLE_INPUTS = frozenset(name for name, column in COLUMN_OF.items() if Booking.__table__.c[column].nullable)
@@ -947,8 +820,9 @@ class _Plan:
     """What one batch will write, and which of its rows were accepted so far."""
 
     enrolments: dict[int, dict[int, str]]
-    takes_slot: set[int] = field(default_factory=set)
-    accepted: set[int] = field(default_factory=set)
+    takes_slot: set[int]
+    # the slots the batch's accepted rows hold, by ("client", e-mail) and ("builder", id), in start order
+    held: dict[tuple[str, Any], list[NearbyBooking]] = field(default_factory=dict)
     moved: set[str] = field(default_factory=set)  # references of existing bookings an accepted row moved
     new_users: dict[str, str | None] = field(default_factory=dict)
     new_profiles: set[str] = field(default_factory=set)
@@ -956,6 +830,19 @@ class _Plan:
     new_enrolments: dict[tuple[str, int], tuple[int | None, dt.date]] = field(default_factory=dict)
     inserts: list[Draft] = field(default_factory=list)
     updates: list[Draft] = field(default_factory=list)
+
+    def hold(self, draft: Draft) -> None:
+        final = _final(draft)
+        booking = NearbyBooking(draft.key, final["start_time"], final["end_time"], final["session_type_id"])
+        for person in (("client", draft.email), ("builder", final["builder_id"])):
+            bisect.insort(self.held.setdefault(person, []), booking, key=_START)
+
+    def near(self, person: tuple[str, Any], final: Mapping[str, Any], margin: dt.timedelta) -> list[NearbyBooking]:
+        """The earlier accepted rows' slots of `person` that could meet [start, end) widened by `margin`: a
+        booking lasts at most MAX_BOOKING_MINUTES, so none starting earlier can."""
+        held = self.held.get(person, [])
+        low = bisect.bisect_left(held, final["start_time"] - _LONGEST - margin, key=_START)
+        return held[low : bisect.bisect_right(held, final["end_time"] + margin, key=_START)]
 
     def status_of(self, client_id: int, email: str, pathway_id: int) -> str | None:
         """The client's enrolment status in a pathway, counting the enrolments this batch will create."""

@@ -17,7 +17,7 @@ A restore keeps ids; a merge into a database with data matches on the natural ke
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Annotated, Any, Literal, Required
 
 from pydantic import ConfigDict, Field, StringConstraints
@@ -353,8 +353,3 @@ def export_inbox(session: Session) -> Iterator[dict[str, Any]]:
         record = dict(zip(INBOX_COLUMNS, row, strict=True))
         record["headers"] = dict(record["headers"] or {})
         yield record
-
-
-def refused_write_state(columns: Mapping[str, Any] | Sequence[str]) -> list[str]:
-    """The Calendly write-state columns among `columns` (a per-kind bookings import refuses them)."""
-    return [name for name in WRITE_STATE_COLUMNS if name in columns]

@@ -107,13 +107,12 @@ def format_for(path: str | None, explicit: str | None, *, allowed: Sequence[str]
         if chosen not in allowed:
             raise UsageError(f"unknown format {explicit!r}", hint="choose one of: " + ", ".join(allowed))
         return chosen
-    suffix = ""
-    if path and path != "-":
-        suffix = "." + path.rsplit(".", 1)[-1].lower() if "." in path.rsplit("/", 1)[-1] else ""
-        if suffix in EXTENSIONS and EXTENSIONS[suffix] in allowed:
-            return EXTENSIONS[suffix]
+    named = path if path and path != "-" else ""
+    suffix = "." + named.rsplit(".", 1)[-1].lower() if "." in named.rsplit("/", 1)[-1] else ""
+    if EXTENSIONS.get(suffix) in allowed:
+        return EXTENSIONS[suffix]
     flag = "--input-format" if default is None else "--format"
-    if path and path != "-" and suffix:
+    if suffix:
         # An extension bapp does not write (x.xlsx) must not get JSON under its name: say so instead.
         raise InvalidInput(
             f"cannot tell the format of {path!r} from its name",
@@ -125,19 +124,17 @@ def format_for(path: str | None, explicit: str | None, *, allowed: Sequence[str]
     raise UsageError("cannot tell the format of stdin", hint=f"pass {flag} " + "|".join(allowed))
 
 
-def _bad_file(message: str, *, line: int | None = None, code: str = "malformed_input") -> InvalidInput:
+def _bad_file(
+    message: str, *, line: int | None = None, code: str = "malformed_input", hint: str | None = None
+) -> InvalidInput:
     details = [{"line": line, "field": None, "message": message}] if line is not None else None
     prefix = f"line {line}: " if line is not None else ""
-    return InvalidInput(f"{prefix}{message}; nothing was written", details=details, code=code)
+    return InvalidInput(f"{prefix}{message}; nothing was written", hint=hint, details=details, code=code)
 
 
 def _not_utf8(line: int) -> InvalidInput:
-    return InvalidInput(
-        f"line {line}: the file is not UTF-8 text; nothing was written",
-        hint="save it as UTF-8 (with or without a BOM) and import again",
-        details=[{"line": line, "field": None, "message": "not UTF-8 text"}],
-        code="wrong_encoding",
-    )
+    hint = "save it as UTF-8 (with or without a BOM) and import again"
+    return _bad_file("the file is not UTF-8 text", line=line, code="wrong_encoding", hint=hint)
 
 
 # -- CSV and TSV ---------------------------------------------------------------------------------------
@@ -165,13 +162,8 @@ def control_character(value: Any, where: str | None = None) -> tuple[str | None,
 
 def _control_row(line: int, original: Mapping[str, Any], found: tuple[str | None, str]) -> SourceRow:
     where, character = found
-    return _unreadable(
-        line,
-        original,
-        where,
-        f"holds the control character U+{ord(character):04X}; text may hold tabs and line breaks, no other control "
-        "characters",
-    )
+    allowed = "text may hold tabs and line breaks, no other control characters"
+    return _unreadable(line, original, where, f"holds the control character U+{ord(character):04X}; {allowed}")
 
 
 def _cell_control(columns: Sequence[str], cells: Sequence[str]) -> tuple[str | None, str] | None:
@@ -185,23 +177,20 @@ def _cell_control(columns: Sequence[str], cells: Sequence[str]) -> tuple[str | N
     return None
 
 
-def _bounded_lines(stream: IO[bytes], progress: ReadProgress, limit: int) -> Iterator[tuple[int, bytes]]:
-    """(line number, bytes) of each line; a line longer than `limit` is refused without reading it all."""
+def _decoded_lines(
+    stream: IO[bytes], progress: ReadProgress, limit: int, suspects: list[int] | None = None
+) -> Iterator[tuple[int, str]]:
+    """(line number, text) of each line, decoded strictly one at a time so an encoding error names its
+    line; a line longer than `limit` bytes is refused without reading it all.
+
+    Lines that may hold a control character are noted in `suspects` (one regular-expression scan a
+    line; the cells of such a line are looked at one by one later)."""
     number = 0
     while raw := stream.readline(limit + 1):
         number += 1
         progress.bytes_read += len(raw)
         if len(raw) > limit:
             raise _bad_file(f"a line longer than {limit} bytes", line=number, code="field_too_large")
-        yield number, raw
-
-
-def _decoded_lines(stream: IO[bytes], progress: ReadProgress, suspects: list[int] | None = None) -> Iterator[str]:
-    """The file's lines as text, decoded strictly one at a time so an encoding error names its line.
-
-    Lines that may hold a control character are noted in `suspects` (one regular-expression scan a
-    line; the cells of such a line are looked at one by one later)."""
-    for number, raw in _bounded_lines(stream, progress, MAX_FIELD_BYTES):
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError:
@@ -210,61 +199,7 @@ def _decoded_lines(stream: IO[bytes], progress: ReadProgress, suspects: list[int
             text = text[1:]
         if suspects is not None and ("'" in text or "\\u" in text or _CONTROL_IN_LINE.search(text)):
             suspects.append(number)
-        yield text
-
-
-def read_delimited(
-    stream: IO[bytes],
-    *,
-    delimiter: str,
-    progress: ReadProgress,
-    on_header: Callable[[list[str]], None],
-    raw: bool = False,
-) -> Iterator[SourceRow]:
-    """Rows of a CSV/TSV file with a header; `on_header` sees the column names before any row.
-
-    Cells are restored from their spreadsheet-safe form unless `raw`; `original` holds the restored
-    cells too, so a rejects file written the same way reads back as the input did."""
-    csv.field_size_limit(MAX_FIELD_BYTES)
-    suspects: list[int] = []
-    reader = csv.reader(_decoded_lines(stream, progress, suspects), delimiter=delimiter, strict=True)
-    try:
-        header = next(reader, None)
-    except csv.Error as exc:
-        raise _bad_file(f"malformed header ({exc})", line=1) from None
-    if header is None or not any(cell.strip() for cell in header):
-        raise _bad_file("the file is empty: a header row naming the columns is required", line=1)
-    columns = [cell.strip() for cell in header]
-    duplicates = sorted({name for name in columns if columns.count(name) > 1})
-    if duplicates:
-        raise _bad_file("column given twice: " + ", ".join(duplicates), line=1)
-    on_header(columns)
-    width = len(columns)
-    previous_end = reader.line_num
-    while True:
-        try:
-            cells = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as exc:
-            raise _bad_file(f"malformed CSV ({exc})", line=reader.line_num) from None
-        line = previous_end + 1
-        previous_end = reader.line_num
-        if not cells or (len(cells) == 1 and not cells[0].strip()):
-            continue  # blank line
-        found = None
-        if suspects and suspects[-1] >= line:  # this row's lines hold an apostrophe, a control or a \u
-            if not raw:
-                cells = [restore_cell(cell) for cell in cells]
-            found = _cell_control(columns, cells)
-        original = dict(zip(columns, cells, strict=False))
-        if len(cells) != width:
-            yield _unreadable(line, original, None, f"{len(cells)} cells, but the header has {width} columns")
-        elif found is not None:
-            yield _control_row(line, original, found)
-        else:
-            values = {name: (cell if cell != "" else None) for name, cell in zip(columns, cells, strict=True)}
-            yield SourceRow(line, values, original)
+        yield number, text
 
 
 # -- JSON ------------------------------------------------------------------------------------------------
@@ -317,12 +252,14 @@ class _JsonScanner:
             if not self._fill():
                 return ""
 
-    def expect(self, char: str, what: str) -> None:
+    def take(self, allowed: str, what: str) -> str:
+        """The next non-blank character, consumed: one of `allowed`, else the file is malformed."""
         found = self.peek()
-        if found != char:
+        if not found or found not in allowed:
             shown = repr(found) if found else "the end of the input"
             raise _bad_file(f"malformed JSON: expected {what}, found {shown}", line=self.line)
         self._advance(self._pos + 1)
+        return found
 
     def value(self) -> Any:
         self.peek()
@@ -360,32 +297,26 @@ class _JsonScanner:
 
     def _more(self, close: str, after: str) -> bool:
         """Past the `,` (True: another item follows) or the closing bracket (False) after an item."""
-        following = self.peek()
-        if following not in (",", close):
-            shown = repr(following) if following else "the end of the input"
-            raise _bad_file(f"malformed JSON: expected ',' or '{close}' after {after}, found {shown}", line=self.line)
-        self._advance(self._pos + 1)
-        return following == ","
+        return self.take("," + close, f"',' or '{close}' after {after}") == ","
 
     def elements(self, what: str) -> Iterator[tuple[int, Any]]:
         """The members of an array whose `[` is next: (line, value) pairs."""
-        self.expect("[", f"an array of {what}")
+        self.take("[", f"an array of {what}")
         more = self.peek() != "]" or self._more("]", "[")  # an empty array: _more takes its `]`
         while more:
-            self.peek()
-            line = self.line
-            yield line, self.value()
+            self.peek()  # to the item's first character: its line
+            yield self.line, self.value()
             more = self._more("]", "an item")
 
     def members(self) -> Iterator[str]:
         """The keys of an object whose `{` is next; after each key the caller consumes its value."""
-        self.expect("{", "a JSON object or array")
+        self.take("{", "an array of objects or an object")
         more = self.peek() != "}" or self._more("}", "{")  # an empty object: _more takes its `}`
         while more:
             key = self.value()
             if not isinstance(key, str):
                 raise _bad_file("malformed JSON: an object key must be a string", line=self.line)
-            self.expect(":", "':' after a key")
+            self.take(":", "':' after a key")
             yield key
             more = self._more("}", "a member")
 
@@ -413,14 +344,10 @@ def read_json_sections(stream: IO[bytes], progress: ReadProgress) -> Iterator[tu
     the backup's `bapp` header) are yielded with an empty iterator after being read.
     """
     scanner = _JsonScanner(stream, progress)
-    start = scanner.peek()
-    if start == "[":
+    if scanner.peek() == "[":
         yield None, _object_rows(scanner.elements("objects"))
         scanner.finish()
         return
-    if start != "{":
-        shown = repr(start) if start else "an empty input"
-        raise _bad_file(f"malformed JSON: expected an array of objects or an object, found {shown}", line=scanner.line)
     for key in scanner.members():
         if scanner.peek() == "[":
             yield key, _object_rows(scanner.elements(key))
@@ -430,11 +357,7 @@ def read_json_sections(stream: IO[bytes], progress: ReadProgress) -> Iterator[tu
 
 
 def read_jsonl(stream: IO[bytes], progress: ReadProgress) -> Iterator[SourceRow]:
-    for number, raw in _bounded_lines(stream, progress, MAX_VALUE_BYTES):
-        try:
-            text = raw.decode("utf-8-sig" if number == 1 else "utf-8")
-        except UnicodeDecodeError:
-            raise _not_utf8(number) from None
+    for number, text in _decoded_lines(stream, progress, MAX_VALUE_BYTES):
         if not text.strip():
             continue
         try:
@@ -487,28 +410,18 @@ def read_toml_sections(stream: IO[bytes], progress: ReadProgress) -> Iterator[tu
 
 @dataclass
 class Source:
-    """The rows of one input, by section. `columns` is set once a CSV header has been read."""
+    """The rows of one input, by section; `on_header` sees a CSV/TSV header's column names before any row."""
 
     fmt: str
     stream: IO[bytes]
     progress: ReadProgress = field(default_factory=ReadProgress)
-    columns: list[str] | None = None
     on_header: Callable[[list[str]], None] | None = None
     raw: bool = False  # CSV/TSV cells as they are, without undoing the spreadsheet-safe prefix
 
     def sections(self) -> Iterator[tuple[str | None, Iterator[SourceRow]]]:
         """(section name or None, rows) in input order; CSV, TSV and JSONL have one unnamed section."""
         if self.fmt in ("csv", "tsv"):
-            yield (
-                None,
-                read_delimited(
-                    self.stream,
-                    delimiter="," if self.fmt == "csv" else "\t",
-                    progress=self.progress,
-                    on_header=self._set_columns,
-                    raw=self.raw,
-                ),
-            )
+            yield None, self._delimited("," if self.fmt == "csv" else "\t")
         elif self.fmt == "jsonl":
             yield None, read_jsonl(self.stream, self.progress)
         elif self.fmt == "json":
@@ -518,10 +431,53 @@ class Source:
         else:  # pragma: no cover - format_for only returns known formats
             raise UsageError(f"cannot read format {self.fmt!r}")
 
-    def _set_columns(self, columns: list[str]) -> None:
-        self.columns = columns
+    def _delimited(self, delimiter: str) -> Iterator[SourceRow]:
+        """Rows of a CSV/TSV file with a header; `on_header` sees the column names before any row.
+
+        Cells are restored from their spreadsheet-safe form unless `raw`; `original` holds the restored
+        cells too, so a rejects file written the same way reads back as the input did."""
+        csv.field_size_limit(MAX_FIELD_BYTES)
+        suspects: list[int] = []
+        lines = (text for _, text in _decoded_lines(self.stream, self.progress, MAX_FIELD_BYTES, suspects))
+        reader = csv.reader(lines, delimiter=delimiter, strict=True)
+        try:
+            header = next(reader, None)
+        except csv.Error as exc:
+            raise _bad_file(f"malformed header ({exc})", line=1) from None
+        if header is None or not any(cell.strip() for cell in header):
+            raise _bad_file("the file is empty: a header row naming the columns is required", line=1)
+        columns = [cell.strip() for cell in header]
+        duplicates = sorted({name for name in columns if columns.count(name) > 1})
+        if duplicates:
+            raise _bad_file("column given twice: " + ", ".join(duplicates), line=1)
         if self.on_header is not None:
             self.on_header(columns)
+        width = len(columns)
+        previous_end = reader.line_num
+        while True:
+            try:
+                cells = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                raise _bad_file(f"malformed CSV ({exc})", line=reader.line_num) from None
+            line = previous_end + 1
+            previous_end = reader.line_num
+            if not cells or (len(cells) == 1 and not cells[0].strip()):
+                continue  # blank line
+            found = None
+            if suspects and suspects[-1] >= line:  # this row's lines hold an apostrophe, a control or a \u
+                if not self.raw:
+                    cells = [restore_cell(cell) for cell in cells]
+                found = _cell_control(columns, cells)
+            original = dict(zip(columns, cells, strict=False))
+            if len(cells) != width:
+                yield _unreadable(line, original, None, f"{len(cells)} cells, but the header has {width} columns")
+            elif found is not None:
+                yield _control_row(line, original, found)
+            else:
+                values = {name: (cell if cell != "" else None) for name, cell in zip(columns, cells, strict=True)}
+                yield SourceRow(line, values, original)
 
 
 # -- writing ---------------------------------------------------------------------------------------------
@@ -566,7 +522,6 @@ class RecordWriter:
         self.fmt = fmt
         self.columns = list(columns)
         self.kind = kind
-        self.raw = raw
         self.count = 0
         self._buffer = io.StringIO()
         self._csv: Any = None
@@ -605,11 +560,9 @@ class RecordWriter:
 
 
 def _ordered(record: Mapping[str, Any], columns: Sequence[str]) -> dict[str, Any]:
-    ordered = {column: record.get(column) for column in columns}
-    for key, value in record.items():  # e.g. a rejects file's `error`
-        if key not in ordered:
-            ordered[key] = value
-    return ordered
+    """The record's values in the columns' order (None where it has none), then any others (a rejects
+    file's `error`)."""
+    return {**dict.fromkeys(columns), **record}
 
 
 def toml_table(kind: str, record: Mapping[str, Any]) -> str:
@@ -628,32 +581,22 @@ class RejectsWriter:
         self.stream = stream
         self.fmt = fmt
         self.raw = raw
-        self.all_kinds = all_kinds
-        self.count = 0
+        self.wrapped = all_kinds and fmt == "json"  # `all` in JSON: one object, an array per kind
         self._writer: RecordWriter | None = None
-        self._kind: str | None = None
-        self._opened = False
 
     def __call__(self, kind: str, row: SourceRow, error: str) -> None:
         record = {**row.original, "error": error}
-        if self._writer is None or kind != self._kind:
-            self._switch(kind, list(record))
-        assert self._writer is not None
+        if self._writer is None or kind != self._writer.kind:
+            if self._writer is not None:
+                self._writer.close()
+            if self.wrapped:
+                self.stream.write(("{" if self._writer is None else ",\n") + json.dumps(kind) + ": ")
+            self._writer = RecordWriter(self.stream, self.fmt, list(record), kind=kind, raw=self.raw)
         self._writer.write(record)
-        self.count += 1
-
-    def _switch(self, kind: str, columns: list[str]) -> None:
-        if self._writer is not None:
-            self._writer.close()
-        if self.all_kinds and self.fmt == "json":
-            self.stream.write(("{" if not self._opened else ",\n") + json.dumps(kind) + ": ")
-        self._opened = True
-        self._kind = kind
-        self._writer = RecordWriter(self.stream, self.fmt, columns, kind=kind, raw=self.raw)
 
     def close(self) -> None:
         if self._writer is not None:
             self._writer.close()
+            if self.wrapped:
+                self.stream.write("}\n")
             self._writer = None
-        if self.all_kinds and self.fmt == "json" and self._opened:
-            self.stream.write("}\n")

@@ -14,7 +14,7 @@ import functools
 import itertools
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Annotated, Any, ClassVar
 
 from pydantic import BeforeValidator, Field, StringConstraints, TypeAdapter, ValidationError
@@ -114,9 +114,7 @@ class Tally:
     extra: dict[str, int] = field(default_factory=dict)
 
     def as_record(self) -> dict[str, Any]:
-        record = asdict(self)
-        extra = record.pop("extra")
-        return {**record, **extra}
+        return {name: value for name, value in asdict(self).items() if name != "extra"} | self.extra
 
 
 @dataclass
@@ -173,9 +171,7 @@ class Touched:
             self.bits.extend(bytes(byte - len(self.bits) + 1 + (len(self.bits) >> 1)))
         self.bits[byte] |= 1 << (row_id & 7)
 
-    def __contains__(self, row_id: object) -> bool:
-        if not isinstance(row_id, int):
-            return False
+    def __contains__(self, row_id: int) -> bool:
         if row_id > self.floor:
             return True
         byte = row_id >> 3
@@ -184,9 +180,7 @@ class Touched:
 
 def problem(exc: BappError, name: str | None, line: int) -> RowError:
     """A service rule's refusal as a row error; the rule's own `field: ` prefix becomes the field."""
-    message = exc.message
-    if name is not None and message.startswith(f"{name}: "):
-        message = message[len(name) + 2 :]
+    message = exc.message.removeprefix(f"{name}: ") if name is not None else exc.message
     if exc.hint and exc.code not in ("invalid_email",):
         message = f"{message} ({exc.hint})"
     return RowError(line, name, message)
@@ -211,19 +205,17 @@ def _adapter(schema: Any) -> TypeAdapter[Any]:
 
 
 def _field_of(location: Sequence[Any]) -> str | None:
-    parts = [str(part) for part in location]
-    if not parts:
+    """pydantic's error location as a field path: `custom_question_responses[0].answer`."""
+    if not location:
         return None
-    text = parts[0]
-    for part in parts[1:]:
-        text += f"[{part}]" if part.isdigit() else f".{part}"
-    return text
+    parts = [str(part) for part in location]
+    return parts[0] + "".join(f"[{part}]" if part.isdigit() else f".{part}" for part in parts[1:])
 
 
-def _message(error: Mapping[str, Any]) -> str:
+def _message(error: Mapping[str, Any], refused: Mapping[str, str]) -> str:
     kind = error.get("type")
     if kind == "extra_forbidden":
-        return "unknown column"
+        return refused.get(str(error["loc"][-1]), "unknown column")
     if kind == "missing":
         return "required"
     return str(error.get("msg", "invalid"))
@@ -235,6 +227,7 @@ class KindImporter(ABC):
     kind: ClassVar[str]
     schema: ClassVar[Any]  # a TypedDict with `extra="forbid"`
     required: ClassVar[tuple[tuple[str, ...], ...]] = ()  # each group: one of these columns is needed
+    refused: ClassVar[Mapping[str, str]] = {}  # columns a kind knows but never takes → why, in place of "unknown"
     batch_size: ClassVar[int] = CHUNK  # rows per batch: the one chunk size of set-based work
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -258,14 +251,12 @@ class KindImporter(ABC):
     def check_header(self, columns: Sequence[str]) -> None:
         """CSV/TSV: unknown or missing columns make the whole file bad (line 1)."""
         known = set(self.accepted())
-        problems = [
-            RowError(1, name, f"unknown column; the columns of {self.kind} are: {', '.join(self.accepted())}")
-            for name in columns
-            if name not in known
-        ]
+        unknown = f"unknown column; the columns of {self.kind} are: {', '.join(self.accepted())}"
+        problems = [RowError(1, name, self.refused.get(name, unknown)) for name in columns if name not in known]
         for group in self.required:
             if not any(name in columns for name in group):
-                problems.append(RowError(1, group[0], "required column is missing" + _alternatives(group)))
+                alternatives = f" (or {', '.join(group[1:])})" if len(group) > 1 else ""
+                problems.append(RowError(1, group[0], "required column is missing" + alternatives))
         if problems:
             raise InvalidInput(
                 f"{self.kind}: the header does not match ({problems[0].text()}); nothing was written",
@@ -275,13 +266,12 @@ class KindImporter(ABC):
 
     def validate(self, rows: Sequence[SourceRow]) -> tuple[list[tuple[SourceRow, dict[str, Any]]], list[RowResult]]:
         """Shape and types of every row of the batch at once; returns (valid rows, rejected rows)."""
-        rejected: list[RowResult] = []
-        candidates: list[SourceRow] = []
-        for row in rows:
-            if row.problem is not None:
-                rejected.append(RowResult(row, errors=[RowError(row.line, row.problem.field, row.problem.message)]))
-            else:
-                candidates.append(row)
+        rejected = [
+            RowResult(row, errors=[RowError(row.line, row.problem.field, row.problem.message)])
+            for row in rows
+            if row.problem is not None
+        ]
+        candidates = [row for row in rows if row.problem is None]
         adapter = _adapter(self.schema)
         try:
             values = adapter.validate_python([row.values for row in candidates])
@@ -289,10 +279,9 @@ class KindImporter(ABC):
         except ValidationError as exc:
             by_index: dict[int, list[RowError]] = {}
             for error in exc.errors(include_url=False, include_input=False):
-                location = error["loc"]
-                index = int(location[0])
-                name = _field_of(location[1:])
-                by_index.setdefault(index, []).append(RowError(candidates[index].line, name, _message(error)))
+                index, *location = error["loc"]
+                found = RowError(candidates[int(index)].line, _field_of(location), _message(error, self.refused))
+                by_index.setdefault(int(index), []).append(found)
         good = [row for index, row in enumerate(candidates) if index not in by_index]
         rejected.extend(RowResult(candidates[index], errors=errors) for index, errors in sorted(by_index.items()))
         values = adapter.validate_python([row.values for row in good]) if good else []
@@ -322,19 +311,13 @@ class KindImporter(ABC):
                 check_in_range(parsed, field=name, text=value)
                 return parsed.astimezone(dt.UTC)
         timezone = zone or self.options.timezone
-        if isinstance(value, dt.date):  # a TOML date or datetime: moving it to UTC could overflow too
-            check_in_range(value, field=name)
-        if isinstance(value, dt.datetime):
-            if value.tzinfo is None or value.utcoffset() is None:
-                return localise(value, get_zone(timezone), field=name)
-            return value.astimezone(dt.UTC)
-        if isinstance(value, dt.date):
-            return localise(dt.datetime.combine(value, dt.time()), get_zone(timezone), field=name)
-        return parse_instant(str(value), timezone=timezone, field=name)
-
-
-def _alternatives(group: tuple[str, ...]) -> str:
-    return f" (or {', '.join(group[1:])})" if len(group) > 1 else ""
+        if not isinstance(value, dt.date):
+            return parse_instant(str(value), timezone=timezone, field=name)
+        check_in_range(value, field=name)  # a TOML date or datetime: moving it to UTC could overflow too
+        moment = value if isinstance(value, dt.datetime) else dt.datetime.combine(value, dt.time())
+        if moment.tzinfo is None or moment.utcoffset() is None:
+            return localise(moment, get_zone(timezone), field=name)
+        return moment.astimezone(dt.UTC)
 
 
 def run_kind(
@@ -350,25 +333,19 @@ def run_kind(
     tally = Tally(importer.kind)
     size = importer.options.batch_size or importer.batch_size
 
-    def count(results: Sequence[RowResult]) -> None:
-        for result in results:
-            if result.errors:
-                tally.rejected += 1
-                for error in result.errors:
-                    if len(errors) < MAX_LISTED_ERRORS:
-                        errors.append(
-                            error if label is None else RowError(error.line, error.field, error.message, label)
-                        )
-                if rejects is not None:
-                    rejects(importer.kind, result.row, "; ".join(error.text() for error in result.errors))
-            else:
-                outcome = result.outcome if result.outcome in OUTCOMES else UNCHANGED
-                setattr(tally, outcome, getattr(tally, outcome) + 1)
-
     remaining = iter(rows)
     with importer.mover:
         for batch in iter(lambda: list(itertools.islice(remaining, size)), []):
-            count(importer.apply(batch))
+            for result in importer.apply(batch):
+                if not result.errors:
+                    outcome = result.outcome if result.outcome in OUTCOMES else UNCHANGED
+                    setattr(tally, outcome, getattr(tally, outcome) + 1)
+                    continue
+                tally.rejected += 1
+                room = max(MAX_LISTED_ERRORS - len(errors), 0)
+                errors.extend(error if label is None else replace(error, kind=label) for error in result.errors[:room])
+                if rejects is not None:
+                    rejects(importer.kind, result.row, "; ".join(error.text() for error in result.errors))
             if on_batch is not None:
                 on_batch(len(batch))
         importer.mover.wait()
