@@ -71,24 +71,11 @@ from bapp_cli.calendly.models import NO_SHOW_WEBHOOK_EVENTS, Invitee, ScheduledE
 from bapp_cli.db.audit import apply_changes, record_audit
 from bapp_cli.db.bulk import any_of
 from bapp_cli.db.locks import lock_keys
-from bapp_cli.db.models import (
-    SYNC_KINDS,
-    Booking,
-    Pathway,
-    SessionType,
-    SyncRun,
-    User,
-)
+from bapp_cli.db.models import SYNC_KINDS, Booking, Pathway, SessionType, SyncRun, User
 from bapp_cli.errors import ConfigError, InvalidInput
 from bapp_cli.services.answers import Question, answers_from_calendly, questions_from
 from bapp_cli.services.booking import creation_audit, insert_booking, linked_pathways, pick_pathway
-from bapp_cli.services.calendly_runs import (
-    RunReport,
-    invalid_listing,
-    listing_error_details,
-    listing_pages,
-    record_run,
-)
+from bapp_cli.services.calendly_runs import RunReport, invalid_listing, listing_error_details, listing_pages, record_run
 from bapp_cli.services.calendly_write import attach_invitee, match_held_booking, use_invitation
 from bapp_cli.services.enrolment import enrol
 from bapp_cli.services.instants import get_zone
