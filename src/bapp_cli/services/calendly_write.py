@@ -131,15 +131,9 @@ def open_slots(
             if item.status != "available" or item.start_time in seen or not low <= item.start_time < high:
                 continue
             seen.add(item.start_time)
-            slots.append(
-                {
-                    "session": target.label,
-                    "start_time": item.start_time,
-                    "end_time": item.start_time + dt.timedelta(minutes=target.duration_minutes),
-                    "invitees_remaining": item.invitees_remaining,
-                    "scheduling_url": item.scheduling_url,
-                }
-            )
+            end_time = item.start_time + dt.timedelta(minutes=target.duration_minutes)
+            slot = (target.label, item.start_time, end_time, item.invitees_remaining, item.scheduling_url)
+            slots.append(dict(zip(SLOT_COLUMNS, slot, strict=True)))
         low = high
     slots.sort(key=lambda slot: slot["start_time"])
     return slots
