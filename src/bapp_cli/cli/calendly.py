@@ -102,7 +102,8 @@ def _read_body(path: str) -> bytes:
     return read_input(path, what="body")
 
 
-def _pathway_question(app_state: AppState) -> re.Pattern[str]:
+def pathway_question(app_state: AppState) -> re.Pattern[str]:
+    """calendly.pathway_question as the pull, the webhook commands and the receiver match answers with."""
     from bapp_cli.services.calendly_bookings import pathway_question_pattern
 
     return pathway_question_pattern(app_state.settings.text("calendly.pathway_question"))
@@ -405,7 +406,7 @@ def pull_bookings(
     app_state = state(ctx)
     sink = app_state.output()
     _check_scope_flags(user, organization, from_file, verb="pull")
-    pattern = _pathway_question(app_state)
+    pattern = pathway_question(app_state)
     zone = app_state.timezone
     since_at = parse_instant(since, timezone=zone, field="since") if since else None
     until_at = parse_instant(until, timezone=zone, field="until") if until else None
@@ -609,8 +610,7 @@ def webhook_serve(
     app_state = state(ctx)
     if importlib.util.find_spec("uvicorn") is None:
         raise ConfigError(
-            "the webhook receiver needs uvicorn, which is not installed",
-            hint="pip install 'bapp-cli[server]'",
+            "the webhook receiver needs uvicorn, which is not installed", hint="pip install 'bapp-cli[server]'"
         )
     if not path.startswith("/") or any(char in path for char in "?# "):
         raise UsageError(f"--path: {path!r} must be a URL path starting with '/'")
@@ -694,7 +694,7 @@ def webhook_retry(
     app_state = state(ctx)
     sink = app_state.output()
     with app_state.transaction(dry_run=dry_run) as session:
-        results = retry_pending(session, now=utc_now(), pathway_question=_pathway_question(app_state))
+        results = retry_pending(session, now=utc_now(), pathway_question=pathway_question(app_state))
     sink.records([result.as_record() for result in results], RETRY_COLUMNS)
     waiting = [result for result in results if not result.applied]
     for result in waiting:
@@ -718,7 +718,7 @@ def _retry_parked_quietly(app_state: AppState, sink: OutputSink) -> None:
         from bapp_cli.services.webhook_inbox import retry_pending
 
         with app_state.transaction() as session:
-            results = retry_pending(session, now=utc_now(), pathway_question=_pathway_question(app_state))
+            results = retry_pending(session, now=utc_now(), pathway_question=pathway_question(app_state))
     except BappError as exc:
         sink.warning(f"parked webhook deliveries not retried: {app_state.scrub(exc.message)}")
         return
@@ -876,10 +876,7 @@ def webhook_subscribe(
 
 
 @output_command(webhook_app, "subscriptions")
-def webhook_subscriptions(
-    ctx: typer.Context,
-    scope: ScopeOption = "user",
-) -> None:
+def webhook_subscriptions(ctx: typer.Context, scope: ScopeOption = "user") -> None:
     """List the Calendly webhook subscriptions of your user (or organization).
 
     \b

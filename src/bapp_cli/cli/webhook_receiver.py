@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import json
 import socket
 import sys
@@ -62,14 +63,14 @@ class DeliveryHandler:
         self, app_state: AppState, *, signing_key: str, source: str, tolerance: int, engine: Engine | None = None
     ) -> None:
         """Wired to the command's settings; ``source`` is ``apply`` (a command) or ``receiver`` (the service)."""
-        from bapp_cli.services.calendly_bookings import pathway_question_pattern
+        from bapp_cli.cli.calendly import pathway_question
         from bapp_cli.services.sync import parse_rules
 
         settings = app_state.settings
         # At-head is checked after the signature and the body (nothing is looked at before they pass).
         self.engine = engine if engine is not None else app_state.engine(require_head=False)
         self.signing_key, self.source, self.tolerance = signing_key, source, tolerance
-        self.pathway_question = pathway_question_pattern(settings.text("calendly.pathway_question"))
+        self.pathway_question = pathway_question(app_state)
         self.rules = parse_rules(settings.calendly_rules())
         self.actor, self.command = app_state.actor, app_state.command_path
         # The receiver must answer within Calendly's 15 s: its on-demand fetch gets a short deadline.
@@ -83,9 +84,10 @@ class DeliveryHandler:
         self.warn: Callable[[str], None] = self.fetch_failures.append
         self._at_head = False
 
-    def ensure_ready(self) -> None:
-        """Raise DatabaseNotReady unless the database answers and is at head (checked until it once is)."""
-        if self._at_head:
+    def ensure_ready(self, *, again: bool = False) -> None:
+        """Raise DatabaseNotReady unless the database answers and is at head: checked until it once is, or
+        ``again`` (the health check asks each time)."""
+        if self._at_head and not again:
             return
         from sqlalchemy.exc import SQLAlchemyError
 
@@ -187,18 +189,13 @@ class ReceiverApp:
     """The ASGI application: POST `path` for deliveries, GET /healthz for monitoring."""
 
     def __init__(
-        self,
-        handler: DeliveryHandler,
-        *,
-        path: str = DEFAULT_PATH,
-        max_body: int = DEFAULT_MAX_BODY,
-        workers: int = 4,
+        self, handler: DeliveryHandler, *, path: str = DEFAULT_PATH, max_body: int = DEFAULT_MAX_BODY, workers: int = 4
     ) -> None:
         self.handler = handler
         self.path = path
         self.max_body = max_body
         self.draining = False
-        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="bapp-webhook")
+        self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="bapp-webhook")
         self._log_lock = threading.Lock()
         handler.warn = lambda message: self._log(f"warning: {message}")
 
@@ -208,9 +205,6 @@ class ReceiverApp:
             sys.stderr.flush()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":
-            await self._lifespan(receive, send)
-            return
         if scope["type"] != "http":
             return
         started = time.monotonic()
@@ -219,17 +213,6 @@ class ReceiverApp:
         address = client[0] if client else "-"
         took = (time.monotonic() - started) * 1000
         self._log(f'{address} "{scope["method"]} {scope["path"][:200]}" {status} {outcome} {took:.1f}ms')
-
-    async def _lifespan(self, receive: Receive, send: Send) -> None:
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                # uvicorn has let in-flight requests finish; their threads are done or finishing.
-                self._executor.shutdown(wait=True)
-                await send({"type": "lifespan.shutdown.complete"})
-                return
 
     async def _route(self, scope: Scope, receive: Receive, send: Send) -> tuple[int, str]:
         method, path = scope["method"], scope["path"]
@@ -252,7 +235,7 @@ class ReceiverApp:
         loop = asyncio.get_running_loop()
         try:
             applied = await loop.run_in_executor(
-                self._executor, self.handler.handle, body, headers.get(SIGNATURE_HEADER), headers
+                self.executor, self.handler.handle, body, headers.get(SIGNATURE_HEADER), headers
             )
         except AuthError as exc:
             return await _answer(send, 401, {"error": exc.message}, outcome="refused")
@@ -291,16 +274,11 @@ class ReceiverApp:
         return b"".join(chunks)
 
     async def _health(self, send: Send) -> tuple[int, str]:
-        from sqlalchemy.exc import SQLAlchemyError
-
-        from bapp_cli.db.migration import ensure_at_head
-
         loop = asyncio.get_running_loop()
         try:
-            await loop.run_in_executor(self._executor, ensure_at_head, self.handler.engine)
-        except (BappError, SQLAlchemyError) as exc:
-            reason = exc.message if isinstance(exc, BappError) else "database unreachable"
-            return await _answer(send, 503, {"status": "unavailable", "reason": reason}, outcome="unhealthy")
+            await loop.run_in_executor(self.executor, functools.partial(self.handler.ensure_ready, again=True))
+        except BappError as exc:
+            return await _answer(send, 503, {"status": "unavailable", "reason": exc.message}, outcome="unhealthy")
         if self.draining:
             return await _answer(send, 503, {"status": "shutting down"}, outcome="draining")
         return await _answer(send, 200, {"status": "ok"}, outcome="ok")
@@ -379,7 +357,7 @@ def serve(app: ReceiverApp, *, host: str, port: int, listener: socket.socket, gr
         app,
         host=host,
         port=port,
-        lifespan="on",
+        lifespan="off",  # nothing to start; the pool is shut down below, once uvicorn has drained
         access_log=False,  # ours, without query strings or headers
         log_level="warning",
         timeout_graceful_shutdown=graceful_seconds,
@@ -387,3 +365,5 @@ def serve(app: ReceiverApp, *, host: str, port: int, listener: socket.socket, gr
         proxy_headers=False,
     )
     DrainingServer(config).run(sockets=[listener])
+    # uvicorn has let in-flight requests finish; their database threads are done or finishing.
+    app.executor.shutdown(wait=True)

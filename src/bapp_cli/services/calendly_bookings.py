@@ -71,24 +71,11 @@ from bapp_cli.calendly.models import NO_SHOW_WEBHOOK_EVENTS, Invitee, ScheduledE
 from bapp_cli.db.audit import apply_changes, record_audit
 from bapp_cli.db.bulk import any_of
 from bapp_cli.db.locks import lock_keys
-from bapp_cli.db.models import (
-    SYNC_KINDS,
-    Booking,
-    Pathway,
-    SessionType,
-    SyncRun,
-    User,
-)
+from bapp_cli.db.models import SYNC_KINDS, Booking, Pathway, SessionType, SyncRun, User
 from bapp_cli.errors import ConfigError, InvalidInput
 from bapp_cli.services.answers import Question, answers_from_calendly, questions_from
 from bapp_cli.services.booking import creation_audit, insert_booking, linked_pathways, pick_pathway
-from bapp_cli.services.calendly_runs import (
-    RunReport,
-    invalid_listing,
-    listing_error_details,
-    listing_pages,
-    record_run,
-)
+from bapp_cli.services.calendly_runs import RunReport, invalid_listing, listing_error_details, listing_pages, record_run
 from bapp_cli.services.calendly_write import attach_invitee, match_held_booking, use_invitation
 from bapp_cli.services.enrolment import enrol
 from bapp_cli.services.instants import get_zone
@@ -214,22 +201,11 @@ class InviteeOutcome:
         return self.action not in ("skipped", "parked")
 
     def as_record(self) -> dict[str, Any]:
-        """A delivery's record (``webhook apply``), or with an ``id`` a retry's (``RETRY_COLUMNS``)."""
-        record = {
-            "id": self.id,
-            "event": self.event,
-            "dry_run": self.dry_run,
-            "action": self.action,
-            "invitee_uri": self.invitee_uri or None,
-            "booking": self.reference,
-            "booking_status": self.booking_status,
-            "note": self.note or None,
-            "warnings": list(self.warnings),
-        }
-        if self.id is not None:
-            return {name: record[name] for name in RETRY_COLUMNS}
-        del record["id"]
-        return record
+        """A delivery's record (``DELIVERY_COLUMNS``, ``webhook apply``), or with an ``id`` a retry's
+        (``RETRY_COLUMNS``): the fields under those names, a blank URI or note as null."""
+        named = {**vars(self), "booking": self.reference, "warnings": list(self.warnings)}
+        named.update(invitee_uri=self.invitee_uri or None, note=self.note or None)
+        return {name: named[name] for name in (DELIVERY_COLUMNS if self.id is None else RETRY_COLUMNS)}
 
     def describe(self) -> str:
         line = f"{self.action:<11} {self.invitee_uri}"
@@ -264,17 +240,16 @@ class BookingPullReport(RunReport):
             self.rescheduled += 1
 
     def as_record(self) -> dict[str, Any]:
-        counts = ("fetched", "created", "updated", "cancelled", "rescheduled", "unchanged", "skipped")
-        return {
-            "run_id": self.run_id,
-            "status": self.status,
-            "dry_run": self.dry_run,
-            **{name: getattr(self, name) for name in counts},
-            "warnings": len(self.warnings),
-        }
+        return {**{name: getattr(self, name) for name in PULL_COLUMNS}, "warnings": len(self.warnings)}
 
 
-# The columns of a ``webhook retry`` record: the inbox row, then what applying it did.
+# The record of a pull (then its count of warnings), of one delivery (``webhook apply``, the receiver's
+# answer) and of a ``webhook retry`` row: the inbox row, then what applying it did.
+PULL_COLUMNS = (
+    *("run_id", "status", "dry_run", "fetched", "created", "updated", "cancelled", "rescheduled", "unchanged"),
+    "skipped",
+)
+DELIVERY_COLUMNS = ("event", "dry_run", "action", "invitee_uri", "booking", "booking_status", "note", "warnings")
 RETRY_COLUMNS = ("id", "event", "invitee_uri", "action", "booking", "booking_status", "note")
 
 

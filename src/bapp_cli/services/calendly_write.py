@@ -131,15 +131,9 @@ def open_slots(
             if item.status != "available" or item.start_time in seen or not low <= item.start_time < high:
                 continue
             seen.add(item.start_time)
-            slots.append(
-                {
-                    "session": target.label,
-                    "start_time": item.start_time,
-                    "end_time": item.start_time + dt.timedelta(minutes=target.duration_minutes),
-                    "invitees_remaining": item.invitees_remaining,
-                    "scheduling_url": item.scheduling_url,
-                }
-            )
+            end_time = item.start_time + dt.timedelta(minutes=target.duration_minutes)
+            slot = (target.label, item.start_time, end_time, item.invitees_remaining, item.scheduling_url)
+            slots.append(dict(zip(SLOT_COLUMNS, slot, strict=True)))
         low = high
     slots.sort(key=lambda slot: slot["start_time"])
     return slots
@@ -292,7 +286,7 @@ class CalendlyWriter:
             found = None if resend_allowed else self._lookup_or_unknown(sent, taken.message)
             if found is not None:
                 return self._finish(sent, *found, notes=["found in Calendly after the resend was refused"])
-            self._remove(sent, reason="slot taken in Calendly")
+            self._update(sent, removed="slot taken in Calendly")
             try:
                 nearest = nearest_starts(
                     _starts_near(self.client, sent.target, sent.start_time, self.clock()), sent.start_time
@@ -320,7 +314,7 @@ class CalendlyWriter:
             ) from None
         except BappError:
             # A definite refusal (403 plan or scope, 429 over the cap, 4xx): nothing was created in Calendly.
-            self._remove(sent, reason="refused by Calendly")
+            self._update(sent, removed="refused by Calendly")
             raise
         return self._finish(sent, invitee, None, notes=[])
 
@@ -372,27 +366,20 @@ class CalendlyWriter:
                     return invitee, event
         return None
 
-    def _update(self, sent: _Sent, **wanted: Any) -> None:
-        """Change the booking while it is still held (another process may have settled it meanwhile), with
-        an audit row of what changed."""
+    def _update(self, sent: _Sent, *, removed: str | None = None, **wanted: Any) -> None:
+        """Change the booking while it is still held (another process may have settled it meanwhile), or
+        delete it when it never became a Calendly booking (``removed``: why), with an audit row of either."""
         with self.transaction() as session:
             booking = session.get(Booking, sent.id)
-            if booking is not None and booking.calendly_state in PENDING_STATES:
-                record_audit(session, "booking", booking.reference, apply_changes(booking, wanted))
-                booking.updated_at = self.clock()
-
-    def _remove(self, sent: _Sent, *, reason: str) -> None:
-        """The held booking never became a Calendly booking: delete it, keeping an audit row that says why."""
-        with self.transaction() as session:
-            booking = session.get(Booking, sent.id)
-            if booking is not None and booking.calendly_invitee_uri is None:
+            if booking is None or booking.calendly_state not in PENDING_STATES:
+                return
+            if removed:
                 session.delete(booking)
-                record_audit(
-                    session,
-                    "booking",
-                    sent.reference,
-                    {"removed": reason, "calendly_state": [booking.calendly_state, None]},
-                )
+                wanted = {"removed": removed, "calendly_state": [booking.calendly_state, None]}
+            else:
+                wanted = apply_changes(booking, wanted)
+                booking.updated_at = self.clock()
+            record_audit(session, "booking", sent.reference, wanted)
 
     def _finish(
         self, sent: _Sent, invitee: Invitee, event: ScheduledEvent | None, *, notes: list[str]

@@ -35,17 +35,8 @@ from bapp_cli.services.calendly_bookings import BookedInvitee, InviteeOutcome, a
 from bapp_cli.services.listing import ALL, Page
 
 INBOX_COLUMNS = (
-    "id",
-    "status",
-    "event",
-    "source",
-    "invitee_uri",
-    "received_at",
-    "attempts",
-    "last_attempt_at",
-    "last_error",
-    "applied_at",
-    "outcome",
+    *("id", "status", "event", "source", "invitee_uri", "received_at", "attempts", "last_attempt_at", "last_error"),
+    *("applied_at", "outcome"),
 )
 # Headers worth keeping with a parked body: enough to tell where it came from and when it was signed.
 # Never the signature itself (it would be a replayable credential for the body).
@@ -165,11 +156,7 @@ def park_pulled(session: Session, skipped: Sequence[tuple[BookedInvitee, Invitee
 
 
 def retry_pending(
-    session: Session,
-    *,
-    now: dt.datetime,
-    pathway_question: re.Pattern[str],
-    limit: int | None = None,
+    session: Session, *, now: dt.datetime, pathway_question: re.Pattern[str], limit: int | None = None
 ) -> list[InviteeOutcome]:
     """Re-apply parked deliveries, oldest first, in the caller's transaction.
 
