@@ -520,36 +520,29 @@ def verify_token(
     now: dt.datetime,
     expected_issuer: str | None = None,
 ) -> Verification:
-    """Signature (EdDSA only), then the OB 3.0 shape, the JWT claims against the credential, and the dates."""
-    result = Verification()
-    result.reason = _token_problem(result, token, public_key, now, expected_issuer)
-    return result
-
-
-def _token_problem(
-    result: Verification, token: str, public_key: Any, now: dt.datetime, expected_issuer: str | None
-) -> str | None:
-    """The first thing wrong with `token`, filling in what `result` shows of the credential on the way."""
+    """Signature (EdDSA only), then the OB 3.0 shape, the JWT claims against the credential, and the dates:
+    the first thing wrong is the reason; what the credential shows is filled in once the signature checks."""
     import jwt
 
     try:
         header = jwt.get_unverified_header(token)
         claims = _decode_signature_only(token, public_key)
     except jwt.InvalidSignatureError:
-        return "the signature does not match the issuer key"
+        return Verification(reason="the signature does not match the issuer key")
     except jwt.InvalidAlgorithmError:
-        return "not signed with EdDSA"
+        return Verification(reason="not signed with EdDSA")
     except jwt.PyJWTError as exc:
-        return f"not a valid JWS: {exc}"
+        return Verification(reason=f"not a valid JWS: {exc}")
     vc = claims.get("vc")
-    result.credential = vc if isinstance(vc, dict) else {}
+    result = Verification(credential=vc if isinstance(vc, dict) else {})
     result.credential_id, result.name, result.valid_from = (
         value if isinstance(value, str) else None
         for value in (result.credential.get(name) for name in ("id", "name", "validFrom"))
     )
     problems = shape_problems(vc)
     if problems:
-        return "not an Open Badges 3.0 credential: " + "; ".join(problems)
+        result.reason = "not an Open Badges 3.0 credential: " + "; ".join(problems)
+        return result
     assert isinstance(vc, dict)
     issuer = vc["issuer"] if isinstance(vc["issuer"], str) else vc["issuer"]["id"]
     valid_from, valid_until = _parse_instant(vc["validFrom"]), _parse_instant(vc.get("validUntil"))
@@ -568,7 +561,8 @@ def _token_problem(
         (valid_from > now + leeway, f"not valid before {vc['validFrom']}"),
         (valid_until is not None and valid_until < now - leeway, f"expired at {vc.get('validUntil')}"),
     )
-    return next((reason for failed, reason in checks if failed), None)
+    result.reason = next((reason for failed, reason in checks if failed), None)
+    return result
 
 
 def _our_suffix(issuer: Issuer, kind: str, identifier: Any) -> str | None:

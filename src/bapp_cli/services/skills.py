@@ -497,24 +497,20 @@ def assign_skills(
     for skill in chosen:
         row = existing.get(skill.id)
         was_completed = row is not None and row.status == "completed"
+        created = row is None
         if row is None:
             row = _new_row(session, client, skill, target.id if target is not None else under.get(skill.id), now)
-            row.notes = clean_note
+        # a new row is moved to the wanted status whatever it is (not_started stamps nothing)
+        changes: dict[str, Any] = {}
+        if created or progress_advances(row.status, wanted_status):
+            changes["status"] = [row.status, wanted_status]
             _apply_status(row, wanted_status, completion, now)
-            by_outcome["assigned"].append(skill.slug)
-            _audit_progress(session, client, skill, {"assigned": wanted_status})
-        else:
-            changes: dict[str, Any] = {}
-            if progress_advances(row.status, wanted_status):
-                changes["status"] = [row.status, wanted_status]
-                _apply_status(row, wanted_status, completion, now)
-            if clean_note is not None and row.notes != clean_note:
-                changes["notes"] = clean_note
-                row.notes = clean_note
-                row.updated_at = now
-            by_outcome["updated" if changes else "unchanged"].append(skill.slug)
-            if changes:
-                _audit_progress(session, client, skill, changes)
+        if clean_note is not None and row.notes != clean_note:
+            changes["notes"] = clean_note
+            row.notes, row.updated_at = clean_note, now
+        by_outcome["assigned" if created else "updated" if changes else "unchanged"].append(skill.slug)
+        if changes:  # a new row's audit names the status it was assigned at
+            _audit_progress(session, client, skill, {"assigned": wanted_status} if created else changes)
         if row.status == "completed" and not was_completed:
             completed_now.append(skill)
     session.flush()
