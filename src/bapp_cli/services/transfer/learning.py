@@ -482,9 +482,10 @@ class BadgeImporter(_PeopleImporter):
     table = Badge.__table__
 
     def parse_row(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """The row as the badge's columns: a reason is kept only with the revocation it explains."""
         stamps = {name: self.instant(values.get(name), name) for name in ("revoked_at", "awarded_at")}
         item = {"email": self.email(values, "client"), "key": values["key"], "id": values.get("id"), **stamps}
-        return item | {"reason": values.get("revocation_reason")}
+        return item | {"revocation_reason": values.get("revocation_reason") if stamps["revoked_at"] else None}
 
     def prepare(self, client_ids: list[int], items: list[dict[str, Any]]) -> None:
         self.held = {(row.client_id, row.key) for row in self.stored(self.table, client_ids)}
@@ -493,11 +494,8 @@ class BadgeImporter(_PeopleImporter):
         if (client_id, item["key"]) in self.held:
             return RowResult(row, outcome=UNCHANGED)  # badges are permanent: never re-dated
         self.held.add((client_id, item["key"]))
-        revoked = item["revoked_at"]
-        values = {"client_id": client_id, "key": item["key"], "awarded_at": item["awarded_at"] or self.now}
-        return self.insert(
-            row, item, values | {"revoked_at": revoked, "revocation_reason": item["reason"] if revoked else None}
-        )
+        values = {name: item[name] for name in ("key", "revoked_at", "revocation_reason")}
+        return self.insert(row, item, {"client_id": client_id, **values, "awarded_at": item["awarded_at"] or self.now})
 
 
 def export_badges(session: Session) -> Iterator[dict[str, Any]]:
