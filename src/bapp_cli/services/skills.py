@@ -400,14 +400,6 @@ def _apply_status(
     row.updated_at = now
 
 
-def _assigned_under(session: Session, client_id: int, skill_ids: Sequence[int]) -> dict[int, int]:
-    """For rows created without --pathway: services.rule_book.assigned_pathway of each skill."""
-    enrolled = set(session.scalars(select(Enrolment.pathway_id).where(Enrolment.client_id == client_id)))
-    linked = skill_links(session, skill_ids)
-    chosen = {skill_id: assigned_pathway(pathways, enrolled) for skill_id, pathways in linked.items()}
-    return {skill_id: pathway_id for skill_id, pathway_id in chosen.items() if pathway_id is not None}
-
-
 def _after_completion(
     session: Session, client: User, completed_skills: Sequence[Skill], now: dt.datetime
 ) -> CompletionOutcome:
@@ -531,7 +523,11 @@ def _progress_rows(
     for skill in missing:
         if skill.archived:
             raise InvalidInput(f"skill: {skill.slug!r} is archived and cannot be assigned", code="skill_archived")
-    under = _assigned_under(session, client.id, [skill.id for skill in missing]) if missing and not pathway_id else {}
+    under: dict[int, int | None] = {}
+    if missing and pathway_id is None:
+        enrolled = set(session.scalars(select(Enrolment.pathway_id).where(Enrolment.client_id == client.id)))
+        linked = skill_links(session, [skill.id for skill in missing])
+        under = {skill_id: assigned_pathway(pathways, enrolled) for skill_id, pathways in linked.items()}
     for skill in missing:
         row = UserSkillProgress(client_id=client.id, skill_id=skill.id, **vars(ProgressState()))
         row.pathway_id, row.created_at, row.updated_at = pathway_id or under.get(skill.id), now, now
