@@ -28,6 +28,7 @@ from bapp_cli.services.credentials import (
     STATUS_LIST_MIN_BITS,
     Issuer,
     achievement_definitions,
+    as_achievement,
     build_credential,
     build_status_list,
     check_against_database,
@@ -344,13 +345,13 @@ def test_achievement_ids_are_stable_and_cover_every_tier_pathway_and_fundamental
     definitions = achievement_definitions(session)
     assert "fundamentals" in definitions and "pathway:accelerate" in definitions and "tier:play:3" in definitions
     assert len([key for key in definitions if key.startswith("tier:")]) == 9
-    assert definitions["tier:accelerate:3"].criteria.endswith("(no skills linked yet).")
-    assert definitions["fundamentals"].criteria == "Complete every fundamental skill: F1, F2."
-    assert definitions["pathway:pivot"].as_achievement(issuer)["id"] == (
+    assert definitions["tier:accelerate:3"]["criteria"].endswith("(no skills linked yet).")
+    assert definitions["fundamentals"]["criteria"] == "Complete every fundamental skill: F1, F2."
+    assert as_achievement(definitions["pathway:pivot"], issuer)["id"] == (
         "https://buildappswith.example/badges/achievements/pathway/pivot"
     )
     with_image = Issuer(issuer.name, issuer.url, issuer.key, "https://cdn.example/badges")
-    assert definitions["tier:pivot:2"].as_achievement(with_image)["image"] == {
+    assert as_achievement(definitions["tier:pivot:2"], with_image)["image"] == {
         "id": "https://cdn.example/badges/tier-pivot-2.png",
         "type": "Image",
     }

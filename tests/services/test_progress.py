@@ -233,6 +233,24 @@ def test_a_catalogue_change_awards_every_badge_in_one_insert_with_its_audit_rows
     assert all(entry.changes == {"awarded_at": LATER.isoformat()} and entry.at is not None for entry in entries)
 
 
+def test_a_badge_already_held_is_not_awarded_again_and_its_client_is_not_looked_up(session: Session) -> None:
+    """The audit rows name only the clients written about: clients due a badge they already hold cost no
+    e-mail lookup (a catalogue change re-checks every client, most of whom hold their badges)."""
+    from bapp_cli.services.progress import record_completions
+
+    small_catalogue(session)
+    people = [client(session, f"c{index}@example.com", "accelerate") for index in range(3)]
+    for person in people:
+        for slug in ("a1", "a2", "a3"):
+            complete_skill(session, person.email, slug, now=NOW)
+    session.flush()
+    scope = [pathway(session, "accelerate").id]
+    with counting_statements() as statements:
+        assert record_completions(session, now=LATER, pathway_ids=scope, fundamentals=False) == {}
+    assert statements and not [text for text in statements if "users.email" in text]
+    assert sorted(badge_keys(session, person.id) for person in people) == [["tier:accelerate:1"]] * 3
+
+
 def test_reset_of_an_unassigned_skill_is_not_found_and_bad_input_names_the_field(session: Session) -> None:
     small_catalogue(session)
     ada = client(session)

@@ -467,6 +467,35 @@ def test_progress_completions_award_badges_and_complete_enrolments(session: Sess
     assert enrolments.rejected == 1
 
 
+def test_learning_rows_a_rule_refuses_name_their_line_field_and_reason(session: Session) -> None:
+    add_client(session)
+    assert load(session, "skills", "slug,name,links\ns1,Skill one,accelerate:1\ns2,Skill two,accelerate:1\n")
+    assert load(session, "skills", "slug,archived\ns2,true\n").total("updated") == 1
+    get_pathway(session, "play").archived = True
+    session.flush()
+    enrolments = (
+        "client,pathway,status,completed_at\n"
+        "ada@example.com,accelerate,active,\n"
+        "ada@example.com,accelerate,paused,\n"
+        "ada@example.com,pivot,active,2029-01-01T00:00Z\n"
+        "ada@example.com,play,active,\n"
+        "nobody@example.com,pivot,active,\n"
+    )
+    assert refused(session, "enrolments", enrolments) == [
+        (3, "pathway", "this enrolment is already on line 2"),
+        (4, "completed_at", "only a completed enrolment has a completion time"),
+        (5, "pathway", "'play' is archived and takes no new enrolments"),
+        (6, "client", "no client with e-mail 'nobody@example.com' (import clients first)"),
+    ]
+    progress = (
+        "client,skill,status\nada@example.com,s1,in_progress\nada@example.com,s1,completed\nada@example.com,s2,\n"
+    )
+    assert refused(session, "progress", progress) == [
+        (3, "skill", "this progress row is already on line 2"),
+        (4, "skill", "the skill is archived and cannot be assigned"),
+    ]
+
+
 def test_skills_links_sync_exactly_and_refuse_unknown_tiers(session: Session) -> None:
     load(session, "skills", 'slug,name,links\nprompting,Prompting,"[""accelerate:1"",""pivot:1""]"\n')
     skill = session.scalars(select(Skill)).one()

@@ -205,8 +205,8 @@ def achievements_command(ctx: typer.Context) -> None:
     configured = app_state.settings.get("badges.issuer_url") and app_state.settings.get("badges.key_file")
     issuer = _issuer(app_state) if configured else None
     with app_state.reading() as session:
-        definitions = achievement_definitions(session)
-    sink.records([item.as_record(issuer) for item in definitions.values()], ACHIEVEMENT_COLUMNS, title="Achievements")
+        definitions = achievement_definitions(session, issuer)
+    sink.records(definitions.values(), ACHIEVEMENT_COLUMNS, title="Achievements")
 
 
 @app.command("export")

@@ -69,12 +69,6 @@ def _pathway_cell(label: ReportPathway) -> Any:
     return text
 
 
-def _slug_cell(labels: dict[str | None, ReportPathway], slug: str) -> Any:
-    from bapp_cli.services.reports import ReportPathway
-
-    return _pathway_cell(labels.get(slug) or ReportPathway(slug, slug))
-
-
 def _bar_count(value: int, maximum: int, label: ReportPathway, total: bool) -> Any:
     """A count with its bar out of `maximum` in the row's pathway colour; on the totals row, bold and barless."""
     from rich.text import Text
@@ -282,8 +276,11 @@ def client_progress(
 
     with reading(ctx) as (sink, session):
         labels, records = build_report(session, builder=builder, pathway=pathway)
-        # streamed from the cursor, one enrolment at a time (a table lists them first)
-        draw = partial(draw_progress_rows, "Client progress", records, sink, pathway_cell=partial(_slug_cell, labels))
+        # streamed from the cursor, one enrolment at a time (a table lists them first); every record's pathway
+        # is one of the labels (archived ones included)
+        draw = partial(
+            draw_progress_rows, "Client progress", records, sink, pathway_cell=lambda slug: _pathway_cell(labels[slug])
+        )
         sink.records(records, CLIENT_PROGRESS_COLUMNS, table=draw)
 
 

@@ -24,7 +24,7 @@ import secrets
 import zlib
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select
@@ -124,37 +124,29 @@ def validate_issuer_url(url: str) -> str:
 # -- achievements -------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class AchievementDefinition:
-    key: str
-    name: str
-    description: str
-    criteria: str
-
-    def as_record(self, issuer: Issuer | None = None) -> dict[str, Any]:
-        return {"key": self.key, "id": issuer.achievement_id(self.key) if issuer else None, **asdict(self)}
-
-    def as_achievement(self, issuer: Issuer) -> dict[str, Any]:
-        achievement: dict[str, Any] = {
-            "id": issuer.achievement_id(self.key),
-            "type": ["Achievement"],
-            "achievementType": "Badge",
-            "name": self.name,
-            "description": self.description,
-            "criteria": {"narrative": self.criteria},
-        }
-        if issuer.image_base_url:
-            slug = self.key.replace(":", "-")
-            achievement["image"] = {"id": f"{issuer.image_base_url.rstrip('/')}/{slug}.png", "type": "Image"}
-        return achievement
+def as_achievement(definition: dict[str, Any], issuer: Issuer) -> dict[str, Any]:
+    """An achievement record (`achievement_definitions`) as the OB 3.0 Achievement a credential embeds."""
+    achievement: dict[str, Any] = {
+        "id": issuer.achievement_id(definition["key"]),
+        "type": ["Achievement"],
+        "achievementType": "Badge",
+        "name": definition["name"],
+        "description": definition["description"],
+        "criteria": {"narrative": definition["criteria"]},
+    }
+    if issuer.image_base_url:
+        slug = definition["key"].replace(":", "-")
+        achievement["image"] = {"id": f"{issuer.image_base_url.rstrip('/')}/{slug}.png", "type": "Image"}
+    return achievement
 
 
 def _skill_list(names: Sequence[str]) -> str:
     return ", ".join(names) if names else "(no skills linked yet)"
 
 
-def achievement_definitions(session: Session) -> dict[str, AchievementDefinition]:
-    """Every badge bapp can award, keyed like badges, with a criteria narrative from the linked skills.
+def achievement_definitions(session: Session, issuer: Issuer | None = None) -> dict[str, dict[str, Any]]:
+    """Every badge bapp can award, keyed like badges: its record (ACHIEVEMENT_COLUMNS) with a criteria
+    narrative from the linked skills, and its Open Badges id under `issuer` (None without one).
 
     The catalogue may change after a badge was awarded; the definitions describe it as it stands now.
     """
@@ -178,10 +170,11 @@ def achievement_definitions(session: Session) -> dict[str, AchievementDefinition
         )
     )
 
-    definitions: dict[str, AchievementDefinition] = {}
+    definitions: dict[str, dict[str, Any]] = {}
 
     def define(key: str, description: str, criteria: str) -> None:
-        definitions[key] = AchievementDefinition(key, catalogue.badge_name(key), description, criteria)
+        named = {"key": key, "id": issuer.achievement_id(key) if issuer else None, "name": catalogue.badge_name(key)}
+        definitions[key] = named | {"description": description, "criteria": criteria}
 
     for info in sorted(catalogue.pathways.values(), key=lambda item: (item.position, item.slug)):
         skills = {number: _skill_list(linked[(info.id, number)]) for number in info.tiers}
@@ -247,20 +240,20 @@ def build_credential(
     badge_id: int,
     email: str,
     awarded_at: dt.datetime,
-    definition: AchievementDefinition,
+    definition: dict[str, Any],
     salt: str,
 ) -> dict[str, Any]:
     return {
         "@context": [VC_CONTEXT, OB_CONTEXT],
         "id": issuer.credential_id(badge_id),
         "type": ["VerifiableCredential", "OpenBadgeCredential"],
-        "name": definition.name,
+        "name": definition["name"],
         "issuer": issuer.profile_reference(),
         "validFrom": _instant(awarded_at),
         "credentialSubject": {
             "type": ["AchievementSubject"],
             "identifier": [hashed_email_identity(email, salt)],
-            "achievement": definition.as_achievement(issuer),
+            "achievement": as_achievement(definition, issuer),
         },
         "credentialSchema": [{"id": OB_SCHEMA, "type": "1EdTechJsonSchemaValidator2019"}],
         "credentialStatus": {
@@ -322,9 +315,10 @@ def issue_credentials(
     definitions = achievement_definitions(session)
     issued = []
     for badge in badges:
-        definition = definitions.get(badge.key) or AchievementDefinition(
-            badge.key, badge.key, f"Badge {badge.key}.", f"Awarded as {badge.key}."
-        )
+        # a badge the catalogue no longer defines (its pathway or tier removed) still exports, plainly described
+        fallback = {"key": badge.key, "name": badge.key}
+        fallback |= {"description": f"Badge {badge.key}.", "criteria": f"Awarded as {badge.key}."}
+        definition = definitions.get(badge.key) or fallback
         credential = build_credential(
             issuer=issuer,
             badge_id=badge.id,
@@ -520,36 +514,29 @@ def verify_token(
     now: dt.datetime,
     expected_issuer: str | None = None,
 ) -> Verification:
-    """Signature (EdDSA only), then the OB 3.0 shape, the JWT claims against the credential, and the dates."""
-    result = Verification()
-    result.reason = _token_problem(result, token, public_key, now, expected_issuer)
-    return result
-
-
-def _token_problem(
-    result: Verification, token: str, public_key: Any, now: dt.datetime, expected_issuer: str | None
-) -> str | None:
-    """The first thing wrong with `token`, filling in what `result` shows of the credential on the way."""
+    """Signature (EdDSA only), then the OB 3.0 shape, the JWT claims against the credential, and the dates:
+    the first thing wrong is the reason; what the credential shows is filled in once the signature checks."""
     import jwt
 
     try:
         header = jwt.get_unverified_header(token)
         claims = _decode_signature_only(token, public_key)
     except jwt.InvalidSignatureError:
-        return "the signature does not match the issuer key"
+        return Verification(reason="the signature does not match the issuer key")
     except jwt.InvalidAlgorithmError:
-        return "not signed with EdDSA"
+        return Verification(reason="not signed with EdDSA")
     except jwt.PyJWTError as exc:
-        return f"not a valid JWS: {exc}"
+        return Verification(reason=f"not a valid JWS: {exc}")
     vc = claims.get("vc")
-    result.credential = vc if isinstance(vc, dict) else {}
+    result = Verification(credential=vc if isinstance(vc, dict) else {})
     result.credential_id, result.name, result.valid_from = (
         value if isinstance(value, str) else None
         for value in (result.credential.get(name) for name in ("id", "name", "validFrom"))
     )
     problems = shape_problems(vc)
     if problems:
-        return "not an Open Badges 3.0 credential: " + "; ".join(problems)
+        result.reason = "not an Open Badges 3.0 credential: " + "; ".join(problems)
+        return result
     assert isinstance(vc, dict)
     issuer = vc["issuer"] if isinstance(vc["issuer"], str) else vc["issuer"]["id"]
     valid_from, valid_until = _parse_instant(vc["validFrom"]), _parse_instant(vc.get("validUntil"))
@@ -568,7 +555,8 @@ def _token_problem(
         (valid_from > now + leeway, f"not valid before {vc['validFrom']}"),
         (valid_until is not None and valid_until < now - leeway, f"expired at {vc.get('validUntil')}"),
     )
-    return next((reason for failed, reason in checks if failed), None)
+    result.reason = next((reason for failed, reason in checks if failed), None)
+    return result
 
 
 def _our_suffix(issuer: Issuer, kind: str, identifier: Any) -> str | None:

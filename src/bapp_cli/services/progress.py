@@ -132,9 +132,15 @@ def record_completions(
     due = {client_id: keys for client_id, keys in due.items() if keys}  # the loop above lists every client counted
     if not due:
         return {}
-    # a completed pathway put its badge in `due`: one lookup names every client the audit rows below label
-    emails = dict(rows_keyed(session, select(User.id, User.email), due))
-    awarded = _award(session, due, emails, now=now)
+    awarded = _award(session, due, now=now)
+    # the audit rows name only the clients they are about (most clients due a badge already hold it): one
+    # lookup for those awarded one and those whose pathway may complete
+    emails = dict(rows_keyed(session, select(User.id, User.email), set(awarded) | set(completed_pathways)))
+    record_audits(
+        session,
+        "badge",
+        [(f"{emails[client_id]}:{key}", {"awarded_at": now}) for client_id, keys in awarded.items() for key in keys],
+    )
     finished = _complete_enrolments(session, completed_pathways, catalogue, emails, now=now)
     outcomes: dict[int, CompletionOutcome] = {}
     for client_id in set(awarded) | set(finished):
@@ -156,9 +162,7 @@ def _completed_counts(*columns: SQLColumnExpression[Any]) -> Select[Any]:
     return query.group_by(UserSkillProgress.client_id, *columns)
 
 
-def _award(
-    session: Session, due: dict[int, list[str]], emails: dict[int, str], *, now: dt.datetime
-) -> dict[int, list[str]]:
+def _award(session: Session, due: dict[int, list[str]], *, now: dt.datetime) -> dict[int, list[str]]:
     """Insert the badges not yet held; returns the newly awarded keys per client."""
     wanted = select(Badge.client_id, Badge.key).where(
         Badge.key.in_(sorted({key for keys in due.values() for key in keys}))
@@ -166,18 +170,12 @@ def _award(
     held = {(client_id, key) for client_id, key in rows_keyed(session, wanted, due)}
     fresh = {client_id: [key for key in keys if (client_id, key) not in held] for client_id, keys in due.items()}
     awarded = {client_id: keys for client_id, keys in fresh.items() if keys}
-    if not awarded:
-        return {}
-    # set-based: a catalogue change can award thousands at once; one INSERT for the badges, one for the audit
-    pairs = [(client_id, key) for client_id, keys in awarded.items() for key in keys]
-    session.execute(
-        insert(Badge), [{"client_id": client_id, "key": key, "awarded_at": now} for client_id, key in pairs]
-    )
-    record_audits(
-        session,
-        "badge",
-        [(f"{emails.get(client_id, client_id)}:{key}", {"awarded_at": now}) for client_id, key in pairs],
-    )
+    # set-based: a catalogue change can award thousands at once, in one INSERT (and one for their audit rows)
+    rows = [
+        {"client_id": client_id, "key": key, "awarded_at": now} for client_id, keys in awarded.items() for key in keys
+    ]
+    if rows:
+        session.execute(insert(Badge), rows)
     return awarded
 
 
@@ -197,7 +195,7 @@ def _complete_enrolments(
         if enrolment.pathway_id not in completed[enrolment.client_id]:
             continue
         slug = catalogue.pathways[enrolment.pathway_id].slug
-        label = f"{emails.get(enrolment.client_id, enrolment.client_id)}:{slug}"
+        label = f"{emails[enrolment.client_id]}:{slug}"
         if set_enrolment_status(session, enrolment, "completed", now=now, label=label):
             enrolment.updated_at = now
             finished[enrolment.client_id].append(slug)

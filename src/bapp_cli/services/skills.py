@@ -400,14 +400,6 @@ def _apply_status(
     row.updated_at = now
 
 
-def _assigned_under(session: Session, client_id: int, skill_ids: Sequence[int]) -> dict[int, int]:
-    """For rows created without --pathway: services.rule_book.assigned_pathway of each skill."""
-    enrolled = set(session.scalars(select(Enrolment.pathway_id).where(Enrolment.client_id == client_id)))
-    linked = skill_links(session, skill_ids)
-    chosen = {skill_id: assigned_pathway(pathways, enrolled) for skill_id, pathways in linked.items()}
-    return {skill_id: pathway_id for skill_id, pathway_id in chosen.items() if pathway_id is not None}
-
-
 def _after_completion(
     session: Session, client: User, completed_skills: Sequence[Skill], now: dt.datetime
 ) -> CompletionOutcome:
@@ -484,37 +476,26 @@ def assign_skills(
             query = query.where(SkillPathwayLink.tier == tier)
         chosen = list(session.scalars(query))
 
-    existing = _progress_rows(session, client, chosen)
-    for skill in chosen:
-        if skill.archived and skill.id not in existing:
-            raise InvalidInput(f"skill: {skill.slug!r} is archived and cannot be assigned", code="skill_archived")
-
     enrolled = [target.slug] if target is not None and enrol(session, client, target, now=now)[1] else []
-    under = {} if target is not None else _assigned_under(session, client.id, [skill.id for skill in chosen])
-
+    # the rows after enrolling, which flushes: a new row flushed before its note is set would be UPDATEd with
+    # the column's own onupdate clock instead of `now`
+    rows, new = _progress_rows(session, client, chosen, now, pathway_id=target.id if target is not None else None)
     by_outcome: dict[str, list[str]] = {"assigned": [], "updated": [], "unchanged": []}
     completed_now: list[Skill] = []
     for skill in chosen:
-        row = existing.get(skill.id)
-        was_completed = row is not None and row.status == "completed"
-        if row is None:
-            row = _new_row(session, client, skill, target.id if target is not None else under.get(skill.id), now)
-            row.notes = clean_note
+        row, created = rows[skill.id], skill.id in new
+        was_completed = not created and row.status == "completed"
+        # a new row is moved to the wanted status whatever it is (not_started stamps nothing)
+        changes: dict[str, Any] = {}
+        if created or progress_advances(row.status, wanted_status):
+            changes["status"] = [row.status, wanted_status]
             _apply_status(row, wanted_status, completion, now)
-            by_outcome["assigned"].append(skill.slug)
-            _audit_progress(session, client, skill, {"assigned": wanted_status})
-        else:
-            changes: dict[str, Any] = {}
-            if progress_advances(row.status, wanted_status):
-                changes["status"] = [row.status, wanted_status]
-                _apply_status(row, wanted_status, completion, now)
-            if clean_note is not None and row.notes != clean_note:
-                changes["notes"] = clean_note
-                row.notes = clean_note
-                row.updated_at = now
-            by_outcome["updated" if changes else "unchanged"].append(skill.slug)
-            if changes:
-                _audit_progress(session, client, skill, changes)
+        if clean_note is not None and row.notes != clean_note:
+            changes["notes"] = clean_note
+            row.notes, row.updated_at = clean_note, now
+        by_outcome["assigned" if created else "updated" if changes else "unchanged"].append(skill.slug)
+        if changes:  # a new row's audit names the status it was assigned at
+            _audit_progress(session, client, skill, {"assigned": wanted_status} if created else changes)
         if row.status == "completed" and not was_completed:
             completed_now.append(skill)
     session.flush()
@@ -522,22 +503,37 @@ def assign_skills(
     return _with_outcome(record | by_outcome, _after_completion(session, client, completed_now, now), enrolled)
 
 
-def _new_row(
-    session: Session, client: User, skill: Skill, pathway_id: int | None, now: dt.datetime
-) -> UserSkillProgress:
-    row = UserSkillProgress(client_id=client.id, skill_id=skill.id, pathway_id=pathway_id, **vars(ProgressState()))
-    row.created_at = row.updated_at = now  # not_started, no attempts, no stamps: ProgressState's defaults
-    session.add(row)
-    return row
-
-
-def _progress_rows(session: Session, client: User, skills: Sequence[Skill]) -> dict[int, UserSkillProgress]:
-    """The client's progress rows in these skills, by skill id."""
-    ids = [skill.id for skill in skills]
+def _progress_rows(
+    session: Session,
+    client: User,
+    skills: Sequence[Skill],
+    now: dt.datetime,
+    *,
+    pathway_id: int | None = None,
+    create: bool = True,
+) -> tuple[dict[int, UserSkillProgress], set[int]]:
+    """The client's progress rows in these skills by skill id, and the ids of those added now: a missing row
+    is added not_started (ProgressState's defaults) under `pathway_id`, or without one under
+    services.rule_book.assigned_pathway's choice; an archived skill takes no new row. `create=False` adds none."""
     query = select(UserSkillProgress).where(
-        UserSkillProgress.client_id == client.id, UserSkillProgress.skill_id.in_(ids)
+        UserSkillProgress.client_id == client.id, UserSkillProgress.skill_id.in_([skill.id for skill in skills])
     )
-    return {row.skill_id: row for row in session.scalars(query)}
+    rows = {row.skill_id: row for row in session.scalars(query)}
+    missing = [skill for skill in skills if skill.id not in rows] if create else []
+    for skill in missing:
+        if skill.archived:
+            raise InvalidInput(f"skill: {skill.slug!r} is archived and cannot be assigned", code="skill_archived")
+    under: dict[int, int | None] = {}
+    if missing and pathway_id is None:
+        enrolled = set(session.scalars(select(Enrolment.pathway_id).where(Enrolment.client_id == client.id)))
+        linked = skill_links(session, [skill.id for skill in missing])
+        under = {skill_id: assigned_pathway(pathways, enrolled) for skill_id, pathways in linked.items()}
+    for skill in missing:
+        row = UserSkillProgress(client_id=client.id, skill_id=skill.id, **vars(ProgressState()))
+        row.pathway_id, row.created_at, row.updated_at = pathway_id or under.get(skill.id), now, now
+        session.add(row)
+        rows[skill.id] = row
+    return rows, {skill.id for skill in missing}
 
 
 def _move_skill(
@@ -557,19 +553,14 @@ def _move_skill(
     client, _ = get_client(session, email)
     skill = get_skill(session, skill_slug)
     lock_keys(session, f"progress:{client.id}")
-    row = _progress_rows(session, client, [skill]).get(skill.id)
-    previous = row.status if row is not None else None
-    if row is None and status == "not_started":
+    rows, new = _progress_rows(session, client, [skill], now, create=status != "not_started")
+    if skill.id not in rows:  # a reset needs a row
         raise NotFound(
             f"skill {skill.slug!r} is not assigned to {client.email}",
             hint=f"assign it with `bapp skills assign {client.email} {skill.slug}`",
             code="progress_not_found",
         )
-    if row is None and skill.archived:
-        raise InvalidInput(f"skill: {skill.slug!r} is archived and cannot be assigned", code="skill_archived")
-    if row is None:
-        pathway_id = _assigned_under(session, client.id, [skill.id]).get(skill.id)
-        row = _new_row(session, client, skill, pathway_id, now)
+    row, previous = rows[skill.id], None if new else rows[skill.id].status
     if status == "in_progress" and row.status == "completed":
         raise Conflict(
             f"skill {skill.slug!r} is already completed for {client.email}",

@@ -48,7 +48,6 @@ from bapp_cli.services.transfer.importer import (
     UPDATED,
     Email,
     KindImporter,
-    RowError,
     RowId,
     RowResult,
     Touched,
@@ -58,10 +57,6 @@ from bapp_cli.services.transfer.importer import (
 from bapp_cli.services.transfer.store import rows_keyed
 
 Slug = Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)]
-
-
-def _rejected(row: SourceRow, field: str, message: str) -> RowResult:
-    return RowResult(row, errors=[RowError(row.line, field, message)])
 
 
 class EnrolmentRow(TypedDict, total=False):
@@ -143,7 +138,8 @@ class _PeopleImporter(KindImporter):
 
     @abstractmethod
     def apply_row(self, row: SourceRow, item: dict[str, Any], client_id: int) -> RowResult:
-        """One row against the stored ones: an insert, an update, unchanged, or rejected."""
+        """One row against the stored ones: an insert, an update or unchanged; a rule's refusal (a BappError
+        whose message starts with the column it is about) rejects the row."""
 
     def apply(self, rows: Sequence[SourceRow]) -> list[RowResult]:
         valid, results = self.validate(rows)
@@ -160,12 +156,13 @@ class _PeopleImporter(KindImporter):
         self.first: dict[Hashable, int] = {}
         self.prepare(list(clients.values()), [item for _, item in parsed])
         for row, item in parsed:
-            client_id = clients.get(item["email"])
-            if client_id is None:
-                message = f"no client with e-mail {item['email']!r} (import clients first)"
-                results.append(_rejected(row, "client", message))
-            else:
+            try:
+                client_id = clients.get(item["email"])
+                if client_id is None:
+                    raise InvalidInput(f"client: no client with e-mail {item['email']!r} (import clients first)")
                 results.append(self.apply_row(row, item, client_id))
+            except BappError as exc:
+                results.append(refusal(row, exc))
         self.write()
         return sorted(results, key=lambda result: result.row.line)
 
@@ -185,13 +182,13 @@ class _PeopleImporter(KindImporter):
         by_client = select(table.c.client_id, *(column for column in table.c if column.name != "client_id"))
         return rows_keyed(self.session, by_client.where(*conditions), client_ids)
 
-    def repeated(self, row: SourceRow, key: Hashable, written: bool, field: str, what: str) -> RowResult | None:
-        """A rejection when an earlier row of this batch (or, `written`, an earlier batch) wrote the key."""
+    def check_once(self, row: SourceRow, key: Hashable, written: bool, field: str, what: str) -> None:
+        """Refuses the row when an earlier row of this batch (or, `written`, an earlier batch) wrote the key."""
         if key not in self.first and not written:
             self.first[key] = row.line
-            return None
+            return
         where = f"line {self.first[key]}" if key in self.first else "earlier in the file"
-        return _rejected(row, field, f"this {what} is already on {where}")
+        raise InvalidInput(f"{field}: this {what} is already on {where}")
 
     def insert(self, row: SourceRow, item: Mapping[str, Any], values: dict[str, Any]) -> RowResult:
         """A new row, stamped now unless the file dates it; a backup's id is kept on restore."""
@@ -266,15 +263,14 @@ class EnrolmentImporter(_PeopleImporter):
     def apply_row(self, row: SourceRow, item: dict[str, Any], client_id: int) -> RowResult:
         found = self.existing.get((client_id, item["pathway_id"]))
         written = found is not None and found["updated_at"] == self.now
-        if rejected := self.repeated(row, (client_id, item["pathway_id"]), written, "pathway", "enrolment"):
-            return rejected
+        self.check_once(row, (client_id, item["pathway_id"]), written, "pathway", "enrolment")
         status = item.get("status") or (found["status"] if found else "active")
         completed_at = item["completed_at"] if "completed_at" in item else (found["completed_at"] if found else None)
         if status == "completed" and completed_at is None:
             completed_at = self.now  # as `clients set-status … completed` stamps it
         elif status != "completed":
             if item.get("completed_at") is not None:
-                return _rejected(row, "completed_at", "only a completed enrolment has a completion time")
+                raise InvalidInput("completed_at: only a completed enrolment has a completion time")
             completed_at = None
         if found is not None:
             wanted = {"status": status, "completed_at": completed_at}
@@ -282,8 +278,8 @@ class EnrolmentImporter(_PeopleImporter):
                 row, found, wanted | {name: item[name] for name in ("start_date", "builder_id") if name in item}
             )
         if item["archived"] and not self.restore:
-            message = f"{self.pathway_slugs[item['pathway_id']]!r} is archived and takes no new enrolments"
-            return _rejected(row, "pathway", message)
+            slug = self.pathway_slugs[item["pathway_id"]]
+            raise InvalidInput(f"pathway: {slug!r} is archived and takes no new enrolments")
         values = {"client_id": client_id, "pathway_id": item["pathway_id"], "status": status}
         values |= {"start_date": item.get("start_date") or self.now.date(), "completed_at": completed_at}
         return self.insert(row, item, values | {"builder_id": item.get("builder_id")})
@@ -373,14 +369,10 @@ class ProgressImporter(_PeopleImporter):
     def apply_row(self, row: SourceRow, item: dict[str, Any], client_id: int) -> RowResult:
         found = self.existing.get((client_id, item["skill_id"]))
         written = found is not None and found["id"] in self.touched
-        if rejected := self.repeated(row, (client_id, item["skill_id"]), written, "skill", "progress row"):
-            return rejected
-        try:
-            values = self._settle(item, found)
-        except BappError as exc:
-            return refusal(row, exc)
+        self.check_once(row, (client_id, item["skill_id"]), written, "skill", "progress row")
+        values = self._settle(item, found)
         if found is None and item["archived"] and not self.restore:
-            return _rejected(row, "skill", "the skill is archived and cannot be assigned")
+            raise InvalidInput("skill: the skill is archived and cannot be assigned")
         if found is None and "pathway_id" not in item and not self.restore:
             # as `skills assign` without --pathway
             linked = self.links[item["skill_id"]]
@@ -482,9 +474,10 @@ class BadgeImporter(_PeopleImporter):
     table = Badge.__table__
 
     def parse_row(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """The row as the badge's columns: a reason is kept only with the revocation it explains."""
         stamps = {name: self.instant(values.get(name), name) for name in ("revoked_at", "awarded_at")}
         item = {"email": self.email(values, "client"), "key": values["key"], "id": values.get("id"), **stamps}
-        return item | {"reason": values.get("revocation_reason")}
+        return item | {"revocation_reason": values.get("revocation_reason") if stamps["revoked_at"] else None}
 
     def prepare(self, client_ids: list[int], items: list[dict[str, Any]]) -> None:
         self.held = {(row.client_id, row.key) for row in self.stored(self.table, client_ids)}
@@ -493,11 +486,8 @@ class BadgeImporter(_PeopleImporter):
         if (client_id, item["key"]) in self.held:
             return RowResult(row, outcome=UNCHANGED)  # badges are permanent: never re-dated
         self.held.add((client_id, item["key"]))
-        revoked = item["revoked_at"]
-        values = {"client_id": client_id, "key": item["key"], "awarded_at": item["awarded_at"] or self.now}
-        return self.insert(
-            row, item, values | {"revoked_at": revoked, "revocation_reason": item["reason"] if revoked else None}
-        )
+        values = {name: item[name] for name in ("key", "revoked_at", "revocation_reason")}
+        return self.insert(row, item, {"client_id": client_id, **values, "awarded_at": item["awarded_at"] or self.now})
 
 
 def export_badges(session: Session) -> Iterator[dict[str, Any]]:
