@@ -17,7 +17,7 @@ from bapp_cli.cli.options import (
     search_option,
 )
 from bapp_cli.cli.terminal import detail_table, listing_table, styled
-from bapp_cli.cli.unit_of_work import changing, reading
+from bapp_cli.cli.unit_of_work import apply, reading
 from bapp_cli.errors import UsageError
 
 if TYPE_CHECKING:
@@ -230,8 +230,7 @@ def add(
     draft = NewSessionType(
         title, duration, category, requires_auth, pathway, price, currency, builder, description, slug, display_order
     )
-    with changing(ctx, dry_run=dry_run) as (sink, session):
-        record = add_session_type(session, draft, now=utc_now())
+    sink, record = apply(ctx, add_session_type, draft, dry_run=dry_run)
     verb = "Would add" if dry_run else "Added"
     sink.info(f"{verb} session type {record['id']}: {record['title']} ({record['category']}).")
     sink.record(record, SESSION_COLUMNS, table=lambda console: render_session(record, console))
@@ -276,8 +275,7 @@ def update(
     )
     if changes.empty:
         raise UsageError("nothing to update", hint="pass at least one of the options (see --help)")
-    with changing(ctx, dry_run=dry_run) as (sink, session):
-        record, changed = update_session_type(session, session_type, changes, now=utc_now())
+    sink, (record, changed) = apply(ctx, update_session_type, session_type, changes, dry_run=dry_run)
     if changed:
         verb = "Would update" if dry_run else "Updated"
         sink.info(f"{verb} session type {record['id']}: {', '.join(changed)}.")
@@ -298,7 +296,7 @@ def slots(
     start_from: Annotated[
         str | None, typer.Option("--from", help="First day (a date, or an ISO 8601 time) [default: now].")
     ] = None,
-    days: Annotated[int, typer.Option("--days", help=f"How many days to show (1–{MAX_SLOT_DAYS}).")] = 7,
+    days: Annotated[int, typer.Option("--days", min=1, max=MAX_SLOT_DAYS, help="How many days to show.")] = 7,
     timezone: Annotated[
         str | None, typer.Option("--timezone", help="Show times in this IANA zone [default: the global --timezone].")
     ] = None,
@@ -324,8 +322,6 @@ def slots(
     app_state = state(ctx)
     sink = app_state.output()
     zone = get_zone(app_state.timezone if timezone is None else timezone, field="timezone")
-    if not 1 <= days <= MAX_SLOT_DAYS:
-        raise UsageError(f"--days: {days} is not between 1 and {MAX_SLOT_DAYS}")
     now = utc_now()
     begin = parse_instant(start_from, timezone=zone.key, field="from") if start_from else now
     end = begin + dt.timedelta(days=days)
