@@ -86,10 +86,10 @@ class OutputSink:
             grid = listing_table(title, shown)
             for row in rows:
                 grid.add_row(*(self.display_value(row.get(column)) for column in columns))
-            # the first column names the row; e-mails and statuses are what a row is found and judged by
+            # the first column names the row; e-mails and statuses are what a row is found and judged by; the
+            # others are left out from the right
             keys = [shown[0], *(name for name in shown if name in KEY_HEADERS)] if shown else []
-            drop_order = [name for name in reversed(shown) if name not in keys]
-            fit_to_terminal(grid, self.console, keys=keys, drop_order=drop_order)
+            fit_to_terminal(grid, self.console, keys=keys, drop_order=())
             self.console.print(grid)
             if not grid.row_count:
                 self.console.print("(no rows)", style="dim")

@@ -109,16 +109,14 @@ def render_session(record: dict[str, Any], console: Any) -> None:
         headers = ("#", "question", "type", "required", "choices")
         questions = listing_table("Custom questions", headers, title_justify="left")
         for question in sorted(record["custom_questions"], key=lambda item: item.get("position", 0)):
-            choices = ", ".join(question.get("answer_choices") or [])
-            if question.get("include_other"):
-                choices = f"{choices}, other" if choices else "other"
+            choices = [*(question.get("answer_choices") or []), *(["other"] if question.get("include_other") else [])]
             enabled = question.get("enabled", True)
             questions.add_row(
                 str(question.get("position", "")),
                 styled(str(question.get("name", "")) + ("" if enabled else " (disabled)"), None if enabled else "dim"),
                 str(question.get("type", "")),
                 "yes" if question.get("required") else "",
-                choices or "—",
+                ", ".join(choices) or "—",
             )
         console.print(questions)
 
