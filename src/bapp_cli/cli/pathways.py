@@ -6,18 +6,10 @@ from typing import Annotated, Any
 
 import typer
 
-from bapp_cli.cli.options import (
-    MAX_OPTION_INT,
-    DryRunOption,
-    LimitOption,
-    OffsetOption,
-    PathwayArgument,
-    YesOption,
-    output_command,
-    search_option,
-)
+from bapp_cli.cli.options import MAX_OPTION_INT, DryRunOption, PathwayArgument, YesOption, output_command
 from bapp_cli.cli.terminal import listing_table, styled
 from bapp_cli.cli.unit_of_work import apply, reading
+from bapp_cli.services.listing import ALL, Page
 
 app = typer.Typer(help="List, show and manage pathways and their tiers.", no_args_is_help=True)
 
@@ -46,13 +38,8 @@ def render_pathway_tree(records: list[dict[str, Any]], console: Any) -> None:
         console.print(tree)
 
 
-@output_command(app, "list")
-def list_command(
-    ctx: typer.Context,
-    search: Annotated[str | None, search_option("slug or name")] = None,
-    limit: LimitOption = None,
-    offset: OffsetOption = 0,
-) -> None:
+@output_command(app, "list", search="slug or name")
+def list_command(ctx: typer.Context, page: Page = ALL) -> None:
     """List pathways in display order with their tiers.
 
     \b
@@ -61,11 +48,10 @@ def list_command(
       bapp pathways list --search acc
       bapp pathways list --json
     """
-    from bapp_cli.services.listing import Page
     from bapp_cli.services.pathways import PATHWAY_COLUMNS, list_pathways
 
     with reading(ctx) as (sink, session):
-        records = list_pathways(session, page=Page(limit=limit, offset=offset, search=search))
+        records = list_pathways(session, page=page)
 
     def table(console: Any) -> None:
         grid = listing_table("Pathways", ("", "slug", "name", "tier 1", "tier 2", "tier 3", "skills", "archived"))

@@ -8,17 +8,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from bapp_cli.cli.context import state, utc_now
-from bapp_cli.cli.options import (
-    MAX_OPTION_INT,
-    DryRunOption,
-    LimitOption,
-    OffsetOption,
-    output_command,
-    search_option,
-)
+from bapp_cli.cli.options import MAX_OPTION_INT, DryRunOption, output_command
 from bapp_cli.cli.terminal import detail_table, listing_table, styled
 from bapp_cli.cli.unit_of_work import apply, reading
 from bapp_cli.errors import UsageError
+from bapp_cli.services.listing import ALL, Page
 
 if TYPE_CHECKING:
     from bapp_cli.cli.output import OutputSink
@@ -121,16 +115,14 @@ def render_session(record: dict[str, Any], console: Any) -> None:
         console.print(questions)
 
 
-@output_command(app, "list")
+@output_command(app, "list", search="slug or title")
 def list_command(
     ctx: typer.Context,
     include_all: Annotated[bool, typer.Option("--all", help="Include session types that are not bookable.")] = False,
     category: Annotated[str | None, typer.Option("--category", help="free, pathway or specialized.")] = None,
     pathway: Annotated[str | None, typer.Option("--pathway", help="Only types linked to this pathway.")] = None,
     builder: Annotated[str | None, typer.Option("--builder", help="Only this builder's types (e-mail).")] = None,
-    search: Annotated[str | None, search_option("slug or title")] = None,
-    limit: LimitOption = None,
-    offset: OffsetOption = 0,
+    page: Page = ALL,
 ) -> None:
     """List the session catalogue (admin view), grouped by category in display order.
 
@@ -141,7 +133,6 @@ def list_command(
       bapp sessions list --pathway accelerate --json
       bapp sessions list --all --search coaching
     """
-    from bapp_cli.services.listing import Page
     from bapp_cli.services.plain_reads import SESSION_COLUMNS, list_session_types
 
     app_state = state(ctx)
@@ -153,7 +144,7 @@ def list_command(
             category=category,
             pathway=pathway,
             builder=builder,
-            page=Page(limit=limit, offset=offset, search=search),
+            page=page,
         )
 
     title = "Session types" if include_all else "Bookable session types"
