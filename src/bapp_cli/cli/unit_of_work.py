@@ -38,15 +38,9 @@ def changing(
         yield sink, session
 
 
-def apply(
-    ctx: typer.Context,
-    change: Any,
-    *arguments: Any,
-    dry_run: bool = False,
-    ask: str | None = None,
-    yes: bool = False,
-    **options: Any,
-) -> tuple[OutputSink, Any]:
-    """`change(session, *arguments, now=…, **options)` as the command's one transaction; the sink and its result."""
-    with changing(ctx, dry_run=dry_run, ask=ask, yes=yes) as (sink, session):
+def apply(ctx: typer.Context, change: Any, *arguments: Any, **options: Any) -> tuple[OutputSink, Any]:
+    """`change(session, *arguments, now=…, **options)` as the command's one transaction; the sink and its result.
+    `dry_run`, `ask` and `yes` among the options are the transaction's (`changing`), not the service's."""
+    transaction = {name: options.pop(name) for name in ("dry_run", "ask", "yes") if name in options}
+    with changing(ctx, **transaction) as (sink, session):
         return sink, change(session, *arguments, now=utc_now(), **options)
