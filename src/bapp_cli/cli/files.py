@@ -172,12 +172,10 @@ class OutputFile:
         if handle is None:
             return
         try:
-            try:
+            with handle:  # closed whatever happens; a failing close is a failed write too
                 handle.flush()
                 if self._temporary is not None:
                     os.fsync(handle.fileno())
-            finally:
-                handle.close()
             if self._temporary is not None:
                 os.replace(self._temporary, self._target)
                 self._temporary = None
