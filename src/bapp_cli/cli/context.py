@@ -114,8 +114,7 @@ class AppState:
         bad: set[str] = set() if check_settings else {problem.key for problem in settings.problems()}
         configured = None if "format" in bad else settings.output_format
         zone = "UTC" if "timezone" in bad else settings.timezone
-        chosen = str("json" if as_json else fmt or configured or ("table" if is_terminal(sys.stdout) else "tsv"))
-        chosen = chosen.lower()
+        chosen = ("json" if as_json else fmt or configured or ("table" if is_terminal(sys.stdout) else "tsv")).lower()
         if chosen not in OUTPUT_FORMATS:
             raise UsageError(f"unknown format {chosen!r}", hint="choose one of: " + ", ".join(OUTPUT_FORMATS))
         self._sink = OutputSink(chosen, quiet=self.quiet, verbose=self.verbose, no_color=self.no_color, timezone=zone)
