@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from bapp_cli.cli.options import MAX_OPTION_INT, output_command
 from bapp_cli.cli.unit_of_work import changing, reading
-from bapp_cli.services.listing import ALL, Page
+
+if TYPE_CHECKING:
+    from bapp_cli.services.listing import Page
 
 app = typer.Typer(help="Add, update and list builders (who run sessions).", no_args_is_help=True)
 
@@ -95,7 +97,7 @@ def update(
 
 
 @output_command(app, "list", search="e-mail or name")
-def list_command(ctx: typer.Context, page: Page = ALL) -> None:
+def list_command(ctx: typer.Context, page: Page) -> None:
     """List builders with their scheduling settings.
 
     \b

@@ -10,7 +10,6 @@ from typing import Annotated, Any, ParamSpec, TypeVar
 import typer
 
 from bapp_cli.cli.context import state
-from bapp_cli.services.listing import MAX_SEARCH_LENGTH, Page
 
 FormatOption = Annotated[
     str | None,
@@ -35,10 +34,12 @@ def output_command(
 
     With `search` (what --search matches, for its help) the command is a listing: it also takes --search,
     --limit and --offset, declared here and placed before --format, and gets them as its `page` parameter
-    (a `services.listing.Page`)."""
+    (a `services.listing.Page`, imported when the command runs: `--help` loads no service)."""
 
     def register(command: Callable[Params, Result]) -> Callable[Params, Result]:
-        signature = inspect.signature(command, eval_str=True)  # Typer reads the wrapper's, with real types
+        # Typer reads the wrapper's signature, with real types; `page` is not an option, and its type is left as
+        # written (evaluating it would import services.listing)
+        signature = inspect.signature(command, eval_str=True, locals={"Page": "Page"})
         added: list[tuple[str, Any, Any]] = [("fmt", None, FormatOption), ("as_json", False, JsonOption)]
         if search is not None:
             paging = [("search", None, Annotated[str | None, search_option(search)]), ("limit", None, LimitOption)]
@@ -48,6 +49,8 @@ def output_command(
         def run(*args: Any, fmt: str | None = None, as_json: bool = False, **kwargs: Any) -> Result:
             state(kwargs["ctx"]).chosen_format = (fmt, as_json)
             if search is not None:
+                from bapp_cli.services.listing import Page
+
                 kwargs["page"] = Page(
                     limit=kwargs.pop("limit"), offset=kwargs.pop("offset"), search=kwargs.pop("search")
                 )
@@ -57,6 +60,7 @@ def output_command(
         keyword = inspect.Parameter.KEYWORD_ONLY
         extra = [inspect.Parameter(name, keyword, default=value, annotation=kind) for name, value, kind in added]
         run.__signature__ = signature.replace(parameters=[*own, *extra])  # type: ignore[attr-defined]
+        run.__annotations__ = {name: kind for name, kind in command.__annotations__.items() if name != "page"}
         app.command(name)(run)
         return command
 
@@ -86,6 +90,9 @@ OffsetOption = Annotated[
         "--offset", min=0, max=MAX_OPTION_INT, help="Skip the first N rows (with --limit, to page).", show_default=False
     ),
 ]
+
+
+MAX_SEARCH_LENGTH = 200  # services.listing's too; not imported from there, which `bapp --help` would pay for
 
 
 def _search_text(value: str | None) -> str | None:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from bapp_cli.cli.options import MAX_OPTION_INT, DryRunOption, PathwayArgument, YesOption, output_command
 from bapp_cli.cli.terminal import listing_table, styled
 from bapp_cli.cli.unit_of_work import apply, reading
-from bapp_cli.services.listing import ALL, Page
+
+if TYPE_CHECKING:
+    from bapp_cli.services.listing import Page
 
 app = typer.Typer(help="List, show and manage pathways and their tiers.", no_args_is_help=True)
 
@@ -39,7 +41,7 @@ def render_pathway_tree(records: list[dict[str, Any]], console: Any) -> None:
 
 
 @output_command(app, "list", search="slug or name")
-def list_command(ctx: typer.Context, page: Page = ALL) -> None:
+def list_command(ctx: typer.Context, page: Page) -> None:
     """List pathways in display order with their tiers.
 
     \b

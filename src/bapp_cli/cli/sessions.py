@@ -12,11 +12,11 @@ from bapp_cli.cli.options import MAX_OPTION_INT, DryRunOption, output_command
 from bapp_cli.cli.terminal import detail_table, listing_table, styled
 from bapp_cli.cli.unit_of_work import apply, reading
 from bapp_cli.errors import UsageError
-from bapp_cli.services.listing import ALL, Page
 
 if TYPE_CHECKING:
     from bapp_cli.cli.output import OutputSink
     from bapp_cli.services.availability import Availability
+    from bapp_cli.services.listing import Page
 
 app = typer.Typer(help="List, show, add and curate session types; see what a client may book.", no_args_is_help=True)
 
@@ -118,11 +118,11 @@ def render_session(record: dict[str, Any], console: Any) -> None:
 @output_command(app, "list", search="slug or title")
 def list_command(
     ctx: typer.Context,
+    page: Page,
     include_all: Annotated[bool, typer.Option("--all", help="Include session types that are not bookable.")] = False,
     category: Annotated[str | None, typer.Option("--category", help="free, pathway or specialized.")] = None,
     pathway: Annotated[str | None, typer.Option("--pathway", help="Only types linked to this pathway.")] = None,
     builder: Annotated[str | None, typer.Option("--builder", help="Only this builder's types (e-mail).")] = None,
-    page: Page = ALL,
 ) -> None:
     """List the session catalogue (admin view), grouped by category in display order.
 
