@@ -31,24 +31,33 @@ HOSTILE = f"{MARKUP} \x1b[31mred\x1b]8;;http://evil.example\x1b\\x \x9b2J \u202e
 
 
 def run_on_terminal(
-    app: Bapp, *args: str, stdout_tty: bool = True, stderr_tty: bool = True, env: dict[str, str] | None = None
+    app: Bapp,
+    *args: str,
+    stdout_tty: bool = True,
+    stderr_tty: bool = True,
+    env: dict[str, str] | None = None,
+    stdin: Path | None = None,
 ) -> Result:
-    """Run bapp as a process with stdout and/or stderr on pseudo-terminals (the others piped)."""
+    """Run bapp as a process with stdout and/or stderr on pseudo-terminals (the others piped), stdin read from
+    `stdin` (else empty)."""
     terminals: dict[str, tuple[int, int]] = {}
     if stdout_tty:
         terminals["stdout"] = pty.openpty()
     if stderr_tty:
         terminals["stderr"] = pty.openpty()
+    given = stdin.open("rb") if stdin else None
     process = subprocess.Popen(
         [sys.executable, "-m", "bapp_cli", *args],
         stdout=terminals["stdout"][1] if stdout_tty else subprocess.PIPE,
         stderr=terminals["stderr"][1] if stderr_tty else subprocess.PIPE,
-        stdin=subprocess.DEVNULL,
+        stdin=given or subprocess.DEVNULL,
         env=app._environment({"COLUMNS": "250", "TERM": "xterm", **(env or {})}),
         cwd=REPO,
     )
     for _, follower in terminals.values():
         os.close(follower)
+    if given is not None:
+        given.close()  # the child has its own
     captured: dict[str, bytearray] = {name: bytearray() for name in ("stdout", "stderr")}
     open_fds = {leader: name for name, (leader, _) in terminals.items()}
     while open_fds:
@@ -495,6 +504,22 @@ def test_item23_pull_bookings_progress_counts_pages_on_a_terminal(bapp: Bapp, pa
     assert "Calendly bookings pull: applying 3 items…" in shown.stderr
     quiet = run_on_terminal(bapp, "--quiet", "calendly", "pull-bookings", stdout_tty=False)
     assert quiet.exit_code == 0 and quiet.stderr == ""
+
+
+def test_item23_import_progress_counts_rows_and_the_share_of_the_file_on_a_terminal(bapp: Bapp, tmp_path: Path) -> None:
+    source = tmp_path / "clients.csv"
+    source.write_text("email,name\n" + "".join(f"client{n}@example.com,Client {n}\n" for n in range(3)))
+    shown = run_on_terminal(bapp, "import", "clients", str(source), stdout_tty=False)
+    assert shown.exit_code == 0, shown.stderr
+    assert "importing: 3 rows (100% of the file)…\r\x1b[K" in shown.stderr  # shown, then erased
+    assert "Imported clients: 3 created" in shown.stderr
+    # stdin has no size to share; --quiet and a piped stderr (cron) show nothing
+    piped = run_on_terminal(bapp, "import", "clients", "-", "--input-format", "csv", stdout_tty=False, stdin=source)
+    assert piped.exit_code == 0 and "importing: 3 rows…\r\x1b[K" in piped.stderr
+    quiet = run_on_terminal(bapp, "--quiet", "import", "clients", str(source), stdout_tty=False)
+    assert quiet.exit_code == 0 and quiet.stderr == ""
+    silent = bapp.process("import", "clients", str(source))
+    assert silent.exit_code == 0 and silent.stderr == ""
 
 
 # -- item 25: options on the wrong side of the command ------------------------------------------------

@@ -140,6 +140,7 @@ def test_each_listing_honours_limit_offset_and_search(
         ),
         ("calendly", "sync", "--wait", "nan"),
         ("clients", "list", "--search", "tab\there"),
+        ("sessions", "slots", "free-intro", "--days", "367"),
     ],
 )
 def test_a_bad_option_value_is_a_usage_error_naming_the_option(bapp: Bapp, args: tuple[str, ...]) -> None:

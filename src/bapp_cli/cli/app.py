@@ -6,6 +6,7 @@ plain help, which keeps start-up light (`bapp --help` is meant to answer in well
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import sys
@@ -144,17 +145,18 @@ def root(
             logging.getLogger(chatty).setLevel(logging.INFO)
 
 
+# JSON asked for on the command line, as a word or as a word and the next (`--format json`)
+JSON_ASKED = {"--json"} | {
+    f"{option}{fmt}" for option in ("--format ", "--format=", "-f ", "-f") for fmt in ("json", "jsonl")
+}
+
+
 def _wants_json_errors(argv: list[str], app_state: AppState) -> bool:
     """Errors go out as JSON too when JSON is asked for: `--json` or `--format json|jsonl` anywhere on the
     command line (import's `--format` names the input, so another value there decides nothing), else the
     format setting (BAPP_FORMAT or `format` in the config file)."""
-    for index, arg in enumerate(argv):
-        if arg == "--json":
-            return True
-        if arg in ("--format", "-f") and index + 1 < len(argv) and argv[index + 1] in ("json", "jsonl"):
-            return True
-        if arg in ("--format=json", "--format=jsonl", "-fjson", "-fjsonl"):
-            return True
+    if JSON_ASKED.intersection([*argv, *map(" ".join, itertools.pairwise(argv))]):
+        return True
     settings = app_state.settings_for_errors()
     return settings is not None and settings.output_format in ("json", "jsonl")
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from bapp_cli.cli.options import MAX_OPTION_INT, LimitOption, OffsetOption, output_command, search_option
+from bapp_cli.cli.options import MAX_OPTION_INT, output_command
 from bapp_cli.cli.unit_of_work import changing, reading
+
+if TYPE_CHECKING:
+    from bapp_cli.services.listing import Page
 
 app = typer.Typer(help="Add, update and list builders (who run sessions).", no_args_is_help=True)
 
@@ -93,13 +96,8 @@ def update(
         sink.info(f"{builder['email']}: nothing to change.")
 
 
-@output_command(app, "list")
-def list_command(
-    ctx: typer.Context,
-    search: Annotated[str | None, search_option("e-mail or name")] = None,
-    limit: LimitOption = None,
-    offset: OffsetOption = 0,
-) -> None:
+@output_command(app, "list", search="e-mail or name")
+def list_command(ctx: typer.Context, page: Page) -> None:
     """List builders with their scheduling settings.
 
     \b
@@ -109,10 +107,9 @@ def list_command(
       bapp builders list --format csv
     """
     from bapp_cli.services.builders import BUILDER_COLUMNS, list_builders
-    from bapp_cli.services.listing import Page
 
     with reading(ctx) as (sink, session):
-        builders = list_builders(session, page=Page(limit=limit, offset=offset, search=search))
+        builders = list_builders(session, page=page)
     sink.records(
         builders,
         BUILDER_COLUMNS,

@@ -33,11 +33,7 @@ def split_words(line: str) -> list[str]:
 
 
 def _option(node: dict[str, Any], name: str) -> dict[str, Any] | None:
-    option: dict[str, Any]
-    for option in node["options"]:
-        if name in option["opts"] or name in option["secondary"]:
-            return option
-    return None
+    return next((option for option in node["options"] if name in (*option["opts"], *option["secondary"])), None)
 
 
 def complete(tree: dict[str, Any], args: Sequence[str], incomplete: str) -> list[Item]:

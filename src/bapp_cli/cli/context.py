@@ -38,7 +38,6 @@ class AppState:
     debug: bool = False
     no_color: bool = False
     command_path: str = ""
-    _settings: Settings | None = None
     _engine: Engine | None = None
     _sink: OutputSink | None = None
     chosen_format: tuple[str | None, bool] = (None, False)  # --format and --json of an output_command
@@ -53,27 +52,24 @@ class AppState:
         settings.check()
         return settings
 
-    @property
+    @functools.cached_property
     def unchecked_settings(self) -> Settings:
         """Every setting as resolved, valid or not (for `config show`, which must show the bad one)."""
-        if self._settings is None:
-            self._settings = resolve_settings(
-                config_path=self.config_flag, flags=self.setting_flags, require_named_file=True
+        settings = resolve_settings(config_path=self.config_flag, flags=self.setting_flags, require_named_file=True)
+        self.secrets |= settings.secret_values()
+        if settings.secrets_exposed():  # said once: the settings are resolved once
+            self.messages.warning(
+                f"config file {settings.config_path} holds a secret and others can read it; "
+                f"run `chmod 600 {settings.config_path}`"
             )
-            self.secrets |= self._settings.secret_values()
-            if self._settings.secrets_exposed():  # said once: the settings are resolved once
-                self.messages.warning(
-                    f"config file {self._settings.config_path} holds a secret and others can read it; "
-                    f"run `chmod 600 {self._settings.config_path}`"
-                )
-        return self._settings
+        return settings
 
     def settings_for_errors(self) -> Settings | None:
         """The settings an error report follows (its format, whether to show a traceback), even when the
         command failed before resolving them or because of them: the config file if it can be read, else
         the flags and the environment alone; None only if even those cannot be resolved."""
-        if self._settings is not None:
-            return self._settings
+        if "unchecked_settings" in vars(self):
+            return self.unchecked_settings
         for read_file in (True, False):
             with contextlib.suppress(BappError):
                 return resolve_settings(config_path=self.config_flag, flags=self.setting_flags, read_file=read_file)
@@ -118,8 +114,7 @@ class AppState:
         bad: set[str] = set() if check_settings else {problem.key for problem in settings.problems()}
         configured = None if "format" in bad else settings.output_format
         zone = "UTC" if "timezone" in bad else settings.timezone
-        chosen = str("json" if as_json else fmt or configured or ("table" if is_terminal(sys.stdout) else "tsv"))
-        chosen = chosen.lower()
+        chosen = ("json" if as_json else fmt or configured or ("table" if is_terminal(sys.stdout) else "tsv")).lower()
         if chosen not in OUTPUT_FORMATS:
             raise UsageError(f"unknown format {chosen!r}", hint="choose one of: " + ", ".join(OUTPUT_FORMATS))
         self._sink = OutputSink(chosen, quiet=self.quiet, verbose=self.verbose, no_color=self.no_color, timezone=zone)

@@ -127,16 +127,14 @@ class OutputFile:
     def _refuse_the_input(self, existing: os.stat_result | None) -> None:
         if existing is None or self.not_the_input in (None, "-"):
             return
-        try:
-            source = os.stat(str(self.not_the_input))
-        except OSError:
-            return  # the input's own error is reported when it is opened
-        if (source.st_dev, source.st_ino) == (existing.st_dev, existing.st_ino):
-            raise InvalidInput(
-                f"{self.what}: {self.path} is the input file {self.not_the_input}; writing it would destroy the input",
-                hint=f"give {self.what} another path",
-                code="output_is_input",
-            )
+        with contextlib.suppress(OSError):  # an input that cannot be read: its own error comes when it is opened
+            if os.path.samestat(os.stat(str(self.not_the_input)), existing):
+                raise InvalidInput(
+                    f"{self.what}: {self.path} is the input file {self.not_the_input}; "
+                    "writing it would destroy the input",
+                    hint=f"give {self.what} another path",
+                    code="output_is_input",
+                )
 
     def _open_beside(self, existing: os.stat_result | None) -> IO[str]:
         import tempfile
@@ -174,12 +172,10 @@ class OutputFile:
         if handle is None:
             return
         try:
-            try:
+            with handle:  # closed whatever happens; a failing close is a failed write too
                 handle.flush()
                 if self._temporary is not None:
                     os.fsync(handle.fileno())
-            finally:
-                handle.close()
             if self._temporary is not None:
                 os.replace(self._temporary, self._target)
                 self._temporary = None

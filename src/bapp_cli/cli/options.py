@@ -25,24 +25,42 @@ Params = ParamSpec("Params")
 Result = TypeVar("Result")
 
 
-def output_command(app: typer.Typer, name: str) -> Callable[[Callable[Params, Result]], Callable[Params, Result]]:
+def output_command(
+    app: typer.Typer, name: str, *, search: str | None = None
+) -> Callable[[Callable[Params, Result]], Callable[Params, Result]]:
     """`@app.command(name)` for a command that prints records: it also takes --format/-f and --json, declared
     once here and placed last, as every command lists them. The choice is kept on the AppState, where
-    `state(ctx).output()`, `reading(ctx)` and `changing(ctx)` find it."""
+    `state(ctx).output()`, `reading(ctx)` and `changing(ctx)` find it.
+
+    With `search` (what --search matches, for its help) the command is a listing: it also takes --search,
+    --limit and --offset, declared here and placed before --format, and gets them as its `page` parameter
+    (a `services.listing.Page`, imported when the command runs: `--help` loads no service)."""
 
     def register(command: Callable[Params, Result]) -> Callable[Params, Result]:
-        signature = inspect.signature(command, eval_str=True)  # Typer reads the wrapper's, with real types
-        chosen = [
-            inspect.Parameter("fmt", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=FormatOption),
-            inspect.Parameter("as_json", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=JsonOption),
-        ]
+        # Typer reads the wrapper's signature, with real types; `page` is not an option, and its type is left as
+        # written (evaluating it would import services.listing)
+        signature = inspect.signature(command, eval_str=True, locals={"Page": "Page"})
+        added: list[tuple[str, Any, Any]] = [("fmt", None, FormatOption), ("as_json", False, JsonOption)]
+        if search is not None:
+            paging = [("search", None, Annotated[str | None, search_option(search)]), ("limit", None, LimitOption)]
+            added[:0] = [*paging, ("offset", 0, OffsetOption)]
 
         @functools.wraps(command)
         def run(*args: Any, fmt: str | None = None, as_json: bool = False, **kwargs: Any) -> Result:
             state(kwargs["ctx"]).chosen_format = (fmt, as_json)
+            if search is not None:
+                from bapp_cli.services.listing import Page
+
+                kwargs["page"] = Page(
+                    limit=kwargs.pop("limit"), offset=kwargs.pop("offset"), search=kwargs.pop("search")
+                )
             return command(*args, **kwargs)
 
-        run.__signature__ = signature.replace(parameters=[*signature.parameters.values(), *chosen])  # type: ignore[attr-defined]
+        own = [parameter for parameter in signature.parameters.values() if parameter.name != "page"]
+        keyword = inspect.Parameter.KEYWORD_ONLY
+        extra = [inspect.Parameter(name, keyword, default=value, annotation=kind) for name, value, kind in added]
+        run.__signature__ = signature.replace(parameters=[*own, *extra])  # type: ignore[attr-defined]
+        run.__annotations__ = {name: kind for name, kind in command.__annotations__.items() if name != "page"}
         app.command(name)(run)
         return command
 

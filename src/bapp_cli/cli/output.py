@@ -60,10 +60,6 @@ class OutputSink:
         # --no-color / NO_COLOR mean plain text: no colours and no bold/italic escapes either
         return make_console(self.stdout, no_color=self.no_color, width=width)
 
-    @property
-    def stderr_is_terminal(self) -> bool:
-        return is_terminal(self.stderr)
-
     # -- data -----------------------------------------------------------------------------------
     def records(
         self,
@@ -86,10 +82,10 @@ class OutputSink:
             grid = listing_table(title, shown)
             for row in rows:
                 grid.add_row(*(self.display_value(row.get(column)) for column in columns))
-            # the first column names the row; e-mails and statuses are what a row is found and judged by
+            # the first column names the row; e-mails and statuses are what a row is found and judged by; the
+            # others are left out from the right
             keys = [shown[0], *(name for name in shown if name in KEY_HEADERS)] if shown else []
-            drop_order = [name for name in reversed(shown) if name not in keys]
-            fit_to_terminal(grid, self.console, keys=keys, drop_order=drop_order)
+            fit_to_terminal(grid, self.console, keys=keys, drop_order=())
             self.console.print(grid)
             if not grid.row_count:
                 self.console.print("(no rows)", style="dim")
@@ -181,7 +177,7 @@ class OutputSink:
     # -- messages (stderr) ----------------------------------------------------------------------
     def info(self, message: str) -> None:
         """Progress and confirmations for a person: silent in cron (stderr not a terminal) and --quiet."""
-        self._say(message, shown=bool(self.verbose) or self.stderr_is_terminal)
+        self._say(message, shown=bool(self.verbose) or is_terminal(self.stderr))
 
     def detail(self, message: str) -> None:
         """Printed with --verbose (or when explicitly asked, e.g. --dry-run change lines)."""
@@ -201,7 +197,7 @@ class OutputSink:
 
     def progress(self) -> Progress:
         """A progress line for a person watching: on stderr when it is a terminal (and not --quiet), else silent."""
-        return Progress(self.stderr if self.stderr_is_terminal and not self.quiet else None)
+        return Progress(self.stderr if is_terminal(self.stderr) and not self.quiet else None)
 
 
 def write_delimited(stream: IO[str], fmt: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:

@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from bapp_cli.cli.context import utc_now
-from bapp_cli.cli.options import (
-    MAX_OPTION_INT,
-    DryRunOption,
-    LimitOption,
-    OffsetOption,
-    PathwayArgument,
-    YesOption,
-    output_command,
-    search_option,
-)
+from bapp_cli.cli.options import MAX_OPTION_INT, DryRunOption, PathwayArgument, YesOption, output_command
 from bapp_cli.cli.terminal import listing_table, styled
-from bapp_cli.cli.unit_of_work import changing, reading
+from bapp_cli.cli.unit_of_work import apply, reading
+
+if TYPE_CHECKING:
+    from bapp_cli.services.listing import Page
 
 app = typer.Typer(help="List, show and manage pathways and their tiers.", no_args_is_help=True)
 
@@ -47,13 +40,8 @@ def render_pathway_tree(records: list[dict[str, Any]], console: Any) -> None:
         console.print(tree)
 
 
-@output_command(app, "list")
-def list_command(
-    ctx: typer.Context,
-    search: Annotated[str | None, search_option("slug or name")] = None,
-    limit: LimitOption = None,
-    offset: OffsetOption = 0,
-) -> None:
+@output_command(app, "list", search="slug or name")
+def list_command(ctx: typer.Context, page: Page) -> None:
     """List pathways in display order with their tiers.
 
     \b
@@ -62,11 +50,10 @@ def list_command(
       bapp pathways list --search acc
       bapp pathways list --json
     """
-    from bapp_cli.services.listing import Page
     from bapp_cli.services.pathways import PATHWAY_COLUMNS, list_pathways
 
     with reading(ctx) as (sink, session):
-        records = list_pathways(session, page=Page(limit=limit, offset=offset, search=search))
+        records = list_pathways(session, page=page)
 
     def table(console: Any) -> None:
         grid = listing_table("Pathways", ("", "slug", "name", "tier 1", "tier 2", "tier 3", "skills", "archived"))
@@ -101,10 +88,11 @@ def show(ctx: typer.Context, pathway: PathwayArgument) -> None:
     sink.record(records[0], PATHWAY_COLUMNS, table=lambda console: render_pathway_tree(records, console))
 
 
-def _report_change(sink: Any, change: tuple[dict[str, Any], dict[str, Any]], verb: str) -> None:
+def _pathway_change(ctx: typer.Context, verb: str, change: Any, *arguments: Any, **options: Any) -> None:
+    """A pathway change (`unit_of_work.apply`): the pathway as it now stands, then what was done."""
     from bapp_cli.services.pathways import PATHWAY_COLUMNS
 
-    record, changed = change
+    sink, (record, changed) = apply(ctx, change, *arguments, **options)
     sink.record(record, PATHWAY_COLUMNS, table=lambda console: render_pathway_tree([record], console))
     sink.info(f"{verb} pathway {record['slug']}." if changed else f"Pathway {record['slug']} unchanged.")
 
@@ -132,12 +120,9 @@ def add(
     """
     from bapp_cli.services.pathway_admin import TierSpec, add_pathway
 
-    with changing(ctx, dry_run=dry_run) as (sink, session):
-        specs = [TierSpec.parse(text, field=f"tier {index}") for index, text in enumerate(tiers or [], start=1)]
-        change = add_pathway(
-            session, slug, name=name, now=utc_now(), description=description, icon=icon, color=color, tiers=specs
-        )
-    _report_change(sink, change, "Would add" if dry_run else "Added")
+    specs = [TierSpec.parse(text, field=f"tier {index}") for index, text in enumerate(tiers or [], start=1)]
+    fields = {"name": name, "description": description, "icon": icon, "color": color, "tiers": specs}
+    _pathway_change(ctx, "Would add" if dry_run else "Added", add_pathway, slug, dry_run=dry_run, **fields)
 
 
 @output_command(app, "update")
@@ -165,18 +150,8 @@ def update(
     """
     from bapp_cli.services.pathway_admin import update_pathway
 
-    with changing(ctx, dry_run=dry_run) as (sink, session):
-        change = update_pathway(
-            session,
-            pathway,
-            now=utc_now(),
-            name=name,
-            description=description,
-            icon=icon,
-            color=color,
-            position=position,
-        )
-    _report_change(sink, change, "Would update" if dry_run else "Updated")
+    fields = {"name": name, "description": description, "icon": icon, "color": color, "position": position}
+    _pathway_change(ctx, "Would update" if dry_run else "Updated", update_pathway, pathway, dry_run=dry_run, **fields)
 
 
 @output_command(app, "set-tier")
@@ -199,9 +174,8 @@ def set_tier_command(
     """
     from bapp_cli.services.pathway_admin import set_tier
 
-    with changing(ctx, dry_run=dry_run) as (sink, session):
-        change = set_tier(session, pathway, number, name=name, description=description, now=utc_now())
-    _report_change(sink, change, "Would update" if dry_run else "Updated")
+    verb = "Would update" if dry_run else "Updated"
+    _pathway_change(ctx, verb, set_tier, pathway, number, name=name, description=description, dry_run=dry_run)
 
 
 @output_command(app, "archive")
@@ -214,6 +188,6 @@ def archive(ctx: typer.Context, pathway: PathwayArgument, yes: YesOption = False
     """
     from bapp_cli.services.pathway_admin import archive_pathway
 
-    with changing(ctx, ask=f"Archive pathway {pathway.strip().lower()}?", yes=yes) as (sink, session):
-        change = archive_pathway(session, pathway, now=utc_now())
-    _report_change(sink, change, "Archived")
+    _pathway_change(
+        ctx, "Archived", archive_pathway, pathway, ask=f"Archive pathway {pathway.strip().lower()}?", yes=yes
+    )

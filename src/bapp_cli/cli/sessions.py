@@ -8,21 +8,15 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from bapp_cli.cli.context import state, utc_now
-from bapp_cli.cli.options import (
-    MAX_OPTION_INT,
-    DryRunOption,
-    LimitOption,
-    OffsetOption,
-    output_command,
-    search_option,
-)
+from bapp_cli.cli.options import MAX_OPTION_INT, DryRunOption, output_command
 from bapp_cli.cli.terminal import detail_table, listing_table, styled
-from bapp_cli.cli.unit_of_work import changing, reading
+from bapp_cli.cli.unit_of_work import apply, reading
 from bapp_cli.errors import UsageError
 
 if TYPE_CHECKING:
     from bapp_cli.cli.output import OutputSink
     from bapp_cli.services.availability import Availability
+    from bapp_cli.services.listing import Page
 
 app = typer.Typer(help="List, show, add and curate session types; see what a client may book.", no_args_is_help=True)
 
@@ -109,30 +103,26 @@ def render_session(record: dict[str, Any], console: Any) -> None:
         headers = ("#", "question", "type", "required", "choices")
         questions = listing_table("Custom questions", headers, title_justify="left")
         for question in sorted(record["custom_questions"], key=lambda item: item.get("position", 0)):
-            choices = ", ".join(question.get("answer_choices") or [])
-            if question.get("include_other"):
-                choices = f"{choices}, other" if choices else "other"
+            choices = [*(question.get("answer_choices") or []), *(["other"] if question.get("include_other") else [])]
             enabled = question.get("enabled", True)
             questions.add_row(
                 str(question.get("position", "")),
                 styled(str(question.get("name", "")) + ("" if enabled else " (disabled)"), None if enabled else "dim"),
                 str(question.get("type", "")),
                 "yes" if question.get("required") else "",
-                choices or "—",
+                ", ".join(choices) or "—",
             )
         console.print(questions)
 
 
-@output_command(app, "list")
+@output_command(app, "list", search="slug or title")
 def list_command(
     ctx: typer.Context,
+    page: Page,
     include_all: Annotated[bool, typer.Option("--all", help="Include session types that are not bookable.")] = False,
     category: Annotated[str | None, typer.Option("--category", help="free, pathway or specialized.")] = None,
     pathway: Annotated[str | None, typer.Option("--pathway", help="Only types linked to this pathway.")] = None,
     builder: Annotated[str | None, typer.Option("--builder", help="Only this builder's types (e-mail).")] = None,
-    search: Annotated[str | None, search_option("slug or title")] = None,
-    limit: LimitOption = None,
-    offset: OffsetOption = 0,
 ) -> None:
     """List the session catalogue (admin view), grouped by category in display order.
 
@@ -143,7 +133,6 @@ def list_command(
       bapp sessions list --pathway accelerate --json
       bapp sessions list --all --search coaching
     """
-    from bapp_cli.services.listing import Page
     from bapp_cli.services.plain_reads import SESSION_COLUMNS, list_session_types
 
     app_state = state(ctx)
@@ -155,7 +144,7 @@ def list_command(
             category=category,
             pathway=pathway,
             builder=builder,
-            page=Page(limit=limit, offset=offset, search=search),
+            page=page,
         )
 
     title = "Session types" if include_all else "Bookable session types"
@@ -230,8 +219,7 @@ def add(
     draft = NewSessionType(
         title, duration, category, requires_auth, pathway, price, currency, builder, description, slug, display_order
     )
-    with changing(ctx, dry_run=dry_run) as (sink, session):
-        record = add_session_type(session, draft, now=utc_now())
+    sink, record = apply(ctx, add_session_type, draft, dry_run=dry_run)
     verb = "Would add" if dry_run else "Added"
     sink.info(f"{verb} session type {record['id']}: {record['title']} ({record['category']}).")
     sink.record(record, SESSION_COLUMNS, table=lambda console: render_session(record, console))
@@ -276,8 +264,7 @@ def update(
     )
     if changes.empty:
         raise UsageError("nothing to update", hint="pass at least one of the options (see --help)")
-    with changing(ctx, dry_run=dry_run) as (sink, session):
-        record, changed = update_session_type(session, session_type, changes, now=utc_now())
+    sink, (record, changed) = apply(ctx, update_session_type, session_type, changes, dry_run=dry_run)
     if changed:
         verb = "Would update" if dry_run else "Updated"
         sink.info(f"{verb} session type {record['id']}: {', '.join(changed)}.")
@@ -298,7 +285,7 @@ def slots(
     start_from: Annotated[
         str | None, typer.Option("--from", help="First day (a date, or an ISO 8601 time) [default: now].")
     ] = None,
-    days: Annotated[int, typer.Option("--days", help=f"How many days to show (1–{MAX_SLOT_DAYS}).")] = 7,
+    days: Annotated[int, typer.Option("--days", min=1, max=MAX_SLOT_DAYS, help="How many days to show.")] = 7,
     timezone: Annotated[
         str | None, typer.Option("--timezone", help="Show times in this IANA zone [default: the global --timezone].")
     ] = None,
@@ -324,8 +311,6 @@ def slots(
     app_state = state(ctx)
     sink = app_state.output()
     zone = get_zone(app_state.timezone if timezone is None else timezone, field="timezone")
-    if not 1 <= days <= MAX_SLOT_DAYS:
-        raise UsageError(f"--days: {days} is not between 1 and {MAX_SLOT_DAYS}")
     now = utc_now()
     begin = parse_instant(start_from, timezone=zone.key, field="from") if start_from else now
     end = begin + dt.timedelta(days=days)

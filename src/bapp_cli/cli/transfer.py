@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
-from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -15,7 +14,6 @@ from bapp_cli.cli.options import DryRunOption
 
 if TYPE_CHECKING:
     from bapp_cli.cli.files import OutputFile
-    from bapp_cli.cli.output import OutputSink
     from bapp_cli.services.transfer.formats import RejectsWriter
 
 KIND_HELP = "pathways, skills, builders, clients, enrolments, sessions, bookings, progress, or all (a full backup)."
@@ -117,16 +115,28 @@ def import_command(
             rejected_to = RejectsWriter(
                 stack.enter_context(rejects_file), data_format, all_kinds=kind == "all", raw=raw
             )
-        with _progress(sink, path) as advance, app_state.transaction(dry_run=dry_run) as session:
+        progress = stack.enter_context(contextlib.closing(sink.progress()))
+        rows_seen, size = 0, os.path.getsize(path) if path != "-" and os.path.isfile(path) else 0
+
+        def advance(rows: int) -> None:
+            """After each batch: the progress line (a terminal only, never in cron or with --quiet), with the share
+            of the file read when its size is known (not for stdin); and a freeze of what the batch leaves alive
+            (caches of e-mails, users, enrolments).
+
+            Without the freeze, the collector's full passes rescanned those growing caches again and again; that
+            was an eighth of a 100,000-row import (P3, docs/benchmarks.md). The batch's own objects are freed by
+            reference counting when the next batch replaces them, so memory stays flat (bench/import.py --large).
+            """
+            nonlocal rows_seen
+            rows_seen += rows
+            share = f" ({source.progress.bytes_read * 100 // size}% of the file)" if size else ""
+            progress.update(f"importing: {rows_seen:,} rows{share}…")
+            gc.freeze()
+
+        with app_state.transaction(dry_run=dry_run) as session:
             try:
                 summary = import_data(
-                    session,
-                    kind,
-                    source,
-                    options=options,
-                    now=utc_now(),
-                    rejects=rejected_to,
-                    on_batch=lambda rows: advance(source.progress.bytes_read, rows),
+                    session, kind, source, options=options, now=utc_now(), rejects=rejected_to, on_batch=advance
                 )
             except InvalidInput as refused:
                 if refused.code == "bad_rows":  # refused whole: the bad rows are still kept, to be fixed
@@ -246,34 +256,6 @@ def _export_bookings(app_state: Any, stream: Any, data_format: str, *, raw: bool
             writer.write(record)
         writer.close()
         return writer.count
-
-
-@contextlib.contextmanager
-def _progress(sink: OutputSink, path: str) -> Iterator[Callable[[int, int], None]]:
-    """After each batch: the sink's progress line (a terminal only, never in cron or with --quiet) with the rows
-    so far and the share of the file read when its size is known (not for stdin); and a freeze of what the
-    batch leaves alive (caches of e-mails, users, enrolments).
-
-    Without the freeze, the collector's full passes rescanned those growing caches again and again; that
-    was an eighth of a 100,000-row import (P3, docs/benchmarks.md). The batch's own objects are freed by reference
-    counting when the next batch replaces them, so memory stays flat (bench/import.py --large).
-    """
-    progress = sink.progress()
-    rows_seen, total = 0, None
-    with contextlib.suppress(OSError):
-        total = os.path.getsize(path) if path != "-" else None
-
-    def advance(done: int, rows: int) -> None:
-        nonlocal rows_seen
-        rows_seen += rows
-        share = f" ({done * 100 // total}% of the file)" if total else ""
-        progress.update(f"importing: {rows_seen:,} rows{share}…")
-        gc.freeze()
-
-    try:
-        yield advance
-    finally:
-        progress.close()
 
 
 def _summary_table(record: dict[str, Any], console: Any) -> None:

@@ -1,18 +1,19 @@
 """The two shapes of a command's database work: one read, or one change.
 
 Both open the output first, so a bad --format fails before the database is touched; the command renders
-after the block, once a change is committed (or rolled back by --dry-run).
+after the block, once a change is committed (or rolled back by --dry-run). `apply` is the change most
+commands make: one service call in the transaction.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 
-from bapp_cli.cli.context import state
+from bapp_cli.cli.context import state, utc_now
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -35,3 +36,11 @@ def changing(
         app_state.confirm(yes, ask)
     with app_state.transaction(dry_run=dry_run, write=write) as session:
         yield sink, session
+
+
+def apply(ctx: typer.Context, change: Any, *arguments: Any, **options: Any) -> tuple[OutputSink, Any]:
+    """`change(session, *arguments, now=…, **options)` as the command's one transaction; the sink and its result.
+    `dry_run`, `ask` and `yes` among the options are the transaction's (`changing`), not the service's."""
+    transaction = {name: options.pop(name) for name in ("dry_run", "ask", "yes") if name in options}
+    with changing(ctx, **transaction) as (sink, session):
+        return sink, change(session, *arguments, now=utc_now(), **options)
