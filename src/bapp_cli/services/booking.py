@@ -90,34 +90,19 @@ class BookingRequest:
     calendly_open_starts: tuple[dt.datetime, ...] | None = None
 
 
-@dataclass(frozen=True)
-class BookingView:
-    reference: str
-    client: str
-    client_name: str | None
-    builder: str | None
-    session_id: int
-    session_title: str
-    category: str
-    start_time: dt.datetime
-    end_time: dt.datetime
-    client_timezone: str
-    status: str
-    payment_status: str
-    amount: Decimal
-    currency: str
-    pathway: str | None
-    custom_question_responses: list[Any]
-    calendly_event_uri: str | None
-    calendly_invitee_uri: str | None
-    idempotency_key: str | None
-    source: str
-    created_at: dt.datetime
-    # not a record column (exports stay as they are): where a booking sent to Calendly stands
-    calendly_state: str | None = None
+class BookingView(dict[str, Any]):
+    """A booking's record (BOOKING_COLUMNS) and where a booking sent to Calendly stands (`calendly_state`,
+    not a record column: exports stay as they are), as `list_bookings` reads them; fields read as
+    attributes too (`view.reference`)."""
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
 
     def as_record(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in BOOKING_COLUMNS}
+        return {name: self[name] for name in BOOKING_COLUMNS}
 
 
 @dataclass(frozen=True)
@@ -187,7 +172,7 @@ def list_bookings(
         record["amount"] = Decimal(record["amount"])
         for name in ("start_time", "end_time", "created_at"):
             record[name] = instant_value(record[name])
-        views.append(BookingView(**record))
+        views.append(BookingView(record))
     return views
 
 
