@@ -51,8 +51,8 @@ from bapp_cli.services.session_types import (
     MAX_DURATION_MINUTES,
     check_title,
     default_requires_auth,
+    SlugBook,
     link_pathways,
-    numbered_slug,
     parse_category,
     parse_currency,
     parse_price,
@@ -482,6 +482,7 @@ class SessionImporter(RowImporter):
         super().__init__(*args, **kwargs)
         self.pathways = {pathway.slug: pathway for pathway in self.session.scalars(select(Pathway))}
         self.builders: dict[str, int] = {}
+        self.slugs = SlugBook.load(self.session)  # sync's allocator: a slug handed out here stays taken
 
     def _builder(self, email: str) -> int:
         address = normalise_email(email, field="builder")
@@ -491,19 +492,6 @@ class SessionImporter(RowImporter):
             except NotFound as exc:
                 raise InvalidInput(f"builder: {exc.message}") from None
         return self.builders[address]
-
-    def _slug(self, slug: str, session_type: SessionType | None, *, number_it: bool) -> str:
-        """`slug` when no other type holds it (slugs are unique); one derived from the title is numbered
-        (`-2`, `-3`, …) rather than refused."""
-        candidate, number = slug, 1
-        while True:
-            holder = self.session.scalar(select(SessionType.id).where(SessionType.slug == candidate))
-            if holder is None or (session_type is not None and holder == session_type.id):
-                return candidate
-            if not number_it:
-                raise InvalidInput(f"slug: {slug!r} is taken by session type {holder}; slugs are unique")
-            number += 1
-            candidate = numbered_slug(slug, number)
 
     def apply_row(self, row: SourceRow, values: dict[str, Any]) -> str:
         title = values.get("title")
@@ -555,13 +543,18 @@ class SessionImporter(RowImporter):
             and not (current if pathways is None else pathways)
         ):
             raise InvalidInput("pathways: a pathway session needs at least one pathway")
+        holder = None if session_type is None else session_type.id
+        if slug is not None and values.get("slug") is not None:  # a slug given is refused when taken
+            if not self.slugs.is_free(slug, for_type=holder):
+                raise InvalidInput(f"slug: {slug!r} is taken by another session type; slugs are unique")
+            slug = self.slugs.claim(slug, holder=holder)
+            if session_type is not None:
+                wanted["slug"] = slug
+        elif session_type is None and slug is not None:  # one derived from the title is numbered (-2, -3, …)
+            slug = self.slugs.claim(slug)
         if session_type is None:
             wanted.setdefault("category", category)
             wanted.setdefault("requires_auth", default_requires_auth(category))
-            if slug is not None:
-                slug = self._slug(slug, None, number_it=values.get("slug") is None)
-        elif slug is not None and values.get("slug") is not None:
-            wanted["slug"] = self._slug(slug, session_type, number_it=False)
         session_type, changes = self.upsert(session_type, slug, values, wanted, ("title", "duration_minutes"))
         outcome = _outcome(changes)
         if pathways is not None and {pathway.id for pathway in pathways} != set(current):
