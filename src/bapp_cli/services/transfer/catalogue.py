@@ -579,10 +579,12 @@ def _question(item: Mapping[str, Any], index: int) -> dict[str, Any]:
 
 
 def export_sessions(session: Session) -> Iterator[dict[str, Any]]:
-    from bapp_cli.services.session_types import session_records
+    """Every session record by id, with what a backup needs beyond it to restore the Calendly-owned state
+    exactly (those columns alone read beside the records, not every type loaded a second time)."""
+    from bapp_cli.services.session_types import SESSION_COLUMNS, session_records
 
-    records = {record["id"]: record for record in session_records(session)}
-    for session_type in session.scalars(select(SessionType).order_by(SessionType.id)):
-        # the session record, and what a backup needs beyond it to restore the Calendly-owned state exactly
-        record = records[session_type.id]
-        yield {name: record[name] if name in record else getattr(session_type, name) for name in SESSION_EXPORT_COLUMNS}
+    stored = [name for name in SESSION_EXPORT_COLUMNS if name not in SESSION_COLUMNS]
+    query = select(SessionType.id, *(SessionType.__table__.c[name] for name in stored))
+    rest = {row[0]: row[1:] for row in session.execute(query)}
+    for record in sorted(session_records(session), key=lambda record: record["id"]):
+        yield record | dict(zip(stored, rest[record["id"]], strict=True))
