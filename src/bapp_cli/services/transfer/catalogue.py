@@ -15,7 +15,7 @@ import re
 from abc import abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from decimal import Decimal
-from functools import partial
+from functools import cached_property, partial
 from typing import Annotated, Any, ClassVar, Literal, NotRequired, Required
 
 from pydantic import BeforeValidator, ConfigDict, Field, StringConstraints
@@ -49,9 +49,9 @@ from bapp_cli.services.people import get_builder, normalise_email
 from bapp_cli.services.progress import record_completions
 from bapp_cli.services.session_types import (
     MAX_DURATION_MINUTES,
+    SlugBook,
     check_title,
     default_requires_auth,
-    SlugBook,
     link_pathways,
     parse_category,
     parse_currency,
@@ -211,6 +211,7 @@ class RowImporter(KindImporter):
     # applies; any other column: text trimmed (blank is none), instants read as instants, the rest as
     # given. A null clears a nullable column and leaves a NOT NULL one as it is.
     rules: ClassVar[Mapping[str, Callable[[Any], Any]]] = {}
+    needed: ClassVar[tuple[str, ...]] = ("name",)  # the columns a row that creates a record must give
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -263,23 +264,40 @@ class RowImporter(KindImporter):
             raise InvalidInput(f"id: {wanted} is taken by another {model.__tablename__[:-1]}")
         return {"id": wanted}
 
+    def existing(self, key: str, wanted: Mapping[str, Any], column: Any = None) -> Any:
+        """The record whose `column` (its slug unless told) is `key`, or None for a new one, whose `needed`
+        columns are checked first of the row's list and link columns, as for every kind."""
+        where = (self.model.__table__.c.slug if column is None else column) == key
+        record = self.session.scalars(select(self.model).where(where)).one_or_none()
+        missing = [name for name in self.needed if name not in wanted]
+        if record is None and missing:
+            raise InvalidInput(f"{missing[0]}: required for a new {self.model.__tablename__[:-1].replace('_', ' ')}")
+        return record
+
+    @cached_property
+    def pathways(self) -> dict[str, Pathway]:
+        return {pathway.slug: pathway for pathway in self.session.scalars(select(Pathway))}
+
+    def pathway(self, name: str, field: str) -> Pathway:
+        """The pathway a list column names (any case), or a refusal naming the column and the known slugs."""
+        found = self.pathways.get(name.strip().lower())
+        if found is None:
+            raise InvalidInput(f"{field}: no pathway {name!r} (known: {', '.join(sorted(self.pathways))})")
+        return found
+
     def upsert(
-        self, record: Any, slug: str | None, values: Mapping[str, Any], wanted: dict[str, Any], needed: Sequence[str]
+        self, record: Any, slug: str | None, values: Mapping[str, Any], wanted: dict[str, Any]
     ) -> tuple[Any, dict[str, Any] | None]:
-        """Update `record` with `wanted`, or (when there is none) create it from the columns the file gives
-        (`needed` must be among them; the model's defaults for the others), created now or when the file
-        says, keeping its id in a restore, and flushed, so that its id is there for the rows that point at
-        it. Returns the record and {field: [old, new]} of what changed (None: created)."""
+        """Update `record` with `wanted`, or (when there is none, see `existing`) create it from the columns
+        the file gives (the model's defaults for the others), created now or when the file says, keeping its
+        id in a restore, and flushed, so that its id is there for the rows that point at it. Returns the
+        record and {field: [old, new]} of what changed (None: created)."""
         created_at = self.instant(values.get("created_at"), "created_at")
         if record is not None:
             changes = apply_changes(record, wanted)
             if changes:
                 record.updated_at = self.now
             return record, changes
-        noun = self.model.__tablename__[:-1].replace("_", " ")
-        for name in needed:
-            if name not in wanted:
-                raise InvalidInput(f"{name}: required for a new {noun}")
         record = self.model(
             slug=slug,
             created_at=created_at or self.now,
@@ -311,7 +329,7 @@ class PathwayImporter(RowImporter):
         slug = check_pathway_slug(values["slug"])
         self.seen_once(slug, row.line, "slug")
         wanted = self.given(values)
-        pathway = self.session.scalars(select(Pathway).where(Pathway.slug == slug)).one_or_none()
+        pathway = self.existing(slug, wanted)
         tiers = sorted(values.get("tiers") or [], key=lambda item: item["tier"])
         existing_tiers: dict[int, PathwayTier] = {}
         if pathway is not None:
@@ -333,7 +351,7 @@ class PathwayImporter(RowImporter):
             check_name(item["name"], field=f"tiers[{item['tier']}].name")
         if pathway is None and "position" not in wanted:
             wanted["position"] = next_position(self.session)
-        pathway, changes = self.upsert(pathway, slug, values, wanted, ("name",))
+        pathway, changes = self.upsert(pathway, slug, values, wanted)
         outcome = _outcome(changes)
         for item in tiers:
             named = pathway_fields(name=item["name"], description=item.get("description"))
@@ -369,7 +387,6 @@ class SkillImporter(RowImporter):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.pathways = {pathway.slug: pathway for pathway in self.session.scalars(select(Pathway))}
         self.tiers = set(self.session.execute(select(PathwayTier.pathway_id, PathwayTier.tier)).all())
         # what the completion rules must look at once every row is in (badges are awarded
         # the moment a catalogue change completes a tier)
@@ -380,9 +397,7 @@ class SkillImporter(RowImporter):
         links: dict[int, int] = {}
         for text in texts:
             slug, tier = parse_link(text)
-            pathway = self.pathways.get(slug.strip().lower())
-            if pathway is None:
-                raise InvalidInput(f"links: no pathway {slug!r} (known: {', '.join(sorted(self.pathways))})")
+            pathway = self.pathway(slug, "links")
             if (pathway.id, tier) not in self.tiers:
                 raise InvalidInput(f"links: pathway {pathway.slug!r} has no tier {tier}")
             if links.setdefault(pathway.id, tier) != tier:
@@ -399,7 +414,7 @@ class SkillImporter(RowImporter):
         slug = check_skill_slug(values["slug"])
         self.seen_once(slug, row.line, "slug")
         wanted = self.given(values)
-        skill = self.session.scalars(select(Skill).where(Skill.slug == slug)).one_or_none()
+        skill = self.existing(slug, wanted)
         current: dict[int, int] = {}  # pathway id → the tier the skill is linked at
         if skill is not None:
             linked = select(SkillPathwayLink.pathway_id, SkillPathwayLink.tier).where(
@@ -407,7 +422,7 @@ class SkillImporter(RowImporter):
             )
             current = {pathway_id: tier for pathway_id, tier in self.session.execute(linked)}
         links = self._links(values.get("links") or [], skill, current) if "links" in values else None
-        skill, changes = self.upsert(skill, slug, values, wanted, ("name",))
+        skill, changes = self.upsert(skill, slug, values, wanted)
         if changes and "archived" in changes:
             self.touched_pathways.update(current)
             self.fundamentals_changed |= skill.is_fundamental
@@ -470,6 +485,7 @@ class SessionImporter(RowImporter):
     required = (("calendly_uri", "slug", "title", "id"),)
     batch_size = 500
     model = SessionType
+    needed = ("title", "duration_minutes")
     rules: ClassVar[Mapping[str, Callable[[Any], Any]]] = {
         "title": check_title,
         "category": parse_category,
@@ -480,7 +496,6 @@ class SessionImporter(RowImporter):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.pathways = {pathway.slug: pathway for pathway in self.session.scalars(select(Pathway))}
         self.builders: dict[str, int] = {}
         self.slugs = SlugBook.load(self.session)  # sync's allocator: a slug handed out here stays taken
 
@@ -508,6 +523,7 @@ class SessionImporter(RowImporter):
         key_column = SessionType.calendly_uri if values.get("calendly_uri") else SessionType.slug
         self.seen_once(key, row.line, key_column.key)
         wanted = self.given(values)
+        session_type = self.existing(key, wanted, key_column)
         if "custom_questions" in values:
             wanted["custom_questions"] = [
                 _question(item, index) for index, item in enumerate(values["custom_questions"] or [])
@@ -520,12 +536,9 @@ class SessionImporter(RowImporter):
         if "pathways" in values:
             pathways = []
             for name in values["pathways"] or []:
-                pathway = self.pathways.get(name.strip().lower())
-                if pathway is None:
-                    raise InvalidInput(f"pathways: no pathway {name!r} (known: {', '.join(sorted(self.pathways))})")
+                pathway = self.pathway(name, "pathways")
                 if pathway not in pathways:
                     pathways.append(pathway)
-        session_type = self.session.scalars(select(SessionType).where(key_column == key)).one_or_none()
         current: list[int] = []  # the pathways linked now
         if session_type is not None:
             linked = select(SessionTypePathway.pathway_id).where(SessionTypePathway.session_type_id == session_type.id)
@@ -555,7 +568,7 @@ class SessionImporter(RowImporter):
         if session_type is None:
             wanted.setdefault("category", category)
             wanted.setdefault("requires_auth", default_requires_auth(category))
-        session_type, changes = self.upsert(session_type, slug, values, wanted, ("title", "duration_minutes"))
+        session_type, changes = self.upsert(session_type, slug, values, wanted)
         outcome = _outcome(changes)
         if pathways is not None and {pathway.id for pathway in pathways} != set(current):
             link_pathways(self.session, session_type.id, [pathway.id for pathway in pathways])
