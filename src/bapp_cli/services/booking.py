@@ -137,12 +137,8 @@ def booking_view(session: Session, booking_id: int) -> BookingView:
     return list_bookings(session, BookingFilters(booking_id=booking_id))[0]
 
 
-def normalise_reference(reference: str) -> str:
-    return reference.strip().upper()
-
-
 def get_booking(session: Session, reference: str, *, for_update: bool = False) -> Booking:
-    query = select(Booking).where(Booking.reference == normalise_reference(reference))
+    query = select(Booking).where(Booking.reference == reference.strip().upper())
     if for_update:
         # PostgreSQL: two staff changing the same booking at once serialise here; SQLite's write
         # transactions are already exclusive (BEGIN IMMEDIATE).

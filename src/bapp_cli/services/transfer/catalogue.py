@@ -365,12 +365,6 @@ class PathwayImporter(RowImporter):
         return outcome
 
 
-def export_pathways(session: Session) -> Iterator[dict[str, Any]]:
-    from bapp_cli.services.pathways import list_pathways
-
-    return iter(list_pathways(session, stored=True))
-
-
 # -- skills -----------------------------------------------------------------------------------------------
 
 
