@@ -54,7 +54,7 @@ from bapp_cli.services.rule_book import (
     find_clash,
     price_status,
 )
-from bapp_cli.services.session_types import get_session_type, is_bookable
+from bapp_cli.services.session_types import get_session_type, not_bookable_reason
 
 CREATED_COLUMNS = (*BOOKING_COLUMNS, "account_created", "enrolled", "existing")
 # No 0/O, 1/I/L: references are read out over the phone and typed by hand.
@@ -223,16 +223,6 @@ def _check_duration(session_type: SessionType, duration: int | None) -> int:
     if minutes > MAX_BOOKING_MINUTES:
         raise InvalidInput(f"duration: {minutes} minutes is longer than {MAX_BOOKING_MINUTES}", code="invalid_duration")
     return minutes
-
-
-def _not_bookable_reason(session_type: SessionType) -> str:
-    if not session_type.enabled:
-        return "it is disabled locally"
-    if session_type.remote_deleted_at is not None:
-        return "it was deleted in Calendly"
-    if not session_type.present_in_last_sync:
-        return "it was missing from the last Calendly sync"
-    return "it is inactive in Calendly"
 
 
 def _check_time(start: dt.datetime, now: dt.datetime, builder: User | None, profile: BuilderProfile | None) -> None:
@@ -468,9 +458,10 @@ def create_booking(session: Session, request: BookingRequest, *, now: dt.datetim
             return BookingCreated(booking_view(session, earlier.id), False, False, True)
 
     # Rule 1
-    if not is_bookable(session_type):
+    unbookable = not_bookable_reason(session_type)
+    if unbookable is not None:
         raise InvalidInput(
-            f"session: {session_type.title!r} is not bookable ({_not_bookable_reason(session_type)})",
+            f"session: {session_type.title!r} is not bookable ({unbookable})",
             hint="see `bapp sessions available`",
             code="not_bookable",
         )
