@@ -18,7 +18,7 @@ from bapp_cli.cli.options import (
     output_command,
     search_option,
 )
-from bapp_cli.cli.terminal import detail_table, listing_table
+from bapp_cli.cli.terminal import detail_table
 from bapp_cli.cli.unit_of_work import changing, reading
 from bapp_cli.errors import UsageError
 
@@ -297,37 +297,15 @@ def list_command(
         if sink.format != "table":  # streamed inside the read transaction, as rows are fetched
             sink.text_rows(found.columns, found.rows)
             return
-        records = list(found.records())  # a table measures every row before it draws the first
-
-    def table(console: Any) -> None:
-        from bapp_cli.cli.table_width import fit_to_terminal
-
-        headers = ("reference", "start", "client", "session", "builder", "status", "payment", "amount", "pathway")
-        grid = listing_table("Bookings", headers)
-        for record in records:
-            grid.add_row(
-                record["reference"],
-                sink.display_value(instant_value(record["start_time"])),
-                record["client"],
-                record["session_title"],
-                sink.display_value(record["builder"]),
-                record["status"],
-                record["payment_status"],
-                f"{record['amount']} {record['currency']}",
-                sink.display_value(record["pathway"]),
-            )
-        fit_to_terminal(
-            grid,
-            console,
-            keys=("reference", "client", "status", "amount"),
-            drop_order=("pathway", "payment", "builder", "session", "start"),
-            markup=False,
-        )
-        console.print(grid, markup=False)
-        if not records:
-            console.print("(no bookings)")
-
-    sink.records([], found.columns, table=table)
+        # a table measures every row before it draws the first: start in --timezone, amount with its currency
+        records = [
+            record
+            | {"start_time": instant_value(record["start_time"]), "amount": f"{record['amount']} {record['currency']}"}
+            for record in found.records()
+        ]
+    columns = ("reference", "start_time", "client", "session_title", "builder", "status", "payment_status", "amount")
+    headers = {"start_time": "start", "session_title": "session", "payment_status": "payment"}
+    sink.records(records, (*columns, "pathway"), title="Bookings", headers=headers)
 
 
 @output_command(app, "show")
