@@ -58,7 +58,7 @@ from bapp_cli.services.session_types import (
     parse_price,
     slugify,
 )
-from bapp_cli.services.skills import MAX_SKILL_NAME_LENGTH, check_domain, check_skill_slug, parse_link
+from bapp_cli.services.skills import MAX_SKILL_NAME_LENGTH, check_domain, check_skill_slug, parse_link, skill_links
 from bapp_cli.services.transfer.formats import SourceRow
 from bapp_cli.services.transfer.importer import (
     CREATED,
@@ -451,16 +451,12 @@ class SkillImporter(RowImporter):
 
 
 def export_skills(session: Session) -> Iterator[dict[str, Any]]:
-    links: dict[int, list[str]] = {}
-    for skill_id, slug, tier in session.execute(
-        select(SkillPathwayLink.skill_id, Pathway.slug, SkillPathwayLink.tier)
-        .join(Pathway, Pathway.id == SkillPathwayLink.pathway_id)
-        .order_by(Pathway.position, Pathway.slug)
-    ):
-        links.setdefault(skill_id, []).append(f"{slug}:{tier}")
+    """Every skill by slug; its links as `skills list` reads them (skills.skill_links), in pathway order."""
+    links = skill_links(session)
     for skill in session.scalars(select(Skill).order_by(Skill.slug)):
         yield {
-            name: links.get(skill.id, []) if name == "links" else getattr(skill, name) for name in SKILL_EXPORT_COLUMNS
+            name: list(links[skill.id].values()) if name == "links" else getattr(skill, name)
+            for name in SKILL_EXPORT_COLUMNS
         }
 
 
