@@ -533,6 +533,19 @@ def test_pathways_tiers_and_sessions_import_with_their_rules(session: Session) -
     )
 
 
+def test_an_archived_pathway_takes_no_new_session_links_but_keeps_its_own(session: Session) -> None:
+    from bapp_cli.services.pathway_admin import archive_pathway
+
+    load(session, "sessions", "slug,title,duration_minutes,category,pathways\nlab,Lab,60,pathway,accelerate\n")
+    archive_pathway(session, "accelerate", now=NOW)
+    problems = refused(
+        session, "sessions", "slug,title,duration_minutes,category,pathways\nnew,New,60,pathway,accelerate\n"
+    )
+    assert problems == [(2, "pathways", "pathway 'accelerate' is archived and takes no new sessions")]
+    summary = load(session, "sessions", "slug,title,pathways\nlab,Lab again,accelerate\n")  # a link it has stays
+    assert summary.total("updated") == 1
+
+
 def test_export_streams_kinds_in_every_format(session: Session) -> None:
     add_session_type(session, "Intro", slug="intro", duration=30)
     load(session, "bookings", csv_of("ada@example.com,intro,2029-01-01T10:00Z,completed,,,"))

@@ -522,21 +522,18 @@ class SessionImporter(RowImporter):
             wanted["builder_id"] = self._builder(values["builder"]) if values["builder"] is not None else None
         if values.get("calendly_uri"):
             wanted["calendly_uri"] = values["calendly_uri"]
-        pathways: list[Pathway] | None = None
-        if "pathways" in values:
-            pathways = []
-            for name in values["pathways"] or []:
-                pathway = self.pathway(name, "pathways")
-                if pathway not in pathways:
-                    pathways.append(pathway)
+        pathways = (  # each once, in the order given
+            list(dict.fromkeys(self.pathway(name, "pathways") for name in values["pathways"] or []))
+            if "pathways" in values
+            else None
+        )
         current: list[int] = []  # the pathways linked now
         if session_type is not None:
             linked = select(SessionTypePathway.pathway_id).where(SessionTypePathway.session_type_id == session_type.id)
             current = list(self.session.scalars(linked))
-        if pathways is not None and not self.restore:
-            for pathway in pathways:
-                if pathway.archived and pathway.id not in current:
-                    raise InvalidInput(f"pathways: pathway {pathway.slug!r} is archived and takes no new sessions")
+        archived = [pathway.slug for pathway in pathways or () if pathway.archived and pathway.id not in current]
+        if archived and not self.restore:
+            raise InvalidInput(f"pathways: pathway {archived[0]!r} is archived and takes no new sessions")
         category = wanted.get("category", "specialized" if session_type is None else session_type.category)
         touches_links = session_type is None or "category" in wanted or pathways is not None
         if (
