@@ -532,21 +532,25 @@ def test_pathways_tiers_and_sessions_import_with_their_rules(session: Session) -
             },
             {"slug": "bad", "name": "Bad", "tiers": [{"tier": 2, "name": "Gap"}]},
             {"slug": "accelerate", "tiers": [{"tier": 4, "name": "Beyond"}]},
+            # a new record's required columns are named first, before its lists (as for every kind)
+            {"slug": "unnamed", "tiers": [{"tier": 2, "name": "Gap"}]},
         ]
     )
     problems = refused(session, "pathways", text, "json")
-    assert [(line, field) for line, field, _ in problems] == [(1, "tiers")]
+    assert [(line, field) for line, field, _ in problems] == [(1, "tiers"), (1, "name")]
     summary = load(session, "pathways", text, "json", continue_on_error=True)
-    assert (summary.total("created"), summary.total("updated"), summary.rejected) == (1, 1, 1)
+    assert (summary.total("created"), summary.total("updated"), summary.rejected) == (1, 1, 2)
     sessions = (
         "slug,title,duration_minutes,category,pathways,price\n"
         "coaching,Coaching,60,pathway,data-leaders,10\n"
         "lonely,Lonely,60,pathway,,\n"
         "pricey,Pricey,30,specialized,,1.234\n"
         "long,Long,2000,free,,\n"
+        "untitled,,30,pathway,,\n"
     )
     problems = refused(session, "sessions", sessions)
-    assert [(line, field) for line, field, _ in problems] == [(3, "pathways"), (4, "price"), (5, "duration_minutes")]
+    expected = [(3, "pathways"), (4, "price"), (5, "duration_minutes"), (6, "title")]
+    assert [(line, field) for line, field, _ in problems] == expected
     load(session, "sessions", sessions, continue_on_error=True)
     record = dump(session, "sessions")[0]
     assert (record["slug"], record["pathways"], record["price"], record["requires_auth"], record["bookable"]) == (
@@ -556,6 +560,19 @@ def test_pathways_tiers_and_sessions_import_with_their_rules(session: Session) -
         True,
         True,
     )
+
+
+def test_an_archived_pathway_takes_no_new_session_links_but_keeps_its_own(session: Session) -> None:
+    from bapp_cli.services.pathway_admin import archive_pathway
+
+    load(session, "sessions", "slug,title,duration_minutes,category,pathways\nlab,Lab,60,pathway,accelerate\n")
+    archive_pathway(session, "accelerate", now=NOW)
+    problems = refused(
+        session, "sessions", "slug,title,duration_minutes,category,pathways\nnew,New,60,pathway,accelerate\n"
+    )
+    assert problems == [(2, "pathways", "pathway 'accelerate' is archived and takes no new sessions")]
+    summary = load(session, "sessions", "slug,title,pathways\nlab,Lab again,accelerate\n")  # a link it has stays
+    assert summary.total("updated") == 1
 
 
 def test_export_streams_kinds_in_every_format(session: Session) -> None:

@@ -18,7 +18,7 @@ from bapp_cli.cli.options import (
     output_command,
     search_option,
 )
-from bapp_cli.cli.terminal import detail_table, listing_table
+from bapp_cli.cli.terminal import detail_table
 from bapp_cli.cli.unit_of_work import changing, reading
 from bapp_cli.errors import UsageError
 
@@ -32,17 +32,22 @@ app = typer.Typer(help="Create, list, show, confirm, complete and cancel booking
 ReferenceArgument = Annotated[str, typer.Argument(help="Booking reference, e.g. BK-7Q2M9X4D (any case).")]
 
 
-def _record_table(record: dict[str, Any], sink: OutputSink, console: Any) -> None:
-    """A booking as a two-column table: times in --timezone, answers one per line."""
-    answers = {
-        "custom_question_responses": ("answers", answers_text(record.get("custom_question_responses") or []) or "—")
-    }
-    rows = [
-        answers.get(key, (key.replace("_", " "), sink.display_value(value)))
-        for key, value in record.items()
-        if key != "reference"
-    ]
-    console.print(detail_table(f"Booking {record['reference']}", rows), markup=False)
+def _print_booking(sink: OutputSink, record: dict[str, Any]) -> None:
+    """A booking's record (its keys are the columns); as a table, two columns: times in --timezone, answers
+    one per line."""
+
+    def table(console: Any) -> None:
+        answers = answers_text(record.get("custom_question_responses") or []) or "—"
+        rows = [
+            ("answers", answers)
+            if key == "custom_question_responses"
+            else (key.replace("_", " "), sink.display_value(value))
+            for key, value in record.items()
+            if key != "reference"
+        ]
+        console.print(detail_table(f"Booking {record['reference']}", rows), markup=False)
+
+    sink.record(record, table=table)
 
 
 def _read_answers(answers: list[str], answers_file: str | None) -> list[AnswerInput]:
@@ -127,7 +132,7 @@ def create(
           --pathway accelerate --answer 'What do you want to build?=A chatbot' --answer 'Tools=Python'
       bapp bookings create --client ada@example.com --session 12 --start 2030-01-07T10:00 --dry-run --json
     """
-    from bapp_cli.services.booking import CREATED_COLUMNS, BookingRequest, create_booking
+    from bapp_cli.services.booking import BookingRequest, create_booking
     from bapp_cli.services.instants import get_zone, parse_instant
 
     app_state = state(ctx)
@@ -156,8 +161,7 @@ def create(
     else:
         with app_state.transaction(dry_run=dry_run) as session:
             result = create_booking(session, request, now=utc_now())
-    record = result.as_record()
-    sink.record(record, CREATED_COLUMNS, table=lambda console: _record_table(record, sink, console))
+    _print_booking(sink, result.as_record())
     booking = result.booking
     if result.existing:
         sink.notice(f"Booking {booking.reference} already exists for this idempotency key; nothing was created.")
@@ -297,37 +301,15 @@ def list_command(
         if sink.format != "table":  # streamed inside the read transaction, as rows are fetched
             sink.text_rows(found.columns, found.rows)
             return
-        records = list(found.records())  # a table measures every row before it draws the first
-
-    def table(console: Any) -> None:
-        from bapp_cli.cli.table_width import fit_to_terminal
-
-        headers = ("reference", "start", "client", "session", "builder", "status", "payment", "amount", "pathway")
-        grid = listing_table("Bookings", headers)
-        for record in records:
-            grid.add_row(
-                record["reference"],
-                sink.display_value(instant_value(record["start_time"])),
-                record["client"],
-                record["session_title"],
-                sink.display_value(record["builder"]),
-                record["status"],
-                record["payment_status"],
-                f"{record['amount']} {record['currency']}",
-                sink.display_value(record["pathway"]),
-            )
-        fit_to_terminal(
-            grid,
-            console,
-            keys=("reference", "client", "status", "amount"),
-            drop_order=("pathway", "payment", "builder", "session", "start"),
-            markup=False,
-        )
-        console.print(grid, markup=False)
-        if not records:
-            console.print("(no bookings)")
-
-    sink.records([], found.columns, table=table)
+        # a table measures every row before it draws the first: start in --timezone, amount with its currency
+        records = [
+            record
+            | {"start_time": instant_value(record["start_time"]), "amount": f"{record['amount']} {record['currency']}"}
+            for record in found.records()
+        ]
+    columns = ("reference", "start_time", "client", "session_title", "builder", "status", "payment_status", "amount")
+    headers = {"start_time": "start", "session_title": "session", "payment_status": "payment"}
+    sink.records(records, (*columns, "pathway"), title="Bookings", headers=headers)
 
 
 @output_command(app, "show")
@@ -339,12 +321,11 @@ def show(ctx: typer.Context, reference: ReferenceArgument) -> None:
       bapp bookings show BK-7Q2M9X4D
       bapp bookings show bk-7q2m9x4d --json
     """
-    from bapp_cli.services.booking import BOOKING_COLUMNS, show_booking
+    from bapp_cli.services.booking import show_booking
 
     with reading(ctx) as (sink, session):
         view = show_booking(session, reference)
-    record = view.as_record()
-    sink.record(record, BOOKING_COLUMNS, table=lambda console: _record_table(record, sink, console))
+    _print_booking(sink, view.as_record())
     if view.calendly_state in ("requested", "unknown"):
         sink.notice(
             f"{view.reference} is waiting for Calendly's confirmation (the answer was lost or never came); "
@@ -355,10 +336,7 @@ def show(ctx: typer.Context, reference: ReferenceArgument) -> None:
 
 
 def _render_change(sink: OutputSink, change: StatusChange) -> None:
-    from bapp_cli.services.booking import BOOKING_COLUMNS
-
-    record = change.as_record()
-    sink.record(record, BOOKING_COLUMNS, table=lambda console: _record_table(record, sink, console))
+    _print_booking(sink, change.as_record())
     if not change.changes:  # Calendly's own delivery of the change was applied first
         sink.info(f"{change.booking.reference}: already {change.booking.status} (Calendly's notice came first).")
         return

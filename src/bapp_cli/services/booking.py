@@ -54,7 +54,7 @@ from bapp_cli.services.rule_book import (
     find_clash,
     price_status,
 )
-from bapp_cli.services.session_types import get_session_type, is_bookable
+from bapp_cli.services.session_types import get_session_type, not_bookable_reason
 
 CREATED_COLUMNS = (*BOOKING_COLUMNS, "account_created", "enrolled", "existing")
 # No 0/O, 1/I/L: references are read out over the phone and typed by hand.
@@ -90,34 +90,19 @@ class BookingRequest:
     calendly_open_starts: tuple[dt.datetime, ...] | None = None
 
 
-@dataclass(frozen=True)
-class BookingView:
-    reference: str
-    client: str
-    client_name: str | None
-    builder: str | None
-    session_id: int
-    session_title: str
-    category: str
-    start_time: dt.datetime
-    end_time: dt.datetime
-    client_timezone: str
-    status: str
-    payment_status: str
-    amount: Decimal
-    currency: str
-    pathway: str | None
-    custom_question_responses: list[Any]
-    calendly_event_uri: str | None
-    calendly_invitee_uri: str | None
-    idempotency_key: str | None
-    source: str
-    created_at: dt.datetime
-    # not a record column (exports stay as they are): where a booking sent to Calendly stands
-    calendly_state: str | None = None
+class BookingView(dict[str, Any]):
+    """A booking's record (BOOKING_COLUMNS) and where a booking sent to Calendly stands (`calendly_state`,
+    not a record column: exports stay as they are), as `list_bookings` reads them; fields read as
+    attributes too (`view.reference`)."""
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
 
     def as_record(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in BOOKING_COLUMNS}
+        return {name: self[name] for name in BOOKING_COLUMNS}
 
 
 @dataclass(frozen=True)
@@ -152,12 +137,8 @@ def booking_view(session: Session, booking_id: int) -> BookingView:
     return list_bookings(session, BookingFilters(booking_id=booking_id))[0]
 
 
-def normalise_reference(reference: str) -> str:
-    return reference.strip().upper()
-
-
 def get_booking(session: Session, reference: str, *, for_update: bool = False) -> Booking:
-    query = select(Booking).where(Booking.reference == normalise_reference(reference))
+    query = select(Booking).where(Booking.reference == reference.strip().upper())
     if for_update:
         # PostgreSQL: two staff changing the same booking at once serialise here; SQLite's write
         # transactions are already exclusive (BEGIN IMMEDIATE).
@@ -187,7 +168,7 @@ def list_bookings(
         record["amount"] = Decimal(record["amount"])
         for name in ("start_time", "end_time", "created_at"):
             record[name] = instant_value(record[name])
-        views.append(BookingView(**record))
+        views.append(BookingView(record))
     return views
 
 
@@ -242,16 +223,6 @@ def _check_duration(session_type: SessionType, duration: int | None) -> int:
     if minutes > MAX_BOOKING_MINUTES:
         raise InvalidInput(f"duration: {minutes} minutes is longer than {MAX_BOOKING_MINUTES}", code="invalid_duration")
     return minutes
-
-
-def _not_bookable_reason(session_type: SessionType) -> str:
-    if not session_type.enabled:
-        return "it is disabled locally"
-    if session_type.remote_deleted_at is not None:
-        return "it was deleted in Calendly"
-    if not session_type.present_in_last_sync:
-        return "it was missing from the last Calendly sync"
-    return "it is inactive in Calendly"
 
 
 def _check_time(start: dt.datetime, now: dt.datetime, builder: User | None, profile: BuilderProfile | None) -> None:
@@ -487,9 +458,10 @@ def create_booking(session: Session, request: BookingRequest, *, now: dt.datetim
             return BookingCreated(booking_view(session, earlier.id), False, False, True)
 
     # Rule 1
-    if not is_bookable(session_type):
+    unbookable = not_bookable_reason(session_type)
+    if unbookable is not None:
         raise InvalidInput(
-            f"session: {session_type.title!r} is not bookable ({_not_bookable_reason(session_type)})",
+            f"session: {session_type.title!r} is not bookable ({unbookable})",
             hint="see `bapp sessions available`",
             code="not_bookable",
         )

@@ -62,7 +62,7 @@ def ensure_client(
 ) -> tuple[User, ClientProfile, bool]:
     """The client for `email`, creating the user and/or client profile if needed; `created` says if anything was."""
     normalised = normalise_email(email, field="client")
-    user = session.scalars(select(User).where(User.email == normalised)).one_or_none()
+    user = find_user(session, normalised)
     created = False
     if user is None:
         user = User(email=normalised, name=name)

@@ -183,9 +183,9 @@ def list_bookings(
     if filters.client_id is not None:
         where.add("b.client_id = :client", client=filters.client_id)
     elif filters.client_email is not None:
-        where.add("b.client_id = :client", client=person_id(db, filters.client_email, "client"))
+        where.add("b.client_id = :client", client=person(db, filters.client_email, "client", "u.id")[0])
     if filters.builder_email is not None:
-        where.add("b.builder_id = :builder", builder=person_id(db, filters.builder_email, "builder"))
+        where.add("b.builder_id = :builder", builder=person(db, filters.builder_email, "builder", "u.id")[0])
     if filters.pathway is not None:
         if filters.pathway.strip().lower() == "none":
             where.add("b.pathway_id IS NULL")
@@ -217,11 +217,6 @@ def export_bookings(db: Database, *, cells: bool = False, raw: bool = False) -> 
 
 
 # -- the names a filter or a command gives ---------------------------------------------------------------
-
-
-def person_id(db: Database, email: str, role: str) -> int:
-    """The user id of the client or builder with `email` (role: "client" or "builder"), or NotFound."""
-    return int(person(db, email, role, "u.id")[0])
 
 
 def person(db: Database, email: str, role: str, columns: str) -> tuple[Any, ...]:
@@ -379,7 +374,7 @@ def list_session_types(
         linked = "t.id IN (SELECT session_type_id FROM session_type_pathways WHERE pathway_id = :pathway)"
         where.add(f"(t.category <> 'pathway' OR {linked})" if available_to else linked, pathway=pathway_id(db, pathway))
     if builder is not None:
-        where.add("t.builder_id = :builder", builder=person_id(db, builder, "builder"))
+        where.add("t.builder_id = :builder", builder=person(db, builder, "builder", "u.id")[0])
     expressions = {"bookable": BOOKABLE, "price": db.money("t.price"), "pathways": "NULL", "builder": "bu.email"}
     select = ", ".join(expressions.get(name, f"t.{name}") for name in SESSION_COLUMNS)
     rows = where.rows(

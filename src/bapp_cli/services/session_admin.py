@@ -155,7 +155,8 @@ def update_session_type(
         if value is not None:
             wanted[name] = parsers.get(name, lambda given: given)(value)
 
-    current_links = session_records(session, [session_type.id])[0]["pathways"]
+    before = session_records(session, [session_type.id])[0]
+    current_links = before["pathways"]
     added = _linked_pathways(session, changes.pathways)
     kept = [] if changes.clear_pathways else list(current_links)
     new_links = kept + [pathway.slug for pathway in added if pathway.slug not in kept]
@@ -173,8 +174,9 @@ def update_session_type(
         link_pathways(
             session, session_type.id, session.scalars(select(Pathway.id).where(Pathway.slug.in_(new_links))).all()
         )
-    if changed:
-        session_type.updated_at = now
-        session.flush()
-        record_audit(session, "session_type", str(session_type.id), changed)
+    if not changed:  # the record read first still stands
+        return before, changed
+    session_type.updated_at = now
+    session.flush()
+    record_audit(session, "session_type", str(session_type.id), changed)
     return session_records(session, [session_type.id])[0], changed

@@ -18,13 +18,21 @@ from bapp_cli.services.plain_reads import parse_category as parse_category  # li
 from bapp_cli.services.session_values import MAX_SLUG_LENGTH
 
 
+def not_bookable_reason(session_type: SessionType) -> str | None:
+    """Why a loaded session type cannot be booked, or None when it can (plain_reads.BOOKABLE in SQL)."""
+    if not session_type.enabled:
+        return "it is disabled locally"
+    if session_type.remote_deleted_at is not None:
+        return "it was deleted in Calendly"
+    if not session_type.present_in_last_sync:
+        return "it was missing from the last Calendly sync"
+    if session_type.calendly_uri is not None and not session_type.remote_active:
+        return "it is inactive in Calendly"
+    return None
+
+
 def is_bookable(session_type: SessionType) -> bool:
-    return (
-        session_type.enabled
-        and (session_type.calendly_uri is None or session_type.remote_active)
-        and session_type.remote_deleted_at is None
-        and session_type.present_in_last_sync
-    )
+    return not_bookable_reason(session_type) is None
 
 
 def get_session_type(session: Session, identifier: str) -> SessionType:

@@ -21,7 +21,7 @@ from collections.abc import Iterator, Sequence
 from typing import Annotated, Any, Literal, Required
 
 from pydantic import ConfigDict, Field, StringConstraints
-from sqlalchemy import or_, select, update
+from sqlalchemy import String, cast, func, or_, select, update
 from sqlalchemy.orm import Session
 from typing_extensions import TypedDict
 
@@ -258,27 +258,20 @@ class InvitationImporter(_KeptIdImporter):
 
 
 def export_invitations(session: Session) -> Iterator[dict[str, Any]]:
+    # the session by the key that survives a restore best: its Calendly URI, else its slug, else its id
+    session_key = func.coalesce(
+        func.nullif(SessionType.calendly_uri, ""), func.nullif(SessionType.slug, ""), cast(SessionType.id, String)
+    )
+    named = {"client": User.email, "session": session_key, "booking": Booking.reference}
     query = (
-        select(
-            CalendlyInvitation.id,
-            User.email,
-            SessionType.calendly_uri,
-            SessionType.slug,
-            SessionType.id,
-            CalendlyInvitation.booking_url,
-            CalendlyInvitation.status,
-            Booking.reference,
-            CalendlyInvitation.created_at,
-            CalendlyInvitation.used_at,
-        )
+        select(*(named[name] if name in named else getattr(CalendlyInvitation, name) for name in INVITATION_COLUMNS))
         .join(User, User.id == CalendlyInvitation.client_id)
         .join(SessionType, SessionType.id == CalendlyInvitation.session_type_id)
         .outerjoin(Booking, Booking.id == CalendlyInvitation.booking_id)
         .order_by(CalendlyInvitation.id)
     )
-    for row_id, email, uri, slug, session_id, *rest in session.execute(query):
-        # the session by the key that survives a restore best: its Calendly URI, else its slug, else its id
-        yield dict(zip(INVITATION_COLUMNS, (row_id, email, uri or slug or str(session_id), *rest), strict=True))
+    for row in session.execute(query):
+        yield dict(zip(INVITATION_COLUMNS, row, strict=True))
 
 
 # -- webhook_inbox -----------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ import re
 from abc import abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from decimal import Decimal
-from functools import partial
+from functools import cached_property, partial
 from typing import Annotated, Any, ClassVar, Literal, NotRequired, Required
 
 from pydantic import BeforeValidator, ConfigDict, Field, StringConstraints
@@ -48,8 +48,8 @@ from bapp_cli.services.pathway_admin import (
 from bapp_cli.services.people import get_builder, normalise_email
 from bapp_cli.services.progress import record_completions
 from bapp_cli.services.session_types import MAX_DURATION_MINUTES, check_title, link_pathways, parse_category, slugify
-from bapp_cli.services.session_values import default_requires_auth, numbered_slug, parse_currency, parse_price
-from bapp_cli.services.skills import MAX_SKILL_NAME_LENGTH, check_domain, check_skill_slug, parse_link
+from bapp_cli.services.session_values import SlugBook, default_requires_auth, parse_currency, parse_price
+from bapp_cli.services.skills import MAX_SKILL_NAME_LENGTH, check_domain, check_skill_slug, parse_link, skill_links
 from bapp_cli.services.transfer.formats import SourceRow
 from bapp_cli.services.transfer.importer import (
     CREATED,
@@ -202,6 +202,7 @@ class RowImporter(KindImporter):
     # applies; any other column: text trimmed (blank is none), instants read as instants, the rest as
     # given. A null clears a nullable column and leaves a NOT NULL one as it is.
     rules: ClassVar[Mapping[str, Callable[[Any], Any]]] = {}
+    needed: ClassVar[tuple[str, ...]] = ("name",)  # the columns a row that creates a record must give
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -254,23 +255,40 @@ class RowImporter(KindImporter):
             raise InvalidInput(f"id: {wanted} is taken by another {model.__tablename__[:-1]}")
         return {"id": wanted}
 
+    def existing(self, key: str, wanted: Mapping[str, Any], column: Any = None) -> Any:
+        """The record whose `column` (its slug unless told) is `key`, or None for a new one, whose `needed`
+        columns are checked first of the row's list and link columns, as for every kind."""
+        where = (self.model.__table__.c.slug if column is None else column) == key
+        record = self.session.scalars(select(self.model).where(where)).one_or_none()
+        missing = [name for name in self.needed if name not in wanted]
+        if record is None and missing:
+            raise InvalidInput(f"{missing[0]}: required for a new {self.model.__tablename__[:-1].replace('_', ' ')}")
+        return record
+
+    @cached_property
+    def pathways(self) -> dict[str, Pathway]:
+        return {pathway.slug: pathway for pathway in self.session.scalars(select(Pathway))}
+
+    def pathway(self, name: str, field: str) -> Pathway:
+        """The pathway a list column names (any case), or a refusal naming the column and the known slugs."""
+        found = self.pathways.get(name.strip().lower())
+        if found is None:
+            raise InvalidInput(f"{field}: no pathway {name!r} (known: {', '.join(sorted(self.pathways))})")
+        return found
+
     def upsert(
-        self, record: Any, slug: str | None, values: Mapping[str, Any], wanted: dict[str, Any], needed: Sequence[str]
+        self, record: Any, slug: str | None, values: Mapping[str, Any], wanted: dict[str, Any]
     ) -> tuple[Any, dict[str, Any] | None]:
-        """Update `record` with `wanted`, or (when there is none) create it from the columns the file gives
-        (`needed` must be among them; the model's defaults for the others), created now or when the file
-        says, keeping its id in a restore, and flushed, so that its id is there for the rows that point at
-        it. Returns the record and {field: [old, new]} of what changed (None: created)."""
+        """Update `record` with `wanted`, or (when there is none, see `existing`) create it from the columns
+        the file gives (the model's defaults for the others), created now or when the file says, keeping its
+        id in a restore, and flushed, so that its id is there for the rows that point at it. Returns the
+        record and {field: [old, new]} of what changed (None: created)."""
         created_at = self.instant(values.get("created_at"), "created_at")
         if record is not None:
             changes = apply_changes(record, wanted)
             if changes:
                 record.updated_at = self.now
             return record, changes
-        noun = self.model.__tablename__[:-1].replace("_", " ")
-        for name in needed:
-            if name not in wanted:
-                raise InvalidInput(f"{name}: required for a new {noun}")
         record = self.model(
             slug=slug,
             created_at=created_at or self.now,
@@ -302,7 +320,7 @@ class PathwayImporter(RowImporter):
         slug = check_pathway_slug(values["slug"])
         self.seen_once(slug, row.line, "slug")
         wanted = self.given(values)
-        pathway = self.session.scalars(select(Pathway).where(Pathway.slug == slug)).one_or_none()
+        pathway = self.existing(slug, wanted)
         tiers = sorted(values.get("tiers") or [], key=lambda item: item["tier"])
         existing_tiers: dict[int, PathwayTier] = {}
         if pathway is not None:
@@ -324,7 +342,7 @@ class PathwayImporter(RowImporter):
             check_name(item["name"], field=f"tiers[{item['tier']}].name")
         if pathway is None and "position" not in wanted:
             wanted["position"] = next_position(self.session)
-        pathway, changes = self.upsert(pathway, slug, values, wanted, ("name",))
+        pathway, changes = self.upsert(pathway, slug, values, wanted)
         outcome = _outcome(changes)
         for item in tiers:
             named = pathway_fields(name=item["name"], description=item.get("description"))
@@ -336,12 +354,6 @@ class PathwayImporter(RowImporter):
                 continue
             outcome = outcome if outcome == CREATED else UPDATED
         return outcome
-
-
-def export_pathways(session: Session) -> Iterator[dict[str, Any]]:
-    from bapp_cli.services.pathways import list_pathways
-
-    return iter(list_pathways(session, stored=True))
 
 
 # -- skills -----------------------------------------------------------------------------------------------
@@ -360,7 +372,6 @@ class SkillImporter(RowImporter):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.pathways = {pathway.slug: pathway for pathway in self.session.scalars(select(Pathway))}
         self.tiers = set(self.session.execute(select(PathwayTier.pathway_id, PathwayTier.tier)).all())
         # what the completion rules must look at once every row is in (badges are awarded
         # the moment a catalogue change completes a tier)
@@ -371,9 +382,7 @@ class SkillImporter(RowImporter):
         links: dict[int, int] = {}
         for text in texts:
             slug, tier = parse_link(text)
-            pathway = self.pathways.get(slug.strip().lower())
-            if pathway is None:
-                raise InvalidInput(f"links: no pathway {slug!r} (known: {', '.join(sorted(self.pathways))})")
+            pathway = self.pathway(slug, "links")
             if (pathway.id, tier) not in self.tiers:
                 raise InvalidInput(f"links: pathway {pathway.slug!r} has no tier {tier}")
             if links.setdefault(pathway.id, tier) != tier:
@@ -390,7 +399,7 @@ class SkillImporter(RowImporter):
         slug = check_skill_slug(values["slug"])
         self.seen_once(slug, row.line, "slug")
         wanted = self.given(values)
-        skill = self.session.scalars(select(Skill).where(Skill.slug == slug)).one_or_none()
+        skill = self.existing(slug, wanted)
         current: dict[int, int] = {}  # pathway id → the tier the skill is linked at
         if skill is not None:
             linked = select(SkillPathwayLink.pathway_id, SkillPathwayLink.tier).where(
@@ -398,7 +407,7 @@ class SkillImporter(RowImporter):
             )
             current = {pathway_id: tier for pathway_id, tier in self.session.execute(linked)}
         links = self._links(values.get("links") or [], skill, current) if "links" in values else None
-        skill, changes = self.upsert(skill, slug, values, wanted, ("name",))
+        skill, changes = self.upsert(skill, slug, values, wanted)
         if changes and "archived" in changes:
             self.touched_pathways.update(current)
             self.fundamentals_changed |= skill.is_fundamental
@@ -433,16 +442,12 @@ class SkillImporter(RowImporter):
 
 
 def export_skills(session: Session) -> Iterator[dict[str, Any]]:
-    links: dict[int, list[str]] = {}
-    for skill_id, slug, tier in session.execute(
-        select(SkillPathwayLink.skill_id, Pathway.slug, SkillPathwayLink.tier)
-        .join(Pathway, Pathway.id == SkillPathwayLink.pathway_id)
-        .order_by(Pathway.position, Pathway.slug)
-    ):
-        links.setdefault(skill_id, []).append(f"{slug}:{tier}")
+    """Every skill by slug; its links as `skills list` reads them (skills.skill_links), in pathway order."""
+    links = skill_links(session)
     for skill in session.scalars(select(Skill).order_by(Skill.slug)):
         yield {
-            name: links.get(skill.id, []) if name == "links" else getattr(skill, name) for name in SKILL_EXPORT_COLUMNS
+            name: list(links[skill.id].values()) if name == "links" else getattr(skill, name)
+            for name in SKILL_EXPORT_COLUMNS
         }
 
 
@@ -461,6 +466,7 @@ class SessionImporter(RowImporter):
     required = (("calendly_uri", "slug", "title", "id"),)
     batch_size = 500
     model = SessionType
+    needed = ("title", "duration_minutes")
     rules: ClassVar[Mapping[str, Callable[[Any], Any]]] = {
         "title": check_title,
         "category": parse_category,
@@ -471,8 +477,10 @@ class SessionImporter(RowImporter):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.pathways = {pathway.slug: pathway for pathway in self.session.scalars(select(Pathway))}
         self.builders: dict[str, int] = {}
+        # sync's allocator, over every slug held now: a slug handed out here stays taken
+        held = self.session.execute(select(SessionType.slug, SessionType.id).where(SessionType.slug.is_not(None)))
+        self.slugs = SlugBook({slug: type_id for slug, type_id in held if slug is not None})
 
     def _builder(self, email: str) -> int:
         address = normalise_email(email, field="builder")
@@ -482,19 +490,6 @@ class SessionImporter(RowImporter):
             except NotFound as exc:
                 raise InvalidInput(f"builder: {exc.message}") from None
         return self.builders[address]
-
-    def _slug(self, slug: str, session_type: SessionType | None, *, number_it: bool) -> str:
-        """`slug` when no other type holds it (slugs are unique); one derived from the title is numbered
-        (`-2`, `-3`, …) rather than refused."""
-        candidate, number = slug, 1
-        while True:
-            holder = self.session.scalar(select(SessionType.id).where(SessionType.slug == candidate))
-            if holder is None or (session_type is not None and holder == session_type.id):
-                return candidate
-            if not number_it:
-                raise InvalidInput(f"slug: {slug!r} is taken by session type {holder}; slugs are unique")
-            number += 1
-            candidate = numbered_slug(slug, number)
 
     def apply_row(self, row: SourceRow, values: dict[str, Any]) -> str:
         title = values.get("title")
@@ -511,6 +506,7 @@ class SessionImporter(RowImporter):
         key_column = SessionType.calendly_uri if values.get("calendly_uri") else SessionType.slug
         self.seen_once(key, row.line, key_column.key)
         wanted = self.given(values)
+        session_type = self.existing(key, wanted, key_column)
         if "custom_questions" in values:
             wanted["custom_questions"] = [
                 _question(item, index) for index, item in enumerate(values["custom_questions"] or [])
@@ -519,24 +515,18 @@ class SessionImporter(RowImporter):
             wanted["builder_id"] = self._builder(values["builder"]) if values["builder"] is not None else None
         if values.get("calendly_uri"):
             wanted["calendly_uri"] = values["calendly_uri"]
-        pathways: list[Pathway] | None = None
-        if "pathways" in values:
-            pathways = []
-            for name in values["pathways"] or []:
-                pathway = self.pathways.get(name.strip().lower())
-                if pathway is None:
-                    raise InvalidInput(f"pathways: no pathway {name!r} (known: {', '.join(sorted(self.pathways))})")
-                if pathway not in pathways:
-                    pathways.append(pathway)
-        session_type = self.session.scalars(select(SessionType).where(key_column == key)).one_or_none()
+        pathways = (  # each once, in the order given
+            list(dict.fromkeys(self.pathway(name, "pathways") for name in values["pathways"] or []))
+            if "pathways" in values
+            else None
+        )
         current: list[int] = []  # the pathways linked now
         if session_type is not None:
             linked = select(SessionTypePathway.pathway_id).where(SessionTypePathway.session_type_id == session_type.id)
             current = list(self.session.scalars(linked))
-        if pathways is not None and not self.restore:
-            for pathway in pathways:
-                if pathway.archived and pathway.id not in current:
-                    raise InvalidInput(f"pathways: pathway {pathway.slug!r} is archived and takes no new sessions")
+        archived = [pathway.slug for pathway in pathways or () if pathway.archived and pathway.id not in current]
+        if archived and not self.restore:
+            raise InvalidInput(f"pathways: pathway {archived[0]!r} is archived and takes no new sessions")
         category = wanted.get("category", "specialized" if session_type is None else session_type.category)
         touches_links = session_type is None or "category" in wanted or pathways is not None
         if (
@@ -546,14 +536,19 @@ class SessionImporter(RowImporter):
             and not (current if pathways is None else pathways)
         ):
             raise InvalidInput("pathways: a pathway session needs at least one pathway")
+        holder = None if session_type is None else session_type.id
+        if slug is not None and values.get("slug") is not None:  # a slug given is refused when taken
+            if not self.slugs.is_free(slug, for_type=holder):
+                raise InvalidInput(f"slug: {slug!r} is taken by another session type; slugs are unique")
+            slug = self.slugs.claim(slug, holder=holder)
+            if session_type is not None:
+                wanted["slug"] = slug
+        elif session_type is None and slug is not None:  # one derived from the title is numbered (-2, -3, …)
+            slug = self.slugs.claim(slug)
         if session_type is None:
             wanted.setdefault("category", category)
             wanted.setdefault("requires_auth", default_requires_auth(category))
-            if slug is not None:
-                slug = self._slug(slug, None, number_it=values.get("slug") is None)
-        elif slug is not None and values.get("slug") is not None:
-            wanted["slug"] = self._slug(slug, session_type, number_it=False)
-        session_type, changes = self.upsert(session_type, slug, values, wanted, ("title", "duration_minutes"))
+        session_type, changes = self.upsert(session_type, slug, values, wanted)
         outcome = _outcome(changes)
         if pathways is not None and {pathway.id for pathway in pathways} != set(current):
             link_pathways(self.session, session_type.id, [pathway.id for pathway in pathways])
@@ -577,10 +572,12 @@ def _question(item: Mapping[str, Any], index: int) -> dict[str, Any]:
 
 
 def export_sessions(session: Session) -> Iterator[dict[str, Any]]:
-    from bapp_cli.services.session_types import session_records
+    """Every session record by id, with what a backup needs beyond it to restore the Calendly-owned state
+    exactly (those columns alone read beside the records, not every type loaded a second time)."""
+    from bapp_cli.services.session_types import SESSION_COLUMNS, session_records
 
-    records = {record["id"]: record for record in session_records(session)}
-    for session_type in session.scalars(select(SessionType).order_by(SessionType.id)):
-        # the session record, and what a backup needs beyond it to restore the Calendly-owned state exactly
-        record = records[session_type.id]
-        yield {name: record[name] if name in record else getattr(session_type, name) for name in SESSION_EXPORT_COLUMNS}
+    stored = [name for name in SESSION_EXPORT_COLUMNS if name not in SESSION_COLUMNS]
+    query = select(SessionType.id, *(SessionType.__table__.c[name] for name in stored))
+    rest = {row[0]: row[1:] for row in session.execute(query)}
+    for record in sorted(session_records(session), key=lambda record: record["id"]):
+        yield record | dict(zip(stored, rest[record["id"]], strict=True))

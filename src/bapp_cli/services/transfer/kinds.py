@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import datetime as dt
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from typing import IO, Any
 
 from sqlalchemy import func, select, text
@@ -30,6 +31,9 @@ from bapp_cli.db.models import (
     WebhookDelivery,
 )
 from bapp_cli.errors import InvalidInput, UsageError
+from bapp_cli.services.builders import list_builders
+from bapp_cli.services.clients import iter_clients
+from bapp_cli.services.pathways import list_pathways
 from bapp_cli.services.transfer import bookings, calendly_state, catalogue, learning, people, store
 from bapp_cli.services.transfer.formats import RecordWriter, Source, SourceRow
 from bapp_cli.services.transfer.importer import (
@@ -53,7 +57,7 @@ READABLE_VERSIONS = (1, 2)
 @dataclass(frozen=True)
 class Kind:
     importer: type[KindImporter]
-    exporter: Callable[[Session], Iterator[dict[str, Any]]]
+    exporter: Callable[[Session], Iterable[dict[str, Any]]]
     # what the export writes; by default the import's row schema, so a round trip reads back what it wrote
     exported: tuple[str, ...] | None = None
 
@@ -64,10 +68,11 @@ class Kind:
 
 # dependency order: what a row refers to is always imported before it
 REGISTRY = {
-    "pathways": Kind(catalogue.PathwayImporter, catalogue.export_pathways),
+    # pathways, builders and clients: their listings' records with the stored id (and a pathway's creation time)
+    "pathways": Kind(catalogue.PathwayImporter, partial(list_pathways, stored=True)),
     "skills": Kind(catalogue.SkillImporter, catalogue.export_skills),
-    "builders": Kind(people.BuilderImporter, people.export_builders),
-    "clients": Kind(people.ClientImporter, people.export_clients),
+    "builders": Kind(people.BuilderImporter, partial(list_builders, with_id=True)),
+    "clients": Kind(people.ClientImporter, partial(iter_clients, with_id=True)),
     "sessions": Kind(catalogue.SessionImporter, catalogue.export_sessions),
     "enrolments": Kind(learning.EnrolmentImporter, learning.export_enrolments, learning.ENROLMENT_EXPORT_COLUMNS),
     "progress": Kind(learning.ProgressImporter, learning.export_progress, learning.PROGRESS_EXPORT_COLUMNS),

@@ -9,13 +9,12 @@ builder's e-mail adds the client profile to the existing user.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import fields
 from typing import Annotated, Any, Required
 
 from pydantic import ConfigDict, Field, StringConstraints
 from sqlalchemy import select, update
-from sqlalchemy.orm import Session
 from typing_extensions import TypedDict
 
 from bapp_cli.db import bulk
@@ -111,12 +110,6 @@ class BuilderImporter(RowImporter):
                     update(BuilderProfile).where(BuilderProfile.user_id == user.id).values(created_at=created_at)
                 )
         return CREATED
-
-
-def export_builders(session: Session) -> Iterator[dict[str, Any]]:
-    from bapp_cli.services.builders import list_builders
-
-    return iter(list_builders(session, with_id=True))
 
 
 def _refused(row: SourceRow, name: str, message: str) -> RowResult:
@@ -222,10 +215,3 @@ class ClientImporter(KindImporter):
             ClientProfile.industry,
         ).outerjoin(ClientProfile, ClientProfile.user_id == User.id)
         return {row[0]: dict(row._mapping) for row in rows_keyed(self.session, query, emails)}
-
-
-def export_clients(session: Session) -> Iterator[dict[str, Any]]:
-    """`clients list`'s records with their ids: the schema's columns, in its order."""
-    from bapp_cli.services.clients import iter_clients
-
-    return iter_clients(session, with_id=True)

@@ -1,4 +1,4 @@
-"""SQL pieces the importers share: lookups by key, shifted instants in SQL, id sequences after restores, money.
+"""SQL pieces the importers share: lookups by key, shifted instants in SQL, id sequences after restores.
 
 The set-based writes themselves live in `bapp_cli.db.bulk` (the sync uses them too).
 """
@@ -6,7 +6,6 @@ The set-based writes themselves live in `bapp_cli.db.bulk` (the sync uses them t
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from decimal import Decimal
 from typing import Any, cast
 
 from sqlalchemy import FromClause, SQLColumnExpression, Table, func, literal_column, text
@@ -48,7 +47,3 @@ def reset_sequences(session: Session, tables: Sequence[FromClause]) -> None:
                 f"(SELECT MAX(id) FROM {table.name}) IS NOT NULL)"
             )
         )
-
-
-def money(value: Decimal) -> Decimal:
-    return value.quantize(Decimal("0.01"))
