@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from bapp_cli.errors import InvalidInput, UsageError
 from bapp_cli.services.transfer import formats
-from bapp_cli.services.transfer.formats import RecordWriter, RejectsWriter, RowProblem, Source, SourceRow, format_for
+from bapp_cli.services.transfer.formats import RecordWriter, RejectsWriter, RowError, Source, SourceRow, format_for
 
 
 def rows_of(data: bytes, fmt: str) -> list[SourceRow]:
@@ -55,7 +55,7 @@ def test_csv_with_a_bom_empty_cells_and_multi_line_cells_keeps_line_numbers() ->
 def test_tsv_and_a_row_with_the_wrong_number_of_cells() -> None:
     rows = rows_of(b"a\tb\n1\t2\n1\t2\t3\n", "tsv")
     assert rows[0].values == {"a": "1", "b": "2"}
-    assert (rows[1].values, rows[1].problem) == ({}, RowProblem(None, "3 cells, but the header has 2 columns"))
+    assert (rows[1].values, rows[1].problem) == ({}, RowError(3, None, "3 cells, but the header has 2 columns"))
 
 
 @pytest.mark.parametrize(
@@ -84,7 +84,7 @@ def test_json_array_rows_start_on_their_own_lines() -> None:
     assert [(row.line, dict(row.values), row.problem) for row in rows] == [
         (2, {"a": 1}, None),
         (3, {"a": 2, "b": [1, 2]}, None),
-        (4, {}, RowProblem(None, "expected an object, found int")),
+        (4, {}, RowError(4, None, "expected an object, found int")),
     ]
 
 
@@ -93,7 +93,7 @@ def test_json_document_with_sections_and_a_header() -> None:
     found = sections_of(data, "json")
     assert list(found) == ["bapp", "clients", "skills"]
     assert found["bapp"][0].original == {"value": {"format": "x"}}
-    assert found["bapp"][0].problem == RowProblem(None, "expected an object, found dict")
+    assert found["bapp"][0].problem == RowError(1, None, "expected an object, found dict")
     assert [row.line for row in found["clients"]] == [2]
 
 
@@ -154,8 +154,8 @@ def test_jsonl_bad_lines_are_bad_rows_not_a_bad_file() -> None:
     rows = rows_of(b'{"a": 1}\n\n{"a": \n[1]\n', "jsonl")
     assert [(row.line, dict(row.values), row.problem) for row in rows] == [
         (1, {"a": 1}, None),
-        (3, {}, RowProblem(None, "not valid JSON (Expecting value)")),
-        (4, {}, RowProblem(None, "expected an object, found list")),
+        (3, {}, RowError(3, None, "not valid JSON (Expecting value)")),
+        (4, {}, RowError(4, None, "expected an object, found list")),
     ]
 
 

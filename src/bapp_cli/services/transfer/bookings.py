@@ -85,7 +85,7 @@ from bapp_cli.services.rule_book import (
 from bapp_cli.services.session_values import MAX_PRICE, parse_currency
 from bapp_cli.services.transfer import store
 from bapp_cli.services.transfer.calendly_state import WRITE_STATE_COLUMNS
-from bapp_cli.services.transfer.formats import SourceRow
+from bapp_cli.services.transfer.formats import RowError, SourceRow
 from bapp_cli.services.transfer.importer import (
     CREATED,
     UNCHANGED,
@@ -94,7 +94,6 @@ from bapp_cli.services.transfer.importer import (
     IdOrKey,
     Int32,
     KindImporter,
-    RowError,
     RowId,
     RowResult,
     Touched,

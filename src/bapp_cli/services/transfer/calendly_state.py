@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Annotated, Any, Literal, Required
 
-from pydantic import ConfigDict, Field, StringConstraints
+from pydantic import Field, StringConstraints
 from sqlalchemy import String, cast, func, or_, select, update
 from sqlalchemy.orm import Session
 from typing_extensions import TypedDict
@@ -36,7 +36,7 @@ from bapp_cli.db.models import (
 )
 from bapp_cli.errors import BappError
 from bapp_cli.services.people import normalise_email
-from bapp_cli.services.transfer.formats import SourceRow
+from bapp_cli.services.transfer.formats import RowError, SourceRow
 from bapp_cli.services.transfer.importer import (
     CREATED,
     UNCHANGED,
@@ -45,7 +45,6 @@ from bapp_cli.services.transfer.importer import (
     IdOrKey,
     Int32,
     KindImporter,
-    RowError,
     RowId,
     RowResult,
     When,
@@ -59,7 +58,6 @@ Reference = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1
 
 
 class CalendlyBookingRow(TypedDict, total=False):
-    __pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]
     reference: Required[Reference]
     calendly_state: Literal["requested", "unknown", "booked", "failed"] | None
     calendly_attempts: Annotated[int, Field(ge=0, le=2**31 - 1)] | None
@@ -150,7 +148,6 @@ def export_calendly_bookings(session: Session) -> Iterator[dict[str, Any]]:
 
 
 class InvitationRow(TypedDict, total=False):
-    __pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]
     id: RowId | None
     client: Required[Email]
     session: Required[IdOrKey]
@@ -278,7 +275,6 @@ def export_invitations(session: Session) -> Iterator[dict[str, Any]]:
 
 
 class InboxRow(TypedDict, total=False):
-    __pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]
     id: RowId | None
     event: Required[Annotated[str, StringConstraints(max_length=64)]]
     source: Required[Literal["receiver", "apply", "pull"]]

@@ -18,7 +18,7 @@ from decimal import Decimal
 from functools import cached_property, partial
 from typing import Annotated, Any, ClassVar, Literal, NotRequired, Required
 
-from pydantic import BeforeValidator, ConfigDict, Field, StringConstraints
+from pydantic import BeforeValidator, Field, StringConstraints
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 from typing_extensions import TypedDict
@@ -99,7 +99,6 @@ NameList = Annotated[list[Name], BeforeValidator(_json_list)]
 
 
 class TierItem(TypedDict):
-    __pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]
     tier: Required[Annotated[int, Field(ge=1, le=MAX_TIERS)]]
     name: Required[Name]
     description: NotRequired[LongText | None]
@@ -107,7 +106,6 @@ class TierItem(TypedDict):
 
 
 class PathwayRow(TypedDict, total=False):
-    __pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]
     id: RowId | None
     slug: Required[Text64]
     name: Name | None
@@ -121,7 +119,6 @@ class PathwayRow(TypedDict, total=False):
 
 
 class SkillRow(TypedDict, total=False):
-    __pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]
     id: RowId | None
     slug: Required[Name]
     name: Name | None
@@ -134,7 +131,6 @@ class SkillRow(TypedDict, total=False):
 
 
 class QuestionItem(TypedDict):
-    __pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]
     name: Required[Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000)]]
     type: Required[Text32]
     position: NotRequired[Int32]
@@ -145,7 +141,6 @@ class QuestionItem(TypedDict):
 
 
 class SessionRow(TypedDict, total=False):
-    __pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]
     id: RowId | None
     slug: Text500 | None
     title: Name | None

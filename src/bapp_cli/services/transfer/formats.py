@@ -65,11 +65,19 @@ _CONTROL_IN_LINE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
 
 @dataclass(frozen=True)
-class RowProblem:
-    """Why a row could not be read as an object of columns (the importer reports it as the row's error)."""
+class RowError:
+    """What is wrong with a row: where (its line, the field if one), what, and in `all` which kind's row."""
 
+    line: int
     field: str | None
     message: str
+    kind: str | None = None
+
+    def text(self) -> str:
+        return f"{self.field}: {self.message}" if self.field else self.message
+
+    def as_detail(self) -> dict[str, Any]:
+        return {name: value for name, value in vars(self).items() if name != "kind" or value is not None}
 
 
 @dataclass(frozen=True)
@@ -77,16 +85,16 @@ class SourceRow:
     """One row of input: where it starts, its values (null for empty CSV cells), and the row as given.
 
     A row that could not be read (wrong number of cells, not JSON, not an object, a control character)
-    has no values and says why in `problem`."""
+    has no values and says why in `problem` (the importer reports it as the row's error)."""
 
     line: int
     values: Mapping[str, Any]
     original: Mapping[str, Any]
-    problem: RowProblem | None = None
+    problem: RowError | None = None
 
 
 def _unreadable(line: int, original: Mapping[str, Any], field: str | None, message: str) -> SourceRow:
-    return SourceRow(line, {}, original, RowProblem(field, message))
+    return SourceRow(line, {}, original, RowError(line, field, message))
 
 
 def _not_an_object(line: int, value: Any) -> SourceRow:

@@ -17,13 +17,13 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Annotated, Any, ClassVar
 
-from pydantic import BeforeValidator, Field, StringConstraints, TypeAdapter, ValidationError
+from pydantic import BeforeValidator, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError
 from sqlalchemy.orm import Session
 
 from bapp_cli.db.bulk import CHUNK, Mover
 from bapp_cli.errors import BappError, InvalidInput
 from bapp_cli.services.instants import check_in_range, get_zone, localise, parse_instant
-from bapp_cli.services.transfer.formats import SourceRow
+from bapp_cli.services.transfer.formats import RowError, SourceRow
 
 CREATED = "created"
 UPDATED = "updated"
@@ -55,23 +55,6 @@ Int32 = Annotated[int, Field(ge=-MAX_INT32 - 1, le=MAX_INT32)]
 IdOrKey = Annotated[str, BeforeValidator(_id_as_text), StringConstraints(strip_whitespace=True, max_length=500)]
 
 
-@dataclass(frozen=True)
-class RowError:
-    line: int
-    field: str | None
-    message: str
-    kind: str | None = None
-
-    def text(self) -> str:
-        return f"{self.field}: {self.message}" if self.field else self.message
-
-    def as_detail(self) -> dict[str, Any]:
-        detail: dict[str, Any] = {"line": self.line, "field": self.field, "message": self.message}
-        if self.kind is not None:
-            detail["kind"] = self.kind
-        return detail
-
-
 @dataclass
 class RowResult:
     row: SourceRow
@@ -91,17 +74,6 @@ class ImportOptions:
     create_clients: bool = True
     source_name: str = "-"
     batch_size: int | None = None
-
-
-@dataclass
-class ImportContext:
-    """What every kind importer of one run shares. `restore`: `import all` of a backup into an empty
-    database — ids and creation times are kept and history is taken as it was recorded."""
-
-    session: Session
-    now: dt.datetime
-    options: ImportOptions
-    restore: bool = False
 
 
 @dataclass
@@ -201,7 +173,8 @@ def refusal(row: SourceRow, exc: BappError) -> RowResult:
 
 @functools.cache
 def _adapter(schema: Any) -> TypeAdapter[Any]:
-    return TypeAdapter(list[schema])
+    """The validator of a batch of `schema` rows: a column (or a nested item's key) no schema names is an error."""
+    return TypeAdapter(list[schema], config=ConfigDict(extra="forbid"))
 
 
 def _field_of(location: Sequence[Any]) -> str | None:
@@ -221,11 +194,14 @@ def _message(error: Mapping[str, Any], refused: Mapping[str, str]) -> str:
     return str(error.get("msg", "invalid"))
 
 
+@dataclass(eq=False)
 class KindImporter(ABC):
-    """Base of the per-kind importers: column checks and pydantic validation of a batch."""
+    """Base of the per-kind importers: column checks and pydantic validation of a batch. What every importer
+    of one run shares: the session, the clock, the options, and `restore` — `import all` of a backup into an
+    empty database, where ids and creation times are kept and history is taken as it was recorded."""
 
     kind: ClassVar[str]
-    schema: ClassVar[Any]  # a TypedDict with `extra="forbid"`
+    schema: ClassVar[Any]  # a TypedDict (validated with extra columns forbidden: `_adapter`)
     required: ClassVar[tuple[tuple[str, ...], ...]] = ()  # each group: one of these columns is needed
     refused: ClassVar[Mapping[str, str]] = {}  # columns a kind knows but never takes → why, in place of "unknown"
     batch_size: ClassVar[int] = CHUNK  # rows per batch: the one chunk size of set-based work
@@ -235,14 +211,13 @@ class KindImporter(ABC):
         if "schema" in vars(cls):
             _COLUMNS.update(cls.schema.__annotations__)
 
-    def __init__(self, context: ImportContext) -> None:
-        self.context = context
-        self.session = context.session
-        self.now = context.now
-        self.options = context.options
-        self.restore = context.restore
-        self.extra: dict[str, int] = {}
-        self.mover = Mover()  # a batch's last statement may still run while the next batch is read
+    session: Session
+    now: dt.datetime
+    options: ImportOptions
+    restore: bool = False
+    extra: dict[str, int] = field(default_factory=dict, init=False)
+    # a batch's last statement may still run while the next batch is read
+    mover: Mover = field(default_factory=Mover, init=False)
 
     @classmethod
     def accepted(cls) -> list[str]:
@@ -266,11 +241,7 @@ class KindImporter(ABC):
 
     def validate(self, rows: Sequence[SourceRow]) -> tuple[list[tuple[SourceRow, dict[str, Any]]], list[RowResult]]:
         """Shape and types of every row of the batch at once; returns (valid rows, rejected rows)."""
-        rejected = [
-            RowResult(row, errors=[RowError(row.line, row.problem.field, row.problem.message)])
-            for row in rows
-            if row.problem is not None
-        ]
+        rejected = [RowResult(row, errors=[row.problem]) for row in rows if row.problem is not None]
         candidates = [row for row in rows if row.problem is None]
         adapter = _adapter(self.schema)
         try:

@@ -35,14 +35,12 @@ from bapp_cli.services.builders import list_builders
 from bapp_cli.services.clients import iter_clients
 from bapp_cli.services.pathways import list_pathways
 from bapp_cli.services.transfer import bookings, calendly_state, catalogue, learning, people, store
-from bapp_cli.services.transfer.formats import RecordWriter, Source, SourceRow
+from bapp_cli.services.transfer.formats import RecordWriter, RowError, Source, SourceRow
 from bapp_cli.services.transfer.importer import (
-    ImportContext,
     ImportOptions,
     ImportSummary,
     KindImporter,
     RejectSink,
-    RowError,
     refuse_if_bad,
     run_kind,
 )
@@ -123,9 +121,7 @@ def import_data(
     rejects: RejectSink | None = None,
     on_batch: Callable[[int], None] | None = None,
 ) -> ImportSummary:
-    """Import `source` as `kind` (or every kind, for `all`) in the caller's transaction."""
-    if kind not in KINDS:
-        raise UsageError(f"unknown kind {kind!r}", hint="choose one of: " + ", ".join(KINDS))
+    """Import `source` as `kind` (one of KINDS: the command checked it) in the caller's transaction."""
     errors: list[RowError] = []
     tallies = []
     restore = False
@@ -138,7 +134,6 @@ def import_data(
         if source.fmt not in ("json", "toml"):
             raise UsageError("`all` is one JSON or TOML document", hint="use a .json or .toml file, or --input-format")
         restore = _is_empty(session)
-        context = ImportContext(session, now, options, restore=restore)
         done: list[str] = []
         backup = False
         for name, rows in source.sections():
@@ -166,10 +161,10 @@ def import_data(
                     code="not_a_backup",
                 )
             done.append(name)
-            importer = REGISTRY[name].importer(context)
+            importer = REGISTRY[name].importer(session, now, options, restore)
             tallies.append(run_kind(importer, rows, errors=errors, rejects=rejects, on_batch=on_batch, label=name))
     else:
-        importer = REGISTRY[kind].importer(ImportContext(session, now, options))
+        importer = REGISTRY[kind].importer(session, now, options)
         source.on_header = importer.check_header
         rows = _section(source, kind)
         tallies.append(run_kind(importer, rows, errors=errors, rejects=rejects, on_batch=on_batch))
@@ -220,9 +215,8 @@ def _check_header(rows: Iterator[SourceRow]) -> None:
 def export_data(session: Session, kind: str, stream: IO[str], fmt: str, *, raw: bool = False) -> int:
     """Write every record of `kind` to `stream`; returns how many records were written.
 
-    `raw`: CSV/TSV text cells exactly as stored, without the spreadsheet-safe prefix."""
-    if kind not in KINDS:
-        raise UsageError(f"unknown kind {kind!r}", hint="choose one of: " + ", ".join(KINDS))
+    `kind` is one of KINDS (the command checked it); `raw`: CSV/TSV text cells exactly as stored, without the
+    spreadsheet-safe prefix."""
     if session.get_bind().dialect.name == "postgresql":
         # One snapshot for every query, so a backup taken while others write is consistent (SQLite's read
         # transaction already is one). A caller whose transaction has already run a query keeps its own

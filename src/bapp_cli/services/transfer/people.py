@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import fields
 from typing import Annotated, Any, Required
 
-from pydantic import ConfigDict, Field, StringConstraints
+from pydantic import Field, StringConstraints
 from sqlalchemy import select, update
 from typing_extensions import TypedDict
 
@@ -30,14 +30,13 @@ from bapp_cli.services.builders import (
 )
 from bapp_cli.services.people import clean_text, find_user, normalise_email
 from bapp_cli.services.transfer.catalogue import RowImporter
-from bapp_cli.services.transfer.formats import SourceRow
+from bapp_cli.services.transfer.formats import RowError, SourceRow
 from bapp_cli.services.transfer.importer import (
     CREATED,
     UNCHANGED,
     UPDATED,
     Email,
     KindImporter,
-    RowError,
     RowId,
     RowResult,
     Touched,
@@ -50,7 +49,6 @@ Text = Annotated[str, StringConstraints(strip_whitespace=True, max_length=1000)]
 
 
 class BuilderRow(TypedDict, total=False):
-    __pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]
     id: RowId | None
     email: Required[Email]
     name: Text | None
@@ -64,7 +62,6 @@ class BuilderRow(TypedDict, total=False):
 
 
 class ClientRow(TypedDict, total=False):
-    __pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]
     id: RowId | None
     email: Required[Email]
     name: Text | None
