@@ -88,14 +88,14 @@ def import_command(
     """
     from bapp_cli.cli.files import OutputFile, open_input
     from bapp_cli.errors import InvalidInput, PartialSuccess
-    from bapp_cli.services.transfer.formats import INPUT_FORMATS, RejectsWriter, Source, format_for
+    from bapp_cli.services.transfer.formats import RejectsWriter, Source, format_for
     from bapp_cli.services.transfer.importer import ImportOptions
     from bapp_cli.services.transfer.kinds import import_data
 
     app_state = state(ctx)
     sink = app_state.output()
     _check_kind(kind)
-    data_format = format_for(path, input_format, allowed=INPUT_FORMATS, default=None)
+    data_format = format_for(path, input_format, default=None)
     options = ImportOptions(
         timezone=app_state.timezone,
         continue_on_error=continue_on_error,
@@ -212,12 +212,12 @@ def export_command(
       bapp --database-url postgresql://… import all backup.json
     """
     from bapp_cli.cli.files import OutputFile
-    from bapp_cli.services.transfer.formats import OUTPUT_FORMATS, format_for
+    from bapp_cli.services.transfer.formats import format_for
 
     app_state = state(ctx)
     if kind != "bookings":  # checking the other kinds loads the import machinery (and SQLAlchemy)
         _check_kind(kind)
-    data_format = format_for(output, fmt, allowed=OUTPUT_FORMATS, default="json")
+    data_format = format_for(output, fmt, default="json")
     # entered first: a path that cannot be written is refused before the database is read
     with OutputFile(output or "-", what="--output", private=kind == "all") as stream:
         if kind == "bookings" and data_format != "toml":  # the plain read: the database writes the cells
@@ -251,11 +251,7 @@ def _export_bookings(app_state: Any, stream: Any, data_format: str, *, raw: bool
             return write_delimited(stream, data_format, found.columns, found.rows)
         from bapp_cli.services.transfer.formats import RecordWriter  # loads the import machinery: not for CSV
 
-        writer = RecordWriter(stream, data_format, found.columns, kind="bookings")
-        for record in found.records():
-            writer.write(record)
-        writer.close()
-        return writer.count
+        return RecordWriter(stream, data_format, found.columns, kind="bookings").write_all(found.records())
 
 
 def _summary_table(record: dict[str, Any], console: Any) -> None:

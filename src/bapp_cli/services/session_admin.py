@@ -77,11 +77,8 @@ def show_session_type(session: Session, identifier: str) -> dict[str, Any]:
 
 
 def _linked_pathways(session: Session, slugs: Sequence[str] | None) -> list[Pathway]:
-    found: dict[int, Pathway] = {}
-    for slug in slugs or ():
-        pathway = get_pathway(session, slug, for_new_links=True)
-        found.setdefault(pathway.id, pathway)
-    return list(found.values())
+    """The pathways `slugs` name, each once, in the order given (the session holds one object per row)."""
+    return list(dict.fromkeys(get_pathway(session, slug, for_new_links=True) for slug in slugs or ()))
 
 
 def add_session_type(session: Session, draft: NewSessionType, *, now: dt.datetime) -> dict[str, Any]:

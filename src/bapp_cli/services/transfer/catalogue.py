@@ -65,19 +65,6 @@ from bapp_cli.services.transfer.importer import (
 )
 
 
-def _json_list(value: Any) -> Any:
-    """A list column in a CSV cell: JSON (`["a:1","b:2"]`), or plain items separated by commas."""
-    if isinstance(value, str):
-        text = value.strip()
-        if text.startswith("["):
-            try:
-                return json.loads(text)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"not a JSON list ({exc.msg})") from None
-        return [item.strip() for item in re.split(r"[,;]", text) if item.strip()]
-    return value
-
-
 def _json_value(value: Any) -> Any:
     """A nested value (objects, lists of objects) in a CSV cell is JSON."""
     if isinstance(value, str):
@@ -86,6 +73,13 @@ def _json_value(value: Any) -> Any:
         except json.JSONDecodeError as exc:
             raise ValueError(f"not valid JSON ({exc.msg})") from None
     return value
+
+
+def _json_list(value: Any) -> Any:
+    """A list column in a CSV cell: JSON (`["a:1","b:2"]`), or plain items separated by commas."""
+    if isinstance(value, str) and not value.lstrip().startswith("["):
+        return [item.strip() for item in re.split(r"[,;]", value) if item.strip()]
+    return _json_value(value)
 
 
 # Limits here only bound what is read; the services' checks (with their own messages) decide.
@@ -173,11 +167,6 @@ class SessionRow(TypedDict, total=False):
     present_in_last_sync: bool | None
     last_synced_at: When | None
     created_at: When | None
-
-
-# Each kind exports the columns it imports, in its schema's order (`kinds.Kind`).
-SKILL_EXPORT_COLUMNS = tuple(SkillRow.__annotations__)
-SESSION_EXPORT_COLUMNS = tuple(SessionRow.__annotations__)
 
 
 def _cleaned(value: Any) -> Any:
@@ -442,7 +431,7 @@ def export_skills(session: Session) -> Iterator[dict[str, Any]]:
     for skill in session.scalars(select(Skill).order_by(Skill.slug)):
         yield {
             name: list(links[skill.id].values()) if name == "links" else getattr(skill, name)
-            for name in SKILL_EXPORT_COLUMNS
+            for name in SkillRow.__annotations__  # what the import reads (`kinds.Kind.columns`)
         }
 
 
@@ -571,7 +560,7 @@ def export_sessions(session: Session) -> Iterator[dict[str, Any]]:
     exactly (those columns alone read beside the records, not every type loaded a second time)."""
     from bapp_cli.services.session_types import SESSION_COLUMNS, session_records
 
-    stored = [name for name in SESSION_EXPORT_COLUMNS if name not in SESSION_COLUMNS]
+    stored = [name for name in SessionRow.__annotations__ if name not in SESSION_COLUMNS]
     query = select(SessionType.id, *(SessionType.__table__.c[name] for name in stored))
     rest = {row[0]: row[1:] for row in session.execute(query)}
     for record in sorted(session_records(session), key=lambda record: record["id"]):

@@ -31,7 +31,7 @@ import io
 import json
 import re
 import tomllib
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -39,8 +39,7 @@ from bapp_cli.errors import InvalidInput, UsageError
 from bapp_cli.services.instants import instant_text
 from bapp_cli.services.spreadsheet import cell_row_formatter, json_default, restore_cell
 
-INPUT_FORMATS = ("csv", "tsv", "json", "jsonl", "toml")
-OUTPUT_FORMATS = ("csv", "tsv", "json", "jsonl", "toml")
+FORMATS = ("csv", "tsv", "json", "jsonl", "toml")  # each is read and written
 EXTENSIONS = {".csv": "csv", ".tsv": "tsv", ".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl", ".toml": "toml"}
 # A cell may hold a long note or a JSON list of answers; anything past this is not a field but a broken
 # file (a stray quote swallowing the rest), which is reported with its line instead of eating memory.
@@ -108,28 +107,28 @@ class ReadProgress:
     bytes_read: int = 0
 
 
-def format_for(path: str | None, explicit: str | None, *, allowed: Sequence[str], default: str | None) -> str:
+def format_for(path: str | None, explicit: str | None, *, default: str | None) -> str:
     """`--format`/`--input-format` if given, else the file's extension, else `default`."""
     if explicit:
         chosen = explicit.strip().lower()
-        if chosen not in allowed:
-            raise UsageError(f"unknown format {explicit!r}", hint="choose one of: " + ", ".join(allowed))
+        if chosen not in FORMATS:
+            raise UsageError(f"unknown format {explicit!r}", hint="choose one of: " + ", ".join(FORMATS))
         return chosen
     named = path if path and path != "-" else ""
     suffix = "." + named.rsplit(".", 1)[-1].lower() if "." in named.rsplit("/", 1)[-1] else ""
-    if EXTENSIONS.get(suffix) in allowed:
+    if suffix in EXTENSIONS:
         return EXTENSIONS[suffix]
     flag = "--input-format" if default is None else "--format"
     if suffix:
         # An extension bapp does not write (x.xlsx) must not get JSON under its name: say so instead.
         raise InvalidInput(
             f"cannot tell the format of {path!r} from its name",
-            hint=f"name it .csv, .tsv, .json, .jsonl or .toml, or pass {flag} " + "|".join(allowed),
+            hint=f"name it .csv, .tsv, .json, .jsonl or .toml, or pass {flag} " + "|".join(FORMATS),
             code="unknown_format",
         )
     if default is not None:
         return default
-    raise UsageError("cannot tell the format of stdin", hint=f"pass {flag} " + "|".join(allowed))
+    raise UsageError("cannot tell the format of stdin", hint=f"pass {flag} " + "|".join(FORMATS))
 
 
 def _bad_file(
@@ -341,10 +340,6 @@ def _object_row(line: int, item: Any) -> SourceRow:
     return SourceRow(line, item, item) if found is None else _control_row(line, item, found)
 
 
-def _object_rows(pairs: Iterator[tuple[int, Any]]) -> Iterator[SourceRow]:
-    return (_object_row(line, item) for line, item in pairs)
-
-
 def read_json_sections(stream: IO[bytes], progress: ReadProgress) -> Iterator[tuple[str | None, Iterator[SourceRow]]]:
     """A JSON array (one unnamed section) or an object of arrays by kind, in document order.
 
@@ -353,12 +348,12 @@ def read_json_sections(stream: IO[bytes], progress: ReadProgress) -> Iterator[tu
     """
     scanner = _JsonScanner(stream, progress)
     if scanner.peek() == "[":
-        yield None, _object_rows(scanner.elements("objects"))
+        yield None, (_object_row(line, item) for line, item in scanner.elements("objects"))
         scanner.finish()
         return
     for key in scanner.members():
         if scanner.peek() == "[":
-            yield key, _object_rows(scanner.elements(key))
+            yield key, (_object_row(line, item) for line, item in scanner.elements(key))
         else:
             yield key, iter([_not_an_object(scanner.line, scanner.value())])
     scanner.finish()
@@ -434,10 +429,8 @@ class Source:
             yield None, read_jsonl(self.stream, self.progress)
         elif self.fmt == "json":
             yield from read_json_sections(self.stream, self.progress)
-        elif self.fmt == "toml":
+        else:  # toml: format_for returns only FORMATS
             yield from read_toml_sections(self.stream, self.progress)
-        else:  # pragma: no cover - format_for only returns known formats
-            raise UsageError(f"cannot read format {self.fmt!r}")
 
     def _delimited(self, delimiter: str) -> Iterator[SourceRow]:
         """Rows of a CSV/TSV file with a header; `on_header` sees the column names before any row.
@@ -524,11 +517,11 @@ class RecordWriter:
     CSV/TSV text cells are neutralised for spreadsheets unless `raw` (`services.spreadsheet`)."""
 
     def __init__(self, stream: IO[str], fmt: str, columns: Sequence[str], *, kind: str, raw: bool = False) -> None:
-        if fmt not in OUTPUT_FORMATS:
-            raise UsageError(f"unknown format {fmt!r}", hint="choose one of: " + ", ".join(OUTPUT_FORMATS))
         self.stream = stream
         self.fmt = fmt
         self.columns = list(columns)
+        # a record in the columns' order (None where it has none), then any others (a rejects file's `error`)
+        self._blank = dict.fromkeys(self.columns)
         self.kind = kind
         self.count = 0
         self._buffer = io.StringIO()
@@ -545,16 +538,21 @@ class RecordWriter:
         if self._csv is not None:
             self._csv.writerow(self._cells(map(record.get, self.columns)))
         elif self.fmt == "json":
-            buffer.write("\n" if self.count == 0 else ",\n")
-            buffer.write(_JSON_RECORD(_ordered(record, self.columns)))
+            buffer.write(("\n" if self.count == 0 else ",\n") + _JSON_RECORD({**self._blank, **record}))
         elif self.fmt == "jsonl":
-            buffer.write(_JSON_RECORD(_ordered(record, self.columns)))
-            buffer.write("\n")
+            buffer.write(_JSON_RECORD({**self._blank, **record}) + "\n")
         else:
-            buffer.write(toml_table(self.kind, _ordered(record, self.columns)))
+            buffer.write(toml_table(self.kind, {**self._blank, **record}))
         self.count += 1
         if buffer.tell() > READ_CHUNK:
             self.flush()
+
+    def write_all(self, records: Iterable[Mapping[str, Any]]) -> int:
+        """Write every record and close; returns how many records this writer wrote."""
+        for record in records:
+            self.write(record)
+        self.close()
+        return self.count
 
     def flush(self) -> None:
         self.stream.write(self._buffer.getvalue())
@@ -565,12 +563,6 @@ class RecordWriter:
         if self.fmt == "json":
             self._buffer.write("\n]\n" if self.count else "]\n")
         self.flush()
-
-
-def _ordered(record: Mapping[str, Any], columns: Sequence[str]) -> dict[str, Any]:
-    """The record's values in the columns' order (None where it has none), then any others (a rejects
-    file's `error`)."""
-    return {**dict.fromkeys(columns), **record}
 
 
 def toml_table(kind: str, record: Mapping[str, Any]) -> str:

@@ -249,8 +249,4 @@ def export_data(session: Session, kind: str, stream: IO[str], fmt: str, *, raw: 
 
 def _write_kind(session: Session, kind: str, stream: IO[str], fmt: str, *, raw: bool = False) -> int:
     spec = REGISTRY[kind]
-    writer = RecordWriter(stream, fmt, spec.columns, kind=kind, raw=raw)
-    for record in spec.exporter(session):
-        writer.write(record)
-    writer.close()
-    return writer.count
+    return RecordWriter(stream, fmt, spec.columns, kind=kind, raw=raw).write_all(spec.exporter(session))
