@@ -37,9 +37,7 @@ def is_bookable(session_type: SessionType) -> bool:
 
 def get_session_type(session: Session, identifier: str) -> SessionType:
     """A session type by id, Calendly URI or slug (slugs are unique)."""
-    found = session.get(SessionType, session_type_id(Database.of_session(session), identifier))
-    assert found is not None  # just read in this transaction
-    return found
+    return session.get_one(SessionType, session_type_id(Database.of_session(session), identifier))
 
 
 def session_records(session: Session, ids: Iterable[int] | None = None) -> list[dict[str, Any]]:

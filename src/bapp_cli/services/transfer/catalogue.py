@@ -187,6 +187,7 @@ class RowImporter(KindImporter):
     # given. A null clears a nullable column and leaves a NOT NULL one as it is.
     rules: ClassVar[Mapping[str, Callable[[Any], Any]]] = {}
     needed: ClassVar[tuple[str, ...]] = ("name",)  # the columns a row that creates a record must give
+    batch_size = 500  # rows go one by one through the ORM: a batch is only what is validated at once
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -296,7 +297,6 @@ class PathwayImporter(RowImporter):
     kind = "pathways"
     schema = PathwayRow
     required = (("slug",),)
-    batch_size = 500
     model = Pathway
     rules = PATHWAY_FIELDS
 
@@ -347,7 +347,6 @@ class SkillImporter(RowImporter):
     kind = "skills"
     schema = SkillRow
     required = (("slug",),)
-    batch_size = 500
     model = Skill
     rules: ClassVar[Mapping[str, Callable[[Any], Any]]] = {
         "name": partial(check_name, max_length=MAX_SKILL_NAME_LENGTH),
@@ -448,7 +447,6 @@ class SessionImporter(RowImporter):
     kind = "sessions"
     schema = SessionRow
     required = (("calendly_uri", "slug", "title", "id"),)
-    batch_size = 500
     model = SessionType
     needed = ("title", "duration_minutes")
     rules: ClassVar[Mapping[str, Callable[[Any], Any]]] = {
@@ -513,12 +511,8 @@ class SessionImporter(RowImporter):
             raise InvalidInput(f"pathways: pathway {archived[0]!r} is archived and takes no new sessions")
         category = wanted.get("category", "specialized" if session_type is None else session_type.category)
         touches_links = session_type is None or "category" in wanted or pathways is not None
-        if (
-            not self.restore
-            and touches_links
-            and category == "pathway"
-            and not (current if pathways is None else pathways)
-        ):
+        links_after = current if pathways is None else pathways
+        if touches_links and category == "pathway" and not links_after and not self.restore:
             raise InvalidInput("pathways: a pathway session needs at least one pathway")
         holder = None if session_type is None else session_type.id
         if slug is not None and values.get("slug") is not None:  # a slug given is refused when taken

@@ -219,14 +219,10 @@ class KindImporter(ABC):
     # a batch's last statement may still run while the next batch is read
     mover: Mover = field(default_factory=Mover, init=False)
 
-    @classmethod
-    def accepted(cls) -> list[str]:
-        return list(cls.schema.__annotations__)
-
     def check_header(self, columns: Sequence[str]) -> None:
         """CSV/TSV: unknown or missing columns make the whole file bad (line 1)."""
-        known = set(self.accepted())
-        unknown = f"unknown column; the columns of {self.kind} are: {', '.join(self.accepted())}"
+        known = self.schema.__annotations__
+        unknown = f"unknown column; the columns of {self.kind} are: {', '.join(known)}"
         problems = [RowError(1, name, self.refused.get(name, unknown)) for name in columns if name not in known]
         for group in self.required:
             if not any(name in columns for name in group):

@@ -77,7 +77,6 @@ class BuilderImporter(RowImporter):
     kind = "builders"
     schema = BuilderRow
     required = (("email",),)
-    batch_size = 500
 
     def apply_row(self, row: SourceRow, values: dict[str, Any]) -> str:
         email = normalise_email(values["email"])
