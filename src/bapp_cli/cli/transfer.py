@@ -16,7 +16,9 @@ if TYPE_CHECKING:
     from bapp_cli.cli.files import OutputFile
     from bapp_cli.services.transfer.formats import RejectsWriter
 
-KIND_HELP = "pathways, skills, builders, clients, enrolments, sessions, bookings, progress, or all (a full backup)."
+# the kinds the commands take, checked here before the database is opened (kinds.REGISTRY reads and writes them)
+KINDS = ("pathways", "skills", "builders", "clients", "enrolments", "sessions", "bookings", "progress", "all")
+KIND_HELP = ", ".join(KINDS[:-1]) + ", or all (a full backup)."
 
 
 def import_command(
@@ -215,8 +217,7 @@ def export_command(
     from bapp_cli.services.transfer.formats import format_for
 
     app_state = state(ctx)
-    if kind != "bookings":  # checking the other kinds loads the import machinery (and SQLAlchemy)
-        _check_kind(kind)
+    _check_kind(kind)
     data_format = format_for(output, fmt, default="json")
     # entered first: a path that cannot be written is refused before the database is read
     with OutputFile(output or "-", what="--output", private=kind == "all") as stream:
@@ -233,7 +234,6 @@ def export_command(
 
 def _check_kind(kind: str) -> None:
     from bapp_cli.errors import UsageError
-    from bapp_cli.services.transfer.kinds import KINDS
 
     if kind not in KINDS:
         raise UsageError(f"unknown kind {kind!r}", hint="choose one of: " + ", ".join(KINDS))

@@ -169,11 +169,6 @@ class SessionRow(TypedDict, total=False):
     created_at: When | None
 
 
-def _cleaned(value: Any) -> Any:
-    """Text trimmed (blank is none); other values as they are."""
-    return value.strip() or None if isinstance(value, str) else value
-
-
 # the columns a row names its record by, or that the importer sets by its own rules
 _KEYS = ("id", "slug", "created_at", "calendly_uri")
 
@@ -222,8 +217,10 @@ class RowImporter(KindImporter):
                     wanted[name] = None
             elif name in self.rules:
                 wanted[name] = self.rules[name](value)
-            else:
-                wanted[name] = self.instant(value, name) if isinstance(column.type, UTCDateTime) else _cleaned(value)
+            elif isinstance(column.type, UTCDateTime):
+                wanted[name] = self.instant(value, name)
+            else:  # text trimmed (blank is none), other values as they are
+                wanted[name] = (value.strip() or None) if isinstance(value, str) else value
         return wanted
 
     def seen_once(self, key: str, line: int, name: str) -> None:
@@ -240,15 +237,20 @@ class RowImporter(KindImporter):
             raise InvalidInput(f"id: {wanted} is taken by another {model.__tablename__[:-1]}")
         return {"id": wanted}
 
-    def existing(self, key: str, wanted: Mapping[str, Any], column: Any = None) -> Any:
-        """The record whose `column` (its slug unless told) is `key`, or None for a new one, whose `needed`
-        columns are checked first of the row's list and link columns, as for every kind."""
-        where = (self.model.__table__.c.slug if column is None else column) == key
-        record = self.session.scalars(select(self.model).where(where)).one_or_none()
+    def existing(
+        self, key: str, row: SourceRow, values: Mapping[str, Any], column: Any = None
+    ) -> tuple[Any, dict[str, Any]]:
+        """(record, wanted): the record whose `column` (its slug unless told) is `key` — a key an earlier row
+        gave is refused — or None for a new one, whose `needed` columns are checked first of the row's list
+        and link columns, as for every kind; and the stored values of the columns the row gives (`given`)."""
+        column = self.model.__table__.c.slug if column is None else column
+        self.seen_once(key, row.line, column.key)
+        wanted = self.given(values)
+        record = self.session.scalars(select(self.model).where(column == key)).one_or_none()
         missing = [name for name in self.needed if name not in wanted]
         if record is None and missing:
             raise InvalidInput(f"{missing[0]}: required for a new {self.model.__tablename__[:-1].replace('_', ' ')}")
-        return record
+        return record, wanted
 
     @cached_property
     def pathways(self) -> dict[str, Pathway]:
@@ -302,9 +304,7 @@ class PathwayImporter(RowImporter):
 
     def apply_row(self, row: SourceRow, values: dict[str, Any]) -> str:
         slug = check_pathway_slug(values["slug"])
-        self.seen_once(slug, row.line, "slug")
-        wanted = self.given(values)
-        pathway = self.existing(slug, wanted)
+        pathway, wanted = self.existing(slug, row, values)
         tiers = sorted(values.get("tiers") or [], key=lambda item: item["tier"])
         existing_tiers: dict[int, PathwayTier] = {}
         if pathway is not None:
@@ -380,9 +380,7 @@ class SkillImporter(RowImporter):
 
     def apply_row(self, row: SourceRow, values: dict[str, Any]) -> str:
         slug = check_skill_slug(values["slug"])
-        self.seen_once(slug, row.line, "slug")
-        wanted = self.given(values)
-        skill = self.existing(slug, wanted)
+        skill, wanted = self.existing(slug, row, values)
         current: dict[int, int] = {}  # pathway id → the tier the skill is linked at
         if skill is not None:
             linked = select(SkillPathwayLink.pathway_id, SkillPathwayLink.tier).where(
@@ -486,9 +484,7 @@ class SessionImporter(RowImporter):
         # Slugs are unique (0007), so a slug names one type, local or synced: `slug,invitee_limit`
         # updates the synced type it names rather than trying to create another.
         key_column = SessionType.calendly_uri if values.get("calendly_uri") else SessionType.slug
-        self.seen_once(key, row.line, key_column.key)
-        wanted = self.given(values)
-        session_type = self.existing(key, wanted, key_column)
+        session_type, wanted = self.existing(key, row, values, key_column)
         if "custom_questions" in values:
             wanted["custom_questions"] = [
                 _question(item, index) for index, item in enumerate(values["custom_questions"] or [])

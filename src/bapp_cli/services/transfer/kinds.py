@@ -1,7 +1,8 @@
 """The kinds that import and export, in dependency order, and the two use cases over them.
 
-`all` holds every kind of `KINDS` plus `badges` (which only a backup carries: badges are earned, not
-imported by hand), written and read in this order so that every reference points backwards.
+`all` holds every kind `bapp import` takes (cli.transfer.KINDS) plus `badges` (which only a backup carries:
+badges are earned, not imported by hand), written and read in this order so that every reference points
+backwards.
 """
 
 from __future__ import annotations
@@ -45,7 +46,6 @@ from bapp_cli.services.transfer.importer import (
     run_kind,
 )
 
-KINDS = ("pathways", "skills", "builders", "clients", "enrolments", "sessions", "bookings", "progress", "all")
 BACKUP_FORMAT = "bapp-backup"
 # 2: adds the Calendly sections (calendly_bookings, calendly_invitations, webhook_inbox); 1 is still read
 BACKUP_VERSION = 2
@@ -121,7 +121,7 @@ def import_data(
     rejects: RejectSink | None = None,
     on_batch: Callable[[int], None] | None = None,
 ) -> ImportSummary:
-    """Import `source` as `kind` (one of KINDS: the command checked it) in the caller's transaction."""
+    """Import `source` as `kind` (a kind or `all`: the command checked it) in the caller's transaction."""
     errors: list[RowError] = []
     tallies = []
     restore = False
@@ -215,7 +215,7 @@ def _check_header(rows: Iterator[SourceRow]) -> None:
 def export_data(session: Session, kind: str, stream: IO[str], fmt: str, *, raw: bool = False) -> int:
     """Write every record of `kind` to `stream`; returns how many records were written.
 
-    `kind` is one of KINDS (the command checked it); `raw`: CSV/TSV text cells exactly as stored, without the
+    `kind` is a kind or `all` (the command checked it); `raw`: CSV/TSV text cells exactly as stored, without the
     spreadsheet-safe prefix."""
     if session.get_bind().dialect.name == "postgresql":
         # One snapshot for every query, so a backup taken while others write is consistent (SQLite's read
