@@ -123,19 +123,12 @@ def _changed(
 
 
 def add_pathway(
-    session: Session,
-    slug: str,
-    *,
-    name: str,
-    now: dt.datetime,
-    description: str | None = None,
-    icon: str | None = None,
-    color: str | None = None,
-    tiers: Sequence[TierSpec] = (),
+    session: Session, slug: str, *, name: str, now: dt.datetime, tiers: Sequence[TierSpec] = (), **optional: str | None
 ) -> PathwayChange:
-    """A new pathway at the end of the display order, with tiers numbered 1, 2, 3… in the given order."""
+    """A new pathway at the end of the display order, with tiers numbered 1, 2, 3… in the given order;
+    `optional`: the other fields of PATHWAY_FIELDS (description, icon, color), None when not given."""
     canonical = check_pathway_slug(slug)
-    fields = pathway_fields(name=name, description=description, icon=icon, color=color)
+    fields = pathway_fields(name=name, **optional)
     if len(tiers) > MAX_TIERS:
         raise InvalidInput(f"tier: at most {MAX_TIERS} tiers", code="too_many_tiers")
     if session.scalar(select(Pathway.id).where(Pathway.slug == canonical)) is not None:
@@ -152,19 +145,12 @@ def add_pathway(
 
 
 def update_pathway(
-    session: Session,
-    slug: str,
-    *,
-    now: dt.datetime,
-    name: str | None = None,
-    description: str | None = None,
-    icon: str | None = None,
-    color: str | None = None,
-    position: int | None = None,
+    session: Session, slug: str, *, now: dt.datetime, position: int | None = None, **fields: str | None
 ) -> PathwayChange:
-    """Rename, describe, recolour or move a pathway; only the fields given change."""
+    """Rename, describe, recolour or move a pathway; only the fields given change (`fields`: those of
+    PATHWAY_FIELDS, None when not given)."""
     pathway = get_pathway(session, slug)
-    changes = apply_changes(pathway, pathway_fields(name=name, description=description, icon=icon, color=color))
+    changes = apply_changes(pathway, pathway_fields(**fields))
     if position is not None:
         changes.update(_move(session, pathway, position))
     return _changed(session, pathway, changes, now)

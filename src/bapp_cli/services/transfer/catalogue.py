@@ -472,12 +472,8 @@ class SessionImporter(RowImporter):
         return self.builders[address]
 
     def apply_row(self, row: SourceRow, values: dict[str, Any]) -> str:
-        title = values.get("title")
-        slug = values.get("slug")
-        if slug is not None:
-            slug = slug.lower()
-        elif title:
-            slug = slugify(title) or None
+        given_slug = values.get("slug")
+        slug = given_slug.lower() if given_slug is not None else slugify(values.get("title") or "") or None
         key = values.get("calendly_uri") or slug
         if key is None:
             raise InvalidInput("slug: a session row needs a calendly_uri, a slug or a title")
@@ -511,7 +507,7 @@ class SessionImporter(RowImporter):
         if touches_links and category == "pathway" and not links_after and not self.restore:
             raise InvalidInput("pathways: a pathway session needs at least one pathway")
         holder = None if session_type is None else session_type.id
-        if slug is not None and values.get("slug") is not None:  # a slug given is refused when taken
+        if slug is not None and given_slug is not None:  # a slug given is refused when taken
             if not self.slugs.is_free(slug, for_type=holder):
                 raise InvalidInput(f"slug: {slug!r} is taken by another session type; slugs are unique")
             slug = self.slugs.claim(slug, holder=holder)
