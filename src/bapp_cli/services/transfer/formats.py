@@ -418,7 +418,7 @@ class Source:
     fmt: str
     stream: IO[bytes]
     progress: ReadProgress = field(default_factory=ReadProgress)
-    on_header: Callable[[list[str]], None] | None = None
+    on_header: Callable[[list[str]], None] = lambda columns: None
     raw: bool = False  # CSV/TSV cells as they are, without undoing the spreadsheet-safe prefix
 
     def sections(self) -> Iterator[tuple[str | None, Iterator[SourceRow]]]:
@@ -451,8 +451,7 @@ class Source:
         duplicates = sorted({name for name in columns if columns.count(name) > 1})
         if duplicates:
             raise _bad_file("column given twice: " + ", ".join(duplicates), line=1)
-        if self.on_header is not None:
-            self.on_header(columns)
+        self.on_header(columns)
         width = len(columns)
         previous_end = reader.line_num
         while True:
@@ -519,9 +518,9 @@ class RecordWriter:
     def __init__(self, stream: IO[str], fmt: str, columns: Sequence[str], *, kind: str, raw: bool = False) -> None:
         self.stream = stream
         self.fmt = fmt
-        self.columns = list(columns)
-        # a record in the columns' order (None where it has none), then any others (a rejects file's `error`)
-        self._blank = dict.fromkeys(self.columns)
+        # the columns in order, each None: a record is written over it, so in the columns' order (None where
+        # it has none), then any others (a rejects file's `error`)
+        self.columns = dict.fromkeys(columns)
         self.kind = kind
         self.count = 0
         self._buffer = io.StringIO()
@@ -538,11 +537,11 @@ class RecordWriter:
         if self._csv is not None:
             self._csv.writerow(self._cells(map(record.get, self.columns)))
         elif self.fmt == "json":
-            buffer.write(("\n" if self.count == 0 else ",\n") + _JSON_RECORD({**self._blank, **record}))
+            buffer.write(("\n" if self.count == 0 else ",\n") + _JSON_RECORD({**self.columns, **record}))
         elif self.fmt == "jsonl":
-            buffer.write(_JSON_RECORD({**self._blank, **record}) + "\n")
+            buffer.write(_JSON_RECORD({**self.columns, **record}) + "\n")
         else:
-            buffer.write(toml_table(self.kind, {**self._blank, **record}))
+            buffer.write(toml_table(self.kind, {**self.columns, **record}))
         self.count += 1
         if buffer.tell() > READ_CHUNK:
             self.flush()

@@ -124,16 +124,15 @@ def import_data(
     """Import `source` as `kind` (a kind or `all`: the command checked it) in the caller's transaction."""
     errors: list[RowError] = []
     tallies = []
-    restore = False
     if kind in ("bookings", "all") and session.get_bind().dialect.name == "postgresql":
         # Interactive creations check overlaps under per-person advisory locks; an import touches
         # thousands of people, so it holds off concurrent booking writers for its length instead.
         # (SQLite's write transactions are already exclusive.)
         session.execute(text("LOCK TABLE bookings IN SHARE ROW EXCLUSIVE MODE"))
+    if kind == "all" and source.fmt not in ("json", "toml"):
+        raise UsageError("`all` is one JSON or TOML document", hint="use a .json or .toml file, or --input-format")
+    restore = kind == "all" and _is_empty(session)
     if kind == "all":
-        if source.fmt not in ("json", "toml"):
-            raise UsageError("`all` is one JSON or TOML document", hint="use a .json or .toml file, or --input-format")
-        restore = _is_empty(session)
         done: list[str] = []
         backup = False
         for name, rows in source.sections():
@@ -169,7 +168,7 @@ def import_data(
         rows = _section(source, kind)
         tallies.append(run_kind(importer, rows, errors=errors, rejects=rejects, on_batch=on_batch))
     if restore:
-        store.reset_sequences(session, [model.__table__ for model in _RESTORED_MODELS])
+        store.reset_sequences(session, [model.__tablename__ for model in _RESTORED_MODELS])
     summary = ImportSummary(kind, tallies, options.dry_run, errors, restored=restore)
     refuse_if_bad(summary, continue_on_error=options.continue_on_error)
     record_audit(

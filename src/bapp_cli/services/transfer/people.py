@@ -205,7 +205,6 @@ class ClientImporter(KindImporter):
             User.email,
             User.id.label("user_id"),
             User.name,
-            User.updated_at,
             ClientProfile.id.label("profile_id"),
             ClientProfile.company,
             ClientProfile.industry,

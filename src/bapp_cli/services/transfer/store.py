@@ -6,9 +6,9 @@ The set-based writes themselves live in `bapp_cli.db.bulk` (the sync uses them t
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import FromClause, SQLColumnExpression, Table, func, literal_column, text
+from sqlalchemy import SQLColumnExpression, func, literal_column, text
 from sqlalchemy.orm import Session
 
 from bapp_cli.db.bulk import any_of, is_sqlite
@@ -34,16 +34,16 @@ def shifted(column: SQLColumnExpression[Any], minutes: int, *, dialect: str) -> 
     return column + literal_column(f"INTERVAL '{int(minutes)} minutes'")
 
 
-def reset_sequences(session: Session, tables: Sequence[FromClause]) -> None:
-    """After rows were inserted with explicit ids, PostgreSQL's id sequences must move past them."""
+def reset_sequences(session: Session, tables: Sequence[str]) -> None:
+    """After rows were inserted with explicit ids, PostgreSQL's id sequences (of the tables named) must move
+    past them."""
     if is_sqlite(session):
         return  # INTEGER PRIMARY KEY takes max(id) + 1 by itself
-    for clause in tables:
-        table = cast(Table, clause)
+    for table in tables:
         session.execute(
             text(
-                f"SELECT setval(pg_get_serial_sequence('{table.name}', 'id'), "
-                f"COALESCE((SELECT MAX(id) FROM {table.name}), 1), "
-                f"(SELECT MAX(id) FROM {table.name}) IS NOT NULL)"
+                f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                f"COALESCE((SELECT MAX(id) FROM {table}), 1), "
+                f"(SELECT MAX(id) FROM {table}) IS NOT NULL)"
             )
         )
