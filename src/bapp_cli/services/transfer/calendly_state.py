@@ -69,9 +69,8 @@ class CalendlyBookingRow(TypedDict, total=False):
     calendly_no_show_at: When | None
 
 
-CALENDLY_BOOKING_COLUMNS = tuple(CalendlyBookingRow.__annotations__)
 # the booking columns of the write-through state: a backup restores them, `import bookings` refuses them
-WRITE_STATE_COLUMNS = CALENDLY_BOOKING_COLUMNS[1:]
+WRITE_STATE_COLUMNS = tuple(CalendlyBookingRow.__annotations__)[1:]
 _INSTANT_COLUMNS = ("calendly_requested_at", "calendly_no_show_at")
 _STATE_COLUMNS = [getattr(Booking, name) for name in WRITE_STATE_COLUMNS]
 # a booking has a write-through state when any of its columns says something (the attempts: not 0)
@@ -141,7 +140,7 @@ def export_calendly_bookings(session: Session) -> Iterator[dict[str, Any]]:
     """The write-through state of every booking that has any, by reference."""
     query = select(Booking.reference, *_STATE_COLUMNS).where(_HAS_STATE).order_by(Booking.reference)
     for row in session.execute(query.execution_options(yield_per=2000)):
-        yield dict(zip(CALENDLY_BOOKING_COLUMNS, row, strict=True))
+        yield row._asdict()
 
 
 # -- calendly_invitations ---------------------------------------------------------------------------------
@@ -291,9 +290,6 @@ class InboxRow(TypedDict, total=False):
     outcome: Annotated[str, StringConstraints(max_length=200)] | None
 
 
-INBOX_COLUMNS = tuple(InboxRow.__annotations__)
-
-
 class InboxImporter(_KeptIdImporter):
     """Pending deliveries, kept as received; one already in the inbox (by its body's digest) is left as is."""
 
@@ -336,9 +332,7 @@ class InboxImporter(_KeptIdImporter):
 
 def export_inbox(session: Session) -> Iterator[dict[str, Any]]:
     """The deliveries still pending, oldest first."""
-    columns = [getattr(WebhookDelivery, name) for name in INBOX_COLUMNS]
+    columns = [getattr(WebhookDelivery, name) for name in InboxRow.__annotations__]
     query = select(*columns).where(WebhookDelivery.status == "pending").order_by(WebhookDelivery.id)
     for row in session.execute(query):
-        record = dict(zip(INBOX_COLUMNS, row, strict=True))
-        record["headers"] = dict(record["headers"] or {})
-        yield record
+        yield row._asdict() | {"headers": dict(row.headers or {})}
