@@ -326,8 +326,7 @@ def refuse_if_bad(summary: ImportSummary, *, continue_on_error: bool) -> None:
     if not summary.rejected or continue_on_error:
         return
     count = summary.rejected
-    first = summary.errors[0] if summary.errors else None
-    where = f" (first: line {first.line}, {first.text()})" if first is not None else ""
+    where = f" (first: line {summary.errors[0].line}, {summary.errors[0].text()})" if summary.errors else ""
     raise InvalidInput(
         f"{count} bad row{'s' if count != 1 else ''}{where}; nothing was written",
         hint="fix the rows listed, or pass --continue-on-error to import the good rows "

@@ -165,8 +165,7 @@ def import_data(
     else:
         importer = REGISTRY[kind].importer(session, now, options)
         source.on_header = importer.check_header
-        rows = _section(source, kind)
-        tallies.append(run_kind(importer, rows, errors=errors, rejects=rejects, on_batch=on_batch))
+        tallies.append(run_kind(importer, _section(source, kind), errors=errors, rejects=rejects, on_batch=on_batch))
     if restore:
         store.reset_sequences(session, [model.__tablename__ for model in _RESTORED_MODELS])
     summary = ImportSummary(kind, tallies, options.dry_run, errors, restored=restore)
@@ -203,12 +202,9 @@ def _check_header(rows: Iterator[SourceRow]) -> None:
             raise InvalidInput(f"'bapp' must describe a {BACKUP_FORMAT} document", code="bad_backup")
         version = header.get("version")
         if type(version) is not int or version not in READABLE_VERSIONS:
-            raise InvalidInput(
-                f"backup version {version!r} is not supported (this bapp reads versions "
-                + ", ".join(str(known) for known in READABLE_VERSIONS)
-                + ")",
-                code="bad_backup",
-            )
+            readable = ", ".join(map(str, READABLE_VERSIONS))
+            message = f"backup version {version!r} is not supported (this bapp reads versions {readable})"
+            raise InvalidInput(message, code="bad_backup")
 
 
 def export_data(session: Session, kind: str, stream: IO[str], fmt: str, *, raw: bool = False) -> int:
