@@ -329,8 +329,7 @@ class PathwayImporter(RowImporter):
         pathway, changes = self.upsert(pathway, slug, values, wanted)
         outcome = _outcome(changes)
         for item in tiers:
-            named = pathway_fields(name=item["name"], description=item.get("description"))
-            named.setdefault("description", None)
+            named = {"description": None} | pathway_fields(name=item["name"], description=item.get("description"))
             tier = existing_tiers.get(item["tier"])
             if tier is None:
                 self.session.add(PathwayTier(pathway_id=pathway.id, tier=item["tier"], **named))

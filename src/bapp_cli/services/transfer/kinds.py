@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import IO, Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import select, text
 from sqlalchemy.exc import SAWarning
 from sqlalchemy.orm import Session
 
@@ -104,11 +104,7 @@ _RESTORED_MODELS = (
 
 def _is_empty(session: Session) -> bool:
     """No people, sessions, skills or history yet (the default pathways a new database has don't count)."""
-    return all(
-        session.scalar(select(func.count()).select_from(model)) == 0
-        for model in _RESTORED_MODELS
-        if model is not Pathway
-    )
+    return all(session.scalar(select(model.id).limit(1)) is None for model in _RESTORED_MODELS if model is not Pathway)
 
 
 def import_data(
