@@ -369,8 +369,7 @@ class SkillImporter(RowImporter):
                 raise InvalidInput(f"links: pathway {pathway.slug!r} has no tier {tier}")
             if links.setdefault(pathway.id, tier) != tier:
                 raise InvalidInput(f"links: {pathway.slug!r} is given twice with different tiers")
-            is_new = current.get(pathway.id) != tier
-            if is_new and not self.restore:
+            if current.get(pathway.id) != tier and not self.restore:  # a new link
                 if pathway.archived:
                     raise InvalidInput(f"links: pathway {pathway.slug!r} is archived and takes no new skill links")
                 if skill is not None and skill.archived:

@@ -41,9 +41,7 @@ When = Annotated[str, StringConstraints(strip_whitespace=True, max_length=64)] |
 def _id_as_text(value: Any) -> Any:
     # JSON and TOML carry an id as a number (`"session": 2`); ids are documented as accepted wherever a
     # natural key is, so a whole number is read as its text rather than refused as "not a string".
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    return value
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
 # Whole numbers are bounded by what an INTEGER column holds on PostgreSQL (32 bits): a larger one in a file
