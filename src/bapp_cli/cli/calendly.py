@@ -231,10 +231,9 @@ def _run(
 ) -> Report:
     """Run a Calendly cron job (services.calendly_runs) with a progress line for a person watching; a
     failed run's summary is printed (when it was recorded, or on a dry run) before its error."""
-    from bapp_cli.services.calendly_runs import resolve_scope, run_calendly_job
+    from bapp_cli.services.calendly_runs import run_calendly_job
 
     settings = app_state.settings
-    user, organization = scope
     configured = (settings.text("calendly.user"), settings.text("calendly.organization"))
     progress = sink.progress()
     pages = items = 0
@@ -255,32 +254,32 @@ def _run(
             command=app_state.command_path,
         )
 
+    def failed(summary: RunReport) -> None:
+        progress.close()  # the failed run's summary follows on a clean line
+        if sink.format != "table":
+            sink.record(summary.as_record())
+
     with app_state.plain_reading():  # at head, else exit 5 before the lock (without importing SQLAlchemy)
         pass
     try:
-        outcome = run_calendly_job(
+        return run_calendly_job(
             job,
             database_url=settings.database_url,
             connect_timeout=settings.connect_timeout,
             transaction=plain_transaction if job.plain else lambda dry: app_state.transaction(dry_run=dry),
             reading=app_state.plain_reading if job.plain else app_state.reading,
             open_client=lambda: app_state.calendly_client(on_page=page_fetched),
-            scope=lambda client: resolve_scope(client, (user, organization), configured),
+            scope=scope if any(scope) else configured,
             listing=listing,
             wait=wait,
             dry_run=dry_run,
             clock=utc_now,
             scrub=app_state.scrub,
             on_apply=lambda count: progress.step(f"{job.what}: applying {count:,} items…"),
+            on_failure=failed,
         )
     finally:
-        progress.close()  # the summary, or the error and the failed run's summary, follow on clean lines
-    if outcome.error is not None:
-        if outcome.failed is not None and sink.format != "table":
-            sink.record(outcome.failed.as_record())
-        raise outcome.error
-    assert outcome.report is not None
-    return outcome.report
+        progress.close()  # the summary, or the error, follows on a clean line
 
 
 @output_command(app, "status")
