@@ -118,14 +118,12 @@ def whoami(ctx: typer.Context) -> None:
       bapp calendly whoami
       CALENDLY_API_KEY=… bapp calendly whoami --json
     """
-    from bapp_cli.services.sync import WHOAMI_COLUMNS
-    from bapp_cli.services.sync import whoami as current_identity
-
     app_state = state(ctx)
     sink = app_state.output()
     with app_state.calendly_client() as client:
-        identity = current_identity(client)
-    sink.record(identity, WHOAMI_COLUMNS, title="Calendly token")
+        me = client.get_current_user()
+    identity = {"uri": me.uri, "name": me.name, "email": me.email, "organization": me.current_organization}
+    sink.record(identity, title="Calendly token")
 
 
 @app.command("sync")

@@ -105,9 +105,9 @@ class DeliveryHandler:
         from bapp_cli.calendly.webhooks import parse_webhook, verify_signature
         from bapp_cli.services.webhook_inbox import kept_headers, receive_delivery
 
-        verify_signature(signature, body, self.signing_key, now=time.time(), tolerance=self.tolerance)
+        signed_at = verify_signature(signature, body, self.signing_key, now=time.time(), tolerance=self.tolerance)
         payload = parse_webhook(body)
-        stored_headers = kept_headers(headers or {}, signature)
+        stored_headers = kept_headers(headers or {}, signed_at)
 
         def receive(session: Session, not_ready: str | None = None) -> InviteeOutcome:
             return receive_delivery(

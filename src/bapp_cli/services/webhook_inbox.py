@@ -44,15 +44,12 @@ KEPT_HEADERS = ("content-type", "user-agent", "x-forwarded-for", "x-request-id")
 _LOCK = "calendly:bookings"
 
 
-def kept_headers(headers: Mapping[str, str], signature: str | None) -> dict[str, str]:
-    """The headers stored with a parked delivery (names lowercased), plus the ``t=`` of its (verified)
-    ``signature`` header alone: when Calendly signed it."""
+def kept_headers(headers: Mapping[str, str], signed_at: str) -> dict[str, str]:
+    """The headers stored with a parked delivery (names lowercased), plus the ``t=`` of its verified
+    signature alone (``signed_at``): when Calendly signed it."""
     lowered = {name.lower(): value for name, value in headers.items()}
     kept = {name: lowered[name][:500] for name in KEPT_HEADERS if name in lowered}
-    signed_at = re.search(r"(?:^|,)\s*t=(\d+)", signature or "")
-    if signed_at:
-        kept["signature_timestamp"] = signed_at.group(1)
-    return kept
+    return {**kept, "signature_timestamp": signed_at}
 
 
 def unknown_event_type(session: Session, payload: WebhookPayload) -> str | None:
