@@ -37,9 +37,7 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-RUN_KINDS = ("event_types", "bookings")
 RUN_COUNT_HEADERS = ("fetched", "+new", "~upd", "=same", "-gone", "+back", "skip")
-RUN_TABLE_COLUMNS = ("run", "kind", "started", "took", "status", "source", *RUN_COUNT_HEADERS)
 # Without --since a pull covers the recent past and everything upcoming: cancellations of future events
 # arrive at any time, while events long past rarely change (pass --since for a backfill).
 DEFAULT_PULL_DAYS = 30
@@ -292,7 +290,7 @@ def status(
         str | None,
         typer.Option(
             "--kind",
-            callback=lambda value: _one_of(value, *RUN_KINDS),
+            callback=lambda value: _one_of(value, "event_types", "bookings"),
             help="Only runs of this kind: event_types (sync) or bookings (pull-bookings).",
             show_default=False,
         ),
@@ -321,7 +319,7 @@ def status(
 
         grid = Table(title="Calendly syncs", header_style="bold")
         counted = ("fetched", "created", "updated", "unchanged", "deactivated", "reactivated", "skipped")
-        for column in RUN_TABLE_COLUMNS:
+        for column in ("run", "kind", "started", "took", "status", "source", *RUN_COUNT_HEADERS):
             grid.add_column(column, justify="left" if column in ("kind", "started", "status", "source") else "right")
         for run in runs:
             started, finished = run["started_at"], run["finished_at"]
@@ -506,8 +504,6 @@ def webhook_apply(
 
     handler = DeliveryHandler(app_state, signing_key=_signing_key(app_state), source="apply", tolerance=tolerance)
     result = handler.handle(body, signature, dry_run=dry_run)
-    for failure in handler.fetch_failures:
-        sink.warning(failure)
     if result.action not in ("ignored", "parked"):
         _print_outcomes(sink, [result], dry_run=dry_run)
     sink.record(result.as_record(), title="Calendly webhook")
@@ -568,7 +564,7 @@ def webhook_serve(
     tolerance: ToleranceOption = 180,
     max_body: Annotated[
         int, typer.Option("--max-body", min=1024, max=64 * 1024 * 1024, help="Largest body accepted, in bytes (413).")
-    ] = 1024 * 1024,
+    ] = 1024 * 1024,  # Calendly's invitee deliveries are a few kB; a megabyte is generous.
     busy_timeout: Annotated[
         float,
         typer.Option(

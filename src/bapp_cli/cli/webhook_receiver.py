@@ -23,7 +23,6 @@ the query string or any header (the signature would let a reader replay the deli
 from __future__ import annotations
 
 import asyncio
-import collections
 import functools
 import json
 import socket
@@ -47,8 +46,6 @@ if TYPE_CHECKING:
     from bapp_cli.cli.context import AppState
     from bapp_cli.services.calendly_bookings import InviteeOutcome
 
-DEFAULT_PATH = "/calendly/webhook"
-DEFAULT_MAX_BODY = 1024 * 1024  # Calendly's invitee deliveries are a few kB; a megabyte is generous.
 SIGNATURE_HEADER = "calendly-webhook-signature"
 
 Scope = dict[str, Any]
@@ -78,10 +75,9 @@ class DeliveryHandler:
         self.calendly_client: Callable[[], CalendlyClient] | None = (
             (lambda: app_state.calendly_client(within=within)) if settings.calendly_token() else None
         )
-        # Why an unknown event type could not be fetched or stored. A command prints them when it ends; the
-        # receiver logs each as it happens (`warn`), and the deque keeps a long-running process bounded.
-        self.fetch_failures: collections.deque[str] = collections.deque(maxlen=100)
-        self.warn: Callable[[str], None] = self.fetch_failures.append
+        # Why an unknown event type could not be fetched or stored, said as it happens: on the command's
+        # stderr, or in the receiver's log (ReceiverApp).
+        self.warn: Callable[[str], None] = app_state.messages.warning
         self._at_head = False
 
     def ensure_ready(self, *, again: bool = False) -> None:
@@ -188,9 +184,7 @@ class DeliveryHandler:
 class ReceiverApp:
     """The ASGI application: POST `path` for deliveries, GET /healthz for monitoring."""
 
-    def __init__(
-        self, handler: DeliveryHandler, *, path: str = DEFAULT_PATH, max_body: int = DEFAULT_MAX_BODY, workers: int = 4
-    ) -> None:
+    def __init__(self, handler: DeliveryHandler, *, path: str, max_body: int, workers: int) -> None:
         self.handler = handler
         self.path = path
         self.max_body = max_body
@@ -225,13 +219,13 @@ class ReceiverApp:
         if method != "POST":
             return await _answer(send, 405, {"error": "deliveries are POSTed"}, allow="POST")
         if self.draining:
-            return await _answer(send, 503, {"error": "shutting down; retry"}, retry_after=True)
-        headers = _headers(scope)
+            return await _answer(send, 503, {"error": "shutting down; retry"}, retry_after="5")
+        headers = {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope.get("headers", [])}
         declared = headers.get("content-length", "")
         # a declared size over the limit is refused before a byte of the body is read
         body = None if declared.isdigit() and int(declared) > self.max_body else await self._body(receive)
         if body is None:
-            return await _answer(send, 413, {"error": f"body over {self.max_body} bytes"}, close=True)
+            return await _answer(send, 413, {"error": f"body over {self.max_body} bytes"}, connection="close")
         loop = asyncio.get_running_loop()
         try:
             applied = await loop.run_in_executor(
@@ -244,10 +238,10 @@ class ReceiverApp:
         except (DatabaseNotReady, Busy) as exc:
             # The message names the failure class only (a database error text may hold a host name).
             return await _answer(
-                send, 503, {"error": "database busy or unavailable; retry"}, retry_after=True, outcome=exc.code
+                send, 503, {"error": "database busy or unavailable; retry"}, outcome=exc.code, retry_after="5"
             )
         except BappError as exc:
-            return await _answer(send, 503, {"error": "not applied; retry"}, retry_after=True, outcome=exc.code)
+            return await _answer(send, 503, {"error": "not applied; retry"}, outcome=exc.code, retry_after="5")
         except Exception as exc:  # a bug: Calendly retries; the log names the type, never the body
             return await _answer(send, 500, {"error": "internal error"}, outcome=f"bug:{type(exc).__name__}")
         record = applied.as_record()
@@ -284,28 +278,14 @@ class ReceiverApp:
         return await _answer(send, 200, {"status": "ok"}, outcome="ok")
 
 
-def _headers(scope: Scope) -> dict[str, str]:
-    return {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope.get("headers", [])}
-
-
 async def _answer(
-    send: Send,
-    status: int,
-    document: dict[str, Any],
-    *,
-    allow: str | None = None,
-    retry_after: bool = False,
-    close: bool = False,
-    outcome: str | None = None,
+    send: Send, status: int, document: dict[str, Any], *, outcome: str | None = None, **extra_headers: str
 ) -> tuple[int, str]:
+    """Send the JSON ``document`` with ``status`` and the ``extra_headers`` (``retry_after`` → Retry-After);
+    returns what the access log shows: the status and the ``outcome`` (else the status again)."""
     payload = json.dumps(document, default=str).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
-    if allow:
-        headers.append((b"allow", allow.encode()))
-    if retry_after:
-        headers.append((b"retry-after", b"5"))
-    if close:
-        headers.append((b"connection", b"close"))
+    headers += [(name.replace("_", "-").encode(), value.encode()) for name, value in extra_headers.items()]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": payload})
     return status, outcome or str(status)

@@ -302,9 +302,6 @@ def _tuned_for_the_run() -> Iterator[None]:
 
 # -- the two jobs ------------------------------------------------------------------------------------
 
-SYNC_LOCK = "calendly-sync"
-BOOKINGS_LOCK = "calendly-bookings"
-
 
 def event_type_sync_job(
     *,
@@ -328,7 +325,7 @@ def event_type_sync_job(
     options: dict[str, Any] = {"rules": rules, "dry_run": dry_run, "allow_empty": allow_empty, "reclassify": reclassify}
     return CalendlyJob(
         kind="event_types",
-        lock=SYNC_LOCK,
+        lock="calendly-sync",
         what="Calendly sync",
         fetch=lambda client, user, organization: client.iter_event_type_pages(user=user, organization=organization),
         prepare=prepare,
@@ -364,23 +361,16 @@ def bookings_pull_job(
         ]
         return [ListingPage(1, booked)]
 
+    pull = functools.partial(bookings.pull_bookings, clock=clock, pathway_question=pathway_question, dry_run=dry_run)
+
     def apply(session: Session, listing: list[Any], source: str, started_at: dt.datetime) -> Any:
-        report = bookings.pull_bookings(
-            session,
-            listing,
-            source=source,
-            started_at=started_at,
-            clock=clock,
-            pathway_question=pathway_question,
-            dry_run=dry_run,
-        )
-        outcomes = zip(listing, report.outcomes, strict=True)
-        park_pulled(session, [(item, outcome) for item, outcome in outcomes if not outcome.applied], now=clock())
+        report = pull(session, listing, source=source, started_at=started_at)
+        park_pulled(session, zip(listing, report.outcomes, strict=True), now=clock())
         return report
 
     return CalendlyJob(
         kind="bookings",
-        lock=BOOKINGS_LOCK,
+        lock="calendly-bookings",
         what="Calendly bookings pull",
         fetch=fetch,
         prepare=lambda items, source: list(items),

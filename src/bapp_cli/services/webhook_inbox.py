@@ -19,7 +19,7 @@ import datetime as dt
 import hashlib
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -136,14 +136,17 @@ def _park_unless_applied(
     return InviteeOutcome("parked", invitee_uri, note=note, warnings=outcome.warnings, event=event, dry_run=dry_run)
 
 
-def park_pulled(session: Session, skipped: Sequence[tuple[BookedInvitee, InviteeOutcome]], *, now: dt.datetime) -> None:
-    """Park the invitees a pull could not apply, each as the delivery Calendly would have sent for it, so
-    the inbox holds one shape; the pull's own attempt is the one counted (it is not applied again).
+def park_pulled(session: Session, pulled: Iterable[tuple[BookedInvitee, InviteeOutcome]], *, now: dt.datetime) -> None:
+    """Park the invitees a pull could not apply (of its ``pulled`` invitees and their outcomes), each as the
+    delivery Calendly would have sent for it, so the inbox holds one shape; the pull's own attempt is the one
+    counted (it is not applied again).
 
     The body is deterministic for the same invitee data (sorted keys), so a pull that meets the same
     unapplicable invitee again parks nothing new.
     """
-    for item, outcome in skipped:
+    for item, outcome in pulled:
+        if outcome.applied:
+            continue
         event = "invitee.canceled" if item.invitee.status == "canceled" else "invitee.created"
         invitee = item.invitee.model_dump(mode="json", exclude_none=True)
         invitee["scheduled_event"] = item.event.model_dump(mode="json", exclude_none=True)
@@ -152,9 +155,7 @@ def park_pulled(session: Session, skipped: Sequence[tuple[BookedInvitee, Invitee
         _park_unless_applied(session, body, event, item.invitee.uri, outcome, source="pull", headers={}, now=now)
 
 
-def retry_pending(
-    session: Session, *, now: dt.datetime, pathway_question: re.Pattern[str], limit: int | None = None
-) -> list[InviteeOutcome]:
+def retry_pending(session: Session, *, now: dt.datetime, pathway_question: re.Pattern[str]) -> list[InviteeOutcome]:
     """Re-apply parked deliveries, oldest first, in the caller's transaction.
 
     One that applies is marked ``applied`` (with what it did); one that still cannot counts an attempt
@@ -162,13 +163,8 @@ def retry_pending(
     pending with the reason, rather than failing the others.
     """
     lock_keys(session, _LOCK)
-    query = (
-        select(WebhookDelivery)
-        .where(WebhookDelivery.status == "pending")
-        .order_by(WebhookDelivery.received_at, WebhookDelivery.id)
-    )
-    if limit is not None:
-        query = query.limit(limit)
+    pending = WebhookDelivery.status == "pending"
+    query = select(WebhookDelivery).where(pending).order_by(WebhookDelivery.received_at, WebhookDelivery.id)
     results: list[InviteeOutcome] = []
     for delivery in session.scalars(query).all():
         try:
