@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 
 from bapp_cli.cli.context import AppState, state, utc_now
+from bapp_cli.cli.files import read_input
 from bapp_cli.cli.options import (
     MAX_OPTION_INT,
     MAX_UNIX_SECONDS,
@@ -89,15 +90,7 @@ def _file_option(what: str) -> Any:
 def _parse_listing_file(path: str, parse: Callable[..., Listing]) -> Listing:
     """A saved listing (--from-file). A bad file is bad input, not a run: it is refused before the lock,
     with nothing written (exit 6)."""
-    from bapp_cli.cli.files import read_input
-
     return parse(read_input(path, what="--from-file"), name="stdin" if path == "-" else path)
-
-
-def _read_body(path: str) -> bytes:
-    from bapp_cli.cli.files import read_input
-
-    return read_input(path, what="body")
 
 
 def pathway_question(app_state: AppState) -> re.Pattern[str]:
@@ -499,7 +492,7 @@ def webhook_apply(
 
     app_state = state(ctx)
     sink = app_state.output()
-    body = _read_body(path)
+    body = read_input(path, what="body")
     from bapp_cli.cli.webhook_receiver import DeliveryHandler
 
     handler = DeliveryHandler(app_state, signing_key=_signing_key(app_state), source="apply", tolerance=tolerance)
@@ -543,7 +536,7 @@ def webhook_sign(
     from bapp_cli.calendly.webhooks import make_signature_header
 
     app_state = state(ctx)
-    body = _read_body(path)
+    body = read_input(path, what="body")
     key = _signing_key(app_state, required=True)
     typer.echo(make_signature_header(body, key, timestamp=int(time.time()) if timestamp is None else timestamp))
 
@@ -598,7 +591,7 @@ def webhook_serve(
 
     from bapp_cli.cli.webhook_receiver import DeliveryHandler, ReceiverApp, listen, serve
     from bapp_cli.db.engine import make_engine
-    from bapp_cli.errors import ConfigError
+    from bapp_cli.errors import BappError, ConfigError
 
     app_state = state(ctx)
     if importlib.util.find_spec("uvicorn") is None:
@@ -618,13 +611,8 @@ def webhook_serve(
     handler = DeliveryHandler(app_state, signing_key=signing_key, source="receiver", tolerance=tolerance, engine=engine)
     try:
         handler.ensure_ready()
-    except Exception as exc:  # it still starts: deliveries get 503 until the database is ready
-        from bapp_cli.errors import BappError
-
-        app_state.messages.warning(
-            app_state.scrub(exc.message if isinstance(exc, BappError) else f"database: {type(exc).__name__}")
-            + "; deliveries are answered 503 until it is ready"
-        )
+    except BappError as exc:  # it still starts: deliveries get 503 until the database is ready
+        app_state.messages.warning(f"{app_state.scrub(exc.message)}; deliveries are answered 503 until it is ready")
     receiver = ReceiverApp(handler, path=path, max_body=max_body, workers=workers)
     sys.stderr.write(f"bapp webhook receiver listening on http://{host}:{port}{path}\n")
     sys.stderr.flush()

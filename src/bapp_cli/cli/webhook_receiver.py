@@ -31,7 +31,6 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
 from bapp_cli.cli.context import utc_now
@@ -39,7 +38,6 @@ from bapp_cli.errors import AuthError, BappError, Busy, DatabaseNotReady, Invali
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
-    from sqlalchemy.orm import Session
 
     from bapp_cli.calendly.client import CalendlyClient
     from bapp_cli.calendly.models import EventType, WebhookPayload
@@ -61,6 +59,7 @@ class DeliveryHandler:
     ) -> None:
         """Wired to the command's settings; ``source`` is ``apply`` (a command) or ``receiver`` (the service)."""
         from bapp_cli.cli.calendly import pathway_question
+        from bapp_cli.db.engine import unit_of_work
         from bapp_cli.services.sync import parse_rules
 
         settings = app_state.settings
@@ -69,7 +68,9 @@ class DeliveryHandler:
         self.signing_key, self.source, self.tolerance = signing_key, source, tolerance
         self.pathway_question = pathway_question(app_state)
         self.rules = parse_rules(settings.calendly_rules())
-        self.actor, self.command = app_state.actor, app_state.command_path
+        self.unit_of_work = functools.partial(
+            unit_of_work, self.engine, actor=app_state.actor, command=app_state.command_path
+        )
         # The receiver must answer within Calendly's 15 s: its on-demand fetch gets a short deadline.
         within = 4.0 if source == "receiver" else None
         self.calendly_client: Callable[[], CalendlyClient] | None = (
@@ -103,20 +104,15 @@ class DeliveryHandler:
 
         signed_at = verify_signature(signature, body, self.signing_key, now=time.time(), tolerance=self.tolerance)
         payload = parse_webhook(body)
-        stored_headers = kept_headers(headers or {}, signed_at)
-
-        def receive(session: Session, not_ready: str | None = None) -> InviteeOutcome:
-            return receive_delivery(
-                session,
-                body,
-                payload,
-                source=self.source,
-                headers=stored_headers,
-                now=utc_now(),
-                pathway_question=self.pathway_question,
-                dry_run=dry_run,
-                not_ready=not_ready,
-            )
+        receive = functools.partial(
+            receive_delivery,
+            body=body,
+            payload=payload,
+            source=self.source,
+            headers=kept_headers(headers or {}, signed_at),
+            pathway_question=self.pathway_question,
+            dry_run=dry_run,
+        )
 
         try:
             self.ensure_ready()
@@ -127,22 +123,17 @@ class DeliveryHandler:
             from sqlalchemy.exc import SQLAlchemyError
 
             try:
-                with self._unit_of_work(dry_run) as session:
+                with self.unit_of_work(dry_run=dry_run) as session:
                     if inspect(session.connection()).has_table("webhook_deliveries"):
-                        return receive(session, not_ready.message)
+                        return receive(session, now=utc_now(), not_ready=not_ready.message)
             except (SQLAlchemyError, BappError):
                 pass
             raise
         fetched = self._fetch_unknown_type(payload)
-        with self._unit_of_work(dry_run) as session:
+        with self.unit_of_work(dry_run=dry_run) as session:
             if fetched is not None:
                 self._add_event_type(session, fetched)
-            return receive(session)
-
-    def _unit_of_work(self, dry_run: bool) -> AbstractContextManager[Session]:
-        from bapp_cli.db.engine import unit_of_work
-
-        return unit_of_work(self.engine, write=True, dry_run=dry_run, actor=self.actor, command=self.command)
+            return receive(session, now=utc_now())
 
     def _fetch_unknown_type(self, payload: WebhookPayload) -> EventType | None:
         """``GET /event_types/{uuid}`` for a delivery's event type that is not synced yet (token needed).
@@ -151,10 +142,9 @@ class DeliveryHandler:
         """
         if self.calendly_client is None or payload.payload is None:
             return None
-        from bapp_cli.db.engine import unit_of_work
         from bapp_cli.services.webhook_inbox import unknown_event_type
 
-        with unit_of_work(self.engine, write=False) as session:
+        with self.unit_of_work(write=False) as session:
             uri = unknown_event_type(session, payload)
         if uri is None:
             return None
@@ -246,26 +236,21 @@ class ReceiverApp:
             return await _answer(send, 500, {"error": "internal error"}, outcome=f"bug:{type(exc).__name__}")
         record = applied.as_record()
         action = record["action"]
-        if action == "parked":
-            return await _answer(send, 202, {"status": "parked", **record}, outcome="parked")
-        status = "ignored" if action == "ignored" else "applied"
-        return await _answer(send, 200, {"status": status, **record}, outcome=action)
+        status = action if action in ("parked", "ignored") else "applied"
+        return await _answer(send, 202 if action == "parked" else 200, {"status": status, **record}, outcome=action)
 
     async def _body(self, receive: Receive) -> bytes | None:
-        chunks: list[bytes] = []
-        size = 0
+        body = bytearray()
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":
                 break
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_body:
+            body += message.get("body", b"")
+            if len(body) > self.max_body:
                 return None
-            chunks.append(chunk)
             if not message.get("more_body", False):
                 break
-        return b"".join(chunks)
+        return bytes(body)
 
     async def _health(self, send: Send) -> tuple[int, str]:
         loop = asyncio.get_running_loop()
