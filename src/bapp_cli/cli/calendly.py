@@ -167,9 +167,7 @@ def sync(
     _check_scope_flags(user, organization, from_file, verb="sync")
     rules = sync_service.parse_rules(app_state.settings.calendly_rules())
     listing = _parse_listing_file(from_file, sync_service.parse_listing) if from_file is not None else None
-    job = event_type_sync_job(
-        rules=rules, clock=utc_now, dry_run=dry_run, allow_empty=allow_empty, reclassify=reclassify
-    )
+    job = event_type_sync_job(rules=rules, allow_empty=allow_empty, reclassify=reclassify)
     report = _run(app_state, sink, job, listing, scope=(user, organization), wait=wait, dry_run=dry_run)
     _print_changes(sink, len(report.changes), (change.describe() for change in report.changes), dry_run=dry_run)
     sink.record(report.as_record(), sync_service.SYNC_COLUMNS, title="Calendly sync")
@@ -406,7 +404,7 @@ def pull_bookings(
     if from_file is not None:
         parsed = _parse_listing_file(from_file, service.parse_bookings_listing)
         listing = service.within(parsed, since_at, until_at)
-    job = bookings_pull_job(since=since_at, until=until_at, pathway_question=pattern, clock=utc_now, dry_run=dry_run)
+    job = bookings_pull_job(since=since_at, until=until_at, pathway_question=pattern)
     report = _run(app_state, sink, job, listing, scope=(user, organization), wait=wait, dry_run=dry_run)
     _print_outcomes(sink, report.outcomes, dry_run=dry_run)
     sink.record(report.as_record(), title="Calendly bookings pull")
@@ -617,7 +615,7 @@ def webhook_serve(
     sys.stderr.write(f"bapp webhook receiver listening on http://{host}:{port}{path}\n")
     sys.stderr.flush()
     try:
-        serve(receiver, host=host, port=port, listener=listener)
+        serve(receiver, listener)
     finally:
         listener.close()
         engine.dispose()

@@ -216,9 +216,8 @@ class ReceiverApp:
         body = None if declared.isdigit() and int(declared) > self.max_body else await self._body(receive)
         if body is None:
             return await _answer(send, 413, {"error": f"body over {self.max_body} bytes"}, connection="close")
-        loop = asyncio.get_running_loop()
         try:
-            applied = await loop.run_in_executor(
+            applied = await asyncio.get_running_loop().run_in_executor(
                 self.executor, self.handler.handle, body, headers.get(SIGNATURE_HEADER), headers
             )
         except AuthError as exc:
@@ -253,9 +252,9 @@ class ReceiverApp:
         return bytes(body)
 
     async def _health(self, send: Send) -> tuple[int, str]:
-        loop = asyncio.get_running_loop()
         try:
-            await loop.run_in_executor(self.executor, functools.partial(self.handler.ensure_ready, again=True))
+            ready = functools.partial(self.handler.ensure_ready, again=True)
+            await asyncio.get_running_loop().run_in_executor(self.executor, ready)
         except BappError as exc:
             return await _answer(send, 503, {"status": "unavailable", "reason": exc.message}, outcome="unhealthy")
         if self.draining:
@@ -303,8 +302,9 @@ def listen(host: str, port: int) -> socket.socket:
     return listener
 
 
-def serve(app: ReceiverApp, *, host: str, port: int, listener: socket.socket, graceful_seconds: int = 30) -> None:
-    """Run the receiver under uvicorn until SIGTERM/SIGINT; in-flight deliveries finish, new ones get 503."""
+def serve(app: ReceiverApp, listener: socket.socket) -> None:
+    """Run the receiver under uvicorn on ``listener`` until SIGTERM/SIGINT; in-flight deliveries finish (for up
+    to 30 s), new ones get 503."""
     import signal
 
     import uvicorn
@@ -320,12 +320,10 @@ def serve(app: ReceiverApp, *, host: str, port: int, listener: socket.socket, gr
 
     config = uvicorn.Config(
         app,
-        host=host,
-        port=port,
         lifespan="off",  # nothing to start; the pool is shut down below, once uvicorn has drained
         access_log=False,  # ours, without query strings or headers
         log_level="warning",
-        timeout_graceful_shutdown=graceful_seconds,
+        timeout_graceful_shutdown=30,
         server_header=False,
         proxy_headers=False,
     )

@@ -177,7 +177,8 @@ class CalendlyJob(Generic[Item, Prepared, Report]):
     fetch: Callable[[CalendlyClient, str | None, str | None], Iterable[ListingPage[Item]]]
     # a page's database-free preparation (while the client fetches the next page)
     prepare: Callable[[Sequence[Item], str], list[Prepared]]
-    # the whole prepared listing into the open transaction: (transaction, listing, source=, started_at=)
+    # the whole prepared listing into the open transaction: (transaction, listing, source=, started_at=,
+    # clock=, dry_run=)
     apply: Callable[..., Report]
     # the failed run's summary of this kind
     failed_report: Callable[..., RunReport]
@@ -252,7 +253,7 @@ def run_calendly_job(
             fetched = len(prepared)
             on_apply(fetched)
             with transaction(dry_run) as written:
-                return job.apply(written, prepared, source=source, started_at=started_at)
+                return job.apply(written, prepared, source=source, started_at=started_at, clock=clock, dry_run=dry_run)
         except Exception as error:
             message = (
                 error.message if isinstance(error, BappError) else f"unexpected error: {type(error).__name__}: {error}"
@@ -303,14 +304,7 @@ def _tuned_for_the_run() -> Iterator[None]:
 # -- the two jobs ------------------------------------------------------------------------------------
 
 
-def event_type_sync_job(
-    *,
-    rules: Sequence[Any],
-    clock: Callable[[], dt.datetime],
-    dry_run: bool,
-    allow_empty: bool,
-    reclassify: bool,
-) -> CalendlyJob[Any, Any, Any]:
+def event_type_sync_job(*, rules: Sequence[Any], allow_empty: bool, reclassify: bool) -> CalendlyJob[Any, Any, Any]:
     """``calendly sync``: every page of the scope's event types, staged and planned page by page (against
     the catalogue the survey read), applied whole; the plan is written if the catalogue is unchanged by then."""
     from bapp_cli.services import sync
@@ -322,14 +316,15 @@ def event_type_sync_job(
         plan.add(staged)
         return staged
 
-    options: dict[str, Any] = {"rules": rules, "dry_run": dry_run, "allow_empty": allow_empty, "reclassify": reclassify}
     return CalendlyJob(
         kind="event_types",
         lock="calendly-sync",
         what="Calendly sync",
         fetch=lambda client, user, organization: client.iter_event_type_pages(user=user, organization=organization),
         prepare=prepare,
-        apply=functools.partial(sync.sync_event_types, clock=clock, plan=plan, **options),
+        apply=functools.partial(
+            sync.sync_event_types, plan=plan, rules=rules, allow_empty=allow_empty, reclassify=reclassify
+        ),
         failed_report=sync.SyncReport,
         survey=plan.read,
         plain=True,
@@ -337,12 +332,7 @@ def event_type_sync_job(
 
 
 def bookings_pull_job(
-    *,
-    since: dt.datetime | None,
-    until: dt.datetime | None,
-    pathway_question: Any,
-    clock: Callable[[], dt.datetime],
-    dry_run: bool,
+    *, since: dt.datetime | None, until: dt.datetime | None, pathway_question: Any
 ) -> CalendlyJob[Any, Any, Any]:
     """``calendly pull-bookings``: the window's scheduled events and their invitees, applied whole; every
     invitee the pull cannot apply is parked in the webhook inbox in the same transaction (never dropped)."""
@@ -361,10 +351,8 @@ def bookings_pull_job(
         ]
         return [ListingPage(1, booked)]
 
-    pull = functools.partial(bookings.pull_bookings, clock=clock, pathway_question=pathway_question, dry_run=dry_run)
-
-    def apply(session: Session, listing: list[Any], source: str, started_at: dt.datetime) -> Any:
-        report = pull(session, listing, source=source, started_at=started_at)
+    def apply(session: Session, listing: list[Any], clock: Callable[[], dt.datetime], **run: Any) -> Any:
+        report = bookings.pull_bookings(session, listing, clock=clock, pathway_question=pathway_question, **run)
         park_pulled(session, zip(listing, report.outcomes, strict=True), now=clock())
         return report
 
