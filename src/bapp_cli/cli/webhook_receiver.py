@@ -33,8 +33,17 @@ from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import inspect
+from sqlalchemy.exc import SQLAlchemyError
+
+from bapp_cli.calendly.webhooks import parse_webhook, verify_signature
+from bapp_cli.cli.calendly import pathway_question
 from bapp_cli.cli.context import utc_now
-from bapp_cli.errors import AuthError, BappError, Busy, DatabaseNotReady, InvalidInput
+from bapp_cli.db.engine import unit_of_work
+from bapp_cli.db.migration import ensure_at_head
+from bapp_cli.errors import AuthError, BappError, Busy, ConfigError, DatabaseNotReady, InvalidInput
+from bapp_cli.services.sync import parse_rules, sync_event_types
+from bapp_cli.services.webhook_inbox import kept_headers, receive_delivery, unknown_event_type
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -58,10 +67,6 @@ class DeliveryHandler:
         self, app_state: AppState, *, signing_key: str, source: str, tolerance: int, engine: Engine | None = None
     ) -> None:
         """Wired to the command's settings; ``source`` is ``apply`` (a command) or ``receiver`` (the service)."""
-        from bapp_cli.cli.calendly import pathway_question
-        from bapp_cli.db.engine import unit_of_work
-        from bapp_cli.services.sync import parse_rules
-
         settings = app_state.settings
         # At-head is checked after the signature and the body (nothing is looked at before they pass).
         self.engine = engine if engine is not None else app_state.engine(require_head=False)
@@ -86,10 +91,6 @@ class DeliveryHandler:
         ``again`` (the health check asks each time)."""
         if self._at_head and not again:
             return
-        from sqlalchemy.exc import SQLAlchemyError
-
-        from bapp_cli.db.migration import ensure_at_head
-
         try:
             ensure_at_head(self.engine)
         except SQLAlchemyError as exc:
@@ -99,9 +100,6 @@ class DeliveryHandler:
     def handle(
         self, body: bytes, signature: str | None, headers: Mapping[str, str] | None = None, *, dry_run: bool = False
     ) -> InviteeOutcome:
-        from bapp_cli.calendly.webhooks import parse_webhook, verify_signature
-        from bapp_cli.services.webhook_inbox import kept_headers, receive_delivery
-
         signed_at = verify_signature(signature, body, self.signing_key, now=time.time(), tolerance=self.tolerance)
         payload = parse_webhook(body)
         receive = functools.partial(
@@ -119,9 +117,6 @@ class DeliveryHandler:
         except DatabaseNotReady as not_ready:
             # Reachable but not at head: bapp does not apply deliveries to a schema it does not know (an
             # upgrade pending, or a newer bapp's), but keeping one as received is safe when the inbox is there.
-            from sqlalchemy import inspect
-            from sqlalchemy.exc import SQLAlchemyError
-
             try:
                 with self.unit_of_work(dry_run=dry_run) as session:
                     if inspect(session.connection()).has_table("webhook_deliveries"):
@@ -142,10 +137,8 @@ class DeliveryHandler:
         """
         if self.calendly_client is None or payload.payload is None:
             return None
-        from bapp_cli.services.webhook_inbox import unknown_event_type
-
         with self.unit_of_work(write=False) as session:
-            uri = unknown_event_type(session, payload)
+            uri = unknown_event_type(session, payload.payload)
         if uri is None:
             return None
         try:
@@ -156,8 +149,6 @@ class DeliveryHandler:
             return None
 
     def _add_event_type(self, session: Any, item: EventType) -> None:
-        from bapp_cli.services.sync import sync_event_types
-
         try:
             # A savepoint: a fetched type that cannot be stored must not cost the delivery (it parks).
             with session.begin_nested():
@@ -279,8 +270,6 @@ def listen(host: str, port: int) -> socket.socket:
     """The receiver's listening socket, bound before the command says it is listening: an address in use or
     a host that does not resolve is this command's configuration error (exit 4, one line), where uvicorn
     would log its own ERROR line after our "listening" and exit 3, which means partial success."""
-    from bapp_cli.errors import ConfigError
-
     try:
         family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
         listener = socket.socket(family, kind, proto)

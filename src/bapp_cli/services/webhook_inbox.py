@@ -27,7 +27,7 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bapp_cli.calendly.models import WebhookPayload
+from bapp_cli.calendly.models import WebhookInvitee, WebhookPayload
 from bapp_cli.db.audit import record_audit
 from bapp_cli.db.locks import lock_keys
 from bapp_cli.db.models import SessionType, WebhookDelivery
@@ -52,11 +52,9 @@ def kept_headers(headers: Mapping[str, str], signed_at: str) -> dict[str, str]:
     return {**kept, "signature_timestamp": signed_at}
 
 
-def unknown_event_type(session: Session, payload: WebhookPayload) -> str | None:
-    """The event-type URI of an invitee delivery when no session type has it yet (else None)."""
-    if payload.payload is None:
-        return None
-    uri = payload.payload.scheduled_event.event_type
+def unknown_event_type(session: Session, invitee: WebhookInvitee) -> str | None:
+    """The event-type URI of an invitee delivery's ``invitee`` when no session type has it yet (else None)."""
+    uri = invitee.scheduled_event.event_type
     if not uri:
         return None
     known = session.scalars(select(SessionType.id).where(SessionType.calendly_uri == uri)).first()
