@@ -24,7 +24,7 @@ from bapp_cli.cli.options import (
     output_command,
     search_option,
 )
-from bapp_cli.cli.terminal import styled
+from bapp_cli.cli.terminal import listing_table, styled
 from bapp_cli.errors import InvalidInput, UsageError
 
 if TYPE_CHECKING:
@@ -306,12 +306,9 @@ def status(
         runs = list_runs(session, limit=limit, kind=kind, offset=offset, search=search)
 
     def table(console: Any) -> None:
-        from rich.table import Table
-
-        grid = Table(title="Calendly syncs", header_style="bold")
+        headers = ("run", "kind", "started", "took", "status", "source", *RUN_COUNT_HEADERS)
+        grid = listing_table("Calendly syncs", headers, right=("run", "took", *RUN_COUNT_HEADERS))
         counted = ("fetched", "created", "updated", "unchanged", "deactivated", "reactivated", "skipped")
-        for column in ("run", "kind", "started", "took", "status", "source", *RUN_COUNT_HEADERS):
-            grid.add_column(column, justify="left" if column in ("kind", "started", "status", "source") else "right")
         for run in runs:
             started, finished = run["started_at"], run["finished_at"]
             took = f"{(finished - started).total_seconds():.1f}s" if finished else "—"
