@@ -25,7 +25,7 @@ from bapp_cli.cli.options import (
     search_option,
 )
 from bapp_cli.cli.terminal import listing_table, styled
-from bapp_cli.errors import InvalidInput, UsageError
+from bapp_cli.errors import AuthError, BappError, ConfigError, InvalidInput, PartialSuccess, RemoteError, UsageError
 
 if TYPE_CHECKING:
     from bapp_cli.cli.output import OutputSink
@@ -189,8 +189,6 @@ def _print_changes(sink: OutputSink, planned: int, lines: Iterable[str], *, dry_
 
 def _parked(message: str) -> Exception:
     """Exit 3: what could not be applied waits in the webhook inbox."""
-    from bapp_cli.errors import PartialSuccess
-
     return PartialSuccess(
         message,
         hint="`bapp calendly webhook list --pending` shows what waits; the next `bapp calendly sync`, "
@@ -437,8 +435,6 @@ def _signing_key(app_state: AppState, *, required: bool = False) -> str:
     if key:
         app_state.secrets.add(key)  # a key read from its file is a secret too (R6)
     elif required:
-        from bapp_cli.errors import AuthError
-
         raise AuthError(
             "no Calendly webhook signing key configured",
             hint="Set CALENDLY_WEBHOOK_SIGNING_KEY, calendly.webhook_signing_key_file, or run "
@@ -586,7 +582,6 @@ def webhook_serve(
 
     from bapp_cli.cli.webhook_receiver import DeliveryHandler, ReceiverApp, listen, serve
     from bapp_cli.db.engine import make_engine
-    from bapp_cli.errors import BappError, ConfigError
 
     app_state = state(ctx)
     if importlib.util.find_spec("uvicorn") is None:
@@ -685,8 +680,6 @@ def _retry_parked_quietly(app_state: AppState, sink: OutputSink) -> None:
     Its own transaction so that a failure here never undoes the run that came before; a failure is a
     warning (the deliveries stay parked for the next try), never the run's exit code.
     """
-    from bapp_cli.errors import BappError
-
     try:
         with app_state.plain_reading() as database:  # most runs find none: the retry's modules stay unimported
             if database.one("SELECT 1 FROM webhook_deliveries WHERE status = 'pending' LIMIT 1") is None:
@@ -766,8 +759,6 @@ def _signing_key_for_subscription(app_state: AppState, sink: OutputSink) -> tupl
         if not configured_file:
             set_config_value(settings.config_path, "calendly.webhook_signing_key_file", str(path))
     except OSError as exc:
-        from bapp_cli.errors import ConfigError
-
         raise ConfigError(f"cannot store the webhook signing key in {path}: {exc.strerror}") from None
     sink.info(f"Generated a webhook signing key in {path} (mode 0600), named in {settings.config_path}")
     return key, str(path)
@@ -822,7 +813,6 @@ def webhook_subscribe(
       bapp calendly webhook subscribe --url https://… --scope organization --events invitee.created --json
     """
     from bapp_cli.calendly.client import OutcomeUnknown
-    from bapp_cli.errors import RemoteError
 
     app_state = state(ctx)
     sink = app_state.output()
@@ -923,7 +913,6 @@ def reconcile(
       */15 * * * *  bapp calendly reconcile >/dev/null
     """
     from bapp_cli.cli.bookings import calendly_writer
-    from bapp_cli.errors import ConfigError
     from bapp_cli.services.calendly_write import DEFAULT_GIVE_UP, RECONCILE_COLUMNS
 
     app_state = state(ctx)
