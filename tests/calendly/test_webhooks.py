@@ -39,8 +39,8 @@ def refused(header: str | None, body: bytes = BODY, *, now: float = NOW, toleran
     return info.value.message
 
 
-def test_valid_signature_passes() -> None:
-    verify_signature(signed(), BODY, KEY, now=NOW)
+def test_valid_signature_passes_and_gives_its_timestamp() -> None:
+    assert verify_signature(signed(), BODY, KEY, now=NOW) == str(NOW)
 
 
 def test_helper_builds_the_same_header() -> None:

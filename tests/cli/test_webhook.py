@@ -352,13 +352,18 @@ def test_a_parked_body_that_no_longer_parses_stays_parked_and_says_why(
     from bapp_cli.db.engine import make_engine
 
     body = delivery().replace(b"/event_types/ET00000001", b"/event_types/ET00000042")
-    assert apply(wbapp, body, signed(body), tmp=tmp_path).exit_code == 3
+    signature = signed(body)
+    assert apply(wbapp, body, signature, tmp=tmp_path).exit_code == 3
     engine = make_engine(database_url)
     try:
         with engine.begin() as connection:
+            headers = connection.execute(text("SELECT headers FROM webhook_deliveries")).scalar_one()
             connection.execute(text("UPDATE webhook_deliveries SET body = '{\"event\": 42}'"))
     finally:
         engine.dispose()
+    # kept with the body: when Calendly signed it, never the signature (a replayable credential)
+    signed_at = signature.split(",")[0].removeprefix("t=")
+    assert (json.loads(headers) if isinstance(headers, str) else headers) == {"signature_timestamp": signed_at}
     retried = wbapp("calendly", "webhook", "retry", "--json")
     assert retried.exit_code == 3, retried.stderr
     [record] = retried.json()

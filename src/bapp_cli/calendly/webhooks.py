@@ -43,8 +43,9 @@ def verify_signature(
     *,
     now: float,
     tolerance: int = DEFAULT_TOLERANCE,
-) -> None:
-    """Raise AuthError (exit 4) unless ``header`` is a valid, fresh signature of ``body``.
+) -> str:
+    """The signature's timestamp (its ``t``: when Calendly signed the delivery), or AuthError (exit 4) unless
+    ``header`` is a valid, fresh signature of ``body``.
 
     Refused: a missing or empty header; a malformed one (no ``t`` or ``v1``, a repeated key, a
     non-integer timestamp, a ``v1`` that is not 64 hex digits); a signature that does not match; a
@@ -66,6 +67,7 @@ def verify_signature(
             f"webhook refused: signature timestamp is {skew:.0f} s away from now (tolerance {tolerance} s)",
             hint="Old deliveries are refused to stop replays; check this machine's clock if all are refused.",
         )
+    return timestamp
 
 
 def _parse_header(header: str) -> tuple[str, str]:

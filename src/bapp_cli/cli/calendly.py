@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 
 from bapp_cli.cli.context import AppState, state, utc_now
+from bapp_cli.cli.files import read_input
 from bapp_cli.cli.options import (
     MAX_OPTION_INT,
     MAX_UNIX_SECONDS,
@@ -23,8 +24,8 @@ from bapp_cli.cli.options import (
     output_command,
     search_option,
 )
-from bapp_cli.cli.terminal import styled
-from bapp_cli.errors import InvalidInput, UsageError
+from bapp_cli.cli.terminal import listing_table, styled
+from bapp_cli.errors import AuthError, BappError, ConfigError, InvalidInput, PartialSuccess, RemoteError, UsageError
 
 if TYPE_CHECKING:
     from bapp_cli.cli.output import OutputSink
@@ -37,9 +38,7 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-RUN_KINDS = ("event_types", "bookings")
 RUN_COUNT_HEADERS = ("fetched", "+new", "~upd", "=same", "-gone", "+back", "skip")
-RUN_TABLE_COLUMNS = ("run", "kind", "started", "took", "status", "source", *RUN_COUNT_HEADERS)
 # Without --since a pull covers the recent past and everything upcoming: cancellations of future events
 # arrive at any time, while events long past rarely change (pass --since for a backfill).
 DEFAULT_PULL_DAYS = 30
@@ -91,15 +90,7 @@ def _file_option(what: str) -> Any:
 def _parse_listing_file(path: str, parse: Callable[..., Listing]) -> Listing:
     """A saved listing (--from-file). A bad file is bad input, not a run: it is refused before the lock,
     with nothing written (exit 6)."""
-    from bapp_cli.cli.files import read_input
-
     return parse(read_input(path, what="--from-file"), name="stdin" if path == "-" else path)
-
-
-def _read_body(path: str) -> bytes:
-    from bapp_cli.cli.files import read_input
-
-    return read_input(path, what="body")
 
 
 def pathway_question(app_state: AppState) -> re.Pattern[str]:
@@ -118,14 +109,12 @@ def whoami(ctx: typer.Context) -> None:
       bapp calendly whoami
       CALENDLY_API_KEY=… bapp calendly whoami --json
     """
-    from bapp_cli.services.sync import WHOAMI_COLUMNS
-    from bapp_cli.services.sync import whoami as current_identity
-
     app_state = state(ctx)
     sink = app_state.output()
     with app_state.calendly_client() as client:
-        identity = current_identity(client)
-    sink.record(identity, WHOAMI_COLUMNS, title="Calendly token")
+        me = client.get_current_user()
+    identity = {"uri": me.uri, "name": me.name, "email": me.email, "organization": me.current_organization}
+    sink.record(identity, title="Calendly token")
 
 
 @app.command("sync")
@@ -178,9 +167,7 @@ def sync(
     _check_scope_flags(user, organization, from_file, verb="sync")
     rules = sync_service.parse_rules(app_state.settings.calendly_rules())
     listing = _parse_listing_file(from_file, sync_service.parse_listing) if from_file is not None else None
-    job = event_type_sync_job(
-        rules=rules, clock=utc_now, dry_run=dry_run, allow_empty=allow_empty, reclassify=reclassify
-    )
+    job = event_type_sync_job(rules=rules, allow_empty=allow_empty, reclassify=reclassify)
     report = _run(app_state, sink, job, listing, scope=(user, organization), wait=wait, dry_run=dry_run)
     _print_changes(sink, len(report.changes), (change.describe() for change in report.changes), dry_run=dry_run)
     sink.record(report.as_record(), sync_service.SYNC_COLUMNS, title="Calendly sync")
@@ -202,8 +189,6 @@ def _print_changes(sink: OutputSink, planned: int, lines: Iterable[str], *, dry_
 
 def _parked(message: str) -> Exception:
     """Exit 3: what could not be applied waits in the webhook inbox."""
-    from bapp_cli.errors import PartialSuccess
-
     return PartialSuccess(
         message,
         hint="`bapp calendly webhook list --pending` shows what waits; the next `bapp calendly sync`, "
@@ -231,10 +216,9 @@ def _run(
 ) -> Report:
     """Run a Calendly cron job (services.calendly_runs) with a progress line for a person watching; a
     failed run's summary is printed (when it was recorded, or on a dry run) before its error."""
-    from bapp_cli.services.calendly_runs import resolve_scope, run_calendly_job
+    from bapp_cli.services.calendly_runs import run_calendly_job
 
     settings = app_state.settings
-    user, organization = scope
     configured = (settings.text("calendly.user"), settings.text("calendly.organization"))
     progress = sink.progress()
     pages = items = 0
@@ -255,32 +239,32 @@ def _run(
             command=app_state.command_path,
         )
 
+    def failed(summary: RunReport) -> None:
+        progress.close()  # the failed run's summary follows on a clean line
+        if sink.format != "table":
+            sink.record(summary.as_record())
+
     with app_state.plain_reading():  # at head, else exit 5 before the lock (without importing SQLAlchemy)
         pass
     try:
-        outcome = run_calendly_job(
+        return run_calendly_job(
             job,
             database_url=settings.database_url,
             connect_timeout=settings.connect_timeout,
             transaction=plain_transaction if job.plain else lambda dry: app_state.transaction(dry_run=dry),
             reading=app_state.plain_reading if job.plain else app_state.reading,
             open_client=lambda: app_state.calendly_client(on_page=page_fetched),
-            scope=lambda client: resolve_scope(client, (user, organization), configured),
+            scope=scope if any(scope) else configured,
             listing=listing,
             wait=wait,
             dry_run=dry_run,
             clock=utc_now,
             scrub=app_state.scrub,
             on_apply=lambda count: progress.step(f"{job.what}: applying {count:,} items…"),
+            on_failure=failed,
         )
     finally:
-        progress.close()  # the summary, or the error and the failed run's summary, follow on clean lines
-    if outcome.error is not None:
-        if outcome.failed is not None and sink.format != "table":
-            sink.record(outcome.failed.as_record())
-        raise outcome.error
-    assert outcome.report is not None
-    return outcome.report
+        progress.close()  # the summary, or the error, follows on a clean line
 
 
 @output_command(app, "status")
@@ -295,7 +279,7 @@ def status(
         str | None,
         typer.Option(
             "--kind",
-            callback=lambda value: _one_of(value, *RUN_KINDS),
+            callback=lambda value: _one_of(value, "event_types", "bookings"),
             help="Only runs of this kind: event_types (sync) or bookings (pull-bookings).",
             show_default=False,
         ),
@@ -320,12 +304,9 @@ def status(
         runs = list_runs(session, limit=limit, kind=kind, offset=offset, search=search)
 
     def table(console: Any) -> None:
-        from rich.table import Table
-
-        grid = Table(title="Calendly syncs", header_style="bold")
+        headers = ("run", "kind", "started", "took", "status", "source", *RUN_COUNT_HEADERS)
+        grid = listing_table("Calendly syncs", headers, right=("run", "took", *RUN_COUNT_HEADERS))
         counted = ("fetched", "created", "updated", "unchanged", "deactivated", "reactivated", "skipped")
-        for column in RUN_TABLE_COLUMNS:
-            grid.add_column(column, justify="left" if column in ("kind", "started", "status", "source") else "right")
         for run in runs:
             started, finished = run["started_at"], run["finished_at"]
             took = f"{(finished - started).total_seconds():.1f}s" if finished else "—"
@@ -418,7 +399,7 @@ def pull_bookings(
     if from_file is not None:
         parsed = _parse_listing_file(from_file, service.parse_bookings_listing)
         listing = service.within(parsed, since_at, until_at)
-    job = bookings_pull_job(since=since_at, until=until_at, pathway_question=pattern, clock=utc_now, dry_run=dry_run)
+    job = bookings_pull_job(since=since_at, until=until_at, pathway_question=pattern)
     report = _run(app_state, sink, job, listing, scope=(user, organization), wait=wait, dry_run=dry_run)
     _print_outcomes(sink, report.outcomes, dry_run=dry_run)
     sink.record(report.as_record(), title="Calendly bookings pull")
@@ -454,8 +435,6 @@ def _signing_key(app_state: AppState, *, required: bool = False) -> str:
     if key:
         app_state.secrets.add(key)  # a key read from its file is a secret too (R6)
     elif required:
-        from bapp_cli.errors import AuthError
-
         raise AuthError(
             "no Calendly webhook signing key configured",
             hint="Set CALENDLY_WEBHOOK_SIGNING_KEY, calendly.webhook_signing_key_file, or run "
@@ -504,13 +483,11 @@ def webhook_apply(
 
     app_state = state(ctx)
     sink = app_state.output()
-    body = _read_body(path)
+    body = read_input(path, what="body")
     from bapp_cli.cli.webhook_receiver import DeliveryHandler
 
     handler = DeliveryHandler(app_state, signing_key=_signing_key(app_state), source="apply", tolerance=tolerance)
     result = handler.handle(body, signature, dry_run=dry_run)
-    for failure in handler.fetch_failures:
-        sink.warning(failure)
     if result.action not in ("ignored", "parked"):
         _print_outcomes(sink, [result], dry_run=dry_run)
     sink.record(result.as_record(), title="Calendly webhook")
@@ -550,7 +527,7 @@ def webhook_sign(
     from bapp_cli.calendly.webhooks import make_signature_header
 
     app_state = state(ctx)
-    body = _read_body(path)
+    body = read_input(path, what="body")
     key = _signing_key(app_state, required=True)
     typer.echo(make_signature_header(body, key, timestamp=int(time.time()) if timestamp is None else timestamp))
 
@@ -571,7 +548,7 @@ def webhook_serve(
     tolerance: ToleranceOption = 180,
     max_body: Annotated[
         int, typer.Option("--max-body", min=1024, max=64 * 1024 * 1024, help="Largest body accepted, in bytes (413).")
-    ] = 1024 * 1024,
+    ] = 1024 * 1024,  # Calendly's invitee deliveries are a few kB; a megabyte is generous.
     busy_timeout: Annotated[
         float,
         typer.Option(
@@ -605,7 +582,6 @@ def webhook_serve(
 
     from bapp_cli.cli.webhook_receiver import DeliveryHandler, ReceiverApp, listen, serve
     from bapp_cli.db.engine import make_engine
-    from bapp_cli.errors import ConfigError
 
     app_state = state(ctx)
     if importlib.util.find_spec("uvicorn") is None:
@@ -625,18 +601,13 @@ def webhook_serve(
     handler = DeliveryHandler(app_state, signing_key=signing_key, source="receiver", tolerance=tolerance, engine=engine)
     try:
         handler.ensure_ready()
-    except Exception as exc:  # it still starts: deliveries get 503 until the database is ready
-        from bapp_cli.errors import BappError
-
-        app_state.messages.warning(
-            app_state.scrub(exc.message if isinstance(exc, BappError) else f"database: {type(exc).__name__}")
-            + "; deliveries are answered 503 until it is ready"
-        )
+    except BappError as exc:  # it still starts: deliveries get 503 until the database is ready
+        app_state.messages.warning(f"{app_state.scrub(exc.message)}; deliveries are answered 503 until it is ready")
     receiver = ReceiverApp(handler, path=path, max_body=max_body, workers=workers)
     sys.stderr.write(f"bapp webhook receiver listening on http://{host}:{port}{path}\n")
     sys.stderr.flush()
     try:
-        serve(receiver, host=host, port=port, listener=listener)
+        serve(receiver, listener)
     finally:
         listener.close()
         engine.dispose()
@@ -709,8 +680,6 @@ def _retry_parked_quietly(app_state: AppState, sink: OutputSink) -> None:
     Its own transaction so that a failure here never undoes the run that came before; a failure is a
     warning (the deliveries stay parked for the next try), never the run's exit code.
     """
-    from bapp_cli.errors import BappError
-
     try:
         with app_state.plain_reading() as database:  # most runs find none: the retry's modules stay unimported
             if database.one("SELECT 1 FROM webhook_deliveries WHERE status = 'pending' LIMIT 1") is None:
@@ -790,8 +759,6 @@ def _signing_key_for_subscription(app_state: AppState, sink: OutputSink) -> tupl
         if not configured_file:
             set_config_value(settings.config_path, "calendly.webhook_signing_key_file", str(path))
     except OSError as exc:
-        from bapp_cli.errors import ConfigError
-
         raise ConfigError(f"cannot store the webhook signing key in {path}: {exc.strerror}") from None
     sink.info(f"Generated a webhook signing key in {path} (mode 0600), named in {settings.config_path}")
     return key, str(path)
@@ -846,7 +813,6 @@ def webhook_subscribe(
       bapp calendly webhook subscribe --url https://… --scope organization --events invitee.created --json
     """
     from bapp_cli.calendly.client import OutcomeUnknown
-    from bapp_cli.errors import RemoteError
 
     app_state = state(ctx)
     sink = app_state.output()
@@ -947,7 +913,6 @@ def reconcile(
       */15 * * * *  bapp calendly reconcile >/dev/null
     """
     from bapp_cli.cli.bookings import calendly_writer
-    from bapp_cli.errors import ConfigError
     from bapp_cli.services.calendly_write import DEFAULT_GIVE_UP, RECONCILE_COLUMNS
 
     app_state = state(ctx)

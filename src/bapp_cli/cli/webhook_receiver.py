@@ -23,7 +23,6 @@ the query string or any header (the signature would let a reader replay the deli
 from __future__ import annotations
 
 import asyncio
-import collections
 import functools
 import json
 import socket
@@ -32,23 +31,28 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import inspect
+from sqlalchemy.exc import SQLAlchemyError
+
+from bapp_cli.calendly.webhooks import parse_webhook, verify_signature
+from bapp_cli.cli.calendly import pathway_question
 from bapp_cli.cli.context import utc_now
-from bapp_cli.errors import AuthError, BappError, Busy, DatabaseNotReady, InvalidInput
+from bapp_cli.db.engine import unit_of_work
+from bapp_cli.db.migration import ensure_at_head
+from bapp_cli.errors import AuthError, BappError, Busy, ConfigError, DatabaseNotReady, InvalidInput
+from bapp_cli.services.sync import parse_rules, sync_event_types
+from bapp_cli.services.webhook_inbox import kept_headers, receive_delivery, unknown_event_type
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
-    from sqlalchemy.orm import Session
 
     from bapp_cli.calendly.client import CalendlyClient
     from bapp_cli.calendly.models import EventType, WebhookPayload
     from bapp_cli.cli.context import AppState
     from bapp_cli.services.calendly_bookings import InviteeOutcome
 
-DEFAULT_PATH = "/calendly/webhook"
-DEFAULT_MAX_BODY = 1024 * 1024  # Calendly's invitee deliveries are a few kB; a megabyte is generous.
 SIGNATURE_HEADER = "calendly-webhook-signature"
 
 Scope = dict[str, Any]
@@ -63,25 +67,23 @@ class DeliveryHandler:
         self, app_state: AppState, *, signing_key: str, source: str, tolerance: int, engine: Engine | None = None
     ) -> None:
         """Wired to the command's settings; ``source`` is ``apply`` (a command) or ``receiver`` (the service)."""
-        from bapp_cli.cli.calendly import pathway_question
-        from bapp_cli.services.sync import parse_rules
-
         settings = app_state.settings
         # At-head is checked after the signature and the body (nothing is looked at before they pass).
         self.engine = engine if engine is not None else app_state.engine(require_head=False)
         self.signing_key, self.source, self.tolerance = signing_key, source, tolerance
         self.pathway_question = pathway_question(app_state)
         self.rules = parse_rules(settings.calendly_rules())
-        self.actor, self.command = app_state.actor, app_state.command_path
+        self.unit_of_work = functools.partial(
+            unit_of_work, self.engine, actor=app_state.actor, command=app_state.command_path
+        )
         # The receiver must answer within Calendly's 15 s: its on-demand fetch gets a short deadline.
         within = 4.0 if source == "receiver" else None
         self.calendly_client: Callable[[], CalendlyClient] | None = (
             (lambda: app_state.calendly_client(within=within)) if settings.calendly_token() else None
         )
-        # Why an unknown event type could not be fetched or stored. A command prints them when it ends; the
-        # receiver logs each as it happens (`warn`), and the deque keeps a long-running process bounded.
-        self.fetch_failures: collections.deque[str] = collections.deque(maxlen=100)
-        self.warn: Callable[[str], None] = self.fetch_failures.append
+        # Why an unknown event type could not be fetched or stored, said as it happens: on the command's
+        # stderr, or in the receiver's log (ReceiverApp).
+        self.warn: Callable[[str], None] = app_state.messages.warning
         self._at_head = False
 
     def ensure_ready(self, *, again: bool = False) -> None:
@@ -89,10 +91,6 @@ class DeliveryHandler:
         ``again`` (the health check asks each time)."""
         if self._at_head and not again:
             return
-        from sqlalchemy.exc import SQLAlchemyError
-
-        from bapp_cli.db.migration import ensure_at_head
-
         try:
             ensure_at_head(self.engine)
         except SQLAlchemyError as exc:
@@ -102,51 +100,35 @@ class DeliveryHandler:
     def handle(
         self, body: bytes, signature: str | None, headers: Mapping[str, str] | None = None, *, dry_run: bool = False
     ) -> InviteeOutcome:
-        from bapp_cli.calendly.webhooks import parse_webhook, verify_signature
-        from bapp_cli.services.webhook_inbox import kept_headers, receive_delivery
-
-        verify_signature(signature, body, self.signing_key, now=time.time(), tolerance=self.tolerance)
+        signed_at = verify_signature(signature, body, self.signing_key, now=time.time(), tolerance=self.tolerance)
         payload = parse_webhook(body)
-        stored_headers = kept_headers(headers or {}, signature)
-
-        def receive(session: Session, not_ready: str | None = None) -> InviteeOutcome:
-            return receive_delivery(
-                session,
-                body,
-                payload,
-                source=self.source,
-                headers=stored_headers,
-                now=utc_now(),
-                pathway_question=self.pathway_question,
-                dry_run=dry_run,
-                not_ready=not_ready,
-            )
+        receive = functools.partial(
+            receive_delivery,
+            body=body,
+            payload=payload,
+            source=self.source,
+            headers=kept_headers(headers or {}, signed_at),
+            pathway_question=self.pathway_question,
+            dry_run=dry_run,
+        )
 
         try:
             self.ensure_ready()
         except DatabaseNotReady as not_ready:
             # Reachable but not at head: bapp does not apply deliveries to a schema it does not know (an
             # upgrade pending, or a newer bapp's), but keeping one as received is safe when the inbox is there.
-            from sqlalchemy import inspect
-            from sqlalchemy.exc import SQLAlchemyError
-
             try:
-                with self._unit_of_work(dry_run) as session:
+                with self.unit_of_work(dry_run=dry_run) as session:
                     if inspect(session.connection()).has_table("webhook_deliveries"):
-                        return receive(session, not_ready.message)
+                        return receive(session, now=utc_now(), not_ready=not_ready.message)
             except (SQLAlchemyError, BappError):
                 pass
             raise
         fetched = self._fetch_unknown_type(payload)
-        with self._unit_of_work(dry_run) as session:
+        with self.unit_of_work(dry_run=dry_run) as session:
             if fetched is not None:
                 self._add_event_type(session, fetched)
-            return receive(session)
-
-    def _unit_of_work(self, dry_run: bool) -> AbstractContextManager[Session]:
-        from bapp_cli.db.engine import unit_of_work
-
-        return unit_of_work(self.engine, write=True, dry_run=dry_run, actor=self.actor, command=self.command)
+            return receive(session, now=utc_now())
 
     def _fetch_unknown_type(self, payload: WebhookPayload) -> EventType | None:
         """``GET /event_types/{uuid}`` for a delivery's event type that is not synced yet (token needed).
@@ -155,11 +137,8 @@ class DeliveryHandler:
         """
         if self.calendly_client is None or payload.payload is None:
             return None
-        from bapp_cli.db.engine import unit_of_work
-        from bapp_cli.services.webhook_inbox import unknown_event_type
-
-        with unit_of_work(self.engine, write=False) as session:
-            uri = unknown_event_type(session, payload)
+        with self.unit_of_work(write=False) as session:
+            uri = unknown_event_type(session, payload.payload)
         if uri is None:
             return None
         try:
@@ -170,8 +149,6 @@ class DeliveryHandler:
             return None
 
     def _add_event_type(self, session: Any, item: EventType) -> None:
-        from bapp_cli.services.sync import sync_event_types
-
         try:
             # A savepoint: a fetched type that cannot be stored must not cost the delivery (it parks).
             with session.begin_nested():
@@ -188,9 +165,7 @@ class DeliveryHandler:
 class ReceiverApp:
     """The ASGI application: POST `path` for deliveries, GET /healthz for monitoring."""
 
-    def __init__(
-        self, handler: DeliveryHandler, *, path: str = DEFAULT_PATH, max_body: int = DEFAULT_MAX_BODY, workers: int = 4
-    ) -> None:
+    def __init__(self, handler: DeliveryHandler, *, path: str, max_body: int, workers: int) -> None:
         self.handler = handler
         self.path = path
         self.max_body = max_body
@@ -225,16 +200,15 @@ class ReceiverApp:
         if method != "POST":
             return await _answer(send, 405, {"error": "deliveries are POSTed"}, allow="POST")
         if self.draining:
-            return await _answer(send, 503, {"error": "shutting down; retry"}, retry_after=True)
-        headers = _headers(scope)
+            return await _answer(send, 503, {"error": "shutting down; retry"}, retry_after="5")
+        headers = {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope.get("headers", [])}
         declared = headers.get("content-length", "")
         # a declared size over the limit is refused before a byte of the body is read
         body = None if declared.isdigit() and int(declared) > self.max_body else await self._body(receive)
         if body is None:
-            return await _answer(send, 413, {"error": f"body over {self.max_body} bytes"}, close=True)
-        loop = asyncio.get_running_loop()
+            return await _answer(send, 413, {"error": f"body over {self.max_body} bytes"}, connection="close")
         try:
-            applied = await loop.run_in_executor(
+            applied = await asyncio.get_running_loop().run_in_executor(
                 self.executor, self.handler.handle, body, headers.get(SIGNATURE_HEADER), headers
             )
         except AuthError as exc:
@@ -244,39 +218,34 @@ class ReceiverApp:
         except (DatabaseNotReady, Busy) as exc:
             # The message names the failure class only (a database error text may hold a host name).
             return await _answer(
-                send, 503, {"error": "database busy or unavailable; retry"}, retry_after=True, outcome=exc.code
+                send, 503, {"error": "database busy or unavailable; retry"}, outcome=exc.code, retry_after="5"
             )
         except BappError as exc:
-            return await _answer(send, 503, {"error": "not applied; retry"}, retry_after=True, outcome=exc.code)
+            return await _answer(send, 503, {"error": "not applied; retry"}, outcome=exc.code, retry_after="5")
         except Exception as exc:  # a bug: Calendly retries; the log names the type, never the body
             return await _answer(send, 500, {"error": "internal error"}, outcome=f"bug:{type(exc).__name__}")
         record = applied.as_record()
         action = record["action"]
-        if action == "parked":
-            return await _answer(send, 202, {"status": "parked", **record}, outcome="parked")
-        status = "ignored" if action == "ignored" else "applied"
-        return await _answer(send, 200, {"status": status, **record}, outcome=action)
+        status = action if action in ("parked", "ignored") else "applied"
+        return await _answer(send, 202 if action == "parked" else 200, {"status": status, **record}, outcome=action)
 
     async def _body(self, receive: Receive) -> bytes | None:
-        chunks: list[bytes] = []
-        size = 0
+        body = bytearray()
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":
                 break
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_body:
+            body += message.get("body", b"")
+            if len(body) > self.max_body:
                 return None
-            chunks.append(chunk)
             if not message.get("more_body", False):
                 break
-        return b"".join(chunks)
+        return bytes(body)
 
     async def _health(self, send: Send) -> tuple[int, str]:
-        loop = asyncio.get_running_loop()
         try:
-            await loop.run_in_executor(self.executor, functools.partial(self.handler.ensure_ready, again=True))
+            ready = functools.partial(self.handler.ensure_ready, again=True)
+            await asyncio.get_running_loop().run_in_executor(self.executor, ready)
         except BappError as exc:
             return await _answer(send, 503, {"status": "unavailable", "reason": exc.message}, outcome="unhealthy")
         if self.draining:
@@ -284,28 +253,14 @@ class ReceiverApp:
         return await _answer(send, 200, {"status": "ok"}, outcome="ok")
 
 
-def _headers(scope: Scope) -> dict[str, str]:
-    return {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope.get("headers", [])}
-
-
 async def _answer(
-    send: Send,
-    status: int,
-    document: dict[str, Any],
-    *,
-    allow: str | None = None,
-    retry_after: bool = False,
-    close: bool = False,
-    outcome: str | None = None,
+    send: Send, status: int, document: dict[str, Any], *, outcome: str | None = None, **extra_headers: str
 ) -> tuple[int, str]:
+    """Send the JSON ``document`` with ``status`` and the ``extra_headers`` (``retry_after`` → Retry-After);
+    returns what the access log shows: the status and the ``outcome`` (else the status again)."""
     payload = json.dumps(document, default=str).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
-    if allow:
-        headers.append((b"allow", allow.encode()))
-    if retry_after:
-        headers.append((b"retry-after", b"5"))
-    if close:
-        headers.append((b"connection", b"close"))
+    headers += [(name.replace("_", "-").encode(), value.encode()) for name, value in extra_headers.items()]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": payload})
     return status, outcome or str(status)
@@ -315,8 +270,6 @@ def listen(host: str, port: int) -> socket.socket:
     """The receiver's listening socket, bound before the command says it is listening: an address in use or
     a host that does not resolve is this command's configuration error (exit 4, one line), where uvicorn
     would log its own ERROR line after our "listening" and exit 3, which means partial success."""
-    from bapp_cli.errors import ConfigError
-
     try:
         family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
         listener = socket.socket(family, kind, proto)
@@ -338,8 +291,9 @@ def listen(host: str, port: int) -> socket.socket:
     return listener
 
 
-def serve(app: ReceiverApp, *, host: str, port: int, listener: socket.socket, graceful_seconds: int = 30) -> None:
-    """Run the receiver under uvicorn until SIGTERM/SIGINT; in-flight deliveries finish, new ones get 503."""
+def serve(app: ReceiverApp, listener: socket.socket) -> None:
+    """Run the receiver under uvicorn on ``listener`` until SIGTERM/SIGINT; in-flight deliveries finish (for up
+    to 30 s), new ones get 503."""
     import signal
 
     import uvicorn
@@ -355,12 +309,10 @@ def serve(app: ReceiverApp, *, host: str, port: int, listener: socket.socket, gr
 
     config = uvicorn.Config(
         app,
-        host=host,
-        port=port,
         lifespan="off",  # nothing to start; the pool is shut down below, once uvicorn has drained
         access_log=False,  # ours, without query strings or headers
         log_level="warning",
-        timeout_graceful_shutdown=graceful_seconds,
+        timeout_graceful_shutdown=30,
         server_header=False,
         proxy_headers=False,
     )

@@ -12,9 +12,9 @@ A run, :func:`run_calendly_job`:
    connections (db.dbapi) and never imports SQLAlchemy; a pull applies through the ORM;
 3. applies the listing in the command's one write transaction, opened only once every page has arrived
    (a failed fetch changes nothing, and other writers are not held up by a slow API);
-4. on any failure, fetch or apply, records the failed run in a small transaction of its own and hands the
-   error back as data (:class:`RunOutcome`) for the command to report; Ctrl-C is not an Exception, so an
-   interrupted run rolls back and records nothing.
+4. on any failure, fetch or apply, records the failed run in a small transaction of its own, hands its
+   summary to ``on_failure`` (unless no record could be written: the database may be what failed) and
+   re-raises; Ctrl-C is not an Exception, so an interrupted run rolls back and records nothing.
 
 Run records: a successful run inserts its ``sync_runs`` row in the same transaction as its changes (the
 two commit or vanish together: a run killed mid-apply leaves neither). A failed run's record is its only
@@ -73,23 +73,6 @@ class RunReport(ABC):
     @abstractmethod
     def as_record(self) -> dict[str, Any]:
         """The run's summary under its command's documented keys."""
-
-
-@dataclass(frozen=True)
-class SyncScope:
-    """Whose items a run lists: a user URI, an organization URI (or both, as configured)."""
-
-    user: str | None = None
-    organization: str | None = None
-
-
-def resolve_scope(client: CalendlyClient, *choices: tuple[str | None, str | None]) -> SyncScope:
-    """The first of ``choices`` — (user, organization) pairs: ``--user``/``--organization``, then the
-    config's — that names either, else the token's own user (``/users/me``)."""
-    for user, organization in choices:
-        if user or organization:
-            return SyncScope(user=user or None, organization=organization or None)
-    return SyncScope(user=client.get_current_user().uri)
 
 
 # -- run records -------------------------------------------------------------------------------------
@@ -184,27 +167,18 @@ def invalid_listing(name: str, details: Sequence[dict[str, Any]]) -> InvalidInpu
 
 
 @dataclass(frozen=True)
-class RunOutcome(Generic[Report]):
-    """How a run ended: its report, or the error to report and the failed run's summary (None when no
-    record could be written — the database may be what failed — unless it was a dry run)."""
-
-    report: Report | None = None
-    error: Exception | None = None
-    failed: RunReport | None = None
-
-
-@dataclass(frozen=True)
 class CalendlyJob(Generic[Item, Prepared, Report]):
     """What one kind of run supplies: its lock and record kind, how to list, prepare and apply."""
 
     kind: str  # the run record's kind: event_types or bookings
     lock: str
     what: str  # "Calendly sync": the busy message names it
-    # pages of the listing for a resolved scope
-    fetch: Callable[[CalendlyClient, SyncScope], Iterable[ListingPage[Item]]]
+    # pages of the listing of a user, an organization (or both)
+    fetch: Callable[[CalendlyClient, str | None, str | None], Iterable[ListingPage[Item]]]
     # a page's database-free preparation (while the client fetches the next page)
     prepare: Callable[[Sequence[Item], str], list[Prepared]]
-    # the whole prepared listing into the open transaction: (transaction, listing, source=, started_at=)
+    # the whole prepared listing into the open transaction: (transaction, listing, source=, started_at=,
+    # clock=, dry_run=)
     apply: Callable[..., Report]
     # the failed run's summary of this kind
     failed_report: Callable[..., RunReport]
@@ -223,18 +197,19 @@ def run_calendly_job(
     transaction: Callable[[bool], AbstractContextManager[Any]],
     reading: Callable[[], AbstractContextManager[Any]],
     open_client: Callable[[], AbstractContextManager[CalendlyClient]],
-    scope: Callable[[CalendlyClient], SyncScope],
+    scope: tuple[str | None, str | None],
     listing: Sequence[Item] | None,
     wait: float,
     dry_run: bool,
     clock: Callable[[], dt.datetime],
     scrub: Callable[[str], str],
-    on_apply: Callable[[int], None] = lambda count: None,
-) -> RunOutcome[Report]:
+    on_apply: Callable[[int], None],
+    on_failure: Callable[[RunReport], None],
+) -> Report:
     """Run ``job`` as the module docstring says; ``listing`` is a saved one (``--from-file``), else the
-    listing is fetched for ``scope(client)``. ``transaction(dry_run)`` opens the command's unit of work,
-    ``reading()`` a read transaction (plain ones or ORM sessions, as ``job.plain`` says), ``scrub`` removes
-    secrets from a failure's message."""
+    listing is fetched for ``scope`` — (user, organization), else the token's own user (``/users/me``).
+    ``transaction(dry_run)`` opens the command's unit of work, ``reading()`` a read transaction (plain ones
+    or ORM sessions, as ``job.plain`` says), ``scrub`` removes secrets from a failure's message."""
     from concurrent.futures import ThreadPoolExecutor
 
     from bapp_cli.db.locks import named_lock
@@ -267,7 +242,10 @@ def run_calendly_job(
                     # waits for the first request to be out, so that its imports and reads do not delay it
                     with open_client() as client:
                         surveyed = pool.submit(survey, client)
-                        for page in job.fetch(client, scope(client)):
+                        user, organization = scope
+                        if not (user or organization):
+                            user = client.get_current_user().uri
+                        for page in job.fetch(client, user, organization):
                             if page.restarted:  # the listing began again from page one (a stale page token)
                                 prepared.clear()
                             prepared.extend(job.prepare(page.items, source))
@@ -275,7 +253,7 @@ def run_calendly_job(
             fetched = len(prepared)
             on_apply(fetched)
             with transaction(dry_run) as written:
-                return RunOutcome(report=job.apply(written, prepared, source=source, started_at=started_at))
+                return job.apply(written, prepared, source=source, started_at=started_at, clock=clock, dry_run=dry_run)
         except Exception as error:
             message = (
                 error.message if isinstance(error, BappError) else f"unexpected error: {type(error).__name__}: {error}"
@@ -291,8 +269,9 @@ def run_calendly_job(
                             written, failed, kind=job.kind, started_at=started_at, finished_at=clock()
                         )
                 except Exception:  # the database itself may be what failed: the original error is what counts
-                    return RunOutcome(error=error)
-            return RunOutcome(error=error, failed=failed)
+                    raise error from None
+            on_failure(failed)
+            raise
 
 
 @contextlib.contextmanager
@@ -324,18 +303,8 @@ def _tuned_for_the_run() -> Iterator[None]:
 
 # -- the two jobs ------------------------------------------------------------------------------------
 
-SYNC_LOCK = "calendly-sync"
-BOOKINGS_LOCK = "calendly-bookings"
 
-
-def event_type_sync_job(
-    *,
-    rules: Sequence[Any],
-    clock: Callable[[], dt.datetime],
-    dry_run: bool,
-    allow_empty: bool,
-    reclassify: bool,
-) -> CalendlyJob[Any, Any, Any]:
+def event_type_sync_job(*, rules: Sequence[Any], allow_empty: bool, reclassify: bool) -> CalendlyJob[Any, Any, Any]:
     """``calendly sync``: every page of the scope's event types, staged and planned page by page (against
     the catalogue the survey read), applied whole; the plan is written if the catalogue is unchanged by then."""
     from bapp_cli.services import sync
@@ -347,14 +316,15 @@ def event_type_sync_job(
         plan.add(staged)
         return staged
 
-    options: dict[str, Any] = {"rules": rules, "dry_run": dry_run, "allow_empty": allow_empty, "reclassify": reclassify}
     return CalendlyJob(
         kind="event_types",
-        lock=SYNC_LOCK,
+        lock="calendly-sync",
         what="Calendly sync",
-        fetch=lambda client, scope: client.iter_event_type_pages(user=scope.user, organization=scope.organization),
+        fetch=lambda client, user, organization: client.iter_event_type_pages(user=user, organization=organization),
         prepare=prepare,
-        apply=functools.partial(sync.sync_event_types, clock=clock, plan=plan, **options),
+        apply=functools.partial(
+            sync.sync_event_types, plan=plan, rules=rules, allow_empty=allow_empty, reclassify=reclassify
+        ),
         failed_report=sync.SyncReport,
         survey=plan.read,
         plain=True,
@@ -362,12 +332,7 @@ def event_type_sync_job(
 
 
 def bookings_pull_job(
-    *,
-    since: dt.datetime | None,
-    until: dt.datetime | None,
-    pathway_question: Any,
-    clock: Callable[[], dt.datetime],
-    dry_run: bool,
+    *, since: dt.datetime | None, until: dt.datetime | None, pathway_question: Any
 ) -> CalendlyJob[Any, Any, Any]:
     """``calendly pull-bookings``: the window's scheduled events and their invitees, applied whole; every
     invitee the pull cannot apply is parked in the webhook inbox in the same transaction (never dropped)."""
@@ -375,34 +340,25 @@ def bookings_pull_job(
     from bapp_cli.services import calendly_bookings as bookings
     from bapp_cli.services.webhook_inbox import park_pulled
 
-    def fetch(client: CalendlyClient, scope: SyncScope) -> Iterable[ListingPage[Any]]:
+    def fetch(client: CalendlyClient, user: str | None, organization: str | None) -> Iterable[ListingPage[Any]]:
         # Walked in one piece (it fails whole): every scheduled event of the scope starting in [since, until)
         # — both statuses, every page, keyset on start_time — then every invitee of each (both statuses).
         events = client.list_scheduled_events(
-            user=scope.user, organization=scope.organization, min_start_time=since, max_start_time=until
+            user=user, organization=organization, min_start_time=since, max_start_time=until
         )
         booked = [
             bookings.BookedInvitee(one, event) for event in events for one in client.list_event_invitees(event.uri)
         ]
         return [ListingPage(1, booked)]
 
-    def apply(session: Session, listing: list[Any], source: str, started_at: dt.datetime) -> Any:
-        report = bookings.pull_bookings(
-            session,
-            listing,
-            source=source,
-            started_at=started_at,
-            clock=clock,
-            pathway_question=pathway_question,
-            dry_run=dry_run,
-        )
-        outcomes = zip(listing, report.outcomes, strict=True)
-        park_pulled(session, [(item, outcome) for item, outcome in outcomes if not outcome.applied], now=clock())
+    def apply(session: Session, listing: list[Any], clock: Callable[[], dt.datetime], **run: Any) -> Any:
+        report = bookings.pull_bookings(session, listing, clock=clock, pathway_question=pathway_question, **run)
+        park_pulled(session, zip(listing, report.outcomes, strict=True), now=clock())
         return report
 
     return CalendlyJob(
         kind="bookings",
-        lock=BOOKINGS_LOCK,
+        lock="calendly-bookings",
         what="Calendly bookings pull",
         fetch=fetch,
         prepare=lambda items, source: list(items),

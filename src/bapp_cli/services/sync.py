@@ -39,7 +39,6 @@ from bapp_cli.services.calendly_runs import (
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
-    from bapp_cli.calendly.client import CalendlyClient
     from bapp_cli.calendly.models import EventType, ListedEventType
     from bapp_cli.db.dbapi import Database, Transaction
 
@@ -54,7 +53,6 @@ SYNC_COLUMNS = (
     "deactivated",
     "reactivated",
 )
-WHOAMI_COLUMNS = ("uri", "name", "email", "organization")
 
 # Fields Calendly owns and sync keeps current; everything else on a session type is curated locally and never
 # touched here (README "Cron: keeping the catalogue in step with Calendly").
@@ -226,12 +224,6 @@ class Classifier:
 
 
 # -- listings --------------------------------------------------------------------------------------
-
-
-def whoami(client: CalendlyClient) -> dict[str, str]:
-    """Who the token belongs to (``bapp calendly whoami``), under WHOAMI_COLUMNS."""
-    user = client.get_current_user()
-    return {"uri": user.uri, "name": user.name, "email": user.email, "organization": user.current_organization}
 
 
 def parse_listing(content: bytes | str, *, name: str) -> list[ListedEventType]:

@@ -19,7 +19,7 @@ import datetime as dt
 import hashlib
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -27,7 +27,7 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bapp_cli.calendly.models import WebhookPayload
+from bapp_cli.calendly.models import WebhookInvitee, WebhookPayload
 from bapp_cli.db.audit import record_audit
 from bapp_cli.db.locks import lock_keys
 from bapp_cli.db.models import SessionType, WebhookDelivery
@@ -44,22 +44,17 @@ KEPT_HEADERS = ("content-type", "user-agent", "x-forwarded-for", "x-request-id")
 _LOCK = "calendly:bookings"
 
 
-def kept_headers(headers: Mapping[str, str], signature: str | None) -> dict[str, str]:
-    """The headers stored with a parked delivery (names lowercased), plus the ``t=`` of its (verified)
-    ``signature`` header alone: when Calendly signed it."""
+def kept_headers(headers: Mapping[str, str], signed_at: str) -> dict[str, str]:
+    """The headers stored with a parked delivery (names lowercased), plus the ``t=`` of its verified
+    signature alone (``signed_at``): when Calendly signed it."""
     lowered = {name.lower(): value for name, value in headers.items()}
     kept = {name: lowered[name][:500] for name in KEPT_HEADERS if name in lowered}
-    signed_at = re.search(r"(?:^|,)\s*t=(\d+)", signature or "")
-    if signed_at:
-        kept["signature_timestamp"] = signed_at.group(1)
-    return kept
+    return {**kept, "signature_timestamp": signed_at}
 
 
-def unknown_event_type(session: Session, payload: WebhookPayload) -> str | None:
-    """The event-type URI of an invitee delivery when no session type has it yet (else None)."""
-    if payload.payload is None:
-        return None
-    uri = payload.payload.scheduled_event.event_type
+def unknown_event_type(session: Session, invitee: WebhookInvitee) -> str | None:
+    """The event-type URI of an invitee delivery's ``invitee`` when no session type has it yet (else None)."""
+    uri = invitee.scheduled_event.event_type
     if not uri:
         return None
     known = session.scalars(select(SessionType.id).where(SessionType.calendly_uri == uri)).first()
@@ -139,14 +134,17 @@ def _park_unless_applied(
     return InviteeOutcome("parked", invitee_uri, note=note, warnings=outcome.warnings, event=event, dry_run=dry_run)
 
 
-def park_pulled(session: Session, skipped: Sequence[tuple[BookedInvitee, InviteeOutcome]], *, now: dt.datetime) -> None:
-    """Park the invitees a pull could not apply, each as the delivery Calendly would have sent for it, so
-    the inbox holds one shape; the pull's own attempt is the one counted (it is not applied again).
+def park_pulled(session: Session, pulled: Iterable[tuple[BookedInvitee, InviteeOutcome]], *, now: dt.datetime) -> None:
+    """Park the invitees a pull could not apply (of its ``pulled`` invitees and their outcomes), each as the
+    delivery Calendly would have sent for it, so the inbox holds one shape; the pull's own attempt is the one
+    counted (it is not applied again).
 
     The body is deterministic for the same invitee data (sorted keys), so a pull that meets the same
     unapplicable invitee again parks nothing new.
     """
-    for item, outcome in skipped:
+    for item, outcome in pulled:
+        if outcome.applied:
+            continue
         event = "invitee.canceled" if item.invitee.status == "canceled" else "invitee.created"
         invitee = item.invitee.model_dump(mode="json", exclude_none=True)
         invitee["scheduled_event"] = item.event.model_dump(mode="json", exclude_none=True)
@@ -155,9 +153,7 @@ def park_pulled(session: Session, skipped: Sequence[tuple[BookedInvitee, Invitee
         _park_unless_applied(session, body, event, item.invitee.uri, outcome, source="pull", headers={}, now=now)
 
 
-def retry_pending(
-    session: Session, *, now: dt.datetime, pathway_question: re.Pattern[str], limit: int | None = None
-) -> list[InviteeOutcome]:
+def retry_pending(session: Session, *, now: dt.datetime, pathway_question: re.Pattern[str]) -> list[InviteeOutcome]:
     """Re-apply parked deliveries, oldest first, in the caller's transaction.
 
     One that applies is marked ``applied`` (with what it did); one that still cannot counts an attempt
@@ -165,13 +161,8 @@ def retry_pending(
     pending with the reason, rather than failing the others.
     """
     lock_keys(session, _LOCK)
-    query = (
-        select(WebhookDelivery)
-        .where(WebhookDelivery.status == "pending")
-        .order_by(WebhookDelivery.received_at, WebhookDelivery.id)
-    )
-    if limit is not None:
-        query = query.limit(limit)
+    pending = WebhookDelivery.status == "pending"
+    query = select(WebhookDelivery).where(pending).order_by(WebhookDelivery.received_at, WebhookDelivery.id)
     results: list[InviteeOutcome] = []
     for delivery in session.scalars(query).all():
         try:
