@@ -233,18 +233,17 @@ def _check_time(start: dt.datetime, now: dt.datetime, builder: User | None, prof
         )
     if profile is None or builder is None:
         return
-    if profile.minimum_notice_hours and start < now + dt.timedelta(hours=profile.minimum_notice_hours):
-        earliest = (now + dt.timedelta(hours=profile.minimum_notice_hours)).replace(microsecond=0)
+    hours = profile.minimum_notice_hours
+    if hours and start < (earliest := now + dt.timedelta(hours=hours)):
         raise InvalidInput(
-            f"start: {builder.email} needs {profile.minimum_notice_hours} hours' notice; "
-            f"the earliest start is {instant_text(earliest)}",
+            f"start: {builder.email} needs {hours} hours' notice; "
+            f"the earliest start is {instant_text(earliest.replace(microsecond=0))}",
             code="too_soon",
         )
-    if profile.max_advance_days and start > now + dt.timedelta(days=profile.max_advance_days):
-        latest = (now + dt.timedelta(days=profile.max_advance_days)).replace(microsecond=0)
+    if profile.max_advance_days and start > (latest := now + dt.timedelta(days=profile.max_advance_days)):
         raise InvalidInput(
             f"start: {builder.email} takes bookings at most {profile.max_advance_days} days ahead; "
-            f"the latest start is {instant_text(latest)}",
+            f"the latest start is {instant_text(latest.replace(microsecond=0))}",
             code="too_far_ahead",
         )
 
@@ -307,11 +306,16 @@ def pick_pathway(
     return next(pathway for pathway in (requested, *linked) if pathway is not None and pathway.id == choice.pathway.id)
 
 
-def _nearby(session: Session, person: Any, person_id: int, start: dt.datetime, end: dt.datetime) -> list[NearbyBooking]:
-    """Active bookings of one person that may intersect [start, end), via the (person, start_time) index."""
+def _nearby(
+    session: Session, person: Any, user: User | None, start: dt.datetime, end: dt.datetime
+) -> list[NearbyBooking]:
+    """Active bookings of one person (none without one) that may intersect [start, end), via the (person,
+    start_time) index."""
+    if user is None:
+        return []
     rows = session.execute(
         select(Booking.reference, Booking.start_time, Booking.end_time, Booking.session_type_id).where(
-            person == person_id,
+            person == user.id,
             Booking.status.in_(ACTIVE_STATUSES),
             Booking.start_time < end,
             Booking.start_time > start - dt.timedelta(minutes=MAX_BOOKING_MINUTES),
@@ -319,34 +323,6 @@ def _nearby(session: Session, person: Any, person_id: int, start: dt.datetime, e
         )
     )
     return [NearbyBooking(*row) for row in rows]
-
-
-def _check_overlaps(
-    session: Session,
-    session_type: SessionType,
-    start: dt.datetime,
-    end: dt.datetime,
-    builder: User | None,
-    profile: BuilderProfile | None,
-    client: User | None,
-) -> None:
-    """Rule 6 (see services.rule_book.find_clash) over the builder's and the client's bookings nearby."""
-    buffer = profile.buffer_minutes if profile is not None and profile.buffer_minutes else 0
-    margin = dt.timedelta(minutes=buffer)
-    clash = find_clash(
-        SessionFacts.of(session_type),
-        start,
-        end,
-        builder_email=builder.email if builder is not None else None,
-        builder_bookings=_nearby(session, Booking.builder_id, builder.id, start - margin, end + margin)
-        if builder is not None
-        else [],
-        buffer_minutes=buffer,
-        client_email=client.email if client is not None else None,
-        client_bookings=_nearby(session, Booking.client_id, client.id, start, end) if client is not None else [],
-    )
-    if clash is not None:
-        raise _refuse_with(clash)
 
 
 def _fingerprint(
@@ -488,9 +464,22 @@ def create_booking(session: Session, request: BookingRequest, *, now: dt.datetim
     pathway = pick_pathway(session, session_type, requested_pathway, client)
     # Rule 5
     responses = validate_answers(questions_from(session_type.custom_questions), request.answers)
-    # Rule 6
+    # Rule 6 (see services.rule_book.find_clash) over the builder's and the client's bookings nearby
     if not request.allow_overlap:
-        _check_overlaps(session, session_type, start, end, builder, profile, client)
+        buffer = (profile.buffer_minutes or 0) if profile is not None else 0
+        margin = dt.timedelta(minutes=buffer)
+        clash = find_clash(
+            SessionFacts.of(session_type),
+            start,
+            end,
+            builder_email=builder.email if builder is not None else None,
+            builder_bookings=_nearby(session, Booking.builder_id, builder, start - margin, end + margin),
+            buffer_minutes=buffer,
+            client_email=client.email if client is not None else None,
+            client_bookings=_nearby(session, Booking.client_id, client, start, end),
+        )
+        if clash is not None:
+            raise _refuse_with(clash)
 
     if request.calendly_open_starts is not None:
         check_open_start(session_type, start, request.calendly_open_starts)

@@ -50,7 +50,7 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal, NotRequired, Required
 
 from pydantic import ConfigDict, Field, Json, StringConstraints
-from sqlalchemy import Column, Integer, MetaData, String, Table, and_, delete, insert, select, text
+from sqlalchemy import and_, delete, select, text
 from sqlalchemy.orm import Session
 from typing_extensions import TypedDict
 
@@ -65,7 +65,6 @@ from bapp_cli.db.models import (
     SessionTypePathway,
     User,
 )
-from bapp_cli.db.types import UTCDateTime
 from bapp_cli.errors import BappError, InvalidInput
 from bapp_cli.services.answers import AnswerInput, Question, answers_from_calendly, questions_from, validate_answers
 from bapp_cli.services.booking import MAX_BOOKING_MINUTES, REFERENCE_ALPHABET, REFERENCE_LENGTH, allowed_durations
@@ -280,8 +279,6 @@ class BookingImporter(KindImporter):
         self.extra = {"clients_created": 0, "enrolled": 0}
         # what this import has written: a file's second row for a key an earlier batch wrote is a duplicate
         self.touched = Touched(self.session, Booking.__table__)
-        SLOTS.create(self.session.connection(), checkfirst=True)
-        self.session.execute(delete(SLOTS))
         self.cache_pages: int | None = None
         if self.dialect == "sqlite":
             # The (person, time) indexes take rows in random places for a history spread over years; a
@@ -590,46 +587,42 @@ class BookingImporter(KindImporter):
         database near it of its builder and its client (the batch's earlier rows are `_Plan.near`'s).
         A superset — SQLite's datetime() drops fractions of a second, so the window is a minute wider and
         the rule book filters exactly."""
-        staged = [
-            {
-                "ord": order,
-                "reference": draft.key,
-                "client_id": self._client_id(draft.email) or None,
-                "builder_id": values["builder_id"],
-                "start_time": values["start_time"],
-                "end_time": values["end_time"],
-            }
-            for order in sorted(takes_slot)
-            if (draft := drafts[order]) and (values := _final(draft))
-        ]
-        if not staged:
+        orders = sorted(takes_slot)
+        if not orders:
             return {}
-        self.session.execute(insert(SLOTS), staged)
-        booking = Booking.__table__.c
-        widest = max((self.references.buffers.get(row["builder_id"] or 0, 0) for row in staged), default=0)
+        finals = [_final(drafts[order]) for order in orders]
+        stage = bulk.stage_rows(
+            self.session,
+            Booking.__table__,
+            orders,  # each slot's position is its row's place in the batch
+            {
+                "reference": [drafts[order].key for order in orders],
+                "client_id": [self._client_id(drafts[order].email) or None for order in orders],
+                **{name: [final[name] for final in finals] for name in ("builder_id", "start_time", "end_time")},
+            },
+        )
+        slot, booking = stage.c, Booking.__table__.c
+        widest = max(self.references.buffers.get(final["builder_id"] or 0, 0) for final in finals)
         found: dict[int, list[_Nearby]] = {}
         for person, margin in (("client", 0), ("builder", widest)):
+            # A booking starts before the slot ends and ends after it starts, `margin` minutes (and a minute
+            # of slack) wider; the lower bound on its start keeps the (person, start_time) index scan short.
+            slack = margin + 1
             window = and_(
-                booking[f"{person}_id"] == SLOTS.c[f"{person}_id"],
-                booking.reference != SLOTS.c.reference,
+                booking[f"{person}_id"] == slot[f"{person}_id"],
+                booking.reference != slot.reference,
                 booking.status.in_(ACTIVE_STATUSES),
-                *self._window(margin),
+                booking.start_time < store.shifted(slot.end_time, slack, dialect=self.dialect),
+                booking.start_time
+                > store.shifted(slot.start_time, -(MAX_BOOKING_MINUTES + slack), dialect=self.dialect),
+                booking.end_time > store.shifted(slot.start_time, -slack, dialect=self.dialect),
             )
             columns = (booking.reference, booking.start_time, booking.end_time, booking.session_type_id)
-            for order, *other in self.session.execute(select(SLOTS.c.ord, *columns).join_from(SLOTS, Booking, window)):
+            query = select(slot.position, *columns).join_from(stage, Booking, window)
+            for order, *other in self.session.execute(query):
                 found.setdefault(order, []).append((person, NearbyBooking(*other)))
-        self.session.execute(delete(SLOTS))
+        self.session.execute(delete(stage))
         return found
-
-    def _window(self, margin: int) -> list[Any]:
-        """A booking starts before the slot ends and ends after it starts, `margin` minutes (and a minute of
-        slack) wider; the lower bound on its start keeps the (person, start_time) index scan short."""
-        slack, booking, slot = margin + 1, Booking.__table__.c, SLOTS.c
-        return [
-            booking.start_time < store.shifted(slot.end_time, slack, dialect=self.dialect),
-            booking.start_time > store.shifted(slot.start_time, -(MAX_BOOKING_MINUTES + slack), dialect=self.dialect),
-            booking.end_time > store.shifted(slot.start_time, -slack, dialect=self.dialect),
-        ]
 
     # -- deciding one row, in file order -----------------------------------------------------------------
 
@@ -771,21 +764,6 @@ class BookingImporter(KindImporter):
             rows[row_id is not None].append(row if row_id is None else (*row, row_id))
         bulk.insert_rows(session, Booking.__table__, (*WRITE_COLUMNS, "id"), rows[True])
         bulk.insert_rows(session, Booking.__table__, WRITE_COLUMNS, rows[False], mover=self.mover)
-
-
-# A temporary table of the batch's rows that take an active slot, joined against the bookings and itself
-# to find overlap candidates (no constraints: it only holds one batch while a query runs).
-SLOTS = Table(
-    "bapp_import_slots",
-    MetaData(),
-    Column("ord", Integer, primary_key=True),
-    Column("reference", String(16)),
-    Column("client_id", Integer),
-    Column("builder_id", Integer),
-    Column("start_time", UTCDateTime()),
-    Column("end_time", UTCDateTime()),
-    prefixes=["TEMPORARY"],
-)
 
 
 # An overlap candidate in the database: whose ("client" or "builder"), and the booking
