@@ -370,10 +370,10 @@ def insert_booking(session: Session, booking: Booking) -> None:
 
 def creation_audit(
     booking: Booking,
-    *,
     client_email: str,
     builder: User | None,
     pathway: Pathway | None,
+    *,
     account_created: bool,
     enrolled: bool,
 ) -> dict[str, Any]:
@@ -519,19 +519,8 @@ def create_booking(session: Session, request: BookingRequest, *, now: dt.datetim
         booking.calendly_attempts = 1
         booking.calendly_requested_at = now
     insert_booking(session, booking)
-    record_audit(
-        session,
-        "booking",
-        booking.reference,
-        creation_audit(
-            booking,
-            client_email=email,
-            builder=builder,
-            pathway=pathway,
-            account_created=account_created,
-            enrolled=enrolled,
-        ),
-    )
+    audit = creation_audit(booking, email, builder, pathway, account_created=account_created, enrolled=enrolled)
+    record_audit(session, "booking", booking.reference, audit)
     return BookingCreated(booking_view(session, booking.id), account_created, enrolled, False)
 
 
@@ -638,10 +627,6 @@ def change_booking_status(
         booking.cancelled_at, booking.cancellation_reason = now, cleaned_reason
     booking.updated_at = now
     session.flush()
-    record_audit(
-        session,
-        "booking",
-        booking.reference,
-        {**changes, "reason": cleaned_reason} if cancelled and cleaned_reason else changes,
-    )
+    audit = {**changes, "reason": cleaned_reason} if cancelled and cleaned_reason else changes
+    record_audit(session, "booking", booking.reference, audit)
     return StatusChange(booking_view(session, booking.id), changes)

@@ -199,18 +199,15 @@ class References:
         self.pathways_by_id = {facts.id: facts for facts in self.pathways.values()}
         self.linked: dict[int, list[PathwayFacts]] = {}  # session id → non-archived linked pathways, in order
         links = select(SessionTypePathway.session_type_id, SessionTypePathway.pathway_id).join(Pathway)
-        for session_type_id, pathway_id in session.execute(links.order_by(Pathway.position, Pathway.slug)):
-            facts = self.pathways_by_id[pathway_id]
-            if not facts.archived:
-                self.linked.setdefault(session_type_id, []).append(facts)
-        self.builders: dict[str, int] = {}  # builder e-mail → user id
-        self.buffers: dict[int, int] = {}  # builder user id → buffer minutes
-        builders = select(User.id, User.email, BuilderProfile.buffer_minutes).join(BuilderProfile)
-        for user_id, email, buffer in session.execute(builders):
-            self.builders[email] = user_id
-            self.buffers[user_id] = buffer
+        links = links.where(Pathway.archived.is_(False)).order_by(Pathway.position, Pathway.slug)
+        for session_type_id, pathway_id in session.execute(links):
+            self.linked.setdefault(session_type_id, []).append(self.pathways_by_id[pathway_id])
+        query = select(User.id, User.email, BuilderProfile.buffer_minutes).join(BuilderProfile)
+        builders = session.execute(query).all()
+        self.buffers = {user_id: buffer for user_id, _, buffer in builders}  # builder user id → buffer minutes
+        self.builder_emails = {user_id: email for user_id, email, _ in builders}
+        self.builders = {email: user_id for user_id, email in self.builder_emails.items()}  # e-mail → user id
         # for messages: also the e-mail of a session's builder who has no builder profile
-        self.builder_emails = {user_id: email for email, user_id in self.builders.items()}
         missing = {info.builder_id for info in self.sessions.values()} - set(self.builder_emails)
         self.builder_emails.update(store.rows_keyed(session, select(User.id, User.email), missing))
 
@@ -256,9 +253,7 @@ SLOT_COLUMNS = frozenset({"start_time", "end_time", "status", "client_id", "buil
 # File columns an update takes when the row has them → the booking column each sets (most share its name).
 # A new session brings its builder unless the row names one.
 COLUMN_OF = {
-    "builder": "builder_id",
-    "session": "builder_id",
-    "session_id": "builder_id",
+    **dict.fromkeys(("builder", "session", "session_id"), "builder_id"),
     "pathway": "pathway_id",
     # the rest are named in the file as in the table; the client, session and times are the row's own
     **{name: name for name in COMPARED if name not in ("client_id", "session_type_id", "start_time", "end_time")},
@@ -738,15 +733,12 @@ class BookingImporter(KindImporter):
         profiles = [(self.users[email][0], now) for email in (*plan.new_users, *sorted(plan.new_profiles))]
         bulk.insert_rows(session, ClientProfile.__table__, ("user_id", "created_at"), profiles)
         bulk.update_rows(session, User.__table__, [{"id": key, "name": name} for key, name in plan.names.items()])
-        bulk.insert_rows(
-            session,
-            Enrolment.__table__,
-            ("client_id", "pathway_id", "status", "start_date", "builder_id", "created_at", "updated_at"),
-            [
-                (self.users[email][0], pathway_id, "active", start_date, builder_id, now, now)
-                for (email, pathway_id), (builder_id, start_date) in plan.new_enrolments.items()
-            ],
-        )
+        enrolments = [
+            (self.users[email][0], pathway_id, "active", start_date, builder_id, now, now)
+            for (email, pathway_id), (builder_id, start_date) in plan.new_enrolments.items()
+        ]
+        columns = ("client_id", "pathway_id", "status", "start_date", "builder_id", "created_at", "updated_at")
+        bulk.insert_rows(session, Enrolment.__table__, columns, enrolments)
         for draft in (*plan.inserts, *plan.updates):  # a client this batch created has its id now
             if draft.existing is None or "client_id" in draft.values:
                 draft.values["client_id"] = self.users[draft.email][0]
