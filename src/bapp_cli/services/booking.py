@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import heapq
 import json
 import secrets
 from collections.abc import Sequence
@@ -274,15 +275,13 @@ def pick_pathway(
     session_type: SessionType,
     requested: Pathway | None,
     client: User | None,
+    linked: list[Pathway],
     *,
-    linked: list[Pathway] | None = None,
     warnings: list[str] | None = None,
 ) -> Pathway | None:
-    """Rule 4 (services.rule_book.choose_pathway) over the session's links (``linked``, else read) and the
+    """Rule 4 (services.rule_book.choose_pathway) over the session's links (``linked_pathways``) and the
     client's active enrolments, read only when they can decide. With ``warnings``, Calendly's lenient form:
     nothing is refused, and what bapp could not decide is added there; else a refusal is raised."""
-    if linked is None:
-        linked = linked_pathways(session, session_type)
     enrolled: set[int] = set()
     if linked and client is not None and (requested is None or requested.archived):
         enrolled.update(
@@ -461,7 +460,7 @@ def create_booking(session: Session, request: BookingRequest, *, now: dt.datetim
             code="account_required",
         )
     # Rule 4
-    pathway = pick_pathway(session, session_type, requested_pathway, client)
+    pathway = pick_pathway(session, session_type, requested_pathway, client, linked_pathways(session, session_type))
     # Rule 5
     responses = validate_answers(questions_from(session_type.custom_questions), request.answers)
     # Rule 6 (see services.rule_book.find_clash) over the builder's and the client's bookings nearby
@@ -480,9 +479,17 @@ def create_booking(session: Session, request: BookingRequest, *, now: dt.datetim
         )
         if clash is not None:
             raise _refuse_with(clash)
-
-    if request.calendly_open_starts is not None:
-        check_open_start(session_type, start, request.calendly_open_starts)
+    # A booking sent to Calendly must start at one of Calendly's open slots (exit 8 otherwise).
+    open_starts = request.calendly_open_starts
+    if open_starts is not None and start not in open_starts:
+        nearest = nearest_starts(open_starts, start)
+        raise Conflict(
+            f"start: {instant_text(start)} is not an open slot of {session_type.title!r} in Calendly",
+            hint=f"nearest open starts: {describe_starts(nearest)}"
+            if nearest
+            else "no open starts near it; see `bapp sessions slots`",
+            code="not_an_open_slot",
+        )
 
     # Every rule holds: write.
     account_created = client is None
@@ -526,26 +533,11 @@ def create_booking(session: Session, request: BookingRequest, *, now: dt.datetim
 
 def nearest_starts(starts: Sequence[dt.datetime], wanted: dt.datetime, count: int = 3) -> list[dt.datetime]:
     """The ``count`` open starts closest to ``wanted``, in time order."""
-    closest = sorted(starts, key=lambda start: (abs((start - wanted).total_seconds()), start))[:count]
-    return sorted(closest)
+    return sorted(heapq.nsmallest(count, starts, key=lambda start: (abs((start - wanted).total_seconds()), start)))
 
 
 def describe_starts(starts: Sequence[dt.datetime]) -> str:
     return ", ".join(instant_text(start) for start in starts)
-
-
-def check_open_start(session_type: SessionType, start: dt.datetime, open_starts: Sequence[dt.datetime]) -> None:
-    """A booking sent to Calendly must start at one of Calendly's open slots (exit 8 otherwise)."""
-    if start in open_starts:
-        return
-    nearest = nearest_starts(open_starts, start)
-    raise Conflict(
-        f"start: {instant_text(start)} is not an open slot of {session_type.title!r} in Calendly",
-        hint=f"nearest open starts: {describe_starts(nearest)}"
-        if nearest
-        else "no open starts near it; see `bapp sessions slots`",
-        code="not_an_open_slot",
-    )
 
 
 # -- status machine ---------------------------------------------------------------------------------

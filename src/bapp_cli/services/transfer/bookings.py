@@ -554,7 +554,6 @@ class BookingImporter(KindImporter):
             draft.outcome = CREATED
             draft.values = new = {**given, **new, "currency": given["currency"] or info.currency}
             if new["custom_question_responses"] is None:  # none given: refused if the session asks any
-                new["custom_question_responses"] = []
                 try:
                     new["custom_question_responses"] = self._answers(info, [], new["source"])
                 except BappError as exc:
