@@ -336,7 +336,7 @@ def show(ctx: typer.Context, reference: ReferenceArgument) -> None:
 
 
 def _render_change(sink: OutputSink, change: StatusChange) -> None:
-    _print_booking(sink, change.as_record())
+    _print_booking(sink, change.booking.as_record())
     if not change.changes:  # Calendly's own delivery of the change was applied first
         sink.info(f"{change.booking.reference}: already {change.booking.status} (Calendly's notice came first).")
         return

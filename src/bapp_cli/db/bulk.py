@@ -97,9 +97,12 @@ def insert_rows(
         mover.start(lambda: (session.execute(move), session.execute(delete(stage))))
 
 
-def stage_rows(session: Session, table: Table, positions: Sequence[int], data: Mapping[str, Sequence[Any]]) -> Table:
-    """Stage rows in the temporary table of `table` for `data`'s columns (see `_stage`): row i is
+def stage_rows(
+    session: Session, clause: FromClause, positions: Sequence[int], data: Mapping[str, Sequence[Any]]
+) -> Table:
+    """Stage rows in the temporary table of `clause` for `data`'s columns (see `_stage`): row i is
     `positions[i]` and `data[name][i]` for each column. The caller reads the stage, then empties it."""
+    table = cast(Table, clause)
     stage = _stage(table, list(data))
     session.execute(CreateTable(stage, if_not_exists=True))
     connection = session.connection()

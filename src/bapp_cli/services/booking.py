@@ -127,9 +127,6 @@ class StatusChange:
     booking: BookingView
     changes: dict[str, list[str]] = field(default_factory=dict)
 
-    def as_record(self) -> dict[str, Any]:
-        return self.booking.as_record()
-
 
 # -- reading ----------------------------------------------------------------------------------------
 
@@ -178,15 +175,6 @@ def list_bookings(
 
 def generate_reference() -> str:
     return "BK-" + "".join(secrets.choice(REFERENCE_ALPHABET) for _ in range(REFERENCE_LENGTH))
-
-
-def _clean_key(key: str | None) -> str | None:
-    if key is None:
-        return None
-    cleaned = key.strip()
-    if not cleaned or len(cleaned) > MAX_KEY_LENGTH:
-        raise InvalidInput(f"idempotency-key: must be 1 to {MAX_KEY_LENGTH} characters", code="invalid_key")
-    return cleaned
 
 
 def _resolve_builder(
@@ -398,7 +386,9 @@ def create_booking(session: Session, request: BookingRequest, *, now: dt.datetim
         raise ValueError("BookingRequest.start must be timezone-aware")
     email = normalise_email(request.client_email, field="client")
     timezone = get_zone(request.client_timezone, field="timezone").key
-    key = _clean_key(request.idempotency_key)
+    key = request.idempotency_key.strip() if request.idempotency_key is not None else None
+    if key is not None and not 0 < len(key) <= MAX_KEY_LENGTH:
+        raise InvalidInput(f"idempotency-key: must be 1 to {MAX_KEY_LENGTH} characters", code="invalid_key")
     name = clean_text(request.name, "name")
     session_type = get_session_type(session, request.session)
     builder, profile = _resolve_builder(session, request.builder_email, session_type)

@@ -346,6 +346,4 @@ def move_progress(
 
 def reset_progress(state: ProgressState) -> ProgressState:
     """Back to not_started (``skills reset``): attempts stay as history; the stamps of the status go."""
-    return replace(
-        state, status="not_started", started_at=None, completed_at=None, completion_method=None, validated_by_id=None
-    )
+    return ProgressState(attempts=state.attempts, last_attempt_at=state.last_attempt_at)

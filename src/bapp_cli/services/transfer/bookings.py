@@ -281,17 +281,10 @@ class BookingImporter(KindImporter):
             # system CPU on bench/import.py's 100k rows (README, "Import", Speed).
             self.cache_pages = int(self.session.scalar(text("PRAGMA cache_size")) or 0)
             self.session.execute(text(f"PRAGMA cache_size = -{IMPORT_CACHE_KIB}"))
-        self._new_batch()
 
     def finish(self) -> None:
         if self.cache_pages is not None:
             self.session.execute(text(f"PRAGMA cache_size = {self.cache_pages}"))
-
-    def _new_batch(self) -> None:
-        """What a batch looks up lives for the batch, so memory stays flat however many clients the file holds."""
-        # e-mail → (user id, has a client profile, has a name); id 0: created by this batch
-        self.users: dict[str, tuple[int, bool, bool]] = {}
-        self.enrolments: dict[int, dict[int, str]] = {}
 
     def _client_id(self, email: str) -> int:
         """The client's user id; 0 for one this batch creates (or none yet)."""
@@ -437,7 +430,11 @@ class BookingImporter(KindImporter):
     def apply(self, rows: Sequence[SourceRow]) -> list[RowResult]:
         """Validate the batch, resolve its references once, find overlap candidates in SQL, decide each row
         in file order with the rule book (an earlier row keeps the slot), then write what was accepted."""
-        self._new_batch()
+        # What a batch looks up lives for the batch, so memory stays flat however many clients the file holds:
+        # e-mail → (user id, has a client profile, has a name), id 0 for a client this batch creates; and
+        # client id → pathway id → enrolment status
+        self.users: dict[str, tuple[int, bool, bool]] = {}
+        self.enrolments: dict[int, dict[int, str]] = {}
         valid, results = self.validate(rows)
         drafts: list[Draft] = []
         lookups = self._lookups(valid)
@@ -448,7 +445,9 @@ class BookingImporter(KindImporter):
             else:
                 drafts.append(draft)
         self.mover.wait()  # the previous batch's bookings are in: the session is ours again
-        self._resolve_clients(drafts)
+        query = select(User.email, User.id, User.name, ClientProfile.id).outerjoin(ClientProfile)
+        for email, user_id, name, profile_id in store.rows_keyed(self.session, query, [d.email for d in drafts]):
+            self.users[email] = (user_id, profile_id is not None, bool(name))
         drafts = self._match_existing(drafts, results)
         self._load_enrolments(drafts)
         for draft in drafts:
@@ -463,11 +462,6 @@ class BookingImporter(KindImporter):
         self.extra["clients_created"] += len(plan.new_users)
         self.extra["enrolled"] += len(plan.new_enrolments)
         return sorted(results, key=lambda result: result.row.line)
-
-    def _resolve_clients(self, drafts: Sequence[Draft]) -> None:
-        query = select(User.email, User.id, User.name, ClientProfile.id).outerjoin(ClientProfile)
-        for email, user_id, name, profile_id in store.rows_keyed(self.session, query, [d.email for d in drafts]):
-            self.users[email] = (user_id, profile_id is not None, bool(name))
 
     def _load_enrolments(self, drafts: Sequence[Draft]) -> None:
         """The enrolments rule 4 may consult: those of the batch's known clients whose rows name a pathway
