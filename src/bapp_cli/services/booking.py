@@ -193,11 +193,9 @@ def _resolve_builder(
 
 
 def allowed_durations(session_type: SessionType) -> list[int]:
-    options = {session_type.duration_minutes}
-    for option in session_type.duration_options or []:
-        if isinstance(option, int) and not isinstance(option, bool) and option > 0:
-            options.add(option)
-    return sorted(options)
+    offered = session_type.duration_options or []
+    valid = {option for option in offered if isinstance(option, int) and not isinstance(option, bool) and option > 0}
+    return sorted(valid | {session_type.duration_minutes})
 
 
 def _check_duration(session_type: SessionType, duration: int | None) -> int:

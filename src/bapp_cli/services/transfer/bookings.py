@@ -579,16 +579,11 @@ class BookingImporter(KindImporter):
         if not orders:
             return {}
         finals = [_final(drafts[order]) for order in orders]
-        stage = bulk.stage_rows(
-            self.session,
-            Booking.__table__,
-            orders,  # each slot's position is its row's place in the batch
-            {
-                "reference": [drafts[order].key for order in orders],
-                "client_id": [self._client_id(drafts[order].email) or None for order in orders],
-                **{name: [final[name] for final in finals] for name in ("builder_id", "start_time", "end_time")},
-            },
-        )
+        slots = {name: [final[name] for final in finals] for name in ("builder_id", "start_time", "end_time")}
+        slots["reference"] = [drafts[order].key for order in orders]
+        slots["client_id"] = [self._client_id(drafts[order].email) or None for order in orders]
+        # each slot's position is its row's place in the batch
+        stage = bulk.stage_rows(self.session, Booking.__table__, orders, slots)
         slot, booking = stage.c, Booking.__table__.c
         widest = max(self.references.buffers.get(final["builder_id"] or 0, 0) for final in finals)
         found: dict[int, list[_Nearby]] = {}
