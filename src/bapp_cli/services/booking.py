@@ -246,14 +246,9 @@ def linked_pathways(session: Session, session_type: SessionType) -> list[Pathway
     it is a pathway session: the links decide nothing for other sessions (nothing is read for them)."""
     if session_type.category != "pathway":
         return []
-    return list(
-        session.scalars(
-            select(Pathway)
-            .join(SessionTypePathway, SessionTypePathway.pathway_id == Pathway.id)
-            .where(SessionTypePathway.session_type_id == session_type.id, Pathway.archived.is_(False))
-            .order_by(Pathway.position, Pathway.slug)
-        )
-    )
+    links = select(Pathway).join(SessionTypePathway, SessionTypePathway.pathway_id == Pathway.id)
+    active = links.where(SessionTypePathway.session_type_id == session_type.id, Pathway.archived.is_(False))
+    return list(session.scalars(active.order_by(Pathway.position, Pathway.slug)))
 
 
 def pick_pathway(
@@ -270,11 +265,8 @@ def pick_pathway(
     nothing is refused, and what bapp could not decide is added there; else a refusal is raised."""
     enrolled: set[int] = set()
     if linked and client is not None and (requested is None or requested.archived):
-        enrolled.update(
-            session.scalars(
-                select(Enrolment.pathway_id).where(Enrolment.client_id == client.id, Enrolment.status == "active")
-            )
-        )
+        active = select(Enrolment.pathway_id).where(Enrolment.client_id == client.id, Enrolment.status == "active")
+        enrolled.update(session.scalars(active))
     choice = choose_pathway(
         SessionFacts.of(session_type),
         [PathwayFacts.of(pathway) for pathway in linked],
@@ -298,16 +290,14 @@ def _nearby(
     start_time) index."""
     if user is None:
         return []
-    rows = session.execute(
-        select(Booking.reference, Booking.start_time, Booking.end_time, Booking.session_type_id).where(
-            person == user.id,
-            Booking.status.in_(ACTIVE_STATUSES),
-            Booking.start_time < end,
-            Booking.start_time > start - dt.timedelta(minutes=MAX_BOOKING_MINUTES),
-            Booking.end_time > start,
-        )
+    near = select(Booking.reference, Booking.start_time, Booking.end_time, Booking.session_type_id).where(
+        person == user.id,
+        Booking.status.in_(ACTIVE_STATUSES),
+        Booking.start_time < end,
+        Booking.start_time > start - dt.timedelta(minutes=MAX_BOOKING_MINUTES),
+        Booking.end_time > start,
     )
-    return [NearbyBooking(*row) for row in rows]
+    return [NearbyBooking(*row) for row in session.execute(near)]
 
 
 def _fingerprint(

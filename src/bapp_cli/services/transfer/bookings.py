@@ -108,23 +108,15 @@ REFERENCE_PATTERN = re.compile(r"^[A-Z0-9][A-Z0-9-]{0,15}$")
 MAX_REASON_LENGTH = 2000
 IMPORT_CACHE_KIB = 16_384
 
-Money = Annotated[Decimal, Field(ge=0, le=MAX_PRICE, max_digits=10, decimal_places=2)]
-Status = Literal["pending", "confirmed", "completed", "cancelled", "no_show"]
-Payment = Literal["not_required", "unpaid", "paid", "refunded"]
+
+AnswerText = Annotated[str, StringConstraints(max_length=10_000)]
 
 
 class AnswerItem(TypedDict):
     __pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]
     question: Required[Annotated[str, StringConstraints(max_length=1000)]]
-    answer: Required[
-        Annotated[str, StringConstraints(max_length=10_000)]
-        | list[Annotated[str, StringConstraints(max_length=10_000)]]
-        | None
-    ]
+    answer: Required[AnswerText | list[AnswerText] | None]
     position: NotRequired[Int32 | None]
-
-
-Answers = list[AnswerItem] | Json[list[AnswerItem]]
 
 
 class BookingRow(TypedDict, total=False):
@@ -143,12 +135,12 @@ class BookingRow(TypedDict, total=False):
     start_time: Required[When]
     end_time: When | None
     client_timezone: Annotated[str, StringConstraints(strip_whitespace=True, max_length=64)] | None
-    status: Status | None
-    payment_status: Payment | None
-    amount: Money | None
+    status: Literal["pending", "confirmed", "completed", "cancelled", "no_show"] | None
+    payment_status: Literal["not_required", "unpaid", "paid", "refunded"] | None
+    amount: Annotated[Decimal, Field(ge=0, le=MAX_PRICE, max_digits=10, decimal_places=2)] | None
     currency: Annotated[str, StringConstraints(strip_whitespace=True, max_length=3)] | None
     pathway: Annotated[str, StringConstraints(strip_whitespace=True, max_length=64)] | None
-    custom_question_responses: Answers | None
+    custom_question_responses: list[AnswerItem] | Json[list[AnswerItem]] | None
     calendly_event_uri: Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)] | None
     calendly_invitee_uri: Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)] | None
     idempotency_key: Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)] | None
@@ -485,9 +477,8 @@ class BookingImporter(KindImporter):
             ):
                 draft.key = owner
         query = select(Booking.reference, Booking.id, *(Booking.__table__.c[name] for name in COMPARED))
-        existing = {
-            row.reference: row._mapping for row in store.rows_keyed(self.session, query, (d.key for d in drafts))
-        }
+        rows = store.rows_keyed(self.session, query, (draft.key for draft in drafts))
+        existing = {row.reference: row._mapping for row in rows}
         # column → value → the line that gave it first
         first: dict[str, dict[Any, int]] = {"reference": {}, "calendly_invitee_uri": {}, "idempotency_key": {}}
         kept: list[Draft] = []
