@@ -409,13 +409,12 @@ class BookingImporter(KindImporter):
     def _answers(self, info: SessionInfo, items: Sequence[Mapping[str, Any]], source: str) -> list[dict[str, Any]]:
         if self.restore:  # as recorded: each answer's question, answer and position (None when it had none)
             return [{**item, "position": item.get("position")} for item in items]
-        questions = info.questions
         if source == "calendly" or self.options.allow_any_answers:
-            return answers_from_calendly(items, questions)
+            return answers_from_calendly(items, info.questions)
         if not items and not info.asks:
             return []
         inputs = [AnswerInput(item["question"], item["answer"] if item["answer"] is not None else "") for item in items]
-        return validate_answers(questions, inputs, field="custom_question_responses")
+        return validate_answers(info.questions, inputs, field="custom_question_responses")
 
     # -- per batch -------------------------------------------------------------------------------------
 
