@@ -9,6 +9,8 @@ An insert stages the batch in a constraint-free temporary table and moves it wit
 the target's CHECK constraints and indexes are then worked once per statement rather than once per
 executed row, and a column holding one value for the whole batch (a source, a currency, `now`) is bound
 once instead of converted for every row (each measured with bench/import.py: README, "Import", Speed).
+`stage_rows` is that staging on its own, for a batch that is read rather than moved (the bookings
+import's overlap lookup joins its staged slots against the bookings).
 """
 
 from __future__ import annotations
