@@ -236,7 +236,6 @@ def calendly_writer(app_state: Any) -> Iterator[Any]:
     from bapp_cli.db.locks import named_lock
     from bapp_cli.services.calendly_write import CALENDLY_WRITE_LOCK, CalendlyWriter
 
-    settings = app_state.settings
     with (
         named_lock(app_state.engine(), CALENDLY_WRITE_LOCK, wait_seconds=CALENDLY_WRITE_WAIT, what="Calendly booking"),
         app_state.calendly_client() as client,
@@ -245,8 +244,8 @@ def calendly_writer(app_state: Any) -> Iterator[Any]:
             app_state.transaction,
             client,
             clock=utc_now,
-            user=settings.text("calendly.user"),
-            organization=settings.text("calendly.organization"),
+            user=app_state.settings.text("calendly.user"),
+            organization=app_state.settings.text("calendly.organization"),
         )
 
 
@@ -336,7 +335,7 @@ def show(ctx: typer.Context, reference: ReferenceArgument) -> None:
 
 
 def _render_change(sink: OutputSink, change: StatusChange) -> None:
-    _print_booking(sink, change.as_record())
+    _print_booking(sink, change.booking.as_record())
     if not change.changes:  # Calendly's own delivery of the change was applied first
         sink.info(f"{change.booking.reference}: already {change.booking.status} (Calendly's notice came first).")
         return

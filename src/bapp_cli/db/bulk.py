@@ -9,6 +9,8 @@ An insert stages the batch in a constraint-free temporary table and moves it wit
 the target's CHECK constraints and indexes are then worked once per statement rather than once per
 executed row, and a column holding one value for the whole batch (a source, a currency, `now`) is bound
 once instead of converted for every row (each measured with bench/import.py: README, "Import", Speed).
+`stage_rows` is that staging on its own, for a batch that is read rather than moved (the bookings
+import's overlap lookup joins its staged slots against the bookings).
 """
 
 from __future__ import annotations
@@ -83,25 +85,7 @@ def insert_rows(
     data = list(zip(*rows, strict=True))
     varying = [name for name, values in zip(columns, data, strict=True) if values.count(values[0]) != len(values)]
     constants = {name: values[0] for name, values in zip(columns, data, strict=True) if name not in varying}
-    stage = _stage(table, varying)
-    session.execute(CreateTable(stage, if_not_exists=True))
-    connection = session.connection()
-    dialect = connection.dialect
-    # The staged values go to the driver's executemany as tuples, each column converted by its type's own
-    # bind processor in one pass (so they are stored exactly as through `insert(stage)`): a Core insert
-    # would build, and process, a parameter dict per row — a second of CPU on a 100,000-row import.
-    staged: list[Sequence[Any]] = [range(len(rows))]
-    try:
-        for name in varying:
-            process = table.c[name].type._cached_bind_processor(dialect)
-            values = data[columns.index(name)]
-            staged.append(values if process is None else list(map(process, values)))
-    except (TypeError, ValueError) as exc:  # as SQLAlchemy reports a value its type refuses
-        raise StatementError(str(exc), str(stage.name), None, exc) from exc
-    marker = "?" if dialect.paramstyle == "qmark" else "%s"
-    names = ", ".join(dialect.identifier_preparer.quote(name) for name in ("position", *varying))
-    sql = f"INSERT INTO {stage.name} ({names}) VALUES ({', '.join([marker] * len(staged))})"
-    connection.exec_driver_sql(sql, list(zip(*staged, strict=True)))
+    stage = stage_rows(session, table, range(len(rows)), {name: data[columns.index(name)] for name in varying})
     # a constant None is SQL NULL, as a None in a row is (a typed literal of JSON would store JSON null)
     picks = [null() if value is None else literal(value, type_=table.c[name].type) for name, value in constants.items()]
     move = insert(table).from_select(
@@ -113,6 +97,33 @@ def insert_rows(
         session.execute(delete(stage))
     else:
         mover.start(lambda: (session.execute(move), session.execute(delete(stage))))
+
+
+def stage_rows(
+    session: Session, clause: FromClause, positions: Sequence[int], data: Mapping[str, Sequence[Any]]
+) -> Table:
+    """Stage rows in the temporary table of `clause` for `data`'s columns (see `_stage`): row i is
+    `positions[i]` and `data[name][i]` for each column. The caller reads the stage, then empties it."""
+    table = cast(Table, clause)
+    stage = _stage(table, list(data))
+    session.execute(CreateTable(stage, if_not_exists=True))
+    connection = session.connection()
+    dialect = connection.dialect
+    # The staged values go to the driver's executemany as tuples, each column converted by its type's own
+    # bind processor in one pass (so they are stored exactly as through `insert(stage)`): a Core insert
+    # would build, and process, a parameter dict per row — a second of CPU on a 100,000-row import.
+    staged: list[Sequence[Any]] = [positions]
+    try:
+        for name, values in data.items():
+            process = table.c[name].type._cached_bind_processor(dialect)
+            staged.append(values if process is None else list(map(process, values)))
+    except (TypeError, ValueError) as exc:  # as SQLAlchemy reports a value its type refuses
+        raise StatementError(str(exc), str(stage.name), None, exc) from exc
+    marker = "?" if dialect.paramstyle == "qmark" else "%s"
+    names = ", ".join(dialect.identifier_preparer.quote(name) for name in ("position", *data))
+    sql = f"INSERT INTO {stage.name} ({names}) VALUES ({', '.join([marker] * len(staged))})"
+    connection.exec_driver_sql(sql, list(zip(*staged, strict=True)))
+    return stage
 
 
 class Mover:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import heapq
 import json
 import secrets
 from collections.abc import Sequence
@@ -126,9 +127,6 @@ class StatusChange:
     booking: BookingView
     changes: dict[str, list[str]] = field(default_factory=dict)
 
-    def as_record(self) -> dict[str, Any]:
-        return self.booking.as_record()
-
 
 # -- reading ----------------------------------------------------------------------------------------
 
@@ -179,15 +177,6 @@ def generate_reference() -> str:
     return "BK-" + "".join(secrets.choice(REFERENCE_ALPHABET) for _ in range(REFERENCE_LENGTH))
 
 
-def _clean_key(key: str | None) -> str | None:
-    if key is None:
-        return None
-    cleaned = key.strip()
-    if not cleaned or len(cleaned) > MAX_KEY_LENGTH:
-        raise InvalidInput(f"idempotency-key: must be 1 to {MAX_KEY_LENGTH} characters", code="invalid_key")
-    return cleaned
-
-
 def _resolve_builder(
     session: Session, email: str | None, session_type: SessionType
 ) -> tuple[User | None, BuilderProfile | None]:
@@ -204,11 +193,9 @@ def _resolve_builder(
 
 
 def allowed_durations(session_type: SessionType) -> list[int]:
-    options = {session_type.duration_minutes}
-    for option in session_type.duration_options or []:
-        if isinstance(option, int) and not isinstance(option, bool) and option > 0:
-            options.add(option)
-    return sorted(options)
+    offered = session_type.duration_options or []
+    valid = {option for option in offered if isinstance(option, int) and not isinstance(option, bool) and option > 0}
+    return sorted(valid | {session_type.duration_minutes})
 
 
 def _check_duration(session_type: SessionType, duration: int | None) -> int:
@@ -233,18 +220,17 @@ def _check_time(start: dt.datetime, now: dt.datetime, builder: User | None, prof
         )
     if profile is None or builder is None:
         return
-    if profile.minimum_notice_hours and start < now + dt.timedelta(hours=profile.minimum_notice_hours):
-        earliest = (now + dt.timedelta(hours=profile.minimum_notice_hours)).replace(microsecond=0)
+    hours = profile.minimum_notice_hours
+    if hours and start < (earliest := now + dt.timedelta(hours=hours)):
         raise InvalidInput(
-            f"start: {builder.email} needs {profile.minimum_notice_hours} hours' notice; "
-            f"the earliest start is {instant_text(earliest)}",
+            f"start: {builder.email} needs {hours} hours' notice; "
+            f"the earliest start is {instant_text(earliest.replace(microsecond=0))}",
             code="too_soon",
         )
-    if profile.max_advance_days and start > now + dt.timedelta(days=profile.max_advance_days):
-        latest = (now + dt.timedelta(days=profile.max_advance_days)).replace(microsecond=0)
+    if profile.max_advance_days and start > (latest := now + dt.timedelta(days=profile.max_advance_days)):
         raise InvalidInput(
             f"start: {builder.email} takes bookings at most {profile.max_advance_days} days ahead; "
-            f"the latest start is {instant_text(latest)}",
+            f"the latest start is {instant_text(latest.replace(microsecond=0))}",
             code="too_far_ahead",
         )
 
@@ -260,14 +246,9 @@ def linked_pathways(session: Session, session_type: SessionType) -> list[Pathway
     it is a pathway session: the links decide nothing for other sessions (nothing is read for them)."""
     if session_type.category != "pathway":
         return []
-    return list(
-        session.scalars(
-            select(Pathway)
-            .join(SessionTypePathway, SessionTypePathway.pathway_id == Pathway.id)
-            .where(SessionTypePathway.session_type_id == session_type.id, Pathway.archived.is_(False))
-            .order_by(Pathway.position, Pathway.slug)
-        )
-    )
+    links = select(Pathway).join(SessionTypePathway, SessionTypePathway.pathway_id == Pathway.id)
+    active = links.where(SessionTypePathway.session_type_id == session_type.id, Pathway.archived.is_(False))
+    return list(session.scalars(active.order_by(Pathway.position, Pathway.slug)))
 
 
 def pick_pathway(
@@ -275,22 +256,17 @@ def pick_pathway(
     session_type: SessionType,
     requested: Pathway | None,
     client: User | None,
+    linked: list[Pathway],
     *,
-    linked: list[Pathway] | None = None,
     warnings: list[str] | None = None,
 ) -> Pathway | None:
-    """Rule 4 (services.rule_book.choose_pathway) over the session's links (``linked``, else read) and the
+    """Rule 4 (services.rule_book.choose_pathway) over the session's links (``linked_pathways``) and the
     client's active enrolments, read only when they can decide. With ``warnings``, Calendly's lenient form:
     nothing is refused, and what bapp could not decide is added there; else a refusal is raised."""
-    if linked is None:
-        linked = linked_pathways(session, session_type)
     enrolled: set[int] = set()
     if linked and client is not None and (requested is None or requested.archived):
-        enrolled.update(
-            session.scalars(
-                select(Enrolment.pathway_id).where(Enrolment.client_id == client.id, Enrolment.status == "active")
-            )
-        )
+        active = select(Enrolment.pathway_id).where(Enrolment.client_id == client.id, Enrolment.status == "active")
+        enrolled.update(session.scalars(active))
     choice = choose_pathway(
         SessionFacts.of(session_type),
         [PathwayFacts.of(pathway) for pathway in linked],
@@ -307,46 +283,21 @@ def pick_pathway(
     return next(pathway for pathway in (requested, *linked) if pathway is not None and pathway.id == choice.pathway.id)
 
 
-def _nearby(session: Session, person: Any, person_id: int, start: dt.datetime, end: dt.datetime) -> list[NearbyBooking]:
-    """Active bookings of one person that may intersect [start, end), via the (person, start_time) index."""
-    rows = session.execute(
-        select(Booking.reference, Booking.start_time, Booking.end_time, Booking.session_type_id).where(
-            person == person_id,
-            Booking.status.in_(ACTIVE_STATUSES),
-            Booking.start_time < end,
-            Booking.start_time > start - dt.timedelta(minutes=MAX_BOOKING_MINUTES),
-            Booking.end_time > start,
-        )
+def _nearby(
+    session: Session, person: Any, user: User | None, start: dt.datetime, end: dt.datetime
+) -> list[NearbyBooking]:
+    """Active bookings of one person (none without one) that may intersect [start, end), via the (person,
+    start_time) index."""
+    if user is None:
+        return []
+    near = select(Booking.reference, Booking.start_time, Booking.end_time, Booking.session_type_id).where(
+        person == user.id,
+        Booking.status.in_(ACTIVE_STATUSES),
+        Booking.start_time < end,
+        Booking.start_time > start - dt.timedelta(minutes=MAX_BOOKING_MINUTES),
+        Booking.end_time > start,
     )
-    return [NearbyBooking(*row) for row in rows]
-
-
-def _check_overlaps(
-    session: Session,
-    session_type: SessionType,
-    start: dt.datetime,
-    end: dt.datetime,
-    builder: User | None,
-    profile: BuilderProfile | None,
-    client: User | None,
-) -> None:
-    """Rule 6 (see services.rule_book.find_clash) over the builder's and the client's bookings nearby."""
-    buffer = profile.buffer_minutes if profile is not None and profile.buffer_minutes else 0
-    margin = dt.timedelta(minutes=buffer)
-    clash = find_clash(
-        SessionFacts.of(session_type),
-        start,
-        end,
-        builder_email=builder.email if builder is not None else None,
-        builder_bookings=_nearby(session, Booking.builder_id, builder.id, start - margin, end + margin)
-        if builder is not None
-        else [],
-        buffer_minutes=buffer,
-        client_email=client.email if client is not None else None,
-        client_bookings=_nearby(session, Booking.client_id, client.id, start, end) if client is not None else [],
-    )
-    if clash is not None:
-        raise _refuse_with(clash)
+    return [NearbyBooking(*row) for row in session.execute(near)]
 
 
 def _fingerprint(
@@ -394,10 +345,10 @@ def insert_booking(session: Session, booking: Booking) -> None:
 
 def creation_audit(
     booking: Booking,
-    *,
     client_email: str,
     builder: User | None,
     pathway: Pathway | None,
+    *,
     account_created: bool,
     enrolled: bool,
 ) -> dict[str, Any]:
@@ -423,7 +374,9 @@ def create_booking(session: Session, request: BookingRequest, *, now: dt.datetim
         raise ValueError("BookingRequest.start must be timezone-aware")
     email = normalise_email(request.client_email, field="client")
     timezone = get_zone(request.client_timezone, field="timezone").key
-    key = _clean_key(request.idempotency_key)
+    key = request.idempotency_key.strip() if request.idempotency_key is not None else None
+    if key is not None and not 0 < len(key) <= MAX_KEY_LENGTH:
+        raise InvalidInput(f"idempotency-key: must be 1 to {MAX_KEY_LENGTH} characters", code="invalid_key")
     name = clean_text(request.name, "name")
     session_type = get_session_type(session, request.session)
     builder, profile = _resolve_builder(session, request.builder_email, session_type)
@@ -485,15 +438,36 @@ def create_booking(session: Session, request: BookingRequest, *, now: dt.datetim
             code="account_required",
         )
     # Rule 4
-    pathway = pick_pathway(session, session_type, requested_pathway, client)
+    pathway = pick_pathway(session, session_type, requested_pathway, client, linked_pathways(session, session_type))
     # Rule 5
     responses = validate_answers(questions_from(session_type.custom_questions), request.answers)
-    # Rule 6
+    # Rule 6 (see services.rule_book.find_clash) over the builder's and the client's bookings nearby
     if not request.allow_overlap:
-        _check_overlaps(session, session_type, start, end, builder, profile, client)
-
-    if request.calendly_open_starts is not None:
-        check_open_start(session_type, start, request.calendly_open_starts)
+        buffer = (profile.buffer_minutes or 0) if profile is not None else 0
+        margin = dt.timedelta(minutes=buffer)
+        clash = find_clash(
+            SessionFacts.of(session_type),
+            start,
+            end,
+            builder_email=builder.email if builder is not None else None,
+            builder_bookings=_nearby(session, Booking.builder_id, builder, start - margin, end + margin),
+            buffer_minutes=buffer,
+            client_email=client.email if client is not None else None,
+            client_bookings=_nearby(session, Booking.client_id, client, start, end),
+        )
+        if clash is not None:
+            raise _refuse_with(clash)
+    # A booking sent to Calendly must start at one of Calendly's open slots (exit 8 otherwise).
+    open_starts = request.calendly_open_starts
+    if open_starts is not None and start not in open_starts:
+        nearest = nearest_starts(open_starts, start)
+        raise Conflict(
+            f"start: {instant_text(start)} is not an open slot of {session_type.title!r} in Calendly",
+            hint=f"nearest open starts: {describe_starts(nearest)}"
+            if nearest
+            else "no open starts near it; see `bapp sessions slots`",
+            code="not_an_open_slot",
+        )
 
     # Every rule holds: write.
     account_created = client is None
@@ -530,44 +504,18 @@ def create_booking(session: Session, request: BookingRequest, *, now: dt.datetim
         booking.calendly_attempts = 1
         booking.calendly_requested_at = now
     insert_booking(session, booking)
-    record_audit(
-        session,
-        "booking",
-        booking.reference,
-        creation_audit(
-            booking,
-            client_email=email,
-            builder=builder,
-            pathway=pathway,
-            account_created=account_created,
-            enrolled=enrolled,
-        ),
-    )
+    audit = creation_audit(booking, email, builder, pathway, account_created=account_created, enrolled=enrolled)
+    record_audit(session, "booking", booking.reference, audit)
     return BookingCreated(booking_view(session, booking.id), account_created, enrolled, False)
 
 
 def nearest_starts(starts: Sequence[dt.datetime], wanted: dt.datetime, count: int = 3) -> list[dt.datetime]:
     """The ``count`` open starts closest to ``wanted``, in time order."""
-    closest = sorted(starts, key=lambda start: (abs((start - wanted).total_seconds()), start))[:count]
-    return sorted(closest)
+    return sorted(heapq.nsmallest(count, starts, key=lambda start: (abs((start - wanted).total_seconds()), start)))
 
 
 def describe_starts(starts: Sequence[dt.datetime]) -> str:
     return ", ".join(instant_text(start) for start in starts)
-
-
-def check_open_start(session_type: SessionType, start: dt.datetime, open_starts: Sequence[dt.datetime]) -> None:
-    """A booking sent to Calendly must start at one of Calendly's open slots (exit 8 otherwise)."""
-    if start in open_starts:
-        return
-    nearest = nearest_starts(open_starts, start)
-    raise Conflict(
-        f"start: {instant_text(start)} is not an open slot of {session_type.title!r} in Calendly",
-        hint=f"nearest open starts: {describe_starts(nearest)}"
-        if nearest
-        else "no open starts near it; see `bapp sessions slots`",
-        code="not_an_open_slot",
-    )
 
 
 # -- status machine ---------------------------------------------------------------------------------
@@ -649,10 +597,6 @@ def change_booking_status(
         booking.cancelled_at, booking.cancellation_reason = now, cleaned_reason
     booking.updated_at = now
     session.flush()
-    record_audit(
-        session,
-        "booking",
-        booking.reference,
-        {**changes, "reason": cleaned_reason} if cancelled and cleaned_reason else changes,
-    )
+    audit = {**changes, "reason": cleaned_reason} if cancelled and cleaned_reason else changes
+    record_audit(session, "booking", booking.reference, audit)
     return StatusChange(booking_view(session, booking.id), changes)

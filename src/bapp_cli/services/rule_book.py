@@ -123,32 +123,30 @@ def choose_pathway(
             return Refusal("pathway", "pathway_archived", f"{requested.slug!r} is archived and takes no new bookings")
     if session.category != "pathway" or (lenient and requested is not None):
         return PathwayChoice(requested)
-    choices = ", ".join(pathway.slug for pathway in linked)
-    active = [pathway for pathway in linked if pathway.id in enrolled]
-    if lenient:
-        if len(active) == 1:
-            return PathwayChoice(active[0])
-        if len(linked) == 1:
-            return PathwayChoice(linked[0])
-        missing = "no single linked pathway" if linked else "no linked pathway"
-        return PathwayChoice(None, f"pathway session {session.title!r} booked without a pathway answer and {missing}")
-    if not linked:
+    if not lenient and not linked:
         return Refusal(
             "session",
             "pathway_required",
             f"{session.title!r} is a pathway session but is linked to no (active) pathway",
             hint=f"link one: `bapp sessions update {session.id} --pathway P`",
         )
-    if requested is not None:
+    if requested is not None:  # only when not lenient: the lenient form took the request above
         if requested.id not in {pathway.id for pathway in linked}:
+            choices = ", ".join(pathway.slug for pathway in linked)
             return Refusal(
                 "pathway",
                 "pathway_not_linked",
                 f"{requested.slug!r} is not linked to {session.title!r}; choose one of: {choices}",
             )
         return PathwayChoice(requested)
+    active = [pathway for pathway in linked if pathway.id in enrolled]
     if len(active) == 1:
         return PathwayChoice(active[0])
+    if lenient:
+        if len(linked) == 1:
+            return PathwayChoice(linked[0])
+        missing = "no single linked pathway" if linked else "no linked pathway"
+        return PathwayChoice(None, f"pathway session {session.title!r} booked without a pathway answer and {missing}")
     reason = "is actively enrolled in several of them" if active else "is not actively enrolled in any of them"
     return Refusal(
         "pathway",
@@ -242,10 +240,8 @@ def find_clash(
         if clashes:
             with_buffer = f" (with a {buffer_minutes}-minute buffer)" if buffer_minutes else ""
             return _overlap(f"builder {builder_email}", clashes[0], mine + with_buffer)
-    if client_email is not None:
-        clashes = _intersecting(client_bookings, start, end)
-        if clashes:
-            return _overlap(f"client {client_email}", clashes[0], mine)
+    if client_email is not None and (clashes := _intersecting(client_bookings, start, end)):
+        return _overlap(f"client {client_email}", clashes[0], mine)
     return None
 
 
@@ -350,6 +346,4 @@ def move_progress(
 
 def reset_progress(state: ProgressState) -> ProgressState:
     """Back to not_started (``skills reset``): attempts stay as history; the stamps of the status go."""
-    return replace(
-        state, status="not_started", started_at=None, completed_at=None, completion_method=None, validated_by_id=None
-    )
+    return ProgressState(attempts=state.attempts, last_attempt_at=state.last_attempt_at)

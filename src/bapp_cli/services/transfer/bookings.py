@@ -50,7 +50,7 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal, NotRequired, Required
 
 from pydantic import ConfigDict, Field, Json, StringConstraints
-from sqlalchemy import Column, Integer, MetaData, String, Table, and_, delete, insert, select, text
+from sqlalchemy import and_, delete, select, text
 from sqlalchemy.orm import Session
 from typing_extensions import TypedDict
 
@@ -65,7 +65,6 @@ from bapp_cli.db.models import (
     SessionTypePathway,
     User,
 )
-from bapp_cli.db.types import UTCDateTime
 from bapp_cli.errors import BappError, InvalidInput
 from bapp_cli.services.answers import AnswerInput, Question, answers_from_calendly, questions_from, validate_answers
 from bapp_cli.services.booking import MAX_BOOKING_MINUTES, REFERENCE_ALPHABET, REFERENCE_LENGTH, allowed_durations
@@ -108,23 +107,15 @@ REFERENCE_PATTERN = re.compile(r"^[A-Z0-9][A-Z0-9-]{0,15}$")
 MAX_REASON_LENGTH = 2000
 IMPORT_CACHE_KIB = 16_384
 
-Money = Annotated[Decimal, Field(ge=0, le=MAX_PRICE, max_digits=10, decimal_places=2)]
-Status = Literal["pending", "confirmed", "completed", "cancelled", "no_show"]
-Payment = Literal["not_required", "unpaid", "paid", "refunded"]
+
+AnswerText = Annotated[str, StringConstraints(max_length=10_000)]
 
 
 class AnswerItem(TypedDict):
     __pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]
     question: Required[Annotated[str, StringConstraints(max_length=1000)]]
-    answer: Required[
-        Annotated[str, StringConstraints(max_length=10_000)]
-        | list[Annotated[str, StringConstraints(max_length=10_000)]]
-        | None
-    ]
+    answer: Required[AnswerText | list[AnswerText] | None]
     position: NotRequired[Int32 | None]
-
-
-Answers = list[AnswerItem] | Json[list[AnswerItem]]
 
 
 class BookingRow(TypedDict, total=False):
@@ -143,12 +134,12 @@ class BookingRow(TypedDict, total=False):
     start_time: Required[When]
     end_time: When | None
     client_timezone: Annotated[str, StringConstraints(strip_whitespace=True, max_length=64)] | None
-    status: Status | None
-    payment_status: Payment | None
-    amount: Money | None
+    status: Literal["pending", "confirmed", "completed", "cancelled", "no_show"] | None
+    payment_status: Literal["not_required", "unpaid", "paid", "refunded"] | None
+    amount: Annotated[Decimal, Field(ge=0, le=MAX_PRICE, max_digits=10, decimal_places=2)] | None
     currency: Annotated[str, StringConstraints(strip_whitespace=True, max_length=3)] | None
     pathway: Annotated[str, StringConstraints(strip_whitespace=True, max_length=64)] | None
-    custom_question_responses: Answers | None
+    custom_question_responses: list[AnswerItem] | Json[list[AnswerItem]] | None
     calendly_event_uri: Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)] | None
     calendly_invitee_uri: Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)] | None
     idempotency_key: Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)] | None
@@ -199,18 +190,15 @@ class References:
         self.pathways_by_id = {facts.id: facts for facts in self.pathways.values()}
         self.linked: dict[int, list[PathwayFacts]] = {}  # session id → non-archived linked pathways, in order
         links = select(SessionTypePathway.session_type_id, SessionTypePathway.pathway_id).join(Pathway)
-        for session_type_id, pathway_id in session.execute(links.order_by(Pathway.position, Pathway.slug)):
-            facts = self.pathways_by_id[pathway_id]
-            if not facts.archived:
-                self.linked.setdefault(session_type_id, []).append(facts)
-        self.builders: dict[str, int] = {}  # builder e-mail → user id
-        self.buffers: dict[int, int] = {}  # builder user id → buffer minutes
-        builders = select(User.id, User.email, BuilderProfile.buffer_minutes).join(BuilderProfile)
-        for user_id, email, buffer in session.execute(builders):
-            self.builders[email] = user_id
-            self.buffers[user_id] = buffer
+        links = links.where(Pathway.archived.is_(False)).order_by(Pathway.position, Pathway.slug)
+        for session_type_id, pathway_id in session.execute(links):
+            self.linked.setdefault(session_type_id, []).append(self.pathways_by_id[pathway_id])
+        query = select(User.id, User.email, BuilderProfile.buffer_minutes).join(BuilderProfile)
+        builders = session.execute(query).all()
+        self.buffers = {user_id: buffer for user_id, _, buffer in builders}  # builder user id → buffer minutes
+        self.builder_emails = {user_id: email for user_id, email, _ in builders}
+        self.builders = {email: user_id for user_id, email in self.builder_emails.items()}  # e-mail → user id
         # for messages: also the e-mail of a session's builder who has no builder profile
-        self.builder_emails = {user_id: email for email, user_id in self.builders.items()}
         missing = {info.builder_id for info in self.sessions.values()} - set(self.builder_emails)
         self.builder_emails.update(store.rows_keyed(session, select(User.id, User.email), missing))
 
@@ -256,9 +244,7 @@ SLOT_COLUMNS = frozenset({"start_time", "end_time", "status", "client_id", "buil
 # File columns an update takes when the row has them → the booking column each sets (most share its name).
 # A new session brings its builder unless the row names one.
 COLUMN_OF = {
-    "builder": "builder_id",
-    "session": "builder_id",
-    "session_id": "builder_id",
+    **dict.fromkeys(("builder", "session", "session_id"), "builder_id"),
     "pathway": "pathway_id",
     # the rest are named in the file as in the table; the client, session and times are the row's own
     **{name: name for name in COMPARED if name not in ("client_id", "session_type_id", "start_time", "end_time")},
@@ -279,8 +265,6 @@ class BookingImporter(KindImporter):
         self.extra = {"clients_created": 0, "enrolled": 0}
         # what this import has written: a file's second row for a key an earlier batch wrote is a duplicate
         self.touched = Touched(self.session, Booking.__table__)
-        SLOTS.create(self.session.connection(), checkfirst=True)
-        self.session.execute(delete(SLOTS))
         self.cache_pages: int | None = None
         if self.dialect == "sqlite":
             # The (person, time) indexes take rows in random places for a history spread over years; a
@@ -288,17 +272,10 @@ class BookingImporter(KindImporter):
             # system CPU on bench/import.py's 100k rows (README, "Import", Speed).
             self.cache_pages = int(self.session.scalar(text("PRAGMA cache_size")) or 0)
             self.session.execute(text(f"PRAGMA cache_size = -{IMPORT_CACHE_KIB}"))
-        self._new_batch()
 
     def finish(self) -> None:
         if self.cache_pages is not None:
             self.session.execute(text(f"PRAGMA cache_size = {self.cache_pages}"))
-
-    def _new_batch(self) -> None:
-        """What a batch looks up lives for the batch, so memory stays flat however many clients the file holds."""
-        # e-mail → (user id, has a client profile, has a name); id 0: created by this batch
-        self.users: dict[str, tuple[int, bool, bool]] = {}
-        self.enrolments: dict[int, dict[int, str]] = {}
 
     def _client_id(self, email: str) -> int:
         """The client's user id; 0 for one this batch creates (or none yet)."""
@@ -431,20 +408,23 @@ class BookingImporter(KindImporter):
     def _answers(self, info: SessionInfo, items: Sequence[Mapping[str, Any]], source: str) -> list[dict[str, Any]]:
         if self.restore:  # as recorded: each answer's question, answer and position (None when it had none)
             return [{**item, "position": item.get("position")} for item in items]
-        questions = info.questions
         if source == "calendly" or self.options.allow_any_answers:
-            return answers_from_calendly(items, questions)
+            return answers_from_calendly(items, info.questions)
         if not items and not info.asks:
             return []
         inputs = [AnswerInput(item["question"], item["answer"] if item["answer"] is not None else "") for item in items]
-        return validate_answers(questions, inputs, field="custom_question_responses")
+        return validate_answers(info.questions, inputs, field="custom_question_responses")
 
     # -- per batch -------------------------------------------------------------------------------------
 
     def apply(self, rows: Sequence[SourceRow]) -> list[RowResult]:
         """Validate the batch, resolve its references once, find overlap candidates in SQL, decide each row
         in file order with the rule book (an earlier row keeps the slot), then write what was accepted."""
-        self._new_batch()
+        # What a batch looks up lives for the batch, so memory stays flat however many clients the file holds:
+        # e-mail → (user id, has a client profile, has a name), id 0 for a client this batch creates; and
+        # client id → pathway id → enrolment status
+        self.users: dict[str, tuple[int, bool, bool]] = {}
+        self.enrolments: dict[int, dict[int, str]] = {}
         valid, results = self.validate(rows)
         drafts: list[Draft] = []
         lookups = self._lookups(valid)
@@ -455,7 +435,9 @@ class BookingImporter(KindImporter):
             else:
                 drafts.append(draft)
         self.mover.wait()  # the previous batch's bookings are in: the session is ours again
-        self._resolve_clients(drafts)
+        query = select(User.email, User.id, User.name, ClientProfile.id).outerjoin(ClientProfile)
+        for email, user_id, name, profile_id in store.rows_keyed(self.session, query, [d.email for d in drafts]):
+            self.users[email] = (user_id, profile_id is not None, bool(name))
         drafts = self._match_existing(drafts, results)
         self._load_enrolments(drafts)
         for draft in drafts:
@@ -470,11 +452,6 @@ class BookingImporter(KindImporter):
         self.extra["clients_created"] += len(plan.new_users)
         self.extra["enrolled"] += len(plan.new_enrolments)
         return sorted(results, key=lambda result: result.row.line)
-
-    def _resolve_clients(self, drafts: Sequence[Draft]) -> None:
-        query = select(User.email, User.id, User.name, ClientProfile.id).outerjoin(ClientProfile)
-        for email, user_id, name, profile_id in store.rows_keyed(self.session, query, [d.email for d in drafts]):
-            self.users[email] = (user_id, profile_id is not None, bool(name))
 
     def _load_enrolments(self, drafts: Sequence[Draft]) -> None:
         """The enrolments rule 4 may consult: those of the batch's known clients whose rows name a pathway
@@ -498,9 +475,8 @@ class BookingImporter(KindImporter):
             ):
                 draft.key = owner
         query = select(Booking.reference, Booking.id, *(Booking.__table__.c[name] for name in COMPARED))
-        existing = {
-            row.reference: row._mapping for row in store.rows_keyed(self.session, query, (d.key for d in drafts))
-        }
+        rows = store.rows_keyed(self.session, query, (draft.key for draft in drafts))
+        existing = {row.reference: row._mapping for row in rows}
         # column → value → the line that gave it first
         first: dict[str, dict[Any, int]] = {"reference": {}, "calendly_invitee_uri": {}, "idempotency_key": {}}
         kept: list[Draft] = []
@@ -561,7 +537,6 @@ class BookingImporter(KindImporter):
             draft.outcome = CREATED
             draft.values = new = {**given, **new, "currency": given["currency"] or info.currency}
             if new["custom_question_responses"] is None:  # none given: refused if the session asks any
-                new["custom_question_responses"] = []
                 try:
                     new["custom_question_responses"] = self._answers(info, [], new["source"])
                 except BappError as exc:
@@ -589,46 +564,37 @@ class BookingImporter(KindImporter):
         database near it of its builder and its client (the batch's earlier rows are `_Plan.near`'s).
         A superset — SQLite's datetime() drops fractions of a second, so the window is a minute wider and
         the rule book filters exactly."""
-        staged = [
-            {
-                "ord": order,
-                "reference": draft.key,
-                "client_id": self._client_id(draft.email) or None,
-                "builder_id": values["builder_id"],
-                "start_time": values["start_time"],
-                "end_time": values["end_time"],
-            }
-            for order in sorted(takes_slot)
-            if (draft := drafts[order]) and (values := _final(draft))
-        ]
-        if not staged:
+        orders = sorted(takes_slot)
+        if not orders:
             return {}
-        self.session.execute(insert(SLOTS), staged)
-        booking = Booking.__table__.c
-        widest = max((self.references.buffers.get(row["builder_id"] or 0, 0) for row in staged), default=0)
+        finals = [_final(drafts[order]) for order in orders]
+        slots = {name: [final[name] for final in finals] for name in ("builder_id", "start_time", "end_time")}
+        slots["reference"] = [drafts[order].key for order in orders]
+        slots["client_id"] = [self._client_id(drafts[order].email) or None for order in orders]
+        # each slot's position is its row's place in the batch
+        stage = bulk.stage_rows(self.session, Booking.__table__, orders, slots)
+        slot, booking = stage.c, Booking.__table__.c
+        widest = max(self.references.buffers.get(final["builder_id"] or 0, 0) for final in finals)
         found: dict[int, list[_Nearby]] = {}
         for person, margin in (("client", 0), ("builder", widest)):
+            # A booking starts before the slot ends and ends after it starts, `margin` minutes (and a minute
+            # of slack) wider; the lower bound on its start keeps the (person, start_time) index scan short.
+            slack = margin + 1
             window = and_(
-                booking[f"{person}_id"] == SLOTS.c[f"{person}_id"],
-                booking.reference != SLOTS.c.reference,
+                booking[f"{person}_id"] == slot[f"{person}_id"],
+                booking.reference != slot.reference,
                 booking.status.in_(ACTIVE_STATUSES),
-                *self._window(margin),
+                booking.start_time < store.shifted(slot.end_time, slack, dialect=self.dialect),
+                booking.start_time
+                > store.shifted(slot.start_time, -(MAX_BOOKING_MINUTES + slack), dialect=self.dialect),
+                booking.end_time > store.shifted(slot.start_time, -slack, dialect=self.dialect),
             )
             columns = (booking.reference, booking.start_time, booking.end_time, booking.session_type_id)
-            for order, *other in self.session.execute(select(SLOTS.c.ord, *columns).join_from(SLOTS, Booking, window)):
+            query = select(slot.position, *columns).join_from(stage, Booking, window)
+            for order, *other in self.session.execute(query):
                 found.setdefault(order, []).append((person, NearbyBooking(*other)))
-        self.session.execute(delete(SLOTS))
+        self.session.execute(delete(stage))
         return found
-
-    def _window(self, margin: int) -> list[Any]:
-        """A booking starts before the slot ends and ends after it starts, `margin` minutes (and a minute of
-        slack) wider; the lower bound on its start keeps the (person, start_time) index scan short."""
-        slack, booking, slot = margin + 1, Booking.__table__.c, SLOTS.c
-        return [
-            booking.start_time < store.shifted(slot.end_time, slack, dialect=self.dialect),
-            booking.start_time > store.shifted(slot.start_time, -(MAX_BOOKING_MINUTES + slack), dialect=self.dialect),
-            booking.end_time > store.shifted(slot.start_time, -slack, dialect=self.dialect),
-        ]
 
     # -- deciding one row, in file order -----------------------------------------------------------------
 
@@ -744,15 +710,12 @@ class BookingImporter(KindImporter):
         profiles = [(self.users[email][0], now) for email in (*plan.new_users, *sorted(plan.new_profiles))]
         bulk.insert_rows(session, ClientProfile.__table__, ("user_id", "created_at"), profiles)
         bulk.update_rows(session, User.__table__, [{"id": key, "name": name} for key, name in plan.names.items()])
-        bulk.insert_rows(
-            session,
-            Enrolment.__table__,
-            ("client_id", "pathway_id", "status", "start_date", "builder_id", "created_at", "updated_at"),
-            [
-                (self.users[email][0], pathway_id, "active", start_date, builder_id, now, now)
-                for (email, pathway_id), (builder_id, start_date) in plan.new_enrolments.items()
-            ],
-        )
+        enrolments = [
+            (self.users[email][0], pathway_id, "active", start_date, builder_id, now, now)
+            for (email, pathway_id), (builder_id, start_date) in plan.new_enrolments.items()
+        ]
+        columns = ("client_id", "pathway_id", "status", "start_date", "builder_id", "created_at", "updated_at")
+        bulk.insert_rows(session, Enrolment.__table__, columns, enrolments)
         for draft in (*plan.inserts, *plan.updates):  # a client this batch created has its id now
             if draft.existing is None or "client_id" in draft.values:
                 draft.values["client_id"] = self.users[draft.email][0]
@@ -770,21 +733,6 @@ class BookingImporter(KindImporter):
             rows[row_id is not None].append(row if row_id is None else (*row, row_id))
         bulk.insert_rows(session, Booking.__table__, (*WRITE_COLUMNS, "id"), rows[True])
         bulk.insert_rows(session, Booking.__table__, WRITE_COLUMNS, rows[False], mover=self.mover)
-
-
-# A temporary table of the batch's rows that take an active slot, joined against the bookings and itself
-# to find overlap candidates (no constraints: it only holds one batch while a query runs).
-SLOTS = Table(
-    "bapp_import_slots",
-    MetaData(),
-    Column("ord", Integer, primary_key=True),
-    Column("reference", String(16)),
-    Column("client_id", Integer),
-    Column("builder_id", Integer),
-    Column("start_time", UTCDateTime()),
-    Column("end_time", UTCDateTime()),
-    prefixes=["TEMPORARY"],
-)
 
 
 # An overlap candidate in the database: whose ("client" or "builder"), and the booking
