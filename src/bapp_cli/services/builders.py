@@ -107,13 +107,8 @@ def add_builder(session: Session, email: str, settings: BuilderSettings) -> dict
         raise Conflict(
             f"builder {normalised!r} already exists", hint=f"change it with `bapp builders update {normalised}`"
         )
-    profile = BuilderProfile(
-        timezone="UTC",
-        buffer_minutes=0,
-        minimum_notice_hours=0,
-        max_advance_days=None,
-        accepting_bookings=True,
-    )
+    # the column defaults, set here because the changes are measured against them (max_advance_days: None)
+    profile = BuilderProfile(timezone="UTC", buffer_minutes=0, minimum_notice_hours=0, accepting_bookings=True)
     changes = _apply(session, user, profile, settings)
     if user.id is None:
         session.add(user)
