@@ -139,12 +139,7 @@ def list_command(
     sink = app_state.output()
     with app_state.plain_reading() as database:
         records = list_session_types(
-            database,
-            include_all=include_all,
-            category=category,
-            pathway=pathway,
-            builder=builder,
-            page=page,
+            database, include_all=include_all, category=category, pathway=pathway, builder=builder, page=page
         )
 
     title = "Session types" if include_all else "Bookable session types"
