@@ -33,7 +33,7 @@ def split_words(line: str) -> list[str]:
 
 
 def _option(node: dict[str, Any], name: str) -> dict[str, Any] | None:
-    return next((option for option in node["options"] if name in (*option["opts"], *option["secondary"])), None)
+    return next((option for option in node["options"] if name in option["opts"]), None)
 
 
 def complete(tree: dict[str, Any], args: Sequence[str], incomplete: str) -> list[Item]:
@@ -108,7 +108,7 @@ def _option_names(node: dict[str, Any], used: set[str], incomplete: str) -> list
         (name, option["help"])
         for option in node["options"]
         if not option["hidden"] and (option["multiple"] or option["name"] not in used)
-        for name in [*option["opts"], *option["secondary"]]
+        for name in option["opts"]
         if name.startswith(incomplete)
     ]
 

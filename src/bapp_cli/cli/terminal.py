@@ -45,8 +45,6 @@ def visible(text: str) -> str:
 
 def json_for_terminal(document: str) -> str:
     """A JSON text with the characters a terminal would act on written as `\\u` escapes (same JSON value)."""
-    if _JSON_UNSAFE.search(document) is None:
-        return document
     return _JSON_UNSAFE.sub(lambda match: f"\\u{ord(match.group()):04x}", document)
 
 
