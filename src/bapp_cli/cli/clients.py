@@ -8,7 +8,7 @@ import typer
 
 from bapp_cli.cli.context import state, utc_now
 from bapp_cli.cli.options import PathwayArgument, output_command
-from bapp_cli.cli.unit_of_work import changing, reading
+from bapp_cli.cli.unit_of_work import apply, changing, reading
 
 if TYPE_CHECKING:
     from bapp_cli.cli.output import OutputSink
@@ -166,8 +166,7 @@ def set_status(
     """
     from bapp_cli.services.clients import set_client_status
 
-    with changing(ctx) as (sink, session):
-        result = set_client_status(session, email, pathway, status.strip().lower(), now=utc_now())
+    sink, result = apply(ctx, set_client_status, email, pathway, status.strip().lower())
     done, same = "{client} is now {status} in {pathway}.", "{client} was already {status} in {pathway}"
     _report_enrolment(sink, result, "changed", done, same)
 

@@ -225,12 +225,9 @@ def _listing_table(groups: dict[ReportPathway, list[Any]], sink: OutputSink, cap
             end_section=True,
         )
         for index, view in enumerate(views):
-            client = Text(view.client)
-            if view.client_name:
-                client = Text.assemble(view.client_name, "\n", (view.client, "dim"))
             grid.add_row(
                 sink.local_time(view.start_time),
-                client,
+                Text.assemble(view.client_name, "\n", (view.client, "dim")) if view.client_name else Text(view.client),
                 Text(view.session_title),
                 Text(view.status.replace("_", " "), style=BOOKING_STYLES.get(view.status, "")),
                 view.category,

@@ -110,9 +110,8 @@ def add_builder(session: Session, email: str, settings: BuilderSettings) -> dict
     # the column defaults, set here because the changes are measured against them (max_advance_days: None)
     profile = BuilderProfile(timezone="UTC", buffer_minutes=0, minimum_notice_hours=0, accepting_bookings=True)
     changes = _apply(session, user, profile, settings)
-    if user.id is None:
-        session.add(user)
-        session.flush()
+    session.add(user)  # a no-op for an existing user
+    session.flush()
     profile.user_id = user.id
     session.add(profile)
     session.flush()
