@@ -53,10 +53,8 @@ def cell_text(value: Any, *, raw: bool = False) -> str:
     cells = _RAW_CELLS if raw else _CELLS
     # One dictionary lookup on the exact type decides almost every cell; a subclass takes its base's form.
     formatter = cells.get(type(value)) or next((form for kind, form in cells.items() if isinstance(value, kind)), None)
-    if formatter is not None:
-        return formatter(value)
-    text = str(value)
-    return text if raw else neutralise(text)
+    # any other type: its text, as a str cell (neutralised unless raw)
+    return formatter(value) if formatter is not None else cells[str](str(value))
 
 
 def cell_row_formatter(*, raw: bool = False) -> Callable[[Iterable[Any]], list[str]]:
