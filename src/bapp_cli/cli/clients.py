@@ -141,11 +141,8 @@ def enroll(
     from bapp_cli.services.clients import enroll_client
     from bapp_cli.services.instants import parse_day
 
-    app_state = state(ctx)
-    sink = app_state.output()
-    start_date = parse_day(start, timezone=app_state.timezone, field="start") if start is not None else None
-    with app_state.transaction() as session:
-        result = enroll_client(session, email, pathway, now=utc_now(), builder=builder, start_date=start_date)
+    start_date = parse_day(start, timezone=state(ctx).timezone, field="start") if start is not None else None
+    sink, result = apply(ctx, enroll_client, email, pathway, builder=builder, start_date=start_date)
     done, same = "Enrolled {client} in {pathway}.", "{client} was already enrolled in {pathway} ({status})"
     _report_enrolment(sink, result, "enrolled", done, same)
 
