@@ -48,8 +48,7 @@ def cache_path() -> Path:
 
 def load() -> dict[str, Any] | None:
     try:
-        with open(cache_path(), encoding="utf-8") as handle:
-            data = json.load(handle)
+        data = json.loads(cache_path().read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) and data.get("format") == INDEX_FORMAT else None

@@ -21,10 +21,8 @@ def render_pathway_tree(records: list[dict[str, Any]], console: Any) -> None:
     from rich.tree import Tree
 
     for record in records:
-        label = Text()
         name, color = f"{record['icon'] or ''} {record['name']}".strip(), record["color"]
-        label.append(name, style=f"bold {color}" if color else "bold")
-        label.append(f"  ({record['slug']})", style="dim")
+        label = Text.assemble((name, f"bold {color}" if color else "bold"), (f"  ({record['slug']})", "dim"))
         if record["archived"]:
             label.append("  archived", style="yellow")
         tree = Tree(label)

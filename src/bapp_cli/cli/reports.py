@@ -210,10 +210,8 @@ def _listing_table(groups: dict[ReportPathway, list[Any]], sink: OutputSink, cap
     from rich.text import Text
 
     grid = _report_grid("Bookings by pathway", caption=caption)
-    grid.add_column("time", no_wrap=True)
-    grid.add_column("client", no_wrap=True)
-    for column in ("session", "status", "category", "answers"):
-        grid.add_column(column)
+    for column in ("time", "client", "session", "status", "category", "answers"):
+        grid.add_column(column, no_wrap=column in ("time", "client"))
     for label, views in groups.items():
         count = len(views)
         grid.add_row(
