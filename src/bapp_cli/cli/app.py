@@ -49,9 +49,7 @@ class LazyGroupsRoot(TyperGroup):
     def commands(self) -> dict[str, Any]:
         for name in GROUPS:
             self._build(name)
-        ordered = {name: self._commands[name] for name in GROUPS}
-        ordered.update(self._commands)
-        return ordered
+        return {name: self._commands[name] for name in GROUPS} | self._commands  # the groups in help order first
 
     @commands.setter
     def commands(self, value: dict[str, Any]) -> None:

@@ -238,7 +238,5 @@ def _fetch(url: str, query: str) -> list[str]:
         import sqlite3
 
         database = Database(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=0.5), "sqlite")
-    try:
+    with contextlib.closing(database):
         return [str(row[0]) for row in database.rows(query)]
-    finally:
-        database.close()

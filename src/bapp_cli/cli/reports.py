@@ -214,11 +214,8 @@ def _listing_table(groups: dict[ReportPathway, list[Any]], sink: OutputSink, cap
         grid.add_column(column, no_wrap=column in ("time", "client"))
     for label, views in groups.items():
         count = len(views)
-        grid.add_row(
-            _pathway_cell(label),
-            Text(f"{count} booking{'s' if count != 1 else ''}", style="dim"),
-            end_section=True,
-        )
+        heading = f"{count} booking{'s' if count != 1 else ''}"
+        grid.add_row(_pathway_cell(label), Text(heading, style="dim"), end_section=True)
         for index, view in enumerate(views):
             grid.add_row(
                 sink.local_time(view.start_time),

@@ -26,6 +26,9 @@ CATEGORY_TITLES = {
     "specialized": "Specialized sessions",
 }
 TABLE_COLUMNS = ("id", "title", "minutes", "price", "access", "pathways", "builder", "order", "state")
+# on a narrow terminal: the columns kept whole, and those left out first (least important first)
+TABLE_KEYS = ("id", "price", "builder", "state")
+TABLE_DROP_ORDER = ("order", "pathways", "access", "minutes")
 
 
 def _money(record: dict[str, Any]) -> str:
@@ -72,12 +75,7 @@ def render_catalogue(records: list[dict[str, Any]], console: Any, *, title: str)
                 str(record["display_order"]),
                 _state_text(record),
             )
-        fit_to_terminal(
-            grid,
-            console,
-            keys=("id", "price", "builder", "state"),
-            drop_order=("order", "pathways", "access", "minutes"),
-        )
+        fit_to_terminal(grid, console, keys=TABLE_KEYS, drop_order=TABLE_DROP_ORDER)
         console.print(grid)
 
 

@@ -107,11 +107,8 @@ TOTALS_ROW = ReportPathway(None, "Total", kind="total")
 
 def _pathways(session: Session) -> dict[int, ReportPathway]:
     """Every pathway in display order (archived ones keep their history, so they stay in reports)."""
-    rows = session.execute(
-        select(Pathway.id, Pathway.slug, Pathway.name, Pathway.icon, Pathway.color, Pathway.archived).order_by(
-            Pathway.position, Pathway.slug
-        )
-    )
+    columns = (Pathway.id, Pathway.slug, Pathway.name, Pathway.icon, Pathway.color, Pathway.archived)
+    rows = session.execute(select(*columns).order_by(Pathway.position, Pathway.slug))
     return {row.id: ReportPathway(row.slug, row.name, row.icon, row.color, bool(row.archived)) for row in rows}
 
 
@@ -234,15 +231,10 @@ def _enrolment_figures(session: Session) -> dict[int, tuple[int, ...]]:
     The inner query is the progress table's per-enrolment count (`select_enrolment_counts`: completed and
     linked non-archived skills) and the outer one folds them per pathway.
     """
-    per_enrolment = progress.select_enrolment_counts(
-        Enrolment.pathway_id,
-        Enrolment.status,
-        case(
-            (Enrolment.completed_at.is_(None), None),
-            else_=DaysBetween(Enrolment.start_date, Enrolment.completed_at),
-        ).label("days"),
-        linked=True,
-    ).subquery("per_enrolment")
+    completed_in = DaysBetween(Enrolment.start_date, Enrolment.completed_at)
+    days = case((Enrolment.completed_at.is_(None), None), else_=completed_in).label("days")
+    counts = progress.select_enrolment_counts(Enrolment.pathway_id, Enrolment.status, days, linked=True)
+    per_enrolment = counts.subquery("per_enrolment")
 
     def counting(condition: ColumnElement[bool]) -> ColumnElement[int]:
         return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
