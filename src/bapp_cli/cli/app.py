@@ -80,7 +80,6 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
     rich_markup_mode=RICH_HELP,
     pretty_exceptions_enable=False,  # tracebacks with locals could show secrets (README: secrets never shown)
-    add_completion=True,
 )
 
 

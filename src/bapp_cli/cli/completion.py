@@ -117,9 +117,7 @@ def _values(param: dict[str, Any], path: Sequence[str], incomplete: str, args: S
     if param.get("choices"):
         return [(choice, "") for choice in param["choices"] if choice.startswith(incomplete)]
     kind = value_kind(path, param["name"])
-    if kind is None:
-        return []
-    return [(value, "") for value in values_for(kind, incomplete, args)]
+    return [(value, "") for value in values_for(kind, incomplete, args)] if kind is not None else []
 
 
 # -- the shells' protocols (as Typer's completion scripts call them) --------------------------------
@@ -136,9 +134,7 @@ def request(shell: str) -> tuple[list[str], str] | None:
     if shell == "complete_zsh":
         line = os.environ.get("_TYPER_COMPLETE_ARGS", "")
         words = split_words(line)[1:]
-        if words and not line.endswith(" "):
-            return words[:-1], words[-1]
-        return words, ""
+        return (words[:-1], words[-1]) if words and not line.endswith(" ") else (words, "")
     return None
 
 

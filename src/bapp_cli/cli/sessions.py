@@ -41,9 +41,7 @@ def _state_text(record: dict[str, Any]) -> Any:
 
     if record["bookable"]:
         return Text.assemble(("bookable", "green"), (" secret", "dim") if record["is_secret"] else "")
-    if not record["enabled"]:
-        return Text("disabled", style="yellow")
-    return Text("not bookable", style="red")
+    return Text("disabled", style="yellow") if not record["enabled"] else Text("not bookable", style="red")
 
 
 def render_catalogue(records: list[dict[str, Any]], console: Any, *, title: str) -> None:

@@ -38,9 +38,7 @@ def neutralise(text: str) -> str:
     """`text` made safe to open in a spreadsheet (see the module docstring for why it is reversible)."""
     # The first character decides for nearly every cell; the pattern runs only on the few that start
     # with a trigger or an apostrophe (a 100,000-row export has a million text cells).
-    if text and text[0] in _FIRST_CHARACTERS and _NEEDS_PREFIX.match(text):
-        return "'" + text
-    return text
+    return "'" + text if text and text[0] in _FIRST_CHARACTERS and _NEEDS_PREFIX.match(text) else text
 
 
 def restore_cell(text: str) -> str:
