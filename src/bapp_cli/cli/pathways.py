@@ -186,6 +186,5 @@ def archive(ctx: typer.Context, pathway: PathwayArgument, yes: YesOption = False
     """
     from bapp_cli.services.pathway_admin import archive_pathway
 
-    _pathway_change(
-        ctx, "Archived", archive_pathway, pathway, ask=f"Archive pathway {pathway.strip().lower()}?", yes=yes
-    )
+    question = f"Archive pathway {pathway.strip().lower()}?"
+    _pathway_change(ctx, "Archived", archive_pathway, pathway, ask=question, yes=yes)

@@ -32,8 +32,8 @@ TABLE_DROP_ORDER = ("order", "pathways", "access", "minutes")
 
 
 def _money(record: dict[str, Any]) -> str:
-    price = record["price"]  # a Decimal, as list_session_types hands every session record over
-    return "no charge" if price == 0 else f"{price:.2f} {record['currency']}"
+    # the price is a Decimal, as list_session_types hands every session record over
+    return "no charge" if record["price"] == 0 else f"{record['price']:.2f} {record['currency']}"
 
 
 def _state_text(record: dict[str, Any]) -> Any:

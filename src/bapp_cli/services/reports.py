@@ -43,7 +43,6 @@ from bapp_cli.services.booking import BookingFilters, BookingView, list_bookings
 from bapp_cli.services.instants import instant_text
 from bapp_cli.services.people import get_builder
 
-NO_PATHWAY = "none"
 TOP_SKILLS = 3
 BOOKING_COUNT_COLUMNS = ("pathway", *BOOKING_STATUSES, "total")
 # `progress table`'s columns, each percentage preceded by the two counts it divides
@@ -101,7 +100,7 @@ class ReportPathway:
     kind: str = "pathway"  # or "none", "total"
 
 
-NO_PATHWAY_ROW = ReportPathway(NO_PATHWAY, "No pathway", kind="none")
+NO_PATHWAY_ROW = ReportPathway("none", "No pathway", kind="none")
 TOTALS_ROW = ReportPathway(None, "Total", kind="total")
 
 
