@@ -182,8 +182,7 @@ def client_progress(
     pathways' labels (by slug) beside them for the table. `builder` keeps the enrolments that builder coaches.
     """
     labels = {label.key: label for label in _pathways(session).values()}
-    records = progress.progress_records(session, columns=CLIENT_PROGRESS_COLUMNS, builder=builder, pathway=pathway)
-    return labels, records
+    return labels, progress.progress_records(session, columns=CLIENT_PROGRESS_COLUMNS, builder=builder, pathway=pathway)
 
 
 # -- pathway analytics ----------------------------------------------------------------------------------
