@@ -49,9 +49,7 @@ class LazyGroupsRoot(TyperGroup):
     def commands(self) -> dict[str, Any]:
         for name in GROUPS:
             self._build(name)
-        ordered = {name: self._commands[name] for name in GROUPS}
-        ordered.update(self._commands)
-        return ordered
+        return {name: self._commands[name] for name in GROUPS} | self._commands  # the groups in help order first
 
     @commands.setter
     def commands(self, value: dict[str, Any]) -> None:
@@ -82,7 +80,6 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
     rich_markup_mode=RICH_HELP,
     pretty_exceptions_enable=False,  # tracebacks with locals could show secrets (README: secrets never shown)
-    add_completion=True,
 )
 
 
@@ -217,16 +214,15 @@ def main(argv: list[str] | None = None) -> None:
         sys.stderr.write(f"{'Aborted' if isinstance(stop, typer.Abort) else 'Interrupted'}; nothing was changed.\n")
         exit_code = 130
     except click_exceptions.UsageError as error:
-        context = error.ctx
-        usage = context.get_usage() if context is not None else ""
-        if usage:
-            sys.stderr.write(usage + "\n")
-        hint = f"run `{context.command_path} --help`" if context is not None else None
+        context, hint = error.ctx, None
         message = error.format_message()
-        if isinstance(error, click_exceptions.NoSuchOption) and context is not None:
-            placed = _option_placement(command, context, error.option_name, args)
-            if placed is not None:
-                message, hint = f"No such option here: {error.option_name}", placed
+        if context is not None:
+            sys.stderr.write(context.get_usage() + "\n")
+            hint = f"run `{context.command_path} --help`"
+            if isinstance(error, click_exceptions.NoSuchOption):
+                placed = _option_placement(command, context, error.option_name, args)
+                if placed is not None:
+                    message, hint = f"No such option here: {error.option_name}", placed
         exit_code = _report(UsageError(message, hint=hint), args, app_state)
     except typer.Exit as exit_request:
         exit_code = exit_request.exit_code

@@ -14,6 +14,9 @@ if TYPE_CHECKING:
 
 app = typer.Typer(help="Add, update and list builders (who run sessions).", no_args_is_help=True)
 
+# `builders list` as a table: the scheduling settings' headers, shortened
+TABLE_HEADERS = {"minimum_notice_hours": "notice (h)", "max_advance_days": "advance (d)", "buffer_minutes": "buffer"}
+
 NameOption = Annotated[str | None, typer.Option("--name", help="Display name.")]
 CalendlyUserOption = Annotated[
     str | None, typer.Option("--calendly-user", help="Calendly user URI that owns their event types.")
@@ -110,9 +113,4 @@ def list_command(ctx: typer.Context, page: Page) -> None:
 
     with reading(ctx) as (sink, session):
         builders = list_builders(session, page=page)
-    sink.records(
-        builders,
-        BUILDER_COLUMNS,
-        title="Builders",
-        headers={"minimum_notice_hours": "notice (h)", "max_advance_days": "advance (d)", "buffer_minutes": "buffer"},
-    )
+    sink.records(builders, BUILDER_COLUMNS, title="Builders", headers=TABLE_HEADERS)

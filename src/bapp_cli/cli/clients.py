@@ -7,17 +7,12 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from bapp_cli.cli.context import state, utc_now
-from bapp_cli.cli.options import (
-    LimitOption,
-    OffsetOption,
-    PathwayArgument,
-    output_command,
-    search_option,
-)
-from bapp_cli.cli.unit_of_work import changing
+from bapp_cli.cli.options import PathwayArgument, output_command
+from bapp_cli.cli.unit_of_work import apply, changing, reading
 
 if TYPE_CHECKING:
     from bapp_cli.cli.output import OutputSink
+    from bapp_cli.services.listing import Page
 
 app = typer.Typer(help="Add, list and show clients; enrol them in pathways.", no_args_is_help=True)
 
@@ -51,9 +46,10 @@ def add(
     sink.info(f"Added client {client['email']}.")
 
 
-@output_command(app, "list")
+@output_command(app, "list", search="e-mail, name, company, industry")
 def list_command(
     ctx: typer.Context,
+    page: Page,
     pathway: Annotated[str | None, typer.Option("--pathway", help="Only clients enrolled in this pathway.")] = None,
     status: Annotated[
         str | None,
@@ -66,9 +62,6 @@ def list_command(
     builder: Annotated[
         str | None, typer.Option("--builder", help="Only clients this builder coaches or has a booking with.")
     ] = None,
-    search: Annotated[str | None, search_option("e-mail, name, company, industry")] = None,
-    limit: LimitOption = None,
-    offset: OffsetOption = 0,
 ) -> None:
     """List clients by e-mail, optionally by pathway, enrolment status or builder.
 
@@ -80,12 +73,8 @@ def list_command(
       bapp clients list --builder coach@example.com --json
     """
     from bapp_cli.services.clients import CLIENT_COLUMNS, iter_clients
-    from bapp_cli.services.listing import Page
 
-    app_state = state(ctx)
-    sink = app_state.output()
-    page = Page(limit=limit, offset=offset, search=search)
-    with app_state.reading() as session:
+    with reading(ctx) as (sink, session):
         # streamed inside the read transaction: rows are written as they are fetched
         clients = iter_clients(session, pathway=pathway, status=status, builder=builder, page=page)
         sink.records(clients, CLIENT_COLUMNS, title="Clients")
@@ -152,11 +141,8 @@ def enroll(
     from bapp_cli.services.clients import enroll_client
     from bapp_cli.services.instants import parse_day
 
-    app_state = state(ctx)
-    sink = app_state.output()
-    start_date = parse_day(start, timezone=app_state.timezone, field="start") if start is not None else None
-    with app_state.transaction() as session:
-        result = enroll_client(session, email, pathway, now=utc_now(), builder=builder, start_date=start_date)
+    start_date = parse_day(start, timezone=state(ctx).timezone, field="start") if start is not None else None
+    sink, result = apply(ctx, enroll_client, email, pathway, builder=builder, start_date=start_date)
     done, same = "Enrolled {client} in {pathway}.", "{client} was already enrolled in {pathway} ({status})"
     _report_enrolment(sink, result, "enrolled", done, same)
 
@@ -177,8 +163,7 @@ def set_status(
     """
     from bapp_cli.services.clients import set_client_status
 
-    with changing(ctx) as (sink, session):
-        result = set_client_status(session, email, pathway, status.strip().lower(), now=utc_now())
+    sink, result = apply(ctx, set_client_status, email, pathway, status.strip().lower())
     done, same = "{client} is now {status} in {pathway}.", "{client} was already {status} in {pathway}"
     _report_enrolment(sink, result, "changed", done, same)
 

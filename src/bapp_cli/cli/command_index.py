@@ -20,7 +20,7 @@ from typing import Any
 
 from bapp_cli import __version__
 
-INDEX_FORMAT = 2
+INDEX_FORMAT = 3  # 3: an option's secondary names (`--no-totals`) are among its opts
 
 
 def fingerprint() -> str:
@@ -48,8 +48,7 @@ def cache_path() -> Path:
 
 def load() -> dict[str, Any] | None:
     try:
-        with open(cache_path(), encoding="utf-8") as handle:
-            data = json.load(handle)
+        data = json.loads(cache_path().read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) and data.get("format") == INDEX_FORMAT else None
@@ -80,8 +79,7 @@ def build() -> dict[str, Any]:
             choices = getattr(getattr(param, "type_descriptor", None), "choices", None)
             entry = {
                 "name": param.name,
-                "opts": list(param.opts),
-                "secondary": list(getattr(param, "secondary_opts", [])),
+                "opts": [*param.opts, *getattr(param, "secondary_opts", [])],
                 "nargs": param.nargs,
                 "multiple": bool(getattr(param, "multiple", False)),
                 "hidden": bool(getattr(param, "hidden", False)),

@@ -33,7 +33,7 @@ def split_words(line: str) -> list[str]:
 
 
 def _option(node: dict[str, Any], name: str) -> dict[str, Any] | None:
-    return next((option for option in node["options"] if name in (*option["opts"], *option["secondary"])), None)
+    return next((option for option in node["options"] if name in option["opts"]), None)
 
 
 def complete(tree: dict[str, Any], args: Sequence[str], incomplete: str) -> list[Item]:
@@ -108,7 +108,7 @@ def _option_names(node: dict[str, Any], used: set[str], incomplete: str) -> list
         (name, option["help"])
         for option in node["options"]
         if not option["hidden"] and (option["multiple"] or option["name"] not in used)
-        for name in [*option["opts"], *option["secondary"]]
+        for name in option["opts"]
         if name.startswith(incomplete)
     ]
 
@@ -117,9 +117,7 @@ def _values(param: dict[str, Any], path: Sequence[str], incomplete: str, args: S
     if param.get("choices"):
         return [(choice, "") for choice in param["choices"] if choice.startswith(incomplete)]
     kind = value_kind(path, param["name"])
-    if kind is None:
-        return []
-    return [(value, "") for value in values_for(kind, incomplete, args)]
+    return [(value, "") for value in values_for(kind, incomplete, args)] if kind is not None else []
 
 
 # -- the shells' protocols (as Typer's completion scripts call them) --------------------------------
@@ -136,9 +134,7 @@ def request(shell: str) -> tuple[list[str], str] | None:
     if shell == "complete_zsh":
         line = os.environ.get("_TYPER_COMPLETE_ARGS", "")
         words = split_words(line)[1:]
-        if words and not line.endswith(" "):
-            return words[:-1], words[-1]
-        return words, ""
+        return (words[:-1], words[-1]) if words and not line.endswith(" ") else (words, "")
     return None
 
 
@@ -238,7 +234,5 @@ def _fetch(url: str, query: str) -> list[str]:
         import sqlite3
 
         database = Database(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=0.5), "sqlite")
-    try:
+    with contextlib.closing(database):
         return [str(row[0]) for row in database.rows(query)]
-    finally:
-        database.close()

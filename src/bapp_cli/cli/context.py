@@ -210,8 +210,7 @@ class AppState:
             return
         if not is_terminal(sys.stdin) or not is_terminal(sys.stderr):
             raise UsageError(f"{question} — pass --yes to confirm (no terminal to ask on)")
-        if not typer.confirm(question, default=False, err=True):
-            raise typer.Abort()
+        typer.confirm(question, default=False, err=True, abort=True)  # declined: typer.Abort, exit 130
 
 
 def utc_now() -> dt.datetime:

@@ -60,9 +60,9 @@ def open_input(path: str, *, what: str | None = None) -> Iterator[IO[bytes]]:
         yield handle
 
 
-def read_input(path: str, *, what: str | None = None, limit: int | None = None) -> bytes:
-    """The whole content of `path` (or stdin for `-`), refused past `limit` bytes (MAX_WHOLE_FILE_BYTES)."""
-    limit = MAX_WHOLE_FILE_BYTES if limit is None else limit  # read when called: tests lower the module's
+def read_input(path: str, *, what: str | None = None) -> bytes:
+    """The whole content of `path` (or stdin for `-`), refused past MAX_WHOLE_FILE_BYTES."""
+    limit = MAX_WHOLE_FILE_BYTES  # read when called: tests lower the module's
     with open_input(path, what=what) as stream:
         try:
             content = stream.read(limit + 1)

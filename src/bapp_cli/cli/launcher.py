@@ -26,9 +26,8 @@ def _fast_path(argv: list[str]) -> int | None:
         parsed = completion.request(shell)
         if parsed is None:  # a shell left to Typer
             return None
-        words, incomplete = parsed
-        index = command_index.load_or_build()
-        sys.stdout.write(completion.render(shell, completion.complete(index["tree"], words, incomplete)))
+        tree = command_index.load_or_build()["tree"]
+        sys.stdout.write(completion.render(shell, completion.complete(tree, *parsed)))
         return 0
     if argv in (["--help"], ["-h"]) and not sys.stdout.isatty():
         from bapp_cli.cli import command_index

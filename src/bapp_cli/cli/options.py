@@ -51,9 +51,7 @@ def output_command(
             if search is not None:
                 from bapp_cli.services.listing import Page
 
-                kwargs["page"] = Page(
-                    limit=kwargs.pop("limit"), offset=kwargs.pop("offset"), search=kwargs.pop("search")
-                )
+                kwargs["page"] = Page(**{key: kwargs.pop(key) for key in ("limit", "offset", "search")})
             return command(*args, **kwargs)
 
         own = [parameter for parameter in signature.parameters.values() if parameter.name != "page"]

@@ -21,10 +21,8 @@ def render_pathway_tree(records: list[dict[str, Any]], console: Any) -> None:
     from rich.tree import Tree
 
     for record in records:
-        label = Text()
         name, color = f"{record['icon'] or ''} {record['name']}".strip(), record["color"]
-        label.append(name, style=f"bold {color}" if color else "bold")
-        label.append(f"  ({record['slug']})", style="dim")
+        label = Text.assemble((name, f"bold {color}" if color else "bold"), (f"  ({record['slug']})", "dim"))
         if record["archived"]:
             label.append("  archived", style="yellow")
         tree = Tree(label)
@@ -188,6 +186,5 @@ def archive(ctx: typer.Context, pathway: PathwayArgument, yes: YesOption = False
     """
     from bapp_cli.services.pathway_admin import archive_pathway
 
-    _pathway_change(
-        ctx, "Archived", archive_pathway, pathway, ask=f"Archive pathway {pathway.strip().lower()}?", yes=yes
-    )
+    question = f"Archive pathway {pathway.strip().lower()}?"
+    _pathway_change(ctx, "Archived", archive_pathway, pathway, ask=question, yes=yes)

@@ -49,8 +49,7 @@ def render() -> str:
             title = " ".join(["bapp", *path])
             anchor = title.replace(" ", "-")
             summary = command.get_short_help_str(limit=120) if path else "the root command"
-            is_group = getattr(command, "commands", None) is not None
-            if not is_group or not path:
+            if not path or getattr(command, "commands", None) is None:  # the root, and every command but groups
                 index.append(f"- [`{title}`](#{anchor}) — {summary}")
             sections.append(
                 f'<a id="{anchor}"></a>\n## `{title}`\n\n```text\n{command.get_help(context).rstrip()}\n```\n'

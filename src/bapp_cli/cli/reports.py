@@ -110,11 +110,11 @@ def _print_totalled(console: Any, grid: Any, report: Any, cells: Any) -> None:
     console.print(grid)
 
 
-def _period(app_state: Any, start_from: str | None, start_to: str | None) -> Period:
+def _period(ctx: typer.Context, start_from: str | None, start_to: str | None) -> Period:
     from bapp_cli.services.instants import parse_instant
     from bapp_cli.services.reports import Period
 
-    zone = app_state.timezone
+    zone = state(ctx).timezone
     return Period(
         parse_instant(start_from, timezone=zone, field="from") if start_from is not None else None,
         parse_instant(start_to, timezone=zone, field="to") if start_to is not None else None,
@@ -122,8 +122,7 @@ def _period(app_state: Any, start_from: str | None, start_to: str | None) -> Per
 
 
 def _period_caption(period: Period, sink: OutputSink, builder: str | None = None) -> str:
-    start = sink.local_time(period.start) if period.start is not None else None
-    end = sink.local_time(period.end) if period.end is not None else None
+    start, end = (sink.local_time(bound) if bound is not None else None for bound in (period.start, period.end))
     if start and end:
         text = f"bookings starting from {start} up to (not including) {end}"
     elif start:
@@ -170,14 +169,12 @@ def bookings_by_pathway(
       bapp reports bookings-by-pathway --list --from 2031-04-01
       bapp reports bookings-by-pathway --format csv > bookings-by-pathway.csv
     """
-    app_state = state(ctx)
-    sink = app_state.output()
-    period = _period(app_state, start_from, start_to)
+    period = _period(ctx, start_from, start_to)
     if listing:
         from bapp_cli.services.booking import BOOKING_COLUMNS
         from bapp_cli.services.reports import list_bookings_by_pathway
 
-        with app_state.reading() as session:
+        with reading(ctx) as (sink, session):
             groups = list_bookings_by_pathway(session, now=utc_now(), period=period, builder=builder)
         records = [view.as_record() for views in groups.values() for view in views]
         caption = _period_caption(period, sink, builder)
@@ -186,7 +183,7 @@ def bookings_by_pathway(
 
     from bapp_cli.services.reports import BOOKING_COUNT_COLUMNS, count_bookings_by_pathway
 
-    with app_state.reading() as session:
+    with reading(ctx) as (sink, session):
         report = count_bookings_by_pathway(session, period=period, builder=builder)
     sink.records(report.as_records(totals=totals), BOOKING_COUNT_COLUMNS, table=partial(_counts_table, report, sink))
 
@@ -213,24 +210,16 @@ def _listing_table(groups: dict[ReportPathway, list[Any]], sink: OutputSink, cap
     from rich.text import Text
 
     grid = _report_grid("Bookings by pathway", caption=caption)
-    grid.add_column("time", no_wrap=True)
-    grid.add_column("client", no_wrap=True)
-    for column in ("session", "status", "category", "answers"):
-        grid.add_column(column)
+    for column in ("time", "client", "session", "status", "category", "answers"):
+        grid.add_column(column, no_wrap=column in ("time", "client"))
     for label, views in groups.items():
         count = len(views)
-        grid.add_row(
-            _pathway_cell(label),
-            Text(f"{count} booking{'s' if count != 1 else ''}", style="dim"),
-            end_section=True,
-        )
+        heading = f"{count} booking{'s' if count != 1 else ''}"
+        grid.add_row(_pathway_cell(label), Text(heading, style="dim"), end_section=True)
         for index, view in enumerate(views):
-            client = Text(view.client)
-            if view.client_name:
-                client = Text.assemble(view.client_name, "\n", (view.client, "dim"))
             grid.add_row(
                 sink.local_time(view.start_time),
-                client,
+                Text.assemble(view.client_name, "\n", (view.client, "dim")) if view.client_name else Text(view.client),
                 Text(view.session_title),
                 Text(view.status.replace("_", " "), style=BOOKING_STYLES.get(view.status, "")),
                 view.category,
@@ -322,10 +311,8 @@ def pathway_analytics(
     from bapp_cli.services.reports import ANALYTICS_COLUMNS
     from bapp_cli.services.reports import pathway_analytics as build_report
 
-    app_state = state(ctx)
-    sink = app_state.output()
-    period = _period(app_state, start_from, start_to)
-    with app_state.reading() as session:
+    period = _period(ctx, start_from, start_to)
+    with reading(ctx) as (sink, session):
         report = build_report(session, period=period)
     sink.records(report.as_records(totals=totals), ANALYTICS_COLUMNS, table=partial(_analytics_table, report, sink))
 

@@ -26,11 +26,14 @@ CATEGORY_TITLES = {
     "specialized": "Specialized sessions",
 }
 TABLE_COLUMNS = ("id", "title", "minutes", "price", "access", "pathways", "builder", "order", "state")
+# on a narrow terminal: the columns kept whole, and those left out first (least important first)
+TABLE_KEYS = ("id", "price", "builder", "state")
+TABLE_DROP_ORDER = ("order", "pathways", "access", "minutes")
 
 
 def _money(record: dict[str, Any]) -> str:
-    price = record["price"]  # a Decimal, as list_session_types hands every session record over
-    return "no charge" if price == 0 else f"{price:.2f} {record['currency']}"
+    # the price is a Decimal, as list_session_types hands every session record over
+    return "no charge" if record["price"] == 0 else f"{record['price']:.2f} {record['currency']}"
 
 
 def _state_text(record: dict[str, Any]) -> Any:
@@ -38,9 +41,7 @@ def _state_text(record: dict[str, Any]) -> Any:
 
     if record["bookable"]:
         return Text.assemble(("bookable", "green"), (" secret", "dim") if record["is_secret"] else "")
-    if not record["enabled"]:
-        return Text("disabled", style="yellow")
-    return Text("not bookable", style="red")
+    return Text("disabled", style="yellow") if not record["enabled"] else Text("not bookable", style="red")
 
 
 def render_catalogue(records: list[dict[str, Any]], console: Any, *, title: str) -> None:
@@ -72,12 +73,7 @@ def render_catalogue(records: list[dict[str, Any]], console: Any, *, title: str)
                 str(record["display_order"]),
                 _state_text(record),
             )
-        fit_to_terminal(
-            grid,
-            console,
-            keys=("id", "price", "builder", "state"),
-            drop_order=("order", "pathways", "access", "minutes"),
-        )
+        fit_to_terminal(grid, console, keys=TABLE_KEYS, drop_order=TABLE_DROP_ORDER)
         console.print(grid)
 
 
@@ -139,12 +135,7 @@ def list_command(
     sink = app_state.output()
     with app_state.plain_reading() as database:
         records = list_session_types(
-            database,
-            include_all=include_all,
-            category=category,
-            pathway=pathway,
-            builder=builder,
-            page=page,
+            database, include_all=include_all, category=category, pathway=pathway, builder=builder, page=page
         )
 
     title = "Session types" if include_all else "Bookable session types"

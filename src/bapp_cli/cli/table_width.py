@@ -15,31 +15,29 @@ from typing import Any
 WRAP_MIN = 10  # the narrowest a wrapping column may become before it is left out instead
 
 
-def _natural_width(console: Any, column: Any, markup: bool) -> int:
+def _natural_width(console: Any, column: Any) -> int:
     from rich.measure import Measurement
 
     widest = 0
     for cell in (column.header, *column.cells):
-        renderable = console.render_str(cell, markup=markup) if isinstance(cell, str) else cell
+        renderable = console.render_str(cell) if isinstance(cell, str) else cell
         widest = max(widest, Measurement.get(console, console.options, renderable).maximum)
     return widest
 
 
-def fit_to_terminal(
-    grid: Any, console: Any, *, keys: Sequence[str], drop_order: Sequence[str], markup: bool = True
-) -> list[str]:
-    """Make `grid` fit `console.width`; returns the headers of the columns left out (also in its caption).
+def fit_to_terminal(grid: Any, console: Any, *, keys: Sequence[str], drop_order: Sequence[str]) -> None:
+    """Make `grid` fit `console.width`, naming the columns left out in its caption.
 
     `keys` are headers never cut, `drop_order` the headers to leave out first (least important first);
     when those are not enough, the other non-key columns go too, from the right.
     """
     if grid.__rich_measure__(console, console.options).maximum <= console.width:
-        return []
+        return
     # No borders or outer padding when space is short: two spaces between columns, as gh prints.
     grid.box = None
     grid.pad_edge = False
     grid.show_edge = False
-    widths = {column.header: _natural_width(console, column, markup) for column in grid.columns}
+    widths = {column.header: _natural_width(console, column) for column in grid.columns}
 
     def needed(gap: int = 2) -> int:
         present = [column.header for column in grid.columns]
@@ -72,4 +70,3 @@ def fit_to_terminal(
     if dropped:
         note = f"not shown at this width: {', '.join(dropped)} (widen the terminal or use --format)"
         grid.caption = f"{grid.caption}\n{note}" if grid.caption else note
-    return dropped

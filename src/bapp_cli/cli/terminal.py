@@ -45,8 +45,6 @@ def visible(text: str) -> str:
 
 def json_for_terminal(document: str) -> str:
     """A JSON text with the characters a terminal would act on written as `\\u` escapes (same JSON value)."""
-    if _JSON_UNSAFE.search(document) is None:
-        return document
     return _JSON_UNSAFE.sub(lambda match: f"\\u{ord(match.group()):04x}", document)
 
 
@@ -130,9 +128,7 @@ def _safe_console_class() -> type[Any]:
         """Every string and Text passes `visible()` on its way to the screen (see the module docstring)."""
 
         def render_str(self, text: str, **kwargs: Any) -> Text:
-            kwargs["markup"] = False
-            kwargs["emoji"] = False
-            return super().render_str(visible(text), **kwargs)
+            return super().render_str(visible(text), **{**kwargs, "markup": False, "emoji": False})
 
         def render(self, renderable: Any, options: Any = None) -> Any:
             if isinstance(renderable, Text) and _UNSAFE.search(renderable.plain) is not None:

@@ -107,17 +107,11 @@ def add_builder(session: Session, email: str, settings: BuilderSettings) -> dict
         raise Conflict(
             f"builder {normalised!r} already exists", hint=f"change it with `bapp builders update {normalised}`"
         )
-    profile = BuilderProfile(
-        timezone="UTC",
-        buffer_minutes=0,
-        minimum_notice_hours=0,
-        max_advance_days=None,
-        accepting_bookings=True,
-    )
+    # the column defaults, set here because the changes are measured against them (max_advance_days: None)
+    profile = BuilderProfile(timezone="UTC", buffer_minutes=0, minimum_notice_hours=0, accepting_bookings=True)
     changes = _apply(session, user, profile, settings)
-    if user.id is None:
-        session.add(user)
-        session.flush()
+    session.add(user)  # a no-op for an existing user
+    session.flush()
     profile.user_id = user.id
     session.add(profile)
     session.flush()

@@ -14,13 +14,7 @@ from sqlalchemy import and_, exists, or_, select
 from sqlalchemy.orm import Session
 
 from bapp_cli.db.batches import BATCH_SIZE
-from bapp_cli.db.models import (
-    Booking,
-    ClientProfile,
-    Enrolment,
-    Pathway,
-    User,
-)
+from bapp_cli.db.models import Booking, ClientProfile, Enrolment, Pathway, User
 from bapp_cli.errors import Conflict, NotFound
 from bapp_cli.services.enrolment import enrol, find_enrolment, set_enrolment_status
 from bapp_cli.services.listing import ALL, Page
@@ -33,12 +27,7 @@ ENROLMENT_COLUMNS = ("client", "pathway", "status", "start_date", "completed_at"
 
 
 def add_client(
-    session: Session,
-    email: str,
-    *,
-    name: str | None = None,
-    company: str | None = None,
-    industry: str | None = None,
+    session: Session, email: str, *, name: str | None = None, company: str | None = None, industry: str | None = None
 ) -> dict[str, Any]:
     """Create a client (and its user unless one exists, e.g. a builder who also books); a duplicate is a conflict.
     Returns its record (CLIENT_COLUMNS)."""

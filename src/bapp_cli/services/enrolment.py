@@ -49,12 +49,8 @@ def enrol(
     )
     session.add(enrolment)
     session.flush()
-    record_audit(
-        session,
-        "enrolment",
-        f"{client.email}:{pathway.slug}",
-        {"status": "active", "builder": builder.email if builder else None},
-    )
+    changes = {"status": "active", "builder": builder.email if builder else None}
+    record_audit(session, "enrolment", f"{client.email}:{pathway.slug}", changes)
     return enrolment, True
 
 

@@ -31,14 +31,9 @@ def instant_text(value: dt.datetime) -> str:
     exactly; a booking's start prints as `2031-03-03T10:00:00Z`. A naive value is taken as UTC (the
     database's UTC type hands back aware values; naive ones only come from tests and SQLite raw rows).
     """
-    if value.tzinfo is dt.UTC:  # what the database hands back: the common case of a long export, made short
-        return value.isoformat()[:-6] + "Z"  # isoformat shows microseconds only when there are some
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=dt.UTC)
-    elif value.utcoffset():
-        value = value.astimezone(dt.UTC)
-    text = value.isoformat(timespec="microseconds" if value.microsecond else "seconds")
-    return text[:-6] + "Z" if text.endswith(("+00:00", "-00:00")) else text
+    if value.tzinfo is not dt.UTC:  # dt.UTC is what the database hands back: a long export's case stays short
+        value = value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+    return value.isoformat()[:-6] + "Z"  # isoformat shows microseconds only when there are some
 
 
 def get_zone(name: str, *, field: str = "timezone") -> ZoneInfo:

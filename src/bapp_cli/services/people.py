@@ -63,12 +63,11 @@ def ensure_client(
     """The client for `email`, creating the user and/or client profile if needed; `created` says if anything was."""
     normalised = normalise_email(email, field="client")
     user = find_user(session, normalised)
-    created = False
+    created = user is None
     if user is None:
         user = User(email=normalised, name=name)
         session.add(user)
         session.flush()
-        created = True
     elif name and not user.name:
         user.name = name
     profile = session.scalars(select(ClientProfile).where(ClientProfile.user_id == user.id)).one_or_none()

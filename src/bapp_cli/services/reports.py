@@ -43,7 +43,6 @@ from bapp_cli.services.booking import BookingFilters, BookingView, list_bookings
 from bapp_cli.services.instants import instant_text
 from bapp_cli.services.people import get_builder
 
-NO_PATHWAY = "none"
 TOP_SKILLS = 3
 BOOKING_COUNT_COLUMNS = ("pathway", *BOOKING_STATUSES, "total")
 # `progress table`'s columns, each percentage preceded by the two counts it divides
@@ -83,9 +82,7 @@ class Period:
             )
 
     def conditions(self) -> list[ColumnElement[bool]]:
-        bounds: list[ColumnElement[bool]] = []
-        if self.start is not None:
-            bounds.append(Booking.start_time >= self.start)
+        bounds = [Booking.start_time >= self.start] if self.start is not None else []
         if self.end is not None:
             bounds.append(Booking.start_time < self.end)
         return bounds
@@ -103,17 +100,14 @@ class ReportPathway:
     kind: str = "pathway"  # or "none", "total"
 
 
-NO_PATHWAY_ROW = ReportPathway(NO_PATHWAY, "No pathway", kind="none")
+NO_PATHWAY_ROW = ReportPathway("none", "No pathway", kind="none")
 TOTALS_ROW = ReportPathway(None, "Total", kind="total")
 
 
 def _pathways(session: Session) -> dict[int, ReportPathway]:
     """Every pathway in display order (archived ones keep their history, so they stay in reports)."""
-    rows = session.execute(
-        select(Pathway.id, Pathway.slug, Pathway.name, Pathway.icon, Pathway.color, Pathway.archived).order_by(
-            Pathway.position, Pathway.slug
-        )
-    )
+    columns = (Pathway.id, Pathway.slug, Pathway.name, Pathway.icon, Pathway.color, Pathway.archived)
+    rows = session.execute(select(*columns).order_by(Pathway.position, Pathway.slug))
     return {row.id: ReportPathway(row.slug, row.name, row.icon, row.color, bool(row.archived)) for row in rows}
 
 
@@ -138,11 +132,9 @@ def count_bookings_by_pathway(session: Session, *, period: Period = Period(), bu
     """Bookings per pathway and status in the period (one GROUP BY), optionally for one builder: one row
     per pathway (display order), then "none", then the totals."""
     query = select(Booking.pathway_id, Booking.status, func.count()).where(*period.conditions())
-    builder_email = None
-    if builder is not None:
-        user = get_builder(session, builder)[0]
-        builder_email = user.email
-        query = query.where(Booking.builder_id == user.id)
+    coach = get_builder(session, builder)[0] if builder is not None else None
+    if coach is not None:
+        query = query.where(Booking.builder_id == coach.id)
     # status first: no index leads with it, so SQLite reads the table in one sequential pass instead of
     # walking the (pathway, start) index and fetching every row's status at random (4× slower at 100k)
     query = query.group_by(Booking.status, Booking.pathway_id)
@@ -156,7 +148,7 @@ def count_bookings_by_pathway(session: Session, *, period: Period = Period(), bu
     records = [
         {"pathway": label.key, **row, "total": sum(row.values())} for label, row in zip(pathways, rows, strict=True)
     ]
-    return Report(period, pathways, records, builder_email)
+    return Report(period, pathways, records, coach.email if coach is not None else None)
 
 
 def list_bookings_by_pathway(
@@ -190,8 +182,7 @@ def client_progress(
     pathways' labels (by slug) beside them for the table. `builder` keeps the enrolments that builder coaches.
     """
     labels = {label.key: label for label in _pathways(session).values()}
-    records = progress.progress_records(session, columns=CLIENT_PROGRESS_COLUMNS, builder=builder, pathway=pathway)
-    return labels, records
+    return labels, progress.progress_records(session, columns=CLIENT_PROGRESS_COLUMNS, builder=builder, pathway=pathway)
 
 
 # -- pathway analytics ----------------------------------------------------------------------------------
@@ -238,15 +229,10 @@ def _enrolment_figures(session: Session) -> dict[int, tuple[int, ...]]:
     The inner query is the progress table's per-enrolment count (`select_enrolment_counts`: completed and
     linked non-archived skills) and the outer one folds them per pathway.
     """
-    per_enrolment = progress.select_enrolment_counts(
-        Enrolment.pathway_id,
-        Enrolment.status,
-        case(
-            (Enrolment.completed_at.is_(None), None),
-            else_=DaysBetween(Enrolment.start_date, Enrolment.completed_at),
-        ).label("days"),
-        linked=True,
-    ).subquery("per_enrolment")
+    completed_in = DaysBetween(Enrolment.start_date, Enrolment.completed_at)
+    days = case((Enrolment.completed_at.is_(None), None), else_=completed_in).label("days")
+    counts = progress.select_enrolment_counts(Enrolment.pathway_id, Enrolment.status, days, linked=True)
+    per_enrolment = counts.subquery("per_enrolment")
 
     def counting(condition: ColumnElement[bool]) -> ColumnElement[int]:
         return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)

@@ -38,9 +38,7 @@ def neutralise(text: str) -> str:
     """`text` made safe to open in a spreadsheet (see the module docstring for why it is reversible)."""
     # The first character decides for nearly every cell; the pattern runs only on the few that start
     # with a trigger or an apostrophe (a 100,000-row export has a million text cells).
-    if text and text[0] in _FIRST_CHARACTERS and _NEEDS_PREFIX.match(text):
-        return "'" + text
-    return text
+    return "'" + text if text and text[0] in _FIRST_CHARACTERS and _NEEDS_PREFIX.match(text) else text
 
 
 def restore_cell(text: str) -> str:
@@ -53,10 +51,8 @@ def cell_text(value: Any, *, raw: bool = False) -> str:
     cells = _RAW_CELLS if raw else _CELLS
     # One dictionary lookup on the exact type decides almost every cell; a subclass takes its base's form.
     formatter = cells.get(type(value)) or next((form for kind, form in cells.items() if isinstance(value, kind)), None)
-    if formatter is not None:
-        return formatter(value)
-    text = str(value)
-    return text if raw else neutralise(text)
+    # any other type: its text, as a str cell (neutralised unless raw)
+    return formatter(value) if formatter is not None else cells[str](str(value))
 
 
 def cell_row_formatter(*, raw: bool = False) -> Callable[[Iterable[Any]], list[str]]:
