@@ -90,7 +90,6 @@ RESCHEDULED_REASON = "Rescheduled"
 _MAX_NAME = 200
 _MAX_REASON = 2000
 _MAX_URI = 500
-_EVENTS = TypeAdapter(list[ScheduledEvent])
 _INVITEES = TypeAdapter(list[Invitee])
 
 
@@ -142,9 +141,9 @@ def parse_bookings_listing(content: bytes | str, *, name: str) -> list[BookedInv
         for index, raw in enumerate(collection):
             where = f"{prefix}[{index}]"
             try:
-                event = _EVENTS.validate_python([raw])[0]
+                event = ScheduledEvent.model_validate(raw)
             except ValidationError as exc:
-                details.extend(listing_error_details(exc, where, skip=1))
+                details.extend(listing_error_details(exc, where, skip=0))
                 continue
             invitees = raw.get("invitees") if isinstance(raw, Mapping) else None
             if isinstance(invitees, Mapping):
@@ -266,7 +265,7 @@ RUN_COLUMNS = (
 class InviteeApplier:
     """Applies invitees to bookings inside the caller's transaction (see the module docstring).
 
-    Lookups (session types, builders, pathways, bookings by invitee URI) are cached for the applier's
+    Lookups (session types, builders, pathways, bookings by invitee URI) are read once for the applier's
     life, which is one pull or one webhook.
     """
 
@@ -274,7 +273,11 @@ class InviteeApplier:
         self.session = session
         self.now = now
         self.pathway_question = pathway_question
-        self._session_types: dict[str, SessionType | None] = {}
+        # every Calendly-backed type in one query: a pull meets most of them, and there are few
+        self._session_types = {
+            session_type.calendly_uri: session_type
+            for session_type in session.scalars(select(SessionType).where(SessionType.calendly_uri != ""))
+        }
         self._questions: dict[int, list[Question]] = {}
         self._linked: dict[int, list[Pathway]] = {}
         self._bookings: dict[str, Booking | None] = {}
@@ -294,15 +297,6 @@ class InviteeApplier:
     def _booking(self, invitee_uri: str) -> Booking | None:
         self.preload([invitee_uri])
         return self._bookings[invitee_uri]
-
-    def _session_type(self, uri: str | None) -> SessionType | None:
-        if not uri:
-            return None
-        if uri not in self._session_types:
-            self._session_types[uri] = self.session.scalars(
-                select(SessionType).where(SessionType.calendly_uri == uri)
-            ).one_or_none()
-        return self._session_types[uri]
 
     def _builder(self, event: ScheduledEvent, session_type: SessionType) -> User | None:
         """The event's host when they are a known builder (round robin, teams), else the type's owner."""
@@ -330,21 +324,20 @@ class InviteeApplier:
         return found[0] if len(found) == 1 else None
 
     def _answered_pathway(self, invitee: Invitee, warnings: list[str]) -> Pathway | None:
-        for item in invitee.questions_and_answers:
-            if not self.pathway_question.search(item.question):
-                continue
-            parts = [part.strip() for part in item.answer.split("\n") if part.strip()]
-            matches = list(dict.fromkeys(p for p in (self._pathway_named(part) for part in parts) if p is not None))
-            if len(matches) == 1 and matches[0].archived:
-                warnings.append(f"pathway {matches[0].slug!r} (answer to {item.question!r}) is archived; not taken")
-                return None
-            if len(matches) == 1:
-                return matches[0]
-            if matches:
-                warnings.append(f"answer to {item.question!r} names several pathways; none taken from it")
-            else:
-                warnings.append(f"answer {item.answer[:100]!r} to {item.question!r} names no known pathway")
+        asked = (item for item in invitee.questions_and_answers if self.pathway_question.search(item.question))
+        item = next(asked, None)
+        if item is None:
             return None
+        parts = [part.strip() for part in item.answer.split("\n") if part.strip()]
+        matches = list(dict.fromkeys(p for p in (self._pathway_named(part) for part in parts) if p is not None))
+        if len(matches) == 1 and not matches[0].archived:
+            return matches[0]
+        if len(matches) == 1:
+            warnings.append(f"pathway {matches[0].slug!r} (answer to {item.question!r}) is archived; not taken")
+        elif matches:
+            warnings.append(f"answer to {item.question!r} names several pathways; none taken from it")
+        else:
+            warnings.append(f"answer {item.answer[:100]!r} to {item.question!r} names no known pathway")
         return None
 
     def _pathway(
@@ -422,7 +415,7 @@ class InviteeApplier:
 
     def _create(self, item: BookedInvitee) -> InviteeOutcome:
         invitee, event = item.invitee, item.event
-        session_type = self._session_type(event.event_type)
+        session_type = self._session_types.get(event.event_type)
         if session_type is None:
             return InviteeOutcome(
                 "skipped",
@@ -549,8 +542,7 @@ class InviteeApplier:
         elif booking.status == "cancelled":
             warnings.append("booking is cancelled here and stays cancelled (Calendly shows the invitee active)")
         elif booking.status in ACTIVE_STATUSES:
-            session_type = self.session.get(SessionType, booking.session_type_id)
-            assert session_type is not None  # a foreign key: the row exists
+            session_type = self.session.get_one(SessionType, booking.session_type_id)
             fresh = self._remote_fields(item, session_type, warnings)
             answered = self._answered_pathway(invitee, warnings) if booking.pathway_id is None else None
             if answered is not None:
@@ -561,10 +553,9 @@ class InviteeApplier:
                     fresh["status"] = "confirmed"
             changes = apply_changes(booking, fresh)
             if answered is not None:  # an answer that now names a pathway enrols the client in it
-                client = self.session.get(User, booking.client_id)
+                client = self.session.get_one(User, booking.client_id)
                 builder = self.session.get(User, booking.builder_id) if booking.builder_id else None
-                if client is not None:
-                    enrol(self.session, client, answered, now=self.now, builder=builder)
+                enrol(self.session, client, answered, now=self.now, builder=builder)
         booking.remote_updated_at = invitee.updated_at
         if not changes:
             return _outcome("unchanged", item, booking, warnings=warnings)
@@ -618,15 +609,11 @@ class InviteeApplier:
             action = first.action if first.wrote else "unchanged"
             return _outcome(action, item, booking, note, warnings)
         booking.updated_at = self.now
-        record_audit(
-            self.session,
-            "booking",
-            booking.reference,
-            {"source": "calendly", "status": [previous, booking.status], "no_show": marked},
-        )
-        note = "marked no-show" if marked else f"no-show mark removed ({booking.status})"
-        action = "no_show" if marked else "updated"
-        return _outcome(action, item, booking, note, warnings)
+        audit = {"source": "calendly", "status": [previous, booking.status], "no_show": marked}
+        record_audit(self.session, "booking", booking.reference, audit)
+        if marked:
+            return _outcome("no_show", item, booking, "marked no-show", warnings)
+        return _outcome("updated", item, booking, f"no-show mark removed ({booking.status})", warnings)
 
 
 def _outcome(

@@ -26,6 +26,7 @@ Services never commit: ``transaction`` is the caller's unit-of-work factory, ent
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -177,13 +178,12 @@ def invitee_body(booking: Booking, client: User, event_type: EventType, *, name:
             for item in answers
         ],
     }
-    if len(event_type.locations) == 1 and event_type.pooling_type != "round_robin":
-        place = event_type.locations[0]
-        location: dict[str, Any] = {"kind": place.kind}
+    place = event_type.locations[0] if len(event_type.locations) == 1 else None
+    # ask_invitee and outbound_call need a value only the invitee has
+    if place and event_type.pooling_type != "round_robin" and place.kind not in ("ask_invitee", "outbound_call"):
+        body["location"] = {"kind": place.kind}
         if place.kind in _LOCATION_VALUE_KINDS and place.location:
-            location["location"] = place.location
-        if place.kind not in ("ask_invitee", "outbound_call"):  # those need a value only the invitee has
-            body["location"] = location
+            body["location"]["location"] = place.location
     return body
 
 
@@ -263,8 +263,7 @@ class CalendlyWriter:
             if created.existing or dry_run:
                 waiting = created.existing and booking.calendly_state in PENDING_STATES
                 return created, ["it is still waiting for Calendly: run `bapp calendly reconcile`"] if waiting else []
-            client_user = session.get(User, booking.client_id)
-            assert client_user is not None
+            client_user = session.get_one(User, booking.client_id)
             sent = _Sent.of(
                 booking,
                 client_user.email,
@@ -448,11 +447,10 @@ class CalendlyWriter:
                 event_types[uri] = self.client.get_event_type(uri)
             with self.transaction() as session:
                 held = session.get(Booking, sent.id)
-                client_user = session.get(User, held.client_id) if held is not None else None
-                if held is None or client_user is None or held.calendly_state not in PENDING_STATES:
+                if held is None or held.calendly_state not in PENDING_STATES:
                     return {"action": "skipped"}
                 # no name given: the client's name as bapp knows it, as a first send without --name
-                sent.body = invitee_body(held, client_user, event_types[uri], name=None)
+                sent.body = invitee_body(held, session.get_one(User, held.client_id), event_types[uri], name=None)
                 held.calendly_attempts += 1
                 held.updated_at = now
             try:
@@ -592,8 +590,7 @@ def change_status(
             if command != "undo":
                 status_move(booking, command, now=clock())
             # only cancelling goes by the event, which a group's invitees share
-            kind = select(SessionType.kind).where(SessionType.id == booking.session_type_id)
-            if command == "cancel" and session.scalar(kind) == "group":
+            if command == "cancel" and session.get_one(SessionType, booking.session_type_id).kind == "group":
                 raise Conflict(
                     f"booking {booking.reference} is one invitee of a group event; cancelling the event in "
                     "Calendly would cancel every invitee",
@@ -650,10 +647,9 @@ def _mark_no_show(client: CalendlyClient, invitee_uri: str) -> str:
     try:
         return client.create_invitee_no_show(invitee_uri).uri
     except OutcomeUnknown:
-        try:
+        found = None
+        with contextlib.suppress(BappError):  # Calendly cannot be asked: the lost answer stands
             found = _calendly_no_show(client, invitee_uri)
-        except BappError:
-            found = None
         if found is None:
             raise
         return found
@@ -700,8 +696,7 @@ def create_link(
     with reading() as session:
         client, _ = get_client(session, client_email)
         target = calendly_session(session, session_ref)
-        session_type = session.get(SessionType, target.id)
-        if session_type is None or not is_bookable(session_type):
+        if not is_bookable(session.get_one(SessionType, target.id)):
             raise InvalidInput(
                 f"session: {target.title!r} is not bookable", hint="see `bapp sessions available`", code="not_bookable"
             )
