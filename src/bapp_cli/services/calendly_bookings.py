@@ -309,9 +309,8 @@ class InviteeApplier:
         return None
 
     def _pathway_named(self, text: str) -> Pathway | None:
-        wanted = text.strip().casefold()
-        if not wanted:
-            return None
+        """The pathway one part of an answer (stripped, never blank) names, if exactly one."""
+        wanted = text.casefold()
         for pathway in self._pathways:
             if wanted in (pathway.slug.casefold(), pathway.name.strip().casefold()):
                 return pathway
@@ -409,19 +408,14 @@ class InviteeApplier:
         if not uri.strip() or len(uri) > _MAX_URI or len(item.event.uri) > _MAX_URI:
             return InviteeOutcome("skipped", uri[:_MAX_URI], note="invitee or event URI missing or too long")
         existing = self._booking(uri)
-        if existing is None:
-            return self._create(item)
-        return self._update(existing, item)
+        return self._create(item) if existing is None else self._update(existing, item)
 
     def _create(self, item: BookedInvitee) -> InviteeOutcome:
         invitee, event = item.invitee, item.event
         session_type = self._session_types.get(event.event_type)
         if session_type is None:
-            return InviteeOutcome(
-                "skipped",
-                invitee.uri,
-                note=f"unknown event type {event.event_type or '(none)'}; run `bapp calendly sync` first",
-            )
+            note = f"unknown event type {event.event_type or '(none)'}; run `bapp calendly sync` first"
+            return InviteeOutcome("skipped", invitee.uri, note=note)
         try:
             email = normalise_email(invitee.email, field="invitee email")
         except InvalidInput as exc:
@@ -545,17 +539,16 @@ class InviteeApplier:
             session_type = self.session.get_one(SessionType, booking.session_type_id)
             fresh = self._remote_fields(item, session_type, warnings)
             answered = self._answered_pathway(invitee, warnings) if booking.pathway_id is None else None
-            if answered is not None:
+            if answered is not None:  # an answer that now names a pathway enrols the client in it
                 fresh["pathway_id"] = answered.id
+                client = self.session.get_one(User, booking.client_id)
+                builder = self.session.get(User, booking.builder_id) if booking.builder_id else None
+                enrol(self.session, client, answered, now=self.now, builder=builder)
             if self._paid(invitee) and booking.payment_status == "unpaid":
                 fresh["payment_status"] = "paid"
                 if booking.status == "pending":
                     fresh["status"] = "confirmed"
             changes = apply_changes(booking, fresh)
-            if answered is not None:  # an answer that now names a pathway enrols the client in it
-                client = self.session.get_one(User, booking.client_id)
-                builder = self.session.get(User, booking.builder_id) if booking.builder_id else None
-                enrol(self.session, client, answered, now=self.now, builder=builder)
         booking.remote_updated_at = invitee.updated_at
         if not changes:
             return _outcome("unchanged", item, booking, warnings=warnings)
@@ -638,9 +631,8 @@ def pull_bookings(
 ) -> BookingPullReport:
     """Apply a complete listing in the caller's transaction and (unless ``dry_run``) record the run."""
     lock_keys(session, "calendly:bookings")
-    now = clock()
     report = BookingPullReport(run_id=None, status="succeeded", dry_run=dry_run, source=source, fetched=len(listing))
-    applier = InviteeApplier(session, now=now, pathway_question=pathway_question)
+    applier = InviteeApplier(session, now=clock(), pathway_question=pathway_question)
     applier.preload([item.invitee.uri for item in listing])
     for item in listing:
         report.count(applier.apply(item))

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import KW_ONLY, dataclass, field, replace
@@ -151,8 +152,8 @@ def _starts_near(
 # -- booking through Calendly ------------------------------------------------------------------------
 
 
-# A write-through ``bookings create``: the booking, and what to tell the user of Calendly's part in it.
-CalendlyBooked = tuple[BookingCreated, list[str]]
+# A booking settled with Calendly: the booking as it now stands, and what to tell the user of Calendly's part.
+CalendlySettled = tuple["BookingView", list[str]]
 
 
 def invitee_body(booking: Booking, client: User, event_type: EventType, *, name: str | None) -> dict[str, Any]:
@@ -222,8 +223,6 @@ class _Sent:
     target: CalendlySession
     body: dict[str, Any] = field(default_factory=dict)
     scope: tuple[str | None, str | None] = (None, None)
-    account_created: bool = False
-    enrolled: bool = False
 
     @classmethod
     def of(cls, booking: Booking, email: str, target: CalendlySession, **more: Any) -> _Sent:
@@ -247,7 +246,8 @@ class CalendlyWriter:
 
     # -- create -----------------------------------------------------------------------------------
 
-    def book(self, request: BookingRequest, *, dry_run: bool = False) -> CalendlyBooked:
+    def book(self, request: BookingRequest, *, dry_run: bool = False) -> tuple[BookingCreated, list[str]]:
+        """A write-through ``bookings create``: the booking, and what to tell the user of Calendly's part."""
         with self.transaction() as session:
             target = calendly_session(session, request.session)
         event_type = self.client.get_event_type(target.event_type_uri)
@@ -264,18 +264,12 @@ class CalendlyWriter:
                 waiting = created.existing and booking.calendly_state in PENDING_STATES
                 return created, ["it is still waiting for Calendly: run `bapp calendly reconcile`"] if waiting else []
             client_user = session.get_one(User, booking.client_id)
-            sent = _Sent.of(
-                booking,
-                client_user.email,
-                target,
-                body=invitee_body(booking, client_user, event_type, name=request.name),
-                scope=scope,
-                account_created=created.account_created,
-                enrolled=created.enrolled,
-            )
-        return self._send(sent, resend_allowed=True)
+            body = invitee_body(booking, client_user, event_type, name=request.name)
+            sent = _Sent.of(booking, client_user.email, target, body=body, scope=scope)
+        view, notes = self._send(sent, resend_allowed=True)
+        return replace(created, booking=view), notes
 
-    def _send(self, sent: _Sent, *, resend_allowed: bool) -> CalendlyBooked:
+    def _send(self, sent: _Sent, *, resend_allowed: bool) -> CalendlySettled:
         from bapp_cli.calendly.client import OutcomeUnknown, SlotTaken
 
         try:
@@ -304,8 +298,8 @@ class CalendlyWriter:
                 return self._finish(sent, *found, notes=["the answer was lost; found the booking in Calendly"])
             if resend_allowed:
                 self._update(sent, calendly_attempts=sent.calendly_attempts + 1)
-                created, notes = self._send(sent, resend_allowed=False)
-                return created, ["the answer was lost and Calendly had no booking; resent once", *notes]
+                view, notes = self._send(sent, resend_allowed=False)
+                return view, ["the answer was lost and Calendly had no booking; resent once", *notes]
             raise self._left_unknown(
                 sent,
                 f"({lost.message})",
@@ -382,7 +376,7 @@ class CalendlyWriter:
 
     def _finish(
         self, sent: _Sent, invitee: Invitee, event: ScheduledEvent | None, *, notes: list[str]
-    ) -> CalendlyBooked:
+    ) -> CalendlySettled:
         if event is None:
             try:
                 event = self.client.get_scheduled_event(invitee.event)
@@ -395,8 +389,7 @@ class CalendlyWriter:
                     f"booking {sent.reference} vanished while Calendly booked it; run `bapp calendly pull-bookings`"
                 )
             attach_invitee(session, booking, invitee, event, now=self.clock())
-            view = booking_view(session, booking.id)
-        return BookingCreated(view, sent.account_created, sent.enrolled, False), notes
+            return booking_view(session, booking.id), notes
 
     # -- reconcile ----------------------------------------------------------------------------------
 
@@ -417,23 +410,21 @@ class CalendlyWriter:
                     .order_by(Booking.start_time, Booking.reference)
                 )
             ]
-        event_types: dict[str, EventType] = {}
+        event_types = functools.cache(self.client.get_event_type)  # fetched once per type, only to resend
         reports = []
         for sent in pending:
             sent.scope = _lookup_scope(self.client, sent.target.owner_uri, self.user, self.organization)
-            report = {"booking": sent.reference, "client": sent.email, "start_time": sent.start_time}
-            report.update(self._reconcile_one(sent, event_types, give_up_after=give_up_after, dry_run=dry_run))
-            if report["action"] != "skipped":
-                reports.append(report)
+            row = self._reconcile_one(sent, event_types, give_up_after=give_up_after, dry_run=dry_run)
+            if row["action"] != "skipped":
+                reports.append({"booking": sent.reference, "client": sent.email, "start_time": sent.start_time, **row})
         return reports
 
     def _reconcile_one(
-        self, sent: _Sent, event_types: dict[str, EventType], *, give_up_after: dt.timedelta, dry_run: bool
+        self, sent: _Sent, event_types: Callable[[str], EventType], *, give_up_after: dt.timedelta, dry_run: bool
     ) -> dict[str, Any]:
         """What became of one pending booking: its action, note, calendly_state and status (pending unless
         said); ``skipped`` when another process settled it meanwhile."""
         now = self.clock()
-        uri = sent.target.event_type_uri
         found = self._lookup(sent)
         if found is not None:
             if not dry_run:
@@ -443,23 +434,22 @@ class CalendlyWriter:
         if sent.calendly_attempts < 2 and sent.start_time > now + SLOT_LEAD and not too_old:
             if dry_run:
                 return _reconciled("would resend", "not found in Calendly", calendly_state=sent.calendly_state)
-            if uri not in event_types:
-                event_types[uri] = self.client.get_event_type(uri)
+            event_type = event_types(sent.target.event_type_uri)
             with self.transaction() as session:
                 held = session.get(Booking, sent.id)
                 if held is None or held.calendly_state not in PENDING_STATES:
                     return {"action": "skipped"}
                 # no name given: the client's name as bapp knows it, as a first send without --name
-                sent.body = invitee_body(held, session.get_one(User, held.client_id), event_types[uri], name=None)
+                sent.body = invitee_body(held, session.get_one(User, held.client_id), event_type, name=None)
                 held.calendly_attempts += 1
                 held.updated_at = now
             try:
-                created, _ = self._send(sent, resend_allowed=False)
+                view, _ = self._send(sent, resend_allowed=False)
             except BappError as exc:
                 unknown = exc.code == "calendly_unknown"
                 state, status = ("unknown", "pending") if unknown else ("removed", "removed")
                 return _reconciled("resent", exc.message, calendly_state=state, status=status)
-            return _reconciled("resent", "booked in Calendly", calendly_state="booked", status=created.booking.status)
+            return _reconciled("resent", "booked in Calendly", calendly_state="booked", status=view.status)
         if too_old or sent.start_time <= now:
             if not dry_run:
                 reason = "Calendly never confirmed the booking"
