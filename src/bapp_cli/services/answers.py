@@ -65,7 +65,6 @@ def questions_from(custom_questions: Sequence[Any] | None) -> list[Question]:
     for index, raw in enumerate(custom_questions or []):
         if not isinstance(raw, Mapping) or not str(raw.get("name") or "").strip():
             continue
-        choices = raw.get("answer_choices") or []
         position = raw.get("position")
         questions.append(
             Question(
@@ -74,7 +73,7 @@ def questions_from(custom_questions: Sequence[Any] | None) -> list[Question]:
                 position=position if isinstance(position, int) else index,
                 enabled=bool(raw.get("enabled", True)),
                 required=bool(raw.get("required", False)),
-                answer_choices=tuple(str(choice) for choice in choices if choice is not None),
+                answer_choices=tuple(str(choice) for choice in raw.get("answer_choices") or [] if choice is not None),
                 include_other=bool(raw.get("include_other", False)),
             )
         )
@@ -143,14 +142,13 @@ def _check_choice(question: Question, value: str, problems: list[str]) -> str:
 
 
 def _check_single(question: Question, value: str, problems: list[str]) -> str:
-    label = f"answer {question.name!r}"
     if question.type == "single_select":
         return _check_choice(question, value, problems)
     if question.type == "phone_number":
         if not PHONE_PATTERN.match(PHONE_NOISE.sub("", value)):
-            problems.append(f"{label}: {value!r} is not a phone number (E.164, e.g. +44 7700 900123)")
+            problems.append(f"answer {question.name!r}: {value!r} is not a phone number (E.164, e.g. +44 7700 900123)")
     elif len(value) > (limit := STRING_LIMIT if question.type == "string" else TEXT_LIMIT):
-        problems.append(f"{label}: {len(value)} characters; at most {limit}")
+        problems.append(f"answer {question.name!r}: {len(value)} characters; at most {limit}")
     return value
 
 

@@ -55,7 +55,7 @@ from bapp_cli.services.booking import (
 )
 from bapp_cli.services.instants import instant_text
 from bapp_cli.services.people import get_client
-from bapp_cli.services.rule_book import restored_status
+from bapp_cli.services.rule_book import price_status, restored_status
 from bapp_cli.services.session_types import get_session_type, is_bookable
 
 if TYPE_CHECKING:
@@ -125,20 +125,16 @@ def open_slots(
     requested back to back; the first window begins a minute after now (Calendly refuses a past start).
     Each slot is its ``SLOT_COLUMNS``, in that order."""
     low = max(start.astimezone(dt.UTC), now + SLOT_LEAD)
-    slots: list[dict[str, Any]] = []
-    seen: set[dt.datetime] = set()
+    slots: dict[dt.datetime, dict[str, Any]] = {}  # by start: a start listed twice is one slot
     while low < end:
         high = min(end, low + WINDOW)
         for item in client.list_available_times(target.event_type_uri, low, high):
-            if item.status != "available" or item.start_time in seen or not low <= item.start_time < high:
-                continue
-            seen.add(item.start_time)
-            end_time = item.start_time + dt.timedelta(minutes=target.duration_minutes)
-            slot = (target.label, item.start_time, end_time, item.invitees_remaining, item.scheduling_url)
-            slots.append(dict(zip(SLOT_COLUMNS, slot, strict=True)))
+            if item.status == "available" and low <= item.start_time < high:
+                end_time = item.start_time + dt.timedelta(minutes=target.duration_minutes)
+                slot = (target.label, item.start_time, end_time, item.invitees_remaining, item.scheduling_url)
+                slots.setdefault(item.start_time, dict(zip(SLOT_COLUMNS, slot, strict=True)))
         low = high
-    slots.sort(key=lambda slot: slot["start_time"])
-    return slots
+    return [slots[start] for start in sorted(slots)]
 
 
 def _starts_near(
@@ -160,7 +156,6 @@ def invitee_body(booking: Booking, client: User, event_type: EventType, *, name:
     """The ``POST /invitees`` body of a held booking: the validated answers in Calendly's question order,
     each with its position and the question text exactly as synced; a location only when the event type
     has exactly one and is not round robin (Calendly refuses one there)."""
-    answers = sorted(booking.custom_question_responses or [], key=lambda item: int(item.get("position", 0)))
     body: dict[str, Any] = {
         "event_type": event_type.uri,
         "start_time": booking.start_time.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.000000Z"),
@@ -176,7 +171,7 @@ def invitee_body(booking: Booking, client: User, event_type: EventType, *, name:
                 "answer": "\n".join(item["answer"]) if isinstance(item["answer"], list) else str(item["answer"]),
                 "position": int(item["position"]),
             }
-            for item in answers
+            for item in sorted(booking.custom_question_responses or [], key=lambda item: int(item.get("position", 0)))
         ],
     }
     place = event_type.locations[0] if len(event_type.locations) == 1 else None
@@ -193,10 +188,8 @@ def _lookup_scope(
 ) -> tuple[str | None, str | None]:
     """Where to look a booking up: the configured scope, else the event type's owning user, else (a team's
     type) the token's organization, else the token's own user — as ``GET /scheduled_events`` requires."""
-    if organization:
-        return user, organization
-    if user:
-        return user, None
+    if user or organization:
+        return user, organization or None
     if owner_uri and "/users/" in owner_uri:
         return owner_uri, None
     me = client.get_current_user()
@@ -255,8 +248,7 @@ class CalendlyWriter:
         # failure here leaves nothing pending.
         scope = _lookup_scope(self.client, target.owner_uri, self.user, self.organization)
         now = self.clock()
-        starts = _starts_near(self.client, target, request.start, now)
-        held = replace(request, calendly_open_starts=tuple(starts))
+        held = replace(request, calendly_open_starts=tuple(_starts_near(self.client, target, request.start, now)))
         with self.transaction(dry_run=dry_run) as session:
             created = create_booking(session, held, now=now)
             booking = get_booking(session, created.booking.reference)
@@ -280,12 +272,10 @@ class CalendlyWriter:
             if found is not None:
                 return self._finish(sent, *found, notes=["found in Calendly after the resend was refused"])
             self._update(sent, removed="slot taken in Calendly")
-            try:
-                nearest = nearest_starts(
-                    _starts_near(self.client, sent.target, sent.start_time, self.clock()), sent.start_time
-                )
-            except BappError:  # the hint is a courtesy; the refusal is what matters
-                nearest = []
+            nearest: list[dt.datetime] = []
+            with contextlib.suppress(BappError):  # the hint is a courtesy; the refusal is what matters
+                starts = _starts_near(self.client, sent.target, sent.start_time, self.clock())
+                nearest = nearest_starts(starts, sent.start_time)
             raise Conflict(
                 f"{instant_text(sent.start_time)} is no longer open in Calendly for {sent.target.title!r}: "
                 "someone else took it",
@@ -334,16 +324,11 @@ class CalendlyWriter:
         event of this type at this start (``GET /scheduled_events?invitee_email&min_start_time&
         max_start_time``, then that event's invitees), not already attached to another booking (a group
         session's earlier one)."""
+        others = select(Booking.calendly_invitee_uri).where(
+            Booking.session_type_id == sent.target.id, Booking.start_time == sent.start_time, Booking.id != sent.id
+        )
         with self.transaction() as session:
-            attached = set(
-                session.scalars(
-                    select(Booking.calendly_invitee_uri).where(
-                        Booking.session_type_id == sent.target.id,
-                        Booking.start_time == sent.start_time,
-                        Booking.id != sent.id,
-                    )
-                )
-            )
+            attached = set(session.scalars(others))
         events = self.client.list_scheduled_events(
             *sent.scope,
             min_start_time=sent.start_time,
@@ -469,7 +454,6 @@ def attach_invitee(
     session: Session, booking: Booking, invitee: Invitee, event: ScheduledEvent | None, *, now: dt.datetime
 ) -> dict[str, Any]:
     """Record what Calendly holds for a held booking; then its status follows the price."""
-    paid = booking.amount > 0
     fresh: dict[str, Any] = {
         "calendly_invitee_uri": invitee.uri,
         "calendly_event_uri": invitee.event,
@@ -479,7 +463,7 @@ def attach_invitee(
         "remote_updated_at": invitee.updated_at,
     }
     if booking.status == "pending" and booking.calendly_state in PENDING_STATES:
-        fresh["status"] = "pending" if paid and booking.payment_status == "unpaid" else "confirmed"
+        fresh["status"] = price_status(booking.amount, paid=booking.payment_status != "unpaid")[0]
     if event is not None:
         if event.end_time > booking.start_time:
             fresh["end_time"] = event.end_time
