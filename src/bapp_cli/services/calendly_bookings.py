@@ -58,6 +58,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -73,7 +74,7 @@ from bapp_cli.db.bulk import any_of
 from bapp_cli.db.locks import lock_keys
 from bapp_cli.db.models import SYNC_KINDS, Booking, Pathway, SessionType, SyncRun, User
 from bapp_cli.errors import ConfigError, InvalidInput
-from bapp_cli.services.answers import Question, answers_from_calendly, questions_from
+from bapp_cli.services.answers import answers_from_calendly, questions_from
 from bapp_cli.services.booking import creation_audit, insert_booking, linked_pathways, pick_pathway
 from bapp_cli.services.calendly_runs import RunReport, invalid_listing, listing_error_details, listing_pages, record_run
 from bapp_cli.services.calendly_write import attach_invitee, match_held_booking, use_invitation
@@ -278,8 +279,9 @@ class InviteeApplier:
             session_type.calendly_uri: session_type
             for session_type in session.scalars(select(SessionType).where(SessionType.calendly_uri != ""))
         }
-        self._questions: dict[int, list[Question]] = {}
-        self._linked: dict[int, list[Pathway]] = {}
+        # per session type (one object per row in the session), worked out once
+        self._questions = functools.cache(lambda session_type: questions_from(session_type.custom_questions))
+        self._linked = functools.cache(functools.partial(linked_pathways, session))
         self._bookings: dict[str, Booking | None] = {}
         self._builders = builder_ids_by_calendly_uri(session)
         self._pathways: list[Pathway] = list(session.scalars(select(Pathway).order_by(Pathway.position, Pathway.slug)))
@@ -352,9 +354,7 @@ class InviteeApplier:
         requested = self._answered_pathway(invitee, warnings)
         if requested is None and replaced is not None and replaced.pathway_id is not None:
             requested = self.session.get(Pathway, replaced.pathway_id)
-        if session_type.id not in self._linked:
-            self._linked[session_type.id] = linked_pathways(self.session, session_type)
-        linked = self._linked[session_type.id]
+        linked = self._linked(session_type)
         return pick_pathway(self.session, session_type, requested, client, linked=linked, warnings=warnings)
 
     def _remote_fields(self, item: BookedInvitee, session_type: SessionType, warnings: list[str]) -> dict[str, Any]:
@@ -371,14 +371,12 @@ class InviteeApplier:
                 timezone = get_zone(invitee.timezone).key
             except InvalidInput:
                 warnings.append(f"invitee timezone {invitee.timezone[:64]!r} is not an IANA zone; UTC recorded")
-        if session_type.id not in self._questions:
-            self._questions[session_type.id] = questions_from(session_type.custom_questions)
         answers = [answer.model_dump() for answer in invitee.questions_and_answers]
         return {
             "start_time": start,
             "end_time": end,
             "client_timezone": timezone,
-            "custom_question_responses": answers_from_calendly(answers, self._questions[session_type.id]),
+            "custom_question_responses": answers_from_calendly(answers, self._questions(session_type)),
             "calendly_event_uri": event.uri,
         }
 
@@ -497,11 +495,10 @@ class InviteeApplier:
         attach_invitee(self.session, held, item.invitee, item.event, now=self.now)
         self._bookings[item.invitee.uri] = held
         if self._cancelled(item) and held.status in ACTIVE_STATUSES:
-            when, reason = self._cancellation(item)
-            self._cancel(held, when=when, reason=reason)
+            self._cancel(held, *self._cancellation(item))
         return _outcome("updated", item, held, "matched the booking bapp sent to Calendly")
 
-    def _cancel(self, booking: Booking, *, when: dt.datetime, reason: str | None) -> None:
+    def _cancel(self, booking: Booking, when: dt.datetime, reason: str | None) -> None:
         audit = {"source": "calendly", "status": [booking.status, "cancelled"], "reason": reason}
         booking.status, booking.cancelled_at, booking.cancellation_reason = "cancelled", when, reason
         booking.updated_at = self.now
@@ -545,9 +542,8 @@ class InviteeApplier:
                 builder = self.session.get(User, booking.builder_id) if booking.builder_id else None
                 enrol(self.session, client, answered, now=self.now, builder=builder)
             if self._paid(invitee) and booking.payment_status == "unpaid":
-                fresh["payment_status"] = "paid"
-                if booking.status == "pending":
-                    fresh["status"] = "confirmed"
+                # paid in Calendly: confirmed (rule 8); an active booking is pending or already confirmed
+                fresh.update(payment_status="paid", status="confirmed")
             changes = apply_changes(booking, fresh)
         booking.remote_updated_at = invitee.updated_at
         if not changes:
@@ -599,8 +595,7 @@ class InviteeApplier:
                 warnings.append("booking is cancelled; Calendly's no-show mark not applied")
         if booking.status == previous:
             note = first.note or ("older than the no-show change applied" if known and changed_at <= known else "")
-            action = first.action if first.wrote else "unchanged"
-            return _outcome(action, item, booking, note, warnings)
+            return _outcome(first.action if first.wrote else "unchanged", item, booking, note, warnings)
         booking.updated_at = self.now
         audit = {"source": "calendly", "status": [previous, booking.status], "no_show": marked}
         record_audit(self.session, "booking", booking.reference, audit)

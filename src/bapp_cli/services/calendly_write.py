@@ -290,11 +290,8 @@ class CalendlyWriter:
                 self._update(sent, calendly_attempts=sent.calendly_attempts + 1)
                 view, notes = self._send(sent, resend_allowed=False)
                 return view, ["the answer was lost and Calendly had no booking; resent once", *notes]
-            raise self._left_unknown(
-                sent,
-                f"({lost.message})",
-                hint="run `bapp calendly reconcile` to look it up again before booking anything else for this slot",
-            ) from None
+            hint = "run `bapp calendly reconcile` to look it up again before booking anything else for this slot"
+            raise self._left_unknown(sent, f"({lost.message})", hint=hint) from None
         except BappError:
             # A definite refusal (403 plan or scope, 429 over the cap, 4xx): nothing was created in Calendly.
             self._update(sent, removed="refused by Calendly")
@@ -308,9 +305,8 @@ class CalendlyWriter:
             return self._lookup(sent)
         except BappError as failed:
             why = f"({why}) and could not be asked about it ({failed.message})"
-            raise self._left_unknown(
-                sent, why, hint="run `bapp calendly reconcile` once Calendly answers again"
-            ) from None
+            hint = "run `bapp calendly reconcile` once Calendly answers again"
+            raise self._left_unknown(sent, why, hint=hint) from None
 
     def _left_unknown(self, sent: _Sent, why: str, *, hint: str) -> RemoteError:
         """Neither Calendly's answer nor a lookup said what became of the booking: it is marked ``unknown``
@@ -452,7 +448,7 @@ def _reconciled(action: str, note: str, *, calendly_state: str | None, status: s
 
 def attach_invitee(
     session: Session, booking: Booking, invitee: Invitee, event: ScheduledEvent | None, *, now: dt.datetime
-) -> dict[str, Any]:
+) -> None:
     """Record what Calendly holds for a held booking; then its status follows the price."""
     fresh: dict[str, Any] = {
         "calendly_invitee_uri": invitee.uri,
@@ -474,7 +470,6 @@ def attach_invitee(
         booking.updated_at = now
         session.flush()
         record_audit(session, "booking", booking.reference, {"source": "calendly", **changes})
-    return changes
 
 
 # -- matching invitees that arrive by pull or webhook ------------------------------------------------
