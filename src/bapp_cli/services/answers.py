@@ -46,10 +46,6 @@ class Question:
     answer_choices: tuple[str, ...]
     include_other: bool
 
-    @property
-    def key(self) -> str:
-        return question_key(self.name)
-
 
 @dataclass(frozen=True)
 class AnswerInput:
@@ -156,7 +152,7 @@ def validate_answers(
     questions: Sequence[Question], answers: Sequence[AnswerInput], *, field: str = "answers"
 ) -> list[dict[str, Any]]:
     """The normalised answer list, or InvalidInput listing every problem (each naming its question)."""
-    by_key = {question.key: question for question in questions}
+    by_key = {question_key(question.name): question for question in questions}
     given: dict[str, list[AnswerInput]] = {}
     problems: list[str] = []
     for answer in answers:
@@ -166,12 +162,12 @@ def validate_answers(
         elif not question.enabled:
             problems.append(f"answer {question.name!r}: the question is disabled and takes no answers")
         else:
-            given.setdefault(question.key, []).append(answer)
+            given.setdefault(question_key(question.name), []).append(answer)
     normalised: list[dict[str, Any]] = []
     for question in questions:
         if not question.enabled:
             continue
-        entries = given.get(question.key, [])
+        entries = given.get(question_key(question.name), [])
         values = [value for entry in entries for value in _values(entry)]
         if not values:
             if question.required:
@@ -204,7 +200,7 @@ def answers_from_calendly(items: Sequence[Mapping[str, Any]], questions: Sequenc
     Calendly joins multi-select answers with newlines; they become lists when the question is known to
     be multi-select. Unknown questions are kept with Calendly's own position.
     """
-    by_key = {question.key: question for question in questions}
+    by_key = {question_key(question.name): question for question in questions}
     normalised: list[dict[str, Any]] = []
     for index, item in enumerate(items):
         text = str(item.get("question") or "").strip()

@@ -77,13 +77,13 @@ from bapp_cli.errors import ConfigError, InvalidInput
 from bapp_cli.services.answers import answers_from_calendly, questions_from
 from bapp_cli.services.booking import creation_audit, insert_booking, linked_pathways, pick_pathway
 from bapp_cli.services.calendly_runs import RunReport, invalid_listing, listing_error_details, listing_pages, record_run
-from bapp_cli.services.calendly_write import attach_invitee, match_held_booking, use_invitation
+from bapp_cli.services.calendly_write import attach_invitee, match_held_booking, restored_from_no_show, use_invitation
 from bapp_cli.services.enrolment import enrol
 from bapp_cli.services.instants import get_zone
 from bapp_cli.services.listing import Page
 from bapp_cli.services.people import ensure_client, normalise_email
 from bapp_cli.services.plain_reads import builder_ids_by_calendly_uri
-from bapp_cli.services.rule_book import ACTIVE_STATUSES, price_status, restored_status
+from bapp_cli.services.rule_book import ACTIVE_STATUSES, price_status
 
 DEFAULT_PATHWAY_QUESTION = "pathway"
 RESCHEDULED_REASON = "Rescheduled"
@@ -208,12 +208,8 @@ class InviteeOutcome:
         return {name: named[name] for name in (DELIVERY_COLUMNS if self.id is None else RETRY_COLUMNS)}
 
     def describe(self) -> str:
-        line = f"{self.action:<11} {self.invitee_uri}"
-        if self.reference:
-            line += f"  {self.reference} ({self.booking_status})"
-        if self.note:
-            line += f": {self.note}"
-        return line
+        booking = f"  {self.reference} ({self.booking_status})" if self.reference else ""
+        return f"{self.action:<11} {self.invitee_uri}{booking}" + (f": {self.note}" if self.note else "")
 
 
 # The actions with a counter of their own in the report; any other (unchanged, no_show) counts as unchanged.
@@ -306,9 +302,7 @@ class InviteeApplier:
             user_id = self._builders.get(membership.user)
             if user_id is not None:
                 return self.session.get(User, user_id)
-        if session_type.builder_id is not None:
-            return self.session.get(User, session_type.builder_id)
-        return None
+        return self.session.get(User, session_type.builder_id) if session_type.builder_id is not None else None
 
     def _pathway_named(self, text: str) -> Pathway | None:
         """The pathway one part of an answer (stripped, never blank) names, if exactly one."""
@@ -588,9 +582,7 @@ class InviteeApplier:
             if marked and previous in ("pending", "confirmed", "completed"):
                 booking.status = "no_show"
             elif not marked and previous == "no_show":
-                booking.status = restored_status(
-                    end=booking.end_time, now=self.now, amount=booking.amount, payment_status=booking.payment_status
-                )
+                booking.status = restored_from_no_show(booking, self.now)
             elif previous == "cancelled":
                 warnings.append("booking is cancelled; Calendly's no-show mark not applied")
         if booking.status == previous:

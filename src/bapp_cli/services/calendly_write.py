@@ -76,7 +76,6 @@ WINDOW = dt.timedelta(days=31)
 NEAR = dt.timedelta(days=3)
 # Bookings a lookup has not found after this long are given up (calendly.reconcile_give_up_hours).
 DEFAULT_GIVE_UP = dt.timedelta(hours=24)
-_LOCATION_VALUE_KINDS = ("physical", "custom")
 
 # The caller's unit of work: ``transaction()`` commits on success, ``transaction(dry_run=True)`` rolls back.
 Transaction = Callable[..., AbstractContextManager[Session]]
@@ -178,7 +177,7 @@ def invitee_body(booking: Booking, client: User, event_type: EventType, *, name:
     # ask_invitee and outbound_call need a value only the invitee has
     if place and event_type.pooling_type != "round_robin" and place.kind not in ("ask_invitee", "outbound_call"):
         body["location"] = {"kind": place.kind}
-        if place.kind in _LOCATION_VALUE_KINDS and place.location:
+        if place.kind in ("physical", "custom") and place.location:  # the kinds that carry an address or text
             body["location"]["location"] = place.location
     return body
 
@@ -630,15 +629,19 @@ def _nothing_to_undo(booking: Booking) -> Conflict:
     )
 
 
+def restored_from_no_show(booking: Booking, now: dt.datetime) -> str:
+    """The status a no-show goes back to when its mark is taken back, here (``no-show --undo``) or in
+    Calendly (``invitee_no_show.deleted``) alike: services.rule_book.restored_status."""
+    return restored_status(end=booking.end_time, now=now, amount=booking.amount, payment_status=booking.payment_status)
+
+
 def undo_no_show(session: Session, reference: str, *, now: dt.datetime) -> BookingView:
     """``no-show --undo``: a no-show recorded by mistake goes back to the status the rule book restores
     (services.rule_book.restored_status, the same as Calendly's ``invitee_no_show.deleted``)."""
     booking = get_booking(session, reference, for_update=True)
     if booking.status != "no_show":
         raise _nothing_to_undo(booking)
-    booking.status = restored_status(
-        end=booking.end_time, now=now, amount=booking.amount, payment_status=booking.payment_status
-    )
+    booking.status = restored_from_no_show(booking, now)
     booking.calendly_no_show_uri = None
     # a late delivery of the mark just taken back must not bring it back
     booking.calendly_no_show_at = now
