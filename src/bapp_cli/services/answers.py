@@ -173,9 +173,8 @@ def validate_answers(
             if question.required:
                 problems.append(f"answer {question.name!r}: required")
             continue
-        chosen: str | list[str]
         if question.type == "multi_select":
-            chosen = list(dict.fromkeys(_check_choice(question, value, problems) for value in values))
+            chosen: str | list[str] = list(dict.fromkeys(_check_choice(question, value, problems) for value in values))
         elif len(entries) > 1 or len(values) > 1:
             problems.append(f"answer {question.name!r}: answered more than once; the question takes one answer")
             continue
@@ -208,9 +207,8 @@ def answers_from_calendly(items: Sequence[Mapping[str, Any]], questions: Sequenc
             continue
         raw = item.get("answer")
         question = by_key.get(question_key(text))
-        answer: str | list[str]
         if isinstance(raw, list):
-            answer = [str(part) for part in raw]
+            answer: str | list[str] = [str(part) for part in raw]
         elif question is not None and question.type == "multi_select":
             answer = [part.strip() for part in str(raw or "").split("\n") if part.strip()]
         else:

@@ -139,8 +139,8 @@ def open_slots(
 def _starts_near(
     client: CalendlyClient, target: CalendlySession, start: dt.datetime, now: dt.datetime
 ) -> list[dt.datetime]:
-    if start + NEAR <= now + SLOT_LEAD:
-        return []
+    """Calendly's open starts within ``NEAR`` of ``start``; none, and nothing asked, once that window has
+    passed (``open_slots`` begins at now)."""
     return [slot["start_time"] for slot in open_slots(client, target, start=start - NEAR, end=start + NEAR, now=now)]
 
 
@@ -332,11 +332,10 @@ class CalendlyWriter:
             invitee_email=sent.email,
         )
         for event in events:
-            if event.event_type != sent.target.event_type_uri or event.start_time != sent.start_time:
-                continue
-            for invitee in self.client.list_event_invitees(event.uri, status="active", email=sent.email):
-                if invitee.email.strip().lower() == sent.email and invitee.uri not in attached:
-                    return invitee, event
+            if event.event_type == sent.target.event_type_uri and event.start_time == sent.start_time:
+                for invitee in self.client.list_event_invitees(event.uri, status="active", email=sent.email):
+                    if invitee.email.strip().lower() == sent.email and invitee.uri not in attached:
+                        return invitee, event
         return None
 
     def _update(self, sent: _Sent, *, removed: str | None = None, **wanted: Any) -> None:
