@@ -57,22 +57,19 @@ class AnswerInput:
 
 def questions_from(custom_questions: Sequence[Any] | None) -> list[Question]:
     """Typed questions from a session type's stored `custom_questions` (Calendly's shape)."""
-    questions: list[Question] = []
-    for index, raw in enumerate(custom_questions or []):
-        if not isinstance(raw, Mapping) or not str(raw.get("name") or "").strip():
-            continue
-        position = raw.get("position")
-        questions.append(
-            Question(
-                name=str(raw["name"]).strip(),
-                type=str(raw.get("type") or "string"),
-                position=position if isinstance(position, int) else index,
-                enabled=bool(raw.get("enabled", True)),
-                required=bool(raw.get("required", False)),
-                answer_choices=tuple(str(choice) for choice in raw.get("answer_choices") or [] if choice is not None),
-                include_other=bool(raw.get("include_other", False)),
-            )
+    questions = [
+        Question(
+            name=str(raw["name"]).strip(),
+            type=str(raw.get("type") or "string"),
+            position=raw["position"] if isinstance(raw.get("position"), int) else index,
+            enabled=bool(raw.get("enabled", True)),
+            required=bool(raw.get("required", False)),
+            answer_choices=tuple(str(choice) for choice in raw.get("answer_choices") or [] if choice is not None),
+            include_other=bool(raw.get("include_other", False)),
         )
+        for index, raw in enumerate(custom_questions or [])
+        if isinstance(raw, Mapping) and str(raw.get("name") or "").strip()
+    ]
     return sorted(questions, key=lambda question: question.position)
 
 

@@ -127,12 +127,8 @@ def parse_bookings_listing(content: bytes | str, *, name: str) -> list[BookedInv
     or a bare list of events; each event's ``invitees`` is the invitee list or its page. Every bad item is
     reported with its place and field (InvalidInput, exit 6); nothing is applied from a bad file.
     """
-    pages = listing_pages(
-        content,
-        name=name,
-        items="scheduled events",
-        hint="save scheduled events (each with an 'invitees' array) as a page, a list of pages or a list",
-    )
+    hint = "save scheduled events (each with an 'invitees' array) as a page, a list of pages or a list"
+    pages = listing_pages(content, name=name, items="scheduled events", hint=hint)
     details: list[dict[str, Any]] = []
     items: list[BookedInvitee] = []
     for prefix, collection in pages:
@@ -453,23 +449,19 @@ class InviteeApplier:
         insert_booking(self.session, booking)
         self._bookings[invitee.uri] = booking
 
-        notes: list[str] = []
         invitation = use_invitation(self.session, booking, now=self.now)
-        if invitation is not None:
-            notes.append(f"booked through the link {invitation}")
+        notes = [  # what happened on the way, the blank ones left out
+            f"booked through the link {invitation}" if invitation is not None else "",
+            f"rescheduled from {replaced.reference}" if replaced is not None else "",
+            ("arrived cancelled" + (f" ({reason})" if reason else "")) if cancelled else "",
+            f"account created for {email}" if account_created else "",
+            f"enrolled in {pathway.slug}" if enrolled and pathway is not None else "",
+        ]
         replaced_reference = None
-        if replaced is not None:
-            notes.append(f"rescheduled from {replaced.reference}")
-            if replaced.status in ACTIVE_STATUSES:
-                # The new half came first: the old slot is free in Calendly whatever order deliveries take.
-                self._cancel(replaced, when=invitee.created_at, reason=f"{RESCHEDULED_REASON} to {booking.reference}")
-                replaced_reference = replaced.reference
-        if cancelled:
-            notes.append("arrived cancelled" + (f" ({reason})" if reason else ""))
-        if account_created:
-            notes.append(f"account created for {email}")
-        if enrolled and pathway is not None:
-            notes.append(f"enrolled in {pathway.slug}")
+        if replaced is not None and replaced.status in ACTIVE_STATUSES:
+            # The new half came first: the old slot is free in Calendly whatever order deliveries take.
+            self._cancel(replaced, invitee.created_at, f"{RESCHEDULED_REASON} to {booking.reference}")
+            replaced_reference = replaced.reference
         created = creation_audit(
             booking,
             client_email=email,
@@ -481,7 +473,7 @@ class InviteeApplier:
         rescheduled_from = replaced.reference if replaced is not None else None
         audit = {"source": "calendly", "invitee": invitee.uri, **created, "rescheduled_from": rescheduled_from}
         record_audit(self.session, "booking", booking.reference, audit)
-        return _outcome("created", item, booking, "; ".join(notes), warnings, replaced=replaced_reference)
+        return _outcome("created", item, booking, "; ".join(filter(None, notes)), warnings, replaced=replaced_reference)
 
     def _attach_held(self, held: Booking, item: BookedInvitee) -> InviteeOutcome:
         """The invitee of a booking bapp sent with POST /invitees whose answer it has not recorded yet
@@ -662,9 +654,8 @@ def apply_webhook(
     applier = InviteeApplier(session, now=now, pathway_question=pathway_question)
     item = BookedInvitee(invitee, invitee.scheduled_event)
     if payload.event in NO_SHOW_WEBHOOK_EVENTS:
-        outcome = applier.apply_no_show(
-            item, marked=payload.event == "invitee_no_show.created", changed_at=payload.created_at
-        )
+        marked = payload.event == "invitee_no_show.created"
+        outcome = applier.apply_no_show(item, marked=marked, changed_at=payload.created_at)
     else:
         outcome = applier.apply(item)
     session.flush()
