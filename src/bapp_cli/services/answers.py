@@ -87,32 +87,27 @@ def parse_answer_option(text: str, *, field: str = "answer") -> AnswerInput:
 
 def parse_answers_document(text: str, *, field: str = "answers-file") -> list[AnswerInput]:
     """A JSON object `{question: answer-or-list}` or Calendly's `[{question, answer}]` list."""
+
+    def refused(problem: str) -> InvalidInput:
+        return InvalidInput(f"{field}: {problem}", code="invalid_answers_file")
+
     try:
         document = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise InvalidInput(
-            f"{field}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})", code="invalid_answers_file"
-        ) from None
+        raise refused(f"not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
     if isinstance(document, dict):
         items: list[tuple[str, Any, str]] = [(str(key), value, f"key {key!r}") for key, value in document.items()]
     elif isinstance(document, list):
         items = []
         for index, item in enumerate(document, start=1):
             if not isinstance(item, dict) or not isinstance(item.get("question"), str):
-                raise InvalidInput(
-                    f"{field}: item {index} is not an object with a 'question' string", code="invalid_answers_file"
-                )
+                raise refused(f"item {index} is not an object with a 'question' string")
             items.append((item["question"], item.get("answer"), f"item {index}"))
     else:
-        raise InvalidInput(
-            f"{field}: expected an object {{question: answer}} or a list of {{question, answer}}",
-            code="invalid_answers_file",
-        )
+        raise refused("expected an object {question: answer} or a list of {question, answer}")
     for _, value, where in items:
         if not (isinstance(value, str) or (isinstance(value, list) and all(isinstance(part, str) for part in value))):
-            raise InvalidInput(
-                f"{field}: {where}: the answer must be a string or a list of strings", code="invalid_answers_file"
-            )
+            raise refused(f"{where}: the answer must be a string or a list of strings")
     return [AnswerInput(question, value if isinstance(value, str) else list(value)) for question, value, _ in items]
 
 
