@@ -301,7 +301,8 @@ class InviteeApplier:
         return self.session.get(User, session_type.builder_id) if session_type.builder_id is not None else None
 
     def _pathway_named(self, text: str) -> Pathway | None:
-        """The pathway one part of an answer (stripped, never blank) names, if exactly one."""
+        """The pathway one part of an answer (stripped, never blank) names: by slug or name, else by the one
+        whole-word match."""
         wanted = text.casefold()
         for pathway in self._pathways:
             if wanted in (pathway.slug.casefold(), pathway.name.strip().casefold()):
