@@ -46,10 +46,6 @@ class Question:
     answer_choices: tuple[str, ...]
     include_other: bool
 
-    @property
-    def key(self) -> str:
-        return question_key(self.name)
-
 
 @dataclass(frozen=True)
 class AnswerInput:
@@ -61,23 +57,19 @@ class AnswerInput:
 
 def questions_from(custom_questions: Sequence[Any] | None) -> list[Question]:
     """Typed questions from a session type's stored `custom_questions` (Calendly's shape)."""
-    questions: list[Question] = []
-    for index, raw in enumerate(custom_questions or []):
-        if not isinstance(raw, Mapping) or not str(raw.get("name") or "").strip():
-            continue
-        choices = raw.get("answer_choices") or []
-        position = raw.get("position")
-        questions.append(
-            Question(
-                name=str(raw["name"]).strip(),
-                type=str(raw.get("type") or "string"),
-                position=position if isinstance(position, int) else index,
-                enabled=bool(raw.get("enabled", True)),
-                required=bool(raw.get("required", False)),
-                answer_choices=tuple(str(choice) for choice in choices if choice is not None),
-                include_other=bool(raw.get("include_other", False)),
-            )
+    questions = [
+        Question(
+            name=str(raw["name"]).strip(),
+            type=str(raw.get("type") or "string"),
+            position=raw["position"] if isinstance(raw.get("position"), int) else index,
+            enabled=bool(raw.get("enabled", True)),
+            required=bool(raw.get("required", False)),
+            answer_choices=tuple(str(choice) for choice in raw.get("answer_choices") or [] if choice is not None),
+            include_other=bool(raw.get("include_other", False)),
         )
+        for index, raw in enumerate(custom_questions or [])
+        if isinstance(raw, Mapping) and str(raw.get("name") or "").strip()
+    ]
     return sorted(questions, key=lambda question: question.position)
 
 
@@ -95,32 +87,27 @@ def parse_answer_option(text: str, *, field: str = "answer") -> AnswerInput:
 
 def parse_answers_document(text: str, *, field: str = "answers-file") -> list[AnswerInput]:
     """A JSON object `{question: answer-or-list}` or Calendly's `[{question, answer}]` list."""
+
+    def refused(problem: str) -> InvalidInput:
+        return InvalidInput(f"{field}: {problem}", code="invalid_answers_file")
+
     try:
         document = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise InvalidInput(
-            f"{field}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})", code="invalid_answers_file"
-        ) from None
+        raise refused(f"not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
     if isinstance(document, dict):
         items: list[tuple[str, Any, str]] = [(str(key), value, f"key {key!r}") for key, value in document.items()]
     elif isinstance(document, list):
         items = []
         for index, item in enumerate(document, start=1):
             if not isinstance(item, dict) or not isinstance(item.get("question"), str):
-                raise InvalidInput(
-                    f"{field}: item {index} is not an object with a 'question' string", code="invalid_answers_file"
-                )
+                raise refused(f"item {index} is not an object with a 'question' string")
             items.append((item["question"], item.get("answer"), f"item {index}"))
     else:
-        raise InvalidInput(
-            f"{field}: expected an object {{question: answer}} or a list of {{question, answer}}",
-            code="invalid_answers_file",
-        )
+        raise refused("expected an object {question: answer} or a list of {question, answer}")
     for _, value, where in items:
         if not (isinstance(value, str) or (isinstance(value, list) and all(isinstance(part, str) for part in value))):
-            raise InvalidInput(
-                f"{field}: {where}: the answer must be a string or a list of strings", code="invalid_answers_file"
-            )
+            raise refused(f"{where}: the answer must be a string or a list of strings")
     return [AnswerInput(question, value if isinstance(value, str) else list(value)) for question, value, _ in items]
 
 
@@ -143,14 +130,13 @@ def _check_choice(question: Question, value: str, problems: list[str]) -> str:
 
 
 def _check_single(question: Question, value: str, problems: list[str]) -> str:
-    label = f"answer {question.name!r}"
     if question.type == "single_select":
         return _check_choice(question, value, problems)
     if question.type == "phone_number":
         if not PHONE_PATTERN.match(PHONE_NOISE.sub("", value)):
-            problems.append(f"{label}: {value!r} is not a phone number (E.164, e.g. +44 7700 900123)")
+            problems.append(f"answer {question.name!r}: {value!r} is not a phone number (E.164, e.g. +44 7700 900123)")
     elif len(value) > (limit := STRING_LIMIT if question.type == "string" else TEXT_LIMIT):
-        problems.append(f"{label}: {len(value)} characters; at most {limit}")
+        problems.append(f"answer {question.name!r}: {len(value)} characters; at most {limit}")
     return value
 
 
@@ -158,7 +144,7 @@ def validate_answers(
     questions: Sequence[Question], answers: Sequence[AnswerInput], *, field: str = "answers"
 ) -> list[dict[str, Any]]:
     """The normalised answer list, or InvalidInput listing every problem (each naming its question)."""
-    by_key = {question.key: question for question in questions}
+    by_key = {question_key(question.name): question for question in questions}
     given: dict[str, list[AnswerInput]] = {}
     problems: list[str] = []
     for answer in answers:
@@ -168,20 +154,19 @@ def validate_answers(
         elif not question.enabled:
             problems.append(f"answer {question.name!r}: the question is disabled and takes no answers")
         else:
-            given.setdefault(question.key, []).append(answer)
+            given.setdefault(question_key(question.name), []).append(answer)
     normalised: list[dict[str, Any]] = []
     for question in questions:
         if not question.enabled:
             continue
-        entries = given.get(question.key, [])
+        entries = given.get(question_key(question.name), [])
         values = [value for entry in entries for value in _values(entry)]
         if not values:
             if question.required:
                 problems.append(f"answer {question.name!r}: required")
             continue
-        chosen: str | list[str]
         if question.type == "multi_select":
-            chosen = list(dict.fromkeys(_check_choice(question, value, problems) for value in values))
+            chosen: str | list[str] = list(dict.fromkeys(_check_choice(question, value, problems) for value in values))
         elif len(entries) > 1 or len(values) > 1:
             problems.append(f"answer {question.name!r}: answered more than once; the question takes one answer")
             continue
@@ -206,7 +191,7 @@ def answers_from_calendly(items: Sequence[Mapping[str, Any]], questions: Sequenc
     Calendly joins multi-select answers with newlines; they become lists when the question is known to
     be multi-select. Unknown questions are kept with Calendly's own position.
     """
-    by_key = {question.key: question for question in questions}
+    by_key = {question_key(question.name): question for question in questions}
     normalised: list[dict[str, Any]] = []
     for index, item in enumerate(items):
         text = str(item.get("question") or "").strip()
@@ -214,9 +199,8 @@ def answers_from_calendly(items: Sequence[Mapping[str, Any]], questions: Sequenc
             continue
         raw = item.get("answer")
         question = by_key.get(question_key(text))
-        answer: str | list[str]
         if isinstance(raw, list):
-            answer = [str(part) for part in raw]
+            answer: str | list[str] = [str(part) for part in raw]
         elif question is not None and question.type == "multi_select":
             answer = [part.strip() for part in str(raw or "").split("\n") if part.strip()]
         else:

@@ -58,6 +58,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -73,16 +74,16 @@ from bapp_cli.db.bulk import any_of
 from bapp_cli.db.locks import lock_keys
 from bapp_cli.db.models import SYNC_KINDS, Booking, Pathway, SessionType, SyncRun, User
 from bapp_cli.errors import ConfigError, InvalidInput
-from bapp_cli.services.answers import Question, answers_from_calendly, questions_from
+from bapp_cli.services.answers import answers_from_calendly, questions_from
 from bapp_cli.services.booking import creation_audit, insert_booking, linked_pathways, pick_pathway
 from bapp_cli.services.calendly_runs import RunReport, invalid_listing, listing_error_details, listing_pages, record_run
-from bapp_cli.services.calendly_write import attach_invitee, match_held_booking, use_invitation
+from bapp_cli.services.calendly_write import attach_invitee, match_held_booking, restored_from_no_show, use_invitation
 from bapp_cli.services.enrolment import enrol
 from bapp_cli.services.instants import get_zone
 from bapp_cli.services.listing import Page
 from bapp_cli.services.people import ensure_client, normalise_email
 from bapp_cli.services.plain_reads import builder_ids_by_calendly_uri
-from bapp_cli.services.rule_book import ACTIVE_STATUSES, price_status, restored_status
+from bapp_cli.services.rule_book import ACTIVE_STATUSES, price_status
 
 DEFAULT_PATHWAY_QUESTION = "pathway"
 RESCHEDULED_REASON = "Rescheduled"
@@ -90,7 +91,6 @@ RESCHEDULED_REASON = "Rescheduled"
 _MAX_NAME = 200
 _MAX_REASON = 2000
 _MAX_URI = 500
-_EVENTS = TypeAdapter(list[ScheduledEvent])
 _INVITEES = TypeAdapter(list[Invitee])
 
 
@@ -127,12 +127,8 @@ def parse_bookings_listing(content: bytes | str, *, name: str) -> list[BookedInv
     or a bare list of events; each event's ``invitees`` is the invitee list or its page. Every bad item is
     reported with its place and field (InvalidInput, exit 6); nothing is applied from a bad file.
     """
-    pages = listing_pages(
-        content,
-        name=name,
-        items="scheduled events",
-        hint="save scheduled events (each with an 'invitees' array) as a page, a list of pages or a list",
-    )
+    hint = "save scheduled events (each with an 'invitees' array) as a page, a list of pages or a list"
+    pages = listing_pages(content, name=name, items="scheduled events", hint=hint)
     details: list[dict[str, Any]] = []
     items: list[BookedInvitee] = []
     for prefix, collection in pages:
@@ -142,9 +138,9 @@ def parse_bookings_listing(content: bytes | str, *, name: str) -> list[BookedInv
         for index, raw in enumerate(collection):
             where = f"{prefix}[{index}]"
             try:
-                event = _EVENTS.validate_python([raw])[0]
+                event = ScheduledEvent.model_validate(raw)
             except ValidationError as exc:
-                details.extend(listing_error_details(exc, where, skip=1))
+                details.extend(listing_error_details(exc, where, skip=0))
                 continue
             invitees = raw.get("invitees") if isinstance(raw, Mapping) else None
             if isinstance(invitees, Mapping):
@@ -208,12 +204,8 @@ class InviteeOutcome:
         return {name: named[name] for name in (DELIVERY_COLUMNS if self.id is None else RETRY_COLUMNS)}
 
     def describe(self) -> str:
-        line = f"{self.action:<11} {self.invitee_uri}"
-        if self.reference:
-            line += f"  {self.reference} ({self.booking_status})"
-        if self.note:
-            line += f": {self.note}"
-        return line
+        booking = f"  {self.reference} ({self.booking_status})" if self.reference else ""
+        return f"{self.action:<11} {self.invitee_uri}{booking}" + (f": {self.note}" if self.note else "")
 
 
 # The actions with a counter of their own in the report; any other (unchanged, no_show) counts as unchanged.
@@ -266,7 +258,7 @@ RUN_COLUMNS = (
 class InviteeApplier:
     """Applies invitees to bookings inside the caller's transaction (see the module docstring).
 
-    Lookups (session types, builders, pathways, bookings by invitee URI) are cached for the applier's
+    Lookups (session types, builders, pathways, bookings by invitee URI) are read once for the applier's
     life, which is one pull or one webhook.
     """
 
@@ -274,9 +266,14 @@ class InviteeApplier:
         self.session = session
         self.now = now
         self.pathway_question = pathway_question
-        self._session_types: dict[str, SessionType | None] = {}
-        self._questions: dict[int, list[Question]] = {}
-        self._linked: dict[int, list[Pathway]] = {}
+        # every Calendly-backed type in one query: a pull meets most of them, and there are few
+        self._session_types = {
+            session_type.calendly_uri: session_type
+            for session_type in session.scalars(select(SessionType).where(SessionType.calendly_uri != ""))
+        }
+        # per session type (one object per row in the session), worked out once
+        self._questions = functools.cache(lambda session_type: questions_from(session_type.custom_questions))
+        self._linked = functools.cache(functools.partial(linked_pathways, session))
         self._bookings: dict[str, Booking | None] = {}
         self._builders = builder_ids_by_calendly_uri(session)
         self._pathways: list[Pathway] = list(session.scalars(select(Pathway).order_by(Pathway.position, Pathway.slug)))
@@ -295,29 +292,18 @@ class InviteeApplier:
         self.preload([invitee_uri])
         return self._bookings[invitee_uri]
 
-    def _session_type(self, uri: str | None) -> SessionType | None:
-        if not uri:
-            return None
-        if uri not in self._session_types:
-            self._session_types[uri] = self.session.scalars(
-                select(SessionType).where(SessionType.calendly_uri == uri)
-            ).one_or_none()
-        return self._session_types[uri]
-
     def _builder(self, event: ScheduledEvent, session_type: SessionType) -> User | None:
         """The event's host when they are a known builder (round robin, teams), else the type's owner."""
         for membership in event.event_memberships:
             user_id = self._builders.get(membership.user)
             if user_id is not None:
                 return self.session.get(User, user_id)
-        if session_type.builder_id is not None:
-            return self.session.get(User, session_type.builder_id)
-        return None
+        return self.session.get(User, session_type.builder_id) if session_type.builder_id is not None else None
 
     def _pathway_named(self, text: str) -> Pathway | None:
-        wanted = text.strip().casefold()
-        if not wanted:
-            return None
+        """The pathway one part of an answer (stripped, never blank) names: by slug or name, else by the one
+        whole-word match."""
+        wanted = text.casefold()
         for pathway in self._pathways:
             if wanted in (pathway.slug.casefold(), pathway.name.strip().casefold()):
                 return pathway
@@ -330,21 +316,20 @@ class InviteeApplier:
         return found[0] if len(found) == 1 else None
 
     def _answered_pathway(self, invitee: Invitee, warnings: list[str]) -> Pathway | None:
-        for item in invitee.questions_and_answers:
-            if not self.pathway_question.search(item.question):
-                continue
-            parts = [part.strip() for part in item.answer.split("\n") if part.strip()]
-            matches = list(dict.fromkeys(p for p in (self._pathway_named(part) for part in parts) if p is not None))
-            if len(matches) == 1 and matches[0].archived:
-                warnings.append(f"pathway {matches[0].slug!r} (answer to {item.question!r}) is archived; not taken")
-                return None
-            if len(matches) == 1:
-                return matches[0]
-            if matches:
-                warnings.append(f"answer to {item.question!r} names several pathways; none taken from it")
-            else:
-                warnings.append(f"answer {item.answer[:100]!r} to {item.question!r} names no known pathway")
+        asked = (item for item in invitee.questions_and_answers if self.pathway_question.search(item.question))
+        item = next(asked, None)
+        if item is None:
             return None
+        parts = [part.strip() for part in item.answer.split("\n") if part.strip()]
+        matches = list(dict.fromkeys(p for p in (self._pathway_named(part) for part in parts) if p is not None))
+        if len(matches) == 1 and not matches[0].archived:
+            return matches[0]
+        if len(matches) == 1:
+            warnings.append(f"pathway {matches[0].slug!r} (answer to {item.question!r}) is archived; not taken")
+        elif matches:
+            warnings.append(f"answer to {item.question!r} names several pathways; none taken from it")
+        else:
+            warnings.append(f"answer {item.answer[:100]!r} to {item.question!r} names no known pathway")
         return None
 
     def _pathway(
@@ -360,9 +345,7 @@ class InviteeApplier:
         requested = self._answered_pathway(invitee, warnings)
         if requested is None and replaced is not None and replaced.pathway_id is not None:
             requested = self.session.get(Pathway, replaced.pathway_id)
-        if session_type.id not in self._linked:
-            self._linked[session_type.id] = linked_pathways(self.session, session_type)
-        linked = self._linked[session_type.id]
+        linked = self._linked(session_type)
         return pick_pathway(self.session, session_type, requested, client, linked=linked, warnings=warnings)
 
     def _remote_fields(self, item: BookedInvitee, session_type: SessionType, warnings: list[str]) -> dict[str, Any]:
@@ -379,14 +362,12 @@ class InviteeApplier:
                 timezone = get_zone(invitee.timezone).key
             except InvalidInput:
                 warnings.append(f"invitee timezone {invitee.timezone[:64]!r} is not an IANA zone; UTC recorded")
-        if session_type.id not in self._questions:
-            self._questions[session_type.id] = questions_from(session_type.custom_questions)
         answers = [answer.model_dump() for answer in invitee.questions_and_answers]
         return {
             "start_time": start,
             "end_time": end,
             "client_timezone": timezone,
-            "custom_question_responses": answers_from_calendly(answers, self._questions[session_type.id]),
+            "custom_question_responses": answers_from_calendly(answers, self._questions(session_type)),
             "calendly_event_uri": event.uri,
         }
 
@@ -416,19 +397,14 @@ class InviteeApplier:
         if not uri.strip() or len(uri) > _MAX_URI or len(item.event.uri) > _MAX_URI:
             return InviteeOutcome("skipped", uri[:_MAX_URI], note="invitee or event URI missing or too long")
         existing = self._booking(uri)
-        if existing is None:
-            return self._create(item)
-        return self._update(existing, item)
+        return self._create(item) if existing is None else self._update(existing, item)
 
     def _create(self, item: BookedInvitee) -> InviteeOutcome:
         invitee, event = item.invitee, item.event
-        session_type = self._session_type(event.event_type)
+        session_type = self._session_types.get(event.event_type)
         if session_type is None:
-            return InviteeOutcome(
-                "skipped",
-                invitee.uri,
-                note=f"unknown event type {event.event_type or '(none)'}; run `bapp calendly sync` first",
-            )
+            note = f"unknown event type {event.event_type or '(none)'}; run `bapp calendly sync` first"
+            return InviteeOutcome("skipped", invitee.uri, note=note)
         try:
             email = normalise_email(invitee.email, field="invitee email")
         except InvalidInput as exc:
@@ -474,23 +450,19 @@ class InviteeApplier:
         insert_booking(self.session, booking)
         self._bookings[invitee.uri] = booking
 
-        notes: list[str] = []
         invitation = use_invitation(self.session, booking, now=self.now)
-        if invitation is not None:
-            notes.append(f"booked through the link {invitation}")
+        notes = [  # what happened on the way, the blank ones left out
+            f"booked through the link {invitation}" if invitation is not None else "",
+            f"rescheduled from {replaced.reference}" if replaced is not None else "",
+            ("arrived cancelled" + (f" ({reason})" if reason else "")) if cancelled else "",
+            f"account created for {email}" if account_created else "",
+            f"enrolled in {pathway.slug}" if enrolled and pathway is not None else "",
+        ]
         replaced_reference = None
-        if replaced is not None:
-            notes.append(f"rescheduled from {replaced.reference}")
-            if replaced.status in ACTIVE_STATUSES:
-                # The new half came first: the old slot is free in Calendly whatever order deliveries take.
-                self._cancel(replaced, when=invitee.created_at, reason=f"{RESCHEDULED_REASON} to {booking.reference}")
-                replaced_reference = replaced.reference
-        if cancelled:
-            notes.append("arrived cancelled" + (f" ({reason})" if reason else ""))
-        if account_created:
-            notes.append(f"account created for {email}")
-        if enrolled and pathway is not None:
-            notes.append(f"enrolled in {pathway.slug}")
+        if replaced is not None and replaced.status in ACTIVE_STATUSES:
+            # The new half came first: the old slot is free in Calendly whatever order deliveries take.
+            self._cancel(replaced, invitee.created_at, f"{RESCHEDULED_REASON} to {booking.reference}")
+            replaced_reference = replaced.reference
         created = creation_audit(
             booking,
             client_email=email,
@@ -502,7 +474,7 @@ class InviteeApplier:
         rescheduled_from = replaced.reference if replaced is not None else None
         audit = {"source": "calendly", "invitee": invitee.uri, **created, "rescheduled_from": rescheduled_from}
         record_audit(self.session, "booking", booking.reference, audit)
-        return _outcome("created", item, booking, "; ".join(notes), warnings, replaced=replaced_reference)
+        return _outcome("created", item, booking, "; ".join(filter(None, notes)), warnings, replaced=replaced_reference)
 
     def _attach_held(self, held: Booking, item: BookedInvitee) -> InviteeOutcome:
         """The invitee of a booking bapp sent with POST /invitees whose answer it has not recorded yet
@@ -510,11 +482,10 @@ class InviteeApplier:
         attach_invitee(self.session, held, item.invitee, item.event, now=self.now)
         self._bookings[item.invitee.uri] = held
         if self._cancelled(item) and held.status in ACTIVE_STATUSES:
-            when, reason = self._cancellation(item)
-            self._cancel(held, when=when, reason=reason)
+            self._cancel(held, *self._cancellation(item))
         return _outcome("updated", item, held, "matched the booking bapp sent to Calendly")
 
-    def _cancel(self, booking: Booking, *, when: dt.datetime, reason: str | None) -> None:
+    def _cancel(self, booking: Booking, when: dt.datetime, reason: str | None) -> None:
         audit = {"source": "calendly", "status": [booking.status, "cancelled"], "reason": reason}
         booking.status, booking.cancelled_at, booking.cancellation_reason = "cancelled", when, reason
         booking.updated_at = self.now
@@ -549,22 +520,18 @@ class InviteeApplier:
         elif booking.status == "cancelled":
             warnings.append("booking is cancelled here and stays cancelled (Calendly shows the invitee active)")
         elif booking.status in ACTIVE_STATUSES:
-            session_type = self.session.get(SessionType, booking.session_type_id)
-            assert session_type is not None  # a foreign key: the row exists
+            session_type = self.session.get_one(SessionType, booking.session_type_id)
             fresh = self._remote_fields(item, session_type, warnings)
             answered = self._answered_pathway(invitee, warnings) if booking.pathway_id is None else None
-            if answered is not None:
-                fresh["pathway_id"] = answered.id
-            if self._paid(invitee) and booking.payment_status == "unpaid":
-                fresh["payment_status"] = "paid"
-                if booking.status == "pending":
-                    fresh["status"] = "confirmed"
-            changes = apply_changes(booking, fresh)
             if answered is not None:  # an answer that now names a pathway enrols the client in it
-                client = self.session.get(User, booking.client_id)
+                fresh["pathway_id"] = answered.id
+                client = self.session.get_one(User, booking.client_id)
                 builder = self.session.get(User, booking.builder_id) if booking.builder_id else None
-                if client is not None:
-                    enrol(self.session, client, answered, now=self.now, builder=builder)
+                enrol(self.session, client, answered, now=self.now, builder=builder)
+            if self._paid(invitee) and booking.payment_status == "unpaid":
+                # paid in Calendly: confirmed (rule 8); an active booking is pending or already confirmed
+                fresh.update(payment_status="paid", status="confirmed")
+            changes = apply_changes(booking, fresh)
         booking.remote_updated_at = invitee.updated_at
         if not changes:
             return _outcome("unchanged", item, booking, warnings=warnings)
@@ -608,25 +575,18 @@ class InviteeApplier:
             if marked and previous in ("pending", "confirmed", "completed"):
                 booking.status = "no_show"
             elif not marked and previous == "no_show":
-                booking.status = restored_status(
-                    end=booking.end_time, now=self.now, amount=booking.amount, payment_status=booking.payment_status
-                )
+                booking.status = restored_from_no_show(booking, self.now)
             elif previous == "cancelled":
                 warnings.append("booking is cancelled; Calendly's no-show mark not applied")
         if booking.status == previous:
             note = first.note or ("older than the no-show change applied" if known and changed_at <= known else "")
-            action = first.action if first.wrote else "unchanged"
-            return _outcome(action, item, booking, note, warnings)
+            return _outcome(first.action if first.wrote else "unchanged", item, booking, note, warnings)
         booking.updated_at = self.now
-        record_audit(
-            self.session,
-            "booking",
-            booking.reference,
-            {"source": "calendly", "status": [previous, booking.status], "no_show": marked},
-        )
-        note = "marked no-show" if marked else f"no-show mark removed ({booking.status})"
-        action = "no_show" if marked else "updated"
-        return _outcome(action, item, booking, note, warnings)
+        audit = {"source": "calendly", "status": [previous, booking.status], "no_show": marked}
+        record_audit(self.session, "booking", booking.reference, audit)
+        if marked:
+            return _outcome("no_show", item, booking, "marked no-show", warnings)
+        return _outcome("updated", item, booking, f"no-show mark removed ({booking.status})", warnings)
 
 
 def _outcome(
@@ -651,9 +611,8 @@ def pull_bookings(
 ) -> BookingPullReport:
     """Apply a complete listing in the caller's transaction and (unless ``dry_run``) record the run."""
     lock_keys(session, "calendly:bookings")
-    now = clock()
     report = BookingPullReport(run_id=None, status="succeeded", dry_run=dry_run, source=source, fetched=len(listing))
-    applier = InviteeApplier(session, now=now, pathway_question=pathway_question)
+    applier = InviteeApplier(session, now=clock(), pathway_question=pathway_question)
     applier.preload([item.invitee.uri for item in listing])
     for item in listing:
         report.count(applier.apply(item))
@@ -696,9 +655,8 @@ def apply_webhook(
     applier = InviteeApplier(session, now=now, pathway_question=pathway_question)
     item = BookedInvitee(invitee, invitee.scheduled_event)
     if payload.event in NO_SHOW_WEBHOOK_EVENTS:
-        outcome = applier.apply_no_show(
-            item, marked=payload.event == "invitee_no_show.created", changed_at=payload.created_at
-        )
+        marked = payload.event == "invitee_no_show.created"
+        outcome = applier.apply_no_show(item, marked=marked, changed_at=payload.created_at)
     else:
         outcome = applier.apply(item)
     session.flush()

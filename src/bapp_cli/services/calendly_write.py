@@ -26,7 +26,9 @@ Services never commit: ``transaction`` is the caller's unit-of-work factory, ent
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import functools
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import KW_ONLY, dataclass, field, replace
@@ -53,7 +55,7 @@ from bapp_cli.services.booking import (
 )
 from bapp_cli.services.instants import instant_text
 from bapp_cli.services.people import get_client
-from bapp_cli.services.rule_book import restored_status
+from bapp_cli.services.rule_book import price_status, restored_status
 from bapp_cli.services.session_types import get_session_type, is_bookable
 
 if TYPE_CHECKING:
@@ -74,7 +76,6 @@ WINDOW = dt.timedelta(days=31)
 NEAR = dt.timedelta(days=3)
 # Bookings a lookup has not found after this long are given up (calendly.reconcile_give_up_hours).
 DEFAULT_GIVE_UP = dt.timedelta(hours=24)
-_LOCATION_VALUE_KINDS = ("physical", "custom")
 
 # The caller's unit of work: ``transaction()`` commits on success, ``transaction(dry_run=True)`` rolls back.
 Transaction = Callable[..., AbstractContextManager[Session]]
@@ -123,42 +124,37 @@ def open_slots(
     requested back to back; the first window begins a minute after now (Calendly refuses a past start).
     Each slot is its ``SLOT_COLUMNS``, in that order."""
     low = max(start.astimezone(dt.UTC), now + SLOT_LEAD)
-    slots: list[dict[str, Any]] = []
-    seen: set[dt.datetime] = set()
+    slots: dict[dt.datetime, dict[str, Any]] = {}  # by start: a start listed twice is one slot
     while low < end:
         high = min(end, low + WINDOW)
         for item in client.list_available_times(target.event_type_uri, low, high):
-            if item.status != "available" or item.start_time in seen or not low <= item.start_time < high:
-                continue
-            seen.add(item.start_time)
-            end_time = item.start_time + dt.timedelta(minutes=target.duration_minutes)
-            slot = (target.label, item.start_time, end_time, item.invitees_remaining, item.scheduling_url)
-            slots.append(dict(zip(SLOT_COLUMNS, slot, strict=True)))
+            if item.status == "available" and low <= item.start_time < high:
+                end_time = item.start_time + dt.timedelta(minutes=target.duration_minutes)
+                slot = (target.label, item.start_time, end_time, item.invitees_remaining, item.scheduling_url)
+                slots.setdefault(item.start_time, dict(zip(SLOT_COLUMNS, slot, strict=True)))
         low = high
-    slots.sort(key=lambda slot: slot["start_time"])
-    return slots
+    return [slots[start] for start in sorted(slots)]
 
 
 def _starts_near(
     client: CalendlyClient, target: CalendlySession, start: dt.datetime, now: dt.datetime
 ) -> list[dt.datetime]:
-    if start + NEAR <= now + SLOT_LEAD:
-        return []
+    """Calendly's open starts within ``NEAR`` of ``start``; none, and nothing asked, once that window has
+    passed (``open_slots`` begins at now)."""
     return [slot["start_time"] for slot in open_slots(client, target, start=start - NEAR, end=start + NEAR, now=now)]
 
 
 # -- booking through Calendly ------------------------------------------------------------------------
 
 
-# A write-through ``bookings create``: the booking, and what to tell the user of Calendly's part in it.
-CalendlyBooked = tuple[BookingCreated, list[str]]
+# A booking settled with Calendly: the booking as it now stands, and what to tell the user of Calendly's part.
+CalendlySettled = tuple["BookingView", list[str]]
 
 
 def invitee_body(booking: Booking, client: User, event_type: EventType, *, name: str | None) -> dict[str, Any]:
     """The ``POST /invitees`` body of a held booking: the validated answers in Calendly's question order,
     each with its position and the question text exactly as synced; a location only when the event type
     has exactly one and is not round robin (Calendly refuses one there)."""
-    answers = sorted(booking.custom_question_responses or [], key=lambda item: int(item.get("position", 0)))
     body: dict[str, Any] = {
         "event_type": event_type.uri,
         "start_time": booking.start_time.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.000000Z"),
@@ -174,16 +170,15 @@ def invitee_body(booking: Booking, client: User, event_type: EventType, *, name:
                 "answer": "\n".join(item["answer"]) if isinstance(item["answer"], list) else str(item["answer"]),
                 "position": int(item["position"]),
             }
-            for item in answers
+            for item in sorted(booking.custom_question_responses or [], key=lambda item: int(item.get("position", 0)))
         ],
     }
-    if len(event_type.locations) == 1 and event_type.pooling_type != "round_robin":
-        place = event_type.locations[0]
-        location: dict[str, Any] = {"kind": place.kind}
-        if place.kind in _LOCATION_VALUE_KINDS and place.location:
-            location["location"] = place.location
-        if place.kind not in ("ask_invitee", "outbound_call"):  # those need a value only the invitee has
-            body["location"] = location
+    place = event_type.locations[0] if len(event_type.locations) == 1 else None
+    # ask_invitee and outbound_call need a value only the invitee has
+    if place and event_type.pooling_type != "round_robin" and place.kind not in ("ask_invitee", "outbound_call"):
+        body["location"] = {"kind": place.kind}
+        if place.kind in ("physical", "custom") and place.location:  # the kinds that carry an address or text
+            body["location"]["location"] = place.location
     return body
 
 
@@ -192,10 +187,8 @@ def _lookup_scope(
 ) -> tuple[str | None, str | None]:
     """Where to look a booking up: the configured scope, else the event type's owning user, else (a team's
     type) the token's organization, else the token's own user — as ``GET /scheduled_events`` requires."""
-    if organization:
-        return user, organization
-    if user:
-        return user, None
+    if user or organization:
+        return user, organization or None
     if owner_uri and "/users/" in owner_uri:
         return owner_uri, None
     me = client.get_current_user()
@@ -222,8 +215,6 @@ class _Sent:
     target: CalendlySession
     body: dict[str, Any] = field(default_factory=dict)
     scope: tuple[str | None, str | None] = (None, None)
-    account_created: bool = False
-    enrolled: bool = False
 
     @classmethod
     def of(cls, booking: Booking, email: str, target: CalendlySession, **more: Any) -> _Sent:
@@ -247,7 +238,8 @@ class CalendlyWriter:
 
     # -- create -----------------------------------------------------------------------------------
 
-    def book(self, request: BookingRequest, *, dry_run: bool = False) -> CalendlyBooked:
+    def book(self, request: BookingRequest, *, dry_run: bool = False) -> tuple[BookingCreated, list[str]]:
+        """A write-through ``bookings create``: the booking, and what to tell the user of Calendly's part."""
         with self.transaction() as session:
             target = calendly_session(session, request.session)
         event_type = self.client.get_event_type(target.event_type_uri)
@@ -255,28 +247,20 @@ class CalendlyWriter:
         # failure here leaves nothing pending.
         scope = _lookup_scope(self.client, target.owner_uri, self.user, self.organization)
         now = self.clock()
-        starts = _starts_near(self.client, target, request.start, now)
-        held = replace(request, calendly_open_starts=tuple(starts))
+        held = replace(request, calendly_open_starts=tuple(_starts_near(self.client, target, request.start, now)))
         with self.transaction(dry_run=dry_run) as session:
             created = create_booking(session, held, now=now)
             booking = get_booking(session, created.booking.reference)
             if created.existing or dry_run:
                 waiting = created.existing and booking.calendly_state in PENDING_STATES
                 return created, ["it is still waiting for Calendly: run `bapp calendly reconcile`"] if waiting else []
-            client_user = session.get(User, booking.client_id)
-            assert client_user is not None
-            sent = _Sent.of(
-                booking,
-                client_user.email,
-                target,
-                body=invitee_body(booking, client_user, event_type, name=request.name),
-                scope=scope,
-                account_created=created.account_created,
-                enrolled=created.enrolled,
-            )
-        return self._send(sent, resend_allowed=True)
+            client_user = session.get_one(User, booking.client_id)
+            body = invitee_body(booking, client_user, event_type, name=request.name)
+            sent = _Sent.of(booking, client_user.email, target, body=body, scope=scope)
+        view, notes = self._send(sent, resend_allowed=True)
+        return replace(created, booking=view), notes
 
-    def _send(self, sent: _Sent, *, resend_allowed: bool) -> CalendlyBooked:
+    def _send(self, sent: _Sent, *, resend_allowed: bool) -> CalendlySettled:
         from bapp_cli.calendly.client import OutcomeUnknown, SlotTaken
 
         try:
@@ -287,12 +271,10 @@ class CalendlyWriter:
             if found is not None:
                 return self._finish(sent, *found, notes=["found in Calendly after the resend was refused"])
             self._update(sent, removed="slot taken in Calendly")
-            try:
-                nearest = nearest_starts(
-                    _starts_near(self.client, sent.target, sent.start_time, self.clock()), sent.start_time
-                )
-            except BappError:  # the hint is a courtesy; the refusal is what matters
-                nearest = []
+            nearest: list[dt.datetime] = []
+            with contextlib.suppress(BappError):  # the hint is a courtesy; the refusal is what matters
+                starts = _starts_near(self.client, sent.target, sent.start_time, self.clock())
+                nearest = nearest_starts(starts, sent.start_time)
             raise Conflict(
                 f"{instant_text(sent.start_time)} is no longer open in Calendly for {sent.target.title!r}: "
                 "someone else took it",
@@ -305,13 +287,10 @@ class CalendlyWriter:
                 return self._finish(sent, *found, notes=["the answer was lost; found the booking in Calendly"])
             if resend_allowed:
                 self._update(sent, calendly_attempts=sent.calendly_attempts + 1)
-                created, notes = self._send(sent, resend_allowed=False)
-                return created, ["the answer was lost and Calendly had no booking; resent once", *notes]
-            raise self._left_unknown(
-                sent,
-                f"({lost.message})",
-                hint="run `bapp calendly reconcile` to look it up again before booking anything else for this slot",
-            ) from None
+                view, notes = self._send(sent, resend_allowed=False)
+                return view, ["the answer was lost and Calendly had no booking; resent once", *notes]
+            hint = "run `bapp calendly reconcile` to look it up again before booking anything else for this slot"
+            raise self._left_unknown(sent, f"({lost.message})", hint=hint) from None
         except BappError:
             # A definite refusal (403 plan or scope, 429 over the cap, 4xx): nothing was created in Calendly.
             self._update(sent, removed="refused by Calendly")
@@ -325,9 +304,8 @@ class CalendlyWriter:
             return self._lookup(sent)
         except BappError as failed:
             why = f"({why}) and could not be asked about it ({failed.message})"
-            raise self._left_unknown(
-                sent, why, hint="run `bapp calendly reconcile` once Calendly answers again"
-            ) from None
+            hint = "run `bapp calendly reconcile` once Calendly answers again"
+            raise self._left_unknown(sent, why, hint=hint) from None
 
     def _left_unknown(self, sent: _Sent, why: str, *, hint: str) -> RemoteError:
         """Neither Calendly's answer nor a lookup said what became of the booking: it is marked ``unknown``
@@ -341,16 +319,11 @@ class CalendlyWriter:
         event of this type at this start (``GET /scheduled_events?invitee_email&min_start_time&
         max_start_time``, then that event's invitees), not already attached to another booking (a group
         session's earlier one)."""
+        others = select(Booking.calendly_invitee_uri).where(
+            Booking.session_type_id == sent.target.id, Booking.start_time == sent.start_time, Booking.id != sent.id
+        )
         with self.transaction() as session:
-            attached = set(
-                session.scalars(
-                    select(Booking.calendly_invitee_uri).where(
-                        Booking.session_type_id == sent.target.id,
-                        Booking.start_time == sent.start_time,
-                        Booking.id != sent.id,
-                    )
-                )
-            )
+            attached = set(session.scalars(others))
         events = self.client.list_scheduled_events(
             *sent.scope,
             min_start_time=sent.start_time,
@@ -359,11 +332,10 @@ class CalendlyWriter:
             invitee_email=sent.email,
         )
         for event in events:
-            if event.event_type != sent.target.event_type_uri or event.start_time != sent.start_time:
-                continue
-            for invitee in self.client.list_event_invitees(event.uri, status="active", email=sent.email):
-                if invitee.email.strip().lower() == sent.email and invitee.uri not in attached:
-                    return invitee, event
+            if event.event_type == sent.target.event_type_uri and event.start_time == sent.start_time:
+                for invitee in self.client.list_event_invitees(event.uri, status="active", email=sent.email):
+                    if invitee.email.strip().lower() == sent.email and invitee.uri not in attached:
+                        return invitee, event
         return None
 
     def _update(self, sent: _Sent, *, removed: str | None = None, **wanted: Any) -> None:
@@ -383,7 +355,7 @@ class CalendlyWriter:
 
     def _finish(
         self, sent: _Sent, invitee: Invitee, event: ScheduledEvent | None, *, notes: list[str]
-    ) -> CalendlyBooked:
+    ) -> CalendlySettled:
         if event is None:
             try:
                 event = self.client.get_scheduled_event(invitee.event)
@@ -396,8 +368,7 @@ class CalendlyWriter:
                     f"booking {sent.reference} vanished while Calendly booked it; run `bapp calendly pull-bookings`"
                 )
             attach_invitee(session, booking, invitee, event, now=self.clock())
-            view = booking_view(session, booking.id)
-        return BookingCreated(view, sent.account_created, sent.enrolled, False), notes
+            return booking_view(session, booking.id), notes
 
     # -- reconcile ----------------------------------------------------------------------------------
 
@@ -418,23 +389,21 @@ class CalendlyWriter:
                     .order_by(Booking.start_time, Booking.reference)
                 )
             ]
-        event_types: dict[str, EventType] = {}
+        event_types = functools.cache(self.client.get_event_type)  # fetched once per type, only to resend
         reports = []
         for sent in pending:
             sent.scope = _lookup_scope(self.client, sent.target.owner_uri, self.user, self.organization)
-            report = {"booking": sent.reference, "client": sent.email, "start_time": sent.start_time}
-            report.update(self._reconcile_one(sent, event_types, give_up_after=give_up_after, dry_run=dry_run))
-            if report["action"] != "skipped":
-                reports.append(report)
+            row = self._reconcile_one(sent, event_types, give_up_after=give_up_after, dry_run=dry_run)
+            if row["action"] != "skipped":
+                reports.append({"booking": sent.reference, "client": sent.email, "start_time": sent.start_time, **row})
         return reports
 
     def _reconcile_one(
-        self, sent: _Sent, event_types: dict[str, EventType], *, give_up_after: dt.timedelta, dry_run: bool
+        self, sent: _Sent, event_types: Callable[[str], EventType], *, give_up_after: dt.timedelta, dry_run: bool
     ) -> dict[str, Any]:
         """What became of one pending booking: its action, note, calendly_state and status (pending unless
         said); ``skipped`` when another process settled it meanwhile."""
         now = self.clock()
-        uri = sent.target.event_type_uri
         found = self._lookup(sent)
         if found is not None:
             if not dry_run:
@@ -444,24 +413,22 @@ class CalendlyWriter:
         if sent.calendly_attempts < 2 and sent.start_time > now + SLOT_LEAD and not too_old:
             if dry_run:
                 return _reconciled("would resend", "not found in Calendly", calendly_state=sent.calendly_state)
-            if uri not in event_types:
-                event_types[uri] = self.client.get_event_type(uri)
+            event_type = event_types(sent.target.event_type_uri)
             with self.transaction() as session:
                 held = session.get(Booking, sent.id)
-                client_user = session.get(User, held.client_id) if held is not None else None
-                if held is None or client_user is None or held.calendly_state not in PENDING_STATES:
+                if held is None or held.calendly_state not in PENDING_STATES:
                     return {"action": "skipped"}
                 # no name given: the client's name as bapp knows it, as a first send without --name
-                sent.body = invitee_body(held, client_user, event_types[uri], name=None)
+                sent.body = invitee_body(held, session.get_one(User, held.client_id), event_type, name=None)
                 held.calendly_attempts += 1
                 held.updated_at = now
             try:
-                created, _ = self._send(sent, resend_allowed=False)
+                view, _ = self._send(sent, resend_allowed=False)
             except BappError as exc:
                 unknown = exc.code == "calendly_unknown"
                 state, status = ("unknown", "pending") if unknown else ("removed", "removed")
                 return _reconciled("resent", exc.message, calendly_state=state, status=status)
-            return _reconciled("resent", "booked in Calendly", calendly_state="booked", status=created.booking.status)
+            return _reconciled("resent", "booked in Calendly", calendly_state="booked", status=view.status)
         if too_old or sent.start_time <= now:
             if not dry_run:
                 reason = "Calendly never confirmed the booking"
@@ -479,9 +446,8 @@ def _reconciled(action: str, note: str, *, calendly_state: str | None, status: s
 
 def attach_invitee(
     session: Session, booking: Booking, invitee: Invitee, event: ScheduledEvent | None, *, now: dt.datetime
-) -> dict[str, Any]:
+) -> None:
     """Record what Calendly holds for a held booking; then its status follows the price."""
-    paid = booking.amount > 0
     fresh: dict[str, Any] = {
         "calendly_invitee_uri": invitee.uri,
         "calendly_event_uri": invitee.event,
@@ -491,7 +457,7 @@ def attach_invitee(
         "remote_updated_at": invitee.updated_at,
     }
     if booking.status == "pending" and booking.calendly_state in PENDING_STATES:
-        fresh["status"] = "pending" if paid and booking.payment_status == "unpaid" else "confirmed"
+        fresh["status"] = price_status(booking.amount, paid=booking.payment_status != "unpaid")[0]
     if event is not None:
         if event.end_time > booking.start_time:
             fresh["end_time"] = event.end_time
@@ -502,7 +468,6 @@ def attach_invitee(
         booking.updated_at = now
         session.flush()
         record_audit(session, "booking", booking.reference, {"source": "calendly", **changes})
-    return changes
 
 
 # -- matching invitees that arrive by pull or webhook ------------------------------------------------
@@ -592,8 +557,7 @@ def change_status(
             if command != "undo":
                 status_move(booking, command, now=clock())
             # only cancelling goes by the event, which a group's invitees share
-            kind = select(SessionType.kind).where(SessionType.id == booking.session_type_id)
-            if command == "cancel" and session.scalar(kind) == "group":
+            if command == "cancel" and session.get_one(SessionType, booking.session_type_id).kind == "group":
                 raise Conflict(
                     f"booking {booking.reference} is one invitee of a group event; cancelling the event in "
                     "Calendly would cancel every invitee",
@@ -650,10 +614,9 @@ def _mark_no_show(client: CalendlyClient, invitee_uri: str) -> str:
     try:
         return client.create_invitee_no_show(invitee_uri).uri
     except OutcomeUnknown:
-        try:
+        found = None
+        with contextlib.suppress(BappError):  # Calendly cannot be asked: the lost answer stands
             found = _calendly_no_show(client, invitee_uri)
-        except BappError:
-            found = None
         if found is None:
             raise
         return found
@@ -665,15 +628,19 @@ def _nothing_to_undo(booking: Booking) -> Conflict:
     )
 
 
+def restored_from_no_show(booking: Booking, now: dt.datetime) -> str:
+    """The status a no-show goes back to when its mark is taken back, here (``no-show --undo``) or in
+    Calendly (``invitee_no_show.deleted``) alike: services.rule_book.restored_status."""
+    return restored_status(end=booking.end_time, now=now, amount=booking.amount, payment_status=booking.payment_status)
+
+
 def undo_no_show(session: Session, reference: str, *, now: dt.datetime) -> BookingView:
     """``no-show --undo``: a no-show recorded by mistake goes back to the status the rule book restores
     (services.rule_book.restored_status, the same as Calendly's ``invitee_no_show.deleted``)."""
     booking = get_booking(session, reference, for_update=True)
     if booking.status != "no_show":
         raise _nothing_to_undo(booking)
-    booking.status = restored_status(
-        end=booking.end_time, now=now, amount=booking.amount, payment_status=booking.payment_status
-    )
+    booking.status = restored_from_no_show(booking, now)
     booking.calendly_no_show_uri = None
     # a late delivery of the mark just taken back must not bring it back
     booking.calendly_no_show_at = now
@@ -700,8 +667,7 @@ def create_link(
     with reading() as session:
         client, _ = get_client(session, client_email)
         target = calendly_session(session, session_ref)
-        session_type = session.get(SessionType, target.id)
-        if session_type is None or not is_bookable(session_type):
+        if not is_bookable(session.get_one(SessionType, target.id)):
             raise InvalidInput(
                 f"session: {target.title!r} is not bookable", hint="see `bapp sessions available`", code="not_bookable"
             )
