@@ -130,8 +130,6 @@ class ClassificationRule:
 
 def parse_rules(raw: Sequence[Any]) -> list[ClassificationRule]:
     """Validate the config's rules up front, so a typo fails the run before anything is fetched (exit 4)."""
-    if not raw:
-        return []
     from bapp_cli.services.session_values import default_requires_auth, parse_currency, parse_price
 
     rules: list[ClassificationRule] = []
@@ -441,9 +439,9 @@ class SyncPlan:
         self.planned = 0
         self.seen: set[str] = set()
         self.inserts: list[list[Any]] = []  # rows of _INSERTED, stored values
-        self.new_links: dict[str, tuple[str, ...]] = {}
+        self.new_links: dict[str, tuple[str, ...]] = {}  # by URI: a new type's and a reclassified type's
         self.updates: list[dict[str, Any]] = []
-        self.relinks: dict[int, tuple[str, ...]] = {}
+        self.unlinked: set[int] = set()  # reclassified types whose links new_links replaces
         self.report = SyncReport(run_id=None, status="succeeded", dry_run=False, source="api")
 
     def read(self, db: Database, catalogue: Catalogue | None = None) -> None:
@@ -518,19 +516,18 @@ class SyncPlan:
             values = {name: desired[name] for name in changed}
             curated_changed = self._reclassify(row, desired, values) if self.reclassify else []
             returning = not row["present_in_last_sync"]
-            if not values and not returning and row["id"] not in self.relinks:
+            if not values and not returning and row["id"] not in self.unlinked:
                 report.unchanged += 1
                 continue
             self.updates.append({"id": row["id"], **values, "present_in_last_sync": True})
             fields = tuple(changed) + tuple(curated_changed)
             if returning:
                 report.reactivated += 1
-                report.changes.append(
-                    SyncChange("reactivate", uri, desired["title"], fields, note="back in the listing")
-                )
+                change = SyncChange("reactivate", uri, desired["title"], fields, note="back in the listing")
             else:
                 report.updated += 1
-                report.changes.append(SyncChange("update", uri, desired["title"], fields))
+                change = SyncChange("update", uri, desired["title"], fields)
+            report.changes.append(change)
 
     def stored(self, column: str, value: Any) -> Any:
         """``value`` as it is stored in ``column`` of session_types."""
@@ -549,7 +546,8 @@ class SyncPlan:
         current = self.links.get(row["id"], set())
         if current != set(classification.pathways):
             described.append(f"pathways {'+'.join(sorted(current)) or '-'}→{'+'.join(classification.pathways) or '-'}")
-            self.relinks[row["id"]] = classification.pathways
+            self.unlinked.add(row["id"])
+            self.new_links[row["calendly_uri"]] = classification.pathways
         return described
 
 
@@ -644,12 +642,6 @@ def _write(db: Transaction, plan: SyncPlan, gone: Sequence[int], *, now: dt.date
         f"INSERT INTO session_types ({', '.join((*_INSERTED, *_STAMPED))}) VALUES ({markers})",
         [(*row, stamp, stamp, stamp) for row in plan.inserts],
     )
-    # a new type's links, found by its URI (its id is the database's)
-    db.execute_many(
-        "INSERT INTO session_type_pathways (session_type_id, pathway_id) "
-        "SELECT id, ? FROM session_types WHERE calendly_uri = ?",
-        [(pathway_ids[slug], uri) for uri, slugs in plan.new_links.items() for slug in slugs],
-    )
     # one executemany per set of changed fields; a vanished type is marked not present
     groups: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
     for change in (*plan.updates, *({"id": type_id, "present_in_last_sync": False} for type_id in gone)):
@@ -658,8 +650,10 @@ def _write(db: Transaction, plan: SyncPlan, gone: Sequence[int], *, now: dt.date
         groups.setdefault(columns, []).append((*values, stamp, stamp, change["id"]))
     for columns, rows in groups.items():
         db.execute_many(f"UPDATE session_types SET {', '.join(f'{name} = ?' for name in columns)} WHERE id = ?", rows)
-    db.execute_many("DELETE FROM session_type_pathways WHERE session_type_id = ?", [(key,) for key in plan.relinks])
+    db.execute_many("DELETE FROM session_type_pathways WHERE session_type_id = ?", [(key,) for key in plan.unlinked])
+    # the links, found by URI (a new type's id is the database's)
     db.execute_many(
-        "INSERT INTO session_type_pathways (session_type_id, pathway_id) VALUES (?, ?)",
-        [(type_id, pathway_ids[slug]) for type_id, slugs in plan.relinks.items() for slug in slugs],
+        "INSERT INTO session_type_pathways (session_type_id, pathway_id) "
+        "SELECT id, ? FROM session_types WHERE calendly_uri = ?",
+        [(pathway_ids[slug], uri) for uri, slugs in plan.new_links.items() for slug in slugs],
     )
