@@ -171,14 +171,9 @@ def parse_rules(raw: Sequence[Any]) -> list[ClassificationRule]:
             )
         except InvalidInput as exc:
             raise ConfigError(exc.message) from None
-        gives = Classification(
-            category,
-            default_requires_auth(category) if requires_auth is None else requires_auth,
-            tuple(dict.fromkeys(item.strip().lower() for item in pathways)),
-            price,
-            currency,
-            rule=number,
-        )
+        access = default_requires_auth(category) if requires_auth is None else requires_auth
+        linked = tuple(dict.fromkeys(item.strip().lower() for item in pathways))
+        gives = Classification(category, access, linked, price, currency, rule=number)
         rules.append(ClassificationRule(pattern, _RULE_FIELDS[field_name], gives))
     return rules
 
@@ -593,17 +588,15 @@ def sync_event_types(
     report = plan.report
     report.dry_run, report.source, report.fetched = dry_run, source, len(listing)
     report.skipped = len(listing) - len(plan.seen)
-    if not plan.seen and not allow_empty and not partial:
-        still_listed = sum(1 for row in plan.existing.values() if row["present_in_last_sync"])
-        if still_listed:
-            raise Conflict(
-                f"the Calendly listing is empty but {still_listed} synced session types are still listed; "
-                "refusing to make them all unbookable",
-                hint="check the scope (--user/--organization); pass --allow-empty if every type really is gone",
-                code="empty_listing",
-            )
     listed_before = {} if partial else plan.existing  # a few types fetched one by one make none vanish
     vanished = [row for uri, row in listed_before.items() if uri not in plan.seen and row["present_in_last_sync"]]
+    if vanished and not plan.seen and not allow_empty:  # an empty listing would make every listed type vanish
+        raise Conflict(
+            f"the Calendly listing is empty but {len(vanished)} synced session types are still listed; "
+            "refusing to make them all unbookable",
+            hint="check the scope (--user/--organization); pass --allow-empty if every type really is gone",
+            code="empty_listing",
+        )
     report.deactivated = len(vanished)
     report.changes += (
         SyncChange("deactivate", row["calendly_uri"], row["title"], note="gone from the listing") for row in vanished
