@@ -152,8 +152,8 @@ def achievement_definitions(session: Session, issuer: Issuer | None = None) -> d
     """
     catalogue = load_catalogue(session)
     descriptions = dict(session.execute(select(Pathway.id, Pathway.description)).all())
-    tiers = select(PathwayTier.pathway_id, PathwayTier.tier, PathwayTier.description)
-    tier_descriptions = {(pathway_id, tier): text for pathway_id, tier, text in session.execute(tiers)}
+    tier_rows = select(PathwayTier.pathway_id, PathwayTier.tier, PathwayTier.description)
+    tier_descriptions = {(pathway_id, tier): text for pathway_id, tier, text in session.execute(tier_rows)}
     linked: dict[tuple[int, int], list[str]] = defaultdict(list)
     for pathway_id, tier, name in session.execute(
         select(SkillPathwayLink.pathway_id, SkillPathwayLink.tier, Skill.name)

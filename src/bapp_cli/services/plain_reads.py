@@ -483,11 +483,10 @@ def load_catalogue(source: Database | Session) -> Catalogue:
     ):
         tiers[pathway][tier] = name
         totals[pathway][tier] = int(linked)
+    rows = db.rows("SELECT id, slug, name, icon, color, position FROM pathways")
     pathways = {
         key: PathwayInfo(key, slug, name, icon, color, position, tiers[key], totals[key])
-        for key, slug, name, icon, color, position in db.rows(
-            "SELECT id, slug, name, icon, color, position FROM pathways"
-        )
+        for key, slug, name, icon, color, position in rows
     }
     fundamentals = db.one("SELECT count(*) FROM skills WHERE is_fundamental AND NOT archived")
     return Catalogue(pathways, int(fundamentals[0]) if fundamentals else 0)
@@ -566,21 +565,16 @@ def _progress_of(db: Database, client: tuple[Any, ...], pathway: str | None) -> 
         parameters["only"] = pathway_id(db, pathway)
         only = " AND e.pathway_id = :only"
     catalogue = load_catalogue(db)
-    enrolments = list(
-        db.rows(
-            f"SELECT e.pathway_id, CAST(e.start_date AS TEXT), e.status, bu.email, {db.instant('e.completed_at')} "
-            "FROM enrolments e JOIN pathways p ON p.id = e.pathway_id LEFT JOIN users bu ON bu.id = e.builder_id "
-            f"WHERE e.client_id = :client{only} ORDER BY p.position, p.slug",
-            parameters,
-        )
+    enrolment_query = (
+        f"SELECT e.pathway_id, CAST(e.start_date AS TEXT), e.status, bu.email, {db.instant('e.completed_at')} "
+        "FROM enrolments e JOIN pathways p ON p.id = e.pathway_id LEFT JOIN users bu ON bu.id = e.builder_id "
+        f"WHERE e.client_id = :client{only} ORDER BY p.position, p.slug"
     )
+    enrolments = list(db.rows(enrolment_query, parameters))
+    progress = f"SELECT skill_id, status, {db.instant('completed_at')}, completion_method FROM user_skill_progress"
     statuses = {
         skill_id: (status, instant_value(completed_at), via)
-        for skill_id, status, completed_at, via in db.rows(
-            f"SELECT skill_id, status, {db.instant('completed_at')}, completion_method FROM user_skill_progress "
-            "WHERE client_id = :client",
-            parameters,
-        )
+        for skill_id, status, completed_at, via in db.rows(f"{progress} WHERE client_id = :client", parameters)
     }
 
     def skills(groups: str, tail: str) -> Iterator[tuple[Any, dict[str, Any]]]:
@@ -619,7 +613,7 @@ def _progress_of(db: Database, client: tuple[Any, ...], pathway: str | None) -> 
     return ClientProgress(client_email, client_name, records, badges, looks)
 
 
-def show_client(db: Database, email: str, *, now: dt.datetime) -> dict[str, Any]:
+def show_client(db: Database, email: str) -> dict[str, Any]:
     """`clients show`: profile, enrolments (with progress %), the 10 most recent bookings, and badges.
 
     Percentages and badges are `progress show`'s and `badges list`'s: the same reads."""
@@ -627,9 +621,8 @@ def show_client(db: Database, email: str, *, now: dt.datetime) -> dict[str, Any]
     client_id, client_email, *profile, created_at = client
     progress = _progress_of(db, client, None)  # the client found once, not again by e-mail
     enrolment = ("pathway", "status", "start_date", "completed_at", "builder", "percent")
-    bookings = list_bookings(
-        db, BookingFilters(client_id=client_id, newest_first=True), now=now, page=Page(limit=RECENT_BOOKINGS)
-    )
+    recent = BookingFilters(client_id=client_id, newest_first=True)
+    bookings = list_bookings(db, recent, page=Page(limit=RECENT_BOOKINGS))
     return {
         **dict(zip(CLIENT_COLUMNS, (client_email, *profile, instant_value(created_at)), strict=True)),
         "enrolments": [
