@@ -322,9 +322,8 @@ def issue_credentials(
             definition=definition,
             salt=secrets.token_hex(16),
         )
-        issued.append(
-            {"badge": badge.key, "credential": credential, "jwt": sign_credential(credential, issuer, now=now)}
-        )
+        signed = sign_credential(credential, issuer, now=now)
+        issued.append({"badge": badge.key, "credential": credential, "jwt": signed})
     return issued
 
 
