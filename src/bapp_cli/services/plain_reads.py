@@ -222,10 +222,8 @@ def export_bookings(db: Database, *, cells: bool = False, raw: bool = False) -> 
 def person(db: Database, email: str, role: str, columns: str) -> tuple[Any, ...]:
     """`columns` of the client or builder with `email` (`u` their user, `p` their profile), or NotFound."""
     normalised = normalise_email(email, field=role)
-    found = db.one(
-        f"SELECT {columns} FROM users u JOIN {role}_profiles p ON p.user_id = u.id WHERE u.email = :email",
-        {"email": normalised},
-    )
+    sql = f"SELECT {columns} FROM users u JOIN {role}_profiles p ON p.user_id = u.id WHERE u.email = :email"
+    found = db.one(sql, {"email": normalised})
     if found is None:
         raise person_not_found(normalised, role)
     return found
@@ -538,9 +536,8 @@ def _badges(db: Database, client_id: int, catalogue: Catalogue, page: Page = ALL
     where = _Where(db, page, "key")
     where.add("client_id = :client", client=client_id)
     rows = where.rows(f"SELECT key, {db.instant('awarded_at')} FROM badges", "awarded_at, id")
-    ordered = sorted(
-        ((instant_value(at), key) for key, at in rows), key=lambda row: (row[0], catalogue.badge_order(row[1]))
-    )
+    awarded = ((instant_value(at), key) for key, at in rows)
+    ordered = sorted(awarded, key=lambda row: (row[0], catalogue.badge_order(row[1])))
     return [{"key": key, "name": catalogue.badge_name(key), "awarded_at": at} for at, key in ordered]
 
 

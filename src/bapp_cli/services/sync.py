@@ -407,14 +407,10 @@ def _storing(db: Database) -> dict[str, Callable[[Any], Any]]:
     instants as db.stored_instant, JSON as json.dumps text (NULL for None), and on SQLite, which has no
     decimal, a price as a float."""
 
-    def instant(value: dt.datetime | None) -> Any:
-        return None if value is None else db.stored_instant(value)
+    def unless_null(store: Callable[[Any], Any]) -> Callable[[Any], Any]:
+        return lambda value: None if value is None else store(value)
 
-    def json_text(value: Any) -> str | None:
-        return None if value is None else json.dumps(value)
-
-    storing: dict[str, Callable[[Any], Any]] = {name: instant for name in _INSTANTS}
-    storing |= {name: json_text for name in _JSON}
+    storing = dict.fromkeys(_INSTANTS, unless_null(db.stored_instant)) | dict.fromkeys(_JSON, unless_null(json.dumps))
     if db.dialect == "sqlite":
         storing["price"] = float
     return storing
