@@ -117,7 +117,7 @@ def show(ctx: typer.Context, email: Annotated[str, typer.Argument(help="The clie
     app_state = state(ctx)
     sink = app_state.output()
     with app_state.plain_reading() as database:  # no SQLAlchemy: a quick look-up starts fast (P7)
-        detail = show_client(database, email, now=utc_now())
+        detail = show_client(database, email)
     sink.record(detail, table=lambda console: _render_detail(detail, sink, console))
 
 

@@ -152,10 +152,8 @@ def achievement_definitions(session: Session, issuer: Issuer | None = None) -> d
     """
     catalogue = load_catalogue(session)
     descriptions = dict(session.execute(select(Pathway.id, Pathway.description)).all())
-    tier_descriptions = {
-        (row.pathway_id, row.tier): row.description
-        for row in session.execute(select(PathwayTier.pathway_id, PathwayTier.tier, PathwayTier.description))
-    }
+    tier_rows = select(PathwayTier.pathway_id, PathwayTier.tier, PathwayTier.description)
+    tier_descriptions = {(pathway_id, tier): text for pathway_id, tier, text in session.execute(tier_rows)}
     linked: dict[tuple[int, int], list[str]] = defaultdict(list)
     for pathway_id, tier, name in session.execute(
         select(SkillPathwayLink.pathway_id, SkillPathwayLink.tier, Skill.name)
@@ -164,11 +162,8 @@ def achievement_definitions(session: Session, issuer: Issuer | None = None) -> d
         .order_by(Skill.name)
     ):
         linked[(pathway_id, tier)].append(name)
-    fundamentals = list(
-        session.scalars(
-            select(Skill.name).where(Skill.is_fundamental.is_(True), Skill.archived.is_(False)).order_by(Skill.name)
-        )
-    )
+    fundamental = select(Skill.name).where(Skill.is_fundamental.is_(True), Skill.archived.is_(False))
+    fundamentals = session.scalars(fundamental.order_by(Skill.name)).all()
 
     definitions: dict[str, dict[str, Any]] = {}
 
@@ -327,9 +322,8 @@ def issue_credentials(
             definition=definition,
             salt=secrets.token_hex(16),
         )
-        issued.append(
-            {"badge": badge.key, "credential": credential, "jwt": sign_credential(credential, issuer, now=now)}
-        )
+        signed = sign_credential(credential, issuer, now=now)
+        issued.append({"badge": badge.key, "credential": credential, "jwt": signed})
     return issued
 
 

@@ -222,10 +222,8 @@ def export_bookings(db: Database, *, cells: bool = False, raw: bool = False) -> 
 def person(db: Database, email: str, role: str, columns: str) -> tuple[Any, ...]:
     """`columns` of the client or builder with `email` (`u` their user, `p` their profile), or NotFound."""
     normalised = normalise_email(email, field=role)
-    found = db.one(
-        f"SELECT {columns} FROM users u JOIN {role}_profiles p ON p.user_id = u.id WHERE u.email = :email",
-        {"email": normalised},
-    )
+    sql = f"SELECT {columns} FROM users u JOIN {role}_profiles p ON p.user_id = u.id WHERE u.email = :email"
+    found = db.one(sql, {"email": normalised})
     if found is None:
         raise person_not_found(normalised, role)
     return found
@@ -483,11 +481,10 @@ def load_catalogue(source: Database | Session) -> Catalogue:
     ):
         tiers[pathway][tier] = name
         totals[pathway][tier] = int(linked)
+    rows = db.rows("SELECT id, slug, name, icon, color, position FROM pathways")
     pathways = {
         key: PathwayInfo(key, slug, name, icon, color, position, tiers[key], totals[key])
-        for key, slug, name, icon, color, position in db.rows(
-            "SELECT id, slug, name, icon, color, position FROM pathways"
-        )
+        for key, slug, name, icon, color, position in rows
     }
     fundamentals = db.one("SELECT count(*) FROM skills WHERE is_fundamental AND NOT archived")
     return Catalogue(pathways, int(fundamentals[0]) if fundamentals else 0)
@@ -539,9 +536,8 @@ def _badges(db: Database, client_id: int, catalogue: Catalogue, page: Page = ALL
     where = _Where(db, page, "key")
     where.add("client_id = :client", client=client_id)
     rows = where.rows(f"SELECT key, {db.instant('awarded_at')} FROM badges", "awarded_at, id")
-    ordered = sorted(
-        ((instant_value(at), key) for key, at in rows), key=lambda row: (row[0], catalogue.badge_order(row[1]))
-    )
+    awarded = ((instant_value(at), key) for key, at in rows)
+    ordered = sorted(awarded, key=lambda row: (row[0], catalogue.badge_order(row[1])))
     return [{"key": key, "name": catalogue.badge_name(key), "awarded_at": at} for at, key in ordered]
 
 
@@ -566,21 +562,16 @@ def _progress_of(db: Database, client: tuple[Any, ...], pathway: str | None) -> 
         parameters["only"] = pathway_id(db, pathway)
         only = " AND e.pathway_id = :only"
     catalogue = load_catalogue(db)
-    enrolments = list(
-        db.rows(
-            f"SELECT e.pathway_id, CAST(e.start_date AS TEXT), e.status, bu.email, {db.instant('e.completed_at')} "
-            "FROM enrolments e JOIN pathways p ON p.id = e.pathway_id LEFT JOIN users bu ON bu.id = e.builder_id "
-            f"WHERE e.client_id = :client{only} ORDER BY p.position, p.slug",
-            parameters,
-        )
+    enrolment_query = (
+        f"SELECT e.pathway_id, CAST(e.start_date AS TEXT), e.status, bu.email, {db.instant('e.completed_at')} "
+        "FROM enrolments e JOIN pathways p ON p.id = e.pathway_id LEFT JOIN users bu ON bu.id = e.builder_id "
+        f"WHERE e.client_id = :client{only} ORDER BY p.position, p.slug"
     )
+    enrolments = list(db.rows(enrolment_query, parameters))
+    progress = f"SELECT skill_id, status, {db.instant('completed_at')}, completion_method FROM user_skill_progress"
     statuses = {
         skill_id: (status, instant_value(completed_at), via)
-        for skill_id, status, completed_at, via in db.rows(
-            f"SELECT skill_id, status, {db.instant('completed_at')}, completion_method FROM user_skill_progress "
-            "WHERE client_id = :client",
-            parameters,
-        )
+        for skill_id, status, completed_at, via in db.rows(f"{progress} WHERE client_id = :client", parameters)
     }
 
     def skills(groups: str, tail: str) -> Iterator[tuple[Any, dict[str, Any]]]:
@@ -619,7 +610,7 @@ def _progress_of(db: Database, client: tuple[Any, ...], pathway: str | None) -> 
     return ClientProgress(client_email, client_name, records, badges, looks)
 
 
-def show_client(db: Database, email: str, *, now: dt.datetime) -> dict[str, Any]:
+def show_client(db: Database, email: str) -> dict[str, Any]:
     """`clients show`: profile, enrolments (with progress %), the 10 most recent bookings, and badges.
 
     Percentages and badges are `progress show`'s and `badges list`'s: the same reads."""
@@ -627,9 +618,8 @@ def show_client(db: Database, email: str, *, now: dt.datetime) -> dict[str, Any]
     client_id, client_email, *profile, created_at = client
     progress = _progress_of(db, client, None)  # the client found once, not again by e-mail
     enrolment = ("pathway", "status", "start_date", "completed_at", "builder", "percent")
-    bookings = list_bookings(
-        db, BookingFilters(client_id=client_id, newest_first=True), now=now, page=Page(limit=RECENT_BOOKINGS)
-    )
+    recent = BookingFilters(client_id=client_id, newest_first=True)
+    bookings = list_bookings(db, recent, page=Page(limit=RECENT_BOOKINGS))
     return {
         **dict(zip(CLIENT_COLUMNS, (client_email, *profile, instant_value(created_at)), strict=True)),
         "enrolments": [

@@ -128,8 +128,6 @@ class ClassificationRule:
 
 def parse_rules(raw: Sequence[Any]) -> list[ClassificationRule]:
     """Validate the config's rules up front, so a typo fails the run before anything is fetched (exit 4)."""
-    if not raw:
-        return []
     from bapp_cli.services.session_values import default_requires_auth, parse_currency, parse_price
 
     rules: list[ClassificationRule] = []
@@ -171,14 +169,9 @@ def parse_rules(raw: Sequence[Any]) -> list[ClassificationRule]:
             )
         except InvalidInput as exc:
             raise ConfigError(exc.message) from None
-        gives = Classification(
-            category,
-            default_requires_auth(category) if requires_auth is None else requires_auth,
-            tuple(dict.fromkeys(item.strip().lower() for item in pathways)),
-            price,
-            currency,
-            rule=number,
-        )
+        access = default_requires_auth(category) if requires_auth is None else requires_auth
+        linked = tuple(dict.fromkeys(item.strip().lower() for item in pathways))
+        gives = Classification(category, access, linked, price, currency, rule=number)
         rules.append(ClassificationRule(pattern, _RULE_FIELDS[field_name], gives))
     return rules
 
@@ -406,14 +399,10 @@ def _storing(db: Database) -> dict[str, Callable[[Any], Any]]:
     instants as db.stored_instant, JSON as json.dumps text (NULL for None), and on SQLite, which has no
     decimal, a price as a float."""
 
-    def instant(value: dt.datetime | None) -> Any:
-        return None if value is None else db.stored_instant(value)
+    def unless_null(store: Callable[[Any], Any]) -> Callable[[Any], Any]:
+        return lambda value: None if value is None else store(value)
 
-    def json_text(value: Any) -> str | None:
-        return None if value is None else json.dumps(value)
-
-    storing: dict[str, Callable[[Any], Any]] = {name: instant for name in _INSTANTS}
-    storing |= {name: json_text for name in _JSON}
+    storing = dict.fromkeys(_INSTANTS, unless_null(db.stored_instant)) | dict.fromkeys(_JSON, unless_null(json.dumps))
     if db.dialect == "sqlite":
         storing["price"] = float
     return storing
@@ -433,9 +422,9 @@ class SyncPlan:
         self.planned = 0
         self.seen: set[str] = set()
         self.inserts: list[list[Any]] = []  # rows of _INSERTED, stored values
-        self.new_links: dict[str, tuple[str, ...]] = {}
+        self.new_links: dict[str, tuple[str, ...]] = {}  # by URI: a new type's and a reclassified type's
         self.updates: list[dict[str, Any]] = []
-        self.relinks: dict[int, tuple[str, ...]] = {}
+        self.unlinked: set[int] = set()  # reclassified types whose links new_links replaces
         self.report = SyncReport(run_id=None, status="succeeded", dry_run=False, source="api")
 
     def read(self, db: Database, catalogue: Catalogue | None = None) -> None:
@@ -510,19 +499,18 @@ class SyncPlan:
             values = {name: desired[name] for name in changed}
             curated_changed = self._reclassify(row, desired, values) if self.reclassify else []
             returning = not row["present_in_last_sync"]
-            if not values and not returning and row["id"] not in self.relinks:
+            if not values and not returning and row["id"] not in self.unlinked:
                 report.unchanged += 1
                 continue
             self.updates.append({"id": row["id"], **values, "present_in_last_sync": True})
             fields = tuple(changed) + tuple(curated_changed)
             if returning:
                 report.reactivated += 1
-                report.changes.append(
-                    SyncChange("reactivate", uri, desired["title"], fields, note="back in the listing")
-                )
+                change = SyncChange("reactivate", uri, desired["title"], fields, note="back in the listing")
             else:
                 report.updated += 1
-                report.changes.append(SyncChange("update", uri, desired["title"], fields))
+                change = SyncChange("update", uri, desired["title"], fields)
+            report.changes.append(change)
 
     def stored(self, column: str, value: Any) -> Any:
         """``value`` as it is stored in ``column`` of session_types."""
@@ -541,7 +529,8 @@ class SyncPlan:
         current = self.links.get(row["id"], set())
         if current != set(classification.pathways):
             described.append(f"pathways {'+'.join(sorted(current)) or '-'}→{'+'.join(classification.pathways) or '-'}")
-            self.relinks[row["id"]] = classification.pathways
+            self.unlinked.add(row["id"])
+            self.new_links[row["calendly_uri"]] = classification.pathways
         return described
 
 
@@ -587,17 +576,15 @@ def sync_event_types(
     report = plan.report
     report.dry_run, report.source, report.fetched = dry_run, source, len(listing)
     report.skipped = len(listing) - len(plan.seen)
-    if not plan.seen and not allow_empty and not partial:
-        still_listed = sum(1 for row in plan.existing.values() if row["present_in_last_sync"])
-        if still_listed:
-            raise Conflict(
-                f"the Calendly listing is empty but {still_listed} synced session types are still listed; "
-                "refusing to make them all unbookable",
-                hint="check the scope (--user/--organization); pass --allow-empty if every type really is gone",
-                code="empty_listing",
-            )
     listed_before = {} if partial else plan.existing  # a few types fetched one by one make none vanish
     vanished = [row for uri, row in listed_before.items() if uri not in plan.seen and row["present_in_last_sync"]]
+    if vanished and not plan.seen and not allow_empty:  # an empty listing would make every listed type vanish
+        raise Conflict(
+            f"the Calendly listing is empty but {len(vanished)} synced session types are still listed; "
+            "refusing to make them all unbookable",
+            hint="check the scope (--user/--organization); pass --allow-empty if every type really is gone",
+            code="empty_listing",
+        )
     report.deactivated = len(vanished)
     report.changes += (
         SyncChange("deactivate", row["calendly_uri"], row["title"], note="gone from the listing") for row in vanished
@@ -636,12 +623,6 @@ def _write(db: Transaction, plan: SyncPlan, gone: Sequence[int], *, now: dt.date
         f"INSERT INTO session_types ({', '.join((*_INSERTED, *_STAMPED))}) VALUES ({markers})",
         [(*row, stamp, stamp, stamp) for row in plan.inserts],
     )
-    # a new type's links, found by its URI (its id is the database's)
-    db.execute_many(
-        "INSERT INTO session_type_pathways (session_type_id, pathway_id) "
-        "SELECT id, ? FROM session_types WHERE calendly_uri = ?",
-        [(pathway_ids[slug], uri) for uri, slugs in plan.new_links.items() for slug in slugs],
-    )
     # one executemany per set of changed fields; a vanished type is marked not present
     groups: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
     for change in (*plan.updates, *({"id": type_id, "present_in_last_sync": False} for type_id in gone)):
@@ -650,8 +631,10 @@ def _write(db: Transaction, plan: SyncPlan, gone: Sequence[int], *, now: dt.date
         groups.setdefault(columns, []).append((*values, stamp, stamp, change["id"]))
     for columns, rows in groups.items():
         db.execute_many(f"UPDATE session_types SET {', '.join(f'{name} = ?' for name in columns)} WHERE id = ?", rows)
-    db.execute_many("DELETE FROM session_type_pathways WHERE session_type_id = ?", [(key,) for key in plan.relinks])
+    db.execute_many("DELETE FROM session_type_pathways WHERE session_type_id = ?", [(key,) for key in plan.unlinked])
+    # the links, found by URI (a new type's id is the database's)
     db.execute_many(
-        "INSERT INTO session_type_pathways (session_type_id, pathway_id) VALUES (?, ?)",
-        [(type_id, pathway_ids[slug]) for type_id, slugs in plan.relinks.items() for slug in slugs],
+        "INSERT INTO session_type_pathways (session_type_id, pathway_id) "
+        "SELECT id, ? FROM session_types WHERE calendly_uri = ?",
+        [(pathway_ids[slug], uri) for uri, slugs in plan.new_links.items() for slug in slugs],
     )
