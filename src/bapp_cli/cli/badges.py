@@ -7,11 +7,12 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from bapp_cli.cli.context import AppState, state, utc_now
-from bapp_cli.cli.options import ClientArgument, DryRunOption, LimitOption, OffsetOption, output_command, search_option
+from bapp_cli.cli.options import ClientArgument, DryRunOption, output_command
 from bapp_cli.cli.unit_of_work import changing
 
 if TYPE_CHECKING:
     from bapp_cli.services.credentials import Issuer
+    from bapp_cli.services.listing import Page
 
 app = typer.Typer(
     help="List the badges clients have earned; issue, verify and revoke them as Open Badges 3.0 credentials.",
@@ -19,14 +20,8 @@ app = typer.Typer(
 )
 
 
-@output_command(app, "list")
-def list_command(
-    ctx: typer.Context,
-    email: ClientArgument,
-    search: Annotated[str | None, search_option("the badge key")] = None,
-    limit: LimitOption = None,
-    offset: OffsetOption = 0,
-) -> None:
+@output_command(app, "list", search="the badge key")
+def list_command(ctx: typer.Context, email: ClientArgument, page: Page) -> None:
     """List a client's badges, oldest first.
 
     \b
@@ -34,13 +29,12 @@ def list_command(
       bapp badges list ada@example.com
       bapp badges list ada@example.com --json
     """
-    from bapp_cli.services.listing import Page
     from bapp_cli.services.plain_reads import BADGE_COLUMNS, list_badges
 
     app_state = state(ctx)
     sink = app_state.output()
     with app_state.plain_reading() as database:  # a plain read, as `progress show`: no SQLAlchemy
-        badges = list_badges(database, email, page=Page(limit=limit, offset=offset, search=search))
+        badges = list_badges(database, email, page=page)
     sink.records(badges, BADGE_COLUMNS, title=f"Badges of {email.strip().lower()}")
 
 

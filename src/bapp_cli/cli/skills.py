@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from functools import partial
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -13,16 +13,16 @@ from bapp_cli.cli.options import (
     MAX_OPTION_INT,
     ClientArgument,
     DryRunOption,
-    LimitOption,
-    OffsetOption,
     PathwayArgument,
     SkillArgument,
     YesOption,
     output_command,
-    search_option,
 )
 from bapp_cli.cli.terminal import listing_table
 from bapp_cli.cli.unit_of_work import changing, reading
+
+if TYPE_CHECKING:
+    from bapp_cli.services.listing import Page
 
 app = typer.Typer(help="Manage skills, link them to pathway tiers, and track clients' progress.", no_args_is_help=True)
 
@@ -185,18 +185,16 @@ def archive(ctx: typer.Context, slug: SkillArgument, yes: YesOption = False) -> 
     _catalogue_change(ctx, "Archived", archive_skill, slug, ask=f"Archive skill {slug.strip().lower()}?", yes=yes)
 
 
-@output_command(app, "list")
+@output_command(app, "list", search="slug, name or domain")
 def list_command(
     ctx: typer.Context,
+    page: Page,
     pathway: Annotated[str | None, typer.Option("--pathway", help="Only skills linked to this pathway.")] = None,
     tier: Annotated[
         int | None, typer.Option("--tier", min=1, max=MAX_OPTION_INT, help="Only skills at this tier.")
     ] = None,
     fundamental: Annotated[bool, typer.Option("--fundamental", help="Only fundamental skills.")] = False,
     include_archived: Annotated[bool, typer.Option("--all", help="Include archived skills.")] = False,
-    search: Annotated[str | None, search_option("slug, name or domain")] = None,
-    limit: LimitOption = None,
-    offset: OffsetOption = 0,
 ) -> None:
     """List skills with their pathway links.
 
@@ -207,17 +205,11 @@ def list_command(
       bapp skills list --fundamental --json
       bapp skills list --search prompt --limit 20
     """
-    from bapp_cli.services.listing import Page
     from bapp_cli.services.skills import SKILL_COLUMNS, list_skills
 
     with reading(ctx) as (sink, session):
         views = list_skills(
-            session,
-            pathway=pathway,
-            tier=tier,
-            fundamental=fundamental,
-            include_archived=include_archived,
-            page=Page(limit=limit, offset=offset, search=search),
+            session, pathway=pathway, tier=tier, fundamental=fundamental, include_archived=include_archived, page=page
         )
     sink.records(views, SKILL_COLUMNS, table=partial(_skill_table, views, "Skills"))
 
