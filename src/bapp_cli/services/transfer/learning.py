@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 from abc import abstractmethod
 from collections.abc import Hashable, Iterator, Mapping, Sequence
+from functools import partial
 from typing import Annotated, Any, Literal, Required
 
 from pydantic import ConfigDict, Field, StringConstraints
@@ -117,16 +118,11 @@ class _PeopleImporter(KindImporter):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.pathways = {
-            slug: (pathway_id, archived)
-            for slug, pathway_id, archived in self.session.execute(select(Pathway.slug, Pathway.id, Pathway.archived))
-        }
-        self.pathway_slugs = {pathway_id: slug for slug, (pathway_id, _) in self.pathways.items()}
-        self.builders = dict(
-            self.session.execute(
-                select(User.email, User.id).join(BuilderProfile, BuilderProfile.user_id == User.id)
-            ).all()
-        )
+        pathways = self.session.execute(select(Pathway.id, Pathway.slug, Pathway.archived)).all()
+        self.pathways = {pathway.slug: pathway for pathway in pathways}
+        self.pathways_by_id = {pathway.id: pathway for pathway in pathways}
+        builders = select(User.email, User.id).join(BuilderProfile, BuilderProfile.user_id == User.id)
+        self.builders = dict(self.session.execute(builders).all())
 
     @abstractmethod
     def parse_row(self, values: Mapping[str, Any]) -> dict[str, Any]:
@@ -215,12 +211,13 @@ class _PeopleImporter(KindImporter):
             raise InvalidInput(f"{name}: no builder with e-mail {email!r}")
         return found
 
-    def pathway(self, slug: str | None, name: str = "pathway") -> tuple[int, bool] | None:
+    def pathway(self, slug: str | None) -> Row[int, str, bool] | None:
+        """The pathway (id, slug, archived) a row names, if it names one."""
         if slug is None:
             return None
         found = self.pathways.get(slug.strip().lower())
         if found is None:
-            raise InvalidInput(f"{name}: no pathway {slug!r} (known: {', '.join(sorted(self.pathways))})")
+            raise InvalidInput(f"pathway: no pathway {slug!r} (known: {', '.join(sorted(self.pathways))})")
         return found
 
 
@@ -245,7 +242,7 @@ class EnrolmentImporter(_PeopleImporter):
         pathway = self.pathway(values["pathway"])
         assert pathway is not None
         item: dict[str, Any] = {"email": self.email(values, "client"), "id": values.get("id")}
-        item |= {"pathway_id": pathway[0], "archived": pathway[1]}
+        item |= {"pathway_id": pathway.id, "archived": pathway.archived}
         if values.get("status") is not None:
             item["status"] = values["status"]
         if values.get("start_date") is not None:
@@ -278,7 +275,7 @@ class EnrolmentImporter(_PeopleImporter):
                 row, found, wanted | {name: item[name] for name in ("start_date", "builder_id") if name in item}
             )
         if item["archived"] and not self.restore:
-            slug = self.pathway_slugs[item["pathway_id"]]
+            slug = self.pathways_by_id[item["pathway_id"]].slug
             raise InvalidInput(f"pathway: {slug!r} is archived and takes no new enrolments")
         values = {"client_id": client_id, "pathway_id": item["pathway_id"], "status": status}
         values |= {"start_date": item.get("start_date") or self.now.date(), "completed_at": completed_at}
@@ -319,12 +316,8 @@ class ProgressImporter(_PeopleImporter):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.skills = {
-            slug: (skill_id, archived, fundamental)
-            for slug, skill_id, archived, fundamental in self.session.execute(
-                select(Skill.slug, Skill.id, Skill.archived, Skill.is_fundamental)
-            )
-        }
+        skills = select(Skill.slug, Skill.id, Skill.archived, Skill.is_fundamental)
+        self.skills = {skill.slug: skill for skill in self.session.execute(skills)}
         self.links = skill_links(self.session)
         self.touched = Touched(self.session, self.table)
         self.completed_clients: set[int] = set()
@@ -337,8 +330,8 @@ class ProgressImporter(_PeopleImporter):
         skill = self.skills.get(slug)
         if skill is None:
             raise InvalidInput(f"skill: no skill {slug!r} (see `bapp skills list --all`)")
-        item: dict[str, Any] = {"email": self.email(values, "client"), "skill_id": skill[0], "id": values.get("id")}
-        item |= {"archived": skill[1], "fundamental": skill[2]}
+        item: dict[str, Any] = {"email": self.email(values, "client"), "skill_id": skill.id, "id": values.get("id")}
+        item |= {"archived": skill.archived, "fundamental": skill.is_fundamental}
         for name in ("started_at", "completed_at", "last_attempt_at", "created_at"):
             if name in values:
                 item[name] = self.instant(values[name], name)
@@ -351,8 +344,8 @@ class ProgressImporter(_PeopleImporter):
         item.update({name: values[name] for name in ("attempts", "status") if values.get(name) is not None})
         if "pathway" in values:
             pathway = self.pathway(values["pathway"])
-            item["pathway_id"] = pathway[0] if pathway is not None else None
-            if pathway is not None and not self.restore and pathway[0] not in self.links[skill[0]]:
+            item["pathway_id"] = pathway.id if pathway is not None else None
+            if pathway is not None and not self.restore and pathway.id not in self.links[skill.id]:
                 raise InvalidInput(
                     f"pathway: skill {slug!r} is not linked to pathway {values['pathway'].strip().lower()!r}"
                 )
@@ -384,7 +377,7 @@ class ProgressImporter(_PeopleImporter):
             pathway_id is not None
             and not self.restore
             and (client_id, pathway_id) not in self.enrolled
-            and not self.pathways[self.pathway_slugs[pathway_id]][1]
+            and not self.pathways_by_id[pathway_id].archived
         ):
             self.new_enrolments[(client_id, pathway_id)] = None
             self.enrolled.add((client_id, pathway_id))
@@ -435,18 +428,11 @@ class ProgressImporter(_PeopleImporter):
     def finish(self) -> None:
         if self.restore or not self.completed_clients:
             return
+        award = partial(record_completions, self.session, now=self.now, fundamentals=self.completed_fundamental)
         outcomes: dict[int, Any] = {}
         # a bounded share of the clients per call: the rules hold their clients' open enrolments as objects
         for part in batches(sorted(self.completed_clients), bulk.CHUNK):
-            outcomes.update(
-                record_completions(
-                    self.session,
-                    now=self.now,
-                    pathway_ids=self.completed_pathways,
-                    fundamentals=self.completed_fundamental,
-                    client_ids=part,
-                )
-            )
+            outcomes.update(award(pathway_ids=self.completed_pathways, client_ids=part))
         self.extra.update(earned_counts(outcomes))
 
 
