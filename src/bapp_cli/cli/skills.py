@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from bapp_cli.cli.cells import SKILL_STATUS_STYLES
-from bapp_cli.cli.context import utc_now
 from bapp_cli.cli.options import (
     MAX_OPTION_INT,
     ClientArgument,
@@ -19,7 +18,7 @@ from bapp_cli.cli.options import (
     output_command,
 )
 from bapp_cli.cli.terminal import listing_table
-from bapp_cli.cli.unit_of_work import changing, reading
+from bapp_cli.cli.unit_of_work import apply, reading
 
 if TYPE_CHECKING:
     from bapp_cli.services.listing import Page
@@ -43,24 +42,9 @@ def _skill_table(views: list[Any], title: str, console: Any) -> None:
         console.print("(no skills)", style="dim")
 
 
-def _change(
-    ctx: typer.Context,
-    change: Any,
-    *arguments: Any,
-    dry_run: bool = False,
-    ask: str | None = None,
-    yes: bool = False,
-    **options: Any,
-) -> tuple[Any, Any]:
-    """Every skills command that changes something: `change(session, *arguments, now=…, **options)` in one
-    transaction (confirmed first when `ask` is given)."""
-    with changing(ctx, dry_run=dry_run, ask=ask, yes=yes) as (sink, session):
-        return sink, change(session, *arguments, now=utc_now(), **options)
-
-
 def _catalogue_change(ctx: typer.Context, verb: str, change: Any, *arguments: Any, **options: Any) -> None:
     """A catalogue change: the skill as it now stands, then what it did and what it let clients earn."""
-    sink, result = _change(ctx, change, *arguments, **options)
+    sink, result = apply(ctx, change, *arguments, **options)
     sink.record(result.skill)
     slug = result.skill["slug"]
     sink.info(f"{verb} skill {slug}." if result.changed else f"Skill {slug} unchanged.")
@@ -74,7 +58,7 @@ def _catalogue_change(ctx: typer.Context, verb: str, change: Any, *arguments: An
 def _progress_change(ctx: typer.Context, summary: Any, change_progress: Any, *arguments: Any, **options: Any) -> None:
     """A progress command: its record, `summary(record)`, then the pathways it enrolled the client in and what
     it earned."""
-    sink, (record, badge_names) = _change(ctx, change_progress, *arguments, **options)
+    sink, (record, badge_names) = apply(ctx, change_progress, *arguments, **options)
     sink.record(record)
     sink.info(summary(record))
     for slug in record["enrolled"]:

@@ -56,10 +56,8 @@ from bapp_cli.services.people import get_builder
 from bapp_cli.services.plain_reads import FUNDAMENTALS_KEY as FUNDAMENTALS_KEY
 from bapp_cli.services.plain_reads import Catalogue
 from bapp_cli.services.plain_reads import check_status as check_status
-from bapp_cli.services.plain_reads import list_badges as list_badges
 from bapp_cli.services.plain_reads import load_catalogue as load_catalogue
 from bapp_cli.services.plain_reads import pathway_badge_key as pathway_badge_key
-from bapp_cli.services.plain_reads import show_progress as show_progress
 from bapp_cli.services.plain_reads import tier_badge_key as tier_badge_key
 from bapp_cli.services.transfer.store import rows_keyed
 
@@ -182,9 +180,8 @@ def _award(session: Session, due: dict[int, list[str]], *, now: dt.datetime) -> 
 def _complete_enrolments(
     session: Session, completed: dict[int, list[int]], catalogue: Catalogue, emails: dict[int, str], *, now: dt.datetime
 ) -> dict[int, list[str]]:
-    """A completed pathway completes the client's enrolment in it, with the completion time."""
-    if not completed:
-        return {}
+    """A completed pathway completes the client's enrolment in it, with the completion time (no clients, no
+    statement)."""
     pathway_ids = sorted({pathway_id for ids in completed.values() for pathway_id in ids})
     finished: dict[int, list[str]] = defaultdict(list)
     open_enrolments = select(Enrolment.client_id, Enrolment).where(

@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -159,17 +159,13 @@ def _as_view(skill: Skill, links: dict[int, str]) -> dict[str, Any]:
     return {**{name: getattr(skill, name) for name in SKILL_COLUMNS if name != "links"}, "links": list(links.values())}
 
 
-def _linked_pathway_ids(session: Session, skill_ids: Sequence[int]) -> set[int]:
-    return set().union(*skill_links(session, skill_ids).values())
-
-
 def _changed(
     session: Session,
     skill: Skill,
     changes: dict[str, Any],
     now: dt.datetime,
     *,
-    pathway_ids: Sequence[int] | set[int] = (),
+    pathway_ids: Collection[int] = (),
     fundamentals: bool = False,
 ) -> SkillChange:
     """Stamp and audit a catalogue change, then award what it completed in the pathways (and fundamentals)
@@ -257,11 +253,9 @@ def update_skill(
         wanted["domain"] = check_domain(domain)
     if fundamental is not None:
         wanted["is_fundamental"] = fundamental
-    changes: dict[str, Any] = {}
-    for attribute, value in wanted.items():
-        if getattr(skill, attribute) != value:
-            changes[attribute] = [getattr(skill, attribute), value]
-            setattr(skill, attribute, value)
+    changes = {name: [getattr(skill, name), value] for name, value in wanted.items() if getattr(skill, name) != value}
+    for name, (_, value) in changes.items():
+        setattr(skill, name, value)
     # one fewer fundamental skill: clients who had done all the others now have them all
     return _changed(session, skill, changes, now, fundamentals=changes.get("is_fundamental") == [True, False])
 
@@ -307,9 +301,9 @@ def archive_skill(session: Session, slug: str, *, now: dt.datetime) -> SkillChan
     if skill.archived:
         return _changed(session, skill, {}, now)
     skill.archived = True
-    pathway_ids = _linked_pathway_ids(session, [skill.id])
+    linked = skill_links(session, [skill.id])[skill.id]  # pathway id → its link
     return _changed(
-        session, skill, {"archived": [False, True]}, now, pathway_ids=pathway_ids, fundamentals=skill.is_fundamental
+        session, skill, {"archived": [False, True]}, now, pathway_ids=linked, fundamentals=skill.is_fundamental
     )
 
 
@@ -406,18 +400,15 @@ def _after_completion(
     if not completed_skills:
         return CompletionOutcome()
     session.flush()  # the rules count the completed rows in SQL
+    linked = skill_links(session, [skill.id for skill in completed_skills])
     outcomes = record_completions(
         session,
         now=now,
-        pathway_ids=_linked_pathway_ids(session, [skill.id for skill in completed_skills]),
+        pathway_ids=set().union(*linked.values()),
         fundamentals=any(skill.is_fundamental for skill in completed_skills),
         client_ids=[client.id],
     )
     return outcomes.get(client.id, CompletionOutcome())
-
-
-def _audit_progress(session: Session, client: User, skill: Skill, changes: dict[str, Any]) -> None:
-    record_audit(session, "skill_progress", f"{client.email}:{skill.slug}", changes)
 
 
 def assign_skills(
@@ -495,7 +486,8 @@ def assign_skills(
             row.notes, row.updated_at = clean_note, now
         by_outcome["assigned" if created else "updated" if changes else "unchanged"].append(skill.slug)
         if changes:  # a new row's audit names the status it was assigned at
-            _audit_progress(session, client, skill, {"assigned": wanted_status} if created else changes)
+            audited = {"assigned": wanted_status} if created else changes
+            record_audit(session, "skill_progress", f"{client.email}:{skill.slug}", audited)
         if row.status == "completed" and not was_completed:
             completed_now.append(skill)
     session.flush()
@@ -577,7 +569,7 @@ def _move_skill(
         row.notes, row.updated_at = note, now
         changes = changes or {"notes": note}  # a completion's audit names its move, not its note
     if changes:
-        _audit_progress(session, client, skill, changes)
+        record_audit(session, "skill_progress", f"{client.email}:{skill.slug}", changes)
     changed = "status" in changes
     outcome = _after_completion(session, client, [skill] if changed and status == "completed" else [], now)
     session.flush()
