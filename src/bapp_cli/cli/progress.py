@@ -144,11 +144,10 @@ def draw_progress_rows(
         counts = f"{row[f'{prefix}completed']}/{row[f'{prefix}total']}" if f"{prefix}total" in row else ""
         return counts, row[f"{prefix}percent"]
 
-    rows = list(found)
     tiers = [f"tier {number}" for number in TABLE_TIERS]
     headers = ("client", "pathway", "status", *tiers, "overall", "badges", "last activity")
     grid = listing_table(title, headers, right=(*tiers, "badges"))
-    for row in rows:
+    for row in found:
         (counts, overall), last = share(row, ""), instant_value(row["last_activity"])
         grid.add_row(
             row["client"],
@@ -166,5 +165,5 @@ def draw_progress_rows(
         grid, console, keys=("client", "status", "overall"), drop_order=("last activity", "badges", *reversed(tiers))
     )
     console.print(grid)
-    if not rows:
+    if not grid.row_count:
         console.print("(no enrolments)", style="dim")

@@ -83,12 +83,8 @@ def check_skill_slug(value: str) -> str:
     return slug
 
 
-def find_skill(session: Session, slug: str) -> Skill | None:
-    return session.scalars(select(Skill).where(Skill.slug == slug.strip().lower())).one_or_none()
-
-
 def get_skill(session: Session, slug: str) -> Skill:
-    skill = find_skill(session, slug)
+    skill = session.scalars(select(Skill).where(Skill.slug == slug.strip().lower())).one_or_none()
     if skill is None:
         raise NotFound(f"no skill {slug.strip().lower()!r}", hint="see `bapp skills list`", code="skill_not_found")
     return skill
@@ -210,7 +206,7 @@ def add_skill(
                 f"link: {pathway.slug!r} is given twice with different tiers; a skill sits at one tier per pathway",
                 code="duplicate_link",
             )
-    if find_skill(session, canonical) is not None:
+    if session.scalar(select(Skill.id).where(Skill.slug == canonical)) is not None:
         raise Conflict(f"skill {canonical!r} already exists", hint="change it with `bapp skills update`")
     skill = Skill(
         slug=canonical,
@@ -455,8 +451,6 @@ def assign_skills(
                     )
     else:
         assert target is not None
-        if tier is not None:
-            _check_tier(session, target, tier, "tier")
         query = (
             select(Skill)
             .join(SkillPathwayLink, SkillPathwayLink.skill_id == Skill.id)
@@ -464,6 +458,7 @@ def assign_skills(
             .order_by(SkillPathwayLink.tier, Skill.slug)
         )
         if tier is not None:
+            _check_tier(session, target, tier, "tier")
             query = query.where(SkillPathwayLink.tier == tier)
         chosen = list(session.scalars(query))
 
@@ -475,7 +470,6 @@ def assign_skills(
     completed_now: list[Skill] = []
     for skill in chosen:
         row, created = rows[skill.id], skill.id in new
-        was_completed = not created and row.status == "completed"
         # a new row is moved to the wanted status whatever it is (not_started stamps nothing)
         changes: dict[str, Any] = {}
         if created or progress_advances(row.status, wanted_status):
@@ -488,7 +482,7 @@ def assign_skills(
         if changes:  # a new row's audit names the status it was assigned at
             audited = {"assigned": wanted_status} if created else changes
             record_audit(session, "skill_progress", f"{client.email}:{skill.slug}", audited)
-        if row.status == "completed" and not was_completed:
+        if "status" in changes and wanted_status == "completed":  # a completed row never moves again here
             completed_now.append(skill)
     session.flush()
     record = {"client": client.email, "pathway": target.slug if target else None, "tier": tier, "status": wanted_status}
@@ -512,15 +506,14 @@ def _progress_rows(
     )
     rows = {row.skill_id: row for row in session.scalars(query)}
     missing = [skill for skill in skills if skill.id not in rows] if create else []
-    for skill in missing:
-        if skill.archived:
-            raise InvalidInput(f"skill: {skill.slug!r} is archived and cannot be assigned", code="skill_archived")
     under: dict[int, int | None] = {}
     if missing and pathway_id is None:
         enrolled = set(session.scalars(select(Enrolment.pathway_id).where(Enrolment.client_id == client.id)))
         linked = skill_links(session, [skill.id for skill in missing])
         under = {skill_id: assigned_pathway(pathways, enrolled) for skill_id, pathways in linked.items()}
     for skill in missing:
+        if skill.archived:
+            raise InvalidInput(f"skill: {skill.slug!r} is archived and cannot be assigned", code="skill_archived")
         row = UserSkillProgress(client_id=client.id, skill_id=skill.id, **vars(ProgressState()))
         row.pathway_id, row.created_at, row.updated_at = pathway_id or under.get(skill.id), now, now
         session.add(row)

@@ -396,11 +396,10 @@ class ProgressImporter(_PeopleImporter):
         """The row's values over the stored ones, after services.rule_book.settle_progress. A row that
         leaves the completed status drops the stored completion; one it gives itself is refused."""
         values = {name: item[name] for name in _PROGRESS_COLUMNS if name in item}
-        status = values.get("status") or (found["status"] if found is not None else None) or "not_started"
         kept = dict(found) if found is not None else {}
+        status = values.get("status") or kept.get("status") or "not_started"
         if status != "completed":
-            for name in _COMPLETION_STAMPS:
-                kept.pop(name, None)
+            kept = {name: value for name, value in kept.items() if name not in _COMPLETION_STAMPS}
         merged = {**kept, **values, "status": status}
         settled = settle_progress(
             ProgressState(**{name: merged[name] for name in PROGRESS_FIELDS if merged.get(name) is not None}),
