@@ -12,8 +12,9 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections import defaultdict
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from sqlalchemy import select
@@ -130,6 +131,20 @@ def check_domain(value: str | None) -> str | None:
     return domain
 
 
+# How each field a skill is given is checked and stored: one statement of the rules for add and update.
+SKILL_FIELDS: dict[str, Callable[[Any], Any]] = {
+    "name": partial(check_name, max_length=MAX_SKILL_NAME_LENGTH),
+    "description": _clean_text,
+    "domain": check_domain,
+    "is_fundamental": bool,
+}
+
+
+def _checked(given: dict[str, Any]) -> dict[str, Any]:
+    """The fields given (None: not given), each after its SKILL_FIELDS rule, in the order given."""
+    return {field: SKILL_FIELDS[field](value) for field, value in given.items() if value is not None}
+
+
 def skill_links(session: Session, skill_ids: Sequence[int] | None = None) -> dict[int, dict[int, str]]:
     """Each skill's links (of every skill, or of `skill_ids`): pathway id → "pathway:tier", in display order."""
     query = (
@@ -196,8 +211,7 @@ def add_skill(
 ) -> SkillChange:
     """A new skill, optionally linked to pathway tiers (one tier per pathway)."""
     canonical = check_skill_slug(slug)
-    clean_name = check_name(name, max_length=MAX_SKILL_NAME_LENGTH)
-    clean_domain = check_domain(domain)
+    fields = _checked({"name": name, "description": description, "domain": domain, "is_fundamental": fundamental})
     resolved = [_resolve_link(session, text) for text in links]
     seen: dict[int, int] = {}
     for pathway, tier in resolved:
@@ -208,22 +222,13 @@ def add_skill(
             )
     if session.scalar(select(Skill.id).where(Skill.slug == canonical)) is not None:
         raise Conflict(f"skill {canonical!r} already exists", hint="change it with `bapp skills update`")
-    skill = Skill(
-        slug=canonical,
-        name=clean_name,
-        description=_clean_text(description),
-        domain=clean_domain,
-        is_fundamental=fundamental,
-        archived=False,
-        created_at=now,
-        updated_at=now,
-    )
+    skill = Skill(slug=canonical, **fields, archived=False, created_at=now, updated_at=now)
     session.add(skill)
     session.flush()
     for pathway_id, tier in seen.items():
         session.add(SkillPathwayLink(skill_id=skill.id, pathway_id=pathway_id, tier=tier))
     view = _view(session, skill)
-    changes = {"name": clean_name, "domain": clean_domain, "is_fundamental": fundamental, "links": view["links"]}
+    changes = {"name": skill.name, "domain": skill.domain, "is_fundamental": fundamental, "links": view["links"]}
     record_audit(session, "skill", canonical, changes)
     return SkillChange(view, changes)
 
@@ -240,15 +245,7 @@ def update_skill(
 ) -> SkillChange:
     """Rename, describe, re-domain or (un)flag a skill as fundamental; only the fields given change."""
     skill = get_skill(session, slug)
-    wanted: dict[str, Any] = {}
-    if name is not None:
-        wanted["name"] = check_name(name, max_length=MAX_SKILL_NAME_LENGTH)
-    if description is not None:
-        wanted["description"] = _clean_text(description)
-    if domain is not None:
-        wanted["domain"] = check_domain(domain)
-    if fundamental is not None:
-        wanted["is_fundamental"] = fundamental
+    wanted = _checked({"name": name, "description": description, "domain": domain, "is_fundamental": fundamental})
     changes = {name: [getattr(skill, name), value] for name, value in wanted.items() if getattr(skill, name) != value}
     for name, (_, value) in changes.items():
         setattr(skill, name, value)

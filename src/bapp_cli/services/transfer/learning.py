@@ -241,8 +241,7 @@ class EnrolmentImporter(_PeopleImporter):
     def parse_row(self, values: Mapping[str, Any]) -> dict[str, Any]:
         pathway = self.pathway(values["pathway"])
         assert pathway is not None
-        item: dict[str, Any] = {"email": self.email(values, "client"), "id": values.get("id")}
-        item |= {"pathway_id": pathway.id, "archived": pathway.archived}
+        item: dict[str, Any] = {"email": self.email(values, "client"), "id": values.get("id"), "pathway_id": pathway.id}
         if values.get("status") is not None:
             item["status"] = values["status"]
         if values.get("start_date") is not None:
@@ -274,9 +273,9 @@ class EnrolmentImporter(_PeopleImporter):
             return self.update(
                 row, found, wanted | {name: item[name] for name in ("start_date", "builder_id") if name in item}
             )
-        if item["archived"] and not self.restore:
-            slug = self.pathways_by_id[item["pathway_id"]].slug
-            raise InvalidInput(f"pathway: {slug!r} is archived and takes no new enrolments")
+        pathway = self.pathways_by_id[item["pathway_id"]]
+        if pathway.archived and not self.restore:
+            raise InvalidInput(f"pathway: {pathway.slug!r} is archived and takes no new enrolments")
         values = {"client_id": client_id, "pathway_id": item["pathway_id"], "status": status}
         values |= {"start_date": item.get("start_date") or self.now.date(), "completed_at": completed_at}
         return self.insert(row, item, values | {"builder_id": item.get("builder_id")})
@@ -346,9 +345,7 @@ class ProgressImporter(_PeopleImporter):
             pathway = self.pathway(values["pathway"])
             item["pathway_id"] = pathway.id if pathway is not None else None
             if pathway is not None and not self.restore and pathway.id not in self.links[skill.id]:
-                raise InvalidInput(
-                    f"pathway: skill {slug!r} is not linked to pathway {values['pathway'].strip().lower()!r}"
-                )
+                raise InvalidInput(f"pathway: skill {slug!r} is not linked to pathway {pathway.slug!r}")
         return item
 
     def prepare(self, client_ids: list[int], items: list[dict[str, Any]]) -> None:
@@ -372,13 +369,9 @@ class ProgressImporter(_PeopleImporter):
             values["pathway_id"] = assigned_pathway(
                 linked, {pathway_id for pathway_id in linked if (client_id, pathway_id) in self.enrolled}
             )
-        pathway_id = values.get("pathway_id")
-        if (
-            pathway_id is not None
-            and not self.restore
-            and (client_id, pathway_id) not in self.enrolled
-            and not self.pathways_by_id[pathway_id].archived
-        ):
+        pathway_id = values["pathway_id"]  # _settle gives every column
+        unenrolled = pathway_id is not None and not self.restore and (client_id, pathway_id) not in self.enrolled
+        if unenrolled and not self.pathways_by_id[pathway_id].archived:
             self.new_enrolments[(client_id, pathway_id)] = None
             self.enrolled.add((client_id, pathway_id))
         if values["status"] == "completed" and (found is None or found["status"] != "completed"):
