@@ -233,10 +233,8 @@ def assign(
     from bapp_cli.services.skills import assign_skills
 
     def summary(record: dict[str, Any]) -> str:
-        counts = (
-            f"{len(record['assigned'])} new, {len(record['updated'])} updated, {len(record['unchanged'])} unchanged"
-        )
-        return f"{'Would assign' if dry_run else 'Assigned'} {counts} for {record['client']}."
+        tally = f"{len(record['assigned'])} new, {len(record['updated'])} updated, {len(record['unchanged'])} unchanged"
+        return f"{'Would assign' if dry_run else 'Assigned'} {tally} for {record['client']}."
 
     options: dict[str, Any] = dict(pathway=pathway, tier=tier, status=status, via=via, validated_by=validated_by)
     _progress_change(ctx, summary, assign_skills, email, skills or [], dry_run=dry_run, note=note, **options)

@@ -281,10 +281,8 @@ class EnrolmentImporter(_PeopleImporter):
         return self.insert(row, item, values | {"builder_id": item.get("builder_id")})
 
     def _day(self, value: Any) -> dt.date:
-        if isinstance(value, dt.datetime):
-            return value.date()
-        if isinstance(value, dt.date):
-            return value
+        if isinstance(value, dt.date):  # a TOML date, or datetime: its own calendar day
+            return value.date() if isinstance(value, dt.datetime) else value
         return parse_day(str(value), timezone=self.options.timezone, field="start_date")
 
 
