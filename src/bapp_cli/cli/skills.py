@@ -243,13 +243,10 @@ def assign(
 def _moved(record: dict[str, Any]) -> str:
     """`skills start|complete|reset`: what happened to the skill."""
     status = record["status"]
-    mark = SKILL_STATUS_STYLES.get(status, ("", ""))[0]
-    moved = (
-        f"{record['previous_status'] or 'new'} → {status}"
-        if record["changed"]
-        else f"already {status}, nothing changed."
-    )
-    return f"{mark} {record['skill']} for {record['client']}: {moved}"
+    head = f"{SKILL_STATUS_STYLES.get(status, ('', ''))[0]} {record['skill']} for {record['client']}"
+    if record["changed"]:
+        return f"{head}: {record['previous_status'] or 'new'} → {status}"
+    return f"{head}: already {status}, nothing changed."
 
 
 @output_command(app, "start")

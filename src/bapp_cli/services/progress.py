@@ -162,9 +162,8 @@ def _completed_counts(*columns: SQLColumnExpression[Any]) -> Select[Any]:
 
 def _award(session: Session, due: dict[int, list[str]], *, now: dt.datetime) -> dict[int, list[str]]:
     """Insert the badges not yet held; returns the newly awarded keys per client."""
-    wanted = select(Badge.client_id, Badge.key).where(
-        Badge.key.in_(sorted({key for keys in due.values() for key in keys}))
-    )
+    due_keys = sorted({key for keys in due.values() for key in keys})
+    wanted = select(Badge.client_id, Badge.key).where(Badge.key.in_(due_keys))
     held = {(client_id, key) for client_id, key in rows_keyed(session, wanted, due)}
     fresh = {client_id: [key for key in keys if (client_id, key) not in held] for client_id, keys in due.items()}
     awarded = {client_id: keys for client_id, keys in fresh.items() if keys}

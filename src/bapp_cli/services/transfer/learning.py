@@ -200,8 +200,7 @@ class _PeopleImporter(KindImporter):
         return RowResult(row, outcome=UPDATED if change else UNCHANGED)
 
     def email(self, values: Mapping[str, Any], name: str) -> str | None:
-        value = values.get(name)
-        return normalise_email(value, field=name) if value is not None else None
+        return normalise_email(values[name], field=name) if values.get(name) is not None else None
 
     def builder(self, email: str | None, name: str) -> int | None:
         if email is None:
@@ -269,10 +268,8 @@ class EnrolmentImporter(_PeopleImporter):
                 raise InvalidInput("completed_at: only a completed enrolment has a completion time")
             completed_at = None
         if found is not None:
-            wanted = {"status": status, "completed_at": completed_at}
-            return self.update(
-                row, found, wanted | {name: item[name] for name in ("start_date", "builder_id") if name in item}
-            )
+            given: dict[str, Any] = {name: item[name] for name in ("start_date", "builder_id") if name in item}
+            return self.update(row, found, {"status": status, "completed_at": completed_at, **given})
         pathway = self.pathways_by_id[item["pathway_id"]]
         if pathway.archived and not self.restore:
             raise InvalidInput(f"pathway: {pathway.slug!r} is archived and takes no new enrolments")
@@ -392,10 +389,8 @@ class ProgressImporter(_PeopleImporter):
         if status != "completed":
             kept = {name: value for name, value in kept.items() if name not in _COMPLETION_STAMPS}
         merged = {**kept, **values, "status": status}
-        settled = settle_progress(
-            ProgressState(**{name: merged[name] for name in PROGRESS_FIELDS if merged.get(name) is not None}),
-            now=self.now,
-        )
+        state = ProgressState(**{name: merged[name] for name in PROGRESS_FIELDS if merged.get(name) is not None})
+        settled = settle_progress(state, now=self.now)
         if isinstance(settled, Refusal):
             raise InvalidInput(settled.text)
         merged.update(vars(settled))
