@@ -511,10 +511,9 @@ def _progress_rows(
     for skill in missing:
         if skill.archived:
             raise InvalidInput(f"skill: {skill.slug!r} is archived and cannot be assigned", code="skill_archived")
-        row = UserSkillProgress(client_id=client.id, skill_id=skill.id, **vars(ProgressState()))
-        row.pathway_id, row.created_at, row.updated_at = pathway_id or under.get(skill.id), now, now
-        session.add(row)
-        rows[skill.id] = row
+        stamps = {"pathway_id": pathway_id or under.get(skill.id), "created_at": now, "updated_at": now}
+        rows[skill.id] = UserSkillProgress(client_id=client.id, skill_id=skill.id, **stamps, **vars(ProgressState()))
+        session.add(rows[skill.id])
     return rows, {skill.id for skill in missing}
 
 

@@ -60,10 +60,16 @@ from bapp_cli.services.transfer.store import rows_keyed
 Slug = Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)]
 
 
-class EnrolmentRow(TypedDict, total=False):
+class _ClientRow(TypedDict, total=False):
+    """The columns every kind here starts with (a row belongs to a client); the kinds' rows extend it, and
+    pydantic carries its `extra="forbid"` to them."""
+
     __pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]
     id: RowId | None
     client: Required[Email]
+
+
+class EnrolmentRow(_ClientRow, total=False):
     pathway: Required[Slug]
     status: Literal["active", "paused", "completed"] | None
     start_date: When | None
@@ -73,10 +79,7 @@ class EnrolmentRow(TypedDict, total=False):
     created_at: When | None
 
 
-class SkillProgressRow(TypedDict, total=False):
-    __pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]
-    id: RowId | None
-    client: Required[Email]
+class SkillProgressRow(_ClientRow, total=False):
     skill: Required[Slug]
     status: Literal["not_started", "in_progress", "completed"] | None
     started_at: When | None
@@ -90,10 +93,7 @@ class SkillProgressRow(TypedDict, total=False):
     created_at: When | None
 
 
-class BadgeRow(TypedDict, total=False):
-    __pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]
-    id: RowId | None
-    client: Required[Email]
+class BadgeRow(_ClientRow, total=False):
     key: Required[Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]]
     name: Any  # the badge's display name, derived from the catalogue
     awarded_at: When | None
@@ -397,17 +397,17 @@ class ProgressImporter(_PeopleImporter):
         return {name: merged.get(name) for name in _PROGRESS_COLUMNS}
 
     def write(self) -> None:
-        if self.new_enrolments:
-            bulk.insert_rows(
-                self.session,
-                Enrolment.__table__,
-                ("client_id", "pathway_id", "status", "start_date", "created_at", "updated_at"),
-                [
-                    (client, pathway, "active", self.now.date(), self.now, self.now)
-                    for client, pathway in self.new_enrolments
-                ],
-            )
-            self.extra["enrolled"] += len(self.new_enrolments)
+        # insert_rows writes nothing for no rows
+        bulk.insert_rows(
+            self.session,
+            Enrolment.__table__,
+            ("client_id", "pathway_id", "status", "start_date", "created_at", "updated_at"),
+            [
+                (client, pathway, "active", self.now.date(), self.now, self.now)
+                for client, pathway in self.new_enrolments
+            ],
+        )
+        self.extra["enrolled"] += len(self.new_enrolments)
         super().write()
 
     def finish(self) -> None:
