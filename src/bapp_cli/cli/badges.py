@@ -135,12 +135,7 @@ def issuer_init_command(
     path = Path(key_file).expanduser() if key_file else config_path.parent / DEFAULT_KEY_FILE_NAME
     path = path.absolute()
     key = create_key_file(path)
-    values = {
-        "issuer_name": cleaned_name,
-        "issuer_url": cleaned_url,
-        "key_file": str(path),
-        "image_base_url": image_base,
-    }
+    values = dict(issuer_name=cleaned_name, issuer_url=cleaned_url, key_file=str(path), image_base_url=image_base)
     try:
         for name, value in values.items():
             if value:

@@ -36,8 +36,7 @@ def _draw_progress_tree(progress: Any, sink: Any, console: Any) -> None:
         style = percent_style(group["percent"])
         label.append(f"  {group['completed']}/{group['total']}  ")
         label.append(bar(group["percent"]), style=style)
-        label.append(f" {group['percent']}%", style=style)
-        return label
+        return label.append(f" {group['percent']}%", style=style)  # append returns the Text
 
     def add_skills(branch: Any, skills: list[dict[str, Any]]) -> None:
         for skill in skills:

@@ -93,10 +93,8 @@ def add(
     """
     from bapp_cli.services.skills import add_skill
 
-    options = {"name": name, "description": description, "domain": domain, "fundamental": fundamental}
-    _catalogue_change(
-        ctx, "Would add" if dry_run else "Added", add_skill, slug, links=links or [], dry_run=dry_run, **options
-    )
+    options = dict(name=name, description=description, domain=domain, fundamental=fundamental, links=links or [])
+    _catalogue_change(ctx, "Would add" if dry_run else "Added", add_skill, slug, dry_run=dry_run, **options)
 
 
 @output_command(app, "update")

@@ -134,20 +134,14 @@ def record_completions(
     # the audit rows name only the clients they are about (most clients due a badge already hold it): one
     # lookup for those awarded one and those whose pathway may complete
     emails = dict(rows_keyed(session, select(User.id, User.email), set(awarded) | set(completed_pathways)))
-    record_audits(
-        session,
-        "badge",
-        [(f"{emails[client_id]}:{key}", {"awarded_at": now}) for client_id, keys in awarded.items() for key in keys],
-    )
+    audited = [(f"{emails[client]}:{key}", {"awarded_at": now}) for client, keys in awarded.items() for key in keys]
+    record_audits(session, "badge", audited)
     finished = _complete_enrolments(session, completed_pathways, catalogue, emails, now=now)
     outcomes: dict[int, CompletionOutcome] = {}
     for client_id in set(awarded) | set(finished):
         keys = sorted(awarded.get(client_id, []), key=catalogue.badge_order)
-        outcomes[client_id] = CompletionOutcome(
-            keys,
-            sorted(finished.get(client_id, []), key=lambda slug: catalogue.badge_order(pathway_badge_key(slug))),
-            {key: catalogue.badge_name(key) for key in keys},
-        )
+        slugs = sorted(finished.get(client_id, []), key=lambda slug: catalogue.badge_order(pathway_badge_key(slug)))
+        outcomes[client_id] = CompletionOutcome(keys, slugs, {key: catalogue.badge_name(key) for key in keys})
     return outcomes
 
 

@@ -246,9 +246,9 @@ def update_skill(
     """Rename, describe, re-domain or (un)flag a skill as fundamental; only the fields given change."""
     skill = get_skill(session, slug)
     wanted = _checked({"name": name, "description": description, "domain": domain, "is_fundamental": fundamental})
-    changes = {name: [getattr(skill, name), value] for name, value in wanted.items() if getattr(skill, name) != value}
-    for name, (_, value) in changes.items():
-        setattr(skill, name, value)
+    changes = {key: [getattr(skill, key), value] for key, value in wanted.items() if getattr(skill, key) != value}
+    for key, (_, value) in changes.items():
+        setattr(skill, key, value)
     # one fewer fundamental skill: clients who had done all the others now have them all
     return _changed(session, skill, changes, now, fundamentals=changes.get("is_fundamental") == [True, False])
 

@@ -397,16 +397,9 @@ class ProgressImporter(_PeopleImporter):
         return {name: merged.get(name) for name in _PROGRESS_COLUMNS}
 
     def write(self) -> None:
-        # insert_rows writes nothing for no rows
-        bulk.insert_rows(
-            self.session,
-            Enrolment.__table__,
-            ("client_id", "pathway_id", "status", "start_date", "created_at", "updated_at"),
-            [
-                (client, pathway, "active", self.now.date(), self.now, self.now)
-                for client, pathway in self.new_enrolments
-            ],
-        )
+        columns = ("client_id", "pathway_id", "status", "start_date", "created_at", "updated_at")
+        rows = [(*enrolment, "active", self.now.date(), self.now, self.now) for enrolment in self.new_enrolments]
+        bulk.insert_rows(self.session, Enrolment.__table__, columns, rows)  # no rows: nothing written
         self.extra["enrolled"] += len(self.new_enrolments)
         super().write()
 
