@@ -503,14 +503,15 @@ def _progress_rows(
     )
     rows = {row.skill_id: row for row in session.scalars(query)}
     missing = [skill for skill in skills if skill.id not in rows] if create else []
+    for skill in missing:
+        if skill.archived:
+            raise InvalidInput(f"skill: {skill.slug!r} is archived and cannot be assigned", code="skill_archived")
     under: dict[int, int | None] = {}
     if missing and pathway_id is None:
         enrolled = set(session.scalars(select(Enrolment.pathway_id).where(Enrolment.client_id == client.id)))
         linked = skill_links(session, [skill.id for skill in missing])
         under = {skill_id: assigned_pathway(pathways, enrolled) for skill_id, pathways in linked.items()}
     for skill in missing:
-        if skill.archived:
-            raise InvalidInput(f"skill: {skill.slug!r} is archived and cannot be assigned", code="skill_archived")
         stamps = {"pathway_id": pathway_id or under.get(skill.id), "created_at": now, "updated_at": now}
         rows[skill.id] = UserSkillProgress(client_id=client.id, skill_id=skill.id, **stamps, **vars(ProgressState()))
         session.add(rows[skill.id])
