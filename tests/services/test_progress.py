@@ -11,8 +11,8 @@ from sqlalchemy.orm import Session
 from bapp_cli.db.models import AuditEntry, Badge, Enrolment, User, UserSkillProgress
 from bapp_cli.errors import InvalidInput, NotFound
 from bapp_cli.services.instants import instant_text
-from bapp_cli.services.plain_reads import Catalogue, PathwayInfo, percent
-from bapp_cli.services.progress import list_badges, progress_records, show_progress
+from bapp_cli.services.plain_reads import Catalogue, PathwayInfo, list_badges, percent, show_progress
+from bapp_cli.services.progress import progress_records
 from bapp_cli.services.reports import CLIENT_PROGRESS_COLUMNS
 from bapp_cli.services.skills import (
     archive_skill,

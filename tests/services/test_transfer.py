@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -33,6 +34,7 @@ from bapp_cli.services.transfer.bookings import derived_reference
 from bapp_cli.services.transfer.formats import RecordWriter, Source, SourceRow
 from bapp_cli.services.transfer.importer import ImportOptions, ImportSummary, refusal
 from bapp_cli.services.transfer.kinds import export_data, import_data
+from bapp_cli.services.transfer.learning import BadgeRow
 from tests.services.test_booking_factories import (
     NOW,
     add_booking,
@@ -494,6 +496,14 @@ def test_learning_rows_a_rule_refuses_name_their_line_field_and_reason(session: 
         (3, "skill", "this progress row is already on line 2"),
         (4, "skill", "the skill is archived and cannot be assigned"),
     ]
+    # every learning kind refuses a key it does not know (their rows extend one schema base that forbids them)
+    for kind, row in (("enrolments", {"pathway": "pivot"}), ("progress", {"skill": "s1"})):
+        text = json.dumps([{"client": "ada@example.com", **row, "colour": "red"}])
+        assert [(field, message) for _, field, message in refused(session, kind, text, "json")] == [
+            ("colour", "unknown column")
+        ]
+    with pytest.raises(ValidationError, match="colour\n  Extra inputs are not permitted"):  # badges: backups only
+        TypeAdapter(BadgeRow).validate_python({"client": "ada@example.com", "key": "fundamentals", "colour": "red"})
 
 
 def test_skills_links_sync_exactly_and_refuse_unknown_tiers(session: Session) -> None:

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from bapp_cli.cli.context import AppState, state, utc_now
-from bapp_cli.cli.options import ClientArgument, DryRunOption, LimitOption, OffsetOption, output_command, search_option
-from bapp_cli.cli.unit_of_work import changing
+from bapp_cli.cli.files import OutputFile, read_text_input
+from bapp_cli.cli.options import ClientArgument, DryRunOption, output_command
+from bapp_cli.cli.unit_of_work import apply
+from bapp_cli.errors import ConfigError, InvalidInput, UsageError
 
 if TYPE_CHECKING:
     from bapp_cli.services.credentials import Issuer
+    from bapp_cli.services.listing import Page
 
 app = typer.Typer(
     help="List the badges clients have earned; issue, verify and revoke them as Open Badges 3.0 credentials.",
@@ -19,14 +23,8 @@ app = typer.Typer(
 )
 
 
-@output_command(app, "list")
-def list_command(
-    ctx: typer.Context,
-    email: ClientArgument,
-    search: Annotated[str | None, search_option("the badge key")] = None,
-    limit: LimitOption = None,
-    offset: OffsetOption = 0,
-) -> None:
+@output_command(app, "list", search="the badge key")
+def list_command(ctx: typer.Context, email: ClientArgument, page: Page) -> None:
     """List a client's badges, oldest first.
 
     \b
@@ -34,13 +32,12 @@ def list_command(
       bapp badges list ada@example.com
       bapp badges list ada@example.com --json
     """
-    from bapp_cli.services.listing import Page
     from bapp_cli.services.plain_reads import BADGE_COLUMNS, list_badges
 
     app_state = state(ctx)
     sink = app_state.output()
     with app_state.plain_reading() as database:  # a plain read, as `progress show`: no SQLAlchemy
-        badges = list_badges(database, email, page=Page(limit=limit, offset=offset, search=search))
+        badges = list_badges(database, email, page=page)
     sink.records(badges, BADGE_COLUMNS, title=f"Badges of {email.strip().lower()}")
 
 
@@ -49,7 +46,6 @@ def list_command(
 issuer_app = typer.Typer(help="The Open Badges issuer: its signing key and Profile.", no_args_is_help=True)
 app.add_typer(issuer_app, name="issuer")
 
-CREDENTIAL_FORMATS = ("jwt", "json")
 DEFAULT_KEY_FILE_NAME = "badge-signing-key.pem"
 
 CredentialFormatOption = Annotated[
@@ -60,19 +56,14 @@ OutputOption = Annotated[str | None, typer.Option("--output", "-o", help="Write 
 
 
 def _credential_format(value: str) -> str:
-    from bapp_cli.errors import UsageError
-
     chosen = value.strip().lower()
-    if chosen not in CREDENTIAL_FORMATS:
+    if chosen not in ("jwt", "json"):
         raise UsageError(f"--format {value!r}: choose jwt or json")
     return chosen
 
 
 def _issuer(app_state: AppState) -> Issuer:
     """The configured issuer with its key, or exit 4 saying how to create one."""
-    from pathlib import Path
-
-    from bapp_cli.errors import ConfigError
     from bapp_cli.services.credentials import Issuer
     from bapp_cli.services.signing_key import load_key_file
 
@@ -90,8 +81,6 @@ def _issuer(app_state: AppState) -> Issuer:
 
 def _write_text(output: str | None, text: str, *, private: bool = False) -> None:
     """stdout, or a file through bapp's one output writer (checked first, whole or not at all)."""
-    from bapp_cli.cli.files import OutputFile
-
     with OutputFile(output or "-", what="--output", private=private) as stream:
         stream.write(text)
 
@@ -132,10 +121,7 @@ def issuer_init_command(
       bapp badges issuer init --name BuildAppsWith --url https://buildappswith.com
       bapp badges issuer init --name BuildAppsWith --url https://buildappswith.com --key-file /etc/bapp/badges.pem
     """
-    from pathlib import Path
-
     from bapp_cli.config import set_config_value
-    from bapp_cli.errors import InvalidInput
     from bapp_cli.services.credentials import Issuer, validate_issuer_url
     from bapp_cli.services.signing_key import create_key_file
 
@@ -145,20 +131,15 @@ def issuer_init_command(
         raise InvalidInput("--name must not be empty", code="missing_name")
     cleaned_url = validate_issuer_url(url)
     image_base = validate_issuer_url(image_base_url) if image_base_url else None
-    settings = app_state.settings
-    path = Path(key_file).expanduser() if key_file else settings.config_path.parent / DEFAULT_KEY_FILE_NAME
+    config_path = app_state.settings.config_path
+    path = Path(key_file).expanduser() if key_file else config_path.parent / DEFAULT_KEY_FILE_NAME
     path = path.absolute()
     key = create_key_file(path)
-    values = {
-        "issuer_name": cleaned_name,
-        "issuer_url": cleaned_url,
-        "key_file": str(path),
-        "image_base_url": image_base,
-    }
+    values = dict(issuer_name=cleaned_name, issuer_url=cleaned_url, key_file=str(path), image_base_url=image_base)
     try:
         for name, value in values.items():
             if value:
-                set_config_value(settings.config_path, f"badges.{name}", value)
+                set_config_value(config_path, f"badges.{name}", value)
     except BaseException:  # set_config_value reports a config file it cannot write as a ConfigError (exit 4)
         path.unlink(missing_ok=True)  # no key without the config that names it
         raise
@@ -278,8 +259,6 @@ def verify_command(
       bapp badges verify ada.jwt --key issuer-key.jwk --status-list revocations.jwt
     """
 
-    from bapp_cli.cli.files import read_text_input
-    from bapp_cli.errors import InvalidInput
     from bapp_cli.services import credentials as service
     from bapp_cli.services.signing_key import public_key_from_document
 
@@ -341,8 +320,7 @@ def revoke_command(
     """
     from bapp_cli.services.credentials import revoke_badge
 
-    with changing(ctx, dry_run=dry_run) as (sink, session):
-        revocation = revoke_badge(session, email, key, reason=reason, now=utc_now())
+    sink, revocation = apply(ctx, revoke_badge, email, key, reason=reason, dry_run=dry_run)
     sink.record(revocation)
     if dry_run:
         sink.notice("Dry run: nothing was written.")

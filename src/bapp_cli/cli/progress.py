@@ -4,15 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from functools import partial
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from bapp_cli.cli.cells import ENROLMENT_STYLES, SKILL_STATUS_STYLES, percent_style
 from bapp_cli.cli.context import state
-from bapp_cli.cli.options import ClientArgument, LimitOption, OffsetOption, output_command, search_option
+from bapp_cli.cli.options import ClientArgument, output_command
 from bapp_cli.cli.terminal import listing_table, styled
 from bapp_cli.cli.unit_of_work import reading
+
+if TYPE_CHECKING:
+    from bapp_cli.services.listing import Page
 
 app = typer.Typer(help="Show clients' progress through pathways, tiers and skills.", no_args_is_help=True)
 
@@ -33,8 +36,7 @@ def _draw_progress_tree(progress: Any, sink: Any, console: Any) -> None:
         style = percent_style(group["percent"])
         label.append(f"  {group['completed']}/{group['total']}  ")
         label.append(bar(group["percent"]), style=style)
-        label.append(f" {group['percent']}%", style=style)
-        return label
+        return label.append(f" {group['percent']}%", style=style)  # append returns the Text
 
     def add_skills(branch: Any, skills: list[dict[str, Any]]) -> None:
         for skill in skills:
@@ -102,15 +104,13 @@ def show(
     sink.records(progress.pathways, PROGRESS_COLUMNS, table=partial(_draw_progress_tree, progress, sink))
 
 
-@output_command(app, "table")
+@output_command(app, "table", search="client e-mail or name, pathway")
 def table(
     ctx: typer.Context,
+    page: Page,
     pathway: Annotated[str | None, typer.Option("--pathway", help="Only this pathway (any case).")] = None,
     builder: Annotated[str | None, typer.Option("--builder", help="Only enrolments coached by this builder.")] = None,
     status: Annotated[str | None, typer.Option("--status", help="Only enrolments in this status.")] = None,
-    search: Annotated[str | None, search_option("client e-mail or name, pathway")] = None,
-    limit: LimitOption = None,
-    offset: OffsetOption = 0,
 ) -> None:
     """One row per enrolment: tier and overall percentages, badges and last activity.
 
@@ -121,11 +121,9 @@ def table(
       bapp progress table --builder bob@example.com --format csv > progress.csv
       bapp progress table --search ada --limit 20
     """
-    from bapp_cli.services.listing import Page
     from bapp_cli.services.progress import PROGRESS_TABLE_COLUMNS, progress_records
 
     with reading(ctx) as (sink, session):
-        page = Page(limit=limit, offset=offset, search=search)
         records = progress_records(session, pathway=pathway, builder=builder, status=status, page=page)
         # streamed straight from the cursor (a table measures every row first: it lists them)
         sink.records(records, PROGRESS_TABLE_COLUMNS, table=partial(draw_progress_rows, "Progress", records, sink))
@@ -145,11 +143,10 @@ def draw_progress_rows(
         counts = f"{row[f'{prefix}completed']}/{row[f'{prefix}total']}" if f"{prefix}total" in row else ""
         return counts, row[f"{prefix}percent"]
 
-    rows = list(found)
     tiers = [f"tier {number}" for number in TABLE_TIERS]
     headers = ("client", "pathway", "status", *tiers, "overall", "badges", "last activity")
     grid = listing_table(title, headers, right=(*tiers, "badges"))
-    for row in rows:
+    for row in found:
         (counts, overall), last = share(row, ""), instant_value(row["last_activity"])
         grid.add_row(
             row["client"],
@@ -167,5 +164,5 @@ def draw_progress_rows(
         grid, console, keys=("client", "status", "overall"), drop_order=("last activity", "badges", *reversed(tiers))
     )
     console.print(grid)
-    if not rows:
+    if not grid.row_count:
         console.print("(no enrolments)", style="dim")

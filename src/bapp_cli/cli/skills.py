@@ -3,26 +3,25 @@
 from __future__ import annotations
 
 from functools import partial
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from bapp_cli.cli.cells import SKILL_STATUS_STYLES
-from bapp_cli.cli.context import utc_now
 from bapp_cli.cli.options import (
     MAX_OPTION_INT,
     ClientArgument,
     DryRunOption,
-    LimitOption,
-    OffsetOption,
     PathwayArgument,
     SkillArgument,
     YesOption,
     output_command,
-    search_option,
 )
 from bapp_cli.cli.terminal import listing_table
-from bapp_cli.cli.unit_of_work import changing, reading
+from bapp_cli.cli.unit_of_work import apply, reading
+
+if TYPE_CHECKING:
+    from bapp_cli.services.listing import Page
 
 app = typer.Typer(help="Manage skills, link them to pathway tiers, and track clients' progress.", no_args_is_help=True)
 
@@ -43,24 +42,9 @@ def _skill_table(views: list[Any], title: str, console: Any) -> None:
         console.print("(no skills)", style="dim")
 
 
-def _change(
-    ctx: typer.Context,
-    change: Any,
-    *arguments: Any,
-    dry_run: bool = False,
-    ask: str | None = None,
-    yes: bool = False,
-    **options: Any,
-) -> tuple[Any, Any]:
-    """Every skills command that changes something: `change(session, *arguments, now=…, **options)` in one
-    transaction (confirmed first when `ask` is given)."""
-    with changing(ctx, dry_run=dry_run, ask=ask, yes=yes) as (sink, session):
-        return sink, change(session, *arguments, now=utc_now(), **options)
-
-
 def _catalogue_change(ctx: typer.Context, verb: str, change: Any, *arguments: Any, **options: Any) -> None:
     """A catalogue change: the skill as it now stands, then what it did and what it let clients earn."""
-    sink, result = _change(ctx, change, *arguments, **options)
+    sink, result = apply(ctx, change, *arguments, **options)
     sink.record(result.skill)
     slug = result.skill["slug"]
     sink.info(f"{verb} skill {slug}." if result.changed else f"Skill {slug} unchanged.")
@@ -74,7 +58,7 @@ def _catalogue_change(ctx: typer.Context, verb: str, change: Any, *arguments: An
 def _progress_change(ctx: typer.Context, summary: Any, change_progress: Any, *arguments: Any, **options: Any) -> None:
     """A progress command: its record, `summary(record)`, then the pathways it enrolled the client in and what
     it earned."""
-    sink, (record, badge_names) = _change(ctx, change_progress, *arguments, **options)
+    sink, (record, badge_names) = apply(ctx, change_progress, *arguments, **options)
     sink.record(record)
     sink.info(summary(record))
     for slug in record["enrolled"]:
@@ -109,10 +93,8 @@ def add(
     """
     from bapp_cli.services.skills import add_skill
 
-    options = {"name": name, "description": description, "domain": domain, "fundamental": fundamental}
-    _catalogue_change(
-        ctx, "Would add" if dry_run else "Added", add_skill, slug, links=links or [], dry_run=dry_run, **options
-    )
+    options = dict(name=name, description=description, domain=domain, fundamental=fundamental, links=links or [])
+    _catalogue_change(ctx, "Would add" if dry_run else "Added", add_skill, slug, dry_run=dry_run, **options)
 
 
 @output_command(app, "update")
@@ -185,18 +167,16 @@ def archive(ctx: typer.Context, slug: SkillArgument, yes: YesOption = False) -> 
     _catalogue_change(ctx, "Archived", archive_skill, slug, ask=f"Archive skill {slug.strip().lower()}?", yes=yes)
 
 
-@output_command(app, "list")
+@output_command(app, "list", search="slug, name or domain")
 def list_command(
     ctx: typer.Context,
+    page: Page,
     pathway: Annotated[str | None, typer.Option("--pathway", help="Only skills linked to this pathway.")] = None,
     tier: Annotated[
         int | None, typer.Option("--tier", min=1, max=MAX_OPTION_INT, help="Only skills at this tier.")
     ] = None,
     fundamental: Annotated[bool, typer.Option("--fundamental", help="Only fundamental skills.")] = False,
     include_archived: Annotated[bool, typer.Option("--all", help="Include archived skills.")] = False,
-    search: Annotated[str | None, search_option("slug, name or domain")] = None,
-    limit: LimitOption = None,
-    offset: OffsetOption = 0,
 ) -> None:
     """List skills with their pathway links.
 
@@ -207,17 +187,11 @@ def list_command(
       bapp skills list --fundamental --json
       bapp skills list --search prompt --limit 20
     """
-    from bapp_cli.services.listing import Page
     from bapp_cli.services.skills import SKILL_COLUMNS, list_skills
 
     with reading(ctx) as (sink, session):
         views = list_skills(
-            session,
-            pathway=pathway,
-            tier=tier,
-            fundamental=fundamental,
-            include_archived=include_archived,
-            page=Page(limit=limit, offset=offset, search=search),
+            session, pathway=pathway, tier=tier, fundamental=fundamental, include_archived=include_archived, page=page
         )
     sink.records(views, SKILL_COLUMNS, table=partial(_skill_table, views, "Skills"))
 
@@ -257,10 +231,8 @@ def assign(
     from bapp_cli.services.skills import assign_skills
 
     def summary(record: dict[str, Any]) -> str:
-        counts = (
-            f"{len(record['assigned'])} new, {len(record['updated'])} updated, {len(record['unchanged'])} unchanged"
-        )
-        return f"{'Would assign' if dry_run else 'Assigned'} {counts} for {record['client']}."
+        tally = f"{len(record['assigned'])} new, {len(record['updated'])} updated, {len(record['unchanged'])} unchanged"
+        return f"{'Would assign' if dry_run else 'Assigned'} {tally} for {record['client']}."
 
     options: dict[str, Any] = dict(pathway=pathway, tier=tier, status=status, via=via, validated_by=validated_by)
     _progress_change(ctx, summary, assign_skills, email, skills or [], dry_run=dry_run, note=note, **options)
@@ -269,13 +241,10 @@ def assign(
 def _moved(record: dict[str, Any]) -> str:
     """`skills start|complete|reset`: what happened to the skill."""
     status = record["status"]
-    mark = SKILL_STATUS_STYLES.get(status, ("", ""))[0]
-    moved = (
-        f"{record['previous_status'] or 'new'} → {status}"
-        if record["changed"]
-        else f"already {status}, nothing changed."
-    )
-    return f"{mark} {record['skill']} for {record['client']}: {moved}"
+    head = f"{SKILL_STATUS_STYLES.get(status, ('', ''))[0]} {record['skill']} for {record['client']}"
+    if record["changed"]:
+        return f"{head}: {record['previous_status'] or 'new'} → {status}"
+    return f"{head}: already {status}, nothing changed."
 
 
 @output_command(app, "start")

@@ -56,10 +56,8 @@ from bapp_cli.services.people import get_builder
 from bapp_cli.services.plain_reads import FUNDAMENTALS_KEY as FUNDAMENTALS_KEY
 from bapp_cli.services.plain_reads import Catalogue
 from bapp_cli.services.plain_reads import check_status as check_status
-from bapp_cli.services.plain_reads import list_badges as list_badges
 from bapp_cli.services.plain_reads import load_catalogue as load_catalogue
 from bapp_cli.services.plain_reads import pathway_badge_key as pathway_badge_key
-from bapp_cli.services.plain_reads import show_progress as show_progress
 from bapp_cli.services.plain_reads import tier_badge_key as tier_badge_key
 from bapp_cli.services.transfer.store import rows_keyed
 
@@ -136,20 +134,14 @@ def record_completions(
     # the audit rows name only the clients they are about (most clients due a badge already hold it): one
     # lookup for those awarded one and those whose pathway may complete
     emails = dict(rows_keyed(session, select(User.id, User.email), set(awarded) | set(completed_pathways)))
-    record_audits(
-        session,
-        "badge",
-        [(f"{emails[client_id]}:{key}", {"awarded_at": now}) for client_id, keys in awarded.items() for key in keys],
-    )
+    audited = [(f"{emails[client]}:{key}", {"awarded_at": now}) for client, keys in awarded.items() for key in keys]
+    record_audits(session, "badge", audited)
     finished = _complete_enrolments(session, completed_pathways, catalogue, emails, now=now)
     outcomes: dict[int, CompletionOutcome] = {}
     for client_id in set(awarded) | set(finished):
         keys = sorted(awarded.get(client_id, []), key=catalogue.badge_order)
-        outcomes[client_id] = CompletionOutcome(
-            keys,
-            sorted(finished.get(client_id, []), key=lambda slug: catalogue.badge_order(pathway_badge_key(slug))),
-            {key: catalogue.badge_name(key) for key in keys},
-        )
+        slugs = sorted(finished.get(client_id, []), key=lambda slug: catalogue.badge_order(pathway_badge_key(slug)))
+        outcomes[client_id] = CompletionOutcome(keys, slugs, {key: catalogue.badge_name(key) for key in keys})
     return outcomes
 
 
@@ -164,9 +156,8 @@ def _completed_counts(*columns: SQLColumnExpression[Any]) -> Select[Any]:
 
 def _award(session: Session, due: dict[int, list[str]], *, now: dt.datetime) -> dict[int, list[str]]:
     """Insert the badges not yet held; returns the newly awarded keys per client."""
-    wanted = select(Badge.client_id, Badge.key).where(
-        Badge.key.in_(sorted({key for keys in due.values() for key in keys}))
-    )
+    due_keys = sorted({key for keys in due.values() for key in keys})
+    wanted = select(Badge.client_id, Badge.key).where(Badge.key.in_(due_keys))
     held = {(client_id, key) for client_id, key in rows_keyed(session, wanted, due)}
     fresh = {client_id: [key for key in keys if (client_id, key) not in held] for client_id, keys in due.items()}
     awarded = {client_id: keys for client_id, keys in fresh.items() if keys}
@@ -182,9 +173,8 @@ def _award(session: Session, due: dict[int, list[str]], *, now: dt.datetime) -> 
 def _complete_enrolments(
     session: Session, completed: dict[int, list[int]], catalogue: Catalogue, emails: dict[int, str], *, now: dt.datetime
 ) -> dict[int, list[str]]:
-    """A completed pathway completes the client's enrolment in it, with the completion time."""
-    if not completed:
-        return {}
+    """A completed pathway completes the client's enrolment in it, with the completion time (no clients, no
+    statement)."""
     pathway_ids = sorted({pathway_id for ids in completed.values() for pathway_id in ids})
     finished: dict[int, list[str]] = defaultdict(list)
     open_enrolments = select(Enrolment.client_id, Enrolment).where(

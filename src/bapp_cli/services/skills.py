@@ -12,8 +12,9 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from sqlalchemy import select
@@ -83,12 +84,8 @@ def check_skill_slug(value: str) -> str:
     return slug
 
 
-def find_skill(session: Session, slug: str) -> Skill | None:
-    return session.scalars(select(Skill).where(Skill.slug == slug.strip().lower())).one_or_none()
-
-
 def get_skill(session: Session, slug: str) -> Skill:
-    skill = find_skill(session, slug)
+    skill = session.scalars(select(Skill).where(Skill.slug == slug.strip().lower())).one_or_none()
     if skill is None:
         raise NotFound(f"no skill {slug.strip().lower()!r}", hint="see `bapp skills list`", code="skill_not_found")
     return skill
@@ -134,6 +131,20 @@ def check_domain(value: str | None) -> str | None:
     return domain
 
 
+# How each field a skill is given is checked and stored: one statement of the rules for add and update.
+SKILL_FIELDS: dict[str, Callable[[Any], Any]] = {
+    "name": partial(check_name, max_length=MAX_SKILL_NAME_LENGTH),
+    "description": _clean_text,
+    "domain": check_domain,
+    "is_fundamental": bool,
+}
+
+
+def _checked(given: dict[str, Any]) -> dict[str, Any]:
+    """The fields given (None: not given), each after its SKILL_FIELDS rule, in the order given."""
+    return {field: SKILL_FIELDS[field](value) for field, value in given.items() if value is not None}
+
+
 def skill_links(session: Session, skill_ids: Sequence[int] | None = None) -> dict[int, dict[int, str]]:
     """Each skill's links (of every skill, or of `skill_ids`): pathway id → "pathway:tier", in display order."""
     query = (
@@ -159,17 +170,13 @@ def _as_view(skill: Skill, links: dict[int, str]) -> dict[str, Any]:
     return {**{name: getattr(skill, name) for name in SKILL_COLUMNS if name != "links"}, "links": list(links.values())}
 
 
-def _linked_pathway_ids(session: Session, skill_ids: Sequence[int]) -> set[int]:
-    return set().union(*skill_links(session, skill_ids).values())
-
-
 def _changed(
     session: Session,
     skill: Skill,
     changes: dict[str, Any],
     now: dt.datetime,
     *,
-    pathway_ids: Sequence[int] | set[int] = (),
+    pathway_ids: Collection[int] = (),
     fundamentals: bool = False,
 ) -> SkillChange:
     """Stamp and audit a catalogue change, then award what it completed in the pathways (and fundamentals)
@@ -204,8 +211,7 @@ def add_skill(
 ) -> SkillChange:
     """A new skill, optionally linked to pathway tiers (one tier per pathway)."""
     canonical = check_skill_slug(slug)
-    clean_name = check_name(name, max_length=MAX_SKILL_NAME_LENGTH)
-    clean_domain = check_domain(domain)
+    fields = _checked({"name": name, "description": description, "domain": domain, "is_fundamental": fundamental})
     resolved = [_resolve_link(session, text) for text in links]
     seen: dict[int, int] = {}
     for pathway, tier in resolved:
@@ -214,24 +220,15 @@ def add_skill(
                 f"link: {pathway.slug!r} is given twice with different tiers; a skill sits at one tier per pathway",
                 code="duplicate_link",
             )
-    if find_skill(session, canonical) is not None:
+    if session.scalar(select(Skill.id).where(Skill.slug == canonical)) is not None:
         raise Conflict(f"skill {canonical!r} already exists", hint="change it with `bapp skills update`")
-    skill = Skill(
-        slug=canonical,
-        name=clean_name,
-        description=_clean_text(description),
-        domain=clean_domain,
-        is_fundamental=fundamental,
-        archived=False,
-        created_at=now,
-        updated_at=now,
-    )
+    skill = Skill(slug=canonical, **fields, archived=False, created_at=now, updated_at=now)
     session.add(skill)
     session.flush()
     for pathway_id, tier in seen.items():
         session.add(SkillPathwayLink(skill_id=skill.id, pathway_id=pathway_id, tier=tier))
     view = _view(session, skill)
-    changes = {"name": clean_name, "domain": clean_domain, "is_fundamental": fundamental, "links": view["links"]}
+    changes = {"name": skill.name, "domain": skill.domain, "is_fundamental": fundamental, "links": view["links"]}
     record_audit(session, "skill", canonical, changes)
     return SkillChange(view, changes)
 
@@ -248,20 +245,10 @@ def update_skill(
 ) -> SkillChange:
     """Rename, describe, re-domain or (un)flag a skill as fundamental; only the fields given change."""
     skill = get_skill(session, slug)
-    wanted: dict[str, Any] = {}
-    if name is not None:
-        wanted["name"] = check_name(name, max_length=MAX_SKILL_NAME_LENGTH)
-    if description is not None:
-        wanted["description"] = _clean_text(description)
-    if domain is not None:
-        wanted["domain"] = check_domain(domain)
-    if fundamental is not None:
-        wanted["is_fundamental"] = fundamental
-    changes: dict[str, Any] = {}
-    for attribute, value in wanted.items():
-        if getattr(skill, attribute) != value:
-            changes[attribute] = [getattr(skill, attribute), value]
-            setattr(skill, attribute, value)
+    wanted = _checked({"name": name, "description": description, "domain": domain, "is_fundamental": fundamental})
+    changes = {key: [getattr(skill, key), value] for key, value in wanted.items() if getattr(skill, key) != value}
+    for key, (_, value) in changes.items():
+        setattr(skill, key, value)
     # one fewer fundamental skill: clients who had done all the others now have them all
     return _changed(session, skill, changes, now, fundamentals=changes.get("is_fundamental") == [True, False])
 
@@ -307,9 +294,9 @@ def archive_skill(session: Session, slug: str, *, now: dt.datetime) -> SkillChan
     if skill.archived:
         return _changed(session, skill, {}, now)
     skill.archived = True
-    pathway_ids = _linked_pathway_ids(session, [skill.id])
+    linked = skill_links(session, [skill.id])[skill.id]  # pathway id → its link
     return _changed(
-        session, skill, {"archived": [False, True]}, now, pathway_ids=pathway_ids, fundamentals=skill.is_fundamental
+        session, skill, {"archived": [False, True]}, now, pathway_ids=linked, fundamentals=skill.is_fundamental
     )
 
 
@@ -406,18 +393,15 @@ def _after_completion(
     if not completed_skills:
         return CompletionOutcome()
     session.flush()  # the rules count the completed rows in SQL
+    linked = skill_links(session, [skill.id for skill in completed_skills])
     outcomes = record_completions(
         session,
         now=now,
-        pathway_ids=_linked_pathway_ids(session, [skill.id for skill in completed_skills]),
+        pathway_ids=set().union(*linked.values()),
         fundamentals=any(skill.is_fundamental for skill in completed_skills),
         client_ids=[client.id],
     )
     return outcomes.get(client.id, CompletionOutcome())
-
-
-def _audit_progress(session: Session, client: User, skill: Skill, changes: dict[str, Any]) -> None:
-    record_audit(session, "skill_progress", f"{client.email}:{skill.slug}", changes)
 
 
 def assign_skills(
@@ -464,8 +448,6 @@ def assign_skills(
                     )
     else:
         assert target is not None
-        if tier is not None:
-            _check_tier(session, target, tier, "tier")
         query = (
             select(Skill)
             .join(SkillPathwayLink, SkillPathwayLink.skill_id == Skill.id)
@@ -473,6 +455,7 @@ def assign_skills(
             .order_by(SkillPathwayLink.tier, Skill.slug)
         )
         if tier is not None:
+            _check_tier(session, target, tier, "tier")
             query = query.where(SkillPathwayLink.tier == tier)
         chosen = list(session.scalars(query))
 
@@ -484,7 +467,6 @@ def assign_skills(
     completed_now: list[Skill] = []
     for skill in chosen:
         row, created = rows[skill.id], skill.id in new
-        was_completed = not created and row.status == "completed"
         # a new row is moved to the wanted status whatever it is (not_started stamps nothing)
         changes: dict[str, Any] = {}
         if created or progress_advances(row.status, wanted_status):
@@ -495,8 +477,9 @@ def assign_skills(
             row.notes, row.updated_at = clean_note, now
         by_outcome["assigned" if created else "updated" if changes else "unchanged"].append(skill.slug)
         if changes:  # a new row's audit names the status it was assigned at
-            _audit_progress(session, client, skill, {"assigned": wanted_status} if created else changes)
-        if row.status == "completed" and not was_completed:
+            audited = {"assigned": wanted_status} if created else changes
+            record_audit(session, "skill_progress", f"{client.email}:{skill.slug}", audited)
+        if "status" in changes and wanted_status == "completed":  # a completed row never moves again here
             completed_now.append(skill)
     session.flush()
     record = {"client": client.email, "pathway": target.slug if target else None, "tier": tier, "status": wanted_status}
@@ -529,10 +512,9 @@ def _progress_rows(
         linked = skill_links(session, [skill.id for skill in missing])
         under = {skill_id: assigned_pathway(pathways, enrolled) for skill_id, pathways in linked.items()}
     for skill in missing:
-        row = UserSkillProgress(client_id=client.id, skill_id=skill.id, **vars(ProgressState()))
-        row.pathway_id, row.created_at, row.updated_at = pathway_id or under.get(skill.id), now, now
-        session.add(row)
-        rows[skill.id] = row
+        stamps = {"pathway_id": pathway_id or under.get(skill.id), "created_at": now, "updated_at": now}
+        rows[skill.id] = UserSkillProgress(client_id=client.id, skill_id=skill.id, **stamps, **vars(ProgressState()))
+        session.add(rows[skill.id])
     return rows, {skill.id for skill in missing}
 
 
@@ -577,7 +559,7 @@ def _move_skill(
         row.notes, row.updated_at = note, now
         changes = changes or {"notes": note}  # a completion's audit names its move, not its note
     if changes:
-        _audit_progress(session, client, skill, changes)
+        record_audit(session, "skill_progress", f"{client.email}:{skill.slug}", changes)
     changed = "status" in changes
     outcome = _after_completion(session, client, [skill] if changed and status == "completed" else [], now)
     session.flush()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 from abc import abstractmethod
 from collections.abc import Hashable, Iterator, Mapping, Sequence
+from functools import partial
 from typing import Annotated, Any, Literal, Required
 
 from pydantic import ConfigDict, Field, StringConstraints
@@ -59,10 +60,16 @@ from bapp_cli.services.transfer.store import rows_keyed
 Slug = Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)]
 
 
-class EnrolmentRow(TypedDict, total=False):
+class _ClientRow(TypedDict, total=False):
+    """The columns every kind here starts with (a row belongs to a client); the kinds' rows extend it, and
+    pydantic carries its `extra="forbid"` to them."""
+
     __pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]
     id: RowId | None
     client: Required[Email]
+
+
+class EnrolmentRow(_ClientRow, total=False):
     pathway: Required[Slug]
     status: Literal["active", "paused", "completed"] | None
     start_date: When | None
@@ -72,10 +79,7 @@ class EnrolmentRow(TypedDict, total=False):
     created_at: When | None
 
 
-class SkillProgressRow(TypedDict, total=False):
-    __pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]
-    id: RowId | None
-    client: Required[Email]
+class SkillProgressRow(_ClientRow, total=False):
     skill: Required[Slug]
     status: Literal["not_started", "in_progress", "completed"] | None
     started_at: When | None
@@ -89,10 +93,7 @@ class SkillProgressRow(TypedDict, total=False):
     created_at: When | None
 
 
-class BadgeRow(TypedDict, total=False):
-    __pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]
-    id: RowId | None
-    client: Required[Email]
+class BadgeRow(_ClientRow, total=False):
     key: Required[Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]]
     name: Any  # the badge's display name, derived from the catalogue
     awarded_at: When | None
@@ -117,16 +118,11 @@ class _PeopleImporter(KindImporter):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.pathways = {
-            slug: (pathway_id, archived)
-            for slug, pathway_id, archived in self.session.execute(select(Pathway.slug, Pathway.id, Pathway.archived))
-        }
-        self.pathway_slugs = {pathway_id: slug for slug, (pathway_id, _) in self.pathways.items()}
-        self.builders = dict(
-            self.session.execute(
-                select(User.email, User.id).join(BuilderProfile, BuilderProfile.user_id == User.id)
-            ).all()
-        )
+        pathways = self.session.execute(select(Pathway.id, Pathway.slug, Pathway.archived)).all()
+        self.pathways = {pathway.slug: pathway for pathway in pathways}
+        self.pathways_by_id = {pathway.id: pathway for pathway in pathways}
+        builders = select(User.email, User.id).join(BuilderProfile, BuilderProfile.user_id == User.id)
+        self.builders = dict(self.session.execute(builders).all())
 
     @abstractmethod
     def parse_row(self, values: Mapping[str, Any]) -> dict[str, Any]:
@@ -204,8 +200,7 @@ class _PeopleImporter(KindImporter):
         return RowResult(row, outcome=UPDATED if change else UNCHANGED)
 
     def email(self, values: Mapping[str, Any], name: str) -> str | None:
-        value = values.get(name)
-        return normalise_email(value, field=name) if value is not None else None
+        return normalise_email(values[name], field=name) if values.get(name) is not None else None
 
     def builder(self, email: str | None, name: str) -> int | None:
         if email is None:
@@ -215,12 +210,13 @@ class _PeopleImporter(KindImporter):
             raise InvalidInput(f"{name}: no builder with e-mail {email!r}")
         return found
 
-    def pathway(self, slug: str | None, name: str = "pathway") -> tuple[int, bool] | None:
+    def pathway(self, slug: str | None) -> Row[int, str, bool] | None:
+        """The pathway (id, slug, archived) a row names, if it names one."""
         if slug is None:
             return None
         found = self.pathways.get(slug.strip().lower())
         if found is None:
-            raise InvalidInput(f"{name}: no pathway {slug!r} (known: {', '.join(sorted(self.pathways))})")
+            raise InvalidInput(f"pathway: no pathway {slug!r} (known: {', '.join(sorted(self.pathways))})")
         return found
 
 
@@ -244,8 +240,7 @@ class EnrolmentImporter(_PeopleImporter):
     def parse_row(self, values: Mapping[str, Any]) -> dict[str, Any]:
         pathway = self.pathway(values["pathway"])
         assert pathway is not None
-        item: dict[str, Any] = {"email": self.email(values, "client"), "id": values.get("id")}
-        item |= {"pathway_id": pathway[0], "archived": pathway[1]}
+        item: dict[str, Any] = {"email": self.email(values, "client"), "id": values.get("id"), "pathway_id": pathway.id}
         if values.get("status") is not None:
             item["status"] = values["status"]
         if values.get("start_date") is not None:
@@ -273,22 +268,18 @@ class EnrolmentImporter(_PeopleImporter):
                 raise InvalidInput("completed_at: only a completed enrolment has a completion time")
             completed_at = None
         if found is not None:
-            wanted = {"status": status, "completed_at": completed_at}
-            return self.update(
-                row, found, wanted | {name: item[name] for name in ("start_date", "builder_id") if name in item}
-            )
-        if item["archived"] and not self.restore:
-            slug = self.pathway_slugs[item["pathway_id"]]
-            raise InvalidInput(f"pathway: {slug!r} is archived and takes no new enrolments")
+            given: dict[str, Any] = {name: item[name] for name in ("start_date", "builder_id") if name in item}
+            return self.update(row, found, {"status": status, "completed_at": completed_at, **given})
+        pathway = self.pathways_by_id[item["pathway_id"]]
+        if pathway.archived and not self.restore:
+            raise InvalidInput(f"pathway: {pathway.slug!r} is archived and takes no new enrolments")
         values = {"client_id": client_id, "pathway_id": item["pathway_id"], "status": status}
         values |= {"start_date": item.get("start_date") or self.now.date(), "completed_at": completed_at}
         return self.insert(row, item, values | {"builder_id": item.get("builder_id")})
 
     def _day(self, value: Any) -> dt.date:
-        if isinstance(value, dt.datetime):
-            return value.date()
-        if isinstance(value, dt.date):
-            return value
+        if isinstance(value, dt.date):  # a TOML date, or datetime: its own calendar day
+            return value.date() if isinstance(value, dt.datetime) else value
         return parse_day(str(value), timezone=self.options.timezone, field="start_date")
 
 
@@ -319,12 +310,8 @@ class ProgressImporter(_PeopleImporter):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.skills = {
-            slug: (skill_id, archived, fundamental)
-            for slug, skill_id, archived, fundamental in self.session.execute(
-                select(Skill.slug, Skill.id, Skill.archived, Skill.is_fundamental)
-            )
-        }
+        skills = select(Skill.slug, Skill.id, Skill.archived, Skill.is_fundamental)
+        self.skills = {skill.slug: skill for skill in self.session.execute(skills)}
         self.links = skill_links(self.session)
         self.touched = Touched(self.session, self.table)
         self.completed_clients: set[int] = set()
@@ -337,8 +324,8 @@ class ProgressImporter(_PeopleImporter):
         skill = self.skills.get(slug)
         if skill is None:
             raise InvalidInput(f"skill: no skill {slug!r} (see `bapp skills list --all`)")
-        item: dict[str, Any] = {"email": self.email(values, "client"), "skill_id": skill[0], "id": values.get("id")}
-        item |= {"archived": skill[1], "fundamental": skill[2]}
+        item: dict[str, Any] = {"email": self.email(values, "client"), "skill_id": skill.id, "id": values.get("id")}
+        item |= {"archived": skill.archived, "fundamental": skill.is_fundamental}
         for name in ("started_at", "completed_at", "last_attempt_at", "created_at"):
             if name in values:
                 item[name] = self.instant(values[name], name)
@@ -351,11 +338,9 @@ class ProgressImporter(_PeopleImporter):
         item.update({name: values[name] for name in ("attempts", "status") if values.get(name) is not None})
         if "pathway" in values:
             pathway = self.pathway(values["pathway"])
-            item["pathway_id"] = pathway[0] if pathway is not None else None
-            if pathway is not None and not self.restore and pathway[0] not in self.links[skill[0]]:
-                raise InvalidInput(
-                    f"pathway: skill {slug!r} is not linked to pathway {values['pathway'].strip().lower()!r}"
-                )
+            item["pathway_id"] = pathway.id if pathway is not None else None
+            if pathway is not None and not self.restore and pathway.id not in self.links[skill.id]:
+                raise InvalidInput(f"pathway: skill {slug!r} is not linked to pathway {pathway.slug!r}")
         return item
 
     def prepare(self, client_ids: list[int], items: list[dict[str, Any]]) -> None:
@@ -379,13 +364,9 @@ class ProgressImporter(_PeopleImporter):
             values["pathway_id"] = assigned_pathway(
                 linked, {pathway_id for pathway_id in linked if (client_id, pathway_id) in self.enrolled}
             )
-        pathway_id = values.get("pathway_id")
-        if (
-            pathway_id is not None
-            and not self.restore
-            and (client_id, pathway_id) not in self.enrolled
-            and not self.pathways[self.pathway_slugs[pathway_id]][1]
-        ):
+        pathway_id = values["pathway_id"]  # _settle gives every column
+        unenrolled = pathway_id is not None and not self.restore and (client_id, pathway_id) not in self.enrolled
+        if unenrolled and not self.pathways_by_id[pathway_id].archived:
             self.new_enrolments[(client_id, pathway_id)] = None
             self.enrolled.add((client_id, pathway_id))
         if values["status"] == "completed" and (found is None or found["status"] != "completed"):
@@ -403,50 +384,33 @@ class ProgressImporter(_PeopleImporter):
         """The row's values over the stored ones, after services.rule_book.settle_progress. A row that
         leaves the completed status drops the stored completion; one it gives itself is refused."""
         values = {name: item[name] for name in _PROGRESS_COLUMNS if name in item}
-        status = values.get("status") or (found["status"] if found is not None else None) or "not_started"
         kept = dict(found) if found is not None else {}
+        status = values.get("status") or kept.get("status") or "not_started"
         if status != "completed":
-            for name in _COMPLETION_STAMPS:
-                kept.pop(name, None)
+            kept = {name: value for name, value in kept.items() if name not in _COMPLETION_STAMPS}
         merged = {**kept, **values, "status": status}
-        settled = settle_progress(
-            ProgressState(**{name: merged[name] for name in PROGRESS_FIELDS if merged.get(name) is not None}),
-            now=self.now,
-        )
+        state = ProgressState(**{name: merged[name] for name in PROGRESS_FIELDS if merged.get(name) is not None})
+        settled = settle_progress(state, now=self.now)
         if isinstance(settled, Refusal):
             raise InvalidInput(settled.text)
         merged.update(vars(settled))
         return {name: merged.get(name) for name in _PROGRESS_COLUMNS}
 
     def write(self) -> None:
-        if self.new_enrolments:
-            bulk.insert_rows(
-                self.session,
-                Enrolment.__table__,
-                ("client_id", "pathway_id", "status", "start_date", "created_at", "updated_at"),
-                [
-                    (client, pathway, "active", self.now.date(), self.now, self.now)
-                    for client, pathway in self.new_enrolments
-                ],
-            )
-            self.extra["enrolled"] += len(self.new_enrolments)
+        columns = ("client_id", "pathway_id", "status", "start_date", "created_at", "updated_at")
+        rows = [(*enrolment, "active", self.now.date(), self.now, self.now) for enrolment in self.new_enrolments]
+        bulk.insert_rows(self.session, Enrolment.__table__, columns, rows)  # no rows: nothing written
+        self.extra["enrolled"] += len(self.new_enrolments)
         super().write()
 
     def finish(self) -> None:
         if self.restore or not self.completed_clients:
             return
+        award = partial(record_completions, self.session, now=self.now, fundamentals=self.completed_fundamental)
         outcomes: dict[int, Any] = {}
         # a bounded share of the clients per call: the rules hold their clients' open enrolments as objects
         for part in batches(sorted(self.completed_clients), bulk.CHUNK):
-            outcomes.update(
-                record_completions(
-                    self.session,
-                    now=self.now,
-                    pathway_ids=self.completed_pathways,
-                    fundamentals=self.completed_fundamental,
-                    client_ids=part,
-                )
-            )
+            outcomes.update(award(pathway_ids=self.completed_pathways, client_ids=part))
         self.extra.update(earned_counts(outcomes))
 
 
