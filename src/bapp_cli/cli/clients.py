@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from bapp_cli.cli.context import state, utc_now
+from bapp_cli.cli.context import state
 from bapp_cli.cli.options import PathwayArgument, output_command
 from bapp_cli.cli.unit_of_work import apply, changing, reading
 
