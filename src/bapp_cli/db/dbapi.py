@@ -18,7 +18,7 @@ import re
 import sqlite3
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from bapp_cli.db.batches import BATCH_SIZE
 from bapp_cli.errors import BappError, ConfigError, DatabaseNotReady
@@ -261,6 +261,38 @@ def newer_revision_error(revision: str) -> DatabaseNotReady:
     )
 
 
+class Settleable(Protocol):
+    """A DB-API connection or an ORM session: what a transaction's end needs of either."""
+
+    def commit(self) -> None: ...
+    def rollback(self) -> None: ...
+    def close(self) -> None: ...
+
+
+@contextlib.contextmanager
+def settled(handle: Settleable, *, keep: bool) -> Iterator[None]:
+    """End a command's transaction on ``handle``: commit when the block succeeds and ``keep`` (not a dry
+    run), roll back otherwise; a database error leaves as bapp's own error; ``handle`` is closed either way.
+    One ending for the plain connection (`writing`) and the ORM session (`engine.unit_of_work`)."""
+    try:
+        yield
+        if keep:
+            handle.commit()
+        else:
+            handle.rollback()
+    except Exception as exc:
+        handle.rollback()
+        failure = database_failure(exc)
+        if failure is not None:
+            raise failure from None
+        raise
+    except BaseException:
+        handle.rollback()
+        raise
+    finally:
+        handle.close()
+
+
 def database_failure(exc: BaseException) -> DatabaseNotReady | None:
     """The "database not ready" (exit 5) that a low-level failure amounts to, or None if it is not one.
 
@@ -367,20 +399,5 @@ def writing(
     except Exception as exc:
         connection.close()
         raise database_failure(exc) or exc from None
-    try:
+    with settled(connection, keep=not dry_run):
         yield Transaction(connection, reader.dialect, actor=actor, command=command)
-        if dry_run:
-            connection.rollback()
-        else:
-            connection.commit()
-    except Exception as exc:
-        connection.rollback()
-        failure = database_failure(exc)
-        if failure is not None:
-            raise failure from None
-        raise
-    except BaseException:
-        connection.rollback()
-        raise
-    finally:
-        connection.close()

@@ -19,7 +19,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session
 
-from bapp_cli.db.dbapi import database_failure, sqlite_file
+from bapp_cli.db.dbapi import database_failure, settled, sqlite_file
 from bapp_cli.errors import ConfigError, DatabaseNotReady
 
 __all__ = ["database_failure", "make_engine", "unit_of_work"]
@@ -122,21 +122,6 @@ def unit_of_work(
     session = Session(bind=bind, expire_on_commit=False, autoflush=True)
     session.info["actor"] = actor
     session.info["command"] = command
-    try:
+    with settled(session, keep=write and not dry_run):
         session.begin()
         yield session
-        if dry_run or not write:
-            session.rollback()
-        else:
-            session.commit()
-    except Exception as exc:
-        session.rollback()
-        failure = database_failure(exc)
-        if failure is not None:
-            raise failure from None
-        raise
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
