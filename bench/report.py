@@ -1,7 +1,7 @@
 """How every benchmark reports a figure: one human line, plus one machine line for `make bench`.
 
 A figure is a measurement of bapp next to an anchor measured in the same run, and the ratio between
-them compared with the SPEC §4 target.
+them compared with the performance target (P1–P7, listed in docs/benchmarks.md).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""`make bench`: run every benchmark in one go and print one table of SPEC §4 figures.
+"""`make bench`: run every benchmark in one go and print one table of the performance figures P1–P7.
 
 Each script measures bapp next to its anchor in the same run and prints `BENCH-RESULT {json}` lines
 (see report.py); this collects them. Scripts run one after another so they do not disturb each other.

@@ -3,7 +3,7 @@
 `bapp calendly webhook serve` runs as its own process (as in production, minus the TLS proxy) on SQLite
 and on a throwaway PostgreSQL (initdb/pg_ctl, as the test suite starts it; skipped when the binaries are
 missing). Each sender signs and POSTs distinct `invitee.created` deliveries — every one creates a client
-and a booking in its own transaction — and times each answer. No SPEC target exists yet: the figures are
+and a booking in its own transaction — and times each answer. No target exists yet: the figures are
 reported, not judged (issue 14).
 
     python bench/webhook.py [--deliveries 800] [--senders 16]

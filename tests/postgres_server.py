@@ -1,7 +1,7 @@
 """A throwaway PostgreSQL cluster for the test suite: initdb + pg_ctl into a temporary directory.
 
 Run as root, the server runs as the `postgres` user (PostgreSQL refuses to run as root). The cluster
-uses password authentication over TCP so that tests see a real password in the URL (SPEC R6).
+uses password authentication over TCP so that tests see a real password in the URL (R6, secrets).
 Set BAPP_TEST_POSTGRES_URL to use an existing server instead (it must allow CREATE DATABASE).
 """
 

@@ -18,7 +18,7 @@ down_revision = "0001_baseline"
 branch_labels = None
 depends_on = None
 
-# SPEC §2.1: the pathways that ship by default.
+# The pathways that ship by default: Accelerate, Pivot and Play, three tiers each.
 DEFAULT_PATHWAYS = [
     (
         "accelerate",

@@ -1,4 +1,4 @@
-"""Issue 15, part B: terminal safety, configuration, database states and URL errors (SPEC R9).
+"""Issue 15, part B: terminal safety, configuration, database states and URL errors (R9 in docs/reliability.md).
 
 Each test drives the real `bapp` (in-process, or as a process on a pseudo-terminal where what reaches a
 terminal is the point) and would fail if its fix were undone.

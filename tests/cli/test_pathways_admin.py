@@ -1,4 +1,4 @@
-"""`bapp pathways add|update|set-tier|archive` (SPEC §2.1 pathway management), on both backends."""
+"""`bapp pathways add|update|set-tier|archive` (pathway management), on both backends."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""R9 (SPEC §4): no option value, argument, file or environment a user can supply makes bapp exit 1 or
+"""R9 (docs/reliability.md): no option value, argument, file or environment a user can supply makes bapp exit 1 or
 print a traceback.
 
 A property test walks the real command tree — so a command added tomorrow is driven too — and runs

@@ -1,4 +1,4 @@
-"""Audit rows (SPEC §3): the bulk writer stores exactly what the one-row writer stores, on both backends."""
+"""Audit rows: the bulk writer stores exactly what the one-row writer stores, on both backends."""
 
 from __future__ import annotations
 

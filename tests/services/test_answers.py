@@ -1,4 +1,4 @@
-"""Custom-question answers (SPEC §2.4): parsing what people type, validating, normalising."""
+"""Custom-question answers (a session type's Calendly questions): parsing what people type, validating, normalising."""
 
 from __future__ import annotations
 

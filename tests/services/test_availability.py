@@ -1,4 +1,4 @@
-"""Availability by authentication (SPEC §2.5): who sees what, filters, order, and a fixed query count."""
+"""Availability by authentication (the booking rules): who sees what, filters, order, and a fixed query count."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`create_booking`: one test per rule of SPEC §2.5 and per refusal, on SQLite and PostgreSQL.
+"""`create_booking`: one test per booking rule and per refusal, on SQLite and PostgreSQL.
 
 Every refusal checks the error type (exit code), that the message names the field, and that nothing was
 written — no booking, user, enrolment or audit row — even inside the same transaction.

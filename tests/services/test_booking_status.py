@@ -1,4 +1,4 @@
-"""The booking state machine of SPEC §2.5, payments, and listing filters."""
+"""The booking state machine (pending, confirmed, completed, cancelled, no-show), payments, and listing filters."""
 
 from __future__ import annotations
 

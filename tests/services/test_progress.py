@@ -1,4 +1,4 @@
-"""Completion tracking (SPEC §2.6) at its edges, on SQLite and PostgreSQL."""
+"""Completion tracking (skill progress and badges) at its edges, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 

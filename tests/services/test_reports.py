@@ -1,4 +1,4 @@
-"""The dashboard reports (SPEC §2.7) against the hand-computed data set of test_reports_factories.
+"""The dashboard reports against the hand-computed data set of test_reports_factories.
 
 Every figure is checked on SQLite and PostgreSQL, with paused and completed enrolments, an archived skill,
 bookings outside the period and bookings with no pathway, and against an empty database.
