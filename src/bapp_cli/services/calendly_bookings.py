@@ -258,19 +258,15 @@ RUN_COLUMNS = (
 class InviteeApplier:
     """Applies invitees to bookings inside the caller's transaction (see the module docstring).
 
-    Lookups (session types, builders, pathways, bookings by invitee URI) are read once for the applier's
-    life, which is one pull or one webhook.
+    Lookups (session types, builders, pathways, bookings by invitee URI) are read at most once for the
+    applier's life, which is one pull or one webhook.
     """
 
     def __init__(self, session: Session, *, now: dt.datetime, pathway_question: re.Pattern[str]) -> None:
         self.session = session
         self.now = now
         self.pathway_question = pathway_question
-        # every Calendly-backed type in one query: a pull meets most of them, and there are few
-        self._session_types = {
-            session_type.calendly_uri: session_type
-            for session_type in session.scalars(select(SessionType).where(SessionType.calendly_uri != ""))
-        }
+        self._session_types: dict[str, SessionType | None] = {}
         # per session type (one object per row in the session), worked out once
         self._questions = functools.cache(lambda session_type: questions_from(session_type.custom_questions))
         self._linked = functools.cache(functools.partial(linked_pathways, session))
@@ -279,6 +275,17 @@ class InviteeApplier:
         self._pathways: list[Pathway] = list(session.scalars(select(Pathway).order_by(Pathway.position, Pathway.slug)))
 
     # -- lookups ----------------------------------------------------------------------------------
+
+    def _session_type(self, uri: str | None) -> SessionType | None:
+        """The session type synced from event type ``uri``, read when first needed and kept for the
+        applier's life: a no-change pull creates nothing and reads none, a webhook reads one, whatever the
+        size of the catalogue."""
+        if not uri:
+            return None
+        if uri not in self._session_types:
+            query = select(SessionType).where(SessionType.calendly_uri == uri)
+            self._session_types[uri] = self.session.scalars(query).one_or_none()
+        return self._session_types[uri]
 
     def preload(self, invitee_uris: Sequence[str]) -> None:
         """Fetch the bookings of many invitees in one query (a no-change pull then reads, never writes)."""
@@ -401,7 +408,7 @@ class InviteeApplier:
 
     def _create(self, item: BookedInvitee) -> InviteeOutcome:
         invitee, event = item.invitee, item.event
-        session_type = self._session_types.get(event.event_type)
+        session_type = self._session_type(event.event_type)
         if session_type is None:
             note = f"unknown event type {event.event_type or '(none)'}; run `bapp calendly sync` first"
             return InviteeOutcome("skipped", invitee.uri, note=note)
