@@ -15,7 +15,7 @@ import re
 from abc import abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from decimal import Decimal
-from functools import cached_property, partial
+from functools import cached_property
 from typing import Annotated, Any, ClassVar, Literal, NotRequired, Required
 
 from pydantic import BeforeValidator, Field, StringConstraints
@@ -49,7 +49,7 @@ from bapp_cli.services.people import get_builder, normalise_email
 from bapp_cli.services.progress import record_completions
 from bapp_cli.services.session_types import MAX_DURATION_MINUTES, check_title, link_pathways, parse_category, slugify
 from bapp_cli.services.session_values import SlugBook, default_requires_auth, parse_currency, parse_price
-from bapp_cli.services.skills import MAX_SKILL_NAME_LENGTH, check_domain, check_skill_slug, parse_link, skill_links
+from bapp_cli.services.skills import SKILL_FIELDS, check_skill_slug, parse_link, skill_links
 from bapp_cli.services.transfer.formats import SourceRow
 from bapp_cli.services.transfer.importer import (
     CREATED,
@@ -347,10 +347,7 @@ class SkillImporter(RowImporter):
     schema = SkillRow
     required = (("slug",),)
     model = Skill
-    rules: ClassVar[Mapping[str, Callable[[Any], Any]]] = {
-        "name": partial(check_name, max_length=MAX_SKILL_NAME_LENGTH),
-        "domain": check_domain,
-    }
+    rules = SKILL_FIELDS  # as `skills add/update` check them
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
