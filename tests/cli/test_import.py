@@ -334,6 +334,18 @@ def test_stdin_needs_a_format_and_kinds_and_files_are_checked(bapp: Bapp, catalo
     assert count(catalogue, ClientProfile) == 1
 
 
+def test_the_kinds_the_commands_take_are_the_kinds_the_services_read_and_write() -> None:
+    """cli.transfer checks a kind before the database is opened; the services then trust it, so the two lists
+    must agree: every kind but `all` is a registered one, and every registered one the commands do not name
+    is a backup-only section."""
+    from bapp_cli.cli.transfer import KINDS
+    from bapp_cli.services.transfer.kinds import BACKUP_ONLY, REGISTRY
+
+    assert KINDS[-1] == "all"
+    assert set(KINDS[:-1]) <= set(REGISTRY)
+    assert set(REGISTRY) - set(KINDS) == {"badges", *BACKUP_ONLY}
+
+
 def test_import_all_merges_into_a_database_that_is_not_empty(bapp: Bapp, catalogue: Session, tmp_path: Path) -> None:
     document = {
         "clients": [{"email": "ada@example.com", "name": "Ada"}],
