@@ -368,6 +368,65 @@ def creation_audit(
     }
 
 
+def _lock_request(
+    session: Session, email: str, session_type: SessionType, builder: User | None, key: str | None
+) -> None:
+    """Rules 6 and 7 are check-then-insert, so concurrent creations for the same builder, client, slot or
+    key must not interleave between the check and the insert. PostgreSQL (READ COMMITTED) gets
+    transaction-scoped advisory locks on those keys, taken before any read of bookings: a second
+    transaction waits here and, once the first commits, its later statements see the first's booking.
+    On SQLite this is a no-op because the unit of work began with BEGIN IMMEDIATE, which already lets
+    only one writer in at a time across processes (see db/engine.py)."""
+    lock_names = [f"client:{email}"]
+    if session_type.kind == "group":  # its invitee limit is counted per session type and start
+        lock_names.append(f"session:{session_type.id}")
+    if builder is not None:
+        lock_names.append(f"builder:{builder.id}")
+    if key is not None:
+        lock_names.append(f"idempotency:{key}")
+    lock_keys(session, *lock_names)
+
+
+def _check_overlap(
+    session: Session,
+    session_type: SessionType,
+    start: dt.datetime,
+    end: dt.datetime,
+    builder: User | None,
+    profile: BuilderProfile | None,
+    client: User | None,
+) -> None:
+    """Rule 6 (the decision is services.rule_book.find_clash's) over the builder's bookings nearby, widened
+    by their buffer, and the client's."""
+    buffer = (profile.buffer_minutes or 0) if profile is not None else 0
+    margin = dt.timedelta(minutes=buffer)
+    clash = find_clash(
+        SessionFacts.of(session_type),
+        start,
+        end,
+        builder_email=builder.email if builder is not None else None,
+        builder_bookings=_nearby(session, Booking.builder_id, builder, start - margin, end + margin),
+        buffer_minutes=buffer,
+        client_email=client.email if client is not None else None,
+        client_bookings=_nearby(session, Booking.client_id, client, start, end),
+    )
+    if clash is not None:
+        raise _refuse_with(clash)
+
+
+def _check_open_slot(open_starts: Sequence[dt.datetime], start: dt.datetime, session_type: SessionType) -> None:
+    if start in open_starts:
+        return
+    nearest = nearest_starts(open_starts, start)
+    raise Conflict(
+        f"start: {instant_text(start)} is not an open slot of {session_type.title!r} in Calendly",
+        hint=f"nearest open starts: {describe_starts(nearest)}"
+        if nearest
+        else "no open starts near it; see `bapp sessions slots`",
+        code="not_an_open_slot",
+    )
+
+
 def create_booking(session: Session, request: BookingRequest, *, now: dt.datetime) -> BookingCreated:
     """Create one booking under the booking rules (see the module docstring for the order)."""
     if request.start.tzinfo is None:
@@ -384,21 +443,7 @@ def create_booking(session: Session, request: BookingRequest, *, now: dt.datetim
     start = request.start.astimezone(dt.UTC)
     fingerprint = _fingerprint(request, email, session_type, start, builder, timezone)
 
-    # Rules 6 and 7 are check-then-insert, so concurrent creations for the same builder, client, slot or
-    # key must not interleave between the check and the insert. PostgreSQL (READ COMMITTED) gets
-    # transaction-scoped advisory locks on those keys, taken before any read of bookings: a second
-    # transaction waits here and, once the first commits, its later statements see the first's booking.
-    # On SQLite this is a no-op because the unit of work began with BEGIN IMMEDIATE, which already lets
-    # only one writer in at a time across processes (see db/engine.py).
-    lock_names = [f"client:{email}"]
-    if session_type.kind == "group":  # its invitee limit is counted per session type and start
-        lock_names.append(f"session:{session_type.id}")
-    if builder is not None:
-        lock_names.append(f"builder:{builder.id}")
-    if key is not None:
-        lock_names.append(f"idempotency:{key}")
-    lock_keys(session, *lock_names)
-
+    _lock_request(session, email, session_type, builder, key)
     if key is not None:
         earlier = session.scalars(select(Booking).where(Booking.idempotency_key == key)).one_or_none()
         if earlier is not None:
@@ -441,33 +486,12 @@ def create_booking(session: Session, request: BookingRequest, *, now: dt.datetim
     pathway = pick_pathway(session, session_type, requested_pathway, client, linked_pathways(session, session_type))
     # Rule 5
     responses = validate_answers(questions_from(session_type.custom_questions), request.answers)
-    # Rule 6 (see services.rule_book.find_clash) over the builder's and the client's bookings nearby
+    # Rule 6
     if not request.allow_overlap:
-        buffer = (profile.buffer_minutes or 0) if profile is not None else 0
-        margin = dt.timedelta(minutes=buffer)
-        clash = find_clash(
-            SessionFacts.of(session_type),
-            start,
-            end,
-            builder_email=builder.email if builder is not None else None,
-            builder_bookings=_nearby(session, Booking.builder_id, builder, start - margin, end + margin),
-            buffer_minutes=buffer,
-            client_email=client.email if client is not None else None,
-            client_bookings=_nearby(session, Booking.client_id, client, start, end),
-        )
-        if clash is not None:
-            raise _refuse_with(clash)
+        _check_overlap(session, session_type, start, end, builder, profile, client)
     # A booking sent to Calendly must start at one of Calendly's open slots (exit 8 otherwise).
-    open_starts = request.calendly_open_starts
-    if open_starts is not None and start not in open_starts:
-        nearest = nearest_starts(open_starts, start)
-        raise Conflict(
-            f"start: {instant_text(start)} is not an open slot of {session_type.title!r} in Calendly",
-            hint=f"nearest open starts: {describe_starts(nearest)}"
-            if nearest
-            else "no open starts near it; see `bapp sessions slots`",
-            code="not_an_open_slot",
-        )
+    if request.calendly_open_starts is not None:
+        _check_open_slot(request.calendly_open_starts, start, session_type)
 
     # Every rule holds: write.
     account_created = client is None
