@@ -194,7 +194,7 @@ def run_calendly_job(
     *,
     database_url: str,
     connect_timeout: int,
-    transaction: Callable[[bool], AbstractContextManager[Any]],
+    transaction: Callable[..., AbstractContextManager[Any]],
     reading: Callable[[], AbstractContextManager[Any]],
     open_client: Callable[[], AbstractContextManager[CalendlyClient]],
     scope: tuple[str | None, str | None],
@@ -208,19 +208,39 @@ def run_calendly_job(
 ) -> Report:
     """Run ``job`` as the module docstring says; ``listing`` is a saved one (``--from-file``), else the
     listing is fetched for ``scope`` — (user, organization), else the token's own user (``/users/me``).
-    ``transaction(dry_run)`` opens the command's unit of work, ``reading()`` a read transaction (plain ones
-    or ORM sessions, as ``job.plain`` says), ``scrub`` removes secrets from a failure's message."""
+    ``transaction(dry_run)`` opens the command's unit of work — for a plain job ``transaction(dry_run,
+    connection)``, on its survey's connection —, ``reading()`` a read transaction (plain ones or ORM
+    sessions, as ``job.plain`` says), ``scrub`` removes secrets from a failure's message."""
     from concurrent.futures import ThreadPoolExecutor
 
     from bapp_cli.db.locks import named_lock
+
+    # A plain job's survey connection, kept open: its write transaction goes on in it (``transaction(dry_run,
+    # connection)``), so that what the job staged there while the pages came (a sync's new rows, in temporary
+    # tables) is at hand. Closed here unless the transaction took it over.
+    kept: list[tuple[Any, contextlib.ExitStack]] = []
 
     def survey(client: CalendlyClient | None = None) -> None:
         if client is not None:
             client.request_sent.wait()
         import bapp_cli.calendly.models  # noqa: F401 - first: the pages are parsed with them as they arrive
 
-        with reading() as database:
+        with contextlib.ExitStack() as ending:
+            database = ending.enter_context(reading())
             job.survey(database)
+            if job.plain:
+                database.connection.rollback()  # its read ends here: the fetch holds no snapshot or lock
+                kept.append((database, ending.pop_all()))
+
+    def write(dry: bool) -> AbstractContextManager[Any]:
+        if not kept:
+            return transaction(dry)
+        database, _ = kept.pop()  # its closing is the transaction's now
+        return transaction(dry, database)
+
+    def close_kept() -> None:
+        while kept:
+            kept.pop()[1].close()
 
     source = "file" if listing is not None else "api"
     with (
@@ -252,9 +272,10 @@ def run_calendly_job(
                 surveyed.result()
             fetched = len(prepared)
             on_apply(fetched)
-            with transaction(dry_run) as written:
+            with write(dry_run) as written:
                 return job.apply(written, prepared, source=source, started_at=started_at, clock=clock, dry_run=dry_run)
         except Exception as error:
+            close_kept()  # the failed run is recorded with no connection of its own still open
             message = (
                 error.message if isinstance(error, BappError) else f"unexpected error: {type(error).__name__}: {error}"
             )
@@ -272,6 +293,8 @@ def run_calendly_job(
                     raise error from None
             on_failure(failed)
             raise
+        finally:
+            close_kept()  # interrupted (Ctrl-C) before the write transaction took it over
 
 
 @contextlib.contextmanager
@@ -326,7 +349,7 @@ def event_type_sync_job(*, rules: Sequence[Any], allow_empty: bool, reclassify: 
             sync.sync_event_types, plan=plan, rules=rules, allow_empty=allow_empty, reclassify=reclassify
         ),
         failed_report=sync.SyncReport,
-        survey=plan.read,
+        survey=functools.partial(plan.read, stage=True),
         plain=True,
     )
 
