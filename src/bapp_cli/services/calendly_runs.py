@@ -11,7 +11,8 @@ A run, :func:`run_calendly_job`:
    catalogue its pages are planned against as they arrive). A sync reads and writes on plain DB-API
    connections (db.dbapi) and never imports SQLAlchemy; a pull applies through the ORM;
 3. applies the listing in the command's one write transaction, opened only once every page has arrived
-   (a failed fetch changes nothing, and other writers are not held up by a slow API);
+   (a failed fetch changes nothing, and other writers are not held up by a slow API) — for a plain job on
+   its survey's connection, kept open meanwhile, where a sync stages its new rows in temporary tables;
 4. on any failure, fetch or apply, records the failed run in a small transaction of its own, hands its
    summary to ``on_failure`` (unless no record could be written: the database may be what failed) and
    re-raises; Ctrl-C is not an Exception, so an interrupted run rolls back and records nothing.
