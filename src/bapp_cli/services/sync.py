@@ -433,7 +433,7 @@ class SyncPlan:
     def read(self, db: Database, catalogue: Catalogue | None = None, *, stage: bool = False) -> None:
         """Plan against ``catalogue``, else the one read from ``db``. ``stage``: ``db`` is the connection the
         plan will be written in (a sync's survey connection, which its write transaction takes over): on
-        SQLite, new types' rows go into a temporary table there as their pages are planned."""
+        SQLite, new types' rows and new links go into temporary tables there as their pages are planned."""
         from bapp_cli.services.session_values import SlugBook
 
         catalogue = catalogue or Catalogue.read(db, reclassify=self.reclassify)
