@@ -227,6 +227,35 @@ def test_config_rules_classify_new_types(cbapp: Bapp, fake: FakeCalendly, tmp_pa
     assert sessions["ET00000000"]["category"] == "free"  # no rule: built-in default
 
 
+def test_reclassify_relinks_known_types_beside_new_ones(cbapp: Bapp, fake: FakeCalendly, tmp_path: Path) -> None:
+    """The command's write (on SQLite from rows and links staged while the pages came, services/sync.py)
+    replaces a reclassified type's links, links a new type, and leaves the others' links as they were."""
+    assert cbapp("calendly", "sync", "--user", USER).exit_code == 0
+
+    def links() -> dict[str, list[str]]:
+        listed = cbapp("sessions", "list", "--json").json()
+        return {item["calendly_uri"].rsplit("/", 1)[1]: item["pathways"] for item in listed}
+
+    before = links()
+    assert before["ET00000003"] == ["play"] and before["ET00000002"] == ["pivot"]  # the built-in defaults
+    fake.set_event_types([*catalogue(), make_event_type(13)])  # "Accelerate Mastery Deep Dive"
+    (tmp_path / "config.toml").write_text(
+        '[[calendly.rules]]\npattern = "creative"\ncategory = "pathway"\npathways = ["play", "pivot"]\n'
+    )
+    result = cbapp("calendly", "sync", "--user", USER, "--reclassify", "--json")
+    assert result.exit_code == 0, result.stderr
+    assert (result.json()["created"], result.json()["updated"]) == (1, 2)  # ET00000003 and ET00000010
+    after = links()
+    assert after["ET00000003"] == after["ET00000010"] == ["pivot", "play"]
+    assert after["ET00000013"] == ["accelerate"]
+    assert {uri: slugs for uri, slugs in after.items() if uri not in ("ET00000003", "ET00000010", "ET00000013")} == {
+        uri: slugs for uri, slugs in before.items() if uri not in ("ET00000003", "ET00000010")
+    }
+    again = cbapp("calendly", "sync", "--user", USER, "--reclassify", "--json")
+    assert (again.json()["updated"], again.json()["unchanged"]) == (0, 13)
+    assert links() == after
+
+
 def test_empty_listing_guard(cbapp: Bapp, fake: FakeCalendly) -> None:
     assert cbapp("calendly", "sync", "--user", USER).exit_code == 0
     fake.set_event_types([])

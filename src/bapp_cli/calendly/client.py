@@ -235,6 +235,8 @@ class CalendlyClient:
         # Set once a GET has been written to the network, or the client closed: work that can wait for the
         # first request (a sync's survey) waits for it rather than compete with it for the GIL.
         self.request_sent = threading.Event()
+        # Set with request_sent: the page walk's "the next request is out" for the page it last handed over.
+        self._handed: threading.Event | None = None
         self._trace = {"trace": self._traced}
         self._http = httpx.Client(
             base_url=base,
@@ -269,6 +271,8 @@ class CalendlyClient:
     def _traced(self, event: str, info: Mapping[str, Any]) -> None:
         if event == "http11.send_request_body.complete":
             self.request_sent.set()
+            if self._handed is not None:
+                self._handed.set()
 
     # --- public API ------------------------------------------------------------------------------
 
@@ -661,8 +665,13 @@ class CalendlyClient:
         has read page N's pagination: validating page N and the caller's own work on it overlap the next
         round trip instead of adding to it (P2), and the step from a response to the next request is taken
         by the thread that received it, never waiting for another thread to wake up and take the GIL.
+
+        Page N is validated only once request N+1 is out (or the walk has stopped): validating a page is one
+        long call into pydantic-core that keeps the GIL for its whole 2–3 ms, and begun the moment page N
+        was handed over it held up building and writing the next request by as much, on every page
+        (≈0.2 s of a 100-page sync at 100 ms a page, measured from the fake server's side).
         """
-        pages: queue.Queue[tuple[int, _Request, httpx.Response] | BaseException | None] = queue.Queue()
+        pages: queue.Queue[tuple[int, _Request, httpx.Response, threading.Event] | BaseException | None] = queue.Queue()
         wanted = threading.Semaphore(0)  # one release per page asked for: the walk stays one page ahead
         stopped = threading.Event()
         # A daemon thread: an interrupted run must not wait at exit for a request it no longer wants.
@@ -678,7 +687,8 @@ class CalendlyClient:
                     return
                 if isinstance(fetched, BaseException):
                     raise fetched
-                number, request, response = fetched
+                number, request, response, sent = fetched
+                sent.wait()
                 page = self._parse(request, response, _page_model(item), page=number)
                 if self._on_page is not None:
                     self._on_page(len(page.collection))
@@ -702,9 +712,13 @@ class CalendlyClient:
         a loop or too many pages stop the walk before that request."""
         seen_tokens: set[str] = set()
         request, number = first, 1
+        handed: threading.Event | None = None  # set once the request after the page handed over is out
         try:
             while not stopped.is_set():
+                self._handed = handed
                 response = self._send(request)
+                if handed is not None:  # a transport without trace events (httpx.MockTransport)
+                    handed.set()
                 # imported once the first request is out (the survey of a sync loads them meanwhile)
                 from pydantic import ValidationError
 
@@ -727,7 +741,8 @@ class CalendlyClient:
                 wanted.acquire()
                 if stopped.is_set():
                     break
-                pages.put((number, request, response))
+                handed = threading.Event()
+                pages.put((number, request, response, handed))
                 if token is None:
                     break
                 if token in seen_tokens:
@@ -743,6 +758,9 @@ class CalendlyClient:
         except BaseException as error:  # raised in the caller's thread
             pages.put(error)
         finally:
+            self._handed = None
+            if handed is not None:  # no request follows the last page handed over
+                handed.set()
             pages.put(None)
 
     def _next_token(self, request: _Request, pagination: Pagination, number: int) -> str | None:

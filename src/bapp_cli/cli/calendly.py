@@ -29,7 +29,7 @@ from bapp_cli.errors import AuthError, BappError, ConfigError, InvalidInput, Par
 
 if TYPE_CHECKING:
     from bapp_cli.cli.output import OutputSink
-    from bapp_cli.db.dbapi import Transaction
+    from bapp_cli.db.dbapi import Database, Transaction
     from bapp_cli.services.calendly_bookings import InviteeOutcome
     from bapp_cli.services.calendly_runs import CalendlyJob, RunReport
 
@@ -228,7 +228,7 @@ def _run(
         pages, items = pages + 1, items + count
         progress.update(f"{job.what}: fetched {pages} page{'s' if pages != 1 else ''} ({items:,} items)…")
 
-    def plain_transaction(dry: bool) -> AbstractContextManager[Transaction]:
+    def plain_transaction(dry: bool, on: Database | None = None) -> AbstractContextManager[Transaction]:
         from bapp_cli.db.dbapi import writing
 
         return writing(
@@ -237,6 +237,7 @@ def _run(
             dry_run=dry,
             actor=app_state.actor,
             command=app_state.command_path,
+            on=on,
         )
 
     def failed(summary: RunReport) -> None:

@@ -362,7 +362,7 @@ class Transaction(Database):
         assert found is not None
         return int(found[0])
 
-    def execute_many(self, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
+    def execute_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         """One statement with `?` markers over many rows of stored values (psycopg's `%s` on PostgreSQL)."""
         if not rows:
             return
@@ -381,12 +381,22 @@ class Transaction(Database):
 
 @contextlib.contextmanager
 def writing(
-    url: str, *, connect_timeout: int = 10, dry_run: bool = False, actor: str = "unknown", command: str = ""
+    url: str,
+    *,
+    connect_timeout: int = 10,
+    dry_run: bool = False,
+    actor: str = "unknown",
+    command: str = "",
+    on: Database | None = None,
 ) -> Iterator[Transaction]:
     """A command's one write transaction on a plain connection, as `db.engine.unit_of_work` is on the ORM's:
     at head (else exit 5), committed at the end, rolled back on an error or a dry run. SQLite is set up as
-    the engine sets it up — foreign keys, WAL, and BEGIN IMMEDIATE, so writers serialise at the start."""
-    reader = connect(url, connect_timeout=connect_timeout)
+    the engine sets it up — foreign keys, WAL, and BEGIN IMMEDIATE, so writers serialise at the start.
+
+    ``on``: a read connection of this database opened earlier (a sync's, whose temporary tables hold rows
+    staged for this transaction), which the transaction takes over — its read ends, the head is checked
+    again inside the transaction, and it is closed at the end as a new one would be."""
+    reader = on or connect(url, connect_timeout=connect_timeout)
     connection = reader.connection
     try:
         connection.rollback()  # the head check's read
@@ -396,6 +406,8 @@ def writing(
             connection.execute("BEGIN IMMEDIATE")
         else:
             connection.read_only = None  # the server's default: a read-only database stays one (exit 5)
+        if on is not None:  # a migration may have run since that connection checked
+            ensure_at_head(reader)
     except Exception as exc:
         connection.close()
         raise database_failure(exc) or exc from None

@@ -11,7 +11,8 @@ A run, :func:`run_calendly_job`:
    catalogue its pages are planned against as they arrive). A sync reads and writes on plain DB-API
    connections (db.dbapi) and never imports SQLAlchemy; a pull applies through the ORM;
 3. applies the listing in the command's one write transaction, opened only once every page has arrived
-   (a failed fetch changes nothing, and other writers are not held up by a slow API);
+   (a failed fetch changes nothing, and other writers are not held up by a slow API) — for a plain job on
+   its survey's connection, kept open meanwhile, where a sync stages its new rows in temporary tables;
 4. on any failure, fetch or apply, records the failed run in a small transaction of its own, hands its
    summary to ``on_failure`` (unless no record could be written: the database may be what failed) and
    re-raises; Ctrl-C is not an Exception, so an interrupted run rolls back and records nothing.
@@ -194,7 +195,7 @@ def run_calendly_job(
     *,
     database_url: str,
     connect_timeout: int,
-    transaction: Callable[[bool], AbstractContextManager[Any]],
+    transaction: Callable[..., AbstractContextManager[Any]],
     reading: Callable[[], AbstractContextManager[Any]],
     open_client: Callable[[], AbstractContextManager[CalendlyClient]],
     scope: tuple[str | None, str | None],
@@ -208,19 +209,39 @@ def run_calendly_job(
 ) -> Report:
     """Run ``job`` as the module docstring says; ``listing`` is a saved one (``--from-file``), else the
     listing is fetched for ``scope`` — (user, organization), else the token's own user (``/users/me``).
-    ``transaction(dry_run)`` opens the command's unit of work, ``reading()`` a read transaction (plain ones
-    or ORM sessions, as ``job.plain`` says), ``scrub`` removes secrets from a failure's message."""
+    ``transaction(dry_run)`` opens the command's unit of work — for a plain job ``transaction(dry_run,
+    connection)``, on its survey's connection —, ``reading()`` a read transaction (plain ones or ORM
+    sessions, as ``job.plain`` says), ``scrub`` removes secrets from a failure's message."""
     from concurrent.futures import ThreadPoolExecutor
 
     from bapp_cli.db.locks import named_lock
+
+    # A plain job's survey connection, kept open: its write transaction goes on in it (``transaction(dry_run,
+    # connection)``), so that what the job staged there while the pages came (a sync's new rows, in temporary
+    # tables) is at hand. Closed here unless the transaction took it over.
+    kept: list[tuple[Any, contextlib.ExitStack]] = []
 
     def survey(client: CalendlyClient | None = None) -> None:
         if client is not None:
             client.request_sent.wait()
         import bapp_cli.calendly.models  # noqa: F401 - first: the pages are parsed with them as they arrive
 
-        with reading() as database:
+        with contextlib.ExitStack() as ending:
+            database = ending.enter_context(reading())
             job.survey(database)
+            if job.plain:
+                database.connection.rollback()  # its read ends here: the fetch holds no snapshot or lock
+                kept.append((database, ending.pop_all()))
+
+    def write(dry: bool) -> AbstractContextManager[Any]:
+        if not kept:
+            return transaction(dry)
+        database, _ = kept.pop()  # its closing is the transaction's now
+        return transaction(dry, database)
+
+    def close_kept() -> None:
+        while kept:
+            kept.pop()[1].close()
 
     source = "file" if listing is not None else "api"
     with (
@@ -252,9 +273,10 @@ def run_calendly_job(
                 surveyed.result()
             fetched = len(prepared)
             on_apply(fetched)
-            with transaction(dry_run) as written:
+            with write(dry_run) as written:
                 return job.apply(written, prepared, source=source, started_at=started_at, clock=clock, dry_run=dry_run)
         except Exception as error:
+            close_kept()  # the failed run is recorded with no connection of its own still open
             message = (
                 error.message if isinstance(error, BappError) else f"unexpected error: {type(error).__name__}: {error}"
             )
@@ -272,6 +294,8 @@ def run_calendly_job(
                     raise error from None
             on_failure(failed)
             raise
+        finally:
+            close_kept()  # interrupted (Ctrl-C) before the write transaction took it over
 
 
 @contextlib.contextmanager
@@ -326,7 +350,7 @@ def event_type_sync_job(*, rules: Sequence[Any], allow_empty: bool, reclassify: 
             sync.sync_event_types, plan=plan, rules=rules, allow_empty=allow_empty, reclassify=reclassify
         ),
         failed_report=sync.SyncReport,
-        survey=plan.read,
+        survey=functools.partial(plan.read, stage=True),
         plain=True,
     )
 
