@@ -17,7 +17,6 @@ caller's one transaction, writing that plan only if the catalogue it reads there
 from __future__ import annotations
 
 import datetime as dt
-import itertools
 import json
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -81,8 +80,7 @@ CLASSIFIED_FIELDS = ("category", "requires_auth", "price", "currency")
 _STAGED = ("calendly_uri", *(name for name in OWNED_FIELDS if name != "builder_id"))
 _INSERTED = (*_STAGED, "builder_id", "display_order", *CLASSIFIED_FIELDS, "present_in_last_sync", "enabled")
 _STAMPED = ("last_synced_at", "created_at", "updated_at")
-# SyncPlan.read: new types' rows, and new links, staged as their pages are planned
-_NEW_TYPES, _NEW_LINKS = "temp.sync_new_types", "temp.sync_new_links"
+_NEW_TYPES = "temp.sync_new_types"  # SyncPlan.read: new types' rows staged as their pages are planned
 _PER_TYPE = len(_STAGED) + 2  # the values that differ from type to type: the rest come from its classification
 _staged_values = itemgetter(*_STAGED[2:])  # after the URI and the slug
 
@@ -433,7 +431,7 @@ class SyncPlan:
     def read(self, db: Database, catalogue: Catalogue | None = None, *, stage: bool = False) -> None:
         """Plan against ``catalogue``, else the one read from ``db``. ``stage``: ``db`` is the connection the
         plan will be written in (a sync's survey connection, which its write transaction takes over): on
-        SQLite, new types' rows and new links go into temporary tables there as their pages are planned."""
+        SQLite, new types' rows go into a temporary table there as their pages are planned."""
         from bapp_cli.services.session_values import SlugBook
 
         catalogue = catalogue or Catalogue.read(db, reclassify=self.reclassify)
@@ -452,21 +450,19 @@ class SyncPlan:
         ]
         # the few distinct classifications, each stored and described once: (values, description)
         self.classified: dict[Classification, tuple[list[Any], str]] = {}
-        self.pathway_ids = {slug: pathway_id for slug, pathway_id, _, _ in catalogue.pathways}
-        self.staged = self.links_staged = 0  # how many of `inserts` and of `new_links` are staged
+        self.staged = 0  # how many of `inserts` are in the temporary table
         self.staged_on: Transaction | None = None
         if stage and db.dialect == "sqlite":
             from bapp_cli.db.dbapi import Transaction
 
-            # After the last page only two INSERT … SELECTs are left, not executemanys binding ~30 values a
-            # new row and finding each new link's type by URI (bench/sync.py, 10,000 new types, 5,715 links:
-            # the write after the last page 0.16 s shorter at 100 ms a page, at equal CPU). The temporary
-            # tables are the connection's own and in memory: no lock on the database, nothing to clean up.
+            # After the last page only one INSERT … SELECT is left, not an executemany binding ~30 values a row
+            # (bench/sync.py, 10,000 new types: 0.05 s of CPU moved into the wait for the pages, and the
+            # write after the last page 0.1 s shorter). The temporary table is the connection's own and in
+            # memory: no lock on the database, and nothing to clean up when the connection closes.
             db.connection.rollback()  # the catalogue's read snapshot ends; the fetch needs none
             db.connection.execute("PRAGMA temp_store = MEMORY")
             db.connection.execute(f"CREATE TEMP TABLE {_NEW_TYPES} ({', '.join(_INSERTED)})")
-            db.connection.execute(f"CREATE TEMP TABLE {_NEW_LINKS} (calendly_uri, pathway_id)")
-            self.staged_on = Transaction(db.connection, db.dialect)  # its writer, on the temporary tables only
+            self.staged_on = Transaction(db.connection, db.dialect)  # its writer, on the temporary table only
         self.catalogue = catalogue  # last: from here on the pages are planned as they are given
 
     def covers(self, listing: Sequence[dict[str, Any]], catalogue: Catalogue) -> bool:
@@ -537,13 +533,6 @@ class SyncPlan:
                 f"INSERT INTO {_NEW_TYPES} VALUES ({', '.join(['?'] * len(_INSERTED))})", self.inserts[self.staged :]
             )
             self.staged = len(self.inserts)
-        if self.staged_on is not None and len(self.new_links) > self.links_staged:
-            links = itertools.islice(self.new_links.items(), self.links_staged, None)
-            self.staged_on.execute_many(
-                f"INSERT INTO {_NEW_LINKS} VALUES (?, ?)",
-                [(uri, self.pathway_ids[slug]) for uri, slugs in links for slug in slugs],
-            )
-            self.links_staged = len(self.new_links)
 
     def stored(self, column: str, value: Any) -> Any:
         """``value`` as it is stored in ``column`` of session_types."""
@@ -647,11 +636,12 @@ def sync_event_types(
 
 def _write(db: Transaction, plan: SyncPlan, gone: Sequence[int], *, now: dt.datetime) -> None:
     """One executemany per kind of change, nothing for unchanged rows."""
+    assert plan.catalogue is not None
+    pathway_ids = {slug: pathway_id for slug, pathway_id, _, _ in plan.catalogue.pathways}
     # Thousands of rows on a first sync, stored as their pages were planned.
     stamp = plan.stored("updated_at", now)
     inserted = f"INSERT INTO session_types ({', '.join((*_INSERTED, *_STAMPED))})"
-    staged = plan.staged_on is not None and plan.staged_on.connection is db.connection
-    if staged:
+    if plan.staged_on is not None and plan.staged_on.connection is db.connection:
         # in the listing's order, as the executemany below would insert them
         db.execute_many(f"{inserted} SELECT *, ?, ?, ? FROM {_NEW_TYPES} ORDER BY rowid", [(stamp,) * 3])
     else:
@@ -667,15 +657,8 @@ def _write(db: Transaction, plan: SyncPlan, gone: Sequence[int], *, now: dt.date
         db.execute_many(f"UPDATE session_types SET {', '.join(f'{name} = ?' for name in columns)} WHERE id = ?", rows)
     db.execute_many("DELETE FROM session_type_pathways WHERE session_type_id = ?", [(key,) for key in plan.unlinked])
     # the links, found by URI (a new type's id is the database's)
-    linked = "INSERT INTO session_type_pathways (session_type_id, pathway_id)"
-    if staged:
-        db.execute_many(
-            f"{linked} SELECT id, pathway_id FROM {_NEW_LINKS} JOIN session_types USING (calendly_uri) "
-            f"ORDER BY {_NEW_LINKS}.rowid",
-            [()],
-        )
-    else:
-        db.execute_many(
-            f"{linked} SELECT id, ? FROM session_types WHERE calendly_uri = ?",
-            [(plan.pathway_ids[slug], uri) for uri, slugs in plan.new_links.items() for slug in slugs],
-        )
+    db.execute_many(
+        "INSERT INTO session_type_pathways (session_type_id, pathway_id) "
+        "SELECT id, ? FROM session_types WHERE calendly_uri = ?",
+        [(pathway_ids[slug], uri) for uri, slugs in plan.new_links.items() for slug in slugs],
+    )
