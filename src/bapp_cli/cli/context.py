@@ -10,7 +10,7 @@ import contextlib
 import datetime as dt
 import functools
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -147,12 +147,7 @@ class AppState:
         read-only one (always rolled back)."""
         from bapp_cli.db.engine import unit_of_work
 
-        unit = unit_of_work(self.engine(), write=write, dry_run=dry_run, actor=self.actor, command=self.command_path)
-        # An import checks its cells as it reads them, and what Calendly sent is stored as it is; every other
-        # command writes what was typed or given to it, which follows the import's rule (services.stored_text).
-        if write and not self.command_path.startswith(("bapp import", "bapp calendly")):
-            return _refusing_control_characters(unit)
-        return unit
+        return unit_of_work(self.engine(), write=write, dry_run=dry_run, actor=self.actor, command=self.command_path)
 
     def reading(self) -> contextlib.AbstractContextManager[Session]:
         return self.transaction(write=False)
@@ -228,14 +223,3 @@ def state(ctx: typer.Context) -> AppState:
     app_state = root.ensure_object(AppState)  # main() passes one in; a bare Typer runner gets a fresh one
     app_state.command_path = ctx.command_path.replace(root.info_name or "bapp", "bapp", 1)
     return app_state
-
-
-@contextlib.contextmanager
-def _refusing_control_characters(unit: contextlib.AbstractContextManager[Session]) -> Iterator[Session]:
-    from sqlalchemy import event
-
-    from bapp_cli.services.stored_text import refuse_control_characters
-
-    with unit as session:
-        event.listen(session, "before_flush", refuse_control_characters)
-        yield session

@@ -38,7 +38,6 @@ from typing import IO, Any
 from bapp_cli.errors import InvalidInput, UsageError
 from bapp_cli.services.instants import instant_text
 from bapp_cli.services.spreadsheet import cell_row_formatter, json_default, restore_cell
-from bapp_cli.services.stored_text import control_character, control_message
 
 FORMATS = ("csv", "tsv", "json", "jsonl", "toml")  # each is read and written
 EXTENSIONS = {".csv": "csv", ".tsv": "tsv", ".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl", ".toml": "toml"}
@@ -52,6 +51,11 @@ MAX_TOML_BYTES = 64 << 20
 READ_CHUNK = 1 << 16
 # What a JSON value can start with (NaN and Infinity included, as Python's reader takes them).
 _VALUE_START = frozenset('{["-0123456789tfnNI')
+# Characters no text field may hold: C0 controls other than tab, line feed and carriage return, DEL, C1
+# controls, and lone surrogates (a JSON `\ud800` escape). PostgreSQL refuses NUL in text — a file that
+# SQLite took would then not restore there — no database stores a lone surrogate, and the rest only
+# arrive to garble a terminal or a spreadsheet. A row holding one is a bad row naming its field.
+CONTROL_CHARACTER = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
 # What makes a CSV line worth a closer look, cell by cell: a control character, a JSON escape that may
 # decode to one inside a nested value (answers, tiers, links), or an apostrophe that may be the
 # spreadsheet-safe prefix. A character class and two substring tests a line (a regular expression with
@@ -143,8 +147,30 @@ def _not_utf8(line: int) -> InvalidInput:
 # -- CSV and TSV ---------------------------------------------------------------------------------------
 
 
+def control_character(value: Any, where: str | None = None) -> tuple[str | None, str] | None:
+    """The first forbidden character in `value` (text, or lists and objects of it) and the field path
+    where it is, or None."""
+    if isinstance(value, str):
+        match = CONTROL_CHARACTER.search(value)
+        return (where, match.group()) if match else None
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            path = f"{where}.{key}" if where else str(key)
+            found = control_character(str(key), where) or control_character(item, path)
+            if found:
+                return found
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            found = control_character(item, f"{where}[{index}]" if where else f"[{index}]")
+            if found:
+                return found
+    return None
+
+
 def _control_row(line: int, original: Mapping[str, Any], found: tuple[str | None, str]) -> SourceRow:
-    return _unreadable(line, original, found[0], control_message(found[1]))
+    where, character = found
+    allowed = "text may hold tabs and line breaks, no other control characters"
+    return _unreadable(line, original, where, f"holds the control character U+{ord(character):04X}; {allowed}")
 
 
 def _cell_control(columns: Sequence[str], cells: Sequence[str]) -> tuple[str | None, str] | None:
