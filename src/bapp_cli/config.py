@@ -19,7 +19,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
-from bapp_cli.errors import ConfigError, InvalidInput, UsageError
+from bapp_cli.errors import DOCUMENT_ERRORS, ConfigError, InvalidInput, UsageError, document_problem
 
 DEFAULT_CALENDLY_BASE_URL = "https://api.calendly.com"
 
@@ -446,6 +446,8 @@ def load_config_file(path: Path) -> dict[str, Any]:
         raise ConfigError(f"config file {path} is not UTF-8 (byte {exc.start})") from None
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    except DOCUMENT_ERRORS as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {document_problem(exc)}") from None
 
 
 def _file_value(data: Mapping[str, Any], key: str) -> Any:

@@ -35,7 +35,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from bapp_cli.errors import InvalidInput, UsageError
+from bapp_cli.errors import DOCUMENT_ERRORS, InvalidInput, UsageError, document_problem
 from bapp_cli.services.instants import instant_text
 from bapp_cli.services.spreadsheet import cell_row_formatter, json_default, restore_cell
 
@@ -177,7 +177,7 @@ def _cell_control(columns: Sequence[str], cells: Sequence[str]) -> tuple[str | N
     for name, cell in zip(columns, cells, strict=False):
         found = control_character(cell, name)
         if found is None and cell[:1] in ("[", "{"):
-            with contextlib.suppress(ValueError):  # not JSON after all: the kind's own validation says so
+            with contextlib.suppress(*DOCUMENT_ERRORS):  # not JSON after all: the kind's own validation says so
                 found = control_character(json.loads(cell), name)
         if found:
             return found
@@ -286,6 +286,8 @@ class _JsonScanner:
                 if self._fill(at_least=len(self._buffer) - self._pos):
                     continue
                 raise self._malformed() from None
+            except DOCUMENT_ERRORS as exc:  # a huge number or deep nesting: reading more cannot help
+                raise _bad_file(f"malformed JSON ({document_problem(exc)})", line=self.line) from None
             # a number at the buffer's edge may continue in the next chunk
             edge = end == len(self._buffer) and not self._eof and not isinstance(value, dict | list | str)
             if edge and self._fill():
@@ -300,6 +302,8 @@ class _JsonScanner:
         except json.JSONDecodeError as exc:
             line = self.line + self._buffer.count("\n", self._pos, exc.pos)
             return _bad_file(f"malformed JSON ({exc.msg})", line=line)
+        except DOCUMENT_ERRORS as exc:
+            return _bad_file(f"malformed JSON ({document_problem(exc)})", line=self.line)
         return _bad_file("malformed JSON", line=self.line)  # pragma: no cover - decodes now
 
     def _more(self, close: str, after: str) -> bool:
@@ -368,6 +372,9 @@ def read_jsonl(stream: IO[bytes], progress: ReadProgress) -> Iterator[SourceRow]
         except json.JSONDecodeError as exc:
             yield _unreadable(number, {"line": text.rstrip("\r\n")}, None, f"not valid JSON ({exc.msg})")
             continue
+        except DOCUMENT_ERRORS as exc:
+            yield _unreadable(number, {"line": text.rstrip("\r\n")}, None, f"not valid JSON ({document_problem(exc)})")
+            continue
         yield _object_row(number, item)
 
 
@@ -394,6 +401,8 @@ def read_toml_sections(stream: IO[bytes], progress: ReadProgress) -> Iterator[tu
     except tomllib.TOMLDecodeError as exc:
         match = re.search(r"line (\d+)", str(exc))
         raise _bad_file(f"malformed TOML ({exc})", line=int(match.group(1)) if match else None) from None
+    except DOCUMENT_ERRORS as exc:
+        raise _bad_file(f"malformed TOML ({document_problem(exc)})") from None
     header_lines: dict[str, list[int]] = {}
     for match in _TABLE_HEADER.finditer(text):
         header_lines.setdefault(match.group(1), []).append(text.count("\n", 0, match.start()) + 1)
