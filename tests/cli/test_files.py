@@ -71,6 +71,28 @@ def test_a_rejects_path_that_is_the_input_is_refused_before_reading(bapp: Bapp, 
     assert clients_in(bapp) == []
 
 
+def test_an_output_or_rejects_path_that_is_the_sqlite_database_is_refused(bapp: Bapp, tmp_path: Path) -> None:
+    # Written beside and renamed over, a rejects file or an export would replace the database file itself:
+    # --rejects even before the import's own commit, which then went into the unlinked file (all lost).
+    if not bapp.database_url.startswith("sqlite"):
+        pytest.skip("a PostgreSQL database is not a file an output path can name")
+    database = Path(bapp.database_url.removeprefix("sqlite:///"))
+    source = write_csv(tmp_path / "in.csv", [("ada@example.com", "Ada"), ("not-an-email", "Bad")])
+    (tmp_path / "db-link.json").symlink_to(database)
+    before = database.read_bytes()
+    attempts = [
+        ("import", "clients", str(source), "--continue-on-error", "--rejects", str(database)),
+        ("export", "clients", "-o", str(database), "--format", "json"),
+        ("export", "clients", "-o", str(tmp_path / "db-link.json")),
+    ]
+    for command in attempts:
+        result = bapp(*command)
+        assert result.exit_code == 6, result.stderr
+        assert "is the database bapp is using" in result.stderr and "writing it would destroy" in result.stderr
+        assert database.read_bytes() == before
+        assert clients_in(bapp) == []  # still a database, and the import wrote nothing
+
+
 # -- item 4: rejects that cannot be kept roll the import back -------------------------------------------
 
 
