@@ -37,6 +37,7 @@ from typing import IO, Any
 
 from bapp_cli.errors import DOCUMENT_ERRORS, InvalidInput, UsageError, document_problem
 from bapp_cli.services.instants import instant_text
+from bapp_cli.services.plain_text import ALLOWED, CONTROL_CHARACTER
 from bapp_cli.services.spreadsheet import cell_row_formatter, json_default, restore_cell
 
 FORMATS = ("csv", "tsv", "json", "jsonl", "toml")  # each is read and written
@@ -51,11 +52,9 @@ MAX_TOML_BYTES = 64 << 20
 READ_CHUNK = 1 << 16
 # What a JSON value can start with (NaN and Infinity included, as Python's reader takes them).
 _VALUE_START = frozenset('{["-0123456789tfnNI')
-# Characters no text field may hold: C0 controls other than tab, line feed and carriage return, DEL, C1
-# controls, and lone surrogates (a JSON `\ud800` escape). PostgreSQL refuses NUL in text — a file that
-# SQLite took would then not restore there — no database stores a lone surrogate, and the rest only
-# arrive to garble a terminal or a spreadsheet. A row holding one is a bad row naming its field.
-CONTROL_CHARACTER = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+# Characters no text field may hold (services.plain_text: C0 controls other than tab, line feed and carriage
+# return, DEL, C1 controls, and lone surrogates such as a JSON `\ud800` escape). A row holding one is a bad
+# row naming its field.
 # What makes a CSV line worth a closer look, cell by cell: a control character, a JSON escape that may
 # decode to one inside a nested value (answers, tiers, links), or an apostrophe that may be the
 # spreadsheet-safe prefix. A character class and two substring tests a line (a regular expression with
@@ -169,8 +168,7 @@ def control_character(value: Any, where: str | None = None) -> tuple[str | None,
 
 def _control_row(line: int, original: Mapping[str, Any], found: tuple[str | None, str]) -> SourceRow:
     where, character = found
-    allowed = "text may hold tabs and line breaks, no other control characters"
-    return _unreadable(line, original, where, f"holds the control character U+{ord(character):04X}; {allowed}")
+    return _unreadable(line, original, where, f"holds the control character U+{ord(character):04X}; {ALLOWED}")
 
 
 def _cell_control(columns: Sequence[str], cells: Sequence[str]) -> tuple[str | None, str] | None:
