@@ -15,6 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
 from sqlalchemy import text
@@ -400,6 +401,38 @@ def test_item17_raw_driver_errors_of_the_bulk_writer_map_to_database_not_ready()
     assert database_failure(sqlite3.IntegrityError("UNIQUE constraint failed: users.email")) is None
     assert database_failure(sqlite3.ProgrammingError("closed")) is None
     assert database_failure(ValueError("not a database error")) is None
+
+
+def test_a_lock_wait_that_runs_out_is_busy_exit_75_not_database_not_ready(bapp: Bapp) -> None:
+    # Another writer holding the database past the busy timeout is "try again later" (75, like a held sync
+    # lock), not a database that needs fixing (5).
+    import sqlite3
+
+    from bapp_cli.db.engine import database_failure
+
+    locked = database_failure(sqlite3.OperationalError("database is locked"))
+    assert locked is not None and locked.exit_code == 75 and locked.code == "database_locked"
+
+    class LockNotAvailable(Exception):  # psycopg's, as lock_timeout raises it (SQLSTATE 55P03)
+        sqlstate = "55P03"
+
+    class OperationalError(Exception):
+        orig = LockNotAvailable("canceling statement due to lock timeout")
+
+    timed_out = database_failure(OperationalError("wrapped"))
+    assert timed_out is not None and timed_out.exit_code == 75
+    if not bapp.database_url.startswith("sqlite"):
+        return
+    holder = sqlite3.connect(bapp.database_url.removeprefix("sqlite:///"), isolation_level=None)
+    try:
+        holder.execute("BEGIN EXCLUSIVE")
+        with mock.patch("bapp_cli.db.engine.SQLITE_BUSY_TIMEOUT_MS", 200):
+            result = bapp("clients", "add", "lock@example.com")
+    finally:
+        holder.close()
+    assert result.exit_code == 75, result.stderr
+    assert "another bapp command" in result.stderr and "unexpected" not in result.stderr
+    assert bapp("clients", "add", "lock@example.com").exit_code == 0  # released: the same command now works
 
 
 # -- item 18: a garbage file as the database, an unwritable folder -----------------------------------
