@@ -407,3 +407,27 @@ def test_endless_or_odd_inputs_are_refused_not_read_forever(bapp: Bapp, tmp_path
     folder = bapp("calendly", "sync", "--from-file", str(tmp_path))
     assert folder.exit_code == 6 and f"--from-file: cannot read {tmp_path}: Is a directory" in folder.stderr
     assert clients_in(bapp) == []
+
+
+def test_a_read_that_fails_midway_or_a_closed_stdin_is_exit_6_not_a_crash(bapp: Bapp, tmp_path: Path) -> None:
+    # /proc/self/mem opens but refuses reads at offset 0 (EIO), as a failing disk or a dropped mount would
+    for fmt in formats.FORMATS:
+        result = bapp("import", "clients", "/proc/self/mem", "--input-format", fmt)
+        assert result.exit_code == 6, (fmt, result.stderr)
+        assert "the input could not be read (Input/output error); nothing was written" in result.stderr, fmt
+    # `bapp import clients - <&-`: Python starts with sys.stdin None
+    for command in (
+        ("import", "clients", "-", "--input-format", "csv"),
+        ("badges", "verify", "-"),
+        ("bookings", "create", "--client", "a@b.example", "--session", "1", "--start", "2031-01-01T10:00Z",
+         "--answers-file", "-"),
+    ):  # fmt: skip
+        real = subprocess.run(
+            [sys.executable, "-m", "bapp_cli", *command],
+            env={**os.environ, "BAPP_DATABASE_URL": bapp.database_url, "BAPP_CONFIG": str(tmp_path / "none.toml")},
+            stdin=subprocess.DEVNULL, capture_output=True, text=True, cwd=REPO,
+            preexec_fn=lambda: os.close(0),
+        )  # fmt: skip
+        assert real.returncode == 6, (command, real.stderr)
+        assert "cannot read stdin: it is closed" in real.stderr and "unexpected" not in real.stderr
+    assert clients_in(bapp) == []

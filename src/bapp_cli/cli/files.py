@@ -48,7 +48,10 @@ def _unreadable(what: str | None, path: str, reason: str) -> InvalidInput:
 @contextlib.contextmanager
 def open_input(path: str, *, what: str | None = None) -> Iterator[IO[bytes]]:
     """The bytes of `path`, or of stdin for `-`; `what` names the option in errors (None: the argument)."""
+
     if path == "-":
+        if sys.stdin is None:  # started with stdin closed (`<&-`): Python gives no stream at all
+            raise _unreadable(what, "stdin", "it is closed; pipe the data in or give a file")
         # stdin replaced by a text stream (the in-process test runner) is read as its UTF-8 bytes
         yield sys.stdin.buffer if hasattr(sys.stdin, "buffer") else io.BytesIO(sys.stdin.read().encode("utf-8"))
         return

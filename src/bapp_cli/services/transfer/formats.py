@@ -138,6 +138,20 @@ def _bad_file(
     return InvalidInput(f"{prefix}{message}; nothing was written", hint=hint, details=details, code=code)
 
 
+def _read(method: Callable[[int], bytes], size: int, line: int) -> bytes:
+    """`method(size)` of the input, or `_read_failed`."""
+    try:
+        return method(size)
+    except OSError as exc:
+        raise _read_failed(exc, line) from None
+
+
+def _read_failed(exc: OSError, line: int) -> InvalidInput:
+    """A read that failed (EIO from a failing disk or network mount, a /proc file that refuses reads): a file
+    bapp cannot read, exit 6, not a crash."""
+    return _bad_file(f"the input could not be read ({exc.strerror or type(exc).__name__})", line=line)
+
+
 def _not_utf8(line: int) -> InvalidInput:
     hint = "save it as UTF-8 (with or without a BOM) and import again"
     return _bad_file("the file is not UTF-8 text", line=line, code="wrong_encoding", hint=hint)
@@ -191,7 +205,14 @@ def _decoded_lines(
     Lines that may hold a control character are noted in `suspects` (one regular-expression scan a
     line; the cells of such a line are looked at one by one later)."""
     number = 0
-    while raw := stream.readline(limit + 1):
+    readline = stream.readline
+    while True:
+        try:  # free in the common case: no call added to a line's work (P3)
+            raw = readline(limit + 1)
+        except OSError as exc:
+            raise _read_failed(exc, number + 1) from None
+        if not raw:
+            return
         number += 1
         progress.bytes_read += len(raw)
         if len(raw) > limit:
@@ -226,7 +247,7 @@ class _JsonScanner:
     def _fill(self, at_least: int = 0) -> bool:
         if self._eof:
             return False
-        raw = self._stream.read(max(READ_CHUNK, at_least))
+        raw = _read(self._stream.read, max(READ_CHUNK, at_least), self.line)
         self._progress.bytes_read += len(raw)
         try:
             text = self._decoder.decode(raw, final=not raw)
@@ -383,7 +404,7 @@ _TABLE_HEADER = re.compile(r"^[ \t]*\[\[[ \t]*([A-Za-z0-9_\-]+)[ \t]*\]\]", re.M
 
 def read_toml_sections(stream: IO[bytes], progress: ReadProgress) -> Iterator[tuple[str | None, Iterator[SourceRow]]]:
     """A TOML document's arrays of tables by kind; each table's line is that of its `[[kind]]` header."""
-    raw = stream.read(MAX_TOML_BYTES + 1)
+    raw = _read(stream.read, MAX_TOML_BYTES + 1, 1)
     progress.bytes_read += len(raw)
     if len(raw) > MAX_TOML_BYTES:
         raise _bad_file(
