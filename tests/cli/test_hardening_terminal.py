@@ -312,6 +312,22 @@ def test_item20_a_malformed_database_url_of_a_supported_form_is_exit_4(bapp: Bap
         assert "the database URL is not valid" in result.stderr and "s3cretpw" not in result.stderr
 
 
+def test_a_database_url_query_parameter_the_driver_cannot_take_is_exit_4(bapp: Bapp, tmp_path: Path) -> None:
+    # SQLAlchemy converts pysqlite's query parameters when the engine is made: a bad one was a ValueError (exit 1)
+    database = tmp_path / "q.db"
+    assert bapp("--database-url", f"sqlite:///{database}", "db", "upgrade").exit_code == 0
+    for query, says in (
+        ("timeout=abc", "could not convert string to float"),
+        ("check_same_thread=maybe", "true/false"),
+    ):
+        url = f"sqlite:///{database}?{query}"
+        for command in (("db", "upgrade"), ("clients", "add", "q@example.com")):
+            result = bapp("--database-url", url, *command)
+            assert result.exit_code == 4, (query, command, result.stderr)
+            assert "the database URL is not valid: a query parameter the driver cannot take" in result.stderr
+            assert says in result.stderr and "unexpected" not in result.stderr
+
+
 # -- item 27: a readable config file holding a token; config show with a bad setting ------------------
 
 
