@@ -211,6 +211,16 @@ def test_r9_environment_values_bapp_reads_directly_are_checked(bapp: Bapp) -> No
     )
 
 
+def test_an_actor_longer_than_the_audit_keeps_is_exit_4_on_both_backends(bapp: Bapp) -> None:
+    # The audit row's actor holds 200 characters: PostgreSQL refused a longer BAPP_ACTOR mid-command (exit 1)
+    long_actor = bapp("clients", "add", "actor@example.com", env={"BAPP_ACTOR": "a" * 201})
+    assert long_actor.exit_code == 4, long_actor.stderr
+    assert "environment variable BAPP_ACTOR: at most 200 characters" in long_actor.stderr
+    assert bapp("clients", "show", "actor@example.com").exit_code == 7
+    fits = bapp("clients", "add", "actor@example.com", env={"BAPP_ACTOR": "é" * 200})
+    assert fits.exit_code == 0, fits.stderr
+
+
 def test_r9_config_files_bapp_cannot_read_or_write_are_exit_4(bapp: Bapp, tmp_path: Path) -> None:
     not_utf8 = tmp_path / "latin1.toml"
     not_utf8.write_bytes('timezone = "Europe/Z\xfcrich"\n'.encode("latin-1"))
