@@ -193,6 +193,9 @@ def test_parse_refuses_v1_deliveries_with_a_hint() -> None:
         # what Python's reader refuses besides malformed JSON: deep nesting (RecursionError), a huge number
         b'{"event": "invitee.created", "payload": ' + b"[" * 5000 + b"]" * 5000 + b"}",
         b'{"event": "invitee.created", "payload": ' + b"9" * 5000 + b"}",
+        # an event name that is not text (a list or an object cannot be looked up among the event names)
+        b'{"event": [], "created_at": "2025-01-01T00:00:00Z", "payload": {}}',
+        b'{"event": {"a": 1}, "created_at": "2025-01-01T00:00:00Z", "payload": {}}',
     ],
 )
 def test_parse_refuses_non_objects(body: bytes) -> None:
