@@ -19,7 +19,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
-from bapp_cli.errors import ConfigError, InvalidInput, UsageError
+from bapp_cli.errors import DOCUMENT_ERRORS, ConfigError, InvalidInput, UsageError, document_problem
 
 DEFAULT_CALENDLY_BASE_URL = "https://api.calendly.com"
 
@@ -144,6 +144,9 @@ def cache_directory(environ: Mapping[str, str] | None = None) -> Path:
     return Path(base) / "bapp"
 
 
+MAX_ACTOR_LENGTH = 200  # db.models.AuditEntry.actor
+
+
 def parse_environment_setting(key: str, raw: str) -> Any:
     """The typed value of an environment-only setting; InvalidInput saying what is wrong otherwise."""
     text = raw.strip()
@@ -165,6 +168,9 @@ def parse_environment_setting(key: str, raw: str) -> Any:
         if not (seconds > 0 and math.isfinite(seconds)):
             raise InvalidInput("must be a positive number of seconds", code="invalid_setting")
         return min(seconds, CALENDLY_MAX_WAIT_CAP) if key == "calendly_max_wait" else seconds
+    if key == "actor" and len(raw) > MAX_ACTOR_LENGTH:
+        # kept in every audit row, whose column holds this much (PostgreSQL refuses more mid-command)
+        raise InvalidInput(f"at most {MAX_ACTOR_LENGTH} characters, not {len(raw)}", code="invalid_setting")
     return raw  # actor, cache_dir: any text
 
 
@@ -446,6 +452,8 @@ def load_config_file(path: Path) -> dict[str, Any]:
         raise ConfigError(f"config file {path} is not UTF-8 (byte {exc.start})") from None
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    except DOCUMENT_ERRORS as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {document_problem(exc)}") from None
 
 
 def _file_value(data: Mapping[str, Any], key: str) -> Any:

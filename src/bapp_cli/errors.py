@@ -117,3 +117,21 @@ class Interrupted(BappError):
 
     exit_code = 130
     code = "interrupted"
+
+
+# Besides their own decode errors, Python's json and tomllib readers raise ValueError for an integer of more
+# digits than sys.get_int_max_str_digits() (a guard against quadratic-time conversion) and RecursionError for
+# arrays or objects nested about a thousand deep. Both are bad input (R9): every reader of a user's JSON or TOML
+# catches these along with its decode error and says what is wrong with `document_problem`.
+DOCUMENT_ERRORS = (ValueError, RecursionError)
+
+
+def document_problem(error: BaseException) -> str:
+    """What a JSON or TOML document that Python's reader refused holds, in words for the person who wrote it."""
+    if isinstance(error, RecursionError):
+        return "arrays or objects nested too deeply"
+    if "integer string conversion" in str(error):
+        import sys
+
+        return f"a number longer than {sys.get_int_max_str_digits()} digits"
+    return str(error)

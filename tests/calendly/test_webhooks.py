@@ -182,7 +182,22 @@ def test_parse_refuses_v1_deliveries_with_a_hint() -> None:
     assert "API v1" in info.value.message and info.value.hint and "v2" in info.value.hint
 
 
-@pytest.mark.parametrize("body", [b"", b"{not json", b"\xff\xfe", b"[1, 2]", b'"text"'])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"",
+        b"{not json",
+        b"\xff\xfe",
+        b"[1, 2]",
+        b'"text"',
+        # what Python's reader refuses besides malformed JSON: deep nesting (RecursionError), a huge number
+        b'{"event": "invitee.created", "payload": ' + b"[" * 5000 + b"]" * 5000 + b"}",
+        b'{"event": "invitee.created", "payload": ' + b"9" * 5000 + b"}",
+        # an event name that is not text (a list or an object cannot be looked up among the event names)
+        b'{"event": [], "created_at": "2025-01-01T00:00:00Z", "payload": {}}',
+        b'{"event": {"a": 1}, "created_at": "2025-01-01T00:00:00Z", "payload": {}}',
+    ],
+)
 def test_parse_refuses_non_objects(body: bytes) -> None:
     with pytest.raises(InvalidInput) as info:
         parse_webhook(body)

@@ -71,6 +71,28 @@ def test_a_rejects_path_that_is_the_input_is_refused_before_reading(bapp: Bapp, 
     assert clients_in(bapp) == []
 
 
+def test_an_output_or_rejects_path_that_is_the_sqlite_database_is_refused(bapp: Bapp, tmp_path: Path) -> None:
+    # Written beside and renamed over, a rejects file or an export would replace the database file itself:
+    # --rejects even before the import's own commit, which then went into the unlinked file (all lost).
+    if not bapp.database_url.startswith("sqlite"):
+        pytest.skip("a PostgreSQL database is not a file an output path can name")
+    database = Path(bapp.database_url.removeprefix("sqlite:///"))
+    source = write_csv(tmp_path / "in.csv", [("ada@example.com", "Ada"), ("not-an-email", "Bad")])
+    (tmp_path / "db-link.json").symlink_to(database)
+    before = database.read_bytes()
+    attempts = [
+        ("import", "clients", str(source), "--continue-on-error", "--rejects", str(database)),
+        ("export", "clients", "-o", str(database), "--format", "json"),
+        ("export", "clients", "-o", str(tmp_path / "db-link.json")),
+    ]
+    for command in attempts:
+        result = bapp(*command)
+        assert result.exit_code == 6, result.stderr
+        assert "is the database bapp is using" in result.stderr and "writing it would destroy" in result.stderr
+        assert database.read_bytes() == before
+        assert clients_in(bapp) == []  # still a database, and the import wrote nothing
+
+
 # -- item 4: rejects that cannot be kept roll the import back -------------------------------------------
 
 
@@ -384,4 +406,28 @@ def test_endless_or_odd_inputs_are_refused_not_read_forever(bapp: Bapp, tmp_path
     assert listing.exit_code == 6 and "--from-file: cannot read /dev/zero: larger than 256 MB" in listing.stderr
     folder = bapp("calendly", "sync", "--from-file", str(tmp_path))
     assert folder.exit_code == 6 and f"--from-file: cannot read {tmp_path}: Is a directory" in folder.stderr
+    assert clients_in(bapp) == []
+
+
+def test_a_read_that_fails_midway_or_a_closed_stdin_is_exit_6_not_a_crash(bapp: Bapp, tmp_path: Path) -> None:
+    # /proc/self/mem opens but refuses reads at offset 0 (EIO), as a failing disk or a dropped mount would
+    for fmt in formats.FORMATS:
+        result = bapp("import", "clients", "/proc/self/mem", "--input-format", fmt)
+        assert result.exit_code == 6, (fmt, result.stderr)
+        assert "the input could not be read (Input/output error); nothing was written" in result.stderr, fmt
+    # `bapp import clients - <&-`: Python starts with sys.stdin None
+    for command in (
+        ("import", "clients", "-", "--input-format", "csv"),
+        ("badges", "verify", "-"),
+        ("bookings", "create", "--client", "a@b.example", "--session", "1", "--start", "2031-01-01T10:00Z",
+         "--answers-file", "-"),
+    ):  # fmt: skip
+        real = subprocess.run(
+            [sys.executable, "-m", "bapp_cli", *command],
+            env={**os.environ, "BAPP_DATABASE_URL": bapp.database_url, "BAPP_CONFIG": str(tmp_path / "none.toml")},
+            stdin=subprocess.DEVNULL, capture_output=True, text=True, cwd=REPO,
+            preexec_fn=lambda: os.close(0),
+        )  # fmt: skip
+        assert real.returncode == 6, (command, real.stderr)
+        assert "cannot read stdin: it is closed" in real.stderr and "unexpected" not in real.stderr
     assert clients_in(bapp) == []

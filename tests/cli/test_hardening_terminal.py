@@ -15,6 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
 from sqlalchemy import text
@@ -210,6 +211,16 @@ def test_r9_environment_values_bapp_reads_directly_are_checked(bapp: Bapp) -> No
     )
 
 
+def test_an_actor_longer_than_the_audit_keeps_is_exit_4_on_both_backends(bapp: Bapp) -> None:
+    # The audit row's actor holds 200 characters: PostgreSQL refused a longer BAPP_ACTOR mid-command (exit 1)
+    long_actor = bapp("clients", "add", "actor@example.com", env={"BAPP_ACTOR": "a" * 201})
+    assert long_actor.exit_code == 4, long_actor.stderr
+    assert "environment variable BAPP_ACTOR: at most 200 characters" in long_actor.stderr
+    assert bapp("clients", "show", "actor@example.com").exit_code == 7
+    fits = bapp("clients", "add", "actor@example.com", env={"BAPP_ACTOR": "é" * 200})
+    assert fits.exit_code == 0, fits.stderr
+
+
 def test_r9_config_files_bapp_cannot_read_or_write_are_exit_4(bapp: Bapp, tmp_path: Path) -> None:
     not_utf8 = tmp_path / "latin1.toml"
     not_utf8.write_bytes('timezone = "Europe/Z\xfcrich"\n'.encode("latin-1"))
@@ -311,6 +322,22 @@ def test_item20_a_malformed_database_url_of_a_supported_form_is_exit_4(bapp: Bap
         assert "the database URL is not valid" in result.stderr and "s3cretpw" not in result.stderr
 
 
+def test_a_database_url_query_parameter_the_driver_cannot_take_is_exit_4(bapp: Bapp, tmp_path: Path) -> None:
+    # SQLAlchemy converts pysqlite's query parameters when the engine is made: a bad one was a ValueError (exit 1)
+    database = tmp_path / "q.db"
+    assert bapp("--database-url", f"sqlite:///{database}", "db", "upgrade").exit_code == 0
+    for query, says in (
+        ("timeout=abc", "could not convert string to float"),
+        ("check_same_thread=maybe", "true/false"),
+    ):
+        url = f"sqlite:///{database}?{query}"
+        for command in (("db", "upgrade"), ("clients", "add", "q@example.com")):
+            result = bapp("--database-url", url, *command)
+            assert result.exit_code == 4, (query, command, result.stderr)
+            assert "the database URL is not valid: a query parameter the driver cannot take" in result.stderr
+            assert says in result.stderr and "unexpected" not in result.stderr
+
+
 # -- item 27: a readable config file holding a token; config show with a bad setting ------------------
 
 
@@ -400,6 +427,38 @@ def test_item17_raw_driver_errors_of_the_bulk_writer_map_to_database_not_ready()
     assert database_failure(sqlite3.IntegrityError("UNIQUE constraint failed: users.email")) is None
     assert database_failure(sqlite3.ProgrammingError("closed")) is None
     assert database_failure(ValueError("not a database error")) is None
+
+
+def test_a_lock_wait_that_runs_out_is_busy_exit_75_not_database_not_ready(bapp: Bapp) -> None:
+    # Another writer holding the database past the busy timeout is "try again later" (75, like a held sync
+    # lock), not a database that needs fixing (5).
+    import sqlite3
+
+    from bapp_cli.db.engine import database_failure
+
+    locked = database_failure(sqlite3.OperationalError("database is locked"))
+    assert locked is not None and locked.exit_code == 75 and locked.code == "database_locked"
+
+    class LockNotAvailable(Exception):  # psycopg's, as lock_timeout raises it (SQLSTATE 55P03)
+        sqlstate = "55P03"
+
+    class OperationalError(Exception):
+        orig = LockNotAvailable("canceling statement due to lock timeout")
+
+    timed_out = database_failure(OperationalError("wrapped"))
+    assert timed_out is not None and timed_out.exit_code == 75
+    if not bapp.database_url.startswith("sqlite"):
+        return
+    holder = sqlite3.connect(bapp.database_url.removeprefix("sqlite:///"), isolation_level=None)
+    try:
+        holder.execute("BEGIN EXCLUSIVE")
+        with mock.patch("bapp_cli.db.engine.SQLITE_BUSY_TIMEOUT_MS", 200):
+            result = bapp("clients", "add", "lock@example.com")
+    finally:
+        holder.close()
+    assert result.exit_code == 75, result.stderr
+    assert "another bapp command" in result.stderr and "unexpected" not in result.stderr
+    assert bapp("clients", "add", "lock@example.com").exit_code == 0  # released: the same command now works
 
 
 # -- item 18: a garbage file as the database, an unwritable folder -----------------------------------

@@ -431,7 +431,9 @@ TWO_BATCHES = [
 
 
 @contextlib.contextmanager
-def import_mid_write(bapp: Bapp, tmp_path: Path, *, interruptible: bool = False) -> Iterator[subprocess.Popen[str]]:
+def import_mid_write(
+    bapp: Bapp, tmp_path: Path, *extra: str, interruptible: bool = False
+) -> Iterator[subprocess.Popen[str]]:
     """An `import bookings` of two full batches from a FIFO held open, yielded once it writes in its open
     transaction: once the write returns, the reader has taken all but a pipe-buffer of it, so the first 5,000
     rows (and their 5,000 new clients) are written, and the import then waits for more input."""
@@ -441,7 +443,7 @@ def import_mid_write(bapp: Bapp, tmp_path: Path, *, interruptible: bool = False)
     # would inherit that; a Python-level handler here is reset to the default in the child.
     saved = signal.signal(signal.SIGINT, signal.default_int_handler) if interruptible else None
     try:
-        process = bapp.popen("import", "bookings", str(fifo), "--json")
+        process = bapp.popen("import", "bookings", str(fifo), "--json", *extra)
     finally:
         if saved is not None:
             signal.signal(signal.SIGINT, saved)
@@ -467,3 +469,17 @@ def test_r3_an_import_killed_with_sigkill_leaves_the_database_as_it_was(
     nothing_written(catalogue)
     after = bapp("import", "bookings", write(tmp_path, "small.csv", HEADER + TWO_BATCHES[0] + "\n"), "--json")
     assert after.exit_code == 0 and after.json()["created"] == 1
+
+
+def test_r3_an_import_stopped_with_sigterm_unwinds_like_ctrl_c(bapp: Bapp, catalogue: Session, tmp_path: Path) -> None:
+    # `timeout`, systemd and `kill` send SIGTERM: Python's default death left the rejects file's temporary
+    # `.partial` behind (an export's too) and said nothing; it now unwinds as Ctrl-C does.
+    rejects = tmp_path / "rejects.csv"
+    with import_mid_write(bapp, tmp_path, "--continue-on-error", "--rejects", str(rejects)) as process:
+        assert [path.name for path in tmp_path.glob(".rejects.csv.*.partial")]  # open, being written
+        process.send_signal(signal.SIGTERM)
+        stdout, stderr = process.communicate(timeout=30)
+    assert process.returncode == 130, stderr
+    assert stderr.strip().splitlines() == ["Terminated; nothing was changed."] and stdout == ""
+    nothing_written(catalogue)
+    assert not rejects.exists() and not list(tmp_path.glob(".*.partial"))

@@ -522,7 +522,10 @@ class WebhookPayload(ApiModel):
     @model_validator(mode="before")
     @classmethod
     def _drop_foreign_payload(cls, data: Any) -> Any:
-        if isinstance(data, dict) and data.get("event") not in INVITEE_WEBHOOK_EVENTS:
+        # an event that is not text (a list, an object) is no invitee event; the field's check then refuses it
+        if isinstance(data, dict) and not (
+            isinstance(event := data.get("event"), str) and event in INVITEE_WEBHOOK_EVENTS
+        ):
             return {**data, "payload": None}
         return data
 

@@ -105,7 +105,7 @@ def parse_webhook(body: bytes) -> WebhookPayload:
     """
     try:
         raw = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # RecursionError: arrays nested ~1000 deep
         raise InvalidInput(f"webhook body is not valid JSON ({type(exc).__name__})") from None
     if not isinstance(raw, dict):
         raise InvalidInput("webhook body is not a JSON object")

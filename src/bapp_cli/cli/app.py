@@ -6,6 +6,7 @@ plain help, which keeps start-up light (`bapp --help` is meant to answer in well
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -194,6 +195,7 @@ def main(argv: list[str] | None = None) -> None:
     # the stream, with its write errors named (exit 74), for every command
     sys.stdout = GuardedStream(real_stdout, stdout_error)
     forget_unusable_terminal_size()
+    previous_sigterm = _stop_on_sigterm()
     try:
         _refuse_undecodable(args)
         try:
@@ -207,11 +209,11 @@ def main(argv: list[str] | None = None) -> None:
             exit_code = result
         sys.stdout.flush()  # here, so a full disk under `> file` is reported like any other failure
         if exit_code == 130:  # Typer turns Ctrl-C into a returned 130; the transaction was rolled back
-            sys.stderr.write("Interrupted; nothing was changed.\n")
+            sys.stderr.write(f"{_stopped()}; nothing was changed.\n")
     except BappError as error:
         exit_code = _report(error, args, app_state)
-    except (typer.Abort, KeyboardInterrupt) as stop:  # a declined confirmation, or Ctrl-C
-        sys.stderr.write(f"{'Aborted' if isinstance(stop, typer.Abort) else 'Interrupted'}; nothing was changed.\n")
+    except (typer.Abort, KeyboardInterrupt) as stop:  # a declined confirmation, Ctrl-C, or SIGTERM
+        sys.stderr.write(f"{'Aborted' if isinstance(stop, typer.Abort) else _stopped()}; nothing was changed.\n")
         exit_code = 130
     except click_exceptions.UsageError as error:
         context, hint = error.ctx, None
@@ -239,7 +241,44 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         app_state.close()
         sys.stdout = real_stdout
+        _restore_sigterm(previous_sigterm)
     raise SystemExit(flush_stdout_at_exit(exit_code))
+
+
+_TERMINATED: list[int] = []  # the SIGTERM received, if one was
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    _TERMINATED.append(signum)
+    raise KeyboardInterrupt  # stopped exactly as Ctrl-C stops a command
+
+
+def _stopped() -> str:
+    return "Terminated" if _TERMINATED else "Interrupted"
+
+
+def _stop_on_sigterm() -> Any:
+    """SIGTERM unwinds the command like Ctrl-C — the transaction rolled back, a half-written output or rejects
+    file removed, exit 130 — instead of Python's default of dying where it stands, which left an export's or
+    a rejects file's `.partial` temporary file behind. An ignored SIGTERM stays ignored; a server command
+    (webhook serve) installs its own handler when it starts. Returns the handler to put back (None: none
+    was set)."""
+    import signal
+
+    _TERMINATED.clear()
+    with contextlib.suppress(ValueError, OSError):  # not the main thread (an embedding caller): leave it alone
+        if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+            return signal.signal(signal.SIGTERM, _terminate)
+    return None
+
+
+def _restore_sigterm(previous: Any) -> None:
+    """Put back what _stop_on_sigterm replaced, so a caller running main() in-process (the tests) keeps its own."""
+    if previous is not None:
+        import signal
+
+        with contextlib.suppress(ValueError, OSError):
+            signal.signal(signal.SIGTERM, previous)
 
 
 def _failure(error: Exception, args: list[str], app_state: AppState) -> int:

@@ -79,9 +79,10 @@ def _issuer(app_state: AppState) -> Issuer:
     return Issuer(str(name), str(url), load_key_file(Path(str(key_file)).expanduser()), image_base or None)
 
 
-def _write_text(output: str | None, text: str, *, private: bool = False) -> None:
-    """stdout, or a file through bapp's one output writer (checked first, whole or not at all)."""
-    with OutputFile(output or "-", what="--output", private=private) as stream:
+def _write_text(output: str | None, text: str, *, private: bool = False, database_url: str | None = None) -> None:
+    """stdout, or a file through bapp's one output writer (checked first, whole or not at all; never the
+    database at `database_url`)."""
+    with OutputFile(output or "-", what="--output", private=private, database_url=database_url) as stream:
         stream.write(text)
 
 
@@ -221,7 +222,8 @@ def export_command(
     with app_state.reading() as session:
         issued = issue_credentials(session, email, issuer=issuer, now=utc_now(), only=badge or ())
     text = "".join(item["jwt"] + "\n" for item in issued) if chosen == "jwt" else _json_text(issued)
-    _write_text(output, text, private=True)  # personal achievements: a new file is 0600, like a backup
+    # personal achievements: a new file is 0600, like a backup
+    _write_text(output, text, private=True, database_url=app_state.settings.database_url)
     where = "stdout" if output in (None, "-") else output
     app_state.messages.info(f"Exported {len(issued)} credential(s) of {email.strip().lower()} to {where}.")
 
@@ -347,5 +349,6 @@ def status_list_command(ctx: typer.Context, fmt: CredentialFormatOption = "jwt",
     issuer = _issuer(app_state)
     with app_state.reading() as session:
         revoked, listing = build_status_list(session, issuer=issuer, now=utc_now())
-    _write_text(output, listing["jwt"] + "\n" if chosen == "jwt" else _json_text(listing))
+    text = listing["jwt"] + "\n" if chosen == "jwt" else _json_text(listing)
+    _write_text(output, text, database_url=app_state.settings.database_url)
     app_state.messages.info(f"{revoked} revoked badge(s) in the list.")

@@ -8,8 +8,8 @@ escapes as a raw OSError.
   is written. Whole-file reads are capped, so `/dev/zero` is refused instead of filling memory.
 - `OutputFile`: a file being written (`export -o`, `import --rejects`). All checks happen when it
   opens, before the command does its work: a directory, a name ending in `/`, a file that may not be
-  written (read-only, immutable) or the command's own input (also through a link) is InvalidInput
-  (exit 6). Then:
+  written (read-only, immutable), the command's own input or the SQLite database it uses (also through a
+  link) is InvalidInput (exit 6). Then:
   - a regular file (or a new one) is written beside its target and renamed over it at the end, so a
     failed run leaves the old file as it was; the new file keeps the old one's mode (and owner, when
     bapp may set it), and a new private file (a backup) is created 0600;
@@ -48,7 +48,10 @@ def _unreadable(what: str | None, path: str, reason: str) -> InvalidInput:
 @contextlib.contextmanager
 def open_input(path: str, *, what: str | None = None) -> Iterator[IO[bytes]]:
     """The bytes of `path`, or of stdin for `-`; `what` names the option in errors (None: the argument)."""
+
     if path == "-":
+        if sys.stdin is None:  # started with stdin closed (`<&-`): Python gives no stream at all
+            raise _unreadable(what, "stdin", "it is closed; pipe the data in or give a file")
         # stdin replaced by a text stream (the in-process test runner) is read as its UTF-8 bytes
         yield sys.stdin.buffer if hasattr(sys.stdin, "buffer") else io.BytesIO(sys.stdin.read().encode("utf-8"))
         return
@@ -90,11 +93,20 @@ class OutputFile:
     finishes the file, leaving it with an exception removes what was written.
     """
 
-    def __init__(self, path: str, *, what: str, private: bool = False, not_the_input: str | None = None) -> None:
+    def __init__(
+        self,
+        path: str,
+        *,
+        what: str,
+        private: bool = False,
+        not_the_input: str | None = None,
+        database_url: str | None = None,
+    ) -> None:
         self.path = path
         self.what = what
         self.private = private
         self.not_the_input = not_the_input
+        self.database_url = database_url
         self._target = path
         self._temporary: str | None = None
         self._handle: IO[str] | None = None
@@ -114,6 +126,7 @@ class OutputFile:
             if existing is not None and stat.S_ISDIR(existing.st_mode):
                 raise self._refused("it is a directory: give a file name", code="output_is_directory")
             self._refuse_the_input(existing)
+            self._refuse_the_database(existing)
             if existing is not None and not os.access(self._target, os.W_OK):
                 raise self._refused("Permission denied (read-only or immutable)", code="unwritable_file")
             if existing is not None and not stat.S_ISREG(existing.st_mode):
@@ -135,6 +148,26 @@ class OutputFile:
                     hint=f"give {self.what} another path",
                     code="output_is_input",
                 )
+
+    def _refuse_the_database(self, existing: os.stat_result | None) -> None:
+        """The SQLite file the command works on (or its journal): replacing it would lose the database — the
+        command's own transaction would commit into the unlinked file."""
+        if existing is None or self.database_url is None:
+            return
+        from bapp_cli.db.dbapi import sqlite_file
+
+        database = sqlite_file(self.database_url)
+        if database is None:
+            return
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            with contextlib.suppress(OSError):  # a journal that is not there is not this file
+                if os.path.samestat(os.stat(f"{database}{suffix}"), existing):
+                    raise InvalidInput(
+                        f"{self.what}: {self.path} is the database bapp is using ({database}{suffix}); "
+                        "writing it would destroy the database",
+                        hint=f"give {self.what} another path",
+                        code="output_is_database",
+                    )
 
     def _open_beside(self, existing: os.stat_result | None) -> IO[str]:
         import tempfile

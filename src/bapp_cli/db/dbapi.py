@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from bapp_cli.db.batches import BATCH_SIZE
-from bapp_cli.errors import BappError, ConfigError, DatabaseNotReady
+from bapp_cli.errors import BappError, Busy, ConfigError, DatabaseNotReady
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -32,6 +32,8 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 HEAD_REVISION = "0012_partial_booking_indexes"
 # SQLSTATE of a write in a read-only PostgreSQL transaction (default_transaction_read_only, a standby).
 _PG_READ_ONLY = "25006"
+# SQLSTATE of a lock not granted within lock_timeout (the webhook receiver's --busy-timeout).
+_PG_LOCK_NOT_AVAILABLE = "55P03"
 _NAMED_PARAMETER = re.compile(r"(?<!:):([a-z_][a-z0-9_]*)")
 
 
@@ -293,18 +295,22 @@ def settled(handle: Settleable, *, keep: bool) -> Iterator[None]:
         handle.close()
 
 
-def database_failure(exc: BaseException) -> DatabaseNotReady | None:
-    """The "database not ready" (exit 5) that a low-level failure amounts to, or None if it is not one.
+def database_failure(exc: BaseException) -> DatabaseNotReady | Busy | None:
+    """The "database not ready" (exit 5) or "busy" (exit 75) that a low-level failure amounts to, or None if it
+    is not one.
 
     The database itself failing — unreachable, read-only (an immutable or read-only SQLite file, a read-only
     PostgreSQL), not a database at all (a garbage file) — is a state the user can fix, not a bug in bapp.
-    Constraint violations and programming errors stay what they are. `exc` is a driver's error, or
-    SQLAlchemy's wrapper of one (its `orig`).
+    Another writer holding a lock past the wait (SQLite's busy timeout, PostgreSQL's lock_timeout) is busy:
+    the same command works once that writer is done. Constraint violations and programming errors stay what
+    they are. `exc` is a driver's error, or SQLAlchemy's wrapper of one (its `orig`).
     """
     original: BaseException = getattr(exc, "orig", None) or exc
     if isinstance(original, sqlite3.Error):
         if not isinstance(original, sqlite3.OperationalError) and type(original) is not sqlite3.DatabaseError:
             return None
+    elif getattr(original, "sqlstate", None) == _PG_LOCK_NOT_AVAILABLE:
+        return _locked(str(original).strip().splitlines()[0] if str(original).strip() else "lock timeout")
     elif getattr(original, "sqlstate", None) == _PG_READ_ONLY:
         pass
     elif not any(kind.__name__ == "OperationalError" for kind in type(exc).__mro__ + type(original).__mro__):
@@ -318,6 +324,8 @@ def database_failure(exc: BaseException) -> DatabaseNotReady | None:
             "a read-only mount or a read-only PostgreSQL)",
             code="database_read_only",
         )
+    if isinstance(original, sqlite3.OperationalError) and ("database is locked" in lowered or "is locked" in lowered):
+        return _locked(text)
     if "not a database" in lowered or "malformed" in lowered:
         return DatabaseNotReady(
             f"the database file is not a SQLite database bapp can use: {text}",
@@ -325,6 +333,14 @@ def database_failure(exc: BaseException) -> DatabaseNotReady | None:
             code="database_not_a_database",
         )
     return DatabaseNotReady(f"database error: {text}", code="database_error")
+
+
+def _locked(text: str) -> Busy:
+    return Busy(
+        f"the database is busy: {text}",
+        hint="another bapp command (an import, a sync) is writing the database; run this again when it has finished",
+        code="database_locked",
+    )
 
 
 # -- writing ---------------------------------------------------------------------------------------------

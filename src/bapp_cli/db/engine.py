@@ -77,6 +77,12 @@ def make_engine(
             hint="install bapp with its PostgreSQL extra: pip install 'bapp[postgres]'",
             code="database_driver",
         ) from None
+    except (ValueError, TypeError) as exc:  # a query parameter the driver cannot take (`?timeout=abc`)
+        raise ConfigError(
+            f"the database URL is not valid: a query parameter the driver cannot take ({exc})",
+            hint="check the `?…` part of --database-url / BAPP_DATABASE_URL",
+            code="database_url",
+        ) from None
     if engine.dialect.name == "sqlite":
         _configure_sqlite(engine, SQLITE_BUSY_TIMEOUT_MS if busy_timeout_ms is None else int(busy_timeout_ms))
     return engine

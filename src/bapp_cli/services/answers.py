@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bapp_cli.errors import InvalidInput
+from bapp_cli.errors import DOCUMENT_ERRORS, InvalidInput, document_problem
 
 STRING_LIMIT = 255
 TEXT_LIMIT = 10_000
@@ -95,6 +95,8 @@ def parse_answers_document(text: str, *, field: str = "answers-file") -> list[An
         document = json.loads(text)
     except json.JSONDecodeError as exc:
         raise refused(f"not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
+    except DOCUMENT_ERRORS as exc:
+        raise refused(f"not valid JSON ({document_problem(exc)})") from None
     if isinstance(document, dict):
         items: list[tuple[str, Any, str]] = [(str(key), value, f"key {key!r}") for key, value in document.items()]
     elif isinstance(document, list):

@@ -20,6 +20,7 @@ from bapp_cli.db.audit import apply_changes, record_audit
 from bapp_cli.db.models import Pathway, PathwayTier
 from bapp_cli.errors import Conflict, InvalidInput
 from bapp_cli.services.pathways import get_pathway, list_pathways, normalise_slug
+from bapp_cli.services.plain_text import without_controls
 
 SLUG_PATTERN = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")  # pathways' and session types'; skills allow `_` too
 COLOR_PATTERN = re.compile(r"^#[0-9A-Fa-f]{6}$")
@@ -54,7 +55,7 @@ def check_pathway_slug(value: str) -> str:
 
 
 def check_name(value: str, *, field: str = "name", max_length: int = MAX_NAME_LENGTH) -> str:
-    name = value.strip()
+    name = without_controls(value.strip(), field)
     if not name:
         raise InvalidInput(f"{field}: must not be empty", code="invalid_name")
     if len(name) > max_length:
@@ -69,7 +70,7 @@ def check_color(value: str) -> str:
 
 
 def check_icon(value: str) -> str | None:
-    icon = value.strip()
+    icon = without_controls(value.strip(), "icon")
     if len(icon) > MAX_ICON_LENGTH:
         raise InvalidInput(f"icon: longer than {MAX_ICON_LENGTH} characters", code="invalid_icon")
     return icon or None
@@ -77,7 +78,7 @@ def check_icon(value: str) -> str | None:
 
 def clean_description(value: str) -> str | None:
     """A description: trimmed, and blank is none."""
-    return value.strip() or None
+    return without_controls(value.strip(), "description") or None
 
 
 # How each field a pathway is given is checked and stored: the one statement of these rules, for

@@ -15,6 +15,7 @@ from bapp_cli.db.models import BuilderProfile, ClientProfile, User
 from bapp_cli.errors import InvalidInput
 from bapp_cli.services.emails import normalise_email
 from bapp_cli.services.plain_reads import person_not_found
+from bapp_cli.services.plain_text import without_controls
 
 __all__ = ["normalise_email"]  # re-exported: most use cases find it here beside the user lookups
 
@@ -26,7 +27,7 @@ def clean_text(value: str | None, field: str) -> str | None:
     """A person's name, company or industry: trimmed, at most MAX_TEXT characters, empty is none."""
     if value is None:
         return None
-    cleaned = value.strip()
+    cleaned = without_controls(value.strip(), field)
     if len(cleaned) > MAX_TEXT:
         raise InvalidInput(f"{field}: {len(cleaned)} characters; at most {MAX_TEXT}", code="too_long")
     return cleaned or None

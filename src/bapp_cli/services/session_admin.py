@@ -24,6 +24,7 @@ from bapp_cli.services.pathway_admin import SLUG_PATTERN
 from bapp_cli.services.pathways import get_pathway
 from bapp_cli.services.people import get_builder
 from bapp_cli.services.plain_reads import session_type_id
+from bapp_cli.services.plain_text import without_controls
 from bapp_cli.services.session_types import (
     MAX_DURATION_MINUTES,
     check_title,
@@ -115,7 +116,7 @@ def add_session_type(session: Session, draft: NewSessionType, *, now: dt.datetim
     session_type = SessionType(
         slug=slug,
         title=title,
-        description=draft.description,
+        description=without_controls(draft.description, "description") if draft.description is not None else None,
         duration_minutes=draft.duration_minutes,
         builder_id=builder_id,
         category=category,

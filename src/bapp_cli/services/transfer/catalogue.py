@@ -35,7 +35,7 @@ from bapp_cli.db.models import (
     SkillPathwayLink,
 )
 from bapp_cli.db.types import UTCDateTime
-from bapp_cli.errors import BappError, InvalidInput, NotFound
+from bapp_cli.errors import DOCUMENT_ERRORS, BappError, InvalidInput, NotFound, document_problem
 from bapp_cli.services.pathway_admin import (
     MAX_TIERS,
     PATHWAY_FIELDS,
@@ -72,6 +72,8 @@ def _json_value(value: Any) -> Any:
             return json.loads(value)
         except json.JSONDecodeError as exc:
             raise ValueError(f"not valid JSON ({exc.msg})") from None
+        except DOCUMENT_ERRORS as exc:
+            raise ValueError(f"not valid JSON ({document_problem(exc)})") from None
     return value
 
 

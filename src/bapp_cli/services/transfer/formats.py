@@ -35,8 +35,9 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from bapp_cli.errors import InvalidInput, UsageError
+from bapp_cli.errors import DOCUMENT_ERRORS, InvalidInput, UsageError, document_problem
 from bapp_cli.services.instants import instant_text
+from bapp_cli.services.plain_text import ALLOWED, CONTROL_CHARACTER
 from bapp_cli.services.spreadsheet import cell_row_formatter, json_default, restore_cell
 
 FORMATS = ("csv", "tsv", "json", "jsonl", "toml")  # each is read and written
@@ -51,11 +52,9 @@ MAX_TOML_BYTES = 64 << 20
 READ_CHUNK = 1 << 16
 # What a JSON value can start with (NaN and Infinity included, as Python's reader takes them).
 _VALUE_START = frozenset('{["-0123456789tfnNI')
-# Characters no text field may hold: C0 controls other than tab, line feed and carriage return, DEL, C1
-# controls, and lone surrogates (a JSON `\ud800` escape). PostgreSQL refuses NUL in text — a file that
-# SQLite took would then not restore there — no database stores a lone surrogate, and the rest only
-# arrive to garble a terminal or a spreadsheet. A row holding one is a bad row naming its field.
-CONTROL_CHARACTER = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+# Characters no text field may hold (services.plain_text: C0 controls other than tab, line feed and carriage
+# return, DEL, C1 controls, and lone surrogates such as a JSON `\ud800` escape). A row holding one is a bad
+# row naming its field.
 # What makes a CSV line worth a closer look, cell by cell: a control character, a JSON escape that may
 # decode to one inside a nested value (answers, tiers, links), or an apostrophe that may be the
 # spreadsheet-safe prefix. A character class and two substring tests a line (a regular expression with
@@ -139,6 +138,20 @@ def _bad_file(
     return InvalidInput(f"{prefix}{message}; nothing was written", hint=hint, details=details, code=code)
 
 
+def _read(method: Callable[[int], bytes], size: int, line: int) -> bytes:
+    """`method(size)` of the input, or `_read_failed`."""
+    try:
+        return method(size)
+    except OSError as exc:
+        raise _read_failed(exc, line) from None
+
+
+def _read_failed(exc: OSError, line: int) -> InvalidInput:
+    """A read that failed (EIO from a failing disk or network mount, a /proc file that refuses reads): a file
+    bapp cannot read, exit 6, not a crash."""
+    return _bad_file(f"the input could not be read ({exc.strerror or type(exc).__name__})", line=line)
+
+
 def _not_utf8(line: int) -> InvalidInput:
     hint = "save it as UTF-8 (with or without a BOM) and import again"
     return _bad_file("the file is not UTF-8 text", line=line, code="wrong_encoding", hint=hint)
@@ -169,15 +182,14 @@ def control_character(value: Any, where: str | None = None) -> tuple[str | None,
 
 def _control_row(line: int, original: Mapping[str, Any], found: tuple[str | None, str]) -> SourceRow:
     where, character = found
-    allowed = "text may hold tabs and line breaks, no other control characters"
-    return _unreadable(line, original, where, f"holds the control character U+{ord(character):04X}; {allowed}")
+    return _unreadable(line, original, where, f"holds the control character U+{ord(character):04X}; {ALLOWED}")
 
 
 def _cell_control(columns: Sequence[str], cells: Sequence[str]) -> tuple[str | None, str] | None:
     for name, cell in zip(columns, cells, strict=False):
         found = control_character(cell, name)
         if found is None and cell[:1] in ("[", "{"):
-            with contextlib.suppress(ValueError):  # not JSON after all: the kind's own validation says so
+            with contextlib.suppress(*DOCUMENT_ERRORS):  # not JSON after all: the kind's own validation says so
                 found = control_character(json.loads(cell), name)
         if found:
             return found
@@ -193,7 +205,14 @@ def _decoded_lines(
     Lines that may hold a control character are noted in `suspects` (one regular-expression scan a
     line; the cells of such a line are looked at one by one later)."""
     number = 0
-    while raw := stream.readline(limit + 1):
+    readline = stream.readline
+    while True:
+        try:  # free in the common case: no call added to a line's work (P3)
+            raw = readline(limit + 1)
+        except OSError as exc:
+            raise _read_failed(exc, number + 1) from None
+        if not raw:
+            return
         number += 1
         progress.bytes_read += len(raw)
         if len(raw) > limit:
@@ -228,7 +247,7 @@ class _JsonScanner:
     def _fill(self, at_least: int = 0) -> bool:
         if self._eof:
             return False
-        raw = self._stream.read(max(READ_CHUNK, at_least))
+        raw = _read(self._stream.read, max(READ_CHUNK, at_least), self.line)
         self._progress.bytes_read += len(raw)
         try:
             text = self._decoder.decode(raw, final=not raw)
@@ -286,6 +305,8 @@ class _JsonScanner:
                 if self._fill(at_least=len(self._buffer) - self._pos):
                     continue
                 raise self._malformed() from None
+            except DOCUMENT_ERRORS as exc:  # a huge number or deep nesting: reading more cannot help
+                raise _bad_file(f"malformed JSON ({document_problem(exc)})", line=self.line) from None
             # a number at the buffer's edge may continue in the next chunk
             edge = end == len(self._buffer) and not self._eof and not isinstance(value, dict | list | str)
             if edge and self._fill():
@@ -300,6 +321,8 @@ class _JsonScanner:
         except json.JSONDecodeError as exc:
             line = self.line + self._buffer.count("\n", self._pos, exc.pos)
             return _bad_file(f"malformed JSON ({exc.msg})", line=line)
+        except DOCUMENT_ERRORS as exc:
+            return _bad_file(f"malformed JSON ({document_problem(exc)})", line=self.line)
         return _bad_file("malformed JSON", line=self.line)  # pragma: no cover - decodes now
 
     def _more(self, close: str, after: str) -> bool:
@@ -368,6 +391,9 @@ def read_jsonl(stream: IO[bytes], progress: ReadProgress) -> Iterator[SourceRow]
         except json.JSONDecodeError as exc:
             yield _unreadable(number, {"line": text.rstrip("\r\n")}, None, f"not valid JSON ({exc.msg})")
             continue
+        except DOCUMENT_ERRORS as exc:
+            yield _unreadable(number, {"line": text.rstrip("\r\n")}, None, f"not valid JSON ({document_problem(exc)})")
+            continue
         yield _object_row(number, item)
 
 
@@ -378,7 +404,7 @@ _TABLE_HEADER = re.compile(r"^[ \t]*\[\[[ \t]*([A-Za-z0-9_\-]+)[ \t]*\]\]", re.M
 
 def read_toml_sections(stream: IO[bytes], progress: ReadProgress) -> Iterator[tuple[str | None, Iterator[SourceRow]]]:
     """A TOML document's arrays of tables by kind; each table's line is that of its `[[kind]]` header."""
-    raw = stream.read(MAX_TOML_BYTES + 1)
+    raw = _read(stream.read, MAX_TOML_BYTES + 1, 1)
     progress.bytes_read += len(raw)
     if len(raw) > MAX_TOML_BYTES:
         raise _bad_file(
@@ -394,6 +420,8 @@ def read_toml_sections(stream: IO[bytes], progress: ReadProgress) -> Iterator[tu
     except tomllib.TOMLDecodeError as exc:
         match = re.search(r"line (\d+)", str(exc))
         raise _bad_file(f"malformed TOML ({exc})", line=int(match.group(1)) if match else None) from None
+    except DOCUMENT_ERRORS as exc:
+        raise _bad_file(f"malformed TOML ({document_problem(exc)})") from None
     header_lines: dict[str, list[int]] = {}
     for match in _TABLE_HEADER.finditer(text):
         header_lines.setdefault(match.group(1), []).append(text.count("\n", 0, match.start()) + 1)

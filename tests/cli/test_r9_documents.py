@@ -1,0 +1,107 @@
+"""R9 for JSON and TOML documents a user hands bapp: besides a malformed document, Python's readers refuse a
+number of more than 4300 digits (ValueError) and arrays nested a thousand deep (RecursionError). Each reader
+of a user's document — import files of every format, the config file, --answers-file, credentials and keys
+for `badges verify` — reports them with its documented exit code and a message naming the file and the
+problem, and writes nothing."""
+
+from __future__ import annotations
+
+import io
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from bapp_cli.errors import InvalidInput
+from bapp_cli.services.transfer.formats import Source
+from tests.conftest import Bapp
+
+HUGE = "9" * 5000
+DEEP = "[" * 5000 + "]" * 5000
+
+
+@pytest.mark.parametrize("value", [HUGE, DEEP], ids=["huge-number", "deep-nesting"])
+@pytest.mark.parametrize("fmt", ["json", "toml"])
+def test_a_json_or_toml_import_file_holding_it_is_a_bad_file_naming_its_line(fmt: str, value: str) -> None:
+    data = f'[\n{{"email": "a@b.example",\n "name": {value}}}]' if fmt == "json" else f"[[clients]]\nname = {value}"
+    with pytest.raises(InvalidInput) as refused:
+        [row for _, rows in Source(fmt, io.BytesIO(data.encode())).sections() for row in rows]
+    assert refused.value.exit_code == 6
+    said = "a number longer than 4300 digits" if value is HUGE else "nested too deeply"
+    assert said in refused.value.message and "set_int_max_str_digits" not in refused.value.message
+    if fmt == "json":
+        assert refused.value.message.startswith("line 2: malformed JSON")
+
+
+@pytest.mark.parametrize("value", [HUGE, DEEP], ids=["huge-number", "deep-nesting"])
+def test_a_jsonl_line_holding_it_is_a_bad_row(value: str) -> None:
+    data = f'{{"email": "ok@b.example"}}\n{{"email": "a@b.example", "name": {value}}}\n'.encode()
+    rows = [row for _, items in Source("jsonl", io.BytesIO(data)).sections() for row in items]
+    assert rows[0].problem is None
+    assert rows[1].problem is not None and rows[1].problem.line == 2
+    assert "not valid JSON" in rows[1].problem.message
+
+
+@pytest.mark.parametrize("fmt", ["json", "jsonl", "toml", "csv"])
+def test_import_of_a_file_with_a_huge_number_is_exit_6_and_writes_nothing(bapp: Bapp, tmp_path: Path, fmt: str) -> None:
+    path = tmp_path / f"clients.{fmt}"
+    path.write_text(
+        {
+            "json": f'[{{"email": "a@b.example", "name": {HUGE}}}]',
+            "jsonl": f'{{"email": "a@b.example", "name": {HUGE}}}\n',
+            "toml": f'[[clients]]\nemail = "a@b.example"\nname = {HUGE}\n',
+            # a nested value in a CSV cell is JSON too: pathways' tiers
+            "csv": f'slug,name,tiers\nnew-path,New,"[{{""tier"": {HUGE}}}]"\n',
+        }[fmt]
+    )
+    kind = "pathways" if fmt == "csv" else "clients"
+    result = bapp("import", kind, str(path))
+    assert result.exit_code == 6, result.stderr
+    assert "Traceback" not in result.stderr and "unexpected error" not in result.stderr
+    assert bapp("clients", "show", "a@b.example").exit_code == 7
+    assert bapp("pathways", "show", "new-path").exit_code == 7
+
+
+@pytest.mark.parametrize("value", [HUGE, DEEP], ids=["huge-number", "deep-nesting"])
+def test_a_config_file_holding_it_is_exit_4_without_a_traceback(bapp: Bapp, value: str) -> None:
+    Path(bapp.env["BAPP_CONFIG"]).write_text(f"timezone = {value}\n")
+    for command in (("config", "show"), ("clients", "list")):
+        result = bapp(*command)
+        assert result.exit_code == 4, result.stderr
+        assert "is not valid TOML" in result.stderr and "Traceback" not in result.stderr
+        assert "set_int_max_str_digits" not in result.stderr
+
+
+@pytest.mark.parametrize("value", [HUGE, DEEP], ids=["huge-number", "deep-nesting"])
+def test_an_answers_file_holding_it_is_exit_6(bapp: Bapp, tmp_path: Path, value: str) -> None:
+    answers = tmp_path / "answers.json"
+    answers.write_text(f'{{"Question": {value}}}')
+    result = bapp(
+        "bookings", "create", "--client", "a@b.example", "--session", "1", "--start", "2031-01-01T10:00Z",
+        "--answers-file", str(answers),
+    )  # fmt: skip
+    assert result.exit_code == 6, result.stderr
+    assert "answers-file: not valid JSON" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("value", [HUGE, DEEP], ids=["huge-number", "deep-nesting"])
+def test_badges_verify_of_credentials_or_a_key_holding_it_is_exit_6(bapp: Bapp, tmp_path: Path, value: str) -> None:
+    document = tmp_path / "document.json"
+    document.write_text(f'[{{"jwt": {value}}}]')
+    token = tmp_path / "one.jwt"
+    token.write_text("a.b.c\n")
+    for arguments in ((str(document),), (str(token), "--key", str(document))):
+        result = bapp("badges", "verify", *arguments)
+        assert result.exit_code == 6, result.stderr
+        assert "not valid JSON" in result.stderr or "not JSON" in result.stderr
+        assert "Traceback" not in result.stderr and "unexpected error" not in result.stderr
+
+
+def test_the_database_is_untouched_by_a_refused_toml_import(bapp: Bapp, tmp_path: Path) -> None:
+    if not bapp.database_url.startswith("sqlite"):
+        pytest.skip("counts rows through sqlite3")
+    path = tmp_path / "clients.toml"
+    path.write_text(f'[[clients]]\nemail = "ok@b.example"\n\n[[clients]]\nemail = "a@b.example"\nname = {DEEP}\n')
+    assert bapp("import", "clients", str(path)).exit_code == 6
+    with sqlite3.connect(bapp.database_url.removeprefix("sqlite:///")) as connection:
+        assert connection.execute("SELECT count(*) FROM users WHERE email LIKE '%b.example'").fetchone() == (0,)
