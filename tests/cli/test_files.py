@@ -71,12 +71,13 @@ def test_a_rejects_path_that_is_the_input_is_refused_before_reading(bapp: Bapp, 
     assert clients_in(bapp) == []
 
 
-def test_an_output_or_rejects_path_that_is_the_sqlite_database_is_refused(bapp: Bapp, tmp_path: Path) -> None:
+def test_an_output_or_rejects_path_that_is_the_sqlite_database_is_refused(tmp_path: Path) -> None:
     # Written beside and renamed over, a rejects file or an export would replace the database file itself:
     # --rejects even before the import's own commit, which then went into the unlinked file (all lost).
-    if not bapp.database_url.startswith("sqlite"):
-        pytest.skip("a PostgreSQL database is not a file an output path can name")
-    database = Path(bapp.database_url.removeprefix("sqlite:///"))
+    # SQLite only: a PostgreSQL database is not a file an output path can name.
+    database = tmp_path / "bapp.db"
+    bapp = Bapp(f"sqlite:///{database}", tmp_path / "home")
+    assert bapp("db", "upgrade").exit_code == 0
     source = write_csv(tmp_path / "in.csv", [("ada@example.com", "Ada"), ("not-an-email", "Bad")])
     (tmp_path / "db-link.json").symlink_to(database)
     before = database.read_bytes()

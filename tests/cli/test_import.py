@@ -479,7 +479,7 @@ def test_r3_an_import_stopped_with_sigterm_unwinds_like_ctrl_c(bapp: Bapp, catal
         assert [path.name for path in tmp_path.glob(".rejects.csv.*.partial")]  # open, being written
         process.send_signal(signal.SIGTERM)
         stdout, stderr = process.communicate(timeout=30)
-    assert process.returncode == 130, stderr
+    assert process.returncode == 143, stderr
     assert stderr.strip().splitlines() == ["Terminated; nothing was changed."] and stdout == ""
     nothing_written(catalogue)
     assert not rejects.exists() and not list(tmp_path.glob(".*.partial"))

@@ -125,7 +125,7 @@ def root(
     Data goes to stdout (table on a terminal, TSV when piped; --format/--json to choose); messages and
     errors go to stderr. Exit codes: 0 ok, 2 usage, 3 partial, 4 config/auth, 5 database not ready,
     6 invalid input, 7 not found, 8 conflict, 9 remote service, 74 output failed, 75 busy, 130 interrupted,
-    141 stdout closed by its reader.
+    141 stdout closed by its reader, 143 terminated.
     """
     app_state = ctx.ensure_object(AppState)
     app_state.config_flag = config
@@ -210,11 +210,12 @@ def main(argv: list[str] | None = None) -> None:
         sys.stdout.flush()  # here, so a full disk under `> file` is reported like any other failure
         if exit_code == 130:  # Typer turns Ctrl-C into a returned 130; the transaction was rolled back
             sys.stderr.write(f"{_stopped()}; nothing was changed.\n")
+            exit_code = _stopped_code()
     except BappError as error:
         exit_code = _report(error, args, app_state)
     except (typer.Abort, KeyboardInterrupt) as stop:  # a declined confirmation, Ctrl-C, or SIGTERM
         sys.stderr.write(f"{'Aborted' if isinstance(stop, typer.Abort) else _stopped()}; nothing was changed.\n")
-        exit_code = 130
+        exit_code = 130 if isinstance(stop, typer.Abort) else _stopped_code()
     except click_exceptions.UsageError as error:
         context, hint = error.ctx, None
         message = error.format_message()
@@ -257,9 +258,15 @@ def _stopped() -> str:
     return "Terminated" if _TERMINATED else "Interrupted"
 
 
+def _stopped_code() -> int:
+    # 128 + the signal, as a shell reports a process the signal stopped: `timeout` and systemd tell a
+    # terminated run (143) from one stopped by Ctrl-C (130)
+    return 143 if _TERMINATED else 130
+
+
 def _stop_on_sigterm() -> Any:
     """SIGTERM unwinds the command like Ctrl-C — the transaction rolled back, a half-written output or rejects
-    file removed, exit 130 — instead of Python's default of dying where it stands, which left an export's or
+    file removed, exit 143 — instead of Python's default of dying where it stands, which left an export's or
     a rejects file's `.partial` temporary file behind. An ignored SIGTERM stays ignored; a server command
     (webhook serve) installs its own handler when it starts. Returns the handler to put back (None: none
     was set)."""
