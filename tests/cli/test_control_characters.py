@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Bapp
+from tests.conftest import REPO, Bapp
 
 ESC = "x\x1b[31my\x07"
 
@@ -53,3 +53,39 @@ def test_tabs_and_line_breaks_are_kept_and_what_the_commands_store_restores(
     result = restored("import", "all", str(backup))
     assert result.exit_code == 0, result.stderr
     assert restored("clients", "show", "t@example.com", "--json").json()["name"] == "Tab\there\nand a line"
+
+
+QUESTION = "What brings you to BuildAppsWith?"
+BOOKING = ("bookings", "create", "--client", "ava.chen@client.example", "--session", "getting-started-free-intro")
+
+
+@pytest.fixture
+def catalogue(bapp: Bapp) -> Bapp:
+    assert bapp("calendly", "sync", "--from-file", str(REPO / "examples/calendly/event_types.json")).exit_code == 0
+    assert bapp("import", "clients", str(REPO / "examples/clients.csv")).exit_code == 0
+    return bapp
+
+
+def test_an_answer_holding_a_control_character_is_refused_naming_its_question(catalogue: Bapp, tmp_path: Path) -> None:
+    answers = tmp_path / "answers.json"
+    answers.write_text(f'{{"{QUESTION}": "Agents\\u0007", "Which best describes you?": "Founder"}}')
+    before = catalogue("export", "all", "--format", "json")
+    for given in (
+        ("--answer", f"{QUESTION}=Agents\x1b[2J", "--answer", "Which best describes you?=Founder"),
+        ("--answers-file", str(answers)),
+    ):
+        result = catalogue(*BOOKING, "--start", "2031-01-06T10:00Z", *given)
+        assert result.exit_code == 6, result.stderr
+        assert f"answer {QUESTION!r}: holds the control character U+00" in result.stderr
+        assert catalogue("export", "all", "--format", "json").stdout == before.stdout
+
+
+def test_a_typed_name_and_the_same_name_in_an_import_cell_are_refused_alike(bapp: Bapp, tmp_path: Path) -> None:
+    names = ("Tab\there", "Line\nbreak", "Carriage\rreturn", "Escape\x1b", "Del\x7f", "C1\x9b", "Bell\x07")
+    for number, name in enumerate(names):
+        email = f"rule{number}@client.example"
+        rows = tmp_path / "clients.csv"
+        rows.write_text(f'email,name\n{email},"{name}"\n', encoding="utf-8")
+        imported = bapp("import", "clients", str(rows), "--dry-run")
+        typed = bapp("clients", "add", email, "--name", name)
+        assert (imported.exit_code, typed.exit_code) in ((0, 0), (6, 6)), (name, imported.stderr, typed.stderr)

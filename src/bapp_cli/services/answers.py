@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bapp_cli.errors import DOCUMENT_ERRORS, InvalidInput, document_problem
+from bapp_cli.services.plain_text import ALLOWED, CONTROL_CHARACTER
 
 STRING_LIMIT = 255
 TEXT_LIMIT = 10_000
@@ -163,6 +164,13 @@ def validate_answers(
             continue
         entries = given.get(question_key(question.name), [])
         values = [value for entry in entries for value in _values(entry)]
+        # the rule of all stored text (services.plain_text): else the backup of the booking would not restore
+        control = next((found for value in values if (found := CONTROL_CHARACTER.search(value))), None)
+        if control is not None:
+            problems.append(
+                f"answer {question.name!r}: holds the control character U+{ord(control.group()):04X}; {ALLOWED}"
+            )
+            continue
         if not values:
             if question.required:
                 problems.append(f"answer {question.name!r}: required")
