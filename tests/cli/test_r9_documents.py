@@ -102,3 +102,15 @@ def test_the_database_is_untouched_by_a_refused_toml_import(bapp: Bapp, tmp_path
     assert bapp("import", "clients", str(path)).exit_code == 6
     listed = bapp("clients", "list", "--json")
     assert listed.exit_code == 0 and listed.json() == []
+
+
+@pytest.mark.parametrize("command", [("calendly", "sync"), ("calendly", "pull-bookings")])
+def test_a_saved_calendly_listing_nested_too_deeply_is_exit_6(
+    bapp: Bapp, tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    listing = tmp_path / "listing.json"
+    listing.write_text(DEEP)
+    result = bapp(*command, "--from-file", str(listing))
+    assert result.exit_code == 6, result.stderr
+    assert "not valid JSON (arrays or objects nested too deeply)" in result.stderr
+    assert "Traceback" not in result.stderr and "unexpected error" not in result.stderr

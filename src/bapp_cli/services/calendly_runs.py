@@ -39,7 +39,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from bapp_cli.errors import BappError, InvalidInput
+from bapp_cli.errors import BappError, InvalidInput, document_problem
 
 if TYPE_CHECKING:
     from pydantic import ValidationError
@@ -121,6 +121,8 @@ def listing_pages(content: bytes | str, *, name: str, items: str, hint: str) -> 
     of pages, or a bare list of ``items``; each as (where it sits in the file, its collection, unchecked)."""
     try:
         data = json.loads(content)
+    except RecursionError as exc:
+        raise InvalidInput(f"{name}: not valid JSON ({document_problem(exc)})", code="invalid_listing") from None
     except (ValueError, UnicodeDecodeError) as exc:
         where = f" (line {exc.lineno}, column {exc.colno})" if isinstance(exc, json.JSONDecodeError) else ""
         raise InvalidInput(f"{name}: not valid JSON{where}", code="invalid_listing") from None
