@@ -7,13 +7,14 @@ problem, and writes nothing."""
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 
 import pytest
 
 from bapp_cli.errors import InvalidInput
 from bapp_cli.services.transfer.formats import Source
-from tests.conftest import Bapp
+from tests.conftest import REPO, Bapp
 
 HUGE = "9" * 5000
 DEEP = "[" * 5000 + "]" * 5000
@@ -114,3 +115,15 @@ def test_a_saved_calendly_listing_nested_too_deeply_is_exit_6(
     assert result.exit_code == 6, result.stderr
     assert "not valid JSON (arrays or objects nested too deeply)" in result.stderr
     assert "Traceback" not in result.stderr and "unexpected error" not in result.stderr
+
+
+def test_a_synced_duration_past_an_integer_column_is_an_invalid_listing(bapp: Bapp, tmp_path: Path) -> None:
+    listing = json.loads((REPO / "examples/calendly/event_types.json").read_text())
+    page = listing if isinstance(listing, dict) else listing[0]
+    page["collection"][0]["duration"] = 2**64
+    saved = tmp_path / "listing.json"
+    saved.write_text(json.dumps(listing))
+    result = bapp("calendly", "sync", "--from-file", str(saved))
+    assert result.exit_code == 6, result.stderr
+    assert "duration: Input should be less than or equal to 2147483647" in result.stderr
+    assert bapp("sessions", "list", "--all", "--json").json() == []

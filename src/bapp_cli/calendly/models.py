@@ -142,12 +142,18 @@ class Profile(ApiModel):
     owner: str
 
 
+# The whole numbers bapp stores (a duration, a position) fit an INTEGER column of either backend: a larger
+# one from Calendly or a saved listing is a validation error, not an overflow at the insert.
+Int32 = Annotated[int, Field(ge=-(2**31), le=2**31 - 1)]
+Minutes = Annotated[int, Field(ge=1, le=2**31 - 1)]  # a zero or negative length ends every booking at its start
+
+
 class CustomQuestion(ApiModel):
     """A booking-form question. There is no id: questions are identified by ``name`` (the text)."""
 
     name: str
     type: str
-    position: int
+    position: Int32
     enabled: bool = True
     required: bool = False
     answer_choices: Annotated[list[str], BeforeValidator(_empty_if_null)] = Field(default_factory=list)
@@ -161,7 +167,7 @@ class EventTypeLocation(ApiModel):
     location: str | None = None
     additional_info: str | None = None
     phone_number: Annotated[str | None, BeforeValidator(_phone_as_text)] = None
-    position: int | None = None
+    position: Int32 | None = None
 
 
 class EventType(ApiModel):
@@ -172,9 +178,8 @@ class EventType(ApiModel):
     active: bool
     slug: str | None = None
     scheduling_url: str | None = None
-    # A session with a zero or negative length would make every booking end before it starts.
-    duration: int = Field(ge=1)
-    duration_options: Annotated[list[int], BeforeValidator(_empty_if_null)] = Field(default_factory=list)
+    duration: Minutes
+    duration_options: Annotated[list[Int32], BeforeValidator(_empty_if_null)] = Field(default_factory=list)
     kind: str = "solo"
     kind_description: str | None = None
     pooling_type: str | None = None
@@ -191,7 +196,7 @@ class EventType(ApiModel):
     deleted_at: UtcDatetime | None = None
     admin_managed: bool = False
     locations: Annotated[list[EventTypeLocation], BeforeValidator(_empty_if_null)] = Field(default_factory=list)
-    position: int | None = None
+    position: Int32 | None = None
     locale: str | None = None
     custom_questions: Annotated[list[CustomQuestion], BeforeValidator(_empty_if_null)] = Field(default_factory=list)
 
@@ -212,7 +217,7 @@ class EventType(ApiModel):
 class ListedQuestion(TypedDict):
     name: str
     type: str
-    position: int
+    position: Int32
     enabled: NotRequired[bool]
     required: NotRequired[bool]
     answer_choices: NotRequired[list[str] | None]
@@ -230,7 +235,7 @@ class ListedLocation(TypedDict):
     location: NotRequired[str | None]
     additional_info: NotRequired[str | None]
     phone_number: NotRequired[Annotated[str | None, BeforeValidator(_phone_as_text)]]
-    position: NotRequired[int | None]
+    position: NotRequired[Int32 | None]
 
 
 class ListedEventType(TypedDict):
@@ -241,8 +246,8 @@ class ListedEventType(TypedDict):
     active: bool
     slug: NotRequired[str | None]
     scheduling_url: NotRequired[str | None]
-    duration: Annotated[int, Field(ge=1)]
-    duration_options: NotRequired[list[int] | None]
+    duration: Minutes
+    duration_options: NotRequired[list[Int32] | None]
     kind: NotRequired[str]
     kind_description: NotRequired[str | None]
     pooling_type: NotRequired[str | None]
@@ -259,7 +264,7 @@ class ListedEventType(TypedDict):
     deleted_at: NotRequired[UtcDatetime | None]
     admin_managed: NotRequired[bool]
     locations: NotRequired[list[ListedLocation] | None]
-    position: NotRequired[int | None]
+    position: NotRequired[Int32 | None]
     locale: NotRequired[str | None]
     custom_questions: NotRequired[list[ListedQuestion] | None]
 
@@ -332,7 +337,7 @@ class QuestionAnswer(ApiModel):
 
     question: str
     answer: str
-    position: int
+    position: Int32
 
 
 class Tracking(ApiModel):
