@@ -234,6 +234,22 @@ def test_a_lost_answer_is_looked_up_not_resent(synced: Bapp, fake: FakeCalendly,
     assert "found the booking in Calendly" in result.stderr
 
 
+def test_a_201_cut_short_is_looked_up_and_kept_not_deleted(synced: Bapp, fake: FakeCalendly) -> None:
+    # Calendly booked it and the answer's body arrived cut short: the booking is Calendly's, not refused.
+    fake.truncate_next("/invitees")
+    result = create(synced, slot())
+    assert result.exit_code == 0, result.stderr
+    assert len(posts(fake)) == 1  # never resent: Calendly had it
+    [invitee] = fake.invitees_of(FREE_TYPE)
+    [booking] = bookings(synced.database_url)
+    assert (booking.calendly_invitee_uri, booking.calendly_state, booking.status) == (
+        invitee["uri"],
+        "booked",
+        "confirmed",
+    )
+    assert "found the booking in Calendly" in result.stderr
+
+
 def test_a_5xx_that_created_nothing_is_resent_once(synced: Bapp, fake: FakeCalendly) -> None:
     fake.fail_next("/invitees", 503)
     result = create(synced, slot())

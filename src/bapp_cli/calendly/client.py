@@ -448,7 +448,7 @@ class CalendlyClient:
         label = "Calendly POST /invitees"
         response = self._write("POST", "/invitees", body, label=label, rate_note=_BOOKING_RATE_LIMITS)
         if response.status_code in (200, 201):
-            return self._parse(_Request("/invitees", {}), response, Resource[Invitee], page=None).resource
+            return self._created(label, response, Resource[Invitee]).resource
         if response.status_code == 409 or (
             response.status_code == 400 and _has_detail_code(response, "already_filled")
         ):
@@ -490,7 +490,7 @@ class CalendlyClient:
         label = "Calendly POST /invitee_no_shows"
         response = self._write("POST", "/invitee_no_shows", {"invitee": invitee_uri}, label=label)
         if response.status_code in (200, 201):
-            return self._parse(_Request("/invitee_no_shows", {}), response, Resource[InviteeNoShow], page=None).resource
+            return self._created(label, response, Resource[InviteeNoShow]).resource
         raise self._refusal(label, response)
 
     def delete_invitee_no_show(self, no_show_uri: str) -> None:
@@ -576,6 +576,19 @@ class CalendlyClient:
                 raise RemoteError(self._clean(f"{label}: {failure}; gave up after {retries} retries"))
             retries += 1
             self._sleep(wait)
+
+    def _created(self, label: str, response: httpx.Response, model: type[R]) -> R:
+        """The body of a success answer to a write that has no idempotency key. Calendly acted, so a body
+        that cannot be read (cut short, an HTML page from a proxy, a changed shape) is a lost answer, not a
+        refusal: :class:`OutcomeUnknown`, which the caller settles by asking, never by resending or by
+        forgetting what it sent."""
+        try:
+            return self._parse(_Request(label.rpartition(" ")[2], {}), response, model, page=None)
+        except RemoteError as unreadable:
+            reason = unreadable.message.partition(": ")[2] or unreadable.message
+            raise OutcomeUnknown(
+                self._clean(f"{label}: HTTP {response.status_code} but {reason}; the request was received")
+            ) from None
 
     def _rate_limited(self, label: str, response: httpx.Response, rate_note: str | None) -> str:
         seconds = None
