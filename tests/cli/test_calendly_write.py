@@ -298,11 +298,12 @@ def test_an_unknown_booking_that_calendly_has_is_attached_by_reconcile(synced: B
     assert dry.exit_code == 9  # Calendly still cannot be asked: nothing resent
     fake.clear_faults()
     dry = synced("calendly", "reconcile", "--dry-run", "--json")
-    assert [r["action"] for r in dry.json()] == ["attached"]
+    # the record's status is the booking's (what attaching makes it), as for a resent one
+    assert [(r["action"], r["calendly_state"], r["status"]) for r in dry.json()] == [("attached", "booked", "confirmed")]
     assert bookings(synced.database_url)[0].calendly_state == "unknown"  # a dry run changes nothing
     settled = synced("calendly", "reconcile", "--json")
     assert settled.exit_code == 0, settled.stderr
-    assert [r["action"] for r in settled.json()] == ["attached"]
+    assert [(r["action"], r["status"]) for r in settled.json()] == [("attached", "confirmed")]
     assert len(posts(fake)) == 1
     [invitee] = fake.invitees_of(FREE_TYPE)
     [booking] = bookings(synced.database_url)

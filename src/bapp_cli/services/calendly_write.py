@@ -406,9 +406,15 @@ class CalendlyWriter:
         now = self.clock()
         found = self._lookup(sent)
         if found is not None:
-            if not dry_run:
-                self._finish(sent, *found, notes=[])
-            return _reconciled("attached", f"found invitee {found[0].uri}", calendly_state="booked", status="booked")
+            if dry_run:
+                with self.transaction(dry_run=True) as session:
+                    held = session.get(Booking, sent.id)
+                    if held is None or held.calendly_state not in PENDING_STATES:
+                        return {"action": "skipped"}
+                    status = attached_status(held)
+            else:
+                status = self._finish(sent, *found, notes=[])[0].status
+            return _reconciled("attached", f"found invitee {found[0].uri}", calendly_state="booked", status=status)
         too_old = now - sent.requested_at >= give_up_after
         if sent.calendly_attempts < 2 and sent.start_time > now + SLOT_LEAD and not too_old:
             if dry_run:
@@ -444,6 +450,14 @@ def _reconciled(action: str, note: str, *, calendly_state: str | None, status: s
     return {"calendly_state": calendly_state, "status": status, "action": action, "note": note}
 
 
+def attached_status(booking: Booking) -> str:
+    """The status a held booking takes once Calendly's invitee is attached: it follows the price (rule 8);
+    a booking not held (already settled, or changed meanwhile) keeps its own."""
+    if booking.status == "pending" and booking.calendly_state in PENDING_STATES:
+        return price_status(booking.amount, paid=booking.payment_status != "unpaid")[0]
+    return booking.status
+
+
 def attach_invitee(
     session: Session, booking: Booking, invitee: Invitee, event: ScheduledEvent | None, *, now: dt.datetime
 ) -> None:
@@ -456,8 +470,7 @@ def attach_invitee(
         "calendly_state": "booked",
         "remote_updated_at": invitee.updated_at,
     }
-    if booking.status == "pending" and booking.calendly_state in PENDING_STATES:
-        fresh["status"] = price_status(booking.amount, paid=booking.payment_status != "unpaid")[0]
+    fresh["status"] = attached_status(booking)
     if event is not None:
         if event.end_time > booking.start_time:
             fresh["end_time"] = event.end_time
