@@ -299,7 +299,8 @@ def test_an_unknown_booking_that_calendly_has_is_attached_by_reconcile(synced: B
     fake.clear_faults()
     dry = synced("calendly", "reconcile", "--dry-run", "--json")
     # the record's status is the booking's (what attaching makes it), as for a resent one
-    assert [(r["action"], r["calendly_state"], r["status"]) for r in dry.json()] == [("attached", "booked", "confirmed")]
+    rows = [(r["action"], r["calendly_state"], r["status"]) for r in dry.json()]
+    assert rows == [("attached", "booked", "confirmed")]
     assert bookings(synced.database_url)[0].calendly_state == "unknown"  # a dry run changes nothing
     settled = synced("calendly", "reconcile", "--json")
     assert settled.exit_code == 0, settled.stderr
