@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import hmac
 import json
 import time
 from pathlib import Path
@@ -149,6 +151,36 @@ def test_no_signing_key_configured_is_exit_4(wbapp: Bapp, tmp_path: Path) -> Non
     )
     assert refused.exit_code == 4
     assert error_lines(refused.stderr) == ["Error: no Calendly webhook signing key configured"]
+    assert bookings(wbapp) == []
+
+
+@pytest.mark.parametrize("digits", [400, 5000])
+def test_a_signed_timestamp_of_absurd_length_is_exit_4_not_a_crash(wbapp: Bapp, tmp_path: Path, digits: int) -> None:
+    # signed with the right key, so only the timestamp's size is wrong: 400 digits overflowed a float and
+    # 5,000 went past Python's int-parsing limit, both exit 1
+    body, timestamp = delivery(), "9" * digits
+    digest = hmac.new(KEY.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    result = apply(wbapp, body, f"t={timestamp},v1={digest}", tmp=tmp_path)
+    assert result.exit_code == 4, result.stderr
+    [line] = error_lines(result.stderr)
+    assert "Calendly-Webhook-Signature has no valid t= timestamp" in line
+    assert bookings(wbapp) == []
+
+
+@pytest.mark.parametrize("command", ["apply", "sign"])
+def test_a_signing_key_that_is_not_text_is_exit_4_naming_the_setting(wbapp: Bapp, tmp_path: Path, command: str) -> None:
+    # an environment variable holding bytes that are not UTF-8 (Python keeps them as surrogates)
+    body = delivery()
+    path = tmp_path / "body.json"
+    path.write_bytes(body)
+    options = ["--signature", signed(body)] if command == "apply" else []
+    env: dict[str, str | None] = {"CALENDLY_WEBHOOK_SIGNING_KEY": "whsec-\udcff-key"}
+    result = wbapp("calendly", "webhook", command, str(path), *options, env=env)
+    assert result.exit_code == 4, result.stderr
+    assert result.stdout == ""
+    [line] = error_lines(result.stderr)
+    assert "webhook signing key" in line and "not valid UTF-8" in line
+    assert "whsec-" not in result.stderr
     assert bookings(wbapp) == []
 
 
