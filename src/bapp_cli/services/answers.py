@@ -95,6 +95,8 @@ def parse_answers_document(text: str, *, field: str = "answers-file") -> list[An
         document = json.loads(text)
     except json.JSONDecodeError as exc:
         raise refused(f"not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
+    except RecursionError:  # arrays or objects nested past the parser's depth
+        raise refused("not valid JSON (nested too deeply)") from None
     if isinstance(document, dict):
         items: list[tuple[str, Any, str]] = [(str(key), value, f"key {key!r}") for key, value in document.items()]
     elif isinstance(document, list):
