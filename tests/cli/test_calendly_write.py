@@ -193,6 +193,17 @@ def test_the_plan_refusal_exits_4_and_keeps_nothing(synced: Bapp, fake: FakeCale
     assert bookings(synced.database_url) == []
 
 
+def test_a_refusal_whose_body_is_nested_too_deeply_is_still_a_refusal(synced: Bapp, fake: FakeCalendly) -> None:
+    # reading the 403's body for Calendly's scope error hit RecursionError: exit 1, the booking left held
+    fake.fail_next("/invitees", 403, body=b"[" * 100_000 + b"]" * 100_000)
+    result = create(synced, slot())
+    assert result.exit_code == 4, result.stderr
+    [line] = error_lines(result.stderr)
+    assert "Calendly refused (HTTP 403" in line
+    assert bookings(synced.database_url) == []
+    assert fake.invitees_of(FREE_TYPE) == []
+
+
 def test_a_429_waits_for_the_reset_then_books(synced: Bapp, fake: FakeCalendly) -> None:
     fake.booking_rate_limit_next(reset=0.01, times=2)
     result = create(synced, slot())

@@ -167,6 +167,15 @@ def test_a_signed_timestamp_of_absurd_length_is_exit_4_not_a_crash(wbapp: Bapp, 
     assert bookings(wbapp) == []
 
 
+@pytest.mark.parametrize("body", [b"[" * 100_000 + b"]" * 100_000, b'{"a":' * 100_000 + b"1" + b"}" * 100_000])
+def test_a_signed_body_nested_too_deeply_is_exit_6_not_a_crash(wbapp: Bapp, tmp_path: Path, body: bytes) -> None:
+    # json.loads raised RecursionError, which is no ValueError: exit 1 here, 500 in the receiver
+    result = apply(wbapp, body, signed(body), tmp=tmp_path)
+    assert result.exit_code == 6, result.stderr
+    assert error_lines(result.stderr) == ["Error: webhook body is not valid JSON (nested too deeply)"]
+    assert bookings(wbapp) == []
+
+
 @pytest.mark.parametrize("command", ["apply", "sign"])
 def test_a_signing_key_that_is_not_text_is_exit_4_naming_the_setting(wbapp: Bapp, tmp_path: Path, command: str) -> None:
     # an environment variable holding bytes that are not UTF-8 (Python keeps them as surrogates)

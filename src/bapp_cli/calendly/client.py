@@ -1098,7 +1098,7 @@ def _is_scope_error(response: httpx.Response) -> bool:
     """Calendly's InsufficientScopeError is a 403 carrying ``required_scopes``; other 403s are refusals."""
     try:
         data = json.loads(response.content)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested past the parser's depth: no scope error
         return False
     return isinstance(data, dict) and "required_scopes" in data
 

@@ -110,6 +110,8 @@ def parse_webhook(body: bytes) -> WebhookPayload:
         raw = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidInput(f"webhook body is not valid JSON ({type(exc).__name__})") from None
+    except RecursionError:  # arrays or objects nested past the parser's depth: no delivery is
+        raise InvalidInput("webhook body is not valid JSON (nested too deeply)") from None
     if not isinstance(raw, dict):
         raise InvalidInput("webhook body is not a JSON object")
     try:
