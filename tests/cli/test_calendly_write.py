@@ -747,3 +747,63 @@ def test_a_webhook_of_the_invitee_completes_the_held_booking(synced: Bapp, fake:
         "confirmed",
     )
     assert synced("calendly", "reconcile", "--json").json() == []  # nothing left to settle
+
+
+# -- Ctrl-C while Calendly is being asked --------------------------------------------------------------
+
+
+def _interrupt_during_post(app: Bapp, fake: FakeCalendly, path: str, *args: str) -> tuple[int, str]:
+    """Run `bapp *args` as a process, SIGINT it once its POST to ``path`` is held by the fake."""
+    import signal
+    import time
+
+    fake.clear_requests()
+    fake.hang_next(path, seconds=10)
+    process = app.popen(*args, env={"BAPP_CALENDLY_TIMEOUT": "30"})
+    deadline = time.monotonic() + 60
+    while not any(r.method == "POST" and r.path.startswith(path) for r in fake.requests):
+        assert time.monotonic() < deadline and process.poll() is None, process.communicate()
+        time.sleep(0.02)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    return process.returncode, stderr
+
+
+def test_ctrl_c_while_calendly_books_says_the_booking_waits_for_reconcile(synced: Bapp, fake: FakeCalendly) -> None:
+    # it said "Interrupted; nothing was changed." while the held booking stayed pending and Calendly may
+    # have booked it
+    args = ("bookings", "create", "--client", CLIENT, "--session", FREE, "--start", z(slot()), *ANSWERS)
+    code, stderr = _interrupt_during_post(synced, fake, "/invitees", *args)
+    assert code == 130, stderr
+    [booking] = bookings(synced.database_url)
+    assert (booking.status, booking.calendly_state) == ("pending", "requested")
+    assert "nothing was changed" not in stderr
+    [line] = error_lines(stderr)
+    assert f"booking {booking.reference}" in line and "stays pending" in line
+    assert "bapp calendly reconcile" in stderr
+
+
+def test_ctrl_c_while_calendly_cancels_says_calendly_may_have(synced: Bapp, fake: FakeCalendly) -> None:
+    made = create(synced, slot())
+    assert made.exit_code == 0, made.stderr
+    reference = made.json()["reference"]
+    code, stderr = _interrupt_during_post(synced, fake, "/scheduled_events/", "bookings", "cancel", reference)
+    assert code == 130, stderr
+    assert "nothing was changed" not in stderr
+    [line] = error_lines(stderr)
+    assert "Calendly may have" in line and reference in line
+    assert "run the command again" in stderr
+    assert bookings(synced.database_url)[0].status == "confirmed"
+
+
+def test_ctrl_c_while_reconcile_resends_stops_the_reconcile(synced: Bapp, fake: FakeCalendly) -> None:
+    fake.fail_next("/invitees", 500, times=1)
+    fake.fail_next("/scheduled_events", 500, times=None)  # the lookup fails too: left unknown
+    assert create(synced, slot()).exit_code == 9
+    fake.clear_faults()
+    [booking] = bookings(synced.database_url)
+    code, stderr = _interrupt_during_post(synced, fake, "/invitees", "calendly", "reconcile", "--json")
+    assert code == 130, stderr
+    assert "nothing was changed" not in stderr and "stays pending" in error_lines(stderr)[0]
+    [after] = bookings(synced.database_url)
+    assert (after.status, after.calendly_state) == ("pending", booking.calendly_state)

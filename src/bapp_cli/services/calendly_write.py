@@ -29,7 +29,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import KW_ONLY, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
@@ -39,7 +39,7 @@ from sqlalchemy.orm import Session
 
 from bapp_cli.db.audit import apply_changes, record_audit
 from bapp_cli.db.models import Booking, CalendlyInvitation, SessionType, User
-from bapp_cli.errors import BappError, Conflict, InvalidInput, NotFound, RemoteError
+from bapp_cli.errors import BappError, Conflict, Interrupted, InvalidInput, NotFound, RemoteError
 from bapp_cli.services.booking import (
     BookingCreated,
     BookingRequest,
@@ -265,6 +265,14 @@ class CalendlyWriter:
 
         try:
             invitee = self.client.create_invitee(sent.body)
+        except KeyboardInterrupt:
+            # The held booking is committed and the request may have reached Calendly: "nothing was
+            # changed" would be false. It stays pending for reconcile, which asks before it resends.
+            raise Interrupted(
+                f"interrupted while Calendly was booking {sent.reference}; the booking stays pending "
+                "(Calendly may have booked it)",
+                hint="run `bapp calendly reconcile` to look it up before booking anything else for this slot",
+            ) from None
         except SlotTaken as taken:
             # After a resend, "taken" may be our own first request landing late: ask before deleting.
             found = None if resend_allowed else self._lookup_or_unknown(sent, taken.message)
@@ -430,6 +438,8 @@ class CalendlyWriter:
                 held.updated_at = now
             try:
                 view, _ = self._send(sent, resend_allowed=False)
+            except Interrupted:
+                raise  # Ctrl-C ends the reconcile; this booking stays pending for the next one
             except BappError as exc:
                 unknown = exc.code == "calendly_unknown"
                 state, status = ("unknown", "pending") if unknown else ("removed", "removed")
@@ -581,7 +591,7 @@ def change_status(
     notes: list[str] = []
     remote = event_uri if command == "cancel" else invitee_uri or (mark if command == "undo" else None)
     if remote:
-        with open_client() as client:
+        with open_client() as client, _interrupted_in_calendly(reference, command):
             if command == "cancel":
                 if client.cancel_event(remote, reason) is None:
                     notes.append("Calendly already had the event cancelled")
@@ -608,6 +618,22 @@ def change_status(
             # nothing (see ``InviteeApplier.apply_no_show``)
             booking.calendly_no_show_uri, booking.calendly_no_show_at = mark, now
     return change, notes
+
+
+@contextlib.contextmanager
+def _interrupted_in_calendly(reference: str, command: str) -> Iterator[None]:
+    """Ctrl-C while Calendly is asked to change a booking: bapp changed nothing, but Calendly may have, so
+    the generic "nothing was changed" would mislead. Running the command again is safe: a cancel Calendly
+    already made counts as done, and a no-show mark is looked up before one is made."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        what = {"cancel": "cancel", "no-show": "mark as a no-show", "undo": "take back the no-show of"}[command]
+        raise Interrupted(
+            f"interrupted while Calendly was asked to {what} booking {reference}; bapp changed nothing, "
+            "Calendly may have",
+            hint="run the command again: it settles both sides without doing anything twice",
+        ) from None
 
 
 def _calendly_no_show(client: CalendlyClient, invitee_uri: str) -> str | None:
