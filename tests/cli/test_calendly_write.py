@@ -19,6 +19,7 @@ from bapp_cli.db.engine import make_engine
 from bapp_cli.db.models import AuditEntry, Booking
 from tests.cli.calendly_fixtures import (
     USER,
+    catalogue,
     cbapp,  # noqa: F401 (fixture)
     error_lines,
     fake_server,  # noqa: F401 (fixture)
@@ -807,3 +808,21 @@ def test_ctrl_c_while_reconcile_resends_stops_the_reconcile(synced: Bapp, fake: 
     assert "nothing was changed" not in stderr and "stays pending" in error_lines(stderr)[0]
     [after] = bookings(synced.database_url)
     assert (after.status, after.calendly_state) == ("pending", booking.calendly_state)
+
+
+def test_reconcile_gives_up_a_booking_whose_event_type_is_gone_and_goes_on(synced: Bapp, fake: FakeCalendly) -> None:
+    # the resend fetched the event type, and Calendly's 404 ended the whole reconcile with exit 7: every
+    # reconcile stopped at this booking until its give-up age, and the pending bookings after it waited too
+    fake.fail_next("/invitees", 500, times=1)
+    fake.fail_next("/scheduled_events", 500, times=None)  # the lookup fails too: left unknown, not resent
+    assert create(synced, slot()).exit_code == 9
+    fake.clear_faults()
+    fake.set_event_types(catalogue()[1:])  # ET00000000 deleted in Calendly
+    result = synced("calendly", "reconcile", "--json")
+    assert result.exit_code == 0, result.stderr
+    [row] = result.json()
+    assert (row["action"], row["calendly_state"], row["status"]) == ("failed", "failed", "cancelled")
+    assert "event type" in row["note"]
+    [booking] = bookings(synced.database_url)
+    assert (booking.status, booking.calendly_state) == ("cancelled", "failed")
+    assert posts(fake) == [posts(fake)[0]]  # never resent

@@ -425,9 +425,14 @@ class CalendlyWriter:
             return _reconciled("attached", f"found invitee {found[0].uri}", calendly_state="booked", status=status)
         too_old = now - sent.requested_at >= give_up_after
         if sent.calendly_attempts < 2 and sent.start_time > now + SLOT_LEAD and not too_old:
+            try:
+                event_type = event_types(sent.target.event_type_uri)
+            except NotFound:
+                # deleted in Calendly: it can never be booked there, so there is nothing to wait for
+                note = "not found in Calendly, and its event type is gone from Calendly; given up"
+                return self._give_up(sent, "its Calendly event type was deleted", note=note, dry_run=dry_run)
             if dry_run:
                 return _reconciled("would resend", "not found in Calendly", calendly_state=sent.calendly_state)
-            event_type = event_types(sent.target.event_type_uri)
             with self.transaction() as session:
                 held = session.get(Booking, sent.id)
                 if held is None or held.calendly_state not in PENDING_STATES:
@@ -446,13 +451,17 @@ class CalendlyWriter:
                 return _reconciled("resent", exc.message, calendly_state=state, status=status)
             return _reconciled("resent", "booked in Calendly", calendly_state="booked", status=view.status)
         if too_old or sent.start_time <= now:
-            if not dry_run:
-                reason = "Calendly never confirmed the booking"
-                fields = {"calendly_state": "failed", "status": "cancelled", "cancellation_reason": reason}
-                self._update(sent, **fields, cancelled_at=now)
-            return _reconciled("failed", "not found in Calendly; given up", calendly_state="failed", status="cancelled")
+            reason = "Calendly never confirmed the booking"
+            return self._give_up(sent, reason, note="not found in Calendly; given up", dry_run=dry_run)
         note = "not found in Calendly and already resent; it will be given up after the configured age"
         return _reconciled("waiting", note, calendly_state=sent.calendly_state)
+
+    def _give_up(self, sent: _Sent, reason: str, *, note: str, dry_run: bool) -> dict[str, Any]:
+        """A pending booking Calendly does not have and will not get: cancelled here, marked failed."""
+        if not dry_run:
+            fields = {"calendly_state": "failed", "status": "cancelled", "cancellation_reason": reason}
+            self._update(sent, **fields, cancelled_at=self.clock())
+        return _reconciled("failed", note, calendly_state="failed", status="cancelled")
 
 
 def _reconciled(action: str, note: str, *, calendly_state: str | None, status: str = "pending") -> dict[str, Any]:
