@@ -824,9 +824,7 @@ class CalendlyClient:
             raise InvalidInput(self._clean(f"{label}: HTTP {status} {_status_text(response)}"), code="refused")
         from bapp_cli.calendly.models import Resource, WebhookSubscription
 
-        return self._parse(
-            _Request("/webhook_subscriptions", {}), response, Resource[WebhookSubscription], page=None
-        ).resource
+        return self._created(label, response, Resource[WebhookSubscription]).resource
 
     def list_webhook_subscriptions(
         self, *, organization: str, scope: str, user: str | None = None
