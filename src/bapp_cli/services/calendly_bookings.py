@@ -113,9 +113,10 @@ def pathway_question_pattern(text: str | None) -> re.Pattern[str]:
     raw = DEFAULT_PATHWAY_QUESTION if text is None or not str(text).strip() else str(text).strip()
     try:
         return re.compile(raw, re.IGNORECASE)
-    except re.error as exc:
+    except (re.error, OverflowError, RecursionError) as exc:  # a huge repeat count, groups nested too deep
+        reason = str(exc) if isinstance(exc, re.error) else type(exc).__name__
         raise ConfigError(
-            f"calendly.pathway_question: {raw!r} is not a valid regular expression ({exc})",
+            f"calendly.pathway_question: {raw[:80]!r} is not a valid regular expression ({reason})",
             hint="use a word that the pathway question contains, e.g. `pathway`",
         ) from None
 
