@@ -826,3 +826,24 @@ def test_reconcile_gives_up_a_booking_whose_event_type_is_gone_and_goes_on(synce
     [booking] = bookings(synced.database_url)
     assert (booking.status, booking.calendly_state) == ("cancelled", "failed")
     assert posts(fake) == [posts(fake)[0]]  # never resent
+
+
+def test_reconcile_never_resends_a_booking_cancelled_here_meanwhile(synced: Bapp, fake: FakeCalendly) -> None:
+    # the pending booking was cancelled with --local-only (as the refusal suggests); reconcile then found
+    # nothing in Calendly and resent it: the client was booked in Calendly for a session cancelled in bapp
+    fake.fail_next("/invitees", 500, times=1)
+    fake.fail_next("/scheduled_events", 500, times=None)  # the lookup fails too: left unknown, not resent
+    assert create(synced, slot()).exit_code == 9
+    fake.clear_faults()
+    [booking] = bookings(synced.database_url)
+    cancelled = synced("bookings", "cancel", booking.reference, "--local-only")
+    assert cancelled.exit_code == 0, cancelled.stderr
+    result = synced("calendly", "reconcile", "--json")
+    assert result.exit_code == 0, result.stderr
+    [row] = result.json()
+    assert (row["action"], row["calendly_state"], row["status"]) == ("failed", "failed", "cancelled")
+    assert "not resent" in row["note"]
+    assert len(posts(fake)) == 1 and fake.invitees_of(FREE_TYPE) == []
+    [after] = bookings(synced.database_url)
+    assert (after.status, after.calendly_state) == ("cancelled", "failed")
+    assert synced("calendly", "reconcile", "--json").json() == []  # settled: not looked at again

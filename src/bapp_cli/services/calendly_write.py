@@ -198,7 +198,7 @@ def _lookup_scope(
 
 
 # the fields of _Sent that are the booking's own, under its names
-_BOOKING_FIELDS = ("id", "reference", "start_time", "calendly_state", "calendly_attempts")
+_BOOKING_FIELDS = ("id", "reference", "start_time", "status", "calendly_state", "calendly_attempts")
 
 
 @dataclass
@@ -208,6 +208,7 @@ class _Sent:
     id: int
     reference: str
     start_time: dt.datetime
+    status: str
     calendly_state: str | None
     calendly_attempts: int
     email: str
@@ -422,7 +423,17 @@ class CalendlyWriter:
                     status = attached_status(held)
             else:
                 status = self._finish(sent, *found, notes=[])[0].status
-            return _reconciled("attached", f"found invitee {found[0].uri}", calendly_state="booked", status=status)
+            note = f"found invitee {found[0].uri}"
+            if status == "cancelled":
+                note += "; the booking was cancelled here meanwhile, so cancel the invitee in Calendly too"
+            return _reconciled("attached", note, calendly_state="booked", status=status)
+        if sent.status == "cancelled":
+            # Cancelled here while it waited (`bookings cancel --local-only`): Calendly does not have it, and
+            # sending it now would book a session the client no longer wants.
+            if not dry_run:
+                self._update(sent, calendly_state="failed")
+            note = "not found in Calendly, and cancelled here meanwhile; not resent"
+            return _reconciled("failed", note, calendly_state="failed", status="cancelled")
         too_old = now - sent.requested_at >= give_up_after
         if sent.calendly_attempts < 2 and sent.start_time > now + SLOT_LEAD and not too_old:
             try:
