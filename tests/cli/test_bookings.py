@@ -189,6 +189,7 @@ def test_answers_file_in_both_shapes(bapp: Bapp, world: Session, tmp_path: Path)
         (None, "Error: answers-file: cannot read"),
         (b"\xff\xfe{}", "Error: answers-file: "),
         ("[" * 100_000 + "]" * 100_000, "Error: answers-file: not valid JSON (nested too deeply)"),
+        ('{"Goal": "Ship \\ud800 it"}', "Error: answers-file: key 'Goal': holds an unpaired \\u surrogate escape"),
         ('{"a": ' * 100_000 + "1" + "}" * 100_000, "Error: answers-file: not valid JSON (nested too deeply)"),
     ],
 )
