@@ -176,6 +176,17 @@ def test_a_signed_body_nested_too_deeply_is_exit_6_not_a_crash(wbapp: Bapp, tmp_
     assert bookings(wbapp) == []
 
 
+def test_a_signed_body_with_an_unpaired_surrogate_escape_is_exit_6(wbapp: Bapp, tmp_path: Path) -> None:
+    # the invitee's name "Cli\ud800ent" reached the database and crashed the insert: exit 1, 500 when served
+    body = delivery().replace(b"Client 1", b"Cli\\ud800ent")
+    result = apply(wbapp, body, signed(body), tmp=tmp_path)
+    assert result.exit_code == 6, result.stderr
+    assert error_lines(result.stderr) == [
+        "Error: webhook body is not valid JSON text (an unpaired \\u surrogate escape)"
+    ]
+    assert bookings(wbapp) == []
+
+
 @pytest.mark.parametrize("command", ["apply", "sign"])
 def test_a_signing_key_that_is_not_text_is_exit_4_naming_the_setting(wbapp: Bapp, tmp_path: Path, command: str) -> None:
     # an environment variable holding bytes that are not UTF-8 (Python keeps them as surrogates)

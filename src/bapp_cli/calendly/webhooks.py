@@ -115,6 +115,12 @@ def parse_webhook(body: bytes) -> WebhookPayload:
     if not isinstance(raw, dict):
         raise InvalidInput("webhook body is not a JSON object")
     try:
+        # JSON may escape half of a UTF-16 pair ("\ud800"): such a string is no text, and storing it
+        # crashed the apply (exit 1, or 500 from the receiver)
+        json.dumps(raw, ensure_ascii=False).encode()
+    except UnicodeEncodeError:
+        raise InvalidInput("webhook body is not valid JSON text (an unpaired \\u surrogate escape)") from None
+    try:
         return WebhookPayload.model_validate(raw)
     except ValidationError as exc:
         errors = exc.errors(include_url=False, include_input=False)
