@@ -59,6 +59,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import functools
+import json
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -129,7 +130,16 @@ def parse_bookings_listing(content: bytes | str, *, name: str) -> list[BookedInv
     reported with its place and field (InvalidInput, exit 6); nothing is applied from a bad file.
     """
     hint = "save scheduled events (each with an 'invitees' array) as a page, a list of pages or a list"
-    pages = listing_pages(content, name=name, items="scheduled events", hint=hint)
+    try:
+        pages = listing_pages(content, name=name, items="scheduled events", hint=hint)
+    except RecursionError:  # arrays or objects nested past the JSON parser's depth
+        raise InvalidInput(f"{name}: not valid JSON (nested too deeply)", code="invalid_listing") from None
+    try:
+        # JSON may escape half of a UTF-16 pair ("\ud800"): no text, and the insert would crash on it
+        json.dumps(pages, ensure_ascii=False).encode()
+    except UnicodeEncodeError:
+        message = f"{name}: not valid JSON text (an unpaired \\u surrogate escape)"
+        raise InvalidInput(message, code="invalid_listing") from None
     details: list[dict[str, Any]] = []
     items: list[BookedInvitee] = []
     for prefix, collection in pages:
