@@ -847,3 +847,37 @@ def test_reconcile_never_resends_a_booking_cancelled_here_meanwhile(synced: Bapp
     [after] = bookings(synced.database_url)
     assert (after.status, after.calendly_state) == ("cancelled", "failed")
     assert synced("calendly", "reconcile", "--json").json() == []  # settled: not looked at again
+
+
+def test_a_webhook_for_a_held_booking_cancelled_here_warns_that_calendly_still_has_it(
+    synced: Bapp, fake: FakeCalendly, tmp_path: Any
+) -> None:
+    # the held booking was cancelled with --local-only; Calendly's invitee then arrived and was attached
+    # silently: bapp said cancelled, Calendly kept the session, and nobody was told
+    import time
+
+    from bapp_cli.calendly.webhooks import make_signature_header
+
+    fake.apply_then_reset_next()
+    fake.fail_next("/scheduled_events", 500, times=6)
+    assert create(synced, slot()).exit_code == 9
+    [booking] = bookings(synced.database_url)
+    assert synced("bookings", "cancel", booking.reference, "--local-only").exit_code == 0
+    [invitee] = fake.invitees_of(FREE_TYPE)
+    event = fake.scheduled_event(invitee["event"])
+    envelope = {"event": "invitee.created", "created_at": invitee["created_at"], "created_by": USER}
+    body = json.dumps({**envelope, "payload": {**invitee, "scheduled_event": event}}).encode()
+    path = tmp_path / "delivery.json"
+    path.write_bytes(body)
+    key = "whsec-r8-test"
+    signature = make_signature_header(body, key, timestamp=int(time.time()))
+    result = synced(
+        "calendly", "webhook", "apply", str(path), "--signature", signature, "--json",
+        env={"CALENDLY_WEBHOOK_SIGNING_KEY": key},
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    record = result.json()
+    assert (record["action"], record["booking_status"]) == ("updated", "cancelled")
+    assert any("cancel the invitee in Calendly" in warning for warning in record["warnings"])
+    [after] = bookings(synced.database_url)
+    assert (after.calendly_invitee_uri, after.calendly_state, after.status) == (invitee["uri"], "booked", "cancelled")

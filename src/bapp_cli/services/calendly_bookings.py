@@ -499,9 +499,16 @@ class InviteeApplier:
         (lost, or the process was killed): it completes that booking instead of creating a second one."""
         attach_invitee(self.session, held, item.invitee, item.event, now=self.now)
         self._bookings[item.invitee.uri] = held
+        warnings = []
         if self._cancelled(item) and held.status in ACTIVE_STATUSES:
             self._cancel(held, *self._cancellation(item))
-        return _outcome("updated", item, held, "matched the booking bapp sent to Calendly")
+        elif not self._cancelled(item) and held.status == "cancelled":
+            # cancelled here while it waited (`bookings cancel --local-only`); Calendly still holds the session
+            warnings.append(
+                f"booking {held.reference} was cancelled in bapp while it waited for Calendly, which still has "
+                "it: cancel the invitee in Calendly too"
+            )
+        return _outcome("updated", item, held, "matched the booking bapp sent to Calendly", warnings)
 
     def _cancel(self, booking: Booking, when: dt.datetime, reason: str | None) -> None:
         audit = {"source": "calendly", "status": [booking.status, "cancelled"], "reason": reason}
