@@ -187,6 +187,22 @@ def test_a_signed_body_with_an_unpaired_surrogate_escape_is_exit_6(wbapp: Bapp, 
     assert bookings(wbapp) == []
 
 
+@pytest.mark.parametrize("start", ["9999-12-31T23:30:00Z", "0001-01-01T00:00:00Z"])
+def test_an_event_outside_the_supported_years_is_parked_not_stored(wbapp: Bapp, tmp_path: Path, start: str) -> None:
+    # stored as sent, such a booking then crashed every table that showed it in a zone past the edge
+    # (`--timezone Pacific/Kiritimati bookings list`: exit 1 OverflowError)
+    document = json.loads(delivery())
+    document["payload"]["scheduled_event"]["start_time"] = start
+    document["payload"]["scheduled_event"]["end_time"] = start[:14] + "59:00Z"
+    body = json.dumps(document).encode()
+    result = apply(wbapp, body, signed(body), tmp=tmp_path)
+    assert result.exit_code == 3, result.stderr
+    assert "outside the supported range" in result.stderr
+    assert bookings(wbapp) == []
+    shown = wbapp("--timezone", "Pacific/Kiritimati", "bookings", "list", "--format", "table")
+    assert shown.exit_code == 0, shown.stderr
+
+
 @pytest.mark.parametrize("command", ["apply", "sign"])
 def test_a_signing_key_that_is_not_text_is_exit_4_naming_the_setting(wbapp: Bapp, tmp_path: Path, command: str) -> None:
     # an environment variable holding bytes that are not UTF-8 (Python keeps them as surrogates)

@@ -80,7 +80,7 @@ from bapp_cli.services.booking import creation_audit, insert_booking, linked_pat
 from bapp_cli.services.calendly_runs import RunReport, invalid_listing, listing_error_details, listing_pages, record_run
 from bapp_cli.services.calendly_write import attach_invitee, match_held_booking, restored_from_no_show, use_invitation
 from bapp_cli.services.enrolment import enrol
-from bapp_cli.services.instants import get_zone
+from bapp_cli.services.instants import EARLIEST_YEAR, LATEST_YEAR, get_zone, instant_text
 from bapp_cli.services.listing import Page
 from bapp_cli.services.people import ensure_client, normalise_email
 from bapp_cli.services.plain_reads import builder_ids_by_calendly_uri
@@ -414,6 +414,15 @@ class InviteeApplier:
         uri = item.invitee.uri
         if not uri.strip() or len(uri) > _MAX_URI or len(item.event.uri) > _MAX_URI:
             return InviteeOutcome("skipped", uri[:_MAX_URI], note="invitee or event URI missing or too long")
+        for moment in (item.event.start_time, item.event.end_time):
+            # bapp's instants stay within these years (services.instants): past them a time overflows as soon
+            # as it is shown in a zone or moved by a buffer, so such an event is parked, not stored
+            if not EARLIEST_YEAR <= moment.year <= LATEST_YEAR:
+                note = (
+                    f"event time {instant_text(moment)} is outside the supported range "
+                    f"{EARLIEST_YEAR}-01-01 to {LATEST_YEAR}-12-31"
+                )
+                return InviteeOutcome("skipped", uri, note=note)
         existing = self._booking(uri)
         return self._create(item) if existing is None else self._update(existing, item)
 
