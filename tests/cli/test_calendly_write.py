@@ -881,3 +881,17 @@ def test_a_webhook_for_a_held_booking_cancelled_here_warns_that_calendly_still_h
     assert any("cancel the invitee in Calendly" in warning for warning in record["warnings"])
     [after] = bookings(synced.database_url)
     assert (after.calendly_invitee_uri, after.calendly_state, after.status) == (invitee["uri"], "booked", "cancelled")
+
+
+def test_a_cancel_calendly_no_longer_knows_says_how_to_cancel_here(synced: Bapp, fake: FakeCalendly) -> None:
+    # exit 7 "Calendly has no scheduled event …" left support with a booking they could not cancel, and no
+    # word of --local-only
+    made = create(synced, slot())
+    assert made.exit_code == 0, made.stderr
+    reference = made.json()["reference"]
+    fake.fail_next("/scheduled_events/", 404)
+    refused = synced("bookings", "cancel", reference)
+    assert refused.exit_code == 7, refused.stderr
+    assert "Calendly has no scheduled event" in error_lines(refused.stderr)[0]
+    assert f"bapp bookings cancel {reference} --local-only" in refused.stderr
+    assert bookings(synced.database_url)[0].status == "confirmed"

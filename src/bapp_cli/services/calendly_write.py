@@ -613,7 +613,15 @@ def change_status(
     if remote:
         with open_client() as client, _interrupted_in_calendly(reference, command):
             if command == "cancel":
-                if client.cancel_event(remote, reason) is None:
+                try:
+                    cancelled = client.cancel_event(remote, reason)
+                except NotFound as gone:  # deleted there, or another account's: only bapp's side is left
+                    raise NotFound(
+                        gone.message,
+                        hint=f"`bapp bookings cancel {reference} --local-only` cancels it in bapp only",
+                        code=gone.code,
+                    ) from None
+                if cancelled is None:
                     notes.append("Calendly already had the event cancelled")
             elif command == "undo":
                 # A mark made in Calendly (a delivery or pull before its URI was kept) is looked up.
