@@ -52,6 +52,28 @@ def test_a_5xx_on_post_invitees_is_not_retried(status: int) -> None:
     assert len(recorder.requests) == 1
 
 
+@pytest.mark.parametrize(
+    "answer",
+    [
+        httpx.Response(201, content=json.dumps({"resource": make_invitee(EVENT, 1)}).encode()[:120]),
+        httpx.Response(201, content=b"<html><body>Created</body></html>", headers={"Content-Type": "text/html"}),
+        httpx.Response(201, json={"resource": []}),
+    ],
+    ids=["cut-short", "html", "wrong-shape"],
+)
+def test_a_201_whose_body_cannot_be_read_is_outcome_unknown_not_a_refusal(answer: httpx.Response) -> None:
+    # Calendly answered "created": the booking exists, so an unreadable body is a lost answer to settle by
+    # asking — a plain RemoteError would read as a refusal and the caller would forget the booking.
+    with client_for(lambda request: answer) as (client, recorder, _):
+        with pytest.raises(OutcomeUnknown) as caught:
+            client.create_invitee(BODY)
+        with pytest.raises(OutcomeUnknown):
+            client.create_invitee_no_show(f"{EVENT}/invitees/INV1")
+    assert len(recorder.requests) == 2
+    assert caught.value.message.startswith("Calendly POST /invitees: HTTP 201 but ")
+    assert "GET" not in caught.value.message and TOKEN not in caught.value.message
+
+
 def test_a_refused_connection_is_retried_because_nothing_was_sent() -> None:
     calls: list[int] = []
 

@@ -188,6 +188,9 @@ def test_answers_file_in_both_shapes(bapp: Bapp, world: Session, tmp_path: Path)
         ("{broken", "Error: answers-file: not valid JSON (line 1, column 2"),
         (None, "Error: answers-file: cannot read"),
         (b"\xff\xfe{}", "Error: answers-file: "),
+        ("[" * 100_000 + "]" * 100_000, "Error: answers-file: not valid JSON (arrays or objects nested too deeply)"),
+        ('{"Goal": "Ship \\ud800 it"}', "Error: answers-file: key 'Goal': holds an unpaired \\u surrogate escape"),
+        ('{"a": ' * 100_000 + "1" + "}" * 100_000, "Error: answers-file: not valid JSON (arrays or objects nested too deeply)"),
     ],
 )
 def test_bad_answers_file_is_refused(

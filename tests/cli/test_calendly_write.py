@@ -19,6 +19,7 @@ from bapp_cli.db.engine import make_engine
 from bapp_cli.db.models import AuditEntry, Booking
 from tests.cli.calendly_fixtures import (
     USER,
+    catalogue,
     cbapp,  # noqa: F401 (fixture)
     error_lines,
     fake_server,  # noqa: F401 (fixture)
@@ -193,6 +194,17 @@ def test_the_plan_refusal_exits_4_and_keeps_nothing(synced: Bapp, fake: FakeCale
     assert bookings(synced.database_url) == []
 
 
+def test_a_refusal_whose_body_is_nested_too_deeply_is_still_a_refusal(synced: Bapp, fake: FakeCalendly) -> None:
+    # reading the 403's body for Calendly's scope error hit RecursionError: exit 1, the booking left held
+    fake.fail_next("/invitees", 403, body=b"[" * 100_000 + b"]" * 100_000)
+    result = create(synced, slot())
+    assert result.exit_code == 4, result.stderr
+    [line] = error_lines(result.stderr)
+    assert "Calendly refused (HTTP 403" in line
+    assert bookings(synced.database_url) == []
+    assert fake.invitees_of(FREE_TYPE) == []
+
+
 def test_a_429_waits_for_the_reset_then_books(synced: Bapp, fake: FakeCalendly) -> None:
     fake.booking_rate_limit_next(reset=0.01, times=2)
     result = create(synced, slot())
@@ -231,6 +243,22 @@ def test_a_lost_answer_is_looked_up_not_resent(synced: Bapp, fake: FakeCalendly,
     assert booking.calendly_invitee_uri == invitee["uri"]
     assert booking.calendly_event_uri == invitee["event"]
     assert booking.calendly_state == "booked" and booking.status == "confirmed"
+    assert "found the booking in Calendly" in result.stderr
+
+
+def test_a_201_cut_short_is_looked_up_and_kept_not_deleted(synced: Bapp, fake: FakeCalendly) -> None:
+    # Calendly booked it and the answer's body arrived cut short: the booking is Calendly's, not refused.
+    fake.truncate_next("/invitees")
+    result = create(synced, slot())
+    assert result.exit_code == 0, result.stderr
+    assert len(posts(fake)) == 1  # never resent: Calendly had it
+    [invitee] = fake.invitees_of(FREE_TYPE)
+    [booking] = bookings(synced.database_url)
+    assert (booking.calendly_invitee_uri, booking.calendly_state, booking.status) == (
+        invitee["uri"],
+        "booked",
+        "confirmed",
+    )
     assert "found the booking in Calendly" in result.stderr
 
 
@@ -282,11 +310,13 @@ def test_an_unknown_booking_that_calendly_has_is_attached_by_reconcile(synced: B
     assert dry.exit_code == 9  # Calendly still cannot be asked: nothing resent
     fake.clear_faults()
     dry = synced("calendly", "reconcile", "--dry-run", "--json")
-    assert [r["action"] for r in dry.json()] == ["attached"]
+    # the record's status is the booking's (what attaching makes it), as for a resent one
+    rows = [(r["action"], r["calendly_state"], r["status"]) for r in dry.json()]
+    assert rows == [("attached", "booked", "confirmed")]
     assert bookings(synced.database_url)[0].calendly_state == "unknown"  # a dry run changes nothing
     settled = synced("calendly", "reconcile", "--json")
     assert settled.exit_code == 0, settled.stderr
-    assert [r["action"] for r in settled.json()] == ["attached"]
+    assert [(r["action"], r["status"]) for r in settled.json()] == [("attached", "confirmed")]
     assert len(posts(fake)) == 1
     [invitee] = fake.invitees_of(FREE_TYPE)
     [booking] = bookings(synced.database_url)
@@ -718,3 +748,150 @@ def test_a_webhook_of_the_invitee_completes_the_held_booking(synced: Bapp, fake:
         "confirmed",
     )
     assert synced("calendly", "reconcile", "--json").json() == []  # nothing left to settle
+
+
+# -- Ctrl-C while Calendly is being asked --------------------------------------------------------------
+
+
+def _interrupt_during_post(app: Bapp, fake: FakeCalendly, path: str, *args: str) -> tuple[int, str]:
+    """Run `bapp *args` as a process, SIGINT it once its POST to ``path`` is held by the fake."""
+    import signal
+    import time
+
+    fake.clear_requests()
+    fake.hang_next(path, seconds=10)
+    process = app.popen(*args, env={"BAPP_CALENDLY_TIMEOUT": "30"})
+    deadline = time.monotonic() + 60
+    while not any(r.method == "POST" and r.path.startswith(path) for r in fake.requests):
+        assert time.monotonic() < deadline and process.poll() is None, process.communicate()
+        time.sleep(0.02)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    return process.returncode, stderr
+
+
+def test_ctrl_c_while_calendly_books_says_the_booking_waits_for_reconcile(synced: Bapp, fake: FakeCalendly) -> None:
+    # it said "Interrupted; nothing was changed." while the held booking stayed pending and Calendly may
+    # have booked it
+    args = ("bookings", "create", "--client", CLIENT, "--session", FREE, "--start", z(slot()), *ANSWERS)
+    code, stderr = _interrupt_during_post(synced, fake, "/invitees", *args)
+    assert code == 130, stderr
+    [booking] = bookings(synced.database_url)
+    assert (booking.status, booking.calendly_state) == ("pending", "requested")
+    assert "nothing was changed" not in stderr
+    [line] = error_lines(stderr)
+    assert f"booking {booking.reference}" in line and "stays pending" in line
+    assert "bapp calendly reconcile" in stderr
+
+
+def test_ctrl_c_while_calendly_cancels_says_calendly_may_have(synced: Bapp, fake: FakeCalendly) -> None:
+    made = create(synced, slot())
+    assert made.exit_code == 0, made.stderr
+    reference = made.json()["reference"]
+    code, stderr = _interrupt_during_post(synced, fake, "/scheduled_events/", "bookings", "cancel", reference)
+    assert code == 130, stderr
+    assert "nothing was changed" not in stderr
+    [line] = error_lines(stderr)
+    assert "Calendly may have" in line and reference in line
+    assert "run the command again" in stderr
+    assert bookings(synced.database_url)[0].status == "confirmed"
+
+
+def test_ctrl_c_while_reconcile_resends_stops_the_reconcile(synced: Bapp, fake: FakeCalendly) -> None:
+    fake.fail_next("/invitees", 500, times=1)
+    fake.fail_next("/scheduled_events", 500, times=None)  # the lookup fails too: left unknown
+    assert create(synced, slot()).exit_code == 9
+    fake.clear_faults()
+    [booking] = bookings(synced.database_url)
+    code, stderr = _interrupt_during_post(synced, fake, "/invitees", "calendly", "reconcile", "--json")
+    assert code == 130, stderr
+    assert "nothing was changed" not in stderr and "stays pending" in error_lines(stderr)[0]
+    [after] = bookings(synced.database_url)
+    assert (after.status, after.calendly_state) == ("pending", booking.calendly_state)
+
+
+def test_reconcile_gives_up_a_booking_whose_event_type_is_gone_and_goes_on(synced: Bapp, fake: FakeCalendly) -> None:
+    # the resend fetched the event type, and Calendly's 404 ended the whole reconcile with exit 7: every
+    # reconcile stopped at this booking until its give-up age, and the pending bookings after it waited too
+    fake.fail_next("/invitees", 500, times=1)
+    fake.fail_next("/scheduled_events", 500, times=None)  # the lookup fails too: left unknown, not resent
+    assert create(synced, slot()).exit_code == 9
+    fake.clear_faults()
+    fake.set_event_types(catalogue()[1:])  # ET00000000 deleted in Calendly
+    result = synced("calendly", "reconcile", "--json")
+    assert result.exit_code == 0, result.stderr
+    [row] = result.json()
+    assert (row["action"], row["calendly_state"], row["status"]) == ("failed", "failed", "cancelled")
+    assert "event type" in row["note"]
+    [booking] = bookings(synced.database_url)
+    assert (booking.status, booking.calendly_state) == ("cancelled", "failed")
+    assert posts(fake) == [posts(fake)[0]]  # never resent
+
+
+def test_reconcile_never_resends_a_booking_cancelled_here_meanwhile(synced: Bapp, fake: FakeCalendly) -> None:
+    # the pending booking was cancelled with --local-only (as the refusal suggests); reconcile then found
+    # nothing in Calendly and resent it: the client was booked in Calendly for a session cancelled in bapp
+    fake.fail_next("/invitees", 500, times=1)
+    fake.fail_next("/scheduled_events", 500, times=None)  # the lookup fails too: left unknown, not resent
+    assert create(synced, slot()).exit_code == 9
+    fake.clear_faults()
+    [booking] = bookings(synced.database_url)
+    cancelled = synced("bookings", "cancel", booking.reference, "--local-only")
+    assert cancelled.exit_code == 0, cancelled.stderr
+    result = synced("calendly", "reconcile", "--json")
+    assert result.exit_code == 0, result.stderr
+    [row] = result.json()
+    assert (row["action"], row["calendly_state"], row["status"]) == ("failed", "failed", "cancelled")
+    assert "not resent" in row["note"]
+    assert len(posts(fake)) == 1 and fake.invitees_of(FREE_TYPE) == []
+    [after] = bookings(synced.database_url)
+    assert (after.status, after.calendly_state) == ("cancelled", "failed")
+    assert synced("calendly", "reconcile", "--json").json() == []  # settled: not looked at again
+
+
+def test_a_webhook_for_a_held_booking_cancelled_here_warns_that_calendly_still_has_it(
+    synced: Bapp, fake: FakeCalendly, tmp_path: Any
+) -> None:
+    # the held booking was cancelled with --local-only; Calendly's invitee then arrived and was attached
+    # silently: bapp said cancelled, Calendly kept the session, and nobody was told
+    import time
+
+    from bapp_cli.calendly.webhooks import make_signature_header
+
+    fake.apply_then_reset_next()
+    fake.fail_next("/scheduled_events", 500, times=6)
+    assert create(synced, slot()).exit_code == 9
+    [booking] = bookings(synced.database_url)
+    assert synced("bookings", "cancel", booking.reference, "--local-only").exit_code == 0
+    [invitee] = fake.invitees_of(FREE_TYPE)
+    event = fake.scheduled_event(invitee["event"])
+    envelope = {"event": "invitee.created", "created_at": invitee["created_at"], "created_by": USER}
+    body = json.dumps({**envelope, "payload": {**invitee, "scheduled_event": event}}).encode()
+    path = tmp_path / "delivery.json"
+    path.write_bytes(body)
+    key = "whsec-r8-test"
+    signature = make_signature_header(body, key, timestamp=int(time.time()))
+    result = synced(
+        "calendly", "webhook", "apply", str(path), "--signature", signature, "--json",
+        env={"CALENDLY_WEBHOOK_SIGNING_KEY": key},
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    record = result.json()
+    assert (record["action"], record["booking_status"]) == ("updated", "cancelled")
+    assert any("cancel the invitee in Calendly" in warning for warning in record["warnings"])
+    [after] = bookings(synced.database_url)
+    assert (after.calendly_invitee_uri, after.calendly_state, after.status) == (invitee["uri"], "booked", "cancelled")
+
+
+def test_a_cancel_calendly_no_longer_knows_says_how_to_cancel_here(synced: Bapp, fake: FakeCalendly) -> None:
+    # exit 7 "Calendly has no scheduled event …" left support with a booking they could not cancel, and no
+    # word of --local-only
+    made = create(synced, slot())
+    assert made.exit_code == 0, made.stderr
+    reference = made.json()["reference"]
+    fake.fail_next("/scheduled_events/", 404)
+    refused = synced("bookings", "cancel", reference)
+    assert refused.exit_code == 7, refused.stderr
+    assert "Calendly has no scheduled event" in error_lines(refused.stderr)[0]
+    assert f"bapp bookings cancel {reference} --local-only" in refused.stderr
+    assert bookings(synced.database_url)[0].status == "confirmed"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import hmac
 import json
 import time
 from pathlib import Path
@@ -149,6 +151,72 @@ def test_no_signing_key_configured_is_exit_4(wbapp: Bapp, tmp_path: Path) -> Non
     )
     assert refused.exit_code == 4
     assert error_lines(refused.stderr) == ["Error: no Calendly webhook signing key configured"]
+    assert bookings(wbapp) == []
+
+
+@pytest.mark.parametrize("digits", [400, 5000])
+def test_a_signed_timestamp_of_absurd_length_is_exit_4_not_a_crash(wbapp: Bapp, tmp_path: Path, digits: int) -> None:
+    # signed with the right key, so only the timestamp's size is wrong: 400 digits overflowed a float and
+    # 5,000 went past Python's int-parsing limit, both exit 1
+    body, timestamp = delivery(), "9" * digits
+    digest = hmac.new(KEY.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    result = apply(wbapp, body, f"t={timestamp},v1={digest}", tmp=tmp_path)
+    assert result.exit_code == 4, result.stderr
+    [line] = error_lines(result.stderr)
+    assert "Calendly-Webhook-Signature has no valid t= timestamp" in line
+    assert bookings(wbapp) == []
+
+
+@pytest.mark.parametrize("body", [b"[" * 100_000 + b"]" * 100_000, b'{"a":' * 100_000 + b"1" + b"}" * 100_000])
+def test_a_signed_body_nested_too_deeply_is_exit_6_not_a_crash(wbapp: Bapp, tmp_path: Path, body: bytes) -> None:
+    # json.loads raised RecursionError, which is no ValueError: exit 1 here, 500 in the receiver
+    result = apply(wbapp, body, signed(body), tmp=tmp_path)
+    assert result.exit_code == 6, result.stderr
+    assert error_lines(result.stderr) == ["Error: webhook body is not valid JSON (nested too deeply)"]
+    assert bookings(wbapp) == []
+
+
+def test_a_signed_body_with_an_unpaired_surrogate_escape_is_exit_6(wbapp: Bapp, tmp_path: Path) -> None:
+    # the invitee's name "Cli\ud800ent" reached the database and crashed the insert: exit 1, 500 when served
+    body = delivery().replace(b"Client 1", b"Cli\\ud800ent")
+    result = apply(wbapp, body, signed(body), tmp=tmp_path)
+    assert result.exit_code == 6, result.stderr
+    assert error_lines(result.stderr) == [
+        "Error: webhook body is not valid JSON text (an unpaired \\u surrogate escape)"
+    ]
+    assert bookings(wbapp) == []
+
+
+@pytest.mark.parametrize("start", ["9999-12-31T23:30:00Z", "0001-01-01T00:00:00Z"])
+def test_an_event_outside_the_supported_years_is_parked_not_stored(wbapp: Bapp, tmp_path: Path, start: str) -> None:
+    # stored as sent, such a booking then crashed every table that showed it in a zone past the edge
+    # (`--timezone Pacific/Kiritimati bookings list`: exit 1 OverflowError)
+    document = json.loads(delivery())
+    document["payload"]["scheduled_event"]["start_time"] = start
+    document["payload"]["scheduled_event"]["end_time"] = start[:14] + "59:00Z"
+    body = json.dumps(document).encode()
+    result = apply(wbapp, body, signed(body), tmp=tmp_path)
+    assert result.exit_code == 3, result.stderr
+    assert "outside the supported range" in result.stderr
+    assert bookings(wbapp) == []
+    shown = wbapp("--timezone", "Pacific/Kiritimati", "bookings", "list", "--format", "table")
+    assert shown.exit_code == 0, shown.stderr
+
+
+@pytest.mark.parametrize("command", ["apply", "sign"])
+def test_a_signing_key_that_is_not_text_is_exit_4_naming_the_setting(wbapp: Bapp, tmp_path: Path, command: str) -> None:
+    # an environment variable holding bytes that are not UTF-8 (Python keeps them as surrogates)
+    body = delivery()
+    path = tmp_path / "body.json"
+    path.write_bytes(body)
+    options = ["--signature", signed(body)] if command == "apply" else []
+    env: dict[str, str | None] = {"CALENDLY_WEBHOOK_SIGNING_KEY": "whsec-\udcff-key"}
+    result = wbapp("calendly", "webhook", command, str(path), *options, env=env)
+    assert result.exit_code == 4, result.stderr
+    assert result.stdout == ""
+    [line] = error_lines(result.stderr)
+    assert "webhook signing key" in line and "not valid UTF-8" in line
+    assert "whsec-" not in result.stderr
     assert bookings(wbapp) == []
 
 

@@ -406,3 +406,20 @@ def test_a_database_not_at_head_parks_the_delivery_202_until_it_is(rbapp: Bapp) 
     assert [(row["id"], row["action"]) for row in retried.json()] == [(parked["id"], "created")]
     assert list(bookings_by_invitee(rbapp)) == [invitee_uri(4)]
     assert inbox(rbapp, "--pending") == []
+
+
+def test_the_access_log_shows_control_characters_of_a_request_path_escaped(rbapp: Bapp) -> None:
+    # an unauthenticated request's path went to the log raw: a terminal title escape, and a newline that
+    # forged a log line of the caller's choosing
+    import socket
+
+    receiver = start_receiver(rbapp)
+    with socket.create_connection(("127.0.0.1", receiver.port), timeout=30) as connection:
+        connection.sendall(b"GET /%1b]0;pwned%07/x%0a127.0.0.1%20FORGED HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert connection.recv(1000).startswith(b"HTTP/1.1 404")
+    code, stderr = receiver.stop()
+    assert code == 0, stderr
+    assert "\x1b" not in stderr and "\x07" not in stderr
+    assert not any(line.startswith("127.0.0.1 FORGED") for line in stderr.splitlines())
+    [line] = [line for line in stderr.splitlines() if "pwned" in line]
+    assert line.startswith('127.0.0.1 "GET /') and line.endswith("404 404 " + line.rsplit(" ", 1)[1])

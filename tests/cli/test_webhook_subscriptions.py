@@ -91,6 +91,18 @@ def test_a_lost_answer_is_looked_up_never_resent(cbapp: Bapp, fake: FakeCalendly
     assert _posts(fake) == 1 and fake.webhook_subscriptions == []
 
 
+def test_a_201_cut_short_is_looked_up_as_a_lost_answer(cbapp: Bapp, fake: FakeCalendly) -> None:
+    # Calendly made it and the body arrived cut short: it was exit 9 "not valid JSON", and the rerun the
+    # user would try met 409 "already exists"
+    fake.webhook_subscriptions.clear()
+    fake.truncate_next("/webhook_subscriptions")
+    result = cbapp("calendly", "webhook", "subscribe", "--url", URL, "--json")
+    assert result.exit_code == 0, result.stderr
+    assert "the subscription was created all the same" in result.stderr
+    assert result.json()["callback_url"] == URL
+    assert _posts(fake) == 1 and len(fake.webhook_subscriptions) == 1
+
+
 def test_subscribe_refuses_a_plain_http_url_and_a_bad_scope(cbapp: Bapp, fake: FakeCalendly) -> None:
     assert cbapp("calendly", "webhook", "subscribe", "--url", "http://bapp.example.com/hook").exit_code == 2
     for no_host in (

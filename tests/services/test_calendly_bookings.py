@@ -297,6 +297,10 @@ def test_the_pathway_question_pattern_is_configurable(catalogue: Session) -> Non
     assert pathway_slug(session, booking(session, person["uri"])) == "play"
     with pytest.raises(ConfigError, match=r"calendly\.pathway_question"):
         pathway_question_pattern("track(")
+    # re.compile raises OverflowError / RecursionError for these, not re.error
+    for pattern in ("a{99999999999}", "(" * 1000 + ")" * 1000):
+        with pytest.raises(ConfigError, match=r"calendly\.pathway_question: .* is not a valid regular expression"):
+            pathway_question_pattern(pattern)
 
 
 def test_a_pathway_session_without_an_answer_uses_its_linked_pathway(catalogue: Session) -> None:

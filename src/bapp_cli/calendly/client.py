@@ -452,7 +452,7 @@ class CalendlyClient:
         label = "Calendly POST /invitees"
         response = self._write("POST", "/invitees", body, label=label, rate_note=_BOOKING_RATE_LIMITS)
         if response.status_code in (200, 201):
-            return self._parse(_Request("/invitees", {}), response, Resource[Invitee], page=None).resource
+            return self._created(label, response, Resource[Invitee]).resource
         if response.status_code == 409 or (
             response.status_code == 400 and _has_detail_code(response, "already_filled")
         ):
@@ -494,7 +494,7 @@ class CalendlyClient:
         label = "Calendly POST /invitee_no_shows"
         response = self._write("POST", "/invitee_no_shows", {"invitee": invitee_uri}, label=label)
         if response.status_code in (200, 201):
-            return self._parse(_Request("/invitee_no_shows", {}), response, Resource[InviteeNoShow], page=None).resource
+            return self._created(label, response, Resource[InviteeNoShow]).resource
         raise self._refusal(label, response)
 
     def delete_invitee_no_show(self, no_show_uri: str) -> None:
@@ -580,6 +580,19 @@ class CalendlyClient:
                 raise RemoteError(self._clean(f"{label}: {failure}; gave up after {retries} retries"))
             retries += 1
             self._sleep(wait)
+
+    def _created(self, label: str, response: httpx.Response, model: type[R]) -> R:
+        """The body of a success answer to a write that has no idempotency key. Calendly acted, so a body
+        that cannot be read (cut short, an HTML page from a proxy, a changed shape) is a lost answer, not a
+        refusal: :class:`OutcomeUnknown`, which the caller settles by asking, never by resending or by
+        forgetting what it sent."""
+        try:
+            return self._parse(_Request(label.rpartition(" ")[2], {}), response, model, page=None)
+        except RemoteError as unreadable:
+            reason = unreadable.message.partition(": ")[2] or unreadable.message
+            raise OutcomeUnknown(
+                self._clean(f"{label}: HTTP {response.status_code} but {reason}; the request was received")
+            ) from None
 
     def _rate_limited(self, label: str, response: httpx.Response, rate_note: str | None) -> str:
         seconds = None
@@ -829,9 +842,7 @@ class CalendlyClient:
             raise InvalidInput(self._clean(f"{label}: HTTP {status} {_status_text(response)}"), code="refused")
         from bapp_cli.calendly.models import Resource, WebhookSubscription
 
-        return self._parse(
-            _Request("/webhook_subscriptions", {}), response, Resource[WebhookSubscription], page=None
-        ).resource
+        return self._created(label, response, Resource[WebhookSubscription]).resource
 
     def list_webhook_subscriptions(
         self, *, organization: str, scope: str, user: str | None = None
@@ -1103,7 +1114,7 @@ def _is_scope_error(response: httpx.Response) -> bool:
     """Calendly's InsufficientScopeError is a 403 carrying ``required_scopes``; other 403s are refusals."""
     try:
         data = json.loads(response.content)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested past the parser's depth: no scope error
         return False
     return isinstance(data, dict) and "required_scopes" in data
 

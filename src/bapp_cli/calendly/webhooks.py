@@ -30,6 +30,7 @@ DEFAULT_TOLERANCE = 180
 """Seconds. Calendly's own example sets "the application's tolerance zone to 3 minutes"."""
 
 _HEX_DIGITS = frozenset("0123456789abcdef")
+_MAX_TIMESTAMP_DIGITS = 12
 _HINT = (
     "Check CALENDLY_WEBHOOK_SIGNING_KEY against the key given when the subscription was created, and "
     "pass the request body exactly as received."
@@ -84,7 +85,9 @@ def _parse_header(header: str) -> tuple[str, str]:
         fields[key] = value
     timestamp = fields.get("t", "")
     signature = fields.get("v1", "").lower()
-    if not timestamp.isascii() or not timestamp.isdigit():
+    # Unix seconds need 11 digits until the year 5138: a longer one is no timestamp (and would overflow
+    # the float arithmetic of the freshness check, or Python's int parsing limit).
+    if not timestamp.isascii() or not timestamp.isdigit() or len(timestamp) > _MAX_TIMESTAMP_DIGITS:
         raise AuthError(f"webhook refused: {SIGNATURE_HEADER} has no valid t= timestamp", hint=_HINT)
     if len(signature) != 64 or not set(signature) <= _HEX_DIGITS:
         raise AuthError(f"webhook refused: {SIGNATURE_HEADER} has no valid v1= signature", hint=_HINT)
@@ -107,8 +110,16 @@ def parse_webhook(body: bytes) -> WebhookPayload:
         raw = json.loads(body)
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # RecursionError: arrays nested ~1000 deep
         raise InvalidInput(f"webhook body is not valid JSON ({type(exc).__name__})") from None
+    except RecursionError:  # arrays or objects nested past the parser's depth: no delivery is
+        raise InvalidInput("webhook body is not valid JSON (nested too deeply)") from None
     if not isinstance(raw, dict):
         raise InvalidInput("webhook body is not a JSON object")
+    try:
+        # JSON may escape half of a UTF-16 pair ("\ud800"): such a string is no text, and storing it
+        # crashed the apply (exit 1, or 500 from the receiver)
+        json.dumps(raw, ensure_ascii=False).encode()
+    except UnicodeEncodeError:
+        raise InvalidInput("webhook body is not valid JSON text (an unpaired \\u surrogate escape)") from None
     try:
         return WebhookPayload.model_validate(raw)
     except ValidationError as exc:

@@ -435,6 +435,14 @@ def _signing_key(app_state: AppState, *, required: bool = False) -> str:
     key = app_state.settings.webhook_signing_key()
     if key:
         app_state.secrets.add(key)  # a key read from its file is a secret too (R6)
+        try:
+            key.encode()  # the HMAC signs its UTF-8 bytes
+        except UnicodeEncodeError:
+            # an environment variable holding bytes that are not UTF-8; the key itself is never echoed
+            raise ConfigError(
+                "the Calendly webhook signing key is not valid UTF-8 text",
+                hint="check CALENDLY_WEBHOOK_SIGNING_KEY (or calendly.webhook_signing_key_file) for a stray byte",
+            ) from None
     elif required:
         raise AuthError(
             "no Calendly webhook signing key configured",

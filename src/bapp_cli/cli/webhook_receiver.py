@@ -39,6 +39,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from bapp_cli.calendly.webhooks import parse_webhook, verify_signature
 from bapp_cli.cli.calendly import pathway_question
 from bapp_cli.cli.context import utc_now
+from bapp_cli.cli.terminal import visible
 from bapp_cli.db.engine import unit_of_work
 from bapp_cli.db.migration import ensure_at_head
 from bapp_cli.errors import AuthError, BappError, Busy, ConfigError, DatabaseNotReady, InvalidInput
@@ -175,6 +176,9 @@ class ReceiverApp:
         handler.warn = lambda message: self._log(f"warning: {message}")
 
     def _log(self, line: str) -> None:
+        # One line, nothing a terminal acts on: a request path is the caller's text (percent-decoded, so
+        # %1b and %0a arrive as ESC and newline) and must not retitle a terminal or forge a log line.
+        line = visible(line.replace("\r", "\\r").replace("\n", "\\n").replace("\t", " "))
         with self._log_lock:
             sys.stderr.write(line + "\n")
             sys.stderr.flush()

@@ -86,6 +86,9 @@ def parse_answer_option(text: str, *, field: str = "answer") -> AnswerInput:
     return AnswerInput(question.strip(), answer)
 
 
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def parse_answers_document(text: str, *, field: str = "answers-file") -> list[AnswerInput]:
     """A JSON object `{question: answer-or-list}` or Calendly's `[{question, answer}]` list."""
 
@@ -108,9 +111,12 @@ def parse_answers_document(text: str, *, field: str = "answers-file") -> list[An
             items.append((item["question"], item.get("answer"), f"item {index}"))
     else:
         raise refused("expected an object {question: answer} or a list of {question, answer}")
-    for _, value, where in items:
+    for question, value, where in items:
         if not (isinstance(value, str) or (isinstance(value, list) and all(isinstance(part, str) for part in value))):
             raise refused(f"{where}: the answer must be a string or a list of strings")
+        # JSON may escape half of a UTF-16 pair ("\ud800"): no text, and no database or API can store it
+        if any(_LONE_SURROGATE.search(part) for part in [question, *([value] if isinstance(value, str) else value)]):
+            raise refused(f"{where}: holds an unpaired \\u surrogate escape, which is not text")
     return [AnswerInput(question, value if isinstance(value, str) else list(value)) for question, value, _ in items]
 
 

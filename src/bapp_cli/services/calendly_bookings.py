@@ -59,6 +59,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import functools
+import json
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -79,7 +80,7 @@ from bapp_cli.services.booking import creation_audit, insert_booking, linked_pat
 from bapp_cli.services.calendly_runs import RunReport, invalid_listing, listing_error_details, listing_pages, record_run
 from bapp_cli.services.calendly_write import attach_invitee, match_held_booking, restored_from_no_show, use_invitation
 from bapp_cli.services.enrolment import enrol
-from bapp_cli.services.instants import get_zone
+from bapp_cli.services.instants import EARLIEST_YEAR, LATEST_YEAR, get_zone, instant_text
 from bapp_cli.services.listing import Page
 from bapp_cli.services.people import ensure_client, normalise_email
 from bapp_cli.services.plain_reads import builder_ids_by_calendly_uri
@@ -113,9 +114,10 @@ def pathway_question_pattern(text: str | None) -> re.Pattern[str]:
     raw = DEFAULT_PATHWAY_QUESTION if text is None or not str(text).strip() else str(text).strip()
     try:
         return re.compile(raw, re.IGNORECASE)
-    except re.error as exc:
+    except (re.error, OverflowError, RecursionError) as exc:  # a huge repeat count, groups nested too deep
+        reason = str(exc) if isinstance(exc, re.error) else type(exc).__name__
         raise ConfigError(
-            f"calendly.pathway_question: {raw!r} is not a valid regular expression ({exc})",
+            f"calendly.pathway_question: {raw[:80]!r} is not a valid regular expression ({reason})",
             hint="use a word that the pathway question contains, e.g. `pathway`",
         ) from None
 
@@ -128,7 +130,16 @@ def parse_bookings_listing(content: bytes | str, *, name: str) -> list[BookedInv
     reported with its place and field (InvalidInput, exit 6); nothing is applied from a bad file.
     """
     hint = "save scheduled events (each with an 'invitees' array) as a page, a list of pages or a list"
-    pages = listing_pages(content, name=name, items="scheduled events", hint=hint)
+    try:
+        pages = listing_pages(content, name=name, items="scheduled events", hint=hint)
+    except RecursionError:  # arrays or objects nested past the JSON parser's depth
+        raise InvalidInput(f"{name}: not valid JSON (nested too deeply)", code="invalid_listing") from None
+    try:
+        # JSON may escape half of a UTF-16 pair ("\ud800"): no text, and the insert would crash on it
+        json.dumps(pages, ensure_ascii=False).encode()
+    except UnicodeEncodeError:
+        message = f"{name}: not valid JSON text (an unpaired \\u surrogate escape)"
+        raise InvalidInput(message, code="invalid_listing") from None
     details: list[dict[str, Any]] = []
     items: list[BookedInvitee] = []
     for prefix, collection in pages:
@@ -403,6 +414,15 @@ class InviteeApplier:
         uri = item.invitee.uri
         if not uri.strip() or len(uri) > _MAX_URI or len(item.event.uri) > _MAX_URI:
             return InviteeOutcome("skipped", uri[:_MAX_URI], note="invitee or event URI missing or too long")
+        for moment in (item.event.start_time, item.event.end_time):
+            # bapp's instants stay within these years (services.instants): past them a time overflows as soon
+            # as it is shown in a zone or moved by a buffer, so such an event is parked, not stored
+            if not EARLIEST_YEAR <= moment.year <= LATEST_YEAR:
+                note = (
+                    f"event time {instant_text(moment)} is outside the supported range "
+                    f"{EARLIEST_YEAR}-01-01 to {LATEST_YEAR}-12-31"
+                )
+                return InviteeOutcome("skipped", uri, note=note)
         existing = self._booking(uri)
         return self._create(item) if existing is None else self._update(existing, item)
 
@@ -488,9 +508,16 @@ class InviteeApplier:
         (lost, or the process was killed): it completes that booking instead of creating a second one."""
         attach_invitee(self.session, held, item.invitee, item.event, now=self.now)
         self._bookings[item.invitee.uri] = held
+        warnings = []
         if self._cancelled(item) and held.status in ACTIVE_STATUSES:
             self._cancel(held, *self._cancellation(item))
-        return _outcome("updated", item, held, "matched the booking bapp sent to Calendly")
+        elif not self._cancelled(item) and held.status == "cancelled":
+            # cancelled here while it waited (`bookings cancel --local-only`); Calendly still holds the session
+            warnings.append(
+                f"booking {held.reference} was cancelled in bapp while it waited for Calendly, which still has "
+                "it: cancel the invitee in Calendly too"
+            )
+        return _outcome("updated", item, held, "matched the booking bapp sent to Calendly", warnings)
 
     def _cancel(self, booking: Booking, when: dt.datetime, reason: str | None) -> None:
         audit = {"source": "calendly", "status": [booking.status, "cancelled"], "reason": reason}

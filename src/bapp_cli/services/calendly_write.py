@@ -29,7 +29,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import KW_ONLY, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
@@ -39,7 +39,7 @@ from sqlalchemy.orm import Session
 
 from bapp_cli.db.audit import apply_changes, record_audit
 from bapp_cli.db.models import Booking, CalendlyInvitation, SessionType, User
-from bapp_cli.errors import BappError, Conflict, InvalidInput, NotFound, RemoteError
+from bapp_cli.errors import BappError, Conflict, Interrupted, InvalidInput, NotFound, RemoteError
 from bapp_cli.services.booking import (
     BookingCreated,
     BookingRequest,
@@ -198,7 +198,7 @@ def _lookup_scope(
 
 
 # the fields of _Sent that are the booking's own, under its names
-_BOOKING_FIELDS = ("id", "reference", "start_time", "calendly_state", "calendly_attempts")
+_BOOKING_FIELDS = ("id", "reference", "start_time", "status", "calendly_state", "calendly_attempts")
 
 
 @dataclass
@@ -208,6 +208,7 @@ class _Sent:
     id: int
     reference: str
     start_time: dt.datetime
+    status: str
     calendly_state: str | None
     calendly_attempts: int
     email: str
@@ -265,6 +266,14 @@ class CalendlyWriter:
 
         try:
             invitee = self.client.create_invitee(sent.body)
+        except KeyboardInterrupt:
+            # The held booking is committed and the request may have reached Calendly: "nothing was
+            # changed" would be false. It stays pending for reconcile, which asks before it resends.
+            raise Interrupted(
+                f"interrupted while Calendly was booking {sent.reference}; the booking stays pending "
+                "(Calendly may have booked it)",
+                hint="run `bapp calendly reconcile` to look it up before booking anything else for this slot",
+            ) from None
         except SlotTaken as taken:
             # After a resend, "taken" may be our own first request landing late: ask before deleting.
             found = None if resend_allowed else self._lookup_or_unknown(sent, taken.message)
@@ -406,14 +415,35 @@ class CalendlyWriter:
         now = self.clock()
         found = self._lookup(sent)
         if found is not None:
+            if dry_run:
+                with self.transaction(dry_run=True) as session:
+                    held = session.get(Booking, sent.id)
+                    if held is None or held.calendly_state not in PENDING_STATES:
+                        return {"action": "skipped"}
+                    status = attached_status(held)
+            else:
+                status = self._finish(sent, *found, notes=[])[0].status
+            note = f"found invitee {found[0].uri}"
+            if status == "cancelled":
+                note += "; the booking was cancelled here meanwhile, so cancel the invitee in Calendly too"
+            return _reconciled("attached", note, calendly_state="booked", status=status)
+        if sent.status == "cancelled":
+            # Cancelled here while it waited (`bookings cancel --local-only`): Calendly does not have it, and
+            # sending it now would book a session the client no longer wants.
             if not dry_run:
-                self._finish(sent, *found, notes=[])
-            return _reconciled("attached", f"found invitee {found[0].uri}", calendly_state="booked", status="booked")
+                self._update(sent, calendly_state="failed")
+            note = "not found in Calendly, and cancelled here meanwhile; not resent"
+            return _reconciled("failed", note, calendly_state="failed", status="cancelled")
         too_old = now - sent.requested_at >= give_up_after
         if sent.calendly_attempts < 2 and sent.start_time > now + SLOT_LEAD and not too_old:
+            try:
+                event_type = event_types(sent.target.event_type_uri)
+            except NotFound:
+                # deleted in Calendly: it can never be booked there, so there is nothing to wait for
+                note = "not found in Calendly, and its event type is gone from Calendly; given up"
+                return self._give_up(sent, "its Calendly event type was deleted", note=note, dry_run=dry_run)
             if dry_run:
                 return _reconciled("would resend", "not found in Calendly", calendly_state=sent.calendly_state)
-            event_type = event_types(sent.target.event_type_uri)
             with self.transaction() as session:
                 held = session.get(Booking, sent.id)
                 if held is None or held.calendly_state not in PENDING_STATES:
@@ -424,24 +454,38 @@ class CalendlyWriter:
                 held.updated_at = now
             try:
                 view, _ = self._send(sent, resend_allowed=False)
+            except Interrupted:
+                raise  # Ctrl-C ends the reconcile; this booking stays pending for the next one
             except BappError as exc:
                 unknown = exc.code == "calendly_unknown"
                 state, status = ("unknown", "pending") if unknown else ("removed", "removed")
                 return _reconciled("resent", exc.message, calendly_state=state, status=status)
             return _reconciled("resent", "booked in Calendly", calendly_state="booked", status=view.status)
         if too_old or sent.start_time <= now:
-            if not dry_run:
-                reason = "Calendly never confirmed the booking"
-                fields = {"calendly_state": "failed", "status": "cancelled", "cancellation_reason": reason}
-                self._update(sent, **fields, cancelled_at=now)
-            return _reconciled("failed", "not found in Calendly; given up", calendly_state="failed", status="cancelled")
+            reason = "Calendly never confirmed the booking"
+            return self._give_up(sent, reason, note="not found in Calendly; given up", dry_run=dry_run)
         note = "not found in Calendly and already resent; it will be given up after the configured age"
         return _reconciled("waiting", note, calendly_state=sent.calendly_state)
+
+    def _give_up(self, sent: _Sent, reason: str, *, note: str, dry_run: bool) -> dict[str, Any]:
+        """A pending booking Calendly does not have and will not get: cancelled here, marked failed."""
+        if not dry_run:
+            fields = {"calendly_state": "failed", "status": "cancelled", "cancellation_reason": reason}
+            self._update(sent, **fields, cancelled_at=self.clock())
+        return _reconciled("failed", note, calendly_state="failed", status="cancelled")
 
 
 def _reconciled(action: str, note: str, *, calendly_state: str | None, status: str = "pending") -> dict[str, Any]:
     """The outcome columns of one row of the reconcile report."""
     return {"calendly_state": calendly_state, "status": status, "action": action, "note": note}
+
+
+def attached_status(booking: Booking) -> str:
+    """The status a held booking takes once Calendly's invitee is attached: it follows the price (rule 8);
+    a booking not held (already settled, or changed meanwhile) keeps its own."""
+    if booking.status == "pending" and booking.calendly_state in PENDING_STATES:
+        return price_status(booking.amount, paid=booking.payment_status != "unpaid")[0]
+    return booking.status
 
 
 def attach_invitee(
@@ -456,8 +500,7 @@ def attach_invitee(
         "calendly_state": "booked",
         "remote_updated_at": invitee.updated_at,
     }
-    if booking.status == "pending" and booking.calendly_state in PENDING_STATES:
-        fresh["status"] = price_status(booking.amount, paid=booking.payment_status != "unpaid")[0]
+    fresh["status"] = attached_status(booking)
     if event is not None:
         if event.end_time > booking.start_time:
             fresh["end_time"] = event.end_time
@@ -568,9 +611,17 @@ def change_status(
     notes: list[str] = []
     remote = event_uri if command == "cancel" else invitee_uri or (mark if command == "undo" else None)
     if remote:
-        with open_client() as client:
+        with open_client() as client, _interrupted_in_calendly(reference, command):
             if command == "cancel":
-                if client.cancel_event(remote, reason) is None:
+                try:
+                    cancelled = client.cancel_event(remote, reason)
+                except NotFound as gone:  # deleted there, or another account's: only bapp's side is left
+                    raise NotFound(
+                        gone.message,
+                        hint=f"`bapp bookings cancel {reference} --local-only` cancels it in bapp only",
+                        code=gone.code,
+                    ) from None
+                if cancelled is None:
                     notes.append("Calendly already had the event cancelled")
             elif command == "undo":
                 # A mark made in Calendly (a delivery or pull before its URI was kept) is looked up.
@@ -595,6 +646,22 @@ def change_status(
             # nothing (see ``InviteeApplier.apply_no_show``)
             booking.calendly_no_show_uri, booking.calendly_no_show_at = mark, now
     return change, notes
+
+
+@contextlib.contextmanager
+def _interrupted_in_calendly(reference: str, command: str) -> Iterator[None]:
+    """Ctrl-C while Calendly is asked to change a booking: bapp changed nothing, but Calendly may have, so
+    the generic "nothing was changed" would mislead. Running the command again is safe: a cancel Calendly
+    already made counts as done, and a no-show mark is looked up before one is made."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        what = {"cancel": "cancel", "no-show": "mark as a no-show", "undo": "take back the no-show of"}[command]
+        raise Interrupted(
+            f"interrupted while Calendly was asked to {what} booking {reference}; bapp changed nothing, "
+            "Calendly may have",
+            hint="run the command again: it settles both sides without doing anything twice",
+        ) from None
 
 
 def _calendly_no_show(client: CalendlyClient, invitee_uri: str) -> str | None:
