@@ -190,7 +190,10 @@ def test_answers_file_in_both_shapes(bapp: Bapp, world: Session, tmp_path: Path)
         (b"\xff\xfe{}", "Error: answers-file: "),
         ("[" * 100_000 + "]" * 100_000, "Error: answers-file: not valid JSON (arrays or objects nested too deeply)"),
         ('{"Goal": "Ship \\ud800 it"}', "Error: answers-file: key 'Goal': holds an unpaired \\u surrogate escape"),
-        ('{"a": ' * 100_000 + "1" + "}" * 100_000, "Error: answers-file: not valid JSON (arrays or objects nested too deeply)"),
+        (
+            '{"a": ' * 100_000 + "1" + "}" * 100_000,
+            "Error: answers-file: not valid JSON (arrays or objects nested too deeply)",
+        ),
     ],
 )
 def test_bad_answers_file_is_refused(

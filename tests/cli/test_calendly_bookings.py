@@ -429,7 +429,7 @@ def test_a_bad_saved_listing_is_exit_6_with_every_place_named(examples_bapp: Bap
 @pytest.mark.parametrize(
     ("content", "reason"),
     [
-        ("[" * 100_000 + "]" * 100_000, "not valid JSON (nested too deeply)"),
+        ("[" * 100_000 + "]" * 100_000, "not valid JSON (arrays or objects nested too deeply)"),
         (None, "not valid JSON text (an unpaired \\u surrogate escape)"),
     ],
 )

@@ -172,7 +172,7 @@ def test_a_signed_body_nested_too_deeply_is_exit_6_not_a_crash(wbapp: Bapp, tmp_
     # json.loads raised RecursionError, which is no ValueError: exit 1 here, 500 in the receiver
     result = apply(wbapp, body, signed(body), tmp=tmp_path)
     assert result.exit_code == 6, result.stderr
-    assert error_lines(result.stderr) == ["Error: webhook body is not valid JSON (nested too deeply)"]
+    assert error_lines(result.stderr) == ["Error: webhook body is not valid JSON (arrays or objects nested too deeply)"]
     assert bookings(wbapp) == []
 
 

@@ -15,7 +15,7 @@ import json
 from pydantic import ValidationError
 
 from bapp_cli.calendly.models import LegacyWebhookPayload, WebhookPayload, describe_validation_error
-from bapp_cli.errors import AuthError, InvalidInput
+from bapp_cli.errors import AuthError, InvalidInput, document_problem
 
 __all__ = [
     "DEFAULT_TOLERANCE",
@@ -108,10 +108,10 @@ def parse_webhook(body: bytes) -> WebhookPayload:
     """
     try:
         raw = json.loads(body)
-    except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # RecursionError: arrays nested ~1000 deep
+    except RecursionError as exc:  # arrays or objects nested past the parser's depth: no delivery is
+        raise InvalidInput(f"webhook body is not valid JSON ({document_problem(exc)})") from None
+    except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidInput(f"webhook body is not valid JSON ({type(exc).__name__})") from None
-    except RecursionError:  # arrays or objects nested past the parser's depth: no delivery is
-        raise InvalidInput("webhook body is not valid JSON (nested too deeply)") from None
     if not isinstance(raw, dict):
         raise InvalidInput("webhook body is not a JSON object")
     try:
