@@ -193,7 +193,10 @@ def check_setting(key: str, value: Any) -> Any:
     if key in ("calendly.base_url", "calendly.user", "calendly.organization"):
         from urllib.parse import urlsplit
 
-        parts = urlsplit(value) if value.isprintable() else None
+        try:
+            parts = urlsplit(value) if value.isprintable() else None
+        except ValueError:  # e.g. an unclosed IPv6 bracket: http://[::1
+            parts = None
         if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
             raise InvalidInput(f"{key}: {value!r} is not an http(s) URL", code="invalid_setting")
     if key == "calendly.pathway_question":
@@ -203,6 +206,8 @@ def check_setting(key: str, value: Any) -> Any:
             re.compile(value)
         except re.error as exc:
             raise InvalidInput(f"{key}: not a valid regular expression ({exc})", code="invalid_setting") from None
+        except (OverflowError, RecursionError):  # a{99999999999}, or groups nested a thousand deep
+            raise InvalidInput(f"{key}: a regular expression too large to compile", code="invalid_setting") from None
     if key in ("calendly.token_file",) and not value.strip():
         raise InvalidInput(f"{key}: must not be empty", code="invalid_setting")
     return value

@@ -148,6 +148,8 @@ def parse_rules(raw: Sequence[Any]) -> list[ClassificationRule]:
             pattern = re.compile(pattern_text, re.IGNORECASE)
         except re.error as exc:
             raise ConfigError(f"{label}: pattern {pattern_text!r} is not a valid regular expression ({exc})") from None
+        except (OverflowError, RecursionError):  # a{99999999999}, or groups nested a thousand deep
+            raise ConfigError(f"{label}: pattern is a regular expression too large to compile") from None
         field_name = entry.get("field", "any")
         if field_name not in _RULE_FIELDS:
             raise ConfigError(f"{label}: field must be one of name, slug, any (not {field_name!r})")

@@ -1,0 +1,36 @@
+"""Settings Python's own parsers choke on — a URL with an unclosed IPv6 bracket, a regular expression too large
+to compile — are configuration errors naming the setting, never a crash (found by the Calendly fault hunt)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, Bapp
+
+
+def test_a_base_url_urlsplit_refuses_is_a_bad_setting(bapp: Bapp) -> None:
+    result = bapp("config", "show", env={"CALENDLY_API_BASE_URL": "http://[::1"})
+    assert "CALENDLY_API_BASE_URL, key calendly.base_url: 'http://[::1' is not an http(s) URL" in result.stderr
+    assert "Traceback" not in result.stderr and "unexpected error" not in result.stderr
+
+
+@pytest.mark.parametrize("pattern", ["a{99999999999}", "(" * 1000 + ")" * 1000])
+def test_a_pathway_question_too_large_to_compile_is_exit_4(bapp: Bapp, tmp_path: Path, pattern: str) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(f"[calendly]\npathway_question = '{pattern}'\n")
+    result = bapp("--config", str(config), "clients", "list")
+    assert result.exit_code == 4, result.stderr
+    assert "key calendly.pathway_question: a regular expression too large to compile" in result.stderr
+
+
+@pytest.mark.parametrize("pattern", ["a{99999999999}", "(" * 1000 + ")" * 1000])
+def test_a_sync_rule_too_large_to_compile_is_exit_4(bapp: Bapp, tmp_path: Path, pattern: str) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(f"[[calendly.rules]]\npattern = '{pattern}'\ncategory = 'free'\n")
+    listing = REPO / "examples/calendly/event_types.json"
+    result = bapp("--config", str(config), "calendly", "sync", "--from-file", str(listing))
+    assert result.exit_code == 4, result.stderr
+    assert "calendly.rules[1]: pattern is a regular expression too large to compile" in result.stderr
+    assert bapp("sessions", "list", "--all", "--json").json() == []
