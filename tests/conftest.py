@@ -426,6 +426,14 @@ def bapp(database_url: str, tmp_path: Path) -> Bapp:
     return Bapp(database_url, tmp_path)
 
 
+@pytest.fixture
+def catalogue(bapp: Bapp) -> Bapp:
+    """`bapp` with the example catalogue synced from its saved Calendly listing and the example clients."""
+    assert bapp("calendly", "sync", "--from-file", str(REPO / "examples/calendly/event_types.json")).exit_code == 0
+    assert bapp("import", "clients", str(REPO / "examples/clients.csv")).exit_code == 0
+    return bapp
+
+
 def pytest_sessionfinish(session: pytest.Session) -> None:
     # under pytest-xdist each worker counts its own fixtures; the controller adds them up (below)
     workeroutput = getattr(session.config, "workeroutput", None)

@@ -91,6 +91,17 @@ def audit_rows(database_url: str) -> list[AuditEntry]:
         engine.dispose()
 
 
+def assert_booked_in_calendly(synced: Bapp, fake: FakeCalendly) -> None:
+    """The one booking is confirmed and carries the one invitee Calendly holds."""
+    [invitee] = fake.invitees_of(FREE_TYPE)
+    [booking] = bookings(synced.database_url)
+    assert (booking.calendly_invitee_uri, booking.calendly_state, booking.status) == (
+        invitee["uri"],
+        "booked",
+        "confirmed",
+    )
+
+
 def posts(fake: FakeCalendly, path: str = "/invitees") -> list[Any]:
     return [request.json() for request in fake.requests if request.method == "POST" and request.path == path]
 
@@ -252,13 +263,7 @@ def test_a_201_cut_short_is_looked_up_and_kept_not_deleted(synced: Bapp, fake: F
     result = create(synced, slot())
     assert result.exit_code == 0, result.stderr
     assert len(posts(fake)) == 1  # never resent: Calendly had it
-    [invitee] = fake.invitees_of(FREE_TYPE)
-    [booking] = bookings(synced.database_url)
-    assert (booking.calendly_invitee_uri, booking.calendly_state, booking.status) == (
-        invitee["uri"],
-        "booked",
-        "confirmed",
-    )
+    assert_booked_in_calendly(synced, fake)
     assert "found the booking in Calendly" in result.stderr
 
 
@@ -334,13 +339,7 @@ def test_the_pull_completes_a_held_booking_instead_of_creating_a_second(synced: 
     pulled = synced("calendly", "pull-bookings", "--json")
     assert pulled.exit_code == 0, pulled.stderr
     assert pulled.json()["created"] == 0 and pulled.json()["updated"] == 1
-    [invitee] = fake.invitees_of(FREE_TYPE)
-    [booking] = bookings(synced.database_url)
-    assert (booking.calendly_invitee_uri, booking.calendly_state, booking.status) == (
-        invitee["uri"],
-        "booked",
-        "confirmed",
-    )
+    assert_booked_in_calendly(synced, fake)
 
 
 # -- which way a booking goes ------------------------------------------------------------------------
@@ -713,32 +712,31 @@ def test_the_token_never_appears_in_output_errors_or_audit_rows(synced: Bapp, fa
     assert all(TOKEN not in json.dumps(row.changes) for row in audit_rows(synced.database_url))
 
 
-def test_a_webhook_of_the_invitee_completes_the_held_booking(synced: Bapp, fake: FakeCalendly, tmp_path: Any) -> None:
+def _apply_invitee_created(synced: Bapp, fake: FakeCalendly, invitee: dict[str, Any], tmp_path: Any) -> Any:
+    """`calendly webhook apply` of Calendly's signed invitee.created delivery for `invitee`."""
     import time
 
     from bapp_cli.calendly.webhooks import make_signature_header
 
-    fake.apply_then_reset_next()
-    fake.fail_next("/scheduled_events", 500, times=6)
-    assert create(synced, slot()).exit_code == 9
-    [invitee] = fake.invitees_of(FREE_TYPE)
     event = fake.scheduled_event(invitee["event"])
-    body = json.dumps(
-        {
-            "event": "invitee.created",
-            "created_at": invitee["created_at"],
-            "created_by": USER,
-            "payload": {**invitee, "scheduled_event": event},
-        }
-    ).encode()
+    envelope = {"event": "invitee.created", "created_at": invitee["created_at"], "created_by": USER}
+    body = json.dumps({**envelope, "payload": {**invitee, "scheduled_event": event}}).encode()
     path = tmp_path / "delivery.json"
     path.write_bytes(body)
     key = "whsec-r8-test"
     signature = make_signature_header(body, key, timestamp=int(time.time()))
-    result = synced(
+    return synced(
         "calendly", "webhook", "apply", str(path), "--signature", signature, "--json",
         env={"CALENDLY_WEBHOOK_SIGNING_KEY": key},
     )  # fmt: skip
+
+
+def test_a_webhook_of_the_invitee_completes_the_held_booking(synced: Bapp, fake: FakeCalendly, tmp_path: Any) -> None:
+    fake.apply_then_reset_next()
+    fake.fail_next("/scheduled_events", 500, times=6)
+    assert create(synced, slot()).exit_code == 9
+    [invitee] = fake.invitees_of(FREE_TYPE)
+    result = _apply_invitee_created(synced, fake, invitee, tmp_path)
     assert result.exit_code == 0, result.stderr
     assert result.json()["action"] == "updated"
     [booking] = bookings(synced.database_url)
@@ -854,27 +852,13 @@ def test_a_webhook_for_a_held_booking_cancelled_here_warns_that_calendly_still_h
 ) -> None:
     # the held booking was cancelled with --local-only; Calendly's invitee then arrived and was attached
     # silently: bapp said cancelled, Calendly kept the session, and nobody was told
-    import time
-
-    from bapp_cli.calendly.webhooks import make_signature_header
-
     fake.apply_then_reset_next()
     fake.fail_next("/scheduled_events", 500, times=6)
     assert create(synced, slot()).exit_code == 9
     [booking] = bookings(synced.database_url)
     assert synced("bookings", "cancel", booking.reference, "--local-only").exit_code == 0
     [invitee] = fake.invitees_of(FREE_TYPE)
-    event = fake.scheduled_event(invitee["event"])
-    envelope = {"event": "invitee.created", "created_at": invitee["created_at"], "created_by": USER}
-    body = json.dumps({**envelope, "payload": {**invitee, "scheduled_event": event}}).encode()
-    path = tmp_path / "delivery.json"
-    path.write_bytes(body)
-    key = "whsec-r8-test"
-    signature = make_signature_header(body, key, timestamp=int(time.time()))
-    result = synced(
-        "calendly", "webhook", "apply", str(path), "--signature", signature, "--json",
-        env={"CALENDLY_WEBHOOK_SIGNING_KEY": key},
-    )  # fmt: skip
+    result = _apply_invitee_created(synced, fake, invitee, tmp_path)
     assert result.exit_code == 0, result.stderr
     record = result.json()
     assert (record["action"], record["booking_status"]) == ("updated", "cancelled")

@@ -22,6 +22,7 @@ from tests.cli.test_calendly_write import (
     CLIENT,
     FREE,
     FREE_TYPE,
+    assert_booked_in_calendly,
     bookings,
     fake,  # noqa: F401 (fixture)
     posts,
@@ -74,13 +75,7 @@ def test_killed_after_calendly_booked_then_reconcile_attaches(synced: Bapp, fake
     result = synced.process("calendly", "reconcile", "--json")
     assert result.exit_code == 0, result.stderr
     assert [r["action"] for r in result.json()] == ["attached"]
-    [invitee] = fake.invitees_of(FREE_TYPE)
-    [booking] = bookings(synced.database_url)
-    assert (booking.calendly_invitee_uri, booking.calendly_state, booking.status) == (
-        invitee["uri"],
-        "booked",
-        "confirmed",
-    )
+    assert_booked_in_calendly(synced, fake)
     assert len(posts(fake)) == 1  # never resent
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, Bapp
+from tests.conftest import Bapp
 
 ESC = "x\x1b[31my\x07"
 
@@ -57,13 +57,6 @@ def test_tabs_and_line_breaks_are_kept_and_what_the_commands_store_restores(
 
 QUESTION = "What brings you to BuildAppsWith?"
 BOOKING = ("bookings", "create", "--client", "ava.chen@client.example", "--session", "getting-started-free-intro")
-
-
-@pytest.fixture
-def catalogue(bapp: Bapp) -> Bapp:
-    assert bapp("calendly", "sync", "--from-file", str(REPO / "examples/calendly/event_types.json")).exit_code == 0
-    assert bapp("import", "clients", str(REPO / "examples/clients.csv")).exit_code == 0
-    return bapp
 
 
 def test_an_answer_holding_a_control_character_is_refused_naming_its_question(catalogue: Bapp, tmp_path: Path) -> None:

@@ -20,13 +20,6 @@ ANSWERS = ("--answer", "What brings you to BuildAppsWith?=Agents", "--answer", "
 HUGE = "99999999999999999999"  # past 64 bits
 
 
-@pytest.fixture
-def catalogue(bapp: Bapp) -> Bapp:
-    assert bapp("calendly", "sync", "--from-file", str(REPO / "examples/calendly/event_types.json")).exit_code == 0
-    assert bapp("import", "clients", str(REPO / "examples/clients.csv")).exit_code == 0
-    return bapp
-
-
 def _count(bapp: Bapp, model: type) -> int:
     engine = make_engine(bapp.database_url)
     try:
