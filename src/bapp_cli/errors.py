@@ -135,3 +135,15 @@ def document_problem(error: BaseException) -> str:
 
         return f"a number longer than {sys.get_int_max_str_digits()} digits"
     return str(error)
+
+
+def holds_lone_surrogate(document: Any) -> bool:
+    """Whether a parsed JSON document holds half of a UTF-16 pair (a `"\\ud800"` escape): no text, which no
+    database, file or API can store — such a document is bad input before anything is written of it."""
+    import json
+
+    try:
+        json.dumps(document, ensure_ascii=False).encode()
+    except UnicodeEncodeError:
+        return True
+    return False

@@ -15,7 +15,7 @@ import json
 from pydantic import ValidationError
 
 from bapp_cli.calendly.models import LegacyWebhookPayload, WebhookPayload, describe_validation_error
-from bapp_cli.errors import AuthError, InvalidInput, document_problem
+from bapp_cli.errors import AuthError, InvalidInput, document_problem, holds_lone_surrogate
 
 __all__ = [
     "DEFAULT_TOLERANCE",
@@ -114,12 +114,8 @@ def parse_webhook(body: bytes) -> WebhookPayload:
         raise InvalidInput(f"webhook body is not valid JSON ({type(exc).__name__})") from None
     if not isinstance(raw, dict):
         raise InvalidInput("webhook body is not a JSON object")
-    try:
-        # JSON may escape half of a UTF-16 pair ("\ud800"): such a string is no text, and storing it
-        # crashed the apply (exit 1, or 500 from the receiver)
-        json.dumps(raw, ensure_ascii=False).encode()
-    except UnicodeEncodeError:
-        raise InvalidInput("webhook body is not valid JSON text (an unpaired \\u surrogate escape)") from None
+    if holds_lone_surrogate(raw):  # storing it crashed the apply (exit 1, or 500 from the receiver)
+        raise InvalidInput("webhook body is not valid JSON text (an unpaired \\u surrogate escape)")
     try:
         return WebhookPayload.model_validate(raw)
     except ValidationError as exc:

@@ -21,8 +21,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bapp_cli.errors import DOCUMENT_ERRORS, InvalidInput, document_problem
-from bapp_cli.services.plain_text import ALLOWED, CONTROL_CHARACTER
+from bapp_cli.errors import DOCUMENT_ERRORS, InvalidInput, document_problem, holds_lone_surrogate
+from bapp_cli.services.plain_text import CONTROL_CHARACTER, control_message
 
 STRING_LIMIT = 255
 TEXT_LIMIT = 10_000
@@ -86,9 +86,6 @@ def parse_answer_option(text: str, *, field: str = "answer") -> AnswerInput:
     return AnswerInput(question.strip(), answer)
 
 
-_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
 def parse_answers_document(text: str, *, field: str = "answers-file") -> list[AnswerInput]:
     """A JSON object `{question: answer-or-list}` or Calendly's `[{question, answer}]` list."""
 
@@ -114,8 +111,7 @@ def parse_answers_document(text: str, *, field: str = "answers-file") -> list[An
     for question, value, where in items:
         if not (isinstance(value, str) or (isinstance(value, list) and all(isinstance(part, str) for part in value))):
             raise refused(f"{where}: the answer must be a string or a list of strings")
-        # JSON may escape half of a UTF-16 pair ("\ud800"): no text, and no database or API can store it
-        if any(_LONE_SURROGATE.search(part) for part in [question, *([value] if isinstance(value, str) else value)]):
+        if holds_lone_surrogate([question, value]):
             raise refused(f"{where}: holds an unpaired \\u surrogate escape, which is not text")
     return [AnswerInput(question, value if isinstance(value, str) else list(value)) for question, value, _ in items]
 
@@ -173,9 +169,7 @@ def validate_answers(
         # the rule of all stored text (services.plain_text): else the backup of the booking would not restore
         control = next((found for value in values if (found := CONTROL_CHARACTER.search(value))), None)
         if control is not None:
-            problems.append(
-                f"answer {question.name!r}: holds the control character U+{ord(control.group()):04X}; {ALLOWED}"
-            )
+            problems.append(f"answer {question.name!r}: {control_message(control.group())}")
             continue
         if not values:
             if question.required:

@@ -32,7 +32,6 @@ import datetime as dt
 import functools
 import gc
 import json
-import re
 import sys
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -40,7 +39,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from bapp_cli.errors import BappError, InvalidInput, document_problem
+from bapp_cli.errors import BappError, InvalidInput, document_problem, holds_lone_surrogate
 
 if TYPE_CHECKING:
     from pydantic import ValidationError
@@ -117,9 +116,6 @@ def record_run(
 # -- saved listings ----------------------------------------------------------------------------------
 
 
-_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")  # where a lone surrogate can come from in JSON text
-
-
 def listing_pages(content: bytes | str, *, name: str, items: str, hint: str) -> list[tuple[str, Any]]:
     """The pages of a saved Calendly listing (``--from-file``): one page ``{collection, pagination}``, a list
     of pages, or a bare list of ``items``; each as (where it sits in the file, its collection, unchecked)."""
@@ -130,14 +126,9 @@ def listing_pages(content: bytes | str, *, name: str, items: str, hint: str) -> 
     except (ValueError, UnicodeDecodeError) as exc:
         where = f" (line {exc.lineno}, column {exc.colno})" if isinstance(exc, json.JSONDecodeError) else ""
         raise InvalidInput(f"{name}: not valid JSON{where}", code="invalid_listing") from None
-    if _SURROGATE_ESCAPE.search(content if isinstance(content, str) else content.decode("utf-8", "replace")):
-        try:
-            # JSON may escape half of a UTF-16 pair ("\ud800"): no text, and the insert would crash on it (the
-            # API's own pages are parsed by pydantic-core, which refuses such an escape itself)
-            json.dumps(data, ensure_ascii=False).encode()
-        except UnicodeEncodeError:
-            message = f"{name}: not valid JSON text (an unpaired \\u surrogate escape)"
-            raise InvalidInput(message, code="invalid_listing") from None
+    # the insert would crash on it (the API's own pages are parsed by pydantic-core, which refuses it itself)
+    if holds_lone_surrogate(data):
+        raise InvalidInput(f"{name}: not valid JSON text (an unpaired \\u surrogate escape)", code="invalid_listing")
     if isinstance(data, Mapping):
         if "collection" not in data:
             raise InvalidInput(

@@ -18,11 +18,14 @@ CONTROL_CHARACTER = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udf
 ALLOWED = "text may hold tabs and line breaks, no other control characters"
 
 
+def control_message(character: str) -> str:
+    """What is wrong with text holding `character`, in the same words at every door."""
+    return f"holds the control character U+{ord(character):04X}; {ALLOWED}"
+
+
 def without_controls(value: str, field: str) -> str:
     """`value` unchanged, or InvalidInput (exit 6) naming `field` and the first control character in it."""
     match = CONTROL_CHARACTER.search(value)
     if match is not None:
-        raise InvalidInput(
-            f"{field}: holds the control character U+{ord(match.group()):04X}; {ALLOWED}", code="control_character"
-        )
+        raise InvalidInput(f"{field}: {control_message(match.group())}", code="control_character")
     return value

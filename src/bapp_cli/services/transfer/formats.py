@@ -37,7 +37,7 @@ from typing import IO, Any
 
 from bapp_cli.errors import DOCUMENT_ERRORS, InvalidInput, UsageError, document_problem
 from bapp_cli.services.instants import instant_text
-from bapp_cli.services.plain_text import ALLOWED, CONTROL_CHARACTER
+from bapp_cli.services.plain_text import CONTROL_CHARACTER, control_message
 from bapp_cli.services.spreadsheet import cell_row_formatter, json_default, restore_cell
 
 FORMATS = ("csv", "tsv", "json", "jsonl", "toml")  # each is read and written
@@ -182,7 +182,7 @@ def control_character(value: Any, where: str | None = None) -> tuple[str | None,
 
 def _control_row(line: int, original: Mapping[str, Any], found: tuple[str | None, str]) -> SourceRow:
     where, character = found
-    return _unreadable(line, original, where, f"holds the control character U+{ord(character):04X}; {ALLOWED}")
+    return _unreadable(line, original, where, control_message(character))
 
 
 def _cell_control(columns: Sequence[str], cells: Sequence[str]) -> tuple[str | None, str] | None:
