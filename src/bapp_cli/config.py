@@ -19,7 +19,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
-from bapp_cli.errors import DOCUMENT_ERRORS, ConfigError, InvalidInput, UsageError, document_problem
+from bapp_cli.errors import ConfigError, InvalidInput, UnreadableDocument, UsageError, read_toml
 
 DEFAULT_CALENDLY_BASE_URL = "https://api.calendly.com"
 
@@ -444,21 +444,16 @@ def _not_a_config_file(path: Path) -> str | None:
 
 
 def load_config_file(path: Path) -> dict[str, Any]:
-    import tomllib
-
     try:
-        with path.open("rb") as handle:
-            return tomllib.load(handle)
+        return read_toml(path.read_bytes().decode())
     except (FileNotFoundError, NotADirectoryError):  # not created yet
         return {}
-    except tomllib.TOMLDecodeError as exc:
+    except UnreadableDocument as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
     except UnicodeDecodeError as exc:
         raise ConfigError(f"config file {path} is not UTF-8 (byte {exc.start})") from None
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
-    except DOCUMENT_ERRORS as exc:
-        raise ConfigError(f"config file {path} is not valid TOML: {document_problem(exc)}") from None
 
 
 def _file_value(data: Mapping[str, Any], key: str) -> Any:

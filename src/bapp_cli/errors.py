@@ -121,8 +121,9 @@ class Interrupted(BappError):
 
 # Besides their own decode errors, Python's json and tomllib readers raise ValueError for an integer of more
 # digits than sys.get_int_max_str_digits() (a guard against quadratic-time conversion) and RecursionError for
-# arrays or objects nested about a thousand deep. Both are bad input (R9): every reader of a user's JSON or TOML
-# catches these along with its decode error and says what is wrong with `document_problem`.
+# arrays or objects nested about a thousand deep. Both are bad input (R9): a user's JSON or TOML is read with
+# `read_json`/`read_toml` below (the import's incremental JSON scanner catches them itself), and
+# `document_problem` says what is wrong.
 DOCUMENT_ERRORS = (ValueError, RecursionError)
 
 
@@ -135,6 +136,42 @@ def document_problem(error: BaseException) -> str:
 
         return f"a number longer than {sys.get_int_max_str_digits()} digits"
     return str(error)
+
+
+class UnreadableDocument(Exception):
+    """A user's JSON or TOML document that `read_json`/`read_toml` refused: `problem` says what is wrong in
+    words for the person who wrote it; the text adds where (line and column) when the reader knows it. Each
+    caller turns it into its own error, naming what the document is and where it came from."""
+
+    def __init__(self, error: ValueError | RecursionError) -> None:
+        import json
+
+        if isinstance(error, json.JSONDecodeError):
+            self.problem = error.msg
+            super().__init__(f"line {error.lineno}, column {error.colno}: {error.msg}")
+        else:
+            self.problem = document_problem(error)
+            super().__init__(self.problem)
+
+
+def read_json(text: str | bytes) -> Any:
+    """A user's JSON document; anything Python's reader refuses (R9 included) is an UnreadableDocument."""
+    import json
+
+    try:
+        return json.loads(text)
+    except DOCUMENT_ERRORS as exc:
+        raise UnreadableDocument(exc) from None
+
+
+def read_toml(text: str) -> dict[str, Any]:
+    """A user's TOML document; the decode error's text keeps tomllib's "(at line N, column M)"."""
+    import tomllib
+
+    try:
+        return tomllib.loads(text)
+    except DOCUMENT_ERRORS as exc:
+        raise UnreadableDocument(exc) from None
 
 
 def holds_lone_surrogate(document: Any) -> bool:

@@ -418,7 +418,7 @@ def test_credential_files_are_split_with_line_numbers_for_bad_lines() -> None:
         split_credentials("a.b.c\nhello\n", "x.jwt")
     with pytest.raises(InvalidInput, match="no credential"):
         split_credentials("  \n", "x.jwt")
-    with pytest.raises(InvalidInput, match=r"x.json: line 1: not valid JSON"):
+    with pytest.raises(InvalidInput, match=r"x.json: not valid JSON \(line 1, column 3: "):
         split_credentials("[{", "x.json")
     with pytest.raises(InvalidInput, match="item 0: no jwt member"):
         split_credentials('[{"credential": {}}]', "x.json")

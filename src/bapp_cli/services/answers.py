@@ -15,13 +15,12 @@ The API, in the order a caller uses it:
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bapp_cli.errors import DOCUMENT_ERRORS, InvalidInput, document_problem, holds_lone_surrogate
+from bapp_cli.errors import InvalidInput, UnreadableDocument, holds_lone_surrogate, read_json
 from bapp_cli.services.plain_text import CONTROL_CHARACTER, control_message
 
 STRING_LIMIT = 255
@@ -93,11 +92,9 @@ def parse_answers_document(text: str, *, field: str = "answers-file") -> list[An
         return InvalidInput(f"{field}: {problem}", code="invalid_answers_file")
 
     try:
-        document = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise refused(f"not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
-    except DOCUMENT_ERRORS as exc:
-        raise refused(f"not valid JSON ({document_problem(exc)})") from None
+        document = read_json(text)
+    except UnreadableDocument as exc:
+        raise refused(f"not valid JSON ({exc})") from None
     if isinstance(document, dict):
         items: list[tuple[str, Any, str]] = [(str(key), value, f"key {key!r}") for key, value in document.items()]
     elif isinstance(document, list):

@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session
 
 from bapp_cli.db.audit import record_audit
 from bapp_cli.db.models import Badge, Pathway, PathwayTier, Skill, SkillPathwayLink, User
-from bapp_cli.errors import DOCUMENT_ERRORS, Conflict, InvalidInput, NotFound, document_problem
+from bapp_cli.errors import Conflict, InvalidInput, NotFound, UnreadableDocument, read_json
 from bapp_cli.services.instants import instant_text
 from bapp_cli.services.people import get_client
 from bapp_cli.services.progress import FUNDAMENTALS_KEY, load_catalogue, pathway_badge_key, tier_badge_key
@@ -625,8 +625,6 @@ def check_against_status_list(verification: Verification, status_token: str, *, 
 
 def split_credentials(text: str, source: str) -> list[str]:
     """The compact JWS tokens in a file: one per line, or JSON as `badges export --format json` writes it."""
-    import json
-
     stripped = text.strip()
     if not stripped:
         raise InvalidInput(f"{source}: no credential in it", code="no_credential")
@@ -638,11 +636,9 @@ def split_credentials(text: str, source: str) -> list[str]:
                 raise InvalidInput(message, code="bad_jws")
         return [token for _, token in lines]
     try:
-        document = json.loads(stripped)
-    except json.JSONDecodeError as exc:
-        raise InvalidInput(f"{source}: line {exc.lineno}: not valid JSON ({exc.msg})", code="bad_json") from None
-    except DOCUMENT_ERRORS as exc:
-        raise InvalidInput(f"{source}: not valid JSON ({document_problem(exc)})", code="bad_json") from None
+        document = read_json(stripped)
+    except UnreadableDocument as exc:
+        raise InvalidInput(f"{source}: not valid JSON ({exc})", code="bad_json") from None
     members: list[Any] = [item.get("jwt") if isinstance(item, dict) else item for item in _types(document)]
     for index, member in enumerate(members):
         if not isinstance(member, str):

@@ -10,7 +10,6 @@ tiers given are added or renamed (tiers are never deleted: skills link to them).
 
 from __future__ import annotations
 
-import json
 import re
 from abc import abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -35,7 +34,7 @@ from bapp_cli.db.models import (
     SkillPathwayLink,
 )
 from bapp_cli.db.types import UTCDateTime
-from bapp_cli.errors import DOCUMENT_ERRORS, BappError, InvalidInput, NotFound, document_problem
+from bapp_cli.errors import BappError, InvalidInput, NotFound, UnreadableDocument, read_json
 from bapp_cli.services.pathway_admin import (
     MAX_TIERS,
     PATHWAY_FIELDS,
@@ -69,11 +68,9 @@ def _json_value(value: Any) -> Any:
     """A nested value (objects, lists of objects) in a CSV cell is JSON."""
     if isinstance(value, str):
         try:
-            return json.loads(value)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"not valid JSON ({exc.msg})") from None
-        except DOCUMENT_ERRORS as exc:
-            raise ValueError(f"not valid JSON ({document_problem(exc)})") from None
+            return read_json(value)
+        except UnreadableDocument as exc:
+            raise ValueError(f"not valid JSON ({exc.problem})") from None
     return value
 
 

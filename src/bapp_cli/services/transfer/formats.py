@@ -30,12 +30,11 @@ import decimal
 import io
 import json
 import re
-import tomllib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from bapp_cli.errors import DOCUMENT_ERRORS, InvalidInput, UsageError, document_problem
+from bapp_cli.errors import DOCUMENT_ERRORS, InvalidInput, UnreadableDocument, UsageError, read_toml
 from bapp_cli.services.instants import instant_text
 from bapp_cli.services.plain_text import CONTROL_CHARACTER, control_message
 from bapp_cli.services.spreadsheet import cell_row_formatter, json_default, restore_cell
@@ -306,7 +305,7 @@ class _JsonScanner:
                     continue
                 raise self._malformed() from None
             except DOCUMENT_ERRORS as exc:  # a huge number or deep nesting: reading more cannot help
-                raise _bad_file(f"malformed JSON ({document_problem(exc)})", line=self.line) from None
+                raise _bad_file(f"malformed JSON ({UnreadableDocument(exc)})", line=self.line) from None
             # a number at the buffer's edge may continue in the next chunk
             edge = end == len(self._buffer) and not self._eof and not isinstance(value, dict | list | str)
             if edge and self._fill():
@@ -322,7 +321,7 @@ class _JsonScanner:
             line = self.line + self._buffer.count("\n", self._pos, exc.pos)
             return _bad_file(f"malformed JSON ({exc.msg})", line=line)
         except DOCUMENT_ERRORS as exc:
-            return _bad_file(f"malformed JSON ({document_problem(exc)})", line=self.line)
+            return _bad_file(f"malformed JSON ({UnreadableDocument(exc)})", line=self.line)
         return _bad_file("malformed JSON", line=self.line)  # pragma: no cover - decodes now
 
     def _more(self, close: str, after: str) -> bool:
@@ -388,11 +387,9 @@ def read_jsonl(stream: IO[bytes], progress: ReadProgress) -> Iterator[SourceRow]
             continue
         try:
             item = json.loads(text)
-        except json.JSONDecodeError as exc:
-            yield _unreadable(number, {"line": text.rstrip("\r\n")}, None, f"not valid JSON ({exc.msg})")
-            continue
-        except DOCUMENT_ERRORS as exc:
-            yield _unreadable(number, {"line": text.rstrip("\r\n")}, None, f"not valid JSON ({document_problem(exc)})")
+        except DOCUMENT_ERRORS as exc:  # json.loads itself, not read_json: no call added to a line's work (P3)
+            problem = UnreadableDocument(exc).problem
+            yield _unreadable(number, {"line": text.rstrip("\r\n")}, None, f"not valid JSON ({problem})")
             continue
         yield _object_row(number, item)
 
@@ -416,12 +413,10 @@ def read_toml_sections(stream: IO[bytes], progress: ReadProgress) -> Iterator[tu
     except UnicodeDecodeError as exc:
         raise _not_utf8(raw.count(b"\n", 0, exc.start) + 1) from None
     try:
-        document = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        match = re.search(r"line (\d+)", str(exc))
+        document = read_toml(text)
+    except UnreadableDocument as exc:
+        match = re.search(r"line (\d+)", exc.problem)
         raise _bad_file(f"malformed TOML ({exc})", line=int(match.group(1)) if match else None) from None
-    except DOCUMENT_ERRORS as exc:
-        raise _bad_file(f"malformed TOML ({document_problem(exc)})") from None
     header_lines: dict[str, list[int]] = {}
     for match in _TABLE_HEADER.finditer(text):
         header_lines.setdefault(match.group(1), []).append(text.count("\n", 0, match.start()) + 1)
