@@ -257,8 +257,7 @@ class BookingImporter(KindImporter):
     required = (("client",), ("session", "session_id"), ("start_time",))
     refused = dict.fromkeys(WRITE_STATE_COLUMNS, WRITE_STATE_REFUSAL)
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __post_init__(self) -> None:
         self.references = References(self.session)
         self.dialect = self.session.get_bind().dialect.name
         self.check_overlaps = not self.restore and not self.options.allow_overlap

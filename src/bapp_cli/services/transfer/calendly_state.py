@@ -163,8 +163,7 @@ INVITATION_COLUMNS = tuple(InvitationRow.__annotations__)
 class _KeptIdImporter(KindImporter):
     """Rows created one by one that keep their backed-up id in a restore."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __post_init__(self) -> None:
         self.ids: set[int] = set()  # a restore keeps ids: one given twice is a bad row, not a crash
 
     def add(self, record: Any, row: SourceRow, wanted: int | None, results: list[RowResult]) -> bool:
@@ -187,8 +186,8 @@ class InvitationImporter(_KeptIdImporter):
     required = (("client",), ("session",), ("booking_url",))
     batch_size = 2000
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __post_init__(self) -> None:
+        super().__post_init__()
         self.sessions: dict[str, int] = {}
         for session_id, uri, slug in self.session.execute(
             select(SessionType.id, SessionType.calendly_uri, SessionType.slug).order_by(SessionType.id)

@@ -183,8 +183,7 @@ class RowImporter(KindImporter):
     needed: ClassVar[tuple[str, ...]] = ("name",)  # the columns a row that creates a record must give
     batch_size = 500  # rows go one by one through the ORM: a batch is only what is validated at once
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __post_init__(self) -> None:
         self.seen: dict[str, int] = {}  # natural key → the line of the file that gave it first
 
     def apply(self, rows: Sequence[SourceRow]) -> list[RowResult]:
@@ -348,8 +347,8 @@ class SkillImporter(RowImporter):
     model = Skill
     rules = SKILL_FIELDS  # as `skills add/update` check them
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __post_init__(self) -> None:
+        super().__post_init__()
         self.tiers = set(self.session.execute(select(PathwayTier.pathway_id, PathwayTier.tier)).all())
         # what the completion rules must look at once every row is in (badges are awarded
         # the moment a catalogue change completes a tier)
@@ -449,8 +448,8 @@ class SessionImporter(RowImporter):
         "color": _calendly_color,
     }
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __post_init__(self) -> None:
+        super().__post_init__()
         self.builders: dict[str, int] = {}
         # sync's allocator, over every slug held now: a slug handed out here stays taken
         held = self.session.execute(select(SessionType.slug, SessionType.id).where(SessionType.slug.is_not(None)))
@@ -523,16 +522,10 @@ class SessionImporter(RowImporter):
 
 
 def _question(item: Mapping[str, Any], index: int) -> dict[str, Any]:
-    """A custom question in the stored (Calendly) shape."""
-    return {
-        "name": item["name"],
-        "type": item["type"],
-        "position": item.get("position", index),
-        "enabled": item.get("enabled", True),
-        "required": item.get("required", False),
-        "answer_choices": list(item.get("answer_choices") or []),
-        "include_other": item.get("include_other", False),
-    }
+    """A custom question in the stored (Calendly) shape: its keys in Calendly's order, defaults for those not given."""
+    defaults = {"position": index, "enabled": True, "required": False, "answer_choices": None, "include_other": False}
+    stored = {"name": item["name"], "type": item["type"], **defaults, **item}
+    return stored | {"answer_choices": list(stored["answer_choices"] or [])}
 
 
 def export_sessions(session: Session) -> Iterator[dict[str, Any]]:

@@ -217,6 +217,9 @@ class KindImporter(ABC):
     # a batch's last statement may still run while the next batch is read
     mover: Mover = field(default_factory=Mover, init=False)
 
+    def __post_init__(self) -> None:  # noqa: B027 - an optional hook: the kinds with lookups of their own
+        """A kind's own set-up (what it reads once per import), once the shared fields are set."""
+
     def check_header(self, columns: Sequence[str]) -> None:
         """CSV/TSV: unknown or missing columns make the whole file bad (line 1)."""
         known = self.schema.__annotations__

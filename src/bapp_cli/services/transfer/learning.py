@@ -116,8 +116,7 @@ class _PeopleImporter(KindImporter):
 
     table: FromClause
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __post_init__(self) -> None:
         pathways = self.session.execute(select(Pathway.id, Pathway.slug, Pathway.archived)).all()
         self.pathways = {pathway.slug: pathway for pathway in pathways}
         self.pathways_by_id = {pathway.id: pathway for pathway in pathways}
@@ -308,8 +307,8 @@ class ProgressImporter(_PeopleImporter):
     required = (("client",), ("skill",))
     table = UserSkillProgress.__table__
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __post_init__(self) -> None:
+        super().__post_init__()
         skills = select(Skill.slug, Skill.id, Skill.archived, Skill.is_fundamental)
         self.skills = {skill.slug: skill for skill in self.session.execute(skills)}
         self.links = skill_links(self.session)

@@ -118,8 +118,7 @@ class ClientImporter(KindImporter):
     required = (("email",),)
     batch_size = 5000
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __post_init__(self) -> None:
         self.touched = Touched(self.session, User.__table__)
 
     def apply(self, rows: Sequence[SourceRow]) -> list[RowResult]:
