@@ -30,6 +30,7 @@ import os
 import stat
 import sys
 from collections.abc import Callable, Iterator
+from dataclasses import KW_ONLY, dataclass, field
 from types import TracebackType
 from typing import IO, cast
 
@@ -86,6 +87,7 @@ def read_text_input(path: str, *, what: str | None = None) -> str:
         raise InvalidInput(f"{prefix}{path}: byte {exc.start} is not UTF-8", code="bad_encoding") from None
 
 
+@dataclass(eq=False)
 class OutputFile:
     """A file a command writes: checked on entry, whole or not at all on exit (see the module doc).
 
@@ -93,23 +95,15 @@ class OutputFile:
     finishes the file, leaving it with an exception removes what was written.
     """
 
-    def __init__(
-        self,
-        path: str,
-        *,
-        what: str,
-        private: bool = False,
-        not_the_input: str | None = None,
-        database_url: str | None = None,
-    ) -> None:
-        self.path = path
-        self.what = what
-        self.private = private
-        self.not_the_input = not_the_input
-        self.database_url = database_url
-        self._target = path
-        self._temporary: str | None = None
-        self._handle: IO[str] | None = None
+    path: str
+    _: KW_ONLY
+    what: str
+    private: bool = False
+    not_the_input: str | None = None
+    database_url: str | None = None
+    _target: str = field(default="", init=False)  # the real path, set on entry
+    _temporary: str | None = field(default=None, init=False)
+    _handle: IO[str] | None = field(default=None, init=False)
 
     # -- entering: every refusal happens here, before the command does anything --------------------
     def __enter__(self) -> IO[str]:
