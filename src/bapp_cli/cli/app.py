@@ -209,13 +209,11 @@ def main(argv: list[str] | None = None) -> None:
             exit_code = result
         sys.stdout.flush()  # here, so a full disk under `> file` is reported like any other failure
         if exit_code == 130:  # Typer turns Ctrl-C into a returned 130; the transaction was rolled back
-            sys.stderr.write(f"{_stopped()}; nothing was changed.\n")
-            exit_code = _stopped_code()
+            exit_code = _stopped()
     except BappError as error:
         exit_code = _report(error, args, app_state)
     except (typer.Abort, KeyboardInterrupt) as stop:  # a declined confirmation, Ctrl-C, or SIGTERM
-        sys.stderr.write(f"{'Aborted' if isinstance(stop, typer.Abort) else _stopped()}; nothing was changed.\n")
-        exit_code = 130 if isinstance(stop, typer.Abort) else _stopped_code()
+        exit_code = _stopped(aborted=isinstance(stop, typer.Abort))
     except click_exceptions.UsageError as error:
         context, hint = error.ctx, None
         message = error.format_message()
@@ -254,14 +252,15 @@ def _terminate(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt  # stopped exactly as Ctrl-C stops a command
 
 
-def _stopped() -> str:
-    return "Terminated" if _TERMINATED else "Interrupted"
-
-
-def _stopped_code() -> int:
+def _stopped(*, aborted: bool = False) -> int:
+    """Says on stderr that the run stopped (a declined confirmation, Ctrl-C or SIGTERM) with nothing changed;
+    its exit code."""
+    terminated = bool(_TERMINATED) and not aborted
+    how = "Aborted" if aborted else "Terminated" if terminated else "Interrupted"
+    sys.stderr.write(f"{how}; nothing was changed.\n")
     # 128 + the signal, as a shell reports a process the signal stopped: `timeout` and systemd tell a
     # terminated run (143) from one stopped by Ctrl-C (130)
-    return 143 if _TERMINATED else 130
+    return 143 if terminated else 130
 
 
 def _stop_on_sigterm() -> Any:

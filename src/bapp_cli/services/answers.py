@@ -113,7 +113,8 @@ def parse_answers_document(text: str, *, field: str = "answers-file") -> list[An
     return [AnswerInput(question, value if isinstance(value, str) else list(value)) for question, value, _ in items]
 
 
-def _values(answer: AnswerInput) -> list[str]:
+def answer_values(answer: AnswerInput) -> list[str]:
+    """The answer's parts (one, or a multi-select's several), trimmed, blank ones left out."""
     parts = answer.answer if isinstance(answer.answer, list) else [answer.answer]
     return [part.strip() for part in parts if part.strip()]
 
@@ -162,7 +163,7 @@ def validate_answers(
         if not question.enabled:
             continue
         entries = given.get(question_key(question.name), [])
-        values = [value for entry in entries for value in _values(entry)]
+        values = [value for entry in entries for value in answer_values(entry)]
         # the rule of all stored text (services.plain_text): else the backup of the booking would not restore
         control = next((found for value in values if (found := CONTROL_CHARACTER.search(value))), None)
         if control is not None:

@@ -36,7 +36,7 @@ from bapp_cli.db.models import (
     User,
 )
 from bapp_cli.errors import BappError, Conflict, InvalidInput, NotFound
-from bapp_cli.services.answers import AnswerInput, question_key, questions_from, validate_answers
+from bapp_cli.services.answers import AnswerInput, answer_values, question_key, questions_from, validate_answers
 from bapp_cli.services.enrolment import enrol
 from bapp_cli.services.instants import get_zone, instant_text
 from bapp_cli.services.listing import Page
@@ -312,8 +312,7 @@ def _fingerprint(
     """A digest of the request as it affects the booking, so a retried command matches its first run."""
     answers: dict[str, list[str]] = {}
     for answer in request.answers:
-        parts = answer.answer if isinstance(answer.answer, list) else [answer.answer]
-        answers.setdefault(question_key(answer.question), []).extend(part.strip() for part in parts if part.strip())
+        answers.setdefault(question_key(answer.question), []).extend(answer_values(answer))
     document = {
         "client": client_email,
         "session_type": session_type.id,

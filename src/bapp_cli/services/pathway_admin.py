@@ -169,8 +169,7 @@ def _move(session: Session, pathway: Pathway, position: int) -> dict[str, Any]:
     ordered.insert(min(position, len(ordered)), pathway)
     previous = pathway.position
     for index, item in enumerate(ordered):
-        if item.position != index:
-            item.position = index
+        item.position = index  # the ORM writes only the positions that change
     return {"position": [previous, pathway.position]} if previous != pathway.position else {}
 
 
