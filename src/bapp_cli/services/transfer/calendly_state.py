@@ -199,18 +199,13 @@ class InvitationImporter(_KeptIdImporter):
                 self.sessions[uri] = session_id
 
     def apply(self, rows: Sequence[SourceRow]) -> list[RowResult]:
-        valid, results = self.validate(rows)
-        parsed: list[tuple[SourceRow, dict[str, Any]]] = []
-        for row, values in valid:
-            try:
-                values["client"] = normalise_email(values["client"], field="client")
-                values["booking"] = (values.get("booking") or "").upper() or None
-                values["created_at"] = self.instant(values.get("created_at"), "created_at") or self.now
-                values["used_at"] = self.instant(values.get("used_at"), "used_at")
-            except BappError as exc:
-                results.append(refusal(row, exc))
-                continue
-            parsed.append((row, values))
+        def settle(row: SourceRow, values: dict[str, Any]) -> dict[str, Any]:
+            values["client"] = normalise_email(values["client"], field="client")
+            values["booking"] = (values.get("booking") or "").upper() or None
+            values["created_at"] = self.instant(values.get("created_at"), "created_at") or self.now
+            return values | {"used_at": self.instant(values.get("used_at"), "used_at")}
+
+        parsed, results = self.settled(rows, settle)
         clients = self._ids(
             select(User.email, User.id).join(ClientProfile, ClientProfile.user_id == User.id), parsed, "client"
         )

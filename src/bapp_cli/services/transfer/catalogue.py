@@ -34,7 +34,7 @@ from bapp_cli.db.models import (
     SkillPathwayLink,
 )
 from bapp_cli.db.types import UTCDateTime
-from bapp_cli.errors import BappError, InvalidInput, NotFound, UnreadableDocument, read_json
+from bapp_cli.errors import InvalidInput, NotFound, UnreadableDocument, read_json
 from bapp_cli.services.pathway_admin import (
     MAX_TIERS,
     PATHWAY_FIELDS,
@@ -60,7 +60,6 @@ from bapp_cli.services.transfer.importer import (
     RowId,
     RowResult,
     When,
-    refusal,
 )
 
 
@@ -187,14 +186,8 @@ class RowImporter(KindImporter):
         self.seen: dict[str, int] = {}  # natural key → the line of the file that gave it first
 
     def apply(self, rows: Sequence[SourceRow]) -> list[RowResult]:
-        valid, results = self.validate(rows)
-        for row, values in valid:
-            try:
-                outcome = self.apply_row(row, values)
-            except BappError as exc:
-                results.append(refusal(row, exc))
-                continue
-            results.append(RowResult(row, outcome=outcome))
+        applied, results = self.settled(rows, self.apply_row)
+        results += [RowResult(row, outcome=outcome) for row, outcome in applied]
         self.session.flush()
         return sorted(results, key=lambda result: result.row.line)
 

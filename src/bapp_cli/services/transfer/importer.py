@@ -15,7 +15,7 @@ import itertools
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, TypeVar
 
 from pydantic import BeforeValidator, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError
 from sqlalchemy.orm import Session
@@ -118,6 +118,7 @@ class ImportSummary:
 
 
 RejectSink = Callable[[str, SourceRow, str], None]
+Settled = TypeVar("Settled")
 
 
 class Touched:
@@ -254,6 +255,20 @@ class KindImporter(ABC):
         rejected.extend(RowResult(candidates[index], errors=errors) for index, errors in sorted(by_index.items()))
         values = adapter.validate_python([row.values for row in good]) if good else []
         return list(zip(good, values, strict=True)), rejected
+
+    def settled(
+        self, rows: Sequence[SourceRow], settle: Callable[[SourceRow, dict[str, Any]], Settled]
+    ) -> tuple[list[tuple[SourceRow, Settled]], list[RowResult]]:
+        """`validate`, then `settle(row, values)` each valid row in order: a rule's refusal (a BappError whose
+        message starts with the column it is about) rejects that row. Returns (settled rows, rejected rows)."""
+        valid, results = self.validate(rows)
+        settled: list[tuple[SourceRow, Settled]] = []
+        for row, values in valid:
+            try:
+                settled.append((row, settle(row, values)))
+            except BappError as exc:
+                results.append(refusal(row, exc))
+        return settled, results
 
     @abstractmethod
     def apply(self, rows: Sequence[SourceRow]) -> list[RowResult]:

@@ -137,13 +137,7 @@ class _PeopleImporter(KindImporter):
         whose message starts with the column it is about) rejects the row."""
 
     def apply(self, rows: Sequence[SourceRow]) -> list[RowResult]:
-        valid, results = self.validate(rows)
-        parsed: list[tuple[SourceRow, dict[str, Any]]] = []
-        for row, values in valid:
-            try:
-                parsed.append((row, self.parse_row(values)))
-            except BappError as exc:  # a rule's refusal rejects that row
-                results.append(refusal(row, exc))
+        parsed, results = self.settled(rows, lambda row, values: self.parse_row(values))
         query = select(User.email, User.id).join(ClientProfile, ClientProfile.user_id == User.id)
         clients: dict[str, int] = dict(rows_keyed(self.session, query, [item["email"] for _, item in parsed]))
         self.inserts: list[dict[str, Any]] = []
