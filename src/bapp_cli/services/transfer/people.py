@@ -19,7 +19,6 @@ from typing_extensions import TypedDict
 
 from bapp_cli.db import bulk
 from bapp_cli.db.models import BuilderProfile, ClientProfile, User
-from bapp_cli.errors import BappError
 from bapp_cli.services.builders import (
     MAX_ADVANCE_DAYS,
     MAX_BUFFER_MINUTES,
@@ -41,7 +40,6 @@ from bapp_cli.services.transfer.importer import (
     RowResult,
     Touched,
     When,
-    refusal,
 )
 from bapp_cli.services.transfer.store import rows_keyed
 
@@ -122,24 +120,22 @@ class ClientImporter(KindImporter):
         self.touched = Touched(self.session, User.__table__)
 
     def apply(self, rows: Sequence[SourceRow]) -> list[RowResult]:
-        valid, results = self.validate(rows)
+        def settle(row: SourceRow, values: dict[str, Any]) -> dict[str, Any]:
+            cleaned = {"email": normalise_email(values["email"]), "id": values.get("id")}
+            texts = [name for name in ("name", "company", "industry") if name in values]
+            cleaned |= {name: clean_text(values[name], name) for name in texts}
+            return cleaned | {"created_at": self.instant(values.get("created_at"), "created_at")}
+
+        settled, results = self.settled(rows, settle)
         wanted: list[tuple[SourceRow, dict[str, Any]]] = []
         first: dict[str, int] = {}
-        for row, values in valid:
-            try:
-                email = normalise_email(values["email"])
-                cleaned: dict[str, Any] = {
-                    name: clean_text(values[name], name) for name in ("name", "company", "industry") if name in values
-                }
-                created_at = self.instant(values.get("created_at"), "created_at")
-            except BappError as exc:
-                results.append(refusal(row, exc))
-                continue
+        for row, values in settled:
+            email = values["email"]
             if email in first:
                 results.append(_refused(row, "email", f"{email!r} is already on line {first[email]}"))
                 continue
             first[email] = row.line
-            wanted.append((row, {"email": email, "created_at": created_at, "id": values.get("id"), **cleaned}))
+            wanted.append((row, values))
         existing = self._existing([values["email"] for _, values in wanted])
         kept_ids = [values["id"] for _, values in wanted if values["id"] is not None] if self.restore else []
         taken = {row[0] for row in rows_keyed(self.session, select(User.id), kept_ids)}  # ids a restore cannot keep
