@@ -10,14 +10,7 @@ import typer
 
 from bapp_cli.cli.cells import answers_text
 from bapp_cli.cli.context import state, utc_now
-from bapp_cli.cli.options import (
-    MAX_OPTION_INT,
-    DryRunOption,
-    LimitOption,
-    OffsetOption,
-    output_command,
-    search_option,
-)
+from bapp_cli.cli.options import MAX_OPTION_INT, DryRunOption, output_command
 from bapp_cli.cli.terminal import detail_table
 from bapp_cli.cli.unit_of_work import changing, reading
 from bapp_cli.errors import UsageError
@@ -26,6 +19,7 @@ if TYPE_CHECKING:
     from bapp_cli.cli.output import OutputSink
     from bapp_cli.services.answers import AnswerInput
     from bapp_cli.services.booking import StatusChange
+    from bapp_cli.services.listing import Page
 
 app = typer.Typer(help="Create, list, show, confirm, complete and cancel bookings.", no_args_is_help=True)
 
@@ -249,9 +243,10 @@ def calendly_writer(app_state: Any) -> Iterator[Any]:
         )
 
 
-@output_command(app, "list")
+@output_command(app, "list", search="reference, client or session title")
 def list_command(
     ctx: typer.Context,
+    page: Page,
     client: Annotated[str | None, typer.Option("--client", help="Client e-mail.")] = None,
     builder: Annotated[str | None, typer.Option("--builder", help="Builder e-mail.")] = None,
     pathway: Annotated[str | None, typer.Option("--pathway", help="Pathway slug, or 'none'.")] = None,
@@ -264,9 +259,6 @@ def list_command(
     start_from: Annotated[str | None, typer.Option("--from", help="Starting at or after WHEN.")] = None,
     start_to: Annotated[str | None, typer.Option("--to", help="Starting before WHEN.")] = None,
     upcoming: Annotated[bool, typer.Option("--upcoming", help="Only pending/confirmed bookings yet to start.")] = False,
-    search: Annotated[str | None, search_option("reference, client or session title")] = None,
-    limit: LimitOption = None,
-    offset: OffsetOption = 0,
 ) -> None:
     """List bookings ordered by start time; every filter is optional.
 
@@ -278,7 +270,6 @@ def list_command(
       bapp bookings list --search ada --limit 20 --offset 20
     """
     from bapp_cli.services.instants import parse_instant
-    from bapp_cli.services.listing import Page
     from bapp_cli.services.plain_reads import BookingFilters, instant_value, list_bookings
 
     app_state = state(ctx)
@@ -294,7 +285,6 @@ def list_command(
         start_to=parse_instant(start_to, timezone=zone, field="to") if start_to else None,
         upcoming=upcoming,
     )
-    page = Page(limit=limit, offset=offset, search=search)
     with app_state.plain_reading() as database:
         found = list_bookings(database, filters, now=utc_now(), page=page, cells=sink.format in ("csv", "tsv"))
         if sink.format != "table":  # streamed inside the read transaction, as rows are fetched
