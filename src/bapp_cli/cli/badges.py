@@ -10,7 +10,7 @@ import typer
 from bapp_cli.cli.context import AppState, state, utc_now
 from bapp_cli.cli.files import OutputFile, read_text_input
 from bapp_cli.cli.options import ClientArgument, DryRunOption, output_command
-from bapp_cli.cli.unit_of_work import apply
+from bapp_cli.cli.unit_of_work import apply, plain_reading
 from bapp_cli.errors import ConfigError, InvalidInput, UsageError
 
 if TYPE_CHECKING:
@@ -34,9 +34,7 @@ def list_command(ctx: typer.Context, email: ClientArgument, page: Page) -> None:
     """
     from bapp_cli.services.plain_reads import BADGE_COLUMNS, list_badges
 
-    app_state = state(ctx)
-    sink = app_state.output()
-    with app_state.plain_reading() as database:  # a plain read, as `progress show`: no SQLAlchemy
+    with plain_reading(ctx) as (sink, database):  # as `progress show`
         badges = list_badges(database, email, page=page)
     sink.records(badges, BADGE_COLUMNS, title=f"Badges of {email.strip().lower()}")
 

@@ -9,10 +9,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from bapp_cli.cli.cells import ENROLMENT_STYLES, SKILL_STATUS_STYLES, percent_style
-from bapp_cli.cli.context import state
 from bapp_cli.cli.options import ClientArgument, output_command
 from bapp_cli.cli.terminal import listing_table, styled
-from bapp_cli.cli.unit_of_work import reading
+from bapp_cli.cli.unit_of_work import plain_reading, reading
 
 if TYPE_CHECKING:
     from bapp_cli.services.listing import Page
@@ -97,9 +96,7 @@ def show(
     """
     from bapp_cli.services.plain_reads import PROGRESS_COLUMNS, show_progress
 
-    app_state = state(ctx)
-    sink = app_state.output()
-    with app_state.plain_reading() as database:
+    with plain_reading(ctx) as (sink, database):
         progress = show_progress(database, email, pathway=pathway)
     sink.records(progress.pathways, PROGRESS_COLUMNS, table=partial(_draw_progress_tree, progress, sink))
 

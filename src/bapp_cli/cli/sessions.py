@@ -10,7 +10,7 @@ import typer
 from bapp_cli.cli.context import state, utc_now
 from bapp_cli.cli.options import MAX_OPTION_INT, DryRunOption, output_command
 from bapp_cli.cli.terminal import detail_table, listing_table, styled
-from bapp_cli.cli.unit_of_work import apply, reading
+from bapp_cli.cli.unit_of_work import apply, plain_reading, reading
 from bapp_cli.errors import UsageError
 
 if TYPE_CHECKING:
@@ -131,9 +131,7 @@ def list_command(
     """
     from bapp_cli.services.plain_reads import SESSION_COLUMNS, list_session_types
 
-    app_state = state(ctx)
-    sink = app_state.output()
-    with app_state.plain_reading() as database:
+    with plain_reading(ctx) as (sink, database):
         records = list_session_types(
             database, include_all=include_all, category=category, pathway=pathway, builder=builder, page=page
         )

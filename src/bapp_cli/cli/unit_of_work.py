@@ -1,6 +1,6 @@
-"""The two shapes of a command's database work: one read, or one change.
+"""The shapes of a command's database work: one read (through the ORM, or plain), or one change.
 
-Both open the output first, so a bad --format fails before the database is touched; the command renders
+Each opens the output first, so a bad --format fails before the database is touched; the command renders
 after the block, once a change is committed (or rolled back by --dry-run). `apply` is the change most
 commands make: one service call in the transaction.
 """
@@ -19,10 +19,20 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from bapp_cli.cli.output import OutputSink
+    from bapp_cli.db.dbapi import Database
 
 
 def reading(ctx: typer.Context) -> contextlib.AbstractContextManager[tuple[OutputSink, Session]]:
     return changing(ctx, write=False)
+
+
+@contextlib.contextmanager
+def plain_reading(ctx: typer.Context) -> Iterator[tuple[OutputSink, Database]]:
+    """A read on a plain DB-API connection, without SQLAlchemy (`services.plain_reads`): a look-up starts fast."""
+    app_state = state(ctx)
+    sink = app_state.output()
+    with app_state.plain_reading() as database:
+        yield sink, database
 
 
 @contextlib.contextmanager
