@@ -305,7 +305,7 @@ class _JsonScanner:
                     continue
                 raise self._malformed() from None
             except DOCUMENT_ERRORS as exc:  # a huge number or deep nesting: reading more cannot help
-                raise _bad_file(f"malformed JSON ({UnreadableDocument(exc)})", line=self.line) from None
+                raise _bad_file(f"malformed JSON ({UnreadableDocument(exc).problem})", line=self.line) from None
             # a number at the buffer's edge may continue in the next chunk
             edge = end == len(self._buffer) and not self._eof and not isinstance(value, dict | list | str)
             if edge and self._fill():
@@ -317,11 +317,9 @@ class _JsonScanner:
         """The error at the current value, located in the buffer as it now stands (filling moves it)."""
         try:
             self._json.raw_decode(self._buffer, self._pos)
-        except json.JSONDecodeError as exc:
-            line = self.line + self._buffer.count("\n", self._pos, exc.pos)
-            return _bad_file(f"malformed JSON ({exc.msg})", line=line)
-        except DOCUMENT_ERRORS as exc:
-            return _bad_file(f"malformed JSON ({UnreadableDocument(exc)})", line=self.line)
+        except DOCUMENT_ERRORS as exc:  # a syntax error has its own line; a huge number or deep nesting, the value's
+            moved = self._buffer.count("\n", self._pos, exc.pos) if isinstance(exc, json.JSONDecodeError) else 0
+            return _bad_file(f"malformed JSON ({UnreadableDocument(exc).problem})", line=self.line + moved)
         return _bad_file("malformed JSON", line=self.line)  # pragma: no cover - decodes now
 
     def _more(self, close: str, after: str) -> bool:
