@@ -122,8 +122,8 @@ class Interrupted(BappError):
 # Besides their own decode errors, Python's json and tomllib readers raise ValueError for an integer of more
 # digits than sys.get_int_max_str_digits() (a guard against quadratic-time conversion) and RecursionError for
 # arrays or objects nested about a thousand deep. Both are bad input (R9): a user's JSON or TOML is read with
-# `read_json`/`read_toml` below (the import's incremental JSON scanner catches them itself), and
-# `document_problem` says what is wrong.
+# `read_json`/`read_toml` below, which raise one UnreadableDocument for all of them (the import's streaming
+# readers catch DOCUMENT_ERRORS themselves and word them the same way); `document_problem` says what is wrong.
 DOCUMENT_ERRORS = (ValueError, RecursionError)
 
 
@@ -139,9 +139,9 @@ def document_problem(error: BaseException) -> str:
 
 
 class UnreadableDocument(Exception):
-    """A user's JSON or TOML document that `read_json`/`read_toml` refused: `problem` says what is wrong in
-    words for the person who wrote it; the text adds where (line and column) when the reader knows it. Each
-    caller turns it into its own error, naming what the document is and where it came from."""
+    """What Python's JSON or TOML reader refused in a user's document (`read_json`/`read_toml` raise it):
+    `problem` says what is wrong in words for the person who wrote it; the text adds where (line and column)
+    when the reader knows it. Each caller turns it into its own error, naming what the document is."""
 
     def __init__(self, error: ValueError | RecursionError) -> None:
         import json
