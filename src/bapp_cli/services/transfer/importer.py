@@ -219,7 +219,8 @@ class KindImporter(ABC):
     mover: Mover = field(default_factory=Mover, init=False)
 
     def __post_init__(self) -> None:  # noqa: B027 - an optional hook: the kinds with lookups of their own
-        """A kind's own set-up (what it reads once per import), once the shared fields are set."""
+        """A kind's own set-up (what it reads once per import), once the shared fields are set. Empty here, so
+        a kind's override calls super() only to run a parent kind's (`RowImporter`, `_PeopleImporter`, …)."""
 
     def check_header(self, columns: Sequence[str]) -> None:
         """CSV/TSV: unknown or missing columns make the whole file bad (line 1)."""
