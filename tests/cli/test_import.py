@@ -282,6 +282,20 @@ def test_every_bad_row_is_listed_and_json_errors_carry_them_all(bapp: Bapp, cata
     nothing_written(catalogue)
 
 
+def test_continue_on_error_with_every_row_rejected_is_bad_input_not_partial_success(
+    bapp: Bapp, catalogue: Session, tmp_path: Path
+) -> None:
+    path = write(tmp_path, "b.csv", HEADER + "bad,intro,2030-06-02T10:00Z,confirmed,,,\n")
+    rejects = tmp_path / "rejected.csv"
+    result = bapp("import", "bookings", path, "--continue-on-error", "--rejects", str(rejects), "--json")
+    assert result.exit_code == 6
+    assert result.stdout == ""
+    assert result.stderr.startswith(f"Error: every row was rejected (1); nothing was written; they are in {rejects}\n")
+    with open(rejects, newline="") as handle:
+        assert [row["client"] for row in csv.DictReader(handle)] == ["bad"]
+    nothing_written(catalogue)
+
+
 def test_continue_on_error_commits_the_good_rows_and_writes_the_rejects(
     bapp: Bapp, catalogue: Session, tmp_path: Path
 ) -> None:

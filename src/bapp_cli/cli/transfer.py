@@ -75,7 +75,7 @@ def import_command(
     Columns are the keys of the kind's record (`bapp export KIND` writes them); references go by natural
     key (client e-mail, session id/slug/Calendly URI, pathway slug, skill slug, booking reference). Any
     bad row refuses the whole file (exit 6) listing every bad row with its line and field; with
-    --continue-on-error the good rows are committed and the command exits 3. The summary
+    --continue-on-error the good rows are committed and the command exits 3 (6 when no row was good). The summary
     {created, updated, unchanged, rejected} goes to stdout. Calendly's write-through state of a booking
     (calendly_state, attempts, links, no-show) is restored only by `import all` of a backup: a bookings
     file with those columns is refused (exit 6).
@@ -91,7 +91,7 @@ def import_command(
     from bapp_cli.cli.files import OutputFile, open_input
     from bapp_cli.errors import InvalidInput, PartialSuccess
     from bapp_cli.services.transfer.formats import RejectsWriter, Source, format_for
-    from bapp_cli.services.transfer.importer import ImportOptions
+    from bapp_cli.services.transfer.importer import OUTCOMES, ImportOptions
     from bapp_cli.services.transfer.kinds import import_data
 
     app_state = state(ctx)
@@ -148,6 +148,15 @@ def import_command(
                 raise
             # Before the commit: rejected rows that cannot be kept (a full disk) roll the import back.
             _keep_rejects(rejected_to, rejects_file)
+            if summary.rejected and not any(summary.total(outcome) for outcome in OUTCOMES):
+                # No row taken is no partial success (exit 3 tells a cron job "the good rows are in"): the
+                # import is refused as a whole, its audit entry with it.
+                raise InvalidInput(
+                    f"every row was rejected ({summary.rejected}); nothing was written"
+                    + (f"; they are in {rejects}" if rejects else ""),
+                    details=[error.as_detail() for error in summary.errors],
+                    code="bad_rows",
+                )
     record = summary.as_record()
     sink.record(record, table=lambda console: _summary_table(record, console))
     verb = "Checked" if dry_run else "Imported"
