@@ -299,7 +299,7 @@ def test_the_pathway_question_pattern_is_configurable(catalogue: Session) -> Non
         pathway_question_pattern("track(")
     # re.compile raises OverflowError / RecursionError for these, not re.error
     for pattern in ("a{99999999999}", "(" * 1000 + ")" * 1000):
-        with pytest.raises(ConfigError, match=r"calendly\.pathway_question: .* is not a valid regular expression"):
+        with pytest.raises(ConfigError, match=r"calendly\.pathway_question: a regular expression too large to compile"):
             pathway_question_pattern(pattern)
 
 

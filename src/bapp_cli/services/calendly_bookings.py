@@ -69,6 +69,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bapp_cli.calendly.models import NO_SHOW_WEBHOOK_EVENTS, Invitee, ScheduledEvent, WebhookPayload
+from bapp_cli.config import compile_pattern
 from bapp_cli.db.audit import apply_changes, record_audit
 from bapp_cli.db.bulk import any_of
 from bapp_cli.db.locks import lock_keys
@@ -110,15 +111,12 @@ def pathway_question_pattern(text: str | None) -> re.Pattern[str]:
 
     A broken regular expression is a configuration error (exit 4), found before anything is fetched.
     """
-    raw = DEFAULT_PATHWAY_QUESTION if text is None or not str(text).strip() else str(text).strip()
-    try:
-        return re.compile(raw, re.IGNORECASE)
-    except (re.error, OverflowError, RecursionError) as exc:  # a huge repeat count, groups nested too deep
-        reason = str(exc) if isinstance(exc, re.error) else type(exc).__name__
-        raise ConfigError(
-            f"calendly.pathway_question: {raw[:80]!r} is not a valid regular expression ({reason})",
-            hint="use a word that the pathway question contains, e.g. `pathway`",
-        ) from None
+    return compile_pattern(
+        (text or "").strip() or DEFAULT_PATHWAY_QUESTION,
+        "calendly.pathway_question",
+        ConfigError,
+        hint="use a word that the pathway question contains, e.g. `pathway`",
+    )
 
 
 def parse_bookings_listing(content: bytes | str, *, name: str) -> list[BookedInvitee]:

@@ -25,6 +25,7 @@ from decimal import Decimal
 from operator import is_, itemgetter
 from typing import TYPE_CHECKING, Any
 
+from bapp_cli.config import compile_pattern
 from bapp_cli.db.domains import SESSION_CATEGORIES, SESSION_KINDS
 from bapp_cli.errors import BappError, ConfigError, Conflict, InvalidInput, RemoteError
 from bapp_cli.services.calendly_runs import (
@@ -145,11 +146,13 @@ def parse_rules(raw: Sequence[Any]) -> list[ClassificationRule]:
         if not isinstance(pattern_text, str) or not pattern_text:
             raise ConfigError(f"{label}: 'pattern' (a regular expression) is required")
         try:
-            pattern = re.compile(pattern_text, re.IGNORECASE)
-        except re.error as exc:
-            raise ConfigError(f"{label}: pattern {pattern_text!r} is not a valid regular expression ({exc})") from None
-        except (OverflowError, RecursionError):  # a{99999999999}, or groups nested a thousand deep
-            raise ConfigError(f"{label}: pattern is a regular expression too large to compile") from None
+            pattern = compile_pattern(pattern_text, f"{label}.pattern")
+            price = parse_price(entry["price"], field=f"{label}.price") if "price" in entry else None
+            currency = (
+                parse_currency(str(entry["currency"]), field=f"{label}.currency") if "currency" in entry else None
+            )
+        except InvalidInput as exc:
+            raise ConfigError(exc.message) from None
         field_name = entry.get("field", "any")
         if field_name not in _RULE_FIELDS:
             raise ConfigError(f"{label}: field must be one of name, slug, any (not {field_name!r})")
@@ -165,13 +168,6 @@ def parse_rules(raw: Sequence[Any]) -> list[ClassificationRule]:
             pathways = [pathways]
         if not isinstance(pathways, list) or not all(isinstance(item, str) and item.strip() for item in pathways):
             raise ConfigError(f"{label}: pathways must be a list of pathway slugs")
-        try:
-            price = parse_price(entry["price"], field=f"{label}.price") if "price" in entry else None
-            currency = (
-                parse_currency(str(entry["currency"]), field=f"{label}.currency") if "currency" in entry else None
-            )
-        except InvalidInput as exc:
-            raise ConfigError(exc.message) from None
         access = default_requires_auth(category) if requires_auth is None else requires_auth
         linked = tuple(dict.fromkeys(item.strip().lower() for item in pathways))
         gives = Classification(category, access, linked, price, currency, rule=number)
