@@ -77,7 +77,7 @@ from bapp_cli.db.models import SYNC_KINDS, Booking, Pathway, SessionType, SyncRu
 from bapp_cli.errors import ConfigError, InvalidInput
 from bapp_cli.services.answers import answers_from_calendly, questions_from
 from bapp_cli.services.booking import creation_audit, insert_booking, linked_pathways, pick_pathway
-from bapp_cli.services.calendly_runs import RunReport, invalid_listing, listing_error_details, listing_pages, record_run
+from bapp_cli.services.calendly_runs import RunReport, listing_error_details, read_listing, record_run
 from bapp_cli.services.calendly_write import attach_invitee, match_held_booking, restored_from_no_show, use_invitation
 from bapp_cli.services.enrolment import enrol
 from bapp_cli.services.instants import EARLIEST_YEAR, LATEST_YEAR, get_zone, instant_text
@@ -126,20 +126,14 @@ def parse_bookings_listing(content: bytes | str, *, name: str) -> list[BookedInv
     or a bare list of events; each event's ``invitees`` is the invitee list or its page. Every bad item is
     reported with its place and field (InvalidInput, exit 6); nothing is applied from a bad file.
     """
-    hint = "save scheduled events (each with an 'invitees' array) as a page, a list of pages or a list"
-    pages = listing_pages(content, name=name, items="scheduled events", hint=hint)
-    details: list[dict[str, Any]] = []
-    items: list[BookedInvitee] = []
-    for prefix, collection in pages:
-        if not isinstance(collection, list):
-            details.append({"row": prefix or "(top level)", "message": "must be an array of scheduled events"})
-            continue
+
+    def validate(collection: list[Any], prefix: str, details: list[dict[str, Any]]) -> Iterable[BookedInvitee]:
         for index, raw in enumerate(collection):
             where = f"{prefix}[{index}]"
             try:
                 event = ScheduledEvent.model_validate(raw)
             except ValidationError as exc:
-                details.extend(listing_error_details(exc, where, skip=0))
+                details.extend(listing_error_details(exc, where))
                 continue
             invitees = raw.get("invitees") if isinstance(raw, Mapping) else None
             if isinstance(invitees, Mapping):
@@ -148,14 +142,12 @@ def parse_bookings_listing(content: bytes | str, *, name: str) -> list[BookedInv
                 details.append({"row": where, "field": "invitees", "message": "must be an array of invitees"})
                 continue
             try:
-                parsed = _INVITEES.validate_python(invitees)
+                yield from (BookedInvitee(invitee, event) for invitee in _INVITEES.validate_python(invitees))
             except ValidationError as exc:
-                details.extend(listing_error_details(exc, f"{where}.invitees", skip=0))
-                continue
-            items.extend(BookedInvitee(invitee, event) for invitee in parsed)
-    if details:
-        raise invalid_listing(name, details)
-    return items
+                details.extend(listing_error_details(exc, f"{where}.invitees"))
+
+    hint = "save scheduled events (each with an 'invitees' array) as a page, a list of pages or a list"
+    return read_listing(content, name=name, items="scheduled events", hint=hint, validate=validate)
 
 
 def within(items: Iterable[BookedInvitee], since: dt.datetime | None, until: dt.datetime | None) -> list[BookedInvitee]:

@@ -21,7 +21,7 @@ Run records: a successful run inserts its ``sync_runs`` row in the same transact
 two commit or vanish together: a run killed mid-apply leaves neither). A failed run's record is its only
 write. A dry run writes nothing, not even a record.
 
-Saved listings (``--from-file``) are read by :func:`listing_pages`, shared by both kinds of run so both
+Saved listings (``--from-file``) are read by :func:`read_listing`, shared by both kinds of run so both
 accept the same file shapes.
 """
 
@@ -116,9 +116,18 @@ def record_run(
 # -- saved listings ----------------------------------------------------------------------------------
 
 
-def listing_pages(content: bytes | str, *, name: str, items: str, hint: str) -> list[tuple[str, Any]]:
-    """The pages of a saved Calendly listing (``--from-file``): one page ``{collection, pagination}``, a list
-    of pages, or a bare list of ``items``; each as (where it sits in the file, its collection, unchecked)."""
+def read_listing(
+    content: bytes | str,
+    *,
+    name: str,
+    items: str,
+    hint: str,
+    validate: Callable[[list[Any], str, list[dict[str, Any]]], Iterable[Item]],
+) -> list[Item]:
+    """A saved Calendly listing (``--from-file``): one page ``{collection, pagination}``, a list of pages, or a
+    bare list of ``items``. ``validate(collection, where, details)`` gives a page's items and adds a detail
+    record for each bad one (``where``: the page's place in the file); every bad item is reported in one
+    error (exit 6), its message naming the first."""
     try:
         data = json.loads(content)
     except RecursionError as exc:
@@ -136,37 +145,43 @@ def listing_pages(content: bytes | str, *, name: str, items: str, hint: str) -> 
                 hint=hint,
                 code="invalid_listing",
             )
-        return [("collection", data["collection"])]
-    if isinstance(data, list) and data and all(isinstance(item, Mapping) and "collection" in item for item in data):
-        return [(f"[{number}].collection", page["collection"]) for number, page in enumerate(data)]
-    if isinstance(data, list):
-        return [("", data)]
-    raise InvalidInput(f"{name}: expected a listing page, a list of pages or a list of {items}")
+        pages = [("collection", data["collection"])]
+    elif isinstance(data, list) and data and all(isinstance(item, Mapping) and "collection" in item for item in data):
+        pages = [(f"[{number}].collection", page["collection"]) for number, page in enumerate(data)]
+    elif isinstance(data, list):
+        pages = [("", data)]
+    else:
+        raise InvalidInput(f"{name}: expected a listing page, a list of pages or a list of {items}")
+    details: list[dict[str, Any]] = []
+    parsed: list[Item] = []
+    for where, collection in pages:
+        if isinstance(collection, list):
+            parsed.extend(validate(collection, where, details))
+        else:
+            details.append({"row": where or "(top level)", "message": f"must be an array of {items}"})
+    if details:
+        first = details[0]
+        place = " ".join(str(first[key]) for key in ("row", "field") if first.get(key))
+        raise InvalidInput(
+            f"{name}: {len(details)} invalid value(s) in the listing; first: {place}: {first['message']}",
+            details=details,
+            code="invalid_listing",
+        )
+    return parsed
 
 
-def listing_error_details(exc: ValidationError, where: str, *, skip: int) -> list[dict[str, Any]]:
+def listing_error_details(exc: ValidationError, where: str) -> list[dict[str, Any]]:
     """A listing's validation errors as detail records: ``row`` names the item (``where`` plus its index),
-    ``field`` the path inside it; ``skip`` drops leading ``loc`` parts that ``where`` already names."""
+    ``field`` the path inside it."""
     details = []
     for error in exc.errors(include_url=False, include_input=False):
-        loc = error["loc"][skip:]
+        loc = error["loc"]
         row = where
         if loc and isinstance(loc[0], int):
             row, loc = f"{where}[{loc[0]}]", loc[1:]
         path = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc).lstrip(".")
         details.append({"row": row, "field": path or None, "message": error["msg"]})
     return details
-
-
-def invalid_listing(name: str, details: Sequence[dict[str, Any]]) -> InvalidInput:
-    """One error for every bad item of a listing file (exit 6), its message naming the first."""
-    first = details[0]
-    place = " ".join(str(first[key]) for key in ("row", "field") if first.get(key))
-    return InvalidInput(
-        f"{name}: {len(details)} invalid value(s) in the listing; first: {place}: {first['message']}",
-        details=list(details),
-        code="invalid_listing",
-    )
 
 
 # -- the run -----------------------------------------------------------------------------------------

@@ -31,9 +31,8 @@ from bapp_cli.errors import BappError, ConfigError, Conflict, InvalidInput, Remo
 from bapp_cli.services.calendly_runs import (
     SOURCES,
     RunReport,
-    invalid_listing,
     listing_error_details,
-    listing_pages,
+    read_listing,
     record_run,
 )
 
@@ -219,32 +218,23 @@ class Classifier:
 
 
 def parse_listing(content: bytes | str, *, name: str) -> list[ListedEventType]:
-    """A saved listing (``--from-file``): one page ``{collection, pagination}``, a list of pages, or a bare
-    list of event types. Every bad item is reported with its page and index (exit 6)."""
-    pages = listing_pages(
-        content,
-        name=name,
-        items="event types",
-        hint="save the body of GET /event_types, a list of such pages, or a list of event types",
-    )
+    """A saved listing of event types (``--from-file``, the shapes of :func:`read_listing`). Every bad item
+    is reported with its page and index (exit 6)."""
     from pydantic import TypeAdapter, ValidationError
 
     from bapp_cli.calendly.models import ListedEventType
 
-    items: list[ListedEventType] = []
-    details: list[dict[str, Any]] = []
     listing = TypeAdapter(list[ListedEventType])  # built here: a sync from the API never needs it (~30 ms)
-    for prefix, collection in pages:
-        if not isinstance(collection, list):
-            details.append({"field": prefix or "(top level)", "message": "must be an array of event types"})
-            continue
+
+    def validate(collection: list[Any], where: str, details: list[dict[str, Any]]) -> list[ListedEventType]:
         try:
-            items.extend(listing.validate_python(collection))
+            return listing.validate_python(collection)
         except ValidationError as exc:
-            details.extend(listing_error_details(exc, prefix, skip=0))
-    if details:
-        raise invalid_listing(name, details)
-    return items
+            details.extend(listing_error_details(exc, where))
+            return []
+
+    hint = "save the body of GET /event_types, a list of such pages, or a list of event types"
+    return read_listing(content, name=name, items="event types", hint=hint, validate=validate)
 
 
 # -- results ---------------------------------------------------------------------------------------
