@@ -203,7 +203,8 @@ class CalendlyJob(Generic[Item, Prepared, Report]):
     apply: Callable[..., Report]
     # the failed run's summary of this kind
     failed_report: Callable[..., RunReport]
-    # what needs the database but not the listing, read while the listing is fetched (on another thread)
+    # what needs the database but not the listing, read while the listing is fetched (on another thread); a
+    # plain job's survey ends its read (its connection is kept for the write, and the fetch holds no snapshot)
     survey: Callable[[Any], None] = lambda session: None
     # whether it reads and writes on plain DB-API connections (db.dbapi, so a sync never imports
     # SQLAlchemy), or on ORM sessions
@@ -250,7 +251,6 @@ def run_calendly_job(
             database = ending.enter_context(reading())
             job.survey(database)
             if job.plain:
-                database.connection.rollback()  # its read ends here: the fetch holds no snapshot or lock
                 kept.append((database, ending.pop_all()))
 
     def write(dry: bool) -> AbstractContextManager[Any]:

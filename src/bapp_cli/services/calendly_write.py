@@ -29,7 +29,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import functools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import KW_ONLY, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
@@ -611,25 +611,36 @@ def change_status(
     notes: list[str] = []
     remote = event_uri if command == "cancel" else invitee_uri or (mark if command == "undo" else None)
     if remote:
-        with open_client() as client, _interrupted_in_calendly(reference, command):
-            if command == "cancel":
-                try:
-                    cancelled = client.cancel_event(remote, reason)
-                except NotFound as gone:  # deleted there, or another account's: only bapp's side is left
-                    raise NotFound(
-                        gone.message,
-                        hint=f"`bapp bookings cancel {reference} --local-only` cancels it in bapp only",
-                        code=gone.code,
-                    ) from None
-                if cancelled is None:
-                    notes.append("Calendly already had the event cancelled")
-            elif command == "undo":
-                # A mark made in Calendly (a delivery or pull before its URI was kept) is looked up.
-                mark = mark or _calendly_no_show(client, remote)
-                if mark:
-                    client.delete_invitee_no_show(mark)
-            else:
-                mark = _calendly_no_show(client, remote) or _mark_no_show(client, remote)
+        try:
+            with open_client() as client:
+                if command == "cancel":
+                    try:
+                        cancelled = client.cancel_event(remote, reason)
+                    except NotFound as gone:  # deleted there, or another account's: only bapp's side is left
+                        raise NotFound(
+                            gone.message,
+                            hint=f"`bapp bookings cancel {reference} --local-only` cancels it in bapp only",
+                            code=gone.code,
+                        ) from None
+                    if cancelled is None:
+                        notes.append("Calendly already had the event cancelled")
+                elif command == "undo":
+                    # A mark made in Calendly (a delivery or pull before its URI was kept) is looked up.
+                    mark = mark or _calendly_no_show(client, remote)
+                    if mark:
+                        client.delete_invitee_no_show(mark)
+                else:
+                    mark = _calendly_no_show(client, remote) or _mark_no_show(client, remote)
+        except KeyboardInterrupt:
+            # bapp changed nothing, but Calendly may have: the generic "nothing was changed" would mislead.
+            # Running the command again is safe: a cancel Calendly already made counts as done, and a no-show
+            # mark is looked up before one is made.
+            what = {"cancel": "cancel", "no-show": "mark as a no-show", "undo": "take back the no-show of"}[command]
+            raise Interrupted(
+                f"interrupted while Calendly was asked to {what} booking {reference}; bapp changed nothing, "
+                "Calendly may have",
+                hint="run the command again: it settles both sides without doing anything twice",
+            ) from None
     with transaction() as session:
         now = clock()
         if command == "undo":
@@ -646,22 +657,6 @@ def change_status(
             # nothing (see ``InviteeApplier.apply_no_show``)
             booking.calendly_no_show_uri, booking.calendly_no_show_at = mark, now
     return change, notes
-
-
-@contextlib.contextmanager
-def _interrupted_in_calendly(reference: str, command: str) -> Iterator[None]:
-    """Ctrl-C while Calendly is asked to change a booking: bapp changed nothing, but Calendly may have, so
-    the generic "nothing was changed" would mislead. Running the command again is safe: a cancel Calendly
-    already made counts as done, and a no-show mark is looked up before one is made."""
-    try:
-        yield
-    except KeyboardInterrupt:
-        what = {"cancel": "cancel", "no-show": "mark as a no-show", "undo": "take back the no-show of"}[command]
-        raise Interrupted(
-            f"interrupted while Calendly was asked to {what} booking {reference}; bapp changed nothing, "
-            "Calendly may have",
-            hint="run the command again: it settles both sides without doing anything twice",
-        ) from None
 
 
 def _calendly_no_show(client: CalendlyClient, invitee_uri: str) -> str | None:

@@ -418,8 +418,8 @@ class SyncPlan:
 
     def read(self, db: Database, catalogue: Catalogue | None = None, *, stage: bool = False) -> None:
         """Plan against ``catalogue``, else the one read from ``db``. ``stage``: ``db`` is the connection the
-        plan will be written in (a sync's survey connection, which its write transaction takes over): on
-        SQLite, new types' rows go into a temporary table there as their pages are planned."""
+        plan will be written in (a sync's survey connection, which its write transaction takes over): its read
+        ends here, and on SQLite new types' rows go into a temporary table there as their pages are planned."""
         from bapp_cli.services.session_values import SlugBook
 
         catalogue = catalogue or Catalogue.read(db, reclassify=self.reclassify)
@@ -440,6 +440,10 @@ class SyncPlan:
         self.classified: dict[Classification, tuple[list[Any], str]] = {}
         self.staged = 0  # how many of `inserts` are in the temporary table
         self.staged_on: Transaction | None = None
+        if stage:
+            # The catalogue's read ends: the fetch holds no snapshot, and on SQLite the temporary table below is
+            # made outside any transaction (a later rollback would take it away).
+            db.connection.rollback()
         if stage and db.dialect == "sqlite":
             from bapp_cli.db.dbapi import Transaction
 
@@ -447,7 +451,6 @@ class SyncPlan:
             # (bench/sync.py, 10,000 new types: 0.05 s of CPU moved into the wait for the pages, and the
             # write after the last page 0.1 s shorter). The temporary table is the connection's own and in
             # memory: no lock on the database, and nothing to clean up when the connection closes.
-            db.connection.rollback()  # the catalogue's read snapshot ends; the fetch needs none
             db.connection.execute("PRAGMA temp_store = MEMORY")
             db.connection.execute(f"CREATE TEMP TABLE {_NEW_TYPES} ({', '.join(_INSERTED)})")
             self.staged_on = Transaction(db.connection, db.dialect)  # its writer, on the temporary table only
