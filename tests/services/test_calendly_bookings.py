@@ -527,7 +527,7 @@ def test_failed_pulls_are_recorded_as_bookings_runs(catalogue: Session) -> None:
     failed = BookingPullReport(
         run_id=None, status="failed", dry_run=False, source="api", error="Calendly GET /scheduled_events: HTTP 500"
     )
-    run_id = record_run(session, failed, kind="bookings", started_at=NOW, finished_at=NOW)
+    run_id = record_run(session, failed, started_at=NOW, finished_at=NOW)
     session.commit()
     [view] = list_runs(session, kind="bookings")
     assert (view["run_id"], view["status"], view["error"]) == (

@@ -207,6 +207,8 @@ _COUNTED = ("created", "updated", "cancelled", "rescheduled", "skipped")
 class BookingPullReport(RunReport):
     """The summary of one ``calendly pull-bookings`` run."""
 
+    kind = "bookings"
+    recorded_as = ("cancelled", "rescheduled")
     cancelled: int = 0
     rescheduled: int = 0
     outcomes: list[InviteeOutcome] = field(default_factory=list)
@@ -632,15 +634,7 @@ def pull_bookings(
         report.count(applier.apply(item))
     session.flush()
     if not dry_run:
-        report.run_id = record_run(
-            session,
-            report,
-            kind="bookings",
-            started_at=started_at,
-            finished_at=clock(),
-            deactivated=report.cancelled,
-            reactivated=report.rescheduled,
-        )
+        report.run_id = record_run(session, report, started_at=started_at, finished_at=clock())
         changes = [outcome.describe() for outcome in report.outcomes if outcome.wrote]
         if changes:
             audit = {**report.as_record(), "changes": changes, "warnings": report.warnings}

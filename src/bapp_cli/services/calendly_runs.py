@@ -37,7 +37,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from bapp_cli.errors import BappError, InvalidInput, document_problem, holds_lone_surrogate
 
@@ -47,8 +47,6 @@ if TYPE_CHECKING:
 
     from bapp_cli.calendly.client import CalendlyClient, ListingPage
     from bapp_cli.db.dbapi import Transaction
-
-SOURCES = ("api", "file")
 
 Item = TypeVar("Item")
 Prepared = TypeVar("Prepared")
@@ -70,6 +68,10 @@ class RunReport(ABC):
     unchanged: int = 0
     skipped: int = 0
     error: str | None = None
+    # the run record's kind, and its two columns each kind fills with its own counters (a pull's: cancelled
+    # and rescheduled bookings)
+    kind: ClassVar[str]
+    recorded_as: ClassVar[tuple[str, str]] = ("deactivated", "reactivated")
 
     @abstractmethod
     def as_record(self) -> dict[str, Any]:
@@ -83,25 +85,18 @@ _RECORDED_COUNTS = ("source", "status", "fetched", "created", "updated", "unchan
 
 
 def record_run(
-    source_db: Transaction | Session,
-    report: RunReport,
-    *,
-    kind: str,
-    started_at: dt.datetime,
-    finished_at: dt.datetime,
-    deactivated: int = 0,
-    reactivated: int = 0,
+    source_db: Transaction | Session, report: RunReport, *, started_at: dt.datetime, finished_at: dt.datetime
 ) -> int:
     """Add the record of a run, succeeded or failed, to the transaction — a plain one, or an ORM unit of
-    work's (a pull's), written through its connection; returns its id. The counts come from the report;
-    ``deactivated`` and ``reactivated`` are the two columns each kind fills with its own counters (a pull:
-    cancelled and rescheduled bookings)."""
+    work's (a pull's), written through its connection; returns its id. Everything but the times comes from
+    the report."""
     from bapp_cli.db.dbapi import Transaction
 
+    deactivated, reactivated = (getattr(report, name) for name in report.recorded_as)
     return Transaction.of_unit(source_db).insert(
         "sync_runs",
         {
-            "kind": kind,
+            "kind": report.kind,
             "started_at": started_at,
             "finished_at": finished_at,
             "dry_run": False,
@@ -189,9 +184,8 @@ def listing_error_details(exc: ValidationError, where: str) -> list[dict[str, An
 
 @dataclass(frozen=True)
 class CalendlyJob(Generic[Item, Prepared, Report]):
-    """What one kind of run supplies: its lock and record kind, how to list, prepare and apply."""
+    """What one kind of run supplies: its lock, how to list, prepare and apply, and its report's type."""
 
-    kind: str  # the run record's kind: event_types or bookings
     lock: str
     what: str  # "Calendly sync": the busy message names it
     # pages of the listing of a user, an organization (or both)
@@ -307,9 +301,7 @@ def run_calendly_job(
             if not dry_run:
                 try:
                     with transaction(False) as written:
-                        failed.run_id = record_run(
-                            written, failed, kind=job.kind, started_at=started_at, finished_at=clock()
-                        )
+                        failed.run_id = record_run(written, failed, started_at=started_at, finished_at=clock())
                 except Exception:  # the database itself may be what failed: the original error is what counts
                     raise error from None
             on_failure(failed)
@@ -361,7 +353,6 @@ def event_type_sync_job(*, rules: Sequence[Any], allow_empty: bool, reclassify: 
         return staged
 
     return CalendlyJob(
-        kind="event_types",
         lock="calendly-sync",
         what="Calendly sync",
         fetch=lambda client, user, organization: client.iter_event_type_pages(user=user, organization=organization),
@@ -401,7 +392,6 @@ def bookings_pull_job(
         return report
 
     return CalendlyJob(
-        kind="bookings",
         lock="calendly-bookings",
         what="Calendly bookings pull",
         fetch=fetch,

@@ -29,7 +29,6 @@ from bapp_cli.config import compile_pattern
 from bapp_cli.db.domains import SESSION_CATEGORIES, SESSION_KINDS
 from bapp_cli.errors import BappError, ConfigError, Conflict, InvalidInput, RemoteError
 from bapp_cli.services.calendly_runs import (
-    SOURCES,
     RunReport,
     listing_error_details,
     read_listing,
@@ -263,6 +262,7 @@ class SyncChange:
 class SyncReport(RunReport):
     """The summary of one run (the keys of `calendly sync --json`, docs/cli.md)."""
 
+    kind = "event_types"
     deactivated: int = 0
     reactivated: int = 0
     changes: list[SyncChange] = field(default_factory=list)
@@ -574,8 +574,6 @@ def sync_event_types(
     Raises Conflict (exit 8) for an empty listing while synced types exist, unless ``allow_empty``; an
     item that cannot be stored raises as :func:`stage_event_types` says. The listing may come staged by it.
     """
-    if source not in SOURCES:
-        raise ValueError(f"unknown sync source {source!r}")
     from bapp_cli.db.dbapi import Transaction
 
     db = Transaction.of_unit(source_db)
@@ -609,15 +607,7 @@ def sync_event_types(
     from bapp_cli.db.audit import record_audit_plain
 
     if not dry_run and not partial:
-        report.run_id = record_run(
-            db,
-            report,
-            kind="event_types",
-            started_at=started_at,
-            finished_at=clock(),
-            deactivated=report.deactivated,
-            reactivated=report.reactivated,
-        )
+        report.run_id = record_run(db, report, started_at=started_at, finished_at=clock())
     if report.changes and (partial or not dry_run):  # one change a row written
         changes = {"changes": [change.describe() for change in report.changes]}
         key = "fetched" if partial else str(report.run_id)
