@@ -235,15 +235,13 @@ class ReceiverApp:
 
     async def _body(self, receive: Receive) -> bytes | None:
         body = bytearray()
-        while True:
+        more = True
+        while more:  # an http.disconnect message has no body and no more_body: it ends the loop
             message = await receive()
-            if message["type"] == "http.disconnect":
-                break
             body += message.get("body", b"")
             if len(body) > self.max_body:
                 return None
-            if not message.get("more_body", False):
-                break
+            more = message.get("more_body", False)
         return bytes(body)
 
     async def _health(self, send: Send) -> tuple[int, str]:

@@ -224,15 +224,15 @@ def run_calendly_job(
 ) -> Report:
     """Run ``job`` as the module docstring says; ``listing`` is a saved one (``--from-file``), else the
     listing is fetched for ``scope`` — (user, organization), else the token's own user (``/users/me``).
-    ``transaction(dry_run)`` opens the command's unit of work — for a plain job ``transaction(dry_run,
-    connection)``, on its survey's connection —, ``reading()`` a read transaction (plain ones or ORM
+    ``transaction(dry_run=)`` opens the command's unit of work — for a plain job ``transaction(dry_run=,
+    on=connection)``, on its survey's connection —, ``reading()`` a read transaction (plain ones or ORM
     sessions, as ``job.plain`` says), ``scrub`` removes secrets from a failure's message."""
     from concurrent.futures import ThreadPoolExecutor
 
     from bapp_cli.db.locks import named_lock
 
-    # A plain job's survey connection, kept open: its write transaction goes on in it (``transaction(dry_run,
-    # connection)``), so that what the job staged there while the pages came (a sync's new rows, in temporary
+    # A plain job's survey connection, kept open: its write transaction goes on in it (``transaction(dry_run=,
+    # on=connection)``), so that what the job staged there while the pages came (a sync's new rows, in temporary
     # tables) is at hand. Closed here unless the transaction took it over.
     kept: list[tuple[Any, contextlib.ExitStack]] = []
 
@@ -249,9 +249,9 @@ def run_calendly_job(
 
     def write(dry: bool) -> AbstractContextManager[Any]:
         if not kept:
-            return transaction(dry)
+            return transaction(dry_run=dry)
         database, _ = kept.pop()  # its closing is the transaction's now
-        return transaction(dry, database)
+        return transaction(dry_run=dry, on=database)
 
     def close_kept() -> None:
         while kept:
@@ -300,7 +300,7 @@ def run_calendly_job(
             )
             if not dry_run:
                 try:
-                    with transaction(False) as written:
+                    with transaction() as written:
                         failed.run_id = record_run(written, failed, started_at=started_at, finished_at=clock())
                 except Exception:  # the database itself may be what failed: the original error is what counts
                     raise error from None

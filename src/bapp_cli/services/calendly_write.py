@@ -31,7 +31,7 @@ import datetime as dt
 import functools
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from dataclasses import KW_ONLY, dataclass, field, replace
+from dataclasses import KW_ONLY, dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
@@ -197,20 +197,18 @@ def _lookup_scope(
     return me.uri, None
 
 
-# the fields of _Sent that are the booking's own, under its names
-_BOOKING_FIELDS = ("id", "reference", "start_time", "status", "calendly_state", "calendly_attempts")
-
-
 @dataclass
 class _Sent:
     """One held booking on its way to Calendly, read in one transaction and used across the next ones."""
 
+    # the booking's own fields, under its names
     id: int
     reference: str
     start_time: dt.datetime
     status: str
     calendly_state: str | None
     calendly_attempts: int
+    _: KW_ONLY
     email: str
     requested_at: dt.datetime
     target: CalendlySession
@@ -219,7 +217,7 @@ class _Sent:
 
     @classmethod
     def of(cls, booking: Booking, email: str, target: CalendlySession, **more: Any) -> _Sent:
-        same = {name: getattr(booking, name) for name in _BOOKING_FIELDS}
+        same = {own.name: getattr(booking, own.name) for own in fields(cls) if not own.kw_only}
         return cls(
             **same, email=email, requested_at=booking.calendly_requested_at or booking.created_at, target=target, **more
         )
