@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import stat
 from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
-from bapp_cli.errors import ConfigError, InvalidInput, UnreadableDocument, UsageError, read_toml
+from bapp_cli.errors import BappError, ConfigError, InvalidInput, UnreadableDocument, UsageError, read_toml
 
 DEFAULT_CALENDLY_BASE_URL = "https://api.calendly.com"
 
@@ -200,17 +201,25 @@ def check_setting(key: str, value: Any) -> Any:
         if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
             raise InvalidInput(f"{key}: {value!r} is not an http(s) URL", code="invalid_setting")
     if key == "calendly.pathway_question":
-        import re
-
-        try:
-            re.compile(value)
-        except re.error as exc:
-            raise InvalidInput(f"{key}: not a valid regular expression ({exc})", code="invalid_setting") from None
-        except (OverflowError, RecursionError):  # a{99999999999}, or groups nested a thousand deep
-            raise InvalidInput(f"{key}: a regular expression too large to compile", code="invalid_setting") from None
+        compile_pattern(value, key)
     if key in ("calendly.token_file",) and not value.strip():
         raise InvalidInput(f"{key}: must not be empty", code="invalid_setting")
     return value
+
+
+def compile_pattern(
+    text: str, where: str, error: type[BappError] = InvalidInput, hint: str | None = None
+) -> re.Pattern[str]:
+    """A regular expression a user wrote (a setting, a sync rule), compiled case-insensitive; else ``error``
+    naming ``where``. re.compile raises OverflowError or RecursionError, not re.error, for a{99999999999} or
+    groups nested a thousand deep."""
+    try:
+        return re.compile(text, re.IGNORECASE)
+    except re.error as exc:
+        problem = f"not a valid regular expression ({exc})"
+    except (OverflowError, RecursionError):
+        problem = "a regular expression too large to compile"
+    raise error(f"{where}: {problem}", hint=hint, code="invalid_setting")
 
 
 class Setting(NamedTuple):

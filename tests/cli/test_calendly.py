@@ -207,7 +207,7 @@ def test_a_bad_rule_in_the_config_is_exit_4_before_any_request(cbapp: Bapp, fake
     (tmp_path / "config.toml").write_text('[[calendly.rules]]\npattern = "("\ncategory = "free"\n')
     result = cbapp("calendly", "sync", "--user", USER)
     assert result.exit_code == 4
-    assert error_lines(result.stderr)[0].startswith("Error: calendly.rules[1]: pattern '(' is not a valid")
+    assert error_lines(result.stderr)[0].startswith("Error: calendly.rules[1].pattern: not a valid regular expression")
     assert fake.requests == []
     assert sync_runs(cbapp.database_url) == []
 

@@ -32,5 +32,5 @@ def test_a_sync_rule_too_large_to_compile_is_exit_4(bapp: Bapp, tmp_path: Path, 
     listing = REPO / "examples/calendly/event_types.json"
     result = bapp("--config", str(config), "calendly", "sync", "--from-file", str(listing))
     assert result.exit_code == 4, result.stderr
-    assert "calendly.rules[1]: pattern is a regular expression too large to compile" in result.stderr
+    assert "calendly.rules[1].pattern: a regular expression too large to compile" in result.stderr
     assert bapp("sessions", "list", "--all", "--json").json() == []

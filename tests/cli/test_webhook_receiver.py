@@ -408,6 +408,22 @@ def test_a_database_not_at_head_parks_the_delivery_202_until_it_is(rbapp: Bapp) 
     assert inbox(rbapp, "--pending") == []
 
 
+def test_the_health_check_of_an_unreachable_database_names_no_host_port_or_password(bapp: Bapp) -> None:
+    # nothing listens on port 1: the connection is refused, and psycopg's error names the host and port
+    unreachable = "postgresql://bapp:hunter2secret@127.0.0.1:1/bapp"
+    with running_receiver(
+        bapp, env={"BAPP_DATABASE_URL": unreachable, "CALENDLY_WEBHOOK_SIGNING_KEY": KEY}
+    ) as receiver:
+        health = receiver.http.get(receiver.base + "/healthz")
+        assert (health.status_code, health.json()) == (
+            503,
+            {"status": "unavailable", "reason": "the database is unreachable"},
+        )
+        assert receiver.deliver(delivery(1)).status_code == 503
+    _, log = receiver.stop()
+    assert "hunter2secret" not in log and "unhealthy" in log
+
+
 def test_the_access_log_shows_control_characters_of_a_request_path_escaped(rbapp: Bapp) -> None:
     # an unauthenticated request's path went to the log raw: a terminal title escape, and a newline that
     # forged a log line of the caller's choosing

@@ -457,7 +457,7 @@ def test_failed_runs_and_status_listing(session: Session) -> None:
     run(session, items(make_event_type(0)))
     report = SyncReport(run_id=None, status="failed", dry_run=False, source="api", fetched=3, error="boom")
     later = START + dt.timedelta(hours=1)
-    failed = record_run(session, report, kind="event_types", started_at=later, finished_at=START)
+    failed = record_run(session, report, started_at=later, finished_at=START)
     session.commit()
     runs = list_runs(session, limit=5, kind="event_types")
     assert [view["run_id"] for view in runs] == [failed, runs[1]["run_id"]]

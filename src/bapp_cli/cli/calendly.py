@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
@@ -29,7 +29,6 @@ from bapp_cli.errors import AuthError, BappError, ConfigError, InvalidInput, Par
 
 if TYPE_CHECKING:
     from bapp_cli.cli.output import OutputSink
-    from bapp_cli.db.dbapi import Database, Transaction
     from bapp_cli.services.calendly_bookings import InviteeOutcome
     from bapp_cli.services.calendly_runs import CalendlyJob, RunReport
 
@@ -216,9 +215,17 @@ def _run(
 ) -> Report:
     """Run a Calendly cron job (services.calendly_runs) with a progress line for a person watching; a
     failed run's summary is printed (when it was recorded, or on a dry run) before its error."""
+    from bapp_cli.db.dbapi import writing
     from bapp_cli.services.calendly_runs import run_calendly_job
 
     settings = app_state.settings
+    plain_transaction = functools.partial(
+        writing,
+        settings.database_url,
+        connect_timeout=settings.connect_timeout,
+        actor=app_state.actor,
+        command=app_state.command_path,
+    )
     configured = (settings.text("calendly.user"), settings.text("calendly.organization"))
     progress = sink.progress()
     pages = items = 0
@@ -227,18 +234,6 @@ def _run(
         nonlocal pages, items
         pages, items = pages + 1, items + count
         progress.update(f"{job.what}: fetched {pages} page{'s' if pages != 1 else ''} ({items:,} items)…")
-
-    def plain_transaction(dry: bool, on: Database | None = None) -> AbstractContextManager[Transaction]:
-        from bapp_cli.db.dbapi import writing
-
-        return writing(
-            settings.database_url,
-            connect_timeout=settings.connect_timeout,
-            dry_run=dry,
-            actor=app_state.actor,
-            command=app_state.command_path,
-            on=on,
-        )
 
     def failed(summary: RunReport) -> None:
         progress.close()  # the failed run's summary follows on a clean line
@@ -252,7 +247,7 @@ def _run(
             job,
             database_url=settings.database_url,
             connect_timeout=settings.connect_timeout,
-            transaction=plain_transaction if job.plain else lambda dry: app_state.transaction(dry_run=dry),
+            transaction=plain_transaction if job.plain else app_state.transaction,
             reading=app_state.plain_reading if job.plain else app_state.reading,
             open_client=lambda: app_state.calendly_client(on_page=page_fetched),
             scope=scope if any(scope) else configured,

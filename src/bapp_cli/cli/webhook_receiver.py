@@ -235,15 +235,13 @@ class ReceiverApp:
 
     async def _body(self, receive: Receive) -> bytes | None:
         body = bytearray()
-        while True:
+        more = True
+        while more:  # an http.disconnect message has no body and no more_body: it ends the loop
             message = await receive()
-            if message["type"] == "http.disconnect":
-                break
             body += message.get("body", b"")
             if len(body) > self.max_body:
                 return None
-            if not message.get("more_body", False):
-                break
+            more = message.get("more_body", False)
         return bytes(body)
 
     async def _health(self, send: Send) -> tuple[int, str]:
@@ -251,7 +249,11 @@ class ReceiverApp:
             ready = functools.partial(self.handler.ensure_ready, again=True)
             await asyncio.get_running_loop().run_in_executor(self.executor, ready)
         except BappError as exc:
-            return await _answer(send, 503, {"status": "unavailable", "reason": exc.message}, outcome="unhealthy")
+            # An unreachable database's error names its host and port (db.dbapi): a health check, which anyone
+            # who can reach it may call, says only that. The reasons with a hint (no schema, another revision)
+            # come from a database that answered, and tell its operator what to run.
+            reason = exc.message if exc.hint else "the database is unreachable"
+            return await _answer(send, 503, {"status": "unavailable", "reason": reason}, outcome="unhealthy")
         if self.draining:
             return await _answer(send, 503, {"status": "shutting down"}, outcome="draining")
         return await _answer(send, 200, {"status": "ok"}, outcome="ok")

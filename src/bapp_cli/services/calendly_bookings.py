@@ -69,6 +69,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bapp_cli.calendly.models import NO_SHOW_WEBHOOK_EVENTS, Invitee, ScheduledEvent, WebhookPayload
+from bapp_cli.config import compile_pattern
 from bapp_cli.db.audit import apply_changes, record_audit
 from bapp_cli.db.bulk import any_of
 from bapp_cli.db.locks import lock_keys
@@ -76,7 +77,7 @@ from bapp_cli.db.models import SYNC_KINDS, Booking, Pathway, SessionType, SyncRu
 from bapp_cli.errors import ConfigError, InvalidInput
 from bapp_cli.services.answers import answers_from_calendly, questions_from
 from bapp_cli.services.booking import creation_audit, insert_booking, linked_pathways, pick_pathway
-from bapp_cli.services.calendly_runs import RunReport, invalid_listing, listing_error_details, listing_pages, record_run
+from bapp_cli.services.calendly_runs import RunReport, listing_error_details, read_listing, record_run
 from bapp_cli.services.calendly_write import attach_invitee, match_held_booking, restored_from_no_show, use_invitation
 from bapp_cli.services.enrolment import enrol
 from bapp_cli.services.instants import EARLIEST_YEAR, LATEST_YEAR, get_zone, instant_text
@@ -110,15 +111,12 @@ def pathway_question_pattern(text: str | None) -> re.Pattern[str]:
 
     A broken regular expression is a configuration error (exit 4), found before anything is fetched.
     """
-    raw = DEFAULT_PATHWAY_QUESTION if text is None or not str(text).strip() else str(text).strip()
-    try:
-        return re.compile(raw, re.IGNORECASE)
-    except (re.error, OverflowError, RecursionError) as exc:  # a huge repeat count, groups nested too deep
-        reason = str(exc) if isinstance(exc, re.error) else type(exc).__name__
-        raise ConfigError(
-            f"calendly.pathway_question: {raw[:80]!r} is not a valid regular expression ({reason})",
-            hint="use a word that the pathway question contains, e.g. `pathway`",
-        ) from None
+    return compile_pattern(
+        (text or "").strip() or DEFAULT_PATHWAY_QUESTION,
+        "calendly.pathway_question",
+        ConfigError,
+        hint="use a word that the pathway question contains, e.g. `pathway`",
+    )
 
 
 def parse_bookings_listing(content: bytes | str, *, name: str) -> list[BookedInvitee]:
@@ -128,20 +126,14 @@ def parse_bookings_listing(content: bytes | str, *, name: str) -> list[BookedInv
     or a bare list of events; each event's ``invitees`` is the invitee list or its page. Every bad item is
     reported with its place and field (InvalidInput, exit 6); nothing is applied from a bad file.
     """
-    hint = "save scheduled events (each with an 'invitees' array) as a page, a list of pages or a list"
-    pages = listing_pages(content, name=name, items="scheduled events", hint=hint)
-    details: list[dict[str, Any]] = []
-    items: list[BookedInvitee] = []
-    for prefix, collection in pages:
-        if not isinstance(collection, list):
-            details.append({"row": prefix or "(top level)", "message": "must be an array of scheduled events"})
-            continue
+
+    def validate(collection: list[Any], prefix: str, details: list[dict[str, Any]]) -> Iterable[BookedInvitee]:
         for index, raw in enumerate(collection):
             where = f"{prefix}[{index}]"
             try:
                 event = ScheduledEvent.model_validate(raw)
             except ValidationError as exc:
-                details.extend(listing_error_details(exc, where, skip=0))
+                details.extend(listing_error_details(exc, where))
                 continue
             invitees = raw.get("invitees") if isinstance(raw, Mapping) else None
             if isinstance(invitees, Mapping):
@@ -150,14 +142,12 @@ def parse_bookings_listing(content: bytes | str, *, name: str) -> list[BookedInv
                 details.append({"row": where, "field": "invitees", "message": "must be an array of invitees"})
                 continue
             try:
-                parsed = _INVITEES.validate_python(invitees)
+                yield from (BookedInvitee(invitee, event) for invitee in _INVITEES.validate_python(invitees))
             except ValidationError as exc:
-                details.extend(listing_error_details(exc, f"{where}.invitees", skip=0))
-                continue
-            items.extend(BookedInvitee(invitee, event) for invitee in parsed)
-    if details:
-        raise invalid_listing(name, details)
-    return items
+                details.extend(listing_error_details(exc, f"{where}.invitees"))
+
+    hint = "save scheduled events (each with an 'invitees' array) as a page, a list of pages or a list"
+    return read_listing(content, name=name, items="scheduled events", hint=hint, validate=validate)
 
 
 def within(items: Iterable[BookedInvitee], since: dt.datetime | None, until: dt.datetime | None) -> list[BookedInvitee]:
@@ -217,6 +207,8 @@ _COUNTED = ("created", "updated", "cancelled", "rescheduled", "skipped")
 class BookingPullReport(RunReport):
     """The summary of one ``calendly pull-bookings`` run."""
 
+    kind = "bookings"
+    recorded_as = ("cancelled", "rescheduled")
     cancelled: int = 0
     rescheduled: int = 0
     outcomes: list[InviteeOutcome] = field(default_factory=list)
@@ -642,15 +634,7 @@ def pull_bookings(
         report.count(applier.apply(item))
     session.flush()
     if not dry_run:
-        report.run_id = record_run(
-            session,
-            report,
-            kind="bookings",
-            started_at=started_at,
-            finished_at=clock(),
-            deactivated=report.cancelled,
-            reactivated=report.rescheduled,
-        )
+        report.run_id = record_run(session, report, started_at=started_at, finished_at=clock())
         changes = [outcome.describe() for outcome in report.outcomes if outcome.wrote]
         if changes:
             audit = {**report.as_record(), "changes": changes, "warnings": report.warnings}

@@ -21,7 +21,7 @@ Run records: a successful run inserts its ``sync_runs`` row in the same transact
 two commit or vanish together: a run killed mid-apply leaves neither). A failed run's record is its only
 write. A dry run writes nothing, not even a record.
 
-Saved listings (``--from-file``) are read by :func:`listing_pages`, shared by both kinds of run so both
+Saved listings (``--from-file``) are read by :func:`read_listing`, shared by both kinds of run so both
 accept the same file shapes.
 """
 
@@ -37,7 +37,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from bapp_cli.errors import BappError, InvalidInput, document_problem, holds_lone_surrogate
 
@@ -47,8 +47,6 @@ if TYPE_CHECKING:
 
     from bapp_cli.calendly.client import CalendlyClient, ListingPage
     from bapp_cli.db.dbapi import Transaction
-
-SOURCES = ("api", "file")
 
 Item = TypeVar("Item")
 Prepared = TypeVar("Prepared")
@@ -70,6 +68,10 @@ class RunReport(ABC):
     unchanged: int = 0
     skipped: int = 0
     error: str | None = None
+    # the run record's kind, and its two columns each kind fills with its own counters (a pull's: cancelled
+    # and rescheduled bookings)
+    kind: ClassVar[str]
+    recorded_as: ClassVar[tuple[str, str]] = ("deactivated", "reactivated")
 
     @abstractmethod
     def as_record(self) -> dict[str, Any]:
@@ -83,25 +85,18 @@ _RECORDED_COUNTS = ("source", "status", "fetched", "created", "updated", "unchan
 
 
 def record_run(
-    source_db: Transaction | Session,
-    report: RunReport,
-    *,
-    kind: str,
-    started_at: dt.datetime,
-    finished_at: dt.datetime,
-    deactivated: int = 0,
-    reactivated: int = 0,
+    source_db: Transaction | Session, report: RunReport, *, started_at: dt.datetime, finished_at: dt.datetime
 ) -> int:
     """Add the record of a run, succeeded or failed, to the transaction — a plain one, or an ORM unit of
-    work's (a pull's), written through its connection; returns its id. The counts come from the report;
-    ``deactivated`` and ``reactivated`` are the two columns each kind fills with its own counters (a pull:
-    cancelled and rescheduled bookings)."""
+    work's (a pull's), written through its connection; returns its id. Everything but the times comes from
+    the report."""
     from bapp_cli.db.dbapi import Transaction
 
+    deactivated, reactivated = (getattr(report, name) for name in report.recorded_as)
     return Transaction.of_unit(source_db).insert(
         "sync_runs",
         {
-            "kind": kind,
+            "kind": report.kind,
             "started_at": started_at,
             "finished_at": finished_at,
             "dry_run": False,
@@ -116,9 +111,18 @@ def record_run(
 # -- saved listings ----------------------------------------------------------------------------------
 
 
-def listing_pages(content: bytes | str, *, name: str, items: str, hint: str) -> list[tuple[str, Any]]:
-    """The pages of a saved Calendly listing (``--from-file``): one page ``{collection, pagination}``, a list
-    of pages, or a bare list of ``items``; each as (where it sits in the file, its collection, unchecked)."""
+def read_listing(
+    content: bytes | str,
+    *,
+    name: str,
+    items: str,
+    hint: str,
+    validate: Callable[[list[Any], str, list[dict[str, Any]]], Iterable[Item]],
+) -> list[Item]:
+    """A saved Calendly listing (``--from-file``): one page ``{collection, pagination}``, a list of pages, or a
+    bare list of ``items``. ``validate(collection, where, details)`` gives a page's items and adds a detail
+    record for each bad one (``where``: the page's place in the file); every bad item is reported in one
+    error (exit 6), its message naming the first."""
     try:
         data = json.loads(content)
     except RecursionError as exc:
@@ -136,20 +140,37 @@ def listing_pages(content: bytes | str, *, name: str, items: str, hint: str) -> 
                 hint=hint,
                 code="invalid_listing",
             )
-        return [("collection", data["collection"])]
-    if isinstance(data, list) and data and all(isinstance(item, Mapping) and "collection" in item for item in data):
-        return [(f"[{number}].collection", page["collection"]) for number, page in enumerate(data)]
-    if isinstance(data, list):
-        return [("", data)]
-    raise InvalidInput(f"{name}: expected a listing page, a list of pages or a list of {items}")
+        pages = [("collection", data["collection"])]
+    elif isinstance(data, list) and data and all(isinstance(item, Mapping) and "collection" in item for item in data):
+        pages = [(f"[{number}].collection", page["collection"]) for number, page in enumerate(data)]
+    elif isinstance(data, list):
+        pages = [("", data)]
+    else:
+        raise InvalidInput(f"{name}: expected a listing page, a list of pages or a list of {items}")
+    details: list[dict[str, Any]] = []
+    parsed: list[Item] = []
+    for where, collection in pages:
+        if isinstance(collection, list):
+            parsed.extend(validate(collection, where, details))
+        else:
+            details.append({"row": where or "(top level)", "message": f"must be an array of {items}"})
+    if details:
+        first = details[0]
+        place = " ".join(str(first[key]) for key in ("row", "field") if first.get(key))
+        raise InvalidInput(
+            f"{name}: {len(details)} invalid value(s) in the listing; first: {place}: {first['message']}",
+            details=details,
+            code="invalid_listing",
+        )
+    return parsed
 
 
-def listing_error_details(exc: ValidationError, where: str, *, skip: int) -> list[dict[str, Any]]:
+def listing_error_details(exc: ValidationError, where: str) -> list[dict[str, Any]]:
     """A listing's validation errors as detail records: ``row`` names the item (``where`` plus its index),
-    ``field`` the path inside it; ``skip`` drops leading ``loc`` parts that ``where`` already names."""
+    ``field`` the path inside it."""
     details = []
     for error in exc.errors(include_url=False, include_input=False):
-        loc = error["loc"][skip:]
+        loc = error["loc"]
         row = where
         if loc and isinstance(loc[0], int):
             row, loc = f"{where}[{loc[0]}]", loc[1:]
@@ -158,25 +179,13 @@ def listing_error_details(exc: ValidationError, where: str, *, skip: int) -> lis
     return details
 
 
-def invalid_listing(name: str, details: Sequence[dict[str, Any]]) -> InvalidInput:
-    """One error for every bad item of a listing file (exit 6), its message naming the first."""
-    first = details[0]
-    place = " ".join(str(first[key]) for key in ("row", "field") if first.get(key))
-    return InvalidInput(
-        f"{name}: {len(details)} invalid value(s) in the listing; first: {place}: {first['message']}",
-        details=list(details),
-        code="invalid_listing",
-    )
-
-
 # -- the run -----------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class CalendlyJob(Generic[Item, Prepared, Report]):
-    """What one kind of run supplies: its lock and record kind, how to list, prepare and apply."""
+    """What one kind of run supplies: its lock, how to list, prepare and apply, and its report's type."""
 
-    kind: str  # the run record's kind: event_types or bookings
     lock: str
     what: str  # "Calendly sync": the busy message names it
     # pages of the listing of a user, an organization (or both)
@@ -188,7 +197,8 @@ class CalendlyJob(Generic[Item, Prepared, Report]):
     apply: Callable[..., Report]
     # the failed run's summary of this kind
     failed_report: Callable[..., RunReport]
-    # what needs the database but not the listing, read while the listing is fetched (on another thread)
+    # what needs the database but not the listing, read while the listing is fetched (on another thread); a
+    # plain job's survey ends its read (its connection is kept for the write, and the fetch holds no snapshot)
     survey: Callable[[Any], None] = lambda session: None
     # whether it reads and writes on plain DB-API connections (db.dbapi, so a sync never imports
     # SQLAlchemy), or on ORM sessions
@@ -214,15 +224,15 @@ def run_calendly_job(
 ) -> Report:
     """Run ``job`` as the module docstring says; ``listing`` is a saved one (``--from-file``), else the
     listing is fetched for ``scope`` — (user, organization), else the token's own user (``/users/me``).
-    ``transaction(dry_run)`` opens the command's unit of work — for a plain job ``transaction(dry_run,
-    connection)``, on its survey's connection —, ``reading()`` a read transaction (plain ones or ORM
+    ``transaction(dry_run=)`` opens the command's unit of work — for a plain job ``transaction(dry_run=,
+    on=connection)``, on its survey's connection —, ``reading()`` a read transaction (plain ones or ORM
     sessions, as ``job.plain`` says), ``scrub`` removes secrets from a failure's message."""
     from concurrent.futures import ThreadPoolExecutor
 
     from bapp_cli.db.locks import named_lock
 
-    # A plain job's survey connection, kept open: its write transaction goes on in it (``transaction(dry_run,
-    # connection)``), so that what the job staged there while the pages came (a sync's new rows, in temporary
+    # A plain job's survey connection, kept open: its write transaction goes on in it (``transaction(dry_run=,
+    # on=connection)``), so that what the job staged there while the pages came (a sync's new rows, in temporary
     # tables) is at hand. Closed here unless the transaction took it over.
     kept: list[tuple[Any, contextlib.ExitStack]] = []
 
@@ -235,14 +245,13 @@ def run_calendly_job(
             database = ending.enter_context(reading())
             job.survey(database)
             if job.plain:
-                database.connection.rollback()  # its read ends here: the fetch holds no snapshot or lock
                 kept.append((database, ending.pop_all()))
 
     def write(dry: bool) -> AbstractContextManager[Any]:
         if not kept:
-            return transaction(dry)
+            return transaction(dry_run=dry)
         database, _ = kept.pop()  # its closing is the transaction's now
-        return transaction(dry, database)
+        return transaction(dry_run=dry, on=database)
 
     def close_kept() -> None:
         while kept:
@@ -291,10 +300,8 @@ def run_calendly_job(
             )
             if not dry_run:
                 try:
-                    with transaction(False) as written:
-                        failed.run_id = record_run(
-                            written, failed, kind=job.kind, started_at=started_at, finished_at=clock()
-                        )
+                    with transaction() as written:
+                        failed.run_id = record_run(written, failed, started_at=started_at, finished_at=clock())
                 except Exception:  # the database itself may be what failed: the original error is what counts
                     raise error from None
             on_failure(failed)
@@ -346,7 +353,6 @@ def event_type_sync_job(*, rules: Sequence[Any], allow_empty: bool, reclassify: 
         return staged
 
     return CalendlyJob(
-        kind="event_types",
         lock="calendly-sync",
         what="Calendly sync",
         fetch=lambda client, user, organization: client.iter_event_type_pages(user=user, organization=organization),
@@ -386,7 +392,6 @@ def bookings_pull_job(
         return report
 
     return CalendlyJob(
-        kind="bookings",
         lock="calendly-bookings",
         what="Calendly bookings pull",
         fetch=fetch,

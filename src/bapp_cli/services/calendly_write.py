@@ -29,9 +29,9 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import functools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import AbstractContextManager
-from dataclasses import KW_ONLY, dataclass, field, replace
+from dataclasses import KW_ONLY, dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
@@ -197,20 +197,18 @@ def _lookup_scope(
     return me.uri, None
 
 
-# the fields of _Sent that are the booking's own, under its names
-_BOOKING_FIELDS = ("id", "reference", "start_time", "status", "calendly_state", "calendly_attempts")
-
-
 @dataclass
 class _Sent:
     """One held booking on its way to Calendly, read in one transaction and used across the next ones."""
 
+    # the booking's own fields, under its names
     id: int
     reference: str
     start_time: dt.datetime
     status: str
     calendly_state: str | None
     calendly_attempts: int
+    _: KW_ONLY
     email: str
     requested_at: dt.datetime
     target: CalendlySession
@@ -219,7 +217,7 @@ class _Sent:
 
     @classmethod
     def of(cls, booking: Booking, email: str, target: CalendlySession, **more: Any) -> _Sent:
-        same = {name: getattr(booking, name) for name in _BOOKING_FIELDS}
+        same = {own.name: getattr(booking, own.name) for own in fields(cls) if not own.kw_only}
         return cls(
             **same, email=email, requested_at=booking.calendly_requested_at or booking.created_at, target=target, **more
         )
@@ -611,25 +609,36 @@ def change_status(
     notes: list[str] = []
     remote = event_uri if command == "cancel" else invitee_uri or (mark if command == "undo" else None)
     if remote:
-        with open_client() as client, _interrupted_in_calendly(reference, command):
-            if command == "cancel":
-                try:
-                    cancelled = client.cancel_event(remote, reason)
-                except NotFound as gone:  # deleted there, or another account's: only bapp's side is left
-                    raise NotFound(
-                        gone.message,
-                        hint=f"`bapp bookings cancel {reference} --local-only` cancels it in bapp only",
-                        code=gone.code,
-                    ) from None
-                if cancelled is None:
-                    notes.append("Calendly already had the event cancelled")
-            elif command == "undo":
-                # A mark made in Calendly (a delivery or pull before its URI was kept) is looked up.
-                mark = mark or _calendly_no_show(client, remote)
-                if mark:
-                    client.delete_invitee_no_show(mark)
-            else:
-                mark = _calendly_no_show(client, remote) or _mark_no_show(client, remote)
+        try:
+            with open_client() as client:
+                if command == "cancel":
+                    try:
+                        cancelled = client.cancel_event(remote, reason)
+                    except NotFound as gone:  # deleted there, or another account's: only bapp's side is left
+                        raise NotFound(
+                            gone.message,
+                            hint=f"`bapp bookings cancel {reference} --local-only` cancels it in bapp only",
+                            code=gone.code,
+                        ) from None
+                    if cancelled is None:
+                        notes.append("Calendly already had the event cancelled")
+                elif command == "undo":
+                    # A mark made in Calendly (a delivery or pull before its URI was kept) is looked up.
+                    mark = mark or _calendly_no_show(client, remote)
+                    if mark:
+                        client.delete_invitee_no_show(mark)
+                else:
+                    mark = _calendly_no_show(client, remote) or _mark_no_show(client, remote)
+        except KeyboardInterrupt:
+            # bapp changed nothing, but Calendly may have: the generic "nothing was changed" would mislead.
+            # Running the command again is safe: a cancel Calendly already made counts as done, and a no-show
+            # mark is looked up before one is made.
+            what = {"cancel": "cancel", "no-show": "mark as a no-show", "undo": "take back the no-show of"}[command]
+            raise Interrupted(
+                f"interrupted while Calendly was asked to {what} booking {reference}; bapp changed nothing, "
+                "Calendly may have",
+                hint="run the command again: it settles both sides without doing anything twice",
+            ) from None
     with transaction() as session:
         now = clock()
         if command == "undo":
@@ -646,22 +655,6 @@ def change_status(
             # nothing (see ``InviteeApplier.apply_no_show``)
             booking.calendly_no_show_uri, booking.calendly_no_show_at = mark, now
     return change, notes
-
-
-@contextlib.contextmanager
-def _interrupted_in_calendly(reference: str, command: str) -> Iterator[None]:
-    """Ctrl-C while Calendly is asked to change a booking: bapp changed nothing, but Calendly may have, so
-    the generic "nothing was changed" would mislead. Running the command again is safe: a cancel Calendly
-    already made counts as done, and a no-show mark is looked up before one is made."""
-    try:
-        yield
-    except KeyboardInterrupt:
-        what = {"cancel": "cancel", "no-show": "mark as a no-show", "undo": "take back the no-show of"}[command]
-        raise Interrupted(
-            f"interrupted while Calendly was asked to {what} booking {reference}; bapp changed nothing, "
-            "Calendly may have",
-            hint="run the command again: it settles both sides without doing anything twice",
-        ) from None
 
 
 def _calendly_no_show(client: CalendlyClient, invitee_uri: str) -> str | None:

@@ -25,14 +25,13 @@ from decimal import Decimal
 from operator import is_, itemgetter
 from typing import TYPE_CHECKING, Any
 
+from bapp_cli.config import compile_pattern
 from bapp_cli.db.domains import SESSION_CATEGORIES, SESSION_KINDS
 from bapp_cli.errors import BappError, ConfigError, Conflict, InvalidInput, RemoteError
 from bapp_cli.services.calendly_runs import (
-    SOURCES,
     RunReport,
-    invalid_listing,
     listing_error_details,
-    listing_pages,
+    read_listing,
     record_run,
 )
 
@@ -145,11 +144,13 @@ def parse_rules(raw: Sequence[Any]) -> list[ClassificationRule]:
         if not isinstance(pattern_text, str) or not pattern_text:
             raise ConfigError(f"{label}: 'pattern' (a regular expression) is required")
         try:
-            pattern = re.compile(pattern_text, re.IGNORECASE)
-        except re.error as exc:
-            raise ConfigError(f"{label}: pattern {pattern_text!r} is not a valid regular expression ({exc})") from None
-        except (OverflowError, RecursionError):  # a{99999999999}, or groups nested a thousand deep
-            raise ConfigError(f"{label}: pattern is a regular expression too large to compile") from None
+            pattern = compile_pattern(pattern_text, f"{label}.pattern")
+            price = parse_price(entry["price"], field=f"{label}.price") if "price" in entry else None
+            currency = (
+                parse_currency(str(entry["currency"]), field=f"{label}.currency") if "currency" in entry else None
+            )
+        except InvalidInput as exc:
+            raise ConfigError(exc.message) from None
         field_name = entry.get("field", "any")
         if field_name not in _RULE_FIELDS:
             raise ConfigError(f"{label}: field must be one of name, slug, any (not {field_name!r})")
@@ -165,13 +166,6 @@ def parse_rules(raw: Sequence[Any]) -> list[ClassificationRule]:
             pathways = [pathways]
         if not isinstance(pathways, list) or not all(isinstance(item, str) and item.strip() for item in pathways):
             raise ConfigError(f"{label}: pathways must be a list of pathway slugs")
-        try:
-            price = parse_price(entry["price"], field=f"{label}.price") if "price" in entry else None
-            currency = (
-                parse_currency(str(entry["currency"]), field=f"{label}.currency") if "currency" in entry else None
-            )
-        except InvalidInput as exc:
-            raise ConfigError(exc.message) from None
         access = default_requires_auth(category) if requires_auth is None else requires_auth
         linked = tuple(dict.fromkeys(item.strip().lower() for item in pathways))
         gives = Classification(category, access, linked, price, currency, rule=number)
@@ -223,32 +217,23 @@ class Classifier:
 
 
 def parse_listing(content: bytes | str, *, name: str) -> list[ListedEventType]:
-    """A saved listing (``--from-file``): one page ``{collection, pagination}``, a list of pages, or a bare
-    list of event types. Every bad item is reported with its page and index (exit 6)."""
-    pages = listing_pages(
-        content,
-        name=name,
-        items="event types",
-        hint="save the body of GET /event_types, a list of such pages, or a list of event types",
-    )
+    """A saved listing of event types (``--from-file``, the shapes of :func:`read_listing`). Every bad item
+    is reported with its page and index (exit 6)."""
     from pydantic import TypeAdapter, ValidationError
 
     from bapp_cli.calendly.models import ListedEventType
 
-    items: list[ListedEventType] = []
-    details: list[dict[str, Any]] = []
     listing = TypeAdapter(list[ListedEventType])  # built here: a sync from the API never needs it (~30 ms)
-    for prefix, collection in pages:
-        if not isinstance(collection, list):
-            details.append({"field": prefix or "(top level)", "message": "must be an array of event types"})
-            continue
+
+    def validate(collection: list[Any], where: str, details: list[dict[str, Any]]) -> list[ListedEventType]:
         try:
-            items.extend(listing.validate_python(collection))
+            return listing.validate_python(collection)
         except ValidationError as exc:
-            details.extend(listing_error_details(exc, prefix, skip=0))
-    if details:
-        raise invalid_listing(name, details)
-    return items
+            details.extend(listing_error_details(exc, where))
+            return []
+
+    hint = "save the body of GET /event_types, a list of such pages, or a list of event types"
+    return read_listing(content, name=name, items="event types", hint=hint, validate=validate)
 
 
 # -- results ---------------------------------------------------------------------------------------
@@ -277,6 +262,7 @@ class SyncChange:
 class SyncReport(RunReport):
     """The summary of one run (the keys of `calendly sync --json`, docs/cli.md)."""
 
+    kind = "event_types"
     deactivated: int = 0
     reactivated: int = 0
     changes: list[SyncChange] = field(default_factory=list)
@@ -432,8 +418,8 @@ class SyncPlan:
 
     def read(self, db: Database, catalogue: Catalogue | None = None, *, stage: bool = False) -> None:
         """Plan against ``catalogue``, else the one read from ``db``. ``stage``: ``db`` is the connection the
-        plan will be written in (a sync's survey connection, which its write transaction takes over): on
-        SQLite, new types' rows go into a temporary table there as their pages are planned."""
+        plan will be written in (a sync's survey connection, which its write transaction takes over): its read
+        ends here, and on SQLite new types' rows go into a temporary table there as their pages are planned."""
         from bapp_cli.services.session_values import SlugBook
 
         catalogue = catalogue or Catalogue.read(db, reclassify=self.reclassify)
@@ -454,6 +440,10 @@ class SyncPlan:
         self.classified: dict[Classification, tuple[list[Any], str]] = {}
         self.staged = 0  # how many of `inserts` are in the temporary table
         self.staged_on: Transaction | None = None
+        if stage:
+            # The catalogue's read ends: the fetch holds no snapshot, and on SQLite the temporary table below is
+            # made outside any transaction (a later rollback would take it away).
+            db.connection.rollback()
         if stage and db.dialect == "sqlite":
             from bapp_cli.db.dbapi import Transaction
 
@@ -461,7 +451,6 @@ class SyncPlan:
             # (bench/sync.py, 10,000 new types: 0.05 s of CPU moved into the wait for the pages, and the
             # write after the last page 0.1 s shorter). The temporary table is the connection's own and in
             # memory: no lock on the database, and nothing to clean up when the connection closes.
-            db.connection.rollback()  # the catalogue's read snapshot ends; the fetch needs none
             db.connection.execute("PRAGMA temp_store = MEMORY")
             db.connection.execute(f"CREATE TEMP TABLE {_NEW_TYPES} ({', '.join(_INSERTED)})")
             self.staged_on = Transaction(db.connection, db.dialect)  # its writer, on the temporary table only
@@ -585,8 +574,6 @@ def sync_event_types(
     Raises Conflict (exit 8) for an empty listing while synced types exist, unless ``allow_empty``; an
     item that cannot be stored raises as :func:`stage_event_types` says. The listing may come staged by it.
     """
-    if source not in SOURCES:
-        raise ValueError(f"unknown sync source {source!r}")
     from bapp_cli.db.dbapi import Transaction
 
     db = Transaction.of_unit(source_db)
@@ -620,15 +607,7 @@ def sync_event_types(
     from bapp_cli.db.audit import record_audit_plain
 
     if not dry_run and not partial:
-        report.run_id = record_run(
-            db,
-            report,
-            kind="event_types",
-            started_at=started_at,
-            finished_at=clock(),
-            deactivated=report.deactivated,
-            reactivated=report.reactivated,
-        )
+        report.run_id = record_run(db, report, started_at=started_at, finished_at=clock())
     if report.changes and (partial or not dry_run):  # one change a row written
         changes = {"changes": [change.describe() for change in report.changes]}
         key = "fetched" if partial else str(report.run_id)

@@ -45,10 +45,9 @@ _LOCK = "calendly:bookings"
 
 
 def kept_headers(headers: Mapping[str, str], signed_at: str) -> dict[str, str]:
-    """The headers stored with a parked delivery (names lowercased), plus the ``t=`` of its verified
-    signature alone (``signed_at``): when Calendly signed it."""
-    lowered = {name.lower(): value for name, value in headers.items()}
-    kept = {name: lowered[name][:500] for name in KEPT_HEADERS if name in lowered}
+    """The headers stored with a parked delivery (``headers``: names in lower case, as ASGI hands them over),
+    plus the ``t=`` of its verified signature alone (``signed_at``): when Calendly signed it."""
+    kept = {name: headers[name][:500] for name in KEPT_HEADERS if name in headers}
     return {**kept, "signature_timestamp": signed_at}
 
 
