@@ -12,17 +12,14 @@ from decimal import Decimal
 from typing import Any, ClassVar
 
 from sqlalchemy import (
-    JSON,
     Boolean,
     CheckConstraint,
     Connection,
-    Date,
     ForeignKey,
     ForeignKeyConstraint,
     Index,
     Integer,
     MetaData,
-    Numeric,
     String,
     Table,
     Text,
@@ -44,7 +41,7 @@ from bapp_cli.db.domains import (
     SYNC_KINDS,
     SYNC_STATUSES,
 )
-from bapp_cli.db.types import UTCDateTime
+from bapp_cli.db.types import Day, Json, Money, UTCDateTime, named_columns
 
 # the column domains are re-exported: most code looks for them beside the models
 __all__ = [
@@ -98,10 +95,11 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
     type_annotation_map: ClassVar[dict[Any, Any]] = {
         dt.datetime: UTCDateTime(),
+        dt.date: Day(),
         # A missing value is SQL NULL on every path (ORM, Core, db.bulk) and backend, never the JSON text
         # 'null' on some and NULL on others: `IS NULL` then means the same everywhere.
-        dict[str, Any]: JSON(none_as_null=True),
-        list[Any]: JSON(none_as_null=True),
+        dict[str, Any]: Json(),
+        list[Any]: Json(),
     }
 
 
@@ -188,7 +186,7 @@ class Enrolment(TimestampMixin, Base):
     client_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     pathway_id: Mapped[int] = mapped_column(ForeignKey("pathways.id"))
     status: Mapped[str] = mapped_column(String(16), default="active")
-    start_date: Mapped[dt.date] = mapped_column(Date)
+    start_date: Mapped[dt.date] = mapped_column()
     completed_at: Mapped[dt.datetime | None] = mapped_column()
     builder_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
 
@@ -232,7 +230,7 @@ class SessionType(TimestampMixin, Base):
     # curated locally
     category: Mapped[str] = mapped_column(String(16), default="specialized")
     requires_auth: Mapped[bool] = mapped_column(Boolean, default=True)
-    price: Mapped[Decimal] = mapped_column(Numeric(10, 2), default=Decimal("0.00"))
+    price: Mapped[Decimal] = mapped_column(Money(), default=Decimal("0.00"))
     currency: Mapped[str] = mapped_column(String(3), default="GBP")
     display_order: Mapped[int] = mapped_column(Integer, default=0)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
@@ -285,7 +283,7 @@ class Booking(TimestampMixin, Base):
     client_timezone: Mapped[str] = mapped_column(String(64), default="UTC")
     status: Mapped[str] = mapped_column(String(16))
     payment_status: Mapped[str] = mapped_column(String(16))
-    amount: Mapped[Decimal] = mapped_column(Numeric(10, 2), default=Decimal("0.00"))
+    amount: Mapped[Decimal] = mapped_column(Money(), default=Decimal("0.00"))
     currency: Mapped[str] = mapped_column(String(3), default="GBP")
     pathway_id: Mapped[int | None] = mapped_column(ForeignKey("pathways.id"))
     custom_question_responses: Mapped[list[Any]] = mapped_column(default=list)
@@ -478,3 +476,6 @@ class AuditEntry(Base):
     entity: Mapped[str] = mapped_column(String(64))
     entity_key: Mapped[str | None] = mapped_column(String(500))
     changes: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+named_columns(Base.metadata)
