@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from bapp_cli.db.batches import BATCH_SIZE
-from bapp_cli.errors import BappError, Busy, ConfigError, DatabaseNotReady
+from bapp_cli.errors import BappError, Busy, ConfigError, DatabaseNotReady, UnreadableValue
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -157,7 +157,10 @@ def _fetched(cursor: Any) -> Iterator[tuple[Any, ...]]:
     except Exception as exc:
         raise database_failure(exc) or exc from None
     finally:
-        cursor.close()
+        # A command that failed midway has closed the connection before this generator is collected: closing
+        # the cursor then raised again, printed on stderr as an "Exception ignored" traceback.
+        with contextlib.suppress(sqlite3.ProgrammingError):
+            cursor.close()
 
 
 def connect(url: str, *, connect_timeout: int = 10) -> Database:
@@ -326,6 +329,8 @@ def database_failure(exc: BaseException) -> DatabaseNotReady | Busy | None:
         )
     if isinstance(original, sqlite3.OperationalError) and ("database is locked" in lowered or "is locked" in lowered):
         return _locked(text)
+    if lowered == "malformed json":  # SQLite's json() on stored text that is no JSON (answers in a CSV export)
+        return UnreadableValue("JSON text that SQLite calls malformed")
     if "not a database" in lowered or "malformed" in lowered:
         return DatabaseNotReady(
             f"the database file is not a SQLite database bapp can use: {text}",

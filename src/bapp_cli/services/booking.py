@@ -166,7 +166,7 @@ def list_bookings(
     for record in plain_list(database, filters, now=now, page=Page(limit=limit), columns=columns).records():
         record["amount"] = Decimal(record["amount"])
         for name in ("start_time", "end_time", "created_at"):
-            record[name] = instant_value(record[name])
+            record[name] = instant_value(record[name], f"bookings.{name}", of=f"booking {record['reference']}")
         views.append(BookingView(record))
     return views
 
