@@ -7,7 +7,7 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, Date, DateTime, Dialect, MetaData, Numeric
+from sqlalchemy import JSON, Date, DateTime, Dialect, Integer, MetaData, Numeric
 from sqlalchemy.types import TypeDecorator
 
 from bapp_cli.errors import UnreadableValue
@@ -70,6 +70,25 @@ class Money(Decoded, TypeDecorator[Decimal]):
 
     def result_processor(self, dialect: Dialect, coltype: object) -> Callable[[Any], Any] | None:
         return self.guarded(self.impl_instance.result_processor(dialect, coltype))
+
+
+class Whole(Decoded, TypeDecorator[int]):
+    """An integer that is not a key (a duration, a count, a position). SQLite keeps text raw SQL put in an
+    INTEGER column as text: it is refused here, once, rather than failing later in arithmetic."""
+
+    impl = Integer()
+    cache_ok = True
+
+    def result_processor(self, dialect: Dialect, coltype: object) -> Callable[[Any], Any] | None:
+        if dialect.name != "sqlite":  # PostgreSQL's integer columns hold integers
+            return None
+
+        def whole(value: Any) -> Any:
+            if value is None or type(value) is int:
+                return value
+            raise self.unreadable(value)
+
+        return whole
 
 
 class Day(Decoded, TypeDecorator[dt.date]):

@@ -490,13 +490,16 @@ def load_catalogue(source: Database | Session) -> Catalogue:
         "LEFT JOIN skills s ON s.id = l.skill_id AND NOT s.archived "
         "GROUP BY t.pathway_id, t.tier, t.name ORDER BY t.pathway_id, t.tier"
     ):
+        if type(tier) is not int:  # SQLite keeps raw SQL's text in an INTEGER column; tiers are sorted as numbers
+            raise UnreadableValue("pathway_tiers.tier", tier, of=f"pathway row {pathway}")
         tiers[pathway][tier] = name
         totals[pathway][tier] = int(linked)
     rows = db.rows("SELECT id, slug, name, icon, color, position FROM pathways")
-    pathways = {
-        key: PathwayInfo(key, slug, name, icon, color, position, tiers[key], totals[key])
-        for key, slug, name, icon, color, position in rows
-    }
+    pathways = {}
+    for key, slug, name, icon, color, position in rows:
+        if type(position) is not int:  # badges are sorted by it
+            raise UnreadableValue("pathways.position", position, of=f"pathway {slug}")
+        pathways[key] = PathwayInfo(key, slug, name, icon, color, position, tiers[key], totals[key])
     fundamentals = db.one("SELECT count(*) FROM skills WHERE is_fundamental AND NOT archived")
     return Catalogue(pathways, int(fundamentals[0]) if fundamentals else 0)
 
