@@ -178,7 +178,7 @@ class OutputSink:
             # an instant hours from year 1 or 9999 (stored before the models bounded them) has no local time
             # in a zone that would cross the bound: it is shown, truthfully, in UTC rather than not at all (R9)
             shown = value.astimezone(dt.UTC)
-        return shown.strftime("%Y-%m-%d %H:%M %Z")
+        return f"{shown.year:04d}" + shown.strftime("-%m-%d %H:%M %Z")  # strftime's %Y writes year 1 as "1"
 
     # -- messages (stderr) ----------------------------------------------------------------------
     def info(self, message: str) -> None:

@@ -1,0 +1,182 @@
+"""R9 for database state: a value bapp cannot read — put in by raw SQL or another program — is exit 5 naming the
+column (UnreadableValue), on the ORM commands and the plain reads alike, never exit 1 or a traceback.
+
+SQLite keeps whatever raw SQL puts in a column: text in a money, integer or date column, JSON that is none.
+PostgreSQL's typed columns refuse every one of those values, which each case proves on that backend.
+Instants stored hours from year 1 or 9999 (before the models bounded them) are legal on both backends, and
+their tables render in every zone.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text, update
+from sqlalchemy.exc import DBAPIError
+
+from bapp_cli.db.engine import make_engine
+from bapp_cli.db.models import Booking
+from tests.conftest import Bapp
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+SESSION = "accelerate-foundation-coaching"
+LOCAL_SESSION = "office-hours"  # added by `_seeded`: no questions, no account needed
+CREATE = ("bookings", "create", "--client", "ava.chen@client.example", "--session", LOCAL_SESSION)
+CREATE += ("--start", "2031-09-01T10:00Z", "--dry-run")
+
+
+def _seeded(bapp: Bapp) -> str:
+    """The example catalogue, clients, bookings and a local session; the reference of the first booking."""
+    for step in (
+        ("calendly", "sync", "--from-file", str(EXAMPLES / "calendly" / "event_types.json")),
+        ("import", "clients", str(EXAMPLES / "clients.csv")),
+        ("import", "bookings", str(EXAMPLES / "bookings.csv")),
+        ("sessions", "add", "--title", "Office Hours", "--duration", "30", "--category", "free", "--no-requires-auth"),
+        ("clients", "enroll", "ava.chen@client.example", "accelerate"),
+    ):
+        result = bapp(*step, "--format", "tsv")
+        assert result.exit_code == 0, (step, result.stderr)
+    listed = bapp("bookings", "list", "--client", "ava.chen@client.example", "--json")
+    return str(listed.json()[0]["reference"])
+
+
+def _execute(bapp: Bapp, sql: str, **parameters: object) -> None:
+    engine = make_engine(bapp.database_url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(text(sql), parameters)
+    finally:
+        engine.dispose()
+
+
+# (raw SQL, the column the error names, the commands that read it); `:ref` is the first booking's reference
+CASES = [
+    (
+        f"UPDATE session_types SET custom_questions = 'not json' WHERE slug = '{SESSION}'",
+        "session_types.custom_questions",
+        [
+            ("sessions", "list", "--format", "json"),
+            ("sessions", "list", "--format", "table"),
+            ("sessions", "show", SESSION),
+            ("sessions", "available", "--client", "ava.chen@client.example"),
+            ("export", "all"),
+            ("export", "sessions", "--format", "csv"),
+            ("sessions", "update", SESSION, "--display-order", "2"),
+        ],
+    ),
+    (
+        "UPDATE bookings SET amount = 'abc' WHERE reference = :ref",
+        "bookings.amount",
+        [("bookings", "show", ":ref"), ("bookings", "cancel", ":ref")],
+    ),
+    (
+        "UPDATE bookings SET custom_question_responses = '[{nope' WHERE reference = :ref",
+        "custom_question_responses",
+        [
+            ("bookings", "list", "--format", "json"),
+            ("bookings", "show", ":ref"),
+            ("export", "bookings"),
+            ("export", "all", "--format", "toml"),
+            ("clients", "show", "ava.chen@client.example"),
+        ],
+    ),
+    (  # SQLite's own json() refuses it, inside the CSV export's query
+        "UPDATE bookings SET custom_question_responses = '[{nope' WHERE reference = :ref",
+        "JSON text that SQLite calls malformed",
+        [("bookings", "list", "--format", "csv"), ("export", "bookings", "--format", "csv")],
+    ),
+    (
+        "UPDATE bookings SET start_time = 'garbage', end_time = 'zzz' WHERE reference = :ref",
+        "bookings.",
+        [
+            ("bookings", "list", "--format", "table"),
+            ("bookings", "show", ":ref"),
+            ("export", "all"),
+            ("clients", "show", "ava.chen@client.example", "--format", "table"),
+        ],
+    ),
+    (
+        "UPDATE enrolments SET start_date = 'soon'",
+        "enrolments.start_date",
+        [
+            ("clients", "show", "ava.chen@client.example"),
+            ("progress", "show", "ava.chen@client.example"),
+            ("export", "enrolments"),
+            ("clients", "set-status", "ava.chen@client.example", "accelerate", "paused"),
+        ],
+    ),
+    (
+        f"UPDATE session_types SET duration_minutes = 'long' WHERE slug = '{LOCAL_SESSION}'",
+        "session_types.duration_minutes",
+        [CREATE],
+    ),
+    (
+        "UPDATE pathways SET position = 'first' WHERE slug = 'accelerate'",
+        "pathways.position",
+        [("pathways", "show", "accelerate"), ("progress", "show", "ava.chen@client.example"), ("export", "all")],
+    ),
+]
+
+
+@pytest.mark.parametrize(("sql", "column", "commands"), CASES, ids=[case[1] for case in CASES])
+def test_a_value_bapp_cannot_read_is_exit_5_naming_its_column(
+    bapp: Bapp, sql: str, column: str, commands: list[tuple[str, ...]]
+) -> None:
+    reference = _seeded(bapp)
+    if bapp.database_url.startswith("postgresql"):
+        with pytest.raises(DBAPIError):  # a typed column: the state cannot arise on this backend
+            _execute(bapp, sql, ref=reference)
+        return
+    _execute(bapp, sql, ref=reference)
+    for command in commands:
+        result = bapp(*(reference if arg == ":ref" else arg for arg in command))
+        assert result.exit_code == 5, (command, result.stderr)
+        assert "Error: the database holds a value bapp cannot read: " in result.stderr, (command, result.stderr)
+        assert column in result.stderr.splitlines()[0], (command, result.stderr)
+        assert "Traceback" not in result.stderr and "unexpected" not in result.stderr
+
+
+def test_the_message_shows_a_long_or_hostile_value_escaped_and_cut(bapp: Bapp) -> None:
+    reference = _seeded(bapp)
+    if bapp.database_url.startswith("postgresql"):
+        pytest.skip("numeric columns hold numbers on PostgreSQL")
+    hostile = "\x1b[31m" + "9" * 500
+    _execute(bapp, "UPDATE bookings SET amount = :value WHERE reference = :ref", value=hostile, ref=reference)
+    result = bapp("bookings", "show", reference, "--json")
+    assert result.exit_code == 5
+    first = result.stderr.splitlines()[0]
+    assert first.startswith("Error: the database holds a value bapp cannot read: bookings.amount ('\\x1b[31m999")
+    assert first.endswith("...)") and len(first) < 160 and "\x1b" not in result.stderr
+    assert '"code": "database_value"' in result.stderr
+
+
+def test_an_instant_near_year_1_or_9999_renders_in_every_zone(bapp: Bapp) -> None:
+    reference = _seeded(bapp)
+    edges = {  # a zone west of UTC cannot hold year 1's first hours, one east of it 9999's last
+        reference: dt.datetime(1, 1, 1, tzinfo=dt.UTC),
+    }
+    listed = bapp("bookings", "list", "--json").json()
+    edges[listed[-1]["reference"]] = dt.datetime(9999, 12, 31, 22, tzinfo=dt.UTC)
+    engine = make_engine(bapp.database_url)
+    with engine.begin() as connection:
+        for ref, start in edges.items():
+            instants = {"start_time": start, "end_time": start + dt.timedelta(hours=1)}
+            connection.execute(update(Booking).where(Booking.reference == ref).values(**instants))
+    engine.dispose()
+    for zone in ("America/Los_Angeles", "Pacific/Kiritimati"):
+        for command in (
+            ("bookings", "list", "--format", "table"),
+            ("bookings", "show", reference, "--format", "table"),
+            ("clients", "show", "ava.chen@client.example", "--format", "table"),
+            ("reports", "bookings-by-pathway", "--list", "--format", "table"),
+        ):
+            result = bapp("--timezone", zone, *command, env={"COLUMNS": "200"})
+            assert result.exit_code == 0, (zone, command, result.stderr)
+            assert "Traceback" not in result.stderr
+        # where the zone cannot hold it, the instant is shown in UTC: the truth, not a guess
+        table = bapp("--timezone", zone, "bookings", "list", "--format", "table", env={"COLUMNS": "200"}).stdout
+        assert "0001-01-01 00:00" in table and "9999-12-31" in table
+    listed_json = {row["reference"]: row["start_time"] for row in bapp("bookings", "list", "--json").json()}
+    assert listed_json[reference] == "0001-01-01T00:00:00Z"
