@@ -130,8 +130,11 @@ def test_a_value_bapp_cannot_read_is_exit_5_naming_its_column(
             _execute(bapp, sql, ref=reference)
         return
     _execute(bapp, sql, ref=reference)
-    for command in commands:
-        result = bapp(*(reference if arg == ":ref" else arg for arg in command))
+    for index, command in enumerate(commands):
+        arguments = [reference if arg == ":ref" else arg for arg in command]
+        # the first as a real process: a streamed read that failed midway once printed an "Exception ignored"
+        # traceback when its cursor was collected after the connection had closed
+        result = bapp.process(*arguments) if index == 0 else bapp(*arguments)
         assert result.exit_code == 5, (command, result.stderr)
         assert "Error: the database holds a value bapp cannot read: " in result.stderr, (command, result.stderr)
         assert column in result.stderr.splitlines()[0], (command, result.stderr)
