@@ -183,3 +183,37 @@ def test_an_instant_near_year_1_or_9999_renders_in_every_zone(bapp: Bapp) -> Non
         assert "0001-01-01 00:00" in table and "9999-12-31" in table
     listed_json = {row["reference"]: row["start_time"] for row in bapp("bookings", "list", "--json").json()}
     assert listed_json[reference] == "0001-01-01T00:00:00Z"
+
+
+# Valid JSON of another shape than bapp writes: both backends store it, so both must read it. Questions and
+# durations of another shape add nothing (as the booking rules always treated them); answers show as they are.
+SHAPES = ["5", '"text"', '{"a": 1}', "[1, 2]", '[{"name": ["x"], "position": "p", "answer_choices": 5}]']
+
+
+@pytest.mark.parametrize("stored", SHAPES)
+def test_stored_json_of_another_shape_is_read_on_both_backends(bapp: Bapp, stored: str) -> None:
+    reference = _seeded(bapp)
+    cast = "CAST(:stored AS json)" if bapp.database_url.startswith("postgresql") else ":stored"
+    _execute(bapp, f"UPDATE session_types SET custom_questions = {cast}, duration_options = {cast}", stored=stored)
+    _execute(
+        bapp,
+        f"UPDATE bookings SET custom_question_responses = {cast} WHERE reference = :ref",
+        stored=stored,
+        ref=reference,
+    )
+    for command in (
+        ("sessions", "show", SESSION, "--format", "table"),
+        ("sessions", "list", "--format", "table"),
+        ("sessions", "available", "--format", "table"),
+        ("bookings", "show", reference, "--format", "table"),
+        ("reports", "bookings-by-pathway", "--list", "--format", "table"),
+        ("export", "all", "--format", "toml"),
+        CREATE,
+        (*CREATE, "--duration", "45"),
+    ):
+        result = bapp(*command, env={"COLUMNS": "200"})
+        assert result.exit_code in (0, 6), (command, result.stderr)  # 6: 45 minutes is not offered
+        assert "Traceback" not in result.stderr and "unexpected" not in result.stderr
+    shown = bapp("bookings", "show", reference, "--format", "table", env={"COLUMNS": "200"}).stdout
+    expected = {"5": "5", '"text"': "text", '{"a": 1}': "{'a': 1}", "[1, 2]": "1"}.get(stored, "None: None")
+    assert f"answers {expected}" in [" ".join(line.split()) for line in shown.splitlines()], shown

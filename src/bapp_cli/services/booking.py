@@ -57,6 +57,7 @@ from bapp_cli.services.rule_book import (
     price_status,
 )
 from bapp_cli.services.session_types import get_session_type, not_bookable_reason
+from bapp_cli.services.session_values import offered_minutes
 
 CREATED_COLUMNS = (*BOOKING_COLUMNS, "account_created", "enrolled", "existing")
 # No 0/O, 1/I/L: references are read out over the phone and typed by hand.
@@ -194,9 +195,7 @@ def _resolve_builder(
 
 
 def allowed_durations(session_type: SessionType) -> list[int]:
-    offered = session_type.duration_options or []
-    valid = {option for option in offered if isinstance(option, int) and not isinstance(option, bool) and option > 0}
-    return sorted(valid | {session_type.duration_minutes})
+    return offered_minutes(session_type.duration_minutes, session_type.duration_options)
 
 
 def _check_duration(session_type: SessionType, duration: int | None) -> int:

@@ -393,11 +393,15 @@ def list_session_types(
             record[name] = bool(record[name])
         record["price"] = Decimal(record["price"])  # as the ORM hands it over: `available` computes with it
         for name in ("duration_options", "custom_questions"):
-            if isinstance(record[name], str):
+            # SQLite hands JSON over as text; psycopg has decoded it (a JSON string is a str there, already read)
+            if db.dialect == "sqlite" and isinstance(record[name], str):
                 try:
                     record[name] = json.loads(record[name])
                 except (ValueError, RecursionError):
                     raise UnreadableValue(f"session_types.{name}", record[name], of=f"row {record['id']}") from None
+        for name in ("duration_minutes", "display_order"):  # SQLite keeps raw SQL's text in an INTEGER column
+            if type(record[name]) is not int:
+                raise UnreadableValue(f"session_types.{name}", record[name], of=f"row {record['id']}")
         record["pathways"] = []
     links = "SELECT l.session_type_id, p.slug FROM session_type_pathways l JOIN pathways p ON p.id = l.pathway_id"
     links += f" WHERE l.session_type_id{among}" if among else ""  # one type's show or update: its links alone
