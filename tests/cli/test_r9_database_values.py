@@ -25,12 +25,13 @@ SESSION = "accelerate-foundation-coaching"
 LOCAL_SESSION = "office-hours"  # added by `_seeded`: no questions, no account needed
 CREATE = ("bookings", "create", "--client", "ava.chen@client.example", "--session", LOCAL_SESSION)
 CREATE += ("--start", "2031-09-01T10:00Z", "--dry-run")
+SYNC = ("calendly", "sync", "--from-file", str(EXAMPLES / "calendly" / "event_types.json"))
 
 
 def _seeded(bapp: Bapp) -> str:
     """The example catalogue, clients, bookings and a local session; the reference of the first booking."""
     for step in (
-        ("calendly", "sync", "--from-file", str(EXAMPLES / "calendly" / "event_types.json")),
+        SYNC,
         ("import", "clients", str(EXAMPLES / "clients.csv")),
         ("import", "bookings", str(EXAMPLES / "bookings.csv")),
         ("sessions", "add", "--title", "Office Hours", "--duration", "30", "--category", "free", "--no-requires-auth"),
@@ -64,6 +65,7 @@ CASES = [
             ("export", "all"),
             ("export", "sessions", "--format", "csv"),
             ("sessions", "update", SESSION, "--display-order", "2"),
+            SYNC,
         ],
     ),
     (
@@ -210,6 +212,7 @@ def test_stored_json_of_another_shape_is_read_on_both_backends(bapp: Bapp, store
         ("export", "all", "--format", "toml"),
         CREATE,
         (*CREATE, "--duration", "45"),
+        SYNC,  # last: it writes Calendly's questions and durations back
     ):
         result = bapp(*command, env={"COLUMNS": "200"})
         assert result.exit_code in (0, 6), (command, result.stderr)  # 6: 45 minutes is not offered
