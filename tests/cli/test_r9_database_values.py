@@ -220,3 +220,21 @@ def test_stored_json_of_another_shape_is_read_on_both_backends(bapp: Bapp, store
     shown = bapp("bookings", "show", reference, "--format", "table", env={"COLUMNS": "200"}).stdout
     expected = {"5": "5", '"text"': "text", '{"a": 1}': "{'a': 1}", "[1, 2]": "1"}.get(stored, "None: None")
     assert f"answers {expected}" in [" ".join(line.split()) for line in shown.splitlines()], shown
+
+
+@pytest.mark.parametrize("stored", ["10000-01-01 00:00:00+00", "0001-01-01 00:00:00+00 BC"])
+def test_an_instant_postgresql_holds_past_python_years_is_exit_5(bapp: Bapp, stored: str) -> None:
+    if not bapp.database_url.startswith("postgresql"):
+        pytest.skip("SQLite's text of such a year is the unreadable text the cases above cover")
+    reference = _seeded(bapp)
+    _execute(
+        bapp,
+        "UPDATE bookings SET start_time = CAST(:at AS timestamptz), "
+        "end_time = CAST(:at AS timestamptz) + interval '1 hour' WHERE reference = :ref",
+        at=stored,
+        ref=reference,
+    )
+    result = bapp("bookings", "show", reference)  # psycopg refuses to load it: it was exit 1
+    assert result.exit_code == 5, result.stderr
+    assert "the database holds a value bapp cannot read: an instant outside years 1 to 9999" in result.stderr
+    assert stored.split(" ")[0] in result.stderr and "unexpected" not in result.stderr

@@ -309,6 +309,9 @@ def database_failure(exc: BaseException) -> DatabaseNotReady | Busy | None:
     they are. `exc` is a driver's error, or SQLAlchemy's wrapper of one (its `orig`).
     """
     original: BaseException = getattr(exc, "orig", None) or exc
+    if type(original).__name__ == "DataError" and str(original).startswith("timestamp too"):
+        # psycopg cannot load an instant PostgreSQL holds past Python's years 1 to 9999 (raw SQL's; R9)
+        return UnreadableValue("an instant outside years 1 to 9999", str(original).partition(": ")[2].strip("'"))
     if isinstance(original, sqlite3.Error):
         if not isinstance(original, sqlite3.OperationalError) and type(original) is not sqlite3.DatabaseError:
             return None
