@@ -9,13 +9,16 @@ their tables render in every zone.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import sqlite3
 from pathlib import Path
 
 import pytest
 from sqlalchemy import text, update
 from sqlalchemy.exc import DBAPIError
 
+from bapp_cli.db.dbapi import sqlite_file
 from bapp_cli.db.engine import make_engine
 from bapp_cli.db.models import Booking
 from tests.conftest import Bapp
@@ -238,3 +241,19 @@ def test_an_instant_postgresql_holds_past_python_years_is_exit_5(bapp: Bapp, sto
     assert result.exit_code == 5, result.stderr
     assert "the database holds a value bapp cannot read: an instant outside years 1 to 9999" in result.stderr
     assert stored.split(" ")[0] in result.stderr and "unexpected" not in result.stderr
+
+
+def test_a_booking_whose_client_row_was_deleted_with_foreign_keys_off_is_exit_5(bapp: Bapp) -> None:
+    reference = _seeded(bapp)
+    if bapp.database_url.startswith("postgresql"):
+        pytest.skip("PostgreSQL always enforces foreign keys")
+    path = sqlite_file(bapp.database_url)
+    assert path is not None
+    with contextlib.closing(sqlite3.connect(path)) as connection:  # foreign keys off, as another program may have
+        client = "SELECT client_id FROM bookings WHERE reference = ?"
+        connection.execute(f"DELETE FROM users WHERE id = ({client})", (reference,))
+        connection.commit()
+    result = bapp("bookings", "show", reference)
+    assert result.exit_code == 5, result.stderr
+    assert "bookings.client_id or session_type_id of row" in result.stderr and "unexpected" not in result.stderr
+    assert reference not in bapp("bookings", "list").stdout  # the listings join the client: they leave it out

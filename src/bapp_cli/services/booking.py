@@ -35,7 +35,7 @@ from bapp_cli.db.models import (
     SessionTypePathway,
     User,
 )
-from bapp_cli.errors import BappError, Conflict, InvalidInput, NotFound
+from bapp_cli.errors import BappError, Conflict, InvalidInput, NotFound, UnreadableValue
 from bapp_cli.services.answers import AnswerInput, question_key, questions_from, validate_answers
 from bapp_cli.services.enrolment import enrol
 from bapp_cli.services.instants import get_zone, instant_text
@@ -134,7 +134,10 @@ class StatusChange:
 
 
 def booking_view(session: Session, booking_id: int) -> BookingView:
-    return list_bookings(session, BookingFilters(booking_id=booking_id))[0]
+    for view in list_bookings(session, BookingFilters(booking_id=booking_id)):
+        return view
+    # the record joins the booking's client and session type: one was deleted with foreign keys off (R9)
+    raise UnreadableValue("bookings.client_id or session_type_id", of=f"row {booking_id} (a row that is not there)")
 
 
 def get_booking(session: Session, reference: str, *, for_update: bool = False) -> Booking:
