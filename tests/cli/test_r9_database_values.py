@@ -26,6 +26,7 @@ from tests.conftest import Bapp
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 SESSION = "accelerate-foundation-coaching"
 LOCAL_SESSION = "office-hours"  # added by `_seeded`: no questions, no account needed
+LOCAL_SETTINGS = ("--no-requires-auth", "--builder", "coach@example.com")
 CREATE = ("bookings", "create", "--client", "ava.chen@client.example", "--session", LOCAL_SESSION)
 CREATE += ("--start", "2031-09-01T10:00Z", "--dry-run")
 SYNC = ("calendly", "sync", "--from-file", str(EXAMPLES / "calendly" / "event_types.json"))
@@ -37,7 +38,8 @@ def _seeded(bapp: Bapp) -> str:
         SYNC,
         ("import", "clients", str(EXAMPLES / "clients.csv")),
         ("import", "bookings", str(EXAMPLES / "bookings.csv")),
-        ("sessions", "add", "--title", "Office Hours", "--duration", "30", "--category", "free", "--no-requires-auth"),
+        ("builders", "add", "coach@example.com"),
+        ("sessions", "add", "--title", "Office Hours", "--duration", "30", "--category", "free", *LOCAL_SETTINGS),
         ("clients", "enroll", "ava.chen@client.example", "accelerate"),
     ):
         result = bapp(*step, "--format", "tsv")
@@ -258,3 +260,14 @@ def test_a_booking_whose_client_row_was_deleted_with_foreign_keys_off_is_exit_5(
     assert result.exit_code == 5, result.stderr
     assert "bookings.client_id or session_type_id of row" in result.stderr and "unexpected" not in result.stderr
     assert reference not in bapp("bookings", "list").stdout  # the listings join the client: they leave it out
+
+
+@pytest.mark.parametrize(("column", "stored"), [("max_advance_days", 100_000_000), ("buffer_minutes", 2_000_000_000)])
+def test_a_builder_setting_past_bapp_bounds_is_exit_5_not_an_overflow(bapp: Bapp, column: str, stored: int) -> None:
+    # within the schema's checks on both backends, past the bounds of `builders update`: the time rules'
+    # date arithmetic overflowed (exit 1)
+    _seeded(bapp)
+    _execute(bapp, f"UPDATE builder_profiles SET {column} = :stored", stored=stored)
+    result = bapp(*CREATE)
+    assert result.exit_code == 5, result.stderr
+    assert f"builder_profiles.{column} of builder coach@example.com ({stored})" in result.stderr

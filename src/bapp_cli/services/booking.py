@@ -215,6 +215,19 @@ def _check_duration(session_type: SessionType, duration: int | None) -> int:
     return minutes
 
 
+def _check_bounds(builder: User | None, profile: BuilderProfile | None) -> None:
+    """The builder's settings within the bounds `builders add/update` keeps them in: raw SQL's larger value
+    would overflow the date arithmetic of the time rules (R9)."""
+    from bapp_cli.services.builders import MAX_ADVANCE_DAYS, MAX_BUFFER_MINUTES, MAX_NOTICE_HOURS
+
+    if profile is None or builder is None:
+        return
+    bounds = (("buffer_minutes", MAX_BUFFER_MINUTES), ("minimum_notice_hours", MAX_NOTICE_HOURS))
+    for name, most in (*bounds, ("max_advance_days", MAX_ADVANCE_DAYS)):
+        if not 0 <= (value := getattr(profile, name) or 0) <= most:
+            raise UnreadableValue(f"builder_profiles.{name}", value, of=f"builder {builder.email}")
+
+
 def _check_time(start: dt.datetime, now: dt.datetime, builder: User | None, profile: BuilderProfile | None) -> None:
     shown = instant_text(start)
     if start <= now:
@@ -442,6 +455,7 @@ def create_booking(session: Session, request: BookingRequest, *, now: dt.datetim
     name = clean_text(request.name, "name")
     session_type = get_session_type(session, request.session)
     builder, profile = _resolve_builder(session, request.builder_email, session_type)
+    _check_bounds(builder, profile)
     requested_pathway = get_pathway(session, request.pathway) if request.pathway else None
     start = request.start.astimezone(dt.UTC)
     fingerprint = _fingerprint(request, email, session_type, start, builder, timezone)
