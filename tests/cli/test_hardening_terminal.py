@@ -337,6 +337,8 @@ def test_a_database_url_query_parameter_the_driver_cannot_take_is_exit_4(bapp: B
             assert result.exit_code == 4, (query, command, result.stderr)
             assert "the database URL is not valid: a query parameter the driver cannot take" in result.stderr
             assert says in result.stderr and "unexpected" not in result.stderr and "Warning" not in result.stderr
+    plain = bapp("--database-url", f"sqlite:///{database}?foo=1", "bookings", "list")  # a read without SQLAlchemy
+    assert plain.exit_code == 4 and "a query parameter the driver cannot take (foo)" in plain.stderr
 
 
 # -- item 27: a readable config file holding a token; config show with a bad setting ------------------

@@ -34,6 +34,8 @@ HEAD_REVISION = "0012_partial_booking_indexes"
 _PG_READ_ONLY = "25006"
 # SQLSTATE of a lock not granted within lock_timeout (the webhook receiver's --busy-timeout).
 _PG_LOCK_NOT_AVAILABLE = "55P03"
+# the query parameters SQLAlchemy's pysqlite dialect takes (with `uri=true`, SQLite's own URI parameters too)
+_PYSQLITE_PARAMETERS = {"uri", "timeout", "isolation_level", "detect_types", "check_same_thread", "cached_statements"}
 _NAMED_PARAMETER = re.compile(r"(?<!:):([a-z_][a-z0-9_]*)")
 
 
@@ -172,6 +174,13 @@ def connect(url: str, *, connect_timeout: int = 10) -> Database:
         if path is None:
             raise ConfigError(
                 "the database URL is not valid", hint="check --database-url / BAPP_DATABASE_URL", code="database_url"
+            )
+        names = {name.partition("=")[0] for name in url.partition("?")[2].split("&") if name}
+        if (unknown := sorted(names - _PYSQLITE_PARAMETERS)) and "uri" not in names:
+            raise ConfigError(  # as the engine refuses it (db.engine.make_engine), so a URL works alike everywhere
+                f"the database URL is not valid: a query parameter the driver cannot take ({', '.join(unknown)})",
+                hint="check the `?…` part of --database-url / BAPP_DATABASE_URL",
+                code="database_url",
             )
         if not path.exists():
             raise DatabaseNotReady(f"database file {path} does not exist", hint="run `bapp db upgrade`")
