@@ -66,6 +66,23 @@ class DatabaseNotReady(BappError):
     code = "database_not_ready"
 
 
+class UnreadableValue(DatabaseNotReady):
+    """A stored value bapp cannot decode — text where a number, an instant or JSON belongs, put there by raw
+    SQL or another program (R9). Raised where the value is decoded, so no command needs its own guard."""
+
+    code = "database_value"
+
+    def __init__(self, column: str, value: Any = ..., *, of: str | None = None) -> None:
+        shown = "" if value is ... else f" ({value!r})"  # `...`: the database refused it without showing it
+        if len(shown) > 64:  # repr escapes control characters; a long value is cut, not dumped on stderr
+            shown = shown[:60] + "...)"
+        where = f"{column} of {of}" if of else column
+        super().__init__(
+            f"the database holds a value bapp cannot read: {where}{shown}",
+            hint="correct or clear it with SQL, or restore the database from a backup",
+        )
+
+
 class InvalidInput(BappError):
     """Data that breaks a rule: bad e-mail, past start, bad row, unknown answer choice."""
 

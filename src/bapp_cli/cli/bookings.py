@@ -293,7 +293,10 @@ def list_command(
         # a table measures every row before it draws the first: start in --timezone, amount with its currency
         records = [
             record
-            | {"start_time": instant_value(record["start_time"]), "amount": f"{record['amount']} {record['currency']}"}
+            | {
+                "start_time": instant_value(record["start_time"], "bookings.start_time", of=record["reference"]),
+                "amount": f"{record['amount']} {record['currency']}",
+            }
             for record in found.records()
         ]
     columns = ("reference", "start_time", "client", "session_title", "builder", "status", "payment_status", "amount")

@@ -6,7 +6,7 @@ Plain data and text only: command modules import this at load time, so it must n
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 # an enrolment's status: `progress show` and `progress table`, the client-progress and analytics reports
@@ -20,10 +20,18 @@ def percent_style(percent: float) -> str:
     return "green" if percent >= 100 else "yellow" if percent > 0 else "dim"
 
 
-def answers_text(answers: Iterable[Mapping[str, Any]]) -> str:
-    """A booking's custom answers, one `QUESTION: ANSWER` line each; a multi-select's choices joined by commas."""
+def answers_text(answers: Any) -> str:
+    """A booking's custom answers, one `QUESTION: ANSWER` line each; a multi-select's choices joined by commas.
+
+    Stored JSON of another shape (raw SQL's, another program's: a number, an object, a list of strings) is
+    valid JSON on both backends, so it is shown as it is rather than failing the table (R9)."""
+    if not isinstance(answers, list):
+        return "" if answers is None else str(answers)
     lines = []
     for item in answers:
+        if not isinstance(item, Mapping):
+            lines.append(str(item))
+            continue
         answer = item.get("answer")
         shown = ", ".join(str(value) for value in answer) if isinstance(answer, list) else str(answer)
         lines.append(f"{item.get('question')}: {shown}")

@@ -95,7 +95,8 @@ def _render_detail(detail: dict[str, Any], sink: OutputSink, console: Any) -> No
     console.print(enrolments)
     bookings = listing_table("Recent bookings", ("reference", "start", "session", "status", "payment", "pathway"))
     for booking in detail["bookings"]:
-        start = sink.local_time(instant_value(booking["start_time"]))  # type: ignore[arg-type]
+        at = instant_value(booking["start_time"], "bookings.start_time", of=f"booking {booking['reference']}")
+        start = sink.local_time(at)  # type: ignore[arg-type]
         cells = (booking[key] for key in ("session_title", "status", "payment_status"))
         bookings.add_row(booking["reference"], start, *cells, sink.display_value(booking["pathway"]))
     console.print(bookings)

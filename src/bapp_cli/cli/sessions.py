@@ -49,6 +49,7 @@ def render_catalogue(records: list[dict[str, Any]], console: Any, *, title: str)
 
     from bapp_cli.cli.table_width import fit_to_terminal
     from bapp_cli.db.domains import SESSION_CATEGORIES  # in the order clients see them; no SQLAlchemy
+    from bapp_cli.services.session_values import offered_minutes
 
     if not records:
         console.print(f"{title}: no session types", style="dim")
@@ -60,7 +61,8 @@ def render_catalogue(records: list[dict[str, Any]], console: Any, *, title: str)
         right = ("id", "minutes", "price", "order")
         grid = listing_table(CATEGORY_TITLES.get(category, category), TABLE_COLUMNS, right=right, title_justify="left")
         for record in group:
-            options = [option for option in record["duration_options"] or [] if option != record["duration_minutes"]]
+            offered = offered_minutes(record["duration_minutes"], record["duration_options"])
+            options = [option for option in offered if option != record["duration_minutes"]]
             minutes = str(record["duration_minutes"]) + (f" (+{'/'.join(map(str, options))})" if options else "")
             grid.add_row(
                 str(record["id"]),
@@ -95,17 +97,19 @@ def render_session(record: dict[str, Any], console: Any) -> None:
         ("description", record["description"] or "—"),
     ]
     console.print(detail_table(record["title"], rows, title_justify="left"))
-    if record["custom_questions"]:
+    from bapp_cli.services.answers import questions_from
+
+    if asked := questions_from(record["custom_questions"]):
         headers = ("#", "question", "type", "required", "choices")
         questions = listing_table("Custom questions", headers, title_justify="left")
-        for question in sorted(record["custom_questions"], key=lambda item: item.get("position", 0)):
-            choices = [*(question.get("answer_choices") or []), *(["other"] if question.get("include_other") else [])]
-            enabled = question.get("enabled", True)
+        for question in asked:
+            choices = [*question.answer_choices, *(["other"] if question.include_other else [])]
+            enabled = question.enabled
             questions.add_row(
-                str(question.get("position", "")),
-                styled(str(question.get("name", "")) + ("" if enabled else " (disabled)"), None if enabled else "dim"),
-                str(question.get("type", "")),
-                "yes" if question.get("required") else "",
+                str(question.position),
+                styled(question.name + ("" if enabled else " (disabled)"), None if enabled else "dim"),
+                question.type,
+                "yes" if question.required else "",
                 ", ".join(choices) or "—",
             )
         console.print(questions)
@@ -337,6 +341,8 @@ AVAILABLE_HEADERS = ("id", "title", "minutes", "price", "pathways", "builder", "
 
 
 def render_available(availability: Availability, sink: OutputSink, console: Any) -> None:
+    from bapp_cli.services.session_values import offered_minutes
+
     who = availability.client or "an anonymous visitor (no account)"
     console.print(f"Sessions available to {who}", markup=False)
     groups = availability.grouped()
@@ -345,8 +351,7 @@ def render_available(availability: Availability, sink: OutputSink, console: Any)
     for heading, records in groups:
         table = listing_table(heading, AVAILABLE_HEADERS, title_justify="left")
         for record in records:
-            options = record["duration_options"] or []
-            minutes = "/".join(str(value) for value in sorted({record["duration_minutes"], *options}))
+            minutes = "/".join(map(str, offered_minutes(record["duration_minutes"], record["duration_options"])))
             table.add_row(
                 str(record["id"]),
                 record["title"],

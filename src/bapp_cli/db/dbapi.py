@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from bapp_cli.db.batches import BATCH_SIZE
-from bapp_cli.errors import BappError, Busy, ConfigError, DatabaseNotReady
+from bapp_cli.errors import BappError, Busy, ConfigError, DatabaseNotReady, UnreadableValue
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -34,6 +34,8 @@ HEAD_REVISION = "0012_partial_booking_indexes"
 _PG_READ_ONLY = "25006"
 # SQLSTATE of a lock not granted within lock_timeout (the webhook receiver's --busy-timeout).
 _PG_LOCK_NOT_AVAILABLE = "55P03"
+# the query parameters SQLAlchemy's pysqlite dialect takes (with `uri=true`, SQLite's own URI parameters too)
+_PYSQLITE_PARAMETERS = {"uri", "timeout", "isolation_level", "detect_types", "check_same_thread", "cached_statements"}
 _NAMED_PARAMETER = re.compile(r"(?<!:):([a-z_][a-z0-9_]*)")
 
 
@@ -157,7 +159,10 @@ def _fetched(cursor: Any) -> Iterator[tuple[Any, ...]]:
     except Exception as exc:
         raise database_failure(exc) or exc from None
     finally:
-        cursor.close()
+        # A command that failed midway has closed the connection before this generator is collected: closing
+        # the cursor then raised again, printed on stderr as an "Exception ignored" traceback.
+        with contextlib.suppress(sqlite3.ProgrammingError):
+            cursor.close()
 
 
 def connect(url: str, *, connect_timeout: int = 10) -> Database:
@@ -169,6 +174,13 @@ def connect(url: str, *, connect_timeout: int = 10) -> Database:
         if path is None:
             raise ConfigError(
                 "the database URL is not valid", hint="check --database-url / BAPP_DATABASE_URL", code="database_url"
+            )
+        names = {name.partition("=")[0] for name in url.partition("?")[2].split("&") if name}
+        if (unknown := sorted(names - _PYSQLITE_PARAMETERS)) and "uri" not in names:
+            raise ConfigError(  # as the engine refuses it (db.engine.make_engine), so a URL works alike everywhere
+                f"the database URL is not valid: a query parameter the driver cannot take ({', '.join(unknown)})",
+                hint="check the `?…` part of --database-url / BAPP_DATABASE_URL",
+                code="database_url",
             )
         if not path.exists():
             raise DatabaseNotReady(f"database file {path} does not exist", hint="run `bapp db upgrade`")
@@ -306,6 +318,9 @@ def database_failure(exc: BaseException) -> DatabaseNotReady | Busy | None:
     they are. `exc` is a driver's error, or SQLAlchemy's wrapper of one (its `orig`).
     """
     original: BaseException = getattr(exc, "orig", None) or exc
+    if type(original).__name__ == "DataError" and str(original).startswith("timestamp too"):
+        # psycopg cannot load an instant PostgreSQL holds past Python's years 1 to 9999 (raw SQL's; R9)
+        return UnreadableValue("an instant outside years 1 to 9999", str(original).partition(": ")[2].strip("'"))
     if isinstance(original, sqlite3.Error):
         if not isinstance(original, sqlite3.OperationalError) and type(original) is not sqlite3.DatabaseError:
             return None
@@ -326,6 +341,8 @@ def database_failure(exc: BaseException) -> DatabaseNotReady | Busy | None:
         )
     if isinstance(original, sqlite3.OperationalError) and ("database is locked" in lowered or "is locked" in lowered):
         return _locked(text)
+    if lowered == "malformed json":  # SQLite's json() on stored text that is no JSON (answers in a CSV export)
+        return UnreadableValue("JSON text that SQLite calls malformed")
     if "not a database" in lowered or "malformed" in lowered:
         return DatabaseNotReady(
             f"the database file is not a SQLite database bapp can use: {text}",

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, SAWarning
 from sqlalchemy.orm import Session
 
 from bapp_cli.db.dbapi import database_failure, settled, sqlite_file
@@ -70,16 +71,20 @@ def make_engine(
             + (f" -c lock_timeout={int(busy_timeout_ms)}" if busy_timeout_ms is not None else ""),
         }
     try:
-        engine = create_engine(url, **kwargs)
+        with warnings.catch_warnings():
+            # a query parameter pysqlite does not take (`?foo=1`) is only warned about, on stderr, then ignored
+            warnings.simplefilter("error", SAWarning)
+            engine = create_engine(url, **kwargs)
     except ImportError as exc:  # e.g. a PostgreSQL URL on an installation without the driver
         raise ConfigError(
             f"the database driver {exc.name or ''} is not installed".replace("  ", " "),
             hint="install bapp with its PostgreSQL extra: pip install 'bapp[postgres]'",
             code="database_driver",
         ) from None
-    except (ValueError, TypeError) as exc:  # a query parameter the driver cannot take (`?timeout=abc`)
+    except (ValueError, TypeError, SAWarning) as exc:  # a query parameter the driver cannot take (`?timeout=abc`)
+        said = str(exc).split(";")[0].removesuffix(" and are being ignored")  # SQLAlchemy's warning ignored it
         raise ConfigError(
-            f"the database URL is not valid: a query parameter the driver cannot take ({exc})",
+            f"the database URL is not valid: a query parameter the driver cannot take ({said})",
             hint="check the `?…` part of --database-url / BAPP_DATABASE_URL",
             code="database_url",
         ) from None

@@ -12,17 +12,13 @@ from decimal import Decimal
 from typing import Any, ClassVar
 
 from sqlalchemy import (
-    JSON,
     Boolean,
     CheckConstraint,
     Connection,
-    Date,
     ForeignKey,
     ForeignKeyConstraint,
     Index,
-    Integer,
     MetaData,
-    Numeric,
     String,
     Table,
     Text,
@@ -44,7 +40,7 @@ from bapp_cli.db.domains import (
     SYNC_KINDS,
     SYNC_STATUSES,
 )
-from bapp_cli.db.types import UTCDateTime
+from bapp_cli.db.types import Day, Json, Money, UTCDateTime, Whole, named_columns
 
 # the column domains are re-exported: most code looks for them beside the models
 __all__ = [
@@ -98,10 +94,11 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
     type_annotation_map: ClassVar[dict[Any, Any]] = {
         dt.datetime: UTCDateTime(),
+        dt.date: Day(),
         # A missing value is SQL NULL on every path (ORM, Core, db.bulk) and backend, never the JSON text
         # 'null' on some and NULL on others: `IS NULL` then means the same everywhere.
-        dict[str, Any]: JSON(none_as_null=True),
-        list[Any]: JSON(none_as_null=True),
+        dict[str, Any]: Json(),
+        list[Any]: Json(),
     }
 
 
@@ -141,9 +138,9 @@ class BuilderProfile(TimestampMixin, Base):
     display_name: Mapped[str | None] = mapped_column(String(200))
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
     calendly_user_uri: Mapped[str | None] = mapped_column(String(500), unique=True)
-    buffer_minutes: Mapped[int] = mapped_column(Integer, default=0)
-    minimum_notice_hours: Mapped[int] = mapped_column(Integer, default=0)
-    max_advance_days: Mapped[int | None] = mapped_column(Integer)
+    buffer_minutes: Mapped[int] = mapped_column(Whole(), default=0)
+    minimum_notice_hours: Mapped[int] = mapped_column(Whole(), default=0)
+    max_advance_days: Mapped[int | None] = mapped_column(Whole())
     accepting_bookings: Mapped[bool] = mapped_column(Boolean, default=True)
 
 
@@ -156,7 +153,7 @@ class Pathway(TimestampMixin, Base):
     description: Mapped[str | None] = mapped_column(Text)
     icon: Mapped[str | None] = mapped_column(String(16))
     color: Mapped[str | None] = mapped_column(String(7))
-    position: Mapped[int] = mapped_column(Integer, default=0)
+    position: Mapped[int] = mapped_column(Whole(), default=0)
     archived: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
@@ -169,7 +166,7 @@ class PathwayTier(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     pathway_id: Mapped[int] = mapped_column(ForeignKey("pathways.id"))
-    tier: Mapped[int] = mapped_column(Integer)
+    tier: Mapped[int] = mapped_column(Whole())
     name: Mapped[str] = mapped_column(String(100))
     description: Mapped[str | None] = mapped_column(Text)
 
@@ -188,7 +185,7 @@ class Enrolment(TimestampMixin, Base):
     client_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     pathway_id: Mapped[int] = mapped_column(ForeignKey("pathways.id"))
     status: Mapped[str] = mapped_column(String(16), default="active")
-    start_date: Mapped[dt.date] = mapped_column(Date)
+    start_date: Mapped[dt.date] = mapped_column()
     completed_at: Mapped[dt.datetime | None] = mapped_column()
     builder_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
 
@@ -212,7 +209,7 @@ class SessionType(TimestampMixin, Base):
     slug: Mapped[str | None] = mapped_column(String(200), index=True, unique=True)
     title: Mapped[str] = mapped_column(String(300))
     description: Mapped[str | None] = mapped_column(Text)
-    duration_minutes: Mapped[int] = mapped_column(Integer)
+    duration_minutes: Mapped[int] = mapped_column(Whole())
     duration_options: Mapped[list[Any] | None] = mapped_column()
     kind: Mapped[str] = mapped_column(String(8), default="solo")
     color: Mapped[str | None] = mapped_column(String(7))
@@ -222,19 +219,19 @@ class SessionType(TimestampMixin, Base):
     custom_questions: Mapped[list[Any]] = mapped_column(default=list)
     owner_uri: Mapped[str | None] = mapped_column(String(500))
     builder_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
-    calendly_position: Mapped[int | None] = mapped_column(Integer)
+    calendly_position: Mapped[int | None] = mapped_column(Whole())
     remote_updated_at: Mapped[dt.datetime | None] = mapped_column()
     remote_deleted_at: Mapped[dt.datetime | None] = mapped_column()
-    invitee_limit: Mapped[int | None] = mapped_column(Integer)
+    invitee_limit: Mapped[int | None] = mapped_column(Whole())
     # sync bookkeeping: false once the type vanished from the last successful listing
     present_in_last_sync: Mapped[bool] = mapped_column(Boolean, default=True)
     last_synced_at: Mapped[dt.datetime | None] = mapped_column()
     # curated locally
     category: Mapped[str] = mapped_column(String(16), default="specialized")
     requires_auth: Mapped[bool] = mapped_column(Boolean, default=True)
-    price: Mapped[Decimal] = mapped_column(Numeric(10, 2), default=Decimal("0.00"))
+    price: Mapped[Decimal] = mapped_column(Money(), default=Decimal("0.00"))
     currency: Mapped[str] = mapped_column(String(3), default="GBP")
-    display_order: Mapped[int] = mapped_column(Integer, default=0)
+    display_order: Mapped[int] = mapped_column(Whole(), default=0)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
 
 
@@ -285,7 +282,7 @@ class Booking(TimestampMixin, Base):
     client_timezone: Mapped[str] = mapped_column(String(64), default="UTC")
     status: Mapped[str] = mapped_column(String(16))
     payment_status: Mapped[str] = mapped_column(String(16))
-    amount: Mapped[Decimal] = mapped_column(Numeric(10, 2), default=Decimal("0.00"))
+    amount: Mapped[Decimal] = mapped_column(Money(), default=Decimal("0.00"))
     currency: Mapped[str] = mapped_column(String(3), default="GBP")
     pathway_id: Mapped[int | None] = mapped_column(ForeignKey("pathways.id"))
     custom_question_responses: Mapped[list[Any]] = mapped_column(default=list)
@@ -302,7 +299,7 @@ class Booking(TimestampMixin, Base):
     # write-through to Calendly (R8 in docs/reliability.md): the intent is committed before the request is sent, and
     # attempts is raised before each POST /invitees, so a lost answer is looked up, never resent blindly
     calendly_state: Mapped[str | None] = mapped_column(String(16))
-    calendly_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    calendly_attempts: Mapped[int] = mapped_column(Whole(), default=0, server_default="0")
     calendly_requested_at: Mapped[dt.datetime | None] = mapped_column()
     calendly_cancel_url: Mapped[str | None] = mapped_column(String(500))
     calendly_reschedule_url: Mapped[str | None] = mapped_column(String(500))
@@ -371,7 +368,7 @@ class SkillPathwayLink(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     skill_id: Mapped[int] = mapped_column(ForeignKey("skills.id"))
     pathway_id: Mapped[int] = mapped_column(ForeignKey("pathways.id"))
-    tier: Mapped[int] = mapped_column(Integer)
+    tier: Mapped[int] = mapped_column(Whole())
 
 
 class UserSkillProgress(TimestampMixin, Base):
@@ -396,7 +393,7 @@ class UserSkillProgress(TimestampMixin, Base):
     completion_method: Mapped[str | None] = mapped_column(String(32))
     validated_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     notes: Mapped[str | None] = mapped_column(Text)
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    attempts: Mapped[int] = mapped_column(Whole(), default=0)
     last_attempt_at: Mapped[dt.datetime | None] = mapped_column()
     pathway_id: Mapped[int | None] = mapped_column(ForeignKey("pathways.id"))
 
@@ -428,13 +425,13 @@ class SyncRun(Base):
     finished_at: Mapped[dt.datetime | None] = mapped_column()
     status: Mapped[str] = mapped_column(String(16))
     dry_run: Mapped[bool] = mapped_column(Boolean, default=False)
-    fetched: Mapped[int] = mapped_column(Integer, default=0)
-    created: Mapped[int] = mapped_column(Integer, default=0)
-    updated: Mapped[int] = mapped_column(Integer, default=0)
-    unchanged: Mapped[int] = mapped_column(Integer, default=0)
-    deactivated: Mapped[int] = mapped_column(Integer, default=0)
-    reactivated: Mapped[int] = mapped_column(Integer, default=0)
-    skipped: Mapped[int] = mapped_column(Integer, default=0)
+    fetched: Mapped[int] = mapped_column(Whole(), default=0)
+    created: Mapped[int] = mapped_column(Whole(), default=0)
+    updated: Mapped[int] = mapped_column(Whole(), default=0)
+    unchanged: Mapped[int] = mapped_column(Whole(), default=0)
+    deactivated: Mapped[int] = mapped_column(Whole(), default=0)
+    reactivated: Mapped[int] = mapped_column(Whole(), default=0)
+    skipped: Mapped[int] = mapped_column(Whole(), default=0)
     error: Mapped[str | None] = mapped_column(Text)
 
 
@@ -461,7 +458,7 @@ class WebhookDelivery(Base):
     invitee_uri: Mapped[str | None] = mapped_column(String(500), index=True)
     status: Mapped[str] = mapped_column(String(16), index=True)
     received_at: Mapped[dt.datetime] = mapped_column()
-    attempts: Mapped[int] = mapped_column(Integer, default=1)
+    attempts: Mapped[int] = mapped_column(Whole(), default=1)
     last_attempt_at: Mapped[dt.datetime | None] = mapped_column()
     last_error: Mapped[str | None] = mapped_column(Text)
     applied_at: Mapped[dt.datetime | None] = mapped_column()
@@ -478,3 +475,6 @@ class AuditEntry(Base):
     entity: Mapped[str] = mapped_column(String(64))
     entity_key: Mapped[str | None] = mapped_column(String(500))
     changes: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+named_columns(Base.metadata)

@@ -4,16 +4,104 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import DateTime, Dialect
+from sqlalchemy import JSON, Date, DateTime, Dialect, Integer, MetaData, Numeric
 from sqlalchemy.types import TypeDecorator
+
+from bapp_cli.errors import UnreadableValue
 
 # SQLAlchemy's storage format of a DATETIME on SQLite (naive UTC text: it sorts and compares as instants do)
 SQLITE_TEXT = "%04d-%02d-%02d %02d:%02d:%02d.%06d"
 
 
-class UTCDateTime(TypeDecorator[dt.datetime]):
+class Decoded:
+    """A column type whose stored values bapp decodes in Python, where a value put in by raw SQL (`'abc'` in
+    a money column, text that is no JSON or no date on SQLite) can fail to decode: that failure is the
+    UnreadableValue (exit 5) naming the column, caught around the decode alone (R9) — a try costs nothing
+    until it raises. `named_columns` tells each column's type its name."""
+
+    column = "a column"
+
+    def unreadable(self, value: Any) -> UnreadableValue:
+        return UnreadableValue(self.column, value)
+
+    def guarded(self, driver: Callable[[Any], Any] | None) -> Callable[[Any], Any] | None:
+        """The driver's decode of this column, its failure on a bad value made UnreadableValue."""
+        if driver is None:  # nothing to decode: PostgreSQL's driver has done it, from values the server checked
+            return None
+
+        def decode(value: Any) -> Any:
+            try:
+                return driver(value)
+            # json's decode errors are ValueErrors, Decimal's InvalidOperation an ArithmeticError
+            except (ValueError, TypeError, ArithmeticError, RecursionError):
+                raise self.unreadable(value) from None
+
+        return decode
+
+
+def named_columns(metadata: MetaData) -> None:
+    """Give every Decoded column its own type object knowing `table.column`, for the error's message."""
+    for table in metadata.tables.values():
+        for column in table.columns:
+            if isinstance(column.type, Decoded):
+                named = column.type.copy()
+                named.column = f"{table.name}.{column.name}"
+                column.type = named
+
+
+class Json(Decoded, TypeDecorator[Any]):
+    """JSON, SQL NULL for None on every path (see models.Base)."""
+
+    impl = JSON(none_as_null=True)
+    cache_ok = True
+
+    def result_processor(self, dialect: Dialect, coltype: object) -> Callable[[Any], Any] | None:
+        return self.guarded(self.impl_instance.result_processor(dialect, coltype))
+
+
+class Money(Decoded, TypeDecorator[Decimal]):
+    """Numeric(10, 2): SQLite stores a number, or whatever text raw SQL put there."""
+
+    impl = Numeric(10, 2)
+    cache_ok = True
+
+    def result_processor(self, dialect: Dialect, coltype: object) -> Callable[[Any], Any] | None:
+        return self.guarded(self.impl_instance.result_processor(dialect, coltype))
+
+
+class Whole(Decoded, TypeDecorator[int]):
+    """An integer that is not a key (a duration, a count, a position). SQLite keeps text raw SQL put in an
+    INTEGER column as text: it is refused here, once, rather than failing later in arithmetic."""
+
+    impl = Integer()
+    cache_ok = True
+
+    def result_processor(self, dialect: Dialect, coltype: object) -> Callable[[Any], Any] | None:
+        if dialect.name != "sqlite":  # PostgreSQL's integer columns hold integers
+            return None
+
+        def whole(value: Any) -> Any:
+            if value is None or type(value) is int:
+                return value
+            raise self.unreadable(value)
+
+        return whole
+
+
+class Day(Decoded, TypeDecorator[dt.date]):
+    """A calendar date (SQLite: `YYYY-MM-DD` text, or whatever raw SQL put there)."""
+
+    impl = Date()
+    cache_ok = True
+
+    def result_processor(self, dialect: Dialect, coltype: object) -> Callable[[Any], Any] | None:
+        return self.guarded(self.impl_instance.result_processor(dialect, coltype))
+
+
+class UTCDateTime(Decoded, TypeDecorator[dt.datetime]):
     """An instant: aware UTC in Python, UTC on disk.
 
     Naive values are refused rather than guessed, because a guessed zone silently moves a booking.
@@ -60,11 +148,13 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
         def instant(value: Any) -> dt.datetime | None:
             if value is None:
                 return None
-            if driver is not None:
-                value = driver(value)
-            elif isinstance(value, str):
-                value = dt.datetime.fromisoformat(value)
-            return value.replace(tzinfo=utc) if value.tzinfo is None else value.astimezone(utc)  # type: ignore[no-any-return]
+            try:
+                found: Any = value if driver is None else driver(value)
+                if isinstance(found, str):
+                    found = dt.datetime.fromisoformat(found)
+                return found.replace(tzinfo=utc) if found.tzinfo is None else found.astimezone(utc)  # type: ignore[no-any-return]
+            except (ValueError, TypeError, OverflowError):  # text that is no date, or a number, on SQLite
+                raise self.unreadable(value) from None
 
         return instant
 

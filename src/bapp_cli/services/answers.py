@@ -55,8 +55,12 @@ class AnswerInput:
     answer: str | list[str]
 
 
-def questions_from(custom_questions: Sequence[Any] | None) -> list[Question]:
-    """Typed questions from a session type's stored `custom_questions` (Calendly's shape)."""
+def questions_from(custom_questions: Any) -> list[Question]:
+    """Typed questions from a session type's stored `custom_questions` (Calendly's shape). Stored JSON of
+    another shape (raw SQL's or another program's, valid JSON on both backends) yields no question, rather
+    than failing every command that reads the session (R9)."""
+    if not isinstance(custom_questions, list):
+        return []
     questions = [
         Question(
             name=str(raw["name"]).strip(),
@@ -64,13 +68,17 @@ def questions_from(custom_questions: Sequence[Any] | None) -> list[Question]:
             position=raw["position"] if isinstance(raw.get("position"), int) else index,
             enabled=bool(raw.get("enabled", True)),
             required=bool(raw.get("required", False)),
-            answer_choices=tuple(str(choice) for choice in raw.get("answer_choices") or [] if choice is not None),
+            answer_choices=tuple(str(choice) for choice in _listed(raw.get("answer_choices")) if choice is not None),
             include_other=bool(raw.get("include_other", False)),
         )
-        for index, raw in enumerate(custom_questions or [])
+        for index, raw in enumerate(custom_questions)
         if isinstance(raw, Mapping) and str(raw.get("name") or "").strip()
     ]
     return sorted(questions, key=lambda question: question.position)
+
+
+def _listed(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
 
 
 def parse_answer_option(text: str, *, field: str = "answer") -> AnswerInput:

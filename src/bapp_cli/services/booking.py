@@ -35,7 +35,7 @@ from bapp_cli.db.models import (
     SessionTypePathway,
     User,
 )
-from bapp_cli.errors import BappError, Conflict, InvalidInput, NotFound
+from bapp_cli.errors import BappError, Conflict, InvalidInput, NotFound, UnreadableValue
 from bapp_cli.services.answers import AnswerInput, answer_values, question_key, questions_from, validate_answers
 from bapp_cli.services.enrolment import enrol
 from bapp_cli.services.instants import get_zone, instant_text
@@ -57,6 +57,7 @@ from bapp_cli.services.rule_book import (
     price_status,
 )
 from bapp_cli.services.session_types import get_session_type, not_bookable_reason
+from bapp_cli.services.session_values import offered_minutes
 
 CREATED_COLUMNS = (*BOOKING_COLUMNS, "account_created", "enrolled", "existing")
 # No 0/O, 1/I/L: references are read out over the phone and typed by hand.
@@ -133,7 +134,10 @@ class StatusChange:
 
 
 def booking_view(session: Session, booking_id: int) -> BookingView:
-    return list_bookings(session, BookingFilters(booking_id=booking_id))[0]
+    for view in list_bookings(session, BookingFilters(booking_id=booking_id)):
+        return view
+    # the record joins the booking's client and session type: one was deleted with foreign keys off (R9)
+    raise UnreadableValue("bookings.client_id or session_type_id", of=f"row {booking_id} (a row that is not there)")
 
 
 def get_booking(session: Session, reference: str, *, for_update: bool = False) -> Booking:
@@ -166,7 +170,7 @@ def list_bookings(
     for record in plain_list(database, filters, now=now, page=Page(limit=limit), columns=columns).records():
         record["amount"] = Decimal(record["amount"])
         for name in ("start_time", "end_time", "created_at"):
-            record[name] = instant_value(record[name])
+            record[name] = instant_value(record[name], f"bookings.{name}", of=f"booking {record['reference']}")
         views.append(BookingView(record))
     return views
 
@@ -194,9 +198,7 @@ def _resolve_builder(
 
 
 def allowed_durations(session_type: SessionType) -> list[int]:
-    offered = session_type.duration_options or []
-    valid = {option for option in offered if isinstance(option, int) and not isinstance(option, bool) and option > 0}
-    return sorted(valid | {session_type.duration_minutes})
+    return offered_minutes(session_type.duration_minutes, session_type.duration_options)
 
 
 def _check_duration(session_type: SessionType, duration: int | None) -> int:
@@ -211,6 +213,19 @@ def _check_duration(session_type: SessionType, duration: int | None) -> int:
     if minutes > MAX_BOOKING_MINUTES:
         raise InvalidInput(f"duration: {minutes} minutes is longer than {MAX_BOOKING_MINUTES}", code="invalid_duration")
     return minutes
+
+
+def _check_bounds(builder: User | None, profile: BuilderProfile | None) -> None:
+    """The builder's settings within the bounds `builders add/update` keeps them in: raw SQL's larger value
+    would overflow the date arithmetic of the time rules (R9)."""
+    from bapp_cli.services.builders import MAX_ADVANCE_DAYS, MAX_BUFFER_MINUTES, MAX_NOTICE_HOURS
+
+    if profile is None or builder is None:
+        return
+    bounds = (("buffer_minutes", MAX_BUFFER_MINUTES), ("minimum_notice_hours", MAX_NOTICE_HOURS))
+    for name, most in (*bounds, ("max_advance_days", MAX_ADVANCE_DAYS)):
+        if not 0 <= (value := getattr(profile, name) or 0) <= most:
+            raise UnreadableValue(f"builder_profiles.{name}", value, of=f"builder {builder.email}")
 
 
 def _check_time(start: dt.datetime, now: dt.datetime, builder: User | None, profile: BuilderProfile | None) -> None:
@@ -439,6 +454,7 @@ def create_booking(session: Session, request: BookingRequest, *, now: dt.datetim
     name = clean_text(request.name, "name")
     session_type = get_session_type(session, request.session)
     builder, profile = _resolve_builder(session, request.builder_email, session_type)
+    _check_bounds(builder, profile)
     requested_pathway = get_pathway(session, request.pathway) if request.pathway else None
     start = request.start.astimezone(dt.UTC)
     fingerprint = _fingerprint(request, email, session_type, start, builder, timezone)

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from bapp_cli.db.dbapi import Database
 from bapp_cli.db.domains import BOOKING_STATUSES, ENROLMENT_STATUSES, SESSION_CATEGORIES
-from bapp_cli.errors import InvalidInput, NotFound
+from bapp_cli.errors import InvalidInput, NotFound, UnreadableValue
 from bapp_cli.services.emails import normalise_email
 from bapp_cli.services.listing import ALL, Page
 from bapp_cli.services.spreadsheet import json_default
@@ -158,7 +158,11 @@ def _with_answers(
         if cells and (found is None or found == "[]" or (minified and "\\u" not in found)):
             yield row
         else:
-            value = json.loads(found) if isinstance(found, str) else found
+            try:
+                value = json.loads(found) if isinstance(found, str) else found
+            except (ValueError, RecursionError):
+                of = f"booking {row[columns.index('reference')]}" if "reference" in columns else None
+                raise UnreadableValue(f"bookings.{ANSWERS}", found, of=of) from None
             yield (*row[:index], _COMPACT_JSON(value) if cells else value, *row[index + 1 :])
 
 
@@ -294,9 +298,13 @@ def check_status(status: str, statuses: Sequence[str] = ENROLMENT_STATUSES) -> s
     return cleaned
 
 
-def instant_value(text: str | None) -> dt.datetime | None:
-    """An instant the database handed over as text, as an aware datetime (for a table in local time)."""
-    return None if text is None else dt.datetime.fromisoformat(text)
+def instant_value(text: str | None, column: str = "an instant", *, of: str | None = None) -> dt.datetime | None:
+    """An instant the database handed over as text, as an aware datetime (for a table in local time); text
+    that is no instant (raw SQL's, on SQLite) is UnreadableValue naming `column`."""
+    try:
+        return None if text is None else dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise UnreadableValue(column, text.removesuffix("Z") if text else text, of=of) from None
 
 
 # -- the session catalogue -------------------------------------------------------------------------------
@@ -385,8 +393,15 @@ def list_session_types(
             record[name] = bool(record[name])
         record["price"] = Decimal(record["price"])  # as the ORM hands it over: `available` computes with it
         for name in ("duration_options", "custom_questions"):
-            if isinstance(record[name], str):
-                record[name] = json.loads(record[name])
+            # SQLite hands JSON over as text; psycopg has decoded it (a JSON string is a str there, already read)
+            if db.dialect == "sqlite" and isinstance(record[name], str):
+                try:
+                    record[name] = json.loads(record[name])
+                except (ValueError, RecursionError):
+                    raise UnreadableValue(f"session_types.{name}", record[name], of=f"row {record['id']}") from None
+        for name in ("duration_minutes", "display_order"):  # SQLite keeps raw SQL's text in an INTEGER column
+            if type(record[name]) is not int:
+                raise UnreadableValue(f"session_types.{name}", record[name], of=f"row {record['id']}")
         record["pathways"] = []
     links = "SELECT l.session_type_id, p.slug FROM session_type_pathways l JOIN pathways p ON p.id = l.pathway_id"
     links += f" WHERE l.session_type_id{among}" if among else ""  # one type's show or update: its links alone
@@ -479,13 +494,16 @@ def load_catalogue(source: Database | Session) -> Catalogue:
         "LEFT JOIN skills s ON s.id = l.skill_id AND NOT s.archived "
         "GROUP BY t.pathway_id, t.tier, t.name ORDER BY t.pathway_id, t.tier"
     ):
+        if type(tier) is not int:  # SQLite keeps raw SQL's text in an INTEGER column; tiers are sorted as numbers
+            raise UnreadableValue("pathway_tiers.tier", tier, of=f"pathway row {pathway}")
         tiers[pathway][tier] = name
         totals[pathway][tier] = int(linked)
     rows = db.rows("SELECT id, slug, name, icon, color, position FROM pathways")
-    pathways = {
-        key: PathwayInfo(key, slug, name, icon, color, position, tiers[key], totals[key])
-        for key, slug, name, icon, color, position in rows
-    }
+    pathways = {}
+    for key, slug, name, icon, color, position in rows:
+        if type(position) is not int:  # badges are sorted by it
+            raise UnreadableValue("pathways.position", position, of=f"pathway {slug}")
+        pathways[key] = PathwayInfo(key, slug, name, icon, color, position, tiers[key], totals[key])
     fundamentals = db.one("SELECT count(*) FROM skills WHERE is_fundamental AND NOT archived")
     return Catalogue(pathways, int(fundamentals[0]) if fundamentals else 0)
 
@@ -536,7 +554,7 @@ def _badges(db: Database, client_id: int, catalogue: Catalogue, page: Page = ALL
     where = _Where(db, page, "key")
     where.add("client_id = :client", client=client_id)
     rows = where.rows(f"SELECT key, {db.instant('awarded_at')} FROM badges", "awarded_at, id")
-    awarded = ((instant_value(at), key) for key, at in rows)
+    awarded = ((instant_value(at, "badges.awarded_at", of=key), key) for key, at in rows)
     ordered = sorted(awarded, key=lambda row: (row[0], catalogue.badge_order(row[1])))
     return [{"key": key, "name": catalogue.badge_name(key), "awarded_at": at} for at, key in ordered]
 
@@ -570,7 +588,7 @@ def _progress_of(db: Database, client: tuple[Any, ...], pathway: str | None) -> 
     enrolments = list(db.rows(enrolment_query, parameters))
     progress = f"SELECT skill_id, status, {db.instant('completed_at')}, completion_method FROM user_skill_progress"
     statuses = {
-        skill_id: (status, instant_value(completed_at), via)
+        skill_id: (status, instant_value(completed_at, "user_skill_progress.completed_at"), via)
         for skill_id, status, completed_at, via in db.rows(f"{progress} WHERE client_id = :client", parameters)
     }
 
@@ -595,7 +613,11 @@ def _progress_of(db: Database, client: tuple[Any, ...], pathway: str | None) -> 
         grouped = {f"tier{number}": by_tier.get(number, []) for number in sorted({1, 2, 3, *by_tier})}
         tiers = [{"tier": number, "name": name, **_counted(by_tier[number])} for number, name in info.tiers.items()]
         every_skill = [item for tier_skills in by_tier.values() for item in tier_skills]
-        start, completed = dt.date.fromisoformat(start_date), instant_value(completed_at)
+        try:
+            start = dt.date.fromisoformat(start_date)
+        except ValueError:
+            raise UnreadableValue("enrolments.start_date", start_date, of=f"{client_email} in {info.slug}") from None
+        completed = instant_value(completed_at, "enrolments.completed_at")
         values: tuple[Any, ...] = (info.slug, info.name, start, status, builder, completed, grouped, tiers)
         records.append(_progress_record(*values, skills=every_skill))
     badges = _badges(db, client_id, catalogue)
@@ -616,12 +638,13 @@ def show_client(db: Database, email: str) -> dict[str, Any]:
     Percentages and badges are `progress show`'s and `badges list`'s: the same reads."""
     client = _client(db, email)
     client_id, client_email, *profile, created_at = client
+    created = instant_value(created_at, "client_profiles.created_at", of=client_email)
     progress = _progress_of(db, client, None)  # the client found once, not again by e-mail
     enrolment = ("pathway", "status", "start_date", "completed_at", "builder", "percent")
     recent = BookingFilters(client_id=client_id, newest_first=True)
     bookings = list_bookings(db, recent, page=Page(limit=RECENT_BOOKINGS))
     return {
-        **dict(zip(CLIENT_COLUMNS, (client_email, *profile, instant_value(created_at)), strict=True)),
+        **dict(zip(CLIENT_COLUMNS, (client_email, *profile, created), strict=True)),
         "enrolments": [
             {key: item[key] for key in enrolment} for item in progress.pathways if item["pathway"] is not None
         ],

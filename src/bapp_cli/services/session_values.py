@@ -9,11 +9,19 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal, InvalidOperation
+from typing import Any
 
 from bapp_cli.errors import InvalidInput
 
 MAX_PRICE = Decimal("99999999.99")  # Numeric(10, 2)
 CURRENCY_PATTERN = re.compile(r"^[A-Za-z]{3}$")
+
+
+def offered_minutes(duration_minutes: int, options: Any) -> list[int]:
+    """The durations a session may be booked for: its own and each whole positive number of its stored options.
+    Options of another shape (raw SQL's or another program's JSON) add nothing rather than failing (R9)."""
+    offered = options if isinstance(options, list) else []
+    return sorted({duration_minutes, *(option for option in offered if type(option) is int and option > 0)})
 
 
 def default_requires_auth(category: str) -> bool:

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from bapp_cli.config import compile_pattern
 from bapp_cli.db.domains import SESSION_CATEGORIES, SESSION_KINDS
-from bapp_cli.errors import BappError, ConfigError, Conflict, InvalidInput, RemoteError
+from bapp_cli.errors import BappError, ConfigError, Conflict, InvalidInput, RemoteError, UnreadableValue
 from bapp_cli.services.calendly_runs import (
     RunReport,
     listing_error_details,
@@ -355,7 +355,7 @@ class Catalogue:
         columns = ", ".join(db.money(name) if name == "price" else name for name in _READ)
         links = "SELECT session_type_id, slug FROM session_type_pathways JOIN pathways ON pathways.id = pathway_id"
         return cls(
-            types=tuple(map(_read_row, db.rows(f"SELECT {columns} FROM session_types"))),
+            types=tuple(_read_row(row, db.dialect) for row in db.rows(f"SELECT {columns} FROM session_types")),
             builders=builder_ids_by_calendly_uri(db),
             pathways=tuple(db.rows("SELECT slug, id, name, archived FROM pathways")),
             links=frozenset(db.rows(links)) if reclassify else frozenset(),
@@ -367,18 +367,21 @@ _JSON = ("duration_options", "custom_questions")
 _INSTANTS = ("remote_updated_at", "remote_deleted_at", *_STAMPED)
 
 
-def _read_row(values: Sequence[Any]) -> dict[str, Any]:
+def _read_row(values: Sequence[Any], dialect: str) -> dict[str, Any]:
     """A session type as read by the driver, in the ORM's Python values where a comparison or a change line
     needs them: SQLite hands over JSON and instants as text (naive UTC, db/types.py), and booleans as 0/1
     (equal to False/True, but printed as such); the price comes as two-decimal text on both."""
     row = dict(zip(_READ, values, strict=True))
     row["requires_auth"] = bool(row["requires_auth"])  # the one boolean a change line (--reclassify) shows
-    for name in _JSON:
-        if isinstance(row[name], str):
-            row[name] = json.loads(row[name])
-    for name in _INSTANTS[:2]:
-        if isinstance(row[name], str):
-            row[name] = dt.datetime.fromisoformat(row[name]).replace(tzinfo=dt.UTC)
+    try:
+        for name in _JSON:
+            if dialect == "sqlite" and isinstance(row[name], str):  # psycopg has decoded it (a JSON string too)
+                row[name] = json.loads(row[name])
+        for name in _INSTANTS[:2]:
+            if isinstance(row[name], str):
+                row[name] = dt.datetime.fromisoformat(row[name]).replace(tzinfo=dt.UTC)
+    except (ValueError, RecursionError):  # raw SQL's text on SQLite, where the column holds any text (R9)
+        raise UnreadableValue(f"session_types.{name}", row[name], of=f"row {row['id']}") from None
     row["price"] = Decimal(row["price"])
     return row
 

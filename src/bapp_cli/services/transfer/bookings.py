@@ -809,5 +809,5 @@ def export_bookings(session: Session) -> Iterator[dict[str, Any]]:
 
     for record in plain_export(Database.of_session(session)).records():
         for name in INSTANT_COLUMNS:
-            record[name] = instant_value(record[name])
+            record[name] = instant_value(record[name], f"bookings.{name}", of=f"booking {record['reference']}")
         yield record

@@ -1,0 +1,273 @@
+"""R9 for database state: a value bapp cannot read — put in by raw SQL or another program — is exit 5 naming the
+column (UnreadableValue), on the ORM commands and the plain reads alike, never exit 1 or a traceback.
+
+SQLite keeps whatever raw SQL puts in a column: text in a money, integer or date column, JSON that is none.
+PostgreSQL's typed columns refuse every one of those values, which each case proves on that backend.
+Instants stored hours from year 1 or 9999 (before the models bounded them) are legal on both backends, and
+their tables render in every zone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import sqlite3
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text, update
+from sqlalchemy.exc import DBAPIError
+
+from bapp_cli.db.dbapi import sqlite_file
+from bapp_cli.db.engine import make_engine
+from bapp_cli.db.models import Booking
+from tests.conftest import Bapp
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+SESSION = "accelerate-foundation-coaching"
+LOCAL_SESSION = "office-hours"  # added by `_seeded`: no questions, no account needed
+LOCAL_SETTINGS = ("--no-requires-auth", "--builder", "coach@example.com")
+CREATE = ("bookings", "create", "--client", "ava.chen@client.example", "--session", LOCAL_SESSION)
+CREATE += ("--start", "2031-09-01T10:00Z", "--dry-run")
+SYNC = ("calendly", "sync", "--from-file", str(EXAMPLES / "calendly" / "event_types.json"))
+
+
+def _seeded(bapp: Bapp) -> str:
+    """The example catalogue, clients, bookings and a local session; the reference of the first booking."""
+    for step in (
+        SYNC,
+        ("import", "clients", str(EXAMPLES / "clients.csv")),
+        ("import", "bookings", str(EXAMPLES / "bookings.csv")),
+        ("builders", "add", "coach@example.com"),
+        ("sessions", "add", "--title", "Office Hours", "--duration", "30", "--category", "free", *LOCAL_SETTINGS),
+        ("clients", "enroll", "ava.chen@client.example", "accelerate"),
+    ):
+        result = bapp(*step, "--format", "tsv")
+        assert result.exit_code == 0, (step, result.stderr)
+    listed = bapp("bookings", "list", "--client", "ava.chen@client.example", "--json")
+    return str(listed.json()[0]["reference"])
+
+
+def _execute(bapp: Bapp, sql: str, **parameters: object) -> None:
+    engine = make_engine(bapp.database_url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(text(sql), parameters)
+    finally:
+        engine.dispose()
+
+
+# (raw SQL, the column the error names, the commands that read it); `:ref` is the first booking's reference
+CASES = [
+    (
+        f"UPDATE session_types SET custom_questions = 'not json' WHERE slug = '{SESSION}'",
+        "session_types.custom_questions",
+        [
+            ("sessions", "list", "--format", "json"),
+            ("sessions", "list", "--format", "table"),
+            ("sessions", "show", SESSION),
+            ("sessions", "available", "--client", "ava.chen@client.example"),
+            ("export", "all"),
+            ("export", "sessions", "--format", "csv"),
+            ("sessions", "update", SESSION, "--display-order", "2"),
+            SYNC,
+        ],
+    ),
+    (
+        "UPDATE bookings SET amount = 'abc' WHERE reference = :ref",
+        "bookings.amount",
+        [("bookings", "show", ":ref"), ("bookings", "cancel", ":ref")],
+    ),
+    (
+        "UPDATE bookings SET custom_question_responses = '[{nope' WHERE reference = :ref",
+        "custom_question_responses",
+        [
+            ("bookings", "list", "--format", "json"),
+            ("bookings", "show", ":ref"),
+            ("export", "bookings"),
+            ("export", "all", "--format", "toml"),
+            ("clients", "show", "ava.chen@client.example"),
+        ],
+    ),
+    (  # SQLite's own json() refuses it, inside the CSV export's query
+        "UPDATE bookings SET custom_question_responses = '[{nope' WHERE reference = :ref",
+        "JSON text that SQLite calls malformed",
+        [("bookings", "list", "--format", "csv"), ("export", "bookings", "--format", "csv")],
+    ),
+    (
+        "UPDATE bookings SET start_time = 'garbage', end_time = 'zzz' WHERE reference = :ref",
+        "bookings.",
+        [
+            ("bookings", "list", "--format", "table"),
+            ("bookings", "show", ":ref"),
+            ("export", "all"),
+            ("clients", "show", "ava.chen@client.example", "--format", "table"),
+        ],
+    ),
+    (
+        "UPDATE enrolments SET start_date = 'soon'",
+        "enrolments.start_date",
+        [
+            ("clients", "show", "ava.chen@client.example"),
+            ("progress", "show", "ava.chen@client.example"),
+            ("export", "enrolments"),
+            ("clients", "set-status", "ava.chen@client.example", "accelerate", "paused"),
+        ],
+    ),
+    (
+        f"UPDATE session_types SET duration_minutes = 'long' WHERE slug = '{LOCAL_SESSION}'",
+        "session_types.duration_minutes",
+        [CREATE],
+    ),
+    (
+        "UPDATE pathways SET position = 'first' WHERE slug = 'accelerate'",
+        "pathways.position",
+        [("pathways", "show", "accelerate"), ("progress", "show", "ava.chen@client.example"), ("export", "all")],
+    ),
+]
+
+
+@pytest.mark.parametrize(("sql", "column", "commands"), CASES, ids=[case[1] for case in CASES])
+def test_a_value_bapp_cannot_read_is_exit_5_naming_its_column(
+    bapp: Bapp, sql: str, column: str, commands: list[tuple[str, ...]]
+) -> None:
+    reference = _seeded(bapp)
+    if bapp.database_url.startswith("postgresql"):
+        with pytest.raises(DBAPIError):  # a typed column: the state cannot arise on this backend
+            _execute(bapp, sql, ref=reference)
+        return
+    _execute(bapp, sql, ref=reference)
+    for index, command in enumerate(commands):
+        arguments = [reference if arg == ":ref" else arg for arg in command]
+        # the first as a real process: a streamed read that failed midway once printed an "Exception ignored"
+        # traceback when its cursor was collected after the connection had closed
+        result = bapp.process(*arguments) if index == 0 else bapp(*arguments)
+        assert result.exit_code == 5, (command, result.stderr)
+        assert "Error: the database holds a value bapp cannot read: " in result.stderr, (command, result.stderr)
+        assert column in result.stderr.splitlines()[0], (command, result.stderr)
+        assert "Traceback" not in result.stderr and "unexpected" not in result.stderr
+
+
+def test_the_message_shows_a_long_or_hostile_value_escaped_and_cut(bapp: Bapp) -> None:
+    reference = _seeded(bapp)
+    if bapp.database_url.startswith("postgresql"):
+        pytest.skip("numeric columns hold numbers on PostgreSQL")
+    hostile = "\x1b[31m" + "9" * 500
+    _execute(bapp, "UPDATE bookings SET amount = :value WHERE reference = :ref", value=hostile, ref=reference)
+    result = bapp("bookings", "show", reference, "--json")
+    assert result.exit_code == 5
+    first = result.stderr.splitlines()[0]
+    assert first.startswith("Error: the database holds a value bapp cannot read: bookings.amount ('\\x1b[31m999")
+    assert first.endswith("...)") and len(first) < 160 and "\x1b" not in result.stderr
+    assert '"code": "database_value"' in result.stderr
+
+
+def test_an_instant_near_year_1_or_9999_renders_in_every_zone(bapp: Bapp) -> None:
+    reference = _seeded(bapp)
+    edges = {  # a zone west of UTC cannot hold year 1's first hours, one east of it 9999's last
+        reference: dt.datetime(1, 1, 1, tzinfo=dt.UTC),
+    }
+    listed = bapp("bookings", "list", "--json").json()
+    edges[listed[-1]["reference"]] = dt.datetime(9999, 12, 31, 22, tzinfo=dt.UTC)
+    engine = make_engine(bapp.database_url)
+    with engine.begin() as connection:
+        for ref, start in edges.items():
+            instants = {"start_time": start, "end_time": start + dt.timedelta(hours=1)}
+            connection.execute(update(Booking).where(Booking.reference == ref).values(**instants))
+    engine.dispose()
+    for zone in ("America/Los_Angeles", "Pacific/Kiritimati"):
+        for command in (
+            ("bookings", "list", "--format", "table"),
+            ("bookings", "show", reference, "--format", "table"),
+            ("clients", "show", "ava.chen@client.example", "--format", "table"),
+            ("reports", "bookings-by-pathway", "--list", "--format", "table"),
+        ):
+            result = bapp("--timezone", zone, *command, env={"COLUMNS": "200"})
+            assert result.exit_code == 0, (zone, command, result.stderr)
+            assert "Traceback" not in result.stderr
+        # where the zone cannot hold it, the instant is shown in UTC: the truth, not a guess
+        table = bapp("--timezone", zone, "bookings", "list", "--format", "table", env={"COLUMNS": "200"}).stdout
+        assert "0001-01-01 00:00" in table and "9999-12-31" in table
+    listed_json = {row["reference"]: row["start_time"] for row in bapp("bookings", "list", "--json").json()}
+    assert listed_json[reference] == "0001-01-01T00:00:00Z"
+
+
+# Valid JSON of another shape than bapp writes: both backends store it, so both must read it. Questions and
+# durations of another shape add nothing (as the booking rules always treated them); answers show as they are.
+SHAPES = ["null", "5", '"text"', '{"a": 1}', "[1, 2]", '[{"name": ["x"], "position": "p", "answer_choices": 5}]']
+
+
+@pytest.mark.parametrize("stored", SHAPES)
+def test_stored_json_of_another_shape_is_read_on_both_backends(bapp: Bapp, stored: str) -> None:
+    reference = _seeded(bapp)
+    cast = "CAST(:stored AS json)" if bapp.database_url.startswith("postgresql") else ":stored"
+    _execute(bapp, f"UPDATE session_types SET custom_questions = {cast}, duration_options = {cast}", stored=stored)
+    _execute(
+        bapp,
+        f"UPDATE bookings SET custom_question_responses = {cast} WHERE reference = :ref",
+        stored=stored,
+        ref=reference,
+    )
+    for command in (
+        ("sessions", "show", SESSION, "--format", "table"),
+        ("sessions", "list", "--format", "table"),
+        ("sessions", "available", "--format", "table"),
+        ("bookings", "show", reference, "--format", "table"),
+        ("reports", "bookings-by-pathway", "--list", "--format", "table"),
+        ("export", "all", "--format", "toml"),
+        CREATE,
+        (*CREATE, "--duration", "45"),
+        SYNC,  # last: it writes Calendly's questions and durations back
+    ):
+        result = bapp(*command, env={"COLUMNS": "200"})
+        assert result.exit_code in (0, 6), (command, result.stderr)  # 6: 45 minutes is not offered
+        assert "Traceback" not in result.stderr and "unexpected" not in result.stderr
+    shown = bapp("bookings", "show", reference, "--format", "table", env={"COLUMNS": "200"}).stdout
+    shown_as = {"null": "—", "5": "5", '"text"': "text", '{"a": 1}': "{'a': 1}", "[1, 2]": "1"}
+    expected = shown_as.get(stored, "None: None")
+    assert f"answers {expected}" in [" ".join(line.split()) for line in shown.splitlines()], shown
+
+
+@pytest.mark.parametrize("stored", ["10000-01-01 00:00:00+00", "0001-01-01 00:00:00+00 BC"])
+def test_an_instant_postgresql_holds_past_python_years_is_exit_5(bapp: Bapp, stored: str) -> None:
+    if not bapp.database_url.startswith("postgresql"):
+        pytest.skip("SQLite's text of such a year is the unreadable text the cases above cover")
+    reference = _seeded(bapp)
+    _execute(
+        bapp,
+        "UPDATE bookings SET start_time = CAST(:at AS timestamptz), "
+        "end_time = CAST(:at AS timestamptz) + interval '1 hour' WHERE reference = :ref",
+        at=stored,
+        ref=reference,
+    )
+    result = bapp("bookings", "show", reference)  # psycopg refuses to load it: it was exit 1
+    assert result.exit_code == 5, result.stderr
+    assert "the database holds a value bapp cannot read: an instant outside years 1 to 9999" in result.stderr
+    assert stored.split(" ")[0] in result.stderr and "unexpected" not in result.stderr
+
+
+def test_a_booking_whose_client_row_was_deleted_with_foreign_keys_off_is_exit_5(bapp: Bapp) -> None:
+    reference = _seeded(bapp)
+    if bapp.database_url.startswith("postgresql"):
+        pytest.skip("PostgreSQL always enforces foreign keys")
+    path = sqlite_file(bapp.database_url)
+    assert path is not None
+    with contextlib.closing(sqlite3.connect(path)) as connection:  # foreign keys off, as another program may have
+        client = "SELECT client_id FROM bookings WHERE reference = ?"
+        connection.execute(f"DELETE FROM users WHERE id = ({client})", (reference,))
+        connection.commit()
+    result = bapp("bookings", "show", reference)
+    assert result.exit_code == 5, result.stderr
+    assert "bookings.client_id or session_type_id of row" in result.stderr and "unexpected" not in result.stderr
+    assert reference not in bapp("bookings", "list").stdout  # the listings join the client: they leave it out
+
+
+@pytest.mark.parametrize(("column", "stored"), [("max_advance_days", 100_000_000), ("buffer_minutes", 2_000_000_000)])
+def test_a_builder_setting_past_bapp_bounds_is_exit_5_not_an_overflow(bapp: Bapp, column: str, stored: int) -> None:
+    # within the schema's checks on both backends, past the bounds of `builders update`: the time rules'
+    # date arithmetic overflowed (exit 1)
+    _seeded(bapp)
+    _execute(bapp, f"UPDATE builder_profiles SET {column} = :stored", stored=stored)
+    result = bapp(*CREATE)
+    assert result.exit_code == 5, result.stderr
+    assert f"builder_profiles.{column} of builder coach@example.com ({stored})" in result.stderr
