@@ -148,10 +148,9 @@ def test_a_value_bapp_cannot_read_is_exit_5_naming_its_column(
         assert "Traceback" not in result.stderr and "unexpected" not in result.stderr
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # numeric columns hold numbers on PostgreSQL
 def test_the_message_shows_a_long_or_hostile_value_escaped_and_cut(bapp: Bapp) -> None:
     reference = _seeded(bapp)
-    if bapp.database_url.startswith("postgresql"):
-        pytest.skip("numeric columns hold numbers on PostgreSQL")
     hostile = "\x1b[31m" + "9" * 500
     _execute(bapp, "UPDATE bookings SET amount = :value WHERE reference = :ref", value=hostile, ref=reference)
     result = bapp("bookings", "show", reference, "--json")
@@ -228,10 +227,10 @@ def test_stored_json_of_another_shape_is_read_on_both_backends(bapp: Bapp, store
     assert f"answers {expected}" in [" ".join(line.split()) for line in shown.splitlines()], shown
 
 
+# SQLite's text of such a year is the unreadable text the cases above cover
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 @pytest.mark.parametrize("stored", ["10000-01-01 00:00:00+00", "0001-01-01 00:00:00+00 BC"])
 def test_an_instant_postgresql_holds_past_python_years_is_exit_5(bapp: Bapp, stored: str) -> None:
-    if not bapp.database_url.startswith("postgresql"):
-        pytest.skip("SQLite's text of such a year is the unreadable text the cases above cover")
     reference = _seeded(bapp)
     _execute(
         bapp,
@@ -246,10 +245,9 @@ def test_an_instant_postgresql_holds_past_python_years_is_exit_5(bapp: Bapp, sto
     assert stored.split(" ")[0] in result.stderr and "unexpected" not in result.stderr
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # PostgreSQL always enforces foreign keys
 def test_a_booking_whose_client_row_was_deleted_with_foreign_keys_off_is_exit_5(bapp: Bapp) -> None:
     reference = _seeded(bapp)
-    if bapp.database_url.startswith("postgresql"):
-        pytest.skip("PostgreSQL always enforces foreign keys")
     path = sqlite_file(bapp.database_url)
     assert path is not None
     with contextlib.closing(sqlite3.connect(path)) as connection:  # foreign keys off, as another program may have
