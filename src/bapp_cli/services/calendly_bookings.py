@@ -121,7 +121,9 @@ def pathway_question_pattern(text: str | None) -> re.Pattern[str]:
         ) from None
 
 
-def parse_bookings_listing(content: bytes | str, *, name: str) -> list[BookedInvitee]:
+def parse_bookings_listing(
+    content: bytes | str, *, name: str, on_cleaned: Callable[[list[str]], None] | None = None
+) -> list[BookedInvitee]:
     """A saved listing (``pull-bookings --from-file``): scheduled events, each with an ``invitees`` array.
 
     Accepted shapes: a ``GET /scheduled_events`` page ``{collection, pagination}``, a list of such pages,
@@ -129,7 +131,7 @@ def parse_bookings_listing(content: bytes | str, *, name: str) -> list[BookedInv
     reported with its place and field (InvalidInput, exit 6); nothing is applied from a bad file.
     """
     hint = "save scheduled events (each with an 'invitees' array) as a page, a list of pages or a list"
-    pages = listing_pages(content, name=name, items="scheduled events", hint=hint)
+    pages = listing_pages(content, name=name, items="scheduled events", hint=hint, on_cleaned=on_cleaned)
     details: list[dict[str, Any]] = []
     items: list[BookedInvitee] = []
     for prefix, collection in pages:

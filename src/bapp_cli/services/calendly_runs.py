@@ -39,7 +39,8 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from bapp_cli.errors import BappError, InvalidInput, document_problem, holds_lone_surrogate
+from bapp_cli.errors import BappError, InvalidInput, document_problem
+from bapp_cli.services.plain_text import json_may_hold_controls, strip_controls
 
 if TYPE_CHECKING:
     from pydantic import ValidationError
@@ -116,9 +117,12 @@ def record_run(
 # -- saved listings ----------------------------------------------------------------------------------
 
 
-def listing_pages(content: bytes | str, *, name: str, items: str, hint: str) -> list[tuple[str, Any]]:
+def listing_pages(
+    content: bytes | str, *, name: str, items: str, hint: str, on_cleaned: Callable[[list[str]], None] | None = None
+) -> list[tuple[str, Any]]:
     """The pages of a saved Calendly listing (``--from-file``): one page ``{collection, pagination}``, a list
-    of pages, or a bare list of ``items``; each as (where it sits in the file, its collection, unchecked)."""
+    of pages, or a bare list of ``items``; each as (where it sits in the file, its collection, unchecked). Its
+    text is cleaned of control characters as the API's is (``on_cleaned`` is told the items)."""
     try:
         data = json.loads(content)
     except RecursionError as exc:
@@ -126,9 +130,11 @@ def listing_pages(content: bytes | str, *, name: str, items: str, hint: str) -> 
     except (ValueError, UnicodeDecodeError) as exc:
         where = f" (line {exc.lineno}, column {exc.colno})" if isinstance(exc, json.JSONDecodeError) else ""
         raise InvalidInput(f"{name}: not valid JSON{where}", code="invalid_listing") from None
-    # the insert would crash on it (the API's own pages are parsed by pydantic-core, which refuses it itself)
-    if holds_lone_surrogate(data):
-        raise InvalidInput(f"{name}: not valid JSON text (an unpaired \\u surrogate escape)", code="invalid_listing")
+    # stored as saved, a lone surrogate crashed the insert, as a NUL did on PostgreSQL
+    if isinstance(content, str) or json_may_hold_controls(content):
+        cleaned = strip_controls(data)
+        if cleaned and on_cleaned is not None:
+            on_cleaned(cleaned)
     if isinstance(data, Mapping):
         if "collection" not in data:
             raise InvalidInput(

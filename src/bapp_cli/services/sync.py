@@ -222,7 +222,9 @@ class Classifier:
 # -- listings --------------------------------------------------------------------------------------
 
 
-def parse_listing(content: bytes | str, *, name: str) -> list[ListedEventType]:
+def parse_listing(
+    content: bytes | str, *, name: str, on_cleaned: Callable[[list[str]], None] | None = None
+) -> list[ListedEventType]:
     """A saved listing (``--from-file``): one page ``{collection, pagination}``, a list of pages, or a bare
     list of event types. Every bad item is reported with its page and index (exit 6)."""
     pages = listing_pages(
@@ -230,6 +232,7 @@ def parse_listing(content: bytes | str, *, name: str) -> list[ListedEventType]:
         name=name,
         items="event types",
         hint="save the body of GET /event_types, a list of such pages, or a list of event types",
+        on_cleaned=on_cleaned,
     )
     from pydantic import TypeAdapter, ValidationError
 
