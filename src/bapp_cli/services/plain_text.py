@@ -83,5 +83,6 @@ def _named(item: Any) -> str:
 
 def cleaned_message(items: Sequence[str]) -> str:
     """The one warning of a run that cleaned Calendly text, naming (the first few of) `items`."""
+    items = list(dict.fromkeys(items))  # a pull reads an event once per listing that holds it
     shown = ", ".join(items[:3]) + (f" and {len(items) - 3} more" if len(items) > 3 else "")
     return f"removed control characters from the text Calendly sent ({ALLOWED}) in {len(items)} item(s): {shown}"
