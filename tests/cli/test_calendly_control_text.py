@@ -45,7 +45,7 @@ def dirty_booking(i: int, type_index: int) -> tuple[dict[str, Any], dict[str, An
     event["name"] = "Session\x00"
     answers = [{"question": "Company name", "answer": "Ac\x1b[1mme\x00", "position": 0}]
     invitee = make_invitee(event["uri"], 900 + i, email=f"dirty{i}@client.example", questions_and_answers=answers)
-    invitee["name"] = "Ada\x1b]0;pwned\x07 Lovelace"
+    invitee["name"] = "Ada\x1b]0;pwned\x07 Love\ud800lace"
     return event, invitee
 
 
@@ -69,7 +69,8 @@ def booking_texts(app: Bapp) -> dict[str, tuple[str, list[tuple[str, str]]]]:
 def assert_clean_type(app: Bapp, i: int) -> None:
     title, description, questions = session_texts(app)[f"{API_ORIGIN}/event_types/ET{i:08d}"]
     assert (title, description) == (CLEAN, f"Line one\nline two[0m\t{i}")
-    assert (questions[2]["name"], questions[2]["answer_choices"]) == ("Experience with AI", ["None", "Some", "Daily user"])
+    question = questions[2]
+    assert (question["name"], question["answer_choices"]) == ("Experience with AI", ["None", "Some", "Daily user"])
 
 
 def test_what_sync_pull_and_a_webhook_bring_is_stored_clean_and_the_backup_restores(
