@@ -95,15 +95,16 @@ def test_what_sync_pull_and_a_webhook_bring_is_stored_clean_and_the_backup_resto
     assert f'{invitee["uri"]} "Ada]0;pwned Lovelace"' in warning
     assert booking_texts(cbapp)["dirty1@client.example"] == ("Ada]0;pwned Lovelace", [("Company name", "Ac[1mme")])
 
-    document = json.loads(delivery(2, type_index=2))
-    document["payload"]["name"] = "Bea\x1b[2J Rossi"
-    document["payload"]["questions_and_answers"] = [{"question": "Company name", "answer": "RAW", "position": 0}]
-    body = json.dumps(document).encode().replace(b'"RAW"', b'"Bo\xc2\x85ld\x7f"')  # raw C1 and DEL bytes
     cbapp.env["CALENDLY_WEBHOOK_SIGNING_KEY"] = KEY
-    (tmp_path / "body.json").write_bytes(body)
-    applied = cbapp("calendly", "webhook", "apply", str(tmp_path / "body.json"), "--signature", signed(body))
-    assert applied.exit_code == 0, applied.stderr
-    assert len(warnings_of(applied.stderr)) == 1 and "Bea[2J Rossi" in applied.stderr
+    for j, type_index, exit_code in ((2, 2, 0), (3, 99, 3)):  # type 99 is unknown: that delivery is parked
+        document = json.loads(delivery(j, type_index=type_index))
+        document["payload"]["name"] = "Bea\x1b[2J Rossi"
+        document["payload"]["questions_and_answers"] = [{"question": "Company name", "answer": "RAW", "position": 0}]
+        body = json.dumps(document).encode().replace(b'"RAW"', b'"Bo\xc2\x85ld\x7f"')  # raw C1 and DEL bytes
+        (tmp_path / "body.json").write_bytes(body)
+        applied = cbapp("calendly", "webhook", "apply", str(tmp_path / "body.json"), "--signature", signed(body))
+        assert applied.exit_code == exit_code, applied.stderr
+        assert len(warnings_of(applied.stderr)) == 1 and "Bea[2J Rossi" in applied.stderr
     assert booking_texts(cbapp)["client2@example.com"] == ("Bea[2J Rossi", [("Company name", "Bold")])
 
     backup = tmp_path / "backup.json"
@@ -113,6 +114,8 @@ def test_what_sync_pull_and_a_webhook_bring_is_stored_clean_and_the_backup_resto
     result = restored("import", "all", str(backup), "--json")
     assert result.exit_code == 0, result.stderr
     assert result.json()["rejected"] == 0
+    # the parked delivery too: its raw C1 and DEL bytes are kept as \u escapes, the same JSON
+    assert len(restored("calendly", "webhook", "list", "--pending", "--json").json()) == 1
     assert_clean_type(restored, 0)
     assert booking_texts(restored) == booking_texts(cbapp)
 

@@ -6,7 +6,12 @@ import json
 
 import pytest
 
-from bapp_cli.services.plain_text import cleaned_message, json_may_hold_controls, strip_controls
+from bapp_cli.services.plain_text import (
+    cleaned_message,
+    json_may_hold_controls,
+    json_with_controls_escaped,
+    strip_controls,
+)
 
 
 @pytest.mark.parametrize(
@@ -57,3 +62,10 @@ def test_a_document_nested_as_deep_as_the_parser_allows_is_cleaned() -> None:
 def test_the_warning_names_each_item_once_and_the_first_three() -> None:
     message = cleaned_message(["a", "b", "a", "c", "d", "e"])
     assert message.endswith("in 5 item(s): a, b, c and 2 more")
+
+
+def test_raw_del_and_c1_in_json_text_become_escapes_of_the_same_document() -> None:
+    text = '{"answer": "Bo\x85ld\x7f", "tab": "a\\tb"}'
+    escaped = json_with_controls_escaped(text)
+    assert escaped == '{"answer": "Bo\\u0085ld\\u007f", "tab": "a\\tb"}'
+    assert json.loads(escaped) == json.loads(text)

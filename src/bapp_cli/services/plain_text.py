@@ -45,6 +45,12 @@ _JSON_CONTROL = re.compile(
 )
 
 
+def json_with_controls_escaped(text: str) -> str:
+    """JSON text `text` with raw DEL and C1 characters written as their \\u escapes: the same document, and one
+    a backup can hold (the webhook inbox keeps bodies as received)."""
+    return re.sub("[\x7f-\x9f]", lambda found: f"\\u{ord(found.group()):04x}", text)
+
+
 def json_may_hold_controls(body: bytes) -> bool:
     """Whether JSON text `body` may hold a control character (false alarms cost only a closer look)."""
     return (b"\\" in body or b"\x7f" in body or b"\xc2" in body) and _JSON_CONTROL.search(body) is not None

@@ -34,6 +34,7 @@ from bapp_cli.db.models import SessionType, WebhookDelivery
 from bapp_cli.errors import InvalidInput
 from bapp_cli.services.calendly_bookings import BookedInvitee, InviteeOutcome, apply_webhook
 from bapp_cli.services.listing import ALL, Page
+from bapp_cli.services.plain_text import json_with_controls_escaped
 
 INBOX_COLUMNS = (
     *("id", "status", "event", "source", "invitee_uri", "received_at", "attempts", "last_attempt_at", "last_error"),
@@ -118,7 +119,7 @@ def _park_unless_applied(
         known = WebhookDelivery(
             event=event[:64],
             source=source,
-            body=body.decode(json.detect_encoding(body)),
+            body=json_with_controls_escaped(body.decode(json.detect_encoding(body))),
             body_sha256=digest,
             headers=dict(headers),
             invitee_uri=invitee_uri or None,
