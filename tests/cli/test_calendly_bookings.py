@@ -426,27 +426,15 @@ def test_a_bad_saved_listing_is_exit_6_with_every_place_named(examples_bapp: Bap
     assert snapshot(examples_bapp.database_url) == before
 
 
-@pytest.mark.parametrize(
-    ("content", "reason"),
-    [
-        ("[" * 100_000 + "]" * 100_000, "not valid JSON (arrays or objects nested too deeply)"),
-        (None, "not valid JSON text (an unpaired \\u surrogate escape)"),
-    ],
-)
-def test_a_saved_listing_json_cannot_hold_is_exit_6_not_a_crash(
-    examples_bapp: Bapp, tmp_path: Path, content: str | None, reason: str
-) -> None:
-    # both crashed with exit 1: RecursionError from the JSON parser, UnicodeEncodeError at the insert
-    if content is None:
-        listing = json.loads((EXAMPLES / "scheduled_events.json").read_text())
-        listing["collection"][0]["invitees"][0]["name"] = "Ada"
-        content = json.dumps(listing).replace('"Ada"', '"Ad\\ud800a"')
+def test_a_saved_listing_nested_too_deeply_is_exit_6_not_a_crash(examples_bapp: Bapp, tmp_path: Path) -> None:
+    # crashed with exit 1: RecursionError from the JSON parser (a lone surrogate, which crashed the insert, is
+    # now removed as it is read: test_calendly_control_text)
     path = tmp_path / "listing.json"
-    path.write_text(content)
+    path.write_text("[" * 100_000 + "]" * 100_000)
     before = snapshot(examples_bapp.database_url)
     result = examples_bapp("calendly", "pull-bookings", "--from-file", str(path))
     assert result.exit_code == 6, result.stderr
-    assert result.stderr.splitlines()[0] == f"Error: {path}: {reason}"
+    assert result.stderr.splitlines()[0] == f"Error: {path}: not valid JSON (arrays or objects nested too deeply)"
     assert snapshot(examples_bapp.database_url) == before
 
 

@@ -141,7 +141,8 @@ def test_item8_a_calendly_event_name_cannot_style_or_link_the_session_table(bapp
     screen = run_on_terminal(bapp, "sessions", "list")
     assert screen.exit_code == 0, screen.stderr
     assert "[bold red]Boom[/bold red]" in screen.stdout and "\x1b]8;" not in screen.stdout
-    assert "\x1b[5m" not in screen.stdout and "␛[5mblink" in screen.stdout
+    # the ESC never reaches the database: removed as the listing is read (test_calendly_control_text)
+    assert "\x1b[5m" not in screen.stdout and "␛" not in screen.stdout and "[5mblink" in screen.stdout
 
 
 def test_item8_errors_that_echo_input_make_control_characters_visible(bapp: Bapp, tmp_path: Path) -> None:

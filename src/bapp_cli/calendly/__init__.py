@@ -9,6 +9,9 @@ Contract:
   line each, never carrying the token.
 * ``webhooks`` — signature verification (AuthError) and payload parsing (InvalidInput).
 
+Text Calendly sends is cleaned as it is parsed, by the client and the webhook parser alike (and by the saved
+listings' reader): control characters are removed (services.plain_text) and the caller is told which items.
+
 Nothing is imported here, so ``import bapp_cli.calendly.webhooks`` does not load httpx, and the CLI can
 import these modules lazily inside the commands that need them.
 """

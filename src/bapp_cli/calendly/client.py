@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 import httpx
 
 from bapp_cli.errors import AuthError, ConfigError, Conflict, InvalidInput, NotFound, RemoteError
+from bapp_cli.services.plain_text import CONTROL_CHARACTER, json_may_hold_controls, strip_controls
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -202,6 +203,7 @@ class CalendlyClient:
         backoff_cap: float = 30.0,
         max_pages: int = 10_000,
         on_page: Callable[[int], None] | None = None,
+        on_cleaned: Callable[[list[str]], None] | None = None,
     ) -> None:
         token = token.strip() if token else ""
         if not token:
@@ -230,6 +232,8 @@ class CalendlyClient:
         self._rng = rng
         # told the item count of every listing page as it arrives (a progress line on a terminal)
         self._on_page = on_page
+        # told the items of an answer whose text held control characters, removed before it was parsed
+        self._on_cleaned = on_cleaned
         self._backoff_base = backoff_base
         self._backoff_cap = backoff_cap
         # Set once a GET has been written to the network, or the client closed: work that can wait for the
@@ -957,6 +961,8 @@ class CalendlyClient:
         from bapp_cli.calendly.models import describe_validation_error
 
         body = response.content
+        if json_may_hold_controls(body):
+            body = self._without_controls(body)
         try:
             return model.model_validate_json(body)
         except ValidationError as exc:
@@ -971,9 +977,23 @@ class CalendlyClient:
                 )
             raise RemoteError(self._clean(message)) from None
 
+    def _without_controls(self, body: bytes) -> bytes:
+        """``body`` with control characters removed from its text (services.plain_text), re-encoded."""
+        try:
+            document = json.loads(body)
+        except (ValueError, RecursionError):  # no JSON: the model's parse says what is wrong with it
+            return body
+        cleaned = strip_controls(document)
+        if not cleaned:
+            return body
+        if self._on_cleaned is not None:
+            self._on_cleaned(cleaned)
+        return json.dumps(document).encode()
+
     def _clean(self, text: str) -> str:
-        """One line, bounded, and without the token whatever produced the text."""
-        text = " ".join(text.replace(self._token, "[redacted]").split())
+        """One line, bounded, without control characters and without the token whatever produced the text
+        (a failed run's record keeps it)."""
+        text = " ".join(CONTROL_CHARACTER.sub("", text.replace(self._token, "[redacted]")).split())
         return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 1] + "…"
 
 

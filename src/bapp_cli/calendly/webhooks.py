@@ -11,11 +11,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+from collections.abc import Callable
 
 from pydantic import ValidationError
 
 from bapp_cli.calendly.models import LegacyWebhookPayload, WebhookPayload, describe_validation_error
-from bapp_cli.errors import AuthError, InvalidInput, document_problem, holds_lone_surrogate
+from bapp_cli.errors import AuthError, InvalidInput, document_problem
+from bapp_cli.services.plain_text import json_may_hold_controls, strip_controls
 
 __all__ = [
     "DEFAULT_TOLERANCE",
@@ -100,8 +102,9 @@ def make_signature_header(body: bytes, signing_key: str, *, timestamp: int) -> s
     return f"t={timestamp},v1={digest}"
 
 
-def parse_webhook(body: bytes) -> WebhookPayload:
-    """Parse a verified delivery. Raises InvalidInput (exit 6) naming the bad field.
+def parse_webhook(body: bytes, on_cleaned: Callable[[list[str]], None] | None = None) -> WebhookPayload:
+    """Parse a verified delivery. Raises InvalidInput (exit 6) naming the bad field. Control characters are
+    removed from its text, and ``on_cleaned`` told the items that held them.
 
     ``payload`` is None for events bapp does not apply (see :class:`WebhookPayload`). API v1 "hooks"
     deliveries are recognised and refused with a hint, as v1 no longer exists.
@@ -114,8 +117,9 @@ def parse_webhook(body: bytes) -> WebhookPayload:
         raise InvalidInput(f"webhook body is not valid JSON ({type(exc).__name__})") from None
     if not isinstance(raw, dict):
         raise InvalidInput("webhook body is not a JSON object")
-    if holds_lone_surrogate(raw):  # storing it crashed the apply (exit 1, or 500 from the receiver)
-        raise InvalidInput("webhook body is not valid JSON text (an unpaired \\u surrogate escape)")
+    # stored as sent, a lone surrogate crashed the insert (exit 1, or 500 from the receiver), as a NUL did on PostgreSQL
+    if json_may_hold_controls(body) and (cleaned := strip_controls(raw)) and on_cleaned is not None:
+        on_cleaned(cleaned)
     try:
         return WebhookPayload.model_validate(raw)
     except ValidationError as exc:

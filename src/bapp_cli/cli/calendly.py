@@ -86,10 +86,11 @@ def _file_option(what: str) -> Any:
     )
 
 
-def _parse_listing_file(path: str, parse: Callable[..., Listing]) -> Listing:
+def _parse_listing_file(app_state: AppState, path: str, parse: Callable[..., Listing]) -> Listing:
     """A saved listing (--from-file). A bad file is bad input, not a run: it is refused before the lock,
     with nothing written (exit 6)."""
-    return parse(read_input(path, what="--from-file"), name="stdin" if path == "-" else path)
+    content = read_input(path, what="--from-file")
+    return parse(content, name="stdin" if path == "-" else path, on_cleaned=app_state.cleaned.extend)
 
 
 def pathway_question(app_state: AppState) -> re.Pattern[str]:
@@ -165,7 +166,7 @@ def sync(
     sink = app_state.output(fmt, as_json)
     _check_scope_flags(user, organization, from_file, verb="sync")
     rules = sync_service.parse_rules(app_state.settings.calendly_rules())
-    listing = _parse_listing_file(from_file, sync_service.parse_listing) if from_file is not None else None
+    listing = _parse_listing_file(app_state, from_file, sync_service.parse_listing) if from_file is not None else None
     job = event_type_sync_job(rules=rules, allow_empty=allow_empty, reclassify=reclassify)
     report = _run(app_state, sink, job, listing, scope=(user, organization), wait=wait, dry_run=dry_run)
     _print_changes(sink, len(report.changes), (change.describe() for change in report.changes), dry_run=dry_run)
@@ -393,7 +394,7 @@ def pull_bookings(
         raise InvalidInput("until: must be later than --since", code="invalid_window")
     listing = None
     if from_file is not None:
-        parsed = _parse_listing_file(from_file, service.parse_bookings_listing)
+        parsed = _parse_listing_file(app_state, from_file, service.parse_bookings_listing)
         listing = service.within(parsed, since_at, until_at)
     job = bookings_pull_job(since=since_at, until=until_at, pathway_question=pattern)
     report = _run(app_state, sink, job, listing, scope=(user, organization), wait=wait, dry_run=dry_run)

@@ -42,6 +42,8 @@ class AppState:
     _sink: OutputSink | None = None
     chosen_format: tuple[str | None, bool] = (None, False)  # --format and --json of an output_command
     secrets: set[str] = field(default_factory=set)
+    # Calendly items whose text held control characters, removed as it was parsed: warned of once, at the end
+    cleaned: list[str] = field(default_factory=list)
 
     # -- settings -------------------------------------------------------------------------------
     @functools.cached_property
@@ -196,9 +198,15 @@ class AppState:
             backoff_base=settings.calendly_backoff,
             max_wait=max_wait,
             on_page=on_page,
+            on_cleaned=self.cleaned.extend,
         )
 
     def close(self) -> None:
+        if self.cleaned:
+            from bapp_cli.services.plain_text import cleaned_message
+
+            self.messages.warning(cleaned_message(self.cleaned))
+            self.cleaned.clear()
         if self._engine is not None:
             self._engine.dispose()
             self._engine = None

@@ -43,6 +43,7 @@ from bapp_cli.cli.terminal import visible
 from bapp_cli.db.engine import unit_of_work
 from bapp_cli.db.migration import ensure_at_head
 from bapp_cli.errors import AuthError, BappError, Busy, ConfigError, DatabaseNotReady, InvalidInput
+from bapp_cli.services.plain_text import cleaned_message
 from bapp_cli.services.sync import parse_rules, sync_event_types
 from bapp_cli.services.webhook_inbox import kept_headers, receive_delivery, unknown_event_type
 
@@ -102,7 +103,7 @@ class DeliveryHandler:
         self, body: bytes, signature: str | None, headers: Mapping[str, str] | None = None, *, dry_run: bool = False
     ) -> InviteeOutcome:
         signed_at = verify_signature(signature, body, self.signing_key, now=time.time(), tolerance=self.tolerance)
-        payload = parse_webhook(body)
+        payload = parse_webhook(body, lambda cleaned: self.warn(cleaned_message(cleaned)))
         receive = functools.partial(
             receive_delivery,
             body=body,

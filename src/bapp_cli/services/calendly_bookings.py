@@ -119,7 +119,9 @@ def pathway_question_pattern(text: str | None) -> re.Pattern[str]:
     )
 
 
-def parse_bookings_listing(content: bytes | str, *, name: str) -> list[BookedInvitee]:
+def parse_bookings_listing(
+    content: bytes | str, *, name: str, on_cleaned: Callable[[list[str]], None] | None = None
+) -> list[BookedInvitee]:
     """A saved listing (``pull-bookings --from-file``): scheduled events, each with an ``invitees`` array.
 
     Accepted shapes: a ``GET /scheduled_events`` page ``{collection, pagination}``, a list of such pages,
@@ -147,7 +149,9 @@ def parse_bookings_listing(content: bytes | str, *, name: str) -> list[BookedInv
                 details.extend(listing_error_details(exc, f"{where}.invitees"))
 
     hint = "save scheduled events (each with an 'invitees' array) as a page, a list of pages or a list"
-    return read_listing(content, name=name, items="scheduled events", hint=hint, validate=validate)
+    return read_listing(
+        content, name=name, items="scheduled events", hint=hint, validate=validate, on_cleaned=on_cleaned
+    )
 
 
 def within(items: Iterable[BookedInvitee], since: dt.datetime | None, until: dt.datetime | None) -> list[BookedInvitee]:

@@ -39,7 +39,8 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
-from bapp_cli.errors import BappError, InvalidInput, document_problem, holds_lone_surrogate
+from bapp_cli.errors import BappError, InvalidInput, document_problem
+from bapp_cli.services.plain_text import json_may_hold_controls, strip_controls
 
 if TYPE_CHECKING:
     from pydantic import ValidationError
@@ -118,11 +119,13 @@ def read_listing(
     items: str,
     hint: str,
     validate: Callable[[list[Any], str, list[dict[str, Any]]], Iterable[Item]],
+    on_cleaned: Callable[[list[str]], None] | None = None,
 ) -> list[Item]:
     """A saved Calendly listing (``--from-file``): one page ``{collection, pagination}``, a list of pages, or a
     bare list of ``items``. ``validate(collection, where, details)`` gives a page's items and adds a detail
     record for each bad one (``where``: the page's place in the file); every bad item is reported in one
-    error (exit 6), its message naming the first."""
+    error (exit 6), its message naming the first. Its text is cleaned of control characters as the API's is
+    (``on_cleaned`` is told the items)."""
     try:
         data = json.loads(content)
     except RecursionError as exc:
@@ -130,9 +133,11 @@ def read_listing(
     except (ValueError, UnicodeDecodeError) as exc:
         where = f" (line {exc.lineno}, column {exc.colno})" if isinstance(exc, json.JSONDecodeError) else ""
         raise InvalidInput(f"{name}: not valid JSON{where}", code="invalid_listing") from None
-    # the insert would crash on it (the API's own pages are parsed by pydantic-core, which refuses it itself)
-    if holds_lone_surrogate(data):
-        raise InvalidInput(f"{name}: not valid JSON text (an unpaired \\u surrogate escape)", code="invalid_listing")
+    # stored as saved, a lone surrogate crashed the insert, as a NUL did on PostgreSQL
+    if isinstance(content, str) or json_may_hold_controls(content):
+        cleaned = strip_controls(data)
+        if cleaned and on_cleaned is not None:
+            on_cleaned(cleaned)
     if isinstance(data, Mapping):
         if "collection" not in data:
             raise InvalidInput(

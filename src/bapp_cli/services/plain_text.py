@@ -3,12 +3,15 @@
 Text may hold tabs and line breaks; no other C0 control, DEL, C1 control or lone surrogate. `import` refuses
 them row by row (services.transfer.formats), so the commands that take a name, title, description, note or
 reason refuse them too — else a value typed at the command line would be stored, and the backup that
-`export all` writes of it would not restore (`import all` refuses the row).
+`export all` writes of it would not restore (`import all` refuses the row). Text from Calendly is not
+refused but cleaned as it is parsed (:func:`strip_controls`), and the command warns once naming the items.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from bapp_cli.errors import InvalidInput
 
@@ -29,3 +32,63 @@ def without_controls(value: str, field: str) -> str:
     if match is not None:
         raise InvalidInput(f"{field}: {control_message(match.group())}", code="control_character")
     return value
+
+
+# -- text from Calendly: cleaned at the door, not refused --------------------------------------------
+# Calendly's text (names, descriptions, answers, reasons) is not bapp's to refuse, so the Calendly doors (API
+# answers, saved listings, webhook bodies) remove these characters instead, and the commands say so.
+# In JSON text such a character is a \u escape (C0 but tab/LF/CR, DEL, C1, half a surrogate pair) or the raw
+# UTF-8 of DEL or a C1 control (7F, C2 80–9F); raw C0 is no valid JSON. Three memchr scans clear a plain body
+# (a 100-type page in microseconds: P2), and only a body they cannot clear is searched, then parsed and cleaned.
+_JSON_CONTROL = re.compile(
+    rb"\\u(?:00(?:0[0-8bBcCeEfF]|1[0-9a-fA-F]|7[fF]|[89][0-9a-fA-F])|[dD][89a-fA-F][0-9a-fA-F]{2})|\x7f|\xc2[\x80-\x9f]"
+)
+
+
+def json_with_controls_escaped(text: str) -> str:
+    """JSON text `text` with raw DEL and C1 characters written as their \\u escapes: the same document, and one
+    a backup can hold (the webhook inbox keeps bodies as received)."""
+    return re.sub("[\x7f-\x9f]", lambda found: f"\\u{ord(found.group()):04x}", text)
+
+
+def json_may_hold_controls(body: bytes) -> bool:
+    """Whether JSON text `body` may hold a control character (false alarms cost only a closer look)."""
+    return (b"\\" in body or b"\x7f" in body or b"\xc2" in body) and _JSON_CONTROL.search(body) is not None
+
+
+def strip_controls(document: Any) -> list[str]:
+    """Remove control characters from every text value of parsed JSON `document`, in place; returns the
+    items whose text changed, each named by its ``uri`` (and ``name``): the nearest object around the text
+    that has one. Iterative, as a document may be nested as deep as the parser allows."""
+    changed: dict[int, Any] = {}
+    stack: list[tuple[Any, Any]] = [(document, None)]
+    while stack:
+        node, owner = stack.pop()
+        if isinstance(node, dict):
+            owner = node if isinstance(node.get("uri"), str) else owner
+            places: Iterable[tuple[Any, Any]] = node.items()
+        elif isinstance(node, list):
+            places = enumerate(node)
+        else:
+            continue
+        for place, value in places:
+            if not isinstance(value, str):
+                stack.append((value, owner))
+            elif CONTROL_CHARACTER.search(value):
+                node[place] = CONTROL_CHARACTER.sub("", value)
+                changed[id(owner)] = owner
+    return [_named(item) for item in changed.values()]
+
+
+def _named(item: Any) -> str:
+    if item is None:
+        return "(text outside any item)"
+    name = item.get("name")
+    return f'{item["uri"]} "{name}"' if isinstance(name, str) and name else item["uri"]
+
+
+def cleaned_message(items: Sequence[str]) -> str:
+    """The one warning of a run that cleaned Calendly text, naming (the first few of) `items`."""
+    items = list(dict.fromkeys(items))  # a pull reads an event once per listing that holds it
+    shown = ", ".join(items[:3]) + (f" and {len(items) - 3} more" if len(items) > 3 else "")
+    return f"removed control characters from the text Calendly sent ({ALLOWED}) in {len(items)} item(s): {shown}"

@@ -216,7 +216,9 @@ class Classifier:
 # -- listings --------------------------------------------------------------------------------------
 
 
-def parse_listing(content: bytes | str, *, name: str) -> list[ListedEventType]:
+def parse_listing(
+    content: bytes | str, *, name: str, on_cleaned: Callable[[list[str]], None] | None = None
+) -> list[ListedEventType]:
     """A saved listing of event types (``--from-file``, the shapes of :func:`read_listing`). Every bad item
     is reported with its page and index (exit 6)."""
     from pydantic import TypeAdapter, ValidationError
@@ -233,7 +235,7 @@ def parse_listing(content: bytes | str, *, name: str) -> list[ListedEventType]:
             return []
 
     hint = "save the body of GET /event_types, a list of such pages, or a list of event types"
-    return read_listing(content, name=name, items="event types", hint=hint, validate=validate)
+    return read_listing(content, name=name, items="event types", hint=hint, validate=validate, on_cleaned=on_cleaned)
 
 
 # -- results ---------------------------------------------------------------------------------------

@@ -23,16 +23,18 @@ from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from typing import Any
 
-from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bapp_cli.calendly.models import WebhookInvitee, WebhookPayload
+from bapp_cli.calendly.webhooks import parse_webhook
 from bapp_cli.db.audit import record_audit
 from bapp_cli.db.locks import lock_keys
 from bapp_cli.db.models import SessionType, WebhookDelivery
+from bapp_cli.errors import InvalidInput
 from bapp_cli.services.calendly_bookings import BookedInvitee, InviteeOutcome, apply_webhook
 from bapp_cli.services.listing import ALL, Page
+from bapp_cli.services.plain_text import json_with_controls_escaped
 
 INBOX_COLUMNS = (
     *("id", "status", "event", "source", "invitee_uri", "received_at", "attempts", "last_attempt_at", "last_error"),
@@ -116,7 +118,7 @@ def _park_unless_applied(
         known = WebhookDelivery(
             event=event[:64],
             source=source,
-            body=body.decode(json.detect_encoding(body)),
+            body=json_with_controls_escaped(body.decode(json.detect_encoding(body))),
             body_sha256=digest,
             headers=dict(headers),
             invitee_uri=invitee_uri or None,
@@ -164,10 +166,10 @@ def retry_pending(session: Session, *, now: dt.datetime, pathway_question: re.Pa
     query = select(WebhookDelivery).where(pending).order_by(WebhookDelivery.received_at, WebhookDelivery.id)
     results: list[InviteeOutcome] = []
     for delivery in session.scalars(query).all():
-        try:
-            payload = WebhookPayload.model_validate_json(delivery.body)
-        except ValidationError as exc:
-            note = f"stored body no longer parses: {exc.error_count()} error(s)"
+        try:  # cleaned as it was when received (its warning was said then)
+            payload = parse_webhook(delivery.body.encode())
+        except InvalidInput as exc:
+            note = f"stored body no longer parses: {exc.message}"
             outcome = InviteeOutcome("skipped", delivery.invitee_uri or "", note=note)
         else:
             outcome = apply_webhook(session, payload, now=now, pathway_question=pathway_question)
