@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from bapp_cli.db.audit import apply_changes, record_audit
 from bapp_cli.db.models import Pathway, PathwayTier
 from bapp_cli.errors import Conflict, InvalidInput
-from bapp_cli.services.pathways import get_pathway, list_pathways, normalise_slug
+from bapp_cli.services.pathways import get_pathway, list_pathways
 from bapp_cli.services.plain_text import without_controls
 
 SLUG_PATTERN = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")  # pathways' and session types'; skills allow `_` too
@@ -44,7 +44,7 @@ class TierSpec:
 
 
 def check_pathway_slug(value: str) -> str:
-    slug = normalise_slug(value)
+    slug = value.strip().lower()
     if not slug or len(slug) > MAX_SLUG_LENGTH or not SLUG_PATTERN.match(slug):
         raise InvalidInput(
             f"slug: {value!r} is not a valid pathway slug",

@@ -16,13 +16,9 @@ from bapp_cli.services.plain_reads import pathway_not_found
 PATHWAY_COLUMNS = ("slug", "name", "description", "icon", "color", "position", "archived", "tiers")
 
 
-def normalise_slug(value: str) -> str:
-    return value.strip().lower()
-
-
 def get_pathway(session: Session, slug: str, *, for_new_links: bool = False) -> Pathway:
     """The pathway named by `slug` in any case; archived ones refuse new enrolments, bookings, links."""
-    wanted = normalise_slug(slug)
+    wanted = slug.strip().lower()
     pathway = session.scalars(select(Pathway).where(Pathway.slug == wanted)).one_or_none()
     if pathway is None:
         known = session.scalars(select(Pathway.slug).order_by(Pathway.position, Pathway.slug)).all()

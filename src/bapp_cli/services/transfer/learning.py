@@ -18,7 +18,7 @@ from functools import partial
 from typing import Annotated, Any, Literal, Required
 
 from pydantic import ConfigDict, Field, StringConstraints
-from sqlalchemy import Executable, FromClause, select
+from sqlalchemy import FromClause, select
 from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session, aliased
 from typing_extensions import TypedDict
@@ -54,7 +54,7 @@ from bapp_cli.services.transfer.importer import (
     When,
     refusal,
 )
-from bapp_cli.services.transfer.store import rows_keyed
+from bapp_cli.services.transfer.store import exported, rows_keyed
 
 Slug = Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)]
 
@@ -191,11 +191,6 @@ class _PeopleImporter(KindImporter):
         return normalise_email(values[name], field=name) if values.get(name) is not None else None
 
 
-def _export(session: Session, columns: Sequence[str], query: Executable) -> Iterator[dict[str, Any]]:
-    for row in session.execute(query.execution_options(yield_per=2000)):
-        yield dict(zip(columns, row, strict=True))
-
-
 # -- enrolments -------------------------------------------------------------------------------------------
 
 
@@ -263,7 +258,7 @@ def export_enrolments(session: Session) -> Iterator[dict[str, Any]]:
         .outerjoin(coach, coach.id == Enrolment.builder_id)
         .order_by(client.email, Pathway.position, Pathway.slug)
     )
-    return _export(session, ENROLMENT_EXPORT_COLUMNS, query)
+    return exported(session, ENROLMENT_EXPORT_COLUMNS, query)
 
 
 # -- progress ---------------------------------------------------------------------------------------------
@@ -395,7 +390,7 @@ def export_progress(session: Session) -> Iterator[dict[str, Any]]:
         .outerjoin(Pathway, Pathway.id == row.pathway_id)
         .order_by(client.email, Skill.slug)
     )
-    return _export(session, PROGRESS_EXPORT_COLUMNS, query)
+    return exported(session, PROGRESS_EXPORT_COLUMNS, query)
 
 
 # -- badges (backups only) ---------------------------------------------------------------------------------
@@ -430,4 +425,4 @@ def export_badges(session: Session) -> Iterator[dict[str, Any]]:
         .join(User, User.id == Badge.client_id)
         .order_by(User.email, Badge.key)
     )
-    return _export(session, BADGE_EXPORT_COLUMNS, query)
+    return exported(session, BADGE_EXPORT_COLUMNS, query)
