@@ -36,7 +36,7 @@ from bapp_cli.db.models import (
 from bapp_cli.errors import Conflict, InvalidInput, NotFound
 from bapp_cli.services.enrolment import enrol
 from bapp_cli.services.listing import ALL, Page
-from bapp_cli.services.pathway_admin import check_name
+from bapp_cli.services.pathway_admin import check_name, checked_slug
 from bapp_cli.services.pathways import get_pathway
 from bapp_cli.services.people import get_builder, get_client
 from bapp_cli.services.plain_text import without_controls
@@ -75,14 +75,8 @@ class SkillChange:
 
 
 def check_skill_slug(value: str) -> str:
-    slug = value.strip().lower()
-    if not slug or len(slug) > MAX_SKILL_SLUG_LENGTH or not SKILL_SLUG_PATTERN.match(slug):
-        raise InvalidInput(
-            f"skill: {value!r} is not a valid skill slug",
-            hint="use lowercase letters, digits, hyphens and underscores, e.g. 'prompt-design'",
-            code="invalid_slug",
-        )
-    return slug
+    hint = "use lowercase letters, digits, hyphens and underscores, e.g. 'prompt-design'"
+    return checked_slug(value, SKILL_SLUG_PATTERN, MAX_SKILL_SLUG_LENGTH, field="skill", what="skill", hint=hint)
 
 
 def get_skill(session: Session, slug: str) -> Skill:
