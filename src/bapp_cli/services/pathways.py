@@ -40,10 +40,7 @@ def list_pathways(
     query = select(Pathway).order_by(Pathway.position, Pathway.slug)
     if slug is not None:
         query = query.where(Pathway.id == get_pathway(session, slug).id)
-    found = page.matching(Pathway.slug, Pathway.name)
-    if found is not None:
-        query = query.where(found)
-    pathways = session.scalars(page.window(query)).all()
+    pathways = session.scalars(page.window(query, Pathway.slug, Pathway.name)).all()
     ids = [pathway.id for pathway in pathways]
     tiers: dict[int, list[dict[str, Any]]] = defaultdict(list)
     skills: dict[tuple[int, int], list[str]] = defaultdict(list)  # filled after the tiers that hold them

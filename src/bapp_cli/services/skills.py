@@ -307,9 +307,6 @@ def list_skills(
     """Skills by slug, filtered by pathway (and tier), fundamental flag; archived ones only when asked;
     `page.search` looks in slug, name and domain."""
     query = select(Skill).order_by(Skill.slug)
-    matched = page.matching(Skill.slug, Skill.name, Skill.domain)
-    if matched is not None:
-        query = query.where(matched)
     if pathway is not None or tier is not None:
         linked = select(SkillPathwayLink.skill_id)
         if pathway is not None:
@@ -321,7 +318,7 @@ def list_skills(
         query = query.where(Skill.is_fundamental.is_(True))
     if not include_archived:
         query = query.where(Skill.archived.is_(False))
-    found = session.scalars(page.window(query)).all()
+    found = session.scalars(page.window(query, Skill.slug, Skill.name, Skill.domain)).all()
     links = skill_links(session) if found else {}
     return [_as_view(skill, links[skill.id]) for skill in found]
 
