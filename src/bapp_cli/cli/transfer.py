@@ -13,7 +13,6 @@ from bapp_cli.cli.context import state, utc_now
 from bapp_cli.cli.options import DryRunOption
 
 if TYPE_CHECKING:
-    from bapp_cli.cli.files import OutputFile
     from bapp_cli.services.transfer.formats import RejectsWriter
 
 # the kinds the commands take, checked here before the database is opened (kinds.REGISTRY reads and writes them)
@@ -110,7 +109,7 @@ def import_command(
     with contextlib.ExitStack() as stack:
         source = Source(data_format, stack.enter_context(open_input(path)), raw=raw)
         rejected_to: RejectsWriter | None = None
-        rejects_file: OutputFile | None = None
+        keep_rejects = contextlib.ExitStack()  # closed to keep the rejected rows: the writer, then the file
         if rejects is not None:
             # Checked (a directory, read-only, the input itself) before a row is read.
             rejects_file = OutputFile(
@@ -119,6 +118,8 @@ def import_command(
             rejected_to = RejectsWriter(
                 stack.enter_context(rejects_file), data_format, all_kinds=kind == "all", raw=raw
             )
+            keep_rejects.callback(rejects_file.finish)
+            keep_rejects.callback(rejected_to.close)
         progress = stack.enter_context(contextlib.closing(sink.progress()))
         rows_seen, size = 0, os.path.getsize(path) if path != "-" and os.path.isfile(path) else 0
 
@@ -144,10 +145,10 @@ def import_command(
                 )
             except InvalidInput as refused:
                 if refused.code == "bad_rows":  # refused whole: the bad rows are still kept, to be fixed
-                    _keep_rejects(rejected_to, rejects_file)
+                    keep_rejects.close()
                 raise
             # Before the commit: rejected rows that cannot be kept (a full disk) roll the import back.
-            _keep_rejects(rejected_to, rejects_file)
+            keep_rejects.close()
             if summary.rejected and not any(summary.total(outcome) for outcome in OUTCOMES):
                 # No row taken is no partial success (exit 3 tells a cron job "the good rows are in"): the
                 # import is refused as a whole, its audit entry with it.
@@ -171,13 +172,6 @@ def import_command(
             f"{summary.rejected} row{'s' if summary.rejected != 1 else ''} rejected{where}",
             details=[error.as_detail() for error in summary.errors],
         )
-
-
-def _keep_rejects(rejected_to: RejectsWriter | None, rejects_file: OutputFile | None) -> None:
-    if rejected_to is not None:
-        rejected_to.close()
-    if rejects_file is not None:
-        rejects_file.finish()
 
 
 def export_command(

@@ -45,7 +45,6 @@ from bapp_cli.services.people import clean_text, ensure_client, find_user, get_b
 from bapp_cli.services.plain_reads import BOOKING_COLUMNS as BOOKING_COLUMNS  # where the record is defined
 from bapp_cli.services.plain_reads import BookingFilters as BookingFilters
 from bapp_cli.services.plain_reads import instant_value
-from bapp_cli.services.plain_text import without_controls
 from bapp_cli.services.rule_book import (
     ACTIVE_STATUSES,
     NearbyBooking,
@@ -607,10 +606,7 @@ def status_move(booking: Booking, command: str, *, now: dt.datetime, shown: str 
 
 def clean_reason(reason: str | None) -> str | None:
     """A cancellation's reason as kept: trimmed, none when blank, at most 2000 characters (exit 6)."""
-    cleaned = (without_controls(reason.strip(), "reason") or None) if reason else None
-    if cleaned is not None and len(cleaned) > 2000:
-        raise InvalidInput(f"reason: {len(cleaned)} characters; at most 2000", code="too_long")
-    return cleaned
+    return clean_text(reason, "reason", max_length=2000)
 
 
 def change_booking_status(

@@ -133,8 +133,5 @@ def list_builders(session: Session, *, page: Page = ALL, with_id: bool = False) 
     """Builders by e-mail; `page.search` looks in e-mail and name. `with_id`: with the user's id (`export
     builders`)."""
     query = select(User, BuilderProfile).join(BuilderProfile, BuilderProfile.user_id == User.id).order_by(User.email)
-    found = page.matching(User.email, User.name)
-    if found is not None:
-        query = query.where(found)
-    pairs = session.execute(page.window(query))
+    pairs = session.execute(page.window(query, User.email, User.name))
     return [{"id": user.id} | _record(user, profile) if with_id else _record(user, profile) for user, profile in pairs]

@@ -60,9 +60,6 @@ def iter_clients(
     columns = (User.email, User.name, ClientProfile.company, ClientProfile.industry, ClientProfile.created_at)
     query = select(*((User.id,) if with_id else ()), *columns).join(ClientProfile, ClientProfile.user_id == User.id)
     query = query.order_by(User.email)
-    found = page.matching(User.email, User.name, ClientProfile.company, ClientProfile.industry)
-    if found is not None:
-        query = query.where(found)
     if pathway is not None or status is not None:
         conditions = [Enrolment.client_id == User.id]
         if pathway is not None:
@@ -75,7 +72,8 @@ def iter_clients(
         coached = exists().where(Enrolment.client_id == User.id, Enrolment.builder_id == builder_user.id)
         booked = exists().where(Booking.client_id == User.id, Booking.builder_id == builder_user.id)
         query = query.where(or_(coached, booked))
-    rows = session.execute(page.window(query).execution_options(yield_per=BATCH_SIZE))
+    paged = page.window(query, User.email, User.name, ClientProfile.company, ClientProfile.industry)
+    rows = session.execute(paged.execution_options(yield_per=BATCH_SIZE))
     keys = ("id", *CLIENT_COLUMNS) if with_id else CLIENT_COLUMNS
     return (dict(zip(keys, row, strict=True)) for row in rows)
 

@@ -57,8 +57,12 @@ class Page:
             return None
         return or_(*(column.ilike(self.pattern, escape="\\") for column in columns)) if columns else false()
 
-    def window(self, query: SelectT) -> SelectT:
-        """``query`` (already filtered and ordered) cut to this page."""
+    def window(self, query: SelectT, *searched: Any) -> SelectT:
+        """``query`` (already filtered and ordered) cut to this page; with ``searched``, only its rows with
+        ``search`` in one of those columns (``matching``)."""
+        found = self.matching(*searched) if searched else None
+        if found is not None:
+            query = query.where(found)
         return query.offset(self.offset or None).limit(self.limit)  # None: no OFFSET / LIMIT clause at all
 
 

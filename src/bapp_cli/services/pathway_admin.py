@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from bapp_cli.db.audit import apply_changes, record_audit
 from bapp_cli.db.models import Pathway, PathwayTier
 from bapp_cli.errors import Conflict, InvalidInput
-from bapp_cli.services.pathways import get_pathway, list_pathways, normalise_slug
+from bapp_cli.services.pathways import get_pathway, list_pathways
 from bapp_cli.services.plain_text import without_controls
 
 SLUG_PATTERN = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")  # pathways' and session types'; skills allow `_` too
@@ -43,15 +43,17 @@ class TierSpec:
         return cls(check_name(name, field=field), clean_description(description))
 
 
-def check_pathway_slug(value: str) -> str:
-    slug = normalise_slug(value)
-    if not slug or len(slug) > MAX_SLUG_LENGTH or not SLUG_PATTERN.match(slug):
-        raise InvalidInput(
-            f"slug: {value!r} is not a valid pathway slug",
-            hint="use lowercase letters, digits and single hyphens, e.g. 'data-leaders'",
-            code="invalid_slug",
-        )
+def checked_slug(value: str, pattern: re.Pattern[str], max_length: int, *, field: str, what: str, hint: str) -> str:
+    """A pathway's or a skill's slug as stored (lowercase), or InvalidInput naming the field."""
+    slug = value.strip().lower()
+    if not slug or len(slug) > max_length or not pattern.match(slug):
+        raise InvalidInput(f"{field}: {value!r} is not a valid {what} slug", hint=hint, code="invalid_slug")
     return slug
+
+
+def check_pathway_slug(value: str) -> str:
+    hint = "use lowercase letters, digits and single hyphens, e.g. 'data-leaders'"
+    return checked_slug(value, SLUG_PATTERN, MAX_SLUG_LENGTH, field="slug", what="pathway", hint=hint)
 
 
 def check_name(value: str, *, field: str = "name", max_length: int = MAX_NAME_LENGTH) -> str:

@@ -16,13 +16,9 @@ from bapp_cli.services.plain_reads import pathway_not_found
 PATHWAY_COLUMNS = ("slug", "name", "description", "icon", "color", "position", "archived", "tiers")
 
 
-def normalise_slug(value: str) -> str:
-    return value.strip().lower()
-
-
 def get_pathway(session: Session, slug: str, *, for_new_links: bool = False) -> Pathway:
     """The pathway named by `slug` in any case; archived ones refuse new enrolments, bookings, links."""
-    wanted = normalise_slug(slug)
+    wanted = slug.strip().lower()
     pathway = session.scalars(select(Pathway).where(Pathway.slug == wanted)).one_or_none()
     if pathway is None:
         known = session.scalars(select(Pathway.slug).order_by(Pathway.position, Pathway.slug)).all()
@@ -44,10 +40,7 @@ def list_pathways(
     query = select(Pathway).order_by(Pathway.position, Pathway.slug)
     if slug is not None:
         query = query.where(Pathway.id == get_pathway(session, slug).id)
-    found = page.matching(Pathway.slug, Pathway.name)
-    if found is not None:
-        query = query.where(found)
-    pathways = session.scalars(page.window(query)).all()
+    pathways = session.scalars(page.window(query, Pathway.slug, Pathway.name)).all()
     ids = [pathway.id for pathway in pathways]
     tiers: dict[int, list[dict[str, Any]]] = defaultdict(list)
     skills: dict[tuple[int, int], list[str]] = defaultdict(list)  # filled after the tiers that hold them

@@ -23,13 +23,14 @@ MAX_TEXT = 200  # a person's name, company or industry
 _Profile = TypeVar("_Profile", ClientProfile, BuilderProfile)
 
 
-def clean_text(value: str | None, field: str) -> str | None:
-    """A person's name, company or industry: trimmed, at most MAX_TEXT characters, empty is none."""
+def clean_text(value: str | None, field: str, *, max_length: int = MAX_TEXT) -> str | None:
+    """A person's name, company or industry (or another free text of `max_length`): trimmed, at most
+    `max_length` characters, empty is none."""
     if value is None:
         return None
     cleaned = without_controls(value.strip(), field)
-    if len(cleaned) > MAX_TEXT:
-        raise InvalidInput(f"{field}: {len(cleaned)} characters; at most {MAX_TEXT}", code="too_long")
+    if len(cleaned) > max_length:
+        raise InvalidInput(f"{field}: {len(cleaned)} characters; at most {max_length}", code="too_long")
     return cleaned or None
 
 

@@ -295,10 +295,8 @@ def progress_records(
         .join(Pathway, Pathway.id == Enrolment.pathway_id)
         .order_by(Pathway.position, Pathway.slug, User.email)
     )
-    matched = page.matching(User.email, User.name, Pathway.slug)
-    if matched is not None:
-        query = query.where(matched)
-    rows = session.connection().execute(page.window(query).execution_options(yield_per=BATCH_SIZE))
+    paged = page.window(query, User.email, User.name, Pathway.slug)
+    rows = session.connection().execute(paged.execution_options(yield_per=BATCH_SIZE))
     return (dict(zip(columns, row, strict=True)) for row in rows)
 
 

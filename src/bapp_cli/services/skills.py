@@ -36,7 +36,7 @@ from bapp_cli.db.models import (
 from bapp_cli.errors import Conflict, InvalidInput, NotFound
 from bapp_cli.services.enrolment import enrol
 from bapp_cli.services.listing import ALL, Page
-from bapp_cli.services.pathway_admin import check_name
+from bapp_cli.services.pathway_admin import check_name, checked_slug
 from bapp_cli.services.pathways import get_pathway
 from bapp_cli.services.people import get_builder, get_client
 from bapp_cli.services.plain_text import without_controls
@@ -75,14 +75,8 @@ class SkillChange:
 
 
 def check_skill_slug(value: str) -> str:
-    slug = value.strip().lower()
-    if not slug or len(slug) > MAX_SKILL_SLUG_LENGTH or not SKILL_SLUG_PATTERN.match(slug):
-        raise InvalidInput(
-            f"skill: {value!r} is not a valid skill slug",
-            hint="use lowercase letters, digits, hyphens and underscores, e.g. 'prompt-design'",
-            code="invalid_slug",
-        )
-    return slug
+    hint = "use lowercase letters, digits, hyphens and underscores, e.g. 'prompt-design'"
+    return checked_slug(value, SKILL_SLUG_PATTERN, MAX_SKILL_SLUG_LENGTH, field="skill", what="skill", hint=hint)
 
 
 def get_skill(session: Session, slug: str) -> Skill:
@@ -313,9 +307,6 @@ def list_skills(
     """Skills by slug, filtered by pathway (and tier), fundamental flag; archived ones only when asked;
     `page.search` looks in slug, name and domain."""
     query = select(Skill).order_by(Skill.slug)
-    matched = page.matching(Skill.slug, Skill.name, Skill.domain)
-    if matched is not None:
-        query = query.where(matched)
     if pathway is not None or tier is not None:
         linked = select(SkillPathwayLink.skill_id)
         if pathway is not None:
@@ -327,7 +318,7 @@ def list_skills(
         query = query.where(Skill.is_fundamental.is_(True))
     if not include_archived:
         query = query.where(Skill.archived.is_(False))
-    found = session.scalars(page.window(query)).all()
+    found = session.scalars(page.window(query, Skill.slug, Skill.name, Skill.domain)).all()
     links = skill_links(session) if found else {}
     return [_as_view(skill, links[skill.id]) for skill in found]
 

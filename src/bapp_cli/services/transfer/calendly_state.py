@@ -51,7 +51,7 @@ from bapp_cli.services.transfer.importer import (
     problem,
     refusal,
 )
-from bapp_cli.services.transfer.store import rows_keyed
+from bapp_cli.services.transfer.store import exported, rows_keyed
 
 Url = Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)]
 Reference = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=16)]
@@ -139,8 +139,7 @@ class CalendlyBookingImporter(KindImporter):
 def export_calendly_bookings(session: Session) -> Iterator[dict[str, Any]]:
     """The write-through state of every booking that has any, by reference."""
     query = select(Booking.reference, *_STATE_COLUMNS).where(_HAS_STATE).order_by(Booking.reference)
-    for row in session.execute(query.execution_options(yield_per=2000)):
-        yield row._asdict()
+    return exported(session, ("reference", *WRITE_STATE_COLUMNS), query)
 
 
 # -- calendly_invitations ---------------------------------------------------------------------------------
@@ -260,8 +259,7 @@ def export_invitations(session: Session) -> Iterator[dict[str, Any]]:
         .outerjoin(Booking, Booking.id == CalendlyInvitation.booking_id)
         .order_by(CalendlyInvitation.id)
     )
-    for row in session.execute(query):
-        yield dict(zip(INVITATION_COLUMNS, row, strict=True))
+    return exported(session, INVITATION_COLUMNS, query)
 
 
 # -- webhook_inbox -----------------------------------------------------------------------------------------

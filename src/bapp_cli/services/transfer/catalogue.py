@@ -14,7 +14,6 @@ import re
 from abc import abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from decimal import Decimal
-from functools import cached_property
 from typing import Annotated, Any, ClassVar, Literal, NotRequired, Required
 
 from pydantic import BeforeValidator, Field, StringConstraints
@@ -34,7 +33,7 @@ from bapp_cli.db.models import (
     SkillPathwayLink,
 )
 from bapp_cli.db.types import UTCDateTime
-from bapp_cli.errors import InvalidInput, NotFound, UnreadableDocument, read_json
+from bapp_cli.errors import InvalidInput, UnreadableDocument, read_json
 from bapp_cli.services.pathway_admin import (
     MAX_TIERS,
     PATHWAY_FIELDS,
@@ -44,7 +43,6 @@ from bapp_cli.services.pathway_admin import (
     next_position,
     pathway_fields,
 )
-from bapp_cli.services.people import get_builder, normalise_email
 from bapp_cli.services.progress import record_completions
 from bapp_cli.services.session_types import MAX_DURATION_MINUTES, check_title, link_pathways, parse_category, slugify
 from bapp_cli.services.session_values import SlugBook, default_requires_auth, parse_currency, parse_price
@@ -243,17 +241,6 @@ class RowImporter(KindImporter):
             raise InvalidInput(f"{missing[0]}: required for a new {self.model.__tablename__[:-1].replace('_', ' ')}")
         return record, wanted
 
-    @cached_property
-    def pathways(self) -> dict[str, Pathway]:
-        return {pathway.slug: pathway for pathway in self.session.scalars(select(Pathway))}
-
-    def pathway(self, name: str, field: str) -> Pathway:
-        """The pathway a list column names (any case), or a refusal naming the column and the known slugs."""
-        found = self.pathways.get(name.strip().lower())
-        if found is None:
-            raise InvalidInput(f"{field}: no pathway {name!r} (known: {', '.join(sorted(self.pathways))})")
-        return found
-
     def upsert(
         self, record: Any, slug: str | None, values: Mapping[str, Any], wanted: dict[str, Any]
     ) -> tuple[Any, dict[str, Any] | None]:
@@ -443,19 +430,9 @@ class SessionImporter(RowImporter):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        self.builders: dict[str, int] = {}
         # sync's allocator, over every slug held now: a slug handed out here stays taken
         held = self.session.execute(select(SessionType.slug, SessionType.id).where(SessionType.slug.is_not(None)))
         self.slugs = SlugBook({slug: type_id for slug, type_id in held if slug is not None})
-
-    def _builder(self, email: str) -> int:
-        address = normalise_email(email, field="builder")
-        if address not in self.builders:
-            try:
-                self.builders[address] = get_builder(self.session, address)[0].id
-            except NotFound as exc:
-                raise InvalidInput(f"builder: {exc.message}") from None
-        return self.builders[address]
 
     def apply_row(self, row: SourceRow, values: dict[str, Any]) -> str:
         given_slug = values.get("slug")
@@ -472,7 +449,7 @@ class SessionImporter(RowImporter):
                 _question(item, index) for index, item in enumerate(values["custom_questions"] or [])
             ]
         if "builder" in values:
-            wanted["builder_id"] = self._builder(values["builder"]) if values["builder"] is not None else None
+            wanted["builder_id"] = self.builder(values["builder"])
         if values.get("calendly_uri"):
             wanted["calendly_uri"] = values["calendly_uri"]
         pathways = (  # each once, in the order given

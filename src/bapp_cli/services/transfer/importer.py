@@ -18,10 +18,14 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Annotated, Any, ClassVar, TypeVar
 
 from pydantic import BeforeValidator, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError
+from sqlalchemy import select
+from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
 
 from bapp_cli.db.bulk import CHUNK, Mover
+from bapp_cli.db.models import BuilderProfile, Pathway, User
 from bapp_cli.errors import BappError, InvalidInput
+from bapp_cli.services.emails import normalise_email
 from bapp_cli.services.instants import check_in_range, get_zone, localise, parse_instant
 from bapp_cli.services.transfer.formats import RowError, SourceRow
 
@@ -279,6 +283,32 @@ class KindImporter(ABC):
         """After the last batch: completion rules, sequences."""
 
     # -- value helpers shared by the kinds ---------------------------------------------------------------
+
+    @functools.cached_property
+    def pathways(self) -> dict[str, Row[int, str, bool]]:
+        """Every pathway (id, slug, archived) by slug, read once, when a row first names one."""
+        return {row.slug: row for row in self.session.execute(select(Pathway.id, Pathway.slug, Pathway.archived))}
+
+    def pathway(self, name: str, field: str = "pathway") -> Row[int, str, bool]:
+        """The pathway a row names (any case), or a refusal naming the column and the known slugs."""
+        found = self.pathways.get(name.strip().lower())
+        if found is None:
+            raise InvalidInput(f"{field}: no pathway {name!r} (known: {', '.join(sorted(self.pathways))})")
+        return found
+
+    @functools.cached_property
+    def builders(self) -> dict[str, int]:
+        """Every builder's user id by e-mail, read once, when a row first names one."""
+        return dict(self.session.execute(select(User.email, User.id).join(BuilderProfile)).all())
+
+    def builder(self, email: str | None, field: str = "builder") -> int | None:
+        """The user id of the builder a row names (None when it names none), or a refusal naming the column."""
+        if email is None:
+            return None
+        address = normalise_email(email, field=field)
+        if address not in self.builders:
+            raise InvalidInput(f"{field}: no builder with e-mail {address!r}")
+        return self.builders[address]
 
     def instant(self, value: Any, name: str, *, zone: str | None = None) -> dt.datetime | None:
         """An aware UTC instant from ISO text or a TOML datetime; naive ones are read in `zone` or --timezone."""

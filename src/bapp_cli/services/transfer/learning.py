@@ -18,7 +18,7 @@ from functools import partial
 from typing import Annotated, Any, Literal, Required
 
 from pydantic import ConfigDict, Field, StringConstraints
-from sqlalchemy import Executable, FromClause, select
+from sqlalchemy import FromClause, select
 from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session, aliased
 from typing_extensions import TypedDict
@@ -27,7 +27,6 @@ from bapp_cli.db import bulk
 from bapp_cli.db.batches import batches
 from bapp_cli.db.models import (
     Badge,
-    BuilderProfile,
     ClientProfile,
     Enrolment,
     Pathway,
@@ -55,7 +54,7 @@ from bapp_cli.services.transfer.importer import (
     When,
     refusal,
 )
-from bapp_cli.services.transfer.store import rows_keyed
+from bapp_cli.services.transfer.store import exported, rows_keyed
 
 Slug = Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)]
 
@@ -117,11 +116,7 @@ class _PeopleImporter(KindImporter):
     table: FromClause
 
     def __post_init__(self) -> None:
-        pathways = self.session.execute(select(Pathway.id, Pathway.slug, Pathway.archived)).all()
-        self.pathways = {pathway.slug: pathway for pathway in pathways}
-        self.pathways_by_id = {pathway.id: pathway for pathway in pathways}
-        builders = select(User.email, User.id).join(BuilderProfile, BuilderProfile.user_id == User.id)
-        self.builders = dict(self.session.execute(builders).all())
+        self.pathways_by_id = {pathway.id: pathway for pathway in self.pathways.values()}
 
     @abstractmethod
     def parse_row(self, values: Mapping[str, Any]) -> dict[str, Any]:
@@ -195,28 +190,6 @@ class _PeopleImporter(KindImporter):
     def email(self, values: Mapping[str, Any], name: str) -> str | None:
         return normalise_email(values[name], field=name) if values.get(name) is not None else None
 
-    def builder(self, email: str | None, name: str) -> int | None:
-        if email is None:
-            return None
-        found = self.builders.get(email)
-        if found is None:
-            raise InvalidInput(f"{name}: no builder with e-mail {email!r}")
-        return found
-
-    def pathway(self, slug: str | None) -> Row[int, str, bool] | None:
-        """The pathway (id, slug, archived) a row names, if it names one."""
-        if slug is None:
-            return None
-        found = self.pathways.get(slug.strip().lower())
-        if found is None:
-            raise InvalidInput(f"pathway: no pathway {slug!r} (known: {', '.join(sorted(self.pathways))})")
-        return found
-
-
-def _export(session: Session, columns: Sequence[str], query: Executable) -> Iterator[dict[str, Any]]:
-    for row in session.execute(query.execution_options(yield_per=2000)):
-        yield dict(zip(columns, row, strict=True))
-
 
 # -- enrolments -------------------------------------------------------------------------------------------
 
@@ -232,7 +205,6 @@ class EnrolmentImporter(_PeopleImporter):
 
     def parse_row(self, values: Mapping[str, Any]) -> dict[str, Any]:
         pathway = self.pathway(values["pathway"])
-        assert pathway is not None
         item: dict[str, Any] = {"email": self.email(values, "client"), "id": values.get("id"), "pathway_id": pathway.id}
         if values.get("status") is not None:
             item["status"] = values["status"]
@@ -241,7 +213,7 @@ class EnrolmentImporter(_PeopleImporter):
         if "completed_at" in values:
             item["completed_at"] = self.instant(values["completed_at"], "completed_at")
         if "builder" in values:
-            item["builder_id"] = self.builder(self.email(values, "builder"), "builder")
+            item["builder_id"] = self.builder(values["builder"])
         item["created_at"] = self.instant(values.get("created_at"), "created_at")
         return item
 
@@ -286,7 +258,7 @@ def export_enrolments(session: Session) -> Iterator[dict[str, Any]]:
         .outerjoin(coach, coach.id == Enrolment.builder_id)
         .order_by(client.email, Pathway.position, Pathway.slug)
     )
-    return _export(session, ENROLMENT_EXPORT_COLUMNS, query)
+    return exported(session, ENROLMENT_EXPORT_COLUMNS, query)
 
 
 # -- progress ---------------------------------------------------------------------------------------------
@@ -325,12 +297,12 @@ class ProgressImporter(_PeopleImporter):
         if "completed_via" in values:
             item["completion_method"] = values["completed_via"]
         if "validated_by" in values:
-            item["validated_by_id"] = self.builder(self.email(values, "validated_by"), "validated_by")
+            item["validated_by_id"] = self.builder(values["validated_by"], "validated_by")
         if "notes" in values:
             item["notes"] = check_note(values["notes"], "notes")
         item.update({name: values[name] for name in ("attempts", "status") if values.get(name) is not None})
         if "pathway" in values:
-            pathway = self.pathway(values["pathway"])
+            pathway = self.pathway(values["pathway"]) if values["pathway"] is not None else None
             item["pathway_id"] = pathway.id if pathway is not None else None
             if pathway is not None and not self.restore and pathway.id not in self.links[skill.id]:
                 raise InvalidInput(f"pathway: skill {slug!r} is not linked to pathway {pathway.slug!r}")
@@ -418,7 +390,7 @@ def export_progress(session: Session) -> Iterator[dict[str, Any]]:
         .outerjoin(Pathway, Pathway.id == row.pathway_id)
         .order_by(client.email, Skill.slug)
     )
-    return _export(session, PROGRESS_EXPORT_COLUMNS, query)
+    return exported(session, PROGRESS_EXPORT_COLUMNS, query)
 
 
 # -- badges (backups only) ---------------------------------------------------------------------------------
@@ -453,4 +425,4 @@ def export_badges(session: Session) -> Iterator[dict[str, Any]]:
         .join(User, User.id == Badge.client_id)
         .order_by(User.email, Badge.key)
     )
-    return _export(session, BADGE_EXPORT_COLUMNS, query)
+    return exported(session, BADGE_EXPORT_COLUMNS, query)

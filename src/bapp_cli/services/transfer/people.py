@@ -19,6 +19,7 @@ from typing_extensions import TypedDict
 
 from bapp_cli.db import bulk
 from bapp_cli.db.models import BuilderProfile, ClientProfile, User
+from bapp_cli.errors import InvalidInput
 from bapp_cli.services.builders import (
     MAX_ADVANCE_DAYS,
     MAX_BUFFER_MINUTES,
@@ -120,22 +121,19 @@ class ClientImporter(KindImporter):
         self.touched = Touched(self.session, User.__table__)
 
     def apply(self, rows: Sequence[SourceRow]) -> list[RowResult]:
-        def settle(row: SourceRow, values: dict[str, Any]) -> dict[str, Any]:
-            cleaned = {"email": normalise_email(values["email"]), "id": values.get("id")}
-            texts = [name for name in ("name", "company", "industry") if name in values]
-            cleaned |= {name: clean_text(values[name], name) for name in texts}
-            return cleaned | {"created_at": self.instant(values.get("created_at"), "created_at")}
+        first: dict[str, int] = {}  # the batch's e-mails → their line (an earlier batch's rows: `touched`)
 
-        settled, results = self.settled(rows, settle)
-        wanted: list[tuple[SourceRow, dict[str, Any]]] = []
-        first: dict[str, int] = {}
-        for row, values in settled:
-            email = values["email"]
-            if email in first:
-                results.append(_refused(row, "email", f"{email!r} is already on line {first[email]}"))
-                continue
-            first[email] = row.line
-            wanted.append((row, values))
+        def settle(row: SourceRow, values: dict[str, Any]) -> dict[str, Any]:
+            email = normalise_email(values["email"])
+            texts = [name for name in ("name", "company", "industry") if name in values]
+            cleaned: dict[str, Any] = {"email": email, "id": values.get("id")}
+            cleaned |= {name: clean_text(values[name], name) for name in texts}
+            cleaned["created_at"] = self.instant(values.get("created_at"), "created_at")
+            if first.setdefault(email, row.line) != row.line:
+                raise InvalidInput(f"email: {email!r} is already on line {first[email]}")
+            return cleaned
+
+        wanted, results = self.settled(rows, settle)
         existing = self._existing([values["email"] for _, values in wanted])
         kept_ids = [values["id"] for _, values in wanted if values["id"] is not None] if self.restore else []
         taken = {row[0] for row in rows_keyed(self.session, select(User.id), kept_ids)}  # ids a restore cannot keep

@@ -5,10 +5,10 @@ The set-based writes themselves live in `bapp_cli.db.bulk` (the sync uses them t
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-from sqlalchemy import SQLColumnExpression, func, literal_column, text
+from sqlalchemy import Executable, SQLColumnExpression, func, literal_column, text
 from sqlalchemy.orm import Session
 
 from bapp_cli.db.bulk import any_of, is_sqlite
@@ -22,6 +22,12 @@ def rows_keyed(session: Session, query: Any, keys: Iterable[Any] | None) -> list
         return list(session.execute(query))
     wanted = sorted({key for key in keys if key})
     return list(session.execute(query.where(any_of(session, query.selected_columns[0], wanted)))) if wanted else []
+
+
+def exported(session: Session, columns: Sequence[str], query: Executable) -> Iterator[dict[str, Any]]:
+    """An export's records: the rows of `query` as `columns`, streamed."""
+    for row in session.execute(query.execution_options(yield_per=2000)):
+        yield dict(zip(columns, row, strict=True))
 
 
 def shifted(column: SQLColumnExpression[Any], minutes: int, *, dialect: str) -> SQLColumnExpression[Any]:
