@@ -119,8 +119,7 @@ class OutputFile:
                 existing = None
             if existing is not None and stat.S_ISDIR(existing.st_mode):
                 raise self._refused("it is a directory: give a file name", code="output_is_directory")
-            self._refuse_the_input(existing)
-            self._refuse_the_database(existing)
+            self._refuse_overwriting(existing)
             if existing is not None and not os.access(self._target, os.W_OK):
                 raise self._refused("Permission denied (read-only or immutable)", code="unwritable_file")
             if existing is not None and not stat.S_ISREG(existing.st_mode):
@@ -131,36 +130,29 @@ class OutputFile:
             raise self._refused(exc.strerror or type(exc).__name__, code="unwritable_file") from None
         return cast(IO[str], GuardedStream(self._handle, self.failed))
 
-    def _refuse_the_input(self, existing: os.stat_result | None) -> None:
-        if existing is None or self.not_the_input in (None, "-"):
+    def _refuse_overwriting(self, existing: os.stat_result | None) -> None:
+        """The command's own input, or the SQLite file it works on (or its journal): replacing the database
+        would lose it — the command's own transaction would commit into the unlinked file."""
+        if existing is None:
             return
-        with contextlib.suppress(OSError):  # an input that cannot be read: its own error comes when it is opened
-            if os.path.samestat(os.stat(str(self.not_the_input)), existing):
-                raise InvalidInput(
-                    f"{self.what}: {self.path} is the input file {self.not_the_input}; "
-                    "writing it would destroy the input",
-                    hint=f"give {self.what} another path",
-                    code="output_is_input",
-                )
+        protected = []  # (a path, what it is, the noun of the refusal)
+        if self.not_the_input not in (None, "-"):
+            protected.append((str(self.not_the_input), f"the input file {self.not_the_input}", "input"))
+        if self.database_url is not None:
+            from bapp_cli.db.dbapi import sqlite_file
 
-    def _refuse_the_database(self, existing: os.stat_result | None) -> None:
-        """The SQLite file the command works on (or its journal): replacing it would lose the database — the
-        command's own transaction would commit into the unlinked file."""
-        if existing is None or self.database_url is None:
-            return
-        from bapp_cli.db.dbapi import sqlite_file
-
-        database = sqlite_file(self.database_url)
-        if database is None:
-            return
-        for suffix in ("", "-wal", "-shm", "-journal"):
-            with contextlib.suppress(OSError):  # a journal that is not there is not this file
-                if os.path.samestat(os.stat(f"{database}{suffix}"), existing):
+            database = sqlite_file(self.database_url)
+            for suffix in ("", "-wal", "-shm", "-journal") if database is not None else ():
+                path = f"{database}{suffix}"
+                protected.append((path, f"the database bapp is using ({path})", "database"))
+        for path, described, noun in protected:
+            # an input that cannot be read gets its own error when it is opened; a missing journal is not this file
+            with contextlib.suppress(OSError):
+                if os.path.samestat(os.stat(path), existing):
                     raise InvalidInput(
-                        f"{self.what}: {self.path} is the database bapp is using ({database}{suffix}); "
-                        "writing it would destroy the database",
+                        f"{self.what}: {self.path} is {described}; writing it would destroy the {noun}",
                         hint=f"give {self.what} another path",
-                        code="output_is_database",
+                        code=f"output_is_{noun}",
                     )
 
     def _open_beside(self, existing: os.stat_result | None) -> IO[str]:
