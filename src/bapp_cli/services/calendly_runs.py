@@ -31,7 +31,6 @@ import contextlib
 import datetime as dt
 import functools
 import gc
-import json
 import sys
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -39,7 +38,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
-from bapp_cli.errors import BappError, InvalidInput, document_problem
+from bapp_cli.errors import BappError, InvalidInput, UnreadableDocument, read_json
 from bapp_cli.services.plain_text import json_may_hold_controls, strip_controls
 
 if TYPE_CHECKING:
@@ -125,12 +124,9 @@ def read_listing(
     error (exit 6), its message naming the first. Its text is cleaned of control characters as the API's is
     (``on_cleaned`` is told the items)."""
     try:
-        data = json.loads(content)
-    except RecursionError as exc:
-        raise InvalidInput(f"{name}: not valid JSON ({document_problem(exc)})", code="invalid_listing") from None
-    except (ValueError, UnicodeDecodeError) as exc:
-        where = f" (line {exc.lineno}, column {exc.colno})" if isinstance(exc, json.JSONDecodeError) else ""
-        raise InvalidInput(f"{name}: not valid JSON{where}", code="invalid_listing") from None
+        data = read_json(content)
+    except UnreadableDocument as exc:
+        raise InvalidInput(f"{name}: not valid JSON ({exc})", code="invalid_listing") from None
     # stored as saved, a lone surrogate crashed the insert, as a NUL did on PostgreSQL
     if isinstance(content, str) or json_may_hold_controls(content):
         cleaned = strip_controls(data)
@@ -250,12 +246,6 @@ def run_calendly_job(
             if job.plain:
                 kept.append((database, ending.pop_all()))
 
-    def write(dry: bool) -> AbstractContextManager[Any]:
-        if not kept:
-            return transaction(dry_run=dry)
-        database, _ = kept.pop()  # its closing is the transaction's now
-        return transaction(dry_run=dry, on=database)
-
     def close_kept() -> None:
         while kept:
             kept.pop()[1].close()
@@ -290,7 +280,8 @@ def run_calendly_job(
                 surveyed.result()
             fetched = len(prepared)
             on_apply(fetched)
-            with write(dry_run) as written:
+            survey_connection = {"on": kept.pop()[0]} if kept else {}  # its closing is the transaction's now
+            with transaction(dry_run=dry_run, **survey_connection) as written:
                 return job.apply(written, prepared, source=source, started_at=started_at, clock=clock, dry_run=dry_run)
         except Exception as error:
             close_kept()  # the failed run is recorded with no connection of its own still open
