@@ -191,7 +191,7 @@ def test_parse_listing_reports_every_bad_item_with_its_place() -> None:
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        ("{not json", "not valid JSON (line 1, column 2)"),
+        ("{not json", "not valid JSON (line 1, column 2: "),
         ('{"items": []}', "'collection' array"),
         ('"text"', "expected a listing page"),
         ('{"collection": {}}', "must be an array"),

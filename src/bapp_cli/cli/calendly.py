@@ -42,7 +42,6 @@ RUN_COUNT_HEADERS = ("fetched", "+new", "~upd", "=same", "-gone", "+back", "skip
 # arrive at any time, while events long past rarely change (pass --since for a backfill).
 DEFAULT_PULL_DAYS = 30
 
-Report = TypeVar("Report", bound="RunReport")
 Listing = TypeVar("Listing")
 
 # The options the two cron runs (sync, pull-bookings) share.
@@ -207,13 +206,13 @@ def _check_scope_flags(user: str | None, organization: str | None, from_file: st
 def _run(
     app_state: AppState,
     sink: OutputSink,
-    job: CalendlyJob[Any, Any, Report],
+    job: CalendlyJob,
     listing: Sequence[Any] | None,
     *,
     scope: tuple[str | None, str | None],
     wait: float,
     dry_run: bool,
-) -> Report:
+) -> Any:
     """Run a Calendly cron job (services.calendly_runs) with a progress line for a person watching; a
     failed run's summary is printed (when it was recorded, or on a dry run) before its error."""
     from bapp_cli.db.dbapi import writing

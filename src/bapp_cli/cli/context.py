@@ -19,7 +19,7 @@ import typer
 
 from bapp_cli.cli.output import OutputSink, is_terminal
 from bapp_cli.config import OUTPUT_FORMATS, Settings, config_file_path, resolve_settings
-from bapp_cli.errors import BappError, UsageError
+from bapp_cli.errors import AuthError, BappError, UsageError
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -171,7 +171,6 @@ class AppState:
         (BAPP_CALENDLY_TIMEOUT, BAPP_CALENDLY_BACKOFF, BAPP_CALENDLY_MAX_WAIT) for slow links and the tests.
         """
         from bapp_cli.calendly.client import DEFAULT_TIMEOUT, CalendlyClient
-        from bapp_cli.errors import AuthError
 
         settings = self.settings
         token = settings.calendly_token()

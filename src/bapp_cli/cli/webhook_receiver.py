@@ -220,13 +220,11 @@ class ReceiverApp:
             return await _answer(send, 401, {"error": exc.message}, outcome="refused")
         except InvalidInput as exc:
             return await _answer(send, 400, {"error": exc.message}, outcome="invalid")
-        except (DatabaseNotReady, Busy) as exc:
-            # The message names the failure class only (a database error text may hold a host name).
-            return await _answer(
-                send, 503, {"error": "database busy or unavailable; retry"}, outcome=exc.code, retry_after="5"
-            )
         except BappError as exc:
-            return await _answer(send, 503, {"error": "not applied; retry"}, outcome=exc.code, retry_after="5")
+            # The message names the failure class only (a database error text may hold a host name).
+            busy = isinstance(exc, (DatabaseNotReady, Busy))
+            error = "database busy or unavailable; retry" if busy else "not applied; retry"
+            return await _answer(send, 503, {"error": error}, outcome=exc.code, retry_after="5")
         except Exception as exc:  # a bug: Calendly retries; the log names the type, never the body
             return await _answer(send, 500, {"error": "internal error"}, outcome=f"bug:{type(exc).__name__}")
         record = applied.as_record()

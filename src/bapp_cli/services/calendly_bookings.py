@@ -682,12 +682,10 @@ def list_runs(
     status, source and error text. Each run is its ``RUN_COLUMNS``, in that order."""
     page = Page(limit=limit, offset=offset, search=search)
     query = select(SyncRun.id.label("run_id"), *(getattr(SyncRun, name) for name in RUN_COLUMNS[1:]))
-    found = page.matching(SyncRun.status, SyncRun.source, SyncRun.error)
-    if found is not None:
-        query = query.where(found)
     if kind is not None:
         if kind not in SYNC_KINDS:
             raise InvalidInput(f"kind: {kind!r} is not one of {', '.join(SYNC_KINDS)}", code="invalid_kind")
         query = query.where(SyncRun.kind == kind)
-    runs = session.execute(page.window(query.order_by(SyncRun.started_at.desc(), SyncRun.id.desc())))
+    newest_first = query.order_by(SyncRun.started_at.desc(), SyncRun.id.desc())
+    runs = session.execute(page.window(newest_first, SyncRun.status, SyncRun.source, SyncRun.error))
     return [dict(run._mapping) for run in runs]

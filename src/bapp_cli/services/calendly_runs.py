@@ -31,15 +31,14 @@ import contextlib
 import datetime as dt
 import functools
 import gc
-import json
 import sys
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
-from bapp_cli.errors import BappError, InvalidInput, document_problem
+from bapp_cli.errors import BappError, InvalidInput, UnreadableDocument, read_json
 from bapp_cli.services.plain_text import json_may_hold_controls, strip_controls
 
 if TYPE_CHECKING:
@@ -50,8 +49,6 @@ if TYPE_CHECKING:
     from bapp_cli.db.dbapi import Transaction
 
 Item = TypeVar("Item")
-Prepared = TypeVar("Prepared")
-Report = TypeVar("Report", bound="RunReport")
 
 
 @dataclass
@@ -127,12 +124,9 @@ def read_listing(
     error (exit 6), its message naming the first. Its text is cleaned of control characters as the API's is
     (``on_cleaned`` is told the items)."""
     try:
-        data = json.loads(content)
-    except RecursionError as exc:
-        raise InvalidInput(f"{name}: not valid JSON ({document_problem(exc)})", code="invalid_listing") from None
-    except (ValueError, UnicodeDecodeError) as exc:
-        where = f" (line {exc.lineno}, column {exc.colno})" if isinstance(exc, json.JSONDecodeError) else ""
-        raise InvalidInput(f"{name}: not valid JSON{where}", code="invalid_listing") from None
+        data = read_json(content)
+    except UnreadableDocument as exc:
+        raise InvalidInput(f"{name}: not valid JSON ({exc})", code="invalid_listing") from None
     # stored as saved, a lone surrogate crashed the insert, as a NUL did on PostgreSQL
     if isinstance(content, str) or json_may_hold_controls(content):
         cleaned = strip_controls(data)
@@ -188,18 +182,18 @@ def listing_error_details(exc: ValidationError, where: str) -> list[dict[str, An
 
 
 @dataclass(frozen=True)
-class CalendlyJob(Generic[Item, Prepared, Report]):
+class CalendlyJob:
     """What one kind of run supplies: its lock, how to list, prepare and apply, and its report's type."""
 
     lock: str
     what: str  # "Calendly sync": the busy message names it
     # pages of the listing of a user, an organization (or both)
-    fetch: Callable[[CalendlyClient, str | None, str | None], Iterable[ListingPage[Item]]]
+    fetch: Callable[[CalendlyClient, str | None, str | None], Iterable[ListingPage[Any]]]
     # a page's database-free preparation (while the client fetches the next page)
-    prepare: Callable[[Sequence[Item], str], list[Prepared]]
+    prepare: Callable[[Sequence[Any], str], list[Any]]
     # the whole prepared listing into the open transaction: (transaction, listing, source=, started_at=,
     # clock=, dry_run=)
-    apply: Callable[..., Report]
+    apply: Callable[..., Any]
     # the failed run's summary of this kind
     failed_report: Callable[..., RunReport]
     # what needs the database but not the listing, read while the listing is fetched (on another thread); a
@@ -211,7 +205,7 @@ class CalendlyJob(Generic[Item, Prepared, Report]):
 
 
 def run_calendly_job(
-    job: CalendlyJob[Item, Prepared, Report],
+    job: CalendlyJob,
     *,
     database_url: str,
     connect_timeout: int,
@@ -219,14 +213,14 @@ def run_calendly_job(
     reading: Callable[[], AbstractContextManager[Any]],
     open_client: Callable[[], AbstractContextManager[CalendlyClient]],
     scope: tuple[str | None, str | None],
-    listing: Sequence[Item] | None,
+    listing: Sequence[Any] | None,
     wait: float,
     dry_run: bool,
     clock: Callable[[], dt.datetime],
     scrub: Callable[[str], str],
     on_apply: Callable[[int], None],
     on_failure: Callable[[RunReport], None],
-) -> Report:
+) -> Any:
     """Run ``job`` as the module docstring says; ``listing`` is a saved one (``--from-file``), else the
     listing is fetched for ``scope`` — (user, organization), else the token's own user (``/users/me``).
     ``transaction(dry_run=)`` opens the command's unit of work — for a plain job ``transaction(dry_run=,
@@ -251,12 +245,6 @@ def run_calendly_job(
             job.survey(database)
             if job.plain:
                 kept.append((database, ending.pop_all()))
-
-    def write(dry: bool) -> AbstractContextManager[Any]:
-        if not kept:
-            return transaction(dry_run=dry)
-        database, _ = kept.pop()  # its closing is the transaction's now
-        return transaction(dry_run=dry, on=database)
 
     def close_kept() -> None:
         while kept:
@@ -292,7 +280,8 @@ def run_calendly_job(
                 surveyed.result()
             fetched = len(prepared)
             on_apply(fetched)
-            with write(dry_run) as written:
+            survey_connection = {"on": kept.pop()[0]} if kept else {}  # its closing is the transaction's now
+            with transaction(dry_run=dry_run, **survey_connection) as written:
                 return job.apply(written, prepared, source=source, started_at=started_at, clock=clock, dry_run=dry_run)
         except Exception as error:
             close_kept()  # the failed run is recorded with no connection of its own still open
@@ -345,7 +334,7 @@ def _tuned_for_the_run() -> Iterator[None]:
 # -- the two jobs ------------------------------------------------------------------------------------
 
 
-def event_type_sync_job(*, rules: Sequence[Any], allow_empty: bool, reclassify: bool) -> CalendlyJob[Any, Any, Any]:
+def event_type_sync_job(*, rules: Sequence[Any], allow_empty: bool, reclassify: bool) -> CalendlyJob:
     """``calendly sync``: every page of the scope's event types, staged and planned page by page (against
     the catalogue the survey read), applied whole; the plan is written if the catalogue is unchanged by then."""
     from bapp_cli.services import sync
@@ -371,9 +360,7 @@ def event_type_sync_job(*, rules: Sequence[Any], allow_empty: bool, reclassify: 
     )
 
 
-def bookings_pull_job(
-    *, since: dt.datetime | None, until: dt.datetime | None, pathway_question: Any
-) -> CalendlyJob[Any, Any, Any]:
+def bookings_pull_job(*, since: dt.datetime | None, until: dt.datetime | None, pathway_question: Any) -> CalendlyJob:
     """``calendly pull-bookings``: the window's scheduled events and their invitees, applied whole; every
     invitee the pull cannot apply is parked in the webhook inbox in the same transaction (never dropped)."""
     from bapp_cli.calendly.client import ListingPage

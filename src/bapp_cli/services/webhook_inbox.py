@@ -197,10 +197,7 @@ def list_deliveries(session: Session, *, pending_only: bool = False, page: Page 
     query = select(WebhookDelivery)
     if pending_only:
         query = query.where(WebhookDelivery.status == "pending")
-    matching = page.matching(
-        WebhookDelivery.event, WebhookDelivery.invitee_uri, WebhookDelivery.last_error, WebhookDelivery.outcome
-    )
-    if matching is not None:
-        query = query.where(matching)
-    rows = session.scalars(page.window(query.order_by(WebhookDelivery.received_at.desc(), WebhookDelivery.id.desc())))
+    searched = (WebhookDelivery.event, WebhookDelivery.invitee_uri, WebhookDelivery.last_error, WebhookDelivery.outcome)
+    newest_first = query.order_by(WebhookDelivery.received_at.desc(), WebhookDelivery.id.desc())
+    rows = session.scalars(page.window(newest_first, *searched))
     return [{name: getattr(row, name) for name in INBOX_COLUMNS} for row in rows]
