@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 import httpx
 
-from bapp_cli.errors import AuthError, ConfigError, Conflict, InvalidInput, NotFound, RemoteError
+from bapp_cli.errors import DOCUMENT_ERRORS, AuthError, ConfigError, Conflict, InvalidInput, NotFound, RemoteError
 from bapp_cli.services.plain_text import CONTROL_CHARACTER, json_may_hold_controls, strip_controls
 
 if TYPE_CHECKING:
@@ -981,14 +981,9 @@ class CalendlyClient:
         """``body`` with control characters removed from its text (services.plain_text), re-encoded."""
         try:
             document = json.loads(body)
-        except (ValueError, RecursionError):  # no JSON: the model's parse says what is wrong with it
+        except DOCUMENT_ERRORS:  # no JSON: the model's parse says what is wrong with it
             return body
-        cleaned = strip_controls(document)
-        if not cleaned:
-            return body
-        if self._on_cleaned is not None:
-            self._on_cleaned(cleaned)
-        return json.dumps(document).encode()
+        return json.dumps(document).encode() if strip_controls(document, self._on_cleaned) else body
 
     def _clean(self, text: str) -> str:
         """One line, bounded, without control characters and without the token whatever produced the text

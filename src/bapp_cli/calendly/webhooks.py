@@ -118,8 +118,8 @@ def parse_webhook(body: bytes, on_cleaned: Callable[[list[str]], None] | None = 
     if not isinstance(raw, dict):
         raise InvalidInput("webhook body is not a JSON object")
     # stored as sent, a lone surrogate crashed the insert (exit 1, or 500 from the receiver), as a NUL did on PostgreSQL
-    if json_may_hold_controls(body) and (cleaned := strip_controls(raw)) and on_cleaned is not None:
-        on_cleaned(cleaned)
+    if json_may_hold_controls(body):
+        strip_controls(raw, on_cleaned)
     try:
         return WebhookPayload.model_validate(raw)
     except ValidationError as exc:

@@ -129,9 +129,7 @@ def read_listing(
         raise InvalidInput(f"{name}: not valid JSON ({exc})", code="invalid_listing") from None
     # stored as saved, a lone surrogate crashed the insert, as a NUL did on PostgreSQL
     if isinstance(content, str) or json_may_hold_controls(content):
-        cleaned = strip_controls(data)
-        if cleaned and on_cleaned is not None:
-            on_cleaned(cleaned)
+        strip_controls(data, on_cleaned)
     if isinstance(data, Mapping):
         if "collection" not in data:
             raise InvalidInput(

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from bapp_cli.db.dbapi import Database
 from bapp_cli.db.domains import BOOKING_STATUSES, ENROLMENT_STATUSES, SESSION_CATEGORIES
-from bapp_cli.errors import InvalidInput, NotFound, UnreadableValue
+from bapp_cli.errors import DOCUMENT_ERRORS, InvalidInput, NotFound, UnreadableValue
 from bapp_cli.services.emails import normalise_email
 from bapp_cli.services.listing import ALL, Page
 from bapp_cli.services.spreadsheet import json_default
@@ -158,11 +158,11 @@ def _with_answers(
         if cells and (found is None or found == "[]" or (minified and "\\u" not in found)):
             yield row
         else:
-            try:
-                value = json.loads(found) if isinstance(found, str) else found
-            except (ValueError, RecursionError):
+            if isinstance(found, str):
                 of = f"booking {row[columns.index('reference')]}" if "reference" in columns else None
-                raise UnreadableValue(f"bookings.{ANSWERS}", found, of=of) from None
+                value = stored_json(found, f"bookings.{ANSWERS}", of=of)
+            else:
+                value = found
             yield (*row[:index], _COMPACT_JSON(value) if cells else value, *row[index + 1 :])
 
 
@@ -307,6 +307,15 @@ def instant_value(text: str | None, column: str = "an instant", *, of: str | Non
         raise UnreadableValue(column, text.removesuffix("Z") if text else text, of=of) from None
 
 
+def stored_json(text: str, column: str, *, of: str | None = None) -> Any:
+    """JSON the database handed over as text; text that is no JSON (raw SQL's, on SQLite) is UnreadableValue
+    naming `column`, as `instant_value` does for an instant."""
+    try:
+        return json.loads(text)
+    except DOCUMENT_ERRORS:
+        raise UnreadableValue(column, text, of=of) from None
+
+
 # -- the session catalogue -------------------------------------------------------------------------------
 
 SESSION_COLUMNS = (
@@ -395,10 +404,7 @@ def list_session_types(
         for name in ("duration_options", "custom_questions"):
             # SQLite hands JSON over as text; psycopg has decoded it (a JSON string is a str there, already read)
             if db.dialect == "sqlite" and isinstance(record[name], str):
-                try:
-                    record[name] = json.loads(record[name])
-                except (ValueError, RecursionError):
-                    raise UnreadableValue(f"session_types.{name}", record[name], of=f"row {record['id']}") from None
+                record[name] = stored_json(record[name], f"session_types.{name}", of=f"row {record['id']}")
         for name in ("duration_minutes", "display_order"):  # SQLite keeps raw SQL's text in an INTEGER column
             if type(record[name]) is not int:
                 raise UnreadableValue(f"session_types.{name}", record[name], of=f"row {record['id']}")

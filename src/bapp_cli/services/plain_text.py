@@ -10,7 +10,7 @@ refused but cleaned as it is parsed (:func:`strip_controls`), and the command wa
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from bapp_cli.errors import InvalidInput
@@ -56,10 +56,11 @@ def json_may_hold_controls(body: bytes) -> bool:
     return (b"\\" in body or b"\x7f" in body or b"\xc2" in body) and _JSON_CONTROL.search(body) is not None
 
 
-def strip_controls(document: Any) -> list[str]:
+def strip_controls(document: Any, on_cleaned: Callable[[list[str]], None] | None = None) -> list[str]:
     """Remove control characters from every text value of parsed JSON `document`, in place; returns the
     items whose text changed, each named by its ``uri`` (and ``name``): the nearest object around the text
-    that has one. Iterative, as a document may be nested as deep as the parser allows."""
+    that has one; `on_cleaned` is told them too, when there are any. Iterative, as a document may be nested
+    as deep as the parser allows."""
     changed: dict[int, Any] = {}
     stack: list[tuple[Any, Any]] = [(document, None)]
     while stack:
@@ -77,7 +78,10 @@ def strip_controls(document: Any) -> list[str]:
             elif CONTROL_CHARACTER.search(value):
                 node[place] = CONTROL_CHARACTER.sub("", value)
                 changed[id(owner)] = owner
-    return [_named(item) for item in changed.values()]
+    named = [_named(item) for item in changed.values()]
+    if named and on_cleaned is not None:
+        on_cleaned(named)
+    return named
 
 
 def _named(item: Any) -> str:
