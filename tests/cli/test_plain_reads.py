@@ -84,9 +84,10 @@ def _expected(bapp: Bapp) -> list[dict[str, object]]:
                 "category": kind and kind.category,
                 "pathway": pathway and pathway.slug,
             }
-            records.append({name: joined.get(name, getattr(booking, name, None)) for name in BOOKING_COLUMNS})
+            record = {name: joined.get(name, getattr(booking, name, None)) for name in BOOKING_COLUMNS}
+            records.append((booking.start_time, booking.id, record))
     engine.dispose()
-    return sorted(records, key=lambda record: (record["start_time"], record["reference"]))
+    return [record for *_, record in sorted(records, key=lambda item: item[:2])]  # by start, then id
 
 
 def test_bookings_list_and_export_write_what_the_typed_formatting_writes(bapp: Bapp) -> None:
@@ -152,6 +153,25 @@ def test_filters_pages_and_empty_results(bapp: Bapp) -> None:
         result = bapp("bookings", "list", *args, "--format", "json")
         assert result.exit_code == code, (args, result.stderr)
         assert "Traceback" not in result.stderr
+
+
+def test_bookings_at_the_same_start_go_in_the_order_they_were_recorded(bapp: Bapp) -> None:
+    _seed(bapp)
+    engine = make_engine(bapp.database_url)
+    with Session(engine) as session:
+        ids = sorted(session.scalars(select(Booking.id)))[:3]
+        start = dt.datetime(2040, 1, 1, 9, tzinfo=dt.UTC)
+        # references against the id order, so a tie-break by reference would show them reversed
+        for booking_id, reference in zip(ids, ("BK-TIE3", "BK-TIE2", "BK-TIE1"), strict=True):
+            values = {"start_time": start, "end_time": start + dt.timedelta(minutes=30), "reference": reference}
+            session.execute(update(Booking).where(Booking.id == booking_id).values(**values))
+        session.commit()
+    engine.dispose()
+    recorded = ["BK-TIE3", "BK-TIE2", "BK-TIE1"]
+    listed = bapp("bookings", "list", "--from", "2040-01-01", "--format", "json").json()
+    assert [row["reference"] for row in listed] == recorded
+    exported = list(csv.DictReader(io.StringIO(bapp("export", "bookings", "--format", "csv").stdout)))
+    assert [row["reference"] for row in exported if row["reference"].startswith("BK-TIE")] == recorded
 
 
 def test_reads_load_no_sqlalchemy(bapp: Bapp) -> None:
@@ -352,10 +372,8 @@ def test_clients_show_writes_what_the_orm_rows_hold(bapp: Bapp) -> None:
             "industry": profile.industry,
             "created_at": profile.created_at,
             "enrolments": enrolments,
-            "bookings": sorted(
-                (record for record in _expected(bapp) if record["client"] == email),
-                key=lambda record: (-record["start_time"].timestamp(), record["reference"]),  # type: ignore[union-attr]
-            )[:10],
+            # newest first: the listing's order reversed (equal starts by id, the last recorded first)
+            "bookings": [record for record in reversed(_expected(bapp)) if record["client"] == email][:10],
             "badges": badges,
         }
     engine.dispose()
