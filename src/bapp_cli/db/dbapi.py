@@ -127,7 +127,8 @@ class Database:
             code, rough = "ascii", f"ascii({column}) IN ({triggers}, 39)"
         else:
             code, rough = "unicode", f"{column} < 'A'"
-        return f"CASE WHEN {rough} AND {code}(ltrim({column}, '''')) IN ({triggers}) THEN '''' || {column} ELSE {column} END"
+        prefixed = f"{code}(ltrim({column}, '''')) IN ({triggers})"
+        return f"CASE WHEN {rough} AND {prefixed} THEN '''' || {column} ELSE {column} END"
 
     def window(self, limit: int | None, offset: int, parameters: dict[str, Any]) -> str:
         """LIMIT/OFFSET SQL, its values put in `parameters` (SQLite takes an OFFSET only after a LIMIT, where
