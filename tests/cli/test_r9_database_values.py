@@ -76,7 +76,27 @@ CASES = [
     (
         "UPDATE bookings SET amount = 'abc' WHERE reference = :ref",
         "bookings.amount",
-        [("bookings", "show", ":ref"), ("bookings", "cancel", ":ref")],
+        [
+            ("bookings", "show", ":ref"),
+            ("bookings", "cancel", ":ref"),
+            # the plain reads: SQLite's printf once wrote it as 0.00, and a backup kept that
+            ("export", "bookings", "--format", "csv"),
+            ("bookings", "list", "--format", "tsv"),
+            ("bookings", "list", "--format", "json"),
+            ("clients", "show", "ava.chen@client.example"),
+            ("export", "all"),
+        ],
+    ),
+    (
+        f"UPDATE session_types SET price = 'lots' WHERE slug = '{SESSION}'",
+        "session_types.price",
+        [
+            ("sessions", "list", "--format", "csv"),
+            ("sessions", "show", SESSION),
+            ("export", "sessions", "--format", "csv"),
+            ("sessions", "available", "--client", "ava.chen@client.example"),
+            SYNC,
+        ],
     ),
     (
         "UPDATE bookings SET custom_question_responses = '[{nope' WHERE reference = :ref",

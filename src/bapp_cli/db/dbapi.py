@@ -106,8 +106,12 @@ class Database:
         return instant_sql(self.dialect, column)
 
     def money(self, column: str) -> str:
-        """SQL for a money column as two-decimal text (SQLite stores it as a number, PostgreSQL as numeric(10,2))."""
-        return f"CAST({column} AS TEXT)" if self.dialect == "postgresql" else f"printf('%.2f', {column})"
+        """SQL for a money column as two-decimal text (SQLite stores it as a number, PostgreSQL as numeric(10,2)).
+        On SQLite a value that is no number (raw SQL's text) reads as NULL, which the reader refuses as
+        UnreadableValue (money columns are NOT NULL): printf would have written it as 0.00."""
+        if self.dialect == "postgresql":
+            return f"CAST({column} AS TEXT)"
+        return f"CASE WHEN typeof({column}) IN ('integer', 'real') THEN printf('%.2f', {column}) END"
 
     def contains(self, column: str, parameter: str) -> str:
         """`column` contains the LIKE pattern `:parameter`, ignoring case (as SQLAlchemy's ilike renders it)."""

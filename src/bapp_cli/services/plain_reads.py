@@ -150,10 +150,14 @@ def _with_answers(
     """Rows with the answers column decoded (a list), or for cells as compact JSON text, as every other JSON
     bapp writes. SQLite's json() has already minified it (see `_booking_expressions`) unless the text holds
     a `\\u` escape (stored JSON is ASCII; a cell keeps non-ASCII letters as they are): only those rows, and
-    on PostgreSQL every row that answers something, are decoded here."""
-    index = columns.index(ANSWERS)
+    on PostgreSQL every row that answers something, are decoded here. An amount SQLite could not read
+    (`Database.money`) is refused."""
+    index, amount = columns.index(ANSWERS), columns.index("amount")
     minified = db.dialect == "sqlite"
     for row in rows:
+        if row[amount] is None:
+            reference = row[columns.index("reference")]
+            raise unreadable_money(db, "bookings.amount", "reference", reference, of=f"booking {reference}")
         found = row[index]
         if cells and (found is None or found == "[]" or (minified and "\\u" not in found)):
             yield row
@@ -309,6 +313,14 @@ def instant_value(text: str | None, column: str = "an instant", *, of: str | Non
         raise UnreadableValue(column, text.removesuffix("Z") if text else text, of=of) from None
 
 
+def unreadable_money(db: Database, column: str, key_column: str, key: Any, *, of: str) -> UnreadableValue:
+    """The error for a money `column` (`table.name`) that `Database.money` read as NULL, showing the value
+    stored in the row whose `key_column` is `key`."""
+    table, _, name = column.partition(".")
+    found = db.one(f"SELECT {name} FROM {table} WHERE {key_column} = :key", {"key": key})
+    return UnreadableValue(column, found[0] if found else ..., of=of)
+
+
 def stored_json(text: str, column: str, *, of: str | None = None) -> Any:
     """JSON the database handed over as text; text that is no JSON (raw SQL's, on SQLite) is UnreadableValue
     naming `column`, as `instant_value` does for an instant."""
@@ -402,6 +414,8 @@ def list_session_types(
     for record in records.values():
         for name in _FLAGS:
             record[name] = bool(record[name])
+        if record["price"] is None:
+            raise unreadable_money(db, "session_types.price", "id", record["id"], of=f"row {record['id']}")
         record["price"] = Decimal(record["price"])  # as the ORM hands it over: `available` computes with it
         for name in ("duration_options", "custom_questions"):
             # SQLite hands JSON over as text; psycopg has decoded it (a JSON string is a str there, already read)

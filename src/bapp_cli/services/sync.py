@@ -384,6 +384,8 @@ def _read_row(values: Sequence[Any], dialect: str) -> dict[str, Any]:
                 row[name] = dt.datetime.fromisoformat(row[name]).replace(tzinfo=dt.UTC)
     except (ValueError, RecursionError):  # raw SQL's text on SQLite, where the column holds any text (R9)
         raise UnreadableValue(f"session_types.{name}", row[name], of=f"row {row['id']}") from None
+    if row["price"] is None:  # Database.money's NULL: raw SQL's text, which SQLite cannot read as a number
+        raise UnreadableValue("session_types.price", of=f"row {row['id']}")
     row["price"] = Decimal(row["price"])
     return row
 
