@@ -332,22 +332,6 @@ class InviteeApplier:
             warnings.append(f"answer {item.answer[:100]!r} to {item.question!r} names no known pathway")
         return None
 
-    def _pathway(
-        self,
-        invitee: Invitee,
-        session_type: SessionType,
-        client: User | None,
-        replaced: Booking | None,
-        warnings: list[str],
-    ) -> Pathway | None:
-        """The answered pathway, else the one of the booking this one replaces, else rule 4's lenient
-        choice (services.rule_book.choose_pathway): Calendly has booked it, so nothing is refused."""
-        requested = self._answered_pathway(invitee, warnings)
-        if requested is None and replaced is not None and replaced.pathway_id is not None:
-            requested = self.session.get(Pathway, replaced.pathway_id)
-        linked = self._linked(session_type)
-        return pick_pathway(self.session, session_type, requested, client, linked=linked, warnings=warnings)
-
     def _remote_fields(self, item: BookedInvitee, session_type: SessionType, warnings: list[str]) -> dict[str, Any]:
         """The booking's fields that Calendly owns: times, the client's zone, the answers, the event."""
         invitee, event = item.invitee, item.event
@@ -430,7 +414,13 @@ class InviteeApplier:
         replaced = self._booking(invitee.old_invitee) if invitee.old_invitee else None
         name = (invitee.name or "").strip()[:_MAX_NAME] or None
         client, _, account_created = ensure_client(self.session, email, name=name)
-        pathway = self._pathway(invitee, session_type, client, replaced, warnings)
+        # The answered pathway, else the one of the booking this one replaces, else rule 4's lenient choice
+        # (services.rule_book.choose_pathway): Calendly has booked it, so nothing is refused.
+        requested = self._answered_pathway(invitee, warnings)
+        if requested is None and replaced is not None and replaced.pathway_id is not None:
+            requested = self.session.get(Pathway, replaced.pathway_id)
+        linked = self._linked(session_type)
+        pathway = pick_pathway(self.session, session_type, requested, client, linked, warnings=warnings)
         enrolled = False
         if pathway is not None and not cancelled and not pathway.archived:
             _, enrolled = enrol(self.session, client, pathway, now=self.now, builder=builder)

@@ -48,9 +48,8 @@ from bapp_cli.services.booking import (
     change_booking_status,
     clean_reason,
     create_booking,
-    describe_starts,
     get_booking,
-    nearest_starts,
+    nearest_hint,
     status_move,
 )
 from bapp_cli.services.instants import instant_text
@@ -278,14 +277,14 @@ class CalendlyWriter:
             if found is not None:
                 return self._finish(sent, *found, notes=["found in Calendly after the resend was refused"])
             self._update(sent, removed="slot taken in Calendly")
-            nearest: list[dt.datetime] = []
+            hint = "see `bapp sessions slots`"
             with contextlib.suppress(BappError):  # the hint is a courtesy; the refusal is what matters
                 starts = _starts_near(self.client, sent.target, sent.start_time, self.clock())
-                nearest = nearest_starts(starts, sent.start_time)
+                hint = nearest_hint(starts, sent.start_time, hint)
             raise Conflict(
                 f"{instant_text(sent.start_time)} is no longer open in Calendly for {sent.target.title!r}: "
                 "someone else took it",
-                hint=f"nearest open starts: {describe_starts(nearest)}" if nearest else "see `bapp sessions slots`",
+                hint=hint,
                 code="slot_taken",
             ) from taken
         except OutcomeUnknown as lost:
