@@ -55,7 +55,7 @@ from bapp_cli.services.rule_book import (
     find_clash,
     price_status,
 )
-from bapp_cli.services.session_types import get_session_type, not_bookable_reason
+from bapp_cli.services.session_types import check_bookable, get_session_type
 from bapp_cli.services.session_values import offered_minutes
 
 CREATED_COLUMNS = (*BOOKING_COLUMNS, "account_created", "enrolled", "existing")
@@ -458,13 +458,7 @@ def create_booking(session: Session, request: BookingRequest, *, now: dt.datetim
             return BookingCreated(booking_view(session, earlier.id), False, False, True)
 
     # Rule 1
-    unbookable = not_bookable_reason(session_type)
-    if unbookable is not None:
-        raise InvalidInput(
-            f"session: {session_type.title!r} is not bookable ({unbookable})",
-            hint="see `bapp sessions available`",
-            code="not_bookable",
-        )
+    check_bookable(session_type)
     if profile is not None and builder is not None and not profile.accepting_bookings:
         raise InvalidInput(
             f"builder: {builder.email} is not accepting bookings",

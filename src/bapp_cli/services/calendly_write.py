@@ -55,7 +55,7 @@ from bapp_cli.services.booking import (
 from bapp_cli.services.instants import instant_text
 from bapp_cli.services.people import get_client
 from bapp_cli.services.rule_book import price_status, restored_status
-from bapp_cli.services.session_types import get_session_type, is_bookable
+from bapp_cli.services.session_types import check_bookable, get_session_type
 
 if TYPE_CHECKING:
     from bapp_cli.calendly.client import CalendlyClient
@@ -726,10 +726,7 @@ def create_link(
     with reading() as session:
         client, _ = get_client(session, client_email)
         target = calendly_session(session, session_ref)
-        if not is_bookable(session.get_one(SessionType, target.id)):
-            raise InvalidInput(
-                f"session: {target.title!r} is not bookable", hint="see `bapp sessions available`", code="not_bookable"
-            )
+        check_bookable(session.get_one(SessionType, target.id))
     with open_client() as calendly:
         booking_url = calendly.create_scheduling_link(target.event_type_uri).booking_url
     with transaction() as session:
