@@ -181,21 +181,6 @@ def invitee_body(booking: Booking, client: User, event_type: EventType, *, name:
     return body
 
 
-def _lookup_scope(
-    client: CalendlyClient, owner_uri: str | None, user: str | None, organization: str | None
-) -> tuple[str | None, str | None]:
-    """Where to look a booking up: the configured scope, else the event type's owning user, else (a team's
-    type) the token's organization, else the token's own user — as ``GET /scheduled_events`` requires."""
-    if user or organization:
-        return user, organization or None
-    if owner_uri and "/users/" in owner_uri:
-        return owner_uri, None
-    me = client.get_current_user()
-    if owner_uri:  # a team or another profile: only an organization-wide listing can see its events
-        return None, me.current_organization
-    return me.uri, None
-
-
 @dataclass
 class _Sent:
     """One held booking on its way to Calendly, read in one transaction and used across the next ones."""
@@ -225,7 +210,7 @@ class _Sent:
 @dataclass
 class CalendlyWriter:
     """Sends held bookings to Calendly and settles them (the steps of the module docstring); ``user`` /
-    ``organization`` are the configured scope that lookups search (see ``_lookup_scope``)."""
+    ``organization`` are the configured scope that lookups search (see ``_scope``)."""
 
     transaction: Transaction
     client: CalendlyClient
@@ -233,6 +218,18 @@ class CalendlyWriter:
     clock: Callable[[], dt.datetime]
     user: str | None = None
     organization: str | None = None
+
+    def _scope(self, owner_uri: str | None) -> tuple[str | None, str | None]:
+        """Where to look a booking up: the configured scope, else the event type's owning user, else (a team's
+        type) the token's organization, else the token's own user — as ``GET /scheduled_events`` requires."""
+        if self.user or self.organization:
+            return self.user, self.organization or None
+        if owner_uri and "/users/" in owner_uri:
+            return owner_uri, None
+        me = self.client.get_current_user()
+        if owner_uri:  # a team or another profile: only an organization-wide listing can see its events
+            return None, me.current_organization
+        return me.uri, None
 
     # -- create -----------------------------------------------------------------------------------
 
@@ -243,7 +240,7 @@ class CalendlyWriter:
         event_type = self.client.get_event_type(target.event_type_uri)
         # Everything that needs Calendly before the send is asked before the hold is committed, so a
         # failure here leaves nothing pending.
-        scope = _lookup_scope(self.client, target.owner_uri, self.user, self.organization)
+        scope = self._scope(target.owner_uri)
         now = self.clock()
         held = replace(request, calendly_open_starts=tuple(_starts_near(self.client, target, request.start, now)))
         with self.transaction(dry_run=dry_run) as session:
@@ -398,7 +395,7 @@ class CalendlyWriter:
         event_types = functools.cache(self.client.get_event_type)  # fetched once per type, only to resend
         reports = []
         for sent in pending:
-            sent.scope = _lookup_scope(self.client, sent.target.owner_uri, self.user, self.organization)
+            sent.scope = self._scope(sent.target.owner_uri)
             row = self._reconcile_one(sent, event_types, give_up_after=give_up_after, dry_run=dry_run)
             if row["action"] != "skipped":
                 reports.append({"booking": sent.reference, "client": sent.email, "start_time": sent.start_time, **row})
