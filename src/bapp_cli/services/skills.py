@@ -573,6 +573,7 @@ def move_skill(
     return _with_outcome(record, outcome, [])
 
 
+# `skills start`, `skills complete` and `skills reset`: one move each (see move_skill)
 start_skill = partial(move_skill, status="in_progress")
 complete_skill = partial(move_skill, status="completed")
 reset_skill = partial(move_skill, status="not_started")
