@@ -646,6 +646,15 @@ def test_a_link_for_an_unknown_client_exits_7(synced: Bapp, fake: FakeCalendly) 
     assert posts(fake, "/scheduling_links") == []
 
 
+def test_a_link_for_a_session_that_is_not_bookable_exits_6_saying_why(synced: Bapp, fake: FakeCalendly) -> None:
+    assert synced("clients", "add", CLIENT).exit_code == 0
+    assert synced("sessions", "update", FREE, "--disable").exit_code == 0
+    result = synced("bookings", "link", "--client", CLIENT, "--session", FREE)
+    assert result.exit_code == 6
+    assert "is not bookable (it is disabled locally)" in result.stderr
+    assert posts(fake, "/scheduling_links") == []
+
+
 # -- open slots --------------------------------------------------------------------------------------
 
 

@@ -243,7 +243,15 @@ def test_database_not_ready_is_exit_5_and_a_bad_url_exit_4(bapp: Bapp, tmp_path:
 def test_sessions_list_writes_the_session_records(bapp: Bapp) -> None:
     """Every format and filter of `sessions list` against the records built here from the ORM's rows."""
     from bapp_cli.db.models import SessionTypePathway
-    from bapp_cli.services.session_types import SESSION_COLUMNS, is_bookable
+    from bapp_cli.errors import InvalidInput
+    from bapp_cli.services.session_types import SESSION_COLUMNS, check_bookable
+
+    def is_bookable(item: SessionType) -> bool:  # the rule over a loaded row, which the SQL must agree with
+        try:
+            check_bookable(item)
+        except InvalidInput:
+            return False
+        return True
 
     def orm_record(session: Session, item: SessionType) -> dict[str, object]:
         linked = select(Pathway.slug).join(SessionTypePathway, SessionTypePathway.pathway_id == Pathway.id)

@@ -20,7 +20,7 @@ from bapp_cli.db.models import AuditEntry, BuilderProfile, Pathway, SessionType,
 from bapp_cli.errors import ConfigError, Conflict, InvalidInput, RemoteError
 from bapp_cli.services.calendly_bookings import RUN_COLUMNS, list_runs
 from bapp_cli.services.calendly_runs import record_run
-from bapp_cli.services.session_types import is_bookable
+from bapp_cli.services.session_types import check_bookable
 from bapp_cli.services.sync import (
     Classifier,
     SyncPlan,
@@ -321,13 +321,15 @@ def test_vanished_types_become_unbookable_once_and_come_back(session: Session, b
     assert (report.deactivated, report.unchanged) == (2, 2)
     rows = by_uri(session)
     assert [rows[uri(i)].present_in_last_sync for i in range(4)] == [True, True, False, False]
-    assert not is_bookable(rows[uri(2)])
+    with pytest.raises(InvalidInput, match="missing from the last Calendly sync"):
+        check_bookable(rows[uri(2)])
     again = run(session, items(make_event_type(0), make_event_type(1)))
     assert (again.deactivated, again.unchanged) == (0, 2)  # counted in the run they vanished, not after
     back = run(session, items(*(make_event_type(i) for i in range(3)), make_event_type(2, name="Pivot Returns")))
     assert (back.reactivated, back.unchanged, back.deactivated) == (1, 2, 0)
     returned = by_uri(session)[uri(2)]
-    assert returned.present_in_last_sync and is_bookable(returned)
+    assert returned.present_in_last_sync
+    check_bookable(returned)  # bookable again: no refusal
     assert returned.title == "Pivot Returns"  # the later copy of a type listed twice wins
     assert back.skipped == 1
 

@@ -55,7 +55,7 @@ from bapp_cli.services.rule_book import (
     find_clash,
     price_status,
 )
-from bapp_cli.services.session_types import get_session_type, not_bookable_reason
+from bapp_cli.services.session_types import check_bookable, get_session_type
 from bapp_cli.services.session_values import offered_minutes
 
 CREATED_COLUMNS = (*BOOKING_COLUMNS, "account_created", "enrolled", "existing")
@@ -428,19 +428,6 @@ def _check_overlap(
         raise _refuse_with(clash)
 
 
-def _check_open_slot(open_starts: Sequence[dt.datetime], start: dt.datetime, session_type: SessionType) -> None:
-    if start in open_starts:
-        return
-    nearest = nearest_starts(open_starts, start)
-    raise Conflict(
-        f"start: {instant_text(start)} is not an open slot of {session_type.title!r} in Calendly",
-        hint=f"nearest open starts: {describe_starts(nearest)}"
-        if nearest
-        else "no open starts near it; see `bapp sessions slots`",
-        code="not_an_open_slot",
-    )
-
-
 def create_booking(session: Session, request: BookingRequest, *, now: dt.datetime) -> BookingCreated:
     """Create one booking under the booking rules (see the module docstring for the order)."""
     if request.start.tzinfo is None:
@@ -471,13 +458,7 @@ def create_booking(session: Session, request: BookingRequest, *, now: dt.datetim
             return BookingCreated(booking_view(session, earlier.id), False, False, True)
 
     # Rule 1
-    unbookable = not_bookable_reason(session_type)
-    if unbookable is not None:
-        raise InvalidInput(
-            f"session: {session_type.title!r} is not bookable ({unbookable})",
-            hint="see `bapp sessions available`",
-            code="not_bookable",
-        )
+    check_bookable(session_type)
     if profile is not None and builder is not None and not profile.accepting_bookings:
         raise InvalidInput(
             f"builder: {builder.email} is not accepting bookings",
@@ -505,8 +486,12 @@ def create_booking(session: Session, request: BookingRequest, *, now: dt.datetim
     if not request.allow_overlap:
         _check_overlap(session, session_type, start, end, builder, profile, client)
     # A booking sent to Calendly must start at one of Calendly's open slots (exit 8 otherwise).
-    if request.calendly_open_starts is not None:
-        _check_open_slot(request.calendly_open_starts, start, session_type)
+    if request.calendly_open_starts is not None and start not in request.calendly_open_starts:
+        raise Conflict(
+            f"start: {instant_text(start)} is not an open slot of {session_type.title!r} in Calendly",
+            hint=nearest_hint(request.calendly_open_starts, start, "no open starts near it; see `bapp sessions slots`"),
+            code="not_an_open_slot",
+        )
 
     # Every rule holds: write.
     account_created = client is None
@@ -548,13 +533,10 @@ def create_booking(session: Session, request: BookingRequest, *, now: dt.datetim
     return BookingCreated(booking_view(session, booking.id), account_created, enrolled, False)
 
 
-def nearest_starts(starts: Sequence[dt.datetime], wanted: dt.datetime, count: int = 3) -> list[dt.datetime]:
-    """The ``count`` open starts closest to ``wanted``, in time order."""
-    return sorted(heapq.nsmallest(count, starts, key=lambda start: (abs((start - wanted).total_seconds()), start)))
-
-
-def describe_starts(starts: Sequence[dt.datetime]) -> str:
-    return ", ".join(instant_text(start) for start in starts)
+def nearest_hint(starts: Sequence[dt.datetime], wanted: dt.datetime, otherwise: str) -> str:
+    """The hint of a start that is not open: the three open starts closest to ``wanted``, in time order, if any."""
+    nearest = sorted(heapq.nsmallest(3, starts, key=lambda start: (abs((start - wanted).total_seconds()), start)))
+    return f"nearest open starts: {', '.join(map(instant_text, nearest))}" if nearest else otherwise
 
 
 # -- status machine ---------------------------------------------------------------------------------

@@ -77,7 +77,7 @@ from bapp_cli.db.models import SYNC_KINDS, Booking, Pathway, SessionType, SyncRu
 from bapp_cli.errors import ConfigError, InvalidInput
 from bapp_cli.services.answers import answers_from_calendly, questions_from
 from bapp_cli.services.booking import creation_audit, insert_booking, linked_pathways, pick_pathway
-from bapp_cli.services.calendly_runs import RunReport, listing_error_details, read_listing, record_run
+from bapp_cli.services.calendly_runs import RUN_HEAD, RunReport, listing_error_details, read_listing, record_run
 from bapp_cli.services.calendly_write import attach_invitee, match_held_booking, restored_from_no_show, use_invitation
 from bapp_cli.services.enrolment import enrol
 from bapp_cli.services.instants import EARLIEST_YEAR, LATEST_YEAR, get_zone, instant_text
@@ -205,6 +205,11 @@ class InviteeOutcome:
 
 # The actions with a counter of their own in the report; any other (unchanged, no_show) counts as unchanged.
 _COUNTED = ("created", "updated", "cancelled", "rescheduled", "skipped")
+# The record of a pull (then its count of warnings), of one delivery (``webhook apply``, the receiver's
+# answer) and of a ``webhook retry`` row: the inbox row, then what applying it did.
+PULL_COLUMNS = (*RUN_HEAD, "cancelled", "rescheduled", "unchanged", "skipped")
+DELIVERY_COLUMNS = ("event", "dry_run", "action", "invitee_uri", "booking", "booking_status", "note", "warnings")
+RETRY_COLUMNS = ("id", "event", "invitee_uri", "action", "booking", "booking_status", "note")
 
 
 @dataclass
@@ -213,6 +218,7 @@ class BookingPullReport(RunReport):
 
     kind = "bookings"
     recorded_as = ("cancelled", "rescheduled")
+    columns = PULL_COLUMNS
     cancelled: int = 0
     rescheduled: int = 0
     outcomes: list[InviteeOutcome] = field(default_factory=list)
@@ -229,17 +235,7 @@ class BookingPullReport(RunReport):
             self.rescheduled += 1
 
     def as_record(self) -> dict[str, Any]:
-        return {**{name: getattr(self, name) for name in PULL_COLUMNS}, "warnings": len(self.warnings)}
-
-
-# The record of a pull (then its count of warnings), of one delivery (``webhook apply``, the receiver's
-# answer) and of a ``webhook retry`` row: the inbox row, then what applying it did.
-PULL_COLUMNS = (
-    *("run_id", "status", "dry_run", "fetched", "created", "updated", "cancelled", "rescheduled", "unchanged"),
-    "skipped",
-)
-DELIVERY_COLUMNS = ("event", "dry_run", "action", "invitee_uri", "booking", "booking_status", "note", "warnings")
-RETRY_COLUMNS = ("id", "event", "invitee_uri", "action", "booking", "booking_status", "note")
+        return {**super().as_record(), "warnings": len(self.warnings)}
 
 
 # One row of ``calendly status``: an event-type sync or a bookings pull, its sync_runs columns in this order.
@@ -336,22 +332,6 @@ class InviteeApplier:
             warnings.append(f"answer {item.answer[:100]!r} to {item.question!r} names no known pathway")
         return None
 
-    def _pathway(
-        self,
-        invitee: Invitee,
-        session_type: SessionType,
-        client: User | None,
-        replaced: Booking | None,
-        warnings: list[str],
-    ) -> Pathway | None:
-        """The answered pathway, else the one of the booking this one replaces, else rule 4's lenient
-        choice (services.rule_book.choose_pathway): Calendly has booked it, so nothing is refused."""
-        requested = self._answered_pathway(invitee, warnings)
-        if requested is None and replaced is not None and replaced.pathway_id is not None:
-            requested = self.session.get(Pathway, replaced.pathway_id)
-        linked = self._linked(session_type)
-        return pick_pathway(self.session, session_type, requested, client, linked=linked, warnings=warnings)
-
     def _remote_fields(self, item: BookedInvitee, session_type: SessionType, warnings: list[str]) -> dict[str, Any]:
         """The booking's fields that Calendly owns: times, the client's zone, the answers, the event."""
         invitee, event = item.invitee, item.event
@@ -434,7 +414,13 @@ class InviteeApplier:
         replaced = self._booking(invitee.old_invitee) if invitee.old_invitee else None
         name = (invitee.name or "").strip()[:_MAX_NAME] or None
         client, _, account_created = ensure_client(self.session, email, name=name)
-        pathway = self._pathway(invitee, session_type, client, replaced, warnings)
+        # The answered pathway, else the one of the booking this one replaces, else rule 4's lenient choice
+        # (services.rule_book.choose_pathway): Calendly has booked it, so nothing is refused.
+        requested = self._answered_pathway(invitee, warnings)
+        if requested is None and replaced is not None and replaced.pathway_id is not None:
+            requested = self.session.get(Pathway, replaced.pathway_id)
+        linked = self._linked(session_type)
+        pathway = pick_pathway(self.session, session_type, requested, client, linked, warnings=warnings)
         enrolled = False
         if pathway is not None and not cancelled and not pathway.archived:
             _, enrolled = enrol(self.session, client, pathway, now=self.now, builder=builder)

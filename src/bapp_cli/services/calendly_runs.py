@@ -32,7 +32,6 @@ import datetime as dt
 import functools
 import gc
 import sys
-from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -49,10 +48,12 @@ if TYPE_CHECKING:
     from bapp_cli.db.dbapi import Transaction
 
 Item = TypeVar("Item")
+# the head of every run's record (`calendly sync`, `calendly pull-bookings`); each kind adds its own counters
+RUN_HEAD = ("run_id", "status", "dry_run", "fetched", "created", "updated")
 
 
 @dataclass
-class RunReport(ABC):
+class RunReport:
     """What every Calendly run reports, an event-type sync or a bookings pull; a failed run's summary of
     either kind is built from these fields alone. Each kind says which of them its record shows."""
 
@@ -70,10 +71,11 @@ class RunReport(ABC):
     # and rescheduled bookings)
     kind: ClassVar[str]
     recorded_as: ClassVar[tuple[str, str]] = ("deactivated", "reactivated")
+    columns: ClassVar[tuple[str, ...]]  # its record's: RUN_HEAD, then its own counters
 
-    @abstractmethod
     def as_record(self) -> dict[str, Any]:
         """The run's summary under its command's documented keys."""
+        return {name: getattr(self, name) for name in self.columns}
 
 
 # -- run records -------------------------------------------------------------------------------------

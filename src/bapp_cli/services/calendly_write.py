@@ -48,15 +48,14 @@ from bapp_cli.services.booking import (
     change_booking_status,
     clean_reason,
     create_booking,
-    describe_starts,
     get_booking,
-    nearest_starts,
+    nearest_hint,
     status_move,
 )
 from bapp_cli.services.instants import instant_text
 from bapp_cli.services.people import get_client
 from bapp_cli.services.rule_book import price_status, restored_status
-from bapp_cli.services.session_types import get_session_type, is_bookable
+from bapp_cli.services.session_types import check_bookable, get_session_type
 
 if TYPE_CHECKING:
     from bapp_cli.calendly.client import CalendlyClient
@@ -182,21 +181,6 @@ def invitee_body(booking: Booking, client: User, event_type: EventType, *, name:
     return body
 
 
-def _lookup_scope(
-    client: CalendlyClient, owner_uri: str | None, user: str | None, organization: str | None
-) -> tuple[str | None, str | None]:
-    """Where to look a booking up: the configured scope, else the event type's owning user, else (a team's
-    type) the token's organization, else the token's own user — as ``GET /scheduled_events`` requires."""
-    if user or organization:
-        return user, organization or None
-    if owner_uri and "/users/" in owner_uri:
-        return owner_uri, None
-    me = client.get_current_user()
-    if owner_uri:  # a team or another profile: only an organization-wide listing can see its events
-        return None, me.current_organization
-    return me.uri, None
-
-
 @dataclass
 class _Sent:
     """One held booking on its way to Calendly, read in one transaction and used across the next ones."""
@@ -226,7 +210,7 @@ class _Sent:
 @dataclass
 class CalendlyWriter:
     """Sends held bookings to Calendly and settles them (the steps of the module docstring); ``user`` /
-    ``organization`` are the configured scope that lookups search (see ``_lookup_scope``)."""
+    ``organization`` are the configured scope that lookups search (see ``_scope``)."""
 
     transaction: Transaction
     client: CalendlyClient
@@ -234,6 +218,18 @@ class CalendlyWriter:
     clock: Callable[[], dt.datetime]
     user: str | None = None
     organization: str | None = None
+
+    def _scope(self, owner_uri: str | None) -> tuple[str | None, str | None]:
+        """Where to look a booking up: the configured scope, else the event type's owning user, else (a team's
+        type) the token's organization, else the token's own user — as ``GET /scheduled_events`` requires."""
+        if self.user or self.organization:
+            return self.user, self.organization or None
+        if owner_uri and "/users/" in owner_uri:
+            return owner_uri, None
+        me = self.client.get_current_user()
+        if owner_uri:  # a team or another profile: only an organization-wide listing can see its events
+            return None, me.current_organization
+        return me.uri, None
 
     # -- create -----------------------------------------------------------------------------------
 
@@ -244,7 +240,7 @@ class CalendlyWriter:
         event_type = self.client.get_event_type(target.event_type_uri)
         # Everything that needs Calendly before the send is asked before the hold is committed, so a
         # failure here leaves nothing pending.
-        scope = _lookup_scope(self.client, target.owner_uri, self.user, self.organization)
+        scope = self._scope(target.owner_uri)
         now = self.clock()
         held = replace(request, calendly_open_starts=tuple(_starts_near(self.client, target, request.start, now)))
         with self.transaction(dry_run=dry_run) as session:
@@ -278,14 +274,14 @@ class CalendlyWriter:
             if found is not None:
                 return self._finish(sent, *found, notes=["found in Calendly after the resend was refused"])
             self._update(sent, removed="slot taken in Calendly")
-            nearest: list[dt.datetime] = []
+            hint = "see `bapp sessions slots`"
             with contextlib.suppress(BappError):  # the hint is a courtesy; the refusal is what matters
                 starts = _starts_near(self.client, sent.target, sent.start_time, self.clock())
-                nearest = nearest_starts(starts, sent.start_time)
+                hint = nearest_hint(starts, sent.start_time, hint)
             raise Conflict(
                 f"{instant_text(sent.start_time)} is no longer open in Calendly for {sent.target.title!r}: "
                 "someone else took it",
-                hint=f"nearest open starts: {describe_starts(nearest)}" if nearest else "see `bapp sessions slots`",
+                hint=hint,
                 code="slot_taken",
             ) from taken
         except OutcomeUnknown as lost:
@@ -399,7 +395,7 @@ class CalendlyWriter:
         event_types = functools.cache(self.client.get_event_type)  # fetched once per type, only to resend
         reports = []
         for sent in pending:
-            sent.scope = _lookup_scope(self.client, sent.target.owner_uri, self.user, self.organization)
+            sent.scope = self._scope(sent.target.owner_uri)
             row = self._reconcile_one(sent, event_types, give_up_after=give_up_after, dry_run=dry_run)
             if row["action"] != "skipped":
                 reports.append({"booking": sent.reference, "client": sent.email, "start_time": sent.start_time, **row})
@@ -727,10 +723,7 @@ def create_link(
     with reading() as session:
         client, _ = get_client(session, client_email)
         target = calendly_session(session, session_ref)
-        if not is_bookable(session.get_one(SessionType, target.id)):
-            raise InvalidInput(
-                f"session: {target.title!r} is not bookable", hint="see `bapp sessions available`", code="not_bookable"
-            )
+        check_bookable(session.get_one(SessionType, target.id))
     with open_client() as calendly:
         booking_url = calendly.create_scheduling_link(target.event_type_uri).booking_url
     with transaction() as session:

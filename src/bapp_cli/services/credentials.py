@@ -22,7 +22,6 @@ import hashlib
 import re
 import secrets
 import zlib
-from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,9 +30,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bapp_cli.db.audit import record_audit
-from bapp_cli.db.models import Badge, Pathway, PathwayTier, Skill, SkillPathwayLink, User
+from bapp_cli.db.models import Badge, Pathway, PathwayTier, Skill, User
 from bapp_cli.errors import Conflict, InvalidInput, NotFound, UnreadableDocument, read_json
 from bapp_cli.services.instants import instant_text
+from bapp_cli.services.pathways import tier_skills
 from bapp_cli.services.people import get_client
 from bapp_cli.services.progress import FUNDAMENTALS_KEY, load_catalogue, pathway_badge_key, tier_badge_key
 from bapp_cli.services.signing_key import SigningKey
@@ -154,14 +154,7 @@ def achievement_definitions(session: Session, issuer: Issuer | None = None) -> d
     descriptions = dict(session.execute(select(Pathway.id, Pathway.description)).all())
     tier_rows = select(PathwayTier.pathway_id, PathwayTier.tier, PathwayTier.description)
     tier_descriptions = {(pathway_id, tier): text for pathway_id, tier, text in session.execute(tier_rows)}
-    linked: dict[tuple[int, int], list[str]] = defaultdict(list)
-    for pathway_id, tier, name in session.execute(
-        select(SkillPathwayLink.pathway_id, SkillPathwayLink.tier, Skill.name)
-        .join(Skill, Skill.id == SkillPathwayLink.skill_id)
-        .where(Skill.archived.is_(False))
-        .order_by(Skill.name)
-    ):
-        linked[(pathway_id, tier)].append(name)
+    linked = tier_skills(session, Skill.name)
     fundamental = select(Skill.name).where(Skill.is_fundamental.is_(True), Skill.archived.is_(False))
     fundamentals = session.scalars(fundamental.order_by(Skill.name)).all()
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from bapp_cli.errors import InvalidInput
 
 if TYPE_CHECKING:  # the plain reads (services.plain_reads) use this module without SQLAlchemy
-    from sqlalchemy import ColumnElement, Select
+    from sqlalchemy import Select
 
 MAX_SEARCH_LENGTH = 200
 
@@ -48,21 +48,13 @@ class Page:
         text = (self.search or "").strip()
         return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
-    def matching(self, *columns: Any) -> ColumnElement[bool] | None:
-        """``search`` in any of ``columns``, ignoring case (ILIKE on PostgreSQL, lower() LIKE on SQLite); None
-        when there is no search."""
-        from sqlalchemy import false, or_
-
-        if not self.searching:
-            return None
-        return or_(*(column.ilike(self.pattern, escape="\\") for column in columns)) if columns else false()
-
     def window(self, query: SelectT, *searched: Any) -> SelectT:
         """``query`` (already filtered and ordered) cut to this page; with ``searched``, only its rows with
-        ``search`` in one of those columns (``matching``)."""
-        found = self.matching(*searched) if searched else None
-        if found is not None:
-            query = query.where(found)
+        ``search`` in one of those columns, ignoring case (ILIKE on PostgreSQL, lower() LIKE on SQLite)."""
+        from sqlalchemy import or_
+
+        if searched and self.searching:
+            query = query.where(or_(*(column.ilike(self.pattern, escape="\\") for column in searched)))
         return query.offset(self.offset or None).limit(self.limit)  # None: no OFFSET / LIMIT clause at all
 
 

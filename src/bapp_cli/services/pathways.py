@@ -43,8 +43,8 @@ def list_pathways(
     pathways = session.scalars(page.window(query, Pathway.slug, Pathway.name)).all()
     ids = [pathway.id for pathway in pathways]
     tiers: dict[int, list[dict[str, Any]]] = defaultdict(list)
-    skills: dict[tuple[int, int], list[str]] = defaultdict(list)  # filled after the tiers that hold them
     if ids:
+        skills = tier_skills(session, Skill.slug, SkillPathwayLink.pathway_id.in_(ids))
         for tier in session.scalars(
             select(PathwayTier).where(PathwayTier.pathway_id.in_(ids)).order_by(PathwayTier.tier)
         ):
@@ -52,16 +52,23 @@ def list_pathways(
             tiers[tier.pathway_id].append(
                 {"tier": tier.tier, "name": tier.name, "description": tier.description, "skills": held}
             )
-        rows = session.execute(
-            select(SkillPathwayLink.pathway_id, SkillPathwayLink.tier, Skill.slug)
-            .join(Skill, Skill.id == SkillPathwayLink.skill_id)
-            .where(SkillPathwayLink.pathway_id.in_(ids), Skill.archived.is_(False))
-            .order_by(Skill.slug)
-        )
-        for pathway_id, tier_number, skill_slug in rows:
-            skills[(pathway_id, tier_number)].append(skill_slug)
     columns = (*PATHWAY_COLUMNS[:-1], *(("id", "created_at") if stored else ()))
     return [
         {name: getattr(pathway, name) for name in columns} | {"tiers": tiers.get(pathway.id, [])}
         for pathway in pathways
     ]
+
+
+def tier_skills(session: Session, column: Any, *where: Any) -> defaultdict[tuple[int, int], list[Any]]:
+    """The non-archived skills linked to each (pathway id, tier) (of the links `where` selects), as their
+    `column` (a slug or a name) in its order; a tier without any reads as none."""
+    rows = session.execute(
+        select(SkillPathwayLink.pathway_id, SkillPathwayLink.tier, column)
+        .join(Skill, Skill.id == SkillPathwayLink.skill_id)
+        .where(Skill.archived.is_(False), *where)
+        .order_by(column)
+    )
+    skills: defaultdict[tuple[int, int], list[Any]] = defaultdict(list)
+    for pathway_id, tier, value in rows:
+        skills[(pathway_id, tier)].append(value)
+    return skills

@@ -356,7 +356,7 @@ SESSION_COLUMNS = (
 
 
 # "Bookable": locally enabled, active in Calendly (or local-only), not deleted there, still listed
-# (`session_types.is_bookable` is the same rule over a loaded row).
+# (`session_types.check_bookable` is the same rule over a loaded row).
 BOOKABLE = (
     "(t.enabled AND (t.calendly_uri IS NULL OR t.remote_active) AND t.remote_deleted_at IS NULL "
     "AND t.present_in_last_sync)"

@@ -31,12 +31,9 @@ import datetime as dt
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, fields, replace
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import Any, Self
 
 from bapp_cli.services.instants import instant_text
-
-if TYPE_CHECKING:  # only to type the `of` constructors: the rules themselves never see a database row
-    from bapp_cli.db.models import Pathway, SessionType
 
 # Only these hold a slot: cancelled, completed and no-show bookings never block a new one.
 ACTIVE_STATUSES = ("pending", "confirmed")
@@ -44,20 +41,25 @@ OVERLAP_HINT = "pick another time, or pass --allow-overlap to book it anyway"
 
 
 @dataclass(frozen=True)
-class PathwayFacts:
+class _RowFacts:
+    """The facts of a database row: its fields of the same names, read once, so the rules never see the row."""
+
+    @classmethod
+    def of(cls, row: Any) -> Self:
+        return cls(*(getattr(row, item.name) for item in fields(cls)))
+
+
+@dataclass(frozen=True)
+class PathwayFacts(_RowFacts):
     """One pathway as the rules see it."""
 
     id: int
     slug: str
     archived: bool
 
-    @classmethod
-    def of(cls, pathway: Pathway) -> PathwayFacts:
-        return cls(*(getattr(pathway, item.name) for item in fields(cls)))
-
 
 @dataclass(frozen=True)
-class SessionFacts:
+class SessionFacts(_RowFacts):
     """One session type as the rules see it."""
 
     id: int
@@ -66,10 +68,6 @@ class SessionFacts:
     kind: str  # "group" sessions share a slot up to invitee_limit
     invitee_limit: int | None
     price: Decimal
-
-    @classmethod
-    def of(cls, session_type: SessionType) -> SessionFacts:
-        return cls(*(getattr(session_type, item.name) for item in fields(cls)))
 
 
 @dataclass(frozen=True)

@@ -19,21 +19,23 @@ from bapp_cli.services.plain_text import without_controls
 from bapp_cli.services.session_values import MAX_SLUG_LENGTH
 
 
-def not_bookable_reason(session_type: SessionType) -> str | None:
-    """Why a loaded session type cannot be booked, or None when it can (plain_reads.BOOKABLE in SQL)."""
+def check_bookable(session_type: SessionType) -> None:
+    """Refuse (exit 6) a loaded session type that cannot be booked, saying why (plain_reads.BOOKABLE in SQL)."""
     if not session_type.enabled:
-        return "it is disabled locally"
-    if session_type.remote_deleted_at is not None:
-        return "it was deleted in Calendly"
-    if not session_type.present_in_last_sync:
-        return "it was missing from the last Calendly sync"
-    if session_type.calendly_uri is not None and not session_type.remote_active:
-        return "it is inactive in Calendly"
-    return None
-
-
-def is_bookable(session_type: SessionType) -> bool:
-    return not_bookable_reason(session_type) is None
+        reason = "it is disabled locally"
+    elif session_type.remote_deleted_at is not None:
+        reason = "it was deleted in Calendly"
+    elif not session_type.present_in_last_sync:
+        reason = "it was missing from the last Calendly sync"
+    elif session_type.calendly_uri is not None and not session_type.remote_active:
+        reason = "it is inactive in Calendly"
+    else:
+        return
+    raise InvalidInput(
+        f"session: {session_type.title!r} is not bookable ({reason})",
+        hint="see `bapp sessions available`",
+        code="not_bookable",
+    )
 
 
 def get_session_type(session: Session, identifier: str) -> SessionType:

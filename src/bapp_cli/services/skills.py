@@ -510,20 +510,28 @@ def _progress_rows(
     return rows, {skill.id for skill in missing}
 
 
-def _move_skill(
+def move_skill(
     session: Session,
     email: str,
     skill_slug: str,
     status: str,
     *,
     now: dt.datetime,
-    completion: tuple[str | None, User | None] | None = None,
+    via: str | None = None,
+    validated_by: str | None = None,
     note: str | None = None,
 ) -> ProgressResult:
     """`skills start|complete|reset`: the client's progress row in the skill moved to `status`, read under the
     client's progress lock (the one `assign_skills` takes), audited, with what a completion earned. A missing
     row is created not_started (a reset needs one). A row already at `status` changes nothing but its note;
-    a reset also clears a start stamp. The record is the row as it now stands."""
+    a reset also clears a start stamp. The record is the row as it now stands.
+
+    A completion counts an attempt and stamps its time, method and validating builder (settled before any
+    change); completing an already completed skill changes nothing (so a repeated script run neither
+    inflates attempts nor awards twice). A completed skill must be reset before it is started again; a
+    reset keeps attempts and notes as history, and badges are never taken back."""
+    completion = _completion(session, via, validated_by, now) if status == "completed" else None
+    note = check_note(note)
     client, _ = get_client(session, email)
     skill = get_skill(session, skill_slug)
     lock_keys(session, f"progress:{client.id}")
@@ -565,28 +573,7 @@ def _move_skill(
     return _with_outcome(record, outcome, [])
 
 
-def start_skill(session: Session, email: str, skill_slug: str, *, now: dt.datetime) -> ProgressResult:
-    """Mark a skill in progress (assigning it if needed); a completed skill must be reset first."""
-    return _move_skill(session, email, skill_slug, "in_progress", now=now)
-
-
-def complete_skill(
-    session: Session,
-    email: str,
-    skill_slug: str,
-    *,
-    now: dt.datetime,
-    via: str | None = None,
-    validated_by: str | None = None,
-    note: str | None = None,
-) -> ProgressResult:
-    """Complete a skill: counts an attempt, stamps time, method and validating builder, then awards
-    whatever badges and pathway completions that earns. Completing an already completed skill changes
-    nothing (so a repeated script run neither inflates attempts nor awards twice)."""
-    completion = _completion(session, via, validated_by, now)
-    return _move_skill(session, email, skill_slug, "completed", now=now, completion=completion, note=check_note(note))
-
-
-def reset_skill(session: Session, email: str, skill_slug: str, *, now: dt.datetime) -> ProgressResult:
-    """Put a skill back to not_started. Attempts and notes stay as history; badges are never taken back."""
-    return _move_skill(session, email, skill_slug, "not_started", now=now)
+# `skills start`, `skills complete` and `skills reset`: one move each (see move_skill)
+start_skill = partial(move_skill, status="in_progress")
+complete_skill = partial(move_skill, status="completed")
+reset_skill = partial(move_skill, status="not_started")

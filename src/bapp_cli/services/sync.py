@@ -29,6 +29,7 @@ from bapp_cli.config import compile_pattern
 from bapp_cli.db.domains import SESSION_CATEGORIES, SESSION_KINDS
 from bapp_cli.errors import BappError, ConfigError, Conflict, InvalidInput, RemoteError, UnreadableValue
 from bapp_cli.services.calendly_runs import (
+    RUN_HEAD,
     RunReport,
     listing_error_details,
     read_listing,
@@ -41,17 +42,7 @@ if TYPE_CHECKING:
     from bapp_cli.calendly.models import EventType, ListedEventType
     from bapp_cli.db.dbapi import Database, Transaction
 
-SYNC_COLUMNS = (
-    "run_id",
-    "status",
-    "dry_run",
-    "fetched",
-    "created",
-    "updated",
-    "unchanged",
-    "deactivated",
-    "reactivated",
-)
+SYNC_COLUMNS = (*RUN_HEAD, "unchanged", "deactivated", "reactivated")
 
 # Fields Calendly owns and sync keeps current; everything else on a session type is curated locally and never
 # touched here (README "Cron: keeping the catalogue in step with Calendly").
@@ -265,12 +256,10 @@ class SyncReport(RunReport):
     """The summary of one run (the keys of `calendly sync --json`, docs/cli.md)."""
 
     kind = "event_types"
+    columns = SYNC_COLUMNS
     deactivated: int = 0
     reactivated: int = 0
     changes: list[SyncChange] = field(default_factory=list)
-
-    def as_record(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in SYNC_COLUMNS}
 
 
 # -- the apply -------------------------------------------------------------------------------------
