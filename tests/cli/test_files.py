@@ -274,6 +274,24 @@ def test_a_closed_pipe_ends_quietly_with_the_sigpipe_status(bapp: Bapp, tmp_path
         assert stderr == ""
 
 
+def test_a_closed_stderr_keeps_the_run_s_exit_code(bapp: Bapp) -> None:
+    # `bapp … 2>&1 | head -1`, its reader gone before the error's second line: the broken pipe raised while
+    # the error was reported once ended the run as a crash (exit 1)
+    for args, code in ((("bookings", "show", "BK-NOSUCH"), 7), (("clients", "list", "--limit", "x"), 2)):
+        read_end, write_end = os.pipe()
+        os.close(read_end)
+        completed = subprocess.run(
+            [sys.executable, "-m", "bapp_cli", *args],
+            env=bapp._environment(None),
+            stdout=subprocess.DEVNULL,
+            stderr=write_end,
+            cwd=REPO,
+            timeout=120,
+        )
+        os.close(write_end)
+        assert completed.returncode == code, args
+
+
 # -- item 7: spreadsheet-safe CSV and TSV ----------------------------------------------------------------
 
 

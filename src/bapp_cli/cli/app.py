@@ -25,7 +25,14 @@ except ImportError:  # pragma: no cover - depends on the installed Typer
 from bapp_cli import __version__
 from bapp_cli.cli import transfer as transfer_commands
 from bapp_cli.cli.context import AppState
-from bapp_cli.cli.files import GuardedStream, StdoutClosed, drop_stdout, flush_stdout_at_exit, stdout_error
+from bapp_cli.cli.files import (
+    GuardedStream,
+    MessageStream,
+    StdoutClosed,
+    drop_stdout,
+    flush_stdout_at_exit,
+    stdout_error,
+)
 from bapp_cli.cli.options import output_command
 from bapp_cli.cli.output import is_terminal
 from bapp_cli.cli.terminal import forget_unusable_terminal_size, visible
@@ -191,9 +198,10 @@ def main(argv: list[str] | None = None) -> None:
         _attach_value_completion(command, [])
     app_state = AppState()
     exit_code = 0
-    real_stdout = sys.stdout
+    real_stdout, real_stderr = sys.stdout, sys.stderr
     # the stream, with its write errors named (exit 74), for every command
     sys.stdout = GuardedStream(real_stdout, stdout_error)
+    sys.stderr = MessageStream(real_stderr)
     forget_unusable_terminal_size()
     previous_sigterm = _stop_on_sigterm()
     try:
@@ -239,7 +247,7 @@ def main(argv: list[str] | None = None) -> None:
         exit_code = _failure(error, args, app_state)
     finally:
         app_state.close()
-        sys.stdout = real_stdout
+        sys.stdout, sys.stderr = real_stdout, real_stderr
         _restore_sigterm(previous_sigterm)
     raise SystemExit(flush_stdout_at_exit(exit_code))
 

@@ -270,10 +270,35 @@ def _stdout_failed(exc: OSError) -> OutputFailed:
     )
 
 
-def drop_stdout() -> None:
-    """Point stdout at /dev/null so the interpreter's last flush of what is left cannot fail again."""
+class MessageStream:
+    """sys.stderr while a command runs. When its reader has gone (`bapp … 2>&1 | head -1`) the rest of the
+    messages have nowhere to go and are dropped: the run keeps its own exit code, where the broken pipe,
+    raised while an error was being reported, had ended it as a crash (exit 1)."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self.stream.write(text)
+        except BrokenPipeError:
+            drop_stdout(self.stream)
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self.stream.flush()
+        except BrokenPipeError:
+            drop_stdout(self.stream)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.stream, name)
+
+
+def drop_stdout(stream: IO[str] | None = None) -> None:
+    """Point stdout (or `stream`) at /dev/null so the interpreter's last flush of what is left cannot fail again."""
     try:
-        descriptor = sys.stdout.fileno()
+        descriptor = (stream or sys.stdout).fileno()
     except (AttributeError, ValueError, OSError):  # a test's StringIO: nothing to redirect
         return
     devnull = os.open(os.devnull, os.O_WRONLY)
