@@ -168,6 +168,51 @@ def test_a_value_bapp_cannot_read_is_exit_5_naming_its_column(
         assert "Traceback" not in result.stderr and "unexpected" not in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("sql", "column", "commands"),
+    [
+        # a booking copies its session's duration and price: its insert broke the schema's own checks (exit 1)
+        *(
+            (
+                f"UPDATE session_types SET duration_minutes = {minutes} WHERE slug = '{LOCAL_SESSION}'",
+                "duration",
+                [CREATE],
+            )
+            for minutes in (-30, 0)
+        ),
+        (
+            f"UPDATE session_types SET price = -5 WHERE slug = '{LOCAL_SESSION}'",
+            "session_types.price",
+            [CREATE, ("sessions", "list", "--format", "csv"), ("export", "all")],
+        ),
+        (
+            "UPDATE bookings SET amount = -5 WHERE reference = :ref",
+            "bookings.amount",
+            [("export", "bookings", "--format", "csv"), ("bookings", "show", ":ref"), ("export", "all")],
+        ),
+    ],
+)
+def test_a_value_that_breaks_the_schema_s_check_is_exit_5(
+    bapp: Bapp, sql: str, column: str, commands: list[tuple[str, ...]]
+) -> None:
+    reference = _seeded(bapp)
+    if bapp.database_url.startswith("postgresql"):
+        with pytest.raises(DBAPIError, match="check constraint"):  # the server enforces its checks
+            _execute(bapp, sql, ref=reference)
+        return
+    engine = make_engine(bapp.database_url)
+    try:
+        with engine.begin() as connection:  # raw SQL with SQLite's checks turned off
+            connection.exec_driver_sql("PRAGMA ignore_check_constraints = 1")
+            connection.execute(text(sql), {"ref": reference})
+    finally:
+        engine.dispose()
+    for command in commands:
+        result = bapp(*[reference if arg == ":ref" else arg for arg in command])
+        assert result.exit_code == 5, (command, result.stderr)
+        assert column in result.stderr.splitlines()[0], (command, result.stderr)
+
+
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # numeric columns hold numbers on PostgreSQL
 def test_the_message_shows_a_long_or_hostile_value_escaped_and_cut(bapp: Bapp) -> None:
     reference = _seeded(bapp)

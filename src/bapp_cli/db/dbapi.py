@@ -107,11 +107,12 @@ class Database:
 
     def money(self, column: str) -> str:
         """SQL for a money column as two-decimal text (SQLite stores it as a number, PostgreSQL as numeric(10,2)).
-        On SQLite a value that is no number (raw SQL's text) reads as NULL, which the reader refuses as
-        UnreadableValue (money columns are NOT NULL): printf would have written it as 0.00."""
+        On SQLite a value that is no number (raw SQL's text), or is negative against the schema's check, reads
+        as NULL, which the reader refuses as UnreadableValue (money columns are NOT NULL), as db.types.Money
+        does: printf would have written text as 0.00."""
         if self.dialect == "postgresql":
             return f"CAST({column} AS TEXT)"
-        return f"CASE WHEN typeof({column}) IN ('integer', 'real') THEN printf('%.2f', {column}) END"
+        return f"CASE WHEN typeof({column}) IN ('integer', 'real') AND {column} >= 0 THEN printf('%.2f', {column}) END"
 
     def contains(self, column: str, parameter: str) -> str:
         """`column` contains the LIKE pattern `:parameter`, ignoring case (as SQLAlchemy's ilike renders it)."""

@@ -209,7 +209,7 @@ class SessionType(TimestampMixin, Base):
     slug: Mapped[str | None] = mapped_column(String(200), index=True, unique=True)
     title: Mapped[str] = mapped_column(String(300))
     description: Mapped[str | None] = mapped_column(Text)
-    duration_minutes: Mapped[int] = mapped_column(Whole())
+    duration_minutes: Mapped[int] = mapped_column(Whole(least=1))
     duration_options: Mapped[list[Any] | None] = mapped_column()
     kind: Mapped[str] = mapped_column(String(8), default="solo")
     color: Mapped[str | None] = mapped_column(String(7))

@@ -63,28 +63,46 @@ class Json(Decoded, TypeDecorator[Any]):
 
 
 class Money(Decoded, TypeDecorator[Decimal]):
-    """Numeric(10, 2): SQLite stores a number, or whatever text raw SQL put there."""
+    """Numeric(10, 2), never negative (the schema's check): SQLite stores a number, or whatever raw SQL put
+    there with its checks off — text, or a negative amount that a booking copying it could not store."""
 
     impl = Numeric(10, 2)
     cache_ok = True
 
     def result_processor(self, dialect: Dialect, coltype: object) -> Callable[[Any], Any] | None:
-        return self.guarded(self.impl_instance.result_processor(dialect, coltype))
+        decode = self.guarded(self.impl_instance.result_processor(dialect, coltype))
+        if decode is None:  # PostgreSQL's driver has decoded it, and the server enforced the check
+            return None
+
+        def money(value: Any) -> Any:
+            decoded = decode(value)
+            if decoded is not None and decoded < 0:
+                raise self.unreadable(value)
+            return decoded
+
+        return money
 
 
 class Whole(Decoded, TypeDecorator[int]):
-    """An integer that is not a key (a duration, a count, a position). SQLite keeps text raw SQL put in an
-    INTEGER column as text: it is refused here, once, rather than failing later in arithmetic."""
+    """An integer that is not a key (a duration, a count, a position), at least `least` when the schema's
+    check says so. SQLite keeps text raw SQL put in an INTEGER column as text, and a value breaking the check
+    when raw SQL turned checks off: either is refused here, once, rather than failing later in arithmetic or
+    in a write that copies it (a booking's end before its start)."""
 
     impl = Integer()
     cache_ok = True
 
+    def __init__(self, least: int | None = None) -> None:
+        super().__init__()
+        self.least = least
+
     def result_processor(self, dialect: Dialect, coltype: object) -> Callable[[Any], Any] | None:
-        if dialect.name != "sqlite":  # PostgreSQL's integer columns hold integers
+        if dialect.name != "sqlite":  # PostgreSQL's integer columns hold integers, its checks hold
             return None
+        least = self.least
 
         def whole(value: Any) -> Any:
-            if value is None or type(value) is int:
+            if value is None or (type(value) is int and (least is None or value >= least)):
                 return value
             raise self.unreadable(value)
 
