@@ -13,7 +13,7 @@ from bapp_cli.cli.context import state, utc_now
 from bapp_cli.cli.options import MAX_OPTION_INT, DryRunOption, output_command
 from bapp_cli.cli.terminal import detail_table
 from bapp_cli.cli.unit_of_work import changing, reading
-from bapp_cli.errors import UsageError
+from bapp_cli.errors import AuthError, ConfigError, UsageError
 
 if TYPE_CHECKING:
     from bapp_cli.cli.output import OutputSink
@@ -190,7 +190,6 @@ def _books_in_calendly(
     """--calendly/--local-only, else bookings.calendly: auto books a Calendly session type in Calendly when
     a token is configured and, when it is not, adds the one warning line to print once the booking is made;
     always needs the token (exit 4)."""
-    from bapp_cli.errors import AuthError, ConfigError
     from bapp_cli.services.calendly_write import calendly_session
     from bapp_cli.services.session_types import get_session_type
 
@@ -241,6 +240,15 @@ def calendly_writer(app_state: Any) -> Iterator[Any]:
             user=app_state.settings.text("calendly.user"),
             organization=app_state.settings.text("calendly.organization"),
         )
+
+
+def _through_calendly(ctx: typer.Context, change: Any, *arguments: Any, **options: Any) -> tuple[OutputSink, Any]:
+    """`change(transaction, reading, open_client, *arguments, clock=…, **options)`: a services.calendly_write
+    use case, which opens its own transactions around Calendly's round trips; the sink and its result."""
+    app_state = state(ctx)
+    sink = app_state.output()
+    wiring = (app_state.transaction, app_state.reading, app_state.calendly_client)
+    return sink, change(*wiring, *arguments, clock=utc_now, **options)
 
 
 @output_command(app, "list", search="reference, client or session title")
@@ -424,17 +432,7 @@ def _push(ctx: typer.Context, reference: str, command: str, **options: Any) -> N
     """A cancel or no-show (or its undo): in Calendly first when the booking is there, then here."""
     from bapp_cli.services.calendly_write import change_status
 
-    app_state = state(ctx)
-    sink = app_state.output()
-    change, notes = change_status(
-        app_state.transaction,
-        app_state.reading,
-        app_state.calendly_client,
-        reference,
-        command,
-        clock=utc_now,
-        **options,
-    )
+    sink, (change, notes) = _through_calendly(ctx, change_status, reference, command, **options)
     for note in notes:
         sink.info(f"{change.booking.reference}: {note}.")
     _render_change(sink, change)
@@ -481,10 +479,6 @@ def link(
     """
     from bapp_cli.services.calendly_write import LINK_COLUMNS, create_link
 
-    app_state = state(ctx)
-    sink = app_state.output()
-    record = create_link(
-        app_state.transaction, app_state.reading, app_state.calendly_client, client, session_ref, clock=utc_now
-    )
+    sink, record = _through_calendly(ctx, create_link, client, session_ref)
     sink.record(record, LINK_COLUMNS, title="Scheduling link")
     sink.info(f"Send {record['client']} this single-use link: {record['booking_url']}")

@@ -17,14 +17,13 @@ from bapp_cli.cli.options import (
     MAX_OPTION_INT,
     MAX_UNIX_SECONDS,
     MAX_WAIT_SECONDS,
-    FormatOption,
-    JsonOption,
     OffsetOption,
     finite_seconds,
     output_command,
     search_option,
 )
 from bapp_cli.cli.terminal import listing_table, styled
+from bapp_cli.cli.unit_of_work import changing, reading
 from bapp_cli.errors import AuthError, BappError, ConfigError, InvalidInput, PartialSuccess, RemoteError, UsageError
 
 if TYPE_CHECKING:
@@ -116,7 +115,7 @@ def whoami(ctx: typer.Context) -> None:
     sink.record(identity, title="Calendly token")
 
 
-@app.command("sync")
+@output_command(app, "sync")
 def sync(
     ctx: typer.Context,
     user: UserOption = None,
@@ -138,8 +137,6 @@ def sync(
         ),
     ] = False,
     wait: WaitOption = 0.0,
-    fmt: FormatOption = None,
-    as_json: JsonOption = False,
 ) -> None:
     """Sync Calendly event types into the session catalogue (the cron job).
 
@@ -162,7 +159,7 @@ def sync(
     from bapp_cli.services.calendly_runs import event_type_sync_job
 
     app_state = state(ctx)
-    sink = app_state.output(fmt, as_json)
+    sink = app_state.output()
     _check_scope_flags(user, organization, from_file, verb="sync")
     rules = sync_service.parse_rules(app_state.settings.calendly_rules())
     listing = _parse_listing_file(app_state, from_file, sync_service.parse_listing) if from_file is not None else None
@@ -294,9 +291,7 @@ def status(
     """
     from bapp_cli.services.calendly_bookings import RUN_COLUMNS, list_runs
 
-    app_state = state(ctx)
-    sink = app_state.output()
-    with app_state.reading() as session:
+    with reading(ctx) as (sink, session):
         runs = list_runs(session, limit=limit, kind=kind, offset=offset, search=search)
 
     def table(console: Any) -> None:
@@ -641,9 +636,7 @@ def webhook_list(
     from bapp_cli.services.listing import Page
     from bapp_cli.services.webhook_inbox import INBOX_COLUMNS, list_deliveries
 
-    app_state = state(ctx)
-    sink = app_state.output()
-    with app_state.reading() as session:
+    with reading(ctx) as (sink, session):
         entries = list_deliveries(session, pending_only=pending, page=Page(limit=limit, offset=offset, search=search))
     sink.records(entries, INBOX_COLUMNS)
 
@@ -666,10 +659,8 @@ def webhook_retry(
     from bapp_cli.services.calendly_bookings import RETRY_COLUMNS
     from bapp_cli.services.webhook_inbox import retry_pending
 
-    app_state = state(ctx)
-    sink = app_state.output()
-    with app_state.transaction(dry_run=dry_run) as session:
-        results = retry_pending(session, now=utc_now(), pathway_question=pathway_question(app_state))
+    with changing(ctx, dry_run=dry_run) as (sink, session):
+        results = retry_pending(session, now=utc_now(), pathway_question=pathway_question(state(ctx)))
     sink.records([result.as_record() for result in results], RETRY_COLUMNS)
     waiting = [result for result in results if not result.applied]
     for result in waiting:
