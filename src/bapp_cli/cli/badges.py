@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from bapp_cli.cli.context import AppState, state, utc_now
+from bapp_cli.cli.context import AppState, state, state_and_sink, utc_now
 from bapp_cli.cli.files import OutputFile, read_text_input
 from bapp_cli.cli.options import ClientArgument, DryRunOption, output_command
 from bapp_cli.cli.unit_of_work import apply, plain_reading
@@ -180,8 +180,7 @@ def achievements_command(ctx: typer.Context) -> None:
     """
     from bapp_cli.services.credentials import ACHIEVEMENT_COLUMNS, achievement_definitions
 
-    app_state = state(ctx)
-    sink = app_state.output()
+    app_state, sink = state_and_sink(ctx)
     configured = app_state.settings.get("badges.issuer_url") and app_state.settings.get("badges.key_file")
     issuer = _issuer(app_state) if configured else None
     with app_state.reading() as session:
@@ -262,8 +261,7 @@ def verify_command(
     from bapp_cli.services import credentials as service
     from bapp_cli.services.signing_key import public_key_from_document
 
-    app_state = state(ctx)
-    sink = app_state.output()
+    app_state, sink = state_and_sink(ctx)
     if key == "-" and path == "-":
         raise InvalidInput("the credentials and --key cannot both come from stdin", code="bad_key")
     tokens = service.split_credentials(read_text_input(path), "stdin" if path == "-" else path)

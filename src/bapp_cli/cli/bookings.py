@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from bapp_cli.cli.cells import answers_text
-from bapp_cli.cli.context import state, utc_now
+from bapp_cli.cli.context import state_and_sink, utc_now
 from bapp_cli.cli.options import MAX_OPTION_INT, DryRunOption, output_command
 from bapp_cli.cli.terminal import detail_table
 from bapp_cli.cli.unit_of_work import changing, reading
@@ -129,8 +129,7 @@ def create(
     from bapp_cli.services.booking import BookingRequest, create_booking
     from bapp_cli.services.instants import get_zone, parse_instant
 
-    app_state = state(ctx)
-    sink = app_state.output()
+    app_state, sink = state_and_sink(ctx)
     zone = get_zone(timezone, field="timezone").key if timezone is not None else app_state.timezone
     request = BookingRequest(
         client_email=client,
@@ -245,8 +244,7 @@ def calendly_writer(app_state: Any) -> Iterator[Any]:
 def _through_calendly(ctx: typer.Context, change: Any, *arguments: Any, **options: Any) -> tuple[OutputSink, Any]:
     """`change(transaction, reading, open_client, *arguments, clock=…, **options)`: a services.calendly_write
     use case, which opens its own transactions around Calendly's round trips; the sink and its result."""
-    app_state = state(ctx)
-    sink = app_state.output()
+    app_state, sink = state_and_sink(ctx)
     wiring = (app_state.transaction, app_state.reading, app_state.calendly_client)
     return sink, change(*wiring, *arguments, clock=utc_now, **options)
 
@@ -280,8 +278,7 @@ def list_command(
     from bapp_cli.services.instants import parse_instant
     from bapp_cli.services.plain_reads import BookingFilters, instant_value, list_bookings
 
-    app_state = state(ctx)
-    sink = app_state.output()
+    app_state, sink = state_and_sink(ctx)
     zone = app_state.timezone
     filters = BookingFilters(
         client_email=client,

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
-from bapp_cli.cli.context import AppState, state, utc_now
+from bapp_cli.cli.context import AppState, state, state_and_sink, utc_now
 from bapp_cli.cli.files import read_input
 from bapp_cli.cli.options import (
     MAX_OPTION_INT,
@@ -22,7 +22,7 @@ from bapp_cli.cli.options import (
     output_command,
     search_option,
 )
-from bapp_cli.cli.terminal import listing_table, styled
+from bapp_cli.cli.terminal import listing_table, print_listing, styled
 from bapp_cli.cli.unit_of_work import changing, reading
 from bapp_cli.errors import AuthError, BappError, ConfigError, InvalidInput, PartialSuccess, RemoteError, UsageError
 
@@ -107,8 +107,7 @@ def whoami(ctx: typer.Context) -> None:
       bapp calendly whoami
       CALENDLY_API_KEY=… bapp calendly whoami --json
     """
-    app_state = state(ctx)
-    sink = app_state.output()
+    app_state, sink = state_and_sink(ctx)
     with app_state.calendly_client() as client:
         me = client.get_current_user()
     identity = {"uri": me.uri, "name": me.name, "email": me.email, "organization": me.current_organization}
@@ -158,8 +157,7 @@ def sync(
     from bapp_cli.services import sync as sync_service
     from bapp_cli.services.calendly_runs import event_type_sync_job
 
-    app_state = state(ctx)
-    sink = app_state.output()
+    app_state, sink = state_and_sink(ctx)
     _check_scope_flags(user, organization, from_file, verb="sync")
     rules = sync_service.parse_rules(app_state.settings.calendly_rules())
     listing = _parse_listing_file(app_state, from_file, sync_service.parse_listing) if from_file is not None else None
@@ -312,9 +310,7 @@ def status(
             )
             if run["error"]:
                 grid.add_row("", "", styled(run["error"], "red"), *([""] * 10))
-        console.print(grid)
-        if not runs:
-            console.print("(no syncs yet — run `bapp calendly sync`)", style="dim")
+        print_listing(console, grid, empty="(no syncs yet — run `bapp calendly sync`)")
 
     sink.records(runs, RUN_COLUMNS, table=table)
 
@@ -375,8 +371,7 @@ def pull_bookings(
     from bapp_cli.services.calendly_runs import bookings_pull_job
     from bapp_cli.services.instants import parse_instant
 
-    app_state = state(ctx)
-    sink = app_state.output()
+    app_state, sink = state_and_sink(ctx)
     _check_scope_flags(user, organization, from_file, verb="pull")
     pattern = pathway_question(app_state)
     zone = app_state.timezone
@@ -480,8 +475,7 @@ def webhook_apply(
       bapp calendly webhook apply body.json --signature "$(bapp calendly webhook sign body.json)" --dry-run
     """
 
-    app_state = state(ctx)
-    sink = app_state.output()
+    app_state, sink = state_and_sink(ctx)
     body = read_input(path, what="body")
     from bapp_cli.cli.webhook_receiver import DeliveryHandler
 
@@ -809,8 +803,7 @@ def webhook_subscribe(
     """
     from bapp_cli.calendly.client import OutcomeUnknown
 
-    app_state = state(ctx)
-    sink = app_state.output()
+    app_state, sink = state_and_sink(ctx)
     _check_subscription_url(url)
     wanted = list(dict.fromkeys(events or DEFAULT_WEBHOOK_EVENTS))
     with app_state.calendly_client() as client:
@@ -845,8 +838,7 @@ def webhook_subscriptions(ctx: typer.Context, scope: ScopeOption = "user") -> No
       bapp calendly webhook subscriptions
       bapp calendly webhook subscriptions --scope organization --json
     """
-    app_state = state(ctx)
-    sink = app_state.output()
+    app_state, sink = state_and_sink(ctx)
     with app_state.calendly_client() as client:
         organization, user = _subscription_owner(app_state, client, scope)
         found = client.list_webhook_subscriptions(organization=organization, scope=scope, user=user)
@@ -910,8 +902,7 @@ def reconcile(
     from bapp_cli.cli.bookings import calendly_writer
     from bapp_cli.services.calendly_write import DEFAULT_GIVE_UP, RECONCILE_COLUMNS
 
-    app_state = state(ctx)
-    sink = app_state.output()
+    app_state, sink = state_and_sink(ctx)
     hours = give_up_after
     configured = app_state.settings.get("calendly.reconcile_give_up_hours")
     if hours is None and configured is not None:

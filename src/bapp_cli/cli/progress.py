@@ -10,7 +10,7 @@ import typer
 
 from bapp_cli.cli.cells import ENROLMENT_STYLES, SKILL_STATUS_STYLES, percent_style
 from bapp_cli.cli.options import ClientArgument, output_command
-from bapp_cli.cli.terminal import listing_table, styled
+from bapp_cli.cli.terminal import listing_table, print_listing, styled
 from bapp_cli.cli.unit_of_work import plain_reading, reading
 
 if TYPE_CHECKING:
@@ -160,6 +160,4 @@ def draw_progress_rows(
     fit_to_terminal(
         grid, console, keys=("client", "status", "overall"), drop_order=("last activity", "badges", *reversed(tiers))
     )
-    console.print(grid)
-    if not grid.row_count:
-        console.print("(no enrolments)", style="dim")
+    print_listing(console, grid, empty="(no enrolments)")

@@ -15,6 +15,7 @@ import typer
 from bapp_cli.cli.cells import ENROLMENT_STYLES, answers_text, percent_style
 from bapp_cli.cli.context import state, utc_now
 from bapp_cli.cli.options import output_command
+from bapp_cli.cli.terminal import listing_table, print_listing
 from bapp_cli.cli.unit_of_work import reading
 
 if TYPE_CHECKING:
@@ -96,8 +97,6 @@ def _percent_cell(percent: float) -> Any:
 def _report_grid(title: str, *, caption: str | None = None) -> Any:
     """The frame every report table shares, so the dashboard's reports look alike."""
     from rich import box
-
-    from bapp_cli.cli.terminal import listing_table
 
     return listing_table(title, (), box=box.SIMPLE_HEAD, caption=caption)
 
@@ -226,9 +225,7 @@ def _listing_table(groups: dict[ReportPathway, list[Any]], sink: OutputSink, cap
                 Text(answers_text(view.custom_question_responses) or "—"),
                 end_section=index == count - 1,
             )
-    console.print(grid)
-    if not groups:
-        console.print("(no bookings)", style="dim")
+    print_listing(console, grid, empty="(no bookings)")
 
 
 # -- client progress ----------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from bapp_cli.cli.context import state, utc_now
+from bapp_cli.cli.context import state_and_sink, utc_now
 from bapp_cli.cli.options import MAX_OPTION_INT, DryRunOption, output_command
 from bapp_cli.cli.terminal import detail_table, listing_table, styled
 from bapp_cli.cli.unit_of_work import apply, plain_reading, reading
@@ -301,8 +301,7 @@ def slots(
     from bapp_cli.services.calendly_write import SLOT_COLUMNS, calendly_session, open_slots
     from bapp_cli.services.instants import get_zone, parse_instant
 
-    app_state = state(ctx)
-    sink = app_state.output()
+    app_state, sink = state_and_sink(ctx)
     zone = get_zone(app_state.timezone if timezone is None else timezone, field="timezone")
     now = utc_now()
     begin = parse_instant(start_from, timezone=zone.key, field="from") if start_from else now

@@ -17,7 +17,7 @@ from bapp_cli.cli.options import (
     YesOption,
     output_command,
 )
-from bapp_cli.cli.terminal import listing_table
+from bapp_cli.cli.terminal import listing_table, print_listing
 from bapp_cli.cli.unit_of_work import apply, reading
 
 if TYPE_CHECKING:
@@ -37,9 +37,7 @@ def _skill_table(views: list[Any], title: str, console: Any) -> None:
             ", ".join(view["links"]) or "—",
             "yes" if view["archived"] else "",
         )
-    console.print(table)
-    if not views:
-        console.print("(no skills)", style="dim")
+    print_listing(console, table, empty="(no skills)")
 
 
 def _catalogue_change(ctx: typer.Context, verb: str, change: Any, *arguments: Any, **options: Any) -> None:

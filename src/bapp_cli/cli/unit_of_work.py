@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from bapp_cli.cli.context import state, utc_now
+from bapp_cli.cli.context import state_and_sink, utc_now
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -29,8 +29,7 @@ def reading(ctx: typer.Context) -> contextlib.AbstractContextManager[tuple[Outpu
 @contextlib.contextmanager
 def plain_reading(ctx: typer.Context) -> Iterator[tuple[OutputSink, Database]]:
     """A read on a plain DB-API connection, without SQLAlchemy (`services.plain_reads`): a look-up starts fast."""
-    app_state = state(ctx)
-    sink = app_state.output()
+    app_state, sink = state_and_sink(ctx)
     with app_state.plain_reading() as database:
         yield sink, database
 
@@ -40,8 +39,7 @@ def changing(
     ctx: typer.Context, *, dry_run: bool = False, ask: str | None = None, yes: bool = False, write: bool = True
 ) -> Iterator[tuple[OutputSink, Session]]:
     """`ask`: the question to confirm (unless `yes`) before the transaction opens; `write=False`: a read."""
-    app_state = state(ctx)
-    sink = app_state.output()
+    app_state, sink = state_and_sink(ctx)
     if ask is not None:
         app_state.confirm(yes, ask)
     with app_state.transaction(dry_run=dry_run, write=write) as session:
