@@ -12,7 +12,7 @@ from bapp_cli.cli.cells import answers_text
 from bapp_cli.cli.context import state_and_sink, utc_now
 from bapp_cli.cli.options import MAX_OPTION_INT, DryRunOption, output_command
 from bapp_cli.cli.terminal import detail_table
-from bapp_cli.cli.unit_of_work import changing, reading
+from bapp_cli.cli.unit_of_work import apply, reading
 from bapp_cli.errors import AuthError, ConfigError, UsageError
 
 if TYPE_CHECKING:
@@ -345,8 +345,7 @@ def _move(ctx: typer.Context, reference: str, verb: str, **options: Any) -> None
     """A status or payment move made in bapp alone, then shown."""
     from bapp_cli.services.booking import change_booking_status
 
-    with changing(ctx) as (sink, session):
-        moved = change_booking_status(session, reference, verb, now=utc_now(), **options)
+    sink, moved = apply(ctx, change_booking_status, reference, verb, **options)
     _render_change(sink, moved)
 
 

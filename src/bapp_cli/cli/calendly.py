@@ -23,7 +23,7 @@ from bapp_cli.cli.options import (
     search_option,
 )
 from bapp_cli.cli.terminal import listing_table, print_listing, styled
-from bapp_cli.cli.unit_of_work import changing, reading
+from bapp_cli.cli.unit_of_work import apply, reading
 from bapp_cli.errors import AuthError, BappError, ConfigError, InvalidInput, PartialSuccess, RemoteError, UsageError
 
 if TYPE_CHECKING:
@@ -653,8 +653,7 @@ def webhook_retry(
     from bapp_cli.services.calendly_bookings import RETRY_COLUMNS
     from bapp_cli.services.webhook_inbox import retry_pending
 
-    with changing(ctx, dry_run=dry_run) as (sink, session):
-        results = retry_pending(session, now=utc_now(), pathway_question=pathway_question(state(ctx)))
+    sink, results = apply(ctx, retry_pending, pathway_question=pathway_question(state(ctx)), dry_run=dry_run)
     sink.records([result.as_record() for result in results], RETRY_COLUMNS)
     waiting = [result for result in results if not result.applied]
     for result in waiting:
