@@ -10,7 +10,7 @@ import typer
 from bapp_cli.cli.context import AppState, state, state_and_sink, utc_now
 from bapp_cli.cli.files import OutputFile, read_text_input
 from bapp_cli.cli.options import ClientArgument, DryRunOption, output_command
-from bapp_cli.cli.unit_of_work import apply, plain_reading
+from bapp_cli.cli.unit_of_work import apply, fetch
 from bapp_cli.errors import ConfigError, InvalidInput, UsageError
 
 if TYPE_CHECKING:
@@ -34,8 +34,7 @@ def list_command(ctx: typer.Context, email: ClientArgument, page: Page) -> None:
     """
     from bapp_cli.services.plain_reads import BADGE_COLUMNS, list_badges
 
-    with plain_reading(ctx) as (sink, database):  # as `progress show`
-        badges = list_badges(database, email, page=page)
+    sink, badges = fetch(ctx, list_badges, email, page=page, plain=True)  # as `progress show`
     sink.records(badges, BADGE_COLUMNS, title=f"Badges of {email.strip().lower()}")
 
 

@@ -12,7 +12,7 @@ from bapp_cli.cli.cells import answers_text
 from bapp_cli.cli.context import state_and_sink, utc_now
 from bapp_cli.cli.options import MAX_OPTION_INT, DryRunOption, output_command
 from bapp_cli.cli.terminal import detail_table
-from bapp_cli.cli.unit_of_work import apply, reading
+from bapp_cli.cli.unit_of_work import apply, fetch
 from bapp_cli.errors import AuthError, ConfigError, UsageError
 
 if TYPE_CHECKING:
@@ -320,8 +320,7 @@ def show(ctx: typer.Context, reference: ReferenceArgument) -> None:
     """
     from bapp_cli.services.booking import show_booking
 
-    with reading(ctx) as (sink, session):
-        view = show_booking(session, reference)
+    sink, view = fetch(ctx, show_booking, reference)
     _print_booking(sink, view.as_record())
     if view.calendly_state in ("requested", "unknown"):
         sink.notice(

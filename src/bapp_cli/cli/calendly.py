@@ -23,7 +23,7 @@ from bapp_cli.cli.options import (
     search_option,
 )
 from bapp_cli.cli.terminal import listing_table, print_listing, styled
-from bapp_cli.cli.unit_of_work import apply, reading
+from bapp_cli.cli.unit_of_work import apply, fetch
 from bapp_cli.errors import AuthError, BappError, ConfigError, InvalidInput, PartialSuccess, RemoteError, UsageError
 
 if TYPE_CHECKING:
@@ -289,8 +289,7 @@ def status(
     """
     from bapp_cli.services.calendly_bookings import RUN_COLUMNS, list_runs
 
-    with reading(ctx) as (sink, session):
-        runs = list_runs(session, limit=limit, kind=kind, offset=offset, search=search)
+    sink, runs = fetch(ctx, list_runs, limit=limit, kind=kind, offset=offset, search=search)
 
     def table(console: Any) -> None:
         headers = ("run", "kind", "started", "took", "status", "source", *RUN_COUNT_HEADERS)
@@ -630,8 +629,8 @@ def webhook_list(
     from bapp_cli.services.listing import Page
     from bapp_cli.services.webhook_inbox import INBOX_COLUMNS, list_deliveries
 
-    with reading(ctx) as (sink, session):
-        entries = list_deliveries(session, pending_only=pending, page=Page(limit=limit, offset=offset, search=search))
+    page = Page(limit=limit, offset=offset, search=search)
+    sink, entries = fetch(ctx, list_deliveries, pending_only=pending, page=page)
     sink.records(entries, INBOX_COLUMNS)
 
 

@@ -18,7 +18,7 @@ from bapp_cli.cli.options import (
     output_command,
 )
 from bapp_cli.cli.terminal import listing_table, print_listing
-from bapp_cli.cli.unit_of_work import apply, reading
+from bapp_cli.cli.unit_of_work import apply, fetch
 
 if TYPE_CHECKING:
     from bapp_cli.services.listing import Page
@@ -187,10 +187,8 @@ def list_command(
     """
     from bapp_cli.services.skills import SKILL_COLUMNS, list_skills
 
-    with reading(ctx) as (sink, session):
-        views = list_skills(
-            session, pathway=pathway, tier=tier, fundamental=fundamental, include_archived=include_archived, page=page
-        )
+    only: dict[str, Any] = dict(pathway=pathway, tier=tier, fundamental=fundamental, include_archived=include_archived)
+    sink, views = fetch(ctx, list_skills, page=page, **only)
     sink.records(views, SKILL_COLUMNS, table=partial(_skill_table, views, "Skills"))
 
 

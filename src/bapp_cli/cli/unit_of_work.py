@@ -2,7 +2,7 @@
 
 Each opens the output first, so a bad --format fails before the database is touched; the command renders
 after the block, once a change is committed (or rolled back by --dry-run). `apply` is the change most
-commands make: one service call in the transaction.
+commands make, `fetch` the read most make: one service call in the transaction.
 """
 
 from __future__ import annotations
@@ -44,6 +44,15 @@ def changing(
         app_state.confirm(yes, ask)
     with app_state.transaction(dry_run=dry_run, write=write) as session:
         yield sink, session
+
+
+def fetch(
+    ctx: typer.Context, query: Any, *arguments: Any, plain: bool = False, **options: Any
+) -> tuple[OutputSink, Any]:
+    """`query(session, *arguments, **options)` in the command's read-only transaction (`plain`: on a plain DB-API
+    connection, for `services.plain_reads`); the sink and its result."""
+    with (plain_reading if plain else reading)(ctx) as (sink, session):
+        return sink, query(session, *arguments, **options)
 
 
 def apply(ctx: typer.Context, change: Any, *arguments: Any, **options: Any) -> tuple[OutputSink, Any]:
