@@ -19,19 +19,10 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from bapp_cli.cli.output import OutputSink
-    from bapp_cli.db.dbapi import Database
 
 
 def reading(ctx: typer.Context) -> contextlib.AbstractContextManager[tuple[OutputSink, Session]]:
     return changing(ctx, write=False)
-
-
-@contextlib.contextmanager
-def plain_reading(ctx: typer.Context) -> Iterator[tuple[OutputSink, Database]]:
-    """A read on a plain DB-API connection, without SQLAlchemy (`services.plain_reads`): a look-up starts fast."""
-    app_state, sink = state_and_sink(ctx)
-    with app_state.plain_reading() as database:
-        yield sink, database
 
 
 @contextlib.contextmanager
@@ -49,9 +40,11 @@ def changing(
 def fetch(
     ctx: typer.Context, query: Any, *arguments: Any, plain: bool = False, **options: Any
 ) -> tuple[OutputSink, Any]:
-    """`query(session, *arguments, **options)` in the command's read-only transaction (`plain`: on a plain DB-API
-    connection, for `services.plain_reads`); the sink and its result."""
-    with (plain_reading if plain else reading)(ctx) as (sink, session):
+    """`query(session, *arguments, **options)` in the command's read-only transaction; the sink and its result.
+    With `plain`, on a plain DB-API connection instead, without SQLAlchemy (`services.plain_reads`): a look-up
+    starts fast."""
+    app_state, sink = state_and_sink(ctx)
+    with app_state.plain_reading() if plain else app_state.transaction(write=False) as session:
         return sink, query(session, *arguments, **options)
 
 
