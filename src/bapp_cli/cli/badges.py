@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from bapp_cli.cli.context import AppState, state, utc_now
+from bapp_cli.cli.context import AppState, state, state_and_sink, utc_now
 from bapp_cli.cli.files import OutputFile, read_text_input
 from bapp_cli.cli.options import ClientArgument, DryRunOption, output_command
-from bapp_cli.cli.unit_of_work import apply, plain_reading
+from bapp_cli.cli.unit_of_work import apply, fetch
 from bapp_cli.errors import ConfigError, InvalidInput, UsageError
 
 if TYPE_CHECKING:
@@ -34,8 +34,7 @@ def list_command(ctx: typer.Context, email: ClientArgument, page: Page) -> None:
     """
     from bapp_cli.services.plain_reads import BADGE_COLUMNS, list_badges
 
-    with plain_reading(ctx) as (sink, database):  # as `progress show`
-        badges = list_badges(database, email, page=page)
+    sink, badges = fetch(ctx, list_badges, email, page=page, plain=True)  # as `progress show`
     sink.records(badges, BADGE_COLUMNS, title=f"Badges of {email.strip().lower()}")
 
 
@@ -180,8 +179,7 @@ def achievements_command(ctx: typer.Context) -> None:
     """
     from bapp_cli.services.credentials import ACHIEVEMENT_COLUMNS, achievement_definitions
 
-    app_state = state(ctx)
-    sink = app_state.output()
+    app_state, sink = state_and_sink(ctx)
     configured = app_state.settings.get("badges.issuer_url") and app_state.settings.get("badges.key_file")
     issuer = _issuer(app_state) if configured else None
     with app_state.reading() as session:
@@ -262,8 +260,7 @@ def verify_command(
     from bapp_cli.services import credentials as service
     from bapp_cli.services.signing_key import public_key_from_document
 
-    app_state = state(ctx)
-    sink = app_state.output()
+    app_state, sink = state_and_sink(ctx)
     if key == "-" and path == "-":
         raise InvalidInput("the credentials and --key cannot both come from stdin", code="bad_key")
     tokens = service.split_credentials(read_text_input(path), "stdin" if path == "-" else path)

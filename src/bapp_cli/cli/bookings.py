@@ -9,11 +9,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from bapp_cli.cli.cells import answers_text
-from bapp_cli.cli.context import state, utc_now
+from bapp_cli.cli.context import state_and_sink, utc_now
 from bapp_cli.cli.options import MAX_OPTION_INT, DryRunOption, output_command
 from bapp_cli.cli.terminal import detail_table
-from bapp_cli.cli.unit_of_work import changing, reading
-from bapp_cli.errors import UsageError
+from bapp_cli.cli.unit_of_work import apply, fetch
+from bapp_cli.errors import AuthError, ConfigError, UsageError
 
 if TYPE_CHECKING:
     from bapp_cli.cli.output import OutputSink
@@ -129,8 +129,7 @@ def create(
     from bapp_cli.services.booking import BookingRequest, create_booking
     from bapp_cli.services.instants import get_zone, parse_instant
 
-    app_state = state(ctx)
-    sink = app_state.output()
+    app_state, sink = state_and_sink(ctx)
     zone = get_zone(timezone, field="timezone").key if timezone is not None else app_state.timezone
     request = BookingRequest(
         client_email=client,
@@ -190,7 +189,6 @@ def _books_in_calendly(
     """--calendly/--local-only, else bookings.calendly: auto books a Calendly session type in Calendly when
     a token is configured and, when it is not, adds the one warning line to print once the booking is made;
     always needs the token (exit 4)."""
-    from bapp_cli.errors import AuthError, ConfigError
     from bapp_cli.services.calendly_write import calendly_session
     from bapp_cli.services.session_types import get_session_type
 
@@ -243,6 +241,14 @@ def calendly_writer(app_state: Any) -> Iterator[Any]:
         )
 
 
+def _through_calendly(ctx: typer.Context, change: Any, *arguments: Any, **options: Any) -> tuple[OutputSink, Any]:
+    """`change(transaction, reading, open_client, *arguments, clock=…, **options)`: a services.calendly_write
+    use case, which opens its own transactions around Calendly's round trips; the sink and its result."""
+    app_state, sink = state_and_sink(ctx)
+    wiring = (app_state.transaction, app_state.reading, app_state.calendly_client)
+    return sink, change(*wiring, *arguments, clock=utc_now, **options)
+
+
 @output_command(app, "list", search="reference, client or session title")
 def list_command(
     ctx: typer.Context,
@@ -272,8 +278,7 @@ def list_command(
     from bapp_cli.services.instants import parse_instant
     from bapp_cli.services.plain_reads import BookingFilters, instant_value, list_bookings
 
-    app_state = state(ctx)
-    sink = app_state.output()
+    app_state, sink = state_and_sink(ctx)
     zone = app_state.timezone
     filters = BookingFilters(
         client_email=client,
@@ -315,8 +320,7 @@ def show(ctx: typer.Context, reference: ReferenceArgument) -> None:
     """
     from bapp_cli.services.booking import show_booking
 
-    with reading(ctx) as (sink, session):
-        view = show_booking(session, reference)
+    sink, view = fetch(ctx, show_booking, reference)
     _print_booking(sink, view.as_record())
     if view.calendly_state in ("requested", "unknown"):
         sink.notice(
@@ -340,8 +344,7 @@ def _move(ctx: typer.Context, reference: str, verb: str, **options: Any) -> None
     """A status or payment move made in bapp alone, then shown."""
     from bapp_cli.services.booking import change_booking_status
 
-    with changing(ctx) as (sink, session):
-        moved = change_booking_status(session, reference, verb, now=utc_now(), **options)
+    sink, moved = apply(ctx, change_booking_status, reference, verb, **options)
     _render_change(sink, moved)
 
 
@@ -424,17 +427,7 @@ def _push(ctx: typer.Context, reference: str, command: str, **options: Any) -> N
     """A cancel or no-show (or its undo): in Calendly first when the booking is there, then here."""
     from bapp_cli.services.calendly_write import change_status
 
-    app_state = state(ctx)
-    sink = app_state.output()
-    change, notes = change_status(
-        app_state.transaction,
-        app_state.reading,
-        app_state.calendly_client,
-        reference,
-        command,
-        clock=utc_now,
-        **options,
-    )
+    sink, (change, notes) = _through_calendly(ctx, change_status, reference, command, **options)
     for note in notes:
         sink.info(f"{change.booking.reference}: {note}.")
     _render_change(sink, change)
@@ -481,10 +474,6 @@ def link(
     """
     from bapp_cli.services.calendly_write import LINK_COLUMNS, create_link
 
-    app_state = state(ctx)
-    sink = app_state.output()
-    record = create_link(
-        app_state.transaction, app_state.reading, app_state.calendly_client, client, session_ref, clock=utc_now
-    )
+    sink, record = _through_calendly(ctx, create_link, client, session_ref)
     sink.record(record, LINK_COLUMNS, title="Scheduling link")
     sink.info(f"Send {record['client']} this single-use link: {record['booking_url']}")

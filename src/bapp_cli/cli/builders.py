@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from bapp_cli.cli.options import MAX_OPTION_INT, output_command
-from bapp_cli.cli.unit_of_work import changing, reading
+from bapp_cli.cli.unit_of_work import changing, fetch
 
 if TYPE_CHECKING:
     from bapp_cli.services.listing import Page
@@ -111,6 +111,5 @@ def list_command(ctx: typer.Context, page: Page) -> None:
     """
     from bapp_cli.services.builders import BUILDER_COLUMNS, list_builders
 
-    with reading(ctx) as (sink, session):
-        builders = list_builders(session, page=page)
+    sink, builders = fetch(ctx, list_builders, page=page)
     sink.records(builders, BUILDER_COLUMNS, title="Builders", headers=TABLE_HEADERS)

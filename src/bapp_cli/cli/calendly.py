@@ -11,20 +11,19 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
-from bapp_cli.cli.context import AppState, state, utc_now
+from bapp_cli.cli.context import AppState, state, state_and_sink, utc_now
 from bapp_cli.cli.files import read_input
 from bapp_cli.cli.options import (
     MAX_OPTION_INT,
     MAX_UNIX_SECONDS,
     MAX_WAIT_SECONDS,
-    FormatOption,
-    JsonOption,
     OffsetOption,
     finite_seconds,
     output_command,
     search_option,
 )
-from bapp_cli.cli.terminal import listing_table, styled
+from bapp_cli.cli.terminal import listing_table, print_listing, styled
+from bapp_cli.cli.unit_of_work import apply, fetch
 from bapp_cli.errors import AuthError, BappError, ConfigError, InvalidInput, PartialSuccess, RemoteError, UsageError
 
 if TYPE_CHECKING:
@@ -108,15 +107,14 @@ def whoami(ctx: typer.Context) -> None:
       bapp calendly whoami
       CALENDLY_API_KEY=… bapp calendly whoami --json
     """
-    app_state = state(ctx)
-    sink = app_state.output()
+    app_state, sink = state_and_sink(ctx)
     with app_state.calendly_client() as client:
         me = client.get_current_user()
     identity = {"uri": me.uri, "name": me.name, "email": me.email, "organization": me.current_organization}
     sink.record(identity, title="Calendly token")
 
 
-@app.command("sync")
+@output_command(app, "sync")
 def sync(
     ctx: typer.Context,
     user: UserOption = None,
@@ -138,8 +136,6 @@ def sync(
         ),
     ] = False,
     wait: WaitOption = 0.0,
-    fmt: FormatOption = None,
-    as_json: JsonOption = False,
 ) -> None:
     """Sync Calendly event types into the session catalogue (the cron job).
 
@@ -161,8 +157,7 @@ def sync(
     from bapp_cli.services import sync as sync_service
     from bapp_cli.services.calendly_runs import event_type_sync_job
 
-    app_state = state(ctx)
-    sink = app_state.output(fmt, as_json)
+    app_state, sink = state_and_sink(ctx)
     _check_scope_flags(user, organization, from_file, verb="sync")
     rules = sync_service.parse_rules(app_state.settings.calendly_rules())
     listing = _parse_listing_file(app_state, from_file, sync_service.parse_listing) if from_file is not None else None
@@ -294,10 +289,7 @@ def status(
     """
     from bapp_cli.services.calendly_bookings import RUN_COLUMNS, list_runs
 
-    app_state = state(ctx)
-    sink = app_state.output()
-    with app_state.reading() as session:
-        runs = list_runs(session, limit=limit, kind=kind, offset=offset, search=search)
+    sink, runs = fetch(ctx, list_runs, limit=limit, kind=kind, offset=offset, search=search)
 
     def table(console: Any) -> None:
         headers = ("run", "kind", "started", "took", "status", "source", *RUN_COUNT_HEADERS)
@@ -317,9 +309,7 @@ def status(
             )
             if run["error"]:
                 grid.add_row("", "", styled(run["error"], "red"), *([""] * 10))
-        console.print(grid)
-        if not runs:
-            console.print("(no syncs yet — run `bapp calendly sync`)", style="dim")
+        print_listing(console, grid, empty="(no syncs yet — run `bapp calendly sync`)")
 
     sink.records(runs, RUN_COLUMNS, table=table)
 
@@ -380,8 +370,7 @@ def pull_bookings(
     from bapp_cli.services.calendly_runs import bookings_pull_job
     from bapp_cli.services.instants import parse_instant
 
-    app_state = state(ctx)
-    sink = app_state.output()
+    app_state, sink = state_and_sink(ctx)
     _check_scope_flags(user, organization, from_file, verb="pull")
     pattern = pathway_question(app_state)
     zone = app_state.timezone
@@ -485,8 +474,7 @@ def webhook_apply(
       bapp calendly webhook apply body.json --signature "$(bapp calendly webhook sign body.json)" --dry-run
     """
 
-    app_state = state(ctx)
-    sink = app_state.output()
+    app_state, sink = state_and_sink(ctx)
     body = read_input(path, what="body")
     from bapp_cli.cli.webhook_receiver import DeliveryHandler
 
@@ -641,10 +629,8 @@ def webhook_list(
     from bapp_cli.services.listing import Page
     from bapp_cli.services.webhook_inbox import INBOX_COLUMNS, list_deliveries
 
-    app_state = state(ctx)
-    sink = app_state.output()
-    with app_state.reading() as session:
-        entries = list_deliveries(session, pending_only=pending, page=Page(limit=limit, offset=offset, search=search))
+    page = Page(limit=limit, offset=offset, search=search)
+    sink, entries = fetch(ctx, list_deliveries, pending_only=pending, page=page)
     sink.records(entries, INBOX_COLUMNS)
 
 
@@ -666,10 +652,7 @@ def webhook_retry(
     from bapp_cli.services.calendly_bookings import RETRY_COLUMNS
     from bapp_cli.services.webhook_inbox import retry_pending
 
-    app_state = state(ctx)
-    sink = app_state.output()
-    with app_state.transaction(dry_run=dry_run) as session:
-        results = retry_pending(session, now=utc_now(), pathway_question=pathway_question(app_state))
+    sink, results = apply(ctx, retry_pending, pathway_question=pathway_question(state(ctx)), dry_run=dry_run)
     sink.records([result.as_record() for result in results], RETRY_COLUMNS)
     waiting = [result for result in results if not result.applied]
     for result in waiting:
@@ -818,8 +801,7 @@ def webhook_subscribe(
     """
     from bapp_cli.calendly.client import OutcomeUnknown
 
-    app_state = state(ctx)
-    sink = app_state.output()
+    app_state, sink = state_and_sink(ctx)
     _check_subscription_url(url)
     wanted = list(dict.fromkeys(events or DEFAULT_WEBHOOK_EVENTS))
     with app_state.calendly_client() as client:
@@ -854,8 +836,7 @@ def webhook_subscriptions(ctx: typer.Context, scope: ScopeOption = "user") -> No
       bapp calendly webhook subscriptions
       bapp calendly webhook subscriptions --scope organization --json
     """
-    app_state = state(ctx)
-    sink = app_state.output()
+    app_state, sink = state_and_sink(ctx)
     with app_state.calendly_client() as client:
         organization, user = _subscription_owner(app_state, client, scope)
         found = client.list_webhook_subscriptions(organization=organization, scope=scope, user=user)
@@ -919,8 +900,7 @@ def reconcile(
     from bapp_cli.cli.bookings import calendly_writer
     from bapp_cli.services.calendly_write import DEFAULT_GIVE_UP, RECONCILE_COLUMNS
 
-    app_state = state(ctx)
-    sink = app_state.output()
+    app_state, sink = state_and_sink(ctx)
     hours = give_up_after
     configured = app_state.settings.get("calendly.reconcile_give_up_hours")
     if hours is None and configured is not None:

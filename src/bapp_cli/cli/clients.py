@@ -8,7 +8,7 @@ import typer
 
 from bapp_cli.cli.context import state
 from bapp_cli.cli.options import PathwayArgument, output_command
-from bapp_cli.cli.unit_of_work import apply, changing, plain_reading, reading
+from bapp_cli.cli.unit_of_work import apply, changing, fetch, reading
 
 if TYPE_CHECKING:
     from bapp_cli.cli.output import OutputSink
@@ -115,8 +115,7 @@ def show(ctx: typer.Context, email: Annotated[str, typer.Argument(help="The clie
     """
     from bapp_cli.services.plain_reads import show_client
 
-    with plain_reading(ctx) as (sink, database):  # a quick look-up starts fast (P7)
-        detail = show_client(database, email)
+    sink, detail = fetch(ctx, show_client, email, plain=True)  # a quick look-up starts fast (P7)
     sink.record(detail, table=lambda console: _render_detail(detail, sink, console))
 
 

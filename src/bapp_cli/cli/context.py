@@ -230,3 +230,9 @@ def state(ctx: typer.Context) -> AppState:
     app_state = root.ensure_object(AppState)  # main() passes one in; a bare Typer runner gets a fresh one
     app_state.command_path = ctx.command_path.replace(root.info_name or "bapp", "bapp", 1)
     return app_state
+
+
+def state_and_sink(ctx: typer.Context) -> tuple[AppState, OutputSink]:
+    """The command's state and its output sink, opened first: a bad --format fails before anything is done."""
+    app_state = state(ctx)
+    return app_state, app_state.output()

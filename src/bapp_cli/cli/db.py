@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from bapp_cli.cli.context import state
+from bapp_cli.cli.context import state, state_and_sink
 from bapp_cli.cli.options import YesOption, output_command
 
 app = typer.Typer(help="Migrate and inspect the database schema.", no_args_is_help=True)
@@ -61,8 +61,7 @@ def current(ctx: typer.Context) -> None:
     """
     from bapp_cli.db import migration
 
-    app_state = state(ctx)
-    sink = app_state.output()
+    app_state, sink = state_and_sink(ctx)
     engine = app_state.engine(require_head=False)
     revision = migration.current_revision(engine)
     at_head = revision == migration.HEAD_REVISION
@@ -96,8 +95,7 @@ def check(ctx: typer.Context) -> None:
     from bapp_cli.db import migration
     from bapp_cli.errors import BappError
 
-    app_state = state(ctx)
-    sink = app_state.output()
+    app_state, sink = state_and_sink(ctx)
     drift = migration.schema_drift(app_state.engine(require_head=True))
     sink.records([{"difference": item} for item in drift], ["difference"])
     if drift:

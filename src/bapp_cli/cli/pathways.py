@@ -8,7 +8,7 @@ import typer
 
 from bapp_cli.cli.options import MAX_OPTION_INT, DryRunOption, PathwayArgument, YesOption, output_command
 from bapp_cli.cli.terminal import listing_table, styled
-from bapp_cli.cli.unit_of_work import apply, reading
+from bapp_cli.cli.unit_of_work import apply, fetch
 
 if TYPE_CHECKING:
     from bapp_cli.services.listing import Page
@@ -50,8 +50,7 @@ def list_command(ctx: typer.Context, page: Page) -> None:
     """
     from bapp_cli.services.pathways import PATHWAY_COLUMNS, list_pathways
 
-    with reading(ctx) as (sink, session):
-        records = list_pathways(session, page=page)
+    sink, records = fetch(ctx, list_pathways, page=page)
 
     def table(console: Any) -> None:
         grid = listing_table("Pathways", ("", "slug", "name", "tier 1", "tier 2", "tier 3", "skills", "archived"))
@@ -81,8 +80,7 @@ def show(ctx: typer.Context, pathway: PathwayArgument) -> None:
     """
     from bapp_cli.services.pathways import PATHWAY_COLUMNS, list_pathways
 
-    with reading(ctx) as (sink, session):
-        records = list_pathways(session, slug=pathway)
+    sink, records = fetch(ctx, list_pathways, slug=pathway)
     sink.record(records[0], PATHWAY_COLUMNS, table=lambda console: render_pathway_tree(records, console))
 
 

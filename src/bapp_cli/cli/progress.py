@@ -10,8 +10,8 @@ import typer
 
 from bapp_cli.cli.cells import ENROLMENT_STYLES, SKILL_STATUS_STYLES, percent_style
 from bapp_cli.cli.options import ClientArgument, output_command
-from bapp_cli.cli.terminal import listing_table, styled
-from bapp_cli.cli.unit_of_work import plain_reading, reading
+from bapp_cli.cli.terminal import listing_table, print_listing, styled
+from bapp_cli.cli.unit_of_work import fetch, reading
 
 if TYPE_CHECKING:
     from bapp_cli.services.listing import Page
@@ -96,8 +96,7 @@ def show(
     """
     from bapp_cli.services.plain_reads import PROGRESS_COLUMNS, show_progress
 
-    with plain_reading(ctx) as (sink, database):
-        progress = show_progress(database, email, pathway=pathway)
+    sink, progress = fetch(ctx, show_progress, email, pathway=pathway, plain=True)
     sink.records(progress.pathways, PROGRESS_COLUMNS, table=partial(_draw_progress_tree, progress, sink))
 
 
@@ -160,6 +159,4 @@ def draw_progress_rows(
     fit_to_terminal(
         grid, console, keys=("client", "status", "overall"), drop_order=("last activity", "badges", *reversed(tiers))
     )
-    console.print(grid)
-    if not grid.row_count:
-        console.print("(no enrolments)", style="dim")
+    print_listing(console, grid, empty="(no enrolments)")

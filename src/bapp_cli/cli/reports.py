@@ -15,7 +15,8 @@ import typer
 from bapp_cli.cli.cells import ENROLMENT_STYLES, answers_text, percent_style
 from bapp_cli.cli.context import state, utc_now
 from bapp_cli.cli.options import output_command
-from bapp_cli.cli.unit_of_work import reading
+from bapp_cli.cli.terminal import listing_table, print_listing
+from bapp_cli.cli.unit_of_work import fetch, reading
 
 if TYPE_CHECKING:
     from bapp_cli.cli.output import OutputSink
@@ -97,8 +98,6 @@ def _report_grid(title: str, *, caption: str | None = None) -> Any:
     """The frame every report table shares, so the dashboard's reports look alike."""
     from rich import box
 
-    from bapp_cli.cli.terminal import listing_table
-
     return listing_table(title, (), box=box.SIMPLE_HEAD, caption=caption)
 
 
@@ -174,8 +173,7 @@ def bookings_by_pathway(
         from bapp_cli.services.booking import BOOKING_COLUMNS
         from bapp_cli.services.reports import list_bookings_by_pathway
 
-        with reading(ctx) as (sink, session):
-            groups = list_bookings_by_pathway(session, now=utc_now(), period=period, builder=builder)
+        sink, groups = fetch(ctx, list_bookings_by_pathway, now=utc_now(), period=period, builder=builder)
         records = [view.as_record() for views in groups.values() for view in views]
         caption = _period_caption(period, sink, builder)
         sink.records(records, BOOKING_COLUMNS, table=partial(_listing_table, groups, sink, caption))
@@ -183,8 +181,7 @@ def bookings_by_pathway(
 
     from bapp_cli.services.reports import BOOKING_COUNT_COLUMNS, count_bookings_by_pathway
 
-    with reading(ctx) as (sink, session):
-        report = count_bookings_by_pathway(session, period=period, builder=builder)
+    sink, report = fetch(ctx, count_bookings_by_pathway, period=period, builder=builder)
     sink.records(report.as_records(totals=totals), BOOKING_COUNT_COLUMNS, table=partial(_counts_table, report, sink))
 
 
@@ -226,9 +223,7 @@ def _listing_table(groups: dict[ReportPathway, list[Any]], sink: OutputSink, cap
                 Text(answers_text(view.custom_question_responses) or "—"),
                 end_section=index == count - 1,
             )
-    console.print(grid)
-    if not groups:
-        console.print("(no bookings)", style="dim")
+    print_listing(console, grid, empty="(no bookings)")
 
 
 # -- client progress ----------------------------------------------------------------------------------
@@ -312,8 +307,7 @@ def pathway_analytics(
     from bapp_cli.services.reports import pathway_analytics as build_report
 
     period = _period(ctx, start_from, start_to)
-    with reading(ctx) as (sink, session):
-        report = build_report(session, period=period)
+    sink, report = fetch(ctx, build_report, period=period)
     sink.records(report.as_records(totals=totals), ANALYTICS_COLUMNS, table=partial(_analytics_table, report, sink))
 
 

@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from bapp_cli.cli.context import state, utc_now
+from bapp_cli.cli.context import state_and_sink, utc_now
 from bapp_cli.cli.options import MAX_OPTION_INT, DryRunOption, output_command
 from bapp_cli.cli.terminal import detail_table, listing_table, styled
-from bapp_cli.cli.unit_of_work import apply, plain_reading, reading
+from bapp_cli.cli.unit_of_work import apply, fetch
 from bapp_cli.errors import UsageError
 
 if TYPE_CHECKING:
@@ -135,10 +135,8 @@ def list_command(
     """
     from bapp_cli.services.plain_reads import SESSION_COLUMNS, list_session_types
 
-    with plain_reading(ctx) as (sink, database):
-        records = list_session_types(
-            database, include_all=include_all, category=category, pathway=pathway, builder=builder, page=page
-        )
+    filters = dict(include_all=include_all, category=category, pathway=pathway, builder=builder)
+    sink, records = fetch(ctx, list_session_types, page=page, plain=True, **filters)
 
     title = "Session types" if include_all else "Bookable session types"
     sink.records(records, SESSION_COLUMNS, table=lambda console: render_catalogue(records, console, title=title))
@@ -159,8 +157,7 @@ def show(
     from bapp_cli.services.session_admin import show_session_type
     from bapp_cli.services.session_types import SESSION_COLUMNS
 
-    with reading(ctx) as (sink, session):
-        record = show_session_type(session, session_type)
+    sink, record = fetch(ctx, show_session_type, session_type)
     sink.record(record, SESSION_COLUMNS, table=lambda console: render_session(record, console))
 
 
@@ -301,8 +298,7 @@ def slots(
     from bapp_cli.services.calendly_write import SLOT_COLUMNS, calendly_session, open_slots
     from bapp_cli.services.instants import get_zone, parse_instant
 
-    app_state = state(ctx)
-    sink = app_state.output()
+    app_state, sink = state_and_sink(ctx)
     zone = get_zone(app_state.timezone if timezone is None else timezone, field="timezone")
     now = utc_now()
     begin = parse_instant(start_from, timezone=zone.key, field="from") if start_from else now
@@ -389,10 +385,9 @@ def available(
 
     if client is not None and anonymous:
         raise UsageError("--client and --anonymous cannot be used together")
-    with reading(ctx) as (sink, session):
-        availability = list_available_sessions(
-            session, client_email=client, pathway=pathway, category=category, builder_email=builder
-        )
+    sink, availability = fetch(
+        ctx, list_available_sessions, client_email=client, pathway=pathway, category=category, builder_email=builder
+    )
     sink.records(
         availability.sessions, AVAILABLE_COLUMNS, table=lambda console: render_available(availability, sink, console)
     )

@@ -17,8 +17,8 @@ from bapp_cli.cli.options import (
     YesOption,
     output_command,
 )
-from bapp_cli.cli.terminal import listing_table
-from bapp_cli.cli.unit_of_work import apply, reading
+from bapp_cli.cli.terminal import listing_table, print_listing
+from bapp_cli.cli.unit_of_work import apply, fetch
 
 if TYPE_CHECKING:
     from bapp_cli.services.listing import Page
@@ -37,9 +37,7 @@ def _skill_table(views: list[Any], title: str, console: Any) -> None:
             ", ".join(view["links"]) or "—",
             "yes" if view["archived"] else "",
         )
-    console.print(table)
-    if not views:
-        console.print("(no skills)", style="dim")
+    print_listing(console, table, empty="(no skills)")
 
 
 def _catalogue_change(ctx: typer.Context, verb: str, change: Any, *arguments: Any, **options: Any) -> None:
@@ -189,10 +187,8 @@ def list_command(
     """
     from bapp_cli.services.skills import SKILL_COLUMNS, list_skills
 
-    with reading(ctx) as (sink, session):
-        views = list_skills(
-            session, pathway=pathway, tier=tier, fundamental=fundamental, include_archived=include_archived, page=page
-        )
+    only: dict[str, Any] = dict(pathway=pathway, tier=tier, fundamental=fundamental, include_archived=include_archived)
+    sink, views = fetch(ctx, list_skills, page=page, **only)
     sink.records(views, SKILL_COLUMNS, table=partial(_skill_table, views, "Skills"))
 
 

@@ -119,6 +119,13 @@ def listing_table(title: str | None, headers: Iterable[str], *, right: Container
     return table
 
 
+def print_listing(console: Any, grid: Any, *, empty: str) -> None:
+    """`grid`, and under its headers the dim `empty` line when it has no rows (`(no skills)`)."""
+    console.print(grid)
+    if not grid.row_count:
+        console.print(empty, style="dim")
+
+
 @functools.cache
 def _safe_console_class() -> type[Any]:
     from rich.console import Console

@@ -2,7 +2,7 @@
 
 Each opens the output first, so a bad --format fails before the database is touched; the command renders
 after the block, once a change is committed (or rolled back by --dry-run). `apply` is the change most
-commands make: one service call in the transaction.
+commands make, `fetch` the read most make: one service call in the transaction.
 """
 
 from __future__ import annotations
@@ -13,13 +13,12 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from bapp_cli.cli.context import state, utc_now
+from bapp_cli.cli.context import state_and_sink, utc_now
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from bapp_cli.cli.output import OutputSink
-    from bapp_cli.db.dbapi import Database
 
 
 def reading(ctx: typer.Context) -> contextlib.AbstractContextManager[tuple[OutputSink, Session]]:
@@ -27,25 +26,26 @@ def reading(ctx: typer.Context) -> contextlib.AbstractContextManager[tuple[Outpu
 
 
 @contextlib.contextmanager
-def plain_reading(ctx: typer.Context) -> Iterator[tuple[OutputSink, Database]]:
-    """A read on a plain DB-API connection, without SQLAlchemy (`services.plain_reads`): a look-up starts fast."""
-    app_state = state(ctx)
-    sink = app_state.output()
-    with app_state.plain_reading() as database:
-        yield sink, database
-
-
-@contextlib.contextmanager
 def changing(
     ctx: typer.Context, *, dry_run: bool = False, ask: str | None = None, yes: bool = False, write: bool = True
 ) -> Iterator[tuple[OutputSink, Session]]:
     """`ask`: the question to confirm (unless `yes`) before the transaction opens; `write=False`: a read."""
-    app_state = state(ctx)
-    sink = app_state.output()
+    app_state, sink = state_and_sink(ctx)
     if ask is not None:
         app_state.confirm(yes, ask)
     with app_state.transaction(dry_run=dry_run, write=write) as session:
         yield sink, session
+
+
+def fetch(
+    ctx: typer.Context, query: Any, *arguments: Any, plain: bool = False, **options: Any
+) -> tuple[OutputSink, Any]:
+    """`query(session, *arguments, **options)` in the command's read-only transaction; the sink and its result.
+    With `plain`, on a plain DB-API connection instead, without SQLAlchemy (`services.plain_reads`): a look-up
+    starts fast."""
+    app_state, sink = state_and_sink(ctx)
+    with app_state.plain_reading() if plain else app_state.transaction(write=False) as session:
+        return sink, query(session, *arguments, **options)
 
 
 def apply(ctx: typer.Context, change: Any, *arguments: Any, **options: Any) -> tuple[OutputSink, Any]:
