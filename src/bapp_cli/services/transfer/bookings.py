@@ -167,7 +167,7 @@ class SessionInfo:
 
 
 class References:
-    """The small tables a booking row refers to by name, read once: session types, pathways, builders."""
+    """The small tables a booking row refers to, read once: session types, pathways, builders."""
 
     def __init__(self, session: Session) -> None:
         self.sessions: dict[int, SessionInfo] = {}
@@ -185,9 +185,8 @@ class References:
                 asks=any(question.required and question.enabled for question in questions),
             )
             self.session_names.update((name, row.id) for name in (row.calendly_uri, row.slug) if name)
-        listed = select(Pathway.id, Pathway.slug, Pathway.archived).order_by(Pathway.position, Pathway.slug)
-        self.pathways = {row.slug: PathwayFacts(*row) for row in session.execute(listed)}
-        self.pathways_by_id = {facts.id: facts for facts in self.pathways.values()}
+        pathways = select(Pathway.id, Pathway.slug, Pathway.archived)
+        self.pathways_by_id = {row.id: PathwayFacts(*row) for row in session.execute(pathways)}
         self.linked: dict[int, list[PathwayFacts]] = {}  # session id → non-archived linked pathways, in order
         links = select(SessionTypePathway.session_type_id, SessionTypePathway.pathway_id).join(Pathway)
         links = links.where(Pathway.archived.is_(False)).order_by(Pathway.position, Pathway.slug)
@@ -197,7 +196,6 @@ class References:
         builders = session.execute(query).all()
         self.buffers = {user_id: buffer for user_id, _, buffer in builders}  # builder user id → buffer minutes
         self.builder_emails = {user_id: email for user_id, email, _ in builders}
-        self.builders = {email: user_id for user_id, email in self.builder_emails.items()}  # e-mail → user id
         # for messages: also the e-mail of a session's builder who has no builder profile
         missing = {info.builder_id for info in self.sessions.values()} - set(self.builder_emails)
         self.builder_emails.update(store.rows_keyed(session, select(User.id, User.email), missing))
@@ -299,25 +297,14 @@ class BookingImporter(KindImporter):
                 raise InvalidInput(f"{name}: no session type {text!r} (see `bapp sessions list --all`)")
             return found
 
-        def builder(raw: str) -> int:
-            email = normalise_email(raw, field="builder")
-            if email not in references.builders:
-                raise InvalidInput(f"builder: no builder with e-mail {email!r}")
-            return references.builders[email]
-
-        def pathway(raw: str) -> int:
-            if raw.lower() not in references.pathways:
-                raise InvalidInput(f"pathway: no pathway {raw!r} (known: {', '.join(references.pathways) or 'none'})")
-            return references.pathways[raw.lower()].id
-
         resolvers: dict[str, Callable[[Any], Any]] = {
             "client": lambda raw: normalise_email(raw, field="client"),
             "session": lambda raw: session("session", raw),
             "session_id": lambda raw: session("session_id", raw),
-            "builder": builder,
+            "builder": self.builder,
             "client_timezone": lambda raw: get_zone(raw, field="client_timezone").key,
             "currency": parse_currency,
-            "pathway": pathway,
+            "pathway": lambda raw: self.pathway(raw).id,
         }
         lookups: dict[str, dict[Any, Any]] = {}
         for name, resolve in resolvers.items():

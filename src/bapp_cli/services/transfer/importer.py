@@ -286,14 +286,16 @@ class KindImporter(ABC):
 
     @functools.cached_property
     def pathways(self) -> dict[str, Row[int, str, bool]]:
-        """Every pathway (id, slug, archived) by slug, read once, when a row first names one."""
-        return {row.slug: row for row in self.session.execute(select(Pathway.id, Pathway.slug, Pathway.archived))}
+        """Every pathway (id, slug, archived) by slug, in `pathways list` order, read once, when a row first
+        names one."""
+        listed = select(Pathway.id, Pathway.slug, Pathway.archived).order_by(Pathway.position, Pathway.slug)
+        return {row.slug: row for row in self.session.execute(listed)}
 
     def pathway(self, name: str, field: str = "pathway") -> Row[int, str, bool]:
         """The pathway a row names (any case), or a refusal naming the column and the known slugs."""
         found = self.pathways.get(name.strip().lower())
         if found is None:
-            raise InvalidInput(f"{field}: no pathway {name!r} (known: {', '.join(sorted(self.pathways))})")
+            raise InvalidInput(f"{field}: no pathway {name!r} (known: {', '.join(self.pathways) or 'none'})")
         return found
 
     @functools.cached_property
