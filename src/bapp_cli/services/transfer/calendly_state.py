@@ -92,7 +92,6 @@ class CalendlyBookingImporter(KindImporter):
 
     kind = "calendly_bookings"
     schema = CalendlyBookingRow
-    required = (("reference",),)
     batch_size = 2000
 
     def apply(self, rows: Sequence[SourceRow]) -> list[RowResult]:
@@ -182,7 +181,6 @@ class _KeptIdImporter(KindImporter):
 class InvitationImporter(_KeptIdImporter):
     kind = "calendly_invitations"
     schema = InvitationRow
-    required = (("client",), ("session",), ("booking_url",))
     batch_size = 2000
 
     def __post_init__(self) -> None:
@@ -287,7 +285,6 @@ class InboxImporter(_KeptIdImporter):
 
     kind = "webhook_inbox"
     schema = InboxRow
-    required = (("event",), ("source",), ("body",), ("body_sha256",), ("received_at",))
     batch_size = 500
 
     def apply(self, rows: Sequence[SourceRow]) -> list[RowResult]:

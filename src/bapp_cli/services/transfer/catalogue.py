@@ -276,7 +276,6 @@ def _outcome(changes: dict[str, Any] | None) -> str:
 class PathwayImporter(RowImporter):
     kind = "pathways"
     schema = PathwayRow
-    required = (("slug",),)
     model = Pathway
     rules = PATHWAY_FIELDS
 
@@ -323,7 +322,6 @@ class PathwayImporter(RowImporter):
 class SkillImporter(RowImporter):
     kind = "skills"
     schema = SkillRow
-    required = (("slug",),)
     model = Skill
     rules = SKILL_FIELDS  # as `skills add/update` check them
 

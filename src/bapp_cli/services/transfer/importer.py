@@ -15,7 +15,7 @@ import itertools
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from typing import Annotated, Any, ClassVar, TypeVar
+from typing import Annotated, Any, ClassVar, Required, TypeVar, get_origin, get_type_hints
 
 from pydantic import BeforeValidator, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError
 from sqlalchemy import select
@@ -205,7 +205,8 @@ class KindImporter(ABC):
 
     kind: ClassVar[str]
     schema: ClassVar[Any]  # a TypedDict (validated with extra columns forbidden: `_adapter`)
-    required: ClassVar[tuple[tuple[str, ...], ...]] = ()  # each group: one of these columns is needed
+    # each group: one of these columns is needed; none given: each column the schema marks Required
+    required: ClassVar[tuple[tuple[str, ...], ...]] = ()
     refused: ClassVar[Mapping[str, str]] = {}  # columns a kind knows but never takes → why, in place of "unknown"
     batch_size: ClassVar[int] = CHUNK  # rows per batch: the one chunk size of set-based work
 
@@ -228,10 +229,11 @@ class KindImporter(ABC):
 
     def check_header(self, columns: Sequence[str]) -> None:
         """CSV/TSV: unknown or missing columns make the whole file bad (line 1)."""
-        known = self.schema.__annotations__
+        known = get_type_hints(self.schema, include_extras=True)
         unknown = f"unknown column; the columns of {self.kind} are: {', '.join(known)}"
         problems = [RowError(1, name, self.refused.get(name, unknown)) for name in columns if name not in known]
-        for group in self.required:
+        groups = self.required or tuple((name,) for name, hint in known.items() if get_origin(hint) is Required)
+        for group in groups:
             if not any(name in columns for name in group):
                 alternatives = f" (or {', '.join(group[1:])})" if len(group) > 1 else ""
                 problems.append(RowError(1, group[0], "required column is missing" + alternatives))

@@ -197,7 +197,6 @@ class _PeopleImporter(KindImporter):
 class EnrolmentImporter(_PeopleImporter):
     kind = "enrolments"
     schema = EnrolmentRow
-    required = (("client",), ("pathway",))
     table = Enrolment.__table__
 
     # An enrolment an earlier batch wrote is recognised by its updated_at (this import's `now`), so this
@@ -270,7 +269,6 @@ _PROGRESS_COLUMNS = (*PROGRESS_FIELDS, "pathway_id", "notes")
 class ProgressImporter(_PeopleImporter):
     kind = "progress"
     schema = SkillProgressRow
-    required = (("client",), ("skill",))
     table = UserSkillProgress.__table__
 
     def __post_init__(self) -> None:
@@ -399,7 +397,6 @@ def export_progress(session: Session) -> Iterator[dict[str, Any]]:
 class BadgeImporter(_PeopleImporter):
     kind = "badges"
     schema = BadgeRow
-    required = (("client",), ("key",))
     table = Badge.__table__
 
     def parse_row(self, values: Mapping[str, Any]) -> dict[str, Any]:

@@ -75,7 +75,6 @@ _SETTINGS = [setting.name for setting in fields(BuilderSettings)]
 class BuilderImporter(RowImporter):
     kind = "builders"
     schema = BuilderRow
-    required = (("email",),)
 
     def apply_row(self, row: SourceRow, values: dict[str, Any]) -> str:
         email = normalise_email(values["email"])
@@ -114,7 +113,6 @@ def _refused(row: SourceRow, name: str, message: str) -> RowResult:
 class ClientImporter(KindImporter):
     kind = "clients"
     schema = ClientRow
-    required = (("email",),)
     batch_size = 5000
 
     def __post_init__(self) -> None:
