@@ -437,7 +437,7 @@ class BookingImporter(KindImporter):
             results.append(RowResult(draft.row, outcome=draft.outcome, errors=[refusal] if refusal else []))
         self.extra["clients_created"] += len(plan.new_users)
         self.extra["enrolled"] += len(plan.new_enrolments)
-        return sorted(results, key=lambda result: result.row.line)
+        return results
 
     def _load_enrolments(self, drafts: Sequence[Draft]) -> None:
         """The enrolments rule 4 may consult: those of the batch's known clients whose rows name a pathway

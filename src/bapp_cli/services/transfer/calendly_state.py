@@ -132,7 +132,7 @@ class CalendlyBookingImporter(KindImporter):
             results.append(RowResult(row, outcome=UPDATED))
         if changes:
             self.session.execute(update(Booking), changes)
-        return sorted(results, key=lambda result: result.row.line)
+        return results
 
 
 def export_calendly_bookings(session: Session) -> Iterator[dict[str, Any]]:
@@ -237,7 +237,7 @@ class InvitationImporter(_KeptIdImporter):
             if self.add(invitation, row, values.get("id"), results):
                 self.session.flush()
                 held[values["booking_url"]] = invitation.id
-        return sorted(results, key=lambda result: result.row.line)
+        return results
 
     def _ids(self, query: Any, parsed: Sequence[tuple[SourceRow, dict[str, Any]]], name: str) -> dict[str, int]:
         """{key: id} of the rows' values of `name` that are there; `query` selects (key, id)."""
@@ -316,7 +316,7 @@ class InboxImporter(_KeptIdImporter):
             if self.add(delivery, row, values.get("id"), results):
                 digests.add(values["body_sha256"])
         self.session.flush()
-        return sorted(results, key=lambda result: result.row.line)
+        return results
 
 
 def export_inbox(session: Session) -> Iterator[dict[str, Any]]:

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Annotated, Any, ClassVar, Required, TypeVar, get_origin, get_type_hints
 
 from pydantic import BeforeValidator, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
 
@@ -135,8 +135,6 @@ class Touched:
     """
 
     def __init__(self, session: Session, table: Any) -> None:
-        from sqlalchemy import func, select
-
         self.floor = int(session.scalar(select(func.max(table.c.id))) or 0)
         self.bits = bytearray()
 
@@ -279,7 +277,7 @@ class KindImporter(ABC):
 
     @abstractmethod
     def apply(self, rows: Sequence[SourceRow]) -> list[RowResult]:
-        """Write one validated batch; a result per row."""
+        """Write one validated batch; a result per row, in any order (the driver takes them in file order)."""
 
     def finish(self) -> None:  # noqa: B027 - an optional hook: most kinds need nothing at the end
         """After the last batch: completion rules, sequences."""
@@ -354,7 +352,7 @@ def run_kind(
     remaining = iter(rows)
     with importer.mover:
         for batch in iter(lambda: list(itertools.islice(remaining, size)), []):
-            for result in importer.apply(batch):
+            for result in sorted(importer.apply(batch), key=lambda result: result.row.line):
                 if not result.errors:
                     outcome = result.outcome if result.outcome in OUTCOMES else UNCHANGED
                     setattr(tally, outcome, getattr(tally, outcome) + 1)

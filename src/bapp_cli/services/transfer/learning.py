@@ -102,7 +102,6 @@ class BadgeRow(_ClientRow, total=False):
 
 
 ENROLMENT_EXPORT_COLUMNS = ("id", *ENROLMENT_COLUMNS, "created_at")
-PROGRESS_EXPORT_COLUMNS = tuple(SkillProgressRow.__annotations__)
 BADGE_EXPORT_COLUMNS = ("id", "client", "key", "awarded_at", "revoked_at", "revocation_reason")
 
 
@@ -148,7 +147,7 @@ class _PeopleImporter(KindImporter):
             except BappError as exc:
                 results.append(refusal(row, exc))
         self.write()
-        return sorted(results, key=lambda result: result.row.line)
+        return results
 
     def write(self) -> None:
         # a backup's rows may carry their id: those go first, so that ids the database assigns come after them
@@ -388,7 +387,7 @@ def export_progress(session: Session) -> Iterator[dict[str, Any]]:
         .outerjoin(Pathway, Pathway.id == row.pathway_id)
         .order_by(client.email, Skill.slug)
     )
-    return exported(session, PROGRESS_EXPORT_COLUMNS, query)
+    return exported(session, tuple(SkillProgressRow.__annotations__), query)  # what the import reads
 
 
 # -- badges (backups only) ---------------------------------------------------------------------------------

@@ -189,7 +189,7 @@ class ClientImporter(KindImporter):
             self.touched.add(change["id"])
         bulk.update_rows(self.session, table, user_changes)
         bulk.update_rows(self.session, ClientProfile.__table__, profile_changes)
-        return sorted(results, key=lambda result: result.row.line)
+        return results
 
     def _existing(self, emails: Sequence[str]) -> dict[str, dict[str, Any]]:
         query = select(
