@@ -284,15 +284,14 @@ class BookingImporter(KindImporter):
         """What each distinct reference cell of the batch names — the client's e-mail normalised, the
         session, the builder's id, the zone's key, the currency, the pathway's id — or the BappError that
         refuses it. Each value is resolved once a batch; nothing outlives the batch."""
-        references = self.references
 
         def session(name: str, raw: Any) -> SessionInfo:
             text = str(raw).strip()
             if text.isascii() and text.isdigit():  # not str.isdigit alone: '²' is a digit int() refuses
                 session_id = int(text)
             else:  # a Calendly URI as it is, a slug in any case
-                session_id = references.session_names.get(text if "://" in text else text.lower(), -1)
-            found = references.sessions.get(session_id)
+                session_id = self.references.session_names.get(text if "://" in text else text.lower(), -1)
+            found = self.references.sessions.get(session_id)
             if found is None:
                 raise InvalidInput(f"{name}: no session type {text!r} (see `bapp sessions list --all`)")
             return found
