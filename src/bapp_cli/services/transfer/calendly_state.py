@@ -185,15 +185,12 @@ class InvitationImporter(_KeptIdImporter):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        self.sessions: dict[str, int] = {}
-        for session_id, uri, slug in self.session.execute(
-            select(SessionType.id, SessionType.calendly_uri, SessionType.slug).order_by(SessionType.id)
-        ):
-            self.sessions.setdefault(str(session_id), session_id)
-            if slug:
-                self.sessions.setdefault(slug, session_id)
-            if uri:
-                self.sessions[uri] = session_id
+        # a session type by its id, slug or Calendly URI; where one type's slug is another's id, the older
+        # type's (newest first, so an older type's name overwrites)
+        named = select(SessionType.id, SessionType.slug, SessionType.calendly_uri).order_by(SessionType.id.desc())
+        self.sessions: dict[str, int] = {
+            name: type_id for type_id, *names in self.session.execute(named) for name in (str(type_id), *names) if name
+        }
 
     def apply(self, rows: Sequence[SourceRow]) -> list[RowResult]:
         def settle(row: SourceRow, values: dict[str, Any]) -> dict[str, Any]:
