@@ -452,11 +452,10 @@ class BookingImporter(KindImporter):
 
     def _match_existing(self, drafts: list[Draft], results: list[RowResult]) -> list[Draft]:
         """Settle each row's key (its reference) and the booking it updates; enforce the unique keys."""
-        invitee_owner = self._owners(Booking.calendly_invitee_uri, drafts)
-        key_owner = self._owners(Booking.idempotency_key, drafts)
+        owners = {name: self._owners(name, drafts) for name in ("calendly_invitee_uri", "idempotency_key")}
         for draft in drafts:  # a row without a reference updates the booking that holds its invitee URI
             if draft.given.get("reference") is None and (
-                owner := invitee_owner.get(draft.columns["calendly_invitee_uri"])
+                owner := owners["calendly_invitee_uri"].get(draft.columns["calendly_invitee_uri"])
             ):
                 draft.key = owner
         query = select(Booking.reference, Booking.id, *(Booking.__table__.c[name] for name in COMPARED))
@@ -474,10 +473,10 @@ class BookingImporter(KindImporter):
             elif found is not None and found["id"] in self.touched:
                 errors.append(RowError(line, "reference", f"{key} appears earlier in the file"))
             first["reference"].setdefault(key, line)
-            for label, owners in (("calendly_invitee_uri", invitee_owner), ("idempotency_key", key_owner)):
+            for label, owner_of in owners.items():
                 if (value := draft.columns[label]) is None:
                     continue
-                owner = owners.get(value)
+                owner = owner_of.get(value)
                 if owner is not None and owner != key:
                     errors.append(RowError(line, label, f"{value!r} already belongs to booking {owner}"))
                 elif value in first[label]:
@@ -490,10 +489,10 @@ class BookingImporter(KindImporter):
             kept.append(draft)
         return kept
 
-    def _owners(self, column: Any, drafts: Sequence[Draft]) -> dict[str, str]:
+    def _owners(self, name: str, drafts: Sequence[Draft]) -> dict[str, str]:
         """The bookings that already hold the rows' values of a unique column: value → reference."""
-        query = select(column, Booking.reference)
-        return dict(store.rows_keyed(self.session, query, (draft.columns[column.key] for draft in drafts)))
+        query = select(Booking.__table__.c[name], Booking.reference)
+        return dict(store.rows_keyed(self.session, query, (draft.columns[name] for draft in drafts)))
 
     def _settle_values(self, draft: Draft) -> None:
         """The booking as the row leaves it (`draft.values`: what changes) — everything but the pathway,
