@@ -49,7 +49,7 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Annotated, Any, Literal, NotRequired, Required
 
-from pydantic import ConfigDict, Field, Json, StringConstraints
+from pydantic import Field, Json, StringConstraints
 from sqlalchemy import and_, delete, select, text
 from sqlalchemy.orm import Session
 from typing_extensions import TypedDict
@@ -112,7 +112,6 @@ AnswerText = Annotated[str, StringConstraints(max_length=10_000)]
 
 
 class AnswerItem(TypedDict):
-    __pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]
     question: Required[Annotated[str, StringConstraints(max_length=1000)]]
     answer: Required[AnswerText | list[AnswerText] | None]
     position: NotRequired[Int32 | None]
@@ -121,7 +120,6 @@ class AnswerItem(TypedDict):
 class BookingRow(TypedDict, total=False):
     """A booking row: the keys of the booking record; `session_title` and `category` are informational."""
 
-    __pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]
     id: RowId | None
     reference: Annotated[str, StringConstraints(strip_whitespace=True, max_length=16)] | None
     client: Required[Email]
@@ -257,6 +255,9 @@ class BookingImporter(KindImporter):
 
     def __post_init__(self) -> None:
         self.references = References(self.session)
+        # the builders and pathways rows name (KindImporter's), read now rather than first in a later batch's
+        # `_lookups`, which runs while the previous batch's insert still has the session (`mover`)
+        _ = self.builders, self.pathways
         self.dialect = self.session.get_bind().dialect.name
         self.check_overlaps = not self.restore and not self.options.allow_overlap
         self.extra = {"clients_created": 0, "enrolled": 0}
