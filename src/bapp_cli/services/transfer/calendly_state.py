@@ -29,7 +29,6 @@ from bapp_cli.db.models import (
     CALENDLY_STATES,
     Booking,
     CalendlyInvitation,
-    ClientProfile,
     SessionType,
     User,
     WebhookDelivery,
@@ -38,6 +37,7 @@ from bapp_cli.errors import BappError
 from bapp_cli.services.people import normalise_email
 from bapp_cli.services.transfer.formats import RowError, SourceRow
 from bapp_cli.services.transfer.importer import (
+    CLIENT_IDS,
     CREATED,
     UNCHANGED,
     UPDATED,
@@ -200,9 +200,7 @@ class InvitationImporter(_KeptIdImporter):
             return values | {"used_at": self.instant(values.get("used_at"), "used_at")}
 
         parsed, results = self.settled(rows, settle)
-        clients = self._ids(
-            select(User.email, User.id).join(ClientProfile, ClientProfile.user_id == User.id), parsed, "client"
-        )
+        clients = self._ids(CLIENT_IDS, parsed, "client")
         bookings = self._ids(select(Booking.reference, Booking.id), parsed, "booking")
         held = self._ids(select(CalendlyInvitation.booking_url, CalendlyInvitation.id), parsed, "booking_url")
         for row, values in parsed:

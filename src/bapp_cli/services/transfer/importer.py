@@ -23,7 +23,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
 
 from bapp_cli.db.bulk import CHUNK, Mover
-from bapp_cli.db.models import BuilderProfile, Pathway, User
+from bapp_cli.db.models import BuilderProfile, ClientProfile, Pathway, User
 from bapp_cli.errors import BappError, InvalidInput
 from bapp_cli.services.emails import normalise_email
 from bapp_cli.services.instants import check_in_range, get_zone, localise, parse_instant
@@ -121,6 +121,8 @@ class ImportSummary:
         return record
 
 
+# every client's e-mail and user id: the kinds whose rows name a client narrow it to a batch (`rows_keyed`)
+CLIENT_IDS = select(User.email, User.id).join(ClientProfile, ClientProfile.user_id == User.id)
 RejectSink = Callable[[str, SourceRow, str], None]
 Settled = TypeVar("Settled")
 

@@ -27,7 +27,6 @@ from bapp_cli.db import bulk
 from bapp_cli.db.batches import batches
 from bapp_cli.db.models import (
     Badge,
-    ClientProfile,
     Enrolment,
     Pathway,
     Skill,
@@ -43,6 +42,7 @@ from bapp_cli.services.rule_book import PROGRESS_FIELDS, ProgressState, Refusal,
 from bapp_cli.services.skills import MAX_NOTE_LENGTH, check_note, earned_counts, skill_links
 from bapp_cli.services.transfer.formats import SourceRow
 from bapp_cli.services.transfer.importer import (
+    CLIENT_IDS,
     CREATED,
     UNCHANGED,
     UPDATED,
@@ -132,8 +132,7 @@ class _PeopleImporter(KindImporter):
 
     def apply(self, rows: Sequence[SourceRow]) -> list[RowResult]:
         parsed, results = self.settled(rows, lambda row, values: self.parse_row(values))
-        query = select(User.email, User.id).join(ClientProfile, ClientProfile.user_id == User.id)
-        clients: dict[str, int] = dict(rows_keyed(self.session, query, [item["email"] for _, item in parsed]))
+        clients: dict[str, int] = dict(rows_keyed(self.session, CLIENT_IDS, [item["email"] for _, item in parsed]))
         self.inserts: list[dict[str, Any]] = []
         self.updates: list[dict[str, Any]] = []
         self.first: dict[Hashable, int] = {}
