@@ -6,17 +6,19 @@ from __future__ import annotations
 
 import io
 import json
+from typing import Any
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from bapp_cli.db.models import Booking, User
-from bapp_cli.services.transfer.formats import Source
+from bapp_cli.db.models import Booking, Pathway, User
+from bapp_cli.services.transfer.bookings import BookingImporter
+from bapp_cli.services.transfer.formats import Source, SourceRow
 from bapp_cli.services.transfer.importer import ImportOptions
 from bapp_cli.services.transfer.kinds import import_data
-from tests.services.test_booking_factories import NOW, add_session_type, count
+from tests.services.test_booking_factories import NOW, add_builder, add_session_type, count
 
 # A trigger refuses the third booking, so the failure happens in the second batch's background insert
 # (batches of two rows) and surfaces while the third batch is being handled.
@@ -84,3 +86,26 @@ def test_a_restore_with_and_without_ids_writes_the_kept_ids_first(session: Sessi
     assert summary.restored and summary.rejected == 0, summary.errors
     ids = dict(session.execute(Booking.__table__.select().with_only_columns(Booking.reference, Booking.id)).all())
     assert ids["BK-KEPT"] == 1 and ids["BK-NEW"] > 1
+
+
+def test_a_batch_resolves_the_names_its_rows_give_without_the_database(session: Session) -> None:
+    """Each batch resolves its rows' names while the previous batch's insert may still hold the session on
+    the mover's thread, so the builders and pathways a row may name are read when the import starts."""
+    add_session_type(session, "Intro", slug="intro", duration=30)
+    add_builder(session, "coach@example.com")
+    importer = BookingImporter(session, NOW, ImportOptions())
+    statements: list[str] = []
+
+    def record(_connection: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(statement)
+
+    cells = {"client": "ada@example.com", "session": "intro", "builder": "coach@example.com", "pathway": "pivot"}
+    bind = session.connection()
+    event.listen(bind, "before_cursor_execute", record)
+    try:
+        lookups = importer._lookups([(SourceRow(2, cells, cells), cells)])
+    finally:
+        event.remove(bind, "before_cursor_execute", record)
+    assert statements == []
+    assert lookups["builder"]["coach@example.com"] == session.scalar(select(User.id))
+    assert lookups["pathway"]["pivot"] == session.scalar(select(Pathway.id).where(Pathway.slug == "pivot"))

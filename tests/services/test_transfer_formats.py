@@ -49,7 +49,7 @@ def test_csv_with_a_bom_empty_cells_and_multi_line_cells_keeps_line_numbers() ->
         (5, {"email": "bob@example.com", "name": None}),
     ]
     assert rows[1].original == {"email": "bob@example.com", "name": ""}
-    assert source.progress.bytes_read == len(data)
+    assert source.bytes_read == len(data)
 
 
 def test_tsv_and_a_row_with_the_wrong_number_of_cells() -> None:

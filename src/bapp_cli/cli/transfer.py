@@ -134,7 +134,7 @@ def import_command(
             """
             nonlocal rows_seen
             rows_seen += rows
-            share = f" ({source.progress.bytes_read * 100 // size}% of the file)" if size else ""
+            share = f" ({source.bytes_read * 100 // size}% of the file)" if size else ""
             progress.update(f"importing: {rows_seen:,} rows{share}…")
             gc.freeze()
 

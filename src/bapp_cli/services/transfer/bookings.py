@@ -49,7 +49,7 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Annotated, Any, Literal, NotRequired, Required
 
-from pydantic import ConfigDict, Field, Json, StringConstraints
+from pydantic import Field, Json, StringConstraints
 from sqlalchemy import and_, delete, select, text
 from sqlalchemy.orm import Session
 from typing_extensions import TypedDict
@@ -112,7 +112,6 @@ AnswerText = Annotated[str, StringConstraints(max_length=10_000)]
 
 
 class AnswerItem(TypedDict):
-    __pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]
     question: Required[Annotated[str, StringConstraints(max_length=1000)]]
     answer: Required[AnswerText | list[AnswerText] | None]
     position: NotRequired[Int32 | None]
@@ -121,7 +120,6 @@ class AnswerItem(TypedDict):
 class BookingRow(TypedDict, total=False):
     """A booking row: the keys of the booking record; `session_title` and `category` are informational."""
 
-    __pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]
     id: RowId | None
     reference: Annotated[str, StringConstraints(strip_whitespace=True, max_length=16)] | None
     client: Required[Email]
@@ -167,7 +165,7 @@ class SessionInfo:
 
 
 class References:
-    """The small tables a booking row refers to by name, read once: session types, pathways, builders."""
+    """The small tables a booking row refers to, read once: session types, pathways, builders."""
 
     def __init__(self, session: Session) -> None:
         self.sessions: dict[int, SessionInfo] = {}
@@ -185,9 +183,8 @@ class References:
                 asks=any(question.required and question.enabled for question in questions),
             )
             self.session_names.update((name, row.id) for name in (row.calendly_uri, row.slug) if name)
-        listed = select(Pathway.id, Pathway.slug, Pathway.archived).order_by(Pathway.position, Pathway.slug)
-        self.pathways = {row.slug: PathwayFacts(*row) for row in session.execute(listed)}
-        self.pathways_by_id = {facts.id: facts for facts in self.pathways.values()}
+        pathways = select(Pathway.id, Pathway.slug, Pathway.archived)
+        self.pathways_by_id = {row.id: PathwayFacts(*row) for row in session.execute(pathways)}
         self.linked: dict[int, list[PathwayFacts]] = {}  # session id → non-archived linked pathways, in order
         links = select(SessionTypePathway.session_type_id, SessionTypePathway.pathway_id).join(Pathway)
         links = links.where(Pathway.archived.is_(False)).order_by(Pathway.position, Pathway.slug)
@@ -197,7 +194,6 @@ class References:
         builders = session.execute(query).all()
         self.buffers = {user_id: buffer for user_id, _, buffer in builders}  # builder user id → buffer minutes
         self.builder_emails = {user_id: email for user_id, email, _ in builders}
-        self.builders = {email: user_id for user_id, email in self.builder_emails.items()}  # e-mail → user id
         # for messages: also the e-mail of a session's builder who has no builder profile
         missing = {info.builder_id for info in self.sessions.values()} - set(self.builder_emails)
         self.builder_emails.update(store.rows_keyed(session, select(User.id, User.email), missing))
@@ -259,6 +255,9 @@ class BookingImporter(KindImporter):
 
     def __post_init__(self) -> None:
         self.references = References(self.session)
+        # the builders and pathways rows name (KindImporter's), read now rather than first in a later batch's
+        # `_lookups`, which runs while the previous batch's insert still has the session (`mover`)
+        _ = self.builders, self.pathways
         self.dialect = self.session.get_bind().dialect.name
         self.check_overlaps = not self.restore and not self.options.allow_overlap
         self.extra = {"clients_created": 0, "enrolled": 0}
@@ -286,38 +285,26 @@ class BookingImporter(KindImporter):
         """What each distinct reference cell of the batch names — the client's e-mail normalised, the
         session, the builder's id, the zone's key, the currency, the pathway's id — or the BappError that
         refuses it. Each value is resolved once a batch; nothing outlives the batch."""
-        references = self.references
 
         def session(name: str, raw: Any) -> SessionInfo:
             text = str(raw).strip()
             if text.isascii() and text.isdigit():  # not str.isdigit alone: '²' is a digit int() refuses
                 session_id = int(text)
             else:  # a Calendly URI as it is, a slug in any case
-                session_id = references.session_names.get(text if "://" in text else text.lower(), -1)
-            found = references.sessions.get(session_id)
+                session_id = self.references.session_names.get(text if "://" in text else text.lower(), -1)
+            found = self.references.sessions.get(session_id)
             if found is None:
                 raise InvalidInput(f"{name}: no session type {text!r} (see `bapp sessions list --all`)")
             return found
-
-        def builder(raw: str) -> int:
-            email = normalise_email(raw, field="builder")
-            if email not in references.builders:
-                raise InvalidInput(f"builder: no builder with e-mail {email!r}")
-            return references.builders[email]
-
-        def pathway(raw: str) -> int:
-            if raw.lower() not in references.pathways:
-                raise InvalidInput(f"pathway: no pathway {raw!r} (known: {', '.join(references.pathways) or 'none'})")
-            return references.pathways[raw.lower()].id
 
         resolvers: dict[str, Callable[[Any], Any]] = {
             "client": lambda raw: normalise_email(raw, field="client"),
             "session": lambda raw: session("session", raw),
             "session_id": lambda raw: session("session_id", raw),
-            "builder": builder,
+            "builder": self.builder,
             "client_timezone": lambda raw: get_zone(raw, field="client_timezone").key,
             "currency": parse_currency,
-            "pathway": pathway,
+            "pathway": lambda raw: self.pathway(raw).id,
         }
         lookups: dict[str, dict[Any, Any]] = {}
         for name, resolve in resolvers.items():
@@ -450,7 +437,7 @@ class BookingImporter(KindImporter):
             results.append(RowResult(draft.row, outcome=draft.outcome, errors=[refusal] if refusal else []))
         self.extra["clients_created"] += len(plan.new_users)
         self.extra["enrolled"] += len(plan.new_enrolments)
-        return sorted(results, key=lambda result: result.row.line)
+        return results
 
     def _load_enrolments(self, drafts: Sequence[Draft]) -> None:
         """The enrolments rule 4 may consult: those of the batch's known clients whose rows name a pathway
@@ -466,11 +453,10 @@ class BookingImporter(KindImporter):
 
     def _match_existing(self, drafts: list[Draft], results: list[RowResult]) -> list[Draft]:
         """Settle each row's key (its reference) and the booking it updates; enforce the unique keys."""
-        invitee_owner = self._owners(Booking.calendly_invitee_uri, drafts)
-        key_owner = self._owners(Booking.idempotency_key, drafts)
+        owners = {name: self._owners(name, drafts) for name in ("calendly_invitee_uri", "idempotency_key")}
         for draft in drafts:  # a row without a reference updates the booking that holds its invitee URI
             if draft.given.get("reference") is None and (
-                owner := invitee_owner.get(draft.columns["calendly_invitee_uri"])
+                owner := owners["calendly_invitee_uri"].get(draft.columns["calendly_invitee_uri"])
             ):
                 draft.key = owner
         query = select(Booking.reference, Booking.id, *(Booking.__table__.c[name] for name in COMPARED))
@@ -488,10 +474,10 @@ class BookingImporter(KindImporter):
             elif found is not None and found["id"] in self.touched:
                 errors.append(RowError(line, "reference", f"{key} appears earlier in the file"))
             first["reference"].setdefault(key, line)
-            for label, owners in (("calendly_invitee_uri", invitee_owner), ("idempotency_key", key_owner)):
+            for label, owner_of in owners.items():
                 if (value := draft.columns[label]) is None:
                     continue
-                owner = owners.get(value)
+                owner = owner_of.get(value)
                 if owner is not None and owner != key:
                     errors.append(RowError(line, label, f"{value!r} already belongs to booking {owner}"))
                 elif value in first[label]:
@@ -504,10 +490,10 @@ class BookingImporter(KindImporter):
             kept.append(draft)
         return kept
 
-    def _owners(self, column: Any, drafts: Sequence[Draft]) -> dict[str, str]:
+    def _owners(self, name: str, drafts: Sequence[Draft]) -> dict[str, str]:
         """The bookings that already hold the rows' values of a unique column: value → reference."""
-        query = select(column, Booking.reference)
-        return dict(store.rows_keyed(self.session, query, (draft.columns[column.key] for draft in drafts)))
+        query = select(Booking.__table__.c[name], Booking.reference)
+        return dict(store.rows_keyed(self.session, query, (draft.columns[name] for draft in drafts)))
 
     def _settle_values(self, draft: Draft) -> None:
         """The booking as the row leaves it (`draft.values`: what changes) — everything but the pathway,

@@ -29,7 +29,6 @@ from bapp_cli.db.models import (
     CALENDLY_STATES,
     Booking,
     CalendlyInvitation,
-    ClientProfile,
     SessionType,
     User,
     WebhookDelivery,
@@ -38,6 +37,7 @@ from bapp_cli.errors import BappError
 from bapp_cli.services.people import normalise_email
 from bapp_cli.services.transfer.formats import RowError, SourceRow
 from bapp_cli.services.transfer.importer import (
+    CLIENT_IDS,
     CREATED,
     UNCHANGED,
     UPDATED,
@@ -92,7 +92,6 @@ class CalendlyBookingImporter(KindImporter):
 
     kind = "calendly_bookings"
     schema = CalendlyBookingRow
-    required = (("reference",),)
     batch_size = 2000
 
     def apply(self, rows: Sequence[SourceRow]) -> list[RowResult]:
@@ -133,7 +132,7 @@ class CalendlyBookingImporter(KindImporter):
             results.append(RowResult(row, outcome=UPDATED))
         if changes:
             self.session.execute(update(Booking), changes)
-        return sorted(results, key=lambda result: result.row.line)
+        return results
 
 
 def export_calendly_bookings(session: Session) -> Iterator[dict[str, Any]]:
@@ -182,20 +181,16 @@ class _KeptIdImporter(KindImporter):
 class InvitationImporter(_KeptIdImporter):
     kind = "calendly_invitations"
     schema = InvitationRow
-    required = (("client",), ("session",), ("booking_url",))
     batch_size = 2000
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        self.sessions: dict[str, int] = {}
-        for session_id, uri, slug in self.session.execute(
-            select(SessionType.id, SessionType.calendly_uri, SessionType.slug).order_by(SessionType.id)
-        ):
-            self.sessions.setdefault(str(session_id), session_id)
-            if slug:
-                self.sessions.setdefault(slug, session_id)
-            if uri:
-                self.sessions[uri] = session_id
+        # a session type by its id, slug or Calendly URI; where one type's slug is another's id, the older
+        # type's (newest first, so an older type's name overwrites)
+        named = select(SessionType.id, SessionType.slug, SessionType.calendly_uri).order_by(SessionType.id.desc())
+        self.sessions: dict[str, int] = {
+            name: type_id for type_id, *names in self.session.execute(named) for name in (str(type_id), *names) if name
+        }
 
     def apply(self, rows: Sequence[SourceRow]) -> list[RowResult]:
         def settle(row: SourceRow, values: dict[str, Any]) -> dict[str, Any]:
@@ -205,9 +200,7 @@ class InvitationImporter(_KeptIdImporter):
             return values | {"used_at": self.instant(values.get("used_at"), "used_at")}
 
         parsed, results = self.settled(rows, settle)
-        clients = self._ids(
-            select(User.email, User.id).join(ClientProfile, ClientProfile.user_id == User.id), parsed, "client"
-        )
+        clients = self._ids(CLIENT_IDS, parsed, "client")
         bookings = self._ids(select(Booking.reference, Booking.id), parsed, "booking")
         held = self._ids(select(CalendlyInvitation.booking_url, CalendlyInvitation.id), parsed, "booking_url")
         for row, values in parsed:
@@ -239,7 +232,7 @@ class InvitationImporter(_KeptIdImporter):
             if self.add(invitation, row, values.get("id"), results):
                 self.session.flush()
                 held[values["booking_url"]] = invitation.id
-        return sorted(results, key=lambda result: result.row.line)
+        return results
 
     def _ids(self, query: Any, parsed: Sequence[tuple[SourceRow, dict[str, Any]]], name: str) -> dict[str, int]:
         """{key: id} of the rows' values of `name` that are there; `query` selects (key, id)."""
@@ -287,7 +280,6 @@ class InboxImporter(_KeptIdImporter):
 
     kind = "webhook_inbox"
     schema = InboxRow
-    required = (("event",), ("source",), ("body",), ("body_sha256",), ("received_at",))
     batch_size = 500
 
     def apply(self, rows: Sequence[SourceRow]) -> list[RowResult]:
@@ -319,7 +311,7 @@ class InboxImporter(_KeptIdImporter):
             if self.add(delivery, row, values.get("id"), results):
                 digests.add(values["body_sha256"])
         self.session.flush()
-        return sorted(results, key=lambda result: result.row.line)
+        return results
 
 
 def export_inbox(session: Session) -> Iterator[dict[str, Any]]:

@@ -185,9 +185,8 @@ class RowImporter(KindImporter):
 
     def apply(self, rows: Sequence[SourceRow]) -> list[RowResult]:
         applied, results = self.settled(rows, self.apply_row)
-        results += [RowResult(row, outcome=outcome) for row, outcome in applied]
         self.session.flush()
-        return sorted(results, key=lambda result: result.row.line)
+        return results + [RowResult(row, outcome=outcome) for row, outcome in applied]
 
     @abstractmethod
     def apply_row(self, row: SourceRow, values: dict[str, Any]) -> str:
@@ -276,7 +275,6 @@ def _outcome(changes: dict[str, Any] | None) -> str:
 class PathwayImporter(RowImporter):
     kind = "pathways"
     schema = PathwayRow
-    required = (("slug",),)
     model = Pathway
     rules = PATHWAY_FIELDS
 
@@ -323,7 +321,6 @@ class PathwayImporter(RowImporter):
 class SkillImporter(RowImporter):
     kind = "skills"
     schema = SkillRow
-    required = (("slug",),)
     model = Skill
     rules = SKILL_FIELDS  # as `skills add/update` check them
 
@@ -401,7 +398,7 @@ def export_skills(session: Session) -> Iterator[dict[str, Any]]:
     for skill in session.scalars(select(Skill).order_by(Skill.slug)):
         yield {
             name: list(links[skill.id].values()) if name == "links" else getattr(skill, name)
-            for name in SkillRow.__annotations__  # what the import reads (`kinds.Kind.columns`)
+            for name in SkillRow.__annotations__  # what the import reads (`kinds._write_kind`)
         }
 
 

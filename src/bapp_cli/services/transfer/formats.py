@@ -31,7 +31,7 @@ import io
 import json
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import IO, Any
 
 from bapp_cli.errors import DOCUMENT_ERRORS, InvalidInput, UnreadableDocument, UsageError, read_toml
@@ -96,13 +96,6 @@ def _unreadable(line: int, original: Mapping[str, Any], field: str | None, messa
 
 def _not_an_object(line: int, value: Any) -> SourceRow:
     return _unreadable(line, {"value": value}, None, f"expected an object, found {type(value).__name__}")
-
-
-@dataclass
-class ReadProgress:
-    """Bytes consumed so far; a progress bar reads it."""
-
-    bytes_read: int = 0
 
 
 def format_for(path: str | None, explicit: str | None, *, default: str | None) -> str:
@@ -195,16 +188,14 @@ def _cell_control(columns: Sequence[str], cells: Sequence[str]) -> tuple[str | N
     return None
 
 
-def _decoded_lines(
-    stream: IO[bytes], progress: ReadProgress, limit: int, suspects: list[int] | None = None
-) -> Iterator[tuple[int, str]]:
+def _decoded_lines(source: Source, limit: int, suspects: list[int] | None = None) -> Iterator[tuple[int, str]]:
     """(line number, text) of each line, decoded strictly one at a time so an encoding error names its
     line; a line longer than `limit` bytes is refused without reading it all.
 
     Lines that may hold a control character are noted in `suspects` (one regular-expression scan a
     line; the cells of such a line are looked at one by one later)."""
     number = 0
-    readline = stream.readline
+    readline = source.stream.readline
     while True:
         try:  # free in the common case: no call added to a line's work (P3)
             raw = readline(limit + 1)
@@ -213,7 +204,7 @@ def _decoded_lines(
         if not raw:
             return
         number += 1
-        progress.bytes_read += len(raw)
+        source.bytes_read += len(raw)
         if len(raw) > limit:
             raise _bad_file(f"a line longer than {limit} bytes", line=number, code="field_too_large")
         try:
@@ -233,9 +224,8 @@ def _decoded_lines(
 class _JsonScanner:
     """An incremental reader of one JSON document: values are decoded one at a time with `raw_decode`."""
 
-    def __init__(self, stream: IO[bytes], progress: ReadProgress) -> None:
-        self._stream = stream
-        self._progress = progress
+    def __init__(self, source: Source) -> None:
+        self._source = source
         self._decoder = codecs.getincrementaldecoder("utf-8-sig")("strict")
         self._json = json.JSONDecoder()
         self._buffer = ""
@@ -246,8 +236,8 @@ class _JsonScanner:
     def _fill(self, at_least: int = 0) -> bool:
         if self._eof:
             return False
-        raw = _read(self._stream.read, max(READ_CHUNK, at_least), self.line)
-        self._progress.bytes_read += len(raw)
+        raw = _read(self._source.stream.read, max(READ_CHUNK, at_least), self.line)
+        self._source.bytes_read += len(raw)
         try:
             text = self._decoder.decode(raw, final=not raw)
         except UnicodeDecodeError:
@@ -360,13 +350,13 @@ def _object_row(line: int, item: Any) -> SourceRow:
     return SourceRow(line, item, item) if found is None else _control_row(line, item, found)
 
 
-def read_json_sections(stream: IO[bytes], progress: ReadProgress) -> Iterator[tuple[str | None, Iterator[SourceRow]]]:
+def read_json_sections(source: Source) -> Iterator[tuple[str | None, Iterator[SourceRow]]]:
     """A JSON array (one unnamed section) or an object of arrays by kind, in document order.
 
     Each section's rows must be consumed before asking for the next section. Non-array members (such as
     the backup's `bapp` header) are yielded with an empty iterator after being read.
     """
-    scanner = _JsonScanner(stream, progress)
+    scanner = _JsonScanner(source)
     if scanner.peek() == "[":
         yield None, (_object_row(line, item) for line, item in scanner.elements("objects"))
         scanner.finish()
@@ -379,8 +369,8 @@ def read_json_sections(stream: IO[bytes], progress: ReadProgress) -> Iterator[tu
     scanner.finish()
 
 
-def read_jsonl(stream: IO[bytes], progress: ReadProgress) -> Iterator[SourceRow]:
-    for number, text in _decoded_lines(stream, progress, MAX_VALUE_BYTES):
+def read_jsonl(source: Source) -> Iterator[SourceRow]:
+    for number, text in _decoded_lines(source, MAX_VALUE_BYTES):
         if not text.strip():
             continue
         try:
@@ -397,10 +387,10 @@ def read_jsonl(stream: IO[bytes], progress: ReadProgress) -> Iterator[SourceRow]
 _TABLE_HEADER = re.compile(r"^[ \t]*\[\[[ \t]*([A-Za-z0-9_\-]+)[ \t]*\]\]", re.MULTILINE)
 
 
-def read_toml_sections(stream: IO[bytes], progress: ReadProgress) -> Iterator[tuple[str | None, Iterator[SourceRow]]]:
+def read_toml_sections(source: Source) -> Iterator[tuple[str | None, Iterator[SourceRow]]]:
     """A TOML document's arrays of tables by kind; each table's line is that of its `[[kind]]` header."""
-    raw = _read(stream.read, MAX_TOML_BYTES + 1, 1)
-    progress.bytes_read += len(raw)
+    raw = _read(source.stream.read, MAX_TOML_BYTES + 1, 1)
+    source.bytes_read += len(raw)
     if len(raw) > MAX_TOML_BYTES:
         raise _bad_file(
             f"a TOML document larger than {MAX_TOML_BYTES >> 20} MB (TOML is read whole; use JSON for large data)",
@@ -438,7 +428,7 @@ class Source:
 
     fmt: str
     stream: IO[bytes]
-    progress: ReadProgress = field(default_factory=ReadProgress)
+    bytes_read: int = 0  # consumed so far; a progress bar reads it
     on_header: Callable[[list[str]], None] = lambda columns: None
     raw: bool = False  # CSV/TSV cells as they are, without undoing the spreadsheet-safe prefix
 
@@ -447,11 +437,11 @@ class Source:
         if self.fmt in ("csv", "tsv"):
             yield None, self._delimited("," if self.fmt == "csv" else "\t")
         elif self.fmt == "jsonl":
-            yield None, read_jsonl(self.stream, self.progress)
+            yield None, read_jsonl(self)
         elif self.fmt == "json":
-            yield from read_json_sections(self.stream, self.progress)
+            yield from read_json_sections(self)
         else:  # toml: format_for returns only FORMATS
-            yield from read_toml_sections(self.stream, self.progress)
+            yield from read_toml_sections(self)
 
     def _delimited(self, delimiter: str) -> Iterator[SourceRow]:
         """Rows of a CSV/TSV file with a header; `on_header` sees the column names before any row.
@@ -460,7 +450,7 @@ class Source:
         cells too, so a rejects file written the same way reads back as the input did."""
         csv.field_size_limit(MAX_FIELD_BYTES)
         suspects: list[int] = []
-        lines = (text for _, text in _decoded_lines(self.stream, self.progress, MAX_FIELD_BYTES, suspects))
+        lines = (text for _, text in _decoded_lines(self, MAX_FIELD_BYTES, suspects))
         reader = csv.reader(lines, delimiter=delimiter, strict=True)
         try:
             header = next(reader, None)

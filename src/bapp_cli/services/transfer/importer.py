@@ -15,15 +15,15 @@ import itertools
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from typing import Annotated, Any, ClassVar, TypeVar
+from typing import Annotated, Any, ClassVar, Required, TypeVar, get_origin, get_type_hints
 
 from pydantic import BeforeValidator, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
 
 from bapp_cli.db.bulk import CHUNK, Mover
-from bapp_cli.db.models import BuilderProfile, Pathway, User
+from bapp_cli.db.models import BuilderProfile, ClientProfile, Pathway, User
 from bapp_cli.errors import BappError, InvalidInput
 from bapp_cli.services.emails import normalise_email
 from bapp_cli.services.instants import check_in_range, get_zone, localise, parse_instant
@@ -121,6 +121,8 @@ class ImportSummary:
         return record
 
 
+# every client's e-mail and user id: the kinds whose rows name a client narrow it to a batch (`rows_keyed`)
+CLIENT_IDS = select(User.email, User.id).join(ClientProfile, ClientProfile.user_id == User.id)
 RejectSink = Callable[[str, SourceRow, str], None]
 Settled = TypeVar("Settled")
 
@@ -135,8 +137,6 @@ class Touched:
     """
 
     def __init__(self, session: Session, table: Any) -> None:
-        from sqlalchemy import func, select
-
         self.floor = int(session.scalar(select(func.max(table.c.id))) or 0)
         self.bits = bytearray()
 
@@ -205,7 +205,8 @@ class KindImporter(ABC):
 
     kind: ClassVar[str]
     schema: ClassVar[Any]  # a TypedDict (validated with extra columns forbidden: `_adapter`)
-    required: ClassVar[tuple[tuple[str, ...], ...]] = ()  # each group: one of these columns is needed
+    # each group: one of these columns is needed; none given: each column the schema marks Required
+    required: ClassVar[tuple[tuple[str, ...], ...]] = ()
     refused: ClassVar[Mapping[str, str]] = {}  # columns a kind knows but never takes → why, in place of "unknown"
     batch_size: ClassVar[int] = CHUNK  # rows per batch: the one chunk size of set-based work
 
@@ -228,10 +229,11 @@ class KindImporter(ABC):
 
     def check_header(self, columns: Sequence[str]) -> None:
         """CSV/TSV: unknown or missing columns make the whole file bad (line 1)."""
-        known = self.schema.__annotations__
+        known = get_type_hints(self.schema, include_extras=True)
         unknown = f"unknown column; the columns of {self.kind} are: {', '.join(known)}"
         problems = [RowError(1, name, self.refused.get(name, unknown)) for name in columns if name not in known]
-        for group in self.required:
+        groups = self.required or tuple((name,) for name, hint in known.items() if get_origin(hint) is Required)
+        for group in groups:
             if not any(name in columns for name in group):
                 alternatives = f" (or {', '.join(group[1:])})" if len(group) > 1 else ""
                 problems.append(RowError(1, group[0], "required column is missing" + alternatives))
@@ -277,7 +279,7 @@ class KindImporter(ABC):
 
     @abstractmethod
     def apply(self, rows: Sequence[SourceRow]) -> list[RowResult]:
-        """Write one validated batch; a result per row."""
+        """Write one validated batch; a result per row, in any order (the driver takes them in file order)."""
 
     def finish(self) -> None:  # noqa: B027 - an optional hook: most kinds need nothing at the end
         """After the last batch: completion rules, sequences."""
@@ -286,14 +288,16 @@ class KindImporter(ABC):
 
     @functools.cached_property
     def pathways(self) -> dict[str, Row[int, str, bool]]:
-        """Every pathway (id, slug, archived) by slug, read once, when a row first names one."""
-        return {row.slug: row for row in self.session.execute(select(Pathway.id, Pathway.slug, Pathway.archived))}
+        """Every pathway (id, slug, archived) by slug, in `pathways list` order, read once, when a row first
+        names one."""
+        listed = select(Pathway.id, Pathway.slug, Pathway.archived).order_by(Pathway.position, Pathway.slug)
+        return {row.slug: row for row in self.session.execute(listed)}
 
     def pathway(self, name: str, field: str = "pathway") -> Row[int, str, bool]:
         """The pathway a row names (any case), or a refusal naming the column and the known slugs."""
         found = self.pathways.get(name.strip().lower())
         if found is None:
-            raise InvalidInput(f"{field}: no pathway {name!r} (known: {', '.join(sorted(self.pathways))})")
+            raise InvalidInput(f"{field}: no pathway {name!r} (known: {', '.join(self.pathways) or 'none'})")
         return found
 
     @functools.cached_property
@@ -350,7 +354,7 @@ def run_kind(
     remaining = iter(rows)
     with importer.mover:
         for batch in iter(lambda: list(itertools.islice(remaining, size)), []):
-            for result in importer.apply(batch):
+            for result in sorted(importer.apply(batch), key=lambda result: result.row.line):
                 if not result.errors:
                     outcome = result.outcome if result.outcome in OUTCOMES else UNCHANGED
                     setattr(tally, outcome, getattr(tally, outcome) + 1)

@@ -59,10 +59,6 @@ class Kind:
     # what the export writes; by default the import's row schema, so a round trip reads back what it wrote
     exported: tuple[str, ...] | None = None
 
-    @property
-    def columns(self) -> tuple[str, ...]:
-        return self.exported or tuple(self.importer.schema.__annotations__)
-
 
 # dependency order: what a row refers to is always imported before it
 REGISTRY = {
@@ -73,7 +69,7 @@ REGISTRY = {
     "clients": Kind(people.ClientImporter, partial(iter_clients, with_id=True)),
     "sessions": Kind(catalogue.SessionImporter, catalogue.export_sessions),
     "enrolments": Kind(learning.EnrolmentImporter, learning.export_enrolments, learning.ENROLMENT_EXPORT_COLUMNS),
-    "progress": Kind(learning.ProgressImporter, learning.export_progress, learning.PROGRESS_EXPORT_COLUMNS),
+    "progress": Kind(learning.ProgressImporter, learning.export_progress),
     "bookings": Kind(bookings.BookingImporter, bookings.export_bookings, bookings.EXPORT_COLUMNS),
     "badges": Kind(learning.BadgeImporter, learning.export_badges, learning.BADGE_EXPORT_COLUMNS),
     # backup-only sections of the two-way Calendly state (see `calendly_state`)
@@ -240,4 +236,5 @@ def export_data(session: Session, kind: str, stream: IO[str], fmt: str, *, raw: 
 
 def _write_kind(session: Session, kind: str, stream: IO[str], fmt: str, *, raw: bool = False) -> int:
     spec = REGISTRY[kind]
-    return RecordWriter(stream, fmt, spec.columns, kind=kind, raw=raw).write_all(spec.exporter(session))
+    columns = spec.exported or tuple(spec.importer.schema.__annotations__)
+    return RecordWriter(stream, fmt, columns, kind=kind, raw=raw).write_all(spec.exporter(session))

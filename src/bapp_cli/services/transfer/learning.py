@@ -27,7 +27,6 @@ from bapp_cli.db import bulk
 from bapp_cli.db.batches import batches
 from bapp_cli.db.models import (
     Badge,
-    ClientProfile,
     Enrolment,
     Pathway,
     Skill,
@@ -43,6 +42,7 @@ from bapp_cli.services.rule_book import PROGRESS_FIELDS, ProgressState, Refusal,
 from bapp_cli.services.skills import MAX_NOTE_LENGTH, check_note, earned_counts, skill_links
 from bapp_cli.services.transfer.formats import SourceRow
 from bapp_cli.services.transfer.importer import (
+    CLIENT_IDS,
     CREATED,
     UNCHANGED,
     UPDATED,
@@ -102,7 +102,6 @@ class BadgeRow(_ClientRow, total=False):
 
 
 ENROLMENT_EXPORT_COLUMNS = ("id", *ENROLMENT_COLUMNS, "created_at")
-PROGRESS_EXPORT_COLUMNS = tuple(SkillProgressRow.__annotations__)
 BADGE_EXPORT_COLUMNS = ("id", "client", "key", "awarded_at", "revoked_at", "revocation_reason")
 
 
@@ -133,8 +132,7 @@ class _PeopleImporter(KindImporter):
 
     def apply(self, rows: Sequence[SourceRow]) -> list[RowResult]:
         parsed, results = self.settled(rows, lambda row, values: self.parse_row(values))
-        query = select(User.email, User.id).join(ClientProfile, ClientProfile.user_id == User.id)
-        clients: dict[str, int] = dict(rows_keyed(self.session, query, [item["email"] for _, item in parsed]))
+        clients: dict[str, int] = dict(rows_keyed(self.session, CLIENT_IDS, [item["email"] for _, item in parsed]))
         self.inserts: list[dict[str, Any]] = []
         self.updates: list[dict[str, Any]] = []
         self.first: dict[Hashable, int] = {}
@@ -148,7 +146,7 @@ class _PeopleImporter(KindImporter):
             except BappError as exc:
                 results.append(refusal(row, exc))
         self.write()
-        return sorted(results, key=lambda result: result.row.line)
+        return results
 
     def write(self) -> None:
         # a backup's rows may carry their id: those go first, so that ids the database assigns come after them
@@ -197,7 +195,6 @@ class _PeopleImporter(KindImporter):
 class EnrolmentImporter(_PeopleImporter):
     kind = "enrolments"
     schema = EnrolmentRow
-    required = (("client",), ("pathway",))
     table = Enrolment.__table__
 
     # An enrolment an earlier batch wrote is recognised by its updated_at (this import's `now`), so this
@@ -270,7 +267,6 @@ _PROGRESS_COLUMNS = (*PROGRESS_FIELDS, "pathway_id", "notes")
 class ProgressImporter(_PeopleImporter):
     kind = "progress"
     schema = SkillProgressRow
-    required = (("client",), ("skill",))
     table = UserSkillProgress.__table__
 
     def __post_init__(self) -> None:
@@ -390,7 +386,7 @@ def export_progress(session: Session) -> Iterator[dict[str, Any]]:
         .outerjoin(Pathway, Pathway.id == row.pathway_id)
         .order_by(client.email, Skill.slug)
     )
-    return exported(session, PROGRESS_EXPORT_COLUMNS, query)
+    return exported(session, tuple(SkillProgressRow.__annotations__), query)  # what the import reads
 
 
 # -- badges (backups only) ---------------------------------------------------------------------------------
@@ -399,7 +395,6 @@ def export_progress(session: Session) -> Iterator[dict[str, Any]]:
 class BadgeImporter(_PeopleImporter):
     kind = "badges"
     schema = BadgeRow
-    required = (("client",), ("key",))
     table = Badge.__table__
 
     def parse_row(self, values: Mapping[str, Any]) -> dict[str, Any]:

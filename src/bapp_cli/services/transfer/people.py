@@ -75,7 +75,6 @@ _SETTINGS = [setting.name for setting in fields(BuilderSettings)]
 class BuilderImporter(RowImporter):
     kind = "builders"
     schema = BuilderRow
-    required = (("email",),)
 
     def apply_row(self, row: SourceRow, values: dict[str, Any]) -> str:
         email = normalise_email(values["email"])
@@ -114,7 +113,6 @@ def _refused(row: SourceRow, name: str, message: str) -> RowResult:
 class ClientImporter(KindImporter):
     kind = "clients"
     schema = ClientRow
-    required = (("email",),)
     batch_size = 5000
 
     def __post_init__(self) -> None:
@@ -126,17 +124,18 @@ class ClientImporter(KindImporter):
         def settle(row: SourceRow, values: dict[str, Any]) -> dict[str, Any]:
             email = normalise_email(values["email"])
             texts = [name for name in ("name", "company", "industry") if name in values]
-            cleaned: dict[str, Any] = {"email": email, "id": values.get("id")}
+            # only a restore keeps the id a row gives
+            cleaned: dict[str, Any] = {"email": email, "id": values.get("id") if self.restore else None}
             cleaned |= {name: clean_text(values[name], name) for name in texts}
-            cleaned["created_at"] = self.instant(values.get("created_at"), "created_at")
+            cleaned["created_at"] = self.instant(values.get("created_at"), "created_at") or self.now
             if first.setdefault(email, row.line) != row.line:
                 raise InvalidInput(f"email: {email!r} is already on line {first[email]}")
             return cleaned
 
         wanted, results = self.settled(rows, settle)
         existing = self._existing([values["email"] for _, values in wanted])
-        kept_ids = [values["id"] for _, values in wanted if values["id"] is not None] if self.restore else []
-        taken = {row[0] for row in rows_keyed(self.session, select(User.id), kept_ids)}  # ids a restore cannot keep
+        # the ids a restore cannot keep (rows_keyed leaves out the rows without one)
+        taken = {row[0] for row in rows_keyed(self.session, select(User.id), [values["id"] for _, values in wanted])}
         new_users: list[tuple[Any, ...]] = []
         new_user_ids: list[tuple[Any, ...]] = []  # with the id a restore keeps
         new_profiles: list[tuple[Any, ...]] = []  # (email, company, industry, created_at)
@@ -144,21 +143,20 @@ class ClientImporter(KindImporter):
         profile_changes: list[dict[str, Any]] = []
         for row, values in wanted:
             email = values["email"]
-            created = values["created_at"] or self.now
             found = existing.get(email)
             if found is not None and found["user_id"] in self.touched:
                 results.append(_refused(row, "email", f"{email!r} appears earlier in the file"))
                 continue
             if found is None:
-                user_id = values["id"] if self.restore else None
-                if user_id is not None and user_id in taken:
+                user_id = values["id"]
+                if user_id in taken:
                     results.append(_refused(row, "id", f"{user_id} belongs to another user"))
                     continue
                 if user_id is None:
-                    new_users.append((email, values.get("name"), created, self.now))
+                    new_users.append((email, values.get("name"), values["created_at"], self.now))
                 else:
-                    new_user_ids.append((email, values.get("name"), created, self.now, user_id))
-                new_profiles.append((email, values.get("company"), values.get("industry"), created))
+                    new_user_ids.append((email, values.get("name"), values["created_at"], self.now, user_id))
+                new_profiles.append((email, values.get("company"), values.get("industry"), values["created_at"]))
                 results.append(RowResult(row, outcome=CREATED))
                 continue
             renamed = "name" in values and found["name"] != values["name"]
@@ -166,7 +164,7 @@ class ClientImporter(KindImporter):
                 name: values[name] for name in ("company", "industry") if name in values and found[name] != values[name]
             }
             if found["profile_id"] is None:
-                new_profiles.append((email, values.get("company"), values.get("industry"), created))
+                new_profiles.append((email, values.get("company"), values.get("industry"), values["created_at"]))
             elif profile_change:
                 profile_changes.append({"id": found["profile_id"], **profile_change})
             if renamed or profile_change or found["profile_id"] is None:
@@ -191,7 +189,7 @@ class ClientImporter(KindImporter):
             self.touched.add(change["id"])
         bulk.update_rows(self.session, table, user_changes)
         bulk.update_rows(self.session, ClientProfile.__table__, profile_changes)
-        return sorted(results, key=lambda result: result.row.line)
+        return results
 
     def _existing(self, emails: Sequence[str]) -> dict[str, dict[str, Any]]:
         query = select(
