@@ -181,6 +181,14 @@ def read_json(text: str | bytes) -> Any:
         raise UnreadableDocument(exc) from None
 
 
+def read_json_input(text: str | bytes, where: str, *, code: str) -> Any:
+    """`read_json` of a document a command was given: one it cannot read is InvalidInput (exit 6) naming it."""
+    try:
+        return read_json(text)
+    except UnreadableDocument as exc:
+        raise InvalidInput(f"{where}: not valid JSON ({exc})", code=code) from None
+
+
 def read_toml(text: str) -> dict[str, Any]:
     """A user's TOML document; the decode error's text keeps tomllib's "(at line N, column M)"."""
     import tomllib

@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 
 from bapp_cli.db.audit import record_audit
 from bapp_cli.db.models import Badge, Pathway, PathwayTier, Skill, User
-from bapp_cli.errors import Conflict, InvalidInput, NotFound, UnreadableDocument, read_json
+from bapp_cli.errors import Conflict, InvalidInput, NotFound, read_json_input
 from bapp_cli.services.instants import instant_text
 from bapp_cli.services.pathways import tier_skills
 from bapp_cli.services.people import get_client
@@ -628,10 +628,7 @@ def split_credentials(text: str, source: str) -> list[str]:
                 message = f"{source}: line {number}: not a compact JWS (three dot-separated parts)"
                 raise InvalidInput(message, code="bad_jws")
         return [token for _, token in lines]
-    try:
-        document = read_json(stripped)
-    except UnreadableDocument as exc:
-        raise InvalidInput(f"{source}: not valid JSON ({exc})", code="bad_json") from None
+    document = read_json_input(stripped, source, code="bad_json")
     members: list[Any] = [item.get("jwt") if isinstance(item, dict) else item for item in _types(document)]
     for index, member in enumerate(members):
         if not isinstance(member, str):
