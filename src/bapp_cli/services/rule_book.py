@@ -328,8 +328,10 @@ def move_progress(
     completion_method: str | None = None,
     validated_by_id: int | None = None,
 ) -> ProgressState | Refusal:
-    """A change made now (``skills assign|start|complete``): completing counts a new attempt, stamped now
-    with its method and validator; starting stamps the start once."""
+    """A change made now (``skills assign|start|complete|reset``): completing counts a new attempt, stamped
+    now with its method and validator; starting stamps the start once; not_started is :func:`reset_progress`."""
+    if status == "not_started":
+        return reset_progress(state)
     if status == "completed":
         state = replace(
             state,
