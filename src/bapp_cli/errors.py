@@ -158,7 +158,8 @@ def document_problem(error: BaseException) -> str:
 class UnreadableDocument(Exception):
     """What Python's JSON or TOML reader refused in a user's document (`read_json`/`read_toml` raise it):
     `problem` says what is wrong in words for the person who wrote it; the text adds where (line and column)
-    when the reader knows it. Each caller turns it into its own error, naming what the document is."""
+    when the reader knows it. Each caller turns it into its own error, naming what the document is
+    (`read_json_input` for a document a command was given)."""
 
     def __init__(self, error: ValueError | RecursionError) -> None:
         import json
