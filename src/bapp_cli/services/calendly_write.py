@@ -352,10 +352,9 @@ class CalendlyWriter:
             if removed:
                 session.delete(booking)
                 wanted = {"removed": removed, "calendly_state": [booking.calendly_state, None]}
+                record_audit(session, "booking", sent.reference, wanted)
             else:
-                wanted = apply_changes(booking, wanted)
-                booking.updated_at = self.clock()
-            record_audit(session, "booking", sent.reference, wanted)
+                audit_change(session, booking, apply_changes(booking, wanted), now=self.clock())
 
     def _finish(
         self, sent: _Sent, invitee: Invitee, event: ScheduledEvent | None, *, notes: list[str]
