@@ -158,7 +158,8 @@ def document_problem(error: BaseException) -> str:
 class UnreadableDocument(Exception):
     """What Python's JSON or TOML reader refused in a user's document (`read_json`/`read_toml` raise it):
     `problem` says what is wrong in words for the person who wrote it; the text adds where (line and column)
-    when the reader knows it. Each caller turns it into its own error, naming what the document is."""
+    when the reader knows it. Each caller turns it into its own error, naming what the document is
+    (`read_json_input` for a document a command was given)."""
 
     def __init__(self, error: ValueError | RecursionError) -> None:
         import json
@@ -179,6 +180,14 @@ def read_json(text: str | bytes) -> Any:
         return json.loads(text)
     except DOCUMENT_ERRORS as exc:
         raise UnreadableDocument(exc) from None
+
+
+def read_json_input(text: str | bytes, where: str, *, code: str) -> Any:
+    """`read_json` of a document a command was given: one it cannot read is InvalidInput (exit 6) naming it."""
+    try:
+        return read_json(text)
+    except UnreadableDocument as exc:
+        raise InvalidInput(f"{where}: not valid JSON ({exc})", code=code) from None
 
 
 def read_toml(text: str) -> dict[str, Any]:

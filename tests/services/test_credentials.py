@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from bapp_cli.db.models import AuditEntry, Badge
 from bapp_cli.errors import ConfigError, Conflict, InvalidInput, NotFound
 from bapp_cli.services.credentials import (
+    OB_CONTEXT,
     STATUS_LIST_MIN_BITS,
     Issuer,
     achievement_definitions,
@@ -137,6 +138,20 @@ def test_the_schema_check_itself_rejects_what_ob3_forbids(
         breakage(broken)
         assert list(schema_validator.iter_errors(broken)), name
         assert shape_problems(broken), name
+
+
+def test_the_shape_check_names_a_context_or_identity_of_the_wrong_type(session: Session, issuer: Issuer) -> None:
+    award(session)
+    credential = issue_credentials(session, EMAIL, issuer=issuer, now=VERIFY_AT)[0]["credential"]
+    assert shape_problems(credential) == []
+    breakages = {
+        "@context must start": lambda c: c["@context"].__setitem__(1, {"@vocab": OB_CONTEXT}),
+        "identifier[0] is not": lambda c: c["credentialSubject"]["identifier"][0].__setitem__("hashed", "true"),
+    }
+    for problem, breakage in breakages.items():
+        broken = json.loads(json.dumps(credential))
+        breakage(broken)
+        assert [found for found in shape_problems(broken) if problem in found], problem
 
 
 def test_a_one_byte_change_to_payload_or_signature_fails_verification(session: Session, issuer: Issuer) -> None:

@@ -323,6 +323,7 @@ def test_moves_made_now_count_attempts_and_reset_keeps_them() -> None:
     assert isinstance(done, ProgressState)
     again = reset_progress(done)
     assert again == ProgressState("not_started", None, None, None, None, 1, NOW)
+    assert move_progress(done, "not_started", now=NOW) == again  # `skills reset` moves by the same rule
     redone = move_progress(again, "completed", now=NOW + dt.timedelta(days=1), completion_method="manual")
     assert isinstance(redone, ProgressState) and redone.attempts == 2
     assert redone.started_at == redone.completed_at == NOW + dt.timedelta(days=1)

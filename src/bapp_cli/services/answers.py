@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bapp_cli.errors import InvalidInput, UnreadableDocument, holds_lone_surrogate, read_json
+from bapp_cli.errors import InvalidInput, holds_lone_surrogate, read_json_input
 from bapp_cli.services.plain_text import CONTROL_CHARACTER, control_message
 
 STRING_LIMIT = 255
@@ -99,10 +99,7 @@ def parse_answers_document(text: str, *, field: str = "answers-file") -> list[An
     def refused(problem: str) -> InvalidInput:
         return InvalidInput(f"{field}: {problem}", code="invalid_answers_file")
 
-    try:
-        document = read_json(text)
-    except UnreadableDocument as exc:
-        raise refused(f"not valid JSON ({exc})") from None
+    document = read_json_input(text, field, code="invalid_answers_file")
     if isinstance(document, dict):
         items: list[tuple[str, Any, str]] = [(str(key), value, f"key {key!r}") for key, value in document.items()]
     elif isinstance(document, list):

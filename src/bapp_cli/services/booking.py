@@ -613,8 +613,13 @@ def change_booking_status(
     cancelled = wanted.get("status") == "cancelled"
     if cancelled:
         booking.cancelled_at, booking.cancellation_reason = now, cleaned_reason
+    audit = {**changes, "reason": cleaned_reason} if cancelled and cleaned_reason else changes
+    audit_change(session, booking, audit, now=now)
+    return StatusChange(booking_view(session, booking.id), changes)
+
+
+def audit_change(session: Session, booking: Booking, changes: dict[str, Any], *, now: dt.datetime) -> None:
+    """Stamp a change made to a booking and audit it, flushed: its view is read next, in plain SQL."""
     booking.updated_at = now
     session.flush()
-    audit = {**changes, "reason": cleaned_reason} if cancelled and cleaned_reason else changes
-    record_audit(session, "booking", booking.reference, audit)
-    return StatusChange(booking_view(session, booking.id), changes)
+    record_audit(session, "booking", booking.reference, changes)

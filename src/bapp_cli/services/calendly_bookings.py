@@ -492,10 +492,13 @@ class InviteeApplier:
         return _outcome("updated", item, held, "matched the booking bapp sent to Calendly", warnings)
 
     def _cancel(self, booking: Booking, when: dt.datetime, reason: str | None) -> None:
-        audit = {"source": "calendly", "status": [booking.status, "cancelled"], "reason": reason}
+        self._audit(booking, {"status": [booking.status, "cancelled"], "reason": reason})
         booking.status, booking.cancelled_at, booking.cancellation_reason = "cancelled", when, reason
+
+    def _audit(self, booking: Booking, changes: dict[str, Any]) -> None:
+        """Stamp a change Calendly made to a known booking and audit it as Calendly's."""
         booking.updated_at = self.now
-        record_audit(self.session, "booking", booking.reference, audit)
+        record_audit(self.session, "booking", booking.reference, {"source": "calendly", **changes})
 
     def _update(self, booking: Booking, item: BookedInvitee) -> InviteeOutcome:
         invitee = item.invitee
@@ -541,8 +544,7 @@ class InviteeApplier:
         booking.remote_updated_at = invitee.updated_at
         if not changes:
             return _outcome("unchanged", item, booking, warnings=warnings)
-        booking.updated_at = self.now
-        record_audit(self.session, "booking", booking.reference, {"source": "calendly", **changes})
+        self._audit(booking, changes)
         note = ", ".join(name for name in changes if name != "status")
         if action != "updated":
             note = booking.cancellation_reason or ""
@@ -587,9 +589,7 @@ class InviteeApplier:
         if booking.status == previous:
             note = first.note or ("older than the no-show change applied" if known and changed_at <= known else "")
             return _outcome(first.action if first.wrote else "unchanged", item, booking, note, warnings)
-        booking.updated_at = self.now
-        audit = {"source": "calendly", "status": [previous, booking.status], "no_show": marked}
-        record_audit(self.session, "booking", booking.reference, audit)
+        self._audit(booking, {"status": [previous, booking.status], "no_show": marked})
         if marked:
             return _outcome("no_show", item, booking, "marked no-show", warnings)
         return _outcome("updated", item, booking, f"no-show mark removed ({booking.status})", warnings)

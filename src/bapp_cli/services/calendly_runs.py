@@ -37,7 +37,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
-from bapp_cli.errors import BappError, InvalidInput, UnreadableDocument, read_json
+from bapp_cli.errors import BappError, InvalidInput, read_json_input
 from bapp_cli.services.plain_text import json_may_hold_controls, strip_controls
 
 if TYPE_CHECKING:
@@ -125,10 +125,7 @@ def read_listing(
     record for each bad one (``where``: the page's place in the file); every bad item is reported in one
     error (exit 6), its message naming the first. Its text is cleaned of control characters as the API's is
     (``on_cleaned`` is told the items)."""
-    try:
-        data = read_json(content)
-    except UnreadableDocument as exc:
-        raise InvalidInput(f"{name}: not valid JSON ({exc})", code="invalid_listing") from None
+    data = read_json_input(content, name, code="invalid_listing")
     # stored as saved, a lone surrogate crashed the insert, as a NUL did on PostgreSQL
     if isinstance(content, str) or json_may_hold_controls(content):
         strip_controls(data, on_cleaned)

@@ -44,6 +44,7 @@ from bapp_cli.services.booking import (
     BookingCreated,
     BookingRequest,
     StatusChange,
+    audit_change,
     booking_view,
     change_booking_status,
     clean_reason,
@@ -351,10 +352,9 @@ class CalendlyWriter:
             if removed:
                 session.delete(booking)
                 wanted = {"removed": removed, "calendly_state": [booking.calendly_state, None]}
+                record_audit(session, "booking", sent.reference, wanted)
             else:
-                wanted = apply_changes(booking, wanted)
-                booking.updated_at = self.clock()
-            record_audit(session, "booking", sent.reference, wanted)
+                audit_change(session, booking, apply_changes(booking, wanted), now=self.clock())
 
     def _finish(
         self, sent: _Sent, invitee: Invitee, event: ScheduledEvent | None, *, notes: list[str]
@@ -502,9 +502,7 @@ def attach_invitee(
             fresh["calendly_join_url"] = event.location.join_url[:500]
     changes = apply_changes(booking, fresh)
     if changes:
-        booking.updated_at = now
-        session.flush()
-        record_audit(session, "booking", booking.reference, {"source": "calendly", **changes})
+        audit_change(session, booking, {"source": "calendly", **changes}, now=now)
 
 
 # -- matching invitees that arrive by pull or webhook ------------------------------------------------
@@ -700,9 +698,7 @@ def undo_no_show(session: Session, reference: str, *, now: dt.datetime) -> Booki
     booking.calendly_no_show_uri = None
     # a late delivery of the mark just taken back must not bring it back
     booking.calendly_no_show_at = now
-    booking.updated_at = now
-    session.flush()
-    record_audit(session, "booking", booking.reference, {"status": ["no_show", booking.status], "undo": "no-show"})
+    audit_change(session, booking, {"status": ["no_show", booking.status], "undo": "no-show"}, now=now)
     return booking_view(session, booking.id)
 
 

@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 
 from bapp_cli.db.audit import record_audit
 from bapp_cli.db.models import Badge, Pathway, PathwayTier, Skill, User
-from bapp_cli.errors import Conflict, InvalidInput, NotFound, UnreadableDocument, read_json
+from bapp_cli.errors import Conflict, InvalidInput, NotFound, read_json_input
 from bapp_cli.services.instants import instant_text
 from bapp_cli.services.pathways import tier_skills
 from bapp_cli.services.people import get_client
@@ -49,6 +49,8 @@ STATUS_LIST_MIN_BITS = 131_072
 LEEWAY_SECONDS = 60
 ACHIEVEMENT_COLUMNS = ("key", "id", "name", "description", "criteria")
 VERIFICATION_COLUMNS = ("credential_id", "badge", "name", "valid_from", "status", "reason")
+# an IdentityObject's members and their JSON types, beside its type (OB 3.0's schema)
+IDENTITY_FIELDS = (("hashed", bool), ("identityHash", str), ("identityType", str))
 
 
 # -- the issuer ---------------------------------------------------------------------------------------
@@ -431,13 +433,9 @@ def shape_problems(credential: Any) -> list[str]:
         return ["the vc claim is not an object"]
     problems = []
     context = credential.get("@context")
-    if not (
-        isinstance(context, list)
-        and len(context) >= 2
-        and context[0] == VC_CONTEXT
-        and isinstance(context[1], str)
-        and OB_CONTEXT_PATTERN.match(context[1])
-    ):
+    contexts = context if isinstance(context, list) else []
+    # str(): a context that is no string (an object, a list) never reads as the OB 3.0 URL
+    if len(contexts) < 2 or contexts[0] != VC_CONTEXT or not OB_CONTEXT_PATTERN.match(str(contexts[1])):
         problems.append("@context must start with the VC 2.0 and the OB 3.0 contexts")
     types = _types(credential.get("type"))
     if "VerifiableCredential" not in types or not {"OpenBadgeCredential", "AchievementCredential"} & set(types):
@@ -460,13 +458,8 @@ def shape_problems(credential: Any) -> list[str]:
     if "id" not in subject and not (isinstance(identifiers, list) and identifiers):
         problems.append("credentialSubject needs an id or an identifier")
     for index, identity in enumerate(identifiers if isinstance(identifiers, list) else []):
-        if not (
-            isinstance(identity, dict)
-            and identity.get("type") == "IdentityObject"
-            and isinstance(identity.get("hashed"), bool)
-            and isinstance(identity.get("identityHash"), str)
-            and isinstance(identity.get("identityType"), str)
-        ):
+        typed = isinstance(identity, dict) and all(isinstance(identity.get(key), kind) for key, kind in IDENTITY_FIELDS)
+        if not typed or identity.get("type") != "IdentityObject":
             problems.append(f"credentialSubject.identifier[{index}] is not an IdentityObject")
     achievement = subject.get("achievement")
     if not isinstance(achievement, dict):
@@ -628,10 +621,7 @@ def split_credentials(text: str, source: str) -> list[str]:
                 message = f"{source}: line {number}: not a compact JWS (three dot-separated parts)"
                 raise InvalidInput(message, code="bad_jws")
         return [token for _, token in lines]
-    try:
-        document = read_json(stripped)
-    except UnreadableDocument as exc:
-        raise InvalidInput(f"{source}: not valid JSON ({exc})", code="bad_json") from None
+    document = read_json_input(stripped, source, code="bad_json")
     members: list[Any] = [item.get("jwt") if isinstance(item, dict) else item for item in _types(document)]
     for index, member in enumerate(members):
         if not isinstance(member, str):

@@ -228,28 +228,25 @@ def find_clash(
             clashes = [other for other in clashes if other not in same_slot]
             limit = session.invitee_limit
             if not clashes and limit is not None and len(same_slot) >= limit:
-                return Refusal(
-                    "start",
-                    "overlap",
-                    f"group session {session.title!r} at {mine} is full ({limit} invitees)",
-                    hint="pick another time",
-                    conflict=True,
+                return _overlap(
+                    f"group session {session.title!r} at {mine} is full ({limit} invitees)", hint="pick another time"
                 )
         if clashes:
             with_buffer = f" (with a {buffer_minutes}-minute buffer)" if buffer_minutes else ""
-            return _overlap(f"builder {builder_email}", clashes[0], mine + with_buffer)
+            return _clash(f"builder {builder_email}", clashes[0], mine + with_buffer)
     if client_email is not None and (clashes := _intersecting(client_bookings, start, end)):
-        return _overlap(f"client {client_email}", clashes[0], mine)
+        return _clash(f"client {client_email}", clashes[0], mine)
     return None
 
 
-def _overlap(who: str, other: NearbyBooking, mine: str) -> Refusal:
-    return Refusal(
-        "start",
-        "overlap",
-        f"{who} already has booking {other.reference} at {span_text(other.start, other.end)} overlapping {mine}",
-        hint=OVERLAP_HINT,
-        conflict=True,
+def _overlap(message: str, *, hint: str = OVERLAP_HINT) -> Refusal:
+    """Rule 6's refusal, a clash with other bookings (exit 8): a full group session, or an overlap."""
+    return Refusal("start", "overlap", message, hint=hint, conflict=True)
+
+
+def _clash(who: str, other: NearbyBooking, mine: str) -> Refusal:
+    return _overlap(
+        f"{who} already has booking {other.reference} at {span_text(other.start, other.end)} overlapping {mine}"
     )
 
 
@@ -328,8 +325,10 @@ def move_progress(
     completion_method: str | None = None,
     validated_by_id: int | None = None,
 ) -> ProgressState | Refusal:
-    """A change made now (``skills assign|start|complete``): completing counts a new attempt, stamped now
-    with its method and validator; starting stamps the start once."""
+    """A change made now (``skills assign|start|complete|reset``): completing counts a new attempt, stamped
+    now with its method and validator; starting stamps the start once; not_started is :func:`reset_progress`."""
+    if status == "not_started":
+        return reset_progress(state)
     if status == "completed":
         state = replace(
             state,

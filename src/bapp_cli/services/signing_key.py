@@ -19,7 +19,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from bapp_cli.errors import ConfigError, Conflict, InvalidInput, UnreadableDocument, read_json
+from bapp_cli.errors import ConfigError, Conflict, InvalidInput, read_json_input
 
 KEY_FILE_MODE = stat.S_IRUSR | stat.S_IWUSR
 
@@ -130,10 +130,7 @@ def public_key_from_document(text: str, where: str) -> Ed25519PublicKey:
 
     The command reads the file through bapp's one input reader (a directory or `/dev/zero` is refused
     there); `where` names it in errors."""
-    try:
-        document = read_json(text)
-    except UnreadableDocument as exc:
-        raise InvalidInput(f"{where}: not JSON ({exc})", code="bad_key") from None
+    document = read_json_input(text, where, code="bad_key")
     if isinstance(document, dict) and isinstance(document.get("keys"), list) and document["keys"]:
         return public_key_from_jwk(document["keys"][0], f"{where}: keys[0]")
     if isinstance(document, dict) and isinstance(document.get("verificationMethod"), list):

@@ -48,7 +48,6 @@ from bapp_cli.services.rule_book import (
     assigned_pathway,
     move_progress,
     progress_advances,
-    reset_progress,
     settle_progress,
 )
 
@@ -364,15 +363,11 @@ def _completion(
 def _apply_status(
     row: UserSkillProgress, status: str, completion: tuple[str | None, User | None] | None, now: dt.datetime
 ) -> None:
-    """Move a row to `status` (services.rule_book.move_progress; `reset_progress` for not_started), stamping
-    what that status means."""
+    """Move a row to `status` (services.rule_book.move_progress), stamping what that status means."""
     state = ProgressState(**{name: getattr(row, name) for name in PROGRESS_FIELDS})
     method, validator = completion or (None, None)
     validator_id = validator.id if validator else None
-    if status == "not_started":
-        moved: ProgressState | Refusal = reset_progress(state)
-    else:
-        moved = move_progress(state, status, now=now, completion_method=method, validated_by_id=validator_id)
+    moved = move_progress(state, status, now=now, completion_method=method, validated_by_id=validator_id)
     assert isinstance(moved, ProgressState)  # _completion settled the method and validator up front
     for name, value in vars(moved).items():
         setattr(row, name, value)
