@@ -292,6 +292,33 @@ def test_a_closed_stderr_keeps_the_run_s_exit_code(bapp: Bapp) -> None:
         assert completed.returncode == code, args
 
 
+@pytest.mark.parametrize(
+    ("redirect", "args", "code", "said"),
+    [
+        # started without a stdout: output fails as on a closed descriptor, named (Python left sys.stdout None)
+        (">&-", ("clients", "list"), 74, "Error: cannot write to stdout: Bad file descriptor"),
+        (">&-", ("--version",), 74, "Error: cannot write to stdout: Bad file descriptor"),
+        # stderr that cannot take the error: the run's own code stands
+        ("2>&-", ("bookings", "show", "BK-NOSUCH"), 7, ""),
+        ("2>/dev/full", ("bookings", "show", "BK-NOSUCH"), 7, ""),
+    ],
+)
+def test_a_missing_or_full_standard_stream_is_not_a_crash(
+    bapp: Bapp, redirect: str, args: tuple[str, ...], code: int, said: str
+) -> None:
+    script = f'exec "$0" -m bapp_cli "$@" {redirect}'
+    completed = subprocess.run(
+        ["sh", "-c", script, sys.executable, *args],
+        env=bapp._environment(None),
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+    )
+    assert completed.returncode == code, completed.stderr
+    assert completed.stderr.startswith(said) and "Traceback" not in completed.stderr
+
+
 # -- item 7: spreadsheet-safe CSV and TSV ----------------------------------------------------------------
 
 

@@ -271,9 +271,10 @@ def _stdout_failed(exc: OSError) -> OutputFailed:
 
 
 class MessageStream:
-    """sys.stderr while a command runs. When its reader has gone (`bapp … 2>&1 | head -1`) the rest of the
-    messages have nowhere to go and are dropped: the run keeps its own exit code, where the broken pipe,
-    raised while an error was being reported, had ended it as a crash (exit 1)."""
+    """sys.stderr while a command runs. When it cannot be written — its reader has gone (`bapp … 2>&1 | head
+    -1`), `2>/dev/full`, or bapp was started without it (`2>&-`) — the rest of the messages have nowhere to
+    go and are dropped: the run keeps its own exit code, where the error raised while an error was being
+    reported had ended it as a crash (exit 1)."""
 
     def __init__(self, stream: IO[str]) -> None:
         self.stream = stream
@@ -281,18 +282,27 @@ class MessageStream:
     def write(self, text: str) -> int:
         try:
             return self.stream.write(text)
-        except BrokenPipeError:
+        except OSError:
             drop_stdout(self.stream)
             return len(text)
 
     def flush(self) -> None:
         try:
             self.stream.flush()
-        except BrokenPipeError:
+        except OSError:
             drop_stdout(self.stream)
 
     def __getattr__(self, name: str) -> object:
         return getattr(self.stream, name)
+
+
+class ClosedStream(io.TextIOBase):
+    """Stands in for a standard stream bapp was started without (`>&-`, `2>&-`), which Python leaves as None:
+    each write fails as one to a closed descriptor does, so stdout's is the named exit 74 (GuardedStream) and
+    stderr's is dropped (MessageStream). Nothing written, nothing to flush."""
+
+    def write(self, text: str) -> int:
+        raise OSError(errno.EBADF, os.strerror(errno.EBADF))
 
 
 def drop_stdout(stream: IO[str] | None = None) -> None:

@@ -38,6 +38,10 @@ def _fast_path(argv: list[str]) -> int | None:
 
 
 def main() -> None:
+    if sys.stdout is None or sys.stderr is None:  # started with one closed: see files.ClosedStream
+        from bapp_cli.cli.files import ClosedStream
+
+        sys.stdout, sys.stderr = sys.stdout or ClosedStream(), sys.stderr or ClosedStream()
     argv = sys.argv[1:]
     try:
         code = _fast_path(argv)
