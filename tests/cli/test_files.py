@@ -319,6 +319,16 @@ def test_a_missing_or_full_standard_stream_is_not_a_crash(
     assert completed.stderr.startswith(said) and "Traceback" not in completed.stderr
 
 
+def test_stdout_in_an_encoding_short_of_the_data_is_exit_74_naming_it(bapp: Bapp) -> None:
+    assert bapp("clients", "add", "zoe@example.com", "--name", "Zoë 漢字").exit_code == 0
+    for fmt in ("table", "csv", "json"):
+        result = bapp.process("clients", "list", "--format", fmt, env={"PYTHONIOENCODING": "latin-1"})
+        assert result.exit_code == 74, (fmt, result.stderr)  # was 1: UnicodeEncodeError
+        # stderr is latin-1 too, so Python escapes the two characters the message names
+        assert result.stderr.startswith(r"Error: cannot write to stdout: its encoding (latin-1) has no '\u6f22\u5b57'")
+        assert "PYTHONIOENCODING=utf-8" in result.stderr
+
+
 # -- item 7: spreadsheet-safe CSV and TSV ----------------------------------------------------------------
 
 

@@ -216,9 +216,10 @@ class OutputFile:
     def _refused(self, reason: str, *, code: str) -> InvalidInput:
         return InvalidInput(f"{self.what}: cannot write {self.path}: {reason}", code=code)
 
-    def failed(self, exc: OSError) -> OutputFailed:
-        reason = exc.strerror or type(exc).__name__
-        hint = "free some space and run the command again" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else None
+    def failed(self, exc: OSError | UnicodeEncodeError) -> OutputFailed:
+        reason = getattr(exc, "strerror", None) or type(exc).__name__
+        full = getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT)
+        hint = "free some space and run the command again" if full else None
         return OutputFailed(f"{self.what}: cannot write {self.path}: {reason}; nothing was kept", hint=hint)
 
 
@@ -235,7 +236,7 @@ class GuardedStream:
     naming the path). Everything else is the real stream's.
     """
 
-    def __init__(self, stream: IO[str], failed: Callable[[OSError], Exception]) -> None:
+    def __init__(self, stream: IO[str], failed: Callable[[OSError | UnicodeEncodeError], Exception]) -> None:
         self.stream = stream
         self._failed = failed
 
@@ -243,7 +244,7 @@ class GuardedStream:
         # a plain try, not the context manager: this runs once per row of a streamed listing
         try:
             return self.stream.write(text)
-        except OSError as exc:
+        except (OSError, UnicodeEncodeError) as exc:  # the second: a stream in an encoding short of the text
             raise self._failed(exc) from None
 
     def flush(self) -> None:
@@ -258,8 +259,13 @@ class GuardedStream:
         return getattr(self.stream, name)
 
 
-def stdout_error(exc: OSError) -> Exception:
+def stdout_error(exc: OSError | UnicodeEncodeError) -> Exception:
     """What a failed write to stdout raises: a closed pipe ends the run quietly, anything else is exit 74."""
+    if isinstance(exc, UnicodeEncodeError):  # PYTHONIOENCODING or the locale chose an encoding short of the data
+        return OutputFailed(
+            f"cannot write to stdout: its encoding ({exc.encoding}) has no {exc.object[exc.start : exc.end]!r}",
+            hint="set PYTHONIOENCODING=utf-8 (or use a UTF-8 locale) and run the command again",
+        )
     return StdoutClosed() if isinstance(exc, BrokenPipeError) else _stdout_failed(exc)
 
 
