@@ -485,15 +485,19 @@ def test_r3_an_import_killed_with_sigkill_leaves_the_database_as_it_was(
     assert after.exit_code == 0 and after.json()["created"] == 1
 
 
-def test_r3_an_import_stopped_with_sigterm_unwinds_like_ctrl_c(bapp: Bapp, catalogue: Session, tmp_path: Path) -> None:
-    # `timeout`, systemd and `kill` send SIGTERM: Python's default death left the rejects file's temporary
-    # `.partial` behind (an export's too) and said nothing; it now unwinds as Ctrl-C does.
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGHUP])
+def test_r3_an_import_stopped_with_sigterm_or_sighup_unwinds_like_ctrl_c(
+    bapp: Bapp, catalogue: Session, tmp_path: Path, stop: signal.Signals
+) -> None:
+    # `timeout`, systemd and `kill` send SIGTERM, a closed terminal or SSH session SIGHUP: Python's default
+    # death left the rejects file's temporary `.partial` behind (an export's too) and said nothing; it now
+    # unwinds as Ctrl-C does, with the status a shell gives a process the signal stopped
     rejects = tmp_path / "rejects.csv"
     with import_mid_write(bapp, tmp_path, "--continue-on-error", "--rejects", str(rejects)) as process:
         assert [path.name for path in tmp_path.glob(".rejects.csv.*.partial")]  # open, being written
-        process.send_signal(signal.SIGTERM)
+        process.send_signal(stop)
         stdout, stderr = process.communicate(timeout=30)
-    assert process.returncode == 143, stderr
+    assert process.returncode == 128 + stop, stderr
     assert stderr.strip().splitlines() == ["Terminated; nothing was changed."] and stdout == ""
     nothing_written(catalogue)
     assert not rejects.exists() and not list(tmp_path.glob(".*.partial"))

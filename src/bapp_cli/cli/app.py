@@ -132,7 +132,7 @@ def root(
     Data goes to stdout (table on a terminal, TSV when piped; --format/--json to choose); messages and
     errors go to stderr. Exit codes: 0 ok, 2 usage, 3 partial, 4 config/auth, 5 database not ready,
     6 invalid input, 7 not found, 8 conflict, 9 remote service, 74 output failed, 75 busy, 130 interrupted,
-    141 stdout closed by its reader, 143 terminated.
+    141 stdout closed by its reader, 143 terminated (129 hung up).
     """
     app_state = ctx.ensure_object(AppState)
     app_state.config_flag = config
@@ -203,7 +203,7 @@ def main(argv: list[str] | None = None) -> None:
     sys.stdout = GuardedStream(real_stdout, stdout_error)
     sys.stderr = MessageStream(real_stderr)
     forget_unusable_terminal_size()
-    previous_sigterm = _stop_on_sigterm()
+    replaced_handlers = _stop_on_signals()
     try:
         _refuse_undecodable(args)
         try:
@@ -248,11 +248,11 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         app_state.close()
         sys.stdout, sys.stderr = real_stdout, real_stderr
-        _restore_sigterm(previous_sigterm)
+        _restore_signals(replaced_handlers)
     raise SystemExit(flush_stdout_at_exit(exit_code))
 
 
-_TERMINATED: list[int] = []  # the SIGTERM received, if one was
+_TERMINATED: list[int] = []  # the SIGTERM or SIGHUP received, if one was
 
 
 def _terminate(signum: int, frame: Any) -> None:
@@ -261,38 +261,41 @@ def _terminate(signum: int, frame: Any) -> None:
 
 
 def _stopped(*, aborted: bool = False) -> int:
-    """Says on stderr that the run stopped (a declined confirmation, Ctrl-C or SIGTERM) with nothing changed;
-    its exit code."""
+    """Says on stderr that the run stopped (a declined confirmation, Ctrl-C, SIGTERM or SIGHUP) with nothing
+    changed; its exit code."""
     terminated = bool(_TERMINATED) and not aborted
     how = "Aborted" if aborted else "Terminated" if terminated else "Interrupted"
     sys.stderr.write(f"{how}; nothing was changed.\n")
     # 128 + the signal, as a shell reports a process the signal stopped: `timeout` and systemd tell a
-    # terminated run (143) from one stopped by Ctrl-C (130)
-    return 143 if terminated else 130
+    # terminated run (143; 129 for a hang-up) from one stopped by Ctrl-C (130)
+    return 128 + _TERMINATED[0] if terminated else 130
 
 
-def _stop_on_sigterm() -> Any:
-    """SIGTERM unwinds the command like Ctrl-C — the transaction rolled back, a half-written output or rejects
-    file removed, exit 143 — instead of Python's default of dying where it stands, which left an export's or
-    a rejects file's `.partial` temporary file behind. An ignored SIGTERM stays ignored; a server command
-    (webhook serve) installs its own handler when it starts. Returns the handler to put back (None: none
-    was set)."""
+def _stop_on_signals() -> dict[int, Any]:
+    """SIGTERM (`kill`, `timeout`, systemd) and SIGHUP (a closed terminal or SSH session) unwind the command
+    like Ctrl-C — the transaction rolled back, a half-written output or rejects file removed, exit 128 + the
+    signal — instead of Python's default of dying where it stands, which left an export's or a rejects
+    file's `.partial` temporary file behind. An ignored signal stays ignored (`nohup`); a server command
+    (webhook serve) installs its own SIGTERM handler when it starts. Returns the handlers to put back."""
     import signal
 
     _TERMINATED.clear()
+    replaced: dict[int, Any] = {}
     with contextlib.suppress(ValueError, OSError):  # not the main thread (an embedding caller): leave it alone
-        if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
-            return signal.signal(signal.SIGTERM, _terminate)
-    return None
+        for number in (signal.SIGTERM, signal.SIGHUP):
+            if signal.getsignal(number) == signal.SIG_DFL:
+                replaced[number] = signal.signal(number, _terminate)
+    return replaced
 
 
-def _restore_sigterm(previous: Any) -> None:
-    """Put back what _stop_on_sigterm replaced, so a caller running main() in-process (the tests) keeps its own."""
-    if previous is not None:
+def _restore_signals(replaced: dict[int, Any]) -> None:
+    """Put back what _stop_on_signals replaced, so a caller running main() in-process (the tests) keeps its own."""
+    if replaced:
         import signal
 
         with contextlib.suppress(ValueError, OSError):
-            signal.signal(signal.SIGTERM, previous)
+            for number, handler in replaced.items():
+                signal.signal(number, handler)
 
 
 def _failure(error: Exception, args: list[str], app_state: AppState) -> int:
