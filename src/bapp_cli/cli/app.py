@@ -29,7 +29,7 @@ from bapp_cli.cli.files import (
     GuardedStream,
     MessageStream,
     StdoutClosed,
-    drop_stdout,
+    drop_stream,
     flush_stdout_at_exit,
     stdout_error,
 )
@@ -241,7 +241,7 @@ def main(argv: list[str] | None = None) -> None:
     except (BrokenPipeError, StdoutClosed):
         # `bapp … | head`: the reader went away. Quiet, like cat or grep, and the status a shell shows for
         # them (128 + SIGPIPE), so `set -o pipefail` still sees that the output was cut short.
-        drop_stdout()
+        drop_stream()
         exit_code = 141
     except Exception as error:
         exit_code = _failure(error, args, app_state)

@@ -289,14 +289,14 @@ class MessageStream:
         try:
             return self.stream.write(text)
         except OSError:
-            drop_stdout(self.stream)
+            drop_stream(self.stream)
             return len(text)
 
     def flush(self) -> None:
         try:
             self.stream.flush()
         except OSError:
-            drop_stdout(self.stream)
+            drop_stream(self.stream)
 
     def __getattr__(self, name: str) -> object:
         return getattr(self.stream, name)
@@ -311,7 +311,7 @@ class ClosedStream(io.TextIOBase):
         raise OSError(errno.EBADF, os.strerror(errno.EBADF))
 
 
-def drop_stdout(stream: IO[str] | None = None) -> None:
+def drop_stream(stream: IO[str] | None = None) -> None:
     """Point stdout (or `stream`) at /dev/null so the interpreter's last flush of what is left cannot fail again."""
     try:
         descriptor = (stream or sys.stdout).fileno()
@@ -327,10 +327,10 @@ def flush_stdout_at_exit(code: int) -> int:
     try:
         sys.stdout.flush()
     except BrokenPipeError:
-        drop_stdout()
+        drop_stream()
         return 141
     except OSError as exc:
-        drop_stdout()
+        drop_stream()
         if code == 0:
             sys.stderr.write(f"Error: {_stdout_failed(exc).message}\n")
             return 74

@@ -23,11 +23,11 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from operator import is_, itemgetter
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from bapp_cli.config import compile_pattern
 from bapp_cli.db.domains import SESSION_CATEGORIES, SESSION_KINDS
-from bapp_cli.errors import BappError, ConfigError, Conflict, InvalidInput, RemoteError, UnreadableValue
+from bapp_cli.errors import BappError, ConfigError, Conflict, InvalidInput, RemoteError
 from bapp_cli.services.calendly_runs import (
     RUN_HEAD,
     RunReport,
@@ -35,6 +35,7 @@ from bapp_cli.services.calendly_runs import (
     read_listing,
     record_run,
 )
+from bapp_cli.services.plain_reads import builder_ids_by_calendly_uri, instant_value, stored_json, unreadable_money
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -341,12 +342,10 @@ class Catalogue:
 
     @classmethod
     def read(cls, db: Database, *, reclassify: bool) -> Catalogue:
-        from bapp_cli.services.plain_reads import builder_ids_by_calendly_uri
-
         columns = ", ".join(db.money(name) if name == "price" else name for name in _READ)
         links = "SELECT session_type_id, slug FROM session_type_pathways JOIN pathways ON pathways.id = pathway_id"
         return cls(
-            types=tuple(_read_row(row, db.dialect) for row in db.rows(f"SELECT {columns} FROM session_types")),
+            types=tuple(_read_row(row, db) for row in db.rows(f"SELECT {columns} FROM session_types")),
             builders=builder_ids_by_calendly_uri(db),
             pathways=tuple(db.rows("SELECT slug, id, name, archived FROM pathways")),
             links=frozenset(db.rows(links)) if reclassify else frozenset(),
@@ -358,23 +357,23 @@ _JSON = ("duration_options", "custom_questions")
 _INSTANTS = ("remote_updated_at", "remote_deleted_at", *_STAMPED)
 
 
-def _read_row(values: Sequence[Any], dialect: str) -> dict[str, Any]:
+def _read_row(values: Sequence[Any], db: Database) -> dict[str, Any]:
     """A session type as read by the driver, in the ORM's Python values where a comparison or a change line
     needs them: SQLite hands over JSON and instants as text (naive UTC, db/types.py), and booleans as 0/1
-    (equal to False/True, but printed as such); the price comes as two-decimal text on both."""
+    (equal to False/True, but printed as such); the price comes as two-decimal text on both. A value SQLite
+    holds that is none of these (raw SQL's) is UnreadableValue, as the plain reads say it."""
     row = dict(zip(_READ, values, strict=True))
+    of = f"row {row['id']}"
     row["requires_auth"] = bool(row["requires_auth"])  # the one boolean a change line (--reclassify) shows
-    try:
-        for name in _JSON:
-            if dialect == "sqlite" and isinstance(row[name], str):  # psycopg has decoded it (a JSON string too)
-                row[name] = json.loads(row[name])
-        for name in _INSTANTS[:2]:
-            if isinstance(row[name], str):
-                row[name] = dt.datetime.fromisoformat(row[name]).replace(tzinfo=dt.UTC)
-    except (ValueError, RecursionError):  # raw SQL's text on SQLite, where the column holds any text (R9)
-        raise UnreadableValue(f"session_types.{name}", row[name], of=f"row {row['id']}") from None
-    if row["price"] is None:  # Database.money's NULL: raw SQL's text, which SQLite cannot read as a number
-        raise UnreadableValue("session_types.price", of=f"row {row['id']}")
+    for name in _JSON:
+        if db.dialect == "sqlite" and isinstance(row[name], str):  # psycopg has decoded it (a JSON string too)
+            row[name] = stored_json(row[name], f"session_types.{name}", of=of)
+    for name in _INSTANTS[:2]:
+        if isinstance(row[name], str):
+            stored = cast(dt.datetime, instant_value(row[name], f"session_types.{name}", of=of))
+            row[name] = stored.replace(tzinfo=dt.UTC)  # naive UTC text on SQLite
+    if row["price"] is None:  # Database.money's NULL: a price SQLite cannot read as one
+        raise unreadable_money(db, "session_types.price", "id", row["id"], of=of)
     row["price"] = Decimal(row["price"])
     return row
 
