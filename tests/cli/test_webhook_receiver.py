@@ -196,7 +196,9 @@ def test_a_database_locked_past_the_busy_timeout_answers_503_and_loses_nothing(r
     assert list(bookings_by_invitee(rbapp)) == [invitee_uri(3)]
 
 
-def test_sigterm_during_a_burst_keeps_every_2xx_and_answers_the_rest_non_2xx(rbapp: Bapp) -> None:
+# SIGHUP: the terminal or SSH session running the receiver closed; it drains as for SIGTERM
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+def test_a_stop_signal_during_a_burst_keeps_every_2xx_and_answers_the_rest_non_2xx(rbapp: Bapp, stop: int) -> None:
     bodies = [delivery(100 + n, type_index=n % 3) for n in range(200)]
     receiver = start_receiver(rbapp)
     answers: dict[int, int | str] = {}
@@ -217,10 +219,10 @@ def test_sigterm_during_a_burst_keeps_every_2xx_and_answers_the_rest_non_2xx(rba
     with ThreadPoolExecutor(max_workers=32) as pool:
         futures = [pool.submit(send, n) for n in range(200)]
         assert sent.wait(60), "the burst never got going"
-        receiver.process.send_signal(signal.SIGTERM)
+        receiver.process.send_signal(stop)
         for future in futures:
             future.result(timeout=120)
-    _, log = receiver.process.communicate(timeout=60)  # drained and stopped by that one SIGTERM
+    _, log = receiver.process.communicate(timeout=60)  # drained and stopped by that one signal
     receiver.http.close()
     assert receiver.process.returncode == 0, log
     assert log.splitlines()[-1] == "bapp webhook receiver stopped"

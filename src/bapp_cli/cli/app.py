@@ -276,7 +276,7 @@ def _stop_on_signals() -> dict[int, Any]:
     like Ctrl-C — the transaction rolled back, a half-written output or rejects file removed, exit 128 + the
     signal — instead of Python's default of dying where it stands, which left an export's or a rejects
     file's `.partial` temporary file behind. An ignored signal stays ignored (`nohup`); a server command
-    (webhook serve) installs its own SIGTERM handler when it starts. Returns the handlers to put back."""
+    (webhook serve) installs its own handlers, which drain, when it starts. Returns the handlers to put back."""
     import signal
 
     _TERMINATED.clear()

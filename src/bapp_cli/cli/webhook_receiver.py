@@ -23,13 +23,14 @@ the query string or any header (the signature would let a reader replay the deli
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import socket
 import sys
 import threading
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
@@ -297,17 +298,34 @@ def listen(host: str, port: int) -> socket.socket:
 
 
 def serve(app: ReceiverApp, listener: socket.socket) -> None:
-    """Run the receiver under uvicorn on ``listener`` until SIGTERM/SIGINT; in-flight deliveries finish (for up
-    to 30 s), new ones get 503."""
+    """Run the receiver under uvicorn on ``listener`` until SIGTERM, SIGHUP or SIGINT; in-flight deliveries
+    finish (for up to 30 s), new ones get 503."""
     import signal
 
     import uvicorn
 
     class DrainingServer(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            # uvicorn listens for SIGINT and SIGTERM only: a hang-up (the terminal or SSH session running
+            # the receiver closed) would otherwise stop it mid-delivery through the command's own handler.
+            # An ignored SIGHUP (nohup) stays ignored.
+            hangup = None
+            if threading.current_thread() is threading.main_thread():
+                hangup = signal.getsignal(signal.SIGHUP)
+                if hangup != signal.SIG_IGN:
+                    signal.signal(signal.SIGHUP, self.handle_exit)
+            try:
+                with super().capture_signals():
+                    yield
+            finally:
+                if hangup is not None and hangup != signal.SIG_IGN:
+                    signal.signal(signal.SIGHUP, hangup)
+
         def handle_exit(self, sig: int, frame: Any) -> None:
             app.draining = True
             super().handle_exit(sig, frame)
-            if sig == signal.SIGTERM:
+            if sig != signal.SIGINT:
                 # uvicorn re-raises the signal after draining, so the process would die "killed by
                 # SIGTERM"; a drained receiver has stopped as asked, and says so with exit 0.
                 self._captured_signals.remove(sig)
