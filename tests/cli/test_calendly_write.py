@@ -888,3 +888,23 @@ def test_a_cancel_calendly_no_longer_knows_says_how_to_cancel_here(synced: Bapp,
     assert "Calendly has no scheduled event" in error_lines(refused.stderr)[0]
     assert f"bapp bookings cancel {reference} --local-only" in refused.stderr
     assert bookings(synced.database_url)[0].status == "confirmed"
+
+
+def test_a_booking_waiting_for_calendly_cannot_be_confirmed_then_lost_to_a_refused_resend(
+    synced: Bapp, fake: FakeCalendly
+) -> None:
+    # `bookings confirm` was accepted on a booking still waiting for Calendly; reconcile then resent it, Calendly
+    # said the slot was taken, and the held booking was deleted although support had confirmed it
+    fake.fail_next("/invitees", 500, times=1)
+    fake.fail_next("/scheduled_events", 500, times=None)  # the lookup fails too: left unknown, not resent
+    assert create(synced, slot()).exit_code == 9
+    fake.clear_faults()
+    [booking] = bookings(synced.database_url)
+    refused = synced("bookings", "confirm", booking.reference)
+    assert refused.exit_code == 8, refused.stderr
+    assert error_lines(refused.stderr) == [
+        f"Error: booking {booking.reference} is still waiting for Calendly's confirmation"
+    ]
+    assert "bapp calendly reconcile" in refused.stderr
+    [after] = bookings(synced.database_url)
+    assert (after.status, after.calendly_state) == ("pending", "unknown")

@@ -67,6 +67,8 @@ REFERENCE_ATTEMPTS = 8
 # (person, start_time) indexes are scanned over a short range whatever the size of the history.
 MAX_BOOKING_MINUTES = 24 * 60
 MAX_KEY_LENGTH = 200
+# calendly_state of a booking sent to Calendly whose answer bapp has not recorded yet (services.calendly_write)
+PENDING_STATES = ("requested", "unknown")
 
 
 @dataclass(frozen=True)
@@ -605,6 +607,13 @@ def change_booking_status(
     not_required stays). `reference`: the booking's, or the booking itself when the caller has already read
     it locked (FOR UPDATE), so it is not read twice."""
     booking = reference if isinstance(reference, Booking) else get_booking(session, reference, for_update=True)
+    if command != "cancel" and booking.calendly_state in PENDING_STATES:
+        # reconcile deletes a held booking Calendly turns down: a confirmation or payment recorded here would go too
+        raise Conflict(
+            f"booking {booking.reference} is still waiting for Calendly's confirmation",
+            hint="run `bapp calendly reconcile` first",
+            code="calendly_pending",
+        )
     wanted = dict([status_move(booking, command, now=now)])
     if paid:
         wanted.update([status_move(booking, "mark-paid", now=now, shown="confirm --paid")])

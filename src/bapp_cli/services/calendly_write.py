@@ -41,6 +41,7 @@ from bapp_cli.db.audit import apply_changes, record_audit
 from bapp_cli.db.models import Booking, CalendlyInvitation, SessionType, User
 from bapp_cli.errors import BappError, Conflict, Interrupted, InvalidInput, NotFound, RemoteError
 from bapp_cli.services.booking import (
+    PENDING_STATES,
     BookingCreated,
     BookingRequest,
     StatusChange,
@@ -67,7 +68,6 @@ CALENDLY_WRITE_LOCK = "calendly-writes"
 SLOT_COLUMNS = ("session", "start_time", "end_time", "invitees_remaining", "scheduling_url")
 RECONCILE_COLUMNS = ("booking", "client", "start_time", "action", "calendly_state", "status", "note")
 LINK_COLUMNS = ("client", "session", "booking_url", "status", "created_at")
-PENDING_STATES = ("requested", "unknown")
 # Calendly refuses a start in the past; a minute's margin covers clock skew and latency (the Ruby client
 # uses the same buffer).
 SLOT_LEAD = dt.timedelta(minutes=1)
