@@ -340,6 +340,18 @@ def test_group_session_shares_a_slot_up_to_its_invitee_limit(session: Session, w
     refused(session, Conflict, field="builder", session="free-chat", client_email="four@example.com")
 
 
+def test_group_session_without_a_builder_still_stops_at_its_invitee_limit(
+    session: Session, world: dict[str, Any]
+) -> None:
+    # a group event type whose Calendly owner is no builder here has no builder: its limit went unchecked
+    add_session_type(session, "Open Lab", category="free", kind="group", invitee_limit=2)
+    book(session, session="open-lab", client_email="one@example.com")
+    book(session, session="open-lab", client_email="two@example.com")
+    error = refused(session, Conflict, field="group session", session="open-lab", client_email="three@example.com")
+    assert "full (2 invitees)" in error.message and error.exit_code == 8
+    assert book(session, session="open-lab", client_email="three@example.com", start=at(days=2)).existing is False
+
+
 def test_overlap_checks_search_the_person_and_time_indexes(
     session: Session, engine: Engine, world: dict[str, Any]
 ) -> None:

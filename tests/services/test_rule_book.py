@@ -232,20 +232,13 @@ def test_clash_messages_name_both_spans_and_the_buffer() -> None:
     assert full is not None
     assert full.message == "group session 'Class' at 2031-03-03T10:00:00Z–11:00Z is full (2 invitees)"
     assert full.hint == "pick another time"
-    # without a builder there is no builder to clash with (and no group count kept by one)
-    assert (
-        find_clash(
-            CLASS,
-            _at(10),
-            _at(11),
-            builder_email=None,
-            builder_bookings=[_nearby(f"BK-{n}", _at(10), session_id=9) for n in range(3)],
-            buffer_minutes=0,
-            client_email=None,
-            client_bookings=[_nearby("BK-C", _at(10))],
-        )
-        is None
-    )
+    # without a builder there is no builder to clash with, but a group session's seats are still counted
+    unowned = {"builder_email": None, "buffer_minutes": 0, "client_email": None, "client_bookings": []}
+    assert find_clash(CHAT, _at(10), _at(11), builder_bookings=[_nearby("BK-B", _at(10))], **unowned) is None
+    seats = [_nearby(f"BK-{n}", _at(10), session_id=9) for n in range(2)]
+    assert find_clash(CLASS, _at(10), _at(11), builder_bookings=seats[:1], **unowned) is None
+    unowned_full = find_clash(CLASS, _at(10), _at(11), builder_bookings=seats, **unowned)
+    assert unowned_full is not None and unowned_full.message == full.message
 
 
 def test_span_text_is_utc() -> None:

@@ -289,6 +289,16 @@ def test_overlaps_against_the_database_and_earlier_rows_the_first_row_keeps_the_
 
 
 @pytest.mark.parametrize("batch_size", [1, 100])
+def test_a_group_session_without_a_builder_still_fills_up(session: Session, batch_size: int) -> None:
+    """Its seats are counted against the database (batch_size 1) and the batch's earlier rows alike."""
+    add_session_type(session, "Open Lab", slug="open-lab", duration=60, kind="group", invitee_limit=2)
+    text = csv_of(*(f"{name}@example.com,open-lab,2030-03-04T09:00Z,confirmed,,," for name in "efg"))
+    problems = refused(session, "bookings", text, batch_size=batch_size)
+    assert [(line, field) for line, field, _ in problems] == [(4, "start_time")]
+    assert "is full (2 invitees)" in problems[0][2]
+
+
+@pytest.mark.parametrize("batch_size", [1, 100])
 def test_a_row_refused_for_an_overlap_plans_nothing_a_later_row_could_lean_on(
     session: Session, batch_size: int
 ) -> None:

@@ -301,10 +301,10 @@ def pick_pathway(
 
 
 def _nearby(
-    session: Session, person: Any, user: User | None, start: dt.datetime, end: dt.datetime
+    session: Session, person: Any, user: User | SessionType | None, start: dt.datetime, end: dt.datetime
 ) -> list[NearbyBooking]:
-    """Active bookings of one person (none without one) that may intersect [start, end), via the (person,
-    start_time) index."""
+    """Active bookings of one person (none without one), or of one session type, that may intersect [start,
+    end), via the (person, start_time) index."""
     if user is None:
         return []
     near = select(Booking.reference, Booking.start_time, Booking.end_time, Booking.session_type_id).where(
@@ -421,7 +421,10 @@ def _check_overlap(
         start,
         end,
         builder_email=builder.email if builder is not None else None,
-        builder_bookings=_nearby(session, Booking.builder_id, builder, start - margin, end + margin),
+        # without a builder, a group session's own bookings, whose seats its invitee limit counts
+        builder_bookings=_nearby(session, Booking.builder_id, builder, start - margin, end + margin)
+        if builder is not None or session_type.kind != "group"
+        else _nearby(session, Booking.session_type_id, session_type, start, end),
         buffer_minutes=buffer,
         client_email=client.email if client is not None else None,
         client_bookings=_nearby(session, Booking.client_id, client, start, end),

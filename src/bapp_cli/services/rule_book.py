@@ -215,25 +215,26 @@ def find_clash(
     """Rule 6 for a booking of ``session`` over [start, end), or None when it fits.
 
     ``builder_bookings`` / ``client_bookings``: the active bookings of the builder and of the client near
-    that span (however the caller found them). The builder's are checked with the buffer on both sides;
-    a group session's bookings at the same start share the slot until ``invitee_limit`` is reached. The
-    earliest clash is the one reported: the builder's first, then the group's limit, then the client's.
+    that span (however the caller found them); without a builder (``builder_email`` None), a group
+    session's own bookings there, so that its seats are still counted. The builder's are checked with the
+    buffer on both sides; a group session's bookings at the same start share the slot until
+    ``invitee_limit`` is reached. The earliest clash is the one reported: the builder's first, then the
+    group's limit, then the client's.
     """
     mine = span_text(start, end)
-    if builder_email is not None:
-        buffer = dt.timedelta(minutes=buffer_minutes)
-        clashes = _intersecting(builder_bookings, start - buffer, end + buffer)
-        if session.kind == "group":
-            same_slot = [other for other in clashes if other.session_type_id == session.id and other.start == start]
-            clashes = [other for other in clashes if other not in same_slot]
-            limit = session.invitee_limit
-            if not clashes and limit is not None and len(same_slot) >= limit:
-                return _overlap(
-                    f"group session {session.title!r} at {mine} is full ({limit} invitees)", hint="pick another time"
-                )
-        if clashes:
-            with_buffer = f" (with a {buffer_minutes}-minute buffer)" if buffer_minutes else ""
-            return _clash(f"builder {builder_email}", clashes[0], mine + with_buffer)
+    buffer = dt.timedelta(minutes=buffer_minutes)
+    clashes = _intersecting(builder_bookings, start - buffer, end + buffer)
+    if session.kind == "group":
+        same_slot = [other for other in clashes if other.session_type_id == session.id and other.start == start]
+        clashes = [other for other in clashes if other not in same_slot]
+        limit = session.invitee_limit
+        if not (clashes and builder_email) and limit is not None and len(same_slot) >= limit:
+            return _overlap(
+                f"group session {session.title!r} at {mine} is full ({limit} invitees)", hint="pick another time"
+            )
+    if clashes and builder_email is not None:
+        with_buffer = f" (with a {buffer_minutes}-minute buffer)" if buffer_minutes else ""
+        return _clash(f"builder {builder_email}", clashes[0], mine + with_buffer)
     if client_email is not None and (clashes := _intersecting(client_bookings, start, end)):
         return _clash(f"client {client_email}", clashes[0], mine)
     return None

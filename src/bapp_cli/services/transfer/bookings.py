@@ -553,7 +553,8 @@ class BookingImporter(KindImporter):
         if not orders:
             return {}
         finals = [_final(drafts[order]) for order in orders]
-        slots = {name: [final[name] for final in finals] for name in ("builder_id", "start_time", "end_time")}
+        names = ("builder_id", "session_type_id", "start_time", "end_time")
+        slots = {name: [final[name] for final in finals] for name in names}
         slots["reference"] = [drafts[order].key for order in orders]
         slots["client_id"] = [self._client_id(drafts[order].email) or None for order in orders]
         # each slot's position is its row's place in the batch
@@ -561,12 +562,17 @@ class BookingImporter(KindImporter):
         slot, booking = stage.c, Booking.__table__.c
         widest = max(self.references.buffers.get(final["builder_id"] or 0, 0) for final in finals)
         found: dict[int, list[_Nearby]] = {}
-        for person, margin in (("client", 0), ("builder", widest)):
+        people = [("client", "client", 0), ("builder", "builder", widest)]
+        if any(final["builder_id"] is None for final in finals):
+            # a group session without a builder: its own bookings there count its seats (the rule book)
+            people.append(("builder", "session_type", 0))
+        for person, column, margin in people:
             # A booking starts before the slot ends and ends after it starts, `margin` minutes (and a minute
             # of slack) wider; the lower bound on its start keeps the (person, start_time) index scan short.
             slack = margin + 1
             window = and_(
-                booking[f"{person}_id"] == slot[f"{person}_id"],
+                booking[f"{column}_id"] == slot[f"{column}_id"],
+                *((slot.builder_id.is_(None),) if column == "session_type" else ()),
                 booking.reference != slot.reference,
                 booking.status.in_(ACTIVE_STATUSES),
                 booking.start_time < store.shifted(slot.end_time, slack, dialect=self.dialect),
