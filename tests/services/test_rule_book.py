@@ -50,7 +50,8 @@ PATHWAY_CASES = [
     (REVIEW, [ACCELERATE, LAUNCH], LAUNCH, set(), True, "launch", "launch"),
     (REVIEW, [ACCELERATE, LAUNCH], OTHER, {1}, True, "pathway_not_linked", "other"),
     (REVIEW, [ACCELERATE, LAUNCH], OLD, {1}, True, "pathway_archived", "accelerate"),
-    (REVIEW, [ACCELERATE, LAUNCH], OLD, {1}, False, "pathway_not_linked", "accelerate"),
+    (REVIEW, [ACCELERATE, LAUNCH], OLD, {1}, False, "old", "accelerate"),
+    (REVIEW, [], OLD, set(), False, "old", "!"),
     (REVIEW, [ACCELERATE], OLD, set(), True, "pathway_archived", "accelerate"),
 ]
 

@@ -288,6 +288,26 @@ def test_overlaps_against_the_database_and_earlier_rows_the_first_row_keeps_the_
     assert (allowed.total("created"), allowed.total("unchanged"), allowed.rejected) == (4, 4, 1)
 
 
+def test_past_and_cancelled_rows_of_a_pathway_session_keep_their_archived_pathway(session: Session) -> None:
+    """History is kept as it was: a row that holds no slot may name the pathway its session was linked to
+    before that pathway was archived (it enrols nobody); a row that holds one may not."""
+    add_session_type(session, "Review", slug="review", category="pathway", pathways=["accelerate", "pivot"])
+    get_pathway(session, "accelerate").archived = True
+    session.flush()
+    text = csv_of(
+        "a@example.com,review,2029-03-04T09:00Z,completed,,accelerate,",
+        "b@example.com,review,2029-03-05T09:00Z,cancelled,,accelerate,",
+    )
+    assert load(session, "bookings", text).total("created") == 2
+    accelerate = get_pathway(session, "accelerate").id
+    assert list(session.scalars(select(Booking.pathway_id))) == [accelerate, accelerate]
+    assert count(session, Enrolment) == 0
+    active = csv_of("c@example.com,review,2030-03-06T09:00Z,confirmed,,accelerate,")
+    assert [problem[1:] for problem in refused(session, "bookings", active)] == [
+        ("pathway", "'accelerate' is archived and takes no new bookings")
+    ]
+
+
 @pytest.mark.parametrize("batch_size", [1, 100])
 def test_a_group_session_without_a_builder_still_fills_up(session: Session, batch_size: int) -> None:
     """Its seats are counted against the database (batch_size 1) and the batch's earlier rows alike."""

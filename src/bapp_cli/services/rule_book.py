@@ -119,6 +119,8 @@ def choose_pathway(
             requested = None
         elif holds_slot:
             return Refusal("pathway", "pathway_archived", f"{requested.slug!r} is archived and takes no new bookings")
+        else:  # history as it was: ``linked`` leaves archived pathways out, so their links cannot be checked
+            return PathwayChoice(requested)
     if session.category != "pathway" or (lenient and requested is not None):
         return PathwayChoice(requested)
     if not lenient and not linked:
