@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import io
 
 import pytest
 from sqlalchemy import func, select
@@ -23,6 +24,9 @@ from bapp_cli.services.skills import (
     unlink_skill,
     update_skill,
 )
+from bapp_cli.services.transfer.formats import Source
+from bapp_cli.services.transfer.importer import ImportOptions
+from bapp_cli.services.transfer.kinds import import_data
 from tests.services.test_progress_factories import (
     LATER,
     NOW,
@@ -192,6 +196,28 @@ def test_catalogue_changes_award_at_the_moment_criteria_are_met(session: Session
     assert moved.badges_awarded == 1 and "tier:accelerate:2" in badge_keys(session, grace.id)
     unlinked = unlink_skill(session, "shared", "accelerate", now=LATER)
     assert unlinked.badges_awarded == 0
+
+
+@pytest.mark.parametrize("how", ["link", "import"])
+def test_linking_a_completed_skill_to_an_empty_tier_completes_that_tier(session: Session, how: str) -> None:
+    """A tier with no skills is never complete; once a skill the client has already completed is linked to it,
+    it is, and its badge (and here the pathway's) comes with the link, by `skills link` or a catalogue import."""
+    small_catalogue(session)  # accelerate tier 3 is empty
+    ada = client(session, "ada@example.com", "accelerate")
+    skill(session, "x")
+    for slug in ("a1", "a2", "a3", "a4", "shared", "x"):
+        complete_skill(session, ada.email, slug, now=NOW)
+    assert badge_keys(session, ada.id) == ["tier:accelerate:1", "tier:accelerate:2", "tier:pivot:1"]
+    if how == "link":
+        linked = link_skill(session, "x", "accelerate:3", now=LATER)
+        assert (linked.badges_awarded, linked.pathways_completed) == (2, 1)
+    else:
+        source = Source("csv", io.BytesIO(b"slug,links\nx,accelerate:3\n"))
+        summary = import_data(session, "skills", source, options=ImportOptions(), now=LATER)
+        assert summary.total("updated") == 1
+    assert {"tier:accelerate:3", "pathway:accelerate"} <= set(badge_keys(session, ada.id))
+    enrolment = session.scalars(select(Enrolment).where(Enrolment.client_id == ada.id)).one()
+    assert (enrolment.status, enrolment.completed_at) == ("completed", LATER)
 
 
 def test_a_catalogue_change_awards_every_badge_in_one_insert_with_its_audit_rows(session: Session) -> None:

@@ -267,8 +267,9 @@ def link_skill(session: Session, slug: str, link: str, *, now: dt.datetime) -> S
     elif existing.tier != tier:
         changes = {"link": [f"{pathway.slug}:{existing.tier}", f"{pathway.slug}:{tier}"]}
         existing.tier = tier
-    # a move: the tier it left may now be complete for clients who had done everything else there
-    return _changed(session, skill, changes, now, pathway_ids=[pathway.id] if existing is not None else ())
+    # a move: the tier it left may now be complete for clients who had done everything else there; a new
+    # link to a tier that had no skills completes it for clients who had already done this one
+    return _changed(session, skill, changes, now, pathway_ids=[pathway.id])
 
 
 def unlink_skill(session: Session, slug: str, pathway: str, *, now: dt.datetime) -> SkillChange:

@@ -379,6 +379,7 @@ class SkillImporter(RowImporter):
             for pathway_id, tier in links.items():
                 if current.get(pathway_id) != tier:
                     self.session.add(SkillPathwayLink(skill_id=skill.id, pathway_id=pathway_id, tier=tier))
+                    self.touched_pathways.add(pathway_id)  # a tier that had no skills may now be complete
             self.session.flush()
         return outcome
 
