@@ -11,6 +11,7 @@ import datetime as dt
 import json
 from collections.abc import Iterator
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
@@ -908,3 +909,37 @@ def test_a_booking_waiting_for_calendly_cannot_be_confirmed_then_lost_to_a_refus
     assert "bapp calendly reconcile" in refused.stderr
     [after] = bookings(synced.database_url)
     assert (after.status, after.calendly_state) == ("pending", "unknown")
+
+
+def next_clock_change(zone: ZoneInfo, *, forward: bool) -> dt.date:
+    """The first day, a week or more from today, on which ``zone``'s clocks go forward (or back)."""
+    day = dt.date.today() + dt.timedelta(days=7)
+    while True:
+        before, after = (dt.datetime.combine(d, dt.time(), zone).strftime("%z") for d in (day, day + dt.timedelta(1)))
+        if before != after and (int(after) > int(before)) == forward:
+            return day
+        day += dt.timedelta(days=1)
+
+
+@pytest.mark.parametrize("forward", [True, False])
+def test_slots_days_are_whole_local_days_across_a_clock_change(synced: Bapp, fake: FakeCalendly, forward: bool) -> None:
+    # 7 days from a local midnight end at a local midnight: 24 h × 7 would end an hour later when the clocks go
+    # forward in between (an open start of the 8th day shown) and an hour early when they go back (one hidden)
+    zone = ZoneInfo("Europe/London")
+    first_day = next_clock_change(zone, forward=forward) - dt.timedelta(days=3)
+    end = dt.datetime.combine(first_day + dt.timedelta(days=7), dt.time(), zone).astimezone(dt.UTC)
+    inside, outside = end - dt.timedelta(minutes=30), end + dt.timedelta(minutes=30)
+    fake.set_open_starts(FREE_TYPE, [inside, outside])
+    args = ("--from", first_day.isoformat(), "--days", "7", "--timezone", zone.key, "--json")
+    result = synced("sessions", "slots", FREE, *args)
+    assert result.exit_code == 0, result.stderr
+    assert [record["start_time"] for record in result.json()] == [z(inside)]
+
+
+def test_slots_with_no_open_times_name_the_first_day_in_the_viewers_zone(synced: Bapp, fake: FakeCalendly) -> None:
+    fake.set_open_starts(FREE_TYPE, [])
+    first_day = (dt.date.today() + dt.timedelta(days=10)).isoformat()
+    args = ("--from", first_day, "--days", "2", "--timezone", "Asia/Tokyo", "--format", "table")
+    result = synced("sessions", "slots", FREE, *args, env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.stderr
+    assert f"in the 2 days from {first_day})" in result.stdout  # its UTC date is the day before

@@ -302,7 +302,9 @@ def slots(
     zone = get_zone(app_state.timezone if timezone is None else timezone, field="timezone")
     now = utc_now()
     begin = parse_instant(start_from, timezone=zone.key, field="from") if start_from else now
-    end = begin + dt.timedelta(days=days)
+    # whole days on the viewer's clock (aware arithmetic in the zone is wall-clock): across a clock change an
+    # elapsed 24 h × days would show an hour of the day after, or hide the last day's last hour
+    end = (begin.astimezone(zone) + dt.timedelta(days=days)).astimezone(dt.UTC)
     with app_state.reading() as session:
         target = calendly_session(session, session_ref)
     if begin < now:  # said, so a past --from does not look like a fully booked calendar
@@ -325,7 +327,8 @@ def slots(
             grid.add_row(*("\n".join(times) for times in by_day.values()))
             console.print(grid, markup=False)
         else:
-            console.print(f"(no open times for {target.title} in the {days} days from {begin.date().isoformat()})")
+            first = begin.astimezone(zone).date().isoformat()
+            console.print(f"(no open times for {target.title} in the {days} days from {first})")
 
     sink.records(found, SLOT_COLUMNS, table=table)
 
