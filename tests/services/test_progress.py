@@ -220,6 +220,18 @@ def test_linking_a_completed_skill_to_an_empty_tier_completes_that_tier(session:
     assert (enrolment.status, enrolment.completed_at) == ("completed", LATER)
 
 
+def test_flagging_the_first_fundamental_skill_awards_its_badge_to_those_who_completed_it(session: Session) -> None:
+    """With no fundamental skills the Fundamentals badge cannot be earned; once a skill the client has already
+    completed becomes the only one, it has been, at that moment (as a catalogue import already awarded it)."""
+    skill(session, "x")
+    ada = client(session, "ada@example.com")
+    complete_skill(session, ada.email, "x", now=NOW)
+    assert badge_keys(session, ada.id) == []
+    flagged = update_skill(session, "x", now=LATER, fundamental=True)
+    assert flagged.badges_awarded == 1
+    assert badge_keys(session, ada.id) == ["fundamentals"]
+
+
 def test_a_catalogue_change_awards_every_badge_in_one_insert_with_its_audit_rows(session: Session) -> None:
     """Archiving a skill can finish a tier for many clients at once: the badges go in as one INSERT and
     their audit rows as one more, whatever the number of awards, with record_audit's row shape."""

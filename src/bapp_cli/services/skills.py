@@ -243,8 +243,9 @@ def update_skill(
     changes = {key: [getattr(skill, key), value] for key, value in wanted.items() if getattr(skill, key) != value}
     for key, (_, value) in changes.items():
         setattr(skill, key, value)
-    # one fewer fundamental skill: clients who had done all the others now have them all
-    return _changed(session, skill, changes, now, fundamentals=changes.get("is_fundamental") == [True, False])
+    # one fewer fundamental skill: clients who had done all the others now have them all; the first one: clients
+    # who had done it have them all (the catalogue import checks either change too)
+    return _changed(session, skill, changes, now, fundamentals="is_fundamental" in changes)
 
 
 def _link_of(session: Session, skill: Skill, pathway: Pathway) -> SkillPathwayLink | None:
