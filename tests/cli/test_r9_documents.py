@@ -129,6 +129,20 @@ def test_a_synced_duration_past_an_integer_column_is_an_invalid_listing(bapp: Ba
     assert bapp("sessions", "list", "--all", "--json").json() == []
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_synced_instant_with_no_utc_form_is_an_invalid_listing(bapp: Bapp, tmp_path: Path) -> None:
+    # 9999-12-31T23:59:59-14:00 is a valid ISO instant whose UTC form is past year 9999: OverflowError (exit 1)
+    listing = json.loads((REPO / "examples/calendly/event_types.json").read_text())
+    page = listing if isinstance(listing, dict) else listing[0]
+    page["collection"][0]["updated_at"] = "9999-12-31T23:59:59-14:00"
+    saved = tmp_path / "listing.json"
+    saved.write_text(json.dumps(listing))
+    result = bapp("calendly", "sync", "--from-file", str(saved))
+    assert result.exit_code == 6, result.stderr
+    assert "field updated_at: Value error, the instant is past the end of the calendar in UTC" in result.stderr
+    assert bapp("sessions", "list", "--all", "--json").json() == []
+
+
 def test_a_saved_event_type_listing_with_an_unpaired_surrogate_is_stored_without_it(bapp: Bapp, tmp_path: Path) -> None:
     # it crashed the insert (exit 1), then was refused (exit 6); it is removed as the listing is read
     listing = json.loads((REPO / "examples/calendly/event_types.json").read_text())
