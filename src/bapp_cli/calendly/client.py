@@ -606,8 +606,12 @@ class CalendlyClient:
                 break
         when = ""
         if seconds is not None:
-            at = datetime.fromtimestamp(time.time() + seconds, UTC).replace(microsecond=0)
-            when = f"; Calendly accepts again in {math.ceil(seconds)} s (at {at.isoformat().replace('+00:00', 'Z')})"
+            when = f"; Calendly accepts again in {math.ceil(seconds)} s"
+            try:
+                at = datetime.fromtimestamp(time.time() + seconds, UTC).replace(microsecond=0)
+                when += f" (at {at.isoformat().replace('+00:00', 'Z')})"
+            except (OverflowError, ValueError, OSError):  # a reset header of 1e308 s: no date to show, not a crash
+                pass
         note = f" (this endpoint allows {rate_note})" if rate_note else ""
         return f"{label}: rate limited (HTTP 429) after {self.max_retries} waits{when}{note}"
 
