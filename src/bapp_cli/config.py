@@ -452,9 +452,17 @@ def _not_a_config_file(path: Path) -> str | None:
     return "is a directory" if stat.S_ISDIR(mode) else None
 
 
+# A config file is a few hundred bytes; reading `/dev/zero` or a disk image whole would only exhaust memory.
+MAX_CONFIG_BYTES = 1 << 20
+
+
 def load_config_file(path: Path) -> dict[str, Any]:
     try:
-        return read_toml(path.read_bytes().decode())
+        with path.open("rb") as handle:
+            content = handle.read(MAX_CONFIG_BYTES + 1)
+        if len(content) > MAX_CONFIG_BYTES:
+            raise ConfigError(f"config file {path} is larger than 1 MB; this is not the file you meant")
+        return read_toml(content.decode())
     except (FileNotFoundError, NotADirectoryError):  # not created yet
         return {}
     except UnreadableDocument as exc:

@@ -34,3 +34,15 @@ def test_a_sync_rule_too_large_to_compile_is_exit_4(bapp: Bapp, tmp_path: Path, 
     assert result.exit_code == 4, result.stderr
     assert "calendly.rules[1].pattern: a regular expression too large to compile" in result.stderr
     assert bapp("sessions", "list", "--all", "--json").json() == []
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_config_file_past_a_megabyte_is_exit_4_not_read_whole(bapp: Bapp, tmp_path: Path) -> None:
+    # `--config /dev/zero` (or BAPP_CONFIG at a disk image) read on until memory ran out; a file over the
+    # limit stands in for it here, so this test cannot exhaust the machine on a bapp without the limit
+    config = tmp_path / "config.toml"
+    config.write_text("# padding\n" * 110_000)
+    for args, env in ((("--config", str(config)), None), ((), {"BAPP_CONFIG": str(config)})):
+        result = bapp.process(*args, "clients", "list", env=env)
+        assert result.exit_code == 4, result.stderr
+        assert result.stderr == f"Error: config file {config} is larger than 1 MB; this is not the file you meant\n"
