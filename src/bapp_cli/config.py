@@ -572,6 +572,9 @@ def write_config_file(path: Path, data: dict[str, Any]) -> None:
 
     temporary = path.with_name(path.name + ".tmp")
     try:
+        # renamed over a device (BAPP_CONFIG=/dev/null, "no config file") the file would replace the device
+        if path.exists() and not path.is_file():
+            raise ConfigError(f"cannot write config file {path}: it is not a regular file", code="config_unwritable")
         path.parent.mkdir(parents=True, exist_ok=True)
         descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, stat.S_IRUSR | stat.S_IWUSR)
     except OSError as exc:

@@ -46,3 +46,26 @@ def test_a_config_file_past_a_megabyte_is_exit_4_not_read_whole(bapp: Bapp, tmp_
         result = bapp.process(*args, "clients", "list", env=env)
         assert result.exit_code == 4, result.stderr
         assert result.stderr == f"Error: config file {config} is larger than 1 MB; this is not the file you meant\n"
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_settings_are_never_written_over_a_device_named_as_the_config_file(bapp: Bapp, tmp_path: Path) -> None:
+    """BAPP_CONFIG=/dev/null means "no config file"; `config set` or `badges issuer init` then renamed their file
+    over it, so run as root they replaced the machine's /dev/null with a regular file. A null device made here
+    stands in for it (root makes it, as CI runs; the suite's R9 property test makes such nodes too)."""
+    import os
+    import stat
+
+    device = tmp_path / "null"
+    os.mknod(device, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    for args in (
+        ("config", "set", "format", "json"),
+        ("config", "init", "--force"),
+        ("badges", "issuer", "init", "--name", "Academy", "--url", "https://academy.example"),
+    ):
+        result = bapp.process(*args, env={"BAPP_CONFIG": str(device)})
+        assert result.exit_code == 4, result.stderr
+        assert f"cannot write config file {device}: it is not a regular file" in result.stderr
+        assert stat.S_ISCHR(device.stat().st_mode), args
+    assert not list(tmp_path.glob("*.pem")) and not list(tmp_path.glob("*.tmp"))  # no key or temporary file left
+    assert bapp.process("clients", "list", env={"BAPP_CONFIG": str(device)}).exit_code == 0  # still "no file"
