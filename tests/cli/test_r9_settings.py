@@ -69,3 +69,14 @@ def test_settings_are_never_written_over_a_device_named_as_the_config_file(bapp:
         assert stat.S_ISCHR(device.stat().st_mode), args
     assert not list(tmp_path.glob("*.pem")) and not list(tmp_path.glob("*.tmp"))  # no key or temporary file left
     assert bapp.process("clients", "list", env={"BAPP_CONFIG": str(device)}).exit_code == 0  # still "no file"
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("command", [("calendly", "sync"), ("calendly", "pull-bookings")])
+def test_an_organization_uri_too_long_for_a_url_is_exit_6(bapp: Bapp, command: tuple[str, ...]) -> None:
+    # httpx refuses a query past 65,536 characters with InvalidURL, which is no HTTPError: it was exit 1
+    organization = "https://api.calendly.com/organizations/" + "x" * 70_000
+    env = {"CALENDLY_API_KEY": "token-r9", "CALENDLY_API_BASE_URL": "http://127.0.0.1:9"}
+    result = bapp(*command, "--organization", organization, env=env)
+    assert result.exit_code == 6, result.stderr
+    assert "URL component 'query' too long; check the user and organization URIs" in result.stderr

@@ -896,6 +896,10 @@ class CalendlyClient:
                 wait = self._backoff(retries)
             except httpx.HTTPError as exc:
                 raise RemoteError(self._clean(f"{request.label}: {self._transport_failure(exc)}")) from None
+            except httpx.InvalidURL as exc:  # a user or organization URI past httpx's 65,536 characters
+                raise InvalidInput(
+                    self._clean(f"{request.label}: {exc}; check the user and organization URIs")
+                ) from None
             else:
                 status = response.status_code
                 if status in (401, 403):
