@@ -452,9 +452,17 @@ def _not_a_config_file(path: Path) -> str | None:
     return "is a directory" if stat.S_ISDIR(mode) else None
 
 
+# A config file is a few hundred bytes; reading `/dev/zero` or a disk image whole would only exhaust memory.
+MAX_CONFIG_BYTES = 1 << 20
+
+
 def load_config_file(path: Path) -> dict[str, Any]:
     try:
-        return read_toml(path.read_bytes().decode())
+        with path.open("rb") as handle:
+            content = handle.read(MAX_CONFIG_BYTES + 1)
+        if len(content) > MAX_CONFIG_BYTES:
+            raise ConfigError(f"config file {path} is larger than 1 MB; this is not the file you meant")
+        return read_toml(content.decode())
     except (FileNotFoundError, NotADirectoryError):  # not created yet
         return {}
     except UnreadableDocument as exc:
@@ -564,6 +572,9 @@ def write_config_file(path: Path, data: dict[str, Any]) -> None:
 
     temporary = path.with_name(path.name + ".tmp")
     try:
+        # renamed over a device (BAPP_CONFIG=/dev/null, "no config file") the file would replace the device
+        if path.exists() and not path.is_file():
+            raise ConfigError(f"cannot write config file {path}: it is not a regular file", code="config_unwritable")
         path.parent.mkdir(parents=True, exist_ok=True)
         descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, stat.S_IRUSR | stat.S_IWUSR)
     except OSError as exc:

@@ -238,6 +238,16 @@ def test_429_over_the_cap_exits_9_naming_the_limits_and_keeps_nothing(synced: Ba
     assert fake.invitees_of(FREE_TYPE) == []
 
 
+def test_a_429_reset_past_the_calendar_exits_9_without_a_date(synced: Bapp, fake: FakeCalendly) -> None:
+    # 1e308 seconds from now has no date: formatting one was an OverflowError (exit 1)
+    fake.booking_rate_limit_next(reset=1e308, times=None)
+    result = create(synced, slot())
+    assert result.exit_code == 9, result.stderr
+    [line] = error_lines(result.stderr)
+    assert "rate limited (HTTP 429)" in line and "Calendly accepts again in 1" in line and "(at " not in line
+    assert bookings(synced.database_url) == []
+
+
 # -- lost answers: never resend blindly --------------------------------------------------------------
 
 

@@ -139,6 +139,8 @@ def test_each_listing_honours_limit_offset_and_search(
             "99999999999999999999",
         ),
         ("calendly", "sync", "--wait", "nan"),
+        ("calendly", "reconcile", "--give-up-after", "nan"),
+        ("calendly", "webhook", "serve", "--busy-timeout", "nan"),
         ("clients", "list", "--search", "tab\there"),
         ("sessions", "slots", "free-intro", "--days", "367"),
     ],

@@ -129,6 +129,20 @@ def test_a_synced_duration_past_an_integer_column_is_an_invalid_listing(bapp: Ba
     assert bapp("sessions", "list", "--all", "--json").json() == []
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_synced_instant_with_no_utc_form_is_an_invalid_listing(bapp: Bapp, tmp_path: Path) -> None:
+    # 9999-12-31T23:59:59-14:00 is a valid ISO instant whose UTC form is past year 9999: OverflowError (exit 1)
+    listing = json.loads((REPO / "examples/calendly/event_types.json").read_text())
+    page = listing if isinstance(listing, dict) else listing[0]
+    page["collection"][0]["updated_at"] = "9999-12-31T23:59:59-14:00"
+    saved = tmp_path / "listing.json"
+    saved.write_text(json.dumps(listing))
+    result = bapp("calendly", "sync", "--from-file", str(saved))
+    assert result.exit_code == 6, result.stderr
+    assert "field updated_at: Value error, the instant is past the end of the calendar in UTC" in result.stderr
+    assert bapp("sessions", "list", "--all", "--json").json() == []
+
+
 def test_a_saved_event_type_listing_with_an_unpaired_surrogate_is_stored_without_it(bapp: Bapp, tmp_path: Path) -> None:
     # it crashed the insert (exit 1), then was refused (exit 6); it is removed as the listing is read
     listing = json.loads((REPO / "examples/calendly/event_types.json").read_text())
@@ -141,3 +155,31 @@ def test_a_saved_event_type_listing_with_an_unpaired_surrogate_is_stored_without
     assert "Warning: removed control characters from the text Calendly sent" in result.stderr
     titles = [row["title"] for row in bapp("sessions", "list", "--all", "--json").json()]
     assert "Intro call" in titles
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_toml_rejects_file_keeps_each_rows_datetime_as_written(bapp: Bapp, tmp_path: Path) -> None:
+    """A TOML row's datetime goes back to the rejects file as the row gave it: a local one (read in the row's zone)
+    not moved to this machine's zone, one whose UTC form would pass year 9999 not a crash (exit 1)."""
+    import tomllib
+
+    source = tmp_path / "bookings.toml"
+    source.write_text(
+        '[[bookings]]\nclient = "a@b.example"\nsession = "nope"\nstart_time = 2031-03-03T10:00:00\n\n'
+        '[[bookings]]\nclient = "a@b.example"\nsession = "nope"\nstart_time = 9999-12-31T23:59:59-14:00\n'
+    )
+    rejects = tmp_path / "rejected.toml"
+    result = bapp.process(
+        "import",
+        "bookings",
+        str(source),
+        "--continue-on-error",
+        "--rejects",
+        str(rejects),
+        env={"TZ": "America/New_York"},
+    )
+    assert result.exit_code == 6, result.stderr
+    assert "Traceback" not in result.stderr
+    given = tomllib.loads(source.read_text())["bookings"]
+    written = tomllib.loads(rejects.read_text())["bookings"]
+    assert [row["start_time"] for row in written] == [row["start_time"] for row in given]

@@ -34,3 +34,49 @@ def test_a_sync_rule_too_large_to_compile_is_exit_4(bapp: Bapp, tmp_path: Path, 
     assert result.exit_code == 4, result.stderr
     assert "calendly.rules[1].pattern: a regular expression too large to compile" in result.stderr
     assert bapp("sessions", "list", "--all", "--json").json() == []
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_config_file_past_a_megabyte_is_exit_4_not_read_whole(bapp: Bapp, tmp_path: Path) -> None:
+    # `--config /dev/zero` (or BAPP_CONFIG at a disk image) read on until memory ran out; a file over the
+    # limit stands in for it here, so this test cannot exhaust the machine on a bapp without the limit
+    config = tmp_path / "config.toml"
+    config.write_text("# padding\n" * 110_000)
+    for args, env in ((("--config", str(config)), None), ((), {"BAPP_CONFIG": str(config)})):
+        result = bapp.process(*args, "clients", "list", env=env)
+        assert result.exit_code == 4, result.stderr
+        assert result.stderr == f"Error: config file {config} is larger than 1 MB; this is not the file you meant\n"
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_settings_are_never_written_over_a_device_named_as_the_config_file(bapp: Bapp, tmp_path: Path) -> None:
+    """BAPP_CONFIG=/dev/null means "no config file"; `config set` or `badges issuer init` then renamed their file
+    over it, so run as root they replaced the machine's /dev/null with a regular file. A null device made here
+    stands in for it (root makes it, as CI runs; the suite's R9 property test makes such nodes too)."""
+    import os
+    import stat
+
+    device = tmp_path / "null"
+    os.mknod(device, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    for args in (
+        ("config", "set", "format", "json"),
+        ("config", "init", "--force"),
+        ("badges", "issuer", "init", "--name", "Academy", "--url", "https://academy.example"),
+    ):
+        result = bapp.process(*args, env={"BAPP_CONFIG": str(device)})
+        assert result.exit_code == 4, result.stderr
+        assert f"cannot write config file {device}: it is not a regular file" in result.stderr
+        assert stat.S_ISCHR(device.stat().st_mode), args
+    assert not list(tmp_path.glob("*.pem")) and not list(tmp_path.glob("*.tmp"))  # no key or temporary file left
+    assert bapp.process("clients", "list", env={"BAPP_CONFIG": str(device)}).exit_code == 0  # still "no file"
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("command", [("calendly", "sync"), ("calendly", "pull-bookings")])
+def test_an_organization_uri_too_long_for_a_url_is_exit_6(bapp: Bapp, command: tuple[str, ...]) -> None:
+    # httpx refuses a query past 65,536 characters with InvalidURL, which is no HTTPError: it was exit 1
+    organization = "https://api.calendly.com/organizations/" + "x" * 70_000
+    env = {"CALENDLY_API_KEY": "token-r9", "CALENDLY_API_BASE_URL": "http://127.0.0.1:9"}
+    result = bapp(*command, "--organization", organization, env=env)
+    assert result.exit_code == 6, result.stderr
+    assert "URL component 'query' too long; check the user and organization URIs" in result.stderr

@@ -100,6 +100,9 @@ def test_signed_deliveries_are_applied_once_and_bad_ones_write_nothing(rbapp: Ba
         assert receiver.post(not_json, signed(not_json)).status_code == 400
         no_invitee = b'{"event": "invitee.created", "created_at": "2031-01-01T00:00:00Z"}'
         assert receiver.post(no_invitee, signed(no_invitee)).status_code == 400
+        # an instant with no UTC form (past year 9999) is a bad delivery, not a 500 Calendly would retry for a day
+        beyond = other.replace(b'"created_at": "', b'"created_at": "9999-12-31T23:59:59-14:00", "was": "', 1)
+        assert receiver.post(beyond, signed(beyond)).status_code == 400
         oversize = b'{"pad": "' + b"x" * (1024 * 1024) + b'"}'
         assert receiver.post(oversize, signed(oversize)).status_code == 413
         streamed = receiver.http.post(receiver.url, content=iter([b"x" * 700_000, b"y" * 700_000]))  # no length

@@ -606,8 +606,12 @@ class CalendlyClient:
                 break
         when = ""
         if seconds is not None:
-            at = datetime.fromtimestamp(time.time() + seconds, UTC).replace(microsecond=0)
-            when = f"; Calendly accepts again in {math.ceil(seconds)} s (at {at.isoformat().replace('+00:00', 'Z')})"
+            when = f"; Calendly accepts again in {math.ceil(seconds)} s"
+            try:
+                at = datetime.fromtimestamp(time.time() + seconds, UTC).replace(microsecond=0)
+                when += f" (at {at.isoformat().replace('+00:00', 'Z')})"
+            except (OverflowError, ValueError, OSError):  # a reset header of 1e308 s: no date to show, not a crash
+                pass
         note = f" (this endpoint allows {rate_note})" if rate_note else ""
         return f"{label}: rate limited (HTTP 429) after {self.max_retries} waits{when}{note}"
 
@@ -892,6 +896,10 @@ class CalendlyClient:
                 wait = self._backoff(retries)
             except httpx.HTTPError as exc:
                 raise RemoteError(self._clean(f"{request.label}: {self._transport_failure(exc)}")) from None
+            except httpx.InvalidURL as exc:  # a user or organization URI past httpx's 65,536 characters
+                raise InvalidInput(
+                    self._clean(f"{request.label}: {exc}; check the user and organization URIs")
+                ) from None
             else:
                 status = response.status_code
                 if status in (401, 403):

@@ -77,7 +77,10 @@ __all__ = [
 
 
 def _as_utc(value: datetime) -> datetime:
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # 9999-12-31T23:59:59-14:00 has no UTC form; pydantic names a ValueError's field
+        raise ValueError("the instant is past the end of the calendar in UTC") from None
 
 
 def _empty_if_null(value: Any) -> Any:

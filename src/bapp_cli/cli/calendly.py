@@ -547,6 +547,7 @@ def webhook_serve(
             "--busy-timeout",
             min=0.1,
             max=60,
+            callback=finite_seconds,
             help="Wait at most SECONDS for a database lock, then answer 503 so Calendly retries.",
         ),
     ] = 10.0,
@@ -874,6 +875,7 @@ def reconcile(
             "--give-up-after",
             min=0,
             max=100_000,
+            callback=finite_seconds,
             help="Hours after which a booking Calendly never confirmed is given up (cancelled, state failed) "
             "[default: calendly.reconcile_give_up_hours, else 24].",
             show_default=False,

@@ -118,7 +118,7 @@ MAX_UNIX_SECONDS = 32_503_680_000  # 3000-01-01T00:00Z, the end of the instants 
 
 
 def finite_seconds(value: float | None) -> float | None:
-    """Click's FloatRange lets `nan` through (every comparison with it is false); a wait must be a number."""
+    """Click's FloatRange lets `nan` through (every comparison with it is false); a wait or an age must be a number."""
     if value is not None and value != value:
-        raise typer.BadParameter("must be a number of seconds")
+        raise typer.BadParameter("must be a number, not nan")
     return value

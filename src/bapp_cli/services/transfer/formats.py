@@ -508,7 +508,14 @@ class _TomlInstant(dt.datetime):
 def _toml_ready(value: Any) -> Any:
     """TOML has no null: drop null members; instants in bapp's form, money a string."""
     if isinstance(value, dt.datetime):
-        utc = value.astimezone(dt.UTC)
+        # a rejected row's own TOML datetime goes back as written: a local one is read in the row's zone (not
+        # this machine's, which astimezone would take), and one near year 1 or 9999 may have no UTC form
+        if value.utcoffset() is None:
+            return value
+        try:
+            utc = value.astimezone(dt.UTC)
+        except OverflowError:
+            return value
         return _TomlInstant.combine(utc.date(), utc.timetz())
     if isinstance(value, decimal.Decimal):
         return f"{value:.2f}"
@@ -516,7 +523,7 @@ def _toml_ready(value: Any) -> Any:
         return {str(key): _toml_ready(item) for key, item in value.items() if item is not None}
     if isinstance(value, list | tuple):
         return [_toml_ready(item) for item in value if item is not None]
-    if isinstance(value, str | bool | int | float | dt.date):
+    if isinstance(value, str | bool | int | float | dt.date | dt.time):
         return value
     return str(value)
 
