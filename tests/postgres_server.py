@@ -44,6 +44,24 @@ def find_binary(name: str) -> str | None:
     return candidates[0] if candidates else None
 
 
+# Where the cluster lives: a RAM disk when the machine has one with room to spare. On ext4 every CREATE
+# DATABASE (one per fresh test database, some 700 a run) spent ~0.3 s of kernel time creating its few
+# hundred relation files, the inode allocator skipping the many inodes the suite had just deleted; on
+# tmpfs it takes ~0.02 s. The cluster is throwaway (fsync=off already), so memory loses nothing.
+RAM_DISK = Path("/dev/shm")
+RAM_DISK_ROOM = 2 * 1024**3
+
+
+def scratch_directory() -> str | None:
+    try:
+        stats = os.statvfs(RAM_DISK)
+    except OSError:
+        return None
+    if stats.f_bavail * stats.f_frsize < RAM_DISK_ROOM or not os.access(RAM_DISK, os.W_OK | os.X_OK):
+        return None
+    return str(RAM_DISK)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -69,7 +87,7 @@ class TemporaryPostgres:
 
     def start(self) -> str:
         assert self.initdb and self.pg_ctl
-        self.directory = Path(tempfile.mkdtemp(prefix="bapp-pg-"))
+        self.directory = Path(tempfile.mkdtemp(prefix="bapp-pg-", dir=scratch_directory()))
         data = self.directory / "data"
         password_file = self.directory / "pw"
         password_file.write_text(PASSWORD + "\n")
