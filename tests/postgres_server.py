@@ -87,38 +87,22 @@ class TemporaryPostgres:
 
     def start(self) -> str:
         assert self.initdb and self.pg_ctl
-        self.directory = Path(tempfile.mkdtemp(prefix="bapp-pg-", dir=scratch_directory()))
+        ram_disk = scratch_directory()
+        try:
+            self._initialise(ram_disk)
+        except subprocess.CalledProcessError:
+            if ram_disk is None:
+                raise
+            # the RAM disk is only a speed-up: a cluster it cannot hold goes where it always went
+            self._initialise(None)
+        assert self.directory is not None
         data = self.directory / "data"
-        password_file = self.directory / "pw"
-        password_file.write_text(PASSWORD + "\n")
-        if os.geteuid() == 0:
-            postgres = pwd.getpwnam("postgres")
-            os.chown(self.directory, postgres.pw_uid, postgres.pw_gid)
-            os.chown(password_file, postgres.pw_uid, postgres.pw_gid)
-        subprocess.run(
-            self._as_postgres(
-                [
-                    self.initdb,
-                    "-D",
-                    str(data),
-                    "-U",
-                    "postgres",
-                    "--auth-local=trust",
-                    "--auth-host=scram-sha-256",
-                    f"--pwfile={password_file}",
-                    "-E",
-                    "UTF8",
-                    "--locale=C",
-                    "--no-sync",
-                ]
-            ),
-            check=True,
-            capture_output=True,
-        )
         self.port = free_port()
+        # WAL is capped (1 GB by default): on the RAM disk it is memory the machine's other work needs
         options = (
             f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1 -c fsync=off "
-            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200 -c max_wal_size=96MB "
+            "-c min_wal_size=32MB"
         )
         subprocess.run(
             self._as_postgres(
@@ -136,6 +120,23 @@ class TemporaryPostgres:
             stderr=subprocess.DEVNULL,
         )
         return self.url("postgres")
+
+    def _initialise(self, parent: str | None) -> None:
+        if self.directory is not None:
+            shutil.rmtree(self.directory, ignore_errors=True)
+        self.directory = Path(tempfile.mkdtemp(prefix="bapp-pg-", dir=parent))
+        password_file = self.directory / "pw"
+        password_file.write_text(PASSWORD + "\n")
+        if os.geteuid() == 0:
+            postgres = pwd.getpwnam("postgres")
+            os.chown(self.directory, postgres.pw_uid, postgres.pw_gid)
+            os.chown(password_file, postgres.pw_uid, postgres.pw_gid)
+        command = [self.initdb or "initdb", "-D", str(self.directory / "data"), "-U", "postgres", "--auth-local=trust"]
+        command += ["--auth-host=scram-sha-256", f"--pwfile={password_file}", "-E", "UTF8", "--locale=C", "--no-sync"]
+        initialised = subprocess.run(self._as_postgres(command), capture_output=True, text=True)
+        if initialised.returncode != 0:
+            print(f"initdb in {self.directory} failed: {initialised.stderr.strip()}", file=sys.stderr)
+            initialised.check_returncode()
 
     def url(self, database: str) -> str:
         return f"postgresql+psycopg://postgres:{PASSWORD}@127.0.0.1:{self.port}/{database}"
