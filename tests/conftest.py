@@ -434,6 +434,13 @@ def catalogue(bapp: Bapp) -> Bapp:
     return bapp
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # The long process tests (marked slow) first, in their order. pytest-xdist hands each worker a run of
+    # the collection and a worker that runs dry steals from the end of the other's: a long test left near
+    # the end kept one worker busy while the other had nothing more to take.
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 def pytest_sessionfinish(session: pytest.Session) -> None:
     # under pytest-xdist each worker counts its own fixtures; the controller adds them up (below)
     workeroutput = getattr(session.config, "workeroutput", None)

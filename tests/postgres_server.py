@@ -44,6 +44,24 @@ def find_binary(name: str) -> str | None:
     return candidates[0] if candidates else None
 
 
+# Where the cluster lives: a RAM disk when the machine has one with room to spare. On ext4 every CREATE
+# DATABASE (one per fresh test database, some 700 a run) spent ~0.3 s of kernel time creating its few
+# hundred relation files, the inode allocator skipping the many inodes the suite had just deleted; on
+# tmpfs it takes ~0.02 s. The cluster is throwaway (fsync=off already), so memory loses nothing.
+RAM_DISK = Path("/dev/shm")
+RAM_DISK_ROOM = 2 * 1024**3
+
+
+def scratch_directory() -> str | None:
+    try:
+        stats = os.statvfs(RAM_DISK)
+    except OSError:
+        return None
+    if stats.f_bavail * stats.f_frsize < RAM_DISK_ROOM or not os.access(RAM_DISK, os.W_OK | os.X_OK):
+        return None
+    return str(RAM_DISK)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -69,38 +87,22 @@ class TemporaryPostgres:
 
     def start(self) -> str:
         assert self.initdb and self.pg_ctl
-        self.directory = Path(tempfile.mkdtemp(prefix="bapp-pg-"))
+        ram_disk = scratch_directory()
+        try:
+            self._initialise(ram_disk)
+        except subprocess.CalledProcessError:
+            if ram_disk is None:
+                raise
+            # the RAM disk is only a speed-up: a cluster it cannot hold goes where it always went
+            self._initialise(None)
+        assert self.directory is not None
         data = self.directory / "data"
-        password_file = self.directory / "pw"
-        password_file.write_text(PASSWORD + "\n")
-        if os.geteuid() == 0:
-            postgres = pwd.getpwnam("postgres")
-            os.chown(self.directory, postgres.pw_uid, postgres.pw_gid)
-            os.chown(password_file, postgres.pw_uid, postgres.pw_gid)
-        subprocess.run(
-            self._as_postgres(
-                [
-                    self.initdb,
-                    "-D",
-                    str(data),
-                    "-U",
-                    "postgres",
-                    "--auth-local=trust",
-                    "--auth-host=scram-sha-256",
-                    f"--pwfile={password_file}",
-                    "-E",
-                    "UTF8",
-                    "--locale=C",
-                    "--no-sync",
-                ]
-            ),
-            check=True,
-            capture_output=True,
-        )
         self.port = free_port()
+        # WAL is capped (1 GB by default): on the RAM disk it is memory the machine's other work needs
         options = (
             f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1 -c fsync=off "
-            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200 -c max_wal_size=96MB "
+            "-c min_wal_size=32MB"
         )
         subprocess.run(
             self._as_postgres(
@@ -118,6 +120,23 @@ class TemporaryPostgres:
             stderr=subprocess.DEVNULL,
         )
         return self.url("postgres")
+
+    def _initialise(self, parent: str | None) -> None:
+        if self.directory is not None:
+            shutil.rmtree(self.directory, ignore_errors=True)
+        self.directory = Path(tempfile.mkdtemp(prefix="bapp-pg-", dir=parent))
+        password_file = self.directory / "pw"
+        password_file.write_text(PASSWORD + "\n")
+        if os.geteuid() == 0:
+            postgres = pwd.getpwnam("postgres")
+            os.chown(self.directory, postgres.pw_uid, postgres.pw_gid)
+            os.chown(password_file, postgres.pw_uid, postgres.pw_gid)
+        command = [self.initdb or "initdb", "-D", str(self.directory / "data"), "-U", "postgres", "--auth-local=trust"]
+        command += ["--auth-host=scram-sha-256", f"--pwfile={password_file}", "-E", "UTF8", "--locale=C", "--no-sync"]
+        initialised = subprocess.run(self._as_postgres(command), capture_output=True, text=True)
+        if initialised.returncode != 0:
+            print(f"initdb in {self.directory} failed: {initialised.stderr.strip()}", file=sys.stderr)
+            initialised.check_returncode()
 
     def url(self, database: str) -> str:
         return f"postgresql+psycopg://postgres:{PASSWORD}@127.0.0.1:{self.port}/{database}"

@@ -9,7 +9,7 @@ row; everything else must be identical. Transient faults that clear are retried 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -25,7 +25,7 @@ from tests.cli.calendly_fixtures import (
     snapshot,
     sync_runs,
 )
-from tests.conftest import Bapp
+from tests.conftest import Bapp, SeededCopies
 from tests.fakes.calendly_server import FakeCalendly, make_event_type
 
 Inject = Callable[[FakeCalendly], Any]
@@ -82,9 +82,20 @@ TRANSIENT: dict[str, Inject] = {
 }
 
 
-def _prepare(cbapp: Bapp, fake: FakeCalendly) -> None:
-    fake.set_event_types(catalogue(250))  # three pages of 100
-    assert cbapp("calendly", "sync", "--user", USER).exit_code == 0
+@pytest.fixture(scope="module")
+def synced_copies(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeededCopies]:
+    yield from SeededCopies.per_module(tmp_path_factory)
+
+
+def _prepare(cbapp: Bapp, fake: FakeCalendly, copies: SeededCopies) -> None:
+    """The synced catalogue (synced once per backend, a copy of that for each later case), then the fake's
+    catalogue changed."""
+
+    def sync() -> None:
+        fake.set_event_types(catalogue(250))  # three pages of 100
+        assert cbapp("calendly", "sync", "--user", USER).exit_code == 0
+
+    copies.seed_or_copy(cbapp.database_url, sync)
     changed = catalogue(240)
     changed[0] = make_event_type(0, name="Renamed Discovery Call")
     fake.set_event_types([*changed, make_event_type(900)])
@@ -92,9 +103,11 @@ def _prepare(cbapp: Bapp, fake: FakeCalendly) -> None:
 
 
 @pytest.mark.parametrize("case", list(FATAL))
-def test_fault_fails_the_run_with_its_exit_code_and_changes_nothing(case: str, cbapp: Bapp, fake: FakeCalendly) -> None:
+def test_fault_fails_the_run_with_its_exit_code_and_changes_nothing(
+    case: str, cbapp: Bapp, fake: FakeCalendly, synced_copies: SeededCopies
+) -> None:
     inject, exit_code, reason = FATAL[case]
-    _prepare(cbapp, fake)
+    _prepare(cbapp, fake, synced_copies)
     before = snapshot(cbapp.database_url, skip=["sync_runs"])
     runs_before = len(sync_runs(cbapp.database_url))
     inject(fake)
@@ -116,8 +129,10 @@ def test_fault_fails_the_run_with_its_exit_code_and_changes_nothing(case: str, c
 
 
 @pytest.mark.parametrize("case", list(TRANSIENT))
-def test_transient_fault_is_retried_and_the_run_succeeds_silently(case: str, cbapp: Bapp, fake: FakeCalendly) -> None:
-    _prepare(cbapp, fake)
+def test_transient_fault_is_retried_and_the_run_succeeds_silently(
+    case: str, cbapp: Bapp, fake: FakeCalendly, synced_copies: SeededCopies
+) -> None:
+    _prepare(cbapp, fake, synced_copies)
     TRANSIENT[case](fake)
     result = cbapp("calendly", "sync", "--user", USER, "--json", env={"BAPP_CALENDLY_TIMEOUT": "0.3"})
     assert result.exit_code == 0, result.stderr

@@ -1,5 +1,6 @@
 """R8 with real processes against the local fake Calendly: a create killed with SIGKILL around its
-POST /invitees, then `calendly reconcile`; and two processes booking one Calendly slot at once."""
+POST /invitees, then `calendly reconcile` (in-process: only the killed create is about a process); and
+two processes booking one Calendly slot at once."""
 
 # ruff: noqa: F811  (pytest fixtures imported from the fixture modules are parameters by design)
 
@@ -72,7 +73,7 @@ def test_killed_after_calendly_booked_then_reconcile_attaches(synced: Bapp, fake
         1,
         None,
     )
-    result = synced.process("calendly", "reconcile", "--json")
+    result = synced("calendly", "reconcile", "--json")
     assert result.exit_code == 0, result.stderr
     assert [r["action"] for r in result.json()] == ["attached"]
     assert_booked_in_calendly(synced, fake)
@@ -86,13 +87,13 @@ def test_killed_before_calendly_took_it_then_reconcile_resends_once(synced: Bapp
     _wait_for(lambda: fake.count("/invitees") == 1, "the POST to reach Calendly")
     _kill(process)
     assert fake.invitees_of(FREE_TYPE) == []
-    result = synced.process("calendly", "reconcile", "--json")
+    result = synced("calendly", "reconcile", "--json")
     assert result.exit_code == 0, result.stderr
     assert [r["action"] for r in result.json()] == ["resent"]
     [invitee] = fake.invitees_of(FREE_TYPE)
     [booking] = bookings(synced.database_url)
     assert (booking.calendly_invitee_uri, booking.calendly_attempts, booking.status) == (invitee["uri"], 2, "confirmed")
-    again = synced.process("calendly", "reconcile", "--json")
+    again = synced("calendly", "reconcile", "--json")
     assert again.exit_code == 0 and again.json() == []
 
 

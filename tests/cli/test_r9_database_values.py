@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,7 @@ from sqlalchemy.exc import DBAPIError
 from bapp_cli.db.dbapi import sqlite_file
 from bapp_cli.db.engine import make_engine
 from bapp_cli.db.models import Booking
-from tests.conftest import Bapp
+from tests.conftest import Bapp, SeededCopies
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 SESSION = "accelerate-foundation-coaching"
@@ -32,8 +33,21 @@ CREATE += ("--start", "2031-09-01T10:00Z", "--dry-run")
 SYNC = ("calendly", "sync", "--from-file", str(EXAMPLES / "calendly" / "event_types.json"))
 
 
-def _seeded(bapp: Bapp) -> str:
-    """The example catalogue, clients, bookings and a local session; the reference of the first booking."""
+@pytest.fixture(scope="module")
+def seeded_copies(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeededCopies]:
+    yield from SeededCopies.per_module(tmp_path_factory)
+
+
+def _seeded(bapp: Bapp, copies: SeededCopies) -> str:
+    """The example catalogue, clients, bookings and a local session; the reference of the first booking.
+
+    Seeded once per backend and copied for each later test (the seed is seven commands, the copy one)."""
+    copies.seed_or_copy(bapp.database_url, lambda: _seed(bapp))
+    listed = bapp("bookings", "list", "--client", "ava.chen@client.example", "--json")
+    return str(listed.json()[0]["reference"])
+
+
+def _seed(bapp: Bapp) -> None:
     for step in (
         SYNC,
         ("import", "clients", str(EXAMPLES / "clients.csv")),
@@ -44,8 +58,6 @@ def _seeded(bapp: Bapp) -> str:
     ):
         result = bapp(*step, "--format", "tsv")
         assert result.exit_code == 0, (step, result.stderr)
-    listed = bapp("bookings", "list", "--client", "ava.chen@client.example", "--json")
-    return str(listed.json()[0]["reference"])
 
 
 def _execute(bapp: Bapp, sql: str, **parameters: object) -> None:
@@ -149,9 +161,9 @@ CASES = [
 
 @pytest.mark.parametrize(("sql", "column", "commands"), CASES, ids=[case[1] for case in CASES])
 def test_a_value_bapp_cannot_read_is_exit_5_naming_its_column(
-    bapp: Bapp, sql: str, column: str, commands: list[tuple[str, ...]]
+    bapp: Bapp, seeded_copies: SeededCopies, sql: str, column: str, commands: list[tuple[str, ...]]
 ) -> None:
-    reference = _seeded(bapp)
+    reference = _seeded(bapp, seeded_copies)
     if bapp.database_url.startswith("postgresql"):
         with pytest.raises(DBAPIError):  # a typed column: the state cannot arise on this backend
             _execute(bapp, sql, ref=reference)
@@ -193,9 +205,9 @@ def test_a_value_bapp_cannot_read_is_exit_5_naming_its_column(
     ],
 )
 def test_a_value_that_breaks_the_schema_s_check_is_exit_5(
-    bapp: Bapp, sql: str, column: str, commands: list[tuple[str, ...]]
+    bapp: Bapp, seeded_copies: SeededCopies, sql: str, column: str, commands: list[tuple[str, ...]]
 ) -> None:
-    reference = _seeded(bapp)
+    reference = _seeded(bapp, seeded_copies)
     if bapp.database_url.startswith("postgresql"):
         with pytest.raises(DBAPIError, match="check constraint"):  # the server enforces its checks
             _execute(bapp, sql, ref=reference)
@@ -214,8 +226,8 @@ def test_a_value_that_breaks_the_schema_s_check_is_exit_5(
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # numeric columns hold numbers on PostgreSQL
-def test_the_message_shows_a_long_or_hostile_value_escaped_and_cut(bapp: Bapp) -> None:
-    reference = _seeded(bapp)
+def test_the_message_shows_a_long_or_hostile_value_escaped_and_cut(bapp: Bapp, seeded_copies: SeededCopies) -> None:
+    reference = _seeded(bapp, seeded_copies)
     hostile = "\x1b[31m" + "9" * 500
     _execute(bapp, "UPDATE bookings SET amount = :value WHERE reference = :ref", value=hostile, ref=reference)
     result = bapp("bookings", "show", reference, "--json")
@@ -226,8 +238,8 @@ def test_the_message_shows_a_long_or_hostile_value_escaped_and_cut(bapp: Bapp) -
     assert '"code": "database_value"' in result.stderr
 
 
-def test_an_instant_near_year_1_or_9999_renders_in_every_zone(bapp: Bapp) -> None:
-    reference = _seeded(bapp)
+def test_an_instant_near_year_1_or_9999_renders_in_every_zone(bapp: Bapp, seeded_copies: SeededCopies) -> None:
+    reference = _seeded(bapp, seeded_copies)
     edges = {  # a zone west of UTC cannot hold year 1's first hours, one east of it 9999's last
         reference: dt.datetime(1, 1, 1, tzinfo=dt.UTC),
     }
@@ -262,8 +274,10 @@ SHAPES = ["null", "5", '"text"', '{"a": 1}', "[1, 2]", '[{"name": ["x"], "positi
 
 
 @pytest.mark.parametrize("stored", SHAPES)
-def test_stored_json_of_another_shape_is_read_on_both_backends(bapp: Bapp, stored: str) -> None:
-    reference = _seeded(bapp)
+def test_stored_json_of_another_shape_is_read_on_both_backends(
+    bapp: Bapp, seeded_copies: SeededCopies, stored: str
+) -> None:
+    reference = _seeded(bapp, seeded_copies)
     cast = "CAST(:stored AS json)" if bapp.database_url.startswith("postgresql") else ":stored"
     _execute(bapp, f"UPDATE session_types SET custom_questions = {cast}, duration_options = {cast}", stored=stored)
     _execute(
@@ -295,8 +309,10 @@ def test_stored_json_of_another_shape_is_read_on_both_backends(bapp: Bapp, store
 # SQLite's text of such a year is the unreadable text the cases above cover
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 @pytest.mark.parametrize("stored", ["10000-01-01 00:00:00+00", "0001-01-01 00:00:00+00 BC"])
-def test_an_instant_postgresql_holds_past_python_years_is_exit_5(bapp: Bapp, stored: str) -> None:
-    reference = _seeded(bapp)
+def test_an_instant_postgresql_holds_past_python_years_is_exit_5(
+    bapp: Bapp, seeded_copies: SeededCopies, stored: str
+) -> None:
+    reference = _seeded(bapp, seeded_copies)
     _execute(
         bapp,
         "UPDATE bookings SET start_time = CAST(:at AS timestamptz), "
@@ -311,8 +327,10 @@ def test_an_instant_postgresql_holds_past_python_years_is_exit_5(bapp: Bapp, sto
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # PostgreSQL always enforces foreign keys
-def test_a_booking_whose_client_row_was_deleted_with_foreign_keys_off_is_exit_5(bapp: Bapp) -> None:
-    reference = _seeded(bapp)
+def test_a_booking_whose_client_row_was_deleted_with_foreign_keys_off_is_exit_5(
+    bapp: Bapp, seeded_copies: SeededCopies
+) -> None:
+    reference = _seeded(bapp, seeded_copies)
     path = sqlite_file(bapp.database_url)
     assert path is not None
     with contextlib.closing(sqlite3.connect(path)) as connection:  # foreign keys off, as another program may have
@@ -326,10 +344,12 @@ def test_a_booking_whose_client_row_was_deleted_with_foreign_keys_off_is_exit_5(
 
 
 @pytest.mark.parametrize(("column", "stored"), [("max_advance_days", 100_000_000), ("buffer_minutes", 2_000_000_000)])
-def test_a_builder_setting_past_bapp_bounds_is_exit_5_not_an_overflow(bapp: Bapp, column: str, stored: int) -> None:
+def test_a_builder_setting_past_bapp_bounds_is_exit_5_not_an_overflow(
+    bapp: Bapp, seeded_copies: SeededCopies, column: str, stored: int
+) -> None:
     # within the schema's checks on both backends, past the bounds of `builders update`: the time rules'
     # date arithmetic overflowed (exit 1)
-    _seeded(bapp)
+    _seeded(bapp, seeded_copies)
     _execute(bapp, f"UPDATE builder_profiles SET {column} = :stored", stored=stored)
     result = bapp(*CREATE)
     assert result.exit_code == 5, result.stderr

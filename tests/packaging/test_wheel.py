@@ -9,7 +9,11 @@ import sys
 import zipfile
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import REPO
+
+pytestmark = pytest.mark.slow
 
 
 def test_wheel_installs_and_runs_in_a_fresh_virtualenv(tmp_path: Path) -> None:
