@@ -570,6 +570,7 @@ def write_config_file(path: Path, data: dict[str, Any]) -> None:
     """Write the TOML atomically with mode 0600 from the first byte (it may hold secrets)."""
     import tomli_w
 
+    path = Path(os.path.realpath(path))  # through a symlink (a dotfiles checkout's): the file changes, not the link
     temporary = path.with_name(path.name + ".tmp")
     try:
         # renamed over a device (BAPP_CONFIG=/dev/null, "no config file") the file would replace the device

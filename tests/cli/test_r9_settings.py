@@ -72,6 +72,21 @@ def test_settings_are_never_written_over_a_device_named_as_the_config_file(bapp:
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_config_file_behind_a_symlink_is_written_through_it(bapp: Bapp, tmp_path: Path) -> None:
+    # a config kept in a dotfiles checkout and linked into place: `config set` replaced the link with a copy
+    (tmp_path / "dotfiles").mkdir()
+    real = tmp_path / "dotfiles" / "bapp.toml"
+    real.write_text('timezone = "Europe/London"\n')
+    link = tmp_path / "config.toml"
+    link.symlink_to(real)
+    result = bapp.process("config", "set", "format", "json", env={"BAPP_CONFIG": str(link)})
+    assert result.exit_code == 0, result.stderr
+    assert link.is_symlink() and link.resolve() == real
+    assert 'format = "json"' in real.read_text() and 'timezone = "Europe/London"' in real.read_text()
+    assert [path.name for path in real.parent.iterdir()] == ["bapp.toml"] and not list(tmp_path.glob("*.tmp"))
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 @pytest.mark.parametrize("command", [("calendly", "sync"), ("calendly", "pull-bookings")])
 def test_an_organization_uri_too_long_for_a_url_is_exit_6(bapp: Bapp, command: tuple[str, ...]) -> None:
     # httpx refuses a query past 65,536 characters with InvalidURL, which is no HTTPError: it was exit 1

@@ -310,16 +310,15 @@ def serve(app: ReceiverApp, listener: socket.socket) -> None:
             # uvicorn listens for SIGINT and SIGTERM only: a hang-up (the terminal or SSH session running
             # the receiver closed) would otherwise stop it mid-delivery through the command's own handler.
             # An ignored SIGHUP (nohup) stays ignored.
-            hangup = None
-            if threading.current_thread() is threading.main_thread():
-                hangup = signal.getsignal(signal.SIGHUP)
-                if hangup != signal.SIG_IGN:
-                    signal.signal(signal.SIGHUP, self.handle_exit)
+            main = threading.current_thread() is threading.main_thread()  # signals are the main thread's
+            hangup = signal.getsignal(signal.SIGHUP) if main else signal.SIG_IGN
+            if hangup not in (signal.SIG_IGN, None):  # None: a handler not set from Python, left alone
+                signal.signal(signal.SIGHUP, self.handle_exit)
             try:
                 with super().capture_signals():
                     yield
             finally:
-                if hangup is not None and hangup != signal.SIG_IGN:
+                if hangup not in (signal.SIG_IGN, None):
                     signal.signal(signal.SIGHUP, hangup)
 
         def handle_exit(self, sig: int, frame: Any) -> None:
