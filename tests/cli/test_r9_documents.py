@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -118,11 +119,7 @@ def test_a_saved_calendly_listing_nested_too_deeply_is_exit_6(
 
 
 def test_a_synced_duration_past_an_integer_column_is_an_invalid_listing(bapp: Bapp, tmp_path: Path) -> None:
-    listing = json.loads((REPO / "examples/calendly/event_types.json").read_text())
-    page = listing if isinstance(listing, dict) else listing[0]
-    page["collection"][0]["duration"] = 2**64
-    saved = tmp_path / "listing.json"
-    saved.write_text(json.dumps(listing))
+    saved = _example_listing(tmp_path, duration=2**64)
     result = bapp("calendly", "sync", "--from-file", str(saved))
     assert result.exit_code == 6, result.stderr
     assert "duration: Input should be less than or equal to 2147483647" in result.stderr
@@ -132,11 +129,7 @@ def test_a_synced_duration_past_an_integer_column_is_an_invalid_listing(bapp: Ba
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_a_synced_instant_with_no_utc_form_is_an_invalid_listing(bapp: Bapp, tmp_path: Path) -> None:
     # 9999-12-31T23:59:59-14:00 is a valid ISO instant whose UTC form is past year 9999: OverflowError (exit 1)
-    listing = json.loads((REPO / "examples/calendly/event_types.json").read_text())
-    page = listing if isinstance(listing, dict) else listing[0]
-    page["collection"][0]["updated_at"] = "9999-12-31T23:59:59-14:00"
-    saved = tmp_path / "listing.json"
-    saved.write_text(json.dumps(listing))
+    saved = _example_listing(tmp_path, updated_at="9999-12-31T23:59:59-14:00")
     result = bapp("calendly", "sync", "--from-file", str(saved))
     assert result.exit_code == 6, result.stderr
     assert "field updated_at: Value error, the instant is past the end of the calendar in UTC" in result.stderr
@@ -145,11 +138,7 @@ def test_a_synced_instant_with_no_utc_form_is_an_invalid_listing(bapp: Bapp, tmp
 
 def test_a_saved_event_type_listing_with_an_unpaired_surrogate_is_stored_without_it(bapp: Bapp, tmp_path: Path) -> None:
     # it crashed the insert (exit 1), then was refused (exit 6); it is removed as the listing is read
-    listing = json.loads((REPO / "examples/calendly/event_types.json").read_text())
-    page = listing if isinstance(listing, dict) else listing[0]
-    page["collection"][0]["name"] = "Intro \ud800call"
-    saved = tmp_path / "listing.json"
-    saved.write_text(json.dumps(listing))  # ensure_ascii: the lone surrogate is written as its \u escape
+    saved = _example_listing(tmp_path, name="Intro \ud800call")
     result = bapp("calendly", "sync", "--from-file", str(saved))
     assert result.exit_code == 0, result.stderr
     assert "Warning: removed control characters from the text Calendly sent" in result.stderr
@@ -183,3 +172,14 @@ def test_a_toml_rejects_file_keeps_each_rows_datetime_as_written(bapp: Bapp, tmp
     given = tomllib.loads(source.read_text())["bookings"]
     written = tomllib.loads(rejects.read_text())["bookings"]
     assert [row["start_time"] for row in written] == [row["start_time"] for row in given]
+
+
+def _example_listing(tmp_path: Path, **first_type: Any) -> Path:
+    """The example event-type listing, its first type's fields replaced, saved as JSON (ensure_ascii: a lone
+    surrogate is written as its \\u escape)."""
+    listing = json.loads((REPO / "examples/calendly/event_types.json").read_text())
+    page = listing if isinstance(listing, dict) else listing[0]
+    page["collection"][0].update(first_type)
+    saved = tmp_path / "listing.json"
+    saved.write_text(json.dumps(listing))
+    return saved
