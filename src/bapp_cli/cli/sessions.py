@@ -304,7 +304,8 @@ def slots(
     begin = parse_instant(start_from, timezone=zone.key, field="from") if start_from else now
     # whole days on the viewer's clock (aware arithmetic in the zone is wall-clock): across a clock change an
     # elapsed 24 h × days would show an hour of the day after, or hide the last day's last hour
-    end = (begin.astimezone(zone) + dt.timedelta(days=days)).astimezone(dt.UTC)
+    local_begin = begin.astimezone(zone)
+    end = (local_begin + dt.timedelta(days=days)).astimezone(dt.UTC)
     with app_state.reading() as session:
         target = calendly_session(session, session_ref)
     if begin < now:  # said, so a past --from does not look like a fully booked calendar
@@ -327,8 +328,7 @@ def slots(
             grid.add_row(*("\n".join(times) for times in by_day.values()))
             console.print(grid, markup=False)
         else:
-            first = begin.astimezone(zone).date().isoformat()
-            console.print(f"(no open times for {target.title} in the {days} days from {first})")
+            console.print(f"(no open times for {target.title} in the {days} days from {local_begin.date().isoformat()})")
 
     sink.records(found, SLOT_COLUMNS, table=table)
 

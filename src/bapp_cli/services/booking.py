@@ -71,6 +71,13 @@ MAX_KEY_LENGTH = 200
 PENDING_STATES = ("requested", "unknown")
 
 
+def waiting_for_calendly(booking: Booking, *, hint: str = "run `bapp calendly reconcile` first") -> Conflict:
+    """The refusal of a move on a booking in PENDING_STATES, which a reconcile may yet delete."""
+    return Conflict(
+        f"booking {booking.reference} is still waiting for Calendly's confirmation", hint=hint, code="calendly_pending"
+    )
+
+
 @dataclass(frozen=True)
 class BookingRequest:
     """What `bookings create` asks for; `start` is already an aware instant (see services.instants)."""
@@ -301,14 +308,14 @@ def pick_pathway(
 
 
 def _nearby(
-    session: Session, person: Any, user: User | SessionType | None, start: dt.datetime, end: dt.datetime
+    session: Session, column: Any, owner: User | SessionType | None, start: dt.datetime, end: dt.datetime
 ) -> list[NearbyBooking]:
-    """Active bookings of one person (none without one), or of one session type, that may intersect [start,
-    end), via the (person, start_time) index."""
-    if user is None:
+    """Active bookings of one person or session type (none without one) that may intersect [start, end), via
+    the (`column`, start_time) index."""
+    if owner is None:
         return []
     near = select(Booking.reference, Booking.start_time, Booking.end_time, Booking.session_type_id).where(
-        person == user.id,
+        column == owner.id,
         Booking.status.in_(ACTIVE_STATUSES),
         Booking.start_time < end,
         Booking.start_time > start - dt.timedelta(minutes=MAX_BOOKING_MINUTES),
@@ -416,15 +423,16 @@ def _check_overlap(
     by their buffer, and the client's."""
     buffer = (profile.buffer_minutes or 0) if profile is not None else 0
     margin = dt.timedelta(minutes=buffer)
+    if builder is None and session_type.kind == "group":  # its own bookings there: its invitee limit counts seats
+        near_builder = _nearby(session, Booking.session_type_id, session_type, start, end)
+    else:
+        near_builder = _nearby(session, Booking.builder_id, builder, start - margin, end + margin)
     clash = find_clash(
         SessionFacts.of(session_type),
         start,
         end,
         builder_email=builder.email if builder is not None else None,
-        # without a builder, a group session's own bookings, whose seats its invitee limit counts
-        builder_bookings=_nearby(session, Booking.builder_id, builder, start - margin, end + margin)
-        if builder is not None or session_type.kind != "group"
-        else _nearby(session, Booking.session_type_id, session_type, start, end),
+        builder_bookings=near_builder,
         buffer_minutes=buffer,
         client_email=client.email if client is not None else None,
         client_bookings=_nearby(session, Booking.client_id, client, start, end),
@@ -612,11 +620,7 @@ def change_booking_status(
     booking = reference if isinstance(reference, Booking) else get_booking(session, reference, for_update=True)
     if command != "cancel" and booking.calendly_state in PENDING_STATES:
         # reconcile deletes a held booking Calendly turns down: a confirmation or payment recorded here would go too
-        raise Conflict(
-            f"booking {booking.reference} is still waiting for Calendly's confirmation",
-            hint="run `bapp calendly reconcile` first",
-            code="calendly_pending",
-        )
+        raise waiting_for_calendly(booking)
     wanted = dict([status_move(booking, command, now=now)])
     if paid:
         wanted.update([status_move(booking, "mark-paid", now=now, shown="confirm --paid")])

@@ -53,6 +53,7 @@ from bapp_cli.services.booking import (
     get_booking,
     nearest_hint,
     status_move,
+    waiting_for_calendly,
 )
 from bapp_cli.services.instants import instant_text
 from bapp_cli.services.people import get_client
@@ -579,11 +580,8 @@ def change_status(
     with reading() as session:
         booking = get_booking(session, reference)
         if not local_only and booking.calendly_state in PENDING_STATES:
-            raise Conflict(
-                f"booking {booking.reference} is still waiting for Calendly's confirmation",
-                hint="run `bapp calendly reconcile` first (or pass --local-only to change it here only)",
-                code="calendly_pending",
-            )
+            hint = "run `bapp calendly reconcile` first (or pass --local-only to change it here only)"
+            raise waiting_for_calendly(booking, hint=hint)
         if not local_only and (booking.calendly_event_uri or booking.calendly_invitee_uri):
             event_uri, invitee_uri = booking.calendly_event_uri, booking.calendly_invitee_uri
             mark = booking.calendly_no_show_uri

@@ -230,7 +230,8 @@ def find_clash(
         same_slot = [other for other in clashes if other.session_type_id == session.id and other.start == start]
         clashes = [other for other in clashes if other not in same_slot]
         limit = session.invitee_limit
-        if not (clashes and builder_email) and limit is not None and len(same_slot) >= limit:
+        # without a builder the bookings given are the session's own: only their seats count
+        if (not clashes or builder_email is None) and limit is not None and len(same_slot) >= limit:
             return _overlap(
                 f"group session {session.title!r} at {mine} is full ({limit} invitees)", hint="pick another time"
             )
