@@ -328,7 +328,7 @@ def slots(
             grid.add_row(*("\n".join(times) for times in by_day.values()))
             console.print(grid, markup=False)
         else:
-            console.print(f"(no open times for {target.title} in the {days} days from {local_begin.date().isoformat()})")
+            console.print(f"(no open times for {target.title} in the {days} days from {local_begin.date()})")
 
     sink.records(found, SLOT_COLUMNS, table=table)
 
