@@ -389,6 +389,18 @@ def test_past_bookings_complete_and_no_show(bapp: Bapp, world: Session) -> None:
     assert [(item["reference"], item["status"]) for item in listed] == [(refs[0], "completed"), (refs[1], "no_show")]
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # reading the date is the same on both
+def test_a_date_filter_in_a_zone_whose_midnight_is_skipped_starts_at_the_first_local_instant(
+    bapp: Bapp, world: Session
+) -> None:
+    # Cairo's clocks go from 00:00 to 01:00 on 25 April 2031: that day begins at 22:00 UTC the day before
+    late = create(bapp, "--client", "ada@example.com", start="2031-04-24T21:30Z").json()["reference"]
+    early = create(bapp, "--client", "bob@example.com", start="2031-04-24T22:30Z").json()["reference"]
+    cairo = ("--timezone", "Africa/Cairo", "bookings", "list", "--json")
+    assert [item["reference"] for item in bapp(*cairo, "--from", "2031-04-25").json()] == [early]
+    assert [item["reference"] for item in bapp(*cairo, "--to", "2031-04-25").json()] == [late]
+
+
 def test_list_and_show_render_every_format(bapp: Bapp, world: Session) -> None:
     first = create(bapp, "--client", "ada@example.com").json()["reference"]
     second = create(bapp, "--client", "bob@example.com", start="2031-06-01T10:00Z").json()["reference"]

@@ -30,6 +30,23 @@ def test_naive_times_in_london_land_on_the_right_instant_across_dst(text: str, e
 
 
 @pytest.mark.parametrize(
+    ("zone", "day", "expected"),
+    [
+        ("Africa/Cairo", "2031-04-25", utc(2031, 4, 24, 22)),  # 00:00 is skipped: the day starts at 01:00 (+03)
+        ("America/Santiago", "2031-09-07", utc(2031, 9, 7, 4)),  # likewise, -04 → -03 at midnight
+        ("America/Havana", "2031-11-02", utc(2031, 11, 2, 4)),  # 00:00–01:00 happens twice: the first one
+    ],
+)
+def test_a_bare_date_is_the_first_instant_of_that_day_where_midnight_is_skipped_or_repeated(
+    zone: str, day: str, expected: dt.datetime
+) -> None:
+    # `--from/--to 2031-04-25` is a whole-day filter: refusing it as a "skipped hour" left no way to name the day
+    assert parse_instant(day, timezone=zone, field="from") == expected
+    with pytest.raises(InvalidInput, match=r"does not exist|happens twice"):
+        parse_instant(f"{day}T00:00", timezone=zone, field="from")  # a time typed out still has to exist once
+
+
+@pytest.mark.parametrize(
     ("text", "expected"),
     [
         ("2030-03-31T10:00:00+01:00", utc(2030, 3, 31, 9)),

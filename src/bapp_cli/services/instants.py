@@ -122,6 +122,10 @@ def parse_instant(text: str, *, timezone: str, field: str = "time", require_time
             hint=f"give the time too, e.g. {text.strip()}T10:00",
             code="time_needed",
         )
+    if parsed.tzinfo is None and _bare_date(text) is not None:
+        # a date means its first instant, which is not 00:00 where the clocks skip or repeat midnight (Cairo,
+        # Santiago, Havana): fold 0 reads 00:00 at the offset before the change, which is that instant
+        return parsed.replace(tzinfo=get_zone(timezone)).astimezone(dt.UTC)
     if parsed.tzinfo is None or parsed.utcoffset() is None:
         return localise(parsed, get_zone(timezone), field=field)
     return parsed.astimezone(dt.UTC)
