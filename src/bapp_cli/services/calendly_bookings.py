@@ -76,7 +76,7 @@ from bapp_cli.db.locks import lock_keys
 from bapp_cli.db.models import SYNC_KINDS, Booking, Pathway, SessionType, SyncRun, User
 from bapp_cli.errors import ConfigError, InvalidInput
 from bapp_cli.services.answers import answers_from_calendly, questions_from
-from bapp_cli.services.booking import creation_audit, insert_booking, linked_pathways, pick_pathway
+from bapp_cli.services.booking import audit_change, creation_audit, insert_booking, linked_pathways, pick_pathway
 from bapp_cli.services.calendly_runs import RUN_HEAD, RunReport, listing_error_details, read_listing, record_run
 from bapp_cli.services.calendly_write import attach_invitee, match_held_booking, restored_from_no_show, use_invitation
 from bapp_cli.services.enrolment import enrol
@@ -497,8 +497,7 @@ class InviteeApplier:
 
     def _audit(self, booking: Booking, changes: dict[str, Any]) -> None:
         """Stamp a change Calendly made to a known booking and audit it as Calendly's."""
-        booking.updated_at = self.now
-        record_audit(self.session, "booking", booking.reference, {"source": "calendly", **changes})
+        audit_change(self.session, booking, {"source": "calendly", **changes}, now=self.now)
 
     def _update(self, booking: Booking, item: BookedInvitee) -> InviteeOutcome:
         invitee = item.invitee
