@@ -198,3 +198,20 @@ def test_importing_a_backup_into_the_database_it_came_from_changes_nothing(
     again = tmp_path / "again.json"
     assert bapp("export", "all", "-o", str(again)).exit_code == 0
     assert again.read_text() == backup.read_text()
+
+
+def test_a_restored_backup_reports_the_same_figures(tmp_path: Path, sqlite_template: Path) -> None:
+    # "last activity" is the latest change to a client's progress rows: a restore that stamped them with its own
+    # time moved every client's last activity to the moment of the restore
+    source = Bapp(_fresh_sqlite(sqlite_template, tmp_path / "source.db"), tmp_path / "a")
+    populate(source)
+    backup = tmp_path / "backup.json"
+    assert source("export", "all", "-o", str(backup)).exit_code == 0
+    restored = Bapp(_fresh_sqlite(sqlite_template, tmp_path / "restored.db"), tmp_path / "r")
+    assert restored("import", "all", str(backup), "--json").json()["restored"] is True
+    reports = [("progress", "table"), ("reports", "client-progress"), ("reports", "pathway-analytics")]
+    for report in [*reports, ("reports", "bookings-by-pathway", "--list"), ("clients", "show", "nina@client.example")]:
+        before, after = source(*report, "--json"), restored(*report, "--json")
+        assert before.exit_code == after.exit_code == 0 and after.stdout == before.stdout, report
+    assert restored("export", "all", "-o", str(tmp_path / "again.json")).exit_code == 0
+    assert (tmp_path / "again.json").read_text() == backup.read_text()

@@ -90,6 +90,8 @@ class SkillProgressRow(_ClientRow, total=False):
     attempts: Annotated[int, Field(ge=0)] | None
     last_attempt_at: When | None
     created_at: When | None
+    # the row's last change: `progress table`'s last activity, which a restore must not move to its own time
+    updated_at: When | None
 
 
 class BadgeRow(_ClientRow, total=False):
@@ -174,7 +176,7 @@ class _PeopleImporter(KindImporter):
 
     def insert(self, row: SourceRow, item: Mapping[str, Any], values: dict[str, Any]) -> RowResult:
         """A new row, stamped now unless the file dates it; a backup's id is kept on restore."""
-        stamps = {"created_at": item.get("created_at") or self.now, "updated_at": self.now}
+        stamps = {"created_at": item.get("created_at") or self.now, "updated_at": item.get("updated_at") or self.now}
         kept_id = {"id": item["id"]} if self.restore and item["id"] is not None else {}
         self.inserts.append({**values, **(stamps if "updated_at" in self.table.c else {}), **kept_id})
         return RowResult(row, outcome=CREATED)
@@ -287,7 +289,7 @@ class ProgressImporter(_PeopleImporter):
             raise InvalidInput(f"skill: no skill {slug!r} (see `bapp skills list --all`)")
         item: dict[str, Any] = {"email": self.email(values, "client"), "skill_id": skill.id, "id": values.get("id")}
         item |= {"archived": skill.archived, "fundamental": skill.is_fundamental}
-        for name in ("started_at", "completed_at", "last_attempt_at", "created_at"):
+        for name in ("started_at", "completed_at", "last_attempt_at", "created_at", "updated_at"):
             if name in values:
                 item[name] = self.instant(values[name], name)
         if "completed_via" in values:
@@ -378,8 +380,9 @@ class ProgressImporter(_PeopleImporter):
 def export_progress(session: Session) -> Iterator[dict[str, Any]]:
     client, validator, row = aliased(User), aliased(User), UserSkillProgress
     stored = (row.status, row.started_at, row.completed_at, row.completion_method, validator.email, Pathway.slug)
+    stamps = (row.notes, row.attempts, row.last_attempt_at, row.created_at, row.updated_at)
     query = (
-        select(row.id, client.email, Skill.slug, *stored, row.notes, row.attempts, row.last_attempt_at, row.created_at)
+        select(row.id, client.email, Skill.slug, *stored, *stamps)
         .join(client, client.id == row.client_id)
         .join(Skill, Skill.id == row.skill_id)
         .outerjoin(validator, validator.id == row.validated_by_id)
