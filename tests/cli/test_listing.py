@@ -3,6 +3,7 @@ error naming the option, and narrow terminals keep the key columns whole. Both b
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -116,6 +117,24 @@ def test_each_listing_honours_limit_offset_and_search(
     assert beyond.exit_code == 0 and beyond.stdout == ""
     nothing = world(*path, *before, "--search", "no-such-text-anywhere", "--format", "jsonl")
     assert nothing.exit_code == 0 and nothing.stdout == ""
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # the order is bapp's, not the database's
+def test_badges_awarded_together_page_in_the_order_the_whole_list_shows(bapp: Bapp) -> None:
+    # one completion awards two tier badges at the same instant; the list shows them in the pathways' display
+    # order (pivot moved first), so each page must too, not in the order the rows were inserted
+    for args in (
+        ("skills", "add", "s1", "--name", "S1", "--link", "accelerate:1", "--link", "pivot:1"),
+        ("pathways", "update", "pivot", "--position", "0"),
+        ("clients", "add", "a@x.example"),
+        ("skills", "complete", "a@x.example", "s1"),
+    ):
+        assert bapp(*args).exit_code == 0, args
+    listing = ("badges", "list", "a@x.example", "--format", "jsonl")
+    whole = bapp(*listing).stdout.splitlines()
+    assert [json.loads(line)["key"] for line in whole] == ["tier:pivot:1", "tier:accelerate:1"]
+    pages = [bapp(*listing, "--limit", "1", "--offset", str(offset)).stdout.splitlines() for offset in (0, 1)]
+    assert pages == [whole[:1], whole[1:]]
 
 
 @pytest.mark.parametrize(

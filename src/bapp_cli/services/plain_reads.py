@@ -573,11 +573,13 @@ def _client(db: Database, email: str) -> tuple[Any, ...]:
 
 
 def _badges(db: Database, client_id: int, catalogue: Catalogue, page: Page = ALL) -> list[dict[str, Any]]:
-    where = _Where(db, page, "key")
+    # the page is cut after the catalogue's order, which SQL does not know (badges awarded together tie on their
+    # time): a client holds a few dozen badges at most
+    where = _Where(db, Page(search=page.search), "key")
     where.add("client_id = :client", client=client_id)
     rows = where.rows(f"SELECT key, {db.instant('awarded_at')} FROM badges", "awarded_at, id")
     awarded = ((instant_value(at, "badges.awarded_at", of=key), key) for key, at in rows)
-    ordered = sorted(awarded, key=lambda row: (row[0], catalogue.badge_order(row[1])))
+    ordered = sorted(awarded, key=lambda row: (row[0], catalogue.badge_order(row[1])))[page.offset :][: page.limit]
     return [{"key": key, "name": catalogue.badge_name(key), "awarded_at": at} for at, key in ordered]
 
 
