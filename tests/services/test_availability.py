@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine, event, update
 from sqlalchemy.orm import Session
 
+from bapp_cli.db.models import Pathway
 from bapp_cli.errors import InvalidInput, NotFound
 from bapp_cli.services.availability import list_available_sessions
 from tests.services.test_booking_factories import NOW, add_builder, add_client, add_session_type
@@ -79,6 +80,18 @@ def test_pathway_filter_narrows_only_pathway_sessions(session: Session, catalogu
         "Beta Clinic",
         "Open Office Hours",
     ]
+
+
+def test_a_pathway_session_of_archived_pathways_only_is_not_available(
+    session: Session, catalogue: dict[str, Any]
+) -> None:
+    # an archived pathway takes no new bookings, so its sessions would all be refused (rule 4): not offered
+    add_session_type(session, "Joint Review", category="pathway", pathways=["pivot", "play"])
+    session.execute(update(Pathway).where(Pathway.slug == "pivot").values(archived=True))
+    pathway_sessions = titles(session, client_email="ada@example.com", category="pathway")
+    assert pathway_sessions == ["Joint Review", "Accelerate Review"]  # Joint Review still books under play
+    assert titles(session, client_email="ada@example.com", category="pathway", pathway="pivot") == []
+    assert titles(session, client_email="ada@example.com", category="pathway", pathway="play") == ["Joint Review"]
 
 
 def test_category_and_builder_filters(session: Session, catalogue: dict[str, Any]) -> None:

@@ -399,9 +399,12 @@ def list_session_types(
         where.add(BOOKABLE)
     if category is not None:
         where.add("t.category = :category", category=parse_category(category))
-    if pathway is not None:
-        linked = "t.id IN (SELECT session_type_id FROM session_type_pathways WHERE pathway_id = :pathway)"
-        where.add(f"(t.category <> 'pathway' OR {linked})" if available_to else linked, pathway=pathway_id(db, pathway))
+    if pathway is not None or available_to is not None:
+        # what may be booked: a pathway session only under a linked pathway that is not archived (rule 4)
+        linked = "t.id IN (SELECT session_type_id FROM session_type_pathways JOIN pathways p ON p.id = pathway_id WHERE"
+        linked += (" NOT p.archived" if available_to else " TRUE") + (" AND p.id = :pathway)" if pathway else ")")
+        parameters = {"pathway": pathway_id(db, pathway)} if pathway is not None else {}
+        where.add(f"(t.category <> 'pathway' OR {linked})" if available_to else linked, **parameters)
     if builder is not None:
         where.add("t.builder_id = :builder", builder=person(db, builder, "builder", "u.id")[0])
     expressions = {"bookable": BOOKABLE, "price": db.money("t.price"), "pathways": "NULL", "builder": "bu.email"}
