@@ -63,6 +63,16 @@ def record_audit(session: Session, entity: str, key: str | None, changes: dict[s
     session.add(AuditEntry(**_row(session, entity, key, changes)))
 
 
+def stamp_and_audit(
+    session: Session, row: Any, entity: str, key: str, changes: dict[str, Any], *, now: dt.datetime
+) -> None:
+    """Stamp a changed row's `updated_at`, flush it (its record is read next, often in plain SQL) and audit
+    the change: the end of every catalogue and booking edit."""
+    row.updated_at = now
+    session.flush()
+    record_audit(session, entity, key, changes)
+
+
 def record_audits(session: Session, entity: str, entries: Iterable[tuple[str | None, dict[str, Any] | None]]) -> int:
     """`record_audit` for many (key, changes) of one entity at once: one INSERT (executemany), same rows.
 

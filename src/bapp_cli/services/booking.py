@@ -24,7 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from bapp_cli.db.audit import apply_changes, record_audit
+from bapp_cli.db.audit import apply_changes, record_audit, stamp_and_audit
 from bapp_cli.db.locks import lock_keys
 from bapp_cli.db.models import (
     Booking,
@@ -636,6 +636,4 @@ def change_booking_status(
 
 def audit_change(session: Session, booking: Booking, changes: dict[str, Any], *, now: dt.datetime) -> None:
     """Stamp a change made to a booking and audit it, flushed: its view is read next, in plain SQL."""
-    booking.updated_at = now
-    session.flush()
-    record_audit(session, "booking", booking.reference, changes)
+    stamp_and_audit(session, booking, "booking", booking.reference, changes, now=now)

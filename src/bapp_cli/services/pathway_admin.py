@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from bapp_cli.db.audit import apply_changes, record_audit
+from bapp_cli.db.audit import apply_changes, stamp_and_audit
 from bapp_cli.db.models import Pathway, PathwayTier
 from bapp_cli.errors import Conflict, InvalidInput
 from bapp_cli.services.pathways import get_pathway, list_pathways
@@ -119,9 +119,7 @@ def _changed(
 ) -> PathwayChange:
     """Stamp, flush and audit (as `audited`: entity and key, by default the pathway) what changed, if anything."""
     if changes:
-        pathway.updated_at = now
-        session.flush()
-        record_audit(session, *(audited or ("pathway", pathway.slug)), changes)
+        stamp_and_audit(session, pathway, *(audited or ("pathway", pathway.slug)), changes, now=now)
     return list_pathways(session, slug=pathway.slug)[0], changes
 
 

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bapp_cli.db.audit import apply_changes, record_audit
+from bapp_cli.db.audit import apply_changes, record_audit, stamp_and_audit
 from bapp_cli.db.dbapi import Database
 from bapp_cli.db.models import Pathway, SessionType
 from bapp_cli.errors import Conflict, InvalidInput
@@ -174,7 +174,5 @@ def update_session_type(
         )
     if not changed:  # the record read first still stands
         return before, changed
-    session_type.updated_at = now
-    session.flush()
-    record_audit(session, "session_type", str(session_type.id), changed)
+    stamp_and_audit(session, session_type, "session_type", str(session_type.id), changed, now=now)
     return session_records(session, [session_type.id])[0], changed

@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bapp_cli.db.audit import record_audit
+from bapp_cli.db.audit import record_audit, stamp_and_audit
 from bapp_cli.db.locks import lock_keys
 from bapp_cli.db.models import (
     COMPLETION_METHODS,
@@ -177,9 +177,7 @@ def _changed(
     it may have shrunk — `record_completions` does nothing for an empty scope."""
     earned: dict[str, int] = {}
     if changes:
-        skill.updated_at = now
-        session.flush()
-        record_audit(session, "skill", skill.slug, changes)
+        stamp_and_audit(session, skill, "skill", skill.slug, changes, now=now)
         earned = earned_counts(record_completions(session, now=now, pathway_ids=pathway_ids, fundamentals=fundamentals))
     return SkillChange(_view(session, skill), changes, **earned)
 
