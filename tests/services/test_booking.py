@@ -242,6 +242,19 @@ def test_booking_with_a_pathway_enrols_the_client_with_the_builder_as_coach(
     assert again.enrolled is False and again.booking.pathway == "accelerate"
 
 
+def test_a_booking_that_gives_an_enrolment_its_coach_audits_it(session: Session, world: dict[str, Any]) -> None:
+    # the coach decides whose dashboard (`reports client-progress --builder`) shows the client: a change to it
+    # is audited like every other, not left to be guessed from the booking's row
+    enrol(session, world["ada"], get_pathway(session, "accelerate"), now=NOW)
+    assert session.scalars(select(Enrolment)).one().builder_id is None
+    book(session, session="accelerate-review")
+    assert session.scalars(select(Enrolment)).one().builder_id == world["coach"].id
+    entries = session.scalars(select(AuditEntry).where(AuditEntry.entity == "enrolment").order_by(AuditEntry.id))
+    assert [(entry.entity_key, entry.changes) for entry in entries][1:] == [
+        ("ada@example.com:accelerate", {"builder": [None, "coach@example.com"]})
+    ]
+
+
 def test_archived_pathway_takes_no_bookings(session: Session, world: dict[str, Any]) -> None:
     get_pathway(session, "play").archived = True
     session.flush()

@@ -37,6 +37,7 @@ def enrol(
     if existing is not None:
         if builder is not None and existing.builder_id is None:
             existing.builder_id = builder.id
+            record_audit(session, "enrolment", f"{client.email}:{pathway.slug}", {"builder": [None, builder.email]})
         return existing, False
     if pathway.archived:
         raise InvalidInput(f"pathway {pathway.slug!r} is archived and takes no new enrolments", code="pathway_archived")
