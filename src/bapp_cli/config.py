@@ -20,7 +20,15 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
-from bapp_cli.errors import BappError, ConfigError, InvalidInput, UnreadableDocument, UsageError, read_toml
+from bapp_cli.errors import (
+    BappError,
+    ConfigError,
+    InvalidInput,
+    UnreadableDocument,
+    UsageError,
+    read_at_most,
+    read_toml,
+)
 
 DEFAULT_CALENDLY_BASE_URL = "https://api.calendly.com"
 
@@ -459,9 +467,11 @@ MAX_CONFIG_BYTES = 1 << 20
 def load_config_file(path: Path) -> dict[str, Any]:
     try:
         with path.open("rb") as handle:
-            content = handle.read(MAX_CONFIG_BYTES + 1)
-        if len(content) > MAX_CONFIG_BYTES:
-            raise ConfigError(f"config file {path} is larger than 1 MB; this is not the file you meant")
+            content = read_at_most(
+                handle,
+                MAX_CONFIG_BYTES,
+                lambda size: ConfigError(f"config file {path} is {size}; this is not the file you meant"),
+            )
         return read_toml(content.decode())
     except (FileNotFoundError, NotADirectoryError):  # not created yet
         return {}
@@ -677,13 +687,13 @@ def _read_secret_file(key: str, value: Any, *, hint: str) -> str | None:
     path = Path(str(value)).expanduser()
     try:
         with path.open("rb") as handle:
-            data = handle.read(MAX_SECRET_FILE_BYTES + 1)
+            data = read_at_most(
+                handle,
+                MAX_SECRET_FILE_BYTES,
+                lambda size: ConfigError(f"{key} {path} is {size}; it should hold the secret alone", hint=hint),
+            )
     except OSError as exc:
         raise ConfigError(f"cannot read {key} {path}: {exc.strerror or type(exc).__name__}", hint=hint) from None
-    if len(data) > MAX_SECRET_FILE_BYTES:
-        raise ConfigError(
-            f"{key} {path} is larger than {MAX_SECRET_FILE_BYTES >> 10} KB; it should hold the secret alone", hint=hint
-        )
     try:
         return data.decode("utf-8").strip() or None
     except UnicodeDecodeError:
