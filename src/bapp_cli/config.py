@@ -11,11 +11,12 @@ show in that start-up time.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import re
 import stat
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, NamedTuple
@@ -645,6 +646,18 @@ def write_secret_file(path: Path, secret: str) -> None:
         os.replace(temporary, path)
     except BaseException:
         temporary.unlink(missing_ok=True)
+        raise
+
+
+@contextlib.contextmanager
+def removed_on_failure(path: Path) -> Iterator[None]:
+    """For the config writes that name a secret file just made at `path` (a signing key): should one fail (a
+    config file bapp cannot write is exit 4; or a stop signal), `path` is removed. A key that no config names
+    is lost to bapp, and the next run would make another."""
+    try:
+        yield
+    except BaseException:
+        path.unlink(missing_ok=True)
         raise
 
 
