@@ -581,24 +581,30 @@ def write_config_file(path: Path, data: dict[str, Any]) -> None:
     """Write the TOML atomically with mode 0600 from the first byte (it may hold secrets)."""
     import tomli_w
 
+    write_private_file(path, tomli_w.dumps(data).encode(), "config file")
+
+
+def write_private_file(path: Path, content: bytes, what: str) -> None:
+    """Write a config file or a secret (a webhook signing key) atomically, mode 0600 from the first byte; a file
+    bapp cannot write is ConfigError (exit 4) naming `what` and the path."""
     path = Path(os.path.realpath(path))  # through a symlink (a dotfiles checkout's): the file changes, not the link
     temporary = path.with_name(path.name + ".tmp")
     try:
         # renamed over a device (BAPP_CONFIG=/dev/null, "no config file") the file would replace the device
         if path.exists() and not path.is_file():
-            raise ConfigError(f"cannot write config file {path}: it is not a regular file", code="config_unwritable")
+            raise ConfigError(f"cannot write {what} {path}: it is not a regular file", code="config_unwritable")
         path.parent.mkdir(parents=True, exist_ok=True)
         descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, stat.S_IRUSR | stat.S_IWUSR)
     except OSError as exc:
-        raise ConfigError(f"cannot write config file {path}: {exc.strerror}", code="config_unwritable") from None
+        raise ConfigError(f"cannot write {what} {path}: {exc.strerror}", code="config_unwritable") from None
     try:
         with os.fdopen(descriptor, "wb") as handle:
-            tomli_w.dump(data, handle)
+            handle.write(content)
         os.chmod(temporary, stat.S_IRUSR | stat.S_IWUSR)
         os.replace(temporary, path)
     except OSError as exc:
         temporary.unlink(missing_ok=True)
-        raise ConfigError(f"cannot write config file {path}: {exc.strerror}", code="config_unwritable") from None
+        raise ConfigError(f"cannot write {what} {path}: {exc.strerror}", code="config_unwritable") from None
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
@@ -632,21 +638,6 @@ def put_setting(data: dict[str, Any], key: str, value: Any) -> None:
     for table in tables:
         data = data.setdefault(table, {})
     data[name] = value
-
-
-def write_secret_file(path: Path, secret: str) -> None:
-    """Write a secret (a webhook signing key) to its own file, mode 0600 from the first byte, atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".tmp")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, stat.S_IRUSR | stat.S_IWUSR)
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            handle.write(secret + "\n")
-        os.chmod(temporary, stat.S_IRUSR | stat.S_IWUSR)
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
 
 
 @contextlib.contextmanager

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import os
 import stat
 import tomllib
 from pathlib import Path
@@ -118,6 +119,22 @@ def test_subscribe_with_a_config_file_it_cannot_write_leaves_no_key_behind(cbapp
         assert result.exit_code == 4 and f"cannot write config file {config}" in result.stderr, result.stderr
         assert sorted(path.name for path in cbapp.home.iterdir() if "key" in path.name) == []
     assert config.read_text() == 'format = "tsv"\n' and _posts(fake) == 0
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_subscribe_never_writes_its_key_over_a_device_named_as_the_key_file(
+    cbapp: Bapp, fake: FakeCalendly, tmp_path: Path
+) -> None:
+    """calendly.webhook_signing_key_file = "/dev/null" reads as no key, so subscribe made one and renamed its file
+    over the device: as root, the machine's /dev/null became a regular file. A null device of the test's own
+    stands in for it."""
+    device = tmp_path / "null"
+    os.mknod(device, stat.S_IFCHR | 0o666, os.makedev(1, 3))
+    (cbapp.home / "config.toml").write_text(f'[calendly]\nwebhook_signing_key_file = "{device}"\n')
+    result = cbapp("calendly", "webhook", "subscribe", "--url", URL)
+    assert result.exit_code == 4, result.stderr
+    assert f"cannot write webhook signing key file {device}: it is not a regular file" in result.stderr
+    assert stat.S_ISCHR(device.stat().st_mode) and _posts(fake) == 0
 
 
 def test_subscribe_refuses_a_plain_http_url_and_a_bad_scope(cbapp: Bapp, fake: FakeCalendly) -> None:
