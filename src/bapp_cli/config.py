@@ -610,16 +610,20 @@ def write_private_file(path: Path, content: bytes, what: str) -> None:
         raise
 
 
-def set_config_value(path: Path, key: str, value: str) -> None:
-    _check_key(key)
-    if key in SECRET_KEYS:
-        raise UsageError(
-            f"{key} is a secret and is not taken on the command line",
-            hint="set CALENDLY_API_KEY / CALENDLY_WEBHOOK_SIGNING_KEY, or `bapp config set calendly.token_file PATH`",
-        )
-    check_given_setting(key, value)
+def set_config_values(path: Path, values: Mapping[str, str]) -> None:
+    """Set each dotted key of `values` in the config file, in one write: all of them or none."""
+    for key, value in values.items():
+        _check_key(key)
+        if key in SECRET_KEYS:
+            raise UsageError(
+                f"{key} is a secret and is not taken on the command line",
+                hint="set CALENDLY_API_KEY / CALENDLY_WEBHOOK_SIGNING_KEY, "
+                "or `bapp config set calendly.token_file PATH`",
+            )
+        check_given_setting(key, value)
     data = load_config_file(path)
-    put_setting(data, key, value)
+    for key, value in values.items():
+        put_setting(data, key, value)
     write_config_file(path, data)
 
 
