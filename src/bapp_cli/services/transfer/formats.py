@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from bapp_cli.errors import DOCUMENT_ERRORS, InvalidInput, UnreadableDocument, UsageError, read_at_most, read_toml
-from bapp_cli.services.instants import instant_text
+from bapp_cli.services.instants import in_zone, instant_text
 from bapp_cli.services.plain_text import CONTROL_CHARACTER, control_message
 from bapp_cli.services.spreadsheet import cell_row_formatter, json_default, restore_cell
 
@@ -511,13 +511,8 @@ def _toml_ready(value: Any) -> Any:
     if isinstance(value, dt.datetime):
         # a rejected row's own TOML datetime goes back as written: a local one is read in the row's zone (not
         # this machine's, which astimezone would take), and one near year 1 or 9999 may have no UTC form
-        if value.utcoffset() is None:
-            return value
-        try:
-            utc = value.astimezone(dt.UTC)
-        except OverflowError:
-            return value
-        return _TomlInstant.combine(utc.date(), utc.timetz())
+        utc = in_zone(value, dt.UTC)
+        return value if utc is None else _TomlInstant.combine(utc.date(), utc.timetz())
     if isinstance(value, decimal.Decimal):
         return f"{value:.2f}"
     if isinstance(value, Mapping):
