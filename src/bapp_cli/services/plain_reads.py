@@ -151,20 +151,19 @@ def _with_answers(
     bapp writes. SQLite's json() has already minified it (see `_booking_expressions`) unless the text holds
     a `\\u` escape (stored JSON is ASCII; a cell keeps non-ASCII letters as they are): only those rows, and
     on PostgreSQL every row that answers something, are decoded here. An amount SQLite could not read
-    (`Database.money`) is refused."""
+    (`Database.money`) or an instant that is no date is refused."""
     index, amount, reference = columns.index(ANSWERS), columns.index("amount"), columns.index("reference")
     minified = db.dialect == "sqlite"
     # SQLite keeps raw SQL's text in a DATETIME column, which the query passes on with a Z ('garbageZ');
     # PostgreSQL's columns are typed. Checked by the parse alone, the error built only when one fails (P6).
     instants = [at for at, name in enumerate(columns) if name in INSTANT_COLUMNS] if minified else []
-    parse = dt.datetime.fromisoformat
     for row in rows:
         if row[amount] is None:
             raise unreadable_stored(db, "bookings.amount", "reference", row[reference], of=f"booking {row[reference]}")
         try:
             for at in instants:
                 if row[at] is not None:
-                    parse(row[at])
+                    dt.datetime.fromisoformat(row[at])
         except ValueError:
             raise unreadable_stored(
                 db, f"bookings.{columns[at]}", "reference", row[reference], of=f"booking {row[reference]}"
@@ -174,10 +173,8 @@ def _with_answers(
             yield row
         else:
             if isinstance(found, str):
-                value = stored_json(found, f"bookings.{ANSWERS}", of=f"booking {row[reference]}")
-            else:
-                value = found
-            yield (*row[:index], _COMPACT_JSON(value) if cells else value, *row[index + 1 :])
+                found = stored_json(found, f"bookings.{ANSWERS}", of=f"booking {row[reference]}")
+            yield (*row[:index], _COMPACT_JSON(found) if cells else found, *row[index + 1 :])
 
 
 def list_bookings(
