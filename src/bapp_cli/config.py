@@ -11,16 +11,25 @@ show in that start-up time.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import re
 import stat
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
-from bapp_cli.errors import BappError, ConfigError, InvalidInput, UnreadableDocument, UsageError, read_toml
+from bapp_cli.errors import (
+    BappError,
+    ConfigError,
+    InvalidInput,
+    UnreadableDocument,
+    UsageError,
+    read_at_most,
+    read_toml,
+)
 
 DEFAULT_CALENDLY_BASE_URL = "https://api.calendly.com"
 
@@ -459,9 +468,11 @@ MAX_CONFIG_BYTES = 1 << 20
 def load_config_file(path: Path) -> dict[str, Any]:
     try:
         with path.open("rb") as handle:
-            content = handle.read(MAX_CONFIG_BYTES + 1)
-        if len(content) > MAX_CONFIG_BYTES:
-            raise ConfigError(f"config file {path} is larger than 1 MB; this is not the file you meant")
+            content = read_at_most(
+                handle,
+                MAX_CONFIG_BYTES,
+                lambda size: ConfigError(f"config file {path} is {size}; this is not the file you meant"),
+            )
         return read_toml(content.decode())
     except (FileNotFoundError, NotADirectoryError):  # not created yet
         return {}
@@ -570,39 +581,49 @@ def write_config_file(path: Path, data: dict[str, Any]) -> None:
     """Write the TOML atomically with mode 0600 from the first byte (it may hold secrets)."""
     import tomli_w
 
+    write_private_file(path, tomli_w.dumps(data).encode(), "config file")
+
+
+def write_private_file(path: Path, content: bytes, what: str) -> None:
+    """Write a config file or a secret (a webhook signing key) atomically, mode 0600 from the first byte; a file
+    bapp cannot write is ConfigError (exit 4) naming `what` and the path."""
     path = Path(os.path.realpath(path))  # through a symlink (a dotfiles checkout's): the file changes, not the link
     temporary = path.with_name(path.name + ".tmp")
     try:
         # renamed over a device (BAPP_CONFIG=/dev/null, "no config file") the file would replace the device
         if path.exists() and not path.is_file():
-            raise ConfigError(f"cannot write config file {path}: it is not a regular file", code="config_unwritable")
+            raise ConfigError(f"cannot write {what} {path}: it is not a regular file", code="config_unwritable")
         path.parent.mkdir(parents=True, exist_ok=True)
         descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, stat.S_IRUSR | stat.S_IWUSR)
     except OSError as exc:
-        raise ConfigError(f"cannot write config file {path}: {exc.strerror}", code="config_unwritable") from None
+        raise ConfigError(f"cannot write {what} {path}: {exc.strerror}", code="config_unwritable") from None
     try:
         with os.fdopen(descriptor, "wb") as handle:
-            tomli_w.dump(data, handle)
+            handle.write(content)
         os.chmod(temporary, stat.S_IRUSR | stat.S_IWUSR)
         os.replace(temporary, path)
     except OSError as exc:
         temporary.unlink(missing_ok=True)
-        raise ConfigError(f"cannot write config file {path}: {exc.strerror}", code="config_unwritable") from None
+        raise ConfigError(f"cannot write {what} {path}: {exc.strerror}", code="config_unwritable") from None
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
 
 
-def set_config_value(path: Path, key: str, value: str) -> None:
-    _check_key(key)
-    if key in SECRET_KEYS:
-        raise UsageError(
-            f"{key} is a secret and is not taken on the command line",
-            hint="set CALENDLY_API_KEY / CALENDLY_WEBHOOK_SIGNING_KEY, or `bapp config set calendly.token_file PATH`",
-        )
-    check_given_setting(key, value)
+def set_config_values(path: Path, values: Mapping[str, str]) -> None:
+    """Set each dotted key of `values` in the config file, in one write: all of them or none."""
+    for key, value in values.items():
+        _check_key(key)
+        if key in SECRET_KEYS:
+            raise UsageError(
+                f"{key} is a secret and is not taken on the command line",
+                hint="set CALENDLY_API_KEY / CALENDLY_WEBHOOK_SIGNING_KEY, "
+                "or `bapp config set calendly.token_file PATH`",
+            )
+        check_given_setting(key, value)
     data = load_config_file(path)
-    put_setting(data, key, value)
+    for key, value in values.items():
+        put_setting(data, key, value)
     write_config_file(path, data)
 
 
@@ -623,18 +644,15 @@ def put_setting(data: dict[str, Any], key: str, value: Any) -> None:
     data[name] = value
 
 
-def write_secret_file(path: Path, secret: str) -> None:
-    """Write a secret (a webhook signing key) to its own file, mode 0600 from the first byte, atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".tmp")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, stat.S_IRUSR | stat.S_IWUSR)
+@contextlib.contextmanager
+def removed_on_failure(path: Path) -> Iterator[None]:
+    """For the config writes that name a secret file just made at `path` (a signing key): should one fail (a
+    config file bapp cannot write is exit 4; or a stop signal), `path` is removed. A key that no config names
+    is lost to bapp, and the next run would make another."""
     try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            handle.write(secret + "\n")
-        os.chmod(temporary, stat.S_IRUSR | stat.S_IWUSR)
-        os.replace(temporary, path)
+        yield
     except BaseException:
-        temporary.unlink(missing_ok=True)
+        path.unlink(missing_ok=True)
         raise
 
 
@@ -677,13 +695,13 @@ def _read_secret_file(key: str, value: Any, *, hint: str) -> str | None:
     path = Path(str(value)).expanduser()
     try:
         with path.open("rb") as handle:
-            data = handle.read(MAX_SECRET_FILE_BYTES + 1)
+            data = read_at_most(
+                handle,
+                MAX_SECRET_FILE_BYTES,
+                lambda size: ConfigError(f"{key} {path} is {size}; it should hold the secret alone", hint=hint),
+            )
     except OSError as exc:
         raise ConfigError(f"cannot read {key} {path}: {exc.strerror or type(exc).__name__}", hint=hint) from None
-    if len(data) > MAX_SECRET_FILE_BYTES:
-        raise ConfigError(
-            f"{key} {path} is larger than {MAX_SECRET_FILE_BYTES >> 10} KB; it should hold the secret alone", hint=hint
-        )
     try:
         return data.decode("utf-8").strip() or None
     except UnicodeDecodeError:

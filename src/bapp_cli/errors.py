@@ -7,7 +7,8 @@ one entry per bad row). Only ``bapp_cli.cli.app`` turns them into stderr text; n
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import IO, Any
 
 
 class BappError(Exception):
@@ -198,6 +199,15 @@ def read_toml(text: str) -> dict[str, Any]:
         return tomllib.loads(text)
     except DOCUMENT_ERRORS as exc:
         raise UnreadableDocument(exc) from None
+
+
+def read_at_most(handle: IO[bytes], limit: int, too_large: Callable[[str], BappError]) -> bytes:
+    """All of `handle`, or `too_large("larger than 1 MB")` (the limit in words) past `limit` bytes: every file
+    bapp reads whole is small, and `/dev/zero` or a disk image named by mistake would only exhaust memory."""
+    content = handle.read(limit + 1)
+    if len(content) > limit:
+        raise too_large(f"larger than {limit >> 20} MB" if limit >= 1 << 20 else f"larger than {limit >> 10} KB")
+    return content
 
 
 def holds_lone_surrogate(document: Any) -> bool:

@@ -180,6 +180,41 @@ def test_a_value_bapp_cannot_read_is_exit_5_naming_its_column(
         assert "Traceback" not in result.stderr and "unexpected" not in result.stderr
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize(
+    ("assignments", "column", "value", "commands"),
+    [
+        (
+            "start_time = 'garbage', end_time = 'zzz'",
+            "start_time",
+            "garbage",
+            [("bookings", "list", "--json"), ("bookings", "list", "--format", "csv")],
+        ),
+        (  # a nullable column, and a date SQLite's own date functions would take
+            "cancelled_at = '2031-02-30 10:00:00'",
+            "cancelled_at",
+            "2031-02-30 10:00:00",
+            [("export", "bookings"), ("export", "bookings", "--format", "csv")],
+        ),
+    ],
+    ids=["start_time", "cancelled_at"],
+)
+def test_an_instant_that_is_no_date_is_exit_5_from_the_plain_reads_too(
+    bapp: Bapp, seeded_copies: SeededCopies, assignments: str, column: str, value: str, commands: list[tuple[str, ...]]
+) -> None:
+    """The plain reads hand the database's instant text on as it comes (P6): 'garbage' came out as "garbageZ"
+    in JSON, CSV and the export, a backup that could not be restored."""
+    reference = _seeded(bapp, seeded_copies)
+    _execute(bapp, f"UPDATE bookings SET {assignments} WHERE reference = :ref", ref=reference)
+    expected = (
+        f"Error: the database holds a value bapp cannot read: bookings.{column} of booking {reference} ({value!r})"
+    )
+    for index, command in enumerate(commands):
+        result = bapp.process(*command) if index == 0 else bapp(*command)
+        assert result.exit_code == 5 and result.stderr.splitlines()[0] == expected, (command, result.stderr)
+        assert value[:10] not in result.stdout, command  # not written before the error
+
+
 @pytest.mark.parametrize(
     ("sql", "column", "commands"),
     [

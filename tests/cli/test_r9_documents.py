@@ -136,6 +136,33 @@ def test_a_synced_instant_with_no_utc_form_is_an_invalid_listing(bapp: Bapp, tmp
     assert bapp("sessions", "list", "--all", "--json").json() == []
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_zone_less_instant_in_a_saved_listing_is_refused_whatever_the_machine_zone(
+    bapp: Bapp, tmp_path: Path
+) -> None:
+    """Calendly always sends UTC with its offset; an instant without one in a hand-made listing is ambiguous and
+    refused (exit 6, naming the field and the record), never read in the machine's zone (TZ, as cron has it)."""
+    types = _example_listing(tmp_path, updated_at="2031-01-01T10:00:00")
+    events = json.loads((REPO / "examples/calendly/scheduled_events.json").read_text())
+    events["collection"][0]["start_time"] = "2031-05-05T09:00:00"
+    events["collection"][1]["invitees"][0]["created_at"] = "2026-11-02T10:04:00"
+    saved_events = tmp_path / "events.json"
+    saved_events.write_text(json.dumps(events))
+    for command, places in (
+        (("sync", "--from-file", str(types)), ["row [0].collection[0], field updated_at"]),
+        (
+            ("pull-bookings", "--from-file", str(saved_events)),
+            ["row collection[0], field start_time", "row collection[1].invitees[0], field created_at"],
+        ),
+    ):
+        result = bapp.process("calendly", *command, env={"TZ": "Asia/Tokyo"})
+        assert result.exit_code == 6, result.stderr
+        for place in places:
+            assert f"  {place}: Input should have timezone info\n" in result.stderr, (place, result.stderr)
+    assert bapp("sessions", "list", "--all", "--json").json() == []
+    assert bapp("bookings", "list", "--json").json() == []
+
+
 def test_a_saved_event_type_listing_with_an_unpaired_surrogate_is_stored_without_it(bapp: Bapp, tmp_path: Path) -> None:
     # it crashed the insert (exit 1), then was refused (exit 6); it is removed as the listing is read
     saved = _example_listing(tmp_path, name="Intro \ud800call")

@@ -3,6 +3,12 @@ to compile — are configuration errors naming the setting, never a crash (found
 
 from __future__ import annotations
 
+import errno
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -95,3 +101,60 @@ def test_an_organization_uri_too_long_for_a_url_is_exit_6(bapp: Bapp, command: t
     result = bapp(*command, "--organization", organization, env=env)
     assert result.exit_code == 6, result.stderr
     assert "URL component 'query' too long; check the user and organization URIs" in result.stderr
+
+
+def _writer_once_read(fifo: Path, process: subprocess.Popen[str]) -> int:
+    """The write end of `fifo` once `process` has opened it to read (it then waits in read for the data)."""
+    while True:
+        try:
+            return os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+        except OSError as error:  # ENXIO: no reader yet
+            if error.errno != errno.ENXIO or process.poll() is not None:
+                raise
+            time.sleep(0.01)  # polling for the reader, not waiting for it to get somewhere
+
+
+def _finish(process: subprocess.Popen[str]) -> tuple[int, str]:
+    try:
+        _, stderr = process.communicate(timeout=60)  # a guard: the bug this catches is a run that never ends
+    finally:
+        process.kill()
+        process.wait()
+    return process.returncode, stderr
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_fifo_as_the_config_file_is_read_once_and_a_stop_signal_while_it_waits_is_quiet(
+    bapp: Bapp, tmp_path: Path
+) -> None:
+    """A FIFO (or `<(…)`) config is read as `cat` reads it, once a run. Its bad TOML was read again for the error
+    report, which waited for a writer for ever; a SIGTERM there printed a traceback (exit 130)."""
+    fifo = tmp_path / "config.fifo"
+    os.mkfifo(fifo)
+    process = bapp.popen("--config", str(fifo), "clients", "list")
+    writer = _writer_once_read(fifo, process)
+    os.write(writer, b"x = [")
+    os.close(writer)
+    assert _finish(process) == (4, f"Error: config file {fifo} is not valid TOML: Invalid value (at end of document)\n")
+
+    # a stop signal while bapp waits on the FIFO's writer: in the command, or in the report of a usage error
+    # (the first read of the file there, for the format errors are written in)
+    for args in (("clients", "list"), ("clients", "list", "--no-such-option")):
+        process = bapp.popen("--config", str(fifo), *args)
+        writer = _writer_once_read(fifo, process)
+        process.send_signal(signal.SIGTERM)
+        code, stderr = _finish(process)
+        os.close(writer)
+        assert code == 143 and stderr.endswith("Terminated; nothing was changed.\n"), (args, stderr)
+        assert "Traceback" not in stderr
+
+    # process substitution is a pipe: its settings apply, to the command and to the report of its error
+    shown = subprocess.run(
+        ["bash", "-c", f"{sys.executable} -m bapp_cli --config <(printf 'format = \"json\"') clients list --nope"],
+        env=bapp._environment(None),
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=60,
+    )
+    assert shown.returncode == 2 and shown.stderr.splitlines()[-1].startswith('{"error": {"code": "usage"')

@@ -4,9 +4,12 @@
 
 from __future__ import annotations
 
+import os
 import stat
 import tomllib
 from pathlib import Path
+
+import pytest
 
 from bapp_cli.calendly.webhooks import make_signature_header
 from tests.cli.calendly_fixtures import (
@@ -101,6 +104,37 @@ def test_a_201_cut_short_is_looked_up_as_a_lost_answer(cbapp: Bapp, fake: FakeCa
     assert "the subscription was created all the same" in result.stderr
     assert result.json()["callback_url"] == URL
     assert _posts(fake) == 1 and len(fake.webhook_subscriptions) == 1
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_subscribe_with_a_config_file_it_cannot_write_leaves_no_key_behind(cbapp: Bapp, fake: FakeCalendly) -> None:
+    """The new key was written, then naming it in the config file failed (exit 4): the key file stayed, named
+    nowhere, and each later run made another. Now the run leaves nothing, and Calendly is never asked."""
+    fake.webhook_subscriptions.clear()
+    config = cbapp.home / "config.toml"
+    config.write_text('format = "tsv"\n')
+    (cbapp.home / "config.toml.tmp").mkdir()  # where the config is written before its rename: even root cannot
+    for _ in range(2):
+        result = cbapp("calendly", "webhook", "subscribe", "--url", URL)
+        assert result.exit_code == 4 and f"cannot write config file {config}" in result.stderr, result.stderr
+        assert sorted(path.name for path in cbapp.home.iterdir() if "key" in path.name) == []
+    assert config.read_text() == 'format = "tsv"\n' and _posts(fake) == 0
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_subscribe_never_writes_its_key_over_a_device_named_as_the_key_file(
+    cbapp: Bapp, fake: FakeCalendly, tmp_path: Path
+) -> None:
+    """calendly.webhook_signing_key_file = "/dev/null" reads as no key, so subscribe made one and renamed its file
+    over the device: as root, the machine's /dev/null became a regular file. A null device of the test's own
+    stands in for it."""
+    device = tmp_path / "null"
+    os.mknod(device, stat.S_IFCHR | 0o666, os.makedev(1, 3))
+    (cbapp.home / "config.toml").write_text(f'[calendly]\nwebhook_signing_key_file = "{device}"\n')
+    result = cbapp("calendly", "webhook", "subscribe", "--url", URL)
+    assert result.exit_code == 4, result.stderr
+    assert f"cannot write webhook signing key file {device}: it is not a regular file" in result.stderr
+    assert stat.S_ISCHR(device.stat().st_mode) and _posts(fake) == 0
 
 
 def test_subscribe_refuses_a_plain_http_url_and_a_bad_scope(cbapp: Bapp, fake: FakeCalendly) -> None:

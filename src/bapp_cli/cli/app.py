@@ -162,7 +162,7 @@ def _wants_json_errors(argv: list[str], app_state: AppState) -> bool:
     format setting (BAPP_FORMAT or `format` in the config file)."""
     if JSON_ASKED.intersection([*argv, *map(" ".join, itertools.pairwise(argv))]):
         return True
-    settings = app_state.settings_for_errors()
+    settings = app_state.settings_for_errors
     return settings is not None and settings.output_format in ("json", "jsonl")
 
 
@@ -205,46 +205,50 @@ def main(argv: list[str] | None = None) -> None:
     forget_unusable_terminal_size()
     replaced_handlers = _stop_on_signals()
     try:
-        _refuse_undecodable(args)
         try:
-            result = command.main(args=args, prog_name="bapp", standalone_mode=False, obj=app_state)
-        except click_exceptions.NoArgsIsHelpError as error:
-            # `bapp` or `bapp db` alone: the help a person was after (still exit 2 for scripts); written here, so
-            # stdout that cannot take it ends the run like any command's output (74, or 141 for `| head`)
-            sys.stdout.write(error.format_message() + "\n")
-            result = 2
-        if isinstance(result, int):
-            exit_code = result
-        sys.stdout.flush()  # here, so a full disk under `> file` is reported like any other failure
-        if exit_code == 130:  # Typer turns Ctrl-C into a returned 130; the transaction was rolled back
-            exit_code = _stopped()
-    except BappError as error:
-        exit_code = _report(error, args, app_state)
-    except (typer.Abort, KeyboardInterrupt) as stop:  # a declined confirmation, Ctrl-C, or SIGTERM
-        exit_code = _stopped(aborted=isinstance(stop, typer.Abort))
-    except click_exceptions.UsageError as error:
-        context, hint = error.ctx, None
-        message = error.format_message()
-        if context is not None:
-            sys.stderr.write(context.get_usage() + "\n")
-            hint = f"run `{context.command_path} --help`"
-            if isinstance(error, click_exceptions.NoSuchOption):
-                placed = _option_placement(command, context, error.option_name, args)
-                if placed is not None:
-                    message, hint = f"No such option here: {error.option_name}", placed
-        exit_code = _report(UsageError(message, hint=hint), args, app_state)
-    except typer.Exit as exit_request:
-        exit_code = exit_request.exit_code
-    except click_exceptions.ClickException as error:
-        _report(UsageError(error.format_message()), args, app_state)
-        exit_code = error.exit_code
-    except (BrokenPipeError, StdoutClosed):
-        # `bapp … | head`: the reader went away. Quiet, like cat or grep, and the status a shell shows for
-        # them (128 + SIGPIPE), so `set -o pipefail` still sees that the output was cut short.
-        drop_stream()
-        exit_code = 141
-    except Exception as error:
-        exit_code = _failure(error, args, app_state)
+            _refuse_undecodable(args)
+            try:
+                result = command.main(args=args, prog_name="bapp", standalone_mode=False, obj=app_state)
+            except click_exceptions.NoArgsIsHelpError as error:
+                # `bapp` or `bapp db` alone: the help a person was after (still exit 2 for scripts); written here, so
+                # stdout that cannot take it ends the run like any command's output (74, or 141 for `| head`)
+                sys.stdout.write(error.format_message() + "\n")
+                result = 2
+            if isinstance(result, int):
+                exit_code = result
+            sys.stdout.flush()  # here, so a full disk under `> file` is reported like any other failure
+            if exit_code == 130:  # Typer turns Ctrl-C into a returned 130; the transaction was rolled back
+                exit_code = _stopped()
+        except BappError as error:
+            exit_code = _report(error, args, app_state)
+        except typer.Abort:  # a declined confirmation
+            exit_code = _stopped(aborted=True)
+        except click_exceptions.UsageError as error:
+            context, hint = error.ctx, None
+            message = error.format_message()
+            if context is not None:
+                sys.stderr.write(context.get_usage() + "\n")
+                hint = f"run `{context.command_path} --help`"
+                if isinstance(error, click_exceptions.NoSuchOption):
+                    placed = _option_placement(command, context, error.option_name, args)
+                    if placed is not None:
+                        message, hint = f"No such option here: {error.option_name}", placed
+            exit_code = _report(UsageError(message, hint=hint), args, app_state)
+        except typer.Exit as exit_request:
+            exit_code = exit_request.exit_code
+        except click_exceptions.ClickException as error:
+            _report(UsageError(error.format_message()), args, app_state)
+            exit_code = error.exit_code
+        except (BrokenPipeError, StdoutClosed):
+            # `bapp … | head`: the reader went away. Quiet, like cat or grep, and the status a shell shows for
+            # them (128 + SIGPIPE), so `set -o pipefail` still sees that the output was cut short.
+            drop_stream()
+            exit_code = 141
+        except Exception as error:
+            exit_code = _failure(error, args, app_state)
+    # Ctrl-C, SIGTERM or SIGHUP: in the command, or while its error is reported (which may wait on a config FIFO)
+    except KeyboardInterrupt:
+        exit_code = _stopped()
     finally:
         app_state.close()
         sys.stdout, sys.stderr = real_stdout, real_stderr

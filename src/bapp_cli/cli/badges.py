@@ -119,7 +119,7 @@ def issuer_init_command(
       bapp badges issuer init --name BuildAppsWith --url https://buildappswith.com
       bapp badges issuer init --name BuildAppsWith --url https://buildappswith.com --key-file /etc/bapp/badges.pem
     """
-    from bapp_cli.config import set_config_value
+    from bapp_cli.config import removed_on_failure, set_config_values
     from bapp_cli.services.credentials import Issuer, validate_issuer_url
     from bapp_cli.services.signing_key import create_key_file
 
@@ -134,13 +134,8 @@ def issuer_init_command(
     path = path.absolute()
     key = create_key_file(path)
     values = dict(issuer_name=cleaned_name, issuer_url=cleaned_url, key_file=str(path), image_base_url=image_base)
-    try:
-        for name, value in values.items():
-            if value:
-                set_config_value(config_path, f"badges.{name}", value)
-    except BaseException:  # set_config_value reports a config file it cannot write as a ConfigError (exit 4)
-        path.unlink(missing_ok=True)  # no key without the config that names it
-        raise
+    with removed_on_failure(path):  # one write: the config names all of the issuer or none of it
+        set_config_values(config_path, {f"badges.{name}": value for name, value in values.items() if value})
     issuer = Issuer(cleaned_name, cleaned_url, key, image_base)
     sink = app_state.output(None, True)
     sink.record({"profile_id": issuer.profile_id, "key_id": issuer.key_id, "key_file": str(path)})

@@ -730,7 +730,7 @@ def _signing_key_for_subscription(app_state: AppState, sink: OutputSink) -> tupl
     import secrets
     from pathlib import Path
 
-    from bapp_cli.config import set_config_value, write_secret_file
+    from bapp_cli.config import removed_on_failure, set_config_values, write_private_file
 
     settings = app_state.settings
     existing = _signing_key(app_state)
@@ -742,12 +742,10 @@ def _signing_key_for_subscription(app_state: AppState, sink: OutputSink) -> tupl
     path = (
         Path(configured_file).expanduser() if configured_file else settings.config_path.parent / SIGNING_KEY_FILE_NAME
     )
-    try:
-        write_secret_file(path, key)
-        if not configured_file:
-            set_config_value(settings.config_path, "calendly.webhook_signing_key_file", str(path))
-    except OSError as exc:
-        raise ConfigError(f"cannot store the webhook signing key in {path}: {exc.strerror}") from None
+    write_private_file(path, f"{key}\n".encode(), "webhook signing key file")
+    if not configured_file:
+        with removed_on_failure(path):
+            set_config_values(settings.config_path, {"calendly.webhook_signing_key_file": str(path)})
     sink.info(f"Generated a webhook signing key in {path} (mode 0600), named in {settings.config_path}")
     return key, str(path)
 

@@ -84,10 +84,10 @@ def set_value(
       bapp config set timezone Europe/London
       bapp config set calendly.token_file /etc/bapp/calendly-token
     """
-    from bapp_cli.config import set_config_value
+    from bapp_cli.config import set_config_values
 
     app_state = state(ctx)
-    set_config_value(app_state.config_path, key, value)
+    set_config_values(app_state.config_path, {key: value})
     app_state.messages.info(f"Set {key} in {app_state.config_path}")
 
 

@@ -44,6 +44,7 @@ class AppState:
     secrets: set[str] = field(default_factory=set)
     # Calendly items whose text held control characters, removed as it was parsed: warned of once, at the end
     cleaned: list[str] = field(default_factory=list)
+    config_read: bool = False  # see settings_for_errors
 
     # -- settings -------------------------------------------------------------------------------
     @functools.cached_property
@@ -57,6 +58,7 @@ class AppState:
     @functools.cached_property
     def unchecked_settings(self) -> Settings:
         """Every setting as resolved, valid or not (for `config show`, which must show the bad one)."""
+        self.config_read = True
         settings = resolve_settings(config_path=self.config_flag, flags=self.setting_flags, require_named_file=True)
         self.secrets |= settings.secret_values()
         if settings.secrets_exposed():  # said once: the settings are resolved once
@@ -66,13 +68,16 @@ class AppState:
             )
         return settings
 
+    @functools.cached_property
     def settings_for_errors(self) -> Settings | None:
         """The settings an error report follows (its format, whether to show a traceback), even when the
         command failed before resolving them or because of them: the config file if it can be read, else
-        the flags and the environment alone; None only if even those cannot be resolved."""
+        the flags and the environment alone; None only if even those cannot be resolved. The file is read
+        once a run: a FIFO's (or `<(…)`'s) writer has gone after the first read, and a second would wait for
+        another forever."""
         if "unchecked_settings" in vars(self):
             return self.unchecked_settings
-        for read_file in (True, False):
+        for read_file in (False,) if self.config_read else (True, False):
             with contextlib.suppress(BappError):
                 return resolve_settings(config_path=self.config_flag, flags=self.setting_flags, read_file=read_file)
         return None
@@ -81,7 +86,7 @@ class AppState:
         """--debug, or BAPP_DEBUG set to a true value."""
         if self.debug:
             return True
-        settings = self.settings_for_errors()
+        settings = self.settings_for_errors
         try:
             return settings is not None and settings.debug
         except BappError:  # BAPP_DEBUG itself is not valid: no traceback, the command's error says why

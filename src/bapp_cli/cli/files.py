@@ -34,7 +34,7 @@ from dataclasses import KW_ONLY, dataclass, field
 from types import TracebackType
 from typing import IO, cast
 
-from bapp_cli.errors import InvalidInput, OutputFailed
+from bapp_cli.errors import InvalidInput, OutputFailed, read_at_most
 
 # A saved Calendly listing, a webhook body or an answers document is small; past this a path is not
 # the file the user meant (`/dev/zero`, a disk image) and reading on would only exhaust memory.
@@ -66,15 +66,15 @@ def open_input(path: str, *, what: str | None = None) -> Iterator[IO[bytes]]:
 
 def read_input(path: str, *, what: str | None = None) -> bytes:
     """The whole content of `path` (or stdin for `-`), refused past MAX_WHOLE_FILE_BYTES."""
-    limit = MAX_WHOLE_FILE_BYTES  # read when called: tests lower the module's
     with open_input(path, what=what) as stream:
-        try:
-            content = stream.read(limit + 1)
+        try:  # MAX_WHOLE_FILE_BYTES read when called: tests lower it
+            return read_at_most(
+                stream,
+                MAX_WHOLE_FILE_BYTES,
+                lambda size: _unreadable(what, path, f"{size}; this is not the file you meant"),
+            )
         except OSError as exc:
             raise _unreadable(what, path, exc.strerror or type(exc).__name__) from None
-    if len(content) > limit:
-        raise _unreadable(what, path, f"larger than {limit >> 20} MB; this is not the file you meant")
-    return content
 
 
 def read_text_input(path: str, *, what: str | None = None) -> str:

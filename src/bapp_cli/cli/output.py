@@ -172,12 +172,10 @@ class OutputSink:
     def local_time(self, value: dt.datetime) -> str:
         from zoneinfo import ZoneInfo
 
-        try:
-            shown = value.astimezone(ZoneInfo(self.timezone))
-        except OverflowError:
-            # an instant hours from year 1 or 9999 (stored before the models bounded them) has no local time
-            # in a zone that would cross the bound: it is shown, truthfully, in UTC rather than not at all (R9)
-            shown = value.astimezone(dt.UTC)
+        from bapp_cli.services.instants import in_zone
+
+        # one with no local time (hours from year 1 or 9999) is shown, truthfully, in UTC rather than not at all
+        shown = in_zone(value, ZoneInfo(self.timezone)) or value.astimezone(dt.UTC)
         return f"{shown.year:04d}" + shown.strftime("-%m-%d %H:%M %Z")  # strftime's %Y writes year 1 as "1"
 
     # -- messages (stderr) ----------------------------------------------------------------------

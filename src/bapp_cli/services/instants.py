@@ -36,6 +36,15 @@ def instant_text(value: dt.datetime) -> str:
     return value.isoformat()[:-6] + "Z"  # isoformat shows microseconds only when there are some
 
 
+def in_zone(value: dt.datetime, zone: dt.tzinfo) -> dt.datetime | None:
+    """`value` on `zone`'s clock; None when it has no offset, or no time there: an instant hours from year 1 or
+    9999 (stored before the models bounded instants, or a TOML row's own) overflows in a zone past the bound."""
+    try:
+        return value.astimezone(zone) if value.utcoffset() is not None else None
+    except OverflowError:
+        return None
+
+
 def get_zone(name: str, *, field: str = "timezone") -> ZoneInfo:
     """The IANA zone called `name`, or InvalidInput naming the field."""
     cleaned = name.strip()

@@ -151,23 +151,30 @@ def _with_answers(
     bapp writes. SQLite's json() has already minified it (see `_booking_expressions`) unless the text holds
     a `\\u` escape (stored JSON is ASCII; a cell keeps non-ASCII letters as they are): only those rows, and
     on PostgreSQL every row that answers something, are decoded here. An amount SQLite could not read
-    (`Database.money`) is refused."""
-    index, amount = columns.index(ANSWERS), columns.index("amount")
+    (`Database.money`) or an instant that is no date is refused."""
+    index, amount, reference = columns.index(ANSWERS), columns.index("amount"), columns.index("reference")
     minified = db.dialect == "sqlite"
+    # SQLite keeps raw SQL's text in a DATETIME column, which the query passes on with a Z ('garbageZ');
+    # PostgreSQL's columns are typed. Checked by the parse alone, the error built only when one fails (P6).
+    instants = [at for at, name in enumerate(columns) if name in INSTANT_COLUMNS] if minified else []
     for row in rows:
         if row[amount] is None:
-            reference = row[columns.index("reference")]
-            raise unreadable_money(db, "bookings.amount", "reference", reference, of=f"booking {reference}")
+            raise unreadable_stored(db, "bookings.amount", "reference", row[reference], of=f"booking {row[reference]}")
+        try:
+            for at in instants:
+                if row[at] is not None:
+                    dt.datetime.fromisoformat(row[at])
+        except ValueError:
+            raise unreadable_stored(
+                db, f"bookings.{columns[at]}", "reference", row[reference], of=f"booking {row[reference]}"
+            ) from None
         found = row[index]
         if cells and (found is None or found == "[]" or (minified and "\\u" not in found)):
             yield row
         else:
             if isinstance(found, str):
-                of = f"booking {row[columns.index('reference')]}" if "reference" in columns else None
-                value = stored_json(found, f"bookings.{ANSWERS}", of=of)
-            else:
-                value = found
-            yield (*row[:index], _COMPACT_JSON(value) if cells else value, *row[index + 1 :])
+                found = stored_json(found, f"bookings.{ANSWERS}", of=f"booking {row[reference]}")
+            yield (*row[:index], _COMPACT_JSON(found) if cells else found, *row[index + 1 :])
 
 
 def list_bookings(
@@ -313,9 +320,9 @@ def instant_value(text: str | None, column: str = "an instant", *, of: str | Non
         raise UnreadableValue(column, text.removesuffix("Z") if text else text, of=of) from None
 
 
-def unreadable_money(db: Database, column: str, key_column: str, key: Any, *, of: str) -> UnreadableValue:
-    """The error for a money `column` (`table.name`) that `Database.money` read as NULL, showing the value
-    stored in the row whose `key_column` is `key`."""
+def unreadable_stored(db: Database, column: str, key_column: str, key: Any, *, of: str) -> UnreadableValue:
+    """The error for a `column` (`table.name`) the query could not read (a money column `Database.money` read
+    as NULL, an instant that is no date), showing the value stored in the row whose `key_column` is `key`."""
     table, _, name = column.partition(".")
     found = db.one(f"SELECT {name} FROM {table} WHERE {key_column} = :key", {"key": key})
     return UnreadableValue(column, found[0] if found else ..., of=of)
@@ -418,7 +425,7 @@ def list_session_types(
         for name in _FLAGS:
             record[name] = bool(record[name])
         if record["price"] is None:
-            raise unreadable_money(db, "session_types.price", "id", record["id"], of=f"row {record['id']}")
+            raise unreadable_stored(db, "session_types.price", "id", record["id"], of=f"row {record['id']}")
         record["price"] = Decimal(record["price"])  # as the ORM hands it over: `available` computes with it
         for name in ("duration_options", "custom_questions"):
             # SQLite hands JSON over as text; psycopg has decoded it (a JSON string is a str there, already read)

@@ -19,7 +19,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from bapp_cli.errors import ConfigError, Conflict, InvalidInput, read_json_input
+from bapp_cli.errors import ConfigError, Conflict, InvalidInput, read_at_most, read_json_input
 
 KEY_FILE_MODE = stat.S_IRUSR | stat.S_IWUSR
 
@@ -84,11 +84,13 @@ def create_key_file(path: Path) -> SigningKey:
 
 def load_key_file(path: Path) -> SigningKey:
     """The issuer key from its PEM file; refused (exit 4) when others may read it, as ssh refuses."""
+    not_a_key = ConfigError(f"the badge signing key file {path} is not a PEM key file")
     try:
         with path.open("rb") as handle:
             mode = os.fstat(handle.fileno()).st_mode
-            # a PEM key is a few hundred bytes; never read on into `/dev/zero` or a disk image
-            data = handle.read(MAX_KEY_FILE_BYTES + 1) if stat.S_ISREG(mode) else b""
+            # a PEM key is a few hundred bytes: never read on into `/dev/zero` or a disk image, nor at all (-1)
+            # from what is no regular file
+            data = read_at_most(handle, MAX_KEY_FILE_BYTES if stat.S_ISREG(mode) else -1, lambda _: not_a_key)
     except FileNotFoundError:
         raise ConfigError(
             f"the badge signing key file {path} does not exist",
@@ -96,8 +98,6 @@ def load_key_file(path: Path) -> SigningKey:
         ) from None
     except OSError as exc:
         raise ConfigError(f"cannot read the badge signing key file {path}: {exc.strerror}") from None
-    if not stat.S_ISREG(mode) or len(data) > MAX_KEY_FILE_BYTES:
-        raise ConfigError(f"the badge signing key file {path} is not a PEM key file")
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise ConfigError(
             f"the badge signing key file {path} is readable by others (mode {stat.S_IMODE(mode):o})",

@@ -35,7 +35,7 @@ from bapp_cli.services.calendly_runs import (
     read_listing,
     record_run,
 )
-from bapp_cli.services.plain_reads import builder_ids_by_calendly_uri, instant_value, stored_json, unreadable_money
+from bapp_cli.services.plain_reads import builder_ids_by_calendly_uri, instant_value, stored_json, unreadable_stored
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -373,7 +373,7 @@ def _read_row(values: Sequence[Any], db: Database) -> dict[str, Any]:
             stored = cast(dt.datetime, instant_value(row[name], f"session_types.{name}", of=of))
             row[name] = stored.replace(tzinfo=dt.UTC)  # naive UTC text on SQLite
     if row["price"] is None:  # Database.money's NULL: a price SQLite cannot read as one
-        raise unreadable_money(db, "session_types.price", "id", row["id"], of=of)
+        raise unreadable_stored(db, "session_types.price", "id", row["id"], of=of)
     row["price"] = Decimal(row["price"])
     return row
 

@@ -34,8 +34,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import IO, Any
 
-from bapp_cli.errors import DOCUMENT_ERRORS, InvalidInput, UnreadableDocument, UsageError, read_toml
-from bapp_cli.services.instants import instant_text
+from bapp_cli.errors import DOCUMENT_ERRORS, InvalidInput, UnreadableDocument, UsageError, read_at_most, read_toml
+from bapp_cli.services.instants import in_zone, instant_text
 from bapp_cli.services.plain_text import CONTROL_CHARACTER, control_message
 from bapp_cli.services.spreadsheet import cell_row_formatter, json_default, restore_cell
 
@@ -389,13 +389,14 @@ _TABLE_HEADER = re.compile(r"^[ \t]*\[\[[ \t]*([A-Za-z0-9_\-]+)[ \t]*\]\]", re.M
 
 def read_toml_sections(source: Source) -> Iterator[tuple[str | None, Iterator[SourceRow]]]:
     """A TOML document's arrays of tables by kind; each table's line is that of its `[[kind]]` header."""
-    raw = _read(source.stream.read, MAX_TOML_BYTES + 1, 1)
-    source.bytes_read += len(raw)
-    if len(raw) > MAX_TOML_BYTES:
-        raise _bad_file(
-            f"a TOML document larger than {MAX_TOML_BYTES >> 20} MB (TOML is read whole; use JSON for large data)",
-            code="field_too_large",
+
+    def too_large(size: str) -> InvalidInput:
+        return _bad_file(
+            f"a TOML document {size} (TOML is read whole; use JSON for large data)", code="field_too_large"
         )
+
+    raw = _read(lambda limit: read_at_most(source.stream, limit, too_large), MAX_TOML_BYTES, 1)
+    source.bytes_read += len(raw)
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -510,13 +511,8 @@ def _toml_ready(value: Any) -> Any:
     if isinstance(value, dt.datetime):
         # a rejected row's own TOML datetime goes back as written: a local one is read in the row's zone (not
         # this machine's, which astimezone would take), and one near year 1 or 9999 may have no UTC form
-        if value.utcoffset() is None:
-            return value
-        try:
-            utc = value.astimezone(dt.UTC)
-        except OverflowError:
-            return value
-        return _TomlInstant.combine(utc.date(), utc.timetz())
+        utc = in_zone(value, dt.UTC)
+        return value if utc is None else _TomlInstant.combine(utc.date(), utc.timetz())
     if isinstance(value, decimal.Decimal):
         return f"{value:.2f}"
     if isinstance(value, Mapping):
