@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sqlite3
 import subprocess
 import time
@@ -55,19 +56,12 @@ def _sleeping_in_sqlite(process: subprocess.Popen[str]) -> bool:
 
 
 @contextlib.contextmanager
-def barrier(database_url: str, engine: Engine) -> Iterator[Callable[[list[subprocess.Popen[str]]], bool]]:
-    """Hold the database while processes start; yields a probe telling whether they are all blocked."""
+def barrier_probe(database_url: str, engine: Engine) -> Iterator[Callable[[list[subprocess.Popen[str]]], bool]]:
+    """A probe telling whether processes are all blocked on a lock someone else holds (see the module docstring)."""
     if engine.dialect.name == "sqlite":
-        holder = sqlite3.connect(str(make_url(database_url).database), isolation_level=None, timeout=30)
-        holder.execute("BEGIN IMMEDIATE")
-        try:
-            yield lambda processes: all(_sleeping_in_sqlite(process) for process in processes)
-        finally:
-            holder.execute("ROLLBACK")
-            holder.close()
+        yield lambda processes: all(_sleeping_in_sqlite(process) for process in processes)
         return
-    with engine.connect() as holder, engine.connect() as observer:
-        holder.execute(text("LOCK TABLE bookings IN ACCESS EXCLUSIVE MODE"))
+    with engine.connect() as observer:
 
         def probe(processes: list[subprocess.Popen[str]]) -> bool:
             waiting = observer.execute(
@@ -79,6 +73,24 @@ def barrier(database_url: str, engine: Engine) -> Iterator[Callable[[list[subpro
             observer.rollback()
             return waiting >= len(processes)
 
+        yield probe
+
+
+@contextlib.contextmanager
+def barrier(database_url: str, engine: Engine) -> Iterator[Callable[[list[subprocess.Popen[str]]], bool]]:
+    """Hold the database while processes start; yields a probe telling whether they are all blocked."""
+    if engine.dialect.name == "sqlite":
+        holder = sqlite3.connect(str(make_url(database_url).database), isolation_level=None, timeout=30)
+        holder.execute("BEGIN IMMEDIATE")
+        try:
+            with barrier_probe(database_url, engine) as probe:
+                yield probe
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        return
+    with engine.connect() as holder, barrier_probe(database_url, engine) as probe:
+        holder.execute(text("LOCK TABLE bookings IN ACCESS EXCLUSIVE MODE"))
         try:
             yield probe
         finally:
@@ -140,3 +152,40 @@ def test_concurrent_repeats_of_one_idempotent_request_create_one_booking(
     assert sorted(record["existing"] for record in records) == [False] + [True] * (RACERS - 1)
     with Session(engine_and_slot) as session:
         assert session.scalars(select(Booking.idempotency_key)).all() == ["retry-me"]
+
+
+def test_a_creation_during_an_import_of_the_same_slot_has_one_winner(
+    bapp: Bapp, database_url: str, engine_and_slot: Engine, tmp_path: Path
+) -> None:
+    # The import holds its transaction open (its input is a FIFO the test has not closed) after writing a
+    # batch that books the slot `bookings create` then asks for: for a client the file creates and for one
+    # who already exists. On PostgreSQL the import holds the bookings table rather than per-person keys;
+    # a creation used to check the slot around it, then wait only at its insert: it then booked the slot a
+    # second time (exit 0), or failed on the client the import had just created (exit 1).
+    from tests.cli.test_import import _wait_for, _writing
+
+    assert bapp("clients", "add", "old@example.com").exit_code == 0
+    contested = {"new@example.com": "2031-10-01T10:00:00Z", "old@example.com": "2031-10-02T10:00:00Z"}
+    rows = [f"{client},race-slot,{start},confirmed" for client, start in contested.items()]
+    rows += [f"filler{index}@example.com,race-slot,2029-01-01T10:00:00Z,completed" for index in range(5_000)]
+    fifo = tmp_path / "bookings.csv"
+    os.mkfifo(fifo)
+    importer = bapp.popen("import", "bookings", str(fifo), "--json")
+    with open(fifo, "w") as writer:
+        writer.write("client,session,start_time,status\n" + "\n".join(rows) + "\n")
+        writer.flush()
+        _wait_for(lambda: _writing(database_url), "the import's write transaction")
+        creations = [
+            bapp.popen("bookings", "create", "--client", client, "--session", "race-slot", "--start", start)
+            for client, start in contested.items()
+        ]
+        with barrier_probe(database_url, engine_and_slot) as all_blocked:
+            _wait_for(lambda: all_blocked(creations), "the creations to wait for the import")
+    assert importer.wait(timeout=60) == 0, importer.communicate()
+    for creation in creations:
+        stdout, stderr = creation.communicate(timeout=60)
+        assert creation.returncode == 8, stderr
+        assert "already has booking BK-" in stderr and stdout == ""
+    with Session(engine_and_slot) as session:
+        starts = session.scalars(select(Booking.start_time).where(Booking.status == "confirmed")).all()
+        assert len(starts) == len(contested)  # the import's two bookings, no second one in either slot

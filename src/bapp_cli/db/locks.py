@@ -101,11 +101,15 @@ def named_lock(
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
-def lock_keys(session: Session, *names: str) -> None:
-    """Serialise transactions that touch the same keys (sorted, so two callers cannot deadlock)."""
+def lock_keys(session: Session, *names: str, table: str | None = None) -> None:
+    """Serialise transactions that touch the same keys (sorted, so two callers cannot deadlock). With `table`, first
+    wait for a transaction holding that whole table (an import holds `bookings` so instead of per-person keys):
+    otherwise the caller's check-then-insert would read around its uncommitted rows and wait only at the insert."""
     if session.get_bind().dialect.name != "postgresql":
         return
     from sqlalchemy import text
 
+    if table is not None:
+        session.execute(text(f"LOCK TABLE {table} IN ROW EXCLUSIVE MODE"))  # the mode an INSERT takes anyway
     for key in sorted({lock_id(name) for name in names}):
         session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
