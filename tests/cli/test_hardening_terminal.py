@@ -451,18 +451,33 @@ def test_a_lock_wait_that_runs_out_is_busy_exit_75_not_database_not_ready(bapp: 
 
     timed_out = database_failure(OperationalError("wrapped"))
     assert timed_out is not None and timed_out.exit_code == 75
-    if not bapp.database_url.startswith("sqlite"):
-        return
-    holder = sqlite3.connect(bapp.database_url.removeprefix("sqlite:///"), isolation_level=None)
-    try:
+    # Another session holds the tables a command writes (SQLite's write lock; on PostgreSQL a LOCK TABLE, as
+    # a psql session or a long import does): the ORM's writer and the sync's plain one wait the busy timeout,
+    # then exit 75. PostgreSQL waited for ever: no lock_timeout was set but the webhook receiver's.
+    commands = [("clients", "add", "lock@example.com"), ("calendly", "sync", "--from-file", str(EXAMPLE_LISTING))]
+    if bapp.database_url.startswith("sqlite"):
+        holder: Any = sqlite3.connect(bapp.database_url.removeprefix("sqlite:///"), isolation_level=None)
         holder.execute("BEGIN EXCLUSIVE")
-        with mock.patch("bapp_cli.db.engine.SQLITE_BUSY_TIMEOUT_MS", 200):
-            result = bapp("clients", "add", "lock@example.com")
+    else:
+        import psycopg
+
+        holder = psycopg.connect(bapp.database_url.replace("+psycopg", ""))
+        # the server ends the holder after a while, so a command that waits for ever fails here, not hangs
+        holder.execute("SET idle_in_transaction_session_timeout = '20s'")
+        holder.execute("LOCK TABLE users, session_types IN EXCLUSIVE MODE")
+    try:
+        with (
+            mock.patch("bapp_cli.db.engine.BUSY_TIMEOUT_MS", 200),
+            mock.patch("bapp_cli.db.dbapi.BUSY_TIMEOUT_MS", 200),
+        ):
+            results = [bapp(*command) for command in commands]
     finally:
         holder.close()
-    assert result.exit_code == 75, result.stderr
-    assert "another bapp command" in result.stderr and "unexpected" not in result.stderr
-    assert bapp("clients", "add", "lock@example.com").exit_code == 0  # released: the same command now works
+    for result in results:
+        assert result.exit_code == 75, result.stderr
+        assert "another bapp command" in result.stderr and "unexpected" not in result.stderr
+    for command in commands:  # released: the same command now works
+        assert bapp(*command).exit_code == 0
 
 
 # -- item 18: a garbage file as the database, an unwritable folder -----------------------------------

@@ -26,13 +26,15 @@ from bapp_cli.errors import BappError, Busy, ConfigError, DatabaseNotReady, Unre
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
-SQLITE_BUSY_TIMEOUT_MS = 30_000
+# How long a statement waits for another writer's lock before the command is busy (exit 75): SQLite's busy
+# timeout, PostgreSQL's lock_timeout (without one, a psql session's LOCK TABLE made a command wait for ever).
+BUSY_TIMEOUT_MS = 30_000
 # The head of the migration chain, kept here so the per-command "at head?" check parses no scripts.
 # tests/db/test_migrations.py proves it equals Alembic's own head.
 HEAD_REVISION = "0012_partial_booking_indexes"
 # SQLSTATE of a write in a read-only PostgreSQL transaction (default_transaction_read_only, a standby).
 _PG_READ_ONLY = "25006"
-# SQLSTATE of a lock not granted within lock_timeout (the webhook receiver's --busy-timeout).
+# SQLSTATE of a lock not granted within lock_timeout (BUSY_TIMEOUT_MS, the webhook receiver's --busy-timeout).
 _PG_LOCK_NOT_AVAILABLE = "55P03"
 # the query parameters SQLAlchemy's pysqlite dialect takes (with `uri=true`, SQLite's own URI parameters too)
 _PYSQLITE_PARAMETERS = {"uri", "timeout", "isolation_level", "detect_types", "check_same_thread", "cached_statements"}
@@ -196,7 +198,7 @@ def connect(url: str, *, connect_timeout: int = 10) -> Database:
         try:
             # isolation_level None: the BEGIN below is ours, and makes every query of the command one snapshot
             connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-            connection.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+            connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             connection.execute("BEGIN")
         except sqlite3.Error as exc:
             raise database_failure(exc) or exc from None
@@ -221,7 +223,8 @@ def connect_postgresql(url: str, connect_timeout: int = 10) -> Database:
     conninfo = "postgresql://" + url.partition("://")[2]
     try:
         # jit=off: JIT compilation pays off for long analytical queries, not a CLI's short ones
-        connection = psycopg.connect(conninfo, connect_timeout=connect_timeout, options="-c jit=off")
+        options = f"-c jit=off -c lock_timeout={BUSY_TIMEOUT_MS}"
+        connection = psycopg.connect(conninfo, connect_timeout=connect_timeout, options=options)
         connection.read_only = True
     except psycopg.ProgrammingError:  # libpq could not parse the URL (a malformed port or host)
         raise ConfigError(
