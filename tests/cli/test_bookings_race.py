@@ -189,3 +189,43 @@ def test_a_creation_during_an_import_of_the_same_slot_has_one_winner(
     with Session(engine_and_slot) as session:
         starts = session.scalars(select(Booking.start_time).where(Booking.status == "confirmed")).all()
         assert len(starts) == len(contested)  # the import's two bookings, no second one in either slot
+
+
+def test_two_imports_of_the_same_clients_at_once_both_succeed(
+    bapp: Bapp, database_url: str, engine_and_slot: Engine, tmp_path: Path
+) -> None:
+    # The first import holds its transaction open (a FIFO the test has not closed) after writing a batch of
+    # clients; a second import of the same clients (a bookings import creates them too) waits for it, then
+    # finds them. On PostgreSQL only bookings imports held anything: the second inserted the same e-mail and
+    # failed on the unique index once the first committed (exit 1).
+    from tests.cli.test_import import _wait_for, _writing, write
+
+    clients = [f"client{index}@example.com" for index in range(5_001)]
+    fifo = tmp_path / "clients.csv"
+    os.mkfifo(fifo)
+    first = bapp.popen("import", "clients", str(fifo), "--json")
+    bookings = "\n".join(f"{email},race-slot,2029-01-01T10:00:00Z,completed" for email in clients)
+    with open(fifo, "w") as writer:
+        writer.write("email\n" + "\n".join(clients) + "\n")
+        writer.flush()
+        _wait_for(lambda: _writing(database_url), "the first import's write transaction")
+        others = [
+            bapp.popen("import", "clients", write(tmp_path, "same.csv", "email\n" + "\n".join(clients)), "--json"),
+            bapp.popen(
+                "import",
+                "bookings",
+                write(tmp_path, "b.csv", "client,session,start_time,status\n" + bookings),
+                "--json",
+            ),
+        ]
+        with barrier_probe(database_url, engine_and_slot) as all_blocked:
+            _wait_for(lambda: all_blocked(others), "the other imports to wait for the first")
+    stdout, stderr = first.communicate(timeout=60)
+    assert first.returncode == 0 and json.loads(stdout)["created"] == len(clients), stderr
+    summaries = []
+    for other in others:
+        stdout, stderr = other.communicate(timeout=60)
+        assert other.returncode == 0, stderr
+        summaries.append(json.loads(stdout))
+    assert summaries[0]["unchanged"] == len(clients) and summaries[0]["created"] == 0
+    assert summaries[1]["created"] == len(clients) and summaries[1]["clients_created"] == 0
