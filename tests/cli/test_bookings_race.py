@@ -20,6 +20,7 @@ import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, select, text
@@ -28,6 +29,7 @@ from sqlalchemy.orm import Session
 
 from bapp_cli.db.engine import make_engine
 from bapp_cli.db.models import Booking
+from tests.cli.test_import import _wait_for, _writing, write
 from tests.conftest import Bapp
 from tests.services.test_booking_factories import add_builder, add_session_type, count
 
@@ -162,8 +164,6 @@ def test_a_creation_during_an_import_of_the_same_slot_has_one_winner(
     # who already exists. On PostgreSQL the import holds the bookings table rather than per-person keys;
     # a creation used to check the slot around it, then wait only at its insert: it then booked the slot a
     # second time (exit 0), or failed on the client the import had just created (exit 1).
-    from tests.cli.test_import import _wait_for, _writing
-
     assert bapp("clients", "add", "old@example.com").exit_code == 0
     contested = {"new@example.com": "2031-10-01T10:00:00Z", "old@example.com": "2031-10-02T10:00:00Z"}
     rows = [f"{client},race-slot,{start},confirmed" for client, start in contested.items()]
@@ -198,8 +198,6 @@ def test_two_imports_of_the_same_clients_at_once_both_succeed(
     # clients; a second import of the same clients (a bookings import creates them too) waits for it, then
     # finds them. On PostgreSQL only bookings imports held anything: the second inserted the same e-mail and
     # failed on the unique index once the first committed (exit 1).
-    from tests.cli.test_import import _wait_for, _writing, write
-
     clients = [f"client{index}@example.com" for index in range(5_001)]
     fifo = tmp_path / "clients.csv"
     os.mkfifo(fifo)
@@ -229,3 +227,37 @@ def test_two_imports_of_the_same_clients_at_once_both_succeed(
         summaries.append(json.loads(stdout))
     assert summaries[0]["unchanged"] == len(clients) and summaries[0]["created"] == 0
     assert summaries[1]["created"] == len(clients) and summaries[1]["clients_created"] == 0
+
+
+def test_a_client_created_by_another_session_meanwhile_is_a_conflict(
+    bapp: Bapp, database_url: str, engine_and_slot: Engine
+) -> None:
+    # Another session (psql, another program) adds the client and has not committed when `clients add` checks
+    # the e-mail: the command's insert waits, then finds it taken. SQLite's writers take turns, so the command
+    # checks only after the commit; on PostgreSQL the unique index refused the insert, an unexpected error (exit 1).
+    statements = [
+        "INSERT INTO users (email, created_at, updated_at) VALUES ('taken@example.com', {now}, {now})",
+        "INSERT INTO client_profiles (user_id, created_at)"
+        " SELECT id, {now} FROM users WHERE email = 'taken@example.com'",
+    ]
+    if engine_and_slot.dialect.name == "sqlite":
+        holder: Any = sqlite3.connect(str(make_url(database_url).database), isolation_level=None, timeout=30)
+        holder.execute("BEGIN IMMEDIATE")
+        now = "'2030-01-01 00:00:00.000000'"
+    else:
+        import psycopg
+
+        holder = psycopg.connect(database_url.replace("+psycopg", ""))
+        now = "now()"
+    try:
+        for statement in statements:
+            holder.execute(statement.format(now=now))
+        process = bapp.popen("clients", "add", "taken@example.com")
+        with barrier_probe(database_url, engine_and_slot) as all_blocked:
+            _wait_for(lambda: all_blocked([process]), "the command to wait for the other session")
+        holder.commit()
+    finally:
+        holder.close()
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 8, stderr
+    assert stdout == "" and "taken@example.com" in stderr and "unexpected" not in stderr

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from bapp_cli.db.batches import BATCH_SIZE
-from bapp_cli.errors import BappError, Busy, ConfigError, DatabaseNotReady, UnreadableValue
+from bapp_cli.errors import BappError, Busy, ConfigError, Conflict, DatabaseNotReady, UnreadableValue
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -36,6 +36,8 @@ HEAD_REVISION = "0012_partial_booking_indexes"
 _PG_READ_ONLY = "25006"
 # SQLSTATE of a lock not granted within lock_timeout (BUSY_TIMEOUT_MS, the webhook receiver's --busy-timeout).
 _PG_LOCK_NOT_AVAILABLE = "55P03"
+# SQLSTATE of a unique index refusing an insert
+_PG_UNIQUE_VIOLATION = "23505"
 # the query parameters SQLAlchemy's pysqlite dialect takes (with `uri=true`, SQLite's own URI parameters too)
 _PYSQLITE_PARAMETERS = {"uri", "timeout", "isolation_level", "detect_types", "check_same_thread", "cached_statements"}
 _NAMED_PARAMETER = re.compile(r"(?<!:):([a-z_][a-z0-9_]*)")
@@ -319,15 +321,16 @@ def settled(handle: Settleable, *, keep: bool) -> Iterator[None]:
         handle.close()
 
 
-def database_failure(exc: BaseException) -> DatabaseNotReady | Busy | None:
-    """The "database not ready" (exit 5) or "busy" (exit 75) that a low-level failure amounts to, or None if it
-    is not one.
+def database_failure(exc: BaseException) -> DatabaseNotReady | Busy | Conflict | None:
+    """The "database not ready" (exit 5), "busy" (exit 75) or "written meanwhile" (exit 8) that a low-level failure
+    amounts to, or None if it is not one.
 
     The database itself failing — unreachable, read-only (an immutable or read-only SQLite file, a read-only
     PostgreSQL), not a database at all (a garbage file) — is a state the user can fix, not a bug in bapp.
     Another writer holding a lock past the wait (SQLite's busy timeout, PostgreSQL's lock_timeout) is busy:
-    the same command works once that writer is done. Constraint violations and programming errors stay what
-    they are. `exc` is a driver's error, or SQLAlchemy's wrapper of one (its `orig`).
+    the same command works once that writer is done. A unique index refusing a key on PostgreSQL is another
+    session's insert of it since bapp looked it up (a conflict); other constraint violations and programming
+    errors stay what they are. `exc` is a driver's error, or SQLAlchemy's wrapper of one (its `orig`).
     """
     original: BaseException = getattr(exc, "orig", None) or exc
     if type(original).__name__ == "DataError" and str(original).startswith("timestamp too"):
@@ -336,6 +339,15 @@ def database_failure(exc: BaseException) -> DatabaseNotReady | Busy | None:
     if isinstance(original, sqlite3.Error):
         if not isinstance(original, sqlite3.OperationalError) and type(original) is not sqlite3.DatabaseError:
             return None
+    elif getattr(original, "sqlstate", None) == _PG_UNIQUE_VIOLATION:
+        # bapp looks every natural key up before it inserts one, so on PostgreSQL (where writers do not take turns
+        # as on SQLite) a key taken at the insert was taken by another session after that look-up
+        detail = getattr(original, "diag", None)
+        return Conflict(
+            f"another session wrote the same record meanwhile: {getattr(detail, 'message_detail', '') or original}",
+            hint="run the command again: it will see that record",
+            code="written_meanwhile",
+        )
     elif getattr(original, "sqlstate", None) == _PG_LOCK_NOT_AVAILABLE:
         return _locked(str(original).strip().splitlines()[0] if str(original).strip() else "lock timeout")
     elif getattr(original, "sqlstate", None) == _PG_READ_ONLY:
