@@ -315,7 +315,10 @@ def settled(handle: Settleable, *, keep: bool) -> Iterator[None]:
             raise failure from None
         raise
     except BaseException:
-        handle.rollback()
+        # Interrupted (Ctrl-C, SIGTERM): a rollback that fails — psycopg left busy in an executemany's pipeline —
+        # must not put its error in the interrupt's place; closing the connection below discards the transaction.
+        with contextlib.suppress(Exception):
+            handle.rollback()
         raise
     finally:
         handle.close()
