@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sqlite3
 import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, select, text
@@ -27,6 +29,7 @@ from sqlalchemy.orm import Session
 
 from bapp_cli.db.engine import make_engine
 from bapp_cli.db.models import Booking
+from tests.cli.test_import import _wait_for, _writing, write
 from tests.conftest import Bapp
 from tests.services.test_booking_factories import add_builder, add_session_type, count
 
@@ -55,19 +58,12 @@ def _sleeping_in_sqlite(process: subprocess.Popen[str]) -> bool:
 
 
 @contextlib.contextmanager
-def barrier(database_url: str, engine: Engine) -> Iterator[Callable[[list[subprocess.Popen[str]]], bool]]:
-    """Hold the database while processes start; yields a probe telling whether they are all blocked."""
+def barrier_probe(database_url: str, engine: Engine) -> Iterator[Callable[[list[subprocess.Popen[str]]], bool]]:
+    """A probe telling whether processes are all blocked on a lock someone else holds (see the module docstring)."""
     if engine.dialect.name == "sqlite":
-        holder = sqlite3.connect(str(make_url(database_url).database), isolation_level=None, timeout=30)
-        holder.execute("BEGIN IMMEDIATE")
-        try:
-            yield lambda processes: all(_sleeping_in_sqlite(process) for process in processes)
-        finally:
-            holder.execute("ROLLBACK")
-            holder.close()
+        yield lambda processes: all(_sleeping_in_sqlite(process) for process in processes)
         return
-    with engine.connect() as holder, engine.connect() as observer:
-        holder.execute(text("LOCK TABLE bookings IN ACCESS EXCLUSIVE MODE"))
+    with engine.connect() as observer:
 
         def probe(processes: list[subprocess.Popen[str]]) -> bool:
             waiting = observer.execute(
@@ -79,6 +75,24 @@ def barrier(database_url: str, engine: Engine) -> Iterator[Callable[[list[subpro
             observer.rollback()
             return waiting >= len(processes)
 
+        yield probe
+
+
+@contextlib.contextmanager
+def barrier(database_url: str, engine: Engine) -> Iterator[Callable[[list[subprocess.Popen[str]]], bool]]:
+    """Hold the database while processes start; yields a probe telling whether they are all blocked."""
+    if engine.dialect.name == "sqlite":
+        holder = sqlite3.connect(str(make_url(database_url).database), isolation_level=None, timeout=30)
+        holder.execute("BEGIN IMMEDIATE")
+        try:
+            with barrier_probe(database_url, engine) as probe:
+                yield probe
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        return
+    with engine.connect() as holder, barrier_probe(database_url, engine) as probe:
+        holder.execute(text("LOCK TABLE bookings IN ACCESS EXCLUSIVE MODE"))
         try:
             yield probe
         finally:
@@ -140,3 +154,110 @@ def test_concurrent_repeats_of_one_idempotent_request_create_one_booking(
     assert sorted(record["existing"] for record in records) == [False] + [True] * (RACERS - 1)
     with Session(engine_and_slot) as session:
         assert session.scalars(select(Booking.idempotency_key)).all() == ["retry-me"]
+
+
+def test_a_creation_during_an_import_of_the_same_slot_has_one_winner(
+    bapp: Bapp, database_url: str, engine_and_slot: Engine, tmp_path: Path
+) -> None:
+    # The import holds its transaction open (its input is a FIFO the test has not closed) after writing a
+    # batch that books the slot `bookings create` then asks for: for a client the file creates and for one
+    # who already exists. On PostgreSQL the import holds the bookings table rather than per-person keys;
+    # a creation used to check the slot around it, then wait only at its insert: it then booked the slot a
+    # second time (exit 0), or failed on the client the import had just created (exit 1).
+    assert bapp("clients", "add", "old@example.com").exit_code == 0
+    contested = {"new@example.com": "2031-10-01T10:00:00Z", "old@example.com": "2031-10-02T10:00:00Z"}
+    rows = [f"{client},race-slot,{start},confirmed" for client, start in contested.items()]
+    rows += [f"filler{index}@example.com,race-slot,2029-01-01T10:00:00Z,completed" for index in range(5_000)]
+    fifo = tmp_path / "bookings.csv"
+    os.mkfifo(fifo)
+    importer = bapp.popen("import", "bookings", str(fifo), "--json")
+    with open(fifo, "w") as writer:
+        writer.write("client,session,start_time,status\n" + "\n".join(rows) + "\n")
+        writer.flush()
+        _wait_for(lambda: _writing(database_url), "the import's write transaction")
+        creations = [
+            bapp.popen("bookings", "create", "--client", client, "--session", "race-slot", "--start", start)
+            for client, start in contested.items()
+        ]
+        with barrier_probe(database_url, engine_and_slot) as all_blocked:
+            _wait_for(lambda: all_blocked(creations), "the creations to wait for the import")
+    assert importer.wait(timeout=60) == 0, importer.communicate()
+    for creation in creations:
+        stdout, stderr = creation.communicate(timeout=60)
+        assert creation.returncode == 8, stderr
+        assert "already has booking BK-" in stderr and stdout == ""
+    with Session(engine_and_slot) as session:
+        starts = session.scalars(select(Booking.start_time).where(Booking.status == "confirmed")).all()
+        assert len(starts) == len(contested)  # the import's two bookings, no second one in either slot
+
+
+def test_two_imports_of_the_same_clients_at_once_both_succeed(
+    bapp: Bapp, database_url: str, engine_and_slot: Engine, tmp_path: Path
+) -> None:
+    # The first import holds its transaction open (a FIFO the test has not closed) after writing a batch of
+    # clients; a second import of the same clients (a bookings import creates them too) waits for it, then
+    # finds them. On PostgreSQL only bookings imports held anything: the second inserted the same e-mail and
+    # failed on the unique index once the first committed (exit 1).
+    clients = [f"client{index}@example.com" for index in range(5_001)]
+    fifo = tmp_path / "clients.csv"
+    os.mkfifo(fifo)
+    first = bapp.popen("import", "clients", str(fifo), "--json")
+    bookings = "\n".join(f"{email},race-slot,2029-01-01T10:00:00Z,completed" for email in clients)
+    with open(fifo, "w") as writer:
+        writer.write("email\n" + "\n".join(clients) + "\n")
+        writer.flush()
+        _wait_for(lambda: _writing(database_url), "the first import's write transaction")
+        others = [
+            bapp.popen("import", "clients", write(tmp_path, "same.csv", "email\n" + "\n".join(clients)), "--json"),
+            bapp.popen(
+                "import",
+                "bookings",
+                write(tmp_path, "b.csv", "client,session,start_time,status\n" + bookings),
+                "--json",
+            ),
+        ]
+        with barrier_probe(database_url, engine_and_slot) as all_blocked:
+            _wait_for(lambda: all_blocked(others), "the other imports to wait for the first")
+    stdout, stderr = first.communicate(timeout=60)
+    assert first.returncode == 0 and json.loads(stdout)["created"] == len(clients), stderr
+    summaries = []
+    for other in others:
+        stdout, stderr = other.communicate(timeout=60)
+        assert other.returncode == 0, stderr
+        summaries.append(json.loads(stdout))
+    assert summaries[0]["unchanged"] == len(clients) and summaries[0]["created"] == 0
+    assert summaries[1]["created"] == len(clients) and summaries[1]["clients_created"] == 0
+
+
+def test_a_client_created_by_another_session_meanwhile_is_a_conflict(
+    bapp: Bapp, database_url: str, engine_and_slot: Engine
+) -> None:
+    # Another session (psql, another program) adds the client and has not committed when `clients add` checks
+    # the e-mail: the command's insert waits, then finds it taken. SQLite's writers take turns, so the command
+    # checks only after the commit; on PostgreSQL the unique index refused the insert, an unexpected error (exit 1).
+    statements = [
+        "INSERT INTO users (email, created_at, updated_at) VALUES ('taken@example.com', {now}, {now})",
+        "INSERT INTO client_profiles (user_id, created_at)"
+        " SELECT id, {now} FROM users WHERE email = 'taken@example.com'",
+    ]
+    if engine_and_slot.dialect.name == "sqlite":
+        holder: Any = sqlite3.connect(str(make_url(database_url).database), isolation_level=None, timeout=30)
+        holder.execute("BEGIN IMMEDIATE")
+        now = "'2030-01-01 00:00:00.000000'"
+    else:
+        import psycopg
+
+        holder = psycopg.connect(database_url.replace("+psycopg", ""))
+        now = "now()"
+    try:
+        for statement in statements:
+            holder.execute(statement.format(now=now))
+        process = bapp.popen("clients", "add", "taken@example.com")
+        with barrier_probe(database_url, engine_and_slot) as all_blocked:
+            _wait_for(lambda: all_blocked([process]), "the command to wait for the other session")
+        holder.commit()
+    finally:
+        holder.close()
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 8, stderr
+    assert stdout == "" and "taken@example.com" in stderr and "unexpected" not in stderr

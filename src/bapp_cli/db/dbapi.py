@@ -21,19 +21,23 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from bapp_cli.db.batches import BATCH_SIZE
-from bapp_cli.errors import BappError, Busy, ConfigError, DatabaseNotReady, UnreadableValue
+from bapp_cli.errors import BappError, Busy, ConfigError, Conflict, DatabaseNotReady, UnreadableValue
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
-SQLITE_BUSY_TIMEOUT_MS = 30_000
+# How long a statement waits for another writer's lock before the command is busy (exit 75): SQLite's busy
+# timeout, PostgreSQL's lock_timeout (without one, a psql session's LOCK TABLE made a command wait for ever).
+BUSY_TIMEOUT_MS = 30_000
 # The head of the migration chain, kept here so the per-command "at head?" check parses no scripts.
 # tests/db/test_migrations.py proves it equals Alembic's own head.
 HEAD_REVISION = "0012_partial_booking_indexes"
 # SQLSTATE of a write in a read-only PostgreSQL transaction (default_transaction_read_only, a standby).
 _PG_READ_ONLY = "25006"
-# SQLSTATE of a lock not granted within lock_timeout (the webhook receiver's --busy-timeout).
+# SQLSTATE of a lock not granted within lock_timeout (BUSY_TIMEOUT_MS, the webhook receiver's --busy-timeout).
 _PG_LOCK_NOT_AVAILABLE = "55P03"
+# SQLSTATE of a unique index refusing an insert
+_PG_UNIQUE_VIOLATION = "23505"
 # the query parameters SQLAlchemy's pysqlite dialect takes (with `uri=true`, SQLite's own URI parameters too)
 _PYSQLITE_PARAMETERS = {"uri", "timeout", "isolation_level", "detect_types", "check_same_thread", "cached_statements"}
 _NAMED_PARAMETER = re.compile(r"(?<!:):([a-z_][a-z0-9_]*)")
@@ -196,7 +200,7 @@ def connect(url: str, *, connect_timeout: int = 10) -> Database:
         try:
             # isolation_level None: the BEGIN below is ours, and makes every query of the command one snapshot
             connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-            connection.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+            connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             connection.execute("BEGIN")
         except sqlite3.Error as exc:
             raise database_failure(exc) or exc from None
@@ -221,7 +225,8 @@ def connect_postgresql(url: str, connect_timeout: int = 10) -> Database:
     conninfo = "postgresql://" + url.partition("://")[2]
     try:
         # jit=off: JIT compilation pays off for long analytical queries, not a CLI's short ones
-        connection = psycopg.connect(conninfo, connect_timeout=connect_timeout, options="-c jit=off")
+        options = f"-c jit=off -c lock_timeout={BUSY_TIMEOUT_MS}"
+        connection = psycopg.connect(conninfo, connect_timeout=connect_timeout, options=options)
         connection.read_only = True
     except psycopg.ProgrammingError:  # libpq could not parse the URL (a malformed port or host)
         raise ConfigError(
@@ -310,21 +315,25 @@ def settled(handle: Settleable, *, keep: bool) -> Iterator[None]:
             raise failure from None
         raise
     except BaseException:
-        handle.rollback()
+        # Interrupted (Ctrl-C, SIGTERM): a rollback that fails — psycopg left busy in an executemany's pipeline —
+        # must not put its error in the interrupt's place; closing the connection below discards the transaction.
+        with contextlib.suppress(Exception):
+            handle.rollback()
         raise
     finally:
         handle.close()
 
 
-def database_failure(exc: BaseException) -> DatabaseNotReady | Busy | None:
-    """The "database not ready" (exit 5) or "busy" (exit 75) that a low-level failure amounts to, or None if it
-    is not one.
+def database_failure(exc: BaseException) -> DatabaseNotReady | Busy | Conflict | None:
+    """The "database not ready" (exit 5), "busy" (exit 75) or "written meanwhile" (exit 8) that a low-level failure
+    amounts to, or None if it is not one.
 
     The database itself failing — unreachable, read-only (an immutable or read-only SQLite file, a read-only
     PostgreSQL), not a database at all (a garbage file) — is a state the user can fix, not a bug in bapp.
     Another writer holding a lock past the wait (SQLite's busy timeout, PostgreSQL's lock_timeout) is busy:
-    the same command works once that writer is done. Constraint violations and programming errors stay what
-    they are. `exc` is a driver's error, or SQLAlchemy's wrapper of one (its `orig`).
+    the same command works once that writer is done. A unique index refusing a key on PostgreSQL is another
+    session's insert of it since bapp looked it up (a conflict); other constraint violations and programming
+    errors stay what they are. `exc` is a driver's error, or SQLAlchemy's wrapper of one (its `orig`).
     """
     original: BaseException = getattr(exc, "orig", None) or exc
     if type(original).__name__ == "DataError" and str(original).startswith("timestamp too"):
@@ -333,6 +342,15 @@ def database_failure(exc: BaseException) -> DatabaseNotReady | Busy | None:
     if isinstance(original, sqlite3.Error):
         if not isinstance(original, sqlite3.OperationalError) and type(original) is not sqlite3.DatabaseError:
             return None
+    elif getattr(original, "sqlstate", None) == _PG_UNIQUE_VIOLATION:
+        # bapp looks every natural key up before it inserts one, so on PostgreSQL (where writers do not take turns
+        # as on SQLite) a key taken at the insert was taken by another session after that look-up
+        detail = getattr(original, "diag", None)
+        return Conflict(
+            f"another session wrote the same record meanwhile: {getattr(detail, 'message_detail', '') or original}",
+            hint="run the command again: it will see that record",
+            code="written_meanwhile",
+        )
     elif getattr(original, "sqlstate", None) == _PG_LOCK_NOT_AVAILABLE:
         return _locked(str(original).strip().splitlines()[0] if str(original).strip() else "lock timeout")
     elif getattr(original, "sqlstate", None) == _PG_READ_ONLY:

@@ -20,12 +20,11 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SAWarning
 from sqlalchemy.orm import Session
 
-from bapp_cli.db.dbapi import database_failure, settled, sqlite_file
+from bapp_cli.db.dbapi import BUSY_TIMEOUT_MS, database_failure, settled, sqlite_file
 from bapp_cli.errors import ConfigError, DatabaseNotReady
 
 __all__ = ["database_failure", "make_engine", "unit_of_work"]
 
-SQLITE_BUSY_TIMEOUT_MS = 30_000
 WRITE_OPTION = "bapp_write"
 
 
@@ -47,6 +46,7 @@ def make_engine(
         raise ConfigError(
             "the database URL is not valid", hint="check --database-url / BAPP_DATABASE_URL", code="database_url"
         ) from None
+    busy_timeout_ms = BUSY_TIMEOUT_MS if busy_timeout_ms is None else int(busy_timeout_ms)
     path = sqlite_file(url)
     if path is not None:
         if create_sqlite_file:
@@ -67,8 +67,7 @@ def make_engine(
             "connect_timeout": connect_timeout,
             # JIT compilation pays off for long analytical queries; a CLI's queries are short, and the
             # compile step alone was seen adding ~0.3 s to the progress table.
-            "options": "-c jit=off"
-            + (f" -c lock_timeout={int(busy_timeout_ms)}" if busy_timeout_ms is not None else ""),
+            "options": f"-c jit=off -c lock_timeout={busy_timeout_ms}",
         }
     try:
         with warnings.catch_warnings():
@@ -89,7 +88,7 @@ def make_engine(
             code="database_url",
         ) from None
     if engine.dialect.name == "sqlite":
-        _configure_sqlite(engine, SQLITE_BUSY_TIMEOUT_MS if busy_timeout_ms is None else int(busy_timeout_ms))
+        _configure_sqlite(engine, busy_timeout_ms)
     return engine
 
 

@@ -101,11 +101,28 @@ def named_lock(
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
-def lock_keys(session: Session, *names: str) -> None:
-    """Serialise transactions that touch the same keys (sorted, so two callers cannot deadlock)."""
+# The tables an import holds whole on PostgreSQL instead of taking a key per person it touches (thousands).
+PEOPLE_TABLES = "bookings, users"
+
+
+def lock_for_import(session: Session) -> None:
+    """Hold off, for the import's length, the writers of bookings and clients and every other import (whatever
+    its kind: two imports of one client both inserted it). SQLite's write transactions are already exclusive."""
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy import text
+
+        session.execute(text(f"LOCK TABLE {PEOPLE_TABLES} IN SHARE ROW EXCLUSIVE MODE"))  # excludes itself too
+
+
+def lock_keys(session: Session, *names: str, people: bool = False) -> None:
+    """Serialise transactions that touch the same keys (sorted, so two callers cannot deadlock). A writer of
+    bookings or clients (`people`) first waits for an import holding PEOPLE_TABLES: otherwise its
+    check-then-insert would read around the import's uncommitted rows and wait only at its insert."""
     if session.get_bind().dialect.name != "postgresql":
         return
     from sqlalchemy import text
 
+    if people:
+        session.execute(text(f"LOCK TABLE {PEOPLE_TABLES} IN ROW EXCLUSIVE MODE"))  # the mode an INSERT takes anyway
     for key in sorted({lock_id(name) for name in names}):
         session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})

@@ -397,7 +397,8 @@ def _lock_request(
     """Rules 6 and 7 are check-then-insert, so concurrent creations for the same builder, client, slot or
     key must not interleave between the check and the insert. PostgreSQL (READ COMMITTED) gets
     transaction-scoped advisory locks on those keys, taken before any read of bookings: a second
-    transaction waits here and, once the first commits, its later statements see the first's booking.
+    transaction waits here and, once the first commits, its later statements see the first's booking; an
+    import, which holds the whole bookings and users tables instead, is waited for here too.
     On SQLite this is a no-op because the unit of work began with BEGIN IMMEDIATE, which already lets
     only one writer in at a time across processes (see db/engine.py)."""
     lock_names = [f"client:{email}"]
@@ -407,7 +408,7 @@ def _lock_request(
         lock_names.append(f"builder:{builder.id}")
     if key is not None:
         lock_names.append(f"idempotency:{key}")
-    lock_keys(session, *lock_names)
+    lock_keys(session, *lock_names, people=True)
 
 
 def _check_overlap(

@@ -615,7 +615,7 @@ def pull_bookings(
     dry_run: bool = False,
 ) -> BookingPullReport:
     """Apply a complete listing in the caller's transaction and (unless ``dry_run``) record the run."""
-    lock_keys(session, "calendly:bookings")
+    lock_keys(session, "calendly:bookings", people=True)
     report = BookingPullReport(run_id=None, status="succeeded", dry_run=dry_run, source=source, fetched=len(listing))
     applier = InviteeApplier(session, now=clock(), pathway_question=pathway_question)
     applier.preload([item.invitee.uri for item in listing])
@@ -648,7 +648,7 @@ def apply_webhook(
     locks = ["calendly:bookings"]
     with contextlib.suppress(InvalidInput):  # the applier reports a bad address as a skip
         locks.append(f"client:{normalise_email(invitee.email)}")
-    lock_keys(session, *locks)
+    lock_keys(session, *locks, people=True)
     applier = InviteeApplier(session, now=now, pathway_question=pathway_question)
     item = BookedInvitee(invitee, invitee.scheduled_event)
     if payload.event in NO_SHOW_WEBHOOK_EVENTS:

@@ -14,11 +14,12 @@ from dataclasses import dataclass
 from functools import partial
 from typing import IO, Any
 
-from sqlalchemy import select, text
+from sqlalchemy import select
 from sqlalchemy.exc import SAWarning
 from sqlalchemy.orm import Session
 
 from bapp_cli.db.audit import record_audit
+from bapp_cli.db.locks import lock_for_import
 from bapp_cli.db.models import (
     Badge,
     Booking,
@@ -116,11 +117,7 @@ def import_data(
     """Import `source` as `kind` (a kind or `all`: the command checked it) in the caller's transaction."""
     errors: list[RowError] = []
     tallies = []
-    if kind in ("bookings", "all") and session.get_bind().dialect.name == "postgresql":
-        # Interactive creations check overlaps under per-person advisory locks; an import touches
-        # thousands of people, so it holds off concurrent booking writers for its length instead.
-        # (SQLite's write transactions are already exclusive.)
-        session.execute(text("LOCK TABLE bookings IN SHARE ROW EXCLUSIVE MODE"))
+    lock_for_import(session)
     if kind == "all" and source.fmt not in ("json", "toml"):
         raise UsageError("`all` is one JSON or TOML document", hint="use a .json or .toml file, or --input-format")
     restore = kind == "all" and _is_empty(session)
