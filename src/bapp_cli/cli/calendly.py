@@ -559,11 +559,12 @@ def webhook_serve(
 
     Each POST to --path is verified exactly as `webhook apply` verifies it (signature on the raw body)
     and applied in its own transaction. Answers: 200 applied (or an event bapp does not apply), 202
-    parked in the inbox (applied later by a sync, a pull or `webhook retry`), 400 signed but not a
-    delivery, 401 bad, stale or missing signature, 413 body over --max-body, 503 database busy, down or
-    not at head (Calendly retries for 24 hours). GET /healthz answers 200 when the database is reachable
-    and at head. SIGTERM or SIGHUP stops it gracefully: deliveries in flight finish, new ones get 503. Access log
-    lines go to stderr and never contain bodies or signatures. Run it behind a TLS reverse proxy.
+    parked in the inbox (applied later by a sync, a pull or `webhook retry`; also while the database is
+    not at head), 400 signed but not a delivery, 401 bad, stale or missing signature, 413 body over
+    --max-body, 503 database busy or down, or the receiver stopping (Calendly retries for 24 hours).
+    GET /healthz answers 200 when the database is reachable and at head. SIGTERM or SIGHUP stops it
+    gracefully: deliveries in flight finish, new ones get 503. Access log lines go to stderr and never
+    contain bodies or signatures. Run it behind a TLS reverse proxy.
 
     \b
     Examples:
