@@ -121,7 +121,7 @@ def create(
 
     \b
     Examples:
-      bapp bookings create --client ada@example.com --session getting-started --start 2030-01-07T10:00
+      bapp bookings create --client ada@example.com --session free-discovery-call --start 2030-01-07T10:00
       bapp bookings create --client ada@example.com --session 12 --start 2030-01-07T10:00+01:00 \\
           --pathway accelerate --answer 'What do you want to build?=A chatbot' --answer 'Tools=Python'
       bapp bookings create --client ada@example.com --session 12 --start 2030-01-07T10:00 --dry-run --json
