@@ -10,7 +10,7 @@ import typer
 
 from bapp_cli.cli.cells import answers_text
 from bapp_cli.cli.context import state_and_sink, utc_now
-from bapp_cli.cli.options import MAX_OPTION_INT, DryRunOption, output_command
+from bapp_cli.cli.options import MAX_OPTION_INT, DryRunOption, FromOption, ToOption, output_command
 from bapp_cli.cli.terminal import detail_table
 from bapp_cli.cli.unit_of_work import apply, fetch
 from bapp_cli.errors import AuthError, ConfigError, UsageError
@@ -262,8 +262,8 @@ def list_command(
     session_ref: Annotated[
         str | None, typer.Option("--session", help="Session type: id, slug or Calendly URI.")
     ] = None,
-    start_from: Annotated[str | None, typer.Option("--from", help="Starting at or after WHEN.")] = None,
-    start_to: Annotated[str | None, typer.Option("--to", help="Starting before WHEN.")] = None,
+    start_from: FromOption = None,
+    start_to: ToOption = None,
     upcoming: Annotated[bool, typer.Option("--upcoming", help="Only pending/confirmed bookings yet to start.")] = False,
 ) -> None:
     """List bookings ordered by start time; every filter is optional.
