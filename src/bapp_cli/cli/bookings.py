@@ -97,7 +97,7 @@ def create(
     allow_past: Annotated[
         bool, typer.Option("--allow-past", help="Skip the time rules (backfills): past starts, notice, advance.")
     ] = False,
-    allow_overlap: Annotated[bool, typer.Option("--allow-overlap", help="Skip the overlap check.")] = False,
+    allow_overlap: Annotated[bool, typer.Option("--allow-overlap", help="Skip the overlap rule (rule 6).")] = False,
     through_calendly: Annotated[
         bool | None,
         typer.Option(
