@@ -401,7 +401,7 @@ def pull_bookings(
 
 
 webhook_app = typer.Typer(
-    help="Verify and apply Calendly webhook deliveries that a relay hands over.", no_args_is_help=True
+    help="Receive, verify and apply Calendly webhook deliveries; the inbox; the subscription.", no_args_is_help=True
 )
 app.add_typer(webhook_app, name="webhook")
 
