@@ -13,7 +13,7 @@ from bapp_cli.cli.context import state_and_sink, utc_now
 from bapp_cli.cli.options import MAX_OPTION_INT, DryRunOption, FromOption, ToOption, output_command
 from bapp_cli.cli.terminal import detail_table
 from bapp_cli.cli.unit_of_work import apply, fetch
-from bapp_cli.errors import AuthError, ConfigError, UsageError
+from bapp_cli.errors import AuthError, UsageError
 
 if TYPE_CHECKING:
     from bapp_cli.cli.output import OutputSink
@@ -177,7 +177,6 @@ def create(
 
 # -- write-through to Calendly (issue 13) -------------------------------------------------------------
 
-CALENDLY_MODES = ("auto", "always", "never")
 # A second support person booking at the same moment, or a reconcile, waits this long for a booking's
 # Calendly round trip (and its lookup).
 CALENDLY_WRITE_WAIT = 60.0
@@ -192,13 +191,8 @@ def _books_in_calendly(
     from bapp_cli.services.calendly_write import calendly_session
     from bapp_cli.services.session_types import get_session_type
 
-    raw = app_state.settings.text("bookings.calendly")
-    mode = "always" if flag else "never" if flag is False else (raw or "auto").lower()
-    if mode not in CALENDLY_MODES:
-        raise ConfigError(
-            f"bookings.calendly: {raw[:40]!r} is not one of {', '.join(CALENDLY_MODES)}",
-            hint="set it in the config file or BAPP_BOOKINGS_CALENDLY",
-        )
+    configured = app_state.settings.text("bookings.calendly")  # checked with every setting (config.py)
+    mode = "always" if flag else "never" if flag is False else (configured or "auto").lower()
     if mode == "never":
         return False
     with app_state.reading() as session:

@@ -903,17 +903,8 @@ def reconcile(
     from bapp_cli.services.calendly_write import DEFAULT_GIVE_UP, RECONCILE_COLUMNS
 
     app_state, sink = state_and_sink(ctx)
-    hours = give_up_after
-    configured = app_state.settings.get("calendly.reconcile_give_up_hours")
-    if hours is None and configured is not None:
-        try:
-            hours = float(configured)
-        except (TypeError, ValueError):
-            raise ConfigError(
-                f"calendly.reconcile_give_up_hours: {str(configured)[:40]!r} is not a number of hours"
-            ) from None
-        if not 0 <= hours < 100_000:
-            raise ConfigError("calendly.reconcile_give_up_hours: must be between 0 and 100000 hours")
+    configured = app_state.settings.get("calendly.reconcile_give_up_hours")  # checked with every setting
+    hours = give_up_after if give_up_after is not None or configured is None else float(configured)
     give_up = DEFAULT_GIVE_UP if hours is None else dt.timedelta(hours=hours)
     with calendly_writer(app_state) as writer:
         reports = writer.reconcile(give_up_after=give_up, dry_run=dry_run)
