@@ -70,9 +70,7 @@ YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Confirm without as
 # a period of bookings (bookings list, the reports), half-open like every period bapp takes
 FromOption = Annotated[
     str | None,
-    typer.Option(
-        "--from", help="Bookings starting at or after WHEN (ISO 8601; a naive time or a date is read in --timezone)."
-    ),
+    typer.Option("--from", help="Bookings starting at or after WHEN (a date or naive time is in --timezone)."),
 ]
 ToOption = Annotated[str | None, typer.Option("--to", help="Bookings starting before WHEN (exclusive).")]
 # the arguments many commands name the same way
