@@ -82,6 +82,8 @@ _TRUE_WORDS, _FALSE_WORDS = frozenset({"1", "true", "yes", "on"}), frozenset({"0
 SECRET_KEYS = frozenset({"calendly.token", "calendly.webhook_signing_key"})
 MASK = "****"
 OUTPUT_FORMATS = ("table", "json", "jsonl", "csv", "tsv")
+CALENDLY_MODES = ("auto", "always", "never")  # bookings.calendly
+MAX_GIVE_UP_HOURS = 100_000  # calendly.reconcile_give_up_hours: over eleven years is no deadline
 # The URL forms bapp has drivers for; anything else would fail deep inside SQLAlchemy with an import error.
 SUPPORTED_DATABASE_URLS = "sqlite:///PATH, postgresql://USER@HOST/DB (or postgres://…), postgresql+psycopg://…"
 _DATABASE_SCHEMES = frozenset({"sqlite", "postgres", "postgresql", "postgresql+psycopg"})
@@ -188,6 +190,8 @@ def check_setting(key: str, value: Any) -> Any:
     """`value` if it is valid for `key`; InvalidInput naming the key otherwise (ConfigError for the URL)."""
     if key in ENVIRONMENT_SETTINGS and isinstance(value, str):
         return parse_environment_setting(key, value)
+    if key == "calendly.reconcile_give_up_hours":  # a TOML number (24), or text from `config set`
+        return _give_up_hours(value)
     if not isinstance(value, str):
         raise InvalidInput(f"{key}: must be a string, not {type(value).__name__}", code="invalid_setting")
     if key == "database_url":
@@ -213,7 +217,23 @@ def check_setting(key: str, value: Any) -> Any:
         compile_pattern(value, key)
     if key in ("calendly.token_file",) and not value.strip():
         raise InvalidInput(f"{key}: must not be empty", code="invalid_setting")
+    if key == "bookings.calendly" and value.strip() and value.strip().lower() not in CALENDLY_MODES:
+        raise InvalidInput(f"{key}: {value[:40]!r} is not one of {', '.join(CALENDLY_MODES)}", code="invalid_setting")
     return value
+
+
+def _give_up_hours(value: Any) -> float:
+    try:
+        hours = math.nan if isinstance(value, bool) else float(value)
+    except (TypeError, ValueError):
+        hours = math.nan
+    if not 0 <= hours < MAX_GIVE_UP_HOURS:  # NaN and infinity fail too
+        raise InvalidInput(
+            f"calendly.reconcile_give_up_hours: {str(value)[:40]!r} is not a number of hours, at least 0 and "
+            f"below {MAX_GIVE_UP_HOURS}",
+            code="invalid_setting",
+        )
+    return hours
 
 
 def compile_pattern(

@@ -152,6 +152,35 @@ def test_format_in_the_config_file_gives_json_errors_as_well_as_json_data(cli: B
     assert imported.exit_code != 0 and '{"error"' in imported.stderr
 
 
+def test_the_calendly_mode_and_give_up_hours_are_checked_like_every_setting(cli: Bapp) -> None:
+    # calendly.reconcile_give_up_hours is a number of hours, written in TOML as one (examples/config.toml):
+    # it was refused as "must be a string, not int" by every command
+    config = Path(cli.env["BAPP_CONFIG"])
+    config.write_text("[calendly]\nreconcile_give_up_hours = 24\n")
+    assert cli("db", "upgrade").exit_code == 0
+    listed = cli("pathways", "list", "--json")
+    assert listed.exit_code == 0, listed.stderr
+    # config set refuses what a command would refuse later (it stored both, and only bookings create or
+    # calendly reconcile found out), and keeps the file as it was
+    for key, value, complaint in [
+        ("calendly.reconcile_give_up_hours", "soon", "is not a number of hours, at least 0 and below 100000"),
+        ("calendly.reconcile_give_up_hours", "inf", "is not a number of hours, at least 0 and below 100000"),
+        ("bookings.calendly", "sometimes", "is not one of auto, always, never"),
+    ]:
+        refused = cli("config", "set", key, value)
+        assert refused.exit_code == 6, refused.stderr
+        assert f"Error: {key}: {value!r} {complaint}" in refused.stderr
+    assert tomllib.loads(config.read_text()) == {"calendly": {"reconcile_give_up_hours": 24}}
+    assert cli("config", "set", "bookings.calendly", "Never").exit_code == 0
+    # from the environment: exit 4 naming the variable for any command, and config show says so
+    env = {"BAPP_BOOKINGS_CALENDLY": "sometimes"}
+    result = cli("pathways", "list", env=env)
+    assert result.exit_code == 4, result.stderr
+    assert "Error: environment variable BAPP_BOOKINGS_CALENDLY, key bookings.calendly: 'sometimes'" in result.stderr
+    shown = cli("config", "show", "--json", env=env)
+    assert shown.exit_code == 0 and "not valid: environment variable BAPP_BOOKINGS_CALENDLY" in shown.stderr
+
+
 def test_environment_only_settings_are_shown_with_their_source(cli: Bapp) -> None:
     env = {"BAPP_CALENDLY_TIMEOUT": "2.5", "BAPP_CONNECT_TIMEOUT": "7", "BAPP_DEBUG": None}
     rows = settings_by_key(cli("config", "show", "--json", env=env).json())

@@ -354,9 +354,10 @@ def pull_bookings(
     invitees, then applies them in one transaction: each invitee is a booking keyed on its invitee URI —
     session type by event type, client by e-mail (the account is created), answers and pathway from the
     booking form. A canceled invitee cancels its booking; a reschedule cancels the old booking and
-    creates the new one. Invitees of event types not synced yet are skipped and counted. A second pull
-    changes nothing. Silent on stderr when it succeeds (--verbose lists changes and warnings). Exit 4
-    token refused, 9 Calendly failed, 75 another pull is running.
+    creates the new one. An invitee bapp cannot apply yet (an event type not synced, an unusable e-mail)
+    is parked in the webhook inbox, named on stderr and counted as skipped; the rest is committed and the
+    pull exits 3. A second pull changes nothing. Silent on stderr when it succeeds (--verbose lists
+    changes and warnings). Exit 4 token refused, 9 Calendly failed, 75 another pull is running.
 
     \b
     Examples:
@@ -400,7 +401,7 @@ def pull_bookings(
 
 
 webhook_app = typer.Typer(
-    help="Verify and apply Calendly webhook deliveries that a relay hands over.", no_args_is_help=True
+    help="Receive, verify and apply Calendly webhook deliveries; the inbox; the subscription.", no_args_is_help=True
 )
 app.add_typer(webhook_app, name="webhook")
 
@@ -559,11 +560,12 @@ def webhook_serve(
 
     Each POST to --path is verified exactly as `webhook apply` verifies it (signature on the raw body)
     and applied in its own transaction. Answers: 200 applied (or an event bapp does not apply), 202
-    parked in the inbox (applied later by a sync, a pull or `webhook retry`), 400 signed but not a
-    delivery, 401 bad, stale or missing signature, 413 body over --max-body, 503 database busy, down or
-    not at head (Calendly retries for 24 hours). GET /healthz answers 200 when the database is reachable
-    and at head. SIGTERM or SIGHUP stops it gracefully: deliveries in flight finish, new ones get 503. Access log
-    lines go to stderr and never contain bodies or signatures. Run it behind a TLS reverse proxy.
+    parked in the inbox (applied later by a sync, a pull or `webhook retry`; also while the database is
+    not at head), 400 signed but not a delivery, 401 bad, stale or missing signature, 413 body over
+    --max-body, 503 database busy or down, or the receiver stopping (Calendly retries for 24 hours).
+    GET /healthz answers 200 when the database is reachable and at head. SIGTERM or SIGHUP stops it
+    gracefully: deliveries in flight finish, new ones get 503. Access log lines go to stderr and never
+    contain bodies or signatures. Run it behind a TLS reverse proxy.
 
     \b
     Examples:
@@ -901,17 +903,8 @@ def reconcile(
     from bapp_cli.services.calendly_write import DEFAULT_GIVE_UP, RECONCILE_COLUMNS
 
     app_state, sink = state_and_sink(ctx)
-    hours = give_up_after
-    configured = app_state.settings.get("calendly.reconcile_give_up_hours")
-    if hours is None and configured is not None:
-        try:
-            hours = float(configured)
-        except (TypeError, ValueError):
-            raise ConfigError(
-                f"calendly.reconcile_give_up_hours: {str(configured)[:40]!r} is not a number of hours"
-            ) from None
-        if not 0 <= hours < 100_000:
-            raise ConfigError("calendly.reconcile_give_up_hours: must be between 0 and 100000 hours")
+    configured = app_state.settings.get("calendly.reconcile_give_up_hours")  # checked with every setting
+    hours = give_up_after if give_up_after is not None or configured is None else float(configured)
     give_up = DEFAULT_GIVE_UP if hours is None else dt.timedelta(hours=hours)
     with calendly_writer(app_state) as writer:
         reports = writer.reconcile(give_up_after=give_up, dry_run=dry_run)

@@ -77,7 +77,8 @@ def set_value(
     """Store a setting in the config file (secrets are refused: use env or a token file).
 
     The value is checked first (exit 6): format, time zone, database URL form, http(s) URLs for
-    calendly.base_url/user/organization, a regular expression for calendly.pathway_question.
+    calendly.base_url/user/organization, a regular expression for calendly.pathway_question, auto,
+    always or never for bookings.calendly, a number of hours for calendly.reconcile_give_up_hours.
 
     \b
     Examples:

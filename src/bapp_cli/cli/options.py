@@ -67,6 +67,12 @@ def output_command(
 
 DryRunOption = Annotated[bool, typer.Option("--dry-run", help="Check and report everything, then roll back.")]
 YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Confirm without asking.")]
+# a period of bookings (bookings list, the reports), half-open like every period bapp takes
+FromOption = Annotated[
+    str | None,
+    typer.Option("--from", help="Bookings starting at or after WHEN (a date or naive time is in --timezone)."),
+]
+ToOption = Annotated[str | None, typer.Option("--to", help="Bookings starting before WHEN (exclusive).")]
 # the arguments many commands name the same way
 ClientArgument = Annotated[str, typer.Argument(help="Client e-mail.")]
 PathwayArgument = Annotated[str, typer.Argument(help="Pathway slug (any case).")]

@@ -14,7 +14,7 @@ import typer
 
 from bapp_cli.cli.cells import ENROLMENT_STYLES, answers_text, percent_style
 from bapp_cli.cli.context import state, utc_now
-from bapp_cli.cli.options import output_command
+from bapp_cli.cli.options import FromOption, ToOption, output_command
 from bapp_cli.cli.terminal import listing_table, print_listing
 from bapp_cli.cli.unit_of_work import fetch, reading
 
@@ -32,13 +32,6 @@ EIGHTHS = ("", "▏", "▎", "▍", "▌", "▋", "▊", "▉")
 BOOKING_STYLES = {"pending": "yellow", "confirmed": "cyan", "completed": "green", "cancelled": "dim", "no_show": "red"}
 
 BuilderOption = Annotated[str | None, typer.Option("--builder", help="Builder e-mail.")]
-FromOption = Annotated[
-    str | None,
-    typer.Option(
-        "--from", help="Bookings starting at or after WHEN (ISO 8601; a naive time or a date is read in --timezone)."
-    ),
-]
-ToOption = Annotated[str | None, typer.Option("--to", help="Bookings starting before WHEN (exclusive).")]
 TotalsOption = Annotated[
     bool,
     typer.Option(

@@ -199,7 +199,7 @@ def add(
     \b
     Examples:
       bapp sessions add --title "Office Hours" --duration 30 --category free
-      bapp sessions add --title "Agent Build Sprint" --duration 90 --price 120 --builder ada@example.com
+      bapp sessions add --title "Prompt Clinic" --duration 90 --price 120 --builder coach@example.com
       bapp sessions add --title "Accelerate Review" --duration 45 --category pathway --pathway accelerate
     """
     from bapp_cli.services.session_admin import NewSessionType, add_session_type

@@ -209,7 +209,7 @@ def export_command(
 
     A file is written whole or not at all and keeps the mode of the file it replaces (a new backup is
     0600); a symbolic link's target is replaced; a FIFO or a device is written in place. An extension
-    other than .csv .tsv .json .jsonl .toml needs --format.
+    other than .csv .tsv .json .jsonl (or .ndjson) .toml needs --format; a name without one is JSON.
 
     \b
     Examples:

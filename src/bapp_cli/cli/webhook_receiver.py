@@ -10,10 +10,12 @@ every byte of the request (the raw body the signature covers, the size limit) st
 The database work runs in a bounded thread pool (the ORM is synchronous). HTTP answers:
 
     200  applied, unchanged, or an event bapp does not apply (acknowledged)
-    202  parked in the inbox (durably recorded; applied by a later sync, pull or `webhook retry`)
+    202  parked in the inbox (durably recorded; applied by a later sync, pull or `webhook retry`), also
+         while the database is not at head (an upgrade pending) and its inbox table is there
     400  signed, but not a delivery            401  missing, malformed, forged or stale signature
     404/405  wrong path or method               413  body over the size limit
-    503  database busy, down or not at head, or the receiver is shutting down (Calendly retries)
+    503  database busy or down (or not at head and without the inbox table), or the receiver is shutting
+         down (Calendly retries)
     500  a bug in bapp (Calendly retries; the log names the error type, never the body)
 
 Access log lines carry the client address, method, path, status, outcome and time — never the body,
