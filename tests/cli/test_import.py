@@ -501,3 +501,18 @@ def test_r3_an_import_stopped_with_sigterm_or_sighup_unwinds_like_ctrl_c(
     assert stderr.strip().splitlines() == ["Terminated; nothing was changed."] and stdout == ""
     nothing_written(catalogue)
     assert not rejects.exists() and not list(tmp_path.glob(".*.partial"))
+
+
+def test_summary_keys_do_not_depend_on_what_the_rows_earned(bapp: Bapp, seed: Session, tmp_path: Path) -> None:
+    # CLI.md: JSON keys are stable. A skills or progress import that awards nothing still says so with zeros,
+    # so a script reading .badges_awarded never meets a missing key.
+    skills = bapp("import", "skills", write(tmp_path, "skills.csv", "slug,name\nprompting,Prompting\n"), "--json")
+    assert (skills.exit_code, skills.json()["badges_awarded"]) == (0, 0)
+    assert bapp("import", "clients", write(tmp_path, "clients.csv", "email\nada@example.com\n")).exit_code == 0
+    rows = write(tmp_path, "progress.csv", "client,skill,status\nada@example.com,prompting,in_progress\n")
+    progress = bapp("import", "progress", rows, "--format", "tsv")
+    assert progress.exit_code == 0, progress.stderr
+    assert progress.stdout.splitlines() == [
+        "kind\tcreated\tupdated\tunchanged\trejected\tdry_run\tenrolled\tbadges_awarded\tpathways_completed",
+        "progress\t1\t0\t0\t0\tfalse\t0\t0\t0",
+    ]

@@ -331,6 +331,7 @@ class SkillImporter(RowImporter):
         # the moment a catalogue change completes a tier)
         self.touched_pathways: set[int] = set()
         self.fundamentals_changed = False
+        self.extra = {"badges_awarded": 0}  # the summary's keys do not depend on the data (CLI.md: stable)
 
     def _links(self, texts: Sequence[str], skill: Skill | None, current: dict[int, int]) -> dict[int, int]:
         links: dict[int, int] = {}

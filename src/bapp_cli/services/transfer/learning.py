@@ -280,7 +280,7 @@ class ProgressImporter(_PeopleImporter):
         self.completed_clients: set[int] = set()
         self.completed_pathways: set[int] = set()
         self.completed_fundamental = False
-        self.extra = {"enrolled": 0}
+        self.extra = {"enrolled": 0, "badges_awarded": 0, "pathways_completed": 0}  # stable keys (CLI.md)
 
     def parse_row(self, values: Mapping[str, Any]) -> dict[str, Any]:
         slug = values["skill"].strip().lower()
