@@ -10,6 +10,7 @@ across processes on SQLite.
 from __future__ import annotations
 
 import contextlib
+import logging
 import sqlite3
 import warnings
 from collections.abc import Iterator
@@ -26,6 +27,11 @@ from bapp_cli.errors import ConfigError, DatabaseNotReady
 __all__ = ["database_failure", "make_engine", "unit_of_work"]
 
 WRITE_OPTION = "bapp_write"
+
+# psycopg logs what it ignores while unwinding a pipeline a Ctrl-C interrupted ("error ignored terminating
+# <psycopg.Pipeline … host=… user=…>"); with no handler of bapp's, Python's last-resort handler printed that
+# on stderr after "Interrupted; nothing was changed." `--verbose --verbose` (a root handler) still shows it.
+logging.getLogger("psycopg").addHandler(logging.NullHandler())
 
 
 def make_engine(
