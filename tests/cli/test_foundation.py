@@ -11,6 +11,7 @@ import select
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from sqlalchemy import text
@@ -271,6 +272,22 @@ def test_unknown_timezone_is_invalid_input(bapp: Bapp) -> None:
     result = bapp("--timezone", "Mars/Olympus", "pathways", "list")
     assert result.exit_code == 6
     assert "unknown timezone 'Mars/Olympus'" in result.stderr
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_login_postgresql_refuses_is_configuration_exit_4_on_every_path(bapp: Bapp) -> None:
+    # the URL's user and password are configuration, like a token Calendly refuses (exit 4), not an unreachable
+    # database (exit 5); the plain reads, the ORM's unit of work and the migrations each connect their own way
+    password = urlsplit(bapp.database_url).password
+    assert password
+    wrong = bapp.database_url.replace(f":{password}@", ":Wrong-Pass-9@")
+    for command in (("sessions", "list"), ("clients", "add", "ada@example.com"), ("db", "upgrade")):
+        result = bapp(*command, env={"BAPP_DATABASE_URL": wrong})
+        assert result.exit_code == 4, (command, result.stderr)
+        assert result.stderr.startswith("Error: the database refused the login: ")
+        assert "password authentication failed" in result.stderr
+        assert "Hint: check the user and password" in result.stderr
+        assert "Wrong-Pass-9" not in result.stderr and password not in result.stderr
 
 
 def test_unreachable_database_exits_5(tmp_path: Path) -> None:

@@ -233,8 +233,18 @@ def connect_postgresql(url: str, connect_timeout: int = 10) -> Database:
             "the database URL is not valid", hint="check --database-url / BAPP_DATABASE_URL", code="database_url"
         ) from None
     except psycopg.Error as exc:  # as the engine path says it (db.migration.ensure_at_head)
-        raise DatabaseNotReady(f"cannot reach the database: {exc}".splitlines()[0]) from None
+        raise unreachable(exc) from None
     return Database(connection, "postgresql")
+
+
+def unreachable(exc: BaseException) -> DatabaseNotReady | ConfigError:
+    """A connection PostgreSQL never answered (exit 5), or refused for its login: the URL's user and password
+    are configuration (exit 4), as a token Calendly refuses is."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if "authentication failed" in text or "no password supplied" in text:  # libpq's words: no SQLSTATE before login
+        hint = "check the user and password in --database-url / BAPP_DATABASE_URL"
+        return ConfigError(f"the database refused the login: {text}", hint=hint, code="database_login")
+    return DatabaseNotReady(f"cannot reach the database: {text}")
 
 
 def ensure_at_head(database: Database) -> None:
@@ -324,7 +334,7 @@ def settled(handle: Settleable, *, keep: bool) -> Iterator[None]:
         handle.close()
 
 
-def database_failure(exc: BaseException) -> DatabaseNotReady | Busy | Conflict | None:
+def database_failure(exc: BaseException) -> DatabaseNotReady | Busy | Conflict | ConfigError | None:
     """The "database not ready" (exit 5), "busy" (exit 75) or "written meanwhile" (exit 8) that a low-level failure
     amounts to, or None if it is not one.
 
@@ -376,6 +386,8 @@ def database_failure(exc: BaseException) -> DatabaseNotReady | Busy | Conflict |
             hint="check --database-url / BAPP_DATABASE_URL; `bapp db upgrade` creates a new file at a new path",
             code="database_not_a_database",
         )
+    if isinstance(login := unreachable(original), ConfigError):  # e.g. the engine's first connection
+        return login
     return DatabaseNotReady(f"database error: {text}", code="database_error")
 
 

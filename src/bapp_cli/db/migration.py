@@ -13,7 +13,7 @@ from sqlalchemy import Engine, inspect, text
 
 from bapp_cli.db import dbapi
 from bapp_cli.db.dbapi import HEAD_REVISION, Database, known_revisions, newer_revision_error, script_location
-from bapp_cli.errors import BappError, DatabaseNotReady, InvalidInput
+from bapp_cli.errors import BappError, InvalidInput
 
 __all__ = [
     "HEAD_REVISION",
@@ -107,7 +107,7 @@ def ensure_at_head(engine: Engine) -> None:
     try:
         connection = engine.connect()
     except DBAPIError as exc:  # as the plain reads say it (db.dbapi.connect)
-        raise DatabaseNotReady(f"cannot reach the database: {exc.orig}".splitlines()[0]) from None
+        raise dbapi.unreachable(exc.orig or exc) from None
     with connection:
         dbapi.ensure_at_head(Database(connection.connection.driver_connection, engine.dialect.name))
 
