@@ -372,7 +372,8 @@ def test_clients_show_writes_what_the_orm_rows_hold(bapp: Bapp) -> None:
             kind, _, rest = badge.key.partition(":")
             slug, _, tier = rest.partition(":")
             name = tier_names[(slugs[slug], int(tier))] if kind == "tier" else "Fundamentals"
-            badges.append({"key": badge.key, "name": name, "awarded_at": badge.awarded_at})
+            record = {"key": badge.key, "name": name, "awarded_at": badge.awarded_at}
+            badges.append(record | {"revoked_at": badge.revoked_at})
         expected = {
             "email": user.email,
             "name": user.name,

@@ -211,9 +211,17 @@ def test_badges_list(bapp: Bapp) -> None:
     seed(bapp, ada_in_accelerate)
     result = bapp("badges", "list", "ada@example.com", "--json")
     assert result.exit_code == 0, result.stderr
-    assert result.json() == [
-        {"key": "tier:accelerate:1", "name": "Accelerate · Foundation", "awarded_at": "2030-01-15T09:30:00Z"}
-    ]
+    badge = {"key": "tier:accelerate:1", "name": "Accelerate · Foundation", "awarded_at": "2030-01-15T09:30:00Z"}
+    assert result.json() == [badge | {"revoked_at": None}]
+    # a revoked badge stays listed, marked with when its credential was revoked
+    revoked = bapp("badges", "revoke", "ada@example.com", "tier:accelerate:1", "--reason", "awarded in error", "--json")
+    assert revoked.exit_code == 0, revoked.stderr
+    listed = bapp("badges", "list", "ada@example.com", "--json").json()
+    assert [(row["key"], row["revoked_at"] is not None) for row in listed] == [("tier:accelerate:1", True)]
+    assert listed[0]["revoked_at"] == revoked.json()["revoked_at"]
+    tree = bapp("--timezone", "UTC", "progress", "show", "ada@example.com", "--format", "table").stdout
+    assert "Accelerate · Foundation  2030-01-15 09:30 UTC, revoked " in tree
+    assert bapp("badges", "revoke", "ada@example.com", "tier:accelerate:1", "--reason", "again").exit_code == 8
     # a renamed pathway renames its badges; the badge itself is untouched
     assert bapp("pathways", "update", "accelerate", "--name", "Turbo").exit_code == 0
     assert bapp("badges", "list", "ada@example.com", "--json").json()[0]["name"] == "Turbo · Foundation"

@@ -76,7 +76,8 @@ def _draw_progress_tree(progress: Any, sink: Any, console: Any) -> None:
             add_skills(tier_branch, skills)
     badges = root.add(Text(f"Badges ({len(progress.badges)})", style="bold"))
     for badge in progress.badges:
-        badges.add(Text.assemble(f"🏅 {badge['name']}", (f"  {sink.local_time(badge['awarded_at'])}", "dim")))
+        revoked = f", revoked {sink.local_time(badge['revoked_at'])}" if badge["revoked_at"] else ""
+        badges.add(Text.assemble(f"🏅 {badge['name']}", (f"  {sink.local_time(badge['awarded_at'])}{revoked}", "dim")))
     console.print(root)
 
 

@@ -587,10 +587,16 @@ def _badges(db: Database, client_id: int, catalogue: Catalogue, page: Page = ALL
     # time): a client holds a few dozen badges at most
     where = _Where(db, Page(search=page.search), "key")
     where.add("client_id = :client", client=client_id)
-    rows = where.rows(f"SELECT key, {db.instant('awarded_at')} FROM badges", "awarded_at, id")
-    awarded = ((instant_value(at, "badges.awarded_at", of=key), key) for key, at in rows)
+    # a revoked badge stays in the record (badges are permanent), marked with when its credential was revoked
+    instants = f"{db.instant('awarded_at')}, {db.instant('revoked_at')}"
+    rows = where.rows(f"SELECT key, {instants} FROM badges", "awarded_at, id")
+    awarded = [(instant_value(at, "badges.awarded_at", of=key), key, revoked) for key, at, revoked in rows]
     ordered = sorted(awarded, key=lambda row: (row[0], catalogue.badge_order(row[1])))[page.offset :][: page.limit]
-    return [{"key": key, "name": catalogue.badge_name(key), "awarded_at": at} for at, key in ordered]
+    return [
+        {"key": key, "name": catalogue.badge_name(key), "awarded_at": at}
+        | {"revoked_at": instant_value(revoked, "badges.revoked_at", of=key)}
+        for at, key, revoked in ordered
+    ]
 
 
 def list_badges(source: Database | Session, email: str, *, page: Page = ALL) -> list[dict[str, Any]]:
