@@ -335,6 +335,34 @@ def test_the_database_check_matches_recipient_and_achievement(session: Session, 
     )
 
 
+# members of a signed credential of a type or size the checks did not expect: each crashed verify (exit 1)
+HOSTILE_MEMBERS = {
+    "a type member that does not hash": lambda c: c.__setitem__("type", [["x"], "VerifiableCredential"]),
+    "identifier not a list": lambda c: c["credentialSubject"].update(id="urn:x", identifier="sha256$00"),
+    "a non-ASCII identity hash": lambda c: c["credentialSubject"]["identifier"][0].update(identityHash="sha256$é"),
+    "an id of 5,000 digits": lambda c: c.__setitem__("id", c["id"].rsplit("/", 1)[0] + "/" + "9" * 5000),
+    "an infinite status list index": lambda c: c["credentialStatus"].update(statusListIndex=float("inf")),
+}
+
+
+@pytest.mark.parametrize("breakage", HOSTILE_MEMBERS.values(), ids=HOSTILE_MEMBERS.keys())
+def test_a_signed_credential_with_hostile_members_is_invalid_never_a_crash(
+    session: Session, issuer: Issuer, breakage: Any
+) -> None:
+    award(session)
+    credential = issue_credentials(session, EMAIL, issuer=issuer, now=VERIFY_AT)[0]["credential"]
+    breakage(credential)
+    token = sign_credential(credential, issuer, now=NOW)
+    _, status_list = build_status_list(session, issuer=issuer, now=VERIFY_AT)
+    result = verify_token(token, public_key=issuer.key.public_key, now=VERIFY_AT)
+    check_against_database(session, result, issuer=issuer)
+    if result.valid:  # only the status list index is left to read: an unusable list is exit 6 naming it
+        with pytest.raises(InvalidInput, match="status list cannot be read"):
+            check_against_status_list(result, status_list["jwt"], public_key=issuer.key.public_key)
+    else:
+        assert result.reason
+
+
 def test_status_list_bits(session: Session, issuer: Issuer) -> None:
     award(session)
     ids = [badge.id for badge in session.scalars(select(Badge).order_by(Badge.id))]

@@ -213,7 +213,8 @@ def identity_matches(identity: dict[str, Any], email: str) -> bool:
     if not isinstance(salt, str) or identity.get("hashed") is not True:
         return False
     expected = hashed_email_identity(email, salt)["identityHash"]
-    return secrets.compare_digest(str(identity.get("identityHash", "")), expected)
+    # as bytes: compare_digest refuses str holding non-ASCII characters
+    return secrets.compare_digest(str(identity.get("identityHash", "")).encode(), expected.encode())
 
 
 def _sign(vc: dict[str, Any], issuer: Issuer, now: dt.datetime, **claims: Any) -> str:
@@ -438,7 +439,8 @@ def shape_problems(credential: Any) -> list[str]:
     if len(contexts) < 2 or contexts[0] != VC_CONTEXT or not OB_CONTEXT_PATTERN.match(str(contexts[1])):
         problems.append("@context must start with the VC 2.0 and the OB 3.0 contexts")
     types = _types(credential.get("type"))
-    if "VerifiableCredential" not in types or not {"OpenBadgeCredential", "AchievementCredential"} & set(types):
+    # membership tests, never a set: a member may be a list or an object, which does not hash
+    if "VerifiableCredential" not in types or not ("OpenBadgeCredential" in types or "AchievementCredential" in types):
         problems.append("type must hold VerifiableCredential and OpenBadgeCredential")
     if not isinstance(credential.get("id"), str):
         problems.append("id is missing")
@@ -454,9 +456,9 @@ def shape_problems(credential: Any) -> list[str]:
         return [*problems, "credentialSubject is missing"]
     if "AchievementSubject" not in _types(subject.get("type")):
         problems.append("credentialSubject.type must hold AchievementSubject")
-    identifiers = subject.get("identifier")
-    if "id" not in subject and not (isinstance(identifiers, list) and identifiers):
-        problems.append("credentialSubject needs an id or an identifier")
+    identifiers = subject.get("identifier", [])
+    if not isinstance(identifiers, list) or not (identifiers or "id" in subject):
+        problems.append("credentialSubject needs an id or a list of identifiers")
     for index, identity in enumerate(identifiers if isinstance(identifiers, list) else []):
         typed = isinstance(identity, dict) and all(isinstance(identity.get(key), kind) for key, kind in IDENTITY_FIELDS)
         if not typed or identity.get("type") != "IdentityObject":
@@ -561,8 +563,8 @@ def check_against_database(session: Session, verification: Verification, *, issu
     credential_id = str(vc.get("id", ""))
     badge_id = _our_suffix(issuer, "credentials", credential_id) or ""
     row = None
-    # never an integer the database would overflow on
-    if badge_id.isascii() and badge_id.isdigit() and int(badge_id) < 2**31:
+    # never an integer the database would overflow on, nor one too long for int() to read
+    if badge_id.isascii() and badge_id.isdigit() and len(badge_id) <= 10 and int(badge_id) < 2**31:
         query = select(Badge, User.email).join(User, User.id == Badge.client_id).where(Badge.id == int(badge_id))
         row = session.execute(query).one_or_none()
     if row is None:
@@ -602,7 +604,7 @@ def check_against_status_list(verification: Verification, status_token: str, *, 
         raise _unusable_status_list(f"is {vc.get('id')!r}, but the credential's is {named!r}")
     try:
         revoked = _bit_is_set(str(vc["credentialSubject"]["encodedList"]), int(status["statusListIndex"]))
-    except (KeyError, TypeError, ValueError, OSError, EOFError, zlib.error) as exc:
+    except (KeyError, TypeError, ValueError, OverflowError, OSError, EOFError, zlib.error) as exc:  # int(inf)
         raise _unusable_status_list(f"cannot be read: {exc}") from None
     if revoked:
         verification.revoked = True
