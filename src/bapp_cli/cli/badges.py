@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -73,7 +74,7 @@ def _issuer(app_state: AppState) -> Issuer:
             "badges.key_file)",
         )
     image_base = settings.get("badges.image_base_url")
-    return Issuer(str(name), str(url), load_key_file(Path(str(key_file)).expanduser()), image_base or None)
+    return Issuer(str(name), str(url), load_key_file(Path(os.path.expanduser(str(key_file)))), image_base or None)
 
 
 def _write_text(output: str | None, text: str, *, private: bool = False, database_url: str | None = None) -> None:
@@ -130,7 +131,7 @@ def issuer_init_command(
     cleaned_url = validate_issuer_url(url)
     image_base = validate_issuer_url(image_base_url) if image_base_url else None
     config_path = app_state.settings.config_path
-    path = Path(key_file).expanduser() if key_file else config_path.parent / DEFAULT_KEY_FILE_NAME
+    path = Path(os.path.expanduser(key_file)) if key_file else config_path.parent / DEFAULT_KEY_FILE_NAME
     path = path.absolute()
     key = create_key_file(path)
     values = dict(issuer_name=cleaned_name, issuer_url=cleaned_url, key_file=str(path), image_base_url=image_base)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import os
 import re
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -740,7 +741,9 @@ def _signing_key_for_subscription(app_state: AppState, sink: OutputSink) -> tupl
     key = secrets.token_urlsafe(32)
     app_state.secrets.add(key)
     path = (
-        Path(configured_file).expanduser() if configured_file else settings.config_path.parent / SIGNING_KEY_FILE_NAME
+        Path(os.path.expanduser(configured_file))
+        if configured_file
+        else settings.config_path.parent / SIGNING_KEY_FILE_NAME
     )
     try:
         write_secret_file(path, key)
