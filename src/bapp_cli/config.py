@@ -18,9 +18,12 @@ import stat
 from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from bapp_cli.errors import BappError, ConfigError, InvalidInput, UnreadableDocument, UsageError, read_toml
+
+if TYPE_CHECKING:
+    from urllib.parse import SplitResult
 
 DEFAULT_CALENDLY_BASE_URL = "https://api.calendly.com"
 
@@ -192,19 +195,46 @@ def check_setting(key: str, value: Any) -> Any:
             code="invalid_setting",
         )
     if key in ("calendly.base_url", "calendly.user", "calendly.organization"):
-        from urllib.parse import urlsplit
-
-        try:
-            parts = urlsplit(value) if value.isprintable() else None
-        except ValueError:  # e.g. an unclosed IPv6 bracket: http://[::1
-            parts = None
-        if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
+        parts = url_parts(value)
+        if parts is None or parts.scheme not in ("http", "https"):
             raise InvalidInput(f"{key}: {value!r} is not an http(s) URL", code="invalid_setting")
+    if key in ("badges.issuer_url", "badges.image_base_url"):
+        validate_issuer_url(value, key)
     if key == "calendly.pathway_question":
         compile_pattern(value, key)
     if key in ("calendly.token_file",) and not value.strip():
         raise InvalidInput(f"{key}: must not be empty", code="invalid_setting")
     return value
+
+
+def url_parts(url: str) -> SplitResult | None:
+    """The parts of `url` when it is printable, holds no space and names a host; None otherwise. urlsplit
+    takes anything between "//" and "/" as the host (a blank, dotted-only or escaped one is none), and
+    raises only when asked for a malformed port, or for an unclosed IPv6 bracket."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - a malformed port or bracketed host raises here
+    except ValueError:
+        return None
+    host = parts.hostname or ""
+    return parts if url.isprintable() and " " not in url and host.strip(".") and "%" not in host else None
+
+
+def validate_issuer_url(url: str, field: str = "--url") -> str:
+    """An https URL (http only for localhost) without query or fragment, since verifiers dereference the
+    Open Badges ids derived from it: the issuer's, or its achievement images'."""
+    cleaned = url.strip()
+    parts = url_parts(cleaned)
+    local = parts is not None and parts.hostname in ("localhost", "127.0.0.1")
+    if parts is None or not (parts.scheme == "https" or (parts.scheme == "http" and local)):
+        raise InvalidInput(
+            f"{field}: {url!r} is not an https URL", hint="e.g. https://buildappswith.com", code="bad_issuer_url"
+        )
+    if parts.query or parts.fragment:
+        raise InvalidInput(f"{field}: {url!r} must not have a query or fragment", code="bad_issuer_url")
+    return cleaned.rstrip("/")
 
 
 def compile_pattern(

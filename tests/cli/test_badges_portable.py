@@ -157,6 +157,23 @@ def test_tampered_or_foreign_credentials_exit_6_with_the_reason(bapp: Bapp, tmp_
     assert "Traceback" not in bad.stderr + foreign.stderr + result.stderr
 
 
+@pytest.mark.parametrize(
+    "url", ["https://[zz]", "https://example.com:port", "https://exa mple.com", "https://x.example/\x1b[31m"]
+)
+def test_an_issuer_url_that_is_no_url_is_refused_from_the_command_line_and_the_config_file(
+    bapp: Bapp, url: str
+) -> None:
+    # an unclosed IPv6 bracket was exit 1 (urlsplit raised); a bad port, a space or ESC became every badge's id
+    init = bapp("badges", "issuer", "init", "--name", "X", "--url", url)
+    assert init.exit_code == 6 and "--url: " in init.stderr and "not an https URL" in init.stderr, init.stderr
+    assert not (bapp.home / "badge-signing-key.pem").exists()
+    assert bapp("badges", "issuer", "init", "--name", "X", "--url", "https://x.example").exit_code == 0
+    config = Path(bapp.env["BAPP_CONFIG"])
+    config.write_text(config.read_text().replace("https://x.example", url.replace("\x1b", "\\u001b")))
+    show = bapp("badges", "issuer", "show")
+    assert show.exit_code == 4 and "key badges.issuer_url" in show.stderr and "not an https URL" in show.stderr
+
+
 def test_issuer_and_badge_errors_have_documented_exit_codes(bapp: Bapp, tmp_path: Path) -> None:
     seed(bapp, awarded_in_the_past)
     no_issuer = bapp("badges", "export", EMAIL)

@@ -120,8 +120,8 @@ def issuer_init_command(
       bapp badges issuer init --name BuildAppsWith --url https://buildappswith.com
       bapp badges issuer init --name BuildAppsWith --url https://buildappswith.com --key-file /etc/bapp/badges.pem
     """
-    from bapp_cli.config import set_config_value
-    from bapp_cli.services.credentials import Issuer, validate_issuer_url
+    from bapp_cli.config import set_config_value, validate_issuer_url
+    from bapp_cli.services.credentials import Issuer
     from bapp_cli.services.signing_key import create_key_file
 
     app_state = state(ctx)

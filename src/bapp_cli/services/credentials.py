@@ -107,22 +107,6 @@ class Issuer:
         }
 
 
-def validate_issuer_url(url: str) -> str:
-    """An https URL (http only for localhost), since verifiers dereference the ids derived from it."""
-    from urllib.parse import urlsplit
-
-    cleaned = url.strip()
-    parts = urlsplit(cleaned)
-    local = parts.hostname in ("localhost", "127.0.0.1")
-    if not parts.hostname or not (parts.scheme == "https" or (parts.scheme == "http" and local)):
-        raise InvalidInput(
-            f"--url {url!r} is not an https URL", hint="e.g. https://buildappswith.com", code="bad_issuer_url"
-        )
-    if parts.query or parts.fragment:
-        raise InvalidInput(f"--url {url!r} must not have a query or fragment", code="bad_issuer_url")
-    return cleaned.rstrip("/")
-
-
 # -- achievements -------------------------------------------------------------------------------------
 
 
