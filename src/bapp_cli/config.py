@@ -202,6 +202,8 @@ def check_setting(key: str, value: Any) -> Any:
         validate_issuer_url(value, key)
     if key == "calendly.pathway_question":
         compile_pattern(value, key)
+    if key.endswith("_file") and "\x00" in value:  # open() raises ValueError for it, not OSError
+        raise InvalidInput(f"{key}: holds a NUL character, which no file name can", code="invalid_setting")
     if key in ("calendly.token_file",) and not value.strip():
         raise InvalidInput(f"{key}: must not be empty", code="invalid_setting")
     return value

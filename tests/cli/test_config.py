@@ -143,6 +143,15 @@ def test_a_path_under_an_unknown_users_home_is_a_file_that_does_not_exist(cli: B
     assert result.exit_code == 4 and "key file ~bapp-no-such-user/k.pem does not exist" in result.stderr
 
 
+@pytest.mark.parametrize("table, key", [("badges", "key_file"), ("calendly", "token_file")])
+def test_a_file_setting_holding_a_nul_is_exit_4_naming_the_key(cli: Bapp, table: str, key: str) -> None:
+    # TOML can spell a NUL (\u0000), and open() raises ValueError for it: `calendly sync` was exit 1
+    Path(cli.env["BAPP_CONFIG"]).write_text(f'[{table}]\n{key} = "a\\u0000b"\n')
+    for command in (("calendly", "sync"), ("badges", "issuer", "show"), ("clients", "list")):
+        result = cli(*command)
+        assert result.exit_code == 4 and f"key {table}.{key}: holds a NUL character" in result.stderr, result.stderr
+
+
 def test_config_path_prints_the_resolved_path(cli: Bapp, tmp_path: Path) -> None:
     assert cli("config", "path").stdout.strip() == cli.env["BAPP_CONFIG"]
     other = tmp_path / "other.toml"
