@@ -200,6 +200,10 @@ def check_setting(key: str, value: Any) -> Any:
             raise InvalidInput(f"{key}: {value!r} is not an http(s) URL", code="invalid_setting")
     if key in ("badges.issuer_url", "badges.image_base_url"):
         validate_issuer_url(value, key)
+    if key == "badges.issuer_name":  # signed into every credential, shown by every wallet: text as bapp stores it
+        from bapp_cli.services.plain_text import without_controls
+
+        without_controls(value, key)
     if key == "calendly.pathway_question":
         compile_pattern(value, key)
     if key.endswith("_file") and "\x00" in value:  # open() raises ValueError for it, not OSError

@@ -174,6 +174,18 @@ def test_an_issuer_url_that_is_no_url_is_refused_from_the_command_line_and_the_c
     assert show.exit_code == 4 and "key badges.issuer_url" in show.stderr and "not an https URL" in show.stderr
 
 
+def test_an_issuer_name_with_a_control_character_is_refused_like_any_stored_name(bapp: Bapp) -> None:
+    # it was stored, and signed into every credential a wallet shows: ESC and all
+    init = bapp("badges", "issuer", "init", "--name", "Build\x1b[31mApps", "--url", "https://x.example")
+    assert init.exit_code == 6 and "badges.issuer_name: holds the control character U+001B" in init.stderr
+    assert not (bapp.home / "badge-signing-key.pem").exists()
+    assert bapp("badges", "issuer", "init", "--name", "BuildApps", "--url", "https://x.example").exit_code == 0
+    config = Path(bapp.env["BAPP_CONFIG"])
+    config.write_text(config.read_text().replace("BuildApps", "Build\\u001bApps"))
+    show = bapp("badges", "issuer", "show")
+    assert show.exit_code == 4 and "key badges.issuer_name: holds the control character U+001B" in show.stderr
+
+
 def test_issuer_and_badge_errors_have_documented_exit_codes(bapp: Bapp, tmp_path: Path) -> None:
     seed(bapp, awarded_in_the_past)
     no_issuer = bapp("badges", "export", EMAIL)
