@@ -433,6 +433,13 @@ def test_the_key_file_is_0600_never_replaced_and_refused_when_others_can_read_it
         load_key_file(tmp_path)
 
 
+def test_a_key_file_under_a_regular_file_cannot_be_created_rather_than_already_existing(tmp_path: Path) -> None:
+    # mkdir's FileExistsError for the parent read as "a signing key already exists" (a conflict, exit 8)
+    (tmp_path / "config.toml").touch()
+    with pytest.raises(ConfigError, match=r"cannot create the signing key file .*: File exists \(.*config.toml\)"):
+        create_key_file(tmp_path / "config.toml" / "key.pem")
+
+
 def test_public_keys_load_from_a_jwk_a_jwk_set_or_the_profile(tmp_path: Path, issuer: Issuer) -> None:
     jwk = issuer.key.public_jwk()
     for name, document in (

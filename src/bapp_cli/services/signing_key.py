@@ -64,14 +64,14 @@ def create_key_file(path: Path) -> SigningKey:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, KEY_FILE_MODE)
-    except FileExistsError:
+    except OSError as exc:
+        if not os.path.lexists(path):  # mkdir raises FileExistsError too, for a parent that is a file
+            raise ConfigError(f"cannot create the signing key file {path}: {exc.strerror} ({exc.filename})") from None
         raise Conflict(
             f"a signing key already exists at {path}",
             hint="credentials already issued verify only with that key; keep it, or move it away first",
             code="key_exists",
         ) from None
-    except OSError as exc:
-        raise ConfigError(f"cannot create the signing key file {path}: {exc.strerror}") from None
     try:
         with os.fdopen(descriptor, "wb") as handle:
             handle.write(pem)
