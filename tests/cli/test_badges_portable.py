@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import stat
 import subprocess
 import sys
@@ -184,6 +185,18 @@ def test_an_issuer_name_with_a_control_character_is_refused_like_any_stored_name
     config.write_text(config.read_text().replace("BuildApps", "Build\\u001bApps"))
     show = bapp("badges", "issuer", "show")
     assert show.exit_code == 4 and "key badges.issuer_name: holds the control character U+001B" in show.stderr
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # no database is read
+def test_a_key_file_that_is_a_fifo_is_refused_at_once(bapp: Bapp, tmp_path: Path) -> None:
+    # opening it waited for a writer: every badges command hung
+    fifo = tmp_path / "key.pem"
+    os.mkfifo(fifo)
+    Path(bapp.env["BAPP_CONFIG"]).write_text(
+        f'[badges]\nissuer_name = "B"\nissuer_url = "https://b.example"\nkey_file = "{fifo}"\n'
+    )
+    result = bapp.process("badges", "issuer", "show", timeout=60)
+    assert result.exit_code == 4 and f"the badge signing key file {fifo} is not a PEM key file" in result.stderr
 
 
 def test_issuer_and_badge_errors_have_documented_exit_codes(bapp: Bapp, tmp_path: Path) -> None:

@@ -85,7 +85,8 @@ def create_key_file(path: Path) -> SigningKey:
 def load_key_file(path: Path) -> SigningKey:
     """The issuer key from its PEM file; refused (exit 4) when others may read it, as ssh refuses."""
     try:
-        with path.open("rb") as handle:
+        # O_NONBLOCK: opening a FIFO would otherwise wait for a writer, forever; it is refused below as no key file
+        with open(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as handle:
             mode = os.fstat(handle.fileno()).st_mode
             # a PEM key is a few hundred bytes; never read on into `/dev/zero` or a disk image
             data = handle.read(MAX_KEY_FILE_BYTES + 1) if stat.S_ISREG(mode) else b""
