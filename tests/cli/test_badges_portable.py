@@ -199,6 +199,25 @@ def test_a_key_file_that_is_a_fifo_is_refused_at_once(bapp: Bapp, tmp_path: Path
     assert result.exit_code == 4 and f"the badge signing key file {fifo} is not a PEM key file" in result.stderr
 
 
+def test_against_db_vouches_only_for_credentials_this_issuer_signed(bapp: Bapp, tmp_path: Path) -> None:
+    # with --key naming another key, that key's copy of a badge held here verified as valid against the database
+    seed(bapp, awarded_in_the_past)
+    issuer_init(bapp)
+    other = Bapp(bapp.database_url, tmp_path / "other")
+    impostor = ("badges", "issuer", "init", "--name", "Impostor", "--url", "https://buildappswith.example/")
+    assert other(*impostor).exit_code == 0
+    forged, genuine = tmp_path / "forged.jwt", tmp_path / "genuine.jwt"
+    other_key, own_key = tmp_path / "other.jwk", tmp_path / "own.jwk"
+    forged.write_text(other("badges", "export", EMAIL).stdout)
+    genuine.write_text(bapp("badges", "export", EMAIL).stdout)
+    other_key.write_text(other("badges", "issuer", "show", "--jwk").stdout)
+    own_key.write_text(bapp("badges", "issuer", "show", "--jwk").stdout)
+    assert bapp("badges", "verify", str(forged), "--key", str(other_key)).exit_code == 0  # that key did sign it
+    refused = bapp("badges", "verify", str(forged), "--key", str(other_key), "--against-db")
+    assert refused.exit_code == 6 and "--key is not this issuer's key" in refused.stderr
+    assert bapp("badges", "verify", str(genuine), "--key", str(own_key), "--against-db").exit_code == 0
+
+
 def test_issuer_and_badge_errors_have_documented_exit_codes(bapp: Bapp, tmp_path: Path) -> None:
     seed(bapp, awarded_in_the_past)
     no_issuer = bapp("badges", "export", EMAIL)

@@ -269,9 +269,12 @@ def verify_command(
         public_key_from_document(read_text_input(key, what="--key"), "stdin" if key == "-" else key) if key else None
     )
     issuer = _issuer(app_state) if against_db or given_key is None else None
+    if issuer is not None and given_key is not None and given_key != issuer.key.public_key:
+        # this database vouches only for what its issuer signed: another key's copy of a badge is a forgery here
+        raise InvalidInput("--key is not this issuer's key, and --against-db checks its credentials", code="bad_key")
     public_key = given_key or (issuer.key.public_key if issuer else None)  # one of the two is set
     now = utc_now()
-    expected = issuer.profile_id if issuer is not None and not key else None
+    expected = issuer.profile_id if issuer is not None else None
     results = [
         service.verify_token(token, public_key=public_key, now=now, expected_issuer=expected) for token in tokens
     ]
