@@ -298,6 +298,11 @@ def test_revocation_is_reported_against_the_database_and_the_status_list(session
         revoke_badge(session, EMAIL, "pathway:accelerate", reason="x", now=VERIFY_AT)
     with pytest.raises(InvalidInput, match="--reason"):
         revoke_badge(session, EMAIL, "fundamentals", reason="   ", now=VERIFY_AT)
+    # stored, it made the backup unrestorable: `import all` refuses the row
+    with pytest.raises(InvalidInput, match=r"--reason: holds the control character U\+001B"):
+        revoke_badge(session, EMAIL, "fundamentals", reason="awarded \x1b[31min error", now=VERIFY_AT)
+    with pytest.raises(InvalidInput, match="--reason: 501 characters; at most 500"):
+        revoke_badge(session, EMAIL, "fundamentals", reason="x" * 501, now=VERIFY_AT)
 
 
 def test_a_status_list_signed_by_another_key_is_refused(session: Session, issuer: Issuer, tmp_path: Path) -> None:

@@ -34,7 +34,7 @@ from bapp_cli.db.models import Badge, Pathway, PathwayTier, Skill, User
 from bapp_cli.errors import Conflict, InvalidInput, NotFound, read_json_input
 from bapp_cli.services.instants import instant_text
 from bapp_cli.services.pathways import tier_skills
-from bapp_cli.services.people import get_client
+from bapp_cli.services.people import clean_text, get_client
 from bapp_cli.services.progress import FUNDAMENTALS_KEY, load_catalogue, pathway_badge_key, tier_badge_key
 from bapp_cli.services.signing_key import SigningKey
 
@@ -314,11 +314,10 @@ def revoke_badge(session: Session, email: str, key: str, *, reason: str, now: dt
     """Mark a badge revoked, with the reason, and audit it. The badge row stays: badges are permanent.
 
     The record `badges revoke` prints: {client, badge, revoked_at, reason}."""
-    cleaned = " ".join(reason.split())
+    # the one rule for stored text: a control character would also make the backup of this row unrestorable
+    cleaned = clean_text(" ".join(reason.split()), "--reason", max_length=500)
     if not cleaned:
         raise InvalidInput("--reason must not be empty", code="missing_reason")
-    if len(cleaned) > 500:
-        raise InvalidInput(f"--reason is {len(cleaned)} characters; at most 500", code="reason_too_long")
     client, _ = get_client(session, email)
     [badge] = _badges_held(session, client, [key.strip()], revoking=True)
     badge.revoked_at = now
