@@ -13,6 +13,8 @@ import hashlib
 import json
 import os
 import stat
+import tracemalloc
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -384,6 +386,24 @@ def test_status_list_bits(session: Session, issuer: Issuer) -> None:
     # the list is a VC-JWT signed by the same key
     claims = jwt.decode(listing["jwt"], issuer.key.public_key, algorithms=["EdDSA"], options={"verify_iat": False})
     assert claims["vc"] == listing["credential"] and claims["iss"] == issuer.profile_id
+
+
+def test_a_status_list_is_inflated_only_as_far_as_the_bit_it_is_asked_for(session: Session, issuer: Issuer) -> None:
+    # a list is published by whoever issued the credential: 64 KiB of gzip inflating to 64 MiB was read whole
+    award(session)
+    issued = issue_credentials(session, EMAIL, issuer=issuer, now=VERIFY_AT)[0]
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)
+    bomb = b"".join(packer.compress(bytes(1 << 20)) for _ in range(64)) + packer.flush()
+    status = {"id": issuer.status_list_id, "credentialSubject": {"encodedList": "u" + b64encode(bomb)}}
+    listing = jwt.encode({"vc": status}, issuer.key.private_key, algorithm="EdDSA")
+    result = verify_token(issued["jwt"], public_key=issuer.key.public_key, now=VERIFY_AT)
+    tracemalloc.start()
+    try:
+        check_against_status_list(result, listing, public_key=issuer.key.public_key)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert result.valid and peak < 4 << 20, peak
 
 
 def test_achievement_ids_are_stable_and_cover_every_tier_pathway_and_fundamentals(

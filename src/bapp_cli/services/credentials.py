@@ -344,9 +344,13 @@ def _bit_is_set(encoded: str, index: int) -> bool:
         raise ValueError("encodedList is not multibase base64url ('u' prefix)")
     from jwt.utils import base64url_decode
 
-    bits = gzip.decompress(base64url_decode(encoded[1:]))
-    if index < 0 or index // 8 >= len(bits):
-        raise ValueError(f"index {index} is past the end of the list ({len(bits) * 8} entries)")
+    if index < 0:
+        raise ValueError(f"index {index} is not a list index")
+    # inflated no further than the byte holding the bit (at most 16 MiB): whoever issued the credential publishes
+    # the list, and a few hundred kilobytes of gzip inflate to gigabytes
+    bits = zlib.decompressobj(wbits=31).decompress(base64url_decode(encoded[1:]), min(index // 8 + 1, 1 << 24))
+    if index // 8 >= len(bits):
+        raise ValueError(f"index {index} is past the end of the list ({len(bits) * 8} entries read)")
     return bool(bits[index // 8] & (0x80 >> (index % 8)))
 
 
