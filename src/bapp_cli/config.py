@@ -19,7 +19,7 @@ import stat
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from bapp_cli.errors import (
     BappError,
@@ -30,6 +30,9 @@ from bapp_cli.errors import (
     read_at_most,
     read_toml,
 )
+
+if TYPE_CHECKING:
+    from urllib.parse import SplitResult
 
 DEFAULT_CALENDLY_BASE_URL = "https://api.calendly.com"
 
@@ -205,16 +208,19 @@ def check_setting(key: str, value: Any) -> Any:
             code="invalid_setting",
         )
     if key in ("calendly.base_url", "calendly.user", "calendly.organization"):
-        from urllib.parse import urlsplit
-
-        try:
-            parts = urlsplit(value) if value.isprintable() else None
-        except ValueError:  # e.g. an unclosed IPv6 bracket: http://[::1
-            parts = None
-        if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
+        parts = url_parts(value)
+        if parts is None or parts.scheme not in ("http", "https"):
             raise InvalidInput(f"{key}: {value!r} is not an http(s) URL", code="invalid_setting")
+    if key in ("badges.issuer_url", "badges.image_base_url"):
+        validate_issuer_url(value, key)
+    if key == "badges.issuer_name":  # signed into every credential, shown by every wallet: text as bapp stores it
+        from bapp_cli.services.plain_text import without_controls
+
+        without_controls(value, key)
     if key == "calendly.pathway_question":
         compile_pattern(value, key)
+    if key.endswith("_file") and "\x00" in value:  # open() raises ValueError for it, not OSError
+        raise InvalidInput(f"{key}: holds a NUL character, which no file name can", code="invalid_setting")
     if key in ("calendly.token_file",) and not value.strip():
         raise InvalidInput(f"{key}: must not be empty", code="invalid_setting")
     if key == "bookings.calendly" and value.strip() and value.strip().lower() not in CALENDLY_MODES:
@@ -234,6 +240,36 @@ def _give_up_hours(value: Any) -> float:
             code="invalid_setting",
         )
     return hours
+
+
+def url_parts(url: str) -> SplitResult | None:
+    """The parts of `url` when it is printable, holds no space and names a host; None otherwise. urlsplit
+    takes anything between "//" and "/" as the host (a blank, dotted-only or escaped one is none), and
+    raises only when asked for a malformed port, or for an unclosed IPv6 bracket."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - a malformed port or bracketed host raises here
+    except ValueError:
+        return None
+    host = parts.hostname or ""
+    return parts if url.isprintable() and " " not in url and host.strip(".") and "%" not in host else None
+
+
+def validate_issuer_url(url: str, field: str = "--url") -> str:
+    """An https URL (http only for localhost) without query or fragment, since verifiers dereference the
+    Open Badges ids derived from it: the issuer's, or its achievement images'."""
+    cleaned = url.strip()
+    parts = url_parts(cleaned)
+    local = parts is not None and parts.hostname in ("localhost", "127.0.0.1")
+    if parts is None or not (parts.scheme == "https" or (parts.scheme == "http" and local)):
+        raise InvalidInput(
+            f"{field}: {url!r} is not an https URL", hint="e.g. https://buildappswith.com", code="bad_issuer_url"
+        )
+    if parts.query or parts.fragment:
+        raise InvalidInput(f"{field}: {url!r} must not have a query or fragment", code="bad_issuer_url")
+    return cleaned.rstrip("/")
 
 
 def compile_pattern(
@@ -516,10 +552,12 @@ def _file_value(data: Mapping[str, Any], key: str) -> Any:
 def config_file_path(config_path: str | None, environ: Mapping[str, str] | None = None) -> tuple[Path, str]:
     """The config file in use and where that choice came from: --config, else BAPP_CONFIG, else the default."""
     env = os.environ if environ is None else environ
+    # os.path.expanduser, here and for every path bapp reads from a setting: `~nosuchuser/…` stays as written,
+    # a file that does not exist, where Path.expanduser raises RuntimeError
     if config_path:
-        return Path(config_path).expanduser(), "flag"
+        return Path(os.path.expanduser(config_path)), "flag"
     if env.get("BAPP_CONFIG"):
-        return Path(env["BAPP_CONFIG"]).expanduser(), "env:BAPP_CONFIG"
+        return Path(os.path.expanduser(env["BAPP_CONFIG"])), "env:BAPP_CONFIG"
     return default_config_path(), "default"
 
 
@@ -712,7 +750,7 @@ MAX_SECRET_FILE_BYTES = 64 << 10
 def _read_secret_file(key: str, value: Any, *, hint: str) -> str | None:
     """The text of the file a `*_file` setting names, stripped (None when empty); any file that is not a
     short UTF-8 text is a configuration error naming the setting (exit 4), never a crash (R9)."""
-    path = Path(str(value)).expanduser()
+    path = Path(os.path.expanduser(str(value)))
     try:
         with path.open("rb") as handle:
             data = read_at_most(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import stat
 import subprocess
 import sys
@@ -155,6 +156,66 @@ def test_tampered_or_foreign_credentials_exit_6_with_the_reason(bapp: Bapp, tmp_
     assert bad.exit_code == 6 and f"{garbage}: line 2: not a compact JWS" in bad.stderr
     assert bapp("badges", "verify", str(tmp_path / "missing.jwt")).exit_code == 6
     assert "Traceback" not in bad.stderr + foreign.stderr + result.stderr
+
+
+@pytest.mark.parametrize(
+    "url", ["https://[zz]", "https://example.com:port", "https://exa mple.com", "https://x.example/\x1b[31m"]
+)
+def test_an_issuer_url_that_is_no_url_is_refused_from_the_command_line_and_the_config_file(
+    bapp: Bapp, url: str
+) -> None:
+    # an unclosed IPv6 bracket was exit 1 (urlsplit raised); a bad port, a space or ESC became every badge's id
+    init = bapp("badges", "issuer", "init", "--name", "X", "--url", url)
+    assert init.exit_code == 6 and "--url: " in init.stderr and "not an https URL" in init.stderr, init.stderr
+    assert not (bapp.home / "badge-signing-key.pem").exists()
+    assert bapp("badges", "issuer", "init", "--name", "X", "--url", "https://x.example").exit_code == 0
+    config = Path(bapp.env["BAPP_CONFIG"])
+    config.write_text(config.read_text().replace("https://x.example", url.replace("\x1b", "\\u001b")))
+    show = bapp("badges", "issuer", "show")
+    assert show.exit_code == 4 and "key badges.issuer_url" in show.stderr and "not an https URL" in show.stderr
+
+
+def test_an_issuer_name_with_a_control_character_is_refused_like_any_stored_name(bapp: Bapp) -> None:
+    # it was stored, and signed into every credential a wallet shows: ESC and all
+    init = bapp("badges", "issuer", "init", "--name", "Build\x1b[31mApps", "--url", "https://x.example")
+    assert init.exit_code == 6 and "badges.issuer_name: holds the control character U+001B" in init.stderr
+    assert not (bapp.home / "badge-signing-key.pem").exists()
+    assert bapp("badges", "issuer", "init", "--name", "BuildApps", "--url", "https://x.example").exit_code == 0
+    config = Path(bapp.env["BAPP_CONFIG"])
+    config.write_text(config.read_text().replace("BuildApps", "Build\\u001bApps"))
+    show = bapp("badges", "issuer", "show")
+    assert show.exit_code == 4 and "key badges.issuer_name: holds the control character U+001B" in show.stderr
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # no database is read
+def test_a_key_file_that_is_a_fifo_is_refused_at_once(bapp: Bapp, tmp_path: Path) -> None:
+    # opening it waited for a writer: every badges command hung
+    fifo = tmp_path / "key.pem"
+    os.mkfifo(fifo)
+    Path(bapp.env["BAPP_CONFIG"]).write_text(
+        f'[badges]\nissuer_name = "B"\nissuer_url = "https://b.example"\nkey_file = "{fifo}"\n'
+    )
+    result = bapp.process("badges", "issuer", "show", timeout=60)
+    assert result.exit_code == 4 and f"the badge signing key file {fifo} is not a PEM key file" in result.stderr
+
+
+def test_against_db_vouches_only_for_credentials_this_issuer_signed(bapp: Bapp, tmp_path: Path) -> None:
+    # with --key naming another key, that key's copy of a badge held here verified as valid against the database
+    seed(bapp, awarded_in_the_past)
+    issuer_init(bapp)
+    other = Bapp(bapp.database_url, tmp_path / "other")
+    impostor = ("badges", "issuer", "init", "--name", "Impostor", "--url", "https://buildappswith.example/")
+    assert other(*impostor).exit_code == 0
+    forged, genuine = tmp_path / "forged.jwt", tmp_path / "genuine.jwt"
+    other_key, own_key = tmp_path / "other.jwk", tmp_path / "own.jwk"
+    forged.write_text(other("badges", "export", EMAIL).stdout)
+    genuine.write_text(bapp("badges", "export", EMAIL).stdout)
+    other_key.write_text(other("badges", "issuer", "show", "--jwk").stdout)
+    own_key.write_text(bapp("badges", "issuer", "show", "--jwk").stdout)
+    assert bapp("badges", "verify", str(forged), "--key", str(other_key)).exit_code == 0  # that key did sign it
+    refused = bapp("badges", "verify", str(forged), "--key", str(other_key), "--against-db")
+    assert refused.exit_code == 6 and "--key is not this issuer's key" in refused.stderr
+    assert bapp("badges", "verify", str(genuine), "--key", str(own_key), "--against-db").exit_code == 0
 
 
 def test_issuer_and_badge_errors_have_documented_exit_codes(bapp: Bapp, tmp_path: Path) -> None:

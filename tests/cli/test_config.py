@@ -130,6 +130,28 @@ def test_unreadable_config_exits_4(cli: Bapp) -> None:
     assert "not valid TOML" in result.stderr
 
 
+def test_a_path_under_an_unknown_users_home_is_a_file_that_does_not_exist(cli: Bapp) -> None:
+    # `~nosuchuser/…` made Path.expanduser raise RuntimeError: exit 1 and a traceback, for --config and BAPP_CONFIG
+    missing = "~bapp-no-such-user/bapp.toml"
+    result = cli("--config", missing, "config", "show")
+    assert result.exit_code == 4 and f"config file {missing} (--config) does not exist" in result.stderr
+    assert cli("config", "path", env={"BAPP_CONFIG": missing}).stdout.strip() == missing
+    Path(cli.env["BAPP_CONFIG"]).write_text(
+        '[badges]\nissuer_name = "B"\nissuer_url = "https://b.example"\nkey_file = "~bapp-no-such-user/k.pem"\n'
+    )
+    result = cli("badges", "issuer", "show")
+    assert result.exit_code == 4 and "key file ~bapp-no-such-user/k.pem does not exist" in result.stderr
+
+
+@pytest.mark.parametrize("table, key", [("badges", "key_file"), ("calendly", "token_file")])
+def test_a_file_setting_holding_a_nul_is_exit_4_naming_the_key(cli: Bapp, table: str, key: str) -> None:
+    # TOML can spell a NUL (\u0000), and open() raises ValueError for it: `calendly sync` was exit 1
+    Path(cli.env["BAPP_CONFIG"]).write_text(f'[{table}]\n{key} = "a\\u0000b"\n')
+    for command in (("calendly", "sync"), ("badges", "issuer", "show"), ("clients", "list")):
+        result = cli(*command)
+        assert result.exit_code == 4 and f"key {table}.{key}: holds a NUL character" in result.stderr, result.stderr
+
+
 def test_config_path_prints_the_resolved_path(cli: Bapp, tmp_path: Path) -> None:
     assert cli("config", "path").stdout.strip() == cli.env["BAPP_CONFIG"]
     other = tmp_path / "other.toml"

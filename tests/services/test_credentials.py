@@ -13,6 +13,8 @@ import hashlib
 import json
 import os
 import stat
+import tracemalloc
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -298,6 +300,11 @@ def test_revocation_is_reported_against_the_database_and_the_status_list(session
         revoke_badge(session, EMAIL, "pathway:accelerate", reason="x", now=VERIFY_AT)
     with pytest.raises(InvalidInput, match="--reason"):
         revoke_badge(session, EMAIL, "fundamentals", reason="   ", now=VERIFY_AT)
+    # stored, it made the backup unrestorable: `import all` refuses the row
+    with pytest.raises(InvalidInput, match=r"--reason: holds the control character U\+001B"):
+        revoke_badge(session, EMAIL, "fundamentals", reason="awarded \x1b[31min error", now=VERIFY_AT)
+    with pytest.raises(InvalidInput, match="--reason: 501 characters; at most 500"):
+        revoke_badge(session, EMAIL, "fundamentals", reason="x" * 501, now=VERIFY_AT)
 
 
 def test_a_status_list_signed_by_another_key_is_refused(session: Session, issuer: Issuer, tmp_path: Path) -> None:
@@ -335,6 +342,34 @@ def test_the_database_check_matches_recipient_and_achievement(session: Session, 
     )
 
 
+# members of a signed credential of a type or size the checks did not expect: each crashed verify (exit 1)
+HOSTILE_MEMBERS = {
+    "a type member that does not hash": lambda c: c.__setitem__("type", [["x"], "VerifiableCredential"]),
+    "identifier not a list": lambda c: c["credentialSubject"].update(id="urn:x", identifier="sha256$00"),
+    "a non-ASCII identity hash": lambda c: c["credentialSubject"]["identifier"][0].update(identityHash="sha256$é"),
+    "an id of 5,000 digits": lambda c: c.__setitem__("id", c["id"].rsplit("/", 1)[0] + "/" + "9" * 5000),
+    "an infinite status list index": lambda c: c["credentialStatus"].update(statusListIndex=float("inf")),
+}
+
+
+@pytest.mark.parametrize("breakage", HOSTILE_MEMBERS.values(), ids=HOSTILE_MEMBERS.keys())
+def test_a_signed_credential_with_hostile_members_is_invalid_never_a_crash(
+    session: Session, issuer: Issuer, breakage: Any
+) -> None:
+    award(session)
+    credential = issue_credentials(session, EMAIL, issuer=issuer, now=VERIFY_AT)[0]["credential"]
+    breakage(credential)
+    token = sign_credential(credential, issuer, now=NOW)
+    _, status_list = build_status_list(session, issuer=issuer, now=VERIFY_AT)
+    result = verify_token(token, public_key=issuer.key.public_key, now=VERIFY_AT)
+    check_against_database(session, result, issuer=issuer)
+    if result.valid:  # only the status list index is left to read: an unusable list is exit 6 naming it
+        with pytest.raises(InvalidInput, match="status list cannot be read"):
+            check_against_status_list(result, status_list["jwt"], public_key=issuer.key.public_key)
+    else:
+        assert result.reason
+
+
 def test_status_list_bits(session: Session, issuer: Issuer) -> None:
     award(session)
     ids = [badge.id for badge in session.scalars(select(Badge).order_by(Badge.id))]
@@ -351,6 +386,24 @@ def test_status_list_bits(session: Session, issuer: Issuer) -> None:
     # the list is a VC-JWT signed by the same key
     claims = jwt.decode(listing["jwt"], issuer.key.public_key, algorithms=["EdDSA"], options={"verify_iat": False})
     assert claims["vc"] == listing["credential"] and claims["iss"] == issuer.profile_id
+
+
+def test_a_status_list_is_inflated_only_as_far_as_the_bit_it_is_asked_for(session: Session, issuer: Issuer) -> None:
+    # a list is published by whoever issued the credential: 64 KiB of gzip inflating to 64 MiB was read whole
+    award(session)
+    issued = issue_credentials(session, EMAIL, issuer=issuer, now=VERIFY_AT)[0]
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)
+    bomb = b"".join(packer.compress(bytes(1 << 20)) for _ in range(64)) + packer.flush()
+    status = {"id": issuer.status_list_id, "credentialSubject": {"encodedList": "u" + b64encode(bomb)}}
+    listing = jwt.encode({"vc": status}, issuer.key.private_key, algorithm="EdDSA")
+    result = verify_token(issued["jwt"], public_key=issuer.key.public_key, now=VERIFY_AT)
+    tracemalloc.start()
+    try:
+        check_against_status_list(result, listing, public_key=issuer.key.public_key)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert result.valid and peak < 4 << 20, peak
 
 
 def test_achievement_ids_are_stable_and_cover_every_tier_pathway_and_fundamentals(
@@ -403,6 +456,13 @@ def test_the_key_file_is_0600_never_replaced_and_refused_when_others_can_read_it
         load_key_file(huge)
     with pytest.raises(ConfigError, match="cannot read"):
         load_key_file(tmp_path)
+
+
+def test_a_key_file_under_a_regular_file_cannot_be_created_rather_than_already_existing(tmp_path: Path) -> None:
+    # mkdir's FileExistsError for the parent read as "a signing key already exists" (a conflict, exit 8)
+    (tmp_path / "config.toml").touch()
+    with pytest.raises(ConfigError, match=r"cannot create the signing key file .*: File exists \(.*config.toml\)"):
+        create_key_file(tmp_path / "config.toml" / "key.pem")
 
 
 def test_public_keys_load_from_a_jwk_a_jwk_set_or_the_profile(tmp_path: Path, issuer: Issuer) -> None:

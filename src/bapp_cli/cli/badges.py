@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -73,7 +74,7 @@ def _issuer(app_state: AppState) -> Issuer:
             "badges.key_file)",
         )
     image_base = settings.get("badges.image_base_url")
-    return Issuer(str(name), str(url), load_key_file(Path(str(key_file)).expanduser()), image_base or None)
+    return Issuer(str(name), str(url), load_key_file(Path(os.path.expanduser(str(key_file)))), image_base or None)
 
 
 def _write_text(output: str | None, text: str, *, private: bool = False, database_url: str | None = None) -> None:
@@ -119,8 +120,8 @@ def issuer_init_command(
       bapp badges issuer init --name BuildAppsWith --url https://buildappswith.com
       bapp badges issuer init --name BuildAppsWith --url https://buildappswith.com --key-file /etc/bapp/badges.pem
     """
-    from bapp_cli.config import removed_on_failure, set_config_values
-    from bapp_cli.services.credentials import Issuer, validate_issuer_url
+    from bapp_cli.config import removed_on_failure, set_config_values, validate_issuer_url
+    from bapp_cli.services.credentials import Issuer
     from bapp_cli.services.signing_key import create_key_file
 
     app_state = state(ctx)
@@ -130,7 +131,7 @@ def issuer_init_command(
     cleaned_url = validate_issuer_url(url)
     image_base = validate_issuer_url(image_base_url) if image_base_url else None
     config_path = app_state.settings.config_path
-    path = Path(key_file).expanduser() if key_file else config_path.parent / DEFAULT_KEY_FILE_NAME
+    path = Path(os.path.expanduser(key_file)) if key_file else config_path.parent / DEFAULT_KEY_FILE_NAME
     path = path.absolute()
     key = create_key_file(path)
     values = dict(issuer_name=cleaned_name, issuer_url=cleaned_url, key_file=str(path), image_base_url=image_base)
@@ -263,9 +264,12 @@ def verify_command(
         public_key_from_document(read_text_input(key, what="--key"), "stdin" if key == "-" else key) if key else None
     )
     issuer = _issuer(app_state) if against_db or given_key is None else None
+    if issuer is not None and given_key is not None and given_key != issuer.key.public_key:
+        # this database vouches only for what its issuer signed: another key's copy of a badge is a forgery here
+        raise InvalidInput("--key is not this issuer's key, and --against-db checks its credentials", code="bad_key")
     public_key = given_key or (issuer.key.public_key if issuer else None)  # one of the two is set
     now = utc_now()
-    expected = issuer.profile_id if issuer is not None and not key else None
+    expected = issuer.profile_id if issuer is not None else None
     results = [
         service.verify_token(token, public_key=public_key, now=now, expected_issuer=expected) for token in tokens
     ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import os
 import re
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -742,7 +743,9 @@ def _signing_key_for_subscription(app_state: AppState, sink: OutputSink) -> tupl
     key = secrets.token_urlsafe(32)
     app_state.secrets.add(key)
     path = (
-        Path(configured_file).expanduser() if configured_file else settings.config_path.parent / SIGNING_KEY_FILE_NAME
+        Path(os.path.expanduser(configured_file))
+        if configured_file
+        else settings.config_path.parent / SIGNING_KEY_FILE_NAME
     )
     write_private_file(path, f"{key}\n".encode(), "webhook signing key file")
     if not configured_file:
@@ -755,17 +758,10 @@ def _signing_key_for_subscription(app_state: AppState, sink: OutputSink) -> tupl
 def _check_subscription_url(url: str) -> None:
     """An https URL with a host (http only to 127.0.0.1, for a local receiver in tests); checked here, before
     a key is made or Calendly is asked, rather than left for Calendly to refuse."""
-    from urllib.parse import urlsplit
+    from bapp_cli.config import url_parts
 
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - a malformed port or bracketed host raises here
-        scheme, host = parts.scheme, parts.hostname or ""
-    except ValueError:
-        scheme = host = ""
-    # urlsplit takes anything between "//" and "/" as the host: a blank, dotted-only or escaped one is none
-    no_host = not host.strip(".") or any(c.isspace() or c == "%" for c in host)
-    if no_host or not (scheme == "https" or (scheme == "http" and host == "127.0.0.1")):
+    parts = url_parts(url)
+    if parts is None or not (parts.scheme == "https" or (parts.scheme == "http" and parts.hostname == "127.0.0.1")):
         raise UsageError(f"--url: {url!r} must be an https:// URL with a host (Calendly delivers to HTTPS only)")
 
 

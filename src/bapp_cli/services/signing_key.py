@@ -64,14 +64,14 @@ def create_key_file(path: Path) -> SigningKey:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, KEY_FILE_MODE)
-    except FileExistsError:
+    except OSError as exc:
+        if not os.path.lexists(path):  # mkdir raises FileExistsError too, for a parent that is a file
+            raise ConfigError(f"cannot create the signing key file {path}: {exc.strerror} ({exc.filename})") from None
         raise Conflict(
             f"a signing key already exists at {path}",
             hint="credentials already issued verify only with that key; keep it, or move it away first",
             code="key_exists",
         ) from None
-    except OSError as exc:
-        raise ConfigError(f"cannot create the signing key file {path}: {exc.strerror}") from None
     try:
         with os.fdopen(descriptor, "wb") as handle:
             handle.write(pem)
@@ -86,7 +86,8 @@ def load_key_file(path: Path) -> SigningKey:
     """The issuer key from its PEM file; refused (exit 4) when others may read it, as ssh refuses."""
     not_a_key = ConfigError(f"the badge signing key file {path} is not a PEM key file")
     try:
-        with path.open("rb") as handle:
+        # O_NONBLOCK: opening a FIFO would otherwise wait for a writer, forever; it is refused below as no key file
+        with open(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as handle:
             mode = os.fstat(handle.fileno()).st_mode
             # a PEM key is a few hundred bytes: never read on into `/dev/zero` or a disk image, nor at all (-1)
             # from what is no regular file
