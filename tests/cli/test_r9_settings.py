@@ -114,6 +114,17 @@ def _writer_once_read(fifo: Path, process: subprocess.Popen[str]) -> int:
             time.sleep(0.01)  # polling for the reader, not waiting for it to get somewhere
 
 
+def _wait_until_reading(process: subprocess.Popen[str]) -> None:
+    """Until `process` sleeps in the FIFO's read. A signal that lands in the microseconds between its open and
+    its read is taken by CPython's C handler before the read starts (Python handlers run between bytecodes), and
+    the read then waits for a writer for ever: a race only a signal sent the instant the reader appears can hit,
+    as this test's would without the wait (about 1 run in 20)."""
+    wchan = Path(f"/proc/{process.pid}/wchan")  # the kernel function it sleeps in: (anon_)pipe_read, pipe_wait
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not wchan.read_text().endswith(("pipe_read", "pipe_wait")):
+        time.sleep(0.01)
+
+
 def _finish(process: subprocess.Popen[str]) -> tuple[int, str]:
     try:
         _, stderr = process.communicate(timeout=60)  # a guard: the bug this catches is a run that never ends
@@ -142,6 +153,7 @@ def test_a_fifo_as_the_config_file_is_read_once_and_a_stop_signal_while_it_waits
     for args in (("clients", "list"), ("clients", "list", "--no-such-option")):
         process = bapp.popen("--config", str(fifo), *args)
         writer = _writer_once_read(fifo, process)
+        _wait_until_reading(process)
         process.send_signal(signal.SIGTERM)
         code, stderr = _finish(process)
         os.close(writer)
