@@ -290,6 +290,16 @@ def test_a_login_postgresql_refuses_is_configuration_exit_4_on_every_path(bapp: 
         assert "Wrong-Pass-9" not in result.stderr and password not in result.stderr
 
 
+def test_a_postgresql_url_option_libpq_does_not_know_is_exit_4_on_every_path(tmp_path: Path) -> None:
+    # libpq refuses `?foo=bar` before asking any server: `db upgrade` (the engine's first connection) was exit 1
+    bapp = Bapp("postgresql+psycopg://nobody:pw@127.0.0.1:1/none?foo=bar", tmp_path)
+    for command in (("sessions", "list"), ("clients", "add", "ada@example.com"), ("db", "upgrade")):
+        result = bapp(*command)
+        assert result.exit_code == 4, (command, result.stderr)
+        assert result.stderr.startswith("Error: the database URL is not valid"), result.stderr
+        assert ":pw@" not in result.stderr
+
+
 def test_unreachable_database_exits_5(tmp_path: Path) -> None:
     bapp = Bapp("postgresql+psycopg://nobody:pw@127.0.0.1:1/none", tmp_path)
     result = bapp("pathways", "list", env={"BAPP_CONNECT_TIMEOUT": "2"})

@@ -238,9 +238,12 @@ def connect_postgresql(url: str, connect_timeout: int = 10) -> Database:
 
 
 def unreachable(exc: BaseException) -> DatabaseNotReady | ConfigError:
-    """A connection PostgreSQL never answered (exit 5), or refused for its login: the URL's user and password
-    are configuration (exit 4), as a token Calendly refuses is."""
+    """A connection PostgreSQL never answered (exit 5), or refused for its login, or a URL libpq cannot use:
+    the URL's user, password and options are configuration (exit 4), as a token Calendly refuses is."""
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if type(exc).__name__ == "ProgrammingError" and getattr(exc, "sqlstate", "") is None:  # libpq's, not a server's
+        hint = "check --database-url / BAPP_DATABASE_URL (an unknown `?option`, or a value it cannot take)"
+        return ConfigError(f"the database URL is not valid: {text}", hint=hint, code="database_url")
     if "authentication failed" in text or "no password supplied" in text:  # libpq's words: no SQLSTATE before login
         hint = "check the user and password in --database-url / BAPP_DATABASE_URL"
         return ConfigError(f"the database refused the login: {text}", hint=hint, code="database_login")
@@ -365,6 +368,8 @@ def database_failure(exc: BaseException) -> DatabaseNotReady | Busy | Conflict |
         return _locked(str(original).strip().splitlines()[0] if str(original).strip() else "lock timeout")
     elif getattr(original, "sqlstate", None) == _PG_READ_ONLY:
         pass
+    elif type(original).__name__ == "ProgrammingError" and getattr(original, "sqlstate", "") is None:
+        return unreachable(original)  # libpq refused the URL itself (the engine's first connection): no server asked
     elif not any(kind.__name__ == "OperationalError" for kind in type(exc).__mro__ + type(original).__mro__):
         return None
     text = str(original).strip().splitlines()[0] if str(original).strip() else type(original).__name__
