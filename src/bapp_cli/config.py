@@ -549,15 +549,19 @@ def _file_value(data: Mapping[str, Any], key: str) -> Any:
     return node
 
 
+def user_path(text: str) -> Path:
+    """A path a person wrote (a flag, a setting), `~` expanded as a shell would. os.path.expanduser leaves
+    `~nosuchuser/…` as written, a file that does not exist, where Path.expanduser raises RuntimeError."""
+    return Path(os.path.expanduser(text))
+
+
 def config_file_path(config_path: str | None, environ: Mapping[str, str] | None = None) -> tuple[Path, str]:
     """The config file in use and where that choice came from: --config, else BAPP_CONFIG, else the default."""
     env = os.environ if environ is None else environ
-    # os.path.expanduser, here and for every path bapp reads from a setting: `~nosuchuser/…` stays as written,
-    # a file that does not exist, where Path.expanduser raises RuntimeError
     if config_path:
-        return Path(os.path.expanduser(config_path)), "flag"
+        return user_path(config_path), "flag"
     if env.get("BAPP_CONFIG"):
-        return Path(os.path.expanduser(env["BAPP_CONFIG"])), "env:BAPP_CONFIG"
+        return user_path(env["BAPP_CONFIG"]), "env:BAPP_CONFIG"
     return default_config_path(), "default"
 
 
@@ -750,7 +754,7 @@ MAX_SECRET_FILE_BYTES = 64 << 10
 def _read_secret_file(key: str, value: Any, *, hint: str) -> str | None:
     """The text of the file a `*_file` setting names, stripped (None when empty); any file that is not a
     short UTF-8 text is a configuration error naming the setting (exit 4), never a crash (R9)."""
-    path = Path(os.path.expanduser(str(value)))
+    path = user_path(str(value))
     try:
         with path.open("rb") as handle:
             data = read_at_most(

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -62,6 +60,7 @@ def _credential_format(value: str) -> str:
 
 def _issuer(app_state: AppState) -> Issuer:
     """The configured issuer with its key, or exit 4 saying how to create one."""
+    from bapp_cli.config import user_path
     from bapp_cli.services.credentials import Issuer
     from bapp_cli.services.signing_key import load_key_file
 
@@ -74,7 +73,7 @@ def _issuer(app_state: AppState) -> Issuer:
             "badges.key_file)",
         )
     image_base = settings.get("badges.image_base_url")
-    return Issuer(str(name), str(url), load_key_file(Path(os.path.expanduser(str(key_file)))), image_base or None)
+    return Issuer(str(name), str(url), load_key_file(user_path(str(key_file))), image_base or None)
 
 
 def _write_text(output: str | None, text: str, *, private: bool = False, database_url: str | None = None) -> None:
@@ -120,7 +119,7 @@ def issuer_init_command(
       bapp badges issuer init --name BuildAppsWith --url https://buildappswith.com
       bapp badges issuer init --name BuildAppsWith --url https://buildappswith.com --key-file /etc/bapp/badges.pem
     """
-    from bapp_cli.config import removed_on_failure, set_config_values, validate_issuer_url
+    from bapp_cli.config import removed_on_failure, set_config_values, user_path, validate_issuer_url
     from bapp_cli.services.credentials import Issuer
     from bapp_cli.services.signing_key import create_key_file
 
@@ -131,7 +130,7 @@ def issuer_init_command(
     cleaned_url = validate_issuer_url(url)
     image_base = validate_issuer_url(image_base_url) if image_base_url else None
     config_path = app_state.settings.config_path
-    path = Path(os.path.expanduser(key_file)) if key_file else config_path.parent / DEFAULT_KEY_FILE_NAME
+    path = user_path(key_file) if key_file else config_path.parent / DEFAULT_KEY_FILE_NAME
     path = path.absolute()
     key = create_key_file(path)
     values = dict(issuer_name=cleaned_name, issuer_url=cleaned_url, key_file=str(path), image_base_url=image_base)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import os
 import re
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -731,9 +730,8 @@ def _signing_key_for_subscription(app_state: AppState, sink: OutputSink) -> tupl
     out, so a subscription can never exist with a key bapp has lost.
     """
     import secrets
-    from pathlib import Path
 
-    from bapp_cli.config import removed_on_failure, set_config_values, write_private_file
+    from bapp_cli.config import removed_on_failure, set_config_values, user_path, write_private_file
 
     settings = app_state.settings
     existing = _signing_key(app_state)
@@ -742,11 +740,7 @@ def _signing_key_for_subscription(app_state: AppState, sink: OutputSink) -> tupl
         return existing, configured_file
     key = secrets.token_urlsafe(32)
     app_state.secrets.add(key)
-    path = (
-        Path(os.path.expanduser(configured_file))
-        if configured_file
-        else settings.config_path.parent / SIGNING_KEY_FILE_NAME
-    )
+    path = user_path(configured_file) if configured_file else settings.config_path.parent / SIGNING_KEY_FILE_NAME
     write_private_file(path, f"{key}\n".encode(), "webhook signing key file")
     if not configured_file:
         with removed_on_failure(path):
