@@ -229,6 +229,8 @@ def connect_postgresql(url: str, connect_timeout: int = 10) -> Database:
         connection = psycopg.connect(conninfo, connect_timeout=connect_timeout, options=options)
         connection.read_only = True
     except psycopg.ProgrammingError:  # libpq could not parse the URL (a malformed port or host)
+        # no detail: libpq's text may quote the whole URL, password and all, where the password cannot be found
+        # to scrub it (`unreachable` gets only the engine's errors, of a URL SQLAlchemy has parsed)
         raise ConfigError(
             "the database URL is not valid", hint="check --database-url / BAPP_DATABASE_URL", code="database_url"
         ) from None
