@@ -408,10 +408,13 @@ def list_session_types(
         where.add("t.category = :category", category=parse_category(category))
     if pathway is not None or available_to is not None:
         # what may be booked: a pathway session only under a linked pathway that is not archived (rule 4)
-        linked = "t.id IN (SELECT session_type_id FROM session_type_pathways JOIN pathways p ON p.id = pathway_id WHERE"
-        linked += (" NOT p.archived" if available_to else " TRUE") + (" AND p.id = :pathway)" if pathway else ")")
-        parameters = {"pathway": pathway_id(db, pathway)} if pathway is not None else {}
-        where.add(f"(t.category <> 'pathway' OR {linked})" if available_to else linked, **parameters)
+        conditions, parameters = (["NOT p.archived"] if available_to is not None else []), {}
+        if pathway is not None:
+            conditions.append("p.id = :pathway")
+            parameters["pathway"] = pathway_id(db, pathway)
+        links = "SELECT session_type_id FROM session_type_pathways JOIN pathways p ON p.id = pathway_id"
+        linked = f"t.id IN ({links} WHERE {' AND '.join(conditions)})"
+        where.add(f"(t.category <> 'pathway' OR {linked})" if available_to is not None else linked, **parameters)
     if builder is not None:
         where.add("t.builder_id = :builder", builder=person(db, builder, "builder", "u.id")[0])
     expressions = {"bookable": BOOKABLE, "price": db.money("t.price"), "pathways": "NULL", "builder": "bu.email"}
@@ -593,8 +596,12 @@ def _badges(db: Database, client_id: int, catalogue: Catalogue, page: Page = ALL
     awarded = [(instant_value(at, "badges.awarded_at", of=key), key, revoked) for key, at, revoked in rows]
     ordered = sorted(awarded, key=lambda row: (row[0], catalogue.badge_order(row[1])))[page.offset :][: page.limit]
     return [
-        {"key": key, "name": catalogue.badge_name(key), "awarded_at": at}
-        | {"revoked_at": instant_value(revoked, "badges.revoked_at", of=key)}
+        {
+            "key": key,
+            "name": catalogue.badge_name(key),
+            "awarded_at": at,
+            "revoked_at": instant_value(revoked, "badges.revoked_at", of=key),
+        }
         for at, key, revoked in ordered
     ]
 

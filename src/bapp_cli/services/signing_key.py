@@ -89,9 +89,10 @@ def load_key_file(path: Path) -> SigningKey:
         # O_NONBLOCK: opening a FIFO would otherwise wait for a writer, forever; it is refused below as no key file
         with open(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as handle:
             mode = os.fstat(handle.fileno()).st_mode
-            # a PEM key is a few hundred bytes: never read on into `/dev/zero` or a disk image, nor at all (-1)
-            # from what is no regular file
-            data = read_at_most(handle, MAX_KEY_FILE_BYTES if stat.S_ISREG(mode) else -1, lambda _: not_a_key)
+            if not stat.S_ISREG(mode):  # a FIFO, a device, a directory: never read
+                raise not_a_key
+            # a PEM key is a few hundred bytes: never read on into `/dev/zero` or a disk image
+            data = read_at_most(handle, MAX_KEY_FILE_BYTES, lambda _: not_a_key)
     except FileNotFoundError:
         raise ConfigError(
             f"the badge signing key file {path} does not exist",
