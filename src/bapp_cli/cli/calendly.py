@@ -24,6 +24,7 @@ from bapp_cli.cli.options import (
 )
 from bapp_cli.cli.terminal import listing_table, print_listing, styled
 from bapp_cli.cli.unit_of_work import apply, fetch
+from bapp_cli.config import MAX_GIVE_UP_HOURS
 from bapp_cli.errors import AuthError, BappError, ConfigError, InvalidInput, PartialSuccess, RemoteError, UsageError
 
 if TYPE_CHECKING:
@@ -864,7 +865,7 @@ def reconcile(
         typer.Option(
             "--give-up-after",
             min=0,
-            max=100_000,
+            max=MAX_GIVE_UP_HOURS,  # as the config file's calendly.reconcile_give_up_hours
             callback=finite_seconds,
             help="Hours after which a booking Calendly never confirmed is given up (cancelled, state failed) "
             "[default: calendly.reconcile_give_up_hours, else 24].",
