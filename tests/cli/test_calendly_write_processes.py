@@ -47,11 +47,12 @@ def _wait_for(condition: Callable[[], bool], what: str, timeout: float = 30.0) -
         time.sleep(0.02)
 
 
+def _create_args(client: str = CLIENT) -> tuple[str, ...]:
+    return ("bookings", "create", "--client", client, "--session", FREE, "--start", z(slot()), *ANSWERS)
+
+
 def _create(bapp: Bapp, client: str = CLIENT) -> subprocess.Popen[str]:
-    return bapp.popen(
-        "bookings", "create", "--client", client, "--session", FREE, "--start", z(slot()), *ANSWERS, "--json",
-        env=PATIENT,
-    )  # fmt: skip
+    return bapp.popen(*_create_args(client), "--json", env=PATIENT)
 
 
 def _kill(process: subprocess.Popen[str]) -> None:
@@ -110,3 +111,46 @@ def test_two_processes_booking_one_calendly_slot_make_one_booking(synced: Bapp, 
     assert len(fake.invitees_of(FREE_TYPE)) == 1
     [booking] = bookings(synced.database_url)
     assert booking.calendly_state == "booked"
+
+
+def test_a_booking_cancelled_here_while_its_answer_is_awaited_is_never_resent(synced: Bapp, fake: FakeCalendly) -> None:
+    # `bookings cancel --local-only` while the POST's answer was awaited: the answer was lost, the lookup found
+    # nothing, and the create resent it on the state it had read before: Calendly booked a cancelled session
+    held = fake.hang_next("/invitees", seconds=30)  # never carried out; reset once the cancel is in
+    process = _create(synced)
+    _wait_for(lambda: fake.count("/invitees") == 1, "the POST to reach Calendly")
+    [booking] = bookings(synced.database_url)
+    cancelled = synced("bookings", "cancel", booking.reference, "--local-only")
+    assert cancelled.exit_code == 0, cancelled.stderr
+    held.released.set()
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 9, stderr
+    assert len(posts(fake)) == 1 and fake.invitees_of(FREE_TYPE) == []
+    result = synced("calendly", "reconcile", "--json")
+    assert result.exit_code == 0, result.stderr
+    [row] = result.json()
+    assert (row["action"], row["calendly_state"], row["status"]) == ("failed", "failed", "cancelled")
+    assert len(posts(fake)) == 1 and fake.invitees_of(FREE_TYPE) == []
+
+
+def test_a_booking_cancelled_here_while_reconcile_looks_it_up_is_never_resent(synced: Bapp, fake: FakeCalendly) -> None:
+    # reconcile decided on the status it read before its lookup: a cancel made during the lookup was resent
+    fake.fail_next("/invitees", 500)
+    fake.fail_next("/scheduled_events", 500, times=None)  # the lookup fails too: left unknown, not resent
+    assert synced(*_create_args(), "--json").exit_code == 9
+    fake.clear_faults()
+    fake.clear_requests()
+    held = fake.delay_next("/scheduled_events", seconds=30)  # the lookup, answered once the cancel is in
+    process = synced.popen("calendly", "reconcile", "--json", env=PATIENT)
+    _wait_for(lambda: fake.count("/scheduled_events") == 1, "reconcile's lookup to reach Calendly")
+    [booking] = bookings(synced.database_url)
+    cancelled = synced("bookings", "cancel", booking.reference, "--local-only")
+    assert cancelled.exit_code == 0, cancelled.stderr
+    held.released.set()
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0, stderr
+    assert posts(fake) == [] and fake.invitees_of(FREE_TYPE) == []
+    again = synced("calendly", "reconcile", "--json")  # the next one says what became of it
+    [row] = again.json()
+    assert (row["action"], row["calendly_state"], row["status"]) == ("failed", "failed", "cancelled")
+    assert posts(fake) == []

@@ -738,7 +738,8 @@ class FakeCalendly:
         return self.add_fault(Fault(path_prefix, "apply_then_delay", times=times, seconds=seconds))
 
     def hang_next(self, path_prefix: str = "/invitees", seconds: float = 5.0, *, times: int | None = 1) -> Fault:
-        """Hold the request for ``seconds`` without carrying it out, then reset the connection."""
+        """Hold the request for ``seconds`` (or until ``released``) without carrying it out, then reset the
+        connection."""
         return self.add_fault(Fault(path_prefix, "hang", times=times, seconds=seconds))
 
     def refuse_plan_next(self, *, times: int | None = 1) -> Fault:
@@ -787,7 +788,7 @@ class FakeCalendly:
             if self._stopping.is_set():
                 return  # the fake is shutting down: drop the request rather than hold up stop()
         if fault is not None and fault.action == "hang":
-            self._stopping.wait(fault.seconds)
+            fault.released.wait(fault.seconds)  # set by stop() too
             self._reset(handler)  # never carried out, never answered
             return
         if fault is not None and fault.action == "status":

@@ -209,6 +209,17 @@ class _Sent:
         )
 
 
+def _held(session: Session, sent: _Sent, *, resend: bool = False) -> Booking | None:
+    """The booking, locked, while it still waits for Calendly (another process may have settled it
+    meanwhile); to be resent, only if it was not cancelled here meanwhile (`bookings cancel --local-only`
+    while its answer was awaited or looked up): Calendly must not book a session the client no longer
+    wants. The lock makes such a cancel wait for the resend's count, or the count see the cancel."""
+    booking = session.get(Booking, sent.id, with_for_update=True)
+    if booking is None or booking.calendly_state not in PENDING_STATES or (resend and booking.status == "cancelled"):
+        return None
+    return booking
+
+
 @dataclass
 class CalendlyWriter:
     """Sends held bookings to Calendly and settles them (the steps of the module docstring); ``user`` /
@@ -290,8 +301,7 @@ class CalendlyWriter:
             found = self._lookup_or_unknown(sent, lost.message)
             if found is not None:
                 return self._finish(sent, *found, notes=["the answer was lost; found the booking in Calendly"])
-            if resend_allowed:
-                self._update(sent, calendly_attempts=sent.calendly_attempts + 1)
+            if resend_allowed and self._update(sent, resend=True, calendly_attempts=sent.calendly_attempts + 1):
                 view, notes = self._send(sent, resend_allowed=False)
                 return view, ["the answer was lost and Calendly had no booking; resent once", *notes]
             hint = "run `bapp calendly reconcile` to look it up again before booking anything else for this slot"
@@ -343,19 +353,20 @@ class CalendlyWriter:
                         return invitee, event
         return None
 
-    def _update(self, sent: _Sent, *, removed: str | None = None, **wanted: Any) -> None:
-        """Change the booking while it is still held (another process may have settled it meanwhile), or
-        delete it when it never became a Calendly booking (``removed``: why), with an audit row of either."""
+    def _update(self, sent: _Sent, *, removed: str | None = None, resend: bool = False, **wanted: Any) -> bool:
+        """Change the booking while it is still held (``_held``), or delete it when it never became a Calendly
+        booking (``removed``: why), with an audit row of either; whether it was still held."""
         with self.transaction() as session:
-            booking = session.get(Booking, sent.id)
-            if booking is None or booking.calendly_state not in PENDING_STATES:
-                return
+            booking = _held(session, sent, resend=resend)
+            if booking is None:
+                return False
             if removed:
                 session.delete(booking)
                 wanted = {"removed": removed, "calendly_state": [booking.calendly_state, None]}
                 record_audit(session, "booking", sent.reference, wanted)
             else:
                 audit_change(session, booking, apply_changes(booking, wanted), now=self.clock())
+        return True
 
     def _finish(
         self, sent: _Sent, invitee: Invitee, event: ScheduledEvent | None, *, notes: list[str]
@@ -412,8 +423,8 @@ class CalendlyWriter:
         if found is not None:
             if dry_run:
                 with self.transaction(dry_run=True) as session:
-                    held = session.get(Booking, sent.id)
-                    if held is None or held.calendly_state not in PENDING_STATES:
+                    held = _held(session, sent)
+                    if held is None:
                         return {"action": "skipped"}
                     status = attached_status(held)
             else:
@@ -440,8 +451,8 @@ class CalendlyWriter:
             if dry_run:
                 return _reconciled("would resend", "not found in Calendly", calendly_state=sent.calendly_state)
             with self.transaction() as session:
-                held = session.get(Booking, sent.id)
-                if held is None or held.calendly_state not in PENDING_STATES:
+                held = _held(session, sent, resend=True)
+                if held is None:  # the next reconcile reports one cancelled meanwhile (failed, not resent)
                     return {"action": "skipped"}
                 # no name given: the client's name as bapp knows it, as a first send without --name
                 sent.body = invitee_body(held, session.get_one(User, held.client_id), event_type, name=None)
@@ -465,8 +476,9 @@ class CalendlyWriter:
     def _give_up(self, sent: _Sent, reason: str, *, note: str, dry_run: bool) -> dict[str, Any]:
         """A pending booking Calendly does not have and will not get: cancelled here, marked failed."""
         if not dry_run:
-            fields = {"calendly_state": "failed", "status": "cancelled", "cancellation_reason": reason}
-            self._update(sent, **fields, cancelled_at=self.clock())
+            self._update(
+                sent, calendly_state="failed", status="cancelled", cancellation_reason=reason, cancelled_at=self.clock()
+            )
         return _reconciled("failed", note, calendly_state="failed", status="cancelled")
 
 
