@@ -27,7 +27,7 @@ from tests.cli.calendly_fixtures import (
 )
 from tests.cli.calendly_fixtures import fake as plain_fake  # noqa: F401 (fixture)
 from tests.conftest import Bapp
-from tests.fakes.calendly_server import API_ORIGIN, FakeCalendly
+from tests.fakes.calendly_server import API_ORIGIN, FakeCalendly, Fault
 
 FREE_TYPE = f"{API_ORIGIN}/event_types/ET00000000"  # "Free Discovery Call 0": free, solo, inbound_call
 FREE = "free-discovery-call-0"
@@ -771,16 +771,19 @@ def test_a_webhook_of_the_invitee_completes_the_held_booking(synced: Bapp, fake:
 # -- Ctrl-C while Calendly is being asked --------------------------------------------------------------
 
 
-def _interrupt_during_post(app: Bapp, fake: FakeCalendly, path: str, *args: str) -> tuple[int, str]:
-    """Run `bapp *args` as a process, SIGINT it once its POST to ``path`` is held by the fake."""
+def _interrupt_during_post(
+    app: Bapp, fake: FakeCalendly, path: str, *args: str, method: str = "POST", held: Fault | None = None
+) -> tuple[int, str]:
+    """Run `bapp *args` as a process, SIGINT it once its ``method`` request to ``path`` is held by the fake
+    (by ``held``, else by a hang of the next request to ``path``)."""
     import signal
     import time
 
     fake.clear_requests()
-    fake.hang_next(path, seconds=10)
+    fake.add_fault(held or Fault(path, "hang", seconds=10))
     process = app.popen(*args, env={"BAPP_CALENDLY_TIMEOUT": "30"})
     deadline = time.monotonic() + 60
-    while not any(r.method == "POST" and r.path.startswith(path) for r in fake.requests):
+    while not any(r.method == method and r.path.startswith(path) and held_by(r, held) for r in fake.requests):
         assert time.monotonic() < deadline and process.poll() is None, process.communicate()
         time.sleep(0.02)
     process.send_signal(signal.SIGINT)
@@ -800,6 +803,46 @@ def test_ctrl_c_while_calendly_books_says_the_booking_waits_for_reconcile(synced
     [line] = error_lines(stderr)
     assert f"booking {booking.reference}" in line and "stays pending" in line
     assert "bapp calendly reconcile" in stderr
+
+
+def held_by(request: Any, fault: Fault | None) -> bool:
+    return fault is None or all(request.params.get(name) == value for name, value in fault.params.items())
+
+
+def test_ctrl_c_while_a_lost_answer_is_looked_up_says_the_booking_waits_for_reconcile(
+    synced: Bapp, fake: FakeCalendly
+) -> None:
+    # Ctrl-C after the POST's answer was lost, while Calendly was asked for the booking: it said "Interrupted;
+    # nothing was changed." while the held booking stayed pending and Calendly may have booked it
+    fake.fail_next("/invitees", 500)
+    args = ("bookings", "create", "--client", CLIENT, "--session", FREE, "--start", z(slot()), *ANSWERS)
+    code, stderr = _interrupt_during_post(synced, fake, "/scheduled_events", *args, method="GET")
+    assert code == 130, stderr
+    [booking] = bookings(synced.database_url)
+    assert (booking.status, booking.calendly_state) == ("pending", "requested")
+    assert "nothing was changed" not in stderr
+    [line] = error_lines(stderr)
+    assert f"booking {booking.reference}" in line and "stays pending" in line
+    assert "bapp calendly reconcile" in stderr
+
+
+def test_ctrl_c_while_reconcile_looks_one_up_keeps_the_ones_it_settled(synced: Bapp, fake: FakeCalendly) -> None:
+    # it said "Interrupted; nothing was changed." after it had completed the bookings before the one it asked about
+    fake.fail_next("/invitees", 500, times=2)
+    fake.fail_next("/scheduled_events", 500, times=None)  # the lookups fail too: both left unknown
+    assert create(synced, slot(hour=10)).exit_code == 9
+    assert create(synced, slot(hour=11), client="ben@client.example").exit_code == 9
+    fake.clear_faults()
+    ben = Fault("/scheduled_events", "hang", seconds=10, params={"invitee_email": "ben@client.example"})
+    code, stderr = _interrupt_during_post(
+        synced, fake, "/scheduled_events", "calendly", "reconcile", method="GET", held=ben
+    )
+    assert code == 130, stderr
+    ava, held = bookings(synced.database_url)
+    assert (ava.calendly_state, ava.status, held.calendly_state) == ("booked", "confirmed", "unknown")
+    assert "nothing was changed" not in stderr
+    [line] = error_lines(stderr)
+    assert f"booking {held.reference}" in line and "stays pending" in line
 
 
 def test_ctrl_c_while_calendly_cancels_says_calendly_may_have(synced: Bapp, fake: FakeCalendly) -> None:

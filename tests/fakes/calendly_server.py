@@ -384,6 +384,7 @@ class Fault:
     seconds: float = 0.0
     keep: float = 0.5
     with_page_token: bool | None = None
+    params: dict[str, str] = field(default_factory=dict)  # only requests carrying these query values
     # set to answer a held ("delay") request at once: a test that needs a run held while it checks something
     # can hold it long enough for a loaded machine and still not wait the whole time once it is done
     released: threading.Event = field(default_factory=threading.Event)
@@ -392,6 +393,8 @@ class Fault:
         if self.times is not None and self.times <= 0:
             return False
         if not path.startswith(self.path_prefix):
+            return False
+        if any(params.get(name) != value for name, value in self.params.items()):
             return False
         return self.with_page_token is None or self.with_page_token == ("page_token" in params)
 

@@ -29,7 +29,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import KW_ONLY, dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any
@@ -220,6 +220,21 @@ def _held(session: Session, sent: _Sent, *, resend: bool = False) -> Booking | N
     return booking
 
 
+@contextlib.contextmanager
+def _stays_pending(reference: str) -> Iterator[None]:
+    """Ctrl-C (or a stop signal) once a booking is held and may be in Calendly, whether it lands in the
+    request, the lookup of a lost answer, a resend or the recording of the answer: the generic "nothing was
+    changed" would be false. It stays pending for reconcile, which asks before it resends."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        raise Interrupted(
+            f"interrupted while Calendly was asked about booking {reference}; the booking stays pending "
+            "(Calendly may have booked it)",
+            hint="run `bapp calendly reconcile` to look it up before booking anything else for this slot",
+        ) from None
+
+
 @dataclass
 class CalendlyWriter:
     """Sends held bookings to Calendly and settles them (the steps of the module docstring); ``user`` /
@@ -265,7 +280,8 @@ class CalendlyWriter:
             client_user = session.get_one(User, booking.client_id)
             body = invitee_body(booking, client_user, event_type, name=request.name)
             sent = _Sent.of(booking, client_user.email, target, body=body, scope=scope)
-        view, notes = self._send(sent, resend_allowed=True)
+        with _stays_pending(sent.reference):
+            view, notes = self._send(sent, resend_allowed=True)
         return replace(created, booking=view), notes
 
     def _send(self, sent: _Sent, *, resend_allowed: bool) -> CalendlySettled:
@@ -273,24 +289,16 @@ class CalendlyWriter:
 
         try:
             invitee = self.client.create_invitee(sent.body)
-        except KeyboardInterrupt:
-            # The held booking is committed and the request may have reached Calendly: "nothing was
-            # changed" would be false. It stays pending for reconcile, which asks before it resends.
-            raise Interrupted(
-                f"interrupted while Calendly was booking {sent.reference}; the booking stays pending "
-                "(Calendly may have booked it)",
-                hint="run `bapp calendly reconcile` to look it up before booking anything else for this slot",
-            ) from None
         except SlotTaken as taken:
             # After a resend, "taken" may be our own first request landing late: ask before deleting.
             found = None if resend_allowed else self._lookup_or_unknown(sent, taken.message)
             if found is not None:
                 return self._finish(sent, *found, notes=["found in Calendly after the resend was refused"])
-            self._update(sent, removed="slot taken in Calendly")
             hint = "see `bapp sessions slots`"
             with contextlib.suppress(BappError):  # the hint is a courtesy; the refusal is what matters
                 starts = _starts_near(self.client, sent.target, sent.start_time, self.clock())
                 hint = nearest_hint(starts, sent.start_time, hint)
+            self._update(sent, removed="slot taken in Calendly")  # after the hint's request: a stop there keeps it
             raise Conflict(
                 f"{instant_text(sent.start_time)} is no longer open in Calendly for {sent.target.title!r}: "
                 "someone else took it",
@@ -407,8 +415,9 @@ class CalendlyWriter:
         event_types = functools.cache(self.client.get_event_type)  # fetched once per type, only to resend
         reports = []
         for sent in pending:
-            sent.scope = self._scope(sent.target.owner_uri)
-            row = self._reconcile_one(sent, event_types, give_up_after=give_up_after, dry_run=dry_run)
+            with _stays_pending(sent.reference):  # Ctrl-C ends the reconcile; the bookings before it stay settled
+                sent.scope = self._scope(sent.target.owner_uri)
+                row = self._reconcile_one(sent, event_types, give_up_after=give_up_after, dry_run=dry_run)
             if row["action"] != "skipped":
                 reports.append({"booking": sent.reference, "client": sent.email, "start_time": sent.start_time, **row})
         return reports
@@ -460,8 +469,6 @@ class CalendlyWriter:
                 held.updated_at = now
             try:
                 view, _ = self._send(sent, resend_allowed=False)
-            except Interrupted:
-                raise  # Ctrl-C ends the reconcile; this booking stays pending for the next one
             except BappError as exc:
                 unknown = exc.code == "calendly_unknown"
                 state, status = ("unknown", "pending") if unknown else ("removed", "removed")
