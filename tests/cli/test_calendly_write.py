@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import signal
 from collections.abc import Iterator
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -772,11 +773,16 @@ def test_a_webhook_of_the_invitee_completes_the_held_booking(synced: Bapp, fake:
 
 
 def _interrupt_during_post(
-    app: Bapp, fake: FakeCalendly, path: str, *args: str, method: str = "POST", held: Fault | None = None
+    app: Bapp,
+    fake: FakeCalendly,
+    path: str,
+    *args: str,
+    method: str = "POST",
+    held: Fault | None = None,
+    stop: int = signal.SIGINT,
 ) -> tuple[int, str]:
     """Run `bapp *args` as a process, SIGINT it once its ``method`` request to ``path`` is held by the fake
     (by ``held``, else by a hang of the next request to ``path``)."""
-    import signal
     import time
 
     fake.clear_requests()
@@ -786,7 +792,7 @@ def _interrupt_during_post(
     while not any(r.method == method and r.path.startswith(path) and held_by(r, held) for r in fake.requests):
         assert time.monotonic() < deadline and process.poll() is None, process.communicate()
         time.sleep(0.02)
-    process.send_signal(signal.SIGINT)
+    process.send_signal(stop)
     _, stderr = process.communicate(timeout=60)
     return process.returncode, stderr
 
@@ -803,6 +809,20 @@ def test_ctrl_c_while_calendly_books_says_the_booking_waits_for_reconcile(synced
     [line] = error_lines(stderr)
     assert f"booking {booking.reference}" in line and "stays pending" in line
     assert "bapp calendly reconcile" in stderr
+
+
+@pytest.mark.parametrize(("stop", "code"), [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
+def test_a_stop_signal_while_calendly_books_exits_with_the_signals_code(
+    synced: Bapp, fake: FakeCalendly, stop: int, code: int
+) -> None:
+    # SIGTERM and SIGHUP unwind as Ctrl-C does, with 128 + the signal (R3): here it was 130 whatever the signal
+    args = ("bookings", "create", "--client", CLIENT, "--session", FREE, "--start", z(slot()), *ANSWERS)
+    exit_code, stderr = _interrupt_during_post(synced, fake, "/invitees", *args, stop=stop)
+    assert exit_code == code, stderr
+    [booking] = bookings(synced.database_url)
+    assert (booking.status, booking.calendly_state) == ("pending", "requested")
+    [line] = error_lines(stderr)
+    assert f"booking {booking.reference}" in line and "stays pending" in line
 
 
 def held_by(request: Any, fault: Fault | None) -> bool:

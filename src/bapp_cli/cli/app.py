@@ -36,7 +36,7 @@ from bapp_cli.cli.files import (
 from bapp_cli.cli.options import output_command
 from bapp_cli.cli.output import is_terminal
 from bapp_cli.cli.terminal import forget_unusable_terminal_size, visible
-from bapp_cli.errors import BappError, UsageError
+from bapp_cli.errors import BappError, Interrupted, UsageError
 
 MAX_DETAIL_LINES = 100
 RICH_HELP: Literal["rich"] | None = "rich" if is_terminal(sys.stdout) else None
@@ -187,7 +187,8 @@ def _report(error: BappError, argv: list[str], app_state: AppState) -> int:
         payload = {"error": {"code": error.code, "message": message, "details": details}}
         text = json.dumps(payload, ensure_ascii=False, default=str)
         sys.stderr.write(scrub(text) + "\n")
-    return error.exit_code
+    # a stop signal a command turned into its own message keeps the signal's code, as _stopped gives it
+    return 128 + _TERMINATED[0] if isinstance(error, Interrupted) and _TERMINATED else error.exit_code
 
 
 def main(argv: list[str] | None = None) -> None:
