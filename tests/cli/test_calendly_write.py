@@ -279,6 +279,19 @@ def test_a_201_cut_short_is_looked_up_and_kept_not_deleted(synced: Bapp, fake: F
     assert "found the booking in Calendly" in result.stderr
 
 
+@pytest.mark.parametrize(("status", "body"), [(202, b""), (204, b""), (200, b'{"resource": {"uri": null}}')])
+def test_a_2xx_calendly_acted_on_is_looked_up_never_taken_for_a_refusal(
+    synced: Bapp, fake: FakeCalendly, status: int, body: bytes
+) -> None:
+    # Calendly booked and answered a success other than 200/201: it was read as a refusal and the held
+    # booking deleted, Calendly's booking left for the pull to bring in as if made elsewhere
+    fake.add_fault(Fault("/invitees", "apply_then_status", status=status, body=body))
+    result = create(synced, slot())
+    assert result.exit_code == 0, result.stderr
+    assert_booked_in_calendly(synced, fake)
+    assert len(posts(fake)) == 1  # never resent
+
+
 def test_a_5xx_that_created_nothing_is_resent_once(synced: Bapp, fake: FakeCalendly) -> None:
     fake.fail_next("/invitees", 503)
     result = create(synced, slot())
@@ -570,10 +583,16 @@ def _drop_event(fake: FakeCalendly, event: dict[str, Any]) -> None:
         fake._invitees.pop(event["uri"].rsplit("/", 1)[-1], None)  # the fake serves both backends' runs
 
 
-def test_a_no_show_whose_answer_is_lost_is_looked_up_not_sent_twice(synced: Bapp, fake: FakeCalendly) -> None:
+@pytest.mark.parametrize("answer", ["reset", 204])  # a 204 was a refusal (exit 9), though Calendly marked it
+def test_a_no_show_whose_answer_is_lost_is_looked_up_not_sent_twice(
+    synced: Bapp, fake: FakeCalendly, answer: str | int
+) -> None:
     reference, event, _ = _past_booking(synced, fake, 902)
     try:
-        fake.apply_then_reset_next("/invitee_no_shows")
+        if answer == "reset":
+            fake.apply_then_reset_next("/invitee_no_shows")
+        else:
+            fake.add_fault(Fault("/invitee_no_shows", "apply_then_status", status=int(answer)))
         marked = synced("bookings", "no-show", reference, "--json")
         assert marked.exit_code == 0, marked.stderr
         assert marked.json()["status"] == "no_show"

@@ -368,7 +368,9 @@ class RecordedRequest:
         return json.loads(self.body) if self.body else None
 
 
-FaultAction = Literal["status", "reset", "delay", "truncate", "apply_then_reset", "apply_then_delay", "hang"]
+FaultAction = Literal[
+    "status", "reset", "delay", "truncate", "apply_then_reset", "apply_then_delay", "apply_then_status", "hang"
+]
 
 
 @dataclass
@@ -816,6 +818,8 @@ class FakeCalendly:
             return
         if fault is not None and fault.action == "apply_then_delay" and self._stopping.wait(fault.seconds):
             return
+        if fault is not None and fault.action == "apply_then_status":  # carried out, answered as scripted
+            reply = _Reply(fault.status, fault.body or b"")
         if fault is not None and fault.action == "truncate":
             reply = _Reply(reply.status, reply.body[: int(len(reply.body) * fault.keep)], reply.headers)
         self._send(handler, reply)

@@ -455,7 +455,7 @@ class CalendlyClient:
 
         label = "Calendly POST /invitees"
         response = self._write("POST", "/invitees", body, label=label, rate_note=_BOOKING_RATE_LIMITS)
-        if response.status_code in (200, 201):
+        if response.is_success:  # whatever its 2xx (a 202 or 204 too), Calendly acted: a refusal would lose it
             return self._created(label, response, Resource[Invitee]).resource
         if response.status_code == 409 or (
             response.status_code == 400 and _has_detail_code(response, "already_filled")
@@ -497,7 +497,7 @@ class CalendlyClient:
 
         label = "Calendly POST /invitee_no_shows"
         response = self._write("POST", "/invitee_no_shows", {"invitee": invitee_uri}, label=label)
-        if response.status_code in (200, 201):
+        if response.is_success:
             return self._created(label, response, Resource[InviteeNoShow]).resource
         raise self._refusal(label, response)
 
