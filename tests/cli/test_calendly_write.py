@@ -328,6 +328,32 @@ def test_still_unknown_stays_pending_exits_9_and_reconcile_gives_it_up(synced: B
     assert fake.invitees_of(FREE_TYPE) == []
 
 
+def test_a_booking_calendly_made_then_cancelled_before_reconcile_is_never_resent(
+    synced: Bapp, fake: FakeCalendly
+) -> None:
+    # Calendly booked it, the answer was lost, and the client cancelled it with the link of Calendly's e-mail
+    # before reconcile ran: the lookup asked for active invitees only, found none and resent the booking, so
+    # the client was booked again for the session they had cancelled
+    fake.apply_then_reset_next()
+    fake.fail_next("/scheduled_events", 500, times=6)  # the first try and all five retries of the lookup
+    assert create(synced, slot()).exit_code == 9
+    fake.clear_faults()
+    [invitee] = fake.invitees_of(FREE_TYPE)
+    with fake._lock:
+        fake.writes.cancel_event(invitee["event"].rsplit("/", 1)[1], {"reason": "cannot make it"})
+    result = synced("calendly", "reconcile", "--json")
+    assert result.exit_code == 0, result.stderr
+    [row] = result.json()
+    assert (row["action"], row["calendly_state"], row["status"]) == ("attached", "booked", "cancelled")
+    assert len(posts(fake)) == 1 and fake.invitees_of(FREE_TYPE) == []
+    [booking] = bookings(synced.database_url)
+    assert (booking.status, booking.calendly_invitee_uri) == ("cancelled", invitee["uri"])
+    assert booking.cancellation_reason == "cancelled in Calendly"
+    pulled = synced("calendly", "pull-bookings", "--json")  # the pull agrees: the same booking, nothing new
+    assert pulled.exit_code == 0 and pulled.json()["created"] == 0, pulled.stderr
+    assert len(bookings(synced.database_url)) == 1
+
+
 def test_an_unknown_booking_that_calendly_has_is_attached_by_reconcile(synced: Bapp, fake: FakeCalendly) -> None:
     fake.apply_then_reset_next()
     fake.fail_next("/scheduled_events", 500, times=None)  # and the lookup cannot be made either

@@ -75,6 +75,8 @@ SLOT_LEAD = dt.timedelta(minutes=1)
 WINDOW = dt.timedelta(days=31)
 # How far around a requested start to look for open slots (for the check and the "nearest" hint).
 NEAR = dt.timedelta(days=3)
+# The reason kept for a waiting booking whose invitee a lookup finds cancelled in Calendly.
+CANCELLED_THERE = "cancelled in Calendly"
 # Bookings a lookup has not found after this long are given up (calendly.reconcile_give_up_hours).
 DEFAULT_GIVE_UP = dt.timedelta(hours=24)
 
@@ -338,10 +340,12 @@ class CalendlyWriter:
         return RemoteError(message, hint=hint, code="calendly_unknown")
 
     def _lookup(self, sent: _Sent) -> tuple[Invitee, ScheduledEvent | None] | None:
-        """The held booking's invitee, if Calendly has one: the active invitee of the client's e-mail at an
-        event of this type at this start (``GET /scheduled_events?invitee_email&min_start_time&
-        max_start_time``, then that event's invitees), not already attached to another booking (a group
-        session's earlier one)."""
+        """The held booking's invitee, if Calendly has one: the invitee of the client's e-mail at an event of
+        this type at this start (``GET /scheduled_events?invitee_email&min_start_time&max_start_time``, then
+        that event's invitees), not already attached to another booking (a group session's earlier one).
+        An active one first, else one cancelled in Calendly since it was made (by the client's cancel link, a
+        reschedule, the host) — not one cancelled before this booking was first sent: it is this booking,
+        which must not be sent again as if Calendly had never had it."""
         others = select(Booking.calendly_invitee_uri).where(
             Booking.session_type_id == sent.target.id, Booking.start_time == sent.start_time, Booking.id != sent.id
         )
@@ -351,15 +355,19 @@ class CalendlyWriter:
             *sent.scope,
             min_start_time=sent.start_time,
             max_start_time=sent.start_time + dt.timedelta(minutes=1),
-            status="active",
             invitee_email=sent.email,
         )
-        for event in events:
-            if event.event_type == sent.target.event_type_uri and event.start_time == sent.start_time:
-                for invitee in self.client.list_event_invitees(event.uri, status="active", email=sent.email):
-                    if invitee.email.strip().lower() == sent.email and invitee.uri not in attached:
-                        return invitee, event
-        return None
+        found = [
+            (invitee, event)
+            for event in events
+            if event.event_type == sent.target.event_type_uri and event.start_time == sent.start_time
+            for invitee in self.client.list_event_invitees(event.uri, email=sent.email)
+            if invitee.email.strip().lower() == sent.email
+            and invitee.uri not in attached
+            # clocks apart by up to SLOT_LEAD
+            and (invitee.status == "active" or invitee.created_at >= sent.requested_at - SLOT_LEAD)
+        ]
+        return min(found, key=lambda pair: pair[0].status != "active", default=None)
 
     def _update(self, sent: _Sent, *, removed: str | None = None, resend: bool = False, **wanted: Any) -> bool:
         """Change the booking while it is still held (``_held``), or delete it when it never became a Calendly
@@ -390,7 +398,10 @@ class CalendlyWriter:
                 raise NotFound(
                     f"booking {sent.reference} vanished while Calendly booked it; run `bapp calendly pull-bookings`"
                 )
-            attach_invitee(session, booking, invitee, event, now=self.clock())
+            now = self.clock()
+            attach_invitee(session, booking, invitee, event, now=now)
+            if invitee.status == "canceled" and booking.status != "cancelled":
+                return change_booking_status(session, booking, "cancel", now=now, reason=CANCELLED_THERE).booking, notes
             return booking_view(session, booking.id), notes
 
     # -- reconcile ----------------------------------------------------------------------------------
@@ -439,7 +450,9 @@ class CalendlyWriter:
             else:
                 status = self._finish(sent, *found, notes=[])[0].status
             note = f"found invitee {found[0].uri}"
-            if status == "cancelled":
+            if found[0].status == "canceled":
+                note, status = f"{note}, {CANCELLED_THERE} since: not resent", "cancelled"
+            elif status == "cancelled":
                 note += "; the booking was cancelled here meanwhile, so cancel the invitee in Calendly too"
             return _reconciled("attached", note, calendly_state="booked", status=status)
         if sent.status == "cancelled":
