@@ -341,6 +341,9 @@ def test_a_booking_calendly_made_then_cancelled_before_reconcile_is_never_resent
     [invitee] = fake.invitees_of(FREE_TYPE)
     with fake._lock:
         fake.writes.cancel_event(invitee["event"].rsplit("/", 1)[1], {"reason": "cannot make it"})
+    dry = synced("calendly", "reconcile", "--dry-run", "--json")
+    assert [(row["action"], row["status"]) for row in dry.json()] == [("attached", "cancelled")]
+    assert bookings(synced.database_url)[0].status == "pending"  # a dry run changes nothing
     result = synced("calendly", "reconcile", "--json")
     assert result.exit_code == 0, result.stderr
     [row] = result.json()

@@ -76,7 +76,7 @@ WINDOW = dt.timedelta(days=31)
 # How far around a requested start to look for open slots (for the check and the "nearest" hint).
 NEAR = dt.timedelta(days=3)
 # The reason kept for a waiting booking whose invitee a lookup finds cancelled in Calendly.
-CANCELLED_THERE = "cancelled in Calendly"
+CANCELLED = "cancelled in Calendly"
 # Bookings a lookup has not found after this long are given up (calendly.reconcile_give_up_hours).
 DEFAULT_GIVE_UP = dt.timedelta(hours=24)
 
@@ -211,17 +211,6 @@ class _Sent:
         )
 
 
-def _held(session: Session, sent: _Sent, *, resend: bool = False) -> Booking | None:
-    """The booking, locked, while it still waits for Calendly (another process may have settled it
-    meanwhile); to be resent, only if it was not cancelled here meanwhile (`bookings cancel --local-only`
-    while its answer was awaited or looked up): Calendly must not book a session the client no longer
-    wants. The lock makes such a cancel wait for the resend's count, or the count see the cancel."""
-    booking = session.get(Booking, sent.id, with_for_update=True)
-    if booking is None or booking.calendly_state not in PENDING_STATES or (resend and booking.status == "cancelled"):
-        return None
-    return booking
-
-
 @contextlib.contextmanager
 def _stays_pending(reference: str) -> Iterator[None]:
     """Ctrl-C (or a stop signal) once a booking is held and may be in Calendly, whether it lands in the
@@ -231,8 +220,7 @@ def _stays_pending(reference: str) -> Iterator[None]:
         yield
     except KeyboardInterrupt:
         raise Interrupted(
-            f"interrupted while Calendly was asked about booking {reference}; the booking stays pending "
-            "(Calendly may have booked it)",
+            f"interrupted while Calendly was asked about booking {reference}; it stays pending (Calendly may have it)",
             hint="run `bapp calendly reconcile` to look it up before booking anything else for this slot",
         ) from None
 
@@ -370,11 +358,15 @@ class CalendlyWriter:
         return min(found, key=lambda pair: pair[0].status != "active", default=None)
 
     def _update(self, sent: _Sent, *, removed: str | None = None, resend: bool = False, **wanted: Any) -> bool:
-        """Change the booking while it is still held (``_held``), or delete it when it never became a Calendly
-        booking (``removed``: why), with an audit row of either; whether it was still held."""
+        """Change the booking while it is still held (another process may have settled it meanwhile), or
+        delete it when it never became a Calendly booking (``removed``: why), with an audit row of either;
+        whether it was still held. Not to count a ``resend`` of one cancelled here meanwhile (`bookings cancel
+        --local-only` while its answer was awaited or looked up): Calendly must not book a session the client
+        no longer wants. Locked, so such a cancel waits for the count, or the count sees the cancel."""
         with self.transaction() as session:
-            booking = _held(session, sent, resend=resend)
-            if booking is None:
+            booking = session.get(Booking, sent.id, with_for_update=True)
+            cancelled = resend and booking is not None and booking.status == "cancelled"
+            if booking is None or booking.calendly_state not in PENDING_STATES or cancelled:
                 return False
             if removed:
                 session.delete(booking)
@@ -385,23 +377,23 @@ class CalendlyWriter:
         return True
 
     def _finish(
-        self, sent: _Sent, invitee: Invitee, event: ScheduledEvent | None, *, notes: list[str]
+        self, sent: _Sent, invitee: Invitee, event: ScheduledEvent | None, *, notes: list[str], dry_run: bool = False
     ) -> CalendlySettled:
+        """Record Calendly's invitee on the held booking (``dry_run``: what that would make of it)."""
         if event is None:
             try:
                 event = self.client.get_scheduled_event(invitee.event)
             except BappError as exc:  # the booking exists; the details can come with the next pull
                 notes.append(f"event details not fetched ({exc.message})")
-        with self.transaction() as session:
+        with self.transaction(dry_run=dry_run) as session:
             booking = session.get(Booking, sent.id)
             if booking is None:
                 raise NotFound(
                     f"booking {sent.reference} vanished while Calendly booked it; run `bapp calendly pull-bookings`"
                 )
-            now = self.clock()
-            attach_invitee(session, booking, invitee, event, now=now)
+            attach_invitee(session, booking, invitee, event, now=self.clock())
             if invitee.status == "canceled" and booking.status != "cancelled":
-                return change_booking_status(session, booking, "cancel", now=now, reason=CANCELLED_THERE).booking, notes
+                change_booking_status(session, booking, "cancel", now=self.clock(), reason=CANCELLED)
             return booking_view(session, booking.id), notes
 
     # -- reconcile ----------------------------------------------------------------------------------
@@ -441,17 +433,10 @@ class CalendlyWriter:
         now = self.clock()
         found = self._lookup(sent)
         if found is not None:
-            if dry_run:
-                with self.transaction(dry_run=True) as session:
-                    held = _held(session, sent)
-                    if held is None:
-                        return {"action": "skipped"}
-                    status = attached_status(held)
-            else:
-                status = self._finish(sent, *found, notes=[])[0].status
+            status = self._finish(sent, *found, notes=[], dry_run=dry_run)[0].status
             note = f"found invitee {found[0].uri}"
             if found[0].status == "canceled":
-                note, status = f"{note}, {CANCELLED_THERE} since: not resent", "cancelled"
+                note, status = f"{note}, {CANCELLED} since: not resent", "cancelled"
             elif status == "cancelled":
                 note += "; the booking was cancelled here meanwhile, so cancel the invitee in Calendly too"
             return _reconciled("attached", note, calendly_state="booked", status=status)
@@ -472,14 +457,12 @@ class CalendlyWriter:
                 return self._give_up(sent, "its Calendly event type was deleted", note=note, dry_run=dry_run)
             if dry_run:
                 return _reconciled("would resend", "not found in Calendly", calendly_state=sent.calendly_state)
-            with self.transaction() as session:
-                held = _held(session, sent, resend=True)
-                if held is None:  # the next reconcile reports one cancelled meanwhile (failed, not resent)
-                    return {"action": "skipped"}
+            with self.transaction() as session:  # there: only _update deletes one, under the lock this holds
+                held = session.get_one(Booking, sent.id)
                 # no name given: the client's name as bapp knows it, as a first send without --name
                 sent.body = invitee_body(held, session.get_one(User, held.client_id), event_type, name=None)
-                held.calendly_attempts += 1
-                held.updated_at = now
+            if not self._update(sent, resend=True, calendly_attempts=sent.calendly_attempts + 1):
+                return {"action": "skipped"}  # one cancelled meanwhile: the next reconcile reports it failed
             try:
                 view, _ = self._send(sent, resend_allowed=False)
             except BappError as exc:
@@ -496,9 +479,8 @@ class CalendlyWriter:
     def _give_up(self, sent: _Sent, reason: str, *, note: str, dry_run: bool) -> dict[str, Any]:
         """A pending booking Calendly does not have and will not get: cancelled here, marked failed."""
         if not dry_run:
-            self._update(
-                sent, calendly_state="failed", status="cancelled", cancellation_reason=reason, cancelled_at=self.clock()
-            )
+            fields: dict[str, Any] = {"calendly_state": "failed", "status": "cancelled", "cancellation_reason": reason}
+            self._update(sent, **fields, cancelled_at=self.clock())
         return _reconciled("failed", note, calendly_state="failed", status="cancelled")
 
 
@@ -507,18 +489,12 @@ def _reconciled(action: str, note: str, *, calendly_state: str | None, status: s
     return {"calendly_state": calendly_state, "status": status, "action": action, "note": note}
 
 
-def attached_status(booking: Booking) -> str:
-    """The status a held booking takes once Calendly's invitee is attached: it follows the price (rule 8);
-    a booking not held (already settled, or changed meanwhile) keeps its own."""
-    if booking.status == "pending" and booking.calendly_state in PENDING_STATES:
-        return price_status(booking.amount, paid=booking.payment_status != "unpaid")[0]
-    return booking.status
-
-
 def attach_invitee(
     session: Session, booking: Booking, invitee: Invitee, event: ScheduledEvent | None, *, now: dt.datetime
 ) -> None:
-    """Record what Calendly holds for a held booking; then its status follows the price."""
+    """Record what Calendly holds for a held booking; then its status follows the price (rule 8). A booking
+    not held (already settled, or changed meanwhile) keeps its own."""
+    held = booking.status == "pending" and booking.calendly_state in PENDING_STATES
     fresh: dict[str, Any] = {
         "calendly_invitee_uri": invitee.uri,
         "calendly_event_uri": invitee.event,
@@ -526,8 +502,8 @@ def attach_invitee(
         "calendly_reschedule_url": invitee.reschedule_url,
         "calendly_state": "booked",
         "remote_updated_at": invitee.updated_at,
+        "status": price_status(booking.amount, paid=booking.payment_status != "unpaid")[0] if held else booking.status,
     }
-    fresh["status"] = attached_status(booking)
     if event is not None:
         if event.end_time > booking.start_time:
             fresh["end_time"] = event.end_time
