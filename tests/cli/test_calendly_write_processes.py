@@ -154,3 +154,36 @@ def test_a_booking_cancelled_here_while_reconcile_looks_it_up_is_never_resent(sy
     [row] = again.json()
     assert (row["action"], row["calendly_state"], row["status"]) == ("failed", "failed", "cancelled")
     assert posts(fake) == []
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_connection_lost_after_calendly_booked_leaves_the_intent_for_reconcile(
+    synced: Bapp, fake: FakeCalendly
+) -> None:
+    # PostgreSQL drops every session of bapp's (a restart, a failover) while Calendly's answer is on its way:
+    # the answer cannot be recorded, but the intent committed before the send is there, and reconcile finds it
+    from sqlalchemy import text
+
+    from bapp_cli.db.engine import make_engine
+
+    held = fake.apply_then_delay_next(seconds=30)  # booked in Calendly; answered once the sessions are gone
+    process = _create(synced)
+    _wait_for(lambda: len(fake.invitees_of(FREE_TYPE)) == 1, "Calendly to hold the invitee")
+    engine = make_engine(synced.database_url)
+    try:
+        with engine.connect() as connection:
+            others = "datname = current_database() AND pid <> pg_backend_pid()"
+            connection.execute(text(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE {others}"))
+    finally:
+        engine.dispose()
+    held.released.set()
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 5, stderr
+    assert "Traceback" not in stderr and len([line for line in stderr.splitlines() if line.startswith("Error:")]) == 1
+    [booking] = bookings(synced.database_url)
+    assert (booking.status, booking.calendly_state, booking.calendly_invitee_uri) == ("pending", "requested", None)
+    result = synced("calendly", "reconcile", "--json")
+    assert result.exit_code == 0, result.stderr
+    assert [row["action"] for row in result.json()] == ["attached"]
+    assert_booked_in_calendly(synced, fake)
+    assert len(posts(fake)) == 1  # never resent

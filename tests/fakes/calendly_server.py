@@ -816,8 +816,10 @@ class FakeCalendly:
             # The hard fault of R8: the write happened, the answer never arrives.
             self._reset(handler)
             return
-        if fault is not None and fault.action == "apply_then_delay" and self._stopping.wait(fault.seconds):
-            return
+        if fault is not None and fault.action == "apply_then_delay":
+            fault.released.wait(fault.seconds)  # set by stop() too
+            if self._stopping.is_set():
+                return
         if fault is not None and fault.action == "apply_then_status":  # carried out, answered as scripted
             reply = _Reply(fault.status, fault.body or b"")
         if fault is not None and fault.action == "truncate":
