@@ -659,3 +659,23 @@ def test_item25_with_debug_an_unexpected_error_does_not_ask_for_debug(
     debugged = bapp("--debug", "pathways", "list")
     assert debugged.exit_code == 1
     assert "Traceback" in debugged.stderr and "rerun with --debug" not in debugged.stderr
+
+
+def test_a_held_migration_lock_is_busy_without_offering_a_wait_flag_db_upgrade_lacks(bapp: Bapp) -> None:
+    # Only calendly sync and pull-bookings take --wait; a busy `db upgrade` (or Calendly booking) told the
+    # user to pass it, and the flag then failed as unknown.
+    from bapp_cli.db.engine import make_engine
+    from bapp_cli.db.locks import named_lock
+
+    engine = make_engine(bapp.database_url)
+    try:
+        with (
+            named_lock(engine, "migrations", what="migration"),
+            mock.patch("bapp_cli.db.migration.MIGRATION_LOCK_WAIT_SECONDS", 0.0),
+        ):
+            result = bapp("db", "upgrade")
+    finally:
+        engine.dispose()
+    assert result.exit_code == 75, result.stderr
+    assert "another migration is running" in result.stderr
+    assert "try later" in result.stderr and "--wait" not in result.stderr

@@ -41,18 +41,20 @@ def named_lock(
     *,
     wait_seconds: float = 0.0,
     what: str = "operation",
+    hint: str = "try later",
     connect_timeout: int = 10,
 ) -> Iterator[None]:
     """Hold lock `name` of the database (an engine or its URL) or raise Busy (exit 75) after `wait_seconds`.
 
     Given a URL, taken without SQLAlchemy (a plain psycopg connection opened with `connect_timeout`, or a
     file), so that a Calendly sync, which never imports SQLAlchemy, can take it and send its first request first
-    (P2). Given an engine, on a connection of the engine's own (its connect settings)."""
+    (P2). Given an engine, on a connection of the engine's own (its connect settings). `hint` names the
+    way out a caller offers (only the Calendly runs take --wait)."""
     url = database if isinstance(database, str) else str(database.url)  # password masked: dialect and file only
     deadline = time.monotonic() + max(wait_seconds, 0.0)
 
     def refuse() -> Busy:
-        return Busy(f"another {what} is running", hint="try later, or pass --wait SECONDS")
+        return Busy(f"another {what} is running", hint=hint)
 
     if url.startswith("postgresql"):
         if isinstance(database, str):

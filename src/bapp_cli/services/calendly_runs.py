@@ -49,6 +49,7 @@ if TYPE_CHECKING:
 
 Item = TypeVar("Item")
 # the head of every run's record (`calendly sync`, `calendly pull-bookings`); each kind adds its own counters
+WAIT_HINT = "try later, or pass --wait SECONDS"  # the runs' own way out; a migration or a booking has no --wait
 RUN_HEAD = ("run_id", "status", "dry_run", "fetched", "created", "updated")
 
 
@@ -250,7 +251,9 @@ def run_calendly_job(
     source = "file" if listing is not None else "api"
     with (
         _tuned_for_the_run(),
-        named_lock(database_url, job.lock, wait_seconds=wait, what=job.what, connect_timeout=connect_timeout),
+        named_lock(
+            database_url, job.lock, wait_seconds=wait, what=job.what, hint=WAIT_HINT, connect_timeout=connect_timeout
+        ),
     ):
         started_at = clock()
         fetched = 0
