@@ -16,7 +16,7 @@ import math
 import os
 import re
 import stat
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -345,11 +345,12 @@ class Settings(NamedTuple):
                 found.append(SettingProblem(key, setting.source, error))
         return found
 
-    def check(self) -> None:
-        """Refuse settings that are not valid. From the command line an error keeps its own code (a bad
-        --timezone is invalid input, 6); from a file or the environment it is configuration (4), naming the
-        file or variable and the key, so the user knows what to edit."""
-        problems = self.problems()
+    def check(self, ignoring: Collection[str] = ()) -> None:
+        """Refuse settings that are not valid, but those in `ignoring` (a command's flag replaces them). From the
+        command line an error keeps its own code (a bad --timezone is invalid input, 6); from a file or the
+        environment it is configuration (4), naming the file or variable and the key, so the user knows what
+        to edit."""
+        problems = [problem for problem in self.problems() if problem.key not in ignoring]
         if not problems:
             return
         first = problems[0]

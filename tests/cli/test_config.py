@@ -203,6 +203,46 @@ def test_the_calendly_mode_and_give_up_hours_are_checked_like_every_setting(cli:
     assert shown.exit_code == 0 and "not valid: environment variable BAPP_BOOKINGS_CALENDLY" in shown.stderr
 
 
+def test_a_flag_wins_over_a_bad_environment_or_file_value_of_its_setting(cli: Bapp) -> None:
+    # flag > environment > file: a value a flag replaces is not used, so a bad one stops nothing (it did, exit 4);
+    # where no flag replaces it, it is still refused
+    config = Path(cli.env["BAPP_CONFIG"])
+    assert cli("db", "upgrade").exit_code == 0
+    for env, flag in [
+        ({"BAPP_FORMAT": "xml"}, ("pathways", "list", "--json")),
+        ({"BAPP_FORMAT": "xml"}, ("pathways", "list", "-f", "csv")),
+        ({"BAPP_DEBUG": "maybe"}, ("--debug", "pathways", "list")),
+    ]:
+        flagged = cli(*flag, env=env)
+        assert flagged.exit_code == 0, flagged.stderr
+        unflagged = cli("pathways", "list", env=env)
+        assert unflagged.exit_code == 4 and "environment variable BAPP_" in unflagged.stderr
+    config.write_text('format = "xml"\n[calendly]\nreconcile_give_up_hours = "soon"\n')
+    listed = cli("pathways", "list", "--json")
+    assert listed.exit_code == 4 and "key calendly.reconcile_give_up_hours" in listed.stderr
+    assert "key format" not in listed.stderr
+    reconcile = cli("calendly", "reconcile", "--give-up-after", "5", "--json", env={"CALENDLY_API_KEY": None})
+    assert reconcile.stderr.startswith("Error: no Calendly token configured"), reconcile.stderr  # past the settings
+    config.write_text("")
+    added = cli("sessions", "add", "--title", "Local chat", "--duration", "30", "--category", "free")
+    assert added.exit_code == 0, added.stderr
+    book = (
+        "bookings",
+        "create",
+        "--client",
+        "ada@example.com",
+        "--session",
+        "local-chat",
+        "--start",
+        "2031-03-03T10:00",
+    )
+    env = {"BAPP_BOOKINGS_CALENDLY": "sometimes"}
+    assert cli(*book, env=env).exit_code == 4
+    booked = cli(*book, "--local-only", "--json", env=env)
+    assert booked.exit_code == 0, booked.stderr
+    assert booked.json()["client"] == "ada@example.com"
+
+
 def test_environment_only_settings_are_shown_with_their_source(cli: Bapp) -> None:
     env = {"BAPP_CALENDLY_TIMEOUT": "2.5", "BAPP_CONNECT_TIMEOUT": "7", "BAPP_DEBUG": None}
     rows = settings_by_key(cli("config", "show", "--json", env=env).json())

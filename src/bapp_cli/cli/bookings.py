@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from bapp_cli.cli.cells import answers_text
-from bapp_cli.cli.context import state_and_sink, utc_now
+from bapp_cli.cli.context import state, state_and_sink, utc_now
 from bapp_cli.cli.options import MAX_OPTION_INT, DryRunOption, FromOption, ToOption, output_command
 from bapp_cli.cli.terminal import detail_table
 from bapp_cli.cli.unit_of_work import apply, fetch
@@ -129,7 +129,10 @@ def create(
     from bapp_cli.services.booking import BookingRequest, create_booking
     from bapp_cli.services.instants import get_zone, parse_instant
 
-    app_state, sink = state_and_sink(ctx)
+    app_state = state(ctx)
+    mode = None if through_calendly is None else "always" if through_calendly else "never"
+    app_state.setting_flags["bookings.calendly"] = mode  # flag > environment > file
+    sink = app_state.output()
     zone = get_zone(timezone, field="timezone").key if timezone is not None else app_state.timezone
     request = BookingRequest(
         client_email=client,
@@ -191,8 +194,7 @@ def _books_in_calendly(
     from bapp_cli.services.calendly_write import calendly_session
     from bapp_cli.services.session_types import get_session_type
 
-    configured = app_state.settings.text("bookings.calendly")  # checked with every setting (config.py)
-    mode = "always" if flag else "never" if flag is False else (configured or "auto").lower()
+    mode = (app_state.settings.text("bookings.calendly") or "auto").lower()  # the flag's, else as configured
     if mode == "never":
         return False
     with app_state.reading() as session:

@@ -893,10 +893,11 @@ def reconcile(
     from bapp_cli.cli.bookings import calendly_writer
     from bapp_cli.services.calendly_write import DEFAULT_GIVE_UP, RECONCILE_COLUMNS
 
-    app_state, sink = state_and_sink(ctx)
-    configured = app_state.settings.get("calendly.reconcile_give_up_hours")  # checked with every setting
-    hours = give_up_after if give_up_after is not None or configured is None else float(configured)
-    give_up = DEFAULT_GIVE_UP if hours is None else dt.timedelta(hours=hours)
+    app_state = state(ctx)
+    app_state.setting_flags["calendly.reconcile_give_up_hours"] = give_up_after
+    sink = app_state.output()
+    hours = app_state.settings.get("calendly.reconcile_give_up_hours")  # the flag's, else as configured
+    give_up = DEFAULT_GIVE_UP if hours is None else dt.timedelta(hours=float(hours))
     with calendly_writer(app_state) as writer:
         reports = writer.reconcile(give_up_after=give_up, dry_run=dry_run)
     for report in reports:

@@ -32,7 +32,8 @@ if TYPE_CHECKING:
 @dataclass
 class AppState:
     config_flag: str | None = None
-    setting_flags: dict[str, str | None] = field(default_factory=dict)  # --database-url and --timezone
+    # --database-url and --timezone; a command's own flag for a setting (--local-only, --give-up-after) too
+    setting_flags: dict[str, str | float | None] = field(default_factory=dict)
     quiet: bool = False
     verbose: int = 0
     debug: bool = False
@@ -52,7 +53,10 @@ class AppState:
         """Every setting, checked (once: kept only when the check passes): a bad value stops the command naming
         its key and source."""
         settings = self.unchecked_settings
-        settings.check()
+        # --format/--json and --debug are no settings' values, but replace them (flag > environment > file): the
+        # setting's own value is then not used, so a bad one stops nothing
+        flagged = {"format": any(self.chosen_format), "debug": self.debug}
+        settings.check(ignoring=[key for key, given in flagged.items() if given])
         return settings
 
     @functools.cached_property
