@@ -233,10 +233,10 @@ def _give_up_hours(value: Any) -> float:
         hours = math.nan if isinstance(value, bool) else float(value)
     except (TypeError, ValueError):
         hours = math.nan
-    if not 0 <= hours < MAX_GIVE_UP_HOURS:  # NaN and infinity fail too
+    if not 0 <= hours <= MAX_GIVE_UP_HOURS:  # as --give-up-after's range (both ends in); NaN and infinity fail
         raise InvalidInput(
-            f"calendly.reconcile_give_up_hours: {str(value)[:40]!r} is not a number of hours, at least 0 and "
-            f"below {MAX_GIVE_UP_HOURS}",
+            f"calendly.reconcile_give_up_hours: {str(value)[:40]!r} is not a number of hours from 0 to "
+            f"{MAX_GIVE_UP_HOURS}",
             code="invalid_setting",
         )
     return hours

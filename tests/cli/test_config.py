@@ -185,8 +185,8 @@ def test_the_calendly_mode_and_give_up_hours_are_checked_like_every_setting(cli:
     # config set refuses what a command would refuse later (it stored both, and only bookings create or
     # calendly reconcile found out), and keeps the file as it was
     for key, value, complaint in [
-        ("calendly.reconcile_give_up_hours", "soon", "is not a number of hours, at least 0 and below 100000"),
-        ("calendly.reconcile_give_up_hours", "inf", "is not a number of hours, at least 0 and below 100000"),
+        ("calendly.reconcile_give_up_hours", "soon", "is not a number of hours from 0 to 100000"),
+        ("calendly.reconcile_give_up_hours", "inf", "is not a number of hours from 0 to 100000"),
         ("bookings.calendly", "sometimes", "is not one of auto, always, never"),
     ]:
         refused = cli("config", "set", key, value)
@@ -194,6 +194,14 @@ def test_the_calendly_mode_and_give_up_hours_are_checked_like_every_setting(cli:
         assert f"Error: {key}: {value!r} {complaint}" in refused.stderr
     assert tomllib.loads(config.read_text()) == {"calendly": {"reconcile_give_up_hours": 24}}
     assert cli("config", "set", "bookings.calendly", "Never").exit_code == 0
+    # one bound for the key and for --give-up-after, 100000 hours itself in (the key refused what the flag took)
+    no_token = {"CALENDLY_API_KEY": None}
+    for hours, taken in (("100000", True), ("100000.5", False)):
+        assert (cli("config", "set", "calendly.reconcile_give_up_hours", hours).exit_code == 0) is taken, hours
+        reconcile = cli("calendly", "reconcile", "--give-up-after", hours, env=no_token)
+        assert reconcile.exit_code == (4 if taken else 2), reconcile.stderr  # 4: past the option, no token
+    config.write_text("[calendly]\nreconcile_give_up_hours = 100000\n")
+    assert cli("calendly", "reconcile", env=no_token).stderr.startswith("Error: no Calendly token configured")
     # from the environment: exit 4 naming the variable for any command, and config show says so
     env = {"BAPP_BOOKINGS_CALENDLY": "sometimes"}
     result = cli("pathways", "list", env=env)
