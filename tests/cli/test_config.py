@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from bapp_cli.config import normalise_database_url, resolve_settings
-from tests.conftest import Bapp
+from tests.conftest import REPO, Bapp
 
 TOKEN = "cal-TOKEN-3e9d1b7a"
 SIGNING = "whsec-SIGN-55aa"
@@ -231,6 +231,14 @@ def test_a_flag_wins_over_a_bad_environment_or_file_value_of_its_setting(cli: Ba
     assert "key format" not in listed.stderr
     reconcile = cli("calendly", "reconcile", "--give-up-after", "5", "--json", env={"CALENDLY_API_KEY": None})
     assert reconcile.stderr.startswith("Error: no Calendly token configured"), reconcile.stderr  # past the settings
+    # --user/--organization (or --from-file, which asks no one) replace both scope keys
+    config.write_text('[calendly]\nuser = "me"\n')
+    saved = str(REPO / "examples" / "calendly" / "event_types.json")
+    assert cli("calendly", "sync", "--from-file", saved, "--dry-run").exit_code == 0
+    for scope in ("--user", "--organization"):
+        scoped = cli("calendly", "sync", scope, "https://api.calendly.com/x/1", env={"CALENDLY_API_KEY": None})
+        assert scoped.stderr.startswith("Error: no Calendly token configured"), scoped.stderr
+    assert "key calendly.user: 'me' is not an http(s) URL" in cli("calendly", "sync").stderr
     config.write_text("")
     added = cli("sessions", "add", "--title", "Local chat", "--duration", "30", "--category", "free")
     assert added.exit_code == 0, added.stderr

@@ -158,8 +158,7 @@ def sync(
     from bapp_cli.services import sync as sync_service
     from bapp_cli.services.calendly_runs import event_type_sync_job
 
-    app_state, sink = state_and_sink(ctx)
-    _check_scope_flags(user, organization, from_file, verb="sync")
+    app_state, sink = _scoped(ctx, user, organization, from_file, verb="sync")
     rules = sync_service.parse_rules(app_state.settings.calendly_rules())
     listing = _parse_listing_file(app_state, from_file, sync_service.parse_listing) if from_file is not None else None
     job = event_type_sync_job(rules=rules, allow_empty=allow_empty, reclassify=reclassify)
@@ -192,11 +191,18 @@ def _parked(message: str) -> Exception:
     )
 
 
-def _check_scope_flags(user: str | None, organization: str | None, from_file: str | None, *, verb: str) -> None:
+def _scoped(
+    ctx: typer.Context, user: str | None, organization: str | None, from_file: str | None, *, verb: str
+) -> tuple[AppState, OutputSink]:
+    """A cron run's state and sink, its scope flags checked. With them, or --from-file (which asks no one),
+    calendly.user and calendly.organization are not used, so a bad value there stops nothing."""
     if user and organization:
         raise UsageError("--user and --organization cannot be combined", hint=f"{verb} one scope per run")
     if from_file is not None and (user or organization):
         raise UsageError("--from-file applies a saved listing; --user/--organization do not apply to it")
+    if user or organization or from_file is not None:
+        state(ctx).unused |= {"calendly.user", "calendly.organization"}
+    return state_and_sink(ctx)
 
 
 def _run(
@@ -372,8 +378,7 @@ def pull_bookings(
     from bapp_cli.services.calendly_runs import bookings_pull_job
     from bapp_cli.services.instants import parse_instant
 
-    app_state, sink = state_and_sink(ctx)
-    _check_scope_flags(user, organization, from_file, verb="pull")
+    app_state, sink = _scoped(ctx, user, organization, from_file, verb="pull")
     pattern = pathway_question(app_state)
     zone = app_state.timezone
     since_at = parse_instant(since, timezone=zone, field="since") if since else None

@@ -46,6 +46,7 @@ class AppState:
     # Calendly items whose text held control characters, removed as it was parsed: warned of once, at the end
     cleaned: list[str] = field(default_factory=list)
     config_read: bool = False  # see settings_for_errors
+    unused: set[str] = field(default_factory=set)  # settings this command's flags replace (see `settings`)
 
     # -- settings -------------------------------------------------------------------------------
     @functools.cached_property
@@ -53,10 +54,10 @@ class AppState:
         """Every setting, checked (once: kept only when the check passes): a bad value stops the command naming
         its key and source."""
         settings = self.unchecked_settings
-        # --format/--json and --debug are no settings' values, but replace them (flag > environment > file): the
-        # setting's own value is then not used, so a bad one stops nothing
+        # a flag that is no setting's value but replaces it (flag > environment > file): --format/--json, --debug,
+        # and those a command names in `unused`; the setting's own value is then not used, so a bad one stops nothing
         flagged = {"format": any(self.chosen_format), "debug": self.debug}
-        settings.check(ignoring=[key for key, given in flagged.items() if given])
+        settings.check(ignoring=self.unused | {key for key, given in flagged.items() if given})
         return settings
 
     @functools.cached_property
