@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from bapp_cli.cli.cells import answers_text
-from bapp_cli.cli.context import state, state_and_sink, utc_now
+from bapp_cli.cli.context import state_and_sink, utc_now
 from bapp_cli.cli.options import MAX_OPTION_INT, DryRunOption, FromOption, ToOption, output_command
 from bapp_cli.cli.terminal import detail_table
 from bapp_cli.cli.unit_of_work import apply, fetch
@@ -129,10 +129,8 @@ def create(
     from bapp_cli.services.booking import BookingRequest, create_booking
     from bapp_cli.services.instants import get_zone, parse_instant
 
-    app_state = state(ctx)
     mode = None if through_calendly is None else "always" if through_calendly else "never"
-    app_state.setting_flags["bookings.calendly"] = mode  # flag > environment > file
-    sink = app_state.output()
+    app_state, sink = state_and_sink(ctx, {"bookings.calendly": mode})
     zone = get_zone(timezone, field="timezone").key if timezone is not None else app_state.timezone
     request = BookingRequest(
         client_email=client,

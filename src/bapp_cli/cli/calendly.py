@@ -898,9 +898,7 @@ def reconcile(
     from bapp_cli.cli.bookings import calendly_writer
     from bapp_cli.services.calendly_write import DEFAULT_GIVE_UP, RECONCILE_COLUMNS
 
-    app_state = state(ctx)
-    app_state.setting_flags["calendly.reconcile_give_up_hours"] = give_up_after
-    sink = app_state.output()
+    app_state, sink = state_and_sink(ctx, {"calendly.reconcile_give_up_hours": give_up_after})
     hours = app_state.settings.get("calendly.reconcile_give_up_hours")  # the flag's, else as configured
     give_up = DEFAULT_GIVE_UP if hours is None else dt.timedelta(hours=float(hours))
     with calendly_writer(app_state) as writer:

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -242,7 +242,9 @@ def state(ctx: typer.Context) -> AppState:
     return app_state
 
 
-def state_and_sink(ctx: typer.Context) -> tuple[AppState, OutputSink]:
-    """The command's state and its output sink, opened first: a bad --format fails before anything is done."""
+def state_and_sink(ctx: typer.Context, flags: dict[str, Any] | None = None) -> tuple[AppState, OutputSink]:
+    """The command's state and its output sink, opened first: a bad --format fails before anything is done.
+    `flags`: the command's own flags for settings (None where not given), which win as the global ones do."""
     app_state = state(ctx)
+    app_state.setting_flags |= {key: value for key, value in (flags or {}).items() if value is not None}
     return app_state, app_state.output()
