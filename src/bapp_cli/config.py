@@ -257,13 +257,19 @@ def url_parts(url: str) -> SplitResult | None:
     return parts if url.isprintable() and " " not in url and host.strip(".") and "%" not in host else None
 
 
+def https_url(url: str, local_hosts: Collection[str] = ("localhost", "127.0.0.1")) -> SplitResult | None:
+    """`url`'s parts if it is an https URL with a host, or http to one of `local_hosts` (a server under test)."""
+    parts = url_parts(url)
+    local = parts is not None and parts.scheme == "http" and parts.hostname in local_hosts
+    return parts if parts is not None and (parts.scheme == "https" or local) else None
+
+
 def validate_issuer_url(url: str, field: str = "--url") -> str:
     """An https URL (http only for localhost) without query or fragment, since verifiers dereference the
     Open Badges ids derived from it: the issuer's, or its achievement images'."""
     cleaned = url.strip()
-    parts = url_parts(cleaned)
-    local = parts is not None and parts.hostname in ("localhost", "127.0.0.1")
-    if parts is None or not (parts.scheme == "https" or (parts.scheme == "http" and local)):
+    parts = https_url(cleaned)
+    if parts is None:
         raise InvalidInput(
             f"{field}: {url!r} is not an https URL", hint="e.g. https://buildappswith.com", code="bad_issuer_url"
         )

@@ -24,7 +24,7 @@ from bapp_cli.cli.options import (
 )
 from bapp_cli.cli.terminal import listing_table, print_listing, styled
 from bapp_cli.cli.unit_of_work import apply, fetch
-from bapp_cli.config import MAX_GIVE_UP_HOURS
+from bapp_cli.config import MAX_GIVE_UP_HOURS, https_url
 from bapp_cli.errors import AuthError, BappError, ConfigError, InvalidInput, PartialSuccess, RemoteError, UsageError
 
 if TYPE_CHECKING:
@@ -755,16 +755,6 @@ def _signing_key_for_subscription(app_state: AppState, sink: OutputSink) -> tupl
     return key, str(path)
 
 
-def _check_subscription_url(url: str) -> None:
-    """An https URL with a host (http only to 127.0.0.1, for a local receiver in tests); checked here, before
-    a key is made or Calendly is asked, rather than left for Calendly to refuse."""
-    from bapp_cli.config import url_parts
-
-    parts = url_parts(url)
-    if parts is None or not (parts.scheme == "https" or (parts.scheme == "http" and parts.hostname == "127.0.0.1")):
-        raise UsageError(f"--url: {url!r} must be an https:// URL with a host (Calendly delivers to HTTPS only)")
-
-
 @output_command(webhook_app, "subscribe")
 def webhook_subscribe(
     ctx: typer.Context,
@@ -799,7 +789,8 @@ def webhook_subscribe(
     from bapp_cli.calendly.client import OutcomeUnknown
 
     app_state, sink = state_and_sink(ctx)
-    _check_subscription_url(url)
+    if https_url(url, local_hosts=("127.0.0.1",)) is None:  # a local receiver under test; refused here, not by Calendly
+        raise UsageError(f"--url: {url!r} must be an https:// URL with a host (Calendly delivers to HTTPS only)")
     wanted = list(dict.fromkeys(events or DEFAULT_WEBHOOK_EVENTS))
     with app_state.calendly_client() as client:
         organization, user_scope = _subscription_owner(app_state, client, scope)
