@@ -131,7 +131,7 @@ def create(
 
     mode = None if through_calendly is None else "always" if through_calendly else "never"
     app_state, sink = state_and_sink(ctx, {"bookings.calendly": mode})
-    zone = get_zone(timezone, field="timezone").key if timezone is not None else app_state.timezone
+    zone = get_zone(timezone, field="timezone").key if timezone is not None else app_state.settings.timezone
     request = BookingRequest(
         client_email=client,
         session=session_ref,
@@ -273,7 +273,7 @@ def list_command(
     from bapp_cli.services.plain_reads import BookingFilters, instant_value, list_bookings
 
     app_state, sink = state_and_sink(ctx)
-    zone = app_state.timezone
+    zone = app_state.settings.timezone
     filters = BookingFilters(
         client_email=client,
         builder_email=builder,

@@ -380,7 +380,7 @@ def pull_bookings(
 
     app_state, sink = _scoped(ctx, user, organization, from_file, verb="pull")
     pattern = pathway_question(app_state)
-    zone = app_state.timezone
+    zone = app_state.settings.timezone
     since_at = parse_instant(since, timezone=zone, field="since") if since else None
     until_at = parse_instant(until, timezone=zone, field="until") if until else None
     if since_at is None and from_file is None:

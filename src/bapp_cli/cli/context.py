@@ -110,10 +110,6 @@ class AppState:
         return text
 
     @property
-    def timezone(self) -> str:
-        return self.settings.timezone
-
-    @property
     def actor(self) -> str:
         return self.settings.actor
 
