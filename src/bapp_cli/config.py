@@ -16,7 +16,7 @@ import math
 import os
 import re
 import stat
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -233,10 +233,10 @@ def _give_up_hours(value: Any) -> float:
         hours = math.nan if isinstance(value, bool) else float(value)
     except (TypeError, ValueError):
         hours = math.nan
-    if not 0 <= hours < MAX_GIVE_UP_HOURS:  # NaN and infinity fail too
+    if not 0 <= hours <= MAX_GIVE_UP_HOURS:  # as --give-up-after's range (both ends in); NaN and infinity fail
         raise InvalidInput(
-            f"calendly.reconcile_give_up_hours: {str(value)[:40]!r} is not a number of hours, at least 0 and "
-            f"below {MAX_GIVE_UP_HOURS}",
+            f"calendly.reconcile_give_up_hours: {str(value)[:40]!r} is not a number of hours from 0 to "
+            f"{MAX_GIVE_UP_HOURS}",
             code="invalid_setting",
         )
     return hours
@@ -257,13 +257,19 @@ def url_parts(url: str) -> SplitResult | None:
     return parts if url.isprintable() and " " not in url and host.strip(".") and "%" not in host else None
 
 
+def https_url(url: str, local_hosts: Collection[str] = ("localhost", "127.0.0.1")) -> SplitResult | None:
+    """`url`'s parts if it is an https URL with a host, or http to one of `local_hosts` (a server under test)."""
+    parts = url_parts(url)
+    local = parts is not None and parts.scheme == "http" and parts.hostname in local_hosts
+    return parts if parts is not None and (parts.scheme == "https" or local) else None
+
+
 def validate_issuer_url(url: str, field: str = "--url") -> str:
     """An https URL (http only for localhost) without query or fragment, since verifiers dereference the
     Open Badges ids derived from it: the issuer's, or its achievement images'."""
     cleaned = url.strip()
-    parts = url_parts(cleaned)
-    local = parts is not None and parts.hostname in ("localhost", "127.0.0.1")
-    if parts is None or not (parts.scheme == "https" or (parts.scheme == "http" and local)):
+    parts = https_url(cleaned)
+    if parts is None:
         raise InvalidInput(
             f"{field}: {url!r} is not an https URL", hint="e.g. https://buildappswith.com", code="bad_issuer_url"
         )
@@ -345,11 +351,12 @@ class Settings(NamedTuple):
                 found.append(SettingProblem(key, setting.source, error))
         return found
 
-    def check(self) -> None:
-        """Refuse settings that are not valid. From the command line an error keeps its own code (a bad
-        --timezone is invalid input, 6); from a file or the environment it is configuration (4), naming the
-        file or variable and the key, so the user knows what to edit."""
-        problems = self.problems()
+    def check(self, ignoring: Collection[str] = ()) -> None:
+        """Refuse settings that are not valid, but those in `ignoring` (a command's flag replaces them). From the
+        command line an error keeps its own code (a bad --timezone is invalid input, 6); from a file or the
+        environment it is configuration (4), naming the file or variable and the key, so the user knows what
+        to edit."""
+        problems = [problem for problem in self.problems() if problem.key not in ignoring]
         if not problems:
             return
         first = problems[0]

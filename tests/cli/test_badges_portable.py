@@ -169,6 +169,8 @@ def test_an_issuer_url_that_is_no_url_is_refused_from_the_command_line_and_the_c
     assert init.exit_code == 6 and "--url: " in init.stderr and "not an https URL" in init.stderr, init.stderr
     assert not (bapp.home / "badge-signing-key.pem").exists()
     assert bapp("badges", "issuer", "init", "--name", "X", "--url", "https://x.example").exit_code == 0
+    local = bapp("config", "set", "badges.image_base_url", "http://localhost:8000/img")  # plain http to a local host
+    assert local.exit_code == 0, local.stderr
     config = Path(bapp.env["BAPP_CONFIG"])
     config.write_text(config.read_text().replace("https://x.example", url.replace("\x1b", "\\u001b")))
     show = bapp("badges", "issuer", "show")

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from bapp_cli.config import normalise_database_url, resolve_settings
-from tests.conftest import Bapp
+from tests.conftest import REPO, Bapp
 
 TOKEN = "cal-TOKEN-3e9d1b7a"
 SIGNING = "whsec-SIGN-55aa"
@@ -185,8 +185,8 @@ def test_the_calendly_mode_and_give_up_hours_are_checked_like_every_setting(cli:
     # config set refuses what a command would refuse later (it stored both, and only bookings create or
     # calendly reconcile found out), and keeps the file as it was
     for key, value, complaint in [
-        ("calendly.reconcile_give_up_hours", "soon", "is not a number of hours, at least 0 and below 100000"),
-        ("calendly.reconcile_give_up_hours", "inf", "is not a number of hours, at least 0 and below 100000"),
+        ("calendly.reconcile_give_up_hours", "soon", "is not a number of hours from 0 to 100000"),
+        ("calendly.reconcile_give_up_hours", "inf", "is not a number of hours from 0 to 100000"),
         ("bookings.calendly", "sometimes", "is not one of auto, always, never"),
     ]:
         refused = cli("config", "set", key, value)
@@ -194,6 +194,14 @@ def test_the_calendly_mode_and_give_up_hours_are_checked_like_every_setting(cli:
         assert f"Error: {key}: {value!r} {complaint}" in refused.stderr
     assert tomllib.loads(config.read_text()) == {"calendly": {"reconcile_give_up_hours": 24}}
     assert cli("config", "set", "bookings.calendly", "Never").exit_code == 0
+    # one bound for the key and for --give-up-after, 100000 hours itself in (the key refused what the flag took)
+    no_token = {"CALENDLY_API_KEY": None}
+    for hours, taken in (("100000", True), ("100000.5", False)):
+        assert (cli("config", "set", "calendly.reconcile_give_up_hours", hours).exit_code == 0) is taken, hours
+        reconcile = cli("calendly", "reconcile", "--give-up-after", hours, env=no_token)
+        assert reconcile.exit_code == (4 if taken else 2), reconcile.stderr  # 4: past the option, no token
+    config.write_text("[calendly]\nreconcile_give_up_hours = 100000\n")
+    assert cli("calendly", "reconcile", env=no_token).stderr.startswith("Error: no Calendly token configured")
     # from the environment: exit 4 naming the variable for any command, and config show says so
     env = {"BAPP_BOOKINGS_CALENDLY": "sometimes"}
     result = cli("pathways", "list", env=env)
@@ -201,6 +209,55 @@ def test_the_calendly_mode_and_give_up_hours_are_checked_like_every_setting(cli:
     assert "Error: environment variable BAPP_BOOKINGS_CALENDLY, key bookings.calendly: 'sometimes'" in result.stderr
     shown = cli("config", "show", "--json", env=env)
     assert shown.exit_code == 0 and "not valid: environment variable BAPP_BOOKINGS_CALENDLY" in shown.stderr
+
+
+def test_a_flag_wins_over_a_bad_environment_or_file_value_of_its_setting(cli: Bapp) -> None:
+    # flag > environment > file: a value a flag replaces is not used, so a bad one stops nothing (it did, exit 4);
+    # where no flag replaces it, it is still refused
+    config = Path(cli.env["BAPP_CONFIG"])
+    assert cli("db", "upgrade").exit_code == 0
+    for env, flag in [
+        ({"BAPP_FORMAT": "xml"}, ("pathways", "list", "--json")),
+        ({"BAPP_FORMAT": "xml"}, ("pathways", "list", "-f", "csv")),
+        ({"BAPP_DEBUG": "maybe"}, ("--debug", "pathways", "list")),
+        ({"BAPP_TIMEZONE": "Mars/Olympus"}, ("sessions", "slots", "nosuch", "--timezone", "UTC")),
+    ]:
+        flagged = cli(*flag, env=env)
+        assert flagged.exit_code == (7 if "nosuch" in flag else 0), flagged.stderr  # 7: past the settings
+        unflagged = cli("pathways", "list", env=env)
+        assert unflagged.exit_code == 4 and "environment variable BAPP_" in unflagged.stderr
+    config.write_text('format = "xml"\n[calendly]\nreconcile_give_up_hours = "soon"\n')
+    listed = cli("pathways", "list", "--json")
+    assert listed.exit_code == 4 and "key calendly.reconcile_give_up_hours" in listed.stderr
+    assert "key format" not in listed.stderr
+    reconcile = cli("calendly", "reconcile", "--give-up-after", "5", "--json", env={"CALENDLY_API_KEY": None})
+    assert reconcile.stderr.startswith("Error: no Calendly token configured"), reconcile.stderr  # past the settings
+    # --user/--organization (or --from-file, which asks no one) replace both scope keys
+    config.write_text('[calendly]\nuser = "me"\n')
+    saved = str(REPO / "examples" / "calendly" / "event_types.json")
+    assert cli("calendly", "sync", "--from-file", saved, "--dry-run").exit_code == 0
+    for scope in ("--user", "--organization"):
+        scoped = cli("calendly", "sync", scope, "https://api.calendly.com/x/1", env={"CALENDLY_API_KEY": None})
+        assert scoped.stderr.startswith("Error: no Calendly token configured"), scoped.stderr
+    assert "key calendly.user: 'me' is not an http(s) URL" in cli("calendly", "sync").stderr
+    config.write_text("")
+    added = cli("sessions", "add", "--title", "Local chat", "--duration", "30", "--category", "free")
+    assert added.exit_code == 0, added.stderr
+    book = (
+        "bookings",
+        "create",
+        "--client",
+        "ada@example.com",
+        "--session",
+        "local-chat",
+        "--start",
+        "2031-03-03T10:00",
+    )
+    env = {"BAPP_BOOKINGS_CALENDLY": "sometimes"}
+    assert cli(*book, env=env).exit_code == 4
+    booked = cli(*book, "--local-only", "--json", env=env)
+    assert booked.exit_code == 0, booked.stderr
+    assert booked.json()["client"] == "ada@example.com"
 
 
 def test_environment_only_settings_are_shown_with_their_source(cli: Bapp) -> None:

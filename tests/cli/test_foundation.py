@@ -290,9 +290,12 @@ def test_a_login_postgresql_refuses_is_configuration_exit_4_on_every_path(bapp: 
         assert "Wrong-Pass-9" not in result.stderr and password not in result.stderr
 
 
-def test_a_postgresql_url_option_libpq_does_not_know_is_exit_4_on_every_path(tmp_path: Path) -> None:
-    # libpq refuses `?foo=bar` before asking any server: `db upgrade` (the engine's first connection) was exit 1
-    bapp = Bapp("postgresql+psycopg://nobody:pw@127.0.0.1:1/none?foo=bar", tmp_path)
+@pytest.mark.parametrize("option", ["foo=bar", "sslmode=bogus", "keepalives=abc", "hostaddr=bogus", "port=abc"])
+def test_a_postgresql_url_option_libpq_cannot_take_is_exit_4_on_every_path(tmp_path: Path, option: str) -> None:
+    # libpq refuses an unknown option or a bad value before asking any server; `db upgrade` (the engine's first
+    # connection) was exit 1 for `?foo=bar`, a bad value was exit 5 everywhere ("cannot reach the database"), and
+    # `?port=abc` was exit 1 on the ORM's paths (SQLAlchemy reads that one itself)
+    bapp = Bapp(f"postgresql+psycopg://nobody:pw@127.0.0.1:1/none?{option}", tmp_path)
     for command in (("sessions", "list"), ("clients", "add", "ada@example.com"), ("db", "upgrade")):
         result = bapp(*command)
         assert result.exit_code == 4, (command, result.stderr)

@@ -215,6 +215,30 @@ def test_an_instant_that_is_no_date_is_exit_5_from_the_plain_reads_too(
         assert value[:10] not in result.stdout, command  # not written before the error
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_last_activity_that_is_no_date_is_exit_5_from_the_progress_listings(
+    bapp: Bapp, seeded_copies: SeededCopies
+) -> None:
+    """`reports client-progress` and `progress table` hand the latest progress instant on as SQL text: 'garbage'
+    came out as "garbageZ" in every format, where the plain reads refuse it."""
+    _seeded(bapp, seeded_copies)
+    for step in (
+        ("skills", "add", "prompts", "--name", "Prompts", "--link", "accelerate:1"),
+        ("skills", "start", "ava.chen@client.example", "prompts"),
+    ):
+        assert bapp(*step).exit_code == 0, step
+    _execute(bapp, "UPDATE user_skill_progress SET updated_at = 'garbage'")
+    expected = (
+        "Error: the database holds a value bapp cannot read: user_skill_progress.updated_at of "
+        "ava.chen@client.example in accelerate ('garbage')"
+    )
+    commands = [("reports", "client-progress", "--json"), ("reports", "client-progress", "-f", "csv")]
+    for index, command in enumerate([*commands, ("progress", "table", "--format", "tsv")]):
+        result = bapp.process(*command) if index == 0 else bapp(*command)
+        assert result.exit_code == 5 and result.stderr.splitlines()[0] == expected, (command, result.stderr)
+        assert "garbage" not in result.stdout, command
+
+
 @pytest.mark.parametrize(
     ("sql", "column", "commands"),
     [

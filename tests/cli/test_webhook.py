@@ -349,6 +349,25 @@ def test_the_example_reschedule_arrives_by_webhook_out_of_order(bapp: Bapp) -> N
     assert sams[created["booking"]]["pathway"] == "pivot"
 
 
+def test_a_reschedule_whose_pathway_is_now_archived_says_so(bapp: Bapp) -> None:
+    """Sam's reschedule (the demo's files) after his booking's pathway was archived: rule 4 chooses the session's
+    other linked pathway, as for a booking without an answer, and a warning names the one not carried over (it was
+    chosen without a word)."""
+    assert bapp("calendly", "sync", "--from-file", str(EXAMPLES / "event_types.json")).exit_code == 0
+    assert bapp("calendly", "pull-bookings", "--from-file", str(EXAMPLES / "scheduled_events.json")).exit_code == 3
+    [old] = bapp("bookings", "list", "--client", "sam@client.example", "--json").json()
+    assert bapp("sessions", "update", str(old["session_id"]), "--pathway", "accelerate").exit_code == 0
+    assert bapp("pathways", "archive", "pivot", "--yes").exit_code == 0
+    body = (EXAMPLES / "webhook_invitee_created.json").read_bytes()
+    bapp.env["CALENDLY_WEBHOOK_SIGNING_KEY"] = KEY
+    path = str(EXAMPLES / "webhook_invitee_created.json")
+    created = bapp.process("calendly", "webhook", "apply", path, "--signature", signed(body), "--json")
+    assert created.exit_code == 0, created.stderr
+    record = created.json()
+    assert record["note"] == f"rescheduled from {old['reference']}; enrolled in accelerate"
+    assert record["warnings"] == [f"pathway 'pivot' (of {old['reference']}) is archived; not carried over"]
+
+
 @pytest.mark.slow
 def test_concurrent_deliveries_of_one_invitee_make_one_booking(wbapp: Bapp, database_url: str, tmp_path: Path) -> None:
     """Calendly retries while the first delivery is still being applied: real processes meet behind a barrier

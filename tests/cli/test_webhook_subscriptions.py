@@ -139,6 +139,9 @@ def test_subscribe_never_writes_its_key_over_a_device_named_as_the_key_file(
 
 def test_subscribe_refuses_a_plain_http_url_and_a_bad_scope(cbapp: Bapp, fake: FakeCalendly) -> None:
     assert cbapp("calendly", "webhook", "subscribe", "--url", "http://bapp.example.com/hook").exit_code == 2
+    # plain http to 127.0.0.1 only (a receiver under test), not to localhost as an issuer URL may be
+    local = cbapp("calendly", "webhook", "subscribe", "--url", "http://localhost:8787/hook")
+    assert local.exit_code == 2 and "Error: --url: 'http://localhost:8787/hook' must be an https:// URL" in local.stderr
     for no_host in (
         "https://",
         "https:// /hook",

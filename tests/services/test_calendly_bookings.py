@@ -460,6 +460,8 @@ def test_a_reschedule_does_not_carry_an_archived_pathway(catalogue: Session) -> 
     [outcome] = apply(session, item(new_event, moved))
     assert outcome.replaced == booking(session, original["uri"]).reference
     assert booking(session, moved["uri"]).pathway_id is None
+    # said, as an archived answer is (it was dropped without a word, and a pathway session chose another)
+    assert outcome.warnings == (f"pathway 'pivot' (of {outcome.replaced}) is archived; not carried over",)
 
 
 # -- the pull as a whole ---------------------------------------------------------------------------

@@ -129,8 +129,9 @@ def create(
     from bapp_cli.services.booking import BookingRequest, create_booking
     from bapp_cli.services.instants import get_zone, parse_instant
 
-    app_state, sink = state_and_sink(ctx)
-    zone = get_zone(timezone, field="timezone").key if timezone is not None else app_state.timezone
+    mode = None if through_calendly is None else "always" if through_calendly else "never"
+    app_state, sink = state_and_sink(ctx, {"bookings.calendly": mode})
+    zone = get_zone(timezone, field="timezone").key if timezone is not None else app_state.settings.timezone
     request = BookingRequest(
         client_email=client,
         session=session_ref,
@@ -191,8 +192,7 @@ def _books_in_calendly(
     from bapp_cli.services.calendly_write import calendly_session
     from bapp_cli.services.session_types import get_session_type
 
-    configured = app_state.settings.text("bookings.calendly")  # checked with every setting (config.py)
-    mode = "always" if flag else "never" if flag is False else (configured or "auto").lower()
+    mode = (app_state.settings.text("bookings.calendly") or "auto").lower()  # the flag's, else as configured
     if mode == "never":
         return False
     with app_state.reading() as session:
@@ -273,7 +273,7 @@ def list_command(
     from bapp_cli.services.plain_reads import BookingFilters, instant_value, list_bookings
 
     app_state, sink = state_and_sink(ctx)
-    zone = app_state.timezone
+    zone = app_state.settings.timezone
     filters = BookingFilters(
         client_email=client,
         builder_email=builder,

@@ -24,7 +24,7 @@ from bapp_cli.cli.options import (
 )
 from bapp_cli.cli.terminal import listing_table, print_listing, styled
 from bapp_cli.cli.unit_of_work import apply, fetch
-from bapp_cli.config import MAX_GIVE_UP_HOURS
+from bapp_cli.config import MAX_GIVE_UP_HOURS, https_url
 from bapp_cli.errors import AuthError, BappError, ConfigError, InvalidInput, PartialSuccess, RemoteError, UsageError
 
 if TYPE_CHECKING:
@@ -158,8 +158,7 @@ def sync(
     from bapp_cli.services import sync as sync_service
     from bapp_cli.services.calendly_runs import event_type_sync_job
 
-    app_state, sink = state_and_sink(ctx)
-    _check_scope_flags(user, organization, from_file, verb="sync")
+    app_state, sink = _scoped(ctx, user, organization, from_file, verb="sync")
     rules = sync_service.parse_rules(app_state.settings.calendly_rules())
     listing = _parse_listing_file(app_state, from_file, sync_service.parse_listing) if from_file is not None else None
     job = event_type_sync_job(rules=rules, allow_empty=allow_empty, reclassify=reclassify)
@@ -192,11 +191,18 @@ def _parked(message: str) -> Exception:
     )
 
 
-def _check_scope_flags(user: str | None, organization: str | None, from_file: str | None, *, verb: str) -> None:
+def _scoped(
+    ctx: typer.Context, user: str | None, organization: str | None, from_file: str | None, *, verb: str
+) -> tuple[AppState, OutputSink]:
+    """A cron run's state and sink, its scope flags checked. With them, or --from-file (which asks no one),
+    calendly.user and calendly.organization are not used, so a bad value there stops nothing."""
     if user and organization:
         raise UsageError("--user and --organization cannot be combined", hint=f"{verb} one scope per run")
     if from_file is not None and (user or organization):
         raise UsageError("--from-file applies a saved listing; --user/--organization do not apply to it")
+    if user or organization or from_file is not None:
+        state(ctx).unused |= {"calendly.user", "calendly.organization"}
+    return state_and_sink(ctx)
 
 
 def _run(
@@ -372,10 +378,9 @@ def pull_bookings(
     from bapp_cli.services.calendly_runs import bookings_pull_job
     from bapp_cli.services.instants import parse_instant
 
-    app_state, sink = state_and_sink(ctx)
-    _check_scope_flags(user, organization, from_file, verb="pull")
+    app_state, sink = _scoped(ctx, user, organization, from_file, verb="pull")
     pattern = pathway_question(app_state)
-    zone = app_state.timezone
+    zone = app_state.settings.timezone
     since_at = parse_instant(since, timezone=zone, field="since") if since else None
     until_at = parse_instant(until, timezone=zone, field="until") if until else None
     if since_at is None and from_file is None:
@@ -750,16 +755,6 @@ def _signing_key_for_subscription(app_state: AppState, sink: OutputSink) -> tupl
     return key, str(path)
 
 
-def _check_subscription_url(url: str) -> None:
-    """An https URL with a host (http only to 127.0.0.1, for a local receiver in tests); checked here, before
-    a key is made or Calendly is asked, rather than left for Calendly to refuse."""
-    from bapp_cli.config import url_parts
-
-    parts = url_parts(url)
-    if parts is None or not (parts.scheme == "https" or (parts.scheme == "http" and parts.hostname == "127.0.0.1")):
-        raise UsageError(f"--url: {url!r} must be an https:// URL with a host (Calendly delivers to HTTPS only)")
-
-
 @output_command(webhook_app, "subscribe")
 def webhook_subscribe(
     ctx: typer.Context,
@@ -794,7 +789,8 @@ def webhook_subscribe(
     from bapp_cli.calendly.client import OutcomeUnknown
 
     app_state, sink = state_and_sink(ctx)
-    _check_subscription_url(url)
+    if https_url(url, local_hosts=("127.0.0.1",)) is None:  # a local receiver under test; refused here, not by Calendly
+        raise UsageError(f"--url: {url!r} must be an https:// URL with a host (Calendly delivers to HTTPS only)")
     wanted = list(dict.fromkeys(events or DEFAULT_WEBHOOK_EVENTS))
     with app_state.calendly_client() as client:
         organization, user_scope = _subscription_owner(app_state, client, scope)
@@ -893,10 +889,9 @@ def reconcile(
     from bapp_cli.cli.bookings import calendly_writer
     from bapp_cli.services.calendly_write import DEFAULT_GIVE_UP, RECONCILE_COLUMNS
 
-    app_state, sink = state_and_sink(ctx)
-    configured = app_state.settings.get("calendly.reconcile_give_up_hours")  # checked with every setting
-    hours = give_up_after if give_up_after is not None or configured is None else float(configured)
-    give_up = DEFAULT_GIVE_UP if hours is None else dt.timedelta(hours=hours)
+    app_state, sink = state_and_sink(ctx, {"calendly.reconcile_give_up_hours": give_up_after})
+    hours = app_state.settings.get("calendly.reconcile_give_up_hours")  # the flag's, else as configured
+    give_up = DEFAULT_GIVE_UP if hours is None else dt.timedelta(hours=float(hours))
     with calendly_writer(app_state) as writer:
         reports = writer.reconcile(give_up_after=give_up, dry_run=dry_run)
     for report in reports:

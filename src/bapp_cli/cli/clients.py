@@ -139,7 +139,7 @@ def enroll(
     from bapp_cli.services.clients import enroll_client
     from bapp_cli.services.instants import parse_day
 
-    start_date = parse_day(start, timezone=state(ctx).timezone, field="start") if start is not None else None
+    start_date = parse_day(start, timezone=state(ctx).settings.timezone, field="start") if start is not None else None
     sink, result = apply(ctx, enroll_client, email, pathway, builder=builder, start_date=start_date)
     done, same = "Enrolled {client} in {pathway}.", "{client} was already enrolled in {pathway} ({status})"
     _report_enrolment(sink, result, "enrolled", done, same)

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -32,7 +32,8 @@ if TYPE_CHECKING:
 @dataclass
 class AppState:
     config_flag: str | None = None
-    setting_flags: dict[str, str | None] = field(default_factory=dict)  # --database-url and --timezone
+    # --database-url and --timezone; a command's own flag for a setting (--local-only, --give-up-after) too
+    setting_flags: dict[str, str | float | None] = field(default_factory=dict)
     quiet: bool = False
     verbose: int = 0
     debug: bool = False
@@ -45,6 +46,7 @@ class AppState:
     # Calendly items whose text held control characters, removed as it was parsed: warned of once, at the end
     cleaned: list[str] = field(default_factory=list)
     config_read: bool = False  # see settings_for_errors
+    unused: set[str] = field(default_factory=set)  # settings this command's flags replace (see `settings`)
 
     # -- settings -------------------------------------------------------------------------------
     @functools.cached_property
@@ -52,7 +54,10 @@ class AppState:
         """Every setting, checked (once: kept only when the check passes): a bad value stops the command naming
         its key and source."""
         settings = self.unchecked_settings
-        settings.check()
+        # a flag that is no setting's value but replaces it (flag > environment > file): --format/--json, --debug,
+        # and those a command names in `unused`; the setting's own value is then not used, so a bad one stops nothing
+        flagged = {"format": any(self.chosen_format), "debug": self.debug}
+        settings.check(ignoring=self.unused | {key for key, given in flagged.items() if given})
         return settings
 
     @functools.cached_property
@@ -103,10 +108,6 @@ class AppState:
             if secret and len(secret) >= 4:
                 text = text.replace(secret, "****")
         return text
-
-    @property
-    def timezone(self) -> str:
-        return self.settings.timezone
 
     @property
     def actor(self) -> str:
@@ -237,7 +238,9 @@ def state(ctx: typer.Context) -> AppState:
     return app_state
 
 
-def state_and_sink(ctx: typer.Context) -> tuple[AppState, OutputSink]:
-    """The command's state and its output sink, opened first: a bad --format fails before anything is done."""
+def state_and_sink(ctx: typer.Context, flags: dict[str, Any] | None = None) -> tuple[AppState, OutputSink]:
+    """The command's state and its output sink, opened first: a bad --format fails before anything is done.
+    `flags`: the command's own flags for settings (None where not given), which win as the global ones do."""
     app_state = state(ctx)
+    app_state.setting_flags |= {key: value for key, value in (flags or {}).items() if value is not None}
     return app_state, app_state.output()

@@ -106,7 +106,7 @@ def _period(ctx: typer.Context, start_from: str | None, start_to: str | None) ->
     from bapp_cli.services.instants import parse_instant
     from bapp_cli.services.reports import Period
 
-    zone = state(ctx).timezone
+    zone = state(ctx).settings.timezone
     return Period(
         parse_instant(start_from, timezone=zone, field="from") if start_from is not None else None,
         parse_instant(start_to, timezone=zone, field="to") if start_to is not None else None,

@@ -298,8 +298,8 @@ def slots(
     from bapp_cli.services.calendly_write import SLOT_COLUMNS, calendly_session, open_slots
     from bapp_cli.services.instants import get_zone, parse_instant
 
-    app_state, sink = state_and_sink(ctx)
-    zone = get_zone(app_state.timezone if timezone is None else timezone, field="timezone")
+    app_state, sink = state_and_sink(ctx, {"timezone": timezone})
+    zone = get_zone(app_state.settings.timezone, field="timezone")
     now = utc_now()
     begin = parse_instant(start_from, timezone=zone.key, field="from") if start_from else now
     # whole days on the viewer's clock (aware arithmetic in the zone is wall-clock): across a clock change an

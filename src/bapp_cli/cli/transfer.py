@@ -98,7 +98,7 @@ def import_command(
     _check_kind(kind)
     data_format = format_for(path, input_format, default=None)
     options = ImportOptions(
-        timezone=app_state.timezone,
+        timezone=app_state.settings.timezone,
         continue_on_error=continue_on_error,
         dry_run=dry_run,
         allow_overlap=allow_overlap,

@@ -41,6 +41,9 @@ _PG_UNIQUE_VIOLATION = "23505"
 # the query parameters SQLAlchemy's pysqlite dialect takes (with `uri=true`, SQLite's own URI parameters too)
 _PYSQLITE_PARAMETERS = {"uri", "timeout", "isolation_level", "detect_types", "check_same_thread", "cached_statements"}
 _NAMED_PARAMETER = re.compile(r"(?<!:):([a-z_][a-z0-9_]*)")
+# libpq refusing an option's value (`?sslmode=bogus`, `?keepalives=abc`, `?hostaddr=x`) before it asks any server:
+# its text quotes the option and the value, not the URL
+_BAD_OPTION_VALUE = re.compile(r"connection is bad: .*(invalid \w+ value|could not parse network address)")
 
 
 def sqlite_file(url: str) -> Path | None:
@@ -243,7 +246,8 @@ def unreachable(exc: BaseException) -> DatabaseNotReady | ConfigError:
     """A connection PostgreSQL never answered (exit 5), or refused for its login, or a URL libpq cannot use:
     the URL's user, password and options are configuration (exit 4), as a token Calendly refuses is."""
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    if type(exc).__name__ == "ProgrammingError" and getattr(exc, "sqlstate", "") is None:  # libpq's, not a server's
+    libpq_refused = type(exc).__name__ == "ProgrammingError" and getattr(exc, "sqlstate", "") is None  # no server's
+    if libpq_refused or _BAD_OPTION_VALUE.match(text):
         hint = "check --database-url / BAPP_DATABASE_URL (an unknown `?option`, or a value it cannot take)"
         return ConfigError(f"the database URL is not valid: {text}", hint=hint, code="database_url")
     if "authentication failed" in text or "no password supplied" in text:  # libpq's words: no SQLSTATE before login

@@ -86,7 +86,7 @@ def make_engine(
             hint="install bapp with its PostgreSQL extra: pip install 'bapp[postgres]'",
             code="database_driver",
         ) from None
-    except (ValueError, TypeError, SAWarning) as exc:  # a query parameter the driver cannot take (`?timeout=abc`)
+    except (ValueError, TypeError, SAWarning, ArgumentError) as exc:  # one the driver cannot take (`?timeout=abc`)
         said = str(exc).split(";")[0].removesuffix(" and are being ignored")  # SQLAlchemy's warning ignored it
         raise ConfigError(
             f"the database URL is not valid: a query parameter the driver cannot take ({said})",

@@ -419,6 +419,8 @@ class InviteeApplier:
         requested = self._answered_pathway(invitee, warnings)
         if requested is None and replaced is not None and replaced.pathway_id is not None:
             requested = self.session.get(Pathway, replaced.pathway_id)
+            if requested is not None and requested.archived:  # as an archived answer is: said, then rule 4 chooses
+                warnings.append(f"pathway {requested.slug!r} (of {replaced.reference}) is archived; not carried over")
         linked = self._linked(session_type)
         pathway = pick_pathway(self.session, session_type, requested, client, linked, warnings=warnings)
         enrolled = False

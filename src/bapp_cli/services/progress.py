@@ -54,7 +54,7 @@ from bapp_cli.services.listing import ALL, Page
 from bapp_cli.services.pathways import get_pathway
 from bapp_cli.services.people import get_builder
 from bapp_cli.services.plain_reads import FUNDAMENTALS_KEY as FUNDAMENTALS_KEY
-from bapp_cli.services.plain_reads import Catalogue
+from bapp_cli.services.plain_reads import Catalogue, instant_value
 from bapp_cli.services.plain_reads import check_status as check_status
 from bapp_cli.services.plain_reads import load_catalogue as load_catalogue
 from bapp_cli.services.plain_reads import pathway_badge_key as pathway_badge_key
@@ -297,7 +297,15 @@ def progress_records(
     )
     paged = page.window(query, User.email, User.name, Pathway.slug)
     rows = session.connection().execute(paged.execution_options(yield_per=BATCH_SIZE))
-    return (dict(zip(columns, row, strict=True)) for row in rows)
+    return (_activity_checked(dict(zip(columns, row, strict=True))) for row in rows)
+
+
+def _activity_checked(record: dict[str, Any]) -> dict[str, Any]:
+    """`record`, if its last activity is an instant: SQLite keeps raw SQL's text in a DATETIME column, which the
+    query hands on with a Z ('garbageZ'); refused as the plain reads refuse it (UnreadableValue)."""
+    of = f"{record['client']} in {record['pathway']}"
+    instant_value(record["last_activity"], "user_skill_progress.updated_at", of=of)
+    return record
 
 
 def _badge_count() -> ScalarSelect[int]:
