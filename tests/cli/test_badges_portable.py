@@ -35,9 +35,23 @@ def awarded_in_the_past(session: Session) -> None:
 
 
 def issuer_init(bapp: Bapp) -> dict[str, str]:
-    result = bapp("badges", "issuer", "init", "--name", "BuildAppsWith", "--url", "https://buildappswith.example/")
+    result = bapp(
+        "badges", "issuer", "init", "--name", "BuildAppsWith", "--url", "https://buildappswith.example/", "--json"
+    )
     assert result.exit_code == 0, result.stderr
     return json.loads(result.stdout)
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # no database is read
+def test_issuer_init_prints_its_record_in_the_chosen_format_and_checks_the_format_first(bapp: Bapp) -> None:
+    # CLI.md: every command that prints records takes --format/--json, TSV with a header in a pipe; it
+    # printed JSON whatever was asked. A bad --format is refused before the key file is created.
+    refused = bapp("badges", "issuer", "init", "--name", "X", "--url", "https://x.example", "--format", "xml")
+    assert refused.exit_code == 2 and not (bapp.home / "badge-signing-key.pem").exists()
+    piped = bapp("badges", "issuer", "init", "--name", "X", "--url", "https://x.example")
+    assert piped.exit_code == 0, piped.stderr
+    header, row = piped.stdout.splitlines()
+    assert header == "profile_id\tkey_id\tkey_file" and row.startswith("https://x.example/badges/issuer.json\t")
 
 
 def badge_rows(bapp: Bapp) -> list[Badge]:

@@ -113,10 +113,10 @@ class AppState:
         return self.settings.actor
 
     # -- output ---------------------------------------------------------------------------------
-    def output(self, fmt: str | None = None, as_json: bool = False, *, check_settings: bool = True) -> OutputSink:
-        """The sink for this command. `check_settings=False` (config show) falls back to the defaults for a
-        format or time zone that is not valid instead of refusing to run."""
-        fmt, as_json = fmt or self.chosen_format[0], as_json or self.chosen_format[1]
+    def output(self, *, check_settings: bool = True) -> OutputSink:
+        """The sink for this command, in the format its --format/--json chose. `check_settings=False` (config
+        show) falls back to the defaults for a format or time zone that is not valid instead of refusing to run."""
+        fmt, as_json = self.chosen_format
         settings = self.settings if check_settings else self.unchecked_settings
         bad: set[str] = set() if check_settings else {problem.key for problem in settings.problems()}
         configured = None if "format" in bad else settings.output_format
