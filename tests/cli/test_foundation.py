@@ -271,6 +271,15 @@ def test_not_found_exit_7_with_json_error_line(bapp: Bapp) -> None:
     assert "{" not in plain.stderr
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("asked", [("--format", "JSON"), ("--format=Jsonl",), ("-fJSON",)])
+def test_json_asked_in_capitals_gives_the_json_error_line_too(bapp: Bapp, asked: tuple[str, ...]) -> None:
+    # --format takes its value in any case (the data comes out as JSON), so the error line follows it
+    result = bapp("pathways", "show", "nope", *asked)
+    assert result.exit_code == 7
+    assert json.loads(result.stderr.splitlines()[-1])["error"]["code"] == "pathway_not_found"
+
+
 def test_usage_errors_exit_2(bapp: Bapp) -> None:
     unknown_flag = bapp("pathways", "list", "--bogus")
     assert unknown_flag.exit_code == 2
