@@ -294,12 +294,11 @@ def _stop_on_signals() -> dict[int, Any]:
 
 def _restore_signals(replaced: dict[int, Any]) -> None:
     """Put back what _stop_on_signals replaced, so a caller running main() in-process (the tests) keeps its own."""
-    if replaced:
-        import signal
+    import signal  # loaded already: _stop_on_signals imported it
 
-        with contextlib.suppress(ValueError, OSError):
-            for number, handler in replaced.items():
-                signal.signal(number, handler)
+    with contextlib.suppress(ValueError, OSError):
+        for number, handler in replaced.items():
+            signal.signal(number, handler)
 
 
 def _failure(error: Exception, args: list[str], app_state: AppState) -> int:
