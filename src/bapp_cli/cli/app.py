@@ -158,8 +158,8 @@ JSON_ASKED = {"--json"} | {
 
 def _wants_json_errors(argv: list[str], app_state: AppState) -> bool:
     """Errors go out as JSON too when JSON is asked for: `--json` or `--format json|jsonl` (in any case, as
-    --format takes it) anywhere on the command line (import's `--format` names the input, so another value
-    there decides nothing), else the format setting (BAPP_FORMAT or `format` in the config file)."""
+    --format takes it) anywhere on the command line (export's `--format` names its data's format: json there
+    asks for them too), else the format setting (BAPP_FORMAT or `format` in the config file)."""
     if JSON_ASKED.intersection(word.lower() for word in [*argv, *map(" ".join, itertools.pairwise(argv))]):
         return True
     settings = app_state.settings_for_errors
