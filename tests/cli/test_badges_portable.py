@@ -314,6 +314,21 @@ def test_the_private_key_never_appears_in_any_output(bapp: Bapp, tmp_path: Path)
     assert '"d"' not in outputs[1].stdout
 
 
+def test_credential_json_is_shaped_as_each_commands_help_says(bapp: Bapp) -> None:
+    # status-list's --format help said "json: an array of {badge, credential, jwt}", export's shape: it is one object
+    seed(bapp, awarded_in_the_past)
+    issuer_init(bapp)
+    export_help, status_help = (
+        " ".join(bapp("badges", verb, "--help").stdout.split()) for verb in ("export", "status-list")
+    )
+    assert "an array of {badge, credential, jwt}" in export_help
+    assert "one object {credential, jwt}" in status_help and "array" not in status_help
+    exported = json.loads(bapp("badges", "export", EMAIL, "--format", "json").stdout)
+    assert isinstance(exported, list) and set(exported[0]) == {"badge", "credential", "jwt"}
+    listing = json.loads(bapp("badges", "status-list", "--format", "json").stdout)
+    assert isinstance(listing, dict) and set(listing) == {"credential", "jwt"}
+
+
 def test_achievements_list_every_tier_pathway_and_fundamentals(bapp: Bapp) -> None:
     seed(bapp, awarded_in_the_past)
     before = bapp("badges", "achievements", "--json")

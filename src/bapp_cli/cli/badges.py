@@ -46,7 +46,7 @@ DEFAULT_KEY_FILE_NAME = "badge-signing-key.pem"
 
 CredentialFormatOption = Annotated[
     str,
-    typer.Option("--format", "-f", help="jwt: one signed VC-JWT per line; json: an array of {badge, credential, jwt}."),
+    typer.Option("--format", "-f", help="jwt: one signed VC-JWT per line; json: each JWT with its credential."),
 ]
 OutputOption = Annotated[str | None, typer.Option("--output", "-o", help="Write here ('-' = stdout, the default).")]
 
@@ -197,7 +197,7 @@ def export_command(
     One OpenBadgeCredential per badge: the VC 2.0 and OB 3.0 contexts, the issuer Profile, validFrom =
     the award time, and a credentialSubject naming the achievement and the client by a salted SHA-256
     of the e-mail (never the address itself). Revoked badges are left out (named with --badge: exit 8).
-    A client with no badges gives an empty file and exit 0.
+    A client with no badges gives an empty file and exit 0. --format json: an array of {badge, credential, jwt}.
 
     \b
     Examples:
@@ -328,6 +328,7 @@ def status_list_command(ctx: typer.Context, fmt: CredentialFormatOption = "jwt",
 
     A W3C Bitstring Status List credential (statusPurpose revocation) with one bit per badge, set when the
     badge is revoked; every exported credential points at its bit. Signed as a VC-JWT like the badges.
+    --format json: one object {credential, jwt}.
 
     \b
     Examples:
