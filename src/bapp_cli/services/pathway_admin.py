@@ -160,9 +160,8 @@ def update_pathway(
 
 
 def _move(session: Session, pathway: Pathway, position: int) -> dict[str, Any]:
-    """Put `pathway` at `position` (0 = first) and renumber the rest 0…n-1 so positions stay a clean order."""
-    if position < 0:
-        raise InvalidInput("position: must be 0 or more", code="invalid_position")
+    """Put `pathway` at `position` (0 = first; `pathways update --position` takes no less) and renumber the rest
+    0…n-1 so positions stay a clean order."""
     ordered = [
         other
         for other in session.scalars(select(Pathway).order_by(Pathway.position, Pathway.slug))
