@@ -35,9 +35,23 @@ def awarded_in_the_past(session: Session) -> None:
 
 
 def issuer_init(bapp: Bapp) -> dict[str, str]:
-    result = bapp("badges", "issuer", "init", "--name", "BuildAppsWith", "--url", "https://buildappswith.example/")
+    result = bapp(
+        "badges", "issuer", "init", "--name", "BuildAppsWith", "--url", "https://buildappswith.example/", "--json"
+    )
     assert result.exit_code == 0, result.stderr
     return json.loads(result.stdout)
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # no database is read
+def test_issuer_init_prints_its_record_in_the_chosen_format_and_checks_the_format_first(bapp: Bapp) -> None:
+    # CLI.md: every command that prints records takes --format/--json, TSV with a header in a pipe; it
+    # printed JSON whatever was asked. A bad --format is refused before the key file is created.
+    refused = bapp("badges", "issuer", "init", "--name", "X", "--url", "https://x.example", "--format", "xml")
+    assert refused.exit_code == 2 and not (bapp.home / "badge-signing-key.pem").exists()
+    piped = bapp("badges", "issuer", "init", "--name", "X", "--url", "https://x.example")
+    assert piped.exit_code == 0, piped.stderr
+    header, row = piped.stdout.splitlines()
+    assert header == "profile_id\tkey_id\tkey_file" and row.startswith("https://x.example/badges/issuer.json\t")
 
 
 def badge_rows(bapp: Bapp) -> list[Badge]:
@@ -300,6 +314,21 @@ def test_the_private_key_never_appears_in_any_output(bapp: Bapp, tmp_path: Path)
         for secret in secrets:
             assert secret not in result.stdout and secret not in result.stderr
     assert '"d"' not in outputs[1].stdout
+
+
+def test_credential_json_is_shaped_as_each_commands_help_says(bapp: Bapp) -> None:
+    # status-list's --format help said "json: an array of {badge, credential, jwt}", export's shape: it is one object
+    seed(bapp, awarded_in_the_past)
+    issuer_init(bapp)
+    export_help, status_help = (
+        " ".join(bapp("badges", verb, "--help").stdout.split()) for verb in ("export", "status-list")
+    )
+    assert "an array of {badge, credential, jwt}" in export_help
+    assert "one object {credential, jwt}" in status_help and "array" not in status_help
+    exported = json.loads(bapp("badges", "export", EMAIL, "--format", "json").stdout)
+    assert isinstance(exported, list) and set(exported[0]) == {"badge", "credential", "jwt"}
+    listing = json.loads(bapp("badges", "status-list", "--format", "json").stdout)
+    assert isinstance(listing, dict) and set(listing) == {"credential", "jwt"}
 
 
 def test_achievements_list_every_tier_pathway_and_fundamentals(bapp: Bapp) -> None:

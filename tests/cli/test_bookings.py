@@ -251,7 +251,14 @@ def test_idempotency_key_returns_the_same_booking_and_refuses_other_data(bapp: B
     repeat = create(bapp, "--client", "ADA@example.com", "--idempotency-key", "order-77")
     assert first.exit_code == repeat.exit_code == 0
     assert repeat.json()["reference"] == first.json()["reference"] and repeat.json()["existing"] is True
-    assert "already exists for this idempotency key" in repeat.stderr
+    # a retry that succeeds is silent on stderr (CLI.md: a cron run that succeeds prints nothing there);
+    # `existing` says it, and --verbose (or a terminal) shows the note
+    assert repeat.stderr == ""
+    retry = ["bookings", "create", "--session", "getting-started", "--start", START, "--client", "ada@example.com"]
+    verbose = bapp(
+        "--verbose", *retry, "--answer", "What do you want to build?=An agent", "--idempotency-key", "order-77"
+    )
+    assert verbose.exit_code == 0 and "already exists for this idempotency key" in verbose.stderr
     before = totals(world)
     assert before[0] == 1
     other = create(bapp, "--client", "ada@example.com", "--idempotency-key", "order-77", start="2031-06-03T10:00:00Z")

@@ -206,6 +206,19 @@ def test_unknown_format_is_a_usage_error(bapp: Bapp) -> None:
     assert "unknown format 'xml'" in result.stderr
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_format_beside_json_is_checked_too(bapp: Bapp) -> None:
+    """`--json` is `--format json`: a --format naming something else beside it is a bad flag value (exit 2),
+    never silently dropped for JSON — as a bad BAPP_FORMAT beside --json is refused (exit 4)."""
+    unknown = bapp("pathways", "list", "--json", "--format", "xml")
+    assert unknown.exit_code == 2 and unknown.stdout == ""
+    assert "unknown format 'xml'" in unknown.stderr
+    other = bapp("pathways", "list", "--format", "csv", "--json")
+    assert other.exit_code == 2 and other.stdout == ""
+    assert "--json" in other.stderr and "csv" in other.stderr
+    assert bapp("pathways", "list", "--format", "JSON", "--json").json()[0]["slug"] == "accelerate"
+
+
 def run_in_terminal(bapp: Bapp, *args: str) -> str:
     """Run bapp with stdout on a pseudo-terminal, as a person at a terminal would."""
     leader, follower = pty.openpty()
@@ -256,6 +269,15 @@ def test_not_found_exit_7_with_json_error_line(bapp: Bapp) -> None:
     plain = bapp("pathways", "show", "nope")
     assert "Hint: known pathways: accelerate, pivot, play" in plain.stderr
     assert "{" not in plain.stderr
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("asked", [("--format", "JSON"), ("--format=Jsonl",), ("-fJSON",)])
+def test_json_asked_in_capitals_gives_the_json_error_line_too(bapp: Bapp, asked: tuple[str, ...]) -> None:
+    # --format takes its value in any case (the data comes out as JSON), so the error line follows it
+    result = bapp("pathways", "show", "nope", *asked)
+    assert result.exit_code == 7
+    assert json.loads(result.stderr.splitlines()[-1])["error"]["code"] == "pathway_not_found"
 
 
 def test_usage_errors_exit_2(bapp: Bapp) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
 from sqlalchemy import func, select
 
 from bapp_cli.db.models import AuditEntry, Enrolment, Pathway, PathwayTier
@@ -51,6 +54,7 @@ def test_add_refuses_duplicates_and_bad_values(bapp: Bapp) -> None:
     assert "Error: pathway 'accelerate' already exists" in duplicate.stderr
     for args, field in (
         (("bad:slug", "--name", "X"), "slug:"),
+        (("None", "--name", "X"), "slug:"),  # `--pathway none` means no pathway: no pathway may be called that
         (("ok", "--name", "X", "--color", "green"), "color:"),
         (("ok", "--name", "   "), "name:"),
         (("ok", "--name", "X", "--tier", ": no name"), "tier 1:"),
@@ -61,6 +65,15 @@ def test_add_refuses_duplicates_and_bad_values(bapp: Bapp) -> None:
     assert seed(bapp, lambda session: session.scalar(select(func.count()).select_from(Pathway))) == 3
     assert bapp("pathways", "add", "ok", "--name", "X", "--dry-run").exit_code == 0
     assert seed(bapp, lambda session: session.scalar(select(func.count()).select_from(Pathway))) == 3
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_an_import_cannot_name_a_pathway_none(bapp: Bapp, tmp_path: Path) -> None:
+    # bookings list --pathway none and the reports' "none" row mean bookings without a pathway
+    rows = tmp_path / "pathways.json"
+    rows.write_text('[{"slug": "none", "name": "Nothing"}]')
+    result = bapp("import", "pathways", str(rows))
+    assert result.exit_code == 6 and "'none' is not a valid pathway slug" in result.stderr, result.stderr
 
 
 def test_update_renames_and_reorders(bapp: Bapp) -> None:

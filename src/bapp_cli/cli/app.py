@@ -157,10 +157,10 @@ JSON_ASKED = {"--json"} | {
 
 
 def _wants_json_errors(argv: list[str], app_state: AppState) -> bool:
-    """Errors go out as JSON too when JSON is asked for: `--json` or `--format json|jsonl` anywhere on the
-    command line (import's `--format` names the input, so another value there decides nothing), else the
-    format setting (BAPP_FORMAT or `format` in the config file)."""
-    if JSON_ASKED.intersection([*argv, *map(" ".join, itertools.pairwise(argv))]):
+    """Errors go out as JSON too when JSON is asked for: `--json` or `--format json|jsonl` (in any case, as
+    --format takes it) anywhere on the command line (export's `--format` names its data's format: json there
+    asks for them too), else the format setting (BAPP_FORMAT or `format` in the config file)."""
+    if JSON_ASKED.intersection(word.lower() for word in [*argv, *map(" ".join, itertools.pairwise(argv))]):
         return True
     settings = app_state.settings_for_errors
     return settings is not None and settings.output_format in ("json", "jsonl")
@@ -295,12 +295,11 @@ def _stop_on_signals() -> dict[int, Any]:
 
 def _restore_signals(replaced: dict[int, Any]) -> None:
     """Put back what _stop_on_signals replaced, so a caller running main() in-process (the tests) keeps its own."""
-    if replaced:
-        import signal
+    import signal  # loaded already: _stop_on_signals imported it
 
-        with contextlib.suppress(ValueError, OSError):
-            for number, handler in replaced.items():
-                signal.signal(number, handler)
+    with contextlib.suppress(ValueError, OSError):
+        for number, handler in replaced.items():
+            signal.signal(number, handler)
 
 
 def _failure(error: Exception, args: list[str], app_state: AppState) -> int:

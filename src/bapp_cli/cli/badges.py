@@ -46,7 +46,7 @@ DEFAULT_KEY_FILE_NAME = "badge-signing-key.pem"
 
 CredentialFormatOption = Annotated[
     str,
-    typer.Option("--format", "-f", help="jwt: one signed VC-JWT per line; json: an array of {badge, credential, jwt}."),
+    typer.Option("--format", "-f", help="jwt: one signed VC-JWT per line; json: each JWT with its credential."),
 ]
 OutputOption = Annotated[str | None, typer.Option("--output", "-o", help="Write here ('-' = stdout, the default).")]
 
@@ -89,7 +89,7 @@ def _json_text(value: Any) -> str:
     return json.dumps(value, indent=2, ensure_ascii=False) + "\n"
 
 
-@issuer_app.command("init")
+@output_command(issuer_app, "init")
 def issuer_init_command(
     ctx: typer.Context,
     name: Annotated[str, typer.Option("--name", help="The issuing organisation's name.")],
@@ -123,7 +123,7 @@ def issuer_init_command(
     from bapp_cli.services.credentials import Issuer
     from bapp_cli.services.signing_key import create_key_file
 
-    app_state = state(ctx)
+    app_state, sink = state_and_sink(ctx)  # a bad --format is refused before the key file is made
     cleaned_name = " ".join(name.split())
     if not cleaned_name:
         raise InvalidInput("--name must not be empty", code="missing_name")
@@ -137,7 +137,6 @@ def issuer_init_command(
     with removed_on_failure(path):  # one write: the config names all of the issuer or none of it
         set_config_values(config_path, {f"badges.{name}": value for name, value in values.items() if value})
     issuer = Issuer(cleaned_name, cleaned_url, key, image_base)
-    sink = app_state.output(None, True)
     sink.record({"profile_id": issuer.profile_id, "key_id": issuer.key_id, "key_file": str(path)})
     sink.info(f"Publish `bapp badges issuer show` at {issuer.profile_id}.")
 
@@ -198,7 +197,7 @@ def export_command(
     One OpenBadgeCredential per badge: the VC 2.0 and OB 3.0 contexts, the issuer Profile, validFrom =
     the award time, and a credentialSubject naming the achievement and the client by a salted SHA-256
     of the e-mail (never the address itself). Revoked badges are left out (named with --badge: exit 8).
-    A client with no badges gives an empty file and exit 0.
+    A client with no badges gives an empty file and exit 0. --format json: an array of {badge, credential, jwt}.
 
     \b
     Examples:
@@ -329,6 +328,7 @@ def status_list_command(ctx: typer.Context, fmt: CredentialFormatOption = "jwt",
 
     A W3C Bitstring Status List credential (statusPurpose revocation) with one bit per badge, set when the
     badge is revoked; every exported credential points at its bit. Signed as a VC-JWT like the badges.
+    --format json: one object {credential, jwt}.
 
     \b
     Examples:

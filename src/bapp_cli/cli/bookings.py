@@ -158,7 +158,7 @@ def create(
     _print_booking(sink, result.as_record())
     booking = result.booking
     if result.existing:
-        sink.notice(f"Booking {booking.reference} already exists for this idempotency key; nothing was created.")
+        sink.info(f"Booking {booking.reference} already exists for this idempotency key; nothing was created.")
     elif dry_run:
         sink.notice(f"Dry run: every rule passed; booking {booking.reference} was not written.")
     else:

@@ -114,17 +114,20 @@ class AppState:
         return self.settings.actor
 
     # -- output ---------------------------------------------------------------------------------
-    def output(self, fmt: str | None = None, as_json: bool = False, *, check_settings: bool = True) -> OutputSink:
-        """The sink for this command. `check_settings=False` (config show) falls back to the defaults for a
-        format or time zone that is not valid instead of refusing to run."""
-        fmt, as_json = fmt or self.chosen_format[0], as_json or self.chosen_format[1]
+    def output(self, *, check_settings: bool = True) -> OutputSink:
+        """The sink for this command, in the format its --format/--json chose. `check_settings=False` (config
+        show) falls back to the defaults for a format or time zone that is not valid instead of refusing to run."""
+        fmt, as_json = self.chosen_format
         settings = self.settings if check_settings else self.unchecked_settings
         bad: set[str] = set() if check_settings else {problem.key for problem in settings.problems()}
         configured = None if "format" in bad else settings.output_format
         zone = "UTC" if "timezone" in bad else settings.timezone
-        chosen = ("json" if as_json else fmt or configured or ("table" if is_terminal(sys.stdout) else "tsv")).lower()
+        # --format beside --json is checked as well: a value the user wrote is never silently dropped
+        chosen = (fmt or ("json" if as_json else configured) or ("table" if is_terminal(sys.stdout) else "tsv")).lower()
         if chosen not in OUTPUT_FORMATS:
             raise UsageError(f"unknown format {chosen!r}", hint="choose one of: " + ", ".join(OUTPUT_FORMATS))
+        if as_json and chosen != "json":
+            raise UsageError(f"--json and --format {chosen} ask for different formats", hint="pass one of them")
         self._sink = OutputSink(chosen, quiet=self.quiet, verbose=self.verbose, no_color=self.no_color, timezone=zone)
         return self._sink
 

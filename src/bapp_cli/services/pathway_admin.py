@@ -23,6 +23,8 @@ from bapp_cli.services.pathways import get_pathway, list_pathways
 from bapp_cli.services.plain_text import without_controls
 
 SLUG_PATTERN = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")  # pathways' and session types'; skills allow `_` too
+# not "none": `bookings list --pathway none` and the reports' "none" row mean bookings without a pathway
+PATHWAY_SLUG_PATTERN = re.compile(r"^(?!none$)" + SLUG_PATTERN.pattern[1:])
 COLOR_PATTERN = re.compile(r"^#[0-9A-Fa-f]{6}$")
 MAX_SLUG_LENGTH = 64
 MAX_NAME_LENGTH = 100
@@ -52,8 +54,8 @@ def checked_slug(value: str, pattern: re.Pattern[str], max_length: int, *, field
 
 
 def check_pathway_slug(value: str) -> str:
-    hint = "use lowercase letters, digits and single hyphens, e.g. 'data-leaders'"
-    return checked_slug(value, SLUG_PATTERN, MAX_SLUG_LENGTH, field="slug", what="pathway", hint=hint)
+    hint = "use lowercase letters, digits and single hyphens, e.g. 'data-leaders' ('none' means no pathway)"
+    return checked_slug(value, PATHWAY_SLUG_PATTERN, MAX_SLUG_LENGTH, field="slug", what="pathway", hint=hint)
 
 
 def check_name(value: str, *, field: str = "name", max_length: int = MAX_NAME_LENGTH) -> str:
@@ -158,9 +160,8 @@ def update_pathway(
 
 
 def _move(session: Session, pathway: Pathway, position: int) -> dict[str, Any]:
-    """Put `pathway` at `position` (0 = first) and renumber the rest 0…n-1 so positions stay a clean order."""
-    if position < 0:
-        raise InvalidInput("position: must be 0 or more", code="invalid_position")
+    """Put `pathway` at `position` (0 = first; `pathways update --position` takes no less) and renumber the rest
+    0…n-1 so positions stay a clean order."""
     ordered = [
         other
         for other in session.scalars(select(Pathway).order_by(Pathway.position, Pathway.slug))
