@@ -132,7 +132,12 @@ class TemporaryPostgres:
             os.chown(self.directory, postgres.pw_uid, postgres.pw_gid)
             os.chown(password_file, postgres.pw_uid, postgres.pw_gid)
         command = [self.initdb or "initdb", "-D", str(self.directory / "data"), "-U", "postgres", "--auth-local=trust"]
-        command += ["--auth-host=scram-sha-256", f"--pwfile={password_file}", "-E", "UTF8", "--locale=C", "--no-sync"]
+        command += ["--auth-host=scram-sha-256", f"--pwfile={password_file}", "-E", "UTF8", "--no-sync"]
+        # The locale of a typical production server, not "C": en-US sorts case and accents together and
+        # folds every letter's case, as en_US.UTF-8 does, so the suite sees the orders and matches a real
+        # PostgreSQL gives (the C locale gave SQLite's, and hid that bapp's did not). ICU, not libc: a
+        # Debian image has no en_US.UTF-8 unless generated, and every PostgreSQL 15 package has ICU.
+        command += ["--locale-provider=icu", "--icu-locale=en-US", "--locale=C.UTF-8"]
         initialised = subprocess.run(self._as_postgres(command), capture_output=True, text=True)
         if initialised.returncode != 0:
             print(f"initdb in {self.directory} failed: {initialised.stderr.strip()}", file=sys.stderr)

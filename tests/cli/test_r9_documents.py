@@ -126,6 +126,18 @@ def test_a_synced_duration_past_an_integer_column_is_an_invalid_listing(bapp: Ba
     assert bapp("sessions", "list", "--all", "--json").json() == []
 
 
+def test_imported_progress_attempts_past_an_integer_column_are_a_bad_row(catalogue: Bapp, tmp_path: Path) -> None:
+    # SQLite's integer is 64 bits and stored it; PostgreSQL's is 32 and the import ended in exit 1
+    rows = tmp_path / "progress.json"
+    rows.write_text(json.dumps([{"client": "ava.chen@client.example", "skill": "ai-literacy", "attempts": 2**31}]))
+    catalogue("import", "all", str(REPO / "examples/catalog.toml"))
+    result = catalogue("import", "progress", str(rows))
+    assert result.exit_code == 6, result.stderr
+    assert "attempts: Input should be less than or equal to 2147483647" in result.stderr
+    rows.write_text(json.dumps([{"client": "ava.chen@client.example", "skill": "ai-literacy", "attempts": 2**31 - 1}]))
+    assert catalogue("import", "progress", str(rows)).exit_code == 0
+
+
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_a_synced_instant_with_no_utc_form_is_an_invalid_listing(bapp: Bapp, tmp_path: Path) -> None:
     # 9999-12-31T23:59:59-14:00 is a valid ISO instant whose UTC form is past year 9999: OverflowError (exit 1)

@@ -36,6 +36,7 @@ EXPECTED_CHAIN = [
     "0010_portable_badges",
     "0011_no_show_order",
     "0012_partial_booking_indexes",
+    "0013_text_collation_c",
 ]
 
 
