@@ -87,3 +87,39 @@ def test_import_refuses_a_new_type_or_a_rename_onto_a_taken_slug(bapp: Bapp, tmp
     result = bapp("import", "sessions", str(derived))
     assert result.exit_code == 0, result.stderr
     assert [slug for slug, _ in _types(bapp).values()] == ["play-lab", "other", "play-lab-2"]
+
+
+def test_one_slug_rule_for_add_and_import_and_the_sync_conforms_calendlys(bapp: Bapp, tmp_path: Path) -> None:
+    """`import sessions` took a slug `sessions add` refuses (`Bad Slug!`, then unreachable by name); the
+    sync takes Calendly's slug as Calendly spells it only when it keeps the rule, else the slug it makes."""
+    refused = bapp("sessions", "add", "--title", "Play Lab", "--slug", "Bad Slug!", "--duration", "30")
+    assert refused.exit_code == 6 and "slug: 'Bad Slug!'" in refused.stderr, refused.stderr
+    rows = tmp_path / "bad.csv"
+    rows.write_text("slug,title,duration_minutes\nok-slug,Fine,30\nBad Slug!,Bad,30\n")
+    result = bapp("import", "sessions", str(rows))
+    assert result.exit_code == 6, result.stderr
+    assert "line 3" in result.stderr and "slug: 'Bad Slug!'" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert _types(bapp) == {}
+
+    synced = bapp("calendly", "sync", "--from-file", str(_listing(tmp_path, "Play_Lab!")), "--json")
+    assert synced.exit_code == 0, synced.stderr
+    assert _types(bapp) == {"Play Lab (Calendly)": ("play-lab", None)}
+    assert bapp("sessions", "show", "play-lab", "--json").json()["title"] == "Play Lab (Calendly)"
+    again = bapp("calendly", "sync", "--from-file", str(_listing(tmp_path, "Play_Lab!")), "--json")
+    assert (again.json()["updated"], again.json()["unchanged"]) == (0, 1)
+
+
+def test_a_backup_holding_a_slug_the_rule_refuses_still_restores(bapp: Bapp, tmp_path: Path) -> None:
+    """A backup from before the rule may hold `Bad Slug!`: the restore gives them the slugs the
+    0014 migration gives an existing database's, rather than refusing the backup."""
+    backup = tmp_path / "backup.json"
+    assert bapp("export", "all", "-o", str(backup)).exit_code == 0  # the empty database: default pathways
+    document = json.loads(backup.read_text())
+    old = {"title": "T", "duration_minutes": 30, "category": "free", "created_at": "2030-01-01T00:00:00Z"}
+    document["sessions"] = [{"id": 6, "slug": "Bad Slug!", **old}]
+    backup.write_text(json.dumps(document))
+    restored = bapp("import", "all", str(backup), "--json")
+    assert restored.exit_code == 0, restored.stderr
+    assert restored.json()["restored"] is True
+    assert _types(bapp) == {"T": ("bad-slug", None)}

@@ -37,6 +37,7 @@ EXPECTED_CHAIN = [
     "0011_no_show_order",
     "0012_partial_booking_indexes",
     "0013_text_collation_c",
+    "0014_session_slug_rule",
 ]
 
 
@@ -206,4 +207,43 @@ def test_0007_renames_clashing_slugs_deterministically_then_enforces_uniqueness(
     migration.downgrade(engine, "0006_create_user_skill_progress")
     with engine.begin() as connection:  # the old schema allowed the clash again
         connection.execute(insert, {"title": "Clash", "slug": "play-lab", "uri": None, "n": now})
+    engine.dispose()
+
+
+def test_0014_gives_slugs_that_break_the_rule_the_slug_it_gives(empty_database_url: str) -> None:
+    """Slugs an import or a sync stored before the one rule (`Bad Slug!`, `Play_Lab`) become the slug the
+    rule gives them, numbered when taken, in id order; NULL when nothing is left."""
+    engine = make_engine(empty_database_url, create_sqlite_file=True)
+    migration.upgrade(engine, "0013_text_collation_c")
+    now = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
+    insert = text(
+        "INSERT INTO session_types (title, slug, duration_minutes, kind, is_secret, remote_active,"
+        " present_in_last_sync, enabled, category, requires_auth, price, currency, display_order,"
+        " custom_questions, created_at, updated_at)"
+        " VALUES (:title, :slug, 30, 'solo', false, true, true, true, 'specialized', true, 0, 'GBP', 0, '[]', :n, :n)"
+    )
+    given = {
+        "Fine": "play-lab",
+        "Underscored": "Play_Lab",
+        "Spaced": "Bad Slug!",
+        "Nothing left": "!!!",
+        "Bad again": "bad--slug",
+        "Empty": None,
+    }
+    with engine.begin() as connection:
+        for title, slug in given.items():
+            connection.execute(insert, {"title": title, "slug": slug, "n": now})
+    migration.upgrade(engine)
+    assert migration.schema_drift(engine) == []
+    with engine.connect() as connection:
+        slugs = dict(connection.execute(text("SELECT title, slug FROM session_types")).all())
+    assert slugs == {
+        "Fine": "play-lab",
+        "Underscored": "play-lab-2",
+        "Spaced": "bad-slug",
+        "Nothing left": None,
+        "Bad again": "bad-slug-2",
+        "Empty": None,
+    }
+    migration.downgrade(engine, "0013_text_collation_c")
     engine.dispose()

@@ -20,21 +20,20 @@ from bapp_cli.db.audit import apply_changes, record_audit, stamp_and_audit
 from bapp_cli.db.dbapi import Database
 from bapp_cli.db.models import Pathway, SessionType
 from bapp_cli.errors import Conflict, InvalidInput
-from bapp_cli.services.pathway_admin import SLUG_PATTERN
 from bapp_cli.services.pathways import get_pathway
 from bapp_cli.services.people import get_builder
 from bapp_cli.services.plain_reads import session_type_id
 from bapp_cli.services.plain_text import without_controls
 from bapp_cli.services.session_types import (
     MAX_DURATION_MINUTES,
+    check_session_slug,
     check_title,
     get_session_type,
     link_pathways,
     parse_category,
     session_records,
-    slugify,
 )
-from bapp_cli.services.session_values import MAX_SLUG_LENGTH, default_requires_auth, parse_currency, parse_price
+from bapp_cli.services.session_values import default_requires_auth, parse_currency, parse_price, session_slug
 
 
 @dataclass(frozen=True)
@@ -91,13 +90,7 @@ def add_session_type(session: Session, draft: NewSessionType, *, now: dt.datetim
             code="invalid_duration",
         )
     category = parse_category(draft.category or "specialized")
-    slug = (draft.slug.strip().lower() if draft.slug is not None else slugify(title)) or None
-    if slug is None or len(slug) > MAX_SLUG_LENGTH or not SLUG_PATTERN.match(slug):
-        raise InvalidInput(
-            f"slug: {draft.slug if draft.slug is not None else slug!r} must be lowercase letters, digits and hyphens",
-            hint="pass --slug",
-            code="invalid_slug",
-        )
+    slug = check_session_slug(draft.slug if draft.slug is not None else session_slug(title) or "")
     price = parse_price(draft.price) if draft.price is not None else Decimal("0.00")
     currency = parse_currency(draft.currency) if draft.currency is not None else "GBP"
     pathways = _linked_pathways(session, draft.pathways)

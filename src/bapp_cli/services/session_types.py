@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -12,6 +11,7 @@ from sqlalchemy.orm import Session
 from bapp_cli.db.dbapi import Database
 from bapp_cli.db.models import SessionType, SessionTypePathway
 from bapp_cli.errors import InvalidInput
+from bapp_cli.services.pathway_admin import SLUG_PATTERN, checked_slug
 from bapp_cli.services.plain_reads import SESSION_COLUMNS as SESSION_COLUMNS  # the record, defined once
 from bapp_cli.services.plain_reads import list_session_types, session_type_id
 from bapp_cli.services.plain_reads import parse_category as parse_category  # light, for `sessions list --category`
@@ -73,6 +73,7 @@ def check_title(value: str) -> str:
     return title
 
 
-def slugify(title: str) -> str:
-    """The slug a title gives a session type that is not given one (empty when the title has no letters)."""
-    return re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")[:MAX_SLUG_LENGTH].strip("-")
+def check_session_slug(value: str) -> str:
+    """A slug a user gives a session type (`sessions add`, imports), as stored, or InvalidInput (exit 6)."""
+    hint = "use lowercase letters, digits and single hyphens, e.g. 'play-lab'"
+    return checked_slug(value, SLUG_PATTERN, MAX_SLUG_LENGTH, field="slug", what="session", hint=hint)

@@ -53,6 +53,13 @@ MAX_SLUG_LENGTH = 200  # session_types.slug is String(200)
 _NUMBERED = re.compile(r"-(\d+)$")
 
 
+def session_slug(text: str) -> str | None:
+    """The slug `text` gives a session type under the one rule (check_session_slug): a title's, or a slug
+    from Calendly or from a backup made before the rule, which are taken in rather than refused. None
+    when nothing is left (a title without letters or digits)."""
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:MAX_SLUG_LENGTH].strip("-") or None
+
+
 def numbered_slug(base: str, number: int) -> str:
     """`base-N`, shortened so that it still fits the column."""
     suffix = f"-{number}"

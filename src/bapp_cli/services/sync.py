@@ -36,6 +36,7 @@ from bapp_cli.services.calendly_runs import (
     record_run,
 )
 from bapp_cli.services.plain_reads import builder_ids_by_calendly_uri, instant_value, stored_json, unreadable_stored
+from bapp_cli.services.session_values import SlugBook, session_slug
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -303,7 +304,7 @@ def stage_event_types(items: Iterable[ListedEventType | EventType], source: str)
         staged.append(
             {
                 "calendly_uri": uri,
-                "slug": slug.lower() if slug else None,
+                "slug": session_slug(slug) if slug else None,  # Calendly's, unless it breaks the one rule
                 # Calendly allows a null name (e.g. some managed types); a session type always needs a title.
                 "title": (name or "").strip() or slug or uri.rstrip("/").rsplit("/", 1)[-1],
                 "description": item.get("description_plain"),
@@ -415,8 +416,6 @@ class SyncPlan:
         """Plan against ``catalogue``, else the one read from ``db``. ``stage``: ``db`` is the connection the
         plan will be written in (a sync's survey connection, which its write transaction takes over): its read
         ends here, and on SQLite new types' rows go into a temporary table there as their pages are planned."""
-        from bapp_cli.services.session_values import SlugBook
-
         catalogue = catalogue or Catalogue.read(db, reclassify=self.reclassify)
         pathways = {slug: (name, archived) for slug, _, name, archived in catalogue.pathways}
         self.classifier = Classifier(self.rules, pathways)
