@@ -4,9 +4,10 @@ Revision ID: 0014_session_slug_rule
 Revises: 0013_text_collation_c
 
 `import sessions` and the Calendly sync stored slugs `sessions add` refuses (`Bad Slug!`, `Play_Lab`),
-which no command could then name. Such a slug becomes the one the rule gives it now (what the sync and a
-restore do with such a slug: letters and digits kept, lowercase, every other run of characters one
-hyphen), numbered `-2`, `-3`, … when that is taken, in id order, so the same database always upgrades to
+which no command could then name, and slugs of digits alone (`2024`), which every command reads as an id.
+Such a slug becomes the one the rule gives it now (what the sync and a restore do with such a slug:
+letters and digits kept, lowercase, every other run of characters one hyphen, `session-` before digits
+alone), numbered `-2`, `-3`, … when that is taken, in id order, so the same database always upgrades to
 the same result; a slug with nothing left becomes NULL (the type is still named by its id).
 """
 
@@ -23,12 +24,13 @@ branch_labels = None
 depends_on = None
 
 MAX_SLUG_LENGTH = 200  # session_types.slug is String(200)
-_RULE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+_RULE = re.compile(r"^(?![0-9]+$)[a-z0-9]+(?:-[a-z0-9]+)*$")
 
 
 def _conformed(slug: str) -> str | None:
     # services.session_values.session_slug as it is at this revision (a migration does not follow the code)
-    return re.sub(r"[^a-z0-9]+", "-", slug.lower()).strip("-")[:MAX_SLUG_LENGTH].strip("-") or None
+    conformed = re.sub(r"[^a-z0-9]+", "-", slug.lower()).strip("-")[:MAX_SLUG_LENGTH].strip("-")
+    return f"session-{conformed}"[:MAX_SLUG_LENGTH] if conformed.isdigit() else conformed or None
 
 
 def _suffixed(base: str, number: int) -> str:

@@ -110,16 +110,55 @@ def test_one_slug_rule_for_add_and_import_and_the_sync_conforms_calendlys(bapp: 
     assert (again.json()["updated"], again.json()["unchanged"]) == (0, 1)
 
 
+def test_an_all_digit_slug_is_never_made_so_a_number_always_names_an_id(bapp: Bapp, tmp_path: Path) -> None:
+    """`sessions show 77` read 77 as an id, so a type whose slug was 77 could not be named by it."""
+    refused = bapp("sessions", "add", "--title", "Seventy", "--slug", "77", "--duration", "30")
+    assert refused.exit_code == 6 and "slug: '77'" in refused.stderr, refused.stderr
+    rows = tmp_path / "digits.csv"
+    rows.write_text("slug,title,duration_minutes\n77,Seventy,30\n")
+    imported = bapp("import", "sessions", str(rows))
+    assert imported.exit_code == 6 and "line 2" in imported.stderr and "slug: '77'" in imported.stderr
+    assert _types(bapp) == {}
+
+    # a title of digits alone gives a slug that is not (sessions add and import alike)
+    added = bapp("sessions", "add", "--title", "2024", "--duration", "30", "--json")
+    assert added.exit_code == 0, added.stderr
+    assert added.json()["slug"] == "session-2024"
+    titled = tmp_path / "titled.csv"
+    titled.write_text("title,duration_minutes\n2025,30\n")
+    assert bapp("import", "sessions", str(titled)).exit_code == 0
+    # and so does a Calendly slug of digits alone: the sync goes on, the type is named by its slug
+    synced = bapp("calendly", "sync", "--from-file", str(_listing(tmp_path, "2026")), "--json")
+    assert synced.exit_code == 0, synced.stderr
+    assert _types(bapp) == {
+        "2024": ("session-2024", None),
+        "2025": ("session-2025", None),
+        "Play Lab (Calendly)": ("session-2026", None),
+    }
+    assert bapp("sessions", "show", "session-2026", "--json").json()["title"] == "Play Lab (Calendly)"
+    # an import names the session as every command does: digits its id, anything else a slug in any case
+    first = added.json()["id"]
+    bookings = tmp_path / "bookings.csv"
+    bookings.write_text(
+        f"client,session,start_time\nada@example.com,{first},2031-01-06T10:00:00Z\n"
+        "ada@example.com,Session-2025,2031-01-07T10:00:00Z\n"
+    )
+    booked = bapp("import", "bookings", str(bookings), "--json")
+    assert booked.exit_code == 0, booked.stderr
+    listed = bapp("bookings", "list", "--json").json()
+    assert sorted(row["session_title"] for row in listed) == ["2024", "2025"]
+
+
 def test_a_backup_holding_a_slug_the_rule_refuses_still_restores(bapp: Bapp, tmp_path: Path) -> None:
-    """A backup from before the rule may hold `Bad Slug!`: the restore gives them the slugs the
+    """A backup from before the rule may hold `77` or `Bad Slug!`: the restore gives them the slugs the
     0014 migration gives an existing database's, rather than refusing the backup."""
     backup = tmp_path / "backup.json"
     assert bapp("export", "all", "-o", str(backup)).exit_code == 0  # the empty database: default pathways
     document = json.loads(backup.read_text())
     old = {"title": "T", "duration_minutes": 30, "category": "free", "created_at": "2030-01-01T00:00:00Z"}
-    document["sessions"] = [{"id": 6, "slug": "Bad Slug!", **old}]
+    document["sessions"] = [{"id": 5, "slug": "77", **old}, {"id": 6, "slug": "Bad Slug!", **old}]
     backup.write_text(json.dumps(document))
     restored = bapp("import", "all", str(backup), "--json")
     assert restored.exit_code == 0, restored.stderr
     assert restored.json()["restored"] is True
-    assert _types(bapp) == {"T": ("bad-slug", None)}
+    assert _types(bapp) == {"T": ("session-77", None), "T#6": ("bad-slug", None)}

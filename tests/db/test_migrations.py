@@ -211,7 +211,7 @@ def test_0007_renames_clashing_slugs_deterministically_then_enforces_uniqueness(
 
 
 def test_0014_gives_slugs_that_break_the_rule_the_slug_it_gives(empty_database_url: str) -> None:
-    """Slugs an import or a sync stored before the one rule (`Bad Slug!`, `Play_Lab`) become the slug the
+    """Slugs an import or a sync stored before the one rule (`Bad Slug!`, `Play_Lab`, `2024`) become the slug the
     rule gives them, numbered when taken, in id order; NULL when nothing is left."""
     engine = make_engine(empty_database_url, create_sqlite_file=True)
     migration.upgrade(engine, "0013_text_collation_c")
@@ -228,6 +228,7 @@ def test_0014_gives_slugs_that_break_the_rule_the_slug_it_gives(empty_database_u
         "Spaced": "Bad Slug!",
         "Nothing left": "!!!",
         "Bad again": "bad--slug",
+        "Digits": "2024",
         "Empty": None,
     }
     with engine.begin() as connection:
@@ -243,6 +244,7 @@ def test_0014_gives_slugs_that_break_the_rule_the_slug_it_gives(empty_database_u
         "Spaced": "bad-slug",
         "Nothing left": None,
         "Bad again": "bad-slug-2",
+        "Digits": "session-2024",
         "Empty": None,
     }
     migration.downgrade(engine, "0013_text_collation_c")

@@ -190,7 +190,7 @@ def add(
     currency: CurrencyOption = None,
     builder: Annotated[str | None, typer.Option("--builder", help="The builder who runs it (e-mail).")] = None,
     description: Annotated[str | None, typer.Option("--description", help="Description.")] = None,
-    slug: Annotated[str | None, typer.Option("--slug", help="Slug [default: from the title].")] = None,
+    slug: Annotated[str | None, typer.Option("--slug", help="Slug, not only digits [default: from the title].")] = None,
     display_order: Annotated[int | None, _display_order_option("Position within its category [default 0].")] = None,
     dry_run: DryRunOption = False,
 ) -> None:

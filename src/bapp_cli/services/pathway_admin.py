@@ -25,6 +25,8 @@ from bapp_cli.services.plain_text import without_controls
 SLUG_PATTERN = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")  # pathways' and session types'; skills allow `_` too
 # not "none": `bookings list --pathway none` and the reports' "none" row mean bookings without a pathway
 PATHWAY_SLUG_PATTERN = re.compile(r"^(?!none$)" + SLUG_PATTERN.pattern[1:])
+# a session type's: not digits alone, since wherever a session is named a number names its id
+SESSION_SLUG_PATTERN = re.compile(r"^(?![0-9]+$)" + SLUG_PATTERN.pattern[1:])
 COLOR_PATTERN = re.compile(r"^#[0-9A-Fa-f]{6}$")
 MAX_SLUG_LENGTH = 64
 MAX_NAME_LENGTH = 100
@@ -46,7 +48,7 @@ class TierSpec:
 
 
 def checked_slug(value: str, pattern: re.Pattern[str], max_length: int, *, field: str, what: str, hint: str) -> str:
-    """A pathway's or a skill's slug as stored (lowercase), or InvalidInput naming the field."""
+    """A pathway's, a skill's or a session type's slug as stored (lowercase), or InvalidInput naming the field."""
     slug = value.strip().lower()
     if not slug or len(slug) > max_length or not pattern.match(slug):
         raise InvalidInput(f"{field}: {value!r} is not a valid {what} slug", hint=hint, code="invalid_slug")

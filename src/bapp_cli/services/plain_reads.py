@@ -272,18 +272,23 @@ def pathway_not_found(slug: str, known: Sequence[str]) -> NotFound:
     return NotFound(f"no pathway {slug!r}", hint=hint, code="pathway_not_found")
 
 
+def session_key(identifier: str) -> tuple[str, int | str]:
+    """The column a reference names a session type by, and its value: digits alone are an id (no slug is
+    digits alone: session_types.check_session_slug), a URI is a Calendly URI, anything else a slug in any
+    case. Every command and import that names a session type reads the reference here."""
+    ident = identifier.strip()
+    if ident.isascii() and ident.isdigit():  # not str.isdigit alone: '²' is a digit int() refuses
+        return "id", int(ident)
+    return ("calendly_uri", ident) if "://" in ident else ("slug", ident.lower())
+
+
 def session_type_id(db: Database, identifier: str) -> int:
     """A session type by id, Calendly URI or slug (slugs are unique: migration 0007)."""
     ident = identifier.strip()
     if not ident:
         raise InvalidInput("session: an id, slug or Calendly URI is required", code="invalid_session")
-    value: int | str
-    if ident.isascii() and ident.isdigit():  # not str.isdigit alone: '²' is a digit int() refuses
-        column, value, named = "id", int(ident), f"id {ident}"
-    elif "://" in ident:
-        column, value, named = "calendly_uri", ident, f"Calendly URI {ident!r}"
-    else:
-        column, value, named = "slug", ident.lower(), f"slug {ident!r}"
+    column, value = session_key(ident)
+    named = {"id": f"id {ident}", "calendly_uri": f"Calendly URI {ident!r}"}.get(column, f"slug {ident!r}")
     # an id past the column's range names no row; asking the database would overflow
     too_large = isinstance(value, int) and value > MAX_ROW_ID
     found = None if too_large else db.one(f"SELECT id FROM session_types WHERE {column} = :value", {"value": value})

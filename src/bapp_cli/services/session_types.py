@@ -11,12 +11,12 @@ from sqlalchemy.orm import Session
 from bapp_cli.db.dbapi import Database
 from bapp_cli.db.models import SessionType, SessionTypePathway
 from bapp_cli.errors import InvalidInput
-from bapp_cli.services.pathway_admin import SLUG_PATTERN, checked_slug
+from bapp_cli.services.pathway_admin import SESSION_SLUG_PATTERN, checked_slug
 from bapp_cli.services.plain_reads import SESSION_COLUMNS as SESSION_COLUMNS  # the record, defined once
 from bapp_cli.services.plain_reads import list_session_types, session_type_id
 from bapp_cli.services.plain_reads import parse_category as parse_category  # light, for `sessions list --category`
 from bapp_cli.services.plain_text import without_controls
-from bapp_cli.services.session_values import MAX_SLUG_LENGTH
+from bapp_cli.services.session_values import MAX_SLUG_LENGTH, session_slug
 
 
 def check_bookable(session_type: SessionType) -> None:
@@ -75,5 +75,13 @@ def check_title(value: str) -> str:
 
 def check_session_slug(value: str) -> str:
     """A slug a user gives a session type (`sessions add`, imports), as stored, or InvalidInput (exit 6)."""
-    hint = "use lowercase letters, digits and single hyphens, e.g. 'play-lab'"
-    return checked_slug(value, SLUG_PATTERN, MAX_SLUG_LENGTH, field="slug", what="session", hint=hint)
+    hint = "use lowercase letters, digits and single hyphens, not digits alone (a number is an id), e.g. 'play-lab'"
+    return checked_slug(value, SESSION_SLUG_PATTERN, MAX_SLUG_LENGTH, field="slug", what="session", hint=hint)
+
+
+def row_slug(given: str | None, title: str, *, restore: bool) -> str | None:
+    """A session row's slug: the one given, held to the rule — or, from a backup made before the rule, the
+    one the rule gives it, as migration 0014 gives a database's — else the one its title gives (or None)."""
+    if given is not None and not restore:
+        return check_session_slug(given)
+    return session_slug(given if given is not None else title)

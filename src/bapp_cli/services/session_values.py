@@ -56,8 +56,10 @@ _NUMBERED = re.compile(r"-(\d+)$")
 def session_slug(text: str) -> str | None:
     """The slug `text` gives a session type under the one rule (check_session_slug): a title's, or a slug
     from Calendly or from a backup made before the rule, which are taken in rather than refused. None
-    when nothing is left (a title without letters or digits)."""
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:MAX_SLUG_LENGTH].strip("-") or None
+    when nothing is left (a title without letters or digits). Digits alone would read as an id: `2024`
+    gives `session-2024`."""
+    slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:MAX_SLUG_LENGTH].strip("-")
+    return f"session-{slug}"[:MAX_SLUG_LENGTH] if slug.isdigit() else slug or None
 
 
 def numbered_slug(base: str, number: int) -> str:

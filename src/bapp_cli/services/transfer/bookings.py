@@ -71,6 +71,7 @@ from bapp_cli.services.booking import MAX_BOOKING_MINUTES, REFERENCE_ALPHABET, R
 from bapp_cli.services.instants import get_zone
 from bapp_cli.services.people import normalise_email
 from bapp_cli.services.plain_reads import EXPORT_COLUMNS as EXPORT_COLUMNS  # the record `export bookings` writes
+from bapp_cli.services.plain_reads import session_key
 from bapp_cli.services.rule_book import (
     ACTIVE_STATUSES,
     NearbyBooking,
@@ -287,14 +288,11 @@ class BookingImporter(KindImporter):
         refuses it. Each value is resolved once a batch; nothing outlives the batch."""
 
         def session(name: str, raw: Any) -> SessionInfo:
-            text = str(raw).strip()
-            if text.isascii() and text.isdigit():  # not str.isdigit alone: '²' is a digit int() refuses
-                session_id = int(text)
-            else:  # a Calendly URI as it is, a slug in any case
-                session_id = self.references.session_names.get(text if "://" in text else text.lower(), -1)
+            _, key = session_key(str(raw))  # read as every command reads it: no slug is digits alone
+            session_id = key if isinstance(key, int) else self.references.session_names.get(key, -1)
             found = self.references.sessions.get(session_id)
             if found is None:
-                raise InvalidInput(f"{name}: no session type {text!r} (see `bapp sessions list --all`)")
+                raise InvalidInput(f"{name}: no session type {str(raw).strip()!r} (see `bapp sessions list --all`)")
             return found
 
         resolvers: dict[str, Callable[[Any], Any]] = {

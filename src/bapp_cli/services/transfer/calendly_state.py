@@ -185,9 +185,9 @@ class InvitationImporter(_KeptIdImporter):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        # a session type by its id, slug or Calendly URI; where one type's slug is another's id, the older
-        # type's (newest first, so an older type's name overwrites)
-        named = select(SessionType.id, SessionType.slug, SessionType.calendly_uri).order_by(SessionType.id.desc())
+        # a session type by its id, slug or Calendly URI, as a backup names it (no slug is digits alone, so
+        # none is another type's id: session_types.check_session_slug)
+        named = select(SessionType.id, SessionType.slug, SessionType.calendly_uri)
         self.sessions: dict[str, int] = {
             name: type_id for type_id, *names in self.session.execute(named) for name in (str(type_id), *names) if name
         }

@@ -44,14 +44,8 @@ from bapp_cli.services.pathway_admin import (
     pathway_fields,
 )
 from bapp_cli.services.progress import record_completions
-from bapp_cli.services.session_types import (
-    MAX_DURATION_MINUTES,
-    check_session_slug,
-    check_title,
-    link_pathways,
-    parse_category,
-)
-from bapp_cli.services.session_values import SlugBook, default_requires_auth, parse_currency, parse_price, session_slug
+from bapp_cli.services.session_types import MAX_DURATION_MINUTES, check_title, link_pathways, parse_category, row_slug
+from bapp_cli.services.session_values import SlugBook, default_requires_auth, parse_currency, parse_price
 from bapp_cli.services.skills import SKILL_FIELDS, check_skill_slug, parse_link, skill_links
 from bapp_cli.services.transfer.formats import SourceRow
 from bapp_cli.services.transfer.importer import (
@@ -441,9 +435,7 @@ class SessionImporter(RowImporter):
 
     def apply_row(self, row: SourceRow, values: dict[str, Any]) -> str:
         given_slug = values.get("slug")
-        if given_slug is not None and not self.restore:  # a backup made before the rule restores as 0014 migrates
-            given_slug = check_session_slug(given_slug)
-        slug = session_slug(given_slug if given_slug is not None else values.get("title") or "")
+        slug = row_slug(given_slug, values.get("title") or "", restore=self.restore)
         key = values.get("calendly_uri") or slug
         if key is None:
             raise InvalidInput("slug: a session row needs a calendly_uri, a slug or a title")
