@@ -38,6 +38,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bapp_cli.db.audit import apply_changes, record_audit
+from bapp_cli.db.locks import lock_keys
 from bapp_cli.db.models import Booking, CalendlyInvitation, SessionType, User
 from bapp_cli.errors import BappError, Conflict, Interrupted, InvalidInput, NotFound, RemoteError
 from bapp_cli.services.booking import (
@@ -386,6 +387,8 @@ class CalendlyWriter:
             except BappError as exc:  # the booking exists; the details can come with the next pull
                 notes.append(f"event details not fetched ({exc.message})")
         with self.transaction(dry_run=dry_run) as session:
+            # a pull's lock: one under way has read its invitees' bookings and would insert this one again
+            lock_keys(session, "calendly:bookings", people=True)
             booking = session.get(Booking, sent.id)
             if booking is None:
                 raise NotFound(
