@@ -180,6 +180,9 @@ def test_a_connection_lost_after_calendly_booked_leaves_the_intent_for_reconcile
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 5, stderr
     assert "Traceback" not in stderr and len([line for line in stderr.splitlines() if line.startswith("Error:")]) == 1
+    # not only the driver's "terminating connection": the booking may be in Calendly, and reconcile settles it
+    assert "database error:" in stderr and "it stays pending (Calendly may have it)" in stderr, stderr
+    assert "run `bapp calendly reconcile`" in stderr
     [booking] = bookings(synced.database_url)
     assert (booking.status, booking.calendly_state, booking.calendly_invitee_uri) == ("pending", "requested", None)
     result = synced("calendly", "reconcile", "--json")
