@@ -621,11 +621,8 @@ def change_status(
                     try:
                         cancelled = client.cancel_event(remote, reason)
                     except NotFound as gone:  # deleted there, or another account's: only bapp's side is left
-                        raise NotFound(
-                            gone.message,
-                            hint=f"`bapp bookings cancel {reference} --local-only` cancels it in bapp only",
-                            code=gone.code,
-                        ) from None
+                        gone.hint = f"`bapp bookings cancel {reference} --local-only` cancels it in bapp only"
+                        raise
                     if cancelled is None:
                         notes.append("Calendly already had the event cancelled")
                 elif command == "undo":
