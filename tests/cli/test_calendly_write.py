@@ -479,6 +479,17 @@ def test_cancel_goes_to_calendly_first(synced: Bapp, fake: FakeCalendly) -> None
     assert len([r for r in fake.requests if r.path.endswith("/cancellation")]) == 1
 
 
+def test_cancelling_an_event_gone_from_calendly_exits_7_pointing_at_local_only(
+    synced: Bapp, fake: FakeCalendly
+) -> None:
+    reference = create(synced, slot()).json()["reference"]
+    fake.fail_next("/scheduled_events", 404)  # the cancellation: deleted there, or another account's
+    result = synced("bookings", "cancel", reference)
+    assert result.exit_code == 7, result.stderr
+    assert f"Hint: `bapp bookings cancel {reference} --local-only` cancels it in bapp only" in result.stderr
+    assert bookings(synced.database_url)[0].status == "confirmed"
+
+
 def test_a_cancel_whose_calendly_notice_is_applied_first_still_succeeds(synced: Bapp, fake: FakeCalendly) -> None:
     import time
 

@@ -180,6 +180,9 @@ def test_a_connection_lost_after_calendly_booked_leaves_the_intent_for_reconcile
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 5, stderr
     assert "Traceback" not in stderr and len([line for line in stderr.splitlines() if line.startswith("Error:")]) == 1
+    # not only the driver's "terminating connection": the booking may be in Calendly, and reconcile settles it
+    assert "database error:" in stderr and "it stays pending (Calendly may have it)" in stderr, stderr
+    assert "run `bapp calendly reconcile`" in stderr
     [booking] = bookings(synced.database_url)
     assert (booking.status, booking.calendly_state, booking.calendly_invitee_uri) == ("pending", "requested", None)
     result = synced("calendly", "reconcile", "--json")
@@ -187,3 +190,55 @@ def test_a_connection_lost_after_calendly_booked_leaves_the_intent_for_reconcile
     assert [row["action"] for row in result.json()] == ["attached"]
     assert_booked_in_calendly(synced, fake)
     assert len(posts(fake)) == 1  # never resent
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_an_answer_recorded_while_a_pull_runs_waits_for_the_pull_not_a_second_booking(
+    synced: Bapp, fake: FakeCalendly
+) -> None:
+    # A pull read the bookings of its invitees (none had this one), then the create recorded Calendly's answer
+    # and committed before the pull's turn came: the pull inserted a second booking of that invitee (exit 8).
+    from sqlalchemy import text
+
+    from bapp_cli.db.engine import make_engine
+
+    earlier = ("bookings", "create", "--client", "ben@client.example", "--session", FREE, "--start", z(slot(hour=9)))
+    assert synced(*earlier, *ANSWERS).exit_code == 0
+    held = fake.apply_then_delay_next(seconds=60)  # booked in Calendly; answered while the pull is under way
+    process = _create(synced)
+    _wait_for(lambda: len(fake.invitees_of(FREE_TYPE)) == 2, "Calendly to hold the invitee")
+    engine = make_engine(synced.database_url)
+    waiting = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
+    try:
+        with engine.connect() as blocker, engine.connect() as watcher:
+            # ben's booking, older here than in Calendly, is the pull's first write: held, the pull stops there
+            # with every booking it preloaded in hand and ava's invitee still to come
+            blocker.execute(text("UPDATE bookings SET remote_updated_at = remote_updated_at - interval '1 hour'"))
+            blocker.commit()
+            blocker.execute(text("SELECT 1 FROM bookings WHERE status = 'confirmed' FOR UPDATE"))
+
+            def waiters() -> int:
+                count = watcher.execute(text(waiting)).scalar_one()
+                watcher.rollback()  # a transaction sees one snapshot of pg_stat_activity
+                return int(count)
+
+            pull = synced.popen("calendly", "pull-bookings", "--json")
+            _wait_for(lambda: waiters() == 1, "the pull to wait for ben's row")
+            held.released.set()
+            # the create records the answer, or (fixed) waits for the pull's lock before it does
+            _wait_for(
+                lambda: process.poll() is not None or waiters() == 2,
+                "the create to record its answer or wait for the pull",
+            )
+            blocker.rollback()
+    finally:
+        engine.dispose()
+    _, pull_stderr = pull.communicate(timeout=60)
+    _, stderr = process.communicate(timeout=60)
+    assert pull.returncode == 0, pull_stderr
+    assert process.returncode == 0, stderr
+    ava = [booking for booking in bookings(synced.database_url) if booking.start_time == slot()]
+    assert len(ava) == 1 and (ava[0].calendly_state, ava[0].status) == ("booked", "confirmed")
+    assert {invitee["uri"] for invitee in fake.invitees_of(FREE_TYPE)} == {
+        booking.calendly_invitee_uri for booking in bookings(synced.database_url)
+    }

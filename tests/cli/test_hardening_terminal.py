@@ -323,6 +323,19 @@ def test_item20_a_malformed_database_url_of_a_supported_form_is_exit_4(bapp: Bap
         assert "the database URL is not valid" in result.stderr and "s3cretpw" not in result.stderr
 
 
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+@pytest.mark.parametrize("query", ["host=%zz", "application_name=x&bad"])
+def test_a_postgresql_url_query_libpq_cannot_parse_is_exit_4_on_every_path(bapp: Bapp, query: str) -> None:
+    # plain reads hand the URL to libpq, which refuses it; SQLAlchemy's parser let `%zz` through as a host name
+    # to look up (exit 5) and dropped `bad` without a word (accepted)
+    password = bapp.database_url.partition("://")[2].partition("@")[0].partition(":")[2]
+    url = f"{bapp.database_url}?{query}"
+    for command in (("sessions", "list"), ("clients", "add", "q@example.com"), ("db", "upgrade")):
+        result = bapp("--database-url", url, *command)
+        assert result.exit_code == 4, (command, result.stderr)
+        assert "the database URL is not valid" in result.stderr and password not in result.stderr
+
+
 def test_a_database_url_query_parameter_the_driver_cannot_take_is_exit_4(bapp: Bapp, tmp_path: Path) -> None:
     # SQLAlchemy converts pysqlite's query parameters when the engine is made: a bad one was a ValueError (exit 1)
     database = tmp_path / "q.db"

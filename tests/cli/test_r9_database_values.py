@@ -413,3 +413,30 @@ def test_a_builder_setting_past_bapp_bounds_is_exit_5_not_an_overflow(
     result = bapp(*CREATE)
     assert result.exit_code == 5, result.stderr
     assert f"builder_profiles.{column} of builder coach@example.com ({stored})" in result.stderr
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [("completed_at", "garbage"), ("completed_at", "2031-02-30 10:00:00"), ("start_date", "soon")],
+    ids=["garbage", "30-february", "start_date"],
+)
+def test_an_undatable_completion_is_exit_5_from_pathway_analytics(
+    bapp: Bapp, seeded_copies: SeededCopies, column: str, value: str
+) -> None:
+    """`reports pathway-analytics` counts the days to complete in SQL, where SQLite's date functions make text
+    that is no date NULL (or move 30 February to 2 March): the completion left the average, shown as 0.0 days,
+    where the plain reads refuse the value."""
+    _seeded(bapp, seeded_copies)
+    completed = bapp("clients", "set-status", "ava.chen@client.example", "accelerate", "completed")
+    assert completed.exit_code == 0, completed.stderr
+    _execute(bapp, f"UPDATE enrolments SET {column} = :value WHERE status = 'completed'", value=value)
+    expected = (
+        f"Error: the database holds a value bapp cannot read: enrolments.{column} of "
+        f"ava.chen@client.example in accelerate ({value!r})"
+    )
+    result = bapp.process("reports", "pathway-analytics", "--json")
+    assert result.exit_code == 5 and result.stderr.splitlines()[0] == expected, result.stderr
+    assert result.stdout == ""
+    shown = bapp("clients", "show", "ava.chen@client.example")  # as the plain read refuses it
+    assert shown.exit_code == 5 and expected.partition(" (")[0] in shown.stderr, shown.stderr

@@ -225,21 +225,33 @@ def connect_postgresql(url: str, connect_timeout: int = 10) -> Database:
             hint="install bapp with its PostgreSQL extra: pip install 'bapp[postgres]'",
             code="database_driver",
         ) from None
-    conninfo = "postgresql://" + url.partition("://")[2]
+    conninfo = libpq_conninfo(url)
     try:
         # jit=off: JIT compilation pays off for long analytical queries, not a CLI's short ones
         options = f"-c jit=off -c lock_timeout={BUSY_TIMEOUT_MS}"
         connection = psycopg.connect(conninfo, connect_timeout=connect_timeout, options=options)
         connection.read_only = True
-    except psycopg.ProgrammingError:  # libpq could not parse the URL (a malformed port or host)
+    except psycopg.Error as exc:  # as the engine path says it (db.migration.ensure_at_head)
+        raise unreachable(exc) from None
+    return Database(connection, "postgresql")
+
+
+def libpq_conninfo(url: str) -> str:
+    """A PostgreSQL URL (its driver installed) as libpq takes it, once libpq has parsed it. One it cannot parse
+    is exit 4 on every path, the engine's too, whose parser lets through what libpq refuses (a bad %-escape,
+    `?host=%zz`, taken for a host name to look up; a `?key` without `=`, dropped)."""
+    import psycopg
+
+    conninfo = "postgresql://" + url.partition("://")[2]
+    try:
+        psycopg.conninfo.conninfo_to_dict(conninfo)
+    except psycopg.ProgrammingError:  # a malformed port, host, query or escape
         # no detail: libpq's text may quote the whole URL, password and all, where the password cannot be found
         # to scrub it (`unreachable` gets only the engine's errors, of a URL SQLAlchemy has parsed)
         raise ConfigError(
             "the database URL is not valid", hint="check --database-url / BAPP_DATABASE_URL", code="database_url"
         ) from None
-    except psycopg.Error as exc:  # as the engine path says it (db.migration.ensure_at_head)
-        raise unreachable(exc) from None
-    return Database(connection, "postgresql")
+    return conninfo
 
 
 def unreachable(exc: BaseException) -> DatabaseNotReady | ConfigError:

@@ -51,7 +51,9 @@ nothing. The run row has the sync's counters, so ``deactivated`` holds the booki
 
 Concurrency: every apply takes one transaction-scoped lock (``calendly:bookings``; PostgreSQL advisory,
 SQLite's BEGIN IMMEDIATE already serialises writers), so a pull and a webhook never apply the same
-invitee at once; a webhook also takes the ``client:<email>`` lock that ``bookings create`` uses.
+invitee at once; a webhook also takes the ``client:<email>`` lock that ``bookings create`` uses. Recording
+Calendly's answer to a write-through booking (services.calendly_write) takes it too, alone: a pull that has
+read its invitees' bookings must not see one attached before that invitee's turn.
 """
 
 from __future__ import annotations

@@ -38,8 +38,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bapp_cli.db.audit import apply_changes, record_audit
+from bapp_cli.db.locks import lock_keys
 from bapp_cli.db.models import Booking, CalendlyInvitation, SessionType, User
-from bapp_cli.errors import BappError, Conflict, Interrupted, InvalidInput, NotFound, RemoteError
+from bapp_cli.errors import BappError, Conflict, DatabaseNotReady, Interrupted, InvalidInput, NotFound, RemoteError
 from bapp_cli.services.booking import (
     PENDING_STATES,
     BookingCreated,
@@ -213,16 +214,19 @@ class _Sent:
 
 @contextlib.contextmanager
 def _stays_pending(reference: str) -> Iterator[None]:
-    """Ctrl-C (or a stop signal) once a booking is held and may be in Calendly, whether it lands in the
-    request, the lookup of a lost answer, a resend or the recording of the answer: the generic "nothing was
-    changed" would be false. It stays pending for reconcile, which asks before it resends."""
+    """Ctrl-C (or a stop signal), or the database failing (a lost connection), once a booking is held and may
+    be in Calendly, whether it lands in the request, the lookup of a lost answer, a resend or the recording of
+    the answer: the generic "nothing was changed", or the driver's words alone, would leave the user guessing.
+    It stays pending for reconcile, which asks before it resends."""
+    stays = f"while Calendly was asked about booking {reference}; it stays pending (Calendly may have it)"
+    hint = "run `bapp calendly reconcile` to look it up before booking anything else for this slot"
     try:
         yield
     except KeyboardInterrupt:
-        raise Interrupted(
-            f"interrupted while Calendly was asked about booking {reference}; it stays pending (Calendly may have it)",
-            hint="run `bapp calendly reconcile` to look it up before booking anything else for this slot",
-        ) from None
+        raise Interrupted(f"interrupted {stays}", hint=hint) from None
+    except DatabaseNotReady as failure:  # the unit of work's translation of the driver's error
+        failure.message, failure.hint = f"{failure.message}, {stays}", hint
+        raise
 
 
 @dataclass
@@ -386,6 +390,8 @@ class CalendlyWriter:
             except BappError as exc:  # the booking exists; the details can come with the next pull
                 notes.append(f"event details not fetched ({exc.message})")
         with self.transaction(dry_run=dry_run) as session:
+            # a pull's lock: one under way has read its invitees' bookings and would insert this one again
+            lock_keys(session, "calendly:bookings", people=True)
             booking = session.get(Booking, sent.id)
             if booking is None:
                 raise NotFound(
@@ -615,11 +621,8 @@ def change_status(
                     try:
                         cancelled = client.cancel_event(remote, reason)
                     except NotFound as gone:  # deleted there, or another account's: only bapp's side is left
-                        raise NotFound(
-                            gone.message,
-                            hint=f"`bapp bookings cancel {reference} --local-only` cancels it in bapp only",
-                            code=gone.code,
-                        ) from None
+                        gone.hint = f"`bapp bookings cancel {reference} --local-only` cancels it in bapp only"
+                        raise
                     if cancelled is None:
                         notes.append("Calendly already had the event cancelled")
                 elif command == "undo":

@@ -669,7 +669,7 @@ def _progress_of(db: Database, client: tuple[Any, ...], pathway: str | None) -> 
             start = dt.date.fromisoformat(start_date)
         except ValueError:
             raise UnreadableValue("enrolments.start_date", start_date, of=f"{client_email} in {info.slug}") from None
-        completed = instant_value(completed_at, "enrolments.completed_at")
+        completed = instant_value(completed_at, "enrolments.completed_at", of=f"{client_email} in {info.slug}")
         values: tuple[Any, ...] = (info.slug, info.name, start, status, builder, completed, grouped, tiers)
         records.append(_progress_record(*values, skills=every_skill))
     badges = _badges(db, client_id, catalogue)

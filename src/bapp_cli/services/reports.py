@@ -29,19 +29,20 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, Integer, and_, case, func, null, select, union_all
+from sqlalchemy import ColumnElement, Integer, String, and_, case, cast, func, null, select, union_all
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
-from bapp_cli.db.domains import ENROLMENT_STATUSES
-from bapp_cli.db.models import BOOKING_STATUSES, Booking, Enrolment, Pathway, Skill, SkillPathwayLink, UserSkillProgress
-from bapp_cli.errors import InvalidInput
+from bapp_cli.db.domains import BOOKING_STATUSES, ENROLMENT_STATUSES
+from bapp_cli.db.models import Booking, Enrolment, Pathway, Skill, SkillPathwayLink, User, UserSkillProgress
+from bapp_cli.errors import InvalidInput, UnreadableValue
 from bapp_cli.services import progress
 from bapp_cli.services.booking import BookingFilters, BookingView, list_bookings
 from bapp_cli.services.instants import instant_text
 from bapp_cli.services.people import get_builder
+from bapp_cli.services.plain_reads import instant_value
 
 TOP_SKILLS = 3
 BOOKING_COUNT_COLUMNS = ("pathway", *BOOKING_STATUSES, "total")
@@ -198,8 +199,10 @@ class DaysBetween(FunctionElement[int]):
 @compiles(DaysBetween, "sqlite")
 def _days_between_sqlite(element: DaysBetween, compiler: SQLCompiler, **kw: Any) -> str:
     start, instant = (compiler.process(clause, **kw) for clause in element.clauses)
-    # instants are stored as naive UTC text on SQLite (db.types.UTCDateTime)
-    return f"CAST(julianday(date({instant})) - julianday({start}) AS INTEGER)"
+    # instants are stored as naive UTC text on SQLite (db.types.UTCDateTime). NULL unless both are dates as
+    # stored (`_enrolment_figures` then names the value): julianday() makes raw SQL's text NULL, 30 February 2 March
+    dated = f"date(julianday({instant})) = substr({instant}, 1, 10) AND date({start}) = {start}"
+    return f"CASE WHEN {dated} THEN CAST(julianday(date({instant})) - julianday({start}) AS INTEGER) END"
 
 
 @compiles(DaysBetween)
@@ -230,6 +233,14 @@ def _enrolment_figures(session: Session) -> dict[int, tuple[int, ...]]:
     linked non-archived skills) and the outer one folds them per pathway.
     """
     completed_in = DaysBetween(Enrolment.start_date, Enrolment.completed_at)
+    # A completion whose days the database could not count (raw SQL's text on SQLite) would drop out of the
+    # average unsaid: refused first, as the plain reads refuse it, naming the column, the enrolment and the value.
+    texts = (cast(Enrolment.start_date, String), cast(Enrolment.completed_at, String))
+    joined = (User.id == Enrolment.client_id, Pathway.id == Enrolment.pathway_id)
+    undated = select(User.email + " in " + Pathway.slug, *texts).where(*joined, Enrolment.completed_at.is_not(None))
+    for of, start_date, completed_at in session.execute(undated.where(completed_in.is_(None)).limit(1)):
+        instant_value(start_date, "enrolments.start_date", of=of)  # a date reads as the instant of its midnight
+        raise UnreadableValue("enrolments.completed_at", completed_at, of=of)  # the start reads: the completion not
     days = case((Enrolment.completed_at.is_(None), None), else_=completed_in).label("days")
     counts = progress.select_enrolment_counts(Enrolment.pathway_id, Enrolment.status, days, linked=True)
     per_enrolment = counts.subquery("per_enrolment")
