@@ -55,6 +55,11 @@ def _create(bapp: Bapp, client: str = CLIENT) -> subprocess.Popen[str]:
     return bapp.popen(*_create_args(client), "--json", env=PATIENT)
 
 
+def _wait_for_post(process: subprocess.Popen[str], fake: FakeCalendly) -> subprocess.Popen[str]:
+    _wait_for(lambda: fake.count("/invitees") == 1, "the POST to reach Calendly")
+    return process
+
+
 def _kill(process: subprocess.Popen[str]) -> None:
     process.send_signal(signal.SIGKILL)
     process.communicate(timeout=30)
@@ -242,3 +247,37 @@ def test_an_answer_recorded_while_a_pull_runs_waits_for_the_pull_not_a_second_bo
     assert {invitee["uri"] for invitee in fake.invitees_of(FREE_TYPE)} == {
         booking.calendly_invitee_uri for booking in bookings(synced.database_url)
     }
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_connection_lost_while_reconcile_resends_is_not_reported_as_removed(synced: Bapp, fake: FakeCalendly) -> None:
+    # reconcile resends a booking Calendly never got; Calendly books it, and PostgreSQL drops bapp's sessions
+    # before the answer is recorded. Reconcile took the database error for Calendly's refusal and reported
+    # the booking "removed" (exit 0), while it stayed pending and in Calendly.
+    from sqlalchemy import text
+
+    from bapp_cli.db.engine import make_engine
+
+    fake.hang_next("/invitees", seconds=20)
+    _kill(_wait_for_post(_create(synced), fake))
+    held = fake.apply_then_delay_next(seconds=30)
+    process = synced.popen("calendly", "reconcile", "--json", env=PATIENT)
+    _wait_for(lambda: len(fake.invitees_of(FREE_TYPE)) == 1, "Calendly to hold the resent invitee")
+    engine = make_engine(synced.database_url)
+    try:
+        with engine.connect() as connection:
+            others = "datname = current_database() AND pid <> pg_backend_pid()"
+            connection.execute(text(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE {others}"))
+    finally:
+        engine.dispose()
+    held.released.set()
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 5, (stdout, stderr)
+    assert "it stays pending (Calendly may have it)" in stderr and "removed" not in stdout, (stdout, stderr)
+    [booking] = bookings(synced.database_url)
+    assert (booking.status, booking.calendly_invitee_uri) == ("pending", None)
+    again = synced("calendly", "reconcile", "--json")
+    assert again.exit_code == 0, again.stderr
+    assert [row["action"] for row in again.json()] == ["attached"]
+    assert_booked_in_calendly(synced, fake)
+    assert len(posts(fake)) == 2  # the first send, which Calendly never got, and the one resend

@@ -471,6 +471,8 @@ class CalendlyWriter:
                 return {"action": "skipped"}  # one cancelled meanwhile: the next reconcile reports it failed
             try:
                 view, _ = self._send(sent, resend_allowed=False)
+            except DatabaseNotReady:
+                raise  # not Calendly's answer, which may have booked it: it stays pending, said by _stays_pending
             except BappError as exc:
                 unknown = exc.code == "calendly_unknown"
                 state, status = ("unknown", "pending") if unknown else ("removed", "removed")
