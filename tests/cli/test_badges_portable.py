@@ -54,6 +54,28 @@ def test_issuer_init_prints_its_record_in_the_chosen_format_and_checks_the_forma
     assert header == "profile_id\tkey_id\tkey_file" and row.startswith("https://x.example/badges/issuer.json\t")
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # no database is read
+def test_issuer_init_replaces_a_bad_issuer_in_the_config_file(bapp: Bapp) -> None:
+    # --name, --url and --key-file replace badges.issuer_name, issuer_url and key_file (flag > file), as init
+    # writes them: a bad old value stops nothing (it was exit 4, so init could not repair the issuer it sets).
+    # One not replaced is still refused.
+    config = bapp.home / "config.toml"
+    old_key = bapp.home / "old.pem"
+    config.write_text(
+        f'[badges]\nissuer_url = "ftp://old.example"\nissuer_name = "Old\\u0007"\nkey_file = "{old_key}\\u0000"\n'
+    )
+    assert bapp("pathways", "list").exit_code == 4
+    init = ("badges", "issuer", "init", "--name", "New", "--url", "https://new.example", "--json")
+    created = bapp(*init)
+    assert created.exit_code == 0, created.stderr
+    assert created.json()["profile_id"] == "https://new.example/badges/issuer.json"
+    assert bapp("badges", "issuer", "show").exit_code == 0  # the config now names the new issuer alone
+    config.write_text('[badges]\nimage_base_url = "ftp://old.example"\n')
+    refused = bapp(*init[:-1], "--key-file", str(bapp.home / "other.pem"))
+    assert refused.exit_code == 4 and "key badges.image_base_url" in refused.stderr
+    assert bapp(*init[:-1], "--key-file", str(old_key), "--image-base-url", "https://img.example").exit_code == 0
+
+
 def badge_rows(bapp: Bapp) -> list[Badge]:
     engine = make_engine(bapp.database_url)
     try:

@@ -123,6 +123,8 @@ def issuer_init_command(
     from bapp_cli.services.credentials import Issuer
     from bapp_cli.services.signing_key import create_key_file
 
+    replaced = {"issuer_name", "issuer_url", "key_file"} | ({"image_base_url"} if image_base_url else set())
+    state(ctx).unused |= {f"badges.{key}" for key in replaced}  # written anew here: a bad old value stops nothing
     app_state, sink = state_and_sink(ctx)  # a bad --format is refused before the key file is made
     cleaned_name = " ".join(name.split())
     if not cleaned_name:
