@@ -312,7 +312,9 @@ def test_a_login_postgresql_refuses_is_configuration_exit_4_on_every_path(bapp: 
         assert "Wrong-Pass-9" not in result.stderr and password not in result.stderr
 
 
-@pytest.mark.parametrize("option", ["foo=bar", "sslmode=bogus", "keepalives=abc", "hostaddr=bogus", "port=abc"])
+@pytest.mark.parametrize(
+    "option", ["foo=bar", "sslmode=bogus", "keepalives=abc", "hostaddr=bogus", "port=abc", "port=99999", "port=-1"]
+)
 def test_a_postgresql_url_option_libpq_cannot_take_is_exit_4_on_every_path(tmp_path: Path, option: str) -> None:
     # libpq refuses an unknown option or a bad value before asking any server; `db upgrade` (the engine's first
     # connection) was exit 1 for `?foo=bar`, a bad value was exit 5 everywhere ("cannot reach the database"), and

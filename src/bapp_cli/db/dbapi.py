@@ -41,9 +41,9 @@ _PG_UNIQUE_VIOLATION = "23505"
 # the query parameters SQLAlchemy's pysqlite dialect takes (with `uri=true`, SQLite's own URI parameters too)
 _PYSQLITE_PARAMETERS = {"uri", "timeout", "isolation_level", "detect_types", "check_same_thread", "cached_statements"}
 _NAMED_PARAMETER = re.compile(r"(?<!:):([a-z_][a-z0-9_]*)")
-# libpq refusing an option's value (`?sslmode=bogus`, `?keepalives=abc`, `?hostaddr=x`) before it asks any server:
-# its text quotes the option and the value, not the URL
-_BAD_OPTION_VALUE = re.compile(r"connection is bad: .*(invalid \w+ value|could not parse network address)")
+# libpq refusing an option's value (`?sslmode=bogus`, `?keepalives=abc`, `?hostaddr=x`, a port past 65535) before it
+# asks any server: its text quotes the option and the value, not the URL
+_BAD_OPTION_VALUE = re.compile(r"connection is bad: .*(invalid (\w+ value|port number)|could not parse network addr)")
 
 
 def sqlite_file(url: str) -> Path | None:
