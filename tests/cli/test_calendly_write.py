@@ -357,6 +357,25 @@ def test_a_booking_calendly_made_then_cancelled_before_reconcile_is_never_resent
     assert len(bookings(synced.database_url)) == 1
 
 
+def test_an_invitee_cancelled_before_the_booking_was_sent_is_not_taken_for_it(synced: Bapp, fake: FakeCalendly) -> None:
+    # the client had booked this slot on Calendly's page and cancelled it an hour ago; bapp's POST is lost
+    # before Calendly acts: the lookup must not take that old invitee for this booking (it would attach it and
+    # cancel the booking), but find nothing and resend once
+    start = slot()
+    old = fake.book_as_visitor(FREE_TYPE, start, CLIENT)
+    an_hour_ago = z(dt.datetime.now(dt.UTC) - dt.timedelta(hours=1))
+    with fake._lock:
+        fake.writes.cancel_event(old["event"].rsplit("/", 1)[1], {"reason": "changed my mind"})
+        [stored] = [item for items in fake._invitees.values() for item in items if item["uri"] == old["uri"]]
+        stored["created_at"] = an_hour_ago
+    fake.reset_next("/invitees")
+    result = create(synced, start, "--json")
+    assert result.exit_code == 0, result.stderr
+    assert result.json()["status"] == "confirmed" and len(posts(fake)) == 2
+    [booking] = bookings(synced.database_url)
+    assert booking.status == "confirmed" and booking.calendly_invitee_uri not in (None, old["uri"])
+
+
 def test_an_unknown_booking_that_calendly_has_is_attached_by_reconcile(synced: Bapp, fake: FakeCalendly) -> None:
     fake.apply_then_reset_next()
     fake.fail_next("/scheduled_events", 500, times=None)  # and the lookup cannot be made either
