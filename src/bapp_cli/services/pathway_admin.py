@@ -213,5 +213,4 @@ def set_tier(
 def archive_pathway(session: Session, slug: str, *, now: dt.datetime) -> PathwayChange:
     """Archive a pathway: history stays, new enrolments, bookings and skill links are refused."""
     pathway = get_pathway(session, slug)
-    changes = apply_changes(pathway, {"archived": True})
-    return _changed(session, pathway, changes, now)
+    return _changed(session, pathway, apply_changes(pathway, {"archived": True}), now)
