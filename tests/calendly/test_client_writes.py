@@ -133,7 +133,7 @@ def test_other_refusals_are_definite() -> None:
 def test_cancel_is_retried_and_already_canceled_counts_as_done() -> None:
     answers = [error(503), error(403, "Event is already canceled")]
     with client_for(lambda request: answers.pop(0)) as (client, recorder, _):
-        assert client.cancel_event(EVENT, "moved") is None
+        assert client.cancel_event(EVENT, "moved") is False
     assert [json.loads(r.content) for r in recorder.requests] == [{"reason": "moved"}] * 2
     with client_for(lambda request: error(403, "Event in the past")) as (client, _, _):
         with pytest.raises(Conflict, match="Event in the past"):

@@ -539,6 +539,20 @@ def test_already_cancelled_in_calendly_counts_as_done(synced: Bapp, fake: FakeCa
     assert bookings(synced.database_url)[0].status == "cancelled"
 
 
+@pytest.mark.parametrize(("status", "body"), [(202, b""), (204, b""), (200, b"<html>cancelled</html>")])
+def test_a_cancel_calendly_answers_with_any_2xx_is_done(
+    synced: Bapp, fake: FakeCalendly, status: int, body: bytes
+) -> None:
+    # Calendly cancelled and answered a success other than 200/201, or one whose body cannot be read (a proxy's
+    # page): it was taken for a refusal (exit 9), and the booking stayed confirmed here, cancelled in Calendly
+    reference = create(synced, slot()).json()["reference"]
+    fake.add_fault(Fault("/scheduled_events/", "apply_then_status", status=status, body=body))
+    result = synced("bookings", "cancel", reference, "--json")
+    assert result.exit_code == 0, result.stderr
+    assert result.json()["status"] == "cancelled" and fake.invitees_of(FREE_TYPE) == []
+    assert "already" not in result.stderr
+
+
 def test_cancel_of_an_event_in_the_past_exits_8(synced: Bapp, fake: FakeCalendly) -> None:
     reference = create(synced, slot()).json()["reference"]
     event_uuid = bookings(synced.database_url)[0].calendly_event_uri.rsplit("/", 1)[-1]
@@ -611,6 +625,8 @@ def test_no_show_and_undo_round_trip_through_calendly(synced: Bapp, fake: FakeCa
         assert posts(fake, "/invitee_no_shows") == [{"invitee": invitee["uri"]}]
         no_show_uri = bookings(synced.database_url)[0].calendly_no_show_uri
         assert no_show_uri and fake.invitees_of(FREE_TYPE)[0]["no_show"]["uri"] == no_show_uri
+        # answered 202 (any 2xx is Calendly acting): it was a refusal, exit 9, though the mark was gone
+        fake.add_fault(Fault("/invitee_no_shows/", "apply_then_status", status=202))
         undone = synced("bookings", "no-show", booking.reference, "--undo", "--json")
         assert undone.exit_code == 0, undone.stderr
         assert undone.json()["status"] == "completed"  # it ended yesterday (services.rule_book.restored_status)

@@ -49,7 +49,6 @@ if TYPE_CHECKING:
 
     from bapp_cli.calendly.models import (
         AvailableTime,
-        Cancellation,
         ErrorBody,
         EventType,
         Invitee,
@@ -463,24 +462,23 @@ class CalendlyClient:
             raise SlotTaken(self._clean(f"{label}: the start is no longer open ({_status_text(response)})"))
         raise self._refusal(label, response)
 
-    def cancel_event(self, event_uri: str, reason: str | None) -> Cancellation | None:
-        """``POST /scheduled_events/{uuid}/cancellation``; None when Calendly says it is already canceled.
+    def cancel_event(self, event_uri: str, reason: str | None) -> bool:
+        """``POST /scheduled_events/{uuid}/cancellation``: whether this call cancelled it (False when Calendly
+        says it is already canceled).
 
         Safe to retry after a lost answer (a second cancel is "already canceled", which counts as done), so
         transport failures and 5xx use the normal retry policy. "Event in the past" is a :class:`Conflict`.
         """
-        from bapp_cli.calendly.models import Cancellation, Resource
-
         uuid = _uuid_from(event_uri, "scheduled_events")
         path = f"/scheduled_events/{uuid}/cancellation"
         label = f"Calendly POST {path}"
         body: dict[str, Any] = {"reason": reason} if reason else {}
         response = self._write("POST", path, body, label=label, retry_unknown=True)
-        if response.status_code in (200, 201):
-            return self._parse(_Request(path, {}), response, Resource[Cancellation], page=None).resource
+        if response.is_success:  # whatever its 2xx and its body (a 204 has none), Calendly cancelled it
+            return True
         message = _error_message(response)
         if response.status_code == 403 and "already canceled" in message.lower():
-            return None
+            return False
         if response.status_code == 403 and "in the past" in message.lower():
             raise Conflict(
                 self._clean(f"Calendly will not cancel event {uuid}: {message}"),
@@ -507,7 +505,7 @@ class CalendlyClient:
         path = f"/invitee_no_shows/{uuid}"
         label = f"Calendly DELETE {path}"
         response = self._write("DELETE", path, None, label=label, retry_unknown=True)
-        if response.status_code in (200, 204, 404):
+        if response.is_success or response.status_code == 404:
             return
         raise self._refusal(label, response)
 

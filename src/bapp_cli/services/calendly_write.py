@@ -625,7 +625,7 @@ def change_status(
                     except NotFound as gone:  # deleted there, or another account's: only bapp's side is left
                         gone.hint = f"`bapp bookings cancel {reference} --local-only` cancels it in bapp only"
                         raise
-                    if cancelled is None:
+                    if not cancelled:
                         notes.append("Calendly already had the event cancelled")
                 elif command == "undo":
                     # A mark made in Calendly (a delivery or pull before its URI was kept) is looked up.
