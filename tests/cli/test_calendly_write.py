@@ -905,6 +905,33 @@ def test_ctrl_c_while_calendly_books_says_the_booking_waits_for_reconcile(synced
     assert "bapp calendly reconcile" in stderr
 
 
+def test_ctrl_c_while_a_taken_slots_nearest_starts_are_asked_keeps_the_booking_pending(
+    synced: Bapp, fake: FakeCalendly
+) -> None:
+    # Calendly refused the slot as taken; Ctrl-C came while the nearest open starts were asked for the hint.
+    # The message says the booking stays pending, so it must still be there (it was removed before the request)
+    import time
+
+    fake.fail_next("/invitees", 409)
+    fake.add_fault(Fault("/event_type_available_times", "delay"))  # the check before the hold goes through
+    hang = fake.add_fault(Fault("/event_type_available_times", "hang", seconds=10))  # the hint's request
+    fake.clear_requests()
+    args = ("bookings", "create", "--client", CLIENT, "--session", FREE, "--start", z(slot()), *ANSWERS)
+    process = synced.popen(*args, env={"BAPP_CALENDLY_TIMEOUT": "30"})
+    deadline = time.monotonic() + 60
+    while len([r for r in fake.requests if r.path == "/event_type_available_times"]) < 2:
+        assert time.monotonic() < deadline and process.poll() is None, process.communicate()
+        time.sleep(0.02)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    hang.released.set()
+    assert process.returncode == 130, stderr
+    [booking] = bookings(synced.database_url)
+    assert (booking.status, booking.calendly_state) == ("pending", "requested")
+    [line] = error_lines(stderr)
+    assert f"booking {booking.reference}" in line and "stays pending" in line
+
+
 @pytest.mark.parametrize(("stop", "code"), [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
 def test_a_stop_signal_while_calendly_books_exits_with_the_signals_code(
     synced: Bapp, fake: FakeCalendly, stop: int, code: int
