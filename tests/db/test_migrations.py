@@ -248,4 +248,26 @@ def test_0014_gives_slugs_that_break_the_rule_the_slug_it_gives(empty_database_u
         "Empty": None,
     }
     migration.downgrade(engine, "0013_text_collation_c")
+
+
+@pytest.mark.parametrize("empty_database_url", ["postgresql"], indirect=True)
+def test_every_text_column_has_the_c_collation_on_postgresql(empty_database_url: str) -> None:
+    # 0013 gives each text column SQLite's order whatever the server's locale; a column a later migration adds
+    # without COLLATE "C" would sort by the locale again, which neither the drift check nor a C-locale server sees
+    engine = make_engine(empty_database_url)
+    columns = text(
+        "SELECT table_name, column_name, collation_name FROM information_schema.columns"
+        " WHERE table_schema = current_schema() AND data_type IN ('text', 'character varying', 'character')"
+        " AND table_name <> 'alembic_version' ORDER BY table_name, column_name"
+    )
+    migration.upgrade(engine)
+    with engine.connect() as connection:
+        found = connection.execute(columns).all()
+    assert len(found) > 50 and [tuple(row) for row in found if row.collation_name != "C"] == []
+    migration.downgrade(engine, "0012_partial_booking_indexes")  # back to the database's own, and up again
+    with engine.connect() as connection:
+        assert {row.collation_name for row in connection.execute(columns)} == {None}
+    migration.upgrade(engine)
+    with engine.connect() as connection:
+        assert connection.execute(columns).all() == found
     engine.dispose()
