@@ -406,8 +406,8 @@ def cancel(
 ) -> None:
     """Cancel a pending or confirmed booking.
 
-    A booking that is in Calendly is cancelled there first (Calendly e-mails the client; "already
-    canceled" counts as done; an event in the past cannot be cancelled: exit 8), then here.
+    A booking that is in Calendly is cancelled there first (Calendly e-mails the client; any 2xx, and
+    "already canceled", counts as done; an event in the past cannot be cancelled: exit 8), then here.
 
     \b
     Examples:

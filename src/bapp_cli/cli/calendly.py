@@ -876,9 +876,10 @@ def reconcile(
 
     For each pending Calendly-bound booking (the answer was lost, or the process was killed): Calendly is
     asked for the client's booking at that start; found → the booking is completed with Calendly's event
-    and invitee; not found → sent once more (only if it was not resent already and the start is ahead);
-    still nothing after the give-up age → cancelled here and marked failed. One record per booking:
-    attached, resent, waiting, failed. Exit 9 if Calendly cannot be asked (nothing is resent then).
+    and invitee (cancelled here too when it was cancelled in Calendly since, never resent); not found →
+    sent once more (only if it was not resent already and the start is ahead); still nothing after the
+    give-up age → cancelled here and marked failed. One record per booking: attached, resent, waiting,
+    failed. Exit 9 if Calendly cannot be asked (nothing is resent then).
 
     \b
     Examples:
