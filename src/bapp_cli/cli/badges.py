@@ -111,8 +111,9 @@ def issuer_init_command(
 
     The private key is written once, with mode 0600, and never printed; an existing key file is never
     replaced (exit 8), because every credential already issued verifies only with it. The config file
-    gets badges.issuer_name, badges.issuer_url and badges.key_file. Publish what `badges issuer show`
-    prints at the Profile id it names.
+    gets badges.issuer_name, badges.issuer_url and badges.key_file (and badges.image_base_url when
+    given), anew: a bad earlier value of them stops nothing. Prints profile_id, key_id and key_file.
+    Publish what `badges issuer show` prints at the Profile id it names.
 
     \b
     Examples:
