@@ -110,12 +110,13 @@ def _search_text(value: str | None) -> str | None:
 
 
 def search_option(where: str) -> Any:
-    """`--search TEXT`: a case-insensitive substring match on `where` (the columns named in the help).
+    """`--search TEXT`: a substring match on `where` (the columns named in the help), blind to the case of
+    ASCII letters only, as on both backends (SQLite's LIKE; the C collation 0013 gives PostgreSQL's text).
 
     Keep the help under 80 characters: shell completion shows it on one line.
     """
     return typer.Option(
-        "--search", "-s", metavar="TEXT", callback=_search_text, help=f"Only rows with TEXT in {where} (any case)."
+        "--search", "-s", metavar="TEXT", callback=_search_text, help=f"Rows with TEXT in {where} (A-Z in any case)."
     )
 
 
