@@ -327,6 +327,17 @@ def test_a_postgresql_url_option_libpq_cannot_take_is_exit_4_on_every_path(tmp_p
         assert ":pw@" not in result.stderr
 
 
+def test_a_port_the_resolver_cannot_take_beside_a_host_name_is_exit_4_on_every_path(tmp_path: Path) -> None:
+    # psycopg looks a host name up with the port before libpq checks the port: `?port=-1` beside `localhost`
+    # read as a host that does not resolve (exit 5, 'cannot reach the database'), beside an address as exit 4
+    bapp = Bapp("postgresql+psycopg://nobody:pw@localhost/none?port=-1", tmp_path)
+    for command in (("sessions", "list"), ("clients", "add", "ada@example.com"), ("db", "upgrade")):
+        result = bapp(*command)
+        assert result.exit_code == 4, (command, result.stderr)
+        assert result.stderr.startswith("Error: the database URL is not valid"), result.stderr
+        assert ":pw@" not in result.stderr
+
+
 def test_unreachable_database_exits_5(tmp_path: Path) -> None:
     bapp = Bapp("postgresql+psycopg://nobody:pw@127.0.0.1:1/none", tmp_path)
     result = bapp("pathways", "list", env={"BAPP_CONNECT_TIMEOUT": "2"})

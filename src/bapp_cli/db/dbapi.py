@@ -258,8 +258,13 @@ def unreachable(exc: BaseException) -> DatabaseNotReady | ConfigError:
     """A connection PostgreSQL never answered (exit 5), or refused for its login, or a URL libpq cannot use:
     the URL's user, password and options are configuration (exit 4), as a token Calendly refuses is."""
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    import socket  # loaded already: psycopg uses it
+
     libpq_refused = type(exc).__name__ == "ProgrammingError" and getattr(exc, "sqlstate", "") is None  # no server's
-    if libpq_refused or _BAD_OPTION_VALUE.match(text):
+    # psycopg looks a host name up with the port before libpq checks the port: one the resolver cannot take
+    # (`?port=-1`) reads as a host that does not resolve
+    bad_port = text.startswith("failed to resolve host") and f"[Errno {socket.EAI_SERVICE}]" in text
+    if libpq_refused or bad_port or _BAD_OPTION_VALUE.match(text):
         hint = "check --database-url / BAPP_DATABASE_URL (an unknown `?option`, or a value it cannot take)"
         return ConfigError(f"the database URL is not valid: {text}", hint=hint, code="database_url")
     if "authentication failed" in text or "no password supplied" in text:  # libpq's words: no SQLSTATE before login
