@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bapp_cli.db.audit import record_audit, stamp_and_audit
+from bapp_cli.db.audit import apply_changes, record_audit, stamp_and_audit
 from bapp_cli.db.locks import lock_keys
 from bapp_cli.db.models import (
     COMPLETION_METHODS,
@@ -238,9 +238,7 @@ def update_skill(
     """Rename, describe, re-domain or (un)flag a skill as fundamental; only the fields given change."""
     skill = get_skill(session, slug)
     wanted = _checked({"name": name, "description": description, "domain": domain, "is_fundamental": fundamental})
-    changes = {key: [getattr(skill, key), value] for key, value in wanted.items() if getattr(skill, key) != value}
-    for key, (_, value) in changes.items():
-        setattr(skill, key, value)
+    changes = apply_changes(skill, wanted)
     # one fewer fundamental skill: clients who had done all the others now have them all; the first one: clients
     # who had done it have them all (the catalogue import checks either change too)
     return _changed(session, skill, changes, now, fundamentals="is_fundamental" in changes)
