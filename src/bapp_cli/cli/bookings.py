@@ -169,10 +169,9 @@ def create(
     if not result.existing:
         for text in warning:  # only once the booking passed every rule: a refusal needs no such warning
             sink.warning(text)
-    if not dry_run and not result.existing:
-        if result.account_created:
+        if result.account_created and not dry_run:
             sink.info(f"Created an account for {booking.client}.")
-        if result.enrolled:
+        if result.enrolled and not dry_run:
             sink.info(f"Enrolled {booking.client} in {booking.pathway}.")
 
 

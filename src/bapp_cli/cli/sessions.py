@@ -115,12 +115,15 @@ def render_session(record: dict[str, Any], console: Any) -> None:
         console.print(questions)
 
 
+CategoryOption = Annotated[str | None, typer.Option("--category", help="free, pathway or specialized.")]
+
+
 @output_command(app, "list", search="slug or title")
 def list_command(
     ctx: typer.Context,
     page: Page,
     include_all: Annotated[bool, typer.Option("--all", help="Include session types that are not bookable.")] = False,
-    category: Annotated[str | None, typer.Option("--category", help="free, pathway or specialized.")] = None,
+    category: CategoryOption = None,
     pathway: Annotated[str | None, typer.Option("--pathway", help="Only types linked to this pathway.")] = None,
     builder: Annotated[str | None, typer.Option("--builder", help="Only this builder's types (e-mail).")] = None,
 ) -> None:
@@ -161,7 +164,6 @@ def show(
     sink.record(record, SESSION_COLUMNS, table=lambda console: render_session(record, console))
 
 
-CategoryOption = Annotated[str | None, typer.Option("--category", help="free, pathway or specialized.")]
 RequiresAuthOption = Annotated[
     bool | None,
     typer.Option(
@@ -371,7 +373,7 @@ def available(
         bool, typer.Option("--anonymous", help="What someone without an account may book (the default).")
     ] = False,
     pathway: Annotated[str | None, typer.Option("--pathway", help="Limit pathway sessions to this pathway's.")] = None,
-    category: Annotated[str | None, typer.Option("--category", help="free, pathway or specialized.")] = None,
+    category: CategoryOption = None,
     builder: Annotated[str | None, typer.Option("--builder", help="Only this builder's sessions.")] = None,
 ) -> None:
     """Show the sessions someone may book: anonymous by default, or a client with --client.

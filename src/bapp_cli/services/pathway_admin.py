@@ -82,9 +82,9 @@ def check_icon(value: str) -> str | None:
     return icon or None
 
 
-def clean_description(value: str) -> str | None:
-    """A description: trimmed, and blank is none."""
-    return without_controls(value.strip(), "description") or None
+def clean_description(value: str | None, field: str = "description") -> str | None:
+    """A description (or a skill's domain or note, named `field`): trimmed, and blank or None is none."""
+    return (without_controls(value.strip(), field) or None) if value is not None else None
 
 
 # How each field a pathway is given is checked and stored: the one statement of these rules, for

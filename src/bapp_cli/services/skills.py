@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bapp_cli.db.audit import record_audit, stamp_and_audit
+from bapp_cli.db.audit import apply_changes, record_audit, stamp_and_audit
 from bapp_cli.db.locks import lock_keys
 from bapp_cli.db.models import (
     COMPLETION_METHODS,
@@ -36,10 +36,9 @@ from bapp_cli.db.models import (
 from bapp_cli.errors import Conflict, InvalidInput, NotFound
 from bapp_cli.services.enrolment import enrol
 from bapp_cli.services.listing import ALL, Page
-from bapp_cli.services.pathway_admin import check_name, checked_slug
+from bapp_cli.services.pathway_admin import check_name, checked_slug, clean_description
 from bapp_cli.services.pathways import get_pathway
 from bapp_cli.services.people import get_builder, get_client
-from bapp_cli.services.plain_text import without_controls
 from bapp_cli.services.progress import CompletionOutcome, check_status, record_completions
 from bapp_cli.services.rule_book import (
     PROGRESS_FIELDS,
@@ -112,14 +111,10 @@ def _resolve_link(session: Session, text: str) -> tuple[Pathway, int]:
     return pathway, tier
 
 
-def _clean_text(value: str | None, field: str = "description") -> str | None:
-    return (without_controls(value.strip(), field) or None) if value is not None else None
-
-
 def check_domain(value: str | None) -> str | None:
     """A skill domain as stored: trimmed, blank as none, refused when too long (the admin commands and the
     catalogue import share this rule)."""
-    domain = _clean_text(value, "domain")
+    domain = clean_description(value, "domain")
     if domain is not None and len(domain) > MAX_DOMAIN_LENGTH:
         raise InvalidInput(f"domain: longer than {MAX_DOMAIN_LENGTH} characters", code="invalid_domain")
     return domain
@@ -128,7 +123,7 @@ def check_domain(value: str | None) -> str | None:
 # How each field a skill is given is checked and stored: one statement of the rules for add and update.
 SKILL_FIELDS: dict[str, Callable[[Any], Any]] = {
     "name": partial(check_name, max_length=MAX_SKILL_NAME_LENGTH),
-    "description": _clean_text,
+    "description": clean_description,
     "domain": check_domain,
     "is_fundamental": bool,
 }
@@ -238,9 +233,7 @@ def update_skill(
     """Rename, describe, re-domain or (un)flag a skill as fundamental; only the fields given change."""
     skill = get_skill(session, slug)
     wanted = _checked({"name": name, "description": description, "domain": domain, "is_fundamental": fundamental})
-    changes = {key: [getattr(skill, key), value] for key, value in wanted.items() if getattr(skill, key) != value}
-    for key, (_, value) in changes.items():
-        setattr(skill, key, value)
+    changes = apply_changes(skill, wanted)
     # one fewer fundamental skill: clients who had done all the others now have them all; the first one: clients
     # who had done it have them all (the catalogue import checks either change too)
     return _changed(session, skill, changes, now, fundamentals="is_fundamental" in changes)
@@ -338,7 +331,7 @@ def _with_outcome(record: dict[str, Any], outcome: CompletionOutcome, enrolled: 
 def check_note(note: str | None, field: str = "note") -> str | None:
     if note is not None and len(note) > MAX_NOTE_LENGTH:
         raise InvalidInput(f"{field}: longer than {MAX_NOTE_LENGTH} characters", code="invalid_note")
-    return _clean_text(note, field)
+    return clean_description(note, field)
 
 
 def _completion(
