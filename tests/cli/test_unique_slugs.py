@@ -162,3 +162,19 @@ def test_a_backup_holding_a_slug_the_rule_refuses_still_restores(bapp: Bapp, tmp
     assert restored.exit_code == 0, restored.stderr
     assert restored.json()["restored"] is True
     assert _types(bapp) == {"T": ("session-77", None), "T#6": ("bad-slug", None)}
+
+
+def test_a_long_slug_numbered_where_the_cut_meets_a_hyphen_keeps_the_rule(bapp: Bapp, tmp_path: Path) -> None:
+    """`slug-2` of a 200-character slug is cut to fit the column; cut at a hyphen it was `…a--2`, a slug the
+    rule refuses, which no command could name: the sync's and an import's numbering alike."""
+    long = "a" * 197 + "-bc"
+    assert bapp("sessions", "add", "--title", "Long", "--slug", long, "--duration", "30").exit_code == 0
+    synced = bapp("calendly", "sync", "--from-file", str(_listing(tmp_path, long.upper())), "--json")
+    assert synced.exit_code == 0, synced.stderr
+    titled = tmp_path / "titled.csv"
+    titled.write_text(
+        f"calendly_uri,title,duration_minutes\nhttps://api.calendly.com/event_types/NEW,{'A' * 197} BC,30\n"
+    )
+    assert bapp("import", "sessions", str(titled)).exit_code == 0
+    assert [slug for slug, _ in _types(bapp).values()] == [long, "a" * 197 + "-2", "a" * 197 + "-3"]
+    assert bapp("sessions", "show", "a" * 197 + "-3", "--json").json()["title"] == "A" * 197 + " BC"

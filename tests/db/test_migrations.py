@@ -230,6 +230,8 @@ def test_0014_gives_slugs_that_break_the_rule_the_slug_it_gives(empty_database_u
         "Bad again": "bad--slug",
         "Digits": "2024",
         "Empty": None,
+        "Long": "a" * 197 + "-bc",  # 200 characters, the column's length
+        "Long again": "A" * 197 + "-bc",  # numbered: cut to 198 it ends on the hyphen, which `--2` would break
     }
     with engine.begin() as connection:
         for title, slug in given.items():
@@ -246,6 +248,8 @@ def test_0014_gives_slugs_that_break_the_rule_the_slug_it_gives(empty_database_u
         "Bad again": "bad-slug-2",
         "Digits": "session-2024",
         "Empty": None,
+        "Long": "a" * 197 + "-bc",
+        "Long again": "a" * 197 + "-2",
     }
     migration.downgrade(engine, "0013_text_collation_c")
 
