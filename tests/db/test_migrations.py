@@ -275,3 +275,26 @@ def test_every_text_column_has_the_c_collation_on_postgresql(empty_database_url:
     with engine.connect() as connection:
         assert connection.execute(columns).all() == found
     engine.dispose()
+
+
+@pytest.mark.parametrize("empty_database_url", ["postgresql"], indirect=True)
+def test_0013_refused_by_a_view_of_the_users_is_exit_5_and_leaves_the_revision(empty_database_url: str) -> None:
+    """PostgreSQL will not retype a column a view uses: that was exit 1 ('unexpected error'), where it is the
+    database's state, named with the view; nothing of the run stays, and once the view is gone it upgrades."""
+    from bapp_cli.errors import DatabaseNotReady
+
+    engine = make_engine(empty_database_url)
+    migration.upgrade(engine, "0012_partial_booking_indexes")
+    with engine.begin() as connection:
+        connection.execute(text("CREATE VIEW my_users AS SELECT email FROM users"))
+    with pytest.raises(DatabaseNotReady) as refused:
+        migration.upgrade(engine)
+    assert refused.value.exit_code == 5
+    assert "left at revision 0012_partial_booking_indexes" in refused.value.message
+    assert 'view my_users depends on column "email"' in refused.value.message
+    assert migration.current_revision(engine) == "0012_partial_booking_indexes"
+    with engine.begin() as connection:
+        connection.execute(text("DROP VIEW my_users"))
+    migration.upgrade(engine)
+    assert migration.current_revision(engine) == migration.HEAD_REVISION
+    engine.dispose()
