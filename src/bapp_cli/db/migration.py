@@ -60,6 +60,9 @@ def _run(engine: Engine, action: str, revision: str) -> tuple[str | None, str | 
                 # works outside a transaction, so it goes straight to the driver connection.
                 connection.connection.driver_connection.execute("PRAGMA foreign_keys = OFF")  # type: ignore[union-attr]
             config = _config(connection)
+            # Ours, so Alembic runs every step in it: it would commit each migration on its own on SQLite (DDL
+            # it does not count as transactional), and a run stopped or refused midway left a revision between
+            connection.begin()
             try:
                 if action == "upgrade":
                     command.upgrade(config, revision)
