@@ -162,6 +162,8 @@ def test_a_backup_holding_a_slug_the_rule_refuses_still_restores(bapp: Bapp, tmp
     uri = "https://api.calendly.com/event_types/PLAYLAB"
     document["sessions"] += [{"id": 7, "slug": "play-lab", **old}, {"id": 8, "slug": "Play_Lab", **old}]
     document["sessions"] += [{"id": 9, "slug": "Play Lab", "calendly_uri": uri, **old}]
+    # and slugs with nothing usable left have none, as 0014 leaves them (an empty one was refused as no key)
+    document["sessions"] += [{"id": 10, "slug": "!!!", **old}, {"id": 11, "slug": "", **old}]
     backup.write_text(json.dumps(document))
     restored = bapp("import", "all", str(backup), "--json")
     assert restored.exit_code == 0, restored.stderr
@@ -172,6 +174,8 @@ def test_a_backup_holding_a_slug_the_rule_refuses_still_restores(bapp: Bapp, tmp
         "play-lab",
         "play-lab-2",
         "play-lab-3",
+        None,
+        None,
     ]
 
 

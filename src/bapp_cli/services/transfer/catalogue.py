@@ -436,9 +436,9 @@ class SessionImporter(RowImporter):
     def apply_row(self, row: SourceRow, values: dict[str, Any]) -> str:
         given_slug = values.get("slug")
         slug = row_slug(given_slug, values.get("title") or "", restore=self.restore)
-        # a backup's slug from before the rule names its own row (`Play_Lab` after `play-lab` is another type),
-        # and the slug the rule gives it is numbered when taken, as migration 0014 numbers a database's
-        key = values.get("calendly_uri") or (given_slug if self.restore else slug) or slug
+        # a backup's slug from before the rule names its own row (`Play_Lab` after `play-lab` is another type, and
+        # `!!!` or '' one without a slug), and the slug the rule gives it is numbered when taken, as 0014 does
+        key = values.get("calendly_uri") or (given_slug if self.restore and given_slug is not None else slug)
         if key is None:
             raise InvalidInput("slug: a session row needs a calendly_uri, a slug or a title")
         # Slugs are unique (0007), so a slug names one type, local or synced: `slug,invitee_limit`
