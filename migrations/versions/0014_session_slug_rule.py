@@ -34,8 +34,8 @@ def _conformed(slug: str) -> str | None:
 
 
 def _suffixed(base: str, number: int) -> str:
-    suffix = f"-{number}"
-    return base[: MAX_SLUG_LENGTH - len(suffix)] + suffix
+    suffix = f"-{number}"  # a cut that ends on a hyphen would give `--N`, which breaks the rule
+    return base[: MAX_SLUG_LENGTH - len(suffix)].rstrip("-") + suffix
 
 
 def upgrade() -> None:

@@ -157,8 +157,39 @@ def test_a_backup_holding_a_slug_the_rule_refuses_still_restores(bapp: Bapp, tmp
     document = json.loads(backup.read_text())
     old = {"title": "T", "duration_minutes": 30, "category": "free", "created_at": "2030-01-01T00:00:00Z"}
     document["sessions"] = [{"id": 5, "slug": "77", **old}, {"id": 6, "slug": "Bad Slug!", **old}]
+    # and one whose slug the rule gives is another's: numbered, as 0014 numbers it (it was refused as that
+    # slug's second row, or as taken when it had a calendly_uri)
+    uri = "https://api.calendly.com/event_types/PLAYLAB"
+    document["sessions"] += [{"id": 7, "slug": "play-lab", **old}, {"id": 8, "slug": "Play_Lab", **old}]
+    document["sessions"] += [{"id": 9, "slug": "Play Lab", "calendly_uri": uri, **old}]
+    # and slugs with nothing usable left have none, as 0014 leaves them (an empty one was refused as no key)
+    document["sessions"] += [{"id": 10, "slug": "!!!", **old}, {"id": 11, "slug": "", **old}]
     backup.write_text(json.dumps(document))
     restored = bapp("import", "all", str(backup), "--json")
     assert restored.exit_code == 0, restored.stderr
     assert restored.json()["restored"] is True
-    assert _types(bapp) == {"T": ("session-77", None), "T#6": ("bad-slug", None)}
+    assert [slug for slug, _ in _types(bapp).values()] == [
+        "session-77",
+        "bad-slug",
+        "play-lab",
+        "play-lab-2",
+        "play-lab-3",
+        None,
+        None,
+    ]
+
+
+def test_a_long_slug_numbered_where_the_cut_meets_a_hyphen_keeps_the_rule(bapp: Bapp, tmp_path: Path) -> None:
+    """`slug-2` of a 200-character slug is cut to fit the column; cut at a hyphen it was `…a--2`, a slug the
+    rule refuses, which no command could name: the sync's and an import's numbering alike."""
+    long = "a" * 197 + "-bc"
+    assert bapp("sessions", "add", "--title", "Long", "--slug", long, "--duration", "30").exit_code == 0
+    synced = bapp("calendly", "sync", "--from-file", str(_listing(tmp_path, long.upper())), "--json")
+    assert synced.exit_code == 0, synced.stderr
+    titled = tmp_path / "titled.csv"
+    titled.write_text(
+        f"calendly_uri,title,duration_minutes\nhttps://api.calendly.com/event_types/NEW,{'A' * 197} BC,30\n"
+    )
+    assert bapp("import", "sessions", str(titled)).exit_code == 0
+    assert [slug for slug, _ in _types(bapp).values()] == [long, "a" * 197 + "-2", "a" * 197 + "-3"]
+    assert bapp("sessions", "show", "a" * 197 + "-3", "--json").json()["title"] == "A" * 197 + " BC"

@@ -230,6 +230,8 @@ def test_0014_gives_slugs_that_break_the_rule_the_slug_it_gives(empty_database_u
         "Bad again": "bad--slug",
         "Digits": "2024",
         "Empty": None,
+        "Long": "a" * 197 + "-bc",  # 200 characters, the column's length
+        "Long again": "A" * 197 + "-bc",  # numbered: cut to 198 it ends on the hyphen, which `--2` would break
     }
     with engine.begin() as connection:
         for title, slug in given.items():
@@ -246,6 +248,8 @@ def test_0014_gives_slugs_that_break_the_rule_the_slug_it_gives(empty_database_u
         "Bad again": "bad-slug-2",
         "Digits": "session-2024",
         "Empty": None,
+        "Long": "a" * 197 + "-bc",
+        "Long again": "a" * 197 + "-2",
     }
     migration.downgrade(engine, "0013_text_collation_c")
 
@@ -270,4 +274,65 @@ def test_every_text_column_has_the_c_collation_on_postgresql(empty_database_url:
     migration.upgrade(engine)
     with engine.connect() as connection:
         assert connection.execute(columns).all() == found
+    engine.dispose()
+
+
+@pytest.mark.parametrize("empty_database_url", ["postgresql"], indirect=True)
+def test_0013_refused_by_a_view_of_the_users_is_exit_5_and_leaves_the_revision(empty_database_url: str) -> None:
+    """PostgreSQL will not retype a column a view uses: that was exit 1 ('unexpected error'), where it is the
+    database's state, named with the view; nothing of the run stays, and once the view is gone it upgrades."""
+    from bapp_cli.errors import DatabaseNotReady
+
+    engine = make_engine(empty_database_url)
+    migration.upgrade(engine, "0012_partial_booking_indexes")
+    with engine.begin() as connection:
+        connection.execute(text("CREATE VIEW my_users AS SELECT email FROM users"))
+    with pytest.raises(DatabaseNotReady) as refused:
+        migration.upgrade(engine)
+    assert refused.value.exit_code == 5
+    assert "left at revision 0012_partial_booking_indexes" in refused.value.message
+    assert 'view my_users depends on column "email"' in refused.value.message
+    assert migration.current_revision(engine) == "0012_partial_booking_indexes"
+    with engine.begin() as connection:
+        connection.execute(text("DROP VIEW my_users"))
+    migration.upgrade(engine)
+    assert migration.current_revision(engine) == migration.HEAD_REVISION
+    engine.dispose()
+
+
+def test_a_run_refused_midway_leaves_the_revision_it_started_from(empty_database_url: str) -> None:
+    """A trigger of the user's refuses 0014's renames after 0013 has run: on SQLite Alembic committed each
+    migration on its own, so the database stayed at 0013 while the message said nothing had changed."""
+    from bapp_cli.errors import DatabaseNotReady
+
+    engine = make_engine(empty_database_url, create_sqlite_file=True)
+    migration.upgrade(engine, "0012_partial_booking_indexes")
+    sqlite = engine.dialect.name == "sqlite"
+    refuse = (
+        "CREATE TRIGGER no_renames BEFORE UPDATE ON session_types BEGIN SELECT RAISE(ABORT, 'no renames'); END"
+        if sqlite
+        else "CREATE FUNCTION no_renames() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE 'no renames'; END $$;"
+        " CREATE TRIGGER no_renames BEFORE UPDATE ON session_types FOR EACH ROW EXECUTE FUNCTION no_renames()"
+    )
+    with engine.begin() as connection:
+        connection.exec_driver_sql(refuse)
+        connection.execute(
+            text(
+                "INSERT INTO session_types (title, slug, duration_minutes, kind, is_secret, remote_active,"
+                " present_in_last_sync, enabled, category, requires_auth, price, currency, display_order,"
+                " custom_questions, created_at, updated_at) VALUES ('T', 'Play_Lab', 30, 'solo', false, true, true,"
+                " true, 'specialized', true, 0, 'GBP', 0, '[]', :n, :n)"
+            ),
+            {"n": dt.datetime(2030, 1, 1, tzinfo=dt.UTC)},
+        )
+    with pytest.raises(DatabaseNotReady) as refused:
+        migration.upgrade(engine)
+    assert "left at revision 0012_partial_booking_indexes" in refused.value.message
+    assert "no renames" in refused.value.message
+    assert migration.current_revision(engine) == "0012_partial_booking_indexes"
+    with engine.begin() as connection:
+        connection.exec_driver_sql("DROP TRIGGER no_renames" + ("" if sqlite else " ON session_types"))
+    migration.upgrade(engine)
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT slug FROM session_types")).scalar() == "play-lab"
     engine.dispose()

@@ -13,7 +13,7 @@ from sqlalchemy import Engine, inspect, text
 
 from bapp_cli.db import dbapi
 from bapp_cli.db.dbapi import HEAD_REVISION, Database, known_revisions, newer_revision_error, script_location
-from bapp_cli.errors import BappError, InvalidInput
+from bapp_cli.errors import BappError, DatabaseNotReady, InvalidInput
 
 __all__ = [
     "HEAD_REVISION",
@@ -45,6 +45,7 @@ def _run(engine: Engine, action: str, revision: str) -> tuple[str | None, str | 
     """
     from alembic import command
     from alembic.util import CommandError
+    from sqlalchemy.exc import DBAPIError
 
     from bapp_cli.db.locks import named_lock
 
@@ -59,6 +60,9 @@ def _run(engine: Engine, action: str, revision: str) -> tuple[str | None, str | 
                 # works outside a transaction, so it goes straight to the driver connection.
                 connection.connection.driver_connection.execute("PRAGMA foreign_keys = OFF")  # type: ignore[union-attr]
             config = _config(connection)
+            # Ours, so Alembic runs every step in it: it would commit each migration on its own on SQLite (DDL
+            # it does not count as transactional), and a run stopped or refused midway left a revision between
+            connection.begin()
             try:
                 if action == "upgrade":
                     command.upgrade(config, revision)
@@ -73,6 +77,16 @@ def _run(engine: Engine, action: str, revision: str) -> tuple[str | None, str | 
                     f"cannot {action} to {revision!r}: {reason}",
                     hint="`bapp db history` lists the revisions; `head` and `base` are the two ends",
                     code="invalid_revision",
+                ) from None
+            except DBAPIError as exc:
+                # The database refused a step: a view or rule of another program's on a column 0013 retypes, a
+                # missing privilege. The whole run is one transaction, so the database stays at `before`.
+                connection.rollback()
+                reason = " ".join(str(exc.orig or exc).split())  # the driver's message with its DETAIL line
+                raise dbapi.database_failure(exc) or DatabaseNotReady(
+                    f"cannot {action} to {revision!r}; the database, left at revision {before}, refused: {reason}",
+                    hint="change or drop what it names (a view of your own can be made again afterwards), then rerun",
+                    code="migration_refused",
                 ) from None
             connection.commit()
             if sqlite:

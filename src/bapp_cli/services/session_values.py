@@ -63,9 +63,9 @@ def session_slug(text: str) -> str | None:
 
 
 def numbered_slug(base: str, number: int) -> str:
-    """`base-N`, shortened so that it still fits the column."""
+    """`base-N`, shortened so that it still fits the column (and never with `--` where the cut met a hyphen)."""
     suffix = f"-{number}"
-    return base[: MAX_SLUG_LENGTH - len(suffix)] + suffix
+    return base[: MAX_SLUG_LENGTH - len(suffix)].rstrip("-") + suffix
 
 
 class SlugBook:

@@ -436,7 +436,9 @@ class SessionImporter(RowImporter):
     def apply_row(self, row: SourceRow, values: dict[str, Any]) -> str:
         given_slug = values.get("slug")
         slug = row_slug(given_slug, values.get("title") or "", restore=self.restore)
-        key = values.get("calendly_uri") or slug
+        # a backup's slug from before the rule names its own row (`Play_Lab` after `play-lab` is another type, and
+        # `!!!` or '' one without a slug), and the slug the rule gives it is numbered when taken, as 0014 does
+        key = values.get("calendly_uri") or (given_slug if self.restore and given_slug is not None else slug)
         if key is None:
             raise InvalidInput("slug: a session row needs a calendly_uri, a slug or a title")
         # Slugs are unique (0007), so a slug names one type, local or synced: `slug,invitee_limit`
@@ -469,7 +471,7 @@ class SessionImporter(RowImporter):
         if touches_links and category == "pathway" and not links_after and not self.restore:
             raise InvalidInput("pathways: a pathway session needs at least one pathway")
         holder = None if session_type is None else session_type.id
-        if slug is not None and given_slug is not None:  # a slug given is refused when taken
+        if slug is not None and given_slug is not None and (slug == given_slug or not self.restore):  # refused if taken
             if not self.slugs.is_free(slug, for_type=holder):
                 raise InvalidInput(f"slug: {slug!r} is taken by another session type; slugs are unique")
             slug = self.slugs.claim(slug, holder=holder)
