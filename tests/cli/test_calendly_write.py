@@ -866,6 +866,16 @@ def test_a_webhook_of_the_invitee_completes_the_held_booking(synced: Bapp, fake:
 # -- Ctrl-C while Calendly is being asked --------------------------------------------------------------
 
 
+def _assert_left_pending(synced: Bapp, stderr: str) -> None:
+    """The held booking is still pending, and the one error line says so (not "nothing was changed")."""
+    [booking] = bookings(synced.database_url)
+    assert (booking.status, booking.calendly_state) == ("pending", "requested")
+    assert "nothing was changed" not in stderr
+    [line] = error_lines(stderr)
+    assert f"booking {booking.reference}" in line and "stays pending" in line
+    assert "bapp calendly reconcile" in stderr
+
+
 def _interrupt_during_post(
     app: Bapp,
     fake: FakeCalendly,
@@ -897,12 +907,7 @@ def test_ctrl_c_while_calendly_books_says_the_booking_waits_for_reconcile(synced
     args = ("bookings", "create", "--client", CLIENT, "--session", FREE, "--start", z(slot()), *ANSWERS)
     code, stderr = _interrupt_during_post(synced, fake, "/invitees", *args)
     assert code == 130, stderr
-    [booking] = bookings(synced.database_url)
-    assert (booking.status, booking.calendly_state) == ("pending", "requested")
-    assert "nothing was changed" not in stderr
-    [line] = error_lines(stderr)
-    assert f"booking {booking.reference}" in line and "stays pending" in line
-    assert "bapp calendly reconcile" in stderr
+    _assert_left_pending(synced, stderr)
 
 
 def test_ctrl_c_while_a_taken_slots_nearest_starts_are_asked_keeps_the_booking_pending(
@@ -926,10 +931,7 @@ def test_ctrl_c_while_a_taken_slots_nearest_starts_are_asked_keeps_the_booking_p
     _, stderr = process.communicate(timeout=60)
     hang.released.set()
     assert process.returncode == 130, stderr
-    [booking] = bookings(synced.database_url)
-    assert (booking.status, booking.calendly_state) == ("pending", "requested")
-    [line] = error_lines(stderr)
-    assert f"booking {booking.reference}" in line and "stays pending" in line
+    _assert_left_pending(synced, stderr)
 
 
 @pytest.mark.parametrize(("stop", "code"), [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
@@ -940,10 +942,7 @@ def test_a_stop_signal_while_calendly_books_exits_with_the_signals_code(
     args = ("bookings", "create", "--client", CLIENT, "--session", FREE, "--start", z(slot()), *ANSWERS)
     exit_code, stderr = _interrupt_during_post(synced, fake, "/invitees", *args, stop=stop)
     assert exit_code == code, stderr
-    [booking] = bookings(synced.database_url)
-    assert (booking.status, booking.calendly_state) == ("pending", "requested")
-    [line] = error_lines(stderr)
-    assert f"booking {booking.reference}" in line and "stays pending" in line
+    _assert_left_pending(synced, stderr)
 
 
 def held_by(request: Any, fault: Fault | None) -> bool:
@@ -959,12 +958,7 @@ def test_ctrl_c_while_a_lost_answer_is_looked_up_says_the_booking_waits_for_reco
     args = ("bookings", "create", "--client", CLIENT, "--session", FREE, "--start", z(slot()), *ANSWERS)
     code, stderr = _interrupt_during_post(synced, fake, "/scheduled_events", *args, method="GET")
     assert code == 130, stderr
-    [booking] = bookings(synced.database_url)
-    assert (booking.status, booking.calendly_state) == ("pending", "requested")
-    assert "nothing was changed" not in stderr
-    [line] = error_lines(stderr)
-    assert f"booking {booking.reference}" in line and "stays pending" in line
-    assert "bapp calendly reconcile" in stderr
+    _assert_left_pending(synced, stderr)
 
 
 def test_ctrl_c_while_reconcile_looks_one_up_keeps_the_ones_it_settled(synced: Bapp, fake: FakeCalendly) -> None:

@@ -32,7 +32,7 @@ from tests.cli.test_calendly_write import (
     z,
 )
 from tests.conftest import Bapp
-from tests.fakes.calendly_server import FakeCalendly
+from tests.fakes.calendly_server import FakeCalendly, Fault
 
 pytestmark = pytest.mark.slow
 # The scripted delays below are the window the process is killed in; its own read timeout must be longer.
@@ -58,6 +58,32 @@ def _create(bapp: Bapp, client: str = CLIENT) -> subprocess.Popen[str]:
 def _wait_for_post(process: subprocess.Popen[str], fake: FakeCalendly) -> subprocess.Popen[str]:
     _wait_for(lambda: fake.count("/invitees") == 1, "the POST to reach Calendly")
     return process
+
+
+def _end_every_other_session(database_url: str) -> None:
+    """PostgreSQL drops every session of the database but this one (a restart, a failover)."""
+    from sqlalchemy import text
+
+    from bapp_cli.db.engine import make_engine
+
+    engine = make_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            others = "datname = current_database() AND pid <> pg_backend_pid()"
+            connection.execute(text(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE {others}"))
+    finally:
+        engine.dispose()
+
+
+def _cancel_here_then_answer(synced: Bapp, held: Fault, process: subprocess.Popen[str]) -> str:
+    """`bookings cancel --local-only` of the one booking while Calendly holds its answer; then the answer,
+    and the asking process's stderr once it ends."""
+    [booking] = bookings(synced.database_url)
+    cancelled = synced("bookings", "cancel", booking.reference, "--local-only")
+    assert cancelled.exit_code == 0, cancelled.stderr
+    held.released.set()
+    _, stderr = process.communicate(timeout=60)
+    return stderr
 
 
 def _kill(process: subprocess.Popen[str]) -> None:
@@ -124,11 +150,7 @@ def test_a_booking_cancelled_here_while_its_answer_is_awaited_is_never_resent(sy
     held = fake.hang_next("/invitees", seconds=30)  # never carried out; reset once the cancel is in
     process = _create(synced)
     _wait_for(lambda: fake.count("/invitees") == 1, "the POST to reach Calendly")
-    [booking] = bookings(synced.database_url)
-    cancelled = synced("bookings", "cancel", booking.reference, "--local-only")
-    assert cancelled.exit_code == 0, cancelled.stderr
-    held.released.set()
-    _, stderr = process.communicate(timeout=60)
+    stderr = _cancel_here_then_answer(synced, held, process)
     assert process.returncode == 9, stderr
     assert len(posts(fake)) == 1 and fake.invitees_of(FREE_TYPE) == []
     result = synced("calendly", "reconcile", "--json")
@@ -148,11 +170,7 @@ def test_a_booking_cancelled_here_while_reconcile_looks_it_up_is_never_resent(sy
     held = fake.delay_next("/scheduled_events", seconds=30)  # the lookup, answered once the cancel is in
     process = synced.popen("calendly", "reconcile", "--json", env=PATIENT)
     _wait_for(lambda: fake.count("/scheduled_events") == 1, "reconcile's lookup to reach Calendly")
-    [booking] = bookings(synced.database_url)
-    cancelled = synced("bookings", "cancel", booking.reference, "--local-only")
-    assert cancelled.exit_code == 0, cancelled.stderr
-    held.released.set()
-    _, stderr = process.communicate(timeout=60)
+    stderr = _cancel_here_then_answer(synced, held, process)
     assert process.returncode == 0, stderr
     assert posts(fake) == [] and fake.invitees_of(FREE_TYPE) == []
     again = synced("calendly", "reconcile", "--json")  # the next one says what became of it
@@ -167,20 +185,10 @@ def test_a_connection_lost_after_calendly_booked_leaves_the_intent_for_reconcile
 ) -> None:
     # PostgreSQL drops every session of bapp's (a restart, a failover) while Calendly's answer is on its way:
     # the answer cannot be recorded, but the intent committed before the send is there, and reconcile finds it
-    from sqlalchemy import text
-
-    from bapp_cli.db.engine import make_engine
-
     held = fake.apply_then_delay_next(seconds=30)  # booked in Calendly; answered once the sessions are gone
     process = _create(synced)
     _wait_for(lambda: len(fake.invitees_of(FREE_TYPE)) == 1, "Calendly to hold the invitee")
-    engine = make_engine(synced.database_url)
-    try:
-        with engine.connect() as connection:
-            others = "datname = current_database() AND pid <> pg_backend_pid()"
-            connection.execute(text(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE {others}"))
-    finally:
-        engine.dispose()
+    _end_every_other_session(synced.database_url)
     held.released.set()
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 5, stderr
@@ -254,22 +262,12 @@ def test_a_connection_lost_while_reconcile_resends_is_not_reported_as_removed(sy
     # reconcile resends a booking Calendly never got; Calendly books it, and PostgreSQL drops bapp's sessions
     # before the answer is recorded. Reconcile took the database error for Calendly's refusal and reported
     # the booking "removed" (exit 0), while it stayed pending and in Calendly.
-    from sqlalchemy import text
-
-    from bapp_cli.db.engine import make_engine
-
     fake.hang_next("/invitees", seconds=20)
     _kill(_wait_for_post(_create(synced), fake))
     held = fake.apply_then_delay_next(seconds=30)
     process = synced.popen("calendly", "reconcile", "--json", env=PATIENT)
     _wait_for(lambda: len(fake.invitees_of(FREE_TYPE)) == 1, "Calendly to hold the resent invitee")
-    engine = make_engine(synced.database_url)
-    try:
-        with engine.connect() as connection:
-            others = "datname = current_database() AND pid <> pg_backend_pid()"
-            connection.execute(text(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE {others}"))
-    finally:
-        engine.dispose()
+    _end_every_other_session(synced.database_url)
     held.released.set()
     stdout, stderr = process.communicate(timeout=60)
     assert process.returncode == 5, (stdout, stderr)

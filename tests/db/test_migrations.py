@@ -165,6 +165,16 @@ def test_default_pathways_are_seeded(engine) -> None:  # type: ignore[no-untyped
         assert session.scalar(select(Pathway.id).where(Pathway.slug == "new")) == 4
 
 
+# A session type as raw SQL writes one into the schema of any revision from 0006 on, before bapp's rules
+SESSION_TYPE_INSERT = text(
+    "INSERT INTO session_types (title, slug, calendly_uri, duration_minutes, kind, is_secret, remote_active,"
+    " present_in_last_sync, enabled, category, requires_auth, price, currency, display_order,"
+    " custom_questions, created_at, updated_at)"
+    " VALUES (:title, :slug, :uri, 30, 'solo', false, true, true, true, 'specialized', true, 0, 'GBP', 0,"
+    " '[]', :n, :n)"
+)
+
+
 def test_0007_renames_clashing_slugs_deterministically_then_enforces_uniqueness(empty_database_url: str) -> None:
     """Issue 15 #6: a local `play-lab` and a synced `play-lab` (and a third) upgrade to play-lab,
     play-lab-3, play-lab-4 (play-lab-2 was already taken); a new clash is then refused by the database."""
@@ -173,13 +183,7 @@ def test_0007_renames_clashing_slugs_deterministically_then_enforces_uniqueness(
     engine = make_engine(empty_database_url, create_sqlite_file=True)
     migration.upgrade(engine, "0006_create_user_skill_progress")
     now = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
-    insert = text(
-        "INSERT INTO session_types (title, slug, calendly_uri, duration_minutes, kind, is_secret, remote_active,"
-        " present_in_last_sync, enabled, category, requires_auth, price, currency, display_order,"
-        " custom_questions, created_at, updated_at)"
-        " VALUES (:title, :slug, :uri, 30, 'solo', false, true, true, true, 'specialized', true, 0, 'GBP', 0,"
-        " '[]', :n, :n)"
-    )
+    insert = SESSION_TYPE_INSERT
     with engine.begin() as connection:
         for title, slug, uri in (
             ("Local", "play-lab", None),
@@ -216,12 +220,6 @@ def test_0014_gives_slugs_that_break_the_rule_the_slug_it_gives(empty_database_u
     engine = make_engine(empty_database_url, create_sqlite_file=True)
     migration.upgrade(engine, "0013_text_collation_c")
     now = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
-    insert = text(
-        "INSERT INTO session_types (title, slug, duration_minutes, kind, is_secret, remote_active,"
-        " present_in_last_sync, enabled, category, requires_auth, price, currency, display_order,"
-        " custom_questions, created_at, updated_at)"
-        " VALUES (:title, :slug, 30, 'solo', false, true, true, true, 'specialized', true, 0, 'GBP', 0, '[]', :n, :n)"
-    )
     given = {
         "Fine": "play-lab",
         "Underscored": "Play_Lab",
@@ -235,7 +233,7 @@ def test_0014_gives_slugs_that_break_the_rule_the_slug_it_gives(empty_database_u
     }
     with engine.begin() as connection:
         for title, slug in given.items():
-            connection.execute(insert, {"title": title, "slug": slug, "n": now})
+            connection.execute(SESSION_TYPE_INSERT, {"title": title, "slug": slug, "uri": None, "n": now})
     migration.upgrade(engine)
     assert migration.schema_drift(engine) == []
     with engine.connect() as connection:
