@@ -22,7 +22,7 @@ from bapp_cli.errors import Conflict, InvalidInput
 from bapp_cli.services.pathways import get_pathway, list_pathways
 from bapp_cli.services.plain_text import without_controls
 
-SLUG_PATTERN = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")  # pathways' and session types'; skills allow `_` too
+SLUG_PATTERN = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")  # the base of the two below; skills allow `_` too
 # not "none": `bookings list --pathway none` and the reports' "none" row mean bookings without a pathway
 PATHWAY_SLUG_PATTERN = re.compile(r"^(?!none$)" + SLUG_PATTERN.pattern[1:])
 # a session type's: not digits alone, since wherever a session is named a number names its id

@@ -39,6 +39,7 @@ from bapp_cli.services.transfer.formats import RowError, SourceRow
 from bapp_cli.services.transfer.importer import (
     CLIENT_IDS,
     CREATED,
+    MAX_INT32,
     UNCHANGED,
     UPDATED,
     Email,
@@ -60,7 +61,7 @@ Reference = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1
 class CalendlyBookingRow(TypedDict, total=False):
     reference: Required[Reference]
     calendly_state: Literal["requested", "unknown", "booked", "failed"] | None
-    calendly_attempts: Annotated[int, Field(ge=0, le=2**31 - 1)] | None
+    calendly_attempts: Annotated[int, Field(ge=0, le=MAX_INT32)] | None
     calendly_requested_at: When | None
     calendly_cancel_url: Url | None
     calendly_reschedule_url: Url | None

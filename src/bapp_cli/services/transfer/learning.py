@@ -44,6 +44,7 @@ from bapp_cli.services.transfer.formats import SourceRow
 from bapp_cli.services.transfer.importer import (
     CLIENT_IDS,
     CREATED,
+    MAX_INT32,
     UNCHANGED,
     UPDATED,
     Email,
@@ -87,7 +88,7 @@ class SkillProgressRow(_ClientRow, total=False):
     validated_by: Email | None
     pathway: Slug | None
     notes: Annotated[str, StringConstraints(max_length=MAX_NOTE_LENGTH + 1)] | None
-    attempts: Annotated[int, Field(ge=0, le=2**31 - 1)] | None  # as calendly_attempts: PostgreSQL's integer
+    attempts: Annotated[int, Field(ge=0, le=MAX_INT32)] | None  # PostgreSQL's integer column
     last_attempt_at: When | None
     created_at: When | None
     # the row's last change: `progress table`'s last activity, which a restore must not move to its own time
