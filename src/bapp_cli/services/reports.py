@@ -235,12 +235,13 @@ def _enrolment_figures(session: Session) -> dict[int, tuple[int, ...]]:
     completed_in = DaysBetween(Enrolment.start_date, Enrolment.completed_at)
     # A completion whose days the database could not count (raw SQL's text on SQLite) would drop out of the
     # average unsaid: refused first, as the plain reads refuse it, naming the column, the enrolment and the value.
-    texts = (cast(Enrolment.start_date, String), cast(Enrolment.completed_at, String))
-    joined = (User.id == Enrolment.client_id, Pathway.id == Enrolment.pathway_id)
-    undated = select(User.email + " in " + Pathway.slug, *texts).where(*joined, Enrolment.completed_at.is_not(None))
-    for of, start_date, completed_at in session.execute(undated.where(completed_in.is_(None)).limit(1)):
-        instant_value(start_date, "enrolments.start_date", of=of)  # a date reads as the instant of its midnight
-        raise UnreadableValue("enrolments.completed_at", completed_at, of=of)  # the start reads: the completion not
+    if session.get_bind().dialect.name == "sqlite":  # PostgreSQL's typed columns hold no such text
+        texts = (cast(Enrolment.start_date, String), cast(Enrolment.completed_at, String))
+        joined = (User.id == Enrolment.client_id, Pathway.id == Enrolment.pathway_id)
+        undated = select(User.email + " in " + Pathway.slug, *texts).where(*joined, Enrolment.completed_at.is_not(None))
+        for of, start_date, completed_at in session.execute(undated.where(completed_in.is_(None)).limit(1)):
+            instant_value(start_date, "enrolments.start_date", of=of)  # a date reads as the instant of its midnight
+            raise UnreadableValue("enrolments.completed_at", completed_at, of=of)  # the start reads, the completion not
     days = case((Enrolment.completed_at.is_(None), None), else_=completed_in).label("days")
     counts = progress.select_enrolment_counts(Enrolment.pathway_id, Enrolment.status, days, linked=True)
     per_enrolment = counts.subquery("per_enrolment")
