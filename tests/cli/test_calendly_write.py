@@ -746,6 +746,36 @@ def test_a_link_is_recorded_and_the_booking_made_through_it_uses_it(synced: Bapp
         engine.dispose()
 
 
+@pytest.mark.parametrize(
+    ("status", "body"), [(202, b'{"resource": {"booking_url": "https://calendly.com/s/A2"}}'), (204, b"")]
+)
+def test_any_2xx_to_a_link_is_calendly_having_made_it(
+    synced: Bapp, fake: FakeCalendly, status: int, body: bytes
+) -> None:
+    # a 202 with the link in its body was read as a refusal (exit 9), the link Calendly made never recorded
+    assert synced("clients", "add", CLIENT).exit_code == 0
+    fake.add_fault(Fault("/scheduling_links", "apply_then_status", status=status, body=body))
+    result = synced("bookings", "link", "--client", CLIENT, "--session", FREE, "--json")
+    assert len(posts(fake, "/scheduling_links")) == 1  # sent once, never again
+    if body:
+        assert result.exit_code == 0, result.stderr
+        assert result.json()["booking_url"] == "https://calendly.com/s/A2"
+    else:  # made, but the answer does not say where: nothing to record, and said as a lost answer, not a refusal
+        assert result.exit_code == 9
+        assert "HTTP 204 but" in result.stderr and "the request was received" in result.stderr
+    engine = make_engine(synced.database_url)
+    try:
+        from sqlalchemy.orm import Session
+
+        from bapp_cli.db.models import CalendlyInvitation
+
+        with Session(engine) as session:
+            urls = session.scalars(select(CalendlyInvitation.booking_url)).all()
+        assert urls == (["https://calendly.com/s/A2"] if body else [])
+    finally:
+        engine.dispose()
+
+
 def test_a_link_for_an_unknown_client_exits_7(synced: Bapp, fake: FakeCalendly) -> None:
     result = synced("bookings", "link", "--client", "nobody@client.example", "--session", FREE)
     assert result.exit_code == 7

@@ -516,10 +516,8 @@ class CalendlyClient:
         label = "Calendly POST /scheduling_links"
         body = {"max_event_count": 1, "owner": event_type_uri, "owner_type": "EventType"}
         response = self._write("POST", "/scheduling_links", body, label=label)
-        if response.status_code in (200, 201):
-            return self._parse(
-                _Request("/scheduling_links", {}), response, Resource[SchedulingLink], page=None
-            ).resource
+        if response.is_success:  # whatever its 2xx, Calendly made the link: read it if the body says it
+            return self._created(label, response, Resource[SchedulingLink]).resource
         raise self._refusal(label, response)
 
     def _write(
