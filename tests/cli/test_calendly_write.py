@@ -914,9 +914,9 @@ def _interrupt_during_post(
     method: str = "POST",
     held: Fault | None = None,
     stop: int = signal.SIGINT,
-) -> tuple[int, str]:
+) -> tuple[int, str, str]:
     """Run `bapp *args` as a process, SIGINT it once its ``method`` request to ``path`` is held by the fake
-    (by ``held``, else by a hang of the next request to ``path``)."""
+    (by ``held``, else by a hang of the next request to ``path``): its exit code, stderr and stdout."""
     import time
 
     fake.clear_requests()
@@ -927,15 +927,15 @@ def _interrupt_during_post(
         assert time.monotonic() < deadline and process.poll() is None, process.communicate()
         time.sleep(0.02)
     process.send_signal(stop)
-    _, stderr = process.communicate(timeout=60)
-    return process.returncode, stderr
+    stdout, stderr = process.communicate(timeout=60)
+    return process.returncode, stderr, stdout
 
 
 def test_ctrl_c_while_calendly_books_says_the_booking_waits_for_reconcile(synced: Bapp, fake: FakeCalendly) -> None:
     # it said "Interrupted; nothing was changed." while the held booking stayed pending and Calendly may
     # have booked it
     args = ("bookings", "create", "--client", CLIENT, "--session", FREE, "--start", z(slot()), *ANSWERS)
-    code, stderr = _interrupt_during_post(synced, fake, "/invitees", *args)
+    code, stderr, _ = _interrupt_during_post(synced, fake, "/invitees", *args)
     assert code == 130, stderr
     _assert_left_pending(synced, stderr)
 
@@ -970,7 +970,7 @@ def test_a_stop_signal_while_calendly_books_exits_with_the_signals_code(
 ) -> None:
     # SIGTERM and SIGHUP unwind as Ctrl-C does, with 128 + the signal (R3): here it was 130 whatever the signal
     args = ("bookings", "create", "--client", CLIENT, "--session", FREE, "--start", z(slot()), *ANSWERS)
-    exit_code, stderr = _interrupt_during_post(synced, fake, "/invitees", *args, stop=stop)
+    exit_code, stderr, _ = _interrupt_during_post(synced, fake, "/invitees", *args, stop=stop)
     assert exit_code == code, stderr
     _assert_left_pending(synced, stderr)
 
@@ -986,24 +986,39 @@ def test_ctrl_c_while_a_lost_answer_is_looked_up_says_the_booking_waits_for_reco
     # nothing was changed." while the held booking stayed pending and Calendly may have booked it
     fake.fail_next("/invitees", 500)
     args = ("bookings", "create", "--client", CLIENT, "--session", FREE, "--start", z(slot()), *ANSWERS)
-    code, stderr = _interrupt_during_post(synced, fake, "/scheduled_events", *args, method="GET")
+    code, stderr, _ = _interrupt_during_post(synced, fake, "/scheduled_events", *args, method="GET")
     assert code == 130, stderr
     _assert_left_pending(synced, stderr)
 
 
-def test_ctrl_c_while_reconcile_looks_one_up_keeps_the_ones_it_settled(synced: Bapp, fake: FakeCalendly) -> None:
-    # it said "Interrupted; nothing was changed." after it had completed the bookings before the one it asked about
+@pytest.mark.parametrize(
+    ("stop", "code", "shown"), [(signal.SIGINT, 130, "--json"), (signal.SIGTERM, 143, "--format=csv")]
+)
+def test_ctrl_c_while_reconcile_looks_one_up_keeps_the_ones_it_settled(
+    synced: Bapp, fake: FakeCalendly, stop: int, code: int, shown: str
+) -> None:
+    # it said "Interrupted; nothing was changed." after it had completed the bookings before the one it asked
+    # about (here it resent the first); then it showed no row for those, and the next reconcile lists none of them
     fake.fail_next("/invitees", 500, times=2)
     fake.fail_next("/scheduled_events", 500, times=None)  # the lookups fail too: both left unknown
     assert create(synced, slot(hour=10)).exit_code == 9
     assert create(synced, slot(hour=11), client="ben@client.example").exit_code == 9
     fake.clear_faults()
     ben = Fault("/scheduled_events", "hang", seconds=10, params={"invitee_email": "ben@client.example"})
-    code, stderr = _interrupt_during_post(
-        synced, fake, "/scheduled_events", "calendly", "reconcile", method="GET", held=ben
+    exit_code, stderr, stdout = _interrupt_during_post(
+        synced, fake, "/scheduled_events", "calendly", "reconcile", shown, method="GET", held=ben, stop=stop
     )
-    assert code == 130, stderr
+    assert exit_code == code, stderr
     ava, held = bookings(synced.database_url)
+    if shown == "--json":
+        [row] = json.loads(stdout)
+        assert (row["booking"], row["action"], row["status"]) == (ava.reference, "resent", "confirmed")
+    else:
+        header, row, *more = stdout.splitlines()
+        assert (
+            header.startswith("booking,") and row.startswith(f"{ava.reference},") and ",resent,booked,confirmed," in row
+        ), stdout
+        assert more == []
     assert (ava.calendly_state, ava.status, held.calendly_state) == ("booked", "confirmed", "unknown")
     assert "nothing was changed" not in stderr
     [line] = error_lines(stderr)
@@ -1014,7 +1029,7 @@ def test_ctrl_c_while_calendly_cancels_says_calendly_may_have(synced: Bapp, fake
     made = create(synced, slot())
     assert made.exit_code == 0, made.stderr
     reference = made.json()["reference"]
-    code, stderr = _interrupt_during_post(synced, fake, "/scheduled_events/", "bookings", "cancel", reference)
+    code, stderr, _ = _interrupt_during_post(synced, fake, "/scheduled_events/", "bookings", "cancel", reference)
     assert code == 130, stderr
     assert "nothing was changed" not in stderr
     [line] = error_lines(stderr)
@@ -1029,7 +1044,7 @@ def test_ctrl_c_while_reconcile_resends_stops_the_reconcile(synced: Bapp, fake: 
     assert create(synced, slot()).exit_code == 9
     fake.clear_faults()
     [booking] = bookings(synced.database_url)
-    code, stderr = _interrupt_during_post(synced, fake, "/invitees", "calendly", "reconcile", "--json")
+    code, stderr, _ = _interrupt_during_post(synced, fake, "/invitees", "calendly", "reconcile", "--json")
     assert code == 130, stderr
     assert "nothing was changed" not in stderr and "stays pending" in error_lines(stderr)[0]
     [after] = bookings(synced.database_url)

@@ -893,8 +893,12 @@ def reconcile(
     app_state, sink = state_and_sink(ctx, {"calendly.reconcile_give_up_hours": give_up_after})
     hours = app_state.settings.get("calendly.reconcile_give_up_hours")  # the flag's, else as configured
     give_up = DEFAULT_GIVE_UP if hours is None else dt.timedelta(hours=float(hours))
-    with calendly_writer(app_state) as writer:
-        reports = writer.reconcile(give_up_after=give_up, dry_run=dry_run)
-    for report in reports:
-        sink.info(f"{report['booking']}: {report['action']} ({report['note']})")
-    sink.records(reports, RECONCILE_COLUMNS, title="Calendly reconcile")
+    reports: list[dict[str, Any]] = []
+    try:
+        with calendly_writer(app_state) as writer:
+            reports.extend(writer.reconcile(give_up_after=give_up, dry_run=dry_run))
+    finally:  # a run stopped partway (a signal, the database lost) shows what it settled before the stop is said
+        if reports or sys.exc_info()[0] is None:
+            for report in reports:
+                sink.info(f"{report['booking']}: {report['action']} ({report['note']})")
+            sink.records(reports, RECONCILE_COLUMNS, title="Calendly reconcile")

@@ -406,10 +406,11 @@ class CalendlyWriter:
 
     def reconcile(
         self, *, give_up_after: dt.timedelta = DEFAULT_GIVE_UP, dry_run: bool = False
-    ) -> list[dict[str, Any]]:
+    ) -> Iterator[dict[str, Any]]:
         """Resolve every pending Calendly-bound booking: attach what Calendly has, resend once what it
         does not (unless the start has passed or the booking was already resent), give up after
-        ``give_up_after`` (the booking is cancelled locally and marked ``failed``)."""
+        ``give_up_after`` (the booking is cancelled locally and marked ``failed``). Each booking's row is
+        yielded once it is settled, so a run stopped partway still has the rows of what it settled."""
         with self.transaction() as session:
             pending = [
                 _Sent.of(booking, email, CalendlySession.of(session_type))
@@ -422,14 +423,12 @@ class CalendlyWriter:
                 )
             ]
         event_types = functools.cache(self.client.get_event_type)  # fetched once per type, only to resend
-        reports = []
         for sent in pending:
             with _stays_pending(sent.reference):  # Ctrl-C ends the reconcile; the bookings before it stay settled
                 sent.scope = self._scope(sent.target.owner_uri)
                 row = self._reconcile_one(sent, event_types, give_up_after=give_up_after, dry_run=dry_run)
             if row["action"] != "skipped":
-                reports.append({"booking": sent.reference, "client": sent.email, "start_time": sent.start_time, **row})
-        return reports
+                yield {"booking": sent.reference, "client": sent.email, "start_time": sent.start_time, **row}
 
     def _reconcile_one(
         self, sent: _Sent, event_types: Callable[[str], EventType], *, give_up_after: dt.timedelta, dry_run: bool
