@@ -456,3 +456,47 @@ def test_a_parked_body_that_no_longer_parses_stays_parked_and_says_why(
     assert f"still parked: #{record['id']} invitee.created" in retried.stderr
     [parked] = wbapp("calendly", "webhook", "list", "--pending", "--json").json()
     assert parked["attempts"] == 2 and parked["last_error"] == record["note"]
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+@pytest.mark.parametrize("command", ["apply", "retry"])
+def test_the_inbox_takes_the_tables_lock_before_the_pulls_lock_as_the_pull_does(
+    wbapp: Bapp, database_url: str, tmp_path: Path, command: str
+) -> None:
+    """The inbox took the `calendly:bookings` lock first and the tables' ROW EXCLUSIVE lock after, the pull
+    the other way round: with an import queued for its SHARE ROW EXCLUSIVE lock in between, the three waited
+    on one another until PostgreSQL's deadlock detector reordered the queue (deadlock_timeout later). Here
+    the pull's lock is held elsewhere: the inbox, waiting for it, must already hold the tables'."""
+    from sqlalchemy import text
+
+    from bapp_cli.db.engine import make_engine
+    from bapp_cli.db.locks import lock_id
+
+    body = delivery()
+    path = tmp_path / "body.json"
+    path.write_bytes(body)
+    args = ("apply", str(path), "--signature", signed(body)) if command == "apply" else ("retry",)
+    engine = make_engine(database_url)
+    try:
+        with engine.connect() as holder, engine.connect() as watcher:
+            holder.execute(text("SELECT pg_advisory_lock(:k)"), {"k": lock_id("calendly:bookings")})
+            process = wbapp.popen("calendly", "webhook", *args)
+            waiting = "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+            deadline = time.monotonic() + 60
+            while (pid := watcher.execute(text(waiting)).scalar()) is None:
+                assert time.monotonic() < deadline and process.poll() is None, process.communicate()
+                time.sleep(0.02)
+            held = (
+                "SELECT pg_class.relname FROM pg_locks JOIN pg_class ON pg_class.oid = pg_locks.relation "
+                "WHERE pg_locks.pid = :pid AND pg_locks.granted AND pg_locks.mode = 'RowExclusiveLock' "
+                "AND pg_class.relname IN ('bookings', 'users')"
+            )
+            tables = sorted(watcher.execute(text(held), {"pid": pid}).scalars())
+            watcher.rollback()
+            holder.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": lock_id("calendly:bookings")})
+            holder.commit()
+            _, stderr = process.communicate(timeout=60)
+        assert tables == ["bookings", "users"]
+        assert process.returncode == 0, stderr
+    finally:
+        engine.dispose()

@@ -81,7 +81,7 @@ def receive_delivery(
     ``not_ready`` (why the database is not at the head revision) it is parked without trying: the inbox
     table is there, but bapp will not apply deliveries to a schema it does not know.
     """
-    lock_keys(session, _LOCK)
+    lock_keys(session, _LOCK, people=True)  # the pull's order: the tables, then its lock (db.locks)
     if not_ready is None:
         outcome = apply_webhook(session, payload, now=now, pathway_question=pathway_question, dry_run=dry_run)
     else:
@@ -161,7 +161,7 @@ def retry_pending(session: Session, *, now: dt.datetime, pathway_question: re.Pa
     and keeps its latest reason. A stored body that no longer parses (it did when it was parked) stays
     pending with the reason, rather than failing the others.
     """
-    lock_keys(session, _LOCK)
+    lock_keys(session, _LOCK, people=True)  # the pull's order: the tables, then its lock (db.locks)
     pending = WebhookDelivery.status == "pending"
     query = select(WebhookDelivery).where(pending).order_by(WebhookDelivery.received_at, WebhookDelivery.id)
     results: list[InviteeOutcome] = []
