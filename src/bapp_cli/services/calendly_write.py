@@ -564,9 +564,6 @@ def use_invitation(session: Session, booking: Booking, *, now: dt.datetime) -> s
 
 # -- cancel and no-show, Calendly first --------------------------------------------------------------
 
-# What the local half of a change already made in Calendly leaves the booking as.
-_PUSHED_STATUS = {"cancel": "cancelled", "no-show": "no_show"}
-
 
 def change_status(
     transaction: Transaction,
@@ -650,7 +647,8 @@ def change_status(
             return StatusChange(view, {"status": ["no_show", view.status]}), notes
         # locked first, so that the status read here is the one the change is made from
         booking = get_booking(session, reference, for_update=True)
-        if remote and booking.status == _PUSHED_STATUS[command]:
+        # already where the change made in Calendly takes it (its delivery came first): nothing left to do here
+        if remote and booking.status == {"cancel": "cancelled", "no-show": "no_show"}[command]:
             change = StatusChange(booking_view(session, booking.id), {})
         else:
             change = change_booking_status(session, booking, command, now=now, reason=reason)

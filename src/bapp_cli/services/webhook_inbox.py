@@ -56,10 +56,9 @@ def kept_headers(headers: Mapping[str, str], signed_at: str) -> dict[str, str]:
 def unknown_event_type(session: Session, invitee: WebhookInvitee) -> str | None:
     """The event-type URI of an invitee delivery's ``invitee`` when no session type has it yet (else None)."""
     uri = invitee.scheduled_event.event_type
-    if not uri:
+    if not uri or session.scalars(select(SessionType.id).where(SessionType.calendly_uri == uri)).first() is not None:
         return None
-    known = session.scalars(select(SessionType.id).where(SessionType.calendly_uri == uri)).first()
-    return None if known is not None else uri
+    return uri
 
 
 def receive_delivery(
