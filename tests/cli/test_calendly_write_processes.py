@@ -6,6 +6,7 @@ two processes booking one Calendly slot at once."""
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import time
@@ -25,6 +26,7 @@ from tests.cli.test_calendly_write import (
     FREE_TYPE,
     assert_booked_in_calendly,
     bookings,
+    create,
     fake,  # noqa: F401 (fixture)
     posts,
     slot,
@@ -255,6 +257,30 @@ def test_an_answer_recorded_while_a_pull_runs_waits_for_the_pull_not_a_second_bo
     assert {invitee["uri"] for invitee in fake.invitees_of(FREE_TYPE)} == {
         booking.calendly_invitee_uri for booking in bookings(synced.database_url)
     }
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_reconcile_stopped_by_the_database_shows_the_bookings_it_settled_before(
+    synced: Bapp, fake: FakeCalendly
+) -> None:
+    # it exited 5 with nothing on stdout, though it had attached Ava's booking before the database went away
+    fake.apply_then_reset_next()  # Calendly books Ava's, the answer is lost...
+    fake.fail_next("/scheduled_events", 500, times=None)  # ...and no lookup can be made: both left unknown
+    assert create(synced, slot(hour=10)).exit_code == 9
+    fake.fail_next("/invitees", 500)  # Ben's never reaches Calendly
+    assert create(synced, slot(hour=11), client="ben@client.example").exit_code == 9
+    fake.clear_faults()
+    held = fake.apply_then_delay_next(seconds=30)  # Ben's resend: booked, its answer held
+    process = synced.popen("calendly", "reconcile", "--json", env=PATIENT)
+    _wait_for(lambda: fake.count("/invitees") == 3, "the resend of Ben's booking")
+    _end_every_other_session(synced.database_url)
+    held.released.set()
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 5, (stdout, stderr)
+    ava, ben = bookings(synced.database_url)
+    assert (ava.calendly_state, ben.calendly_state) == ("booked", "unknown")
+    assert [(row["booking"], row["action"]) for row in json.loads(stdout)] == [(ava.reference, "attached")]
+    assert "it stays pending (Calendly may have it)" in stderr
 
 
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
