@@ -328,8 +328,12 @@ def test_a_login_postgresql_refuses_is_configuration_exit_4_on_every_path(bapp: 
             )
         ),
         # psycopg looks a host name up with the port before libpq checks the port: beside `localhost` that read
-        # as a host that does not resolve (exit 5, 'cannot reach the database'), beside an address as exit 4
+        # as a host that does not resolve (exit 5, 'cannot reach the database'), beside an address as exit 4;
+        # beside a name that cannot resolve, a port past 65535 was exit 5 ('cannot reach the database')
         "localhost/none?port=-1",
+        "db.invalid:99999/none",
+        "db.invalid/none?port=0",
+        "db.invalid:5432/none?port=70000",
     ],
 )
 def test_a_postgresql_url_option_libpq_cannot_take_is_exit_4_on_every_path(

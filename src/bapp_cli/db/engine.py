@@ -21,7 +21,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SAWarning
 from sqlalchemy.orm import Session
 
-from bapp_cli.db.dbapi import BUSY_TIMEOUT_MS, database_failure, libpq_conninfo, settled, sqlite_file
+from bapp_cli.db.dbapi import BUSY_TIMEOUT_MS, database_failure, libpq_parameters, settled, sqlite_file
 from bapp_cli.errors import ConfigError, DatabaseNotReady
 
 __all__ = ["database_failure", "make_engine", "unit_of_work"]
@@ -96,7 +96,7 @@ def make_engine(
     if engine.dialect.name == "sqlite":
         _configure_sqlite(engine, busy_timeout_ms)
     else:
-        libpq_conninfo(url)  # the URL the plain reads refuse, refused here too
+        libpq_parameters(url)  # the URL the plain reads refuse, refused here too
     return engine
 
 
