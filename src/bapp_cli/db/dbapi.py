@@ -229,7 +229,8 @@ def connect_postgresql(url: str, connect_timeout: int = 10) -> Database:
     try:
         # jit=off: JIT compilation pays off for long analytical queries, not a CLI's short ones
         options = f"-c jit=off -c lock_timeout={BUSY_TIMEOUT_MS}"
-        connection = psycopg.connect(**{**parameters, "connect_timeout": connect_timeout, "options": options})
+        # the URL's own connect_timeout is honoured over bapp's (README), as the engine's connect_args do
+        connection = psycopg.connect(**{"connect_timeout": connect_timeout, **parameters, "options": options})
         connection.read_only = True
     except psycopg.Error as exc:  # as the engine path says it (db.migration.ensure_at_head)
         raise unreachable(exc) from None
@@ -239,9 +240,10 @@ def connect_postgresql(url: str, connect_timeout: int = 10) -> Database:
 def libpq_parameters(url: str) -> dict[str, Any]:
     """A PostgreSQL URL (its driver installed) as libpq's parameters, once libpq has parsed it. One it cannot
     parse is exit 4 on every path, the engine's too, whose parser lets through what libpq refuses (a bad %-escape,
-    `?host=%zz`, taken for a host name to look up; a `?key` without `=`, dropped). So is a port libpq would
-    refuse only as it connects: psycopg looks the host up first, so beside a host that does not resolve a port
-    past 65535 read as "cannot reach" (exit 5)."""
+    `?host=%zz`, taken for a host name to look up; a `?key` without `=`, dropped). So is a port or a
+    connect_timeout libpq would refuse only as it connects: psycopg looks the host up first, so beside a host
+    that does not resolve a port past 65535 read as "cannot reach" (exit 5), and a timeout that is no whole
+    number went unseen while bapp's own (BAPP_CONNECT_TIMEOUT) replaced it."""
     import psycopg
 
     try:
@@ -249,7 +251,8 @@ def libpq_parameters(url: str) -> dict[str, Any]:
         ports = str(parameters.get("port", "")).split(",")  # one per host; an empty one is the default
         if not all(port == "" or 0 < _libpq_integer(port) < 65536 for port in ports):
             raise psycopg.ProgrammingError("invalid port number")
-    except psycopg.ProgrammingError:  # a malformed port, host, query or escape
+        _libpq_integer(str(parameters.get("connect_timeout", 0)))  # zero or less is no timeout, as libpq's
+    except psycopg.ProgrammingError:  # a malformed port, host, query, escape or timeout
         # no detail: libpq's text may quote the whole URL, password and all, where the password cannot be found
         # to scrub it (`unreachable` gets only the engine's errors, of a URL SQLAlchemy has parsed)
         raise ConfigError(

@@ -70,7 +70,8 @@ def make_engine(
     if parsed.get_backend_name() == "postgresql":
         kwargs["pool_pre_ping"] = False
         kwargs["connect_args"] = {
-            "connect_timeout": connect_timeout,
+            # the URL's own connect_timeout is honoured over bapp's (README), as the plain reads do
+            **({} if "connect_timeout" in parsed.query else {"connect_timeout": connect_timeout}),
             # JIT compilation pays off for long analytical queries; a CLI's queries are short, and the
             # compile step alone was seen adding ~0.3 s to the progress table.
             "options": f"-c jit=off -c lock_timeout={busy_timeout_ms}",
