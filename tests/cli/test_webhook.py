@@ -456,3 +456,27 @@ def test_a_parked_body_that_no_longer_parses_stays_parked_and_says_why(
     assert f"still parked: #{record['id']} invitee.created" in retried.stderr
     [parked] = wbapp("calendly", "webhook", "list", "--pending", "--json").json()
     assert parked["attempts"] == 2 and parked["last_error"] == record["note"]
+
+
+def test_a_parked_deliverys_attempts_stop_at_the_integer_columns_bound(
+    wbapp: Bapp, database_url: str, tmp_path: Path
+) -> None:
+    # one more attempt than 2³¹ − 1 overflowed PostgreSQL's column (exit 1) and was stored on SQLite, where no
+    # backup of it would restore (the import refuses past the bound)
+    from sqlalchemy import text
+
+    from bapp_cli.db.engine import make_engine
+
+    body = delivery().replace(b"/event_types/ET00000001", b"/event_types/ET00000042")
+    assert apply(wbapp, body, signed(body), tmp=tmp_path).exit_code == 3
+    engine = make_engine(database_url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(text("UPDATE webhook_deliveries SET attempts = 2147483647"))
+    finally:
+        engine.dispose()
+    retried = wbapp("calendly", "webhook", "retry")
+    assert retried.exit_code == 3 and "still parked: #" in retried.stderr, retried.stderr
+    assert apply(wbapp, body, signed(body), tmp=tmp_path).exit_code == 3  # Calendly's redelivery counts too
+    [parked] = wbapp("calendly", "webhook", "list", "--pending", "--json").json()
+    assert parked["attempts"] == 2**31 - 1

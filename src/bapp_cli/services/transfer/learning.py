@@ -25,6 +25,7 @@ from typing_extensions import TypedDict
 
 from bapp_cli.db import bulk
 from bapp_cli.db.batches import batches
+from bapp_cli.db.domains import MAX_INT32
 from bapp_cli.db.models import (
     Badge,
     Enrolment,
@@ -44,7 +45,6 @@ from bapp_cli.services.transfer.formats import SourceRow
 from bapp_cli.services.transfer.importer import (
     CLIENT_IDS,
     CREATED,
-    MAX_INT32,
     UNCHANGED,
     UPDATED,
     Email,
