@@ -111,20 +111,11 @@ def _resolve_link(session: Session, text: str) -> tuple[Pathway, int]:
     return pathway, tier
 
 
-def check_domain(value: str | None) -> str | None:
-    """A skill domain as stored: trimmed, blank as none, refused when too long (the admin commands and the
-    catalogue import share this rule)."""
-    domain = clean_description(value, "domain")
-    if domain is not None and len(domain) > MAX_DOMAIN_LENGTH:
-        raise InvalidInput(f"domain: longer than {MAX_DOMAIN_LENGTH} characters", code="invalid_domain")
-    return domain
-
-
 # How each field a skill is given is checked and stored: one statement of the rules for add and update.
 SKILL_FIELDS: dict[str, Callable[[Any], Any]] = {
     "name": partial(check_name, max_length=MAX_SKILL_NAME_LENGTH),
     "description": clean_description,
-    "domain": check_domain,
+    "domain": partial(clean_description, field="domain", max_length=MAX_DOMAIN_LENGTH),
     "is_fundamental": bool,
 }
 
