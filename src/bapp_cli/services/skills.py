@@ -319,10 +319,8 @@ def _with_outcome(record: dict[str, Any], outcome: CompletionOutcome, enrolled: 
     return {**record, **earned, "enrolled": enrolled}, outcome.badge_names
 
 
-def check_note(note: str | None, field: str = "note") -> str | None:
-    if note is not None and len(note) > MAX_NOTE_LENGTH:
-        raise InvalidInput(f"{field}: longer than {MAX_NOTE_LENGTH} characters", code="invalid_note")
-    return clean_description(note, field)
+# a progress row's note (`field`: "note" for the commands' --note, "notes" for an import's column)
+check_note = partial(clean_description, field="note", max_length=MAX_NOTE_LENGTH)
 
 
 def _completion(

@@ -298,7 +298,7 @@ class ProgressImporter(_PeopleImporter):
         if "validated_by" in values:
             item["validated_by_id"] = self.builder(values["validated_by"], "validated_by")
         if "notes" in values:
-            item["notes"] = check_note(values["notes"], "notes")
+            item["notes"] = check_note(values["notes"], field="notes")
         item.update({name: values[name] for name in ("attempts", "status") if values.get(name) is not None})
         if "pathway" in values:
             pathway = self.pathway(values["pathway"]) if values["pathway"] is not None else None
