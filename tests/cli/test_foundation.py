@@ -8,6 +8,7 @@ import json
 import os
 import pty
 import select
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -328,8 +329,15 @@ def test_a_login_postgresql_refuses_is_configuration_exit_4_on_every_path(bapp: 
             )
         ),
         # psycopg looks a host name up with the port before libpq checks the port: beside `localhost` that read
-        # as a host that does not resolve (exit 5, 'cannot reach the database'), beside an address as exit 4
+        # as a host that does not resolve (exit 5, 'cannot reach the database'), beside an address as exit 4;
+        # beside a name that cannot resolve, a port past 65535 was exit 5 ('cannot reach the database')
         "localhost/none?port=-1",
+        "db.invalid:99999/none",
+        "db.invalid/none?port=0",
+        "db.invalid:5432/none?port=70000",
+        # bapp's own timeout (BAPP_CONNECT_TIMEOUT) replaced the URL's, so one psycopg cannot read went unseen
+        "127.0.0.1:1/none?connect_timeout=abc",
+        "db.invalid/none?connect_timeout=99999999999",
     ],
 )
 def test_a_postgresql_url_option_libpq_cannot_take_is_exit_4_on_every_path(
@@ -344,6 +352,18 @@ def test_a_postgresql_url_option_libpq_cannot_take_is_exit_4_on_every_path(
         assert result.exit_code == 4, (command, result.stderr)
         assert result.stderr.startswith("Error: the database URL is not valid"), result.stderr
         assert ":pw@" not in result.stderr
+
+
+def test_a_postgresql_urls_own_connect_timeout_is_honoured_on_every_path(tmp_path: Path) -> None:
+    # a server that takes the connection and never answers: BAPP_CONNECT_TIMEOUT replaced the URL's 2 seconds,
+    # so each command waited an hour (the test's own timeout ends it)
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        port = silent.getsockname()[1]
+        bapp = Bapp(f"postgresql://nobody:pw@127.0.0.1:{port}/none?connect_timeout=2", tmp_path)
+        for command in (("sessions", "list"), ("clients", "add", "ada@example.com"), ("db", "upgrade")):
+            result = bapp.process(*command, env={"BAPP_CONNECT_TIMEOUT": "3600"}, timeout=60)
+            assert result.exit_code == 5, (command, result.stderr)
+            assert "connection timeout expired" in result.stderr
 
 
 def test_unreachable_database_exits_5(tmp_path: Path) -> None:

@@ -68,6 +68,45 @@ def test_add_refuses_duplicates_and_bad_values(bapp: Bapp) -> None:
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize(
+    ("command", "limit"),
+    [
+        (("pathways", "add", "iconic", "--name", "X", "--icon"), "icon: longer than 16"),
+        (("skills", "add", "dom", "--name", "X", "--domain"), "domain: longer than 100"),
+    ],
+)
+def test_an_icon_or_a_domain_past_its_length_is_refused_and_a_blank_one_is_none(
+    bapp: Bapp, command: tuple[str, ...], limit: str
+) -> None:
+    # one rule (pathway_admin.clean_description with a length) for both fields, each with its own code
+    field, _, length = limit.partition(": longer than ")
+    refused = bapp(*command, "x" * (int(length) + 1), "--json")
+    assert refused.exit_code == 6, refused.stderr
+    assert refused.stderr.splitlines()[-1] == (
+        f'{{"error": {{"code": "invalid_{field}", "message": "{limit} characters", "details": []}}}}'
+    )
+    assert bapp(*command, "x" * int(length), "--json").json()[field] == "x" * int(length)
+    blank = bapp(*command[:2], command[2] + "-2", *command[3:], "  ", "--json")
+    assert blank.json()[field] is None, blank.stderr
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_progress_note_past_its_length_is_refused_by_the_same_rule(bapp: Bapp, tmp_path: Path) -> None:
+    for command in (("skills", "add", "dom", "--name", "X"), ("clients", "add", "a@x.example")):
+        assert bapp(*command).exit_code == 0
+    refused = bapp("skills", "complete", "a@x.example", "dom", "--note", "n" * 10_001, "--json")
+    assert refused.exit_code == 6, refused.stderr
+    assert '"code": "invalid_note", "message": "note: longer than 10000 characters"' in refused.stderr
+    rows = tmp_path / "progress.json"
+    rows.write_text(f'[{{"client": "a@x.example", "skill": "dom", "notes": "{"n" * 10_001}"}}]')
+    imported = bapp("import", "progress", str(rows))
+    assert imported.exit_code == 6 and "line 1, field notes: longer than 10000 characters" in imported.stderr
+    # measured as stored: trimmed
+    padded = bapp("skills", "complete", "a@x.example", "dom", "--note", f" {'n' * 10_000} ", "--json")
+    assert padded.exit_code == 0 and padded.json()["notes"] == "n" * 10_000, padded.stderr
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_an_import_cannot_name_a_pathway_none(bapp: Bapp, tmp_path: Path) -> None:
     # bookings list --pathway none and the reports' "none" row mean bookings without a pathway
     rows = tmp_path / "pathways.json"

@@ -138,6 +138,23 @@ def test_imported_progress_attempts_past_an_integer_column_are_a_bad_row(catalog
     assert catalogue("import", "progress", str(rows)).exit_code == 0
 
 
+def test_completing_a_skill_whose_attempts_are_at_an_integer_columns_bound_is_refused(
+    catalogue: Bapp, tmp_path: Path
+) -> None:
+    # one more attempt than 2³¹ − 1 overflowed PostgreSQL's column (exit 1) and was stored on SQLite, where no
+    # backup of it would restore (the import refuses past the bound)
+    rows = tmp_path / "progress.json"
+    rows.write_text(json.dumps([{"client": "ava.chen@client.example", "skill": "ai-literacy", "attempts": 2**31 - 1}]))
+    catalogue("import", "all", str(REPO / "examples/catalog.toml"))
+    assert catalogue("import", "progress", str(rows)).exit_code == 0
+    for command in (("skills", "complete"), ("skills", "assign", "--status", "completed")):
+        result = catalogue(*command, "ava.chen@client.example", "ai-literacy")
+        assert result.exit_code == 6, (command, result.stderr)
+        assert "attempts of ava.chen@client.example in ai-literacy: 2147483647 attempts already" in result.stderr
+    shown = catalogue("export", "progress", "--format", "json").json()
+    assert [(row["status"], row["attempts"]) for row in shown] == [("not_started", 2**31 - 1)]
+
+
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_a_synced_instant_with_no_utc_form_is_an_invalid_listing(bapp: Bapp, tmp_path: Path) -> None:
     # 9999-12-31T23:59:59-14:00 is a valid ISO instant whose UTC form is past year 9999: OverflowError (exit 1)

@@ -500,3 +500,27 @@ def test_the_inbox_takes_the_tables_lock_before_the_pulls_lock_as_the_pull_does(
         assert process.returncode == 0, stderr
     finally:
         engine.dispose()
+
+
+def test_a_parked_deliverys_attempts_stop_at_the_integer_columns_bound(
+    wbapp: Bapp, database_url: str, tmp_path: Path
+) -> None:
+    # one more attempt than 2³¹ − 1 overflowed PostgreSQL's column (exit 1) and was stored on SQLite, where no
+    # backup of it would restore (the import refuses past the bound)
+    from sqlalchemy import text
+
+    from bapp_cli.db.engine import make_engine
+
+    body = delivery().replace(b"/event_types/ET00000001", b"/event_types/ET00000042")
+    assert apply(wbapp, body, signed(body), tmp=tmp_path).exit_code == 3
+    engine = make_engine(database_url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(text("UPDATE webhook_deliveries SET attempts = 2147483647"))
+    finally:
+        engine.dispose()
+    retried = wbapp("calendly", "webhook", "retry")
+    assert retried.exit_code == 3 and "still parked: #" in retried.stderr, retried.stderr
+    assert apply(wbapp, body, signed(body), tmp=tmp_path).exit_code == 3  # Calendly's redelivery counts too
+    [parked] = wbapp("calendly", "webhook", "list", "--pending", "--json").json()
+    assert parked["attempts"] == 2**31 - 1

@@ -225,33 +225,49 @@ def connect_postgresql(url: str, connect_timeout: int = 10) -> Database:
             hint="install bapp with its PostgreSQL extra: pip install 'bapp[postgres]'",
             code="database_driver",
         ) from None
-    conninfo = libpq_conninfo(url)
+    parameters = libpq_parameters(url)
     try:
         # jit=off: JIT compilation pays off for long analytical queries, not a CLI's short ones
         options = f"-c jit=off -c lock_timeout={BUSY_TIMEOUT_MS}"
-        connection = psycopg.connect(conninfo, connect_timeout=connect_timeout, options=options)
+        # the URL's own connect_timeout is honoured over bapp's (README), as the engine's connect_args do
+        connection = psycopg.connect(**{"connect_timeout": connect_timeout, **parameters, "options": options})
         connection.read_only = True
     except psycopg.Error as exc:  # as the engine path says it (db.migration.ensure_at_head)
         raise unreachable(exc) from None
     return Database(connection, "postgresql")
 
 
-def libpq_conninfo(url: str) -> str:
-    """A PostgreSQL URL (its driver installed) as libpq takes it, once libpq has parsed it. One it cannot parse
-    is exit 4 on every path, the engine's too, whose parser lets through what libpq refuses (a bad %-escape,
-    `?host=%zz`, taken for a host name to look up; a `?key` without `=`, dropped)."""
+def libpq_parameters(url: str) -> dict[str, Any]:
+    """A PostgreSQL URL (its driver installed) as libpq's parameters, once libpq has parsed it. One it cannot
+    parse is exit 4 on every path, the engine's too, whose parser lets through what libpq refuses (a bad %-escape,
+    `?host=%zz`, taken for a host name to look up; a `?key` without `=`, dropped). So is a port or a
+    connect_timeout libpq would refuse only as it connects: psycopg looks the host up first, so beside a host
+    that does not resolve a port past 65535 read as "cannot reach" (exit 5), and a timeout that is no whole
+    number went unseen while bapp's own (BAPP_CONNECT_TIMEOUT) replaced it."""
     import psycopg
 
-    conninfo = "postgresql://" + url.partition("://")[2]
     try:
-        psycopg.conninfo.conninfo_to_dict(conninfo)
-    except psycopg.ProgrammingError:  # a malformed port, host, query or escape
+        parameters = psycopg.conninfo.conninfo_to_dict("postgresql://" + url.partition("://")[2])
+        ports = str(parameters.get("port", "")).split(",")  # one per host; an empty one is the default
+        if not all(port == "" or 0 < _libpq_integer(port) < 65536 for port in ports):
+            raise psycopg.ProgrammingError("invalid port number")
+        _libpq_integer(str(parameters.get("connect_timeout", 0)))  # zero or less is no timeout, as libpq's
+    except psycopg.ProgrammingError:  # a malformed port, host, query, escape or timeout
         # no detail: libpq's text may quote the whole URL, password and all, where the password cannot be found
         # to scrub it (`unreachable` gets only the engine's errors, of a URL SQLAlchemy has parsed)
         raise ConfigError(
             "the database URL is not valid", hint="check --database-url / BAPP_DATABASE_URL", code="database_url"
         ) from None
-    return conninfo
+    return parameters
+
+
+def _libpq_integer(text: str) -> int:
+    """`text` as libpq reads an integer option (a C int, blanks around it), or ProgrammingError as psycopg's."""
+    import psycopg
+
+    if not re.fullmatch(r"\s*[-+]?[0-9]+\s*", text) or not -(2**31) <= int(text) < 2**31:
+        raise psycopg.ProgrammingError(f"invalid integer value {text!r}")
+    return int(text)
 
 
 def unreachable(exc: BaseException) -> DatabaseNotReady | ConfigError:

@@ -10,3 +10,5 @@ PROGRESS_STATUSES = ("not_started", "in_progress", "completed")
 COMPLETION_METHODS = ("manual", "assessment", "builder_validation", "auto")
 SYNC_KINDS = ("event_types", "bookings")
 SYNC_STATUSES = ("running", "succeeded", "failed")
+# the largest value of an INTEGER column (ids, counts, positions): 32 bits on PostgreSQL, where SQLite's take 64
+MAX_INT32 = 2**31 - 1

@@ -11,6 +11,7 @@ import datetime as dt
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from sqlalchemy import func, select
@@ -75,16 +76,13 @@ def check_color(value: str) -> str:
     return value.strip().upper()
 
 
-def check_icon(value: str) -> str | None:
-    icon = without_controls(value.strip(), "icon")
-    if len(icon) > MAX_ICON_LENGTH:
-        raise InvalidInput(f"icon: longer than {MAX_ICON_LENGTH} characters", code="invalid_icon")
-    return icon or None
-
-
-def clean_description(value: str | None, field: str = "description") -> str | None:
-    """A description (or a skill's domain or note, named `field`): trimmed, and blank or None is none."""
-    return (without_controls(value.strip(), field) or None) if value is not None else None
+def clean_description(value: str | None, field: str = "description", max_length: int | None = None) -> str | None:
+    """A description (or a pathway's icon, a skill's domain or note, named `field`): trimmed, blank or None is
+    none, and refused when longer than `max_length` (if given)."""
+    text = (without_controls(value.strip(), field) or None) if value is not None else None
+    if text is not None and max_length is not None and len(text) > max_length:
+        raise InvalidInput(f"{field}: longer than {max_length} characters", code=f"invalid_{field}")
+    return text
 
 
 # How each field a pathway is given is checked and stored: the one statement of these rules, for
@@ -92,7 +90,7 @@ def clean_description(value: str | None, field: str = "description") -> str | No
 PATHWAY_FIELDS: dict[str, Callable[[str], Any]] = {
     "name": check_name,
     "description": clean_description,
-    "icon": check_icon,
+    "icon": partial(clean_description, field="icon", max_length=MAX_ICON_LENGTH),
     "color": check_color,
 }
 

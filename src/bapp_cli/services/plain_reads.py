@@ -18,7 +18,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from bapp_cli.db.dbapi import Database
-from bapp_cli.db.domains import BOOKING_STATUSES, ENROLMENT_STATUSES, SESSION_CATEGORIES
+from bapp_cli.db.domains import BOOKING_STATUSES, ENROLMENT_STATUSES, MAX_INT32, SESSION_CATEGORIES
 from bapp_cli.errors import DOCUMENT_ERRORS, InvalidInput, NotFound, UnreadableValue
 from bapp_cli.services.emails import normalise_email
 from bapp_cli.services.listing import ALL, Page
@@ -73,7 +73,6 @@ LEFT JOIN users bu ON bu.id = b.builder_id
 JOIN session_types t ON t.id = b.session_type_id
 LEFT JOIN pathways p ON p.id = b.pathway_id"""
 _COMPACT_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=json_default).encode
-MAX_ROW_ID = 2**31 - 1  # ids are INTEGER columns: 32 bits on PostgreSQL
 
 
 @dataclass(frozen=True)
@@ -290,7 +289,7 @@ def session_type_id(db: Database, identifier: str) -> int:
     column, value = session_key(ident)
     named = {"id": f"id {ident}", "calendly_uri": f"Calendly URI {ident!r}"}.get(column, f"slug {ident!r}")
     # an id past the column's range names no row; asking the database would overflow
-    too_large = isinstance(value, int) and value > MAX_ROW_ID
+    too_large = isinstance(value, int) and value > MAX_INT32
     found = None if too_large else db.one(f"SELECT id FROM session_types WHERE {column} = :value", {"value": value})
     if found is None:
         raise NotFound(f"no session type with {named}", hint="see `bapp sessions list --all`", code="session_not_found")

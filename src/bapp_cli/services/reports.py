@@ -233,17 +233,9 @@ def _enrolment_figures(session: Session) -> dict[int, tuple[int, ...]]:
     linked non-archived skills) and the outer one folds them per pathway.
     """
     completed_in = DaysBetween(Enrolment.start_date, Enrolment.completed_at)
-    # A completion whose days the database could not count (raw SQL's text on SQLite) would drop out of the
-    # average unsaid: refused first, as the plain reads refuse it, naming the column, the enrolment and the value.
-    if session.get_bind().dialect.name == "sqlite":  # PostgreSQL's typed columns hold no such text
-        texts = (cast(Enrolment.start_date, String), cast(Enrolment.completed_at, String))
-        joined = (User.id == Enrolment.client_id, Pathway.id == Enrolment.pathway_id)
-        undated = select(User.email + " in " + Pathway.slug, *texts).where(*joined, Enrolment.completed_at.is_not(None))
-        for of, start_date, completed_at in session.execute(undated.where(completed_in.is_(None)).limit(1)):
-            instant_value(start_date, "enrolments.start_date", of=of)  # a date reads as the instant of its midnight
-            raise UnreadableValue("enrolments.completed_at", completed_at, of=of)  # the start reads, the completion not
     days = case((Enrolment.completed_at.is_(None), None), else_=completed_in).label("days")
-    counts = progress.select_enrolment_counts(Enrolment.pathway_id, Enrolment.status, days, linked=True)
+    finished = Enrolment.completed_at.is_not(None).label("finished")
+    counts = progress.select_enrolment_counts(Enrolment.pathway_id, Enrolment.status, days, finished, linked=True)
     per_enrolment = counts.subquery("per_enrolment")
 
     def counting(condition: ColumnElement[bool]) -> ColumnElement[int]:
@@ -258,8 +250,20 @@ def _enrolment_figures(session: Session) -> dict[int, tuple[int, ...]]:
         func.coalesce(func.sum(case((per_enrolment.c.linked > 0, percent), else_=0)), 0),
         func.coalesce(func.sum(case((dated, per_enrolment.c.days), else_=0)), 0),
         counting(dated),
+        counting(and_(per_enrolment.c.finished, per_enrolment.c.days.is_(None))),
     ).group_by(per_enrolment.c.pathway_id)
-    return {row[0]: tuple(int(value) for value in row[1:]) for row in session.execute(query)}
+    figures = {row[0]: tuple(int(value) for value in row[1:]) for row in session.execute(query)}
+    # A completion whose days the database could not count (raw SQL's text on SQLite; PostgreSQL's typed columns
+    # hold none) would drop out of the average unsaid: counted above, then refused as the plain reads refuse it,
+    # naming the column, the enrolment and the value.
+    if any(row[-1] for row in figures.values()):
+        texts = (cast(Enrolment.start_date, String), cast(Enrolment.completed_at, String))
+        joined = (User.id == Enrolment.client_id, Pathway.id == Enrolment.pathway_id)
+        undated = select(User.email + " in " + Pathway.slug, *texts).where(*joined, Enrolment.completed_at.is_not(None))
+        for of, start_date, completed_at in session.execute(undated.where(completed_in.is_(None)).limit(1)):
+            instant_value(start_date, "enrolments.start_date", of=of)  # a date reads as the instant of its midnight
+            raise UnreadableValue("enrolments.completed_at", completed_at, of=of)  # the start reads, the completion not
+    return {pathway_id: row[:-1] for pathway_id, row in figures.items()}
 
 
 def _top_skills(session: Session) -> dict[int | None, list[dict[str, Any]]]:

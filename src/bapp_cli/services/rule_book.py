@@ -33,6 +33,7 @@ from dataclasses import dataclass, fields, replace
 from decimal import Decimal
 from typing import Any, Self
 
+from bapp_cli.db.domains import MAX_INT32
 from bapp_cli.services.instants import instant_text
 
 # Only these hold a slot: cancelled, completed and no-show bookings never block a new one.
@@ -330,10 +331,13 @@ def move_progress(
     validated_by_id: int | None = None,
 ) -> ProgressState | Refusal:
     """A change made now (``skills assign|start|complete|reset``): completing counts a new attempt, stamped
-    now with its method and validator; starting stamps the start once; not_started is :func:`reset_progress`."""
+    now with its method and validator, unless the count is at its bound; starting stamps the start once;
+    not_started is :func:`reset_progress`."""
     if status == "not_started":
         return reset_progress(state)
     if status == "completed":
+        if state.attempts >= MAX_INT32:  # one more overflowed PostgreSQL's column; SQLite's held what no import takes
+            return Refusal("attempts", "attempts_at_bound", f"{state.attempts} attempts already, the most bapp counts")
         state = replace(
             state,
             completed_at=now,

@@ -111,20 +111,11 @@ def _resolve_link(session: Session, text: str) -> tuple[Pathway, int]:
     return pathway, tier
 
 
-def check_domain(value: str | None) -> str | None:
-    """A skill domain as stored: trimmed, blank as none, refused when too long (the admin commands and the
-    catalogue import share this rule)."""
-    domain = clean_description(value, "domain")
-    if domain is not None and len(domain) > MAX_DOMAIN_LENGTH:
-        raise InvalidInput(f"domain: longer than {MAX_DOMAIN_LENGTH} characters", code="invalid_domain")
-    return domain
-
-
 # How each field a skill is given is checked and stored: one statement of the rules for add and update.
 SKILL_FIELDS: dict[str, Callable[[Any], Any]] = {
     "name": partial(check_name, max_length=MAX_SKILL_NAME_LENGTH),
     "description": clean_description,
-    "domain": check_domain,
+    "domain": partial(clean_description, field="domain", max_length=MAX_DOMAIN_LENGTH),
     "is_fundamental": bool,
 }
 
@@ -328,10 +319,8 @@ def _with_outcome(record: dict[str, Any], outcome: CompletionOutcome, enrolled: 
     return {**record, **earned, "enrolled": enrolled}, outcome.badge_names
 
 
-def check_note(note: str | None, field: str = "note") -> str | None:
-    if note is not None and len(note) > MAX_NOTE_LENGTH:
-        raise InvalidInput(f"{field}: longer than {MAX_NOTE_LENGTH} characters", code="invalid_note")
-    return clean_description(note, field)
+# a progress row's note (`field`: "note" for the commands' --note, "notes" for an import's column)
+check_note = partial(clean_description, field="note", max_length=MAX_NOTE_LENGTH)
 
 
 def _completion(
@@ -354,14 +343,17 @@ def _completion(
 
 
 def _apply_status(
-    row: UserSkillProgress, status: str, completion: tuple[str | None, User | None] | None, now: dt.datetime
+    row: UserSkillProgress, status: str, completion: tuple[str | None, User | None] | None, now: dt.datetime, of: str
 ) -> None:
-    """Move a row to `status` (services.rule_book.move_progress), stamping what that status means."""
+    """Move a row to `status` (services.rule_book.move_progress), stamping what that status means; `of` names
+    the client and the skill in a refusal."""
     state = ProgressState(**{name: getattr(row, name) for name in PROGRESS_FIELDS})
     method, validator = completion or (None, None)
     validator_id = validator.id if validator else None
     moved = move_progress(state, status, now=now, completion_method=method, validated_by_id=validator_id)
-    assert isinstance(moved, ProgressState)  # _completion settled the method and validator up front
+    if isinstance(moved, Refusal):  # the count of attempts at its bound (_completion settled method and validator)
+        hint = "lower the row's attempts with `bapp import progress`, then complete it"
+        raise InvalidInput(f"{moved.field} of {of}: {moved.message}", hint=hint, code=moved.code)
     for name, value in vars(moved).items():
         setattr(row, name, value)
     row.updated_at = now
@@ -451,7 +443,7 @@ def assign_skills(
         changes: dict[str, Any] = {}
         if created or progress_advances(row.status, wanted_status):
             changes["status"] = [row.status, wanted_status]
-            _apply_status(row, wanted_status, completion, now)
+            _apply_status(row, wanted_status, completion, now, f"{client.email} in {skill.slug}")
         if clean_note is not None and row.notes != clean_note:
             changes["notes"] = clean_note
             row.notes, row.updated_at = clean_note, now
@@ -539,7 +531,7 @@ def move_skill(
         )
     changes: dict[str, Any] = {}
     if row.status != status or (status == "not_started" and row.started_at is not None):
-        _apply_status(row, status, completion, now)
+        _apply_status(row, status, completion, now, f"{client.email} in {skill.slug}")
         changes = {"status": [previous, status], **({"reset": True} if status == "not_started" else {})}
         if completion is not None:
             changes |= {"via": completion[0], "validated_by": completion[1] and completion[1].email}

@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 from bapp_cli.calendly.models import WebhookInvitee, WebhookPayload
 from bapp_cli.calendly.webhooks import parse_webhook
 from bapp_cli.db.audit import record_audit
+from bapp_cli.db.domains import MAX_INT32
 from bapp_cli.db.locks import lock_keys
 from bapp_cli.db.models import SessionType, WebhookDelivery
 from bapp_cli.errors import InvalidInput
@@ -180,7 +181,9 @@ def retry_pending(session: Session, *, now: dt.datetime, pathway_question: re.Pa
 
 def _attempted(delivery: WebhookDelivery, outcome: InviteeOutcome, *, now: dt.datetime) -> None:
     """Another attempt at a parked delivery: applied now (with what it did), or still waiting and why."""
-    delivery.attempts += 1
+    # the count stops at its column's bound (past it PostgreSQL's overflowed, and SQLite's held what no restore
+    # takes): refusing here would roll back a delivery just applied, and Calendly would send it again
+    delivery.attempts = min(delivery.attempts + 1, MAX_INT32)
     delivery.last_attempt_at = now
     if not outcome.applied:
         delivery.last_error = outcome.note or "could not be applied"

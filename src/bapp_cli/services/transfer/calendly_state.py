@@ -25,6 +25,7 @@ from sqlalchemy import String, cast, func, or_, select, update
 from sqlalchemy.orm import Session
 from typing_extensions import TypedDict
 
+from bapp_cli.db.domains import MAX_INT32
 from bapp_cli.db.models import (
     CALENDLY_STATES,
     Booking,
@@ -39,7 +40,6 @@ from bapp_cli.services.transfer.formats import RowError, SourceRow
 from bapp_cli.services.transfer.importer import (
     CLIENT_IDS,
     CREATED,
-    MAX_INT32,
     UNCHANGED,
     UPDATED,
     Email,

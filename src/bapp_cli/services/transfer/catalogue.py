@@ -23,6 +23,7 @@ from typing_extensions import TypedDict
 
 from bapp_cli.db import bulk
 from bapp_cli.db.audit import apply_changes
+from bapp_cli.db.domains import MAX_INT32
 from bapp_cli.db.models import (
     Base,
     Pathway,
@@ -50,7 +51,6 @@ from bapp_cli.services.skills import SKILL_FIELDS, check_skill_slug, parse_link,
 from bapp_cli.services.transfer.formats import SourceRow
 from bapp_cli.services.transfer.importer import (
     CREATED,
-    MAX_INT32,
     UNCHANGED,
     UPDATED,
     Int32,

@@ -23,6 +23,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
 
 from bapp_cli.db.bulk import CHUNK, Mover
+from bapp_cli.db.domains import MAX_INT32
 from bapp_cli.db.models import BuilderProfile, ClientProfile, Pathway, User
 from bapp_cli.errors import BappError, InvalidInput
 from bapp_cli.services.emails import normalise_email
@@ -50,7 +51,6 @@ def _id_as_text(value: Any) -> Any:
 
 # Whole numbers are bounded by what an INTEGER column holds on PostgreSQL (32 bits): a larger one in a file
 # is a refused cell naming its line and field, never an overflow from the database (issue 15 #14).
-MAX_INT32 = 2**31 - 1
 RowId = Annotated[int, Field(ge=1, le=MAX_INT32)]
 Int32 = Annotated[int, Field(ge=-MAX_INT32 - 1, le=MAX_INT32)]
 

@@ -25,6 +25,7 @@ from typing_extensions import TypedDict
 
 from bapp_cli.db import bulk
 from bapp_cli.db.batches import batches
+from bapp_cli.db.domains import MAX_INT32
 from bapp_cli.db.models import (
     Badge,
     Enrolment,
@@ -44,7 +45,6 @@ from bapp_cli.services.transfer.formats import SourceRow
 from bapp_cli.services.transfer.importer import (
     CLIENT_IDS,
     CREATED,
-    MAX_INT32,
     UNCHANGED,
     UPDATED,
     Email,
@@ -298,7 +298,7 @@ class ProgressImporter(_PeopleImporter):
         if "validated_by" in values:
             item["validated_by_id"] = self.builder(values["validated_by"], "validated_by")
         if "notes" in values:
-            item["notes"] = check_note(values["notes"], "notes")
+            item["notes"] = check_note(values["notes"], field="notes")
         item.update({name: values[name] for name in ("attempts", "status") if values.get(name) is not None})
         if "pathway" in values:
             pathway = self.pathway(values["pathway"]) if values["pathway"] is not None else None
