@@ -158,6 +158,8 @@ def import_command(
                     details=[error.as_detail() for error in summary.errors],
                     code="bad_rows",
                 )
+    for warning in summary.warnings:
+        sink.warning(warning)
     record = summary.as_record()
     sink.record(record, table=lambda console: _summary_table(record, console))
     verb = "Checked" if dry_run else "Imported"

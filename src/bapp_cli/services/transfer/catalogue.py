@@ -10,6 +10,7 @@ tiers given are added or renamed (tiers are never deleted: skills link to them).
 
 from __future__ import annotations
 
+import itertools
 import re
 from abc import abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -278,8 +279,13 @@ class PathwayImporter(RowImporter):
     model = Pathway
     rules = PATHWAY_FIELDS
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.called_none: list[Pathway] = []  # a restore's pathways an earlier bapp let be called `none`
+
     def apply_row(self, row: SourceRow, values: dict[str, Any]) -> str:
-        slug = check_pathway_slug(values["slug"])
+        called_none = self.restore and values["slug"].lower() == "none"  # kept as given until `finish`
+        slug = values["slug"] if called_none else check_pathway_slug(values["slug"])
         pathway, wanted = self.existing(slug, row, values)
         tiers = sorted(values.get("tiers") or [], key=lambda item: item["tier"])
         existing_tiers: dict[int, PathwayTier] = {}
@@ -303,6 +309,7 @@ class PathwayImporter(RowImporter):
         if pathway is None and "position" not in wanted:
             wanted["position"] = next_position(self.session)
         pathway, changes = self.upsert(pathway, slug, values, wanted)
+        self.called_none += [pathway] if called_none else []
         outcome = _outcome(changes)
         for item in tiers:
             named = {"description": None} | pathway_fields(name=item["name"], description=item.get("description"))
@@ -313,6 +320,16 @@ class PathwayImporter(RowImporter):
                 continue
             outcome = outcome if outcome == CREATED else UPDATED
         return outcome
+
+    def finish(self) -> None:
+        """A restored pathway called `none` (which now means no pathway) gets the slug migration 0015 gives a
+        database's: the first free `none-N`, in id order, once every slug of the backup is known."""
+        taken = set(self.session.scalars(select(Pathway.slug)))
+        for pathway in sorted(self.called_none, key=lambda pathway: pathway.id):
+            renamed = next(f"none-{number}" for number in itertools.count(2) if f"none-{number}" not in taken)
+            self.renamed[pathway.slug], pathway.slug = renamed, renamed
+            taken.add(renamed)
+        self.session.flush()
 
 
 # -- skills -----------------------------------------------------------------------------------------------

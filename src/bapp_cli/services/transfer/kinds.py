@@ -121,6 +121,7 @@ def import_data(
     if kind == "all" and source.fmt not in ("json", "toml"):
         raise UsageError("`all` is one JSON or TOML document", hint="use a .json or .toml file, or --input-format")
     restore = kind == "all" and _is_empty(session)
+    renamed: dict[str, str] = {}  # filled by the pathways of a restore, read by every kind after them
     if kind == "all":
         done: list[str] = []
         backup = False
@@ -149,7 +150,7 @@ def import_data(
                     code="not_a_backup",
                 )
             done.append(name)
-            importer = REGISTRY[name].importer(session, now, options, restore)
+            importer = REGISTRY[name].importer(session, now, options, restore, renamed)
             tallies.append(run_kind(importer, rows, errors=errors, rejects=rejects, on_batch=on_batch, label=name))
     else:
         importer = REGISTRY[kind].importer(session, now, options)
@@ -157,7 +158,8 @@ def import_data(
         tallies.append(run_kind(importer, _section(source, kind), errors=errors, rejects=rejects, on_batch=on_batch))
     if restore:
         store.reset_sequences(session, [model.__tablename__ for model in _RESTORED_MODELS])
-    summary = ImportSummary(kind, tallies, options.dry_run, errors, restored=restore)
+    said = [f"pathway {old!r} is restored as {new!r}: 'none' means no pathway" for old, new in renamed.items()]
+    summary = ImportSummary(kind, tallies, options.dry_run, errors, restored=restore, warnings=said)
     refuse_if_bad(summary, continue_on_error=options.continue_on_error)
     record_audit(
         session,

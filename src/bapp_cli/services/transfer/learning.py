@@ -404,7 +404,10 @@ class BadgeImporter(_PeopleImporter):
     def parse_row(self, values: Mapping[str, Any]) -> dict[str, Any]:
         """The row as the badge's columns: a reason is kept only with the revocation it explains."""
         stamps = {name: self.instant(values.get(name), name) for name in ("revoked_at", "awarded_at")}
-        item = {"email": self.email(values, "client"), "key": values["key"], "id": values.get("id"), **stamps}
+        kind, colon, rest = values["key"].partition(":")  # `tier:<slug>:<n>`, `pathway:<slug>`: a renamed one's new
+        slug, tier_colon, tier = rest.partition(":")
+        key = f"{kind}{colon}{self.renamed.get(slug, slug)}{tier_colon}{tier}"
+        item = {"email": self.email(values, "client"), "key": key, "id": values.get("id"), **stamps}
         return item | {"revocation_reason": values.get("revocation_reason") if stamps["revoked_at"] else None}
 
     def prepare(self, client_ids: list[int], items: list[dict[str, Any]]) -> None:
