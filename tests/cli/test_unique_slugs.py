@@ -156,10 +156,16 @@ def test_a_backup_holding_a_slug_the_rule_refuses_still_restores(bapp: Bapp, tmp
     assert bapp("export", "all", "-o", str(backup)).exit_code == 0  # the empty database: default pathways
     document = json.loads(backup.read_text())
     old = {"title": "T", "duration_minutes": 30, "category": "free", "created_at": "2030-01-01T00:00:00Z"}
+    uri = "https://api.calendly.com/event_types/PLAYLAB"
     document["sessions"] = [{"id": 5, "slug": "77", **old}, {"id": 6, "slug": "Bad Slug!", **old}]
+    # a converted slug before the one it converts to, in id order: numbered, as 0014 numbers it (the restore gave
+    # it `session-2024` and refused id 4's as taken)
+    document["sessions"][:0] = [{"id": 3, "slug": "2024", **old}, {"id": 4, "slug": "session-2024", **old}]
+    # and so is the slug a Calendly type without one gets from its title, after every converted one (it took
+    # `play-lab`, refusing id 7's)
+    document["sessions"][:0] = [{"id": 2, "slug": None, **old, "title": "Play Lab", "calendly_uri": uri + "2"}]
     # and one whose slug the rule gives is another's: numbered, as 0014 numbers it (it was refused as that
     # slug's second row, or as taken when it had a calendly_uri)
-    uri = "https://api.calendly.com/event_types/PLAYLAB"
     document["sessions"] += [{"id": 7, "slug": "play-lab", **old}, {"id": 8, "slug": "Play_Lab", **old}]
     document["sessions"] += [{"id": 9, "slug": "Play Lab", "calendly_uri": uri, **old}]
     # and slugs with nothing usable left have none, as 0014 leaves them (an empty one was refused as no key)
@@ -169,6 +175,9 @@ def test_a_backup_holding_a_slug_the_rule_refuses_still_restores(bapp: Bapp, tmp
     assert restored.exit_code == 0, restored.stderr
     assert restored.json()["restored"] is True
     assert [slug for slug, _ in _types(bapp).values()] == [
+        "play-lab-4",
+        "session-2024-2",
+        "session-2024",
         "session-77",
         "bad-slug",
         "play-lab",

@@ -449,6 +449,7 @@ class SessionImporter(RowImporter):
         # sync's allocator, over every slug held now: a slug handed out here stays taken
         held = self.session.execute(select(SessionType.slug, SessionType.id).where(SessionType.slug.is_not(None)))
         self.slugs = SlugBook({slug: type_id for slug, type_id in held if slug is not None})
+        self.made_up: list[tuple[bool, SessionType, str]] = []  # a restore's slugs handed out in `finish`
 
     def apply_row(self, row: SourceRow, values: dict[str, Any]) -> str:
         given_slug = values.get("slug")
@@ -494,12 +495,14 @@ class SessionImporter(RowImporter):
             slug = self.slugs.claim(slug, holder=holder)
             if session_type is not None:
                 wanted["slug"] = slug
-        elif session_type is None and slug is not None:  # one derived from the title is numbered (-2, -3, …)
+        elif session_type is None and slug is not None and not self.restore:  # a title's is numbered (-2, -3, …)
             slug = self.slugs.claim(slug)
+        made_up = slug if self.restore and slug != given_slug else None  # `Play_Lab`'s, or a title's
         if session_type is None:
             wanted.setdefault("category", category)
             wanted.setdefault("requires_auth", default_requires_auth(category))
-        session_type, changes = self.upsert(session_type, slug, values, wanted)
+        session_type, changes = self.upsert(session_type, None if made_up else slug, values, wanted)
+        self.made_up += [(given_slug is None, session_type, made_up)] if made_up else []
         outcome = _outcome(changes)
         if pathways is not None and {pathway.id for pathway in pathways} != set(current):
             link_pathways(self.session, session_type.id, [pathway.id for pathway in pathways])
@@ -507,6 +510,14 @@ class SessionImporter(RowImporter):
                 session_type.updated_at = self.now
                 outcome = UPDATED
         return outcome
+
+    def finish(self) -> None:
+        """A restore's slugs made up (converted from a backup's that breaks the rule, then a title's) are handed out
+        once the backup's own are held, in id order, numbered as 0014 numbers a database's: `2024` of id 3
+        before `session-2024` of id 4 is `session-2024-2`, where it took the slug and id 4 was refused."""
+        for _, session_type, slug in sorted(self.made_up, key=lambda item: (item[0], item[1].id)):
+            session_type.slug = self.slugs.claim(slug, holder=session_type.id)
+        self.session.flush()
 
 
 def _question(item: Mapping[str, Any], index: int) -> dict[str, Any]:
