@@ -22,6 +22,7 @@ from bapp_cli.db.domains import BOOKING_STATUSES, ENROLMENT_STATUSES, SESSION_CA
 from bapp_cli.errors import DOCUMENT_ERRORS, InvalidInput, NotFound, UnreadableValue
 from bapp_cli.services.emails import normalise_email
 from bapp_cli.services.listing import ALL, Page
+from bapp_cli.services.session_values import numbered_slug, session_slug
 from bapp_cli.services.spreadsheet import json_default
 
 if TYPE_CHECKING:
@@ -275,11 +276,18 @@ def pathway_not_found(slug: str, known: Sequence[str]) -> NotFound:
 def session_key(identifier: str) -> tuple[str, int | str]:
     """The column a reference names a session type by, and its value: digits alone are an id (no slug is
     digits alone: session_types.check_session_slug), a URI is a Calendly URI, anything else a slug in any
-    case. Every command and import that names a session type reads the reference here."""
+    case — in an old spelling the rule converts (`Play_Lab`, renamed `play-lab` by 0014), the slug it gives.
+    Every command and import that names a session type reads the reference here."""
     ident = identifier.strip()
     if ident.isascii() and ident.isdigit():  # not str.isdigit alone: '²' is a digit int() refuses
         return "id", int(ident)
-    return ("calendly_uri", ident) if "://" in ident else ("slug", ident.lower())
+    return ("calendly_uri", ident) if "://" in ident else ("slug", session_slug(ident) or ident.lower())
+
+
+def converted_clash(identifier: str, slug: str) -> str | None:
+    """The slug whose presence makes `slug`, converted from an old spelling, ambiguous (None if not converted):
+    0014 numbered a converted slug that was taken (`Play_Lab` became `play-lab-2` beside a `play-lab`)."""
+    return numbered_slug(slug, 2) if slug != identifier.strip().lower() else None
 
 
 def session_type_id(db: Database, identifier: str) -> int:
@@ -292,6 +300,9 @@ def session_type_id(db: Database, identifier: str) -> int:
     # an id past the column's range names no row; asking the database would overflow
     too_large = isinstance(value, int) and value > MAX_ROW_ID
     found = None if too_large else db.one(f"SELECT id FROM session_types WHERE {column} = :value", {"value": value})
+    clash = converted_clash(ident, value) if isinstance(value, str) and column == "slug" else None
+    if clash is not None and db.one("SELECT id FROM session_types WHERE slug = :value", {"value": clash}):
+        found = None  # `Play_Lab` may be either
     if found is None:
         raise NotFound(f"no session type with {named}", hint="see `bapp sessions list --all`", code="session_not_found")
     return int(found[0])
