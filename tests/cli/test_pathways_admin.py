@@ -99,7 +99,7 @@ def test_a_backup_holding_a_pathway_called_none_restores_it_renamed_as_0015_woul
     restored = bapp("import", "all", str(backup), "--json")
     assert restored.exit_code == 0, restored.stderr
     assert restored.json()["restored"] is True
-    assert "Warning: pathway 'none' is restored as 'none-3': 'none' means no pathway" in restored.stderr
+    assert "Warning: pathway 'none' is restored as 'none-3', which today's slug rules take" in restored.stderr
     assert bapp("export", "all", "-o", str(again)).exit_code == 0
     assert again.read_text() == written.replace("placeholder", "none-3")
 

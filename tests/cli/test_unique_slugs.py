@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from bapp_cli.db.engine import make_engine
@@ -226,3 +226,49 @@ def test_an_old_spelling_of_a_slug_names_the_session_0014_renamed(bapp: Bapp, tm
     assert refused.exit_code == 6 and "no session type 'Play_Lab'" in refused.stderr, refused.stderr
     assert bapp("sessions", "show", "Play_Lab").exit_code == 7
     assert bapp("sessions", "show", "play-lab", "--json").json()["title"] == "Play Lab"
+
+
+def test_a_backup_names_its_sessions_by_the_slugs_it_holds_which_the_restore_converts(
+    bapp: Bapp, tmp_path: Path
+) -> None:
+    """An old backup's bookings and links name a session by its slug as the backup holds it: `2024` (which would
+    read as an id), `Play_Lab` beside a `play-lab` (numbered `play-lab-2`). The restore names the type it
+    converted, where the rows were refused or, for `5` beside a type of id 5, given to the wrong type."""
+    old = {"duration_minutes": 30, "category": "free", "created_at": "2030-01-01T00:00:00Z"}
+    sessions = {5: "play-lab", 6: "Play_Lab", 7: "2024", 8: "5"}
+    backup = tmp_path / "backup.json"
+    backup.write_text(
+        json.dumps(
+            {
+                "bapp": {"format": "bapp-backup", "version": 2},
+                "clients": [{"email": "ivy@client.example"}],
+                "sessions": [{"id": id, "slug": slug, "title": f"T{id}", **old} for id, slug in sessions.items()],
+                "bookings": [
+                    {"client": "ivy@client.example", "session": slug, "start_time": f"2031-01-0{id}T10:00:00Z"}
+                    for id, slug in sessions.items()
+                ],
+                "calendly_invitations": [
+                    {"client": "ivy@client.example", "session": slug, "booking_url": f"https://cal.example/{id}"}
+                    for id, slug in sessions.items()
+                ],
+            }
+        )
+    )
+    restored = bapp("import", "all", str(backup), "--json")
+    assert restored.exit_code == 0, restored.stderr
+    assert [slug for slug, _ in _types(bapp).values()] == ["play-lab", "play-lab-2", "session-2024", "session-5"]
+    assert "Warning: session 'Play_Lab' is restored as 'play-lab-2'" in restored.stderr
+    booked = bapp("bookings", "list", "--json").json()
+    assert [row["session_title"] for row in sorted(booked, key=lambda row: row["start_time"])] == [
+        "T5",
+        "T6",
+        "T7",
+        "T8",
+    ]
+    engine = make_engine(bapp.database_url)
+    try:
+        with engine.connect() as connection:
+            links = connection.execute(text("SELECT booking_url, session_type_id FROM calendly_invitations")).all()
+    finally:
+        engine.dispose()
+    assert sorted(links) == [(f"https://cal.example/{id}", id) for id in sessions]

@@ -237,10 +237,16 @@ def test_0014_gives_slugs_that_break_the_rule_the_slug_it_gives(empty_database_u
     with engine.begin() as connection:
         for title, slug in given.items():
             connection.execute(SESSION_TYPE_INSERT, {"title": title, "slug": slug, "uri": None, "n": now})
-    migration.upgrade(engine)
+    said: list[str] = []
+    migration.upgrade(engine, warn=said.append)
     assert migration.schema_drift(engine) == []
     with engine.connect() as connection:
         slugs = dict(connection.execute(text("SELECT title, slug FROM session_types")).all())
+    assert said[:2] == [
+        "session type 2: slug 'Play_Lab' is now 'play-lab-2'",
+        "session type 3: slug 'Bad Slug!' is now 'bad-slug'",
+    ]
+    assert "session type 4: slug '!!!' has none now (name it by its id)" in said and len(said) == 6
     assert slugs == {
         "Fine": "play-lab",
         "Underscored": "play-lab-2",

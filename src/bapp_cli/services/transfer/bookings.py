@@ -71,7 +71,7 @@ from bapp_cli.services.booking import MAX_BOOKING_MINUTES, REFERENCE_ALPHABET, R
 from bapp_cli.services.instants import get_zone
 from bapp_cli.services.people import normalise_email
 from bapp_cli.services.plain_reads import EXPORT_COLUMNS as EXPORT_COLUMNS  # the record `export bookings` writes
-from bapp_cli.services.plain_reads import converted_clash, session_key
+from bapp_cli.services.plain_reads import session_key
 from bapp_cli.services.rule_book import (
     ACTIVE_STATUSES,
     NearbyBooking,
@@ -288,10 +288,10 @@ class BookingImporter(KindImporter):
         refuses it. Each value is resolved once a batch; nothing outlives the batch."""
 
         def session(name: str, raw: Any) -> SessionInfo:
-            column, key = session_key(str(raw))  # read as every command reads it: no slug is digits alone
-            session_id = key if isinstance(key, int) else self.references.session_names.get(key, -1)
-            if column == "slug" and self.references.session_names.get(converted_clash(str(raw), str(key)) or ""):
-                session_id = -1  # an old spelling 0014 may have numbered away from the slug it gives
+            named = self.renamed.get(("session", str(raw).strip()), str(raw))  # a restore's converted `2024`
+            _, key, clash = session_key(named)  # read as every command reads it: no slug is digits alone
+            names = self.references.session_names
+            session_id = -1 if clash in names else key if isinstance(key, int) else names.get(key, -1)
             found = self.references.sessions.get(session_id)
             if found is None:
                 raise InvalidInput(f"{name}: no session type {str(raw).strip()!r} (see `bapp sessions list --all`)")
