@@ -204,30 +204,6 @@ def test_a_long_slug_numbered_where_the_cut_meets_a_hyphen_keeps_the_rule(bapp: 
     assert bapp("sessions", "show", "a" * 197 + "-3", "--json").json()["title"] == "A" * 197 + " BC"
 
 
-def test_an_old_spelling_of_a_slug_names_the_session_0014_renamed(bapp: Bapp, tmp_path: Path) -> None:
-    """Files and scripts from before 0014 name a session `Play_Lab`, which it renamed `play-lab`: wherever a
-    session is named, such a reference reads as the slug the rule gives it — unless 0014 may have numbered it
-    away from that slug (`play-lab-2` is there too), where it names neither rather than maybe the wrong one."""
-    added = bapp(
-        "sessions", "add", "--title", "Play Lab", "--slug", "play-lab", "--duration", "30", "--category", "free"
-    )
-    assert added.exit_code == 0, added.stderr
-    assert bapp("sessions", "show", "Play_Lab", "--json").json()["slug"] == "play-lab"
-    bookings = tmp_path / "bookings.csv"
-    bookings.write_text("client,session,start_time\nada@example.com,Play_Lab,2031-01-06T10:00:00Z\n")
-    booked = bapp("import", "bookings", str(bookings), "--json")
-    assert booked.exit_code == 0, booked.stderr
-    assert [row["session_title"] for row in bapp("bookings", "list", "--session", "PLAY LAB", "--json").json()] == [
-        "Play Lab"
-    ]
-    assert bapp("sessions", "add", "--title", "Other", "--slug", "play-lab-2", "--duration", "30").exit_code == 0
-    bookings.write_text("client,session,start_time\nada@example.com,Play_Lab,2031-01-07T10:00:00Z\n")
-    refused = bapp("import", "bookings", str(bookings))
-    assert refused.exit_code == 6 and "no session type 'Play_Lab'" in refused.stderr, refused.stderr
-    assert bapp("sessions", "show", "Play_Lab").exit_code == 7
-    assert bapp("sessions", "show", "play-lab", "--json").json()["title"] == "Play Lab"
-
-
 def test_a_backup_names_its_sessions_by_the_slugs_it_holds_which_the_restore_converts(
     bapp: Bapp, tmp_path: Path
 ) -> None:

@@ -22,7 +22,6 @@ from bapp_cli.db.domains import BOOKING_STATUSES, ENROLMENT_STATUSES, SESSION_CA
 from bapp_cli.errors import DOCUMENT_ERRORS, InvalidInput, NotFound, UnreadableValue
 from bapp_cli.services.emails import normalise_email
 from bapp_cli.services.listing import ALL, Page
-from bapp_cli.services.session_values import numbered_slug, session_slug
 from bapp_cli.services.spreadsheet import json_default
 
 if TYPE_CHECKING:
@@ -265,19 +264,14 @@ def pathway_id(db: Database, slug: str) -> int:
     return int(found[0])
 
 
-def session_key(identifier: str) -> tuple[str, int | str, str]:
-    """The column a reference names a session type by, its value, and the slug whose presence makes it ambiguous
-    (or ''): digits alone are an id (no slug is digits alone: session_types.check_session_slug), a URI is a
-    Calendly URI, anything else a slug in any case — in an old spelling the rule converts (`Play_Lab`, renamed
-    `play-lab` by 0014), the slug it gives, unless 0014 may have numbered it away from that slug (`play-lab-2`
-    is there too). Every command and import that names a session type reads the reference here."""
+def session_key(identifier: str) -> tuple[str, int | str]:
+    """The column a reference names a session type by, and its value: digits alone are an id (no slug is
+    digits alone: session_types.check_session_slug), a URI is a Calendly URI, anything else a slug in any
+    case. Every command and import that names a session type reads the reference here."""
     ident = identifier.strip()
     if ident.isascii() and ident.isdigit():  # not str.isdigit alone: '²' is a digit int() refuses
-        return "id", int(ident), ""
-    if "://" in ident:
-        return "calendly_uri", ident, ""
-    slug = session_slug(ident) or ident.lower()
-    return "slug", slug, numbered_slug(slug, 2) if slug != ident.lower() else ""
+        return "id", int(ident)
+    return ("calendly_uri", ident) if "://" in ident else ("slug", ident.lower())
 
 
 def session_type_id(db: Database, identifier: str) -> int:
@@ -285,13 +279,11 @@ def session_type_id(db: Database, identifier: str) -> int:
     ident = identifier.strip()
     if not ident:
         raise InvalidInput("session: an id, slug or Calendly URI is required", code="invalid_session")
-    column, value, clash = session_key(ident)
+    column, value = session_key(ident)
     named = {"id": f"id {ident}", "calendly_uri": f"Calendly URI {ident!r}"}.get(column, f"slug {ident!r}")
     # an id past the column's range names no row; asking the database would overflow
     too_large = isinstance(value, int) and value > MAX_ROW_ID
     found = None if too_large else db.one(f"SELECT id FROM session_types WHERE {column} = :value", {"value": value})
-    if clash and db.one("SELECT id FROM session_types WHERE slug = :value", {"value": clash}):
-        found = None  # an old spelling names neither type where 0014 may have numbered it away from its slug
     if found is None:
         raise NotFound(f"no session type with {named}", hint="see `bapp sessions list --all`", code="session_not_found")
     return int(found[0])

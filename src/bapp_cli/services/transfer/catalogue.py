@@ -317,8 +317,7 @@ class PathwayImporter(RowImporter):
         for pathway in self.session.scalars(called_none).all():
             taken = set(self.session.scalars(select(Pathway.slug)))  # with the last one renamed (autoflush)
             free = next(f"none-{number}" for number in range(2, len(taken) + 3) if f"none-{number}" not in taken)
-            self.renamed[("pathway", pathway.slug)], pathway.slug = free, free
-        self.session.flush()
+            self.renamed[("pathway", pathway.slug)], pathway.slug = free, free  # flushed by the next read (autoflush)
 
 
 # -- skills -----------------------------------------------------------------------------------------------
@@ -507,7 +506,6 @@ class SessionImporter(RowImporter):
         for given, session_type, slug in sorted(self.made_up, key=lambda item: (item[0] is None, item[1].id)):
             session_type.slug = self.slugs.claim(slug, holder=session_type.id)
             self.renamed.update({("session", given): str(session_type.slug)} if given else {})  # claim(str) is a str
-        self.session.flush()
 
 
 def _question(item: Mapping[str, Any], index: int) -> dict[str, Any]:
