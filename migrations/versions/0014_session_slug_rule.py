@@ -8,7 +8,8 @@ which no command could then name, and slugs of digits alone (`2024`), which ever
 Such a slug becomes the one the rule gives it now (what the sync and a restore do with such a slug:
 letters and digits kept, lowercase, every other run of characters one hyphen, `session-` before digits
 alone), numbered `-2`, `-3`, … when that is taken, in id order, so the same database always upgrades to
-the same result; a slug with nothing left becomes NULL (the type is still named by its id).
+the same result; a slug with nothing left becomes NULL (the type is still named by its id). `bapp db
+upgrade` says what was renamed.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from __future__ import annotations
 import re
 
 import sqlalchemy as sa
-from alembic import op
+from alembic import context, op
 
 revision = "0014_session_slug_rule"
 down_revision = "0013_text_collation_c"
@@ -54,6 +55,9 @@ def upgrade() -> None:
             renamed = _suffixed(base or "", number)
         taken.add(renamed)
         connection.execute(session_types.update().where(session_types.c.id == type_id).values(slug=renamed))
+        said = f"is now {renamed!r}" if renamed is not None else "has none now (name it by its id)"
+        # told once the run has committed (bapp_cli.db.migration)
+        context.config.attributes.setdefault("warnings", []).append(f"session type {type_id}: slug {slug!r} {said}")
 
 
 def downgrade() -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -65,6 +67,41 @@ def test_add_refuses_duplicates_and_bad_values(bapp: Bapp) -> None:
     assert seed(bapp, lambda session: session.scalar(select(func.count()).select_from(Pathway))) == 3
     assert bapp("pathways", "add", "ok", "--name", "X", "--dry-run").exit_code == 0
     assert seed(bapp, lambda session: session.scalar(select(func.count()).select_from(Pathway))) == 3
+
+
+def test_a_backup_holding_a_pathway_called_none_restores_it_renamed_as_0015_would(bapp: Bapp, tmp_path: Path) -> None:
+    """An earlier bapp let a pathway be called `none`, which now means no pathway, and its backup was refused
+    (exit 6): it restores with that pathway as the first free `none-N` — counting a `none-2` later in the
+    backup, as 0015 counts every slug — every reference of the backup following it, badges' keys too."""
+    files: dict[str, list[dict[str, Any]]] = {
+        "pathways": [
+            {"slug": "placeholder", "name": "Old", "tiers": [{"tier": 1, "name": "One"}]},
+            {"slug": "none-2", "name": "Genuine"},
+        ],
+        "skills": [{"slug": "s1", "name": "S1", "links": ["placeholder:1"]}],
+        "clients": [{"email": "ada@example.com", "name": "Ada"}],
+        "progress": [{"client": "ada@example.com", "skill": "s1", "status": "completed", "pathway": "placeholder"}],
+    }
+    for kind, rows in files.items():
+        (tmp_path / f"{kind}.json").write_text(json.dumps(rows))
+        assert bapp("import", kind, str(tmp_path / f"{kind}.json")).exit_code == 0
+    assert bapp("sessions", "add", "--title", "Call", "--duration", "30", "--category", "free").exit_code == 0
+    (tmp_path / "bookings.csv").write_text(
+        "client,session,start_time,pathway\nada@example.com,call,2031-01-06T10:00Z,placeholder\n"
+    )
+    assert bapp("import", "bookings", str(tmp_path / "bookings.csv")).exit_code == 0
+    backup, again = tmp_path / "backup.json", tmp_path / "again.json"
+    assert bapp("export", "all", "-o", str(backup)).exit_code == 0
+    written = backup.read_text()
+    assert all(f'"{key}:placeholder' in written for key in ("tier", "pathway"))  # the badges, by slug
+    backup.write_text(written.replace("placeholder", "none"))  # as an earlier bapp wrote it
+    assert bapp("db", "downgrade", "base", "--yes").exit_code == 0 and bapp("db", "upgrade").exit_code == 0
+    restored = bapp("import", "all", str(backup), "--json")
+    assert restored.exit_code == 0, restored.stderr
+    assert restored.json()["restored"] is True
+    assert "Warning: pathway 'none' is restored as 'none-3', which today's slug rules take" in restored.stderr
+    assert bapp("export", "all", "-o", str(again)).exit_code == 0
+    assert again.read_text() == written.replace("placeholder", "none-3")
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)

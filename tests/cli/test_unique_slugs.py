@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from bapp_cli.db.engine import make_engine
@@ -156,10 +156,16 @@ def test_a_backup_holding_a_slug_the_rule_refuses_still_restores(bapp: Bapp, tmp
     assert bapp("export", "all", "-o", str(backup)).exit_code == 0  # the empty database: default pathways
     document = json.loads(backup.read_text())
     old = {"title": "T", "duration_minutes": 30, "category": "free", "created_at": "2030-01-01T00:00:00Z"}
+    uri = "https://api.calendly.com/event_types/PLAYLAB"
     document["sessions"] = [{"id": 5, "slug": "77", **old}, {"id": 6, "slug": "Bad Slug!", **old}]
+    # a converted slug before the one it converts to, in id order: numbered, as 0014 numbers it (the restore gave
+    # it `session-2024` and refused id 4's as taken)
+    document["sessions"][:0] = [{"id": 3, "slug": "2024", **old}, {"id": 4, "slug": "session-2024", **old}]
+    # and so is the slug a Calendly type without one gets from its title, after every converted one (it took
+    # `play-lab`, refusing id 7's)
+    document["sessions"][:0] = [{"id": 2, "slug": None, **old, "title": "Play Lab", "calendly_uri": uri + "2"}]
     # and one whose slug the rule gives is another's: numbered, as 0014 numbers it (it was refused as that
     # slug's second row, or as taken when it had a calendly_uri)
-    uri = "https://api.calendly.com/event_types/PLAYLAB"
     document["sessions"] += [{"id": 7, "slug": "play-lab", **old}, {"id": 8, "slug": "Play_Lab", **old}]
     document["sessions"] += [{"id": 9, "slug": "Play Lab", "calendly_uri": uri, **old}]
     # and slugs with nothing usable left have none, as 0014 leaves them (an empty one was refused as no key)
@@ -169,6 +175,9 @@ def test_a_backup_holding_a_slug_the_rule_refuses_still_restores(bapp: Bapp, tmp
     assert restored.exit_code == 0, restored.stderr
     assert restored.json()["restored"] is True
     assert [slug for slug, _ in _types(bapp).values()] == [
+        "play-lab-4",
+        "session-2024-2",
+        "session-2024",
         "session-77",
         "bad-slug",
         "play-lab",
@@ -193,3 +202,49 @@ def test_a_long_slug_numbered_where_the_cut_meets_a_hyphen_keeps_the_rule(bapp: 
     assert bapp("import", "sessions", str(titled)).exit_code == 0
     assert [slug for slug, _ in _types(bapp).values()] == [long, "a" * 197 + "-2", "a" * 197 + "-3"]
     assert bapp("sessions", "show", "a" * 197 + "-3", "--json").json()["title"] == "A" * 197 + " BC"
+
+
+def test_a_backup_names_its_sessions_by_the_slugs_it_holds_which_the_restore_converts(
+    bapp: Bapp, tmp_path: Path
+) -> None:
+    """An old backup's bookings and links name a session by its slug as the backup holds it: `2024` (which would
+    read as an id), `Play_Lab` beside a `play-lab` (numbered `play-lab-2`). The restore names the type it
+    converted, where the rows were refused or, for `5` beside a type of id 5, given to the wrong type."""
+    old = {"duration_minutes": 30, "category": "free", "created_at": "2030-01-01T00:00:00Z"}
+    sessions = {5: "play-lab", 6: "Play_Lab", 7: "2024", 8: "5"}
+    backup = tmp_path / "backup.json"
+    backup.write_text(
+        json.dumps(
+            {
+                "bapp": {"format": "bapp-backup", "version": 2},
+                "clients": [{"email": "ivy@client.example"}],
+                "sessions": [{"id": id, "slug": slug, "title": f"T{id}", **old} for id, slug in sessions.items()],
+                "bookings": [
+                    {"client": "ivy@client.example", "session": slug, "start_time": f"2031-01-0{id}T10:00:00Z"}
+                    for id, slug in sessions.items()
+                ],
+                "calendly_invitations": [
+                    {"client": "ivy@client.example", "session": slug, "booking_url": f"https://cal.example/{id}"}
+                    for id, slug in sessions.items()
+                ],
+            }
+        )
+    )
+    restored = bapp("import", "all", str(backup), "--json")
+    assert restored.exit_code == 0, restored.stderr
+    assert [slug for slug, _ in _types(bapp).values()] == ["play-lab", "play-lab-2", "session-2024", "session-5"]
+    assert "Warning: session 'Play_Lab' is restored as 'play-lab-2'" in restored.stderr
+    booked = bapp("bookings", "list", "--json").json()
+    assert [row["session_title"] for row in sorted(booked, key=lambda row: row["start_time"])] == [
+        "T5",
+        "T6",
+        "T7",
+        "T8",
+    ]
+    engine = make_engine(bapp.database_url)
+    try:
+        with engine.connect() as connection:
+            links = connection.execute(text("SELECT booking_url, session_type_id FROM calendly_invitations")).all()
+    finally:
+        engine.dispose()
+    assert sorted(links) == [(f"https://cal.example/{id}", id) for id in sessions]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, inspect, select, text
@@ -22,6 +23,7 @@ from bapp_cli.db.models import (
     User,
     UserSkillProgress,
 )
+from tests.conftest import Bapp
 
 EXPECTED_CHAIN = [
     "0001_baseline",
@@ -38,6 +40,7 @@ EXPECTED_CHAIN = [
     "0012_partial_booking_indexes",
     "0013_text_collation_c",
     "0014_session_slug_rule",
+    "0015_no_pathway_named_none",
 ]
 
 
@@ -234,10 +237,16 @@ def test_0014_gives_slugs_that_break_the_rule_the_slug_it_gives(empty_database_u
     with engine.begin() as connection:
         for title, slug in given.items():
             connection.execute(SESSION_TYPE_INSERT, {"title": title, "slug": slug, "uri": None, "n": now})
-    migration.upgrade(engine)
+    said: list[str] = []
+    migration.upgrade(engine, warn=said.append)
     assert migration.schema_drift(engine) == []
     with engine.connect() as connection:
         slugs = dict(connection.execute(text("SELECT title, slug FROM session_types")).all())
+    assert said[:2] == [
+        "session type 2: slug 'Play_Lab' is now 'play-lab-2'",
+        "session type 3: slug 'Bad Slug!' is now 'bad-slug'",
+    ]
+    assert "session type 4: slug '!!!' has none now (name it by its id)" in said and len(said) == 6
     assert slugs == {
         "Fine": "play-lab",
         "Underscored": "play-lab-2",
@@ -250,6 +259,46 @@ def test_0014_gives_slugs_that_break_the_rule_the_slug_it_gives(empty_database_u
         "Long again": "a" * 197 + "-2",
     }
     migration.downgrade(engine, "0013_text_collation_c")
+
+
+def test_0015_gives_a_pathway_called_none_a_free_slug_and_its_badges_follow(
+    empty_database_url: str, tmp_path: Path
+) -> None:
+    """An earlier bapp accepted a pathway `none` (in any case), which now means "no pathway": it becomes the first
+    free `none-N`, in id order, and the badge keys that name it by slug follow; `db upgrade` is told."""
+    engine = make_engine(empty_database_url, create_sqlite_file=True)
+    migration.upgrade(engine, "0014_session_slug_rule")
+    now = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
+    pathway = text(
+        "INSERT INTO pathways (slug, name, position, archived, created_at, updated_at)"
+        " VALUES (:slug, :slug, :position, false, :n, :n)"
+    )
+    with engine.begin() as connection:
+        for position, slug in enumerate(["none", "none-2", "None", "nonesuch"], start=10):
+            connection.execute(pathway, {"slug": slug, "position": position, "n": now})
+        connection.execute(
+            text("INSERT INTO users (email, name, created_at, updated_at) VALUES ('a@x.org', 'A', :n, :n)"), {"n": now}
+        )
+        badge = text("INSERT INTO badges (client_id, key, awarded_at) SELECT id, :key, :n FROM users")
+        for key in ["tier:none:1", "pathway:none", "tier:None:2", "tier:none-2:1", "tier:nonesuch:1", "fundamentals"]:
+            connection.execute(badge, {"key": key, "n": now})
+    upgraded = Bapp(empty_database_url, tmp_path)("db", "upgrade")
+    assert upgraded.exit_code == 0, upgraded.stderr
+    said = [line for line in upgraded.stderr.splitlines() if line.startswith("Warning: ")]
+    assert migration.schema_drift(engine) == []
+    with engine.connect() as connection:
+        slugs = connection.execute(text("SELECT slug FROM pathways WHERE position >= 10 ORDER BY position")).scalars()
+        keys = connection.execute(text("SELECT key FROM badges ORDER BY id")).scalars()
+        assert (list(slugs), list(keys)) == (
+            ["none-3", "none-2", "none-4", "nonesuch"],
+            ["tier:none-3:1", "pathway:none-3", "tier:none-4:2", "tier:none-2:1", "tier:nonesuch:1", "fundamentals"],
+        )
+    assert [message.split(" (id")[0] for message in said] == ["Warning: pathway 'none'", "Warning: pathway 'None'"]
+    assert "is now 'none-3'" in said[0] and "is now 'none-4'" in said[1]
+    migration.downgrade(engine, "0014_session_slug_rule")  # the slugs stay
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM pathways WHERE slug LIKE 'none-_'")).scalar() == 3
+    engine.dispose()
 
 
 @pytest.mark.parametrize("empty_database_url", ["postgresql"], indirect=True)

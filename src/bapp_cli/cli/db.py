@@ -25,7 +25,7 @@ def upgrade(ctx: typer.Context, revision: Annotated[str, typer.Argument(help="Ta
 
     app_state = state(ctx)
     engine = app_state.engine(create_sqlite_file=True, require_head=False)
-    before, after = migration.upgrade(engine, revision)
+    before, after = migration.upgrade(engine, revision, app_state.messages.warning)
     app_state.messages.info(f"Already at {after}." if before == after else f"Upgraded {before or 'base'} → {after}.")
 
 

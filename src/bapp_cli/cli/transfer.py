@@ -158,6 +158,8 @@ def import_command(
                     details=[error.as_detail() for error in summary.errors],
                     code="bad_rows",
                 )
+    for (what, old), new in summary.renamed.items():  # a backup's slug today's rules refuse (`none`, `Play_Lab`)
+        sink.warning(f"{what} {old!r} is restored as {new!r}, which today's slug rules take")
     record = summary.as_record()
     sink.record(record, table=lambda console: _summary_table(record, console))
     verb = "Checked" if dry_run else "Imported"

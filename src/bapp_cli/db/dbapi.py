@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 BUSY_TIMEOUT_MS = 30_000
 # The head of the migration chain, kept here so the per-command "at head?" check parses no scripts.
 # tests/db/test_migrations.py proves it equals Alembic's own head.
-HEAD_REVISION = "0014_session_slug_rule"
+HEAD_REVISION = "0015_no_pathway_named_none"
 # SQLSTATE of a write in a read-only PostgreSQL transaction (default_transaction_read_only, a standby).
 _PG_READ_ONLY = "25006"
 # SQLSTATE of a lock not granted within lock_timeout (BUSY_TIMEOUT_MS, the webhook receiver's --busy-timeout).

@@ -7,6 +7,7 @@ upgrading at once cannot both run the same revision.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Engine, inspect, text
@@ -37,8 +38,11 @@ def _config(connection: Any) -> Any:
     return config
 
 
-def _run(engine: Engine, action: str, revision: str) -> tuple[str | None, str | None]:
-    """Migrate under the lock; returns the revision before and after.
+def _run(
+    engine: Engine, action: str, revision: str, warn: Callable[[str], None] | None = None
+) -> tuple[str | None, str | None]:
+    """Migrate under the lock; returns the revision before and after. `warn` is told what a migration changed
+    that the user should know of (a renamed pathway), once the run has committed.
 
     Nothing touches the database before the lock is held: on a brand-new SQLite file even the first
     connection (which switches the journal to WAL) must not race another process's upgrade.
@@ -60,6 +64,7 @@ def _run(engine: Engine, action: str, revision: str) -> tuple[str | None, str | 
                 # works outside a transaction, so it goes straight to the driver connection.
                 connection.connection.driver_connection.execute("PRAGMA foreign_keys = OFF")  # type: ignore[union-attr]
             config = _config(connection)
+            said: list[str] = config.attributes.setdefault("warnings", [])
             # Ours, so Alembic runs every step in it: it would commit each migration on its own on SQLite (DDL
             # it does not count as transactional), and a run stopped or refused midway left a revision between
             connection.begin()
@@ -89,6 +94,9 @@ def _run(engine: Engine, action: str, revision: str) -> tuple[str | None, str | 
                     code="migration_refused",
                 ) from None
             connection.commit()
+            if warn is not None:
+                for message in said:
+                    warn(message)
             if sqlite:
                 problems = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
                 connection.rollback()
@@ -98,8 +106,10 @@ def _run(engine: Engine, action: str, revision: str) -> tuple[str | None, str | 
         return before, current_revision(engine)
 
 
-def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str | None]:
-    return _run(engine, "upgrade", revision)
+def upgrade(
+    engine: Engine, revision: str = "head", warn: Callable[[str], None] | None = None
+) -> tuple[str | None, str | None]:
+    return _run(engine, "upgrade", revision, warn)
 
 
 def downgrade(engine: Engine, revision: str) -> tuple[str | None, str | None]:

@@ -8,21 +8,18 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from bapp_cli.db.dbapi import Database
 from bapp_cli.db.models import Pathway, PathwayTier, Skill, SkillPathwayLink
 from bapp_cli.errors import InvalidInput
 from bapp_cli.services.listing import ALL, Page
-from bapp_cli.services.plain_reads import pathway_not_found
+from bapp_cli.services.plain_reads import pathway_id
 
 PATHWAY_COLUMNS = ("slug", "name", "description", "icon", "color", "position", "archived", "tiers")
 
 
 def get_pathway(session: Session, slug: str, *, for_new_links: bool = False) -> Pathway:
     """The pathway named by `slug` in any case; archived ones refuse new enrolments, bookings, links."""
-    wanted = slug.strip().lower()
-    pathway = session.scalars(select(Pathway).where(Pathway.slug == wanted)).one_or_none()
-    if pathway is None:
-        known = session.scalars(select(Pathway.slug).order_by(Pathway.position, Pathway.slug)).all()
-        raise pathway_not_found(slug, known)
+    pathway = session.get_one(Pathway, pathway_id(Database.of_session(session), slug))  # the one lookup
     if for_new_links and pathway.archived:
         raise InvalidInput(
             f"pathway {pathway.slug!r} is archived and takes no new enrolments, bookings or skill links",
@@ -69,6 +66,6 @@ def tier_skills(session: Session, column: Any, *where: Any) -> defaultdict[tuple
         .order_by(column)
     )
     skills: defaultdict[tuple[int, int], list[Any]] = defaultdict(list)
-    for pathway_id, tier, value in rows:
-        skills[(pathway_id, tier)].append(value)
+    for pathway, tier, value in rows:
+        skills[(pathway, tier)].append(value)
     return skills

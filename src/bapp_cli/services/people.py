@@ -11,10 +11,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bapp_cli.db.audit import record_audit
+from bapp_cli.db.dbapi import Database
 from bapp_cli.db.models import BuilderProfile, ClientProfile, User
 from bapp_cli.errors import InvalidInput
 from bapp_cli.services.emails import normalise_email
-from bapp_cli.services.plain_reads import person_not_found
+from bapp_cli.services.plain_reads import person
 from bapp_cli.services.plain_text import without_controls
 
 __all__ = ["normalise_email"]  # re-exported: most use cases find it here beside the user lookups
@@ -39,14 +40,10 @@ def find_user(session: Session, email: str) -> User | None:
 
 
 def _get_profiled(session: Session, email: str, profile: type[_Profile], role: str) -> tuple[User, _Profile]:
-    """A user with the given profile (client or builder), or NotFound pointing at the command that adds one."""
-    normalised = normalise_email(email, field=role)
-    row = session.execute(
-        select(User, profile).join(profile, profile.user_id == User.id).where(User.email == normalised)
-    ).one_or_none()
-    if row is None:
-        raise person_not_found(normalised, role)
-    return row[0], row[1]
+    """A user with the given profile (client or builder), or NotFound pointing at the command that adds one:
+    found by the one lookup by e-mail (plain_reads.person)."""
+    user_id, profile_id = person(Database.of_session(session), email, role, "u.id, p.id")
+    return session.get_one(User, user_id), session.get_one(profile, profile_id)
 
 
 def get_client(session: Session, email: str) -> tuple[User, ClientProfile]:

@@ -240,15 +240,10 @@ def person(db: Database, email: str, role: str, columns: str) -> tuple[Any, ...]
     normalised = normalise_email(email, field=role)
     sql = f"SELECT {columns} FROM users u JOIN {role}_profiles p ON p.user_id = u.id WHERE u.email = :email"
     found = db.one(sql, {"email": normalised})
-    if found is None:
-        raise person_not_found(normalised, role)
+    if found is None:  # the one wording of every lookup by e-mail (people.get_client and get_builder's too)
+        hint = f"add one with `bapp {role}s add`"
+        raise NotFound(f"no {role} with e-mail {normalised!r}", hint=hint, code=f"{role}_not_found")
     return found
-
-
-def person_not_found(email: str, role: str) -> NotFound:
-    """No client or builder with this (normalised) e-mail: the one wording of every lookup by e-mail."""
-    hint = f"add one with `bapp {role}s add`"
-    return NotFound(f"no {role} with e-mail {email!r}", hint=hint, code=f"{role}_not_found")
 
 
 def builder_ids_by_calendly_uri(source: Database | Session) -> dict[str, int]:
@@ -259,16 +254,13 @@ def builder_ids_by_calendly_uri(source: Database | Session) -> dict[str, int]:
 
 
 def pathway_id(db: Database, slug: str) -> int:
+    """A pathway's id by its slug in any case (services.pathways.get_pathway's lookup too), or NotFound naming
+    the slugs there are."""
     found = db.one("SELECT id FROM pathways WHERE slug = :slug", {"slug": slug.strip().lower()})
     if found is None:
-        raise pathway_not_found(slug, [row[0] for row in db.rows("SELECT slug FROM pathways ORDER BY position, slug")])
+        known = ", ".join(row[0] for row in db.rows("SELECT slug FROM pathways ORDER BY position, slug"))
+        raise NotFound(f"no pathway {slug!r}", hint=f"known pathways: {known or 'none'}", code="pathway_not_found")
     return int(found[0])
-
-
-def pathway_not_found(slug: str, known: Sequence[str]) -> NotFound:
-    """No pathway `slug` (as the user typed it), with the slugs there are: the one wording of both lookups."""
-    hint = "known pathways: " + (", ".join(known) if known else "none")
-    return NotFound(f"no pathway {slug!r}", hint=hint, code="pathway_not_found")
 
 
 def session_key(identifier: str) -> tuple[str, int | str]:

@@ -44,7 +44,7 @@ import datetime as dt
 import hashlib
 import operator
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Annotated, Any, Literal, NotRequired, Required
@@ -168,7 +168,7 @@ class SessionInfo:
 class References:
     """The small tables a booking row refers to, read once: session types, pathways, builders."""
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, pathways: Iterable[Any]) -> None:
         self.sessions: dict[int, SessionInfo] = {}
         self.session_names: dict[str, int] = {}  # Calendly URI, or slug (unique since migration 0007) → id
         for row in session.execute(select(SessionType).order_by(SessionType.id)).scalars():
@@ -184,8 +184,7 @@ class References:
                 asks=any(question.required and question.enabled for question in questions),
             )
             self.session_names.update((name, row.id) for name in (row.calendly_uri, row.slug) if name)
-        pathways = select(Pathway.id, Pathway.slug, Pathway.archived)
-        self.pathways_by_id = {row.id: PathwayFacts(*row) for row in session.execute(pathways)}
+        self.pathways_by_id = {row.id: PathwayFacts(*row) for row in pathways}  # KindImporter.pathways' rows
         self.linked: dict[int, list[PathwayFacts]] = {}  # session id → non-archived linked pathways, in order
         links = select(SessionTypePathway.session_type_id, SessionTypePathway.pathway_id).join(Pathway)
         links = links.where(Pathway.archived.is_(False)).order_by(Pathway.position, Pathway.slug)
@@ -255,10 +254,10 @@ class BookingImporter(KindImporter):
     refused = dict.fromkeys(WRITE_STATE_COLUMNS, WRITE_STATE_REFUSAL)
 
     def __post_init__(self) -> None:
-        self.references = References(self.session)
         # the builders and pathways rows name (KindImporter's), read now rather than first in a later batch's
         # `_lookups`, which runs while the previous batch's insert still has the session (`mover`)
-        _ = self.builders, self.pathways
+        self.references = References(self.session, self.pathways.values())
+        _ = self.builders
         self.dialect = self.session.get_bind().dialect.name
         self.check_overlaps = not self.restore and not self.options.allow_overlap
         self.extra = {"clients_created": 0, "enrolled": 0}
@@ -288,7 +287,8 @@ class BookingImporter(KindImporter):
         refuses it. Each value is resolved once a batch; nothing outlives the batch."""
 
         def session(name: str, raw: Any) -> SessionInfo:
-            _, key = session_key(str(raw))  # read as every command reads it: no slug is digits alone
+            named = self.renamed.get(("session", str(raw).strip()), str(raw))  # a restore's converted `2024`
+            _, key = session_key(named)  # read as every command reads it: no slug is digits alone
             session_id = key if isinstance(key, int) else self.references.session_names.get(key, -1)
             found = self.references.sessions.get(session_id)
             if found is None:

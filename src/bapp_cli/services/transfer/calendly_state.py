@@ -205,7 +205,8 @@ class InvitationImporter(_KeptIdImporter):
         bookings = self._ids(select(Booking.reference, Booking.id), parsed, "booking")
         held = self._ids(select(CalendlyInvitation.booking_url, CalendlyInvitation.id), parsed, "booking_url")
         for row, values in parsed:
-            found = {"client": clients.get(values["client"]), "session": self.sessions.get(values["session"])}
+            session = self.renamed.get(("session", values["session"]), values["session"])  # a restore's converted
+            found = {"client": clients.get(values["client"]), "session": self.sessions.get(session)}
             if values["booking"]:
                 found["booking"] = bookings.get(values["booking"])
             errors = [

@@ -17,7 +17,7 @@ from decimal import Decimal
 from typing import Annotated, Any, ClassVar, Literal, NotRequired, Required
 
 from pydantic import BeforeValidator, Field, StringConstraints
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 from typing_extensions import TypedDict
 
@@ -253,13 +253,8 @@ class RowImporter(KindImporter):
             if changes:
                 record.updated_at = self.now
             return record, changes
-        record = self.model(
-            slug=slug,
-            created_at=created_at or self.now,
-            updated_at=self.now,
-            **self.restore_id(self.model, values),
-            **wanted,
-        )
+        stamps = {"created_at": created_at or self.now, "updated_at": self.now}
+        record = self.model(slug=slug, **stamps, **self.restore_id(self.model, values), **wanted)
         self.session.add(record)
         self.session.flush()
         return record, None
@@ -279,7 +274,8 @@ class PathwayImporter(RowImporter):
     rules = PATHWAY_FIELDS
 
     def apply_row(self, row: SourceRow, values: dict[str, Any]) -> str:
-        slug = check_pathway_slug(values["slug"])
+        given = values["slug"]  # `none`, which an earlier bapp accepted: a restore takes it, to rename in `finish`
+        slug = given if self.restore and given.lower() == "none" else check_pathway_slug(given)
         pathway, wanted = self.existing(slug, row, values)
         tiers = sorted(values.get("tiers") or [], key=lambda item: item["tier"])
         existing_tiers: dict[int, PathwayTier] = {}
@@ -313,6 +309,15 @@ class PathwayImporter(RowImporter):
                 continue
             outcome = outcome if outcome == CREATED else UPDATED
         return outcome
+
+    def finish(self) -> None:
+        """A restored pathway called `none` (which now means no pathway; none other can be) gets the slug 0015
+        gives a database's: the first free `none-N`, in id order, once every slug of the backup is held."""
+        called_none = select(Pathway).where(func.lower(Pathway.slug) == "none").order_by(Pathway.id)
+        for pathway in self.session.scalars(called_none).all():
+            taken = set(self.session.scalars(select(Pathway.slug)))  # with the last one renamed (autoflush)
+            free = next(f"none-{number}" for number in range(2, len(taken) + 3) if f"none-{number}" not in taken)
+            self.renamed[("pathway", pathway.slug)], pathway.slug = free, free  # flushed by the next read (autoflush)
 
 
 # -- skills -----------------------------------------------------------------------------------------------
@@ -432,6 +437,7 @@ class SessionImporter(RowImporter):
         # sync's allocator, over every slug held now: a slug handed out here stays taken
         held = self.session.execute(select(SessionType.slug, SessionType.id).where(SessionType.slug.is_not(None)))
         self.slugs = SlugBook({slug: type_id for slug, type_id in held if slug is not None})
+        self.made_up: list[tuple[str | None, SessionType, str]] = []  # slugs handed out in `finish`
 
     def apply_row(self, row: SourceRow, values: dict[str, Any]) -> str:
         given_slug = values.get("slug")
@@ -471,18 +477,19 @@ class SessionImporter(RowImporter):
         if touches_links and category == "pathway" and not links_after and not self.restore:
             raise InvalidInput("pathways: a pathway session needs at least one pathway")
         holder = None if session_type is None else session_type.id
-        if slug is not None and given_slug is not None and (slug == given_slug or not self.restore):  # refused if taken
+        given = given_slug is not None and (slug == given_slug or not self.restore)  # the row's own: refused if taken
+        if slug is not None and given:
             if not self.slugs.is_free(slug, for_type=holder):
                 raise InvalidInput(f"slug: {slug!r} is taken by another session type; slugs are unique")
             slug = self.slugs.claim(slug, holder=holder)
             if session_type is not None:
                 wanted["slug"] = slug
-        elif session_type is None and slug is not None:  # one derived from the title is numbered (-2, -3, …)
-            slug = self.slugs.claim(slug)
         if session_type is None:
             wanted.setdefault("category", category)
             wanted.setdefault("requires_auth", default_requires_auth(category))
-        session_type, changes = self.upsert(session_type, slug, values, wanted)
+        session_type, changes = self.upsert(session_type, slug if given else None, values, wanted)
+        if changes is None and slug is not None and not given:  # a title's, or a backup's converted: in `finish`
+            self.made_up.append((given_slug, session_type, slug))
         outcome = _outcome(changes)
         if pathways is not None and {pathway.id for pathway in pathways} != set(current):
             link_pathways(self.session, session_type.id, [pathway.id for pathway in pathways])
@@ -490,6 +497,15 @@ class SessionImporter(RowImporter):
                 session_type.updated_at = self.now
                 outcome = UPDATED
         return outcome
+
+    def finish(self) -> None:
+        """The slugs rows did not give as they are — a backup's converted (`Play_Lab`), then a title's — are handed
+        out once every slug rows gave is held, in id order, numbered as 0014 numbers a database's: `2024` of id
+        3 before `session-2024` of id 4 is `session-2024-2` (it took the slug, and id 4 was refused as taken).
+        The later sections of a backup name the type by its converted slug through `renamed`."""
+        for given, session_type, slug in sorted(self.made_up, key=lambda item: (item[0] is None, item[1].id)):
+            session_type.slug = self.slugs.claim(slug, holder=session_type.id)
+            self.renamed.update({("session", given): str(session_type.slug)} if given else {})  # claim(str) is a str
 
 
 def _question(item: Mapping[str, Any], index: int) -> dict[str, Any]:

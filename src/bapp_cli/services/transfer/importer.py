@@ -101,6 +101,7 @@ class ImportSummary:
     dry_run: bool
     errors: list[RowError] = field(default_factory=list)
     restored: bool = False
+    renamed: dict[tuple[str, str], str] = field(default_factory=dict)  # a restore's (KindImporter.renamed)
 
     @property
     def rejected(self) -> int:
@@ -219,6 +220,8 @@ class KindImporter(ABC):
     now: dt.datetime
     options: ImportOptions
     restore: bool = False
+    # what a restore renamed, for the sections after it: ("pathway" or "session", the backup's slug) → the new slug
+    renamed: dict[tuple[str, str], str] = field(default_factory=dict)
     extra: dict[str, int] = field(default_factory=dict, init=False)
     # a batch's last statement may still run while the next batch is read
     mover: Mover = field(default_factory=Mover, init=False)
@@ -294,8 +297,9 @@ class KindImporter(ABC):
         return {row.slug: row for row in self.session.execute(listed)}
 
     def pathway(self, name: str, field: str = "pathway") -> Row[int, str, bool]:
-        """The pathway a row names (any case), or a refusal naming the column and the known slugs."""
-        found = self.pathways.get(name.strip().lower())
+        """The pathway a row names (any case, or as the backup named one its restore renamed), or a refusal
+        naming the column and the known slugs."""
+        found = self.pathways.get(self.renamed.get(("pathway", name.strip())) or name.strip().lower())
         if found is None:
             raise InvalidInput(f"{field}: no pathway {name!r} (known: {', '.join(self.pathways) or 'none'})")
         return found

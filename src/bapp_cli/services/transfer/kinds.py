@@ -99,11 +99,6 @@ _RESTORED_MODELS = (
 )
 
 
-def _is_empty(session: Session) -> bool:
-    """No people, sessions, skills or history yet (the default pathways a new database has don't count)."""
-    return all(session.scalar(select(model.id).limit(1)) is None for model in _RESTORED_MODELS if model is not Pathway)
-
-
 def import_data(
     session: Session,
     kind: str,
@@ -120,7 +115,10 @@ def import_data(
     lock_for_import(session)
     if kind == "all" and source.fmt not in ("json", "toml"):
         raise UsageError("`all` is one JSON or TOML document", hint="use a .json or .toml file, or --input-format")
-    restore = kind == "all" and _is_empty(session)
+    # a restore: `all` into an empty database — no people, sessions, skills or history; the default pathways a new
+    # database has (Pathway, first of the models) don't count
+    restore = kind == "all" and all(session.scalar(select(model.id).limit(1)) is None for model in _RESTORED_MODELS[1:])
+    renamed: dict[tuple[str, str], str] = {}  # by a restore's pathways and sessions, for the kinds after them
     if kind == "all":
         done: list[str] = []
         backup = False
@@ -149,7 +147,7 @@ def import_data(
                     code="not_a_backup",
                 )
             done.append(name)
-            importer = REGISTRY[name].importer(session, now, options, restore)
+            importer = REGISTRY[name].importer(session, now, options, restore, renamed)
             tallies.append(run_kind(importer, rows, errors=errors, rejects=rejects, on_batch=on_batch, label=name))
     else:
         importer = REGISTRY[kind].importer(session, now, options)
@@ -157,7 +155,7 @@ def import_data(
         tallies.append(run_kind(importer, _section(source, kind), errors=errors, rejects=rejects, on_batch=on_batch))
     if restore:
         store.reset_sequences(session, [model.__tablename__ for model in _RESTORED_MODELS])
-    summary = ImportSummary(kind, tallies, options.dry_run, errors, restored=restore)
+    summary = ImportSummary(kind, tallies, options.dry_run, errors, restored=restore, renamed=renamed)
     refuse_if_bad(summary, continue_on_error=options.continue_on_error)
     record_audit(
         session,

@@ -155,11 +155,8 @@ class _PeopleImporter(KindImporter):
         # a backup's rows may carry their id: those go first, so that ids the database assigns come after them
         for with_id in (True, False):
             group = [values for values in self.inserts if ("id" in values) == with_id]
-            if group:
-                columns = tuple(group[0])
-                bulk.insert_rows(
-                    self.session, self.table, columns, [[item[name] for name in columns] for item in group]
-                )
+            columns = tuple(group[0]) if group else ()  # (no rows: nothing written)
+            bulk.insert_rows(self.session, self.table, columns, [[item[name] for name in columns] for item in group])
         bulk.update_rows(self.session, self.table, self.updates)
 
     def stored(self, table: FromClause, client_ids: Sequence[int], *conditions: Any) -> list[Row[Any]]:
@@ -404,7 +401,9 @@ class BadgeImporter(_PeopleImporter):
     def parse_row(self, values: Mapping[str, Any]) -> dict[str, Any]:
         """The row as the badge's columns: a reason is kept only with the revocation it explains."""
         stamps = {name: self.instant(values.get(name), name) for name in ("revoked_at", "awarded_at")}
-        item = {"email": self.email(values, "client"), "key": values["key"], "id": values.get("id"), **stamps}
+        kind, *parts = values["key"].split(":")  # `tier:<slug>:<n>`, `pathway:<slug>`: a renamed pathway's new slug
+        key = ":".join([kind, self.renamed.get(("pathway", parts[0]), parts[0]), *parts[1:]]) if parts else kind
+        item = {"email": self.email(values, "client"), "key": key, "id": values.get("id"), **stamps}
         return item | {"revocation_reason": values.get("revocation_reason") if stamps["revoked_at"] else None}
 
     def prepare(self, client_ids: list[int], items: list[dict[str, Any]]) -> None:
