@@ -1,4 +1,5 @@
-"""R2: concurrent `bookings create` in real processes — exactly one wins a contested slot, on both backends.
+"""R2: concurrent `bookings create` in real processes — exactly one wins a contested slot, on both backends
+(and one of two conflicting status changes of a booking).
 
 To make the processes really meet inside their transactions, the test holds a barrier on the database
 while they start, waits until every one of them is blocked on it, then releases it:
@@ -13,6 +14,7 @@ advisory locks on PostgreSQL) the released processes would all see a free slot a
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import json
 import os
 import sqlite3
@@ -28,10 +30,17 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from bapp_cli.db.engine import make_engine
-from bapp_cli.db.models import Booking
+from bapp_cli.db.models import Booking, SessionType
 from tests.cli.test_import import _wait_for, _writing, write
 from tests.conftest import Bapp
-from tests.services.test_booking_factories import add_builder, add_session_type, count
+from tests.services.test_booking_factories import (
+    add_booking,
+    add_builder,
+    add_client,
+    add_session_type,
+    audit_entries,
+    count,
+)
 
 ROUNDS = 5
 RACERS = 3
@@ -261,3 +270,32 @@ def test_a_client_created_by_another_session_meanwhile_is_a_conflict(
     stdout, stderr = process.communicate(timeout=60)
     assert process.returncode == 8, stderr
     assert stdout == "" and "taken@example.com" in stderr and "unexpected" not in stderr
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [(["cancel", "--reason", "ill"], ["complete"]), (["no-show"], ["cancel"]), (["complete"], ["no-show"])],
+)
+def test_conflicting_status_changes_of_one_booking_have_exactly_one_winner(
+    bapp: Bapp, database_url: str, engine_and_slot: Engine, first: list[str], second: list[str]
+) -> None:
+    # Both read the booking confirmed before either writes: a move must be decided on the row as it stands
+    # once the other has committed (SQLite's write lock, PostgreSQL's FOR UPDATE), else both would "win"
+    with Session(engine_and_slot) as session:
+        slot = session.scalars(select(SessionType)).one()
+        client = add_client(session)
+        start = dt.datetime(2026, 1, 5, 10, tzinfo=dt.UTC)  # started: complete and no-show are allowed
+        reference = add_booking(session, client=client, session_type=slot, start=start).reference
+        session.commit()
+    results = race(
+        bapp, database_url, engine_and_slot, [["bookings", *first, reference], ["bookings", *second, reference]]
+    )
+    codes = [code for code, _, _ in results]
+    assert sorted(codes) == [0, 8], [err for _, _, err in results]
+    won, lost = (first, second) if codes[0] == 0 else (second, first)
+    final = {"cancel": "cancelled", "complete": "completed", "no-show": "no_show"}[won[0]]
+    assert f"is {final}; cannot {lost[0]}" in results[codes.index(8)][2]
+    with Session(engine_and_slot) as session:
+        assert session.scalars(select(Booking.status)).one() == final
+        moves = [entry.changes["status"] for entry in audit_entries(session, "booking")]
+        assert moves == [["confirmed", final]]  # one change recorded, by the winner

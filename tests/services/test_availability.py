@@ -153,3 +153,19 @@ def test_statement_count_does_not_grow_with_the_catalogue(
             session, f"Extra {index}", category="pathway", builder=catalogue["coach"], pathways=["play", "pivot"]
         )
     assert listing() == small <= 4
+
+
+def test_a_session_of_a_builder_not_accepting_bookings_is_not_available(
+    session: Session, catalogue: dict[str, Any]
+) -> None:
+    # rule 1 refuses every booking of theirs, so none is offered; their colleague's stay, as do admin listings
+    away = add_builder(session, "away@example.com", accepting_bookings=False)
+    add_session_type(session, "Away Intro", category="free", builder=away)
+    add_session_type(session, "Away Clinic", category="specialized", builder=away)
+    assert titles(session) == ["Getting Started", "Intro Call", "Open Office Hours"]
+    assert "Away Clinic" not in titles(session, client_email="ada@example.com")
+    assert titles(session, client_email="ada@example.com", builder_email="away@example.com") == []
+    assert titles(session, client_email="ada@example.com", builder_email="other@example.com") == [
+        "Pivot Review",
+        "Cheap Clinic",
+    ]

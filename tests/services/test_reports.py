@@ -371,3 +371,22 @@ def test_both_reports_count_what_the_raw_rows_say(session: Session) -> None:
         assert row["enrolled"] == len(mine)
         assert row["average_percent"] == one_decimal(sum(percent(done, total) for done, total, _ in mine), len(mine))
     assert analytics.records[-1]["average_percent"] == one_decimal(sum(line["percent"] for line in lines), len(lines))
+
+
+def test_a_completion_dated_before_its_start_counts_no_days(session: Session) -> None:
+    # `clients enroll --start` reads the day in --timezone; completed at once east of UTC, the UTC
+    # completion date is the day before: it took no time, not a negative number of days
+    pathway = session.scalars(select(Pathway).where(Pathway.slug == "play")).one()
+    for email, start, completed in (
+        ("east@example.com", dt.date(2031, 1, 10), dt.datetime(2031, 1, 9, 23, tzinfo=dt.UTC)),
+        ("west@example.com", dt.date(2031, 1, 10), dt.datetime(2031, 1, 14, 9, tzinfo=dt.UTC)),
+    ):
+        client = add_client(session, email)
+        session.add(
+            Enrolment(
+                client_id=client.id, pathway_id=pathway.id, status="completed", start_date=start, completed_at=completed
+            )
+        )
+    session.flush()
+    play = pathway_analytics(session).as_records()[2]
+    assert (play["pathway"], play["completed"], play["average_days_to_complete"]) == ("play", 2, 2.0)  # (0 + 4) / 2

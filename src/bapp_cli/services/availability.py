@@ -1,10 +1,11 @@
 """What a person may book (the seed's `/sessions/available`: availability depends on having an account).
 
 Anonymous visitors see bookable, non-secret session types that need no account; a client with an account
-sees every bookable, non-secret type. A pathway filter narrows only the *pathway* sessions to those linked
-to it (free and specialized ones stay). Order: category (free, pathway, specialized), display order,
-price, title. The listing is `sessions list`'s read (plain_reads.list_session_types): two queries whatever
-the catalogue size, the types and their pathway links, after the lookups of the names it is given.
+sees every bookable, non-secret type; neither sees those of a builder not accepting bookings. A pathway
+filter narrows only the *pathway* sessions to those linked to it (free and specialized ones stay). Order:
+category (free, pathway, specialized), display order, price, title. The listing is `sessions list`'s read
+(plain_reads.list_session_types): two queries whatever the catalogue size, the types and their pathway
+links, after the lookups of the names it is given.
 """
 
 from __future__ import annotations

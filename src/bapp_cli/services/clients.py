@@ -82,7 +82,6 @@ def _enrolment_record(
     session: Session, client: User, pathway: Pathway, enrolment: Enrolment, **changed: bool
 ) -> dict[str, Any]:
     """The enrolment's record (ENROLMENT_COLUMNS), then whether the command changed it (`enrolled`, `changed`)."""
-    session.flush()
     coach = session.get(User, enrolment.builder_id) if enrolment.builder_id is not None else None
     values = (client.email, pathway.slug, enrolment.status, enrolment.start_date, enrolment.completed_at)
     return {**dict(zip(ENROLMENT_COLUMNS, (*values, coach.email if coach else None), strict=True)), **changed}

@@ -389,11 +389,14 @@ def list_session_types(
     pathways. The one way a session record is read: `sessions list`, `show`, `available`, the export.
 
     `available_to` "client" or "anonymous" (`sessions available`): only what a client with an account, or
-    a visitor without one, may book — no secret types, and for a visitor none that needs an account; there
+    a visitor without one, may book — no secret types, none of a builder not accepting bookings, and for a
+    visitor none that needs an account; there
     `pathway` narrows only the pathway sessions to its own (free and specialized ones stay)."""
     where = _Where(db, page, "t.slug", "t.title")
     if available_to is not None:
         where.add("NOT t.is_secret" + (" AND NOT t.requires_auth" if available_to == "anonymous" else ""))
+        # nor a builder's who takes no new bookings: rule 1 would refuse each
+        where.add("NOT EXISTS (SELECT 1 FROM builder_profiles WHERE user_id = t.builder_id AND NOT accepting_bookings)")
     among = ""  # `ids` as SQL, for the types and their links: integers the caller read itself, so written in
     if ids is not None:
         among = f" IN ({', '.join(str(int(type_id)) for type_id in ids) or 'NULL'})"

@@ -14,7 +14,8 @@ Definitions (the commands' help repeats them):
   `completed` enrolments in that status; `average_percent` the mean of the enrolled clients' percents
   (completed ÷ linked skills, rounded down, as `progress` shows them), so each client weighs the same;
   `completion_rate` = completed ÷ enrolled as a percentage; `average_days_to_complete` the mean over
-  completed enrolments of the days from the start date to the (UTC) completion date; `top_skills` the three
+  completed enrolments of the days from the start date to the (UTC) completion date (0 for a completion
+  dated before the start); `top_skills` the three
   skills linked to the pathway completed by the most clients (ties by slug; never-completed skills left
   out); `bookings` the pathway's bookings in the period, any status. Averages and rates have one decimal.
 - totals: the same figures over every enrolment; its `top_skills` ranks every skill and its `bookings`
@@ -190,7 +191,8 @@ def client_progress(
 
 
 class DaysBetween(FunctionElement[int]):
-    """Whole calendar days from a date column to the UTC date of an instant column."""
+    """Whole calendar days from a date column to the UTC date of an instant column, 0 for an instant on an
+    earlier day: a start day read in a zone ahead of UTC is the UTC day after a completion made at once."""
 
     type = Integer()
     inherit_cache = True
@@ -202,13 +204,13 @@ def _days_between_sqlite(element: DaysBetween, compiler: SQLCompiler, **kw: Any)
     # instants are stored as naive UTC text on SQLite (db.types.UTCDateTime). NULL unless both are dates as
     # stored (`_enrolment_figures` then names the value): julianday() makes raw SQL's text NULL, 30 February 2 March
     dated = f"date(julianday({instant})) = substr({instant}, 1, 10) AND date({start}) = {start}"
-    return f"CASE WHEN {dated} THEN CAST(julianday(date({instant})) - julianday({start}) AS INTEGER) END"
+    return f"CASE WHEN {dated} THEN CAST(max(0, julianday(date({instant})) - julianday({start})) AS INTEGER) END"
 
 
 @compiles(DaysBetween)
 def _days_between_default(element: DaysBetween, compiler: SQLCompiler, **kw: Any) -> str:
     start, instant = (compiler.process(clause, **kw) for clause in element.clauses)
-    return f"(CAST(({instant} AT TIME ZONE 'UTC') AS DATE) - {start})"
+    return f"GREATEST(CAST(({instant} AT TIME ZONE 'UTC') AS DATE) - {start}, 0)"
 
 
 def _figures_record(
