@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from bapp_cli.db.models import AuditEntry, Booking, ClientProfile, Enrolment, User
 from bapp_cli.services.booking import CREATED_COLUMNS
-from tests.conftest import Bapp, Result
+from tests.conftest import REPO, Bapp, Result
 from tests.services.test_booking_factories import (
     add_builder,
     add_client,
@@ -406,6 +406,32 @@ def test_a_date_filter_in_a_zone_whose_midnight_is_skipped_starts_at_the_first_l
     cairo = ("--timezone", "Africa/Cairo", "bookings", "list", "--json")
     assert [item["reference"] for item in bapp(*cairo, "--from", "2031-04-25").json()] == [early]
     assert [item["reference"] for item in bapp(*cairo, "--to", "2031-04-25").json()] == [late]
+
+
+LISTING = str(REPO / "examples/calendly/scheduled_events.json")
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # reading the option: no backend's part
+@pytest.mark.parametrize(
+    ("command", "field"),
+    [
+        (("bookings", "list", "--from"), "from"),
+        (("bookings", "list", "--to"), "to"),
+        (("bookings", "list", "--status"), "status"),
+        (("sessions", "slots", "intro", "--from"), "from"),
+        (("calendly", "pull-bookings", "--from-file", LISTING, "--since"), "since"),
+        (("calendly", "pull-bookings", "--from-file", LISTING, "--until"), "until"),
+    ],
+)
+def test_an_empty_filter_is_refused_not_dropped(
+    bapp: Bapp, world: Session, command: tuple[str, ...], field: str
+) -> None:
+    # `--from "$DAY"` with DAY unset listed every booking (and pulled the default 30 days, listed slots from now),
+    # where an empty --client, --pathway or a report's --from is refused
+    create(bapp, "--client", "ada@example.com")
+    result = bapp(*command, "", "--json")
+    assert result.exit_code == 6, result.stdout
+    assert result.stdout == "" and f"Error: {field}: '' is not" in result.stderr
 
 
 def test_list_and_show_render_every_format(bapp: Bapp, world: Session) -> None:

@@ -277,10 +277,10 @@ def list_command(
         client_email=client,
         builder_email=builder,
         pathway=pathway,
-        status=status.strip().lower() if status else None,
+        status=status,  # check_status reads it (any case) and refuses an empty one
         session=session_ref,
-        start_from=parse_instant(start_from, timezone=zone, field="from") if start_from else None,
-        start_to=parse_instant(start_to, timezone=zone, field="to") if start_to else None,
+        start_from=parse_instant(start_from, timezone=zone, field="from") if start_from is not None else None,
+        start_to=parse_instant(start_to, timezone=zone, field="to") if start_to is not None else None,
         upcoming=upcoming,
     )
     with app_state.plain_reading() as database:

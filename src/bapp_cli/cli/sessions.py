@@ -303,7 +303,7 @@ def slots(
     app_state, sink = state_and_sink(ctx, {"timezone": timezone})
     zone = get_zone(app_state.settings.timezone, field="timezone")
     now = utc_now()
-    begin = parse_instant(start_from, timezone=zone.key, field="from") if start_from else now
+    begin = parse_instant(start_from, timezone=zone.key, field="from") if start_from is not None else now
     # whole days on the viewer's clock (aware arithmetic in the zone is wall-clock): across a clock change an
     # elapsed 24 h × days would show an hour of the day after, or hide the last day's last hour
     local_begin = begin.astimezone(zone)
