@@ -434,6 +434,16 @@ def test_an_empty_filter_is_refused_not_dropped(
     assert result.stdout == "" and f"Error: {field}: '' is not" in result.stderr
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # reading the options: no backend's part
+def test_a_list_period_that_ends_before_it_starts_is_refused(bapp: Bapp, world: Session) -> None:
+    # an inverted or empty [from, to) listed no bookings, as if there were none; the reports refuse it
+    create(bapp, "--client", "ada@example.com", start="2031-10-26T00:30Z")
+    for period in (("2031-10-27", "2031-10-26"), ("2031-10-26T01:30+01:00", "2031-10-26T00:30Z")):
+        result = bapp("bookings", "list", "--from", period[0], "--to", period[1], "--json")
+        assert result.exit_code == 6 and "Error: to: must be later than --from" in result.stderr, result.stdout
+    assert len(bapp("bookings", "list", "--from", "2031-10-26", "--to", "2031-10-27", "--json").json()) == 1
+
+
 def test_list_and_show_render_every_format(bapp: Bapp, world: Session) -> None:
     first = create(bapp, "--client", "ada@example.com").json()["reference"]
     second = create(bapp, "--client", "bob@example.com", start="2031-06-01T10:00Z").json()["reference"]
