@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from bapp_cli.db.models import AuditEntry, Booking, ClientProfile, Enrolment, User
 from bapp_cli.services.booking import CREATED_COLUMNS
-from tests.conftest import Bapp, Result
+from tests.conftest import REPO, Bapp, Result
 from tests.services.test_booking_factories import (
     add_builder,
     add_client,
@@ -406,6 +406,42 @@ def test_a_date_filter_in_a_zone_whose_midnight_is_skipped_starts_at_the_first_l
     cairo = ("--timezone", "Africa/Cairo", "bookings", "list", "--json")
     assert [item["reference"] for item in bapp(*cairo, "--from", "2031-04-25").json()] == [early]
     assert [item["reference"] for item in bapp(*cairo, "--to", "2031-04-25").json()] == [late]
+
+
+LISTING = str(REPO / "examples/calendly/scheduled_events.json")
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # reading the option: no backend's part
+@pytest.mark.parametrize(
+    ("command", "field"),
+    [
+        (("bookings", "list", "--from"), "from"),
+        (("bookings", "list", "--to"), "to"),
+        (("bookings", "list", "--status"), "status"),
+        (("sessions", "slots", "intro", "--from"), "from"),
+        (("calendly", "pull-bookings", "--from-file", LISTING, "--since"), "since"),
+        (("calendly", "pull-bookings", "--from-file", LISTING, "--until"), "until"),
+    ],
+)
+def test_an_empty_filter_is_refused_not_dropped(
+    bapp: Bapp, world: Session, command: tuple[str, ...], field: str
+) -> None:
+    # `--from "$DAY"` with DAY unset listed every booking (and pulled the default 30 days, listed slots from now),
+    # where an empty --client, --pathway or a report's --from is refused
+    create(bapp, "--client", "ada@example.com")
+    result = bapp(*command, "", "--json")
+    assert result.exit_code == 6, result.stdout
+    assert result.stdout == "" and f"Error: {field}: '' is not" in result.stderr
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # reading the options: no backend's part
+def test_a_list_period_that_ends_before_it_starts_is_refused(bapp: Bapp, world: Session) -> None:
+    # an inverted or empty [from, to) listed no bookings, as if there were none; the reports refuse it
+    create(bapp, "--client", "ada@example.com", start="2031-10-26T00:30Z")
+    for period in (("2031-10-27", "2031-10-26"), ("2031-10-26T01:30+01:00", "2031-10-26T00:30Z")):
+        result = bapp("bookings", "list", "--from", period[0], "--to", period[1], "--json")
+        assert result.exit_code == 6 and "Error: to: must be later than --from" in result.stderr, result.stdout
+    assert len(bapp("bookings", "list", "--from", "2031-10-26", "--to", "2031-10-27", "--json").json()) == 1
 
 
 def test_list_and_show_render_every_format(bapp: Bapp, world: Session) -> None:

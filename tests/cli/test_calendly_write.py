@@ -1169,6 +1169,24 @@ def test_slots_days_are_whole_local_days_across_a_clock_change(synced: Bapp, fak
     assert [record["start_time"] for record in result.json()] == [z(inside)]
 
 
+def test_slots_in_the_hour_the_clocks_repeat_show_their_offset(synced: Bapp, fake: FakeCalendly) -> None:
+    # 01:30 comes twice the night the clocks go back: two bare "01:30" lines told them apart in no way, and
+    # `bookings create --start …T01:30` refuses that time without the offset the table now shows
+    zone = ZoneInfo("Europe/London")
+    day = next_clock_change(zone, forward=False)
+    first = dt.datetime.combine(day, dt.time(1, 30), zone).astimezone(dt.UTC)  # fold 0: summer time
+    fake.set_open_starts(FREE_TYPE, [first, first + dt.timedelta(hours=1), first + dt.timedelta(hours=2)])
+    args = ("--from", day.isoformat(), "--days", "1", "--timezone", zone.key, "--format", "table")
+    result = synced("sessions", "slots", FREE, *args, env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.stderr
+    assert "01:30+01:00" in result.stdout and "01:30+00:00" in result.stdout
+    assert "02:30 " in result.stdout and "02:30+" not in result.stdout  # once only: as it always was
+    shown = ("--start", f"{day.isoformat()}T01:30+00:00")  # the later 01:30 as the table shows it books that slot
+    booked = synced("bookings", "create", "--client", CLIENT, "--session", FREE, *shown, *ANSWERS, "--json")
+    assert booked.exit_code == 0, booked.stderr
+    assert booked.json()["start_time"] == z(first + dt.timedelta(hours=1))
+
+
 def test_slots_with_no_open_times_name_the_first_day_in_the_viewers_zone(synced: Bapp, fake: FakeCalendly) -> None:
     fake.set_open_starts(FREE_TYPE, [])
     first_day = (dt.date.today() + dt.timedelta(days=10)).isoformat()

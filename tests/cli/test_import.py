@@ -381,6 +381,29 @@ def test_import_all_merges_into_a_database_that_is_not_empty(bapp: Bapp, catalog
     assert catalogue.scalars(select(Enrolment.status)).one() == "paused"
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # reading the file: no backend's part
+def test_toml_dates_and_datetimes_read_as_their_text_does(bapp: Bapp, catalogue: Session, tmp_path: Path) -> None:
+    # Santiago's clocks skip midnight on 2031-09-07: the day, as text, is its first instant (01:00 -03:00); and an
+    # instant's day is its day in --timezone, whatever offset it was written with (23:30 -05:00 is 01:30 -03:00)
+    document = """
+[[clients]]
+email = "ada@example.com"
+[[enrolments]]
+client = "ada@example.com"
+pathway = "play"
+start_date = 2031-01-01T23:30:00-05:00
+[[bookings]]
+client = "ada@example.com"
+session = "intro"
+start_time = 2031-09-07
+"""
+    result = bapp("--timezone", "America/Santiago", "import", "all", write(tmp_path, "some.toml", document))
+    assert result.exit_code == 0, result.stderr
+    catalogue.rollback()
+    assert catalogue.scalars(select(Enrolment.start_date)).one() == dt.date(2031, 1, 2)
+    assert catalogue.scalars(select(Booking.start_time)).one() == dt.datetime(2031, 9, 7, 4, tzinfo=dt.UTC)
+
+
 def test_a_big_import_in_several_batches_leaves_every_index_and_no_drift(
     bapp: Bapp, catalogue: Session, tmp_path: Path
 ) -> None:

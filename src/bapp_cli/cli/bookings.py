@@ -13,7 +13,7 @@ from bapp_cli.cli.context import state_and_sink, utc_now
 from bapp_cli.cli.options import MAX_OPTION_INT, DryRunOption, FromOption, ToOption, output_command
 from bapp_cli.cli.terminal import detail_table
 from bapp_cli.cli.unit_of_work import apply, fetch
-from bapp_cli.errors import AuthError, UsageError
+from bapp_cli.errors import AuthError, InvalidInput, UsageError
 
 if TYPE_CHECKING:
     from bapp_cli.cli.output import OutputSink
@@ -277,12 +277,14 @@ def list_command(
         client_email=client,
         builder_email=builder,
         pathway=pathway,
-        status=status.strip().lower() if status else None,
+        status=status,  # check_status reads it (any case) and refuses an empty one
         session=session_ref,
-        start_from=parse_instant(start_from, timezone=zone, field="from") if start_from else None,
-        start_to=parse_instant(start_to, timezone=zone, field="to") if start_to else None,
+        start_from=parse_instant(start_from, timezone=zone, field="from") if start_from is not None else None,
+        start_to=parse_instant(start_to, timezone=zone, field="to") if start_to is not None else None,
         upcoming=upcoming,
     )
+    if filters.start_from and filters.start_to and filters.start_to <= filters.start_from:  # as reports refuse it
+        raise InvalidInput("to: must be later than --from", hint="the period is [from, to)", code="invalid_period")
     with app_state.plain_reading() as database:
         found = list_bookings(database, filters, now=utc_now(), page=page, cells=sink.format in ("csv", "tsv"))
         if sink.format != "table":  # streamed inside the read transaction, as rows are fetched

@@ -303,7 +303,7 @@ def slots(
     app_state, sink = state_and_sink(ctx, {"timezone": timezone})
     zone = get_zone(app_state.settings.timezone, field="timezone")
     now = utc_now()
-    begin = parse_instant(start_from, timezone=zone.key, field="from") if start_from else now
+    begin = parse_instant(start_from, timezone=zone.key, field="from") if start_from is not None else now
     # whole days on the viewer's clock (aware arithmetic in the zone is wall-clock): across a clock change an
     # elapsed 24 h × days would show an hour of the day after, or hide the last day's last hour
     local_begin = begin.astimezone(zone)
@@ -323,8 +323,11 @@ def slots(
         by_day: dict[str, list[str]] = {}
         for slot in found:
             local = slot["start_time"].astimezone(zone)
+            # a time the clocks show twice (the autumn hour) carries its offset, as `bookings create --start` asks
+            twice = local.replace(fold=1 - local.fold).utcoffset() != local.utcoffset()
+            shown = local.isoformat(timespec="minutes")[11:] if twice else local.strftime("%H:%M")
             seats = f" ({slot['invitees_remaining']} left)" if target.kind == "group" else ""
-            by_day.setdefault(local.strftime("%a %d %b"), []).append(local.strftime("%H:%M") + seats)
+            by_day.setdefault(local.strftime("%a %d %b"), []).append(shown + seats)
         grid = listing_table(f"Open times of {target.title} ({zone.key})", by_day)
         if by_day:
             grid.add_row(*("\n".join(times) for times in by_day.values()))

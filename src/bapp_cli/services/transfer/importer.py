@@ -27,7 +27,7 @@ from bapp_cli.db.domains import MAX_INT32
 from bapp_cli.db.models import BuilderProfile, ClientProfile, Pathway, User
 from bapp_cli.errors import BappError, InvalidInput
 from bapp_cli.services.emails import normalise_email
-from bapp_cli.services.instants import check_in_range, get_zone, localise, parse_instant
+from bapp_cli.services.instants import check_in_range, parse_instant
 from bapp_cli.services.transfer.formats import RowError, SourceRow
 
 CREATED = "created"
@@ -319,27 +319,22 @@ class KindImporter(ABC):
         return self.builders[address]
 
     def instant(self, value: Any, name: str, *, zone: str | None = None) -> dt.datetime | None:
-        """An aware UTC instant from ISO text or a TOML datetime; naive ones are read in `zone` or --timezone."""
+        """An aware UTC instant from ISO text or a TOML date/datetime; naive ones are read in `zone` or --timezone."""
         if value is None:
             return None
-        if isinstance(value, str):
-            # the fast path of parse_instant for the common case: text with an offset (already stripped
-            # and length-checked by the row schema); anything else takes the full path and its messages
-            try:
-                parsed = dt.datetime.fromisoformat(value)
-            except ValueError:
-                parsed = None
-            if parsed is not None and parsed.tzinfo is not None and parsed.utcoffset() is not None:
-                check_in_range(parsed, field=name, text=value)
-                return parsed.astimezone(dt.UTC)
-        timezone = zone or self.options.timezone
-        if not isinstance(value, dt.date):
-            return parse_instant(str(value), timezone=timezone, field=name)
-        check_in_range(value, field=name)  # a TOML date or datetime: moving it to UTC could overflow too
-        moment = value if isinstance(value, dt.datetime) else dt.datetime.combine(value, dt.time())
-        if moment.tzinfo is None or moment.utcoffset() is None:
-            return localise(moment, get_zone(timezone), field=name)
-        return moment.astimezone(dt.UTC)
+        # a TOML date or datetime reads as its text does: a date is the first instant of its day, which is not
+        # 00:00 where the clocks skip or repeat midnight (a TOML date there was refused, its text was not)
+        value = str(value)
+        # the fast path of parse_instant for the common case: text with an offset (already stripped and
+        # length-checked by the row schema); anything else takes the full path and its messages
+        try:
+            parsed = dt.datetime.fromisoformat(value)
+        except ValueError:
+            parsed = None
+        if parsed is not None and parsed.tzinfo is not None and parsed.utcoffset() is not None:
+            check_in_range(parsed, field=name, text=value)
+            return parsed.astimezone(dt.UTC)
+        return parse_instant(value, timezone=zone or self.options.timezone, field=name)
 
 
 def run_kind(

@@ -240,8 +240,8 @@ class EnrolmentImporter(_PeopleImporter):
         return self.insert(row, item, values | {"builder_id": item.get("builder_id")})
 
     def _day(self, value: Any) -> dt.date:
-        if isinstance(value, dt.date):  # a TOML date, or datetime: its own calendar day
-            return value.date() if isinstance(value, dt.datetime) else value
+        # a TOML date or datetime reads as its text does: an instant's day is its day in --timezone, not at the
+        # offset it was written with (the same start_date was a day apart in TOML and in CSV)
         return parse_day(str(value), timezone=self.options.timezone, field="start_date")
 
 
