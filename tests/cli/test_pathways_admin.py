@@ -141,6 +141,10 @@ def test_a_progress_note_past_its_length_is_refused_by_the_same_rule(bapp: Bapp,
     # measured as stored: trimmed
     padded = bapp("skills", "complete", "a@x.example", "dom", "--note", f" {'n' * 10_000} ", "--json")
     assert padded.exit_code == 0 and padded.json()["notes"] == "n" * 10_000, padded.stderr
+    # and an import measures it as the command does: what the command took, an import takes too, trimmed
+    rows.write_text(f'[{{"client": "a@x.example", "skill": "dom", "notes": " {"m" * 10_000} "}}]')
+    assert bapp("import", "progress", str(rows)).exit_code == 0
+    assert [row["notes"] for row in bapp("export", "progress", "--format", "json").json()] == ["m" * 10_000]
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)

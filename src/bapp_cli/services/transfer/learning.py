@@ -40,7 +40,7 @@ from bapp_cli.services.instants import parse_day
 from bapp_cli.services.people import normalise_email
 from bapp_cli.services.progress import record_completions
 from bapp_cli.services.rule_book import PROGRESS_FIELDS, ProgressState, Refusal, assigned_pathway, settle_progress
-from bapp_cli.services.skills import MAX_NOTE_LENGTH, check_note, earned_counts, skill_links
+from bapp_cli.services.skills import check_note, earned_counts, skill_links
 from bapp_cli.services.transfer.formats import SourceRow
 from bapp_cli.services.transfer.importer import (
     CLIENT_IDS,
@@ -87,7 +87,7 @@ class SkillProgressRow(_ClientRow, total=False):
     completed_via: Literal["manual", "assessment", "builder_validation", "auto"] | None
     validated_by: Email | None
     pathway: Slug | None
-    notes: Annotated[str, StringConstraints(max_length=MAX_NOTE_LENGTH + 1)] | None
+    notes: str | None  # measured by check_note once trimmed, as the commands measure --note
     attempts: Annotated[int, Field(ge=0, le=MAX_INT32)] | None  # PostgreSQL's integer column
     last_attempt_at: When | None
     created_at: When | None
