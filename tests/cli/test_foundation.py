@@ -338,6 +338,10 @@ def test_a_login_postgresql_refuses_is_configuration_exit_4_on_every_path(bapp: 
         # bapp's own timeout (BAPP_CONNECT_TIMEOUT) replaced the URL's, so one psycopg cannot read went unseen
         "127.0.0.1:1/none?connect_timeout=abc",
         "db.invalid/none?connect_timeout=99999999999",
+        # libpq's other whole-number options, and a port per host that leaves a host without one, were read as
+        # "cannot reach the database" (exit 5) beside a host that does not resolve (the plain reads for the latter)
+        *(f"db.invalid/none?{name}=abc" for name in ("keepalives", "keepalives_count", "tcp_user_timeout")),
+        "db.invalid,db2.invalid/none?port=1,2,3",
     ],
 )
 def test_a_postgresql_url_option_libpq_cannot_take_is_exit_4_on_every_path(

@@ -41,6 +41,10 @@ _PG_UNIQUE_VIOLATION = "23505"
 # the query parameters SQLAlchemy's pysqlite dialect takes (with `uri=true`, SQLite's own URI parameters too)
 _PYSQLITE_PARAMETERS = {"uri", "timeout", "isolation_level", "detect_types", "check_same_thread", "cached_statements"}
 _NAMED_PARAMETER = re.compile(r"(?<!:):([a-z_][a-z0-9_]*)")
+# libpq's whole-number options besides the port, which it reads only as it connects (fe-connect.c's parse_int_param)
+_LIBPQ_INTEGERS = frozenset(
+    ("connect_timeout", "keepalives", "keepalives_idle", "keepalives_interval", "keepalives_count", "tcp_user_timeout")
+)
 # libpq refusing an option's value (`?sslmode=bogus`, `?keepalives=abc`, `?hostaddr=x`, a port past 65535) before it
 # asks any server: its text quotes the option and the value, not the URL
 _BAD_OPTION_VALUE = re.compile(r"connection is bad: .*(invalid (\w+ value|port number)|could not parse network addr)")
@@ -240,19 +244,24 @@ def connect_postgresql(url: str, connect_timeout: int = 10) -> Database:
 def libpq_parameters(url: str) -> dict[str, Any]:
     """A PostgreSQL URL (its driver installed) as libpq's parameters, once libpq has parsed it. One it cannot
     parse is exit 4 on every path, the engine's too, whose parser lets through what libpq refuses (a bad %-escape,
-    `?host=%zz`, taken for a host name to look up; a `?key` without `=`, dropped). So is a port or a
-    connect_timeout libpq would refuse only as it connects: psycopg looks the host up first, so beside a host
-    that does not resolve a port past 65535 read as "cannot reach" (exit 5), and a timeout that is no whole
-    number went unseen while bapp's own (BAPP_CONNECT_TIMEOUT) replaced it."""
+    `?host=%zz`, taken for a host name to look up; a `?key` without `=`, dropped). So are ports and whole
+    numbers (a connect_timeout, keepalives) libpq would refuse only as it connects: psycopg looks the hosts up
+    first, so beside a host that does not resolve a port past 65535, or ports not matching the hosts, read as "cannot
+    reach" (exit 5), and a timeout that is no whole number went unseen while bapp's own replaced it."""
     import psycopg
 
     try:
         parameters = psycopg.conninfo.conninfo_to_dict("postgresql://" + url.partition("://")[2])
-        ports = str(parameters.get("port", "")).split(",")  # one per host; an empty one is the default
+        ports = str(parameters.get("port", "")).split(",")  # one per host, or one for all; empty is the default
+        # as many as the hosts the URL names, if more than one (none named: PGHOST's, which libpq matches itself)
+        hosts = {len(str(parameters[key]).split(",")) for key in ("host", "hostaddr") if key in parameters}
+        if len(ports) > 1 and hosts - {len(ports)}:
+            raise psycopg.ProgrammingError("could not match the ports to the hosts")
         if not all(port == "" or 0 < _libpq_integer(port) < 65536 for port in ports):
             raise psycopg.ProgrammingError("invalid port number")
-        _libpq_integer(str(parameters.get("connect_timeout", 0)))  # zero or less is no timeout, as libpq's
-    except psycopg.ProgrammingError:  # a malformed port, host, query, escape or timeout
+        for name in _LIBPQ_INTEGERS.intersection(parameters):  # zero or less: no timeout, no keepalives…
+            _libpq_integer(str(parameters[name]))
+    except psycopg.ProgrammingError:  # a malformed port, host, query, escape or whole number
         # no detail: libpq's text may quote the whole URL, password and all, where the password cannot be found
         # to scrub it (`unreachable` gets only the engine's errors, of a URL SQLAlchemy has parsed)
         raise ConfigError(
