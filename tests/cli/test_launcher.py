@@ -163,3 +163,15 @@ def test_value_completion_reads_the_database(bapp: Bapp) -> None:
     result = run([], broken)
     assert result.returncode == 0 and result.stdout.strip() == ""
     assert not os.path.exists("/nonexistent/dir/x.db")
+
+
+def test_value_completion_waits_for_postgresql_no_longer_than_its_own_2_seconds(env: dict[str, str]) -> None:
+    import socket
+
+    # a server that takes the connection and never answers: the URL's own connect_timeout (an hour here) replaced
+    # completion's 2 seconds, so a TAB waited as long (the run's 60-second timeout ends it)
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        url = f"postgresql://nobody:pw@127.0.0.1:{silent.getsockname()[1]}/none?connect_timeout=3600"
+        line = {"_BAPP_COMPLETE": "complete_bash", "COMP_WORDS": "bapp clients show ", "COMP_CWORD": "3"}
+        result = run([], {**env, "BAPP_DATABASE_URL": url, **line})
+    assert result.returncode == 0 and result.stdout.strip() == ""

@@ -226,7 +226,7 @@ def _fetch(url: str, query: str) -> list[str]:
     from bapp_cli.db.dbapi import Database, connect_postgresql, sqlite_file
 
     if url.startswith("postgres"):
-        database = connect_postgresql(url, connect_timeout=2)
+        database = connect_postgresql(url, connect_timeout=2, over_the_url=True)
     else:
         path = sqlite_file(url)
         if path is None or not path.exists():

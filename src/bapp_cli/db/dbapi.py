@@ -220,7 +220,9 @@ def connect(url: str, *, connect_timeout: int = 10) -> Database:
     return database
 
 
-def connect_postgresql(url: str, connect_timeout: int = 10) -> Database:
+def connect_postgresql(url: str, connect_timeout: int = 10, *, over_the_url: bool = False) -> Database:
+    """A read-only connection, waiting the URL's own connect_timeout, else `connect_timeout` (always that one when
+    `over_the_url`: shell completion's 2 seconds, lest a TAB wait a URL's minute, or psycopg's 130 s for 0)."""
     try:
         import psycopg
     except ImportError:
@@ -230,6 +232,8 @@ def connect_postgresql(url: str, connect_timeout: int = 10) -> Database:
             code="database_driver",
         ) from None
     parameters = libpq_parameters(url)
+    if over_the_url:
+        parameters.pop("connect_timeout", None)
     try:
         # jit=off: JIT compilation pays off for long analytical queries, not a CLI's short ones
         options = f"-c jit=off -c lock_timeout={BUSY_TIMEOUT_MS}"
