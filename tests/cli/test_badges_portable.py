@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from jsonschema import Draft201909Validator
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from bapp_cli.db.engine import make_engine
@@ -486,3 +486,27 @@ def test_verify_reads_the_key_file_through_the_one_input_reader(
     assert bapp("badges", "verify", str(credential), "--key", "-", stdin=jwk).exit_code == 0
     both = bapp("badges", "verify", "-", "--key", "-", stdin=jwk)
     assert both.exit_code == 6 and "cannot both come from stdin" in both.stderr
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_credential_issued_before_0015_renamed_its_pathway_still_verifies_against_the_database(
+    bapp: Bapp, tmp_path: Path
+) -> None:
+    """0015 renames a pathway an earlier bapp let be called `none` (to `none-2`) and its badges' keys with it: a
+    credential issued before, whose achievement names `tier:none:1`, is still the badge the database holds."""
+    seed(bapp, awarded_in_the_past)
+    issuer_init(bapp)
+    engine = make_engine(bapp.database_url)
+    with engine.begin() as connection:  # as an earlier bapp let it be
+        connection.execute(text("UPDATE pathways SET slug = 'none' WHERE slug = 'play'"))
+        connection.execute(text("UPDATE badges SET key = 'tier:none:1' WHERE key = 'tier:play:1'"))
+    token = bapp("badges", "export", EMAIL, "--badge", "tier:none:1")
+    assert token.exit_code == 0, token.stderr
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE alembic_version SET version_num = '0014_session_slug_rule'"))
+    engine.dispose()
+    assert bapp("db", "upgrade").exit_code == 0
+    assert [row.key for row in badge_rows(bapp)].count("tier:none-2:1") == 1
+    verified = bapp("badges", "verify", "-", "--against-db", "--json", stdin=token.stdout)
+    assert verified.exit_code == 0, verified.stderr
+    assert [(row["badge"], row["status"]) for row in verified.json()] == [("tier:none-2:1", "valid")]

@@ -558,11 +558,13 @@ def check_against_database(session: Session, verification: Verification, *, issu
         verification.reason = f"no badge of this database has the credential id {credential_id}"
         return
     badge, email = row
-    subject = vc["credentialSubject"]
     verification.badge = badge.key
-    if achievement_key(issuer, vc) != badge.key:
+    achieved = achievement_key(issuer, vc) or ""
+    # migration 0015 renamed a pathway called `none` (any case) `none-N`, and its badges' keys with it: a credential
+    # issued before names the badge by its old key (`tier:none:1`), which the badge of that id is still
+    if achieved != badge.key and achieved.lower() != re.sub(r"^(tier|pathway):none-\d+", r"\1:none", badge.key):
         verification.reason = f"the achievement is not badge {badge.key!r} of this database"
-    elif not any(identity_matches(identity, email) for identity in subject.get("identifier") or []):
+    elif not any(identity_matches(identity, email) for identity in vc["credentialSubject"].get("identifier") or []):
         verification.reason = "the recipient is not the client this database awarded the badge to"
     elif badge.revoked_at is not None:
         verification.revoked = True
