@@ -90,6 +90,17 @@ def test_export_formats_files_and_errors(bapp: Bapp, seed: Session, tmp_path: Pa
     assert unwritable.exit_code == 6 and "cannot write" in unwritable.stderr
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # the option's reading: no backend's part
+@pytest.mark.parametrize("command", [("export", "all"), ("badges", "status-list")])
+def test_an_empty_output_path_is_refused_not_taken_for_stdout(bapp: Bapp, command: tuple[str, ...]) -> None:
+    # `-o "$BACKUP"` with BACKUP unset printed the whole backup (or the signed status list) to the terminal or
+    # log, as an empty --from listed every booking; '-' is how stdout is asked for
+    assert bapp("badges", "issuer", "init", "--name", "Bapp", "--url", "https://bapp.example/").exit_code == 0
+    refused = bapp(*command, "-o", "")
+    assert refused.exit_code == 6 and "--output: cannot write '': it is a directory" in refused.stderr, refused.stderr
+    assert refused.stdout == ""
+
+
 def test_export_bookings_carry_the_session_by_natural_key(bapp: Bapp, seed: Session, tmp_path: Path) -> None:
     populate(bapp)
     exported = bapp("export", "bookings", "--format", "csv")

@@ -404,6 +404,32 @@ start_time = 2031-09-07
     assert catalogue.scalars(select(Booking.start_time)).one() == dt.datetime(2031, 9, 7, 4, tzinfo=dt.UTC)
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # reading the file: no backend's part
+@pytest.mark.parametrize(
+    ("name", "document", "cell"),
+    [
+        (
+            "some.toml",
+            '[[enrolments]]\nclient = "ada@example.com"\npathway = "play"\nstart_date = 20310101',
+            "1, start_date",
+        ),
+        ("some.json", '[{"client": "ada@example.com", "session": "intro", "start_time": 1.9e9}]', "1, start_time"),
+    ],
+)
+def test_a_number_where_a_date_is_expected_is_refused(
+    bapp: Bapp, catalogue: Session, tmp_path: Path, name: str, document: str, cell: str
+) -> None:
+    # pydantic read a number as seconds since 1970: start_date = 20310101 was the 24th of August 1970, and a
+    # JSON start_time of 1.9e9 a booking in March 2030
+    bapp("clients", "add", "ada@example.com")
+    kind = "enrolments" if name.endswith("toml") else "bookings"
+    result = bapp("import", kind, write(tmp_path, name, document))
+    assert result.exit_code == 6, result.stderr
+    assert f"line {cell}.constrained-str: Input should be a valid string" in result.stderr  # as for a boolean
+    catalogue.rollback()
+    assert catalogue.scalars(select(Enrolment)).all() == [] and catalogue.scalars(select(Booking)).all() == []
+
+
 def test_a_big_import_in_several_batches_leaves_every_index_and_no_drift(
     bapp: Bapp, catalogue: Session, tmp_path: Path
 ) -> None:

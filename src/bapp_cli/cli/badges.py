@@ -48,7 +48,8 @@ CredentialFormatOption = Annotated[
     str,
     typer.Option("--format", "-f", help="jwt: one signed VC-JWT per line; json: each JWT with its credential."),
 ]
-OutputOption = Annotated[str | None, typer.Option("--output", "-o", help="Write here ('-' = stdout, the default).")]
+# '-' by default, not None: an empty -o ("$FILE" unset) is refused as a path, never taken for stdout
+OutputOption = Annotated[str, typer.Option("--output", "-o", help="Write here ('-' = stdout).")]
 
 
 def _credential_format(value: str) -> str:
@@ -76,10 +77,10 @@ def _issuer(app_state: AppState) -> Issuer:
     return Issuer(str(name), str(url), load_key_file(user_path(str(key_file))), image_base or None)
 
 
-def _write_text(output: str | None, text: str, *, private: bool = False, database_url: str | None = None) -> None:
+def _write_text(output: str, text: str, *, private: bool = False, database_url: str | None = None) -> None:
     """stdout, or a file through bapp's one output writer (checked first, whole or not at all; never the
     database at `database_url`)."""
-    with OutputFile(output or "-", what="--output", private=private, database_url=database_url) as stream:
+    with OutputFile(output, what="--output", private=private, database_url=database_url) as stream:
         stream.write(text)
 
 
@@ -158,7 +159,7 @@ def issuer_show_command(
       bapp badges issuer show --jwk > issuer-key.jwk
     """
     issuer = _issuer(state(ctx))
-    _write_text(None, _json_text(issuer.key.public_jwk() if jwk else issuer.profile_document()))
+    _write_text("-", _json_text(issuer.key.public_jwk() if jwk else issuer.profile_document()))
 
 
 @output_command(app, "achievements")
@@ -192,7 +193,7 @@ def export_command(
         typer.Option("--badge", "-b", help="Only this badge key (repeatable) [default: every badge held]."),
     ] = None,
     fmt: CredentialFormatOption = "jwt",
-    output: OutputOption = None,
+    output: OutputOption = "-",
 ) -> None:
     """Export a client's badges as signed Open Badges 3.0 credentials (VC-JWT, EdDSA).
 
@@ -216,7 +217,7 @@ def export_command(
     text = "".join(item["jwt"] + "\n" for item in issued) if chosen == "jwt" else _json_text(issued)
     # personal achievements: a new file is 0600, like a backup
     _write_text(output, text, private=True, database_url=app_state.settings.database_url)
-    where = "stdout" if output in (None, "-") else output
+    where = "stdout" if output == "-" else output
     app_state.messages.info(f"Exported {len(issued)} credential(s) of {email.strip().lower()} to {where}.")
 
 
@@ -325,7 +326,7 @@ def revoke_command(
 
 
 @app.command("status-list")
-def status_list_command(ctx: typer.Context, fmt: CredentialFormatOption = "jwt", output: OutputOption = None) -> None:
+def status_list_command(ctx: typer.Context, fmt: CredentialFormatOption = "jwt", output: OutputOption = "-") -> None:
     """Print the signed revocation list to publish at <issuer url>/badges/revocations.json.
 
     A W3C Bitstring Status List credential (statusPurpose revocation) with one bit per badge, set when the

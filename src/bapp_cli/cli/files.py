@@ -214,7 +214,8 @@ class OutputFile:
             self._temporary = None
 
     def _refused(self, reason: str, *, code: str) -> InvalidInput:
-        return InvalidInput(f"{self.what}: cannot write {self.path}: {reason}", code=code)
+        # an empty path ('-o ""') is refused as the directory it names, shown quoted
+        return InvalidInput(f"{self.what}: cannot write {self.path or repr(self.path)}: {reason}", code=code)
 
     def failed(self, exc: OSError | UnicodeEncodeError) -> OutputFailed:
         reason = getattr(exc, "strerror", None) or type(exc).__name__

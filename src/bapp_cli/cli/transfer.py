@@ -187,9 +187,7 @@ def export_command(
             help="The data's format: csv, tsv, json, jsonl or toml [default: from -o's extension, else json].",
         ),
     ] = None,
-    output: Annotated[
-        str | None, typer.Option("--output", "-o", help="Write here ('-' = stdout, the default).")
-    ] = None,
+    output: Annotated[str, typer.Option("--output", "-o", help="Write here ('-' = stdout).")] = "-",
     raw: Annotated[
         bool,
         typer.Option(
@@ -228,7 +226,7 @@ def export_command(
     data_format = format_for(output, fmt, default="json")
     # entered first: a path that cannot be written is refused before the database is read
     database_url = app_state.settings.database_url
-    with OutputFile(output or "-", what="--output", private=kind == "all", database_url=database_url) as stream:
+    with OutputFile(output, what="--output", private=kind == "all", database_url=database_url) as stream:
         if kind == "bookings" and data_format != "toml":  # the plain read: the database writes the cells
             count = _export_bookings(app_state, stream, data_format, raw=raw)
         else:
@@ -236,7 +234,7 @@ def export_command(
 
             with app_state.reading() as session:
                 count = export_data(session, kind, stream, data_format, raw=raw)
-    where = "stdout" if output in (None, "-") else output
+    where = "stdout" if output == "-" else output
     app_state.messages.info(f"Exported {count} record{'s' if count != 1 else ''} ({kind}) to {where}.")
 
 

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Annotated, Any, ClassVar, Required, TypeVar, get_origin, get_type_hints
 
-from pydantic import BeforeValidator, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError
+from pydantic import BeforeValidator, ConfigDict, Field, InstanceOf, StringConstraints, TypeAdapter, ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
@@ -38,9 +38,10 @@ OUTCOMES = (CREATED, UPDATED, UNCHANGED)  # also the names of Tally's counts
 MAX_LISTED_ERRORS = 100_000
 
 # Cells the kinds' row schemas share. The bounds only limit what is read: an e-mail address is checked by
-# normalise_email, an instant (text, or a TOML date/datetime) by `KindImporter.instant`.
+# normalise_email, an instant (text, or a TOML date/datetime) by `KindImporter.instant`: InstanceOf, as any
+# other value is no date (pydantic read a number as seconds since 1970, start_date = 20310101 as 1970-08-24).
 Email = Annotated[str, StringConstraints(strip_whitespace=True, max_length=320)]
-When = Annotated[str, StringConstraints(strip_whitespace=True, max_length=64)] | dt.datetime | dt.date
+When = Annotated[str, StringConstraints(strip_whitespace=True, max_length=64)] | InstanceOf[dt.date]
 
 
 def _id_as_text(value: Any) -> Any:
