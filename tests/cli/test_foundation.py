@@ -370,6 +370,46 @@ def test_a_postgresql_urls_own_connect_timeout_is_honoured_on_every_path(tmp_pat
             assert "connection timeout expired" in result.stderr
 
 
+@pytest.mark.parametrize("empty_database_url", ["postgresql"], indirect=True)
+def test_a_postgresql_urls_own_options_reach_the_server_on_every_path(empty_database_url: str, tmp_path: Path) -> None:
+    # bapp's own `-c jit=off -c lock_timeout=…` replaced a URL's `?options=`, on the plain reads and the ORM's
+    # engine alike: a search_path naming bapp's schema went unseen, so every command used `public`
+    from bapp_cli.db.dbapi import connect_postgresql
+
+    admin = make_engine(empty_database_url)
+    with admin.begin() as connection:
+        connection.execute(text("CREATE SCHEMA elsewhere"))
+    admin.dispose()
+    # the URL's lock_timeout loses to bapp's (its busy exit), its jit=on wins over bapp's jit=off
+    url = f"{empty_database_url}?options=-c%20search_path%3Delsewhere%20-c%20jit%3Don%20-c%20lock_timeout%3D0"
+    settings = ("search_path", "jit", "lock_timeout")
+    engine = make_engine(url)
+    with engine.connect() as connection:
+        assert [connection.exec_driver_sql(f"SHOW {name}").scalar() for name in settings] == ["elsewhere", "on", "30s"]
+    engine.dispose()
+    plain = connect_postgresql(url)
+    try:
+        assert [plain.one(f"SHOW {name}") for name in settings] == [("elsewhere",), ("on",), ("30s",)]
+    finally:
+        plain.close()
+    # and commands use it: the schema is built in `elsewhere`, where both paths find the client added
+    in_elsewhere = Bapp(url, tmp_path)
+    assert in_elsewhere("db", "upgrade").exit_code == 0
+    assert in_elsewhere("clients", "add", "ada@example.com").exit_code == 0
+    listed = in_elsewhere("sessions", "list", "--json")
+    assert listed.exit_code == 0, listed.stderr
+    shown = in_elsewhere("clients", "show", "ada@example.com")
+    assert shown.exit_code == 0, shown.stderr
+    in_public = Bapp(empty_database_url, tmp_path)("sessions", "list")
+    assert in_public.exit_code == 5 and "no schema yet" in in_public.stderr
+    # a setting the server refuses as the session starts is the URL's fault, as a value libpq refuses is
+    refused = Bapp(f"{empty_database_url}?options=-c%20statement_timeout%3Dabc", tmp_path)
+    for command in (("sessions", "list"), ("clients", "add", "ada@example.com"), ("db", "upgrade")):
+        result = refused(*command)
+        assert result.exit_code == 4, (command, result.stderr)
+        assert result.stderr.startswith("Error: the database URL is not valid") and "statement_timeout" in result.stderr
+
+
 def test_unreachable_database_exits_5(tmp_path: Path) -> None:
     bapp = Bapp("postgresql+psycopg://nobody:pw@127.0.0.1:1/none", tmp_path)
     result = bapp("pathways", "list", env={"BAPP_CONNECT_TIMEOUT": "2"})

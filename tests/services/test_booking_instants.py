@@ -62,7 +62,36 @@ def test_explicit_offsets_win_over_the_zone(text: str, expected: dt.datetime) ->
 def test_the_skipped_hour_is_refused() -> None:
     with pytest.raises(InvalidInput) as caught:
         parse_instant("2030-03-31T01:30", timezone="Europe/London", field="start")
-    assert caught.value.message == "start: 2030-03-31 01:30 does not exist in Europe/London (the clocks skip that hour)"
+    assert caught.value.message == (
+        "start: 2030-03-31 01:30 does not exist in Europe/London (skipped as the offset goes from +00:00 to +01:00)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("zone", "text", "change"),
+    [
+        ("Australia/Lord_Howe", "2030-10-06T02:15", "+10:30 to +11:00"),  # a gap of 30 minutes
+        ("Antarctica/Troll", "2030-03-31T01:30", "+00:00 to +02:00"),  # a gap of 2 hours
+        ("Europe/Amsterdam", "1937-07-01T00:00", "+01:19:32 to +01:20"),  # a gap of 28 seconds
+    ],
+)
+def test_a_skipped_time_names_the_change_not_an_hour(zone: str, text: str, change: str) -> None:
+    # every gap was "the clocks skip that hour", whatever its length
+    with pytest.raises(InvalidInput) as caught:
+        parse_instant(text, timezone=zone, field="start")
+    assert caught.value.message.endswith(f"(skipped as the offset goes from {change})")
+    assert "hour" not in caught.value.message + str(caught.value.hint)
+
+
+def test_a_repeated_time_whose_offsets_have_seconds_is_hinted_with_an_offset_meaning_it() -> None:
+    # Amsterdam kept its local mean time (+00:19:32, +01:19:32 in summer) until 1937: the seconds were cut off the
+    # offsets shown, so the hint's +01:19 named a moment 32 seconds away from either of the two
+    with pytest.raises(InvalidInput) as caught:
+        parse_instant("1930-10-05T02:30", timezone="Europe/Amsterdam", field="start")
+    assert caught.value.message == "start: 1930-10-05 02:30 happens twice in Europe/Amsterdam (+01:19:32 or +00:19:32)"
+    assert caught.value.hint == "add the offset you mean, e.g. 1930-10-05T02:30+01:19:32"
+    hinted = parse_instant(caught.value.hint.rpartition(" ")[2], timezone="Europe/Amsterdam", field="start")
+    assert hinted == utc(1930, 10, 5, 1, 10, 28)  # the first 02:30
 
 
 def test_the_repeated_hour_is_refused_with_both_offsets() -> None:

@@ -896,9 +896,11 @@ def reconcile(
     reports: list[dict[str, Any]] = []
     try:
         with calendly_writer(app_state) as writer:
-            reports.extend(writer.reconcile(give_up_after=give_up, dry_run=dry_run))
-    finally:  # a run stopped partway (a signal, the database lost) shows what it settled before the stop is said
-        if reports or sys.exc_info()[0] is None:
-            for report in reports:
+            for report in writer.reconcile(give_up_after=give_up, dry_run=dry_run):
                 sink.info(f"{report['booking']}: {report['action']} ({report['note']})")
+                reports.append(report)
+    except BaseException:  # a run stopped partway (a signal, the database lost) shows what it settled before the stop
+        if reports:
             sink.records(reports, RECONCILE_COLUMNS, title="Calendly reconcile")
+        raise
+    sink.records(reports, RECONCILE_COLUMNS, title="Calendly reconcile")

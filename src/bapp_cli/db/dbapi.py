@@ -48,6 +48,12 @@ _LIBPQ_INTEGERS = frozenset(
 # libpq refusing an option's value (`?sslmode=bogus`, `?keepalives=abc`, `?hostaddr=x`, a port past 65535) before it
 # asks any server: its text quotes the option and the value, not the URL
 _BAD_OPTION_VALUE = re.compile(r"connection is bad: .*(invalid (\w+ value|port number)|could not parse network addr)")
+# the server refusing a setting of the URL's `?options=` as the session starts (an unknown name, a bad value, a
+# server-start-only setting): the URL's fault, as a value libpq refuses is
+_BAD_SERVER_OPTION = re.compile(
+    r"FATAL: +(unrecognized configuration parameter|invalid value for parameter|parameter \S+ cannot be changed|"
+    r"permission denied to set parameter|invalid command-line argument|\S+ requires a value)"
+)
 
 
 def sqlite_file(url: str) -> Path | None:
@@ -234,15 +240,22 @@ def connect_postgresql(url: str, connect_timeout: int = 10, *, over_the_url: boo
     parameters = libpq_parameters(url)
     if over_the_url:
         parameters.pop("connect_timeout", None)
+    options = session_options(parameters, BUSY_TIMEOUT_MS)
     try:
-        # jit=off: JIT compilation pays off for long analytical queries, not a CLI's short ones
-        options = f"-c jit=off -c lock_timeout={BUSY_TIMEOUT_MS}"
         # the URL's own connect_timeout is honoured over bapp's (README), as the engine's connect_args do
         connection = psycopg.connect(**{"connect_timeout": connect_timeout, **parameters, "options": options})
         connection.read_only = True
     except psycopg.Error as exc:  # as the engine path says it (db.migration.ensure_at_head)
         raise unreachable(exc) from None
     return Database(connection, "postgresql")
+
+
+def session_options(parameters: Mapping[str, Any], lock_timeout_ms: int) -> str:
+    """libpq's `options` for a session of bapp's: the URL's own `?options=` (a search_path, a statement_timeout)
+    kept between bapp's settings. A later `-c` wins, so the URL may turn JIT back on but not lift the lock
+    timeout: that bound is what makes another writer's lock exit 75 (README), not a wait for ever."""
+    # jit=off: JIT compilation pays off for long analytical queries, not a CLI's short ones
+    return f"-c jit=off {parameters.get('options', '')} -c lock_timeout={lock_timeout_ms}"
 
 
 def libpq_parameters(url: str) -> dict[str, Any]:
@@ -293,7 +306,7 @@ def unreachable(exc: BaseException) -> DatabaseNotReady | ConfigError:
     # psycopg looks a host name up with the port before libpq checks the port: one the resolver cannot take
     # (`?port=-1`) reads as a host that does not resolve
     bad_port = text.startswith("failed to resolve host") and f"[Errno {socket.EAI_SERVICE}]" in text
-    if libpq_refused or bad_port or _BAD_OPTION_VALUE.match(text):
+    if libpq_refused or bad_port or _BAD_OPTION_VALUE.match(text) or _BAD_SERVER_OPTION.search(text):
         hint = "check --database-url / BAPP_DATABASE_URL (an unknown `?option`, or a value it cannot take)"
         return ConfigError(f"the database URL is not valid: {text}", hint=hint, code="database_url")
     if "authentication failed" in text or "no password supplied" in text:  # libpq's words: no SQLSTATE before login

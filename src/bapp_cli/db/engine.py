@@ -21,7 +21,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SAWarning
 from sqlalchemy.orm import Session
 
-from bapp_cli.db.dbapi import BUSY_TIMEOUT_MS, database_failure, libpq_parameters, settled, sqlite_file
+from bapp_cli.db.dbapi import BUSY_TIMEOUT_MS, database_failure, libpq_parameters, session_options, settled, sqlite_file
 from bapp_cli.errors import ConfigError, DatabaseNotReady
 
 __all__ = ["database_failure", "make_engine", "unit_of_work"]
@@ -67,16 +67,17 @@ def make_engine(
         elif not path.exists():
             raise DatabaseNotReady(f"database file {path} does not exist", hint="run `bapp db upgrade`")
     kwargs: dict[str, Any] = {}
-    if parsed.get_backend_name() == "postgresql":
-        kwargs["pool_pre_ping"] = False
-        kwargs["connect_args"] = {
-            # the URL's own connect_timeout is honoured over bapp's (README), as the plain reads do
-            **({} if "connect_timeout" in parsed.query else {"connect_timeout": connect_timeout}),
-            # JIT compilation pays off for long analytical queries; a CLI's queries are short, and the
-            # compile step alone was seen adding ~0.3 s to the progress table.
-            "options": f"-c jit=off -c lock_timeout={busy_timeout_ms}",
-        }
     try:
+        if parsed.get_backend_name() == "postgresql":
+            parameters = libpq_parameters(url)  # the URL the plain reads refuse, refused here too
+            kwargs["pool_pre_ping"] = False
+            kwargs["connect_args"] = {
+                # the URL's own connect_timeout is honoured over bapp's (README), as the plain reads do
+                **({} if "connect_timeout" in parsed.query else {"connect_timeout": connect_timeout}),
+                # JIT off (the compile step alone was seen adding ~0.3 s to the progress table) and the lock
+                # timeout, around the URL's own options, which connect_args would otherwise replace
+                "options": session_options(parameters, busy_timeout_ms),
+            }
         with warnings.catch_warnings():
             # a query parameter pysqlite does not take (`?foo=1`) is only warned about, on stderr, then ignored
             warnings.simplefilter("error", SAWarning)
@@ -96,8 +97,6 @@ def make_engine(
         ) from None
     if engine.dialect.name == "sqlite":
         _configure_sqlite(engine, busy_timeout_ms)
-    else:
-        libpq_parameters(url)  # the URL the plain reads refuse, refused here too
     return engine
 
 

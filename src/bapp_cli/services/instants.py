@@ -96,25 +96,22 @@ def localise(naive: dt.datetime, zone: ZoneInfo, *, field: str = "time") -> dt.d
     later = naive.replace(tzinfo=zone, fold=1)
     if earlier.utcoffset() != later.utcoffset():
         shown = naive.isoformat(sep=" ", timespec="minutes")
+        # the offsets before and after the change, ±HH:MM after the date and time's 16 characters, and :SS where
+        # they have seconds (Amsterdam's +00:19:32 before 1937), as --start takes them for that very instant
+        before, after = (moment.isoformat(timespec="minutes")[16:] for moment in (earlier, later))
         round_trip = earlier.astimezone(dt.UTC).astimezone(zone).replace(tzinfo=None)
-        if round_trip != naive:
+        if round_trip != naive:  # a gap, of an hour, 30 minutes (Lord Howe), 2 hours (Troll)…
             raise InvalidInput(
-                f"{field}: {shown} does not exist in {zone.key} (the clocks skip that hour)",
-                hint="pick a time outside the skipped hour, or give an explicit UTC offset",
+                f"{field}: {shown} does not exist in {zone.key} (skipped as the offset goes from {before} to {after})",
+                hint="pick a time before or after the clocks change, or give an explicit UTC offset",
                 code="nonexistent_local_time",
             )
-        offsets = " or ".join(_offset_text(moment) for moment in (earlier, later))
         raise InvalidInput(
-            f"{field}: {shown} happens twice in {zone.key} ({offsets})",
-            hint=f"add the offset you mean, e.g. {naive.isoformat(timespec='minutes')}{_offset_text(earlier)}",
+            f"{field}: {shown} happens twice in {zone.key} ({before} or {after})",
+            hint=f"add the offset you mean, e.g. {earlier.isoformat(timespec='minutes')}",
             code="ambiguous_local_time",
         )
     return earlier.astimezone(dt.UTC)
-
-
-def _offset_text(moment: dt.datetime) -> str:
-    offset = moment.strftime("%z")  # ±HHMM[SS]
-    return f"{offset[:3]}:{offset[3:5]}"
 
 
 def parse_instant(text: str, *, timezone: str, field: str = "time", require_time: bool = False) -> dt.datetime:
