@@ -76,7 +76,7 @@ def test_legal_moves(
         ("confirmed", "confirm", "allowed: cancel, complete, no-show"),
         ("completed", "cancel", "completed is final; no status change is allowed"),
         ("cancelled", "confirm", "cancelled is final"),
-        ("no_show", "complete", "no_show is final"),
+        ("no_show", "complete", "(allowed: no-show --undo)"),
     ],
 )
 def test_illegal_moves_are_conflicts_naming_the_allowed_ones(

@@ -555,7 +555,7 @@ def nearest_hint(starts: Sequence[dt.datetime], wanted: dt.datetime, otherwise: 
 
 # -- status machine ---------------------------------------------------------------------------------
 
-# command → (the field it moves, from → to). completed, cancelled and no_show are final.
+# command → (the field it moves, from → to). completed and cancelled are final; no_show is until `no-show --undo`.
 MOVES: dict[str, tuple[str, dict[str, str]]] = {
     "confirm": ("status", {"pending": "confirmed"}),
     "cancel": ("status", {"pending": "cancelled", "confirmed": "cancelled"}),
@@ -580,7 +580,7 @@ def status_move(booking: Booking, command: str, *, now: dt.datetime, shown: str 
     name, table = MOVES[command]
     current = getattr(booking, name)
     if current not in table:
-        allowed = _allowed(name, current)
+        allowed = _allowed(name, current) + (["no-show --undo"] if current == "no_show" else [])
         if name == "status":
             state, final = f"is {current}", f"{current} is final; no status change is allowed"
         else:
