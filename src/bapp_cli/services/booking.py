@@ -190,7 +190,7 @@ def generate_reference() -> str:
     return "BK-" + "".join(secrets.choice(REFERENCE_ALPHABET) for _ in range(REFERENCE_LENGTH))
 
 
-def _resolve_builder(
+def resolve_builder(
     session: Session, email: str | None, session_type: SessionType
 ) -> tuple[User | None, BuilderProfile | None]:
     """`--builder`, else the session type's owner; an owner without a builder profile has default settings."""
@@ -203,6 +203,16 @@ def _resolve_builder(
     # missing owner, which books without builder settings rather than failing (exit 1)
     found = session.execute(owner_and_profile.where(User.id == session_type.builder_id)).one_or_none()
     return (found[0], found[1]) if found is not None else (None, None)
+
+
+def check_accepting(builder: User | None, profile: BuilderProfile | None) -> None:
+    """Rule 1's other half, which `sessions slots` asks too: the builder takes new bookings (exit 6 naming them)."""
+    if profile is not None and builder is not None and not profile.accepting_bookings:
+        raise InvalidInput(
+            f"builder: {builder.email} is not accepting bookings",
+            hint=f"`bapp builders update {builder.email} --accepting` to reopen",
+            code="not_accepting",
+        )
 
 
 def allowed_durations(session_type: SessionType) -> list[int]:
@@ -453,7 +463,7 @@ def create_booking(session: Session, request: BookingRequest, *, now: dt.datetim
         raise InvalidInput(f"idempotency-key: must be 1 to {MAX_KEY_LENGTH} characters", code="invalid_key")
     name = clean_text(request.name, "name")
     session_type = get_session_type(session, request.session)
-    builder, profile = _resolve_builder(session, request.builder_email, session_type)
+    builder, profile = resolve_builder(session, request.builder_email, session_type)
     _check_bounds(builder, profile)
     requested_pathway = get_pathway(session, request.pathway) if request.pathway else None
     start = request.start.astimezone(dt.UTC)
@@ -473,12 +483,7 @@ def create_booking(session: Session, request: BookingRequest, *, now: dt.datetim
 
     # Rule 1
     check_bookable(session_type)
-    if profile is not None and builder is not None and not profile.accepting_bookings:
-        raise InvalidInput(
-            f"builder: {builder.email} is not accepting bookings",
-            hint=f"`bapp builders update {builder.email} --accepting` to reopen",
-            code="not_accepting",
-        )
+    check_accepting(builder, profile)
     # Rule 2
     duration = _check_duration(session_type, request.duration)
     end = start + dt.timedelta(minutes=duration)

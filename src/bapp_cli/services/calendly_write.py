@@ -49,10 +49,12 @@ from bapp_cli.services.booking import (
     audit_change,
     booking_view,
     change_booking_status,
+    check_accepting,
     clean_reason,
     create_booking,
     get_booking,
     nearest_hint,
+    resolve_builder,
     status_move,
     waiting_for_calendly,
 )
@@ -108,8 +110,10 @@ class CalendlySession:
         )
 
 
-def calendly_session(session: Session, identifier: str) -> CalendlySession:
-    """The session type, which must be backed by a Calendly event type (exit 6 with a hint otherwise)."""
+def calendly_session(session: Session, identifier: str, *, accepting: bool = False) -> CalendlySession:
+    """The session type, which must be backed by a Calendly event type (exit 6 with a hint otherwise), and with
+    `accepting` (`sessions slots`) one whose builder accepts bookings: `sessions available` offers no other,
+    since rule 1 refuses every booking of theirs (exit 6 naming them, as `bookings create`)."""
     session_type = get_session_type(session, identifier)
     if not session_type.calendly_uri:
         raise InvalidInput(
@@ -118,6 +122,8 @@ def calendly_session(session: Session, identifier: str) -> CalendlySession:
             "book it with --local-only",
             code="not_in_calendly",
         )
+    if accepting:
+        check_accepting(*resolve_builder(session, None, session_type))
     return CalendlySession.of(session_type)
 
 
