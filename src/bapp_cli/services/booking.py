@@ -586,11 +586,8 @@ def status_move(booking: Booking, command: str, *, now: dt.datetime, shown: str 
     current = getattr(booking, name)
     if current not in table:
         allowed = _allowed(name, current) + (["no-show --undo"] if current == "no_show" else [])
-        if name == "status":
-            state, final = f"is {current}", f"{current} is final; no status change is allowed"
-        else:
-            state, final = f"payment is {current}", f"no payment change is allowed from {current}"
-        options = f"allowed: {', '.join(allowed)}" if allowed else final
+        what, state = ("status", f"is {current}") if name == "status" else ("payment", f"payment is {current}")
+        options = f"allowed: {', '.join(allowed)}" if allowed else f"no {what} change is allowed from {current}"
         raise Conflict(
             f"booking {booking.reference} {state}; cannot {shown or command} ({options})", code="illegal_transition"
         )
