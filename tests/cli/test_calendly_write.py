@@ -850,6 +850,10 @@ def test_slots_of_a_builder_not_accepting_bookings_exit_6_as_bookings_create(syn
     assert synced("bookings", "link", "--client", CLIENT, "--session", FREE).exit_code == 0
     assert synced("builders", "update", "coach@example.com", "--accepting").exit_code == 0
     assert synced("sessions", "slots", FREE, "--json").json()
+    # rule 1's first half too, which `sessions available` applies as well
+    assert synced("sessions", "update", FREE, "--disable").exit_code == 0
+    disabled = synced("sessions", "slots", FREE)
+    assert disabled.exit_code == 6 and "is not bookable (it is disabled locally)" in disabled.stderr
 
 
 def test_the_token_never_appears_in_output_errors_or_audit_rows(synced: Bapp, fake: FakeCalendly) -> None:

@@ -288,7 +288,7 @@ def slots(
     starting a minute from now (Calendly refuses past starts). The table has one column per day with the
     times in your zone (seats left for group sessions); JSON/CSV records are {session, start_time,
     end_time, invitees_remaining, scheduling_url} in UTC. Exit 6 for a session type not synced from Calendly,
-    and for one of a builder not accepting bookings (bookings create would refuse every time).
+    and for one bookings create would refuse at any time: not bookable, or its builder not accepting bookings.
 
     \b
     Examples:
@@ -310,7 +310,7 @@ def slots(
     local_begin = begin.astimezone(zone)
     end = (local_begin + dt.timedelta(days=days)).astimezone(dt.UTC)
     with app_state.reading() as session:
-        target = calendly_session(session, session_ref, accepting=True)
+        target = calendly_session(session, session_ref, bookable=True)
     if begin < now:  # said, so a past --from does not look like a fully booked calendar
         rest = "from now on" if end > now else "none in that window"
         sink.notice(f"--from {start_from}: Calendly offers only future slots; {rest}.")

@@ -196,23 +196,11 @@ def resolve_builder(
     """`--builder`, else the session type's owner; an owner without a builder profile has default settings."""
     if email is not None:
         return get_builder(session, email)
-    if session_type.builder_id is None:
-        return None, None
     owner_and_profile = select(User, BuilderProfile).outerjoin(BuilderProfile, BuilderProfile.user_id == User.id)
-    # one_or_none, as the session.get it replaced: a database whose foreign keys were not enforced may name a
-    # missing owner, which books without builder settings rather than failing (exit 1)
+    # one_or_none: no owner finds no row; nor does, as with the session.get it replaced, a missing owner named
+    # by a database whose foreign keys were not enforced, which books without builder settings (not exit 1)
     found = session.execute(owner_and_profile.where(User.id == session_type.builder_id)).one_or_none()
     return (found[0], found[1]) if found is not None else (None, None)
-
-
-def check_accepting(builder: User | None, profile: BuilderProfile | None) -> None:
-    """Rule 1's other half, which `sessions slots` asks too: the builder takes new bookings (exit 6 naming them)."""
-    if profile is not None and builder is not None and not profile.accepting_bookings:
-        raise InvalidInput(
-            f"builder: {builder.email} is not accepting bookings",
-            hint=f"`bapp builders update {builder.email} --accepting` to reopen",
-            code="not_accepting",
-        )
 
 
 def allowed_durations(session_type: SessionType) -> list[int]:
@@ -482,8 +470,7 @@ def create_booking(session: Session, request: BookingRequest, *, now: dt.datetim
             return BookingCreated(booking_view(session, earlier.id), False, False, True)
 
     # Rule 1
-    check_bookable(session_type)
-    check_accepting(builder, profile)
+    check_bookable(session_type, builder, profile)
     # Rule 2
     duration = _check_duration(session_type, request.duration)
     end = start + dt.timedelta(minutes=duration)
