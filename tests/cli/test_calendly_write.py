@@ -833,6 +833,29 @@ def test_slots_of_a_local_session_type_exit_6(synced: Bapp) -> None:
     assert "has no Calendly event type" in result.stderr
 
 
+def test_slots_of_a_builder_not_accepting_bookings_exit_6_as_bookings_create(synced: Bapp, fake: FakeCalendly) -> None:
+    # slots listed times that `bookings create` then refused (rule 1), where `sessions available` offers none
+    # of that builder's sessions; `bookings link` still makes a link (its booking comes in through Calendly)
+    assert synced("builders", "add", "coach@example.com", "--calendly-user", USER).exit_code == 0
+    assert synced("clients", "add", CLIENT).exit_code == 0
+    assert synced("calendly", "sync", "--user", USER).exit_code == 0  # the coach owns the synced types now
+    assert synced("builders", "update", "coach@example.com", "--not-accepting").exit_code == 0
+    fake.clear_requests()
+    result = synced("sessions", "slots", FREE, "--json")
+    assert result.exit_code == 6 and result.stdout == ""
+    assert result.stderr.startswith("Error: builder: coach@example.com is not accepting bookings\n")
+    assert json.loads(result.stderr.splitlines()[-1])["error"]["code"] == "not_accepting"
+    assert fake.requests == []  # Calendly is not asked for times no booking may take
+    assert "not accepting bookings" in create(synced, slot(hour=10)).stderr  # what each listed time would meet
+    assert synced("bookings", "link", "--client", CLIENT, "--session", FREE).exit_code == 0
+    assert synced("builders", "update", "coach@example.com", "--accepting").exit_code == 0
+    assert synced("sessions", "slots", FREE, "--json").json()
+    # rule 1's first half too, which `sessions available` applies as well
+    assert synced("sessions", "update", FREE, "--disable").exit_code == 0
+    disabled = synced("sessions", "slots", FREE)
+    assert disabled.exit_code == 6 and "is not bookable (it is disabled locally)" in disabled.stderr
+
+
 def test_the_token_never_appears_in_output_errors_or_audit_rows(synced: Bapp, fake: FakeCalendly) -> None:
     from tests.cli.calendly_fixtures import TOKEN
 

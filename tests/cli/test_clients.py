@@ -100,9 +100,10 @@ def test_enroll_and_set_status(bapp: Bapp, seed: Session) -> None:
         "completed_at": None,
         "builder": "coach@example.com",
         "enrolled": True,
+        "changed": True,
     }
     again = bapp("clients", "enroll", "ada@example.com", "accelerate", "--json")
-    assert again.exit_code == 0 and again.json()["enrolled"] is False
+    assert again.exit_code == 0 and (again.json()["enrolled"], again.json()["changed"]) == (False, False)
     paused = bapp("clients", "set-status", "ada@example.com", "accelerate", "paused", "--json")
     assert paused.exit_code == 0 and (paused.json()["status"], paused.json()["changed"]) == ("paused", True)
     completed = bapp("clients", "set-status", "ada@example.com", "ACCELERATE", "completed", "--json")
@@ -143,6 +144,46 @@ def test_enrolment_commands_say_what_they_did(bapp: Bapp, seed: Session) -> None
         "ada@example.com was already enrolled in accelerate (active); nothing changed.\n",
         "ada@example.com is now paused in accelerate.\n",
         "ada@example.com was already paused in accelerate; nothing changed.\n",
+    ]
+
+
+def test_enroll_of_an_enrolled_client_applies_a_new_coach_or_start_and_says_so(bapp: Bapp, seed: Session) -> None:
+    # --builder and --start were dropped without a word on an existing enrolment (a missing coach was set but
+    # reported as "nothing changed"): a repeat asking for other values applies them, says so and audits them
+    add_client(seed)
+    add_builder(seed)
+    other_id = add_builder(seed, "other@example.com").id
+    seed.commit()
+    runs = [
+        ("--start", "2031-01-06"),
+        ("--builder", "coach@example.com"),
+        ("--builder", "other@example.com", "--start", "2031-02-03"),
+        ("--builder", "Other@example.com", "--start", "2031-02-03"),
+        (),
+    ]
+    results = [
+        bapp("--verbose", "clients", "enroll", "ada@example.com", "accelerate", *args, "--json") for args in runs
+    ]
+    assert [result.exit_code for result in results] == [0] * 5
+    keys = ("builder", "start_date", "enrolled", "changed")
+    assert [tuple(result.json()[key] for key in keys) for result in results] == [
+        (None, "2031-01-06", True, True),
+        ("coach@example.com", "2031-01-06", False, True),
+        ("other@example.com", "2031-02-03", False, True),
+        ("other@example.com", "2031-02-03", False, False),
+        ("other@example.com", "2031-02-03", False, False),
+    ]
+    assert [result.stderr for result in results[1:4]] == [
+        "Updated ada@example.com's enrolment in accelerate.\n",
+        "Updated ada@example.com's enrolment in accelerate.\n",
+        "ada@example.com was already enrolled in accelerate (active); nothing changed.\n",
+    ]
+    seed.rollback()
+    enrolment = seed.scalars(select(Enrolment)).one()
+    assert (enrolment.builder_id, enrolment.start_date) == (other_id, dt.date(2031, 2, 3))
+    assert [entry.changes for entry in audit_entries(seed, "enrolment")][1:] == [
+        {"builder": [None, "coach@example.com"]},
+        {"builder": ["coach@example.com", "other@example.com"], "start_date": ["2031-01-06", "2031-02-03"]},
     ]
 
 

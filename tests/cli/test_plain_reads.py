@@ -248,7 +248,7 @@ def test_sessions_list_writes_the_session_records(bapp: Bapp) -> None:
 
     def is_bookable(item: SessionType) -> bool:  # the rule over a loaded row, which the SQL must agree with
         try:
-            check_bookable(item)
+            check_bookable(item, None, None)
         except InvalidInput:
             return False
         return True

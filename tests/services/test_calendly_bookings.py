@@ -409,7 +409,7 @@ def test_final_states_stay_final(catalogue: Session) -> None:
         item(second, {**dropped, "updated_at": iso(BOOKED + dt.timedelta(days=1))}),
     )
     assert [o.action for o in outcomes] == ["unchanged", "unchanged"]
-    assert "final" in outcomes[0].warnings[0] and "stays cancelled" in outcomes[1].warnings[0]
+    assert "is completed, not cancellable" in outcomes[0].warnings[0] and "stays cancelled" in outcomes[1].warnings[0]
     assert booking(session, done["uri"]).status == "completed"
     assert booking(session, dropped["uri"]).status == "cancelled"
 

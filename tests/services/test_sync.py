@@ -322,14 +322,14 @@ def test_vanished_types_become_unbookable_once_and_come_back(session: Session, b
     rows = by_uri(session)
     assert [rows[uri(i)].present_in_last_sync for i in range(4)] == [True, True, False, False]
     with pytest.raises(InvalidInput, match="missing from the last Calendly sync"):
-        check_bookable(rows[uri(2)])
+        check_bookable(rows[uri(2)], None, None)
     again = run(session, items(make_event_type(0), make_event_type(1)))
     assert (again.deactivated, again.unchanged) == (0, 2)  # counted in the run they vanished, not after
     back = run(session, items(*(make_event_type(i) for i in range(3)), make_event_type(2, name="Pivot Returns")))
     assert (back.reactivated, back.unchanged, back.deactivated) == (1, 2, 0)
     returned = by_uri(session)[uri(2)]
     assert returned.present_in_last_sync
-    check_bookable(returned)  # bookable again: no refusal
+    check_bookable(returned, None, None)  # bookable again: no refusal
     assert returned.title == "Pivot Returns"  # the later copy of a type listed twice wins
     assert back.skipped == 1
 

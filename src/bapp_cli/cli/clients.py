@@ -129,7 +129,7 @@ def enroll(
         str | None, typer.Option("--start", help="Start date (YYYY-MM-DD or an instant) [default: today].")
     ] = None,
 ) -> None:
-    """Enrol a client in a pathway (already enrolled: reported, nothing changes).
+    """Enrol a client in a pathway (enrolled already: --builder and --start change coach and start date).
 
     \b
     Examples:
@@ -141,8 +141,8 @@ def enroll(
 
     start_date = parse_day(start, timezone=state(ctx).settings.timezone, field="start") if start is not None else None
     sink, result = apply(ctx, enroll_client, email, pathway, builder=builder, start_date=start_date)
-    done, same = "Enrolled {client} in {pathway}.", "{client} was already enrolled in {pathway} ({status})"
-    _report_enrolment(sink, result, "enrolled", done, same)
+    done = "Enrolled {client} in {pathway}." if result["enrolled"] else "Updated {client}'s enrolment in {pathway}."
+    _report_enrolment(sink, result, done, "{client} was already enrolled in {pathway} ({status})")
 
 
 @output_command(app, "set-status")
@@ -163,13 +163,11 @@ def set_status(
 
     sink, result = apply(ctx, set_client_status, email, pathway, status.strip().lower())
     done, same = "{client} is now {status} in {pathway}.", "{client} was already {status} in {pathway}"
-    _report_enrolment(sink, result, "changed", done, same)
+    _report_enrolment(sink, result, done, same)
 
 
-def _report_enrolment(sink: OutputSink, result: dict[str, Any], flag: str, done: str, same: str) -> None:
+def _report_enrolment(sink: OutputSink, result: dict[str, Any], done: str, same: str) -> None:
     """An enrolment command's record, and what it did (`done`) or that it found it so (`same`): templates
     of the record's keys."""
-    from bapp_cli.services.clients import ENROLMENT_COLUMNS
-
-    sink.record(result, (*ENROLMENT_COLUMNS, flag), title="Enrolment")
-    sink.info(done.format(**result) if result[flag] else same.format(**result) + "; nothing changed.")
+    sink.record(result, title="Enrolment")
+    sink.info(done.format(**result) if result["changed"] else same.format(**result) + "; nothing changed.")

@@ -287,7 +287,8 @@ def slots(
     Asks Calendly's GET /event_type_available_times in windows of at most 31 days, back to back, the first
     starting a minute from now (Calendly refuses past starts). The table has one column per day with the
     times in your zone (seats left for group sessions); JSON/CSV records are {session, start_time,
-    end_time, invitees_remaining, scheduling_url} in UTC. Exit 6 for a session type not synced from Calendly.
+    end_time, invitees_remaining, scheduling_url} in UTC. Exit 6 for a session type not synced from Calendly,
+    and for one bookings create would refuse at any time: not bookable, or its builder not accepting bookings.
 
     \b
     Examples:
@@ -309,7 +310,7 @@ def slots(
     local_begin = begin.astimezone(zone)
     end = (local_begin + dt.timedelta(days=days)).astimezone(dt.UTC)
     with app_state.reading() as session:
-        target = calendly_session(session, session_ref)
+        target = calendly_session(session, session_ref, bookable=True)
     if begin < now:  # said, so a past --from does not look like a fully booked calendar
         rest = "from now on" if end > now else "none in that window"
         sink.notice(f"--from {start_from}: Calendly offers only future slots; {rest}.")

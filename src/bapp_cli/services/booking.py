@@ -190,17 +190,15 @@ def generate_reference() -> str:
     return "BK-" + "".join(secrets.choice(REFERENCE_ALPHABET) for _ in range(REFERENCE_LENGTH))
 
 
-def _resolve_builder(
+def resolve_builder(
     session: Session, email: str | None, session_type: SessionType
 ) -> tuple[User | None, BuilderProfile | None]:
     """`--builder`, else the session type's owner; an owner without a builder profile has default settings."""
     if email is not None:
         return get_builder(session, email)
-    if session_type.builder_id is None:
-        return None, None
     owner_and_profile = select(User, BuilderProfile).outerjoin(BuilderProfile, BuilderProfile.user_id == User.id)
-    # one_or_none, as the session.get it replaced: a database whose foreign keys were not enforced may name a
-    # missing owner, which books without builder settings rather than failing (exit 1)
+    # one_or_none: no owner finds no row; nor does, as with the session.get it replaced, a missing owner named
+    # by a database whose foreign keys were not enforced, which books without builder settings (not exit 1)
     found = session.execute(owner_and_profile.where(User.id == session_type.builder_id)).one_or_none()
     return (found[0], found[1]) if found is not None else (None, None)
 
@@ -453,7 +451,7 @@ def create_booking(session: Session, request: BookingRequest, *, now: dt.datetim
         raise InvalidInput(f"idempotency-key: must be 1 to {MAX_KEY_LENGTH} characters", code="invalid_key")
     name = clean_text(request.name, "name")
     session_type = get_session_type(session, request.session)
-    builder, profile = _resolve_builder(session, request.builder_email, session_type)
+    builder, profile = resolve_builder(session, request.builder_email, session_type)
     _check_bounds(builder, profile)
     requested_pathway = get_pathway(session, request.pathway) if request.pathway else None
     start = request.start.astimezone(dt.UTC)
@@ -472,13 +470,7 @@ def create_booking(session: Session, request: BookingRequest, *, now: dt.datetim
             return BookingCreated(booking_view(session, earlier.id), False, False, True)
 
     # Rule 1
-    check_bookable(session_type)
-    if profile is not None and builder is not None and not profile.accepting_bookings:
-        raise InvalidInput(
-            f"builder: {builder.email} is not accepting bookings",
-            hint=f"`bapp builders update {builder.email} --accepting` to reopen",
-            code="not_accepting",
-        )
+    check_bookable(session_type, builder, profile)
     # Rule 2
     duration = _check_duration(session_type, request.duration)
     end = start + dt.timedelta(minutes=duration)
@@ -555,7 +547,7 @@ def nearest_hint(starts: Sequence[dt.datetime], wanted: dt.datetime, otherwise: 
 
 # -- status machine ---------------------------------------------------------------------------------
 
-# command → (the field it moves, from → to). completed, cancelled and no_show are final.
+# command → (the field it moves, from → to). completed and cancelled are final; no_show is until `no-show --undo`.
 MOVES: dict[str, tuple[str, dict[str, str]]] = {
     "confirm": ("status", {"pending": "confirmed"}),
     "cancel": ("status", {"pending": "cancelled", "confirmed": "cancelled"}),
@@ -580,12 +572,9 @@ def status_move(booking: Booking, command: str, *, now: dt.datetime, shown: str 
     name, table = MOVES[command]
     current = getattr(booking, name)
     if current not in table:
-        allowed = _allowed(name, current)
-        if name == "status":
-            state, final = f"is {current}", f"{current} is final; no status change is allowed"
-        else:
-            state, final = f"payment is {current}", f"no payment change is allowed from {current}"
-        options = f"allowed: {', '.join(allowed)}" if allowed else final
+        allowed = _allowed(name, current) + (["no-show --undo"] if current == "no_show" else [])
+        what, state = ("status", f"is {current}") if name == "status" else ("payment", f"payment is {current}")
+        options = f"allowed: {', '.join(allowed)}" if allowed else f"no {what} change is allowed from {current}"
         raise Conflict(
             f"booking {booking.reference} {state}; cannot {shown or command} ({options})", code="illegal_transition"
         )

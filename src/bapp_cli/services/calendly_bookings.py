@@ -34,7 +34,7 @@ Changes after the first sight:
   changes nothing (``unchanged``): duplicates and out-of-order webhook retries are harmless. The one
   exception is a cancellation carrying the same ``updated_at`` as an active copy: cancelled wins.
 * a canceled invitee cancels its booking with Calendly's reason; ``completed`` and ``no_show`` bookings
-  are final and stay (warning), as do bookings cancelled here (a later "active" never revives them).
+  are not cancelled and stay (warning), as do bookings cancelled here (a later "active" never revives them).
 * a cancel that arrives before its create creates the booking directly in the cancelled state, stamped
   with the cancel's ``updated_at``; the late create is then older and cannot resurrect it.
 * a reschedule (in Calendly: a cancel and a create) is two invitees. The old one, ``rescheduled: true``, cancels its
@@ -528,7 +528,7 @@ class InviteeApplier:
                 if reason and not (booking.cancellation_reason or "").startswith(RESCHEDULED_REASON):
                     changes = apply_changes(booking, {"cancellation_reason": reason})
             else:
-                warnings.append(f"booking is {booking.status}, which is final; Calendly's cancellation not applied")
+                warnings.append(f"booking is {booking.status}, not cancellable; Calendly's cancellation not applied")
         elif booking.status == "cancelled":
             warnings.append("booking is cancelled here and stays cancelled (Calendly shows the invitee active)")
         elif booking.status in ACTIVE_STATUSES:

@@ -53,6 +53,7 @@ from bapp_cli.services.booking import (
     create_booking,
     get_booking,
     nearest_hint,
+    resolve_builder,
     status_move,
     waiting_for_calendly,
 )
@@ -108,8 +109,10 @@ class CalendlySession:
         )
 
 
-def calendly_session(session: Session, identifier: str) -> CalendlySession:
-    """The session type, which must be backed by a Calendly event type (exit 6 with a hint otherwise)."""
+def calendly_session(session: Session, identifier: str, *, bookable: bool = False) -> CalendlySession:
+    """The session type, which must be backed by a Calendly event type (exit 6 with a hint otherwise), and with
+    `bookable` (`sessions slots`) pass rule 1 as its owner's booking would: `sessions available` offers no
+    other, and `bookings create` would refuse each of its times (exit 6 saying why)."""
     session_type = get_session_type(session, identifier)
     if not session_type.calendly_uri:
         raise InvalidInput(
@@ -118,6 +121,8 @@ def calendly_session(session: Session, identifier: str) -> CalendlySession:
             "book it with --local-only",
             code="not_in_calendly",
         )
+    if bookable:
+        check_bookable(session_type, *resolve_builder(session, None, session_type))
     return CalendlySession.of(session_type)
 
 
@@ -727,7 +732,7 @@ def create_link(
     with reading() as session:
         client, _ = get_client(session, client_email)
         target = calendly_session(session, session_ref)
-        check_bookable(session.get_one(SessionType, target.id))
+        check_bookable(session.get_one(SessionType, target.id), None, None)  # the session alone, by design
     with open_client() as calendly:
         booking_url = calendly.create_scheduling_link(target.event_type_uri).booking_url
     with transaction() as session:

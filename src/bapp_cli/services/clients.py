@@ -96,12 +96,14 @@ def enroll_client(
     builder: str | None = None,
     start_date: dt.date | None = None,
 ) -> dict[str, Any]:
-    """Enrol a client in a pathway (idempotent: an existing enrolment is returned with `enrolled: false`)."""
+    """Enrol a client in a pathway, or give their enrolment the coach and start date given: `enrolled` says
+    whether it was created, `changed` whether anything was written (false for a repeat with the same values)."""
     client, _ = get_client(session, email)
     target = get_pathway(session, pathway)
     coach = get_builder(session, builder)[0] if builder is not None else None
-    enrolment, created = enrol(session, client, target, now=now, builder=coach, start_date=start_date)
-    return _enrolment_record(session, client, target, enrolment, enrolled=created)
+    enrolment, created = enrol(session, client, target, now=now, builder=coach, start_date=start_date, update=True)
+    changed = created or session.is_modified(enrolment)  # before the record's reads can flush it
+    return _enrolment_record(session, client, target, enrolment, enrolled=created, changed=changed)
 
 
 def set_client_status(session: Session, email: str, pathway: str, status: str, *, now: dt.datetime) -> dict[str, Any]:

@@ -27,17 +27,23 @@ def enrol(
     now: dt.datetime,
     builder: User | None = None,
     start_date: dt.date | None = None,
+    update: bool = False,
 ) -> tuple[Enrolment, bool]:
     """Enrol `client` in `pathway` (idempotent). Returns the enrolment and whether it was created.
 
-    An archived pathway takes no new enrolments. An existing enrolment is returned unchanged, except
-    that a missing coach is filled in from `builder`.
+    An archived pathway takes no new enrolments. An existing enrolment keeps its values, except that a
+    missing coach is filled in from `builder` (a booking's builder); with `update` (`clients enroll`) it
+    takes `builder` and `start_date` where given, audited (`session.is_modified` tells whether it changed).
     """
     existing = find_enrolment(session, client.id, pathway.id)
     if existing is not None:
-        if builder is not None and existing.builder_id is None:
+        changes = apply_changes(existing, {"start_date": start_date} if update and start_date is not None else {})
+        if builder is not None and existing.builder_id != builder.id and (update or existing.builder_id is None):
+            coach = session.get(User, existing.builder_id) if existing.builder_id is not None else None
+            changes["builder"] = [coach.email if coach else None, builder.email]
             existing.builder_id = builder.id
-            record_audit(session, "enrolment", f"{client.email}:{pathway.slug}", {"builder": [None, builder.email]})
+        if changes:
+            record_audit(session, "enrolment", f"{client.email}:{pathway.slug}", changes)
         return existing, False
     if pathway.archived:
         raise InvalidInput(f"pathway {pathway.slug!r} is archived and takes no new enrolments", code="pathway_archived")

@@ -9,7 +9,7 @@ from sqlalchemy import delete, insert
 from sqlalchemy.orm import Session
 
 from bapp_cli.db.dbapi import Database
-from bapp_cli.db.models import SessionType, SessionTypePathway
+from bapp_cli.db.models import BuilderProfile, SessionType, SessionTypePathway, User
 from bapp_cli.errors import InvalidInput
 from bapp_cli.services.pathway_admin import SESSION_SLUG_PATTERN, checked_slug
 from bapp_cli.services.plain_reads import SESSION_COLUMNS as SESSION_COLUMNS  # the record, defined once
@@ -19,23 +19,28 @@ from bapp_cli.services.plain_text import without_controls
 from bapp_cli.services.session_values import MAX_SLUG_LENGTH, session_slug
 
 
-def check_bookable(session_type: SessionType) -> None:
-    """Refuse (exit 6) a loaded session type that cannot be booked, saying why (plain_reads.BOOKABLE in SQL)."""
-    if not session_type.enabled:
-        reason = "it is disabled locally"
-    elif session_type.remote_deleted_at is not None:
-        reason = "it was deleted in Calendly"
-    elif not session_type.present_in_last_sync:
-        reason = "it was missing from the last Calendly sync"
-    elif session_type.calendly_uri is not None and not session_type.remote_active:
-        reason = "it is inactive in Calendly"
-    else:
-        return
-    raise InvalidInput(
-        f"session: {session_type.title!r} is not bookable ({reason})",
-        hint="see `bapp sessions available`",
-        code="not_bookable",
+def check_bookable(session_type: SessionType, builder: User | None, profile: BuilderProfile | None) -> None:
+    """Rule 1: refuse (exit 6) a loaded session type that cannot be booked, saying why (plain_reads.BOOKABLE in
+    SQL), or one whose booking goes to a `builder` (with their `profile`) not accepting bookings; `sessions
+    available` offers neither. `bookings link` gives no builder: what comes through a link skips that half."""
+    reasons = (  # the first that holds is said
+        (not session_type.enabled, "it is disabled locally"),
+        (session_type.remote_deleted_at is not None, "it was deleted in Calendly"),
+        (not session_type.present_in_last_sync, "it was missing from the last Calendly sync"),
+        (session_type.calendly_uri is not None and not session_type.remote_active, "it is inactive in Calendly"),
     )
+    if reason := next((text for failed, text in reasons if failed), None):
+        raise InvalidInput(
+            f"session: {session_type.title!r} is not bookable ({reason})",
+            hint="see `bapp sessions available`",
+            code="not_bookable",
+        )
+    if profile is not None and builder is not None and not profile.accepting_bookings:
+        raise InvalidInput(
+            f"builder: {builder.email} is not accepting bookings",
+            hint=f"`bapp builders update {builder.email} --accepting` to reopen",
+            code="not_accepting",
+        )
 
 
 def get_session_type(session: Session, identifier: str) -> SessionType:
