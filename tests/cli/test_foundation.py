@@ -403,11 +403,14 @@ def test_a_postgresql_urls_own_options_reach_the_server_on_every_path(empty_data
     in_public = Bapp(empty_database_url, tmp_path)("sessions", "list")
     assert in_public.exit_code == 5 and "no schema yet" in in_public.stderr
     # a setting the server refuses as the session starts is the URL's fault, as a value libpq refuses is
-    refused = Bapp(f"{empty_database_url}?options=-c%20statement_timeout%3Dabc", tmp_path)
-    for command in (("sessions", "list"), ("clients", "add", "ada@example.com"), ("db", "upgrade")):
-        result = refused(*command)
-        assert result.exit_code == 4, (command, result.stderr)
-        assert result.stderr.startswith("Error: the database URL is not valid") and "statement_timeout" in result.stderr
+    # whatever the refusal's words: a bad number, one out of range, a Boolean that is none, a -c with no value
+    for setting in ("statement_timeout%3Dabc", "statement_timeout%3D-1", "jit%3Dmaybe", "statement_timeout"):
+        refused = Bapp(f"{empty_database_url}?options=-c%20{setting}", tmp_path)
+        for command in (("sessions", "list"), ("clients", "add", "ada@example.com"), ("db", "upgrade")):
+            result = refused(*command)
+            assert result.exit_code == 4, (setting, command, result.stderr)
+            assert result.stderr.startswith("Error: the database URL is not valid"), result.stderr
+            assert setting.partition("%")[0] in result.stderr
 
 
 def test_unreachable_database_exits_5(tmp_path: Path) -> None:

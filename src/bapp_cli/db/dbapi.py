@@ -48,12 +48,10 @@ _LIBPQ_INTEGERS = frozenset(
 # libpq refusing an option's value (`?sslmode=bogus`, `?keepalives=abc`, `?hostaddr=x`, a port past 65535) before it
 # asks any server: its text quotes the option and the value, not the URL
 _BAD_OPTION_VALUE = re.compile(r"connection is bad: .*(invalid (\w+ value|port number)|could not parse network addr)")
-# the server refusing a setting of the URL's `?options=` as the session starts (an unknown name, a bad value, a
-# server-start-only setting): the URL's fault, as a value libpq refuses is
-_BAD_SERVER_OPTION = re.compile(
-    r"FATAL: +(unrecognized configuration parameter|invalid value for parameter|parameter \S+ cannot be changed|"
-    r"permission denied to set parameter|invalid command-line argument|\S+ requires a value)"
-)
+# the server refusing a setting of the URL's `?options=` as the session starts (an unknown name, a bad value, one
+# out of range, a server-start-only setting, `-c name` with no value): the URL's fault, as a value libpq refuses is.
+# Each of those names the parameter; no refusal of the login or the server's state (exit 5) does
+_BAD_SERVER_OPTION = re.compile(r"FATAL: +(.*(\bparameter\b|requires a value)|invalid command-line argument)")
 
 
 def sqlite_file(url: str) -> Path | None:
