@@ -413,6 +413,20 @@ def test_a_postgresql_urls_own_options_reach_the_server_on_every_path(empty_data
             assert setting.partition("%")[0] in result.stderr
 
 
+@pytest.mark.parametrize("empty_database_url", ["postgresql"], indirect=True)
+def test_a_urls_options_cannot_change_how_values_are_read(empty_database_url: str, tmp_path: Path) -> None:
+    # psycopg reads timestamps in DateStyle ISO and text in a real encoding: a URL's -c DateStyle=German made every
+    # read of a timestamp "unexpected error: NotImplementedError" (exit 1), -c client_encoding=SQL_ASCII a TypeError
+    assert Bapp(empty_database_url, tmp_path)("db", "upgrade").exit_code == 0
+    for setting in ("DateStyle%3DGerman", "client_encoding%3DSQL_ASCII"):
+        bapp = Bapp(f"{empty_database_url}?options=-c%20{setting}", tmp_path)
+        for command in (("clients", "add", f"{setting[:4].lower()}@example.com"), ("clients", "list", "--json")):
+            result = bapp(*command)
+            assert result.exit_code == 0, (setting, command, result.stderr)
+        assert bapp("export", "all").exit_code == 0
+        assert bapp("clients", "list", "--json").json()[-1]["created_at"].endswith("Z")
+
+
 def test_unreachable_database_exits_5(tmp_path: Path) -> None:
     bapp = Bapp("postgresql+psycopg://nobody:pw@127.0.0.1:1/none", tmp_path)
     result = bapp("pathways", "list", env={"BAPP_CONNECT_TIMEOUT": "2"})

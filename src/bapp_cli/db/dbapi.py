@@ -251,9 +251,11 @@ def connect_postgresql(url: str, connect_timeout: int = 10, *, over_the_url: boo
 def session_options(parameters: Mapping[str, Any], lock_timeout_ms: int) -> str:
     """libpq's `options` for a session of bapp's: the URL's own `?options=` (a search_path, a statement_timeout)
     kept between bapp's settings. A later `-c` wins, so the URL may turn JIT back on but not lift the lock
-    timeout: that bound is what makes another writer's lock exit 75 (README), not a wait for ever."""
+    timeout: that bound is what makes another writer's lock exit 75 (README), not a wait for ever; nor change
+    the DateStyle and encoding psycopg reads values in (its text timestamps ISO, its text not bytes)."""
     # jit=off: JIT compilation pays off for long analytical queries, not a CLI's short ones
-    return f"-c jit=off {parameters.get('options', '')} -c lock_timeout={lock_timeout_ms}"
+    after = f"-c lock_timeout={lock_timeout_ms} -c DateStyle=ISO -c client_encoding=UTF8"
+    return f"-c jit=off {parameters.get('options', '')} {after}"
 
 
 def libpq_parameters(url: str) -> dict[str, Any]:
