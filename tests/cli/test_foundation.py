@@ -427,6 +427,21 @@ def test_a_urls_options_cannot_change_how_values_are_read(empty_database_url: st
         assert bapp("clients", "list", "--json").json()[-1]["created_at"].endswith("Z")
 
 
+def test_a_session_the_server_ends_as_idle_in_a_transaction_is_a_lost_connection() -> None:
+    # a URL's -c idle_in_transaction_session_timeout=1 (or a role's) ended sessions between two statements of
+    # `sessions list`: psycopg's InternalError 25P03 was "unexpected error" (exit 1), not a database state
+    import psycopg.errors
+    from sqlalchemy.exc import InternalError
+
+    from bapp_cli.db.dbapi import database_failure
+
+    ended = psycopg.errors.IdleInTransactionSessionTimeout("terminating connection due to idle-in-transaction timeout")
+    for raised in (ended, InternalError("SELECT 1", {}, ended)):
+        failure = database_failure(raised)
+        assert failure is not None and failure.exit_code == 5
+        assert failure.message == "database error: terminating connection due to idle-in-transaction timeout"
+
+
 def test_unreachable_database_exits_5(tmp_path: Path) -> None:
     bapp = Bapp("postgresql+psycopg://nobody:pw@127.0.0.1:1/none", tmp_path)
     result = bapp("pathways", "list", env={"BAPP_CONNECT_TIMEOUT": "2"})

@@ -34,6 +34,9 @@ BUSY_TIMEOUT_MS = 30_000
 HEAD_REVISION = "0015_no_pathway_named_none"
 # SQLSTATE of a write in a read-only PostgreSQL transaction (default_transaction_read_only, a standby).
 _PG_READ_ONLY = "25006"
+# SQLSTATE of the server ending a session left idle in a transaction (idle_in_transaction_session_timeout, which a
+# URL's ?options= or a role may set): the connection is lost, as when the server goes away, not a bug
+_PG_IDLE_IN_TRANSACTION_TIMEOUT = "25P03"
 # SQLSTATE of a lock not granted within lock_timeout (BUSY_TIMEOUT_MS, the webhook receiver's --busy-timeout).
 _PG_LOCK_NOT_AVAILABLE = "55P03"
 # SQLSTATE of a unique index refusing an insert
@@ -431,7 +434,7 @@ def database_failure(exc: BaseException) -> DatabaseNotReady | Busy | Conflict |
         )
     elif getattr(original, "sqlstate", None) == _PG_LOCK_NOT_AVAILABLE:
         return _locked(str(original).strip().splitlines()[0] if str(original).strip() else "lock timeout")
-    elif getattr(original, "sqlstate", None) == _PG_READ_ONLY:
+    elif getattr(original, "sqlstate", None) in (_PG_READ_ONLY, _PG_IDLE_IN_TRANSACTION_TIMEOUT):
         pass
     elif type(original).__name__ == "ProgrammingError" and getattr(original, "sqlstate", "") is None:
         return unreachable(original)  # libpq refused the URL itself (the engine's first connection): no server asked
