@@ -486,6 +486,12 @@ def test_verify_reads_the_key_file_through_the_one_input_reader(
     assert bapp("badges", "verify", str(credential), "--key", "-", stdin=jwk).exit_code == 0
     both = bapp("badges", "verify", "-", "--key", "-", stdin=jwk)
     assert both.exit_code == 6 and "cannot both come from stdin" in both.stderr
+    # an empty --key or --status-list ("$FILE" unset) is a path that cannot be read: it was taken for no option
+    # at all, so this issuer's key stood in for the one named and a revoked badge verified with no revocation check
+    for option in ("--key", "--status-list"):
+        empty = bapp("badges", "verify", str(credential), option, "")
+        assert empty.exit_code == 6, (option, empty.stderr)
+        assert f"{option}: cannot read '': No such file or directory" in empty.stderr
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)

@@ -1060,6 +1060,29 @@ def test_ctrl_c_while_reconcile_looks_one_up_keeps_the_ones_it_settled(
     assert f"booking {held.reference}" in line and "stays pending" in line
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_ctrl_c_while_reconcile_says_a_settled_booking_still_shows_its_row(
+    synced: Bapp, fake: FakeCalendly, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the row was kept only after its line was said: a stop while saying it (a slow terminal) dropped the row
+    # of a booking already resent and committed from the rows shown
+    fake.fail_next("/invitees", 500, times=1)
+    fake.fail_next("/scheduled_events", 500, times=None)  # the lookup fails too: left unknown
+    assert create(synced, slot()).exit_code == 9
+    fake.clear_faults()
+
+    def stopped(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("bapp_cli.cli.output.OutputSink.info", stopped)
+    result = synced("calendly", "reconcile", "--json")
+    assert result.exit_code == 130, result.stderr
+    [booking] = bookings(synced.database_url)
+    assert (booking.status, booking.calendly_state) == ("confirmed", "booked")
+    [row] = result.json()
+    assert (row["booking"], row["action"]) == (booking.reference, "resent")
+
+
 def test_ctrl_c_while_calendly_cancels_says_calendly_may_have(synced: Bapp, fake: FakeCalendly) -> None:
     made = create(synced, slot())
     assert made.exit_code == 0, made.stderr

@@ -143,6 +143,17 @@ def test_a_path_under_an_unknown_users_home_is_a_file_that_does_not_exist(cli: B
     assert result.exit_code == 4 and "key file ~bapp-no-such-user/k.pem does not exist" in result.stderr
 
 
+def test_an_empty_config_flag_names_no_file_and_is_never_taken_for_the_default(cli: Bapp) -> None:
+    # `bapp --config "$CONF" …` with CONF unset ran on BAPP_CONFIG's file or the default one (perhaps another
+    # database), and `config init` wrote that file, where a --config naming no file is refused
+    for command in (("clients", "list"), ("config", "show"), ("config", "set", "timezone", "UTC")):
+        result = cli("--config", "", *command)
+        assert result.exit_code == 4, (command, result.stderr)
+        assert "config file ." in result.stderr, result.stderr
+    assert cli("--config", "", "config", "init", "--timezone", "UTC").exit_code == 8  # "." exists
+    assert not Path(cli.env["BAPP_CONFIG"]).exists()
+
+
 @pytest.mark.parametrize("table, key", [("badges", "key_file"), ("calendly", "token_file")])
 def test_a_file_setting_holding_a_nul_is_exit_4_naming_the_key(cli: Bapp, table: str, key: str) -> None:
     # TOML can spell a NUL (\u0000), and open() raises ValueError for it: `calendly sync` was exit 1

@@ -403,11 +403,43 @@ def test_a_postgresql_urls_own_options_reach_the_server_on_every_path(empty_data
     in_public = Bapp(empty_database_url, tmp_path)("sessions", "list")
     assert in_public.exit_code == 5 and "no schema yet" in in_public.stderr
     # a setting the server refuses as the session starts is the URL's fault, as a value libpq refuses is
-    refused = Bapp(f"{empty_database_url}?options=-c%20statement_timeout%3Dabc", tmp_path)
-    for command in (("sessions", "list"), ("clients", "add", "ada@example.com"), ("db", "upgrade")):
-        result = refused(*command)
-        assert result.exit_code == 4, (command, result.stderr)
-        assert result.stderr.startswith("Error: the database URL is not valid") and "statement_timeout" in result.stderr
+    # whatever the refusal's words: a bad number, one out of range, a Boolean that is none, a -c with no value
+    for setting in ("statement_timeout%3Dabc", "statement_timeout%3D-1", "jit%3Dmaybe", "statement_timeout"):
+        refused = Bapp(f"{empty_database_url}?options=-c%20{setting}", tmp_path)
+        for command in (("sessions", "list"), ("clients", "add", "ada@example.com"), ("db", "upgrade")):
+            result = refused(*command)
+            assert result.exit_code == 4, (setting, command, result.stderr)
+            assert result.stderr.startswith("Error: the database URL is not valid"), result.stderr
+            assert setting.partition("%")[0] in result.stderr
+
+
+@pytest.mark.parametrize("empty_database_url", ["postgresql"], indirect=True)
+def test_a_urls_options_cannot_change_how_values_are_read(empty_database_url: str, tmp_path: Path) -> None:
+    # psycopg reads timestamps in DateStyle ISO and text in a real encoding: a URL's -c DateStyle=German made every
+    # read of a timestamp "unexpected error: NotImplementedError" (exit 1), -c client_encoding=SQL_ASCII a TypeError
+    assert Bapp(empty_database_url, tmp_path)("db", "upgrade").exit_code == 0
+    for setting in ("DateStyle%3DGerman", "client_encoding%3DSQL_ASCII"):
+        bapp = Bapp(f"{empty_database_url}?options=-c%20{setting}", tmp_path)
+        for command in (("clients", "add", f"{setting[:4].lower()}@example.com"), ("clients", "list", "--json")):
+            result = bapp(*command)
+            assert result.exit_code == 0, (setting, command, result.stderr)
+        assert bapp("export", "all").exit_code == 0
+        assert bapp("clients", "list", "--json").json()[-1]["created_at"].endswith("Z")
+
+
+def test_a_session_the_server_ends_as_idle_in_a_transaction_is_a_lost_connection() -> None:
+    # a URL's -c idle_in_transaction_session_timeout=1 (or a role's) ended sessions between two statements of
+    # `sessions list`: psycopg's InternalError 25P03 was "unexpected error" (exit 1), not a database state
+    import psycopg.errors
+    from sqlalchemy.exc import InternalError
+
+    from bapp_cli.db.dbapi import database_failure
+
+    ended = psycopg.errors.IdleInTransactionSessionTimeout("terminating connection due to idle-in-transaction timeout")
+    for raised in (ended, InternalError("SELECT 1", {}, ended)):
+        failure = database_failure(raised)
+        assert failure is not None and failure.exit_code == 5
+        assert failure.message == "database error: terminating connection due to idle-in-transaction timeout"
 
 
 def test_unreachable_database_exits_5(tmp_path: Path) -> None:

@@ -261,9 +261,9 @@ def verify_command(
     if key == "-" and path == "-":
         raise InvalidInput("the credentials and --key cannot both come from stdin", code="bad_key")
     tokens = service.split_credentials(read_text_input(path), "stdin" if path == "-" else path)
-    given_key = (
-        public_key_from_document(read_text_input(key, what="--key"), "stdin" if key == "-" else key) if key else None
-    )
+    given_key = None
+    if key is not None:  # an empty --key ("$KEY" unset) is refused as a path, never taken for this issuer's key
+        given_key = public_key_from_document(read_text_input(key, what="--key"), "stdin" if key == "-" else key)
     issuer = _issuer(app_state) if against_db or given_key is None else None
     if issuer is not None and given_key is not None and given_key != issuer.key.public_key:
         # this database vouches only for what its issuer signed: another key's copy of a badge is a forgery here
@@ -277,7 +277,7 @@ def verify_command(
     if issuer is not None:
         for result in results:
             result.badge = service.achievement_key(issuer, result.credential)
-    if status_list:
+    if status_list is not None:  # an empty one is refused as a path: never a revocation check silently skipped
         status_tokens = service.split_credentials(read_text_input(status_list, what="--status-list"), status_list)
         for result in results:
             service.check_against_status_list(result, status_tokens[0], public_key=public_key)

@@ -897,8 +897,8 @@ def reconcile(
     try:
         with calendly_writer(app_state) as writer:
             for report in writer.reconcile(give_up_after=give_up, dry_run=dry_run):
+                reports.append(report)  # kept first: settled, it is shown even if a stop comes while its line is said
                 sink.info(f"{report['booking']}: {report['action']} ({report['note']})")
-                reports.append(report)
     except BaseException:  # a run stopped partway (a signal, the database lost) shows what it settled before the stop
         if reports:
             sink.records(reports, RECONCILE_COLUMNS, title="Calendly reconcile")

@@ -43,7 +43,7 @@ MAX_WHOLE_FILE_BYTES = 256 << 20
 
 def _unreadable(what: str | None, path: str, reason: str) -> InvalidInput:
     prefix = f"{what}: " if what else ""
-    return InvalidInput(f"{prefix}cannot read {path}: {reason}", code="unreadable_file")
+    return InvalidInput(f"{prefix}cannot read {path or repr(path)}: {reason}", code="unreadable_file")
 
 
 @contextlib.contextmanager

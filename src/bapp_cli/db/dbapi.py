@@ -34,6 +34,9 @@ BUSY_TIMEOUT_MS = 30_000
 HEAD_REVISION = "0015_no_pathway_named_none"
 # SQLSTATE of a write in a read-only PostgreSQL transaction (default_transaction_read_only, a standby).
 _PG_READ_ONLY = "25006"
+# SQLSTATE of the server ending a session left idle in a transaction (idle_in_transaction_session_timeout, which a
+# URL's ?options= or a role may set): the connection is lost, as when the server goes away, not a bug
+_PG_IDLE_IN_TRANSACTION_TIMEOUT = "25P03"
 # SQLSTATE of a lock not granted within lock_timeout (BUSY_TIMEOUT_MS, the webhook receiver's --busy-timeout).
 _PG_LOCK_NOT_AVAILABLE = "55P03"
 # SQLSTATE of a unique index refusing an insert
@@ -48,12 +51,10 @@ _LIBPQ_INTEGERS = frozenset(
 # libpq refusing an option's value (`?sslmode=bogus`, `?keepalives=abc`, `?hostaddr=x`, a port past 65535) before it
 # asks any server: its text quotes the option and the value, not the URL
 _BAD_OPTION_VALUE = re.compile(r"connection is bad: .*(invalid (\w+ value|port number)|could not parse network addr)")
-# the server refusing a setting of the URL's `?options=` as the session starts (an unknown name, a bad value, a
-# server-start-only setting): the URL's fault, as a value libpq refuses is
-_BAD_SERVER_OPTION = re.compile(
-    r"FATAL: +(unrecognized configuration parameter|invalid value for parameter|parameter \S+ cannot be changed|"
-    r"permission denied to set parameter|invalid command-line argument|\S+ requires a value)"
-)
+# the server refusing a setting of the URL's `?options=` as the session starts (an unknown name, a bad value, one
+# out of range, a server-start-only setting, `-c name` with no value): the URL's fault, as a value libpq refuses is.
+# Each of those names the parameter; no refusal of the login or the server's state (exit 5) does
+_BAD_SERVER_OPTION = re.compile(r"FATAL: +(.*(\bparameter\b|requires a value)|invalid command-line argument)")
 
 
 def sqlite_file(url: str) -> Path | None:
@@ -253,9 +254,11 @@ def connect_postgresql(url: str, connect_timeout: int = 10, *, over_the_url: boo
 def session_options(parameters: Mapping[str, Any], lock_timeout_ms: int) -> str:
     """libpq's `options` for a session of bapp's: the URL's own `?options=` (a search_path, a statement_timeout)
     kept between bapp's settings. A later `-c` wins, so the URL may turn JIT back on but not lift the lock
-    timeout: that bound is what makes another writer's lock exit 75 (README), not a wait for ever."""
+    timeout: that bound is what makes another writer's lock exit 75 (README), not a wait for ever; nor change
+    the DateStyle and encoding psycopg reads values in (its text timestamps ISO, its text not bytes)."""
     # jit=off: JIT compilation pays off for long analytical queries, not a CLI's short ones
-    return f"-c jit=off {parameters.get('options', '')} -c lock_timeout={lock_timeout_ms}"
+    after = f"-c lock_timeout={lock_timeout_ms} -c DateStyle=ISO -c client_encoding=UTF8"
+    return f"-c jit=off {parameters.get('options', '')} {after}"
 
 
 def libpq_parameters(url: str) -> dict[str, Any]:
@@ -431,7 +434,7 @@ def database_failure(exc: BaseException) -> DatabaseNotReady | Busy | Conflict |
         )
     elif getattr(original, "sqlstate", None) == _PG_LOCK_NOT_AVAILABLE:
         return _locked(str(original).strip().splitlines()[0] if str(original).strip() else "lock timeout")
-    elif getattr(original, "sqlstate", None) == _PG_READ_ONLY:
+    elif getattr(original, "sqlstate", None) in (_PG_READ_ONLY, _PG_IDLE_IN_TRANSACTION_TIMEOUT):
         pass
     elif type(original).__name__ == "ProgrammingError" and getattr(original, "sqlstate", "") is None:
         return unreachable(original)  # libpq refused the URL itself (the engine's first connection): no server asked
