@@ -17,7 +17,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Annotated, Any, ClassVar, Required, TypeVar, get_origin, get_type_hints
 
-from pydantic import BeforeValidator, ConfigDict, Field, InstanceOf, StringConstraints, TypeAdapter, ValidationError
+from pydantic import BeforeValidator, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError
+from pydantic.types import GetPydanticSchema
+from pydantic_core import core_schema
 from sqlalchemy import func, select
 from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
@@ -38,10 +40,16 @@ OUTCOMES = (CREATED, UPDATED, UNCHANGED)  # also the names of Tally's counts
 MAX_LISTED_ERRORS = 100_000
 
 # Cells the kinds' row schemas share. The bounds only limit what is read: an e-mail address is checked by
-# normalise_email, an instant (text, or a TOML date/datetime) by `KindImporter.instant`: InstanceOf, as any
-# other value is no date (pydantic read a number as seconds since 1970, start_date = 20310101 as 1970-08-24).
+# normalise_email, an instant (text, or a TOML date/datetime) by `KindImporter.instant`. Any other value is no
+# date (pydantic's own datetime read a number as seconds since 1970, start_date = 20310101 as 1970-08-24), and
+# the union's one error names the cell, not pydantic's inner names for each of its members.
 Email = Annotated[str, StringConstraints(strip_whitespace=True, max_length=320)]
-When = Annotated[str, StringConstraints(strip_whitespace=True, max_length=64)] | InstanceOf[dt.date]
+_TEXT_OR_DATE = core_schema.union_schema(
+    [core_schema.str_schema(strip_whitespace=True, max_length=64), core_schema.is_instance_schema(dt.date)],
+    custom_error_type="not_a_date_or_time",
+    custom_error_message="should be a date or time, as text of at most 64 characters",
+)
+When = Annotated[str | dt.date, GetPydanticSchema(lambda _type, _handler: _TEXT_OR_DATE)]
 
 
 def _id_as_text(value: Any) -> Any:
