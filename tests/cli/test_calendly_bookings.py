@@ -312,6 +312,8 @@ def test_the_window_is_passed_to_calendly(pbapp: Bapp, fake: FakeCalendly) -> No
     ("args", "code", "message"),
     [
         (("--since", "2030-02-01", "--until", "2030-01-01"), 6, "Error: until: must be later than --since"),
+        # no --since given: the window starts at its default, which the message names rather than a flag not given
+        (("--until", "2020-01-01"), 6, "Error: until: must be later than --since's default, 30 days ago"),
         (("--since", "next tuesday"), 6, "Error: since: 'next tuesday' is not a valid date and time"),
         (("--user", USER, "--organization", "https://api.calendly.com/organizations/O"), 2, "Error: --user and"),
     ],

@@ -386,7 +386,8 @@ def pull_bookings(
     if since_at is None and from_file is None:
         since_at = utc_now() - dt.timedelta(days=DEFAULT_PULL_DAYS)
     if since_at is not None and until_at is not None and until_at <= since_at:
-        raise InvalidInput("until: must be later than --since", code="invalid_window")
+        given = "--since" if since is not None else f"--since's default, {DEFAULT_PULL_DAYS} days ago"
+        raise InvalidInput(f"until: must be later than {given}", code="invalid_window")
     listing = None
     if from_file is not None:
         parsed = _parse_listing_file(app_state, from_file, service.parse_bookings_listing)
