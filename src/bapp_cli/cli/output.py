@@ -11,13 +11,13 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import functools
-import io
 import itertools
 import json
 import os
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import KW_ONLY, dataclass, field
+from types import SimpleNamespace
 from typing import IO, Any
 
 from bapp_cli.cli.terminal import columns_from_environment, json_for_terminal, make_console, visible
@@ -207,17 +207,19 @@ class OutputSink:
 def write_delimited(stream: IO[str], fmt: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
     """`columns`, then `rows` of finished cells, as CSV or TSV (`fmt`), a thousand rows per write; returns
     how many rows were written."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, delimiter="\t" if fmt == "tsv" else ",", lineterminator="\n")
+    # The lines gather in a list, joined for each write: a StringIO emptied by truncate() and written again
+    # keeps its text at four bytes a character, which cost a tenth of a 100,000-row export's time (P6).
+    lines: list[str] = []
+    gathered = SimpleNamespace(write=lines.append)
+    writer = csv.writer(gathered, delimiter="\t" if fmt == "tsv" else ",", lineterminator="\n")
     writer.writerow(columns)
     rows, count = iter(rows), 0
     while chunk := list(itertools.islice(rows, 1000)):
         writer.writerows(chunk)
         count += len(chunk)
-        stream.write(buffer.getvalue())
-        buffer.seek(0)
-        buffer.truncate()
-    stream.write(buffer.getvalue())
+        stream.write("".join(lines))
+        lines.clear()
+    stream.write("".join(lines))
     return count
 
 
