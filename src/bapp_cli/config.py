@@ -565,9 +565,8 @@ def user_path(text: str) -> Path:
 def config_file_path(config_path: str | None, environ: Mapping[str, str] | None = None) -> tuple[Path, str]:
     """The config file in use and where that choice came from: --config, else BAPP_CONFIG, else the default."""
     env = os.environ if environ is None else environ
-    if (
-        config_path is not None
-    ):  # an empty --config ("$CONF" unset) names no file: never the environment's or the default
+    # an empty --config ("$CONF" unset) names no file: never the environment's or the default
+    if config_path is not None:
         return user_path(config_path), "flag"
     if env.get("BAPP_CONFIG"):
         return user_path(env["BAPP_CONFIG"]), "env:BAPP_CONFIG"

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from bapp_cli.db.batches import BATCH_SIZE
+from bapp_cli.db.domains import MAX_INT32
 from bapp_cli.errors import BappError, Busy, ConfigError, Conflict, DatabaseNotReady, UnreadableValue
 
 if TYPE_CHECKING:
@@ -294,7 +295,7 @@ def _libpq_integer(text: str) -> int:
     """`text` as libpq reads an integer option (a C int, blanks around it), or ProgrammingError as psycopg's."""
     import psycopg
 
-    if not re.fullmatch(r"\s*[-+]?[0-9]+\s*", text) or not -(2**31) <= int(text) < 2**31:
+    if not re.fullmatch(r"\s*[-+]?[0-9]+\s*", text) or not -MAX_INT32 - 1 <= int(text) <= MAX_INT32:
         raise psycopg.ProgrammingError(f"invalid integer value {text!r}")
     return int(text)
 

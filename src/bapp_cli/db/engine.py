@@ -73,7 +73,7 @@ def make_engine(
             kwargs["pool_pre_ping"] = False
             kwargs["connect_args"] = {
                 # the URL's own connect_timeout is honoured over bapp's (README), as the plain reads do
-                **({} if "connect_timeout" in parsed.query else {"connect_timeout": connect_timeout}),
+                **({} if "connect_timeout" in parameters else {"connect_timeout": connect_timeout}),
                 # JIT off (the compile step alone was seen adding ~0.3 s to the progress table) and the lock
                 # timeout, around the URL's own options, which connect_args would otherwise replace
                 "options": session_options(parameters, busy_timeout_ms),
