@@ -157,14 +157,18 @@ def test_an_unknown_event_type_is_fetched_on_demand_with_a_token(rbapp: Bapp, fa
         assert answer.json()["action"] == "created"
         unknown_to_calendly = receiver.deliver(delivery(7, type_index=77))  # the fake answers 404 for ET77
         assert unknown_to_calendly.status_code == 202, unknown_to_calendly.text
+        # a type URI httpx cannot read (an unclosed '['): parked as unfetchable, not a 500 for a day of retries
+        unreadable = delivery(8, type_index=88).replace(type_uri(88).encode(), b"https://[::1/event_types/ET88")
+        assert receiver.deliver(unreadable).status_code == 202
     _, log = receiver.stop()
     assert f"warning: could not fetch event type {type_uri(77)}: Calendly has no event type" in log
+    assert "warning: could not fetch event type https://[::1/event_types/ET88: not a Calendly event_types URI" in log
     assert TOKEN not in log
     assert fake.count(f"/event_types/ET{9:08d}") == 1
     assert invitee_uri(6) in bookings_by_invitee(rbapp)
     sessions = rbapp("sessions", "list", "--json").json()
     assert type_uri(9) in {row["calendly_uri"] for row in sessions}
-    assert [entry["invitee_uri"] for entry in inbox(rbapp, "--pending")] == [invitee_uri(7)]
+    assert [entry["invitee_uri"] for entry in inbox(rbapp, "--pending")] == [invitee_uri(8), invitee_uri(7)]
 
 
 def _hold_write_lock(database_url: str) -> tuple[Any, Any]:

@@ -74,6 +74,8 @@ def test_subscribe_generates_a_0600_key_that_is_never_printed(cbapp: Bapp, fake:
     assert [sub["callback_url"] for sub in fake.webhook_subscriptions] == [URL + "/2"]
     missing = cbapp("calendly", "webhook", "unsubscribe", record["uri"])
     assert missing.exit_code == 7, missing.stderr
+    unreadable = cbapp("calendly", "webhook", "unsubscribe", "https://[::1/webhook_subscriptions/AAAA")
+    assert unreadable.exit_code == 6 and "not a Calendly webhook_subscriptions URI" in unreadable.stderr
 
 
 def test_a_lost_answer_is_looked_up_never_resent(cbapp: Bapp, fake: FakeCalendly) -> None:

@@ -1072,7 +1072,10 @@ def _uuid_from(uri: str, collection: str) -> str:
     """The uuid of ``https://…/<collection>/<uuid>`` (or a bare uuid); refuses anything path-like."""
     candidate = uri.strip()
     if "/" in candidate:
-        parts = httpx.URL(candidate).path.rstrip("/").split("/")
+        try:
+            parts = httpx.URL(candidate).path.rstrip("/").split("/")
+        except httpx.InvalidURL:  # not a URL at all (an unclosed '[', a port that is no number): refused below
+            parts = []
         if len(parts) < 2 or parts[-2] != collection:
             raise InvalidInput(f"not a Calendly {collection} URI: {uri!r}")
         candidate = parts[-1]
