@@ -570,9 +570,9 @@ def webhook_serve(
     parked in the inbox (applied later by a sync, a pull or `webhook retry`; also while the database is
     not at head), 400 signed but not a delivery, 401 bad, stale or missing signature, 413 body over
     --max-body, 503 database busy or down, or the receiver stopping (Calendly retries for 24 hours).
-    GET /healthz answers 200 when the database is reachable and at head. SIGTERM or SIGHUP stops it
-    gracefully: deliveries in flight finish, new ones get 503. Access log lines go to stderr and never
-    contain bodies or signatures. Run it behind a TLS reverse proxy.
+    GET /healthz answers 200 when the database is reachable and at head. SIGTERM, SIGHUP or Ctrl-C stops
+    it gracefully (exit 0): deliveries in flight finish, new ones get 503. Access log lines go to stderr
+    and never contain bodies or signatures. Run it behind a TLS reverse proxy.
 
     \b
     Examples:

@@ -301,7 +301,7 @@ def listen(host: str, port: int) -> socket.socket:
 
 def serve(app: ReceiverApp, listener: socket.socket) -> None:
     """Run the receiver under uvicorn on ``listener`` until SIGTERM, SIGHUP or SIGINT; in-flight deliveries
-    finish (for up to 30 s), new ones get 503."""
+    finish (for up to 30 s, or until a second Ctrl-C), new ones get 503."""
     import signal
 
     import uvicorn
@@ -326,10 +326,10 @@ def serve(app: ReceiverApp, listener: socket.socket) -> None:
         def handle_exit(self, sig: int, frame: Any) -> None:
             app.draining = True
             super().handle_exit(sig, frame)
-            if sig != signal.SIGINT:
-                # uvicorn re-raises the signal after draining, so the process would die "killed by
-                # SIGTERM"; a drained receiver has stopped as asked, and says so with exit 0.
-                self._captured_signals.remove(sig)
+            # uvicorn re-raises the signal after draining, so the process would die "killed by SIGTERM", or
+            # say "Interrupted; nothing was changed." (exit 130) after a Ctrl-C, of a receiver that applied
+            # deliveries until then; a drained receiver has stopped as asked, and says so with exit 0.
+            self._captured_signals.remove(sig)
 
     config = uvicorn.Config(
         app,
