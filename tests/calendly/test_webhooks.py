@@ -94,6 +94,14 @@ def test_timestamps_within_tolerance_pass(offset: int) -> None:
     verify_signature(signed(t=NOW + offset), BODY, KEY, now=NOW)
 
 
+def test_the_tolerance_counts_whole_seconds_as_the_timestamp_does() -> None:
+    # t is whole seconds: the clock's fraction of a second counted too, so --tolerance 0 refused every delivery
+    # (0.4 s old: "0 s away from now (tolerance 0 s)") and 180 refused a signature of 180 s and a fraction
+    verify_signature(signed(t=NOW), BODY, KEY, now=NOW + 0.9, tolerance=0)
+    verify_signature(signed(t=NOW - 180), BODY, KEY, now=NOW + 0.9)
+    assert "1 s away from now (tolerance 0 s)" in refused(signed(t=NOW - 1), now=NOW + 0.9, tolerance=0)
+
+
 def test_custom_tolerance() -> None:
     verify_signature(signed(t=NOW - 250), BODY, KEY, now=NOW, tolerance=300)
     refused(signed(t=NOW - 61), tolerance=60)

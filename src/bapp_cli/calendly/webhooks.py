@@ -64,10 +64,11 @@ def verify_signature(
     # Checked before freshness so that a forged header learns nothing about the clock window.
     if not hmac.compare_digest(expected, signature):
         raise AuthError("webhook refused: signature does not match the body", hint=_HINT)
-    skew = abs(now - int(timestamp))
+    # whole seconds, as t is: the clock's fraction made --tolerance 0 refuse all, as '0 s away (tolerance 0 s)'
+    skew = abs(int(now) - int(timestamp))
     if skew > tolerance:
         raise AuthError(
-            f"webhook refused: signature timestamp is {skew:.0f} s away from now (tolerance {tolerance} s)",
+            f"webhook refused: signature timestamp is {skew} s away from now (tolerance {tolerance} s)",
             hint="Old deliveries are refused to stop replays; check this machine's clock if all are refused.",
         )
     return timestamp
