@@ -471,13 +471,14 @@ class Settings(NamedTuple):
             return _read_secret_file("calendly.token_file", token_file, hint="check the path in `bapp config show`")
         return None
 
-    def webhook_signing_key(self) -> str:
-        """The webhook signing key from env or config, else read from `calendly.webhook_signing_key_file`."""
+    def webhook_signing_key(self, *, unwritten_ok: bool = False) -> str:
+        """The webhook signing key from env or config, else read from `calendly.webhook_signing_key_file`;
+        ``unwritten_ok``: that file not there yet is no key (`webhook subscribe`, which writes it there)."""
         key = self.get("calendly.webhook_signing_key")
         if key:
             return str(key).strip()
         key_file = self.get("calendly.webhook_signing_key_file")
-        if key_file:
+        if key_file and not (unwritten_ok and not user_path(str(key_file)).exists()):
             secret = _read_secret_file(
                 "calendly.webhook_signing_key_file",
                 key_file,

@@ -124,6 +124,22 @@ def test_subscribe_with_a_config_file_it_cannot_write_leaves_no_key_behind(cbapp
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_configured_key_file_not_written_yet_is_written_by_subscribe(cbapp: Bapp, fake: FakeCalendly) -> None:
+    """Reading a configured key file that is not there says "run `bapp calendly webhook subscribe` again", and
+    subscribe failed on that same read (exit 4), where an empty file gets the new key."""
+    fake.webhook_subscriptions.clear()
+    key_file = cbapp.home / "keys" / "webhook.key"
+    (cbapp.home / "config.toml").write_text(f'[calendly]\nwebhook_signing_key_file = "{key_file}"\n')
+    unsigned = cbapp("calendly", "webhook", "sign", "-", stdin="{}")
+    assert unsigned.exit_code == 4 and "or run `bapp calendly webhook subscribe` again" in unsigned.stderr
+    result = cbapp("calendly", "webhook", "subscribe", "--url", URL, "--json")
+    assert result.exit_code == 0, result.stderr
+    assert result.json()["signing_key_file"] == str(key_file) and stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert fake.webhook_signing_keys[result.json()["uri"]] == key_file.read_text().strip()
+    assert cbapp("calendly", "webhook", "sign", "-", stdin="{}").exit_code == 0
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_subscribe_never_writes_its_key_over_a_device_named_as_the_key_file(
     cbapp: Bapp, fake: FakeCalendly, tmp_path: Path
 ) -> None:

@@ -423,8 +423,8 @@ BodyArgument = Annotated[
 ]
 
 
-def _signing_key(app_state: AppState, *, required: bool = False) -> str:
-    key = app_state.settings.webhook_signing_key()
+def _signing_key(app_state: AppState, *, required: bool = False, unwritten_ok: bool = False) -> str:
+    key = app_state.settings.webhook_signing_key(unwritten_ok=unwritten_ok)
     if key:
         app_state.secrets.add(key)  # a key read from its file is a secret too (R6)
         try:
@@ -741,7 +741,8 @@ def _signing_key_for_subscription(app_state: AppState, sink: OutputSink) -> tupl
     from bapp_cli.config import removed_on_failure, set_config_values, user_path, write_private_file
 
     settings = app_state.settings
-    existing = _signing_key(app_state)
+    # a configured key file not there yet is written below: the hint of its failed read sends people here
+    existing = _signing_key(app_state, unwritten_ok=True)
     configured_file = settings.text("calendly.webhook_signing_key_file")
     if existing:
         return existing, configured_file
