@@ -516,3 +516,9 @@ def test_a_credential_issued_before_0015_renamed_its_pathway_still_verifies_agai
     verified = bapp("badges", "verify", "-", "--against-db", "--json", stdin=token.stdout)
     assert verified.exit_code == 0, verified.stderr
     assert [(row["badge"], row["status"]) for row in verified.json()] == [("tier:none-2:1", "valid")]
+    # revoke and export --badge take the new key only (a write goes by what `badges list` shows), but the old
+    # one, from such a credential or a script, is refused naming the new one, not as a badge never held
+    for command in (("revoke", EMAIL, "tier:None:1", "--reason", "x"), ("export", EMAIL, "--badge", "tier:none:1")):
+        refused = bapp("badges", *command)
+        assert refused.exit_code == 7 and "Hint: it is 'tier:none-2:1' now" in refused.stderr, refused.stderr
+    assert bapp("badges", "revoke", EMAIL, "tier:none-2:1", "--reason", "x").exit_code == 0
