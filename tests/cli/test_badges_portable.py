@@ -522,3 +522,18 @@ def test_a_credential_issued_before_0015_renamed_its_pathway_still_verifies_agai
         refused = bapp("badges", *command)
         assert refused.exit_code == 7 and "Hint: it is 'tier:none-2:1' now" in refused.stderr, refused.stderr
     assert bapp("badges", "revoke", EMAIL, "tier:none-2:1", "--reason", "x").exit_code == 0
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # no database is read
+def test_a_jwt_member_holding_half_a_utf16_pair_is_no_compact_jws(bapp: Bapp, tmp_path: Path) -> None:
+    # JSON may escape half of a UTF-16 pair ("\ud800"), text no UTF-8 can carry: the JOSE library's encode of the
+    # token raised UnicodeEncodeError, 'unexpected error' (exit 1), for the credentials file and the status list
+    issuer_init(bapp)
+    hostile = tmp_path / "hostile.json"
+    hostile.write_text('[{"jwt": "\\ud800.a.b"}]')
+    listing = tmp_path / "listing.jwt"
+    listing.write_text(bapp("badges", "status-list").stdout)
+    for arguments in ((str(hostile),), (str(listing), "--status-list", str(hostile))):
+        refused = bapp("badges", "verify", *arguments)
+        assert refused.exit_code == 6, refused.stderr
+        assert f"Error: {hostile}: item 0: no jwt member holding a compact JWS" in refused.stderr

@@ -618,6 +618,7 @@ def split_credentials(text: str, source: str) -> list[str]:
     document = read_json_input(stripped, source, code="bad_json")
     members: list[Any] = [item.get("jwt") if isinstance(item, dict) else item for item in _types(document)]
     for index, member in enumerate(members):
-        if not isinstance(member, str):
+        # a compact JWS is ASCII: never half a UTF-16 pair ("\ud800"), which the JOSE library cannot encode
+        if not isinstance(member, str) or not member.isascii():
             raise InvalidInput(f"{source}: item {index}: no jwt member holding a compact JWS", code="no_credential")
     return [member.strip() for member in members]
