@@ -553,3 +553,15 @@ def test_an_empty_key_file_or_a_directory_is_no_place_for_the_key(
         assert refused.exit_code == 4, (given, refused.stderr)
         assert "cannot create the signing key file" in refused.stderr and "already exists" not in refused.stderr
     assert not (bapp.home / "badge-signing-key.pem").exists() and not (bapp.home / "config.toml").exists()
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_an_empty_badge_key_exports_no_badge(bapp: Bapp) -> None:
+    # an empty --badge ("$BADGE" unset) was dropped, so the export signed every badge the client holds where the
+    # script asked for one: it is a key the client does not hold (exit 7), as revoke's empty key is
+    seed(bapp, awarded_in_the_past)
+    issuer_init(bapp)
+    for given in (("",), (" ", "--badge", "fundamentals")):
+        refused = bapp("badges", "export", EMAIL, "--badge", *given)
+        assert refused.exit_code == 7 and f"{EMAIL} holds no badge ''" in refused.stderr, refused.stderr
+        assert refused.stdout == ""

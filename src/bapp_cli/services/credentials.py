@@ -290,7 +290,8 @@ def issue_credentials(
     Each credential gets a fresh random salt, so two exports do not share an identity hash to link them by.
     """
     client, _ = get_client(session, email)
-    badges = _badges_held(session, client, list(dict.fromkeys(key.strip() for key in only if key.strip())))
+    # an empty key ("$BADGE" unset) is one the client does not hold, never no --badge at all
+    badges = _badges_held(session, client, list(dict.fromkeys(key.strip() for key in only)))
     definitions = achievement_definitions(session)
     issued = []
     for badge in badges:
