@@ -226,6 +226,8 @@ def test_badges_list(bapp: Bapp) -> None:
         f"tier:accelerate:1\t{badge['name']}\t{badge['awarded_at']}\t{listed[0]['revoked_at']}",
     ]
     assert "revoked at" in bapp("badges", "list", "ada@example.com", "--format", "table").stdout
+    shown = bapp("clients", "show", "ada@example.com", "--format", "table", env={"COLUMNS": "200"}).stdout
+    assert "Badges: Accelerate · Foundation (revoked)" in shown  # not listed as one held
     tree = bapp("--timezone", "UTC", "progress", "show", "ada@example.com", "--format", "table").stdout
     assert "Accelerate · Foundation  2030-01-15 09:30 UTC, revoked " in tree
     assert bapp("badges", "revoke", "ada@example.com", "tier:accelerate:1", "--reason", "again").exit_code == 8
