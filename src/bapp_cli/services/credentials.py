@@ -249,7 +249,7 @@ def sign_credential(credential: dict[str, Any], issuer: Issuer, *, now: dt.datet
 
 def _key_before_0015(key: str) -> str:
     """Migration 0015 renamed a pathway called `none` (any case) `none-N`, and its badges' keys with it."""
-    return re.sub(r"^(tier|pathway):none-\d+", r"\1:none", key)
+    return re.sub(r"^(tier|pathway):none-\d+(?=:|$)", r"\1:none", key)
 
 
 def _badges_held(session: Session, client: User, keys: Sequence[str], *, revoking: bool = False) -> list[Badge]:
