@@ -565,3 +565,18 @@ def test_an_empty_badge_key_exports_no_badge(bapp: Bapp) -> None:
         refused = bapp("badges", "export", EMAIL, "--badge", *given)
         assert refused.exit_code == 7 and f"{EMAIL} holds no badge ''" in refused.stderr, refused.stderr
         assert refused.stdout == ""
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # no database is read
+def test_an_empty_json_list_is_no_credential_and_no_status_list(bapp: Bapp, tmp_path: Path) -> None:
+    # `export --format json` of a client without badges is `[]`: verify passed it (exit 0, every one of no
+    # credentials valid) where an empty JWT file is refused, and as --status-list it was an IndexError (exit 1)
+    issuer_init(bapp)
+    empty = tmp_path / "none.json"
+    empty.write_text("[ \n]\n")
+    listing = tmp_path / "listing.jwt"
+    listing.write_text(bapp("badges", "status-list").stdout)
+    for arguments in ((str(empty),), (str(listing), "--status-list", str(empty))):
+        refused = bapp("badges", "verify", *arguments)
+        assert refused.exit_code == 6, refused.stderr
+        assert f"Error: {empty}: no credential in it" in refused.stderr

@@ -607,7 +607,8 @@ def check_against_status_list(verification: Verification, status_token: str, *, 
 def split_credentials(text: str, source: str) -> list[str]:
     """The compact JWS tokens in a file: one per line, or JSON as `badges export --format json` writes it."""
     stripped = text.strip()
-    if not stripped:
+    # an empty JSON list (a client without badges exported) holds none either: never a verification of nothing
+    if not stripped.strip("[] \t\r\n"):
         raise InvalidInput(f"{source}: no credential in it", code="no_credential")
     if stripped[0] not in "[{":
         lines = [(number, line.strip()) for number, line in enumerate(text.splitlines(), start=1) if line.strip()]
