@@ -516,3 +516,67 @@ def test_a_credential_issued_before_0015_renamed_its_pathway_still_verifies_agai
     verified = bapp("badges", "verify", "-", "--against-db", "--json", stdin=token.stdout)
     assert verified.exit_code == 0, verified.stderr
     assert [(row["badge"], row["status"]) for row in verified.json()] == [("tier:none-2:1", "valid")]
+    # revoke and export --badge take the new key only (a write goes by what `badges list` shows), but the old
+    # one, from such a credential or a script, is refused naming the new one, not as a badge never held
+    for command in (("revoke", EMAIL, "tier:None:1", "--reason", "x"), ("export", EMAIL, "--badge", "tier:none:1")):
+        refused = bapp("badges", *command)
+        assert refused.exit_code == 7 and "Hint: it is 'tier:none-2:1' now" in refused.stderr, refused.stderr
+    assert bapp("badges", "revoke", EMAIL, "tier:none-2:1", "--reason", "x").exit_code == 0
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # no database is read
+def test_a_jwt_member_holding_half_a_utf16_pair_is_no_compact_jws(bapp: Bapp, tmp_path: Path) -> None:
+    # JSON may escape half of a UTF-16 pair ("\ud800"), text no UTF-8 can carry: the JOSE library's encode of the
+    # token raised UnicodeEncodeError, 'unexpected error' (exit 1), for the credentials file and the status list
+    issuer_init(bapp)
+    hostile = tmp_path / "hostile.json"
+    hostile.write_text('[{"jwt": "\\ud800.a.b"}]')
+    listing = tmp_path / "listing.jwt"
+    listing.write_text(bapp("badges", "status-list").stdout)
+    for arguments in ((str(hostile),), (str(listing), "--status-list", str(hostile))):
+        refused = bapp("badges", "verify", *arguments)
+        assert refused.exit_code == 6, refused.stderr
+        assert f"Error: {hostile}: item 0: no jwt member holding a compact JWS" in refused.stderr
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # no database is read
+def test_an_empty_key_file_or_a_directory_is_no_place_for_the_key(
+    bapp: Bapp, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # an empty --key-file ("$KEY" unset) was taken for no option, so the key went beside the config file instead
+    # of where the script meant it (the class b4cf8d7 closed for -o); a directory named was 'a signing key already
+    # exists' (exit 8), as was a path to /dev/null: only a file there is a key that may not be replaced
+    monkeypatch.chdir(tmp_path)
+    init = ("badges", "issuer", "init", "--name", "X", "--url", "https://x.example", "--key-file")
+    for given in ("", str(tmp_path), "/dev/null"):
+        refused = bapp(*init, given)
+        assert refused.exit_code == 4, (given, refused.stderr)
+        assert "cannot create the signing key file" in refused.stderr and "already exists" not in refused.stderr
+    assert not (bapp.home / "badge-signing-key.pem").exists() and not (bapp.home / "config.toml").exists()
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_an_empty_badge_key_exports_no_badge(bapp: Bapp) -> None:
+    # an empty --badge ("$BADGE" unset) was dropped, so the export signed every badge the client holds where the
+    # script asked for one: it is a key the client does not hold (exit 7), as revoke's empty key is
+    seed(bapp, awarded_in_the_past)
+    issuer_init(bapp)
+    for given in (("",), (" ", "--badge", "fundamentals")):
+        refused = bapp("badges", "export", EMAIL, "--badge", *given)
+        assert refused.exit_code == 7 and f"{EMAIL} holds no badge ''" in refused.stderr, refused.stderr
+        assert refused.stdout == ""
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # no database is read
+def test_an_empty_json_list_is_no_credential_and_no_status_list(bapp: Bapp, tmp_path: Path) -> None:
+    # `export --format json` of a client without badges is `[]`: verify passed it (exit 0, every one of no
+    # credentials valid) where an empty JWT file is refused, and as --status-list it was an IndexError (exit 1)
+    issuer_init(bapp)
+    empty = tmp_path / "none.json"
+    empty.write_text("[ \n]\n")
+    listing = tmp_path / "listing.jwt"
+    listing.write_text(bapp("badges", "status-list").stdout)
+    for arguments in ((str(empty),), (str(listing), "--status-list", str(empty))):
+        refused = bapp("badges", "verify", *arguments)
+        assert refused.exit_code == 6, refused.stderr
+        assert f"Error: {empty}: no credential in it" in refused.stderr

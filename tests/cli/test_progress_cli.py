@@ -219,6 +219,15 @@ def test_badges_list(bapp: Bapp) -> None:
     listed = bapp("badges", "list", "ada@example.com", "--json").json()
     assert [(row["key"], row["revoked_at"] is not None) for row in listed] == [("tier:accelerate:1", True)]
     assert listed[0]["revoked_at"] == revoked.json()["revoked_at"]
+    # and so in every format: TSV, CSV and the table listed only key, name and awarded_at, a revoked badge as held
+    tsv = bapp("badges", "list", "ada@example.com", "--format", "tsv").stdout.splitlines()
+    assert tsv == [
+        "key\tname\tawarded_at\trevoked_at",
+        f"tier:accelerate:1\t{badge['name']}\t{badge['awarded_at']}\t{listed[0]['revoked_at']}",
+    ]
+    assert "revoked at" in bapp("badges", "list", "ada@example.com", "--format", "table").stdout
+    shown = bapp("clients", "show", "ada@example.com", "--format", "table", env={"COLUMNS": "200"}).stdout
+    assert "Badges: Accelerate · Foundation (revoked)" in shown  # not listed as one held
     tree = bapp("--timezone", "UTC", "progress", "show", "ada@example.com", "--format", "table").stdout
     assert "Accelerate · Foundation  2030-01-15 09:30 UTC, revoked " in tree
     assert bapp("badges", "revoke", "ada@example.com", "tier:accelerate:1", "--reason", "again").exit_code == 8

@@ -497,3 +497,19 @@ def test_credential_files_are_split_with_line_numbers_for_bad_lines() -> None:
         split_credentials("[{", "x.json")
     with pytest.raises(InvalidInput, match="item 0: no jwt member"):
         split_credentials('[{"credential": {}}]', "x.json")
+
+
+def test_only_a_whole_none_n_slug_is_read_as_0015s_renaming() -> None:
+    # 0015 renamed `none` to `none-N`; a pathway created since as `none-2-extra` (a valid slug) is no renaming, so its
+    # badge is not offered as the one an old key `tier:none-extra:1` now has
+    from bapp_cli.services.credentials import _key_before_0015
+
+    assert [_key_before_0015(key) for key in ("tier:none-2:1", "pathway:none-13", "fundamentals")] == [
+        "tier:none:1",
+        "pathway:none",
+        "fundamentals",
+    ]
+    assert [_key_before_0015(key) for key in ("tier:none-2-extra:1", "pathway:none-2x")] == [
+        "tier:none-2-extra:1",
+        "pathway:none-2x",
+    ]

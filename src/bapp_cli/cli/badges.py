@@ -134,7 +134,8 @@ def issuer_init_command(
     cleaned_url = validate_issuer_url(url)
     image_base = validate_issuer_url(image_base_url) if image_base_url else None
     config_path = app_state.settings.config_path
-    path = (user_path(key_file) if key_file else config_path.parent / DEFAULT_KEY_FILE_NAME).absolute()
+    # an empty --key-file ("$KEY" unset) names no file (the directory it runs in), never the default one
+    path = (user_path(key_file) if key_file is not None else config_path.parent / DEFAULT_KEY_FILE_NAME).absolute()
     key = create_key_file(path)
     values = dict(issuer_name=cleaned_name, issuer_url=cleaned_url, key_file=str(path), image_base_url=image_base)
     with removed_on_failure(path):  # one write: the config names all of the issuer or none of it

@@ -100,8 +100,8 @@ def _render_detail(detail: dict[str, Any], sink: OutputSink, console: Any) -> No
         cells = (booking[key] for key in ("session_title", "status", "payment_status"))
         bookings.add_row(booking["reference"], start, *cells, sink.display_value(booking["pathway"]))
     console.print(bookings)
-    badges = ", ".join(badge["name"] for badge in detail["badges"]) or "—"
-    console.print(Text.assemble(("Badges:", "bold"), f" {badges}"))
+    badges = ", ".join(badge["name"] + (" (revoked)" if badge["revoked_at"] else "") for badge in detail["badges"])
+    console.print(Text.assemble(("Badges:", "bold"), f" {badges or '—'}"))
 
 
 @output_command(app, "show")

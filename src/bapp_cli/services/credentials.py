@@ -247,19 +247,23 @@ def sign_credential(credential: dict[str, Any], issuer: Issuer, *, now: dt.datet
     return _sign(credential, issuer, now, nbf=int(valid_from.timestamp()))
 
 
+def _key_before_0015(key: str) -> str:
+    """Migration 0015 renamed a pathway called `none` (any case) `none-N`, and its badges' keys with it."""
+    return re.sub(r"^(tier|pathway):none-\d+(?=:|$)", r"\1:none", key)
+
+
 def _badges_held(session: Session, client: User, keys: Sequence[str], *, revoking: bool = False) -> list[Badge]:
     """The client's unrevoked badges, oldest first: those of `keys`, or every one when no key is named.
 
     A named key the client does not hold is not found; a named revoked one is a conflict, since a revoked
     badge is neither exported nor revoked again. `revoking` locks the rows and words the conflict for it."""
     query = select(Badge).where(Badge.client_id == client.id).order_by(Badge.awarded_at, Badge.id)
-    if keys:
-        query = query.where(Badge.key.in_(keys))
     badges = {badge.key: badge for badge in session.scalars(query.with_for_update() if revoking else query)}
     for key in keys:
-        badge = badges.get(key)
-        if badge is None:
-            hint = f"`bapp badges list {client.email}` shows the badges held"
+        if (badge := badges.get(key)) is None:
+            # a key from before 0015 (a credential's, a script's) is refused naming the one its badge has now
+            renamed = " or ".join(repr(held) for held in badges if key.lower() == _key_before_0015(held) != held)
+            hint = f"it is {renamed} now" if renamed else f"`bapp badges list {client.email}` shows the badges held"
             raise NotFound(f"{client.email} holds no badge {key!r}", hint=hint, code="badge_not_found")
         if badge.revoked_at is not None:
             raise Conflict(
@@ -268,7 +272,7 @@ def _badges_held(session: Session, client: User, keys: Sequence[str], *, revokin
                 hint=None if revoking else "a revoked badge is not exported",
                 code="badge_revoked",
             )
-    return [badge for badge in badges.values() if badge.revoked_at is None]
+    return [badge for badge in badges.values() if badge.revoked_at is None and (badge.key in keys or not keys)]
 
 
 def issue_credentials(
@@ -286,7 +290,8 @@ def issue_credentials(
     Each credential gets a fresh random salt, so two exports do not share an identity hash to link them by.
     """
     client, _ = get_client(session, email)
-    badges = _badges_held(session, client, list(dict.fromkeys(key.strip() for key in only if key.strip())))
+    # an empty key ("$BADGE" unset) is one the client does not hold, never no --badge at all
+    badges = _badges_held(session, client, list(dict.fromkeys(key.strip() for key in only)))
     definitions = achievement_definitions(session)
     issued = []
     for badge in badges:
@@ -560,9 +565,8 @@ def check_against_database(session: Session, verification: Verification, *, issu
     badge, email = row
     verification.badge = badge.key
     achieved = achievement_key(issuer, vc) or ""
-    # migration 0015 renamed a pathway called `none` (any case) `none-N`, and its badges' keys with it: a credential
-    # issued before names the badge by its old key (`tier:none:1`), which the badge of that id is still
-    if achieved != badge.key and achieved.lower() != re.sub(r"^(tier|pathway):none-\d+", r"\1:none", badge.key):
+    # a credential issued before 0015 names the badge by its old key (`tier:none:1`): the badge of that id is still it
+    if achieved != badge.key and achieved.lower() != _key_before_0015(badge.key):
         verification.reason = f"the achievement is not badge {badge.key!r} of this database"
     elif not any(identity_matches(identity, email) for identity in vc["credentialSubject"].get("identifier") or []):
         verification.reason = "the recipient is not the client this database awarded the badge to"
@@ -603,7 +607,8 @@ def check_against_status_list(verification: Verification, status_token: str, *, 
 def split_credentials(text: str, source: str) -> list[str]:
     """The compact JWS tokens in a file: one per line, or JSON as `badges export --format json` writes it."""
     stripped = text.strip()
-    if not stripped:
+    # an empty JSON list (a client without badges exported) holds none either: never a verification of nothing
+    if not stripped.strip("[] \t\r\n"):
         raise InvalidInput(f"{source}: no credential in it", code="no_credential")
     if stripped[0] not in "[{":
         lines = [(number, line.strip()) for number, line in enumerate(text.splitlines(), start=1) if line.strip()]
@@ -615,6 +620,7 @@ def split_credentials(text: str, source: str) -> list[str]:
     document = read_json_input(stripped, source, code="bad_json")
     members: list[Any] = [item.get("jwt") if isinstance(item, dict) else item for item in _types(document)]
     for index, member in enumerate(members):
-        if not isinstance(member, str):
+        # a compact JWS is ASCII: never half a UTF-16 pair ("\ud800"), which the JOSE library cannot encode
+        if not isinstance(member, str) or not member.isascii():
             raise InvalidInput(f"{source}: item {index}: no jwt member holding a compact JWS", code="no_credential")
     return [member.strip() for member in members]

@@ -556,7 +556,7 @@ PROGRESS_COLUMNS = (
     "percent",
 )
 SKILL_COLUMNS = ("skill", "name", "status", "completed_at", "completed_via")
-BADGE_COLUMNS = ("key", "name", "awarded_at")
+BADGE_COLUMNS = ("key", "name", "awarded_at", "revoked_at")
 
 
 def _counted(skills: list[dict[str, Any]]) -> dict[str, int]:

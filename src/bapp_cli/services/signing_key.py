@@ -65,7 +65,8 @@ def create_key_file(path: Path) -> SigningKey:
         path.parent.mkdir(parents=True, exist_ok=True)
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, KEY_FILE_MODE)
     except OSError as exc:
-        if not os.path.lexists(path):  # mkdir raises FileExistsError too, for a parent that is a file
+        # only a file there is a key to keep; mkdir raises FileExistsError too, for a parent that is a file
+        if not os.path.isfile(path):
             raise ConfigError(f"cannot create the signing key file {path}: {exc.strerror} ({exc.filename})") from None
         raise Conflict(
             f"a signing key already exists at {path}",
