@@ -137,6 +137,11 @@ class Interrupted(BappError):
     code = "interrupted"
 
 
+# Whether the running command has committed a transaction (db.dbapi.settled sets it, cli.app clears it as each
+# command begins): stopped after that, it has changed what it committed, so its stop cannot say nothing was.
+committed = [False]
+
+
 # Besides their own decode errors, Python's json and tomllib readers raise ValueError for an integer of more
 # digits than sys.get_int_max_str_digits() (a guard against quadratic-time conversion) and RecursionError for
 # arrays or objects nested about a thousand deep. Both are bad input (R9): a user's JSON or TOML is read with

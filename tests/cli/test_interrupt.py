@@ -1,11 +1,14 @@
-"""Exit 130: Ctrl-C (SIGINT) mid-command stops cleanly, says so in one line, and writes nothing."""
+"""Exit 130: Ctrl-C (SIGINT) mid-command stops cleanly, says so in one line, and writes nothing — or, stopped
+after its commit, says that what it committed stands."""
 
 # ruff: noqa: F811  (pytest fixtures imported from calendly_fixtures are parameters by design)
 
 from __future__ import annotations
 
+import json
 import signal
 import time
+from pathlib import Path
 
 from tests.cli.calendly_fixtures import (
     USER,
@@ -13,9 +16,10 @@ from tests.cli.calendly_fixtures import (
     fake,  # noqa: F401 (fixture)
     fake_server,  # noqa: F401 (fixture)
     snapshot,
+    sync_runs,
 )
 from tests.conftest import Bapp
-from tests.fakes.calendly_server import FakeCalendly
+from tests.fakes.calendly_server import FakeCalendly, make_event_type
 
 
 def test_ctrl_c_during_a_sync_exits_130_with_nothing_written(cbapp: Bapp, fake: FakeCalendly) -> None:
@@ -39,3 +43,22 @@ def test_ctrl_c_during_a_sync_exits_130_with_nothing_written(cbapp: Bapp, fake: 
     assert stderr.strip().splitlines() == ["Interrupted; nothing was changed."]
     assert stdout == ""
     assert snapshot(cbapp.database_url) == before  # not even a failed-run record
+
+
+def test_a_sync_terminated_after_its_commit_does_not_say_nothing_was_changed(bapp: Bapp, tmp_path: Path) -> None:
+    """Stopped while it shows its changes (or retries parked deliveries), a sync has committed: it said
+    "Terminated; nothing was changed." of 3,000 new session types and their run record."""
+    listing = tmp_path / "listing.json"
+    listing.write_text(json.dumps([make_event_type(i) for i in range(3000)]))
+    # stderr is not read: the change lines (~300 kB) fill its pipe, so the sync waits there, committed
+    process = bapp.popen("--verbose", "calendly", "sync", "--from-file", str(listing))
+    deadline = time.monotonic() + 60
+    while not sync_runs(bapp.database_url) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(sync_runs(bapp.database_url)) == 1, "the sync never committed"
+    process.send_signal(signal.SIGTERM)
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 143
+    assert stderr.splitlines()[-1] == "Terminated; what was committed before the stop stands."
+    assert stdout == ""  # the summary never came
+    assert [(run["status"], run["created"]) for run in sync_runs(bapp.database_url)] == [("succeeded", 3000)]

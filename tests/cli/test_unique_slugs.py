@@ -248,3 +248,32 @@ def test_a_backup_names_its_sessions_by_the_slugs_it_holds_which_the_restore_con
     finally:
         engine.dispose()
     assert sorted(links) == [(f"https://cal.example/{id}", id) for id in sessions]
+
+
+def test_calendly_slugs_swapped_or_rotated_settle_in_one_sync(bapp: Bapp, tmp_path: Path) -> None:
+    """Types trading slugs in one Calendly change (A's becomes B's and B's A's, a rotation, or a chain)
+    take theirs in one sync: each was numbered (beta-2, alpha-2) while the slug it wants was still its
+    holder's, and only the next sync renamed it. The next sync now has nothing to do."""
+    pages = json.loads((REPO / "examples/calendly/event_types.json").read_text())
+    base: dict[str, Any] = dict(pages[0]["collection"][0])
+    listing = tmp_path / "listing.json"
+
+    def sync(*slugs: str) -> dict[str, Any]:
+        items = [{**base, "uri": f"{base['uri']}-{n}", "name": f"Type {n}", "slug": s} for n, s in enumerate(slugs)]
+        listing.write_text(json.dumps(items))
+        synced = bapp("calendly", "sync", "--from-file", str(listing), "--json")
+        assert synced.exit_code == 0, synced.stderr
+        return dict(synced.json())
+
+    sync("alpha", "beta", "gamma")
+    assert sync("beta", "alpha", "gamma")["updated"] == 2  # a swap
+    assert [_types(bapp)[f"Type {n}"][0] for n in range(3)] == ["beta", "alpha", "gamma"]
+    assert sync("alpha", "gamma", "beta")["updated"] == 3  # a rotation
+    assert sync("alpha", "beta", "delta")["updated"] == 2  # a chain: Type 1 takes Type 2's, which moves on
+    assert [_types(bapp)[f"Type {n}"][0] for n in range(3)] == ["alpha", "beta", "delta"]
+    again = sync("alpha", "beta", "delta")
+    assert (again["updated"], again["unchanged"]) == (0, 3)
+    # a new type listed after the one giving a slug up takes it at once
+    moved = sync("omega", "beta", "delta", "alpha")
+    assert (moved["created"], moved["updated"]) == (1, 1)
+    assert [_types(bapp)[f"Type {n}"][0] for n in range(4)] == ["omega", "beta", "delta", "alpha"]

@@ -36,7 +36,7 @@ from bapp_cli.cli.files import (
 from bapp_cli.cli.options import output_command
 from bapp_cli.cli.output import is_terminal
 from bapp_cli.cli.terminal import forget_unusable_terminal_size, visible
-from bapp_cli.errors import BappError, Interrupted, UsageError
+from bapp_cli.errors import BappError, Interrupted, UsageError, committed
 
 MAX_DETAIL_LINES = 100
 RICH_HELP: Literal["rich"] | None = "rich" if is_terminal(sys.stdout) else None
@@ -267,10 +267,12 @@ def _terminate(signum: int, frame: Any) -> None:
 
 def _stopped(*, aborted: bool = False) -> int:
     """Says on stderr that the run stopped (a declined confirmation, Ctrl-C, SIGTERM or SIGHUP) with nothing
-    changed; its exit code."""
+    changed, or (stopped after a commit: a sync showing its changes) with what it committed standing; its exit
+    code."""
     terminated = bool(_TERMINATED) and not aborted
     how = "Aborted" if aborted else "Terminated" if terminated else "Interrupted"
-    sys.stderr.write(f"{how}; nothing was changed.\n")
+    changed = "what was committed before the stop stands" if committed[0] else "nothing was changed"
+    sys.stderr.write(f"{how}; {changed}.\n")
     # 128 + the signal, as a shell reports a process the signal stopped: `timeout` and systemd tell a
     # terminated run (143; 129 for a hang-up) from one stopped by Ctrl-C (130)
     return 128 + _TERMINATED[0] if terminated else 130
@@ -285,6 +287,7 @@ def _stop_on_signals() -> dict[int, Any]:
     import signal
 
     _TERMINATED.clear()
+    committed[0] = False  # a command run before this one in the process (in-process tests) may have set it
     replaced: dict[int, Any] = {}
     with contextlib.suppress(ValueError, OSError):  # not the main thread (an embedding caller): leave it alone
         for number in (signal.SIGTERM, signal.SIGHUP):

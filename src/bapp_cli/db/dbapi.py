@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from bapp_cli.db.batches import BATCH_SIZE
 from bapp_cli.db.domains import MAX_INT32
-from bapp_cli.errors import BappError, Busy, ConfigError, Conflict, DatabaseNotReady, UnreadableValue
+from bapp_cli.errors import BappError, Busy, ConfigError, Conflict, DatabaseNotReady, UnreadableValue, committed
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -388,6 +388,7 @@ def settled(handle: Settleable, *, keep: bool) -> Iterator[None]:
         yield
         if keep:
             handle.commit()
+            committed[0] = True
         else:
             handle.rollback()
     except Exception as exc:

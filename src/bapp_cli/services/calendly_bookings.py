@@ -258,9 +258,7 @@ class InviteeApplier:
     """
 
     def __init__(self, session: Session, *, now: dt.datetime, pathway_question: re.Pattern[str]) -> None:
-        self.session = session
-        self.now = now
-        self.pathway_question = pathway_question
+        self.session, self.now, self.pathway_question = session, now, pathway_question
         self._session_types: dict[str, SessionType | None] = {}
         # per session type (one object per row in the session), worked out once
         self._questions = functools.cache(lambda session_type: questions_from(session_type.custom_questions))

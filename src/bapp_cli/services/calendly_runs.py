@@ -93,7 +93,6 @@ def record_run(
     the report."""
     from bapp_cli.db.dbapi import Transaction
 
-    deactivated, reactivated = (getattr(report, name) for name in report.recorded_as)
     return Transaction.of_unit(source_db).insert(
         "sync_runs",
         {
@@ -102,8 +101,8 @@ def record_run(
             "finished_at": finished_at,
             "dry_run": False,
             "error": report.error[:2000] if report.error is not None else None,
-            "deactivated": deactivated,
-            "reactivated": reactivated,
+            "deactivated": getattr(report, report.recorded_as[0]),
+            "reactivated": getattr(report, report.recorded_as[1]),
             **{name: getattr(report, name) for name in _RECORDED_COUNTS},
         },
     )
@@ -167,8 +166,7 @@ def listing_error_details(exc: ValidationError, where: str) -> list[dict[str, An
     ``field`` the path inside it."""
     details = []
     for error in exc.errors(include_url=False, include_input=False):
-        loc = error["loc"]
-        row = where
+        row, loc = where, error["loc"]
         if loc and isinstance(loc[0], int):
             row, loc = f"{where}[{loc[0]}]", loc[1:]
         path = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc).lstrip(".")

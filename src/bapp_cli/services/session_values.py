@@ -75,7 +75,7 @@ class SlugBook:
     ambiguous). A slug that is taken is given the first free `slug-2`, `slug-3`, … — the same rule the
     0007 migration used for old clashes. A slug held by any type at the start, or handed out since, is
     never handed out again in the same transaction, so the bulk writes cannot collide whatever order
-    they run in.
+    they run in — but a slug its type is renamed away from, which the writer clears first.
     """
 
     def __init__(self, held: dict[str, int | None]) -> None:
@@ -85,22 +85,19 @@ class SlugBook:
         return slug not in self._held or (for_type is not None and self._held[slug] == for_type)
 
     def claim(self, wanted: str | None, *, current: str | None = None, holder: int | None = None) -> str | None:
-        """The slug a type (``holder``, None for a new one) should carry when Calendly calls it ``wanted``."""
-        if wanted is None:
-            return None
-        if current == wanted:
-            return current
-        if current is not None and self._derived_from(current, wanted) and not self.is_free(wanted, for_type=holder):
+        """The slug a type (``holder``, None for a new one) should carry when Calendly calls it ``wanted``; a
+        known type's ``current`` slug is free again once it is renamed away from it."""
+        if wanted is None or current == wanted:
+            return wanted
+        numbered = _NUMBERED.search(current or "")
+        derived = numbered is not None and numbered_slug(wanted, int(numbered.group(1))) == current
+        if derived and not self.is_free(wanted, for_type=holder):
             return current  # already renamed away from the clash: keep it rather than renumber every run
-        number = 1
-        candidate = wanted
+        candidate, number = wanted, 1
         while not self.is_free(candidate, for_type=holder):
             number += 1
             candidate = numbered_slug(wanted, number)
+        if current is not None:  # the sync clears a renamed type's slug before its writes (services.sync._write)
+            del self._held[current]
         self._held[candidate] = holder
         return candidate
-
-    @staticmethod
-    def _derived_from(current: str, wanted: str) -> bool:
-        match = _NUMBERED.search(current)
-        return match is not None and numbered_slug(wanted, int(match.group(1))) == current

@@ -200,10 +200,8 @@ class Classifier:
                 return replace(rule.gives, pathways=linked)
         if _FREE_WORDS.search(name) or _FREE_WORDS.search(slug):
             return Classification("free", False)
-        detected = self._detect_pathways(name, slug)
-        if detected:
-            return Classification("pathway", True, detected)
-        return Classification("specialized", True)
+        detected = self._detect_pathways(name, slug)  # () for none, the default
+        return Classification("pathway" if detected else "specialized", True, detected)
 
 
 # -- listings --------------------------------------------------------------------------------------
@@ -410,6 +408,7 @@ class SyncPlan:
         self.new_links: dict[str, tuple[str, ...]] = {}  # by URI: a new type's and a reclassified type's
         self.updates: list[dict[str, Any]] = []
         self.unlinked: set[int] = set()  # reclassified types whose links new_links replaces
+        self.renamed: list[tuple[dict[str, Any], str | None]] = []  # known types' updates of slug, and the wanted
         self.report = SyncReport(run_id=None, status="succeeded", dry_run=False, source="api")
 
     def read(self, db: Database, catalogue: Catalogue | None = None, *, stage: bool = False) -> None:
@@ -505,6 +504,8 @@ class SyncPlan:
                 report.unchanged += 1
                 continue
             self.updates.append({"id": row["id"], **values, "present_in_last_sync": True})
+            if "slug" in values:
+                self.renamed.append((self.updates[-1], listed["slug"]))
             fields = tuple(changed) + tuple(curated_changed)
             if returning:
                 report.reactivated += 1
@@ -578,6 +579,10 @@ def sync_event_types(
         plan.read(db, catalogue)
         # a type listed twice (pages shifting under the cursor): the later copy wins, in the first one's place
         plan.add({entry["calendly_uri"]: entry for entry in staged}.values())
+    # Types trading slugs (A's becomes B's and B's A's, or a rotation) were numbered as their pages were planned,
+    # the slug each wants being another's still: each takes it now that every renamed type has given its old one up.
+    for update, wanted in plan.renamed:
+        update["slug"] = plan.slugs.claim(wanted, current=update["slug"], holder=update["id"])
     report = plan.report
     report.dry_run, report.source, report.fetched = dry_run, source, len(listing)
     report.skipped = len(listing) - len(plan.seen)
@@ -615,6 +620,8 @@ def _write(db: Transaction, plan: SyncPlan, gone: Sequence[int], *, now: dt.date
     pathway_ids = {slug: pathway_id for slug, pathway_id, _, _ in plan.catalogue.pathways}
     # Thousands of rows on a first sync, stored as their pages were planned.
     stamp = plan.stored("updated_at", now)
+    # a renamed type's old slug may be another's now (SlugBook.claim), whatever order the writes below run in
+    db.execute_many("UPDATE session_types SET slug = NULL WHERE id = ?", [(row["id"],) for row, _ in plan.renamed])
     inserted = f"INSERT INTO session_types ({', '.join((*_INSERTED, *_STAMPED))})"
     if plan.staged_on is not None and plan.staged_on.connection is db.connection:
         # in the listing's order, as the executemany below would insert them
