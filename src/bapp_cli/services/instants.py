@@ -137,6 +137,17 @@ def parse_instant(text: str, *, timezone: str, field: str = "time", require_time
     return parsed.astimezone(dt.UTC)
 
 
+def check_period(start: dt.datetime | None, end: dt.datetime | None) -> None:
+    """A period [start, end) must end after it starts (an open end is unbounded): the reports' and `bookings
+    list`'s --from/--to, refused in one wording; an inverted one would list nothing, as if there were none."""
+    if start is not None and end is not None and end <= start:
+        raise InvalidInput(
+            f"to: {instant_text(end)} must be after from ({instant_text(start)})",
+            hint="the period is [from, to): from inclusive, to exclusive",
+            code="invalid_period",
+        )
+
+
 def _bare_date(text: str) -> dt.date | None:
     try:
         return dt.date.fromisoformat(text.strip())
