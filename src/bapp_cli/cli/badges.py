@@ -131,6 +131,8 @@ def issuer_init_command(
     cleaned_name = " ".join(name.split())
     if not cleaned_name:
         raise InvalidInput("--name must not be empty", code="missing_name")
+    if key_file == "":  # "$KEY_FILE" unset: refused, never taken for the default key file beside the config file
+        raise InvalidInput("--key-file must not be empty", code="missing_key_file")
     cleaned_url = validate_issuer_url(url)
     image_base = validate_issuer_url(image_base_url) if image_base_url else None
     config_path = app_state.settings.config_path
