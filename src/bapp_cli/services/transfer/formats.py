@@ -550,17 +550,16 @@ class RecordWriter:
             self._parts.append("[")
 
     def write(self, record: Mapping[str, Any]) -> None:
-        parts = self._parts
         if self._csv is not None:
             self._csv.writerow(self._cells(map(record.get, self.columns)))
         elif self.fmt == "json":
-            parts.append(("\n" if self.count == 0 else ",\n") + _JSON_RECORD({**self.columns, **record}))
+            self._parts.append(("\n" if self.count == 0 else ",\n") + _JSON_RECORD({**self.columns, **record}))
         elif self.fmt == "jsonl":
-            parts.append(_JSON_RECORD({**self.columns, **record}) + "\n")
+            self._parts.append(_JSON_RECORD({**self.columns, **record}) + "\n")
         else:
-            parts.append(toml_table(self.kind, {**self.columns, **record}))
+            self._parts.append(toml_table(self.kind, {**self.columns, **record}))
         self.count += 1
-        if len(parts) >= 1000:  # a part a record: a write every thousand
+        if len(self._parts) >= 1000:  # a part a record: a write every thousand
             self.flush()
 
     def write_all(self, records: Iterable[Mapping[str, Any]]) -> int:
