@@ -65,6 +65,18 @@ def test_issuer_init_refuses_an_empty_key_file(bapp: Bapp) -> None:
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # no database is read
+@pytest.mark.parametrize("value", ["", "ftp://img.example"])
+def test_issuer_init_names_a_bad_image_base_url_and_refuses_an_empty_one(bapp: Bapp, value: str) -> None:
+    # a bad --image-base-url was refused as '--url: …', naming the other option; an empty one ("$URL" unset)
+    # was taken for none given, and the issuer made without its images
+    before = sorted(bapp.home.iterdir())
+    result = bapp("badges", "issuer", "init", "--name", "X", "--url", "https://x.example", "--image-base-url", value)
+    assert result.exit_code == 6, result.stderr
+    assert result.stderr.startswith(f"Error: --image-base-url: {value!r} is not an https URL\n"), result.stderr
+    assert sorted(bapp.home.iterdir()) == before
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # no database is read
 def test_issuer_init_replaces_a_bad_issuer_in_the_config_file(bapp: Bapp) -> None:
     # --name, --url and --key-file replace badges.issuer_name, issuer_url and key_file (flag > file), as init
     # writes them: a bad old value stops nothing (it was exit 4, so init could not repair the issuer it sets).
