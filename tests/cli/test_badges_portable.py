@@ -55,6 +55,28 @@ def test_issuer_init_prints_its_record_in_the_chosen_format_and_checks_the_forma
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # no database is read
+def test_issuer_init_refuses_an_empty_key_file(bapp: Bapp) -> None:
+    # --key-file "$KEY_FILE" with KEY_FILE unset created the default key beside the config file and recorded
+    # it, as if no --key-file were given: refused (exit 6) as an empty -o is, before anything is written
+    before = sorted(bapp.home.iterdir())
+    result = bapp("badges", "issuer", "init", "--name", "X", "--url", "https://x.example", "--key-file", "")
+    assert result.exit_code == 6 and result.stderr.startswith("Error: --key-file must not be empty\n"), result.stderr
+    assert sorted(bapp.home.iterdir()) == before and not (bapp.home / "badge-signing-key.pem").exists()
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # no database is read
+@pytest.mark.parametrize("value", ["", "ftp://img.example"])
+def test_issuer_init_names_a_bad_image_base_url_and_refuses_an_empty_one(bapp: Bapp, value: str) -> None:
+    # a bad --image-base-url was refused as '--url: …', naming the other option; an empty one ("$URL" unset)
+    # was taken for none given, and the issuer made without its images
+    before = sorted(bapp.home.iterdir())
+    result = bapp("badges", "issuer", "init", "--name", "X", "--url", "https://x.example", "--image-base-url", value)
+    assert result.exit_code == 6, result.stderr
+    assert result.stderr.startswith(f"Error: --image-base-url: {value!r} is not an https URL\n"), result.stderr
+    assert sorted(bapp.home.iterdir()) == before
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # no database is read
 def test_issuer_init_replaces_a_bad_issuer_in_the_config_file(bapp: Bapp) -> None:
     # --name, --url and --key-file replace badges.issuer_name, issuer_url and key_file (flag > file), as init
     # writes them: a bad old value stops nothing (it was exit 4, so init could not repair the issuer it sets).

@@ -125,14 +125,17 @@ def issuer_init_command(
     from bapp_cli.services.credentials import Issuer
     from bapp_cli.services.signing_key import create_key_file
 
-    replaced = {"issuer_name", "issuer_url", "key_file"} | ({"image_base_url"} if image_base_url else set())
+    replaced = {"issuer_name", "issuer_url", "key_file"} | ({"image_base_url"} if image_base_url is not None else set())
     state(ctx).unused |= {f"badges.{key}" for key in replaced}  # written anew here: a bad old value stops nothing
     app_state, sink = state_and_sink(ctx)  # a bad --format is refused before the key file is made
     cleaned_name = " ".join(name.split())
     if not cleaned_name:
         raise InvalidInput("--name must not be empty", code="missing_name")
+    if key_file == "":  # "$KEY_FILE" unset: refused, never taken for the default key file beside the config file
+        raise InvalidInput("--key-file must not be empty", code="missing_key_file")
     cleaned_url = validate_issuer_url(url)
-    image_base = validate_issuer_url(image_base_url) if image_base_url else None
+    # named as given; an empty one ("$URL" unset) is refused as a URL, never taken for no images
+    image_base = validate_issuer_url(image_base_url, "--image-base-url") if image_base_url is not None else None
     config_path = app_state.settings.config_path
     # an empty --key-file ("$KEY" unset) names no file (the directory it runs in), never the default one
     path = (user_path(key_file) if key_file is not None else config_path.parent / DEFAULT_KEY_FILE_NAME).absolute()

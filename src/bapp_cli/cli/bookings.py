@@ -13,7 +13,7 @@ from bapp_cli.cli.context import state_and_sink, utc_now
 from bapp_cli.cli.options import MAX_OPTION_INT, DryRunOption, FromOption, ToOption, output_command
 from bapp_cli.cli.terminal import detail_table
 from bapp_cli.cli.unit_of_work import apply, fetch
-from bapp_cli.errors import AuthError, InvalidInput, UsageError
+from bapp_cli.errors import AuthError, UsageError
 
 if TYPE_CHECKING:
     from bapp_cli.cli.output import OutputSink
@@ -268,7 +268,7 @@ def list_command(
       bapp bookings list --pathway none --from 2030-01-01 --to 2030-02-01 --json
       bapp bookings list --search ada --limit 20 --offset 20
     """
-    from bapp_cli.services.instants import parse_instant
+    from bapp_cli.services.instants import check_period, parse_instant
     from bapp_cli.services.plain_reads import BookingFilters, instant_value, list_bookings
 
     app_state, sink = state_and_sink(ctx)
@@ -283,8 +283,7 @@ def list_command(
         start_to=parse_instant(start_to, timezone=zone, field="to") if start_to is not None else None,
         upcoming=upcoming,
     )
-    if filters.start_from and filters.start_to and filters.start_to <= filters.start_from:  # as reports refuse it
-        raise InvalidInput("to: must be later than --from", hint="the period is [from, to)", code="invalid_period")
+    check_period(filters.start_from, filters.start_to)
     with app_state.plain_reading() as database:
         found = list_bookings(database, filters, now=utc_now(), page=page, cells=sink.format in ("csv", "tsv"))
         if sink.format != "table":  # streamed inside the read transaction, as rows are fetched

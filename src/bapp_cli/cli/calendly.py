@@ -896,13 +896,13 @@ def reconcile(
     hours = app_state.settings.get("calendly.reconcile_give_up_hours")  # the flag's, else as configured
     give_up = DEFAULT_GIVE_UP if hours is None else dt.timedelta(hours=float(hours))
     reports: list[dict[str, Any]] = []
+    finished = False
     try:
         with calendly_writer(app_state) as writer:
             for report in writer.reconcile(give_up_after=give_up, dry_run=dry_run):
                 reports.append(report)  # kept first: settled, it is shown even if a stop comes while its line is said
                 sink.info(f"{report['booking']}: {report['action']} ({report['note']})")
-    except BaseException:  # a run stopped partway (a signal, the database lost) shows what it settled before the stop
-        if reports:
+        finished = True
+    finally:  # a run stopped partway (a signal, the database lost) shows what it settled before the stop
+        if finished or reports:
             sink.records(reports, RECONCILE_COLUMNS, title="Calendly reconcile")
-        raise
-    sink.records(reports, RECONCILE_COLUMNS, title="Calendly reconcile")

@@ -299,7 +299,7 @@ def slots(
     import datetime as dt
 
     from bapp_cli.services.calendly_write import SLOT_COLUMNS, calendly_session, open_slots
-    from bapp_cli.services.instants import get_zone, parse_instant
+    from bapp_cli.services.instants import get_zone, parse_instant, two_offsets
 
     app_state, sink = state_and_sink(ctx, {"timezone": timezone})
     zone = get_zone(app_state.settings.timezone, field="timezone")
@@ -325,8 +325,7 @@ def slots(
         for slot in found:
             local = slot["start_time"].astimezone(zone)
             # a time the clocks show twice (the autumn hour) carries its offset, as `bookings create --start` asks
-            twice = local.replace(fold=1 - local.fold).utcoffset() != local.utcoffset()
-            shown = local.isoformat(timespec="minutes")[11:] if twice else local.strftime("%H:%M")
+            shown = local.isoformat(timespec="minutes")[11:] if two_offsets(local) else local.strftime("%H:%M")
             seats = f" ({slot['invitees_remaining']} left)" if target.kind == "group" else ""
             by_day.setdefault(local.strftime("%a %d %b"), []).append(shown + seats)
         grid = listing_table(f"Open times of {target.title} ({zone.key})", by_day)

@@ -504,7 +504,7 @@ def create_booking(session: Session, request: BookingRequest, *, now: dt.datetim
     client, _, _ = ensure_client(session, email, name=name)
     enrolled = False
     if pathway is not None:
-        _, enrolled = enrol(session, client, pathway, now=now, builder=builder)
+        _, enrolled, _ = enrol(session, client, pathway, now=now, builder=builder)
     # Rule 8
     status, payment_status = price_status(session_type.price)
     booking = Booking(

@@ -425,7 +425,7 @@ class InviteeApplier:
         pathway = pick_pathway(self.session, session_type, requested, client, linked, warnings=warnings)
         enrolled = False
         if pathway is not None and not cancelled and not pathway.archived:
-            _, enrolled = enrol(self.session, client, pathway, now=self.now, builder=builder)
+            _, enrolled, _ = enrol(self.session, client, pathway, now=self.now, builder=builder)
 
         paid = self._paid(invitee) or (replaced is not None and replaced.payment_status == "paid")
         status, payment = price_status(session_type.price, paid=paid)

@@ -101,9 +101,8 @@ def enroll_client(
     client, _ = get_client(session, email)
     target = get_pathway(session, pathway)
     coach = get_builder(session, builder)[0] if builder is not None else None
-    enrolment, created = enrol(session, client, target, now=now, builder=coach, start_date=start_date, update=True)
-    changed = created or session.is_modified(enrolment)  # before the record's reads can flush it
-    return _enrolment_record(session, client, target, enrolment, enrolled=created, changed=changed)
+    found, created, changed = enrol(session, client, target, now=now, builder=coach, start_date=start_date, update=True)
+    return _enrolment_record(session, client, target, found, enrolled=created, changed=changed)
 
 
 def set_client_status(session: Session, email: str, pathway: str, status: str, *, now: dt.datetime) -> dict[str, Any]:

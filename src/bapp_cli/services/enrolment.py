@@ -28,12 +28,13 @@ def enrol(
     builder: User | None = None,
     start_date: dt.date | None = None,
     update: bool = False,
-) -> tuple[Enrolment, bool]:
-    """Enrol `client` in `pathway` (idempotent). Returns the enrolment and whether it was created.
+) -> tuple[Enrolment, bool, bool]:
+    """Enrol `client` in `pathway` (idempotent). Returns the enrolment, whether it was created and whether
+    anything was written (created, or an existing one's coach or start date changed).
 
     An archived pathway takes no new enrolments. An existing enrolment keeps its values, except that a
     missing coach is filled in from `builder` (a booking's builder); with `update` (`clients enroll`) it
-    takes `builder` and `start_date` where given, audited (`session.is_modified` tells whether it changed).
+    takes `builder` and `start_date` where given, audited.
     """
     existing = find_enrolment(session, client.id, pathway.id)
     if existing is not None:
@@ -44,7 +45,7 @@ def enrol(
             existing.builder_id = builder.id
         if changes:
             record_audit(session, "enrolment", f"{client.email}:{pathway.slug}", changes)
-        return existing, False
+        return existing, False, bool(changes)
     if pathway.archived:
         raise InvalidInput(f"pathway {pathway.slug!r} is archived and takes no new enrolments", code="pathway_archived")
     enrolment = Enrolment(
@@ -58,7 +59,7 @@ def enrol(
     session.flush()
     changes = {"status": "active", "builder": builder.email if builder else None}
     record_audit(session, "enrolment", f"{client.email}:{pathway.slug}", changes)
-    return enrolment, True
+    return enrolment, True, True
 
 
 def set_enrolment_status(session: Session, enrolment: Enrolment, status: str, *, now: dt.datetime, label: str) -> bool:

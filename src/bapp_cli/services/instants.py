@@ -90,15 +90,21 @@ def check_in_range(value: dt.datetime | dt.date, *, field: str, text: str | None
         )
 
 
+def two_offsets(wall: dt.datetime) -> bool:
+    """Whether wall-clock time `wall` (aware, in its zone) has another offset on each fold: the clocks skip it
+    (a gap) or show it twice (the autumn hour). `localise` refuses such a time; `sessions slots` shows an
+    instant's offset with it, as `bookings create --start` takes it."""
+    return wall.replace(fold=0).utcoffset() != wall.replace(fold=1).utcoffset()
+
+
 def localise(naive: dt.datetime, zone: ZoneInfo, *, field: str = "time") -> dt.datetime:
     """The UTC instant of wall-clock time `naive` in `zone`; refuses skipped and repeated local times."""
     earlier = naive.replace(tzinfo=zone, fold=0)
-    later = naive.replace(tzinfo=zone, fold=1)
-    if earlier.utcoffset() != later.utcoffset():
+    if two_offsets(earlier):
         shown = naive.isoformat(sep=" ", timespec="minutes")
         # the offsets before and after the change, ±HH:MM after the date and time's 16 characters, and :SS where
         # they have seconds (Amsterdam's +00:19:32 before 1937), as --start takes them for that very instant
-        before, after = (moment.isoformat(timespec="minutes")[16:] for moment in (earlier, later))
+        before, after = (moment.isoformat(timespec="minutes")[16:] for moment in (earlier, earlier.replace(fold=1)))
         round_trip = earlier.astimezone(dt.UTC).astimezone(zone).replace(tzinfo=None)
         if round_trip != naive:  # a gap, of an hour, 30 minutes (Lord Howe), 2 hours (Troll)…
             raise InvalidInput(
@@ -135,6 +141,17 @@ def parse_instant(text: str, *, timezone: str, field: str = "time", require_time
     if parsed.tzinfo is None or parsed.utcoffset() is None:
         return localise(parsed, get_zone(timezone), field=field)
     return parsed.astimezone(dt.UTC)
+
+
+def check_period(start: dt.datetime | None, end: dt.datetime | None) -> None:
+    """A period [start, end) must end after it starts (an open end is unbounded): the reports' and `bookings
+    list`'s --from/--to, refused in one wording; an inverted one would list nothing, as if there were none."""
+    if start is not None and end is not None and end <= start:
+        raise InvalidInput(
+            f"to: {instant_text(end)} must be after from ({instant_text(start)})",
+            hint="the period is [from, to): from inclusive, to exclusive",
+            code="invalid_period",
+        )
 
 
 def _bare_date(text: str) -> dt.date | None:

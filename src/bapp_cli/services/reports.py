@@ -38,10 +38,10 @@ from sqlalchemy.sql.functions import FunctionElement
 
 from bapp_cli.db.domains import BOOKING_STATUSES, ENROLMENT_STATUSES
 from bapp_cli.db.models import Booking, Enrolment, Pathway, Skill, SkillPathwayLink, User, UserSkillProgress
-from bapp_cli.errors import InvalidInput, UnreadableValue
+from bapp_cli.errors import UnreadableValue
 from bapp_cli.services import progress
 from bapp_cli.services.booking import BookingFilters, BookingView, list_bookings
-from bapp_cli.services.instants import instant_text
+from bapp_cli.services.instants import check_period
 from bapp_cli.services.people import get_builder
 from bapp_cli.services.plain_reads import instant_value
 
@@ -76,12 +76,7 @@ class Period:
     end: dt.datetime | None = None
 
     def __post_init__(self) -> None:
-        if self.start is not None and self.end is not None and self.end <= self.start:
-            raise InvalidInput(
-                f"to: {instant_text(self.end)} must be after from ({instant_text(self.start)})",
-                hint="the period is [from, to): from inclusive, to exclusive",
-                code="invalid_period",
-            )
+        check_period(self.start, self.end)
 
     def conditions(self) -> list[ColumnElement[bool]]:
         bounds = [Booking.start_time >= self.start] if self.start is not None else []

@@ -27,11 +27,11 @@ import contextlib
 import csv
 import datetime as dt
 import decimal
-import io
 import json
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import IO, Any
 
 from bapp_cli.errors import DOCUMENT_ERRORS, InvalidInput, UnreadableDocument, UsageError, read_at_most, read_toml
@@ -537,27 +537,29 @@ class RecordWriter:
         self.columns = dict.fromkeys(columns)
         self.kind = kind
         self.count = 0
-        self._buffer = io.StringIO()
+        # The records gather in a list, joined for each write (as `cli.output.write_delimited`'s lines): a
+        # StringIO emptied by truncate() and written again keeps its text at four bytes a character.
+        self._parts: list[str] = []
         self._csv: Any = None
         self._cells = cell_row_formatter(raw=raw)
         if fmt in ("csv", "tsv"):
-            self._csv = csv.writer(self._buffer, delimiter="," if fmt == "csv" else "\t", lineterminator="\n")
+            gathered = SimpleNamespace(write=self._parts.append)
+            self._csv = csv.writer(gathered, delimiter="," if fmt == "csv" else "\t", lineterminator="\n")
             self._csv.writerow(self.columns)
         elif fmt == "json":
-            self._buffer.write("[")
+            self._parts.append("[")
 
     def write(self, record: Mapping[str, Any]) -> None:
-        buffer = self._buffer
         if self._csv is not None:
             self._csv.writerow(self._cells(map(record.get, self.columns)))
         elif self.fmt == "json":
-            buffer.write(("\n" if self.count == 0 else ",\n") + _JSON_RECORD({**self.columns, **record}))
+            self._parts.append(("\n" if self.count == 0 else ",\n") + _JSON_RECORD({**self.columns, **record}))
         elif self.fmt == "jsonl":
-            buffer.write(_JSON_RECORD({**self.columns, **record}) + "\n")
+            self._parts.append(_JSON_RECORD({**self.columns, **record}) + "\n")
         else:
-            buffer.write(toml_table(self.kind, {**self.columns, **record}))
+            self._parts.append(toml_table(self.kind, {**self.columns, **record}))
         self.count += 1
-        if buffer.tell() > READ_CHUNK:
+        if len(self._parts) >= 1000:  # a part a record: a write every thousand
             self.flush()
 
     def write_all(self, records: Iterable[Mapping[str, Any]]) -> int:
@@ -568,13 +570,12 @@ class RecordWriter:
         return self.count
 
     def flush(self) -> None:
-        self.stream.write(self._buffer.getvalue())
-        self._buffer.seek(0)
-        self._buffer.truncate()
+        self.stream.write("".join(self._parts))
+        self._parts.clear()
 
     def close(self) -> None:
         if self.fmt == "json":
-            self._buffer.write("\n]\n" if self.count else "]\n")
+            self._parts.append("\n]\n" if self.count else "]\n")
         self.flush()
 
 

@@ -11,7 +11,6 @@ as if the skills had been completed by hand. Badges themselves are imported only
 
 from __future__ import annotations
 
-import datetime as dt
 from abc import abstractmethod
 from collections.abc import Hashable, Iterator, Mapping, Sequence
 from functools import partial
@@ -205,8 +204,10 @@ class EnrolmentImporter(_PeopleImporter):
         item: dict[str, Any] = {"email": self.email(values, "client"), "id": values.get("id"), "pathway_id": pathway.id}
         if values.get("status") is not None:
             item["status"] = values["status"]
-        if values.get("start_date") is not None:
-            item["start_date"] = self._day(values["start_date"])
+        if (day := values.get("start_date")) is not None:
+            # a TOML date or datetime reads as its text does: an instant's day is its day in --timezone, not at
+            # the offset it was written with (the same start_date was a day apart in TOML and in CSV)
+            item["start_date"] = parse_day(str(day), timezone=self.options.timezone, field="start_date")
         if "completed_at" in values:
             item["completed_at"] = self.instant(values["completed_at"], "completed_at")
         if "builder" in values:
@@ -238,11 +239,6 @@ class EnrolmentImporter(_PeopleImporter):
         values = {"client_id": client_id, "pathway_id": item["pathway_id"], "status": status}
         values |= {"start_date": item.get("start_date") or self.now.date(), "completed_at": completed_at}
         return self.insert(row, item, values | {"builder_id": item.get("builder_id")})
-
-    def _day(self, value: Any) -> dt.date:
-        # a TOML date or datetime reads as its text does: an instant's day is its day in --timezone, not at the
-        # offset it was written with (the same start_date was a day apart in TOML and in CSV)
-        return parse_day(str(value), timezone=self.options.timezone, field="start_date")
 
 
 def export_enrolments(session: Session) -> Iterator[dict[str, Any]]:
