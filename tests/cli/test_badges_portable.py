@@ -562,15 +562,14 @@ def test_a_jwt_member_holding_half_a_utf16_pair_is_no_compact_jws(bapp: Bapp, tm
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # no database is read
-def test_an_empty_key_file_or_a_directory_is_no_place_for_the_key(
+def test_a_directory_or_a_device_is_no_place_for_the_key(
     bapp: Bapp, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # an empty --key-file ("$KEY" unset) was taken for no option, so the key went beside the config file instead
-    # of where the script meant it (the class b4cf8d7 closed for -o); a directory named was 'a signing key already
-    # exists' (exit 8), as was a path to /dev/null: only a file there is a key that may not be replaced
+    # a directory named as --key-file was 'a signing key already exists' (exit 8), as was a path to /dev/null:
+    # only a file there is a key that may not be replaced (an empty one is refused before, see above)
     monkeypatch.chdir(tmp_path)
     init = ("badges", "issuer", "init", "--name", "X", "--url", "https://x.example", "--key-file")
-    for given in ("", str(tmp_path), "/dev/null"):
+    for given in (str(tmp_path), "/dev/null"):
         refused = bapp(*init, given)
         assert refused.exit_code == 4, (given, refused.stderr)
         assert "cannot create the signing key file" in refused.stderr and "already exists" not in refused.stderr

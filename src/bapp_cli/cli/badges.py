@@ -137,7 +137,6 @@ def issuer_init_command(
     # named as given; an empty one ("$URL" unset) is refused as a URL, never taken for no images
     image_base = validate_issuer_url(image_base_url, "--image-base-url") if image_base_url is not None else None
     config_path = app_state.settings.config_path
-    # an empty --key-file ("$KEY" unset) names no file (the directory it runs in), never the default one
     path = (user_path(key_file) if key_file is not None else config_path.parent / DEFAULT_KEY_FILE_NAME).absolute()
     key = create_key_file(path)
     values = dict(issuer_name=cleaned_name, issuer_url=cleaned_url, key_file=str(path), image_base_url=image_base)
