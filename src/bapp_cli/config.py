@@ -478,11 +478,12 @@ class Settings(NamedTuple):
         if key:
             return str(key).strip()
         key_file = self.get("calendly.webhook_signing_key_file")
-        if key_file and not (unwritten_ok and not user_path(str(key_file)).exists()):
+        if key_file:
             secret = _read_secret_file(
                 "calendly.webhook_signing_key_file",
                 key_file,
                 hint="check the path in `bapp config show`, or run `bapp calendly webhook subscribe` again",
+                missing_ok=unwritten_ok,
             )
             return secret or ""
         return ""
@@ -760,9 +761,10 @@ def validate_timezone(name: str) -> str:
 MAX_SECRET_FILE_BYTES = 64 << 10
 
 
-def _read_secret_file(key: str, value: Any, *, hint: str) -> str | None:
-    """The text of the file a `*_file` setting names, stripped (None when empty); any file that is not a
-    short UTF-8 text is a configuration error naming the setting (exit 4), never a crash (R9)."""
+def _read_secret_file(key: str, value: Any, *, hint: str, missing_ok: bool = False) -> str | None:
+    """The text of the file a `*_file` setting names, stripped (None when empty, or not there and
+    ``missing_ok``); any file that is not a short UTF-8 text is a configuration error naming the setting
+    (exit 4), never a crash (R9)."""
     path = user_path(str(value))
     try:
         with path.open("rb") as handle:
@@ -772,6 +774,9 @@ def _read_secret_file(key: str, value: Any, *, hint: str) -> str | None:
                 lambda size: ConfigError(f"{key} {path} is {size}; it should hold the secret alone", hint=hint),
             )
     except OSError as exc:
+        # asked by opening it: Path.exists() raised for a name too long, or a directory that may not be searched
+        if missing_ok and isinstance(exc, FileNotFoundError):
+            return None
         raise ConfigError(f"cannot read {key} {path}: {exc.strerror or type(exc).__name__}", hint=hint) from None
     try:
         return data.decode("utf-8").strip() or None

@@ -12,6 +12,7 @@ import pytest
 from bapp_cli.calendly.webhooks import (
     DEFAULT_TOLERANCE,
     SIGNATURE_HEADER,
+    UnfitDelivery,
     make_signature_header,
     parse_webhook,
     verify_signature,
@@ -201,15 +202,34 @@ def test_parse_refuses_v1_deliveries_with_a_hint() -> None:
         # what Python's reader refuses besides malformed JSON: deep nesting (RecursionError), a huge number
         b'{"event": "invitee.created", "payload": ' + b"[" * 5000 + b"]" * 5000 + b"}",
         b'{"event": "invitee.created", "payload": ' + b"9" * 5000 + b"}",
-        # an event name that is not text (a list or an object cannot be looked up among the event names)
-        b'{"event": [], "created_at": "2025-01-01T00:00:00Z", "payload": {}}',
-        b'{"event": {"a": 1}, "created_at": "2025-01-01T00:00:00Z", "payload": {}}',
     ],
 )
 def test_parse_refuses_non_objects(body: bytes) -> None:
     with pytest.raises(InvalidInput) as info:
         parse_webhook(body)
     assert info.value.exit_code == 6
+    assert not isinstance(info.value, UnfitDelivery)  # refused (400), not parked: there is no delivery to keep
+
+
+@pytest.mark.parametrize(
+    ("body", "event", "invitee"),
+    [
+        # an event name that is not text (a list or an object cannot be looked up among the event names)
+        (b'{"event": [], "created_at": "2025-01-01T00:00:00Z", "payload": {}}', "", ""),
+        (b'{"event": {"a": 1}, "created_at": "2025-01-01T00:00:00Z", "payload": {"uri": 5}}', "", ""),
+        (
+            b'{"event": "invitee.created", "payload": {"uri": "https://x/invitees/I", "status": "new"}}',
+            "invitee.created",
+            "https://x/invitees/I",
+        ),
+    ],
+)
+def test_an_object_that_does_not_fit_the_model_says_what_it_names(body: bytes, event: str, invitee: str) -> None:
+    # the receiver parks it under these (UnfitDelivery), so `webhook list` shows and searches them
+    with pytest.raises(UnfitDelivery) as info:
+        parse_webhook(body)
+    assert (info.value.exit_code, info.value.event, info.value.invitee_uri) == (6, event, invitee)
+    assert info.value.message.startswith("webhook body is invalid: ")
 
 
 def test_parse_names_the_missing_field() -> None:

@@ -291,15 +291,52 @@ def test_other_events_are_acknowledged_and_ignored(wbapp: Bapp, tmp_path: Path) 
     ("body", "message"),
     [
         (b"{this is not json", "Error: webhook body is not valid JSON"),
-        (b'{"event": "invitee.created", "created_at": "2031-01-01T00:00:00Z"}', "Error: webhook body is invalid: "),
+        (b"[]", "Error: webhook body is not a JSON object"),
+        (b'{"event": "caf\xe9"}', "Error: webhook body is not valid JSON (UnicodeDecodeError)"),
     ],
 )
-def test_a_signed_body_that_is_not_a_delivery_is_exit_6(wbapp: Bapp, tmp_path: Path, body: bytes, message: str) -> None:
+def test_a_signed_body_that_is_not_a_json_object_is_exit_6(
+    wbapp: Bapp, tmp_path: Path, body: bytes, message: str
+) -> None:
+    before = snapshot(wbapp.database_url)
     result = apply(wbapp, body, signed(body), tmp=tmp_path)
     assert result.exit_code == 6
     assert result.stdout == ""
     assert error_lines(result.stderr)[0].startswith(message)
+    assert snapshot(wbapp.database_url) == before
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"status": "awaiting_payment"}, "payload.status: Input should be 'active' or 'canceled'"),
+        ({"email": ["client1@example.com"]}, "payload.email: Input should be a valid string"),
+    ],
+)
+def test_a_signed_object_bapp_does_not_model_is_parked_exit_3(
+    wbapp: Bapp, tmp_path: Path, change: dict[str, Any], reason: str
+) -> None:
+    # refused (exit 6, 400 from the receiver), Calendly retried it for a day, then disabled the subscription
+    document = json.loads(delivery())
+    document["payload"].update(change)
+    body = json.dumps(document).encode()
+    result = apply(wbapp, body, signed(body), "--json", tmp=tmp_path)
+    assert result.exit_code == 3, result.stderr
+    assert (result.json()["action"], result.json()["invitee_uri"]) == ("parked", document["payload"]["uri"])
+    assert f"parked in the webhook inbox as #1: webhook body is invalid: {reason}" in result.stderr
     assert bookings(wbapp) == []
+    listed = wbapp("calendly", "webhook", "list", "--pending", "--json")
+    [parked] = listed.json()
+    assert (parked["event"], parked["source"], parked["last_error"]) == (
+        "invitee.created",
+        "apply",
+        f"webhook body is invalid: {reason}",
+    )
+    retried = wbapp("calendly", "webhook", "retry")
+    assert retried.exit_code == 3
+    assert f"still parked: #{parked['id']} invitee.created {parked['invitee_uri']}: webhook body is invalid" in (
+        retried.stderr
+    )
 
 
 def test_a_body_on_stdin_and_the_sign_helper(wbapp: Bapp, tmp_path: Path) -> None:
@@ -452,7 +489,7 @@ def test_a_parked_body_that_no_longer_parses_stays_parked_and_says_why(
     retried = wbapp("calendly", "webhook", "retry", "--json")
     assert retried.exit_code == 3, retried.stderr
     [record] = retried.json()
-    assert record["action"] == "skipped" and record["note"].startswith("stored body no longer parses: ")
+    assert record["action"] == "skipped" and record["note"].startswith("webhook body is invalid: event: ")
     assert f"still parked: #{record['id']} invitee.created" in retried.stderr
     [parked] = wbapp("calendly", "webhook", "list", "--pending", "--json").json()
     assert parked["attempts"] == 2 and parked["last_error"] == record["note"]

@@ -140,6 +140,21 @@ def test_a_configured_key_file_not_written_yet_is_written_by_subscribe(cbapp: Ba
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_configured_key_file_that_cannot_be_looked_up_is_exit_4_naming_it(cbapp: Bapp, fake: FakeCalendly) -> None:
+    """Whether the configured key file is there yet was asked with Path.exists(), which raises for a name the
+    system refuses (ENAMETOOLONG; EACCES too): subscribe crashed (exit 1), where sign says which setting."""
+    fake.webhook_subscriptions.clear()
+    key_file = cbapp.home / ("k" * 300) / "webhook.key"
+    (cbapp.home / "config.toml").write_text(f'[calendly]\nwebhook_signing_key_file = "{key_file}"\n')
+    for command in (["sign", "-"], ["subscribe", "--url", URL]):
+        result = cbapp("calendly", "webhook", *command, stdin="{}")
+        assert result.exit_code == 4, result.stderr
+        [line] = error_lines(result.stderr)
+        assert line.startswith("Error: cannot read calendly.webhook_signing_key_file ") and "too long" in line
+    assert _posts(fake) == 0 and fake.webhook_subscriptions == []
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_subscribe_never_writes_its_key_over_a_device_named_as_the_key_file(
     cbapp: Bapp, fake: FakeCalendly, tmp_path: Path
 ) -> None:

@@ -547,6 +547,11 @@ class WebhookPayload(ApiModel):
     def is_invitee_event(self) -> bool:
         return self.event in INVITEE_WEBHOOK_EVENTS
 
+    @property
+    def invitee_uri(self) -> str:
+        """The invitee's URI, "" for an event without one."""
+        return self.payload.uri if self.payload is not None else ""
+
 
 class _LegacyEventType(ApiModel):
     uuid: str

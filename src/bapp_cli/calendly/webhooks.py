@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import json
 from collections.abc import Callable
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -22,6 +23,7 @@ from bapp_cli.services.plain_text import json_may_hold_controls, strip_controls
 __all__ = [
     "DEFAULT_TOLERANCE",
     "SIGNATURE_HEADER",
+    "UnfitDelivery",
     "make_signature_header",
     "parse_webhook",
     "verify_signature",
@@ -97,6 +99,27 @@ def _parse_header(header: str) -> tuple[str, str]:
     return timestamp, signature
 
 
+class UnfitDelivery(InvalidInput):
+    """A JSON object bapp's model refuses (a new invitee status, a field of another type, an event name of
+    another form; a well-formed event name bapp does not know is acknowledged as ignored instead).
+
+    Signed, it is parked in the inbox (202, exit 3) with this message as its reason, not refused: Calendly
+    retries a refused delivery for 24 hours, then disables the whole subscription, so one shape bapp does
+    not know would cost every later booking. ``event`` and ``invitee_uri`` are what its envelope names, as
+    far as they are text ("" otherwise), so `webhook list` can show and search them.
+    """
+
+    def __init__(self, message: str, raw: dict[str, Any], *, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        payload = raw.get("payload")
+        self.event = _text(raw.get("event"))
+        self.invitee_uri = _text(payload.get("uri")) if isinstance(payload, dict) else ""
+
+
+def _text(value: object) -> str:
+    return value if isinstance(value, str) else ""
+
+
 def make_signature_header(body: bytes, signing_key: str, *, timestamp: int) -> str:
     """The header Calendly would send for ``body`` at ``timestamp`` (for tests and local replays)."""
     digest = hmac.new(signing_key.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
@@ -104,11 +127,12 @@ def make_signature_header(body: bytes, signing_key: str, *, timestamp: int) -> s
 
 
 def parse_webhook(body: bytes, on_cleaned: Callable[[list[str]], None] | None = None) -> WebhookPayload:
-    """Parse a verified delivery. Raises InvalidInput (exit 6) naming the bad field. Control characters are
-    removed from its text, and ``on_cleaned`` told the items that held them.
+    """Parse a verified delivery. Raises InvalidInput (exit 6) for a body that is not a JSON object, and
+    UnfitDelivery (an InvalidInput) naming the bad field for one that does not fit the model. Control
+    characters are removed from its text, and ``on_cleaned`` told the items that held them.
 
     ``payload`` is None for events bapp does not apply (see :class:`WebhookPayload`). API v1 "hooks"
-    deliveries are recognised and refused with a hint, as v1 no longer exists.
+    deliveries are recognised and said to be, with a hint, as v1 no longer exists.
     """
     try:
         raw = json.loads(body)
@@ -126,11 +150,12 @@ def parse_webhook(body: bytes, on_cleaned: Callable[[list[str]], None] | None = 
     except ValidationError as exc:
         errors = exc.errors(include_url=False, include_input=False)
         if _is_legacy(raw):
-            raise InvalidInput(
+            raise UnfitDelivery(
                 "webhook body is an API v1 delivery, which bapp does not accept",
+                raw,
                 hint="Re-create the webhook subscription with API v2 (POST /webhook_subscriptions).",
             ) from None
-        raise InvalidInput(f"webhook body is invalid: {describe_validation_error(errors)}") from None
+        raise UnfitDelivery(f"webhook body is invalid: {describe_validation_error(errors)}", raw) from None
 
 
 def _is_legacy(raw: dict[str, object]) -> bool:

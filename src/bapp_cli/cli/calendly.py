@@ -472,8 +472,9 @@ def webhook_apply(
 
     A delivery that cannot be applied yet (event type not synced, an unusable e-mail) is parked in the
     webhook inbox, said on stderr, and exits 3: it is applied by the next sync, pull or `webhook retry`.
-    With a token configured, an unknown event type is first fetched from Calendly. Exit 6 for a signed
-    body that is not a valid delivery.
+    With a token configured, an unknown event type is first fetched from Calendly. A JSON object that
+    does not fit bapp's model (an invitee status or field type it does not know) is parked the same way,
+    with the reason. Exit 6 for a signed body that is not a JSON object.
 
     \b
     Examples:
@@ -494,7 +495,7 @@ def webhook_apply(
     if result.action == "parked":
         invitee = result.invitee_uri or "(no invitee)"
         kept = " (dry run: not kept)" if dry_run else ""
-        raise _parked(f"{result.event} for {invitee} not applied: {result.note}{kept}")
+        raise _parked(f"{result.event or 'delivery'} for {invitee} not applied: {result.note}{kept}")
 
 
 @webhook_app.command("sign")
@@ -568,8 +569,9 @@ def webhook_serve(
     Each POST to --path is verified exactly as `webhook apply` verifies it (signature on the raw body)
     and applied in its own transaction. Answers: 200 applied (or an event bapp does not apply), 202
     parked in the inbox (applied later by a sync, a pull or `webhook retry`; also while the database is
-    not at head), 400 signed but not a delivery, 401 bad, stale or missing signature, 413 body over
-    --max-body, 503 database busy or down, or the receiver stopping (Calendly retries for 24 hours).
+    not at head; and a JSON object bapp's model does not fit, with the reason), 400 signed but not a
+    JSON object, 401 bad, stale or missing signature, 413 body over --max-body, 503 database busy or
+    down, or the receiver stopping (Calendly retries for 24 hours, then disables the subscription).
     GET /healthz answers 200 when the database is reachable and at head. SIGTERM, SIGHUP or Ctrl-C stops
     it gracefully (exit 0): deliveries in flight finish, new ones get 503. Access log lines go to stderr
     and never contain bodies or signatures. Run it behind a TLS reverse proxy.

@@ -11,8 +11,9 @@ The database work runs in a bounded thread pool (the ORM is synchronous). HTTP a
 
     200  applied, unchanged, or an event bapp does not apply (acknowledged)
     202  parked in the inbox (durably recorded; applied by a later sync, pull or `webhook retry`), also
-         while the database is not at head (an upgrade pending) and its inbox table is there
-    400  signed, but not a delivery            401  missing, malformed, forged or stale signature
+         while the database is not at head (an upgrade pending) and its inbox table is there, and for
+         a JSON object bapp's model does not fit (refused, it would have Calendly disable the subscription)
+    400  signed, but not a JSON object         401  missing, malformed, forged or stale signature
     404/405  wrong path or method               413  body over the size limit
     503  database busy or down (or not at head and without the inbox table), or the receiver is shutting
          down (Calendly retries)
@@ -39,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import inspect
 from sqlalchemy.exc import SQLAlchemyError
 
-from bapp_cli.calendly.webhooks import parse_webhook, verify_signature
+from bapp_cli.calendly.webhooks import UnfitDelivery, parse_webhook, verify_signature
 from bapp_cli.cli.calendly import pathway_question
 from bapp_cli.cli.context import utc_now
 from bapp_cli.cli.terminal import visible
@@ -106,7 +107,11 @@ class DeliveryHandler:
         self, body: bytes, signature: str | None, headers: Mapping[str, str] | None = None, *, dry_run: bool = False
     ) -> InviteeOutcome:
         signed_at = verify_signature(signature, body, self.signing_key, now=time.time(), tolerance=self.tolerance)
-        payload = parse_webhook(body, lambda cleaned: self.warn(cleaned_message(cleaned)))
+        payload: WebhookPayload | UnfitDelivery
+        try:
+            payload = parse_webhook(body, lambda cleaned: self.warn(cleaned_message(cleaned)))
+        except UnfitDelivery as unfit:  # signed: parked, not refused into Calendly's retries (UnfitDelivery)
+            payload = unfit
         receive = functools.partial(
             receive_delivery,
             body=body,
@@ -122,12 +127,10 @@ class DeliveryHandler:
         except DatabaseNotReady as not_ready:
             # Reachable but not at head: bapp does not apply deliveries to a schema it does not know (an
             # upgrade pending, or a newer bapp's), but keeping one as received is safe when the inbox is there.
-            try:
+            with contextlib.suppress(SQLAlchemyError, BappError):  # failing too, it is the 503 raised below
                 with self.unit_of_work(dry_run=dry_run) as session:
                     if inspect(session.connection()).has_table("webhook_deliveries"):
                         return receive(session, now=utc_now(), not_ready=not_ready.message)
-            except (SQLAlchemyError, BappError):
-                pass
             raise
         fetched = self._fetch_unknown_type(payload)
         with self.unit_of_work(dry_run=dry_run) as session:
@@ -135,12 +138,12 @@ class DeliveryHandler:
                 self._add_event_type(session, fetched)
             return receive(session, now=utc_now())
 
-    def _fetch_unknown_type(self, payload: WebhookPayload) -> EventType | None:
+    def _fetch_unknown_type(self, payload: WebhookPayload | UnfitDelivery) -> EventType | None:
         """``GET /event_types/{uuid}`` for a delivery's event type that is not synced yet (token needed).
 
         A failure here is not the delivery's failure: it is parked instead, and the reason noted.
         """
-        if self.calendly_client is None or payload.payload is None:
+        if self.calendly_client is None or isinstance(payload, UnfitDelivery) or payload.payload is None:
             return None
         with self.unit_of_work(write=False) as session:
             uri = unknown_event_type(session, payload.payload)
@@ -237,14 +240,13 @@ class ReceiverApp:
 
     async def _body(self, receive: Receive) -> bytes | None:
         body = bytearray()
-        more = True
-        while more:  # an http.disconnect message has no body and no more_body: it ends the loop
+        while True:  # an http.disconnect message has no body and no more_body: it ends the loop
             message = await receive()
             body += message.get("body", b"")
             if len(body) > self.max_body:
                 return None
-            more = message.get("more_body", False)
-        return bytes(body)
+            if not message.get("more_body", False):
+                return bytes(body)
 
     async def _health(self, send: Send) -> tuple[int, str]:
         try:

@@ -27,7 +27,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bapp_cli.calendly.models import WebhookInvitee, WebhookPayload
-from bapp_cli.calendly.webhooks import parse_webhook
+from bapp_cli.calendly.webhooks import UnfitDelivery, parse_webhook
 from bapp_cli.db.audit import record_audit
 from bapp_cli.db.domains import MAX_INT32
 from bapp_cli.db.locks import lock_keys
@@ -65,7 +65,7 @@ def unknown_event_type(session: Session, invitee: WebhookInvitee) -> str | None:
 def receive_delivery(
     session: Session,
     body: bytes,
-    payload: WebhookPayload,
+    payload: WebhookPayload | UnfitDelivery,
     *,
     source: str,
     headers: Mapping[str, str],
@@ -75,20 +75,22 @@ def receive_delivery(
     not_ready: str | None = None,
 ) -> InviteeOutcome:
     """Apply one verified delivery in the caller's transaction, or park it (action ``parked``): stored as
-    received, or another attempt of the same one counted.
+    received, or another attempt of the same one counted. One that does not fit the model (``UnfitDelivery``)
+    is parked without trying, its reason the model's.
 
     A delivery parked earlier that now applies (Calendly retried it after a sync) is marked applied. With
     ``not_ready`` (why the database is not at the head revision) it is parked without trying: the inbox
     table is there, but bapp will not apply deliveries to a schema it does not know.
     """
     lock_keys(session, _LOCK, people=True)  # the pull's order: the tables, then its lock (db.locks)
-    if not_ready is None:
+    if isinstance(payload, UnfitDelivery):
+        outcome = InviteeOutcome("skipped", payload.invitee_uri, note=payload.message)
+    elif not_ready is None:
         outcome = apply_webhook(session, payload, now=now, pathway_question=pathway_question, dry_run=dry_run)
     else:
-        outcome = InviteeOutcome("skipped", "", note=f"database not ready: {not_ready}")
-    invitee_uri = payload.payload.uri if payload.payload is not None else ""
+        outcome = InviteeOutcome("skipped", payload.invitee_uri, note=f"database not ready: {not_ready}")
     return _park_unless_applied(
-        session, body, payload.event, invitee_uri, outcome, source=source, headers=headers, now=now, dry_run=dry_run
+        session, body, payload.event, outcome, source=source, headers=headers, now=now, dry_run=dry_run
     )
 
 
@@ -96,7 +98,6 @@ def _park_unless_applied(
     session: Session,
     body: bytes,
     event: str,
-    invitee_uri: str,
     outcome: InviteeOutcome,
     *,
     source: str,
@@ -104,8 +105,9 @@ def _park_unless_applied(
     now: dt.datetime,
     dry_run: bool = False,
 ) -> InviteeOutcome:
-    """What follows an attempt at a delivery (``outcome``): counted on its inbox row if it waits there, and
-    unless it applied, parked — stored as received when it is new (found by the SHA-256 of its body)."""
+    """What follows an attempt at a delivery (``outcome``, which names its invitee): counted on its inbox row
+    if it waits there, and unless it applied, parked — stored as received when it is new (found by the
+    SHA-256 of its body)."""
     digest = hashlib.sha256(body).hexdigest()
     known = session.scalars(select(WebhookDelivery).where(WebhookDelivery.body_sha256 == digest)).one_or_none()
     if known is not None and known.status == "pending":
@@ -113,7 +115,6 @@ def _park_unless_applied(
     if outcome.applied:
         return outcome
     reason = outcome.note or "could not be applied"
-    invitee_uri = invitee_uri[:500]
     if known is None:
         known = WebhookDelivery(
             event=event[:64],
@@ -121,7 +122,7 @@ def _park_unless_applied(
             body=json_with_controls_escaped(body.decode(json.detect_encoding(body))),
             body_sha256=digest,
             headers=dict(headers),
-            invitee_uri=invitee_uri or None,
+            invitee_uri=outcome.invitee_uri[:500] or None,
             status="pending",
             received_at=now,
             attempts=1,
@@ -132,7 +133,7 @@ def _park_unless_applied(
         session.flush()
         record_audit(session, "webhook_delivery", str(known.id), {"parked": event, "reason": reason})
     note = f"parked in the webhook inbox as #{known.id}: {reason}"
-    return InviteeOutcome("parked", invitee_uri, note=note, warnings=outcome.warnings, event=event, dry_run=dry_run)
+    return replace(outcome, action="parked", note=note, event=event, dry_run=dry_run)
 
 
 def park_pulled(session: Session, pulled: Iterable[tuple[BookedInvitee, InviteeOutcome]], *, now: dt.datetime) -> None:
@@ -151,15 +152,15 @@ def park_pulled(session: Session, pulled: Iterable[tuple[BookedInvitee, InviteeO
         invitee["scheduled_event"] = item.event.model_dump(mode="json", exclude_none=True)
         envelope = {"event": event, "created_at": invitee["updated_at"], "payload": invitee}
         body = json.dumps(envelope, sort_keys=True, separators=(",", ":")).encode()
-        _park_unless_applied(session, body, event, item.invitee.uri, outcome, source="pull", headers={}, now=now)
+        _park_unless_applied(session, body, event, outcome, source="pull", headers={}, now=now)
 
 
 def retry_pending(session: Session, *, now: dt.datetime, pathway_question: re.Pattern[str]) -> list[InviteeOutcome]:
     """Re-apply parked deliveries, oldest first, in the caller's transaction.
 
     One that applies is marked ``applied`` (with what it did); one that still cannot counts an attempt
-    and keeps its latest reason. A stored body that no longer parses (it did when it was parked) stays
-    pending with the reason, rather than failing the others.
+    and keeps its latest reason. A stored body that does not parse (it did not fit the model when it came)
+    stays pending with the reason, rather than failing the others, until a bapp that knows its shape applies it.
     """
     lock_keys(session, _LOCK, people=True)  # the pull's order: the tables, then its lock (db.locks)
     pending = WebhookDelivery.status == "pending"
@@ -169,8 +170,7 @@ def retry_pending(session: Session, *, now: dt.datetime, pathway_question: re.Pa
         try:  # cleaned as it was when received (its warning was said then)
             payload = parse_webhook(delivery.body.encode())
         except InvalidInput as exc:
-            note = f"stored body no longer parses: {exc.message}"
-            outcome = InviteeOutcome("skipped", delivery.invitee_uri or "", note=note)
+            outcome = InviteeOutcome("skipped", delivery.invitee_uri or "", note=exc.message)
         else:
             outcome = apply_webhook(session, payload, now=now, pathway_question=pathway_question)
         _attempted(delivery, outcome, now=now)
