@@ -277,3 +277,39 @@ def test_calendly_slugs_swapped_or_rotated_settle_in_one_sync(bapp: Bapp, tmp_pa
     moved = sync("omega", "beta", "delta", "alpha")
     assert (moved["created"], moved["updated"]) == (1, 1)
     assert [_types(bapp)[f"Type {n}"][0] for n in range(4)] == ["omega", "beta", "delta", "alpha"]
+
+
+def test_rules_on_the_slug_classify_by_calendlys_slug_not_a_numbered_one(bapp: Bapp, tmp_path: Path) -> None:
+    """A rule on the slug (examples/config.toml: '^play-innovation-showcase$') classified a type by the
+    numbered slug a clash gave it: a Calendly type that a local type's slug made `showcase-2` missed its
+    rule, and in a swap with --reclassify the type taking `showcase` was classified as `showcase-2`, so the
+    next --reclassify changed its category again."""
+    (bapp.home / "config.toml").write_text(
+        '[[calendly.rules]]\npattern = "^(showcase|extra)$"\nfield = "slug"\ncategory = "free"\nrequires_auth = false\n'
+    )
+    pages = json.loads((REPO / "examples/calendly/event_types.json").read_text())
+    base: dict[str, Any] = dict(pages[0]["collection"][0], name="Workshop")
+    listing = tmp_path / "listing.json"
+
+    def sync(*slugs: str) -> dict[str, Any]:
+        listing.write_text(json.dumps([{**base, "uri": f"{base['uri']}-{n}", "slug": s} for n, s in enumerate(slugs)]))
+        synced = bapp("calendly", "sync", "--from-file", str(listing), "--reclassify", "--json")
+        assert synced.exit_code == 0, synced.stderr
+        return dict(synced.json())
+
+    def categories() -> list[tuple[str, str]]:
+        listed = bapp("sessions", "list", "--json").json()
+        return [(item["slug"], item["category"]) for item in sorted(listed, key=lambda item: item["id"])]
+
+    assert bapp("sessions", "add", "--title", "Local", "--slug", "extra", "--duration", "30").exit_code == 0
+    sync("workshop", "showcase", "extra")
+    assert categories() == [
+        ("extra", "specialized"),
+        ("workshop", "specialized"),
+        ("showcase", "free"),
+        ("extra-2", "free"),
+    ]
+    sync("showcase", "workshop", "extra")  # a swap: the first type takes `showcase` from the second
+    assert categories()[1:3] == [("showcase", "free"), ("workshop", "specialized")]
+    again = sync("showcase", "workshop", "extra")
+    assert (again["updated"], again["unchanged"]) == (0, 3)

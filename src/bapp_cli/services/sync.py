@@ -473,7 +473,8 @@ class SyncPlan:
             if row is None:
                 # Slugs are unique: a Calendly slug a local type already has gets a numbered one (issue 15 #6).
                 slug = self.slugs.claim(listed["slug"])
-                classification = self.classifier.classify(listed["title"], slug or "")
+                # by Calendly's slug, which the rules name, not the numbered one a clash (or a swap under way) gives
+                classification = self.classifier.classify(listed["title"], listed["slug"] or "")
                 if classification not in self.classified:
                     price = Decimal("0.00") if classification.price is None else classification.price
                     currency = classification.currency or "GBP"
@@ -498,7 +499,7 @@ class SyncPlan:
             desired = {**listed, "builder_id": builder_id, "slug": slug}
             changed = [name for name in OWNED_FIELDS if row[name] != desired[name]]
             values = {name: desired[name] for name in changed}
-            curated_changed = self._reclassify(row, desired, values) if self.reclassify else []
+            curated_changed = self._reclassify(row, listed, values) if self.reclassify else []
             returning = not row["present_in_last_sync"]
             if not values and not returning and row["id"] not in self.unlinked:
                 report.unchanged += 1
@@ -525,9 +526,9 @@ class SyncPlan:
         store = self.storing.get(column)
         return value if store is None else store(value)
 
-    def _reclassify(self, row: dict[str, Any], desired: Mapping[str, Any], values: dict[str, Any]) -> list[str]:
+    def _reclassify(self, row: dict[str, Any], listed: Mapping[str, Any], values: dict[str, Any]) -> list[str]:
         """The curated fields (and pathway links) --reclassify changes on a known type, described."""
-        classification = self.classifier.classify(desired["title"], desired["slug"] or "")
+        classification = self.classifier.classify(listed["title"], listed["slug"] or "")
         described = []
         for name in CLASSIFIED_FIELDS:  # a price or currency no rule sets (None) stays as it is
             value = getattr(classification, name)
