@@ -999,6 +999,17 @@ def test_ctrl_c_while_a_taken_slots_nearest_starts_are_asked_keeps_the_booking_p
     _assert_left_pending(synced, stderr)
 
 
+def test_ctrl_c_of_a_dry_run_booking_says_nothing_was_changed(synced: Bapp, fake: FakeCalendly) -> None:
+    # the session type was read in a write transaction, whose commit (of nothing) marked the run as having
+    # committed: stopped while Calendly was asked for the event type, a --dry-run said "Interrupted; what was
+    # committed before the stop stands." (5e8f011)
+    args = ("bookings", "create", "--client", CLIENT, "--session", FREE, "--start", z(slot()), *ANSWERS, "--dry-run")
+    code, stderr, _ = _interrupt_during_post(synced, fake, "/event_types/", *args, method="GET")
+    assert code == 130, stderr
+    assert stderr.strip().splitlines()[-1] == "Interrupted; nothing was changed."
+    assert bookings(synced.database_url) == []
+
+
 @pytest.mark.parametrize(("stop", "code"), [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
 def test_a_stop_signal_while_calendly_books_exits_with_the_signals_code(
     synced: Bapp, fake: FakeCalendly, stop: int, code: int

@@ -277,3 +277,64 @@ def test_calendly_slugs_swapped_or_rotated_settle_in_one_sync(bapp: Bapp, tmp_pa
     moved = sync("omega", "beta", "delta", "alpha")
     assert (moved["created"], moved["updated"]) == (1, 1)
     assert [_types(bapp)[f"Type {n}"][0] for n in range(4)] == ["omega", "beta", "delta", "alpha"]
+
+
+def test_rules_on_the_slug_classify_by_calendlys_slug_not_a_numbered_one(bapp: Bapp, tmp_path: Path) -> None:
+    """A rule on the slug (examples/config.toml: '^play-innovation-showcase$') classified a type by the
+    numbered slug a clash gave it: a Calendly type that a local type's slug made `showcase-2` missed its
+    rule, and in a swap with --reclassify the type taking `showcase` was classified as `showcase-2`, so the
+    next --reclassify changed its category again."""
+    (bapp.home / "config.toml").write_text(
+        '[[calendly.rules]]\npattern = "^(showcase|extra)$"\nfield = "slug"\ncategory = "free"\nrequires_auth = false\n'
+    )
+    pages = json.loads((REPO / "examples/calendly/event_types.json").read_text())
+    base: dict[str, Any] = dict(pages[0]["collection"][0], name="Workshop")
+    listing = tmp_path / "listing.json"
+
+    def sync(*slugs: str) -> dict[str, Any]:
+        listing.write_text(json.dumps([{**base, "uri": f"{base['uri']}-{n}", "slug": s} for n, s in enumerate(slugs)]))
+        synced = bapp("calendly", "sync", "--from-file", str(listing), "--reclassify", "--json")
+        assert synced.exit_code == 0, synced.stderr
+        return dict(synced.json())
+
+    def categories() -> list[tuple[str, str]]:
+        listed = bapp("sessions", "list", "--json").json()
+        return [(item["slug"], item["category"]) for item in sorted(listed, key=lambda item: item["id"])]
+
+    assert bapp("sessions", "add", "--title", "Local", "--slug", "extra", "--duration", "30").exit_code == 0
+    sync("workshop", "showcase", "extra")
+    assert categories() == [
+        ("extra", "specialized"),
+        ("workshop", "specialized"),
+        ("showcase", "free"),
+        ("extra-2", "free"),
+    ]
+    sync("showcase", "workshop", "extra")  # a swap: the first type takes `showcase` from the second
+    assert categories()[1:3] == [("showcase", "free"), ("workshop", "specialized")]
+    again = sync("showcase", "workshop", "extra")
+    assert (again["updated"], again["unchanged"]) == (0, 3)
+
+
+def test_a_numbered_type_takes_its_slug_when_the_holder_listed_after_it_gives_it_up(bapp: Bapp, tmp_path: Path) -> None:
+    """A type numbered `alpha-2` because another held `alpha` moved back to `alpha` in the sync where the
+    holder was renamed only when the holder came first in the listing; listed after it, the holder's rename
+    freed `alpha` too late and the next sync wrote the move."""
+    pages = json.loads((REPO / "examples/calendly/event_types.json").read_text())
+    base: dict[str, Any] = dict(pages[0]["collection"][0])
+    listing = tmp_path / "listing.json"
+
+    def sync(*types: tuple[int, str, str]) -> dict[str, Any]:
+        items = [{**base, "uri": f"{base['uri']}-{n}", "name": name, "slug": s} for n, name, s in types]
+        listing.write_text(json.dumps([{"collection": [item], "pagination": {"next_page": None}} for item in items]))
+        synced = bapp("calendly", "sync", "--from-file", str(listing), "--json")
+        assert synced.exit_code == 0, synced.stderr
+        return dict(synced.json())
+
+    sync((0, "Holder", "alpha"), (1, "Numbered", "alpha"), (2, "Other", "beta"))
+    assert [slug for slug, _ in _types(bapp).values()] == ["alpha", "alpha-2", "beta"]
+    # the numbered type (renamed in Calendly too, a change besides its slug) is listed before the holder
+    moved = sync((1, "Numbered again", "alpha"), (2, "Other", "beta"), (0, "Holder", "omega"))
+    assert (moved["updated"], moved["unchanged"]) == (2, 1)
+    assert _types(bapp)["Numbered again"][0] == "alpha" and _types(bapp)["Holder"][0] == "omega"
+    again = sync((1, "Numbered again", "alpha"), (2, "Other", "beta"), (0, "Holder", "omega"))
+    assert (again["updated"], again["unchanged"]) == (0, 3)

@@ -82,7 +82,8 @@ CANCELLED = "cancelled in Calendly"
 # Bookings a lookup has not found after this long are given up (calendly.reconcile_give_up_hours).
 DEFAULT_GIVE_UP = dt.timedelta(hours=24)
 
-# The caller's unit of work: ``transaction()`` commits on success, ``transaction(dry_run=True)`` rolls back.
+# The caller's unit of work: ``transaction()`` commits on success, ``transaction(dry_run=True)`` rolls back,
+# ``transaction(write=False)`` reads (never marked as committed: errors.committed).
 Transaction = Callable[..., AbstractContextManager[Session]]
 
 
@@ -262,7 +263,7 @@ class CalendlyWriter:
 
     def book(self, request: BookingRequest, *, dry_run: bool = False) -> tuple[BookingCreated, list[str]]:
         """A write-through ``bookings create``: the booking, and what to tell the user of Calendly's part."""
-        with self.transaction() as session:
+        with self.transaction(write=False) as session:
             target = calendly_session(session, request.session)
         event_type = self.client.get_event_type(target.event_type_uri)
         # Everything that needs Calendly before the send is asked before the hold is committed, so a
@@ -346,7 +347,7 @@ class CalendlyWriter:
         others = select(Booking.calendly_invitee_uri).where(
             Booking.session_type_id == sent.target.id, Booking.start_time == sent.start_time, Booking.id != sent.id
         )
-        with self.transaction() as session:
+        with self.transaction(write=False) as session:
             attached = set(session.scalars(others))
         events = self.client.list_scheduled_events(
             *sent.scope,
@@ -416,7 +417,7 @@ class CalendlyWriter:
         does not (unless the start has passed or the booking was already resent), give up after
         ``give_up_after`` (the booking is cancelled locally and marked ``failed``). Each booking's row is
         yielded once it is settled, so a run stopped partway still has the rows of what it settled."""
-        with self.transaction() as session:
+        with self.transaction(write=False) as session:
             pending = [
                 _Sent.of(booking, email, CalendlySession.of(session_type))
                 for booking, email, session_type in session.execute(
@@ -467,7 +468,7 @@ class CalendlyWriter:
                 return self._give_up(sent, "its Calendly event type was deleted", note=note, dry_run=dry_run)
             if dry_run:
                 return _reconciled("would resend", "not found in Calendly", calendly_state=sent.calendly_state)
-            with self.transaction() as session:  # there: only _update deletes one, under the lock this holds
+            with self.transaction(write=False) as session:  # there: only _update deletes one, under the lock this holds
                 held = session.get_one(Booking, sent.id)
                 # no name given: the client's name as bapp knows it, as a first send without --name
                 sent.body = invitee_body(held, session.get_one(User, held.client_id), event_type, name=None)

@@ -97,7 +97,7 @@ class SlugBook:
         while not self.is_free(candidate, for_type=holder):
             number += 1
             candidate = numbered_slug(wanted, number)
-        if current is not None:  # the sync clears a renamed type's slug before its writes (services.sync._write)
+        if current is not None and self._held.get(current) == holder:  # the sync clears it first (sync._write)
             del self._held[current]
         self._held[candidate] = holder
         return candidate

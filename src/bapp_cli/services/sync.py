@@ -155,8 +155,7 @@ def parse_rules(raw: Sequence[Any]) -> list[ClassificationRule]:
         if requires_auth is not None and not isinstance(requires_auth, bool):
             raise ConfigError(f"{label}: requires_auth must be true or false")
         pathways = entry.get("pathways", [])
-        if isinstance(pathways, str):
-            pathways = [pathways]
+        pathways = [pathways] if isinstance(pathways, str) else pathways
         if not isinstance(pathways, list) or not all(isinstance(item, str) and item.strip() for item in pathways):
             raise ConfigError(f"{label}: pathways must be a list of pathway slugs")
         access = default_requires_auth(category) if requires_auth is None else requires_auth
@@ -243,12 +242,9 @@ class SyncChange:
     note: str = ""
 
     def describe(self) -> str:
-        line = f"{self.action:<10} {self.uri}  {self.title!r}"
-        if self.fields:
-            line += ": " + ", ".join(self.fields)
-        if self.note:
-            line += f" ({self.note})"
-        return line
+        fields = f": {', '.join(self.fields)}" if self.fields else ""
+        note = f" ({self.note})" if self.note else ""
+        return f"{self.action:<10} {self.uri}  {self.title!r}{fields}{note}"
 
 
 @dataclass
@@ -408,7 +404,7 @@ class SyncPlan:
         self.new_links: dict[str, tuple[str, ...]] = {}  # by URI: a new type's and a reclassified type's
         self.updates: list[dict[str, Any]] = []
         self.unlinked: set[int] = set()  # reclassified types whose links new_links replaces
-        self.renamed: list[tuple[dict[str, Any], str | None]] = []  # known types' updates of slug, and the wanted
+        self.kept: list[tuple[dict[str, Any], dict[str, Any], int | None]] = []  # row, listed, builder: plan_known
         self.report = SyncReport(run_id=None, status="succeeded", dry_run=False, source="api")
 
     def read(self, db: Database, catalogue: Catalogue | None = None, *, stage: bool = False) -> None:
@@ -473,7 +469,8 @@ class SyncPlan:
             if row is None:
                 # Slugs are unique: a Calendly slug a local type already has gets a numbered one (issue 15 #6).
                 slug = self.slugs.claim(listed["slug"])
-                classification = self.classifier.classify(listed["title"], slug or "")
+                # by Calendly's slug, which the rules name, not the numbered one a clash (or a swap under way) gives
+                classification = self.classifier.classify(listed["title"], listed["slug"] or "")
                 if classification not in self.classified:
                     price = Decimal("0.00") if classification.price is None else classification.price
                     currency = classification.currency or "GBP"
@@ -493,41 +490,48 @@ class SyncPlan:
                 if listed["slug"] and slug != listed["slug"]:
                     note = f"{note}; slug {slug} ({listed['slug']} is taken)"
                 report.changes.append(SyncChange("create", uri, listed["title"], note=note))
-                continue
-            slug = self.slugs.claim(listed["slug"], current=row["slug"], holder=row["id"])
-            desired = {**listed, "builder_id": builder_id, "slug": slug}
-            changed = [name for name in OWNED_FIELDS if row[name] != desired[name]]
-            values = {name: desired[name] for name in changed}
-            curated_changed = self._reclassify(row, desired, values) if self.reclassify else []
-            returning = not row["present_in_last_sync"]
-            if not values and not returning and row["id"] not in self.unlinked:
-                report.unchanged += 1
-                continue
-            self.updates.append({"id": row["id"], **values, "present_in_last_sync": True})
-            if "slug" in values:
-                self.renamed.append((self.updates[-1], listed["slug"]))
-            fields = tuple(changed) + tuple(curated_changed)
-            if returning:
-                report.reactivated += 1
-                change = SyncChange("reactivate", uri, desired["title"], fields, note="back in the listing")
             else:
-                report.updated += 1
-                change = SyncChange("update", uri, desired["title"], fields)
-            report.changes.append(change)
+                self.plan_known(row, listed, builder_id)
         if self.staged_on is not None and len(self.inserts) > self.staged:
             self.staged_on.execute_many(
                 f"INSERT INTO {_NEW_TYPES} VALUES ({', '.join(['?'] * len(_INSERTED))})", self.inserts[self.staged :]
             )
             self.staged = len(self.inserts)
 
+    def plan_known(self, row: dict[str, Any], listed: dict[str, Any], builder: int | None, last: bool = False) -> None:
+        """A known type's update, if it has changed. One numbered because the slug it wants is another's is
+        planned after the listing's last page (``last``): that type may give it up later in the listing, as in
+        a swap (A's becomes B's and B's A's), a rotation, or a chain. The old slug of one renamed is free at once."""
+        slug = self.slugs.claim(listed["slug"], current=row["slug"], holder=row["id"])
+        if slug != listed["slug"] and not last:
+            self.kept.append((row, listed, builder))
+            return
+        desired = {**listed, "builder_id": builder, "slug": slug}
+        changed = [name for name in OWNED_FIELDS if row[name] != desired[name]]
+        values = {name: desired[name] for name in changed}
+        curated_changed = self._reclassify(row, listed, values) if self.reclassify else []
+        report, returning = self.report, not row["present_in_last_sync"]
+        if not values and not returning and row["id"] not in self.unlinked:
+            report.unchanged += 1
+            return
+        self.updates.append({"id": row["id"], **values, "present_in_last_sync": True})
+        fields = tuple(changed) + tuple(curated_changed)
+        if returning:
+            report.reactivated += 1
+            change = SyncChange("reactivate", row["calendly_uri"], desired["title"], fields, note="back in the listing")
+        else:
+            report.updated += 1
+            change = SyncChange("update", row["calendly_uri"], desired["title"], fields)
+        report.changes.append(change)
+
     def stored(self, column: str, value: Any) -> Any:
         """``value`` as it is stored in ``column`` of session_types."""
         store = self.storing.get(column)
         return value if store is None else store(value)
 
-    def _reclassify(self, row: dict[str, Any], desired: Mapping[str, Any], values: dict[str, Any]) -> list[str]:
+    def _reclassify(self, row: dict[str, Any], listed: Mapping[str, Any], values: dict[str, Any]) -> list[str]:
         """The curated fields (and pathway links) --reclassify changes on a known type, described."""
-        classification = self.classifier.classify(desired["title"], desired["slug"] or "")
+        classification = self.classifier.classify(listed["title"], listed["slug"] or "")
         described = []
         for name in CLASSIFIED_FIELDS:  # a price or currency no rule sets (None) stays as it is
             value = getattr(classification, name)
@@ -579,10 +583,8 @@ def sync_event_types(
         plan.read(db, catalogue)
         # a type listed twice (pages shifting under the cursor): the later copy wins, in the first one's place
         plan.add({entry["calendly_uri"]: entry for entry in staged}.values())
-    # Types trading slugs (A's becomes B's and B's A's, or a rotation) were numbered as their pages were planned,
-    # the slug each wants being another's still: each takes it now that every renamed type has given its old one up.
-    for update, wanted in plan.renamed:
-        update["slug"] = plan.slugs.claim(wanted, current=update["slug"], holder=update["id"])
+    for kept in plan.kept:  # now that every type renamed in the listing has given its old slug up
+        plan.plan_known(*kept, last=True)
     report = plan.report
     report.dry_run, report.source, report.fetched = dry_run, source, len(listing)
     report.skipped = len(listing) - len(plan.seen)
@@ -621,7 +623,8 @@ def _write(db: Transaction, plan: SyncPlan, gone: Sequence[int], *, now: dt.date
     # Thousands of rows on a first sync, stored as their pages were planned.
     stamp = plan.stored("updated_at", now)
     # a renamed type's old slug may be another's now (SlugBook.claim), whatever order the writes below run in
-    db.execute_many("UPDATE session_types SET slug = NULL WHERE id = ?", [(row["id"],) for row, _ in plan.renamed])
+    renamed = [(update["id"],) for update in plan.updates if "slug" in update]
+    db.execute_many("UPDATE session_types SET slug = NULL WHERE id = ?", renamed)
     inserted = f"INSERT INTO session_types ({', '.join((*_INSERTED, *_STAMPED))})"
     if plan.staged_on is not None and plan.staged_on.connection is db.connection:
         # in the listing's order, as the executemany below would insert them
