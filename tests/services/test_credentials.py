@@ -513,3 +513,11 @@ def test_only_a_whole_none_n_slug_is_read_as_0015s_renaming() -> None:
         "tier:none-2-extra:1",
         "pathway:none-2x",
     ]
+    # 0015 and a restore number from 2 with no leading zero: a pathway created since as none-1 (or none-0, none-02)
+    # is no renaming either, so revoke's hint never offers its badge for an old key's
+    assert [_key_before_0015(key) for key in ("tier:none-1:1", "pathway:none-0", "tier:none-02:1")] == [
+        "tier:none-1:1",
+        "pathway:none-0",
+        "tier:none-02:1",
+    ]
+    assert _key_before_0015("tier:none-20:1") == "tier:none:1"

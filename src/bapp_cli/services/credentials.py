@@ -249,7 +249,8 @@ def sign_credential(credential: dict[str, Any], issuer: Issuer, *, now: dt.datet
 
 def _key_before_0015(key: str) -> str:
     """Migration 0015 renamed a pathway called `none` (any case) `none-N`, and its badges' keys with it."""
-    return re.sub(r"^(tier|pathway):none-\d+(?=:|$)", r"\1:none", key)
+    # N as 0015 and a restore write it: 2, 3, … (never none-1, none-0 or none-02, which a pathway may be called)
+    return re.sub(r"^(tier|pathway):none-(?:[2-9]|[1-9][0-9]+)(?=:|$)", r"\1:none", key)
 
 
 def _badges_held(session: Session, client: User, keys: Sequence[str], *, revoking: bool = False) -> list[Badge]:
