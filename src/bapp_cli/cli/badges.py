@@ -246,7 +246,8 @@ def verify_command(
     Exit 0 when every credential is valid; 6 when any is not, each with its reason (also in the
     listing). The signature must be EdDSA by the issuer key (this issuer's, or --key); `--against-db`
     checks the badge exists here for the same client and achievement and is not revoked;
-    `--status-list` checks a published revocation list instead, without the database.
+    `--status-list` checks a published revocation list instead, without the database. Without either,
+    stderr says revocation was not checked.
 
     \b
     Examples:
@@ -287,6 +288,8 @@ def verify_command(
             for result in results:
                 service.check_against_database(session, result, issuer=issuer)
     sink.records([item.as_record() for item in results], service.VERIFICATION_COLUMNS, title="Verification")
+    if not against_db and status_list is None:  # a "valid" of a revoked badge then: said on stderr, never in the data
+        sink.notice("Revocation was not checked: --against-db or --status-list checks it.")
     invalid = [(index, item) for index, item in enumerate(results, start=1) if not item.valid]
     if invalid:
         index, first = invalid[0]

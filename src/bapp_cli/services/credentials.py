@@ -242,9 +242,8 @@ def build_credential(
 
 
 def sign_credential(credential: dict[str, Any], issuer: Issuer, *, now: dt.datetime) -> str:
-    valid_from = _parse_instant(credential["validFrom"])
-    assert valid_from is not None  # build_credential wrote it
-    return _sign(credential, issuer, now, nbf=int(valid_from.timestamp()))
+    # nbf is validFrom, which build_credential wrote as an ISO instant
+    return _sign(credential, issuer, now, nbf=int(dt.datetime.fromisoformat(credential["validFrom"]).timestamp()))
 
 
 def _key_before_0015(key: str) -> str:
@@ -612,12 +611,10 @@ def split_credentials(text: str, source: str) -> list[str]:
     if not stripped.strip("[] \t\r\n"):
         raise InvalidInput(f"{source}: no credential in it", code="no_credential")
     if stripped[0] not in "[{":
-        lines = [(number, line.strip()) for number, line in enumerate(text.splitlines(), start=1) if line.strip()]
-        for number, token in lines:
-            if token.count(".") != 2:
-                message = f"{source}: line {number}: not a compact JWS (three dot-separated parts)"
-                raise InvalidInput(message, code="bad_jws")
-        return [token for _, token in lines]
+        lines = {number: line.strip() for number, line in enumerate(text.splitlines(), start=1) if line.strip()}
+        if bad := next((number for number, token in lines.items() if token.count(".") != 2), None):
+            raise InvalidInput(f"{source}: line {bad}: not a compact JWS (three dot-separated parts)", code="bad_jws")
+        return list(lines.values())
     document = read_json_input(stripped, source, code="bad_json")
     members: list[Any] = [item.get("jwt") if isinstance(item, dict) else item for item in _types(document)]
     for index, member in enumerate(members):
