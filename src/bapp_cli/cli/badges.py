@@ -272,13 +272,7 @@ def verify_command(
         raise InvalidInput("--key is not this issuer's key, and --against-db checks its credentials", code="bad_key")
     public_key = given_key or (issuer.key.public_key if issuer else None)  # one of the two is set
     now = utc_now()
-    expected = issuer.profile_id if issuer is not None else None
-    results = [
-        service.verify_token(token, public_key=public_key, now=now, expected_issuer=expected) for token in tokens
-    ]
-    if issuer is not None:
-        for result in results:
-            result.badge = service.achievement_key(issuer, result.credential)
+    results = [service.verify_token(token, public_key=public_key, now=now, issuer=issuer) for token in tokens]
     if status_list is not None:  # an empty one is refused as a path: never a revocation check silently skipped
         status_tokens = service.split_credentials(read_text_input(status_list, what="--status-list"), status_list)
         for result in results:

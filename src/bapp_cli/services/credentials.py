@@ -486,10 +486,11 @@ def verify_token(
     *,
     public_key: Any,
     now: dt.datetime,
-    expected_issuer: str | None = None,
+    issuer: Issuer | None = None,
 ) -> Verification:
     """Signature (EdDSA only), then the OB 3.0 shape, the JWT claims against the credential, and the dates:
-    the first thing wrong is the reason; what the credential shows is filled in once the signature checks."""
+    the first thing wrong is the reason; what the credential shows is filled in once the signature checks.
+    With `issuer`, it must be the one that issued the credential, and the badge is read as its key."""
     import jwt
 
     try:
@@ -503,6 +504,7 @@ def verify_token(
         return Verification(reason=f"not a valid JWS: {exc}")
     vc = claims.get("vc")
     result = Verification(credential=vc if isinstance(vc, dict) else {})
+    result.badge = achievement_key(issuer, result.credential) if issuer is not None else None
     result.credential_id, result.name, result.valid_from = (
         value if isinstance(value, str) else None
         for value in (result.credential.get(name) for name in ("id", "name", "validFrom"))
@@ -512,18 +514,19 @@ def verify_token(
         result.reason = "not an Open Badges 3.0 credential: " + "; ".join(problems)
         return result
     assert isinstance(vc, dict)
-    issuer = vc["issuer"] if isinstance(vc["issuer"], str) else vc["issuer"]["id"]
+    named = vc["issuer"] if isinstance(vc["issuer"], str) else vc["issuer"]["id"]
+    expected = issuer.profile_id if issuer is not None else None
     valid_from, valid_until = _parse_instant(vc["validFrom"]), _parse_instant(vc.get("validUntil"))
     leeway, nbf, kid = dt.timedelta(seconds=LEEWAY_SECONDS), claims.get("nbf"), header.get("kid")
     assert valid_from is not None  # shape_problems checked it
     # in the order a reader fixes them: the claims against the credential, the issuer, then the dates
     checks = (
-        (claims.get("iss") != issuer, f"iss {claims.get('iss')!r} is not the credential's issuer {issuer!r}"),
+        (claims.get("iss") != named, f"iss {claims.get('iss')!r} is not the credential's issuer {named!r}"),
         (claims.get("jti") != vc["id"], f"jti {claims.get('jti')!r} is not the credential id {vc['id']!r}"),
-        (expected_issuer not in (None, issuer), f"issued by {issuer}, not by {expected_issuer}"),
+        (expected not in (None, named), f"issued by {named}, not by {expected}"),
         (
-            expected_issuer is not None and not str(header.get("kid", "")).startswith(f"{expected_issuer}#"),
-            f"signed with key {kid!r}, not one of {expected_issuer}",
+            expected is not None and not str(header.get("kid", "")).startswith(f"{expected}#"),
+            f"signed with key {kid!r}, not one of {expected}",
         ),
         (not isinstance(nbf, int) or abs(nbf - int(valid_from.timestamp())) > 1, "nbf does not match validFrom"),
         (valid_from > now + leeway, f"not valid before {vc['validFrom']}"),
