@@ -584,3 +584,23 @@ def test_an_empty_json_list_is_no_credential_and_no_status_list(bapp: Bapp, tmp_
         refused = bapp("badges", "verify", *arguments)
         assert refused.exit_code == 6, refused.stderr
         assert f"Error: {empty}: no credential in it" in refused.stderr
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # no database is read
+def test_a_file_of_more_credentials_than_the_limit_is_refused_before_it_is_verified(bapp: Bapp, tmp_path: Path) -> None:
+    # each credential verified takes about 1 KB of memory: a file of millions of short lines (256 MB may be read)
+    # took gigabytes; more than the limit is exit 6 naming it, in JWT lines or a JSON list, and as --status-list
+    issuer_init(bapp)
+    lines, members = tmp_path / "many.jwt", tmp_path / "many.json"
+    lines.write_text("a.b.c\n" * 100_001)
+    members.write_text(json.dumps(["a.b.c"] * 100_001))
+    listing = tmp_path / "listing.jwt"
+    listing.write_text(bapp("badges", "status-list").stdout)
+    for path, arguments in (
+        (lines, (str(lines),)),
+        (members, (str(members),)),
+        (lines, (str(listing), "--status-list", str(lines))),
+    ):
+        refused = bapp("badges", "verify", *arguments)
+        assert refused.exit_code == 6 and refused.stdout == "", refused.stderr
+        assert f"Error: {path}: more than 100,000 credentials; verify at most that many at a time" in refused.stderr

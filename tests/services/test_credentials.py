@@ -497,6 +497,15 @@ def test_credential_files_are_split_with_line_numbers_for_bad_lines() -> None:
         split_credentials('[{"credential": {}}]', "x.json")
 
 
+def test_a_file_holds_at_most_max_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("bapp_cli.services.credentials.MAX_CREDENTIALS", 3)
+    assert split_credentials("a.b.c\n" * 3, "x.jwt") == ["a.b.c"] * 3
+    assert split_credentials(json.dumps(["a.b.c"] * 3), "x.json") == ["a.b.c"] * 3
+    for text in ("a.b.c\n" * 4, json.dumps(["a.b.c"] * 4), "a.b.c\n\n\n\na.b.c"):  # a line each, blank too
+        with pytest.raises(InvalidInput, match="more than 3 credentials"):
+            split_credentials(text, "x")
+
+
 def test_only_a_whole_none_n_slug_is_read_as_0015s_renaming() -> None:
     # 0015 renamed `none` to `none-N`; a pathway created since as `none-2-extra` (a valid slug) is no renaming, so its
     # badge is not offered as the one an old key `tier:none-extra:1` now has

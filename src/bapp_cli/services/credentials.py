@@ -45,6 +45,9 @@ OB_SCHEMA = "https://purl.imsglobal.org/spec/ob/v3p0/schema/json/ob_v3p0_achieve
 ALGORITHM = "EdDSA"
 # W3C Bitstring Status List: at least 131,072 entries, so one list does not single out its few holders
 STATUS_LIST_MIN_BITS = 131_072
+# credentials verified from one file: each takes about 1 KB of memory, so a file of millions of short lines is
+# refused (exit 6) before it is split, not read into gigabytes
+MAX_CREDENTIALS = 100_000
 # clock difference tolerated between the issuer and a verifier, in seconds
 LEEWAY_SECONDS = 60
 ACHIEVEMENT_COLUMNS = ("key", "id", "name", "description", "criteria")
@@ -613,13 +616,18 @@ def split_credentials(text: str, source: str) -> list[str]:
     # an empty JSON list (a client without badges exported) holds none either: never a verification of nothing
     if not stripped.strip("[] \t\r\n"):
         raise InvalidInput(f"{source}: no credential in it", code="no_credential")
+    too_many = f"{source}: more than {MAX_CREDENTIALS:,} credentials; verify at most that many at a time"
     if stripped[0] not in "[{":
+        if stripped.count("\n") >= MAX_CREDENTIALS:  # a line each, counted before the split (a blank one too)
+            raise InvalidInput(too_many, code="too_many_credentials")
         lines = {number: line.strip() for number, line in enumerate(text.splitlines(), start=1) if line.strip()}
         if bad := next((number for number, token in lines.items() if token.count(".") != 2), None):
             raise InvalidInput(f"{source}: line {bad}: not a compact JWS (three dot-separated parts)", code="bad_jws")
         return list(lines.values())
     document = read_json_input(stripped, source, code="bad_json")
     members: list[Any] = [item.get("jwt") if isinstance(item, dict) else item for item in _types(document)]
+    if len(members) > MAX_CREDENTIALS:
+        raise InvalidInput(too_many, code="too_many_credentials")
     for index, member in enumerate(members):
         # a compact JWS is ASCII: never half a UTF-16 pair ("\ud800"), which the JOSE library cannot encode
         if not isinstance(member, str) or not member.isascii():
