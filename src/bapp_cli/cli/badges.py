@@ -134,6 +134,8 @@ def issuer_init_command(
     cleaned_url = validate_issuer_url(url)
     image_base = validate_issuer_url(image_base_url) if image_base_url else None
     config_path = app_state.settings.config_path
+    if key_file and key_file.endswith("/"):  # a directory's name, which pathlib would make a file of (as -o refuses)
+        raise ConfigError(f"cannot create the signing key file {key_file}: a directory name: give a file name")
     # an empty --key-file ("$KEY" unset) names no file (the directory it runs in), never the default one
     path = (user_path(key_file) if key_file is not None else config_path.parent / DEFAULT_KEY_FILE_NAME).absolute()
     key = create_key_file(path)

@@ -512,8 +512,7 @@ def verify_token(
         value if isinstance(value, str) else None
         for value in (result.credential.get(name) for name in ("id", "name", "validFrom"))
     )
-    problems = shape_problems(vc)
-    if problems:
+    if problems := shape_problems(vc):
         result.reason = "not an Open Badges 3.0 credential: " + "; ".join(problems)
         return result
     assert isinstance(vc, dict)
