@@ -504,6 +504,11 @@ def test_a_file_holds_at_most_max_credentials(monkeypatch: pytest.MonkeyPatch) -
     for text in ("a.b.c\n" * 4, json.dumps(["a.b.c"] * 4), "a.b.c\n\n\n\na.b.c"):  # a line each, blank too
         with pytest.raises(InvalidInput, match="more than 3 credentials"):
             split_credentials(text, "x")
+    # lines end at \n, as they are counted: split at \r or \f too, millions of lines went past the count
+    assert split_credentials("a.b.c\r\nd.e.f\r\n", "x.jwt") == ["a.b.c", "d.e.f"]
+    for separator in ("\r", "\f", "\u2028"):
+        with pytest.raises(InvalidInput, match=r"x\.jwt: line 1: not a compact JWS"):
+            split_credentials("a.b.c" + separator * 4 + "a.b.c", "x.jwt")
 
 
 def test_only_a_whole_none_n_slug_is_read_as_0015s_renaming() -> None:
