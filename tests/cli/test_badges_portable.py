@@ -155,8 +155,12 @@ def test_award_export_verify_revoke_round_trip(bapp: Bapp, tmp_path: Path) -> No
     assert "1 of 3 credential(s) invalid; credential 2: revoked on " in after.stderr
     assert ": awarded in error" in after.stderr
     assert '"code": "credential_invalid"' in after.stderr
-    # without --against-db the signature still holds: revocation is a database or status-list fact
-    assert bapp("badges", "verify", str(exported)).exit_code == 0
+    # without --against-db the signature still holds: revocation is a database or status-list fact, and a "valid"
+    # that checked neither says so on stderr (it said nothing), the JSON on stdout staying the records alone
+    plain = bapp("badges", "verify", str(exported), "--json")
+    assert plain.exit_code == 0 and [row["status"] for row in plain.json()] == ["valid"] * 3, plain.stderr
+    assert "Revocation was not checked: --against-db or --status-list checks it." in plain.stderr
+    assert "Revocation was not checked" not in verified.stderr + after.stderr
 
     # a verifier elsewhere: the published JWK and status list, no database, no bapp issuer config
     jwk_file, status_file = tmp_path / "issuer.jwk", tmp_path / "revocations.jwt"
@@ -175,7 +179,7 @@ def test_award_export_verify_revoke_round_trip(bapp: Bapp, tmp_path: Path) -> No
         "--json",
         env={"BAPP_CONFIG": str(tmp_path / "absent.toml"), "BAPP_DATABASE_URL": "sqlite:////nonexistent/x.db"},
     )
-    assert elsewhere.exit_code == 6, elsewhere.stderr
+    assert elsewhere.exit_code == 6 and "Revocation was not checked" not in elsewhere.stderr, elsewhere.stderr
     assert [row["status"] for row in elsewhere.json()] == ["valid", "revoked", "valid"]
 
     # the revoked badge is no longer exported, and the badge row stays with its reason
@@ -569,11 +573,13 @@ def test_a_directory_or_a_device_is_no_place_for_the_key(
     # only a file there is a key that may not be replaced (an empty one is refused before, see above)
     monkeypatch.chdir(tmp_path)
     init = ("badges", "issuer", "init", "--name", "X", "--url", "https://x.example", "--key-file")
-    for given in (str(tmp_path), "/dev/null"):
+    for given in (str(tmp_path), "/dev/null", f"{tmp_path}/keys/"):
         refused = bapp(*init, given)
         assert refused.exit_code == 4, (given, refused.stderr)
         assert "cannot create the signing key file" in refused.stderr and "already exists" not in refused.stderr
     assert not (bapp.home / "badge-signing-key.pem").exists() and not (bapp.home / "config.toml").exists()
+    # a name ending in / is a directory's, as -o reads it: pathlib dropped the /, so the key became a file 'keys'
+    assert "keys/: a directory name: give a file name" in refused.stderr and not (tmp_path / "keys").exists()
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -601,3 +607,23 @@ def test_an_empty_json_list_is_no_credential_and_no_status_list(bapp: Bapp, tmp_
         refused = bapp("badges", "verify", *arguments)
         assert refused.exit_code == 6, refused.stderr
         assert f"Error: {empty}: no credential in it" in refused.stderr
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # no database is read
+def test_a_file_of_more_credentials_than_the_limit_is_refused_before_it_is_verified(bapp: Bapp, tmp_path: Path) -> None:
+    # each credential verified takes about 1 KB of memory: a file of millions of short lines (256 MB may be read)
+    # took gigabytes; more than the limit is exit 6 naming it, in JWT lines or a JSON list, and as --status-list
+    issuer_init(bapp)
+    lines, members = tmp_path / "many.jwt", tmp_path / "many.json"
+    lines.write_text("a.b.c\n" * 100_001)
+    members.write_text(json.dumps(["a.b.c"] * 100_001))
+    listing = tmp_path / "listing.jwt"
+    listing.write_text(bapp("badges", "status-list").stdout)
+    for path, arguments in (
+        (lines, (str(lines),)),
+        (members, (str(members),)),
+        (lines, (str(listing), "--status-list", str(lines))),
+    ):
+        refused = bapp("badges", "verify", *arguments)
+        assert refused.exit_code == 6 and refused.stdout == "", refused.stderr
+        assert f"Error: {path}: more than 100,000 credentials; verify at most that many at a time" in refused.stderr

@@ -112,10 +112,8 @@ def test_every_exported_credential_validates_against_the_official_schema_and_ver
         ]
         assert credential["type"] == ["VerifiableCredential", "OpenBadgeCredential"]
         assert credential["validFrom"] == "2030-01-15T09:30:00Z"  # the award time
-        result = verify_token(
-            item["jwt"], public_key=issuer.key.public_key, now=VERIFY_AT, expected_issuer=issuer.profile_id
-        )
-        assert result.valid, result.reason
+        result = verify_token(item["jwt"], public_key=issuer.key.public_key, now=VERIFY_AT, issuer=issuer)
+        assert result.valid and result.badge == item["badge"], result.reason
     tier = issued[0]["credential"]["credentialSubject"]["achievement"]
     assert tier["id"] == "https://buildappswith.example/badges/achievements/tier/accelerate/1"
     assert tier["name"] == "Accelerate · Foundation"
@@ -499,6 +497,20 @@ def test_credential_files_are_split_with_line_numbers_for_bad_lines() -> None:
         split_credentials('[{"credential": {}}]', "x.json")
 
 
+def test_a_file_holds_at_most_max_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("bapp_cli.services.credentials.MAX_CREDENTIALS", 3)
+    assert split_credentials("a.b.c\n" * 3, "x.jwt") == ["a.b.c"] * 3
+    assert split_credentials(json.dumps(["a.b.c"] * 3), "x.json") == ["a.b.c"] * 3
+    for text in ("a.b.c\n" * 4, json.dumps(["a.b.c"] * 4), "a.b.c\n\n\n\na.b.c"):  # a line each, blank too
+        with pytest.raises(InvalidInput, match="more than 3 credentials"):
+            split_credentials(text, "x")
+    # lines end at \n, as they are counted: split at \r or \f too, millions of lines went past the count
+    assert split_credentials("a.b.c\r\nd.e.f\r\n", "x.jwt") == ["a.b.c", "d.e.f"]
+    for separator in ("\r", "\f", "\u2028"):
+        with pytest.raises(InvalidInput, match=r"x\.jwt: line 1: not a compact JWS"):
+            split_credentials("a.b.c" + separator * 4 + "a.b.c", "x.jwt")
+
+
 def test_only_a_whole_none_n_slug_is_read_as_0015s_renaming() -> None:
     # 0015 renamed `none` to `none-N`; a pathway created since as `none-2-extra` (a valid slug) is no renaming, so its
     # badge is not offered as the one an old key `tier:none-extra:1` now has
@@ -513,3 +525,11 @@ def test_only_a_whole_none_n_slug_is_read_as_0015s_renaming() -> None:
         "tier:none-2-extra:1",
         "pathway:none-2x",
     ]
+    # 0015 and a restore number from 2 with no leading zero: a pathway created since as none-1 (or none-0, none-02)
+    # is no renaming either, so revoke's hint never offers its badge for an old key's
+    assert [_key_before_0015(key) for key in ("tier:none-1:1", "pathway:none-0", "tier:none-02:1")] == [
+        "tier:none-1:1",
+        "pathway:none-0",
+        "tier:none-02:1",
+    ]
+    assert _key_before_0015("tier:none-20:1") == "tier:none:1"

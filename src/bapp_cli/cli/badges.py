@@ -137,6 +137,8 @@ def issuer_init_command(
     # named as given; an empty one ("$URL" unset) is refused as a URL, never taken for no images
     image_base = validate_issuer_url(image_base_url, "--image-base-url") if image_base_url is not None else None
     config_path = app_state.settings.config_path
+    if key_file and key_file.endswith("/"):  # a directory's name, which pathlib would make a file of (as -o refuses)
+        raise ConfigError(f"cannot create the signing key file {key_file}: a directory name: give a file name")
     path = (user_path(key_file) if key_file is not None else config_path.parent / DEFAULT_KEY_FILE_NAME).absolute()
     key = create_key_file(path)
     values = dict(issuer_name=cleaned_name, issuer_url=cleaned_url, key_file=str(path), image_base_url=image_base)
@@ -248,7 +250,8 @@ def verify_command(
     Exit 0 when every credential is valid; 6 when any is not, each with its reason (also in the
     listing). The signature must be EdDSA by the issuer key (this issuer's, or --key); `--against-db`
     checks the badge exists here for the same client and achievement and is not revoked;
-    `--status-list` checks a published revocation list instead, without the database.
+    `--status-list` checks a published revocation list instead, without the database. Without either,
+    stderr says revocation was not checked.
 
     \b
     Examples:
@@ -273,13 +276,7 @@ def verify_command(
         raise InvalidInput("--key is not this issuer's key, and --against-db checks its credentials", code="bad_key")
     public_key = given_key or (issuer.key.public_key if issuer else None)  # one of the two is set
     now = utc_now()
-    expected = issuer.profile_id if issuer is not None else None
-    results = [
-        service.verify_token(token, public_key=public_key, now=now, expected_issuer=expected) for token in tokens
-    ]
-    if issuer is not None:
-        for result in results:
-            result.badge = service.achievement_key(issuer, result.credential)
+    results = [service.verify_token(token, public_key=public_key, now=now, issuer=issuer) for token in tokens]
     if status_list is not None:  # an empty one is refused as a path: never a revocation check silently skipped
         status_tokens = service.split_credentials(read_text_input(status_list, what="--status-list"), status_list)
         for result in results:
@@ -289,6 +286,8 @@ def verify_command(
             for result in results:
                 service.check_against_database(session, result, issuer=issuer)
     sink.records([item.as_record() for item in results], service.VERIFICATION_COLUMNS, title="Verification")
+    if not against_db and status_list is None:  # a "valid" of a revoked badge then: said on stderr, never in the data
+        sink.notice("Revocation was not checked: --against-db or --status-list checks it.")
     invalid = [(index, item) for index, item in enumerate(results, start=1) if not item.valid]
     if invalid:
         index, first = invalid[0]

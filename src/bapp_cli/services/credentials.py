@@ -45,6 +45,9 @@ OB_SCHEMA = "https://purl.imsglobal.org/spec/ob/v3p0/schema/json/ob_v3p0_achieve
 ALGORITHM = "EdDSA"
 # W3C Bitstring Status List: at least 131,072 entries, so one list does not single out its few holders
 STATUS_LIST_MIN_BITS = 131_072
+# credentials verified from one file: each takes about 1 KB of memory, so a file of millions of short lines is
+# refused (exit 6) before it is split, not read into gigabytes
+MAX_CREDENTIALS = 100_000
 # clock difference tolerated between the issuer and a verifier, in seconds
 LEEWAY_SECONDS = 60
 ACHIEVEMENT_COLUMNS = ("key", "id", "name", "description", "criteria")
@@ -242,14 +245,14 @@ def build_credential(
 
 
 def sign_credential(credential: dict[str, Any], issuer: Issuer, *, now: dt.datetime) -> str:
-    valid_from = _parse_instant(credential["validFrom"])
-    assert valid_from is not None  # build_credential wrote it
-    return _sign(credential, issuer, now, nbf=int(valid_from.timestamp()))
+    # nbf is validFrom, which build_credential wrote as an ISO instant
+    return _sign(credential, issuer, now, nbf=int(dt.datetime.fromisoformat(credential["validFrom"]).timestamp()))
 
 
 def _key_before_0015(key: str) -> str:
     """Migration 0015 renamed a pathway called `none` (any case) `none-N`, and its badges' keys with it."""
-    return re.sub(r"^(tier|pathway):none-\d+(?=:|$)", r"\1:none", key)
+    # N as 0015 and a restore write it: 2, 3, … (never none-1, none-0 or none-02, which a pathway may be called)
+    return re.sub(r"^(tier|pathway):none-(?:[2-9]|[1-9][0-9]+)(?=:|$)", r"\1:none", key)
 
 
 def _badges_held(session: Session, client: User, keys: Sequence[str], *, revoking: bool = False) -> list[Badge]:
@@ -486,10 +489,11 @@ def verify_token(
     *,
     public_key: Any,
     now: dt.datetime,
-    expected_issuer: str | None = None,
+    issuer: Issuer | None = None,
 ) -> Verification:
     """Signature (EdDSA only), then the OB 3.0 shape, the JWT claims against the credential, and the dates:
-    the first thing wrong is the reason; what the credential shows is filled in once the signature checks."""
+    the first thing wrong is the reason; what the credential shows is filled in once the signature checks.
+    With `issuer`, it must be the one that issued the credential, and the badge is read as its key."""
     import jwt
 
     try:
@@ -503,27 +507,28 @@ def verify_token(
         return Verification(reason=f"not a valid JWS: {exc}")
     vc = claims.get("vc")
     result = Verification(credential=vc if isinstance(vc, dict) else {})
+    result.badge = achievement_key(issuer, result.credential) if issuer is not None else None
     result.credential_id, result.name, result.valid_from = (
         value if isinstance(value, str) else None
         for value in (result.credential.get(name) for name in ("id", "name", "validFrom"))
     )
-    problems = shape_problems(vc)
-    if problems:
+    if problems := shape_problems(vc):
         result.reason = "not an Open Badges 3.0 credential: " + "; ".join(problems)
         return result
     assert isinstance(vc, dict)
-    issuer = vc["issuer"] if isinstance(vc["issuer"], str) else vc["issuer"]["id"]
+    named = vc["issuer"] if isinstance(vc["issuer"], str) else vc["issuer"]["id"]
+    expected = issuer.profile_id if issuer is not None else None
     valid_from, valid_until = _parse_instant(vc["validFrom"]), _parse_instant(vc.get("validUntil"))
     leeway, nbf, kid = dt.timedelta(seconds=LEEWAY_SECONDS), claims.get("nbf"), header.get("kid")
     assert valid_from is not None  # shape_problems checked it
     # in the order a reader fixes them: the claims against the credential, the issuer, then the dates
     checks = (
-        (claims.get("iss") != issuer, f"iss {claims.get('iss')!r} is not the credential's issuer {issuer!r}"),
+        (claims.get("iss") != named, f"iss {claims.get('iss')!r} is not the credential's issuer {named!r}"),
         (claims.get("jti") != vc["id"], f"jti {claims.get('jti')!r} is not the credential id {vc['id']!r}"),
-        (expected_issuer not in (None, issuer), f"issued by {issuer}, not by {expected_issuer}"),
+        (expected not in (None, named), f"issued by {named}, not by {expected}"),
         (
-            expected_issuer is not None and not str(header.get("kid", "")).startswith(f"{expected_issuer}#"),
-            f"signed with key {kid!r}, not one of {expected_issuer}",
+            expected is not None and not str(header.get("kid", "")).startswith(f"{expected}#"),
+            f"signed with key {kid!r}, not one of {expected}",
         ),
         (not isinstance(nbf, int) or abs(nbf - int(valid_from.timestamp())) > 1, "nbf does not match validFrom"),
         (valid_from > now + leeway, f"not valid before {vc['validFrom']}"),
@@ -610,15 +615,19 @@ def split_credentials(text: str, source: str) -> list[str]:
     # an empty JSON list (a client without badges exported) holds none either: never a verification of nothing
     if not stripped.strip("[] \t\r\n"):
         raise InvalidInput(f"{source}: no credential in it", code="no_credential")
+    too_many = f"{source}: more than {MAX_CREDENTIALS:,} credentials; verify at most that many at a time"
     if stripped[0] not in "[{":
-        lines = [(number, line.strip()) for number, line in enumerate(text.splitlines(), start=1) if line.strip()]
-        for number, token in lines:
-            if token.count(".") != 2:
-                message = f"{source}: line {number}: not a compact JWS (three dot-separated parts)"
-                raise InvalidInput(message, code="bad_jws")
-        return [token for _, token in lines]
+        if stripped.count("\n") >= MAX_CREDENTIALS:  # a line each, counted before the split (a blank one too)
+            raise InvalidInput(too_many, code="too_many_credentials")
+        # split at \n alone, as counted (CRLF's \r is stripped): millions of lines split at \r or \f went uncounted
+        lines = {number: line.strip() for number, line in enumerate(text.split("\n"), start=1) if line.strip()}
+        if bad := next((number for number, token in lines.items() if token.count(".") != 2), None):
+            raise InvalidInput(f"{source}: line {bad}: not a compact JWS (three dot-separated parts)", code="bad_jws")
+        return list(lines.values())
     document = read_json_input(stripped, source, code="bad_json")
     members: list[Any] = [item.get("jwt") if isinstance(item, dict) else item for item in _types(document)]
+    if len(members) > MAX_CREDENTIALS:
+        raise InvalidInput(too_many, code="too_many_credentials")
     for index, member in enumerate(members):
         # a compact JWS is ASCII: never half a UTF-16 pair ("\ud800"), which the JOSE library cannot encode
         if not isinstance(member, str) or not member.isascii():

@@ -575,7 +575,7 @@ class ClientProgress:
     client: str
     client_name: str | None
     pathways: list[dict[str, Any]]  # PROGRESS_COLUMNS records: each enrolment, then the Fundamentals group
-    badges: list[dict[str, Any]]  # key, name, awarded_at (a datetime)
+    badges: list[dict[str, Any]]  # key, name, awarded_at, revoked_at (datetimes; revoked_at None if held)
     looks: dict[str, tuple[str | None, str | None]]  # pathway slug → icon, colour (the tree shows them)
 
 

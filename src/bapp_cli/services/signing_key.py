@@ -136,8 +136,7 @@ def public_key_from_document(text: str, where: str) -> Ed25519PublicKey:
     document = read_json_input(text, where, code="bad_key")
     if isinstance(document, dict) and isinstance(document.get("keys"), list) and document["keys"]:
         return public_key_from_jwk(document["keys"][0], f"{where}: keys[0]")
-    if isinstance(document, dict) and isinstance(document.get("verificationMethod"), list):
-        methods = document["verificationMethod"]
-        if methods and isinstance(methods[0], dict):
-            return public_key_from_jwk(methods[0].get("publicKeyJwk"), f"{where}: verificationMethod[0].publicKeyJwk")
+    methods = document.get("verificationMethod") if isinstance(document, dict) else None
+    if isinstance(methods, list) and methods and isinstance(methods[0], dict):
+        return public_key_from_jwk(methods[0].get("publicKeyJwk"), f"{where}: verificationMethod[0].publicKeyJwk")
     return public_key_from_jwk(document, where)
