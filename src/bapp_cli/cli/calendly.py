@@ -80,9 +80,7 @@ def _one_of(value: str | None, *names: str) -> str | None:
 
 def _file_option(what: str) -> Any:
     return typer.Option(
-        "--from-file",
-        help=f"Apply a saved listing of {what} ('-' = stdin) instead of calling Calendly.",
-        show_default=False,
+        "--from-file", help=f"Apply a saved listing of {what} ('-' = stdin) instead of calling Calendly."
     )
 
 
@@ -219,6 +217,7 @@ def _run(
     """Run a Calendly cron job (services.calendly_runs) with a progress line for a person watching; a
     failed run's summary is printed (when it was recorded, or on a dry run) before its error."""
     from bapp_cli.db.dbapi import writing
+    from bapp_cli.errors import OutputFailed
     from bapp_cli.services.calendly_runs import run_calendly_job
 
     settings = app_state.settings
@@ -240,8 +239,9 @@ def _run(
 
     def failed(summary: RunReport) -> None:
         progress.close()  # the failed run's summary follows on a clean line
-        if sink.format != "table":
-            sink.record(summary.as_record())
+        if sink.format != "table":  # if stdout can take it: its reader gone or its disk full, the run's error stands
+            with contextlib.suppress(StdoutClosed, OutputFailed):
+                sink.record(summary.as_record())
 
     with app_state.plain_reading():  # at head, else exit 5 before the lock (without importing SQLAlchemy)
         pass
