@@ -84,6 +84,20 @@ def test_token_file_is_read_and_never_echoed(cbapp: Bapp, tmp_path: Path) -> Non
     assert json.loads(result.stdout)["status"] == "failed"
 
 
+def test_a_failed_sync_whose_reader_is_gone_still_exits_with_its_own_error(cbapp: Bapp, fake: FakeCalendly) -> None:
+    # a failed run's summary goes to stdout before its error; a cron job's `| logger` gone, that write's closed
+    # pipe took the error's place: exit 141 and nothing said, where Calendly's failure is exit 9 and its words
+    fake.fail_next("/event_types", 500, times=None)
+    process = cbapp.popen("calendly", "sync", "--user", USER, "--json")
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.close()  # before the run writes anything
+    stderr = process.stderr.read()
+    assert process.wait(timeout=60) == 9, stderr
+    assert error_lines(stderr) == [
+        "Error: Calendly GET /event_types: HTTP 500 Internal Server Error; gave up after 5 retries"
+    ]
+
+
 def test_sync_creates_the_catalogue_silently(cbapp: Bapp, fake: FakeCalendly) -> None:
     result = cbapp("calendly", "sync", "--user", USER)
     assert result.exit_code == 0, result.stderr

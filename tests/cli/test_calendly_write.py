@@ -1120,6 +1120,37 @@ def test_ctrl_c_while_reconcile_resends_stops_the_reconcile(synced: Bapp, fake: 
     assert (after.status, after.calendly_state) == ("pending", booking.calendly_state)
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_reconcile_stopped_with_its_reader_gone_still_says_which_booking_stays_pending(
+    synced: Bapp, fake: FakeCalendly
+) -> None:
+    # a stopped run shows the rows it settled; its reader gone (`| head`), that write's closed pipe took the
+    # stop's place: exit 141 and not a word that Ben's resent booking stays pending (Calendly may have it)
+    import time
+
+    fake.apply_then_reset_next()  # Calendly books Ava's, the answer is lost...
+    fake.fail_next("/scheduled_events", 500, times=None)  # ...and no lookup can be made: left unknown
+    assert create(synced, slot(hour=10)).exit_code == 9
+    fake.fail_next("/invitees", 500)  # Ben's never reaches Calendly
+    assert create(synced, slot(hour=11), client="ben@client.example").exit_code == 9
+    fake.clear_faults()
+    fake.clear_requests()
+    fake.add_fault(Fault("/invitees", "hang", seconds=10))  # Ben's resend, once Ava's is attached
+    process = synced.popen("calendly", "reconcile", "--json", env={"BAPP_CALENDLY_TIMEOUT": "30"})
+    deadline = time.monotonic() + 60
+    while not any(r.method == "POST" and r.path.startswith("/invitees") for r in fake.requests):
+        assert time.monotonic() < deadline and process.poll() is None, process.communicate()
+        time.sleep(0.02)
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.close()
+    process.send_signal(signal.SIGINT)
+    stderr = process.stderr.read()
+    assert process.wait(timeout=60) == 130, stderr
+    ava, ben = bookings(synced.database_url)
+    assert (ava.calendly_state, ben.calendly_state) == ("booked", "unknown")  # Ava's attached, committed
+    assert f"booking {ben.reference}; it stays pending" in error_lines(stderr)[0], stderr
+
+
 def test_reconcile_gives_up_a_booking_whose_event_type_is_gone_and_goes_on(synced: Bapp, fake: FakeCalendly) -> None:
     # the resend fetched the event type, and Calendly's 404 ended the whole reconcile with exit 7: every
     # reconcile stopped at this booking until its give-up age, and the pending bookings after it waited too

@@ -129,10 +129,10 @@ def issuer_init_command(
     state(ctx).unused |= {f"badges.{key}" for key in replaced}  # written anew here: a bad old value stops nothing
     app_state, sink = state_and_sink(ctx)  # a bad --format is refused before the key file is made
     cleaned_name = " ".join(name.split())
-    if not cleaned_name:
-        raise InvalidInput("--name must not be empty", code="missing_name")
-    if key_file == "":  # "$KEY_FILE" unset: refused, never taken for the default key file beside the config file
-        raise InvalidInput("--key-file must not be empty", code="missing_key_file")
+    # an empty --key-file ("$KEY_FILE" unset) is refused, never taken for the default key file beside the config file
+    for option, given, code in (("--name", cleaned_name, "missing_name"), ("--key-file", key_file, "missing_key_file")):
+        if given == "":
+            raise InvalidInput(f"{option} must not be empty", code=code)
     cleaned_url = validate_issuer_url(url)
     # named as given; an empty one ("$URL" unset) is refused as a URL, never taken for no images
     image_base = validate_issuer_url(image_base_url, "--image-base-url") if image_base_url is not None else None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import re
@@ -12,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 
 from bapp_cli.cli.context import AppState, state, state_and_sink, utc_now
-from bapp_cli.cli.files import read_input
+from bapp_cli.cli.files import StdoutClosed, read_input
 from bapp_cli.cli.options import (
     MAX_OPTION_INT,
     MAX_UNIX_SECONDS,
@@ -79,9 +80,7 @@ def _one_of(value: str | None, *names: str) -> str | None:
 
 def _file_option(what: str) -> Any:
     return typer.Option(
-        "--from-file",
-        help=f"Apply a saved listing of {what} ('-' = stdin) instead of calling Calendly.",
-        show_default=False,
+        "--from-file", help=f"Apply a saved listing of {what} ('-' = stdin) instead of calling Calendly."
     )
 
 
@@ -218,6 +217,7 @@ def _run(
     """Run a Calendly cron job (services.calendly_runs) with a progress line for a person watching; a
     failed run's summary is printed (when it was recorded, or on a dry run) before its error."""
     from bapp_cli.db.dbapi import writing
+    from bapp_cli.errors import OutputFailed
     from bapp_cli.services.calendly_runs import run_calendly_job
 
     settings = app_state.settings
@@ -239,8 +239,9 @@ def _run(
 
     def failed(summary: RunReport) -> None:
         progress.close()  # the failed run's summary follows on a clean line
-        if sink.format != "table":
-            sink.record(summary.as_record())
+        if sink.format != "table":  # if stdout can take it: its reader gone or its disk full, the run's error stands
+            with contextlib.suppress(StdoutClosed, OutputFailed):
+                sink.record(summary.as_record())
 
     with app_state.plain_reading():  # at head, else exit 5 before the lock (without importing SQLAlchemy)
         pass
@@ -715,9 +716,7 @@ ScopeOption = Annotated[
 def _subscription_owner(app_state: AppState, client: Any, scope: str) -> tuple[str, str | None]:
     """(organization, user) of the subscriptions of ``scope``: the configured ones, else the token's own
     (`/users/me`); no user for the organization scope."""
-    settings = app_state.settings
-    organization = settings.text("calendly.organization")
-    user = settings.text("calendly.user")
+    organization, user = (app_state.settings.text(f"calendly.{name}") for name in ("organization", "user"))
     if organization is None or user is None:
         me = client.get_current_user()
         organization = organization or me.current_organization
@@ -892,19 +891,23 @@ def reconcile(
       */15 * * * *  bapp calendly reconcile >/dev/null
     """
     from bapp_cli.cli.bookings import calendly_writer
+    from bapp_cli.errors import OutputFailed
     from bapp_cli.services.calendly_write import DEFAULT_GIVE_UP, RECONCILE_COLUMNS
 
     app_state, sink = state_and_sink(ctx, {"calendly.reconcile_give_up_hours": give_up_after})
     hours = app_state.settings.get("calendly.reconcile_give_up_hours")  # the flag's, else as configured
     give_up = DEFAULT_GIVE_UP if hours is None else dt.timedelta(hours=float(hours))
     reports: list[dict[str, Any]] = []
-    finished = False
     try:
         with calendly_writer(app_state) as writer:
             for report in writer.reconcile(give_up_after=give_up, dry_run=dry_run):
                 reports.append(report)  # kept first: settled, it is shown even if a stop comes while its line is said
                 sink.info(f"{report['booking']}: {report['action']} ({report['note']})")
-        finished = True
-    finally:  # a run stopped partway (a signal, the database lost) shows what it settled before the stop
-        if finished or reports:
-            sink.records(reports, RECONCILE_COLUMNS, title="Calendly reconcile")
+    except BaseException:  # a run stopped partway (a signal, the database lost) shows what it settled before the stop
+        # if its output can take them: a reader gone or a full disk must not replace the stop's own error (its
+        # code, and the booking it left pending)
+        with contextlib.suppress(StdoutClosed, OutputFailed):
+            if reports:
+                sink.records(reports, RECONCILE_COLUMNS, title="Calendly reconcile")
+        raise
+    sink.records(reports, RECONCILE_COLUMNS, title="Calendly reconcile")

@@ -387,8 +387,11 @@ def settled(handle: Settleable, *, keep: bool) -> Iterator[None]:
     try:
         yield
         if keep:
-            handle.commit()
+            # marked first: a stop signal that comes while the commit runs is raised as soon as commit() returns,
+            # before any next statement, and what it committed stands (psycopg's wait for the answer may raise
+            # it sooner, with the COMMIT sent: the server's answer is then unknown, and most likely done)
             committed[0] = True
+            handle.commit()
         else:
             handle.rollback()
     except Exception as exc:
