@@ -341,6 +341,17 @@ def test_a_signed_object_bapp_does_not_model_is_parked_exit_3(
     )
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_signed_object_too_long_for_a_backup_to_restore_is_exit_6_not_parked(wbapp: Bapp, tmp_path: Path) -> None:
+    # parked, it was in every `export all`, and `import all` refused its row (exit 6): no backup restored
+    body = b'{"pad": "' + b"x" * 10_000_000 + b'"}'
+    before = snapshot(wbapp.database_url)
+    result = apply(wbapp, body, signed(body), tmp=tmp_path)
+    assert result.exit_code == 6, result.stderr
+    assert error_lines(result.stderr) == ["Error: webhook body is too long to park: 10000011 characters, past 10000000"]
+    assert snapshot(wbapp.database_url) == before
+
+
 def test_a_body_on_stdin_and_the_sign_helper(wbapp: Bapp, tmp_path: Path) -> None:
     body = delivery(j=2)
     path = tmp_path / "body.json"
