@@ -767,7 +767,10 @@ def _read_secret_file(key: str, value: Any, *, hint: str, missing_ok: bool = Fal
     (exit 4), never a crash (R9)."""
     path = user_path(str(value))
     try:
-        with path.open("rb") as handle:
+        # O_NONBLOCK: opening a FIFO waited for a writer, for ever (a key file's FIFO is refused, as the badge key's)
+        with open(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as handle:
+            if stat.S_ISFIFO(os.fstat(handle.fileno()).st_mode):
+                raise ConfigError(f"{key} {path} is a FIFO; it should be a file holding the secret alone", hint=hint)
             data = read_at_most(
                 handle,
                 MAX_SECRET_FILE_BYTES,

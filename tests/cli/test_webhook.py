@@ -293,6 +293,8 @@ def test_other_events_are_acknowledged_and_ignored(wbapp: Bapp, tmp_path: Path) 
         (b"{this is not json", "Error: webhook body is not valid JSON"),
         (b"[]", "Error: webhook body is not a JSON object"),
         (b'{"event": "caf\xe9"}', "Error: webhook body is not valid JSON (UnicodeDecodeError)"),
+        # half a surrogate pair in UTF-8 form: no UTF-8, though Python's JSON reader took it (exit 1 when stored)
+        (b'{"event": "x\xed\xa0\x80"}', "Error: webhook body is not valid JSON (UnicodeDecodeError)"),
     ],
 )
 def test_a_signed_body_that_is_not_a_json_object_is_exit_6(
@@ -337,6 +339,17 @@ def test_a_signed_object_bapp_does_not_model_is_parked_exit_3(
     assert f"still parked: #{parked['id']} invitee.created {parked['invitee_uri']}: webhook body is invalid" in (
         retried.stderr
     )
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_signed_object_too_long_for_a_backup_to_restore_is_exit_6_not_parked(wbapp: Bapp, tmp_path: Path) -> None:
+    # parked, it was in every `export all`, and `import all` refused its row (exit 6): no backup restored
+    body = b'{"pad": "' + b"x" * 10_000_000 + b'"}'
+    before = snapshot(wbapp.database_url)
+    result = apply(wbapp, body, signed(body), tmp=tmp_path)
+    assert result.exit_code == 6, result.stderr
+    assert error_lines(result.stderr) == ["Error: webhook body is too long to park: 10000011 characters, past 10000000"]
+    assert snapshot(wbapp.database_url) == before
 
 
 def test_a_body_on_stdin_and_the_sign_helper(wbapp: Bapp, tmp_path: Path) -> None:

@@ -134,7 +134,9 @@ def test_a_signed_object_bapp_does_not_model_is_parked_202_and_only_what_is_no_o
             assert "webhook body is invalid: " in answer.json()["note"]
         assert receiver.deliver(unfit[0]).status_code == 202  # Calendly's retry: the same row
         before = snapshot(rbapp.database_url)
-        for body in (b"{this is not json", b"[]", b'"invitee.created"', b'{"event": "caf\xe9"}'):  # last: no UTF-8
+        # the last two are no UTF-8 (the very last half a surrogate pair, which Python's JSON reader took: a 500)
+        no_utf8 = (b'{"event": "caf\xe9"}', b'{"e": "\xed\xb0\x80"}')
+        for body in (b"{this is not json", b"[]", b'"invitee.created"', *no_utf8):
             answer = receiver.deliver(body)
             assert answer.status_code == 400, (body, answer.text)
             assert answer.json()["error"].startswith("webhook body is not ")

@@ -155,6 +155,24 @@ def test_a_configured_key_file_that_cannot_be_looked_up_is_exit_4_naming_it(cbap
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_fifo_as_the_key_file_is_exit_4_naming_it_and_never_waits_for_a_writer(
+    cbapp: Bapp, fake: FakeCalendly
+) -> None:
+    """Opened to be read, a FIFO waits for a writer: sign, subscribe (and apply, serve) hung for ever."""
+    fake.webhook_subscriptions.clear()
+    fifo = cbapp.home / "webhook.key"
+    os.mkfifo(fifo)
+    (cbapp.home / "config.toml").write_text(f'[calendly]\nwebhook_signing_key_file = "{fifo}"\n')
+    for command in (["sign", "-"], ["subscribe", "--url", URL]):
+        result = cbapp.process("calendly", "webhook", *command, stdin="{}", timeout=60)  # a guard, not a measure
+        assert result.exit_code == 4, result.stderr
+        assert error_lines(result.stderr) == [
+            f"Error: calendly.webhook_signing_key_file {fifo} is a FIFO; it should be a file holding the secret alone"
+        ]
+    assert _posts(fake) == 0 and stat.S_ISFIFO(fifo.stat().st_mode)
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_subscribe_never_writes_its_key_over_a_device_named_as_the_key_file(
     cbapp: Bapp, fake: FakeCalendly, tmp_path: Path
 ) -> None:

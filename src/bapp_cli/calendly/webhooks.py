@@ -134,8 +134,8 @@ def parse_webhook(body: bytes, on_cleaned: Callable[[list[str]], None] | None = 
     ``payload`` is None for events bapp does not apply (see :class:`WebhookPayload`). API v1 "hooks"
     deliveries are recognised and said to be, with a hint, as v1 no longer exists.
     """
-    try:
-        raw = json.loads(body)
+    try:  # decoded strictly: json.loads(bytes) lets a UTF-8-encoded lone surrogate through, which no database stores
+        raw = json.loads(body.decode(json.detect_encoding(body)))
     except RecursionError as exc:  # arrays or objects nested past the parser's depth: no delivery is
         raise InvalidInput(f"webhook body is not valid JSON ({document_problem(exc)})") from None
     except (ValueError, UnicodeDecodeError) as exc:

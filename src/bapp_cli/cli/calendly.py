@@ -475,7 +475,8 @@ def webhook_apply(
     webhook inbox, said on stderr, and exits 3: it is applied by the next sync, pull or `webhook retry`.
     With a token configured, an unknown event type is first fetched from Calendly. A JSON object that
     does not fit bapp's model (an invitee status or field type it does not know) is parked the same way,
-    with the reason. Exit 6 for a signed body that is not a JSON object.
+    with the reason. Exit 6 for a signed body that is not a JSON object, or is too long to park (past
+    10,000,000 characters, which no `import all` would restore).
 
     \b
     Examples:
@@ -571,11 +572,12 @@ def webhook_serve(
     and applied in its own transaction. Answers: 200 applied (or an event bapp does not apply), 202
     parked in the inbox (applied later by a sync, a pull or `webhook retry`; also while the database is
     not at head; and a JSON object bapp's model does not fit, with the reason), 400 signed but not a
-    JSON object, 401 bad, stale or missing signature, 413 body over --max-body, 503 database busy or
-    down, or the receiver stopping (Calendly retries for 24 hours, then disables the subscription).
-    GET /healthz answers 200 when the database is reachable and at head. SIGTERM, SIGHUP or Ctrl-C stops
-    it gracefully (exit 0): deliveries in flight finish, new ones get 503. Access log lines go to stderr
-    and never contain bodies or signatures. Run it behind a TLS reverse proxy.
+    JSON object (or too long to park), 401 bad, stale or missing signature, 413 a body over the
+    --max-body, 503 database busy or down, or the receiver stopping (Calendly retries for 24 hours, then disables
+    the subscription). GET /healthz answers 200 when the database is reachable and at head. SIGTERM,
+    SIGHUP or Ctrl-C stops it gracefully (exit 0): deliveries in flight finish, new ones get 503.
+    Access log lines go to stderr and never contain bodies or signatures. Run it behind a TLS reverse
+    proxy.
 
     \b
     Examples:

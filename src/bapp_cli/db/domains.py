@@ -12,3 +12,5 @@ SYNC_KINDS = ("event_types", "bookings")
 SYNC_STATUSES = ("running", "succeeded", "failed")
 # the largest value of an INTEGER column (ids, counts, positions): 32 bits on PostgreSQL, where SQLite's take 64
 MAX_INT32 = 2**31 - 1
+# the longest body the webhook inbox keeps (Calendly's are a few kB): what `import all` takes back of a backup
+MAX_INBOX_BODY = 10_000_000

@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 from bapp_cli.calendly.models import WebhookInvitee, WebhookPayload
 from bapp_cli.calendly.webhooks import UnfitDelivery, parse_webhook
 from bapp_cli.db.audit import record_audit
-from bapp_cli.db.domains import MAX_INT32
+from bapp_cli.db.domains import MAX_INBOX_BODY, MAX_INT32
 from bapp_cli.db.locks import lock_keys
 from bapp_cli.db.models import SessionType, WebhookDelivery
 from bapp_cli.errors import InvalidInput
@@ -50,8 +50,7 @@ _LOCK = "calendly:bookings"
 def kept_headers(headers: Mapping[str, str], signed_at: str) -> dict[str, str]:
     """The headers stored with a parked delivery (``headers``: names in lower case, as ASGI hands them over),
     plus the ``t=`` of its verified signature alone (``signed_at``): when Calendly signed it."""
-    kept = {name: headers[name][:500] for name in KEPT_HEADERS if name in headers}
-    return {**kept, "signature_timestamp": signed_at}
+    return {name: headers[name][:500] for name in KEPT_HEADERS if name in headers} | {"signature_timestamp": signed_at}
 
 
 def unknown_event_type(session: Session, invitee: WebhookInvitee) -> str | None:
@@ -129,6 +128,8 @@ def _park_unless_applied(
             last_attempt_at=now,
             last_error=reason,
         )
+        if len(known.body) > MAX_INBOX_BODY:  # kept, it was in every backup, and no `import all` took one back
+            raise InvalidInput(f"webhook body is too long to park: {len(known.body)} characters, past {MAX_INBOX_BODY}")
         session.add(known)
         session.flush()
         record_audit(session, "webhook_delivery", str(known.id), {"parked": event, "reason": reason})

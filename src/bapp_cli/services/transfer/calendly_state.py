@@ -25,7 +25,7 @@ from sqlalchemy import String, cast, func, or_, select, update
 from sqlalchemy.orm import Session
 from typing_extensions import TypedDict
 
-from bapp_cli.db.domains import MAX_INT32
+from bapp_cli.db.domains import MAX_INBOX_BODY, MAX_INT32
 from bapp_cli.db.models import (
     CALENDLY_STATES,
     Booking,
@@ -264,7 +264,7 @@ class InboxRow(TypedDict, total=False):
     id: RowId | None
     event: Required[Annotated[str, StringConstraints(max_length=64)]]
     source: Required[Literal["receiver", "apply", "pull"]]
-    body: Required[Annotated[str, StringConstraints(max_length=10_000_000)]]
+    body: Required[Annotated[str, StringConstraints(max_length=MAX_INBOX_BODY)]]
     body_sha256: Required[Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]]
     headers: dict[str, Annotated[str, StringConstraints(max_length=500)]] | None
     invitee_uri: Url | None
@@ -300,14 +300,13 @@ class InboxImporter(_KeptIdImporter):
             except BappError as exc:
                 results.append(refusal(row, exc))
                 continue
+            kept = ("event", "source", "body", "body_sha256", "last_error", "outcome")  # as they were, or None
             delivery = WebhookDelivery(
-                **{name: values[name] for name in ("event", "source", "body", "body_sha256")},
+                **{name: values.get(name) for name in kept},
                 headers=dict(values.get("headers") or {}),
                 invitee_uri=values.get("invitee_uri") or None,
                 status=values.get("status") or "pending",
                 attempts=values.get("attempts") if values.get("attempts") is not None else 1,
-                last_error=values.get("last_error"),
-                outcome=values.get("outcome"),
                 **instants,
             )
             if self.add(delivery, row, values.get("id"), results):
