@@ -338,3 +338,26 @@ def test_a_numbered_type_takes_its_slug_when_the_holder_listed_after_it_gives_it
     assert _types(bapp)["Numbered again"][0] == "alpha" and _types(bapp)["Holder"][0] == "omega"
     again = sync((1, "Numbered again", "alpha"), (2, "Other", "beta"), (0, "Holder", "omega"))
     assert (again["updated"], again["unchanged"]) == (0, 3)
+
+
+def test_a_numbered_type_takes_a_slug_another_held_only_while_its_own_was_taken(bapp: Bapp, tmp_path: Path) -> None:
+    """A known type numbered `alpha-2` while its page was planned (its holder listed later gives `alpha` up)
+    still held `alpha-2` once it took `alpha`: a type after it that Calendly now calls `alpha-2` was made
+    `alpha-2-2`, and the next sync wrote the move."""
+    pages = json.loads((REPO / "examples/calendly/event_types.json").read_text())
+    base: dict[str, Any] = dict(pages[0]["collection"][0])
+    listing = tmp_path / "listing.json"
+
+    def sync(*types: tuple[int, str]) -> dict[str, Any]:
+        items = [{**base, "uri": f"{base['uri']}-{n}", "name": f"Type {n}", "slug": s} for n, s in types]
+        listing.write_text(json.dumps([{"collection": [item], "pagination": {"next_page": None}} for item in items]))
+        synced = bapp("calendly", "sync", "--from-file", str(listing), "--json")
+        assert synced.exit_code == 0, synced.stderr
+        return dict(synced.json())
+
+    sync((0, "alpha"), (1, "one"), (2, "two"))
+    moved = sync((1, "alpha"), (2, "alpha-2"), (0, "omega"))
+    assert moved["updated"] == 3
+    assert [slug for slug, _ in _types(bapp).values()] == ["omega", "alpha", "alpha-2"]
+    again = sync((1, "alpha"), (2, "alpha-2"), (0, "omega"))
+    assert (again["updated"], again["unchanged"]) == (0, 3)

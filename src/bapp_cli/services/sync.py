@@ -404,7 +404,7 @@ class SyncPlan:
         self.new_links: dict[str, tuple[str, ...]] = {}  # by URI: a new type's and a reclassified type's
         self.updates: list[dict[str, Any]] = []
         self.unlinked: set[int] = set()  # reclassified types whose links new_links replaces
-        self.kept: list[tuple[dict[str, Any], dict[str, Any], int | None]] = []  # row, listed, builder: plan_known
+        self.kept: list[tuple[dict[str, Any], dict[str, Any], int | None, str | None]] = []  # plan_known's arguments
         self.report = SyncReport(run_id=None, status="succeeded", dry_run=False, source="api")
 
     def read(self, db: Database, catalogue: Catalogue | None = None, *, stage: bool = False) -> None:
@@ -498,31 +498,32 @@ class SyncPlan:
             )
             self.staged = len(self.inserts)
 
-    def plan_known(self, row: dict[str, Any], listed: dict[str, Any], builder: int | None, last: bool = False) -> None:
+    def plan_known(
+        self, row: dict[str, Any], listed: dict[str, Any], builder: int | None, numbered: str | None = None
+    ) -> None:
         """A known type's update, if it has changed. One numbered because the slug it wants is another's is
-        planned after the listing's last page (``last``): that type may give it up later in the listing, as in
-        a swap (A's becomes B's and B's A's), a rotation, or a chain. The old slug of one renamed is free at once."""
-        slug = self.slugs.claim(listed["slug"], current=row["slug"], holder=row["id"])
-        if slug != listed["slug"] and not last:
-            self.kept.append((row, listed, builder))
+        planned after the listing's last page, from the slug it was ``numbered`` meanwhile (which it gives up if
+        it takes another): that type may give it up later in the listing, as in a swap (A's becomes B's and
+        B's A's), a rotation, or a chain. The old slug of one renamed is free at once."""
+        slug = self.slugs.claim(listed["slug"], current=numbered or row["slug"], holder=row["id"])
+        if slug != listed["slug"] and numbered is None:
+            self.kept.append((row, listed, builder, slug))
             return
         desired = {**listed, "builder_id": builder, "slug": slug}
         changed = [name for name in OWNED_FIELDS if row[name] != desired[name]]
         values = {name: desired[name] for name in changed}
-        curated_changed = self._reclassify(row, listed, values) if self.reclassify else []
+        changed += self._reclassify(row, listed, values) if self.reclassify else []  # described, for the report
         report, returning = self.report, not row["present_in_last_sync"]
         if not values and not returning and row["id"] not in self.unlinked:
             report.unchanged += 1
             return
         self.updates.append({"id": row["id"], **values, "present_in_last_sync": True})
-        fields = tuple(changed) + tuple(curated_changed)
         if returning:
             report.reactivated += 1
-            change = SyncChange("reactivate", row["calendly_uri"], desired["title"], fields, note="back in the listing")
         else:
             report.updated += 1
-            change = SyncChange("update", row["calendly_uri"], desired["title"], fields)
-        report.changes.append(change)
+        action, note = ("reactivate", "back in the listing") if returning else ("update", "")
+        report.changes.append(SyncChange(action, row["calendly_uri"], desired["title"], tuple(changed), note=note))
 
     def stored(self, column: str, value: Any) -> Any:
         """``value`` as it is stored in ``column`` of session_types."""
@@ -584,7 +585,7 @@ def sync_event_types(
         # a type listed twice (pages shifting under the cursor): the later copy wins, in the first one's place
         plan.add({entry["calendly_uri"]: entry for entry in staged}.values())
     for kept in plan.kept:  # now that every type renamed in the listing has given its old slug up
-        plan.plan_known(*kept, last=True)
+        plan.plan_known(*kept)
     report = plan.report
     report.dry_run, report.source, report.fetched = dry_run, source, len(listing)
     report.skipped = len(listing) - len(plan.seen)
