@@ -511,8 +511,10 @@ def test_a_file_holds_at_most_max_credentials(monkeypatch: pytest.MonkeyPatch) -
     # lines end at \n, as they are counted: split at \r or \f too, millions of lines went past the count
     assert split_credentials("a.b.c\r\nd.e.f\r\n", "x.jwt") == ["a.b.c", "d.e.f"]
     for separator in ("\r", "\f", "\u2028"):
-        with pytest.raises(InvalidInput, match=r"x\.jwt: line 1: not a compact JWS"):
+        with pytest.raises(InvalidInput, match=r"x\.jwt: line 1: not a compact JWS") as refused:
             split_credentials("a.b.c" + separator * 4 + "a.b.c", "x.jwt")
+        # a file of CR-only line endings (classic Mac) is one line: the message says why its tokens do not split
+        assert str(refused.value).endswith("(lines end in LF or CRLF, not CR alone)") == (separator == "\r")
 
 
 def test_only_a_whole_none_n_slug_is_read_as_0015s_renaming() -> None:

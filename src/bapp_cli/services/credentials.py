@@ -620,8 +620,9 @@ def split_credentials(text: str, source: str) -> list[str]:
         if len(found) > MAX_CREDENTIALS:
             raise InvalidInput(too_many, code="too_many_credentials")
         if bad := next((line for line in found if line.group().strip().count(".") != 2), None):
+            why = "lines end in LF or CRLF, not CR alone" if "\r" in bad.group() else "three dot-separated parts"
             row = text.count("\n", 0, bad.start()) + 1
-            raise InvalidInput(f"{source}: line {row}: not a compact JWS (three dot-separated parts)", code="bad_jws")
+            raise InvalidInput(f"{source}: line {row}: not a compact JWS ({why})", code="bad_jws")
         return [line.group().strip() for line in found]
     document = read_json_input(stripped, source, code="bad_json")
     members: list[Any] = [item.get("jwt") if isinstance(item, dict) else item for item in _types(document)]
