@@ -573,12 +573,13 @@ def test_a_directory_or_a_device_is_no_place_for_the_key(
     # only a file there is a key that may not be replaced (an empty one is refused before, see above)
     monkeypatch.chdir(tmp_path)
     init = ("badges", "issuer", "init", "--name", "X", "--url", "https://x.example", "--key-file")
-    for given in (str(tmp_path), "/dev/null", f"{tmp_path}/keys/"):
+    for given in (str(tmp_path), "/dev/null", "keys/.", "keys/..", f"{tmp_path}/keys/"):
         refused = bapp(*init, given)
         assert refused.exit_code == 4, (given, refused.stderr)
         assert "cannot create the signing key file" in refused.stderr and "already exists" not in refused.stderr
     assert not (bapp.home / "badge-signing-key.pem").exists() and not (bapp.home / "config.toml").exists()
     # a name ending in / is a directory's, as -o reads it: pathlib dropped the /, so the key became a file 'keys'
+    # (and dropped the . of keys/., so it did for that; keys/.. made the directory keys, then failed)
     assert "keys/: a directory name: give a file name" in refused.stderr and not (tmp_path / "keys").exists()
 
 

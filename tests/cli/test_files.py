@@ -185,15 +185,16 @@ def test_paths_that_cannot_be_written_are_refused_naming_the_path(bapp: Bapp, tm
     cases = {
         str(tmp_path): "is a directory",
         f"{tmp_path}/new-folder/": "a directory name",
+        f"{tmp_path}/new-folder/.": "a directory name",  # realpath drops the /.: it wrote a file new-folder
         str(a_file / "x.csv"): "Not a directory",
         str(tmp_path / "missing" / "x.csv"): "No such file or directory",
     }
     for path, reason in cases.items():
-        result = bapp("export", "clients", "-o", path)
+        result = bapp("export", "clients", "--format", "csv", "-o", path)
         assert result.exit_code == 6, (path, result.stderr)
         assert f"Error: --output: cannot write {path}: " in result.stderr and reason in result.stderr
         assert "unexpected" not in result.stderr
-    assert a_file.read_text() == "keep me\n"
+    assert a_file.read_text() == "keep me\n" and not (tmp_path / "new-folder").exists()
 
 
 def test_an_immutable_or_read_only_file_is_refused_and_kept(bapp: Bapp, tmp_path: Path) -> None:

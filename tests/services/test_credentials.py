@@ -501,14 +501,20 @@ def test_a_file_holds_at_most_max_credentials(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setattr("bapp_cli.services.credentials.MAX_CREDENTIALS", 3)
     assert split_credentials("a.b.c\n" * 3, "x.jwt") == ["a.b.c"] * 3
     assert split_credentials(json.dumps(["a.b.c"] * 3), "x.json") == ["a.b.c"] * 3
-    for text in ("a.b.c\n" * 4, json.dumps(["a.b.c"] * 4), "a.b.c\n\n\n\na.b.c"):  # a line each, blank too
+    for text in ("a.b.c\n" * 4, json.dumps(["a.b.c"] * 4), "\n \r\n".join(["a.b.c"] * 4)):
         with pytest.raises(InvalidInput, match="more than 3 credentials"):
             split_credentials(text, "x")
+    # a blank line holds no credential: three with blank lines between were 'more than 3 credentials'
+    assert split_credentials("a.b.c\n\n \r\n\t\na.b.c\n\n\na.b.c\n\n", "x.jwt") == ["a.b.c"] * 3
+    with pytest.raises(InvalidInput, match=r"x\.jwt: line 4: not a compact JWS \(three dot-separated parts\)$"):
+        split_credentials("a.b.c\n\n\r\nhello\n", "x.jwt")
     # lines end at \n, as they are counted: split at \r or \f too, millions of lines went past the count
     assert split_credentials("a.b.c\r\nd.e.f\r\n", "x.jwt") == ["a.b.c", "d.e.f"]
     for separator in ("\r", "\f", "\u2028"):
-        with pytest.raises(InvalidInput, match=r"x\.jwt: line 1: not a compact JWS"):
+        with pytest.raises(InvalidInput, match=r"x\.jwt: line 1: not a compact JWS") as refused:
             split_credentials("a.b.c" + separator * 4 + "a.b.c", "x.jwt")
+        # a file of CR-only line endings (classic Mac) is one line: the message says why its tokens do not split
+        assert str(refused.value).endswith("(lines end in LF or CRLF, not CR alone)") == (separator == "\r")
 
 
 def test_only_a_whole_none_n_slug_is_read_as_0015s_renaming() -> None:

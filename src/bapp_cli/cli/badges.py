@@ -137,7 +137,8 @@ def issuer_init_command(
     # named as given; an empty one ("$URL" unset) is refused as a URL, never taken for no images
     image_base = validate_issuer_url(image_base_url, "--image-base-url") if image_base_url is not None else None
     config_path = app_state.settings.config_path
-    if key_file and key_file.endswith("/"):  # a directory's name, which pathlib would make a file of (as -o refuses)
+    # a directory's name (keys/, keys/., keys/..), as -o refuses keys/: pathlib drops a last / or /. (a file keys)
+    if key_file and key_file.rsplit("/", 1)[-1] in ("", ".", ".."):
         raise ConfigError(f"cannot create the signing key file {key_file}: a directory name: give a file name")
     path = (user_path(key_file) if key_file is not None else config_path.parent / DEFAULT_KEY_FILE_NAME).absolute()
     key = create_key_file(path)

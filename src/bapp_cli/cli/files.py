@@ -109,7 +109,7 @@ class OutputFile:
     def __enter__(self) -> IO[str]:
         if self.path == "-":
             return sys.stdout
-        if self.path.endswith(("/", os.sep)):
+        if self.path.endswith(("/", os.sep, "/.", "/..")):  # out/. too, which realpath would make a file out
             raise self._refused("a directory name: give a file name", code="output_is_directory")
         self._target = os.path.realpath(self.path)  # a symlink's target is what gets replaced
         try:
