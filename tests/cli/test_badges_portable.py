@@ -551,21 +551,6 @@ def test_a_credential_issued_before_0015_renamed_its_pathway_still_verifies_agai
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # no database is read
-def test_a_jwt_member_holding_half_a_utf16_pair_is_no_compact_jws(bapp: Bapp, tmp_path: Path) -> None:
-    # JSON may escape half of a UTF-16 pair ("\ud800"), text no UTF-8 can carry: the JOSE library's encode of the
-    # token raised UnicodeEncodeError, 'unexpected error' (exit 1), for the credentials file and the status list
-    issuer_init(bapp)
-    hostile = tmp_path / "hostile.json"
-    hostile.write_text('[{"jwt": "\\ud800.a.b"}]')
-    listing = tmp_path / "listing.jwt"
-    listing.write_text(bapp("badges", "status-list").stdout)
-    for arguments in ((str(hostile),), (str(listing), "--status-list", str(hostile))):
-        refused = bapp("badges", "verify", *arguments)
-        assert refused.exit_code == 6, refused.stderr
-        assert f"Error: {hostile}: item 0: no jwt member holding a compact JWS" in refused.stderr
-
-
-@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # no database is read
 def test_a_directory_or_a_device_is_no_place_for_the_key(
     bapp: Bapp, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -596,18 +581,30 @@ def test_an_empty_badge_key_exports_no_badge(bapp: Bapp) -> None:
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # no database is read
-def test_an_empty_json_list_is_no_credential_and_no_status_list(bapp: Bapp, tmp_path: Path) -> None:
-    # `export --format json` of a client without badges is `[]`: verify passed it (exit 0, every one of no
-    # credentials valid) where an empty JWT file is refused, and as --status-list it was an IndexError (exit 1)
+@pytest.mark.parametrize(
+    ("content", "error"),
+    [
+        # JSON may escape half of a UTF-16 pair ("\ud800"), text no UTF-8 can carry: the JOSE library's encode of
+        # the token raised UnicodeEncodeError, 'unexpected error' (exit 1)
+        ('[{"jwt": "\\ud800.a.b"}]', "item 0: no jwt member holding a compact JWS"),
+        # `export --format json` of a client without badges is `[]`: verify passed it (exit 0, every one of no
+        # credentials valid) where an empty JWT file is refused, and as --status-list it was an IndexError (exit 1)
+        ("[ \n]\n", "no credential in it"),
+    ],
+    ids=["half-a-utf16-pair", "empty-json-list"],
+)
+def test_a_file_without_a_usable_credential_is_refused_as_credentials_and_as_status_list(
+    bapp: Bapp, tmp_path: Path, content: str, error: str
+) -> None:
     issuer_init(bapp)
-    empty = tmp_path / "none.json"
-    empty.write_text("[ \n]\n")
+    hostile = tmp_path / "hostile.json"
+    hostile.write_text(content)
     listing = tmp_path / "listing.jwt"
     listing.write_text(bapp("badges", "status-list").stdout)
-    for arguments in ((str(empty),), (str(listing), "--status-list", str(empty))):
+    for arguments in ((str(hostile),), (str(listing), "--status-list", str(hostile))):
         refused = bapp("badges", "verify", *arguments)
         assert refused.exit_code == 6, refused.stderr
-        assert f"Error: {empty}: no credential in it" in refused.stderr
+        assert f"Error: {hostile}: {error}" in refused.stderr
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # no database is read
