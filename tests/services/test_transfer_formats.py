@@ -193,6 +193,20 @@ def write(fmt: str, records: list[dict[str, Any]]) -> str:
     return stream.getvalue()
 
 
+@pytest.mark.parametrize("fmt", ["csv", "json", "jsonl", "toml"])
+def test_writers_hold_about_a_chunk_of_text_however_long_the_records(fmt: str) -> None:
+    # an `export all` inbox row may hold megabytes: the writer wrote every thousand records, so a thousand such rows
+    # (gigabytes) were held before the first write; it writes once it holds more than READ_CHUNK characters
+    held: list[int] = []
+    stream = mock.Mock(write=lambda text: held.append(len(text)))
+    writer = RecordWriter(stream, fmt, list(RECORD), kind="things")
+    for _ in range(3):
+        writer.write({**RECORD, "email": "x" * formats.READ_CHUNK})
+    assert len(held) == 3 and all(length < 3 * formats.READ_CHUNK for length in held), held
+    writer.close()
+    assert len(held) == 4
+
+
 def test_writers_render_instants_money_and_nesting_as_documented() -> None:
     csv_text = write("csv", [RECORD])
     assert csv_text.splitlines() == [

@@ -540,26 +540,31 @@ class RecordWriter:
         # The records gather in a list, joined for each write (as `cli.output.write_delimited`'s lines): a
         # StringIO emptied by truncate() and written again keeps its text at four bytes a character.
         self._parts: list[str] = []
+        self._size = 0  # characters gathered: written out past READ_CHUNK, however long the records
         self._csv: Any = None
         self._cells = cell_row_formatter(raw=raw)
         if fmt in ("csv", "tsv"):
-            gathered = SimpleNamespace(write=self._parts.append)
+            gathered = SimpleNamespace(write=self._gather)
             self._csv = csv.writer(gathered, delimiter="," if fmt == "csv" else "\t", lineterminator="\n")
             self._csv.writerow(self.columns)
         elif fmt == "json":
-            self._parts.append("[")
+            self._gather("[")
+
+    def _gather(self, text: str) -> None:
+        self._parts.append(text)
+        self._size += len(text)
 
     def write(self, record: Mapping[str, Any]) -> None:
         if self._csv is not None:
             self._csv.writerow(self._cells(map(record.get, self.columns)))
         elif self.fmt == "json":
-            self._parts.append(("\n" if self.count == 0 else ",\n") + _JSON_RECORD({**self.columns, **record}))
+            self._gather(("\n" if self.count == 0 else ",\n") + _JSON_RECORD({**self.columns, **record}))
         elif self.fmt == "jsonl":
-            self._parts.append(_JSON_RECORD({**self.columns, **record}) + "\n")
+            self._gather(_JSON_RECORD({**self.columns, **record}) + "\n")
         else:
-            self._parts.append(toml_table(self.kind, {**self.columns, **record}))
+            self._gather(toml_table(self.kind, {**self.columns, **record}))
         self.count += 1
-        if len(self._parts) >= 1000:  # a part a record: a write every thousand
+        if self._size > READ_CHUNK:  # by size, not count: an inbox row of `export all` may hold megabytes
             self.flush()
 
     def write_all(self, records: Iterable[Mapping[str, Any]]) -> int:
@@ -572,10 +577,11 @@ class RecordWriter:
     def flush(self) -> None:
         self.stream.write("".join(self._parts))
         self._parts.clear()
+        self._size = 0
 
     def close(self) -> None:
         if self.fmt == "json":
-            self._parts.append("\n]\n" if self.count else "]\n")
+            self._gather("\n]\n" if self.count else "]\n")
         self.flush()
 
 
