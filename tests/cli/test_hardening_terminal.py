@@ -6,6 +6,7 @@ terminal is the point) and would fail if its fix were undone.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pty
@@ -542,8 +543,58 @@ def test_a_lock_wait_that_runs_out_is_busy_exit_75_not_database_not_ready(bapp: 
         holder.close()
     for result in results:
         assert result.exit_code == 75, result.stderr
-        assert "another bapp command" in result.stderr and "unexpected" not in result.stderr
+        assert "another process" in result.stderr and "unexpected" not in result.stderr
     for command in commands:  # released: the same command now works
+        assert bapp(*command).exit_code == 0
+
+
+# Holds the SQLite file as another program may (the sqlite3 shell's `PRAGMA locking_mode=EXCLUSIVE` and a write):
+# no other connection may even read it until this process lets go, when stdin closes.
+_EXCLUSIVE_HOLDER = """
+import sqlite3, sys
+holder = sqlite3.connect(sys.argv[1], isolation_level=None)
+holder.execute("PRAGMA locking_mode = EXCLUSIVE")
+holder.execute("BEGIN")
+holder.execute("UPDATE alembic_version SET version_num = version_num")
+holder.execute("COMMIT")
+print("held", flush=True)
+sys.stdin.read()
+"""
+
+
+def test_another_process_holding_the_database_is_busy_exit_75_at_start_up(bapp: Bapp) -> None:
+    # Every command's first step, the "schema at head?" check, waits out the lock: the plain reads' (sessions
+    # list) and the engine's, whose connection's PRAGMAs wait first on SQLite (clients add). Both said "cannot
+    # reach the database" (exit 5), as if it were down, for a database another process holds for now.
+    commands = [("sessions", "list"), ("clients", "add", "held@example.com")]
+    with contextlib.ExitStack() as holding:  # let go as it ends
+        if bapp.database_url.startswith("sqlite"):
+            path = bapp.database_url.removeprefix("sqlite:///")
+            process = subprocess.Popen(
+                [sys.executable, "-c", _EXCLUSIVE_HOLDER, path],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            holding.callback(process.communicate, "")
+            assert process.stdout is not None and process.stdout.readline() == "held\n"
+        else:  # a psql session holding the revision table as an ALTER TABLE of it would (ACCESS EXCLUSIVE)
+            import psycopg
+
+            holder = holding.enter_context(psycopg.connect(bapp.database_url.replace("+psycopg", "")))
+            holder.execute("SET idle_in_transaction_session_timeout = '20s'")
+            holder.execute("LOCK TABLE alembic_version IN ACCESS EXCLUSIVE MODE")
+        with (
+            mock.patch("bapp_cli.db.engine.BUSY_TIMEOUT_MS", 200),
+            mock.patch("bapp_cli.db.dbapi.BUSY_TIMEOUT_MS", 200),
+        ):
+            results = [bapp(*command) for command in commands]
+    for result in results:
+        assert result.exit_code == 75, result.stderr
+        assert result.stderr.startswith("Error: the database is busy: "), result.stderr
+        assert "another process" in result.stderr and "cannot reach" not in result.stderr
+        assert "Traceback" not in result.stderr and "unexpected" not in result.stderr
+    for command in commands:  # let go: the same commands work
         assert bapp(*command).exit_code == 0
 
 

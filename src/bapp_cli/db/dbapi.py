@@ -327,7 +327,7 @@ def ensure_at_head(database: Database) -> None:
         text = exc.message if isinstance(exc, DatabaseNotReady) else str(exc)
         if "alembic_version" in text or "no such table" in text:
             raise DatabaseNotReady("the database has no schema yet", hint="run `bapp db upgrade`") from None
-        if isinstance(exc, DatabaseNotReady):
+        if isinstance(exc, (DatabaseNotReady, Busy)):  # another process holding the database is busy, not down
             raise
         raise DatabaseNotReady(f"cannot reach the database: {text}".splitlines()[0]) from None
     revision = found[0] if found else None
@@ -472,7 +472,7 @@ def database_failure(exc: BaseException) -> DatabaseNotReady | Busy | Conflict |
 def _locked(text: str) -> Busy:
     return Busy(
         f"the database is busy: {text}",
-        hint="another bapp command (an import, a sync) is writing the database; run this again when it has finished",
+        hint="another process (a bapp import or sync, an sqlite3 or psql session) holds it; run this again later",
         code="database_locked",
     )
 
