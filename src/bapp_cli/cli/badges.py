@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from bapp_cli.cli.context import AppState, state, state_and_sink, utc_now
-from bapp_cli.cli.files import OutputFile, read_text_input
+from bapp_cli.cli.files import OutputFile, names_a_directory, read_text_input
 from bapp_cli.cli.options import ClientArgument, DryRunOption, output_command
 from bapp_cli.cli.unit_of_work import apply, fetch
 from bapp_cli.errors import ConfigError, InvalidInput, UsageError
@@ -137,8 +137,7 @@ def issuer_init_command(
     # named as given; an empty one ("$URL" unset) is refused as a URL, never taken for no images
     image_base = validate_issuer_url(image_base_url, "--image-base-url") if image_base_url is not None else None
     config_path = app_state.settings.config_path
-    # a directory's name (keys/, keys/., keys/..), as -o refuses keys/: pathlib drops a last / or /. (a file keys)
-    if key_file and key_file.rsplit("/", 1)[-1] in ("", ".", ".."):
+    if key_file and names_a_directory(key_file):  # as -o refuses it (keys/, keys/.)
         raise ConfigError(f"cannot create the signing key file {key_file}: a directory name: give a file name")
     path = (user_path(key_file) if key_file is not None else config_path.parent / DEFAULT_KEY_FILE_NAME).absolute()
     key = create_key_file(path)

@@ -41,6 +41,12 @@ from bapp_cli.errors import InvalidInput, OutputFailed, read_at_most
 MAX_WHOLE_FILE_BYTES = 256 << 20
 
 
+def names_a_directory(path: str) -> bool:
+    """Whether `path` ends as a directory's name (`out/`, `out/.`, `out/..`, `.`): pathlib and realpath drop such
+    an ending, so a file of the directory's name would be written where a directory was meant."""
+    return path.endswith(("/", os.sep)) or path.rsplit("/", 1)[-1] in (".", "..")
+
+
 def _unreadable(what: str | None, path: str, reason: str) -> InvalidInput:
     prefix = f"{what}: " if what else ""
     return InvalidInput(f"{prefix}cannot read {path or repr(path)}: {reason}", code="unreadable_file")
@@ -109,7 +115,7 @@ class OutputFile:
     def __enter__(self) -> IO[str]:
         if self.path == "-":
             return sys.stdout
-        if self.path.endswith(("/", os.sep, "/.", "/..")):  # out/. too, which realpath would make a file out
+        if names_a_directory(self.path):
             raise self._refused("a directory name: give a file name", code="output_is_directory")
         self._target = os.path.realpath(self.path)  # a symlink's target is what gets replaced
         try:
