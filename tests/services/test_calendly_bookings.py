@@ -449,6 +449,30 @@ def test_a_reschedule_cancels_the_old_booking_and_carries_pathway_and_payment(ca
     assert {o.action for o in apply(session, *halves)} == {"unchanged"}
 
 
+@pytest.mark.parametrize(("price", "currency"), [("0.00", "GBP"), ("45.00", "EUR")])
+def test_a_reschedule_keeps_the_price_paid_when_the_session_price_changed_since(
+    catalogue: Session, price: str, currency: str
+) -> None:
+    # A reschedule moves the booking: the payment it carries over was for the old booking's amount, so that
+    # amount and currency go with it. The session's price now (made free, or repriced) would record a payment
+    # of 45.00 EUR never made, or drop the 30.00 GBP paid as "not_required".
+    session = catalogue
+    set_price(session, FREE, "30.00")
+    old_event, new_event = event(1, FREE), event(2, FREE, start=START + dt.timedelta(days=7))
+    payment = {"external_id": "ch_1", "provider": "stripe", "amount": 30.0, "currency": "GBP", "successful": True}
+    original = invitee(old_event, 1, payment=payment)
+    apply(session, item(old_event, original))
+    session.execute(
+        update(SessionType).where(SessionType.calendly_uri == type_uri(FREE)).values(price=price, currency=currency)
+    )
+    moved_at = BOOKED + dt.timedelta(days=3)
+    new_half = invitee(new_event, 2, updated=moved_at, email=original["email"], old_invitee=original["uri"])
+    old_half = cancelled(original, at=moved_at, reason=None, rescheduled=True, new_invitee=new_half["uri"])
+    apply(session, item(old_event, old_half), item(new_event, new_half))
+    new = booking(session, new_half["uri"])
+    assert (new.status, new.payment_status, new.amount, new.currency) == ("confirmed", "paid", Decimal("30.00"), "GBP")
+
+
 def test_a_reschedule_does_not_carry_an_archived_pathway(catalogue: Session) -> None:
     session = catalogue
     old_event, new_event = event(1, FREE), event(2, FREE, start=START + dt.timedelta(days=7))

@@ -39,7 +39,7 @@ Changes after the first sight:
   with the cancel's ``updated_at``; the late create is then older and cannot resurrect it.
 * a reschedule (in Calendly: a cancel and a create) is two invitees. The old one, ``rescheduled: true``, cancels its
   booking with the reason "Rescheduled" (counted as ``rescheduled``); the new one (``old_invitee`` set)
-  creates the new booking, carrying over the old booking's pathway and a payment already made. The old
+  creates the new booking, carrying over the old booking's pathway, its price and a payment already made. The old
   booking keeps its row, time and answers, so history is not lost; whichever half arrives first, the old
   booking ends cancelled and the new one active.
 
@@ -427,8 +427,10 @@ class InviteeApplier:
         if pathway is not None and not cancelled and not pathway.archived:
             _, enrolled, _ = enrol(self.session, client, pathway, now=self.now, builder=builder)
 
-        paid = self._paid(invitee) or (replaced is not None and replaced.payment_status == "paid")
-        status, payment = price_status(session_type.price, paid=paid)
+        price, currency, paid = session_type.price, session_type.currency, self._paid(invitee)
+        if replaced is not None:  # a reschedule moves its booking at the price agreed (and paid) for it, not today's
+            price, currency, paid = replaced.amount, replaced.currency, paid or replaced.payment_status == "paid"
+        status, payment = price_status(price, paid=paid)
         cancelled_at, reason = self._cancellation(item) if cancelled else (None, None)
         booking = Booking(
             **remote,
@@ -437,8 +439,8 @@ class InviteeApplier:
             session_type_id=session_type.id,
             status="cancelled" if cancelled else status,
             payment_status=payment,
-            amount=session_type.price,
-            currency=session_type.currency,
+            amount=price,
+            currency=currency,
             pathway_id=pathway.id if pathway is not None else None,
             calendly_invitee_uri=invitee.uri,
             source="calendly",
@@ -464,14 +466,7 @@ class InviteeApplier:
             # The new half came first: the old slot is free in Calendly whatever order deliveries take.
             self._cancel(replaced, invitee.created_at, f"{RESCHEDULED_REASON} to {booking.reference}")
             replaced_reference = replaced.reference
-        created = creation_audit(
-            booking,
-            client_email=email,
-            builder=builder,
-            pathway=pathway,
-            account_created=account_created,
-            enrolled=enrolled,
-        )
+        created = creation_audit(booking, email, builder, pathway, account_created=account_created, enrolled=enrolled)
         rescheduled_from = replaced.reference if replaced is not None else None
         audit = {"source": "calendly", "invitee": invitee.uri, **created, "rescheduled_from": rescheduled_from}
         record_audit(self.session, "booking", booking.reference, audit)
