@@ -299,3 +299,47 @@ def test_conflicting_status_changes_of_one_booking_have_exactly_one_winner(
         assert session.scalars(select(Booking.status)).one() == final
         moves = [entry.changes["status"] for entry in audit_entries(session, "booking")]
         assert moves == [["confirmed", final]]  # one change recorded, by the winner
+
+
+@pytest.mark.parametrize(
+    ("status", "payment", "first", "second", "final"),
+    [
+        ("confirmed", "paid", ["refund"], ["refund"], "refunded"),
+        ("confirmed", "unpaid", ["mark-paid"], ["mark-paid"], "paid"),
+        ("pending", "unpaid", ["confirm", "--paid"], ["mark-paid"], "paid"),
+    ],
+)
+def test_two_payment_moves_of_one_booking_at_once_record_it_once(
+    bapp: Bapp,
+    database_url: str,
+    engine_and_slot: Engine,
+    status: str,
+    payment: str,
+    first: list[str],
+    second: list[str],
+    final: str,
+) -> None:
+    # Two staff recording the same refund (or payment) at once: one records it, the other is told it is
+    # already there (exit 8, never 1), and the audit holds one move, never a double refund.
+    with Session(engine_and_slot) as session:
+        slot = session.scalars(select(SessionType)).one()
+        booking = add_booking(
+            session,
+            client=add_client(session),
+            session_type=slot,
+            start=dt.datetime(2026, 1, 5, 10, tzinfo=dt.UTC),
+            status=status,
+        )
+        booking.payment_status, booking.amount = payment, 30
+        reference = booking.reference
+        session.commit()
+    results = race(
+        bapp, database_url, engine_and_slot, [["bookings", *first, reference], ["bookings", *second, reference]]
+    )
+    codes = [code for code, _, _ in results]
+    assert sorted(codes) == [0, 8], [err for _, _, err in results]
+    assert f"payment is {final}; cannot" in results[codes.index(8)][2]
+    with Session(engine_and_slot) as session:
+        assert session.scalars(select(Booking.payment_status)).one() == final
+        moves = [entry.changes["payment_status"] for entry in audit_entries(session, "booking")]
+        assert moves == [[payment, final]]
