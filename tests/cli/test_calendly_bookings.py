@@ -399,7 +399,13 @@ def test_the_example_listing_pulls_from_a_file(examples_bapp: Bapp) -> None:
     olivia = next(row for row in rows if row["client"] == "olivia.grant@client.example")
     assert (olivia["pathway"], olivia["builder"]) == ("accelerate", "priya@coach.example")  # "🚀 Accelerate"
     nina = next(row for row in rows if row["client"] == "nina@client.example")
-    assert (nina["status"], nina["payment_status"], nina["amount"]) == ("confirmed", "not_required", "0.00")
+    # her 45.00 GBP Stripe payment, though the synced session costs 0.00 in bapp (no price set yet)
+    assert [nina[key] for key in ("status", "payment_status", "amount", "currency")] == [
+        "confirmed",
+        "paid",
+        "45.00",
+        "GBP",
+    ]
     assert summary["run_id"] == sync_runs(examples_bapp.database_url)[-1]["id"]
     again = examples_bapp("calendly", "pull-bookings", "--from-file", listing, "--json")
     assert (again.json()["unchanged"], again.json()["created"]) == (6, 0)

@@ -217,6 +217,32 @@ def test_price_sets_status_and_a_calendly_payment_makes_it_paid(catalogue: Sessi
     )
 
 
+@pytest.mark.parametrize(
+    ("price", "amount", "currency", "recorded", "warning"),
+    [
+        ("0.00", 30.0, "USD", ("paid", Decimal("30.00"), "USD"), ""),  # the price bapp holds not curated yet
+        ("25.00", 19.99, "EUR", ("paid", Decimal("19.99"), "EUR"), ""),  # another price and currency in Calendly
+        ("25.00", 1e12, "GBP", ("paid", Decimal("25.00"), "GBP"), "'GBP' cannot be recorded"),  # no booking holds it
+        ("25.00", 25.0, "pounds", ("paid", Decimal("25.00"), "GBP"), "'pounds' cannot be recorded"),
+    ],
+)
+def test_a_calendly_payment_records_what_calendly_took(
+    catalogue: Session, price: str, amount: float, currency: str, recorded: tuple[str, Decimal, str], warning: str
+) -> None:
+    # A synced session type costs 0.00 in bapp until someone curates its price: a paid invitee was recorded
+    # as not_required 0.00, the payment lost (and `bookings refund` refused). What Calendly charged is the
+    # booking's amount; a charge bapp cannot store keeps the session's price, with a warning.
+    session = catalogue
+    set_price(session, SPECIALIZED, price)
+    scheduled = event(1, SPECIALIZED)
+    payment = {"external_id": "ch_1", "provider": "stripe", "amount": amount, "currency": currency, "successful": True}
+    person = invitee(scheduled, 1, payment=payment)
+    [outcome] = apply(session, item(scheduled, person))
+    found = booking(session, person["uri"])
+    assert (found.status, (found.payment_status, found.amount, found.currency)) == ("confirmed", recorded)
+    assert (warning in " ".join(outcome.warnings)) if warning else not outcome.warnings
+
+
 def test_unknown_event_type_and_bad_email_are_skipped_and_nothing_is_written(catalogue: Session) -> None:
     session = catalogue
     unknown = event(1, 999)

@@ -259,8 +259,7 @@ def _check_time(start: dt.datetime, now: dt.datetime, builder: User | None, prof
 
 def _refuse_with(refusal: Refusal) -> BappError:
     """A rule book refusal as the command's error: a clash with other bookings is a conflict (exit 8)."""
-    error = Conflict if refusal.conflict else InvalidInput
-    return error(refusal.text, hint=refusal.hint, code=refusal.code)
+    return (Conflict if refusal.conflict else InvalidInput)(refusal.text, hint=refusal.hint, code=refusal.code)
 
 
 def linked_pathways(session: Session, session_type: SessionType) -> list[Pathway]:
@@ -472,8 +471,7 @@ def create_booking(session: Session, request: BookingRequest, *, now: dt.datetim
     # Rule 1
     check_bookable(session_type, builder, profile)
     # Rule 2
-    duration = _check_duration(session_type, request.duration)
-    end = start + dt.timedelta(minutes=duration)
+    end = start + dt.timedelta(minutes=_check_duration(session_type, request.duration))
     if not request.allow_past:
         _check_time(start, now, builder, profile)
     # Rule 3

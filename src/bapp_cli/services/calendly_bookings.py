@@ -26,7 +26,8 @@ How an invitee becomes a booking:
   one linked pathway the client is actively enrolled in, else its only linked pathway (a Calendly
   booking cannot be refused, so "ask the client" becomes a warning). A booking with a pathway enrols the
   client (rule 4), its builder becoming the coach;
-* status from the price (rule 8); a successful Calendly payment makes a paid session confirmed/paid.
+* status from the price (rule 8); a successful Calendly payment makes it confirmed/paid, at the amount and
+  currency Calendly took (the price bapp holds may not be set, or be in another currency).
 
 Changes after the first sight:
 
@@ -87,6 +88,7 @@ from bapp_cli.services.listing import Page
 from bapp_cli.services.people import ensure_client, normalise_email
 from bapp_cli.services.plain_reads import builder_ids_by_calendly_uri
 from bapp_cli.services.rule_book import ACTIVE_STATUSES, price_status
+from bapp_cli.services.session_values import parse_currency, parse_price
 
 DEFAULT_PATHWAY_QUESTION = "pathway"
 RESCHEDULED_REASON = "Rescheduled"
@@ -369,10 +371,6 @@ class InviteeApplier:
             reason = f"{RESCHEDULED_REASON}: {reason}" if reason else RESCHEDULED_REASON
         return when or item.invitee.updated_at, (reason[:_MAX_REASON] if reason else None)
 
-    @staticmethod
-    def _paid(invitee: Invitee) -> bool:
-        return invitee.payment is not None and invitee.payment.successful is True
-
     # -- apply ------------------------------------------------------------------------------------
 
     def apply(self, item: BookedInvitee) -> InviteeOutcome:
@@ -427,10 +425,13 @@ class InviteeApplier:
         if pathway is not None and not cancelled and not pathway.archived:
             _, enrolled, _ = enrol(self.session, client, pathway, now=self.now, builder=builder)
 
-        price, currency, paid = session_type.price, session_type.currency, self._paid(invitee)
+        charged = _charged(invitee, warnings)
+        paid = charged is not None or (replaced is not None and replaced.payment_status == "paid")
+        terms: dict[str, Any] = {"amount": session_type.price, "currency": session_type.currency}
         if replaced is not None:  # a reschedule moves its booking at the price agreed (and paid) for it, not today's
-            price, currency, paid = replaced.amount, replaced.currency, paid or replaced.payment_status == "paid"
-        status, payment = price_status(price, paid=paid)
+            terms = {"amount": replaced.amount, "currency": replaced.currency}
+        terms |= charged or {}
+        status, payment = price_status(terms["amount"], paid=paid)
         cancelled_at, reason = self._cancellation(item) if cancelled else (None, None)
         booking = Booking(
             **remote,
@@ -439,8 +440,7 @@ class InviteeApplier:
             session_type_id=session_type.id,
             status="cancelled" if cancelled else status,
             payment_status=payment,
-            amount=price,
-            currency=currency,
+            **terms,
             pathway_id=pathway.id if pathway is not None else None,
             calendly_invitee_uri=invitee.uri,
             source="calendly",
@@ -525,17 +525,16 @@ class InviteeApplier:
         elif booking.status == "cancelled":
             warnings.append("booking is cancelled here and stays cancelled (Calendly shows the invitee active)")
         elif booking.status in ACTIVE_STATUSES:
-            session_type = self.session.get_one(SessionType, booking.session_type_id)
-            fresh = self._remote_fields(item, session_type, warnings)
+            fresh = self._remote_fields(item, self.session.get_one(SessionType, booking.session_type_id), warnings)
             answered = self._answered_pathway(invitee, warnings) if booking.pathway_id is None else None
             if answered is not None:  # an answer that now names a pathway enrols the client in it
                 fresh["pathway_id"] = answered.id
                 client = self.session.get_one(User, booking.client_id)
                 builder = self.session.get(User, booking.builder_id) if booking.builder_id else None
                 enrol(self.session, client, answered, now=self.now, builder=builder)
-            if self._paid(invitee) and booking.payment_status == "unpaid":
+            if booking.payment_status == "unpaid" and (charged := _charged(invitee, warnings)) is not None:
                 # paid in Calendly: confirmed (rule 8); an active booking is pending or already confirmed
-                fresh.update(payment_status="paid", status="confirmed")
+                fresh.update(payment_status="paid", status="confirmed", **charged)
             changes = apply_changes(booking, fresh)
         booking.remote_updated_at = invitee.updated_at
         if not changes:
@@ -589,6 +588,19 @@ class InviteeApplier:
         if marked:
             return _outcome("no_show", item, booking, "marked no-show", warnings)
         return _outcome("updated", item, booking, f"no-show mark removed ({booking.status})", warnings)
+
+
+def _charged(invitee: Invitee, warnings: list[str]) -> dict[str, Any] | None:
+    """None unless Calendly says the invitee paid; then what it took, as the booking's amount and currency
+    whatever the price bapp holds (0.00 until someone sets it, or another currency) — none for a charge no
+    booking can hold (said), which leaves the price."""
+    payment = invitee.payment
+    if payment is None or payment.successful is not True:
+        return None
+    with contextlib.suppress(InvalidInput):
+        return {"amount": parse_price(str(payment.amount)), "currency": parse_currency(str(payment.currency))}
+    warnings.append(f"Calendly's payment of {payment.amount} {payment.currency!r} cannot be recorded; the price stands")
+    return {}
 
 
 def _outcome(

@@ -479,8 +479,7 @@ class CalendlyWriter:
             except DatabaseNotReady:
                 raise  # not Calendly's answer, which may have booked it: it stays pending, said by _stays_pending
             except BappError as exc:
-                unknown = exc.code == "calendly_unknown"
-                state, status = ("unknown", "pending") if unknown else ("removed", "removed")
+                state, status = ("unknown", "pending") if exc.code == "calendly_unknown" else ("removed", "removed")
                 return _reconciled("resent", exc.message, calendly_state=state, status=status)
             return _reconciled("resent", "booked in Calendly", calendly_state="booked", status=view.status)
         if too_old or sent.start_time <= now:
