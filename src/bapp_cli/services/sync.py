@@ -520,9 +520,10 @@ class SyncPlan:
         self.updates.append({"id": row["id"], **values, "present_in_last_sync": True})
         if returning:
             report.reactivated += 1
+            action, note = "reactivate", "back in the listing"
         else:
             report.updated += 1
-        action, note = ("reactivate", "back in the listing") if returning else ("update", "")
+            action, note = "update", ""
         report.changes.append(SyncChange(action, row["calendly_uri"], desired["title"], tuple(changed), note=note))
 
     def stored(self, column: str, value: Any) -> Any:
