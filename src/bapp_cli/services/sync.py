@@ -487,7 +487,7 @@ class SyncPlan:
                 if classification.pathways:
                     self.new_links[uri] = classification.pathways
                 report.created += 1
-                if listed["slug"] and slug != listed["slug"]:
+                if slug != listed["slug"]:  # claim gives back a missing slug (None) as it is
                     note = f"{note}; slug {slug} ({listed['slug']} is taken)"
                 report.changes.append(SyncChange("create", uri, listed["title"], note=note))
             else:
