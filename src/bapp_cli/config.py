@@ -28,6 +28,7 @@ from bapp_cli.errors import (
     UnreadableDocument,
     UsageError,
     read_at_most,
+    read_small_file,
     read_toml,
 )
 
@@ -767,15 +768,11 @@ def _read_secret_file(key: str, value: Any, *, hint: str, missing_ok: bool = Fal
     (exit 4), never a crash (R9)."""
     path = user_path(str(value))
     try:
-        # O_NONBLOCK: opening a FIFO waited for a writer, for ever (a key file's FIFO is refused, as the badge key's)
-        with open(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as handle:
-            if stat.S_ISFIFO(os.fstat(handle.fileno()).st_mode):
-                raise ConfigError(f"{key} {path} is a FIFO; it should be a file holding the secret alone", hint=hint)
-            data = read_at_most(
-                handle,
-                MAX_SECRET_FILE_BYTES,
-                lambda size: ConfigError(f"{key} {path} is {size}; it should hold the secret alone", hint=hint),
-            )
+        data, _ = read_small_file(
+            path,
+            MAX_SECRET_FILE_BYTES,
+            lambda why: ConfigError(f"{key} {path} is {why}; it should hold the secret alone", hint=hint),
+        )
     except OSError as exc:
         # asked by opening it: Path.exists() raised for a name too long, or a directory that may not be searched
         if missing_ok and isinstance(exc, FileNotFoundError):

@@ -7,6 +7,9 @@ one entry per bad row). Only ``bapp_cli.cli.app`` turns them into stderr text; n
 
 from __future__ import annotations
 
+import errno
+import os
+import stat
 from collections.abc import Callable
 from typing import IO, Any
 
@@ -213,6 +216,25 @@ def read_at_most(handle: IO[bytes], limit: int, too_large: Callable[[str], BappE
     if len(content) > limit:
         raise too_large(f"larger than {limit >> 20} MB" if limit >= 1 << 20 else f"larger than {limit >> 10} KB")
     return content
+
+
+def read_small_file(path: str | os.PathLike[str], limit: int, refused: Callable[[str], BappError]) -> tuple[bytes, int]:
+    """The bytes and st_mode of the regular file `path` a setting names (a key, a token), read as `read_at_most`;
+    anything else — a FIFO, a device, a directory, a socket — is `refused("not a regular file")`, never read.
+    Other OSErrors (not there, not permitted) are the caller's to word."""
+    try:
+        # O_NONBLOCK: opening a FIFO would otherwise wait for a writer, for ever; it is refused below
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as exc:
+        if exc.errno == errno.ENXIO:  # a socket cannot be opened at all
+            raise refused("not a regular file") from None
+        raise
+    mode = os.fstat(descriptor).st_mode
+    if not stat.S_ISREG(mode):  # asked before open(), which refuses a directory but leaves its descriptor open
+        os.close(descriptor)
+        raise refused("not a regular file")
+    with open(descriptor, "rb") as handle:
+        return read_at_most(handle, limit, refused), mode
 
 
 def holds_lone_surrogate(document: Any) -> bool:

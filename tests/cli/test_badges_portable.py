@@ -6,9 +6,11 @@ the database and from the published status list.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
+import socket
 import stat
 import subprocess
 import sys
@@ -252,15 +254,18 @@ def test_an_issuer_name_with_a_control_character_is_refused_like_any_stored_name
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # no database is read
-def test_a_key_file_that_is_a_fifo_is_refused_at_once(bapp: Bapp, tmp_path: Path) -> None:
-    # opening it waited for a writer: every badges command hung
-    fifo = tmp_path / "key.pem"
+def test_a_key_file_that_is_a_fifo_or_a_socket_is_refused_at_once(bapp: Bapp, tmp_path: Path) -> None:
+    # opening it waited for a writer: every badges command hung; a socket was "No such device or address"
+    fifo, sock = tmp_path / "key.pem", tmp_path / "key.sock"
     os.mkfifo(fifo)
-    Path(bapp.env["BAPP_CONFIG"]).write_text(
-        f'[badges]\nissuer_name = "B"\nissuer_url = "https://b.example"\nkey_file = "{fifo}"\n'
-    )
-    result = bapp.process("badges", "issuer", "show", timeout=60)
-    assert result.exit_code == 4 and f"the badge signing key file {fifo} is not a PEM key file" in result.stderr
+    with contextlib.closing(socket.socket(socket.AF_UNIX)) as listener:
+        listener.bind(str(sock))
+    for key_file in (fifo, sock):
+        Path(bapp.env["BAPP_CONFIG"]).write_text(
+            f'[badges]\nissuer_name = "B"\nissuer_url = "https://b.example"\nkey_file = "{key_file}"\n'
+        )
+        result = bapp.process("badges", "issuer", "show", timeout=60)
+        assert result.exit_code == 4 and f"the badge signing key file {key_file} is not a PEM key file" in result.stderr
 
 
 def test_against_db_vouches_only_for_credentials_this_issuer_signed(bapp: Bapp, tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ import os
 import pty
 import select
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -246,13 +247,22 @@ def test_r9_config_files_bapp_cannot_read_or_write_are_exit_4(bapp: Bapp, tmp_pa
 
 def test_r9_secret_files_named_in_config_are_short_utf8_text_or_exit_4(bapp: Bapp, tmp_path: Path) -> None:
     """The webhook signing key file once crashed (exit 1, UnicodeDecodeError) where the token file did
-    not; both are read by one rule now, which also stops at a file that cannot be a secret."""
+    not; both are read by one rule now, which also stops at a file that cannot be a secret. Only a regular
+    file is read: a directory was "Is a directory", a socket "No such device or address", /dev/zero read."""
     binary = tmp_path / "binary"
     binary.write_bytes(b"\xff\xfe\x00")
     big = tmp_path / "big"
     big.write_bytes(b"k" * (65 << 10))
+    sock = tmp_path / "sock"
+    with contextlib.closing(socket.socket(socket.AF_UNIX)) as listener:
+        listener.bind(str(sock))
     delivery = str(REPO / "examples" / "calendly" / "webhook_invitee_created.json")
-    for secret, expected in ((binary, "is not UTF-8 text"), (big, "is larger than 64 KB"), (tmp_path, "cannot read")):
+    irregular = "is not a regular file; it should hold the secret alone"
+    for secret, expected in (
+        (binary, "is not UTF-8 text"),
+        (big, "is larger than 64 KB"),
+        *((path, irregular) for path in (tmp_path, sock, Path("/dev/zero"))),
+    ):
         config = tmp_path / "with-key.toml"
         config.write_text(f'[calendly]\nwebhook_signing_key_file = "{secret}"\ntoken_file = "{secret}"\n')
         applied = bapp("--config", str(config), "calendly", "webhook", "apply", delivery)

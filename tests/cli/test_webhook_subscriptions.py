@@ -167,7 +167,7 @@ def test_a_fifo_as_the_key_file_is_exit_4_naming_it_and_never_waits_for_a_writer
         result = cbapp.process("calendly", "webhook", *command, stdin="{}", timeout=60)  # a guard, not a measure
         assert result.exit_code == 4, result.stderr
         assert error_lines(result.stderr) == [
-            f"Error: calendly.webhook_signing_key_file {fifo} is a FIFO; it should be a file holding the secret alone"
+            f"Error: calendly.webhook_signing_key_file {fifo} is not a regular file; it should hold the secret alone"
         ]
     assert _posts(fake) == 0 and stat.S_ISFIFO(fifo.stat().st_mode)
 
@@ -176,15 +176,15 @@ def test_a_fifo_as_the_key_file_is_exit_4_naming_it_and_never_waits_for_a_writer
 def test_subscribe_never_writes_its_key_over_a_device_named_as_the_key_file(
     cbapp: Bapp, fake: FakeCalendly, tmp_path: Path
 ) -> None:
-    """calendly.webhook_signing_key_file = "/dev/null" reads as no key, so subscribe made one and renamed its file
-    over the device: as root, the machine's /dev/null became a regular file. A null device of the test's own
-    stands in for it."""
+    """calendly.webhook_signing_key_file = "/dev/null" read as no key, so subscribe made one and renamed its file
+    over the device: as root, the machine's /dev/null became a regular file. A device is no key file now, and
+    refused before anything is written. A null device of the test's own stands in for it."""
     device = tmp_path / "null"
     os.mknod(device, stat.S_IFCHR | 0o666, os.makedev(1, 3))
     (cbapp.home / "config.toml").write_text(f'[calendly]\nwebhook_signing_key_file = "{device}"\n')
     result = cbapp("calendly", "webhook", "subscribe", "--url", URL)
     assert result.exit_code == 4, result.stderr
-    assert f"cannot write webhook signing key file {device}: it is not a regular file" in result.stderr
+    assert f"calendly.webhook_signing_key_file {device} is not a regular file" in result.stderr
     assert stat.S_ISCHR(device.stat().st_mode) and _posts(fake) == 0
 
 

@@ -97,7 +97,7 @@ class SlugBook:
         while not self.is_free(candidate, for_type=holder):
             number += 1
             candidate = numbered_slug(wanted, number)
-        if current is not None and self._held.get(current) == holder:  # the sync clears it first (sync._write)
+        if current is not None:  # held by this type, and free once it is renamed away (sync._write clears it first)
             del self._held[current]
         self._held[candidate] = holder
         return candidate

@@ -19,7 +19,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from bapp_cli.errors import ConfigError, Conflict, InvalidInput, read_at_most, read_json_input
+from bapp_cli.errors import ConfigError, Conflict, InvalidInput, read_json_input, read_small_file
 
 KEY_FILE_MODE = stat.S_IRUSR | stat.S_IWUSR
 
@@ -87,13 +87,8 @@ def load_key_file(path: Path) -> SigningKey:
     """The issuer key from its PEM file; refused (exit 4) when others may read it, as ssh refuses."""
     not_a_key = ConfigError(f"the badge signing key file {path} is not a PEM key file")
     try:
-        # O_NONBLOCK: opening a FIFO would otherwise wait for a writer, forever; it is refused below as no key file
-        with open(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as handle:
-            mode = os.fstat(handle.fileno()).st_mode
-            if not stat.S_ISREG(mode):  # a FIFO, a device, a directory: never read
-                raise not_a_key
-            # a PEM key is a few hundred bytes: never read on into `/dev/zero` or a disk image
-            data = read_at_most(handle, MAX_KEY_FILE_BYTES, lambda _: not_a_key)
+        # a PEM key is a few hundred bytes: a FIFO, a device or a larger file is no key file
+        data, mode = read_small_file(path, MAX_KEY_FILE_BYTES, lambda _: not_a_key)
     except FileNotFoundError:
         raise ConfigError(
             f"the badge signing key file {path} does not exist",

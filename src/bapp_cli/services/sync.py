@@ -487,7 +487,7 @@ class SyncPlan:
                 if classification.pathways:
                     self.new_links[uri] = classification.pathways
                 report.created += 1
-                if listed["slug"] and slug != listed["slug"]:
+                if slug != listed["slug"]:  # claim gives back a missing slug (None) as it is
                     note = f"{note}; slug {slug} ({listed['slug']} is taken)"
                 report.changes.append(SyncChange("create", uri, listed["title"], note=note))
             else:
@@ -520,9 +520,10 @@ class SyncPlan:
         self.updates.append({"id": row["id"], **values, "present_in_last_sync": True})
         if returning:
             report.reactivated += 1
+            action, note = "reactivate", "back in the listing"
         else:
             report.updated += 1
-        action, note = ("reactivate", "back in the listing") if returning else ("update", "")
+            action, note = "update", ""
         report.changes.append(SyncChange(action, row["calendly_uri"], desired["title"], tuple(changed), note=note))
 
     def stored(self, column: str, value: Any) -> Any:
