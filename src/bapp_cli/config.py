@@ -112,20 +112,20 @@ def normalise_database_url(url: str) -> str:
     return url
 
 
-def mask_url_password(url: str) -> str:
-    """Replace the password of a URL with ****, leaving everything else readable."""
-    from urllib.parse import urlsplit, urlunsplit
+# A URL's password: after the user, up to the last @ before the first / (libpq's reading, wider), else up to the
+# next @, a / in it (SQLAlchemy's). A ? or # in it is no query or fragment to either, as it was to urlsplit.
+_URL_PASSWORD = re.compile(r"^([^:/]+://[^:/]*:)(?:[^/]*|[^@]*)@")
 
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return MASK
-    if parts.password is None:
-        return url
-    netloc = parts.netloc
-    userinfo, _, hostinfo = netloc.rpartition("@")
-    user = userinfo.split(":", 1)[0]
-    return urlunsplit(parts._replace(netloc=f"{user}:{MASK}@{hostinfo}"))
+
+def mask_url_password(url: str) -> str:
+    """`url` with its password as ****: the one after the user, and a `?password=` (the name perhaps %-escaped),
+    which libpq and SQLAlchemy both take."""
+    from urllib.parse import unquote
+
+    head, mark, query = _URL_PASSWORD.sub(rf"\g<1>{MASK}@", url, count=1).partition("?")
+    parts = [(part.partition("=")[0], part) for part in query.split("&")]
+    shown = [f"{name}={MASK}" if unquote(name) == "password" else part for name, part in parts]
+    return head + mark + "&".join(shown)
 
 
 def check_database_url(url: str) -> str:

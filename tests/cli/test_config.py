@@ -88,6 +88,32 @@ def test_show_masks_secrets_and_names_sources(cli: Bapp, tmp_path: Path) -> None
     }
 
 
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        # libpq and SQLAlchemy both take a ? or # in the password, which urlsplit read as the query or fragment
+        ("postgresql://app:pw?hunter2@db.example.com/bapp", "postgresql+psycopg://app:****@db.example.com/bapp"),
+        ("postgresql://app:pw#hunter2@db.example.com/bapp", "postgresql+psycopg://app:****@db.example.com/bapp"),
+        # libpq's own parameter, its name perhaps %-escaped
+        (
+            "postgresql://db.example.com/bapp?user=app&password=hunter2&sslmode=require",
+            "postgresql+psycopg://db.example.com/bapp?user=app&password=****&sslmode=require",
+        ),
+        (
+            "postgresql://db.example.com/bapp?pass%77ord=hunter2",
+            "postgresql+psycopg://db.example.com/bapp?pass%77ord=****",
+        ),
+    ],
+)
+def test_show_masks_the_database_password_wherever_the_url_holds_it(cli: Bapp, url: str, shown: str) -> None:
+    for fmt in ("json", "tsv", "csv", "jsonl", "table"):
+        result = cli("config", "show", "--format", fmt, env={"BAPP_DATABASE_URL": url})
+        assert result.exit_code == 0, result.stderr
+        assert "hunter2" not in result.stdout + result.stderr
+    rows = settings_by_key(cli("config", "show", "--json", env={"BAPP_DATABASE_URL": url}).json())
+    assert rows["database_url"]["value"] == shown
+
+
 def test_precedence_flag_env_file_default(tmp_path: Path) -> None:
     config_path = tmp_path / "c.toml"
     config_path.write_text('database_url = "sqlite:///from-file.db"\ntimezone = "Asia/Tokyo"\n')
