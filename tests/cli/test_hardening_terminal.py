@@ -432,6 +432,37 @@ def test_item17_a_sync_into_a_read_only_database_is_exit_5_with_nothing_on_stdou
     assert snapshot(bapp.database_url) == before
 
 
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_postgresql_user_not_granted_the_tables_is_exit_5_saying_so(bapp: Bapp) -> None:
+    """A role that may log in but was granted none of the schema's tables (a reporting role, a grant forgotten):
+    `db current`, `db upgrade` and `db downgrade` were exit 1 ('unexpected error: ProgrammingError'), and every
+    other command said "the database has no schema yet; run `bapp db upgrade`", which that role cannot."""
+    from sqlalchemy.engine import make_url
+
+    role = f"ungranted_{os.getpid()}"
+    engine = make_engine(bapp.database_url)
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.execute(text(f"CREATE ROLE {role} LOGIN PASSWORD 'role-pw'"))
+    url = make_url(bapp.database_url).set(username=role, password="role-pw").render_as_string(hide_password=False)
+    try:
+        for command in (
+            ("db", "current"),
+            ("db", "upgrade"),
+            ("db", "downgrade", "base", "--yes"),
+            ("clients", "list"),
+            ("bookings", "list"),
+        ):
+            result = bapp(*command, env={"BAPP_DATABASE_URL": url})
+            assert result.exit_code == 5, (command, result.stderr)
+            assert "the database refused this user: permission denied for table alembic_version" in result.stderr
+            assert "no schema" not in result.stderr and "role-pw" not in result.stderr
+    finally:
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            connection.execute(text(f"DROP ROLE {role}"))
+        engine.dispose()
+    assert bapp("db", "current").exit_code == 0  # the schema's owner still reads it at head
+
+
 def test_item17_raw_driver_errors_of_the_bulk_writer_map_to_database_not_ready() -> None:
     import sqlite3
 

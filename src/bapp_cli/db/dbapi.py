@@ -42,6 +42,10 @@ _PG_IDLE_IN_TRANSACTION_TIMEOUT = "25P03"
 _PG_LOCK_NOT_AVAILABLE = "55P03"
 # SQLSTATE of a unique index refusing an insert
 _PG_UNIQUE_VIOLATION = "23505"
+# SQLSTATE of a statement on a table the role was not granted (a reporting role, a grant forgotten)
+_PG_INSUFFICIENT_PRIVILEGE = "42501"
+# SQLSTATE of a table that is not there (alembic_version before `db upgrade`)
+_PG_UNDEFINED_TABLE = "42P01"
 # the query parameters SQLAlchemy's pysqlite dialect takes (with `uri=true`, SQLite's own URI parameters too)
 _PYSQLITE_PARAMETERS = {"uri", "timeout", "isolation_level", "detect_types", "check_same_thread", "cached_statements"}
 _NAMED_PARAMETER = re.compile(r"(?<!:):([a-z_][a-z0-9_]*)")
@@ -325,7 +329,9 @@ def ensure_at_head(database: Database) -> None:
         found = database.one("SELECT version_num FROM alembic_version")
     except Exception as exc:  # a missing table reads differently on each backend
         text = exc.message if isinstance(exc, DatabaseNotReady) else str(exc)
-        if "alembic_version" in text or "no such table" in text:
+        # the table missing (SQLite's words; PostgreSQL's code), not there but refused to this user: that is no
+        # schema to make, and `db upgrade` would be refused as well
+        if "no such table" in text or getattr(getattr(exc, "orig", exc), "sqlstate", None) == _PG_UNDEFINED_TABLE:
             raise DatabaseNotReady("the database has no schema yet", hint="run `bapp db upgrade`") from None
         if isinstance(exc, (DatabaseNotReady, Busy)):  # another process holding the database is busy, not down
             raise
@@ -441,6 +447,12 @@ def database_failure(exc: BaseException) -> DatabaseNotReady | Busy | Conflict |
         return _locked(str(original).strip().splitlines()[0] if str(original).strip() else "lock timeout")
     elif getattr(original, "sqlstate", None) in (_PG_READ_ONLY, _PG_IDLE_IN_TRANSACTION_TIMEOUT):
         pass
+    elif getattr(original, "sqlstate", None) == _PG_INSUFFICIENT_PRIVILEGE:  # the role's grants: a setting, not a bug
+        return DatabaseNotReady(
+            f"the database refused this user: {str(original).strip().splitlines()[0]}",
+            hint="grant this user the tables (and CREATE on the schema for `bapp db upgrade`), or use their owner",
+            code="database_permission",
+        )
     elif type(original).__name__ == "ProgrammingError" and getattr(original, "sqlstate", "") is None:
         return unreachable(original)  # libpq refused the URL itself (the engine's first connection): no server asked
     elif not any(kind.__name__ == "OperationalError" for kind in type(exc).__mro__ + type(original).__mro__):
