@@ -695,7 +695,7 @@ def set_config_values(path: Path, values: Mapping[str, str]) -> None:
         check_given_setting(key, value)
     data = load_config_file(path)
     for key, value in values.items():
-        put_setting(data, key, value)
+        put_setting(data, key, value, path)
     write_config_file(path, data)
 
 
@@ -708,11 +708,17 @@ def check_given_setting(key: str, value: str) -> Any:
         raise InvalidInput(error.message, hint=error.hint, code=error.code) from None
 
 
-def put_setting(data: dict[str, Any], key: str, value: Any) -> None:
-    """Set the dotted `key` (`calendly.token_file`) in the config file's `data`, making its tables."""
+def put_setting(data: dict[str, Any], key: str, value: Any, path: Path | None = None) -> None:
+    """Set the dotted `key` (`calendly.token_file`) in the config file's `data` (the file at `path`), making its
+    tables."""
     *tables, name = key.split(".")
     for table in tables:
         data = data.setdefault(table, {})
+        if not isinstance(data, dict):  # `calendly = "x"` (or an array of tables) has no place for calendly.user
+            raise ConfigError(
+                f"config file {path}: {table} is not a table, so it cannot hold {key}",
+                hint=f"edit the file: make {table} a [{table}] table, or remove it",
+            )
     data[name] = value
 
 

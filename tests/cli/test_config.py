@@ -114,6 +114,18 @@ def test_show_masks_the_database_password_wherever_the_url_holds_it(cli: Bapp, u
     assert rows["database_url"]["value"] == shown
 
 
+def test_set_into_a_key_that_is_no_table_is_exit_4_naming_it(cli: Bapp) -> None:
+    """`calendly = "x"` (or an array of tables) in the file has no place for calendly.user: that was exit 1."""
+    config_path = Path(cli.env["BAPP_CONFIG"])
+    for text in ('calendly = "x"\n', '[[calendly]]\nuser = "x"\n'):
+        config_path.write_text(text)
+        result = cli("config", "set", "calendly.user", "https://api.calendly.com/users/AAAA")
+        assert result.exit_code == 4, result.stderr
+        assert f"config file {config_path}: calendly is not a table, so it cannot hold calendly.user" in result.stderr
+        assert config_path.read_text() == text
+        assert cli("config", "unset", "calendly.user").exit_code == 0 and config_path.read_text() == text
+
+
 def test_precedence_flag_env_file_default(tmp_path: Path) -> None:
     config_path = tmp_path / "c.toml"
     config_path.write_text('database_url = "sqlite:///from-file.db"\ntimezone = "Asia/Tokyo"\n')
