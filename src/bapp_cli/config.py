@@ -693,10 +693,9 @@ def set_config_values(path: Path, values: Mapping[str, str]) -> None:
                 "or `bapp config set calendly.token_file PATH`",
             )
         check_given_setting(key, value)
-    data = load_config_file(path)
-    for key, value in values.items():
-        put_setting(data, key, value, path)
-    write_config_file(path, data)
+    with _editing_config_file(path) as data:
+        for key, value in values.items():
+            put_setting(data, key, value, path)
 
 
 def check_given_setting(key: str, value: str) -> Any:
@@ -723,6 +722,32 @@ def put_setting(data: dict[str, Any], key: str, value: Any, path: Path | None = 
 
 
 @contextlib.contextmanager
+def _editing_config_file(path: Path) -> Iterator[dict[str, Any]]:
+    """The config file's data to change, written back if the caller changed it, with the file's folder locked
+    (flock) from the read to the write: two `config set` at once each wrote back the file as it had read it, so
+    one of the changes was lost though both said it was made."""
+    import copy
+    import fcntl
+
+    folder = Path(os.path.realpath(path)).parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(folder, os.O_RDONLY)
+    except OSError as exc:
+        raise ConfigError(f"cannot write config file {path}: {exc.strerror}", code="config_unwritable") from None
+    try:
+        with contextlib.suppress(OSError):  # a file system without locks (an NFS home without lockd): edit unlocked
+            fcntl.flock(descriptor, fcntl.LOCK_EX)
+        data = load_config_file(path)
+        before = copy.deepcopy(data)
+        yield data
+        if data != before:
+            write_config_file(path, data)
+    finally:
+        os.close(descriptor)
+
+
+@contextlib.contextmanager
 def removed_on_failure(path: Path) -> Iterator[None]:
     """For the config writes that name a secret file just made at `path` (a signing key): should one fail (a
     config file bapp cannot write is exit 4; or a stop signal), `path` is removed. A key that no config names
@@ -736,18 +761,10 @@ def removed_on_failure(path: Path) -> Iterator[None]:
 
 def unset_config_value(path: Path, key: str) -> bool:
     _check_key(key)
-    data = load_config_file(path)
-    node: Any = data
-    parts = key.split(".")
-    for part in parts[:-1]:
-        node = node.get(part)
-        if not isinstance(node, dict):
-            return False
-    if parts[-1] not in node:
-        return False
-    del node[parts[-1]]
-    write_config_file(path, data)
-    return True
+    table, _, name = key.rpartition(".")
+    with _editing_config_file(path) as data:
+        node = _file_value(data, table) if table else data
+        return isinstance(node, dict) and node.pop(name, None) is not None
 
 
 def validate_timezone(name: str) -> str:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import stat
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -124,6 +126,43 @@ def test_set_into_a_key_that_is_no_table_is_exit_4_naming_it(cli: Bapp) -> None:
         assert f"config file {config_path}: calendly is not a table, so it cannot hold calendly.user" in result.stderr
         assert config_path.read_text() == text
         assert cli("config", "unset", "calendly.user").exit_code == 0 and config_path.read_text() == text
+
+
+# Each racer has imported bapp, then waits for its stdin to close: so they all start `config set` at once.
+RACER = (
+    "import sys, copy, fcntl, tomllib, tomli_w; from bapp_cli.cli.app import main; import bapp_cli.cli.config; "
+    "print('ready', flush=True); sys.stdin.read(); main(sys.argv[1:])"
+)
+
+
+def test_settings_set_at_once_are_all_kept(cli: Bapp) -> None:
+    """Each `config set` read the file, changed it and wrote it back: run at once, each wrote back what it had read,
+    so most of the changes were lost, though every one said it was made (exit 0)."""
+    values = {f"calendly.{name}": f"https://x.example/{name}" for name in ("user", "organization", "base_url")}
+    values |= {"badges.issuer_url": "https://x.example", "badges.image_base_url": "https://x.example/img"}
+    values |= {"timezone": "Asia/Tokyo", "format": "json", "bookings.calendly": "never"}
+    racers = [
+        subprocess.Popen(
+            [sys.executable, "-c", RACER, "config", "set", key, value],
+            env=cli._environment(None),
+            cwd=REPO,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for key, value in values.items()
+    ]
+    for racer in racers:
+        assert racer.stdout is not None and racer.stdout.readline() == "ready\n"
+    for racer in racers:
+        assert racer.stdin is not None
+        racer.stdin.close()
+    for racer in racers:
+        assert racer.wait(timeout=60) == 0, racer.communicate()
+    settings = settings_by_key(cli("config", "show", "--json").json())
+    assert {key: settings[key]["value"] for key in values} == values
+    assert list(Path(cli.env["BAPP_CONFIG"]).parent.glob("config.toml?*")) == []  # no temporary file left
 
 
 def test_precedence_flag_env_file_default(tmp_path: Path) -> None:
