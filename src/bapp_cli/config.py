@@ -564,15 +564,26 @@ def user_path(text: str) -> Path:
     return Path(os.path.expanduser(text))
 
 
+def names_a_directory(path: str) -> bool:
+    """Whether `path` ends as a directory's name (`out/`, `out/.`, `out/..`, `.`): pathlib and realpath drop such
+    an ending, so a file of the directory's name would be written where a directory was meant."""
+    return path.endswith(("/", os.sep)) or path.rsplit("/", 1)[-1] in (".", "..")
+
+
 def config_file_path(config_path: str | None, environ: Mapping[str, str] | None = None) -> tuple[Path, str]:
     """The config file in use and where that choice came from: --config, else BAPP_CONFIG, else the default."""
     env = os.environ if environ is None else environ
     # an empty --config ("$CONF" unset) names no file: never the environment's or the default
     if config_path is not None:
-        return user_path(config_path), "flag"
-    if env.get("BAPP_CONFIG"):
-        return user_path(env["BAPP_CONFIG"]), "env:BAPP_CONFIG"
-    return default_config_path(), "default"
+        given, source = config_path, "flag"
+    elif env.get("BAPP_CONFIG"):
+        given, source = env["BAPP_CONFIG"], "env:BAPP_CONFIG"
+    else:
+        return default_config_path(), "default"
+    if names_a_directory(given):  # `config set` wrote a file called bapp for --config ~/.config/bapp/
+        where = "--config" if source == "flag" else "BAPP_CONFIG"
+        raise ConfigError(f"config file {given} ({where}) is a directory name: give a file name", code="config_missing")
+    return user_path(given), source
 
 
 def resolve_settings(

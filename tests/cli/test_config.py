@@ -165,6 +165,23 @@ def test_settings_set_at_once_are_all_kept(cli: Bapp) -> None:
     assert list(Path(cli.env["BAPP_CONFIG"]).parent.glob("config.toml?*")) == []  # no temporary file left
 
 
+@pytest.mark.parametrize("ending", ["/", "/.", "/.."])
+def test_a_config_path_that_names_a_directory_is_exit_4_and_writes_nothing(
+    cli: Bapp, tmp_path: Path, ending: str
+) -> None:
+    """pathlib drops a last /, /. or /..: `--config ~/.config/bapp/` made `config init` and `config set` write a
+    file called bapp where a folder was meant (and a folder not there yet read as no config file at all)."""
+    given = f"{tmp_path / 'settings'}{ending}"
+    commands = [("config", "init"), ("config", "set", "timezone", "UTC"), ("config", "show"), ("pathways", "list")]
+    for flag, env in ((("--config", given), {}), ((), {"BAPP_CONFIG": given})):
+        for command in commands:
+            result = cli(*flag, *command, env=env)
+            assert result.exit_code == 4, (flag, command, result.stderr)
+            where = "--config" if flag else "BAPP_CONFIG"
+            assert f"config file {given} ({where}) is a directory name: give a file name" in result.stderr
+    assert not (tmp_path / "settings").exists()
+
+
 def test_precedence_flag_env_file_default(tmp_path: Path) -> None:
     config_path = tmp_path / "c.toml"
     config_path.write_text('database_url = "sqlite:///from-file.db"\ntimezone = "Asia/Tokyo"\n')
