@@ -664,6 +664,20 @@ def test_item18_a_folder_bapp_cannot_write_is_exit_5(tmp_path: Path) -> None:
         assert refused.exit_code == 5 and "unexpected error" not in refused.stderr
 
 
+def test_a_sqlite_url_naming_a_directory_is_exit_5_saying_so(tmp_path: Path) -> None:
+    """A directory was "database error: unable to open database file" (SQLite's words, naming neither the path
+    nor the reason), and a URL ending in / for a folder not there yet made `db upgrade` create a database file of
+    the folder's name."""
+    folder = tmp_path / "data"
+    folder.mkdir()
+    for given, named in ((folder, folder), (f"{folder}/.", folder), (f"{tmp_path}/new/", tmp_path / "new")):
+        for args in (("db", "upgrade"), ("db", "current"), ("clients", "list"), ("bookings", "list")):
+            result = Bapp(f"sqlite:///{given}", tmp_path)(*args)
+            assert result.exit_code == 5, (given, args, result.stderr)
+            assert f"the database URL names a directory ({named}), not a file" in result.stderr
+    assert not (tmp_path / "new").exists() and list(folder.iterdir()) == []
+
+
 # -- item 19: a revision from a newer bapp; unknown migration targets ---------------------------------
 
 

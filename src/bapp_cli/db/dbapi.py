@@ -71,6 +71,22 @@ def sqlite_file(url: str) -> Path | None:
     return Path(path) if path and path != ":memory:" else None
 
 
+def check_sqlite_file(url: str, path: Path, *, creating: bool = False) -> None:
+    """Refuse (exit 5) the SQLite database `path` of `url` when it is a directory or the URL's path ends as one's name
+    (`sqlite:///data/`, which `db upgrade` made a file called data), or a file not there unless `db upgrade` is
+    `creating` it. SQLite's own word for a directory was "unable to open database file", naming neither."""
+    from bapp_cli.config import names_a_directory
+
+    if path.is_dir() or names_a_directory(url.partition("?")[0]):
+        raise DatabaseNotReady(
+            f"the database URL names a directory ({path}), not a file",
+            hint="give --database-url / BAPP_DATABASE_URL a file's path: sqlite:///FOLDER/bapp.db",
+            code="database_not_a_database",
+        )
+    if not creating and not path.exists():
+        raise DatabaseNotReady(f"database file {path} does not exist", hint="run `bapp db upgrade`")
+
+
 def instant_sql(dialect: str, column: str) -> str:
     """SQL for `column` as `services.instants.instant_text` writes it: `2031-03-03T10:00:00Z`, with
     microseconds only when there are some. SQLite holds naive UTC text (`2031-03-03 10:00:00.000000`,
@@ -214,8 +230,7 @@ def connect(url: str, *, connect_timeout: int = 10) -> Database:
                 hint="check the `?…` part of --database-url / BAPP_DATABASE_URL",
                 code="database_url",
             )
-        if not path.exists():
-            raise DatabaseNotReady(f"database file {path} does not exist", hint="run `bapp db upgrade`")
+        check_sqlite_file(url, path)
         try:
             # isolation_level None: the BEGIN below is ours, and makes every query of the command one snapshot
             connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
