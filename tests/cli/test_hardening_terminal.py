@@ -678,6 +678,15 @@ def test_a_sqlite_url_naming_a_directory_is_exit_5_saying_so(tmp_path: Path) -> 
     assert not (tmp_path / "new").exists() and list(folder.iterdir()) == []
 
 
+def test_a_sqlite_file_name_too_long_for_the_file_system_is_exit_5(tmp_path: Path) -> None:
+    """Asking whether the file was there raised OSError (ENAMETOOLONG): exit 1, 'unexpected error'."""
+    too_long = tmp_path / ("x" * 300 + ".db")
+    for args in (("db", "upgrade"), ("db", "current"), ("clients", "list"), ("bookings", "list")):
+        result = Bapp(f"sqlite:///{too_long}", tmp_path)(*args)
+        assert result.exit_code == 5, (args, result.stderr)
+        assert f"cannot open the database file {too_long}: File name too long" in result.stderr
+
+
 # -- item 19: a revision from a newer bapp; unknown migration targets ---------------------------------
 
 

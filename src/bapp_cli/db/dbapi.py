@@ -75,15 +75,27 @@ def check_sqlite_file(url: str, path: Path, *, creating: bool = False) -> None:
     """Refuse (exit 5) the SQLite database `path` of `url` when it is a directory or the URL's path ends as one's name
     (`sqlite:///data/`, which `db upgrade` made a file called data), or a file not there unless `db upgrade` is
     `creating` it. SQLite's own word for a directory was "unable to open database file", naming neither."""
+    import stat
+
     from bapp_cli.config import names_a_directory
 
-    if path.is_dir() or names_a_directory(url.partition("?")[0]):
+    try:
+        mode: int | None = path.stat().st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        mode = None
+    except OSError as exc:  # a name too long for the file system, a loop of links: was exit 1 (R9)
+        raise DatabaseNotReady(
+            f"cannot open the database file {path}: {exc.strerror}",
+            hint="check --database-url / BAPP_DATABASE_URL",
+            code="database_not_a_database",
+        ) from None
+    if (mode is not None and stat.S_ISDIR(mode)) or names_a_directory(url.partition("?")[0]):
         raise DatabaseNotReady(
             f"the database URL names a directory ({path}), not a file",
             hint="give --database-url / BAPP_DATABASE_URL a file's path: sqlite:///FOLDER/bapp.db",
             code="database_not_a_database",
         )
-    if not creating and not path.exists():
+    if not creating and mode is None:
         raise DatabaseNotReady(f"database file {path} does not exist", hint="run `bapp db upgrade`")
 
 
