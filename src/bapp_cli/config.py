@@ -506,7 +506,7 @@ class Settings(NamedTuple):
             if value is not None and key in SECRET_KEYS:
                 value = MASK
             elif value is not None and key == "database_url":
-                value = mask_url_password(str(value))
+                value = mask_url_password(value) if isinstance(value, str) else MASK
             rows.append({"key": key, "value": value, "source": None if setting is None else setting.source})
         for key in ENVIRONMENT_SETTINGS:
             setting = self.values[key]
@@ -628,7 +628,9 @@ def resolve_settings(
 
     if "database_url" in values:
         found = values["database_url"]
-        values["database_url"] = Setting(normalise_database_url(str(found.value)), found.source)
+        # one that is no text (a table holding the URL) stays as it is: refused as no text, shown as ****
+        url = normalise_database_url(found.value) if isinstance(found.value, str) else found.value
+        values["database_url"] = Setting(url, found.source)
     else:
         values["database_url"] = Setting(f"sqlite:///{default_database_path()}", "default")
     values.setdefault("timezone", Setting("UTC", "default"))

@@ -116,6 +116,24 @@ def test_show_masks_the_database_password_wherever_the_url_holds_it(cli: Bapp, u
     assert rows["database_url"]["value"] == shown
 
 
+def test_show_masks_a_database_url_that_is_no_text_in_the_file(cli: Bapp) -> None:
+    """`database_url` written as a table or an array holding the URL was shown as Python's text of it, password and
+    all (it is refused as a URL all the same)."""
+    config_path = Path(cli.env["BAPP_CONFIG"])
+    for text in (
+        'database_url = ["postgresql://app:hunter2@h/db"]\n',
+        '[database_url]\nurl = "postgresql://app:hunter2@h/db"\n',
+    ):
+        config_path.write_text(text)
+        for fmt in ("json", "tsv", "csv", "jsonl", "table"):
+            result = cli("config", "show", "--format", fmt, env={"BAPP_DATABASE_URL": None})
+            assert result.exit_code == 0, result.stderr
+            assert "hunter2" not in result.stdout + result.stderr
+            assert "key database_url: must be a string" in result.stderr
+        rows = settings_by_key(cli("config", "show", "--json", env={"BAPP_DATABASE_URL": None}).json())
+        assert rows["database_url"] == {"key": "database_url", "value": "****", "source": "file"}
+
+
 def test_set_into_a_key_that_is_no_table_is_exit_4_naming_it(cli: Bapp) -> None:
     """`calendly = "x"` (or an array of tables) in the file has no place for calendly.user: that was exit 1."""
     config_path = Path(cli.env["BAPP_CONFIG"])
