@@ -755,9 +755,45 @@ def _editing_config_file(path: Path) -> Iterator[dict[str, Any]]:
         before = copy.deepcopy(data)
         yield data
         if data != before:
-            write_config_file(path, data)
+            # read again, now that it has read as TOML (a FIFO's, `--config <(…)`, once only: it cannot be written)
+            text = path.read_bytes().decode() if path.is_file() else ""  # as written: CRLF kept
+            changed = [key for key in KNOWN_KEYS if _file_value(data, key) != _file_value(before, key)]
+            write_private_file(path, _edited_config_text(text, changed, data).encode(), "config file")
     finally:
         os.close(descriptor)
+
+
+def _edited_config_text(text: str, keys: list[str], data: dict[str, Any]) -> str:
+    """`text` with each of `keys` set to its value in `data`, or removed, line by line: a file written anew from
+    `data` lost every comment (examples/config.toml explains itself in them) and every key commented out. When
+    the edit does not read back as `data` (a key written dotted, quoted or across lines) the file is written anew."""
+    import tomli_w
+
+    newline = "\r\n" if "\r\n" in text else "\n"  # the file's own, for the lines written
+    lines = [line if line.endswith("\n") else line + newline for line in text.splitlines(keepends=True)]
+    for key in keys:
+        table, _, name = key.rpartition(".")
+        value = _file_value(data, key)
+        new = [] if value is None else [tomli_w.dumps({name: value}).replace("\n", newline)]
+        headers = [index for index, line in enumerate(lines) if line.lstrip().startswith("[")]
+        own = [
+            index for index in headers if re.fullmatch(rf"\s*\[\s*{re.escape(table)}\s*\]\s*(#.*)?\s*", lines[index])
+        ]
+        if table and not own:
+            lines += [*([newline] if lines else []), f"[{table}]{newline}", *new]
+            continue
+        start = own[0] + 1 if table else 0
+        end = next((index for index in headers if index >= start), len(lines))
+        section = range(start, end)
+        found = [index for index in section if re.match(rf"\s*{re.escape(name)}\s*=", lines[index])]
+        keyed = [index for index in section if lines[index].strip() and not lines[index].lstrip().startswith("#")]
+        at = found[0] if found else max(keyed, default=start - 1) + 1
+        lines[at : at + len(found[:1])] = new
+    edited = "".join(lines)
+    try:
+        return edited if read_toml(edited) == data else tomli_w.dumps(data)
+    except UnreadableDocument:  # a key the file holds quoted (`"user" = …`), now there twice
+        return tomli_w.dumps(data)
 
 
 @contextlib.contextmanager

@@ -134,6 +134,37 @@ def test_show_masks_a_database_url_that_is_no_text_in_the_file(cli: Bapp) -> Non
         assert rows["database_url"] == {"key": "database_url", "value": "****", "source": "file"}
 
 
+def test_set_and_unset_keep_the_files_comments_and_layout(cli: Bapp) -> None:
+    """The file was written anew from its values: every comment went (examples/config.toml explains each setting and
+    rule in them, and holds settings commented out), as did the order a person gave the file."""
+    config_path = Path(cli.env["BAPP_CONFIG"])
+    example = (REPO / "examples" / "config.toml").read_text()
+    config_path.write_text(example)
+    organization = "https://api.calendly.com/organizations/ORG1"
+    for command in (
+        ("config", "set", "timezone", "America/New_York"),  # a key the file has
+        ("config", "set", "calendly.organization", organization),  # one it has only commented out
+        ("config", "set", "badges.issuer_name", "Build Apps"),  # one of a table it lacks
+        ("config", "unset", "bookings.calendly"),
+    ):
+        assert cli(*command).exit_code == 0
+    text = config_path.read_text()
+    comments = [line for line in example.splitlines() if line.lstrip().startswith("#")]
+    assert [line for line in text.splitlines() if line.lstrip().startswith("#")] == comments
+    expected = tomllib.loads(example)
+    expected["timezone"] = "America/New_York"
+    expected["calendly"]["organization"] = organization
+    expected["badges"] = {"issuer_name": "Build Apps"}
+    del expected["bookings"]["calendly"]
+    assert tomllib.loads(text) == expected
+    assert text.index("[calendly]") < text.index(f'organization = "{organization}"') < text.index("[[calendly.rules]]")
+    config_path.write_bytes(example.replace("\n", "\r\n").encode())  # a file from Windows keeps its line endings
+    assert cli("config", "set", "timezone", "UTC").exit_code == 0
+    assert cli("config", "set", "calendly.user", "https://api.calendly.com/users/U1").exit_code == 0
+    lines = config_path.read_bytes().split(b"\n")
+    assert lines[-1] == b"" and all(line.endswith(b"\r") for line in lines[:-1])
+
+
 def test_set_into_a_key_that_is_no_table_is_exit_4_naming_it(cli: Bapp) -> None:
     """`calendly = "x"` (or an array of tables) in the file has no place for calendly.user: that was exit 1."""
     config_path = Path(cli.env["BAPP_CONFIG"])
