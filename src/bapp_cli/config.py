@@ -538,7 +538,7 @@ def load_config_file(path: Path) -> dict[str, Any]:
                 MAX_CONFIG_BYTES,
                 lambda size: ConfigError(f"config file {path} is {size}; this is not the file you meant"),
             )
-        return read_toml(content.decode())
+        return read_toml(content.decode("utf-8-sig"))  # a byte order mark (Windows Notepad's) is no TOML error
     except (FileNotFoundError, NotADirectoryError):  # not created yet
         return {}
     except UnreadableDocument as exc:
@@ -756,7 +756,7 @@ def _editing_config_file(path: Path) -> Iterator[dict[str, Any]]:
         yield data
         if data != before:
             # read again, now that it has read as TOML (a FIFO's, `--config <(…)`, once only: it cannot be written)
-            text = path.read_bytes().decode() if path.is_file() else ""  # as written: CRLF kept
+            text = path.read_bytes().decode("utf-8-sig") if path.is_file() else ""  # as written: CRLF kept
             changed = [key for key in KNOWN_KEYS if _file_value(data, key) != _file_value(before, key)]
             write_private_file(path, _edited_config_text(text, changed, data).encode(), "config file")
     finally:

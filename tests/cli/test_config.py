@@ -165,6 +165,17 @@ def test_set_and_unset_keep_the_files_comments_and_layout(cli: Bapp) -> None:
     assert lines[-1] == b"" and all(line.endswith(b"\r") for line in lines[:-1])
 
 
+def test_a_config_file_starting_with_a_byte_order_mark_is_read(cli: Bapp) -> None:
+    """Windows Notepad saves UTF-8 with a byte order mark: the file was exit 4 for every command, 'not valid TOML:
+    Invalid statement (at line 1, column 1)', where nothing visible is wrong."""
+    config_path = Path(cli.env["BAPP_CONFIG"])
+    config_path.write_bytes(b'\xef\xbb\xbf# from Notepad\r\ntimezone = "Asia/Tokyo"\r\n')
+    rows = settings_by_key(cli("config", "show", "--json").json())
+    assert rows["timezone"] == {"key": "timezone", "value": "Asia/Tokyo", "source": "file"}
+    assert cli("config", "set", "timezone", "UTC").exit_code == 0
+    assert config_path.read_bytes() == b'# from Notepad\r\ntimezone = "UTC"\r\n'
+
+
 def test_set_into_a_key_that_is_no_table_is_exit_4_naming_it(cli: Bapp) -> None:
     """`calendly = "x"` (or an array of tables) in the file has no place for calendly.user: that was exit 1."""
     config_path = Path(cli.env["BAPP_CONFIG"])
