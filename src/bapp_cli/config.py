@@ -113,20 +113,20 @@ def normalise_database_url(url: str) -> str:
     return url
 
 
-def mask_url_password(url: str) -> str:
-    """Replace the password of a URL with ****, leaving everything else readable."""
-    from urllib.parse import urlsplit, urlunsplit
+# A URL's password: after the user, up to the last @ before the first / (libpq's reading, wider), else up to the
+# next @, a / in it (SQLAlchemy's). A ? or # in it is no query or fragment to either, as it was to urlsplit.
+_URL_PASSWORD = re.compile(r"^([^:/]+://[^:/]*:)(?:[^/]*|[^@]*)@")
 
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return MASK
-    if parts.password is None:
-        return url
-    netloc = parts.netloc
-    userinfo, _, hostinfo = netloc.rpartition("@")
-    user = userinfo.split(":", 1)[0]
-    return urlunsplit(parts._replace(netloc=f"{user}:{MASK}@{hostinfo}"))
+
+def mask_url_password(url: str) -> str:
+    """`url` with its password as ****: the one after the user, and a `?password=` (the name perhaps %-escaped),
+    which libpq and SQLAlchemy both take."""
+    from urllib.parse import unquote
+
+    head, mark, query = _URL_PASSWORD.sub(rf"\g<1>{MASK}@", url, count=1).partition("?")
+    parts = [(part.partition("=")[0], part) for part in query.split("&")]
+    shown = [f"{name}={MASK}" if unquote(name) == "password" else part for name, part in parts]
+    return head + mark + "&".join(shown)
 
 
 def check_database_url(url: str) -> str:
@@ -507,7 +507,7 @@ class Settings(NamedTuple):
             if value is not None and key in SECRET_KEYS:
                 value = MASK
             elif value is not None and key == "database_url":
-                value = mask_url_password(str(value))
+                value = mask_url_password(value) if isinstance(value, str) else MASK
             rows.append({"key": key, "value": value, "source": None if setting is None else setting.source})
         for key in ENVIRONMENT_SETTINGS:
             setting = self.values[key]
@@ -539,7 +539,7 @@ def load_config_file(path: Path) -> dict[str, Any]:
                 MAX_CONFIG_BYTES,
                 lambda size: ConfigError(f"config file {path} is {size}; this is not the file you meant"),
             )
-        return read_toml(content.decode())
+        return read_toml(content.decode("utf-8-sig"))  # a byte order mark (Windows Notepad's) is no TOML error
     except (FileNotFoundError, NotADirectoryError):  # not created yet
         return {}
     except UnreadableDocument as exc:
@@ -565,15 +565,26 @@ def user_path(text: str) -> Path:
     return Path(os.path.expanduser(text))
 
 
+def names_a_directory(path: str) -> bool:
+    """Whether `path` ends as a directory's name (`out/`, `out/.`, `out/..`, `.`): pathlib and realpath drop such
+    an ending, so a file of the directory's name would be written where a directory was meant."""
+    return path.endswith(("/", os.sep)) or path.rsplit("/", 1)[-1] in (".", "..")
+
+
 def config_file_path(config_path: str | None, environ: Mapping[str, str] | None = None) -> tuple[Path, str]:
     """The config file in use and where that choice came from: --config, else BAPP_CONFIG, else the default."""
     env = os.environ if environ is None else environ
     # an empty --config ("$CONF" unset) names no file: never the environment's or the default
     if config_path is not None:
-        return user_path(config_path), "flag"
-    if env.get("BAPP_CONFIG"):
-        return user_path(env["BAPP_CONFIG"]), "env:BAPP_CONFIG"
-    return default_config_path(), "default"
+        given, source = config_path, "flag"
+    elif env.get("BAPP_CONFIG"):
+        given, source = env["BAPP_CONFIG"], "env:BAPP_CONFIG"
+    else:
+        return default_config_path(), "default"
+    if names_a_directory(given):  # `config set` wrote a file called bapp for --config ~/.config/bapp/
+        where = "--config" if source == "flag" else "BAPP_CONFIG"
+        raise ConfigError(f"config file {given} ({where}) is a directory name: give a file name", code="config_missing")
+    return user_path(given), source
 
 
 def resolve_settings(
@@ -618,7 +629,9 @@ def resolve_settings(
 
     if "database_url" in values:
         found = values["database_url"]
-        values["database_url"] = Setting(normalise_database_url(str(found.value)), found.source)
+        # one that is no text (a table holding the URL) stays as it is: refused as no text, shown as ****
+        url = normalise_database_url(found.value) if isinstance(found.value, str) else found.value
+        values["database_url"] = Setting(url, found.source)
     else:
         values["database_url"] = Setting(f"sqlite:///{default_database_path()}", "default")
     values.setdefault("timezone", Setting("UTC", "default"))
@@ -694,10 +707,9 @@ def set_config_values(path: Path, values: Mapping[str, str]) -> None:
                 "or `bapp config set calendly.token_file PATH`",
             )
         check_given_setting(key, value)
-    data = load_config_file(path)
-    for key, value in values.items():
-        put_setting(data, key, value)
-    write_config_file(path, data)
+    with _editing_config_file(path) as data:
+        for key, value in values.items():
+            put_setting(data, key, value, path)
 
 
 def check_given_setting(key: str, value: str) -> Any:
@@ -709,12 +721,80 @@ def check_given_setting(key: str, value: str) -> Any:
         raise InvalidInput(error.message, hint=error.hint, code=error.code) from None
 
 
-def put_setting(data: dict[str, Any], key: str, value: Any) -> None:
-    """Set the dotted `key` (`calendly.token_file`) in the config file's `data`, making its tables."""
+def put_setting(data: dict[str, Any], key: str, value: Any, path: Path | None = None) -> None:
+    """Set the dotted `key` (`calendly.token_file`) in the config file's `data` (the file at `path`), making its
+    tables."""
     *tables, name = key.split(".")
     for table in tables:
         data = data.setdefault(table, {})
+        if not isinstance(data, dict):  # `calendly = "x"` (or an array of tables) has no place for calendly.user
+            raise ConfigError(
+                f"config file {path}: {table} is not a table, so it cannot hold {key}",
+                hint=f"edit the file: make {table} a [{table}] table, or remove it",
+            )
     data[name] = value
+
+
+@contextlib.contextmanager
+def _editing_config_file(path: Path) -> Iterator[dict[str, Any]]:
+    """The config file's data to change, written back if the caller changed it, with the file's folder locked
+    (flock) from the read to the write: two `config set` at once each wrote back the file as it had read it, so
+    one of the changes was lost though both said it was made."""
+    import copy
+    import fcntl
+
+    folder = Path(os.path.realpath(path)).parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(folder, os.O_RDONLY)
+    except OSError as exc:
+        raise ConfigError(f"cannot write config file {path}: {exc.strerror}", code="config_unwritable") from None
+    try:
+        with contextlib.suppress(OSError):  # a file system without locks (an NFS home without lockd): edit unlocked
+            fcntl.flock(descriptor, fcntl.LOCK_EX)
+        data = load_config_file(path)
+        before = copy.deepcopy(data)
+        yield data
+        if data != before:
+            # read again, now that it has read as TOML (a FIFO's, `--config <(…)`, once only: it cannot be written)
+            text = path.read_bytes().decode("utf-8-sig") if path.is_file() else ""  # as written: CRLF kept
+            changed = [key for key in KNOWN_KEYS if _file_value(data, key) != _file_value(before, key)]
+            write_private_file(path, _edited_config_text(text, changed, data).encode(), "config file")
+    finally:
+        os.close(descriptor)
+
+
+def _edited_config_text(text: str, keys: list[str], data: dict[str, Any]) -> str:
+    """`text` with each of `keys` set to its value in `data`, or removed, line by line: a file written anew from
+    `data` lost every comment (examples/config.toml explains itself in them) and every key commented out. When
+    the edit does not read back as `data` (a key written dotted, quoted or across lines) the file is written anew."""
+    import tomli_w
+
+    newline = "\r\n" if "\r\n" in text else "\n"  # the file's own, for the lines written
+    lines = [line if line.endswith("\n") else line + newline for line in text.splitlines(keepends=True)]
+    for key in keys:
+        table, _, name = key.rpartition(".")
+        value = _file_value(data, key)
+        new = [] if value is None else [tomli_w.dumps({name: value}).replace("\n", newline)]
+        headers = [index for index, line in enumerate(lines) if line.lstrip().startswith("[")]
+        own = [
+            index for index in headers if re.fullmatch(rf"\s*\[\s*{re.escape(table)}\s*\]\s*(#.*)?\s*", lines[index])
+        ]
+        if table and not own:
+            lines += [*([newline] if lines else []), f"[{table}]{newline}", *new]
+            continue
+        start = own[0] + 1 if table else 0
+        end = next((index for index in headers if index >= start), len(lines))
+        section = range(start, end)
+        found = [index for index in section if re.match(rf"\s*{re.escape(name)}\s*=", lines[index])]
+        keyed = [index for index in section if lines[index].strip() and not lines[index].lstrip().startswith("#")]
+        at = found[0] if found else max(keyed, default=start - 1) + 1
+        lines[at : at + len(found[:1])] = new
+    edited = "".join(lines)
+    try:
+        return edited if read_toml(edited) == data else tomli_w.dumps(data)
+    except UnreadableDocument:  # a key the file holds quoted (`"user" = …`), now there twice
+        return tomli_w.dumps(data)
 
 
 @contextlib.contextmanager
@@ -731,18 +811,10 @@ def removed_on_failure(path: Path) -> Iterator[None]:
 
 def unset_config_value(path: Path, key: str) -> bool:
     _check_key(key)
-    data = load_config_file(path)
-    node: Any = data
-    parts = key.split(".")
-    for part in parts[:-1]:
-        node = node.get(part)
-        if not isinstance(node, dict):
-            return False
-    if parts[-1] not in node:
-        return False
-    del node[parts[-1]]
-    write_config_file(path, data)
-    return True
+    table, _, name = key.rpartition(".")
+    with _editing_config_file(path) as data:
+        node = _file_value(data, table) if table else data
+        return isinstance(node, dict) and node.pop(name, None) is not None
 
 
 def validate_timezone(name: str) -> str:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import stat
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -86,6 +88,158 @@ def test_show_masks_secrets_and_names_sources(cli: Bapp, tmp_path: Path) -> None
         "value": "https://api.calendly.com",
         "source": "default",
     }
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        # libpq and SQLAlchemy both take a ? or # in the password, which urlsplit read as the query or fragment
+        ("postgresql://app:pw?hunter2@db.example.com/bapp", "postgresql+psycopg://app:****@db.example.com/bapp"),
+        ("postgresql://app:pw#hunter2@db.example.com/bapp", "postgresql+psycopg://app:****@db.example.com/bapp"),
+        # libpq's own parameter, its name perhaps %-escaped
+        (
+            "postgresql://db.example.com/bapp?user=app&password=hunter2&sslmode=require",
+            "postgresql+psycopg://db.example.com/bapp?user=app&password=****&sslmode=require",
+        ),
+        (
+            "postgresql://db.example.com/bapp?pass%77ord=hunter2",
+            "postgresql+psycopg://db.example.com/bapp?pass%77ord=****",
+        ),
+    ],
+)
+def test_show_masks_the_database_password_wherever_the_url_holds_it(cli: Bapp, url: str, shown: str) -> None:
+    for fmt in ("json", "tsv", "csv", "jsonl", "table"):
+        result = cli("config", "show", "--format", fmt, env={"BAPP_DATABASE_URL": url})
+        assert result.exit_code == 0, result.stderr
+        assert "hunter2" not in result.stdout + result.stderr
+    rows = settings_by_key(cli("config", "show", "--json", env={"BAPP_DATABASE_URL": url}).json())
+    assert rows["database_url"]["value"] == shown
+
+
+def test_show_masks_a_database_url_that_is_no_text_in_the_file(cli: Bapp) -> None:
+    """`database_url` written as a table or an array holding the URL was shown as Python's text of it, password and
+    all (it is refused as a URL all the same)."""
+    config_path = Path(cli.env["BAPP_CONFIG"])
+    for text in (
+        'database_url = ["postgresql://app:hunter2@h/db"]\n',
+        '[database_url]\nurl = "postgresql://app:hunter2@h/db"\n',
+    ):
+        config_path.write_text(text)
+        for fmt in ("json", "tsv", "csv", "jsonl", "table"):
+            result = cli("config", "show", "--format", fmt, env={"BAPP_DATABASE_URL": None})
+            assert result.exit_code == 0, result.stderr
+            assert "hunter2" not in result.stdout + result.stderr
+            assert "key database_url: must be a string" in result.stderr
+        rows = settings_by_key(cli("config", "show", "--json", env={"BAPP_DATABASE_URL": None}).json())
+        assert rows["database_url"] == {"key": "database_url", "value": "****", "source": "file"}
+
+
+def test_set_and_unset_keep_the_files_comments_and_layout(cli: Bapp) -> None:
+    """The file was written anew from its values: every comment went (examples/config.toml explains each setting and
+    rule in them, and holds settings commented out), as did the order a person gave the file."""
+    config_path = Path(cli.env["BAPP_CONFIG"])
+    example = (REPO / "examples" / "config.toml").read_text()
+    config_path.write_text(example)
+    organization = "https://api.calendly.com/organizations/ORG1"
+    for command in (
+        ("config", "set", "timezone", "America/New_York"),  # a key the file has
+        ("config", "set", "calendly.organization", organization),  # one it has only commented out
+        ("config", "set", "badges.issuer_name", "Build Apps"),  # one of a table it lacks
+        ("config", "unset", "bookings.calendly"),
+    ):
+        assert cli(*command).exit_code == 0
+    text = config_path.read_text()
+    comments = [line for line in example.splitlines() if line.lstrip().startswith("#")]
+    assert [line for line in text.splitlines() if line.lstrip().startswith("#")] == comments
+    expected = tomllib.loads(example)
+    expected["timezone"] = "America/New_York"
+    expected["calendly"]["organization"] = organization
+    expected["badges"] = {"issuer_name": "Build Apps"}
+    del expected["bookings"]["calendly"]
+    assert tomllib.loads(text) == expected
+    assert text.index("[calendly]") < text.index(f'organization = "{organization}"') < text.index("[[calendly.rules]]")
+    config_path.write_bytes(example.replace("\n", "\r\n").encode())  # a file from Windows keeps its line endings
+    assert cli("config", "set", "timezone", "UTC").exit_code == 0
+    assert cli("config", "set", "calendly.user", "https://api.calendly.com/users/U1").exit_code == 0
+    lines = config_path.read_bytes().split(b"\n")
+    assert lines[-1] == b"" and all(line.endswith(b"\r") for line in lines[:-1])
+
+
+def test_a_config_file_starting_with_a_byte_order_mark_is_read(cli: Bapp) -> None:
+    """Windows Notepad saves UTF-8 with a byte order mark: the file was exit 4 for every command, 'not valid TOML:
+    Invalid statement (at line 1, column 1)', where nothing visible is wrong."""
+    config_path = Path(cli.env["BAPP_CONFIG"])
+    config_path.write_bytes(b'\xef\xbb\xbf# from Notepad\r\ntimezone = "Asia/Tokyo"\r\n')
+    rows = settings_by_key(cli("config", "show", "--json").json())
+    assert rows["timezone"] == {"key": "timezone", "value": "Asia/Tokyo", "source": "file"}
+    assert cli("config", "set", "timezone", "UTC").exit_code == 0
+    assert config_path.read_bytes() == b'# from Notepad\r\ntimezone = "UTC"\r\n'
+
+
+def test_set_into_a_key_that_is_no_table_is_exit_4_naming_it(cli: Bapp) -> None:
+    """`calendly = "x"` (or an array of tables) in the file has no place for calendly.user: that was exit 1."""
+    config_path = Path(cli.env["BAPP_CONFIG"])
+    for text in ('calendly = "x"\n', '[[calendly]]\nuser = "x"\n'):
+        config_path.write_text(text)
+        result = cli("config", "set", "calendly.user", "https://api.calendly.com/users/AAAA")
+        assert result.exit_code == 4, result.stderr
+        assert f"config file {config_path}: calendly is not a table, so it cannot hold calendly.user" in result.stderr
+        assert config_path.read_text() == text
+        assert cli("config", "unset", "calendly.user").exit_code == 0 and config_path.read_text() == text
+
+
+# Each racer has imported bapp, then waits for its stdin to close: so they all start `config set` at once.
+RACER = (
+    "import sys, copy, fcntl, tomllib, tomli_w; from bapp_cli.cli.app import main; import bapp_cli.cli.config; "
+    "print('ready', flush=True); sys.stdin.read(); main(sys.argv[1:])"
+)
+
+
+def test_settings_set_at_once_are_all_kept(cli: Bapp) -> None:
+    """Each `config set` read the file, changed it and wrote it back: run at once, each wrote back what it had read,
+    so most of the changes were lost, though every one said it was made (exit 0)."""
+    values = {f"calendly.{name}": f"https://x.example/{name}" for name in ("user", "organization", "base_url")}
+    values |= {"badges.issuer_url": "https://x.example", "badges.image_base_url": "https://x.example/img"}
+    values |= {"timezone": "Asia/Tokyo", "format": "json", "bookings.calendly": "never"}
+    racers = [
+        subprocess.Popen(
+            [sys.executable, "-c", RACER, "config", "set", key, value],
+            env=cli._environment(None),
+            cwd=REPO,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for key, value in values.items()
+    ]
+    for racer in racers:
+        assert racer.stdout is not None and racer.stdout.readline() == "ready\n"
+    for racer in racers:
+        assert racer.stdin is not None
+        racer.stdin.close()
+    for racer in racers:
+        assert racer.wait(timeout=60) == 0, racer.communicate()
+    settings = settings_by_key(cli("config", "show", "--json").json())
+    assert {key: settings[key]["value"] for key in values} == values
+    assert list(Path(cli.env["BAPP_CONFIG"]).parent.glob("config.toml?*")) == []  # no temporary file left
+
+
+@pytest.mark.parametrize("ending", ["/", "/.", "/.."])
+def test_a_config_path_that_names_a_directory_is_exit_4_and_writes_nothing(
+    cli: Bapp, tmp_path: Path, ending: str
+) -> None:
+    """pathlib drops a last /, /. or /..: `--config ~/.config/bapp/` made `config init` and `config set` write a
+    file called bapp where a folder was meant (and a folder not there yet read as no config file at all)."""
+    given = f"{tmp_path / 'settings'}{ending}"
+    commands = [("config", "init"), ("config", "set", "timezone", "UTC"), ("config", "show"), ("pathways", "list")]
+    for flag, env in ((("--config", given), {}), ((), {"BAPP_CONFIG": given})):
+        for command in commands:
+            result = cli(*flag, *command, env=env)
+            assert result.exit_code == 4, (flag, command, result.stderr)
+            where = "--config" if flag else "BAPP_CONFIG"
+            assert f"config file {given} ({where}) is a directory name: give a file name" in result.stderr
+    assert not (tmp_path / "settings").exists()
 
 
 def test_precedence_flag_env_file_default(tmp_path: Path) -> None:

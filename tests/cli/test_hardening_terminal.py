@@ -442,6 +442,37 @@ def test_item17_a_sync_into_a_read_only_database_is_exit_5_with_nothing_on_stdou
     assert snapshot(bapp.database_url) == before
 
 
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_postgresql_user_not_granted_the_tables_is_exit_5_saying_so(bapp: Bapp) -> None:
+    """A role that may log in but was granted none of the schema's tables (a reporting role, a grant forgotten):
+    `db current`, `db upgrade` and `db downgrade` were exit 1 ('unexpected error: ProgrammingError'), and every
+    other command said "the database has no schema yet; run `bapp db upgrade`", which that role cannot."""
+    from sqlalchemy.engine import make_url
+
+    role = f"ungranted_{os.getpid()}"
+    engine = make_engine(bapp.database_url)
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.execute(text(f"CREATE ROLE {role} LOGIN PASSWORD 'role-pw'"))
+    url = make_url(bapp.database_url).set(username=role, password="role-pw").render_as_string(hide_password=False)
+    try:
+        for command in (
+            ("db", "current"),
+            ("db", "upgrade"),
+            ("db", "downgrade", "base", "--yes"),
+            ("clients", "list"),
+            ("bookings", "list"),
+        ):
+            result = bapp(*command, env={"BAPP_DATABASE_URL": url})
+            assert result.exit_code == 5, (command, result.stderr)
+            assert "the database refused this user: permission denied for table alembic_version" in result.stderr
+            assert "no schema" not in result.stderr and "role-pw" not in result.stderr
+    finally:
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            connection.execute(text(f"DROP ROLE {role}"))
+        engine.dispose()
+    assert bapp("db", "current").exit_code == 0  # the schema's owner still reads it at head
+
+
 def test_item17_raw_driver_errors_of_the_bulk_writer_map_to_database_not_ready() -> None:
     import sqlite3
 
@@ -641,6 +672,29 @@ def test_item18_a_folder_bapp_cannot_write_is_exit_5(tmp_path: Path) -> None:
         locked.mkdir(mode=0o555)
         refused = Bapp(f"sqlite:///{locked}/bapp.db", tmp_path)("db", "upgrade")
         assert refused.exit_code == 5 and "unexpected error" not in refused.stderr
+
+
+def test_a_sqlite_url_naming_a_directory_is_exit_5_saying_so(tmp_path: Path) -> None:
+    """A directory was "database error: unable to open database file" (SQLite's words, naming neither the path
+    nor the reason), and a URL ending in / for a folder not there yet made `db upgrade` create a database file of
+    the folder's name."""
+    folder = tmp_path / "data"
+    folder.mkdir()
+    for given, named in ((folder, folder), (f"{folder}/.", folder), (f"{tmp_path}/new/", tmp_path / "new")):
+        for args in (("db", "upgrade"), ("db", "current"), ("clients", "list"), ("bookings", "list")):
+            result = Bapp(f"sqlite:///{given}", tmp_path)(*args)
+            assert result.exit_code == 5, (given, args, result.stderr)
+            assert f"the database URL names a directory ({named}), not a file" in result.stderr
+    assert not (tmp_path / "new").exists() and list(folder.iterdir()) == []
+
+
+def test_a_sqlite_file_name_too_long_for_the_file_system_is_exit_5(tmp_path: Path) -> None:
+    """Asking whether the file was there raised OSError (ENAMETOOLONG): exit 1, 'unexpected error'."""
+    too_long = tmp_path / ("x" * 300 + ".db")
+    for args in (("db", "upgrade"), ("db", "current"), ("clients", "list"), ("bookings", "list")):
+        result = Bapp(f"sqlite:///{too_long}", tmp_path)(*args)
+        assert result.exit_code == 5, (args, result.stderr)
+        assert f"cannot open the database file {too_long}: File name too long" in result.stderr
 
 
 # -- item 19: a revision from a newer bapp; unknown migration targets ---------------------------------

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from bapp_cli.cli.context import AppState, state, state_and_sink, utc_now
-from bapp_cli.cli.files import OutputFile, names_a_directory, read_text_input
+from bapp_cli.cli.files import OutputFile, read_text_input
 from bapp_cli.cli.options import ClientArgument, DryRunOption, output_command
 from bapp_cli.cli.unit_of_work import apply, fetch
 from bapp_cli.errors import ConfigError, InvalidInput, UsageError
@@ -121,7 +121,7 @@ def issuer_init_command(
       bapp badges issuer init --name BuildAppsWith --url https://buildappswith.com
       bapp badges issuer init --name BuildAppsWith --url https://buildappswith.com --key-file /etc/bapp/badges.pem
     """
-    from bapp_cli.config import removed_on_failure, set_config_values, user_path, validate_issuer_url
+    from bapp_cli.config import names_a_directory, removed_on_failure, set_config_values, user_path, validate_issuer_url
     from bapp_cli.services.credentials import Issuer
     from bapp_cli.services.signing_key import create_key_file
 

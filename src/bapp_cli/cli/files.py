@@ -34,17 +34,12 @@ from dataclasses import KW_ONLY, dataclass, field
 from types import TracebackType
 from typing import IO, cast
 
+from bapp_cli.config import names_a_directory
 from bapp_cli.errors import InvalidInput, OutputFailed, read_at_most
 
 # A saved Calendly listing, a webhook body or an answers document is small; past this a path is not
 # the file the user meant (`/dev/zero`, a disk image) and reading on would only exhaust memory.
 MAX_WHOLE_FILE_BYTES = 256 << 20
-
-
-def names_a_directory(path: str) -> bool:
-    """Whether `path` ends as a directory's name (`out/`, `out/.`, `out/..`, `.`): pathlib and realpath drop such
-    an ending, so a file of the directory's name would be written where a directory was meant."""
-    return path.endswith(("/", os.sep)) or path.rsplit("/", 1)[-1] in (".", "..")
 
 
 def _unreadable(what: str | None, path: str, reason: str) -> InvalidInput:

@@ -42,6 +42,10 @@ _PG_IDLE_IN_TRANSACTION_TIMEOUT = "25P03"
 _PG_LOCK_NOT_AVAILABLE = "55P03"
 # SQLSTATE of a unique index refusing an insert
 _PG_UNIQUE_VIOLATION = "23505"
+# SQLSTATE of a statement on a table the role was not granted (a reporting role, a grant forgotten)
+_PG_INSUFFICIENT_PRIVILEGE = "42501"
+# SQLSTATE of a table that is not there (alembic_version before `db upgrade`)
+_PG_UNDEFINED_TABLE = "42P01"
 # the query parameters SQLAlchemy's pysqlite dialect takes (with `uri=true`, SQLite's own URI parameters too)
 _PYSQLITE_PARAMETERS = {"uri", "timeout", "isolation_level", "detect_types", "check_same_thread", "cached_statements"}
 _NAMED_PARAMETER = re.compile(r"(?<!:):([a-z_][a-z0-9_]*)")
@@ -65,6 +69,34 @@ def sqlite_file(url: str) -> Path | None:
         return None
     path = rest[1:].partition("?")[0]
     return Path(path) if path and path != ":memory:" else None
+
+
+def check_sqlite_file(url: str, path: Path, *, creating: bool = False) -> None:
+    """Refuse (exit 5) the SQLite database `path` of `url` when it is a directory or the URL's path ends as one's name
+    (`sqlite:///data/`, which `db upgrade` made a file called data), or a file not there unless `db upgrade` is
+    `creating` it. SQLite's own word for a directory was "unable to open database file", naming neither."""
+    import stat
+
+    from bapp_cli.config import names_a_directory
+
+    try:
+        mode: int | None = path.stat().st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        mode = None
+    except OSError as exc:  # a name too long for the file system, a loop of links: was exit 1 (R9)
+        raise DatabaseNotReady(
+            f"cannot open the database file {path}: {exc.strerror}",
+            hint="check --database-url / BAPP_DATABASE_URL",
+            code="database_not_a_database",
+        ) from None
+    if (mode is not None and stat.S_ISDIR(mode)) or names_a_directory(url.partition("?")[0]):
+        raise DatabaseNotReady(
+            f"the database URL names a directory ({path}), not a file",
+            hint="give --database-url / BAPP_DATABASE_URL a file's path: sqlite:///FOLDER/bapp.db",
+            code="database_not_a_database",
+        )
+    if not creating and mode is None:
+        raise DatabaseNotReady(f"database file {path} does not exist", hint="run `bapp db upgrade`")
 
 
 def instant_sql(dialect: str, column: str) -> str:
@@ -210,8 +242,7 @@ def connect(url: str, *, connect_timeout: int = 10) -> Database:
                 hint="check the `?…` part of --database-url / BAPP_DATABASE_URL",
                 code="database_url",
             )
-        if not path.exists():
-            raise DatabaseNotReady(f"database file {path} does not exist", hint="run `bapp db upgrade`")
+        check_sqlite_file(url, path)
         try:
             # isolation_level None: the BEGIN below is ours, and makes every query of the command one snapshot
             connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
@@ -325,7 +356,9 @@ def ensure_at_head(database: Database) -> None:
         found = database.one("SELECT version_num FROM alembic_version")
     except Exception as exc:  # a missing table reads differently on each backend
         text = exc.message if isinstance(exc, DatabaseNotReady) else str(exc)
-        if "alembic_version" in text or "no such table" in text:
+        # the table missing (SQLite's words; PostgreSQL's code), not there but refused to this user: that is no
+        # schema to make, and `db upgrade` would be refused as well
+        if "no such table" in text or getattr(getattr(exc, "orig", exc), "sqlstate", None) == _PG_UNDEFINED_TABLE:
             raise DatabaseNotReady("the database has no schema yet", hint="run `bapp db upgrade`") from None
         if isinstance(exc, (DatabaseNotReady, Busy)):  # another process holding the database is busy, not down
             raise
@@ -441,6 +474,12 @@ def database_failure(exc: BaseException) -> DatabaseNotReady | Busy | Conflict |
         return _locked(str(original).strip().splitlines()[0] if str(original).strip() else "lock timeout")
     elif getattr(original, "sqlstate", None) in (_PG_READ_ONLY, _PG_IDLE_IN_TRANSACTION_TIMEOUT):
         pass
+    elif getattr(original, "sqlstate", None) == _PG_INSUFFICIENT_PRIVILEGE:  # the role's grants: a setting, not a bug
+        return DatabaseNotReady(
+            f"the database refused this user: {str(original).strip().splitlines()[0]}",
+            hint="grant this user the tables (and CREATE on the schema for `bapp db upgrade`), or use their owner",
+            code="database_permission",
+        )
     elif type(original).__name__ == "ProgrammingError" and getattr(original, "sqlstate", "") is None:
         return unreachable(original)  # libpq refused the URL itself (the engine's first connection): no server asked
     elif not any(kind.__name__ == "OperationalError" for kind in type(exc).__mro__ + type(original).__mro__):

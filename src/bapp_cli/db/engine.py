@@ -21,7 +21,15 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SAWarning
 from sqlalchemy.orm import Session
 
-from bapp_cli.db.dbapi import BUSY_TIMEOUT_MS, database_failure, libpq_parameters, session_options, settled, sqlite_file
+from bapp_cli.db.dbapi import (
+    BUSY_TIMEOUT_MS,
+    check_sqlite_file,
+    database_failure,
+    libpq_parameters,
+    session_options,
+    settled,
+    sqlite_file,
+)
 from bapp_cli.errors import ConfigError, DatabaseNotReady
 
 __all__ = ["database_failure", "make_engine", "unit_of_work"]
@@ -55,6 +63,7 @@ def make_engine(
     busy_timeout_ms = BUSY_TIMEOUT_MS if busy_timeout_ms is None else int(busy_timeout_ms)
     path = sqlite_file(url)
     if path is not None:
+        check_sqlite_file(url, path, creating=create_sqlite_file)
         if create_sqlite_file:
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
@@ -64,8 +73,6 @@ def make_engine(
                     hint="choose a --database-url in a folder this user can write",
                     code="database_unwritable",
                 ) from None
-        elif not path.exists():
-            raise DatabaseNotReady(f"database file {path} does not exist", hint="run `bapp db upgrade`")
     kwargs: dict[str, Any] = {}
     try:
         if parsed.get_backend_name() == "postgresql":
