@@ -243,6 +243,35 @@ def test_a_calendly_payment_records_what_calendly_took(
     assert (warning in " ".join(outcome.warnings)) if warning else not outcome.warnings
 
 
+@pytest.mark.parametrize(
+    ("price", "amount", "currency"),
+    [
+        ("0.00", 45.0, "GBP"),  # the examples' Nina: a synced session not priced yet, the payment seen late
+        ("25.00", 19.99, "EUR"),
+        ("25.00", 0.0, "USD"),  # a 0.00 charge (a full discount) is free, not paid
+        ("0.00", 1e12, "GBP"),  # a charge no booking can hold leaves the price
+    ],
+)
+def test_a_calendly_payment_seen_later_records_what_it_records_on_first_sight(
+    catalogue: Session, price: str, amount: float, currency: str
+) -> None:
+    # One decision whether the payment comes with the first delivery or a later one: a later one left a
+    # booking at not_required 0.00 (the payment lost), and made a 0.00 charge "paid" where creation said free.
+    session = catalogue
+    set_price(session, SPECIALIZED, price)
+    payment = {"external_id": "ch_1", "provider": "stripe", "amount": amount, "currency": currency, "successful": True}
+    first, later = event(1, SPECIALIZED), event(2, SPECIALIZED, start=START + dt.timedelta(days=1))
+    at_once, unpaid = invitee(first, 1, payment=payment), invitee(later, 2)
+    apply(session, item(later, unpaid))
+    outcomes = apply(session, item(first, at_once), item(later, {**unpaid, "updated_at": iso(NOW), "payment": payment}))
+    assert outcomes[0].warnings == outcomes[1].warnings
+    on_first_sight, seen_later = (booking(session, person["uri"]) for person in (at_once, unpaid))
+    terms = [
+        (found.status, found.payment_status, found.amount, found.currency) for found in (on_first_sight, seen_later)
+    ]
+    assert terms[0] == terms[1]
+
+
 def test_unknown_event_type_and_bad_email_are_skipped_and_nothing_is_written(catalogue: Session) -> None:
     session = catalogue
     unknown = event(1, 999)
