@@ -41,9 +41,9 @@ Changes after the first sight:
   with the cancel's ``updated_at``; the late create is then older and cannot resurrect it.
 * a reschedule (in Calendly: a cancel and a create) is two invitees. The old one, ``rescheduled: true``, cancels its
   booking with the reason "Rescheduled" (counted as ``rescheduled``); the new one (``old_invitee`` set)
-  creates the new booking, carrying over the old booking's pathway, its price and a payment already made. The
-  old booking keeps its row, time and answers, so history is not lost; whichever half arrives first, the old
-  booking ends cancelled and the new one active.
+  creates the new booking, carrying over the old booking's pathway, its price and its payment (refunded stays
+  refunded). The old booking keeps its row, time and answers, so history is not lost; whichever half arrives
+  first, the old booking ends cancelled and the new one active.
 
 Run records (pulls only) follow the event-type sync: a successful pull writes its ``sync_runs`` row
 (``kind = "bookings"``) in the same transaction as its changes; a failed one rolls back and the caller
@@ -601,11 +601,12 @@ def _charged(invitee: Invitee, warnings: list[str]) -> dict[str, Any] | None:
 def _settled(charged: dict[str, Any] | None, agreed: Booking | SessionType) -> dict[str, Any]:
     """A Calendly booking's amount, currency, status and payment status: the price ``agreed`` (the session
     type's for a new booking; a booking's own, a reschedule's old one or one whose payment Calendly shows
-    later), Calendly's charge taken in (see _charged), then rule 8."""
+    later), Calendly's charge taken in (see _charged), then rule 8. A payment that booking holds stays as it
+    stands here: refunded stays refunded, though Calendly goes on showing the charge on a rescheduled invitee."""
     amount, carried = (agreed.amount, agreed.payment_status) if isinstance(agreed, Booking) else (agreed.price, "")
     terms = {"amount": amount, "currency": agreed.currency, **(charged or {})}
-    status, payment = price_status(terms["amount"], paid=charged is not None or carried == "paid")
-    return {**terms, "status": status, "payment_status": payment}
+    status, payment = price_status(terms["amount"], paid=charged is not None or carried in ("paid", "refunded"))
+    return {**terms, "status": status, "payment_status": "refunded" if carried == "refunded" else payment}
 
 
 def _outcome(
