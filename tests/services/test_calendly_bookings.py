@@ -26,7 +26,8 @@ from bapp_cli.db.models import (
     User,
     WebhookDelivery,
 )
-from bapp_cli.errors import ConfigError, InvalidInput
+from bapp_cli.errors import ConfigError, Conflict, InvalidInput
+from bapp_cli.services.booking import change_booking_status
 from bapp_cli.services.calendly_bookings import (
     BookedInvitee,
     BookingPullReport,
@@ -241,6 +242,35 @@ def test_a_calendly_payment_records_what_calendly_took(
     found = booking(session, person["uri"])
     assert (found.status, (found.payment_status, found.amount, found.currency)) == ("confirmed", recorded)
     assert (warning in " ".join(outcome.warnings)) if warning else not outcome.warnings
+
+
+@pytest.mark.parametrize(
+    ("price", "amount", "currency"),
+    [
+        ("0.00", 45.0, "GBP"),  # the examples' Nina: a synced session not priced yet, the payment seen late
+        ("25.00", 19.99, "EUR"),
+        ("25.00", 0.0, "USD"),  # a 0.00 charge (a full discount) is free, not paid
+        ("0.00", 1e12, "GBP"),  # a charge no booking can hold leaves the price
+    ],
+)
+def test_a_calendly_payment_seen_later_records_what_it_records_on_first_sight(
+    catalogue: Session, price: str, amount: float, currency: str
+) -> None:
+    # One decision whether the payment comes with the first delivery or a later one: a later one left a
+    # booking at not_required 0.00 (the payment lost), and made a 0.00 charge "paid" where creation said free.
+    session = catalogue
+    set_price(session, SPECIALIZED, price)
+    payment = {"external_id": "ch_1", "provider": "stripe", "amount": amount, "currency": currency, "successful": True}
+    first, later = event(1, SPECIALIZED), event(2, SPECIALIZED, start=START + dt.timedelta(days=1))
+    at_once, unpaid = invitee(first, 1, payment=payment), invitee(later, 2)
+    apply(session, item(later, unpaid))
+    outcomes = apply(session, item(first, at_once), item(later, {**unpaid, "updated_at": iso(NOW), "payment": payment}))
+    assert outcomes[0].warnings == outcomes[1].warnings
+    on_first_sight, seen_later = (booking(session, person["uri"]) for person in (at_once, unpaid))
+    terms = [
+        (found.status, found.payment_status, found.amount, found.currency) for found in (on_first_sight, seen_later)
+    ]
+    assert terms[0] == terms[1]
 
 
 def test_unknown_event_type_and_bad_email_are_skipped_and_nothing_is_written(catalogue: Session) -> None:
@@ -497,6 +527,36 @@ def test_a_reschedule_keeps_the_price_paid_when_the_session_price_changed_since(
     apply(session, item(old_event, old_half), item(new_event, new_half))
     new = booking(session, new_half["uri"])
     assert (new.status, new.payment_status, new.amount, new.currency) == ("confirmed", "paid", Decimal("30.00"), "GBP")
+
+
+@pytest.mark.parametrize("order", ["old half first", "new half first"])
+def test_a_reschedule_of_a_refunded_booking_keeps_it_refunded(catalogue: Session, order: str) -> None:
+    # Calendly keeps the rescheduled invitee's payment, refunded here or not: taking it as a payment made the
+    # new booking "paid" again, open to a second `bookings refund` of money already returned.
+    session = catalogue
+    set_price(session, FREE, "30.00")
+    old_event, new_event = event(1, FREE), event(2, FREE, start=START + dt.timedelta(days=7))
+    payment = {"external_id": "ch_1", "provider": "stripe", "amount": 30.0, "currency": "GBP", "successful": True}
+    original = invitee(old_event, 1, payment=payment)
+    apply(session, item(old_event, original))
+    change_booking_status(session, booking(session, original["uri"]).reference, "refund", now=NOW)
+    session.commit()
+    moved_at = BOOKED + dt.timedelta(days=3)
+    new_half = invitee(
+        new_event, 2, updated=moved_at, email=original["email"], old_invitee=original["uri"], payment=payment
+    )
+    old_half = cancelled(original, at=moved_at, reason=None, rescheduled=True, new_invitee=new_half["uri"])
+    halves = [item(old_event, old_half), item(new_event, new_half)]
+    apply(session, *(halves if order == "old half first" else reversed(halves)))
+    new = booking(session, new_half["uri"])
+    assert (new.status, new.payment_status, new.amount, new.currency) == (
+        "confirmed",
+        "refunded",
+        Decimal("30.00"),
+        "GBP",
+    )
+    with pytest.raises(Conflict, match="payment is refunded"):
+        change_booking_status(session, new.reference, "refund", now=NOW)
 
 
 def test_a_reschedule_does_not_carry_an_archived_pathway(catalogue: Session) -> None:

@@ -27,7 +27,8 @@ How an invitee becomes a booking:
   booking cannot be refused, so "ask the client" becomes a warning). A booking with a pathway enrols the
   client (rule 4), its builder becoming the coach;
 * status from the price (rule 8); a successful Calendly payment makes it confirmed/paid, at the amount and
-  currency Calendly took (the price bapp holds may not be set, or be in another currency).
+  currency Calendly took (the price bapp holds may not be set, or be in another currency), whether it comes
+  on first sight or later; a payment already recorded here stays.
 
 Changes after the first sight:
 
@@ -40,9 +41,9 @@ Changes after the first sight:
   with the cancel's ``updated_at``; the late create is then older and cannot resurrect it.
 * a reschedule (in Calendly: a cancel and a create) is two invitees. The old one, ``rescheduled: true``, cancels its
   booking with the reason "Rescheduled" (counted as ``rescheduled``); the new one (``old_invitee`` set)
-  creates the new booking, carrying over the old booking's pathway, its price and a payment already made. The old
-  booking keeps its row, time and answers, so history is not lost; whichever half arrives first, the old
-  booking ends cancelled and the new one active.
+  creates the new booking, carrying over the old booking's pathway, its price and its payment (refunded stays
+  refunded). The old booking keeps its row, time and answers, so history is not lost; whichever half arrives
+  first, the old booking ends cancelled and the new one active.
 
 Run records (pulls only) follow the event-type sync: a successful pull writes its ``sync_runs`` row
 (``kind = "bookings"``) in the same transaction as its changes; a failed one rolls back and the caller
@@ -425,22 +426,15 @@ class InviteeApplier:
         if pathway is not None and not cancelled and not pathway.archived:
             _, enrolled, _ = enrol(self.session, client, pathway, now=self.now, builder=builder)
 
-        charged = _charged(invitee, warnings)
-        paid = charged is not None or (replaced is not None and replaced.payment_status == "paid")
-        terms: dict[str, Any] = {"amount": session_type.price, "currency": session_type.currency}
-        if replaced is not None:  # a reschedule moves its booking at the price agreed (and paid) for it, not today's
-            terms = {"amount": replaced.amount, "currency": replaced.currency}
-        terms |= charged or {}
-        status, payment = price_status(terms["amount"], paid=paid)
+        # a reschedule moves its booking at the price agreed (and paid) for it, not today's
+        terms = _settled(_charged(invitee, warnings), replaced or session_type)
         cancelled_at, reason = self._cancellation(item) if cancelled else (None, None)
         booking = Booking(
             **remote,
             client_id=client.id,
             builder_id=builder.id if builder is not None else None,
             session_type_id=session_type.id,
-            status="cancelled" if cancelled else status,
-            payment_status=payment,
-            **terms,
+            **(terms | {"status": "cancelled"} if cancelled else terms),
             pathway_id=pathway.id if pathway is not None else None,
             calendly_invitee_uri=invitee.uri,
             source="calendly",
@@ -532,9 +526,10 @@ class InviteeApplier:
                 client = self.session.get_one(User, booking.client_id)
                 builder = self.session.get(User, booking.builder_id) if booking.builder_id else None
                 enrol(self.session, client, answered, now=self.now, builder=builder)
-            if booking.payment_status == "unpaid" and (charged := _charged(invitee, warnings)) is not None:
-                # paid in Calendly: confirmed (rule 8); an active booking is pending or already confirmed
-                fresh.update(payment_status="paid", status="confirmed", **charged)
+            # paid in Calendly since: as if paid on first sight (a payment already recorded here stays)
+            charged = _charged(invitee, warnings) if booking.payment_status in ("unpaid", "not_required") else None
+            if charged is not None:
+                fresh |= _settled(charged, booking)
             changes = apply_changes(booking, fresh)
         booking.remote_updated_at = invitee.updated_at
         if not changes:
@@ -601,6 +596,17 @@ def _charged(invitee: Invitee, warnings: list[str]) -> dict[str, Any] | None:
         return {"amount": parse_price(str(payment.amount)), "currency": parse_currency(str(payment.currency))}
     warnings.append(f"Calendly's payment of {payment.amount} {payment.currency!r} cannot be recorded; the price stands")
     return {}
+
+
+def _settled(charged: dict[str, Any] | None, agreed: Booking | SessionType) -> dict[str, Any]:
+    """A Calendly booking's amount, currency, status and payment status: the price ``agreed`` (the session
+    type's for a new booking; a booking's own, a reschedule's old one or one whose payment Calendly shows
+    later), Calendly's charge taken in (see _charged), then rule 8. A payment that booking holds stays as it
+    stands here: refunded stays refunded, though Calendly goes on showing the charge on a rescheduled invitee."""
+    amount, carried = (agreed.amount, agreed.payment_status) if isinstance(agreed, Booking) else (agreed.price, "")
+    terms = {"amount": amount, "currency": agreed.currency, **(charged or {})}
+    status, payment = price_status(terms["amount"], paid=charged is not None or carried in ("paid", "refunded"))
+    return {**terms, "status": status, "payment_status": "refunded" if carried == "refunded" else payment}
 
 
 def _outcome(
