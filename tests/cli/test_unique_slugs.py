@@ -331,7 +331,12 @@ def test_a_numbered_type_takes_its_slug_when_the_holder_listed_after_it_gives_it
         return dict(synced.json())
 
     sync((0, "Holder", "alpha"), (1, "Numbered", "alpha"), (2, "Other", "beta"))
-    assert [slug for slug, _ in _types(bapp).values()] == ["alpha", "alpha-2", "beta"]
+    # (a new type whose slug is taken is planned, and inserted, after the others: the holder may give it up)
+    assert {title: slug for title, (slug, _) in _types(bapp).items()} == {
+        "Holder": "alpha",
+        "Numbered": "alpha-2",
+        "Other": "beta",
+    }
     # the numbered type (renamed in Calendly too, a change besides its slug) is listed before the holder
     moved = sync((1, "Numbered again", "alpha"), (2, "Other", "beta"), (0, "Holder", "omega"))
     assert (moved["updated"], moved["unchanged"]) == (2, 1)
@@ -361,3 +366,36 @@ def test_a_numbered_type_takes_a_slug_another_held_only_while_its_own_was_taken(
     assert [slug for slug, _ in _types(bapp).values()] == ["omega", "alpha", "alpha-2"]
     again = sync((1, "alpha"), (2, "alpha-2"), (0, "omega"))
     assert (again["updated"], again["unchanged"]) == (0, 3)
+
+
+def test_slugs_given_up_in_a_sync_are_taken_in_it_so_a_dry_run_then_has_nothing_to_do(
+    bapp: Bapp, tmp_path: Path
+) -> None:
+    """A type Calendly lists without a slug kept its old one booked for the sync, and a new type listed before
+    the one renaming away from its slug was numbered: the types wanting those slugs were `gamma-2` and
+    `delta-2`, and the next sync (its --dry-run too) said "updated 1" and moved them."""
+    pages = json.loads((REPO / "examples/calendly/event_types.json").read_text())
+    base: dict[str, Any] = dict(pages[0]["collection"][0])
+    listing = tmp_path / "listing.json"
+
+    def sync(*types: tuple[int, str | None], dry_run: bool = False) -> dict[str, Any]:
+        items = [{**base, "uri": f"{base['uri']}-{n}", "name": f"Type {n}", "slug": s} for n, s in types]
+        listing.write_text(json.dumps([{"collection": [item], "pagination": {"next_page": None}} for item in items]))
+        synced = bapp("calendly", "sync", "--from-file", str(listing), "--json", *["--dry-run"] * dry_run)
+        assert synced.exit_code == 0, synced.stderr
+        return dict(synced.json())
+
+    sync((0, "gamma"), (1, "delta"))
+    # one page a type: the new types are staged as their pages are planned, the second one set aside
+    changed = [(3, "epsilon"), (2, "delta"), (0, None), (1, "gamma")]
+    moved = sync(*changed)
+    assert (moved["created"], moved["updated"]) == (2, 2)
+    assert {title: slug for title, (slug, _) in _types(bapp).items()} == {
+        "Type 0": None,
+        "Type 1": "gamma",
+        "Type 2": "delta",
+        "Type 3": "epsilon",
+    }
+    for dry_run in (True, False):
+        again = sync(*changed, dry_run=dry_run)
+        assert (again["created"], again["updated"], again["unchanged"]) == (0, 0, 4)

@@ -75,7 +75,7 @@ class SlugBook:
     ambiguous). A slug that is taken is given the first free `slug-2`, `slug-3`, … — the same rule the
     0007 migration used for old clashes. A slug held by any type at the start, or handed out since, is
     never handed out again in the same transaction, so the bulk writes cannot collide whatever order
-    they run in — but a slug its type is renamed away from, which the writer clears first.
+    they run in — but a slug its type gives up (renamed, or listed without one), which the writer clears first.
     """
 
     def __init__(self, held: dict[str, int | None]) -> None:
@@ -86,18 +86,18 @@ class SlugBook:
 
     def claim(self, wanted: str | None, *, current: str | None = None, holder: int | None = None) -> str | None:
         """The slug a type (``holder``, None for a new one) should carry when Calendly calls it ``wanted``; a
-        known type's ``current`` slug is free again once it is renamed away from it."""
+        known type's ``current`` slug is free again once it gives it up, renamed away from it or listed without
+        one (sync._write clears a changed slug first, whatever order the writes run in)."""
+        if current is not None and current != wanted:  # this type's own: free, unless it keeps it below
+            del self._held[current]
         if wanted is None or current == wanted:
             return wanted
         numbered = _NUMBERED.search(current or "")
-        derived = numbered is not None and numbered_slug(wanted, int(numbered.group(1))) == current
-        if derived and not self.is_free(wanted, for_type=holder):
-            return current  # already renamed away from the clash: keep it rather than renumber every run
-        candidate, number = wanted, 1
+        derived = current if numbered and numbered_slug(wanted, int(numbered.group(1))) == current else None
+        # already renamed away from the clash: keep it rather than renumber every run
+        candidate, number = derived if derived and not self.is_free(wanted, for_type=holder) else wanted, 1
         while not self.is_free(candidate, for_type=holder):
             number += 1
             candidate = numbered_slug(wanted, number)
-        if current is not None:  # held by this type, and free once it is renamed away (sync._write clears it first)
-            del self._held[current]
         self._held[candidate] = holder
         return candidate

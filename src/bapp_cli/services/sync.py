@@ -404,7 +404,7 @@ class SyncPlan:
         self.new_links: dict[str, tuple[str, ...]] = {}  # by URI: a new type's and a reclassified type's
         self.updates: list[dict[str, Any]] = []
         self.unlinked: set[int] = set()  # reclassified types whose links new_links replaces
-        self.kept: list[tuple[dict[str, Any], dict[str, Any], int | None, str | None]] = []  # plan_known's arguments
+        self.kept: list[tuple[dict[str, Any] | None, dict[str, Any], int | None, str | None]] = []  # plan_type's
         self.report = SyncReport(run_id=None, status="succeeded", dry_run=False, source="api")
 
     def read(self, db: Database, catalogue: Catalogue | None = None, *, stage: bool = False) -> None:
@@ -456,58 +456,37 @@ class SyncPlan:
         self.given.extend(staged)
         if self.catalogue is None:
             return
-        report, builders = self.report, self.catalogue.builders
+        builders = self.catalogue.builders
         for listed in self.given[self.planned :]:
             self.planned += 1
             uri = listed["calendly_uri"]
             if uri in self.seen:
                 continue  # a stale plan: covers() refuses it
             self.seen.add(uri)
-            row = self.existing.get(uri)
             # Team-owned types (/teams/…) and types without a profile have no builder.
             builder_id = builders.get(listed["owner_uri"]) if listed["owner_uri"] else None
-            if row is None:
-                # Slugs are unique: a Calendly slug a local type already has gets a numbered one (issue 15 #6).
-                slug = self.slugs.claim(listed["slug"])
-                # by Calendly's slug, which the rules name, not the numbered one a clash (or a swap under way) gives
-                classification = self.classifier.classify(listed["title"], listed["slug"] or "")
-                if classification not in self.classified:
-                    price = Decimal("0.00") if classification.price is None else classification.price
-                    currency = classification.currency or "GBP"
-                    # then present in the listing, and enabled
-                    curated = (classification.category, classification.requires_auth, price, currency, True, True)
-                    stored = list(map(self.stored, _INSERTED[_PER_TYPE:], curated))
-                    self.classified[classification] = (stored, classification.describe())
-                classified, note = self.classified[classification]
-                # A new type's display order starts at its Calendly position.
-                inserted = [uri, slug, *_staged_values(listed), builder_id, listed["calendly_position"] or 0]
-                for index, process in self.per_type:
-                    inserted[index] = process(inserted[index])
-                self.inserts.append(inserted + classified)
-                if classification.pathways:
-                    self.new_links[uri] = classification.pathways
-                report.created += 1
-                if slug != listed["slug"]:  # claim gives back a missing slug (None) as it is
-                    note = f"{note}; slug {slug} ({listed['slug']} is taken)"
-                report.changes.append(SyncChange("create", uri, listed["title"], note=note))
-            else:
-                self.plan_known(row, listed, builder_id)
+            self.plan_type(self.existing.get(uri), listed, builder_id)
         if self.staged_on is not None and len(self.inserts) > self.staged:
             self.staged_on.execute_many(
                 f"INSERT INTO {_NEW_TYPES} VALUES ({', '.join(['?'] * len(_INSERTED))})", self.inserts[self.staged :]
             )
             self.staged = len(self.inserts)
 
-    def plan_known(
-        self, row: dict[str, Any], listed: dict[str, Any], builder: int | None, numbered: str | None = None
+    def plan_type(
+        self, row: dict[str, Any] | None, listed: dict[str, Any], builder: int | None, numbered: str | None = None
     ) -> None:
-        """A known type's update, if it has changed. One numbered because the slug it wants is another's is
-        planned after the listing's last page, from the slug it was ``numbered`` meanwhile (which it gives up if
-        it takes another): that type may give it up later in the listing, as in a swap (A's becomes B's and
-        B's A's), a rotation, or a chain. The old slug of one renamed is free at once."""
-        slug = self.slugs.claim(listed["slug"], current=numbered or row["slug"], holder=row["id"])
+        """A new type's row (``row`` None) or a known type's update, if it has changed. Slugs are unique: one
+        whose Calendly slug is another's is numbered (issue 15 #6) and planned after the listing's last page
+        (a new one is inserted after the others), from the slug it was ``numbered`` meanwhile (which it gives
+        up if it takes another): the holder may give it up later in the listing, as in a swap (A's becomes B's
+        and B's A's), a rotation, or a chain. The old slug of one renamed (or listed without one) is free at once."""
+        current = numbered or (row["slug"] if row else None)
+        slug = self.slugs.claim(listed["slug"], current=current, holder=row["id"] if row else None)
         if slug != listed["slug"] and numbered is None:
             self.kept.append((row, listed, builder, slug))
+            return
+        if row is None:
+            self._plan_new(listed, builder, slug)
             return
         desired = {**listed, "builder_id": builder, "slug": slug}
         changed = [name for name in OWNED_FIELDS if row[name] != desired[name]]
@@ -525,6 +504,31 @@ class SyncPlan:
             report.updated += 1
             action, note = "update", ""
         report.changes.append(SyncChange(action, row["calendly_uri"], desired["title"], tuple(changed), note=note))
+
+    def _plan_new(self, listed: dict[str, Any], builder: int | None, slug: str | None) -> None:
+        """A new type's row, classified once per classification, and its change line."""
+        # by Calendly's slug, which the rules name, not the numbered one a clash (or a swap under way) gives
+        classification = self.classifier.classify(listed["title"], listed["slug"] or "")
+        if classification not in self.classified:
+            price = Decimal("0.00") if classification.price is None else classification.price
+            currency = classification.currency or "GBP"
+            # then present in the listing, and enabled
+            curated = (classification.category, classification.requires_auth, price, currency, True, True)
+            stored = list(map(self.stored, _INSERTED[_PER_TYPE:], curated))
+            self.classified[classification] = (stored, classification.describe())
+        classified, note = self.classified[classification]
+        # A new type's display order starts at its Calendly position.
+        uri, report = listed["calendly_uri"], self.report
+        inserted = [uri, slug, *_staged_values(listed), builder, listed["calendly_position"] or 0]
+        for index, process in self.per_type:
+            inserted[index] = process(inserted[index])
+        self.inserts.append(inserted + classified)
+        if classification.pathways:
+            self.new_links[uri] = classification.pathways
+        report.created += 1
+        if slug != listed["slug"]:  # claim gives back a missing slug (None) as it is
+            note = f"{note}; slug {slug} ({listed['slug']} is taken)"
+        report.changes.append(SyncChange("create", uri, listed["title"], note=note))
 
     def stored(self, column: str, value: Any) -> Any:
         """``value`` as it is stored in ``column`` of session_types."""
@@ -585,8 +589,10 @@ def sync_event_types(
         plan.read(db, catalogue)
         # a type listed twice (pages shifting under the cursor): the later copy wins, in the first one's place
         plan.add({entry["calendly_uri"]: entry for entry in staged}.values())
-    for kept in plan.kept:  # now that every type renamed in the listing has given its old slug up
-        plan.plan_known(*kept)
+    # Now that every type renamed in the listing has given its old slug up; shorter slugs first, so that a type
+    # numbered `alpha-2` while `alpha` was another's has moved to `alpha` before one wanting `alpha-2` is planned.
+    for kept in sorted(plan.kept, key=lambda kept: len(kept[1]["slug"])):
+        plan.plan_type(*kept)
     report = plan.report
     report.dry_run, report.source, report.fetched = dry_run, source, len(listing)
     report.skipped = len(listing) - len(plan.seen)
@@ -628,12 +634,12 @@ def _write(db: Transaction, plan: SyncPlan, gone: Sequence[int], *, now: dt.date
     renamed = [(update["id"],) for update in plan.updates if "slug" in update]
     db.execute_many("UPDATE session_types SET slug = NULL WHERE id = ?", renamed)
     inserted = f"INSERT INTO session_types ({', '.join((*_INSERTED, *_STAMPED))})"
-    if plan.staged_on is not None and plan.staged_on.connection is db.connection:
-        # in the listing's order, as the executemany below would insert them
+    staged = plan.staged if plan.staged_on is not None and plan.staged_on.connection is db.connection else 0
+    if staged:  # in the listing's order, as the executemany below would insert them
         db.execute_many(f"{inserted} SELECT *, ?, ?, ? FROM {_NEW_TYPES} ORDER BY rowid", [(stamp,) * 3])
-    else:
-        markers = ", ".join(["?"] * len(_INSERTED + _STAMPED))
-        db.execute_many(f"{inserted} VALUES ({markers})", [(*row, stamp, stamp, stamp) for row in plan.inserts])
+    # then those planned after the last page (a slug another held meanwhile)
+    markers = ", ".join(["?"] * len(_INSERTED + _STAMPED))
+    db.execute_many(f"{inserted} VALUES ({markers})", [(*row, stamp, stamp, stamp) for row in plan.inserts[staged:]])
     # one executemany per set of changed fields; a vanished type is marked not present
     groups: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
     for change in (*plan.updates, *({"id": type_id, "present_in_last_sync": False} for type_id in gone)):
