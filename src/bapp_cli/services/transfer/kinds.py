@@ -149,12 +149,12 @@ def import_data(
             done.append(name)
             importer = REGISTRY[name].importer(session, now, options, restore, renamed)
             tallies.append(run_kind(importer, rows, errors=errors, rejects=rejects, on_batch=on_batch, label=name))
+            if restore:  # after each kind: a later kind may create a record (a booking's unknown client, an enrolment)
+                store.reset_sequences(session, [model.__tablename__ for model in _RESTORED_MODELS])
     else:
         importer = REGISTRY[kind].importer(session, now, options)
         source.on_header = importer.check_header
         tallies.append(run_kind(importer, _section(source, kind), errors=errors, rejects=rejects, on_batch=on_batch))
-    if restore:
-        store.reset_sequences(session, [model.__tablename__ for model in _RESTORED_MODELS])
     summary = ImportSummary(kind, tallies, options.dry_run, errors, restored=restore, renamed=renamed)
     refuse_if_bad(summary, continue_on_error=options.continue_on_error)
     record_audit(
