@@ -328,7 +328,8 @@ class KindImporter(ABC):
         return self.builders[address]
 
     def instant(self, value: Any, name: str, *, zone: str | None = None) -> dt.datetime | None:
-        """An aware UTC instant from ISO text or a TOML date/datetime; naive ones are read in `zone` or --timezone."""
+        """An aware UTC instant from ISO text or a TOML date/datetime; naive ones are read in `zone` or --timezone. A
+        booking's start needs a time, as `--start` does: midnight is not what a row giving a date meant."""
         if value is None:
             return None
         # a TOML date or datetime reads as its text does: a date is the first instant of its day, which is not
@@ -343,7 +344,9 @@ class KindImporter(ABC):
         if parsed is not None and parsed.tzinfo is not None and parsed.utcoffset() is not None:
             check_in_range(parsed, field=name, text=value)
             return parsed.astimezone(dt.UTC)
-        return parse_instant(value, timezone=zone or self.options.timezone, field=name)
+        return parse_instant(
+            value, timezone=zone or self.options.timezone, field=name, require_time=name == "start_time"
+        )
 
 
 def run_kind(
