@@ -34,6 +34,13 @@ def test_format_comes_from_the_flag_then_the_extension() -> None:
     assert format_for(None, None, default="json") == "json"
     with pytest.raises(UsageError, match="cannot tell the format of stdin"):
         format_for("-", None, default=None)
+    # a file without an extension is named as itself, not as stdin (the message said stdin for any path)
+    with pytest.raises(InvalidInput, match="cannot tell the format of 'rows' from its name") as refused:
+        format_for("rows", None, default=None)
+    assert refused.value.hint == "name it .csv, .tsv, .json, .jsonl or .toml, or pass --input-format " + "|".join(
+        formats.FORMATS
+    )
+    assert format_for("backup", None, default="json") == "json"
     with pytest.raises(UsageError, match="unknown format 'xml'"):
         format_for("a.csv", "xml", default=None)
 

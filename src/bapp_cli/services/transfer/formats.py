@@ -110,15 +110,16 @@ def format_for(path: str | None, explicit: str | None, *, default: str | None) -
     if suffix in EXTENSIONS:
         return EXTENSIONS[suffix]
     flag = "--input-format" if default is None else "--format"
-    if suffix:
-        # An extension bapp does not write (x.xlsx) must not get JSON under its name: say so instead.
+    if default is not None and not suffix:
+        return default
+    if named:
+        # An extension bapp does not write (x.xlsx) must not get JSON under its name, nor a file to import with
+        # none (`rows`, `/dev/fd/3`) be called stdin: say so instead.
         raise InvalidInput(
             f"cannot tell the format of {path!r} from its name",
             hint=f"name it .csv, .tsv, .json, .jsonl or .toml, or pass {flag} " + "|".join(FORMATS),
             code="unknown_format",
         )
-    if default is not None:
-        return default
     raise UsageError("cannot tell the format of stdin", hint=f"pass {flag} " + "|".join(FORMATS))
 
 
