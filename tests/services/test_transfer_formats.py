@@ -100,8 +100,15 @@ def test_json_document_with_sections_and_a_header() -> None:
     found = sections_of(data, "json")
     assert list(found) == ["bapp", "clients", "skills"]
     assert found["bapp"][0].original == {"value": {"format": "x"}}
-    assert found["bapp"][0].problem == RowError(1, None, "expected an object, found dict")
+    # a section that is no array says so (it said 'expected an object, found dict' of an object), in TOML too:
+    # `[clients]` for `[[clients]]` is one table, and an array's items that are no tables are bad rows each
+    assert found["bapp"][0].problem == RowError(1, None, "expected an array of objects, found dict")
     assert [row.line for row in found["clients"]] == [2]
+    toml = sections_of(b'[clients]\nemail = "a@b.co"\n[[skills]]\nslug = "x"\n', "toml")
+    assert toml["clients"][0].problem == RowError(1, None, "expected an array of tables ([[clients]]), found dict")
+    assert [row.problem for row in sections_of(b"clients = [1]\n", "toml")["clients"]] == [
+        RowError(1, None, "expected an object, found int")
+    ]
 
 
 @pytest.mark.parametrize(

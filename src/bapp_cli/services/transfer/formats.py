@@ -94,8 +94,8 @@ def _unreadable(line: int, original: Mapping[str, Any], field: str | None, messa
     return SourceRow(line, {}, original, RowError(line, field, message))
 
 
-def _not_an_object(line: int, value: Any) -> SourceRow:
-    return _unreadable(line, {"value": value}, None, f"expected an object, found {type(value).__name__}")
+def _not_an_object(line: int, value: Any, expected: str = "an object") -> SourceRow:
+    return _unreadable(line, {"value": value}, None, f"expected {expected}, found {type(value).__name__}")
 
 
 def format_for(path: str | None, explicit: str | None, *, default: str | None) -> str:
@@ -366,7 +366,7 @@ def read_json_sections(source: Source) -> Iterator[tuple[str | None, Iterator[So
         if scanner.peek() == "[":
             yield key, (_object_row(line, item) for line, item in scanner.elements(key))
         else:
-            yield key, iter([_not_an_object(scanner.line, scanner.value())])
+            yield key, iter([_not_an_object(scanner.line, scanner.value(), "an array of objects")])
     scanner.finish()
 
 
@@ -411,14 +411,14 @@ def read_toml_sections(source: Source) -> Iterator[tuple[str | None, Iterator[So
     for match in _TABLE_HEADER.finditer(text):
         header_lines.setdefault(match.group(1), []).append(text.count("\n", 0, match.start()) + 1)
     for key, value in document.items():
-        if isinstance(value, list) and all(isinstance(item, dict) for item in value):
+        if isinstance(value, list):  # each item that is no table is a bad row of its own
             lines = header_lines.get(key, [])
             rows = [
                 _object_row(lines[index] if index < len(lines) else index + 1, item) for index, item in enumerate(value)
             ]
             yield key, iter(rows)
         else:
-            yield key, iter([_not_an_object(1, value)])
+            yield key, iter([_not_an_object(1, value, f"an array of tables ([[{key}]])")])
 
 
 # -- one reader for every format -------------------------------------------------------------------------
