@@ -433,11 +433,16 @@ def test_clients_upsert_and_builders_keep_their_rules(session: Session) -> None:
         "coach@example.com,Cora,,Coaching\n"
         "bad,,,\n"
         f"long@example.com,{'x' * 201},,\n"
+        f"longer@example.com,,{'x' * 1001},\n"  # the limit it names is 200 too, not a first one of 1000
     )
     problems = refused(session, "clients", text)
-    assert problems == [(4, "email", "'bad' is not a valid e-mail address"), (5, "name", "201 characters; at most 200")]
+    assert problems == [
+        (4, "email", "'bad' is not a valid e-mail address"),
+        (5, "name", "201 characters; at most 200"),
+        (6, "company", "1001 characters; at most 200"),
+    ]
     summary = load(session, "clients", text, continue_on_error=True)
-    assert (summary.total("created"), summary.rejected) == (2, 2)  # the builder gained a client profile
+    assert (summary.total("created"), summary.rejected) == (2, 3)  # the builder gained a client profile
     changed = load(session, "clients", "email,company\nada@example.com,Engines\n")
     assert changed.total("updated") == 1
     assert [(row["email"], row["name"], row["company"]) for row in dump(session, "clients")] == [
