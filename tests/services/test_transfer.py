@@ -455,6 +455,17 @@ def test_clients_upsert_and_builders_keep_their_rules(session: Session) -> None:
         "new@example.com,Nia,Mars/Base,,\n"
         "fresh@example.com,Fay,Europe/Rome,5,30\n"
     )
+    # `builders add --calendly-user`'s refusal names the column (it named no field: 'calendly-user: …')
+    bad_uris = (
+        "email,name,calendly_user\nuri@example.com,Uri,not a uri\n"
+        f"url@example.com,,https://{'x' * 600}\nnamed@example.com,{'x' * 1001},\n"
+    )
+    example = " (e.g. https://api.calendly.com/users/AAAA (see `bapp calendly whoami`))"
+    assert refused(session, "builders", bad_uris) == [
+        (2, "calendly_user", "'not a uri' is not a URI" + example),
+        (3, "calendly_user", f"'https://{'x' * 600}' is not a URI" + example),
+        (4, "name", "1001 characters; at most 200"),
+    ]
     assert [(line, field) for line, field, _ in refused(session, "builders", builders)] == [(3, "timezone")]
     summary = load(session, "builders", builders, continue_on_error=True)
     assert (summary.total("created"), summary.total("updated"), summary.rejected) == (1, 1, 1)

@@ -164,8 +164,10 @@ class Touched:
 
 
 def problem(exc: BappError, name: str | None, line: int) -> RowError:
-    """A service rule's refusal as a row error; the rule's own `field: ` prefix becomes the field."""
-    message = exc.message.removeprefix(f"{name}: ") if name is not None else exc.message
+    """A service rule's refusal as a row error; the rule's own `field: ` prefix becomes the field (an option's name,
+    `calendly-user`, is its column's: `calendly_user`)."""
+    head, separator, rest = exc.message.partition(": ")
+    message = rest if separator and name is not None and head.replace("-", "_") == name else exc.message
     if exc.hint and exc.code not in ("invalid_email",):
         message = f"{message} ({exc.hint})"
     return RowError(line, name, message)
@@ -180,8 +182,8 @@ _COLUMNS: set[str] = set()
 
 def refusal(row: SourceRow, exc: BappError) -> RowResult:
     """A row a service rule refused; the message's `field: ` prefix names the field when it is a column."""
-    head, separator, _ = exc.message.partition(": ")
-    return RowResult(row, errors=[problem(exc, head if separator and head in _COLUMNS else None, row.line)])
+    head = exc.message.partition(": ")[0].replace("-", "_")
+    return RowResult(row, errors=[problem(exc, head if head in _COLUMNS else None, row.line)])
 
 
 @functools.cache
