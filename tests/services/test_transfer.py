@@ -562,7 +562,8 @@ def test_skills_links_sync_exactly_and_refuse_unknown_tiers(session: Session) ->
     ).all()
     assert [tuple(link) for link in links] == [(get_pathway(session, "accelerate").id, 2)]
     problems = refused(session, "skills", "slug,name,links\nx,X,accelerate:9\ny,Y,nowhere:1\nBad Slug,Z,\n")
-    assert [(line, field) for line, field, _ in problems] == [(2, "links"), (3, "links"), (4, "skill")]
+    # a bad slug names the file's column, slug (it named `skills add`'s argument, skill, which a skills file lacks)
+    assert [(line, field) for line, field, _ in problems] == [(2, "links"), (3, "links"), (4, "slug")]
     # a rule's prefix that is no column of any kind ("link" is the option's name) stays in the message
     assert refused(session, "skills", "slug,name,links\nz,Z,accelerate\n") == [
         (2, None, "link: 'accelerate' is not PATHWAY:TIER (e.g. accelerate:1)")

@@ -355,7 +355,7 @@ class SkillImporter(RowImporter):
         return links
 
     def apply_row(self, row: SourceRow, values: dict[str, Any]) -> str:
-        slug = check_skill_slug(values["slug"])
+        slug = check_skill_slug(values["slug"], "slug")  # the skills file's column, not `skills add`'s argument
         skill, wanted = self.existing(slug, row, values)
         current: dict[int, int] = {}  # pathway id → the tier the skill is linked at
         if skill is not None:
