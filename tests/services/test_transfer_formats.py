@@ -74,8 +74,12 @@ def test_tsv_and_a_row_with_the_wrong_number_of_cells() -> None:
         (b"", 1, "a header row naming the columns is required"),
         (b"email,email\n", 1, "column given twice: email"),
         (b"email\n" + b"x" * (formats.MAX_FIELD_BYTES + 1) + b"\n", 2, "longer than"),
+        # a classic-Mac file (CR alone ends each line) or a bare CR in a cell: said so, not csv's advice to open
+        # the file in universal-newline mode
+        (b"email,name\rada@example.com,Ada\r", 1, "malformed header (a carriage return outside quotes: lines end"),
+        (b"email,name\nada@example.com,A\rda\n", 2, "malformed CSV (a carriage return outside quotes: lines end in LF"),
     ],
-    ids=["latin-1", "utf-16", "unterminated-quote", "empty", "duplicate-column", "huge-field"],
+    ids=["latin-1", "utf-16", "unterminated-quote", "empty", "duplicate-column", "huge-field", "cr-lines", "cr-cell"],
 )
 def test_a_broken_csv_file_is_refused_naming_its_line(data: bytes, line: int, message: str) -> None:
     with pytest.raises(InvalidInput) as caught:
