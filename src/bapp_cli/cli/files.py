@@ -86,20 +86,20 @@ def read_input(path: str, *, what: str | None = None) -> bytes:
 
 def read_text_input(path: str, *, what: str | None = None) -> str:
     """The whole content of `path` (or stdin for `-`) as UTF-8 text (a leading BOM dropped)."""
-    content = read_input(path, what=what)
-    try:
-        return content.decode("utf-8-sig")
+    try:  # read_input raises no UnicodeDecodeError of its own
+        return read_input(path, what=what).decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         prefix = f"{what}: " if what else ""
         raise InvalidInput(f"{prefix}{path}: byte {exc.start} is not UTF-8", code="bad_encoding") from None
 
 
-def _standard_stream(existing: os.stat_result) -> int | None:
-    """stdout or stderr when the path is it (`/dev/stdout`, `/dev/fd/2`): written through that descriptor, at the
-    shell's offset. Renaming over the file it was redirected to would drop what the script wrote there."""
-    with contextlib.suppress(OSError):  # started without stdout (`>&-`): the path is written as any other
-        return next((fd for fd in (1, 2) if os.path.samestat(existing, os.fstat(fd))), None)
-    return None
+def _in_place(path: str, existing: os.stat_result) -> int | str | None:
+    """What to open to write `path` in place, None for a regular file (replaced by rename): bapp's own stdout or
+    stderr, whatever it is (`/dev/stdout`, `/dev/fd/2`), through a copy of its descriptor, at the shell's offset —
+    renaming over the file it was redirected to would drop what the script wrote there; a FIFO or a device by name."""
+    with contextlib.suppress(OSError, StopIteration):  # started without stdout (`>&-`), or neither of them
+        return next(os.dup(fd) for fd in (1, 2) if os.path.samestat(existing, os.fstat(fd)))
+    return None if stat.S_ISREG(existing.st_mode) else path
 
 
 @dataclass(eq=False)
@@ -137,10 +137,8 @@ class OutputFile:
             self._refuse_overwriting(existing)
             if existing is not None and not os.access(self.path, os.W_OK):
                 raise self._refused("Permission denied (read-only or immutable)", code="unwritable_file")
-            if existing is not None and (standard := _standard_stream(existing)) is not None:
-                self._handle = open(os.dup(standard), "w", encoding="utf-8", newline="")
-            elif existing is not None and not stat.S_ISREG(existing.st_mode):
-                self._handle = open(self.path, "w", encoding="utf-8", newline="")  # a FIFO or device: in place
+            if existing is not None and (in_place := _in_place(self.path, existing)) is not None:
+                self._handle = open(in_place, "w", encoding="utf-8", newline="")
             else:
                 self._handle = self._open_beside(existing)
         except OSError as exc:  # checking or opening it (a path through a regular file, a full folder): exit 6
