@@ -180,11 +180,6 @@ def control_character(value: Any, where: str | None = None) -> tuple[str | None,
     return None
 
 
-def _control_row(line: int, original: Mapping[str, Any], found: tuple[str | None, str]) -> SourceRow:
-    where, character = found
-    return _unreadable(line, original, where, control_message(character))
-
-
 def _cell_control(columns: Sequence[str], cells: Sequence[str]) -> tuple[str | None, str] | None:
     for name, cell in zip(columns, cells, strict=False):
         found = control_character(cell, name)
@@ -355,7 +350,7 @@ def _object_row(line: int, item: Any) -> SourceRow:
     if not isinstance(item, dict):
         return _not_an_object(line, item)
     found = control_character(item)
-    return SourceRow(line, item, item) if found is None else _control_row(line, item, found)
+    return _unreadable(line, item, found[0], control_message(found[1])) if found else SourceRow(line, item, item)
 
 
 def read_json_sections(source: Source) -> Iterator[tuple[str | None, Iterator[SourceRow]]]:
@@ -494,7 +489,7 @@ class Source:
             if len(cells) != width:
                 yield _unreadable(line, original, None, f"{len(cells)} cells, but the header has {width} columns")
             elif found is not None:
-                yield _control_row(line, original, found)
+                yield _unreadable(line, original, found[0], control_message(found[1]))
             else:
                 values = {name: (cell if cell != "" else None) for name, cell in zip(columns, cells, strict=True)}
                 yield SourceRow(line, values, original)

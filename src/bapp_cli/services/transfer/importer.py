@@ -123,8 +123,7 @@ class ImportSummary:
         record: dict[str, Any] = {"kind": self.kind, **{name: self.total(name) for name in OUTCOMES}}
         record.update(rejected=self.rejected, dry_run=self.dry_run)
         if self.kind == "all":
-            record["restored"] = self.restored
-            record["kinds"] = {tally.kind: tally.as_record() for tally in self.tallies}
+            record.update(restored=self.restored, kinds={tally.kind: tally.as_record() for tally in self.tallies})
         else:
             for tally in self.tallies:
                 record.update(tally.extra)
@@ -194,10 +193,8 @@ def _adapter(schema: Any) -> TypeAdapter[Any]:
 
 def _field_of(location: Sequence[Any]) -> str | None:
     """pydantic's error location as a field path: `custom_question_responses[0].answer`."""
-    if not location:
-        return None
     parts = [str(part) for part in location]
-    return parts[0] + "".join(f"[{part}]" if part.isdigit() else f".{part}" for part in parts[1:])
+    return parts[0] + "".join(f"[{part}]" if part.isdigit() else f".{part}" for part in parts[1:]) if parts else None
 
 
 def _message(error: Mapping[str, Any], refused: Mapping[str, str]) -> str:
@@ -346,9 +343,8 @@ class KindImporter(ABC):
         if parsed is not None and parsed.tzinfo is not None and parsed.utcoffset() is not None:
             check_in_range(parsed, field=name, text=value)
             return parsed.astimezone(dt.UTC)
-        return parse_instant(
-            value, timezone=zone or self.options.timezone, field=name, require_time=name == "start_time"
-        )
+        zone = zone or self.options.timezone
+        return parse_instant(value, timezone=zone, field=name, require_time=name == "start_time")
 
 
 def run_kind(
@@ -389,10 +385,9 @@ def refuse_if_bad(summary: ImportSummary, *, continue_on_error: bool) -> None:
     """All-or-nothing: any bad row refuses the import (exit 6) listing every bad row."""
     if not summary.rejected or continue_on_error:
         return
-    count = summary.rejected
     where = f" (first: line {summary.errors[0].line}, {summary.errors[0].text()})" if summary.errors else ""
     raise InvalidInput(
-        f"{count} bad row{'s' if count != 1 else ''}{where}; nothing was written",
+        f"{summary.rejected} bad row{'s' if summary.rejected != 1 else ''}{where}; nothing was written",
         hint="fix the rows listed, or pass --continue-on-error to import the good rows "
         "(--rejects PATH keeps the bad ones)",
         details=[error.as_detail() for error in summary.errors],
