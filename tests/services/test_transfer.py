@@ -219,6 +219,18 @@ def test_every_bad_row_is_listed_with_its_line_and_field_and_nothing_is_written(
     summary = load(session, "bookings", text, continue_on_error=True)
     assert (summary.total("created"), summary.rejected) == (1, 8)
     assert count(session, Booking) == 1
+    # an answers cell that is not JSON, or an answer of the wrong type, is one error under the file's own field
+    # names (the union list | Json[list] gave two a cell, under `custom_question_responses.list[AnswerItem]` and
+    # `.json[list[AnswerItem]]`; an answer's under `….answer.constrained-str`)
+    bad_answers = (
+        "client,session,start_time,custom_question_responses\nada@example.com,intro,2029-02-01T10:00Z,not json\n"
+        'ada@example.com,intro,2029-02-02T10:00Z,"[{""question"":""Goal"",""answer"":5}]"\n'
+    )
+    assert refused(session, "bookings", bad_answers) == [
+        (2, "custom_question_responses", "Value error, not valid JSON (Expecting value)"),
+        (3, "custom_question_responses[0].answer", "Input should be a valid string"),
+        (3, "custom_question_responses[0].answer", "Input should be a valid list"),
+    ]
 
 
 def test_rule_4_pathway_sessions_infer_the_one_active_enrolment_or_refuse(session: Session) -> None:

@@ -192,8 +192,9 @@ def _adapter(schema: Any) -> TypeAdapter[Any]:
 
 
 def _field_of(location: Sequence[Any]) -> str | None:
-    """pydantic's error location as a field path: `custom_question_responses[0].answer`."""
-    parts = [str(part) for part in location]
+    """pydantic's error location as a field path: `custom_question_responses[0].answer`, without the names pydantic
+    gives a union's members (`list[AnswerItem]`, `json[…]`, `constrained-str`), which are no field of the file."""
+    parts = [str(part) for part in location if isinstance(part, int) or str(part).isidentifier()]
     return parts[0] + "".join(f"[{part}]" if part.isdigit() else f".{part}" for part in parts[1:]) if parts else None
 
 
