@@ -265,3 +265,17 @@ def test_the_rejects_file_keeps_the_row_as_given_plus_an_error() -> None:
         "clients": [{"email": "a", "error": "bad"}],
         "bookings": [{"client": "b", "error": "worse"}],
     }
+    # a JSON, JSONL or TOML row keeps only the keys it had: the first rejected row's keys, added as null, cleared
+    # those columns when the fixed row was imported again (an absent key leaves a column alone, a null clears it)
+    for fmt in ("json", "jsonl", "toml"):
+        stream = io.StringIO()
+        rejects = RejectsWriter(stream, fmt)
+        rejects("clients", SourceRow(1, {}, {"email": "a", "company": "Acme"}), "bad")
+        rejects("clients", SourceRow(2, {}, {"email": "b"}), "worse")
+        rejects.close()
+        read = [
+            dict(row.values)
+            for _, rows in Source(fmt, io.BytesIO(stream.getvalue().encode())).sections()
+            for row in rows
+        ]
+        assert read == [{"email": "a", "company": "Acme", "error": "bad"}, {"email": "b", "error": "worse"}], fmt

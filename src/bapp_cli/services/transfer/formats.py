@@ -614,7 +614,10 @@ class RejectsWriter:
                 self._writer.close()
             if self.wrapped:
                 self.stream.write(("{" if self._writer is None else ",\n") + json.dumps(kind) + ": ")
-            self._writer = RecordWriter(self.stream, self.fmt, list(record), kind=kind, raw=self.raw)
+            # CSV's header is the first row's columns (every row of a CSV file has them); other formats keep each
+            # row's own keys: one added as null would clear that column when the fixed row is imported again
+            header = list(record) if self.fmt in ("csv", "tsv") else []
+            self._writer = RecordWriter(self.stream, self.fmt, header, kind=kind, raw=self.raw)
         self._writer.write(record)
 
     def close(self) -> None:

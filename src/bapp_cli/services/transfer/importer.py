@@ -202,9 +202,7 @@ def _message(error: Mapping[str, Any], refused: Mapping[str, str]) -> str:
     kind = error.get("type")
     if kind == "extra_forbidden":
         return refused.get(str(error["loc"][-1]), "unknown column")
-    if kind == "missing":
-        return "required"
-    return str(error.get("msg", "invalid"))
+    return "required" if kind == "missing" else str(error.get("msg", "invalid"))
 
 
 @dataclass(eq=False)
