@@ -73,13 +73,25 @@ def test_tsv_and_a_row_with_the_wrong_number_of_cells() -> None:
         (b'email,name\nada@example.com,"Ada\n', 2, "malformed CSV"),
         (b"", 1, "a header row naming the columns is required"),
         (b"email,email\n", 1, "column given twice: email"),
+        # it said 'unknown column' of a field with no name ('line 1, field : unknown column')
+        (b"email,name,\nada@example.com,Ada,\n", 1, "line 1: column 3 of the header has no name"),
         (b"email\n" + b"x" * (formats.MAX_FIELD_BYTES + 1) + b"\n", 2, "longer than"),
         # a classic-Mac file (CR alone ends each line) or a bare CR in a cell: said so, not csv's advice to open
         # the file in universal-newline mode
         (b"email,name\rada@example.com,Ada\r", 1, "malformed header (a carriage return outside quotes: lines end"),
         (b"email,name\nada@example.com,A\rda\n", 2, "malformed CSV (a carriage return outside quotes: lines end in LF"),
     ],
-    ids=["latin-1", "utf-16", "unterminated-quote", "empty", "duplicate-column", "huge-field", "cr-lines", "cr-cell"],
+    ids=[
+        "latin-1",
+        "utf-16",
+        "unterminated-quote",
+        "empty",
+        "duplicate-column",
+        "unnamed-column",
+        "huge-field",
+        "cr-lines",
+        "cr-cell",
+    ],
 )
 def test_a_broken_csv_file_is_refused_naming_its_line(data: bytes, line: int, message: str) -> None:
     with pytest.raises(InvalidInput) as caught:

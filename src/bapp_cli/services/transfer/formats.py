@@ -463,6 +463,8 @@ class Source:
         if header is None or not any(cell.strip() for cell in header):
             raise _bad_file("the file is empty: a header row naming the columns is required", line=1)
         columns = [cell.strip() for cell in header]
+        if "" in columns:  # a spreadsheet's empty last column (a comma ending every line), or `,,`
+            raise _bad_file(f"column {columns.index('') + 1} of the header has no name", line=1)
         duplicates = sorted({name for name in columns if columns.count(name) > 1})
         if duplicates:
             raise _bad_file("column given twice: " + ", ".join(duplicates), line=1)

@@ -125,8 +125,7 @@ class ImportSummary:
         if self.kind == "all":
             record.update(restored=self.restored, kinds={tally.kind: tally.as_record() for tally in self.tallies})
         else:
-            for tally in self.tallies:
-                record.update(tally.extra)
+            record |= {name: count for tally in self.tallies for name, count in tally.extra.items()}
         return record
 
 
