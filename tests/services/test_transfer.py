@@ -655,6 +655,18 @@ def test_export_streams_kinds_in_every_format(session: Session) -> None:
     assert toml_text.startswith("[[bookings]]\n") and "pathway" not in toml_text
 
 
+@pytest.mark.parametrize("fmt", ["csv", "tsv", "json", "jsonl", "toml"])
+def test_an_export_of_nothing_imports_back_as_nothing(session: Session, fmt: str) -> None:
+    # TOML has no empty array of tables, so an export of no skills is an empty document, which the import refused
+    # as 'the document holds no 'skills'' (exit 6) where every other format's empty export imported back
+    assert load(session, "skills", "[]", "json").as_record()["created"] == 0  # (the session's first statement)
+    empty = io.StringIO()
+    export_data(session, "skills", empty, fmt)
+    assert load(session, "skills", empty.getvalue(), fmt).as_record()["created"] == 0
+    with pytest.raises(InvalidInput, match="the document holds no 'skills' \\(it holds: pathways\\)"):
+        load(session, "skills", '[[pathways]]\nslug = "x"\n', "toml")  # another kind's document still is no skills
+
+
 # -- property-based round trips ---------------------------------------------------------------------------
 
 NAME_TEXT = st.text(

@@ -167,7 +167,8 @@ def import_data(
 
 
 def _section(source: Source, kind: str) -> Iterator[SourceRow]:
-    """The rows for `kind`: the whole file, or its `kind` array in a document that holds several kinds."""
+    """The rows for `kind`: the whole file, or its `kind` array in a document that holds several kinds (none in an
+    empty one)."""
     names = []
     for name, rows in source.sections():
         if name is None or name == kind:
@@ -176,10 +177,8 @@ def _section(source: Source, kind: str) -> Iterator[SourceRow]:
         names.append(name)
         for _ in rows:  # skip another kind's rows (streamed past, not kept)
             pass
-    raise InvalidInput(
-        f"the document holds no {kind!r}" + (f" (it holds: {', '.join(names)})" if names else ""),
-        code="missing_section",
-    )
+    if names:  # an empty document holds no rows: an export of nothing in TOML, which has no empty array of tables
+        raise InvalidInput(f"the document holds no {kind!r} (it holds: {', '.join(names)})", code="missing_section")
 
 
 def _check_header(rows: Iterator[SourceRow]) -> None:
