@@ -415,10 +415,7 @@ def read_toml_sections(source: Source) -> Iterator[tuple[str | None, Iterator[So
     for key, value in document.items():
         if isinstance(value, list):  # each item that is no table is a bad row of its own
             lines = header_lines.get(key, [])
-            rows = [
-                _object_row(lines[index] if index < len(lines) else index + 1, item) for index, item in enumerate(value)
-            ]
-            yield key, iter(rows)
+            yield key, iter([_object_row(lines[i] if i < len(lines) else i + 1, item) for i, item in enumerate(value)])
         else:
             yield key, iter([_not_an_object(1, value, f"an array of tables ([[{key}]])")])
 
