@@ -165,6 +165,39 @@ def test_export_to_a_fifo_writes_into_it_and_leaves_it_a_fifo(bapp: Bapp, tmp_pa
     assert received and b"ada@example.com" in received[0]
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # the path's handling: no backend's part
+def test_dev_stdout_and_stderr_are_written_through_bapp_s_own_streams(bapp: Bapp, tmp_path: Path) -> None:
+    # `-o /dev/stdout` resolved through /proc to a pipe's non-path (exit 6, 'No such file or directory'), or to
+    # the file the shell redirected stdout to, which was replaced by rename: what the script wrote there
+    # before was lost, and what it wrote after went to the unlinked file
+    assert bapp("import", "clients", str(write_csv(tmp_path / "in.csv", [("ada@example.com", "Ada")]))).exit_code == 0
+    command = [sys.executable, "-m", "bapp_cli", "export", "clients", "--format", "csv", "-o"]
+    piped = subprocess.run([*command, "/dev/stdout"], env=bapp._environment(None), capture_output=True, cwd=REPO)
+    assert piped.returncode == 0 and piped.stdout.startswith(b"id,email,name,"), piped.stderr
+    assert b"ada@example.com" in piped.stdout
+    log = tmp_path / "log.txt"
+    for stream in ("/dev/stdout", "/dev/stderr", "/dev/fd/1"):
+        script = f'echo before; "$@" {stream}; echo after'
+        with open(log, "w") as out:
+            ran = subprocess.run(
+                ["sh", "-c", script, "sh", *command], env=bapp._environment(None), stdout=out, stderr=out, cwd=REPO
+            )
+        written = log.read_text()
+        assert ran.returncode == 0, written
+        assert written.startswith("before\nid,email,") and "ada@example.com" in written, (stream, written)
+        assert written.endswith("after\n") and written.count("before") == 1, (stream, written)
+    importing = [*command[:3], "import", "clients", "-", "--input-format", "csv"]
+    rejects = subprocess.run(
+        [*importing, "--continue-on-error", "--json", "--rejects", "/dev/stdout"],
+        input=b"email,name\nbob@example.com,Bob\nbad,Bad\n",
+        env=bapp._environment(None),
+        capture_output=True,
+        cwd=REPO,
+    )
+    assert rejects.returncode == 3, rejects.stderr
+    assert rejects.stdout.startswith(b"email,name,error\nbad,Bad,") and b'"created": 1' in rejects.stdout
+
+
 def test_export_to_a_full_device_is_exit_74_and_the_device_stays(bapp: Bapp, tmp_path: Path) -> None:
     assert bapp("import", "clients", str(write_csv(tmp_path / "in.csv", [("ada@example.com", "Ada")]))).exit_code == 0
     full = tmp_path / "full.json"

@@ -395,13 +395,14 @@ start_date = 2031-01-01T23:30:00-05:00
 [[bookings]]
 client = "ada@example.com"
 session = "intro"
-start_time = 2031-09-07
+start_time = 2031-09-08T10:00:00Z
+created_at = 2031-09-07
 """
     result = bapp("--timezone", "America/Santiago", "import", "all", write(tmp_path, "some.toml", document))
     assert result.exit_code == 0, result.stderr
     catalogue.rollback()
     assert catalogue.scalars(select(Enrolment.start_date)).one() == dt.date(2031, 1, 2)
-    assert catalogue.scalars(select(Booking.start_time)).one() == dt.datetime(2031, 9, 7, 4, tzinfo=dt.UTC)
+    assert catalogue.scalars(select(Booking.created_at)).one() == dt.datetime(2031, 9, 7, 4, tzinfo=dt.UTC)
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # reading the file: no backend's part

@@ -88,6 +88,17 @@ def test_a_restore_with_and_without_ids_writes_the_kept_ids_first(session: Sessi
     assert ids["BK-KEPT"] == 1 and ids["BK-NEW"] > 1
 
 
+def test_a_restore_writes_the_clients_that_keep_their_ids_first(session: Session) -> None:
+    """As bookings do: the id-less client was written first and took id 1, which the next row keeps (SQLite:
+    IntegrityError, exit 1); and PostgreSQL's sequence, which explicit ids do not move, is moved past them."""
+    document = b'{"clients": [{"email": "cy@example.com"}, {"id": 1, "email": "di@example.com"}]}'
+    with session.begin_nested():
+        summary = import_data(session, "all", Source("json", io.BytesIO(document)), options=ImportOptions(), now=NOW)
+    assert summary.restored and summary.rejected == 0, summary.errors
+    users = dict(session.execute(select(User.email, User.id)).all())
+    assert users["di@example.com"] == 1 and users["cy@example.com"] > 1
+
+
 def test_a_batch_resolves_the_names_its_rows_give_without_the_database(session: Session) -> None:
     """Each batch resolves its rows' names while the previous batch's insert may still hold the session on
     the mover's thread, so the builders and pathways a row may name are read when the import starts."""

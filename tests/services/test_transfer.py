@@ -219,6 +219,18 @@ def test_every_bad_row_is_listed_with_its_line_and_field_and_nothing_is_written(
     summary = load(session, "bookings", text, continue_on_error=True)
     assert (summary.total("created"), summary.rejected) == (1, 8)
     assert count(session, Booking) == 1
+    # an answers cell that is not JSON, or an answer of the wrong type, is one error under the file's own field
+    # names (the union list | Json[list] gave two a cell, under `custom_question_responses.list[AnswerItem]` and
+    # `.json[list[AnswerItem]]`; an answer's under `….answer.constrained-str`)
+    bad_answers = (
+        "client,session,start_time,custom_question_responses\nada@example.com,intro,2029-02-01T10:00Z,not json\n"
+        'ada@example.com,intro,2029-02-02T10:00Z,"[{""question"":""Goal"",""answer"":5}]"\n'
+    )
+    assert refused(session, "bookings", bad_answers) == [
+        (2, "custom_question_responses", "Value error, not valid JSON (Expecting value)"),
+        (3, "custom_question_responses[0].answer", "Input should be a valid string"),
+        (3, "custom_question_responses[0].answer", "Input should be a valid list"),
+    ]
 
 
 def test_rule_4_pathway_sessions_infer_the_one_active_enrolment_or_refuse(session: Session) -> None:
@@ -433,11 +445,16 @@ def test_clients_upsert_and_builders_keep_their_rules(session: Session) -> None:
         "coach@example.com,Cora,,Coaching\n"
         "bad,,,\n"
         f"long@example.com,{'x' * 201},,\n"
+        f"longer@example.com,,{'x' * 1001},\n"  # the limit it names is 200 too, not a first one of 1000
     )
     problems = refused(session, "clients", text)
-    assert problems == [(4, "email", "'bad' is not a valid e-mail address"), (5, "name", "201 characters; at most 200")]
+    assert problems == [
+        (4, "email", "'bad' is not a valid e-mail address"),
+        (5, "name", "201 characters; at most 200"),
+        (6, "company", "1001 characters; at most 200"),
+    ]
     summary = load(session, "clients", text, continue_on_error=True)
-    assert (summary.total("created"), summary.rejected) == (2, 2)  # the builder gained a client profile
+    assert (summary.total("created"), summary.rejected) == (2, 3)  # the builder gained a client profile
     changed = load(session, "clients", "email,company\nada@example.com,Engines\n")
     assert changed.total("updated") == 1
     assert [(row["email"], row["name"], row["company"]) for row in dump(session, "clients")] == [
@@ -450,6 +467,17 @@ def test_clients_upsert_and_builders_keep_their_rules(session: Session) -> None:
         "new@example.com,Nia,Mars/Base,,\n"
         "fresh@example.com,Fay,Europe/Rome,5,30\n"
     )
+    # `builders add --calendly-user`'s refusal names the column (it named no field: 'calendly-user: …')
+    bad_uris = (
+        "email,name,calendly_user\nuri@example.com,Uri,not a uri\n"
+        f"url@example.com,,https://{'x' * 600}\nnamed@example.com,{'x' * 1001},\n"
+    )
+    example = " (e.g. https://api.calendly.com/users/AAAA (see `bapp calendly whoami`))"
+    assert refused(session, "builders", bad_uris) == [
+        (2, "calendly_user", "'not a uri' is not a URI" + example),
+        (3, "calendly_user", f"'https://{'x' * 600}' is not a URI" + example),
+        (4, "name", "1001 characters; at most 200"),
+    ]
     assert [(line, field) for line, field, _ in refused(session, "builders", builders)] == [(3, "timezone")]
     summary = load(session, "builders", builders, continue_on_error=True)
     assert (summary.total("created"), summary.total("updated"), summary.rejected) == (1, 1, 1)
@@ -546,7 +574,8 @@ def test_skills_links_sync_exactly_and_refuse_unknown_tiers(session: Session) ->
     ).all()
     assert [tuple(link) for link in links] == [(get_pathway(session, "accelerate").id, 2)]
     problems = refused(session, "skills", "slug,name,links\nx,X,accelerate:9\ny,Y,nowhere:1\nBad Slug,Z,\n")
-    assert [(line, field) for line, field, _ in problems] == [(2, "links"), (3, "links"), (4, "skill")]
+    # a bad slug names the file's column, slug (it named `skills add`'s argument, skill, which a skills file lacks)
+    assert [(line, field) for line, field, _ in problems] == [(2, "links"), (3, "links"), (4, "slug")]
     # a rule's prefix that is no column of any kind ("link" is the option's name) stays in the message
     assert refused(session, "skills", "slug,name,links\nz,Z,accelerate\n") == [
         (2, None, "link: 'accelerate' is not PATHWAY:TIER (e.g. accelerate:1)")
@@ -624,6 +653,18 @@ def test_export_streams_kinds_in_every_format(session: Session) -> None:
     assert json.loads(jsonl)["email"] == "ada@example.com"
     toml_text = dump(session, "bookings", "toml")
     assert toml_text.startswith("[[bookings]]\n") and "pathway" not in toml_text
+
+
+@pytest.mark.parametrize("fmt", ["csv", "tsv", "json", "jsonl", "toml"])
+def test_an_export_of_nothing_imports_back_as_nothing(session: Session, fmt: str) -> None:
+    # TOML has no empty array of tables, so an export of no skills is an empty document, which the import refused
+    # as 'the document holds no 'skills'' (exit 6) where every other format's empty export imported back
+    assert load(session, "skills", "[]", "json").as_record()["created"] == 0  # (the session's first statement)
+    empty = io.StringIO()
+    export_data(session, "skills", empty, fmt)
+    assert load(session, "skills", empty.getvalue(), fmt).as_record()["created"] == 0
+    with pytest.raises(InvalidInput, match="the document holds no 'skills' \\(it holds: pathways\\)"):
+        load(session, "skills", '[[pathways]]\nslug = "x"\n', "toml")  # another kind's document still is no skills
 
 
 # -- property-based round trips ---------------------------------------------------------------------------

@@ -34,6 +34,13 @@ def test_format_comes_from_the_flag_then_the_extension() -> None:
     assert format_for(None, None, default="json") == "json"
     with pytest.raises(UsageError, match="cannot tell the format of stdin"):
         format_for("-", None, default=None)
+    # a file without an extension is named as itself, not as stdin (the message said stdin for any path)
+    with pytest.raises(InvalidInput, match="cannot tell the format of 'rows' from its name") as refused:
+        format_for("rows", None, default=None)
+    assert refused.value.hint == "name it .csv, .tsv, .json, .jsonl or .toml, or pass --input-format " + "|".join(
+        formats.FORMATS
+    )
+    assert format_for("backup", None, default="json") == "json"
     with pytest.raises(UsageError, match="unknown format 'xml'"):
         format_for("a.csv", "xml", default=None)
 
@@ -66,9 +73,25 @@ def test_tsv_and_a_row_with_the_wrong_number_of_cells() -> None:
         (b'email,name\nada@example.com,"Ada\n', 2, "malformed CSV"),
         (b"", 1, "a header row naming the columns is required"),
         (b"email,email\n", 1, "column given twice: email"),
+        # it said 'unknown column' of a field with no name ('line 1, field : unknown column')
+        (b"email,name,\nada@example.com,Ada,\n", 1, "line 1: column 3 of the header has no name"),
         (b"email\n" + b"x" * (formats.MAX_FIELD_BYTES + 1) + b"\n", 2, "longer than"),
+        # a classic-Mac file (CR alone ends each line) or a bare CR in a cell: said so, not csv's advice to open
+        # the file in universal-newline mode
+        (b"email,name\rada@example.com,Ada\r", 1, "malformed header (a carriage return outside quotes: lines end"),
+        (b"email,name\nada@example.com,A\rda\n", 2, "malformed CSV (a carriage return outside quotes: lines end in LF"),
     ],
-    ids=["latin-1", "utf-16", "unterminated-quote", "empty", "duplicate-column", "huge-field"],
+    ids=[
+        "latin-1",
+        "utf-16",
+        "unterminated-quote",
+        "empty",
+        "duplicate-column",
+        "unnamed-column",
+        "huge-field",
+        "cr-lines",
+        "cr-cell",
+    ],
 )
 def test_a_broken_csv_file_is_refused_naming_its_line(data: bytes, line: int, message: str) -> None:
     with pytest.raises(InvalidInput) as caught:
@@ -93,8 +116,15 @@ def test_json_document_with_sections_and_a_header() -> None:
     found = sections_of(data, "json")
     assert list(found) == ["bapp", "clients", "skills"]
     assert found["bapp"][0].original == {"value": {"format": "x"}}
-    assert found["bapp"][0].problem == RowError(1, None, "expected an object, found dict")
+    # a section that is no array says so (it said 'expected an object, found dict' of an object), in TOML too:
+    # `[clients]` for `[[clients]]` is one table, and an array's items that are no tables are bad rows each
+    assert found["bapp"][0].problem == RowError(1, None, "expected an array of objects, found dict")
     assert [row.line for row in found["clients"]] == [2]
+    toml = sections_of(b'[clients]\nemail = "a@b.co"\n[[skills]]\nslug = "x"\n', "toml")
+    assert toml["clients"][0].problem == RowError(1, None, "expected an array of tables ([[clients]]), found dict")
+    assert [row.problem for row in sections_of(b"clients = [1]\n", "toml")["clients"]] == [
+        RowError(1, None, "expected an object, found int")
+    ]
 
 
 @pytest.mark.parametrize(
@@ -247,3 +277,17 @@ def test_the_rejects_file_keeps_the_row_as_given_plus_an_error() -> None:
         "clients": [{"email": "a", "error": "bad"}],
         "bookings": [{"client": "b", "error": "worse"}],
     }
+    # a JSON, JSONL or TOML row keeps only the keys it had: the first rejected row's keys, added as null, cleared
+    # those columns when the fixed row was imported again (an absent key leaves a column alone, a null clears it)
+    for fmt in ("json", "jsonl", "toml"):
+        stream = io.StringIO()
+        rejects = RejectsWriter(stream, fmt)
+        rejects("clients", SourceRow(1, {}, {"email": "a", "company": "Acme"}), "bad")
+        rejects("clients", SourceRow(2, {}, {"email": "b"}), "worse")
+        rejects.close()
+        read = [
+            dict(row.values)
+            for _, rows in Source(fmt, io.BytesIO(stream.getvalue().encode())).sections()
+            for row in rows
+        ]
+        assert read == [{"email": "a", "company": "Acme", "error": "bad"}, {"email": "b", "error": "worse"}], fmt

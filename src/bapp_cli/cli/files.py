@@ -14,8 +14,9 @@ escapes as a raw OSError.
     failed run leaves the old file as it was; the new file keeps the old one's mode (and owner, when
     bapp may set it), and a new private file (a backup) is created 0600;
   - a symbolic link is followed: its target is replaced, the link stays;
-  - anything else (a FIFO, `/dev/stdout`, a terminal, `/dev/full`) is written in place — renaming over
-    a device node or a FIFO would replace it with a regular file and the reader would get nothing.
+  - anything else (a FIFO, a terminal, `/dev/full`) is written in place — renaming over a device node or
+    a FIFO would replace it with a regular file and the reader would get nothing; bapp's own stdout or
+    stderr (`/dev/stdout`, `/dev/fd/2`), whatever it is, through its descriptor.
   A failure while writing (disk full, quota, I/O error) is OutputFailed (exit 74) naming the path, and
   the temporary file is removed. `finish` happens before the caller commits: an import whose rejected
   rows cannot be kept writes nothing at all.
@@ -80,12 +81,20 @@ def read_input(path: str, *, what: str | None = None) -> bytes:
 
 def read_text_input(path: str, *, what: str | None = None) -> str:
     """The whole content of `path` (or stdin for `-`) as UTF-8 text (a leading BOM dropped)."""
-    content = read_input(path, what=what)
-    try:
-        return content.decode("utf-8-sig")
+    try:  # read_input raises no UnicodeDecodeError of its own
+        return read_input(path, what=what).decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         prefix = f"{what}: " if what else ""
         raise InvalidInput(f"{prefix}{path}: byte {exc.start} is not UTF-8", code="bad_encoding") from None
+
+
+def _in_place(path: str, existing: os.stat_result) -> int | str | None:
+    """What to open to write `path` in place, None for a regular file (replaced by rename): bapp's own stdout or
+    stderr, whatever it is (`/dev/stdout`, `/dev/fd/2`), through a copy of its descriptor, at the shell's offset —
+    renaming over the file it was redirected to would drop what the script wrote there; a FIFO or a device by name."""
+    with contextlib.suppress(OSError, StopIteration):  # started without stdout (`>&-`), or neither of them
+        return next(os.dup(fd) for fd in (1, 2) if os.path.samestat(existing, os.fstat(fd)))
+    return None if stat.S_ISREG(existing.st_mode) else path
 
 
 @dataclass(eq=False)
@@ -114,17 +123,17 @@ class OutputFile:
             raise self._refused("a directory name: give a file name", code="output_is_directory")
         self._target = os.path.realpath(self.path)  # a symlink's target is what gets replaced
         try:
-            try:
-                existing: os.stat_result | None = os.stat(self._target)
+            try:  # the path itself (realpath makes /dev/stdout of a pipe a name that is not there); '' is the folder
+                existing: os.stat_result | None = os.stat(self.path or self._target)
             except FileNotFoundError:
                 existing = None
             if existing is not None and stat.S_ISDIR(existing.st_mode):
                 raise self._refused("it is a directory: give a file name", code="output_is_directory")
             self._refuse_overwriting(existing)
-            if existing is not None and not os.access(self._target, os.W_OK):
+            if existing is not None and not os.access(self.path, os.W_OK):
                 raise self._refused("Permission denied (read-only or immutable)", code="unwritable_file")
-            if existing is not None and not stat.S_ISREG(existing.st_mode):
-                self._handle = open(self._target, "w", encoding="utf-8", newline="")  # a FIFO or device: in place
+            if existing is not None and (in_place := _in_place(self.path, existing)) is not None:
+                self._handle = open(in_place, "w", encoding="utf-8", newline="")
             else:
                 self._handle = self._open_beside(existing)
         except OSError as exc:  # checking or opening it (a path through a regular file, a full folder): exit 6

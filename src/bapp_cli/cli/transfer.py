@@ -162,9 +162,8 @@ def import_command(
         sink.warning(f"{what} {old!r} is restored as {new!r}, which today's slug rules take")
     record = summary.as_record()
     sink.record(record, table=lambda console: _summary_table(record, console))
-    verb = "Checked" if dry_run else "Imported"
     sink.info(
-        f"{verb} {kind}: {record['created']} created, {record['updated']} updated, "
+        f"{'Checked' if dry_run else 'Imported'} {kind}: {record['created']} created, {record['updated']} updated, "
         f"{record['unchanged']} unchanged, {record['rejected']} rejected"
         + (" (dry run: nothing was written)" if dry_run else "")
     )

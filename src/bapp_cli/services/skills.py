@@ -72,9 +72,9 @@ class SkillChange:
     pathways_completed: int = 0
 
 
-def check_skill_slug(value: str) -> str:
+def check_skill_slug(value: str, field: str = "skill") -> str:
     hint = "use lowercase letters, digits, hyphens and underscores, e.g. 'prompt-design'"
-    return checked_slug(value, SKILL_SLUG_PATTERN, MAX_SKILL_SLUG_LENGTH, field="skill", what="skill", hint=hint)
+    return checked_slug(value, SKILL_SLUG_PATTERN, MAX_SKILL_SLUG_LENGTH, field=field, what="skill", hint=hint)
 
 
 def get_skill(session: Session, slug: str) -> Skill:

@@ -49,7 +49,7 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Annotated, Any, Literal, NotRequired, Required
 
-from pydantic import Field, Json, StringConstraints
+from pydantic import BeforeValidator, Field, StringConstraints
 from sqlalchemy import and_, delete, select, text
 from sqlalchemy.orm import Session
 from typing_extensions import TypedDict
@@ -83,7 +83,7 @@ from bapp_cli.services.rule_book import (
     price_status,
 )
 from bapp_cli.services.session_values import MAX_PRICE, parse_currency
-from bapp_cli.services.transfer import store
+from bapp_cli.services.transfer import catalogue, store
 from bapp_cli.services.transfer.calendly_state import WRITE_STATE_COLUMNS
 from bapp_cli.services.transfer.formats import RowError, SourceRow
 from bapp_cli.services.transfer.importer import (
@@ -138,7 +138,8 @@ class BookingRow(TypedDict, total=False):
     amount: Annotated[Decimal, Field(ge=0, le=MAX_PRICE, max_digits=10, decimal_places=2)] | None
     currency: Annotated[str, StringConstraints(strip_whitespace=True, max_length=3)] | None
     pathway: Annotated[str, StringConstraints(strip_whitespace=True, max_length=64)] | None
-    custom_question_responses: list[AnswerItem] | Json[list[AnswerItem]] | None
+    # one member, not list | Json[list]: a union's errors named each member's type and gave two for one cell
+    custom_question_responses: Annotated[list[AnswerItem], BeforeValidator(catalogue.json_value)] | None
     calendly_event_uri: Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)] | None
     calendly_invitee_uri: Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)] | None
     idempotency_key: Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)] | None
@@ -721,6 +722,8 @@ class BookingImporter(KindImporter):
             row = (draft.key, *_compared(draft.values), draft.columns["created_at"] or now, now)
             rows[row_id is not None].append(row if row_id is None else (*row, row_id))
         bulk.insert_rows(session, Booking.__table__, (*WRITE_COLUMNS, "id"), rows[True])
+        if rows[True]:  # SQLite's next id is past them already; PostgreSQL's sequence is not (a new database's is 1)
+            store.reset_sequences(session, ["bookings"])
         bulk.insert_rows(session, Booking.__table__, WRITE_COLUMNS, rows[False], mover=self.mover)
 
 

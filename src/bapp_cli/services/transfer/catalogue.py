@@ -61,8 +61,8 @@ from bapp_cli.services.transfer.importer import (
 )
 
 
-def _json_value(value: Any) -> Any:
-    """A nested value (objects, lists of objects) in a CSV cell is JSON."""
+def json_value(value: Any) -> Any:
+    """A nested value (objects, lists of objects) in a CSV cell is JSON (each kind's: a booking's answers too)."""
     if isinstance(value, str):
         try:
             return read_json(value)
@@ -75,7 +75,7 @@ def _json_list(value: Any) -> Any:
     """A list column in a CSV cell: JSON (`["a:1","b:2"]`), or plain items separated by commas."""
     if isinstance(value, str) and not value.lstrip().startswith("["):
         return [item.strip() for item in re.split(r"[,;]", value) if item.strip()]
-    return _json_value(value)
+    return json_value(value)
 
 
 # Limits here only bound what is read; the services' checks (with their own messages) decide.
@@ -104,7 +104,7 @@ class PathwayRow(TypedDict, total=False):
     color: Text32 | None
     position: Annotated[int, Field(ge=0, le=MAX_INT32)] | None
     archived: bool | None
-    tiers: Annotated[list[TierItem], BeforeValidator(_json_value)] | None
+    tiers: Annotated[list[TierItem], BeforeValidator(json_value)] | None
     created_at: When | None
 
 
@@ -151,7 +151,7 @@ class SessionRow(TypedDict, total=False):
     builder: Text500 | None
     calendly_uri: Text500 | None
     scheduling_url: Text500 | None
-    custom_questions: Annotated[list[QuestionItem], BeforeValidator(_json_value)] | None
+    custom_questions: Annotated[list[QuestionItem], BeforeValidator(json_value)] | None
     kind: Literal["solo", "group"] | None
     color: Text32 | None
     invitee_limit: Annotated[int, Field(ge=1, le=MAX_INT32)] | None
@@ -355,7 +355,7 @@ class SkillImporter(RowImporter):
         return links
 
     def apply_row(self, row: SourceRow, values: dict[str, Any]) -> str:
-        slug = check_skill_slug(values["slug"])
+        slug = check_skill_slug(values["slug"], "slug")  # the skills file's column, not `skills add`'s argument
         skill, wanted = self.existing(slug, row, values)
         current: dict[int, int] = {}  # pathway id → the tier the skill is linked at
         if skill is not None:

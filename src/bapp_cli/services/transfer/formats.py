@@ -94,8 +94,8 @@ def _unreadable(line: int, original: Mapping[str, Any], field: str | None, messa
     return SourceRow(line, {}, original, RowError(line, field, message))
 
 
-def _not_an_object(line: int, value: Any) -> SourceRow:
-    return _unreadable(line, {"value": value}, None, f"expected an object, found {type(value).__name__}")
+def _not_an_object(line: int, value: Any, expected: str = "an object") -> SourceRow:
+    return _unreadable(line, {"value": value}, None, f"expected {expected}, found {type(value).__name__}")
 
 
 def format_for(path: str | None, explicit: str | None, *, default: str | None) -> str:
@@ -110,15 +110,16 @@ def format_for(path: str | None, explicit: str | None, *, default: str | None) -
     if suffix in EXTENSIONS:
         return EXTENSIONS[suffix]
     flag = "--input-format" if default is None else "--format"
-    if suffix:
-        # An extension bapp does not write (x.xlsx) must not get JSON under its name: say so instead.
+    if default is not None and not suffix:
+        return default
+    if named:
+        # An extension bapp does not write (x.xlsx) must not get JSON under its name, nor a file to import with
+        # none (`rows`, `/dev/fd/3`) be called stdin: say so instead.
         raise InvalidInput(
             f"cannot tell the format of {path!r} from its name",
             hint=f"name it .csv, .tsv, .json, .jsonl or .toml, or pass {flag} " + "|".join(FORMATS),
             code="unknown_format",
         )
-    if default is not None:
-        return default
     raise UsageError("cannot tell the format of stdin", hint=f"pass {flag} " + "|".join(FORMATS))
 
 
@@ -152,6 +153,13 @@ def _not_utf8(line: int) -> InvalidInput:
 # -- CSV and TSV ---------------------------------------------------------------------------------------
 
 
+def _malformed_csv(what: str, exc: csv.Error, line: int) -> InvalidInput:
+    """csv's own complaint, but for a lone CR: its advice (open the file in universal-newline mode) is about
+    Python's open(), and lines here end at LF alone, so a classic-Mac file is one line."""
+    problem = "a carriage return outside quotes: lines end in LF or CRLF" if "new-line" in str(exc) else exc
+    return _bad_file(f"{what} ({problem})", line=line)
+
+
 def control_character(value: Any, where: str | None = None) -> tuple[str | None, str] | None:
     """The first forbidden character in `value` (text, or lists and objects of it) and the field path
     where it is, or None."""
@@ -170,11 +178,6 @@ def control_character(value: Any, where: str | None = None) -> tuple[str | None,
             if found:
                 return found
     return None
-
-
-def _control_row(line: int, original: Mapping[str, Any], found: tuple[str | None, str]) -> SourceRow:
-    where, character = found
-    return _unreadable(line, original, where, control_message(character))
 
 
 def _cell_control(columns: Sequence[str], cells: Sequence[str]) -> tuple[str | None, str] | None:
@@ -347,7 +350,7 @@ def _object_row(line: int, item: Any) -> SourceRow:
     if not isinstance(item, dict):
         return _not_an_object(line, item)
     found = control_character(item)
-    return SourceRow(line, item, item) if found is None else _control_row(line, item, found)
+    return _unreadable(line, item, found[0], control_message(found[1])) if found else SourceRow(line, item, item)
 
 
 def read_json_sections(source: Source) -> Iterator[tuple[str | None, Iterator[SourceRow]]]:
@@ -365,7 +368,7 @@ def read_json_sections(source: Source) -> Iterator[tuple[str | None, Iterator[So
         if scanner.peek() == "[":
             yield key, (_object_row(line, item) for line, item in scanner.elements(key))
         else:
-            yield key, iter([_not_an_object(scanner.line, scanner.value())])
+            yield key, iter([_not_an_object(scanner.line, scanner.value(), "an array of objects")])
     scanner.finish()
 
 
@@ -410,14 +413,11 @@ def read_toml_sections(source: Source) -> Iterator[tuple[str | None, Iterator[So
     for match in _TABLE_HEADER.finditer(text):
         header_lines.setdefault(match.group(1), []).append(text.count("\n", 0, match.start()) + 1)
     for key, value in document.items():
-        if isinstance(value, list) and all(isinstance(item, dict) for item in value):
+        if isinstance(value, list):  # each item that is no table is a bad row of its own
             lines = header_lines.get(key, [])
-            rows = [
-                _object_row(lines[index] if index < len(lines) else index + 1, item) for index, item in enumerate(value)
-            ]
-            yield key, iter(rows)
+            yield key, iter([_object_row(lines[i] if i < len(lines) else i + 1, item) for i, item in enumerate(value)])
         else:
-            yield key, iter([_not_an_object(1, value)])
+            yield key, iter([_not_an_object(1, value, f"an array of tables ([[{key}]])")])
 
 
 # -- one reader for every format -------------------------------------------------------------------------
@@ -456,10 +456,12 @@ class Source:
         try:
             header = next(reader, None)
         except csv.Error as exc:
-            raise _bad_file(f"malformed header ({exc})", line=1) from None
+            raise _malformed_csv("malformed header", exc, 1) from None
         if header is None or not any(cell.strip() for cell in header):
             raise _bad_file("the file is empty: a header row naming the columns is required", line=1)
         columns = [cell.strip() for cell in header]
+        if "" in columns:  # a spreadsheet's empty last column (a comma ending every line), or `,,`
+            raise _bad_file(f"column {columns.index('') + 1} of the header has no name", line=1)
         duplicates = sorted({name for name in columns if columns.count(name) > 1})
         if duplicates:
             raise _bad_file("column given twice: " + ", ".join(duplicates), line=1)
@@ -472,7 +474,7 @@ class Source:
             except StopIteration:
                 return
             except csv.Error as exc:
-                raise _bad_file(f"malformed CSV ({exc})", line=reader.line_num) from None
+                raise _malformed_csv("malformed CSV", exc, reader.line_num) from None
             line = previous_end + 1
             previous_end = reader.line_num
             if not cells or (len(cells) == 1 and not cells[0].strip()):
@@ -486,7 +488,7 @@ class Source:
             if len(cells) != width:
                 yield _unreadable(line, original, None, f"{len(cells)} cells, but the header has {width} columns")
             elif found is not None:
-                yield _control_row(line, original, found)
+                yield _unreadable(line, original, found[0], control_message(found[1]))
             else:
                 values = {name: (cell if cell != "" else None) for name, cell in zip(columns, cells, strict=True)}
                 yield SourceRow(line, values, original)
@@ -611,7 +613,10 @@ class RejectsWriter:
                 self._writer.close()
             if self.wrapped:
                 self.stream.write(("{" if self._writer is None else ",\n") + json.dumps(kind) + ": ")
-            self._writer = RecordWriter(self.stream, self.fmt, list(record), kind=kind, raw=self.raw)
+            # CSV's header is the first row's columns (every row of a CSV file has them); other formats keep each
+            # row's own keys: one added as null would clear that column when the fixed row is imported again
+            header = list(record) if self.fmt in ("csv", "tsv") else []
+            self._writer = RecordWriter(self.stream, self.fmt, header, kind=kind, raw=self.raw)
         self._writer.write(record)
 
     def close(self) -> None:

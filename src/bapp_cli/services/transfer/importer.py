@@ -123,11 +123,9 @@ class ImportSummary:
         record: dict[str, Any] = {"kind": self.kind, **{name: self.total(name) for name in OUTCOMES}}
         record.update(rejected=self.rejected, dry_run=self.dry_run)
         if self.kind == "all":
-            record["restored"] = self.restored
-            record["kinds"] = {tally.kind: tally.as_record() for tally in self.tallies}
+            record.update(restored=self.restored, kinds={tally.kind: tally.as_record() for tally in self.tallies})
         else:
-            for tally in self.tallies:
-                record.update(tally.extra)
+            record |= {name: count for tally in self.tallies for name, count in tally.extra.items()}
         return record
 
 
@@ -164,8 +162,10 @@ class Touched:
 
 
 def problem(exc: BappError, name: str | None, line: int) -> RowError:
-    """A service rule's refusal as a row error; the rule's own `field: ` prefix becomes the field."""
-    message = exc.message.removeprefix(f"{name}: ") if name is not None else exc.message
+    """A service rule's refusal as a row error; the rule's own `field: ` prefix becomes the field (an option's name,
+    `calendly-user`, is its column's: `calendly_user`)."""
+    head, separator, rest = exc.message.partition(": ")
+    message = rest if separator and name is not None and head.replace("-", "_") == name else exc.message
     if exc.hint and exc.code not in ("invalid_email",):
         message = f"{message} ({exc.hint})"
     return RowError(line, name, message)
@@ -180,8 +180,8 @@ _COLUMNS: set[str] = set()
 
 def refusal(row: SourceRow, exc: BappError) -> RowResult:
     """A row a service rule refused; the message's `field: ` prefix names the field when it is a column."""
-    head, separator, _ = exc.message.partition(": ")
-    return RowResult(row, errors=[problem(exc, head if separator and head in _COLUMNS else None, row.line)])
+    head = exc.message.partition(": ")[0].replace("-", "_")
+    return RowResult(row, errors=[problem(exc, head if head in _COLUMNS else None, row.line)])
 
 
 @functools.cache
@@ -191,20 +191,17 @@ def _adapter(schema: Any) -> TypeAdapter[Any]:
 
 
 def _field_of(location: Sequence[Any]) -> str | None:
-    """pydantic's error location as a field path: `custom_question_responses[0].answer`."""
-    if not location:
-        return None
-    parts = [str(part) for part in location]
-    return parts[0] + "".join(f"[{part}]" if part.isdigit() else f".{part}" for part in parts[1:])
+    """pydantic's error location as a field path: `custom_question_responses[0].answer`, without the names pydantic
+    gives a union's members (`list[AnswerItem]`, `json[…]`, `constrained-str`), which are no field of the file."""
+    parts = [str(part) for part in location if isinstance(part, int) or str(part).isidentifier()]
+    return parts[0] + "".join(f"[{part}]" if part.isdigit() else f".{part}" for part in parts[1:]) if parts else None
 
 
 def _message(error: Mapping[str, Any], refused: Mapping[str, str]) -> str:
     kind = error.get("type")
     if kind == "extra_forbidden":
         return refused.get(str(error["loc"][-1]), "unknown column")
-    if kind == "missing":
-        return "required"
-    return str(error.get("msg", "invalid"))
+    return "required" if kind == "missing" else str(error.get("msg", "invalid"))
 
 
 @dataclass(eq=False)
@@ -328,7 +325,8 @@ class KindImporter(ABC):
         return self.builders[address]
 
     def instant(self, value: Any, name: str, *, zone: str | None = None) -> dt.datetime | None:
-        """An aware UTC instant from ISO text or a TOML date/datetime; naive ones are read in `zone` or --timezone."""
+        """An aware UTC instant from ISO text or a TOML date/datetime; naive ones are read in `zone` or --timezone. A
+        booking's start needs a time, as `--start` does: midnight is not what a row giving a date meant."""
         if value is None:
             return None
         # a TOML date or datetime reads as its text does: a date is the first instant of its day, which is not
@@ -343,7 +341,8 @@ class KindImporter(ABC):
         if parsed is not None and parsed.tzinfo is not None and parsed.utcoffset() is not None:
             check_in_range(parsed, field=name, text=value)
             return parsed.astimezone(dt.UTC)
-        return parse_instant(value, timezone=zone or self.options.timezone, field=name)
+        zone = zone or self.options.timezone
+        return parse_instant(value, timezone=zone, field=name, require_time=name == "start_time")
 
 
 def run_kind(
@@ -384,10 +383,9 @@ def refuse_if_bad(summary: ImportSummary, *, continue_on_error: bool) -> None:
     """All-or-nothing: any bad row refuses the import (exit 6) listing every bad row."""
     if not summary.rejected or continue_on_error:
         return
-    count = summary.rejected
     where = f" (first: line {summary.errors[0].line}, {summary.errors[0].text()})" if summary.errors else ""
     raise InvalidInput(
-        f"{count} bad row{'s' if count != 1 else ''}{where}; nothing was written",
+        f"{summary.rejected} bad row{'s' if summary.rejected != 1 else ''}{where}; nothing was written",
         hint="fix the rows listed, or pass --continue-on-error to import the good rows "
         "(--rejects PATH keeps the bad ones)",
         details=[error.as_detail() for error in summary.errors],

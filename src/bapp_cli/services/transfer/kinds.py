@@ -149,12 +149,12 @@ def import_data(
             done.append(name)
             importer = REGISTRY[name].importer(session, now, options, restore, renamed)
             tallies.append(run_kind(importer, rows, errors=errors, rejects=rejects, on_batch=on_batch, label=name))
+            if restore:  # after each kind: a later kind may create a record (a booking's unknown client, an enrolment)
+                store.reset_sequences(session, [model.__tablename__ for model in _RESTORED_MODELS])
     else:
         importer = REGISTRY[kind].importer(session, now, options)
         source.on_header = importer.check_header
         tallies.append(run_kind(importer, _section(source, kind), errors=errors, rejects=rejects, on_batch=on_batch))
-    if restore:
-        store.reset_sequences(session, [model.__tablename__ for model in _RESTORED_MODELS])
     summary = ImportSummary(kind, tallies, options.dry_run, errors, restored=restore, renamed=renamed)
     refuse_if_bad(summary, continue_on_error=options.continue_on_error)
     record_audit(
@@ -167,7 +167,8 @@ def import_data(
 
 
 def _section(source: Source, kind: str) -> Iterator[SourceRow]:
-    """The rows for `kind`: the whole file, or its `kind` array in a document that holds several kinds."""
+    """The rows for `kind`: the whole file, or its `kind` array in a document that holds several kinds (none in an
+    empty one)."""
     names = []
     for name, rows in source.sections():
         if name is None or name == kind:
@@ -176,10 +177,8 @@ def _section(source: Source, kind: str) -> Iterator[SourceRow]:
         names.append(name)
         for _ in rows:  # skip another kind's rows (streamed past, not kept)
             pass
-    raise InvalidInput(
-        f"the document holds no {kind!r}" + (f" (it holds: {', '.join(names)})" if names else ""),
-        code="missing_section",
-    )
+    if names:  # an empty document holds no rows: an export of nothing in TOML, which has no empty array of tables
+        raise InvalidInput(f"the document holds no {kind!r} (it holds: {', '.join(names)})", code="missing_section")
 
 
 def _check_header(rows: Iterator[SourceRow]) -> None:

@@ -42,9 +42,9 @@ from bapp_cli.services.transfer.importer import (
     Touched,
     When,
 )
-from bapp_cli.services.transfer.store import rows_keyed
+from bapp_cli.services.transfer.store import reset_sequences, rows_keyed
 
-Text = Annotated[str, StringConstraints(strip_whitespace=True, max_length=1000)]
+Text = Annotated[str, StringConstraints(strip_whitespace=True)]  # bounded by the rules: `clean_text`, MAX_URI
 
 
 class BuilderRow(TypedDict, total=False):
@@ -174,8 +174,12 @@ class ClientImporter(KindImporter):
             outcome = UPDATED if renamed or profile_change else UNCHANGED
             results.append(RowResult(row, outcome=CREATED if found["profile_id"] is None else outcome))
         table = User.__table__
-        bulk.insert_rows(self.session, table, ("email", "name", "created_at", "updated_at"), new_users)
+        # the ids a restore keeps first, so that the others take ids after them (an id-less row took id 1 before
+        # a kept 1: exit 1 on SQLite), past PostgreSQL's sequence too
         bulk.insert_rows(self.session, table, ("email", "name", "created_at", "updated_at", "id"), new_user_ids)
+        if new_user_ids:
+            reset_sequences(self.session, ["users"])
+        bulk.insert_rows(self.session, table, ("email", "name", "created_at", "updated_at"), new_users)
         if new_profiles:
             added = rows_keyed(self.session, select(User.email, User.id), [email for email, *_ in new_profiles])
             ids = {row[0]: row[1] for row in added}
