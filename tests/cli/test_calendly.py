@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from tests.cli.calendly_fixtures import (
     TOKEN,
@@ -123,6 +124,40 @@ def test_a_second_sync_changes_no_row(cbapp: Bapp, fake: FakeCalendly) -> None:
     assert (summary["unchanged"], summary["created"], summary["updated"]) == (12, 0, 0)
     assert snapshot(cbapp.database_url, skip=["sync_runs"]) == before
     assert len(sync_runs(cbapp.database_url)) == 2
+
+
+def test_types_whose_slug_is_taken_settle_in_one_sync_over_pages_and_a_failed_page_writes_none(
+    cbapp: Bapp, fake: FakeCalendly
+) -> None:
+    """A new type whose Calendly slug is taken is planned, and written, after the listing's last page (its holder
+    may give the slug up later in the listing): over two pages of the API (SQLite stages the first page's new rows as
+    it arrives, PostgreSQL writes every row after the last), a failing second page writes none of it, a dry run
+    plans what the sync then writes, and the next sync changes nothing."""
+
+    def typed(n: int, slug: str) -> dict[str, Any]:
+        return {**make_event_type(n, name=f"Type {n}"), "slug": slug}
+
+    assert cbapp("sessions", "add", "--title", "Local", "--slug", "held", "--duration", "30").exit_code == 0
+    fake.set_event_types([typed(n, f"s{n}") for n in range(150)])
+    assert cbapp("calendly", "sync", "--user", USER).exit_code == 0
+    # on page 1, new types wanting the slug type 149 gives up on page 2, that slug numbered, and the local type's,
+    # after one whose slug is free (staged on SQLite)
+    wanted = [typed(203, "fresh"), typed(200, "s149"), typed(201, "s149-2"), typed(202, "held")]
+    fake.set_event_types([*wanted, *(typed(n, f"s{n}") for n in range(149)), typed(149, "moved")])
+    before = snapshot(cbapp.database_url, skip=["sync_runs"])
+    fake.fail_next("/event_types", 500, times=None, with_page_token=True)
+    assert cbapp("calendly", "sync", "--user", USER).exit_code == 9
+    assert snapshot(cbapp.database_url, skip=["sync_runs"]) == before
+    fake.clear_faults()
+    dry = cbapp("calendly", "sync", "--user", USER, "--dry-run")
+    real = cbapp("--verbose", "calendly", "sync", "--user", USER, "--json")
+    assert real.exit_code == 0, real.stderr
+    assert (real.json()["created"], real.json()["updated"], real.json()["unchanged"]) == (4, 1, 149)
+    assert dry.stderr.splitlines()[1:] == real.stderr.splitlines()
+    slugs = {item["title"]: item["slug"] for item in cbapp("sessions", "list", "--json").json()}
+    assert [slugs[f"Type {n}"] for n in (203, 200, 201, 202, 149)] == ["fresh", "s149", "s149-2", "held-2", "moved"]
+    again = cbapp("calendly", "sync", "--user", USER, "--dry-run", "--json").json()
+    assert (again["created"], again["updated"], again["unchanged"]) == (0, 0, 154)
 
 
 def test_verbose_lists_each_change_and_dry_run_writes_nothing(cbapp: Bapp, fake: FakeCalendly) -> None:
