@@ -129,8 +129,8 @@ def import_data(
                 backup = True
                 continue
             if name not in REGISTRY:
-                raise InvalidInput(
-                    f"the document holds {name!r}, which is not a kind",
+                raise InvalidInput(  # None: a top-level array, one kind's rows
+                    f"the document holds {name!r}, which is not a kind" if name else "the document is an array of rows",
                     hint="its top-level keys are kinds: " + ", ".join(BACKUP_ORDER),
                     code="unknown_section",
                 )
