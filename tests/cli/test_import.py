@@ -574,3 +574,13 @@ def test_summary_keys_do_not_depend_on_what_the_rows_earned(bapp: Bapp, seed: Se
         "kind\tcreated\tupdated\tunchanged\trejected\tdry_run\tenrolled\tbadges_awarded\tpathways_completed",
         "progress\t1\t0\t0\t0\tfalse\t0\t0\t0",
     ]
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # reading the document: no backend's part
+def test_import_all_of_an_array_says_so_not_none(bapp: Bapp, tmp_path: Path) -> None:
+    # one kind's rows given to `import all` read 'the document holds None, which is not a kind'
+    rows = tmp_path / "skills.json"
+    rows.write_text('[{"slug": "x", "name": "X"}]')
+    result = bapp("import", "all", str(rows))
+    assert result.exit_code == 6
+    assert result.stderr.startswith("Error: the document is an array of rows\nHint: its top-level keys are kinds: ")

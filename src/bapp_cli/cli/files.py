@@ -227,7 +227,9 @@ class OutputFile:
         # an empty path ('-o ""') is refused as the directory it names, shown quoted
         return InvalidInput(f"{self.what}: cannot write {self.path or repr(self.path)}: {reason}", code=code)
 
-    def failed(self, exc: OSError | UnicodeEncodeError) -> OutputFailed:
+    def failed(self, exc: OSError | UnicodeEncodeError) -> Exception:
+        if isinstance(exc, BrokenPipeError):  # `-o /dev/stdout | head`, a FIFO's reader gone: quiet, as for stdout
+            return StdoutClosed()
         reason = getattr(exc, "strerror", None) or type(exc).__name__
         full = getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT)
         hint = "free some space and run the command again" if full else None

@@ -68,6 +68,15 @@ def is_sqlite(session: Session) -> bool:
     return session.get_bind().dialect.name == "sqlite"
 
 
+def reset_sequences(session: Session, tables: Sequence[FromClause]) -> None:
+    """After rows were inserted with explicit ids, PostgreSQL's id sequences (of the tables given) must move past
+    them, which explicit ids never do (SQLite's INTEGER PRIMARY KEY takes max(id) + 1 by itself)."""
+    for table in () if is_sqlite(session) else tables:
+        highest = select(func.max(table.c.id)).scalar_subquery()
+        sequence = func.pg_get_serial_sequence(cast(Table, table).name, "id")
+        session.execute(select(func.setval(sequence, func.coalesce(highest, 1), highest.is_not(None))))
+
+
 def insert_rows(
     session: Session,
     clause: FromClause,
@@ -95,6 +104,8 @@ def insert_rows(
     if mover is None:
         session.execute(move)
         session.execute(delete(stage))
+        if "id" in columns:  # a restore's kept ids: the ids the database gives next must come after them
+            reset_sequences(session, [table])
     else:
         mover.start(lambda: (session.execute(move), session.execute(delete(stage))))
 

@@ -721,9 +721,7 @@ class BookingImporter(KindImporter):
             row_id = draft.given.get("id") if self.restore else None
             row = (draft.key, *_compared(draft.values), draft.columns["created_at"] or now, now)
             rows[row_id is not None].append(row if row_id is None else (*row, row_id))
-        bulk.insert_rows(session, Booking.__table__, (*WRITE_COLUMNS, "id"), rows[True])
-        if rows[True]:  # SQLite's next id is past them already; PostgreSQL's sequence is not (a new database's is 1)
-            store.reset_sequences(session, ["bookings"])
+        bulk.insert_rows(session, Booking.__table__, (*WRITE_COLUMNS, "id"), rows[True])  # the sequence moved past them
         bulk.insert_rows(session, Booking.__table__, WRITE_COLUMNS, rows[False], mover=self.mover)
 
 

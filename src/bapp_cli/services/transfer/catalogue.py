@@ -217,13 +217,14 @@ class RowImporter(KindImporter):
         self.seen[key] = line
 
     def restore_id(self, model: Any, values: Mapping[str, Any]) -> dict[str, Any]:
-        """In a restore the row keeps its id (when that id is free)."""
+        """In a restore the row keeps its id (when that id is free); a row without one takes the next id after
+        those kept so far, on PostgreSQL too: its sequence, which kept ids do not move, is moved past them first."""
         wanted = values.get("id") if self.restore else None
-        if wanted is None:
-            return {}
-        if self.session.get(model, wanted) is not None:
+        if wanted is not None and self.session.get(model, wanted) is not None:
             raise InvalidInput(f"id: {wanted} is taken by another {model.__tablename__[:-1]}")
-        return {"id": wanted}
+        if self.restore and wanted is None:  # rare: a backup's rows all have ids; a hand-made document's may not
+            bulk.reset_sequences(self.session, [model.__table__])
+        return {} if wanted is None else {"id": wanted}
 
     def existing(
         self, key: str, row: SourceRow, values: Mapping[str, Any], column: Any = None

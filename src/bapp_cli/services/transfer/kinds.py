@@ -18,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import SAWarning
 from sqlalchemy.orm import Session
 
+from bapp_cli.db import bulk
 from bapp_cli.db.audit import record_audit
 from bapp_cli.db.locks import lock_for_import
 from bapp_cli.db.models import (
@@ -36,7 +37,7 @@ from bapp_cli.errors import InvalidInput, UsageError
 from bapp_cli.services.builders import list_builders
 from bapp_cli.services.clients import iter_clients
 from bapp_cli.services.pathways import list_pathways
-from bapp_cli.services.transfer import bookings, calendly_state, catalogue, learning, people, store
+from bapp_cli.services.transfer import bookings, calendly_state, catalogue, learning, people
 from bapp_cli.services.transfer.formats import RecordWriter, RowError, Source, SourceRow
 from bapp_cli.services.transfer.importer import (
     ImportOptions,
@@ -128,8 +129,8 @@ def import_data(
                 backup = True
                 continue
             if name not in REGISTRY:
-                raise InvalidInput(
-                    f"the document holds {name!r}, which is not a kind",
+                raise InvalidInput(  # None: a top-level array, one kind's rows
+                    f"the document holds {name!r}, which is not a kind" if name else "the document is an array of rows",
                     hint="its top-level keys are kinds: " + ", ".join(BACKUP_ORDER),
                     code="unknown_section",
                 )
@@ -150,7 +151,7 @@ def import_data(
             importer = REGISTRY[name].importer(session, now, options, restore, renamed)
             tallies.append(run_kind(importer, rows, errors=errors, rejects=rejects, on_batch=on_batch, label=name))
             if restore:  # after each kind: a later kind may create a record (a booking's unknown client, an enrolment)
-                store.reset_sequences(session, [model.__tablename__ for model in _RESTORED_MODELS])
+                bulk.reset_sequences(session, [model.__table__ for model in _RESTORED_MODELS])
     else:
         importer = REGISTRY[kind].importer(session, now, options)
         source.on_header = importer.check_header

@@ -42,7 +42,7 @@ from bapp_cli.services.transfer.importer import (
     Touched,
     When,
 )
-from bapp_cli.services.transfer.store import reset_sequences, rows_keyed
+from bapp_cli.services.transfer.store import rows_keyed
 
 Text = Annotated[str, StringConstraints(strip_whitespace=True)]  # bounded by the rules: `clean_text`, MAX_URI
 
@@ -175,10 +175,8 @@ class ClientImporter(KindImporter):
             results.append(RowResult(row, outcome=CREATED if found["profile_id"] is None else outcome))
         table = User.__table__
         # the ids a restore keeps first, so that the others take ids after them (an id-less row took id 1 before
-        # a kept 1: exit 1 on SQLite), past PostgreSQL's sequence too
+        # a kept 1: exit 1 on SQLite), past PostgreSQL's sequence too (insert_rows moves it)
         bulk.insert_rows(self.session, table, ("email", "name", "created_at", "updated_at", "id"), new_user_ids)
-        if new_user_ids:
-            reset_sequences(self.session, ["users"])
         bulk.insert_rows(self.session, table, ("email", "name", "created_at", "updated_at"), new_users)
         if new_profiles:
             added = rows_keyed(self.session, select(User.email, User.id), [email for email, *_ in new_profiles])

@@ -1,4 +1,4 @@
-"""SQL pieces the importers share: lookups by key, shifted instants in SQL, id sequences after restores.
+"""SQL pieces the importers share: lookups by key, shifted instants in SQL.
 
 The set-based writes themselves live in `bapp_cli.db.bulk` (the sync uses them too).
 """
@@ -8,10 +8,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-from sqlalchemy import Executable, SQLColumnExpression, func, literal_column, text
+from sqlalchemy import Executable, SQLColumnExpression, func, literal_column
 from sqlalchemy.orm import Session
 
-from bapp_cli.db.bulk import any_of, is_sqlite
+from bapp_cli.db.bulk import any_of
 
 
 def rows_keyed(session: Session, query: Any, keys: Iterable[Any] | None) -> list[Any]:
@@ -38,18 +38,3 @@ def shifted(column: SQLColumnExpression[Any], minutes: int, *, dialect: str) -> 
     if dialect == "sqlite":
         return func.datetime(column, f"{minutes:+d} minutes")
     return column + literal_column(f"INTERVAL '{int(minutes)} minutes'")
-
-
-def reset_sequences(session: Session, tables: Sequence[str]) -> None:
-    """After rows were inserted with explicit ids, PostgreSQL's id sequences (of the tables named) must move
-    past them."""
-    if is_sqlite(session):
-        return  # INTEGER PRIMARY KEY takes max(id) + 1 by itself
-    for table in tables:
-        session.execute(
-            text(
-                f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
-                f"COALESCE((SELECT MAX(id) FROM {table}), 1), "
-                f"(SELECT MAX(id) FROM {table}) IS NOT NULL)"
-            )
-        )
