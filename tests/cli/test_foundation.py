@@ -472,3 +472,10 @@ def test_upgrade_to_an_older_revision_is_refused_as_downgrade_to_a_newer_one_is(
     for same in ("0005_add_skill_enhancements", "0005"):  # the current one is no error: nothing to do
         assert bapp("db", "upgrade", same).exit_code == 0
     assert bapp("db", "upgrade").exit_code == 0
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # help only
+def test_downgrade_help_warns_that_badge_revocations_go_below_0010(bapp: Bapp) -> None:
+    """It spoke of dropped tables only; 0010's downgrade drops columns, and with them every revocation."""
+    shown = " ".join(bapp("db", "downgrade", "--help").stdout.split())
+    assert "columns" in shown and "revoked badge counts as valid again" in shown and "0010_portable_badges" in shown
