@@ -709,7 +709,14 @@ def set_config_values(path: Path, values: Mapping[str, str]) -> None:
         check_given_setting(key, value)
     with _editing_config_file(path) as data:
         for key, value in values.items():
-            put_setting(data, key, value, path)
+            put_setting(data, key, as_meant_here(key, value), path)
+
+
+def as_meant_here(key: str, value: str) -> str:
+    """A `*_file` setting given on the command line as the user meant it: from the directory they typed it in
+    (`~` expanded), stored absolute, as `badges issuer init` stores its key file. Kept relative, it was read
+    from whatever directory a later run (a cron job's) started in. A blank one stays as given."""
+    return str(user_path(value).absolute()) if key.endswith("_file") and value.strip() else value
 
 
 def check_given_setting(key: str, value: str) -> Any:

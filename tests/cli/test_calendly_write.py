@@ -640,6 +640,34 @@ def test_no_show_and_undo_round_trip_through_calendly(synced: Bapp, fake: FakeCa
             fake._scheduled_events = [e for e in fake._scheduled_events if e["uri"] != event["uri"]]
 
 
+def test_an_undo_into_a_slot_booked_meanwhile_is_refused_before_calendly_is_asked(
+    synced: Bapp, fake: FakeCalendly
+) -> None:
+    from tests.fakes.calendly_server import make_invitee, make_scheduled_event
+
+    started = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(minutes=5)  # running: back to active
+    event = make_scheduled_event(902, FREE_TYPE, started, duration_minutes=60)
+    fake.add_scheduled_event(event, [make_invitee(event["uri"], 902, email=CLIENT)])
+    try:
+        assert synced("calendly", "pull-bookings", "--json").exit_code == 0
+        [booking] = bookings(synced.database_url)
+        assert synced("bookings", "no-show", booking.reference, "--json").exit_code == 0
+        assert (
+            synced("sessions", "add", "--title", "Local chat", "--duration", "30", "--category", "free").exit_code == 0
+        )
+        args = ("--client", CLIENT, "--session", "local-chat", "--start", z(started), "--allow-past", "--json")
+        meanwhile = synced("bookings", "create", *args)
+        assert meanwhile.exit_code == 0, meanwhile.stderr
+        undone = synced("bookings", "no-show", booking.reference, "--undo", "--json")
+        assert undone.exit_code == 8, undone.stderr
+        assert f"client {CLIENT} already has booking {meanwhile.json()['reference']}" in undone.stderr
+        assert "cancel or move the clashing booking first" in undone.stderr
+        assert [r for r in fake.requests if r.method == "DELETE"] == []  # Calendly keeps its mark, as bapp does
+        assert {b.reference: b.status for b in bookings(synced.database_url)}[booking.reference] == "no_show"
+    finally:
+        _drop_event(fake, event)
+
+
 def _past_booking(synced: Bapp, fake: FakeCalendly, number: int) -> tuple[str, dict[str, Any], dict[str, Any]]:
     from tests.fakes.calendly_server import make_invitee, make_scheduled_event
 

@@ -491,3 +491,20 @@ def test_only_config_py_reads_bapps_environment_variables() -> None:
                 strays.append(f"{path.relative_to(source)}: {name}")
     assert strays == []
     assert reads.findall('os.environ.get("BAPP_X") or os.getenv("BAPP_Y")') == ["BAPP_X", "BAPP_Y"]
+
+
+def test_a_relative_file_setting_is_stored_from_where_it_was_typed(
+    cli: Bapp, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # stored as typed, `tok` was later read from whatever directory a cron job started in
+    here = tmp_path / "here"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    assert cli("config", "set", "calendly.webhook_signing_key_file", "keys/signing").exit_code == 0
+    assert cli("config", "set", "badges.key_file", "~/badge.pem", env={"HOME": str(tmp_path)}).exit_code == 0
+    stored = tomllib.loads(Path(cli.env["BAPP_CONFIG"]).read_text())
+    assert stored["calendly"] == {"webhook_signing_key_file": str(here / "keys" / "signing")}
+    assert stored["badges"] == {"key_file": str(tmp_path / "badge.pem")}
+    fresh = tmp_path / "fresh.toml"
+    assert cli("--config", str(fresh), "config", "init", "--calendly-token-file", "tok").exit_code == 0
+    assert tomllib.loads(fresh.read_text()) == {"calendly": {"token_file": str(here / "tok")}}

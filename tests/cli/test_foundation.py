@@ -458,3 +458,24 @@ def test_unexpected_error_is_one_line_and_traceback_only_with_debug(bapp: Bapp, 
     assert "Traceback" not in result.stderr
     debug = bapp("--debug", "pathways", "list")
     assert debug.exit_code == 1 and "Traceback" in debug.stderr
+
+
+def test_upgrade_to_an_older_revision_is_refused_as_downgrade_to_a_newer_one_is(bapp: Bapp) -> None:
+    """Alembic takes an upgrade below the current revision as nothing to do: it said 'Already at' (exit 0)."""
+    assert bapp("db", "downgrade", "0005_add_skill_enhancements", "--yes").exit_code == 0
+    newer = bapp("db", "downgrade", "0007_unique_session_slugs", "--yes")
+    older = bapp("db", "upgrade", "0003_add_booking_enhancements")
+    assert (newer.exit_code, older.exit_code) == (6, 6), older.stdout + older.stderr
+    assert "0003_add_booking_enhancements" in older.stderr and "0005_add_skill_enhancements" in older.stderr
+    assert "bapp db downgrade" in older.stderr
+    assert json.loads(bapp("db", "current", "--json").stdout)["revision"] == "0005_add_skill_enhancements"
+    for same in ("0005_add_skill_enhancements", "0005"):  # the current one is no error: nothing to do
+        assert bapp("db", "upgrade", same).exit_code == 0
+    assert bapp("db", "upgrade").exit_code == 0
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # help only
+def test_downgrade_help_warns_that_badge_revocations_go_below_0010(bapp: Bapp) -> None:
+    """It spoke of dropped tables only; 0010's downgrade drops columns, and with them every revocation."""
+    shown = " ".join(bapp("db", "downgrade", "--help").stdout.split())
+    assert "columns" in shown and "revoked badge counts as valid again" in shown and "0010_portable_badges" in shown

@@ -173,3 +173,31 @@ def test_listing_filters_and_order(session: Session, world: dict[str, Any]) -> N
     with pytest.raises(InvalidInput):
         refs(limit=0)
     assert session.scalars(select(AuditEntry)).all() == []
+
+
+@pytest.mark.parametrize("who", ["builder", "client"])
+def test_undo_refuses_a_slot_booked_while_it_was_a_no_show(session: Session, world: dict[str, Any], who: str) -> None:
+    """Rule 6 holds for a booking taking its slot back: the undone no-show would double-book."""
+    from bapp_cli.services.calendly_write import undo_no_show
+
+    item = booking(session, world, status="no_show", start=FUTURE)
+    if who == "builder":  # another client with the same builder, 15 minutes into it
+        other = add_booking(
+            session, client=add_client(session, "bo@example.com"), session_type=world["chat"], start=FUTURE + MIN15
+        )
+    else:  # the same client with another builder
+        elsewhere = add_session_type(
+            session, "Elsewhere", category="free", builder=add_builder(session, "x@example.com")
+        )
+        other = add_booking(session, client=world["ada"], session_type=elsewhere, start=FUTURE + MIN15)
+    with pytest.raises(Conflict) as caught:
+        undo_no_show(session, item.reference, now=NOW)
+    assert caught.value.exit_code == 8 and caught.value.code == "overlap"
+    assert f"{who} " in caught.value.message and f"already has booking {other.reference}" in caught.value.message
+    assert caught.value.hint == "cancel or move the clashing booking first"
+    assert item.status == "no_show"
+    other.status = "cancelled"  # the slot free again: the undo goes through
+    assert undo_no_show(session, item.reference, now=NOW).booking.status == "confirmed"
+
+
+MIN15 = dt.timedelta(minutes=15)

@@ -29,7 +29,7 @@ def init(
       bapp config init --timezone Europe/London --calendly-token-file ~/.calendly-token
       bapp --config ./bapp.toml config init --database-url sqlite:///./bapp.db
     """
-    from bapp_cli.config import check_given_setting, put_setting, write_config_file
+    from bapp_cli.config import as_meant_here, check_given_setting, put_setting, write_config_file
     from bapp_cli.errors import Conflict
 
     app_state = state(ctx)
@@ -40,7 +40,7 @@ def init(
     given = {"database_url": database_url, "timezone": timezone, "calendly.token_file": calendly_token_file}
     for key, value in given.items():
         if value:
-            put_setting(data, key, check_given_setting(key, value))
+            put_setting(data, key, as_meant_here(key, check_given_setting(key, value)))
     write_config_file(path, data)
     app_state.messages.info(f"Wrote {path}")
 
@@ -79,6 +79,7 @@ def set_value(
     The value is checked first (exit 6): format, time zone, database URL form, http(s) URLs for
     calendly.base_url/user/organization, a regular expression for calendly.pathway_question, auto,
     always or never for bookings.calendly, a number of hours for calendly.reconcile_give_up_hours.
+    A file setting (*_file) is stored as an absolute path, from the directory the command runs in.
 
     \b
     Examples:

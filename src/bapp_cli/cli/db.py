@@ -35,7 +35,10 @@ def downgrade(
     revision: Annotated[str, typer.Argument(help="Target revision, or 'base' for an empty schema.")],
     yes: YesOption = False,
 ) -> None:
-    """Migrate the database down to REVISION (data in dropped tables is lost).
+    """Migrate the database down to REVISION (dropped tables and columns lose their data).
+
+    Below 0010_portable_badges that includes each badge's revocation (revoked_at, its reason): a revoked
+    badge counts as valid again after a downgrade and upgrade.
 
     \b
     Examples:

@@ -7,6 +7,7 @@ upgrading at once cannot both run the same revision.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from typing import Any
 
@@ -57,6 +58,8 @@ def _run(
         before = current_revision(engine)
         if before is not None and before not in known_revisions():
             raise newer_revision_error(before)
+        if action == "upgrade" and before is not None:
+            _refuse_older(before, revision)
         with engine.connect() as connection:
             sqlite = engine.dialect.name == "sqlite"
             if sqlite:
@@ -104,6 +107,25 @@ def _run(
                 if problems:
                     raise BappError(f"migration left {len(problems)} broken foreign keys: {problems[:3]}")
         return before, current_revision(engine)
+
+
+def _refuse_older(before: str, revision: str) -> None:
+    """Alembic takes an upgrade to a revision below the current one as nothing to do (bapp said "Already
+    at"), where a downgrade to one above is refused: refused the same way (exit 6), pointing down. A target
+    Alembic alone resolves (a relative +1) or cannot (an unknown name) is left to its own answer."""
+    from alembic.script import ScriptDirectory
+    from alembic.util import CommandError
+
+    scripts = ScriptDirectory(str(script_location()))
+    with contextlib.suppress(CommandError, AssertionError):  # Alembic's argument checks assert (an empty name)
+        target = scripts.get_revision(revision)  # None for base
+        older = [script.revision for script in scripts.walk_revisions("base", before)][1:]
+        if target is None or target.revision in older:
+            raise InvalidInput(
+                f"cannot upgrade to {revision!r}: it is below the database's revision {before}",
+                hint=f"`bapp db downgrade {revision}` goes down to it",
+                code="invalid_revision",
+            )
 
 
 def upgrade(

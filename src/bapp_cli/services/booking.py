@@ -16,7 +16,7 @@ import heapq
 import json
 import secrets
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 
@@ -191,15 +191,16 @@ def generate_reference() -> str:
 
 
 def resolve_builder(
-    session: Session, email: str | None, session_type: SessionType
+    session: Session, email: str | None, owner_id: int | None
 ) -> tuple[User | None, BuilderProfile | None]:
-    """`--builder`, else the session type's owner; an owner without a builder profile has default settings."""
+    """`--builder`, else the owner (the session type's, or a booking's builder); an owner without a builder
+    profile has default settings."""
     if email is not None:
         return get_builder(session, email)
     owner_and_profile = select(User, BuilderProfile).outerjoin(BuilderProfile, BuilderProfile.user_id == User.id)
     # one_or_none: no owner finds no row; nor does, as with the session.get it replaced, a missing owner named
     # by a database whose foreign keys were not enforced, which books without builder settings (not exit 1)
-    found = session.execute(owner_and_profile.where(User.id == session_type.builder_id)).one_or_none()
+    found = session.execute(owner_and_profile.where(User.id == owner_id)).one_or_none()
     return (found[0], found[1]) if found is not None else (None, None)
 
 
@@ -398,14 +399,10 @@ def _lock_request(
     import, which holds the whole bookings and users tables instead, is waited for here too.
     On SQLite this is a no-op because the unit of work began with BEGIN IMMEDIATE, which already lets
     only one writer in at a time across processes (see db/engine.py)."""
-    lock_names = [f"client:{email}"]
-    if session_type.kind == "group":  # its invitee limit is counted per session type and start
-        lock_names.append(f"session:{session_type.id}")
-    if builder is not None:
-        lock_names.append(f"builder:{builder.id}")
-    if key is not None:
-        lock_names.append(f"idempotency:{key}")
-    lock_keys(session, *lock_names, people=True)
+    group = f"session:{session_type.id}" if session_type.kind == "group" else None  # its invitee limit, per start
+    owner = f"builder:{builder.id}" if builder is not None else None
+    once = f"idempotency:{key}" if key is not None else None
+    lock_keys(session, *filter(None, (f"client:{email}", group, owner, once)), people=True)
 
 
 def _check_overlap(
@@ -416,9 +413,10 @@ def _check_overlap(
     builder: User | None,
     profile: BuilderProfile | None,
     client: User | None,
+    hint: str | None = None,
 ) -> None:
     """Rule 6 (the decision is services.rule_book.find_clash's) over the builder's bookings nearby, widened
-    by their buffer, and the client's."""
+    by their buffer, and the client's; ``hint``, the way out instead of the rule book's."""
     buffer = (profile.buffer_minutes or 0) if profile is not None else 0
     margin = dt.timedelta(minutes=buffer)
     if builder is None and session_type.kind == "group":  # its own bookings there: its invitee limit counts seats
@@ -436,7 +434,23 @@ def _check_overlap(
         client_bookings=_nearby(session, Booking.client_id, client, start, end),
     )
     if clash is not None:
-        raise _refuse_with(clash)
+        raise _refuse_with(replace(clash, hint=hint or clash.hint))
+
+
+def restorable(session: Session, booking: Booking, status: str) -> str:
+    """``status``, the one ``no-show --undo`` takes the booking back to, or why it cannot: the booking is not
+    a no-show, or, back in an active status, its slot was booked while it held none (rule 6, under the keys a
+    creation for the same people takes; in a read-only transaction too, as PostgreSQL allows those locks)."""
+    if booking.status != "no_show":
+        raise Conflict(f"booking {booking.reference} is {booking.status}: nothing to undo", code="illegal_transition")
+    if status in ACTIVE_STATUSES:
+        session_type = session.get_one(SessionType, booking.session_type_id)
+        builder, profile = resolve_builder(session, None, booking.builder_id)
+        client = session.get_one(User, booking.client_id)
+        _lock_request(session, client.email, session_type, builder, None)
+        hint = "cancel or move the clashing booking first"  # there is no --allow-overlap to take it back
+        _check_overlap(session, session_type, booking.start_time, booking.end_time, builder, profile, client, hint)
+    return status
 
 
 def create_booking(session: Session, request: BookingRequest, *, now: dt.datetime) -> BookingCreated:
@@ -450,7 +464,7 @@ def create_booking(session: Session, request: BookingRequest, *, now: dt.datetim
         raise InvalidInput(f"idempotency-key: must be 1 to {MAX_KEY_LENGTH} characters", code="invalid_key")
     name = clean_text(request.name, "name")
     session_type = get_session_type(session, request.session)
-    builder, profile = resolve_builder(session, request.builder_email, session_type)
+    builder, profile = resolve_builder(session, request.builder_email, session_type.builder_id)
     _check_bounds(builder, profile)
     requested_pathway = get_pathway(session, request.pathway) if request.pathway else None
     start = request.start.astimezone(dt.UTC)

@@ -54,6 +54,7 @@ from bapp_cli.services.booking import (
     get_booking,
     nearest_hint,
     resolve_builder,
+    restorable,
     status_move,
     waiting_for_calendly,
 )
@@ -123,7 +124,7 @@ def calendly_session(session: Session, identifier: str, *, bookable: bool = Fals
             code="not_in_calendly",
         )
     if bookable:
-        check_bookable(session_type, *resolve_builder(session, None, session_type))
+        check_bookable(session_type, *resolve_builder(session, None, session_type.builder_id))
     return CalendlySession.of(session_type)
 
 
@@ -602,8 +603,8 @@ def change_status(
         if not local_only and (booking.calendly_event_uri or booking.calendly_invitee_uri):
             event_uri, invitee_uri = booking.calendly_event_uri, booking.calendly_invitee_uri
             mark = booking.calendly_no_show_uri
-            if command == "undo" and booking.status != "no_show":
-                raise _nothing_to_undo(booking)
+            if command == "undo":  # checked here too, before Calendly takes the mark back
+                restorable(session, booking, restored_from_no_show(booking, clock()))
             if command != "undo":
                 status_move(booking, command, now=clock())
             # only cancelling goes by the event, which a group's invitees share
@@ -648,8 +649,7 @@ def change_status(
     with transaction() as session:
         now = clock()
         if command == "undo":
-            view = undo_no_show(session, reference, now=now)
-            return StatusChange(view, {"status": ["no_show", view.status]}), notes
+            return undo_no_show(session, reference, now=now), notes
         # locked first, so that the status read here is the one the change is made from
         booking = get_booking(session, reference, for_update=True)
         # already where the change made in Calendly takes it (its delivery came first): nothing left to do here
@@ -689,30 +689,21 @@ def _mark_no_show(client: CalendlyClient, invitee_uri: str) -> str:
         return found
 
 
-def _nothing_to_undo(booking: Booking) -> Conflict:
-    return Conflict(
-        f"booking {booking.reference} is {booking.status}, not no_show; nothing to undo", code="illegal_transition"
-    )
-
-
 def restored_from_no_show(booking: Booking, now: dt.datetime) -> str:
     """The status a no-show goes back to when its mark is taken back, here (``no-show --undo``) or in
     Calendly (``invitee_no_show.deleted``) alike: services.rule_book.restored_status."""
     return restored_status(end=booking.end_time, now=now, amount=booking.amount, payment_status=booking.payment_status)
 
 
-def undo_no_show(session: Session, reference: str, *, now: dt.datetime) -> BookingView:
+def undo_no_show(session: Session, reference: str, *, now: dt.datetime) -> StatusChange:
     """``no-show --undo``: a no-show recorded by mistake goes back to the status the rule book restores
     (services.rule_book.restored_status, the same as Calendly's ``invitee_no_show.deleted``)."""
     booking = get_booking(session, reference, for_update=True)
-    if booking.status != "no_show":
-        raise _nothing_to_undo(booking)
-    booking.status = restored_from_no_show(booking, now)
-    booking.calendly_no_show_uri = None
-    # a late delivery of the mark just taken back must not bring it back
-    booking.calendly_no_show_at = now
+    booking.status = restorable(session, booking, restored_from_no_show(booking, now))
+    # the URI cleared, and stamped now: a late delivery of the mark just taken back must not bring it back
+    booking.calendly_no_show_uri, booking.calendly_no_show_at = None, now
     audit_change(session, booking, {"status": ["no_show", booking.status], "undo": "no-show"}, now=now)
-    return booking_view(session, booking.id)
+    return StatusChange(booking_view(session, booking.id), {"status": ["no_show", booking.status]})
 
 
 # -- single-use scheduling links ---------------------------------------------------------------------

@@ -173,9 +173,7 @@ def restored_status(*, end: dt.datetime, now: dt.datetime, amount: Decimal, paym
     """The status a no-show returns to when its mark is taken back (`bookings no-show --undo`, Calendly's
     ``invitee_no_show.deleted``): completed once the booking has ended; before that, the active status its
     price and payment give (rule 8: pending while a priced booking is unpaid, else confirmed)."""
-    if end <= now:
-        return "completed"
-    return price_status(amount, paid=payment_status != "unpaid")[0]
+    return "completed" if end <= now else price_status(amount, paid=payment_status != "unpaid")[0]
 
 
 # -- overlaps (rule 6) ---------------------------------------------------------------------------------
