@@ -115,7 +115,7 @@ def normalise_database_url(url: str) -> str:
 
 # A URL's password: after the user, up to the last @ before the first / (libpq's reading, wider), else up to the
 # next @, a / in it (SQLAlchemy's). A ? or # in it is no query or fragment to either, as it was to urlsplit.
-_URL_PASSWORD = re.compile(r"^([^:/]+://[^:/]*:)(?:[^/]*|[^@]*)@")
+_URL_PASSWORD = re.compile(r"^([^:/]+://[^:/]*:)([^/]*|[^@]*)@")
 
 
 def mask_url_password(url: str) -> str:
@@ -396,16 +396,18 @@ class Settings(NamedTuple):
             return False
 
     def secret_values(self) -> set[str]:
-        """The secrets these settings hold — SECRET_KEYS' values, the database password as written and decoded
-        — which every error text is scrubbed of (R6)."""
-        from urllib.parse import unquote, urlsplit
+        """The secrets these settings hold — SECRET_KEYS' values, the database passwords as written and decoded,
+        read as `mask_url_password` reads them — which every error text is scrubbed of (R6)."""
+        from urllib.parse import parse_qsl, unquote
 
         found = {str(value) for key in SECRET_KEYS if (value := self.get(key))}
-        try:
-            password = urlsplit(self.database_url).password
-        except ValueError:
-            password = None
-        return found | {password, unquote(password)} if password else found
+        user = _URL_PASSWORD.match(url := self.database_url)
+        # every ? read as & finds a ?password= wherever SQLAlchemy's reading or libpq's puts the query
+        passwords = [value for name, value in parse_qsl(url.replace("?", "&")) if name == "password"]
+        passwords += [user[2]] if user else []
+        # each part of one holding an @ too: SQLAlchemy reads the part after it as the host, which a failed
+        # connection names ("failed to resolve host 'PART@db.example.com'")
+        return found | {text for password in passwords for text in (password, unquote(password), *password.split("@"))}
 
     def _environment_value(self, key: str) -> Any:
         value = self.get(key)

@@ -134,6 +134,27 @@ def test_show_masks_a_database_url_that_is_no_text_in_the_file(cli: Bapp) -> Non
         assert rows["database_url"] == {"key": "database_url", "value": "****", "source": "file"}
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        # an @ not written %40: SQLAlchemy reads the password up to the first @, the rest as the host, which the
+        # failed connection names; urlsplit (the errors' old reading) gave the whole, which the message does not hold
+        "postgresql://app:hunter2@tail-of-secret@127.0.0.1:1/bapp",
+        # libpq's own parameter was not scrubbed at all; here SQLAlchemy reads the part after the @ as the host
+        "postgresql://app@127.0.0.1:1/bapp?password=hunter2@tail-of-secret",
+        # a ? in the password: urlsplit read 'hunter2' (and so scrubbed every 'hunter2'), not the password
+        "postgresql://app:tail?of@secret@127.0.0.1:1/bapp",
+    ],
+)
+def test_no_part_of_the_database_password_in_a_failed_connections_error(cli: Bapp, url: str) -> None:
+    for args in (["--debug", "-vv", "db", "current"], ["-vv", "clients", "list", "--json"]):
+        result = cli(*args, env={"BAPP_DATABASE_URL": url, "BAPP_DEBUG": "1"})
+        assert result.exit_code == 5, result.stderr
+        assert "host" in result.stderr  # the error is the one naming the host SQLAlchemy read
+        for part in ("hunter2", "tail-of-secret", "of@secret", "secret"):
+            assert part not in result.stdout + result.stderr, (part, result.stderr)
+
+
 def test_set_and_unset_keep_the_files_comments_and_layout(cli: Bapp) -> None:
     """The file was written anew from its values: every comment went (examples/config.toml explains each setting and
     rule in them, and holds settings commented out), as did the order a person gave the file."""
