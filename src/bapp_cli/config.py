@@ -773,7 +773,8 @@ def _edited_config_text(text: str, keys: list[str], data: dict[str, Any]) -> str
     import tomli_w
 
     newline = "\r\n" if "\r\n" in text else "\n"  # the file's own, for the lines written
-    lines = [line if line.endswith("\n") else line + newline for line in text.splitlines(keepends=True)]
+    # lines end at \n alone: str.splitlines ends one at U+2028 or NEL too, which a TOML comment or string may hold
+    lines = [line if line.endswith("\n") else line + newline for line in re.findall(r"[^\n]*\n|[^\n]+$", text)]
     for key in keys:
         table, _, name = key.rpartition(".")
         value = _file_value(data, key)

@@ -197,6 +197,16 @@ def test_a_config_file_starting_with_a_byte_order_mark_is_read(cli: Bapp) -> Non
     assert config_path.read_bytes() == b'# from Notepad\r\ntimezone = "UTC"\r\n'
 
 
+def test_set_keeps_a_comment_holding_a_line_separator_unicode_knows(cli: Bapp) -> None:
+    """str.splitlines also splits at U+2028, NEL and the like, which TOML allows in a comment or a string: the
+    edited line ended there, read back as no TOML, and the file was written anew without any of its comments."""
+    config_path = Path(cli.env["BAPP_CONFIG"])
+    text = '# kept\n# see the manual\u2028(section 2), or\x85the wiki\ntimezone = "Asia/Tokyo"\nformat = "json"\n'
+    config_path.write_text(text, newline="")
+    assert cli("config", "set", "timezone", "UTC").exit_code == 0
+    assert config_path.read_bytes().decode() == text.replace("Asia/Tokyo", "UTC")
+
+
 def test_set_into_a_key_that_is_no_table_is_exit_4_naming_it(cli: Bapp) -> None:
     """`calendly = "x"` (or an array of tables) in the file has no place for calendly.user: that was exit 1."""
     config_path = Path(cli.env["BAPP_CONFIG"])
