@@ -749,11 +749,12 @@ def _editing_config_file(path: Path) -> Iterator[dict[str, Any]]:
     try:
         folder.mkdir(parents=True, exist_ok=True)
         descriptor = os.open(folder, os.O_RDONLY)
-    except OSError as exc:
-        raise ConfigError(f"cannot write config file {path}: {exc.strerror}", code="config_unwritable") from None
+    except OSError:  # no folder there or to be made: no file to change either; a change is refused when written
+        descriptor = None
     try:
-        with contextlib.suppress(OSError):  # a file system without locks (an NFS home without lockd): edit unlocked
-            fcntl.flock(descriptor, fcntl.LOCK_EX)
+        if descriptor is not None:
+            with contextlib.suppress(OSError):  # a file system without locks (an NFS home without lockd): edit unlocked
+                fcntl.flock(descriptor, fcntl.LOCK_EX)
         data = load_config_file(path)
         before = copy.deepcopy(data)
         yield data
@@ -763,7 +764,8 @@ def _editing_config_file(path: Path) -> Iterator[dict[str, Any]]:
             changed = [key for key in KNOWN_KEYS if _file_value(data, key) != _file_value(before, key)]
             write_private_file(path, _edited_config_text(text, changed, data).encode(), "config file")
     finally:
-        os.close(descriptor)
+        if descriptor is not None:
+            os.close(descriptor)
 
 
 def _edited_config_text(text: str, keys: list[str], data: dict[str, Any]) -> str:

@@ -273,6 +273,18 @@ def test_a_config_path_that_names_a_directory_is_exit_4_and_writes_nothing(
     assert not (tmp_path / "settings").exists()
 
 
+def test_unset_where_no_folder_can_be_made_changes_nothing_and_set_is_exit_4(cli: Bapp, tmp_path: Path) -> None:
+    """The lock on the config file's folder made every `config unset` make the folder first: one where no folder can
+    be (a file in the way, a read-only home) was exit 4 'cannot write config file', where there is nothing to
+    write and an unset of a key not there is exit 0."""
+    (tmp_path / "a-file").write_text("")
+    env = {"BAPP_CONFIG": str(tmp_path / "a-file" / "bapp" / "config.toml")}
+    unset = cli("config", "unset", "format", env=env)
+    assert unset.exit_code == 0, unset.stderr
+    result = cli("config", "set", "format", "json", env=env)
+    assert result.exit_code == 4 and f"cannot write config file {env['BAPP_CONFIG']}" in result.stderr
+
+
 def test_precedence_flag_env_file_default(tmp_path: Path) -> None:
     config_path = tmp_path / "c.toml"
     config_path.write_text('database_url = "sqlite:///from-file.db"\ntimezone = "Asia/Tokyo"\n')
