@@ -123,10 +123,11 @@ def mask_url_password(url: str) -> str:
     which libpq and SQLAlchemy both take."""
     from urllib.parse import unquote
 
-    head, mark, query = _URL_PASSWORD.sub(rf"\g<1>{MASK}@", url, count=1).partition("?")
-    parts = [(part.partition("=")[0], part) for part in query.split("&")]
-    shown = [f"{name}={MASK}" if unquote(name) == "password" else part for name, part in parts]
-    return head + mark + "&".join(shown)
+    # each ?password= first, a ? read as & too: masked second, one holding an @ behind a port
+    # (app@h:5432/db?password=pw@tail) went into the password after the user (from the : to that @), its tail shown
+    parts = [(part.partition("=")[0], part) for part in re.split("([?&])", url)]
+    shown = "".join(f"{name}={MASK}" if unquote(name) == "password" else part for name, part in parts)
+    return _URL_PASSWORD.sub(rf"\g<1>{MASK}@", shown, count=1)
 
 
 def check_database_url(url: str) -> str:

@@ -105,6 +105,17 @@ def test_show_masks_secrets_and_names_sources(cli: Bapp, tmp_path: Path) -> None
             "postgresql://db.example.com/bapp?pass%77ord=hunter2",
             "postgresql+psycopg://db.example.com/bapp?pass%77ord=****",
         ),
+        # an @ in it, with a port: the user's reading took app@db.example.com as the user and the password from
+        # the : to that @, and showed what follows it ('hunter2', SQLAlchemy's host)
+        (
+            "postgresql://app@db.example.com:5432/bapp?password=pw@hunter2",
+            "postgresql+psycopg://app@db.example.com:5432/bapp?password=****",
+        ),
+        # a ? in the password after the user, and a query after it
+        (
+            "postgresql://app:pw?x@db.example.com/bapp?password=hunter2",
+            "postgresql+psycopg://app:****@db.example.com/bapp?password=****",
+        ),
     ],
 )
 def test_show_masks_the_database_password_wherever_the_url_holds_it(cli: Bapp, url: str, shown: str) -> None:
