@@ -687,6 +687,11 @@ def write_private_file(path: Path, content: bytes, what: str) -> None:
     except OSError as exc:
         raise ConfigError(f"cannot write {what} {path}: {exc.strerror}", code="config_unwritable") from None
     try:
+        # the file's owner kept: root's edit of a user's file (sudo) left it root's, unreadable to its user. Only root
+        # may give a file away; anyone else's edit (or a new file) stays theirs
+        with contextlib.suppress(OSError):
+            old = path.stat()
+            os.fchown(descriptor, old.st_uid, old.st_gid)
         with os.fdopen(descriptor, "wb") as handle:
             handle.write(content)
         os.chmod(temporary, stat.S_IRUSR | stat.S_IWUSR)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import stat
 import subprocess
 import sys
@@ -52,6 +53,20 @@ def test_set_keeps_mode_0600_and_unset_removes(cli: Bapp, tmp_path: Path) -> Non
     assert cli("config", "set", "nonsense.key", "x").exit_code == 2
     bad_zone = cli("config", "set", "timezone", "Nowhere/Land")
     assert bad_zone.exit_code == 6 and "Nowhere/Land" in bad_zone.stderr
+
+
+def test_set_keeps_the_files_owner(cli: Bapp) -> None:
+    """The file is written anew and renamed over the old: root's `config set` (sudo, keeping HOME) on a user's file
+    gave it to root, mode 0600, so every later command of its user was exit 4, 'cannot read config file'."""
+    config_path = Path(cli.env["BAPP_CONFIG"])
+    config_path.write_text('timezone = "UTC"\n')
+    owner = (65534, 65534) if os.geteuid() == 0 else (os.getuid(), os.getgid())  # nobody's, where root may give it
+    os.chown(config_path, *owner)
+    config_path.chmod(0o600)
+    assert cli("config", "set", "timezone", "Asia/Tokyo").exit_code == 0
+    found = config_path.stat()
+    assert (found.st_uid, found.st_gid, stat.S_IMODE(found.st_mode)) == (*owner, 0o600)
+    assert tomllib.loads(config_path.read_text()) == {"timezone": "Asia/Tokyo"}
 
 
 def test_secrets_are_refused_on_the_command_line(cli: Bapp) -> None:
