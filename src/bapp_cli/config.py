@@ -683,7 +683,10 @@ def write_private_file(path: Path, content: bytes, what: str) -> None:
         if path.exists() and not path.is_file():
             raise ConfigError(f"cannot write {what} {path}: it is not a regular file", code="config_unwritable")
         path.parent.mkdir(parents=True, exist_ok=True)
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, stat.S_IRUSR | stat.S_IWUSR)
+        # made anew, never opened as found: a link there would have the text written into the file it names (and be
+        # renamed over this one); one put there again meanwhile is refused (O_EXCL)
+        temporary.unlink(missing_ok=True)
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, stat.S_IRUSR | stat.S_IWUSR)
     except OSError as exc:
         raise ConfigError(f"cannot write {what} {path}: {exc.strerror}", code="config_unwritable") from None
     try:

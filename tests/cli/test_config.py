@@ -69,6 +69,21 @@ def test_set_keeps_the_files_owner(cli: Bapp) -> None:
     assert tomllib.loads(config_path.read_text()) == {"timezone": "Asia/Tokyo"}
 
 
+def test_set_writes_through_no_link_left_where_its_temporary_file_goes(cli: Bapp, tmp_path: Path) -> None:
+    """The file is written first as config.toml.tmp, opened as it was found: a link there (left by anyone who may
+    write the folder) had the new text written into the file it names, mode 0600, and the link renamed over the
+    config file."""
+    config_path = Path(cli.env["BAPP_CONFIG"])
+    config_path.write_text('timezone = "UTC"\n')
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.write_text("not bapp's\n")
+    config_path.with_name("config.toml.tmp").symlink_to(elsewhere)
+    assert cli("config", "set", "timezone", "Asia/Tokyo").exit_code == 0
+    assert elsewhere.read_text() == "not bapp's\n"
+    assert not config_path.is_symlink() and tomllib.loads(config_path.read_text()) == {"timezone": "Asia/Tokyo"}
+    assert list(config_path.parent.glob("config.toml?*")) == []
+
+
 def test_secrets_are_refused_on_the_command_line(cli: Bapp) -> None:
     result = cli("config", "set", "calendly.token", TOKEN)
     assert result.exit_code == 2
