@@ -472,8 +472,8 @@ def database_failure(exc: BaseException) -> DatabaseNotReady | Busy | Conflict |
         )
     elif getattr(original, "sqlstate", None) == _PG_LOCK_NOT_AVAILABLE:
         return _locked(str(original).strip().splitlines()[0] if str(original).strip() else "lock timeout")
-    elif getattr(original, "sqlstate", None) in (_PG_READ_ONLY, _PG_IDLE_IN_TRANSACTION_TIMEOUT, _PG_UNDEFINED_TABLE):
-        pass  # a table missing (a schema changed by hand) too: a database error, as SQLite's "no such table" is
+    elif getattr(original, "sqlstate", None) in (_PG_READ_ONLY, _PG_IDLE_IN_TRANSACTION_TIMEOUT):
+        pass
     elif getattr(original, "sqlstate", None) == _PG_INSUFFICIENT_PRIVILEGE:  # the role's grants: a setting, not a bug
         return DatabaseNotReady(
             f"the database refused this user: {str(original).strip().splitlines()[0]}",
