@@ -115,7 +115,7 @@ def normalise_database_url(url: str) -> str:
 
 # A URL's password: after the user, up to the last @ before the first / (libpq's reading, wider), else up to the
 # next @, a / in it (SQLAlchemy's). A ? or # in it is no query or fragment to either, as it was to urlsplit.
-_URL_PASSWORD = re.compile(r"^([^:/]+://[^:/]*:)(?:[^/]*|[^@]*)@")
+_URL_PASSWORD = re.compile(r"^([^:/]+://[^:/]*:)([^/]*|[^@]*)@")
 
 
 def mask_url_password(url: str) -> str:
@@ -123,10 +123,11 @@ def mask_url_password(url: str) -> str:
     which libpq and SQLAlchemy both take."""
     from urllib.parse import unquote
 
-    head, mark, query = _URL_PASSWORD.sub(rf"\g<1>{MASK}@", url, count=1).partition("?")
-    parts = [(part.partition("=")[0], part) for part in query.split("&")]
-    shown = [f"{name}={MASK}" if unquote(name) == "password" else part for name, part in parts]
-    return head + mark + "&".join(shown)
+    # each ?password= first, a ? read as & too: masked second, one holding an @ behind a port
+    # (app@h:5432/db?password=pw@tail) went into the password after the user (from the : to that @), its tail shown
+    parts = [(part.partition("=")[0], part) for part in re.split("([?&])", url)]
+    shown = "".join(f"{name}={MASK}" if unquote(name) == "password" else part for name, part in parts)
+    return _URL_PASSWORD.sub(rf"\g<1>{MASK}@", shown, count=1)
 
 
 def check_database_url(url: str) -> str:
@@ -396,16 +397,18 @@ class Settings(NamedTuple):
             return False
 
     def secret_values(self) -> set[str]:
-        """The secrets these settings hold — SECRET_KEYS' values, the database password as written and decoded
-        — which every error text is scrubbed of (R6)."""
-        from urllib.parse import unquote, urlsplit
+        """The secrets these settings hold — SECRET_KEYS' values, the database passwords as written and decoded,
+        read as `mask_url_password` reads them — which every error text is scrubbed of (R6)."""
+        from urllib.parse import parse_qsl, unquote
 
         found = {str(value) for key in SECRET_KEYS if (value := self.get(key))}
-        try:
-            password = urlsplit(self.database_url).password
-        except ValueError:
-            password = None
-        return found | {password, unquote(password)} if password else found
+        user = _URL_PASSWORD.match(url := self.database_url)
+        # every ? read as & finds a ?password= wherever SQLAlchemy's reading or libpq's puts the query
+        passwords = [value for name, value in parse_qsl(url.replace("?", "&")) if name == "password"]
+        passwords += [user[2]] if user else []
+        # each part of one holding an @ too: SQLAlchemy reads the part after it as the host, which a failed
+        # connection names ("failed to resolve host 'PART@db.example.com'")
+        return found | {text for password in passwords for text in (password, unquote(password), *password.split("@"))}
 
     def _environment_value(self, key: str) -> Any:
         value = self.get(key)
@@ -680,10 +683,18 @@ def write_private_file(path: Path, content: bytes, what: str) -> None:
         if path.exists() and not path.is_file():
             raise ConfigError(f"cannot write {what} {path}: it is not a regular file", code="config_unwritable")
         path.parent.mkdir(parents=True, exist_ok=True)
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, stat.S_IRUSR | stat.S_IWUSR)
+        # made anew, never opened as found: a link there would have the text written into the file it names (and be
+        # renamed over this one); one put there again meanwhile is refused (O_EXCL)
+        temporary.unlink(missing_ok=True)
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, stat.S_IRUSR | stat.S_IWUSR)
     except OSError as exc:
         raise ConfigError(f"cannot write {what} {path}: {exc.strerror}", code="config_unwritable") from None
     try:
+        # the file's owner kept: root's edit of a user's file (sudo) left it root's, unreadable to its user. Only root
+        # may give a file away; anyone else's edit (or a new file) stays theirs
+        with contextlib.suppress(OSError):
+            old = path.stat()
+            os.fchown(descriptor, old.st_uid, old.st_gid)
         with os.fdopen(descriptor, "wb") as handle:
             handle.write(content)
         os.chmod(temporary, stat.S_IRUSR | stat.S_IWUSR)
@@ -754,11 +765,12 @@ def _editing_config_file(path: Path) -> Iterator[dict[str, Any]]:
     try:
         folder.mkdir(parents=True, exist_ok=True)
         descriptor = os.open(folder, os.O_RDONLY)
-    except OSError as exc:
-        raise ConfigError(f"cannot write config file {path}: {exc.strerror}", code="config_unwritable") from None
+    except OSError:  # no folder there or to be made: no file to change either; a change is refused when written
+        descriptor = None
     try:
-        with contextlib.suppress(OSError):  # a file system without locks (an NFS home without lockd): edit unlocked
-            fcntl.flock(descriptor, fcntl.LOCK_EX)
+        if descriptor is not None:
+            with contextlib.suppress(OSError):  # a file system without locks (an NFS home without lockd): edit unlocked
+                fcntl.flock(descriptor, fcntl.LOCK_EX)
         data = load_config_file(path)
         before = copy.deepcopy(data)
         yield data
@@ -768,7 +780,8 @@ def _editing_config_file(path: Path) -> Iterator[dict[str, Any]]:
             changed = [key for key in KNOWN_KEYS if _file_value(data, key) != _file_value(before, key)]
             write_private_file(path, _edited_config_text(text, changed, data).encode(), "config file")
     finally:
-        os.close(descriptor)
+        if descriptor is not None:
+            os.close(descriptor)
 
 
 def _edited_config_text(text: str, keys: list[str], data: dict[str, Any]) -> str:
@@ -778,7 +791,8 @@ def _edited_config_text(text: str, keys: list[str], data: dict[str, Any]) -> str
     import tomli_w
 
     newline = "\r\n" if "\r\n" in text else "\n"  # the file's own, for the lines written
-    lines = [line if line.endswith("\n") else line + newline for line in text.splitlines(keepends=True)]
+    # lines end at \n alone: str.splitlines ends one at U+2028 or NEL too, which a TOML comment or string may hold
+    lines = [line if line.endswith("\n") else line + newline for line in re.findall(r"[^\n]*\n|[^\n]+$", text)]
     for key in keys:
         table, _, name = key.rpartition(".")
         value = _file_value(data, key)

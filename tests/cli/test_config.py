@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import stat
 import subprocess
 import sys
@@ -52,6 +53,35 @@ def test_set_keeps_mode_0600_and_unset_removes(cli: Bapp, tmp_path: Path) -> Non
     assert cli("config", "set", "nonsense.key", "x").exit_code == 2
     bad_zone = cli("config", "set", "timezone", "Nowhere/Land")
     assert bad_zone.exit_code == 6 and "Nowhere/Land" in bad_zone.stderr
+
+
+def test_set_keeps_the_files_owner(cli: Bapp) -> None:
+    """The file is written anew and renamed over the old: root's `config set` (sudo, keeping HOME) on a user's file
+    gave it to root, mode 0600, so every later command of its user was exit 4, 'cannot read config file'."""
+    config_path = Path(cli.env["BAPP_CONFIG"])
+    config_path.write_text('timezone = "UTC"\n')
+    owner = (65534, 65534) if os.geteuid() == 0 else (os.getuid(), os.getgid())  # nobody's, where root may give it
+    os.chown(config_path, *owner)
+    config_path.chmod(0o600)
+    assert cli("config", "set", "timezone", "Asia/Tokyo").exit_code == 0
+    found = config_path.stat()
+    assert (found.st_uid, found.st_gid, stat.S_IMODE(found.st_mode)) == (*owner, 0o600)
+    assert tomllib.loads(config_path.read_text()) == {"timezone": "Asia/Tokyo"}
+
+
+def test_set_writes_through_no_link_left_where_its_temporary_file_goes(cli: Bapp, tmp_path: Path) -> None:
+    """The file is written first as config.toml.tmp, opened as it was found: a link there (left by anyone who may
+    write the folder) had the new text written into the file it names, mode 0600, and the link renamed over the
+    config file."""
+    config_path = Path(cli.env["BAPP_CONFIG"])
+    config_path.write_text('timezone = "UTC"\n')
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.write_text("not bapp's\n")
+    config_path.with_name("config.toml.tmp").symlink_to(elsewhere)
+    assert cli("config", "set", "timezone", "Asia/Tokyo").exit_code == 0
+    assert elsewhere.read_text() == "not bapp's\n"
+    assert not config_path.is_symlink() and tomllib.loads(config_path.read_text()) == {"timezone": "Asia/Tokyo"}
+    assert list(config_path.parent.glob("config.toml?*")) == []
 
 
 def test_secrets_are_refused_on_the_command_line(cli: Bapp) -> None:
@@ -105,6 +135,17 @@ def test_show_masks_secrets_and_names_sources(cli: Bapp, tmp_path: Path) -> None
             "postgresql://db.example.com/bapp?pass%77ord=hunter2",
             "postgresql+psycopg://db.example.com/bapp?pass%77ord=****",
         ),
+        # an @ in it, with a port: the user's reading took app@db.example.com as the user and the password from
+        # the : to that @, and showed what follows it ('hunter2', SQLAlchemy's host)
+        (
+            "postgresql://app@db.example.com:5432/bapp?password=pw@hunter2",
+            "postgresql+psycopg://app@db.example.com:5432/bapp?password=****",
+        ),
+        # a ? in the password after the user, and a query after it
+        (
+            "postgresql://app:pw?x@db.example.com/bapp?password=hunter2",
+            "postgresql+psycopg://app:****@db.example.com/bapp?password=****",
+        ),
     ],
 )
 def test_show_masks_the_database_password_wherever_the_url_holds_it(cli: Bapp, url: str, shown: str) -> None:
@@ -132,6 +173,27 @@ def test_show_masks_a_database_url_that_is_no_text_in_the_file(cli: Bapp) -> Non
             assert "key database_url: must be a string" in result.stderr
         rows = settings_by_key(cli("config", "show", "--json", env={"BAPP_DATABASE_URL": None}).json())
         assert rows["database_url"] == {"key": "database_url", "value": "****", "source": "file"}
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        # an @ not written %40: SQLAlchemy reads the password up to the first @, the rest as the host, which the
+        # failed connection names; urlsplit (the errors' old reading) gave the whole, which the message does not hold
+        "postgresql://app:hunter2@tail-of-secret@127.0.0.1:1/bapp",
+        # libpq's own parameter was not scrubbed at all; here SQLAlchemy reads the part after the @ as the host
+        "postgresql://app@127.0.0.1:1/bapp?password=hunter2@tail-of-secret",
+        # a ? in the password: urlsplit read 'hunter2' (and so scrubbed every 'hunter2'), not the password
+        "postgresql://app:tail?of@secret@127.0.0.1:1/bapp",
+    ],
+)
+def test_no_part_of_the_database_password_in_a_failed_connections_error(cli: Bapp, url: str) -> None:
+    for args in (["--debug", "-vv", "db", "current"], ["-vv", "clients", "list", "--json"]):
+        result = cli(*args, env={"BAPP_DATABASE_URL": url, "BAPP_DEBUG": "1"})
+        assert result.exit_code == 5, result.stderr
+        assert "host" in result.stderr  # the error is the one naming the host SQLAlchemy read
+        for part in ("hunter2", "tail-of-secret", "of@secret", "secret"):
+            assert part not in result.stdout + result.stderr, (part, result.stderr)
 
 
 def test_set_and_unset_keep_the_files_comments_and_layout(cli: Bapp) -> None:
@@ -174,6 +236,16 @@ def test_a_config_file_starting_with_a_byte_order_mark_is_read(cli: Bapp) -> Non
     assert rows["timezone"] == {"key": "timezone", "value": "Asia/Tokyo", "source": "file"}
     assert cli("config", "set", "timezone", "UTC").exit_code == 0
     assert config_path.read_bytes() == b'# from Notepad\r\ntimezone = "UTC"\r\n'
+
+
+def test_set_keeps_a_comment_holding_a_line_separator_unicode_knows(cli: Bapp) -> None:
+    """str.splitlines also splits at U+2028, NEL and the like, which TOML allows in a comment or a string: the
+    edited line ended there, read back as no TOML, and the file was written anew without any of its comments."""
+    config_path = Path(cli.env["BAPP_CONFIG"])
+    text = '# kept\n# see the manual\u2028(section 2), or\x85the wiki\ntimezone = "Asia/Tokyo"\nformat = "json"\n'
+    config_path.write_text(text, newline="")
+    assert cli("config", "set", "timezone", "UTC").exit_code == 0
+    assert config_path.read_bytes().decode() == text.replace("Asia/Tokyo", "UTC")
 
 
 def test_set_into_a_key_that_is_no_table_is_exit_4_naming_it(cli: Bapp) -> None:
@@ -240,6 +312,18 @@ def test_a_config_path_that_names_a_directory_is_exit_4_and_writes_nothing(
             where = "--config" if flag else "BAPP_CONFIG"
             assert f"config file {given} ({where}) is a directory name: give a file name" in result.stderr
     assert not (tmp_path / "settings").exists()
+
+
+def test_unset_where_no_folder_can_be_made_changes_nothing_and_set_is_exit_4(cli: Bapp, tmp_path: Path) -> None:
+    """The lock on the config file's folder made every `config unset` make the folder first: one where no folder can
+    be (a file in the way, a read-only home) was exit 4 'cannot write config file', where there is nothing to
+    write and an unset of a key not there is exit 0."""
+    (tmp_path / "a-file").write_text("")
+    env = {"BAPP_CONFIG": str(tmp_path / "a-file" / "bapp" / "config.toml")}
+    unset = cli("config", "unset", "format", env=env)
+    assert unset.exit_code == 0, unset.stderr
+    result = cli("config", "set", "format", "json", env=env)
+    assert result.exit_code == 4 and f"cannot write config file {env['BAPP_CONFIG']}" in result.stderr
 
 
 def test_precedence_flag_env_file_default(tmp_path: Path) -> None:
