@@ -505,6 +505,17 @@ def test_a_reschedule_cancels_the_old_booking_and_carries_pathway_and_payment(ca
     assert {o.action for o in apply(session, *halves)} == {"unchanged"}
 
 
+def _paid_at_30_gbp(session: Session) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """A booking paid in Calendly at 30.00 GBP, applied: its event, the event it is rescheduled to a week later,
+    its payment and its invitee."""
+    set_price(session, FREE, "30.00")
+    old_event, new_event = event(1, FREE), event(2, FREE, start=START + dt.timedelta(days=7))
+    payment = {"external_id": "ch_1", "provider": "stripe", "amount": 30.0, "currency": "GBP", "successful": True}
+    original = invitee(old_event, 1, payment=payment)
+    apply(session, item(old_event, original))
+    return old_event, new_event, payment, original
+
+
 @pytest.mark.parametrize(("price", "currency"), [("0.00", "GBP"), ("45.00", "EUR")])
 def test_a_reschedule_keeps_the_price_paid_when_the_session_price_changed_since(
     catalogue: Session, price: str, currency: str
@@ -513,11 +524,7 @@ def test_a_reschedule_keeps_the_price_paid_when_the_session_price_changed_since(
     # amount and currency go with it. The session's price now (made free, or repriced) would record a payment
     # of 45.00 EUR never made, or drop the 30.00 GBP paid as "not_required".
     session = catalogue
-    set_price(session, FREE, "30.00")
-    old_event, new_event = event(1, FREE), event(2, FREE, start=START + dt.timedelta(days=7))
-    payment = {"external_id": "ch_1", "provider": "stripe", "amount": 30.0, "currency": "GBP", "successful": True}
-    original = invitee(old_event, 1, payment=payment)
-    apply(session, item(old_event, original))
+    old_event, new_event, _, original = _paid_at_30_gbp(session)
     session.execute(
         update(SessionType).where(SessionType.calendly_uri == type_uri(FREE)).values(price=price, currency=currency)
     )
@@ -534,11 +541,7 @@ def test_a_reschedule_of_a_refunded_booking_keeps_it_refunded(catalogue: Session
     # Calendly keeps the rescheduled invitee's payment, refunded here or not: taking it as a payment made the
     # new booking "paid" again, open to a second `bookings refund` of money already returned.
     session = catalogue
-    set_price(session, FREE, "30.00")
-    old_event, new_event = event(1, FREE), event(2, FREE, start=START + dt.timedelta(days=7))
-    payment = {"external_id": "ch_1", "provider": "stripe", "amount": 30.0, "currency": "GBP", "successful": True}
-    original = invitee(old_event, 1, payment=payment)
-    apply(session, item(old_event, original))
+    old_event, new_event, payment, original = _paid_at_30_gbp(session)
     change_booking_status(session, booking(session, original["uri"]).reference, "refund", now=NOW)
     session.commit()
     moved_at = BOOKED + dt.timedelta(days=3)
