@@ -89,7 +89,7 @@ class SlugBook:
         known type's ``current`` slug is free again once it gives it up, renamed away from it or listed without
         one (sync._write clears a changed slug first, whatever order the writes run in)."""
         if current is not None and current != wanted:  # this type's own: free, unless it keeps it below
-            del self._held[current]
+            self._held.pop(current, None)
         if wanted is None or current == wanted:
             return wanted
         numbered = _NUMBERED.search(current or "")
