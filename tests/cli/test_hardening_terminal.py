@@ -473,6 +473,20 @@ def test_a_postgresql_user_not_granted_the_tables_is_exit_5_saying_so(bapp: Bapp
     assert bapp("db", "current").exit_code == 0  # the schema's owner still reads it at head
 
 
+@pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
+def test_a_table_missing_from_a_database_at_head_is_exit_5_on_both_backends(bapp: Bapp) -> None:
+    """A schema someone changed by hand (a table dropped, a restore of part of a dump): SQLite's 'no such table' was
+    a database error (exit 5), PostgreSQL's UndefinedTable 'unexpected error: ProgrammingError' (exit 1, a bug)."""
+    engine = make_engine(bapp.database_url)
+    with engine.begin() as connection:
+        connection.execute(text("DROP TABLE audit_entries"))
+    engine.dispose()
+    result = bapp("clients", "add", "ada@example.com", "--name", "Ada")
+    assert result.exit_code == 5, result.stderr
+    assert "database error:" in result.stderr and "audit_entries" in result.stderr
+    assert bapp("clients", "list", "--json").json() == []  # nothing half-written
+
+
 def test_item17_raw_driver_errors_of_the_bulk_writer_map_to_database_not_ready() -> None:
     import sqlite3
 

@@ -358,7 +358,8 @@ def ensure_at_head(database: Database) -> None:
         text = exc.message if isinstance(exc, DatabaseNotReady) else str(exc)
         # the table missing (SQLite's words; PostgreSQL's code), not there but refused to this user: that is no
         # schema to make, and `db upgrade` would be refused as well
-        if "no such table" in text or getattr(getattr(exc, "orig", exc), "sqlstate", None) == _PG_UNDEFINED_TABLE:
+        code = getattr(exc, "code", None) or getattr(getattr(exc, "orig", exc), "sqlstate", None)
+        if "no such table" in text or code in ("database_no_table", _PG_UNDEFINED_TABLE):
             raise DatabaseNotReady("the database has no schema yet", hint="run `bapp db upgrade`") from None
         if isinstance(exc, (DatabaseNotReady, Busy)):  # another process holding the database is busy, not down
             raise
@@ -474,6 +475,8 @@ def database_failure(exc: BaseException) -> DatabaseNotReady | Busy | Conflict |
         return _locked(str(original).strip().splitlines()[0] if str(original).strip() else "lock timeout")
     elif getattr(original, "sqlstate", None) in (_PG_READ_ONLY, _PG_IDLE_IN_TRANSACTION_TIMEOUT):
         pass
+    elif getattr(original, "sqlstate", None) == _PG_UNDEFINED_TABLE:  # a schema changed by hand: as SQLite's words
+        return DatabaseNotReady(f"database error: {str(original).strip().splitlines()[0]}", code="database_no_table")
     elif getattr(original, "sqlstate", None) == _PG_INSUFFICIENT_PRIVILEGE:  # the role's grants: a setting, not a bug
         return DatabaseNotReady(
             f"the database refused this user: {str(original).strip().splitlines()[0]}",
