@@ -273,6 +273,24 @@ def test_a_calendly_payment_seen_later_records_what_it_records_on_first_sight(
     assert terms[0] == terms[1]
 
 
+@pytest.mark.parametrize("status", ["completed", "no_show"])
+def test_a_calendly_payment_on_a_booking_no_longer_active_here_is_said_not_dropped(
+    catalogue: Session, status: str
+) -> None:
+    # A payment Calendly shows later on a booking completed or marked a no-show here cannot make it paid (its
+    # status is settled), but money was taken: it was dropped without a word.
+    session = catalogue
+    set_price(session, SPECIALIZED, "30.00")
+    payment = {"external_id": "ch_1", "provider": "stripe", "amount": 30.0, "currency": "GBP", "successful": True}
+    scheduled = event(1, SPECIALIZED)
+    unpaid = invitee(scheduled, 1)
+    apply(session, item(scheduled, unpaid))
+    session.execute(update(Booking).where(Booking.calendly_invitee_uri == unpaid["uri"]).values(status=status))
+    [outcome] = apply(session, item(scheduled, {**unpaid, "updated_at": iso(NOW), "payment": payment}))
+    assert any("payment" in warning and status in warning for warning in outcome.warnings), outcome.warnings
+    assert booking(session, unpaid["uri"]).payment_status == "unpaid"  # said, not recorded
+
+
 def test_unknown_event_type_and_bad_email_are_skipped_and_nothing_is_written(catalogue: Session) -> None:
     session = catalogue
     unknown = event(1, 999)

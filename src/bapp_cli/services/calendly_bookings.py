@@ -531,6 +531,8 @@ class InviteeApplier:
             if charged is not None:
                 fresh |= _settled(charged, booking)
             changes = apply_changes(booking, fresh)
+        elif booking.payment_status in ("unpaid", "not_required") and _charged(invitee, []) is not None:
+            warnings.append(f"Calendly shows a payment on this booking, {booking.status} here; it is not recorded")
         booking.remote_updated_at = invitee.updated_at
         if not changes:
             return _outcome("unchanged", item, booking, warnings=warnings)
