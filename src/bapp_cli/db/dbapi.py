@@ -356,10 +356,9 @@ def ensure_at_head(database: Database) -> None:
         found = database.one("SELECT version_num FROM alembic_version")
     except Exception as exc:  # a missing table reads differently on each backend
         text = exc.message if isinstance(exc, DatabaseNotReady) else str(exc)
-        # the table missing (SQLite's words; PostgreSQL's code), not there but refused to this user: that is no
-        # schema to make, and `db upgrade` would be refused as well
-        code = getattr(exc, "code", None) or getattr(getattr(exc, "orig", exc), "sqlstate", None)
-        if "no such table" in text or code in ("database_no_table", _PG_UNDEFINED_TABLE):
+        # the table missing (SQLite's words; PostgreSQL's 42P01, which `rows` maps to database_no_table), not there
+        # but refused to this user: that is no schema to make, and `db upgrade` would be refused as well
+        if "no such table" in text or getattr(exc, "code", None) == "database_no_table":
             raise DatabaseNotReady("the database has no schema yet", hint="run `bapp db upgrade`") from None
         if isinstance(exc, (DatabaseNotReady, Busy)):  # another process holding the database is busy, not down
             raise
