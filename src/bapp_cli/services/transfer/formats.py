@@ -345,12 +345,19 @@ class _JsonScanner:
             raise _bad_file("malformed JSON: extra data after the document", line=self.line)
 
 
+def _row(line: int, values: dict[str, Any], original: Mapping[str, Any]) -> SourceRow:
+    """A row read: its values leave out a rejects file's `error` note (`RejectsWriter`), which no kind has as a
+    field, so rows fixed in a rejects file import as they are."""
+    kept = {name: value for name, value in values.items() if name != "error"} if "error" in values else values
+    return SourceRow(line, kept, original)
+
+
 def _object_row(line: int, item: Any) -> SourceRow:
     """A JSON, JSONL or TOML value as a row: an object without control characters, else why not."""
     if not isinstance(item, dict):
         return _not_an_object(line, item)
     found = control_character(item)
-    return _unreadable(line, item, found[0], control_message(found[1])) if found else SourceRow(line, item, item)
+    return _unreadable(line, item, found[0], control_message(found[1])) if found else _row(line, item, item)
 
 
 def read_json_sections(source: Source) -> Iterator[tuple[str | None, Iterator[SourceRow]]]:
@@ -465,7 +472,7 @@ class Source:
         duplicates = sorted({name for name in columns if columns.count(name) > 1})
         if duplicates:
             raise _bad_file("column given twice: " + ", ".join(duplicates), line=1)
-        self.on_header(columns)
+        self.on_header([name for name in columns if name != "error"])  # a rejects file's note: `_row`
         width = len(columns)
         previous_end = reader.line_num
         while True:
@@ -491,7 +498,7 @@ class Source:
                 yield _unreadable(line, original, found[0], control_message(found[1]))
             else:
                 values = {name: (cell if cell != "" else None) for name, cell in zip(columns, cells, strict=True)}
-                yield SourceRow(line, values, original)
+                yield _row(line, values, original)
 
 
 # -- writing ---------------------------------------------------------------------------------------------
