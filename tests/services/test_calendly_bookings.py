@@ -273,12 +273,13 @@ def test_a_calendly_payment_seen_later_records_what_it_records_on_first_sight(
     assert terms[0] == terms[1]
 
 
-@pytest.mark.parametrize("status", ["completed", "no_show"])
+@pytest.mark.parametrize("status", ["completed", "no_show", "cancelled"])
 def test_a_calendly_payment_on_a_booking_no_longer_active_here_is_said_not_dropped(
     catalogue: Session, status: str
 ) -> None:
-    # A payment Calendly shows later on a booking completed or marked a no-show here cannot make it paid (its
-    # status is settled), but money was taken: it was dropped without a word.
+    # A payment Calendly shows later on a booking completed, marked a no-show or cancelled here cannot make it paid
+    # (its status is settled), but money was taken: it was dropped without a word (for a cancelled one, the
+    # warning said only that it stays cancelled).
     session = catalogue
     set_price(session, SPECIALIZED, "30.00")
     payment = {"external_id": "ch_1", "provider": "stripe", "amount": 30.0, "currency": "GBP", "successful": True}

@@ -516,8 +516,6 @@ class InviteeApplier:
                     changes = apply_changes(booking, {"cancellation_reason": reason})
             else:
                 warnings.append(f"booking is {booking.status}, not cancellable; Calendly's cancellation not applied")
-        elif booking.status == "cancelled":
-            warnings.append("booking is cancelled here and stays cancelled (Calendly shows the invitee active)")
         elif booking.status in ACTIVE_STATUSES:
             fresh = self._remote_fields(item, self.session.get_one(SessionType, booking.session_type_id), warnings)
             answered = self._answered_pathway(invitee, warnings) if booking.pathway_id is None else None
@@ -531,8 +529,11 @@ class InviteeApplier:
             if charged is not None:
                 fresh |= _settled(charged, booking)
             changes = apply_changes(booking, fresh)
-        elif booking.payment_status in ("unpaid", "not_required") and _charged(invitee, []) is not None:
-            warnings.append(f"Calendly shows a payment on this booking, {booking.status} here; it is not recorded")
+        else:  # cancelled, completed or a no-show here, which Calendly does not change; a payment it shows is said
+            if booking.status == "cancelled":
+                warnings.append("booking is cancelled here and stays cancelled (Calendly shows the invitee active)")
+            if booking.payment_status in ("unpaid", "not_required") and _charged(invitee, []) is not None:
+                warnings.append(f"Calendly shows a payment on this booking, {booking.status} here; it is not recorded")
         booking.remote_updated_at = invitee.updated_at
         if not changes:
             return _outcome("unchanged", item, booking, warnings=warnings)
