@@ -385,6 +385,22 @@ def test_status_commands_follow_the_state_machine(bapp: Bapp, world: Session) ->
     ]
 
 
+def test_cancelling_a_paid_booking_says_the_payment_stays(bapp: Bapp, world: Session) -> None:
+    # cancelling moves no money, and said nothing of it: staff were left to guess whether it was refunded
+    paid = create(
+        bapp, "--client", "ada@example.com", "--pathway", "accelerate", "--answer", "Company size=1-10",
+        session="accelerate-review",
+    ).json()["reference"]  # fmt: skip
+    assert bapp("bookings", "confirm", paid, "--paid").exit_code == 0
+    cancelled = bapp("--verbose", "bookings", "cancel", paid, "--json")
+    assert cancelled.exit_code == 0, cancelled.stderr
+    assert (cancelled.json()["status"], cancelled.json()["payment_status"]) == ("cancelled", "paid")
+    assert f"{paid}: the payment stays recorded; `bapp bookings refund {paid}` records a refund.\n" in cancelled.stderr
+    unpaid = create(bapp, "--client", "bob@example.com", start="2031-01-01T10:00Z").json()["reference"]
+    quiet = bapp("--verbose", "bookings", "cancel", unpaid)
+    assert quiet.exit_code == 0 and "payment" not in quiet.stderr  # nothing was paid: nothing to say
+
+
 def test_past_bookings_complete_and_no_show(bapp: Bapp, world: Session) -> None:
     refs = [
         create(bapp, "--client", "ada@example.com", "--allow-past", start=start).json()["reference"]

@@ -424,9 +424,12 @@ def _push(ctx: typer.Context, reference: str, command: str, **options: Any) -> N
     from bapp_cli.services.calendly_write import change_status
 
     sink, (change, notes) = _through_calendly(ctx, change_status, reference, command, **options)
+    reference = change.booking.reference
     for note in notes:
-        sink.info(f"{change.booking.reference}: {note}.")
+        sink.info(f"{reference}: {note}.")
     _render_change(sink, change)
+    if command == "cancel" and change.booking.payment_status == "paid":  # cancelling gives no money back
+        sink.info(f"{reference}: the payment stays recorded; `bapp bookings refund {reference}` records a refund.")
 
 
 @output_command(app, "mark-paid")
