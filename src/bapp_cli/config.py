@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from bapp_cli.errors import (
     BappError,
     ConfigError,
+    Conflict,
     InvalidInput,
     UnreadableDocument,
     UsageError,
@@ -756,9 +757,24 @@ def put_setting(data: dict[str, Any], key: str, value: Any, path: Path | None = 
 @contextlib.contextmanager
 def _editing_config_file(path: Path) -> Iterator[dict[str, Any]]:
     """The config file's data to change, written back if the caller changed it, with the file's folder locked
-    (flock) from the read to the write: two `config set` at once each wrote back the file as it had read it, so
-    one of the changes was lost though both said it was made."""
+    from the read to the write (`_config_turn`)."""
     import copy
+
+    with _config_turn(path):
+        data = load_config_file(path)
+        before = copy.deepcopy(data)
+        yield data
+        if data != before:
+            # read again, now that it has read as TOML (a FIFO's, `--config <(…)`, once only: it cannot be written)
+            text = path.read_bytes().decode("utf-8-sig") if path.is_file() else ""  # as written: CRLF kept
+            changed = [key for key in KNOWN_KEYS if _file_value(data, key) != _file_value(before, key)]
+            write_private_file(path, _edited_config_text(text, changed, data).encode(), "config file")
+
+
+@contextlib.contextmanager
+def _config_turn(path: Path) -> Iterator[None]:
+    """The config file's folder locked (flock) while a command reads and writes the file: two `config set` at once
+    each wrote back the file as it had read it, so one of the changes was lost though both said it was made."""
     import fcntl
 
     folder = Path(os.path.realpath(path)).parent
@@ -771,17 +787,24 @@ def _editing_config_file(path: Path) -> Iterator[dict[str, Any]]:
         if descriptor is not None:
             with contextlib.suppress(OSError):  # a file system without locks (an NFS home without lockd): edit unlocked
                 fcntl.flock(descriptor, fcntl.LOCK_EX)
-        data = load_config_file(path)
-        before = copy.deepcopy(data)
-        yield data
-        if data != before:
-            # read again, now that it has read as TOML (a FIFO's, `--config <(…)`, once only: it cannot be written)
-            text = path.read_bytes().decode("utf-8-sig") if path.is_file() else ""  # as written: CRLF kept
-            changed = [key for key in KNOWN_KEYS if _file_value(data, key) != _file_value(before, key)]
-            write_private_file(path, _edited_config_text(text, changed, data).encode(), "config file")
+        yield
     finally:
         if descriptor is not None:
             os.close(descriptor)
+
+
+def init_config_file(path: Path, values: Mapping[str, str | None], *, force: bool) -> None:
+    """`config init`: a new config file holding the `values` given, checked first (as `config set` checks them),
+    then written in its turn (`_config_turn`): two at once both found no file and wrote one, and an init beside a
+    `config set` wrote over its value."""
+    data: dict[str, Any] = {}
+    for key, value in values.items():
+        if value:
+            put_setting(data, key, as_meant_here(key, check_given_setting(key, value)))
+    with _config_turn(path):
+        if path.exists() and not force:
+            raise Conflict(f"config file {path} already exists", hint="pass --force to overwrite it")
+        write_config_file(path, data)
 
 
 def _edited_config_text(text: str, keys: list[str], data: dict[str, Any]) -> str:

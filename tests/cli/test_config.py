@@ -6,6 +6,7 @@ import os
 import stat
 import subprocess
 import sys
+import time
 import tomllib
 from pathlib import Path
 
@@ -324,6 +325,41 @@ def test_unset_where_no_folder_can_be_made_changes_nothing_and_set_is_exit_4(cli
     assert unset.exit_code == 0, unset.stderr
     result = cli("config", "set", "format", "json", env=env)
     assert result.exit_code == 4 and f"cannot write config file {env['BAPP_CONFIG']}" in result.stderr
+
+
+def _waits_for_a_lock(pid: int, inode: int) -> bool:
+    """Whether process `pid` is blocked on a lock of the file `inode` (a `->` line of /proc/locks)."""
+    lines = Path("/proc/locks").read_text().splitlines()
+    return any("->" in line and f" {pid} " in line and line.split()[6].endswith(f":{inode}") for line in lines)
+
+
+def test_init_takes_its_turn_beside_a_config_set(cli: Bapp) -> None:
+    """`config init` took no turn on the file, as `config set` does: beside a set (or another init) both found no
+    file and wrote one, so one's value was lost though both said it was written. Here a set holds its turn while
+    the init starts; once the init waits for it, the set writes the file, and the init then finds it there."""
+    import fcntl
+
+    config_path = Path(cli.env["BAPP_CONFIG"])
+    folder = os.open(config_path.parent, os.O_RDONLY)
+    try:
+        fcntl.flock(folder, fcntl.LOCK_EX)  # a `config set` in its turn
+        init = subprocess.Popen(
+            [sys.executable, "-m", "bapp_cli", "config", "init", "--timezone", "Asia/Tokyo"],
+            env=cli._environment(None),
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        inode = os.fstat(folder).st_ino
+        while init.poll() is None and not _waits_for_a_lock(init.pid, inode):
+            time.sleep(0.01)  # polling for the state wanted, not a guess at how long it takes
+        config_path.write_text('format = "json"\n')  # what the set writes in its turn
+    finally:
+        os.close(folder)  # the turn ends
+    _, stderr = init.communicate(timeout=60)
+    assert init.returncode == 8 and "already exists" in stderr, stderr
+    assert tomllib.loads(config_path.read_text()) == {"format": "json"}
 
 
 def test_precedence_flag_env_file_default(tmp_path: Path) -> None:

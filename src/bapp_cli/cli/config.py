@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -29,19 +29,12 @@ def init(
       bapp config init --timezone Europe/London --calendly-token-file ~/.calendly-token
       bapp --config ./bapp.toml config init --database-url sqlite:///./bapp.db
     """
-    from bapp_cli.config import as_meant_here, check_given_setting, put_setting, write_config_file
-    from bapp_cli.errors import Conflict
+    from bapp_cli.config import init_config_file
 
     app_state = state(ctx)
     path = app_state.config_path
-    if path.exists() and not force:
-        raise Conflict(f"config file {path} already exists", hint="pass --force to overwrite it")
-    data: dict[str, Any] = {}
     given = {"database_url": database_url, "timezone": timezone, "calendly.token_file": calendly_token_file}
-    for key, value in given.items():
-        if value:
-            put_setting(data, key, as_meant_here(key, check_given_setting(key, value)))
-    write_config_file(path, data)
+    init_config_file(path, given, force=force)
     app_state.messages.info(f"Wrote {path}")
 
 
