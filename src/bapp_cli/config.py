@@ -535,7 +535,17 @@ def _not_a_config_file(path: Path) -> str | None:
 MAX_CONFIG_BYTES = 1 << 20
 
 
-def load_config_file(path: Path) -> dict[str, Any]:
+def load_config_file(path: Path, text: str | None = None) -> dict[str, Any]:
+    """The config file's data, read from `text` when the caller has the file's text already (`_config_text`)."""
+    try:
+        return read_toml(_config_text(path) if text is None else text)
+    except UnreadableDocument as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+
+
+def _config_text(path: Path) -> str:
+    """The config file as written (CRLF kept), without a byte order mark (Windows Notepad's, no TOML error); "" when
+    there is none yet."""
     try:
         with path.open("rb") as handle:
             content = read_at_most(
@@ -543,11 +553,9 @@ def load_config_file(path: Path) -> dict[str, Any]:
                 MAX_CONFIG_BYTES,
                 lambda size: ConfigError(f"config file {path} is {size}; this is not the file you meant"),
             )
-        return read_toml(content.decode("utf-8-sig"))  # a byte order mark (Windows Notepad's) is no TOML error
+        return content.decode("utf-8-sig")
     except (FileNotFoundError, NotADirectoryError):  # not created yet
-        return {}
-    except UnreadableDocument as exc:
-        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+        return ""
     except UnicodeDecodeError as exc:
         raise ConfigError(f"config file {path} is not UTF-8 (byte {exc.start})") from None
     except OSError as exc:
@@ -761,12 +769,11 @@ def _editing_config_file(path: Path) -> Iterator[dict[str, Any]]:
     import copy
 
     with _config_turn(path):
-        data = load_config_file(path)
+        text = _config_text(path)  # read once: the data to change, and the lines an edit keeps
+        data = load_config_file(path, text)
         before = copy.deepcopy(data)
         yield data
         if data != before:
-            # read again, now that it has read as TOML (a FIFO's, `--config <(…)`, once only: it cannot be written)
-            text = path.read_bytes().decode("utf-8-sig") if path.is_file() else ""  # as written: CRLF kept
             changed = [key for key in KNOWN_KEYS if _file_value(data, key) != _file_value(before, key)]
             write_private_file(path, _edited_config_text(text, changed, data).encode(), "config file")
 
