@@ -119,16 +119,26 @@ def normalise_database_url(url: str) -> str:
 _URL_PASSWORD = re.compile(r"^([^:/]+://[^:/]*:)([^/]*|[^@]*)@")
 
 
-def mask_url_password(url: str) -> str:
-    """`url` with its password as ****: the one after the user, and a `?password=` (the name perhaps %-escaped),
-    which libpq and SQLAlchemy both take."""
+# A URL's query parameter, name and value: after each ? or &, a ? read as & too, so that it is found wherever
+# SQLAlchemy's reading or libpq's puts the query.
+_URL_PARAMETER = re.compile(r"(?<![^?&])([^?&=]*)=([^?&]*)")
+
+
+def _query_passwords(url: str) -> list[re.Match[str]]:
+    """Each `?password=` of `url` (the name perhaps %-escaped), which libpq and SQLAlchemy both take: what
+    `mask_url_password` masks and `Settings.secret_values` scrubs."""
     from urllib.parse import unquote
 
-    # each ?password= first, a ? read as & too: masked second, one holding an @ behind a port
-    # (app@h:5432/db?password=pw@tail) went into the password after the user (from the : to that @), its tail shown
-    parts = [(part.partition("=")[0], part) for part in re.split("([?&])", url)]
-    shown = "".join(f"{name}={MASK}" if unquote(name) == "password" else part for name, part in parts)
-    return _URL_PASSWORD.sub(rf"\g<1>{MASK}@", shown, count=1)
+    return [match for match in _URL_PARAMETER.finditer(url) if unquote(match[1]) == "password"]
+
+
+def mask_url_password(url: str) -> str:
+    """`url` with its password as ****: the one after the user, and each `?password=` (`_query_passwords`)."""
+    # each ?password= first: masked second, one holding an @ behind a port (app@h:5432/db?password=pw@tail) went
+    # into the password after the user (from the : to that @), its tail shown
+    for match in reversed(_query_passwords(url)):
+        url = url[: match.start(2)] + MASK + url[match.end(2) :]
+    return _URL_PASSWORD.sub(rf"\g<1>{MASK}@", url, count=1)
 
 
 def check_database_url(url: str) -> str:
@@ -400,12 +410,12 @@ class Settings(NamedTuple):
     def secret_values(self) -> set[str]:
         """The secrets these settings hold — SECRET_KEYS' values, the database passwords as written and decoded,
         read as `mask_url_password` reads them — which every error text is scrubbed of (R6)."""
-        from urllib.parse import parse_qsl, unquote
+        from urllib.parse import unquote, unquote_plus
 
         found = {str(value) for key in SECRET_KEYS if (value := self.get(key))}
         user = _URL_PASSWORD.match(url := self.database_url)
-        # every ? read as & finds a ?password= wherever SQLAlchemy's reading or libpq's puts the query
-        passwords = [value for name, value in parse_qsl(url.replace("?", "&")) if name == "password"]
+        # a ?password= as SQLAlchemy decodes its query (parse_qsl: a + is a space)
+        passwords = [unquote_plus(match[2]) for match in _query_passwords(url) if match[2]]
         passwords += [user[2]] if user else []
         # each part of one holding an @ too: SQLAlchemy reads the part after it as the host, which a failed
         # connection names ("failed to resolve host 'PART@db.example.com'")

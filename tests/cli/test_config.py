@@ -142,6 +142,8 @@ def test_show_masks_secrets_and_names_sources(cli: Bapp, tmp_path: Path) -> None
             "postgresql://app@db.example.com:5432/bapp?password=pw@hunter2",
             "postgresql+psycopg://app@db.example.com:5432/bapp?password=****",
         ),
+        # a value that is no URL, shown all the same (and refused): its first parameter is masked too
+        ("password=hunter2&host=db.example.com", "password=****&host=db.example.com"),
         # a ? in the password after the user, and a query after it
         (
             "postgresql://app:pw?x@db.example.com/bapp?password=hunter2",
