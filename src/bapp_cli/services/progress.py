@@ -222,12 +222,12 @@ def select_enrolment_counts(
     )
     progress = UserSkillProgress.__table__.alias("progress")
     completed = progress.c.status == "completed"
+    # counted with FILTER rather than filtered in the join: the join then probes the (client, skill) unique
+    # index; FILTER rather than sum(CASE …): SQLite steps an aggregate only for the rows it counts
     counters: list[SQLColumnExpression[Any]] = [
-        func.sum(case((and_(completed, active_links.c.tier == number), 1), else_=0)).label(f"tier{number}")
-        for number in tiers
+        func.count().filter(completed, active_links.c.tier == number).label(f"tier{number}") for number in tiers
     ]
-    # summed rather than filtered in the join: the join then probes the (client, skill) unique index
-    counters.append(func.sum(case((completed, 1), else_=0)).label("done"))
+    counters.append(func.count().filter(completed).label("done"))
     if linked:
         counters.append(func.count(active_links.c.skill_id).label("linked"))
     if last_activity:

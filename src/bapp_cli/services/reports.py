@@ -235,19 +235,16 @@ def _enrolment_figures(session: Session) -> dict[int, tuple[int, ...]]:
     counts = progress.select_enrolment_counts(Enrolment.pathway_id, Enrolment.status, days, finished, linked=True)
     per_enrolment = counts.subquery("per_enrolment")
 
-    def counting(condition: ColumnElement[bool]) -> ColumnElement[int]:
-        return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
-
     dated = and_(per_enrolment.c.status == "completed", per_enrolment.c.days.is_not(None))
     percent = (per_enrolment.c.done * 100) // per_enrolment.c.linked
     query = select(
         per_enrolment.c.pathway_id,
         func.count(),
-        *(counting(per_enrolment.c.status == status) for status in ENROLMENT_STATUSES),
+        *(func.count().filter(per_enrolment.c.status == status) for status in ENROLMENT_STATUSES),
         func.coalesce(func.sum(case((per_enrolment.c.linked > 0, percent), else_=0)), 0),
         func.coalesce(func.sum(case((dated, per_enrolment.c.days), else_=0)), 0),
-        counting(dated),
-        counting(and_(per_enrolment.c.finished, per_enrolment.c.days.is_(None))),
+        func.count().filter(dated),
+        func.count().filter(per_enrolment.c.finished, per_enrolment.c.days.is_(None)),
     ).group_by(per_enrolment.c.pathway_id)
     figures = {row[0]: tuple(int(value) for value in row[1:]) for row in session.execute(query)}
     # A completion whose days the database could not count (raw SQL's text on SQLite; PostgreSQL's typed columns
