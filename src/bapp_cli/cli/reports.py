@@ -15,7 +15,6 @@ import typer
 from bapp_cli.cli.cells import ENROLMENT_STYLES, answers_text, percent_style
 from bapp_cli.cli.context import state, utc_now
 from bapp_cli.cli.options import FromOption, ToOption, output_command
-from bapp_cli.cli.table_width import fit_to_terminal
 from bapp_cli.cli.terminal import listing_table, print_listing
 from bapp_cli.cli.unit_of_work import fetch, reading
 
@@ -101,8 +100,7 @@ def _print_totalled(console: Any, grid: Any, report: Any, cells: Any) -> None:
     last = len(report.records) - 1
     for index, (label, record) in enumerate(zip(report.pathways, report.records, strict=True)):
         grid.add_row(*cells(label, record, index == last), end_section=index == last - 1)
-    fit_to_terminal(grid, console, keys=("pathway", "total"), drop_order=())
-    console.print(grid)
+    print_listing(console, grid, empty="", keys=("pathway", "total"))
 
 
 def _period(ctx: typer.Context, start_from: str | None, start_to: str | None) -> Period:
@@ -221,8 +219,7 @@ def _listing_table(groups: dict[ReportPathway, list[Any]], sink: OutputSink, cap
                 end_section=index == count - 1,
             )
     # the time, client and status a booking is found and judged by stay whole; the rest wraps or is left out, named
-    fit_to_terminal(grid, console, keys=("time", "client", "status"), drop_order=())
-    print_listing(console, grid, empty="(no bookings)")
+    print_listing(console, grid, empty="(no bookings)", keys=("time", "client", "status"))
 
 
 # -- client progress ----------------------------------------------------------------------------------
