@@ -43,6 +43,9 @@ def _no_crash(stderr: str) -> None:
         ("9999-12-31T23:50Z", (), "start: '9999-12-31T23:50Z' is outside the supported range"),
         ("0001-01-01T00:00Z", ("--allow-past",), "start: '0001-01-01T00:00Z' is outside the supported range"),
         ("2031-07-04", (), "start: '2031-07-04' is a date without a time"),  # #28: not silently 00:00
+        # in range as typed, out of it in UTC, where it is stored: its backup would not restore
+        ("2999-12-31T20:00-12:00", (), "start: '3000-01-01T08:00:00Z' is outside the supported range"),
+        ("1900-01-01T00:00+05:00", ("--allow-past",), "start: '1899-12-31T19:00:00Z' is outside the supported range"),
     ],
 )
 def test_booking_starts_at_the_edges_are_invalid_input(
@@ -75,6 +78,17 @@ def test_filters_and_import_rows_at_the_edges_name_the_field_and_line(catalogue:
     assert "line 5, field start_time: '2031-01-07' is a date without a time (give the time too" in result.stderr
     _no_crash(result.stderr)
     assert _count(catalogue, Booking) == 0
+
+
+def test_an_enrolment_start_out_of_range_in_utc_or_in_the_zone_is_invalid_input(catalogue: Bapp) -> None:
+    # an instant in range as typed whose day is 3000-01-01 in UTC (or in --timezone) was stored as the start
+    # date, and `import all` then refused the backup that held it
+    for zone, start in (("UTC", "2999-12-31T23:59:59-12:00"), ("Pacific/Kiritimati", "2999-12-31T12:00Z")):
+        result = catalogue("--timezone", zone, "clients", "enroll", CLIENT, "play", "--start", start)
+        assert result.exit_code == 6, result.stderr
+        assert "is outside the supported range 1900-01-01 to 2999-12-31" in result.stderr
+        _no_crash(result.stderr)
+    assert all(row["pathway"] != "play" for row in catalogue("clients", "show", CLIENT, "--json").json()["enrolments"])
 
 
 def test_ids_past_64_bits_are_not_found_or_invalid(catalogue: Bapp, tmp_path: Path) -> None:

@@ -137,10 +137,15 @@ def parse_instant(text: str, *, timezone: str, field: str = "time", require_time
     if parsed.tzinfo is None and _bare_date(text) is not None:
         # a date means its first instant, which is not 00:00 where the clocks skip or repeat midnight (Cairo,
         # Santiago, Havana): fold 0 reads 00:00 at the offset before the change, which is that instant
-        return parsed.replace(tzinfo=get_zone(timezone)).astimezone(dt.UTC)
-    if parsed.tzinfo is None or parsed.utcoffset() is None:
-        return localise(parsed, get_zone(timezone), field=field)
-    return parsed.astimezone(dt.UTC)
+        instant = parsed.replace(tzinfo=get_zone(timezone)).astimezone(dt.UTC)
+    elif parsed.tzinfo is None or parsed.utcoffset() is None:
+        instant = localise(parsed, get_zone(timezone), field=field)
+    else:
+        instant = parsed.astimezone(dt.UTC)
+    # in range as typed is not enough: stored in UTC, 2999-12-31T23:00-12:00 is in 3000, and a backup holding
+    # it would not restore (its import reads the stored instant)
+    check_in_range(instant, field=field, text=instant_text(instant))
+    return instant
 
 
 def check_period(start: dt.datetime | None, end: dt.datetime | None) -> None:
@@ -164,7 +169,7 @@ def _bare_date(text: str) -> dt.date | None:
 def parse_day(text: str, *, timezone: str, field: str = "date") -> dt.date:
     """A calendar day: `2030-01-31`, or the local date (in `timezone`) of an instant."""
     day = _bare_date(text)
-    if day is None:
-        return parse_instant(text, timezone=timezone, field=field).astimezone(get_zone(timezone)).date()
-    check_in_range(day, field=field, text=text.strip())
+    if day is None:  # an instant in range in UTC can be on 3000-01-01 in the zone (+14:00)
+        day = parse_instant(text, timezone=timezone, field=field).astimezone(get_zone(timezone)).date()
+    check_in_range(day, field=field)
     return day
