@@ -70,12 +70,14 @@ def test_filters_and_import_rows_at_the_edges_name_the_field_and_line(catalogue:
         f"{CLIENT},{SESSION},9999-12-31T23:55Z\n"
         f"{CLIENT},{SESSION},0001-01-01T00:00+01:00\n"
         f"{CLIENT},{SESSION},2031-01-07\n"  # #28 for a row as for --start: not silently booked at midnight
+        f"{CLIENT},{SESSION},2999-12-31T20:00-12:00\n"  # in range as typed, not in UTC: its backup would not restore
     )
     result = catalogue("import", "bookings", str(rows), "--allow-any-answers")
     assert result.exit_code == 6, result.stderr
     assert "line 3, field start_time: '9999-12-31T23:55Z' is outside the supported range" in result.stderr
     assert "line 4, field start_time: '0001-01-01T00:00+01:00' is outside" in result.stderr
     assert "line 5, field start_time: '2031-01-07' is a date without a time (give the time too" in result.stderr
+    assert "line 6, field start_time: '3000-01-01T08:00:00Z' is outside the supported range" in result.stderr
     _no_crash(result.stderr)
     assert _count(catalogue, Booking) == 0
 

@@ -82,7 +82,7 @@ def _parse_iso(text: str, field: str) -> dt.datetime:
 def check_in_range(value: dt.datetime | dt.date, *, field: str, text: str | None = None) -> None:
     """Refuse an instant or day outside EARLIEST_YEAR..LATEST_YEAR, naming the field (exit 6, never an overflow)."""
     if not EARLIEST_YEAR <= value.year <= LATEST_YEAR:
-        shown = text if text is not None else value.isoformat()
+        shown = text or (instant_text(value) if isinstance(value, dt.datetime) else value.isoformat())
         raise InvalidInput(
             f"{field}: {shown[:MAX_WHEN_LENGTH]!r} is outside the supported range "
             f"{EARLIEST_YEAR}-01-01 to {LATEST_YEAR}-12-31",
@@ -144,7 +144,7 @@ def parse_instant(text: str, *, timezone: str, field: str = "time", require_time
         instant = parsed.astimezone(dt.UTC)
     # in range as typed is not enough: stored in UTC, 2999-12-31T23:00-12:00 is in 3000, and a backup holding
     # it would not restore (its import reads the stored instant)
-    check_in_range(instant, field=field, text=instant_text(instant))
+    check_in_range(instant, field=field)
     return instant
 
 
