@@ -43,6 +43,11 @@ def _no_crash(stderr: str) -> None:
         ("9999-12-31T23:50Z", (), "start: '9999-12-31T23:50Z' is outside the supported range"),
         ("0001-01-01T00:00Z", ("--allow-past",), "start: '0001-01-01T00:00Z' is outside the supported range"),
         ("2031-07-04", (), "start: '2031-07-04' is a date without a time"),  # #28: not silently 00:00
+        # in range as typed, out of it in UTC, where it is stored: its backup would not restore
+        ("2999-12-31T20:00-12:00", (), "start: '3000-01-01T08:00:00Z' is outside the supported range"),
+        ("1900-01-01T00:00+05:00", ("--allow-past",), "start: '1899-12-31T19:00:00Z' is outside the supported range"),
+        # the start in range, the end (20 minutes on) not: stored, and refused by the import of its backup
+        ("2999-12-31T23:50Z", (), "end_time: '3000-01-01T00:10:00Z' is outside the supported range"),
     ],
 )
 def test_booking_starts_at_the_edges_are_invalid_input(
@@ -67,14 +72,29 @@ def test_filters_and_import_rows_at_the_edges_name_the_field_and_line(catalogue:
         f"{CLIENT},{SESSION},9999-12-31T23:55Z\n"
         f"{CLIENT},{SESSION},0001-01-01T00:00+01:00\n"
         f"{CLIENT},{SESSION},2031-01-07\n"  # #28 for a row as for --start: not silently booked at midnight
+        f"{CLIENT},{SESSION},2999-12-31T20:00-12:00\n"  # in range as typed, not in UTC: its backup would not restore
+        f"{CLIENT},{SESSION},2999-12-31T23:50Z\n"  # its end, 20 minutes on, is past the range
     )
     result = catalogue("import", "bookings", str(rows), "--allow-any-answers")
     assert result.exit_code == 6, result.stderr
     assert "line 3, field start_time: '9999-12-31T23:55Z' is outside the supported range" in result.stderr
     assert "line 4, field start_time: '0001-01-01T00:00+01:00' is outside" in result.stderr
     assert "line 5, field start_time: '2031-01-07' is a date without a time (give the time too" in result.stderr
+    assert "line 6, field start_time: '3000-01-01T08:00:00Z' is outside the supported range" in result.stderr
+    assert "line 7, field end_time: ends 3000-01-01T00:10:00Z, past the supported range" in result.stderr
     _no_crash(result.stderr)
     assert _count(catalogue, Booking) == 0
+
+
+def test_an_enrolment_start_out_of_range_in_utc_or_in_the_zone_is_invalid_input(catalogue: Bapp) -> None:
+    # an instant in range as typed whose day is 3000-01-01 in UTC (or in --timezone) was stored as the start
+    # date, and `import all` then refused the backup that held it
+    for zone, start in (("UTC", "2999-12-31T23:59:59-12:00"), ("Pacific/Kiritimati", "2999-12-31T12:00Z")):
+        result = catalogue("--timezone", zone, "clients", "enroll", CLIENT, "play", "--start", start)
+        assert result.exit_code == 6, result.stderr
+        assert "is outside the supported range 1900-01-01 to 2999-12-31" in result.stderr
+        _no_crash(result.stderr)
+    assert all(row["pathway"] != "play" for row in catalogue("clients", "show", CLIENT, "--json").json()["enrolments"])
 
 
 def test_ids_past_64_bits_are_not_found_or_invalid(catalogue: Bapp, tmp_path: Path) -> None:

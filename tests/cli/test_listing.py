@@ -182,6 +182,10 @@ WORD = re.compile(r"\S+")
         (("sessions", "list"), ("id", "price", "state")),
         (("progress", "table"), ("client", "status")),
         (("clients", "list"), ("email",)),
+        # these three were drawn by Rich alone, which cut every column: `accele…`, `accelerat…` for accelerate:3
+        (("skills", "list"), ("slug",)),
+        (("pathways", "list"), ("slug",)),
+        (("calendly", "status"), ("run_id", "status")),
     ],
 )
 def test_key_columns_stay_whole_at_60_columns(world: Bapp, args: tuple[str, ...], keys: tuple[str, ...]) -> None:
@@ -207,6 +211,27 @@ def test_key_columns_stay_whole_at_60_columns(world: Bapp, args: tuple[str, ...]
                 continue
             assert text in words or text in shown, f"{key} {text!r} is not whole at 60 columns:\n{shown}"
     assert "not shown at this width:" in shown
+
+
+def test_client_detail_tables_cut_nothing_at_60_columns(world: Bapp) -> None:
+    # `clients show` drew its enrolments and recent bookings with Rich alone: at 80 columns a payment read
+    # 'not_requi…', at 60 references and statuses lost their ends too
+    shown = 0
+    for email in _emails(world("clients", "list", "--json")):
+        detail = world("clients", "show", email, "--json").json()
+        if not detail["bookings"]:
+            continue
+        narrow = world("clients", "show", email, "--format", "table", env={"COLUMNS": "60"})
+        assert narrow.exit_code == 0, narrow.stderr
+        assert "…" not in narrow.stdout, narrow.stdout
+        assert max(len(line.rstrip()) for line in narrow.stdout.splitlines()) <= 60
+        words = set(WORD.findall(narrow.stdout))
+        for booking in detail["bookings"]:
+            assert {booking["reference"], booking["status"], booking["payment_status"]} <= words, narrow.stdout
+        for enrolment in detail["enrolments"]:
+            assert {enrolment["pathway"], enrolment["status"]} <= words, narrow.stdout
+        shown += 1
+    assert shown
 
 
 def test_text_sorts_and_matches_by_code_point_on_both_backends(bapp: Bapp) -> None:

@@ -188,6 +188,16 @@ def test_set_tier_renames_or_adds_the_next_tier(bapp: Bapp) -> None:
     assert bapp("skills", "add", "demo-day", "--name", "Demo day", "--link", "play:4").exit_code == 0
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_set_tier_past_the_last_allowed_tier_says_so(bapp: Bapp) -> None:
+    # with 20 tiers, asking for tier 21 was refused as 'the next new tier is 21': the very tier asked for
+    for number in range(4, 21):
+        assert bapp("pathways", "set-tier", "play", str(number), "--name", f"T{number}").exit_code == 0
+    refused = bapp("pathways", "set-tier", "play", "21", "--name", "T21")
+    assert refused.exit_code == 6 and refused.stdout == ""
+    assert refused.stderr.startswith("Error: tier: 'play' has tiers 1–20, the most a pathway may have\n")
+
+
 def test_archive_needs_yes_and_refuses_new_links_and_enrolments(bapp: Bapp) -> None:
     refused = bapp("pathways", "archive", "pivot")
     assert refused.exit_code == 2 and refused.stdout == ""

@@ -12,6 +12,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -266,6 +267,24 @@ def test_client_progress_json_tsv_and_table(bapp: Bapp) -> None:
     assert drawn.exit_code == 0
     ada = next(line for line in drawn.stdout.splitlines() if "ada@example.com" in line and "Accelerate" in line)
     assert "3/3 100%" in ada and "1/2  50%" in ada and "80%" in ada and "4/5" in ada and "🏅 2" in ada
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_report_tables_on_a_narrow_terminal_cut_no_figure_and_drop_no_column_unsaid(bapp: Bapp) -> None:
+    # At 80 columns Rich cut the analytics table's figures to '6…' and '0…', and the --list table gave the
+    # e-mail its width and the session, status, category and answers none, dropping them without a word
+    seed(bapp, dashboard_data)
+    statuses = {row["status"] for row in bapp("reports", "bookings-by-pathway", "--list", "--json").json()}
+    for width in (80, 60):
+        for args in (("pathway-analytics",), ("bookings-by-pathway",), ("bookings-by-pathway", "--list")):
+            drawn = bapp("reports", *args, "--format", "table", env={"COLUMNS": str(width)})
+            assert drawn.exit_code == 0, drawn.stderr
+            assert "…" not in drawn.stdout, drawn.stdout
+            assert max(len(line.rstrip()) for line in drawn.stdout.splitlines()) <= width
+            if args[-1] == "--list":  # the status is what a booking is judged by: it stays
+                assert all(status.replace("_", " ") in drawn.stdout for status in statuses), drawn.stdout
+    narrow = bapp("reports", "pathway-analytics", "--format", "table", env={"COLUMNS": "60"})
+    assert "not shown at this width: top skills" in narrow.stdout
 
 
 def test_empty_database_gives_zeros(bapp: Bapp) -> None:

@@ -317,7 +317,7 @@ def status(
             )
             if run["error"]:
                 grid.add_row("", "", styled(run["error"], "red"), *([""] * 10))
-        print_listing(console, grid, empty="(no syncs yet — run `bapp calendly sync`)")
+        print_listing(console, grid, empty="(no syncs yet — run `bapp calendly sync`)", keys=("run", "status"))
 
     sink.records(runs, RUN_COLUMNS, table=table)
 

@@ -83,7 +83,7 @@ def list_command(
 def _render_detail(detail: dict[str, Any], sink: OutputSink, console: Any) -> None:
     from rich.text import Text
 
-    from bapp_cli.cli.terminal import detail_table, listing_table
+    from bapp_cli.cli.terminal import detail_table, listing_table, print_listing
     from bapp_cli.services.plain_reads import CLIENT_COLUMNS, instant_value
 
     profile = ((key.replace("_", " "), sink.display_value(detail[key])) for key in CLIENT_COLUMNS)
@@ -92,14 +92,14 @@ def _render_detail(detail: dict[str, Any], sink: OutputSink, console: Any) -> No
     for item in detail["enrolments"]:
         cells = (item[key] for key in ("start_date", "completed_at", "builder"))
         enrolments.add_row(item["pathway"], item["status"], *map(sink.display_value, cells), f"{item['percent']}%")
-    console.print(enrolments)
+    print_listing(console, enrolments, empty="(no enrolments)", keys=("pathway", "status"))
     bookings = listing_table("Recent bookings", ("reference", "start", "session", "status", "payment", "pathway"))
     for booking in detail["bookings"]:
         at = instant_value(booking["start_time"], "bookings.start_time", of=f"booking {booking['reference']}")
         start = sink.local_time(at)  # type: ignore[arg-type]
         cells = (booking[key] for key in ("session_title", "status", "payment_status"))
         bookings.add_row(booking["reference"], start, *cells, sink.display_value(booking["pathway"]))
-    console.print(bookings)
+    print_listing(console, bookings, empty="(no bookings)", keys=("reference", "status", "payment"))
     badges = ", ".join(badge["name"] + (" (revoked)" if badge["revoked_at"] else "") for badge in detail["badges"])
     console.print(Text.assemble(("Badges:", "bold"), f" {badges or '—'}"))
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from bapp_cli.cli.options import MAX_OPTION_INT, DryRunOption, PathwayArgument, YesOption, output_command
-from bapp_cli.cli.terminal import listing_table, styled
+from bapp_cli.cli.terminal import listing_table, print_listing, styled
 from bapp_cli.cli.unit_of_work import apply, fetch
 
 if TYPE_CHECKING:
@@ -64,7 +64,7 @@ def list_command(ctx: typer.Context, page: Page) -> None:
                 str(sum(len(tier["skills"]) for tier in record["tiers"])),
                 "yes" if record["archived"] else "",
             )
-        console.print(grid)
+        print_listing(console, grid, empty="(no pathways)", keys=("slug",))
 
     sink.records(records, PATHWAY_COLUMNS, table=table)
 

@@ -132,7 +132,6 @@ def draw_progress_rows(
     """The table of progress records, `progress table`'s and `reports client-progress`'s: per tier and overall
     the percent (with done/total when the records carry the counts), the overall one as a bar, badges and last
     activity; `pathway_cell(slug)` draws the pathway (the slug when None). Narrowed to the terminal."""
-    from bapp_cli.cli.table_width import fit_to_terminal
     from bapp_cli.services.plain_reads import instant_value
     from bapp_cli.services.progress import TABLE_TIERS
 
@@ -157,7 +156,5 @@ def draw_progress_rows(
             f"🏅 {row['badges']}" if row["badges"] else "—",
             sink.local_time(last) if last else "—",
         )
-    fit_to_terminal(
-        grid, console, keys=("client", "status", "overall"), drop_order=("last activity", "badges", *reversed(tiers))
-    )
-    print_listing(console, grid, empty="(no enrolments)")
+    dropped = ("last activity", "badges", *reversed(tiers))
+    print_listing(console, grid, empty="(no enrolments)", keys=("client", "status", "overall"), drop_order=dropped)

@@ -87,19 +87,20 @@ def _percent_cell(percent: float) -> Any:
     return Text.assemble((bar(percent, 100), style), (f" {percent:5.1f}%", style))
 
 
-def _report_grid(title: str, *, caption: str | None = None) -> Any:
-    """The frame every report table shares, so the dashboard's reports look alike."""
+def _report_grid(title: str, headers: tuple[str, ...], *, caption: str) -> Any:
+    """The frame every report table shares, so the dashboard's reports look alike; `headers` its first columns."""
     from rich import box
 
-    return listing_table(title, (), box=box.SIMPLE_HEAD, caption=caption)
+    return listing_table(title, headers, box=box.SIMPLE_HEAD, caption=caption)
 
 
 def _print_totalled(console: Any, grid: Any, report: Any, cells: Any) -> None:
-    """A report's rows, a rule, then its totals row: `cells(pathway, record, total)` draws either."""
+    """A report's rows, a rule, then its totals row: `cells(pathway, record, total)` draws either. Narrowed to the
+    terminal as the listings are (Rich would cut every figure to '6…'), pathway and total kept whole."""
     last = len(report.records) - 1
     for index, (label, record) in enumerate(zip(report.pathways, report.records, strict=True)):
         grid.add_row(*cells(label, record, index == last), end_section=index == last - 1)
-    console.print(grid)
+    print_listing(console, grid, empty="", keys=("pathway", "total"))
 
 
 def _period(ctx: typer.Context, start_from: str | None, start_to: str | None) -> Period:
@@ -182,11 +183,12 @@ def _counts_table(report: Any, sink: OutputSink, console: Any) -> None:
 
     from bapp_cli.db.models import BOOKING_STATUSES
 
-    grid = _report_grid("Bookings by pathway", caption=_period_caption(report.period, sink, report.builder))
-    grid.add_column("pathway", no_wrap=True)
+    grid = _report_grid(
+        "Bookings by pathway", ("pathway",), caption=_period_caption(report.period, sink, report.builder)
+    )
     for status in BOOKING_STATUSES:
         grid.add_column(status.replace("_", " "), justify="right", header_style=f"bold {BOOKING_STYLES[status]}")
-    grid.add_column("total", justify="left", no_wrap=True)
+    grid.add_column("total")
     largest = max((record["total"] for record in report.records[:-1]), default=0)
 
     def cells(label: ReportPathway, record: dict[str, Any], total: bool) -> list[Any]:
@@ -199,9 +201,9 @@ def _counts_table(report: Any, sink: OutputSink, console: Any) -> None:
 def _listing_table(groups: dict[ReportPathway, list[Any]], sink: OutputSink, caption: str, console: Any) -> None:
     from rich.text import Text
 
-    grid = _report_grid("Bookings by pathway", caption=caption)
-    for column in ("time", "client", "session", "status", "category", "answers"):
-        grid.add_column(column, no_wrap=column in ("time", "client"))
+    grid = _report_grid(
+        "Bookings by pathway", ("time", "client", "session", "status", "category", "answers"), caption=caption
+    )
     for label, views in groups.items():
         count = len(views)
         heading = f"{count} booking{'s' if count != 1 else ''}"
@@ -216,7 +218,8 @@ def _listing_table(groups: dict[ReportPathway, list[Any]], sink: OutputSink, cap
                 Text(answers_text(view.custom_question_responses) or "—"),
                 end_section=index == count - 1,
             )
-    print_listing(console, grid, empty="(no bookings)")
+    # the time, client and status a booking is found and judged by stay whole; the rest wraps or is left out, named
+    print_listing(console, grid, empty="(no bookings)", keys=("time", "client", "status"))
 
 
 # -- client progress ----------------------------------------------------------------------------------
@@ -310,16 +313,12 @@ def _analytics_table(report: Any, sink: OutputSink, console: Any) -> None:
 
     from bapp_cli.db.domains import ENROLMENT_STATUSES
 
-    grid = _report_grid("Pathway analytics", caption=f"period for bookings: {_period_caption(report.period, sink)}")
-    grid.add_column("pathway", no_wrap=True)
-    grid.add_column("enrolled", no_wrap=True)
+    caption = f"period for bookings: {_period_caption(report.period, sink)}"
+    grid = _report_grid("Pathway analytics", ("pathway", "enrolled"), caption=caption)
     for status in ENROLMENT_STATUSES:
         grid.add_column(status, justify="right", header_style=f"bold {ENROLMENT_STYLES[status]}", min_width=len(status))
-    grid.add_column("avg progress", no_wrap=True)
-    grid.add_column("completion", no_wrap=True)
-    grid.add_column("avg days", justify="right", no_wrap=True)
-    grid.add_column("bookings", no_wrap=True)
-    grid.add_column("top skills", no_wrap=True, overflow="ellipsis")
+    for header in ("avg progress", "completion", "avg days", "bookings", "top skills"):
+        grid.add_column(header, justify="right" if header == "avg days" else "left")
     most_enrolled = max((record["enrolled"] for record in report.records[:-1]), default=0)
     most_booked = max((record["bookings"] for record in report.records[:-1]), default=0)
 

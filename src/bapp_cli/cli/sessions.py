@@ -9,7 +9,7 @@ import typer
 
 from bapp_cli.cli.context import state_and_sink, utc_now
 from bapp_cli.cli.options import MAX_OPTION_INT, DryRunOption, output_command
-from bapp_cli.cli.terminal import detail_table, listing_table, styled
+from bapp_cli.cli.terminal import detail_table, listing_table, print_listing, styled
 from bapp_cli.cli.unit_of_work import apply, fetch
 from bapp_cli.errors import UsageError
 
@@ -47,7 +47,6 @@ def _state_text(record: dict[str, Any]) -> Any:
 def render_catalogue(records: list[dict[str, Any]], console: Any, *, title: str) -> None:
     """One table per category, in the order clients see them."""
 
-    from bapp_cli.cli.table_width import fit_to_terminal
     from bapp_cli.db.domains import SESSION_CATEGORIES  # in the order clients see them; no SQLAlchemy
     from bapp_cli.services.session_values import offered_minutes
 
@@ -75,8 +74,7 @@ def render_catalogue(records: list[dict[str, Any]], console: Any, *, title: str)
                 str(record["display_order"]),
                 _state_text(record),
             )
-        fit_to_terminal(grid, console, keys=TABLE_KEYS, drop_order=TABLE_DROP_ORDER)
-        console.print(grid)
+        print_listing(console, grid, empty="", keys=TABLE_KEYS, drop_order=TABLE_DROP_ORDER)
 
 
 def render_session(record: dict[str, Any], console: Any) -> None:

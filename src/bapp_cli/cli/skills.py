@@ -37,7 +37,7 @@ def _skill_table(views: list[Any], title: str, console: Any) -> None:
             ", ".join(view["links"]) or "—",
             "yes" if view["archived"] else "",
         )
-    print_listing(console, table, empty="(no skills)")
+    print_listing(console, table, empty="(no skills)", keys=("slug",), drop_order=("domain", "fundamental"))
 
 
 def _catalogue_change(ctx: typer.Context, verb: str, change: Any, *arguments: Any, **options: Any) -> None:

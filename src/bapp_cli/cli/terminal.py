@@ -22,7 +22,7 @@ from __future__ import annotations
 import functools
 import os
 import re
-from collections.abc import Container, Iterable
+from collections.abc import Container, Iterable, Sequence
 from typing import IO, Any
 
 _C0 = {code: 0x2400 + code for code in range(0x20) if chr(code) not in "\t\n"}  # ␀ … ␟ (control pictures)
@@ -119,8 +119,12 @@ def listing_table(title: str | None, headers: Iterable[str], *, right: Container
     return table
 
 
-def print_listing(console: Any, grid: Any, *, empty: str) -> None:
-    """`grid`, and under its headers the dim `empty` line when it has no rows (`(no skills)`)."""
+def print_listing(console: Any, grid: Any, *, empty: str, keys: Sequence[str], drop_order: Sequence[str] = ()) -> None:
+    """`grid` fitted to the terminal (cli.table_width: the `keys` columns whole, those of `drop_order` left out
+    first), and under its headers the dim `empty` line when it has no rows (`(no skills)`)."""
+    from bapp_cli.cli.table_width import fit_to_terminal
+
+    fit_to_terminal(grid, console, keys=keys, drop_order=drop_order)
     console.print(grid)
     if not grid.row_count:
         console.print(empty, style="dim")

@@ -38,7 +38,7 @@ from bapp_cli.db.models import (
 from bapp_cli.errors import BappError, Conflict, InvalidInput, NotFound, UnreadableValue
 from bapp_cli.services.answers import AnswerInput, answer_values, question_key, questions_from, validate_answers
 from bapp_cli.services.enrolment import enrol
-from bapp_cli.services.instants import get_zone, instant_text
+from bapp_cli.services.instants import check_in_range, get_zone, instant_text
 from bapp_cli.services.listing import Page
 from bapp_cli.services.pathways import get_pathway
 from bapp_cli.services.people import clean_text, ensure_client, find_user, get_builder, normalise_email
@@ -486,6 +486,7 @@ def create_booking(session: Session, request: BookingRequest, *, now: dt.datetim
     check_bookable(session_type, builder, profile)
     # Rule 2
     end = start + dt.timedelta(minutes=_check_duration(session_type, request.duration))
+    check_in_range(end, field="end_time")  # stored, so a backup of it restores (the import checks an end_time)
     if not request.allow_past:
         _check_time(start, now, builder, profile)
     # Rule 3

@@ -82,7 +82,7 @@ def _parse_iso(text: str, field: str) -> dt.datetime:
 def check_in_range(value: dt.datetime | dt.date, *, field: str, text: str | None = None) -> None:
     """Refuse an instant or day outside EARLIEST_YEAR..LATEST_YEAR, naming the field (exit 6, never an overflow)."""
     if not EARLIEST_YEAR <= value.year <= LATEST_YEAR:
-        shown = text if text is not None else value.isoformat()
+        shown = text or (instant_text(value) if isinstance(value, dt.datetime) else value.isoformat())
         raise InvalidInput(
             f"{field}: {shown[:MAX_WHEN_LENGTH]!r} is outside the supported range "
             f"{EARLIEST_YEAR}-01-01 to {LATEST_YEAR}-12-31",
@@ -137,10 +137,15 @@ def parse_instant(text: str, *, timezone: str, field: str = "time", require_time
     if parsed.tzinfo is None and _bare_date(text) is not None:
         # a date means its first instant, which is not 00:00 where the clocks skip or repeat midnight (Cairo,
         # Santiago, Havana): fold 0 reads 00:00 at the offset before the change, which is that instant
-        return parsed.replace(tzinfo=get_zone(timezone)).astimezone(dt.UTC)
-    if parsed.tzinfo is None or parsed.utcoffset() is None:
-        return localise(parsed, get_zone(timezone), field=field)
-    return parsed.astimezone(dt.UTC)
+        instant = parsed.replace(tzinfo=get_zone(timezone)).astimezone(dt.UTC)
+    elif parsed.tzinfo is None or parsed.utcoffset() is None:
+        instant = localise(parsed, get_zone(timezone), field=field)
+    else:
+        instant = parsed.astimezone(dt.UTC)
+    # in range as typed is not enough: stored in UTC, 2999-12-31T23:00-12:00 is in 3000, and a backup holding
+    # it would not restore (its import reads the stored instant)
+    check_in_range(instant, field=field)
+    return instant
 
 
 def check_period(start: dt.datetime | None, end: dt.datetime | None) -> None:
@@ -164,7 +169,7 @@ def _bare_date(text: str) -> dt.date | None:
 def parse_day(text: str, *, timezone: str, field: str = "date") -> dt.date:
     """A calendar day: `2030-01-31`, or the local date (in `timezone`) of an instant."""
     day = _bare_date(text)
-    if day is None:
-        return parse_instant(text, timezone=timezone, field=field).astimezone(get_zone(timezone)).date()
-    check_in_range(day, field=field, text=text.strip())
+    if day is None:  # an instant in range in UTC can be on 3000-01-01 in the zone (+14:00)
+        day = parse_instant(text, timezone=timezone, field=field).astimezone(get_zone(timezone)).date()
+    check_in_range(day, field=field)
     return day
