@@ -119,9 +119,11 @@ def normalise_database_url(url: str) -> str:
 _URL_PASSWORD = re.compile(r"^([^:/]+://[^:/]*:)([^/]*|[^@]*)@")
 
 
-# A URL's query parameter, name and value: after each ? or &, a ? read as & too, so that it is found wherever
-# SQLAlchemy's reading or libpq's puts the query.
-_URL_PARAMETER = re.compile(r"(?<![^?&])([^?&=]*)=([^?&]*)")
+# A URL's query parameter, name and value: after each ? or & (a ? read as & too, so that it is found wherever
+# SQLAlchemy's reading or libpq's puts the query), its value up to the next & only, as both read it: one ending at a
+# ? showed the rest of a password holding one (?password=pw?rest). Looked ahead, so one found in another's value
+# (?x=1?password=pw) is found too.
+_URL_PARAMETER = re.compile(r"(?<![^?&])(?=([^?&=]*)=([^&]*))")
 
 
 def _query_passwords(url: str) -> list[re.Match[str]]:

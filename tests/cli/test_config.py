@@ -132,6 +132,11 @@ def test_show_masks_secrets_and_names_sources(cli: Bapp, tmp_path: Path) -> None
             "postgresql://db.example.com/bapp?user=app&password=hunter2&sslmode=require",
             "postgresql+psycopg://db.example.com/bapp?user=app&password=****&sslmode=require",
         ),
+        # a ? in it: SQLAlchemy and libpq read a value up to the next &, and pw?hunter2 showed hunter2
+        (
+            "postgresql://db.example.com/bapp?password=pw?hunter2&sslmode=require",
+            "postgresql+psycopg://db.example.com/bapp?password=****&sslmode=require",
+        ),
         (
             "postgresql://db.example.com/bapp?pass%77ord=hunter2",
             "postgresql+psycopg://db.example.com/bapp?pass%77ord=****",
