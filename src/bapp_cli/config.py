@@ -119,9 +119,11 @@ def normalise_database_url(url: str) -> str:
 _URL_PASSWORD = re.compile(r"^([^:/]+://[^:/]*:)([^/]*|[^@]*)@")
 
 
-# A URL's query parameter, name and value: after each ? or &, a ? read as & too, so that it is found wherever
-# SQLAlchemy's reading or libpq's puts the query.
-_URL_PARAMETER = re.compile(r"(?<![^?&])([^?&=]*)=([^?&]*)")
+# A URL's query parameter, name and value: after each ? or & (a ? read as & too, so that it is found wherever
+# SQLAlchemy's reading or libpq's puts the query), its value up to the next & only, as both read it: one ending at a
+# ? showed the rest of a password holding one (?password=pw?rest). Looked ahead, so one found in another's value
+# (?x=1?password=pw) is found too.
+_URL_PARAMETER = re.compile(r"(?<![^?&])(?=([^?&=]*)=([^&]*))")
 
 
 def _query_passwords(url: str) -> list[re.Match[str]]:
@@ -134,11 +136,15 @@ def _query_passwords(url: str) -> list[re.Match[str]]:
 
 def mask_url_password(url: str) -> str:
     """`url` with its password as ****: the one after the user, and each `?password=` (`_query_passwords`)."""
-    # each ?password= first: masked second, one holding an @ behind a port (app@h:5432/db?password=pw@tail) went
-    # into the password after the user (from the : to that @), its tail shown
-    for match in reversed(_query_passwords(url)):
-        url = url[: match.start(2)] + MASK + url[match.end(2) :]
-    return _URL_PASSWORD.sub(rf"\g<1>{MASK}@", url, count=1)
+    # each found in the URL as given, all of two that overlap hidden: masking either first could hide the @ ending
+    # the other, then shown in part (the query's first: app:pw&password=x@h showed pw, the user's whole password to
+    # SQLAlchemy being pw&password=x; the user's first: app@h:5432/db?password=pw@tail showed the query's tail)
+    user = _URL_PASSWORD.match(url)
+    shown, end = "", 0
+    for start, stop in sorted([match.span(2) for match in _query_passwords(url)] + ([user.span(2)] if user else [])):
+        shown += url[end:start] + MASK if start >= end else ""
+        end = max(end, stop)
+    return shown + url[end:]
 
 
 def check_database_url(url: str) -> str:

@@ -132,16 +132,25 @@ def test_show_masks_secrets_and_names_sources(cli: Bapp, tmp_path: Path) -> None
             "postgresql://db.example.com/bapp?user=app&password=hunter2&sslmode=require",
             "postgresql+psycopg://db.example.com/bapp?user=app&password=****&sslmode=require",
         ),
+        # a ? in it: SQLAlchemy and libpq read a value up to the next &, and pw?hunter2 showed hunter2
+        (
+            "postgresql://db.example.com/bapp?password=pw?hunter2&sslmode=require",
+            "postgresql+psycopg://db.example.com/bapp?password=****&sslmode=require",
+        ),
         (
             "postgresql://db.example.com/bapp?pass%77ord=hunter2",
             "postgresql+psycopg://db.example.com/bapp?pass%77ord=****",
         ),
         # an @ in it, with a port: the user's reading took app@db.example.com as the user and the password from
-        # the : to that @, and showed what follows it ('hunter2', SQLAlchemy's host)
+        # the : to that @, and showed what follows it ('hunter2', SQLAlchemy's host). SQLAlchemy's password is
+        # 5432/bapp?password=pw: both readings are hidden
         (
             "postgresql://app@db.example.com:5432/bapp?password=pw@hunter2",
-            "postgresql+psycopg://app@db.example.com:5432/bapp?password=****",
+            "postgresql+psycopg://app@db.example.com:****",
         ),
+        # the converse: the password after the user holds `&password=` (to SQLAlchemy and libpq it is all of
+        # hunter2&password=x); masking the `&password=` first hid its @, and hunter2 was shown
+        ("postgresql://app:hunter2&password=x@db.example.com/bapp", "postgresql+psycopg://app:****"),
         # a value that is no URL, shown all the same (and refused): its first parameter is masked too
         ("password=hunter2&host=db.example.com", "password=****&host=db.example.com"),
         # a ? in the password after the user, and a query after it

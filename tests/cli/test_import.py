@@ -352,6 +352,22 @@ def test_a_rejects_file_with_its_rows_fixed_imports_as_it_is(bapp: Bapp, tmp_pat
     assert sorted(client["email"] for client in listed.json()) == ["ada@example.com", "bo@example.com"]
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # reading the file: no backend's part
+def test_a_short_first_rejected_row_loses_no_column_of_the_rows_after_it(bapp: Bapp, tmp_path: Path) -> None:
+    # a CSV rejects file's header is its first rejected row's columns; a row with cells missing had only those it
+    # had, so the name and company of every rejected row after it were left out of the file that keeps them
+    rows = "email,name,company\nada@example.com\nbo.example.com,Bo,Acme\n"
+    rejects = tmp_path / "rejected.csv"
+    result = bapp("import", "clients", write(tmp_path, "c.csv", rows), "--continue-on-error", "--rejects", str(rejects))
+    assert result.exit_code == 6, result.stderr  # every row rejected
+    with rejects.open(newline="") as handle:
+        kept = [{key: value for key, value in row.items() if key != "error"} for row in csv.DictReader(handle)]
+    assert kept == [
+        {"email": "ada@example.com", "name": "", "company": ""},
+        {"email": "bo.example.com", "name": "Bo", "company": "Acme"},
+    ]
+
+
 def test_dry_run_reports_and_writes_nothing(bapp: Bapp, catalogue: Session, tmp_path: Path) -> None:
     path = write(tmp_path, "b.csv", HEADER + "ada@example.com,intro,2029-01-01T10:00Z,completed,,,\n")
     result = bapp("import", "bookings", path, "--dry-run", "--json")

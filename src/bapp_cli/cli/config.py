@@ -32,10 +32,9 @@ def init(
     from bapp_cli.config import init_config_file
 
     app_state = state(ctx)
-    path = app_state.config_path
     given = {"database_url": database_url, "timezone": timezone, "calendly.token_file": calendly_token_file}
-    init_config_file(path, given, force=force)
-    app_state.messages.info(f"Wrote {path}")
+    init_config_file(app_state.config_path, given, force=force)
+    app_state.messages.info(f"Wrote {app_state.config_path}")
 
 
 @output_command(app, "show")

@@ -492,7 +492,8 @@ class Source:
                     cells = [restore_cell(cell) for cell in cells]
                 found = _cell_control(columns, cells)
             original = dict(zip(columns, cells, strict=False))
-            if len(cells) != width:
+            if len(cells) != width:  # every column kept, blank if missing: a CSV rejects file's header is its first's
+                original = dict.fromkeys(columns, "") | original
                 yield _unreadable(line, original, None, f"{len(cells)} cells, but the header has {width} columns")
             elif found is not None:
                 yield _unreadable(line, original, found[0], control_message(found[1]))
