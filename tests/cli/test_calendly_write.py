@@ -292,6 +292,36 @@ def test_a_2xx_calendly_acted_on_is_looked_up_never_taken_for_a_refusal(
     assert len(posts(fake)) == 1  # never resent
 
 
+def test_links_longer_than_their_column_are_cut_not_a_crash(
+    synced: Bapp, fake: FakeCalendly, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Calendly booked it and answered with cancel and reschedule links past the 500 characters bapp keeps:
+    # PostgreSQL refused the row (exit 1, "value too long"), and every reconcile and pull after it failed
+    # the same way on the stored invitee; SQLite kept them whole. Cut as the join URL already was.
+    long = "?utm_content=" + "x" * 600
+    booked = fake.writes.create_invitee
+
+    def with_long_links(data: Any) -> Any:
+        reply = booked(data)
+        resource = json.loads(reply.body)["resource"]
+        # called under the fake's lock: its stored invitee, so that lookups and the pull see the same links
+        [stored] = [one for ones in fake._invitees.values() for one in ones if one["uri"] == resource["uri"]]
+        for link in ("cancel_url", "reschedule_url"):
+            stored[link] = resource[link] = resource[link] + long
+        return type(reply)(reply.status, json.dumps({"resource": resource}).encode())
+
+    monkeypatch.setattr(fake.writes, "create_invitee", with_long_links)
+    result = create(synced, slot())
+    assert result.exit_code == 0, result.stderr
+    assert_booked_in_calendly(synced, fake)
+    [booking] = bookings(synced.database_url)
+    [invitee] = fake.invitees_of(FREE_TYPE)
+    assert booking.calendly_cancel_url == invitee["cancel_url"][:500]
+    assert booking.calendly_reschedule_url == invitee["reschedule_url"][:500]
+    pulled = synced("calendly", "pull-bookings", "--json")
+    assert pulled.exit_code == 0 and pulled.json()["created"] == 0, pulled.stderr
+
+
 def test_a_5xx_that_created_nothing_is_resent_once(synced: Bapp, fake: FakeCalendly) -> None:
     fake.fail_next("/invitees", 503)
     result = create(synced, slot())

@@ -511,8 +511,9 @@ def attach_invitee(
     fresh: dict[str, Any] = {
         "calendly_invitee_uri": invitee.uri,
         "calendly_event_uri": invitee.event,
-        "calendly_cancel_url": invitee.cancel_url,
-        "calendly_reschedule_url": invitee.reschedule_url,
+        # cut to their columns, as the join URL is: PostgreSQL refuses a longer one (SQLite keeps it whole)
+        "calendly_cancel_url": invitee.cancel_url and invitee.cancel_url[:500],
+        "calendly_reschedule_url": invitee.reschedule_url and invitee.reschedule_url[:500],
         "calendly_state": "booked",
         "remote_updated_at": invitee.updated_at,
         "status": price_status(booking.amount, paid=booking.payment_status != "unpaid")[0] if held else booking.status,
