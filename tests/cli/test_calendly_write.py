@@ -535,7 +535,7 @@ def test_cancelling_an_event_gone_from_calendly_exits_7_pointing_at_local_only(
     fake.fail_next("/scheduled_events", 404)  # the cancellation: deleted there, or another account's
     result = synced("bookings", "cancel", reference)
     assert result.exit_code == 7, result.stderr
-    assert f"Hint: `bapp bookings cancel {reference} --local-only` cancels it in bapp only" in result.stderr
+    assert f"Hint: `bapp bookings cancel {reference} --local-only` changes it in bapp only" in result.stderr
     assert bookings(synced.database_url)[0].status == "confirmed"
 
 
@@ -750,6 +750,22 @@ def test_a_no_show_rerun_after_exit_9_does_not_mark_calendly_twice(synced: Bapp,
         assert again.exit_code == 0, again.stderr
         assert len(posts(fake, "/invitee_no_shows")) == 1
         assert bookings(synced.database_url)[0].calendly_no_show_uri == fake.invitees_of(FREE_TYPE)[0]["no_show"]["uri"]
+    finally:
+        _drop_event(fake, event)
+
+
+def test_a_no_show_for_an_invitee_calendly_no_longer_knows_exits_7_pointing_at_local_only(
+    synced: Bapp, fake: FakeCalendly
+) -> None:
+    # Calendly answered 404: it was exit 9 ("remote service failed", as if a retry could help) with no way out
+    reference, event, _ = _past_booking(synced, fake, 905)
+    try:
+        with fake._lock:
+            fake._invitees[event["uri"].rsplit("/", 1)[-1]] = []  # gone from Calendly
+        result = synced("bookings", "no-show", reference)
+        assert result.exit_code == 7, result.stderr
+        assert f"Hint: `bapp bookings no-show {reference} --local-only` changes it in bapp only" in result.stderr
+        assert bookings(synced.database_url)[0].status == "confirmed"
     finally:
         _drop_event(fake, event)
 

@@ -623,12 +623,7 @@ def change_status(
         try:
             with open_client() as client:
                 if command == "cancel":
-                    try:
-                        cancelled = client.cancel_event(remote, reason)
-                    except NotFound as gone:  # deleted there, or another account's: only bapp's side is left
-                        gone.hint = f"`bapp bookings cancel {reference} --local-only` cancels it in bapp only"
-                        raise
-                    if not cancelled:
+                    if not client.cancel_event(remote, reason):
                         notes.append("Calendly already had the event cancelled")
                 elif command == "undo":
                     # A mark made in Calendly (a delivery or pull before its URI was kept) is looked up.
@@ -637,6 +632,10 @@ def change_status(
                         client.delete_invitee_no_show(mark)
                 else:
                     mark = _calendly_no_show(client, remote) or _mark_no_show(client, remote)
+        except NotFound as gone:  # deleted there, or another account's: only bapp's side is left
+            verb = {"cancel": "cancel", "no-show": "no-show", "undo": "no-show --undo"}[command]
+            gone.hint = f"`bapp bookings {verb} {reference} --local-only` changes it in bapp only"
+            raise
         except KeyboardInterrupt:
             # bapp changed nothing, but Calendly may have: the generic "nothing was changed" would mislead.
             # Running the command again is safe: a cancel Calendly already made counts as done, and a no-show
