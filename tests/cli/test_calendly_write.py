@@ -292,6 +292,36 @@ def test_a_2xx_calendly_acted_on_is_looked_up_never_taken_for_a_refusal(
     assert len(posts(fake)) == 1  # never resent
 
 
+def test_links_longer_than_their_column_are_cut_not_a_crash(
+    synced: Bapp, fake: FakeCalendly, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Calendly booked it and answered with cancel and reschedule links past the 500 characters bapp keeps:
+    # PostgreSQL refused the row (exit 1, "value too long"), and every reconcile and pull after it failed
+    # the same way on the stored invitee; SQLite kept them whole. Cut as the join URL already was.
+    long = "?utm_content=" + "x" * 600
+    booked = fake.writes.create_invitee
+
+    def with_long_links(data: Any) -> Any:
+        reply = booked(data)
+        resource = json.loads(reply.body)["resource"]
+        # called under the fake's lock: its stored invitee, so that lookups and the pull see the same links
+        [stored] = [one for ones in fake._invitees.values() for one in ones if one["uri"] == resource["uri"]]
+        for link in ("cancel_url", "reschedule_url"):
+            stored[link] = resource[link] = resource[link] + long
+        return type(reply)(reply.status, json.dumps({"resource": resource}).encode())
+
+    monkeypatch.setattr(fake.writes, "create_invitee", with_long_links)
+    result = create(synced, slot())
+    assert result.exit_code == 0, result.stderr
+    assert_booked_in_calendly(synced, fake)
+    [booking] = bookings(synced.database_url)
+    [invitee] = fake.invitees_of(FREE_TYPE)
+    assert booking.calendly_cancel_url == invitee["cancel_url"][:500]
+    assert booking.calendly_reschedule_url == invitee["reschedule_url"][:500]
+    pulled = synced("calendly", "pull-bookings", "--json")
+    assert pulled.exit_code == 0 and pulled.json()["created"] == 0, pulled.stderr
+
+
 def test_a_5xx_that_created_nothing_is_resent_once(synced: Bapp, fake: FakeCalendly) -> None:
     fake.fail_next("/invitees", 503)
     result = create(synced, slot())
@@ -505,7 +535,7 @@ def test_cancelling_an_event_gone_from_calendly_exits_7_pointing_at_local_only(
     fake.fail_next("/scheduled_events", 404)  # the cancellation: deleted there, or another account's
     result = synced("bookings", "cancel", reference)
     assert result.exit_code == 7, result.stderr
-    assert f"Hint: `bapp bookings cancel {reference} --local-only` cancels it in bapp only" in result.stderr
+    assert f"Hint: `bapp bookings cancel {reference} --local-only` changes it in bapp only" in result.stderr
     assert bookings(synced.database_url)[0].status == "confirmed"
 
 
@@ -720,6 +750,22 @@ def test_a_no_show_rerun_after_exit_9_does_not_mark_calendly_twice(synced: Bapp,
         assert again.exit_code == 0, again.stderr
         assert len(posts(fake, "/invitee_no_shows")) == 1
         assert bookings(synced.database_url)[0].calendly_no_show_uri == fake.invitees_of(FREE_TYPE)[0]["no_show"]["uri"]
+    finally:
+        _drop_event(fake, event)
+
+
+def test_a_no_show_for_an_invitee_calendly_no_longer_knows_exits_7_pointing_at_local_only(
+    synced: Bapp, fake: FakeCalendly
+) -> None:
+    # Calendly answered 404: it was exit 9 ("remote service failed", as if a retry could help) with no way out
+    reference, event, _ = _past_booking(synced, fake, 905)
+    try:
+        with fake._lock:
+            fake._invitees[event["uri"].rsplit("/", 1)[-1]] = []  # gone from Calendly
+        result = synced("bookings", "no-show", reference)
+        assert result.exit_code == 7, result.stderr
+        assert f"Hint: `bapp bookings no-show {reference} --local-only` changes it in bapp only" in result.stderr
+        assert bookings(synced.database_url)[0].status == "confirmed"
     finally:
         _drop_event(fake, event)
 

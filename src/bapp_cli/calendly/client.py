@@ -497,6 +497,8 @@ class CalendlyClient:
         response = self._write("POST", "/invitee_no_shows", {"invitee": invitee_uri}, label=label)
         if response.is_success:
             return self._created(label, response, Resource[InviteeNoShow]).resource
+        if response.status_code == 404:  # deleted there: a definite answer, not Calendly failing
+            raise NotFound(self._clean(f"Calendly has no invitee {invitee_uri}"))
         raise self._refusal(label, response)
 
     def delete_invitee_no_show(self, no_show_uri: str) -> None:

@@ -511,8 +511,9 @@ def attach_invitee(
     fresh: dict[str, Any] = {
         "calendly_invitee_uri": invitee.uri,
         "calendly_event_uri": invitee.event,
-        "calendly_cancel_url": invitee.cancel_url,
-        "calendly_reschedule_url": invitee.reschedule_url,
+        # cut to their columns, as the join URL is: PostgreSQL refuses a longer one (SQLite keeps it whole)
+        "calendly_cancel_url": invitee.cancel_url and invitee.cancel_url[:500],
+        "calendly_reschedule_url": invitee.reschedule_url and invitee.reschedule_url[:500],
         "calendly_state": "booked",
         "remote_updated_at": invitee.updated_at,
         "status": price_status(booking.amount, paid=booking.payment_status != "unpaid")[0] if held else booking.status,
@@ -622,12 +623,7 @@ def change_status(
         try:
             with open_client() as client:
                 if command == "cancel":
-                    try:
-                        cancelled = client.cancel_event(remote, reason)
-                    except NotFound as gone:  # deleted there, or another account's: only bapp's side is left
-                        gone.hint = f"`bapp bookings cancel {reference} --local-only` cancels it in bapp only"
-                        raise
-                    if not cancelled:
+                    if not client.cancel_event(remote, reason):
                         notes.append("Calendly already had the event cancelled")
                 elif command == "undo":
                     # A mark made in Calendly (a delivery or pull before its URI was kept) is looked up.
@@ -636,6 +632,10 @@ def change_status(
                         client.delete_invitee_no_show(mark)
                 else:
                     mark = _calendly_no_show(client, remote) or _mark_no_show(client, remote)
+        except NotFound as gone:  # deleted there, or another account's: only bapp's side is left
+            verb = {"cancel": "cancel", "no-show": "no-show", "undo": "no-show --undo"}[command]
+            gone.hint = f"`bapp bookings {verb} {reference} --local-only` changes it in bapp only"
+            raise
         except KeyboardInterrupt:
             # bapp changed nothing, but Calendly may have: the generic "nothing was changed" would mislead.
             # Running the command again is safe: a cancel Calendly already made counts as done, and a no-show
