@@ -97,6 +97,22 @@ def test_an_enrolment_start_out_of_range_in_utc_or_in_the_zone_is_invalid_input(
     assert all(row["pathway"] != "play" for row in catalogue("clients", "show", CLIENT, "--json").json()["enrolments"])
 
 
+def test_a_filter_in_range_as_typed_is_accepted_whatever_its_utc_form(catalogue: Bapp) -> None:
+    # a filter stores nothing: `--from 1900-01-01`, the documented earliest day, read in Tokyo is
+    # 1899-12-31T15:00Z, and was refused with that instant, one the user never typed
+    booked = catalogue(
+        "bookings", "create", "--client", CLIENT, "--session", SESSION, "--start", "2031-01-06T10:00Z", *ANSWERS
+    )
+    assert booked.exit_code == 0, booked.stderr
+    for zone, bound in (("Asia/Tokyo", ("--from", "1900-01-01")), ("America/New_York", ("--to", "2999-12-31T23:00"))):
+        for args in (("bookings", "list"), ("reports", "bookings-by-pathway", "--list")):
+            listed = catalogue("--timezone", zone, *args, *bound, "--json")
+            assert listed.exit_code == 0, listed.stderr
+            assert len(listed.json()) == 1
+        counted = catalogue("--timezone", zone, "reports", "pathway-analytics", *bound, "--json")
+        assert counted.exit_code == 0, counted.stderr
+
+
 def test_ids_past_64_bits_are_not_found_or_invalid(catalogue: Bapp, tmp_path: Path) -> None:
     synced = _count(catalogue, SessionType)
     shown = catalogue("sessions", "show", HUGE)

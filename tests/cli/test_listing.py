@@ -234,6 +234,22 @@ def test_client_detail_tables_cut_nothing_at_60_columns(world: Bapp) -> None:
     assert shown
 
 
+def test_show_commands_cut_no_value_on_a_narrow_terminal(world: Bapp) -> None:
+    # the one-record tables of `… show` were drawn by Rich alone: at 80 columns (a default terminal) a
+    # session's booking link read 'https://calendly.com/buildappswith/accelerate-foundation-c…', at 40 a
+    # client's e-mail 'carla.diaz@client.exa…'; folded over two lines instead, every character stays
+    sessions = world("sessions", "list", "--json").json()
+    link = max((row for row in sessions if row.get("scheduling_url")), key=lambda row: len(row["scheduling_url"]))
+    for width, args, value in (
+        (80, ("sessions", "show", str(link["id"])), link["scheduling_url"]),
+        (40, ("clients", "show", "carla.diaz@client.example"), "carla.diaz@client.example"),
+    ):
+        shown = world(*args, "--format", "table", env={"COLUMNS": str(width)})
+        assert shown.exit_code == 0, shown.stderr
+        assert "…" not in shown.stdout, shown.stdout
+        assert value in re.sub(r"\s", "", shown.stdout), shown.stdout
+
+
 def test_text_sorts_and_matches_by_code_point_on_both_backends(bapp: Bapp) -> None:
     # The suite's PostgreSQL has a typical server's locale (en-US), which sorts accents and case together
     # and folds every letter: listings came out in another order than on SQLite, so pages broke elsewhere,

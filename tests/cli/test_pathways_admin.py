@@ -196,6 +196,15 @@ def test_set_tier_past_the_last_allowed_tier_says_so(bapp: Bapp) -> None:
     refused = bapp("pathways", "set-tier", "play", "21", "--name", "T21")
     assert refused.exit_code == 6 and refused.stdout == ""
     assert refused.stderr.startswith("Error: tier: 'play' has tiers 1–20, the most a pathway may have\n")
+    # with one tier (and none), not 'has tiers 1–1'
+    assert bapp("pathways", "add", "solo", "--name", "Solo", "--tier", "One: the only").exit_code == 0
+    assert bapp("pathways", "add", "bare", "--name", "Bare").exit_code == 0
+    for slug, held in (
+        ("solo", "only tier 1; the next new tier is 2"),
+        ("bare", "no tiers yet; the next new tier is 1"),
+    ):
+        refused = bapp("pathways", "set-tier", slug, "3", "--name", "T3")
+        assert refused.exit_code == 6 and refused.stderr.startswith(f"Error: tier: {slug!r} has {held}\n")
 
 
 def test_archive_needs_yes_and_refuses_new_links_and_enrolments(bapp: Bapp) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -285,6 +286,23 @@ def test_report_tables_on_a_narrow_terminal_cut_no_figure_and_drop_no_column_uns
                 assert all(status.replace("_", " ") in drawn.stdout for status in statuses), drawn.stdout
     narrow = bapp("reports", "pathway-analytics", "--format", "table", env={"COLUMNS": "60"})
     assert "not shown at this width: top skills" in narrow.stdout
+
+
+PERCENT_COLUMNS = (("avg progress", "average_percent"), ("completion", "completion_rate"))
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_report_figures_are_shown_whole_or_named_as_left_out_at_every_width(bapp: Bapp) -> None:
+    # Wrapped to fit, a percent cell (bar, padding, figure: one "word" to Rich) was folded mid-number: at 75
+    # columns the completion rates read '0.' over '0%', at 85 '0' over '.0%', at 100 '0.0' over '%'
+    seed(bapp, dashboard_data)
+    rows = bapp("reports", "pathway-analytics", "--json").json()
+    for width in range(60, 131, 5):
+        drawn = bapp("reports", "pathway-analytics", "--format", "table", env={"COLUMNS": str(width)}).stdout
+        left_out = drawn.partition("not shown at this width:")[2]
+        shown = [key for column, key in PERCENT_COLUMNS if column not in left_out]
+        expected = sorted(f"{row[key]:.1f}%" for row in rows for key in shown)
+        assert sorted(re.findall(r"\d+\.\d%", drawn)) == expected, (width, drawn)
 
 
 def test_empty_database_gives_zeros(bapp: Bapp) -> None:

@@ -75,8 +75,7 @@ class OutputSink:
         if self.format == "table" and table is not None:
             table(self.console)
         elif self.format == "table":
-            from bapp_cli.cli.table_width import fit_to_terminal
-            from bapp_cli.cli.terminal import listing_table
+            from bapp_cli.cli.terminal import listing_table, print_listing
 
             shown = [(headers or {}).get(column, column.replace("_", " ")) for column in columns]
             grid = listing_table(title, shown)
@@ -85,10 +84,7 @@ class OutputSink:
             # the first column names the row; e-mails and statuses are what a row is found and judged by; the
             # others are left out from the right
             keys = [shown[0], *(name for name in shown if name in KEY_HEADERS)] if shown else []
-            fit_to_terminal(grid, self.console, keys=keys, drop_order=())
-            self.console.print(grid)
-            if not grid.row_count:
-                self.console.print("(no rows)", style="dim")
+            print_listing(self.console, grid, empty="(no rows)", keys=keys)
         elif self.format in ("json", "jsonl"):
             self._json(rows, "array" if self.format == "json" else "lines")
         else:

@@ -96,11 +96,14 @@ def _report_grid(title: str, headers: tuple[str, ...], *, caption: str) -> Any:
 
 def _print_totalled(console: Any, grid: Any, report: Any, cells: Any) -> None:
     """A report's rows, a rule, then its totals row: `cells(pathway, record, total)` draws either. Narrowed to the
-    terminal as the listings are (Rich would cut every figure to '6…'), pathway and total kept whole."""
+    terminal as the listings are (Rich would cut every figure to '6…'): a figure is shown whole or its column left
+    out, from the right, pathway and total never (wrapped, '    0.0%' is one word to Rich, folded to '0.' '0%')."""
     last = len(report.records) - 1
     for index, (label, record) in enumerate(zip(report.pathways, report.records, strict=True)):
         grid.add_row(*cells(label, record, index == last), end_section=index == last - 1)
-    print_listing(console, grid, empty="", keys=("pathway", "total"))
+    figures = [column.header for column in grid.columns if column.header != "top skills"]  # free text wraps
+    dropped = [header for header in reversed(figures) if header not in ("pathway", "total")]
+    print_listing(console, grid, empty="", keys=figures, drop_order=("top skills", *dropped))
 
 
 def _period(ctx: typer.Context, start_from: str | None, start_to: str | None) -> Period:

@@ -98,12 +98,13 @@ def styled(text: str, style: str | None) -> Any:
 
 
 def detail_table(title: str | None, rows: Iterable[tuple[str, Any]], **frame: Any) -> Any:
-    """One record as a two-column table, the names bold: what every `show` command draws first."""
+    """One record as a two-column table, the names bold: what every `show` command draws first. A value wider
+    than the terminal is folded, never cut: an e-mail or a link is what it is copied for."""
     from rich.table import Table
 
     table = Table(title=title, show_header=False, box=None, padding=(0, 2), **frame)
     table.add_column(style="bold")
-    table.add_column()
+    table.add_column(overflow="fold")
     for name, value in rows:
         table.add_row(name, value)
     return table

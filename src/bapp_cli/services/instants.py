@@ -125,6 +125,9 @@ def parse_instant(text: str, *, timezone: str, field: str = "time", require_time
 
     With ``require_time`` a bare date is refused: for a booking's start, midnight is never what a
     person typing `2031-07-04` meant, and silently booking 00:00 is worse than asking (issue 15 #28).
+    In range as typed, which is all a filter's bound needs (`--from 1900-01-01` in Tokyo is 1899 in UTC); where
+    an instant is stored its UTC form is checked too (`check_in_range`: a backup holding 3000-01-01T08:00Z,
+    2999-12-31T20:00-12:00 typed, would not restore).
     """
     parsed = _parse_iso(text, field)
     check_in_range(parsed, field=field, text=text.strip())
@@ -137,15 +140,10 @@ def parse_instant(text: str, *, timezone: str, field: str = "time", require_time
     if parsed.tzinfo is None and _bare_date(text) is not None:
         # a date means its first instant, which is not 00:00 where the clocks skip or repeat midnight (Cairo,
         # Santiago, Havana): fold 0 reads 00:00 at the offset before the change, which is that instant
-        instant = parsed.replace(tzinfo=get_zone(timezone)).astimezone(dt.UTC)
-    elif parsed.tzinfo is None or parsed.utcoffset() is None:
-        instant = localise(parsed, get_zone(timezone), field=field)
-    else:
-        instant = parsed.astimezone(dt.UTC)
-    # in range as typed is not enough: stored in UTC, 2999-12-31T23:00-12:00 is in 3000, and a backup holding
-    # it would not restore (its import reads the stored instant)
-    check_in_range(instant, field=field)
-    return instant
+        return parsed.replace(tzinfo=get_zone(timezone)).astimezone(dt.UTC)
+    if parsed.tzinfo is None or parsed.utcoffset() is None:
+        return localise(parsed, get_zone(timezone), field=field)
+    return parsed.astimezone(dt.UTC)
 
 
 def check_period(start: dt.datetime | None, end: dt.datetime | None) -> None:

@@ -192,10 +192,10 @@ def set_tier(
     if tier is None:
         highest = session.scalar(select(func.max(PathwayTier.tier)).where(PathwayTier.pathway_id == pathway.id)) or 0
         if number < 1 or number != highest + 1 or number > MAX_TIERS:
-            # at the most tiers there is no next one to point at
+            # at the most tiers there is no next one to point at; with one, not 'tiers 1–1'
+            held = {0: "no tiers yet", 1: "only tier 1"}.get(highest, f"tiers 1–{highest}")
             then = f"; the next new tier is {highest + 1}" if highest < MAX_TIERS else ", the most a pathway may have"
-            tiers = f"has tiers 1–{highest}{then}" if highest else "has no tiers yet; the first is tier 1"
-            raise InvalidInput(f"tier: {pathway.slug!r} {tiers}", code="invalid_tier")
+            raise InvalidInput(f"tier: {pathway.slug!r} has {held}{then}", code="invalid_tier")
         wanted.setdefault("description", None)
         session.add(PathwayTier(pathway_id=pathway.id, tier=number, **wanted))
         changes = {"tier": number, "added": True, **wanted}

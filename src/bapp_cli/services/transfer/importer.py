@@ -341,10 +341,11 @@ class KindImporter(ABC):
         if parsed is not None and parsed.tzinfo is not None and parsed.utcoffset() is not None:
             check_in_range(parsed, field=name, text=value)  # as typed first: near year 9999, UTC would overflow
             instant = parsed.astimezone(dt.UTC)
-            check_in_range(instant, field=name)  # and in UTC, where it is stored (as parse_instant checks it)
-            return instant
-        zone = zone or self.options.timezone
-        return parse_instant(value, timezone=zone, field=name, require_time=name == "start_time")
+        else:
+            zone = zone or self.options.timezone
+            instant = parse_instant(value, timezone=zone, field=name, require_time=name == "start_time")
+        check_in_range(instant, field=name)  # and in UTC, where it is stored: a backup holding it restores
+        return instant
 
 
 def run_kind(
