@@ -470,6 +470,19 @@ def test_format_in_the_config_file_gives_json_errors_as_well_as_json_data(cli: B
     assert imported.exit_code != 0 and '{"error"' in imported.stderr
 
 
+def test_a_format_flag_replaces_the_configured_json_for_errors_too(cli: Bapp, tmp_path: Path) -> None:
+    # flag > environment > file holds for the error report as for the data: with JSON configured, `--format
+    # table|csv` still got the JSON error line, and an import's bad rows were listed only inside it
+    Path(cli.env["BAPP_CONFIG"]).write_text('format = "json"\n')
+    assert cli("db", "upgrade").exit_code == 0
+    missing = cli("clients", "show", "nobody@example.com", "--format", "table")
+    assert missing.exit_code == 7 and "nobody@example.com" in missing.stderr and "{" not in missing.stderr
+    rows = tmp_path / "clients.csv"
+    rows.write_text("email\nnot-an-email\n")
+    refused = cli("import", "clients", str(rows), "-f", "csv", env={"BAPP_FORMAT": "jsonl"})
+    assert refused.exit_code == 6 and "  line 2, field email:" in refused.stderr and "{" not in refused.stderr
+
+
 def test_the_calendly_mode_and_give_up_hours_are_checked_like_every_setting(cli: Bapp) -> None:
     # calendly.reconcile_give_up_hours is a number of hours, written in TOML as one (examples/config.toml):
     # it was refused as "must be a string, not int" by every command

@@ -159,11 +159,12 @@ JSON_ASKED = {"--json"} | {
 def _wants_json_errors(argv: list[str], app_state: AppState) -> bool:
     """Errors go out as JSON too when JSON is asked for: `--json` or `--format json|jsonl` (in any case, as
     --format takes it) anywhere on the command line (export's `--format` names its data's format: json there
-    asks for them too), else the format setting (BAPP_FORMAT or `format` in the config file)."""
+    asks for them too), else the format setting (BAPP_FORMAT or `format` in the config file) unless the command's
+    --format chose another (flag > environment > file, as for the data)."""
     if JSON_ASKED.intersection(word.lower() for word in [*argv, *map(" ".join, itertools.pairwise(argv))]):
         return True
     settings = app_state.settings_for_errors
-    return settings is not None and settings.output_format in ("json", "jsonl")
+    return not app_state.chosen_format[0] and settings is not None and settings.output_format in ("json", "jsonl")
 
 
 def _report(error: BappError, argv: list[str], app_state: AppState) -> int:
