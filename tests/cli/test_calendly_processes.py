@@ -72,6 +72,21 @@ def test_a_second_sync_exits_75_at_once_while_the_first_holds_the_lock(cbapp: Ba
     assert [run["status"] for run in sync_runs(cbapp.database_url)] == ["succeeded"]  # busy runs leave no record
 
 
+def test_a_wait_that_runs_out_suggests_a_longer_one(cbapp: Bapp, fake: FakeCalendly) -> None:
+    # The second run was given --wait already: telling it to "pass --wait SECONDS" would be no way out.
+    held = fake.delay_next("/event_types", seconds=15.0)
+    first = cbapp.popen("calendly", "sync", "--user", USER, "--json", env=PATIENT)
+    _wait_for(lambda: fake.count("/event_types") >= 1, "the first sync to reach Calendly")
+    code, stdout, stderr = _finish(cbapp.popen("calendly", "sync", "--user", USER, "--json", "--wait", "1"))
+    assert stdout == ""
+    assert code == 75, stderr
+    assert error_lines(stderr) == ["Error: another Calendly sync is running"]
+    assert "a longer --wait" in stderr
+    assert "pass --wait" not in stderr
+    held.released.set()
+    assert _finish(first)[0] == 0
+
+
 def test_with_wait_the_second_sync_runs_after_the_first(cbapp: Bapp, fake: FakeCalendly) -> None:
     fake.delay_next("/event_types", seconds=1.5)
     first = cbapp.popen("calendly", "sync", "--user", USER, "--json", env=PATIENT)

@@ -48,8 +48,9 @@ if TYPE_CHECKING:
     from bapp_cli.db.dbapi import Transaction
 
 Item = TypeVar("Item")
+# the runs' own way out (a migration or a booking has no --wait); a --wait given already was too short
+WAIT_HINTS = ("try later, or pass --wait SECONDS", "try later, or a longer --wait")
 # the head of every run's record (`calendly sync`, `calendly pull-bookings`); each kind adds its own counters
-WAIT_HINT = "try later, or pass --wait SECONDS"  # the runs' own way out; a migration or a booking has no --wait
 RUN_HEAD = ("run_id", "status", "dry_run", "fetched", "created", "updated")
 
 
@@ -247,10 +248,11 @@ def run_calendly_job(
             kept.pop()[1].close()
 
     source = "file" if listing is not None else "api"
+    hint = WAIT_HINTS[wait > 0]
     with (
         _tuned_for_the_run(),
         named_lock(
-            database_url, job.lock, wait_seconds=wait, what=job.what, hint=WAIT_HINT, connect_timeout=connect_timeout
+            database_url, job.lock, wait_seconds=wait, what=job.what, hint=hint, connect_timeout=connect_timeout
         ),
     ):
         started_at = clock()
