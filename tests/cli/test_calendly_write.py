@@ -770,6 +770,33 @@ def test_a_no_show_for_an_invitee_calendly_no_longer_knows_exits_7_pointing_at_l
         _drop_event(fake, event)
 
 
+def test_a_no_show_mark_uri_longer_than_its_column_is_cut_not_a_crash(
+    synced: Bapp, fake: FakeCalendly, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Calendly marked it and answered with a mark URI past the 500 characters bapp keeps: PostgreSQL refused
+    # the row (exit 1, "value too long") after Calendly had acted; SQLite kept it whole. Cut as the pull cuts it.
+    reference, event, _ = _past_booking(synced, fake, 906)
+    marked = fake.writes.create_no_show
+    answered: list[str] = []
+
+    def with_a_long_uri(data: Any) -> Any:
+        reply = marked(data)
+        resource = json.loads(reply.body)["resource"]
+        resource["uri"] += "?utm_content=" + "x" * 600
+        answered.append(resource["uri"])
+        return type(reply)(reply.status, json.dumps({"resource": resource}).encode())
+
+    monkeypatch.setattr(fake.writes, "create_no_show", with_a_long_uri)
+    try:
+        result = synced("bookings", "no-show", reference, "--json")
+        assert result.exit_code == 0, result.stderr
+        [booking] = bookings(synced.database_url)
+        assert booking.status == "no_show"
+        assert booking.calendly_no_show_uri == answered[0][:500]
+    finally:
+        _drop_event(fake, event)
+
+
 def test_undo_deletes_in_calendly_a_mark_bapp_did_not_make(synced: Bapp, fake: FakeCalendly) -> None:
     reference, event, invitee = _past_booking(synced, fake, 904)
     try:

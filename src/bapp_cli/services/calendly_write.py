@@ -659,8 +659,8 @@ def change_status(
             change = change_booking_status(session, booking, command, now=now, reason=reason)
         if remote and command == "no-show":
             # stamped so that the delivery of that same mark, or an older one, arriving later changes
-            # nothing (see ``InviteeApplier.apply_no_show``)
-            booking.calendly_no_show_uri, booking.calendly_no_show_at = mark, now
+            # nothing (see ``InviteeApplier.apply_no_show``); cut to its column, as the pull cuts it
+            booking.calendly_no_show_uri, booking.calendly_no_show_at = mark and mark[:500], now
     return change, notes
 
 
