@@ -322,6 +322,33 @@ def test_links_longer_than_their_column_are_cut_not_a_crash(
     assert pulled.exit_code == 0 and pulled.json()["created"] == 0, pulled.stderr
 
 
+@pytest.mark.parametrize("key", ["uri", "event"])
+def test_a_booking_whose_uris_are_too_long_to_record_fails_naming_it_never_a_crash(
+    synced: Bapp, fake: FakeCalendly, monkeypatch: pytest.MonkeyPatch, key: str
+) -> None:
+    # Calendly booked it and answered with an invitee or event URI past the 500 characters bapp keeps: keys,
+    # which cannot be cut as the links are. PostgreSQL refused the row (exit 1, "value too long") and the
+    # booking Calendly made was left pending, as if not sent; SQLite kept it whole.
+    booked = fake.writes.create_invitee
+    answered: list[str] = []
+
+    def with_a_long_uri(data: Any) -> Any:
+        reply = booked(data)
+        resource = json.loads(reply.body)["resource"]
+        resource[key] += "?utm_content=" + "x" * 600
+        answered.append(resource["uri"])
+        return type(reply)(reply.status, json.dumps({"resource": resource}).encode())
+
+    monkeypatch.setattr(fake.writes, "create_invitee", with_a_long_uri)
+    result = create(synced, slot())
+    assert result.exit_code == 9, result.stderr
+    assert f"invitee {answered[0]}" in result.stderr
+    assert "cancel that invitee in Calendly" in result.stderr
+    [booking] = bookings(synced.database_url)
+    assert (booking.calendly_state, booking.status, booking.calendly_invitee_uri) == ("failed", "cancelled", None)
+    assert len(fake.invitees_of(FREE_TYPE)) == 1 and len(posts(fake)) == 1  # booked there once, never resent
+
+
 def test_a_5xx_that_created_nothing_is_resent_once(synced: Bapp, fake: FakeCalendly) -> None:
     fake.fail_next("/invitees", 503)
     result = create(synced, slot())

@@ -391,6 +391,10 @@ class CalendlyWriter:
         self, sent: _Sent, invitee: Invitee, event: ScheduledEvent | None, *, notes: list[str], dry_run: bool = False
     ) -> CalendlySettled:
         """Record Calendly's invitee on the held booking (``dry_run``: what that would make of it)."""
+        if max(len(invitee.uri), len(invitee.event)) > 500:  # keys, which cannot be cut as its links are
+            self._give_up(sent, "its Calendly URIs are too long for bapp", note="", dry_run=dry_run)
+            why = f"Calendly booked {sent.reference} as invitee {invitee.uri}: URIs too long for bapp; cancelled here"
+            raise RemoteError(why, hint="cancel that invitee in Calendly, then book again")
         if event is None:
             try:
                 event = self.client.get_scheduled_event(invitee.event)
