@@ -797,6 +797,22 @@ def test_a_no_show_for_an_invitee_calendly_no_longer_knows_exits_7_pointing_at_l
         _drop_event(fake, event)
 
 
+@pytest.mark.parametrize("undo", [False, True])
+def test_a_no_show_of_an_event_gone_from_calendly_exits_7_pointing_at_local_only(
+    synced: Bapp, fake: FakeCalendly, undo: bool
+) -> None:
+    # the invitee listing asked first answered 404: it was exit 9 ("remote service failed") with no hint
+    reference, event, _ = _past_booking(synced, fake, 907)
+    if undo:  # marked in bapp only: the mark is looked up in Calendly
+        assert synced("bookings", "no-show", reference, "--local-only").exit_code == 0
+    _drop_event(fake, event)
+    verb = "no-show --undo" if undo else "no-show"
+    result = synced("bookings", *verb.split(), reference)
+    assert result.exit_code == 7, result.stderr
+    assert f"Hint: `bapp bookings {verb} {reference} --local-only` changes it in bapp only" in result.stderr
+    assert bookings(synced.database_url)[0].status == ("no_show" if undo else "confirmed")
+
+
 def test_a_no_show_mark_uri_longer_than_its_column_is_cut_not_a_crash(
     synced: Bapp, fake: FakeCalendly, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -669,13 +669,10 @@ def change_status(
 
 
 def _calendly_no_show(client: CalendlyClient, invitee_uri: str) -> str | None:
-    """The URI of the no-show Calendly holds for the invitee, if any (its ``no_show``, read from the
-    event's invitee listing)."""
-    event_uri, _, _ = invitee_uri.partition("/invitees/")
-    for invitee in client.list_event_invitees(event_uri):
-        if invitee.uri == invitee_uri:
-            return invitee.no_show.uri if invitee.no_show is not None else None
-    return None
+    """The URI of the no-show Calendly holds for the invitee, if any (its ``no_show``); NotFound when
+    Calendly no longer has the invitee or its event."""
+    no_show = client.get_invitee(invitee_uri).no_show
+    return no_show.uri if no_show is not None else None
 
 
 def _mark_no_show(client: CalendlyClient, invitee_uri: str) -> str:
@@ -685,12 +682,10 @@ def _mark_no_show(client: CalendlyClient, invitee_uri: str) -> str:
     try:
         return client.create_invitee_no_show(invitee_uri).uri
     except OutcomeUnknown:
-        found = None
         with contextlib.suppress(BappError):  # Calendly cannot be asked: the lost answer stands
-            found = _calendly_no_show(client, invitee_uri)
-        if found is None:
-            raise
-        return found
+            if found := _calendly_no_show(client, invitee_uri):
+                return found
+        raise  # not marked there either: the lost answer stands
 
 
 def restored_from_no_show(booking: Booking, now: dt.datetime) -> str:
