@@ -322,6 +322,33 @@ def test_links_longer_than_their_column_are_cut_not_a_crash(
     assert pulled.exit_code == 0 and pulled.json()["created"] == 0, pulled.stderr
 
 
+@pytest.mark.parametrize("key", ["uri", "event"])
+def test_a_booking_whose_uris_are_too_long_to_record_fails_naming_it_never_a_crash(
+    synced: Bapp, fake: FakeCalendly, monkeypatch: pytest.MonkeyPatch, key: str
+) -> None:
+    # Calendly booked it and answered with an invitee or event URI past the 500 characters bapp keeps: keys,
+    # which cannot be cut as the links are. PostgreSQL refused the row (exit 1, "value too long") and the
+    # booking Calendly made was left pending, as if not sent; SQLite kept it whole.
+    booked = fake.writes.create_invitee
+    answered: list[str] = []
+
+    def with_a_long_uri(data: Any) -> Any:
+        reply = booked(data)
+        resource = json.loads(reply.body)["resource"]
+        resource[key] += "?utm_content=" + "x" * 600
+        answered.append(resource["uri"])
+        return type(reply)(reply.status, json.dumps({"resource": resource}).encode())
+
+    monkeypatch.setattr(fake.writes, "create_invitee", with_a_long_uri)
+    result = create(synced, slot())
+    assert result.exit_code == 9, result.stderr
+    assert f"invitee {answered[0]}" in result.stderr
+    assert "cancel that invitee in Calendly" in result.stderr
+    [booking] = bookings(synced.database_url)
+    assert (booking.calendly_state, booking.status, booking.calendly_invitee_uri) == ("failed", "cancelled", None)
+    assert len(fake.invitees_of(FREE_TYPE)) == 1 and len(posts(fake)) == 1  # booked there once, never resent
+
+
 def test_a_5xx_that_created_nothing_is_resent_once(synced: Bapp, fake: FakeCalendly) -> None:
     fake.fail_next("/invitees", 503)
     result = create(synced, slot())
@@ -766,6 +793,49 @@ def test_a_no_show_for_an_invitee_calendly_no_longer_knows_exits_7_pointing_at_l
         assert result.exit_code == 7, result.stderr
         assert f"Hint: `bapp bookings no-show {reference} --local-only` changes it in bapp only" in result.stderr
         assert bookings(synced.database_url)[0].status == "confirmed"
+    finally:
+        _drop_event(fake, event)
+
+
+@pytest.mark.parametrize("undo", [False, True])
+def test_a_no_show_of_an_event_gone_from_calendly_exits_7_pointing_at_local_only(
+    synced: Bapp, fake: FakeCalendly, undo: bool
+) -> None:
+    # the invitee listing asked first answered 404: it was exit 9 ("remote service failed") with no hint
+    reference, event, _ = _past_booking(synced, fake, 907)
+    if undo:  # marked in bapp only: the mark is looked up in Calendly
+        assert synced("bookings", "no-show", reference, "--local-only").exit_code == 0
+    _drop_event(fake, event)
+    verb = "no-show --undo" if undo else "no-show"
+    result = synced("bookings", *verb.split(), reference)
+    assert result.exit_code == 7, result.stderr
+    assert f"Hint: `bapp bookings {verb} {reference} --local-only` changes it in bapp only" in result.stderr
+    assert bookings(synced.database_url)[0].status == ("no_show" if undo else "confirmed")
+
+
+def test_a_no_show_mark_uri_longer_than_its_column_is_cut_not_a_crash(
+    synced: Bapp, fake: FakeCalendly, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Calendly marked it and answered with a mark URI past the 500 characters bapp keeps: PostgreSQL refused
+    # the row (exit 1, "value too long") after Calendly had acted; SQLite kept it whole. Cut as the pull cuts it.
+    reference, event, _ = _past_booking(synced, fake, 906)
+    marked = fake.writes.create_no_show
+    answered: list[str] = []
+
+    def with_a_long_uri(data: Any) -> Any:
+        reply = marked(data)
+        resource = json.loads(reply.body)["resource"]
+        resource["uri"] += "?utm_content=" + "x" * 600
+        answered.append(resource["uri"])
+        return type(reply)(reply.status, json.dumps({"resource": resource}).encode())
+
+    monkeypatch.setattr(fake.writes, "create_no_show", with_a_long_uri)
+    try:
+        result = synced("bookings", "no-show", reference, "--json")
+        assert result.exit_code == 0, result.stderr
+        [booking] = bookings(synced.database_url)
+        assert booking.status == "no_show"
+        assert booking.calendly_no_show_uri == answered[0][:500]
     finally:
         _drop_event(fake, event)
 

@@ -9,6 +9,7 @@
                           [&invitee_email][&sort=start_time:asc|desc][&count][&page_token]
     GET /scheduled_events/{uuid}
     GET /scheduled_events/{uuid}/invitees[?status][&email][&count][&page_token]
+    GET /scheduled_events/{uuid}/invitees/{uuid}
     POST /webhook_subscriptions                  (201; 409 for a URL already subscribed)
     GET /webhook_subscriptions?organization=O&scope=user|organization[&user=U]
     DELETE /webhook_subscriptions/{uuid}         (204; 404 when there is none)
@@ -114,6 +115,7 @@ _UUID_SEGMENT = r"([A-Za-z0-9_-]+)"
 _EVENT_TYPE_RE = re.compile(rf"^/event_types/{_UUID_SEGMENT}$")
 _EVENT_RE = re.compile(rf"^/scheduled_events/{_UUID_SEGMENT}$")
 _INVITEES_RE = re.compile(rf"^/scheduled_events/{_UUID_SEGMENT}/invitees$")
+_INVITEE_RE = re.compile(rf"^/scheduled_events/{_UUID_SEGMENT}/invitees/{_UUID_SEGMENT}$")
 
 
 def _iso(moment: datetime) -> str:
@@ -867,6 +869,9 @@ class FakeCalendly:
             return _json_reply({"resource": event}) if event is not None else _error_reply(404)
         if match := _INVITEES_RE.match(path):
             return self._list_invitees(match[1], params)
+        if match := _INVITEE_RE.match(path):
+            found = next((i for i in self._invitees.get(match[1], []) if _last_segment(i["uri"]) == match[2]), None)
+            return _json_reply({"resource": found}) if found is not None else _error_reply(404)
         if path == "/webhook_subscriptions":
             return self._list_webhook_subscriptions(params)
         return _error_reply(404)

@@ -8,9 +8,9 @@ Failure mapping (the exit codes are README.md's table):
   failures (connect/read errors and timeouts, connection resets) → exponential backoff with jitter.
   Both share one budget of ``max_retries`` retries per request; every wait is capped at ``max_wait``.
   When the budget is spent → :class:`RemoteError` (exit 9).
-* 404 → :class:`NotFound` (exit 7) from the single-resource fetch :meth:`CalendlyClient.get_event_type`,
-  where "gone" is an answer the sync wants; everywhere else (listings, ``/users/me``) a 404 means a wrong
-  base URL or scope → :class:`RemoteError`.
+* 404 → :class:`NotFound` (exit 7) from the single-resource fetches (:meth:`CalendlyClient.get_event_type`,
+  ``get_scheduled_event``, ``get_invitee``) and the writes, where "gone" is an answer; everywhere else
+  (listings, ``/users/me``) a 404 means a wrong base URL or scope → :class:`RemoteError`.
 * Other statuses, redirects (never followed, so the token cannot travel elsewhere), invalid JSON and
   items that fail the models → :class:`RemoteError` naming the page and field path.
 * Listings: a 400 on a request carrying a ``page_token`` means the token went stale; the listing restarts
@@ -442,6 +442,20 @@ class CalendlyClient:
         from bapp_cli.calendly.models import Resource, ScheduledEvent
 
         return self._parse(request, response, Resource[ScheduledEvent], page=None).resource
+
+    def get_invitee(self, uri: str) -> Invitee:
+        """``GET /scheduled_events/{uuid}/invitees/{uuid}``: one invitee, its ``no_show`` included."""
+        event_uri, _, _ = uri.partition("/invitees/")
+        path = f"/scheduled_events/{_uuid_from(event_uri, 'scheduled_events')}/invitees/{_uuid_from(uri, 'invitees')}"
+        request = _Request(path, {})
+        response = self._send(request)
+        if response.status_code == 404:  # the invitee, or its whole event, deleted there
+            raise NotFound(self._clean(f"Calendly has no invitee {uri}"))
+        if not response.is_success:
+            raise self._status_error(request, response)
+        from bapp_cli.calendly.models import Invitee, Resource
+
+        return self._parse(request, response, Resource[Invitee], page=None).resource
 
     def create_invitee(self, body: Mapping[str, Any]) -> Invitee:
         """``POST /invitees`` (the Scheduling API): books a real Calendly event.

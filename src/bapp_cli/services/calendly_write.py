@@ -391,6 +391,10 @@ class CalendlyWriter:
         self, sent: _Sent, invitee: Invitee, event: ScheduledEvent | None, *, notes: list[str], dry_run: bool = False
     ) -> CalendlySettled:
         """Record Calendly's invitee on the held booking (``dry_run``: what that would make of it)."""
+        if max(len(invitee.uri), len(invitee.event)) > 500:  # keys, which cannot be cut as its links are
+            self._give_up(sent, "its Calendly URIs are too long for bapp", note="", dry_run=dry_run)
+            why = f"Calendly booked {sent.reference} as invitee {invitee.uri}: URIs too long for bapp; cancelled here"
+            raise RemoteError(why, hint="cancel that invitee in Calendly, then book again")
         if event is None:
             try:
                 event = self.client.get_scheduled_event(invitee.event)
@@ -659,19 +663,16 @@ def change_status(
             change = change_booking_status(session, booking, command, now=now, reason=reason)
         if remote and command == "no-show":
             # stamped so that the delivery of that same mark, or an older one, arriving later changes
-            # nothing (see ``InviteeApplier.apply_no_show``)
-            booking.calendly_no_show_uri, booking.calendly_no_show_at = mark, now
+            # nothing (see ``InviteeApplier.apply_no_show``); cut to its column, as the pull cuts it
+            booking.calendly_no_show_uri, booking.calendly_no_show_at = mark and mark[:500], now
     return change, notes
 
 
 def _calendly_no_show(client: CalendlyClient, invitee_uri: str) -> str | None:
-    """The URI of the no-show Calendly holds for the invitee, if any (its ``no_show``, read from the
-    event's invitee listing)."""
-    event_uri, _, _ = invitee_uri.partition("/invitees/")
-    for invitee in client.list_event_invitees(event_uri):
-        if invitee.uri == invitee_uri:
-            return invitee.no_show.uri if invitee.no_show is not None else None
-    return None
+    """The URI of the no-show Calendly holds for the invitee, if any (its ``no_show``); NotFound when
+    Calendly no longer has the invitee or its event."""
+    no_show = client.get_invitee(invitee_uri).no_show
+    return no_show.uri if no_show is not None else None
 
 
 def _mark_no_show(client: CalendlyClient, invitee_uri: str) -> str:
@@ -681,12 +682,10 @@ def _mark_no_show(client: CalendlyClient, invitee_uri: str) -> str:
     try:
         return client.create_invitee_no_show(invitee_uri).uri
     except OutcomeUnknown:
-        found = None
         with contextlib.suppress(BappError):  # Calendly cannot be asked: the lost answer stands
-            found = _calendly_no_show(client, invitee_uri)
-        if found is None:
-            raise
-        return found
+            if found := _calendly_no_show(client, invitee_uri):
+                return found
+        raise  # not marked there either: the lost answer stands
 
 
 def restored_from_no_show(booking: Booking, now: dt.datetime) -> str:
