@@ -213,9 +213,17 @@ def test_badges_list(bapp: Bapp) -> None:
     assert result.exit_code == 0, result.stderr
     badge = {"key": "tier:accelerate:1", "name": "Accelerate · Foundation", "awarded_at": "2030-01-15T09:30:00Z"}
     assert result.json() == [badge | {"revoked_at": None}]
+
+    def badge_counts() -> list[int]:
+        """The badges column of `progress table` and `reports client-progress` (ada's one enrolment)."""
+        tables = (("progress", "table"), ("reports", "client-progress"))
+        return [row["badges"] for command in tables for row in bapp(*command, "--json").json()]
+
+    assert badge_counts() == [1, 1]
     # a revoked badge stays listed, marked with when its credential was revoked
     revoked = bapp("badges", "revoke", "ada@example.com", "tier:accelerate:1", "--reason", "awarded in error", "--json")
     assert revoked.exit_code == 0, revoked.stderr
+    assert badge_counts() == [0, 0]  # the tables count the badges the client holds: a revoked one is not
     listed = bapp("badges", "list", "ada@example.com", "--json").json()
     assert [(row["key"], row["revoked_at"] is not None) for row in listed] == [("tier:accelerate:1", True)]
     assert listed[0]["revoked_at"] == revoked.json()["revoked_at"]

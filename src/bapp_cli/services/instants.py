@@ -82,12 +82,14 @@ def _parse_iso(text: str, field: str) -> dt.datetime:
 def check_in_range(value: dt.datetime | dt.date, *, field: str, text: str | None = None) -> None:
     """Refuse an instant or day outside EARLIEST_YEAR..LATEST_YEAR, naming the field (exit 6, never an overflow)."""
     if not EARLIEST_YEAR <= value.year <= LATEST_YEAR:
-        shown = text or (instant_text(value) if isinstance(value, dt.datetime) else value.isoformat())
-        raise InvalidInput(
-            f"{field}: {shown[:MAX_WHEN_LENGTH]!r} is outside the supported range "
-            f"{EARLIEST_YEAR}-01-01 to {LATEST_YEAR}-12-31",
-            code="instant_out_of_range",
-        )
+        raise InvalidInput(f"{field}: {out_of_range(value, text)}", code="instant_out_of_range")
+
+
+def out_of_range(value: dt.datetime | dt.date, text: str | None = None) -> str:
+    """What is said of `value` (as `text` when typed) outside the supported range: the bookings import, which
+    checks a computed end on its own, says it in these words too."""
+    shown = text or (instant_text(value) if isinstance(value, dt.datetime) else value.isoformat())
+    return f"{shown[:MAX_WHEN_LENGTH]!r} is outside the supported range {EARLIEST_YEAR}-01-01 to {LATEST_YEAR}-12-31"
 
 
 def two_offsets(wall: dt.datetime) -> bool:

@@ -309,12 +309,13 @@ def _activity_checked(record: dict[str, Any]) -> dict[str, Any]:
 
 
 def _badge_count() -> ScalarSelect[int]:
-    """The client's badges of the enrolment's pathway (its tier badges and its pathway badge)."""
+    """The badges the client holds (not revoked) of the enrolment's pathway: its tier badges and its pathway badge."""
     tier_prefix = literal("tier:") + Pathway.slug + literal(":")
     return (
         select(func.count())
         .where(
             Badge.client_id == Enrolment.client_id,
+            Badge.revoked_at.is_(None),
             or_(
                 Badge.key == literal("pathway:") + Pathway.slug,
                 func.substr(Badge.key, 1, func.length(tier_prefix)) == tier_prefix,

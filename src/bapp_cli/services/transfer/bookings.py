@@ -68,7 +68,7 @@ from bapp_cli.db.models import (
 from bapp_cli.errors import BappError, InvalidInput
 from bapp_cli.services.answers import AnswerInput, Question, answers_from_calendly, questions_from, validate_answers
 from bapp_cli.services.booking import MAX_BOOKING_MINUTES, REFERENCE_ALPHABET, REFERENCE_LENGTH, allowed_durations
-from bapp_cli.services.instants import LATEST_YEAR, get_zone, instant_text
+from bapp_cli.services.instants import LATEST_YEAR, get_zone, out_of_range
 from bapp_cli.services.people import normalise_email
 from bapp_cli.services.plain_reads import EXPORT_COLUMNS as EXPORT_COLUMNS  # the record `export bookings` writes
 from bapp_cli.services.plain_reads import session_key
@@ -365,7 +365,7 @@ class BookingImporter(KindImporter):
             elif minutes > MAX_BOOKING_MINUTES:
                 wrong = f"a booking lasts at most {MAX_BOOKING_MINUTES} minutes"
             elif start.year == LATEST_YEAR and (ends := start + dt.timedelta(minutes=minutes)).year > LATEST_YEAR:
-                wrong = f"ends {instant_text(ends)}, past the supported range (to {LATEST_YEAR}-12-31)"
+                wrong = out_of_range(ends)
             elif checked and minutes not in info.durations:
                 offered = ", ".join(str(option) for option in info.durations)
                 wrong = f"a {minutes:g}-minute booking is not offered by {info.facts.title!r} (durations: {offered})"
