@@ -256,9 +256,8 @@ class CalendlyWriter:
         if owner_uri and "/users/" in owner_uri:
             return owner_uri, None
         me = self.client.get_current_user()
-        if owner_uri:  # a team or another profile: only an organization-wide listing can see its events
-            return None, me.current_organization
-        return me.uri, None
+        # a team's type or another profile's: only an organization-wide listing can see its events
+        return (None, me.current_organization) if owner_uri else (me.uri, None)
 
     # -- create -----------------------------------------------------------------------------------
 
@@ -393,7 +392,9 @@ class CalendlyWriter:
         """Record Calendly's invitee on the held booking (``dry_run``: what that would make of it)."""
         if max(len(invitee.uri), len(invitee.event)) > 500:  # keys, which cannot be cut as its links are
             self._give_up(sent, "its Calendly URIs are too long for bapp", note="", dry_run=dry_run)
-            why = f"Calendly booked {sent.reference} as invitee {invitee.uri}: URIs too long for bapp; cancelled here"
+            # a dry run (reconcile's) says what the run would do, as its records do
+            why = f"Calendly booked {sent.reference} as invitee {invitee.uri}: URIs too long for bapp; "
+            why += "it would be cancelled here" if dry_run else "cancelled here"
             raise RemoteError(why, hint="cancel that invitee in Calendly, then book again")
         if event is None:
             try:
