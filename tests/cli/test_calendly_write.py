@@ -349,6 +349,59 @@ def test_a_booking_whose_uris_are_too_long_to_record_fails_naming_it_never_a_cra
     assert len(fake.invitees_of(FREE_TYPE)) == 1 and len(posts(fake)) == 1  # booked there once, never resent
 
 
+def test_a_dry_run_reconcile_of_a_found_booking_whose_uris_are_too_long_claims_nothing_done(
+    synced: Bapp, fake: FakeCalendly
+) -> None:
+    # the lookup finds Calendly's invitee with a URI too long to record: the dry run stopped, as the run does,
+    # saying "cancelled here" of a booking it left pending
+    fake.apply_then_reset_next()
+    fake.fail_next("/scheduled_events", 500, times=None)  # and the lookup cannot be made either
+    assert create(synced, slot()).exit_code == 9
+    fake.clear_faults()
+    [invitee] = fake.invitees_of(FREE_TYPE)
+    with fake._lock:
+        [stored] = [item for items in fake._invitees.values() for item in items if item["uri"] == invitee["uri"]]
+        stored["uri"] += "?utm_content=" + "x" * 600
+    dry = synced("calendly", "reconcile", "--dry-run")
+    assert dry.exit_code == 9, dry.stderr
+    [line] = error_lines(dry.stderr)
+    assert f"invitee {stored['uri']}" in line and line.endswith("URIs too long for bapp; it would be cancelled here")
+    [booking] = bookings(synced.database_url)
+    assert (booking.calendly_state, booking.status, booking.calendly_invitee_uri) == ("unknown", "pending", None)
+    result = synced("calendly", "reconcile")
+    assert result.exit_code == 9 and error_lines(result.stderr)[0].endswith("; cancelled here"), result.stderr
+    [booking] = bookings(synced.database_url)
+    assert (booking.calendly_state, booking.status, booking.calendly_invitee_uri) == ("failed", "cancelled", None)
+    assert len(posts(fake)) == 1  # never resent
+
+
+def test_a_resend_answered_with_uris_too_long_reports_the_booking_given_up(
+    synced: Bapp, fake: FakeCalendly, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # reconcile's resend was answered with an invitee URI too long to record: the booking was given up (failed,
+    # cancelled) but its record said calendly_state and status "removed"
+    fake.fail_next("/invitees", 500, times=1)
+    fake.fail_next("/scheduled_events", 500, times=None)  # the lookup fails too: left unknown, not resent
+    assert create(synced, slot()).exit_code == 9
+    fake.clear_faults()
+    booked = fake.writes.create_invitee
+
+    def with_a_long_uri(data: Any) -> Any:
+        reply = booked(data)
+        resource = json.loads(reply.body)["resource"]
+        resource["uri"] += "?utm_content=" + "x" * 600
+        return type(reply)(reply.status, json.dumps({"resource": resource}).encode())
+
+    monkeypatch.setattr(fake.writes, "create_invitee", with_a_long_uri)
+    result = synced("calendly", "reconcile", "--json")
+    assert result.exit_code == 0, result.stderr
+    [row] = result.json()
+    assert (row["action"], row["calendly_state"], row["status"]) == ("resent", "failed", "cancelled")
+    assert row["note"].endswith("URIs too long for bapp; cancelled here")
+    [booking] = bookings(synced.database_url)
+    assert (booking.calendly_state, booking.status) == ("failed", "cancelled")
+
+
 def test_a_5xx_that_created_nothing_is_resent_once(synced: Bapp, fake: FakeCalendly) -> None:
     fake.fail_next("/invitees", 503)
     result = create(synced, slot())

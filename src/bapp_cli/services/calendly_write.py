@@ -82,6 +82,8 @@ NEAR = dt.timedelta(days=3)
 CANCELLED = "cancelled in Calendly"
 # Bookings a lookup has not found after this long are given up (calendly.reconcile_give_up_hours).
 DEFAULT_GIVE_UP = dt.timedelta(hours=24)
+# What a resend that failed leaves (calendly_state, status), by the error's code; any other refusal removed it.
+RESEND_FAILED = {"calendly_unknown": ("unknown", "pending"), "uri_too_long": ("failed", "cancelled")}
 
 # The caller's unit of work: ``transaction()`` commits on success, ``transaction(dry_run=True)`` rolls back,
 # ``transaction(write=False)`` reads (never marked as committed: errors.committed).
@@ -256,9 +258,8 @@ class CalendlyWriter:
         if owner_uri and "/users/" in owner_uri:
             return owner_uri, None
         me = self.client.get_current_user()
-        if owner_uri:  # a team or another profile: only an organization-wide listing can see its events
-            return None, me.current_organization
-        return me.uri, None
+        # a team's type or another profile's: only an organization-wide listing can see its events
+        return (None, me.current_organization) if owner_uri else (me.uri, None)
 
     # -- create -----------------------------------------------------------------------------------
 
@@ -393,8 +394,10 @@ class CalendlyWriter:
         """Record Calendly's invitee on the held booking (``dry_run``: what that would make of it)."""
         if max(len(invitee.uri), len(invitee.event)) > 500:  # keys, which cannot be cut as its links are
             self._give_up(sent, "its Calendly URIs are too long for bapp", note="", dry_run=dry_run)
-            why = f"Calendly booked {sent.reference} as invitee {invitee.uri}: URIs too long for bapp; cancelled here"
-            raise RemoteError(why, hint="cancel that invitee in Calendly, then book again")
+            # a dry run (reconcile's) says what the run would do, as its records do
+            why = f"Calendly booked {sent.reference} as invitee {invitee.uri}: URIs too long for bapp; "
+            why += "it would be cancelled here" if dry_run else "cancelled here"
+            raise RemoteError(why, hint="cancel that invitee in Calendly, then book again", code="uri_too_long")
         if event is None:
             try:
                 event = self.client.get_scheduled_event(invitee.event)
@@ -484,8 +487,7 @@ class CalendlyWriter:
             except DatabaseNotReady:
                 raise  # not Calendly's answer, which may have booked it: it stays pending, said by _stays_pending
             except BappError as exc:
-                state, status = ("unknown", "pending") if exc.code == "calendly_unknown" else ("removed", "removed")
-                return _reconciled("resent", exc.message, calendly_state=state, status=status)
+                return _reconciled("resent", exc.message, *RESEND_FAILED.get(exc.code, ("removed", "removed")))
             return _reconciled("resent", "booked in Calendly", calendly_state="booked", status=view.status)
         if too_old or sent.start_time <= now:
             reason = "Calendly never confirmed the booking"
@@ -501,7 +503,7 @@ class CalendlyWriter:
         return _reconciled("failed", note, calendly_state="failed", status="cancelled")
 
 
-def _reconciled(action: str, note: str, *, calendly_state: str | None, status: str = "pending") -> dict[str, Any]:
+def _reconciled(action: str, note: str, calendly_state: str | None, status: str = "pending") -> dict[str, Any]:
     """The outcome columns of one row of the reconcile report."""
     return {"calendly_state": calendly_state, "status": status, "action": action, "note": note}
 
