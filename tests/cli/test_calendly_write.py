@@ -1023,6 +1023,19 @@ def test_slots_table_has_a_column_per_day_in_the_viewers_zone(synced: Bapp, fake
     assert "Asia/Tokyo" in result.stdout
 
 
+def test_a_booking_ending_past_the_supported_range_is_refused_before_calendly_is_asked(
+    synced: Bapp, fake: FakeCalendly
+) -> None:
+    # its start is in range (checked before Calendly), its end was checked only after Calendly's open slots
+    fake.clear_requests()
+    result = create(synced, dt.datetime(2999, 12, 31, 23, 50, tzinfo=dt.UTC))
+    assert result.exit_code == 6, result.stderr
+    expected = "Error: end_time: '3000-01-01T00:05:00Z' is outside the supported range 1900-01-01 to 2999-12-31"
+    assert error_lines(result.stderr) == [expected]
+    assert fake.requests == []
+    assert bookings(synced.database_url) == []
+
+
 def test_slots_of_a_local_session_type_exit_6(synced: Bapp) -> None:
     assert synced("sessions", "add", "--title", "Local chat", "--duration", "30").exit_code == 0
     result = synced("sessions", "slots", "local-chat")

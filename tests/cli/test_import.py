@@ -426,6 +426,21 @@ def test_import_all_merges_into_a_database_that_is_not_empty(bapp: Bapp, catalog
     assert catalogue.scalars(select(Enrolment.status)).one() == "paused"
 
 
+@pytest.mark.parametrize("dry_run", [(), ("--dry-run",)])
+def test_each_kind_summary_of_import_all_is_the_summary_of_that_kind_alone(
+    bapp: Bapp, catalogue: Session, tmp_path: Path, dry_run: tuple[str, ...]
+) -> None:
+    # README: `import all` adds each kind's summary under `kinds`; those left out `dry_run`, which the summary of
+    # `bapp import bookings` has (and its other keys came after the kind's own counts)
+    rows = [{"client": "ada@example.com", "session": "intro", "start_time": "2029-01-01T10:00:00Z"}]
+    alone = bapp("import", "bookings", write(tmp_path, "rows.json", json.dumps(rows)), "--json", "--dry-run")
+    assert alone.exit_code == 0, alone.stderr
+    whole = bapp("import", "all", write(tmp_path, "all.json", json.dumps({"bookings": rows})), "--json", *dry_run)
+    assert whole.exit_code == 0, whole.stderr
+    expected = {**alone.json(), "dry_run": bool(dry_run)}
+    assert list(whole.json()["kinds"]["bookings"].items()) == list(expected.items())
+
+
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # reading the file: no backend's part
 def test_toml_dates_and_datetimes_read_as_their_text_does(bapp: Bapp, catalogue: Session, tmp_path: Path) -> None:
     # Santiago's clocks skip midnight on 2031-09-07: the day, as text, is its first instant (01:00 -03:00); and an

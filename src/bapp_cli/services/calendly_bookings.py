@@ -84,7 +84,7 @@ from bapp_cli.services.booking import audit_change, creation_audit, insert_booki
 from bapp_cli.services.calendly_runs import RUN_HEAD, RunReport, listing_error_details, read_listing, record_run
 from bapp_cli.services.calendly_write import attach_invitee, match_held_booking, restored_from_no_show, use_invitation
 from bapp_cli.services.enrolment import enrol
-from bapp_cli.services.instants import EARLIEST_YEAR, LATEST_YEAR, get_zone, instant_text
+from bapp_cli.services.instants import EARLIEST_YEAR, LATEST_YEAR, get_zone, out_of_range
 from bapp_cli.services.listing import Page
 from bapp_cli.services.people import ensure_client, normalise_email
 from bapp_cli.services.plain_reads import builder_ids_by_calendly_uri
@@ -383,11 +383,7 @@ class InviteeApplier:
             # bapp's instants stay within these years (services.instants): past them a time overflows as soon
             # as it is shown in a zone or moved by a buffer, so such an event is parked, not stored
             if not EARLIEST_YEAR <= moment.year <= LATEST_YEAR:
-                note = (
-                    f"event time {instant_text(moment)} is outside the supported range "
-                    f"{EARLIEST_YEAR}-01-01 to {LATEST_YEAR}-12-31"
-                )
-                return InviteeOutcome("skipped", uri, note=note)
+                return InviteeOutcome("skipped", uri, note=f"event time {out_of_range(moment)}")
         existing = self._booking(uri)
         return self._create(item) if existing is None else self._update(existing, item)
 

@@ -4,10 +4,10 @@ write-through booking, reconcile, cancel and no-show pushed to Calendly, single-
 The database and Calendly cannot share a transaction, and ``POST /invitees`` has no idempotency key, so a
 booking made through Calendly goes in steps, each its own unit of work handed in by the caller:
 
-1. every local booking rule (as for `bookings create`) and "the start is one of Calendly's open slots" are
-   checked, and the booking is committed as ``pending`` with ``calendly_state = 'requested'`` and
-   ``calendly_attempts = 1`` — the intent, recorded before anything is sent; it holds the slot against
-   other bapp processes;
+1. every local booking rule (as for `bookings create`) is checked, rolled back, before Calendly is asked
+   anything; then those rules and "the start is one of Calendly's open slots" are checked, and the booking
+   is committed as ``pending`` with ``calendly_state = 'requested'`` and ``calendly_attempts = 1`` — the
+   intent, recorded before anything is sent; it holds the slot against other bapp processes;
 2. ``POST /invitees`` is sent (outside any transaction);
 3. the answer settles it: 201 → the invitee and event URIs, links, end time and join URL are recorded,
    ``calendly_state = 'booked'`` and the status follows the price (free: confirmed, else pending and
@@ -265,8 +265,10 @@ class CalendlyWriter:
 
     def book(self, request: BookingRequest, *, dry_run: bool = False) -> tuple[BookingCreated, list[str]]:
         """A write-through ``bookings create``: the booking, and what to tell the user of Calendly's part."""
-        with self.transaction(write=False) as session:
+        with self.transaction(dry_run=True) as session:
             target = calendly_session(session, request.session)
+            # bapp's own rules, rolled back, before Calendly is asked: a refusal costs no request
+            create_booking(session, request, now=self.clock())
         event_type = self.client.get_event_type(target.event_type_uri)
         # Everything that needs Calendly before the send is asked before the hold is committed, so a
         # failure here leaves nothing pending.

@@ -87,7 +87,7 @@ def check_in_range(value: dt.datetime | dt.date, *, field: str, text: str | None
 
 def out_of_range(value: dt.datetime | dt.date, text: str | None = None) -> str:
     """What is said of `value` (as `text` when typed) outside the supported range: the bookings import, which
-    checks a computed end on its own, says it in these words too."""
+    checks a computed end on its own, and a Calendly event parked for it say it in these words too."""
     shown = text or (instant_text(value) if isinstance(value, dt.datetime) else value.isoformat())
     return f"{shown[:MAX_WHEN_LENGTH]!r} is outside the supported range {EARLIEST_YEAR}-01-01 to {LATEST_YEAR}-12-31"
 

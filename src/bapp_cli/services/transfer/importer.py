@@ -96,8 +96,9 @@ class Tally:
     rejected: int = 0
     extra: dict[str, int] = field(default_factory=dict)
 
-    def as_record(self) -> dict[str, Any]:
-        return {name: value for name, value in asdict(self).items() if name != "extra"} | self.extra
+    def as_record(self, dry_run: bool) -> dict[str, Any]:
+        counts = {name: value for name, value in asdict(self).items() if name != "extra"}
+        return counts | {"dry_run": dry_run} | self.extra
 
 
 @dataclass
@@ -120,13 +121,12 @@ class ImportSummary:
         return sum(int(getattr(tally, name)) for tally in self.tallies)
 
     def as_record(self) -> dict[str, Any]:
-        record: dict[str, Any] = {"kind": self.kind, **{name: self.total(name) for name in OUTCOMES}}
-        record.update(rejected=self.rejected, dry_run=self.dry_run)
-        if self.kind == "all":
-            record.update(restored=self.restored, kinds={tally.kind: tally.as_record() for tally in self.tallies})
-        else:
-            record |= {name: count for tally in self.tallies for name, count in tally.extra.items()}
-        return record
+        # one kind's summary is the same under `import all`'s `kinds` as on its own
+        kinds = {tally.kind: tally.as_record(self.dry_run) for tally in self.tallies}
+        if self.kind != "all":
+            return kinds[self.kind]
+        totals = {name: self.total(name) for name in (*OUTCOMES, "rejected")}
+        return {"kind": "all", **totals, "dry_run": self.dry_run, "restored": self.restored, "kinds": kinds}
 
 
 # every client's e-mail and user id: the kinds whose rows name a client narrow it to a batch (`rows_keyed`)
