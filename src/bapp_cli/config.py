@@ -142,7 +142,7 @@ def mask_url_password(url: str) -> str:
     user = _URL_PASSWORD.match(url)
     shown, end = "", 0
     for start, stop in sorted([match.span(2) for match in _query_passwords(url)] + ([user.span(2)] if user else [])):
-        shown += url[end:start] + MASK if start >= end else ""
+        shown += (url[end:start] + MASK) if start >= end else ""  # one inside the last: hidden with it
         end = max(end, stop)
     return shown + url[end:]
 
