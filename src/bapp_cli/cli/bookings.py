@@ -127,17 +127,15 @@ def create(
       bapp bookings create --client ada@example.com --session 12 --start 2030-01-07T10:00 --dry-run --json
     """
     from bapp_cli.services.booking import BookingRequest, create_booking
-    from bapp_cli.services.instants import check_in_range, get_zone, parse_instant
+    from bapp_cli.services.instants import get_zone, parse_instant
 
     mode = None if through_calendly is None else "always" if through_calendly else "never"
     app_state, sink = state_and_sink(ctx, {"bookings.calendly": mode})
     zone = get_zone(timezone, field="timezone").key if timezone is not None else app_state.settings.timezone
-    at = parse_instant(start, timezone=zone, field="start", require_time=True)
-    check_in_range(at, field="start")  # in UTC too, as stored (before Calendly is asked): so a backup of it restores
     request = BookingRequest(
         client_email=client,
         session=session_ref,
-        start=at,
+        start=parse_instant(start, timezone=zone, field="start", require_time=True),
         client_timezone=zone,
         name=name,
         duration=duration,

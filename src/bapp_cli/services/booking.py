@@ -468,6 +468,7 @@ def create_booking(session: Session, request: BookingRequest, *, now: dt.datetim
     _check_bounds(builder, profile)
     requested_pathway = get_pathway(session, request.pathway) if request.pathway else None
     start = request.start.astimezone(dt.UTC)
+    check_in_range(start, field="start")  # in UTC too, as stored: a backup holding it restores
     fingerprint = _fingerprint(request, email, session_type, start, builder, timezone)
 
     _lock_request(session, email, session_type, builder, key)
@@ -486,7 +487,7 @@ def create_booking(session: Session, request: BookingRequest, *, now: dt.datetim
     check_bookable(session_type, builder, profile)
     # Rule 2
     end = start + dt.timedelta(minutes=_check_duration(session_type, request.duration))
-    check_in_range(end, field="end_time")  # stored, so a backup of it restores (the import checks an end_time)
+    check_in_range(end, field="end_time")  # so too the end (the import checks an end_time)
     if not request.allow_past:
         _check_time(start, now, builder, profile)
     # Rule 3
