@@ -349,30 +349,43 @@ def test_a_booking_whose_uris_are_too_long_to_record_fails_naming_it_never_a_cra
     assert len(fake.invitees_of(FREE_TYPE)) == 1 and len(posts(fake)) == 1  # booked there once, never resent
 
 
-def test_a_dry_run_reconcile_of_a_found_booking_whose_uris_are_too_long_claims_nothing_done(
+def test_reconcile_gives_up_a_found_booking_whose_uris_are_too_long_and_goes_on(
     synced: Bapp, fake: FakeCalendly
 ) -> None:
-    # the lookup finds Calendly's invitee with a URI too long to record: the dry run stopped, as the run does,
-    # saying "cancelled here" of a booking it left pending
+    # the lookup finds Calendly's invitee of the first waiting booking with a URI too long to record: the run
+    # gave that booking up (failed, cancelled) but stopped there with exit 9, the later ones left for the next
+    # run; its dry run stopped the same way. Now it is one failed row, as a resend's too-long answer is.
+    fake.fail_next("/scheduled_events", 500, times=None)  # the lookups fail: each booking is left unknown
     fake.apply_then_reset_next()
-    fake.fail_next("/scheduled_events", 500, times=None)  # and the lookup cannot be made either
-    assert create(synced, slot()).exit_code == 9
-    fake.clear_faults()
+    assert create(synced, slot(days=2)).exit_code == 9
     [invitee] = fake.invitees_of(FREE_TYPE)
     with fake._lock:
         [stored] = [item for items in fake._invitees.values() for item in items if item["uri"] == invitee["uri"]]
         stored["uri"] += "?utm_content=" + "x" * 600
-    dry = synced("calendly", "reconcile", "--dry-run")
-    assert dry.exit_code == 9, dry.stderr
-    [line] = error_lines(dry.stderr)
-    assert f"invitee {stored['uri']}" in line and line.endswith("URIs too long for bapp; it would be cancelled here")
-    [booking] = bookings(synced.database_url)
-    assert (booking.calendly_state, booking.status, booking.calendly_invitee_uri) == ("unknown", "pending", None)
-    result = synced("calendly", "reconcile")
-    assert result.exit_code == 9 and error_lines(result.stderr)[0].endswith("; cancelled here"), result.stderr
-    [booking] = bookings(synced.database_url)
-    assert (booking.calendly_state, booking.status, booking.calendly_invitee_uri) == ("failed", "cancelled", None)
-    assert len(posts(fake)) == 1  # never resent
+    fake.apply_then_reset_next()
+    assert create(synced, slot(days=3)).exit_code == 9
+    fake.clear_faults()
+    dry = synced("calendly", "reconcile", "--dry-run", "--json")
+    assert dry.exit_code == 0, dry.stderr
+    first, second = dry.json()
+    assert (first["action"], first["calendly_state"], first["status"]) == ("failed", "failed", "cancelled")
+    assert f"invitee {stored['uri']}" in first["note"] and first["note"].endswith("; it would be cancelled here")
+    assert second["action"] == "attached"
+    states = [
+        (booking.calendly_state, booking.status, booking.calendly_invitee_uri)
+        for booking in bookings(synced.database_url)
+    ]
+    assert states == [("unknown", "pending", None)] * 2
+    result = synced("calendly", "reconcile", "--json")
+    assert result.exit_code == 0, result.stderr
+    first, second = result.json()
+    assert (first["action"], first["calendly_state"], first["status"]) == ("failed", "failed", "cancelled")
+    assert first["note"].endswith("URIs too long for bapp; cancelled here")
+    assert (second["action"], second["calendly_state"], second["status"]) == ("attached", "booked", "confirmed")
+    given_up, booked = bookings(synced.database_url)
+    assert (given_up.calendly_state, given_up.status, given_up.calendly_invitee_uri) == ("failed", "cancelled", None)
+    assert (booked.calendly_state, booked.status) == ("booked", "confirmed")
+    assert len(posts(fake)) == 2  # each sent once, never resent
 
 
 def test_a_resend_answered_with_uris_too_long_reports_the_booking_given_up(

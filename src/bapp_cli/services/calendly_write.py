@@ -454,7 +454,10 @@ class CalendlyWriter:
         now = self.clock()
         found = self._lookup(sent)
         if found is not None:
-            status = self._finish(sent, *found, notes=[], dry_run=dry_run)[0].status
+            try:
+                status = self._finish(sent, *found, notes=[], dry_run=dry_run)[0].status
+            except RemoteError as exc:  # its URIs too long for bapp: given up, one failed row as for a resend's
+                return _reconciled("failed", exc.message, *RESEND_FAILED[exc.code])
             note = f"found invitee {found[0].uri}"
             if found[0].status == "canceled":
                 note, status = f"{note}, {CANCELLED} since: not resent", "cancelled"
