@@ -71,6 +71,9 @@ WEBHOOK_DELIVERY_SOURCES = ("receiver", "apply", "pull")
 # neither the lookup nor one resend settled it; booked — Calendly holds the invitee; failed — given up.
 CALENDLY_STATES = ("requested", "unknown", "booked", "failed")
 INVITATION_STATUSES = ("open", "used")
+# The width of every column holding a Calendly URI or link: the services cut a link to it (PostgreSQL refuses
+# a longer one, SQLite keeps it whole) and refuse a URI that is a key (an invitee's, an event's) past it.
+URI_LENGTH = 500
 
 
 def utcnow() -> dt.datetime:
@@ -137,7 +140,7 @@ class BuilderProfile(TimestampMixin, Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), unique=True)
     display_name: Mapped[str | None] = mapped_column(String(200))
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
-    calendly_user_uri: Mapped[str | None] = mapped_column(String(500), unique=True)
+    calendly_user_uri: Mapped[str | None] = mapped_column(String(URI_LENGTH), unique=True)
     buffer_minutes: Mapped[int] = mapped_column(Whole(), default=0)
     minimum_notice_hours: Mapped[int] = mapped_column(Whole(), default=0)
     max_advance_days: Mapped[int | None] = mapped_column(Whole())
@@ -204,7 +207,7 @@ class SessionType(TimestampMixin, Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     # Calendly-owned
-    calendly_uri: Mapped[str | None] = mapped_column(String(500), unique=True)
+    calendly_uri: Mapped[str | None] = mapped_column(String(URI_LENGTH), unique=True)
     # unique: sessions are named by slug on the command line and in imports (issue 15 #6)
     slug: Mapped[str | None] = mapped_column(String(200), index=True, unique=True)
     title: Mapped[str] = mapped_column(String(300))
@@ -213,11 +216,11 @@ class SessionType(TimestampMixin, Base):
     duration_options: Mapped[list[Any] | None] = mapped_column()
     kind: Mapped[str] = mapped_column(String(8), default="solo")
     color: Mapped[str | None] = mapped_column(String(7))
-    scheduling_url: Mapped[str | None] = mapped_column(String(500))
+    scheduling_url: Mapped[str | None] = mapped_column(String(URI_LENGTH))
     is_secret: Mapped[bool] = mapped_column(Boolean, default=False)
     remote_active: Mapped[bool] = mapped_column(Boolean, default=True)
     custom_questions: Mapped[list[Any]] = mapped_column(default=list)
-    owner_uri: Mapped[str | None] = mapped_column(String(500))
+    owner_uri: Mapped[str | None] = mapped_column(String(URI_LENGTH))
     builder_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
     calendly_position: Mapped[int | None] = mapped_column(Whole())
     remote_updated_at: Mapped[dt.datetime | None] = mapped_column()
@@ -286,8 +289,8 @@ class Booking(TimestampMixin, Base):
     currency: Mapped[str] = mapped_column(String(3), default="GBP")
     pathway_id: Mapped[int | None] = mapped_column(ForeignKey("pathways.id"))
     custom_question_responses: Mapped[list[Any]] = mapped_column(default=list)
-    calendly_event_uri: Mapped[str | None] = mapped_column(String(500))
-    calendly_invitee_uri: Mapped[str | None] = mapped_column(String(500))
+    calendly_event_uri: Mapped[str | None] = mapped_column(String(URI_LENGTH))
+    calendly_invitee_uri: Mapped[str | None] = mapped_column(String(URI_LENGTH))
     idempotency_key: Mapped[str | None] = mapped_column(String(200))
     # a digest of the request that created the booking: same key + other data is a conflict
     request_fingerprint: Mapped[str | None] = mapped_column(String(64))
@@ -301,10 +304,10 @@ class Booking(TimestampMixin, Base):
     calendly_state: Mapped[str | None] = mapped_column(String(16))
     calendly_attempts: Mapped[int] = mapped_column(Whole(), default=0, server_default="0")
     calendly_requested_at: Mapped[dt.datetime | None] = mapped_column()
-    calendly_cancel_url: Mapped[str | None] = mapped_column(String(500))
-    calendly_reschedule_url: Mapped[str | None] = mapped_column(String(500))
-    calendly_join_url: Mapped[str | None] = mapped_column(String(500))
-    calendly_no_show_uri: Mapped[str | None] = mapped_column(String(500))
+    calendly_cancel_url: Mapped[str | None] = mapped_column(String(URI_LENGTH))
+    calendly_reschedule_url: Mapped[str | None] = mapped_column(String(URI_LENGTH))
+    calendly_join_url: Mapped[str | None] = mapped_column(String(URI_LENGTH))
+    calendly_no_show_uri: Mapped[str | None] = mapped_column(String(URI_LENGTH))
     # when the no-show change last applied happened in Calendly: no-show deliveries leave the invitee's
     # updated_at alone, so this orders them (a retried .created after its .deleted changes nothing)
     calendly_no_show_at: Mapped[dt.datetime | None] = mapped_column()
@@ -332,7 +335,7 @@ class CalendlyInvitation(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     client_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     session_type_id: Mapped[int] = mapped_column(ForeignKey("session_types.id"))
-    booking_url: Mapped[str] = mapped_column(String(500), unique=True)
+    booking_url: Mapped[str] = mapped_column(String(URI_LENGTH), unique=True)
     status: Mapped[str] = mapped_column(String(16), default="open")
     booking_id: Mapped[int | None] = mapped_column(ForeignKey("bookings.id"))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
@@ -455,7 +458,7 @@ class WebhookDelivery(Base):
     body: Mapped[str] = mapped_column(Text)
     body_sha256: Mapped[str] = mapped_column(String(64), unique=True)
     headers: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    invitee_uri: Mapped[str | None] = mapped_column(String(500), index=True)
+    invitee_uri: Mapped[str | None] = mapped_column(String(URI_LENGTH), index=True)
     status: Mapped[str] = mapped_column(String(16), index=True)
     received_at: Mapped[dt.datetime] = mapped_column()
     attempts: Mapped[int] = mapped_column(Whole(), default=1)

@@ -10,13 +10,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bapp_cli.db.audit import apply_changes, record_audit
-from bapp_cli.db.models import BuilderProfile, User
+from bapp_cli.db.models import URI_LENGTH, BuilderProfile, User
 from bapp_cli.errors import Conflict, InvalidInput
 from bapp_cli.services.instants import get_zone
 from bapp_cli.services.listing import ALL, Page
 from bapp_cli.services.people import clean_text, find_user, get_builder, normalise_email
 
-MAX_URI = 500
 # Upper bounds catch typos (minutes typed as seconds) rather than express policy.
 MAX_BUFFER_MINUTES = 24 * 60
 MAX_NOTICE_HOURS = 365 * 24
@@ -66,7 +65,7 @@ def _apply(session: Session, user: User, profile: BuilderProfile, settings: Buil
         updates["display_name"] = clean_text(settings.name, "name")
     if settings.calendly_user is not None:
         uri = settings.calendly_user.strip()
-        if len(uri) > MAX_URI or not URI_PATTERN.match(uri):
+        if len(uri) > URI_LENGTH or not URI_PATTERN.match(uri):
             raise InvalidInput(
                 f"calendly-user: {settings.calendly_user!r} is not a URI",
                 hint="e.g. https://api.calendly.com/users/AAAA (see `bapp calendly whoami`)",

@@ -77,7 +77,7 @@ from bapp_cli.config import compile_pattern
 from bapp_cli.db.audit import apply_changes, record_audit
 from bapp_cli.db.bulk import any_of
 from bapp_cli.db.locks import lock_keys
-from bapp_cli.db.models import SYNC_KINDS, Booking, Pathway, SessionType, SyncRun, User
+from bapp_cli.db.models import SYNC_KINDS, URI_LENGTH, Booking, Pathway, SessionType, SyncRun, User
 from bapp_cli.errors import ConfigError, InvalidInput
 from bapp_cli.services.answers import answers_from_calendly, questions_from
 from bapp_cli.services.booking import audit_change, creation_audit, insert_booking, linked_pathways, pick_pathway
@@ -96,7 +96,6 @@ RESCHEDULED_REASON = "Rescheduled"
 # Column sizes of Booking/User: longer Calendly values are cut rather than failing a whole pull.
 _MAX_NAME = 200
 _MAX_REASON = 2000
-_MAX_URI = 500
 _INVITEES = TypeAdapter(list[Invitee])
 
 
@@ -377,8 +376,8 @@ class InviteeApplier:
     def apply(self, item: BookedInvitee) -> InviteeOutcome:
         """Create, update or cancel the booking of one invitee; never raises for bad remote data."""
         uri = item.invitee.uri
-        if not uri.strip() or len(uri) > _MAX_URI or len(item.event.uri) > _MAX_URI:
-            return InviteeOutcome("skipped", uri[:_MAX_URI], note="invitee or event URI missing or too long")
+        if not uri.strip() or len(uri) > URI_LENGTH or len(item.event.uri) > URI_LENGTH:
+            return InviteeOutcome("skipped", uri[:URI_LENGTH], note="invitee or event URI missing or too long")
         for moment in (item.event.start_time, item.event.end_time):
             # bapp's instants stay within these years (services.instants): past them a time overflows as soon
             # as it is shown in a zone or moved by a buffer, so such an event is parked, not stored
@@ -568,7 +567,7 @@ class InviteeApplier:
             if not marked:
                 booking.calendly_no_show_uri = None
             elif item.invitee.no_show is not None:
-                booking.calendly_no_show_uri = item.invitee.no_show.uri[:_MAX_URI]
+                booking.calendly_no_show_uri = item.invitee.no_show.uri[:URI_LENGTH]
             if marked and previous in ("pending", "confirmed", "completed"):
                 booking.status = "no_show"
             elif not marked and previous == "no_show":

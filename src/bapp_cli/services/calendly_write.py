@@ -39,7 +39,7 @@ from sqlalchemy.orm import Session
 
 from bapp_cli.db.audit import apply_changes, record_audit
 from bapp_cli.db.locks import lock_keys
-from bapp_cli.db.models import Booking, CalendlyInvitation, SessionType, User
+from bapp_cli.db.models import URI_LENGTH, Booking, CalendlyInvitation, SessionType, User
 from bapp_cli.errors import BappError, Conflict, DatabaseNotReady, Interrupted, InvalidInput, NotFound, RemoteError
 from bapp_cli.services.booking import (
     PENDING_STATES,
@@ -394,7 +394,7 @@ class CalendlyWriter:
         self, sent: _Sent, invitee: Invitee, event: ScheduledEvent | None, *, notes: list[str], dry_run: bool = False
     ) -> CalendlySettled:
         """Record Calendly's invitee on the held booking (``dry_run``: what that would make of it)."""
-        if max(len(invitee.uri), len(invitee.event)) > 500:  # keys, which cannot be cut as its links are
+        if max(len(invitee.uri), len(invitee.event)) > URI_LENGTH:  # keys, which cannot be cut as its links are
             self._give_up(sent, "its Calendly URIs are too long for bapp", note="", dry_run=dry_run)
             # a dry run (reconcile's) says what the run would do, as its records do
             why = f"Calendly booked {sent.reference} as invitee {invitee.uri}: URIs too long for bapp; "
@@ -523,8 +523,8 @@ def attach_invitee(
         "calendly_invitee_uri": invitee.uri,
         "calendly_event_uri": invitee.event,
         # cut to their columns, as the join URL is: PostgreSQL refuses a longer one (SQLite keeps it whole)
-        "calendly_cancel_url": invitee.cancel_url and invitee.cancel_url[:500],
-        "calendly_reschedule_url": invitee.reschedule_url and invitee.reschedule_url[:500],
+        "calendly_cancel_url": invitee.cancel_url and invitee.cancel_url[:URI_LENGTH],
+        "calendly_reschedule_url": invitee.reschedule_url and invitee.reschedule_url[:URI_LENGTH],
         "calendly_state": "booked",
         "remote_updated_at": invitee.updated_at,
         "status": price_status(booking.amount, paid=booking.payment_status != "unpaid")[0] if held else booking.status,
@@ -533,7 +533,7 @@ def attach_invitee(
         if event.end_time > booking.start_time:
             fresh["end_time"] = event.end_time
         if event.location is not None and event.location.join_url:
-            fresh["calendly_join_url"] = event.location.join_url[:500]
+            fresh["calendly_join_url"] = event.location.join_url[:URI_LENGTH]
     changes = apply_changes(booking, fresh)
     if changes:
         audit_change(session, booking, {"source": "calendly", **changes}, now=now)
@@ -671,7 +671,7 @@ def change_status(
         if remote and command == "no-show":
             # stamped so that the delivery of that same mark, or an older one, arriving later changes
             # nothing (see ``InviteeApplier.apply_no_show``); cut to its column, as the pull cuts it
-            booking.calendly_no_show_uri, booking.calendly_no_show_at = mark and mark[:500], now
+            booking.calendly_no_show_uri, booking.calendly_no_show_at = mark and mark[:URI_LENGTH], now
     return change, notes
 
 
@@ -735,8 +735,9 @@ def create_link(
     with transaction() as session:
         client, _ = get_client(session, client_email)
         now = clock()
+        # status: the column's default, open
         invitation = CalendlyInvitation(
-            client_id=client.id, session_type_id=target.id, booking_url=booking_url[:500], status="open", created_at=now
+            client_id=client.id, session_type_id=target.id, booking_url=booking_url[:URI_LENGTH], created_at=now
         )
         session.add(invitation)
         session.flush()

@@ -31,7 +31,7 @@ from bapp_cli.calendly.webhooks import UnfitDelivery, parse_webhook
 from bapp_cli.db.audit import record_audit
 from bapp_cli.db.domains import MAX_INBOX_BODY, MAX_INT32
 from bapp_cli.db.locks import lock_keys
-from bapp_cli.db.models import SessionType, WebhookDelivery
+from bapp_cli.db.models import URI_LENGTH, SessionType, WebhookDelivery
 from bapp_cli.errors import InvalidInput
 from bapp_cli.services.calendly_bookings import BookedInvitee, InviteeOutcome, apply_webhook
 from bapp_cli.services.listing import ALL, Page
@@ -121,7 +121,7 @@ def _park_unless_applied(
             body=json_with_controls_escaped(body.decode(json.detect_encoding(body))),
             body_sha256=digest,
             headers=dict(headers),
-            invitee_uri=outcome.invitee_uri[:500] or None,
+            invitee_uri=outcome.invitee_uri[:URI_LENGTH] or None,
             status="pending",
             received_at=now,
             attempts=1,

@@ -44,7 +44,7 @@ from bapp_cli.services.transfer.importer import (
 )
 from bapp_cli.services.transfer.store import rows_keyed
 
-Text = Annotated[str, StringConstraints(strip_whitespace=True)]  # bounded by the rules: `clean_text`, MAX_URI
+Text = Annotated[str, StringConstraints(strip_whitespace=True)]  # bounded by the rules: `clean_text`, URI_LENGTH
 
 
 class BuilderRow(TypedDict, total=False):
