@@ -16,6 +16,7 @@ import math
 import os
 import re
 import stat
+import sys
 from collections.abc import Collection, Iterator, Mapping
 from pathlib import Path
 from types import MappingProxyType
@@ -89,6 +90,17 @@ MASK = "****"
 OUTPUT_FORMATS = ("table", "json", "jsonl", "csv", "tsv")
 CALENDLY_MODES = ("auto", "always", "never")  # bookings.calendly
 MAX_GIVE_UP_HOURS = 100_000  # calendly.reconcile_give_up_hours: over eleven years is no deadline
+DEFAULT_PATHWAY_QUESTION = "pathway"
+# What a key the flags, the environment and the file leave unset means (README's settings table), resolved
+# as a value of source "default": `config show` lists it, and commands read it as they read a set one.
+# format's depends on stdout (see resolve_settings); database_url's on the user's data directory.
+_KEY_DEFAULTS: dict[str, Any] = {
+    "timezone": "UTC",
+    "calendly.base_url": DEFAULT_CALENDLY_BASE_URL,
+    "calendly.pathway_question": DEFAULT_PATHWAY_QUESTION,
+    "bookings.calendly": "auto",
+    "calendly.reconcile_give_up_hours": 24,
+}
 # The URL forms bapp has drivers for; anything else would fail deep inside SQLAlchemy with an import error.
 SUPPORTED_DATABASE_URLS = "sqlite:///PATH, postgresql://USER@HOST/DB (or postgres://…), postgresql+psycopg://…"
 _DATABASE_SCHEMES = frozenset({"sqlite", "postgres", "postgresql", "postgresql+psycopg"})
@@ -662,8 +674,10 @@ def resolve_settings(
         values["database_url"] = Setting(url, found.source)
     else:
         values["database_url"] = Setting(f"sqlite:///{default_database_path()}", "default")
-    values.setdefault("timezone", Setting("UTC", "default"))
-    values.setdefault("calendly.base_url", Setting(DEFAULT_CALENDLY_BASE_URL, "default"))
+    for key, default in _KEY_DEFAULTS.items():
+        values.setdefault(key, Setting(default, "default"))
+    # as the output chooses when no format is set: a table for a person at a terminal, TSV for a pipe or file
+    values.setdefault("format", Setting("table" if _stdout_is_terminal() else "tsv", "default"))
 
     for key, name in ENVIRONMENT_SETTINGS.items():
         if env.get(name):
@@ -675,6 +689,13 @@ def resolve_settings(
         else:
             values[key] = Setting(_ENVIRONMENT_DEFAULTS[key], "default")
     return Settings(config_path=path, config_path_source=path_source, values=MappingProxyType(values), file_data=data)
+
+
+def _stdout_is_terminal() -> bool:
+    try:
+        return sys.stdout.isatty()
+    except (AttributeError, ValueError):  # no stdout (None), or one closed
+        return False
 
 
 def _login_name() -> str:

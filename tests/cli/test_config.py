@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from bapp_cli.config import normalise_database_url, resolve_settings
+from tests.cli.test_foundation import run_in_terminal
 from tests.conftest import REPO, Bapp
 
 TOKEN = "cal-TOKEN-3e9d1b7a"
@@ -652,3 +653,36 @@ def test_a_relative_file_setting_is_stored_from_where_it_was_typed(
     fresh = tmp_path / "fresh.toml"
     assert cli("--config", str(fresh), "config", "init", "--calendly-token-file", "tok").exit_code == 0
     assert tomllib.loads(fresh.read_text()) == {"calendly": {"token_file": str(here / "tok")}}
+
+
+def test_show_lists_each_unset_setting_with_its_default(cli: Bapp) -> None:
+    # format, bookings.calendly, calendly.reconcile_give_up_hours and calendly.pathway_question were listed as
+    # null with no source when unset, where timezone and calendly.base_url showed their defaults: each is used
+    # all the same (README's settings table), so the user could not see what a command would do
+    env = {"BAPP_FORMAT": None, "BAPP_BOOKINGS_CALENDLY": None}
+    rows = settings_by_key(cli("config", "show", "--json", env=env).json())
+    shown = {key: (row["value"], row["source"]) for key, row in rows.items()}
+    assert shown["format"] == ("tsv", "default")  # stdout is piped here
+    assert shown["bookings.calendly"] == ("auto", "default")
+    assert shown["calendly.reconcile_give_up_hours"] == (24, "default")
+    assert shown["calendly.pathway_question"] == ("pathway", "default")
+    assert shown["timezone"] == ("UTC", "default")
+    # those with no default are unset, and say so
+    assert {key for key, (value, source) in shown.items() if source is None} == {
+        "calendly.token",
+        "calendly.token_file",
+        "calendly.webhook_signing_key",
+        "calendly.webhook_signing_key_file",
+        "calendly.user",
+        "calendly.organization",
+        "badges.key_file",
+        "badges.issuer_name",
+        "badges.issuer_url",
+        "badges.image_base_url",
+    }
+    assert all(value is None for value, source in shown.values() if source is None)
+    # on a terminal, the default is a table
+    rows_seen = [
+        line.replace("│", " ").split() for line in run_in_terminal(cli, "--no-color", "config", "show").splitlines()
+    ]
+    assert ["format", "table", "default"] in rows_seen

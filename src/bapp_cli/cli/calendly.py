@@ -894,11 +894,11 @@ def reconcile(
     """
     from bapp_cli.cli.bookings import calendly_writer
     from bapp_cli.errors import OutputFailed
-    from bapp_cli.services.calendly_write import DEFAULT_GIVE_UP, RECONCILE_COLUMNS
+    from bapp_cli.services.calendly_write import RECONCILE_COLUMNS
 
     app_state, sink = state_and_sink(ctx, {"calendly.reconcile_give_up_hours": give_up_after})
-    hours = app_state.settings.get("calendly.reconcile_give_up_hours")  # the flag's, else as configured
-    give_up = DEFAULT_GIVE_UP if hours is None else dt.timedelta(hours=float(hours))
+    hours = app_state.settings.get("calendly.reconcile_give_up_hours")  # the flag's, else as configured, else 24
+    give_up = dt.timedelta(hours=float(hours))
     reports: list[dict[str, Any]] = []
     try:
         with calendly_writer(app_state) as writer:

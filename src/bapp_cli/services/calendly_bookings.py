@@ -73,7 +73,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bapp_cli.calendly.models import NO_SHOW_WEBHOOK_EVENTS, Invitee, ScheduledEvent, WebhookPayload
-from bapp_cli.config import compile_pattern
+from bapp_cli.config import DEFAULT_PATHWAY_QUESTION, compile_pattern
 from bapp_cli.db.audit import apply_changes, record_audit
 from bapp_cli.db.bulk import any_of
 from bapp_cli.db.locks import lock_keys
@@ -91,7 +91,6 @@ from bapp_cli.services.plain_reads import builder_ids_by_calendly_uri
 from bapp_cli.services.rule_book import ACTIVE_STATUSES, price_status
 from bapp_cli.services.session_values import parse_currency, parse_price
 
-DEFAULT_PATHWAY_QUESTION = "pathway"
 RESCHEDULED_REASON = "Rescheduled"
 # Column sizes of Booking/User: longer Calendly values are cut rather than failing a whole pull.
 _MAX_NAME = 200

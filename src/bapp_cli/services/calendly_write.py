@@ -80,8 +80,6 @@ WINDOW = dt.timedelta(days=31)
 NEAR = dt.timedelta(days=3)
 # The reason kept for a waiting booking whose invitee a lookup finds cancelled in Calendly.
 CANCELLED = "cancelled in Calendly"
-# Bookings a lookup has not found after this long are given up (calendly.reconcile_give_up_hours).
-DEFAULT_GIVE_UP = dt.timedelta(hours=24)
 # What a resend that failed leaves (calendly_state, status), by the error's code; any other refusal removed it.
 RESEND_FAILED = {"calendly_unknown": ("unknown", "pending"), "uri_too_long": ("failed", "cancelled")}
 
@@ -420,9 +418,7 @@ class CalendlyWriter:
 
     # -- reconcile ----------------------------------------------------------------------------------
 
-    def reconcile(
-        self, *, give_up_after: dt.timedelta = DEFAULT_GIVE_UP, dry_run: bool = False
-    ) -> Iterator[dict[str, Any]]:
+    def reconcile(self, *, give_up_after: dt.timedelta, dry_run: bool = False) -> Iterator[dict[str, Any]]:
         """Resolve every pending Calendly-bound booking: attach what Calendly has, resend once what it
         does not (unless the start has passed or the booking was already resent), give up after
         ``give_up_after`` (the booking is cancelled locally and marked ``failed``). Each booking's row is
