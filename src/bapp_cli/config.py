@@ -800,12 +800,12 @@ def put_setting(data: dict[str, Any], key: str, value: Any, path: Path | None = 
 
 
 @contextlib.contextmanager
-def _editing_config_file(path: Path) -> Iterator[dict[str, Any]]:
+def _editing_config_file(path: Path, *, make_folder: bool = True) -> Iterator[dict[str, Any]]:
     """The config file's data to change, written back if the caller changed it, with the file's folder locked
-    from the read to the write (`_config_turn`)."""
+    from the read to the write (`_config_turn`, which makes the folder unless told not to)."""
     import copy
 
-    with _config_turn(path):
+    with _config_turn(path, make_folder=make_folder):
         text = _config_text(path)  # read once: the data to change, and the lines an edit keeps
         data = load_config_file(path, text)
         before = copy.deepcopy(data)
@@ -816,14 +816,15 @@ def _editing_config_file(path: Path) -> Iterator[dict[str, Any]]:
 
 
 @contextlib.contextmanager
-def _config_turn(path: Path) -> Iterator[None]:
+def _config_turn(path: Path, *, make_folder: bool = True) -> Iterator[None]:
     """The config file's folder locked (flock) while a command reads and writes the file: two `config set` at once
     each wrote back the file as it had read it, so one of the changes was lost though both said it was made."""
     import fcntl
 
     folder = Path(os.path.realpath(path)).parent
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        if make_folder:
+            folder.mkdir(parents=True, exist_ok=True)
         descriptor = os.open(folder, os.O_RDONLY)
     except OSError:  # no folder there or to be made: no file to change either; a change is refused when written
         descriptor = None
@@ -900,7 +901,8 @@ def removed_on_failure(path: Path) -> Iterator[None]:
 def unset_config_value(path: Path, key: str) -> bool:
     _check_key(key)
     table, _, name = key.rpartition(".")
-    with _editing_config_file(path) as data:
+    # no folder made for the lock: with none there, there is no file, so nothing to unset and nothing to write
+    with _editing_config_file(path, make_folder=False) as data:
         node = _file_value(data, table) if table else data
         return isinstance(node, dict) and node.pop(name, None) is not None
 

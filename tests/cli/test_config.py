@@ -686,3 +686,15 @@ def test_show_lists_each_unset_setting_with_its_default(cli: Bapp) -> None:
         line.replace("│", " ").split() for line in run_in_terminal(cli, "--no-color", "config", "show").splitlines()
     ]
     assert ["format", "table", "default"] in rows_seen
+
+
+@pytest.mark.parametrize("flag", [True, False])
+def test_unset_into_a_folder_not_there_makes_no_folder(cli: Bapp, tmp_path: Path, flag: bool) -> None:
+    """The lock on the config file's folder made the folder (and every one above it) for a `config unset`, which
+    has nothing to change when there is no file: a typo in --config left a tree of empty folders behind."""
+    given = tmp_path / "typo" / "deeper" / "config.toml"
+    args = ("--config", str(given)) if flag else ()
+    result = cli(*args, "--verbose", "config", "unset", "timezone", env={"BAPP_CONFIG": None if flag else str(given)})
+    assert result.exit_code == 0, result.stderr
+    assert "Not set: timezone" in result.stderr
+    assert not (tmp_path / "typo").exists()
