@@ -368,6 +368,24 @@ def test_a_short_first_rejected_row_loses_no_column_of_the_rows_after_it(bapp: B
     ]
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # reading the file: no backend's part
+def test_a_rejected_row_with_more_cells_than_the_header_keeps_the_extra_ones(bapp: Bapp, tmp_path: Path) -> None:
+    # the cells past the header's last column were dropped from the rejects file, which is there to keep what the
+    # user wrote: a value with an unquoted comma (Lovelace, Countess) lost its tail. They are named in the row's
+    # error, so the row keeps the header's columns and stays importable once fixed
+    rows = "email,name\nada@example.com,Ada Lovelace, Countess,of Lovelace\nbo@example.com,Bo\n"
+    rejects = tmp_path / "rejected.csv"
+    result = bapp("import", "clients", write(tmp_path, "c.csv", rows), "--continue-on-error", "--rejects", str(rejects))
+    assert result.exit_code == 3, result.stderr
+    with rejects.open(newline="") as handle:
+        [row] = list(csv.DictReader(handle))
+    assert (row["email"], row["name"]) == ("ada@example.com", "Ada Lovelace")
+    assert row["error"].endswith(
+        "4 cells, but the header has 2 columns; the cells after its last column: ' Countess', 'of Lovelace'"
+    )
+    assert "the cells after its last column: ' Countess', 'of Lovelace'" in result.stderr
+
+
 def test_dry_run_reports_and_writes_nothing(bapp: Bapp, catalogue: Session, tmp_path: Path) -> None:
     path = write(tmp_path, "b.csv", HEADER + "ada@example.com,intro,2029-01-01T10:00Z,completed,,,\n")
     result = bapp("import", "bookings", path, "--dry-run", "--json")

@@ -62,7 +62,10 @@ def test_csv_with_a_bom_empty_cells_and_multi_line_cells_keeps_line_numbers() ->
 def test_tsv_and_a_row_with_the_wrong_number_of_cells() -> None:
     rows = rows_of(b"a\tb\n1\t2\n1\t2\t3\n", "tsv")
     assert rows[0].values == {"a": "1", "b": "2"}
-    assert (rows[1].values, rows[1].problem) == ({}, RowError(3, None, "3 cells, but the header has 2 columns"))
+    assert (rows[1].values, rows[1].problem) == (
+        {},
+        RowError(3, None, "3 cells, but the header has 2 columns; the cells after its last column: '3'"),
+    )
 
 
 @pytest.mark.parametrize(

@@ -494,7 +494,10 @@ class Source:
             original = dict(zip(columns, cells, strict=False))
             if len(cells) != width:  # every column kept, blank if missing: a CSV rejects file's header is its first's
                 original = dict.fromkeys(columns, "") | original
-                yield _unreadable(line, original, None, f"{len(cells)} cells, but the header has {width} columns")
+                message = f"{len(cells)} cells, but the header has {width} columns"
+                if extra := cells[width:]:  # no column keeps them: named in the error, the rejects file's note
+                    message += "; the cells after its last column: " + ", ".join(map(repr, extra))
+                yield _unreadable(line, original, None, message)
             elif found is not None:
                 yield _unreadable(line, original, found[0], control_message(found[1]))
             else:
