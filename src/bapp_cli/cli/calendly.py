@@ -897,8 +897,8 @@ def reconcile(
     from bapp_cli.services.calendly_write import RECONCILE_COLUMNS
 
     app_state, sink = state_and_sink(ctx, {"calendly.reconcile_give_up_hours": give_up_after})
-    hours = app_state.settings.get("calendly.reconcile_give_up_hours")  # the flag's, else as configured, else 24
-    give_up = dt.timedelta(hours=float(hours))
+    # the flag's, else as configured, else 24 (resolved as every setting's default)
+    give_up = dt.timedelta(hours=float(app_state.settings.get("calendly.reconcile_give_up_hours")))
     reports: list[dict[str, Any]] = []
     try:
         with calendly_writer(app_state) as writer:
