@@ -644,3 +644,14 @@ def test_import_all_of_an_array_says_so_not_none(bapp: Bapp, tmp_path: Path) -> 
     result = bapp("import", "all", str(rows))
     assert result.exit_code == 6
     assert result.stderr.startswith("Error: the document is an array of rows\nHint: its top-level keys are kinds: ")
+
+
+def test_a_client_given_twice_in_a_one_line_json_array_is_a_bad_row(bapp: Bapp, tmp_path: Path) -> None:
+    # a duplicate e-mail was found by its line differing from the first's: the rows of a one-line array (`jq -c`,
+    # json.dumps) all share line 1, so both were inserted and the unique index refused the second: exit 1 on
+    # SQLite ('unexpected error: IntegrityError'), exit 8 'another session wrote the same record' on PostgreSQL
+    rows = write(tmp_path, "clients.json", '[{"email": "ann@example.com"}, {"email": "ANN@example.com", "name": "A"}]')
+    result = bapp("import", "clients", rows)
+    assert result.exit_code == 6, result.stderr
+    assert "line 1, field email: 'ann@example.com' is already on line 1" in result.stderr
+    assert bapp("clients", "list", "--format", "tsv").stdout == "email\tname\tcompany\tindustry\tcreated_at\n"
