@@ -52,6 +52,7 @@ def _run(
     from alembic.util import CommandError
     from sqlalchemy.exc import DBAPIError
 
+    from bapp_cli.db.engine import WRITE_OPTION
     from bapp_cli.db.locks import named_lock
 
     with named_lock(engine, "migrations", wait_seconds=MIGRATION_LOCK_WAIT_SECONDS, what="migration"):
@@ -60,7 +61,9 @@ def _run(
             raise newer_revision_error(before)
         if action == "upgrade" and before is not None:
             _refuse_older(before, revision)
-        with engine.connect() as connection:
+        # a write transaction from its BEGIN (IMMEDIATE on SQLite), so another writer is waited for (busy timeout):
+        # a deferred one that read first was refused at once (busy, exit 75) when it came to write
+        with engine.execution_options(**{WRITE_OPTION: True}).connect() as connection:
             sqlite = engine.dialect.name == "sqlite"
             if sqlite:
                 # Batch migrations rebuild tables; SQLite would enforce FKs mid-rebuild. The pragma only
