@@ -406,3 +406,21 @@ def test_a_migration_waits_for_another_sqlite_writer_rather_than_failing_at_once
     engine = make_engine(bapp.database_url)
     assert migration.current_revision(engine) == "0014_session_slug_rule"
     engine.dispose()
+
+
+def test_a_step_refused_on_sqlite_names_the_revision_left_as_on_postgresql(bapp: Bapp) -> None:
+    """A database stamped below what its schema holds (another program's doing): the step that adds a column already
+    there is refused. PostgreSQL's refusal said 'cannot upgrade to 'head'; the database, left at revision …,
+    refused: …' with what to do; SQLite's, an OperationalError like every SQLite refusal, was the bare 'database
+    error: duplicate column name: calendly_no_show_at'."""
+    engine = make_engine(bapp.database_url)
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE alembic_version SET version_num = '0010_portable_badges'"))
+    result = bapp("db", "upgrade")
+    assert result.exit_code == 5, result.stderr
+    assert result.stderr.startswith(
+        "Error: cannot upgrade to 'head'; the database, left at revision 0010_portable_badges, refused: "
+    ), result.stderr
+    assert "calendly_no_show_at" in result.stderr and "Hint: change or drop what it names" in result.stderr
+    assert migration.current_revision(engine) == "0010_portable_badges"
+    engine.dispose()

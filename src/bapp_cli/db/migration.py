@@ -94,11 +94,17 @@ def _run(
                 # missing privilege. The whole run is one transaction, so the database stays at `before`.
                 connection.rollback()
                 reason = " ".join(str(exc.orig or exc).split())  # the driver's message with its DETAIL line
-                raise dbapi.database_failure(exc) or DatabaseNotReady(
-                    f"cannot {action} to {revision!r}; the database, left at revision {before}, refused: {reason}",
-                    hint="change or drop what it names (a view of your own can be made again afterwards), then rerun",
-                    code="migration_refused",
-                ) from None
+                # busy, read-only, a login or a grant as every command says them; any other refusal of a step (each
+                # of SQLite's is an OperationalError, "database error: …") as a migration's, with the revision kept
+                failure = dbapi.database_failure(exc)
+                if failure is None or failure.code == "database_error":
+                    failure = DatabaseNotReady(
+                        f"cannot {action} to {revision!r}; the database, left at revision {before}, refused: {reason}",
+                        hint="change or drop what it names (a view of your own can be made again afterwards), then "
+                        "rerun",
+                        code="migration_refused",
+                    )
+                raise failure from None
             connection.commit()
             if warn is not None:
                 for message in said:
