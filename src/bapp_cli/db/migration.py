@@ -15,7 +15,7 @@ from sqlalchemy import Engine, inspect, text
 
 from bapp_cli.db import dbapi
 from bapp_cli.db.dbapi import HEAD_REVISION, Database, known_revisions, newer_revision_error, script_location
-from bapp_cli.errors import BappError, Busy, DatabaseNotReady, InvalidInput
+from bapp_cli.errors import BappError, DatabaseNotReady, InvalidInput
 
 __all__ = [
     "HEAD_REVISION",
@@ -163,8 +163,11 @@ def ensure_at_head(engine: Engine) -> None:
         connection = engine.connect()
     except DBAPIError as exc:  # as the plain reads say it (db.dbapi.connect); SQLite's connect-time PRAGMAs wait
         # out another process's lock (its exclusive locking mode, a rollback journal's write): busy, not down
+        # (a file that is no database, or cannot be written, in its own words: "database error: …" is a server gone)
         failure = dbapi.database_failure(exc)
-        raise failure if isinstance(failure, Busy) else dbapi.unreachable(exc.orig or exc) from None
+        if failure is None or failure.code == "database_error":
+            failure = dbapi.unreachable(exc.orig or exc)
+        raise failure from None
     with connection:
         dbapi.ensure_at_head(Database(connection.connection.driver_connection, engine.dialect.name))
 
