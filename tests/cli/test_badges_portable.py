@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from jsonschema import Draft201909Validator
-from sqlalchemy import select, text
+from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session
 
 from bapp_cli.db.engine import make_engine
@@ -189,6 +189,25 @@ def test_award_export_verify_revoke_round_trip(bapp: Bapp, tmp_path: Path) -> No
     rows = {row.key: row for row in badge_rows(bapp)}
     assert rows["tier:play:1"].revocation_reason == "awarded in error" and rows["tier:play:1"].revoked_at
     assert rows["fundamentals"].revoked_at is None
+
+
+def test_the_status_list_has_a_bit_for_every_badge_not_only_up_to_the_last_revoked(bapp: Bapp, tmp_path: Path) -> None:
+    # the list was sized by the highest revoked id (at least 131,072 bits), so once badge ids passed that, a badge
+    # not revoked had no bit: `verify --status-list` of its credential failed whole with exit 6 ("the status list
+    # cannot be read: index 200000 is past the end of the list"), as any verifier elsewhere would
+    def badge_past_the_minimum(session: Session) -> None:
+        awarded_in_the_past(session)
+        session.execute(update(Badge).where(Badge.key == "fundamentals").values(id=200_000))
+
+    seed(bapp, badge_past_the_minimum)
+    issuer_init(bapp)
+    assert bapp("badges", "revoke", EMAIL, "tier:play:1", "--reason", "awarded in error").exit_code == 0
+    exported, listing = tmp_path / "ada.jwt", tmp_path / "revocations.jwt"
+    assert bapp("badges", "export", EMAIL, "-o", str(exported)).exit_code == 0
+    assert bapp("badges", "status-list", "-o", str(listing)).exit_code == 0
+    result = bapp("badges", "verify", str(exported), "--status-list", str(listing), "--json")
+    assert result.exit_code == 0, result.stderr
+    assert [(row["credential_id"].rsplit("/", 1)[1], row["status"]) for row in result.json()][-1] == ("200000", "valid")
 
 
 def test_tampered_or_foreign_credentials_exit_6_with_the_reason(bapp: Bapp, tmp_path: Path) -> None:

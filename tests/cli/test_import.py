@@ -14,6 +14,7 @@ import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, inspect, select, text
@@ -662,3 +663,45 @@ def test_import_all_of_an_array_says_so_not_none(bapp: Bapp, tmp_path: Path) -> 
     result = bapp("import", "all", str(rows))
     assert result.exit_code == 6
     assert result.stderr.startswith("Error: the document is an array of rows\nHint: its top-level keys are kinds: ")
+
+
+def test_a_client_given_twice_in_a_one_line_json_array_is_a_bad_row(bapp: Bapp, tmp_path: Path) -> None:
+    # a duplicate e-mail was found by its line differing from the first's: the rows of a one-line array (`jq -c`,
+    # json.dumps) all share line 1, so both were inserted and the unique index refused the second: exit 1 on
+    # SQLite ('unexpected error: IntegrityError'), exit 8 'another session wrote the same record' on PostgreSQL
+    rows = write(tmp_path, "clients.json", '[{"email": "ann@example.com"}, {"email": "ANN@example.com", "name": "A"}]')
+    result = bapp("import", "clients", rows)
+    assert result.exit_code == 6, result.stderr
+    assert "line 1, field email: 'ann@example.com' is already on line 1" in result.stderr
+    assert bapp("clients", "list", "--format", "tsv").stdout == "email\tname\tcompany\tindustry\tcreated_at\n"
+
+
+@pytest.mark.parametrize("kind", ["clients", "enrolments", "progress", "badges", "bookings"])
+def test_a_restore_refuses_an_id_its_backup_gives_twice_as_a_bad_row(bapp: Bapp, tmp_path: Path, kind: str) -> None:
+    # an edited backup (or two merged by hand) whose rows of a kind repeat an id: both were inserted with it and the
+    # table's key refused the second, exit 1 on SQLite ('unexpected error: IntegrityError … UNIQUE constraint
+    # failed: users.id'), exit 8 'another session wrote the same record meanwhile' on PostgreSQL
+    def two(**row: str) -> list[dict[str, Any]]:
+        return [{"id": 1, "client": email, **row} for email in ("ann@example.com", "bob@example.com")]
+
+    rows = {
+        "clients": [{"id": 1, "email": "ann@example.com"}, {"id": 1, "email": "bob@example.com"}],
+        "enrolments": two(pathway="accelerate"),
+        "progress": two(skill="s1", status="in_progress"),
+        "badges": two(key="fundamentals", awarded_at="2030-01-01T00:00:00Z"),
+        "bookings": [
+            {"id": 1, "reference": f"BK-{letter * 8}", "client": email, "session": "intro", "status": "confirmed"}
+            | {"start_time": f"2031-01-0{day}T10:00:00Z"}
+            for letter, email, day in (("A", "ann@example.com", 1), ("B", "bob@example.com", 2))
+        ],
+    }
+    document = {
+        "bapp": {"format": "bapp-backup", "version": 2},
+        "skills": [{"id": 1, "slug": "s1", "name": "S1"}],
+        "clients": [{"id": 1, "email": "ann@example.com"}, {"id": 2, "email": "bob@example.com"}],
+        "sessions": [{"id": 1, "slug": "intro", "title": "Intro", "duration_minutes": 30, "category": "free"}],
+    } | {kind: rows[kind]}
+    result = bapp("import", "all", write(tmp_path, "backup.json", json.dumps(document, indent=1)))
+    assert result.exit_code == 6, result.stderr
+    assert "field id: id 1 repeats" in result.stderr
+    assert bapp("clients", "list", "--format", "tsv").stdout == "email\tname\tcompany\tindustry\tcreated_at\n"

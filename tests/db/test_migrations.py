@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import sqlite3
+import subprocess
 from decimal import Decimal
 from pathlib import Path
 
@@ -382,4 +385,42 @@ def test_a_run_refused_midway_leaves_the_revision_it_started_from(empty_database
     migration.upgrade(engine)
     with engine.connect() as connection:
         assert connection.execute(text("SELECT slug FROM session_types")).scalar() == "play-lab"
+    engine.dispose()
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_migration_waits_for_another_sqlite_writer_rather_than_failing_at_once(bapp: Bapp) -> None:
+    """README: exit 75 once another writer held the database past the wait (SQLite's 30 s busy timeout). The run's
+    transaction began deferred and read first, and SQLite refuses a read transaction's step up to writing at once
+    while another connection holds the write lock: `db upgrade`/`downgrade` beside a running sync or import was
+    exit 75 ('the database is busy: database is locked') within a second. It now waits for that writer."""
+    holder = sqlite3.connect(bapp.database_url.removeprefix("sqlite:///"), isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    process = bapp.popen("db", "downgrade", "0014_session_slug_rule", "--yes")
+    with contextlib.suppress(subprocess.TimeoutExpired):  # the old run was refused well within this
+        process.wait(timeout=5)
+    holder.execute("COMMIT")
+    holder.close()
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 0, stderr
+    engine = make_engine(bapp.database_url)
+    assert migration.current_revision(engine) == "0014_session_slug_rule"
+    engine.dispose()
+
+
+def test_a_step_refused_on_sqlite_names_the_revision_left_as_on_postgresql(bapp: Bapp) -> None:
+    """A database stamped below what its schema holds (another program's doing): the step that adds a column already
+    there is refused. PostgreSQL's refusal said 'cannot upgrade to 'head'; the database, left at revision …,
+    refused: …' with what to do; SQLite's, an OperationalError like every SQLite refusal, was the bare 'database
+    error: duplicate column name: calendly_no_show_at'."""
+    engine = make_engine(bapp.database_url)
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE alembic_version SET version_num = '0010_portable_badges'"))
+    result = bapp("db", "upgrade")
+    assert result.exit_code == 5, result.stderr
+    assert result.stderr.startswith(
+        "Error: cannot upgrade to 'head'; the database, left at revision 0010_portable_badges, refused: "
+    ), result.stderr
+    assert "calendly_no_show_at" in result.stderr and "Hint: change or drop what it names" in result.stderr
+    assert migration.current_revision(engine) == "0010_portable_badges"
     engine.dispose()

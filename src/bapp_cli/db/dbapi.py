@@ -362,6 +362,8 @@ def ensure_at_head(database: Database) -> None:
             raise DatabaseNotReady("the database has no schema yet", hint="run `bapp db upgrade`") from None
         if isinstance(exc, (DatabaseNotReady, Busy)):  # another process holding the database is busy, not down
             raise
+        if (failure := database_failure(exc)) is not None and failure.code != "database_error":
+            raise failure from None  # a file that is no SQLite database, as the engine's commands say it
         raise DatabaseNotReady(f"cannot reach the database: {text}".splitlines()[0]) from None
     revision = found[0] if found else None
     if revision is not None and revision != HEAD_REVISION and revision not in known_revisions():

@@ -15,7 +15,7 @@ from sqlalchemy import Engine, inspect, text
 
 from bapp_cli.db import dbapi
 from bapp_cli.db.dbapi import HEAD_REVISION, Database, known_revisions, newer_revision_error, script_location
-from bapp_cli.errors import BappError, Busy, DatabaseNotReady, InvalidInput
+from bapp_cli.errors import BappError, DatabaseNotReady, InvalidInput
 
 __all__ = [
     "HEAD_REVISION",
@@ -52,6 +52,7 @@ def _run(
     from alembic.util import CommandError
     from sqlalchemy.exc import DBAPIError
 
+    from bapp_cli.db.engine import WRITE_OPTION
     from bapp_cli.db.locks import named_lock
 
     with named_lock(engine, "migrations", wait_seconds=MIGRATION_LOCK_WAIT_SECONDS, what="migration"):
@@ -60,7 +61,9 @@ def _run(
             raise newer_revision_error(before)
         if action == "upgrade" and before is not None:
             _refuse_older(before, revision)
-        with engine.connect() as connection:
+        # a write transaction from its BEGIN (IMMEDIATE on SQLite), so another writer is waited for (busy timeout):
+        # a deferred one that read first was refused at once (busy, exit 75) when it came to write
+        with engine.execution_options(**{WRITE_OPTION: True}).connect() as connection:
             sqlite = engine.dialect.name == "sqlite"
             if sqlite:
                 # Batch migrations rebuild tables; SQLite would enforce FKs mid-rebuild. The pragma only
@@ -91,11 +94,17 @@ def _run(
                 # missing privilege. The whole run is one transaction, so the database stays at `before`.
                 connection.rollback()
                 reason = " ".join(str(exc.orig or exc).split())  # the driver's message with its DETAIL line
-                raise dbapi.database_failure(exc) or DatabaseNotReady(
-                    f"cannot {action} to {revision!r}; the database, left at revision {before}, refused: {reason}",
-                    hint="change or drop what it names (a view of your own can be made again afterwards), then rerun",
-                    code="migration_refused",
-                ) from None
+                # busy, read-only, a login or a grant as every command says them; any other refusal of a step (each
+                # of SQLite's is an OperationalError, "database error: …") as a migration's, with the revision kept
+                failure = dbapi.database_failure(exc)
+                if failure is None or failure.code == "database_error":
+                    failure = DatabaseNotReady(
+                        f"cannot {action} to {revision!r}; the database, left at revision {before}, refused: {reason}",
+                        hint="change or drop what it names (a view of your own can be made again afterwards), then "
+                        "rerun",
+                        code="migration_refused",
+                    )
+                raise failure from None
             connection.commit()
             if warn is not None:
                 for message in said:
@@ -154,8 +163,11 @@ def ensure_at_head(engine: Engine) -> None:
         connection = engine.connect()
     except DBAPIError as exc:  # as the plain reads say it (db.dbapi.connect); SQLite's connect-time PRAGMAs wait
         # out another process's lock (its exclusive locking mode, a rollback journal's write): busy, not down
+        # (a file that is no database, or cannot be written, in its own words: "database error: …" is a server gone)
         failure = dbapi.database_failure(exc)
-        raise failure if isinstance(failure, Busy) else dbapi.unreachable(exc.orig or exc) from None
+        if failure is None or failure.code == "database_error":
+            failure = dbapi.unreachable(exc.orig or exc)
+        raise failure from None
     with connection:
         dbapi.ensure_at_head(Database(connection.connection.driver_connection, engine.dialect.name))
 

@@ -26,7 +26,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bapp_cli.db.audit import record_audit
@@ -335,13 +335,12 @@ def revoke_badge(session: Session, email: str, key: str, *, reason: str, now: dt
     return {"client": client.email, "badge": badge.key, "revoked_at": now, "reason": cleaned}
 
 
-def _encode_bits(revoked: Iterable[int]) -> str:
+def _encode_bits(revoked: Iterable[int], highest: int) -> str:
+    """The list's bits, one per badge id up to `highest`: a credential's index past the end cannot be checked."""
     from jwt.utils import base64url_encode  # multibase 'u': unpadded base64url
 
-    indices = sorted(set(revoked))
-    size = max(STATUS_LIST_MIN_BITS, ((indices[-1] // 8) + 1) * 8 if indices else 0)
-    bits = bytearray(size // 8)
-    for index in indices:
+    bits = bytearray(max(STATUS_LIST_MIN_BITS // 8, highest // 8 + 1))
+    for index in revoked:
         # bit 0 is the most significant bit of the first byte (Bitstring Status List §3.2)
         bits[index // 8] |= 0x80 >> (index % 8)
     return "u" + base64url_encode(gzip.compress(bytes(bits), mtime=0)).decode("ascii")
@@ -366,6 +365,7 @@ def build_status_list(session: Session, *, issuer: Issuer, now: dt.datetime) -> 
     """The signed revocation list to publish at `issuer.status_list_id`, a bit per badge id set if revoked: how
     many are, and the list as `badges status-list --format json` writes it, {credential, jwt}."""
     revoked = list(session.scalars(select(Badge.id).where(Badge.revoked_at.is_not(None))))
+    highest = session.scalar(select(func.max(Badge.id))) or 0  # every badge's bit, revoked or not
     credential = {
         "@context": [VC_CONTEXT],
         "id": issuer.status_list_id,
@@ -376,7 +376,7 @@ def build_status_list(session: Session, *, issuer: Issuer, now: dt.datetime) -> 
             "id": f"{issuer.status_list_id}#list",
             "type": "BitstringStatusList",
             "statusPurpose": "revocation",
-            "encodedList": _encode_bits(revoked),
+            "encodedList": _encode_bits(revoked, highest),
         },
     }
     return len(revoked), {"credential": credential, "jwt": _sign(credential, issuer, now)}

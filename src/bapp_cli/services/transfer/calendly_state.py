@@ -159,33 +159,12 @@ class InvitationRow(TypedDict, total=False):
 INVITATION_COLUMNS = tuple(InvitationRow.__annotations__)
 
 
-class _KeptIdImporter(KindImporter):
-    """Rows created one by one that keep their backed-up id in a restore."""
-
-    def __post_init__(self) -> None:
-        self.ids: set[int] = set()  # a restore keeps ids: one given twice is a bad row, not a crash
-
-    def add(self, record: Any, row: SourceRow, wanted: int | None, results: list[RowResult]) -> bool:
-        """Add `record` for `row`, with the row's id in a restore, and count the row created; False (the row
-        refused) when the file gave that id before."""
-        if self.restore and wanted is not None:
-            if wanted in self.ids:
-                results.append(RowResult(row, errors=[RowError(row.line, "id", f"id {wanted} repeats")]))
-                return False
-            self.ids.add(wanted)
-            record.id = wanted
-        self.session.add(record)
-        results.append(RowResult(row, outcome=CREATED))
-        return True
-
-
-class InvitationImporter(_KeptIdImporter):
+class InvitationImporter(KindImporter):
     kind = "calendly_invitations"
     schema = InvitationRow
     batch_size = 2000
 
     def __post_init__(self) -> None:
-        super().__post_init__()
         # a session type by its id, slug or Calendly URI, as a backup names it (no slug is digits alone, so
         # none is another type's id: session_types.check_session_slug)
         named = select(SessionType.id, SessionType.slug, SessionType.calendly_uri)
@@ -223,6 +202,7 @@ class InvitationImporter(_KeptIdImporter):
                 results.append(RowResult(row, outcome=UNCHANGED))
                 continue
             invitation = CalendlyInvitation(
+                id=values.get("id") if self.restore else None,  # a restore keeps it (one given twice: `validate`)
                 client_id=found["client"],
                 session_type_id=found["session"],
                 booking_id=found.get("booking"),
@@ -231,9 +211,10 @@ class InvitationImporter(_KeptIdImporter):
                 created_at=values["created_at"],
                 used_at=values["used_at"],
             )
-            if self.add(invitation, row, values.get("id"), results):
-                self.session.flush()
-                held[values["booking_url"]] = invitation.id
+            self.session.add(invitation)
+            results.append(RowResult(row, outcome=CREATED))
+            self.session.flush()
+            held[values["booking_url"]] = invitation.id
         return results
 
     def _ids(self, query: Any, parsed: Sequence[tuple[SourceRow, dict[str, Any]]], name: str) -> dict[str, int]:
@@ -277,7 +258,7 @@ class InboxRow(TypedDict, total=False):
     outcome: Annotated[str, StringConstraints(max_length=200)] | None
 
 
-class InboxImporter(_KeptIdImporter):
+class InboxImporter(KindImporter):
     """Pending deliveries, kept as received; one already in the inbox (by its body's digest) is left as is."""
 
     kind = "webhook_inbox"
@@ -302,6 +283,7 @@ class InboxImporter(_KeptIdImporter):
                 continue
             kept = ("event", "source", "body", "body_sha256", "last_error", "outcome")  # as they were, or None
             delivery = WebhookDelivery(
+                id=values.get("id") if self.restore else None,
                 **{name: values.get(name) for name in kept},
                 headers=dict(values.get("headers") or {}),
                 invitee_uri=values.get("invitee_uri") or None,
@@ -309,8 +291,9 @@ class InboxImporter(_KeptIdImporter):
                 attempts=values.get("attempts") if values.get("attempts") is not None else 1,
                 **instants,
             )
-            if self.add(delivery, row, values.get("id"), results):
-                digests.add(values["body_sha256"])
+            self.session.add(delivery)
+            results.append(RowResult(row, outcome=CREATED))
+            digests.add(values["body_sha256"])
         self.session.flush()
         return results
 

@@ -229,6 +229,7 @@ class KindImporter(ABC):
     # what a restore renamed, for the sections after it: ("pathway" or "session", the backup's slug) → the new slug
     renamed: dict[tuple[str, str], str] = field(default_factory=dict)
     extra: dict[str, int] = field(default_factory=dict, init=False)
+    kept_ids: set[int | None] = field(default_factory=set, init=False)  # the ids a restore's rows gave (`validate`)
     # a batch's last statement may still run while the next batch is read
     mover: Mover = field(default_factory=Mover, init=False)
 
@@ -254,23 +255,35 @@ class KindImporter(ABC):
             )
 
     def validate(self, rows: Sequence[SourceRow]) -> tuple[list[tuple[SourceRow, dict[str, Any]]], list[RowResult]]:
-        """Shape and types of every row of the batch at once; returns (valid rows, rejected rows)."""
+        """Shape and types of every row of the batch at once; returns (valid rows, rejected rows).
+
+        A restore keeps the ids its rows give: one an earlier row of the kind gave is a bad row, where the table's
+        key refused the second insert (exit 1). Restores only: `kept_ids` holds every id the kind's rows gave."""
         rejected = [RowResult(row, errors=[row.problem]) for row in rows if row.problem is not None]
         candidates = [row for row in rows if row.problem is None]
         adapter = _adapter(self.schema)
         try:
             values = adapter.validate_python([row.values for row in candidates])
-            return list(zip(candidates, values, strict=True)), rejected
+            good = candidates
         except ValidationError as exc:
             by_index: dict[int, list[RowError]] = {}
             for error in exc.errors(include_url=False, include_input=False):
                 index, *location = error["loc"]
                 found = RowError(candidates[int(index)].line, _field_of(location), _message(error, self.refused))
                 by_index.setdefault(int(index), []).append(found)
-        good = [row for index, row in enumerate(candidates) if index not in by_index]
-        rejected.extend(RowResult(candidates[index], errors=errors) for index, errors in sorted(by_index.items()))
-        values = adapter.validate_python([row.values for row in good]) if good else []
-        return list(zip(good, values, strict=True)), rejected
+            good = [row for index, row in enumerate(candidates) if index not in by_index]
+            rejected.extend(RowResult(candidates[index], errors=errors) for index, errors in sorted(by_index.items()))
+            values = adapter.validate_python([row.values for row in good]) if good else []
+        if not self.restore:
+            return list(zip(good, values, strict=True)), rejected
+        kept = []
+        for row, item in zip(good, values, strict=True):
+            if (wanted := item.get("id")) is not None and wanted in self.kept_ids:
+                rejected.append(RowResult(row, errors=[RowError(row.line, "id", f"id {wanted} repeats")]))
+            else:
+                kept.append((row, item))
+                self.kept_ids.add(wanted)
+        return kept, rejected
 
     def settled(
         self, rows: Sequence[SourceRow], settle: Callable[[SourceRow, dict[str, Any]], Settled]

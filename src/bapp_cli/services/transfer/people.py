@@ -119,7 +119,7 @@ class ClientImporter(KindImporter):
         self.touched = Touched(self.session, User.__table__)
 
     def apply(self, rows: Sequence[SourceRow]) -> list[RowResult]:
-        first: dict[str, int] = {}  # the batch's e-mails → their line (an earlier batch's rows: `touched`)
+        first: dict[str, SourceRow] = {}  # the batch's e-mails → their row (an earlier batch's rows: `touched`)
 
         def settle(row: SourceRow, values: dict[str, Any]) -> dict[str, Any]:
             email = normalise_email(values["email"])
@@ -128,8 +128,9 @@ class ClientImporter(KindImporter):
             cleaned: dict[str, Any] = {"email": email, "id": values.get("id") if self.restore else None}
             cleaned |= {name: clean_text(values[name], name) for name in texts}
             cleaned["created_at"] = self.instant(values.get("created_at"), "created_at") or self.now
-            if first.setdefault(email, row.line) != row.line:
-                raise InvalidInput(f"email: {email!r} is already on line {first[email]}")
+            # by row, not by line: the rows of a one-line JSON array (`jq -c`) share line 1
+            if (earlier := first.setdefault(email, row)) is not row:
+                raise InvalidInput(f"email: {email!r} is already on line {earlier.line}")
             return cleaned
 
         wanted, results = self.settled(rows, settle)
