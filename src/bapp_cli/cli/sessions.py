@@ -363,7 +363,7 @@ def render_available(availability: Availability, sink: OutputSink, console: Any)
                 sink.display_value(record["builder"]),
                 "needed" if record["requires_auth"] else "not needed",
             )
-        console.print(table, markup=False)
+        print_listing(console, table, empty="", keys=("id", "price", "builder"), drop_order=("pathways", "minutes"))
 
 
 @output_command(app, "available")
