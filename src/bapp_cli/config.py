@@ -211,8 +211,8 @@ def parse_environment_setting(key: str, raw: str) -> Any:
             seconds = float(text)
         except ValueError:
             raise InvalidInput(f"must be a number of seconds, not {raw[:40]!r}", code="invalid_setting") from None
-        if not (seconds > 0 and math.isfinite(seconds)):
-            raise InvalidInput("must be a positive number of seconds", code="invalid_setting")
+        if not 0 < seconds <= 3600:  # a socket's timeout overflows past about 9.2e9 s (exit 1 mid-request)
+            raise InvalidInput("must be a positive number of seconds, at most 3600", code="invalid_setting")
         return min(seconds, CALENDLY_MAX_WAIT_CAP) if key == "calendly_max_wait" else seconds
     if key == "actor" and len(raw) > MAX_ACTOR_LENGTH:
         # kept in every audit row, whose column holds this much (PostgreSQL refuses more mid-command)

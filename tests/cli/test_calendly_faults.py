@@ -9,6 +9,7 @@ row; everything else must be identical. Transient faults that clear are retried 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -66,6 +67,17 @@ FATAL: dict[str, tuple[Inject, int, str]] = {
     "401": (lambda f: f.fail_next("/event_types", 401), 4, "Calendly refused the token (HTTP 401"),
     "403": (lambda f: f.fail_next("/event_types", 403), 4, "Calendly denied access to GET /event_types (HTTP 403"),
     "pagination loop": (lambda f: f.loop_pagination(at_page=3, back_to=2), 9, "pagination loop"),
+    # valid JSON of the wrong shape: read as the last page, it made the types of pages 3 and on unbookable
+    "a page that does not say what follows it": (
+        lambda f: f.fail_next(
+            "/event_types",
+            200,
+            body=json.dumps({"collection": catalogue(3), "pagination": {}}).encode(),
+            with_page_token=True,
+        ),
+        9,
+        "page 2 has no pagination.next_page; the listing's end is unknown",
+    ),
     "foreign next_page": (
         lambda f: f.foreign_next_page(at_page=1, origin="http://calendly.evil.test:8080"),
         9,

@@ -1510,6 +1510,20 @@ def test_slots_in_the_hour_the_clocks_repeat_show_their_offset(synced: Bapp, fak
     assert booked.json()["start_time"] == z(first + dt.timedelta(hours=1))
 
 
+def test_slots_of_many_days_stay_whole_on_an_80_column_terminal(synced: Bapp, fake: FakeCalendly) -> None:
+    # 14 days side by side (the help's own example) were cut by Rich to `09…` under `T…`: no time could be read.
+    # The days a terminal cannot hold whole go on in a table below
+    first_day = dt.date.today() + dt.timedelta(days=10)
+    starts = [dt.datetime.combine(first_day + dt.timedelta(days=n), dt.time(9, 30), dt.UTC) for n in range(14)]
+    fake.set_open_starts(FREE_TYPE, starts)
+    args = ("--from", first_day.isoformat(), "--days", "14", "--timezone", "UTC", "--format", "table")
+    result = synced("sessions", "slots", FREE, *args, env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.stderr
+    assert "…" not in result.stdout and max(len(line) for line in result.stdout.splitlines()) <= 80
+    assert result.stdout.count("09:30") == 14
+    assert all(start.strftime("%a %d %b") in result.stdout for start in starts)
+
+
 def test_slots_with_no_open_times_name_the_first_day_in_the_viewers_zone(synced: Bapp, fake: FakeCalendly) -> None:
     fake.set_open_starts(FREE_TYPE, [])
     first_day = (dt.date.today() + dt.timedelta(days=10)).isoformat()

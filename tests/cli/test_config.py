@@ -591,6 +591,7 @@ def test_environment_only_settings_are_shown_with_their_source(cli: Bapp) -> Non
         ("BAPP_CALENDLY_TIMEOUT", "soon", "must be a number of seconds, not 'soon'"),
         ("BAPP_CALENDLY_BACKOFF", "-1", "must be a positive number of seconds"),
         ("BAPP_CALENDLY_MAX_WAIT", "inf", "must be a positive number of seconds"),
+        ("BAPP_CALENDLY_TIMEOUT", "1e10", "must be a positive number of seconds, at most 3600"),
         ("BAPP_CONNECT_TIMEOUT", "0", "must be a whole number of seconds from 1 to 3600"),
         ("BAPP_DEBUG", "perhaps", "must be 1 or 0"),
     ],

@@ -186,6 +186,8 @@ WORD = re.compile(r"\S+")
         (("skills", "list"), ("slug",)),
         (("pathways", "list"), ("slug",)),
         (("calendly", "status"), ("run_id", "status")),
+        # drawn by Rich alone too: `priya@coac…` at 80 columns, a title's long word `Practition…`
+        (("sessions", "available", "--client", "ava.chen@client.example"), ("id", "builder")),
     ],
 )
 def test_key_columns_stay_whole_at_60_columns(world: Bapp, args: tuple[str, ...], keys: tuple[str, ...]) -> None:

@@ -119,6 +119,8 @@ def test_add_with_every_option(bapp: Bapp) -> None:
         (("--builder", "not-an-email"), 6, "builder: 'not-an-email' is not a valid e-mail address"),
         (("--slug", "Bad Slug!"), 6, "slug:"),
         (("--title", "   "), 6, "title: must be 1 to 300 characters"),
+        # a title that gives no slug was refused as "slug: '' is not a valid session slug", a slug no one gave
+        (("--title", "日本語セッション"), 6, "title: '日本語セッション' gives no slug (no a-z or 0-9)"),
     ],
 )
 def test_add_refuses_bad_input_and_writes_nothing(bapp: Bapp, args: tuple[str, ...], code: int, message: str) -> None:
@@ -285,3 +287,14 @@ def test_a_synced_type_that_vanished_is_listed_only_with_all(bapp: Bapp, tmp_pat
     assert [item["calendly_uri"] for item in gone] == [f"{API_ORIGIN}/event_types/ET00000002"]
     with _db(bapp) as session:
         assert session.scalar(select(SessionType.present_in_last_sync).where(SessionType.id == gone[0]["id"])) is False
+
+
+def test_an_import_row_whose_title_gives_no_slug_says_so(bapp: Bapp, tmp_path: Path) -> None:
+    # it said the row needed 'a calendly_uri, a slug or a title' of a row that has a title
+    rows = tmp_path / "titles.csv"
+    rows.write_text("title,duration_minutes\n日本語セッション,30\n", encoding="utf-8")
+    result = bapp("import", "sessions", str(rows))
+    assert result.exit_code == 6, result.stderr
+    assert "line 2, field slug: a session row needs a calendly_uri, a slug, or a title with a-z or 0-9 in it" in (
+        result.stderr
+    )

@@ -797,6 +797,12 @@ class CalendlyClient:
             pages.put(None)
 
     def _next_token(self, request: _Request, pagination: Pagination, number: int) -> str | None:
+        if not pagination.model_fields_set & {"next_page", "next_page_token"}:
+            # Calendly's pages all say where the listing goes on (null at its end): taken as the end, a page
+            # without it made a sync deactivate every type on the pages after it
+            raise RemoteError(
+                f"{request.label}: page {number} has no pagination.next_page; the listing's end is unknown"
+            )
         if pagination.next_page is not None:
             try:
                 target = httpx.URL(pagination.next_page)

@@ -14,7 +14,6 @@ from bapp_cli.cli.unit_of_work import apply, fetch
 from bapp_cli.errors import UsageError
 
 if TYPE_CHECKING:
-    from bapp_cli.cli.output import OutputSink
     from bapp_cli.services.availability import Availability
     from bapp_cli.services.listing import Page
 
@@ -284,7 +283,8 @@ def slots(
 
     Asks Calendly's GET /event_type_available_times in windows of at most 31 days, back to back, the first
     starting a minute from now (Calendly refuses past starts). The table has one column per day with the
-    times in your zone (seats left for group sessions); JSON/CSV records are {session, start_time,
+    times in your zone (seats left for group sessions), the days a terminal cannot hold side by side below
+    the others; JSON/CSV records are {session, start_time,
     end_time, invitees_remaining, scheduling_url} in UTC. Exit 6 for a session type not synced from Calendly,
     and for one bookings create would refuse at any time: not bookable, or its builder not accepting bookings.
 
@@ -326,12 +326,17 @@ def slots(
             shown = local.isoformat(timespec="minutes")[11:] if two_offsets(local) else local.strftime("%H:%M")
             seats = f" ({slot['invitees_remaining']} left)" if target.kind == "group" else ""
             by_day.setdefault(local.strftime("%a %d %b"), []).append(shown + seats)
-        grid = listing_table(f"Open times of {target.title} ({zone.key})", by_day)
-        if by_day:
-            grid.add_row(*("\n".join(times) for times in by_day.values()))
-            console.print(grid, markup=False)
-        else:
+        if not by_day:
             console.print(f"(no open times for {target.title} in the {days} days from {local_begin.date()})")
+        # as many days side by side as stay whole, the next ones below (Rich cut 14 days at 80 columns to `1…`): a
+        # column is its widest text, two spaces of padding and a rule
+        widest = max((len(text) for day, times in by_day.items() for text in (day, *times)), default=0)
+        step = max(1, (console.width - 1) // (widest + 3))
+        for first in range(0, len(by_day), step):
+            title = None if first else f"Open times of {target.title} ({zone.key})"
+            grid = listing_table(title, list(by_day)[first : first + step])
+            grid.add_row(*("\n".join(by_day[column.header]) for column in grid.columns))
+            console.print(grid, markup=False)
 
     sink.records(found, SLOT_COLUMNS, table=table)
 
@@ -342,7 +347,7 @@ def slots(
 AVAILABLE_HEADERS = ("id", "title", "minutes", "price", "pathways", "builder", "account")
 
 
-def render_available(availability: Availability, sink: OutputSink, console: Any) -> None:
+def render_available(availability: Availability, console: Any) -> None:
     from bapp_cli.services.session_values import offered_minutes
 
     who = availability.client or "an anonymous visitor (no account)"
@@ -359,11 +364,11 @@ def render_available(availability: Availability, sink: OutputSink, console: Any)
                 record["title"],
                 minutes,
                 "free" if not record["price"] else f"{record['price']:.2f} {record['currency']}",
-                sink.display_value(record["pathways"]),
-                sink.display_value(record["builder"]),
+                ", ".join(record["pathways"]) or "—",
+                record["builder"] or "—",
                 "needed" if record["requires_auth"] else "not needed",
             )
-        console.print(table, markup=False)
+        print_listing(console, table, empty="", keys=("id", "price", "builder"), drop_order=("pathways", "minutes"))
 
 
 @output_command(app, "available")
@@ -387,13 +392,12 @@ def available(
       bapp sessions available --client ada@example.com --pathway accelerate
       bapp sessions available --client ada@example.com --category specialized --json
     """
-    from bapp_cli.services.availability import AVAILABLE_COLUMNS, list_available_sessions
+    from bapp_cli.services.availability import list_available_sessions
+    from bapp_cli.services.plain_reads import SESSION_COLUMNS
 
     if client is not None and anonymous:
         raise UsageError("--client and --anonymous cannot be used together")
     sink, availability = fetch(
         ctx, list_available_sessions, client_email=client, pathway=pathway, category=category, builder_email=builder
     )
-    sink.records(
-        availability.sessions, AVAILABLE_COLUMNS, table=lambda console: render_available(availability, sink, console)
-    )
+    sink.records(availability.sessions, SESSION_COLUMNS, table=lambda console: render_available(availability, console))

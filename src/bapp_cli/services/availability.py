@@ -17,14 +17,13 @@ from sqlalchemy.orm import Session
 
 from bapp_cli.db.dbapi import Database
 from bapp_cli.db.models import SESSION_CATEGORIES
-from bapp_cli.services.plain_reads import SESSION_COLUMNS, list_session_types, person
+from bapp_cli.services.plain_reads import list_session_types, person
 
 CATEGORY_TITLES = {
     "free": "Free Sessions",
     "pathway": "Learning Pathway Sessions",
     "specialized": "Specialized Sessions",
 }
-AVAILABLE_COLUMNS = SESSION_COLUMNS
 
 
 @dataclass(frozen=True)

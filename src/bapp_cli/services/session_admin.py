@@ -90,7 +90,9 @@ def add_session_type(session: Session, draft: NewSessionType, *, now: dt.datetim
             code="invalid_duration",
         )
     category = parse_category(draft.category or "specialized")
-    slug = check_session_slug(draft.slug if draft.slug is not None else session_slug(title) or "")
+    # a title without a letter a-z or a digit (`日本語`, `---`) gives none: said of the title, not as a slug ''
+    if (slug := check_session_slug(draft.slug) if draft.slug is not None else session_slug(title)) is None:
+        raise InvalidInput(f"title: {title!r} gives no slug (no a-z or 0-9)", hint="pass --slug", code="invalid_slug")
     price = parse_price(draft.price) if draft.price is not None else Decimal("0.00")
     currency = parse_currency(draft.currency) if draft.currency is not None else "GBP"
     pathways = _linked_pathways(session, draft.pathways)
@@ -147,9 +149,8 @@ def update_session_type(
             wanted[name] = parsers.get(name, lambda given: given)(value)
 
     before = session_records(session, [session_type.id])[0]
-    current_links = before["pathways"]
     added = _linked_pathways(session, changes.pathways)
-    kept = [] if changes.clear_pathways else list(current_links)
+    kept = [] if changes.clear_pathways else list(before["pathways"])
     new_links = kept + [pathway.slug for pathway in added if pathway.slug not in kept]
     touches_links = changes.category is not None or bool(changes.pathways) or changes.clear_pathways
     if touches_links and wanted.get("category", session_type.category) == "pathway" and not new_links:
@@ -160,7 +161,7 @@ def update_session_type(
         )
 
     changed = {name: new for name, (_, new) in apply_changes(session_type, wanted).items()}
-    if set(new_links) != set(current_links):
+    if set(new_links) != set(before["pathways"]):
         changed["pathways"] = new_links
         link_pathways(
             session, session_type.id, session.scalars(select(Pathway.id).where(Pathway.slug.in_(new_links))).all()

@@ -447,7 +447,7 @@ class SessionImporter(RowImporter):
         # `!!!` or '' one without a slug), and the slug the rule gives it is numbered when taken, as 0014 does
         key = values.get("calendly_uri") or (given_slug if self.restore and given_slug is not None else slug)
         if key is None:
-            raise InvalidInput("slug: a session row needs a calendly_uri, a slug or a title")
+            raise InvalidInput("slug: a session row needs a calendly_uri, a slug, or a title with a-z or 0-9 in it")
         # Slugs are unique (0007), so a slug names one type, local or synced: `slug,invitee_limit`
         # updates the synced type it names rather than trying to create another.
         key_column = SessionType.calendly_uri if values.get("calendly_uri") else SessionType.slug
