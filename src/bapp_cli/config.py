@@ -20,7 +20,7 @@ import sys
 from collections.abc import Collection, Iterator, Mapping
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import IO, TYPE_CHECKING, Any, NamedTuple
 
 from bapp_cli.errors import (
     BappError,
@@ -677,7 +677,7 @@ def resolve_settings(
     for key, default in _KEY_DEFAULTS.items():
         values.setdefault(key, Setting(default, "default"))
     # as the output chooses when no format is set: a table for a person at a terminal, TSV for a pipe or file
-    values.setdefault("format", Setting("table" if _stdout_is_terminal() else "tsv", "default"))
+    values.setdefault("format", Setting("table" if is_terminal(sys.stdout) else "tsv", "default"))
 
     for key, name in ENVIRONMENT_SETTINGS.items():
         if env.get(name):
@@ -691,10 +691,11 @@ def resolve_settings(
     return Settings(config_path=path, config_path_source=path_source, values=MappingProxyType(values), file_data=data)
 
 
-def _stdout_is_terminal() -> bool:
+def is_terminal(stream: IO[str]) -> bool:
+    """Whether a person reads `stream`: here for the format's default, and for the output that follows it."""
     try:
-        return sys.stdout.isatty()
-    except (AttributeError, ValueError):  # no stdout (None), or one closed
+        return stream.isatty()
+    except (AttributeError, ValueError):  # no such stream (None), or one closed
         return False
 
 

@@ -343,7 +343,7 @@ def test_a_booking_whose_uris_are_too_long_to_record_fails_naming_it_never_a_cra
     result = create(synced, slot())
     assert result.exit_code == 9, result.stderr
     assert f"invitee {answered[0]}" in result.stderr
-    assert "cancel that invitee in Calendly" in result.stderr
+    assert "so cancel the invitee in Calendly too" in result.stderr
     [booking] = bookings(synced.database_url)
     assert (booking.calendly_state, booking.status, booking.calendly_invitee_uri) == ("failed", "cancelled", None)
     assert len(fake.invitees_of(FREE_TYPE)) == 1 and len(posts(fake)) == 1  # booked there once, never resent
@@ -369,7 +369,10 @@ def test_reconcile_gives_up_a_found_booking_whose_uris_are_too_long_and_goes_on(
     assert dry.exit_code == 0, dry.stderr
     first, second = dry.json()
     assert (first["action"], first["calendly_state"], first["status"]) == ("failed", "failed", "cancelled")
-    assert f"invitee {stored['uri']}" in first["note"] and first["note"].endswith("; it would be cancelled here")
+    assert f"invitee {stored['uri']}" in first["note"]
+    # Calendly still holds that invitee: the row says to cancel it there, and so does a warning, which cron shows
+    assert first["note"].endswith("; it would be cancelled here, so cancel the invitee in Calendly too")
+    assert f"Warning: {first['booking']}: failed (" in dry.stderr and second["booking"] not in dry.stderr
     assert second["action"] == "attached"
     states = [
         (booking.calendly_state, booking.status, booking.calendly_invitee_uri)
@@ -380,7 +383,8 @@ def test_reconcile_gives_up_a_found_booking_whose_uris_are_too_long_and_goes_on(
     assert result.exit_code == 0, result.stderr
     first, second = result.json()
     assert (first["action"], first["calendly_state"], first["status"]) == ("failed", "failed", "cancelled")
-    assert first["note"].endswith("URIs too long for bapp; cancelled here")
+    assert first["note"].endswith("URIs too long for bapp; cancelled here, so cancel the invitee in Calendly too")
+    assert f"Warning: {first['booking']}: failed (" in result.stderr
     assert (second["action"], second["calendly_state"], second["status"]) == ("attached", "booked", "confirmed")
     given_up, booked = bookings(synced.database_url)
     assert (given_up.calendly_state, given_up.status, given_up.calendly_invitee_uri) == ("failed", "cancelled", None)
@@ -410,7 +414,8 @@ def test_a_resend_answered_with_uris_too_long_reports_the_booking_given_up(
     assert result.exit_code == 0, result.stderr
     [row] = result.json()
     assert (row["action"], row["calendly_state"], row["status"]) == ("resent", "failed", "cancelled")
-    assert row["note"].endswith("URIs too long for bapp; cancelled here")
+    assert row["note"].endswith("URIs too long for bapp; cancelled here, so cancel the invitee in Calendly too")
+    assert f"Warning: {row['booking']}: resent (" in result.stderr
     [booking] = bookings(synced.database_url)
     assert (booking.calendly_state, booking.status) == ("failed", "cancelled")
 
@@ -1411,6 +1416,25 @@ def test_reconcile_never_resends_a_booking_cancelled_here_meanwhile(synced: Bapp
     [after] = bookings(synced.database_url)
     assert (after.status, after.calendly_state) == ("cancelled", "failed")
     assert synced("calendly", "reconcile", "--json").json() == []  # settled: not looked at again
+
+
+def test_reconcile_warns_that_calendly_still_has_a_booking_cancelled_here_meanwhile(
+    synced: Bapp, fake: FakeCalendly
+) -> None:
+    # Calendly booked it, the answer was lost, and it was cancelled with --local-only: reconcile attached the
+    # invitee Calendly holds and said to cancel it there only in the row's note, which a cron run never shows
+    fake.apply_then_reset_next()
+    fake.fail_next("/scheduled_events", 500, times=6)
+    assert create(synced, slot()).exit_code == 9
+    fake.clear_faults()
+    [booking] = bookings(synced.database_url)
+    assert synced("bookings", "cancel", booking.reference, "--local-only").exit_code == 0
+    result = synced("calendly", "reconcile", "--json")
+    assert result.exit_code == 0, result.stderr
+    [row] = result.json()
+    assert (row["action"], row["status"]) == ("attached", "cancelled")
+    assert row["note"].endswith("so cancel the invitee in Calendly too")
+    assert f"Warning: {booking.reference}: attached (" in result.stderr
 
 
 def test_a_webhook_for_a_held_booking_cancelled_here_warns_that_calendly_still_has_it(

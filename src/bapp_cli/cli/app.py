@@ -34,8 +34,8 @@ from bapp_cli.cli.files import (
     stdout_error,
 )
 from bapp_cli.cli.options import output_command
-from bapp_cli.cli.output import is_terminal
 from bapp_cli.cli.terminal import forget_unusable_terminal_size, visible
+from bapp_cli.config import is_terminal
 from bapp_cli.errors import BappError, Interrupted, UsageError, committed
 
 MAX_DETAIL_LINES = 100

@@ -894,7 +894,7 @@ def reconcile(
     """
     from bapp_cli.cli.bookings import calendly_writer
     from bapp_cli.errors import OutputFailed
-    from bapp_cli.services.calendly_write import RECONCILE_COLUMNS
+    from bapp_cli.services.calendly_write import CANCEL_THERE, RECONCILE_COLUMNS
 
     app_state, sink = state_and_sink(ctx, {"calendly.reconcile_give_up_hours": give_up_after})
     # the flag's, else as configured, else 24 (resolved as every setting's default)
@@ -904,7 +904,9 @@ def reconcile(
         with calendly_writer(app_state) as writer:
             for report in writer.reconcile(give_up_after=give_up, dry_run=dry_run):
                 reports.append(report)  # kept first: settled, it is shown even if a stop comes while its line is said
-                sink.info(f"{report['booking']}: {report['action']} ({report['note']})")
+                # a booking Calendly holds but bapp cancelled needs a person: said in cron too, where info is not
+                say = sink.warning if CANCEL_THERE in report["note"] else sink.info
+                say(f"{report['booking']}: {report['action']} ({report['note']})")
     except BaseException:  # a run stopped partway (a signal, the database lost) shows what it settled before the stop
         # if its output can take them: a reader gone or a full disk must not replace the stop's own error (its
         # code, and the booking it left pending)

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from bapp_cli.cli.output import OutputSink, is_terminal
-from bapp_cli.config import OUTPUT_FORMATS, Settings, config_file_path, resolve_settings
+from bapp_cli.cli.output import OutputSink
+from bapp_cli.config import OUTPUT_FORMATS, Settings, config_file_path, is_terminal, resolve_settings
 from bapp_cli.errors import AuthError, BappError, UsageError
 
 if TYPE_CHECKING:

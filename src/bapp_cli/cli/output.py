@@ -21,15 +21,9 @@ from types import SimpleNamespace
 from typing import IO, Any
 
 from bapp_cli.cli.terminal import columns_from_environment, json_for_terminal, make_console, visible
+from bapp_cli.config import is_terminal
 
 KEY_HEADERS = frozenset({"email", "client", "status", "amount", "reference"})
-
-
-def is_terminal(stream: IO[str]) -> bool:
-    try:
-        return stream.isatty()
-    except (AttributeError, ValueError):
-        return False
 
 
 TableRenderer = Callable[[Any], None]  # receives a rich Console

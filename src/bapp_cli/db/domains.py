@@ -12,5 +12,9 @@ SYNC_KINDS = ("event_types", "bookings")
 SYNC_STATUSES = ("running", "succeeded", "failed")
 # the largest value of an INTEGER column (ids, counts, positions): 32 bits on PostgreSQL, where SQLite's take 64
 MAX_INT32 = 2**31 - 1
+# The width of every column holding a Calendly URI or link: the services cut a link to it (PostgreSQL refuses
+# a longer one, SQLite keeps it whole) and refuse a URI that is a key (an invitee's, an event's) past it; the
+# sync's checks and the import schemas read it too.
+URI_LENGTH = 500
 # the longest body the webhook inbox keeps (Calendly's are a few kB): what `import all` takes back of a backup
 MAX_INBOX_BODY = 10_000_000

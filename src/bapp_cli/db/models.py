@@ -39,6 +39,7 @@ from bapp_cli.db.domains import (
     SESSION_KINDS,
     SYNC_KINDS,
     SYNC_STATUSES,
+    URI_LENGTH,
 )
 from bapp_cli.db.types import Day, Json, Money, UTCDateTime, Whole, named_columns
 
@@ -54,6 +55,7 @@ __all__ = [
     "SESSION_KINDS",
     "SYNC_KINDS",
     "SYNC_STATUSES",
+    "URI_LENGTH",
 ]
 
 NAMING_CONVENTION = {
@@ -71,9 +73,6 @@ WEBHOOK_DELIVERY_SOURCES = ("receiver", "apply", "pull")
 # neither the lookup nor one resend settled it; booked — Calendly holds the invitee; failed — given up.
 CALENDLY_STATES = ("requested", "unknown", "booked", "failed")
 INVITATION_STATUSES = ("open", "used")
-# The width of every column holding a Calendly URI or link: the services cut a link to it (PostgreSQL refuses
-# a longer one, SQLite keeps it whole) and refuse a URI that is a key (an invitee's, an event's) past it.
-URI_LENGTH = 500
 
 
 def utcnow() -> dt.datetime:

@@ -80,6 +80,9 @@ WINDOW = dt.timedelta(days=31)
 NEAR = dt.timedelta(days=3)
 # The reason kept for a waiting booking whose invitee a lookup finds cancelled in Calendly.
 CANCELLED = "cancelled in Calendly"
+# What a reconcile row says when Calendly holds an invitee of a booking cancelled here: a person must act
+# there, so the command warns of it even in cron (`calendly reconcile`).
+CANCEL_THERE = "so cancel the invitee in Calendly too"
 # What a resend that failed leaves (calendly_state, status), by the error's code; any other refusal removed it.
 RESEND_FAILED = {"calendly_unknown": ("unknown", "pending"), "uri_too_long": ("failed", "cancelled")}
 
@@ -396,8 +399,8 @@ class CalendlyWriter:
             self._give_up(sent, "its Calendly URIs are too long for bapp", note="", dry_run=dry_run)
             # a dry run (reconcile's) says what the run would do, as its records do
             why = f"Calendly booked {sent.reference} as invitee {invitee.uri}: URIs too long for bapp; "
-            why += "it would be cancelled here" if dry_run else "cancelled here"
-            raise RemoteError(why, hint="cancel that invitee in Calendly, then book again", code="uri_too_long")
+            why += f"{'it would be cancelled here' if dry_run else 'cancelled here'}, {CANCEL_THERE}"
+            raise RemoteError(why, hint="book again once it is cancelled in Calendly", code="uri_too_long")
         if event is None:
             try:
                 event = self.client.get_scheduled_event(invitee.event)
@@ -458,7 +461,7 @@ class CalendlyWriter:
             if found[0].status == "canceled":
                 note, status = f"{note}, {CANCELLED} since: not resent", "cancelled"
             elif status == "cancelled":
-                note += "; the booking was cancelled here meanwhile, so cancel the invitee in Calendly too"
+                note += f"; the booking was cancelled here meanwhile, {CANCEL_THERE}"
             return _reconciled("attached", note, calendly_state="booked", status=status)
         if sent.status == "cancelled":
             # Cancelled here while it waited (`bookings cancel --local-only`): Calendly does not have it, and

@@ -26,7 +26,7 @@ from operator import is_, itemgetter
 from typing import TYPE_CHECKING, Any, cast
 
 from bapp_cli.config import compile_pattern
-from bapp_cli.db.domains import SESSION_CATEGORIES, SESSION_KINDS
+from bapp_cli.db.domains import SESSION_CATEGORIES, SESSION_KINDS, URI_LENGTH
 from bapp_cli.errors import BappError, ConfigError, Conflict, InvalidInput, RemoteError
 from bapp_cli.services.calendly_runs import (
     RUN_HEAD,
@@ -78,7 +78,8 @@ _staged_values = itemgetter(*_STAGED[2:])  # after the URI and the slug
 
 # Column sizes of SessionType: a value that does not fit is an invalid listing, reported with its field,
 # rather than a database error halfway through the apply.
-_MAX_LENGTHS = {"uri": 500, "name": 300, "slug": 200, "color": 7, "scheduling_url": 500, "profile.owner": 500}
+_URI_FIELDS = ("uri", "scheduling_url", "profile.owner")
+_MAX_LENGTHS = {"name": 300, "slug": 200, "color": 7} | dict.fromkeys(_URI_FIELDS, URI_LENGTH)
 # The built-in "free" words for names or slugs (slugs use hyphens between words).
 _FREE_WORDS = re.compile(r"\b(?:free|getting[\s_-]+started|intro|discovery|back[\s_-]+to[\s_-]+work)", re.IGNORECASE)
 _RULE_KEYS = frozenset({"pattern", "field", "category", "requires_auth", "pathways", "price", "currency"})

@@ -140,8 +140,8 @@ class BookingRow(TypedDict, total=False):
     pathway: Annotated[str, StringConstraints(strip_whitespace=True, max_length=64)] | None
     # one member, not list | Json[list]: a union's errors named each member's type and gave two for one cell
     custom_question_responses: Annotated[list[AnswerItem], BeforeValidator(catalogue.json_value)] | None
-    calendly_event_uri: Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)] | None
-    calendly_invitee_uri: Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)] | None
+    calendly_event_uri: catalogue.Wide | None
+    calendly_invitee_uri: catalogue.Wide | None
     idempotency_key: Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)] | None
     source: Literal["cli", "import", "calendly"] | None
     created_at: When | None

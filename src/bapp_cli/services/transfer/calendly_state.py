@@ -36,6 +36,7 @@ from bapp_cli.db.models import (
 )
 from bapp_cli.errors import BappError
 from bapp_cli.services.people import normalise_email
+from bapp_cli.services.transfer.catalogue import Wide
 from bapp_cli.services.transfer.formats import RowError, SourceRow
 from bapp_cli.services.transfer.importer import (
     CLIENT_IDS,
@@ -54,7 +55,6 @@ from bapp_cli.services.transfer.importer import (
 )
 from bapp_cli.services.transfer.store import exported, rows_keyed
 
-Url = Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)]
 Reference = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=16)]
 
 
@@ -63,10 +63,10 @@ class CalendlyBookingRow(TypedDict, total=False):
     calendly_state: Literal["requested", "unknown", "booked", "failed"] | None
     calendly_attempts: Annotated[int, Field(ge=0, le=MAX_INT32)] | None
     calendly_requested_at: When | None
-    calendly_cancel_url: Url | None
-    calendly_reschedule_url: Url | None
-    calendly_join_url: Url | None
-    calendly_no_show_uri: Url | None
+    calendly_cancel_url: Wide | None
+    calendly_reschedule_url: Wide | None
+    calendly_join_url: Wide | None
+    calendly_no_show_uri: Wide | None
     calendly_no_show_at: When | None
 
 
@@ -149,7 +149,7 @@ class InvitationRow(TypedDict, total=False):
     id: RowId | None
     client: Required[Email]
     session: Required[IdOrKey]
-    booking_url: Required[Url]
+    booking_url: Required[Wide]
     status: Literal["open", "used"] | None
     booking: Reference | None
     created_at: When | None
@@ -248,7 +248,7 @@ class InboxRow(TypedDict, total=False):
     body: Required[Annotated[str, StringConstraints(max_length=MAX_INBOX_BODY)]]
     body_sha256: Required[Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]]
     headers: dict[str, Annotated[str, StringConstraints(max_length=500)]] | None
-    invitee_uri: Url | None
+    invitee_uri: Wide | None
     status: Literal["pending", "applied"] | None
     received_at: Required[When]
     attempts: Int32 | None

@@ -23,7 +23,7 @@ from typing_extensions import TypedDict
 
 from bapp_cli.db import bulk
 from bapp_cli.db.audit import apply_changes
-from bapp_cli.db.domains import MAX_INT32
+from bapp_cli.db.domains import MAX_INT32, URI_LENGTH
 from bapp_cli.db.models import (
     Base,
     Pathway,
@@ -82,7 +82,8 @@ def _json_list(value: Any) -> Any:
 Text8 = Annotated[str, StringConstraints(strip_whitespace=True, max_length=8)]
 Text32 = Annotated[str, StringConstraints(strip_whitespace=True, max_length=32)]
 Text64 = Annotated[str, StringConstraints(strip_whitespace=True, max_length=64)]
-Text500 = Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)]
+# as wide as the widest key a row names a record by, a Calendly URI: slugs, builders, Calendly's URIs and links
+Wide = Annotated[str, StringConstraints(strip_whitespace=True, max_length=URI_LENGTH)]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, max_length=1000)]
 LongText = Annotated[str, StringConstraints(max_length=100_000)]
 NameList = Annotated[list[Name], BeforeValidator(_json_list)]
@@ -132,7 +133,7 @@ class QuestionItem(TypedDict):
 
 class SessionRow(TypedDict, total=False):
     id: RowId | None
-    slug: Text500 | None
+    slug: Wide | None
     title: Name | None
     description: LongText | None
     category: Text32 | None
@@ -148,14 +149,14 @@ class SessionRow(TypedDict, total=False):
     currency: Text8 | None
     display_order: Int32 | None
     pathways: NameList | None
-    builder: Text500 | None
-    calendly_uri: Text500 | None
-    scheduling_url: Text500 | None
+    builder: Wide | None
+    calendly_uri: Wide | None
+    scheduling_url: Wide | None
     custom_questions: Annotated[list[QuestionItem], BeforeValidator(json_value)] | None
     kind: Literal["solo", "group"] | None
     color: Text32 | None
     invitee_limit: Annotated[int, Field(ge=1, le=MAX_INT32)] | None
-    owner_uri: Text500 | None
+    owner_uri: Wide | None
     calendly_position: Int32 | None
     remote_active: bool | None
     remote_updated_at: When | None

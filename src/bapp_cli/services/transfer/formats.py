@@ -496,7 +496,9 @@ class Source:
                 original = dict.fromkeys(columns, "") | original
                 message = f"{len(cells)} cells, but the header has {width} columns"
                 if extra := cells[width:]:  # no column keeps them: named in the error, the rejects file's note
-                    message += "; the cells after its last column: " + ", ".join(map(repr, extra))
+                    named = ", ".join(map(repr, extra))
+                    # cut for a person to read: a wide row's, whole, outgrew the line an import of that file reads
+                    message += f"; the cells after its last column: {named[:1000]}{'…' if len(named) > 1000 else ''}"
                 yield _unreadable(line, original, None, message)
             elif found is not None:
                 yield _unreadable(line, original, found[0], control_message(found[1]))

@@ -25,7 +25,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
 
 from bapp_cli.db.bulk import CHUNK, Mover
-from bapp_cli.db.domains import MAX_INT32
+from bapp_cli.db.domains import MAX_INT32, URI_LENGTH
 from bapp_cli.db.models import BuilderProfile, ClientProfile, Pathway, User
 from bapp_cli.errors import BappError, InvalidInput
 from bapp_cli.services.emails import normalise_email
@@ -63,7 +63,7 @@ def _id_as_text(value: Any) -> Any:
 RowId = Annotated[int, Field(ge=1, le=MAX_INT32)]
 Int32 = Annotated[int, Field(ge=-MAX_INT32 - 1, le=MAX_INT32)]
 
-IdOrKey = Annotated[str, BeforeValidator(_id_as_text), StringConstraints(strip_whitespace=True, max_length=500)]
+IdOrKey = Annotated[str, BeforeValidator(_id_as_text), StringConstraints(strip_whitespace=True, max_length=URI_LENGTH)]
 
 
 @dataclass
