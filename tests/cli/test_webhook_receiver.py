@@ -492,3 +492,30 @@ def test_the_access_log_shows_control_characters_of_a_request_path_escaped(rbapp
     assert not any(line.startswith("127.0.0.1 FORGED") for line in stderr.splitlines())
     [line] = [line for line in stderr.splitlines() if "pwned" in line]
     assert line.startswith('127.0.0.1 "GET /') and line.endswith("404 404 " + line.rsplit(" ", 1)[1])
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # SQLite has no server to lose
+def test_pooled_connections_the_server_dropped_are_replaced_not_answered_503(rbapp: Bapp) -> None:
+    # PostgreSQL restarted (or failed over, or its idle_session_timeout ended the receiver's idle sessions) while
+    # the receiver ran: the database was up again, yet the next health check answered 503 "unreachable" with a
+    # traceback in the log, and the next delivery 503, each on a pooled connection the server had closed
+    with running_receiver(rbapp) as receiver:
+        assert receiver.deliver(delivery(1)).status_code == 200
+        engine = create_engine(rbapp.database_url)
+        try:
+            with engine.connect() as connection:  # waits (up to 30 s) until each of them has ended
+                ended = connection.execute(
+                    text(
+                        "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid, 30000)) FROM pg_stat_activity"
+                        " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                    )
+                ).scalar_one()
+        finally:
+            engine.dispose()
+        assert ended >= 1
+        health = receiver.http.get(receiver.base + "/healthz")
+        assert (health.status_code, health.json()) == (200, {"status": "ok"})
+        assert receiver.deliver(delivery(2)).status_code == 200
+    code, log = receiver.stop()
+    assert code == 0 and "Traceback" not in log, log
+    assert set(bookings_by_invitee(rbapp)) == {invitee_uri(1), invitee_uri(2)}

@@ -43,15 +43,24 @@ logging.getLogger("psycopg").addHandler(logging.NullHandler())
 
 
 def make_engine(
-    url: str, *, create_sqlite_file: bool = False, busy_timeout_ms: int | None = None, connect_timeout: int = 10
+    url: str,
+    *,
+    create_sqlite_file: bool = False,
+    busy_timeout: float | None = None,
+    connect_timeout: int = 10,
+    pre_ping: bool = False,
 ) -> Engine:
     """An engine for `url`. A missing SQLite file is created only when asked (by `db upgrade`).
 
     ``connect_timeout`` is the whole seconds to wait for PostgreSQL to answer (the settings' BAPP_CONNECT_TIMEOUT).
 
-    ``busy_timeout_ms`` bounds how long a statement waits for another writer's lock (SQLite's busy
+    ``busy_timeout`` (seconds) bounds how long a statement waits for another writer's lock (SQLite's busy
     timeout, PostgreSQL's lock_timeout) — the webhook receiver must answer within Calendly's 15 s, so it
     would rather answer 503 (retry later) than wait the CLI's 30 s.
+
+    ``pre_ping`` tests a pooled PostgreSQL connection before it is reused, and replaces it if the server has
+    closed it: for the receiver, whose connections outlive a server restart, a failover or an idle-session
+    timeout (a command's engine lives for seconds, and would pay a round trip per transaction for nothing).
     """
     try:
         parsed = make_url(url)
@@ -60,7 +69,7 @@ def make_engine(
         raise ConfigError(
             "the database URL is not valid", hint="check --database-url / BAPP_DATABASE_URL", code="database_url"
         ) from None
-    busy_timeout_ms = BUSY_TIMEOUT_MS if busy_timeout_ms is None else int(busy_timeout_ms)
+    busy_timeout_ms = BUSY_TIMEOUT_MS if busy_timeout is None else int(busy_timeout * 1000)
     path = sqlite_file(url)
     if path is not None:
         check_sqlite_file(url, path, creating=create_sqlite_file)
@@ -77,7 +86,7 @@ def make_engine(
     try:
         if parsed.get_backend_name() == "postgresql":
             parameters = libpq_parameters(url)  # the URL the plain reads refuse, refused here too
-            kwargs["pool_pre_ping"] = False
+            kwargs["pool_pre_ping"] = pre_ping
             kwargs["connect_args"] = {
                 # the URL's own connect_timeout is honoured over bapp's (README), as the plain reads do
                 **({} if "connect_timeout" in parameters else {"connect_timeout": connect_timeout}),
