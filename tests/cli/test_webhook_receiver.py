@@ -40,6 +40,7 @@ from tests.cli.calendly_fixtures import (
 from tests.cli.webhook_fixtures import (
     BOOKED,
     KEY,
+    PATH,
     bookings_by_invitee,
     delivery,
     invitee_uri,
@@ -519,3 +520,31 @@ def test_pooled_connections_the_server_dropped_are_replaced_not_answered_503(rba
     code, log = receiver.stop()
     assert code == 0 and "Traceback" not in log, log
     assert set(bookings_by_invitee(rbapp)) == {invitee_uri(1), invitee_uri(2)}
+
+
+@pytest.mark.parametrize("empty_database_url", ["sqlite"], indirect=True)  # the refusal is import's, on either
+def test_a_parked_deliverys_headers_are_kept_without_control_characters_so_its_backup_restores(
+    rbapp: Bapp, tmp_path: Path, empty_database_url: str
+) -> None:
+    # the kept headers are the sender's text, and not signed: stored with an ESC, a C1 control or a DEL in them,
+    # `export all` wrote them and `import all` refused the inbox row, so the backup did not restore
+    import socket
+
+    body = delivery(5, type_index=77)  # an event type bapp does not know: parked
+    head = f"POST {PATH} HTTP/1.1\r\nHost: x\r\nCalendly-Webhook-Signature: {signed(body)}\r\n"
+    head += f"Content-Length: {len(body)}\r\nConnection: close\r\n"
+    receiver = start_receiver(rbapp)
+    with socket.create_connection(("127.0.0.1", receiver.port), timeout=30) as connection:
+        connection.sendall(head.encode() + b"User-Agent: Calendly\x1b[2J\x85\r\nX-Request-Id: a\x7fb\r\n\r\n" + body)
+        assert connection.recv(1000).startswith(b"HTTP/1.1 202")
+    code, log = receiver.stop()
+    assert code == 0, log
+    backup = tmp_path / "backup.json"
+    assert rbapp("export", "all", "-o", str(backup)).exit_code == 0
+    [kept] = [row["headers"] for row in json.loads(backup.read_text())["webhook_inbox"]]
+    assert (kept["user-agent"], kept["x-request-id"]) == ("Calendly[2J", "ab")
+    restored = Bapp(empty_database_url, tmp_path / "restored")
+    assert restored("db", "upgrade").exit_code == 0
+    result = restored("import", "all", str(backup), "--json")
+    assert result.exit_code == 0, result.stderr
+    assert [row["invitee_uri"] for row in inbox(restored, "--pending")] == [invitee_uri(5)]
