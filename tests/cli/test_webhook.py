@@ -384,6 +384,27 @@ def test_a_signed_object_too_long_for_a_backup_to_restore_is_exit_6_not_parked(w
     assert snapshot(wbapp.database_url) == before
 
 
+@pytest.mark.parametrize("empty_database_url", ["sqlite"], indirect=True)  # the refusal is import's, on either
+def test_a_parked_deliverys_reason_quoting_a_long_uri_is_cut_so_its_backup_restores(
+    wbapp: Bapp, tmp_path: Path, empty_database_url: str
+) -> None:
+    # "unknown event type <its URI>": a 200,000-character URI made a reason past the 100,000 characters `import all`
+    # takes of an inbox row, so the backup `export all` wrote did not restore (exit 6), as did a long e-mail's
+    document = json.loads(delivery())
+    document["payload"]["scheduled_event"]["event_type"] = f"{API_ORIGIN}/event_types/{'E' * 200_000}"
+    body = json.dumps(document).encode()
+    assert apply(wbapp, body, signed(body), tmp=tmp_path).exit_code == 3
+    backup = tmp_path / "backup.json"
+    assert wbapp("export", "all", "-o", str(backup)).exit_code == 0
+    restored = Bapp(empty_database_url, tmp_path / "restored")
+    assert restored("db", "upgrade").exit_code == 0
+    result = restored("import", "all", str(backup), "--json")
+    assert result.exit_code == 0, result.stderr
+    [parked] = restored("calendly", "webhook", "list", "--pending", "--json").json()
+    assert parked["last_error"].startswith(f"unknown event type {API_ORIGIN}/event_types/EEE")
+    assert len(parked["last_error"]) == 100_000
+
+
 def test_a_body_on_stdin_and_the_sign_helper(wbapp: Bapp, tmp_path: Path) -> None:
     body = delivery(j=2)
     path = tmp_path / "body.json"

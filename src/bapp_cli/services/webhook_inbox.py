@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 from bapp_cli.calendly.models import WebhookInvitee, WebhookPayload
 from bapp_cli.calendly.webhooks import UnfitDelivery, parse_webhook
 from bapp_cli.db.audit import record_audit
-from bapp_cli.db.domains import MAX_INBOX_BODY, MAX_INT32
+from bapp_cli.db.domains import MAX_INBOX_BODY, MAX_INBOX_ERROR, MAX_INT32
 from bapp_cli.db.locks import lock_keys
 from bapp_cli.db.models import SessionType, WebhookDelivery
 from bapp_cli.errors import InvalidInput
@@ -113,7 +113,7 @@ def _park_unless_applied(
         _attempted(known, outcome, now=now)
     if outcome.applied:
         return outcome
-    reason = outcome.note or "could not be applied"
+    reason = (outcome.note or "could not be applied")[:MAX_INBOX_ERROR]  # as `import all` takes it back
     if known is None:
         known = WebhookDelivery(
             event=event[:64],
@@ -188,7 +188,7 @@ def _attempted(delivery: WebhookDelivery, outcome: InviteeOutcome, *, now: dt.da
     delivery.attempts = min(delivery.attempts + 1, MAX_INT32)
     delivery.last_attempt_at = now
     if not outcome.applied:
-        delivery.last_error = outcome.note or "could not be applied"
+        delivery.last_error = (outcome.note or "could not be applied")[:MAX_INBOX_ERROR]
         return
     delivery.status = "applied"
     delivery.applied_at = now
