@@ -405,6 +405,32 @@ def test_a_parked_deliverys_reason_quoting_a_long_uri_is_cut_so_its_backup_resto
     assert len(parked["last_error"]) == 100_000
 
 
+@pytest.mark.parametrize("empty_database_url", ["sqlite"], indirect=True)  # the refusal is import's, on either
+def test_answers_longer_than_a_booking_row_takes_are_cut_so_the_backup_restores(
+    wbapp: Bapp, tmp_path: Path, empty_database_url: str
+) -> None:
+    # stored whole, a 20,000-character answer (or a 5,000-character question) was in the booking `export all`
+    # wrote, and `import all` refused that row (exit 6: "String should have at most 10000 characters")
+    document = json.loads(delivery())
+    document["payload"]["questions_and_answers"] = [
+        {"question": "Q" * 5000, "answer": "A" * 20_000, "position": 0},
+        {"question": "Tools", "answer": "B" * 20_000, "position": 1},
+    ]
+    body = json.dumps(document).encode()
+    assert apply(wbapp, body, signed(body), tmp=tmp_path).exit_code == 0
+    backup = tmp_path / "backup.json"
+    assert wbapp("export", "all", "-o", str(backup)).exit_code == 0
+    restored = Bapp(empty_database_url, tmp_path / "restored")
+    assert restored("db", "upgrade").exit_code == 0
+    result = restored("import", "all", str(backup), "--json")
+    assert result.exit_code == 0, result.stderr
+    [booking] = bookings(restored)
+    assert booking["custom_question_responses"] == [
+        {"question": "Q" * 1000, "answer": "A" * 10_000, "position": 0},
+        {"question": "Tools", "answer": "B" * 10_000, "position": 1},
+    ]
+
+
 def test_a_body_on_stdin_and_the_sign_helper(wbapp: Bapp, tmp_path: Path) -> None:
     body = delivery(j=2)
     path = tmp_path / "body.json"
