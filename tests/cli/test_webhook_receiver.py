@@ -478,6 +478,25 @@ def test_the_health_check_of_an_unreachable_database_names_no_host_port_or_passw
     assert "hunter2secret" not in log and "unhealthy" in log
 
 
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # a login SQLite does not have
+def test_the_health_check_of_a_database_refusing_the_login_names_no_host_port_or_user(rbapp: Bapp) -> None:
+    # the refusal's message is libpq's: 'connection to server at "127.0.0.1", port N failed: FATAL: password
+    # authentication failed for user "…"', and it carries a hint, which let it through to anyone asking
+    from sqlalchemy.engine import make_url
+
+    url = make_url(rbapp.database_url)
+    wrong = url.set(password="not-the-password").render_as_string(hide_password=False)
+    with running_receiver(rbapp, env={"BAPP_DATABASE_URL": wrong}) as receiver:
+        health = receiver.http.get(receiver.base + "/healthz")
+        assert (health.status_code, health.json()) == (
+            503,
+            {"status": "unavailable", "reason": "the database is unreachable"},
+        )
+        assert receiver.deliver(delivery(1)).status_code == 503
+    _, log = receiver.stop()
+    assert "unhealthy" in log and "not-the-password" not in log
+
+
 def test_the_access_log_shows_control_characters_of_a_request_path_escaped(rbapp: Bapp) -> None:
     # an unauthenticated request's path went to the log raw: a terminal title escape, and a newline that
     # forged a log line of the caller's choosing

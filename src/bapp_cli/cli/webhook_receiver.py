@@ -253,10 +253,11 @@ class ReceiverApp:
             ready = functools.partial(self.handler.ensure_ready, again=True)
             await asyncio.get_running_loop().run_in_executor(self.executor, ready)
         except BappError as exc:
-            # An unreachable database's error names its host and port (db.dbapi): a health check, which anyone
-            # who can reach it may call, says only that. The reasons with a hint (no schema, another revision)
-            # come from a database that answered, and tell its operator what to run.
-            reason = exc.message if exc.hint else "the database is unreachable"
+            # An unreachable database's error names its host and port (db.dbapi), as does a refused login (and
+            # its user; a ConfigError): a health check, which anyone who can reach it may call, says only that.
+            # The other reasons with a hint (no schema, another revision) come from a database that answered,
+            # and tell its operator what to run.
+            reason = exc.message if exc.hint and not isinstance(exc, ConfigError) else "the database is unreachable"
             return await _answer(send, 503, {"status": "unavailable", "reason": reason}, outcome="unhealthy")
         if self.draining:
             return await _answer(send, 503, {"status": "shutting down"}, outcome="draining")
