@@ -27,6 +27,7 @@ from sqlalchemy import create_engine, select, text
 from bapp_cli.calendly.webhooks import parse_webhook
 from bapp_cli.db.engine import make_engine, unit_of_work
 from bapp_cli.db.locks import lock_id
+from bapp_cli.db.migration import HEAD_REVISION
 from bapp_cli.db.models import Booking
 from bapp_cli.services.calendly_bookings import pathway_question_pattern
 from bapp_cli.services.webhook_inbox import receive_delivery
@@ -437,7 +438,7 @@ def _stamp(database_url: str, revision: str) -> None:
 def test_a_database_not_at_head_parks_the_delivery_202_until_it_is(rbapp: Bapp) -> None:
     from alembic.script import ScriptDirectory
 
-    from bapp_cli.db.migration import HEAD_REVISION, script_location
+    from bapp_cli.db.migration import script_location
 
     body = delivery(4)
     # A new bapp installed before `bapp db upgrade` ran: the database is one revision behind (the inbox
@@ -460,6 +461,25 @@ def test_a_database_not_at_head_parks_the_delivery_202_until_it_is(rbapp: Bapp) 
     assert [(row["id"], row["action"]) for row in retried.json()] == [(parked["id"], "created")]
     assert list(bookings_by_invitee(rbapp)) == [invitee_uri(4)]
     assert inbox(rbapp, "--pending") == []
+
+
+def test_a_database_migrated_while_the_receiver_runs_parks_what_comes_after_202(rbapp: Bapp) -> None:
+    # the receiver asked whether the database was at head until it once was: a newer bapp's `db upgrade` run
+    # while it ran (before the service was restarted) had it apply deliveries to a schema it does not know
+    with running_receiver(rbapp) as receiver:
+        assert receiver.deliver(delivery(1)).status_code == 200
+        _stamp(rbapp.database_url, "f00dfacef00d")  # a revision this bapp has never heard of
+        try:
+            answer = receiver.deliver(delivery(2))
+            health = receiver.http.get(receiver.base + "/healthz")
+        finally:
+            _stamp(rbapp.database_url, HEAD_REVISION)
+        assert answer.status_code == 202, answer.text
+        assert "made by a newer bapp" in answer.json()["note"]
+        assert health.status_code == 503
+        assert receiver.deliver(delivery(3)).status_code == 200  # at head again
+    assert set(bookings_by_invitee(rbapp)) == {invitee_uri(1), invitee_uri(3)}
+    assert [entry["invitee_uri"] for entry in inbox(rbapp, "--pending")] == [invitee_uri(2)]
 
 
 def test_the_health_check_of_an_unreachable_database_names_no_host_port_or_password(bapp: Bapp) -> None:
