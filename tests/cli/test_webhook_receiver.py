@@ -243,6 +243,35 @@ def test_a_database_locked_past_the_busy_timeout_answers_503_and_loses_nothing(r
     assert list(bookings_by_invitee(rbapp)) == [invitee_uri(3)]
 
 
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # sessions waiting on a lock, counted
+def test_each_worker_has_a_connection_so_none_waits_for_one_past_the_busy_timeout(rbapp: Bapp) -> None:
+    # the pool was SQLAlchemy's (5 + 10): with --workers 20, five deliveries waited for a connection, then for the
+    # lock: answered past --busy-timeout, and past the pool's own 30 s a 503 "database not ready" (49 s were seen)
+    bodies = [delivery(20 + n) for n in range(20)]
+    with running_receiver(rbapp, "--workers", "20", "--busy-timeout", "60") as receiver:
+        connection, engine = _hold_write_lock(rbapp.database_url)
+        try:
+            with ThreadPoolExecutor(max_workers=20) as pool:
+                answers = [pool.submit(receiver.deliver, body) for body in bodies]
+                waiting, deadline = 0, time.monotonic() + 30
+                while waiting < 20 and time.monotonic() < deadline:  # every delivery on a connection of its own
+                    time.sleep(0.05)  # a polling cadence, not a wait for anything
+                    waiting = connection.execute(
+                        text(
+                            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+                            " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+                        )
+                    ).scalar_one()
+                assert waiting == 20, waiting
+                connection.close()
+                engine.dispose()  # the session, and its lock, end: each delivery applies in turn
+                assert [answer.result().status_code for answer in answers] == [200] * 20
+        finally:
+            connection.close()
+            engine.dispose()
+    assert len(bookings_by_invitee(rbapp)) == 20
+
+
 # SIGHUP: the terminal or SSH session running the receiver closed; Ctrl-C: run in a terminal. Both drain as for
 # SIGTERM and exit 0: a Ctrl-C'd receiver said "Interrupted; nothing was changed." (130) of what it had applied.
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT], ids=["SIGTERM", "SIGHUP", "SIGINT"])

@@ -603,7 +603,7 @@ def webhook_serve(
     listener = listen(host, port)
     settings = app_state.settings
     engine = make_engine(
-        settings.database_url, busy_timeout=busy_timeout, connect_timeout=settings.connect_timeout, pre_ping=True
+        settings.database_url, busy_timeout=busy_timeout, connect_timeout=settings.connect_timeout, workers=workers
     )
     handler = DeliveryHandler(app_state, signing_key=signing_key, source="receiver", tolerance=tolerance, engine=engine)
     try:

@@ -48,7 +48,7 @@ def make_engine(
     create_sqlite_file: bool = False,
     busy_timeout: float | None = None,
     connect_timeout: int = 10,
-    pre_ping: bool = False,
+    workers: int | None = None,
 ) -> Engine:
     """An engine for `url`. A missing SQLite file is created only when asked (by `db upgrade`).
 
@@ -58,9 +58,11 @@ def make_engine(
     timeout, PostgreSQL's lock_timeout) — the webhook receiver must answer within Calendly's 15 s, so it
     would rather answer 503 (retry later) than wait the CLI's 30 s.
 
-    ``pre_ping`` tests a pooled PostgreSQL connection before it is reused, and replaces it if the server has
-    closed it: for the receiver, whose connections outlive a server restart, a failover or an idle-session
-    timeout (a command's engine lives for seconds, and would pay a round trip per transaction for nothing).
+    ``workers`` makes it the engine of a long-lived service of that many threads (the webhook receiver): its
+    pool holds a connection for each, so none waits for one (SQLAlchemy's 5 + 10, then 30 s) past the busy
+    timeout; and a pooled PostgreSQL connection is tested before it is reused, and replaced if the server has
+    closed it (a restart, a failover, an idle-session timeout). A command's engine lives for seconds, and would
+    pay a round trip per transaction for nothing.
     """
     try:
         parsed = make_url(url)
@@ -82,11 +84,11 @@ def make_engine(
                     hint="choose a --database-url in a folder this user can write",
                     code="database_unwritable",
                 ) from None
-    kwargs: dict[str, Any] = {}
+    kwargs: dict[str, Any] = {} if workers is None else {"pool_size": workers}
     try:
         if parsed.get_backend_name() == "postgresql":
             parameters = libpq_parameters(url)  # the URL the plain reads refuse, refused here too
-            kwargs["pool_pre_ping"] = pre_ping
+            kwargs["pool_pre_ping"] = workers is not None
             kwargs["connect_args"] = {
                 # the URL's own connect_timeout is honoured over bapp's (README), as the plain reads do
                 **({} if "connect_timeout" in parameters else {"connect_timeout": connect_timeout}),
