@@ -196,10 +196,41 @@ def test_an_event_outside_the_supported_years_is_parked_not_stored(wbapp: Bapp, 
     result = apply(wbapp, body, signed(body), tmp=tmp_path)
     assert result.exit_code == 3, result.stderr
     # in the words of every other out-of-range refusal (services.instants.out_of_range)
-    assert f"event time '{start}' is outside the supported range 1900-01-01 to 2999-12-31" in result.stderr
+    assert f"time '{start}' is outside the supported range 1900-01-01 to 2999-12-31" in result.stderr
     assert bookings(wbapp) == []
     shown = wbapp("--timezone", "Pacific/Kiritimati", "bookings", "list", "--format", "table")
     assert shown.exit_code == 0, shown.stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "path", "moment"),
+    [
+        ("invitee.created", "payload.updated_at", "3000-01-01T00:00:00Z"),  # the booking's remote_updated_at
+        (
+            "invitee.created",
+            "payload.created_at",
+            "1850-06-01T00:00:00Z",
+        ),  # a reschedule's cancelled_at of the old half
+        ("invitee.canceled", "payload.cancellation.created_at", "3000-06-01T00:00:00Z"),  # its cancelled_at
+        ("invitee_no_show.created", "created_at", "1899-06-01T00:00:00Z"),  # its calendly_no_show_at
+    ],
+)
+def test_an_invitee_time_outside_the_supported_years_is_parked_not_stored(
+    wbapp: Bapp, tmp_path: Path, name: str, path: str, moment: str
+) -> None:
+    # only the event's start and end were held to the years: these were stored as sent, and the backup that
+    # `export all` wrote of them did not restore (`import all`: "is outside the supported range", exit 6)
+    document = json.loads(delivery(name, cancelled_at=BOOKED + dt.timedelta(days=1) if "cancel" in path else None))
+    *parents, key = path.split(".")
+    target = document
+    for part in parents:
+        target = target[part]
+    target[key] = moment
+    body = json.dumps(document).encode()
+    result = apply(wbapp, body, signed(body), tmp=tmp_path)
+    assert result.exit_code == 3, result.stderr
+    assert f"time '{moment}' is outside the supported range 1900-01-01 to 2999-12-31" in result.stderr
+    assert bookings(wbapp) == []
 
 
 @pytest.mark.parametrize("command", ["apply", "sign"])
@@ -351,6 +382,53 @@ def test_a_signed_object_too_long_for_a_backup_to_restore_is_exit_6_not_parked(w
     assert result.exit_code == 6, result.stderr
     assert error_lines(result.stderr) == ["Error: webhook body is too long to park: 10000011 characters, past 10000000"]
     assert snapshot(wbapp.database_url) == before
+
+
+@pytest.mark.parametrize("empty_database_url", ["sqlite"], indirect=True)  # the refusal is import's, on either
+def test_a_parked_deliverys_reason_quoting_a_long_uri_is_cut_so_its_backup_restores(
+    wbapp: Bapp, tmp_path: Path, empty_database_url: str
+) -> None:
+    # "unknown event type <its URI>": a 200,000-character URI made a reason past the 100,000 characters `import all`
+    # takes of an inbox row, so the backup `export all` wrote did not restore (exit 6), as did a long e-mail's
+    document = json.loads(delivery())
+    document["payload"]["scheduled_event"]["event_type"] = f"{API_ORIGIN}/event_types/{'E' * 200_000}"
+    body = json.dumps(document).encode()
+    assert apply(wbapp, body, signed(body), tmp=tmp_path).exit_code == 3
+    backup = tmp_path / "backup.json"
+    assert wbapp("export", "all", "-o", str(backup)).exit_code == 0
+    restored = Bapp(empty_database_url, tmp_path / "restored")
+    assert restored("db", "upgrade").exit_code == 0
+    result = restored("import", "all", str(backup), "--json")
+    assert result.exit_code == 0, result.stderr
+    [parked] = restored("calendly", "webhook", "list", "--pending", "--json").json()
+    assert parked["last_error"].startswith(f"unknown event type {API_ORIGIN}/event_types/EEE")
+    assert len(parked["last_error"]) == 100_000
+
+
+@pytest.mark.parametrize("empty_database_url", ["sqlite"], indirect=True)  # the refusal is import's, on either
+def test_answers_longer_than_a_booking_row_takes_are_cut_so_the_backup_restores(
+    wbapp: Bapp, tmp_path: Path, empty_database_url: str
+) -> None:
+    # stored whole, a 20,000-character answer (or a 5,000-character question) was in the booking `export all`
+    # wrote, and `import all` refused that row (exit 6: "String should have at most 10000 characters")
+    document = json.loads(delivery())
+    document["payload"]["questions_and_answers"] = [
+        {"question": "Q" * 5000, "answer": "A" * 20_000, "position": 0},
+        {"question": "Tools", "answer": "B" * 20_000, "position": 1},
+    ]
+    body = json.dumps(document).encode()
+    assert apply(wbapp, body, signed(body), tmp=tmp_path).exit_code == 0
+    backup = tmp_path / "backup.json"
+    assert wbapp("export", "all", "-o", str(backup)).exit_code == 0
+    restored = Bapp(empty_database_url, tmp_path / "restored")
+    assert restored("db", "upgrade").exit_code == 0
+    result = restored("import", "all", str(backup), "--json")
+    assert result.exit_code == 0, result.stderr
+    [booking] = bookings(restored)
+    assert booking["custom_question_responses"] == [
+        {"question": "Q" * 1000, "answer": "A" * 10_000, "position": 0},
+        {"question": "Tools", "answer": "B" * 10_000, "position": 1},
+    ]
 
 
 def test_a_body_on_stdin_and_the_sign_helper(wbapp: Bapp, tmp_path: Path) -> None:

@@ -27,6 +27,7 @@ from sqlalchemy import create_engine, select, text
 from bapp_cli.calendly.webhooks import parse_webhook
 from bapp_cli.db.engine import make_engine, unit_of_work
 from bapp_cli.db.locks import lock_id
+from bapp_cli.db.migration import HEAD_REVISION
 from bapp_cli.db.models import Booking
 from bapp_cli.services.calendly_bookings import pathway_question_pattern
 from bapp_cli.services.webhook_inbox import receive_delivery
@@ -40,6 +41,7 @@ from tests.cli.calendly_fixtures import (
 from tests.cli.webhook_fixtures import (
     BOOKED,
     KEY,
+    PATH,
     bookings_by_invitee,
     delivery,
     invitee_uri,
@@ -241,6 +243,35 @@ def test_a_database_locked_past_the_busy_timeout_answers_503_and_loses_nothing(r
     assert list(bookings_by_invitee(rbapp)) == [invitee_uri(3)]
 
 
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # sessions waiting on a lock, counted
+def test_each_worker_has_a_connection_so_none_waits_for_one_past_the_busy_timeout(rbapp: Bapp) -> None:
+    # the pool was SQLAlchemy's (5 + 10): with --workers 20, five deliveries waited for a connection, then for the
+    # lock: answered past --busy-timeout, and past the pool's own 30 s a 503 "database not ready" (49 s were seen)
+    bodies = [delivery(20 + n) for n in range(20)]
+    with running_receiver(rbapp, "--workers", "20", "--busy-timeout", "60") as receiver:
+        connection, engine = _hold_write_lock(rbapp.database_url)
+        try:
+            with ThreadPoolExecutor(max_workers=20) as pool:
+                answers = [pool.submit(receiver.deliver, body) for body in bodies]
+                waiting, deadline = 0, time.monotonic() + 30
+                while waiting < 20 and time.monotonic() < deadline:  # every delivery on a connection of its own
+                    time.sleep(0.05)  # a polling cadence, not a wait for anything
+                    waiting = connection.execute(
+                        text(
+                            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+                            " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+                        )
+                    ).scalar_one()
+                assert waiting == 20, waiting
+                connection.close()
+                engine.dispose()  # the session, and its lock, end: each delivery applies in turn
+                assert [answer.result().status_code for answer in answers] == [200] * 20
+        finally:
+            connection.close()
+            engine.dispose()
+    assert len(bookings_by_invitee(rbapp)) == 20
+
+
 # SIGHUP: the terminal or SSH session running the receiver closed; Ctrl-C: run in a terminal. Both drain as for
 # SIGTERM and exit 0: a Ctrl-C'd receiver said "Interrupted; nothing was changed." (130) of what it had applied.
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT], ids=["SIGTERM", "SIGHUP", "SIGINT"])
@@ -436,7 +467,7 @@ def _stamp(database_url: str, revision: str) -> None:
 def test_a_database_not_at_head_parks_the_delivery_202_until_it_is(rbapp: Bapp) -> None:
     from alembic.script import ScriptDirectory
 
-    from bapp_cli.db.migration import HEAD_REVISION, script_location
+    from bapp_cli.db.migration import script_location
 
     body = delivery(4)
     # A new bapp installed before `bapp db upgrade` ran: the database is one revision behind (the inbox
@@ -461,6 +492,25 @@ def test_a_database_not_at_head_parks_the_delivery_202_until_it_is(rbapp: Bapp) 
     assert inbox(rbapp, "--pending") == []
 
 
+def test_a_database_migrated_while_the_receiver_runs_parks_what_comes_after_202(rbapp: Bapp) -> None:
+    # the receiver asked whether the database was at head until it once was: a newer bapp's `db upgrade` run
+    # while it ran (before the service was restarted) had it apply deliveries to a schema it does not know
+    with running_receiver(rbapp) as receiver:
+        assert receiver.deliver(delivery(1)).status_code == 200
+        _stamp(rbapp.database_url, "f00dfacef00d")  # a revision this bapp has never heard of
+        try:
+            answer = receiver.deliver(delivery(2))
+            health = receiver.http.get(receiver.base + "/healthz")
+        finally:
+            _stamp(rbapp.database_url, HEAD_REVISION)
+        assert answer.status_code == 202, answer.text
+        assert "made by a newer bapp" in answer.json()["note"]
+        assert health.status_code == 503
+        assert receiver.deliver(delivery(3)).status_code == 200  # at head again
+    assert set(bookings_by_invitee(rbapp)) == {invitee_uri(1), invitee_uri(3)}
+    assert [entry["invitee_uri"] for entry in inbox(rbapp, "--pending")] == [invitee_uri(2)]
+
+
 def test_the_health_check_of_an_unreachable_database_names_no_host_port_or_password(bapp: Bapp) -> None:
     # nothing listens on port 1: the connection is refused, and psycopg's error names the host and port
     unreachable = "postgresql://bapp:hunter2secret@127.0.0.1:1/bapp"
@@ -475,6 +525,25 @@ def test_the_health_check_of_an_unreachable_database_names_no_host_port_or_passw
         assert receiver.deliver(delivery(1)).status_code == 503
     _, log = receiver.stop()
     assert "hunter2secret" not in log and "unhealthy" in log
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # a login SQLite does not have
+def test_the_health_check_of_a_database_refusing_the_login_names_no_host_port_or_user(rbapp: Bapp) -> None:
+    # the refusal's message is libpq's: 'connection to server at "127.0.0.1", port N failed: FATAL: password
+    # authentication failed for user "…"', and it carries a hint, which let it through to anyone asking
+    from sqlalchemy.engine import make_url
+
+    url = make_url(rbapp.database_url)
+    wrong = url.set(password="not-the-password").render_as_string(hide_password=False)
+    with running_receiver(rbapp, env={"BAPP_DATABASE_URL": wrong}) as receiver:
+        health = receiver.http.get(receiver.base + "/healthz")
+        assert (health.status_code, health.json()) == (
+            503,
+            {"status": "unavailable", "reason": "the database is unreachable"},
+        )
+        assert receiver.deliver(delivery(1)).status_code == 503
+    _, log = receiver.stop()
+    assert "unhealthy" in log and "not-the-password" not in log
 
 
 def test_the_access_log_shows_control_characters_of_a_request_path_escaped(rbapp: Bapp) -> None:
@@ -492,3 +561,58 @@ def test_the_access_log_shows_control_characters_of_a_request_path_escaped(rbapp
     assert not any(line.startswith("127.0.0.1 FORGED") for line in stderr.splitlines())
     [line] = [line for line in stderr.splitlines() if "pwned" in line]
     assert line.startswith('127.0.0.1 "GET /') and line.endswith("404 404 " + line.rsplit(" ", 1)[1])
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # SQLite has no server to lose
+def test_pooled_connections_the_server_dropped_are_replaced_not_answered_503(rbapp: Bapp) -> None:
+    # PostgreSQL restarted (or failed over, or its idle_session_timeout ended the receiver's idle sessions) while
+    # the receiver ran: the database was up again, yet the next health check answered 503 "unreachable" with a
+    # traceback in the log, and the next delivery 503, each on a pooled connection the server had closed
+    with running_receiver(rbapp) as receiver:
+        assert receiver.deliver(delivery(1)).status_code == 200
+        engine = create_engine(rbapp.database_url)
+        try:
+            with engine.connect() as connection:  # waits (up to 30 s) until each of them has ended
+                ended = connection.execute(
+                    text(
+                        "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid, 30000)) FROM pg_stat_activity"
+                        " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                    )
+                ).scalar_one()
+        finally:
+            engine.dispose()
+        assert ended >= 1
+        health = receiver.http.get(receiver.base + "/healthz")
+        assert (health.status_code, health.json()) == (200, {"status": "ok"})
+        assert receiver.deliver(delivery(2)).status_code == 200
+    code, log = receiver.stop()
+    assert code == 0 and "Traceback" not in log, log
+    assert set(bookings_by_invitee(rbapp)) == {invitee_uri(1), invitee_uri(2)}
+
+
+@pytest.mark.parametrize("empty_database_url", ["sqlite"], indirect=True)  # the refusal is import's, on either
+def test_a_parked_deliverys_headers_are_kept_without_control_characters_so_its_backup_restores(
+    rbapp: Bapp, tmp_path: Path, empty_database_url: str
+) -> None:
+    # the kept headers are the sender's text, and not signed: stored with an ESC, a C1 control or a DEL in them,
+    # `export all` wrote them and `import all` refused the inbox row, so the backup did not restore
+    import socket
+
+    body = delivery(5, type_index=77)  # an event type bapp does not know: parked
+    head = f"POST {PATH} HTTP/1.1\r\nHost: x\r\nCalendly-Webhook-Signature: {signed(body)}\r\n"
+    head += f"Content-Length: {len(body)}\r\nConnection: close\r\n"
+    receiver = start_receiver(rbapp)
+    with socket.create_connection(("127.0.0.1", receiver.port), timeout=30) as connection:
+        connection.sendall(head.encode() + b"User-Agent: Calendly\x1b[2J\x85\r\nX-Request-Id: a\x7fb\r\n\r\n" + body)
+        assert connection.recv(1000).startswith(b"HTTP/1.1 202")
+    code, log = receiver.stop()
+    assert code == 0, log
+    backup = tmp_path / "backup.json"
+    assert rbapp("export", "all", "-o", str(backup)).exit_code == 0
+    [kept] = [row["headers"] for row in json.loads(backup.read_text())["webhook_inbox"]]
+    assert (kept["user-agent"], kept["x-request-id"]) == ("Calendly[2J", "ab")
+    restored = Bapp(empty_database_url, tmp_path / "restored")
+    assert restored("db", "upgrade").exit_code == 0
+    result = restored("import", "all", str(backup), "--json")
+    assert result.exit_code == 0, result.stderr
+    assert [row["invitee_uri"] for row in inbox(restored, "--pending")] == [invitee_uri(5)]

@@ -603,7 +603,7 @@ def webhook_serve(
     listener = listen(host, port)
     settings = app_state.settings
     engine = make_engine(
-        settings.database_url, busy_timeout_ms=int(busy_timeout * 1000), connect_timeout=settings.connect_timeout
+        settings.database_url, busy_timeout=busy_timeout, connect_timeout=settings.connect_timeout, workers=workers
     )
     handler = DeliveryHandler(app_state, signing_key=signing_key, source="receiver", tolerance=tolerance, engine=engine)
     try:

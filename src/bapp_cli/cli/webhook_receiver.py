@@ -90,18 +90,14 @@ class DeliveryHandler:
         # Why an unknown event type could not be fetched or stored, said as it happens: on the command's
         # stderr, or in the receiver's log (ReceiverApp).
         self.warn: Callable[[str], None] = app_state.messages.warning
-        self._at_head = False
 
-    def ensure_ready(self, *, again: bool = False) -> None:
-        """Raise DatabaseNotReady unless the database answers and is at head: checked until it once is, or
-        ``again`` (the health check asks each time)."""
-        if self._at_head and not again:
-            return
+    def ensure_ready(self) -> None:
+        """Raise DatabaseNotReady unless the database answers and is at head: asked for every delivery, as a
+        newer bapp's `db upgrade` may run while the receiver does (checked once, it applied to that schema)."""
         try:
             ensure_at_head(self.engine)
         except SQLAlchemyError as exc:
             raise DatabaseNotReady(f"database error: {type(exc).__name__}") from None
-        self._at_head = True
 
     def handle(
         self, body: bytes, signature: str | None, headers: Mapping[str, str] | None = None, *, dry_run: bool = False
@@ -250,13 +246,13 @@ class ReceiverApp:
 
     async def _health(self, send: Send) -> tuple[int, str]:
         try:
-            ready = functools.partial(self.handler.ensure_ready, again=True)
-            await asyncio.get_running_loop().run_in_executor(self.executor, ready)
+            await asyncio.get_running_loop().run_in_executor(self.executor, self.handler.ensure_ready)
         except BappError as exc:
-            # An unreachable database's error names its host and port (db.dbapi): a health check, which anyone
-            # who can reach it may call, says only that. The reasons with a hint (no schema, another revision)
-            # come from a database that answered, and tell its operator what to run.
-            reason = exc.message if exc.hint else "the database is unreachable"
+            # An unreachable database's error names its host and port (db.dbapi), as does a refused login (and
+            # its user; a ConfigError): a health check, which anyone who can reach it may call, says only that.
+            # The other reasons with a hint (no schema, another revision) come from a database that answered,
+            # and tell its operator what to run.
+            reason = exc.message if exc.hint and not isinstance(exc, ConfigError) else "the database is unreachable"
             return await _answer(send, 503, {"status": "unavailable", "reason": reason}, outcome="unhealthy")
         if self.draining:
             return await _answer(send, 503, {"status": "shutting down"}, outcome="draining")

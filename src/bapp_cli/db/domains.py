@@ -18,3 +18,5 @@ MAX_INT32 = 2**31 - 1
 URI_LENGTH = 500
 # the longest body the webhook inbox keeps (Calendly's are a few kB): what `import all` takes back of a backup
 MAX_INBOX_BODY = 10_000_000
+# the longest reason an inbox row keeps for waiting: a reason may quote the delivery (an unknown type's URI)
+MAX_INBOX_ERROR = 100_000

@@ -43,15 +43,26 @@ logging.getLogger("psycopg").addHandler(logging.NullHandler())
 
 
 def make_engine(
-    url: str, *, create_sqlite_file: bool = False, busy_timeout_ms: int | None = None, connect_timeout: int = 10
+    url: str,
+    *,
+    create_sqlite_file: bool = False,
+    busy_timeout: float | None = None,
+    connect_timeout: int = 10,
+    workers: int | None = None,
 ) -> Engine:
     """An engine for `url`. A missing SQLite file is created only when asked (by `db upgrade`).
 
     ``connect_timeout`` is the whole seconds to wait for PostgreSQL to answer (the settings' BAPP_CONNECT_TIMEOUT).
 
-    ``busy_timeout_ms`` bounds how long a statement waits for another writer's lock (SQLite's busy
+    ``busy_timeout`` (seconds) bounds how long a statement waits for another writer's lock (SQLite's busy
     timeout, PostgreSQL's lock_timeout) — the webhook receiver must answer within Calendly's 15 s, so it
     would rather answer 503 (retry later) than wait the CLI's 30 s.
+
+    ``workers`` makes it the engine of a long-lived service of that many threads (the webhook receiver): its
+    pool holds a connection for each, so none waits for one (SQLAlchemy's 5 + 10, then 30 s) past the busy
+    timeout; and a pooled PostgreSQL connection is tested before it is reused, and replaced if the server has
+    closed it (a restart, a failover, an idle-session timeout). A command's engine lives for seconds, and would
+    pay a round trip per transaction for nothing.
     """
     try:
         parsed = make_url(url)
@@ -60,7 +71,7 @@ def make_engine(
         raise ConfigError(
             "the database URL is not valid", hint="check --database-url / BAPP_DATABASE_URL", code="database_url"
         ) from None
-    busy_timeout_ms = BUSY_TIMEOUT_MS if busy_timeout_ms is None else int(busy_timeout_ms)
+    busy_timeout_ms = BUSY_TIMEOUT_MS if busy_timeout is None else int(busy_timeout * 1000)
     path = sqlite_file(url)
     if path is not None:
         check_sqlite_file(url, path, creating=create_sqlite_file)
@@ -73,11 +84,11 @@ def make_engine(
                     hint="choose a --database-url in a folder this user can write",
                     code="database_unwritable",
                 ) from None
-    kwargs: dict[str, Any] = {}
+    kwargs: dict[str, Any] = {} if workers is None else {"pool_size": workers}
     try:
         if parsed.get_backend_name() == "postgresql":
             parameters = libpq_parameters(url)  # the URL the plain reads refuse, refused here too
-            kwargs["pool_pre_ping"] = False
+            kwargs["pool_pre_ping"] = workers is not None
             kwargs["connect_args"] = {
                 # the URL's own connect_timeout is honoured over bapp's (README), as the plain reads do
                 **({} if "connect_timeout" in parameters else {"connect_timeout": connect_timeout}),

@@ -202,22 +202,23 @@ def answers_from_calendly(items: Sequence[Mapping[str, Any]], questions: Sequenc
     """Calendly's `questions_and_answers` as the normalised list, refusing nothing.
 
     Calendly joins multi-select answers with newlines; they become lists when the question is known to
-    be multi-select. Unknown questions are kept with Calendly's own position.
+    be multi-select. Unknown questions are kept with Calendly's own position. Texts are cut to what a booking
+    row of `import` takes (1,000 characters of question, TEXT_LIMIT of each answer), so its backup restores.
     """
     by_key = {question_key(question.name): question for question in questions}
     normalised: list[dict[str, Any]] = []
     for index, item in enumerate(items):
-        text = str(item.get("question") or "").strip()
+        text = str(item.get("question") or "").strip()[:1000]
         if not text:
             continue
         raw = item.get("answer")
         question = by_key.get(question_key(text))
         if isinstance(raw, list):
-            answer: str | list[str] = [str(part) for part in raw]
+            answer: str | list[str] = [str(part)[:TEXT_LIMIT] for part in raw]
         elif question is not None and question.type == "multi_select":
-            answer = [part.strip() for part in str(raw or "").split("\n") if part.strip()]
+            answer = [part.strip()[:TEXT_LIMIT] for part in str(raw or "").split("\n") if part.strip()]
         else:
-            answer = "" if raw is None else str(raw)
+            answer = "" if raw is None else str(raw)[:TEXT_LIMIT]
         position = question.position if question is not None else item.get("position")
         name = question.name if question is not None else text
         normalised.append(

@@ -364,24 +364,25 @@ class InviteeApplier:
     @staticmethod
     def _cancellation(item: BookedInvitee) -> tuple[dt.datetime, str | None]:
         details = item.invitee.cancellation or item.event.cancellation
-        when = details.created_at if details is not None and details.created_at is not None else None
-        reason = details.reason.strip() if details is not None and details.reason else None
+        reason = (details.reason or "").strip() if details is not None else ""
         if item.invitee.rescheduled:
             reason = f"{RESCHEDULED_REASON}: {reason}" if reason else RESCHEDULED_REASON
-        return when or item.invitee.updated_at, (reason[:_MAX_REASON] if reason else None)
+        return (details.created_at if details else None) or item.invitee.updated_at, reason[:_MAX_REASON] or None
 
     # -- apply ------------------------------------------------------------------------------------
 
-    def apply(self, item: BookedInvitee) -> InviteeOutcome:
-        """Create, update or cancel the booking of one invitee; never raises for bad remote data."""
+    def apply(self, item: BookedInvitee, *kept: dt.datetime) -> InviteeOutcome:
+        """Create, update or cancel the booking of one invitee; never raises for bad remote data. ``kept``: other
+        times from Calendly the caller stores with it (a no-show's), held to the same years."""
         uri = item.invitee.uri
         if not uri.strip() or len(uri) > URI_LENGTH or len(item.event.uri) > URI_LENGTH:
             return InviteeOutcome("skipped", uri[:URI_LENGTH], note="invitee or event URI missing or too long")
-        for moment in (item.event.start_time, item.event.end_time):
-            # bapp's instants stay within these years (services.instants): past them a time overflows as soon
-            # as it is shown in a zone or moved by a buffer, so such an event is parked, not stored
+        times = (item.event.start_time, item.event.end_time, item.invitee.created_at, item.invitee.updated_at)
+        for moment in (*times, self._cancellation(item)[0], *kept):  # every time it may store
+            # bapp's instants stay within these years (services.instants): past them a time overflows as soon as
+            # it is shown in a zone or moved by a buffer, and a backup holding it does not restore: parked, not stored
             if not EARLIEST_YEAR <= moment.year <= LATEST_YEAR:
-                return InviteeOutcome("skipped", uri, note=f"event time {out_of_range(moment)}")
+                return InviteeOutcome("skipped", uri, note=f"time {out_of_range(moment)}")
         existing = self._booking(uri)
         return self._create(item) if existing is None else self._update(existing, item)
 
@@ -552,7 +553,7 @@ class InviteeApplier:
         instead: one not newer than the change last applied (a ``.created`` retried after its
         ``.deleted``) changes nothing.
         """
-        first = self.apply(item)
+        first = self.apply(item, changed_at)
         if first.action == "skipped":
             return first
         booking = self._booking(item.invitee.uri)

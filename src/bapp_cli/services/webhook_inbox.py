@@ -29,13 +29,13 @@ from sqlalchemy.orm import Session
 from bapp_cli.calendly.models import WebhookInvitee, WebhookPayload
 from bapp_cli.calendly.webhooks import UnfitDelivery, parse_webhook
 from bapp_cli.db.audit import record_audit
-from bapp_cli.db.domains import MAX_INBOX_BODY, MAX_INT32
+from bapp_cli.db.domains import MAX_INBOX_BODY, MAX_INBOX_ERROR, MAX_INT32
 from bapp_cli.db.locks import lock_keys
 from bapp_cli.db.models import URI_LENGTH, SessionType, WebhookDelivery
 from bapp_cli.errors import InvalidInput
 from bapp_cli.services.calendly_bookings import BookedInvitee, InviteeOutcome, apply_webhook
 from bapp_cli.services.listing import ALL, Page
-from bapp_cli.services.plain_text import json_with_controls_escaped
+from bapp_cli.services.plain_text import CONTROL_CHARACTER, json_with_controls_escaped
 
 INBOX_COLUMNS = (
     *("id", "status", "event", "source", "invitee_uri", "received_at", "attempts", "last_attempt_at", "last_error"),
@@ -113,14 +113,15 @@ def _park_unless_applied(
         _attempted(known, outcome, now=now)
     if outcome.applied:
         return outcome
-    reason = outcome.note or "could not be applied"
+    reason = (outcome.note or "could not be applied")[:MAX_INBOX_ERROR]  # as `import all` takes it back
     if known is None:
         known = WebhookDelivery(
             event=event[:64],
             source=source,
             body=json_with_controls_escaped(body.decode(json.detect_encoding(body))),
             body_sha256=digest,
-            headers=dict(headers),
+            # the sender's text, and unsigned: cleaned as Calendly's text is, else `import all` refused this row
+            headers={name: CONTROL_CHARACTER.sub("", value) for name, value in headers.items()},
             invitee_uri=outcome.invitee_uri[:URI_LENGTH] or None,
             status="pending",
             received_at=now,
@@ -187,7 +188,7 @@ def _attempted(delivery: WebhookDelivery, outcome: InviteeOutcome, *, now: dt.da
     delivery.attempts = min(delivery.attempts + 1, MAX_INT32)
     delivery.last_attempt_at = now
     if not outcome.applied:
-        delivery.last_error = outcome.note or "could not be applied"
+        delivery.last_error = (outcome.note or "could not be applied")[:MAX_INBOX_ERROR]
         return
     delivery.status = "applied"
     delivery.applied_at = now

@@ -25,7 +25,7 @@ from sqlalchemy import String, cast, func, or_, select, update
 from sqlalchemy.orm import Session
 from typing_extensions import TypedDict
 
-from bapp_cli.db.domains import MAX_INBOX_BODY, MAX_INT32
+from bapp_cli.db.domains import MAX_INBOX_BODY, MAX_INBOX_ERROR, MAX_INT32
 from bapp_cli.db.models import (
     CALENDLY_STATES,
     Booking,
@@ -253,7 +253,7 @@ class InboxRow(TypedDict, total=False):
     received_at: Required[When]
     attempts: Int32 | None
     last_attempt_at: When | None
-    last_error: Annotated[str, StringConstraints(max_length=100_000)] | None
+    last_error: Annotated[str, StringConstraints(max_length=MAX_INBOX_ERROR)] | None
     applied_at: When | None
     outcome: Annotated[str, StringConstraints(max_length=200)] | None
 
