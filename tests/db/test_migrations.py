@@ -424,3 +424,39 @@ def test_a_step_refused_on_sqlite_names_the_revision_left_as_on_postgresql(bapp:
     assert "calendly_no_show_at" in result.stderr and "Hint: change or drop what it names" in result.stderr
     assert migration.current_revision(engine) == "0010_portable_badges"
     engine.dispose()
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_the_check_after_a_committed_migration_does_not_wait_for_another_writer(
+    bapp: Bapp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The foreign-key check after the run's commit is a read: it began as the run did (BEGIN IMMEDIATE, since the
+    run waits for another writer), so a writer that took the database the moment the migration committed (the sync
+    or import it had waited for) made `db downgrade` wait again and fail busy (exit 75) with the migration done."""
+    from sqlalchemy import Connection, event
+
+    from bapp_cli.db.engine import WRITE_OPTION
+
+    holder = sqlite3.connect(bapp.database_url.removeprefix("sqlite:///"), isolation_level=None)
+    migrating: list[Connection] = []
+
+    def another_writer_takes_over(connection: Connection) -> None:
+        # the run's connection beginning again is the check after its commit: another writer got in first
+        if connection in migrating and not holder.in_transaction:
+            holder.execute("BEGIN IMMEDIATE")
+        elif connection.get_execution_options().get(WRITE_OPTION):
+            migrating.append(connection)
+
+    monkeypatch.setattr("bapp_cli.db.engine.BUSY_TIMEOUT_MS", 100)  # the old wait, cut short: no 30 s test
+    event.listen(Connection, "begin", another_writer_takes_over)
+    try:
+        result = bapp("db", "downgrade", "0014_session_slug_rule", "--yes")
+    finally:
+        event.remove(Connection, "begin", another_writer_takes_over)
+        took_over = holder.in_transaction
+        holder.close()
+    assert took_over
+    assert result.exit_code == 0, result.stderr
+    engine = make_engine(bapp.database_url)
+    assert migration.current_revision(engine) == "0014_session_slug_rule"
+    engine.dispose()

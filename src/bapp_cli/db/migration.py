@@ -110,6 +110,8 @@ def _run(
                 for message in said:
                     warn(message)
             if sqlite:
+                # a read, begun deferred: never a wait for a writer that took the database once the run committed
+                connection.execution_options(**{WRITE_OPTION: False})
                 problems = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
                 connection.rollback()
                 connection.connection.driver_connection.execute("PRAGMA foreign_keys = ON")  # type: ignore[union-attr]
