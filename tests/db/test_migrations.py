@@ -460,3 +460,15 @@ def test_the_check_after_a_committed_migration_does_not_wait_for_another_writer(
     engine = make_engine(bapp.database_url)
     assert migration.current_revision(engine) == "0014_session_slug_rule"
     engine.dispose()
+
+
+def test_a_refused_first_step_names_the_revision_left_base(empty_database_url: str, tmp_path: Path) -> None:
+    """A database at no revision said 'left at revision None' where every other message says base."""
+    engine = make_engine(empty_database_url, create_sqlite_file=True)
+    with engine.begin() as connection:  # another program's table, named as one the baseline creates
+        connection.execute(text("CREATE TABLE users (id INTEGER PRIMARY KEY)"))
+    engine.dispose()
+    result = Bapp(empty_database_url, tmp_path)("db", "upgrade")
+    assert result.exit_code == 5, result.stderr
+    assert result.stderr.startswith("Error: cannot upgrade to 'head'; the database, left at revision base, refused: ")
+    assert "already exists" in result.stderr, result.stderr

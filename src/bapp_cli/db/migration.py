@@ -99,7 +99,8 @@ def _run(
                 failure = dbapi.database_failure(exc)
                 if failure is None or failure.code == "database_error":
                     failure = DatabaseNotReady(
-                        f"cannot {action} to {revision!r}; the database, left at revision {before}, refused: {reason}",
+                        f"cannot {action} to {revision!r}; the database, left at revision {before or 'base'}, refused: "
+                        f"{reason}",
                         hint="change or drop what it names (a view of your own can be made again afterwards), then "
                         "rerun",
                         code="migration_refused",
