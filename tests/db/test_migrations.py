@@ -462,6 +462,37 @@ def test_the_check_after_a_committed_migration_does_not_wait_for_another_writer(
     engine.dispose()
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_full_disk_during_a_migration_is_said_as_every_command_says_it(bapp: Bapp) -> None:
+    """Since 24e2ae1 SQLite's refusal of a step's SQL (a column there already) is the migration's refusal, with its
+    hint to change or drop what it names; a full disk took those words too ('the database, left at revision None,
+    refused: database or disk is full', 'change or drop what it names'): it is no refusal of the step, and keeps the
+    words of every command."""
+    from sqlalchemy import Connection, event
+
+    from bapp_cli.db.engine import WRITE_OPTION
+
+    assert bapp("db", "downgrade", "base", "--yes").exit_code == 0
+    with contextlib.closing(sqlite3.connect(bapp.database_url.removeprefix("sqlite:///"))) as shrink:
+        shrink.execute("VACUUM")  # no free pages left from the downgrade: the upgrade's tables need new ones
+
+    def disk_full(connection: Connection) -> None:  # the file may not grow: SQLite's "database or disk is full"
+        if connection.get_execution_options().get(WRITE_OPTION):
+            pages = connection.connection.driver_connection.execute("PRAGMA page_count").fetchone()[0]
+            connection.connection.driver_connection.execute(f"PRAGMA max_page_count = {pages}")
+
+    event.listen(Connection, "begin", disk_full)
+    try:
+        result = bapp("db", "upgrade")
+    finally:
+        event.remove(Connection, "begin", disk_full)
+    assert result.exit_code == 5, result.stderr
+    assert result.stderr == "Error: database error: database or disk is full\n", result.stderr
+    engine = make_engine(bapp.database_url)
+    assert migration.current_revision(engine) is None
+    engine.dispose()
+
+
 def test_a_refused_first_step_names_the_revision_left_base(empty_database_url: str, tmp_path: Path) -> None:
     """A database at no revision said 'left at revision None' where every other message says base."""
     engine = make_engine(empty_database_url, create_sqlite_file=True)

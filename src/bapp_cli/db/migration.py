@@ -94,10 +94,10 @@ def _run(
                 # missing privilege. The whole run is one transaction, so the database stays at `before`.
                 connection.rollback()
                 reason = " ".join(str(exc.orig or exc).split())  # the driver's message with its DETAIL line
-                # busy, read-only, a login or a grant as every command says them; any other refusal of a step (each
-                # of SQLite's is an OperationalError, "database error: …") as a migration's, with the revision kept
+                # busy, read-only, a full disk, a login or a grant as every command says them; SQLite's refusal of
+                # the step's SQL (SQLITE_ERROR, an OperationalError: "database error: …") as a migration's refusal
                 failure = dbapi.database_failure(exc)
-                if failure is None or failure.code == "database_error":
+                if failure is None or getattr(exc.orig, "sqlite_errorname", None) == "SQLITE_ERROR":
                     failure = DatabaseNotReady(
                         f"cannot {action} to {revision!r}; the database, left at revision {before or 'base'}, refused: "
                         f"{reason}",
