@@ -210,6 +210,31 @@ def test_the_status_list_has_a_bit_for_every_badge_not_only_up_to_the_last_revok
     assert [(row["credential_id"].rsplit("/", 1)[1], row["status"]) for row in result.json()][-1] == ("200000", "valid")
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_badge_id_past_what_verify_reads_is_refused_by_status_list_not_published(bapp: Bapp, tmp_path: Path) -> None:
+    # the list was sized by any badge id: a restored one near 2**31 made status-list hold 256 MiB of bits (and
+    # ~480 MB of memory), publishing a list whose entry verify, which inflates at most 16 MiB, called "past the end
+    # of the list (134217728 entries read)"; the last id a list holds still verifies, the next is refused
+    def renumber(value: int) -> None:
+        seed(bapp, lambda session: session.execute(update(Badge).where(Badge.key == "fundamentals").values(id=value)))
+
+    seed(bapp, awarded_in_the_past)
+    issuer_init(bapp)
+    exported, listing = tmp_path / "ada.jwt", tmp_path / "revocations.jwt"
+    renumber(2**27 - 1)
+    assert bapp("badges", "export", EMAIL, "-o", str(exported)).exit_code == 0
+    assert bapp("badges", "status-list", "-o", str(listing)).exit_code == 0
+    result = bapp("badges", "verify", str(exported), "--status-list", str(listing), "--json")
+    assert result.exit_code == 0, result.stderr
+    assert result.json()[-1]["credential_id"].endswith("/134217727")
+    listing.unlink()
+    renumber(2**27)
+    result = bapp("badges", "status-list", "-o", str(listing))
+    assert result.exit_code == 6, result.stderr
+    assert result.stderr.startswith("Error: badge id 134217728 is past the 134,217,728 entries a status list holds\n")
+    assert not listing.exists()
+
+
 def test_tampered_or_foreign_credentials_exit_6_with_the_reason(bapp: Bapp, tmp_path: Path) -> None:
     seed(bapp, awarded_in_the_past)
     issuer_init(bapp)

@@ -424,3 +424,82 @@ def test_a_step_refused_on_sqlite_names_the_revision_left_as_on_postgresql(bapp:
     assert "calendly_no_show_at" in result.stderr and "Hint: change or drop what it names" in result.stderr
     assert migration.current_revision(engine) == "0010_portable_badges"
     engine.dispose()
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_the_check_after_a_committed_migration_does_not_wait_for_another_writer(
+    bapp: Bapp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The foreign-key check after the run's commit is a read: it began as the run did (BEGIN IMMEDIATE, since the
+    run waits for another writer), so a writer that took the database the moment the migration committed (the sync
+    or import it had waited for) made `db downgrade` wait again and fail busy (exit 75) with the migration done."""
+    from sqlalchemy import Connection, event
+
+    from bapp_cli.db.engine import WRITE_OPTION
+
+    holder = sqlite3.connect(bapp.database_url.removeprefix("sqlite:///"), isolation_level=None)
+    migrating: list[Connection] = []
+
+    def another_writer_takes_over(connection: Connection) -> None:
+        # the run's connection beginning again is the check after its commit: another writer got in first
+        if connection in migrating and not holder.in_transaction:
+            holder.execute("BEGIN IMMEDIATE")
+        elif connection.get_execution_options().get(WRITE_OPTION):
+            migrating.append(connection)
+
+    monkeypatch.setattr("bapp_cli.db.engine.BUSY_TIMEOUT_MS", 100)  # the old wait, cut short: no 30 s test
+    event.listen(Connection, "begin", another_writer_takes_over)
+    try:
+        result = bapp("db", "downgrade", "0014_session_slug_rule", "--yes")
+    finally:
+        event.remove(Connection, "begin", another_writer_takes_over)
+        took_over = holder.in_transaction
+        holder.close()
+    assert took_over
+    assert result.exit_code == 0, result.stderr
+    engine = make_engine(bapp.database_url)
+    assert migration.current_revision(engine) == "0014_session_slug_rule"
+    engine.dispose()
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_full_disk_during_a_migration_is_said_as_every_command_says_it(bapp: Bapp) -> None:
+    """Since 24e2ae1 SQLite's refusal of a step's SQL (a column there already) is the migration's refusal, with its
+    hint to change or drop what it names; a full disk took those words too ('the database, left at revision None,
+    refused: database or disk is full', 'change or drop what it names'): it is no refusal of the step, and keeps the
+    words of every command."""
+    from sqlalchemy import Connection, event
+
+    from bapp_cli.db.engine import WRITE_OPTION
+
+    assert bapp("db", "downgrade", "base", "--yes").exit_code == 0
+    with contextlib.closing(sqlite3.connect(bapp.database_url.removeprefix("sqlite:///"))) as shrink:
+        shrink.execute("VACUUM")  # no free pages left from the downgrade: the upgrade's tables need new ones
+
+    def disk_full(connection: Connection) -> None:  # the file may not grow: SQLite's "database or disk is full"
+        if connection.get_execution_options().get(WRITE_OPTION):
+            pages = connection.connection.driver_connection.execute("PRAGMA page_count").fetchone()[0]
+            connection.connection.driver_connection.execute(f"PRAGMA max_page_count = {pages}")
+
+    event.listen(Connection, "begin", disk_full)
+    try:
+        result = bapp("db", "upgrade")
+    finally:
+        event.remove(Connection, "begin", disk_full)
+    assert result.exit_code == 5, result.stderr
+    assert result.stderr == "Error: database error: database or disk is full\n", result.stderr
+    engine = make_engine(bapp.database_url)
+    assert migration.current_revision(engine) is None
+    engine.dispose()
+
+
+def test_a_refused_first_step_names_the_revision_left_base(empty_database_url: str, tmp_path: Path) -> None:
+    """A database at no revision said 'left at revision None' where every other message says base."""
+    engine = make_engine(empty_database_url, create_sqlite_file=True)
+    with engine.begin() as connection:  # another program's table, named as one the baseline creates
+        connection.execute(text("CREATE TABLE users (id INTEGER PRIMARY KEY)"))
+    engine.dispose()
+    result = Bapp(empty_database_url, tmp_path)("db", "upgrade")
+    assert result.exit_code == 5, result.stderr
+    assert result.stderr.startswith("Error: cannot upgrade to 'head'; the database, left at revision base, refused: ")
+    assert "already exists" in result.stderr, result.stderr

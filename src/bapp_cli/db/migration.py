@@ -94,12 +94,13 @@ def _run(
                 # missing privilege. The whole run is one transaction, so the database stays at `before`.
                 connection.rollback()
                 reason = " ".join(str(exc.orig or exc).split())  # the driver's message with its DETAIL line
-                # busy, read-only, a login or a grant as every command says them; any other refusal of a step (each
-                # of SQLite's is an OperationalError, "database error: …") as a migration's, with the revision kept
+                # busy, read-only, a full disk, a login or a grant as every command says them; SQLite's refusal of
+                # the step's SQL (SQLITE_ERROR, an OperationalError: "database error: …") as a migration's refusal
                 failure = dbapi.database_failure(exc)
-                if failure is None or failure.code == "database_error":
+                if failure is None or getattr(exc.orig, "sqlite_errorname", None) == "SQLITE_ERROR":
                     failure = DatabaseNotReady(
-                        f"cannot {action} to {revision!r}; the database, left at revision {before}, refused: {reason}",
+                        f"cannot {action} to {revision!r}; the database, left at revision {before or 'base'}, refused: "
+                        f"{reason}",
                         hint="change or drop what it names (a view of your own can be made again afterwards), then "
                         "rerun",
                         code="migration_refused",
@@ -110,6 +111,8 @@ def _run(
                 for message in said:
                     warn(message)
             if sqlite:
+                # a read, begun deferred: never a wait for a writer that took the database once the run committed
+                connection.execution_options(**{WRITE_OPTION: False})
                 problems = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
                 connection.rollback()
                 connection.connection.driver_connection.execute("PRAGMA foreign_keys = ON")  # type: ignore[union-attr]

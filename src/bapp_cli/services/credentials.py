@@ -45,6 +45,8 @@ OB_SCHEMA = "https://purl.imsglobal.org/spec/ob/v3p0/schema/json/ob_v3p0_achieve
 ALGORITHM = "EdDSA"
 # W3C Bitstring Status List: at least 131,072 entries, so one list does not single out its few holders
 STATUS_LIST_MIN_BITS = 131_072
+# and at most 2**27 (16 MiB inflated), as far as verify reads one: a few hundred kilobytes of gzip inflate to gigabytes
+STATUS_LIST_MAX_BITS = 1 << 27
 # credentials verified from one file: each takes about 1 KB of memory, so a file of millions of short lines is
 # refused (exit 6) before it is split, not read into gigabytes
 MAX_CREDENTIALS = 100_000
@@ -351,11 +353,10 @@ def _bit_is_set(encoded: str, index: int) -> bool:
         raise ValueError("encodedList is not multibase base64url ('u' prefix)")
     from jwt.utils import base64url_decode
 
-    if index < 0:
-        raise ValueError(f"index {index} is not a list index")
-    # inflated no further than the byte holding the bit (at most 16 MiB): whoever issued the credential publishes
-    # the list, and a few hundred kilobytes of gzip inflate to gigabytes
-    bits = zlib.decompressobj(wbits=31).decompress(base64url_decode(encoded[1:]), min(index // 8 + 1, 1 << 24))
+    if not 0 <= index < STATUS_LIST_MAX_BITS:
+        raise ValueError(f"index {index} is not a list index (0 to {STATUS_LIST_MAX_BITS - 1:,})")
+    # inflated no further than the byte holding the bit: whoever issued the credential publishes the list
+    bits = zlib.decompressobj(wbits=31).decompress(base64url_decode(encoded[1:]), index // 8 + 1)
     if index // 8 >= len(bits):
         raise ValueError(f"index {index} is past the end of the list ({len(bits) * 8} entries read)")
     return bool(bits[index // 8] & (0x80 >> (index % 8)))
@@ -365,7 +366,10 @@ def build_status_list(session: Session, *, issuer: Issuer, now: dt.datetime) -> 
     """The signed revocation list to publish at `issuer.status_list_id`, a bit per badge id set if revoked: how
     many are, and the list as `badges status-list --format json` writes it, {credential, jwt}."""
     revoked = list(session.scalars(select(Badge.id).where(Badge.revoked_at.is_not(None))))
-    highest = session.scalar(select(func.max(Badge.id))) or 0  # every badge's bit, revoked or not
+    # every badge's bit, revoked or not; a badge id past the longest list (a restored one near 2**31 would be 256 MiB
+    # of bits) is refused, as verify would refuse its credential's entry
+    if (highest := session.scalar(select(func.max(Badge.id))) or 0) >= STATUS_LIST_MAX_BITS:
+        raise InvalidInput(f"badge id {highest} is past the {STATUS_LIST_MAX_BITS:,} entries a status list holds")
     credential = {
         "@context": [VC_CONTEXT],
         "id": issuer.status_list_id,
@@ -414,11 +418,9 @@ def _types(value: Any) -> list[Any]:
 
 
 def _parse_instant(value: Any) -> dt.datetime | None:
-    if not isinstance(value, str):
-        return None
     try:
         parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+    except (AttributeError, ValueError):  # no string (a number, an object), or no ISO 8601 instant
         return None
     return parsed if parsed.tzinfo is not None else None
 
