@@ -477,6 +477,18 @@ def test_foreign_next_page_is_refused_and_never_requested(next_page: str) -> Non
     assert "another origin" in info.value.message
 
 
+@pytest.mark.parametrize(
+    "next_page", ["", "/event_types?page_token=t2", "//api.calendly.com/event_types?page_token=t2", "https://[::1"]
+)
+def test_next_page_that_is_no_full_url_is_refused_as_malformed(next_page: str) -> None:
+    # '' and a path were refused as links 'to another origin (://:0, expected https://api.calendly.com:443)'
+    pages = {None: page(event_types(0, 1), "t2", next_page=next_page), "t2": page(event_types(1, 2))}
+    with client_for(paged_handler(pages)) as (client, rec, _), pytest.raises(RemoteError) as info:
+        client.list_event_types(user="u")
+    assert len(rec.requests) == 1
+    assert info.value.message == "Calendly GET /event_types: page 1 has a malformed next_page URL"
+
+
 def test_same_origin_with_explicit_default_port_is_followed() -> None:
     pages = {
         None: page(event_types(0, 1), "t2", next_page="https://API.calendly.com:443/event_types?page_token=t2"),

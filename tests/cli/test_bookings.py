@@ -496,6 +496,10 @@ def test_sessions_available_anonymous_and_client(bapp: Bapp, world: Session) -> 
     table = bapp("sessions", "available", "--client", "ada@example.com", "-f", "table", env=WIDE)
     positions = [table.stdout.index(heading) for heading in ("Free Sessions", "Learning Pathway", "Specialized")]
     assert positions == sorted(positions)
+    # a price in the words of sessions list: 'free' here read as the category beside 'Free Sessions'
+    catalogue = bapp("sessions", "list", "-f", "table", env=WIDE).stdout
+    assert "no charge" in catalogue and "no charge" in table.stdout and " free " not in table.stdout
+    assert "30.00 GBP" in table.stdout
     assert bapp("sessions", "available", "--pathway", "play", "--client", "ada@example.com", "--json").json()[1][
         "title"
     ] == ("Agent Clinic")

@@ -340,6 +340,9 @@ def test_status_lists_recent_runs_newest_first(cbapp: Bapp, fake: FakeCalendly) 
     assert len(cbapp("calendly", "status", "--limit", "1", "--json").json()) == 1
     table = cbapp("calendly", "status", "--format", "table")
     assert table.exit_code == 0 and "Calendly syncs" in table.stdout and "refused the token" in table.stdout
+    # the error goes under the table: in the 'started' column it read a word or two a line at 80 columns
+    narrow = cbapp("calendly", "status", "--format", "table", env={"COLUMNS": "80"}).stdout.splitlines()
+    assert any(line.startswith("run 2: Calendly refused the token (HTTP 401") for line in narrow), narrow
 
 
 def test_the_token_never_appears_in_any_output(cbapp: Bapp, fake: FakeCalendly) -> None:

@@ -806,6 +806,8 @@ class CalendlyClient:
         if pagination.next_page is not None:
             try:
                 target = httpx.URL(pagination.next_page)
+                if not target.is_absolute_url:  # '' or a bare path has no origin to compare (it was named '://:0')
+                    raise httpx.InvalidURL(pagination.next_page)
             except httpx.InvalidURL:
                 raise RemoteError(f"{request.label}: page {number} has a malformed next_page URL") from None
             origin = _origin_of(target)

@@ -315,9 +315,10 @@ def status(
                 run["source"],
                 *(str(run[name]) for name in counted),
             )
-            if run["error"]:
-                grid.add_row("", "", styled(run["error"], "red"), *([""] * 10))
         print_listing(console, grid, empty="(no syncs yet — run `bapp calendly sync`)", keys=("run", "status"))
+        # under the table, the whole width: a row of its own put it in the 'started' column, a word a line at 80
+        for failed in filter(lambda run: run["error"], runs):
+            console.print(f"run {failed['run_id']}: {failed['error']}", style="red")
 
     sink.records(runs, RUN_COLUMNS, table=table)
 

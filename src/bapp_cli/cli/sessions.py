@@ -363,7 +363,7 @@ def render_available(availability: Availability, console: Any) -> None:
                 str(record["id"]),
                 record["title"],
                 minutes,
-                "free" if not record["price"] else f"{record['price']:.2f} {record['currency']}",
+                _money(record),
                 ", ".join(record["pathways"]) or "—",
                 record["builder"] or "—",
                 "needed" if record["requires_auth"] else "not needed",
