@@ -420,6 +420,28 @@ def test_a_resend_answered_with_uris_too_long_reports_the_booking_given_up(
     assert (booking.calendly_state, booking.status) == ("failed", "cancelled")
 
 
+def test_an_invitee_updated_past_the_supported_years_is_given_up_not_stored(
+    synced: Bapp, fake: FakeCalendly, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the booked invitee's updated_at was stored as remote_updated_at whatever its year (a pull or a delivery
+    # parks such an invitee): the backup `export all` then wrote did not restore ('import all', exit 6)
+    booked = fake.writes.create_invitee
+
+    def updated_in_3000(data: Any) -> Any:
+        reply = booked(data)
+        resource = json.loads(reply.body)["resource"]
+        resource["updated_at"] = "3000-01-01T00:00:00Z"
+        return type(reply)(reply.status, json.dumps({"resource": resource}).encode())
+
+    monkeypatch.setattr(fake.writes, "create_invitee", updated_in_3000)
+    result = create(synced, slot())
+    assert result.exit_code == 9, result.stderr
+    assert "updated_at '3000-01-01T00:00:00Z' is outside the supported range 1900-01-01 to 2999-12-31" in result.stderr
+    assert "cancelled here, so cancel the invitee in Calendly too" in result.stderr
+    [booking] = bookings(synced.database_url)
+    assert (booking.calendly_state, booking.status, booking.remote_updated_at) == ("failed", "cancelled", None)
+
+
 def test_a_5xx_that_created_nothing_is_resent_once(synced: Bapp, fake: FakeCalendly) -> None:
     fake.fail_next("/invitees", 503)
     result = create(synced, slot())

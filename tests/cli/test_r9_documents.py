@@ -156,12 +156,15 @@ def test_completing_a_skill_whose_attempts_are_at_an_integer_columns_bound_is_re
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-def test_a_synced_instant_with_no_utc_form_is_an_invalid_listing(bapp: Bapp, tmp_path: Path) -> None:
-    # 9999-12-31T23:59:59-14:00 is a valid ISO instant whose UTC form is past year 9999: OverflowError (exit 1)
-    saved = _example_listing(tmp_path, updated_at="9999-12-31T23:59:59-14:00")
+@pytest.mark.parametrize("instant", ["9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00+01:00"])
+def test_a_synced_instant_with_no_utc_form_is_an_invalid_listing(bapp: Bapp, tmp_path: Path, instant: str) -> None:
+    # valid ISO instants whose UTC form is past year 9999 or before year 1: OverflowError (exit 1); the second was
+    # then said to be "past the end of the calendar"
+    saved = _example_listing(tmp_path, updated_at=instant)
     result = bapp("calendly", "sync", "--from-file", str(saved))
     assert result.exit_code == 6, result.stderr
-    assert "field updated_at: Value error, the instant is past the end of the calendar in UTC" in result.stderr
+    said = "field updated_at: Value error, the instant is outside the calendar's years 1 to 9999 in UTC"
+    assert said in result.stderr
     assert bapp("sessions", "list", "--all", "--json").json() == []
 
 

@@ -79,8 +79,9 @@ __all__ = [
 def _as_utc(value: datetime) -> datetime:
     try:
         return value.astimezone(UTC)
-    except OverflowError:  # 9999-12-31T23:59:59-14:00 has no UTC form; pydantic names a ValueError's field
-        raise ValueError("the instant is past the end of the calendar in UTC") from None
+    except OverflowError:  # 9999-12-31T23:59:59-14:00 (or 0001-01-01T00:00:00+01:00) has no UTC form; pydantic
+        # names a ValueError's field
+        raise ValueError("the instant is outside the calendar's years 1 to 9999 in UTC") from None
 
 
 def _empty_if_null(value: Any) -> Any:

@@ -129,8 +129,7 @@ def request(shell: str) -> tuple[list[str], str] | None:
     if shell == "complete_bash":
         words = split_words(os.environ.get("COMP_WORDS", ""))
         cword = int(os.environ.get("COMP_CWORD", "0"))  # not a number: the launcher leaves it to Typer
-        incomplete = words[cword] if cword < len(words) else ""
-        return words[1:cword], incomplete
+        return words[1:cword], (words[cword] if cword < len(words) else "")
     if shell == "complete_zsh":
         line = os.environ.get("_TYPER_COMPLETE_ARGS", "")
         words = split_words(line)[1:]

@@ -83,8 +83,7 @@ def history(ctx: typer.Context) -> None:
     """
     from bapp_cli.db import migration
 
-    sink = state(ctx).output()
-    sink.records(migration.history(), ["revision", "down_revision", "description", "is_head"])
+    state(ctx).output().records(migration.history(), ["revision", "down_revision", "description", "is_head"])
 
 
 @output_command(app, "check")

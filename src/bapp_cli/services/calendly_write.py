@@ -58,7 +58,7 @@ from bapp_cli.services.booking import (
     status_move,
     waiting_for_calendly,
 )
-from bapp_cli.services.instants import instant_text
+from bapp_cli.services.instants import EARLIEST_YEAR, LATEST_YEAR, instant_text, out_of_range
 from bapp_cli.services.people import get_client
 from bapp_cli.services.rule_book import price_status, restored_status
 from bapp_cli.services.session_types import check_bookable, get_session_type
@@ -395,10 +395,13 @@ class CalendlyWriter:
         self, sent: _Sent, invitee: Invitee, event: ScheduledEvent | None, *, notes: list[str], dry_run: bool = False
     ) -> CalendlySettled:
         """Record Calendly's invitee on the held booking (``dry_run``: what that would make of it)."""
-        if max(len(invitee.uri), len(invitee.event)) > URI_LENGTH:  # keys, which cannot be cut as its links are
-            self._give_up(sent, "its Calendly URIs are too long for bapp", note="", dry_run=dry_run)
+        too_long = max(len(invitee.uri), len(invitee.event)) > URI_LENGTH  # keys, which cannot be cut as its links are
+        # its updated_at is stored too: past bapp's years, the backup `export all` then wrote did not restore
+        if too_long or not EARLIEST_YEAR <= invitee.updated_at.year <= LATEST_YEAR:
+            problem = "URIs too long for bapp" if too_long else f"updated_at {out_of_range(invitee.updated_at)}"
+            self._give_up(sent, f"Calendly's invitee: {problem}", note="", dry_run=dry_run)
             # a dry run (reconcile's) says what the run would do, as its records do
-            why = f"Calendly booked {sent.reference} as invitee {invitee.uri}: URIs too long for bapp; "
+            why = f"Calendly booked {sent.reference} as invitee {invitee.uri}: {problem}; "
             why += f"{'it would be cancelled here' if dry_run else 'cancelled here'}, {CANCEL_THERE}"
             raise RemoteError(why, hint="book again once it is cancelled in Calendly", code="uri_too_long")
         if event is None:
