@@ -680,6 +680,15 @@ def test_import_all_of_an_array_says_so_not_none(bapp: Bapp, tmp_path: Path) -> 
     assert result.stderr.startswith("Error: the document is an array of rows\nHint: its top-level keys are kinds: ")
 
 
+def test_import_all_refuses_a_document_naming_a_kind_twice(bapp: Bapp, tmp_path: Path) -> None:
+    # both `clients` arrays were imported (ann and bob) while the summary's kinds.clients counted only the second
+    document = '{"clients": [{"email": "ann@example.com"}],\n"clients": [{"email": "bob@example.com"}]}'
+    result = bapp("import", "all", write(tmp_path, "twice.json", document))
+    assert result.exit_code == 6, result.stderr
+    assert result.stderr.startswith("Error: the document holds 'clients' twice; nothing was written")
+    assert bapp("clients", "list", "--format", "tsv").stdout == "email\tname\tcompany\tindustry\tcreated_at\n"
+
+
 def test_a_client_given_twice_in_a_one_line_json_array_is_a_bad_row(bapp: Bapp, tmp_path: Path) -> None:
     # a duplicate e-mail was found by its line differing from the first's: the rows of a one-line array (`jq -c`,
     # json.dumps) all share line 1, so both were inserted and the unique index refused the second: exit 1 on
