@@ -174,6 +174,8 @@ def _report(error: BappError, argv: list[str], app_state: AppState) -> int:
         # errors echo user input (a value, a file's line): no secret and no control character gets through
         return visible(app_state.scrub(text))
 
+    if isinstance(error, Interrupted) and _TERMINATED:  # a service's words for Ctrl-C, of a stop signal
+        error.message = error.message.replace("interrupted", _STOPS[_TERMINATED[0]].lower(), 1)
     message, details = scrub(error.message), error.details
     sys.stderr.write(f"Error: {message}\n")
     json_errors = _wants_json_errors(argv, app_state)
@@ -259,6 +261,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 _TERMINATED: list[int] = []  # the SIGTERM or SIGHUP received, if one was
+_STOPS = {1: "Hung up", 15: "Terminated"}  # SIGHUP's and SIGTERM's words, as README's exit codes 129 and 143 say
 
 
 def _terminate(signum: int, frame: Any) -> None:
@@ -271,7 +274,7 @@ def _stopped(*, aborted: bool = False) -> int:
     changed, or (stopped after a commit: a sync showing its changes) with what it committed standing; its exit
     code."""
     terminated = bool(_TERMINATED) and not aborted
-    how = "Aborted" if aborted else "Terminated" if terminated else "Interrupted"
+    how = "Aborted" if aborted else _STOPS[_TERMINATED[0]] if terminated else "Interrupted"
     changed = "what was committed before the stop stands" if committed[0] else "nothing was changed"
     sys.stderr.write(f"{how}; {changed}.\n")
     # 128 + the signal, as a shell reports a process the signal stopped: `timeout` and systemd tell a
