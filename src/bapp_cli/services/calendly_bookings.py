@@ -406,7 +406,7 @@ class InviteeApplier:
         remote = self._remote_fields(item, session_type, warnings)
         replaced = self._booking(invitee.old_invitee) if invitee.old_invitee else None
         name = (invitee.name or "").strip()[:_MAX_NAME] or None
-        client, _, account_created = ensure_client(self.session, email, name=name)
+        client, _, made = ensure_client(self.session, email, name=name)
         # The answered pathway, else the one of the booking this one replaces, else rule 4's lenient choice
         # (services.rule_book.choose_pathway): Calendly has booked it, so nothing is refused.
         requested = self._answered_pathway(invitee, warnings)
@@ -446,7 +446,7 @@ class InviteeApplier:
             f"booked through the link {invitation}" if invitation is not None else "",
             f"rescheduled from {replaced.reference}" if replaced is not None else "",
             ("arrived cancelled" + (f" ({reason})" if reason else "")) if cancelled else "",
-            f"account created for {email}" if account_created else "",
+            f"{made} created for {email}" if made else "",
             f"enrolled in {pathway.slug}" if enrolled and pathway is not None else "",
         ]
         replaced_reference = None
@@ -454,7 +454,7 @@ class InviteeApplier:
             # The new half came first: the old slot is free in Calendly whatever order deliveries take.
             self._cancel(replaced, invitee.created_at, f"{RESCHEDULED_REASON} to {booking.reference}")
             replaced_reference = replaced.reference
-        created = creation_audit(booking, email, builder, pathway, account_created=account_created, enrolled=enrolled)
+        created = creation_audit(booking, email, builder, pathway, account_created=made == "account", enrolled=enrolled)
         rescheduled_from = replaced.reference if replaced is not None else None
         audit = {"source": "calendly", "invitee": invitee.uri, **created, "rescheduled_from": rescheduled_from}
         record_audit(self.session, "booking", booking.reference, audit)
