@@ -10,6 +10,7 @@ import contextlib
 import itertools
 import json
 import os
+import signal
 import sys
 import traceback
 from typing import Annotated, Any, Literal, cast
@@ -256,12 +257,16 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         app_state.close()
         sys.stdout, sys.stderr = real_stdout, real_stderr
-        _restore_signals(replaced_handlers)
+        # put back what _stop_on_signals replaced, so a caller running main() in-process (the tests) keeps its own
+        with contextlib.suppress(ValueError, OSError):
+            for number, handler in replaced_handlers.items():
+                signal.signal(number, handler)
     raise SystemExit(flush_stdout_at_exit(exit_code))
 
 
 _TERMINATED: list[int] = []  # the SIGTERM or SIGHUP received, if one was
-_STOPS = {1: "Hung up", 15: "Terminated"}  # SIGHUP's and SIGTERM's words, as README's exit codes 129 and 143 say
+# what a stop by SIGHUP or SIGTERM says, as README's exit codes 129 and 143 do
+_STOPS: dict[int, str] = {signal.SIGHUP: "Hung up", signal.SIGTERM: "Terminated"}
 
 
 def _terminate(signum: int, frame: Any) -> None:
@@ -288,8 +293,6 @@ def _stop_on_signals() -> dict[int, Any]:
     signal — instead of Python's default of dying where it stands, which left an export's or a rejects
     file's `.partial` temporary file behind. An ignored signal stays ignored (`nohup`); a server command
     (webhook serve) installs its own handlers, which drain, when it starts. Returns the handlers to put back."""
-    import signal
-
     _TERMINATED.clear()
     committed[0] = False  # a command run before this one in the process (in-process tests) may have set it
     replaced: dict[int, Any] = {}
@@ -298,15 +301,6 @@ def _stop_on_signals() -> dict[int, Any]:
             if signal.getsignal(number) == signal.SIG_DFL:
                 replaced[number] = signal.signal(number, _terminate)
     return replaced
-
-
-def _restore_signals(replaced: dict[int, Any]) -> None:
-    """Put back what _stop_on_signals replaced, so a caller running main() in-process (the tests) keeps its own."""
-    import signal  # loaded already: _stop_on_signals imported it
-
-    with contextlib.suppress(ValueError, OSError):
-        for number, handler in replaced.items():
-            signal.signal(number, handler)
 
 
 def _failure(error: Exception, args: list[str], app_state: AppState) -> int:
@@ -370,14 +364,12 @@ def _command_words(root: Any, context: Any, argv: list[str], option: str) -> tup
             skip_value = "=" not in arg and (arg == option or (not words and arg in _ROOT_VALUE_OPTIONS))
             continue
         found = group.get_command(context, arg) if hasattr(group, "get_command") else None
-        if found is None:
-            if skip_value:
-                skip_value = False
-                continue
+        if found is None and not skip_value:
             break
         skip_value = False
-        words.append(arg)
-        group = found
+        if found is not None:
+            words.append(arg)
+            group = found
     return words, group
 
 
