@@ -250,6 +250,10 @@ def test_scope_comes_from_flags_then_config_then_the_token_user(
     assert "organization" not in fake.requests[0].params and fake.requests[0].params["user"] == USER
     both = cbapp("calendly", "sync", "--user", USER, "--organization", DEFAULT_ORGANIZATION_URI)
     assert both.exit_code == 2 and "cannot be combined" in both.stderr
+    fake.clear_requests()
+    empty = cbapp("calendly", "sync", "--organization", "")  # it synced the configured organization's
+    assert empty.exit_code == 2 and empty.stderr.startswith("Error: --organization is empty")
+    assert fake.requests == []
 
 
 def test_a_bad_rule_in_the_config_is_exit_4_before_any_request(cbapp: Bapp, fake: FakeCalendly, tmp_path: Path) -> None:

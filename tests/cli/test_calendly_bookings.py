@@ -316,6 +316,9 @@ def test_the_window_is_passed_to_calendly(pbapp: Bapp, fake: FakeCalendly) -> No
         (("--until", "2020-01-01"), 6, "Error: until: must be later than --since's default, 30 days ago"),
         (("--since", "next tuesday"), 6, "Error: since: 'next tuesday' is not a valid date and time"),
         (("--user", USER, "--organization", "https://api.calendly.com/organizations/O"), 2, "Error: --user and"),
+        # an empty scope was no scope: the pull ran for the token's own user
+        (("--user", ""), 2, "Error: --user is empty"),
+        (("--organization", " "), 2, "Error: --organization is empty"),
     ],
 )
 def test_bad_flags_are_refused_before_calendly_is_called(

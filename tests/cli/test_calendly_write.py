@@ -1264,11 +1264,14 @@ def test_ctrl_c_of_a_dry_run_booking_says_nothing_was_changed(synced: Bapp, fake
 def test_a_stop_signal_while_calendly_books_exits_with_the_signals_code(
     synced: Bapp, fake: FakeCalendly, stop: int, code: int
 ) -> None:
-    # SIGTERM and SIGHUP unwind as Ctrl-C does, with 128 + the signal (R3): here it was 130 whatever the signal
+    # SIGTERM and SIGHUP unwind as Ctrl-C does, with 128 + the signal (R3): here it was 130 whatever the signal,
+    # and it said "interrupted" of each, the word of README's 130
     args = ("bookings", "create", "--client", CLIENT, "--session", FREE, "--start", z(slot()), *ANSWERS)
     exit_code, stderr, _ = _interrupt_during_post(synced, fake, "/invitees", *args, stop=stop)
     assert exit_code == code, stderr
     _assert_left_pending(synced, stderr)
+    how = "terminated" if stop == signal.SIGTERM else "hung up"
+    assert error_lines(stderr)[0].startswith(f"Error: {how} while Calendly was asked about booking "), stderr
 
 
 def held_by(request: Any, fault: Fault | None) -> bool:

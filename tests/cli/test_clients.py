@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -314,3 +315,32 @@ def test_builders_add_update_list(bapp: Bapp, seed: Session) -> None:
     assert len(changes) == 2
     assert '"accepting_bookings": [true, false]' in changes[1] and '"max_advance_days": [60, null]' in changes[1]
     assert all(entry.command.startswith("bapp builders ") for entry in seed.scalars(select(AuditEntry)))
+
+
+@pytest.mark.parametrize("zone", ["localtime", "posixrules", "Factory", "posix/Europe/London"])
+def test_a_zone_name_that_is_no_iana_key_is_refused_wherever_a_zone_is_given(
+    bapp: Bapp, seed: Session, tmp_path: Path, zone: str
+) -> None:
+    # each opened a file of this machine's zoneinfo (localtime: its own clock) and was stored as given: the same
+    # builder read another zone, or none, on another machine; the setting read naive times in this machine's zone
+    assert bapp("builders", "add", "coach@example.com", "--timezone", "Europe/Paris").exit_code == 0
+    add = bapp("builders", "add", "new@example.com", "--timezone", zone)
+    update = bapp("builders", "update", "coach@example.com", "--timezone", zone)
+    rows = tmp_path / "builders.csv"
+    rows.write_text(f"email,timezone\nrow@example.com,{zone}\n")
+    imported = bapp("import", "builders", str(rows))
+    flag = bapp("--timezone", zone, "pathways", "list")
+    environment = bapp("pathways", "list", env={"BAPP_TIMEZONE": zone})
+    (bapp.home / "config.toml").write_text(f"timezone = {json.dumps(zone)}\n")
+    configured = bapp("pathways", "list")
+    for result, code, message in [
+        (add, 6, f"Error: timezone: unknown timezone {zone!r}"),
+        (update, 6, f"Error: timezone: unknown timezone {zone!r}"),
+        (imported, 6, f"line 2, field timezone: unknown timezone {zone!r}"),
+        (flag, 6, f"Error: unknown timezone {zone!r}"),
+        (environment, 4, f"BAPP_TIMEZONE, key timezone: unknown timezone {zone!r}"),
+        (configured, 4, f"key timezone: unknown timezone {zone!r}"),
+    ]:
+        assert (result.exit_code, message in result.stderr) == (code, True), result.stderr
+    seed.rollback()
+    assert seed.scalars(select(BuilderProfile.timezone)).all() == ["Europe/Paris"]

@@ -650,7 +650,9 @@ def test_r3_an_import_stopped_with_sigterm_or_sighup_unwinds_like_ctrl_c(
         process.send_signal(stop)
         stdout, stderr = process.communicate(timeout=30)
     assert process.returncode == 128 + stop, stderr
-    assert stderr.strip().splitlines() == ["Terminated; nothing was changed."] and stdout == ""
+    # a hang-up said "Terminated", the word of README's 143, not its own 129's
+    how = "Terminated" if stop == signal.SIGTERM else "Hung up"
+    assert stderr.strip().splitlines() == [f"{how}; nothing was changed."] and stdout == ""
     nothing_written(catalogue)
     assert not rejects.exists() and not list(tmp_path.glob(".*.partial"))
 
@@ -678,6 +680,15 @@ def test_import_all_of_an_array_says_so_not_none(bapp: Bapp, tmp_path: Path) -> 
     result = bapp("import", "all", str(rows))
     assert result.exit_code == 6
     assert result.stderr.startswith("Error: the document is an array of rows\nHint: its top-level keys are kinds: ")
+
+
+def test_import_all_refuses_a_document_naming_a_kind_twice(bapp: Bapp, tmp_path: Path) -> None:
+    # both `clients` arrays were imported (ann and bob) while the summary's kinds.clients counted only the second
+    document = '{"clients": [{"email": "ann@example.com"}],\n"clients": [{"email": "bob@example.com"}]}'
+    result = bapp("import", "all", write(tmp_path, "twice.json", document))
+    assert result.exit_code == 6, result.stderr
+    assert result.stderr.startswith("Error: the document holds 'clients' twice; nothing was written")
+    assert bapp("clients", "list", "--format", "tsv").stdout == "email\tname\tcompany\tindustry\tcreated_at\n"
 
 
 def test_a_client_given_twice_in_a_one_line_json_array_is_a_bad_row(bapp: Bapp, tmp_path: Path) -> None:

@@ -197,6 +197,17 @@ def test_an_invitee_becomes_a_booking_with_account_answers_and_audit(catalogue: 
     assert audit.changes["source"] == "calendly" and audit.changes["invitee"] == person["uri"]
 
 
+def test_a_builder_booked_as_an_invitee_is_made_a_client_not_given_an_account(catalogue: Session) -> None:
+    # ada, a builder, already has an account: only her client profile is new, yet the note said "account
+    # created for ada@example.com" and the booking's audit account_created true
+    scheduled = event(1, FREE)
+    person = invitee(scheduled, 1, email="ada@example.com")
+    [outcome] = apply(catalogue, item(scheduled, person))
+    assert "client profile created for ada@example.com" in outcome.note and "account" not in outcome.note
+    audit = catalogue.scalars(select(AuditEntry).where(AuditEntry.entity_key == outcome.reference)).one()
+    assert audit.changes["account_created"] is False
+
+
 def test_price_sets_status_and_a_calendly_payment_makes_it_paid(catalogue: Session) -> None:
     session = catalogue
     set_price(session, SPECIALIZED, "95.00")

@@ -10,6 +10,7 @@ import contextlib
 import itertools
 import json
 import os
+import signal
 import sys
 import traceback
 from typing import Annotated, Any, Literal, cast
@@ -174,6 +175,8 @@ def _report(error: BappError, argv: list[str], app_state: AppState) -> int:
         # errors echo user input (a value, a file's line): no secret and no control character gets through
         return visible(app_state.scrub(text))
 
+    if isinstance(error, Interrupted) and _TERMINATED:  # a service's words for Ctrl-C, of a stop signal
+        error.message = error.message.replace("interrupted", _STOPS[_TERMINATED[0]].lower(), 1)
     message, details = scrub(error.message), error.details
     sys.stderr.write(f"Error: {message}\n")
     json_errors = _wants_json_errors(argv, app_state)
@@ -254,11 +257,16 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         app_state.close()
         sys.stdout, sys.stderr = real_stdout, real_stderr
-        _restore_signals(replaced_handlers)
+        # put back what _stop_on_signals replaced, so a caller running main() in-process (the tests) keeps its own
+        with contextlib.suppress(ValueError, OSError):
+            for number, handler in replaced_handlers.items():
+                signal.signal(number, handler)
     raise SystemExit(flush_stdout_at_exit(exit_code))
 
 
 _TERMINATED: list[int] = []  # the SIGTERM or SIGHUP received, if one was
+# what a stop by SIGHUP or SIGTERM says, as README's exit codes 129 and 143 do
+_STOPS: dict[int, str] = {signal.SIGHUP: "Hung up", signal.SIGTERM: "Terminated"}
 
 
 def _terminate(signum: int, frame: Any) -> None:
@@ -271,7 +279,7 @@ def _stopped(*, aborted: bool = False) -> int:
     changed, or (stopped after a commit: a sync showing its changes) with what it committed standing; its exit
     code."""
     terminated = bool(_TERMINATED) and not aborted
-    how = "Aborted" if aborted else "Terminated" if terminated else "Interrupted"
+    how = "Aborted" if aborted else _STOPS[_TERMINATED[0]] if terminated else "Interrupted"
     changed = "what was committed before the stop stands" if committed[0] else "nothing was changed"
     sys.stderr.write(f"{how}; {changed}.\n")
     # 128 + the signal, as a shell reports a process the signal stopped: `timeout` and systemd tell a
@@ -285,8 +293,6 @@ def _stop_on_signals() -> dict[int, Any]:
     signal — instead of Python's default of dying where it stands, which left an export's or a rejects
     file's `.partial` temporary file behind. An ignored signal stays ignored (`nohup`); a server command
     (webhook serve) installs its own handlers, which drain, when it starts. Returns the handlers to put back."""
-    import signal
-
     _TERMINATED.clear()
     committed[0] = False  # a command run before this one in the process (in-process tests) may have set it
     replaced: dict[int, Any] = {}
@@ -295,15 +301,6 @@ def _stop_on_signals() -> dict[int, Any]:
             if signal.getsignal(number) == signal.SIG_DFL:
                 replaced[number] = signal.signal(number, _terminate)
     return replaced
-
-
-def _restore_signals(replaced: dict[int, Any]) -> None:
-    """Put back what _stop_on_signals replaced, so a caller running main() in-process (the tests) keeps its own."""
-    import signal  # loaded already: _stop_on_signals imported it
-
-    with contextlib.suppress(ValueError, OSError):
-        for number, handler in replaced.items():
-            signal.signal(number, handler)
 
 
 def _failure(error: Exception, args: list[str], app_state: AppState) -> int:
@@ -367,14 +364,12 @@ def _command_words(root: Any, context: Any, argv: list[str], option: str) -> tup
             skip_value = "=" not in arg and (arg == option or (not words and arg in _ROOT_VALUE_OPTIONS))
             continue
         found = group.get_command(context, arg) if hasattr(group, "get_command") else None
-        if found is None:
-            if skip_value:
-                skip_value = False
-                continue
+        if found is None and not skip_value:
             break
         skip_value = False
-        words.append(arg)
-        group = found
+        if found is not None:
+            words.append(arg)
+            group = found
     return words, group
 
 

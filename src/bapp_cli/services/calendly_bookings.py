@@ -84,7 +84,7 @@ from bapp_cli.services.booking import audit_change, creation_audit, insert_booki
 from bapp_cli.services.calendly_runs import RUN_HEAD, RunReport, listing_error_details, read_listing, record_run
 from bapp_cli.services.calendly_write import attach_invitee, match_held_booking, restored_from_no_show, use_invitation
 from bapp_cli.services.enrolment import enrol
-from bapp_cli.services.instants import EARLIEST_YEAR, LATEST_YEAR, get_zone, out_of_range
+from bapp_cli.services.instants import EARLIEST_YEAR, LATEST_YEAR, iana_zones, out_of_range
 from bapp_cli.services.listing import Page
 from bapp_cli.services.people import ensure_client, normalise_email
 from bapp_cli.services.plain_reads import builder_ids_by_calendly_uri
@@ -341,12 +341,10 @@ class InviteeApplier:
             # Calendly's own sample payloads carry end == start; a booking must end after it starts.
             end = start + dt.timedelta(minutes=session_type.duration_minutes)
             warnings.append(f"event ends at or before its start; end set from the {session_type.duration_minutes} min")
-        timezone = "UTC"
-        if invitee.timezone:
-            try:
-                timezone = get_zone(invitee.timezone).key
-            except InvalidInput:
-                warnings.append(f"invitee timezone {invitee.timezone[:64]!r} is not an IANA zone; UTC recorded")
+        timezone = (invitee.timezone or "UTC").strip()
+        if timezone not in iana_zones():
+            warnings.append(f"invitee timezone {timezone[:64]!r} is not an IANA zone; UTC recorded")
+            timezone = "UTC"
         answers = [answer.model_dump() for answer in invitee.questions_and_answers]
         return {
             "start_time": start,
@@ -407,7 +405,7 @@ class InviteeApplier:
         remote = self._remote_fields(item, session_type, warnings)
         replaced = self._booking(invitee.old_invitee) if invitee.old_invitee else None
         name = (invitee.name or "").strip()[:_MAX_NAME] or None
-        client, _, account_created = ensure_client(self.session, email, name=name)
+        client, _, made = ensure_client(self.session, email, name=name)
         # The answered pathway, else the one of the booking this one replaces, else rule 4's lenient choice
         # (services.rule_book.choose_pathway): Calendly has booked it, so nothing is refused.
         requested = self._answered_pathway(invitee, warnings)
@@ -447,7 +445,7 @@ class InviteeApplier:
             f"booked through the link {invitation}" if invitation is not None else "",
             f"rescheduled from {replaced.reference}" if replaced is not None else "",
             ("arrived cancelled" + (f" ({reason})" if reason else "")) if cancelled else "",
-            f"account created for {email}" if account_created else "",
+            f"{made} created for {email}" if made else "",
             f"enrolled in {pathway.slug}" if enrolled and pathway is not None else "",
         ]
         replaced_reference = None
@@ -455,7 +453,7 @@ class InviteeApplier:
             # The new half came first: the old slot is free in Calendly whatever order deliveries take.
             self._cancel(replaced, invitee.created_at, f"{RESCHEDULED_REASON} to {booking.reference}")
             replaced_reference = replaced.reference
-        created = creation_audit(booking, email, builder, pathway, account_created=account_created, enrolled=enrolled)
+        created = creation_audit(booking, email, builder, pathway, account_created=made == "account", enrolled=enrolled)
         rescheduled_from = replaced.reference if replaced is not None else None
         audit = {"source": "calendly", "invitee": invitee.uri, **created, "rescheduled_from": rescheduled_from}
         record_audit(self.session, "booking", booking.reference, audit)

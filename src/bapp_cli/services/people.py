@@ -58,11 +58,12 @@ def get_builder(session: Session, email: str) -> tuple[User, BuilderProfile]:
 
 def ensure_client(
     session: Session, email: str, *, name: str | None = None, company: str | None = None, industry: str | None = None
-) -> tuple[User, ClientProfile, bool]:
-    """The client for `email`, creating the user and/or client profile if needed; `created` says if anything was."""
+) -> tuple[User, ClientProfile, str | None]:
+    """The client for `email`, creating the user and/or client profile if needed; then says what it created:
+    "account" (the user, and the client profile), "client profile" (of an existing user: a builder), or None."""
     normalised = normalise_email(email, field="client")
     user = find_user(session, normalised)
-    created = user is None
+    created = "account" if user is None else None
     if user is None:
         user = User(email=normalised, name=name)
         session.add(user)
@@ -74,7 +75,7 @@ def ensure_client(
         profile = ClientProfile(user_id=user.id, company=company, industry=industry)
         session.add(profile)
         session.flush()
-        created = True
+        created = created or "client profile"
     if created:
         record_audit(session, "client", normalised, {"name": name, "company": company, "industry": industry})
     return user, profile, created

@@ -369,13 +369,12 @@ def read_json_sections(source: Source) -> Iterator[tuple[str | None, Iterator[So
     scanner = _JsonScanner(source)
     if scanner.peek() == "[":
         yield None, (_object_row(line, item) for line, item in scanner.elements("objects"))
-        scanner.finish()
-        return
-    for key in scanner.members():
-        if scanner.peek() == "[":
-            yield key, (_object_row(line, item) for line, item in scanner.elements(key))
-        else:
-            yield key, iter([_not_an_object(scanner.line, scanner.value(), "an array of objects")])
+    else:
+        for key in scanner.members():
+            if scanner.peek() == "[":
+                yield key, (_object_row(line, item) for line, item in scanner.elements(key))
+            else:
+                yield key, iter([_not_an_object(scanner.line, scanner.value(), "an array of objects")])
     scanner.finish()
 
 

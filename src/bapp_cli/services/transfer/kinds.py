@@ -134,6 +134,8 @@ def import_data(
                     hint="its top-level keys are kinds: " + ", ".join(BACKUP_ORDER),
                     code="unknown_section",
                 )
+            if name in done:  # both would be imported, the summary counting the second (json.loads keeps only it)
+                raise InvalidInput(f"the document holds {name!r} twice; nothing was written", code="section_twice")
             later = [other for other in done if BACKUP_ORDER.index(other) > BACKUP_ORDER.index(name)]
             if later:
                 raise InvalidInput(
