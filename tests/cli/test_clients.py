@@ -317,7 +317,7 @@ def test_builders_add_update_list(bapp: Bapp, seed: Session) -> None:
     assert all(entry.command.startswith("bapp builders ") for entry in seed.scalars(select(AuditEntry)))
 
 
-@pytest.mark.parametrize("zone", ["localtime", "posixrules", "Factory", "posix/Europe/London"])
+@pytest.mark.parametrize("zone", ["localtime", "posixrules", "Factory", "posix/Europe/London", "right/Europe/London"])
 def test_a_zone_name_that_is_no_iana_key_is_refused_wherever_a_zone_is_given(
     bapp: Bapp, seed: Session, tmp_path: Path, zone: str
 ) -> None:

@@ -84,7 +84,7 @@ from bapp_cli.services.booking import audit_change, creation_audit, insert_booki
 from bapp_cli.services.calendly_runs import RUN_HEAD, RunReport, listing_error_details, read_listing, record_run
 from bapp_cli.services.calendly_write import attach_invitee, match_held_booking, restored_from_no_show, use_invitation
 from bapp_cli.services.enrolment import enrol
-from bapp_cli.services.instants import EARLIEST_YEAR, LATEST_YEAR, iana_zones, out_of_range
+from bapp_cli.services.instants import EARLIEST_YEAR, LATEST_YEAR, is_iana_zone, out_of_range
 from bapp_cli.services.listing import Page
 from bapp_cli.services.people import ensure_client, normalise_email
 from bapp_cli.services.plain_reads import builder_ids_by_calendly_uri
@@ -342,7 +342,7 @@ class InviteeApplier:
             end = start + dt.timedelta(minutes=session_type.duration_minutes)
             warnings.append(f"event ends at or before its start; end set from the {session_type.duration_minutes} min")
         timezone = (invitee.timezone or "UTC").strip()
-        if timezone not in iana_zones():
+        if not is_iana_zone(timezone):
             warnings.append(f"invitee timezone {timezone[:64]!r} is not an IANA zone; UTC recorded")
             timezone = "UTC"
         answers = [answer.model_dump() for answer in invitee.questions_and_answers]
