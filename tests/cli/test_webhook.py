@@ -653,3 +653,14 @@ def test_a_parked_deliverys_attempts_stop_at_the_integer_columns_bound(
     assert apply(wbapp, body, signed(body), tmp=tmp_path).exit_code == 3  # Calendly's redelivery counts too
     [parked] = wbapp("calendly", "webhook", "list", "--pending", "--json").json()
     assert parked["attempts"] == 2**31 - 1
+
+
+def test_a_delivery_to_an_unmigrated_database_is_exit_5_not_a_crash(empty_database_url: str, tmp_path: Path) -> None:
+    # At-head is asked inside the delivery's own transaction: with no schema, PostgreSQL refuses every later
+    # statement of it, so the look for an inbox to park in must not turn that refusal into a bug (exit 1).
+    app = Bapp(empty_database_url, tmp_path)
+    app.env["CALENDLY_WEBHOOK_SIGNING_KEY"] = KEY
+    body = delivery()
+    result = apply(app, body, signed(body), tmp=tmp_path)
+    assert result.exit_code == 5, result.stderr
+    assert "bapp db upgrade" in result.stderr and "Traceback" not in result.stderr

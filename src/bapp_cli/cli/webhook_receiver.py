@@ -44,6 +44,8 @@ from bapp_cli.calendly.webhooks import UnfitDelivery, parse_webhook, verify_sign
 from bapp_cli.cli.calendly import pathway_question
 from bapp_cli.cli.context import utc_now
 from bapp_cli.cli.terminal import visible
+from bapp_cli.db import dbapi
+from bapp_cli.db.dbapi import Database
 from bapp_cli.db.engine import unit_of_work
 from bapp_cli.db.migration import ensure_at_head
 from bapp_cli.errors import AuthError, BappError, Busy, ConfigError, DatabaseNotReady, InvalidInput
@@ -118,18 +120,19 @@ class DeliveryHandler:
             dry_run=dry_run,
         )
 
-        try:
-            self.ensure_ready()
-        except DatabaseNotReady as not_ready:
-            # Reachable but not at head: bapp does not apply deliveries to a schema it does not know (an
-            # upgrade pending, or a newer bapp's), but keeping one as received is safe when the inbox is there.
-            with contextlib.suppress(SQLAlchemyError, BappError):  # failing too, it is the 503 raised below
-                with self.unit_of_work(dry_run=dry_run) as session:
-                    if inspect(session.connection()).has_table("webhook_deliveries"):
-                        return receive(session, now=utc_now(), not_ready=not_ready.message)
-            raise
         fetched = self._fetch_unknown_type(payload)
         with self.unit_of_work(dry_run=dry_run) as session:
+            try:
+                # Asked of every delivery (a newer bapp's `db upgrade` may run while the receiver does), in its
+                # own transaction: a second connection, pinged, for one SELECT halved PostgreSQL's deliveries/s.
+                dbapi.ensure_at_head(Database.of_session(session))
+            except DatabaseNotReady as not_ready:
+                # Reachable but not at head: bapp does not apply deliveries to a schema it does not know (an
+                # upgrade pending, or a newer bapp's), but keeping one as received is safe when the inbox is there.
+                with contextlib.suppress(SQLAlchemyError):  # no schema: PostgreSQL refuses the rest, the 503 below
+                    if inspect(session.connection()).has_table("webhook_deliveries"):
+                        return receive(session, now=utc_now(), not_ready=not_ready.message)
+                raise
             if fetched is not None:
                 self._add_event_type(session, fetched)
             return receive(session, now=utc_now())
