@@ -691,6 +691,15 @@ def test_import_all_refuses_a_document_naming_a_kind_twice(bapp: Bapp, tmp_path:
     assert bapp("clients", "list", "--format", "tsv").stdout == "email\tname\tcompany\tindustry\tcreated_at\n"
 
 
+def test_import_of_one_kind_refuses_a_document_naming_it_twice(bapp: Bapp, tmp_path: Path) -> None:
+    # `import clients` took the first array and never read on: bob's row was dropped without a word
+    document = '{"clients": [{"email": "ann@example.com"}],\n"clients": [{"email": "bob@example.com"}]}'
+    result = bapp("import", "clients", write(tmp_path, "twice.json", document))
+    assert result.exit_code == 6, result.stderr
+    assert result.stderr.startswith("Error: the document holds 'clients' twice; nothing was written")
+    assert bapp("clients", "list", "--format", "tsv").stdout == "email\tname\tcompany\tindustry\tcreated_at\n"
+
+
 def test_a_client_given_twice_in_a_one_line_json_array_is_a_bad_row(bapp: Bapp, tmp_path: Path) -> None:
     # a duplicate e-mail was found by its line differing from the first's: the rows of a one-line array (`jq -c`,
     # json.dumps) all share line 1, so both were inserted and the unique index refused the second: exit 1 on

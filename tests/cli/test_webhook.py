@@ -664,3 +664,14 @@ def test_a_delivery_to_an_unmigrated_database_is_exit_5_not_a_crash(empty_databa
     result = apply(app, body, signed(body), tmp=tmp_path)
     assert result.exit_code == 5, result.stderr
     assert "bapp db upgrade" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_delivery_to_an_unmigrated_database_with_a_token_is_exit_5(empty_database_url: str, tmp_path: Path) -> None:
+    # with a token, the delivery's event type is looked up (to fetch it if unknown): not before at-head is known
+    app = Bapp(empty_database_url, tmp_path)
+    app.env.update({"CALENDLY_WEBHOOK_SIGNING_KEY": KEY, "CALENDLY_API_KEY": "tok-unit-1"})
+    app.env["CALENDLY_API_BASE_URL"] = "http://127.0.0.1:9"  # nothing is asked of Calendly
+    body = delivery()
+    result = apply(app, body, signed(body), tmp=tmp_path)
+    result = apply(app, body, signed(body), tmp=tmp_path)
+    assert "bapp db upgrade" in result.stderr and "Traceback" not in result.stderr

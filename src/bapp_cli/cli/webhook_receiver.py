@@ -45,7 +45,6 @@ from bapp_cli.cli.calendly import pathway_question
 from bapp_cli.cli.context import utc_now
 from bapp_cli.cli.terminal import visible
 from bapp_cli.db import dbapi
-from bapp_cli.db.dbapi import Database
 from bapp_cli.db.engine import unit_of_work
 from bapp_cli.db.migration import ensure_at_head
 from bapp_cli.errors import AuthError, BappError, Busy, ConfigError, DatabaseNotReady, InvalidInput
@@ -125,7 +124,7 @@ class DeliveryHandler:
             try:
                 # Asked of every delivery (a newer bapp's `db upgrade` may run while the receiver does), in its
                 # own transaction: a second connection, pinged, for one SELECT halved PostgreSQL's deliveries/s.
-                dbapi.ensure_at_head(Database.of_session(session))
+                dbapi.ensure_at_head(dbapi.Database.of_session(session))
             except DatabaseNotReady as not_ready:
                 # Reachable but not at head: bapp does not apply deliveries to a schema it does not know (an
                 # upgrade pending, or a newer bapp's), but keeping one as received is safe when the inbox is there.
@@ -144,7 +143,8 @@ class DeliveryHandler:
         """
         if self.calendly_client is None or isinstance(payload, UnfitDelivery) or payload.payload is None:
             return None
-        with self.unit_of_work(write=False) as session:
+        uri = None  # no table to look in (no schema yet): the delivery's own at-head check says so, in its words
+        with contextlib.suppress(DatabaseNotReady, SQLAlchemyError), self.unit_of_work(write=False) as session:
             uri = unknown_event_type(session, payload.payload)
         if uri is None:
             return None

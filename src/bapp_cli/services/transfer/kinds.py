@@ -172,15 +172,16 @@ def import_data(
 def _section(source: Source, kind: str) -> Iterator[SourceRow]:
     """The rows for `kind`: the whole file, or its `kind` array in a document that holds several kinds (none in an
     empty one)."""
-    names = []
-    for name, rows in source.sections():
-        if name is None or name == kind:
-            yield from rows
-            return
-        names.append(name)
+    names: list[str] = []
+    for name, rows in source.sections():  # read to its end: a second array of the kind, or a flaw after it, is found
+        if name in (None, kind) and kind in names:
+            raise InvalidInput(f"the document holds {kind!r} twice; nothing was written", code="section_twice")
+        names.append(name or kind)
+        yield from rows if name in (None, kind) else ()
         for _ in rows:  # skip another kind's rows (streamed past, not kept)
             pass
-    if names:  # an empty document holds no rows: an export of nothing in TOML, which has no empty array of tables
+    # an empty document holds no rows: an export of nothing in TOML, which has no empty array of tables
+    if names and kind not in names:
         raise InvalidInput(f"the document holds no {kind!r} (it holds: {', '.join(names)})", code="missing_section")
 
 
