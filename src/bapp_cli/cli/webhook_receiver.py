@@ -93,8 +93,8 @@ class DeliveryHandler:
         self.warn: Callable[[str], None] = app_state.messages.warning
 
     def ensure_ready(self) -> None:
-        """Raise DatabaseNotReady unless the database answers and is at head: asked for every delivery, as a
-        newer bapp's `db upgrade` may run while the receiver does (checked once, it applied to that schema)."""
+        """Raise DatabaseNotReady unless the database answers and is at head: the health check's and start-up's
+        question; a delivery asks it inside its own transaction (`handle`)."""
         try:
             ensure_at_head(self.engine)
         except SQLAlchemyError as exc:
@@ -123,7 +123,7 @@ class DeliveryHandler:
         with self.unit_of_work(dry_run=dry_run) as session:
             try:
                 # Asked of every delivery (a newer bapp's `db upgrade` may run while the receiver does), in its
-                # own transaction: a second connection, pinged, for one SELECT halved PostgreSQL's deliveries/s.
+                # own transaction: a second connection, pinged, for one SELECT cost PostgreSQL a sixth of its rate.
                 dbapi.ensure_at_head(dbapi.Database.of_session(session))
             except DatabaseNotReady as not_ready:
                 # Reachable but not at head: bapp does not apply deliveries to a schema it does not know (an
