@@ -420,6 +420,18 @@ class Bapp:
         )
 
 
+def restore_backup(app: Bapp, empty_database_url: str, tmp_path: Path, *options: str) -> tuple[Bapp, Result]:
+    """`app`'s data backed up (`export all` to tmp_path/backup.json) and restored (`import all`) into the empty
+    database, which is migrated first: the restored copy, and the import's result, which exited 0."""
+    backup = tmp_path / "backup.json"
+    assert app("export", "all", "-o", str(backup)).exit_code == 0
+    restored = Bapp(empty_database_url, tmp_path / "restored")
+    assert restored("db", "upgrade").exit_code == 0
+    result = restored("import", "all", str(backup), *options)
+    assert result.exit_code == 0, result.stderr
+    return restored, result
+
+
 @pytest.fixture
 def bapp(database_url: str, tmp_path: Path) -> Bapp:
     """The CLI against a fresh migrated database (both backends)."""

@@ -22,7 +22,7 @@ from tests.cli.calendly_fixtures import (
     fake_server,  # noqa: F401 (fixture)
 )
 from tests.cli.webhook_fixtures import KEY, delivery, signed
-from tests.conftest import Bapp
+from tests.conftest import Bapp, restore_backup
 from tests.fakes.calendly_server import API_ORIGIN, FakeCalendly, make_event_type, make_invitee, make_scheduled_event
 
 # ESC (a terminal escape), NUL (PostgreSQL stores no NUL), DEL, a C1 control and half a surrogate pair
@@ -107,12 +107,7 @@ def test_what_sync_pull_and_a_webhook_bring_is_stored_clean_and_the_backup_resto
         assert len(warnings_of(applied.stderr)) == 1 and "Bea[2J Rossi" in applied.stderr
     assert booking_texts(cbapp)["client2@example.com"] == ("Bea[2J Rossi", [("Company name", "Bold")])
 
-    backup = tmp_path / "backup.json"
-    assert cbapp("export", "all", "-o", str(backup)).exit_code == 0
-    restored = Bapp(empty_database_url, tmp_path / "restored")
-    assert restored("db", "upgrade").exit_code == 0
-    result = restored("import", "all", str(backup), "--json")
-    assert result.exit_code == 0, result.stderr
+    restored, result = restore_backup(cbapp, empty_database_url, tmp_path, "--json")
     assert result.json()["rejected"] == 0
     # the parked delivery too: its raw C1 and DEL bytes are kept as \u escapes, the same JSON
     assert len(restored("calendly", "webhook", "list", "--pending", "--json").json()) == 1

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Bapp
+from tests.conftest import Bapp, restore_backup
 
 ESC = "x\x1b[31my\x07"
 
@@ -46,12 +46,7 @@ def test_tabs_and_line_breaks_are_kept_and_what_the_commands_store_restores(
 ) -> None:
     assert bapp("clients", "add", "t@example.com", "--name", "Tab\there\nand a line").exit_code == 0
     assert bapp("skills", "add", "s-one", "--name", "S", "--description", "one\r\ntwo").exit_code == 0
-    backup = tmp_path / "backup.json"
-    assert bapp("export", "all", "-o", str(backup)).exit_code == 0
-    restored = Bapp(empty_database_url, tmp_path / "restored")
-    assert restored("db", "upgrade").exit_code == 0
-    result = restored("import", "all", str(backup))
-    assert result.exit_code == 0, result.stderr
+    restored, _ = restore_backup(bapp, empty_database_url, tmp_path)
     assert restored("clients", "show", "t@example.com", "--json").json()["name"] == "Tab\there\nand a line"
 
 

@@ -14,7 +14,7 @@ import pytest
 
 from bapp_cli.calendly.webhooks import make_signature_header
 from tests.cli.calendly_fixtures import catalogue, error_lines, snapshot
-from tests.conftest import REPO, Bapp
+from tests.conftest import REPO, Bapp, restore_backup
 from tests.fakes.calendly_server import API_ORIGIN, make_event_type, make_invitee, make_scheduled_event
 
 KEY = "whsec-test-signing-key-0123456789"
@@ -394,12 +394,7 @@ def test_a_parked_deliverys_reason_quoting_a_long_uri_is_cut_so_its_backup_resto
     document["payload"]["scheduled_event"]["event_type"] = f"{API_ORIGIN}/event_types/{'E' * 200_000}"
     body = json.dumps(document).encode()
     assert apply(wbapp, body, signed(body), tmp=tmp_path).exit_code == 3
-    backup = tmp_path / "backup.json"
-    assert wbapp("export", "all", "-o", str(backup)).exit_code == 0
-    restored = Bapp(empty_database_url, tmp_path / "restored")
-    assert restored("db", "upgrade").exit_code == 0
-    result = restored("import", "all", str(backup), "--json")
-    assert result.exit_code == 0, result.stderr
+    restored, _ = restore_backup(wbapp, empty_database_url, tmp_path, "--json")
     [parked] = restored("calendly", "webhook", "list", "--pending", "--json").json()
     assert parked["last_error"].startswith(f"unknown event type {API_ORIGIN}/event_types/EEE")
     assert len(parked["last_error"]) == 100_000
@@ -418,12 +413,7 @@ def test_answers_longer_than_a_booking_row_takes_are_cut_so_the_backup_restores(
     ]
     body = json.dumps(document).encode()
     assert apply(wbapp, body, signed(body), tmp=tmp_path).exit_code == 0
-    backup = tmp_path / "backup.json"
-    assert wbapp("export", "all", "-o", str(backup)).exit_code == 0
-    restored = Bapp(empty_database_url, tmp_path / "restored")
-    assert restored("db", "upgrade").exit_code == 0
-    result = restored("import", "all", str(backup), "--json")
-    assert result.exit_code == 0, result.stderr
+    restored, _ = restore_backup(wbapp, empty_database_url, tmp_path, "--json")
     [booking] = bookings(restored)
     assert booking["custom_question_responses"] == [
         {"question": "Q" * 1000, "answer": "A" * 10_000, "position": 0},

@@ -50,7 +50,7 @@ from tests.cli.webhook_fixtures import (
     start_receiver,
     type_uri,
 )
-from tests.conftest import Bapp
+from tests.conftest import Bapp, restore_backup
 from tests.fakes.calendly_server import API_ORIGIN, FakeCalendly
 
 pytestmark = pytest.mark.slow
@@ -607,12 +607,7 @@ def test_a_parked_deliverys_headers_are_kept_without_control_characters_so_its_b
         assert connection.recv(1000).startswith(b"HTTP/1.1 202")
     code, log = receiver.stop()
     assert code == 0, log
-    backup = tmp_path / "backup.json"
-    assert rbapp("export", "all", "-o", str(backup)).exit_code == 0
-    [kept] = [row["headers"] for row in json.loads(backup.read_text())["webhook_inbox"]]
+    restored, _ = restore_backup(rbapp, empty_database_url, tmp_path, "--json")
+    [kept] = [row["headers"] for row in json.loads((tmp_path / "backup.json").read_text())["webhook_inbox"]]
     assert (kept["user-agent"], kept["x-request-id"]) == ("Calendly[2J", "ab")
-    restored = Bapp(empty_database_url, tmp_path / "restored")
-    assert restored("db", "upgrade").exit_code == 0
-    result = restored("import", "all", str(backup), "--json")
-    assert result.exit_code == 0, result.stderr
     assert [row["invitee_uri"] for row in inbox(restored, "--pending")] == [invitee_uri(5)]
