@@ -25,6 +25,7 @@ from bapp_cli.services.plain_text import CONTROL_CHARACTER, control_message
 
 STRING_LIMIT = 255
 TEXT_LIMIT = 10_000
+QUESTION_LIMIT = 1000  # what a booking row keeps of a question's text (the import's limit too)
 # E.164: a plus, a non-zero country digit, at most 15 digits in all — checked after removing the
 # spaces, dashes and brackets people type for readability.
 PHONE_PATTERN = re.compile(r"^\+[1-9]\d{1,14}$")
@@ -203,12 +204,12 @@ def answers_from_calendly(items: Sequence[Mapping[str, Any]], questions: Sequenc
 
     Calendly joins multi-select answers with newlines; they become lists when the question is known to
     be multi-select. Unknown questions are kept with Calendly's own position. Texts are cut to what a booking
-    row of `import` takes (1,000 characters of question, TEXT_LIMIT of each answer), so its backup restores.
+    row of `import` takes (QUESTION_LIMIT characters of question, TEXT_LIMIT of each answer), so its backup restores.
     """
     by_key = {question_key(question.name): question for question in questions}
     normalised: list[dict[str, Any]] = []
     for index, item in enumerate(items):
-        text = str(item.get("question") or "").strip()[:1000]
+        text = str(item.get("question") or "").strip()[:QUESTION_LIMIT]
         if not text:
             continue
         raw = item.get("answer")

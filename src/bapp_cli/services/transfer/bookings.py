@@ -66,6 +66,7 @@ from bapp_cli.db.models import (
     User,
 )
 from bapp_cli.errors import BappError, InvalidInput
+from bapp_cli.services import answers
 from bapp_cli.services.answers import AnswerInput, Question, answers_from_calendly, questions_from, validate_answers
 from bapp_cli.services.booking import MAX_BOOKING_MINUTES, REFERENCE_ALPHABET, REFERENCE_LENGTH, allowed_durations
 from bapp_cli.services.instants import LATEST_YEAR, get_zone, out_of_range
@@ -109,11 +110,11 @@ MAX_REASON_LENGTH = 2000
 IMPORT_CACHE_KIB = 16_384
 
 
-AnswerText = Annotated[str, StringConstraints(max_length=10_000)]
+AnswerText = Annotated[str, StringConstraints(max_length=answers.TEXT_LIMIT)]
 
 
 class AnswerItem(TypedDict):
-    question: Required[Annotated[str, StringConstraints(max_length=1000)]]
+    question: Required[Annotated[str, StringConstraints(max_length=answers.QUESTION_LIMIT)]]
     answer: Required[AnswerText | list[AnswerText] | None]
     position: NotRequired[Int32 | None]
 
