@@ -511,18 +511,23 @@ def test_a_database_migrated_while_the_receiver_runs_parks_what_comes_after_202(
     assert [entry["invitee_uri"] for entry in inbox(rbapp, "--pending")] == [invitee_uri(2)]
 
 
+def _answers_only_unreachable(receiver: Any) -> None:
+    """/healthz says no more than that the database is unreachable, and a delivery is 503."""
+    health = receiver.http.get(receiver.base + "/healthz")
+    assert (health.status_code, health.json()) == (
+        503,
+        {"status": "unavailable", "reason": "the database is unreachable"},
+    )
+    assert receiver.deliver(delivery(1)).status_code == 503
+
+
 def test_the_health_check_of_an_unreachable_database_names_no_host_port_or_password(bapp: Bapp) -> None:
     # nothing listens on port 1: the connection is refused, and psycopg's error names the host and port
     unreachable = "postgresql://bapp:hunter2secret@127.0.0.1:1/bapp"
     with running_receiver(
         bapp, env={"BAPP_DATABASE_URL": unreachable, "CALENDLY_WEBHOOK_SIGNING_KEY": KEY}
     ) as receiver:
-        health = receiver.http.get(receiver.base + "/healthz")
-        assert (health.status_code, health.json()) == (
-            503,
-            {"status": "unavailable", "reason": "the database is unreachable"},
-        )
-        assert receiver.deliver(delivery(1)).status_code == 503
+        _answers_only_unreachable(receiver)
     _, log = receiver.stop()
     assert "hunter2secret" not in log and "unhealthy" in log
 
@@ -536,12 +541,7 @@ def test_the_health_check_of_a_database_refusing_the_login_names_no_host_port_or
     url = make_url(rbapp.database_url)
     wrong = url.set(password="not-the-password").render_as_string(hide_password=False)
     with running_receiver(rbapp, env={"BAPP_DATABASE_URL": wrong}) as receiver:
-        health = receiver.http.get(receiver.base + "/healthz")
-        assert (health.status_code, health.json()) == (
-            503,
-            {"status": "unavailable", "reason": "the database is unreachable"},
-        )
-        assert receiver.deliver(delivery(1)).status_code == 503
+        _answers_only_unreachable(receiver)
     _, log = receiver.stop()
     assert "unhealthy" in log and "not-the-password" not in log
 
