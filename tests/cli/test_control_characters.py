@@ -77,3 +77,26 @@ def test_a_typed_name_and_the_same_name_in_an_import_cell_are_refused_alike(bapp
         imported = bapp("import", "clients", str(rows), "--dry-run")
         typed = bapp("clients", "add", email, "--name", name)
         assert (imported.exit_code, typed.exit_code) in ((0, 0), (6, 6)), (name, imported.stderr, typed.stderr)
+
+
+def test_an_idempotency_key_holding_a_control_character_is_refused_as_the_restore_would(
+    catalogue: Bapp, tmp_path: Path, empty_database_url: str
+) -> None:
+    # bookings create stored such a key, and `import all` then refused the backup holding it (the row's control
+    # character): nothing restored. A key is refused as the other typed text is; a blank or long one as before.
+    answers = ("--answer", f"{QUESTION}=Agents", "--answer", "Which best describes you?=Founder")
+    before = catalogue("export", "all", "--format", "json")
+    for key, message in (
+        (ESC, "idempotency-key: holds the control character U+001B"),
+        ("   ", "idempotency-key: must not be empty"),
+        ("k" * 201, "idempotency-key: 201 characters; at most 200"),
+    ):
+        result = catalogue(*BOOKING, "--start", "2031-01-06T10:00Z", *answers, "--idempotency-key", key)
+        assert result.exit_code == 6, result.stderr
+        assert result.stderr.startswith(f"Error: {message}")
+        assert catalogue("export", "all", "--format", "json").stdout == before.stdout
+    kept = catalogue(*BOOKING, "--start", "2031-01-06T10:00Z", *answers, "--idempotency-key", " a\tkey ", "--json")
+    assert kept.exit_code == 0, kept.stderr
+    assert kept.json()["idempotency_key"] == "a\tkey"
+    restored, _ = restore_backup(catalogue, empty_database_url, tmp_path)
+    assert restored("bookings", "show", kept.json()["reference"], "--json").json()["idempotency_key"] == "a\tkey"

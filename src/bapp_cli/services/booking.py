@@ -459,9 +459,10 @@ def create_booking(session: Session, request: BookingRequest, *, now: dt.datetim
         raise ValueError("BookingRequest.start must be timezone-aware")
     email = normalise_email(request.client_email, field="client")
     timezone = get_zone(request.client_timezone, field="timezone").key
-    key = request.idempotency_key.strip() if request.idempotency_key is not None else None
-    if key is not None and not 0 < len(key) <= MAX_KEY_LENGTH:
-        raise InvalidInput(f"idempotency-key: must be 1 to {MAX_KEY_LENGTH} characters", code="invalid_key")
+    # typed text under the one rule (services.plain_text), as the import takes it: a backup holding it restores
+    key = clean_text(request.idempotency_key, "idempotency-key", max_length=MAX_KEY_LENGTH)
+    if key is None and request.idempotency_key is not None:
+        raise InvalidInput("idempotency-key: must not be empty", code="invalid_key")
     name = clean_text(request.name, "name")
     session_type = get_session_type(session, request.session)
     builder, profile = resolve_builder(session, request.builder_email, session_type.builder_id)
