@@ -19,6 +19,7 @@ DOORS = [
     ("clients", "add", "c1@example.com", "--name", ESC),
     ("clients", "add", "c2@example.com", "--company", ESC),
     ("builders", "add", "b1@example.com", "--name", ESC),
+    ("builders", "add", "b2@example.com", "--calendly-user", f"https://api.calendly.com/users/{ESC}"),
     ("pathways", "add", "new-path", "--name", ESC),
     ("pathways", "add", "new-path", "--name", "New", "--description", ESC),
     ("skills", "add", "new-skill", "--name", ESC),

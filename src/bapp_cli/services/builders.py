@@ -15,6 +15,7 @@ from bapp_cli.errors import Conflict, InvalidInput
 from bapp_cli.services.instants import get_zone
 from bapp_cli.services.listing import ALL, Page
 from bapp_cli.services.people import clean_text, find_user, get_builder, normalise_email
+from bapp_cli.services.plain_text import without_controls
 
 # Upper bounds catch typos (minutes typed as seconds) rather than express policy.
 MAX_BUFFER_MINUTES = 24 * 60
@@ -64,7 +65,7 @@ def _apply(session: Session, user: User, profile: BuilderProfile, settings: Buil
     if settings.name is not None:
         updates["display_name"] = clean_text(settings.name, "name")
     if settings.calendly_user is not None:
-        uri = settings.calendly_user.strip()
+        uri = without_controls(settings.calendly_user.strip(), "calendly-user")  # as the import refuses it
         if len(uri) > URI_LENGTH or not URI_PATTERN.match(uri):
             raise InvalidInput(
                 f"calendly-user: {settings.calendly_user!r} is not a URI",
@@ -86,8 +87,7 @@ def _apply(session: Session, user: User, profile: BuilderProfile, settings: Buil
     if settings.minimum_notice_hours is not None:
         updates["minimum_notice_hours"] = _bounded(settings.minimum_notice_hours, "minimum-notice", MAX_NOTICE_HOURS)
     if settings.max_advance_days is not None:
-        days = _bounded(settings.max_advance_days, "max-advance", MAX_ADVANCE_DAYS)
-        updates["max_advance_days"] = days or None
+        updates["max_advance_days"] = _bounded(settings.max_advance_days, "max-advance", MAX_ADVANCE_DAYS) or None
     if settings.accepting_bookings is not None:
         updates["accepting_bookings"] = settings.accepting_bookings
     changes = apply_changes(profile, updates)
