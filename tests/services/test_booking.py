@@ -421,6 +421,22 @@ def test_idempotent_repeat_returns_the_same_booking(session: Session, world: dic
     assert book(session, idempotency_key="req-1").booking.reference == first.booking.reference
 
 
+def test_a_repeat_after_a_sync_changed_the_sessions_duration_or_owner_returns_the_same_booking(
+    session: Session, world: dict[str, Any]
+) -> None:
+    # The fingerprint took the session's duration and owner for what the request left out, as they were then: once a
+    # sync changed either, the same command repeated was 'already used … with other data' (exit 8), not the booking.
+    first = book(session, idempotency_key="req-1")
+    world["free"].duration_minutes = 45
+    world["free"].builder_id = add_builder(session, "new-owner@example.com").id
+    session.flush()
+    assert book(session, idempotency_key="req-1").booking.reference == first.booking.reference
+    # what the request names is still compared as named
+    for other in ({"duration": 45}, {"builder_email": "new-owner@example.com"}):
+        refused(session, Conflict, field="idempotency-key", idempotency_key="req-1", **other)
+    assert count(session, Booking) == 1
+
+
 def test_same_key_with_other_data_is_a_conflict(session: Session, world: dict[str, Any]) -> None:
     first = book(session, idempotency_key="req-1")
     error = refused(session, Conflict, field="idempotency-key", idempotency_key="req-1", start=at(days=2))

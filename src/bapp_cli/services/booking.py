@@ -150,11 +150,9 @@ def booking_view(session: Session, booking_id: int) -> BookingView:
 
 def get_booking(session: Session, reference: str, *, for_update: bool = False) -> Booking:
     query = select(Booking).where(Booking.reference == reference.strip().upper())
-    if for_update:
-        # PostgreSQL: two staff changing the same booking at once serialise here; SQLite's write
-        # transactions are already exclusive (BEGIN IMMEDIATE).
-        query = query.with_for_update()
-    booking = session.scalars(query).one_or_none()
+    # for_update, on PostgreSQL: two staff changing the same booking at once serialise here; SQLite's write
+    # transactions are already exclusive (BEGIN IMMEDIATE).
+    booking = session.scalars(query.with_for_update() if for_update else query).one_or_none()
     if booking is None:
         raise NotFound(f"no booking {reference.strip()!r}", hint="see `bapp bookings list`", code="booking_not_found")
     return booking
@@ -325,21 +323,22 @@ def _nearby(
 def _fingerprint(
     request: BookingRequest,
     client_email: str,
-    session_type: SessionType,
+    session_type_id: int,
     start: dt.datetime,
-    builder: User | None,
+    booked: tuple[int, int | None],
     timezone: str,
 ) -> str:
-    """A digest of the request as it affects the booking, so a retried command matches its first run."""
+    """A digest of the request as it affects the booking, so a retried command matches its first run; a duration
+    or builder it leaves out is read as ``booked`` (minutes, builder id) says."""
     answers: dict[str, list[str]] = {}
     for answer in request.answers:
         answers.setdefault(question_key(answer.question), []).extend(answer_values(answer))
     document = {
         "client": client_email,
-        "session_type": session_type.id,
+        "session_type": session_type_id,
         "start": start.isoformat(),
-        "duration": request.duration if request.duration is not None else session_type.duration_minutes,
-        "builder": builder.id if builder is not None else None,
+        "duration": request.duration if request.duration is not None else booked[0],
+        "builder": booked[1],
         "pathway": request.pathway.strip().lower() if request.pathway else None,
         "answers": {key: sorted(values) for key, values in sorted(answers.items())},
         "timezone": timezone,
@@ -470,19 +469,23 @@ def create_booking(session: Session, request: BookingRequest, *, now: dt.datetim
     requested_pathway = get_pathway(session, request.pathway) if request.pathway else None
     start = request.start.astimezone(dt.UTC)
     check_in_range(start, field="start")  # in UTC too, as stored: a backup holding it restores
-    fingerprint = _fingerprint(request, email, session_type, start, builder, timezone)
+    builder_id = builder.id if builder is not None else None
+    booked = (session_type.duration_minutes, builder_id)
 
     _lock_request(session, email, session_type, builder, key)
-    if key is not None:
-        earlier = session.scalars(select(Booking).where(Booking.idempotency_key == key)).one_or_none()
-        if earlier is not None:
-            if earlier.request_fingerprint != fingerprint:
-                raise Conflict(
-                    f"idempotency-key: {key!r} was already used for booking {earlier.reference} with other data",
-                    hint="use a new key for a different booking",
-                    code="idempotency_conflict",
-                )
-            return BookingCreated(booking_view(session, earlier.id), False, False, True)
+    earlier = session.scalars(select(Booking).where(Booking.idempotency_key == key)).one_or_none() if key else None
+    if earlier is not None:
+        # A repeat is read as its first run was: a duration or builder it leaves out is what that run booked (the
+        # session type's then, as its fingerprint holds), whatever a sync has changed of them since.
+        minutes = (earlier.end_time - earlier.start_time) // dt.timedelta(minutes=1)
+        booked = (minutes, builder_id if request.builder_email is not None else earlier.builder_id)
+        if earlier.request_fingerprint != _fingerprint(request, email, session_type.id, start, booked, timezone):
+            raise Conflict(
+                f"idempotency-key: {key!r} was already used for booking {earlier.reference} with other data",
+                hint="use a new key for a different booking",
+                code="idempotency_conflict",
+            )
+        return BookingCreated(booking_view(session, earlier.id), False, False, True)
 
     # Rule 1
     check_bookable(session_type, builder, profile)
@@ -536,7 +539,7 @@ def create_booking(session: Session, request: BookingRequest, *, now: dt.datetim
         pathway_id=pathway.id if pathway is not None else None,
         custom_question_responses=responses,
         idempotency_key=key,
-        request_fingerprint=fingerprint,
+        request_fingerprint=_fingerprint(request, email, session_type.id, start, booked, timezone),
         source=request.source,
         created_at=now,
         updated_at=now,
