@@ -252,9 +252,9 @@ def check_setting(key: str, value: Any) -> Any:
         compile_pattern(value, key)
     if key.endswith("_file") and "\x00" in value:  # open() raises ValueError for it, not OSError
         raise InvalidInput(f"{key}: holds a NUL character, which no file name can", code="invalid_setting")
-    if key in ("calendly.token_file",) and not value.strip():
-        raise InvalidInput(f"{key}: must not be empty", code="invalid_setting")
-    if key == "bookings.calendly" and value.strip() and value.strip().lower() not in CALENDLY_MODES:
+    if not value.strip():  # no way to unset a key (`config unset` is): taken as unset, `token = ""` hid token_file
+        raise InvalidInput(f"{key}: is empty", hint="give it a value, or leave it out", code="invalid_setting")
+    if key == "bookings.calendly" and value.strip().lower() not in CALENDLY_MODES:
         raise InvalidInput(f"{key}: {value[:40]!r} is not one of {', '.join(CALENDLY_MODES)}", code="invalid_setting")
     return value
 
@@ -773,8 +773,8 @@ def set_config_values(path: Path, values: Mapping[str, str]) -> None:
 def as_meant_here(key: str, value: str) -> str:
     """A `*_file` setting given on the command line as the user meant it: from the directory they typed it in
     (`~` expanded), stored absolute, as `badges issuer init` stores its key file. Kept relative, it was read
-    from whatever directory a later run (a cron job's) started in. A blank one stays as given."""
-    return str(user_path(value).absolute()) if key.endswith("_file") and value.strip() else value
+    from whatever directory a later run (a cron job's) started in."""
+    return str(user_path(value).absolute()) if key.endswith("_file") else value
 
 
 def check_given_setting(key: str, value: str) -> Any:
@@ -845,7 +845,7 @@ def init_config_file(path: Path, values: Mapping[str, str | None], *, force: boo
     `config set` wrote over its value."""
     data: dict[str, Any] = {}
     for key, value in values.items():
-        if value:
+        if value is not None:  # given, if empty: refused as `config set` refuses it
             put_setting(data, key, as_meant_here(key, check_given_setting(key, value)))
     with _config_turn(path):
         if path.exists() and not force:
