@@ -14,6 +14,7 @@ import socket
 import stat
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -674,3 +675,28 @@ def test_a_file_of_more_credentials_than_the_limit_is_refused_before_it_is_verif
         refused = bapp("badges", "verify", *arguments)
         assert refused.exit_code == 6 and refused.stdout == "", refused.stderr
         assert f"Error: {path}: more than 100,000 credentials; verify at most that many at a time" in refused.stderr
+
+
+def test_an_output_path_naming_the_signing_key_or_the_config_file_is_refused_before_it_is_written(
+    bapp: Bapp, tmp_path: Path
+) -> None:
+    # `badges status-list -o KEY` replaced the issuer's private key (just read to sign the list) with the list,
+    # and `export … -o CONFIG` the config file with the export: both exit 0, the key lost for good
+    issuer_init(bapp)
+    config = Path(bapp.env["BAPP_CONFIG"])
+    key_file = Path(tomllib.loads(config.read_text())["badges"]["key_file"])
+    token_file = tmp_path / "token"
+    token_file.write_text("cal-token\n")
+    assert bapp("config", "set", "calendly.token_file", str(token_file)).exit_code == 0
+    kept = {path: path.read_bytes() for path in (config, key_file, token_file)}
+    for command, path, described in [
+        (("badges", "status-list"), key_file, "the file of badges.key_file; writing it would destroy the secret"),
+        (("export", "pathways", "--format", "json"), config, "bapp's config file; writing it would destroy the"),
+        (("export", "clients", "--format", "csv"), token_file, "the file of calendly.token_file;"),
+    ]:
+        result = bapp(*command, "-o", str(path))
+        assert result.exit_code == 6, result.stderr
+        assert result.stderr.startswith(f"Error: --output: {path} is {described}"), result.stderr
+    assert {path: path.read_bytes() for path in kept} == kept
+    # a device is no file to lose: /dev/null is still an output when it is the config file (BAPP_CONFIG=/dev/null)
+    assert bapp("export", "pathways", "-o", os.devnull, env={"BAPP_CONFIG": os.devnull}).exit_code == 0
