@@ -205,7 +205,9 @@ def schema_drift(engine: Engine) -> list[str]:
 
     from bapp_cli.db.models import Base
 
+    # a table of the user's own beside bapp's (notes, a report's) is no disagreement of the models and migrations
+    opts = {"compare_type": True, "include_name": lambda name, kind, _: kind != "table" or name in Base.metadata.tables}
     with engine.connect() as connection:
-        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        context = MigrationContext.configure(connection, opts=opts)
         diffs = compare_metadata(context, Base.metadata)
     return [repr(diff) for diff in diffs]
