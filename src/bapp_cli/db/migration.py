@@ -61,6 +61,16 @@ def _run(
             raise newer_revision_error(before)
         if action == "upgrade" and before is not None:
             _refuse_older(before, revision)
+        if before is None and _holds_tables(engine):
+            # alembic_version emptied or dropped by hand: the run would create every table again, refused by the
+            # first ("users already exists"), whose words pointed at dropping it; the tables hold the user's data
+            raise DatabaseNotReady(
+                f"cannot {action}: the database holds bapp's tables but no revision (alembic_version is empty or "
+                "missing), so bapp cannot tell which migrations it has had",
+                hint="put back the revision its tables are at, e.g. `INSERT INTO alembic_version (version_num) "
+                f"VALUES ('{HEAD_REVISION}')` if they are at head (then `bapp db check`), or restore a backup",
+                code="revision_missing",
+            )
         # a write transaction from its BEGIN (IMMEDIATE on SQLite), so another writer is waited for (busy timeout):
         # a deferred one that read first was refused at once (busy, exit 75) when it came to write
         with engine.execution_options(**{WRITE_OPTION: True}).connect() as connection:
@@ -148,6 +158,13 @@ def upgrade(
 
 def downgrade(engine: Engine, revision: str) -> tuple[str | None, str | None]:
     return _run(engine, "downgrade", revision)
+
+
+def _holds_tables(engine: Engine) -> bool:
+    from bapp_cli.db.models import Base
+
+    with engine.connect() as connection:
+        return bool(set(Base.metadata.tables) & set(inspect(connection).get_table_names()))
 
 
 def current_revision(engine: Engine) -> str | None:
