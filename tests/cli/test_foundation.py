@@ -509,7 +509,9 @@ def test_an_emptied_alembic_version_is_refused_by_upgrade_with_the_data_kept(bap
         assert bapp(*command).exit_code == 5
     # the hint's way back
     with engine.begin() as connection:
-        connection.execute(text("INSERT INTO alembic_version (version_num) VALUES (:head)"), {"head": migration.HEAD_REVISION})
+        connection.execute(
+            text("INSERT INTO alembic_version (version_num) VALUES (:head)"), {"head": migration.HEAD_REVISION}
+        )
     engine.dispose()
     assert bapp("db", "check").exit_code == 0
     assert [row["email"] for row in bapp("clients", "list", "--json").json()] == ["ada@example.com"]

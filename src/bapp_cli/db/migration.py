@@ -62,11 +62,11 @@ def _run(
         if action == "upgrade" and before is not None:
             _refuse_older(before, revision)
         if before is None and _holds_tables(engine):
-            # alembic_version emptied or dropped by hand: the run would create every table again, refused by the
+            # alembic_version emptied by hand: the run would create every table again, refused by the
             # first ("users already exists"), whose words pointed at dropping it; the tables hold the user's data
             raise DatabaseNotReady(
-                f"cannot {action}: the database holds bapp's tables but no revision (alembic_version is empty or "
-                "missing), so bapp cannot tell which migrations it has had",
+                f"cannot {action}: the database holds bapp's tables but no revision (its alembic_version is "
+                "empty), so bapp cannot tell which migrations it has had",
                 hint="put back the revision its tables are at, e.g. `INSERT INTO alembic_version (version_num) "
                 f"VALUES ('{HEAD_REVISION}')` if they are at head (then `bapp db check`), or restore a backup",
                 code="revision_missing",
@@ -161,10 +161,13 @@ def downgrade(engine: Engine, revision: str) -> tuple[str | None, str | None]:
 
 
 def _holds_tables(engine: Engine) -> bool:
+    """Whether bapp's tables are there beside an alembic_version that bapp migrated (a `db downgrade base` leaves it
+    empty, with no table of bapp's): a table of another program's alone, of a name bapp uses, is no such case."""
     from bapp_cli.db.models import Base
 
     with engine.connect() as connection:
-        return bool(set(Base.metadata.tables) & set(inspect(connection).get_table_names()))
+        names = set(inspect(connection).get_table_names())
+    return "alembic_version" in names and bool(names & set(Base.metadata.tables))
 
 
 def current_revision(engine: Engine) -> str | None:
