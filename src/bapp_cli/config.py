@@ -425,6 +425,21 @@ class Settings(NamedTuple):
         except OSError:
             return False
 
+    def own_files(self) -> list[tuple[str, str, str]]:
+        """The files of bapp's own these settings name, which no output may replace: the SQLite database (and its
+        journal), the config file, and the files of the secrets — each (its path, what it is, the noun of what
+        writing over it would destroy)."""
+        from bapp_cli.db.dbapi import sqlite_file
+
+        found = [(str(self.config_path), "bapp's config file", "configuration")]
+        database = sqlite_file(self.database_url)
+        for suffix in ("", "-wal", "-shm", "-journal") if database is not None else ():
+            found.append((path := f"{database}{suffix}", f"the database bapp is using ({path})", "database"))
+        for key in ("badges.key_file", "calendly.token_file", "calendly.webhook_signing_key_file"):
+            if named := self.get(key):
+                found.append((str(user_path(str(named))), f"the file of {key}", "secret"))
+        return found
+
     def secret_values(self) -> set[str]:
         """The secrets these settings hold — SECRET_KEYS' values, the database passwords as written and decoded,
         read as `mask_url_password` reads them — which every error text is scrubbed of (R6)."""

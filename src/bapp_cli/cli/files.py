@@ -35,7 +35,7 @@ from dataclasses import KW_ONLY, dataclass, field
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, cast
 
-from bapp_cli.config import names_a_directory, user_path
+from bapp_cli.config import names_a_directory
 from bapp_cli.errors import InvalidInput, OutputFailed, read_at_most
 
 if TYPE_CHECKING:
@@ -149,20 +149,10 @@ class OutputFile:
         the command's own transaction would commit into the unlinked file — and a key would be lost for good."""
         if existing is None or not stat.S_ISREG(existing.st_mode):  # a device (/dev/null) is not destroyed
             return
-        protected = []  # (a path, what it is, the noun of the refusal)
+        protected: list[tuple[str, str, str]] = []  # (a path, what it is, the noun of the refusal)
         if self.not_the_input not in (None, "-"):
             protected.append((str(self.not_the_input), f"the input file {self.not_the_input}", "input"))
-        if self.settings is not None:
-            from bapp_cli.db.dbapi import sqlite_file
-
-            database = sqlite_file(self.settings.database_url)
-            for suffix in ("", "-wal", "-shm", "-journal") if database is not None else ():
-                path = f"{database}{suffix}"
-                protected.append((path, f"the database bapp is using ({path})", "database"))
-            protected.append((str(self.settings.config_path), "bapp's config file", "configuration"))
-            for key in ("badges.key_file", "calendly.token_file", "calendly.webhook_signing_key_file"):
-                if named := self.settings.get(key):
-                    protected.append((str(user_path(str(named))), f"the file of {key}", "secret"))
+        protected += self.settings.own_files() if self.settings is not None else []
         for path, described, noun in protected:
             # an input that cannot be read gets its own error when it is opened; a missing journal is not this file
             with contextlib.suppress(OSError):
