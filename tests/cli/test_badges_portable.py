@@ -211,6 +211,24 @@ def test_the_status_list_has_a_bit_for_every_badge_not_only_up_to_the_last_revok
     assert [(row["credential_id"].rsplit("/", 1)[1], row["status"]) for row in result.json()][-1] == ("200000", "valid")
 
 
+def test_a_status_list_older_than_a_badge_fails_that_credential_alone(bapp: Bapp, tmp_path: Path) -> None:
+    # a list published before a badge whose entry lies past its end failed the whole run (exit 6, no listing:
+    # "the status list cannot be read: index 200000 is past the end of the list"), the other credentials unchecked
+    seed(bapp, awarded_in_the_past)
+    issuer_init(bapp)
+    assert bapp("badges", "revoke", EMAIL, "tier:play:1", "--reason", "awarded in error").exit_code == 0
+    exported, listing = tmp_path / "ada.jwt", tmp_path / "revocations.jwt"
+    assert bapp("badges", "status-list", "-o", str(listing)).exit_code == 0  # published, then a badge comes later
+    seed(bapp, lambda session: session.execute(update(Badge).where(Badge.key == "fundamentals").values(id=200_000)))
+    assert bapp("badges", "export", EMAIL, "-o", str(exported)).exit_code == 0
+    result = bapp("badges", "verify", str(exported), "--status-list", str(listing), "--json")
+    assert result.exit_code == 6, result.stderr
+    rows = [(row["credential_id"].rsplit("/", 1)[1], row["status"], row["reason"]) for row in result.json()]
+    assert [status for _, status, _ in rows[:-1]] == ["valid"]  # the revoked one is no longer exported
+    assert rows[-1][:2] == ("200000", "invalid") and "which predates it: use a newer list" in rows[-1][2], rows
+    assert "1 of 2 credential(s) invalid; credential 2: not in the status list of " in result.stderr
+
+
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_a_badge_id_past_what_verify_reads_is_refused_by_status_list_not_published(bapp: Bapp, tmp_path: Path) -> None:
     # the list was sized by any badge id: a restored one near 2**31 made status-list hold 256 MiB of bits (and
@@ -507,14 +525,15 @@ def test_hostile_credentials_signed_with_our_key_never_crash_verify(bapp: Bapp, 
     assert {row["reason"].split(" has ")[0] for row in result.json()} == {"no badge of this database"}
 
     status_list = tmp_path / "list.jwt"
-    for index in ("-1", "99999999", "x"):
+    # an index past the list's end is the credential's own failure (a list older than it), the others the list's
+    for index, said in (("-1", "the status list cannot be read"), ("99999999", "predates it"), ("x", "cannot be read")):
         credential = json.loads(json.dumps(base))
         credential["credentialStatus"]["statusListIndex"] = index
         token_file = tmp_path / "odd.jwt"
         token_file.write_text(sign_credential(credential, issuer, now=AWARDED) + "\n")
         assert bapp("badges", "status-list", "-o", str(status_list)).exit_code == 0
         odd = bapp("badges", "verify", str(token_file), "--status-list", str(status_list))
-        assert odd.exit_code == 6 and "the status list cannot be read" in odd.stderr, odd.stderr
+        assert odd.exit_code == 6 and said in odd.stderr, odd.stderr
     # a badge credential is not a status list
     not_a_list = bapp("badges", "verify", str(path), "--status-list", str(path))
     assert not_a_list.exit_code == 6 and "Traceback" not in not_a_list.stderr
