@@ -252,9 +252,9 @@ def check_setting(key: str, value: Any) -> Any:
         compile_pattern(value, key)
     if key.endswith("_file") and "\x00" in value:  # open() raises ValueError for it, not OSError
         raise InvalidInput(f"{key}: holds a NUL character, which no file name can", code="invalid_setting")
-    if key in ("calendly.token_file",) and not value.strip():
-        raise InvalidInput(f"{key}: must not be empty", code="invalid_setting")
-    if key == "bookings.calendly" and value.strip() and value.strip().lower() not in CALENDLY_MODES:
+    if not value.strip():  # no way to unset a key (`config unset` is): taken as unset, `token = ""` hid token_file
+        raise InvalidInput(f"{key}: is empty", hint="give it a value, or leave it out", code="invalid_setting")
+    if key == "bookings.calendly" and value.strip().lower() not in CALENDLY_MODES:
         raise InvalidInput(f"{key}: {value[:40]!r} is not one of {', '.join(CALENDLY_MODES)}", code="invalid_setting")
     return value
 
@@ -424,6 +424,21 @@ class Settings(NamedTuple):
             return bool(self.config_path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO))
         except OSError:
             return False
+
+    def own_files(self) -> list[tuple[str, str, str]]:
+        """The files of bapp's own these settings name, which no output may replace: the SQLite database (and its
+        journal), the config file, and the files of the secrets — each (its path, what it is, the noun of what
+        writing over it would destroy)."""
+        from bapp_cli.db.dbapi import sqlite_file
+
+        found = [(str(self.config_path), "bapp's config file", "configuration")]
+        database = sqlite_file(self.database_url)
+        for suffix in ("", "-wal", "-shm", "-journal") if database is not None else ():
+            found.append((path := f"{database}{suffix}", f"the database bapp is using ({path})", "database"))
+        for key in ("badges.key_file", "calendly.token_file", "calendly.webhook_signing_key_file"):
+            if named := self.get(key):
+                found.append((str(user_path(str(named))), f"the file of {key}", "secret"))
+        return found
 
     def secret_values(self) -> set[str]:
         """The secrets these settings hold — SECRET_KEYS' values, the database passwords as written and decoded,
@@ -773,8 +788,8 @@ def set_config_values(path: Path, values: Mapping[str, str]) -> None:
 def as_meant_here(key: str, value: str) -> str:
     """A `*_file` setting given on the command line as the user meant it: from the directory they typed it in
     (`~` expanded), stored absolute, as `badges issuer init` stores its key file. Kept relative, it was read
-    from whatever directory a later run (a cron job's) started in. A blank one stays as given."""
-    return str(user_path(value).absolute()) if key.endswith("_file") and value.strip() else value
+    from whatever directory a later run (a cron job's) started in."""
+    return str(user_path(value).absolute()) if key.endswith("_file") else value
 
 
 def check_given_setting(key: str, value: str) -> Any:
@@ -845,7 +860,7 @@ def init_config_file(path: Path, values: Mapping[str, str | None], *, force: boo
     `config set` wrote over its value."""
     data: dict[str, Any] = {}
     for key, value in values.items():
-        if value:
+        if value is not None:  # given, if empty: refused as `config set` refuses it
             put_setting(data, key, as_meant_here(key, check_given_setting(key, value)))
     with _config_turn(path):
         if path.exists() and not force:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import os
+import signal
 import stat
 from collections.abc import Callable
 from typing import IO, Any
@@ -133,11 +134,22 @@ class Busy(BappError):
     code = "busy"
 
 
-class Interrupted(BappError):
-    """Ctrl-C: the transaction was rolled back."""
+# The SIGTERM or SIGHUP that stopped the running command, if one did (cli.app's handler records it, then unwinds
+# the command as Ctrl-C does; cleared as each command begins), and each stop's name, as README's exit codes say.
+stop_signal: list[int] = []
+STOPS: dict[int, str] = {signal.SIGINT: "Interrupted", signal.SIGHUP: "Hung up", signal.SIGTERM: "Terminated"}
 
-    exit_code = 130
+
+class Interrupted(BappError):
+    """Ctrl-C, SIGTERM or SIGHUP, where a command words its own stop (`during` says what was under way): the
+    message starts with the stop's name and the exit code is 128 + the signal, as a shell reports the signal."""
+
     code = "interrupted"
+
+    def __init__(self, during: str, *, hint: str | None = None) -> None:
+        signum = stop_signal[0] if stop_signal else signal.SIGINT
+        super().__init__(f"{STOPS[signum].lower()} {during}", hint=hint)
+        self.exit_code = 128 + signum
 
 
 # Whether the running command has committed a transaction (db.dbapi.settled sets it, cli.app clears it as each

@@ -14,6 +14,7 @@ import socket
 import stat
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -208,6 +209,24 @@ def test_the_status_list_has_a_bit_for_every_badge_not_only_up_to_the_last_revok
     result = bapp("badges", "verify", str(exported), "--status-list", str(listing), "--json")
     assert result.exit_code == 0, result.stderr
     assert [(row["credential_id"].rsplit("/", 1)[1], row["status"]) for row in result.json()][-1] == ("200000", "valid")
+
+
+def test_a_status_list_older_than_a_badge_fails_that_credential_alone(bapp: Bapp, tmp_path: Path) -> None:
+    # a list published before a badge whose entry lies past its end failed the whole run (exit 6, no listing:
+    # "the status list cannot be read: index 200000 is past the end of the list"), the other credentials unchecked
+    seed(bapp, awarded_in_the_past)
+    issuer_init(bapp)
+    assert bapp("badges", "revoke", EMAIL, "tier:play:1", "--reason", "awarded in error").exit_code == 0
+    exported, listing = tmp_path / "ada.jwt", tmp_path / "revocations.jwt"
+    assert bapp("badges", "status-list", "-o", str(listing)).exit_code == 0  # published, then a badge comes later
+    seed(bapp, lambda session: session.execute(update(Badge).where(Badge.key == "fundamentals").values(id=200_000)))
+    assert bapp("badges", "export", EMAIL, "-o", str(exported)).exit_code == 0
+    result = bapp("badges", "verify", str(exported), "--status-list", str(listing), "--json")
+    assert result.exit_code == 6, result.stderr
+    rows = [(row["credential_id"].rsplit("/", 1)[1], row["status"], row["reason"]) for row in result.json()]
+    assert [status for _, status, _ in rows[:-1]] == ["valid"]  # the revoked one is no longer exported
+    assert rows[-1][:2] == ("200000", "invalid") and "which predates it: use a newer list" in rows[-1][2], rows
+    assert "1 of 2 credential(s) invalid; credential 2: not in the status list of " in result.stderr
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -506,14 +525,15 @@ def test_hostile_credentials_signed_with_our_key_never_crash_verify(bapp: Bapp, 
     assert {row["reason"].split(" has ")[0] for row in result.json()} == {"no badge of this database"}
 
     status_list = tmp_path / "list.jwt"
-    for index in ("-1", "99999999", "x"):
+    # an index past the list's end is the credential's own failure (a list older than it), the others the list's
+    for index, said in (("-1", "the status list cannot be read"), ("99999999", "predates it"), ("x", "cannot be read")):
         credential = json.loads(json.dumps(base))
         credential["credentialStatus"]["statusListIndex"] = index
         token_file = tmp_path / "odd.jwt"
         token_file.write_text(sign_credential(credential, issuer, now=AWARDED) + "\n")
         assert bapp("badges", "status-list", "-o", str(status_list)).exit_code == 0
         odd = bapp("badges", "verify", str(token_file), "--status-list", str(status_list))
-        assert odd.exit_code == 6 and "the status list cannot be read" in odd.stderr, odd.stderr
+        assert odd.exit_code == 6 and said in odd.stderr, odd.stderr
     # a badge credential is not a status list
     not_a_list = bapp("badges", "verify", str(path), "--status-list", str(path))
     assert not_a_list.exit_code == 6 and "Traceback" not in not_a_list.stderr
@@ -674,3 +694,28 @@ def test_a_file_of_more_credentials_than_the_limit_is_refused_before_it_is_verif
         refused = bapp("badges", "verify", *arguments)
         assert refused.exit_code == 6 and refused.stdout == "", refused.stderr
         assert f"Error: {path}: more than 100,000 credentials; verify at most that many at a time" in refused.stderr
+
+
+def test_an_output_path_naming_the_signing_key_or_the_config_file_is_refused_before_it_is_written(
+    bapp: Bapp, tmp_path: Path
+) -> None:
+    # `badges status-list -o KEY` replaced the issuer's private key (just read to sign the list) with the list,
+    # and `export … -o CONFIG` the config file with the export: both exit 0, the key lost for good
+    issuer_init(bapp)
+    config = Path(bapp.env["BAPP_CONFIG"])
+    key_file = Path(tomllib.loads(config.read_text())["badges"]["key_file"])
+    token_file = tmp_path / "token"
+    token_file.write_text("cal-token\n")
+    assert bapp("config", "set", "calendly.token_file", str(token_file)).exit_code == 0
+    kept = {path: path.read_bytes() for path in (config, key_file, token_file)}
+    for command, path, described in [
+        (("badges", "status-list"), key_file, "the file of badges.key_file; writing it would destroy the secret"),
+        (("export", "pathways", "--format", "json"), config, "bapp's config file; writing it would destroy the"),
+        (("export", "clients", "--format", "csv"), token_file, "the file of calendly.token_file;"),
+    ]:
+        result = bapp(*command, "-o", str(path))
+        assert result.exit_code == 6, result.stderr
+        assert result.stderr.startswith(f"Error: --output: {path} is {described}"), result.stderr
+    assert {path: path.read_bytes() for path in kept} == kept
+    # a device is no file to lose: /dev/null is still an output when it is the config file (BAPP_CONFIG=/dev/null)
+    assert bapp("export", "pathways", "-o", os.devnull, env={"BAPP_CONFIG": os.devnull}).exit_code == 0

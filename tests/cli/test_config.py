@@ -699,3 +699,39 @@ def test_unset_into_a_folder_not_there_makes_no_folder(cli: Bapp, tmp_path: Path
     assert result.exit_code == 0, result.stderr
     assert "Not set: timezone" in result.stderr
     assert not (tmp_path / "typo").exists()
+
+
+@pytest.mark.parametrize(
+    "table, key",
+    [
+        ("calendly", "token"),
+        ("calendly", "webhook_signing_key"),
+        ("calendly", "webhook_signing_key_file"),
+        ("calendly", "pathway_question"),
+        ("badges", "key_file"),
+        ("badges", "issuer_name"),
+        ("bookings", "calendly"),
+    ],
+)
+@pytest.mark.parametrize("blank", ["", "  "])
+def test_a_blank_key_in_the_config_file_is_exit_4_naming_it_and_the_file(
+    cli: Bapp, table: str, key: str, blank: str
+) -> None:
+    # these were taken as unset (pathway_question as the default "pathway", token as no token, so token_file
+    # was read instead) while a blank calendly.user or timezone was exit 4, and `--user ""` exit 2
+    config = Path(cli.env["BAPP_CONFIG"])
+    config.write_text(f'[{table}]\n{key} = "{blank}"\n')
+    config.chmod(0o600)
+    result = cli("clients", "list")
+    assert result.exit_code == 4, result.stderr
+    assert result.stderr.startswith(f"Error: config file {config}, key {table}.{key}: is empty\n"), result.stderr
+
+
+def test_config_set_and_init_refuse_an_empty_value_and_write_nothing(cli: Bapp) -> None:
+    # init dropped an empty --timezone without a word; set wrote `pathway_question = ""` into the file
+    config = Path(cli.env["BAPP_CONFIG"])
+    result = cli("config", "init", "--timezone", "")
+    assert result.exit_code == 6 and not config.exists(), result.stderr
+    result = cli("config", "set", "calendly.pathway_question", "")
+    assert result.exit_code == 6 and "calendly.pathway_question: is empty" in result.stderr, result.stderr
+    assert not config.exists()

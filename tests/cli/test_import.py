@@ -423,6 +423,9 @@ def test_stdin_needs_a_format_and_kinds_and_files_are_checked(bapp: Bapp, catalo
     assert unknown.exit_code == 2 and "unknown kind 'widgets'" in unknown.stderr
     absent = bapp("import", "clients", "/no/such/file.csv")
     assert absent.exit_code == 6 and "cannot read /no/such/file.csv" in absent.stderr
+    # an empty path (an unset "$FILE") was "cannot tell the format of stdin" (exit 2), as if stdin had been asked for
+    empty = bapp("import", "clients", "", stdin=data)
+    assert empty.exit_code == 6 and "cannot tell the format of '' from its name" in empty.stderr, empty.stderr
     catalogue.rollback()
     assert count(catalogue, ClientProfile) == 1
 

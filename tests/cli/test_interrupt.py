@@ -62,3 +62,18 @@ def test_a_sync_terminated_after_its_commit_does_not_say_nothing_was_changed(bap
     assert stderr.splitlines()[-1] == "Terminated; what was committed before the stop stands."
     assert stdout == ""  # the summary never came
     assert [(run["status"], run["created"]) for run in sync_runs(bapp.database_url)] == [("succeeded", 3000)]
+
+
+def test_an_interrupted_error_is_named_after_the_signal_that_stopped_the_command() -> None:
+    # cli.app rewrote the first "interrupted" in any Interrupted error's message to "hung up" or "terminated"
+    # by string search; the error now names its stop itself, with the exit code of that signal
+    from bapp_cli.errors import Interrupted, stop_signal
+
+    assert (Interrupted("while x").message, Interrupted("while x").exit_code) == ("interrupted while x", 130)
+    for signum, words, code in ((signal.SIGHUP, "hung up while x", 129), (signal.SIGTERM, "terminated while x", 143)):
+        stop_signal[:] = [signum]
+        try:
+            error = Interrupted("while x", hint="h")
+        finally:
+            stop_signal.clear()
+        assert (error.message, error.exit_code, error.hint, error.code) == (words, code, "h", "interrupted")

@@ -109,6 +109,8 @@ def test_add_with_every_option(bapp: Bapp) -> None:
         # … a rule about the value is invalid input naming the field
         (("--duration", "1441"), 6, "duration: 1441 is not between 1 and 1440 minutes"),
         (("--category", "premium"), 6, "category: 'premium' is not a category"),
+        # an empty one was taken as not given (specialized), where `sessions update --category ''` is refused
+        (("--category", ""), 6, "category: '' is not a category"),
         (("--category", "pathway"), 6, "pathway: a pathway session needs at least one --pathway"),
         (("--pathway", "growth"), 7, "no pathway 'growth'"),
         (("--price", "12.345"), 6, "price: '12.345' has more than two decimal places"),

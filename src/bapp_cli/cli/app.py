@@ -37,7 +37,7 @@ from bapp_cli.cli.files import (
 from bapp_cli.cli.options import output_command
 from bapp_cli.cli.terminal import forget_unusable_terminal_size, visible
 from bapp_cli.config import is_terminal
-from bapp_cli.errors import BappError, Interrupted, UsageError, committed
+from bapp_cli.errors import STOPS, BappError, UsageError, committed, stop_signal
 
 MAX_DETAIL_LINES = 100
 RICH_HELP: Literal["rich"] | None = "rich" if is_terminal(sys.stdout) else None
@@ -175,8 +175,6 @@ def _report(error: BappError, argv: list[str], app_state: AppState) -> int:
         # errors echo user input (a value, a file's line): no secret and no control character gets through
         return visible(app_state.scrub(text))
 
-    if isinstance(error, Interrupted) and _TERMINATED:  # a service's words for Ctrl-C, of a stop signal
-        error.message = error.message.replace("interrupted", _STOPS[_TERMINATED[0]].lower(), 1)
     message, details = scrub(error.message), error.details
     sys.stderr.write(f"Error: {message}\n")
     json_errors = _wants_json_errors(argv, app_state)
@@ -191,8 +189,7 @@ def _report(error: BappError, argv: list[str], app_state: AppState) -> int:
         payload = {"error": {"code": error.code, "message": message, "details": details}}
         text = json.dumps(payload, ensure_ascii=False, default=str)
         sys.stderr.write(scrub(text) + "\n")
-    # a stop signal a command turned into its own message keeps the signal's code, as _stopped gives it
-    return 128 + _TERMINATED[0] if isinstance(error, Interrupted) and _TERMINATED else error.exit_code
+    return error.exit_code
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -264,13 +261,8 @@ def main(argv: list[str] | None = None) -> None:
     raise SystemExit(flush_stdout_at_exit(exit_code))
 
 
-_TERMINATED: list[int] = []  # the SIGTERM or SIGHUP received, if one was
-# what a stop by SIGHUP or SIGTERM says, as README's exit codes 129 and 143 do
-_STOPS: dict[int, str] = {signal.SIGHUP: "Hung up", signal.SIGTERM: "Terminated"}
-
-
 def _terminate(signum: int, frame: Any) -> None:
-    _TERMINATED.append(signum)
+    stop_signal.append(signum)
     raise KeyboardInterrupt  # stopped exactly as Ctrl-C stops a command
 
 
@@ -278,13 +270,13 @@ def _stopped(*, aborted: bool = False) -> int:
     """Says on stderr that the run stopped (a declined confirmation, Ctrl-C, SIGTERM or SIGHUP) with nothing
     changed, or (stopped after a commit: a sync showing its changes) with what it committed standing; its exit
     code."""
-    terminated = bool(_TERMINATED) and not aborted
-    how = "Aborted" if aborted else _STOPS[_TERMINATED[0]] if terminated else "Interrupted"
+    terminated = bool(stop_signal) and not aborted
+    how = "Aborted" if aborted else STOPS[stop_signal[0]] if terminated else "Interrupted"
     changed = "what was committed before the stop stands" if committed[0] else "nothing was changed"
     sys.stderr.write(f"{how}; {changed}.\n")
     # 128 + the signal, as a shell reports a process the signal stopped: `timeout` and systemd tell a
     # terminated run (143; 129 for a hang-up) from one stopped by Ctrl-C (130)
-    return 128 + _TERMINATED[0] if terminated else 130
+    return 128 + stop_signal[0] if terminated else 130
 
 
 def _stop_on_signals() -> dict[int, Any]:
@@ -293,7 +285,7 @@ def _stop_on_signals() -> dict[int, Any]:
     signal — instead of Python's default of dying where it stands, which left an export's or a rejects
     file's `.partial` temporary file behind. An ignored signal stays ignored (`nohup`); a server command
     (webhook serve) installs its own handlers, which drain, when it starts. Returns the handlers to put back."""
-    _TERMINATED.clear()
+    stop_signal.clear()
     committed[0] = False  # a command run before this one in the process (in-process tests) may have set it
     replaced: dict[int, Any] = {}
     with contextlib.suppress(ValueError, OSError):  # not the main thread (an embedding caller): leave it alone

@@ -13,6 +13,7 @@ from bapp_cli.cli.unit_of_work import apply, fetch
 from bapp_cli.errors import ConfigError, InvalidInput, UsageError
 
 if TYPE_CHECKING:
+    from bapp_cli.config import Settings
     from bapp_cli.services.credentials import Issuer
     from bapp_cli.services.listing import Page
 
@@ -77,10 +78,10 @@ def _issuer(app_state: AppState) -> Issuer:
     return Issuer(str(name), str(url), load_key_file(user_path(str(key_file))), image_base or None)
 
 
-def _write_text(output: str, text: str, *, private: bool = False, database_url: str | None = None) -> None:
+def _write_text(output: str, text: str, *, private: bool = False, settings: Settings | None = None) -> None:
     """stdout, or a file through bapp's one output writer (checked first, whole or not at all; never the
-    database at `database_url`)."""
-    with OutputFile(output, what="--output", private=private, database_url=database_url) as stream:
+    database, the config file or a key `settings` name)."""
+    with OutputFile(output, what="--output", private=private, settings=settings) as stream:
         stream.write(text)
 
 
@@ -221,7 +222,7 @@ def export_command(
         issued = issue_credentials(session, email, issuer=issuer, now=utc_now(), only=badge or ())
     text = "".join(item["jwt"] + "\n" for item in issued) if chosen == "jwt" else _json_text(issued)
     # personal achievements: a new file is 0600, like a backup
-    _write_text(output, text, private=True, database_url=app_state.settings.database_url)
+    _write_text(output, text, private=True, settings=app_state.settings)
     where = "stdout" if output == "-" else output
     app_state.messages.info(f"Exported {len(issued)} credential(s) of {email.strip().lower()} to {where}.")
 
@@ -348,5 +349,5 @@ def status_list_command(ctx: typer.Context, fmt: CredentialFormatOption = "jwt",
     with app_state.reading() as session:
         revoked, listing = build_status_list(session, issuer=issuer, now=utc_now())
     text = listing["jwt"] + "\n" if chosen == "jwt" else _json_text(listing)
-    _write_text(output, text, database_url=app_state.settings.database_url)
+    _write_text(output, text, settings=app_state.settings)
     app_state.messages.info(f"{revoked} revoked badge(s) in the list.")

@@ -17,7 +17,7 @@ app = typer.Typer(help="Add, update and list builders (who run sessions).", no_a
 # `builders list` as a table: the scheduling settings' headers, shortened
 TABLE_HEADERS = {"minimum_notice_hours": "notice (h)", "max_advance_days": "advance (d)", "buffer_minutes": "buffer"}
 
-NameOption = Annotated[str | None, typer.Option("--name", help="Display name.")]
+NameOption = Annotated[str | None, typer.Option("--name", help="Display name ('' clears it for the account's).")]
 CalendlyUserOption = Annotated[
     str | None, typer.Option("--calendly-user", help="Calendly user URI that owns their event types.")
 ]

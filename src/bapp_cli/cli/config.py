@@ -42,7 +42,8 @@ def show(ctx: typer.Context) -> None:
     """Show every setting with its value and source (secrets as ****).
 
     A setting that is not valid is shown all the same, and named on stderr with its file or variable;
-    so is a key in the file that bapp does not know (a typo).
+    so is a key in the file that bapp does not know (a typo). --format/--json choose how this listing is
+    printed; the `format` row is the setting other commands use when given neither.
 
     \b
     Examples:

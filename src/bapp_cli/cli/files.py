@@ -33,10 +33,13 @@ import sys
 from collections.abc import Callable, Iterator
 from dataclasses import KW_ONLY, dataclass, field
 from types import TracebackType
-from typing import IO, cast
+from typing import IO, TYPE_CHECKING, cast
 
 from bapp_cli.config import names_a_directory
 from bapp_cli.errors import InvalidInput, OutputFailed, read_at_most
+
+if TYPE_CHECKING:
+    from bapp_cli.config import Settings
 
 # A saved Calendly listing, a webhook body or an answers document is small; past this a path is not
 # the file the user meant (`/dev/zero`, a disk image) and reading on would only exhaust memory.
@@ -110,7 +113,7 @@ class OutputFile:
     what: str
     private: bool = False
     not_the_input: str | None = None
-    database_url: str | None = None
+    settings: Settings | None = None  # the files it names (the database, keys) and the config file are kept
     _target: str = field(default="", init=False)  # the real path, set on entry
     _temporary: str | None = field(default=None, init=False)
     _handle: IO[str] | None = field(default=None, init=False)
@@ -141,20 +144,15 @@ class OutputFile:
         return cast(IO[str], GuardedStream(self._handle, self.failed))
 
     def _refuse_overwriting(self, existing: os.stat_result | None) -> None:
-        """The command's own input, or the SQLite file it works on (or its journal): replacing the database
-        would lose it — the command's own transaction would commit into the unlinked file."""
-        if existing is None:
+        """The command's own input, the SQLite file it works on (or its journal), the config file, or a file a
+        setting names (the badge signing key the command just read): replacing the database would lose it —
+        the command's own transaction would commit into the unlinked file — and a key would be lost for good."""
+        if existing is None or not stat.S_ISREG(existing.st_mode):  # a device (/dev/null) is not destroyed
             return
-        protected = []  # (a path, what it is, the noun of the refusal)
+        protected: list[tuple[str, str, str]] = []  # (a path, what it is, the noun of the refusal)
         if self.not_the_input not in (None, "-"):
             protected.append((str(self.not_the_input), f"the input file {self.not_the_input}", "input"))
-        if self.database_url is not None:
-            from bapp_cli.db.dbapi import sqlite_file
-
-            database = sqlite_file(self.database_url)
-            for suffix in ("", "-wal", "-shm", "-journal") if database is not None else ():
-                path = f"{database}{suffix}"
-                protected.append((path, f"the database bapp is using ({path})", "database"))
+        protected += self.settings.own_files() if self.settings is not None else []
         for path, described, noun in protected:
             # an input that cannot be read gets its own error when it is opened; a missing journal is not this file
             with contextlib.suppress(OSError):

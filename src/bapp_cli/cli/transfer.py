@@ -112,9 +112,7 @@ def import_command(
         keep_rejects = contextlib.ExitStack()  # closed to keep the rejected rows: the writer, then the file
         if rejects is not None:
             # Checked (a directory, read-only, the input itself) before a row is read.
-            rejects_file = OutputFile(
-                rejects, what="--rejects", not_the_input=path, database_url=app_state.settings.database_url
-            )
+            rejects_file = OutputFile(rejects, what="--rejects", not_the_input=path, settings=app_state.settings)
             rejected_to = RejectsWriter(
                 stack.enter_context(rejects_file), data_format, all_kinds=kind == "all", raw=raw
             )
@@ -224,8 +222,7 @@ def export_command(
     _check_kind(kind)
     data_format = format_for(output, fmt, default="json")
     # entered first: a path that cannot be written is refused before the database is read
-    database_url = app_state.settings.database_url
-    with OutputFile(output, what="--output", private=kind == "all", database_url=database_url) as stream:
+    with OutputFile(output, what="--output", private=kind == "all", settings=app_state.settings) as stream:
         if kind == "bookings" and data_format != "toml":  # the plain read: the database writes the cells
             count = _export_bookings(app_state, stream, data_format, raw=raw)
         else:

@@ -61,6 +61,16 @@ def _run(
             raise newer_revision_error(before)
         if action == "upgrade" and before is not None:
             _refuse_older(before, revision)
+        if before is None and _holds_tables(engine):
+            # alembic_version emptied by hand: the run would create every table again, refused by the
+            # first ("users already exists"), whose words pointed at dropping it; the tables hold the user's data
+            raise DatabaseNotReady(
+                f"cannot {action}: the database holds bapp's tables but no revision (its alembic_version is "
+                "empty), so bapp cannot tell which migrations it has had",
+                hint="put back the revision its tables are at, e.g. `INSERT INTO alembic_version (version_num) "
+                f"VALUES ('{HEAD_REVISION}')` if they are at head (then `bapp db check`), or restore a backup",
+                code="revision_missing",
+            )
         # a write transaction from its BEGIN (IMMEDIATE on SQLite), so another writer is waited for (busy timeout):
         # a deferred one that read first was refused at once (busy, exit 75) when it came to write
         with engine.execution_options(**{WRITE_OPTION: True}).connect() as connection:
@@ -150,6 +160,16 @@ def downgrade(engine: Engine, revision: str) -> tuple[str | None, str | None]:
     return _run(engine, "downgrade", revision)
 
 
+def _holds_tables(engine: Engine) -> bool:
+    """Whether bapp's tables are there beside an alembic_version that bapp migrated (a `db downgrade base` leaves it
+    empty, with no table of bapp's): a table of another program's alone, of a name bapp uses, is no such case."""
+    from bapp_cli.db.models import Base
+
+    with engine.connect() as connection:
+        names = set(inspect(connection).get_table_names())
+    return "alembic_version" in names and bool(names & set(Base.metadata.tables))
+
+
 def current_revision(engine: Engine) -> str | None:
     with engine.connect() as connection:
         if not inspect(connection).has_table("alembic_version"):
@@ -205,7 +225,9 @@ def schema_drift(engine: Engine) -> list[str]:
 
     from bapp_cli.db.models import Base
 
+    # a table of the user's own beside bapp's (notes, a report's) is no disagreement of the models and migrations
+    opts = {"compare_type": True, "include_name": lambda name, kind, _: kind != "table" or name in Base.metadata.tables}
     with engine.connect() as connection:
-        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        context = MigrationContext.configure(connection, opts=opts)
         diffs = compare_metadata(context, Base.metadata)
     return [repr(diff) for diff in diffs]

@@ -233,7 +233,7 @@ def _stays_pending(reference: str) -> Iterator[None]:
     try:
         yield
     except KeyboardInterrupt:
-        raise Interrupted(f"interrupted {stays}", hint=hint) from None
+        raise Interrupted(stays, hint=hint) from None
     except DatabaseNotReady as failure:  # the unit of work's translation of the driver's error
         failure.message, failure.hint = f"{failure.message}, {stays}", hint
         raise
@@ -655,8 +655,7 @@ def change_status(
             # mark is looked up before one is made.
             what = {"cancel": "cancel", "no-show": "mark as a no-show", "undo": "take back the no-show of"}[command]
             raise Interrupted(
-                f"interrupted while Calendly was asked to {what} booking {reference}; bapp changed nothing, "
-                "Calendly may have",
+                f"while Calendly was asked to {what} booking {reference}; bapp changed nothing, Calendly may have",
                 hint="run the command again: it settles both sides without doing anything twice",
             ) from None
     with transaction() as session:

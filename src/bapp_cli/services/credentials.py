@@ -348,7 +348,8 @@ def _encode_bits(revoked: Iterable[int], highest: int) -> str:
     return "u" + base64url_encode(gzip.compress(bytes(bits), mtime=0)).decode("ascii")
 
 
-def _bit_is_set(encoded: str, index: int) -> bool:
+def _bit_is_set(encoded: str, index: int) -> bool | None:
+    """Whether the list's bit `index` is set; None when the list ends before it (published before that badge)."""
     if not encoded.startswith("u"):
         raise ValueError("encodedList is not multibase base64url ('u' prefix)")
     from jwt.utils import base64url_decode
@@ -357,9 +358,7 @@ def _bit_is_set(encoded: str, index: int) -> bool:
         raise ValueError(f"index {index} is not a list index (0 to {STATUS_LIST_MAX_BITS - 1:,})")
     # inflated no further than the byte holding the bit: whoever issued the credential publishes the list
     bits = zlib.decompressobj(wbits=31).decompress(base64url_decode(encoded[1:]), index // 8 + 1)
-    if index // 8 >= len(bits):
-        raise ValueError(f"index {index} is past the end of the list ({len(bits) * 8} entries read)")
-    return bool(bits[index // 8] & (0x80 >> (index % 8)))
+    return bool(bits[index // 8] & (0x80 >> (index % 8))) if index // 8 < len(bits) else None
 
 
 def build_status_list(session: Session, *, issuer: Issuer, now: dt.datetime) -> tuple[int, dict[str, Any]]:
@@ -603,7 +602,9 @@ def check_against_status_list(verification: Verification, status_token: str, *, 
         revoked = _bit_is_set(str(vc["credentialSubject"]["encodedList"]), int(status["statusListIndex"]))
     except (KeyError, TypeError, ValueError, OverflowError, OSError, EOFError, zlib.error) as exc:  # int(inf)
         raise _unusable_status_list(f"cannot be read: {exc}") from None
-    if revoked:
+    if revoked is None:  # the credential's alone: the others' entries are read all the same
+        verification.reason = f"not in the status list of {vc.get('validFrom')}, which predates it: use a newer list"
+    elif revoked:
         verification.revoked = True
         verification.reason = f"revoked (status list of {vc.get('validFrom')})"
 

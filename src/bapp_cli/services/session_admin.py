@@ -89,7 +89,7 @@ def add_session_type(session: Session, draft: NewSessionType, *, now: dt.datetim
             f"duration: {draft.duration_minutes} is not between 1 and {MAX_DURATION_MINUTES} minutes",
             code="invalid_duration",
         )
-    category = parse_category(draft.category or "specialized")
+    category = parse_category("specialized" if draft.category is None else draft.category)
     # a title without a letter a-z or a digit (`日本語`, `---`) gives none: said of the title, not as a slug ''
     if (slug := check_session_slug(draft.slug) if draft.slug is not None else session_slug(title)) is None:
         raise InvalidInput(f"title: {title!r} gives no slug (no a-z or 0-9)", hint="pass --slug", code="invalid_slug")

@@ -112,9 +112,9 @@ def format_for(path: str | None, explicit: str | None, *, default: str | None) -
     flag = "--input-format" if default is None else "--format"
     if default is not None and not suffix:
         return default
-    if named:
+    if path not in (None, "-"):
         # An extension bapp does not write (x.xlsx) must not get JSON under its name, nor a file to import with
-        # none (`rows`, `/dev/fd/3`) be called stdin: say so instead.
+        # none (`rows`, `/dev/fd/3`, or '' from an unset "$FILE") be called stdin: say so instead.
         raise InvalidInput(
             f"cannot tell the format of {path!r} from its name",
             hint=f"name it .csv, .tsv, .json, .jsonl or .toml, or pass {flag} " + "|".join(FORMATS),
