@@ -22,12 +22,13 @@ from typing import Any
 
 import httpx
 import pytest
+from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, select, text
 
 from bapp_cli.calendly.webhooks import parse_webhook
 from bapp_cli.db.engine import make_engine, unit_of_work
 from bapp_cli.db.locks import lock_id
-from bapp_cli.db.migration import HEAD_REVISION
+from bapp_cli.db.migration import HEAD_REVISION, script_location
 from bapp_cli.db.models import Booking
 from bapp_cli.services.calendly_bookings import pathway_question_pattern
 from bapp_cli.services.webhook_inbox import receive_delivery
@@ -465,10 +466,6 @@ def _stamp(database_url: str, revision: str) -> None:
 
 
 def test_a_database_not_at_head_parks_the_delivery_202_until_it_is(rbapp: Bapp) -> None:
-    from alembic.script import ScriptDirectory
-
-    from bapp_cli.db.migration import script_location
-
     body = delivery(4)
     # A new bapp installed before `bapp db upgrade` ran: the database is one revision behind (the inbox
     # table itself is older than head, so it is there).
@@ -490,6 +487,25 @@ def test_a_database_not_at_head_parks_the_delivery_202_until_it_is(rbapp: Bapp) 
     assert [(row["id"], row["action"]) for row in retried.json()] == [(parked["id"], "created")]
     assert list(bookings_by_invitee(rbapp)) == [invitee_uri(4)]
     assert inbox(rbapp, "--pending") == []
+
+
+def test_a_database_not_at_head_parks_a_delivery_of_an_unknown_type_without_asking_calendly(
+    rbapp: Bapp, fake: FakeCalendly
+) -> None:
+    # with a token, the receiver fetched the delivery's unknown event type from Calendly before its at-head check
+    # parked the delivery: a request to Calendly (up to 4 s of the 15 Calendly waits) for a type it then never
+    # stored, of a delivery bapp would not apply to a schema it does not know
+    previous = ScriptDirectory(str(script_location())).get_revision(HEAD_REVISION).down_revision
+    assert isinstance(previous, str)
+    _stamp(rbapp.database_url, previous)
+    env = {"CALENDLY_API_KEY": TOKEN, "CALENDLY_API_BASE_URL": fake.base_url}
+    with running_receiver(rbapp, env=env) as receiver:
+        answer = receiver.deliver(delivery(6, type_index=9))  # the fake knows ET9 (12 types); bapp does not
+    assert answer.status_code == 202, answer.text
+    assert "database not ready" in answer.json()["note"]
+    assert fake.requests == []
+    _stamp(rbapp.database_url, HEAD_REVISION)
+    assert [entry["invitee_uri"] for entry in inbox(rbapp, "--pending")] == [invitee_uri(6)]
 
 
 def test_a_database_migrated_while_the_receiver_runs_parks_what_comes_after_202(rbapp: Bapp) -> None:

@@ -2,7 +2,7 @@
 
 `DeliveryHandler.handle` is the whole rule for one delivery: verify the signature on the raw bytes
 (nothing is parsed before it passes), parse, fetch an unknown event type once when a token is
-configured, then apply or park the delivery in one transaction (services.webhook_inbox).
+configured and the database is at head, then apply or park the delivery in one transaction (services.webhook_inbox).
 
 `ReceiverApp` is a small hand-written ASGI application around it, served by uvicorn. It has two routes
 and no framework: a framework would add a dependency and start-up time for routing we do not need, and
@@ -145,7 +145,11 @@ class DeliveryHandler:
             return None
         uri = None  # no table to look in (no schema yet): the delivery's own at-head check says so, in its words
         with contextlib.suppress(DatabaseNotReady, SQLAlchemyError), self.unit_of_work(write=False) as session:
-            uri = unknown_event_type(session, payload.payload)
+            if (unknown := unknown_event_type(session, payload.payload)) is not None:
+                # nothing is asked of Calendly for a schema not at head, where the delivery is parked (or 503)
+                # unapplied; asked only here, so a delivery of a known type still makes one at-head SELECT
+                dbapi.ensure_at_head(dbapi.Database.of_session(session))
+                uri = unknown
         if uri is None:
             return None
         try:
