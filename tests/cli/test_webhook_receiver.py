@@ -190,6 +190,31 @@ def test_an_unknown_event_type_is_parked_202_and_applied_after_a_sync(rbapp: Bap
     assert applied["status"] == "applied" and applied["outcome"].startswith("created BK-")
 
 
+def test_a_deeply_nested_body_is_read_alike_by_the_receiver_and_by_a_retry(rbapp: Bapp, tmp_path: Path) -> None:
+    # Python's JSON reader stops at the interpreter's depth less the caller's stack: the receiver's worker thread
+    # read (and parked, its type unknown) a body nested 980 deep that `webhook retry` (or `webhook apply`) could
+    # not, so it stayed pending as "not valid JSON" after the sync that should have applied it
+    def nested(j: int, depth: int) -> bytes:
+        text = delivery(j, type_index=7).decode()
+        return (text[: text.rindex("}")] + ', "was": ' + "[" * depth + "]" * depth + "}").encode()
+
+    deep, shallower = nested(5, 980), nested(6, 450)
+    too_deep = "webhook body is not valid JSON (arrays or objects nested too deeply)"
+    with running_receiver(rbapp) as receiver:
+        refused = receiver.deliver(deep)
+        parked = receiver.deliver(shallower)
+    assert (refused.status_code, refused.json()["error"]) == (400, too_deep)
+    assert parked.status_code == 202, parked.text
+    (tmp_path / "deep.json").write_bytes(deep)
+    applied = rbapp("calendly", "webhook", "apply", str(tmp_path / "deep.json"), "--signature", signed(deep))
+    assert applied.exit_code == 6 and too_deep in applied.stderr, applied.stderr
+    listing = rbapp.home / "more_types.json"
+    listing.write_text(json.dumps(catalogue(8)))
+    assert rbapp("calendly", "sync", "--from-file", str(listing)).exit_code == 0  # which retries the inbox
+    assert inbox(rbapp, "--pending") == []
+    assert list(bookings_by_invitee(rbapp)) == [invitee_uri(6)]
+
+
 def test_an_unknown_event_type_is_fetched_on_demand_with_a_token(rbapp: Bapp, fake: FakeCalendly) -> None:
     env = {"CALENDLY_API_KEY": TOKEN, "CALENDLY_API_BASE_URL": fake.base_url}
     with running_receiver(rbapp, env=env) as receiver:
