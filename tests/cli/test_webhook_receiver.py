@@ -652,3 +652,31 @@ def test_a_parked_deliverys_headers_are_kept_without_control_characters_so_its_b
     [kept] = [row["headers"] for row in json.loads((tmp_path / "backup.json").read_text())["webhook_inbox"]]
     assert (kept["user-agent"], kept["x-request-id"]) == ("Calendly[2J", "ab")
     assert [row["invitee_uri"] for row in inbox(restored, "--pending")] == [invitee_uri(5)]
+
+
+@pytest.mark.parametrize("empty_database_url", ["sqlite"], indirect=True)  # the refusal is import's, on either
+def test_headers_parked_with_control_characters_by_an_older_bapp_are_backed_up_without_them(
+    rbapp: Bapp, tmp_path: Path, empty_database_url: str
+) -> None:
+    # 238a4e2 cleaned the kept headers of a delivery parked since; a row an older bapp parked kept them, and the
+    # backup `export all` wrote of it did not restore ('import all', exit 6, 'holds the control character')
+    from sqlalchemy.orm import Session
+
+    from bapp_cli.db.models import WebhookDelivery
+
+    body = delivery(5, type_index=77)  # an event type bapp does not know: parked
+    (tmp_path / "body.json").write_bytes(body)
+    parked = rbapp("calendly", "webhook", "apply", str(tmp_path / "body.json"), "--signature", signed(body))
+    assert parked.exit_code == 3, parked.stderr
+    engine = make_engine(rbapp.database_url)
+    try:
+        with Session(engine) as session, session.begin():
+            row = session.scalars(select(WebhookDelivery)).one()
+            row.headers = {**row.headers, "user-agent": "Calendly\x1b[2J\x85", "x-request-id": "a\x7fb"}
+    finally:
+        engine.dispose()
+    restored, _ = restore_backup(rbapp, empty_database_url, tmp_path)
+    assert [row["invitee_uri"] for row in inbox(restored, "--pending")] == [invitee_uri(5)]
+    backup = json.loads((tmp_path / "backup.json").read_text())
+    [kept] = [row["headers"] for row in backup["webhook_inbox"]]
+    assert (kept["user-agent"], kept["x-request-id"]) == ("Calendly[2J", "ab")
