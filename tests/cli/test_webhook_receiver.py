@@ -680,3 +680,66 @@ def test_headers_parked_with_control_characters_by_an_older_bapp_are_backed_up_w
     backup = json.loads((tmp_path / "backup.json").read_text())
     [kept] = [row["headers"] for row in backup["webhook_inbox"]]
     assert (kept["user-agent"], kept["x-request-id"]) == ("Calendly[2J", "ab")
+
+
+def _waiting(engine: Any, query: str) -> bool:
+    """Whether a session of PostgreSQL's waits for a lock in a statement like ``query`` (a LIKE pattern)."""
+    with engine.connect() as connection:
+        found = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE :query"
+        return bool(connection.execute(text(found), {"query": query}).scalar())
+
+
+def _until(condition: Any, what: str) -> None:
+    deadline = time.monotonic() + 30
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # SQLite's write lock serialises them
+def test_a_migration_waits_for_a_delivery_in_flight_which_is_applied_at_the_revision_it_read(rbapp: Bapp) -> None:
+    # the delivery asks at-head in its own transaction, then writes: a migration committed between the two (here
+    # a downgrade, as a newer bapp's upgrade would be) had it applied to a schema its bapp does not know
+    engine = make_engine(rbapp.database_url)
+    previous = ScriptDirectory(str(script_location())).get_revision(HEAD_REVISION).down_revision
+    try:
+        with running_receiver(rbapp) as receiver, ThreadPoolExecutor(1) as pool, engine.connect() as holder:
+            holder.execute(text("LOCK TABLE bookings IN EXCLUSIVE MODE"))  # its reads pass, its insert waits
+            in_flight = pool.submit(receiver.deliver, delivery(1))
+            _until(lambda: _waiting(engine, "%bookings%"), "the delivery to wait for its insert")
+            migrating = rbapp.popen("db", "downgrade", str(previous), "--yes")
+            waits = lambda: migrating.poll() is not None or _waiting(engine, "LOCK TABLE alembic_version%")  # noqa: E731
+            _until(waits, "the downgrade to end or wait")
+            assert migrating.poll() is None, "the downgrade did not wait for the delivery in flight"
+            holder.rollback()
+            answer = in_flight.result(timeout=30)
+            _, stderr = migrating.communicate(timeout=60)
+        assert (answer.status_code, answer.json()["action"]) == (200, "created"), answer.text
+        assert migrating.returncode == 0, stderr
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # SQLite's write lock serialises them
+def test_a_delivery_during_a_migration_waits_for_it_and_sees_its_revision(rbapp: Bapp) -> None:
+    # the delivery read the revision the migration was replacing, and went on as if it stood
+    engine = make_engine(rbapp.database_url)
+    previous = ScriptDirectory(str(script_location())).get_revision(HEAD_REVISION).down_revision
+    assert isinstance(previous, str)
+    _stamp(rbapp.database_url, previous)
+    try:
+        with running_receiver(rbapp) as receiver, ThreadPoolExecutor(1) as pool, engine.connect() as holder:
+            holder.execute(text("LOCK TABLE pathways IN ACCESS EXCLUSIVE MODE"))  # the last step reads pathways
+            migrating = rbapp.popen("db", "upgrade")
+            _until(lambda: _waiting(engine, "%pathways%"), "the upgrade to reach its last step")
+            during = pool.submit(receiver.deliver, delivery(1))
+            waits = lambda: during.done() or _waiting(engine, "SELECT version_num FROM alembic_version%")  # noqa: E731
+            _until(waits, "the delivery to be answered or wait")
+            assert not during.done(), f"the delivery did not wait for the upgrade: {during.result().text}"
+            holder.rollback()
+            answer = during.result(timeout=30)
+            _, stderr = migrating.communicate(timeout=60)
+        assert migrating.returncode == 0, stderr
+        assert (answer.status_code, answer.json()["action"]) == (200, "created"), answer.text
+    finally:
+        engine.dispose()

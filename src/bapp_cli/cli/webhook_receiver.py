@@ -145,11 +145,11 @@ class DeliveryHandler:
             return None
         uri = None  # no table to look in (no schema yet): the delivery's own at-head check says so, in its words
         with contextlib.suppress(DatabaseNotReady, SQLAlchemyError), self.unit_of_work(write=False) as session:
-            if (unknown := unknown_event_type(session, payload.payload)) is not None:
-                # nothing is asked of Calendly for a schema not at head, where the delivery is parked (or 503)
-                # unapplied; asked only here, so a delivery of a known type still makes one at-head SELECT
-                dbapi.ensure_at_head(dbapi.Database.of_session(session))
-                uri = unknown
+            # at head first: nothing is asked of Calendly for a schema not at head, where the delivery is parked (or
+            # 503) unapplied; and no table is read before it, so an upgrade's lock (db.migration) is waited for
+            # holding none of its own
+            dbapi.ensure_at_head(dbapi.Database.of_session(session))
+            uri = unknown_event_type(session, payload.payload)
         if uri is None:
             return None
         try:
