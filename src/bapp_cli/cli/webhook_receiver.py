@@ -287,20 +287,16 @@ def listen(host: str, port: int) -> socket.socket:
         family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
         listener = socket.socket(family, kind, proto)
     except (OSError, UnicodeError) as exc:
-        reason = getattr(exc, "strerror", None) or exc
-        raise ConfigError(
-            f"--host: cannot listen on {host!r} ({reason})", hint="use an address of this machine"
-        ) from None
+        reason, hint = getattr(exc, "strerror", None) or exc, "use an address of this machine"
+        raise ConfigError(f"--host: cannot listen on {host!r} ({reason})", hint=hint) from None
     try:
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does: restart after a stop
         listener.bind(address)
         listener.listen(2048)
     except OSError as exc:
         listener.close()
-        raise ConfigError(
-            f"cannot listen on {host}:{port} ({exc.strerror or exc})",
-            hint="choose another --port, or stop what already listens there",
-        ) from None
+        hint = "choose another --port, or stop what already listens there"
+        raise ConfigError(f"cannot listen on {host}:{port} ({exc.strerror or exc})", hint=hint) from None
     return listener
 
 

@@ -135,11 +135,8 @@ def read_listing(
         strip_controls(data, on_cleaned)
     if isinstance(data, Mapping):
         if "collection" not in data:
-            raise InvalidInput(
-                f"{name}: a JSON object must be a listing page with a 'collection' array",
-                hint=hint,
-                code="invalid_listing",
-            )
+            message = f"{name}: a JSON object must be a listing page with a 'collection' array"
+            raise InvalidInput(message, hint=hint, code="invalid_listing")
         pages = [("collection", data["collection"])]
     elif isinstance(data, list) and data and all(isinstance(item, Mapping) and "collection" in item for item in data):
         pages = [(f"[{number}].collection", page["collection"]) for number, page in enumerate(data)]
@@ -157,11 +154,8 @@ def read_listing(
     if details:
         first = details[0]
         place = " ".join(str(first[key]) for key in ("row", "field") if first.get(key))
-        raise InvalidInput(
-            f"{name}: {len(details)} invalid value(s) in the listing; first: {place}: {first['message']}",
-            details=details,
-            code="invalid_listing",
-        )
+        message = f"{name}: {len(details)} invalid value(s) in the listing; first: {place}: {first['message']}"
+        raise InvalidInput(message, details=details, code="invalid_listing")
     return parsed
 
 
@@ -291,8 +285,7 @@ def run_calendly_job(
             # Ctrl-C or a stop signal (cli.app) is recorded too, else `calendly status` showed the last run that
             # finished as the latest to a cron job's `timeout` that stopped every run since; not a dry run, nor one
             # stopped once its commit was under way (errors.committed), whose record is committed with it
-            stopped = isinstance(error, KeyboardInterrupt)
-            if stopped and (dry_run or committed[0]):
+            if (stopped := isinstance(error, KeyboardInterrupt)) and (dry_run or committed[0]):
                 raise
             unexpected = f"unexpected error: {type(error).__name__}: {error}"
             message = STOPPED if stopped else error.message if isinstance(error, BappError) else unexpected
@@ -307,9 +300,8 @@ def run_calendly_job(
                 except Exception:  # the database itself may be what failed: the original error is what counts
                     raise error from None
             on_failure(failed)
-            if stopped:
-                what = f"the {job.what} applied nothing and is recorded as failed run {failed.run_id}"
-                raise Interrupted(f"interrupted; {what}", hint="run it again") from None
+            if stopped:  # its own words: the generic "nothing was changed" is untrue of a run whose record was written
+                raise Interrupted(f"interrupted; nothing applied, recorded as failed run {failed.run_id}") from None
             raise
         finally:
             close_kept()  # interrupted (Ctrl-C) before the write transaction took it over

@@ -58,7 +58,7 @@ from bapp_cli.services.booking import (
     status_move,
     waiting_for_calendly,
 )
-from bapp_cli.services.instants import EARLIEST_YEAR, LATEST_YEAR, instant_text, out_of_range
+from bapp_cli.services.instants import SUPPORTED_YEARS, instant_text, out_of_range
 from bapp_cli.services.people import get_client
 from bapp_cli.services.rule_book import price_status, restored_status
 from bapp_cli.services.session_types import check_bookable, get_session_type
@@ -404,11 +404,8 @@ class CalendlyWriter:
         # its updated_at and its event's end are stored too: past bapp's years, the backup `export all` then wrote
         # did not restore (a pulled or delivered invitee with such a time is parked)
         times = {"updated_at": invitee.updated_at, "event end_time": event.end_time if event else invitee.updated_at}
-        late = [
-            f"{name} {out_of_range(at)}" for name, at in times.items() if not EARLIEST_YEAR <= at.year <= LATEST_YEAR
-        ]
-        if too_long or late:
-            problem = "URIs too long for bapp" if too_long else late[0]
+        late = [f"{name} {out_of_range(at)}" for name, at in times.items() if at.year not in SUPPORTED_YEARS]
+        if problem := "URIs too long for bapp" if too_long else next(iter(late), None):
             self._give_up(sent, f"Calendly's invitee: {problem}", note="", dry_run=dry_run)
             # a dry run (reconcile's) says what the run would do, as its records do
             why = f"Calendly booked {sent.reference} as invitee {invitee.uri}: {problem}; "

@@ -306,6 +306,5 @@ def export_inbox(session: Session) -> Iterator[dict[str, Any]]:
     columns = [getattr(WebhookDelivery, name) for name in InboxRow.__annotations__]
     query = select(*columns).where(WebhookDelivery.status == "pending").order_by(WebhookDelivery.id)
     for row in session.execute(query):
-        yield row._asdict() | {
-            "headers": {name: CONTROL_CHARACTER.sub("", text) for name, text in (row.headers or {}).items()}
-        }
+        headers = {name: CONTROL_CHARACTER.sub("", text) for name, text in (row.headers or {}).items()}
+        yield row._asdict() | {"headers": headers}
