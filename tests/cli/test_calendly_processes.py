@@ -308,3 +308,30 @@ def test_a_sync_runs_without_sqlalchemy_on_either_backend(cbapp: Bapp, fake: Fak
     assert (code, failed["status"]) == (9, "failed"), stderr
     runs = sync_runs(cbapp.database_url)
     assert [(run["status"], run["created"]) for run in runs] == [("succeeded", 12), ("succeeded", 1), ("failed", 0)]
+
+
+@pytest.mark.parametrize(("command", "path"), [("sync", "/event_types"), ("pull-bookings", "/scheduled_events")])
+def test_a_run_stopped_by_a_signal_is_recorded_as_failed(
+    cbapp: Bapp, fake: FakeCalendly, command: str, path: str
+) -> None:
+    # a cron run stopped by `timeout` (SIGTERM), a hang-up or Ctrl-C left no run record: `calendly status` showed
+    # the last run that finished as the latest, however many were stopped since
+    held = fake.delay_next(path, seconds=30.0)
+    run = cbapp.popen("calendly", command, "--user", USER, "--json", env=PATIENT)
+    _wait_for(lambda: fake.count(path) >= 1, "the run to reach Calendly")
+    time.sleep(0.5)  # the answer is awaited
+    run.send_signal(signal.SIGTERM)
+    try:
+        code, stdout, stderr = _finish(run)
+    finally:
+        held.released.set()
+    assert code == 143, stderr
+    assert error_lines(stderr) == ["Error: terminated; nothing applied, recorded as failed run 1"]
+    [recorded] = sync_runs(cbapp.database_url)
+    assert (recorded["status"], recorded["error"]) == (
+        "failed",
+        "interrupted (Ctrl-C or a stop signal); nothing applied",
+    )
+    assert (json.loads(stdout)["status"], json.loads(stdout)["run_id"]) == ("failed", 1)
+    status = cbapp("calendly", "status", "--json")
+    assert [(run["status"], run["error"]) for run in status.json()] == [(recorded["status"], recorded["error"])]

@@ -442,6 +442,42 @@ def test_an_invitee_updated_past_the_supported_years_is_given_up_not_stored(
     assert (booking.calendly_state, booking.status, booking.remote_updated_at) == ("failed", "cancelled", None)
 
 
+def test_an_event_ending_past_the_supported_years_is_given_up_not_stored(
+    synced: Bapp, fake: FakeCalendly, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the event's end_time was recorded as the booking's end whatever its year, by bookings create (the event
+    # fetched after its invitee) and by reconcile (the event found with it), where a pull or a delivery parks
+    # such an event: the backup `export all` then wrote did not restore ('import all', exit 6)
+    booked = fake.writes.create_invitee
+
+    def ending_in_3000(data: Any) -> Any:
+        reply = booked(data)
+        uri = json.loads(reply.body)["resource"]["event"]
+        [event] = [event for event in fake._scheduled_events if event["uri"] == uri]  # the fake's lock is held
+        event["end_time"] = "3000-01-01T00:00:00Z"
+        return reply
+
+    monkeypatch.setattr(fake.writes, "create_invitee", ending_in_3000)
+    problem = "event end_time '3000-01-01T00:00:00Z' is outside the supported range 1900-01-01 to 2999-12-31"
+    result = create(synced, slot(days=2))
+    assert result.exit_code == 9, result.stderr
+    assert f"{problem}; cancelled here, so cancel the invitee in Calendly too" in result.stderr
+    fake.fail_next("/scheduled_events", 500, times=None)  # the answer lost and the lookup failing: left unknown
+    fake.apply_then_reset_next()
+    assert create(synced, slot(days=3)).exit_code == 9
+    fake.clear_faults()
+    reconciled = synced("calendly", "reconcile", "--json")
+    assert reconciled.exit_code == 0, reconciled.stderr
+    [row] = reconciled.json()
+    assert (row["action"], row["calendly_state"], row["status"]) == ("failed", "failed", "cancelled")
+    assert row["note"].endswith(f"{problem}; cancelled here, so cancel the invitee in Calendly too")
+    states = [
+        (booking.calendly_state, booking.status, booking.end_time.year) for booking in bookings(synced.database_url)
+    ]
+    assert states == [("failed", "cancelled", slot().year)] * 2
+    assert len(posts(fake)) == 2  # each sent once, never resent
+
+
 def test_a_5xx_that_created_nothing_is_resent_once(synced: Bapp, fake: FakeCalendly) -> None:
     fake.fail_next("/invitees", 503)
     result = create(synced, slot())

@@ -22,8 +22,10 @@ from tests.conftest import Bapp
 from tests.fakes.calendly_server import FakeCalendly, make_event_type
 
 
-def test_ctrl_c_during_a_sync_exits_130_with_nothing_written(cbapp: Bapp, fake: FakeCalendly) -> None:
-    before = snapshot(cbapp.database_url)
+def test_ctrl_c_during_a_sync_exits_130_with_nothing_written_but_its_failed_run(
+    cbapp: Bapp, fake: FakeCalendly
+) -> None:
+    before = snapshot(cbapp.database_url, skip=["sync_runs"])
     fake.delay_next("/event_types", seconds=20)  # the first page hangs, as a slow network would
     # A suite started in the background (`make test &`, some CI runners) ignores SIGINT, and an ignored
     # signal stays ignored across exec, so the child would never see the Ctrl-C. A Python-level handler
@@ -40,9 +42,13 @@ def test_ctrl_c_during_a_sync_exits_130_with_nothing_written(cbapp: Bapp, fake: 
     process.send_signal(signal.SIGINT)
     stdout, stderr = process.communicate(timeout=30)
     assert process.returncode == 130
-    assert stderr.strip().splitlines() == ["Interrupted; nothing was changed."]
-    assert stdout == ""
-    assert snapshot(cbapp.database_url) == before  # not even a failed-run record
+    assert stderr.strip().splitlines() == ["Error: interrupted; nothing applied, recorded as failed run 1"]
+    assert stdout.splitlines()[1].startswith("1\tfailed\t")  # the failed run's summary, as any failed run's
+    assert snapshot(cbapp.database_url, skip=["sync_runs"]) == before
+    # recorded, so that `calendly status` does not show the last run that finished as the latest
+    assert [(run["status"], run["error"]) for run in sync_runs(cbapp.database_url)] == [
+        ("failed", "interrupted (Ctrl-C or a stop signal); nothing applied")
+    ]
 
 
 def test_a_sync_terminated_after_its_commit_does_not_say_nothing_was_changed(bapp: Bapp, tmp_path: Path) -> None:

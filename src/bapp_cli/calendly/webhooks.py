@@ -33,6 +33,10 @@ SIGNATURE_HEADER = "Calendly-Webhook-Signature"
 DEFAULT_TOLERANCE = 180
 """Seconds. Calendly's own example sets "the application's tolerance zone to 3 minutes"."""
 
+# How deep a delivery's arrays and objects may nest. Python's reader stops at the interpreter's limit less the
+# caller's stack, which differs between the receiver's worker threads and a command: a body one read and parked,
+# the other (`webhook retry`) could not, and it waited for ever. Well under either; Calendly's nest about 5 deep.
+MAX_DEPTH = 500
 _HEX_DIGITS = frozenset("0123456789abcdef")
 _MAX_TIMESTAMP_DIGITS = 12
 _HINT = (
@@ -136,7 +140,9 @@ def parse_webhook(body: bytes, on_cleaned: Callable[[list[str]], None] | None = 
     """
     try:  # decoded strictly: json.loads(bytes) lets a UTF-8-encoded lone surrogate through, which no database stores
         raw = json.loads(body.decode(json.detect_encoding(body)))
-    except RecursionError as exc:  # arrays or objects nested past the parser's depth: no delivery is
+        if body.count(b"[") + body.count(b"{") > MAX_DEPTH and _depth(raw) > MAX_DEPTH:
+            raise RecursionError  # as the reader's own refusal is said
+    except RecursionError as exc:  # arrays or objects nested past the parser's depth, or bapp's: no delivery is
         raise InvalidInput(f"webhook body is not valid JSON ({document_problem(exc)})") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidInput(f"webhook body is not valid JSON ({type(exc).__name__})") from None
@@ -156,6 +162,17 @@ def parse_webhook(body: bytes, on_cleaned: Callable[[list[str]], None] | None = 
                 hint="Re-create the webhook subscription with API v2 (POST /webhook_subscriptions).",
             ) from None
         raise UnfitDelivery(f"webhook body is invalid: {describe_validation_error(errors)}", raw) from None
+
+
+def _depth(document: Any) -> int:
+    """How deep arrays and objects nest in parsed JSON `document` (a scalar: 0); iterative, as it may be deep."""
+    deepest, stack = 0, [(document, 1)]
+    while stack:
+        node, level = stack.pop()
+        if isinstance(node, dict | list):
+            deepest = max(deepest, level)
+            stack.extend((child, level + 1) for child in (node.values() if isinstance(node, dict) else node))
+    return deepest
 
 
 def _is_legacy(raw: dict[str, object]) -> bool:

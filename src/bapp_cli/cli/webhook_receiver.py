@@ -2,7 +2,7 @@
 
 `DeliveryHandler.handle` is the whole rule for one delivery: verify the signature on the raw bytes
 (nothing is parsed before it passes), parse, fetch an unknown event type once when a token is
-configured, then apply or park the delivery in one transaction (services.webhook_inbox).
+configured and the database is at head, then apply or park the delivery in one transaction (services.webhook_inbox).
 
 `ReceiverApp` is a small hand-written ASGI application around it, served by uvicorn. It has two routes
 and no framework: a framework would add a dependency and start-up time for routing we do not need, and
@@ -145,6 +145,10 @@ class DeliveryHandler:
             return None
         uri = None  # no table to look in (no schema yet): the delivery's own at-head check says so, in its words
         with contextlib.suppress(DatabaseNotReady, SQLAlchemyError), self.unit_of_work(write=False) as session:
+            # at head first: nothing is asked of Calendly for a schema not at head, where the delivery is parked (or
+            # 503) unapplied; and no table is read before it, so an upgrade's lock (db.migration) is waited for
+            # holding none of its own
+            dbapi.ensure_at_head(dbapi.Database.of_session(session))
             uri = unknown_event_type(session, payload.payload)
         if uri is None:
             return None
@@ -283,20 +287,16 @@ def listen(host: str, port: int) -> socket.socket:
         family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
         listener = socket.socket(family, kind, proto)
     except (OSError, UnicodeError) as exc:
-        reason = getattr(exc, "strerror", None) or exc
-        raise ConfigError(
-            f"--host: cannot listen on {host!r} ({reason})", hint="use an address of this machine"
-        ) from None
+        reason, hint = getattr(exc, "strerror", None) or exc, "use an address of this machine"
+        raise ConfigError(f"--host: cannot listen on {host!r} ({reason})", hint=hint) from None
     try:
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does: restart after a stop
         listener.bind(address)
         listener.listen(2048)
     except OSError as exc:
         listener.close()
-        raise ConfigError(
-            f"cannot listen on {host}:{port} ({exc.strerror or exc})",
-            hint="choose another --port, or stop what already listens there",
-        ) from None
+        hint = "choose another --port, or stop what already listens there"
+        raise ConfigError(f"cannot listen on {host}:{port} ({exc.strerror or exc})", hint=hint) from None
     return listener
 
 

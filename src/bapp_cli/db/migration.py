@@ -85,6 +85,13 @@ def _run(
             # it does not count as transactional), and a run stopped or refused midway left a revision between
             connection.begin()
             try:
+                if not sqlite and before is not None:
+                    # Waits for every transaction that has read the revision (a receiver's delivery asks it in its
+                    # own, then writes), and every read of it after this waits for the run's end and sees its
+                    # revision: no delivery is applied to a schema its bapp does not know. Taken before any step, so
+                    # it holds nothing such a transaction waits for (their at-head read comes first). SQLite's write
+                    # lock already serialises them.
+                    connection.exec_driver_sql("LOCK TABLE alembic_version IN ACCESS EXCLUSIVE MODE")
                 if action == "upgrade":
                     command.upgrade(config, revision)
                 else:

@@ -84,7 +84,7 @@ from bapp_cli.services.booking import audit_change, creation_audit, insert_booki
 from bapp_cli.services.calendly_runs import RUN_HEAD, RunReport, listing_error_details, read_listing, record_run
 from bapp_cli.services.calendly_write import attach_invitee, match_held_booking, restored_from_no_show, use_invitation
 from bapp_cli.services.enrolment import enrol
-from bapp_cli.services.instants import EARLIEST_YEAR, LATEST_YEAR, is_iana_zone, out_of_range
+from bapp_cli.services.instants import SUPPORTED_YEARS, is_iana_zone, out_of_range
 from bapp_cli.services.listing import Page
 from bapp_cli.services.people import ensure_client, normalise_email
 from bapp_cli.services.plain_reads import builder_ids_by_calendly_uri
@@ -379,7 +379,7 @@ class InviteeApplier:
         for moment in (*times, self._cancellation(item)[0], *kept):  # every time it may store
             # bapp's instants stay within these years (services.instants): past them a time overflows as soon as
             # it is shown in a zone or moved by a buffer, and a backup holding it does not restore: parked, not stored
-            if not EARLIEST_YEAR <= moment.year <= LATEST_YEAR:
+            if moment.year not in SUPPORTED_YEARS:
                 return InviteeOutcome("skipped", uri, note=f"time {out_of_range(moment)}")
         existing = self._booking(uri)
         return self._create(item) if existing is None else self._update(existing, item)

@@ -15,7 +15,8 @@ A run, :func:`run_calendly_job`:
    its survey's connection, kept open meanwhile, where a sync stages its new rows in temporary tables;
 4. on any failure, fetch or apply, records the failed run in a small transaction of its own, hands its
    summary to ``on_failure`` (unless no record could be written: the database may be what failed) and
-   re-raises; Ctrl-C is not an Exception, so an interrupted run rolls back and records nothing.
+   re-raises; a run stopped by Ctrl-C or a stop signal rolls back and is recorded as failed (``STOPPED``), but a
+   dry run, which records nothing.
 
 Run records: a successful run inserts its ``sync_runs`` row in the same transaction as its changes (the
 two commit or vanish together: a run killed mid-apply leaves neither). A failed run's record is its only
@@ -37,7 +38,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
-from bapp_cli.errors import BappError, InvalidInput, read_json_input
+from bapp_cli.errors import BappError, Interrupted, InvalidInput, committed, read_json_input
 from bapp_cli.services.plain_text import json_may_hold_controls, strip_controls
 
 if TYPE_CHECKING:
@@ -50,6 +51,8 @@ if TYPE_CHECKING:
 Item = TypeVar("Item")
 # the runs' own way out (a migration or a booking has no --wait); a --wait given already was too short
 WAIT_HINTS = ("try later, or pass --wait SECONDS", "try later, or a longer --wait")
+# The error recorded of a run stopped by Ctrl-C or a stop signal (SIGTERM, SIGHUP; cli.app), a kill's unrecorded.
+STOPPED = "interrupted (Ctrl-C or a stop signal); nothing applied"
 # the head of every run's record (`calendly sync`, `calendly pull-bookings`); each kind adds its own counters
 RUN_HEAD = ("run_id", "status", "dry_run", "fetched", "created", "updated")
 
@@ -132,11 +135,8 @@ def read_listing(
         strip_controls(data, on_cleaned)
     if isinstance(data, Mapping):
         if "collection" not in data:
-            raise InvalidInput(
-                f"{name}: a JSON object must be a listing page with a 'collection' array",
-                hint=hint,
-                code="invalid_listing",
-            )
+            message = f"{name}: a JSON object must be a listing page with a 'collection' array"
+            raise InvalidInput(message, hint=hint, code="invalid_listing")
         pages = [("collection", data["collection"])]
     elif isinstance(data, list) and data and all(isinstance(item, Mapping) and "collection" in item for item in data):
         pages = [(f"[{number}].collection", page["collection"]) for number, page in enumerate(data)]
@@ -154,11 +154,8 @@ def read_listing(
     if details:
         first = details[0]
         place = " ".join(str(first[key]) for key in ("row", "field") if first.get(key))
-        raise InvalidInput(
-            f"{name}: {len(details)} invalid value(s) in the listing; first: {place}: {first['message']}",
-            details=details,
-            code="invalid_listing",
-        )
+        message = f"{name}: {len(details)} invalid value(s) in the listing; first: {place}: {first['message']}"
+        raise InvalidInput(message, details=details, code="invalid_listing")
     return parsed
 
 
@@ -283,11 +280,15 @@ def run_calendly_job(
             survey_connection = {"on": kept.pop()[0]} if kept else {}  # its closing is the transaction's now
             with transaction(dry_run=dry_run, **survey_connection) as written:
                 return job.apply(written, prepared, source=source, started_at=started_at, clock=clock, dry_run=dry_run)
-        except Exception as error:
+        except (Exception, KeyboardInterrupt) as error:
             close_kept()  # the failed run is recorded with no connection of its own still open
-            message = (
-                error.message if isinstance(error, BappError) else f"unexpected error: {type(error).__name__}: {error}"
-            )
+            # Ctrl-C or a stop signal (cli.app) is recorded too, else `calendly status` showed the last run that
+            # finished as the latest to a cron job's `timeout` that stopped every run since; not a dry run, nor one
+            # stopped once its commit was under way (errors.committed), whose record is committed with it
+            if (stopped := isinstance(error, KeyboardInterrupt)) and (dry_run or committed[0]):
+                raise
+            unexpected = f"unexpected error: {type(error).__name__}: {error}"
+            message = STOPPED if stopped else error.message if isinstance(error, BappError) else unexpected
             message = " ".join(scrub(message).split())
             failed = job.failed_report(
                 run_id=None, status="failed", dry_run=dry_run, source=source, fetched=fetched, error=message
@@ -299,6 +300,8 @@ def run_calendly_job(
                 except Exception:  # the database itself may be what failed: the original error is what counts
                     raise error from None
             on_failure(failed)
+            if stopped:  # its own words: the generic "nothing was changed" is untrue of a run whose record was written
+                raise Interrupted(f"interrupted; nothing applied, recorded as failed run {failed.run_id}") from None
             raise
         finally:
             close_kept()  # interrupted (Ctrl-C) before the write transaction took it over

@@ -58,7 +58,7 @@ from bapp_cli.services.booking import (
     status_move,
     waiting_for_calendly,
 )
-from bapp_cli.services.instants import EARLIEST_YEAR, LATEST_YEAR, instant_text, out_of_range
+from bapp_cli.services.instants import SUPPORTED_YEARS, instant_text, out_of_range
 from bapp_cli.services.people import get_client
 from bapp_cli.services.rule_book import price_status, restored_status
 from bapp_cli.services.session_types import check_bookable, get_session_type
@@ -396,19 +396,21 @@ class CalendlyWriter:
     ) -> CalendlySettled:
         """Record Calendly's invitee on the held booking (``dry_run``: what that would make of it)."""
         too_long = max(len(invitee.uri), len(invitee.event)) > URI_LENGTH  # keys, which cannot be cut as its links are
-        # its updated_at is stored too: past bapp's years, the backup `export all` then wrote did not restore
-        if too_long or not EARLIEST_YEAR <= invitee.updated_at.year <= LATEST_YEAR:
-            problem = "URIs too long for bapp" if too_long else f"updated_at {out_of_range(invitee.updated_at)}"
+        if event is None and not too_long:
+            try:
+                event = self.client.get_scheduled_event(invitee.event)
+            except BappError as exc:  # the booking exists; the details can come with the next pull
+                notes.append(f"event details not fetched ({exc.message})")
+        # its updated_at and its event's end are stored too: past bapp's years, the backup `export all` then wrote
+        # did not restore (a pulled or delivered invitee with such a time is parked)
+        times = {"updated_at": invitee.updated_at, "event end_time": event.end_time if event else invitee.updated_at}
+        late = [f"{name} {out_of_range(at)}" for name, at in times.items() if at.year not in SUPPORTED_YEARS]
+        if problem := "URIs too long for bapp" if too_long else next(iter(late), None):
             self._give_up(sent, f"Calendly's invitee: {problem}", note="", dry_run=dry_run)
             # a dry run (reconcile's) says what the run would do, as its records do
             why = f"Calendly booked {sent.reference} as invitee {invitee.uri}: {problem}; "
             why += f"{'it would be cancelled here' if dry_run else 'cancelled here'}, {CANCEL_THERE}"
             raise RemoteError(why, hint="book again once it is cancelled in Calendly", code="uri_too_long")
-        if event is None:
-            try:
-                event = self.client.get_scheduled_event(invitee.event)
-            except BappError as exc:  # the booking exists; the details can come with the next pull
-                notes.append(f"event details not fetched ({exc.message})")
         with self.transaction(dry_run=dry_run) as session:
             # a pull's lock: one under way has read its invitees' bookings and would insert this one again
             lock_keys(session, "calendly:bookings", people=True)

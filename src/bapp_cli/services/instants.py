@@ -20,6 +20,7 @@ MAX_WHEN_LENGTH = 64
 # no booking, enrolment or filter of this system needs a year outside these.
 EARLIEST_YEAR = 1900
 LATEST_YEAR = 2999
+SUPPORTED_YEARS = range(EARLIEST_YEAR, LATEST_YEAR + 1)
 EXAMPLE = "2030-01-31T14:00 (read in --timezone) or 2030-01-31T14:00+01:00"
 
 

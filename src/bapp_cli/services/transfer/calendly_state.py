@@ -36,6 +36,7 @@ from bapp_cli.db.models import (
 )
 from bapp_cli.errors import BappError
 from bapp_cli.services.people import normalise_email
+from bapp_cli.services.plain_text import CONTROL_CHARACTER
 from bapp_cli.services.transfer.catalogue import Wide
 from bapp_cli.services.transfer.formats import RowError, SourceRow
 from bapp_cli.services.transfer.importer import (
@@ -299,8 +300,11 @@ class InboxImporter(KindImporter):
 
 
 def export_inbox(session: Session) -> Iterator[dict[str, Any]]:
-    """The deliveries still pending, oldest first."""
+    """The deliveries still pending, oldest first; their kept headers without control characters, which a row
+    parked before the inbox cleaned them (238a4e2) may hold: `import all` refuses them, and the backup would not
+    restore. They are the sender's unsigned text, cleaned as the inbox now cleans it on arrival."""
     columns = [getattr(WebhookDelivery, name) for name in InboxRow.__annotations__]
     query = select(*columns).where(WebhookDelivery.status == "pending").order_by(WebhookDelivery.id)
     for row in session.execute(query):
-        yield row._asdict() | {"headers": dict(row.headers or {})}
+        headers = {name: CONTROL_CHARACTER.sub("", text) for name, text in (row.headers or {}).items()}
+        yield row._asdict() | {"headers": headers}
