@@ -326,7 +326,7 @@ def test_a_run_stopped_by_a_signal_is_recorded_as_failed(
     finally:
         held.released.set()
     assert code == 143, stderr
-    assert error_lines(stderr) == ["Error: terminated; nothing applied, recorded as failed run 1"]
+    assert error_lines(stderr) == ["Error: terminated with nothing applied, recorded as failed run 1"]
     [recorded] = sync_runs(cbapp.database_url)
     assert (recorded["status"], recorded["error"]) == (
         "failed",

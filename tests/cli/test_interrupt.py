@@ -42,7 +42,7 @@ def test_ctrl_c_during_a_sync_exits_130_with_nothing_written_but_its_failed_run(
     process.send_signal(signal.SIGINT)
     stdout, stderr = process.communicate(timeout=30)
     assert process.returncode == 130
-    assert stderr.strip().splitlines() == ["Error: interrupted; nothing applied, recorded as failed run 1"]
+    assert stderr.strip().splitlines() == ["Error: interrupted with nothing applied, recorded as failed run 1"]
     assert stdout.splitlines()[1].startswith("1\tfailed\t")  # the failed run's summary, as any failed run's
     assert snapshot(cbapp.database_url, skip=["sync_runs"]) == before
     # recorded, so that `calendly status` does not show the last run that finished as the latest

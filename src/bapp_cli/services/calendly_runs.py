@@ -301,7 +301,7 @@ def run_calendly_job(
                     raise error from None
             on_failure(failed)
             if stopped:  # its own words: the generic "nothing was changed" is untrue of a run whose record was written
-                raise Interrupted(f"interrupted; nothing applied, recorded as failed run {failed.run_id}") from None
+                raise Interrupted(f"with nothing applied, recorded as failed run {failed.run_id}") from None
             raise
         finally:
             close_kept()  # interrupted (Ctrl-C) before the write transaction took it over
