@@ -168,11 +168,8 @@ def update_pathway(
 def _move(session: Session, pathway: Pathway, position: int) -> dict[str, Any]:
     """Put `pathway` at `position` (0 = first; `pathways update --position` takes no less) and renumber the rest
     0…n-1 so positions stay a clean order."""
-    ordered = [
-        other
-        for other in session.scalars(select(Pathway).order_by(Pathway.position, Pathway.slug))
-        if other.id != pathway.id
-    ]
+    others = select(Pathway).where(Pathway.id != pathway.id).order_by(Pathway.position, Pathway.slug)
+    ordered = list(session.scalars(others))
     ordered.insert(min(position, len(ordered)), pathway)
     previous = pathway.position
     for index, item in enumerate(ordered):
