@@ -143,6 +143,24 @@ def test_zsh_completion_offers_typers_values(populated_env: dict[str, str], line
     assert values(fast) == values(slow)
 
 
+@pytest.mark.parametrize(
+    "request_env",
+    [
+        {"_BAPP_COMPLETE": "bogus"},  # Click: 'Invalid completion instruction.', exit 1
+        {"_BAPP_COMPLETE": "source_nosuch"},  # Click: 'Shell nosuch not supported.', exit 1
+        # Typer: 'unexpected error: ValueError: invalid literal for int()', exit 1
+        {"_BAPP_COMPLETE": "complete_bash", "COMP_WORDS": "bapp sk", "COMP_CWORD": "abc"},
+    ],
+)
+def test_a_completion_request_bapp_cannot_read_is_a_usage_error(
+    env: dict[str, str], request_env: dict[str, str]
+) -> None:
+    result = run([], {**env, **request_env})
+    assert result.returncode == 2, result.stderr
+    assert "Error: _BAPP_COMPLETE: not a completion request bapp can answer" in result.stderr
+    assert "unexpected" not in result.stderr
+
+
 def test_value_completion_reads_the_database(bapp: Bapp) -> None:
     populate(bapp)
     populated_env = bapp._environment(None)

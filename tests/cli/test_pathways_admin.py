@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -232,3 +234,42 @@ def test_archive_needs_yes_and_refuses_new_links_and_enrolments(bapp: Bapp) -> N
     assert seed(bapp, lambda session: session.scalar(select(func.count()).select_from(Enrolment))) == 1
     assert [row["archived"] for row in bapp("pathways", "list", "--json").json()] == [False, True, False]
     assert bapp("pathways", "archive", "pivot", "--yes").exit_code == 0  # idempotent
+
+
+@pytest.mark.slow
+def test_two_reorders_at_once_end_as_one_after_the_other(bapp: Bapp, database_url: str) -> None:
+    # Two `pathways update --position` in real processes, both past their reads before either writes: on
+    # PostgreSQL each renumbered the order it had read, and the one committing second wrote over the first's
+    # rows only where its own numbers changed, leaving neither's order (two pathways at position 0 was seen)
+    from sqlalchemy import text
+
+    from bapp_cli.db.engine import make_engine
+    from tests.cli.test_bookings_race import BLOCK_TIMEOUT, barrier_probe
+    from tests.cli.test_import import _wait_for
+
+    engine = make_engine(database_url)
+    try:
+        with contextlib.ExitStack() as held, barrier_probe(database_url, engine) as all_blocked:
+            # the barrier: a row both moves write (accelerate, which each pushes down one place) held by the test,
+            # so both read the order and then wait at their first write; SQLite's writers wait at BEGIN IMMEDIATE
+            if engine.dialect.name == "sqlite":
+                holder = held.enter_context(
+                    contextlib.closing(sqlite3.connect(database_url.removeprefix("sqlite:///")))
+                )
+                holder.isolation_level = None
+                holder.execute("BEGIN IMMEDIATE")
+                held.callback(holder.execute, "ROLLBACK")
+            else:
+                connection = held.enter_context(engine.connect())
+                connection.execute(text("SELECT 1 FROM pathways WHERE slug = 'accelerate' FOR UPDATE"))
+                held.callback(connection.rollback)
+            processes = [bapp.popen("pathways", "update", slug, "--position", "0") for slug in ("pivot", "play")]
+            _wait_for(lambda: all_blocked(processes), "both reorders to wait on the barrier", BLOCK_TIMEOUT)
+        for process in processes:
+            assert process.wait(timeout=60) == 0, process.communicate()
+    finally:
+        engine.dispose()
+    order = [row["slug"] for row in bapp("pathways", "list", "--json").json()]
+    positions = [row["position"] for row in bapp("pathways", "list", "--json").json()]
+    # pivot then play, or play then pivot: either way the positions stay 0, 1, 2
+    assert order in (["play", "pivot", "accelerate"], ["pivot", "play", "accelerate"]) and positions == [0, 1, 2]

@@ -216,6 +216,13 @@ def main(argv: list[str] | None = None) -> None:
                 # stdout that cannot take it ends the run like any command's output (74, or 141 for `| head`)
                 sys.stdout.write(error.format_message() + "\n")
                 result = 2
+            except (SystemExit, ValueError) as error:
+                # a completion request bapp cannot read (set by hand, or a shell's script gone wrong): Click exits 1
+                # itself on an unknown instruction or shell, and Typer's int() of a COMP_CWORD that is no number
+                # failed as a bug would; a usage error (exit 2) instead. A successful completion's exit 0 stands.
+                if not os.environ.get("_BAPP_COMPLETE") or getattr(error, "code", 1) == 0:
+                    raise
+                raise UsageError("_BAPP_COMPLETE: not a completion request bapp can answer") from None
             if isinstance(result, int):
                 exit_code = result
             sys.stdout.flush()  # here, so a full disk under `> file` is reported like any other failure

@@ -27,12 +27,12 @@ def answers_text(answers: Any) -> str:
     valid JSON on both backends, so it is shown as it is rather than failing the table (R9)."""
     if not isinstance(answers, list):
         return "" if answers is None else str(answers)
-    lines = []
-    for item in answers:
+
+    def line(item: Any) -> str:
         if not isinstance(item, Mapping):
-            lines.append(str(item))
-            continue
+            return str(item)
         answer = item.get("answer")
         shown = ", ".join(str(value) for value in answer) if isinstance(answer, list) else str(answer)
-        lines.append(f"{item.get('question')}: {shown}")
-    return "\n".join(lines)
+        return f"{item.get('question')}: {shown}"
+
+    return "\n".join(map(line, answers))

@@ -79,13 +79,11 @@ def complete(tree: dict[str, Any], args: Sequence[str], incomplete: str) -> list
     if pending is not None:
         return _values(pending, path, incomplete, args)
 
-    items: list[Item] = []
     if "commands" in node:
         items = [(name, child["help"]) for name, child in node["commands"].items() if name.startswith(incomplete)]
     else:
         argument = _argument_at(node, positional)
-        if argument is not None:
-            items = _values(argument, path, incomplete, args)
+        items = [] if argument is None else _values(argument, path, incomplete, args)
     if incomplete and not incomplete[0].isalnum():
         items.extend(_option_names(node, used, incomplete))
     return items

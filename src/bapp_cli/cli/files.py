@@ -334,12 +334,14 @@ def drop_stream(stream: IO[str] | None = None) -> None:
 
 
 def flush_stdout_at_exit(code: int) -> int:
-    """The exit code once stdout is flushed: 74 (with one line) if it cannot be, 141 if its reader left."""
+    """The exit code once stdout is flushed: 74 (with one line) if it cannot be, 141 if its reader left — for a run
+    that succeeded. A failed or stopped run keeps its own code (9, 130…): the rows still buffered when its reader
+    left are not news, and README promises that rows it cannot print change neither its message nor its code."""
     try:
         sys.stdout.flush()
     except BrokenPipeError:
         drop_stream()
-        return 141
+        return 141 if code == 0 else code
     except OSError as exc:
         drop_stream()
         if code == 0:

@@ -8,6 +8,7 @@ the fast path is unsure of — goes to the full Typer app in cli/app.py.
 
 from __future__ import annotations
 
+import io
 import os
 import sys
 
@@ -42,6 +43,12 @@ def main() -> None:
         from bapp_cli.cli.files import ClosedStream
 
         sys.stdout, sys.stderr = sys.stdout or ClosedStream(), sys.stderr or ClosedStream()
+    elif isinstance(getattr(sys.stdout, "buffer", None), io.FileIO):
+        # PYTHONUNBUFFERED (many container images set it) puts stdout's text straight on the file, and what one write
+        # could not place (a pipe's reader gone mid-table, a disk filling) was dropped without an error: a cut table,
+        # exit 0. A buffered stream on the same descriptor writes all of it or raises (main's 141 or 74).
+        out = sys.stdout
+        sys.stdout = open(out.fileno(), "w", encoding=out.encoding, errors=out.errors, closefd=False)  # noqa: SIM115
     argv = sys.argv[1:]
     try:
         code = _fast_path(argv)

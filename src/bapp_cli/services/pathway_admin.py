@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bapp_cli.db.audit import apply_changes, stamp_and_audit
+from bapp_cli.db.locks import lock_keys
 from bapp_cli.db.models import Pathway, PathwayTier
 from bapp_cli.errors import Conflict, InvalidInput
 from bapp_cli.services.pathways import get_pathway, list_pathways
@@ -130,6 +131,7 @@ def add_pathway(
 ) -> PathwayChange:
     """A new pathway at the end of the display order, with tiers numbered 1, 2, 3… in the given order;
     `optional`: the other fields of PATHWAY_FIELDS (description, icon, color), None when not given."""
+    lock_keys(session, "pathways:order")  # one writer of the display order at a time: see update_pathway
     canonical = check_pathway_slug(slug)
     fields = pathway_fields(name=name, **optional)
     if len(tiers) > MAX_TIERS:
@@ -152,6 +154,10 @@ def update_pathway(
 ) -> PathwayChange:
     """Rename, describe, recolour or move a pathway; only the fields given change (`fields`: those of
     PATHWAY_FIELDS, None when not given)."""
+    # The display order is read whole and renumbered: on PostgreSQL two moves at once each renumbered the order
+    # they had read, and the second overwrote the first's rows only where its own numbers differed, leaving
+    # positions neither asked for (two at 0). Taken before the pathway is read: _move compares its position.
+    lock_keys(session, "pathways:order")
     pathway = get_pathway(session, slug)
     changes = apply_changes(pathway, pathway_fields(**fields))
     if position is not None:
@@ -162,11 +168,8 @@ def update_pathway(
 def _move(session: Session, pathway: Pathway, position: int) -> dict[str, Any]:
     """Put `pathway` at `position` (0 = first; `pathways update --position` takes no less) and renumber the rest
     0…n-1 so positions stay a clean order."""
-    ordered = [
-        other
-        for other in session.scalars(select(Pathway).order_by(Pathway.position, Pathway.slug))
-        if other.id != pathway.id
-    ]
+    others = select(Pathway).where(Pathway.id != pathway.id).order_by(Pathway.position, Pathway.slug)
+    ordered = list(session.scalars(others))
     ordered.insert(min(position, len(ordered)), pathway)
     previous = pathway.position
     for index, item in enumerate(ordered):

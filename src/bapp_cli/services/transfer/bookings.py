@@ -736,9 +736,7 @@ _LONGEST = dt.timedelta(minutes=MAX_BOOKING_MINUTES)
 
 def _final(draft: Draft) -> dict[str, Any]:
     """The booking as this row leaves it."""
-    if draft.existing is None:
-        return draft.values
-    return {**draft.existing, **draft.values}
+    return draft.values if draft.existing is None else {**draft.existing, **draft.values}
 
 
 def _answer_problems(exc: BappError) -> str:

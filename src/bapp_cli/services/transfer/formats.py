@@ -533,9 +533,7 @@ def _toml_ready(value: Any) -> Any:
         return {str(key): _toml_ready(item) for key, item in value.items() if item is not None}
     if isinstance(value, list | tuple):
         return [_toml_ready(item) for item in value if item is not None]
-    if isinstance(value, str | bool | int | float | dt.date | dt.time):
-        return value
-    return str(value)
+    return value if isinstance(value, str | bool | int | float | dt.date | dt.time) else str(value)
 
 
 class RecordWriter:
