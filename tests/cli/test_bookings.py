@@ -267,6 +267,24 @@ def test_idempotency_key_returns_the_same_booking_and_refuses_other_data(bapp: B
     unchanged(world, before)
 
 
+def test_a_repeat_after_an_import_gave_the_booking_another_builder_returns_it(
+    bapp: Bapp, world: Session, tmp_path: Path
+) -> None:
+    # The repeat read the --builder it left out as the booking's builder now: once an import had reassigned the
+    # booking (the session still the coach's, as at the first run), the same command was exit 8, not the booking.
+    first = create(bapp, "--client", "ada@example.com", "--idempotency-key", "order-78")
+    assert bapp("builders", "add", "other@example.com", "--name", "Other").exit_code == 0
+    rows = tmp_path / "reassigned.csv"
+    rows.write_text(
+        f"reference,client,session,start_time,builder\n{first.json()['reference']},ada@example.com,getting-started,{START},other@example.com\n"
+    )
+    assert bapp("import", "bookings", str(rows)).exit_code == 0
+    repeat = create(bapp, "--client", "ada@example.com", "--idempotency-key", "order-78")
+    assert repeat.exit_code == 0, repeat.stderr
+    assert repeat.json()["existing"] is True and repeat.json()["builder"] == "other@example.com"
+    assert repeat.json()["reference"] == first.json()["reference"]
+
+
 def test_dry_run_checks_everything_and_writes_nothing(bapp: Bapp, world: Session) -> None:
     before = totals(world)
     result = create(bapp, "--client", "walk.in@example.com", "--dry-run")

@@ -437,6 +437,26 @@ def test_a_repeat_after_a_sync_changed_the_sessions_duration_or_owner_returns_th
     assert count(session, Booking) == 1
 
 
+def test_a_repeat_after_the_booking_itself_changed_length_or_builder_returns_the_same_booking(
+    session: Session, world: dict[str, Any]
+) -> None:
+    # The repeat read what it left out as the booking now has it: once an import or Calendly changed the booking's
+    # end or builder (the session type as it was), the same command repeated was exit 8, not the booking.
+    first = book(session, idempotency_key="req-1")
+    booking = session.scalars(select(Booking)).one()
+    booking.builder_id = add_builder(session, "reassigned@example.com").id
+    booking.end_time += dt.timedelta(minutes=15)
+    session.flush()
+    assert book(session, idempotency_key="req-1").booking.reference == first.booking.reference
+    # the type's length changed by a sync, the booking's builder by an import: each is read where it is unchanged
+    booking.end_time -= dt.timedelta(minutes=15)
+    world["free"].duration_minutes = 45
+    session.flush()
+    assert book(session, idempotency_key="req-1").booking.reference == first.booking.reference
+    refused(session, Conflict, field="idempotency-key", idempotency_key="req-1", builder_email="reassigned@example.com")
+    assert count(session, Booking) == 1
+
+
 def test_same_key_with_other_data_is_a_conflict(session: Session, world: dict[str, Any]) -> None:
     first = book(session, idempotency_key="req-1")
     error = refused(session, Conflict, field="idempotency-key", idempotency_key="req-1", start=at(days=2))

@@ -469,17 +469,18 @@ def create_booking(session: Session, request: BookingRequest, *, now: dt.datetim
     requested_pathway = get_pathway(session, request.pathway) if request.pathway else None
     start = request.start.astimezone(dt.UTC)
     check_in_range(start, field="start")  # in UTC too, as stored: a backup holding it restores
-    builder_id = builder.id if builder is not None else None
-    booked = (session_type.duration_minutes, builder_id)
+    booked = (session_type.duration_minutes, builder.id if builder is not None else None)
 
     _lock_request(session, email, session_type, builder, key)
     earlier = session.scalars(select(Booking).where(Booking.idempotency_key == key)).one_or_none() if key else None
     if earlier is not None:
-        # A repeat is read as its first run was: a duration or builder it leaves out is what that run booked (the
-        # session type's then, as its fingerprint holds), whatever a sync has changed of them since.
-        minutes = (earlier.end_time - earlier.start_time) // dt.timedelta(minutes=1)
-        booked = (minutes, builder_id if request.builder_email is not None else earlier.builder_id)
-        if earlier.request_fingerprint != _fingerprint(request, email, session_type.id, start, booked, timezone):
+        # A repeat is read as its first run was: a duration or builder it leaves out was the session type's then,
+        # and the booking's. Either may have changed since (a sync changes the type, an import or Calendly the
+        # booking), so the repeat matches if it does when read by either, now.
+        lengths = {booked[0], (earlier.end_time - earlier.start_time) // dt.timedelta(minutes=1)}
+        owners = {booked[1]} if request.builder_email is not None else {booked[1], earlier.builder_id}
+        fits = {_fingerprint(request, email, session_type.id, start, (m, b), timezone) for m in lengths for b in owners}
+        if earlier.request_fingerprint not in fits:
             raise Conflict(
                 f"idempotency-key: {key!r} was already used for booking {earlier.reference} with other data",
                 hint="use a new key for a different booking",
