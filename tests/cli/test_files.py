@@ -71,6 +71,24 @@ def test_a_rejects_path_that_is_the_input_is_refused_before_reading(bapp: Bapp, 
     assert clients_in(bapp) == []
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # the path's handling: no backend's part
+def test_a_rejects_path_that_is_the_piped_input_is_refused_before_reading(bapp: Bapp) -> None:
+    # Only regular files were checked once the config file's /dev/null was let through: `--rejects /dev/stdin`
+    # with the input piped to /dev/stdin opened a writer onto the pipe it was reading, and hung until killed
+    command = [sys.executable, "-m", "bapp_cli", "import", "clients", "/dev/stdin", "--input-format", "csv"]
+    ran = subprocess.run(
+        [*command, "--continue-on-error", "--rejects", "/dev/stdin"],
+        input=b"email,name\nada@example.com,Ada\nbad,Bad\n",
+        env=bapp._environment(None),
+        capture_output=True,
+        cwd=REPO,
+        timeout=60,
+    )
+    assert ran.returncode == 6, ran.stderr
+    assert b"--rejects: /dev/stdin is the input file /dev/stdin" in ran.stderr
+    assert clients_in(bapp) == []
+
+
 def test_an_output_or_rejects_path_that_is_the_sqlite_database_is_refused(tmp_path: Path) -> None:
     # Written beside and renamed over, a rejects file or an export would replace the database file itself:
     # --rejects even before the import's own commit, which then went into the unlinked file (all lost).

@@ -515,3 +515,25 @@ def test_an_emptied_alembic_version_is_refused_by_upgrade_with_the_data_kept(bap
     engine.dispose()
     assert bapp("db", "check").exit_code == 0
     assert [row["email"] for row in bapp("clients", "list", "--json").json()] == ["ada@example.com"]
+
+
+def test_a_dropped_alembic_version_beside_bapps_tables_is_refused_with_the_way_back(bapp: Bapp) -> None:
+    # `DROP TABLE alembic_version` (or a copy that left it out), then `db upgrade`: refused by the first migration
+    # ("users already exists") with the hint to change or drop what it names — the users table, all data
+    assert bapp("clients", "add", "ada@example.com", "--name", "Ada").exit_code == 0
+    engine = make_engine(bapp.database_url)
+    with engine.begin() as connection:
+        connection.execute(text("DROP TABLE alembic_version"))
+    for command in (("db", "upgrade"), ("db", "downgrade", "base", "--yes")):
+        result = bapp(*command)
+        assert result.exit_code == 5, result.stderr
+        assert "holds bapp's tables but no revision (its alembic_version is missing)" in result.stderr, result.stderr
+        assert "drop" not in result.stderr.lower() and migration.VERSION_TABLE_SQL in result.stderr
+    # the hint's way back, word for word
+    with engine.begin() as connection:
+        connection.execute(text(migration.VERSION_TABLE_SQL))
+        connection.execute(text(f"INSERT INTO alembic_version (version_num) VALUES ('{migration.HEAD_REVISION}')"))
+    engine.dispose()
+    assert bapp("db", "check").exit_code == 0
+    assert bapp("db", "upgrade").exit_code == 0
+    assert [row["email"] for row in bapp("clients", "list", "--json").json()] == ["ada@example.com"]

@@ -147,12 +147,12 @@ class OutputFile:
         """The command's own input, the SQLite file it works on (or its journal), the config file, or a file a
         setting names (the badge signing key the command just read): replacing the database would lose it —
         the command's own transaction would commit into the unlinked file — and a key would be lost for good."""
-        if existing is None or not stat.S_ISREG(existing.st_mode):  # a device (/dev/null) is not destroyed
+        if existing is None:
             return
-        protected: list[tuple[str, str, str]] = []  # (a path, what it is, the noun of the refusal)
-        if self.not_the_input not in (None, "-"):
+        # (a path, what it is, the noun of the refusal); a device (/dev/null as the config file) is not destroyed
+        protected = self.settings.own_files() if self.settings is not None and stat.S_ISREG(existing.st_mode) else []
+        if self.not_the_input not in (None, "-"):  # a pipe too (/dev/stdin): rejects written into it never end
             protected.append((str(self.not_the_input), f"the input file {self.not_the_input}", "input"))
-        protected += self.settings.own_files() if self.settings is not None else []
         for path, described, noun in protected:
             # an input that cannot be read gets its own error when it is opened; a missing journal is not this file
             with contextlib.suppress(OSError):

@@ -61,14 +61,16 @@ def _run(
             raise newer_revision_error(before)
         if action == "upgrade" and before is not None:
             _refuse_older(before, revision)
-        if before is None and _holds_tables(engine):
-            # alembic_version emptied by hand: the run would create every table again, refused by the
+        if before is None and (version_table := _revision_lost(engine)) is not None:
+            # alembic_version emptied or dropped by hand: the run would create every table again, refused by the
             # first ("users already exists"), whose words pointed at dropping it; the tables hold the user's data
+            recreate = "" if version_table == "empty" else f"`{VERSION_TABLE_SQL}`, then "
             raise DatabaseNotReady(
                 f"cannot {action}: the database holds bapp's tables but no revision (its alembic_version is "
-                "empty), so bapp cannot tell which migrations it has had",
-                hint="put back the revision its tables are at, e.g. `INSERT INTO alembic_version (version_num) "
-                f"VALUES ('{HEAD_REVISION}')` if they are at head (then `bapp db check`), or restore a backup",
+                f"{version_table}), so bapp cannot tell which migrations it has had",
+                hint=f"put back the revision its tables are at, e.g. {recreate}`INSERT INTO alembic_version "
+                f"(version_num) VALUES ('{HEAD_REVISION}')` if they are at head (then `bapp db check`), or restore "
+                "a backup",
                 code="revision_missing",
             )
         # a write transaction from its BEGIN (IMMEDIATE on SQLite), so another writer is waited for (busy timeout):
@@ -167,14 +169,25 @@ def downgrade(engine: Engine, revision: str) -> tuple[str | None, str | None]:
     return _run(engine, "downgrade", revision)
 
 
-def _holds_tables(engine: Engine) -> bool:
-    """Whether bapp's tables are there beside an alembic_version that bapp migrated (a `db downgrade base` leaves it
-    empty, with no table of bapp's): a table of another program's alone, of a name bapp uses, is no such case."""
+# Every table 0001_baseline creates, which every revision keeps: all of them together are bapp's, even with
+# alembic_version gone, where one of these names alone (another program's users table) is no sign of bapp.
+BASELINE_TABLES = frozenset(
+    {"users", "client_profiles", "builder_profiles", "session_types", "bookings", "sync_runs", "audit_entries"}
+)
+# alembic_version as Alembic creates it, for the hint that puts a dropped one back
+VERSION_TABLE_SQL = "CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL PRIMARY KEY)"
+
+
+def _revision_lost(engine: Engine) -> str | None:
+    """How bapp's tables are there with no revision: beside an alembic_version that is "empty" (a `db downgrade
+    base` leaves it empty with no table of bapp's), or with it "missing"; None when they are not."""
     from bapp_cli.db.models import Base
 
     with engine.connect() as connection:
         names = set(inspect(connection).get_table_names())
-    return "alembic_version" in names and bool(names & set(Base.metadata.tables))
+    if "alembic_version" in names:
+        return "empty" if names & set(Base.metadata.tables) else None
+    return "missing" if names >= BASELINE_TABLES else None
 
 
 def current_revision(engine: Engine) -> str | None:
