@@ -335,3 +335,22 @@ def test_a_run_stopped_by_a_signal_is_recorded_as_failed(
     assert (json.loads(stdout)["status"], json.loads(stdout)["run_id"]) == ("failed", 1)
     status = cbapp("calendly", "status", "--json")
     assert [(run["status"], run["error"]) for run in status.json()] == [(recorded["status"], recorded["error"])]
+
+
+@pytest.mark.parametrize(("command", "path"), [("sync", "/event_types"), ("pull-bookings", "/scheduled_events")])
+def test_a_dry_run_stopped_by_a_signal_records_nothing(
+    cbapp: Bapp, fake: FakeCalendly, command: str, path: str
+) -> None:
+    # a dry run records no run (127b4e5 records a stopped one as failed): stopped, it says nothing was changed
+    held = fake.delay_next(path, seconds=30.0)
+    run = cbapp.popen("calendly", command, "--user", USER, "--dry-run", env=PATIENT)
+    _wait_for(lambda: fake.count(path) >= 1, "the run to reach Calendly")
+    time.sleep(0.5)  # the answer is awaited
+    run.send_signal(signal.SIGTERM)
+    try:
+        code, stdout, stderr = _finish(run)
+    finally:
+        held.released.set()
+    assert (code, stdout) == (143, ""), stderr
+    assert stderr.splitlines()[-1] == "Terminated; nothing was changed."
+    assert sync_runs(cbapp.database_url) == []

@@ -16,9 +16,10 @@ import sqlite3
 import ssl
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -654,12 +655,11 @@ def test_a_parked_deliverys_headers_are_kept_without_control_characters_so_its_b
     assert [row["invitee_uri"] for row in inbox(restored, "--pending")] == [invitee_uri(5)]
 
 
-@pytest.mark.parametrize("empty_database_url", ["sqlite"], indirect=True)  # the refusal is import's, on either
-def test_headers_parked_with_control_characters_by_an_older_bapp_are_backed_up_without_them(
-    rbapp: Bapp, tmp_path: Path, empty_database_url: str
-) -> None:
-    # 238a4e2 cleaned the kept headers of a delivery parked since; a row an older bapp parked kept them, and the
-    # backup `export all` wrote of it did not restore ('import all', exit 6, 'holds the control character')
+def _restored_as_an_older_bapp_parked_it(
+    rbapp: Bapp, tmp_path: Path, empty_database_url: str, stored: Callable[[Any], None]
+) -> dict[str, Any]:
+    """Park a delivery, give its inbox row what `stored` sets (as an older bapp stored it), back it up and restore
+    it; returns the backup's row, once the restored inbox holds the delivery, still pending."""
     from sqlalchemy.orm import Session
 
     from bapp_cli.db.models import WebhookDelivery
@@ -671,15 +671,44 @@ def test_headers_parked_with_control_characters_by_an_older_bapp_are_backed_up_w
     engine = make_engine(rbapp.database_url)
     try:
         with Session(engine) as session, session.begin():
-            row = session.scalars(select(WebhookDelivery)).one()
-            row.headers = {**row.headers, "user-agent": "Calendly\x1b[2J\x85", "x-request-id": "a\x7fb"}
+            stored(session.scalars(select(WebhookDelivery)).one())
     finally:
         engine.dispose()
     restored, _ = restore_backup(rbapp, empty_database_url, tmp_path)
     assert [row["invitee_uri"] for row in inbox(restored, "--pending")] == [invitee_uri(5)]
-    backup = json.loads((tmp_path / "backup.json").read_text())
-    [kept] = [row["headers"] for row in backup["webhook_inbox"]]
+    [row] = json.loads((tmp_path / "backup.json").read_text())["webhook_inbox"]
+    return cast(dict[str, Any], row)
+
+
+@pytest.mark.parametrize("empty_database_url", ["sqlite"], indirect=True)  # the refusal is import's, on either
+def test_headers_parked_with_control_characters_by_an_older_bapp_are_backed_up_without_them(
+    rbapp: Bapp, tmp_path: Path, empty_database_url: str
+) -> None:
+    # 238a4e2 cleaned the kept headers of a delivery parked since; a row an older bapp parked kept them, and the
+    # backup `export all` wrote of it did not restore ('import all', exit 6, 'holds the control character')
+    def stored(row: Any) -> None:
+        row.headers = {**row.headers, "user-agent": "Calendly\x1b[2J\x85", "x-request-id": "a\x7fb"}
+
+    kept = _restored_as_an_older_bapp_parked_it(rbapp, tmp_path, empty_database_url, stored)["headers"]
     assert (kept["user-agent"], kept["x-request-id"]) == ("Calendly[2J", "ab")
+
+
+@pytest.mark.parametrize("empty_database_url", ["sqlite"], indirect=True)  # the refusal is import's, on either
+def test_a_body_parked_with_raw_c1_characters_by_an_older_bapp_is_backed_up_with_them_escaped(
+    rbapp: Bapp, tmp_path: Path, empty_database_url: str
+) -> None:
+    # b37c999 stores a parked body's raw DEL and C1 characters as \u escapes; a body an older bapp parked kept them
+    # raw, and the backup `export all` wrote of it did not restore ('import all', exit 6, 'body: holds the control
+    # character U+0085'), as its headers did not before ad75a29
+    as_stored: list[str] = []
+
+    def stored(row: Any) -> None:
+        row.body = row.body[:-1] + ',"note":"a\x85b\x7f"}'
+        as_stored.append(row.body)
+
+    kept = _restored_as_an_older_bapp_parked_it(rbapp, tmp_path, empty_database_url, stored)["body"]
+    assert "\\u0085" in kept and "\x85" not in kept
+    assert json.loads(kept) == json.loads(as_stored[0])  # the same document
 
 
 def _waiting(engine: Any, query: str) -> bool:

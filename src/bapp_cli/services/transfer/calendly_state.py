@@ -36,7 +36,7 @@ from bapp_cli.db.models import (
 )
 from bapp_cli.errors import BappError
 from bapp_cli.services.people import normalise_email
-from bapp_cli.services.plain_text import CONTROL_CHARACTER
+from bapp_cli.services.plain_text import CONTROL_CHARACTER, json_with_controls_escaped
 from bapp_cli.services.transfer.catalogue import Wide
 from bapp_cli.services.transfer.formats import RowError, SourceRow
 from bapp_cli.services.transfer.importer import (
@@ -300,11 +300,12 @@ class InboxImporter(KindImporter):
 
 
 def export_inbox(session: Session) -> Iterator[dict[str, Any]]:
-    """The deliveries still pending, oldest first; their kept headers without control characters, which a row
-    parked before the inbox cleaned them (238a4e2) may hold: `import all` refuses them, and the backup would not
-    restore. They are the sender's unsigned text, cleaned as the inbox now cleans it on arrival."""
+    """The deliveries still pending, oldest first, as the inbox now stores them on arrival: their kept headers (the
+    sender's unsigned text) without control characters (238a4e2), their body's raw DEL and C1 characters as \\u
+    escapes (b37c999), the same document. A row an older bapp parked may hold either raw, which `import all`
+    refuses, and the backup would not restore."""
     columns = [getattr(WebhookDelivery, name) for name in InboxRow.__annotations__]
     query = select(*columns).where(WebhookDelivery.status == "pending").order_by(WebhookDelivery.id)
     for row in session.execute(query):
         headers = {name: CONTROL_CHARACTER.sub("", text) for name, text in (row.headers or {}).items()}
-        yield row._asdict() | {"headers": headers}
+        yield row._asdict() | {"headers": headers, "body": json_with_controls_escaped(row.body)}
