@@ -666,6 +666,27 @@ def test_a_dry_run_checks_the_slot_and_sends_nothing(synced: Bapp, fake: FakeCal
     assert refused.exit_code == 8
 
 
+def test_a_repeat_of_a_used_idempotency_key_returns_the_booking_without_asking_calendly(
+    synced: Bapp, fake: FakeCalendly
+) -> None:
+    # A repeat asked Calendly for the event type and the open starts before rule 7 returned the booking, so with
+    # Calendly down the retry meant to be safe failed (exit 9) instead of returning the booking it had made.
+    first = create(synced, slot(), "--idempotency-key", "order-1")
+    assert first.exit_code == 0, first.stderr
+    fake.fail_next("/invitees", 503, times=2)  # left pending (unknown): the repeat says it is still waiting
+    held = create(synced, slot(days=3), "--idempotency-key", "order-2")
+    assert held.exit_code == 9, held.stderr
+    fake.fail_next("/", 503, times=None)
+    asked = len(fake.requests)
+    for key, start, waiting in [("order-1", slot(), False), ("order-2", slot(days=3), True)]:
+        repeat = create(synced, start, "--idempotency-key", key)
+        assert repeat.exit_code == 0, repeat.stderr
+        assert repeat.json()["existing"] is True
+        assert ("still waiting for Calendly" in repeat.stderr) is waiting
+    assert repeat.json()["reference"] == bookings(synced.database_url)[1].reference
+    assert len(fake.requests) == asked and len(bookings(synced.database_url)) == 2
+
+
 # -- cancel and no-show go to Calendly first ---------------------------------------------------------
 
 

@@ -268,8 +268,10 @@ class CalendlyWriter:
         """A write-through ``bookings create``: the booking, and what to tell the user of Calendly's part."""
         with self.transaction(dry_run=True) as session:
             target = calendly_session(session, request.session)
-            # bapp's own rules, rolled back, before Calendly is asked: a refusal costs no request
-            create_booking(session, request, now=self.clock())
+            # bapp's own rules, rolled back, before Calendly is asked: a refusal costs no request, and a repeat of
+            # a used idempotency key (rule 7) needs none, so it returns its booking with Calendly unreachable too
+            if (created := create_booking(session, request, now=self.clock())).existing:
+                return _not_sent(created)
         event_type = self.client.get_event_type(target.event_type_uri)
         # Everything that needs Calendly before the send is asked before the hold is committed, so a
         # failure here leaves nothing pending.
@@ -278,10 +280,9 @@ class CalendlyWriter:
         held = replace(request, calendly_open_starts=tuple(_starts_near(self.client, target, request.start, now)))
         with self.transaction(dry_run=dry_run) as session:
             created = create_booking(session, held, now=now)
+            if created.existing or dry_run:  # existing: made by another command since the rehearsal above
+                return _not_sent(created)
             booking = get_booking(session, created.booking.reference)
-            if created.existing or dry_run:
-                waiting = created.existing and booking.calendly_state in PENDING_STATES
-                return created, ["it is still waiting for Calendly: run `bapp calendly reconcile`"] if waiting else []
             client_user = session.get_one(User, booking.client_id)
             body = invitee_body(booking, client_user, event_type, name=request.name)
             sent = _Sent.of(booking, client_user.email, target, body=body, scope=scope)
@@ -311,8 +312,7 @@ class CalendlyWriter:
                 code="slot_taken",
             ) from taken
         except OutcomeUnknown as lost:
-            found = self._lookup_or_unknown(sent, lost.message)
-            if found is not None:
+            if (found := self._lookup_or_unknown(sent, lost.message)) is not None:
                 return self._finish(sent, *found, notes=["the answer was lost; found the booking in Calendly"])
             if resend_allowed and self._update(sent, resend=True, calendly_attempts=sent.calendly_attempts + 1):
                 view, notes = self._send(sent, resend_allowed=False)
@@ -414,8 +414,7 @@ class CalendlyWriter:
         with self.transaction(dry_run=dry_run) as session:
             # a pull's lock: one under way has read its invitees' bookings and would insert this one again
             lock_keys(session, "calendly:bookings", people=True)
-            booking = session.get(Booking, sent.id)
-            if booking is None:
+            if (booking := session.get(Booking, sent.id)) is None:
                 raise NotFound(
                     f"booking {sent.reference} vanished while Calendly booked it; run `bapp calendly pull-bookings`"
                 )
@@ -456,8 +455,7 @@ class CalendlyWriter:
         """What became of one pending booking: its action, note, calendly_state and status (pending unless
         said); ``skipped`` when another process settled it meanwhile."""
         now = self.clock()
-        found = self._lookup(sent)
-        if found is not None:
+        if (found := self._lookup(sent)) is not None:
             try:
                 status = self._finish(sent, *found, notes=[], dry_run=dry_run)[0].status
             except RemoteError as exc:  # its URIs too long for bapp: given up, one failed row as for a resend's
@@ -512,6 +510,13 @@ class CalendlyWriter:
         return _reconciled("failed", note, calendly_state="failed", status="cancelled")
 
 
+def _not_sent(created: BookingCreated) -> tuple[BookingCreated, list[str]]:
+    """A booking ``book`` does not send: a dry run's, or a repeat's (rule 7: made before, under the same
+    idempotency key), with a note when that one still waits for Calendly's answer."""
+    waiting = created.existing and created.booking.calendly_state in PENDING_STATES
+    return created, ["it is still waiting for Calendly: run `bapp calendly reconcile`"] if waiting else []
+
+
 def _reconciled(action: str, note: str, calendly_state: str | None, status: str = "pending") -> dict[str, Any]:
     """The outcome columns of one row of the reconcile report."""
     return {"calendly_state": calendly_state, "status": status, "action": action, "note": note}
@@ -538,8 +543,7 @@ def attach_invitee(
             fresh["end_time"] = event.end_time
         if event.location is not None and event.location.join_url:
             fresh["calendly_join_url"] = event.location.join_url[:URI_LENGTH]
-    changes = apply_changes(booking, fresh)
-    if changes:
+    if changes := apply_changes(booking, fresh):
         audit_change(session, booking, {"source": "calendly", **changes}, now=now)
 
 
