@@ -273,3 +273,46 @@ def test_two_reorders_at_once_end_as_one_after_the_other(bapp: Bapp, database_ur
     positions = [row["position"] for row in bapp("pathways", "list", "--json").json()]
     # pivot then play, or play then pivot: either way the positions stay 0, 1, 2
     assert order in (["play", "pivot", "accelerate"], ["pivot", "play", "accelerate"]) and positions == [0, 1, 2]
+
+
+@pytest.mark.slow
+def test_an_import_and_an_add_at_once_put_their_pathways_in_different_places(
+    bapp: Bapp, database_url: str, tmp_path: Path
+) -> None:
+    # `import pathways` puts a new pathway after the last one, as `pathways add` does; it did not wait for the
+    # order's lock the add takes, so on PostgreSQL both read the same last position and took the next one
+    from sqlalchemy import text
+
+    from bapp_cli.db.engine import make_engine
+    from tests.cli.test_bookings_race import BLOCK_TIMEOUT, barrier_probe
+    from tests.cli.test_import import _wait_for
+
+    rows = tmp_path / "pathways.json"
+    rows.write_text('[{"slug": "imported", "name": "Imported"}]')
+    engine = make_engine(database_url)
+    try:
+        with contextlib.ExitStack() as held, barrier_probe(database_url, engine) as all_blocked:
+            # the barrier: inserts into pathways held back by the test, so both have read the last position and
+            # then wait at their insert; SQLite's writers wait at BEGIN IMMEDIATE
+            if engine.dialect.name == "sqlite":
+                holder = held.enter_context(
+                    contextlib.closing(sqlite3.connect(database_url.removeprefix("sqlite:///")))
+                )
+                holder.isolation_level = None
+                holder.execute("BEGIN IMMEDIATE")
+                held.callback(holder.execute, "ROLLBACK")
+            else:
+                connection = held.enter_context(engine.connect())
+                connection.execute(text("LOCK TABLE pathways IN SHARE MODE"))
+                held.callback(connection.rollback)
+            processes = [
+                bapp.popen("import", "pathways", str(rows)),
+                bapp.popen("pathways", "add", "added", "--name", "Added"),
+            ]
+            _wait_for(lambda: all_blocked(processes), "the import and the add to wait on the barrier", BLOCK_TIMEOUT)
+        for process in processes:
+            assert process.wait(timeout=60) == 0, process.communicate()
+    finally:
+        engine.dispose()
+    positions = {row["slug"]: row["position"] for row in bapp("pathways", "list", "--json").json()}
+    assert sorted(positions.values()) == [0, 1, 2, 3, 4], positions
