@@ -10,6 +10,7 @@ import csv
 import io
 import json
 import os
+import signal
 import stat
 import subprocess
 import sys
@@ -334,6 +335,39 @@ def test_a_closed_pipe_ends_quietly_with_the_sigpipe_status(bapp: Bapp, tmp_path
         stderr = process.stderr.read().decode()
         assert process.wait(timeout=120) == 141, (args, unbuffered, stderr)
         assert stderr == ""
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # its lock holds a read half-way through
+@pytest.mark.parametrize(
+    ("stop", "code", "said"), [(signal.SIGINT, 130, "Interrupted"), (signal.SIGTERM, 143, "Terminated")]
+)
+def test_a_run_stopped_with_its_reader_gone_keeps_the_stop_s_code_and_word(
+    bapp: Bapp, database_url: str, stop: int, code: int, said: str
+) -> None:
+    # `bapp export all | head`, stopped (Ctrl-C, systemd's SIGTERM) after its reader had gone: the rows still
+    # buffered failed to flush before the stop was reported, and the run ended 141 without a word of the stop
+    from sqlalchemy import text
+
+    from bapp_cli.db.engine import make_engine
+    from tests.cli.test_bookings_race import BLOCK_TIMEOUT, barrier_probe
+    from tests.cli.test_import import _wait_for
+
+    engine = make_engine(database_url)
+    try:
+        with engine.connect() as holder, barrier_probe(database_url, engine) as all_blocked:
+            # the backup's last kind held back: the kinds before it are written (buffered) when the stop comes
+            holder.execute(text("LOCK TABLE webhook_deliveries IN ACCESS EXCLUSIVE MODE"))
+            process = bapp.popen("export", "all")
+            _wait_for(lambda: all_blocked([process]), "the export to wait on the lock", BLOCK_TIMEOUT)
+            assert process.stdout is not None and process.stderr is not None
+            process.stdout.close()
+            process.send_signal(stop)
+            stderr = process.stderr.read()
+            assert process.wait(timeout=60) == code, stderr
+            holder.rollback()
+    finally:
+        engine.dispose()
+    assert stderr == f"{said}; nothing was changed.\n"
 
 
 def test_a_closed_stderr_keeps_the_run_s_exit_code(bapp: Bapp) -> None:

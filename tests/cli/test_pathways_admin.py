@@ -236,11 +236,10 @@ def test_archive_needs_yes_and_refuses_new_links_and_enrolments(bapp: Bapp) -> N
     assert bapp("pathways", "archive", "pivot", "--yes").exit_code == 0  # idempotent
 
 
-@pytest.mark.slow
-def test_two_reorders_at_once_end_as_one_after_the_other(bapp: Bapp, database_url: str) -> None:
-    # Two `pathways update --position` in real processes, both past their reads before either writes: on
-    # PostgreSQL each renumbered the order it had read, and the one committing second wrote over the first's
-    # rows only where its own numbers changed, leaving neither's order (two pathways at position 0 was seen)
+def run_held_at_their_writes(bapp: Bapp, database_url: str, held_on_postgresql: str, *commands: list[str]) -> None:
+    """Run `commands` in real processes at once, all past their reads before any writes, and see each succeed:
+    the test holds `held_on_postgresql` (a statement taking a lock their writes wait for) until all of them
+    wait on it; SQLite's writers wait at BEGIN IMMEDIATE, with a write transaction held instead."""
     from sqlalchemy import text
 
     from bapp_cli.db.engine import make_engine
@@ -250,8 +249,6 @@ def test_two_reorders_at_once_end_as_one_after_the_other(bapp: Bapp, database_ur
     engine = make_engine(database_url)
     try:
         with contextlib.ExitStack() as held, barrier_probe(database_url, engine) as all_blocked:
-            # the barrier: a row both moves write (accelerate, which each pushes down one place) held by the test,
-            # so both read the order and then wait at their first write; SQLite's writers wait at BEGIN IMMEDIATE
             if engine.dialect.name == "sqlite":
                 holder = held.enter_context(
                     contextlib.closing(sqlite3.connect(database_url.removeprefix("sqlite:///")))
@@ -261,15 +258,43 @@ def test_two_reorders_at_once_end_as_one_after_the_other(bapp: Bapp, database_ur
                 held.callback(holder.execute, "ROLLBACK")
             else:
                 connection = held.enter_context(engine.connect())
-                connection.execute(text("SELECT 1 FROM pathways WHERE slug = 'accelerate' FOR UPDATE"))
+                connection.execute(text(held_on_postgresql))
                 held.callback(connection.rollback)
-            processes = [bapp.popen("pathways", "update", slug, "--position", "0") for slug in ("pivot", "play")]
-            _wait_for(lambda: all_blocked(processes), "both reorders to wait on the barrier", BLOCK_TIMEOUT)
+            processes = [bapp.popen(*command) for command in commands]
+            _wait_for(lambda: all_blocked(processes), f"{commands} to wait on the barrier", BLOCK_TIMEOUT)
         for process in processes:
             assert process.wait(timeout=60) == 0, process.communicate()
     finally:
         engine.dispose()
+
+
+@pytest.mark.slow
+def test_two_reorders_at_once_end_as_one_after_the_other(bapp: Bapp, database_url: str) -> None:
+    # Two `pathways update --position` in real processes, both past their reads before either writes: on
+    # PostgreSQL each renumbered the order it had read, and the one committing second wrote over the first's
+    # rows only where its own numbers changed, leaving neither's order (two pathways at position 0 was seen).
+    # The barrier: a row both moves write (accelerate, which each pushes down one place)
+    held = "SELECT 1 FROM pathways WHERE slug = 'accelerate' FOR UPDATE"
+    moves = [["pathways", "update", slug, "--position", "0"] for slug in ("pivot", "play")]
+    run_held_at_their_writes(bapp, database_url, held, *moves)
     order = [row["slug"] for row in bapp("pathways", "list", "--json").json()]
     positions = [row["position"] for row in bapp("pathways", "list", "--json").json()]
     # pivot then play, or play then pivot: either way the positions stay 0, 1, 2
     assert order in (["play", "pivot", "accelerate"], ["pivot", "play", "accelerate"]) and positions == [0, 1, 2]
+
+
+@pytest.mark.slow
+def test_an_import_and_an_add_at_once_put_their_pathways_in_different_places(
+    bapp: Bapp, database_url: str, tmp_path: Path
+) -> None:
+    # `import pathways` puts a new pathway after the last one, as `pathways add` does; it did not wait for the
+    # order's lock the add takes, so on PostgreSQL both read the same last position and took the next one.
+    # The barrier: inserts into pathways, so both have read the last position and then wait at their insert
+    rows = tmp_path / "pathways.json"
+    rows.write_text('[{"slug": "imported", "name": "Imported"}]')
+    added = ["pathways", "add", "added", "--name", "Added"]
+    run_held_at_their_writes(
+        bapp, database_url, "LOCK TABLE pathways IN SHARE MODE", ["import", "pathways", str(rows)], added
+    )
+    positions = {row["slug"]: row["position"] for row in bapp("pathways", "list", "--json").json()}
+    assert sorted(positions.values()) == [0, 1, 2, 3, 4], positions

@@ -223,11 +223,11 @@ def main(argv: list[str] | None = None) -> None:
                 if not os.environ.get("_BAPP_COMPLETE") or getattr(error, "code", 1) == 0:
                     raise
                 raise UsageError("_BAPP_COMPLETE: not a completion request bapp can answer") from None
-            if isinstance(result, int):
-                exit_code = result
-            sys.stdout.flush()  # here, so a full disk under `> file` is reported like any other failure
+            exit_code = result if isinstance(result, int) else 0
             if exit_code == 130:  # Typer turns Ctrl-C into a returned 130; the transaction was rolled back
-                exit_code = _stopped()
+                exit_code = _stopped()  # its rows still buffered are flushed at exit, which keeps the stop's code
+            else:
+                sys.stdout.flush()  # here, so a full disk under `> file` is reported like any other failure
         except BappError as error:
             exit_code = _report(error, args, app_state)
         except typer.Abort:  # a declined confirmation

@@ -105,15 +105,22 @@ def named_lock(
 
 # The tables an import holds whole on PostgreSQL instead of taking a key per person it touches (thousands).
 PEOPLE_TABLES = "bookings, users"
+# The key of the pathways' display order: `pathways add` and a pathways import put a new pathway after the last
+# position they read, `pathways update --position` renumbers the order it read; one writer of it at a time.
+PATHWAY_ORDER = "pathways:order"
 
 
-def lock_for_import(session: Session) -> None:
+def lock_for_import(session: Session, *, pathway_order: bool = False) -> None:
     """Hold off, for the import's length, the writers of bookings and clients and every other import (whatever
-    its kind: two imports of one client both inserted it). SQLite's write transactions are already exclusive."""
+    its kind: two imports of one client both inserted it), and with `pathway_order` the writers of the pathways'
+    order. Taken first, before the import has locked any row a writer holding the order may wait for. SQLite's
+    write transactions are already exclusive."""
     if session.get_bind().dialect.name == "postgresql":
         from sqlalchemy import text
 
         session.execute(text(f"LOCK TABLE {PEOPLE_TABLES} IN SHARE ROW EXCLUSIVE MODE"))  # excludes itself too
+        if pathway_order:
+            lock_keys(session, PATHWAY_ORDER)
 
 
 def lock_keys(session: Session, *names: str, people: bool = False) -> None:

@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bapp_cli.db.audit import apply_changes, stamp_and_audit
-from bapp_cli.db.locks import lock_keys
+from bapp_cli.db.locks import PATHWAY_ORDER, lock_keys
 from bapp_cli.db.models import Pathway, PathwayTier
 from bapp_cli.errors import Conflict, InvalidInput
 from bapp_cli.services.pathways import get_pathway, list_pathways
@@ -131,7 +131,7 @@ def add_pathway(
 ) -> PathwayChange:
     """A new pathway at the end of the display order, with tiers numbered 1, 2, 3… in the given order;
     `optional`: the other fields of PATHWAY_FIELDS (description, icon, color), None when not given."""
-    lock_keys(session, "pathways:order")  # one writer of the display order at a time: see update_pathway
+    lock_keys(session, PATHWAY_ORDER)  # one writer of the display order at a time: see update_pathway
     canonical = check_pathway_slug(slug)
     fields = pathway_fields(name=name, **optional)
     if len(tiers) > MAX_TIERS:
@@ -157,7 +157,7 @@ def update_pathway(
     # The display order is read whole and renumbered: on PostgreSQL two moves at once each renumbered the order
     # they had read, and the second overwrote the first's rows only where its own numbers differed, leaving
     # positions neither asked for (two at 0). Taken before the pathway is read: _move compares its position.
-    lock_keys(session, "pathways:order")
+    lock_keys(session, PATHWAY_ORDER)
     pathway = get_pathway(session, slug)
     changes = apply_changes(pathway, pathway_fields(**fields))
     if position is not None:
