@@ -310,21 +310,28 @@ def test_a_sync_runs_without_sqlalchemy_on_either_backend(cbapp: Bapp, fake: Fak
     assert [(run["status"], run["created"]) for run in runs] == [("succeeded", 12), ("succeeded", 1), ("failed", 0)]
 
 
+def _terminated_while_calendly_answers(
+    cbapp: Bapp, fake: FakeCalendly, command: str, path: str, *flags: str
+) -> tuple[int, str, str]:
+    """Runs `calendly <command>`, sends it SIGTERM while Calendly's answer to `path` is awaited; (code, out, err)."""
+    held = fake.delay_next(path, seconds=30.0)
+    run = cbapp.popen("calendly", command, "--user", USER, *flags, env=PATIENT)
+    _wait_for(lambda: fake.count(path) >= 1, "the run to reach Calendly")
+    time.sleep(0.5)  # the answer is awaited
+    run.send_signal(signal.SIGTERM)
+    try:
+        return _finish(run)
+    finally:
+        held.released.set()
+
+
 @pytest.mark.parametrize(("command", "path"), [("sync", "/event_types"), ("pull-bookings", "/scheduled_events")])
 def test_a_run_stopped_by_a_signal_is_recorded_as_failed(
     cbapp: Bapp, fake: FakeCalendly, command: str, path: str
 ) -> None:
     # a cron run stopped by `timeout` (SIGTERM), a hang-up or Ctrl-C left no run record: `calendly status` showed
     # the last run that finished as the latest, however many were stopped since
-    held = fake.delay_next(path, seconds=30.0)
-    run = cbapp.popen("calendly", command, "--user", USER, "--json", env=PATIENT)
-    _wait_for(lambda: fake.count(path) >= 1, "the run to reach Calendly")
-    time.sleep(0.5)  # the answer is awaited
-    run.send_signal(signal.SIGTERM)
-    try:
-        code, stdout, stderr = _finish(run)
-    finally:
-        held.released.set()
+    code, stdout, stderr = _terminated_while_calendly_answers(cbapp, fake, command, path, "--json")
     assert code == 143, stderr
     assert error_lines(stderr) == ["Error: terminated with nothing applied, recorded as failed run 1"]
     [recorded] = sync_runs(cbapp.database_url)
@@ -342,15 +349,7 @@ def test_a_dry_run_stopped_by_a_signal_records_nothing(
     cbapp: Bapp, fake: FakeCalendly, command: str, path: str
 ) -> None:
     # a dry run records no run (127b4e5 records a stopped one as failed): stopped, it says nothing was changed
-    held = fake.delay_next(path, seconds=30.0)
-    run = cbapp.popen("calendly", command, "--user", USER, "--dry-run", env=PATIENT)
-    _wait_for(lambda: fake.count(path) >= 1, "the run to reach Calendly")
-    time.sleep(0.5)  # the answer is awaited
-    run.send_signal(signal.SIGTERM)
-    try:
-        code, stdout, stderr = _finish(run)
-    finally:
-        held.released.set()
+    code, stdout, stderr = _terminated_while_calendly_answers(cbapp, fake, command, path, "--dry-run")
     assert (code, stdout) == (143, ""), stderr
     assert stderr.splitlines()[-1] == "Terminated; nothing was changed."
     assert sync_runs(cbapp.database_url) == []
