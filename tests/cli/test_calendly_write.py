@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -279,6 +279,22 @@ def test_a_201_cut_short_is_looked_up_and_kept_not_deleted(synced: Bapp, fake: F
     assert "found the booking in Calendly" in result.stderr
 
 
+def _alter_answers(
+    fake: FakeCalendly, monkeypatch: pytest.MonkeyPatch, write: str, alter: Callable[[dict[str, Any]], None]
+) -> None:
+    """Lets `alter` change the resource of each answer the fake gives to `write` (its `create_invitee`,
+    `create_no_show`) before it is sent, as a Calendly answering with odd data would."""
+    answer = getattr(fake.writes, write)
+
+    def altered(data: Any) -> Any:
+        reply = answer(data)
+        resource = json.loads(reply.body)["resource"]
+        alter(resource)
+        return type(reply)(reply.status, json.dumps({"resource": resource}).encode())
+
+    monkeypatch.setattr(fake.writes, write, altered)
+
+
 @pytest.mark.parametrize(("status", "body"), [(202, b""), (204, b""), (200, b'{"resource": {"uri": null}}')])
 def test_a_2xx_calendly_acted_on_is_looked_up_never_taken_for_a_refusal(
     synced: Bapp, fake: FakeCalendly, status: int, body: bytes
@@ -299,18 +315,14 @@ def test_links_longer_than_their_column_are_cut_not_a_crash(
     # PostgreSQL refused the row (exit 1, "value too long"), and every reconcile and pull after it failed
     # the same way on the stored invitee; SQLite kept them whole. Cut as the join URL already was.
     long = "?utm_content=" + "x" * 600
-    booked = fake.writes.create_invitee
 
-    def with_long_links(data: Any) -> Any:
-        reply = booked(data)
-        resource = json.loads(reply.body)["resource"]
+    def with_long_links(resource: dict[str, Any]) -> None:
         # called under the fake's lock: its stored invitee, so that lookups and the pull see the same links
         [stored] = [one for ones in fake._invitees.values() for one in ones if one["uri"] == resource["uri"]]
         for link in ("cancel_url", "reschedule_url"):
             stored[link] = resource[link] = resource[link] + long
-        return type(reply)(reply.status, json.dumps({"resource": resource}).encode())
 
-    monkeypatch.setattr(fake.writes, "create_invitee", with_long_links)
+    _alter_answers(fake, monkeypatch, "create_invitee", with_long_links)
     result = create(synced, slot())
     assert result.exit_code == 0, result.stderr
     assert_booked_in_calendly(synced, fake)
@@ -329,17 +341,13 @@ def test_a_booking_whose_uris_are_too_long_to_record_fails_naming_it_never_a_cra
     # Calendly booked it and answered with an invitee or event URI past the 500 characters bapp keeps: keys,
     # which cannot be cut as the links are. PostgreSQL refused the row (exit 1, "value too long") and the
     # booking Calendly made was left pending, as if not sent; SQLite kept it whole.
-    booked = fake.writes.create_invitee
     answered: list[str] = []
 
-    def with_a_long_uri(data: Any) -> Any:
-        reply = booked(data)
-        resource = json.loads(reply.body)["resource"]
+    def with_a_long_uri(resource: dict[str, Any]) -> None:
         resource[key] += "?utm_content=" + "x" * 600
         answered.append(resource["uri"])
-        return type(reply)(reply.status, json.dumps({"resource": resource}).encode())
 
-    monkeypatch.setattr(fake.writes, "create_invitee", with_a_long_uri)
+    _alter_answers(fake, monkeypatch, "create_invitee", with_a_long_uri)
     result = create(synced, slot())
     assert result.exit_code == 9, result.stderr
     assert f"invitee {answered[0]}" in result.stderr
@@ -401,15 +409,11 @@ def test_a_resend_answered_with_uris_too_long_reports_the_booking_given_up(
     fake.fail_next("/scheduled_events", 500, times=None)  # the lookup fails too: left unknown, not resent
     assert create(synced, slot()).exit_code == 9
     fake.clear_faults()
-    booked = fake.writes.create_invitee
 
-    def with_a_long_uri(data: Any) -> Any:
-        reply = booked(data)
-        resource = json.loads(reply.body)["resource"]
+    def with_a_long_uri(resource: dict[str, Any]) -> None:
         resource["uri"] += "?utm_content=" + "x" * 600
-        return type(reply)(reply.status, json.dumps({"resource": resource}).encode())
 
-    monkeypatch.setattr(fake.writes, "create_invitee", with_a_long_uri)
+    _alter_answers(fake, monkeypatch, "create_invitee", with_a_long_uri)
     result = synced("calendly", "reconcile", "--json")
     assert result.exit_code == 0, result.stderr
     [row] = result.json()
@@ -425,15 +429,9 @@ def test_an_invitee_updated_past_the_supported_years_is_given_up_not_stored(
 ) -> None:
     # the booked invitee's updated_at was stored as remote_updated_at whatever its year (a pull or a delivery
     # parks such an invitee): the backup `export all` then wrote did not restore ('import all', exit 6)
-    booked = fake.writes.create_invitee
-
-    def updated_in_3000(data: Any) -> Any:
-        reply = booked(data)
-        resource = json.loads(reply.body)["resource"]
-        resource["updated_at"] = "3000-01-01T00:00:00Z"
-        return type(reply)(reply.status, json.dumps({"resource": resource}).encode())
-
-    monkeypatch.setattr(fake.writes, "create_invitee", updated_in_3000)
+    _alter_answers(
+        fake, monkeypatch, "create_invitee", lambda resource: resource.update(updated_at="3000-01-01T00:00:00Z")
+    )
     result = create(synced, slot())
     assert result.exit_code == 9, result.stderr
     assert "updated_at '3000-01-01T00:00:00Z' is outside the supported range 1900-01-01 to 2999-12-31" in result.stderr
@@ -448,16 +446,12 @@ def test_an_event_ending_past_the_supported_years_is_given_up_not_stored(
     # the event's end_time was recorded as the booking's end whatever its year, by bookings create (the event
     # fetched after its invitee) and by reconcile (the event found with it), where a pull or a delivery parks
     # such an event: the backup `export all` then wrote did not restore ('import all', exit 6)
-    booked = fake.writes.create_invitee
 
-    def ending_in_3000(data: Any) -> Any:
-        reply = booked(data)
-        uri = json.loads(reply.body)["resource"]["event"]
-        [event] = [event for event in fake._scheduled_events if event["uri"] == uri]  # the fake's lock is held
+    def ending_in_3000(resource: dict[str, Any]) -> None:
+        [event] = [event for event in fake._scheduled_events if event["uri"] == resource["event"]]  # lock held
         event["end_time"] = "3000-01-01T00:00:00Z"
-        return reply
 
-    monkeypatch.setattr(fake.writes, "create_invitee", ending_in_3000)
+    _alter_answers(fake, monkeypatch, "create_invitee", ending_in_3000)
     problem = "event end_time '3000-01-01T00:00:00Z' is outside the supported range 1900-01-01 to 2999-12-31"
     result = create(synced, slot(days=2))
     assert result.exit_code == 9, result.stderr
@@ -969,17 +963,13 @@ def test_a_no_show_mark_uri_longer_than_its_column_is_cut_not_a_crash(
     # Calendly marked it and answered with a mark URI past the 500 characters bapp keeps: PostgreSQL refused
     # the row (exit 1, "value too long") after Calendly had acted; SQLite kept it whole. Cut as the pull cuts it.
     reference, event, _ = _past_booking(synced, fake, 906)
-    marked = fake.writes.create_no_show
     answered: list[str] = []
 
-    def with_a_long_uri(data: Any) -> Any:
-        reply = marked(data)
-        resource = json.loads(reply.body)["resource"]
+    def with_a_long_uri(resource: dict[str, Any]) -> None:
         resource["uri"] += "?utm_content=" + "x" * 600
         answered.append(resource["uri"])
-        return type(reply)(reply.status, json.dumps({"resource": resource}).encode())
 
-    monkeypatch.setattr(fake.writes, "create_no_show", with_a_long_uri)
+    _alter_answers(fake, monkeypatch, "create_no_show", with_a_long_uri)
     try:
         result = synced("bookings", "no-show", reference, "--json")
         assert result.exit_code == 0, result.stderr
