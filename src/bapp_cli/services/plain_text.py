@@ -10,7 +10,7 @@ refused but cleaned as it is parsed (:func:`strip_controls`), and the command wa
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from bapp_cli.errors import InvalidInput
@@ -49,6 +49,12 @@ def json_with_controls_escaped(text: str) -> str:
     """JSON text `text` with raw DEL and C1 characters written as their \\u escapes: the same document, and one
     a backup can hold (the webhook inbox keeps bodies as received)."""
     return re.sub("[\x7f-\x9f]", lambda found: f"\\u{ord(found.group()):04x}", text)
+
+
+def headers_without_controls(headers: Mapping[str, str]) -> dict[str, str]:
+    """A delivery's headers as the webhook inbox keeps them: the sender's unsigned text, its control characters
+    removed, as Calendly's text is (`import all` refuses a row holding one)."""
+    return {name: CONTROL_CHARACTER.sub("", value) for name, value in headers.items()}
 
 
 def json_may_hold_controls(body: bytes) -> bool:

@@ -35,7 +35,7 @@ from bapp_cli.db.models import URI_LENGTH, SessionType, WebhookDelivery
 from bapp_cli.errors import InvalidInput
 from bapp_cli.services.calendly_bookings import BookedInvitee, InviteeOutcome, apply_webhook
 from bapp_cli.services.listing import ALL, Page
-from bapp_cli.services.plain_text import CONTROL_CHARACTER, json_with_controls_escaped
+from bapp_cli.services.plain_text import headers_without_controls, json_with_controls_escaped
 
 INBOX_COLUMNS = (
     *("id", "status", "event", "source", "invitee_uri", "received_at", "attempts", "last_attempt_at", "last_error"),
@@ -120,8 +120,7 @@ def _park_unless_applied(
             source=source,
             body=json_with_controls_escaped(body.decode(json.detect_encoding(body))),
             body_sha256=digest,
-            # the sender's text, and unsigned: cleaned as Calendly's text is, else `import all` refused this row
-            headers={name: CONTROL_CHARACTER.sub("", value) for name, value in headers.items()},
+            headers=headers_without_controls(headers),
             invitee_uri=outcome.invitee_uri[:URI_LENGTH] or None,
             status="pending",
             received_at=now,

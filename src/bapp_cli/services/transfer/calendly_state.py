@@ -36,7 +36,7 @@ from bapp_cli.db.models import (
 )
 from bapp_cli.errors import BappError
 from bapp_cli.services.people import normalise_email
-from bapp_cli.services.plain_text import CONTROL_CHARACTER, json_with_controls_escaped
+from bapp_cli.services.plain_text import headers_without_controls, json_with_controls_escaped
 from bapp_cli.services.transfer.catalogue import Wide
 from bapp_cli.services.transfer.formats import RowError, SourceRow
 from bapp_cli.services.transfer.importer import (
@@ -307,5 +307,5 @@ def export_inbox(session: Session) -> Iterator[dict[str, Any]]:
     columns = [getattr(WebhookDelivery, name) for name in InboxRow.__annotations__]
     query = select(*columns).where(WebhookDelivery.status == "pending").order_by(WebhookDelivery.id)
     for row in session.execute(query):
-        headers = {name: CONTROL_CHARACTER.sub("", text) for name, text in (row.headers or {}).items()}
-        yield row._asdict() | {"headers": headers, "body": json_with_controls_escaped(row.body)}
+        kept = {"headers": headers_without_controls(row.headers or {}), "body": json_with_controls_escaped(row.body)}
+        yield row._asdict() | kept
