@@ -135,7 +135,7 @@ def import_data(
                     code="unknown_section",
                 )
             if name in done:  # both would be imported, the summary counting the second (json.loads keeps only it)
-                raise InvalidInput(f"the document holds {name!r} twice; nothing was written", code="section_twice")
+                raise _held_twice(name)
             later = [other for other in done if BACKUP_ORDER.index(other) > BACKUP_ORDER.index(name)]
             if later:
                 raise InvalidInput(
@@ -169,13 +169,18 @@ def import_data(
     return summary
 
 
+def _held_twice(kind: str) -> InvalidInput:
+    """A document naming `kind` twice, which `import all` and `import <kind>` refuse alike."""
+    return InvalidInput(f"the document holds {kind!r} twice; nothing was written", code="section_twice")
+
+
 def _section(source: Source, kind: str) -> Iterator[SourceRow]:
     """The rows for `kind`: the whole file, or its `kind` array in a document that holds several kinds (none in an
     empty one)."""
     names: list[str] = []
     for name, rows in source.sections():  # read to its end: a second array of the kind, or a flaw after it, is found
         if name in (None, kind) and kind in names:
-            raise InvalidInput(f"the document holds {kind!r} twice; nothing was written", code="section_twice")
+            raise _held_twice(kind)
         names.append(name or kind)
         yield from rows if name in (None, kind) else ()
         for _ in rows:  # skip another kind's rows (streamed past, not kept)
