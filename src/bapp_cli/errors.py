@@ -140,6 +140,11 @@ stop_signal: list[int] = []
 STOPS: dict[int, str] = {signal.SIGINT: "Interrupted", signal.SIGHUP: "Hung up", signal.SIGTERM: "Terminated"}
 
 
+def stopped_by() -> int:
+    """The signal that stopped the running command: the SIGTERM or SIGHUP recorded, else Ctrl-C's SIGINT."""
+    return stop_signal[0] if stop_signal else signal.SIGINT
+
+
 class Interrupted(BappError):
     """Ctrl-C, SIGTERM or SIGHUP, where a command words its own stop (`during` says what was under way): the
     message starts with the stop's name and the exit code is 128 + the signal, as a shell reports the signal."""
@@ -147,7 +152,7 @@ class Interrupted(BappError):
     code = "interrupted"
 
     def __init__(self, during: str, *, hint: str | None = None) -> None:
-        signum = stop_signal[0] if stop_signal else signal.SIGINT
+        signum = stopped_by()
         super().__init__(f"{STOPS[signum].lower()} {during}", hint=hint)
         self.exit_code = 128 + signum
 

@@ -37,7 +37,7 @@ from bapp_cli.cli.files import (
 from bapp_cli.cli.options import output_command
 from bapp_cli.cli.terminal import forget_unusable_terminal_size, visible
 from bapp_cli.config import is_terminal
-from bapp_cli.errors import STOPS, BappError, UsageError, committed, stop_signal
+from bapp_cli.errors import STOPS, BappError, UsageError, committed, stop_signal, stopped_by
 
 MAX_DETAIL_LINES = 100
 RICH_HELP: Literal["rich"] | None = "rich" if is_terminal(sys.stdout) else None
@@ -277,13 +277,13 @@ def _stopped(*, aborted: bool = False) -> int:
     """Says on stderr that the run stopped (a declined confirmation, Ctrl-C, SIGTERM or SIGHUP) with nothing
     changed, or (stopped after a commit: a sync showing its changes) with what it committed standing; its exit
     code."""
-    terminated = bool(stop_signal) and not aborted
-    how = "Aborted" if aborted else STOPS[stop_signal[0]] if terminated else "Interrupted"
+    signum = stopped_by()
+    how = "Aborted" if aborted else STOPS[signum]
     changed = "what was committed before the stop stands" if committed[0] else "nothing was changed"
     sys.stderr.write(f"{how}; {changed}.\n")
     # 128 + the signal, as a shell reports a process the signal stopped: `timeout` and systemd tell a
     # terminated run (143; 129 for a hang-up) from one stopped by Ctrl-C (130)
-    return 128 + stop_signal[0] if terminated else 130
+    return 130 if aborted else 128 + signum
 
 
 def _stop_on_signals() -> dict[int, Any]:
