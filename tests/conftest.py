@@ -110,7 +110,8 @@ def _create_database(
 ) -> tuple[str, Callable[[], None]]:
     """A new database on the backend `request.param`, and the call that removes it."""
     if request.param == "sqlite":
-        path = directory / "bapp.db"
+        # its own file: a test taking a migrated and an empty database (a backup restored) has two, not one twice
+        path = directory / ("bapp.db" if migrated else "empty.db")
         if migrated:
             shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
         return f"sqlite:///{path}", lambda: None

@@ -711,6 +711,39 @@ def test_a_body_parked_with_raw_c1_characters_by_an_older_bapp_is_backed_up_with
     assert json.loads(kept) == json.loads(as_stored[0])  # the same document
 
 
+def test_a_backup_an_older_bapp_wrote_with_a_dirty_inbox_row_restores_it_cleaned(
+    rbapp: Bapp, tmp_path: Path, empty_database_url: str
+) -> None:
+    # ad75a29 and 1aa10be clean such a row as `export all` writes it; a backup an older bapp wrote holds its headers'
+    # control characters and its body's raw DEL and C1 characters, and `import all` refused the row (exit 6, 'holds
+    # the control character'): the backup a user kept did not restore. The import now reads it as the export would.
+    body = delivery(5, type_index=77)  # an event type bapp does not know: parked
+    (tmp_path / "body.json").write_bytes(body)
+    parked = rbapp("calendly", "webhook", "apply", str(tmp_path / "body.json"), "--signature", signed(body))
+    assert parked.exit_code == 3, parked.stderr
+    assert rbapp("export", "all", "-o", str(tmp_path / "clean.json")).exit_code == 0
+    document = json.loads((tmp_path / "clean.json").read_text())
+    [row] = document["webhook_inbox"]
+    as_parked = row["body"][:-1] + ',"note":"a\x85b\x7f"}'
+    row["body"], row["headers"] = as_parked, {**row["headers"], "user-agent": "Calendly\x1b[2J\x85", "x-id": "a\x7fb"}
+    backup = tmp_path / "older.json"  # as an older bapp wrote it: raw DEL and C1 characters, \u001b for the ESC
+    backup.write_text(json.dumps(document, ensure_ascii=False), encoding="utf-8")
+    assert "\x85" in backup.read_text(encoding="utf-8")
+    restored = Bapp(empty_database_url, tmp_path / "restored")
+    assert restored("db", "upgrade").exit_code == 0
+    result = restored("import", "all", str(backup), "--json")
+    assert result.exit_code == 0, result.stderr
+    assert result.json()["kinds"]["webhook_inbox"]["created"] == 1, result.stdout
+    [kept] = inbox(restored, "--pending")
+    assert kept["invitee_uri"] == invitee_uri(5)
+    assert restored("export", "all", "-o", str(tmp_path / "again.json")).exit_code == 0
+    [again] = json.loads((tmp_path / "again.json").read_text())["webhook_inbox"]
+    assert (again["headers"]["user-agent"], again["headers"]["x-id"]) == ("Calendly[2J", "ab")
+    assert "\\u0085" in again["body"] and "\x85" not in again["body"]
+    assert json.loads(again["body"]) == json.loads(as_parked)  # the same document
+    assert again["body_sha256"] == row["body_sha256"]
+
+
 def _waiting(engine: Any, query: str) -> bool:
     """Whether a session of PostgreSQL's waits for a lock in a statement like ``query`` (a LIKE pattern)."""
     with engine.connect() as connection:

@@ -38,7 +38,7 @@ from bapp_cli.errors import BappError
 from bapp_cli.services.people import normalise_email
 from bapp_cli.services.plain_text import headers_without_controls, json_with_controls_escaped
 from bapp_cli.services.transfer.catalogue import Wide
-from bapp_cli.services.transfer.formats import RowError, SourceRow
+from bapp_cli.services.transfer.formats import RowError, SourceRow, object_row
 from bapp_cli.services.transfer.importer import (
     CLIENT_IDS,
     CREATED,
@@ -267,7 +267,7 @@ class InboxImporter(KindImporter):
     batch_size = 500
 
     def apply(self, rows: Sequence[SourceRow]) -> list[RowResult]:
-        valid, results = self.validate(rows)
+        valid, results = self.validate([_as_kept(row) if row.problem else row for row in rows])
         query = select(WebhookDelivery.body_sha256)
         digests = {row[0] for row in rows_keyed(self.session, query, [values["body_sha256"] for _, values in valid])}
         for row, values in valid:
@@ -300,12 +300,29 @@ class InboxImporter(KindImporter):
 
 
 def export_inbox(session: Session) -> Iterator[dict[str, Any]]:
-    """The deliveries still pending, oldest first, as the inbox now stores them on arrival: their kept headers (the
-    sender's unsigned text) without control characters (238a4e2), their body's raw DEL and C1 characters as \\u
-    escapes (b37c999), the same document. A row an older bapp parked may hold either raw, which `import all`
-    refuses, and the backup would not restore."""
+    """The deliveries still pending, oldest first, each as the inbox now stores one on arrival (`kept_delivery`)."""
     columns = [getattr(WebhookDelivery, name) for name in InboxRow.__annotations__]
     query = select(*columns).where(WebhookDelivery.status == "pending").order_by(WebhookDelivery.id)
-    for row in session.execute(query):
-        kept = {"headers": headers_without_controls(row.headers or {}), "body": json_with_controls_escaped(row.body)}
-        yield row._asdict() | kept
+    return (kept_delivery(row._asdict()) for row in session.execute(query))
+
+
+def kept_delivery(delivery: dict[str, Any]) -> dict[str, Any]:
+    """An inbox row as the inbox now stores one on arrival: its kept headers (the sender's unsigned text) without
+    control characters (238a4e2), its body's raw DEL and C1 characters as \\u escapes (b37c999), the same document.
+    A row an older bapp parked may hold either raw, which no text bapp stores may: its export writes it so, and the
+    import of a backup written before that reads it so, where it refused the row and the backup did not restore."""
+    return delivery | {
+        "headers": headers_without_controls(delivery["headers"] or {}),
+        "body": json_with_controls_escaped(delivery["body"]),
+    }
+
+
+def _as_kept(row: SourceRow) -> SourceRow:
+    """A backup's inbox row the reader refused, as `kept_delivery`: read again once cleaned so, or left as refused
+    (a control character elsewhere, or not an inbox row's shape, which validation then names)."""
+    item, headers = row.original, row.original.get("headers") or {}
+    texts = isinstance(headers, dict) and all(isinstance(value, str) for value in headers.values())
+    if not texts or not isinstance(item.get("body"), str):
+        return row
+    cleaned = object_row(row.line, kept_delivery({**item, "headers": headers}))
+    return cleaned if cleaned.problem is None else row

@@ -352,7 +352,7 @@ def _row(line: int, values: dict[str, Any], original: Mapping[str, Any]) -> Sour
     return SourceRow(line, kept, original)
 
 
-def _object_row(line: int, item: Any) -> SourceRow:
+def object_row(line: int, item: Any) -> SourceRow:
     """A JSON, JSONL or TOML value as a row: an object without control characters, else why not."""
     if not isinstance(item, dict):
         return _not_an_object(line, item)
@@ -368,11 +368,11 @@ def read_json_sections(source: Source) -> Iterator[tuple[str | None, Iterator[So
     """
     scanner = _JsonScanner(source)
     if scanner.peek() == "[":
-        yield None, (_object_row(line, item) for line, item in scanner.elements("objects"))
+        yield None, (object_row(line, item) for line, item in scanner.elements("objects"))
     else:
         for key in scanner.members():
             if scanner.peek() == "[":
-                yield key, (_object_row(line, item) for line, item in scanner.elements(key))
+                yield key, (object_row(line, item) for line, item in scanner.elements(key))
             else:
                 yield key, iter([_not_an_object(scanner.line, scanner.value(), "an array of objects")])
     scanner.finish()
@@ -388,7 +388,7 @@ def read_jsonl(source: Source) -> Iterator[SourceRow]:
             problem = UnreadableDocument(exc).problem
             yield _unreadable(number, {"line": text.rstrip("\r\n")}, None, f"not valid JSON ({problem})")
             continue
-        yield _object_row(number, item)
+        yield object_row(number, item)
 
 
 # -- TOML ------------------------------------------------------------------------------------------------
@@ -421,7 +421,7 @@ def read_toml_sections(source: Source) -> Iterator[tuple[str | None, Iterator[So
     for key, value in document.items():
         if isinstance(value, list):  # each item that is no table is a bad row of its own
             lines = header_lines.get(key, [])
-            yield key, iter([_object_row(lines[i] if i < len(lines) else i + 1, item) for i, item in enumerate(value)])
+            yield key, iter([object_row(lines[i] if i < len(lines) else i + 1, item) for i, item in enumerate(value)])
         else:
             yield key, iter([_not_an_object(1, value, f"an array of tables ([[{key}]])")])
 
