@@ -246,6 +246,20 @@ def test_overlap_is_exit_8_and_allow_overlap_books_it(bapp: Bapp, world: Session
     assert forced.exit_code == 0
 
 
+def test_an_overlap_across_midnight_names_each_bookings_days(bapp: Bapp, world: Session) -> None:
+    # the clash's end was written as a time alone: a booking of 23:45–00:15 read "…T23:45:00Z–00:15Z", which says
+    # nothing of the next day; create, import and reconcile share the message (rule_book.find_clash)
+    first = create(bapp, "--client", "ada@example.com", start="2031-06-02T23:45:00Z")
+    assert first.exit_code == 0, first.stderr
+    clash = create(bapp, "--client", "bob@example.com", start="2031-06-03T00:00:00Z")
+    assert clash.exit_code == 8
+    reference = first.json()["reference"]
+    assert clash.stderr.startswith(
+        f"Error: start: builder coach@example.com already has booking {reference} at"
+        " 2031-06-02T23:45:00Z–2031-06-03T00:15:00Z overlapping 2031-06-03T00:00:00Z–00:30Z"
+    ), clash.stderr
+
+
 def test_idempotency_key_returns_the_same_booking_and_refuses_other_data(bapp: Bapp, world: Session) -> None:
     first = create(bapp, "--client", "ada@example.com", "--idempotency-key", "order-77")
     repeat = create(bapp, "--client", "ADA@example.com", "--idempotency-key", "order-77")

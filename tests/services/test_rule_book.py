@@ -247,6 +247,10 @@ def test_span_text_is_utc() -> None:
     assert span_text(dt.datetime(2031, 3, 3, 11, tzinfo=paris), dt.datetime(2031, 3, 3, 12, 30, tzinfo=paris)) == (
         "2031-03-03T10:00:00Z–11:30Z"
     )
+    # across midnight (in UTC) the end names its day: `–00:30Z` alone read as the start's day, before it began
+    late = dt.datetime(2031, 3, 3, 23, 30, tzinfo=dt.UTC)
+    assert span_text(late, late + dt.timedelta(hours=1)) == "2031-03-03T23:30:00Z–2031-03-04T00:30:00Z"
+    assert span_text(late - dt.timedelta(hours=1), late) == "2031-03-03T22:30:00Z–23:30Z"
 
 
 NOW = dt.datetime(2031, 1, 1, 12, tzinfo=dt.UTC)

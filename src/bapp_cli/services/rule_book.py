@@ -191,8 +191,11 @@ class NearbyBooking:
 
 
 def span_text(start: dt.datetime, end: dt.datetime) -> str:
-    """A booking's time in messages: ``2026-01-05T10:00:00Z–11:00Z``."""
-    return f"{instant_text(start)}–{end.astimezone(dt.UTC):%H:%M}Z"
+    """A booking's time in messages: ``2026-01-05T10:00:00Z–11:00Z``; an end on another day (in UTC) with its date,
+    ``2026-01-05T23:30:00Z–2026-01-06T00:30:00Z``, where ``–00:30Z`` read as the start's day, before it began."""
+    end = end.astimezone(dt.UTC)
+    until = instant_text(end) if end.date() != start.astimezone(dt.UTC).date() else f"{end:%H:%M}Z"
+    return f"{instant_text(start)}–{until}"
 
 
 def _intersecting(bookings: Sequence[NearbyBooking], start: dt.datetime, end: dt.datetime) -> list[NearbyBooking]:
