@@ -400,25 +400,35 @@ def test_reconcile_gives_up_a_found_booking_whose_uris_are_too_long_and_goes_on(
     assert len(posts(fake)) == 2  # each sent once, never resent
 
 
-def test_a_resend_answered_with_uris_too_long_reports_the_booking_given_up(
-    synced: Bapp, fake: FakeCalendly, monkeypatch: pytest.MonkeyPatch
+def _with_a_long_uri(resource: dict[str, Any]) -> None:
+    resource["uri"] += "?utm_content=" + "x" * 600
+
+
+def _updated_in_3000(resource: dict[str, Any]) -> None:
+    resource["updated_at"] = "3000-01-01T00:00:00Z"
+
+
+@pytest.mark.parametrize(
+    ("answer", "problem"),
+    [(_with_a_long_uri, "URIs too long for bapp"), (_updated_in_3000, "updated_at '3000-01-01T00:00:00Z' is outside")],
+)
+def test_a_resend_answered_with_what_bapp_cannot_keep_reports_the_booking_given_up(
+    synced: Bapp, fake: FakeCalendly, monkeypatch: pytest.MonkeyPatch, answer: Callable[[Any], None], problem: str
 ) -> None:
     # reconcile's resend was answered with an invitee URI too long to record: the booking was given up (failed,
-    # cancelled) but its record said calendly_state and status "removed"
+    # cancelled) but its record said calendly_state and status "removed"; so was one with a time past bapp's years
+    # once its give-up had its own code (instant_out_of_range)
     fake.fail_next("/invitees", 500, times=1)
     fake.fail_next("/scheduled_events", 500, times=None)  # the lookup fails too: left unknown, not resent
     assert create(synced, slot()).exit_code == 9
     fake.clear_faults()
-
-    def with_a_long_uri(resource: dict[str, Any]) -> None:
-        resource["uri"] += "?utm_content=" + "x" * 600
-
-    _alter_answers(fake, monkeypatch, "create_invitee", with_a_long_uri)
+    _alter_answers(fake, monkeypatch, "create_invitee", answer)
     result = synced("calendly", "reconcile", "--json")
     assert result.exit_code == 0, result.stderr
     [row] = result.json()
     assert (row["action"], row["calendly_state"], row["status"]) == ("resent", "failed", "cancelled")
-    assert row["note"].endswith("URIs too long for bapp; cancelled here, so cancel the invitee in Calendly too")
+    assert problem in row["note"]
+    assert row["note"].endswith("; cancelled here, so cancel the invitee in Calendly too")
     assert f"Warning: {row['booking']}: resent (" in result.stderr
     [booking] = bookings(synced.database_url)
     assert (booking.calendly_state, booking.status) == ("failed", "cancelled")
@@ -435,6 +445,8 @@ def test_an_invitee_updated_past_the_supported_years_is_given_up_not_stored(
     result = create(synced, slot())
     assert result.exit_code == 9, result.stderr
     assert "updated_at '3000-01-01T00:00:00Z' is outside the supported range 1900-01-01 to 2999-12-31" in result.stderr
+    # its own code, naming the reason: it was uri_too_long's, the other answer given up so
+    assert json.loads(result.stderr.splitlines()[-1])["error"]["code"] == "instant_out_of_range"
     assert "cancelled here, so cancel the invitee in Calendly too" in result.stderr
     [booking] = bookings(synced.database_url)
     assert (booking.calendly_state, booking.status, booking.remote_updated_at) == ("failed", "cancelled", None)

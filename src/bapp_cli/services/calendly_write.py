@@ -85,6 +85,7 @@ CANCELLED = "cancelled in Calendly"
 CANCEL_THERE = "so cancel the invitee in Calendly too"
 # What a resend that failed leaves (calendly_state, status), by the error's code; any other refusal removed it.
 RESEND_FAILED = {"calendly_unknown": ("unknown", "pending"), "uri_too_long": ("failed", "cancelled")}
+RESEND_FAILED["instant_out_of_range"] = RESEND_FAILED["uri_too_long"]  # each, Calendly's answer `_finish` gave up
 
 # The caller's unit of work: ``transaction()`` commits on success, ``transaction(dry_run=True)`` rolls back,
 # ``transaction(write=False)`` reads (never marked as committed: errors.committed).
@@ -410,7 +411,8 @@ class CalendlyWriter:
             # a dry run (reconcile's) says what the run would do, as its records do
             why = f"Calendly booked {sent.reference} as invitee {invitee.uri}: {problem}; "
             why += f"{'it would be cancelled here' if dry_run else 'cancelled here'}, {CANCEL_THERE}"
-            raise RemoteError(why, hint="book again once it is cancelled in Calendly", code="uri_too_long")
+            code = "uri_too_long" if too_long else "instant_out_of_range"  # as an instant bapp is given is refused
+            raise RemoteError(why, hint="book again once it is cancelled in Calendly", code=code)
         with self.transaction(dry_run=dry_run) as session:
             # a pull's lock: one under way has read its invitees' bookings and would insert this one again
             lock_keys(session, "calendly:bookings", people=True)
