@@ -43,7 +43,7 @@ from bapp_cli.db.domains import (
 )
 from bapp_cli.db.types import Day, Json, Money, UTCDateTime, Whole, named_columns
 
-# the column domains are re-exported: most code looks for them beside the models
+# the columns' sets of values are re-exported, as most code looks for them beside the models (lengths: db.domains)
 __all__ = [
     "BOOKING_SOURCES",
     "BOOKING_STATUSES",
@@ -55,7 +55,6 @@ __all__ = [
     "SESSION_KINDS",
     "SYNC_KINDS",
     "SYNC_STATUSES",
-    "URI_LENGTH",
 ]
 
 NAMING_CONVENTION = {

@@ -10,7 +10,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bapp_cli.db.audit import apply_changes, record_audit
-from bapp_cli.db.models import URI_LENGTH, BuilderProfile, User
+from bapp_cli.db.domains import URI_LENGTH
+from bapp_cli.db.models import BuilderProfile, User
 from bapp_cli.errors import Conflict, InvalidInput
 from bapp_cli.services.instants import get_zone
 from bapp_cli.services.listing import ALL, Page

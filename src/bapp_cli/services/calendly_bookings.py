@@ -76,8 +76,9 @@ from bapp_cli.calendly.models import NO_SHOW_WEBHOOK_EVENTS, Invitee, ScheduledE
 from bapp_cli.config import DEFAULT_PATHWAY_QUESTION, compile_pattern
 from bapp_cli.db.audit import apply_changes, record_audit
 from bapp_cli.db.bulk import any_of
+from bapp_cli.db.domains import URI_LENGTH
 from bapp_cli.db.locks import lock_keys
-from bapp_cli.db.models import SYNC_KINDS, URI_LENGTH, Booking, Pathway, SessionType, SyncRun, User
+from bapp_cli.db.models import SYNC_KINDS, Booking, Pathway, SessionType, SyncRun, User
 from bapp_cli.errors import ConfigError, InvalidInput
 from bapp_cli.services.answers import answers_from_calendly, questions_from
 from bapp_cli.services.booking import audit_change, creation_audit, insert_booking, linked_pathways, pick_pathway

@@ -38,8 +38,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bapp_cli.db.audit import apply_changes, record_audit
+from bapp_cli.db.domains import URI_LENGTH
 from bapp_cli.db.locks import lock_keys
-from bapp_cli.db.models import URI_LENGTH, Booking, CalendlyInvitation, SessionType, User
+from bapp_cli.db.models import Booking, CalendlyInvitation, SessionType, User
 from bapp_cli.errors import BappError, Conflict, DatabaseNotReady, Interrupted, InvalidInput, NotFound, RemoteError
 from bapp_cli.services.booking import (
     PENDING_STATES,

@@ -29,9 +29,9 @@ from sqlalchemy.orm import Session
 from bapp_cli.calendly.models import WebhookInvitee, WebhookPayload
 from bapp_cli.calendly.webhooks import UnfitDelivery, parse_webhook
 from bapp_cli.db.audit import record_audit
-from bapp_cli.db.domains import MAX_INBOX_BODY, MAX_INBOX_ERROR, MAX_INT32
+from bapp_cli.db.domains import MAX_INBOX_BODY, MAX_INBOX_ERROR, MAX_INT32, URI_LENGTH
 from bapp_cli.db.locks import lock_keys
-from bapp_cli.db.models import URI_LENGTH, SessionType, WebhookDelivery
+from bapp_cli.db.models import SessionType, WebhookDelivery
 from bapp_cli.errors import InvalidInput
 from bapp_cli.services.calendly_bookings import BookedInvitee, InviteeOutcome, apply_webhook
 from bapp_cli.services.listing import ALL, Page
