@@ -5,9 +5,12 @@ The CLI uses the real clock, so starts are in 2031 and later.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
@@ -516,6 +519,25 @@ def test_list_and_show_render_every_format(bapp: Bapp, world: Session) -> None:
     assert bapp("bookings", "show", first, "--json").json()["reference"] == first
     missing = bapp("bookings", "show", "BK-ZZZZZZZZ")
     assert missing.exit_code == 7 and missing.stderr.startswith("Error: no booking 'BK-ZZZZZZZZ'")
+
+
+def test_show_says_why_and_when_a_booking_was_cancelled(bapp: Bapp, world: Session) -> None:
+    # the reason `cancel --reason` (or Calendly) gave and the time were stored but shown nowhere but an export
+    reference = create(bapp, "--client", "ada@example.com").json()["reference"]
+    active = bapp("bookings", "show", reference, "--json").json()
+    assert (active["cancellation_reason"], active["cancelled_at"]) == (None, None)
+    assert bapp("bookings", "cancel", reference, "--reason", "client asked to move it").exit_code == 0
+    shown = bapp("bookings", "show", reference, "--json").json()
+    assert shown["cancellation_reason"] == "client asked to move it"
+    cancelled_at = dt.datetime.fromisoformat(shown["cancelled_at"])
+    assert abs(cancelled_at - dt.datetime.now(dt.UTC)) < dt.timedelta(minutes=5)
+    assert list(shown)[-2:] == ["cancellation_reason", "cancelled_at"]  # after the record's keys, which stay
+    table = bapp("--timezone", "Europe/London", "bookings", "show", reference, "-f", "table", env=WIDE)
+    assert "cancellation reason" in table.stdout and "client asked to move it" in table.stdout
+    local = cancelled_at.astimezone(ZoneInfo("Europe/London"))
+    assert re.search(rf"cancelled at +{local:%Y-%m-%d %H:%M %Z}", table.stdout), table.stdout
+    # the list and the other commands' records keep their keys (CLI.md's booking record)
+    assert "cancellation_reason" not in bapp("bookings", "list", "--json").json()[0]
 
 
 def test_sessions_available_anonymous_and_client(bapp: Bapp, world: Session) -> None:

@@ -305,17 +305,17 @@ def list_command(
 
 @output_command(app, "show")
 def show(ctx: typer.Context, reference: ReferenceArgument) -> None:
-    """Show one booking with its answers.
+    """Show one booking with its answers, and why and when it was cancelled (if it was).
 
     \b
     Examples:
       bapp bookings show BK-7Q2M9X4D
       bapp bookings show bk-7q2m9x4d --json
     """
-    from bapp_cli.services.booking import show_booking
+    from bapp_cli.services.booking import CANCELLATION_COLUMNS, show_booking
 
     sink, view = fetch(ctx, show_booking, reference)
-    _print_booking(sink, view.as_record())
+    _print_booking(sink, view.as_record(*CANCELLATION_COLUMNS))
     if view.calendly_state in ("requested", "unknown"):
         sink.notice(
             f"{view.reference} is waiting for Calendly's confirmation (the answer was lost or never came); "

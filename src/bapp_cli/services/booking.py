@@ -59,6 +59,8 @@ from bapp_cli.services.session_types import check_bookable, get_session_type
 from bapp_cli.services.session_values import offered_minutes
 
 CREATED_COLUMNS = (*BOOKING_COLUMNS, "account_created", "enrolled", "existing")
+# what `bookings show` adds to the record: why and when the booking was cancelled (null while it is not)
+CANCELLATION_COLUMNS = ("cancellation_reason", "cancelled_at")
 # No 0/O, 1/I/L: references are read out over the phone and typed by hand.
 REFERENCE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
 REFERENCE_LENGTH = 8
@@ -112,8 +114,8 @@ class BookingView(dict[str, Any]):
         except KeyError:
             raise AttributeError(name) from None
 
-    def as_record(self) -> dict[str, Any]:
-        return {name: self[name] for name in BOOKING_COLUMNS}
+    def as_record(self, *also: str) -> dict[str, Any]:
+        return {name: self[name] for name in (*BOOKING_COLUMNS, *also)}
 
 
 @dataclass(frozen=True)
@@ -171,11 +173,11 @@ def list_bookings(
     from bapp_cli.services.plain_reads import list_bookings as plain_list
 
     database = Database.of_session(session)
-    columns = (*BOOKING_COLUMNS, "calendly_state")
+    columns = (*BOOKING_COLUMNS, "calendly_state", *CANCELLATION_COLUMNS)
     views = []
     for record in plain_list(database, filters, now=now, page=Page(limit=limit), columns=columns).records():
         record["amount"] = Decimal(record["amount"])
-        for name in ("start_time", "end_time", "created_at"):
+        for name in ("start_time", "end_time", "created_at", "cancelled_at"):
             record[name] = instant_value(record[name], f"bookings.{name}", of=f"booking {record['reference']}")
         views.append(BookingView(record))
     return views
