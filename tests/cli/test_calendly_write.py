@@ -631,6 +631,15 @@ def test_auto_without_a_token_books_locally_with_one_warning(synced: Bapp, fake:
     ]
     assert posts(fake) == []
     assert bookings(synced.database_url)[0].calendly_state is None
+    # a dry run said it twice, the second time wrongly: "… was not written", then "Warning: … booked in bapp only"
+    dry = create(synced, slot(hour=11), "--dry-run", env={"CALENDLY_API_KEY": None})
+    assert dry.exit_code == 0, dry.stderr
+    reference = dry.json()["reference"]
+    assert dry.stderr.splitlines() == [
+        f"Dry run: every rule passed; booking {reference} was not written; it would be booked in bapp only: no"
+        " Calendly token configured (see bookings.calendly)."
+    ]
+    assert len(bookings(synced.database_url)) == 1 and posts(fake) == []
 
 
 @pytest.mark.parametrize("how", [("--calendly",), ()])

@@ -148,8 +148,8 @@ def create(
         allow_overlap=allow_overlap,
     )
     notes: list[str] = []
-    warning: list[str] = []
-    if _books_in_calendly(app_state, warning, through_calendly, session_ref, allow_past=allow_past):
+    way = _books_in_calendly(app_state, through_calendly, session_ref, allow_past=allow_past)
+    if way:
         with calendly_writer(app_state) as writer:
             result, notes = writer.book(request, dry_run=dry_run)
     else:
@@ -159,16 +159,18 @@ def create(
     booking = result.booking
     if result.existing:
         sink.info(f"Booking {booking.reference} already exists for this idempotency key; nothing was created.")
-    elif dry_run:
-        sink.notice(f"Dry run: every rule passed; booking {booking.reference} was not written.")
+    elif dry_run:  # one message: a warning beside it that it was "booked in bapp only" said a booking was made
+        would = "; it would be booked in bapp only: no Calendly token configured (see bookings.calendly)"
+        would = would if way is None else ""
+        sink.notice(f"Dry run: every rule passed; booking {booking.reference} was not written{would}.")
     else:
         where = " in Calendly" if booking.calendly_invitee_uri else ""
         sink.info(f"Booked {booking.reference}{where} ({booking.status}, payment {booking.payment_status}).")
     for note in notes:
         sink.notice(f"{booking.reference}: {note}.")
     if not result.existing:
-        for text in warning:  # only once the booking passed every rule: a refusal needs no such warning
-            sink.warning(text)
+        if way is None and not dry_run:  # only once the booking passed every rule: a refusal needs no such warning
+            sink.warning("no Calendly token configured: booked in bapp only, not in Calendly (see bookings.calendly)")
         if result.account_created and not dry_run:
             sink.info(f"Created an account for {booking.client}.")
         if result.enrolled and not dry_run:
@@ -182,12 +184,10 @@ def create(
 CALENDLY_WRITE_WAIT = 60.0
 
 
-def _books_in_calendly(
-    app_state: Any, warning: list[str], flag: bool | None, session_ref: str, *, allow_past: bool
-) -> bool:
+def _books_in_calendly(app_state: Any, flag: bool | None, session_ref: str, *, allow_past: bool) -> bool | None:
     """--calendly/--local-only, else bookings.calendly: auto books a Calendly session type in Calendly when
-    a token is configured and, when it is not, adds the one warning line to print once the booking is made;
-    always needs the token (exit 4)."""
+    a token is configured and, when it is not, in bapp only (None: the command says so once the booking is
+    made); always needs the token (exit 4)."""
     from bapp_cli.services.calendly_write import calendly_session
     from bapp_cli.services.session_types import get_session_type
 
@@ -209,8 +209,7 @@ def _books_in_calendly(
                 "no Calendly token configured, and this booking must go through Calendly",
                 hint="set CALENDLY_API_KEY or calendly.token_file, or book with --local-only",
             )
-        warning.append("no Calendly token configured: booked in bapp only, not in Calendly (see bookings.calendly)")
-        return False
+        return None
     return True
 
 
