@@ -502,6 +502,29 @@ def test_item17_raw_driver_errors_of_the_bulk_writer_map_to_database_not_ready()
     assert database_failure(ValueError("not a database error")) is None
 
 
+def test_a_postgresql_failure_is_classed_by_its_code_not_by_english_words() -> None:
+    # A server whose lc_messages is not English (or a libpq built with NLS, in the client's language) words its
+    # errors in that language: a read-only transaction (25006) was "database error" without its hint, and a login
+    # with no password exit 5 "cannot reach" instead of exit 4. The exceptions are psycopg's own, as it raises them
+    # (no cluster here has another locale): a SQLSTATE where the server sends one, libpq's flag where it does not.
+    from types import SimpleNamespace
+
+    import psycopg
+    import psycopg.errors
+
+    from bapp_cli.db.engine import database_failure
+
+    read_only = database_failure(
+        psycopg.errors.ReadOnlySqlTransaction("FEHLER:  kann INSERT nicht in einer Nur-Lese-Transaktion ausführen")
+    )
+    assert read_only is not None and (read_only.exit_code, read_only.code) == (5, "database_read_only")
+    refused = 'connection to server at "127.0.0.1", port 5432 failed: fe_sendauth: kein Passwort angegeben'
+    login = database_failure(psycopg.OperationalError(refused, pgconn=SimpleNamespace(needs_password=True)))
+    assert login is not None and (login.exit_code, login.code) == (4, "database_login")
+    down = database_failure(psycopg.OperationalError(refused, pgconn=SimpleNamespace(needs_password=False)))
+    assert down is not None and down.exit_code == 5
+
+
 def test_an_interrupt_stays_an_interrupt_when_the_rollback_fails() -> None:
     # Ctrl-C or SIGTERM while psycopg sends an executemany's pipeline (a sync's new types on PostgreSQL) can
     # leave the connection busy in pipeline mode, so the rollback then fails ("cannot exit pipeline mode while

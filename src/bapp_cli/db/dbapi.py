@@ -344,7 +344,9 @@ def unreachable(exc: BaseException) -> DatabaseNotReady | ConfigError:
     if libpq_refused or bad_port or _BAD_OPTION_VALUE.match(text) or _BAD_SERVER_OPTION.search(text):
         hint = "check --database-url / BAPP_DATABASE_URL (an unknown `?option`, or a value it cannot take)"
         return ConfigError(f"the database URL is not valid: {text}", hint=hint, code="database_url")
-    if "authentication failed" in text or "no password supplied" in text:  # libpq's words: no SQLSTATE before login
+    # No SQLSTATE reaches a login refused (psycopg's sqlstate is None): the server's words, in its lc_messages, and
+    # libpq's flag for a password it needed and had none, whatever the language its own message is in
+    if "authentication failed" in text or getattr(getattr(exc, "pgconn", None), "needs_password", False):
         hint = "check the user and password in --database-url / BAPP_DATABASE_URL"
         return ConfigError(f"the database refused the login: {text}", hint=hint, code="database_login")
     return DatabaseNotReady(f"cannot reach the database: {text}")
@@ -490,7 +492,8 @@ def database_failure(exc: BaseException) -> DatabaseNotReady | Busy | Conflict |
         return None
     text = str(original).strip().splitlines()[0] if str(original).strip() else type(original).__name__
     lowered = text.lower()
-    if "readonly" in lowered or "read-only" in lowered or "read only" in lowered:
+    read_only = getattr(original, "sqlstate", None) == _PG_READ_ONLY  # by its code: its words are the server's language
+    if read_only or "readonly" in lowered or "read-only" in lowered or "read only" in lowered:
         return DatabaseNotReady(
             f"the database cannot be written: {text}",
             hint="check that this user may write the database (file permissions, an immutable attribute, "
