@@ -26,15 +26,7 @@ from sqlalchemy.orm import Session
 
 from bapp_cli.db.audit import apply_changes, record_audit, stamp_and_audit
 from bapp_cli.db.locks import lock_keys
-from bapp_cli.db.models import (
-    Booking,
-    BuilderProfile,
-    Enrolment,
-    Pathway,
-    SessionType,
-    SessionTypePathway,
-    User,
-)
+from bapp_cli.db.models import Booking, BuilderProfile, Enrolment, Pathway, SessionType, SessionTypePathway, User
 from bapp_cli.errors import BappError, Conflict, InvalidInput, NotFound, UnreadableValue
 from bapp_cli.services.answers import AnswerInput, answer_values, question_key, questions_from, validate_answers
 from bapp_cli.services.enrolment import enrol

@@ -26,14 +26,7 @@ from sqlalchemy.orm import Session
 from typing_extensions import TypedDict
 
 from bapp_cli.db.domains import MAX_INBOX_BODY, MAX_INBOX_ERROR, MAX_INT32
-from bapp_cli.db.models import (
-    CALENDLY_STATES,
-    Booking,
-    CalendlyInvitation,
-    SessionType,
-    User,
-    WebhookDelivery,
-)
+from bapp_cli.db.models import CALENDLY_STATES, Booking, CalendlyInvitation, SessionType, User, WebhookDelivery
 from bapp_cli.errors import BappError
 from bapp_cli.services.people import normalise_email
 from bapp_cli.services.plain_text import headers_without_controls, json_with_controls_escaped
@@ -311,10 +304,8 @@ def kept_delivery(delivery: dict[str, Any]) -> dict[str, Any]:
     control characters (238a4e2), its body's raw DEL and C1 characters as \\u escapes (b37c999), the same document.
     A row an older bapp parked may hold either raw, which no text bapp stores may: its export writes it so, and the
     import of a backup written before that reads it so, where it refused the row and the backup did not restore."""
-    return delivery | {
-        "headers": headers_without_controls(delivery["headers"] or {}),
-        "body": json_with_controls_escaped(delivery["body"]),
-    }
+    headers, body = headers_without_controls(delivery["headers"] or {}), json_with_controls_escaped(delivery["body"])
+    return delivery | {"headers": headers, "body": body}
 
 
 def _as_kept(row: SourceRow) -> SourceRow:
