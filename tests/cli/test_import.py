@@ -736,3 +736,47 @@ def test_a_restore_refuses_an_id_its_backup_gives_twice_as_a_bad_row(bapp: Bapp,
     assert result.exit_code == 6, result.stderr
     assert "field id: id 1 repeats" in result.stderr
     assert bapp("clients", "list", "--format", "tsv").stdout == "email\tname\tcompany\tindustry\tcreated_at\n"
+
+
+def test_an_imported_booking_coaches_a_coachless_enrolment_as_bookings_create_does(bapp: Bapp) -> None:
+    """README rule 4: booking under a pathway makes the builder the client's coach. `bookings create` (and
+    Calendly) give a coachless enrolment the booking's builder; `import bookings` left it coachless, so the
+    client dropped out of that builder's `reports client-progress --builder` and `progress table --builder`.
+    A coach already there stays, whichever door; within one file, the first row with a builder coaches."""
+    steps = [
+        ("builders", "add", "bob@coach.example"),
+        ("builders", "add", "eve@coach.example"),
+        ("sessions", "add", "--title", "Intro", "--duration", "30"),  # no builder
+        ("sessions", "add", "--title", "Bob 1:1", "--duration", "30", "--builder", "bob@coach.example"),
+    ]
+    for step in steps:
+        assert bapp(*step).exit_code == 0, step
+    for email in ("ann", "bea", "cy", "dan"):
+        assert bapp("clients", "add", f"{email}@client.example").exit_code == 0
+    for email, coach in (("ann", None), ("bea", None), ("dan", "eve@coach.example")):
+        coached = ("--builder", coach) if coach else ()
+        assert bapp("clients", "enroll", f"{email}@client.example", "accelerate", *coached).exit_code == 0
+    created = bapp(
+        "bookings", "create", "--client", "ann@client.example", "--session", "bob-1-1", "--start", "2031-01-06T10:00Z",
+        "--pathway", "accelerate", "--json",
+    )  # fmt: skip
+    assert created.exit_code == 0, created.stderr
+    rows = [
+        "bea@client.example,bob-1-1,2031-01-07T10:00:00Z,accelerate",  # enrolled, coachless: bob coaches now
+        "cy@client.example,intro,2031-01-08T10:00:00Z,accelerate",  # enrols cy, no builder to coach
+        "cy@client.example,bob-1-1,2031-01-09T10:00:00Z,accelerate",  # the first row with a builder coaches
+        "dan@client.example,bob-1-1,2031-01-10T10:00:00Z,accelerate",  # eve coaches already and stays
+    ]
+    csv_text = "client,session,start_time,pathway\n" + "\n".join(rows) + "\n"
+    imported = bapp("import", "bookings", "-", "--input-format", "csv", "--json", stdin=csv_text)
+    assert imported.exit_code == 0, imported.stderr
+    assert (imported.json()["created"], imported.json()["enrolled"]) == (4, 1)
+    coaches = {row["client"]: row["builder"] for row in bapp("export", "enrolments", "--format", "json").json()}
+    assert coaches == {
+        "ann@client.example": "bob@coach.example",
+        "bea@client.example": "bob@coach.example",
+        "cy@client.example": "bob@coach.example",
+        "dan@client.example": "eve@coach.example",
+    }
+    report = bapp("reports", "client-progress", "--builder", "bob@coach.example", "--json").json()
+    assert [row["client"] for row in report] == ["ann@client.example", "bea@client.example", "cy@client.example"]

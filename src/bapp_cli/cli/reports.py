@@ -52,10 +52,8 @@ def bar(value: float, maximum: float) -> str:
 def _pathway_cell(label: ReportPathway) -> Any:
     from rich.text import Text
 
-    if label.kind == "total":
-        return Text(label.name, style="bold")
-    if label.kind == "none":
-        return Text(label.name, style="italic dim")
+    if label.kind != "pathway":  # the totals row, or bookings without a pathway
+        return Text(label.name, style="bold" if label.kind == "total" else "italic dim")
     text = Text(f"{label.icon} " if label.icon else "")
     text.append(label.name, style=f"bold {label.color}" if label.color else "bold")
     if label.archived:

@@ -294,12 +294,8 @@ def pathway_analytics(session: Session, *, period: Period = Period()) -> Report:
     pathways = _pathways(session)
     enrolments = _enrolment_figures(session)
     top = _top_skills(session)
-    bookings: dict[int | None, int] = {
-        pathway_id: int(count)
-        for pathway_id, count in session.execute(
-            select(Booking.pathway_id, func.count()).where(*period.conditions()).group_by(Booking.pathway_id)
-        )
-    }
+    per_pathway = select(Booking.pathway_id, func.count()).where(*period.conditions()).group_by(Booking.pathway_id)
+    bookings: dict[int | None, int] = {pathway_id: int(count) for pathway_id, count in session.execute(per_pathway)}
     no_figures = (0,) * (len(ENROLMENT_STATUSES) + 4)
     figures = [enrolments.get(pathway_id, no_figures) for pathway_id in pathways]
     records = [

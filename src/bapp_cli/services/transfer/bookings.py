@@ -11,8 +11,9 @@ apply. Every rule about what a booking *is* does, per row, exactly as `bookings 
 - instants are ISO 8601; a naive one is read in the row's `client_timezone` (default `--timezone`);
 - the pathway (rule 4): a *pathway* session needs one of its linked pathways; when the row gives none,
   the client's one active enrolment among them is used, else the row is refused listing the choices;
-  any booking may carry a pathway, and the client is enrolled in it (coach: the booking's builder) unless
-  the booking is cancelled; an archived pathway takes no active (pending/confirmed) bookings;
+  any booking may carry a pathway, and the client is enrolled in it (coach: the booking's builder, who
+  also coaches an enrolment that has none, as `enrol` does) unless the booking is cancelled; an archived
+  pathway takes no active (pending/confirmed) bookings;
 - answers (rule 5) validate against the session's questions — except Calendly rows (`source` calendly),
   whose answers are normalised without refusal, as the Calendly door does (`allow_any_answers` treats
   every row so, for backfills from systems that never asked the questions);
@@ -372,11 +373,8 @@ class BookingImporter(KindImporter):
                 wrong = f"a {minutes:g}-minute booking is not offered by {info.facts.title!r} (durations: {offered})"
             if wrong is not None:
                 errors.append(RowError(line, "end_time", wrong))
-        if (reference := get("reference")) is not None:
-            reference = reference.upper()
-            if not REFERENCE_PATTERN.match(reference):
-                wrong = f"{reference!r} is not a booking reference (e.g. BK-7Q2M9X4D)"
-                errors.append(RowError(line, "reference", wrong))
+        if (reference := get("reference")) is not None and not REFERENCE_PATTERN.match(reference := reference.upper()):
+            errors.append(RowError(line, "reference", f"{reference!r} is not a booking reference (e.g. BK-7Q2M9X4D)"))
         errors += late
         if (items := get("custom_question_responses")) is not None and info is not None:
             try:
@@ -449,9 +447,12 @@ class BookingImporter(KindImporter):
             for draft in drafts
             if draft.columns["pathway_id"] is not None or draft.session.facts.category == "pathway"
         )
-        query = select(Enrolment.client_id, Enrolment.pathway_id, Enrolment.status)
-        for client_id, pathway_id, status in store.rows_keyed(self.session, query, wanted):
+        self.coachless: dict[tuple[int, int], int] = {}  # (client id, pathway id) → a coachless enrolment's id
+        query = select(Enrolment.client_id, Enrolment.pathway_id, Enrolment.status, Enrolment.id, Enrolment.builder_id)
+        for client_id, pathway_id, status, enrolment_id, coach in store.rows_keyed(self.session, query, wanted):
             self.enrolments.setdefault(client_id, {})[pathway_id] = status
+            if coach is None:
+                self.coachless[(client_id, pathway_id)] = enrolment_id
 
     def _match_existing(self, drafts: list[Draft], results: list[RowResult]) -> list[Draft]:
         """Settle each row's key (its reference) and the booking it updates; enforce the unique keys."""
@@ -616,8 +617,13 @@ class BookingImporter(KindImporter):
         if name and not has_name and user_id:
             plan.names[user_id] = name
         self.users[draft.email] = (user_id, True, has_name or bool(name))
-        if isinstance(enrolment, tuple):  # (pathway id, (builder id, start date))
-            plan.new_enrolments[(draft.email, enrolment[0])] = enrolment[1]
+        if isinstance(enrolment, tuple):  # (pathway id, (builder id, start date)): enrols the client or, as `enrol`
+            key, (coach, start) = (draft.email, enrolment[0]), enrolment[1]  # does, gives a coachless enrolment one
+            planned = plan.new_enrolments.get(key)
+            if plan.status_of(user_id, *key) is None or (planned and planned[0] is None):
+                plan.new_enrolments[key] = (coach, planned[1] if planned else start)
+            elif coach is not None and (coachless := self.coachless.pop((user_id, key[1]), None)) is not None:
+                plan.coaches[coachless] = coach
         if order in plan.takes_slot:
             plan.hold(draft)
         if draft.outcome == CREATED:
@@ -656,8 +662,6 @@ class BookingImporter(KindImporter):
             pathway = choice.pathway
             changes["pathway_id"] = pathway.id if pathway is not None else None
         if pathway is None or pathway.archived or final["status"] == "cancelled":
-            return None
-        if plan.status_of(client_id, draft.email, pathway.id) is not None:  # enrolled already, in any status
             return None
         return pathway.id, (final["builder_id"], final["start_time"].date())
 
@@ -709,6 +713,8 @@ class BookingImporter(KindImporter):
         ]
         columns = ("client_id", "pathway_id", "status", "start_date", "builder_id", "created_at", "updated_at")
         bulk.insert_rows(session, Enrolment.__table__, columns, enrolments)
+        coached = [{"id": key, "builder_id": coach, "updated_at": now} for key, coach in plan.coaches.items()]
+        bulk.update_rows(session, Enrolment.__table__, coached)
         for draft in (*plan.inserts, *plan.updates):  # a client this batch created has its id now
             if draft.existing is None or "client_id" in draft.values:
                 draft.values["client_id"] = self.users[draft.email][0]
@@ -766,6 +772,7 @@ class _Plan:
     new_profiles: set[str] = field(default_factory=set)
     names: dict[int, str] = field(default_factory=dict)
     new_enrolments: dict[tuple[str, int], tuple[int | None, dt.date]] = field(default_factory=dict)
+    coaches: dict[int, int] = field(default_factory=dict)  # enrolment id → the builder now coaching it
     inserts: list[Draft] = field(default_factory=list)
     updates: list[Draft] = field(default_factory=list)
 
