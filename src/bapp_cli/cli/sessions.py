@@ -285,7 +285,9 @@ def slots(
     starting a minute from now (Calendly refuses past starts). The table has one column per day with the
     times in your zone (seats left for group sessions), the days a terminal cannot hold side by side below
     the others; JSON/CSV records are {session, start_time,
-    end_time, invitees_remaining, scheduling_url} in UTC. Exit 6 for a session type not synced from Calendly,
+    end_time, invitees_remaining, scheduling_url} in UTC. Times bookings create would refuse are left out: within
+    the builder's minimum notice, past their maximum advance, or clashing with a booking of theirs in bapp
+    (with their buffer). Exit 6 for a session type not synced from Calendly,
     and for one bookings create would refuse at any time: not bookable, or its builder not accepting bookings.
 
     \b
@@ -296,6 +298,7 @@ def slots(
     """
     import datetime as dt
 
+    from bapp_cli.services.booking import bookable_slots
     from bapp_cli.services.calendly_write import SLOT_COLUMNS, calendly_session, open_slots
     from bapp_cli.services.instants import get_zone, parse_instant, two_offsets
 
@@ -316,6 +319,8 @@ def slots(
     if end > now:
         with app_state.calendly_client() as client:
             found = open_slots(client, target, start=begin, end=end, now=now)
+        with app_state.reading() as session:  # bapp's own rules, which Calendly's times know nothing of
+            found = list(bookable_slots(session, target.id, found, now=now))
 
     def table(console: Any) -> None:
 

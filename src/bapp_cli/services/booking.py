@@ -10,12 +10,13 @@ one transaction: a refusal or `--dry-run` leaves the database as it was.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import heapq
 import json
 import secrets
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
@@ -434,6 +435,21 @@ def _check_overlap(
     )
     if clash is not None:
         raise _refuse_with(replace(clash, hint=hint or clash.hint))
+
+
+def bookable_slots(session: Session, session_type_id: int, slots: Iterable[Any], *, now: dt.datetime) -> Iterator[Any]:
+    """Those of ``slots`` (records with a ``start_time``) at which the session type's owner would take a booking of
+    its length from any client: their notice and horizon (rule 2), their bookings, buffer and a group's seats
+    (rule 6). Calendly's open times (`sessions slots`) know none of these, nor any booking made in bapp alone."""
+    session_type = session.get_one(SessionType, session_type_id)
+    builder, profile = resolve_builder(session, None, session_type.builder_id)
+    _check_bounds(builder, profile)
+    length = dt.timedelta(minutes=session_type.duration_minutes)
+    for slot in slots:
+        with contextlib.suppress(InvalidInput, Conflict):  # what bookings create would refuse it with
+            _check_time(start := slot["start_time"], now, builder, profile)
+            _check_overlap(session, session_type, start, start + length, builder, profile, None)
+            yield slot
 
 
 def restorable(session: Session, booking: Booking, status: str) -> str:
