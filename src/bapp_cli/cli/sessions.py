@@ -44,18 +44,15 @@ def _state_text(record: dict[str, Any]) -> Any:
 
 
 def render_catalogue(records: list[dict[str, Any]], console: Any, *, title: str) -> None:
-    """One table per category, in the order clients see them."""
+    """One table per category, in the order clients see them (list_session_types' order)."""
+    from itertools import groupby
 
-    from bapp_cli.db.domains import SESSION_CATEGORIES  # in the order clients see them; no SQLAlchemy
     from bapp_cli.services.session_values import offered_minutes
 
     if not records:
         console.print(f"{title}: no session types", style="dim")
         return
-    for category in SESSION_CATEGORIES:
-        group = [record for record in records if record["category"] == category]
-        if not group:
-            continue
+    for category, group in groupby(records, key=lambda record: record["category"]):
         right = ("id", "minutes", "price", "order")
         grid = listing_table(CATEGORY_TITLES.get(category, category), TABLE_COLUMNS, right=right, title_justify="left")
         for record in group:

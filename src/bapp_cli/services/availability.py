@@ -11,12 +11,12 @@ links, after the lookups of the names it is given.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import groupby
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from bapp_cli.db.dbapi import Database
-from bapp_cli.db.models import SESSION_CATEGORIES
 from bapp_cli.services.plain_reads import list_session_types, person
 
 CATEGORY_TITLES = {
@@ -34,12 +34,9 @@ class Availability:
     sessions: list[dict[str, Any]]
 
     def grouped(self) -> list[tuple[str, list[dict[str, Any]]]]:
-        """(heading, records) per category in display order, empty categories left out."""
-        return [
-            (CATEGORY_TITLES[category], [record for record in self.sessions if record["category"] == category])
-            for category in SESSION_CATEGORIES
-            if any(record["category"] == category for record in self.sessions)
-        ]
+        """(heading, records) per category in display order (the listing's), empty categories left out."""
+        by_category = groupby(self.sessions, key=lambda record: record["category"])
+        return [(CATEGORY_TITLES[category], list(records)) for category, records in by_category]
 
 
 def list_available_sessions(
