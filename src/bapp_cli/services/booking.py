@@ -439,16 +439,15 @@ def _check_overlap(
 
 
 def bookable_slots(session: Session, session_type_id: int, slots: Iterable[Any], *, now: dt.datetime) -> Iterator[Any]:
-    """Those of ``slots`` (records with a ``start_time``) at which the session type's owner would take a booking of
-    its length from any client: their notice and horizon (rule 2), their bookings, buffer and a group's seats
-    (rule 6). Calendly's open times (`sessions slots`) know none of these, nor any booking made in bapp alone."""
+    """Those of ``slots`` (records with a ``start_time`` and an ``end_time``) at which the session type's owner
+    would take a booking from any client: their notice and horizon (rule 2), their bookings, buffer and a group's
+    seats (rule 6). Calendly's open times (`sessions slots`) know none of these, nor any booking made in bapp alone."""
     session_type = session.get_one(SessionType, session_type_id)
     builder, profile = resolve_builder(session, None, session_type.builder_id)
-    length = dt.timedelta(minutes=session_type.duration_minutes)
     for slot in slots:
         with contextlib.suppress(InvalidInput, Conflict):  # what bookings create would refuse it with
             _check_time(start := slot["start_time"], now, builder, profile)
-            _check_overlap(session, session_type, start, start + length, builder, profile, None)
+            _check_overlap(session, session_type, start, slot["end_time"], builder, profile, None)
             yield slot
 
 
