@@ -347,18 +347,26 @@ def slots(
 
 
 AVAILABLE_HEADERS = ("id", "title", "minutes", "price", "pathways", "builder", "account")
+# the headings of what a person may book, as the seed's booking page has them
+AVAILABLE_TITLES = {
+    "free": "Free Sessions",
+    "pathway": "Learning Pathway Sessions",
+    "specialized": "Specialized Sessions",
+}
 
 
 def render_available(availability: Availability, console: Any) -> None:
+    """One table per category, in the listing's order (category first)."""
+    from itertools import groupby
+
     from bapp_cli.services.session_values import offered_minutes
 
     who = availability.client or "an anonymous visitor (no account)"
     console.print(f"Sessions available to {who}", markup=False)
-    groups = availability.grouped()
-    if not groups:
+    if not availability.sessions:
         console.print("(no sessions)")
-    for heading, records in groups:
-        table = listing_table(heading, AVAILABLE_HEADERS, title_justify="left")
+    for category, records in groupby(availability.sessions, key=lambda record: record["category"]):
+        table = listing_table(AVAILABLE_TITLES[category], AVAILABLE_HEADERS, title_justify="left")
         for record in records:
             minutes = "/".join(map(str, offered_minutes(record["duration_minutes"], record["duration_options"])))
             table.add_row(

@@ -11,19 +11,12 @@ links, after the lookups of the names it is given.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from itertools import groupby
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from bapp_cli.db.dbapi import Database
 from bapp_cli.services.plain_reads import list_session_types, person
-
-CATEGORY_TITLES = {
-    "free": "Free Sessions",
-    "pathway": "Learning Pathway Sessions",
-    "specialized": "Specialized Sessions",
-}
 
 
 @dataclass(frozen=True)
@@ -32,11 +25,6 @@ class Availability:
 
     client: str | None
     sessions: list[dict[str, Any]]
-
-    def grouped(self) -> list[tuple[str, list[dict[str, Any]]]]:
-        """(heading, records) per category in display order (the listing's), empty categories left out."""
-        by_category = groupby(self.sessions, key=lambda record: record["category"])
-        return [(CATEGORY_TITLES[category], list(records)) for category, records in by_category]
 
 
 def list_available_sessions(
