@@ -1174,6 +1174,34 @@ def test_slots_of_a_builder_not_accepting_bookings_exit_6_as_bookings_create(syn
     assert disabled.exit_code == 6 and "is not bookable (it is disabled locally)" in disabled.stderr
 
 
+def test_slots_leave_out_starts_the_builders_rules_refuse(synced: Bapp, fake: FakeCalendly) -> None:
+    # Calendly knows neither the builder's notice and horizon in bapp nor their bookings made in bapp alone: slots
+    # listed tomorrow's times to a builder who needs 48 hours' notice, and the hour of a local booking, each of
+    # which `bookings create` then refused (exit 6, exit 8)
+    coach = "coach@example.com"
+    settings = ("--minimum-notice", "48", "--max-advance", "5", "--buffer", "30")
+    assert synced("builders", "add", coach, "--calendly-user", USER, *settings).exit_code == 0
+    assert synced("calendly", "sync", "--user", USER).exit_code == 0  # the coach owns the synced types now
+    local = ("--title", "Local chat", "--duration", "60", "--category", "free", "--builder", coach)
+    assert synced("sessions", "add", *local).exit_code == 0
+    busy = slot(days=3, hour=12)
+    held = ("bookings", "create", "--client", "bo@client.example", "--session", "local-chat", "--start", z(busy))
+    assert synced(*held).exit_code == 0
+    now = dt.datetime.now(dt.UTC)
+    result = synced("sessions", "slots", FREE, "--days", "10", "--json")
+    assert result.exit_code == 0, result.stderr
+    starts = [dt.datetime.fromisoformat(record["start_time"]) for record in result.json()]
+    assert starts and all(
+        now + dt.timedelta(hours=48) <= start <= now + dt.timedelta(days=5, minutes=1) for start in starts
+    )
+    # the 15-minute FREE session within 30 minutes of 12:00-13:00 is refused; an hour either side is not
+    assert busy - dt.timedelta(hours=1) in starts and busy + dt.timedelta(hours=2) in starts
+    assert busy not in starts and busy + dt.timedelta(hours=1) not in starts
+    first = create(synced, starts[0])
+    assert first.exit_code == 0, first.stderr  # what is listed can be booked
+    assert create(synced, busy + dt.timedelta(hours=1), client="cy@client.example").exit_code == 8
+
+
 def test_the_token_never_appears_in_output_errors_or_audit_rows(synced: Bapp, fake: FakeCalendly) -> None:
     from tests.cli.calendly_fixtures import TOKEN
 

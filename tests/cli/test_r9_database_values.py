@@ -415,6 +415,30 @@ def test_a_builder_setting_past_bapp_bounds_is_exit_5_not_an_overflow(
     assert f"builder_profiles.{column} of builder coach@example.com ({stored})" in result.stderr
 
 
+def test_a_builder_buffer_past_bapp_bounds_is_exit_5_for_a_no_show_undo_and_slots_too(
+    bapp: Bapp, seeded_copies: SeededCopies
+) -> None:
+    # the undo of a no-show still under way takes its slot back under rule 6, whose buffer arithmetic overflowed
+    # (exit 1); `sessions slots` reads the same settings before asking Calendly
+    _seeded(bapp, seeded_copies)
+    started = (dt.datetime.now(dt.UTC) - dt.timedelta(minutes=10)).isoformat(timespec="seconds")
+    booked = bapp(*CREATE[:-3], "--start", started, "--allow-past", "--json")
+    assert booked.exit_code == 0, booked.stderr
+    reference = booked.json()["reference"]
+    assert bapp("bookings", "no-show", reference, "--local-only").exit_code == 0
+    _execute(bapp, "UPDATE builder_profiles SET buffer_minutes = :stored", stored=2_000_000_000)
+    expected = "builder_profiles.buffer_minutes of builder coach@example.com (2000000000)"
+    undone = bapp("bookings", "no-show", reference, "--undo", "--local-only")
+    assert undone.exit_code == 5 and expected in undone.stderr, undone.stderr
+    coach = "(SELECT id FROM users WHERE email = 'coach@example.com')"
+    _execute(bapp, f"UPDATE session_types SET builder_id = {coach} WHERE calendly_uri IS NOT NULL")
+    calendly_type = next(
+        record["slug"] for record in bapp("sessions", "list", "--json").json() if record["calendly_uri"]
+    )
+    slots = bapp("sessions", "slots", calendly_type)  # refused before Calendly is asked: no token needed
+    assert slots.exit_code == 5 and expected in slots.stderr, slots.stderr
+
+
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 @pytest.mark.parametrize(
     ("column", "value"),

@@ -44,18 +44,15 @@ def _state_text(record: dict[str, Any]) -> Any:
 
 
 def render_catalogue(records: list[dict[str, Any]], console: Any, *, title: str) -> None:
-    """One table per category, in the order clients see them."""
+    """One table per category, in the order clients see them (list_session_types' order)."""
+    from itertools import groupby
 
-    from bapp_cli.db.domains import SESSION_CATEGORIES  # in the order clients see them; no SQLAlchemy
     from bapp_cli.services.session_values import offered_minutes
 
     if not records:
         console.print(f"{title}: no session types", style="dim")
         return
-    for category in SESSION_CATEGORIES:
-        group = [record for record in records if record["category"] == category]
-        if not group:
-            continue
+    for category, group in groupby(records, key=lambda record: record["category"]):
         right = ("id", "minutes", "price", "order")
         grid = listing_table(CATEGORY_TITLES.get(category, category), TABLE_COLUMNS, right=right, title_justify="left")
         for record in group:
@@ -285,7 +282,9 @@ def slots(
     starting a minute from now (Calendly refuses past starts). The table has one column per day with the
     times in your zone (seats left for group sessions), the days a terminal cannot hold side by side below
     the others; JSON/CSV records are {session, start_time,
-    end_time, invitees_remaining, scheduling_url} in UTC. Exit 6 for a session type not synced from Calendly,
+    end_time, invitees_remaining, scheduling_url} in UTC. Times bookings create would refuse are left out: within
+    the builder's minimum notice, past their maximum advance, or clashing with a booking of theirs in bapp
+    (with their buffer). Exit 6 for a session type not synced from Calendly,
     and for one bookings create would refuse at any time: not bookable, or its builder not accepting bookings.
 
     \b
@@ -296,6 +295,7 @@ def slots(
     """
     import datetime as dt
 
+    from bapp_cli.services.booking import bookable_slots
     from bapp_cli.services.calendly_write import SLOT_COLUMNS, calendly_session, open_slots
     from bapp_cli.services.instants import get_zone, parse_instant, two_offsets
 
@@ -316,6 +316,8 @@ def slots(
     if end > now:
         with app_state.calendly_client() as client:
             found = open_slots(client, target, start=begin, end=end, now=now)
+        with app_state.reading() as session:  # bapp's own rules, which Calendly's times know nothing of
+            found = list(bookable_slots(session, target.id, found, now=now))
 
     def table(console: Any) -> None:
 
@@ -345,18 +347,26 @@ def slots(
 
 
 AVAILABLE_HEADERS = ("id", "title", "minutes", "price", "pathways", "builder", "account")
+# the headings of what a person may book, as the seed's booking page has them
+AVAILABLE_TITLES = {
+    "free": "Free Sessions",
+    "pathway": "Learning Pathway Sessions",
+    "specialized": "Specialized Sessions",
+}
 
 
 def render_available(availability: Availability, console: Any) -> None:
+    """One table per category, in the listing's order (category first)."""
+    from itertools import groupby
+
     from bapp_cli.services.session_values import offered_minutes
 
     who = availability.client or "an anonymous visitor (no account)"
     console.print(f"Sessions available to {who}", markup=False)
-    groups = availability.grouped()
-    if not groups:
+    if not availability.sessions:
         console.print("(no sessions)")
-    for heading, records in groups:
-        table = listing_table(heading, AVAILABLE_HEADERS, title_justify="left")
+    for category, records in groupby(availability.sessions, key=lambda record: record["category"]):
+        table = listing_table(AVAILABLE_TITLES[category], AVAILABLE_HEADERS, title_justify="left")
         for record in records:
             minutes = "/".join(map(str, offered_minutes(record["duration_minutes"], record["duration_options"])))
             table.add_row(

@@ -16,14 +16,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from bapp_cli.db.dbapi import Database
-from bapp_cli.db.models import SESSION_CATEGORIES
 from bapp_cli.services.plain_reads import list_session_types, person
-
-CATEGORY_TITLES = {
-    "free": "Free Sessions",
-    "pathway": "Learning Pathway Sessions",
-    "specialized": "Specialized Sessions",
-}
 
 
 @dataclass(frozen=True)
@@ -32,14 +25,6 @@ class Availability:
 
     client: str | None
     sessions: list[dict[str, Any]]
-
-    def grouped(self) -> list[tuple[str, list[dict[str, Any]]]]:
-        """(heading, records) per category in display order, empty categories left out."""
-        return [
-            (CATEGORY_TITLES[category], [record for record in self.sessions if record["category"] == category])
-            for category in SESSION_CATEGORIES
-            if any(record["category"] == category for record in self.sessions)
-        ]
 
 
 def list_available_sessions(

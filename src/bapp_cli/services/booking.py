@@ -10,12 +10,13 @@ one transaction: a refusal or `--dry-run` leaves the database as it was.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import heapq
 import json
 import secrets
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
@@ -186,14 +187,14 @@ def resolve_builder(
     session: Session, email: str | None, owner_id: int | None
 ) -> tuple[User | None, BuilderProfile | None]:
     """`--builder`, else the owner (the session type's, or a booking's builder); an owner without a builder
-    profile has default settings."""
+    profile has default settings. Their settings are held to the bounds of `builders add/update`."""
     if email is not None:
-        return get_builder(session, email)
+        return _bounded_settings(*get_builder(session, email))
     owner_and_profile = select(User, BuilderProfile).outerjoin(BuilderProfile, BuilderProfile.user_id == User.id)
     # one_or_none: no owner finds no row; nor does, as with the session.get it replaced, a missing owner named
     # by a database whose foreign keys were not enforced, which books without builder settings (not exit 1)
     found = session.execute(owner_and_profile.where(User.id == owner_id)).one_or_none()
-    return (found[0], found[1]) if found is not None else (None, None)
+    return _bounded_settings(found[0], found[1]) if found is not None else (None, None)
 
 
 def allowed_durations(session_type: SessionType) -> list[int]:
@@ -214,17 +215,18 @@ def _check_duration(session_type: SessionType, duration: int | None) -> int:
     return minutes
 
 
-def _check_bounds(builder: User | None, profile: BuilderProfile | None) -> None:
-    """The builder's settings within the bounds `builders add/update` keeps them in: raw SQL's larger value
-    would overflow the date arithmetic of the time rules (R9)."""
+def _bounded_settings(builder: User, profile: BuilderProfile | None) -> tuple[User, BuilderProfile | None]:
+    """The builder and their settings, which must be within the bounds `builders add/update` keeps them in: raw
+    SQL's larger value would overflow the date arithmetic of the time rules and the overlap check (R9)."""
     from bapp_cli.services.builders import MAX_ADVANCE_DAYS, MAX_BUFFER_MINUTES, MAX_NOTICE_HOURS
 
-    if profile is None or builder is None:
-        return
+    if profile is None:
+        return builder, profile
     bounds = (("buffer_minutes", MAX_BUFFER_MINUTES), ("minimum_notice_hours", MAX_NOTICE_HOURS))
     for name, most in (*bounds, ("max_advance_days", MAX_ADVANCE_DAYS)):
         if not 0 <= (value := getattr(profile, name) or 0) <= most:
             raise UnreadableValue(f"builder_profiles.{name}", value, of=f"builder {builder.email}")
+    return builder, profile
 
 
 def _check_time(start: dt.datetime, now: dt.datetime, builder: User | None, profile: BuilderProfile | None) -> None:
@@ -430,6 +432,19 @@ def _check_overlap(
         raise _refuse_with(replace(clash, hint=hint or clash.hint))
 
 
+def bookable_slots(session: Session, session_type_id: int, slots: Iterable[Any], *, now: dt.datetime) -> Iterator[Any]:
+    """Those of ``slots`` (records with a ``start_time`` and an ``end_time``) at which the session type's owner
+    would take a booking from any client: their notice and horizon (rule 2), their bookings, buffer and a group's
+    seats (rule 6). Calendly's open times (`sessions slots`) know none of these, nor any booking made in bapp alone."""
+    session_type = session.get_one(SessionType, session_type_id)
+    builder, profile = resolve_builder(session, None, session_type.builder_id)
+    for slot in slots:
+        with contextlib.suppress(InvalidInput, Conflict):  # what bookings create would refuse it with
+            _check_time(start := slot["start_time"], now, builder, profile)
+            _check_overlap(session, session_type, start, slot["end_time"], builder, profile, None)
+            yield slot
+
+
 def restorable(session: Session, booking: Booking, status: str) -> str:
     """``status``, the one ``no-show --undo`` takes the booking back to, or why it cannot: the booking is not
     a no-show, or, back in an active status, its slot was booked while it held none (rule 6, under the keys a
@@ -459,7 +474,6 @@ def create_booking(session: Session, request: BookingRequest, *, now: dt.datetim
     name = clean_text(request.name, "name")
     session_type = get_session_type(session, request.session)
     builder, profile = resolve_builder(session, request.builder_email, session_type.builder_id)
-    _check_bounds(builder, profile)
     requested_pathway = get_pathway(session, request.pathway) if request.pathway else None
     start = request.start.astimezone(dt.UTC)
     check_in_range(start, field="start")  # in UTC too, as stored: a backup holding it restores

@@ -72,19 +72,17 @@ def get_zone(name: str, *, field: str = "timezone") -> ZoneInfo:
 
 
 def _parse_iso(text: str, field: str) -> dt.datetime:
+    """A date and time as typed, or one refusal (code invalid_datetime) whatever is wrong with it: empty, too long
+    (shown cut), or not ISO 8601."""
     cleaned = text.strip()
-    if not cleaned or len(cleaned) > MAX_WHEN_LENGTH:
-        raise InvalidInput(
-            f"{field}: {text[:MAX_WHEN_LENGTH]!r} is not a date and time", hint=f"use ISO 8601, e.g. {EXAMPLE}"
-        )
     try:
-        return dt.datetime.fromisoformat(cleaned)
+        return dt.datetime.fromisoformat(cleaned if len(cleaned) <= MAX_WHEN_LENGTH else "")
     except ValueError as exc:
         reason = str(exc)
         # Python's own message for impossible calendar values is the useful part; "Invalid isoformat" is not.
         detail = f" ({reason})" if "out of range" in reason or "must be in" in reason else ""
         raise InvalidInput(
-            f"{field}: {cleaned!r} is not a valid date and time{detail}",
+            f"{field}: {cleaned[:MAX_WHEN_LENGTH]!r} is not a valid date and time{detail}",
             hint=f"use ISO 8601, e.g. {EXAMPLE}",
             code="invalid_datetime",
         ) from None
