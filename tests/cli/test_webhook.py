@@ -6,6 +6,9 @@ import datetime as dt
 import hashlib
 import hmac
 import json
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -371,6 +374,34 @@ def test_a_signed_object_bapp_does_not_model_is_parked_exit_3(
     assert f"still parked: #{parked['id']} invitee.created {parked['invitee_uri']}: webhook body is invalid" in (
         retried.stderr
     )
+
+
+def test_a_retry_leaving_deliveries_parked_is_exit_3_with_its_rows_reader_gone(wbapp: Bapp, tmp_path: Path) -> None:
+    # its rows outgrew the stdout buffer: the closed pipe's error ended the run 141, saying nothing of what was parked
+    for number in range(1, 61):
+        document = json.loads(delivery(number))
+        document["payload"]["status"] = "awaiting_payment"
+        body = json.dumps(document).encode()
+        assert apply(wbapp, body, signed(body), tmp=tmp_path).exit_code == 3
+    reader, writer = os.pipe()
+    os.close(reader)
+    try:
+        retried = subprocess.run(
+            [sys.executable, "-m", "bapp_cli", "calendly", "webhook", "retry"],
+            env=wbapp._environment(None),
+            stdout=writer,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=REPO,
+            timeout=120,
+        )
+    finally:
+        os.close(writer)
+    assert retried.returncode == 3, retried.stderr
+    assert retried.stderr.count("still parked: #") == 60
+    assert "Error: 60 of 60 parked deliveries still cannot be applied" in retried.stderr
+    listed = wbapp("calendly", "webhook", "list", "--pending", "--limit", "100", "--json").json()
+    assert [row["attempts"] for row in listed] == [2] * 60  # parked, then retried once: committed
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
