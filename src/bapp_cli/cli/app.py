@@ -209,6 +209,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         try:
             _refuse_undecodable(args)
+            _completion_for_a_named_shell(args)
             try:
                 result = command.main(args=args, prog_name="bapp", standalone_mode=False, obj=app_state)
             except click_exceptions.NoArgsIsHelpError as error:
@@ -384,6 +385,38 @@ def _refuse_undecodable(args: list[str]) -> None:
                 f"argument {position} ({shown[:60]}) is not valid UTF-8",
                 hint="bapp reads its arguments as UTF-8 text; check the terminal's or the script's encoding",
             ) from None
+
+
+def _completion_for_a_named_shell(args: list[str]) -> None:
+    """`bapp --install-completion SHELL` or `--show-completion SHELL`, done for that shell. Typer's flags act for
+    the shell bapp was started from and take no word: it was dropped (`--install-completion fish` under bash installed
+    bash's script), and a shell found that Typer cannot serve (sh, tcsh) was exit 1. A shell without completion,
+    named or found, is exit 2 naming the choices; with none named, Typer's own flag goes on for the one found."""
+    from typer._completion_shared import Shells, _get_shell_name, get_completion_script, install
+
+    words = iter(args)
+    for flag in words:  # the root's options, up to a command's name
+        if flag in _ROOT_VALUE_OPTIONS:
+            next(words, None)
+        elif flag in ("--install-completion", "--show-completion"):
+            break
+        elif flag[:1] != "-":
+            return
+    else:
+        return
+    word = next(words, "-")
+    shell = _get_shell_name() if word.startswith("-") else word
+    if shell not in (shells := [choice.value for choice in Shells]):
+        found = repr(shell) if shell == word else f"{shell or 'no shell'} (the shell bapp was started from)"
+        raise UsageError(f"{flag}: no completion for {found}", hint=f"name one: {flag} {'|'.join(shells)}")
+    if shell != word:
+        return
+    if flag == "--show-completion":
+        typer.echo(get_completion_script(prog_name="bapp", complete_var="_BAPP_COMPLETE", shell=shell))
+    else:
+        shell, path = install(shell=shell, prog_name="bapp", complete_var="_BAPP_COMPLETE")
+        typer.echo(f"{shell} completion installed in {path}\nCompletion will take effect once you restart the terminal")
+    raise typer.Exit(0)
 
 
 def _attach_value_completion(command: Any, path: list[str]) -> None:
