@@ -34,7 +34,7 @@ from bapp_cli.cli.files import (
     flush_stdout_at_exit,
     stdout_error,
 )
-from bapp_cli.cli.options import output_command
+from bapp_cli.cli.options import output_command, refuse_blank
 from bapp_cli.cli.terminal import forget_unusable_terminal_size, visible
 from bapp_cli.config import is_terminal
 from bapp_cli.errors import STOPS, BappError, UsageError, committed, stop_signal, stopped_by
@@ -135,6 +135,7 @@ def root(
     6 invalid input, 7 not found, 8 conflict, 9 remote service, 74 output failed, 75 busy, 130 interrupted,
     141 stdout closed by its reader, 143 terminated (129 hung up).
     """
+    refuse_blank({"--database-url": database_url, "--config": config, "--timezone": timezone})
     app_state = ctx.ensure_object(AppState)
     app_state.config_flag = config
     app_state.setting_flags = {"database_url": database_url, "timezone": timezone}

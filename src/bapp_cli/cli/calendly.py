@@ -21,6 +21,7 @@ from bapp_cli.cli.options import (
     OffsetOption,
     finite_seconds,
     output_command,
+    refuse_blank,
     search_option,
 )
 from bapp_cli.cli.terminal import listing_table, print_listing, styled
@@ -195,9 +196,7 @@ def _scoped(
 ) -> tuple[AppState, OutputSink]:
     """A cron run's state and sink, its scope flags checked. With them, or --from-file (which asks no one),
     calendly.user and calendly.organization are not used, so a bad value there stops nothing."""
-    for flag, value in (("--user", user), ("--organization", organization)):
-        if value is not None and not value.strip():  # no scope, which ran as the configured one or the token's user
-            raise UsageError(f"{flag} is empty", hint=f"give a URI, or leave {flag} out")
+    refuse_blank({"--user": user, "--organization": organization})  # ran as the configured scope or the token's user
     if user and organization:
         raise UsageError("--user and --organization cannot be combined", hint=f"{verb} one scope per run")
     if from_file is not None and (user or organization):
