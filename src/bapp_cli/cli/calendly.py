@@ -656,21 +656,31 @@ def webhook_list(
 def webhook_retry(
     ctx: typer.Context,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Report what would apply, then roll back.")] = False,
+    discard: Annotated[
+        list[int] | None,
+        typer.Option(
+            "--discard", min=1, max=MAX_OPTION_INT, help="Give up parked delivery ID (repeatable).", metavar="ID"
+        ),
+    ] = None,
 ) -> None:
     """Re-apply the parked deliveries in the webhook inbox, oldest first (one transaction).
 
     Run `calendly sync` first when they wait for an event type. Exit 3 when some are still parked
-    (each is named on stderr), 0 when the inbox has nothing pending.
+    (each is named on stderr), 0 when the inbox has nothing pending. --discard ID gives one up that no
+    bapp will apply (a body it cannot read): removed, as "discarded", its event, reason and body's
+    SHA-256 kept in the audit log; an ID not parked is exit 7, nothing changed.
 
     \b
     Examples:
       bapp calendly webhook retry
       bapp calendly sync && bapp calendly webhook retry --json
+      bapp calendly webhook retry --discard 7 --dry-run
     """
     from bapp_cli.services.calendly_bookings import RETRY_COLUMNS
     from bapp_cli.services.webhook_inbox import retry_pending
 
-    sink, results = apply(ctx, retry_pending, pathway_question=pathway_question(state(ctx)), dry_run=dry_run)
+    question = pathway_question(state(ctx))
+    sink, results = apply(ctx, retry_pending, pathway_question=question, discard=discard or (), dry_run=dry_run)
     waiting = [result for result in results if not result.applied]
     with contextlib.suppress(*BESIDE_A_FAILURE if waiting else ()):
         sink.records([result.as_record() for result in results], RETRY_COLUMNS)
