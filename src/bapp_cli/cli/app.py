@@ -395,29 +395,25 @@ def _completion_for_a_named_shell(args: list[str]) -> None:
     named or found, is exit 2 naming the choices; with none named, Typer's own flag goes on for the one found."""
     from typer._completion_shared import Shells, _get_shell_name, get_completion_script, install
 
-    words = iter(args)
-    for flag in words:  # the root's options, up to a command's name
-        if flag in _ROOT_VALUE_OPTIONS:
-            next(words, None)
-        elif flag in ("--install-completion", "--show-completion"):
-            break
-        elif flag[:1] != "-":
-            return
-    else:
+    flags = [at for at, arg in enumerate(args) if arg in ("--install-completion", "--show-completion")]
+    # the root's options only: no command's name before it (a word that is not a root option's value)
+    before = itertools.pairwise(["", *args[: flags[0] if flags else 0]])
+    if not flags or any(word[:1] != "-" and last not in _ROOT_VALUE_OPTIONS for last, word in before):
         return
-    word = next(words, "-")
+    flag, word = args[flags[0]], next(iter(args[flags[0] + 1 :]), "-")
     shell = _get_shell_name() if word.startswith("-") else word
     if shell not in (shells := [choice.value for choice in Shells]):
         found = repr(shell) if shell == word else f"{shell or 'no shell'} (the shell bapp was started from)"
         raise UsageError(f"{flag}: no completion for {found}", hint=f"name one: {flag} {'|'.join(shells)}")
-    if shell != word:
-        return
-    if flag == "--show-completion":
-        typer.echo(get_completion_script(prog_name="bapp", complete_var="_BAPP_COMPLETE", shell=shell))
-    else:
-        shell, path = install(shell=shell, prog_name="bapp", complete_var="_BAPP_COMPLETE")
-        typer.echo(f"{shell} completion installed in {path}\nCompletion will take effect once you restart the terminal")
-    raise typer.Exit(0)
+    if shell == word:
+        if flag == "--show-completion":
+            typer.echo(get_completion_script(prog_name="bapp", complete_var="_BAPP_COMPLETE", shell=shell))
+        else:
+            path = install(shell=shell, prog_name="bapp", complete_var="_BAPP_COMPLETE")[1]
+            typer.echo(
+                f"{shell} completion installed in {path}\nCompletion will take effect once you restart the terminal"
+            )
+        raise typer.Exit(0)
 
 
 def _attach_value_completion(command: Any, path: list[str]) -> None:
