@@ -214,7 +214,12 @@ def ensure_at_head(engine: Engine, session: Session | None = None) -> None:
         if failure is None or failure.code == "database_error":
             failure = dbapi.unreachable(exc.orig or exc)
         raise failure from None
-    with connection if session is None else contextlib.nullcontext():  # the session's is closed as it ends
+    if session is not None:
+        # through the session's SQLAlchemy connection, as its other statements go: one found lost here is let go, so
+        # the rollback that follows the refusal does not fail on it in turn (and hide the refusal's words)
+        dbapi.ensure_at_head(Database.of_session(session))
+        return
+    with connection:
         dbapi.ensure_at_head(Database(connection.connection.driver_connection, engine.dialect.name))
 
 
