@@ -184,7 +184,7 @@ def cache_directory(environ: Mapping[str, str] | None = None) -> Path:
     A function of its own because the launcher answers `--help` and completion before any settings are
     resolved (it must not read the config file on every Tab press)."""
     env = os.environ if environ is None else environ
-    if env.get("BAPP_CACHE_DIR"):
+    if env.get("BAPP_CACHE_DIR", "").strip():  # a blank one is refused by the settings, never a folder called "  "
         return Path(env["BAPP_CACHE_DIR"])
     base = env.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "bapp"
@@ -214,6 +214,8 @@ def parse_environment_setting(key: str, raw: str) -> Any:
         if not 0 < seconds <= 3600:  # a socket's timeout overflows past about 9.2e9 s (exit 1 mid-request)
             raise InvalidInput("must be a positive number of seconds, at most 3600", code="invalid_setting")
         return min(seconds, CALENDLY_MAX_WAIT_CAP) if key == "calendly_max_wait" else seconds
+    if not text:  # BAPP_ACTOR="  " named no one in the audit log, BAPP_CACHE_DIR="  " a folder called "  " here
+        raise InvalidInput("is empty", hint="give it a value, or unset it", code="invalid_setting")
     if key == "actor" and len(raw) > MAX_ACTOR_LENGTH:
         # kept in every audit row, whose column holds this much (PostgreSQL refuses more mid-command)
         raise InvalidInput(f"at most {MAX_ACTOR_LENGTH} characters, not {len(raw)}", code="invalid_setting")
@@ -418,7 +420,7 @@ class Settings(NamedTuple):
 
     def secrets_exposed(self) -> bool:
         """True when the config file holds a secret and others can read it (group/other permission bits)."""
-        if not any(_file_value(self.file_data, key) for key in SECRET_KEYS):
+        if not any(str(_file_value(self.file_data, key) or "").strip() for key in SECRET_KEYS):
             return False
         try:
             return bool(self.config_path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO))
@@ -551,7 +553,7 @@ class Settings(NamedTuple):
         for key in KNOWN_KEYS:
             setting = self.values.get(key)
             value = None if setting is None else setting.value
-            if value is not None and key in SECRET_KEYS:
+            if value is not None and key in SECRET_KEYS and str(value).strip():  # a blank one is shown blank: no secret
                 value = MASK
             elif value is not None and key == "database_url":
                 value = mask_url_password(value) if isinstance(value, str) else MASK
@@ -636,6 +638,9 @@ def config_file_path(config_path: str | None, environ: Mapping[str, str] | None 
         given, source = env["BAPP_CONFIG"], "env:BAPP_CONFIG"
     else:
         return default_config_path(), "default"
+    if not given.strip():  # --config "" read the current directory as the file; BAPP_CONFIG="  " a file called "  "
+        where = "--config" if source == "flag" else "BAPP_CONFIG"
+        raise ConfigError(f"{where} is empty: it names no config file", hint=f"name a file, or leave {where} out")
     if names_a_directory(given):  # `config set` wrote a file called bapp for --config ~/.config/bapp/
         where = "--config" if source == "flag" else "BAPP_CONFIG"
         raise ConfigError(f"config file {given} ({where}) is a directory name: give a file name", code="config_missing")

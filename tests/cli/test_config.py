@@ -431,13 +431,48 @@ def test_a_path_under_an_unknown_users_home_is_a_file_that_does_not_exist(cli: B
 
 def test_an_empty_config_flag_names_no_file_and_is_never_taken_for_the_default(cli: Bapp) -> None:
     # `bapp --config "$CONF" …` with CONF unset ran on BAPP_CONFIG's file or the default one (perhaps another
-    # database), and `config init` wrote that file, where a --config naming no file is refused
-    for command in (("clients", "list"), ("config", "show"), ("config", "set", "timezone", "UTC")):
-        result = cli("--config", "", *command)
-        assert result.exit_code == 4, (command, result.stderr)
-        assert "config file ." in result.stderr, result.stderr
-    assert cli("--config", "", "config", "init", "--timezone", "UTC").exit_code == 8  # "." exists
+    # database, and `config init` wrote that file, where a --config naming no file is refused (exit 2, as any blank
+    # flag: it was exit 4 reading "." as the file)
+    for command in (("clients", "list"), ("config", "show"), ("config", "set", "timezone", "UTC"), ("config", "init")):
+        for blank in ("", "  "):
+            result = cli("--config", blank, *command)
+            assert result.exit_code == 2, (command, result.stderr)
+            assert result.stderr.startswith("Error: --config is empty\n"), result.stderr
     assert not Path(cli.env["BAPP_CONFIG"]).exists()
+
+
+@pytest.mark.parametrize("flag", ["--database-url", "--timezone"])
+def test_a_blank_global_flag_is_a_usage_error_naming_it(cli: Bapp, flag: str) -> None:
+    # `--database-url ""` was exit 4 ("database URL: unsupported form"), `--timezone " "` exit 6 (unknown timezone)
+    for blank in ("", " "):
+        result = cli(flag, blank, "clients", "list")
+        assert (result.exit_code, result.stdout) == (2, ""), result.stderr
+        assert result.stderr.splitlines() == [f"Error: {flag} is empty", f"Hint: give it a value, or leave {flag} out"]
+
+
+@pytest.mark.parametrize("name", ["BAPP_ACTOR", "BAPP_CACHE_DIR", "BAPP_CONFIG"])
+def test_an_environment_setting_of_spaces_is_refused_naming_it(bapp: Bapp, name: str) -> None:
+    # taken as given: an audit log naming "  " as who changed a client, a cache folder and a config file called "  "
+    result = bapp("clients", "add", "spaces@example.com", env={name: "  "})
+    assert result.exit_code == 4, result.stderr
+    said = "BAPP_CONFIG is empty: it names no config file" if name == "BAPP_CONFIG" else f"environment variable {name}"
+    assert result.stderr.startswith(f"Error: {said}"), result.stderr
+    assert " is empty" in result.stderr.splitlines()[0]
+    assert bapp("clients", "list", "--json").json() == []
+    assert not (Path.cwd() / "  ").exists()
+
+
+@pytest.mark.parametrize("where", ["env", "file"])
+def test_config_show_shows_a_blank_secret_as_blank_not_masked(cli: Bapp, where: str) -> None:
+    # a blank token was shown as ****, as if one were set
+    if where == "file":
+        Path(cli.env["BAPP_CONFIG"]).write_text('[calendly]\ntoken = "  "\n')
+    env: dict[str, str | None] = {"CALENDLY_API_KEY": "  "} if where == "env" else {}
+    result = cli("config", "show", "--json", env=env)
+    [token] = [row for row in result.json() if row["key"] == "calendly.token"]
+    assert token["value"] == "  "
+    assert "is empty" in result.stderr
+    assert "holds a secret" not in result.stderr
 
 
 @pytest.mark.parametrize("table, key", [("badges", "key_file"), ("calendly", "token_file")])

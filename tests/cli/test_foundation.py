@@ -136,6 +136,16 @@ def test_downgrade_needs_yes_without_a_terminal(bapp: Bapp) -> None:
     assert bapp("db", "current").exit_code == 0  # nothing was changed
 
 
+@pytest.mark.parametrize("args", [("downgrade", " "), ("downgrade", "", "--yes"), ("upgrade", " "), ("upgrade", "\t")])
+def test_a_blank_revision_is_a_usage_error_before_any_question(bapp: Bapp, args: tuple[str, ...]) -> None:
+    # downgrade asked to confirm "Downgrade the database to  ?" (on a terminal, a prompt); the others were exit 6
+    result = bapp("db", *args)
+    assert result.exit_code == 2, result.stderr
+    assert result.stderr.splitlines()[0] == "Error: REVISION is empty"
+    assert "--yes" not in result.stderr
+    assert bapp("db", "current").exit_code == 0  # nothing was changed
+
+
 def test_downgrade_to_base_and_back_with_data_present(bapp: Bapp) -> None:
     engine = make_engine(bapp.database_url)
     with engine.begin() as connection:

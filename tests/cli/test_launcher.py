@@ -193,3 +193,36 @@ def test_value_completion_waits_for_postgresql_no_longer_than_its_own_2_seconds(
         line = {"_BAPP_COMPLETE": "complete_bash", "COMP_WORDS": "bapp clients show ", "COMP_CWORD": "3"}
         result = run([], {**env, "BAPP_DATABASE_URL": url, **line})
     assert result.returncode == 0 and result.stdout.strip() == ""
+
+
+@pytest.mark.parametrize(
+    ("shell", "script", "installed"),
+    [
+        ("fish", "complete --command bapp", ".config/fish/completions/bapp.fish"),
+        ("zsh", "#compdef bapp", ".zfunc/_bapp"),
+        ("bash", "_bapp_completion()", ".bash_completions/bapp.sh"),
+    ],
+)
+def test_completion_is_installed_and_shown_for_the_shell_named(
+    env: dict[str, str], tmp_path: Path, shell: str, script: str, installed: str
+) -> None:
+    # Typer's flags take no shell word: it was dropped, and the script of the shell bapp was started from (bash, here
+    # or wherever the tests run from one) was shown and installed in its place
+    home = {**env, "HOME": str(tmp_path / "home")}
+    shown = run(["--show-completion", shell], home)
+    assert (shown.returncode, shown.stdout.startswith(script)) == (0, True), shown.stdout[:200]
+    done = run(["--no-color", "--install-completion", shell], home)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"{shell} completion installed in {tmp_path / 'home' / installed}\n")
+    assert script in (tmp_path / "home" / installed).read_text()
+
+
+@pytest.mark.parametrize("flag", ["--show-completion", "--install-completion"])
+def test_completion_for_a_shell_bapp_cannot_complete_is_a_usage_error_naming_the_choices(
+    env: dict[str, str], tmp_path: Path, flag: str
+) -> None:
+    result = run(["--config", str(tmp_path / "config.toml"), flag, "tcsh"], {**env, "HOME": str(tmp_path / "home")})
+    assert (result.returncode, result.stdout) == (2, ""), result.stdout[:200]
+    assert f"Error: {flag}: no completion for 'tcsh'" in result.stderr
+    assert f"Hint: name one: {flag} bash|zsh|fish|powershell|pwsh" in result.stderr
+    assert not (tmp_path / "home").exists()

@@ -6,11 +6,15 @@ import datetime as dt
 import hashlib
 import hmac
 import json
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import create_engine, text
 
 from bapp_cli.calendly.webhooks import make_signature_header
 from tests.cli.calendly_fixtures import catalogue, error_lines, snapshot
@@ -371,6 +375,67 @@ def test_a_signed_object_bapp_does_not_model_is_parked_exit_3(
     assert f"still parked: #{parked['id']} invitee.created {parked['invitee_uri']}: webhook body is invalid" in (
         retried.stderr
     )
+
+
+def test_retry_discard_gives_up_a_parked_delivery_no_bapp_will_apply(wbapp: Bapp, tmp_path: Path) -> None:
+    # a body bapp cannot read stayed pending for ever: every retry (and every sync's) failed it again, exit 3, and
+    # nothing but SQL removed it
+    bodies = []
+    for number in (1, 2):
+        document = json.loads(delivery(number))
+        document["payload"]["status"] = "awaiting_payment"
+        bodies.append(json.dumps(document).encode())
+        assert apply(wbapp, bodies[-1], signed(bodies[-1]), tmp=tmp_path).exit_code == 3
+    first, second = (row["id"] for row in reversed(wbapp("calendly", "webhook", "list", "--json").json()))
+    missing = wbapp("calendly", "webhook", "retry", "--discard", str(first), "--discard", "999")
+    assert (missing.exit_code, missing.stderr.splitlines()[0]) == (7, "Error: no parked delivery #999")
+    tried = wbapp("calendly", "webhook", "retry", "--discard", str(first), "--dry-run", "--json")
+    assert tried.exit_code == 3, tried.stderr
+    assert [(row["id"], row["action"]) for row in tried.json()] == [(first, "discarded"), (second, "skipped")]
+    assert len(wbapp("calendly", "webhook", "list", "--pending", "--json").json()) == 2  # rolled back
+    done = wbapp("calendly", "webhook", "retry", "--discard", str(first), "--json")
+    assert done.exit_code == 3 and f"still parked: #{second} " in done.stderr, done.stderr
+    assert [row["id"] for row in wbapp("calendly", "webhook", "list", "--json").json()] == [second]
+    engine = create_engine(wbapp.database_url)
+    try:
+        with engine.connect() as connection:
+            query = "SELECT actor, changes FROM audit_entries WHERE entity = 'webhook_delivery' AND entity_key = :key"
+            rows = connection.execute(text(query), {"key": str(first)}).all()
+    finally:
+        engine.dispose()
+    given_up = [json.loads(changes) if isinstance(changes, str) else changes for _, changes in rows]
+    assert given_up[-1]["body_sha256"] == hashlib.sha256(bodies[0]).hexdigest()
+    assert "discarded" in given_up[-1] and given_up[-1]["reason"].startswith("webhook body is invalid: ")
+    assert wbapp("calendly", "webhook", "retry", "--discard", str(second)).exit_code == 0
+    assert wbapp("calendly", "webhook", "list", "--json").json() == []
+
+
+def test_a_retry_leaving_deliveries_parked_is_exit_3_with_its_rows_reader_gone(wbapp: Bapp, tmp_path: Path) -> None:
+    # its rows outgrew the stdout buffer: the closed pipe's error ended the run 141, saying nothing of what was parked
+    for number in range(1, 61):
+        document = json.loads(delivery(number))
+        document["payload"]["status"] = "awaiting_payment"
+        body = json.dumps(document).encode()
+        assert apply(wbapp, body, signed(body), tmp=tmp_path).exit_code == 3
+    reader, writer = os.pipe()
+    os.close(reader)
+    try:
+        retried = subprocess.run(
+            [sys.executable, "-m", "bapp_cli", "calendly", "webhook", "retry"],
+            env=wbapp._environment(None),
+            stdout=writer,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=REPO,
+            timeout=120,
+        )
+    finally:
+        os.close(writer)
+    assert retried.returncode == 3, retried.stderr
+    assert retried.stderr.count("still parked: #") == 60
+    assert "Error: 60 of 60 parked deliveries still cannot be applied" in retried.stderr
+    listed = wbapp("calendly", "webhook", "list", "--pending", "--limit", "100", "--json").json()
+    assert [row["attempts"] for row in listed] == [2] * 60  # parked, then retried once: committed
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)

@@ -6,10 +6,13 @@ import contextlib
 import datetime as dt
 import sqlite3
 import subprocess
+import time
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
+from alembic.script import ScriptDirectory
 from sqlalchemy import func, inspect, select, text
 from sqlalchemy.orm import Session
 
@@ -503,3 +506,42 @@ def test_a_refused_first_step_names_the_revision_left_base(empty_database_url: s
     assert result.exit_code == 5, result.stderr
     assert result.stderr.startswith("Error: cannot upgrade to 'head'; the database, left at revision base, refused: ")
     assert "already exists" in result.stderr, result.stderr
+
+
+def _waiting(engine: Any, query: str) -> bool:
+    """Whether a session of PostgreSQL's waits for a lock in a statement like ``query`` (a LIKE pattern)."""
+    with engine.connect() as connection:
+        found = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE :query"
+        return bool(connection.execute(text(found), {"query": query}).scalar())
+
+
+def _until(condition: Any, what: str) -> None:
+    deadline = time.monotonic() + 30
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_migration_waits_for_a_command_that_read_the_revision_and_has_yet_to_write(bapp: Bapp) -> None:
+    # a command asked at-head on a connection of its own, then began its transaction: a downgrade (as a newer bapp's
+    # upgrade would) committed between the two had the write made to a schema its bapp does not know
+    engine = make_engine(bapp.database_url)
+    scripts = ScriptDirectory(str(migration.script_location()))
+    previous = str(scripts.get_revision(migration.HEAD_REVISION).down_revision)
+    try:
+        with engine.connect() as holder:
+            holder.execute(text("LOCK TABLE users IN EXCLUSIVE MODE"))  # its reads pass, its insert waits
+            adding = bapp.popen("clients", "add", "held@example.com", "--name", "Held")
+            _until(lambda: _waiting(engine, "%users%"), "the command to wait for its insert")
+            migrating = bapp.popen("db", "downgrade", previous, "--yes")
+            waits = lambda: migrating.poll() is not None or _waiting(engine, "LOCK TABLE alembic_version%")  # noqa: E731
+            _until(waits, "the downgrade to end or wait")
+            assert migrating.poll() is None, "the downgrade did not wait for the command in flight"
+            holder.rollback()
+            _, added = adding.communicate(timeout=60)
+            _, migrated = migrating.communicate(timeout=60)
+        assert (adding.returncode, migrating.returncode) == (0, 0), (added, migrated)
+        assert migration.current_revision(engine) == previous
+    finally:
+        engine.dispose()

@@ -34,7 +34,7 @@ from bapp_cli.cli.files import (
     flush_stdout_at_exit,
     stdout_error,
 )
-from bapp_cli.cli.options import output_command
+from bapp_cli.cli.options import output_command, refuse_blank
 from bapp_cli.cli.terminal import forget_unusable_terminal_size, visible
 from bapp_cli.config import is_terminal
 from bapp_cli.errors import STOPS, BappError, UsageError, committed, stop_signal, stopped_by
@@ -135,6 +135,7 @@ def root(
     6 invalid input, 7 not found, 8 conflict, 9 remote service, 74 output failed, 75 busy, 130 interrupted,
     141 stdout closed by its reader, 143 terminated (129 hung up).
     """
+    refuse_blank({"--database-url": database_url, "--config": config, "--timezone": timezone})
     app_state = ctx.ensure_object(AppState)
     app_state.config_flag = config
     app_state.setting_flags = {"database_url": database_url, "timezone": timezone}
@@ -209,6 +210,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         try:
             _refuse_undecodable(args)
+            _completion_for_a_named_shell(args)
             try:
                 result = command.main(args=args, prog_name="bapp", standalone_mode=False, obj=app_state)
             except click_exceptions.NoArgsIsHelpError as error:
@@ -384,6 +386,34 @@ def _refuse_undecodable(args: list[str]) -> None:
                 f"argument {position} ({shown[:60]}) is not valid UTF-8",
                 hint="bapp reads its arguments as UTF-8 text; check the terminal's or the script's encoding",
             ) from None
+
+
+def _completion_for_a_named_shell(args: list[str]) -> None:
+    """`bapp --install-completion SHELL` or `--show-completion SHELL`, done for that shell. Typer's flags act for
+    the shell bapp was started from and take no word: it was dropped (`--install-completion fish` under bash installed
+    bash's script), and a shell found that Typer cannot serve (sh, tcsh) was exit 1. A shell without completion,
+    named or found, is exit 2 naming the choices; with none named, Typer's own flag goes on for the one found."""
+    from typer._completion_shared import Shells, _get_shell_name, get_completion_script, install
+
+    flags = [at for at, arg in enumerate(args) if arg in ("--install-completion", "--show-completion")]
+    # the root's options only: no command's name before it (a word that is not a root option's value)
+    before = itertools.pairwise(["", *args[: flags[0] if flags else 0]])
+    if not flags or any(word[:1] != "-" and last not in _ROOT_VALUE_OPTIONS for last, word in before):
+        return
+    flag, word = args[flags[0]], next(iter(args[flags[0] + 1 :]), "-")
+    shell = _get_shell_name() if word.startswith("-") else word
+    if shell not in (shells := [choice.value for choice in Shells]):
+        found = repr(shell) if shell == word else f"{shell or 'no shell'} (the shell bapp was started from)"
+        raise UsageError(f"{flag}: no completion for {found}", hint=f"name one: {flag} {'|'.join(shells)}")
+    if shell == word:
+        if flag == "--show-completion":
+            typer.echo(get_completion_script(prog_name="bapp", complete_var="_BAPP_COMPLETE", shell=shell))
+        else:
+            path = install(shell=shell, prog_name="bapp", complete_var="_BAPP_COMPLETE")[1]
+            typer.echo(
+                f"{shell} completion installed in {path}\nCompletion will take effect once you restart the terminal"
+            )
+        raise typer.Exit(0)
 
 
 def _attach_value_completion(command: Any, path: list[str]) -> None:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 
 from bapp_cli.cli.context import AppState, state, state_and_sink, utc_now
-from bapp_cli.cli.files import StdoutClosed, read_input
+from bapp_cli.cli.files import BESIDE_A_FAILURE, read_input
 from bapp_cli.cli.options import (
     MAX_OPTION_INT,
     MAX_UNIX_SECONDS,
@@ -21,6 +21,7 @@ from bapp_cli.cli.options import (
     OffsetOption,
     finite_seconds,
     output_command,
+    refuse_blank,
     search_option,
 )
 from bapp_cli.cli.terminal import listing_table, print_listing, styled
@@ -195,9 +196,7 @@ def _scoped(
 ) -> tuple[AppState, OutputSink]:
     """A cron run's state and sink, its scope flags checked. With them, or --from-file (which asks no one),
     calendly.user and calendly.organization are not used, so a bad value there stops nothing."""
-    for flag, value in (("--user", user), ("--organization", organization)):
-        if value is not None and not value.strip():  # no scope, which ran as the configured one or the token's user
-            raise UsageError(f"{flag} is empty", hint=f"give a URI, or leave {flag} out")
+    refuse_blank({"--user": user, "--organization": organization})  # ran as the configured scope or the token's user
     if user and organization:
         raise UsageError("--user and --organization cannot be combined", hint=f"{verb} one scope per run")
     if from_file is not None and (user or organization):
@@ -220,7 +219,6 @@ def _run(
     """Run a Calendly cron job (services.calendly_runs) with a progress line for a person watching; a
     failed run's summary is printed (when it was recorded, or on a dry run) before its error."""
     from bapp_cli.db.dbapi import writing
-    from bapp_cli.errors import OutputFailed
     from bapp_cli.services.calendly_runs import run_calendly_job
 
     settings = app_state.settings
@@ -243,7 +241,7 @@ def _run(
     def failed(summary: RunReport) -> None:
         progress.close()  # the failed run's summary follows on a clean line
         if sink.format != "table":  # if stdout can take it: its reader gone or its disk full, the run's error stands
-            with contextlib.suppress(StdoutClosed, OutputFailed):
+            with contextlib.suppress(*BESIDE_A_FAILURE):
                 sink.record(summary.as_record())
 
     with app_state.plain_reading():  # at head, else exit 5 before the lock (without importing SQLAlchemy)
@@ -399,12 +397,13 @@ def pull_bookings(
         listing = service.within(parsed, since_at, until_at)
     job = bookings_pull_job(since=since_at, until=until_at, pathway_question=pattern)
     report = _run(app_state, sink, job, listing, scope=(user, organization), wait=wait, dry_run=dry_run)
-    _print_outcomes(sink, report.outcomes, dry_run=dry_run)
-    sink.record(report.as_record(), title="Calendly bookings pull")
+    skipped = [outcome for outcome in report.outcomes if outcome.action == "skipped"]
+    with contextlib.suppress(*BESIDE_A_FAILURE if skipped else ()):
+        _print_outcomes(sink, report.outcomes, dry_run=dry_run)
+        sink.record(report.as_record(), title="Calendly bookings pull")
     if not dry_run:
         _retry_parked_quietly(app_state, sink)
     # no invitee is skipped silently: one stderr line each, and exit 3 ("applied partly")
-    skipped = [outcome for outcome in report.outcomes if outcome.action == "skipped"]
     for outcome in skipped:
         sink.notice(f"not applied: {outcome.invitee_uri}: {outcome.note}")
     if skipped:
@@ -657,23 +656,34 @@ def webhook_list(
 def webhook_retry(
     ctx: typer.Context,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Report what would apply, then roll back.")] = False,
+    discard: Annotated[
+        list[int] | None,
+        typer.Option(
+            "--discard", min=1, max=MAX_OPTION_INT, help="Give up parked delivery ID (repeatable).", metavar="ID"
+        ),
+    ] = None,
 ) -> None:
     """Re-apply the parked deliveries in the webhook inbox, oldest first (one transaction).
 
     Run `calendly sync` first when they wait for an event type. Exit 3 when some are still parked
-    (each is named on stderr), 0 when the inbox has nothing pending.
+    (each is named on stderr), 0 when the inbox has nothing pending. --discard ID gives one up that no
+    bapp will apply (a body it cannot read): removed, as "discarded", its event, reason and body's
+    SHA-256 kept in the audit log; an ID not parked is exit 7, nothing changed.
 
     \b
     Examples:
       bapp calendly webhook retry
       bapp calendly sync && bapp calendly webhook retry --json
+      bapp calendly webhook retry --discard 7 --dry-run
     """
     from bapp_cli.services.calendly_bookings import RETRY_COLUMNS
     from bapp_cli.services.webhook_inbox import retry_pending
 
-    sink, results = apply(ctx, retry_pending, pathway_question=pathway_question(state(ctx)), dry_run=dry_run)
-    sink.records([result.as_record() for result in results], RETRY_COLUMNS)
+    question = pathway_question(state(ctx))
+    sink, results = apply(ctx, retry_pending, pathway_question=question, discard=discard or (), dry_run=dry_run)
     waiting = [result for result in results if not result.applied]
+    with contextlib.suppress(*BESIDE_A_FAILURE if waiting else ()):
+        sink.records([result.as_record() for result in results], RETRY_COLUMNS)
     for result in waiting:
         sink.notice(f"still parked: #{result.id} {result.event} {result.invitee_uri}: {result.note}")
     if waiting:
@@ -897,7 +907,6 @@ def reconcile(
       */15 * * * *  bapp calendly reconcile >/dev/null
     """
     from bapp_cli.cli.bookings import calendly_writer
-    from bapp_cli.errors import OutputFailed
     from bapp_cli.services.calendly_write import CANCEL_THERE, RECONCILE_COLUMNS
 
     app_state, sink = state_and_sink(ctx, {"calendly.reconcile_give_up_hours": give_up_after})
@@ -914,7 +923,7 @@ def reconcile(
     except BaseException:  # a run stopped partway (a signal, the database lost) shows what it settled before the stop
         # if its output can take them: a reader gone or a full disk must not replace the stop's own error (its
         # code, and the booking it left pending)
-        with contextlib.suppress(StdoutClosed, OutputFailed):
+        with contextlib.suppress(*BESIDE_A_FAILURE):
             if reports:
                 sink.records(reports, RECONCILE_COLUMNS, title="Calendly reconcile")
         raise

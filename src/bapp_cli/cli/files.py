@@ -239,6 +239,11 @@ class StdoutClosed(Exception):
     plain exit 1 on its own; `main` ends the run quietly, as cat and grep do."""
 
 
+# what a run that fails on its own goes on past as it prints (exit 3 with rows, a failed or stopped run's summary):
+# its rows' reader gone (141) or its disk full (74) must not hide its own code and error (README)
+BESIDE_A_FAILURE = (StdoutClosed, OutputFailed)
+
+
 class GuardedStream:
     """A text stream whose failed writes are named: `failed(error)` is raised instead of the bare OSError.
 

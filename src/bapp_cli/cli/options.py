@@ -10,6 +10,7 @@ from typing import Annotated, Any, ParamSpec, TypeVar
 import typer
 
 from bapp_cli.cli.context import state
+from bapp_cli.errors import UsageError
 
 FormatOption = Annotated[
     str | None,
@@ -129,3 +130,11 @@ def finite_seconds(value: float | None) -> float | None:
     if value is not None and value != value:
         raise typer.BadParameter("must be a number, not nan")
     return value
+
+
+def refuse_blank(flags: dict[str, str | None]) -> None:
+    """A flag given blank (`--database-url "$URL"` with URL unset) names nothing: exit 2, as a flag given no value
+    is, where it ran as the flag left out or failed as a value (`--database-url ""` exit 4, `--timezone ""` 6)."""
+    for flag, value in flags.items():
+        if value is not None and not value.strip():
+            raise UsageError(f"{flag} is empty", hint=f"give it a value, or leave {flag} out")

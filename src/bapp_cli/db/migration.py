@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, inspect, text
 
 from bapp_cli.db import dbapi
 from bapp_cli.db.dbapi import HEAD_REVISION, Database, known_revisions, newer_revision_error, script_location
 from bapp_cli.errors import BappError, DatabaseNotReady, InvalidInput
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 __all__ = [
     "HEAD_REVISION",
@@ -197,13 +200,13 @@ def current_revision(engine: Engine) -> str | None:
         return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
 
 
-def ensure_at_head(engine: Engine) -> None:
+def ensure_at_head(engine: Engine, session: Session | None = None) -> None:
     """Refuse to work on a database that is not at the head revision (exit 5): the plain reads' check, on
-    a connection of `engine`."""
+    a connection of `engine`, or in `session`'s transaction (begun on `engine`)."""
     from sqlalchemy.exc import DBAPIError
 
     try:
-        connection = engine.connect()
+        connection = engine.connect() if session is None else session.connection()
     except DBAPIError as exc:  # as the plain reads say it (db.dbapi.connect); SQLite's connect-time PRAGMAs wait
         # out another process's lock (its exclusive locking mode, a rollback journal's write): busy, not down
         # (a file that is no database, or cannot be written, in its own words: "database error: …" is a server gone)
@@ -211,6 +214,11 @@ def ensure_at_head(engine: Engine) -> None:
         if failure is None or failure.code == "database_error":
             failure = dbapi.unreachable(exc.orig or exc)
         raise failure from None
+    if session is not None:
+        # through the session's SQLAlchemy connection, as its other statements go: one found lost here is let go, so
+        # the rollback that follows the refusal does not fail on it in turn (and hide the refusal's words)
+        dbapi.ensure_at_head(Database.of_session(session))
+        return
     with connection:
         dbapi.ensure_at_head(Database(connection.connection.driver_connection, engine.dialect.name))
 

@@ -19,7 +19,7 @@ import datetime as dt
 import hashlib
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -32,7 +32,7 @@ from bapp_cli.db.audit import record_audit
 from bapp_cli.db.domains import MAX_INBOX_BODY, MAX_INBOX_ERROR, MAX_INT32, URI_LENGTH
 from bapp_cli.db.locks import lock_keys
 from bapp_cli.db.models import SessionType, WebhookDelivery
-from bapp_cli.errors import InvalidInput
+from bapp_cli.errors import InvalidInput, NotFound
 from bapp_cli.services.calendly_bookings import BookedInvitee, InviteeOutcome, apply_webhook
 from bapp_cli.services.listing import ALL, Page
 from bapp_cli.services.plain_text import headers_without_controls, json_with_controls_escaped
@@ -156,18 +156,32 @@ def park_pulled(session: Session, pulled: Iterable[tuple[BookedInvitee, InviteeO
         _park_unless_applied(session, body, event, outcome, source="pull", headers={}, now=now)
 
 
-def retry_pending(session: Session, *, now: dt.datetime, pathway_question: re.Pattern[str]) -> list[InviteeOutcome]:
+def retry_pending(
+    session: Session, *, now: dt.datetime, pathway_question: re.Pattern[str], discard: Collection[int] = ()
+) -> list[InviteeOutcome]:
     """Re-apply parked deliveries, oldest first, in the caller's transaction.
 
     One that applies is marked ``applied`` (with what it did); one that still cannot counts an attempt
     and keeps its latest reason. A stored body that does not parse (it did not fit the model when it came)
     stays pending with the reason, rather than failing the others, until a bapp that knows its shape applies it.
+    Those whose ids are in ``discard`` are given up instead: removed, an audit entry keeping what and why.
     """
     lock_keys(session, _LOCK, people=True)  # the pull's order: the tables, then its lock (db.locks)
     pending = WebhookDelivery.status == "pending"
     query = select(WebhookDelivery).where(pending).order_by(WebhookDelivery.received_at, WebhookDelivery.id)
     results: list[InviteeOutcome] = []
-    for delivery in session.scalars(query).all():
+    deliveries = session.scalars(query).all()
+    if missing := sorted(set(discard) - {delivery.id for delivery in deliveries}):
+        raise NotFound(f"no parked delivery #{missing[0]}", hint="`bapp calendly webhook list --pending` lists them")
+    for delivery in deliveries:
+        if delivery.id in discard:  # one no bapp can read (nested past the parser's depth) waited for ever, exit 3
+            given_up = {"discarded": delivery.event, "reason": delivery.last_error, "body_sha256": delivery.body_sha256}
+            record_audit(session, "webhook_delivery", str(delivery.id), given_up)
+            session.delete(delivery)
+            results.append(
+                InviteeOutcome("discarded", delivery.invitee_uri or "", event=delivery.event, id=delivery.id)
+            )
+            continue
         try:  # cleaned as it was when received (its warning was said then)
             payload = parse_webhook(delivery.body.encode())
         except InvalidInput as exc:
