@@ -52,7 +52,7 @@ from tests.cli.webhook_fixtures import (
     start_receiver,
     type_uri,
 )
-from tests.conftest import Bapp, restore_backup
+from tests.conftest import Bapp, Result, restore_backup
 from tests.fakes.calendly_server import API_ORIGIN, FakeCalendly
 
 pytestmark = pytest.mark.slow
@@ -711,12 +711,12 @@ def test_a_body_parked_with_raw_c1_characters_by_an_older_bapp_is_backed_up_with
     assert json.loads(kept) == json.loads(as_stored[0])  # the same document
 
 
-def test_a_backup_an_older_bapp_wrote_with_a_dirty_inbox_row_restores_it_cleaned(
-    rbapp: Bapp, tmp_path: Path, empty_database_url: str
-) -> None:
-    # ad75a29 and 1aa10be clean such a row as `export all` writes it; a backup an older bapp wrote holds its headers'
-    # control characters and its body's raw DEL and C1 characters, and `import all` refused the row (exit 6, 'holds
-    # the control character'): the backup a user kept did not restore. The import now reads it as the export would.
+def _older_backup_restored(
+    rbapp: Bapp, tmp_path: Path, empty_database_url: str, dirty: Callable[[dict[str, Any]], None]
+) -> tuple[dict[str, Any], Bapp, Result]:
+    """A parked delivery's backup as an older bapp wrote it (`dirty` puts into its inbox row what that bapp kept:
+    written with raw DEL and C1 characters, \\u001b for an ESC), restored into the empty database: the row as
+    written, the restored copy, and the import's result."""
     body = delivery(5, type_index=77)  # an event type bapp does not know: parked
     (tmp_path / "body.json").write_bytes(body)
     parked = rbapp("calendly", "webhook", "apply", str(tmp_path / "body.json"), "--signature", signed(body))
@@ -724,14 +724,26 @@ def test_a_backup_an_older_bapp_wrote_with_a_dirty_inbox_row_restores_it_cleaned
     assert rbapp("export", "all", "-o", str(tmp_path / "clean.json")).exit_code == 0
     document = json.loads((tmp_path / "clean.json").read_text())
     [row] = document["webhook_inbox"]
-    as_parked = row["body"][:-1] + ',"note":"a\x85b\x7f"}'
-    row["body"], row["headers"] = as_parked, {**row["headers"], "user-agent": "Calendly\x1b[2J\x85", "x-id": "a\x7fb"}
-    backup = tmp_path / "older.json"  # as an older bapp wrote it: raw DEL and C1 characters, \u001b for the ESC
+    dirty(row)
+    backup = tmp_path / "older.json"
     backup.write_text(json.dumps(document, ensure_ascii=False), encoding="utf-8")
-    assert "\x85" in backup.read_text(encoding="utf-8")
     restored = Bapp(empty_database_url, tmp_path / "restored")
     assert restored("db", "upgrade").exit_code == 0
-    result = restored("import", "all", str(backup), "--json")
+    return row, restored, restored("import", "all", str(backup), "--json")
+
+
+def test_a_backup_an_older_bapp_wrote_with_a_dirty_inbox_row_restores_it_cleaned(
+    rbapp: Bapp, tmp_path: Path, empty_database_url: str
+) -> None:
+    # ad75a29 and 1aa10be clean such a row as `export all` writes it; a backup an older bapp wrote holds its headers'
+    # control characters and its body's raw DEL and C1 characters, and `import all` refused the row (exit 6, 'holds
+    # the control character'): the backup a user kept did not restore. The import now reads it as the export would.
+    def dirty(row: dict[str, Any]) -> None:
+        row["body"] = row["body"][:-1] + ',"note":"a\x85b\x7f"}'
+        row["headers"] = {**row["headers"], "user-agent": "Calendly\x1b[2J\x85", "x-id": "a\x7fb"}
+
+    row, restored, result = _older_backup_restored(rbapp, tmp_path, empty_database_url, dirty)
+    assert "\x85" in (tmp_path / "older.json").read_text(encoding="utf-8")
     assert result.exit_code == 0, result.stderr
     assert result.json()["kinds"]["webhook_inbox"]["created"] == 1, result.stdout
     [kept] = inbox(restored, "--pending")
@@ -740,8 +752,24 @@ def test_a_backup_an_older_bapp_wrote_with_a_dirty_inbox_row_restores_it_cleaned
     [again] = json.loads((tmp_path / "again.json").read_text())["webhook_inbox"]
     assert (again["headers"]["user-agent"], again["headers"]["x-id"]) == ("Calendly[2J", "ab")
     assert "\\u0085" in again["body"] and "\x85" not in again["body"]
-    assert json.loads(again["body"]) == json.loads(as_parked)  # the same document
+    assert json.loads(again["body"]) == json.loads(row["body"])  # the same document
     assert again["body_sha256"] == row["body_sha256"]
+
+
+def test_a_dirty_inbox_row_of_an_older_backup_with_a_control_character_elsewhere_is_refused_naming_that_field(
+    rbapp: Bapp, tmp_path: Path, empty_database_url: str
+) -> None:
+    # The import cleans the body's raw C1 characters of such a row (above); the ESC in last_error is no text bapp
+    # stores, so the row is refused, and the error names last_error: it named the body, which is taken as it is.
+    def dirty(row: dict[str, Any]) -> None:
+        row["body"], row["last_error"] = row["body"][:-1] + ',"note":"a\x85b"}', "could not\x1b[2J apply"
+
+    _, restored, result = _older_backup_restored(rbapp, tmp_path, empty_database_url, dirty)
+    assert result.exit_code == 6, result.stderr
+    [refused] = json.loads(result.stderr.splitlines()[-1])["error"]["details"]
+    assert (refused["kind"], refused["field"]) == ("webhook_inbox", "last_error"), refused
+    assert refused["message"].startswith("holds the control character U+001B"), refused
+    assert inbox(restored, "--pending") == []  # nothing written
 
 
 def _waiting(engine: Any, query: str) -> bool:

@@ -97,9 +97,9 @@ class BookingRequest:
 
 
 class BookingView(dict[str, Any]):
-    """A booking's record (BOOKING_COLUMNS) and where a booking sent to Calendly stands (`calendly_state`,
-    not a record column: exports stay as they are), as `list_bookings` reads them; fields read as
-    attributes too (`view.reference`)."""
+    """A booking's record (BOOKING_COLUMNS), where a booking sent to Calendly stands (`calendly_state`, not a
+    record column: exports stay as they are) and why and when it was cancelled (CANCELLATION_COLUMNS, which only
+    `bookings show` adds to its record), as `list_bookings` reads them; fields read as attributes too."""
 
     def __getattr__(self, name: str) -> Any:
         try:

@@ -309,11 +309,11 @@ def kept_delivery(delivery: dict[str, Any]) -> dict[str, Any]:
 
 
 def _as_kept(row: SourceRow) -> SourceRow:
-    """A backup's inbox row the reader refused, as `kept_delivery`: read again once cleaned so, or left as refused
-    (a control character elsewhere, or not an inbox row's shape, which validation then names)."""
+    """A backup's inbox row the reader refused, read again once cleaned as `kept_delivery`: taken, or refused for
+    what is still wrong (a control character elsewhere is named in its own field, not in the body that had one
+    too); a row not of an inbox row's shape is left as refused."""
     item, headers = row.original, row.original.get("headers") or {}
     texts = isinstance(headers, dict) and all(isinstance(value, str) for value in headers.values())
     if not texts or not isinstance(item.get("body"), str):
         return row
-    cleaned = object_row(row.line, kept_delivery({**item, "headers": headers}))
-    return cleaned if cleaned.problem is None else row
+    return object_row(row.line, kept_delivery({**item, "headers": headers}))
