@@ -780,3 +780,32 @@ def test_an_imported_booking_coaches_a_coachless_enrolment_as_bookings_create_do
     }
     report = bapp("reports", "client-progress", "--builder", "bob@coach.example", "--json").json()
     assert [row["client"] for row in report] == ["ann@client.example", "bea@client.example", "cy@client.example"]
+
+
+def test_a_row_that_reactivates_a_booking_under_a_pathway_its_client_is_enrolled_in_keeps_the_one_enrolment(
+    bapp: Bapp,
+) -> None:
+    """A row that only changes a booking's status (no `pathway` column) keeps the booking's pathway, and a
+    booking brought back from cancelled enrols its client as a new one does. The client's enrolments were
+    read only for rows that named a pathway, so an enrolled client got a second one planned: exit 1
+    (the enrolments' unique key), not the update; now the one enrolment stays and the builder coaches it."""
+    for step in (
+        ("builders", "add", "bob@coach.example"),
+        ("sessions", "add", "--title", "Bob 1:1", "--duration", "30", "--builder", "bob@coach.example"),
+        ("clients", "add", "ann@client.example"),
+        ("clients", "enroll", "ann@client.example", "accelerate"),  # no coach
+    ):
+        assert bapp(*step).exit_code == 0, step
+    booking = "BK-7Q2M9X4D,ann@client.example,bob-1-1,2031-01-07T10:00:00Z"
+    cancelled = f"reference,client,session,start_time,pathway,status\n{booking},accelerate,cancelled\n"
+    assert bapp("import", "bookings", "-", "--input-format", "csv", stdin=cancelled).exit_code == 0
+    confirmed = f"reference,client,session,start_time,status\n{booking},confirmed\n"
+    imported = bapp("import", "bookings", "-", "--input-format", "csv", "--json", stdin=confirmed)
+    assert imported.exit_code == 0, imported.stderr
+    assert (imported.json()["updated"], imported.json()["enrolled"]) == (1, 0)
+    enrolments = bapp("export", "enrolments", "--format", "json").json()
+    assert [(row["client"], row["pathway"], row["builder"]) for row in enrolments] == [
+        ("ann@client.example", "accelerate", "bob@coach.example")
+    ]
+    shown = bapp("bookings", "show", "BK-7Q2M9X4D", "--json").json()
+    assert (shown["status"], shown["pathway"]) == ("confirmed", "accelerate")

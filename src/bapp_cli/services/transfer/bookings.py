@@ -425,10 +425,10 @@ class BookingImporter(KindImporter):
         for email, user_id, name, profile_id in store.rows_keyed(self.session, query, [d.email for d in drafts]):
             self.users[email] = (user_id, profile_id is not None, bool(name))
         drafts = self._match_existing(drafts, results)
-        self._load_enrolments(drafts)
         for draft in drafts:
             if draft.existing is not None:
                 self._settle_values(draft)
+        self._load_enrolments(drafts)
         plan = _Plan(self.enrolments, {order for order, draft in enumerate(drafts) if self._takes_slot(draft)})
         nearby = self._nearby(drafts, plan.takes_slot)
         refusals = [self._decide(order, draft, plan, nearby.get(order, ())) for order, draft in enumerate(drafts)]
@@ -440,12 +440,12 @@ class BookingImporter(KindImporter):
         return results
 
     def _load_enrolments(self, drafts: Sequence[Draft]) -> None:
-        """The enrolments rule 4 may consult: those of the batch's known clients whose rows name a pathway
-        or book a pathway session."""
+        """The enrolments rule 4 may consult: those of the batch's known clients whose bookings, as the rows
+        leave them, have a pathway (a row that leaves it alone keeps the booking's) or are of a pathway session."""
         wanted = (
             self._client_id(draft.email)
             for draft in drafts
-            if draft.columns["pathway_id"] is not None or draft.session.facts.category == "pathway"
+            if _final(draft)["pathway_id"] is not None or draft.session.facts.category == "pathway"
         )
         self.coachless: dict[tuple[int, int], int] = {}  # (client id, pathway id) → a coachless enrolment's id
         query = select(Enrolment.client_id, Enrolment.pathway_id, Enrolment.status, Enrolment.id, Enrolment.builder_id)
