@@ -407,10 +407,11 @@ class BookingImporter(KindImporter):
         """Validate the batch, resolve its references once, find overlap candidates in SQL, decide each row
         in file order with the rule book (an earlier row keeps the slot), then write what was accepted."""
         # What a batch looks up lives for the batch, so memory stays flat however many clients the file holds:
-        # e-mail → (user id, has a client profile, has a name), id 0 for a client this batch creates; and
-        # client id → pathway id → enrolment status
+        # e-mail → (user id, has a client profile, has a name), id 0 for a client this batch creates;
+        # client id → pathway id → enrolment status; and (client id, pathway id) → a coachless enrolment's id
         self.users: dict[str, tuple[int, bool, bool]] = {}
         self.enrolments: dict[int, dict[int, str]] = {}
+        self.coachless: dict[tuple[int, int], int] = {}
         valid, results = self.validate(rows)
         drafts: list[Draft] = []
         lookups = self._lookups(valid)
@@ -447,7 +448,6 @@ class BookingImporter(KindImporter):
             for draft in drafts
             if _final(draft)["pathway_id"] is not None or draft.session.facts.category == "pathway"
         )
-        self.coachless: dict[tuple[int, int], int] = {}  # (client id, pathway id) → a coachless enrolment's id
         query = select(Enrolment.client_id, Enrolment.pathway_id, Enrolment.status, Enrolment.id, Enrolment.builder_id)
         for client_id, pathway_id, status, enrolment_id, coach in store.rows_keyed(self.session, query, wanted):
             self.enrolments.setdefault(client_id, {})[pathway_id] = status
@@ -617,8 +617,11 @@ class BookingImporter(KindImporter):
         if name and not has_name and user_id:
             plan.names[user_id] = name
         self.users[draft.email] = (user_id, True, has_name or bool(name))
-        if isinstance(enrolment, tuple):  # (pathway id, (builder id, start date)): enrols the client or, as `enrol`
-            key, (coach, start) = (draft.email, enrolment[0]), enrolment[1]  # does, gives a coachless enrolment one
+        # the enrolment the booking brings, (pathway id, (builder id, start date)): the client is enrolled
+        # (coached by the first accepted row with a builder) or, as `enrol` does, a coachless enrolment is
+        # coached by the row's builder; a coach already there stays
+        if isinstance(enrolment, tuple):
+            key, (coach, start) = (draft.email, enrolment[0]), enrolment[1]
             planned = plan.new_enrolments.get(key)
             if plan.status_of(user_id, *key) is None or (planned and planned[0] is None):
                 plan.new_enrolments[key] = (coach, planned[1] if planned else start)
