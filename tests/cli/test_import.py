@@ -780,3 +780,82 @@ def test_an_imported_booking_coaches_a_coachless_enrolment_as_bookings_create_do
     }
     report = bapp("reports", "client-progress", "--builder", "bob@coach.example", "--json").json()
     assert [row["client"] for row in report] == ["ann@client.example", "bea@client.example", "cy@client.example"]
+
+
+def test_a_row_that_reactivates_a_booking_under_a_pathway_its_client_is_enrolled_in_keeps_the_one_enrolment(
+    bapp: Bapp,
+) -> None:
+    """A row that only changes a booking's status (no `pathway` column) keeps the booking's pathway, and a
+    booking brought back from cancelled enrols its client as a new one does. The client's enrolments were
+    read only for rows that named a pathway, so an enrolled client got a second one planned: exit 1
+    (the enrolments' unique key), not the update; now the one enrolment stays and the builder coaches it."""
+    for step in (
+        ("builders", "add", "bob@coach.example"),
+        ("sessions", "add", "--title", "Bob 1:1", "--duration", "30", "--builder", "bob@coach.example"),
+        ("clients", "add", "ann@client.example"),
+        ("clients", "enroll", "ann@client.example", "accelerate"),  # no coach
+    ):
+        assert bapp(*step).exit_code == 0, step
+    booking = "BK-7Q2M9X4D,ann@client.example,bob-1-1,2031-01-07T10:00:00Z"
+    cancelled = f"reference,client,session,start_time,pathway,status\n{booking},accelerate,cancelled\n"
+    assert bapp("import", "bookings", "-", "--input-format", "csv", stdin=cancelled).exit_code == 0
+    confirmed = f"reference,client,session,start_time,status\n{booking},confirmed\n"
+    imported = bapp("import", "bookings", "-", "--input-format", "csv", "--json", stdin=confirmed)
+    assert imported.exit_code == 0, imported.stderr
+    assert (imported.json()["updated"], imported.json()["enrolled"]) == (1, 0)
+    enrolments = bapp("export", "enrolments", "--format", "json").json()
+    assert [(row["client"], row["pathway"], row["builder"]) for row in enrolments] == [
+        ("ann@client.example", "accelerate", "bob@coach.example")
+    ]
+    shown = bapp("bookings", "show", "BK-7Q2M9X4D", "--json").json()
+    assert (shown["status"], shown["pathway"]) == ("confirmed", "accelerate")
+
+
+def test_an_imported_history_dates_its_badges_and_completions_when_the_data_met_them(
+    bapp: Bapp, tmp_path: Path
+) -> None:
+    """`import progress` backfills history: a badge is awarded, and a completed pathway's enrolment
+    completed, at the latest completion of the skills that met it (never after now) — they were stamped at
+    the import, so `reports pathway-analytics` counted the days from the start to the backfill (about three
+    years here) rather than the 60 the client took. A skill completed by hand is still dated now."""
+    before = dt.datetime.now(dt.UTC).isoformat()
+    skills = "slug,name,links\ns1,One,accelerate:1\ns2,Two,accelerate:2\ns3,Three,accelerate:3\n"
+    assert bapp("import", "skills", write(tmp_path, "skills.csv", skills)).exit_code == 0
+    for email in ("ann", "bea", "cy"):
+        assert bapp("clients", "add", f"{email}@client.example").exit_code == 0
+    enrolment = "client,pathway,status,start_date\nann@client.example,accelerate,active,2024-01-01\n"
+    assert bapp("import", "enrolments", write(tmp_path, "enrolments.csv", enrolment)).exit_code == 0
+    progress = (
+        "client,skill,status,completed_at\n"
+        "ann@client.example,s1,completed,2024-01-11T10:00:00Z\n"
+        "ann@client.example,s3,completed,2024-03-01T12:00:00Z\n"  # tier 3 and the pathway: the latest of three
+        "ann@client.example,s2,completed,2024-02-01T10:00:00Z\n"
+        "bea@client.example,s1,completed,2099-01-01T00:00:00Z\n"  # a completion dated later than now
+        "cy@client.example,s1,completed,2024-01-11T10:00:00Z\n"
+    )
+    imported = bapp("import", "progress", write(tmp_path, "progress.csv", progress), "--json")
+    assert imported.exit_code == 0, imported.stderr
+    assert (imported.json()["badges_awarded"], imported.json()["pathways_completed"]) == (6, 1)
+    assert bapp("skills", "complete", "cy@client.example", "s2").exit_code == 0  # by hand: now
+
+    badges = {
+        (row["client"], row["key"]): row["awarded_at"]
+        for row in bapp("export", "all", "--format", "json").json()["badges"]
+    }
+    historic = {key: when for key, when in badges.items() if when.startswith("2024")}
+    assert historic == {
+        ("ann@client.example", "tier:accelerate:1"): "2024-01-11T10:00:00Z",
+        ("ann@client.example", "tier:accelerate:2"): "2024-02-01T10:00:00Z",
+        ("ann@client.example", "tier:accelerate:3"): "2024-03-01T12:00:00Z",
+        ("ann@client.example", "pathway:accelerate"): "2024-03-01T12:00:00Z",
+        ("cy@client.example", "tier:accelerate:1"): "2024-01-11T10:00:00Z",
+    }
+    now = dt.datetime.now(dt.UTC).isoformat()
+    for key in (("bea@client.example", "tier:accelerate:1"), ("cy@client.example", "tier:accelerate:2")):
+        assert before[:19] <= badges[key][:19] <= now[:19], key
+    enrolments = bapp("export", "enrolments", "--format", "json").json()
+    assert [(row["client"], row["completed_at"]) for row in enrolments] == [
+        ("ann@client.example", "2024-03-01T12:00:00Z")
+    ]
+    analytics = bapp("reports", "pathway-analytics", "--json").json()
+    assert [row["average_days_to_complete"] for row in analytics if row["pathway"] == "accelerate"] == [60.0]

@@ -32,6 +32,7 @@ from sqlalchemy import (
     insert,
     literal,
     literal_column,
+    null,
     or_,
     select,
 )
@@ -40,15 +41,7 @@ from sqlalchemy.orm import Session
 from bapp_cli.db.audit import record_audits
 from bapp_cli.db.batches import BATCH_SIZE
 from bapp_cli.db.dbapi import instant_sql
-from bapp_cli.db.models import (
-    Badge,
-    Enrolment,
-    Pathway,
-    Skill,
-    SkillPathwayLink,
-    User,
-    UserSkillProgress,
-)
+from bapp_cli.db.models import Badge, Enrolment, Pathway, Skill, SkillPathwayLink, User, UserSkillProgress
 from bapp_cli.services.enrolment import set_enrolment_status
 from bapp_cli.services.listing import ALL, Page
 from bapp_cli.services.pathways import get_pathway
@@ -64,6 +57,8 @@ from bapp_cli.services.transfer.store import rows_keyed
 TABLE_TIERS = (1, 2, 3)
 TIER_PERCENTS = tuple(f"tier{number}_percent" for number in TABLE_TIERS)
 PROGRESS_TABLE_COLUMNS = ("client", "pathway", "status", *TIER_PERCENTS, "percent", "badges", "last_activity")
+# client id → a badge's key (or a completed pathway's id) → when its criteria were met
+Moments = dict[int, dict[Any, dt.datetime]]
 
 
 # -- completion and badges ----------------------------------------------------------------------------
@@ -85,56 +80,62 @@ def record_completions(
     pathway_ids: Collection[int],
     fundamentals: bool,
     client_ids: Collection[int] | None = None,
+    dated: bool = False,
 ) -> dict[int, CompletionOutcome]:
     """Award the badges whose criteria are now met and complete the enrolments of completed pathways.
 
     Scope: the pathways (and fundamentals) a change touched — the criteria are checked "at the moment
     they are met", so an unrelated change never completes an enrolment an admin deliberately reopened.
     `client_ids=None` checks every client (catalogue changes such as archiving a skill). Already held
-    badges are skipped; a badge is never removed.
+    badges are skipped; a badge is never removed. Each is awarded, and an enrolment completed, `now` —
+    or, `dated` (a backfill of history: `import progress`), when the data met it: the latest completion
+    of the skills it counts (never after `now`), so the pathway analytics' days to complete stay true.
     """
     scope = sorted(set(pathway_ids))
     clients = None if client_ids is None else sorted(set(client_ids))
     if (not scope and not fundamentals) or clients == []:
         return {}
     catalogue = load_catalogue(session)
-    due: dict[int, list[str]] = defaultdict(list)
-    completed_pathways: dict[int, list[int]] = defaultdict(list)
+    due: Moments = defaultdict(dict)
+    completed_pathways: Moments = defaultdict(dict)
 
     if scope:
-        done: dict[int, dict[tuple[int, int], int]] = defaultdict(dict)
-        query = _completed_counts(SkillPathwayLink.pathway_id, SkillPathwayLink.tier).join(
+        done: dict[int, dict[tuple[int, int], tuple[int, dt.datetime]]] = defaultdict(dict)
+        query = _completed_counts(SkillPathwayLink.pathway_id, SkillPathwayLink.tier, dated=dated).join(
             SkillPathwayLink, SkillPathwayLink.skill_id == UserSkillProgress.skill_id
         )
         query = query.where(SkillPathwayLink.pathway_id.in_(scope))
-        for client_id, pathway_id, tier, count in rows_keyed(session, query, clients):
-            done[client_id][(pathway_id, tier)] = count
+        for client_id, pathway_id, tier, count, latest in rows_keyed(session, query, clients):
+            done[client_id][(pathway_id, tier)] = count, min(latest or now, now)
         infos = [catalogue.pathways[pathway_id] for pathway_id in scope if pathway_id in catalogue.pathways]
         for client_id, counts in done.items():
             for info in infos:
                 # a tier with no skills is never complete
-                complete = [
-                    tier for tier in info.tiers if 0 < info.totals.get(tier, 0) == counts.get((info.id, tier), 0)
-                ]
-                due[client_id].extend(tier_badge_key(info.slug, tier) for tier in complete)
+                complete = {
+                    tier_badge_key(info.slug, tier): counts[(info.id, tier)][1]
+                    for tier in info.tiers
+                    if 0 < info.totals.get(tier, 0) == counts.get((info.id, tier), (0,))[0]
+                }
+                due[client_id].update(complete)
                 if info.tiers and len(complete) == len(info.tiers):
-                    due[client_id].append(pathway_badge_key(info.slug))
-                    completed_pathways[client_id].append(info.id)
+                    when = completed_pathways[client_id][info.id] = max(complete.values())
+                    due[client_id][pathway_badge_key(info.slug)] = when
 
     if fundamentals and catalogue.fundamentals > 0:
-        everyone_done = _completed_counts().where(Skill.is_fundamental.is_(True))
+        everyone_done = _completed_counts(dated=dated).where(Skill.is_fundamental.is_(True))
         everyone_done = everyone_done.having(func.count() == catalogue.fundamentals)
-        for client_id, _ in rows_keyed(session, everyone_done, clients):
-            due[client_id].append(FUNDAMENTALS_KEY)
+        for client_id, _, latest in rows_keyed(session, everyone_done, clients):
+            due[client_id][FUNDAMENTALS_KEY] = min(latest or now, now)
 
-    due = {client_id: keys for client_id, keys in due.items() if keys}  # the loop above lists every client counted
-    if not due:
+    if not any(due.values()):  # the loop above lists every client counted, due a badge or not (`_award` skips them)
         return {}
-    awarded = _award(session, due, now=now)
+    awarded = _award(session, due)
     # the audit rows name only the clients they are about (most clients due a badge already hold it): one
     # lookup for those awarded one and those whose pathway may complete
     emails = dict(rows_keyed(session, select(User.id, User.email), set(awarded) | set(completed_pathways)))
-    audited = [(f"{emails[client]}:{key}", {"awarded_at": now}) for client, keys in awarded.items() for key in keys]
+    audited = [
+        (f"{emails[client]}:{key}", {"awarded_at": due[client][key]}) for client in awarded for key in awarded[client]
+    ]
     record_audits(session, "badge", audited)
     finished = _complete_enrolments(session, completed_pathways, catalogue, emails, now=now)
     outcomes: dict[int, CompletionOutcome] = {}
@@ -145,17 +146,19 @@ def record_completions(
     return outcomes
 
 
-def _completed_counts(*columns: SQLColumnExpression[Any]) -> Select[Any]:
-    """Per client and `columns`, how many non-archived skills the client has completed."""
-    query = select(UserSkillProgress.client_id, *columns, func.count()).join(
+def _completed_counts(*columns: SQLColumnExpression[Any], dated: bool = False) -> Select[Any]:
+    """Per client and `columns`, how many non-archived skills the client has completed, and (`dated`) the
+    latest completion among them, else NULL: a change made now reads no stored times (nor fails on one)."""
+    latest = func.max(UserSkillProgress.completed_at) if dated else null()
+    query = select(UserSkillProgress.client_id, *columns, func.count(), latest).join(
         Skill, Skill.id == UserSkillProgress.skill_id
     )
     query = query.where(UserSkillProgress.status == "completed", Skill.archived.is_(False))
     return query.group_by(UserSkillProgress.client_id, *columns)
 
 
-def _award(session: Session, due: dict[int, list[str]], *, now: dt.datetime) -> dict[int, list[str]]:
-    """Insert the badges not yet held; returns the newly awarded keys per client."""
+def _award(session: Session, due: Moments) -> dict[int, list[str]]:
+    """Insert the badges not yet held, each awarded when `due` says; returns the newly awarded keys per client."""
     due_keys = sorted({key for keys in due.values() for key in keys})
     wanted = select(Badge.client_id, Badge.key).where(Badge.key.in_(due_keys))
     held = {(client_id, key) for client_id, key in rows_keyed(session, wanted, due)}
@@ -163,7 +166,9 @@ def _award(session: Session, due: dict[int, list[str]], *, now: dt.datetime) -> 
     awarded = {client_id: keys for client_id, keys in fresh.items() if keys}
     # set-based: a catalogue change can award thousands at once, in one INSERT (and one for their audit rows)
     rows = [
-        {"client_id": client_id, "key": key, "awarded_at": now} for client_id, keys in awarded.items() for key in keys
+        {"client_id": client_id, "key": key, "awarded_at": due[client_id][key]}
+        for client_id, keys in awarded.items()
+        for key in keys
     ]
     if rows:
         session.execute(insert(Badge), rows)
@@ -171,10 +176,10 @@ def _award(session: Session, due: dict[int, list[str]], *, now: dt.datetime) -> 
 
 
 def _complete_enrolments(
-    session: Session, completed: dict[int, list[int]], catalogue: Catalogue, emails: dict[int, str], *, now: dt.datetime
+    session: Session, completed: Moments, catalogue: Catalogue, emails: dict[int, str], *, now: dt.datetime
 ) -> dict[int, list[str]]:
-    """A completed pathway completes the client's enrolment in it, with the completion time (no clients, no
-    statement)."""
+    """A completed pathway completes the client's enrolment in it, with the completion time `completed`
+    gives (no clients, no statement)."""
     pathway_ids = sorted({pathway_id for ids in completed.values() for pathway_id in ids})
     finished: dict[int, list[str]] = defaultdict(list)
     open_enrolments = select(Enrolment.client_id, Enrolment).where(
@@ -182,11 +187,11 @@ def _complete_enrolments(
     )
     # read whole (a list) before the first change: the changes write (audit rows) on the same connection
     for _, enrolment in rows_keyed(session, open_enrolments, completed):
-        if enrolment.pathway_id not in completed[enrolment.client_id]:
+        if (when := completed[enrolment.client_id].get(enrolment.pathway_id)) is None:
             continue
         slug = catalogue.pathways[enrolment.pathway_id].slug
         label = f"{emails[enrolment.client_id]}:{slug}"
-        if set_enrolment_status(session, enrolment, "completed", now=now, label=label):
+        if set_enrolment_status(session, enrolment, "completed", now=when, label=label):
             enrolment.updated_at = now
             finished[enrolment.client_id].append(slug)
     session.flush()

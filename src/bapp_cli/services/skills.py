@@ -366,12 +366,9 @@ def _after_completion(
         return CompletionOutcome()
     session.flush()  # the rules count the completed rows in SQL
     linked = skill_links(session, [skill.id for skill in completed_skills])
+    pathway_ids, fundamental = set().union(*linked.values()), any(skill.is_fundamental for skill in completed_skills)
     outcomes = record_completions(
-        session,
-        now=now,
-        pathway_ids=set().union(*linked.values()),
-        fundamentals=any(skill.is_fundamental for skill in completed_skills),
-        client_ids=[client.id],
+        session, now=now, pathway_ids=pathway_ids, fundamentals=fundamental, client_ids=[client.id]
     )
     return outcomes.get(client.id, CompletionOutcome())
 

@@ -407,10 +407,11 @@ class BookingImporter(KindImporter):
         """Validate the batch, resolve its references once, find overlap candidates in SQL, decide each row
         in file order with the rule book (an earlier row keeps the slot), then write what was accepted."""
         # What a batch looks up lives for the batch, so memory stays flat however many clients the file holds:
-        # e-mail → (user id, has a client profile, has a name), id 0 for a client this batch creates; and
-        # client id → pathway id → enrolment status
+        # e-mail → (user id, has a client profile, has a name), id 0 for a client this batch creates;
+        # client id → pathway id → enrolment status; and (client id, pathway id) → a coachless enrolment's id
         self.users: dict[str, tuple[int, bool, bool]] = {}
         self.enrolments: dict[int, dict[int, str]] = {}
+        self.coachless: dict[tuple[int, int], int] = {}
         valid, results = self.validate(rows)
         drafts: list[Draft] = []
         lookups = self._lookups(valid)
@@ -425,10 +426,10 @@ class BookingImporter(KindImporter):
         for email, user_id, name, profile_id in store.rows_keyed(self.session, query, [d.email for d in drafts]):
             self.users[email] = (user_id, profile_id is not None, bool(name))
         drafts = self._match_existing(drafts, results)
-        self._load_enrolments(drafts)
         for draft in drafts:
             if draft.existing is not None:
                 self._settle_values(draft)
+        self._load_enrolments(drafts)
         plan = _Plan(self.enrolments, {order for order, draft in enumerate(drafts) if self._takes_slot(draft)})
         nearby = self._nearby(drafts, plan.takes_slot)
         refusals = [self._decide(order, draft, plan, nearby.get(order, ())) for order, draft in enumerate(drafts)]
@@ -440,14 +441,13 @@ class BookingImporter(KindImporter):
         return results
 
     def _load_enrolments(self, drafts: Sequence[Draft]) -> None:
-        """The enrolments rule 4 may consult: those of the batch's known clients whose rows name a pathway
-        or book a pathway session."""
+        """The enrolments rule 4 may consult: those of the batch's known clients whose bookings, as the rows
+        leave them, have a pathway (a row that leaves it alone keeps the booking's) or are of a pathway session."""
         wanted = (
             self._client_id(draft.email)
             for draft in drafts
-            if draft.columns["pathway_id"] is not None or draft.session.facts.category == "pathway"
+            if _final(draft)["pathway_id"] is not None or draft.session.facts.category == "pathway"
         )
-        self.coachless: dict[tuple[int, int], int] = {}  # (client id, pathway id) → a coachless enrolment's id
         query = select(Enrolment.client_id, Enrolment.pathway_id, Enrolment.status, Enrolment.id, Enrolment.builder_id)
         for client_id, pathway_id, status, enrolment_id, coach in store.rows_keyed(self.session, query, wanted):
             self.enrolments.setdefault(client_id, {})[pathway_id] = status
@@ -617,8 +617,11 @@ class BookingImporter(KindImporter):
         if name and not has_name and user_id:
             plan.names[user_id] = name
         self.users[draft.email] = (user_id, True, has_name or bool(name))
-        if isinstance(enrolment, tuple):  # (pathway id, (builder id, start date)): enrols the client or, as `enrol`
-            key, (coach, start) = (draft.email, enrolment[0]), enrolment[1]  # does, gives a coachless enrolment one
+        # the enrolment the booking brings, (pathway id, (builder id, start date)): the client is enrolled
+        # (coached by the first accepted row with a builder) or, as `enrol` does, a coachless enrolment is
+        # coached by the row's builder; a coach already there stays
+        if isinstance(enrolment, tuple):
+            key, (coach, start) = (draft.email, enrolment[0]), enrolment[1]
             planned = plan.new_enrolments.get(key)
             if plan.status_of(user_id, *key) is None or (planned and planned[0] is None):
                 plan.new_enrolments[key] = (coach, planned[1] if planned else start)

@@ -365,9 +365,10 @@ class ProgressImporter(_PeopleImporter):
             return
         award = partial(record_completions, self.session, now=self.now, fundamentals=self.completed_fundamental)
         outcomes: dict[int, Any] = {}
-        # a bounded share of the clients per call: the rules hold their clients' open enrolments as objects
+        # a bounded share of the clients per call: the rules hold their clients' open enrolments as objects;
+        # dated as the history met each badge, not at this import (a backfill)
         for part in batches(sorted(self.completed_clients), bulk.CHUNK):
-            outcomes.update(award(pathway_ids=self.completed_pathways, client_ids=part))
+            outcomes.update(award(pathway_ids=self.completed_pathways, client_ids=part, dated=True))
         self.extra.update(earned_counts(outcomes))
 
 
