@@ -658,9 +658,7 @@ def webhook_retry(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Report what would apply, then roll back.")] = False,
     discard: Annotated[
         list[int] | None,
-        typer.Option(
-            "--discard", min=1, max=MAX_OPTION_INT, help="Give up parked delivery ID (repeatable).", metavar="ID"
-        ),
+        typer.Option("--discard", min=1, metavar="ID", help="Give up parked delivery ID (repeatable)."),
     ] = None,
 ) -> None:
     """Re-apply the parked deliveries in the webhook inbox, oldest first (one transaction).
