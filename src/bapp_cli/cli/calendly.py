@@ -397,10 +397,10 @@ def pull_bookings(
         listing = service.within(parsed, since_at, until_at)
     job = bookings_pull_job(since=since_at, until=until_at, pathway_question=pattern)
     report = _run(app_state, sink, job, listing, scope=(user, organization), wait=wait, dry_run=dry_run)
+    # its one summary record, however large the pull, stays buffered till the exit, which keeps a failed run's code
+    _print_outcomes(sink, report.outcomes, dry_run=dry_run)
+    sink.record(report.as_record(), title="Calendly bookings pull")
     skipped = [outcome for outcome in report.outcomes if outcome.action == "skipped"]
-    with contextlib.suppress(*BESIDE_A_FAILURE if skipped else ()):
-        _print_outcomes(sink, report.outcomes, dry_run=dry_run)
-        sink.record(report.as_record(), title="Calendly bookings pull")
     if not dry_run:
         _retry_parked_quietly(app_state, sink)
     # no invitee is skipped silently: one stderr line each, and exit 3 ("applied partly")
