@@ -234,7 +234,9 @@ def test_completion_with_no_shell_named_is_for_the_shell_bapp_was_started_from(
 ) -> None:
     # started from a shell Typer cannot complete (sh), Typer printed "Shell sh is not supported." on stdout, exit 1
     started = subprocess.run(
-        [f"/bin/{shell}", "-c", f'"{sys.executable}" -m bapp_cli --show-completion'],
+        # `; exit` keeps the shell as bapp's parent: a lone command is exec'd in its place, and the shell found was
+        # whatever ran the tests (make's sh)
+        [f"/bin/{shell}", "-c", f'"{sys.executable}" -m bapp_cli --show-completion; exit $?'],
         env={**env, "HOME": str(tmp_path / "home")},
         capture_output=True,
         text=True,
