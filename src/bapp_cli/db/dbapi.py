@@ -598,7 +598,7 @@ def writing(
     reader = on or connect(url, connect_timeout=connect_timeout, at_head=False)
     connection = reader.connection
     try:
-        connection.rollback()  # the head check's read
+        connection.rollback()  # the read connect began (a survey's, with on=): the write is a transaction of its own
         if reader.dialect == "sqlite":
             for pragma in ("foreign_keys = ON", "journal_mode = WAL", "synchronous = NORMAL"):
                 connection.execute(f"PRAGMA {pragma}")
