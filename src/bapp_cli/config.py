@@ -633,16 +633,14 @@ def config_file_path(config_path: str | None, environ: Mapping[str, str] | None 
     env = os.environ if environ is None else environ
     # an empty --config ("$CONF" unset) names no file: never the environment's or the default
     if config_path is not None:
-        given, source = config_path, "flag"
+        given, source, where = config_path, "flag", "--config"
     elif env.get("BAPP_CONFIG"):
-        given, source = env["BAPP_CONFIG"], "env:BAPP_CONFIG"
+        given, source, where = env["BAPP_CONFIG"], "env:BAPP_CONFIG", "BAPP_CONFIG"
     else:
         return default_config_path(), "default"
     if not given.strip():  # --config "" read the current directory as the file; BAPP_CONFIG="  " a file called "  "
-        where = "--config" if source == "flag" else "BAPP_CONFIG"
         raise ConfigError(f"{where} is empty: it names no config file", hint=f"name a file, or leave {where} out")
     if names_a_directory(given):  # `config set` wrote a file called bapp for --config ~/.config/bapp/
-        where = "--config" if source == "flag" else "BAPP_CONFIG"
         raise ConfigError(f"config file {given} ({where}) is a directory name: give a file name", code="config_missing")
     return user_path(given), source
 

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import shutil
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -523,3 +526,35 @@ def test_a_pull_killed_mid_apply_leaves_the_database_as_it_was(pbapp: Bapp, fake
     after = pbapp("calendly", "pull-bookings", "--json")  # and the lock died with the process
     assert after.exit_code == 3, after.stderr  # applied, but for the realistic set's unsynced type
     assert after.json()["created"] == 7
+
+
+@pytest.mark.parametrize("stdout", ["closed pipe", "/dev/full"])
+def test_a_pull_leaving_invitees_parked_is_exit_3_naming_them_with_its_output_gone(
+    pbapp: Bapp, fake: FakeCalendly, stdout: str
+) -> None:
+    # a run that ends 3 must say so, and what it parked, whatever became of its rows' reader (141) or disk (74)
+    uris = realistic(fake)
+    reader, writer = os.pipe()
+    os.close(reader)
+    target = writer if stdout == "closed pipe" else os.open("/dev/full", os.O_WRONLY)
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "bapp_cli", "calendly", "pull-bookings", "--json"],
+            env=pbapp._environment(None),
+            stdout=target,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=REPO,
+            timeout=120,
+        )
+    finally:
+        os.close(writer)
+        if target != writer:
+            os.close(target)
+    assert result.returncode == 3, result.stderr
+    assert result.stderr.splitlines()[:2] == [
+        f"not applied: {uris['unknown']}: unknown event type {type_uri(99)}; run `bapp calendly sync` first",
+        "Error: 1 of 8 invitees could not be applied; parked in the webhook inbox",
+    ]
+    [parked] = pbapp("calendly", "webhook", "list", "--pending", "--json").json()
+    assert parked["invitee_uri"] == uris["unknown"]

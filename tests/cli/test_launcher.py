@@ -226,3 +226,23 @@ def test_completion_for_a_shell_bapp_cannot_complete_is_a_usage_error_naming_the
     assert f"Error: {flag}: no completion for 'tcsh'" in result.stderr
     assert f"Hint: name one: {flag} bash|zsh|fish|powershell|pwsh" in result.stderr
     assert not (tmp_path / "home").exists()
+
+
+@pytest.mark.parametrize(("shell", "code", "said"), [("bash", 0, "_bapp_completion()"), ("sh", 2, "")])
+def test_completion_with_no_shell_named_is_for_the_shell_bapp_was_started_from(
+    env: dict[str, str], tmp_path: Path, shell: str, code: int, said: str
+) -> None:
+    # started from a shell Typer cannot complete (sh), Typer printed "Shell sh is not supported." on stdout, exit 1
+    started = subprocess.run(
+        # `; exit` keeps the shell as bapp's parent: a lone command is exec'd in its place, and the shell found was
+        # whatever ran the tests (make's sh)
+        [f"/bin/{shell}", "-c", f'"{sys.executable}" -m bapp_cli --show-completion; exit $?'],
+        env={**env, "HOME": str(tmp_path / "home")},
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=60,
+    )
+    assert (started.returncode, started.stdout[: len(said)]) == (code, said), started.stderr
+    if code:
+        assert started.stderr.startswith("Error: --show-completion: no completion for sh (the shell bapp was started")

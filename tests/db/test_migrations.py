@@ -6,6 +6,7 @@ import contextlib
 import datetime as dt
 import sqlite3
 import subprocess
+import threading
 import time
 from decimal import Decimal
 from pathlib import Path
@@ -545,3 +546,41 @@ def test_a_migration_waits_for_a_command_that_read_the_revision_and_has_yet_to_w
         assert migration.current_revision(engine) == previous
     finally:
         engine.dispose()
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_sqlite_writer_asks_at_head_inside_its_transaction_not_before_it(bapp: Bapp) -> None:
+    # A migration holding SQLite's write lock: a command's at-head read before its transaction (WAL: the revision
+    # as last committed) passed, its BEGIN IMMEDIATE then waited for the migration's commit, and the write went on
+    # into the schema the migration left, exit 0. Both writers (the ORM's unit of work, a Calendly run's plain one)
+    # now read the revision after their BEGIN IMMEDIATE, so they see the migration's and refuse (exit 5).
+    from bapp_cli.db import dbapi
+    from bapp_cli.errors import DatabaseNotReady
+
+    scripts = ScriptDirectory(str(migration.script_location()))
+    previous = str(scripts.get_revision(migration.HEAD_REVISION).down_revision)
+    holder = sqlite3.connect(bapp.database_url.removeprefix("sqlite:///"), isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    holder.execute("UPDATE alembic_version SET version_num = ?", (previous,))
+    adding = bapp.popen("clients", "add", "held@example.com", "--name", "Held")
+    plain: list[BaseException | None] = []
+
+    def write_plainly() -> None:
+        try:
+            with dbapi.writing(bapp.database_url, actor="test", command="test"):
+                plain.append(None)
+        except DatabaseNotReady as refused:
+            plain.append(refused)
+
+    writer = threading.Thread(target=write_plainly)
+    writer.start()
+    time.sleep(4)  # both past their start (the old code's at-head read) and waiting for the write lock
+    holder.execute("COMMIT")
+    holder.close()
+    writer.join(timeout=60)
+    _, stderr = adding.communicate(timeout=60)
+    assert adding.returncode == 5, stderr
+    assert f"the database is at revision {previous}, not at head" in stderr
+    assert isinstance(plain[0], DatabaseNotReady) and previous in plain[0].message, plain
+    with sqlite3.connect(bapp.database_url.removeprefix("sqlite:///")) as reader:
+        assert reader.execute("SELECT count(*) FROM users WHERE email = 'held@example.com'").fetchone() == (0,)

@@ -392,7 +392,7 @@ def _completion_for_a_named_shell(args: list[str]) -> None:
     """`bapp --install-completion SHELL` or `--show-completion SHELL`, done for that shell. Typer's flags act for
     the shell bapp was started from and take no word: it was dropped (`--install-completion fish` under bash installed
     bash's script), and a shell found that Typer cannot serve (sh, tcsh) was exit 1. A shell without completion,
-    named or found, is exit 2 naming the choices; with none named, Typer's own flag goes on for the one found."""
+    named or found, is exit 2 naming the choices; with none named, the one found is served."""
     from typer._completion_shared import Shells, _get_shell_name, get_completion_script, install
 
     flags = [at for at, arg in enumerate(args) if arg in ("--install-completion", "--show-completion")]
@@ -405,15 +405,12 @@ def _completion_for_a_named_shell(args: list[str]) -> None:
     if shell not in (shells := [choice.value for choice in Shells]):
         found = repr(shell) if shell == word else f"{shell or 'no shell'} (the shell bapp was started from)"
         raise UsageError(f"{flag}: no completion for {found}", hint=f"name one: {flag} {'|'.join(shells)}")
-    if shell == word:
-        if flag == "--show-completion":
-            typer.echo(get_completion_script(prog_name="bapp", complete_var="_BAPP_COMPLETE", shell=shell))
-        else:
-            path = install(shell=shell, prog_name="bapp", complete_var="_BAPP_COMPLETE")[1]
-            typer.echo(
-                f"{shell} completion installed in {path}\nCompletion will take effect once you restart the terminal"
-            )
-        raise typer.Exit(0)
+    if flag == "--show-completion":
+        typer.echo(get_completion_script(prog_name="bapp", complete_var="_BAPP_COMPLETE", shell=shell))
+    else:
+        path = install(shell=shell, prog_name="bapp", complete_var="_BAPP_COMPLETE")[1]
+        typer.echo(f"{shell} completion installed in {path}\nCompletion will take effect once you restart the terminal")
+    raise typer.Exit(0)
 
 
 def _attach_value_completion(command: Any, path: list[str]) -> None:

@@ -397,10 +397,10 @@ def pull_bookings(
         listing = service.within(parsed, since_at, until_at)
     job = bookings_pull_job(since=since_at, until=until_at, pathway_question=pattern)
     report = _run(app_state, sink, job, listing, scope=(user, organization), wait=wait, dry_run=dry_run)
+    # its one summary record, however large the pull, stays buffered till the exit, which keeps a failed run's code
+    _print_outcomes(sink, report.outcomes, dry_run=dry_run)
+    sink.record(report.as_record(), title="Calendly bookings pull")
     skipped = [outcome for outcome in report.outcomes if outcome.action == "skipped"]
-    with contextlib.suppress(*BESIDE_A_FAILURE if skipped else ()):
-        _print_outcomes(sink, report.outcomes, dry_run=dry_run)
-        sink.record(report.as_record(), title="Calendly bookings pull")
     if not dry_run:
         _retry_parked_quietly(app_state, sink)
     # no invitee is skipped silently: one stderr line each, and exit 3 ("applied partly")
@@ -658,9 +658,7 @@ def webhook_retry(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Report what would apply, then roll back.")] = False,
     discard: Annotated[
         list[int] | None,
-        typer.Option(
-            "--discard", min=1, max=MAX_OPTION_INT, help="Give up parked delivery ID (repeatable).", metavar="ID"
-        ),
+        typer.Option("--discard", min=1, metavar="ID", help="Give up parked delivery ID (repeatable)."),
     ] = None,
 ) -> None:
     """Re-apply the parked deliveries in the webhook inbox, oldest first (one transaction).

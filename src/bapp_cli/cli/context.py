@@ -10,7 +10,7 @@ import contextlib
 import datetime as dt
 import functools
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -153,20 +153,13 @@ class AppState:
                 ensure_at_head(self._engine)
         return self._engine
 
-    @contextlib.contextmanager
-    def transaction(self, *, dry_run: bool = False, write: bool = True) -> Iterator[Session]:
+    def transaction(self, *, dry_run: bool = False, write: bool = True) -> contextlib.AbstractContextManager[Session]:
         """The one write transaction of a mutating command (rolled back with --dry-run), or with `write=False` a
-        read-only one (always rolled back), at the head revision."""
+        read-only one (always rolled back), at the head revision (asked inside it: `db.engine.unit_of_work`)."""
         from bapp_cli.db.engine import unit_of_work
-        from bapp_cli.db.migration import ensure_at_head
 
         engine = self.engine(require_head=False)
-        with unit_of_work(engine, write=write, dry_run=dry_run, actor=self.actor, command=self.command_path) as session:
-            # asked as the transaction's first statement, not on a connection of its own before it: a `db upgrade` or
-            # `downgrade` that commits between the two had the write made to a schema this bapp does not know (a
-            # migration locks alembic_version, so it waits for this transaction, or this read for its end)
-            ensure_at_head(engine, session)
-            yield session
+        return unit_of_work(engine, write=write, dry_run=dry_run, actor=self.actor, command=self.command_path)
 
     def reading(self) -> contextlib.AbstractContextManager[Session]:
         return self.transaction(write=False)

@@ -7,17 +7,10 @@ from typing import Annotated
 import typer
 
 from bapp_cli.cli.context import state, state_and_sink
-from bapp_cli.cli.options import YesOption, output_command
-from bapp_cli.errors import BappError, UsageError
+from bapp_cli.cli.options import YesOption, output_command, refuse_blank
+from bapp_cli.errors import BappError
 
 app = typer.Typer(help="Migrate and inspect the database schema.", no_args_is_help=True)
-
-
-def _named(revision: str) -> str:
-    """A blank REVISION names none: `db downgrade ' '` asked to confirm going to it, `db upgrade ' '` was exit 6."""
-    if not revision.strip():
-        raise UsageError("REVISION is empty", hint="`bapp db history` lists them; `head` and `base` are the two ends")
-    return revision
 
 
 @app.command("upgrade")
@@ -31,7 +24,8 @@ def upgrade(ctx: typer.Context, revision: Annotated[str, typer.Argument(help="Ta
     """
     from bapp_cli.db import migration
 
-    app_state, revision = state(ctx), _named(revision)
+    refuse_blank({"REVISION": revision})  # `db upgrade ' '` was Alembic's "Can't locate revision", exit 6
+    app_state = state(ctx)
     engine = app_state.engine(create_sqlite_file=True, require_head=False)
     before, after = migration.upgrade(engine, revision, app_state.messages.warning)
     app_state.messages.info(f"Already at {after}." if before == after else f"Upgraded {before or 'base'} → {after}.")
@@ -55,8 +49,10 @@ def downgrade(
     """
     from bapp_cli.db import migration
 
+    # a blank REVISION asked to confirm "Downgrade the database to  ?"
+    refuse_blank({"REVISION": revision}, hint="`bapp db history` lists the revisions; `base` is the empty schema")
     app_state = state(ctx)
-    app_state.confirm(yes, f"Downgrade the database to {_named(revision)}?")
+    app_state.confirm(yes, f"Downgrade the database to {revision}?")
     before, after = migration.downgrade(app_state.engine(require_head=False), revision)
     app_state.messages.info(f"Downgraded {before or 'base'} → {after or 'base'}.")
 

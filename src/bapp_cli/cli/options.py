@@ -132,9 +132,9 @@ def finite_seconds(value: float | None) -> float | None:
     return value
 
 
-def refuse_blank(flags: dict[str, str | None]) -> None:
-    """A flag given blank (`--database-url "$URL"` with URL unset) names nothing: exit 2, as a flag given no value
-    is, where it ran as the flag left out or failed as a value (`--database-url ""` exit 4, `--timezone ""` 6)."""
-    for flag, value in flags.items():
-        if value is not None and not value.strip():
-            raise UsageError(f"{flag} is empty", hint=f"give it a value, or leave {flag} out")
+def refuse_blank(flags: dict[str, str | None], hint: str = "give it a value, or leave {} out") -> None:
+    """A flag or argument given blank (`--database-url "$URL"` with URL unset) names nothing: exit 2, as a flag given
+    no value is, where it ran as the flag left out or failed as a value (`--database-url ""` exit 4, `--timezone ""`
+    6, `db upgrade ""` 6). `hint` is said with the flag's name in its `{}`."""
+    if blank := [flag for flag, value in flags.items() if value is not None and not value.strip()]:
+        raise UsageError(f"{blank[0]} is empty", hint=hint.format(blank[0]))

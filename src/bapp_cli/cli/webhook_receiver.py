@@ -120,7 +120,7 @@ class DeliveryHandler:
         )
 
         fetched = self._fetch_unknown_type(payload)
-        with self.unit_of_work(dry_run=dry_run) as session:
+        with self.unit_of_work(dry_run=dry_run, at_head=False) as session:
             try:
                 # Asked of every delivery (a newer bapp's `db upgrade` may run while the receiver does), in its
                 # own transaction: a second connection, pinged, for one SELECT cost PostgreSQL a sixth of its rate.
@@ -144,11 +144,10 @@ class DeliveryHandler:
         if self.calendly_client is None or isinstance(payload, UnfitDelivery) or payload.payload is None:
             return None
         uri = None  # no table to look in (no schema yet): the delivery's own at-head check says so, in its words
+        # at head first (unit_of_work): nothing is asked of Calendly for a schema not at head, where the delivery is
+        # parked (or 503) unapplied; and no table is read before it, so an upgrade's lock (db.migration) is waited for
+        # holding none of its own
         with contextlib.suppress(DatabaseNotReady, SQLAlchemyError), self.unit_of_work(write=False) as session:
-            # at head first: nothing is asked of Calendly for a schema not at head, where the delivery is parked (or
-            # 503) unapplied; and no table is read before it, so an upgrade's lock (db.migration) is waited for
-            # holding none of its own
-            dbapi.ensure_at_head(dbapi.Database.of_session(session))
             uri = unknown_event_type(session, payload.payload)
         if uri is None:
             return None

@@ -225,8 +225,9 @@ def _fetched(cursor: Any) -> Iterator[tuple[Any, ...]]:
             cursor.close()
 
 
-def connect(url: str, *, connect_timeout: int = 10) -> Database:
-    """A read connection to the database at `url` (a URL the settings have checked), at the head revision."""
+def connect(url: str, *, connect_timeout: int = 10, at_head: bool = True) -> Database:
+    """A read connection to the database at `url` (a URL the settings have checked), at the head revision unless
+    `at_head` is False (`writing`, which asks inside its transaction)."""
     if url.startswith("postgresql"):
         database = connect_postgresql(url, connect_timeout)
     else:
@@ -251,6 +252,8 @@ def connect(url: str, *, connect_timeout: int = 10) -> Database:
         except sqlite3.Error as exc:
             raise database_failure(exc) or exc from None
         database = Database(connection, "sqlite")
+    if not at_head:
+        return database
     try:
         ensure_at_head(database)
     except BaseException:
@@ -592,18 +595,19 @@ def writing(
     ``on``: a read connection of this database opened earlier (a sync's, whose temporary tables hold rows
     staged for this transaction), which the transaction takes over — its read ends, the head is checked
     again inside the transaction, and it is closed at the end as a new one would be."""
-    reader = on or connect(url, connect_timeout=connect_timeout)
+    reader = on or connect(url, connect_timeout=connect_timeout, at_head=False)
     connection = reader.connection
     try:
-        connection.rollback()  # the head check's read
+        connection.rollback()  # the read connect began (a survey's, with on=): the write is a transaction of its own
         if reader.dialect == "sqlite":
             for pragma in ("foreign_keys = ON", "journal_mode = WAL", "synchronous = NORMAL"):
                 connection.execute(f"PRAGMA {pragma}")
             connection.execute("BEGIN IMMEDIATE")
         else:
             connection.read_only = None  # the server's default: a read-only database stays one (exit 5)
-        if on is not None:  # a migration may have run since that connection checked
-            ensure_at_head(reader)
+        # asked inside the transaction, not before it: a migration that committed between the two (on SQLite one
+        # that held the write lock as the check read) had this write made to a schema this bapp does not know
+        ensure_at_head(reader)
     except Exception as exc:
         connection.close()
         raise database_failure(exc) or exc from None

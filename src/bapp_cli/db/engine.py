@@ -30,6 +30,7 @@ from bapp_cli.db.dbapi import (
     settled,
     sqlite_file,
 )
+from bapp_cli.db.migration import ensure_at_head
 from bapp_cli.errors import ConfigError, DatabaseNotReady
 
 __all__ = ["database_failure", "make_engine", "unit_of_work"]
@@ -152,12 +153,19 @@ def unit_of_work(
     dry_run: bool = False,
     actor: str = "unknown",
     command: str = "",
+    at_head: bool = True,
 ) -> Iterator[Session]:
-    """The one transaction of a command: commit on success, roll back on error or dry run."""
+    """The one transaction of a command: commit on success, roll back on error or dry run; at the head revision
+    (else exit 5), as `dbapi.writing` is, unless `at_head` is False (the receiver, which parks a delivery then)."""
     bind = engine.execution_options(**{WRITE_OPTION: write})
     session = Session(bind=bind, expire_on_commit=False, autoflush=True)
     session.info["actor"] = actor
     session.info["command"] = command
     with settled(session, keep=write and not dry_run):
         session.begin()
+        if at_head:
+            # asked as the transaction's first statement, not on a connection of its own before it: a `db upgrade`
+            # or `downgrade` that commits between the two had the write made to a schema this bapp does not know (a
+            # migration locks alembic_version, so it waits for this transaction, or this read for its end)
+            ensure_at_head(engine, session)
         yield session

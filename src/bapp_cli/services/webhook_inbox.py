@@ -178,17 +178,15 @@ def retry_pending(
             given_up = {"discarded": delivery.event, "reason": delivery.last_error, "body_sha256": delivery.body_sha256}
             record_audit(session, "webhook_delivery", str(delivery.id), given_up)
             session.delete(delivery)
-            results.append(
-                InviteeOutcome("discarded", delivery.invitee_uri or "", event=delivery.event, id=delivery.id)
-            )
-            continue
-        try:  # cleaned as it was when received (its warning was said then)
-            payload = parse_webhook(delivery.body.encode())
-        except InvalidInput as exc:
-            outcome = InviteeOutcome("skipped", delivery.invitee_uri or "", note=exc.message)
+            outcome = InviteeOutcome("discarded", delivery.invitee_uri or "")
         else:
-            outcome = apply_webhook(session, payload, now=now, pathway_question=pathway_question)
-        _attempted(delivery, outcome, now=now)
+            try:  # cleaned as it was when received (its warning was said then)
+                payload = parse_webhook(delivery.body.encode())
+            except InvalidInput as exc:
+                outcome = InviteeOutcome("skipped", delivery.invitee_uri or "", note=exc.message)
+            else:
+                outcome = apply_webhook(session, payload, now=now, pathway_question=pathway_question)
+            _attempted(delivery, outcome, now=now)
         results.append(replace(outcome, event=delivery.event, dry_run=False, id=delivery.id))
     session.flush()
     return results
