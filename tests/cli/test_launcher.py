@@ -246,3 +246,17 @@ def test_completion_with_no_shell_named_is_for_the_shell_bapp_was_started_from(
     assert (started.returncode, started.stdout[: len(said)]) == (code, said), started.stderr
     if code:
         assert started.stderr.startswith("Error: --show-completion: no completion for sh (the shell bapp was started")
+
+
+@pytest.mark.parametrize("flag", ["--show-completion", "--install-completion"])
+def test_a_completion_flag_after_a_command_hints_a_command_line_that_works(
+    env: dict[str, str], tmp_path: Path, flag: str
+) -> None:
+    # the hint put the command words after the flag (`bapp --show-completion clients list`), which reads `clients`
+    # as the shell's name and is exit 2 in its turn
+    home = {**env, "HOME": str(tmp_path / "home")}
+    misplaced = run(["clients", "list", flag], home)
+    assert misplaced.returncode == 2
+    hinted = misplaced.stderr.rsplit("e.g. `bapp ", 1)[1].split("`", 1)[0].split()
+    assert hinted == [flag]
+    assert run([*hinted, "bash"], home).returncode == 0

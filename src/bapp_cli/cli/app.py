@@ -338,7 +338,9 @@ def _option_placement(root: Any, context: Any, option: str, argv: list[str]) -> 
     words, target = _command_words(root, context, argv, name)
     written = _written(root, name)
     if context.parent is not None and written is not None:
-        return f"{name} is a global option: put it before the command, e.g. `bapp {written} {' '.join(words)}`"
+        # The completion flags end bapp's command line: a command after them would be read as the shell.
+        example = "" if name.endswith("-completion") else " " + " ".join(words)
+        return f"{name} is a global option: put it before the command, e.g. `bapp {written}{example}`"
     written = _written(target, name) if target is not context.command else None
     if written is None:
         return None
