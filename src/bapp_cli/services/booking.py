@@ -16,7 +16,8 @@ import hashlib
 import heapq
 import json
 import secrets
-from collections.abc import Iterable, Iterator, Sequence
+from bisect import bisect_left
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
@@ -400,6 +401,13 @@ def _lock_request(
     lock_keys(session, *filter(None, (f"client:{email}", group, owner, once)), people=True)
 
 
+def _builder_side(session_type: SessionType, builder: User | None) -> tuple[Any, User | SessionType | None]:
+    """The column and owner (for ``_nearby``) of the bookings a new one of the session type may clash with: its
+    builder's; without a builder, a group session's own, so that its invitee limit still counts seats."""
+    group_alone = builder is None and session_type.kind == "group"
+    return (Booking.session_type_id, session_type) if group_alone else (Booking.builder_id, builder)
+
+
 def _check_overlap(
     session: Session,
     session_type: SessionType,
@@ -409,15 +417,15 @@ def _check_overlap(
     profile: BuilderProfile | None,
     client: User | None,
     hint: str | None = None,
+    near_builder: Sequence[NearbyBooking] | None = None,
 ) -> None:
-    """Rule 6 (the decision is services.rule_book.find_clash's) over the builder's bookings nearby, widened
-    by their buffer, and the client's; ``hint``, the way out instead of the rule book's."""
+    """Rule 6 (the decision is services.rule_book.find_clash's) over the builder's bookings nearby, widened by their
+    buffer (read here unless ``near_builder`` holds them, or more), and the client's; ``hint``, the way out instead
+    of the rule book's."""
     buffer = (profile.buffer_minutes or 0) if profile is not None else 0
     margin = dt.timedelta(minutes=buffer)
-    if builder is None and session_type.kind == "group":  # its own bookings there: its invitee limit counts seats
-        near_builder = _nearby(session, Booking.session_type_id, session_type, start, end)
-    else:
-        near_builder = _nearby(session, Booking.builder_id, builder, start - margin, end + margin)
+    if near_builder is None:
+        near_builder = _nearby(session, *_builder_side(session_type, builder), start - margin, end + margin)
     clash = find_clash(
         SessionFacts.of(session_type),
         start,
@@ -432,16 +440,24 @@ def _check_overlap(
         raise _refuse_with(replace(clash, hint=hint or clash.hint))
 
 
-def bookable_slots(session: Session, session_type_id: int, slots: Iterable[Any], *, now: dt.datetime) -> Iterator[Any]:
-    """Those of ``slots`` (records with a ``start_time`` and an ``end_time``) at which the session type's owner
-    would take a booking from any client: their notice and horizon (rule 2), their bookings, buffer and a group's
-    seats (rule 6). Calendly's open times (`sessions slots`) know none of these, nor any booking made in bapp alone."""
+def bookable_slots(session: Session, session_type_id: int, slots: Sequence[Any], *, now: dt.datetime) -> Iterator[Any]:
+    """Those of ``slots`` (records with a ``start_time`` and an ``end_time``, in start order) at which the session
+    type's owner would take a booking from any client: their notice and horizon (rule 2), their bookings, buffer and
+    a group's seats (rule 6). Calendly's open times (`sessions slots`) know none of these, nor any booking made in
+    bapp alone. The builder's bookings are read once for all the slots (a year's may be 12,000); each slot is checked
+    against those starting from a longest booking and the buffer before it to the buffer after it."""
     session_type = session.get_one(SessionType, session_type_id)
     builder, profile = resolve_builder(session, None, session_type.builder_id)
+    buffer = (profile.buffer_minutes or 0) if profile is not None else 0
+    margin, reach = dt.timedelta(minutes=buffer), dt.timedelta(minutes=buffer + MAX_BOOKING_MINUTES)
+    window = (slots[0]["start_time"] - margin, slots[-1]["end_time"] + margin) if slots else (now, now)
+    near = sorted(_nearby(session, *_builder_side(session_type, builder), *window), key=lambda booking: booking.start)
+    starts = [booking.start for booking in near]
     for slot in slots:
         with contextlib.suppress(InvalidInput, Conflict):  # what bookings create would refuse it with
             _check_time(start := slot["start_time"], now, builder, profile)
-            _check_overlap(session, session_type, start, slot["end_time"], builder, profile, None)
+            nearby = near[bisect_left(starts, start - reach) : bisect_left(starts, slot["end_time"] + margin)]
+            _check_overlap(session, session_type, start, slot["end_time"], builder, profile, None, near_builder=nearby)
             yield slot
 
 
