@@ -31,6 +31,7 @@ from bapp_cli.db.locks import lock_keys
 from bapp_cli.db.models import Booking, BuilderProfile, Enrolment, Pathway, SessionType, SessionTypePathway, User
 from bapp_cli.errors import BappError, Conflict, InvalidInput, NotFound, UnreadableValue
 from bapp_cli.services.answers import AnswerInput, answer_values, question_key, questions_from, validate_answers
+from bapp_cli.services.builders import bounded_settings
 from bapp_cli.services.enrolment import enrol
 from bapp_cli.services.instants import check_in_range, get_zone, instant_text
 from bapp_cli.services.listing import Page
@@ -190,12 +191,12 @@ def resolve_builder(
     """`--builder`, else the owner (the session type's, or a booking's builder); an owner without a builder
     profile has default settings. Their settings are held to the bounds of `builders add/update`."""
     if email is not None:
-        return _bounded_settings(*get_builder(session, email))
+        return bounded_settings(*get_builder(session, email))
     owner_and_profile = select(User, BuilderProfile).outerjoin(BuilderProfile, BuilderProfile.user_id == User.id)
     # one_or_none: no owner finds no row; nor does, as with the session.get it replaced, a missing owner named
     # by a database whose foreign keys were not enforced, which books without builder settings (not exit 1)
     found = session.execute(owner_and_profile.where(User.id == owner_id)).one_or_none()
-    return _bounded_settings(found[0], found[1]) if found is not None else (None, None)
+    return bounded_settings(found[0], found[1]) if found is not None else (None, None)
 
 
 def allowed_durations(session_type: SessionType) -> list[int]:
@@ -214,20 +215,6 @@ def _check_duration(session_type: SessionType, duration: int | None) -> int:
     if minutes > MAX_BOOKING_MINUTES:
         raise InvalidInput(f"duration: {minutes} minutes is longer than {MAX_BOOKING_MINUTES}", code="invalid_duration")
     return minutes
-
-
-def _bounded_settings(builder: User, profile: BuilderProfile | None) -> tuple[User, BuilderProfile | None]:
-    """The builder and their settings, which must be within the bounds `builders add/update` keeps them in: raw
-    SQL's larger value would overflow the date arithmetic of the time rules and the overlap check (R9)."""
-    from bapp_cli.services.builders import MAX_ADVANCE_DAYS, MAX_BUFFER_MINUTES, MAX_NOTICE_HOURS
-
-    if profile is None:
-        return builder, profile
-    bounds = (("buffer_minutes", MAX_BUFFER_MINUTES), ("minimum_notice_hours", MAX_NOTICE_HOURS))
-    for name, most in (*bounds, ("max_advance_days", MAX_ADVANCE_DAYS)):
-        if not 0 <= (value := getattr(profile, name) or 0) <= most:
-            raise UnreadableValue(f"builder_profiles.{name}", value, of=f"builder {builder.email}")
-    return builder, profile
 
 
 def _check_time(start: dt.datetime, now: dt.datetime, builder: User | None, profile: BuilderProfile | None) -> None:
