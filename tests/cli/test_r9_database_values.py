@@ -439,6 +439,23 @@ def test_a_builder_buffer_past_bapp_bounds_is_exit_5_for_a_no_show_undo_and_slot
     assert slots.exit_code == 5 and expected in slots.stderr, slots.stderr
 
 
+def test_a_builder_buffer_past_bapp_bounds_is_exit_5_for_the_bookings_import_too(
+    bapp: Bapp, seeded_copies: SeededCopies, tmp_path: Path
+) -> None:
+    # the import holds each row to rule 6 with the builder's buffer, read on its own: its arithmetic overflowed (exit 1
+    # 'OverflowError: date value out of range'), with or without --dry-run, and nothing may be half-written
+    _seeded(bapp, seeded_copies)
+    _execute(bapp, "UPDATE builder_profiles SET buffer_minutes = :stored", stored=2_000_000_000)
+    rows = tmp_path / "bookings.csv"
+    rows.write_text(f"client,session,start_time\nava.chen@client.example,{LOCAL_SESSION},2031-09-01T10:00Z\n")
+    before = bapp("export", "bookings", "--format", "csv").stdout
+    for dry_run in (("--dry-run",), ()):
+        result = bapp("import", "bookings", str(rows), *dry_run)
+        assert result.exit_code == 5, result.stderr
+        assert "builder_profiles.buffer_minutes of builder coach@example.com (2000000000)" in result.stderr
+    assert bapp("export", "bookings", "--format", "csv").stdout == before
+
+
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 @pytest.mark.parametrize(
     ("column", "value"),

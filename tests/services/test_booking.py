@@ -6,6 +6,7 @@ written — no booking, user, enrolment or audit row — even inside the same tr
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from decimal import Decimal
 from typing import Any
@@ -14,11 +15,11 @@ import pytest
 from sqlalchemy import Engine, event, select
 from sqlalchemy.orm import Session
 
-from bapp_cli.db.models import AuditEntry, Booking, ClientProfile, Enrolment, Pathway, User
+from bapp_cli.db.models import AuditEntry, Booking, BuilderProfile, ClientProfile, Enrolment, Pathway, User
 from bapp_cli.errors import BappError, Conflict, InvalidInput, NotFound
 from bapp_cli.services import booking as booking_service
 from bapp_cli.services.answers import AnswerInput
-from bapp_cli.services.booking import BookingRequest, create_booking
+from bapp_cli.services.booking import BookingRequest, bookable_slots, create_booking
 from bapp_cli.services.enrolment import enrol
 from tests.services.test_booking_factories import (
     NOW,
@@ -403,6 +404,72 @@ def test_overlap_checks_search_the_person_and_time_indexes(
             assert "Seq Scan" not in plan, plan
             condition = next(line for line in plan.splitlines() if "Index Cond" in line)
             assert "start_time <" in condition and "start_time >" in condition, plan
+
+
+def _slots(session_type: Any, starts: list[dt.datetime]) -> list[dict[str, Any]]:
+    """`sessions slots`' records of Calendly's open times (services.calendly_write.open_slots)."""
+    length = dt.timedelta(minutes=session_type.duration_minutes)
+    return [{"start_time": start, "end_time": start + length} for start in starts]
+
+
+def test_bookable_slots_are_exactly_the_times_bookings_create_takes(session: Session, world: dict[str, Any]) -> None:
+    # `sessions slots` leaves out what `bookings create` would refuse; the edges of each rule, asked of both
+    coach, bob = world["coach"], add_client(session, "bob@example.com", "Bob")
+    profile = session.scalars(select(BuilderProfile).where(BuilderProfile.user_id == coach.id)).one()
+    profile.buffer_minutes, profile.minimum_notice_hours, profile.max_advance_days = 15, 3, 2
+    lab = add_session_type(session, "Group Lab", category="free", builder=coach, kind="group", invitee_limit=2)
+    for start, minutes, status, session_type in (
+        (at(0, hours=4), 60, "confirmed", world["clinic"]),
+        (at(0, hours=6), 30, "cancelled", world["clinic"]),
+        (at(0, hours=8), 30, "pending", world["clinic"]),  # still waiting for Calendly
+        (at(days=1, hours=1), 30, "confirmed", lab),  # one seat of two taken
+        (at(days=1, hours=3), 30, "confirmed", lab),
+        (at(days=1, hours=3), 30, "confirmed", lab),  # full
+    ):
+        add_booking(session, client=bob, session_type=session_type, start=start, minutes=minutes, status=status)
+    starts = [at(0, minutes=15 * step) for step in range(-1, 4 * 24 * 2 + 8)]  # from the past to past the horizon
+    for session_type in (world["free"], lab):
+        slots = _slots(session_type, starts)
+        kept = {slot["start_time"] for slot in bookable_slots(session, session_type.id, slots, now=NOW)}
+        taken = set()
+        for start in starts:
+            with contextlib.suppress(InvalidInput, Conflict), session.begin_nested() as attempt:
+                book(session, session=session_type.slug, client_email="new@example.com", start=start)
+                taken.add(start)
+                attempt.rollback()
+        assert kept == taken, sorted(kept ^ taken)
+        # the notice's edge; the 4:00-5:00 booking's buffer, met on either side; the horizon's edge
+        assert at(0, hours=2, minutes=45) not in kept and at(0, hours=3) in kept and at(0, hours=3, minutes=15) in kept
+        assert (
+            at(0, hours=3, minutes=30) not in kept and at(0, hours=5) not in kept and at(0, hours=5, minutes=15) in kept
+        )
+        assert at(0, hours=6) in kept and at(0, hours=8) not in kept and at(days=2) in kept
+        assert at(days=2, minutes=15) not in kept
+    assert at(days=1, hours=1) in kept and at(days=1, hours=3) not in kept
+
+
+def test_bookable_slots_read_the_bookings_once_however_many_slots(
+    session: Session, engine: Engine, world: dict[str, Any]
+) -> None:
+    # a year of 15-minute slots is some 12,000: one overlap query per slot took seconds on either backend
+    add_booking(session, client=world["ada"], session_type=world["free"], start=at(days=3))
+    reads: list[str] = []
+
+    def capture(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        reads.append(statement)
+
+    def statements(days: int) -> int:
+        starts = [at(days=1, minutes=15 * step) for step in range(4 * 24 * days)]
+        reads.clear()
+        event.listen(engine, "before_cursor_execute", capture)
+        try:
+            kept = list(bookable_slots(session, world["free"].id, _slots(world["free"], starts), now=NOW))
+        finally:
+            event.remove(engine, "before_cursor_execute", capture)
+        assert len(kept) == len(starts) - 3  # the booking's half hour, and the slot before it
+        return len(reads)
+
+    assert statements(days=30) == statements(days=3) <= 3  # the session type, the builder, the bookings
 
 
 # -- rule 7: idempotency ----------------------------------------------------------------------------------

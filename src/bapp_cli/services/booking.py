@@ -16,7 +16,8 @@ import hashlib
 import heapq
 import json
 import secrets
-from collections.abc import Iterable, Iterator, Sequence
+from bisect import bisect_left
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
@@ -30,6 +31,7 @@ from bapp_cli.db.locks import lock_keys
 from bapp_cli.db.models import Booking, BuilderProfile, Enrolment, Pathway, SessionType, SessionTypePathway, User
 from bapp_cli.errors import BappError, Conflict, InvalidInput, NotFound, UnreadableValue
 from bapp_cli.services.answers import AnswerInput, answer_values, question_key, questions_from, validate_answers
+from bapp_cli.services.builders import bounded_settings
 from bapp_cli.services.enrolment import enrol
 from bapp_cli.services.instants import check_in_range, get_zone, instant_text
 from bapp_cli.services.listing import Page
@@ -189,12 +191,12 @@ def resolve_builder(
     """`--builder`, else the owner (the session type's, or a booking's builder); an owner without a builder
     profile has default settings. Their settings are held to the bounds of `builders add/update`."""
     if email is not None:
-        return _bounded_settings(*get_builder(session, email))
+        return bounded_settings(*get_builder(session, email))
     owner_and_profile = select(User, BuilderProfile).outerjoin(BuilderProfile, BuilderProfile.user_id == User.id)
     # one_or_none: no owner finds no row; nor does, as with the session.get it replaced, a missing owner named
     # by a database whose foreign keys were not enforced, which books without builder settings (not exit 1)
     found = session.execute(owner_and_profile.where(User.id == owner_id)).one_or_none()
-    return _bounded_settings(found[0], found[1]) if found is not None else (None, None)
+    return bounded_settings(found[0], found[1]) if found is not None else (None, None)
 
 
 def allowed_durations(session_type: SessionType) -> list[int]:
@@ -213,20 +215,6 @@ def _check_duration(session_type: SessionType, duration: int | None) -> int:
     if minutes > MAX_BOOKING_MINUTES:
         raise InvalidInput(f"duration: {minutes} minutes is longer than {MAX_BOOKING_MINUTES}", code="invalid_duration")
     return minutes
-
-
-def _bounded_settings(builder: User, profile: BuilderProfile | None) -> tuple[User, BuilderProfile | None]:
-    """The builder and their settings, which must be within the bounds `builders add/update` keeps them in: raw
-    SQL's larger value would overflow the date arithmetic of the time rules and the overlap check (R9)."""
-    from bapp_cli.services.builders import MAX_ADVANCE_DAYS, MAX_BUFFER_MINUTES, MAX_NOTICE_HOURS
-
-    if profile is None:
-        return builder, profile
-    bounds = (("buffer_minutes", MAX_BUFFER_MINUTES), ("minimum_notice_hours", MAX_NOTICE_HOURS))
-    for name, most in (*bounds, ("max_advance_days", MAX_ADVANCE_DAYS)):
-        if not 0 <= (value := getattr(profile, name) or 0) <= most:
-            raise UnreadableValue(f"builder_profiles.{name}", value, of=f"builder {builder.email}")
-    return builder, profile
 
 
 def _check_time(start: dt.datetime, now: dt.datetime, builder: User | None, profile: BuilderProfile | None) -> None:
@@ -400,6 +388,13 @@ def _lock_request(
     lock_keys(session, *filter(None, (f"client:{email}", group, owner, once)), people=True)
 
 
+def _builder_side(session_type: SessionType, builder: User | None) -> tuple[Any, User | SessionType | None]:
+    """The column and owner (for ``_nearby``) of the bookings a new one of the session type may clash with: its
+    builder's; without a builder, a group session's own, so that its invitee limit still counts seats."""
+    group_alone = builder is None and session_type.kind == "group"
+    return (Booking.session_type_id, session_type) if group_alone else (Booking.builder_id, builder)
+
+
 def _check_overlap(
     session: Session,
     session_type: SessionType,
@@ -409,15 +404,15 @@ def _check_overlap(
     profile: BuilderProfile | None,
     client: User | None,
     hint: str | None = None,
+    near_builder: Sequence[NearbyBooking] | None = None,
 ) -> None:
-    """Rule 6 (the decision is services.rule_book.find_clash's) over the builder's bookings nearby, widened
-    by their buffer, and the client's; ``hint``, the way out instead of the rule book's."""
+    """Rule 6 (the decision is services.rule_book.find_clash's) over the builder's bookings nearby, widened by their
+    buffer (read here unless ``near_builder`` holds them, or more), and the client's; ``hint``, the way out instead
+    of the rule book's."""
     buffer = (profile.buffer_minutes or 0) if profile is not None else 0
     margin = dt.timedelta(minutes=buffer)
-    if builder is None and session_type.kind == "group":  # its own bookings there: its invitee limit counts seats
-        near_builder = _nearby(session, Booking.session_type_id, session_type, start, end)
-    else:
-        near_builder = _nearby(session, Booking.builder_id, builder, start - margin, end + margin)
+    if near_builder is None:
+        near_builder = _nearby(session, *_builder_side(session_type, builder), start - margin, end + margin)
     clash = find_clash(
         SessionFacts.of(session_type),
         start,
@@ -432,16 +427,24 @@ def _check_overlap(
         raise _refuse_with(replace(clash, hint=hint or clash.hint))
 
 
-def bookable_slots(session: Session, session_type_id: int, slots: Iterable[Any], *, now: dt.datetime) -> Iterator[Any]:
-    """Those of ``slots`` (records with a ``start_time`` and an ``end_time``) at which the session type's owner
-    would take a booking from any client: their notice and horizon (rule 2), their bookings, buffer and a group's
-    seats (rule 6). Calendly's open times (`sessions slots`) know none of these, nor any booking made in bapp alone."""
+def bookable_slots(session: Session, session_type_id: int, slots: Sequence[Any], *, now: dt.datetime) -> Iterator[Any]:
+    """Those of ``slots`` (records with a ``start_time`` and an ``end_time``, in start order) at which the session
+    type's owner would take a booking from any client: their notice and horizon (rule 2), their bookings, buffer and
+    a group's seats (rule 6). Calendly's open times (`sessions slots`) know none of these, nor any booking made in
+    bapp alone. The builder's bookings are read once for all the slots (a year's may be 12,000); each slot is checked
+    against those starting from a longest booking and the buffer before it to the buffer after it."""
     session_type = session.get_one(SessionType, session_type_id)
     builder, profile = resolve_builder(session, None, session_type.builder_id)
+    buffer = (profile.buffer_minutes or 0) if profile is not None else 0
+    margin, reach = dt.timedelta(minutes=buffer), dt.timedelta(minutes=buffer + MAX_BOOKING_MINUTES)
+    window = (slots[0]["start_time"] - margin, slots[-1]["end_time"] + margin) if slots else (now, now)
+    near = sorted(_nearby(session, *_builder_side(session_type, builder), *window), key=lambda booking: booking.start)
+    starts = [booking.start for booking in near]
     for slot in slots:
         with contextlib.suppress(InvalidInput, Conflict):  # what bookings create would refuse it with
             _check_time(start := slot["start_time"], now, builder, profile)
-            _check_overlap(session, session_type, start, slot["end_time"], builder, profile, None)
+            nearby = near[bisect_left(starts, start - reach) : bisect_left(starts, slot["end_time"] + margin)]
+            _check_overlap(session, session_type, start, slot["end_time"], builder, profile, None, near_builder=nearby)
             yield slot
 
 

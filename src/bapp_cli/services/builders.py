@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from bapp_cli.db.audit import apply_changes, record_audit
 from bapp_cli.db.domains import URI_LENGTH
 from bapp_cli.db.models import BuilderProfile, User
-from bapp_cli.errors import Conflict, InvalidInput
+from bapp_cli.errors import Conflict, InvalidInput, UnreadableValue
 from bapp_cli.services.instants import get_zone
 from bapp_cli.services.listing import ALL, Page
 from bapp_cli.services.people import clean_text, find_user, get_builder, normalise_email
@@ -58,6 +58,19 @@ def _bounded(value: int, field_name: str, upper: int) -> int:
     if value < 0 or value > upper:
         raise InvalidInput(f"{field_name}: {value} is out of range (0 to {upper})", code="out_of_range")
     return value
+
+
+def bounded_settings(builder: User, profile: BuilderProfile | None) -> tuple[User, BuilderProfile | None]:
+    """The builder and their settings, which must be within the bounds `builders add/update` keeps them in wherever
+    they are read (bookings create, no-show --undo, sessions slots, the bookings import): raw SQL's larger value would
+    overflow the date arithmetic of the time rules and of rule 6's buffer (R9)."""
+    if profile is None:
+        return builder, profile
+    bounds = (("buffer_minutes", MAX_BUFFER_MINUTES), ("minimum_notice_hours", MAX_NOTICE_HOURS))
+    for name, most in (*bounds, ("max_advance_days", MAX_ADVANCE_DAYS)):
+        if not 0 <= (value := getattr(profile, name) or 0) <= most:
+            raise UnreadableValue(f"builder_profiles.{name}", value, of=f"builder {builder.email}")
+    return builder, profile
 
 
 def _apply(session: Session, user: User, profile: BuilderProfile, settings: BuilderSettings) -> dict[str, Any]:

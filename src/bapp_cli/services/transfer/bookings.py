@@ -70,6 +70,7 @@ from bapp_cli.errors import BappError, InvalidInput
 from bapp_cli.services import answers
 from bapp_cli.services.answers import AnswerInput, Question, answers_from_calendly, questions_from, validate_answers
 from bapp_cli.services.booking import MAX_BOOKING_MINUTES, REFERENCE_ALPHABET, REFERENCE_LENGTH, allowed_durations
+from bapp_cli.services.builders import bounded_settings
 from bapp_cli.services.instants import LATEST_YEAR, get_zone, out_of_range
 from bapp_cli.services.people import normalise_email
 from bapp_cli.services.plain_reads import EXPORT_COLUMNS as EXPORT_COLUMNS  # the record `export bookings` writes
@@ -193,10 +194,11 @@ class References:
         links = links.where(Pathway.archived.is_(False)).order_by(Pathway.position, Pathway.slug)
         for session_type_id, pathway_id in session.execute(links):
             self.linked.setdefault(session_type_id, []).append(self.pathways_by_id[pathway_id])
-        query = select(User.id, User.email, BuilderProfile.buffer_minutes).join(BuilderProfile)
-        builders = session.execute(query).all()
-        self.buffers = {user_id: buffer for user_id, _, buffer in builders}  # builder user id → buffer minutes
-        self.builder_emails = {user_id: email for user_id, email, _ in builders}
+        query = select(User, BuilderProfile).join(BuilderProfile)
+        # held to their bounds, as bookings create holds them: a larger buffer overflowed rule 6's arithmetic (R9)
+        builders = [bounded_settings(*row) for row in session.execute(query)]
+        self.buffers = {user.id: profile.buffer_minutes for user, profile in builders if profile}  # user id → minutes
+        self.builder_emails = {user.id: user.email for user, _ in builders}
         # for messages: also the e-mail of a session's builder who has no builder profile
         missing = {info.builder_id for info in self.sessions.values()} - set(self.builder_emails)
         self.builder_emails.update(store.rows_keyed(session, select(User.id, User.email), missing))
