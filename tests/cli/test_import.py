@@ -859,3 +859,46 @@ def test_an_imported_history_dates_its_badges_and_completions_when_the_data_met_
     ]
     analytics = bapp("reports", "pathway-analytics", "--json").json()
     assert [row["average_days_to_complete"] for row in analytics if row["pathway"] == "accelerate"] == [60.0]
+
+
+def test_an_imported_history_older_than_an_enrolment_completes_it_as_it_starts_not_before(
+    bapp: Bapp, tmp_path: Path
+) -> None:
+    """`import progress` dates a completed pathway's enrolment at the history's time, but an enrolment never
+    completes before it starts: the import itself enrols a client it names with a pathway from today, and an
+    admin may have enrolled one from a later day than the history's. Such an enrolment was completed on
+    2024-03-01 with a start date after it; it now completes at its start. Its badges keep the history's time."""
+    skills = "slug,name,links\ns1,One,accelerate:1\ns2,Two,accelerate:2\ns3,Three,accelerate:3\n"
+    assert bapp("import", "skills", write(tmp_path, "skills.csv", skills)).exit_code == 0
+    for email in ("ann", "bea", "cy"):
+        assert bapp("clients", "add", f"{email}@client.example").exit_code == 0
+    enrolments = (
+        "client,pathway,status,start_date\n"
+        "bea@client.example,accelerate,active,2024-03-10\n"  # after her last completion
+        "cy@client.example,accelerate,active,2024-01-01\n"  # before it: completed when the history says
+    )
+    assert bapp("import", "enrolments", write(tmp_path, "enrolments.csv", enrolments)).exit_code == 0
+    history = "".join(
+        f"{email}@client.example,s{number},completed,2024-0{number}-01T10:00:00Z,accelerate\n"
+        for email in ("ann", "bea", "cy")
+        for number in (1, 2, 3)
+    )
+    progress = write(tmp_path, "progress.csv", "client,skill,status,completed_at,pathway\n" + history)
+    imported = bapp("import", "progress", progress, "--json")
+    assert imported.exit_code == 0, imported.stderr
+    assert (imported.json()["enrolled"], imported.json()["pathways_completed"]) == (1, 3)  # ann from today
+
+    today = dt.datetime.now(dt.UTC).date().isoformat()
+    completed = {
+        row["client"]: (row["start_date"], row["completed_at"])
+        for row in bapp("export", "enrolments", "--format", "json").json()
+    }
+    assert completed == {
+        "ann@client.example": (today, f"{today}T00:00:00Z"),
+        "bea@client.example": ("2024-03-10", "2024-03-10T00:00:00Z"),
+        "cy@client.example": ("2024-01-01", "2024-03-01T10:00:00Z"),
+    }
+    badges = bapp("export", "all", "--format", "json").json()["badges"]
+    assert {row["awarded_at"] for row in badges if row["key"] == "pathway:accelerate"} == {"2024-03-01T10:00:00Z"}
+    analytics = bapp("reports", "pathway-analytics", "--json").json()
+    assert [row["average_days_to_complete"] for row in analytics if row["pathway"] == "accelerate"] == [20.0]

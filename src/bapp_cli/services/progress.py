@@ -191,7 +191,10 @@ def _complete_enrolments(
             continue
         slug = catalogue.pathways[enrolment.pathway_id].slug
         label = f"{emails[enrolment.client_id]}:{slug}"
-        if set_enrolment_status(session, enrolment, "completed", now=when, label=label):
+        # never before the enrolment's start: a backfill may enrol the client today (or from a later day) for
+        # skills completed long before, and the enrolment then completes as it starts, not ahead of it
+        started = dt.datetime.combine(enrolment.start_date, dt.time(), dt.UTC)
+        if set_enrolment_status(session, enrolment, "completed", now=min(max(when, started), now), label=label):
             enrolment.updated_at = now
             finished[enrolment.client_id].append(slug)
     session.flush()

@@ -25,14 +25,7 @@ from typing_extensions import TypedDict
 from bapp_cli.db import bulk
 from bapp_cli.db.batches import batches
 from bapp_cli.db.domains import MAX_INT32
-from bapp_cli.db.models import (
-    Badge,
-    Enrolment,
-    Pathway,
-    Skill,
-    User,
-    UserSkillProgress,
-)
+from bapp_cli.db.models import Badge, Enrolment, Pathway, Skill, User, UserSkillProgress
 from bapp_cli.errors import BappError, InvalidInput
 from bapp_cli.services.clients import ENROLMENT_COLUMNS
 from bapp_cli.services.instants import parse_day
