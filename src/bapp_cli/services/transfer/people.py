@@ -180,14 +180,10 @@ class ClientImporter(KindImporter):
         bulk.insert_rows(self.session, table, ("email", "name", "created_at", "updated_at", "id"), new_user_ids)
         bulk.insert_rows(self.session, table, ("email", "name", "created_at", "updated_at"), new_users)
         if new_profiles:
-            added = rows_keyed(self.session, select(User.email, User.id), [email for email, *_ in new_profiles])
-            ids = {row[0]: row[1] for row in added}
-            bulk.insert_rows(
-                self.session,
-                ClientProfile.__table__,
-                ("user_id", "company", "industry", "created_at"),
-                [(ids[email], *profile) for email, *profile in new_profiles],
-            )
+            ids = dict(rows_keyed(self.session, select(User.email, User.id), [email for email, *_ in new_profiles]))
+            profiles = [(ids[email], *profile) for email, *profile in new_profiles]
+            columns = ("user_id", "company", "industry", "created_at")
+            bulk.insert_rows(self.session, ClientProfile.__table__, columns, profiles)
         for change in user_changes:
             self.touched.add(change["id"])
         bulk.update_rows(self.session, table, user_changes)
@@ -195,12 +191,7 @@ class ClientImporter(KindImporter):
         return results
 
     def _existing(self, emails: Sequence[str]) -> dict[str, dict[str, Any]]:
-        query = select(
-            User.email,
-            User.id.label("user_id"),
-            User.name,
-            ClientProfile.id.label("profile_id"),
-            ClientProfile.company,
-            ClientProfile.industry,
-        ).outerjoin(ClientProfile, ClientProfile.user_id == User.id)
+        profile = (ClientProfile.id.label("profile_id"), ClientProfile.company, ClientProfile.industry)
+        query = select(User.email, User.id.label("user_id"), User.name, *profile)
+        query = query.outerjoin(ClientProfile, ClientProfile.user_id == User.id)
         return {row[0]: dict(row._mapping) for row in rows_keyed(self.session, query, emails)}
