@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import gzip
 import json
 import os
 import socket
@@ -24,9 +25,11 @@ from sqlalchemy.orm import Session
 
 from bapp_cli.db.engine import make_engine
 from bapp_cli.db.models import AuditEntry, Badge
+from bapp_cli.services.skills import complete_skill
 from tests.cli.test_progress_cli import seed
 from tests.conftest import REPO, Bapp
-from tests.services.test_credentials import SCHEMA_PATH, award
+from tests.services.test_credentials import SCHEMA_PATH, award, b64decode
+from tests.services.test_progress_factories import client, small_catalogue
 
 EMAIL = "ada@example.com"
 # the CLI verifies against the real clock, so the badges are awarded in the past
@@ -719,3 +722,92 @@ def test_an_output_path_naming_the_signing_key_or_the_config_file_is_refused_bef
     assert {path: path.read_bytes() for path in kept} == kept
     # a device is no file to lose: /dev/null is still an output when it is the config file (BAPP_CONFIG=/dev/null)
     assert bapp("export", "pathways", "-o", os.devnull, env={"BAPP_CONFIG": os.devnull}).exit_code == 0
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # the backup's source; the merge runs on both
+def test_a_merged_backup_keeps_the_awards_and_revocations_of_the_badges_it_brings(
+    bapp: Bapp, tmp_path: Path, empty_database_url: str
+) -> None:
+    # `import all` into a database with data ran the progress section first, which awarded the badges as the history
+    # met them; the badges section then took each for one held before ("never re-dated"): a badge the backup had
+    # revoked came back valid (exported, verified --against-db, clear in the status list), its award re-dated
+    later = AWARDED + dt.timedelta(days=1, hours=3)
+    seed(bapp, awarded_in_the_past)
+    seed(
+        bapp,
+        lambda session: session.execute(update(Badge).where(Badge.key == "tier:accelerate:1").values(awarded_at=later)),
+    )
+    issuer_init(bapp)
+    for key in ("tier:accelerate:1", "tier:play:1"):
+        assert bapp("badges", "revoke", EMAIL, key, "--reason", f"{key} in error").exit_code == 0
+    backup = tmp_path / "backup.json"
+    assert bapp("export", "all", "-o", str(backup)).exit_code == 0
+    sent = {row["key"]: row for row in json.loads(backup.read_text())["badges"]}
+
+    # the database merged into already holds Fundamentals and play tier 1 (f1, f2), awarded on its own dates
+    merged = Bapp(empty_database_url, bapp.home)  # the same issuer
+    assert merged("db", "upgrade").exit_code == 0
+    own = dt.datetime(2024, 4, 2, 8, tzinfo=dt.UTC)
+
+    def holds_two(session: Session) -> None:
+        small_catalogue(session)
+        client(session, EMAIL, "accelerate")
+        for slug in ("f1", "f2"):
+            complete_skill(session, EMAIL, slug, now=own)
+
+    seed(merged, holds_two)
+    before = merged("badges", "list", EMAIL, "--json").json()
+    assert merged("import", "all", str(backup), "--dry-run").exit_code == 0
+    assert merged("badges", "list", EMAIL, "--json").json() == before  # --dry-run rolls back
+    result = merged("import", "all", str(backup), "--json")
+    assert result.exit_code == 0, result.stderr
+    kinds = result.json()["kinds"]
+    assert result.json()["restored"] is False and kinds["progress"]["badges_awarded"] == 1
+    assert (kinds["badges"]["created"], kinds["badges"]["updated"], kinds["badges"]["unchanged"]) == (0, 1, 2)
+
+    badges = {row["key"]: row for row in merged("badges", "list", EMAIL, "--json").json()}
+    # awarded by this import: as the backup has it, revocation and all
+    assert badges["tier:accelerate:1"]["revoked_at"] == sent["tier:accelerate:1"]["revoked_at"] is not None
+    assert (
+        badges["tier:accelerate:1"]["awarded_at"] == sent["tier:accelerate:1"]["awarded_at"] == "2024-05-02T15:00:00Z"
+    )
+    # held before: the database's own award; the backup's revocation was of another issue of it, not taken
+    for key in ("tier:play:1", "fundamentals"):
+        assert (badges[key]["awarded_at"], badges[key]["revoked_at"]) == ("2024-04-02T08:00:00Z", None), key
+    rows = {row.key: row for row in badge_rows(merged)}
+    assert rows["tier:accelerate:1"].revocation_reason == "tier:accelerate:1 in error"
+    assert rows["tier:play:1"].revocation_reason is None
+
+    # what a verifier sees: only the two valid credentials exported, both valid against the database and against
+    # the status list, whose one set bit is the revoked badge's
+    exported, listing = tmp_path / "merged.jwt", tmp_path / "revocations.jwt"
+    assert merged("badges", "export", EMAIL, "-o", str(exported)).exit_code == 0
+    assert len(exported.read_text().splitlines()) == 2
+    assert merged("badges", "verify", str(exported), "--against-db").exit_code == 0
+    assert merged("badges", "status-list", "-o", str(listing)).exit_code == 0
+    assert merged("badges", "verify", str(exported), "--status-list", str(listing)).exit_code == 0
+    encoded = json.loads(merged("badges", "status-list", "--format", "json").stdout)["credential"]
+    bits = gzip.decompress(b64decode(encoded["credentialSubject"]["encodedList"][1:]))
+    set_bits = [index for index in range(len(bits) * 8) if bits[index // 8] & (0x80 >> (index % 8))]
+    assert set_bits == [rows["tier:accelerate:1"].id]
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # the backup's source; the merge runs on both
+def test_a_backup_naming_a_badge_twice_is_a_bad_row_not_the_first_taken(
+    bapp: Bapp, tmp_path: Path, empty_database_url: str
+) -> None:
+    # the badges section kept the first of two rows for one badge and counted the second unchanged, whatever
+    # award or revocation each gave; a second row for a key is refused as every kind's is (exit 6, nothing written)
+    seed(bapp, awarded_in_the_past)
+    backup = tmp_path / "backup.json"
+    assert bapp("export", "all", "-o", str(backup)).exit_code == 0
+    document = json.loads(backup.read_text())
+    document["badges"].append(document["badges"][0] | {"revoked_at": "2024-06-01T00:00:00Z"})
+    backup.write_text(json.dumps(document, indent=1))
+    merged = Bapp(empty_database_url, tmp_path / "merged")
+    assert merged("db", "upgrade").exit_code == 0
+    assert merged("clients", "add", "someone@example.com").exit_code == 0
+    result = merged("import", "all", str(backup))
+    assert result.exit_code == 6, result.stderr
+    assert "key: this badge is already on line" in result.stderr, result.stderr
+    assert merged("export", "clients").stdout.count("@example.com") == 1  # nothing written

@@ -228,6 +228,8 @@ class KindImporter(ABC):
     restore: bool = False
     # what a restore renamed, for the sections after it: ("pathway" or "session", the backup's slug) → the new slug
     renamed: dict[tuple[str, str], str] = field(default_factory=dict)
+    # the highest badge id when `import all` began: a badge above it is one this run awarded (`BadgeImporter`)
+    badges_before: int = 0
     extra: dict[str, int] = field(default_factory=dict, init=False)
     kept_ids: set[int | None] = field(default_factory=set, init=False)  # the ids a restore's rows gave (`validate`)
     # a batch's last statement may still run while the next batch is read

@@ -174,7 +174,8 @@ class _PeopleImporter(KindImporter):
     def update(self, row: SourceRow, found: Mapping[Any, Any], wanted: Mapping[str, Any]) -> RowResult:
         change = {name: value for name, value in wanted.items() if found[name] != value}
         if change:
-            self.updates.append({"id": found["id"], **change, "updated_at": self.now})
+            stamp = {"updated_at": self.now} if "updated_at" in self.table.c else {}  # (badges have none)
+            self.updates.append({"id": found["id"], **change, **stamp})
         return RowResult(row, outcome=UPDATED if change else UNCHANGED)
 
     def email(self, values: Mapping[str, Any], name: str) -> str | None:
@@ -397,14 +398,22 @@ class BadgeImporter(_PeopleImporter):
         return item | {"revocation_reason": values.get("revocation_reason") if stamps["revoked_at"] else None}
 
     def prepare(self, client_ids: list[int], items: list[dict[str, Any]]) -> None:
-        self.held = {(row.client_id, row.key) for row in self.stored(self.table, client_ids)}
+        self.held = {(row.client_id, row.key): row._mapping for row in self.stored(self.table, client_ids)}
 
     def apply_row(self, row: SourceRow, item: dict[str, Any], client_id: int) -> RowResult:
-        if (client_id, item["key"]) in self.held:
-            return RowResult(row, outcome=UNCHANGED)  # badges are permanent: never re-dated
-        self.held.add((client_id, item["key"]))
+        found = self.held.get((client_id, item["key"]))
+        self.check_once(row, (client_id, item["key"]), False, "key", "badge")
         values = {name: item[name] for name in ("key", "revoked_at", "revocation_reason")}
-        return self.insert(row, item, {"client_id": client_id, **values, "awarded_at": item["awarded_at"] or self.now})
+        values["awarded_at"] = item["awarded_at"] or (found["awarded_at"] if found is not None else self.now)
+        if found is None:
+            return self.insert(row, item, {"client_id": client_id, **values})
+        if found["id"] <= self.badges_before:
+            # held before this import: badges are permanent, never re-dated; nor is its credential revoked (or
+            # restored) by a backup's revocation, which was of another issue of the badge (README: Backups)
+            return RowResult(row, outcome=UNCHANGED)
+        # awarded by this import (its progress or skills section), as the backup's history met it: it takes the
+        # backup's own award and revocation, so a merge never brings back valid a badge the backup had revoked
+        return self.update(row, found, values)
 
 
 def export_badges(session: Session) -> Iterator[dict[str, Any]]:
