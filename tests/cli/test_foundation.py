@@ -125,6 +125,12 @@ def test_partially_migrated_database_is_refused(bapp: Bapp) -> None:
     current = bapp("db", "current", "--json")
     assert current.exit_code == 5
     assert json.loads(current.stdout)["revision"] == "0005_add_skill_enhancements"
+    # the drift check, and the Calendly writer under its lock (whose first transaction asks; no request is sent: the
+    # API's address is one nothing answers at), refuse it as well
+    unreachable = {"CALENDLY_API_KEY": "test-token", "CALENDLY_API_BASE_URL": "http://127.0.0.1:9"}
+    for command in (("db", "check"), ("calendly", "reconcile")):
+        refused = bapp(*command, env=unreachable)
+        assert refused.exit_code == 5 and "not at head" in refused.stderr, (command, refused.stderr)
     assert bapp("db", "upgrade").exit_code == 0
     assert bapp("pathways", "list").exit_code == 0
 

@@ -456,6 +456,31 @@ def test_a_builder_buffer_past_bapp_bounds_is_exit_5_for_the_bookings_import_too
     assert bapp("export", "bookings", "--format", "csv").stdout == before
 
 
+def test_the_bookings_import_is_not_refused_over_settings_it_does_not_read(
+    bapp: Bapp, seeded_copies: SeededCopies, tmp_path: Path
+) -> None:
+    # the import reads only the buffer of the builders its rows book (rule 6; notice and horizon are not the import's
+    # rules): another builder's settings past the bounds, or the row's builder's notice and horizon, refused it (exit 5)
+    _seeded(bapp, seeded_copies)
+    assert bapp("builders", "add", "other@example.com").exit_code == 0
+    _execute(
+        bapp,
+        "UPDATE builder_profiles SET buffer_minutes = :stored WHERE user_id = "
+        "(SELECT id FROM users WHERE email = 'other@example.com')",
+        stored=2_000_000_000,
+    )
+    _execute(
+        bapp, "UPDATE builder_profiles SET minimum_notice_hours = :stored, max_advance_days = :stored", stored=10**8
+    )
+    rows = tmp_path / "bookings.csv"
+    rows.write_text(f"client,session,start_time\nava.chen@client.example,{LOCAL_SESSION},2031-09-01T10:00Z\n")
+    result = bapp("import", "bookings", str(rows), "--format", "json")
+    assert result.exit_code == 0, result.stderr
+    assert bapp("bookings", "list", "--session", LOCAL_SESSION, "--format", "json").json()[0]["builder"] == (
+        "coach@example.com"
+    )
+
+
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 @pytest.mark.parametrize(
     ("column", "value"),

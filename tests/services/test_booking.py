@@ -448,6 +448,21 @@ def test_bookable_slots_are_exactly_the_times_bookings_create_takes(session: Ses
     assert at(days=1, hours=1) in kept and at(days=1, hours=3) not in kept
 
 
+def test_bookable_slots_see_a_long_booking_that_began_before_the_first_slot(
+    session: Session, world: dict[str, Any]
+) -> None:
+    # the one read covers the slots' window, and each slot is bisected on the bookings' starts: a booking of nearly a
+    # day that began 18 hours before the first slot still holds the slots it meets, and its buffer after it
+    coach = world["coach"]
+    profile = session.scalars(select(BuilderProfile).where(BuilderProfile.user_id == coach.id)).one()
+    profile.buffer_minutes = 15
+    add_booking(session, client=world["ada"], session_type=world["clinic"], start=at(days=1), minutes=23 * 60)
+    starts = [at(days=1, hours=18, minutes=15 * step) for step in range(6 * 4)]  # 18:00 to 23:45 the next day
+    slots = _slots(world["free"], starts)
+    kept = [slot["start_time"] for slot in bookable_slots(session, world["free"].id, slots, now=NOW)]
+    assert kept[0] == at(days=1, hours=23, minutes=15), kept  # the booking ends at 23:00, its buffer at 23:15
+
+
 def test_bookable_slots_read_the_bookings_once_however_many_slots(
     session: Session, engine: Engine, world: dict[str, Any]
 ) -> None:

@@ -139,7 +139,9 @@ class AppState:
         return self._sink
 
     # -- database -------------------------------------------------------------------------------
-    def engine(self, *, create_sqlite_file: bool = False, require_head: bool = True) -> Engine:
+    def engine(self, *, create_sqlite_file: bool = False) -> Engine:
+        """The command's engine. The schema's revision is not asked here, on a connection of its own, but in each
+        transaction (`db.engine.unit_of_work`): a migration committed between the two went unseen (0dcadd6)."""
         if self._engine is None:
             from bapp_cli.db.engine import make_engine
 
@@ -147,10 +149,6 @@ class AppState:
             self._engine = make_engine(
                 settings.database_url, create_sqlite_file=create_sqlite_file, connect_timeout=settings.connect_timeout
             )
-            if require_head:
-                from bapp_cli.db.migration import ensure_at_head
-
-                ensure_at_head(self._engine)
         return self._engine
 
     def transaction(self, *, dry_run: bool = False, write: bool = True) -> contextlib.AbstractContextManager[Session]:
@@ -158,8 +156,7 @@ class AppState:
         read-only one (always rolled back), at the head revision (asked inside it: `db.engine.unit_of_work`)."""
         from bapp_cli.db.engine import unit_of_work
 
-        engine = self.engine(require_head=False)
-        return unit_of_work(engine, write=write, dry_run=dry_run, actor=self.actor, command=self.command_path)
+        return unit_of_work(self.engine(), write=write, dry_run=dry_run, actor=self.actor, command=self.command_path)
 
     def reading(self) -> contextlib.AbstractContextManager[Session]:
         return self.transaction(write=False)

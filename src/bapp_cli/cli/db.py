@@ -26,7 +26,7 @@ def upgrade(ctx: typer.Context, revision: Annotated[str, typer.Argument(help="Ta
 
     refuse_blank({"REVISION": revision})  # `db upgrade ' '` was Alembic's "Can't locate revision", exit 6
     app_state = state(ctx)
-    engine = app_state.engine(create_sqlite_file=True, require_head=False)
+    engine = app_state.engine(create_sqlite_file=True)
     before, after = migration.upgrade(engine, revision, app_state.messages.warning)
     app_state.messages.info(f"Already at {after}." if before == after else f"Upgraded {before or 'base'} → {after}.")
 
@@ -53,7 +53,7 @@ def downgrade(
     refuse_blank({"REVISION": revision}, hint="`bapp db history` lists the revisions; `base` is the empty schema")
     app_state = state(ctx)
     app_state.confirm(yes, f"Downgrade the database to {revision}?")
-    before, after = migration.downgrade(app_state.engine(require_head=False), revision)
+    before, after = migration.downgrade(app_state.engine(), revision)
     app_state.messages.info(f"Downgraded {before or 'base'} → {after or 'base'}.")
 
 
@@ -69,7 +69,7 @@ def current(ctx: typer.Context) -> None:
     from bapp_cli.db import migration
 
     app_state, sink = state_and_sink(ctx)
-    engine = app_state.engine(require_head=False)
+    engine = app_state.engine()
     revision = migration.current_revision(engine)
     at_head = revision == migration.HEAD_REVISION
     sink.record({"revision": revision, "head": migration.HEAD_REVISION, "at_head": at_head})
@@ -101,7 +101,7 @@ def check(ctx: typer.Context) -> None:
     from bapp_cli.db import migration
 
     app_state, sink = state_and_sink(ctx)
-    drift = migration.schema_drift(app_state.engine(require_head=True))
+    drift = migration.schema_drift(app_state.engine())
     sink.records([{"difference": item} for item in drift], ["difference"])
     if drift:
         raise BappError(f"the database schema differs from the models in {len(drift)} places", code="schema_drift")

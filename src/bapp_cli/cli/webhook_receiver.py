@@ -76,7 +76,7 @@ class DeliveryHandler:
         """Wired to the command's settings; ``source`` is ``apply`` (a command) or ``receiver`` (the service)."""
         settings = app_state.settings
         # At-head is checked after the signature and the body (nothing is looked at before they pass).
-        self.engine = engine if engine is not None else app_state.engine(require_head=False)
+        self.engine = engine if engine is not None else app_state.engine()
         self.signing_key, self.source, self.tolerance = signing_key, source, tolerance
         self.pathway_question = pathway_question(app_state)
         self.rules = parse_rules(settings.calendly_rules())

@@ -247,7 +247,8 @@ def script_heads() -> tuple[str, ...]:
 
 
 def schema_drift(engine: Engine) -> list[str]:
-    """Differences between the models and the migrated database (empty when they agree)."""
+    """Differences between the models and the migrated database (empty when they agree); a database not at the head
+    revision is refused first (exit 5), as every command refuses it: what it lacks is a migration to run."""
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
 
@@ -255,6 +256,7 @@ def schema_drift(engine: Engine) -> list[str]:
 
     # a table of the user's own beside bapp's (notes, a report's) is no disagreement of the models and migrations
     opts = {"compare_type": True, "include_name": lambda name, kind, _: kind != "table" or name in Base.metadata.tables}
+    ensure_at_head(engine)
     with engine.connect() as connection:
         context = MigrationContext.configure(connection, opts=opts)
         diffs = compare_metadata(context, Base.metadata)

@@ -62,8 +62,9 @@ def _bounded(value: int, field_name: str, upper: int) -> int:
 
 def bounded_settings(builder: User, profile: BuilderProfile | None) -> tuple[User, BuilderProfile | None]:
     """The builder and their settings, which must be within the bounds `builders add/update` keeps them in wherever
-    they are read (bookings create, no-show --undo, sessions slots, the bookings import): raw SQL's larger value would
-    overflow the date arithmetic of the time rules and of rule 6's buffer (R9)."""
+    they are read (bookings create, no-show --undo, sessions slots; the bookings import holds the one setting it reads,
+    the buffer: transfer.bookings.References.buffer): raw SQL's larger value would overflow the date arithmetic of the
+    time rules and of rule 6's buffer (R9)."""
     if profile is None:
         return builder, profile
     bounds = (("buffer_minutes", MAX_BUFFER_MINUTES), ("minimum_notice_hours", MAX_NOTICE_HOURS))

@@ -66,11 +66,11 @@ from bapp_cli.db.models import (
     SessionTypePathway,
     User,
 )
-from bapp_cli.errors import BappError, InvalidInput
+from bapp_cli.errors import BappError, InvalidInput, UnreadableValue
 from bapp_cli.services import answers
 from bapp_cli.services.answers import AnswerInput, Question, answers_from_calendly, questions_from, validate_answers
 from bapp_cli.services.booking import MAX_BOOKING_MINUTES, REFERENCE_ALPHABET, REFERENCE_LENGTH, allowed_durations
-from bapp_cli.services.builders import bounded_settings
+from bapp_cli.services.builders import MAX_BUFFER_MINUTES
 from bapp_cli.services.instants import LATEST_YEAR, get_zone, out_of_range
 from bapp_cli.services.people import normalise_email
 from bapp_cli.services.plain_reads import EXPORT_COLUMNS as EXPORT_COLUMNS  # the record `export bookings` writes
@@ -194,14 +194,23 @@ class References:
         links = links.where(Pathway.archived.is_(False)).order_by(Pathway.position, Pathway.slug)
         for session_type_id, pathway_id in session.execute(links):
             self.linked.setdefault(session_type_id, []).append(self.pathways_by_id[pathway_id])
-        query = select(User, BuilderProfile).join(BuilderProfile)
-        # held to their bounds, as bookings create holds them: a larger buffer overflowed rule 6's arithmetic (R9)
-        builders = [bounded_settings(*row) for row in session.execute(query)]
-        self.buffers = {user.id: profile.buffer_minutes for user, profile in builders if profile}  # user id → minutes
-        self.builder_emails = {user.id: user.email for user, _ in builders}
+        query = select(User.id, User.email, BuilderProfile.buffer_minutes).join(BuilderProfile)
+        builders = session.execute(query).all()
+        # by builder user id (None is no builder's): the buffer in minutes (read through `buffer`), the e-mail
+        self.buffers: dict[int | None, int] = {user_id: buffer for user_id, _, buffer in builders}
+        self.builder_emails: dict[int | None, str] = {user_id: email for user_id, email, _ in builders}
         # for messages: also the e-mail of a session's builder who has no builder profile
         missing = {info.builder_id for info in self.sessions.values()} - set(self.builder_emails)
         self.builder_emails.update(store.rows_keyed(session, select(User.id, User.email), missing))
+
+    def buffer(self, owner: int | None) -> int:
+        """Rule 6's buffer in minutes of the builder a row books (`owner`, their user id; None: none, 0 minutes), held
+        to the bounds `builders update` keeps it in: a larger one overflowed the overlap arithmetic (R9). Checked as the
+        rows reach each builder, not as all are read: another builder's settings, or the notice and horizon the import
+        does not apply, do not stop it."""
+        if not 0 <= (value := self.buffers.get(owner, 0)) <= MAX_BUFFER_MINUTES:
+            raise UnreadableValue("builder_profiles.buffer_minutes", value, of=f"builder {self.builder_emails[owner]}")
+        return value
 
 
 # each digest byte picks a letter; the bias of 256 mod 31 does not matter for uniqueness
@@ -565,7 +574,7 @@ class BookingImporter(KindImporter):
         # each slot's position is its row's place in the batch
         stage = bulk.stage_rows(self.session, Booking.__table__, orders, slots)
         slot, booking = stage.c, Booking.__table__.c
-        widest = max(self.references.buffers.get(final["builder_id"] or 0, 0) for final in finals)
+        widest = max(self.references.buffer(final["builder_id"]) for final in finals)
         found: dict[int, list[_Nearby]] = {}
         people = [("client", "client", 0), ("builder", "builder", widest)]
         if any(final["builder_id"] is None for final in finals):
@@ -675,7 +684,7 @@ class BookingImporter(KindImporter):
         counts where that row put it, never where it was."""
         final = _final(draft)
         builder_id = final["builder_id"]
-        buffer = self.references.buffers.get(builder_id or 0, 0)
+        buffer = self.references.buffer(builder_id)
         mine = {
             "client": plan.near(("client", draft.email), final, dt.timedelta()),
             "builder": plan.near(("builder", builder_id), final, dt.timedelta(minutes=buffer)),
