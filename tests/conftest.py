@@ -16,6 +16,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import closing
@@ -398,17 +399,31 @@ class Bapp:
         env: dict[str, str | None] | None = None,
         stdin: str | None = None,
         timeout: float = 120,
+        stdout: str | None = None,
     ) -> Result:
-        completed = subprocess.run(
-            [sys.executable, "-m", "bapp_cli", *args],
-            env=self._environment(env),
-            input=stdin,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            cwd=REPO,
-        )
-        return Result(completed.returncode, completed.stdout, completed.stderr)
+        """`args` run as a real process. `stdout`: captured when None; else "closed pipe" (its reader gone before
+        it starts) or a device's path such as /dev/full, written there (the Result's stdout is then empty)."""
+        target: int | None = None
+        if stdout == "closed pipe":
+            reader, target = os.pipe()
+            os.close(reader)
+        elif stdout is not None:
+            target = os.open(stdout, os.O_WRONLY)
+        try:
+            completed = subprocess.run(
+                [sys.executable, "-m", "bapp_cli", *args],
+                env=self._environment(env),
+                input=stdin,
+                stdout=subprocess.PIPE if target is None else target,
+                stderr=subprocess.PIPE,
+                text=True,
+                timeout=timeout,
+                cwd=REPO,
+            )
+        finally:
+            if target is not None:
+                os.close(target)
+        return Result(completed.returncode, completed.stdout or "", completed.stderr)
 
     def popen(self, *args: str, env: dict[str, str | None] | None = None) -> subprocess.Popen[str]:
         return subprocess.Popen(
@@ -419,6 +434,14 @@ class Bapp:
             text=True,
             cwd=REPO,
         )
+
+
+def eventually(condition: Callable[[], bool], what: str, timeout: float = 30) -> None:
+    """Waits until `condition()` holds, failing the test naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
 
 
 def restore_backup(app: Bapp, empty_database_url: str, tmp_path: Path, *options: str) -> tuple[Bapp, Result]:

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 PASSWORD = "pg-Secret-7f3a"
 
@@ -157,3 +158,12 @@ class TemporaryPostgres:
         if self.directory is not None:
             shutil.rmtree(self.directory, ignore_errors=True)
             self.directory = None
+
+
+def waits_for_lock(engine: Any, query: str) -> bool:
+    """Whether a session of PostgreSQL's waits for a lock in a statement like ``query`` (a LIKE pattern)."""
+    from sqlalchemy import text
+
+    with engine.connect() as connection:
+        found = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE :query"
+        return bool(connection.execute(text(found), {"query": query}).scalar())

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import shutil
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -534,24 +531,8 @@ def test_a_pull_leaving_invitees_parked_is_exit_3_naming_them_with_its_output_go
 ) -> None:
     # a run that ends 3 must say so, and what it parked, whatever became of its rows' reader (141) or disk (74)
     uris = realistic(fake)
-    reader, writer = os.pipe()
-    os.close(reader)
-    target = writer if stdout == "closed pipe" else os.open("/dev/full", os.O_WRONLY)
-    try:
-        result = subprocess.run(
-            [sys.executable, "-m", "bapp_cli", "calendly", "pull-bookings", "--json"],
-            env=pbapp._environment(None),
-            stdout=target,
-            stderr=subprocess.PIPE,
-            text=True,
-            cwd=REPO,
-            timeout=120,
-        )
-    finally:
-        os.close(writer)
-        if target != writer:
-            os.close(target)
-    assert result.returncode == 3, result.stderr
+    result = pbapp.process("calendly", "pull-bookings", "--json", stdout=stdout)
+    assert result.exit_code == 3, result.stderr
     assert result.stderr.splitlines()[:2] == [
         f"not applied: {uris['unknown']}: unknown event type {type_uri(99)}; run `bapp calendly sync` first",
         "Error: 1 of 8 invitees could not be applied; parked in the webhook inbox",

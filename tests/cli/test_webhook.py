@@ -6,9 +6,6 @@ import datetime as dt
 import hashlib
 import hmac
 import json
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -417,21 +414,8 @@ def test_a_retry_leaving_deliveries_parked_is_exit_3_with_its_rows_reader_gone(w
         document["payload"]["status"] = "awaiting_payment"
         body = json.dumps(document).encode()
         assert apply(wbapp, body, signed(body), tmp=tmp_path).exit_code == 3
-    reader, writer = os.pipe()
-    os.close(reader)
-    try:
-        retried = subprocess.run(
-            [sys.executable, "-m", "bapp_cli", "calendly", "webhook", "retry"],
-            env=wbapp._environment(None),
-            stdout=writer,
-            stderr=subprocess.PIPE,
-            text=True,
-            cwd=REPO,
-            timeout=120,
-        )
-    finally:
-        os.close(writer)
-    assert retried.returncode == 3, retried.stderr
+    retried = wbapp.process("calendly", "webhook", "retry", stdout="closed pipe")
+    assert retried.exit_code == 3, retried.stderr
     assert retried.stderr.count("still parked: #") == 60
     assert "Error: 60 of 60 parked deliveries still cannot be applied" in retried.stderr
     listed = wbapp("calendly", "webhook", "list", "--pending", "--limit", "100", "--json").json()

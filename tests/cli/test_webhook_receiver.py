@@ -52,8 +52,9 @@ from tests.cli.webhook_fixtures import (
     start_receiver,
     type_uri,
 )
-from tests.conftest import Bapp, Result, restore_backup
+from tests.conftest import Bapp, Result, eventually, restore_backup
 from tests.fakes.calendly_server import API_ORIGIN, FakeCalendly
+from tests.postgres_server import waits_for_lock
 
 pytestmark = pytest.mark.slow
 
@@ -772,20 +773,6 @@ def test_a_dirty_inbox_row_of_an_older_backup_with_a_control_character_elsewhere
     assert inbox(restored, "--pending") == []  # nothing written
 
 
-def _waiting(engine: Any, query: str) -> bool:
-    """Whether a session of PostgreSQL's waits for a lock in a statement like ``query`` (a LIKE pattern)."""
-    with engine.connect() as connection:
-        found = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE :query"
-        return bool(connection.execute(text(found), {"query": query}).scalar())
-
-
-def _until(condition: Any, what: str) -> None:
-    deadline = time.monotonic() + 30
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
-
-
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # SQLite's write lock serialises them
 def test_a_migration_waits_for_a_delivery_in_flight_which_is_applied_at_the_revision_it_read(rbapp: Bapp) -> None:
     # the delivery asks at-head in its own transaction, then writes: a migration committed between the two (here
@@ -796,10 +783,10 @@ def test_a_migration_waits_for_a_delivery_in_flight_which_is_applied_at_the_revi
         with running_receiver(rbapp) as receiver, ThreadPoolExecutor(1) as pool, engine.connect() as holder:
             holder.execute(text("LOCK TABLE bookings IN EXCLUSIVE MODE"))  # its reads pass, its insert waits
             in_flight = pool.submit(receiver.deliver, delivery(1))
-            _until(lambda: _waiting(engine, "%bookings%"), "the delivery to wait for its insert")
+            eventually(lambda: waits_for_lock(engine, "%bookings%"), "the delivery to wait for its insert")
             migrating = rbapp.popen("db", "downgrade", str(previous), "--yes")
-            waits = lambda: migrating.poll() is not None or _waiting(engine, "LOCK TABLE alembic_version%")  # noqa: E731
-            _until(waits, "the downgrade to end or wait")
+            waits = lambda: migrating.poll() is not None or waits_for_lock(engine, "LOCK TABLE alembic_version%")  # noqa: E731
+            eventually(waits, "the downgrade to end or wait")
             assert migrating.poll() is None, "the downgrade did not wait for the delivery in flight"
             holder.rollback()
             answer = in_flight.result(timeout=30)
@@ -821,10 +808,10 @@ def test_a_delivery_during_a_migration_waits_for_it_and_sees_its_revision(rbapp:
         with running_receiver(rbapp) as receiver, ThreadPoolExecutor(1) as pool, engine.connect() as holder:
             holder.execute(text("LOCK TABLE pathways IN ACCESS EXCLUSIVE MODE"))  # the last step reads pathways
             migrating = rbapp.popen("db", "upgrade")
-            _until(lambda: _waiting(engine, "%pathways%"), "the upgrade to reach its last step")
+            eventually(lambda: waits_for_lock(engine, "%pathways%"), "the upgrade to reach its last step")
             during = pool.submit(receiver.deliver, delivery(1))
-            waits = lambda: during.done() or _waiting(engine, "SELECT version_num FROM alembic_version%")  # noqa: E731
-            _until(waits, "the delivery to be answered or wait")
+            waits = lambda: during.done() or waits_for_lock(engine, "SELECT version_num FROM alembic_version%")  # noqa: E731
+            eventually(waits, "the delivery to be answered or wait")
             assert not during.done(), f"the delivery did not wait for the upgrade: {during.result().text}"
             holder.rollback()
             answer = during.result(timeout=30)

@@ -10,7 +10,6 @@ import threading
 import time
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 import pytest
 from alembic.script import ScriptDirectory
@@ -30,7 +29,8 @@ from bapp_cli.db.models import (
     User,
     UserSkillProgress,
 )
-from tests.conftest import Bapp
+from tests.conftest import Bapp, eventually
+from tests.postgres_server import waits_for_lock
 
 EXPECTED_CHAIN = [
     "0001_baseline",
@@ -509,20 +509,6 @@ def test_a_refused_first_step_names_the_revision_left_base(empty_database_url: s
     assert "already exists" in result.stderr, result.stderr
 
 
-def _waiting(engine: Any, query: str) -> bool:
-    """Whether a session of PostgreSQL's waits for a lock in a statement like ``query`` (a LIKE pattern)."""
-    with engine.connect() as connection:
-        found = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE :query"
-        return bool(connection.execute(text(found), {"query": query}).scalar())
-
-
-def _until(condition: Any, what: str) -> None:
-    deadline = time.monotonic() + 30
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
-
-
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 def test_a_migration_waits_for_a_command_that_read_the_revision_and_has_yet_to_write(bapp: Bapp) -> None:
     # a command asked at-head on a connection of its own, then began its transaction: a downgrade (as a newer bapp's
@@ -534,10 +520,10 @@ def test_a_migration_waits_for_a_command_that_read_the_revision_and_has_yet_to_w
         with engine.connect() as holder:
             holder.execute(text("LOCK TABLE users IN EXCLUSIVE MODE"))  # its reads pass, its insert waits
             adding = bapp.popen("clients", "add", "held@example.com", "--name", "Held")
-            _until(lambda: _waiting(engine, "%users%"), "the command to wait for its insert")
+            eventually(lambda: waits_for_lock(engine, "%users%"), "the command to wait for its insert")
             migrating = bapp.popen("db", "downgrade", previous, "--yes")
-            waits = lambda: migrating.poll() is not None or _waiting(engine, "LOCK TABLE alembic_version%")  # noqa: E731
-            _until(waits, "the downgrade to end or wait")
+            waits = lambda: migrating.poll() is not None or waits_for_lock(engine, "LOCK TABLE alembic_version%")  # noqa: E731
+            eventually(waits, "the downgrade to end or wait")
             assert migrating.poll() is None, "the downgrade did not wait for the command in flight"
             holder.rollback()
             _, added = adding.communicate(timeout=60)
