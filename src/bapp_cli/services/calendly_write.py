@@ -85,8 +85,12 @@ CANCELLED = "cancelled in Calendly"
 # there, so the command warns of it even in cron (`calendly reconcile`).
 CANCEL_THERE = "so cancel the invitee in Calendly too"
 # What a resend that failed leaves (calendly_state, status), by the error's code; any other refusal removed it.
-RESEND_FAILED = {"calendly_unknown": ("unknown", "pending"), "uri_too_long": ("failed", "cancelled")}
-RESEND_FAILED["instant_out_of_range"] = RESEND_FAILED["uri_too_long"]  # each, Calendly's answer `_finish` gave up
+# (Calendly's answer that `_finish` gave up, too long a URI or a time out of range, is failed and cancelled here.)
+RESEND_FAILED = {
+    "calendly_unknown": ("unknown", "pending"),
+    "uri_too_long": ("failed", "cancelled"),
+    "instant_out_of_range": ("failed", "cancelled"),
+}
 
 # The caller's unit of work: ``transaction()`` commits on success, ``transaction(dry_run=True)`` rolls back,
 # ``transaction(write=False)`` reads (never marked as committed: errors.committed).
