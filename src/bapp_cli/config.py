@@ -420,7 +420,7 @@ class Settings(NamedTuple):
 
     def secrets_exposed(self) -> bool:
         """True when the config file holds a secret and others can read it (group/other permission bits)."""
-        if not any(str(_file_value(self.file_data, key) or "").strip() for key in SECRET_KEYS):
+        if not any(_holds_secret(_file_value(self.file_data, key)) for key in SECRET_KEYS):
             return False
         try:
             return bool(self.config_path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO))
@@ -553,7 +553,7 @@ class Settings(NamedTuple):
         for key in KNOWN_KEYS:
             setting = self.values.get(key)
             value = None if setting is None else setting.value
-            if value is not None and key in SECRET_KEYS and str(value).strip():  # a blank one is shown blank: no secret
+            if key in SECRET_KEYS and _holds_secret(value):
                 value = MASK
             elif value is not None and key == "database_url":
                 value = mask_url_password(value) if isinstance(value, str) else MASK
@@ -605,6 +605,11 @@ def _config_text(path: Path) -> str:
         raise ConfigError(f"config file {path} is not UTF-8 (byte {exc.start})") from None
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+
+
+def _holds_secret(value: Any) -> bool:
+    """Whether a secret setting's value is one: a blank one is shown blank and exposes nothing."""
+    return value is not None and bool(str(value).strip())
 
 
 def _file_value(data: Mapping[str, Any], key: str) -> Any:
