@@ -180,16 +180,24 @@ def retry_pending(
             session.delete(delivery)
             outcome = InviteeOutcome("discarded", delivery.invitee_uri or "")
         else:
-            try:  # cleaned as it was when received (its warning was said then)
-                payload = parse_webhook(delivery.body.encode())
-            except InvalidInput as exc:
-                outcome = InviteeOutcome("skipped", delivery.invitee_uri or "", note=exc.message)
-            else:
-                outcome = apply_webhook(session, payload, now=now, pathway_question=pathway_question)
-            _attempted(delivery, outcome, now=now)
+            outcome = _reapplied(session, delivery, now=now, pathway_question=pathway_question)
         results.append(replace(outcome, event=delivery.event, dry_run=False, id=delivery.id))
     session.flush()
     return results
+
+
+def _reapplied(
+    session: Session, delivery: WebhookDelivery, *, now: dt.datetime, pathway_question: re.Pattern[str]
+) -> InviteeOutcome:
+    """A parked delivery applied again, its attempt counted: what it did, or why it still cannot be applied."""
+    try:  # cleaned as it was when received (its warning was said then)
+        payload = parse_webhook(delivery.body.encode())
+    except InvalidInput as exc:
+        outcome = InviteeOutcome("skipped", delivery.invitee_uri or "", note=exc.message)
+    else:
+        outcome = apply_webhook(session, payload, now=now, pathway_question=pathway_question)
+    _attempted(delivery, outcome, now=now)
+    return outcome
 
 
 def _attempted(delivery: WebhookDelivery, outcome: InviteeOutcome, *, now: dt.datetime) -> None:
