@@ -52,12 +52,11 @@ UserOption = Annotated[
     typer.Option(
         "--user",
         help="Only this Calendly user's (a user URI) [default: calendly.user, else the token's].",
-        show_default=False,
     ),
 ]
 OrganizationOption = Annotated[
     str | None,
-    typer.Option("--organization", help="Everything of this Calendly organization (URI).", show_default=False),
+    typer.Option("--organization", help="Everything of this Calendly organization (URI)."),
 ]
 DryRunOption = Annotated[bool, typer.Option("--dry-run", help="Print one line per change on stderr and write nothing.")]
 WaitOption = Annotated[
@@ -281,7 +280,6 @@ def status(
             "--kind",
             callback=lambda value: _one_of(value, "event_types", "bookings"),
             help="Only runs of this kind: event_types (sync) or bookings (pull-bookings).",
-            show_default=False,
         ),
     ] = None,
 ) -> None:
@@ -346,12 +344,9 @@ def pull_bookings(
             "--since",
             help=f"Events starting at or after WHEN (ISO 8601; naive times read in --timezone) "
             f"[default: {DEFAULT_PULL_DAYS} days ago; no bound with --from-file].",
-            show_default=False,
         ),
     ] = None,
-    until: Annotated[
-        str | None, typer.Option("--until", help="Events starting before WHEN.", show_default=False)
-    ] = None,
+    until: Annotated[str | None, typer.Option("--until", help="Events starting before WHEN.")] = None,
     user: UserOption = None,
     organization: OrganizationOption = None,
     from_file: Annotated[str | None, _file_option("scheduled events, each with an 'invitees' array")] = None,
@@ -422,9 +417,7 @@ ToleranceOption = Annotated[
         "--tolerance", min=0, max=MAX_OPTION_INT, help="Refuse signatures more than SECONDS away from now (replays)."
     ),
 ]
-BodyArgument = Annotated[
-    str, typer.Argument(help="The delivery's raw request body: a file, or '-' for stdin.", show_default=False)
-]
+BodyArgument = Annotated[str, typer.Argument(help="The delivery's raw request body: a file, or '-' for stdin.")]
 
 
 def _signing_key(app_state: AppState, *, required: bool = False, unwritten_ok: bool = False) -> str:
@@ -458,7 +451,6 @@ def webhook_apply(
             "--signature",
             help="The Calendly-Webhook-Signature header as received (t=…,v1=…). Without it the delivery is "
             "refused as unsigned.",
-            show_default=False,
         ),
     ] = None,
     tolerance: ToleranceOption = 180,
@@ -514,7 +506,6 @@ def webhook_sign(
             min=0,
             max=MAX_UNIX_SECONDS,
             help="Unix seconds to sign at [default: now].",
-            show_default=False,
         ),
     ] = None,
 ) -> None:
@@ -783,7 +774,6 @@ def webhook_subscribe(
             "--events",
             help="Event to subscribe to (repeat the option) [default: invitee.created, invitee.canceled, "
             "invitee_no_show.created, invitee_no_show.deleted].",
-            show_default=False,
         ),
     ] = None,
     show_signing_key: Annotated[
@@ -851,9 +841,7 @@ def webhook_subscriptions(ctx: typer.Context, scope: ScopeOption = "user") -> No
 @webhook_app.command("unsubscribe")
 def webhook_unsubscribe(
     ctx: typer.Context,
-    subscription: Annotated[
-        str, typer.Argument(help="The subscription's URI or uuid (see `webhook subscriptions`).", show_default=False)
-    ],
+    subscription: Annotated[str, typer.Argument(help="The subscription's URI or uuid (see `webhook subscriptions`).")],
 ) -> None:
     """Delete a Calendly webhook subscription (DELETE /webhook_subscriptions/{uuid}). Exit 7 if none.
 
@@ -882,7 +870,6 @@ def reconcile(
             callback=finite_seconds,
             help="Hours after which a booking Calendly never confirmed is given up (cancelled, state failed) "
             "[default: calendly.reconcile_give_up_hours, else 24].",
-            show_default=False,
         ),
     ] = None,
     dry_run: Annotated[
