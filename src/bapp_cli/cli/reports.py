@@ -31,7 +31,6 @@ BAR_WIDTH = 6
 EIGHTHS = ("", "▏", "▎", "▍", "▌", "▋", "▊", "▉")
 BOOKING_STYLES = {"pending": "yellow", "confirmed": "cyan", "completed": "green", "cancelled": "dim", "no_show": "red"}
 
-BuilderOption = Annotated[str | None, typer.Option("--builder", help="Builder e-mail.")]
 TotalsOption = Annotated[
     bool,
     typer.Option(
@@ -134,7 +133,7 @@ def _period_caption(period: Period, sink: OutputSink, builder: str | None = None
 @output_command(app, "bookings-by-pathway")
 def bookings_by_pathway(
     ctx: typer.Context,
-    builder: BuilderOption = None,
+    builder: Annotated[str | None, typer.Option("--builder", help="Builder e-mail.")] = None,
     start_from: FromOption = None,
     start_to: ToOption = None,
     listing: Annotated[

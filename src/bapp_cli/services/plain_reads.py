@@ -288,12 +288,12 @@ def session_type_id(db: Database, identifier: str) -> int:
     return int(found[0])
 
 
-def parse_category(value: str, *, field: str = "category") -> str:
+def parse_category(value: str) -> str:
     """A session category as stored (lowercase), or InvalidInput naming them (session_types re-exports it)."""
     category = value.strip().lower()
     if category not in SESSION_CATEGORIES:
         raise InvalidInput(
-            f"{field}: {value!r} is not a category; choose one of {', '.join(SESSION_CATEGORIES)}",
+            f"category: {value!r} is not a category; choose one of {', '.join(SESSION_CATEGORIES)}",
             code="invalid_category",
         )
     return category
