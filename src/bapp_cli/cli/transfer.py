@@ -159,6 +159,9 @@ def import_command(
     for (what, old), new in summary.renamed.items():  # a backup's slug today's rules refuse (`none`, `Play_Lab`)
         sink.warning(f"{what} {old!r} is restored as {new!r}, which today's slug rules take")
     record = summary.as_record()
+    if kept := record.get("kinds", {}).get("badges", {}).get("conflicts_kept"):  # README: Backups
+        held = f"{kept} badge{'s' if kept != 1 else ''} held here, revoked in the backup or the reverse, kept"
+        sink.warning(f"{held} the database's revocation state (`bapp badges revoke` revokes one)")
     sink.record(record, table=lambda console: _summary_table(record, console))
     sink.info(
         f"{'Checked' if dry_run else 'Imported'} {kind}: {record['created']} created, {record['updated']} updated, "

@@ -398,7 +398,7 @@ class SkillImporter(RowImporter):
         outcomes = record_completions(
             self.session, now=self.now, pathway_ids=self.touched_pathways, fundamentals=self.fundamentals_changed
         )
-        self.extra["badges_awarded"] = sum(len(outcome.badges_awarded) for outcome in outcomes.values())
+        self.extra["badges_awarded"] = self.earned(outcomes)["badges_awarded"]
 
 
 def export_skills(session: Session) -> Iterator[dict[str, Any]]:

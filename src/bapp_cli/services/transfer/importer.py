@@ -30,6 +30,8 @@ from bapp_cli.db.models import BuilderProfile, ClientProfile, Pathway, User
 from bapp_cli.errors import BappError, InvalidInput
 from bapp_cli.services.emails import normalise_email
 from bapp_cli.services.instants import check_in_range, parse_instant
+from bapp_cli.services.progress import CompletionOutcome
+from bapp_cli.services.skills import earned_counts
 from bapp_cli.services.transfer.formats import RowError, SourceRow
 
 CREATED = "created"
@@ -228,8 +230,10 @@ class KindImporter(ABC):
     restore: bool = False
     # what a restore renamed, for the sections after it: ("pathway" or "session", the backup's slug) → the new slug
     renamed: dict[tuple[str, str], str] = field(default_factory=dict)
-    # the highest badge id when `import all` began: a badge above it is one this run awarded (`BadgeImporter`)
-    badges_before: int = 0
+    # (client id, key) of each badge this run's completion rules awarded, shared by `import all`'s kinds: the badges
+    # section gives these the backup's award and revocation (`BadgeImporter`); never an id range, which a badge
+    # another command awards meanwhile (PostgreSQL: `skills complete` waits for no import) would fall in
+    awarded: set[tuple[int, str]] = field(default_factory=set)
     extra: dict[str, int] = field(default_factory=dict, init=False)
     kept_ids: set[int | None] = field(default_factory=set, init=False)  # the ids a restore's rows gave (`validate`)
     # a batch's last statement may still run while the next batch is read
@@ -307,6 +311,11 @@ class KindImporter(ABC):
 
     def finish(self) -> None:  # noqa: B027 - an optional hook: most kinds need nothing at the end
         """After the last batch: completion rules, sequences."""
+
+    def earned(self, outcomes: dict[int, CompletionOutcome]) -> dict[str, int]:
+        """The completion rules' awards as counts, each badge noted in `awarded`."""
+        self.awarded.update((client, key) for client, outcome in outcomes.items() for key in outcome.badges_awarded)
+        return earned_counts(outcomes)
 
     # -- value helpers shared by the kinds ---------------------------------------------------------------
 

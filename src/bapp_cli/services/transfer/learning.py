@@ -32,7 +32,7 @@ from bapp_cli.services.instants import parse_day
 from bapp_cli.services.people import normalise_email
 from bapp_cli.services.progress import record_completions
 from bapp_cli.services.rule_book import PROGRESS_FIELDS, ProgressState, Refusal, assigned_pathway, settle_progress
-from bapp_cli.services.skills import check_note, earned_counts, skill_links
+from bapp_cli.services.skills import check_note, skill_links
 from bapp_cli.services.transfer.formats import SourceRow
 from bapp_cli.services.transfer.importer import (
     CLIENT_IDS,
@@ -161,8 +161,8 @@ class _PeopleImporter(KindImporter):
         if key not in self.first and not written:
             self.first[key] = row.line
             return
-        where = f"line {self.first[key]}" if key in self.first else "earlier in the file"
-        raise InvalidInput(f"{field}: this {what} is already on {where}")
+        where = f"is already on line {self.first[key]}" if key in self.first else "appears earlier in the file"
+        raise InvalidInput(f"{field}: this {what} {where}")
 
     def insert(self, row: SourceRow, item: Mapping[str, Any], values: dict[str, Any]) -> RowResult:
         """A new row, stamped now unless the file dates it; a backup's id is kept on restore."""
@@ -363,7 +363,7 @@ class ProgressImporter(_PeopleImporter):
         # dated as the history met each badge, not at this import (a backfill)
         for part in batches(sorted(self.completed_clients), bulk.CHUNK):
             outcomes.update(award(pathway_ids=self.completed_pathways, client_ids=part, dated=True))
-        self.extra.update(earned_counts(outcomes))
+        self.extra.update(self.earned(outcomes))
 
 
 def export_progress(session: Session) -> Iterator[dict[str, Any]]:
@@ -397,19 +397,28 @@ class BadgeImporter(_PeopleImporter):
         item = {"email": self.email(values, "client"), "key": key, "id": values.get("id"), **stamps}
         return item | {"revocation_reason": values.get("revocation_reason") if stamps["revoked_at"] else None}
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.extra = {"conflicts_kept": 0}  # held here, revoked in the backup or the reverse: kept as held
+        self.seen: set[tuple[int, str]] = set()  # every badge of the file so far, to find one listed twice
+
     def prepare(self, client_ids: list[int], items: list[dict[str, Any]]) -> None:
         self.held = {(row.client_id, row.key): row._mapping for row in self.stored(self.table, client_ids)}
 
     def apply_row(self, row: SourceRow, item: dict[str, Any], client_id: int) -> RowResult:
-        found = self.held.get((client_id, item["key"]))
-        self.check_once(row, (client_id, item["key"]), False, "key", "badge")
+        key = (client_id, item["key"])
+        found = self.held.get(key)
+        self.check_once(row, key, key in self.seen, "key", "badge")  # batches apart, too: a badge inserted, then
+        self.seen.add(key)  # updated by the later row, or the later row taken for another issue of it
         values = {name: item[name] for name in ("key", "revoked_at", "revocation_reason")}
         values["awarded_at"] = item["awarded_at"] or (found["awarded_at"] if found is not None else self.now)
         if found is None:
             return self.insert(row, item, {"client_id": client_id, **values})
-        if found["id"] <= self.badges_before:
+        if key not in self.awarded:
             # held before this import: badges are permanent, never re-dated; nor is its credential revoked (or
-            # restored) by a backup's revocation, which was of another issue of the badge (README: Backups)
+            # restored) by a backup's revocation, which was of another issue of the badge (README: Backups) —
+            # counted, so that the operator can `badges revoke` it if it should be
+            self.extra["conflicts_kept"] += (found["revoked_at"] is None) != (values["revoked_at"] is None)
             return RowResult(row, outcome=UNCHANGED)
         # awarded by this import (its progress or skills section), as the backup's history met it: it takes the
         # backup's own award and revocation, so a merge never brings back valid a badge the backup had revoked
