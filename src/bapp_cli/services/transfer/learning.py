@@ -11,6 +11,7 @@ as if the skills had been completed by hand. Badges themselves are imported only
 
 from __future__ import annotations
 
+import datetime as dt
 from abc import abstractmethod
 from collections.abc import Hashable, Iterator, Mapping, Sequence
 from functools import partial
@@ -300,7 +301,7 @@ class ProgressImporter(_PeopleImporter):
             (row.client_id, row.skill_id): row._mapping for row in self.stored(self.table, client_ids, skills)
         }
         self.enrolled = {(row.client_id, row.pathway_id) for row in self.stored(Enrolment.__table__, client_ids)}
-        self.new_enrolments: dict[tuple[int, int], None] = {}
+        self.new_enrolments: dict[tuple[int, int], dt.datetime] = {}  # → the earliest history of its rows
 
     def apply_row(self, row: SourceRow, item: dict[str, Any], client_id: int) -> RowResult:
         found = self.existing.get((client_id, item["skill_id"]))
@@ -315,11 +316,13 @@ class ProgressImporter(_PeopleImporter):
             values["pathway_id"] = assigned_pathway(
                 linked, {pathway_id for pathway_id in linked if (client_id, pathway_id) in self.enrolled}
             )
-        pathway_id = values["pathway_id"]  # _settle gives every column
-        unenrolled = pathway_id is not None and not self.restore and (client_id, pathway_id) not in self.enrolled
-        if unenrolled and not self.pathways_by_id[pathway_id].archived:
-            self.new_enrolments[(client_id, pathway_id)] = None
-            self.enrolled.add((client_id, pathway_id))
+        enrolment = (client_id, pathway_id := values["pathway_id"])  # _settle gives every column
+        unenrolled = pathway_id is not None and not self.restore and enrolment not in self.enrolled
+        if enrolment in self.new_enrolments or (unenrolled and not self.pathways_by_id[pathway_id].archived):
+            # from the earliest history its rows give (never after now), so the days to complete hold (7b35081)
+            history = (values["started_at"], values["completed_at"], self.new_enrolments.get(enrolment))
+            self.new_enrolments[enrolment] = min([self.now, *filter(None, history)])
+            self.enrolled.add(enrolment)
         if values["status"] == "completed" and (found is None or found["status"] != "completed"):
             self.completed_clients.add(client_id)
             self.completed_pathways.update(self.links[item["skill_id"]])
@@ -349,7 +352,9 @@ class ProgressImporter(_PeopleImporter):
 
     def write(self) -> None:
         columns = ("client_id", "pathway_id", "status", "start_date", "created_at", "updated_at")
-        rows = [(*enrolment, "active", self.now.date(), self.now, self.now) for enrolment in self.new_enrolments]
+        rows = [
+            (*enrolment, "active", start.date(), self.now, self.now) for enrolment, start in self.new_enrolments.items()
+        ]
         bulk.insert_rows(self.session, Enrolment.__table__, columns, rows)  # no rows: nothing written
         self.extra["enrolled"] += len(self.new_enrolments)
         super().write()
