@@ -860,7 +860,7 @@ def test_a_merge_counts_and_warns_of_the_badges_it_kept_as_held_against_the_back
     assert result.exit_code == 0, result.stderr
     badges = result.json()["kinds"]["badges"]
     assert (badges["unchanged"], badges["conflicts_kept"]) == (3, 2), badges
-    assert result.stderr.count("Warning: ") == 1 and "2 badges held here" in result.stderr, result.stderr
+    assert result.stderr.count("Warning: ") == 1 and "2 badge(s) held here kept" in result.stderr, result.stderr
     states = {row["key"]: row["revoked_at"] is not None for row in merged("badges", "list", EMAIL, "--json").json()}
     assert states == {"tier:accelerate:1": False, "tier:play:1": False, "fundamentals": True}  # as held here
     again = merged("import", "all", str(backup))  # text output: the warning names the count and the command

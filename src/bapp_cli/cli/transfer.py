@@ -160,8 +160,7 @@ def import_command(
         sink.warning(f"{what} {old!r} is restored as {new!r}, which today's slug rules take")
     record = summary.as_record()
     if kept := record.get("kinds", {}).get("badges", {}).get("conflicts_kept"):  # README: Backups
-        held = f"{kept} badge{'s' if kept != 1 else ''} held here, revoked in the backup or the reverse, kept"
-        sink.warning(f"{held} the database's revocation state (`bapp badges revoke` revokes one)")
+        sink.warning(f"{kept} badge(s) held here kept their revocation state, not the backup's (`bapp badges revoke`)")
     sink.record(record, table=lambda console: _summary_table(record, console))
     sink.info(
         f"{'Checked' if dry_run else 'Imported'} {kind}: {record['created']} created, {record['updated']} updated, "

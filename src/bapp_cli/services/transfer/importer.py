@@ -30,8 +30,6 @@ from bapp_cli.db.models import BuilderProfile, ClientProfile, Pathway, User
 from bapp_cli.errors import BappError, InvalidInput
 from bapp_cli.services.emails import normalise_email
 from bapp_cli.services.instants import check_in_range, parse_instant
-from bapp_cli.services.progress import CompletionOutcome
-from bapp_cli.services.skills import earned_counts
 from bapp_cli.services.transfer.formats import RowError, SourceRow
 
 CREATED = "created"
@@ -311,11 +309,6 @@ class KindImporter(ABC):
 
     def finish(self) -> None:  # noqa: B027 - an optional hook: most kinds need nothing at the end
         """After the last batch: completion rules, sequences."""
-
-    def earned(self, outcomes: dict[int, CompletionOutcome]) -> dict[str, int]:
-        """The completion rules' awards as counts, each badge noted in `awarded`."""
-        self.awarded.update((client, key) for client, outcome in outcomes.items() for key in outcome.badges_awarded)
-        return earned_counts(outcomes)
 
     # -- value helpers shared by the kinds ---------------------------------------------------------------
 

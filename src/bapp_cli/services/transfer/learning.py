@@ -33,7 +33,7 @@ from bapp_cli.services.instants import parse_day
 from bapp_cli.services.people import normalise_email
 from bapp_cli.services.progress import record_completions
 from bapp_cli.services.rule_book import PROGRESS_FIELDS, ProgressState, Refusal, assigned_pathway, settle_progress
-from bapp_cli.services.skills import check_note, skill_links
+from bapp_cli.services.skills import check_note, earned_counts, skill_links
 from bapp_cli.services.transfer.formats import SourceRow
 from bapp_cli.services.transfer.importer import (
     CLIENT_IDS,
@@ -368,7 +368,7 @@ class ProgressImporter(_PeopleImporter):
         # dated as the history met each badge, not at this import (a backfill)
         for part in batches(sorted(self.completed_clients), bulk.CHUNK):
             outcomes.update(award(pathway_ids=self.completed_pathways, client_ids=part, dated=True))
-        self.extra.update(self.earned(outcomes))
+        self.extra.update(earned_counts(outcomes, self.awarded))
 
 
 def export_progress(session: Session) -> Iterator[dict[str, Any]]:
@@ -394,6 +394,11 @@ class BadgeImporter(_PeopleImporter):
     schema = BadgeRow
     table = Badge.__table__
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.extra = {"conflicts_kept": 0}  # held here, revoked in the backup or the reverse: kept as held
+        self.seen: set[tuple[int, str]] = set()  # every badge of the file so far, to find one listed twice
+
     def parse_row(self, values: Mapping[str, Any]) -> dict[str, Any]:
         """The row as the badge's columns: a reason is kept only with the revocation it explains."""
         stamps = {name: self.instant(values.get(name), name) for name in ("revoked_at", "awarded_at")}
@@ -402,17 +407,11 @@ class BadgeImporter(_PeopleImporter):
         item = {"email": self.email(values, "client"), "key": key, "id": values.get("id"), **stamps}
         return item | {"revocation_reason": values.get("revocation_reason") if stamps["revoked_at"] else None}
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        self.extra = {"conflicts_kept": 0}  # held here, revoked in the backup or the reverse: kept as held
-        self.seen: set[tuple[int, str]] = set()  # every badge of the file so far, to find one listed twice
-
     def prepare(self, client_ids: list[int], items: list[dict[str, Any]]) -> None:
         self.held = {(row.client_id, row.key): row._mapping for row in self.stored(self.table, client_ids)}
 
     def apply_row(self, row: SourceRow, item: dict[str, Any], client_id: int) -> RowResult:
-        key = (client_id, item["key"])
-        found = self.held.get(key)
+        found = self.held.get(key := (client_id, item["key"]))
         self.check_once(row, key, key in self.seen, "key", "badge")  # batches apart, too: a badge inserted, then
         self.seen.add(key)  # updated by the later row, or the later row taken for another issue of it
         values = {name: item[name] for name in ("key", "revoked_at", "revocation_reason")}
