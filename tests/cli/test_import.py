@@ -922,3 +922,45 @@ def test_an_enrolment_the_progress_import_makes_starts_on_its_rows_earliest_day(
     assert imported.exit_code == 0 and imported.json()["enrolled"] == 1, imported.stderr
     (enrolment,) = bapp("export", "enrolments", "--format", "json").json()
     assert (enrolment["start_date"], enrolment["status"]) == ("2023-12-15", "active")
+
+
+def test_an_enrolment_made_after_its_client_finished_the_pathway_is_completed_at_once(
+    bapp: Bapp, tmp_path: Path
+) -> None:
+    # "completed at the moment the criteria are met": the pathway's skills completed under another pathway (they are
+    # linked to both), an enrolment made afterwards stayed active at 100 %, by `clients enroll` or an import alike
+    skills = "slug,name,links\n" + "".join(f's{tier},S{tier},"accelerate:{tier},pivot:{tier}"\n' for tier in (1, 2, 3))
+    assert bapp("import", "skills", write(tmp_path, "skills.csv", skills)).exit_code == 0
+    for email in ("ann", "bea", "cy"):
+        assert bapp("clients", "add", f"{email}@client.example").exit_code == 0
+        assert bapp("clients", "enroll", f"{email}@client.example", "pivot").exit_code == 0
+    history = "".join(
+        f"{email}@client.example,s{number},completed,2024-0{number}-01T10:00:00Z,pivot\n"
+        for email in ("ann", "bea")
+        for number in (1, 2, 3)
+    )
+    progress = write(tmp_path, "progress.csv", "client,skill,status,completed_at,pathway\n" + history)
+    assert bapp("import", "progress", progress).exit_code == 0
+    enrolled = bapp("clients", "enroll", "ann@client.example", "accelerate", "--json")
+    assert enrolled.exit_code == 0, enrolled.stderr
+    assert (enrolled.json()["status"], enrolled.json()["enrolled"]) == ("completed", True)
+    # the import: bea has finished accelerate (completed, dated as her history met it, not before her start), cy not
+    enrolments = (
+        "client,pathway,status,start_date\n"
+        "bea@client.example,accelerate,active,2024-01-01\n"
+        "cy@client.example,accelerate,active,2024-01-01\n"
+    )
+    assert bapp("import", "enrolments", write(tmp_path, "enrolments.csv", enrolments)).exit_code == 0
+    states = {
+        row["client"]: (row["status"], row["completed_at"])
+        for row in bapp("export", "enrolments", "--format", "json").json()
+        if row["pathway"] == "accelerate"
+    }
+    assert states["bea@client.example"] == ("completed", "2024-03-01T10:00:00Z")
+    assert states["cy@client.example"] == ("active", None)
+    assert states["ann@client.example"][0] == "completed"
+    shown = bapp("clients", "show", "bea@client.example", "--json").json()
+    assert {(row["pathway"], row["status"], row["percent"]) for row in shown["enrolments"]} == {
+        ("accelerate", "completed", 100),
+        ("pivot", "completed", 100),
+    }

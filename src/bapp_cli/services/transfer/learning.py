@@ -12,6 +12,7 @@ as if the skills had been completed by hand. Badges themselves are imported only
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from abc import abstractmethod
 from collections.abc import Hashable, Iterator, Mapping, Sequence
 from functools import partial
@@ -234,6 +235,15 @@ class EnrolmentImporter(_PeopleImporter):
         values = {"client_id": client_id, "pathway_id": item["pathway_id"], "status": status}
         values |= {"start_date": item.get("start_date") or self.now.date(), "completed_at": completed_at}
         return self.insert(row, item, values | {"builder_id": item.get("builder_id")})
+
+    def write(self) -> None:
+        super().write()
+        # a client enrolled (active) in a pathway they had finished: completed at once, as services.enrolment.enrol
+        # completes one, but dated as the history met it (never before its start), as `import progress` dates it
+        opened = sorted((new["pathway_id"], new["client_id"]) for new in self.inserts if new["status"] == "active")
+        award = partial(record_completions, self.session, now=self.now, fundamentals=False, dated=True)
+        for pathway_id, pairs in itertools.groupby(opened if not self.restore else (), key=lambda pair: pair[0]):
+            award(pathway_ids=[pathway_id], client_ids=[client for _, client in pairs])
 
 
 def export_enrolments(session: Session) -> Iterator[dict[str, Any]]:
