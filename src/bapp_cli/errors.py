@@ -77,14 +77,14 @@ class UnreadableValue(DatabaseNotReady):
 
     code = "database_value"
 
-    def __init__(self, column: str, value: Any = ..., *, of: str | None = None) -> None:
+    def __init__(self, column: str, value: Any = ..., *, of: str | None = None, hint: str | None = None) -> None:
         shown = "" if value is ... else f" ({value!r})"  # `...`: the database refused it without showing it
         if len(shown) > 64:  # repr escapes control characters; a long value is cut, not dumped on stderr
             shown = shown[:60] + "...)"
         where = f"{column} of {of}" if of else column
         super().__init__(
             f"the database holds a value bapp cannot read: {where}{shown}",
-            hint="correct or clear it with SQL, or restore the database from a backup",
+            hint=hint or "correct or clear it with SQL, or restore the database from a backup",
         )
 
 

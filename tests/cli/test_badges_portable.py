@@ -26,8 +26,10 @@ from sqlalchemy.orm import Session
 from bapp_cli.db.engine import make_engine
 from bapp_cli.db.models import AuditEntry, Badge
 from bapp_cli.services.skills import complete_skill
+from bapp_cli.services.transfer.learning import BadgeImporter
 from tests.cli.test_progress_cli import seed
-from tests.conftest import REPO, Bapp
+from tests.conftest import REPO, Bapp, eventually
+from tests.postgres_server import waits_for_lock
 from tests.services.test_credentials import SCHEMA_PATH, award, b64decode
 from tests.services.test_progress_factories import client, small_catalogue
 
@@ -811,3 +813,99 @@ def test_a_backup_naming_a_badge_twice_is_a_bad_row_not_the_first_taken(
     assert result.exit_code == 6, result.stderr
     assert "key: this badge is already on line" in result.stderr, result.stderr
     assert merged("export", "clients").stdout.count("@example.com") == 1  # nothing written
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # the backup's source; the merge runs on both
+def test_a_badge_listed_twice_batches_apart_is_a_bad_row_too(
+    bapp: Bapp, tmp_path: Path, empty_database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # only rows of one batch (5,000) were compared: a badge repeated further on was inserted by the first row and
+    # then updated by the second (restore or merge alike), the second's award and revocation silently taken
+    monkeypatch.setattr(BadgeImporter, "batch_size", 2)  # in-process: the batches of 5,000 rows, made small
+    seed(bapp, awarded_in_the_past)
+    backup = tmp_path / "backup.json"
+    assert bapp("export", "all", "-o", str(backup)).exit_code == 0
+    document = json.loads(backup.read_text())
+    assert len(document["badges"]) == 3
+    document["badges"].append(document["badges"][0] | {"id": None, "revoked_at": "2024-06-01T00:00:00Z"})
+    backup.write_text(json.dumps(document, indent=1))
+    for merge in (False, True):
+        target = Bapp(empty_database_url, tmp_path / f"target-{merge}")
+        if merge:  # a second run on the same database: its restore was refused, so it is still empty; now with data
+            assert target("clients", "add", "someone@example.com").exit_code == 0
+        else:
+            assert target("db", "upgrade").exit_code == 0
+        result = target("import", "all", str(backup), "--json")
+        assert result.exit_code == 6, result.stderr
+        assert "key: this badge appears earlier in the file" in result.stderr, result.stderr
+        assert target("badges", "list", EMAIL, "--json").exit_code == 7  # nothing written: no such client
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # the backup's source; the merge runs on both
+def test_a_merge_counts_and_warns_of_the_badges_it_kept_as_held_against_the_backups_revocation(
+    bapp: Bapp, tmp_path: Path, empty_database_url: str
+) -> None:
+    # a badge held here valid and revoked in the backup (or the reverse) was counted `unchanged` with every other
+    # badge held: nothing told the operator that the backup disagreed, and that `badges revoke` is theirs to run
+    seed(bapp, awarded_in_the_past)
+    issuer_init(bapp)
+    assert bapp("badges", "revoke", EMAIL, "tier:play:1", "--reason", "in error").exit_code == 0
+    backup = tmp_path / "backup.json"
+    assert bapp("export", "all", "-o", str(backup)).exit_code == 0
+    merged = Bapp(empty_database_url, bapp.home)
+    assert merged("db", "upgrade").exit_code == 0
+    seed(merged, awarded_in_the_past)  # the same three badges, valid here, and fundamentals revoked here
+    assert merged("badges", "revoke", EMAIL, "fundamentals", "--reason", "here").exit_code == 0
+    result = merged("import", "all", str(backup), "--json")
+    assert result.exit_code == 0, result.stderr
+    badges = result.json()["kinds"]["badges"]
+    assert (badges["unchanged"], badges["conflicts_kept"]) == (3, 2), badges
+    assert result.stderr.count("Warning: ") == 1 and "2 badge(s) held here kept" in result.stderr, result.stderr
+    states = {row["key"]: row["revoked_at"] is not None for row in merged("badges", "list", EMAIL, "--json").json()}
+    assert states == {"tier:accelerate:1": False, "tier:play:1": False, "fundamentals": True}  # as held here
+    again = merged("import", "all", str(backup))  # text output: the warning names the count and the command
+    assert again.exit_code == 0 and "`bapp badges revoke`" in again.stderr, again.stderr
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # SQLite's writers wait for the import
+def test_a_badge_another_command_awards_during_a_merge_keeps_its_own_award(bapp: Bapp, tmp_path: Path) -> None:
+    # `import all` took every badge above the highest id at its start for one its own sections awarded; on
+    # PostgreSQL `skills complete` waits for no import, so a badge it awarded meanwhile was given the backup's
+    # award and revocation: earned today, it arrived revoked, dated as the backup's other issue of it
+    def history(session: Session) -> None:
+        small_catalogue(session)
+        client(session, EMAIL, "accelerate")
+        client(session, "dora@example.com", "accelerate")
+        for slug in ("a1", "a2"):
+            complete_skill(session, EMAIL, slug, now=AWARDED)
+        complete_skill(session, "dora@example.com", "a4", now=AWARDED)
+
+    seed(bapp, history)
+    backup = tmp_path / "backup.json"
+    assert bapp("export", "all", "-o", str(backup)).exit_code == 0
+    document = json.loads(backup.read_text())
+    revoked = {"revoked_at": "2024-02-01T00:00:00Z", "revocation_reason": "the backup's"}
+    document["badges"] = [
+        {"client": EMAIL, "key": "tier:accelerate:1", "awarded_at": "2024-01-01T00:00:00Z", **revoked}
+    ]
+    for row in document["progress"]:  # the one row the merge changes, where it is held up
+        row["notes"] = "from the backup" if row["client"] == "dora@example.com" else row["notes"]
+    backup.write_text(json.dumps(document))
+    engine = make_engine(bapp.database_url)
+    try:
+        with engine.connect() as holder:
+            holder.execute(text("SELECT 1 FROM user_skill_progress FOR UPDATE"))  # the merge's update waits
+            merging = bapp.popen("import", "all", str(backup), "--json")
+            eventually(lambda: waits_for_lock(engine, "%user_skill_progress%"), "the merge to wait for its update")
+            completed = bapp("skills", "complete", EMAIL, "a3", "--json")  # the third of tier 1: its badge, now
+            assert completed.exit_code == 0, completed.stderr
+            assert completed.json()["badges_awarded"] == ["tier:accelerate:1"]
+            holder.rollback()
+            merged, problems = merging.communicate(timeout=120)
+        assert merging.returncode == 0, problems
+    finally:
+        engine.dispose()
+    (badge,) = bapp("badges", "list", EMAIL, "--json").json()
+    assert badge["revoked_at"] is None and badge["awarded_at"] > "2025", badge  # as `skills complete` awarded it
+    badges = json.loads(merged)["kinds"]["badges"]
+    assert (badges["updated"], badges["unchanged"], badges["conflicts_kept"]) == (0, 1, 1), badges

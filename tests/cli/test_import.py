@@ -865,9 +865,10 @@ def test_an_imported_history_older_than_an_enrolment_completes_it_as_it_starts_n
     bapp: Bapp, tmp_path: Path
 ) -> None:
     """`import progress` dates a completed pathway's enrolment at the history's time, but an enrolment never
-    completes before it starts: the import itself enrols a client it names with a pathway from today, and an
-    admin may have enrolled one from a later day than the history's. Such an enrolment was completed on
-    2024-03-01 with a start date after it; it now completes at its start. Its badges keep the history's time."""
+    completes before it starts: an admin may have enrolled one from a later day than the history's (the
+    import itself enrolled a client it names with a pathway from today; now from the history's first day).
+    Such an enrolment was completed on 2024-03-01 with a start date after it; it now completes at its start.
+    Its badges keep the history's time."""
     skills = "slug,name,links\ns1,One,accelerate:1\ns2,Two,accelerate:2\ns3,Three,accelerate:3\n"
     assert bapp("import", "skills", write(tmp_path, "skills.csv", skills)).exit_code == 0
     for email in ("ann", "bea", "cy"):
@@ -886,19 +887,80 @@ def test_an_imported_history_older_than_an_enrolment_completes_it_as_it_starts_n
     progress = write(tmp_path, "progress.csv", "client,skill,status,completed_at,pathway\n" + history)
     imported = bapp("import", "progress", progress, "--json")
     assert imported.exit_code == 0, imported.stderr
-    assert (imported.json()["enrolled"], imported.json()["pathways_completed"]) == (1, 3)  # ann from today
+    assert (imported.json()["enrolled"], imported.json()["pathways_completed"]) == (1, 3)  # ann by the import
 
-    today = dt.datetime.now(dt.UTC).date().isoformat()
     completed = {
         row["client"]: (row["start_date"], row["completed_at"])
         for row in bapp("export", "enrolments", "--format", "json").json()
     }
     assert completed == {
-        "ann@client.example": (today, f"{today}T00:00:00Z"),
+        # enrolled by the import: from her history's first day (it was today, her 60 days counted as 0)
+        "ann@client.example": ("2024-01-01", "2024-03-01T10:00:00Z"),
         "bea@client.example": ("2024-03-10", "2024-03-10T00:00:00Z"),
         "cy@client.example": ("2024-01-01", "2024-03-01T10:00:00Z"),
     }
     badges = bapp("export", "all", "--format", "json").json()["badges"]
     assert {row["awarded_at"] for row in badges if row["key"] == "pathway:accelerate"} == {"2024-03-01T10:00:00Z"}
     analytics = bapp("reports", "pathway-analytics", "--json").json()
-    assert [row["average_days_to_complete"] for row in analytics if row["pathway"] == "accelerate"] == [20.0]
+    assert [row["average_days_to_complete"] for row in analytics if row["pathway"] == "accelerate"] == [40.0]
+
+
+def test_an_enrolment_the_progress_import_makes_starts_on_its_rows_earliest_day(bapp: Bapp, tmp_path: Path) -> None:
+    # it started today whatever the history its rows gave; now on the earliest started_at or completed_at of the
+    # rows that enrol the client (any order in the file), in UTC as the enrolment's completion is compared
+    skills = "slug,name,links\ns1,One,accelerate:1\ns2,Two,accelerate:2\n"
+    assert bapp("import", "skills", write(tmp_path, "skills.csv", skills)).exit_code == 0
+    assert bapp("clients", "add", "dee@client.example").exit_code == 0
+    progress = write(
+        tmp_path,
+        "progress.csv",
+        "client,skill,status,started_at,completed_at,pathway\n"
+        "dee@client.example,s2,completed,2024-02-01T09:00:00Z,2024-02-10T09:00:00Z,accelerate\n"
+        "dee@client.example,s1,in_progress,2023-12-15T23:30:00Z,,accelerate\n",
+    )
+    imported = bapp("import", "progress", progress, "--json")
+    assert imported.exit_code == 0 and imported.json()["enrolled"] == 1, imported.stderr
+    (enrolment,) = bapp("export", "enrolments", "--format", "json").json()
+    assert (enrolment["start_date"], enrolment["status"]) == ("2023-12-15", "active")
+
+
+def test_an_enrolment_made_after_its_client_finished_the_pathway_is_completed_at_once(
+    bapp: Bapp, tmp_path: Path
+) -> None:
+    # "completed at the moment the criteria are met": the pathway's skills completed under another pathway (they are
+    # linked to both), an enrolment made afterwards stayed active at 100 %, by `clients enroll` or an import alike
+    skills = "slug,name,links\n" + "".join(f's{tier},S{tier},"accelerate:{tier},pivot:{tier}"\n' for tier in (1, 2, 3))
+    assert bapp("import", "skills", write(tmp_path, "skills.csv", skills)).exit_code == 0
+    for email in ("ann", "bea", "cy"):
+        assert bapp("clients", "add", f"{email}@client.example").exit_code == 0
+        assert bapp("clients", "enroll", f"{email}@client.example", "pivot").exit_code == 0
+    history = "".join(
+        f"{email}@client.example,s{number},completed,2024-0{number}-01T10:00:00Z,pivot\n"
+        for email in ("ann", "bea")
+        for number in (1, 2, 3)
+    )
+    progress = write(tmp_path, "progress.csv", "client,skill,status,completed_at,pathway\n" + history)
+    assert bapp("import", "progress", progress).exit_code == 0
+    enrolled = bapp("clients", "enroll", "ann@client.example", "accelerate", "--json")
+    assert enrolled.exit_code == 0, enrolled.stderr
+    assert (enrolled.json()["status"], enrolled.json()["enrolled"]) == ("completed", True)
+    # the import: bea has finished accelerate (completed, dated as her history met it, not before her start), cy not
+    enrolments = (
+        "client,pathway,status,start_date\n"
+        "bea@client.example,accelerate,active,2024-01-01\n"
+        "cy@client.example,accelerate,active,2024-01-01\n"
+    )
+    assert bapp("import", "enrolments", write(tmp_path, "enrolments.csv", enrolments)).exit_code == 0
+    states = {
+        row["client"]: (row["status"], row["completed_at"])
+        for row in bapp("export", "enrolments", "--format", "json").json()
+        if row["pathway"] == "accelerate"
+    }
+    assert states["bea@client.example"] == ("completed", "2024-03-01T10:00:00Z")
+    assert states["cy@client.example"] == ("active", None)
+    assert states["ann@client.example"][0] == "completed"
+    shown = bapp("clients", "show", "bea@client.example", "--json").json()
+    assert {(row["pathway"], row["status"], row["percent"]) for row in shown["enrolments"]} == {
+        ("accelerate", "completed", 100),
+        ("pivot", "completed", 100),
+    }

@@ -402,9 +402,16 @@ def test_a_booking_whose_client_row_was_deleted_with_foreign_keys_off_is_exit_5(
     assert reference not in bapp("bookings", "list").stdout  # the listings join the client: they leave it out
 
 
-@pytest.mark.parametrize(("column", "stored"), [("max_advance_days", 100_000_000), ("buffer_minutes", 2_000_000_000)])
+@pytest.mark.parametrize(
+    ("column", "stored", "flag"),
+    [
+        ("max_advance_days", 100_000_000, "--max-advance"),
+        ("buffer_minutes", 2_000_000_000, "--buffer"),
+        ("minimum_notice_hours", 2_000_000_000, "--minimum-notice"),
+    ],
+)
 def test_a_builder_setting_past_bapp_bounds_is_exit_5_not_an_overflow(
-    bapp: Bapp, seeded_copies: SeededCopies, column: str, stored: int
+    bapp: Bapp, seeded_copies: SeededCopies, column: str, stored: int, flag: str
 ) -> None:
     # within the schema's checks on both backends, past the bounds of `builders update`: the time rules'
     # date arithmetic overflowed (exit 1)
@@ -413,6 +420,10 @@ def test_a_builder_setting_past_bapp_bounds_is_exit_5_not_an_overflow(
     result = bapp(*CREATE)
     assert result.exit_code == 5, result.stderr
     assert f"builder_profiles.{column} of builder coach@example.com ({stored})" in result.stderr
+    # the hint said "correct or clear it with SQL": the command that sets it, which then mends it
+    assert f"Hint: set it with `bapp builders update coach@example.com {flag} N`" in result.stderr, result.stderr
+    assert bapp("builders", "update", "coach@example.com", flag, "0").exit_code == 0
+    assert bapp(*CREATE).exit_code == 0
 
 
 def test_a_builder_buffer_past_bapp_bounds_is_exit_5_for_a_no_show_undo_and_slots_too(
@@ -453,6 +464,7 @@ def test_a_builder_buffer_past_bapp_bounds_is_exit_5_for_the_bookings_import_too
         result = bapp("import", "bookings", str(rows), *dry_run)
         assert result.exit_code == 5, result.stderr
         assert "builder_profiles.buffer_minutes of builder coach@example.com (2000000000)" in result.stderr
+        assert "Hint: set it with `bapp builders update coach@example.com --buffer N`" in result.stderr
     assert bapp("export", "bookings", "--format", "csv").stdout == before
 
 

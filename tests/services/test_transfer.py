@@ -554,6 +554,12 @@ def test_learning_rows_a_rule_refuses_name_their_line_field_and_reason(session: 
         (3, "skill", "this progress row is already on line 2"),
         (4, "skill", "the skill is archived and cannot be assigned"),
     ]
+    # a batch apart, a repeated key read "this progress row is already on earlier in the file"
+    assert refused(session, "progress", progress, batch_size=1)[0] == (
+        3,
+        "skill",
+        "this progress row appears earlier in the file",
+    )
     # every learning kind refuses a key it does not know (their rows extend one schema base that forbids them)
     for kind, row in (("enrolments", {"pathway": "pivot"}), ("progress", {"skill": "s1"})):
         text = json.dumps([{"client": "ada@example.com", **row, "colour": "red"}])

@@ -69,11 +69,9 @@ def _issuer(app_state: AppState) -> Issuer:
     settings = app_state.settings
     name, url, key_file = (settings.get(f"badges.{key}") for key in ("issuer_name", "issuer_url", "key_file"))
     if not (name and url and key_file):
-        raise ConfigError(
-            "no Open Badges issuer is configured",
-            hint="run `bapp badges issuer init --name … --url …` (sets badges.issuer_name, badges.issuer_url, "
-            "badges.key_file)",
-        )
+        hint = "run `bapp badges issuer init --name … --url …` (sets badges.issuer_name, badges.issuer_url, "
+        hint += "badges.key_file)"
+        raise ConfigError("no Open Badges issuer is configured", hint=hint)
     image_base = settings.get("badges.image_base_url")
     return Issuer(str(name), str(url), load_key_file(user_path(str(key_file))), image_base or None)
 
@@ -289,16 +287,11 @@ def verify_command(
     sink.records([item.as_record() for item in results], service.VERIFICATION_COLUMNS, title="Verification")
     if not against_db and status_list is None:  # a "valid" of a revoked badge then: said on stderr, never in the data
         sink.notice("Revocation was not checked: --against-db or --status-list checks it.")
-    invalid = [(index, item) for index, item in enumerate(results, start=1) if not item.valid]
-    if invalid:
-        index, first = invalid[0]
-        raise InvalidInput(
-            f"{len(invalid)} of {len(results)} credential(s) invalid; credential {index}: {first.reason}",
-            details=[
-                f"credential {number} ({item.credential_id or 'no id'}): {item.reason}" for number, item in invalid
-            ],
-            code="credential_invalid",
-        )
+    if invalid := [(index, item) for index, item in enumerate(results, start=1) if not item.valid]:
+        details = [f"credential {number} ({item.credential_id or 'no id'}): {item.reason}" for number, item in invalid]
+        first = f"credential {invalid[0][0]}: {invalid[0][1].reason}"
+        message = f"{len(invalid)} of {len(results)} credential(s) invalid; {first}"
+        raise InvalidInput(message, details=details, code="credential_invalid")
 
 
 @output_command(app, "revoke")

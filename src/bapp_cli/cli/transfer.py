@@ -159,6 +159,8 @@ def import_command(
     for (what, old), new in summary.renamed.items():  # a backup's slug today's rules refuse (`none`, `Play_Lab`)
         sink.warning(f"{what} {old!r} is restored as {new!r}, which today's slug rules take")
     record = summary.as_record()
+    if kept := record.get("kinds", {}).get("badges", {}).get("conflicts_kept"):  # README: Backups
+        sink.warning(f"{kept} badge(s) held here kept their revocation state, not the backup's (`bapp badges revoke`)")
     sink.record(record, table=lambda console: _summary_table(record, console))
     sink.info(
         f"{'Checked' if dry_run else 'Imported'} {kind}: {record['created']} created, {record['updated']} updated, "

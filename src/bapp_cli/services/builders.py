@@ -70,8 +70,15 @@ def bounded_settings(builder: User, profile: BuilderProfile | None) -> tuple[Use
     bounds = (("buffer_minutes", MAX_BUFFER_MINUTES), ("minimum_notice_hours", MAX_NOTICE_HOURS))
     for name, most in (*bounds, ("max_advance_days", MAX_ADVANCE_DAYS)):
         if not 0 <= (value := getattr(profile, name) or 0) <= most:
-            raise UnreadableValue(f"builder_profiles.{name}", value, of=f"builder {builder.email}")
+            raise unreadable_setting(builder.email, name, value)
     return builder, profile
+
+
+def unreadable_setting(email: str, name: str, value: int) -> UnreadableValue:
+    """A setting raw SQL put past its bound (exit 5), with the `builders update` flag that sets it right."""
+    flag = "--" + name.rpartition("_")[0].replace("_", "-")  # the column less its unit: --buffer, --minimum-notice
+    hint = f"set it with `bapp builders update {email} {flag} N`"
+    return UnreadableValue(f"builder_profiles.{name}", value, of=f"builder {email}", hint=hint)
 
 
 def _apply(session: Session, user: User, profile: BuilderProfile, settings: BuilderSettings) -> dict[str, Any]:

@@ -132,7 +132,7 @@ def as_achievement(definition: dict[str, Any], issuer: Issuer) -> dict[str, Any]
 
 
 def _skill_list(names: Sequence[str]) -> str:
-    return ", ".join(names) if names else "(no skills linked yet)"
+    return ", ".join(names) if names else "no skills linked yet"
 
 
 def achievement_definitions(session: Session, issuer: Issuer | None = None) -> dict[str, dict[str, Any]]:
@@ -485,13 +485,7 @@ def _decode_signature_only(token: str, public_key: Any) -> dict[str, Any]:
     )
 
 
-def verify_token(
-    token: str,
-    *,
-    public_key: Any,
-    now: dt.datetime,
-    issuer: Issuer | None = None,
-) -> Verification:
+def verify_token(token: str, *, public_key: Any, now: dt.datetime, issuer: Issuer | None = None) -> Verification:
     """Signature (EdDSA only), then the OB 3.0 shape, the JWT claims against the credential, and the dates:
     the first thing wrong is the reason; what the credential shows is filled in once the signature checks.
     With `issuer`, it must be the one that issued the credential, and the badge is read as its key."""

@@ -32,7 +32,8 @@ def enrol(
     """Enrol `client` in `pathway` (idempotent). Returns the enrolment, whether it was created and whether
     anything was written (created, or an existing one's coach or start date changed).
 
-    An archived pathway takes no new enrolments. An existing enrolment keeps its values, except that a
+    An archived pathway takes no new enrolments; a new one whose pathway the client has completed is completed
+    (services.progress.record_completions). An existing enrolment keeps its values, except that a
     missing coach is filled in from `builder` (a booking's builder); with `update` (`clients enroll`) it
     takes `builder` and `start_date` where given, audited.
     """
@@ -59,6 +60,10 @@ def enrol(
     session.flush()
     changes = {"status": "active", "builder": builder.email if builder else None}
     record_audit(session, "enrolment", f"{client.email}:{pathway.slug}", changes)
+    from bapp_cli.services.progress import record_completions  # here: services.progress imports this module
+
+    # the client may have finished the pathway already: completed now, as `skills complete` would have
+    record_completions(session, now=now, pathway_ids=[pathway.id], fundamentals=False, client_ids=[client.id])
     return enrolment, True, True
 
 

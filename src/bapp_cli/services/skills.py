@@ -97,11 +97,8 @@ def parse_link(text: str) -> tuple[str, int]:
 def _check_tier(session: Session, pathway: Pathway, tier: int, field: str) -> None:
     if session.scalar(select(PathwayTier.id).where(PathwayTier.pathway_id == pathway.id, PathwayTier.tier == tier)):
         return
-    raise InvalidInput(
-        f"{field}: pathway {pathway.slug!r} has no tier {tier}",
-        hint=f"see `bapp pathways show {pathway.slug}`, or add it with `bapp pathways set-tier`",
-        code="unknown_tier",
-    )
+    hint = f"see `bapp pathways show {pathway.slug}`, or add it with `bapp pathways set-tier`"
+    raise InvalidInput(f"{field}: pathway {pathway.slug!r} has no tier {tier}", hint=hint, code="unknown_tier")
 
 
 def _resolve_link(session: Session, text: str) -> tuple[Pathway, int]:
@@ -168,12 +165,14 @@ def _changed(
     return SkillChange(_view(session, skill), changes, **earned)
 
 
-def earned_counts(outcomes: dict[int, CompletionOutcome]) -> dict[str, int]:
-    """How many badges and pathway completions the completion rules awarded, over every client."""
-    return {
-        "badges_awarded": sum(len(outcome.badges_awarded) for outcome in outcomes.values()),
-        "pathways_completed": sum(len(outcome.pathways_completed) for outcome in outcomes.values()),
-    }
+def earned_counts(outcomes: dict[int, CompletionOutcome], noted: set[Any] | None = None) -> dict[str, int]:
+    """How many badges and pathway completions the completion rules awarded, over every client; `noted` (`import
+    all`'s KindImporter.awarded) also gets each badge awarded, as (client id, key)."""
+    awarded = [(client, key) for client, outcome in outcomes.items() for key in outcome.badges_awarded]
+    if noted is not None:
+        noted.update(awarded)
+    completed = sum(len(outcome.pathways_completed) for outcome in outcomes.values())
+    return {"badges_awarded": len(awarded), "pathways_completed": completed}
 
 
 def add_skill(
@@ -194,10 +193,8 @@ def add_skill(
     seen: dict[int, int] = {}
     for pathway, tier in resolved:
         if seen.setdefault(pathway.id, tier) != tier:
-            raise InvalidInput(
-                f"link: {pathway.slug!r} is given twice with different tiers; a skill sits at one tier per pathway",
-                code="duplicate_link",
-            )
+            twice = f"link: {pathway.slug!r} is given twice with different tiers; a skill sits at one tier per pathway"
+            raise InvalidInput(twice, code="duplicate_link")
     if session.scalar(select(Skill.id).where(Skill.slug == canonical)) is not None:
         raise Conflict(f"skill {canonical!r} already exists", hint="change it with `bapp skills update`")
     skill = Skill(slug=canonical, **fields, archived=False, created_at=now, updated_at=now)

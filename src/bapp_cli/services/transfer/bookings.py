@@ -66,11 +66,11 @@ from bapp_cli.db.models import (
     SessionTypePathway,
     User,
 )
-from bapp_cli.errors import BappError, InvalidInput, UnreadableValue
+from bapp_cli.errors import BappError, InvalidInput
 from bapp_cli.services import answers
 from bapp_cli.services.answers import AnswerInput, Question, answers_from_calendly, questions_from, validate_answers
 from bapp_cli.services.booking import MAX_BOOKING_MINUTES, REFERENCE_ALPHABET, REFERENCE_LENGTH, allowed_durations
-from bapp_cli.services.builders import MAX_BUFFER_MINUTES
+from bapp_cli.services.builders import MAX_BUFFER_MINUTES, unreadable_setting
 from bapp_cli.services.instants import LATEST_YEAR, get_zone, out_of_range
 from bapp_cli.services.people import normalise_email
 from bapp_cli.services.plain_reads import EXPORT_COLUMNS as EXPORT_COLUMNS  # the record `export bookings` writes
@@ -209,7 +209,7 @@ class References:
         rows reach each builder, not as all are read: another builder's settings, or the notice and horizon the import
         does not apply, do not stop it."""
         if not 0 <= (value := self.buffers.get(owner, 0)) <= MAX_BUFFER_MINUTES:
-            raise UnreadableValue("builder_profiles.buffer_minutes", value, of=f"builder {self.builder_emails[owner]}")
+            raise unreadable_setting(self.builder_emails[owner], "buffer_minutes", value)
         return value
 
 

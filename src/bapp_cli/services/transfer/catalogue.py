@@ -24,15 +24,7 @@ from typing_extensions import TypedDict
 from bapp_cli.db import bulk
 from bapp_cli.db.audit import apply_changes
 from bapp_cli.db.domains import MAX_INT32, URI_LENGTH
-from bapp_cli.db.models import (
-    Base,
-    Pathway,
-    PathwayTier,
-    SessionType,
-    SessionTypePathway,
-    Skill,
-    SkillPathwayLink,
-)
+from bapp_cli.db.models import Base, Pathway, PathwayTier, SessionType, SessionTypePathway, Skill, SkillPathwayLink
 from bapp_cli.db.types import UTCDateTime
 from bapp_cli.errors import InvalidInput, UnreadableDocument, read_json
 from bapp_cli.services.pathway_admin import (
@@ -47,7 +39,7 @@ from bapp_cli.services.pathway_admin import (
 from bapp_cli.services.progress import record_completions
 from bapp_cli.services.session_types import MAX_DURATION_MINUTES, check_title, link_pathways, parse_category, row_slug
 from bapp_cli.services.session_values import SlugBook, default_requires_auth, parse_currency, parse_price
-from bapp_cli.services.skills import SKILL_FIELDS, check_skill_slug, parse_link, skill_links
+from bapp_cli.services.skills import SKILL_FIELDS, check_skill_slug, earned_counts, parse_link, skill_links
 from bapp_cli.services.transfer.formats import SourceRow
 from bapp_cli.services.transfer.importer import (
     CREATED,
@@ -398,7 +390,7 @@ class SkillImporter(RowImporter):
         outcomes = record_completions(
             self.session, now=self.now, pathway_ids=self.touched_pathways, fundamentals=self.fundamentals_changed
         )
-        self.extra["badges_awarded"] = sum(len(outcome.badges_awarded) for outcome in outcomes.values())
+        self.extra["badges_awarded"] = earned_counts(outcomes, self.awarded)["badges_awarded"]
 
 
 def export_skills(session: Session) -> Iterator[dict[str, Any]]:

@@ -115,11 +115,8 @@ def format_for(path: str | None, explicit: str | None, *, default: str | None) -
     if path not in (None, "-"):
         # An extension bapp does not write (x.xlsx) must not get JSON under its name, nor a file to import with
         # none (`rows`, `/dev/fd/3`, or '' from an unset "$FILE") be called stdin: say so instead.
-        raise InvalidInput(
-            f"cannot tell the format of {path!r} from its name",
-            hint=f"name it .csv, .tsv, .json, .jsonl or .toml, or pass {flag} " + "|".join(FORMATS),
-            code="unknown_format",
-        )
+        hint = f"name it .csv, .tsv, .json, .jsonl or .toml, or pass {flag} " + "|".join(FORMATS)
+        raise InvalidInput(f"cannot tell the format of {path!r} from its name", hint=hint, code="unknown_format")
     raise UsageError("cannot tell the format of stdin", hint=f"pass {flag} " + "|".join(FORMATS))
 
 

@@ -228,8 +228,10 @@ class KindImporter(ABC):
     restore: bool = False
     # what a restore renamed, for the sections after it: ("pathway" or "session", the backup's slug) → the new slug
     renamed: dict[tuple[str, str], str] = field(default_factory=dict)
-    # the highest badge id when `import all` began: a badge above it is one this run awarded (`BadgeImporter`)
-    badges_before: int = 0
+    # (client id, key) of each badge this run's completion rules awarded, shared by `import all`'s kinds: the badges
+    # section gives these the backup's award and revocation (`BadgeImporter`); never an id range, which a badge
+    # another command awards meanwhile (PostgreSQL: `skills complete` waits for no import) would fall in
+    awarded: set[tuple[int, str]] = field(default_factory=set)
     extra: dict[str, int] = field(default_factory=dict, init=False)
     kept_ids: set[int | None] = field(default_factory=set, init=False)  # the ids a restore's rows gave (`validate`)
     # a batch's last statement may still run while the next batch is read

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import IO, Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.exc import SAWarning
 from sqlalchemy.orm import Session
 
@@ -121,7 +121,7 @@ def import_data(
     restore = kind == "all" and all(session.scalar(select(model.id).limit(1)) is None for model in _RESTORED_MODELS[1:])
     renamed: dict[tuple[str, str], str] = {}  # by a restore's pathways and sessions, for the kinds after them
     if kind == "all":
-        badges_before = int(session.scalar(select(func.max(Badge.id))) or 0)
+        awarded: set[tuple[int, str]] = set()  # by the completion rules, for the badges section
         done: list[str] = []
         backup = False
         for name, rows in source.sections():
@@ -151,7 +151,7 @@ def import_data(
                     code="not_a_backup",
                 )
             done.append(name)
-            importer = REGISTRY[name].importer(session, now, options, restore, renamed, badges_before)
+            importer = REGISTRY[name].importer(session, now, options, restore, renamed, awarded)
             tallies.append(run_kind(importer, rows, errors=errors, rejects=rejects, on_batch=on_batch, label=name))
             if restore:  # after each kind: a later kind may create a record (a booking's unknown client, an enrolment)
                 bulk.reset_sequences(session, [model.__table__ for model in _RESTORED_MODELS])

@@ -11,6 +11,8 @@ as if the skills had been completed by hand. Badges themselves are imported only
 
 from __future__ import annotations
 
+import datetime as dt
+import itertools
 from abc import abstractmethod
 from collections.abc import Hashable, Iterator, Mapping, Sequence
 from functools import partial
@@ -161,8 +163,8 @@ class _PeopleImporter(KindImporter):
         if key not in self.first and not written:
             self.first[key] = row.line
             return
-        where = f"line {self.first[key]}" if key in self.first else "earlier in the file"
-        raise InvalidInput(f"{field}: this {what} is already on {where}")
+        where = f"is already on line {self.first[key]}" if key in self.first else "appears earlier in the file"
+        raise InvalidInput(f"{field}: this {what} {where}")
 
     def insert(self, row: SourceRow, item: Mapping[str, Any], values: dict[str, Any]) -> RowResult:
         """A new row, stamped now unless the file dates it; a backup's id is kept on restore."""
@@ -234,6 +236,15 @@ class EnrolmentImporter(_PeopleImporter):
         values |= {"start_date": item.get("start_date") or self.now.date(), "completed_at": completed_at}
         return self.insert(row, item, values | {"builder_id": item.get("builder_id")})
 
+    def write(self) -> None:
+        super().write()
+        # a client enrolled (active) in a pathway they had finished: completed at once, as services.enrolment.enrol
+        # completes one, but dated as the history met it (never before its start), as `import progress` dates it
+        opened = sorted((new["pathway_id"], new["client_id"]) for new in self.inserts if new["status"] == "active")
+        award = partial(record_completions, self.session, now=self.now, fundamentals=False, dated=True)
+        for pathway_id, pairs in itertools.groupby(opened if not self.restore else (), key=lambda pair: pair[0]):
+            award(pathway_ids=[pathway_id], client_ids=[client for _, client in pairs])
+
 
 def export_enrolments(session: Session) -> Iterator[dict[str, Any]]:
     client, coach = aliased(User), aliased(User)
@@ -300,7 +311,7 @@ class ProgressImporter(_PeopleImporter):
             (row.client_id, row.skill_id): row._mapping for row in self.stored(self.table, client_ids, skills)
         }
         self.enrolled = {(row.client_id, row.pathway_id) for row in self.stored(Enrolment.__table__, client_ids)}
-        self.new_enrolments: dict[tuple[int, int], None] = {}
+        self.new_enrolments: dict[tuple[int, int], dt.datetime] = {}  # → the earliest history of its rows
 
     def apply_row(self, row: SourceRow, item: dict[str, Any], client_id: int) -> RowResult:
         found = self.existing.get((client_id, item["skill_id"]))
@@ -315,11 +326,13 @@ class ProgressImporter(_PeopleImporter):
             values["pathway_id"] = assigned_pathway(
                 linked, {pathway_id for pathway_id in linked if (client_id, pathway_id) in self.enrolled}
             )
-        pathway_id = values["pathway_id"]  # _settle gives every column
-        unenrolled = pathway_id is not None and not self.restore and (client_id, pathway_id) not in self.enrolled
-        if unenrolled and not self.pathways_by_id[pathway_id].archived:
-            self.new_enrolments[(client_id, pathway_id)] = None
-            self.enrolled.add((client_id, pathway_id))
+        enrolment = (client_id, pathway_id := values["pathway_id"])  # _settle gives every column
+        unenrolled = pathway_id is not None and not self.restore and enrolment not in self.enrolled
+        if enrolment in self.new_enrolments or (unenrolled and not self.pathways_by_id[pathway_id].archived):
+            # from the earliest history its rows give (never after now), so the days to complete hold (7b35081)
+            history = (values["started_at"], values["completed_at"], self.new_enrolments.get(enrolment))
+            self.new_enrolments[enrolment] = min([self.now, *filter(None, history)])
+            self.enrolled.add(enrolment)
         if values["status"] == "completed" and (found is None or found["status"] != "completed"):
             self.completed_clients.add(client_id)
             self.completed_pathways.update(self.links[item["skill_id"]])
@@ -349,7 +362,9 @@ class ProgressImporter(_PeopleImporter):
 
     def write(self) -> None:
         columns = ("client_id", "pathway_id", "status", "start_date", "created_at", "updated_at")
-        rows = [(*enrolment, "active", self.now.date(), self.now, self.now) for enrolment in self.new_enrolments]
+        rows = [
+            (*enrolment, "active", start.date(), self.now, self.now) for enrolment, start in self.new_enrolments.items()
+        ]
         bulk.insert_rows(self.session, Enrolment.__table__, columns, rows)  # no rows: nothing written
         self.extra["enrolled"] += len(self.new_enrolments)
         super().write()
@@ -363,7 +378,7 @@ class ProgressImporter(_PeopleImporter):
         # dated as the history met each badge, not at this import (a backfill)
         for part in batches(sorted(self.completed_clients), bulk.CHUNK):
             outcomes.update(award(pathway_ids=self.completed_pathways, client_ids=part, dated=True))
-        self.extra.update(earned_counts(outcomes))
+        self.extra.update(earned_counts(outcomes, self.awarded))
 
 
 def export_progress(session: Session) -> Iterator[dict[str, Any]]:
@@ -389,6 +404,11 @@ class BadgeImporter(_PeopleImporter):
     schema = BadgeRow
     table = Badge.__table__
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.extra = {"conflicts_kept": 0}  # held here, revoked in the backup or the reverse: kept as held
+        self.seen: set[tuple[int, str]] = set()  # every badge of the file so far, to find one listed twice
+
     def parse_row(self, values: Mapping[str, Any]) -> dict[str, Any]:
         """The row as the badge's columns: a reason is kept only with the revocation it explains."""
         stamps = {name: self.instant(values.get(name), name) for name in ("revoked_at", "awarded_at")}
@@ -401,15 +421,18 @@ class BadgeImporter(_PeopleImporter):
         self.held = {(row.client_id, row.key): row._mapping for row in self.stored(self.table, client_ids)}
 
     def apply_row(self, row: SourceRow, item: dict[str, Any], client_id: int) -> RowResult:
-        found = self.held.get((client_id, item["key"]))
-        self.check_once(row, (client_id, item["key"]), False, "key", "badge")
+        found = self.held.get(key := (client_id, item["key"]))
+        self.check_once(row, key, key in self.seen, "key", "badge")  # batches apart, too: a badge inserted, then
+        self.seen.add(key)  # updated by the later row, or the later row taken for another issue of it
         values = {name: item[name] for name in ("key", "revoked_at", "revocation_reason")}
         values["awarded_at"] = item["awarded_at"] or (found["awarded_at"] if found is not None else self.now)
         if found is None:
             return self.insert(row, item, {"client_id": client_id, **values})
-        if found["id"] <= self.badges_before:
+        if key not in self.awarded:
             # held before this import: badges are permanent, never re-dated; nor is its credential revoked (or
-            # restored) by a backup's revocation, which was of another issue of the badge (README: Backups)
+            # restored) by a backup's revocation, which was of another issue of the badge (README: Backups) —
+            # counted, so that the operator can `badges revoke` it if it should be
+            self.extra["conflicts_kept"] += (found["revoked_at"] is None) != (values["revoked_at"] is None)
             return RowResult(row, outcome=UNCHANGED)
         # awarded by this import (its progress or skills section), as the backup's history met it: it takes the
         # backup's own award and revocation, so a merge never brings back valid a badge the backup had revoked
