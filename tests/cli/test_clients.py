@@ -366,3 +366,21 @@ def test_builders_list_searches_the_name_it_shows(bapp: Bapp, seed: Session) -> 
     assert found("chen") == []
     assert bapp("builders", "update", "ava@example.com", "--name", "").exit_code == 0  # back to the account's name
     assert found("chen") == [("ava@example.com", "Ava Chen")]
+
+
+def test_a_builder_becoming_a_client_takes_the_name_given(bapp: Bapp, seed: Session) -> None:
+    # `clients add --name` of a builder's e-mail kept the account's name and dropped the one given, while its
+    # audit row said the name given was set: the client's name (in listings, bookings, progress) was not the one
+    # typed, and the log said it was. The builder's own name (their display name) stays as it was.
+    assert bapp("builders", "add", "coach@example.com", "--name", "Cora Coach").exit_code == 0
+    added = bapp("clients", "add", "coach@example.com", "--name", "Cora Client", "--json")
+    assert added.exit_code == 0, added.stderr
+    assert added.json()["name"] == "Cora Client"
+    assert bapp("clients", "show", "coach@example.com", "--json").json()["name"] == "Cora Client"
+    assert [item["name"] for item in bapp("builders", "list", "--json").json()] == ["Cora Coach"]
+    seed.rollback()
+    assert seed.scalars(select(User.name)).one() == "Cora Client"
+    assert [entry.changes["name"] for entry in audit_entries(seed, "client")] == ["Cora Client"]
+    # without --name the account's name stays
+    assert bapp("builders", "add", "bob@example.com", "--name", "Bob").exit_code == 0
+    assert bapp("clients", "add", "bob@example.com", "--json").json()["name"] == "Bob"
