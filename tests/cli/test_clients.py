@@ -344,3 +344,43 @@ def test_a_zone_name_that_is_no_iana_key_is_refused_wherever_a_zone_is_given(
         assert (result.exit_code, message in result.stderr) == (code, True), result.stderr
     seed.rollback()
     assert seed.scalars(select(BuilderProfile.timezone)).all() == ["Europe/Paris"]
+
+
+def test_builders_list_searches_the_name_it_shows(bapp: Bapp, seed: Session) -> None:
+    # The listing shows a builder's own display name (`--name`) before the account's, but --search looked in the
+    # account's alone: a builder renamed Bob was found by the name they had before and not by Bob, and a client
+    # who also coaches was found only by their client name.
+    assert bapp("clients", "add", "ava@example.com", "--name", "Ava Chen").exit_code == 0
+    assert bapp("builders", "add", "ava@example.com", "--name", "Coach Ava").exit_code == 0
+    assert bapp("builders", "add", "cora@example.com", "--name", "Cora Coach").exit_code == 0
+    assert bapp("builders", "update", "cora@example.com", "--name", "Bob").exit_code == 0
+
+    def found(text: str) -> list[tuple[str, str]]:
+        listed = bapp("builders", "list", "--search", text, "--json")
+        assert listed.exit_code == 0, listed.stderr
+        return [(item["email"], item["name"]) for item in listed.json()]
+
+    assert found("bob") == [("cora@example.com", "Bob")]
+    assert found("cora coach") == []
+    assert found("coach") == [("ava@example.com", "Coach Ava")]
+    assert found("chen") == []
+    assert bapp("builders", "update", "ava@example.com", "--name", "").exit_code == 0  # back to the account's name
+    assert found("chen") == [("ava@example.com", "Ava Chen")]
+
+
+def test_a_builder_becoming_a_client_takes_the_name_given(bapp: Bapp, seed: Session) -> None:
+    # `clients add --name` of a builder's e-mail kept the account's name and dropped the one given, while its
+    # audit row said the name given was set: the client's name (in listings, bookings, progress) was not the one
+    # typed, and the log said it was. The builder's own name (their display name) stays as it was.
+    assert bapp("builders", "add", "coach@example.com", "--name", "Cora Coach").exit_code == 0
+    added = bapp("clients", "add", "coach@example.com", "--name", "Cora Client", "--json")
+    assert added.exit_code == 0, added.stderr
+    assert added.json()["name"] == "Cora Client"
+    assert bapp("clients", "show", "coach@example.com", "--json").json()["name"] == "Cora Client"
+    assert [item["name"] for item in bapp("builders", "list", "--json").json()] == ["Cora Coach"]
+    seed.rollback()
+    assert seed.scalars(select(User.name)).one() == "Cora Client"
+    assert [entry.changes["name"] for entry in audit_entries(seed, "client")] == ["Cora Client"]
+    # without --name the account's name stays
+    assert bapp("builders", "add", "bob@example.com", "--name", "Bob").exit_code == 0
+    assert bapp("clients", "add", "bob@example.com", "--json").json()["name"] == "Bob"

@@ -71,6 +71,40 @@ def test_add_refuses_duplicates_and_bad_values(bapp: Bapp) -> None:
     assert seed(bapp, lambda session: session.scalar(select(func.count()).select_from(Pathway))) == 3
 
 
+def test_no_pathway_may_be_named_as_another_is_called_in_any_case(bapp: Bapp) -> None:
+    # A Calendly answer names a pathway by its slug or its name, in any case and spacing, and the first pathway
+    # that reads so took the booking: with a pathway 'pivot-pro' named 'PIVOT ' placed first, a client who
+    # answered "Pivot" was booked under pivot-pro and enrolled in it. Such a name (or slug) is now refused.
+    for args, field, taken in (
+        (("add", "pivot-pro", "--name", " PIVOT "), "name: 'PIVOT'", "pivot"),
+        (("add", "pivot-pro", "--name", "Pivot pro"), None, None),
+        (("update", "play", "--name", "Pivot-Pro"), "name: 'Pivot-Pro'", "pivot-pro"),
+        (("update", "accelerate", "--name", "play"), "name: 'play'", "play"),
+        (("add", "PLAY-pen", "--name", "Pen"), None, None),
+        (("update", "play-pen", "--name", "Pivot pro  "), "name: 'Pivot pro'", "pivot-pro"),
+        (("add", "pivot-Pro-2", "--name", "X"), None, None),
+        (("add", "Pen", "--name", "Y"), "slug: 'pen'", "play-pen"),
+    ):
+        result = bapp("pathways", *args, "--json")
+        if field is None:
+            assert result.exit_code == 0, result.stderr
+            continue
+        assert result.exit_code == 8 and result.stdout == "", (args, result.stderr)
+        assert result.stderr.startswith(f"Error: {field} already names pathway '{taken}'"), result.stderr
+    # its own slug in another case is no other pathway's; nor is a name no other pathway has
+    assert bapp("pathways", "update", "accelerate", "--name", "ACCELERATE").exit_code == 0
+    assert bapp("pathways", "update", "play", "--name", "Play & Create").exit_code == 0
+    names = {item["slug"]: item["name"] for item in bapp("pathways", "list", "--json").json()}
+    assert names == {
+        "accelerate": "ACCELERATE",
+        "pivot": "Pivot",
+        "play": "Play & Create",
+        "pivot-pro": "Pivot pro",
+        "play-pen": "Pen",
+        "pivot-pro-2": "X",
+    }
+
+
 def test_a_backup_holding_a_pathway_called_none_restores_it_renamed_as_0015_would(bapp: Bapp, tmp_path: Path) -> None:
     """An earlier bapp let a pathway be called `none`, which now means no pathway, and its backup was refused
     (exit 6): it restores with that pathway as the first free `none-N` — counting a `none-2` later in the
@@ -125,7 +159,8 @@ def test_an_icon_or_a_domain_past_its_length_is_refused_and_a_blank_one_is_none(
         f'{{"error": {{"code": "invalid_{field}", "message": "{limit} characters", "details": []}}}}'
     )
     assert bapp(*command, "x" * int(length), "--json").json()[field] == "x" * int(length)
-    blank = bapp(*command[:2], command[2] + "-2", *command[3:], "  ", "--json")
+    # another name too: no two pathways may share one (a Calendly answer names a pathway by it)
+    blank = bapp(*command[:2], command[2] + "-2", "--name", "X2", command[-1], "  ", "--json")
     assert blank.json()[field] is None, blank.stderr
 
 

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import csv
 import io
+import json
+import time
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from bapp_cli.db.engine import make_engine, unit_of_work
 from bapp_cli.db.models import Badge, Enrolment
 from bapp_cli.services.enrolment import enrol
-from bapp_cli.services.skills import assign_skills, complete_skill
+from bapp_cli.services.skills import archive_skill, assign_skills, complete_skill
 from tests.conftest import Bapp
 from tests.services.test_progress_factories import (
     LATER,
@@ -291,3 +293,41 @@ def test_concurrent_completions_of_a_tier_award_its_badge_once(bapp: Bapp) -> No
 
     assert seed(bapp, count) == 1
     assert seed(bapp, lambda session: session.scalar(select(func.count()).select_from(Enrolment))) == 1
+
+
+def test_a_completion_while_a_skill_is_archived_still_awards_the_badge(bapp: Bapp) -> None:
+    """Ada has done a1 of tier 1 (a1, a2, a3). An admin archives a3 while Ada completes a2 in another process:
+    either way round the tier is now done, so its badge must be awarded. On PostgreSQL each transaction
+    checked the criteria around the other's uncommitted change — the archive saw a2 not done, the completion
+    saw a3 still counted — and neither awarded it: the badge was lost for good (criteria are checked only at
+    the moment they are met). Now the two checks take turns, the second seeing the first's change."""
+
+    def build(session: Session) -> None:
+        small_catalogue(session)
+        ada = client(session, "ada@example.com", "accelerate")
+        complete_skill(session, ada.email, "a1", now=NOW)
+
+    seed(bapp, build)
+    engine = make_engine(bapp.database_url)
+    try:
+        with unit_of_work(engine, actor="test", command="archive") as admin:
+            assert archive_skill(admin, "a3", now=NOW).badges_awarded == 0  # a2 is not done yet
+            completing = bapp.popen("skills", "complete", "ada@example.com", "a2", "--json")
+
+            def waiting() -> bool:  # on PostgreSQL: the completion waits for the archive's checks to end
+                with engine.connect() as connection:
+                    query = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+                    return bool(connection.scalar(text(query)))
+
+            deadline = time.monotonic() + 30
+            while completing.poll() is None and time.monotonic() < deadline:
+                if bapp.database_url.startswith("sqlite") or waiting():
+                    break  # SQLite: the completion waits for the archive's whole transaction anyway
+                time.sleep(0.05)
+        stdout, stderr = completing.communicate(timeout=60)
+    finally:
+        engine.dispose()
+    assert completing.returncode == 0, stderr
+    assert json.loads(stdout)["badges_awarded"] == ["tier:accelerate:1"]
+    held = seed(bapp, lambda session: list(session.scalars(select(Badge.key))))
+    assert held == ["tier:accelerate:1"]

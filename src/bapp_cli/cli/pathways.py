@@ -108,6 +108,9 @@ def add(
 ) -> None:
     """Add a pathway with its tiers, placed last in the display order.
 
+    Neither its slug nor its name may read as another pathway's slug or name in any case (exit 8): a
+    Calendly answer names a pathway by either.
+
     \b
     Examples:
       bapp pathways add data-leaders --name "Data Leaders" --icon 📊 --color '#F59E0B' \\
@@ -138,6 +141,8 @@ def update(
     dry_run: DryRunOption = False,
 ) -> None:
     """Rename, describe, recolour or reorder a pathway; only the options given change.
+
+    A new name may not read as another pathway's slug or name in any case (exit 8), as for `pathways add`.
 
     \b
     Examples:

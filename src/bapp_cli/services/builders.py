@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bapp_cli.db.audit import apply_changes, record_audit
@@ -45,13 +45,8 @@ BUILDER_COLUMNS = ("email", "name", "calendly_user", *_PROFILE_COLUMNS, "created
 
 
 def _record(user: User, profile: BuilderProfile) -> dict[str, Any]:
-    return {
-        "email": user.email,
-        "name": profile.display_name or user.name,
-        "calendly_user": profile.calendly_user_uri,
-        **{name: getattr(profile, name) for name in _PROFILE_COLUMNS},
-        "created_at": profile.created_at,
-    }
+    named = {"email": user.email, "name": profile.display_name or user.name, "calendly_user": profile.calendly_user_uri}
+    return named | {name: getattr(profile, name) for name in _PROFILE_COLUMNS} | {"created_at": profile.created_at}
 
 
 def _bounded(value: int, field_name: str, upper: int) -> int:
@@ -154,5 +149,7 @@ def list_builders(session: Session, *, page: Page = ALL, with_id: bool = False) 
     """Builders by e-mail; `page.search` looks in e-mail and name. `with_id`: with the user's id (`export
     builders`)."""
     query = select(User, BuilderProfile).join(BuilderProfile, BuilderProfile.user_id == User.id).order_by(User.email)
-    pairs = session.execute(page.window(query, User.email, User.name))
+    # the name the record shows (`_record`): their own display name, else the account's
+    shown_name = func.coalesce(func.nullif(BuilderProfile.display_name, ""), User.name)
+    pairs = session.execute(page.window(query, User.email, shown_name))
     return [{"id": user.id} | _record(user, profile) if with_id else _record(user, profile) for user, profile in pairs]

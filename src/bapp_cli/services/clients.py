@@ -36,6 +36,9 @@ def add_client(
     user, profile, created = ensure_client(session, normalised, name=name, company=company, industry=industry)
     if not created:  # the unit of work rolls back whatever ensure_client touched
         raise Conflict(f"client {normalised!r} already exists", hint=f"see `bapp clients show {normalised}`")
+    # a builder's account becoming a client is named as typed (ensure_client keeps a name it has: a booking's
+    # form does not rename an account); the builder's own record shows their display name
+    user.name = name or user.name
     values = (user.email, user.name, profile.company, profile.industry, profile.created_at)
     return dict(zip(CLIENT_COLUMNS, values, strict=True))
 
@@ -111,10 +114,7 @@ def set_client_status(session: Session, email: str, pathway: str, status: str, *
     target = get_pathway(session, pathway)
     enrolment = find_enrolment(session, client.id, target.id)
     if enrolment is None:
-        raise NotFound(
-            f"{client.email} is not enrolled in {target.slug!r}",
-            hint=f"enrol first: `bapp clients enroll {client.email} {target.slug}`",
-            code="enrolment_not_found",
-        )
+        hint = f"enrol first: `bapp clients enroll {client.email} {target.slug}`"
+        raise NotFound(f"{client.email} is not enrolled in {target.slug!r}", hint=hint, code="enrolment_not_found")
     changed = set_enrolment_status(session, enrolment, status, now=now, label=f"{client.email}:{target.slug}")
     return _enrolment_record(session, client, target, enrolment, changed=changed)

@@ -12,6 +12,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
+from itertools import product
 from typing import Any
 
 from sqlalchemy import func, select
@@ -101,6 +102,16 @@ def pathway_fields(**given: str | None) -> dict[str, Any]:
     return {name: PATHWAY_FIELDS[name](value) for name, value in given.items() if value is not None}
 
 
+def _refuse_ambiguous(session: Session, own_id: int | None, **given: str | None) -> None:
+    """A Calendly answer names a pathway by its slug or name in any case (calendly_bookings takes the first that
+    reads so): a slug or name `given` that reads as another pathway's would send its answers to either."""
+    others = list(session.scalars(select(Pathway).where(Pathway.id != own_id).order_by(Pathway.slug)))
+    for (field, value), other in product(given.items(), others):
+        if value is not None and value.casefold() in (other.slug.casefold(), other.name.strip().casefold()):
+            hint = "a Calendly answer names a pathway by slug or name, in any case: choose another"
+            raise Conflict(f"{field}: {value!r} already names pathway {other.slug!r}", hint=hint)
+
+
 def next_position(session: Session) -> int:
     """Where a new pathway goes: after the last one in display order."""
     last = session.scalar(select(func.max(Pathway.position)))
@@ -138,6 +149,7 @@ def add_pathway(
         raise InvalidInput(f"tier: at most {MAX_TIERS} tiers", code="too_many_tiers")
     if session.scalar(select(Pathway.id).where(Pathway.slug == canonical)) is not None:
         raise Conflict(f"pathway {canonical!r} already exists", hint="change it with `bapp pathways update`")
+    _refuse_ambiguous(session, None, slug=canonical, name=fields["name"])
     pathway = Pathway(
         slug=canonical, position=next_position(session), archived=False, created_at=now, updated_at=now, **fields
     )
@@ -159,7 +171,9 @@ def update_pathway(
     # positions neither asked for (two at 0). Taken before the pathway is read: _move compares its position.
     lock_keys(session, PATHWAY_ORDER)
     pathway = get_pathway(session, slug)
-    changes = apply_changes(pathway, pathway_fields(**fields))
+    wanted = pathway_fields(**fields)
+    _refuse_ambiguous(session, pathway.id, name=wanted.get("name"))
+    changes = apply_changes(pathway, wanted)
     if position is not None:
         changes.update(_move(session, pathway, position))
     return _changed(session, pathway, changes, now)
@@ -189,9 +203,7 @@ def set_tier(
     """Rename or describe tier `number`, or add it when it is the next one (tiers stay 1…n without gaps)."""
     pathway = get_pathway(session, slug)
     wanted = pathway_fields(name=name, description=description)
-    tier = session.scalars(
-        select(PathwayTier).where(PathwayTier.pathway_id == pathway.id, PathwayTier.tier == number)
-    ).one_or_none()
+    tier = session.scalars(select(PathwayTier).filter_by(pathway_id=pathway.id, tier=number)).one_or_none()
     if tier is None:
         highest = session.scalar(select(func.max(PathwayTier.tier)).where(PathwayTier.pathway_id == pathway.id)) or 0
         if number < 1 or number != highest + 1 or number > MAX_TIERS:

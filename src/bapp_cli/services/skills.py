@@ -56,6 +56,10 @@ MAX_SKILL_NAME_LENGTH = 200
 MAX_DOMAIN_LENGTH = 100
 MAX_NOTE_LENGTH = 10_000
 SKILL_COLUMNS = ("slug", "name", "description", "domain", "is_fundamental", "archived", "links")
+# Taken before the completion rules run: a catalogue change (archive, unlink, fundamental flag) checking the
+# criteria at the same time as a completion read around its uncommitted change, as it read around the
+# catalogue's, and neither awarded a badge both made due (PostgreSQL; SQLite's writers already take turns).
+COMPLETION_RULES = "progress:completion-rules"
 
 
 # -- the catalogue ------------------------------------------------------------------------------------
@@ -161,6 +165,7 @@ def _changed(
     earned: dict[str, int] = {}
     if changes:
         stamp_and_audit(session, skill, "skill", skill.slug, changes, now=now)
+        lock_keys(session, COMPLETION_RULES)
         earned = earned_counts(record_completions(session, now=now, pathway_ids=pathway_ids, fundamentals=fundamentals))
     return SkillChange(_view(session, skill), changes, **earned)
 
@@ -362,6 +367,7 @@ def _after_completion(
     if not completed_skills:
         return CompletionOutcome()
     session.flush()  # the rules count the completed rows in SQL
+    lock_keys(session, COMPLETION_RULES)
     linked = skill_links(session, [skill.id for skill in completed_skills])
     pathway_ids, fundamental = set().union(*linked.values()), any(skill.is_fundamental for skill in completed_skills)
     outcomes = record_completions(
@@ -511,18 +517,13 @@ def move_skill(
     lock_keys(session, f"progress:{client.id}")
     rows, new = _progress_rows(session, client, [skill], now, create=status != "not_started")
     if skill.id not in rows:  # a reset needs a row
-        raise NotFound(
-            f"skill {skill.slug!r} is not assigned to {client.email}",
-            hint=f"assign it with `bapp skills assign {client.email} {skill.slug}`",
-            code="progress_not_found",
-        )
+        hint = f"assign it with `bapp skills assign {client.email} {skill.slug}`"
+        raise NotFound(f"skill {skill.slug!r} is not assigned to {client.email}", hint=hint, code="progress_not_found")
     row, previous = rows[skill.id], None if new else rows[skill.id].status
     if status == "in_progress" and row.status == "completed":
-        raise Conflict(
-            f"skill {skill.slug!r} is already completed for {client.email}",
-            hint=f"reset it first with `bapp skills reset {client.email} {skill.slug} --yes`",
-            code="already_completed",
-        )
+        hint = f"reset it first with `bapp skills reset {client.email} {skill.slug} --yes`"
+        message = f"skill {skill.slug!r} is already completed for {client.email}"
+        raise Conflict(message, hint=hint, code="already_completed")
     changes: dict[str, Any] = {}
     if row.status != status or (status == "not_started" and row.started_at is not None):
         _apply_status(row, status, completion, now, f"{client.email} in {skill.slug}")
