@@ -484,6 +484,24 @@ def test_an_event_ending_past_the_supported_years_is_given_up_not_stored(
     assert len(posts(fake)) == 2  # each sent once, never resent
 
 
+def test_an_event_longer_than_a_day_leaves_the_booking_its_own_length(
+    synced: Bapp, fake: FakeCalendly, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the event's end was taken whatever its distance: a 30-hour booking was stored, whose tail the overlap checks
+    # (which reach back a day, the longest a booking may be) missed, and whose backup did not restore
+
+    def lasting_30_hours(resource: dict[str, Any]) -> None:
+        [event] = [event for event in fake._scheduled_events if event["uri"] == resource["event"]]  # lock held
+        event["end_time"] = z(dt.datetime.fromisoformat(event["start_time"]) + dt.timedelta(hours=30))
+
+    _alter_answers(fake, monkeypatch, "create_invitee", lasting_30_hours)
+    result = create(synced, slot())
+    assert result.exit_code == 0, result.stderr
+    assert result.json()["end_time"] == z(slot() + dt.timedelta(minutes=15))
+    [booking] = bookings(synced.database_url)
+    assert (booking.calendly_state, booking.end_time - booking.start_time) == ("booked", dt.timedelta(minutes=15))
+
+
 def test_a_5xx_that_created_nothing_is_resent_once(synced: Bapp, fake: FakeCalendly) -> None:
     fake.fail_next("/invitees", 503)
     result = create(synced, slot())

@@ -42,6 +42,7 @@ from bapp_cli.services.plain_reads import BookingFilters as BookingFilters
 from bapp_cli.services.plain_reads import instant_value
 from bapp_cli.services.rule_book import (
     ACTIVE_STATUSES,
+    LONGEST_BOOKING,
     NearbyBooking,
     PathwayFacts,
     Refusal,
@@ -60,9 +61,10 @@ CANCELLATION_COLUMNS = ("cancellation_reason", "cancelled_at")
 REFERENCE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
 REFERENCE_LENGTH = 8
 REFERENCE_ATTEMPTS = 8
-# The longest booking allowed. It bounds the overlap query's window from below as well as above, so the
-# (person, start_time) indexes are scanned over a short range whatever the size of the history.
-MAX_BOOKING_MINUTES = 24 * 60
+# The longest booking allowed (the rule book's), in the minutes a duration is given in. It bounds the overlap query's
+# window from below as well as above, so the (person, start_time) indexes are scanned over a short range whatever the
+# size of the history.
+MAX_BOOKING_MINUTES = LONGEST_BOOKING // dt.timedelta(minutes=1)
 MAX_KEY_LENGTH = 200
 # calendly_state of a booking sent to Calendly whose answer bapp has not recorded yet (services.calendly_write)
 PENDING_STATES = ("requested", "unknown")
@@ -298,7 +300,7 @@ def _nearby(
         column == owner.id,
         Booking.status.in_(ACTIVE_STATUSES),
         Booking.start_time < end,
-        Booking.start_time > start - dt.timedelta(minutes=MAX_BOOKING_MINUTES),
+        Booking.start_time > start - LONGEST_BOOKING,
         Booking.end_time > start,
     )
     return [NearbyBooking(*row) for row in session.execute(near)]
@@ -436,7 +438,7 @@ def bookable_slots(session: Session, session_type_id: int, slots: Sequence[Any],
     session_type = session.get_one(SessionType, session_type_id)
     builder, profile = resolve_builder(session, None, session_type.builder_id)
     buffer = (profile.buffer_minutes or 0) if profile is not None else 0
-    margin, reach = dt.timedelta(minutes=buffer), dt.timedelta(minutes=buffer + MAX_BOOKING_MINUTES)
+    margin, reach = dt.timedelta(minutes=buffer), dt.timedelta(minutes=buffer) + LONGEST_BOOKING
     window = (slots[0]["start_time"] - margin, slots[-1]["end_time"] + margin) if slots else (now, now)
     near = sorted(_nearby(session, *_builder_side(session_type, builder), *window), key=lambda booking: booking.start)
     starts = [booking.start for booking in near]
