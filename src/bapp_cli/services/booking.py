@@ -429,24 +429,29 @@ def _check_overlap(
         raise _refuse_with(replace(clash, hint=hint or clash.hint))
 
 
-def bookable_slots(session: Session, session_type_id: int, slots: Sequence[Any], *, now: dt.datetime) -> Iterator[Any]:
+def bookable_slots(
+    session: Session, session_type_id: int, slots: Sequence[Any], *, now: dt.datetime, by: BookingRequest | None = None
+) -> Iterator[Any]:
     """Those of ``slots`` (records with a ``start_time`` and an ``end_time``, in start order) at which the session
-    type's owner would take a booking from any client: their notice and horizon (rule 2), their bookings, buffer and
-    a group's seats (rule 6). Calendly's open times (`sessions slots`) know none of these, nor any booking made in
+    type's owner (or ``by``'s builder) would take a booking from any client (or ``by``'s, whose own bookings then
+    count too): their notice and horizon (rule 2), their bookings, buffer and a group's seats (rule 6). Calendly's open
+    times (`sessions slots`, the nearest a refused `bookings create` names) know none of these, nor any booking made in
     bapp alone. The builder's bookings are read once for all the slots (a year's may be 12,000); each slot is checked
     against those starting from a longest booking and the buffer before it to the buffer after it."""
     session_type = session.get_one(SessionType, session_type_id)
-    builder, profile = resolve_builder(session, None, session_type.builder_id)
+    builder, profile = resolve_builder(session, by.builder_email if by else None, session_type.builder_id)
+    client = find_user(session, normalise_email(by.client_email, field="client")) if by else None
     buffer = (profile.buffer_minutes or 0) if profile is not None else 0
     margin, reach = dt.timedelta(minutes=buffer), dt.timedelta(minutes=buffer) + LONGEST_BOOKING
     window = (slots[0]["start_time"] - margin, slots[-1]["end_time"] + margin) if slots else (now, now)
     near = sorted(_nearby(session, *_builder_side(session_type, builder), *window), key=lambda booking: booking.start)
     starts = [booking.start for booking in near]
     for slot in slots:
+        start, end = slot["start_time"], slot["end_time"]
         with contextlib.suppress(InvalidInput, Conflict):  # what bookings create would refuse it with
-            _check_time(start := slot["start_time"], now, builder, profile)
-            nearby = near[bisect_left(starts, start - reach) : bisect_left(starts, slot["end_time"] + margin)]
-            _check_overlap(session, session_type, start, slot["end_time"], builder, profile, None, near_builder=nearby)
+            _check_time(start, now, builder, profile)
+            nearby = near[bisect_left(starts, start - reach) : bisect_left(starts, end + margin)]
+            _check_overlap(session, session_type, start, end, builder, profile, client, near_builder=nearby)
             yield slot
 
 
@@ -525,9 +530,12 @@ def create_booking(session: Session, request: BookingRequest, *, now: dt.datetim
         _check_overlap(session, session_type, start, end, builder, profile, client)
     # A booking sent to Calendly must start at one of Calendly's open slots (exit 8 otherwise).
     if request.calendly_open_starts is not None and start not in request.calendly_open_starts:
+        # the nearest that bapp's rules take too: Calendly's open times know nothing of them
+        near = [{"start_time": other, "end_time": other + (end - start)} for other in request.calendly_open_starts]
+        takes = [slot["start_time"] for slot in bookable_slots(session, session_type.id, near, now=now, by=request)]
         raise Conflict(
             f"start: {instant_text(start)} is not an open slot of {session_type.title!r} in Calendly",
-            hint=nearest_hint(request.calendly_open_starts, start, "no open starts near it; see `bapp sessions slots`"),
+            hint=nearest_hint(takes, start, "no open starts near it; see `bapp sessions slots`"),
             code="not_an_open_slot",
         )
 
