@@ -444,14 +444,13 @@ def bookable_slots(
     buffer = (profile.buffer_minutes or 0) if profile is not None else 0
     margin, reach = dt.timedelta(minutes=buffer), dt.timedelta(minutes=buffer) + LONGEST_BOOKING
     window = (slots[0]["start_time"] - margin, slots[-1]["end_time"] + margin) if slots else (now, now)
-    near = sorted(_nearby(session, *_builder_side(session_type, builder), *window), key=lambda booking: booking.start)
-    starts = [booking.start for booking in near]
+    held = sorted(_nearby(session, *_builder_side(session_type, builder), *window), key=lambda booking: booking.start)
+    starts = [booking.start for booking in held]
     for slot in slots:
-        start, end = slot["start_time"], slot["end_time"]
         with contextlib.suppress(InvalidInput, Conflict):  # what bookings create would refuse it with
-            _check_time(start, now, builder, profile)
-            nearby = near[bisect_left(starts, start - reach) : bisect_left(starts, end + margin)]
-            _check_overlap(session, session_type, start, end, builder, profile, client, near_builder=nearby)
+            _check_time(start := slot["start_time"], now, builder, profile)
+            near = held[bisect_left(starts, start - reach) : bisect_left(starts, slot["end_time"] + margin)]
+            _check_overlap(session, session_type, start, slot["end_time"], builder, profile, client, near_builder=near)
             yield slot
 
 

@@ -160,11 +160,8 @@ def parse_bookings_listing(
 
 def within(items: Iterable[BookedInvitee], since: dt.datetime | None, until: dt.datetime | None) -> list[BookedInvitee]:
     """The items whose event starts in [since, until), as the API's min/max_start_time filters select."""
-    return [
-        item
-        for item in items
-        if (since is None or item.event.start_time >= since) and (until is None or item.event.start_time < until)
-    ]
+    low, high = since or dt.datetime.min.replace(tzinfo=dt.UTC), until or dt.datetime.max.replace(tzinfo=dt.UTC)
+    return [item for item in items if low <= item.event.start_time < high]
 
 
 # -- results ---------------------------------------------------------------------------------------
@@ -275,12 +272,10 @@ class InviteeApplier:
         """The session type synced from event type ``uri``, read when first needed and kept for the
         applier's life: a no-change pull creates nothing and reads none, a webhook reads one, whatever the
         size of the catalogue."""
-        if not uri:
-            return None
-        if uri not in self._session_types:
+        if uri and uri not in self._session_types:
             query = select(SessionType).where(SessionType.calendly_uri == uri)
             self._session_types[uri] = self.session.scalars(query).one_or_none()
-        return self._session_types[uri]
+        return self._session_types[uri] if uri else None
 
     def preload(self, invitee_uris: Sequence[str]) -> None:
         """Fetch the bookings of many invitees in one query (a no-change pull then reads, never writes)."""
@@ -296,11 +291,9 @@ class InviteeApplier:
 
     def _builder(self, event: ScheduledEvent, session_type: SessionType) -> User | None:
         """The event's host when they are a known builder (round robin, teams), else the type's owner."""
-        for membership in event.event_memberships:
-            user_id = self._builders.get(membership.user)
-            if user_id is not None:
-                return self.session.get(User, user_id)
-        return self.session.get(User, session_type.builder_id) if session_type.builder_id is not None else None
+        hosts = (self._builders.get(membership.user) for membership in event.event_memberships)
+        user_id = next(filter(None, hosts), session_type.builder_id)
+        return self.session.get(User, user_id) if user_id is not None else None
 
     def _pathway_named(self, text: str) -> Pathway | None:
         """The pathway one part of an answer (stripped, never blank) names: by slug or name, else by the one
@@ -386,8 +379,7 @@ class InviteeApplier:
         # missed its tail, and its backup did not restore (the import refuses it too)
         if item.event.end_time - item.event.start_time > LONGEST_BOOKING:
             return InviteeOutcome("skipped", uri, note="event lasts more than a day, the longest a booking may")
-        existing = self._booking(uri)
-        return self._create(item) if existing is None else self._update(existing, item)
+        return self._create(item) if (existing := self._booking(uri)) is None else self._update(existing, item)
 
     def _create(self, item: BookedInvitee) -> InviteeOutcome:
         invitee, event = item.invitee, item.event
@@ -409,8 +401,7 @@ class InviteeApplier:
         builder = self._builder(event, session_type)
         remote = self._remote_fields(item, session_type, warnings)
         replaced = self._booking(invitee.old_invitee) if invitee.old_invitee else None
-        name = (invitee.name or "").strip()[:_MAX_NAME] or None
-        client, _, made = ensure_client(self.session, email, name=name)
+        client, _, made = ensure_client(self.session, email, name=(invitee.name or "").strip()[:_MAX_NAME] or None)
         # The answered pathway, else the one of the booking this one replaces, else rule 4's lenient choice
         # (services.rule_book.choose_pathway): Calendly has booked it, so nothing is refused.
         requested = self._answered_pathway(invitee, warnings)
