@@ -224,6 +224,38 @@ def test_an_event_longer_than_a_day_is_parked_not_stored(wbapp: Bapp, tmp_path: 
     assert again.exit_code == (8 if stored else 0), again.stderr
 
 
+def test_a_booking_stored_longer_than_a_day_before_is_still_cancelled_by_calendly(wbapp: Bapp, tmp_path: Path) -> None:
+    # such a booking, stored before bapp parked these events, would take no cancellation Calendly sent for it: the
+    # same check parked it, and the booking stayed active in bapp while Calendly had cancelled it
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
+    from bapp_cli.db.engine import make_engine
+    from bapp_cli.db.models import Booking
+
+    created = delivery()
+    assert apply(wbapp, created, signed(created), tmp=tmp_path).exit_code == 0
+    engine = make_engine(wbapp.database_url)
+    try:
+        with Session(engine) as session, session.begin():
+            stored = session.scalars(select(Booking)).one()
+            stored.end_time = stored.start_time + dt.timedelta(hours=30)
+            event_end = iso(stored.end_time)
+    finally:
+        engine.dispose()
+    document = json.loads(delivery("invitee.canceled", cancelled_at=BOOKED + dt.timedelta(days=1)))
+    document["payload"]["scheduled_event"]["end_time"] = event_end
+    body = json.dumps(document).encode()
+    result = apply(wbapp, body, signed(body), "--json", tmp=tmp_path)
+    assert result.exit_code == 0, result.stderr
+    assert (result.json()["action"], result.json()["booking_status"]) == ("cancelled", "cancelled")
+    document["event"], document["payload"]["status"] = "invitee.created", "active"  # a change that stores times
+    document["payload"].pop("cancellation")
+    document["payload"]["updated_at"] = iso(BOOKED + dt.timedelta(days=2))
+    body = json.dumps(document).encode()
+    assert apply(wbapp, body, signed(body), tmp=tmp_path).exit_code == 3
+
+
 @pytest.mark.parametrize(
     ("name", "path", "moment"),
     [

@@ -312,8 +312,7 @@ class InviteeApplier:
 
     def _answered_pathway(self, invitee: Invitee, warnings: list[str]) -> Pathway | None:
         asked = (item for item in invitee.questions_and_answers if self.pathway_question.search(item.question))
-        item = next(asked, None)
-        if item is None:
+        if (item := next(asked, None)) is None:
             return None
         parts = [part.strip() for part in item.answer.split("\n") if part.strip()]
         matches = list(dict.fromkeys(p for p in (self._pathway_named(part) for part in parts) if p is not None))
@@ -375,11 +374,13 @@ class InviteeApplier:
             # it is shown in a zone or moved by a buffer, and a backup holding it does not restore: parked, not stored
             if moment.year not in SUPPORTED_YEARS:
                 return InviteeOutcome("skipped", uri, note=f"time {out_of_range(moment)}")
+        existing = self._booking(uri)
         # nor a longer event than a booking may be: stored, the overlap checks (which reach back a longest booking)
-        # missed its tail, and its backup did not restore (the import refuses it too)
-        if item.event.end_time - item.event.start_time > LONGEST_BOOKING:
+        # missed its tail, and its backup did not restore (the import refuses it too). A booking stored so before
+        # is still cancelled by its cancellation, which stores none of the event's times.
+        if item.event.end_time - item.event.start_time > LONGEST_BOOKING and not (existing and self._cancelled(item)):
             return InviteeOutcome("skipped", uri, note="event lasts more than a day, the longest a booking may")
-        return self._create(item) if (existing := self._booking(uri)) is None else self._update(existing, item)
+        return self._create(item) if existing is None else self._update(existing, item)
 
     def _create(self, item: BookedInvitee) -> InviteeOutcome:
         invitee, event = item.invitee, item.event
