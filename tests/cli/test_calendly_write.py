@@ -169,6 +169,33 @@ def test_a_start_that_is_not_an_open_slot_is_refused_with_the_nearest(synced: Ba
     assert posts(fake) == []
 
 
+def test_the_nearest_open_starts_named_are_ones_bookings_create_takes(synced: Bapp, fake: FakeCalendly) -> None:
+    # the hint named Calendly's nearest open starts as they were: one inside the buffer of the builder's booking made
+    # in bapp alone, and one at the client's own booking, each of which `bookings create` then refused (exit 8)
+    coach = "coach@example.com"
+    assert synced("builders", "add", coach, "--calendly-user", USER, "--buffer", "30").exit_code == 0
+    assert synced("calendly", "sync", "--user", USER).exit_code == 0  # the coach owns the synced types now
+    for title, builder in (("Coached", ("--builder", coach)), ("Alone", ())):
+        assert (
+            synced("sessions", "add", "--title", title, "--duration", "60", "--category", "free", *builder).exit_code
+            == 0
+        )
+    for client, session, hour in (("bo@client.example", "coached", 12), (CLIENT, "alone", 15)):
+        local = ("bookings", "create", "--client", client, "--session", session, "--start", z(slot(days=3, hour=hour)))
+        assert synced(*local).exit_code == 0
+    start = slot(days=3, hour=14) + dt.timedelta(minutes=30)
+    result = create(synced, start)
+    assert result.exit_code == 8, result.stderr
+    # 13:00 (15 minutes, within the coach's 30 after 12:00-13:00) and 15:00 (the client's) are nearer, but refused
+    named = [slot(days=3, hour=hour) for hour in (11, 14, 16)]
+    assert f"nearest open starts: {', '.join(map(z, named))}" in result.stderr
+    for taken in named:
+        assert create(synced, taken, "--dry-run").exit_code == 0
+    for refused in (13, 15):
+        assert create(synced, slot(days=3, hour=refused), "--dry-run").exit_code == 8
+    assert posts(fake) == []
+
+
 ALREADY_FILLED = json.dumps(
     {
         "title": "Invalid Argument",
@@ -482,6 +509,24 @@ def test_an_event_ending_past_the_supported_years_is_given_up_not_stored(
     ]
     assert states == [("failed", "cancelled", slot().year)] * 2
     assert len(posts(fake)) == 2  # each sent once, never resent
+
+
+def test_an_event_longer_than_a_day_leaves_the_booking_its_own_length(
+    synced: Bapp, fake: FakeCalendly, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the event's end was taken whatever its distance: a 30-hour booking was stored, whose tail the overlap checks
+    # (which reach back a day, the longest a booking may be) missed, and whose backup did not restore
+
+    def lasting_30_hours(resource: dict[str, Any]) -> None:
+        [event] = [event for event in fake._scheduled_events if event["uri"] == resource["event"]]  # lock held
+        event["end_time"] = z(dt.datetime.fromisoformat(event["start_time"]) + dt.timedelta(hours=30))
+
+    _alter_answers(fake, monkeypatch, "create_invitee", lasting_30_hours)
+    result = create(synced, slot())
+    assert result.exit_code == 0, result.stderr
+    assert result.json()["end_time"] == z(slot() + dt.timedelta(minutes=15))
+    [booking] = bookings(synced.database_url)
+    assert (booking.calendly_state, booking.end_time - booking.start_time) == ("booked", dt.timedelta(minutes=15))
 
 
 def test_a_5xx_that_created_nothing_is_resent_once(synced: Bapp, fake: FakeCalendly) -> None:

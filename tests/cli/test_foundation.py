@@ -469,11 +469,29 @@ def test_a_session_the_server_ends_as_idle_in_a_transaction_is_a_lost_connection
         assert failure.message == "database error: terminating connection due to idle-in-transaction timeout"
 
 
-def test_unreachable_database_exits_5(tmp_path: Path) -> None:
-    bapp = Bapp("postgresql+psycopg://nobody:pw@127.0.0.1:1/none", tmp_path)
-    result = bapp("pathways", "list", env={"BAPP_CONNECT_TIMEOUT": "2"})
-    assert result.exit_code == 5
-    assert result.stderr.startswith("Error: cannot reach the database")
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("pathways", "list"),
+        ("db", "upgrade"),
+        ("db", "downgrade", "base", "--yes"),
+        ("db", "current", "--json"),
+        ("db", "check"),
+    ],
+)
+@pytest.mark.parametrize("server", ["refusing", "silent"])
+def test_unreachable_database_exits_5(tmp_path: Path, command: tuple[str, ...], server: str) -> None:
+    # the db commands said "database error: connection failed: …" (code database_error) where every other command
+    # says "cannot reach the database" (database_not_ready); a server that never answers timed out the same way
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)  # the kernel completes the connection; nothing ever answers libpq's first message
+        port = silent.getsockname()[1] if server == "silent" else 1
+        bapp = Bapp(f"postgresql+psycopg://nobody:pw@127.0.0.1:{port}/none", tmp_path)
+        result = bapp(*command, env={"BAPP_CONNECT_TIMEOUT": "1", "BAPP_FORMAT": "json"})
+    assert result.exit_code == 5, result.stderr
+    assert result.stderr.startswith("Error: cannot reach the database: connection")
+    assert json.loads(result.stderr.splitlines()[-1])["error"]["code"] == "database_not_ready"
     assert ":pw@" not in result.stderr
 
 

@@ -513,8 +513,11 @@ def database_failure(exc: BaseException) -> DatabaseNotReady | Busy | Conflict |
             hint="check --database-url / BAPP_DATABASE_URL; `bapp db upgrade` creates a new file at a new path",
             code="database_not_a_database",
         )
-    if isinstance(login := unreachable(original), ConfigError):  # e.g. the engine's first connection
-        return login
+    # the engine's first connection, refused or never answered (psycopg's connection attempt gives its error the
+    # pgconn it tried, or times out), as every path says it: `db upgrade` said "database error: connection failed"
+    connecting = getattr(original, "pgconn", None) is not None or type(original).__name__ == "ConnectionTimeout"
+    if connecting or isinstance(unreachable(original), ConfigError):
+        return unreachable(original)
     return DatabaseNotReady(f"database error: {text}", code="database_error")
 
 

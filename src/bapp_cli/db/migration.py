@@ -208,12 +208,9 @@ def ensure_at_head(engine: Engine, session: Session | None = None) -> None:
     try:
         connection = engine.connect() if session is None else session.connection()
     except DBAPIError as exc:  # as the plain reads say it (db.dbapi.connect); SQLite's connect-time PRAGMAs wait
-        # out another process's lock (its exclusive locking mode, a rollback journal's write): busy, not down
-        # (a file that is no database, or cannot be written, in its own words: "database error: …" is a server gone)
-        failure = dbapi.database_failure(exc)
-        if failure is None or failure.code == "database_error":
-            failure = dbapi.unreachable(exc.orig or exc)
-        raise failure from None
+        # out another process's lock (its exclusive locking mode, a rollback journal's write): busy, not down (a
+        # file that is no database, or cannot be written, in its own words; a server gone as every command says it)
+        raise (dbapi.database_failure(exc) or dbapi.unreachable(exc.orig or exc)) from None
     if session is not None:
         # through the session's SQLAlchemy connection, as its other statements go: one found lost here is let go, so
         # the rollback that follows the refusal does not fail on it in turn (and hide the refusal's words)

@@ -42,6 +42,7 @@ from bapp_cli.services.plain_reads import BookingFilters as BookingFilters
 from bapp_cli.services.plain_reads import instant_value
 from bapp_cli.services.rule_book import (
     ACTIVE_STATUSES,
+    LONGEST_BOOKING,
     NearbyBooking,
     PathwayFacts,
     Refusal,
@@ -60,9 +61,10 @@ CANCELLATION_COLUMNS = ("cancellation_reason", "cancelled_at")
 REFERENCE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
 REFERENCE_LENGTH = 8
 REFERENCE_ATTEMPTS = 8
-# The longest booking allowed. It bounds the overlap query's window from below as well as above, so the
-# (person, start_time) indexes are scanned over a short range whatever the size of the history.
-MAX_BOOKING_MINUTES = 24 * 60
+# The longest booking allowed (the rule book's), in the minutes a duration is given in. It bounds the overlap query's
+# window from below as well as above, so the (person, start_time) indexes are scanned over a short range whatever the
+# size of the history.
+MAX_BOOKING_MINUTES = LONGEST_BOOKING // dt.timedelta(minutes=1)
 MAX_KEY_LENGTH = 200
 # calendly_state of a booking sent to Calendly whose answer bapp has not recorded yet (services.calendly_write)
 PENDING_STATES = ("requested", "unknown")
@@ -298,7 +300,7 @@ def _nearby(
         column == owner.id,
         Booking.status.in_(ACTIVE_STATUSES),
         Booking.start_time < end,
-        Booking.start_time > start - dt.timedelta(minutes=MAX_BOOKING_MINUTES),
+        Booking.start_time > start - LONGEST_BOOKING,
         Booking.end_time > start,
     )
     return [NearbyBooking(*row) for row in session.execute(near)]
@@ -427,24 +429,28 @@ def _check_overlap(
         raise _refuse_with(replace(clash, hint=hint or clash.hint))
 
 
-def bookable_slots(session: Session, session_type_id: int, slots: Sequence[Any], *, now: dt.datetime) -> Iterator[Any]:
+def bookable_slots(
+    session: Session, session_type_id: int, slots: Sequence[Any], *, now: dt.datetime, by: BookingRequest | None = None
+) -> Iterator[Any]:
     """Those of ``slots`` (records with a ``start_time`` and an ``end_time``, in start order) at which the session
-    type's owner would take a booking from any client: their notice and horizon (rule 2), their bookings, buffer and
-    a group's seats (rule 6). Calendly's open times (`sessions slots`) know none of these, nor any booking made in
+    type's owner (or ``by``'s builder) would take a booking from any client (or ``by``'s, whose own bookings then
+    count too): their notice and horizon (rule 2), their bookings, buffer and a group's seats (rule 6). Calendly's open
+    times (`sessions slots`, the nearest a refused `bookings create` names) know none of these, nor any booking made in
     bapp alone. The builder's bookings are read once for all the slots (a year's may be 12,000); each slot is checked
     against those starting from a longest booking and the buffer before it to the buffer after it."""
     session_type = session.get_one(SessionType, session_type_id)
-    builder, profile = resolve_builder(session, None, session_type.builder_id)
+    builder, profile = resolve_builder(session, by.builder_email if by else None, session_type.builder_id)
+    client = find_user(session, normalise_email(by.client_email, field="client")) if by else None
     buffer = (profile.buffer_minutes or 0) if profile is not None else 0
-    margin, reach = dt.timedelta(minutes=buffer), dt.timedelta(minutes=buffer + MAX_BOOKING_MINUTES)
+    margin, reach = dt.timedelta(minutes=buffer), dt.timedelta(minutes=buffer) + LONGEST_BOOKING
     window = (slots[0]["start_time"] - margin, slots[-1]["end_time"] + margin) if slots else (now, now)
-    near = sorted(_nearby(session, *_builder_side(session_type, builder), *window), key=lambda booking: booking.start)
-    starts = [booking.start for booking in near]
+    held = sorted(_nearby(session, *_builder_side(session_type, builder), *window), key=lambda booking: booking.start)
+    starts = [booking.start for booking in held]
     for slot in slots:
         with contextlib.suppress(InvalidInput, Conflict):  # what bookings create would refuse it with
             _check_time(start := slot["start_time"], now, builder, profile)
-            nearby = near[bisect_left(starts, start - reach) : bisect_left(starts, slot["end_time"] + margin)]
-            _check_overlap(session, session_type, start, slot["end_time"], builder, profile, None, near_builder=nearby)
+            near = held[bisect_left(starts, start - reach) : bisect_left(starts, slot["end_time"] + margin)]
+            _check_overlap(session, session_type, start, slot["end_time"], builder, profile, client, near_builder=near)
             yield slot
 
 
@@ -523,9 +529,12 @@ def create_booking(session: Session, request: BookingRequest, *, now: dt.datetim
         _check_overlap(session, session_type, start, end, builder, profile, client)
     # A booking sent to Calendly must start at one of Calendly's open slots (exit 8 otherwise).
     if request.calendly_open_starts is not None and start not in request.calendly_open_starts:
+        # the nearest that bapp's rules take too: Calendly's open times know nothing of them
+        near = [{"start_time": other, "end_time": other + (end - start)} for other in request.calendly_open_starts]
+        takes = [slot["start_time"] for slot in bookable_slots(session, session_type.id, near, now=now, by=request)]
         raise Conflict(
             f"start: {instant_text(start)} is not an open slot of {session_type.title!r} in Calendly",
-            hint=nearest_hint(request.calendly_open_starts, start, "no open starts near it; see `bapp sessions slots`"),
+            hint=nearest_hint(takes, start, "no open starts near it; see `bapp sessions slots`"),
             code="not_an_open_slot",
         )
 

@@ -61,7 +61,7 @@ from bapp_cli.services.booking import (
 )
 from bapp_cli.services.instants import SUPPORTED_YEARS, instant_text, out_of_range
 from bapp_cli.services.people import get_client
-from bapp_cli.services.rule_book import price_status, restored_status
+from bapp_cli.services.rule_book import LONGEST_BOOKING, price_status, restored_status
 from bapp_cli.services.session_types import check_bookable, get_session_type
 
 if TYPE_CHECKING:
@@ -546,7 +546,9 @@ def attach_invitee(
         "status": price_status(booking.amount, paid=booking.payment_status != "unpaid")[0] if held else booking.status,
     }
     if event is not None:
-        if event.end_time > booking.start_time:
+        # an end at or before the start, or more than a day after it (which no booking may be: the overlap checks reach
+        # back a day and the backup would not restore), is not taken: the booking keeps the length it was asked for
+        if booking.start_time < event.end_time <= booking.start_time + LONGEST_BOOKING:
             fresh["end_time"] = event.end_time
         if event.location is not None and event.location.join_url:
             fresh["calendly_join_url"] = event.location.join_url[:URI_LENGTH]

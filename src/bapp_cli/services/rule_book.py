@@ -39,6 +39,8 @@ from bapp_cli.services.instants import instant_text
 # Only these hold a slot: cancelled, completed and no-show bookings never block a new one.
 ACTIVE_STATUSES = ("pending", "confirmed")
 OVERLAP_HINT = "pick another time, or pass --allow-overlap to book it anyway"
+# Rule 2's longest booking. The overlap checks reach back this far (and a buffer) for bookings that may still run.
+LONGEST_BOOKING = dt.timedelta(days=1)
 
 
 @dataclass(frozen=True)
