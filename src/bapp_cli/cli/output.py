@@ -82,8 +82,7 @@ class OutputSink:
         else:
             from bapp_cli.services.spreadsheet import cell_row_formatter
 
-            cells = cell_row_formatter()
-            self.text_rows(columns, (cells(map(row.get, columns)) for row in rows))
+            self.text_rows(columns, map(cell_row_formatter(), (map(row.get, columns) for row in rows)))
 
     def record(
         self,
