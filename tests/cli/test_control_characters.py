@@ -7,6 +7,8 @@ a database built at the command line did not restore. Runs on SQLite and Postgre
 
 from __future__ import annotations
 
+import csv
+import io
 from pathlib import Path
 
 import pytest
@@ -101,3 +103,24 @@ def test_an_idempotency_key_holding_a_control_character_is_refused_as_the_restor
     assert kept.json()["idempotency_key"] == "a\tkey"
     restored, _ = restore_backup(catalogue, empty_database_url, tmp_path)
     assert restored("bookings", "show", kept.json()["reference"], "--json").json()["idempotency_key"] == "a\tkey"
+
+
+@pytest.mark.parametrize("fmt", ["csv", "tsv"])
+def test_a_lone_carriage_return_is_quoted_in_csv_and_tsv_so_the_text_reads_back(
+    bapp: Bapp, tmp_path: Path, fmt: str
+) -> None:
+    # Python 3.11's csv writer quotes a cell only for the characters of its line terminator ("\n"): a name holding
+    # a carriage return alone went out bare, where a spreadsheet or any CSV reader ends the row, and `bapp import`
+    # refused bapp's own export ("a carriage return outside quotes"). Both writers: listings and exports.
+    name = "Carriage\rreturn"
+    assert bapp("clients", "add", "cr@example.com", "--name", name).exit_code == 0
+    exported = tmp_path / f"clients.{fmt}"
+    assert bapp("export", "clients", "-o", str(exported)).exit_code == 0
+    delimiter = "\t" if fmt == "tsv" else ","
+    for written in (bapp("clients", "list", "--format", fmt).stdout, exported.read_bytes().decode()):
+        header, row = csv.reader(io.StringIO(written, newline=""), delimiter=delimiter)
+        assert row[header.index("name")] == name
+        assert written.count("\n") == 2 and "\r\n" not in written  # lines still end in LF alone
+    imported = bapp("import", "clients", str(exported), "--json")
+    assert imported.exit_code == 0, imported.stderr
+    assert imported.json()["unchanged"] == 1

@@ -8,7 +8,6 @@ csv/tsv cells, and text cells that a spreadsheet would run as a formula are neut
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import functools
 import itertools
@@ -17,7 +16,6 @@ import os
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import KW_ONLY, dataclass, field
-from types import SimpleNamespace
 from typing import IO, Any
 
 from bapp_cli.cli.terminal import columns_from_environment, json_for_terminal, make_console, visible
@@ -84,8 +82,7 @@ class OutputSink:
         else:
             from bapp_cli.services.spreadsheet import cell_row_formatter
 
-            cells = cell_row_formatter()
-            self.text_rows(columns, (cells(map(row.get, columns)) for row in rows))
+            self.text_rows(columns, map(cell_row_formatter(), (map(row.get, columns) for row in rows)))
 
     def record(
         self,
@@ -205,9 +202,10 @@ def write_delimited(stream: IO[str], fmt: str, columns: Sequence[str], rows: Ite
     how many rows were written."""
     # The lines gather in a list, joined for each write: a StringIO emptied by truncate() and written again
     # keeps its text at four bytes a character, which cost a tenth of a 100,000-row export's time (P6).
+    from bapp_cli.services.spreadsheet import delimited_writer
+
     lines: list[str] = []
-    gathered = SimpleNamespace(write=lines.append)
-    writer = csv.writer(gathered, delimiter="\t" if fmt == "tsv" else ",", lineterminator="\n")
+    writer = delimited_writer(lines.append, fmt)
     writer.writerow(columns)
     rows, count = iter(rows), 0
     while chunk := list(itertools.islice(rows, 1000)):

@@ -19,11 +19,13 @@ hold a formula (`-5` stays `-5`).
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import decimal
 import json
 import re
 from collections.abc import Callable, Iterable
+from types import SimpleNamespace
 from typing import Any
 
 from bapp_cli.services.instants import instant_text
@@ -67,6 +69,16 @@ def cell_row_formatter(*, raw: bool = False) -> Callable[[Iterable[Any]], list[s
         return [(get(type(value)) or general)(value) for value in values]
 
     return row
+
+
+def delimited_writer(write: Callable[[str], object], fmt: str) -> Any:
+    """A csv.writer of CSV or TSV (`fmt`) lines ending in LF, handing each line (the header's too) to `write`.
+
+    A cell holding a carriage return is quoted as one holding a line feed is: Python 3.11's writer quotes only for
+    the characters of its line terminator, so with LF alone a lone CR went out bare, where a spreadsheet (and any
+    CSV reader, `bapp import` among them) ends the row. The writer ends its lines in CRLF, changed to LF here."""
+    lf_lines = SimpleNamespace(write=lambda line: write(line[:-2] + "\n"))
+    return csv.writer(lf_lines, delimiter="\t" if fmt == "tsv" else ",", lineterminator="\r\n")
 
 
 def json_default(value: Any) -> Any:

@@ -31,13 +31,12 @@ import json
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from types import SimpleNamespace
 from typing import IO, Any
 
 from bapp_cli.errors import DOCUMENT_ERRORS, InvalidInput, UnreadableDocument, UsageError, read_at_most, read_toml
 from bapp_cli.services.instants import in_zone, instant_text
 from bapp_cli.services.plain_text import CONTROL_CHARACTER, control_message
-from bapp_cli.services.spreadsheet import cell_row_formatter, json_default, restore_cell
+from bapp_cli.services.spreadsheet import cell_row_formatter, delimited_writer, json_default, restore_cell
 
 FORMATS = ("csv", "tsv", "json", "jsonl", "toml")  # each is read and written
 EXTENSIONS = {".csv": "csv", ".tsv": "tsv", ".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl", ".toml": "toml"}
@@ -553,8 +552,7 @@ class RecordWriter:
         self._csv: Any = None
         self._cells = cell_row_formatter(raw=raw)
         if fmt in ("csv", "tsv"):
-            gathered = SimpleNamespace(write=self._gather)
-            self._csv = csv.writer(gathered, delimiter="," if fmt == "csv" else "\t", lineterminator="\n")
+            self._csv = delimited_writer(self._gather, fmt)
             self._csv.writerow(self.columns)
         elif fmt == "json":
             self._gather("[")
