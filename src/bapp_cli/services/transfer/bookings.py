@@ -729,6 +729,7 @@ class BookingImporter(KindImporter):
         bulk.insert_rows(session, Enrolment.__table__, columns, enrolments)
         coached = [{"id": key, "builder_id": coach, "updated_at": now} for key, coach in plan.coaches.items()]
         bulk.update_rows(session, Enrolment.__table__, coached)
+        self.complete_opened((pathway_id, self.users[email][0]) for email, pathway_id in plan.new_enrolments)
         for draft in (*plan.inserts, *plan.updates):  # a client this batch created has its id now
             if draft.existing is None or "client_id" in draft.values:
                 draft.values["client_id"] = self.users[draft.email][0]
