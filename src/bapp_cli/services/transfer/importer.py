@@ -25,9 +25,9 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
 
-from bapp_cli.db.bulk import CHUNK, Mover
+from bapp_cli.db.bulk import CHUNK, Mover, insert_rows
 from bapp_cli.db.domains import MAX_INT32, URI_LENGTH
-from bapp_cli.db.models import BuilderProfile, ClientProfile, Pathway, User
+from bapp_cli.db.models import BuilderProfile, ClientProfile, Enrolment, Pathway, User
 from bapp_cli.errors import BappError, InvalidInput
 from bapp_cli.services.emails import normalise_email
 from bapp_cli.services.instants import check_in_range, parse_instant
@@ -312,6 +312,15 @@ class KindImporter(ABC):
 
     def finish(self) -> None:  # noqa: B027 - an optional hook: most kinds need nothing at the end
         """After the last batch: completion rules, sequences."""
+
+    def open_enrolments(self, opened: Mapping[tuple[int, int], tuple[int | None, dt.date]]) -> Counter[str]:
+        """Insert the active enrolments a batch of bookings or progress opens, (client id, pathway id) → (coach id,
+        start date), counted in `enrolled`, then complete those in a pathway their client had finished."""
+        self.extra["enrolled"] += len(opened)
+        columns = ("client_id", "pathway_id", "status", "builder_id", "start_date", "created_at", "updated_at")
+        rows = [(*pair, "active", *values, self.now, self.now) for pair, values in opened.items()]
+        insert_rows(self.session, Enrolment.__table__, columns, rows)  # no rows: nothing written
+        return self.complete_opened((pathway, client) for client, pathway in opened)
 
     def complete_opened(self, opened: Iterable[tuple[int, int]]) -> Counter[str]:
         """The enrolments this batch opened, as (pathway id, client id), in a pathway their client had finished:

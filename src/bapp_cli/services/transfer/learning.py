@@ -356,14 +356,8 @@ class ProgressImporter(_PeopleImporter):
         return {name: merged.get(name) for name in _PROGRESS_COLUMNS}
 
     def write(self) -> None:
-        columns = ("client_id", "pathway_id", "status", "start_date", "created_at", "updated_at")
-        rows = [
-            (*enrolment, "active", start.date(), self.now, self.now) for enrolment, start in self.new_enrolments.items()
-        ]
-        bulk.insert_rows(self.session, Enrolment.__table__, columns, rows)  # no rows: nothing written
-        self.extra["enrolled"] += len(self.new_enrolments)
-        super().write()
-        self.extra.update(self.complete_opened((pathway, client) for client, pathway in self.new_enrolments))
+        super().write()  # the progress rows first: an enrolment opened is completed by the history they hold
+        self.extra.update(self.open_enrolments({pair: (None, day.date()) for pair, day in self.new_enrolments.items()}))
 
     def finish(self) -> None:
         award = partial(record_completions, self.session, now=self.now, fundamentals=self.completed_fundamental)
