@@ -964,3 +964,56 @@ def test_an_enrolment_made_after_its_client_finished_the_pathway_is_completed_at
         ("accelerate", "completed", 100),
         ("pivot", "completed", 100),
     }
+
+
+def test_an_enrolment_the_progress_import_makes_for_a_finished_pathway_is_completed(bapp: Bapp, tmp_path: Path) -> None:
+    # as `clients enroll` and `import enrolments` complete such an enrolment: the progress import enrolled ann in
+    # accelerate (a row naming it) when her skills, linked to both pathways, were already completed under pivot
+    skills = "slug,name,links\n" + "".join(f's{tier},S{tier},"accelerate:{tier},pivot:{tier}"\n' for tier in (1, 2, 3))
+    assert bapp("import", "skills", write(tmp_path, "skills.csv", skills)).exit_code == 0
+    assert bapp("clients", "add", "ann@client.example").exit_code == 0
+    assert bapp("clients", "enroll", "ann@client.example", "pivot").exit_code == 0
+    head = "client,skill,status,completed_at,pathway\n"
+    history = "".join(
+        f"ann@client.example,s{number},completed,2024-0{number}-01T10:00:00Z,pivot\n" for number in (1, 2, 3)
+    )
+    assert bapp("import", "progress", write(tmp_path, "pivot.csv", head + history)).exit_code == 0
+    moved = head + "ann@client.example,s3,completed,2024-03-01T10:00:00Z,accelerate\n"
+    for dry_run in (True, False):
+        imported = bapp("import", "progress", write(tmp_path, "moved.csv", moved), "--json", *(["--dry-run"] * dry_run))
+        assert imported.exit_code == 0, imported.stderr
+        assert (imported.json()["enrolled"], imported.json()["pathways_completed"]) == (1, 1)
+    states = {
+        row["pathway"]: (row["status"], row["completed_at"])
+        for row in bapp("export", "enrolments", "--format", "json").json()
+    }
+    assert states["accelerate"] == ("completed", "2024-03-01T10:00:00Z")
+
+
+def test_an_enrolment_the_bookings_import_makes_for_a_finished_pathway_is_completed(bapp: Bapp, tmp_path: Path) -> None:
+    # as `bookings create` completes it (services.enrolment.enrol): ann's skills, linked to both pathways, were
+    # completed under pivot; a booking row under accelerate enrolled her there, active at 100 %
+    skills = "slug,name,links\n" + "".join(f's{tier},S{tier},"accelerate:{tier},pivot:{tier}"\n' for tier in (1, 2, 3))
+    assert bapp("import", "skills", write(tmp_path, "skills.csv", skills)).exit_code == 0
+    assert bapp("sessions", "add", "--title", "Intro", "--duration", "30").exit_code == 0
+    for email in ("ann", "bea"):
+        assert bapp("clients", "add", f"{email}@client.example").exit_code == 0
+        assert bapp("clients", "enroll", f"{email}@client.example", "pivot").exit_code == 0
+    history = "".join(f"ann@client.example,s{number},completed,pivot\n" for number in (1, 2, 3))
+    history += "bea@client.example,s1,completed,pivot\n"  # bea has not finished it
+    assert (
+        bapp("import", "progress", write(tmp_path, "progress.csv", "client,skill,status,pathway\n" + history)).exit_code
+        == 0
+    )
+    rows = "client,session,start_time,pathway\n" + "".join(
+        f"{email}@client.example,intro,2031-01-0{day}T10:00:00Z,accelerate\n" for day, email in ((6, "ann"), (7, "bea"))
+    )
+    imported = bapp("import", "bookings", write(tmp_path, "bookings.csv", rows), "--json")
+    assert imported.exit_code == 0, imported.stderr
+    assert imported.json()["enrolled"] == 2
+    states = {
+        row["client"]: row["status"]
+        for row in bapp("export", "enrolments", "--format", "json").json()
+        if row["pathway"] == "accelerate"
+    }
+    assert states == {"ann@client.example": "completed", "bea@client.example": "active"}

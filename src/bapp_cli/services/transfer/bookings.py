@@ -448,7 +448,6 @@ class BookingImporter(KindImporter):
         for draft, refusal in zip(drafts, refusals, strict=True):
             results.append(RowResult(draft.row, outcome=draft.outcome, errors=[refusal] if refusal else []))
         self.extra["clients_created"] += len(plan.new_users)
-        self.extra["enrolled"] += len(plan.new_enrolments)
         return results
 
     def _load_enrolments(self, drafts: Sequence[Draft]) -> None:
@@ -721,14 +720,10 @@ class BookingImporter(KindImporter):
         profiles = [(self.users[email][0], now) for email in (*plan.new_users, *sorted(plan.new_profiles))]
         bulk.insert_rows(session, ClientProfile.__table__, ("user_id", "created_at"), profiles)
         bulk.update_rows(session, User.__table__, [{"id": key, "name": name} for key, name in plan.names.items()])
-        enrolments = [
-            (self.users[email][0], pathway_id, "active", start_date, builder_id, now, now)
-            for (email, pathway_id), (builder_id, start_date) in plan.new_enrolments.items()
-        ]
-        columns = ("client_id", "pathway_id", "status", "start_date", "builder_id", "created_at", "updated_at")
-        bulk.insert_rows(session, Enrolment.__table__, columns, enrolments)
         coached = [{"id": key, "builder_id": coach, "updated_at": now} for key, coach in plan.coaches.items()]
-        bulk.update_rows(session, Enrolment.__table__, coached)
+        bulk.update_rows(session, Enrolment.__table__, coached)  # the enrolments held before; then the new ones
+        opened = {(self.users[email][0], pathway): held for (email, pathway), held in plan.new_enrolments.items()}
+        self.open_enrolments(opened)  # (coach, start date) each
         for draft in (*plan.inserts, *plan.updates):  # a client this batch created has its id now
             if draft.existing is None or "client_id" in draft.values:
                 draft.values["client_id"] = self.users[draft.email][0]

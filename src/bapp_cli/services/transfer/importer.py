@@ -13,6 +13,7 @@ import datetime as dt
 import functools
 import itertools
 from abc import ABC, abstractmethod
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Annotated, Any, ClassVar, Required, TypeVar, get_origin, get_type_hints
@@ -24,12 +25,14 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
 
-from bapp_cli.db.bulk import CHUNK, Mover
+from bapp_cli.db.bulk import CHUNK, Mover, insert_rows
 from bapp_cli.db.domains import MAX_INT32, URI_LENGTH
-from bapp_cli.db.models import BuilderProfile, ClientProfile, Pathway, User
+from bapp_cli.db.models import BuilderProfile, ClientProfile, Enrolment, Pathway, User
 from bapp_cli.errors import BappError, InvalidInput
 from bapp_cli.services.emails import normalise_email
 from bapp_cli.services.instants import check_in_range, parse_instant
+from bapp_cli.services.progress import record_completions
+from bapp_cli.services.skills import earned_counts
 from bapp_cli.services.transfer.formats import RowError, SourceRow
 
 CREATED = "created"
@@ -309,6 +312,27 @@ class KindImporter(ABC):
 
     def finish(self) -> None:  # noqa: B027 - an optional hook: most kinds need nothing at the end
         """After the last batch: completion rules, sequences."""
+
+    def open_enrolments(self, opened: Mapping[tuple[int, int], tuple[int | None, dt.date]]) -> Counter[str]:
+        """Insert the active enrolments a batch of bookings or progress opens, (client id, pathway id) → (coach id,
+        start date), counted in `enrolled`, then complete those in a pathway their client had finished."""
+        self.extra["enrolled"] += len(opened)
+        columns = ("client_id", "pathway_id", "status", "builder_id", "start_date", "created_at", "updated_at")
+        rows = [(*pair, "active", *values, self.now, self.now) for pair, values in opened.items()]
+        insert_rows(self.session, Enrolment.__table__, columns, rows)  # no rows: nothing written
+        return self.complete_opened((pathway, client) for client, pathway in opened)
+
+    def complete_opened(self, opened: Iterable[tuple[int, int]]) -> Counter[str]:
+        """The enrolments this batch opened, as (pathway id, client id), in a pathway their client had finished:
+        completed at once, as services.enrolment.enrol completes one, but dated as the history met it (never
+        before the start), as `import progress` dates its badges. Each badge awarded is noted in `awarded`. A
+        restore keeps the statuses it restores."""
+        award = functools.partial(record_completions, self.session, now=self.now, fundamentals=False, dated=True)
+        earned: Counter[str] = Counter()
+        for pathway_id, pairs in itertools.groupby([] if self.restore else sorted(opened), key=lambda pair: pair[0]):
+            outcomes = award(pathway_ids=[pathway_id], client_ids=[client for _, client in pairs])
+            earned.update(earned_counts(outcomes, self.awarded))
+        return earned
 
     # -- value helpers shared by the kinds ---------------------------------------------------------------
 

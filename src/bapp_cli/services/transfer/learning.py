@@ -12,8 +12,8 @@ as if the skills had been completed by hand. Badges themselves are imported only
 from __future__ import annotations
 
 import datetime as dt
-import itertools
 from abc import abstractmethod
+from collections import Counter
 from collections.abc import Hashable, Iterator, Mapping, Sequence
 from functools import partial
 from typing import Annotated, Any, Literal, Required
@@ -238,12 +238,7 @@ class EnrolmentImporter(_PeopleImporter):
 
     def write(self) -> None:
         super().write()
-        # a client enrolled (active) in a pathway they had finished: completed at once, as services.enrolment.enrol
-        # completes one, but dated as the history met it (never before its start), as `import progress` dates it
-        opened = sorted((new["pathway_id"], new["client_id"]) for new in self.inserts if new["status"] == "active")
-        award = partial(record_completions, self.session, now=self.now, fundamentals=False, dated=True)
-        for pathway_id, pairs in itertools.groupby(opened if not self.restore else (), key=lambda pair: pair[0]):
-            award(pathway_ids=[pathway_id], client_ids=[client for _, client in pairs])
+        self.complete_opened((new["pathway_id"], new["client_id"]) for new in self.inserts if new["status"] == "active")
 
 
 def export_enrolments(session: Session) -> Iterator[dict[str, Any]]:
@@ -279,7 +274,7 @@ class ProgressImporter(_PeopleImporter):
         self.completed_clients: set[int] = set()
         self.completed_pathways: set[int] = set()
         self.completed_fundamental = False
-        self.extra = {"enrolled": 0, "badges_awarded": 0, "pathways_completed": 0}  # stable keys (CLI.md)
+        self.extra = Counter(enrolled=0, badges_awarded=0, pathways_completed=0)  # stable keys (CLI.md); update adds
 
     def parse_row(self, values: Mapping[str, Any]) -> dict[str, Any]:
         slug = values["skill"].strip().lower()
@@ -361,24 +356,16 @@ class ProgressImporter(_PeopleImporter):
         return {name: merged.get(name) for name in _PROGRESS_COLUMNS}
 
     def write(self) -> None:
-        columns = ("client_id", "pathway_id", "status", "start_date", "created_at", "updated_at")
-        rows = [
-            (*enrolment, "active", start.date(), self.now, self.now) for enrolment, start in self.new_enrolments.items()
-        ]
-        bulk.insert_rows(self.session, Enrolment.__table__, columns, rows)  # no rows: nothing written
-        self.extra["enrolled"] += len(self.new_enrolments)
-        super().write()
+        super().write()  # the progress rows first: an enrolment opened is completed by the history they hold
+        self.extra.update(self.open_enrolments({pair: (None, day.date()) for pair, day in self.new_enrolments.items()}))
 
     def finish(self) -> None:
-        if self.restore or not self.completed_clients:
-            return
         award = partial(record_completions, self.session, now=self.now, fundamentals=self.completed_fundamental)
-        outcomes: dict[int, Any] = {}
         # a bounded share of the clients per call: the rules hold their clients' open enrolments as objects;
-        # dated as the history met each badge, not at this import (a backfill)
-        for part in batches(sorted(self.completed_clients), bulk.CHUNK):
-            outcomes.update(award(pathway_ids=self.completed_pathways, client_ids=part, dated=True))
-        self.extra.update(earned_counts(outcomes, self.awarded))
+        # dated as the history met each badge, not at this import (a backfill); a restore keeps what it restores
+        for part in batches(sorted(self.completed_clients) if not self.restore else [], bulk.CHUNK):
+            outcomes = award(pathway_ids=self.completed_pathways, client_ids=part, dated=True)
+            self.extra.update(earned_counts(outcomes, self.awarded))
 
 
 def export_progress(session: Session) -> Iterator[dict[str, Any]]:
