@@ -124,3 +124,23 @@ def test_a_lone_carriage_return_is_quoted_in_csv_and_tsv_so_the_text_reads_back(
     imported = bapp("import", "clients", str(exported), "--json")
     assert imported.exit_code == 0, imported.stderr
     assert imported.json()["unchanged"] == 1
+
+
+@pytest.mark.parametrize("fmt", ["csv", "tsv"])
+def test_a_quoted_lone_carriage_return_imports_exactly_and_comes_back_quoted_in_the_rejects_file(
+    bapp: Bapp, tmp_path: Path, fmt: str
+) -> None:
+    # The rejects file is the third CSV/TSV writer: a rejected row's cells went out as the export's did, a lone CR
+    # bare, so the file to fix and import again was refused ("a carriage return outside quotes").
+    delimiter = "\t" if fmt == "tsv" else ","
+    given = tmp_path / f"clients.{fmt}"
+    rows = [["email", "name"], ["cr@example.com", "Carriage\rreturn"], ["not-an-email", "Bad\rrow"]]
+    given.write_bytes("".join(delimiter.join(f'"{cell}"' for cell in row) + "\n" for row in rows).encode())
+    rejects = tmp_path / f"rejected.{fmt}"
+    result = bapp("import", "clients", str(given), "--continue-on-error", "--rejects", str(rejects), "--json")
+    assert result.exit_code == 3, result.stderr
+    assert (result.json()["created"], result.json()["rejected"]) == (1, 1)
+    assert bapp("clients", "show", "cr@example.com", "--json").json()["name"] == "Carriage\rreturn"
+    header, rejected = csv.reader(io.StringIO(rejects.read_bytes().decode(), newline=""), delimiter=delimiter)
+    assert rejected[: header.index("error")] == ["not-an-email", "Bad\rrow"]
+    assert "\r\n" not in rejects.read_bytes().decode()

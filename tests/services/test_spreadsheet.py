@@ -96,3 +96,26 @@ def test_a_record_writer_writes_as_records_arrive() -> None:
     writer.close()
     lines = stream.getvalue().splitlines()
     assert len(lines) == 20_001 and lines[1] == "BK-00000000,'=x"
+
+
+def test_a_lone_carriage_return_is_quoted_in_every_chunk_and_every_flush_without_touching_other_lines() -> None:
+    # The CR-quoting writer runs only for a chunk (a listing's thousand rows, a RecordWriter's flush) whose text
+    # holds a CR: a CR past the first chunk, or beside a quoted CRLF, must still come out quoted, and every line
+    # of the chunk must still end in LF alone, as the LF writer writes it.
+    from bapp_cli.cli.output import write_delimited
+
+    rows = [[f"client {n}", "x" * 40] for n in range(2500)]
+    rows[1500] = ["Carriage\rreturn", "a\r\nb"]
+    rows[1501] = ["line\nfeed", ""]
+    for fmt, delimiter in (("csv", ","), ("tsv", "\t")):
+        listing = io.StringIO()
+        assert write_delimited(listing, fmt, ["name", "note"], rows) == 2500
+        records = io.StringIO()
+        writer = RecordWriter(records, fmt, ["name", "note"], kind="clients")
+        assert writer.write_all({"name": name, "note": note} for name, note in rows) == 2500
+        for written in (listing.getvalue(), records.getvalue()):
+            assert list(csv.reader(io.StringIO(written, newline=""), delimiter=delimiter)) == [["name", "note"], *rows]
+            wide = delimiter + "x" * 40
+            assert written.startswith(f"name{delimiter}note\nclient 0{wide}\n")
+            quoted = f'"Carriage\rreturn"{delimiter}"a\r\nb"\n"line\nfeed"{delimiter}\n'
+            assert f"client 1499{wide}\n{quoted}client 1502{wide}\n" in written

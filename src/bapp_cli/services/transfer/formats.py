@@ -36,7 +36,7 @@ from typing import IO, Any
 from bapp_cli.errors import DOCUMENT_ERRORS, InvalidInput, UnreadableDocument, UsageError, read_at_most, read_toml
 from bapp_cli.services.instants import in_zone, instant_text
 from bapp_cli.services.plain_text import CONTROL_CHARACTER, control_message
-from bapp_cli.services.spreadsheet import cell_row_formatter, delimited_writer, json_default, restore_cell
+from bapp_cli.services.spreadsheet import cell_row_formatter, delimited_text, json_default, restore_cell
 
 FORMATS = ("csv", "tsv", "json", "jsonl", "toml")  # each is read and written
 EXTENSIONS = {".csv": "csv", ".tsv": "tsv", ".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl", ".toml": "toml"}
@@ -545,16 +545,14 @@ class RecordWriter:
         self.columns = dict.fromkeys(columns)
         self.kind = kind
         self.count = 0
-        # The records gather in a list, joined for each write (as `cli.output.write_delimited`'s lines): a
-        # StringIO emptied by truncate() and written again keeps its text at four bytes a character.
+        # The records gather in a list, joined for each write: a StringIO emptied by truncate() and written again
+        # keeps its text at four bytes a character. CSV/TSV gathers rows of cells instead, each batch one call of
+        # `delimited_text` (as `cli.output.write_delimited`'s chunks): not a csv.writer made for every record.
         self._parts: list[str] = []
+        self._rows: list[Sequence[str]] = [list(self.columns)] if fmt in ("csv", "tsv") else []
         self._size = 0  # characters gathered: written out past READ_CHUNK, however long the records
-        self._csv: Any = None
         self._cells = cell_row_formatter(raw=raw)
-        if fmt in ("csv", "tsv"):
-            self._csv = delimited_writer(self._gather, fmt)
-            self._csv.writerow(self.columns)
-        elif fmt == "json":
+        if fmt == "json":
             self._gather("[")
 
     def _gather(self, text: str) -> None:
@@ -562,8 +560,9 @@ class RecordWriter:
         self._size += len(text)
 
     def write(self, record: Mapping[str, Any]) -> None:
-        if self._csv is not None:
-            self._csv.writerow(self._cells(map(record.get, self.columns)))
+        if self.fmt in ("csv", "tsv"):
+            self._rows.append(cells := self._cells(map(record.get, self.columns)))
+            self._size += sum(map(len, cells)) + len(cells)  # a delimiter (or LF) each: empty cells add up too
         elif self.fmt == "json":
             self._gather(("\n" if self.count == 0 else ",\n") + _JSON_RECORD({**self.columns, **record}))
         elif self.fmt == "jsonl":
@@ -582,9 +581,8 @@ class RecordWriter:
         return self.count
 
     def flush(self) -> None:
-        self.stream.write("".join(self._parts))
-        self._parts.clear()
-        self._size = 0
+        self.stream.write(delimited_text(self._rows, self.fmt) + "".join(self._parts))
+        self._parts, self._rows, self._size = [], [], 0
 
     def close(self) -> None:
         if self.fmt == "json":
