@@ -33,7 +33,7 @@ from bapp_cli.services.session_types import (
     parse_category,
     session_records,
 )
-from bapp_cli.services.session_values import default_requires_auth, parse_currency, parse_price, session_slug
+from bapp_cli.services.session_values import default_requires_auth, parse_currency, parse_price, title_slug
 
 
 @dataclass(frozen=True)
@@ -91,7 +91,7 @@ def add_session_type(session: Session, draft: NewSessionType, *, now: dt.datetim
         )
     category = parse_category("specialized" if draft.category is None else draft.category)
     # a title without a letter a-z or a digit (`日本語`, `---`) gives none: said of the title, not as a slug ''
-    if (slug := check_session_slug(draft.slug) if draft.slug is not None else session_slug(title)) is None:
+    if (slug := check_session_slug(draft.slug) if draft.slug is not None else title_slug(title)) is None:
         raise InvalidInput(f"title: {title!r} gives no slug (no a-z or 0-9)", hint="pass --slug", code="invalid_slug")
     price = parse_price(draft.price) if draft.price is not None else Decimal("0.00")
     currency = parse_currency(draft.currency) if draft.currency is not None else "GBP"
