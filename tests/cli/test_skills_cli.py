@@ -157,3 +157,25 @@ def test_help_is_light_and_every_command_has_examples() -> None:
     assert "bapp_cli.cli.app" in modules  # the measurement really saw bapp's imports
     assert not {name for name in modules if name.split(".")[0] in {"sqlalchemy", "rich", "httpx"}}
     assert not {name for name in modules if name.startswith(("bapp_cli.services", "bapp_cli.db"))}
+
+
+def test_a_blank_or_malformed_validated_by_is_refused_naming_the_flag(bapp: Bapp) -> None:
+    """`--validated-by ''` was refused as "builder: '' is not a valid e-mail address": the field named was not
+    the flag given. It is exit 6 as `--builder ''` and `--via ''` are, naming validated_by; nothing is written."""
+
+    def build(session: Session) -> None:
+        small_catalogue(session)
+        client(session, "ada@example.com")
+
+    seed(bapp, build)
+    for command in (
+        ("complete", "ada@example.com", "a1"),
+        ("assign", "ada@example.com", "a1", "--status", "completed"),
+    ):
+        for value in ("", "  ", "not-an-email"):
+            refused = bapp("skills", *command, "--validated-by", value)
+            assert refused.exit_code == 6, refused.stderr
+            assert refused.stderr.startswith(f"Error: validated_by: {value!r} is not a valid e-mail address"), (
+                refused.stderr
+            )
+    assert count(bapp, UserSkillProgress) == 0

@@ -38,7 +38,7 @@ from bapp_cli.services.enrolment import enrol
 from bapp_cli.services.listing import ALL, Page
 from bapp_cli.services.pathway_admin import check_name, checked_slug, clean_description
 from bapp_cli.services.pathways import get_pathway
-from bapp_cli.services.people import get_builder, get_client
+from bapp_cli.services.people import get_builder, get_client, normalise_email
 from bapp_cli.services.progress import CompletionOutcome, check_status, record_completions
 from bapp_cli.services.rule_book import (
     PROGRESS_FIELDS,
@@ -330,7 +330,9 @@ def _completion(
 ) -> tuple[str | None, User | None]:
     """How a completion is stamped: method and validating builder, settled by services.rule_book (the default
     method, a validator for builder_validation) once up front, so that a refusal comes before any change."""
-    validator = get_builder(session, validated_by)[0] if validated_by is not None else None
+    # checked here to be named as the flag (get_builder would name a malformed one "builder:")
+    validated = normalise_email(validated_by, field="validated_by") if validated_by is not None else None
+    validator = get_builder(session, validated)[0] if validated is not None else None
     method = via.strip().lower() if via is not None else None
     if method is not None and method not in COMPLETION_METHODS:
         raise InvalidInput(f"via: {via!r} is not one of {', '.join(COMPLETION_METHODS)}", code="invalid_method")
