@@ -506,7 +506,8 @@ def move_skill(
     """`skills start|complete|reset`: the client's progress row in the skill moved to `status`, read under the
     client's progress lock (the one `assign_skills` takes), audited, with what a completion earned. A missing
     row is created not_started (a reset needs one). A row already at `status` changes nothing but its note;
-    a reset also clears a start stamp. The record is the row as it now stands.
+    a reset also clears a start stamp. The record is the row as it now stands; `changed` says whether anything
+    was written (a note too), and the audit names everything that was (the move, then its note).
 
     A completion counts an attempt and stamps its time, method and validating builder (settled before any
     change); completing an already completed skill changes nothing (so a repeated script run neither
@@ -534,16 +535,15 @@ def move_skill(
             changes |= {"via": completion[0], "validated_by": completion[1] and completion[1].email}
     if note is not None and row.notes != note:
         row.notes, row.updated_at = note, now
-        changes = changes or {"notes": note}  # a completion's audit names its move, not its note
+        changes["notes"] = note  # after the move it went with, if any: the audit is the note's record
     if changes:
         record_audit(session, "skill_progress", f"{client.email}:{skill.slug}", changes)
-    changed = "status" in changes
-    outcome = _after_completion(session, client, [skill] if changed and status == "completed" else [], now)
+    outcome = _after_completion(session, client, [skill] if "status" in changes and status == "completed" else [], now)
     session.flush()
     validator = session.get(User, row.validated_by_id) if row.validated_by_id is not None else None
     pathway = session.get(Pathway, row.pathway_id) if row.pathway_id is not None else None
     record: dict[str, Any] = {"client": client.email, "skill": skill.slug}
-    record |= {"status": row.status, "previous_status": previous, "changed": changed}
+    record |= {"status": row.status, "previous_status": previous, "changed": bool(changes)}
     record |= {name: getattr(row, name) for name in ("attempts", "started_at", "completed_at")}
     record |= {"completed_via": row.completion_method, "validated_by": validator.email if validator else None}
     record |= {"pathway": pathway.slug if pathway else None, "notes": row.notes}
