@@ -90,14 +90,14 @@ def test_enroll_and_set_status(bapp: Bapp, seed: Session) -> None:
     seed.commit()
     enrolled = bapp(
         "clients", "enroll", "ada@example.com", "Accelerate", "--builder", "coach@example.com",
-        "--start", "2031-01-06", "--json",
+        "--start", "2021-01-06", "--json",
     )  # fmt: skip
     assert enrolled.exit_code == 0, enrolled.stderr
     assert enrolled.json() == {
         "client": "ada@example.com",
         "pathway": "accelerate",
         "status": "active",
-        "start_date": "2031-01-06",
+        "start_date": "2021-01-06",
         "completed_at": None,
         "builder": "coach@example.com",
         "enrolled": True,
@@ -120,12 +120,43 @@ def test_enroll_and_set_status(bapp: Bapp, seed: Session) -> None:
     assert bapp("clients", "enroll", "ada@example.com", "pivot", "--start", "2031-02-30").exit_code == 6
     seed.rollback()
     enrolment = seed.scalars(select(Enrolment)).one()
-    assert (enrolment.status, enrolment.start_date) == ("completed", dt.date(2031, 1, 6))
+    assert (enrolment.status, enrolment.start_date) == ("completed", dt.date(2021, 1, 6))
     assert [entry.changes for entry in audit_entries(seed, "enrolment")] == [
         {"status": "active", "builder": "coach@example.com"},
         {"status": ["active", "paused"]},
         {"status": ["paused", "completed"]},
     ]
+
+
+def test_an_enrolment_is_not_completed_by_hand_before_it_starts(bapp: Bapp, seed: Session) -> None:
+    """`clients set-status … completed` of an enrolment starting in the future stamped `completed_at` now, before
+    the start, and `reports pathway-analytics` then counted negative days. It is refused (exit 8, naming the
+    start; nothing written) until the start is moved; a start of today completes."""
+    add_client(seed)
+    seed.commit()
+    today = dt.datetime.now(dt.UTC).date()
+    tomorrow = today + dt.timedelta(days=1)
+    assert bapp("clients", "enroll", "ada@example.com", "accelerate", "--start", tomorrow.isoformat()).exit_code == 0
+    refused = bapp("clients", "set-status", "ada@example.com", "accelerate", "Completed", "--json")
+    assert refused.exit_code == 8, refused.stderr
+    said = f"Error: ada@example.com's enrolment in accelerate starts on {tomorrow}: it cannot be completed before it"
+    assert refused.stderr.startswith(said), refused.stderr
+    assert "Hint: move its start to today or before: `bapp clients enroll ada@example.com accelerate --start" in (
+        refused.stderr
+    )
+    assert refused.stdout == ""
+    # paused or active is no completion: allowed before the start
+    assert bapp("clients", "set-status", "ada@example.com", "accelerate", "paused").exit_code == 0
+    seed.rollback()
+    enrolment = seed.scalars(select(Enrolment)).one()
+    assert (enrolment.status, enrolment.completed_at) == ("paused", None)
+    assert [entry.changes for entry in audit_entries(seed, "enrolment")][-1] == {"status": ["active", "paused"]}
+
+    assert bapp("clients", "enroll", "ada@example.com", "accelerate", "--start", today.isoformat()).exit_code == 0
+    completed = bapp("clients", "set-status", "ada@example.com", "accelerate", "completed", "--json")
+    assert completed.exit_code == 0, completed.stderr
+    assert completed.json()["start_date"] == today.isoformat()
+    assert completed.json()["completed_at"] >= f"{today.isoformat()}T00:00:00"
 
 
 def test_enrolment_commands_say_what_they_did(bapp: Bapp, seed: Session) -> None:

@@ -157,3 +157,67 @@ def test_help_is_light_and_every_command_has_examples() -> None:
     assert "bapp_cli.cli.app" in modules  # the measurement really saw bapp's imports
     assert not {name for name in modules if name.split(".")[0] in {"sqlalchemy", "rich", "httpx"}}
     assert not {name for name in modules if name.startswith(("bapp_cli.services", "bapp_cli.db"))}
+
+
+def test_a_note_on_an_already_completed_skill_is_saved_said_and_audited(bapp: Bapp) -> None:
+    """`skills complete` of a completed skill with --note saved and audited the note but said "already
+    completed, nothing changed" with `changed: false`; output, row and audit now agree. A completion made with
+    a note audits the note too (the audit named only the move)."""
+
+    def build(session: Session) -> None:
+        small_catalogue(session)
+        client(session, "ada@example.com")
+
+    seed(bapp, build)
+    first = bapp("-v", "skills", "complete", "ada@example.com", "a1", "--note", "first", "--json")
+    assert first.exit_code == 0, first.stderr
+    assert (first.json()["changed"], first.json()["notes"]) == (True, "first")
+    assert "a1 for ada@example.com: new → completed" in first.stderr
+    runs = [("--note", "great demo"), ("--note", "great demo"), ()]
+    results = [bapp("-v", "skills", "complete", "ada@example.com", "a1", *args, "--json") for args in runs]
+    assert [result.exit_code for result in results] == [0, 0, 0]
+    assert [(result.json()["changed"], result.json()["notes"]) for result in results] == [
+        (True, "great demo"),
+        (False, "great demo"),
+        (False, "great demo"),
+    ]
+    assert [result.stderr.splitlines()[0].split(": ", 1)[1] for result in results] == [
+        "already completed, note saved.",
+        "already completed, nothing changed.",
+        "already completed, nothing changed.",
+    ]
+    assert [result.json()["attempts"] for result in results] == [1, 1, 1]  # a note is no new attempt
+
+    def progress_audit(session: Session) -> list[dict[str, object]]:
+        return list(
+            session.scalars(
+                select(AuditEntry.changes).where(AuditEntry.entity == "skill_progress").order_by(AuditEntry.id)
+            )
+        )
+
+    assert seed(bapp, progress_audit) == [
+        {"status": [None, "completed"], "via": "manual", "validated_by": None, "notes": "first"},
+        {"notes": "great demo"},
+    ]
+
+
+def test_a_blank_or_malformed_validated_by_is_refused_naming_the_flag(bapp: Bapp) -> None:
+    """`--validated-by ''` was refused as "builder: '' is not a valid e-mail address": the field named was not
+    the flag given. It is exit 6 as `--builder ''` and `--via ''` are, naming validated_by; nothing is written."""
+
+    def build(session: Session) -> None:
+        small_catalogue(session)
+        client(session, "ada@example.com")
+
+    seed(bapp, build)
+    for command in (
+        ("complete", "ada@example.com", "a1"),
+        ("assign", "ada@example.com", "a1", "--status", "completed"),
+    ):
+        for value in ("", "  ", "not-an-email"):
+            refused = bapp("skills", *command, "--validated-by", value)
+            assert refused.exit_code == 6, refused.stderr
+            assert refused.stderr.startswith(f"Error: validated_by: {value!r} is not a valid e-mail address"), (
+                refused.stderr
+            )
+    assert count(bapp, UserSkillProgress) == 0

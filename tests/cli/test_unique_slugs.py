@@ -11,7 +11,15 @@ from sqlalchemy.orm import Session
 
 from bapp_cli.db.engine import make_engine
 from bapp_cli.db.models import SessionType
+from tests.cli.calendly_fixtures import (
+    FAST_RETRIES,
+    TOKEN,
+    USER,
+    fake,  # noqa: F401 (fixture)
+    fake_server,  # noqa: F401 (fixture)
+)
 from tests.conftest import Bapp
+from tests.fakes.calendly_server import FakeCalendly, make_event_type
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -399,3 +407,39 @@ def test_slugs_given_up_in_a_sync_are_taken_in_it_so_a_dry_run_then_has_nothing_
     for dry_run in (True, False):
         again = sync(*changed, dry_run=dry_run)
         assert (again["created"], again["updated"], again["unchanged"]) == (0, 0, 4)
+
+
+def test_a_title_with_accents_keeps_its_base_letters_and_a_resync_renames_no_stored_slug(
+    bapp: Bapp,
+    fake: FakeCalendly,  # noqa: F811 (fixture)
+    tmp_path: Path,
+) -> None:
+    """`sessions add --title "Ünïcode Title"` made `n-code-title`: an accented letter was dropped with its
+    accent. A title's letters now keep their base letter (`import sessions` alike); Calendly's slugs are
+    conformed as they were when stored, so a re-sync neither renames nor duplicates a synced type."""
+    added = bapp("sessions", "add", "--title", "Ünïcode Title", "--duration", "30", "--json")
+    assert added.exit_code == 0, added.stderr
+    assert added.json()["slug"] == "unicode-title"
+    rows = tmp_path / "titled.csv"
+    rows.write_text("title,duration_minutes\nStraße Ångström,30\n", encoding="utf-8")
+    assert bapp("import", "sessions", str(rows)).exit_code == 0
+    assert _types(bapp)["Straße Ångström"] == ("strasse-angstrom", None)
+
+    # Calendly's own slug for an accented title, and one spelled with the accents: stored as before the change
+    accented = [
+        make_event_type(0, name="Ünïcode Title"),
+        {**make_event_type(1, name="Café Crème"), "slug": "café-crème"},
+    ]
+    assert accented[0]["slug"] == "n-code-title"  # the fake drops what is not a-z, as the old rule did
+    fake.set_event_types(accented)
+    bapp.env.update({"CALENDLY_API_KEY": TOKEN, "CALENDLY_API_BASE_URL": fake.base_url, **FAST_RETRIES})
+    synced = bapp("calendly", "sync", "--user", USER, "--json")
+    assert synced.exit_code == 0, synced.stderr
+    assert synced.json()["created"] == 2
+    stored = _types(bapp)
+    again = bapp("calendly", "sync", "--user", USER, "--json")
+    assert again.exit_code == 0, again.stderr
+    assert (again.json()["created"], again.json()["updated"], again.json()["unchanged"]) == (0, 0, 2)
+    assert _types(bapp) == stored
+    assert (stored["Ünïcode Title#3"], stored["Café Crème"]) == (("n-code-title", None), ("caf-cr-me", None))
+    assert bapp("sessions", "show", "unicode-title", "--json").json()["id"] == added.json()["id"]

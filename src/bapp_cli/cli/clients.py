@@ -152,7 +152,7 @@ def set_status(
     pathway: PathwayArgument,
     status: Annotated[str, typer.Argument(help="active, paused or completed.", autocompletion=_complete_status)],
 ) -> None:
-    """Set a client's enrolment status in a pathway: active, paused or completed.
+    """Set a client's enrolment status in a pathway: active, paused or completed (not before its start date).
 
     \b
     Examples:

@@ -238,9 +238,9 @@ def _moved(record: dict[str, Any]) -> str:
     """`skills start|complete|reset`: what happened to the skill."""
     status = record["status"]
     head = f"{SKILL_STATUS_STYLES.get(status, ('', ''))[0]} {record['skill']} for {record['client']}"
-    if record["changed"]:
+    if record["previous_status"] != status or (status == "not_started" and record["changed"]):  # a reset clears a start
         return f"{head}: {record['previous_status'] or 'new'} → {status}"
-    return f"{head}: already {status}, nothing changed."
+    return f"{head}: already {status}, {'note saved' if record['changed'] else 'nothing changed'}."
 
 
 @output_command(app, "start")

@@ -109,12 +109,17 @@ def enroll_client(
 
 
 def set_client_status(session: Session, email: str, pathway: str, status: str, *, now: dt.datetime) -> dict[str, Any]:
-    """Move a client's enrolment to active, paused or completed."""
+    """Move a client's enrolment to active, paused or completed: completed not before its start date (Conflict)."""
     client, _ = get_client(session, email)
     target = get_pathway(session, pathway)
     enrolment = find_enrolment(session, client.id, target.id)
     if enrolment is None:
         hint = f"enrol first: `bapp clients enroll {client.email} {target.slug}`"
         raise NotFound(f"{client.email} is not enrolled in {target.slug!r}", hint=hint, code="enrolment_not_found")
+    # completed before it starts, the enrolment would count negative days in `reports pathway-analytics`
+    if check_status(status) == "completed" != enrolment.status and enrolment.start_date > now.date():
+        hint = f"move its start to today or before: `bapp clients enroll {client.email} {target.slug} --start DATE`"
+        starts = f"{client.email}'s enrolment in {target.slug} starts on {enrolment.start_date}"
+        raise Conflict(f"{starts}: it cannot be completed before it starts", hint=hint, code="enrolment_not_started")
     changed = set_enrolment_status(session, enrolment, status, now=now, label=f"{client.email}:{target.slug}")
     return _enrolment_record(session, client, target, enrolment, changed=changed)

@@ -33,7 +33,7 @@ from bapp_cli.services.session_types import (
     parse_category,
     session_records,
 )
-from bapp_cli.services.session_values import default_requires_auth, parse_currency, parse_price, session_slug
+from bapp_cli.services.session_values import default_requires_auth, parse_currency, parse_price, title_slug
 
 
 @dataclass(frozen=True)
@@ -85,28 +85,22 @@ def add_session_type(session: Session, draft: NewSessionType, *, now: dt.datetim
     """Create a local-only session type (sync never touches it: it has no Calendly URI)."""
     title = check_title(draft.title)
     if not 1 <= draft.duration_minutes <= MAX_DURATION_MINUTES:
-        raise InvalidInput(
-            f"duration: {draft.duration_minutes} is not between 1 and {MAX_DURATION_MINUTES} minutes",
-            code="invalid_duration",
-        )
+        message = f"duration: {draft.duration_minutes} is not between 1 and {MAX_DURATION_MINUTES} minutes"
+        raise InvalidInput(message, code="invalid_duration")
     category = parse_category("specialized" if draft.category is None else draft.category)
     # a title without a letter a-z or a digit (`日本語`, `---`) gives none: said of the title, not as a slug ''
-    if (slug := check_session_slug(draft.slug) if draft.slug is not None else session_slug(title)) is None:
+    if (slug := check_session_slug(draft.slug) if draft.slug is not None else title_slug(title)) is None:
         raise InvalidInput(f"title: {title!r} gives no slug (no a-z or 0-9)", hint="pass --slug", code="invalid_slug")
     price = parse_price(draft.price) if draft.price is not None else Decimal("0.00")
     currency = parse_currency(draft.currency) if draft.currency is not None else "GBP"
     pathways = _linked_pathways(session, draft.pathways)
     if category == "pathway" and not pathways:
-        raise InvalidInput(
-            "pathway: a pathway session needs at least one --pathway", hint="pass --pathway SLUG", code="pathway_needed"
-        )
+        message = "pathway: a pathway session needs at least one --pathway"
+        raise InvalidInput(message, hint="pass --pathway SLUG", code="pathway_needed")
     builder_id = get_builder(session, draft.builder)[0].id if draft.builder is not None else None
     if session.scalar(select(SessionType.id).where(SessionType.slug == slug).limit(1)) is not None:
-        raise Conflict(
-            f"a session type with slug {slug!r} already exists",
-            hint="choose another title or pass --slug",
-            code="duplicate_session",
-        )
+        hint = "choose another title or pass --slug"
+        raise Conflict(f"a session type with slug {slug!r} already exists", hint=hint, code="duplicate_session")
     # no calendly_uri: local only; kind, enabled, present_in_last_sync and custom_questions take the model's defaults
     session_type = SessionType(
         slug=slug,
@@ -154,18 +148,14 @@ def update_session_type(
     new_links = kept + [pathway.slug for pathway in added if pathway.slug not in kept]
     touches_links = changes.category is not None or bool(changes.pathways) or changes.clear_pathways
     if touches_links and wanted.get("category", session_type.category) == "pathway" and not new_links:
-        raise InvalidInput(
-            "pathway: a pathway session needs at least one linked pathway",
-            hint="pass --pathway SLUG, or change --category",
-            code="pathway_needed",
-        )
+        message = "pathway: a pathway session needs at least one linked pathway"
+        raise InvalidInput(message, hint="pass --pathway SLUG, or change --category", code="pathway_needed")
 
     changed = {name: new for name, (_, new) in apply_changes(session_type, wanted).items()}
     if set(new_links) != set(before["pathways"]):
         changed["pathways"] = new_links
-        link_pathways(
-            session, session_type.id, session.scalars(select(Pathway.id).where(Pathway.slug.in_(new_links))).all()
-        )
+        linked = session.scalars(select(Pathway.id).where(Pathway.slug.in_(new_links))).all()
+        link_pathways(session, session_type.id, linked)
     if not changed:  # the record read first still stands
         return before, changed
     stamp_and_audit(session, session_type, "session_type", str(session_type.id), changed, now=now)

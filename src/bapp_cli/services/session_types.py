@@ -16,7 +16,7 @@ from bapp_cli.services.plain_reads import SESSION_COLUMNS as SESSION_COLUMNS  # 
 from bapp_cli.services.plain_reads import list_session_types, session_type_id
 from bapp_cli.services.plain_reads import parse_category as parse_category  # light, for `sessions list --category`
 from bapp_cli.services.plain_text import without_controls
-from bapp_cli.services.session_values import MAX_SLUG_LENGTH, session_slug
+from bapp_cli.services.session_values import MAX_SLUG_LENGTH, session_slug, title_slug
 
 
 def check_bookable(session_type: SessionType, builder: User | None, profile: BuilderProfile | None) -> None:
@@ -89,4 +89,4 @@ def row_slug(given: str | None, title: str, *, restore: bool) -> str | None:
     one the rule gives it, as migration 0014 gives a database's — else the one its title gives (or None)."""
     if given is not None and not restore:
         return check_session_slug(given)
-    return session_slug(given if given is not None else title)
+    return session_slug(given) if given is not None else title_slug(title)

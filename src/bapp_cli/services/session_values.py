@@ -8,6 +8,7 @@ DB-API connections (services.sync), checks its rules and hands out slugs without
 from __future__ import annotations
 
 import re
+import unicodedata
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -60,6 +61,14 @@ def session_slug(text: str) -> str | None:
     gives `session-2024`."""
     slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:MAX_SLUG_LENGTH].strip("-")
     return f"session-{slug}"[:MAX_SLUG_LENGTH] if slug.isdigit() else slug or None
+
+
+def title_slug(title: str) -> str | None:
+    """The slug a new session type's title gives (session_slug): a letter keeps its base letter (`Ünïcode` gives
+    `unicode`, `Straße` `strasse`). Only titles: a slug Calendly or an old backup stored goes through
+    session_slug as it did when stored, so that a re-sync or a restore renames no type."""
+    decomposed = unicodedata.normalize("NFKD", title.casefold())
+    return session_slug("".join(letter for letter in decomposed if not unicodedata.combining(letter)))
 
 
 def numbered_slug(base: str, number: int) -> str:

@@ -38,7 +38,7 @@ from bapp_cli.services.enrolment import enrol
 from bapp_cli.services.listing import ALL, Page
 from bapp_cli.services.pathway_admin import check_name, checked_slug, clean_description
 from bapp_cli.services.pathways import get_pathway
-from bapp_cli.services.people import get_builder, get_client
+from bapp_cli.services.people import get_builder, get_client, normalise_email
 from bapp_cli.services.progress import CompletionOutcome, check_status, record_completions
 from bapp_cli.services.rule_book import (
     PROGRESS_FIELDS,
@@ -330,7 +330,9 @@ def _completion(
 ) -> tuple[str | None, User | None]:
     """How a completion is stamped: method and validating builder, settled by services.rule_book (the default
     method, a validator for builder_validation) once up front, so that a refusal comes before any change."""
-    validator = get_builder(session, validated_by)[0] if validated_by is not None else None
+    # checked here to be named as the flag (get_builder would name a malformed one "builder:")
+    validated = normalise_email(validated_by, field="validated_by") if validated_by is not None else None
+    validator = get_builder(session, validated)[0] if validated is not None else None
     method = via.strip().lower() if via is not None else None
     if method is not None and method not in COMPLETION_METHODS:
         raise InvalidInput(f"via: {via!r} is not one of {', '.join(COMPLETION_METHODS)}", code="invalid_method")
@@ -504,7 +506,8 @@ def move_skill(
     """`skills start|complete|reset`: the client's progress row in the skill moved to `status`, read under the
     client's progress lock (the one `assign_skills` takes), audited, with what a completion earned. A missing
     row is created not_started (a reset needs one). A row already at `status` changes nothing but its note;
-    a reset also clears a start stamp. The record is the row as it now stands.
+    a reset also clears a start stamp. The record is the row as it now stands; `changed` says whether anything
+    was written (a note too), and the audit names everything that was (the move, then its note).
 
     A completion counts an attempt and stamps its time, method and validating builder (settled before any
     change); completing an already completed skill changes nothing (so a repeated script run neither
@@ -532,16 +535,15 @@ def move_skill(
             changes |= {"via": completion[0], "validated_by": completion[1] and completion[1].email}
     if note is not None and row.notes != note:
         row.notes, row.updated_at = note, now
-        changes = changes or {"notes": note}  # a completion's audit names its move, not its note
+        changes["notes"] = note  # after the move it went with, if any: the audit is the note's record
     if changes:
         record_audit(session, "skill_progress", f"{client.email}:{skill.slug}", changes)
-    changed = "status" in changes
-    outcome = _after_completion(session, client, [skill] if changed and status == "completed" else [], now)
+    outcome = _after_completion(session, client, [skill] if "status" in changes and status == "completed" else [], now)
     session.flush()
     validator = session.get(User, row.validated_by_id) if row.validated_by_id is not None else None
     pathway = session.get(Pathway, row.pathway_id) if row.pathway_id is not None else None
     record: dict[str, Any] = {"client": client.email, "skill": skill.slug}
-    record |= {"status": row.status, "previous_status": previous, "changed": changed}
+    record |= {"status": row.status, "previous_status": previous, "changed": bool(changes)}
     record |= {name: getattr(row, name) for name in ("attempts", "started_at", "completed_at")}
     record |= {"completed_via": row.completion_method, "validated_by": validator.email if validator else None}
     record |= {"pathway": pathway.slug if pathway else None, "notes": row.notes}
