@@ -527,6 +527,12 @@ def test_an_event_longer_than_a_day_leaves_the_booking_its_own_length(
     assert result.json()["end_time"] == z(slot() + dt.timedelta(minutes=15))
     [booking] = bookings(synced.database_url)
     assert (booking.calendly_state, booking.end_time - booking.start_time) == ("booked", dt.timedelta(minutes=15))
+    # the pull (and a webhook) of this invitee parked it for its event's length: exit 3 on every pull after, and a
+    # no-show or payment Calendly marked on it never applied. The booking is bapp's: it keeps its length, as here
+    pulled = synced("calendly", "pull-bookings", "--json")
+    assert pulled.exit_code == 0, pulled.stderr
+    [booking] = bookings(synced.database_url)
+    assert booking.end_time - booking.start_time == dt.timedelta(minutes=15)
 
 
 def test_a_5xx_that_created_nothing_is_resent_once(synced: Bapp, fake: FakeCalendly) -> None:
