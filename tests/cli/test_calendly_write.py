@@ -193,6 +193,13 @@ def test_the_nearest_open_starts_named_are_ones_bookings_create_takes(synced: Ba
         assert create(synced, taken, "--dry-run").exit_code == 0
     for refused in (13, 15):
         assert create(synced, slot(days=3, hour=refused), "--dry-run").exit_code == 8
+    # with --allow-overlap those are taken, so named: the hint left them out (and named 11:00, 16:00 instead)
+    result = create(synced, start, "--allow-overlap")
+    assert result.exit_code == 8, result.stderr
+    named = [slot(days=3, hour=hour) for hour in (13, 14, 15)]
+    assert f"nearest open starts: {', '.join(map(z, named))}" in result.stderr
+    for taken in named:
+        assert create(synced, taken, "--allow-overlap", "--dry-run").exit_code == 0
     assert posts(fake) == []
 
 
