@@ -193,6 +193,13 @@ def test_the_nearest_open_starts_named_are_ones_bookings_create_takes(synced: Ba
         assert create(synced, taken, "--dry-run").exit_code == 0
     for refused in (13, 15):
         assert create(synced, slot(days=3, hour=refused), "--dry-run").exit_code == 8
+    # with --allow-overlap those are taken, so named: the hint left them out (and named 11:00, 16:00 instead)
+    result = create(synced, start, "--allow-overlap")
+    assert result.exit_code == 8, result.stderr
+    named = [slot(days=3, hour=hour) for hour in (13, 14, 15)]
+    assert f"nearest open starts: {', '.join(map(z, named))}" in result.stderr
+    for taken in named:
+        assert create(synced, taken, "--allow-overlap", "--dry-run").exit_code == 0
     assert posts(fake) == []
 
 
@@ -527,6 +534,12 @@ def test_an_event_longer_than_a_day_leaves_the_booking_its_own_length(
     assert result.json()["end_time"] == z(slot() + dt.timedelta(minutes=15))
     [booking] = bookings(synced.database_url)
     assert (booking.calendly_state, booking.end_time - booking.start_time) == ("booked", dt.timedelta(minutes=15))
+    # the pull (and a webhook) of this invitee parked it for its event's length: exit 3 on every pull after, and a
+    # no-show or payment Calendly marked on it never applied. The booking is bapp's: it keeps its length, as here
+    pulled = synced("calendly", "pull-bookings", "--json")
+    assert pulled.exit_code == 0, pulled.stderr
+    [booking] = bookings(synced.database_url)
+    assert booking.end_time - booking.start_time == dt.timedelta(minutes=15)
 
 
 def test_a_5xx_that_created_nothing_is_resent_once(synced: Bapp, fake: FakeCalendly) -> None:

@@ -434,10 +434,11 @@ def bookable_slots(
 ) -> Iterator[Any]:
     """Those of ``slots`` (records with a ``start_time`` and an ``end_time``, in start order) at which the session
     type's owner (or ``by``'s builder) would take a booking from any client (or ``by``'s, whose own bookings then
-    count too): their notice and horizon (rule 2), their bookings, buffer and a group's seats (rule 6). Calendly's open
-    times (`sessions slots`, the nearest a refused `bookings create` names) know none of these, nor any booking made in
-    bapp alone. The builder's bookings are read once for all the slots (a year's may be 12,000); each slot is checked
-    against those starting from a longest booking and the buffer before it to the buffer after it."""
+    count too; none of rule 6 if ``by`` allows an overlap): their notice and horizon (rule 2), their bookings, buffer
+    and a group's seats (rule 6). Calendly's open times (`sessions slots`, the nearest a refused `bookings create`
+    names) know none of these, nor any booking made in bapp alone. The builder's bookings are read once for all the
+    slots (a year's may be 12,000); each slot is checked against those starting from a longest booking and the buffer
+    before it to the buffer after it."""
     session_type = session.get_one(SessionType, session_type_id)
     builder, profile = resolve_builder(session, by.builder_email if by else None, session_type.builder_id)
     client = find_user(session, normalise_email(by.client_email, field="client")) if by else None
@@ -449,8 +450,9 @@ def bookable_slots(
     for slot in slots:
         with contextlib.suppress(InvalidInput, Conflict):  # what bookings create would refuse it with
             _check_time(start := slot["start_time"], now, builder, profile)
-            near = held[bisect_left(starts, start - reach) : bisect_left(starts, slot["end_time"] + margin)]
-            _check_overlap(session, session_type, start, slot["end_time"], builder, profile, client, near_builder=near)
+            near = held[bisect_left(starts, start - reach) : bisect_left(starts, (end := slot["end_time"]) + margin)]
+            if not (by and by.allow_overlap):  # nor is rule 6 asked of a booking made with --allow-overlap
+                _check_overlap(session, session_type, start, end, builder, profile, client, near_builder=near)
             yield slot
 
 

@@ -115,11 +115,9 @@ def pathway_question_pattern(text: str | None) -> re.Pattern[str]:
 
     A broken regular expression is a configuration error (exit 4), found before anything is fetched.
     """
+    hint = "use a word that the pathway question contains, e.g. `pathway`"
     return compile_pattern(
-        (text or "").strip() or DEFAULT_PATHWAY_QUESTION,
-        "calendly.pathway_question",
-        ConfigError,
-        hint="use a word that the pathway question contains, e.g. `pathway`",
+        (text or "").strip() or DEFAULT_PATHWAY_QUESTION, "calendly.pathway_question", ConfigError, hint=hint
     )
 
 
@@ -330,10 +328,13 @@ class InviteeApplier:
         """The booking's fields that Calendly owns: times, the client's zone, the answers, the event."""
         invitee, event = item.invitee, item.event
         start, end = event.start_time, event.end_time
-        if end <= start:
-            # Calendly's own sample payloads carry end == start; a booking must end after it starts.
-            end = start + dt.timedelta(minutes=session_type.duration_minutes)
-            warnings.append(f"event ends at or before its start; end set from the {session_type.duration_minutes} min")
+        if not start < end <= start + LONGEST_BOOKING:
+            # Calendly's own sample payloads carry end == start; a booking must end after it starts, and last at most
+            # a day (a booking bapp holds, e.g. its own sent to Calendly, keeps its length; a new one takes its type's)
+            own = self._booking(invitee.uri)
+            length = own.end_time - own.start_time if own else dt.timedelta(minutes=session_type.duration_minutes)
+            end, minutes = start + length, length // dt.timedelta(minutes=1)
+            warnings.append(f"event ends at or before its start, or over a day after; end set from the {minutes} min")
         timezone = (invitee.timezone or "UTC").strip()
         if not is_iana_zone(timezone):
             warnings.append(f"invitee timezone {timezone[:64]!r} is not an IANA zone; UTC recorded")
@@ -374,13 +375,7 @@ class InviteeApplier:
             # it is shown in a zone or moved by a buffer, and a backup holding it does not restore: parked, not stored
             if moment.year not in SUPPORTED_YEARS:
                 return InviteeOutcome("skipped", uri, note=f"time {out_of_range(moment)}")
-        existing = self._booking(uri)
-        # nor a longer event than a booking may be: stored, the overlap checks (which reach back a longest booking)
-        # missed its tail, and its backup did not restore (the import refuses it too). A booking stored so before
-        # is still cancelled by its cancellation, which stores none of the event's times.
-        if item.event.end_time - item.event.start_time > LONGEST_BOOKING and not (existing and self._cancelled(item)):
-            return InviteeOutcome("skipped", uri, note="event lasts more than a day, the longest a booking may")
-        return self._create(item) if existing is None else self._update(existing, item)
+        return self._create(item) if (existing := self._booking(uri)) is None else self._update(existing, item)
 
     def _create(self, item: BookedInvitee) -> InviteeOutcome:
         invitee, event = item.invitee, item.event
@@ -396,7 +391,10 @@ class InviteeApplier:
         held = match_held_booking(self.session, email=email, session_type_id=session_type.id, start=event.start_time)
         if held is not None:
             return self._attach_held(held, item)
-
+        # An event longer than a booking may be is parked, not stored (one bapp holds keeps its length: _remote_fields):
+        # stored, the overlap checks (which reach back a longest booking) missed its tail; its backup did not restore
+        if event.end_time - event.start_time > LONGEST_BOOKING:
+            return InviteeOutcome("skipped", invitee.uri, note="event lasts more than a day, the longest a booking may")
         warnings: list[str] = []
         cancelled = self._cancelled(item)
         builder = self._builder(event, session_type)
