@@ -7,8 +7,10 @@ import io
 import json
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
@@ -331,3 +333,45 @@ def test_a_completion_while_a_skill_is_archived_still_awards_the_badge(bapp: Bap
     assert json.loads(stdout)["badges_awarded"] == ["tier:accelerate:1"]
     held = seed(bapp, lambda session: list(session.scalars(select(Badge.key))))
     assert held == ["tier:accelerate:1"]
+
+
+@pytest.mark.parametrize("door", ["clients enroll", "import enrolments"])
+def test_an_enrolment_made_while_its_pathway_is_finished_is_completed(bapp: Bapp, tmp_path: Path, door: str) -> None:
+    """Ada has done shared and p2 of pivot's three tiers and is not enrolled in it. She completes p3 while
+    another process enrols her there (`clients enroll`, or `import enrolments`): either way round she has
+    finished the pathway, so the enrolment must be completed. On PostgreSQL the enrolment's completion rules
+    read around the completion's uncommitted row, and the completion's did not see the uncommitted enrolment:
+    it stayed active at 100 %, for good. Now every door's rules take turns (db.locks.COMPLETION_RULES)."""
+
+    def build(session: Session) -> None:
+        small_catalogue(session)
+        for slug in ("shared", "p2"):
+            complete_skill(session, client(session, "ada@example.com").email, slug, now=NOW)
+
+    seed(bapp, build)
+    source = tmp_path / "enrolments.csv"
+    source.write_text("client,pathway,status\nada@example.com,pivot,active\n")
+    command = [*door.split(), *(["ada@example.com", "pivot"] if door == "clients enroll" else [str(source)])]
+    engine = make_engine(bapp.database_url)
+    try:
+        with unit_of_work(engine, actor="test", command="complete") as coach:
+            assert (
+                complete_skill(coach, "ada@example.com", "p3", now=NOW)[0]["pathways_completed"] == []
+            )  # not enrolled
+            enrolling = bapp.popen(*command, "--json")
+
+            def waiting() -> bool:  # on PostgreSQL: the enrolment's rules wait for the completion's to commit
+                with engine.connect() as connection:
+                    return bool(connection.scalar(text("SELECT count(*) FROM pg_locks WHERE NOT granted")))
+
+            deadline = time.monotonic() + 30
+            while enrolling.poll() is None and time.monotonic() < deadline:
+                if bapp.database_url.startswith("sqlite") or waiting():
+                    break  # SQLite: the enrolment waits for the completion's whole transaction anyway
+                time.sleep(0.05)
+        _, stderr = enrolling.communicate(timeout=60)
+    finally:
+        engine.dispose()
+    assert enrolling.returncode == 0, stderr
+    (enrolment,) = bapp("clients", "show", "ada@example.com", "--json").json()["enrolments"]
+    assert (enrolment["pathway"], enrolment["status"], enrolment["percent"]) == ("pivot", "completed", 100)
