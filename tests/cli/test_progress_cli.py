@@ -15,10 +15,12 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from bapp_cli.db.engine import make_engine, unit_of_work
+from bapp_cli.db.locks import COMPLETION_RULES, lock_id
 from bapp_cli.db.models import Badge, Enrolment
 from bapp_cli.services.enrolment import enrol
 from bapp_cli.services.skills import archive_skill, assign_skills, complete_skill
-from tests.conftest import Bapp
+from tests.conftest import Bapp, eventually
+from tests.postgres_server import waits_for_lock
 from tests.services.test_progress_factories import (
     LATER,
     NOW,
@@ -375,3 +377,35 @@ def test_an_enrolment_made_while_its_pathway_is_finished_is_completed(bapp: Bapp
     assert enrolling.returncode == 0, stderr
     (enrolment,) = bapp("clients", "show", "ada@example.com", "--json").json()["enrolments"]
     assert (enrolment["pathway"], enrolment["status"], enrolment["percent"]) == ("pivot", "completed", 100)
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # SQLite's writers take turns whole
+def test_a_command_the_server_ends_to_break_a_deadlock_is_busy_exit_75(bapp: Bapp) -> None:
+    """Two writers each waiting for a lock the other holds: PostgreSQL ends one (SQLSTATE 40P01), whose command
+    said "database error: deadlock detected", exit 5, as for a database to fix. The other went on, and the
+    same command works when run again: busy, exit 75. Here a session holding the completion rules' key asks for
+    the progress key a `skills complete` holds while it waits for the rules' key (the order a Calendly pull that
+    ran the rules for one enrolment, or an import that ran them for one section, may meet)."""
+    ada = seed(bapp, lambda session: (small_catalogue(session), client(session, "ada@example.com").id)[1])
+    engine = make_engine(bapp.database_url)
+    try:
+        with engine.connect() as admin:  # the command looks for a deadlock 3 s into its wait, the holder 60 s into its
+            admin.execute(
+                text(f"ALTER DATABASE \"{bapp.database_url.rpartition('/')[2]}\" SET deadlock_timeout = '3s'")
+            )
+            admin.commit()
+        with engine.connect() as holder:
+            holder.execute(text("SET deadlock_timeout = '60s'"))
+            holder.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": lock_id(COMPLETION_RULES)})
+            completing = bapp.popen("skills", "complete", "ada@example.com", "p3", "--json")
+            eventually(
+                lambda: waits_for_lock(engine, "%pg_advisory_xact_lock%"), "the completion to wait for the rules"
+            )
+            holder.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": lock_id(f"progress:{ada}")})  # the cycle
+            holder.rollback()
+        _, stderr = completing.communicate(timeout=60)
+    finally:
+        engine.dispose()
+    assert completing.returncode == 75, stderr
+    assert stderr.startswith("Error: the database is busy: deadlock detected"), stderr
+    assert bapp("skills", "complete", "ada@example.com", "p3").exit_code == 0  # run again, it works
