@@ -5,13 +5,14 @@ from __future__ import annotations
 import csv
 import io
 import json
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session
 
 from bapp_cli.db.engine import make_engine, unit_of_work
@@ -299,6 +300,17 @@ def test_concurrent_completions_of_a_tier_award_its_badge_once(bapp: Bapp) -> No
     assert seed(bapp, lambda session: session.scalar(select(func.count()).select_from(Enrolment))) == 1
 
 
+def until_it_waits(bapp: Bapp, engine: Engine, process: subprocess.Popen[str]) -> None:
+    """Until `process` (a command) waits for a lock the test's transaction holds, or ends; on SQLite at once: its
+    writer waits for the test's whole transaction anyway."""
+    deadline = time.monotonic() + 30
+    while not bapp.database_url.startswith("sqlite") and process.poll() is None and time.monotonic() < deadline:
+        with engine.connect() as connection:
+            if connection.scalar(text("SELECT count(*) FROM pg_locks WHERE NOT granted")):
+                return
+        time.sleep(0.05)
+
+
 def test_a_completion_while_a_skill_is_archived_still_awards_the_badge(bapp: Bapp) -> None:
     """Ada has done a1 of tier 1 (a1, a2, a3). An admin archives a3 while Ada completes a2 in another process:
     either way round the tier is now done, so its badge must be awarded. On PostgreSQL each transaction
@@ -317,17 +329,7 @@ def test_a_completion_while_a_skill_is_archived_still_awards_the_badge(bapp: Bap
         with unit_of_work(engine, actor="test", command="archive") as admin:
             assert archive_skill(admin, "a3", now=NOW).badges_awarded == 0  # a2 is not done yet
             completing = bapp.popen("skills", "complete", "ada@example.com", "a2", "--json")
-
-            def waiting() -> bool:  # on PostgreSQL: the completion waits for the archive's checks to end
-                with engine.connect() as connection:
-                    query = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
-                    return bool(connection.scalar(text(query)))
-
-            deadline = time.monotonic() + 30
-            while completing.poll() is None and time.monotonic() < deadline:
-                if bapp.database_url.startswith("sqlite") or waiting():
-                    break  # SQLite: the completion waits for the archive's whole transaction anyway
-                time.sleep(0.05)
+            until_it_waits(bapp, engine, completing)  # for the archive's checks to end
         stdout, stderr = completing.communicate(timeout=60)
     finally:
         engine.dispose()
@@ -357,20 +359,10 @@ def test_an_enrolment_made_while_its_pathway_is_finished_is_completed(bapp: Bapp
     engine = make_engine(bapp.database_url)
     try:
         with unit_of_work(engine, actor="test", command="complete") as coach:
-            assert (
-                complete_skill(coach, "ada@example.com", "p3", now=NOW)[0]["pathways_completed"] == []
-            )  # not enrolled
+            completed, _ = complete_skill(coach, "ada@example.com", "p3", now=NOW)
+            assert completed["pathways_completed"] == []  # not enrolled yet
             enrolling = bapp.popen(*command, "--json")
-
-            def waiting() -> bool:  # on PostgreSQL: the enrolment's rules wait for the completion's to commit
-                with engine.connect() as connection:
-                    return bool(connection.scalar(text("SELECT count(*) FROM pg_locks WHERE NOT granted")))
-
-            deadline = time.monotonic() + 30
-            while enrolling.poll() is None and time.monotonic() < deadline:
-                if bapp.database_url.startswith("sqlite") or waiting():
-                    break  # SQLite: the enrolment waits for the completion's whole transaction anyway
-                time.sleep(0.05)
+            until_it_waits(bapp, engine, enrolling)  # its rules, for the completion's to commit
         _, stderr = enrolling.communicate(timeout=60)
     finally:
         engine.dispose()
