@@ -105,6 +105,39 @@ def test_no_pathway_may_be_named_as_another_is_called_in_any_case(bapp: Bapp) ->
     }
 
 
+def test_an_import_refuses_a_new_pathway_named_as_another_and_a_backup_holding_two_restores(
+    bapp: Bapp, tmp_path: Path
+) -> None:
+    # `import pathways` (and `import all` into a database with data) created or renamed a pathway whose slug or
+    # name reads as another's, which `pathways add/update` refuse: a Calendly answer "Pivot" then booked under
+    # whichever came first. It is now the same refused row, naming the pathway, and nothing is written.
+    source = tmp_path / "pathways.csv"
+    for rows, field, taken in (
+        ("pivot-pro,  PIVOT \n", "name: 'PIVOT'", "pivot"),
+        ("play,Accelerate\n", "name: 'Accelerate'", "accelerate"),
+        ("pro,Pro\nPRO-2,pro\n", "name: 'pro'", "pro"),
+    ):
+        source.write_text("slug,name\n" + rows)
+        result = bapp("import", "pathways", str(source))
+        assert result.exit_code == 6, (rows, result.stderr)
+        assert f"{field} already names pathway '{taken}'" in result.stderr, result.stderr
+    assert [item["name"] for item in bapp("pathways", "list", "--json").json()] == ["Accelerate", "Pivot", "Play"]
+    # a database an older bapp let hold two such pathways: its data imports again unchanged, and its backup
+    # restores as it was (a restore takes history as recorded)
+    seed(bapp, lambda session: setattr(pathway(session, "play"), "name", "PIVOT"))
+    backup, again = tmp_path / "backup.json", tmp_path / "again.json"
+    assert bapp("export", "all", "-o", str(backup)).exit_code == 0
+    assert bapp("export", "pathways", "-o", str(tmp_path / "pathways.json")).exit_code == 0
+    merged = bapp("import", "pathways", str(tmp_path / "pathways.json"), "--json")
+    assert (merged.exit_code, merged.json()["unchanged"]) == (0, 3), merged.stderr
+    assert bapp("import", "all", str(backup)).exit_code == 0
+    assert bapp("db", "downgrade", "base", "--yes").exit_code == 0 and bapp("db", "upgrade").exit_code == 0
+    restored = bapp("import", "all", str(backup), "--json")
+    assert (restored.exit_code, restored.json()["restored"]) == (0, True), restored.stderr
+    assert bapp("export", "all", "-o", str(again)).exit_code == 0
+    assert json.loads(again.read_text())["pathways"] == json.loads(backup.read_text())["pathways"]
+
+
 def test_a_backup_holding_a_pathway_called_none_restores_it_renamed_as_0015_would(bapp: Bapp, tmp_path: Path) -> None:
     """An earlier bapp let a pathway be called `none`, which now means no pathway, and its backup was refused
     (exit 6): it restores with that pathway as the first free `none-N` — counting a `none-2` later in the

@@ -5,18 +5,23 @@ from __future__ import annotations
 import csv
 import io
 import json
+import subprocess
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select, text
+import pytest
+from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session
 
 from bapp_cli.db.engine import make_engine, unit_of_work
+from bapp_cli.db.locks import COMPLETION_RULES, lock_id
 from bapp_cli.db.models import Badge, Enrolment
 from bapp_cli.services.enrolment import enrol
 from bapp_cli.services.skills import archive_skill, assign_skills, complete_skill
-from tests.conftest import Bapp
+from tests.conftest import Bapp, eventually
+from tests.postgres_server import waits_for_lock
 from tests.services.test_progress_factories import (
     LATER,
     NOW,
@@ -295,6 +300,17 @@ def test_concurrent_completions_of_a_tier_award_its_badge_once(bapp: Bapp) -> No
     assert seed(bapp, lambda session: session.scalar(select(func.count()).select_from(Enrolment))) == 1
 
 
+def until_it_waits(bapp: Bapp, engine: Engine, process: subprocess.Popen[str]) -> None:
+    """Until `process` (a command) waits for a lock the test's transaction holds, or ends; on SQLite at once: its
+    writer waits for the test's whole transaction anyway."""
+    deadline = time.monotonic() + 30
+    while not bapp.database_url.startswith("sqlite") and process.poll() is None and time.monotonic() < deadline:
+        with engine.connect() as connection:
+            if connection.scalar(text("SELECT count(*) FROM pg_locks WHERE NOT granted")):
+                return
+        time.sleep(0.05)
+
+
 def test_a_completion_while_a_skill_is_archived_still_awards_the_badge(bapp: Bapp) -> None:
     """Ada has done a1 of tier 1 (a1, a2, a3). An admin archives a3 while Ada completes a2 in another process:
     either way round the tier is now done, so its badge must be awarded. On PostgreSQL each transaction
@@ -313,17 +329,7 @@ def test_a_completion_while_a_skill_is_archived_still_awards_the_badge(bapp: Bap
         with unit_of_work(engine, actor="test", command="archive") as admin:
             assert archive_skill(admin, "a3", now=NOW).badges_awarded == 0  # a2 is not done yet
             completing = bapp.popen("skills", "complete", "ada@example.com", "a2", "--json")
-
-            def waiting() -> bool:  # on PostgreSQL: the completion waits for the archive's checks to end
-                with engine.connect() as connection:
-                    query = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
-                    return bool(connection.scalar(text(query)))
-
-            deadline = time.monotonic() + 30
-            while completing.poll() is None and time.monotonic() < deadline:
-                if bapp.database_url.startswith("sqlite") or waiting():
-                    break  # SQLite: the completion waits for the archive's whole transaction anyway
-                time.sleep(0.05)
+            until_it_waits(bapp, engine, completing)  # for the archive's checks to end
         stdout, stderr = completing.communicate(timeout=60)
     finally:
         engine.dispose()
@@ -331,3 +337,67 @@ def test_a_completion_while_a_skill_is_archived_still_awards_the_badge(bapp: Bap
     assert json.loads(stdout)["badges_awarded"] == ["tier:accelerate:1"]
     held = seed(bapp, lambda session: list(session.scalars(select(Badge.key))))
     assert held == ["tier:accelerate:1"]
+
+
+@pytest.mark.parametrize("door", ["clients enroll", "import enrolments"])
+def test_an_enrolment_made_while_its_pathway_is_finished_is_completed(bapp: Bapp, tmp_path: Path, door: str) -> None:
+    """Ada has done shared and p2 of pivot's three tiers and is not enrolled in it. She completes p3 while
+    another process enrols her there (`clients enroll`, or `import enrolments`): either way round she has
+    finished the pathway, so the enrolment must be completed. On PostgreSQL the enrolment's completion rules
+    read around the completion's uncommitted row, and the completion's did not see the uncommitted enrolment:
+    it stayed active at 100 %, for good. Now every door's rules take turns (db.locks.COMPLETION_RULES)."""
+
+    def build(session: Session) -> None:
+        small_catalogue(session)
+        for slug in ("shared", "p2"):
+            complete_skill(session, client(session, "ada@example.com").email, slug, now=NOW)
+
+    seed(bapp, build)
+    source = tmp_path / "enrolments.csv"
+    source.write_text("client,pathway,status\nada@example.com,pivot,active\n")
+    command = [*door.split(), *(["ada@example.com", "pivot"] if door == "clients enroll" else [str(source)])]
+    engine = make_engine(bapp.database_url)
+    try:
+        with unit_of_work(engine, actor="test", command="complete") as coach:
+            completed, _ = complete_skill(coach, "ada@example.com", "p3", now=NOW)
+            assert completed["pathways_completed"] == []  # not enrolled yet
+            enrolling = bapp.popen(*command, "--json")
+            until_it_waits(bapp, engine, enrolling)  # its rules, for the completion's to commit
+        _, stderr = enrolling.communicate(timeout=60)
+    finally:
+        engine.dispose()
+    assert enrolling.returncode == 0, stderr
+    (enrolment,) = bapp("clients", "show", "ada@example.com", "--json").json()["enrolments"]
+    assert (enrolment["pathway"], enrolment["status"], enrolment["percent"]) == ("pivot", "completed", 100)
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # SQLite's writers take turns whole
+def test_a_command_the_server_ends_to_break_a_deadlock_is_busy_exit_75(bapp: Bapp) -> None:
+    """Two writers each waiting for a lock the other holds: PostgreSQL ends one (SQLSTATE 40P01), whose command
+    said "database error: deadlock detected", exit 5, as for a database to fix. The other went on, and the
+    same command works when run again: busy, exit 75. Here a session holding the completion rules' key asks for
+    the progress key a `skills complete` holds while it waits for the rules' key (the order a Calendly pull that
+    ran the rules for one enrolment, or an import that ran them for one section, may meet)."""
+    ada = seed(bapp, lambda session: (small_catalogue(session), client(session, "ada@example.com").id)[1])
+    engine = make_engine(bapp.database_url)
+    try:
+        with engine.connect() as admin:  # the command looks for a deadlock 3 s into its wait, the holder 60 s into its
+            admin.execute(
+                text(f"ALTER DATABASE \"{bapp.database_url.rpartition('/')[2]}\" SET deadlock_timeout = '3s'")
+            )
+            admin.commit()
+        with engine.connect() as holder:
+            holder.execute(text("SET deadlock_timeout = '60s'"))
+            holder.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": lock_id(COMPLETION_RULES)})
+            completing = bapp.popen("skills", "complete", "ada@example.com", "p3", "--json")
+            eventually(
+                lambda: waits_for_lock(engine, "%pg_advisory_xact_lock%"), "the completion to wait for the rules"
+            )
+            holder.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": lock_id(f"progress:{ada}")})  # the cycle
+            holder.rollback()
+        _, stderr = completing.communicate(timeout=60)
+    finally:
+        engine.dispose()
+    assert completing.returncode == 75, stderr
+    assert stderr.startswith("Error: the database is busy: deadlock detected"), stderr
+    assert bapp("skills", "complete", "ada@example.com", "p3").exit_code == 0  # run again, it works

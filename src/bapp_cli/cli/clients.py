@@ -33,6 +33,9 @@ def add(
 ) -> None:
     """Add a client (an existing builder's e-mail gains a client profile).
 
+    A builder's account becoming a client takes --name as the client's name (without it, keeps the one it
+    has); the builder's record shows their own display name, if they have one. An existing client is exit 8.
+
     \b
     Examples:
       bapp clients add ada@example.com --name "Ada Lovelace" --company Analytical

@@ -40,6 +40,9 @@ _PG_READ_ONLY = "25006"
 _PG_IDLE_IN_TRANSACTION_TIMEOUT = "25P03"
 # SQLSTATE of a lock not granted within lock_timeout (BUSY_TIMEOUT_MS, the webhook receiver's --busy-timeout).
 _PG_LOCK_NOT_AVAILABLE = "55P03"
+# SQLSTATE of the transaction the server ended to break a deadlock (two writers each waiting for a lock the other
+# holds): the other went on, so, as after a lock wait that ran out, the same command works when run again
+_PG_DEADLOCK_DETECTED = "40P01"
 # SQLSTATE of a unique index refusing an insert
 _PG_UNIQUE_VIOLATION = "23505"
 # SQLSTATE of a statement on a table the role was not granted (a reporting role, a grant forgotten)
@@ -456,8 +459,9 @@ def database_failure(exc: BaseException) -> DatabaseNotReady | Busy | Conflict |
 
     The database itself failing — unreachable, read-only (an immutable or read-only SQLite file, a read-only
     PostgreSQL), not a database at all (a garbage file) — is a state the user can fix, not a bug in bapp.
-    Another writer holding a lock past the wait (SQLite's busy timeout, PostgreSQL's lock_timeout) is busy:
-    the same command works once that writer is done. A unique index refusing a key on PostgreSQL is another
+    Another writer holding a lock past the wait (SQLite's busy timeout, PostgreSQL's lock_timeout), or the server
+    ending this transaction to break a deadlock with another, is busy: the same command works once that writer is
+    done. A unique index refusing a key on PostgreSQL is another
     session's insert of it since bapp looked it up (a conflict); other constraint violations and programming
     errors stay what they are. `exc` is a driver's error, or SQLAlchemy's wrapper of one (its `orig`).
     """
@@ -477,7 +481,7 @@ def database_failure(exc: BaseException) -> DatabaseNotReady | Busy | Conflict |
             hint="run the command again: it will see that record",
             code="written_meanwhile",
         )
-    elif getattr(original, "sqlstate", None) == _PG_LOCK_NOT_AVAILABLE:
+    elif getattr(original, "sqlstate", None) in (_PG_LOCK_NOT_AVAILABLE, _PG_DEADLOCK_DETECTED):
         return _locked(str(original).strip().splitlines()[0] if str(original).strip() else "lock timeout")
     elif getattr(original, "sqlstate", None) in (_PG_READ_ONLY, _PG_IDLE_IN_TRANSACTION_TIMEOUT):
         pass

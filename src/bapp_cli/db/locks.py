@@ -108,6 +108,14 @@ PEOPLE_TABLES = "bookings, users"
 # The key of the pathways' display order: `pathways add` and a pathways import put a new pathway after the last
 # position they read, `pathways update --position` renumbers the order it read; one writer of it at a time.
 PATHWAY_ORDER = "pathways:order"
+# Taken by the completion rules (services.progress.record_completions) once a change is written, after every other
+# key: two changes that each complete half of a criterion (a catalogue change or an enrolment, and a completion)
+# checked it around the other's uncommitted change, and neither awarded the badge or completed the enrolment both
+# made due (PostgreSQL; SQLite's writers already take turns). Every door's rules take it: skills, enrolments
+# (clients enroll, bookings, Calendly), the imports'. Where a transaction writes or takes a key after it (a
+# Calendly pull or replay of several invitees, an import's later sections) it may meet one waiting for it the other
+# way round: PostgreSQL ends one of the two, which is busy (exit 75, db.dbapi) and works when run again.
+COMPLETION_RULES = "progress:completion-rules"
 
 
 def lock_for_import(session: Session, *, pathway_order: bool = False) -> None:

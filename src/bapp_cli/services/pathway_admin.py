@@ -102,20 +102,21 @@ def pathway_fields(**given: str | None) -> dict[str, Any]:
     return {name: PATHWAY_FIELDS[name](value) for name, value in given.items() if value is not None}
 
 
-def _refuse_ambiguous(session: Session, own_id: int | None, **given: str | None) -> None:
+def refuse_ambiguous(session: Session, pathway: Pathway | None, **given: str | None) -> None:
     """A Calendly answer names a pathway by its slug or name in any case (calendly_bookings takes the first that
-    reads so): a slug or name `given` that reads as another pathway's would send its answers to either."""
-    others = list(session.scalars(select(Pathway).where(Pathway.id != own_id).order_by(Pathway.slug)))
-    for (field, value), other in product(given.items(), others):
-        if value is not None and value.casefold() in (other.slug.casefold(), other.name.strip().casefold()):
+    reads so): a new slug or name `given` to `pathway` (None: a new one) that reads as another pathway's would send
+    its answers to either. A value the pathway already has is not refused: an older database may hold two."""
+    others = session.scalars(select(Pathway).where(Pathway.id != (pathway and pathway.id)).order_by(Pathway.slug))
+    for (field, value), other in product(given.items(), list(others)):
+        reads = (other.slug.casefold(), other.name.strip().casefold())
+        if value not in (None, getattr(pathway, field, None)) and value.casefold() in reads:
             hint = "a Calendly answer names a pathway by slug or name, in any case: choose another"
             raise Conflict(f"{field}: {value!r} already names pathway {other.slug!r}", hint=hint)
 
 
 def next_position(session: Session) -> int:
     """Where a new pathway goes: after the last one in display order."""
-    last = session.scalar(select(func.max(Pathway.position)))
-    return 0 if last is None else last + 1
+    return session.scalar(select(func.coalesce(func.max(Pathway.position) + 1, 0))) or 0
 
 
 # What every management command returns: the pathway record as it now stands, and {field: [old, new]} of
@@ -149,7 +150,7 @@ def add_pathway(
         raise InvalidInput(f"tier: at most {MAX_TIERS} tiers", code="too_many_tiers")
     if session.scalar(select(Pathway.id).where(Pathway.slug == canonical)) is not None:
         raise Conflict(f"pathway {canonical!r} already exists", hint="change it with `bapp pathways update`")
-    _refuse_ambiguous(session, None, slug=canonical, name=fields["name"])
+    refuse_ambiguous(session, None, slug=canonical, name=fields["name"])
     pathway = Pathway(
         slug=canonical, position=next_position(session), archived=False, created_at=now, updated_at=now, **fields
     )
@@ -172,7 +173,7 @@ def update_pathway(
     lock_keys(session, PATHWAY_ORDER)
     pathway = get_pathway(session, slug)
     wanted = pathway_fields(**fields)
-    _refuse_ambiguous(session, pathway.id, name=wanted.get("name"))
+    refuse_ambiguous(session, pathway, name=wanted.get("name"))
     changes = apply_changes(pathway, wanted)
     if position is not None:
         changes.update(_move(session, pathway, position))

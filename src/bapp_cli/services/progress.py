@@ -41,6 +41,7 @@ from sqlalchemy.orm import Session
 from bapp_cli.db.audit import record_audits
 from bapp_cli.db.batches import BATCH_SIZE
 from bapp_cli.db.dbapi import instant_sql
+from bapp_cli.db.locks import COMPLETION_RULES, lock_keys
 from bapp_cli.db.models import Badge, Enrolment, Pathway, Skill, SkillPathwayLink, User, UserSkillProgress
 from bapp_cli.services.enrolment import set_enrolment_status
 from bapp_cli.services.listing import ALL, Page
@@ -95,6 +96,7 @@ def record_completions(
     clients = None if client_ids is None else sorted(set(client_ids))
     if (not scope and not fundamentals) or clients == []:
         return {}
+    lock_keys(session, COMPLETION_RULES)  # every door's rules take turns: each sees the change of the one before
     catalogue = load_catalogue(session)
     due: Moments = defaultdict(dict)
     completed_pathways: Moments = defaultdict(dict)

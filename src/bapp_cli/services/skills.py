@@ -56,10 +56,6 @@ MAX_SKILL_NAME_LENGTH = 200
 MAX_DOMAIN_LENGTH = 100
 MAX_NOTE_LENGTH = 10_000
 SKILL_COLUMNS = ("slug", "name", "description", "domain", "is_fundamental", "archived", "links")
-# Taken before the completion rules run: a catalogue change (archive, unlink, fundamental flag) checking the
-# criteria at the same time as a completion read around its uncommitted change, as it read around the
-# catalogue's, and neither awarded a badge both made due (PostgreSQL; SQLite's writers already take turns).
-COMPLETION_RULES = "progress:completion-rules"
 
 
 # -- the catalogue ------------------------------------------------------------------------------------
@@ -165,7 +161,6 @@ def _changed(
     earned: dict[str, int] = {}
     if changes:
         stamp_and_audit(session, skill, "skill", skill.slug, changes, now=now)
-        lock_keys(session, COMPLETION_RULES)
         earned = earned_counts(record_completions(session, now=now, pathway_ids=pathway_ids, fundamentals=fundamentals))
     return SkillChange(_view(session, skill), changes, **earned)
 
@@ -369,7 +364,6 @@ def _after_completion(
     if not completed_skills:
         return CompletionOutcome()
     session.flush()  # the rules count the completed rows in SQL
-    lock_keys(session, COMPLETION_RULES)
     linked = skill_links(session, [skill.id for skill in completed_skills])
     pathway_ids, fundamental = set().union(*linked.values()), any(skill.is_fundamental for skill in completed_skills)
     outcomes = record_completions(

@@ -35,6 +35,7 @@ from bapp_cli.services.pathway_admin import (
     check_pathway_slug,
     next_position,
     pathway_fields,
+    refuse_ambiguous,
 )
 from bapp_cli.services.progress import record_completions
 from bapp_cli.services.session_types import MAX_DURATION_MINUTES, check_title, link_pathways, parse_category, row_slug
@@ -276,10 +277,8 @@ class PathwayImporter(RowImporter):
         if pathway is not None:
             if self.restore and values.get("id") is not None and values["id"] != pathway.id:
                 raise InvalidInput(f"id: pathway {slug!r} has id {pathway.id} here, {values['id']} in the backup")
-            existing_tiers = {
-                tier.tier: tier
-                for tier in self.session.scalars(select(PathwayTier).where(PathwayTier.pathway_id == pathway.id))
-            }
+            stored_tiers = self.session.scalars(select(PathwayTier).filter_by(pathway_id=pathway.id))
+            existing_tiers = {tier.tier: tier for tier in stored_tiers}
             if self.restore and values.get("created_at") is not None:
                 # the default pathways of a new database: as backed up
                 wanted["created_at"] = self.instant(values["created_at"], "created_at")
@@ -290,6 +289,8 @@ class PathwayImporter(RowImporter):
             raise InvalidInput(f"tiers: tiers are numbered 1, 2, 3… without gaps; this row would leave tiers {numbers}")
         for item in tiers:
             check_name(item["name"], field=f"tiers[{item['tier']}].name")
+        if not self.restore:  # a restore takes the backup's pathways as they were, two that read alike too
+            refuse_ambiguous(self.session, pathway, slug=slug, name=wanted.get("name"))
         if pathway is None and "position" not in wanted:
             wanted["position"] = next_position(self.session)
         pathway, changes = self.upsert(pathway, slug, values, wanted)
