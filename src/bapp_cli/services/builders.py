@@ -22,6 +22,12 @@ from bapp_cli.services.plain_text import without_controls
 MAX_BUFFER_MINUTES = 24 * 60
 MAX_NOTICE_HOURS = 365 * 24
 MAX_ADVANCE_DAYS = 10 * 365
+# each scheduling setting's bound, and the `builders update` flag that sets it
+_SETTING_BOUNDS = {
+    "buffer_minutes": (MAX_BUFFER_MINUTES, "--buffer"),
+    "minimum_notice_hours": (MAX_NOTICE_HOURS, "--minimum-notice"),
+    "max_advance_days": (MAX_ADVANCE_DAYS, "--max-advance"),
+}
 URI_PATTERN = re.compile(r"^https?://[^\s/]+/\S*$")
 
 
@@ -62,8 +68,7 @@ def bounded_settings(builder: User, profile: BuilderProfile | None) -> tuple[Use
     time rules and of rule 6's buffer (R9)."""
     if profile is None:
         return builder, profile
-    bounds = (("buffer_minutes", MAX_BUFFER_MINUTES), ("minimum_notice_hours", MAX_NOTICE_HOURS))
-    for name, most in (*bounds, ("max_advance_days", MAX_ADVANCE_DAYS)):
+    for name, (most, _) in _SETTING_BOUNDS.items():
         if not 0 <= (value := getattr(profile, name) or 0) <= most:
             raise unreadable_setting(builder.email, name, value)
     return builder, profile
@@ -71,8 +76,7 @@ def bounded_settings(builder: User, profile: BuilderProfile | None) -> tuple[Use
 
 def unreadable_setting(email: str, name: str, value: int) -> UnreadableValue:
     """A setting raw SQL put past its bound (exit 5), with the `builders update` flag that sets it right."""
-    flag = "--" + name.rpartition("_")[0].replace("_", "-")  # the column less its unit: --buffer, --minimum-notice
-    hint = f"set it with `bapp builders update {email} {flag} N`"
+    hint = f"set it with `bapp builders update {email} {_SETTING_BOUNDS[name][1]} N`"
     return UnreadableValue(f"builder_profiles.{name}", value, of=f"builder {email}", hint=hint)
 
 
