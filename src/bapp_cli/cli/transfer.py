@@ -160,7 +160,8 @@ def import_command(
         sink.warning(f"{what} {old!r} is restored as {new!r}, which today's slug rules take")
     record = summary.as_record()
     if kept := record.get("kinds", {}).get("badges", {}).get("conflicts_kept"):  # README: Backups
-        sink.warning(f"{kept} badge(s) held here kept their revocation state, not the backup's (`bapp badges revoke`)")
+        held = f"{kept} badge(s) held here kept their revocation state, not the backup's"
+        sink.warning(f"{held} (`bapp badges revoke` revokes one this database holds valid)")
     sink.record(record, table=lambda console: _summary_table(record, console))
     sink.info(
         f"{'Checked' if dry_run else 'Imported'} {kind}: {record['created']} created, {record['updated']} updated, "
