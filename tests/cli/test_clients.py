@@ -159,6 +159,35 @@ def test_an_enrolment_is_not_completed_by_hand_before_it_starts(bapp: Bapp, seed
     assert completed.json()["completed_at"] >= f"{today.isoformat()}T00:00:00"
 
 
+def test_a_completed_enrolment_is_not_moved_to_start_after_its_completion(bapp: Bapp, seed: Session) -> None:
+    """The other door to an enrolment completed before it starts: `clients enroll --start` of a completed
+    enrolment took a start after its completion (exit 0), and `reports pathway-analytics` counted negative days.
+    It is refused as set-status is (exit 8, naming the completion; nothing written); a start up to that day,
+    or a move after reopening it, is taken."""
+    add_client(seed)
+    seed.commit()
+    assert bapp("clients", "enroll", "ada@example.com", "accelerate", "--start", "2021-01-04").exit_code == 0
+    assert bapp("clients", "set-status", "ada@example.com", "accelerate", "completed").exit_code == 0
+    done = seed.scalars(select(Enrolment.completed_at)).one().date()
+    later = (done + dt.timedelta(days=1)).isoformat()
+    for output in ((), ("--json",)):
+        refused = bapp("clients", "enroll", "ada@example.com", "accelerate", "--start", later, *output)
+        assert refused.exit_code == 8, refused.stderr
+        said = f"Error: ada@example.com's enrolment in accelerate was completed on {done}: it cannot start later"
+        assert refused.stderr.startswith(said), refused.stderr
+        assert "`bapp clients set-status ada@example.com accelerate active`" in refused.stderr
+        assert refused.stdout == ""
+    seed.rollback()
+    assert seed.scalars(select(Enrolment.start_date)).one() == dt.date(2021, 1, 4)
+    assert len(audit_entries(seed, "enrolment")) == 2  # the enrolment and its completion: nothing for the refusals
+
+    on_the_day = bapp("clients", "enroll", "ada@example.com", "accelerate", "--start", done.isoformat(), "--json")
+    assert (on_the_day.exit_code, on_the_day.json()["start_date"]) == (0, done.isoformat()), on_the_day.stderr
+    assert bapp("clients", "set-status", "ada@example.com", "accelerate", "active").exit_code == 0
+    moved = bapp("clients", "enroll", "ada@example.com", "accelerate", "--start", later, "--json")
+    assert (moved.exit_code, moved.json()["start_date"]) == (0, later), moved.stderr
+
+
 def test_enrolment_commands_say_what_they_did(bapp: Bapp, seed: Session) -> None:
     add_client(seed)
     seed.commit()

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from bapp_cli.db.audit import apply_changes, record_audit
 from bapp_cli.db.models import Enrolment, Pathway, User
-from bapp_cli.errors import InvalidInput
+from bapp_cli.errors import Conflict, InvalidInput
 from bapp_cli.services.plain_reads import check_status
 
 
@@ -39,6 +39,11 @@ def enrol(
     """
     existing = find_enrolment(session, client.id, pathway.id)
     if existing is not None:
+        # as `clients set-status … completed` before the start: the enrolment would end before it began
+        if update and start_date and existing.completed_at and start_date > (done := existing.completed_at.date()):
+            hint = f"start it by {done}, or reopen it: `bapp clients set-status {client.email} {pathway.slug} active`"
+            said = f"{client.email}'s enrolment in {pathway.slug} was completed on {done}: it cannot start later"
+            raise Conflict(said, hint=hint, code="enrolment_completed")
         changes = apply_changes(existing, {"start_date": start_date} if update and start_date is not None else {})
         if builder is not None and existing.builder_id != builder.id and (update or existing.builder_id is None):
             coach = session.get(User, existing.builder_id) if existing.builder_id is not None else None
@@ -49,13 +54,9 @@ def enrol(
         return existing, False, bool(changes)
     if pathway.archived:
         raise InvalidInput(f"pathway {pathway.slug!r} is archived and takes no new enrolments", code="pathway_archived")
-    enrolment = Enrolment(
-        client_id=client.id,
-        pathway_id=pathway.id,
-        status="active",
-        start_date=start_date or now.date(),
-        builder_id=builder.id if builder is not None else None,
-    )
+    # status is the model's default, active (as the audit below records it)
+    enrolment = Enrolment(client_id=client.id, pathway_id=pathway.id, start_date=start_date or now.date())
+    enrolment.builder_id = builder.id if builder is not None else None
     session.add(enrolment)
     session.flush()
     changes = {"status": "active", "builder": builder.email if builder else None}
