@@ -443,3 +443,19 @@ def test_a_title_with_accents_keeps_its_base_letters_and_a_resync_renames_no_sto
     assert _types(bapp) == stored
     assert (stored["Ünïcode Title#3"], stored["Café Crème"]) == (("n-code-title", None), ("caf-cr-me", None))
     assert bapp("sessions", "show", "unicode-title", "--json").json()["id"] == added.json()["id"]
+
+
+def test_a_title_only_row_still_names_the_type_its_title_made_before_accents_kept_their_letters(
+    bapp: Bapp, tmp_path: Path
+) -> None:
+    """A title-only session row imported before a8cc80c made `cr-me-br-l-e` (the accented letters dropped). The
+    same file imported again must change nothing (README: importing a file twice reports it unchanged), not
+    create `creme-brulee` beside it; a new title-only row still takes its base letters."""
+    made = bapp("sessions", "add", "--title", "Crème Brûlée", "--slug", "cr-me-br-l-e", "--duration", "30", "--json")
+    assert made.exit_code == 0, made.stderr  # as the old rule named a title-only row's type
+    rows = tmp_path / "titled.csv"
+    rows.write_text("title,duration_minutes\nCrème Brûlée,30\nÉclair Étude,45\n", encoding="utf-8")
+    imported = bapp("import", "sessions", str(rows), "--json")
+    assert imported.exit_code == 0, imported.stderr
+    assert (imported.json()["created"], imported.json()["unchanged"]) == (1, 1), imported.json()
+    assert _types(bapp) == {"Crème Brûlée": ("cr-me-br-l-e", None), "Éclair Étude": ("eclair-etude", None)}

@@ -39,7 +39,7 @@ from bapp_cli.services.pathway_admin import (
 )
 from bapp_cli.services.progress import record_completions
 from bapp_cli.services.session_types import MAX_DURATION_MINUTES, check_title, link_pathways, parse_category, row_slug
-from bapp_cli.services.session_values import SlugBook, default_requires_auth, parse_currency, parse_price
+from bapp_cli.services.session_values import SlugBook, default_requires_auth, parse_currency, parse_price, session_slug
 from bapp_cli.services.skills import SKILL_FIELDS, check_skill_slug, earned_counts, parse_link, skill_links
 from bapp_cli.services.transfer.formats import SourceRow
 from bapp_cli.services.transfer.importer import (
@@ -437,6 +437,11 @@ class SessionImporter(RowImporter):
     def apply_row(self, row: SourceRow, values: dict[str, Any]) -> str:
         given_slug = values.get("slug")
         slug = row_slug(given_slug, values.get("title") or "", restore=self.restore)
+        # a title-only row imported before a8cc80c made the type its title's slug of that time names (`cr-me-br-l-e`,
+        # accented letters dropped): it still names that type, so that importing the same file again changes nothing
+        former = session_slug(values.get("title") or "") if given_slug is None else None
+        if former and slug and self.slugs.is_free(slug) and not self.slugs.is_free(former):
+            slug = former
         # a backup's slug from before the rule names its own row (`Play_Lab` after `play-lab` is another type, and
         # `!!!` or '' one without a slug), and the slug the rule gives it is numbered when taken, as 0014 does
         key = values.get("calendly_uri") or (given_slug if self.restore and given_slug is not None else slug)
