@@ -860,6 +860,24 @@ def test_a_long_import_looks_clients_up_in_one_statement_text_not_one_per_batch(
     assert len(lookups) <= 10, "\n".join(lookups)
 
 
+def test_a_bookings_backfill_asks_nothing_of_the_history_of_the_clients_it_creates(session: Session) -> None:
+    """P3's path: the enrolments a bookings import opens for the clients it creates (who have no history) need no
+    completion rules, which cost a query per pathway and batch; those of clients already here still have them
+    (tests/cli/test_import.py::test_an_enrolment_the_bookings_import_makes_for_a_finished_pathway_is_completed)."""
+    add_session_type(session, "Intro", slug="intro", duration=30)
+    first = dt.datetime(2029, 1, 1, tzinfo=dt.UTC)
+    # 15 clients, each enrolled in accelerate by one batch and in pivot by a later one
+    rows = [
+        f"c{i % 15}@example.com,intro,{(first + dt.timedelta(hours=i)).isoformat()},completed,,"
+        f"{('accelerate', 'pivot')[i // 15]},"
+        for i in range(30)
+    ]
+    summary, texts = _loaded_with_statement_texts(session, "bookings", csv_of(*rows), batch_size=10)
+    record = summary.as_record()
+    assert (record["created"], record["enrolled"], record["clients_created"]) == (30, 30, 15)
+    assert [text for text in texts if "user_skill_progress" in text] == []
+
+
 def test_a_progress_import_looks_keys_up_in_one_text_whatever_the_batch(session: Session) -> None:
     """Every importer's lookups are `bulk.any_of`, not only the bookings import's: batches with 1 to 20
     distinct clients look their clients and their stored progress up in ONE text each (an `IN (…)` list

@@ -51,11 +51,12 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal, NotRequired, Required
 
 from pydantic import BeforeValidator, Field, StringConstraints
-from sqlalchemy import and_, delete, select, text
+from sqlalchemy import and_, delete, func, select, text
 from sqlalchemy.orm import Session
 from typing_extensions import TypedDict
 
 from bapp_cli.db import bulk
+from bapp_cli.db.domains import MAX_INT32
 from bapp_cli.db.models import (
     Booking,
     BuilderProfile,
@@ -275,6 +276,9 @@ class BookingImporter(KindImporter):
         self.dialect = self.session.get_bind().dialect.name
         self.check_overlaps = not self.restore and not self.options.allow_overlap
         self.extra = {"clients_created": 0, "enrolled": 0}
+        # The ids of the clients this import creates, who have no history to complete an enrolment: it holds the
+        # users table (db.locks.lock_for_import), so every id after the last one now is its own
+        self.new_clients = range((self.session.scalar(select(func.max(User.id))) or 0) + 1, MAX_INT32 + 1)
         # what this import has written: a file's second row for a key an earlier batch wrote is a duplicate
         self.touched = Touched(self.session, Booking.__table__)
         self.cache_pages: int | None = None
@@ -723,7 +727,7 @@ class BookingImporter(KindImporter):
         coached = [{"id": key, "builder_id": coach, "updated_at": now} for key, coach in plan.coaches.items()]
         bulk.update_rows(session, Enrolment.__table__, coached)  # the enrolments held before; then the new ones
         opened = {(self.users[email][0], pathway): held for (email, pathway), held in plan.new_enrolments.items()}
-        self.open_enrolments(opened)  # (coach, start date) each
+        self.open_enrolments(opened, new_clients=self.new_clients)
         for draft in (*plan.inserts, *plan.updates):  # a client this batch created has its id now
             if draft.existing is None or "client_id" in draft.values:
                 draft.values["client_id"] = self.users[draft.email][0]

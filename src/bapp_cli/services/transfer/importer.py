@@ -14,7 +14,7 @@ import functools
 import itertools
 from abc import ABC, abstractmethod
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Annotated, Any, ClassVar, Required, TypeVar, get_origin, get_type_hints
 
@@ -255,11 +255,8 @@ class KindImporter(ABC):
                 alternatives = f" (or {', '.join(group[1:])})" if len(group) > 1 else ""
                 problems.append(RowError(1, group[0], "required column is missing" + alternatives))
         if problems:
-            raise InvalidInput(
-                f"{self.kind}: the header does not match ({problems[0].text()}); nothing was written",
-                details=[item.as_detail() for item in problems],
-                code="bad_columns",
-            )
+            message = f"{self.kind}: the header does not match ({problems[0].text()}); nothing was written"
+            raise InvalidInput(message, details=[item.as_detail() for item in problems], code="bad_columns")
 
     def validate(self, rows: Sequence[SourceRow]) -> tuple[list[tuple[SourceRow, dict[str, Any]]], list[RowResult]]:
         """Shape and types of every row of the batch at once; returns (valid rows, rejected rows).
@@ -313,14 +310,17 @@ class KindImporter(ABC):
     def finish(self) -> None:  # noqa: B027 - an optional hook: most kinds need nothing at the end
         """After the last batch: completion rules, sequences."""
 
-    def open_enrolments(self, opened: Mapping[tuple[int, int], tuple[int | None, dt.date]]) -> Counter[str]:
+    def open_enrolments(
+        self, opened: Mapping[tuple[int, int], tuple[int | None, dt.date]], *, new_clients: Collection[int] = ()
+    ) -> Counter[str]:
         """Insert the active enrolments a batch of bookings or progress opens, (client id, pathway id) → (coach id,
-        start date), counted in `enrolled`, then complete those in a pathway their client had finished."""
+        start date), counted in `enrolled`, then complete those in a pathway their client had finished: not the
+        `new_clients` the import created, who have no history (no query per pathway and batch of a backfill)."""
         self.extra["enrolled"] += len(opened)
         columns = ("client_id", "pathway_id", "status", "builder_id", "start_date", "created_at", "updated_at")
         rows = [(*pair, "active", *values, self.now, self.now) for pair, values in opened.items()]
         insert_rows(self.session, Enrolment.__table__, columns, rows)  # no rows: nothing written
-        return self.complete_opened((pathway, client) for client, pathway in opened)
+        return self.complete_opened((pathway, client) for client, pathway in opened if client not in new_clients)
 
     def complete_opened(self, opened: Iterable[tuple[int, int]]) -> Counter[str]:
         """The enrolments this batch opened, as (pathway id, client id), in a pathway their client had finished:
@@ -428,10 +428,8 @@ def refuse_if_bad(summary: ImportSummary, *, continue_on_error: bool) -> None:
     if not summary.rejected or continue_on_error:
         return
     where = f" (first: line {summary.errors[0].line}, {summary.errors[0].text()})" if summary.errors else ""
-    raise InvalidInput(
-        f"{summary.rejected} bad row{'s' if summary.rejected != 1 else ''}{where}; nothing was written",
-        hint="fix the rows listed, or pass --continue-on-error to import the good rows "
-        "(--rejects PATH keeps the bad ones)",
-        details=[error.as_detail() for error in summary.errors],
-        code="bad_rows",
+    message = f"{summary.rejected} bad row{'s' if summary.rejected != 1 else ''}{where}; nothing was written"
+    hint = (
+        "fix the rows listed, or pass --continue-on-error to import the good rows (--rejects PATH keeps the bad ones)"
     )
+    raise InvalidInput(message, hint=hint, details=[error.as_detail() for error in summary.errors], code="bad_rows")
