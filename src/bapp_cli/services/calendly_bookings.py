@@ -87,6 +87,7 @@ from bapp_cli.services.calendly_write import attach_invitee, match_held_booking,
 from bapp_cli.services.enrolment import enrol
 from bapp_cli.services.instants import SUPPORTED_YEARS, is_iana_zone, out_of_range
 from bapp_cli.services.listing import Page
+from bapp_cli.services.pathways import answer_names
 from bapp_cli.services.people import ensure_client, normalise_email
 from bapp_cli.services.plain_reads import builder_ids_by_calendly_uri
 from bapp_cli.services.rule_book import ACTIVE_STATUSES, LONGEST_BOOKING, price_status
@@ -298,7 +299,7 @@ class InviteeApplier:
         whole-word match."""
         wanted = text.casefold()
         for pathway in self._pathways:
-            if wanted in (pathway.slug.casefold(), pathway.name.strip().casefold()):
+            if wanted in answer_names(pathway):
                 return pathway
         # Answer choices often decorate the name ("🚀 Accelerate – fast track"): accept one whole-word match.
         found = [

@@ -17,6 +17,13 @@ from bapp_cli.services.plain_reads import pathway_id
 PATHWAY_COLUMNS = ("slug", "name", "description", "icon", "color", "position", "archived", "tiers")
 
 
+def answer_names(pathway: Pathway) -> tuple[str, str]:
+    """What a Calendly answer may call a pathway, compared casefolded: its slug and its name. The booking doors
+    match an answer against these (services.calendly_bookings), and no two pathways may share one
+    (services.pathway_admin.refuse_ambiguous), so an answer never reads as two."""
+    return pathway.slug.casefold(), pathway.name.strip().casefold()
+
+
 def get_pathway(session: Session, slug: str, *, for_new_links: bool = False) -> Pathway:
     """The pathway named by `slug` in any case; archived ones refuse new enrolments, bookings, links."""
     pathway = session.get_one(Pathway, pathway_id(Database.of_session(session), slug))  # the one lookup
