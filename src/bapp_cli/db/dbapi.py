@@ -519,9 +519,10 @@ def database_failure(exc: BaseException) -> DatabaseNotReady | Busy | Conflict |
         )
     # the engine's first connection, refused or never answered (psycopg's connection attempt gives its error the
     # pgconn it tried, or times out), as every path says it: `db upgrade` said "database error: connection failed"
+    login = unreachable(original)  # a login or URL refused (exit 4), else "cannot reach the database"
     connecting = getattr(original, "pgconn", None) is not None or type(original).__name__ == "ConnectionTimeout"
-    if connecting or isinstance(unreachable(original), ConfigError):
-        return unreachable(original)
+    if connecting or isinstance(login, ConfigError):
+        return login
     return DatabaseNotReady(f"database error: {text}", code="database_error")
 
 
