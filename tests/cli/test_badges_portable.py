@@ -909,3 +909,23 @@ def test_a_badge_another_command_awards_during_a_merge_keeps_its_own_award(bapp:
     assert badge["revoked_at"] is None and badge["awarded_at"] > "2025", badge  # as `skills complete` awarded it
     badges = json.loads(merged)["kinds"]["badges"]
     assert (badges["updated"], badges["unchanged"], badges["conflicts_kept"]) == (0, 1, 1), badges
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # no database is read
+def test_issuer_init_never_swaps_the_configured_key_for_a_new_one(bapp: Bapp, tmp_path: Path) -> None:
+    # a second init with another --key-file made a new key and pointed badges.key_file at it: every credential
+    # signed with the first key stopped verifying ("the signature does not match"), though an existing key is
+    # never to be replaced. Refused (exit 8) while the configured key is there; with it unset, a new key is made.
+    first = issuer_init(bapp)
+    config_before = (bapp.home / "config.toml").read_text()
+    other = tmp_path / "other.pem"
+    init = ("badges", "issuer", "init", "--name", "X", "--url", "https://x.example", "--json")
+    again = bapp(*init, "--key-file", str(other))
+    assert again.exit_code == 8, again.stderr
+    assert f"the issuer already signs with the key in {first['key_file']}" in again.stderr
+    assert not other.exists() and (bapp.home / "config.toml").read_text() == config_before
+    assert bapp("badges", "issuer", "show").json()["verificationMethod"][0]["id"] == first["key_id"]
+    assert bapp("config", "unset", "badges.key_file").exit_code == 0
+    made = bapp(*init, "--key-file", str(other))
+    assert made.exit_code == 0, made.stderr
+    assert made.json()["key_file"] == str(other) and made.json()["key_id"] != first["key_id"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -10,7 +11,7 @@ from bapp_cli.cli.context import AppState, state, state_and_sink, utc_now
 from bapp_cli.cli.files import OutputFile, read_text_input
 from bapp_cli.cli.options import ClientArgument, DryRunOption, output_command
 from bapp_cli.cli.unit_of_work import apply, fetch
-from bapp_cli.errors import ConfigError, InvalidInput, UsageError
+from bapp_cli.errors import ConfigError, Conflict, InvalidInput, UsageError
 
 if TYPE_CHECKING:
     from bapp_cli.config import Settings
@@ -110,10 +111,11 @@ def issuer_init_command(
     """Create the issuer's signing key and record the issuer in the config file.
 
     The private key is written once, with mode 0600, and never printed; an existing key file is never
-    replaced (exit 8), because every credential already issued verifies only with it. The config file
-    gets badges.issuer_name, badges.issuer_url and badges.key_file (and badges.image_base_url when
-    given), anew: a bad earlier value of them stops nothing. Prints profile_id, key_id and key_file.
-    Publish what `badges issuer show` prints at the Profile id it names.
+    replaced (exit 8), nor is the key badges.key_file names while it is there (exit 8: `config unset
+    badges.key_file` first to start over), because every credential already issued verifies only with
+    it. The config file gets badges.issuer_name, badges.issuer_url and badges.key_file (and
+    badges.image_base_url when given), anew: a bad earlier value of them stops nothing. Prints
+    profile_id, key_id and key_file. Publish what `badges issuer show` prints at the Profile id it names.
 
     \b
     Examples:
@@ -138,7 +140,13 @@ def issuer_init_command(
     config_path = app_state.settings.config_path
     if key_file and names_a_directory(key_file):  # as -o refuses it (keys/, keys/.)
         raise ConfigError(f"cannot create the signing key file {key_file}: a directory name: give a file name")
+    # the key every later command signs with
+    configured = app_state.settings.values.get("badges.key_file")
+    in_use = user_path(str(configured.value)).absolute() if configured else None
     path = (user_path(key_file) if key_file is not None else config_path.parent / DEFAULT_KEY_FILE_NAME).absolute()
+    if in_use not in (None, path) and os.path.isfile(in_use):  # every credential it signed would stop verifying
+        hint = "credentials already issued verify only with it; to start over, `bapp config unset badges.key_file`"
+        raise Conflict(f"the issuer already signs with the key in {in_use}", hint=hint, code="key_exists")
     key = create_key_file(path)
     values = dict(issuer_name=cleaned_name, issuer_url=cleaned_url, key_file=str(path), image_base_url=image_base)
     with removed_on_failure(path):  # one write: the config names all of the issuer or none of it
