@@ -929,3 +929,23 @@ def test_issuer_init_never_swaps_the_configured_key_for_a_new_one(bapp: Bapp, tm
     made = bapp(*init, "--key-file", str(other))
     assert made.exit_code == 0, made.stderr
     assert made.json()["key_file"] == str(other) and made.json()["key_id"] != first["key_id"]
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # no database is read
+def test_issuer_init_makes_the_key_the_environment_names(bapp: Bapp, tmp_path: Path) -> None:
+    # with BAPP_BADGES_KEY_FILE set (it overrides badges.key_file), init made its key beside the config file and
+    # printed that key's id, but every later command signed with the environment's key: the key id init printed
+    # (and told to publish) was of a key never used. Init now makes the key the environment names, and refuses
+    # (exit 4) a --key-file the environment would override.
+    named = tmp_path / "keys" / "env.pem"
+    env: dict[str, str | None] = {"BAPP_BADGES_KEY_FILE": str(named)}
+    elsewhere = tmp_path / "elsewhere.pem"
+    init = ("badges", "issuer", "init", "--name", "X", "--url", "https://x.example", "--json")
+    refused = bapp(*init, "--key-file", str(elsewhere), env=env)
+    assert refused.exit_code == 4 and "BAPP_BADGES_KEY_FILE" in refused.stderr and not elsewhere.exists()
+    made = bapp(*init, env=env)
+    assert made.exit_code == 0, made.stderr
+    assert made.json()["key_file"] == str(named) and stat.S_IMODE(named.stat().st_mode) == 0o600
+    shown = bapp("badges", "issuer", "show", env=env).json()
+    assert shown["verificationMethod"][0]["id"] == made.json()["key_id"]
+    assert tomllib.loads((bapp.home / "config.toml").read_text())["badges"]["key_file"] == str(named)

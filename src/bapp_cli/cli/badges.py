@@ -99,8 +99,8 @@ def issuer_init_command(
         str | None,
         typer.Option(
             "--key-file",
-            help=f"Where to create the Ed25519 private key (mode 0600) [default: {DEFAULT_KEY_FILE_NAME} beside "
-            "the config file].",
+            help="Where to create the Ed25519 private key (mode 0600) [default: BAPP_BADGES_KEY_FILE when set, "
+            f"else {DEFAULT_KEY_FILE_NAME} beside the config file].",
         ),
     ] = None,
     image_base_url: Annotated[
@@ -140,10 +140,17 @@ def issuer_init_command(
     config_path = app_state.settings.config_path
     if key_file and names_a_directory(key_file):  # as -o refuses it (keys/, keys/.)
         raise ConfigError(f"cannot create the signing key file {key_file}: a directory name: give a file name")
-    # the key every later command signs with
+    # the key every later command signs with: the config file's, or BAPP_BADGES_KEY_FILE's (made here when missing)
     configured = app_state.settings.values.get("badges.key_file")
     in_use = user_path(str(configured.value)).absolute() if configured else None
-    path = (user_path(key_file) if key_file is not None else config_path.parent / DEFAULT_KEY_FILE_NAME).absolute()
+    from_env = in_use if configured and configured.source.startswith("env:") else None
+    path = (
+        user_path(key_file) if key_file is not None else from_env or config_path.parent / DEFAULT_KEY_FILE_NAME
+    ).absolute()
+    if from_env not in (None, path):  # the key made here would never sign anything
+        raise ConfigError(
+            f"BAPP_BADGES_KEY_FILE names the key file {from_env}, not {path}", hint="unset it, or leave out --key-file"
+        )
     if in_use not in (None, path) and os.path.isfile(in_use):  # every credential it signed would stop verifying
         hint = "credentials already issued verify only with it; to start over, `bapp config unset badges.key_file`"
         raise Conflict(f"the issuer already signs with the key in {in_use}", hint=hint, code="key_exists")
