@@ -949,3 +949,29 @@ def test_issuer_init_makes_the_key_the_environment_names(bapp: Bapp, tmp_path: P
     shown = bapp("badges", "issuer", "show", env=env).json()
     assert shown["verificationMethod"][0]["id"] == made.json()["key_id"]
     assert tomllib.loads((bapp.home / "config.toml").read_text())["badges"]["key_file"] == str(named)
+
+
+def test_verify_refuses_export_json_whose_credential_is_not_the_one_its_jwt_signs(bapp: Bapp, tmp_path: Path) -> None:
+    # verify read only each item's jwt: an export --format json whose credential (what a reader of the file sees)
+    # was edited — another achievement name, another validFrom — verified as valid, exit 0, file and all. The
+    # same for a status list's {credential, jwt}.
+    seed(bapp, awarded_in_the_past)
+    issuer_init(bapp)
+    exported = bapp("badges", "export", EMAIL, "--format", "json").json()
+    exported[-1]["credential"]["credentialSubject"]["achievement"]["name"] = "Grand Master"
+    tampered = tmp_path / "tampered.json"
+    tampered.write_text(json.dumps(exported))
+    result = bapp("badges", "verify", str(tampered), "--against-db")
+    assert result.exit_code == 6, result.stderr
+    assert f"{tampered}: item {len(exported) - 1}: its credential is not the one its jwt signs" in result.stderr
+    listing = bapp("badges", "status-list", "--format", "json").json()
+    listing["credential"]["credentialSubject"]["encodedList"] = (
+        "uH4sIAAAAAAAC_-3BAQ0AAADCoPdPbQ43oAAAAAAAAAAAAAAAAAAAAAA"
+    )
+    forged = tmp_path / "revocations.json"
+    forged.write_text(json.dumps(listing))
+    untouched = bapp("badges", "export", EMAIL, "--format", "json")
+    (tmp_path / "good.json").write_text(untouched.stdout)
+    checked = bapp("badges", "verify", str(tmp_path / "good.json"), "--status-list", str(forged))
+    assert checked.exit_code == 6 and f"{forged}: item 0: its credential is not the one its jwt signs" in checked.stderr
+    assert bapp("badges", "verify", str(tmp_path / "good.json"), "--against-db").exit_code == 0

@@ -16,6 +16,7 @@ The client is named only by a salted SHA-256 of the e-mail (an OB 3.0 IdentityOb
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import gzip
 import hashlib
@@ -621,12 +622,20 @@ def split_credentials(text: str, source: str) -> list[str]:
             row = text.count("\n", 0, bad.start()) + 1
             raise InvalidInput(f"{source}: line {row}: not a compact JWS ({why})", code="bad_jws")
         return [line.group().strip() for line in found]
+    import jwt
+
     document = read_json_input(stripped, source, code="bad_json")
-    members: list[Any] = [item.get("jwt") if isinstance(item, dict) else item for item in _types(document)]
-    if len(members) > MAX_CREDENTIALS:
+    items = [item if isinstance(item, dict) else {"jwt": item} for item in _types(document)]
+    if len(items) > MAX_CREDENTIALS:
         raise InvalidInput(too_many, code="too_many_credentials")
-    for index, member in enumerate(members):
+    for index, item in enumerate(items):
         # a compact JWS is ASCII: never half a UTF-16 pair ("\ud800"), which the JOSE library cannot encode
-        if not isinstance(member, str) or not member.isascii():
+        if not isinstance(member := item.get("jwt"), str) or not member.isascii():
             raise InvalidInput(f"{source}: item {index}: no jwt member holding a compact JWS", code="no_credential")
-    return [member.strip() for member in members]
+        # the credential beside it is what a reader of the file sees, but verify vouches for the jwt alone
+        with contextlib.suppress(jwt.PyJWTError):  # a jwt that cannot be read is reported invalid by verify
+            signed = jwt.decode(member.strip(), options={"verify_signature": False}).get("vc")
+            if item.get("credential", signed) != signed:
+                edited = f"{source}: item {index}: its credential is not the one its jwt signs"
+                raise InvalidInput(edited, code="credential_mismatch")
+    return [item["jwt"].strip() for item in items]
