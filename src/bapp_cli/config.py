@@ -912,9 +912,9 @@ def _edited_config_text(text: str, keys: list[str], data: dict[str, Any]) -> str
 
 @contextlib.contextmanager
 def removed_on_failure(path: Path) -> Iterator[None]:
-    """For the config writes that name a secret file just made at `path` (a signing key): should one fail (a
-    config file bapp cannot write is exit 4; or a stop signal), `path` is removed. A key that no config names
-    is lost to bapp, and the next run would make another."""
+    """For the writes of a secret file just made at `path` (a signing key) and of the config that names it: should
+    one fail (a config file bapp cannot write is exit 4; or a stop signal), `path` is removed. A key half written,
+    or that no config names, is lost to bapp, and the next run would make another."""
     try:
         yield
     except BaseException:

@@ -70,8 +70,7 @@ def _issuer(app_state: AppState) -> Issuer:
     settings = app_state.settings
     name, url, key_file = (settings.get(f"badges.{key}") for key in ("issuer_name", "issuer_url", "key_file"))
     if not (name and url and key_file):
-        hint = "run `bapp badges issuer init --name … --url …` (sets badges.issuer_name, badges.issuer_url, "
-        hint += "badges.key_file)"
+        hint = "run `bapp badges issuer init --name … --url …` (sets badges.issuer_name, issuer_url and key_file)"
         raise ConfigError("no Open Badges issuer is configured", hint=hint)
     image_base = settings.get("badges.image_base_url")
     return Issuer(str(name), str(url), load_key_file(user_path(str(key_file))), image_base or None)
@@ -144,13 +143,11 @@ def issuer_init_command(
     configured = app_state.settings.values.get("badges.key_file")
     in_use = user_path(str(configured.value)).absolute() if configured else None
     from_env = in_use if configured and configured.source.startswith("env:") else None
-    path = (
-        user_path(key_file) if key_file is not None else from_env or config_path.parent / DEFAULT_KEY_FILE_NAME
-    ).absolute()
+    default = from_env or config_path.parent / DEFAULT_KEY_FILE_NAME
+    path = (user_path(key_file) if key_file is not None else default).absolute()
     if from_env not in (None, path):  # the key made here would never sign anything
-        raise ConfigError(
-            f"BAPP_BADGES_KEY_FILE names the key file {from_env}, not {path}", hint="unset it, or leave out --key-file"
-        )
+        overridden = f"BAPP_BADGES_KEY_FILE names the key file {from_env}, not {path}"
+        raise ConfigError(overridden, hint="unset it, or leave out --key-file")
     if in_use not in (None, path) and os.path.isfile(in_use):  # every credential it signed would stop verifying
         hint = "credentials already issued verify only with it; to start over, `bapp config unset badges.key_file`"
         raise Conflict(f"the issuer already signs with the key in {in_use}", hint=hint, code="key_exists")

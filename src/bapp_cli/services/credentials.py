@@ -99,18 +99,8 @@ class Issuer:
 
     def profile_document(self) -> dict[str, Any]:
         """The Profile to publish at `profile_id`, carrying the public key a verifier needs."""
-        return {
-            "@context": [VC_CONTEXT, OB_CONTEXT],
-            **self.profile_reference(),
-            "verificationMethod": [
-                {
-                    "id": self.key_id,
-                    "type": "JsonWebKey",
-                    "controller": self.profile_id,
-                    "publicKeyJwk": self.key.public_jwk(),
-                }
-            ],
-        }
+        method = dict(id=self.key_id, type="JsonWebKey", controller=self.profile_id, publicKeyJwk=self.key.public_jwk())
+        return {"@context": [VC_CONTEXT, OB_CONTEXT], **self.profile_reference(), "verificationMethod": [method]}
 
 
 # -- achievements -------------------------------------------------------------------------------------
@@ -189,13 +179,9 @@ def _instant(value: dt.datetime) -> str:
 def hashed_email_identity(email: str, salt: str) -> dict[str, Any]:
     """OB 3.0 IdentityObject: `sha256$` + hex SHA-256 of the e-mail followed by the salt (UTF-8)."""
     digest = hashlib.sha256((email + salt).encode("utf-8")).hexdigest()
-    return {
-        "type": "IdentityObject",
-        "identityHash": f"sha256${digest}",
-        "identityType": "emailAddress",
-        "hashed": True,
-        "salt": salt,
-    }
+    return dict(
+        type="IdentityObject", identityHash=f"sha256${digest}", identityType="emailAddress", hashed=True, salt=salt
+    )
 
 
 def identity_matches(identity: dict[str, Any], email: str) -> bool:

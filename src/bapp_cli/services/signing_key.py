@@ -19,6 +19,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from bapp_cli.config import removed_on_failure
 from bapp_cli.errors import ConfigError, Conflict, InvalidInput, read_json_input, read_small_file
 
 KEY_FILE_MODE = stat.S_IRUSR | stat.S_IWUSR
@@ -73,13 +74,9 @@ def create_key_file(path: Path) -> SigningKey:
             hint="credentials already issued verify only with that key; keep it, or move it away first",
             code="key_exists",
         ) from None
-    try:
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(pem)
+    with removed_on_failure(path), os.fdopen(descriptor, "wb") as handle:
+        handle.write(pem)
         os.chmod(path, KEY_FILE_MODE)  # the umask may have narrowed it; never widened
-    except BaseException:
-        path.unlink(missing_ok=True)
-        raise
     return SigningKey(key)
 
 
