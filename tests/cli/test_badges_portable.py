@@ -584,8 +584,20 @@ def test_verify_reads_the_key_file_through_the_one_input_reader(
         assert result.exit_code == 6, (key, result.stderr)
         assert f"--key: cannot read {key}" in result.stderr
     assert bapp("badges", "verify", str(credential), "--key", "-", stdin=jwk).exit_code == 0
-    both = bapp("badges", "verify", "-", "--key", "-", stdin=jwk)
-    assert both.exit_code == 6 and "cannot both come from stdin" in both.stderr
+    # stdin given twice: the second reader found it empty, so `--status-list -` beside credentials from stdin
+    # was "-: no credential in it", as if the list were empty; refused, naming the three, as --key always was
+    listing = bapp("badges", "status-list").stdout
+    only_one = "only one of the credentials, --key and --status-list can come from stdin"
+    for twice in (
+        ("-", "--key", "-"),
+        ("-", "--status-list", "-"),
+        (str(credential), "--key", "-", "--status-list", "-"),
+    ):
+        both = bapp("badges", "verify", *twice, stdin=jwk)
+        assert both.exit_code == 6 and only_one in both.stderr, (twice, both.stderr)
+    assert bapp("badges", "verify", str(credential), "--status-list", "-", stdin=listing).exit_code == 0
+    unlisted = bapp("badges", "verify", str(credential), "--status-list", "-", stdin="")
+    assert unlisted.exit_code == 6 and "Error: stdin: no credential in it" in unlisted.stderr
     # an empty --key or --status-list ("$FILE" unset) is a path that cannot be read: it was taken for no option
     # at all, so this issuer's key stood in for the one named and a revoked badge verified with no revocation check
     for option in ("--key", "--status-list"):

@@ -275,8 +275,8 @@ def verify_command(
     from bapp_cli.services.signing_key import public_key_from_document
 
     app_state, sink = state_and_sink(ctx)
-    if key == "-" and path == "-":
-        raise InvalidInput("the credentials and --key cannot both come from stdin", code="bad_key")
+    if [path, key, status_list].count("-") > 1:  # stdin is read once: the second reader found it empty
+        raise InvalidInput("only one of the credentials, --key and --status-list can come from stdin", code="stdin")
     tokens = service.split_credentials(read_text_input(path), "stdin" if path == "-" else path)
     given_key = None
     if key is not None:  # an empty --key ("$KEY" unset) is refused as a path, never taken for this issuer's key
@@ -289,7 +289,8 @@ def verify_command(
     now = utc_now()
     results = [service.verify_token(token, public_key=public_key, now=now, issuer=issuer) for token in tokens]
     if status_list is not None:  # an empty one is refused as a path: never a revocation check silently skipped
-        status_tokens = service.split_credentials(read_text_input(status_list, what="--status-list"), status_list)
+        status_text = read_text_input(status_list, what="--status-list")
+        status_tokens = service.split_credentials(status_text, "stdin" if status_list == "-" else status_list)
         for result in results:
             service.check_against_status_list(result, status_tokens[0], public_key=public_key)
     if against_db and issuer is not None:  # always set above when against_db

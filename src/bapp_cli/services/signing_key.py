@@ -69,11 +69,8 @@ def create_key_file(path: Path) -> SigningKey:
         # only a file there is a key to keep; mkdir raises FileExistsError too, for a parent that is a file
         if not os.path.isfile(path):
             raise ConfigError(f"cannot create the signing key file {path}: {exc.strerror} ({exc.filename})") from None
-        raise Conflict(
-            f"a signing key already exists at {path}",
-            hint="credentials already issued verify only with that key; keep it, or move it away first",
-            code="key_exists",
-        ) from None
+        hint = "credentials already issued verify only with that key; keep it, or move it away first"
+        raise Conflict(f"a signing key already exists at {path}", hint=hint, code="key_exists") from None
     with removed_on_failure(path), os.fdopen(descriptor, "wb") as handle:
         handle.write(pem)
         os.chmod(path, KEY_FILE_MODE)  # the umask may have narrowed it; never widened
