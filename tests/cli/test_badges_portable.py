@@ -944,7 +944,9 @@ def test_issuer_init_never_swaps_the_configured_key_for_a_new_one(bapp: Bapp, tm
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # no database is read
-def test_issuer_init_makes_the_key_the_environment_names(bapp: Bapp, tmp_path: Path) -> None:
+def test_issuer_init_makes_the_key_the_environment_names(
+    bapp: Bapp, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # with BAPP_BADGES_KEY_FILE set (it overrides badges.key_file), init made its key beside the config file and
     # printed that key's id, but every later command signed with the environment's key: the key id init printed
     # (and told to publish) was of a key never used. Init now makes the key the environment names, and refuses
@@ -955,6 +957,14 @@ def test_issuer_init_makes_the_key_the_environment_names(bapp: Bapp, tmp_path: P
     init = ("badges", "issuer", "init", "--name", "X", "--url", "https://x.example", "--json")
     refused = bapp(*init, "--key-file", str(elsewhere), env=env)
     assert refused.exit_code == 4 and "BAPP_BADGES_KEY_FILE" in refused.stderr and not elsewhere.exists()
+    # one that names no file (blank) is refused as every other command refuses it, and no key is made
+    monkeypatch.chdir(tmp_path)  # where a relative (blank) key file name would be made
+    blank = bapp(*init, env={"BAPP_BADGES_KEY_FILE": "  "})
+    assert (
+        blank.exit_code == 4
+        and "environment variable BAPP_BADGES_KEY_FILE, key badges.key_file: is empty" in blank.stderr
+    )
+    assert not (bapp.home / "config.toml").exists() and not (tmp_path / "  ").exists()
     made = bapp(*init, env=env)
     assert made.exit_code == 0, made.stderr
     assert made.json()["key_file"] == str(named) and stat.S_IMODE(named.stat().st_mode) == 0o600

@@ -125,8 +125,13 @@ def issuer_init_command(
     from bapp_cli.services.credentials import Issuer
     from bapp_cli.services.signing_key import create_key_file
 
-    replaced = {"issuer_name", "issuer_url", "key_file"} | ({"image_base_url"} if image_base_url is not None else set())
-    state(ctx).unused |= {f"badges.{key}" for key in replaced}  # written anew here: a bad old value stops nothing
+    # the key every later command signs with: the config file's, which init replaces, or BAPP_BADGES_KEY_FILE's, which
+    # it does not (so a bad one is refused) but makes when it is missing
+    configured = state(ctx).unchecked_settings.values.get("badges.key_file")
+    env_named = configured is not None and configured.source.startswith("env:")
+    replaced = {"issuer_name", "issuer_url"} | ({"image_base_url"} if image_base_url is not None else set())
+    # written anew here: a bad old value stops nothing
+    state(ctx).unused |= {f"badges.{key}" for key in replaced | (set() if env_named else {"key_file"})}
     app_state, sink = state_and_sink(ctx)  # a bad --format is refused before the key file is made
     cleaned_name = " ".join(name.split())
     # an empty --key-file ("$KEY_FILE" unset) is refused, never taken for the default key file beside the config file
@@ -139,14 +144,11 @@ def issuer_init_command(
     config_path = app_state.settings.config_path
     if key_file and names_a_directory(key_file):  # as -o refuses it (keys/, keys/.)
         raise ConfigError(f"cannot create the signing key file {key_file}: a directory name: give a file name")
-    # the key every later command signs with: the config file's, or BAPP_BADGES_KEY_FILE's (made here when missing)
-    configured = app_state.settings.values.get("badges.key_file")
     in_use = user_path(str(configured.value)).absolute() if configured else None
-    from_env = in_use if configured and configured.source.startswith("env:") else None
-    default = from_env or config_path.parent / DEFAULT_KEY_FILE_NAME
+    default = in_use if env_named and in_use else config_path.parent / DEFAULT_KEY_FILE_NAME
     path = (user_path(key_file) if key_file is not None else default).absolute()
-    if from_env not in (None, path):  # the key made here would never sign anything
-        overridden = f"BAPP_BADGES_KEY_FILE names the key file {from_env}, not {path}"
+    if env_named and in_use != path:  # the key made here would never sign anything
+        overridden = f"BAPP_BADGES_KEY_FILE names the key file {in_use}, not {path}"
         raise ConfigError(overridden, hint="unset it, or leave out --key-file")
     if in_use not in (None, path) and os.path.isfile(in_use):  # every credential it signed would stop verifying
         hint = "credentials already issued verify only with it; to start over, `bapp config unset badges.key_file`"
