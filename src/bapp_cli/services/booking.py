@@ -129,9 +129,8 @@ class BookingCreated:
 
     def as_record(self) -> dict[str, Any]:
         """The booking's record, then what its creation did (the rest of CREATED_COLUMNS, named as here)."""
-        return self.booking.as_record() | {
-            name: getattr(self, name) for name in CREATED_COLUMNS[len(BOOKING_COLUMNS) :]
-        }
+        rest = CREATED_COLUMNS[len(BOOKING_COLUMNS) :]
+        return self.booking.as_record() | {name: getattr(self, name) for name in rest}
 
 
 @dataclass(frozen=True)
@@ -225,11 +224,9 @@ def _check_duration(session_type: SessionType, duration: int | None) -> int:
 
 
 def _check_time(start: dt.datetime, now: dt.datetime, builder: User | None, profile: BuilderProfile | None) -> None:
-    shown = instant_text(start)
     if start <= now:
-        raise InvalidInput(
-            f"start: {shown} is not in the future", hint="pass --allow-past to record a past booking", code="past_start"
-        )
+        hint = "pass --allow-past to record a past booking"
+        raise InvalidInput(f"start: {instant_text(start)} is not in the future", hint=hint, code="past_start")
     if profile is None or builder is None:
         return
     hours = profile.minimum_notice_hours
@@ -289,9 +286,8 @@ def pick_pathway(
         raise _refuse_with(choice)
     if choice.warning is not None and warnings is not None:
         warnings.append(choice.warning)
-    if choice.pathway is None:
-        return None
-    return next(pathway for pathway in (requested, *linked) if pathway is not None and pathway.id == choice.pathway.id)
+    chosen = choice.pathway.id if choice.pathway is not None else None
+    return next((pathway for pathway in (requested, *linked) if pathway is not None and pathway.id == chosen), None)
 
 
 def _nearby(
@@ -447,8 +443,7 @@ def bookable_slots(
     year's may be 12,000); each slot is checked against the builder's starting from a longest booking and the
     buffer before it to the buffer after it."""
     session_type = session.get_one(SessionType, session_type_id)
-    by = by or (*resolve_builder(session, None, session_type.builder_id), None, False)
-    builder, profile, client, overlap_allowed = by
+    builder, profile, client, overlaps = by or (*resolve_builder(session, None, session_type.builder_id), None, False)
     buffer = (profile.buffer_minutes or 0) if profile is not None else 0
     margin, reach = dt.timedelta(minutes=buffer), dt.timedelta(minutes=buffer) + LONGEST_BOOKING
     window = (slots[0]["start_time"] - margin, slots[-1]["end_time"] + margin) if slots else (now, now)
@@ -458,7 +453,7 @@ def bookable_slots(
         with contextlib.suppress(InvalidInput, Conflict):  # what bookings create would refuse it with
             _check_time(start := slot["start_time"], now, builder, profile)
             near = held[bisect_left(starts, start - reach) : bisect_left(starts, (end := slot["end_time"]) + margin)]
-            if not overlap_allowed:  # nor is rule 6 asked of a booking made with --allow-overlap
+            if not overlaps:  # nor is rule 6 asked of a booking made with --allow-overlap
                 _check_overlap(session, session_type, start, end, builder, profile, client, None, near, theirs)
             yield slot
 
