@@ -32,6 +32,7 @@ from tests.services.test_booking_factories import (
     get_pathway,
     question,
 )
+from tests.services.test_progress_factories import counting_statements
 
 
 def book(session: Session, /, **fields: Any) -> booking_service.BookingCreated:
@@ -512,6 +513,25 @@ def test_a_refused_calendly_start_names_its_nearest_with_the_same_reads_however_
         return len(reads)
 
     assert statements(days=7) == statements(days=1) <= 10  # the request's own reads and the hint's two (7 on SQLite)
+
+
+def test_a_client_the_booking_creates_is_enrolled_without_asking_their_history(
+    session: Session, world: dict[str, Any]
+) -> None:
+    # a new account has no history to be complete with: enrol ran the completion rules (and took their lock) anyway
+    with counting_statements() as statements:
+        created = book(
+            session,
+            client_email="new@example.com",
+            session="accelerate-review",
+            pathway="accelerate",
+            create_account=True,
+        )
+    assert (created.account_created, created.enrolled, created.booking.pathway) == (True, True, "accelerate")
+    assert not [statement for statement in statements if "user_skill_progress" in statement]
+    with counting_statements() as statements:  # a client already here may have finished it: still asked
+        assert book(session, session="accelerate-review", pathway="accelerate", start=at(days=2)).enrolled
+    assert [statement for statement in statements if "user_skill_progress" in statement]
 
 
 # -- rule 7: idempotency ----------------------------------------------------------------------------------

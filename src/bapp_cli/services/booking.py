@@ -211,8 +211,7 @@ def allowed_durations(session_type: SessionType) -> list[int]:
 
 def _check_duration(session_type: SessionType, duration: int | None) -> int:
     minutes = session_type.duration_minutes if duration is None else duration
-    allowed = allowed_durations(session_type)
-    if minutes not in allowed:
+    if minutes not in (allowed := allowed_durations(session_type)):
         raise InvalidInput(
             f"duration: {minutes} minutes is not offered by {session_type.title!r}",
             hint="choose one of: " + ", ".join(str(option) for option in allowed),
@@ -548,7 +547,7 @@ def create_booking(session: Session, request: BookingRequest, *, now: dt.datetim
     client, _, _ = ensure_client(session, email, name=name)
     enrolled = False
     if pathway is not None:
-        _, enrolled, _ = enrol(session, client, pathway, now=now, builder=builder)
+        _, enrolled, _ = enrol(session, client, pathway, now=now, builder=builder, new_client=account_created)
     # Rule 8
     status, payment_status = price_status(session_type.price)
     booking = Booking(
