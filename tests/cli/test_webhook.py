@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine, event, text
 
 from bapp_cli.calendly.webhooks import make_signature_header
 from bapp_cli.services.instants import instant_text
@@ -67,11 +67,13 @@ def wbapp(bapp: Bapp) -> Bapp:
     return bapp
 
 
-def apply(app: Bapp, body: bytes, signature: str | None, *args: str, tmp: Path) -> Any:
+def apply(
+    app: Bapp, body: bytes, signature: str | None, *args: str, tmp: Path, env: dict[str, str] | None = None
+) -> Any:
     path = tmp / f"body-{time.monotonic_ns()}.json"
     path.write_bytes(body)
     options = ["--signature", signature] if signature is not None else []
-    return app("calendly", "webhook", "apply", str(path), *options, *args)
+    return app("calendly", "webhook", "apply", str(path), *options, *args, env=dict(env or {}))
 
 
 def bookings(app: Bapp) -> list[dict[str, Any]]:
@@ -96,6 +98,24 @@ def test_a_signed_delivery_is_applied(wbapp: Bapp, tmp_path: Path) -> None:
     )
     assert booking["start_time"] == "2031-03-05T10:00:00Z"
     assert booking["pathway"] == "accelerate"  # type 1 is an Accelerate pathway session
+
+
+def test_a_delivery_of_a_known_type_with_a_token_is_one_transaction(wbapp: Bapp, tmp_path: Path) -> None:
+    # with a token, every delivery first looked its event type up in a transaction of its own, which read the
+    # schema's head too: two at-head reads (and two transactions) where one does
+    body, reads = delivery(), []
+
+    def capture(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        reads.append(statement)
+
+    event.listen(Engine, "before_cursor_execute", capture)
+    try:  # no request reaches Calendly for a synced type: the URL is never dialled
+        result = apply(wbapp, body, signed(body), "--json", tmp=tmp_path, env={"CALENDLY_API_KEY": "t0ken"})
+    finally:
+        event.remove(Engine, "before_cursor_execute", capture)
+    assert result.exit_code == 0, result.stderr
+    assert result.json()["action"] == "created"
+    assert len([statement for statement in reads if "alembic_version" in statement]) == 1
 
 
 def _tampered(body: bytes) -> tuple[bytes, str]:

@@ -32,6 +32,7 @@ from tests.services.test_booking_factories import (
     get_pathway,
     question,
 )
+from tests.services.test_progress_factories import counting_statements
 
 
 def book(session: Session, /, **fields: Any) -> booking_service.BookingCreated:
@@ -485,6 +486,52 @@ def test_bookable_slots_read_the_bookings_once_however_many_slots(
         return len(reads)
 
     assert statements(days=30) == statements(days=3) <= 3  # the session type, the builder, the bookings
+
+
+def test_a_refused_calendly_start_names_its_nearest_with_the_same_reads_however_many_starts(
+    session: Session, engine: Engine, world: dict[str, Any]
+) -> None:
+    # the exit-8 hint's bookable_slots resolved the builder and client again and read the client's bookings once
+    # per open start: a week of Calendly's 15-minute starts was some 700 statements, where a day's was some 100
+    add_booking(session, client=world["ada"], session_type=world["free"], start=at(days=3))
+    reads: list[str] = []
+
+    def capture(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        reads.append(statement)
+
+    def statements(days: int) -> int:
+        open_starts = tuple(at(days=1, minutes=15 * step + 5) for step in range(4 * 24 * days))
+        reads.clear()
+        event.listen(engine, "before_cursor_execute", capture)
+        try:
+            with pytest.raises(Conflict) as caught:
+                book(session, calendly_open_starts=open_starts)
+        finally:
+            event.remove(engine, "before_cursor_execute", capture)
+        assert caught.value.code == "not_an_open_slot"
+        assert caught.value.hint is not None and caught.value.hint.startswith("nearest open starts: ")
+        return len(reads)
+
+    assert statements(days=7) == statements(days=1) <= 10  # the request's own reads and the hint's two (7 on SQLite)
+
+
+def test_a_client_the_booking_creates_is_enrolled_without_asking_their_history(
+    session: Session, world: dict[str, Any]
+) -> None:
+    # a new account has no history to be complete with: enrol ran the completion rules (and took their lock) anyway
+    with counting_statements() as statements:
+        created = book(
+            session,
+            client_email="new@example.com",
+            session="accelerate-review",
+            pathway="accelerate",
+            create_account=True,
+        )
+    assert (created.account_created, created.enrolled, created.booking.pathway) == (True, True, "accelerate")
+    assert not [statement for statement in statements if "user_skill_progress" in statement]
+    with counting_statements() as statements:  # a client already here may have finished it: still asked
+        assert book(session, session="accelerate-review", pathway="accelerate", start=at(days=2)).enrolled
+    assert [statement for statement in statements if "user_skill_progress" in statement]
 
 
 # -- rule 7: idempotency ----------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from bapp_cli.db.models import (
     AuditEntry,
     Booking,
     BuilderProfile,
+    ClientProfile,
     Enrolment,
     Pathway,
     SessionType,
@@ -49,6 +50,7 @@ from tests.fakes.calendly_server import (
     make_invitee,
     make_scheduled_event,
 )
+from tests.services.test_progress_factories import counting_statements
 
 NOW = dt.datetime(2026, 3, 2, 12, 0, tzinfo=dt.UTC)
 START = dt.datetime(2026, 4, 1, 9, 0, tzinfo=dt.UTC)
@@ -396,6 +398,31 @@ def test_a_pathway_session_without_an_answer_uses_its_linked_pathway(catalogue: 
     [outcome] = apply(session, item(scheduled, person))
     assert pathway_slug(session, booking(session, person["uri"])) == "pivot"
     assert "enrolled in pivot" in outcome.note
+
+
+def test_the_clients_a_pull_creates_are_enrolled_without_asking_their_history(catalogue: Session) -> None:
+    # enrol ran the completion rules (a query on user_skill_progress, and on PostgreSQL their advisory lock) for every
+    # enrolment, even a client's the same invitee had just created, who has no history: a pull creating 600 such
+    # enrolments took 2.88 CPU s on SQLite, 2.50 without (median of three)
+    session = catalogue
+    known = User(email="known@example.com")
+    session.add(known)
+    session.flush()
+    session.add(ClientProfile(user_id=known.id))
+    session.commit()
+    people = [(event(n, PIVOT, start=START + dt.timedelta(hours=n)), n) for n in range(1, 4)]
+    fresh = [item(scheduled, invitee(scheduled, n)) for scheduled, n in people]
+    scheduled = event(9, PIVOT, start=START + dt.timedelta(hours=9))
+    again = item(scheduled, invitee(scheduled, 9, email="known@example.com"))
+    with counting_statements() as statements:
+        outcomes = apply(session, *fresh)
+    assert [outcome.action for outcome in outcomes] == ["created"] * 3
+    assert [enrolments(session, f"client{n}@example.com") for n in range(1, 4)] == [["pivot"]] * 3
+    assert not [statement for statement in statements if "user_skill_progress" in statement]
+    with counting_statements() as statements:  # a client bapp already held may have finished it: still asked
+        apply(session, again)
+    assert enrolments(session, "known@example.com") == ["pivot"]
+    assert [statement for statement in statements if "user_skill_progress" in statement]
 
 
 # -- changes, cancellations, out-of-order deliveries ------------------------------------------------

@@ -141,6 +141,8 @@ def test_archived_pathways_take_no_new_links() -> None:
         ({"pattern": "a", "category": "free", "field": "title"}, "field must be one of"),
         ({"pattern": "a", "category": "free", "requires_auth": "no"}, "requires_auth"),
         ({"pattern": "a", "category": "free", "price": "-1"}, "price"),
+        # Decimal() read it as 1000: the config's typo became the price of every type the rule matched
+        ({"pattern": "a", "category": "free", "price": "1_000"}, "calendly.rules[2].price: '1_000' is not an amount"),
         ({"pattern": "a", "category": "free", "pathways": [1]}, "pathways"),
     ],
 )

@@ -227,10 +227,42 @@ def test_every_bad_row_is_listed_with_its_line_and_field_and_nothing_is_written(
         'ada@example.com,intro,2029-02-02T10:00Z,"[{""question"":""Goal"",""answer"":5}]"\n'
     )
     assert refused(session, "bookings", bad_answers) == [
-        (2, "custom_question_responses", "Value error, not valid JSON (Expecting value)"),
+        (2, "custom_question_responses", "not valid JSON (Expecting value)"),
         (3, "custom_question_responses[0].answer", "Input should be a valid string"),
         (3, "custom_question_responses[0].answer", "Input should be a valid list"),
     ]
+
+
+def test_money_cells_take_ascii_digits_and_a_point_as_sessions_add_does(session: Session) -> None:
+    # pydantic's Decimal read `1_000` as 1000 and Arabic-Indic digits as theirs, where `--price` now refuses both
+    add_session_type(session, "Intro", slug="intro", duration=30)
+    bookings = csv_of(
+        *(
+            f"ada@example.com,intro,2029-02-0{day}T10:00Z,,,,{amount}"
+            for day, amount in enumerate(("1_000", "٤٥", "1e2", "-0", "12.345", "45"), start=1)
+        )
+    )
+    problems = refused(session, "bookings", bookings)
+    assert [(line, field) for line, field, _ in problems] == [(line, "amount") for line in range(2, 7)]
+    assert [message for _, _, message in problems] == [
+        "'1_000' is not an amount (digits, and at most two decimals after a point)",
+        "'٤٥' is not an amount (digits, and at most two decimals after a point)",
+        "'1e2' is not an amount (digits, and at most two decimals after a point)",
+        "'-0' must be between 0.00 and 99999999.99",
+        "'12.345' is not an amount (digits, and at most two decimals after a point)",
+    ]
+    # a JSON file's numbers are amounts too, read as their text is
+    load(
+        session,
+        "bookings",
+        json.dumps(
+            [{"client": "bob@example.com", "session": "intro", "start_time": "2029-03-01T10:00Z", "amount": 45.5}]
+        ),
+        "json",
+    )
+    assert session.scalar(select(Booking.amount)) == Decimal("45.50")
+    sessions = "title,duration_minutes,price\nRoom,30,1_000\nHall,30,٤٥\nYard,30,25.10\n"
+    assert [(line, field) for line, field, _ in refused(session, "sessions", sessions)] == [(2, "price"), (3, "price")]
 
 
 def test_rule_4_pathway_sessions_infer_the_one_active_enrolment_or_refuse(session: Session) -> None:

@@ -119,38 +119,36 @@ class DeliveryHandler:
             dry_run=dry_run,
         )
 
-        fetched = self._fetch_unknown_type(payload)
-        with self.unit_of_work(dry_run=dry_run, at_head=False) as session:
-            try:
-                # Asked of every delivery (a newer bapp's `db upgrade` may run while the receiver does), in its
-                # own transaction: a second connection, pinged, for one SELECT cost PostgreSQL a sixth of its rate.
-                dbapi.ensure_at_head(dbapi.Database.of_session(session))
-            except DatabaseNotReady as not_ready:
-                # Reachable but not at head: bapp does not apply deliveries to a schema it does not know (an
-                # upgrade pending, or a newer bapp's), but keeping one as received is safe when the inbox is there.
-                with contextlib.suppress(SQLAlchemyError):  # no schema: PostgreSQL refuses the rest, the 503 below
-                    if inspect(session.connection()).has_table("webhook_deliveries"):
-                        return receive(session, now=utc_now(), not_ready=not_ready.message)
-                raise
-            if fetched is not None:
-                self._add_event_type(session, fetched)
-            return receive(session, now=utc_now())
+        fetched: EventType | None = None
+        invitee = None if self.calendly_client is None or isinstance(payload, UnfitDelivery) else payload.payload
+        while True:
+            with self.unit_of_work(dry_run=dry_run, at_head=False) as session:
+                try:
+                    # Asked of every delivery (a newer bapp's `db upgrade` may run while the receiver does), in its
+                    # own transaction: a second connection, pinged, for one SELECT cost PostgreSQL a sixth of its rate.
+                    dbapi.ensure_at_head(dbapi.Database.of_session(session))
+                except DatabaseNotReady as not_ready:
+                    # Reachable but not at head: bapp does not apply deliveries to a schema it does not know (an
+                    # upgrade pending, or a newer bapp's), but keeping one as received is safe when the inbox is there.
+                    with contextlib.suppress(SQLAlchemyError):  # no schema: PostgreSQL refuses the rest, the 503 below
+                        if inspect(session.connection()).has_table("webhook_deliveries"):
+                            return receive(session, now=utc_now(), not_ready=not_ready.message)
+                    raise
+                if fetched is not None:
+                    self._add_event_type(session, fetched)
+                # A type not synced yet is looked up here, at head (nothing is asked of Calendly for a schema that is
+                # not), and fetched with the token outside any transaction (it may take seconds), then applied in a
+                # new one: a known type's delivery (the rule) is one transaction and one at-head read, not two
+                if invitee is None or (uri := unknown_event_type(session, invitee)) is None:
+                    return receive(session, now=utc_now())
+            invitee, fetched = None, self._fetch_event_type(uri)
 
-    def _fetch_unknown_type(self, payload: WebhookPayload | UnfitDelivery) -> EventType | None:
+    def _fetch_event_type(self, uri: str) -> EventType | None:
         """``GET /event_types/{uuid}`` for a delivery's event type that is not synced yet (token needed).
 
         A failure here is not the delivery's failure: it is parked instead, and the reason noted.
         """
-        if self.calendly_client is None or isinstance(payload, UnfitDelivery) or payload.payload is None:
-            return None
-        uri = None  # no table to look in (no schema yet): the delivery's own at-head check says so, in its words
-        # at head first (unit_of_work): nothing is asked of Calendly for a schema not at head, where the delivery is
-        # parked (or 503) unapplied; and no table is read before it, so an upgrade's lock (db.migration) is waited for
-        # holding none of its own
-        with contextlib.suppress(DatabaseNotReady, SQLAlchemyError), self.unit_of_work(write=False) as session:
-            uri = unknown_event_type(session, payload.payload)
-        if uri is None:
-            return None
+        assert self.calendly_client is not None  # only asked with a token
         try:
             with self.calendly_client() as client:
                 return client.get_event_type(uri)

@@ -100,6 +100,11 @@ class BookingRequest:
     calendly_open_starts: tuple[dt.datetime, ...] | None = None
 
 
+# who a request books with and for, as create_booking resolved them (builder, their settings, client), and whether
+# it allows an overlap: what bookable_slots, given one, holds a slot to without reading them again
+Resolved = tuple[User | None, BuilderProfile | None, User | None, bool]
+
+
 class BookingView(dict[str, Any]):
     """A booking's record (BOOKING_COLUMNS), where a booking sent to Calendly stands (`calendly_state`, not a
     record column: exports stay as they are) and why and when it was cancelled (CANCELLATION_COLUMNS, which only
@@ -124,9 +129,8 @@ class BookingCreated:
 
     def as_record(self) -> dict[str, Any]:
         """The booking's record, then what its creation did (the rest of CREATED_COLUMNS, named as here)."""
-        return self.booking.as_record() | {
-            name: getattr(self, name) for name in CREATED_COLUMNS[len(BOOKING_COLUMNS) :]
-        }
+        rest = CREATED_COLUMNS[len(BOOKING_COLUMNS) :]
+        return self.booking.as_record() | {name: getattr(self, name) for name in rest}
 
 
 @dataclass(frozen=True)
@@ -207,8 +211,7 @@ def allowed_durations(session_type: SessionType) -> list[int]:
 
 def _check_duration(session_type: SessionType, duration: int | None) -> int:
     minutes = session_type.duration_minutes if duration is None else duration
-    allowed = allowed_durations(session_type)
-    if minutes not in allowed:
+    if minutes not in (allowed := allowed_durations(session_type)):
         raise InvalidInput(
             f"duration: {minutes} minutes is not offered by {session_type.title!r}",
             hint="choose one of: " + ", ".join(str(option) for option in allowed),
@@ -220,11 +223,9 @@ def _check_duration(session_type: SessionType, duration: int | None) -> int:
 
 
 def _check_time(start: dt.datetime, now: dt.datetime, builder: User | None, profile: BuilderProfile | None) -> None:
-    shown = instant_text(start)
     if start <= now:
-        raise InvalidInput(
-            f"start: {shown} is not in the future", hint="pass --allow-past to record a past booking", code="past_start"
-        )
+        hint = "pass --allow-past to record a past booking"
+        raise InvalidInput(f"start: {instant_text(start)} is not in the future", hint=hint, code="past_start")
     if profile is None or builder is None:
         return
     hours = profile.minimum_notice_hours
@@ -284,9 +285,8 @@ def pick_pathway(
         raise _refuse_with(choice)
     if choice.warning is not None and warnings is not None:
         warnings.append(choice.warning)
-    if choice.pathway is None:
-        return None
-    return next(pathway for pathway in (requested, *linked) if pathway is not None and pathway.id == choice.pathway.id)
+    chosen = choice.pathway.id if choice.pathway is not None else None
+    return next((pathway for pathway in (requested, *linked) if pathway is not None and pathway.id == chosen), None)
 
 
 def _nearby(
@@ -407,10 +407,11 @@ def _check_overlap(
     client: User | None,
     hint: str | None = None,
     near_builder: Sequence[NearbyBooking] | None = None,
+    near_client: Sequence[NearbyBooking] | None = None,
 ) -> None:
     """Rule 6 (the decision is services.rule_book.find_clash's) over the builder's bookings nearby, widened by their
-    buffer (read here unless ``near_builder`` holds them, or more), and the client's; ``hint``, the way out instead
-    of the rule book's."""
+    buffer, and the client's (each read here unless ``near_builder`` or ``near_client`` holds them, or more);
+    ``hint``, the way out instead of the rule book's."""
     buffer = (profile.buffer_minutes or 0) if profile is not None else 0
     margin = dt.timedelta(minutes=buffer)
     if near_builder is None:
@@ -423,36 +424,36 @@ def _check_overlap(
         builder_bookings=near_builder,
         buffer_minutes=buffer,
         client_email=client.email if client is not None else None,
-        client_bookings=_nearby(session, Booking.client_id, client, start, end),
+        client_bookings=_nearby(session, Booking.client_id, client, start, end) if near_client is None else near_client,
     )
     if clash is not None:
         raise _refuse_with(replace(clash, hint=hint or clash.hint))
 
 
 def bookable_slots(
-    session: Session, session_type_id: int, slots: Sequence[Any], *, now: dt.datetime, by: BookingRequest | None = None
+    session: Session, session_type_id: int, slots: Sequence[Any], *, now: dt.datetime, by: Resolved | None = None
 ) -> Iterator[Any]:
     """Those of ``slots`` (records with a ``start_time`` and an ``end_time``, in start order) at which the session
-    type's owner (or ``by``'s builder) would take a booking from any client (or ``by``'s, whose own bookings then
-    count too; none of rule 6 if ``by`` allows an overlap): their notice and horizon (rule 2), their bookings, buffer
-    and a group's seats (rule 6). Calendly's open times (`sessions slots`, the nearest a refused `bookings create`
-    names) know none of these, nor any booking made in bapp alone. The builder's bookings are read once for all the
-    slots (a year's may be 12,000); each slot is checked against those starting from a longest booking and the buffer
-    before it to the buffer after it."""
+    type's owner would take a booking from any client, or a request's builder from its client (``by``: the builder,
+    their settings and the client as `create_booking` resolved them, and whether it allows an overlap, which then
+    asks no rule 6): their notice and horizon (rule 2), their bookings, buffer and a group's seats (rule 6).
+    Calendly's open times (`sessions slots`, the nearest a refused `bookings create` names) know none of these, nor
+    any booking made in bapp alone. The builder's and the client's bookings are read once for all the slots (a
+    year's may be 12,000); each slot is checked against the builder's starting from a longest booking and the
+    buffer before it to the buffer after it."""
     session_type = session.get_one(SessionType, session_type_id)
-    builder, profile = resolve_builder(session, by.builder_email if by else None, session_type.builder_id)
-    client = find_user(session, normalise_email(by.client_email, field="client")) if by else None
+    builder, profile, client, overlaps = by or (*resolve_builder(session, None, session_type.builder_id), None, False)
     buffer = (profile.buffer_minutes or 0) if profile is not None else 0
     margin, reach = dt.timedelta(minutes=buffer), dt.timedelta(minutes=buffer) + LONGEST_BOOKING
     window = (slots[0]["start_time"] - margin, slots[-1]["end_time"] + margin) if slots else (now, now)
     held = sorted(_nearby(session, *_builder_side(session_type, builder), *window), key=lambda booking: booking.start)
-    starts = [booking.start for booking in held]
+    starts, theirs = [booking.start for booking in held], _nearby(session, Booking.client_id, client, *window)
     for slot in slots:
         with contextlib.suppress(InvalidInput, Conflict):  # what bookings create would refuse it with
             _check_time(start := slot["start_time"], now, builder, profile)
             near = held[bisect_left(starts, start - reach) : bisect_left(starts, (end := slot["end_time"]) + margin)]
-            if not (by and by.allow_overlap):  # nor is rule 6 asked of a booking made with --allow-overlap
-                _check_overlap(session, session_type, start, end, builder, profile, client, near_builder=near)
+            if not overlaps:  # nor is rule 6 asked of a booking made with --allow-overlap
+                _check_overlap(session, session_type, start, end, builder, profile, client, None, near, theirs)
             yield slot
 
 
@@ -533,7 +534,8 @@ def create_booking(session: Session, request: BookingRequest, *, now: dt.datetim
     if request.calendly_open_starts is not None and start not in request.calendly_open_starts:
         # the nearest that bapp's rules take too: Calendly's open times know nothing of them
         near = [{"start_time": other, "end_time": other + (end - start)} for other in request.calendly_open_starts]
-        takes = [slot["start_time"] for slot in bookable_slots(session, session_type.id, near, now=now, by=request)]
+        by = (builder, profile, client, request.allow_overlap)  # as resolved here: read again, ~1 statement a start
+        takes = [slot["start_time"] for slot in bookable_slots(session, session_type.id, near, now=now, by=by)]
         raise Conflict(
             f"start: {instant_text(start)} is not an open slot of {session_type.title!r} in Calendly",
             hint=nearest_hint(takes, start, "no open starts near it; see `bapp sessions slots`"),
@@ -545,7 +547,7 @@ def create_booking(session: Session, request: BookingRequest, *, now: dt.datetim
     client, _, _ = ensure_client(session, email, name=name)
     enrolled = False
     if pathway is not None:
-        _, enrolled, _ = enrol(session, client, pathway, now=now, builder=builder)
+        _, enrolled, _ = enrol(session, client, pathway, now=now, builder=builder, new_client=account_created)
     # Rule 8
     status, payment_status = price_status(session_type.price)
     booking = Booking(

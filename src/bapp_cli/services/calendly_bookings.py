@@ -413,7 +413,8 @@ class InviteeApplier:
         pathway = pick_pathway(self.session, session_type, requested, client, linked, warnings=warnings)
         enrolled = False
         if pathway is not None and not cancelled and not pathway.archived:
-            _, enrolled, _ = enrol(self.session, client, pathway, now=self.now, builder=builder)
+            new_account = made == "account"  # no history yet: enrol runs no completion rules for it
+            _, enrolled, _ = enrol(self.session, client, pathway, now=self.now, builder=builder, new_client=new_account)
 
         # a reschedule moves its booking at the price agreed (and paid) for it, not today's
         terms = _settled(_charged(invitee, warnings), replaced or session_type)
@@ -581,8 +582,7 @@ def _charged(invitee: Invitee, warnings: list[str]) -> dict[str, Any] | None:
     """None unless Calendly says the invitee paid; then what it took, as the booking's amount and currency
     whatever the price bapp holds (0.00 until someone sets it, or another currency) — none for a charge no
     booking can hold (said), which leaves the price."""
-    payment = invitee.payment
-    if payment is None or payment.successful is not True:
+    if (payment := invitee.payment) is None or payment.successful is not True:
         return None
     with contextlib.suppress(InvalidInput):
         return {"amount": parse_price(str(payment.amount)), "currency": parse_currency(str(payment.currency))}
@@ -631,8 +631,7 @@ def pull_bookings(
     session.flush()
     if not dry_run:
         report.run_id = record_run(session, report, started_at=started_at, finished_at=clock())
-        changes = [outcome.describe() for outcome in report.outcomes if outcome.wrote]
-        if changes:
+        if changes := [outcome.describe() for outcome in report.outcomes if outcome.wrote]:
             audit = {**report.as_record(), "changes": changes, "warnings": report.warnings}
             record_audit(session, "calendly_pull", str(report.run_id), audit)
     return report

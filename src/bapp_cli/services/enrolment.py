@@ -28,6 +28,7 @@ def enrol(
     builder: User | None = None,
     start_date: dt.date | None = None,
     update: bool = False,
+    new_client: bool = False,
 ) -> tuple[Enrolment, bool, bool]:
     """Enrol `client` in `pathway` (idempotent). Returns the enrolment, whether it was created and whether
     anything was written (created, or an existing one's coach or start date changed).
@@ -35,7 +36,8 @@ def enrol(
     An archived pathway takes no new enrolments; a new one whose pathway the client has completed is completed
     (services.progress.record_completions). An existing enrolment keeps its values, except that a
     missing coach is filled in from `builder` (a booking's builder); with `update` (`clients enroll`) it
-    takes `builder` and `start_date` where given, audited.
+    takes `builder` and `start_date` where given, audited. ``new_client``: the caller created the client in this
+    transaction, so there is no history to be complete with, and the completion rules (and their lock) are skipped.
     """
     existing = find_enrolment(session, client.id, pathway.id)
     if existing is not None:
@@ -63,8 +65,8 @@ def enrol(
     record_audit(session, "enrolment", f"{client.email}:{pathway.slug}", changes)
     from bapp_cli.services.progress import record_completions  # here: services.progress imports this module
 
-    # the client may have finished the pathway already: completed now, as `skills complete` would have
-    record_completions(session, now=now, pathway_ids=[pathway.id], fundamentals=False, client_ids=[client.id])
+    if not new_client:  # the client may have finished the pathway already: completed now, as `skills complete` would
+        record_completions(session, now=now, pathway_ids=[pathway.id], fundamentals=False, client_ids=[client.id])
     return enrolment, True, True
 
 

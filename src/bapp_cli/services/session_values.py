@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from bapp_cli.errors import InvalidInput
 
 MAX_PRICE = Decimal("99999999.99")  # Numeric(10, 2)
 CURRENCY_PATTERN = re.compile(r"^[A-Za-z]{3}$")
+_AMOUNT = re.compile(r"-?[0-9]+(\.[0-9]{1,2})?")
 
 
 def offered_minutes(duration_minutes: int, options: Any) -> list[int]:
@@ -30,17 +31,24 @@ def default_requires_auth(category: str) -> bool:
     return category != "free"
 
 
-def parse_price(value: str | int | float | Decimal, *, field: str = "price") -> Decimal:
-    """A non-negative amount with at most two decimals (money is never rounded silently)."""
-    try:
-        amount = Decimal(str(value).strip())
-    except InvalidOperation:
-        raise InvalidInput(f"{field}: {value!r} is not an amount", code="invalid_price") from None
-    if not amount.is_finite() or amount < 0 or amount > MAX_PRICE:
-        raise InvalidInput(f"{field}: {value!r} must be between 0.00 and {MAX_PRICE}", code="invalid_price")
-    if amount != amount.quantize(Decimal("0.01")):
-        raise InvalidInput(f"{field}: {value!r} has more than two decimal places", code="invalid_price")
+def read_amount(value: str | int | float | Decimal) -> Decimal:
+    """Money as every door reads it (a flag, a config rule, an import cell, Calendly's charge): ASCII digits and at
+    most two decimals after a point, 0.00 to MAX_PRICE. A ValueError says what is wrong (an import's row
+    validation takes it as the cell's error); a sign is read only to refuse it as out of range."""
+    # Decimal() also reads `1_000`, `١٠٠`, `1e2` and `+5`: a script's typo is no price; nor is money rounded silently
+    if (written := _AMOUNT.fullmatch(str(value).strip())) is None:
+        raise ValueError(f"{value!r} is not an amount (digits, and at most two decimals after a point)")
+    if (amount := Decimal(written[0])).is_signed() or amount > MAX_PRICE:
+        raise ValueError(f"{value!r} must be between 0.00 and {MAX_PRICE}")
     return amount.quantize(Decimal("0.01"))
+
+
+def parse_price(value: str | int | float | Decimal, *, field: str = "price") -> Decimal:
+    """`read_amount`, refused as invalid input (exit 6) naming the field."""
+    try:
+        return read_amount(value)
+    except ValueError as exc:
+        raise InvalidInput(f"{field}: {exc}", code="invalid_price") from None
 
 
 def parse_currency(value: str, *, field: str = "currency") -> str:

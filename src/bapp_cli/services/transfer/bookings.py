@@ -47,10 +47,9 @@ import operator
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from decimal import Decimal
 from typing import Annotated, Any, Literal, NotRequired, Required
 
-from pydantic import BeforeValidator, Field, StringConstraints
+from pydantic import BeforeValidator, StringConstraints
 from sqlalchemy import and_, delete, func, select, text
 from sqlalchemy.orm import Session
 from typing_extensions import TypedDict
@@ -86,7 +85,7 @@ from bapp_cli.services.rule_book import (
     find_clash,
     price_status,
 )
-from bapp_cli.services.session_values import MAX_PRICE, parse_currency
+from bapp_cli.services.session_values import parse_currency
 from bapp_cli.services.transfer import catalogue, store
 from bapp_cli.services.transfer.calendly_state import WRITE_STATE_COLUMNS
 from bapp_cli.services.transfer.formats import RowError, SourceRow
@@ -98,6 +97,7 @@ from bapp_cli.services.transfer.importer import (
     IdOrKey,
     Int32,
     KindImporter,
+    Money,
     RowId,
     RowResult,
     Touched,
@@ -139,7 +139,7 @@ class BookingRow(TypedDict, total=False):
     client_timezone: Annotated[str, StringConstraints(strip_whitespace=True, max_length=64)] | None
     status: Literal["pending", "confirmed", "completed", "cancelled", "no_show"] | None
     payment_status: Literal["not_required", "unpaid", "paid", "refunded"] | None
-    amount: Annotated[Decimal, Field(ge=0, le=MAX_PRICE, max_digits=10, decimal_places=2)] | None
+    amount: Money | None
     currency: Annotated[str, StringConstraints(strip_whitespace=True, max_length=3)] | None
     pathway: Annotated[str, StringConstraints(strip_whitespace=True, max_length=64)] | None
     # one member, not list | Json[list]: a union's errors named each member's type and gave two for one cell
@@ -363,7 +363,7 @@ class BookingImporter(KindImporter):
             custom_question_responses=None,
             client_timezone=zone,
             currency=named.get("currency"),
-            amount=amount.quantize(Decimal("0.01")) if (amount := get("amount")) is not None else None,
+            amount=get("amount"),
         )
         for name in _INSTANTS:  # the start, end and creation time are the row's own, not columns it sets
             columns[name] = None

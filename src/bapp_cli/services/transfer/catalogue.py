@@ -13,7 +13,6 @@ from __future__ import annotations
 import re
 from abc import abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from decimal import Decimal
 from typing import Annotated, Any, ClassVar, Literal, NotRequired, Required
 
 from pydantic import BeforeValidator, Field, StringConstraints
@@ -39,7 +38,7 @@ from bapp_cli.services.pathway_admin import (
 )
 from bapp_cli.services.progress import record_completions
 from bapp_cli.services.session_types import MAX_DURATION_MINUTES, check_title, link_pathways, parse_category, row_slug
-from bapp_cli.services.session_values import SlugBook, default_requires_auth, parse_currency, parse_price, session_slug
+from bapp_cli.services.session_values import SlugBook, default_requires_auth, parse_currency, session_slug
 from bapp_cli.services.skills import SKILL_FIELDS, check_skill_slug, earned_counts, parse_link, skill_links
 from bapp_cli.services.transfer.formats import SourceRow
 from bapp_cli.services.transfer.importer import (
@@ -48,6 +47,7 @@ from bapp_cli.services.transfer.importer import (
     UPDATED,
     Int32,
     KindImporter,
+    Money,
     RowId,
     RowResult,
     When,
@@ -138,7 +138,7 @@ class SessionRow(TypedDict, total=False):
     duration_options: (
         Annotated[list[Annotated[int, Field(ge=1, le=MAX_DURATION_MINUTES)]], BeforeValidator(_json_list)] | None
     )
-    price: Annotated[Decimal, Field(ge=0)] | None
+    price: Money | None
     currency: Text8 | None
     display_order: Int32 | None
     pathways: NameList | None
@@ -422,7 +422,6 @@ class SessionImporter(RowImporter):
     rules: ClassVar[Mapping[str, Callable[[Any], Any]]] = {
         "title": check_title,
         "category": parse_category,
-        "price": parse_price,
         "currency": parse_currency,
         "color": _calendly_color,
     }
