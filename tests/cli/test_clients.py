@@ -122,7 +122,7 @@ def test_enroll_and_set_status(bapp: Bapp, seed: Session) -> None:
     enrolment = seed.scalars(select(Enrolment)).one()
     assert (enrolment.status, enrolment.start_date) == ("completed", dt.date(2021, 1, 6))
     assert [entry.changes for entry in audit_entries(seed, "enrolment")] == [
-        {"status": "active", "builder": "coach@example.com"},
+        {"status": "active", "start_date": "2021-01-06", "builder": "coach@example.com"},  # its start too
         {"status": ["active", "paused"]},
         {"status": ["paused", "completed"]},
     ]

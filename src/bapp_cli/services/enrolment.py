@@ -59,7 +59,7 @@ def enrol(
     enrolment.builder_id = builder.id if builder is not None else None
     session.add(enrolment)
     session.flush()
-    changes = {"status": "active", "builder": builder.email if builder else None}
+    changes = {"status": "active", "start_date": enrolment.start_date, "builder": builder.email if builder else None}
     record_audit(session, "enrolment", f"{client.email}:{pathway.slug}", changes)
     from bapp_cli.services.progress import record_completions  # here: services.progress imports this module
 
