@@ -191,7 +191,6 @@ def _complete_enrolments(
         if (when := completed[enrolment.client_id].get(enrolment.pathway_id)) is None:
             continue
         slug = catalogue.pathways[enrolment.pathway_id].slug
-        label = f"{emails[enrolment.client_id]}:{slug}"
         # never before the enrolment's start: a backfill may enrol the client today (or from a later day) for
         # skills completed long before, and the enrolment then completes as it starts, not ahead of it
         at = min(max(when, dt.datetime.combine(enrolment.start_date, dt.time(), dt.UTC)), now)
@@ -199,7 +198,7 @@ def _complete_enrolments(
         # starts the (UTC) day it completes, audited with both dates, so it never ends before it began
         changes = apply_changes(enrolment, {"status": "completed", "start_date": min(enrolment.start_date, at.date())})
         enrolment.completed_at, enrolment.updated_at = at, now
-        record_audit(session, "enrolment", label, changes)
+        record_audit(session, "enrolment", f"{emails[enrolment.client_id]}:{slug}", changes)
         finished[enrolment.client_id].append(slug)
     session.flush()
     return finished
