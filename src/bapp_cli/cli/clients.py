@@ -165,9 +165,8 @@ def set_status(
     """
     from bapp_cli.services.clients import set_client_status
 
-    # completed not before its start: today is the user's (--timezone), not UTC's
-    timezone = state(ctx).settings.timezone
-    sink, result = apply(ctx, set_client_status, email, pathway, status.strip().lower(), timezone=timezone)
+    # completed not before its start: today is the user's (--timezone), not UTC's; the service reads the status
+    sink, result = apply(ctx, set_client_status, email, pathway, status, timezone=state(ctx).settings.timezone)
     done, same = "{client} is now {status} in {pathway}.", "{client} was already {status} in {pathway}"
     _report_enrolment(sink, result, done, same)
 

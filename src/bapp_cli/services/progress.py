@@ -183,9 +183,8 @@ def _complete_enrolments(
     gives (no clients, no statement)."""
     pathway_ids = sorted({pathway_id for ids in completed.values() for pathway_id in ids})
     finished: dict[int, list[str]] = defaultdict(list)
-    open_enrolments = select(Enrolment.client_id, Enrolment).where(
-        Enrolment.pathway_id.in_(pathway_ids), Enrolment.status != "completed"
-    )
+    still_open = (Enrolment.pathway_id.in_(pathway_ids), Enrolment.status != "completed")
+    open_enrolments = select(Enrolment.client_id, Enrolment).where(*still_open)
     # read whole (a list) before the first change: the changes write (audit rows) on the same connection
     for _, enrolment in rows_keyed(session, open_enrolments, completed):
         if (when := completed[enrolment.client_id].get(enrolment.pathway_id)) is None:

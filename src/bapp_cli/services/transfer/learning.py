@@ -280,9 +280,8 @@ class ProgressImporter(_PeopleImporter):
             raise InvalidInput(f"skill: no skill {slug!r} (see `bapp skills list --all`)")
         item: dict[str, Any] = {"email": self.email(values, "client"), "skill_id": skill.id, "id": values.get("id")}
         item |= {"archived": skill.archived, "fundamental": skill.is_fundamental}
-        for name in ("started_at", "completed_at", "last_attempt_at", "created_at", "updated_at"):
-            if name in values:
-                item[name] = self.instant(values[name], name)
+        stamps = ("started_at", "completed_at", "last_attempt_at", "created_at", "updated_at")
+        item |= {name: self.instant(values[name], name) for name in stamps if name in values}
         if "completed_via" in values:
             item["completion_method"] = values["completed_via"]
         if "validated_by" in values:
