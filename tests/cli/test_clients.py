@@ -6,6 +6,7 @@ import datetime as dt
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
@@ -122,7 +123,7 @@ def test_enroll_and_set_status(bapp: Bapp, seed: Session) -> None:
     enrolment = seed.scalars(select(Enrolment)).one()
     assert (enrolment.status, enrolment.start_date) == ("completed", dt.date(2021, 1, 6))
     assert [entry.changes for entry in audit_entries(seed, "enrolment")] == [
-        {"status": "active", "builder": "coach@example.com"},
+        {"status": "active", "start_date": "2021-01-06", "builder": "coach@example.com"},  # its start too
         {"status": ["active", "paused"]},
         {"status": ["paused", "completed"]},
     ]
@@ -444,3 +445,34 @@ def test_a_builder_becoming_a_client_takes_the_name_given(bapp: Bapp, seed: Sess
     # without --name the account's name stays
     assert bapp("builders", "add", "bob@example.com", "--name", "Bob").exit_code == 0
     assert bapp("clients", "add", "bob@example.com", "--json").json()["name"] == "Bob"
+
+
+def test_an_enrolment_s_start_is_compared_with_today_in_the_user_s_zone(bapp: Bapp, seed: Session) -> None:
+    """`clients set-status … completed` refuses an enrolment that starts after today, and `clients enroll --start`
+    one past the day the enrolment was completed: both days were UTC's while the start is a day in --timezone,
+    so a user east of UTC was refused on their own today (and one west of it allowed their tomorrow). A zone
+    whose day differs from UTC's now (14 hours east, or 11 west) shows both."""
+    add_client(seed)
+    seed.commit()
+    now = dt.datetime.now(dt.UTC)
+    zone = "Pacific/Kiritimati" if now.hour >= 10 else "Pacific/Pago_Pago"  # UTC+14, UTC-11
+    today = now.astimezone(ZoneInfo(zone)).date()
+    assert today != now.date()
+    tomorrow = (today + dt.timedelta(days=1)).isoformat()
+
+    ahead = bapp("--timezone", zone, "clients", "enroll", "ada@example.com", "accelerate", "--start", tomorrow)
+    assert ahead.exit_code == 0, ahead.stderr
+    refused = bapp("--timezone", zone, "clients", "set-status", "ada@example.com", "accelerate", "completed")
+    assert refused.exit_code == 8, refused.stderr
+    assert f"starts on {tomorrow}: it cannot be completed before it starts" in refused.stderr
+    enrolled = bapp(
+        "--timezone", zone, "clients", "enroll", "ada@example.com", "accelerate", "--start", today.isoformat()
+    )
+    assert enrolled.exit_code == 0, enrolled.stderr
+    completed = bapp("--timezone", zone, "clients", "set-status", "ada@example.com", "accelerate", "completed")
+    assert completed.exit_code == 0, completed.stderr  # on the user's today
+    # completed today, in the zone: a start of today stands, tomorrow is refused
+    later = bapp("--timezone", zone, "clients", "enroll", "ada@example.com", "accelerate", "--start", tomorrow)
+    assert later.exit_code == 8 and f"was completed on {today}: it cannot start later" in later.stderr
+    again = bapp("--timezone", zone, "clients", "enroll", "ada@example.com", "accelerate", "--start", today.isoformat())
+    assert again.exit_code == 0, again.stderr

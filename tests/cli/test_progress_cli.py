@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import json
 import subprocess
@@ -22,6 +23,7 @@ from bapp_cli.services.enrolment import enrol
 from bapp_cli.services.skills import archive_skill, assign_skills, complete_skill
 from tests.conftest import Bapp, eventually
 from tests.postgres_server import waits_for_lock
+from tests.services.test_booking_factories import audit_entries
 from tests.services.test_progress_factories import (
     LATER,
     NOW,
@@ -401,3 +403,46 @@ def test_a_command_the_server_ends_to_break_a_deadlock_is_busy_exit_75(bapp: Bap
     assert completing.returncode == 75, stderr
     assert stderr.startswith("Error: the database is busy: deadlock detected"), stderr
     assert bapp("skills", "complete", "ada@example.com", "p3").exit_code == 0  # run again, it works
+
+
+@pytest.mark.parametrize("door", ["skills complete", "import progress", "clients enroll"])
+def test_an_automatic_completion_brings_a_start_still_ahead_back_to_its_day(
+    bapp: Bapp, tmp_path: Path, door: str
+) -> None:
+    """Ada's enrolment in pivot starts next month when she finishes the pathway: by `skills complete` of its
+    last skill, an `import progress` row completing it, or enrolling her (from then) once she has done it all.
+    None of these doors can refuse the completion, and it stamped `completed_at` now, before the start: the
+    enrolment ended before it began. It now starts the (UTC) day it is completed, in the same transaction, and
+    the audit entry of the completion names both start dates; the analytics count 0 days, not fewer."""
+    ahead = (dt.datetime.now(dt.UTC) + dt.timedelta(days=40)).date()
+
+    def build(session: Session) -> None:
+        small_catalogue(session)
+        ada = client(session, "ada@example.com")
+        for slug in ("shared", "p2", *(["p3"] if door == "clients enroll" else [])):
+            complete_skill(session, ada.email, slug, now=NOW)
+        if door != "clients enroll":
+            enrol(session, ada, pathway(session, "pivot"), now=NOW, start_date=ahead)
+
+    seed(bapp, build)
+    source = tmp_path / "progress.csv"
+    source.write_text("client,skill,status\nada@example.com,p3,completed\n")
+    command = {
+        "skills complete": ["skills", "complete", "ada@example.com", "p3"],
+        "import progress": ["import", "progress", str(source)],
+        "clients enroll": ["clients", "enroll", "ada@example.com", "pivot", "--start", ahead.isoformat()],
+    }[door]
+    before = dt.datetime.now(dt.UTC)
+    done = bapp(*command, "--json")
+    assert done.exit_code == 0, done.stderr
+    (enrolment,) = bapp("clients", "show", "ada@example.com", "--json").json()["enrolments"]
+    completed_at = dt.datetime.fromisoformat(enrolment["completed_at"])
+    assert enrolment["status"] == "completed" and before <= completed_at <= dt.datetime.now(dt.UTC)
+    assert enrolment["start_date"] == completed_at.date().isoformat()  # was `ahead`, after the completion
+    audited = seed(bapp, lambda session: [entry.changes for entry in audit_entries(session, "enrolment")])
+    assert audited[-1] == {
+        "status": ["active", "completed"],
+        "start_date": [ahead.isoformat(), completed_at.date().isoformat()],
+    }
+    (analytics,) = [row for row in bapp("reports", "pathway-analytics", "--json").json() if row["pathway"] == "pivot"]
+    assert (analytics["completed"], analytics["average_days_to_complete"]) == (1, 0.0)

@@ -239,6 +239,8 @@ def test_booking_with_a_pathway_enrols_the_client_with_the_builder_as_coach(
     assert created.enrolled is True and created.booking.pathway == "accelerate"
     enrolment = session.scalars(select(Enrolment)).one()
     assert (enrolment.status, enrolment.builder_id, enrolment.start_date) == ("active", world["coach"].id, NOW.date())
+    (audited,) = session.scalars(select(AuditEntry.changes).where(AuditEntry.entity == "enrolment"))
+    assert audited == {"status": "active", "start_date": NOW.date().isoformat(), "builder": "coach@example.com"}
     # any session may carry a pathway; a second booking finds the enrolment
     again = book(session, session="free-chat", pathway="accelerate", start=at(days=2))
     assert again.enrolled is False and again.booking.pathway == "accelerate"

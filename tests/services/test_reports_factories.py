@@ -32,11 +32,11 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bapp_cli.db.models import Booking, Enrolment
-from bapp_cli.services.enrolment import enrol, set_enrolment_status
+from bapp_cli.db.models import Booking
+from bapp_cli.services.clients import set_client_status
+from bapp_cli.services.enrolment import enrol
 from bapp_cli.services.skills import archive_skill, complete_skill
 from tests.services.test_booking_factories import add_booking, add_builder, add_session_type, question
 from tests.services.test_progress_factories import LATER, NOW, client, pathway, skill, small_catalogue
@@ -91,10 +91,7 @@ def dashboard_data(session: Session) -> dict[str, Any]:
     complete_skill(session, "dee@example.com", "f1", now=NOW)
     complete_skill(session, "eve@example.com", "p2", now=NOW)
     archive_skill(session, "old", now=LATER)
-    paused = session.scalars(
-        select(Enrolment).where(Enrolment.client_id == people["bo"].id, Enrolment.pathway_id == accelerate.id)
-    ).one()
-    set_enrolment_status(session, paused, "paused", now=LATER, label="bo@example.com:accelerate")
+    set_client_status(session, "bo@example.com", "accelerate", "paused", now=LATER)
 
     coaching = add_session_type(
         session,

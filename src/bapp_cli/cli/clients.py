@@ -142,8 +142,9 @@ def enroll(
     from bapp_cli.services.clients import enroll_client
     from bapp_cli.services.instants import parse_day
 
-    start_date = parse_day(start, timezone=state(ctx).settings.timezone, field="start") if start is not None else None
-    sink, result = apply(ctx, enroll_client, email, pathway, builder=builder, start_date=start_date)
+    zone = state(ctx).settings.timezone  # the user's: the start is a day there, as is a completion's
+    start_date = parse_day(start, timezone=zone, field="start") if start is not None else None
+    sink, result = apply(ctx, enroll_client, email, pathway, builder=builder, start_date=start_date, timezone=zone)
     done = "Enrolled {client} in {pathway}." if result["enrolled"] else "Updated {client}'s enrolment in {pathway}."
     _report_enrolment(sink, result, done, "{client} was already enrolled in {pathway} ({status})")
 
@@ -164,7 +165,8 @@ def set_status(
     """
     from bapp_cli.services.clients import set_client_status
 
-    sink, result = apply(ctx, set_client_status, email, pathway, status.strip().lower())
+    # completed not before its start: today is the user's (--timezone), not UTC's; the service reads the status
+    sink, result = apply(ctx, set_client_status, email, pathway, status, timezone=state(ctx).settings.timezone)
     done, same = "{client} is now {status} in {pathway}.", "{client} was already {status} in {pathway}"
     _report_enrolment(sink, result, done, same)
 

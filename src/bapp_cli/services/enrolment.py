@@ -10,7 +10,6 @@ from sqlalchemy.orm import Session
 from bapp_cli.db.audit import apply_changes, record_audit
 from bapp_cli.db.models import Enrolment, Pathway, User
 from bapp_cli.errors import Conflict, InvalidInput
-from bapp_cli.services.plain_reads import check_status
 
 
 def find_enrolment(session: Session, client_id: int, pathway_id: int) -> Enrolment | None:
@@ -29,6 +28,7 @@ def enrol(
     start_date: dt.date | None = None,
     update: bool = False,
     new_client: bool = False,
+    zone: dt.tzinfo = dt.UTC,
 ) -> tuple[Enrolment, bool, bool]:
     """Enrol `client` in `pathway` (idempotent). Returns the enrolment, whether it was created and whether
     anything was written (created, or an existing one's coach or start date changed).
@@ -36,13 +36,15 @@ def enrol(
     An archived pathway takes no new enrolments; a new one whose pathway the client has completed is completed
     (services.progress.record_completions). An existing enrolment keeps its values, except that a
     missing coach is filled in from `builder` (a booking's builder); with `update` (`clients enroll`) it
-    takes `builder` and `start_date` where given, audited. ``new_client``: the caller created the client in this
+    takes `builder` and `start_date` where given, audited: a start not after the day it was completed, in
+    `zone` (the user's, whose day `start_date` is). ``new_client``: the caller created the client in this
     transaction, so there is no history to be complete with, and the completion rules (and their lock) are skipped.
     """
     existing = find_enrolment(session, client.id, pathway.id)
     if existing is not None:
         # as `clients set-status … completed` before the start: the enrolment would end before it began
-        if update and start_date and existing.completed_at and start_date > (done := existing.completed_at.date()):
+        done = existing.completed_at and existing.completed_at.astimezone(zone).date()
+        if update and start_date and done and start_date > done:
             hint = f"start it by {done}, or reopen it: `bapp clients set-status {client.email} {pathway.slug} active`"
             said = f"{client.email}'s enrolment in {pathway.slug} was completed on {done}: it cannot start later"
             raise Conflict(said, hint=hint, code="enrolment_completed")
@@ -61,20 +63,10 @@ def enrol(
     enrolment.builder_id = builder.id if builder is not None else None
     session.add(enrolment)
     session.flush()
-    changes = {"status": "active", "builder": builder.email if builder else None}
+    changes = {"status": "active", "start_date": enrolment.start_date, "builder": builder.email if builder else None}
     record_audit(session, "enrolment", f"{client.email}:{pathway.slug}", changes)
     from bapp_cli.services.progress import record_completions  # here: services.progress imports this module
 
     if not new_client:  # the client may have finished the pathway already: completed now, as `skills complete` would
         record_completions(session, now=now, pathway_ids=[pathway.id], fundamentals=False, client_ids=[client.id])
     return enrolment, True, True
-
-
-def set_enrolment_status(session: Session, enrolment: Enrolment, status: str, *, now: dt.datetime, label: str) -> bool:
-    """Move an enrolment to `status`; `completed` stamps the completion time. Returns whether it changed."""
-    status = check_status(status)  # the one wording of an unknown status (`clients list --status` too)
-    changes = apply_changes(enrolment, {"status": status})
-    if changes:
-        enrolment.completed_at = now if status == "completed" else None
-        record_audit(session, "enrolment", label, changes)
-    return bool(changes)

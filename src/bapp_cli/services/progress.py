@@ -38,12 +38,11 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
-from bapp_cli.db.audit import record_audits
+from bapp_cli.db.audit import apply_changes, record_audit, record_audits
 from bapp_cli.db.batches import BATCH_SIZE
 from bapp_cli.db.dbapi import instant_sql
 from bapp_cli.db.locks import COMPLETION_RULES, lock_keys
 from bapp_cli.db.models import Badge, Enrolment, Pathway, Skill, SkillPathwayLink, User, UserSkillProgress
-from bapp_cli.services.enrolment import set_enrolment_status
 from bapp_cli.services.listing import ALL, Page
 from bapp_cli.services.pathways import get_pathway
 from bapp_cli.services.people import get_builder
@@ -184,21 +183,22 @@ def _complete_enrolments(
     gives (no clients, no statement)."""
     pathway_ids = sorted({pathway_id for ids in completed.values() for pathway_id in ids})
     finished: dict[int, list[str]] = defaultdict(list)
-    open_enrolments = select(Enrolment.client_id, Enrolment).where(
-        Enrolment.pathway_id.in_(pathway_ids), Enrolment.status != "completed"
-    )
+    still_open = (Enrolment.pathway_id.in_(pathway_ids), Enrolment.status != "completed")
+    open_enrolments = select(Enrolment.client_id, Enrolment).where(*still_open)
     # read whole (a list) before the first change: the changes write (audit rows) on the same connection
     for _, enrolment in rows_keyed(session, open_enrolments, completed):
         if (when := completed[enrolment.client_id].get(enrolment.pathway_id)) is None:
             continue
         slug = catalogue.pathways[enrolment.pathway_id].slug
-        label = f"{emails[enrolment.client_id]}:{slug}"
         # never before the enrolment's start: a backfill may enrol the client today (or from a later day) for
         # skills completed long before, and the enrolment then completes as it starts, not ahead of it
-        started = dt.datetime.combine(enrolment.start_date, dt.time(), dt.UTC)
-        if set_enrolment_status(session, enrolment, "completed", now=min(max(when, started), now), label=label):
-            enrolment.updated_at = now
-            finished[enrolment.client_id].append(slug)
+        at = min(max(when, dt.datetime.combine(enrolment.start_date, dt.time(), dt.UTC)), now)
+        # a start still ahead cannot hold (nor can this door refuse, as `clients set-status` does): the enrolment
+        # starts the (UTC) day it completes, audited with both dates, so it never ends before it began
+        changes = apply_changes(enrolment, {"status": "completed", "start_date": min(enrolment.start_date, at.date())})
+        enrolment.completed_at, enrolment.updated_at = at, now
+        record_audit(session, "enrolment", f"{emails[enrolment.client_id]}:{slug}", changes)
+        finished[enrolment.client_id].append(slug)
     session.flush()
     return finished
 

@@ -331,8 +331,7 @@ def _completion(
     method = via.strip().lower() if via is not None else None
     if method is not None and method not in COMPLETION_METHODS:
         raise InvalidInput(f"via: {via!r} is not one of {', '.join(COMPLETION_METHODS)}", code="invalid_method")
-    validator_id = validator.id if validator is not None else None
-    stamped = ProgressState("completed", completion_method=method, validated_by_id=validator_id)
+    stamped = ProgressState("completed", completion_method=method, validated_by_id=validator.id if validator else None)
     settled = settle_progress(stamped, now=now)
     if isinstance(settled, Refusal):
         # the only refusal of a completion (missing_validator), in the command's words as before the rule book
@@ -409,11 +408,9 @@ def assign_skills(
         chosen = [get_skill(session, slug) for slug in dict.fromkeys(check_skill_slug(item) for item in skills)]
         if target is not None:
             linked = skill_links(session, [skill.id for skill in chosen])
-            for skill in chosen:
-                if target.id not in linked[skill.id]:
-                    raise InvalidInput(
-                        f"skill: {skill.slug!r} is not linked to pathway {target.slug!r}", code="skill_not_in_pathway"
-                    )
+            if unlinked := [skill.slug for skill in chosen if target.id not in linked[skill.id]]:
+                message = f"skill: {unlinked[0]!r} is not linked to pathway {target.slug!r}"
+                raise InvalidInput(message, code="skill_not_in_pathway")
     else:
         assert target is not None
         query = (
@@ -471,9 +468,8 @@ def _progress_rows(
     )
     rows = {row.skill_id: row for row in session.scalars(query)}
     missing = [skill for skill in skills if skill.id not in rows] if create else []
-    for skill in missing:
-        if skill.archived:
-            raise InvalidInput(f"skill: {skill.slug!r} is archived and cannot be assigned", code="skill_archived")
+    if archived := [skill.slug for skill in missing if skill.archived]:
+        raise InvalidInput(f"skill: {archived[0]!r} is archived and cannot be assigned", code="skill_archived")
     under: dict[int, int | None] = {}
     if missing and pathway_id is None:
         enrolled = set(session.scalars(select(Enrolment.pathway_id).where(Enrolment.client_id == client.id)))

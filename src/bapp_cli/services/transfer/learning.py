@@ -30,7 +30,7 @@ from bapp_cli.db.domains import MAX_INT32
 from bapp_cli.db.models import Badge, Enrolment, Pathway, Skill, User, UserSkillProgress
 from bapp_cli.errors import BappError, InvalidInput
 from bapp_cli.services.clients import ENROLMENT_COLUMNS
-from bapp_cli.services.instants import parse_day
+from bapp_cli.services.instants import instant_text, parse_day
 from bapp_cli.services.people import normalise_email
 from bapp_cli.services.progress import record_completions
 from bapp_cli.services.rule_book import PROGRESS_FIELDS, ProgressState, Refusal, assigned_pathway, settle_progress
@@ -220,12 +220,9 @@ class EnrolmentImporter(_PeopleImporter):
         self.check_once(row, (client_id, item["pathway_id"]), written, "pathway", "enrolment")
         status = item.get("status") or (found["status"] if found else "active")
         completed_at = item["completed_at"] if "completed_at" in item else (found["completed_at"] if found else None)
-        if status == "completed" and completed_at is None:
-            completed_at = self.now  # as `clients set-status … completed` stamps it
-        elif status != "completed":
-            if item.get("completed_at") is not None:
-                raise InvalidInput("completed_at: only a completed enrolment has a completion time")
-            completed_at = None
+        if status != "completed" and item.get("completed_at") is not None:
+            raise InvalidInput("completed_at: only a completed enrolment has a completion time")
+        completed_at = (completed_at or self.now) if status == "completed" else None  # as `clients set-status` stamps
         if found is not None:
             given: dict[str, Any] = {name: item[name] for name in ("start_date", "builder_id") if name in item}
             return self.update(row, found, {"status": status, "completed_at": completed_at, **given})
@@ -283,9 +280,8 @@ class ProgressImporter(_PeopleImporter):
             raise InvalidInput(f"skill: no skill {slug!r} (see `bapp skills list --all`)")
         item: dict[str, Any] = {"email": self.email(values, "client"), "skill_id": skill.id, "id": values.get("id")}
         item |= {"archived": skill.archived, "fundamental": skill.is_fundamental}
-        for name in ("started_at", "completed_at", "last_attempt_at", "created_at", "updated_at"):
-            if name in values:
-                item[name] = self.instant(values[name], name)
+        stamps = ("started_at", "completed_at", "last_attempt_at", "created_at", "updated_at")
+        item |= {name: self.instant(values[name], name) for name in stamps if name in values}
         if "completed_via" in values:
             item["completion_method"] = values["completed_via"]
         if "validated_by" in values:
@@ -352,6 +348,13 @@ class ProgressImporter(_PeopleImporter):
         settled = settle_progress(state, now=self.now)
         if isinstance(settled, Refusal):
             raise InvalidInput(settled.text)
+        # its times are history: none after this import, no start after the completion (a restore keeps a
+        # backup's as recorded: a clock that ran fast, or stepped back, wrote them so)
+        bounds = {"completed_at": self.now, "last_attempt_at": self.now, "started_at": settled.completed_at or self.now}
+        for name, limit in bounds.items() if not self.restore else ():
+            if (value := getattr(settled, name)) is not None and value > limit:
+                after = f"{'this import' if limit is self.now else 'completed_at'} ({instant_text(limit)})"
+                raise InvalidInput(f"{name}: {instant_text(value)} is after {after}")
         merged.update(vars(settled))
         return {name: merged.get(name) for name in _PROGRESS_COLUMNS}
 
