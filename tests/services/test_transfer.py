@@ -30,6 +30,7 @@ from bapp_cli.db.models import (
     UserSkillProgress,
 )
 from bapp_cli.errors import InvalidInput
+from bapp_cli.services.enrolment import enrol
 from bapp_cli.services.transfer.bookings import derived_reference
 from bapp_cli.services.transfer.formats import RecordWriter, Source, SourceRow
 from bapp_cli.services.transfer.importer import ImportOptions, ImportSummary, refusal
@@ -557,6 +558,34 @@ def test_progress_completions_award_badges_and_complete_enrolments(session: Sess
         continue_on_error=True,
     )
     assert enrolments.rejected == 1
+
+
+def test_a_later_batch_s_older_history_starts_the_enrolment_an_earlier_batch_opened(session: Session) -> None:
+    """`import progress` starts an enrolment it opens at the earliest history of its rows (228f795), but only of
+    the batch that opened it: ada's 2024-01 completion, a batch after her 2024-03 start that opened the
+    enrolment, left it starting in March. The later batch now moves it back (one UPDATE per batch). An
+    enrolment the import found (bo's, from `clients enroll`) keeps its start, as before."""
+    assert load(session, "skills", "slug,name,links\ns1,One,accelerate:1\ns2,Two,accelerate:2\n").total("created") == 2
+    for email in ("ada@example.com", "bo@example.com"):
+        add_client(session, email)
+    enrol(session, add_client(session, "cy@example.com"), get_pathway(session, "accelerate"), now=NOW)
+    progress = (
+        "client,skill,status,started_at,completed_at,pathway\n"
+        "ada@example.com,s2,in_progress,2024-03-01T10:00:00Z,,accelerate\n"
+        "bo@example.com,s1,in_progress,2024-04-01T10:00:00Z,,accelerate\n"
+        "ada@example.com,s1,completed,2024-02-01T10:00:00Z,2024-02-10T10:00:00Z,accelerate\n"
+        "cy@example.com,s1,completed,2024-01-01T10:00:00Z,2024-01-10T10:00:00Z,accelerate\n"
+        "ada@example.com,s2,completed,2023-12-30T10:00:00Z,2024-01-15T10:00:00Z,\n"  # a repeat: refused
+        "bo@example.com,s2,in_progress,2024-05-01T10:00:00Z,,accelerate\n"  # later: no change
+    )
+    summary = load(session, "progress", progress, batch_size=1, continue_on_error=True)
+    assert (summary.rejected, summary.as_record()["enrolled"]) == (1, 2)
+    starts = {row["client"]: row["start_date"] for row in dump(session, "enrolments")}
+    assert starts == {
+        "ada@example.com": "2024-02-01",  # was 2024-03-01, her first batch's
+        "bo@example.com": "2024-04-01",
+        "cy@example.com": NOW.date().isoformat(),  # enrolled before the import
+    }
 
 
 def test_learning_rows_a_rule_refuses_name_their_line_field_and_reason(session: Session) -> None:

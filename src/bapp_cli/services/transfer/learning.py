@@ -11,7 +11,6 @@ as if the skills had been completed by hand. Badges themselves are imported only
 
 from __future__ import annotations
 
-import datetime as dt
 from abc import abstractmethod
 from collections import Counter
 from collections.abc import Hashable, Iterator, Mapping, Sequence
@@ -268,6 +267,7 @@ class ProgressImporter(_PeopleImporter):
         self.skills = {skill.slug: skill for skill in self.session.execute(skills)}
         self.links = skill_links(self.session)
         self.touched = Touched(self.session, self.table)
+        self.enrolments_opened = Touched(self.session, Enrolment.__table__)  # (by the ids above those it found)
         self.completed_clients: set[int] = set()
         self.completed_pathways: set[int] = set()
         self.completed_fundamental = False
@@ -301,8 +301,14 @@ class ProgressImporter(_PeopleImporter):
         self.existing = {
             (row.client_id, row.skill_id): row._mapping for row in self.stored(self.table, client_ids, skills)
         }
-        self.enrolled = {(row.client_id, row.pathway_id) for row in self.stored(Enrolment.__table__, client_ids)}
-        self.new_enrolments: dict[tuple[int, int], dt.datetime] = {}  # → the earliest history of its rows
+        stored = self.stored(Enrolment.__table__, client_ids)
+        self.enrolled = {(row.client_id, row.pathway_id) for row in stored}
+        # the enrolments an earlier batch opened (not another command's, stamped by its own clock): this batch's
+        # older history starts them earlier still
+        opened = (row for row in stored if row.id in self.enrolments_opened and row.created_at == self.now)
+        self.opened = {(row.client_id, row.pathway_id): row for row in opened}
+        # → the (UTC) day of the earliest history of its rows; of one opened before, its start so far
+        self.new_enrolments = {pair: row.start_date for pair, row in self.opened.items()}
 
     def apply_row(self, row: SourceRow, item: dict[str, Any], client_id: int) -> RowResult:
         found = self.existing.get((client_id, item["skill_id"]))
@@ -321,8 +327,8 @@ class ProgressImporter(_PeopleImporter):
         unenrolled = pathway_id is not None and not self.restore and enrolment not in self.enrolled
         if enrolment in self.new_enrolments or (unenrolled and not self.pathways_by_id[pathway_id].archived):
             # from the earliest history its rows give (never after now), so the days to complete hold (7b35081)
-            history = (values["started_at"], values["completed_at"], self.new_enrolments.get(enrolment))
-            self.new_enrolments[enrolment] = min([self.now, *filter(None, history)])
+            earliest = min([self.now, *filter(None, (values["started_at"], values["completed_at"]))]).date()
+            self.new_enrolments[enrolment] = min(earliest, self.new_enrolments.get(enrolment, earliest))
             self.enrolled.add(enrolment)
         if values["status"] == "completed" and (found is None or found["status"] != "completed"):
             self.completed_clients.add(client_id)
@@ -360,7 +366,11 @@ class ProgressImporter(_PeopleImporter):
 
     def write(self) -> None:
         super().write()  # the progress rows first: an enrolment opened is completed by the history they hold
-        self.extra.update(self.open_enrolments({pair: (None, day.date()) for pair, day in self.new_enrolments.items()}))
+        starts = self.new_enrolments
+        moved = [(row.id, starts[pair]) for pair, row in self.opened.items() if starts[pair] < row.start_date]
+        bulk.update_rows(self.session, Enrolment.__table__, [{"id": key, "start_date": day} for key, day in moved])
+        opening = {pair: (None, day) for pair, day in starts.items() if pair not in self.opened}
+        self.extra.update(self.open_enrolments(opening))
 
     def finish(self) -> None:
         award = partial(record_completions, self.session, now=self.now, fundamentals=self.completed_fundamental)
