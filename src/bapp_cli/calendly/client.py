@@ -549,7 +549,7 @@ class CalendlyClient:
         """Send one write. 401/403-auth raise AuthError; 429 waits for the reset and tries again within the
         retry budget (a 429 means the request was not taken); a connect failure is retried (nothing was
         sent); a timeout, reset or 5xx after sending is retried only when ``retry_unknown`` (idempotent
-        writes), else it raises :class:`OutcomeUnknown`. Any other answer is returned."""
+        writes), else it raises :class:`OutcomeUnknown`, as a redirect does. Any other answer is returned."""
         retries = 0
         while True:
             try:
@@ -581,7 +581,9 @@ class CalendlyClient:
                     retries += 1
                     self._sleep(wait)
                     continue
-                if status < 500:
+                # Calendly's API never redirects: a 3xx is a proxy's, which may answer a request Calendly has
+                # carried out (a 303 "see other" says so), so it is no refusal of a write that cannot be resent
+                if status < 500 and (retry_unknown or not 300 <= status < 400):
                     return response
                 failure, wait, definite = (
                     f"HTTP {status} {response.reason_phrase}".rstrip(),
