@@ -235,10 +235,14 @@ def calendly_writer(app_state: Any) -> Iterator[Any]:
 
 def _through_calendly(ctx: typer.Context, change: Any, *arguments: Any, **options: Any) -> tuple[OutputSink, Any]:
     """`change(transaction, reading, open_client, *arguments, clock=…, **options)`: a services.calendly_write
-    use case, which opens its own transactions around Calendly's round trips; the sink and its result."""
+    use case, which opens its own transactions around Calendly's round trips; the sink and its result. One at a
+    time: two no-shows of one booking both found its invitee unmarked in Calendly, and both marked it."""
+    from bapp_cli.db.locks import named_lock
+
     app_state, sink = state_and_sink(ctx)
     wiring = (app_state.transaction, app_state.reading, app_state.calendly_client)
-    return sink, change(*wiring, *arguments, clock=utc_now, **options)
+    with named_lock(app_state.engine(), "calendly-changes", wait_seconds=CALENDLY_WRITE_WAIT, what="Calendly change"):
+        return sink, change(*wiring, *arguments, clock=utc_now, **options)
 
 
 @output_command(app, "list", search="reference, client or session title")

@@ -808,8 +808,7 @@ def webhook_subscribe(
             )
         except OutcomeUnknown as lost:  # never resent blindly: asked whether it landed
             existing = client.list_webhook_subscriptions(organization=organization, scope=scope, user=user_scope)
-            found = next((sub for sub in existing if sub.callback_url == url), None)
-            if found is None:
+            if (found := next((sub for sub in existing if sub.callback_url == url), None)) is None:
                 raise RemoteError(
                     f"{lost.message}; no subscription for {url} exists, so nothing was created",
                     hint="it is safe to run the same command again",

@@ -694,8 +694,7 @@ def change_status(
 def _calendly_no_show(client: CalendlyClient, invitee_uri: str) -> str | None:
     """The URI of the no-show Calendly holds for the invitee, if any (its ``no_show``); NotFound when
     Calendly no longer has the invitee or its event."""
-    no_show = client.get_invitee(invitee_uri).no_show
-    return no_show.uri if no_show is not None else None
+    return no_show.uri if (no_show := client.get_invitee(invitee_uri).no_show) is not None else None
 
 
 def _mark_no_show(client: CalendlyClient, invitee_uri: str) -> str:
