@@ -670,6 +670,30 @@ def test_an_unknown_booking_that_calendly_has_is_attached_by_reconcile(synced: B
     )
 
 
+def test_the_same_booking_again_while_the_first_waits_for_calendly_is_refused_not_sent_twice(
+    synced: Bapp, fake: FakeCalendly
+) -> None:
+    # The answer was lost and Calendly could not be asked (exit 9); the rerun met the client's overlap with the
+    # waiting booking, whose hint offered --allow-overlap: taken, the booking was sent again and Calendly's group
+    # event held the client twice, each invitee attached to a booking of its own by reconcile
+    group = ("--session", "accelerate-mastery-deep-dive-6", "--pathway", "accelerate", "--create-account")
+    args = ("bookings", "create", "--client", CLIENT, "--start", z(slot()), *group, *ANSWERS, "--json")
+    fake.apply_then_reset_next()
+    fake.fail_next("/scheduled_events", 500, times=None)
+    assert synced(*args).exit_code == 9
+    fake.clear_faults()
+    again = synced(*args, "--allow-overlap")
+    assert again.exit_code == 8, again.stderr
+    [line] = error_lines(again.stderr)
+    assert "is still waiting for Calendly's confirmation" in line and "bapp calendly reconcile" in again.stderr
+    assert len(posts(fake)) == 1
+    settled = synced("calendly", "reconcile", "--json")
+    assert [row["action"] for row in settled.json()] == ["attached"], settled.stderr
+    [invitee] = fake.invitees_of(f"{API_ORIGIN}/event_types/ET00000006")
+    [booking] = bookings(synced.database_url)
+    assert (booking.calendly_invitee_uri, booking.calendly_state) == (invitee["uri"], "booked")
+
+
 def test_the_pull_completes_a_held_booking_instead_of_creating_a_second(synced: Bapp, fake: FakeCalendly) -> None:
     fake.apply_then_reset_next()
     fake.fail_next("/scheduled_events", 500, times=6)  # the first try and all five retries of the lookup

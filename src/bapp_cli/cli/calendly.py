@@ -724,8 +724,7 @@ def _subscription_owner(app_state: AppState, client: Any, scope: str) -> tuple[s
     organization, user = (app_state.settings.text(f"calendly.{name}") for name in ("organization", "user"))
     if organization is None or user is None:
         me = client.get_current_user()
-        organization = organization or me.current_organization
-        user = user or me.uri
+        organization, user = organization or me.current_organization, user or me.uri
     return organization, user if scope == "user" else None
 
 

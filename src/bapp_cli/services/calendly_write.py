@@ -278,6 +278,11 @@ class CalendlyWriter:
             # a used idempotency key (rule 7) needs none, so it returns its booking with Calendly unreachable too
             if (created := create_booking(session, request, now=self.clock())).existing:
                 return _not_sent(created)
+            # The same booking again (--allow-overlap) while the first waits for Calendly's answer would be sent a
+            # second time, and a group event would hold the client twice: reconcile settles the first.
+            client, start = created.booking.client, request.start
+            if waiting := match_held_booking(session, email=client, session_type_id=target.id, start=start):
+                raise waiting_for_calendly(waiting)
         event_type = self.client.get_event_type(target.event_type_uri)
         # Everything that needs Calendly before the send is asked before the hold is committed, so a
         # failure here leaves nothing pending.
@@ -591,9 +596,7 @@ def use_invitation(session: Session, booking: Booking, *, now: dt.datetime) -> s
     ).one_or_none()
     if invitation is None:
         return None
-    invitation.status = "used"
-    invitation.booking_id = booking.id
-    invitation.used_at = now
+    invitation.status, invitation.booking_id, invitation.used_at = "used", booking.id, now
     return invitation.booking_url
 
 
