@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import signal
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -566,6 +567,38 @@ def test_a_5xx_that_created_nothing_is_resent_once(synced: Bapp, fake: FakeCalen
     [booking] = bookings(synced.database_url)
     assert booking.calendly_attempts == 2 and booking.calendly_state == "booked"
     assert "resent once" in result.stderr
+
+
+@pytest.mark.parametrize("pooling", ["group", "round_robin"])
+def test_a_lost_answer_where_a_start_takes_more_invitees_is_left_for_reconcile_not_resent(
+    synced: Bapp, fake: FakeCalendly, pooling: str
+) -> None:
+    # A POST /invitees that timed out may still be under way in Calendly: the create looked it up at once (nothing
+    # there yet) and resent it, and the first landed after the second. A group event held the client twice, and
+    # the pull made the other invitee a second booking. Where a start takes one invitee the late one is refused as
+    # taken; a group or round robin start takes more, so the booking waits for reconcile, run later.
+    session, type_uri = ("--session", FREE), FREE_TYPE
+    if pooling == "group":
+        session = ("--session", "accelerate-mastery-deep-dive-6", "--pathway", "accelerate", "--create-account")
+        type_uri = f"{API_ORIGIN}/event_types/ET00000006"
+    else:  # one invitee an event, but as many events at a start as hosts are free (the fake has one host)
+        fake.set_event_types([{**item, "pooling_type": "round_robin"} for item in catalogue()])
+    held = fake.delay_next("/invitees", seconds=60)  # carried out once released, long after bapp's 2 s timeout
+    result = synced("bookings", "create", "--client", CLIENT, "--start", z(slot()), *session, *ANSWERS, "--json")
+    assert result.exit_code == 9, result.stderr
+    assert "it stays pending" in error_lines(result.stderr)[0] and "bapp calendly reconcile" in result.stderr
+    assert len(posts(fake)) == 1
+    held.released.set()
+    deadline = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=30)
+    while not fake.invitees_of(type_uri) and dt.datetime.now(dt.UTC) < deadline:
+        time.sleep(0.05)  # the late request landing in Calendly
+    settled = synced("calendly", "reconcile", "--json")
+    assert [row["action"] for row in settled.json()] == ["attached"], settled.stderr
+    assert synced("calendly", "pull-bookings", "--json").json()["created"] == 0
+    [invitee] = fake.invitees_of(type_uri)
+    [booking] = bookings(synced.database_url)
+    assert (booking.calendly_invitee_uri, booking.calendly_state) == (invitee["uri"], "booked")
+    assert len(posts(fake)) == 1
 
 
 def test_still_unknown_stays_pending_exits_9_and_reconcile_gives_it_up(synced: Bapp, fake: FakeCalendly) -> None:

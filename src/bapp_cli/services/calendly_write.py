@@ -14,7 +14,8 @@ booking made through Calendly goes in steps, each its own unit of work handed in
    unpaid); slot taken or a definite refusal → the pending booking is deleted (its audit rows stay); a
    lost answer (timeout, reset, 5xx) → Calendly is *asked* (scheduled events of the invitee's e-mail at
    that start, then their invitees):
-   found → as 201; not found → resent once (the attempt counted first); still unknown → ``unknown``.
+   found → as 201; not found → resent once (the attempt counted first) where a start takes one invitee,
+   else left for reconcile; still unknown → ``unknown``.
 
 A process killed anywhere in between leaves a ``requested`` booking that :func:`reconcile_bookings` (or
 the pull / a webhook, which match an incoming invitee to it by e-mail, event type and start) resolves.
@@ -297,8 +298,11 @@ class CalendlyWriter:
             client_user = session.get_one(User, booking.client_id)
             body = invitee_body(booking, client_user, event_type, name=request.name)
             sent = _Sent.of(booking, client_user.email, target, body=body, scope=scope)
+        # Resent at once only where a start takes one invitee: a first request still under way in Calendly (a
+        # timeout) that lands after the resend is then refused as taken, where in a group event, or a pooled one
+        # (round robin: an event for each free host), it would be a second booking. Those wait for reconcile.
         with _stays_pending(sent.reference):
-            view, notes = self._send(sent, resend_allowed=True)
+            view, notes = self._send(sent, resend_allowed=event_type.kind == "solo" and event_type.pooling_type is None)
         return replace(created, booking=view), notes
 
     def _send(self, sent: _Sent, *, resend_allowed: bool) -> CalendlySettled:
