@@ -305,3 +305,24 @@ def test_a_connection_lost_while_reconcile_resends_is_not_reported_as_removed(sy
     assert [row["action"] for row in again.json()] == ["attached"]
     assert_booked_in_calendly(synced, fake)
     assert len(posts(fake)) == 2  # the first send, which Calendly never got, and the one resend
+
+
+def test_two_processes_marking_one_booking_a_no_show_mark_calendly_once(synced: Bapp, fake: FakeCalendly) -> None:
+    # Both asked Calendly whether the invitee was marked (not yet), then both marked it: Calendly held two
+    # no-shows, bapp kept the URI of one, and `no-show --undo` took back only that one, Calendly still saying
+    # no-show. Their round trips take turns now: the second finds the first's mark and records that one (or,
+    # started once the first had committed, is refused as a rerun is: exit 8).
+    from tests.cli.test_calendly_write import _drop_event, _past_booking
+
+    reference, event, _ = _past_booking(synced, fake, 904)
+    try:
+        fake.delay_next("/scheduled_events/", seconds=6, times=2)  # each one's look at the invitee, held a while
+        marks = [synced.popen("bookings", "no-show", reference, "--json", env=PATIENT) for _ in range(2)]
+        outcomes = [(process.communicate(timeout=120)[1], process.returncode) for process in marks]
+        assert sorted(code for _, code in outcomes) in ([0, 0], [0, 8]), outcomes
+        assert len(posts(fake, "/invitee_no_shows")) == 1
+        [booking] = bookings(synced.database_url)
+        assert booking.status == "no_show"
+        assert booking.calendly_no_show_uri == fake.invitees_of(FREE_TYPE)[0]["no_show"]["uri"]
+    finally:
+        _drop_event(fake, event)

@@ -206,3 +206,31 @@ def test_subscribe_refuses_a_plain_http_url_and_a_bad_scope(cbapp: Bapp, fake: F
     assert cbapp("calendly", "webhook", "subscribe", "--url", "https://bapp.example.com:99999/hook").exit_code == 2
     assert cbapp("calendly", "webhook", "subscribe", "--url", URL, "--scope", "team").exit_code == 2
     assert _posts(fake) == 0
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # no database involved
+def test_an_unsubscribe_whose_answer_is_lost_is_done_not_exit_7(cbapp: Bapp, fake: FakeCalendly) -> None:
+    """Calendly deleted the subscription and the answer was lost: the one retry met 404 and the command said
+    "Calendly has no webhook subscription" (exit 7) for the deletion it had just made."""
+    fake.webhook_subscriptions.clear()
+    made = cbapp("calendly", "webhook", "subscribe", "--url", URL, "--json")
+    assert made.exit_code == 0, made.stderr
+    fake.apply_then_reset_next("/webhook_subscriptions")
+    gone = cbapp("calendly", "webhook", "unsubscribe", made.json()["uri"])
+    assert gone.exit_code == 0, gone.stderr
+    assert fake.webhook_subscriptions == []
+    again = cbapp("calendly", "webhook", "unsubscribe", made.json()["uri"])  # asked once, answered: none there
+    assert again.exit_code == 7 and "has no webhook subscription" in again.stderr, again.stderr
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # no database involved
+def test_an_unsubscribe_met_by_429_waits_for_the_reset_as_every_write(cbapp: Bapp, fake: FakeCalendly) -> None:
+    """DELETE /webhook_subscriptions took a 429 for a failure (exit 9) where every other request waits for the
+    reset Calendly names and asks again."""
+    fake.webhook_subscriptions.clear()
+    made = cbapp("calendly", "webhook", "subscribe", "--url", URL, "--json")
+    assert made.exit_code == 0, made.stderr
+    fake.rate_limit_next("/webhook_subscriptions", reset=0)
+    gone = cbapp("calendly", "webhook", "unsubscribe", made.json()["uri"])
+    assert gone.exit_code == 0, gone.stderr
+    assert fake.webhook_subscriptions == []

@@ -549,7 +549,7 @@ class CalendlyClient:
         """Send one write. 401/403-auth raise AuthError; 429 waits for the reset and tries again within the
         retry budget (a 429 means the request was not taken); a connect failure is retried (nothing was
         sent); a timeout, reset or 5xx after sending is retried only when ``retry_unknown`` (idempotent
-        writes), else it raises :class:`OutcomeUnknown`. Any other answer is returned."""
+        writes), else it raises :class:`OutcomeUnknown`, as a redirect does. Any other answer is returned."""
         retries = 0
         while True:
             try:
@@ -581,7 +581,9 @@ class CalendlyClient:
                     retries += 1
                     self._sleep(wait)
                     continue
-                if status < 500:
+                # Calendly's API never redirects: a 3xx is a proxy's, which may answer a request Calendly has
+                # carried out (a 303 "see other" says so), so it is no refusal of a write that cannot be resent
+                if status < 500 and (retry_unknown or not 300 <= status < 400):
                     return response
                 failure, wait, definite = (
                     f"HTTP {status} {response.reason_phrase}".rstrip(),
@@ -882,28 +884,25 @@ class CalendlyClient:
         return _collect(self._paginate(_Request("/webhook_subscriptions", params), "WebhookSubscription"))
 
     def delete_webhook_subscription(self, uri: str) -> None:
-        """``DELETE /webhook_subscriptions/{uuid}``; idempotent, so a lost answer may be retried once.
+        """``DELETE /webhook_subscriptions/{uuid}``, under the write policy (a 429 waits for its reset).
 
-        Raises NotFound on 404 (no such subscription, or deleted by the attempt whose answer was lost).
-        """
+        Raises NotFound on 404. Deleting is idempotent, so a lost answer is asked again with the retry policy;
+        a 404 then is the lost attempt's deletion (or one made meanwhile): done, not "none"."""
         uuid = _uuid_from(uri, "webhook_subscriptions")
-        label = f"Calendly DELETE /webhook_subscriptions/{uuid}"
-        for attempt in range(2):
-            try:
-                response = self._http.delete(f"/webhook_subscriptions/{uuid}")
-            except httpx.HTTPError as exc:
-                if attempt == 0:
-                    continue
-                raise RemoteError(self._clean(f"{label}: {self._transport_failure(exc)}")) from None
-            if response.status_code in (401, 403):
-                raise self._auth_error(_Request(f"/webhook_subscriptions/{uuid}", {}), response)
+        path = f"/webhook_subscriptions/{uuid}"
+        label = f"Calendly DELETE {path}"
+        try:
+            response = self._write("DELETE", path, None, label=label)
+        except OutcomeUnknown:
+            response = self._write("DELETE", path, None, label=label, retry_unknown=True)
             if response.status_code == 404:
-                raise NotFound(f"Calendly has no webhook subscription {uuid}", code="subscription_not_found")
-            if response.status_code >= 500 and attempt == 0:
-                continue
-            if not response.is_success:
-                raise RemoteError(self._clean(f"{label}: HTTP {response.status_code} {_status_text(response)}"))
-            return
+                return
+        if response.status_code == 403:
+            raise self._auth_error(_Request(path, {}), response)
+        if response.status_code == 404:
+            raise NotFound(f"Calendly has no webhook subscription {uuid}", code="subscription_not_found")
+        if not response.is_success:
+            raise RemoteError(self._clean(f"{label}: HTTP {response.status_code} {_status_text(response)}"))
 
     def _send(self, request: _Request) -> httpx.Response:
         """GET with the retry policy; returns any response that is not retried or an auth failure."""

@@ -214,16 +214,23 @@ def _books_in_calendly(app_state: Any, flag: bool | None, session_ref: str, *, a
 
 
 @contextlib.contextmanager
-def calendly_writer(app_state: Any) -> Iterator[Any]:
-    """The Calendly writer of the configured scope, under the ``calendly-writes`` lock that keeps a booking
-    in flight and a reconcile apart (services.calendly_write)."""
+def calendly_in_turn(app_state: Any, lock: str = "calendly-changes") -> Iterator[Any]:
+    """The Calendly client, under a named lock until it is closed: a booking in flight and a reconcile take turns
+    (``calendly-writes``, services.calendly_write), and so do the changes pushed to Calendly (two no-shows of one
+    booking both found its invitee unmarked there, and both marked it)."""
     from bapp_cli.db.locks import named_lock
+
+    turn = named_lock(app_state.engine(), lock, wait_seconds=CALENDLY_WRITE_WAIT, what="Calendly write")
+    with turn, app_state.calendly_client() as client:
+        yield client
+
+
+@contextlib.contextmanager
+def calendly_writer(app_state: Any) -> Iterator[Any]:
+    """The Calendly writer of the configured scope, in its turn (``calendly_in_turn``)."""
     from bapp_cli.services.calendly_write import CALENDLY_WRITE_LOCK, CalendlyWriter
 
-    with (
-        named_lock(app_state.engine(), CALENDLY_WRITE_LOCK, wait_seconds=CALENDLY_WRITE_WAIT, what="Calendly booking"),
-        app_state.calendly_client() as client,
-    ):
+    with calendly_in_turn(app_state, CALENDLY_WRITE_LOCK) as client:
         yield CalendlyWriter(
             app_state.transaction,
             client,
@@ -235,9 +242,10 @@ def calendly_writer(app_state: Any) -> Iterator[Any]:
 
 def _through_calendly(ctx: typer.Context, change: Any, *arguments: Any, **options: Any) -> tuple[OutputSink, Any]:
     """`change(transaction, reading, open_client, *arguments, clock=…, **options)`: a services.calendly_write
-    use case, which opens its own transactions around Calendly's round trips; the sink and its result."""
+    use case, which opens its own transactions around Calendly's round trips, each in its turn; the sink and its
+    result."""
     app_state, sink = state_and_sink(ctx)
-    wiring = (app_state.transaction, app_state.reading, app_state.calendly_client)
+    wiring = (app_state.transaction, app_state.reading, lambda: calendly_in_turn(app_state))
     return sink, change(*wiring, *arguments, clock=utc_now, **options)
 
 

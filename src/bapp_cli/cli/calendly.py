@@ -724,8 +724,7 @@ def _subscription_owner(app_state: AppState, client: Any, scope: str) -> tuple[s
     organization, user = (app_state.settings.text(f"calendly.{name}") for name in ("organization", "user"))
     if organization is None or user is None:
         me = client.get_current_user()
-        organization = organization or me.current_organization
-        user = user or me.uri
+        organization, user = organization or me.current_organization, user or me.uri
     return organization, user if scope == "user" else None
 
 
@@ -808,8 +807,7 @@ def webhook_subscribe(
             )
         except OutcomeUnknown as lost:  # never resent blindly: asked whether it landed
             existing = client.list_webhook_subscriptions(organization=organization, scope=scope, user=user_scope)
-            found = next((sub for sub in existing if sub.callback_url == url), None)
-            if found is None:
+            if (found := next((sub for sub in existing if sub.callback_url == url), None)) is None:
                 raise RemoteError(
                     f"{lost.message}; no subscription for {url} exists, so nothing was created",
                     hint="it is safe to run the same command again",

@@ -14,7 +14,8 @@ booking made through Calendly goes in steps, each its own unit of work handed in
    unpaid); slot taken or a definite refusal → the pending booking is deleted (its audit rows stay); a
    lost answer (timeout, reset, 5xx) → Calendly is *asked* (scheduled events of the invitee's e-mail at
    that start, then their invitees):
-   found → as 201; not found → resent once (the attempt counted first); still unknown → ``unknown``.
+   found → as 201; not found → resent once (the attempt counted first) where a start takes one invitee,
+   else left for reconcile; still unknown → ``unknown``.
 
 A process killed anywhere in between leaves a ``requested`` booking that :func:`reconcile_bookings` (or
 the pull / a webhook, which match an incoming invitee to it by e-mail, event type and start) resolves.
@@ -278,6 +279,11 @@ class CalendlyWriter:
             # a used idempotency key (rule 7) needs none, so it returns its booking with Calendly unreachable too
             if (created := create_booking(session, request, now=self.clock())).existing:
                 return _not_sent(created)
+            # The same booking again (--allow-overlap) while the first waits for Calendly's answer would be sent a
+            # second time, and a group event would hold the client twice: reconcile settles the first.
+            client, start = created.booking.client, request.start
+            if waiting := match_held_booking(session, email=client, session_type_id=target.id, start=start):
+                raise waiting_for_calendly(waiting)
         event_type = self.client.get_event_type(target.event_type_uri)
         # Everything that needs Calendly before the send is asked before the hold is committed, so a
         # failure here leaves nothing pending.
@@ -292,8 +298,11 @@ class CalendlyWriter:
             client_user = session.get_one(User, booking.client_id)
             body = invitee_body(booking, client_user, event_type, name=request.name)
             sent = _Sent.of(booking, client_user.email, target, body=body, scope=scope)
+        # Resent at once only where a start takes one invitee: a first request still under way in Calendly (a
+        # timeout) that lands after the resend is then refused as taken, where in a group event, or a pooled one
+        # (round robin: an event for each free host), it would be a second booking. Those wait for reconcile.
         with _stays_pending(sent.reference):
-            view, notes = self._send(sent, resend_allowed=True)
+            view, notes = self._send(sent, resend_allowed=event_type.kind == "solo" and event_type.pooling_type is None)
         return replace(created, booking=view), notes
 
     def _send(self, sent: _Sent, *, resend_allowed: bool) -> CalendlySettled:
@@ -591,9 +600,7 @@ def use_invitation(session: Session, booking: Booking, *, now: dt.datetime) -> s
     ).one_or_none()
     if invitation is None:
         return None
-    invitation.status = "used"
-    invitation.booking_id = booking.id
-    invitation.used_at = now
+    invitation.status, invitation.booking_id, invitation.used_at = "used", booking.id, now
     return invitation.booking_url
 
 
@@ -694,8 +701,7 @@ def change_status(
 def _calendly_no_show(client: CalendlyClient, invitee_uri: str) -> str | None:
     """The URI of the no-show Calendly holds for the invitee, if any (its ``no_show``); NotFound when
     Calendly no longer has the invitee or its event."""
-    no_show = client.get_invitee(invitee_uri).no_show
-    return no_show.uri if no_show is not None else None
+    return no_show.uri if (no_show := client.get_invitee(invitee_uri).no_show) is not None else None
 
 
 def _mark_no_show(client: CalendlyClient, invitee_uri: str) -> str:
