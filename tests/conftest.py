@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import os
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -468,6 +469,15 @@ def catalogue(bapp: Bapp) -> Bapp:
     assert bapp("calendly", "sync", "--from-file", str(REPO / "examples/calendly/event_types.json")).exit_code == 0
     assert bapp("import", "clients", str(REPO / "examples/clients.csv")).exit_code == 0
     return bapp
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # A suite started in the background (`make test &`, some CI runners) inherits SIGINT ignored, and an ignored
+    # signal stays ignored across exec: each bapp process a test stops with Ctrl-C ignored it, ran on until its
+    # held request timed out (~10 s each) and failed the test. A Python-level handler is reset to the default in
+    # a child, where Python then installs its own KeyboardInterrupt. Workers of pytest-xdist run this too.
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -534,6 +534,13 @@ def test_a_migration_waits_for_a_command_that_read_the_revision_and_has_yet_to_w
         engine.dispose()
 
 
+def _asleep(wchan: str) -> bool:
+    try:
+        return "nanosleep" in Path(wchan).read_text()
+    except OSError:
+        return False
+
+
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_a_sqlite_writer_asks_at_head_inside_its_transaction_not_before_it(bapp: Bapp) -> None:
     # A migration holding SQLite's write lock: a command's at-head read before its transaction (WAL: the revision
@@ -550,8 +557,10 @@ def test_a_sqlite_writer_asks_at_head_inside_its_transaction_not_before_it(bapp:
     holder.execute("UPDATE alembic_version SET version_num = ?", (previous,))
     adding = bapp.popen("clients", "add", "held@example.com", "--name", "Held")
     plain: list[BaseException | None] = []
+    writer_task: list[int] = []
 
     def write_plainly() -> None:
+        writer_task.append(threading.get_native_id())
         try:
             with dbapi.writing(bapp.database_url, actor="test", command="test"):
                 plain.append(None)
@@ -560,7 +569,14 @@ def test_a_sqlite_writer_asks_at_head_inside_its_transaction_not_before_it(bapp:
 
     writer = threading.Thread(target=write_plainly)
     writer.start()
-    time.sleep(4)  # both past their start (the old code's at-head read) and waiting for the write lock
+    # both past their start (the old code's at-head read) and asleep in SQLite's busy handler, waiting for the
+    # write lock; seen twice in a row, so a passing sleep is not taken for it (a fixed 4 s wait before)
+    deadline, seen = time.monotonic() + 60, 0
+    while seen < 2:
+        assert time.monotonic() < deadline and adding.poll() is None, "the writers never waited for the lock"
+        wchans = [f"/proc/{adding.pid}/wchan", *(f"/proc/self/task/{task}/wchan" for task in writer_task)]
+        seen = seen + 1 if len(wchans) == 2 and all(_asleep(wchan) for wchan in wchans) else 0
+        time.sleep(0.05)
     holder.execute("COMMIT")
     holder.close()
     writer.join(timeout=60)
