@@ -973,6 +973,29 @@ def test_issuer_init_makes_the_key_the_environment_names(
     assert tomllib.loads((bapp.home / "config.toml").read_text())["badges"]["key_file"] == str(named)
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # no database is read
+def test_issuer_init_takes_the_key_file_in_use_named_another_way_for_that_file(bapp: Bapp, tmp_path: Path) -> None:
+    # init compared the key file in use and --key-file as written: BAPP_BADGES_KEY_FILE naming keys/../env.pem, or a
+    # symlinked directory, and --key-file the very same file were refused (exit 4) as "names the key file X, not Y".
+    # By real path they are one file: init makes the key there. A NUL in the config file's value names no file.
+    (keys := tmp_path / "keys").mkdir()
+    (tmp_path / "link").symlink_to(keys)
+    init = ("badges", "issuer", "init", "--name", "X", "--url", "https://x.example", "--json")
+    for named, given in (
+        (keys / ".." / "keys" / "a.pem", keys / "a.pem"),
+        (tmp_path / "link" / "b.pem", keys / "b.pem"),
+    ):
+        env: dict[str, str | None] = {"BAPP_BADGES_KEY_FILE": str(named)}
+        made = bapp(*init, "--key-file", str(given), env=env)
+        assert made.exit_code == 0, (named, made.stderr)
+        assert made.json()["key_file"] == str(given) and given.is_file()
+        shown = bapp("badges", "issuer", "show", env=env).json()
+        assert shown["verificationMethod"][0]["id"] == made.json()["key_id"]
+    (bapp.home / "config.toml").write_text('[badges]\nkey_file = "k\\u0000.pem"\n')
+    unnamed = bapp(*init, "--key-file", str(tmp_path / "c.pem"))
+    assert unnamed.exit_code == 0 and (tmp_path / "c.pem").is_file(), unnamed.stderr
+
+
 def test_verify_refuses_export_json_whose_credential_is_not_the_one_its_jwt_signs(bapp: Bapp, tmp_path: Path) -> None:
     # verify read only each item's jwt: an export --format json whose credential (what a reader of the file sees)
     # was edited — another achievement name, another validFrom — verified as valid, exit 0, file and all. The

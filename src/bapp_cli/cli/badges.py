@@ -147,10 +147,12 @@ def issuer_init_command(
     in_use = user_path(str(configured.value)).absolute() if configured else None
     default = in_use if env_named and in_use else config_path.parent / DEFAULT_KEY_FILE_NAME
     path = (user_path(key_file) if key_file is not None else default).absolute()
-    if env_named and in_use != path:  # the key made here would never sign anything
+    # by real path: the key file in use named another way (`keys/../k.pem`, a symlink) is no other; a NUL names none
+    elsewhere = in_use is not None and "\0" not in str(in_use) and os.path.realpath(in_use) != os.path.realpath(path)
+    if env_named and elsewhere:  # the key made here would never sign anything
         overridden = f"BAPP_BADGES_KEY_FILE names the key file {in_use}, not {path}"
         raise ConfigError(overridden, hint="unset it, or leave out --key-file")
-    if in_use not in (None, path) and os.path.isfile(in_use):  # every credential it signed would stop verifying
+    if elsewhere and in_use and os.path.isfile(in_use):  # every credential it signed would stop verifying
         hint = "credentials already issued verify only with it; to start over, `bapp config unset badges.key_file`"
         raise Conflict(f"the issuer already signs with the key in {in_use}", hint=hint, code="key_exists")
     key = create_key_file(path)
