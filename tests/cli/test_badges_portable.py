@@ -1020,3 +1020,24 @@ def test_verify_refuses_export_json_whose_credential_is_not_the_one_its_jwt_sign
     checked = bapp("badges", "verify", str(tmp_path / "good.json"), "--status-list", str(forged))
     assert checked.exit_code == 6 and f"{forged}: item 0: its credential is not the one its jwt signs" in checked.stderr
     assert bapp("badges", "verify", str(tmp_path / "good.json"), "--against-db").exit_code == 0
+
+
+def test_verify_refuses_export_json_whose_badge_is_not_the_one_its_jwt_signs(bapp: Bapp, tmp_path: Path) -> None:
+    # each item of export --format json is {badge, credential, jwt}: an edited credential was refused (exit 6), but an
+    # edited badge key, which a reader or a script (`jq '.[].badge'`) takes for what was awarded, verified, exit 0.
+    # It must be the key the signed achievement id names (…/achievements/tier/x/1 for tier:x:1); bapp's own export
+    # verifies, whole, a badge of it alone, and from stdin.
+    seed(bapp, awarded_in_the_past)
+    issuer_init(bapp)
+    exported = bapp("badges", "export", EMAIL, "--format", "json").json()
+    assert len({item["badge"] for item in exported}) > 1, exported
+    exported[0]["badge"] = exported[-1]["badge"]
+    tampered = tmp_path / "tampered.json"
+    tampered.write_text(json.dumps(exported))
+    result = bapp("badges", "verify", str(tampered), "--against-db")
+    assert result.exit_code == 6, result.stderr
+    assert f"{tampered}: item 0: its badge is not the one its jwt signs" in result.stderr
+    whole = bapp("badges", "export", EMAIL, "--format", "json").stdout
+    one = bapp("badges", "export", EMAIL, "--format", "json", "--badge", exported[-1]["badge"]).stdout
+    for exported_text in (whole, one):
+        assert bapp("badges", "verify", "-", "--against-db", stdin=exported_text).exit_code == 0, exported_text

@@ -523,11 +523,16 @@ def _our_suffix(issuer: Issuer, kind: str, identifier: Any) -> str | None:
     return identifier[len(prefix) :] if isinstance(identifier, str) and identifier.startswith(prefix) else None
 
 
+def achievement_id(credential: Any) -> Any:
+    """The id of the achievement a credential names, as it is; None when it names none."""
+    subject = credential.get("credentialSubject") if isinstance(credential, dict) else None
+    achievement = subject.get("achievement") if isinstance(subject, dict) else None
+    return achievement.get("id") if isinstance(achievement, dict) else None
+
+
 def achievement_key(issuer: Issuer, credential: dict[str, Any]) -> str | None:
     """The badge key that the credential's achievement id names under this issuer; None for anyone else's."""
-    subject = credential.get("credentialSubject")
-    achievement = subject.get("achievement") if isinstance(subject, dict) else None
-    suffix = _our_suffix(issuer, "achievements", achievement.get("id") if isinstance(achievement, dict) else None)
+    suffix = _our_suffix(issuer, "achievements", achievement_id(credential))
     return suffix.replace("/", ":") if suffix is not None else None
 
 
@@ -627,10 +632,12 @@ def split_credentials(text: str, source: str) -> list[str]:
         # a compact JWS is ASCII: never half a UTF-16 pair ("\ud800"), which the JOSE library cannot encode
         if not isinstance(member := item.get("jwt"), str) or not member.isascii():
             raise InvalidInput(f"{source}: item {index}: no jwt member holding a compact JWS", code="no_credential")
-        # the credential beside it is what a reader of the file sees, but verify vouches for the jwt alone (and
-        # reports one it cannot read invalid)
+        # beside the jwt, what a reader of the file sees, but verify vouches for the jwt alone (and reports one it
+        # cannot read invalid): the credential it signs, and the badge key its achievement id names (…/x/1: x:1)
         signed = _unverified_claims(member).get("vc")
-        if signed is not None and item.get("credential", signed) != signed:
-            edited = f"{source}: item {index}: its credential is not the one its jwt signs"
-            raise InvalidInput(edited, code="credential_mismatch")
+        badge = str(achievement_id(signed)).rpartition("/badges/achievements/")[2].replace("/", ":")
+        for name, value in (("credential", signed), ("badge", badge)):
+            if signed is not None and item.get(name, value) != value:
+                edited = f"{source}: item {index}: its {name} is not the one its jwt signs"
+                raise InvalidInput(edited, code="credential_mismatch")
     return [item["jwt"].strip() for item in items]
