@@ -108,14 +108,9 @@ class Issuer:
 
 def as_achievement(definition: dict[str, Any], issuer: Issuer) -> dict[str, Any]:
     """An achievement record (`achievement_definitions`) as the OB 3.0 Achievement a credential embeds."""
-    achievement: dict[str, Any] = {
-        "id": issuer.achievement_id(definition["key"]),
-        "type": ["Achievement"],
-        "achievementType": "Badge",
-        "name": definition["name"],
-        "description": definition["description"],
-        "criteria": {"narrative": definition["criteria"]},
-    }
+    achievement: dict[str, Any] = {"id": issuer.achievement_id(definition["key"]), "type": ["Achievement"]}
+    achievement |= {"achievementType": "Badge", "name": definition["name"], "description": definition["description"]}
+    achievement["criteria"] = {"narrative": definition["criteria"]}
     if issuer.image_base_url:
         slug = definition["key"].replace(":", "-")
         achievement["image"] = {"id": f"{issuer.image_base_url.rstrip('/')}/{slug}.png", "type": "Image"}
@@ -356,18 +351,14 @@ def build_status_list(session: Session, *, issuer: Issuer, now: dt.datetime) -> 
     # of bits) is refused, as verify would refuse its credential's entry
     if (highest := session.scalar(select(func.max(Badge.id))) or 0) >= STATUS_LIST_MAX_BITS:
         raise InvalidInput(f"badge id {highest} is past the {STATUS_LIST_MAX_BITS:,} entries a status list holds")
+    subject = dict(id=f"{issuer.status_list_id}#list", type="BitstringStatusList", statusPurpose="revocation")
     credential = {
         "@context": [VC_CONTEXT],
         "id": issuer.status_list_id,
         "type": ["VerifiableCredential", "BitstringStatusListCredential"],
         "issuer": issuer.profile_id,
         "validFrom": _instant(now),
-        "credentialSubject": {
-            "id": f"{issuer.status_list_id}#list",
-            "type": "BitstringStatusList",
-            "statusPurpose": "revocation",
-            "encodedList": _encode_bits(revoked, highest),
-        },
+        "credentialSubject": subject | {"encodedList": _encode_bits(revoked, highest)},
     }
     return len(revoked), {"credential": credential, "jwt": _sign(credential, issuer, now)}
 
@@ -595,15 +586,14 @@ def check_against_status_list(verification: Verification, status_token: str, *, 
         verification.reason = f"revoked (status list of {vc.get('validFrom')})"
 
 
-def _unverified_claims(token: str) -> dict[str, Any]:
-    """The claims of a compact JWS as they are ({} when it holds none that can be read), for what verify checks
+def _unverified_vc(token: str) -> Any:
+    """The vc claim of a compact JWS as it is (None when it holds no claims that can be read), for what verify checks
     after: read here, not by PyJWT's decode, whose base64 check a character at a time is six times slower."""
     from jwt.utils import base64url_decode
 
-    with contextlib.suppress(ValueError, IndexError, UnreadableDocument):
-        claims = read_json(base64url_decode(token.split(".")[1]))
-        return claims if isinstance(claims, dict) else {}
-    return {}
+    with contextlib.suppress(ValueError, IndexError, AttributeError, UnreadableDocument):  # AttributeError: no object
+        return read_json(base64url_decode(token.split(".")[1])).get("vc")
+    return None
 
 
 def split_credentials(text: str, source: str) -> list[str]:
@@ -634,7 +624,7 @@ def split_credentials(text: str, source: str) -> list[str]:
             raise InvalidInput(f"{source}: item {index}: no jwt member holding a compact JWS", code="no_credential")
         # beside the jwt, what a reader of the file sees, but verify vouches for the jwt alone (and reports one it
         # cannot read invalid): the credential it signs, and the badge key its achievement id names (…/x/1: x:1)
-        signed = _unverified_claims(member).get("vc")
+        signed = _unverified_vc(member)
         badge = str(achievement_id(signed)).rpartition("/badges/achievements/")[2].replace("/", ":")
         for name, value in (("credential", signed), ("badge", badge)):
             if signed is not None and item.get(name, value) != value:
