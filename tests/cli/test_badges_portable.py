@@ -652,6 +652,11 @@ def test_a_directory_or_a_device_is_no_place_for_the_key(
     # a name ending in / is a directory's, as -o reads it: pathlib dropped the /, so the key became a file 'keys'
     # (and dropped the . of keys/., so it did for that; keys/.. made the directory keys, then failed)
     assert "keys/: a directory name: give a file name" in refused.stderr and not (tmp_path / "keys").exists()
+    # so is BAPP_BADGES_KEY_FILE's, which init makes when no --key-file is given: it made the file 'keys', exit 0
+    for named in ("keys/", "keys/.", f"{tmp_path}/keys/"):
+        refused = bapp(*init[:-1], env={"BAPP_BADGES_KEY_FILE": named})
+        assert refused.exit_code == 4 and f"{named}: a directory name: give a file name" in refused.stderr, named
+    assert not (tmp_path / "keys").exists() and not (bapp.home / "config.toml").exists()
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)

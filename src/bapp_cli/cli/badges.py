@@ -142,8 +142,10 @@ def issuer_init_command(
     # named as given; an empty one ("$URL" unset) is refused as a URL, never taken for no images
     image_base = validate_issuer_url(image_base_url, "--image-base-url") if image_base_url is not None else None
     config_path = app_state.settings.config_path
-    if key_file and names_a_directory(key_file):  # as -o refuses it (keys/, keys/.)
-        raise ConfigError(f"cannot create the signing key file {key_file}: a directory name: give a file name")
+    # as -o refuses it (keys/, keys/.): the name --key-file gives, else BAPP_BADGES_KEY_FILE's, where init makes it
+    named = key_file if key_file is not None else str(configured.value) if env_named and configured else ""
+    if names_a_directory(named):
+        raise ConfigError(f"cannot create the signing key file {named}: a directory name: give a file name")
     in_use = user_path(str(configured.value)).absolute() if configured else None
     default = in_use if env_named and in_use else config_path.parent / DEFAULT_KEY_FILE_NAME
     path = (user_path(key_file) if key_file is not None else default).absolute()
