@@ -1031,9 +1031,11 @@ def test_verify_refuses_export_json_whose_badge_is_not_the_one_its_jwt_signs(bap
     # each item of export --format json is {badge, credential, jwt}: an edited credential was refused (exit 6), but an
     # edited badge key, which a reader or a script (`jq '.[].badge'`) takes for what was awarded, verified, exit 0.
     # It must be the key the signed achievement id names (…/achievements/tier/x/1 for tier:x:1); bapp's own export
-    # verifies, whole, a badge of it alone, and from stdin.
+    # verifies, whole, a badge of it alone, from stdin, and with its status list's JSON (a name beyond ASCII, images).
     seed(bapp, awarded_in_the_past)
-    issuer_init(bapp)
+    images = ("--image-base-url", "https://cdn.example/badges/")
+    made = bapp("badges", "issuer", "init", "--name", "Bâtir ✓ 東京", "--url", "https://b.example", *images)
+    assert made.exit_code == 0, made.stderr
     exported = bapp("badges", "export", EMAIL, "--format", "json").json()
     assert len({item["badge"] for item in exported}) > 1, exported
     exported[0]["badge"] = exported[-1]["badge"]
@@ -1044,5 +1046,7 @@ def test_verify_refuses_export_json_whose_badge_is_not_the_one_its_jwt_signs(bap
     assert f"{tampered}: item 0: its badge is not the one its jwt signs" in result.stderr
     whole = bapp("badges", "export", EMAIL, "--format", "json").stdout
     one = bapp("badges", "export", EMAIL, "--format", "json", "--badge", exported[-1]["badge"]).stdout
+    (listing := tmp_path / "revocations.json").write_text(bapp("badges", "status-list", "--format", "json").stdout)
     for exported_text in (whole, one):
         assert bapp("badges", "verify", "-", "--against-db", stdin=exported_text).exit_code == 0, exported_text
+        assert bapp("badges", "verify", "-", "--status-list", str(listing), stdin=exported_text).exit_code == 0
