@@ -942,6 +942,11 @@ def test_issuer_init_never_swaps_the_configured_key_for_a_new_one(bapp: Bapp, tm
     assert f"the issuer already signs with the key in {first['key_file']}" in again.stderr
     assert not other.exists() and (bapp.home / "config.toml").read_text() == config_before
     assert bapp("badges", "issuer", "show").json()["verificationMethod"][0]["id"] == first["key_id"]
+    # nor through BAPP_BADGES_KEY_FILE naming a new file: init made that key and recorded it over the config file's
+    env_named = bapp(*init, env={"BAPP_BADGES_KEY_FILE": str(other)})
+    assert env_named.exit_code == 8, env_named.stderr
+    assert f"the issuer already signs with the key in {first['key_file']}" in env_named.stderr
+    assert not other.exists() and (bapp.home / "config.toml").read_text() == config_before
     assert bapp("config", "unset", "badges.key_file").exit_code == 0
     made = bapp(*init, "--key-file", str(other))
     assert made.exit_code == 0, made.stderr
@@ -996,6 +1001,7 @@ def test_issuer_init_takes_the_key_file_in_use_named_another_way_for_that_file(b
         assert made.json()["key_file"] == str(given) and given.is_file()
         shown = bapp("badges", "issuer", "show", env=env).json()
         assert shown["verificationMethod"][0]["id"] == made.json()["key_id"]
+        assert bapp("config", "unset", "badges.key_file").exit_code == 0  # to start over with the next key
     (bapp.home / "config.toml").write_text('[badges]\nkey_file = "k\\u0000.pem"\n')
     unnamed = bapp(*init, "--key-file", str(tmp_path / "c.pem"))
     assert unnamed.exit_code == 0 and (tmp_path / "c.pem").is_file(), unnamed.stderr
