@@ -359,6 +359,10 @@ class Settings(NamedTuple):
         setting = self.values.get(key)
         return None if setting is None else setting.value
 
+    def file_value(self, key: str) -> Any:
+        """`key`'s value in the config file itself (the environment may override it); None when it has none."""
+        return _file_value(self.file_data, key)
+
     def text(self, key: str) -> str | None:
         """A setting as stripped text; unset or blank is None."""
         value = self.get(key)

@@ -652,6 +652,11 @@ def test_a_directory_or_a_device_is_no_place_for_the_key(
     # a name ending in / is a directory's, as -o reads it: pathlib dropped the /, so the key became a file 'keys'
     # (and dropped the . of keys/., so it did for that; keys/.. made the directory keys, then failed)
     assert "keys/: a directory name: give a file name" in refused.stderr and not (tmp_path / "keys").exists()
+    # so is BAPP_BADGES_KEY_FILE's, which init makes when no --key-file is given: it made the file 'keys', exit 0
+    for named in ("keys/", "keys/.", f"{tmp_path}/keys/"):
+        refused = bapp(*init[:-1], env={"BAPP_BADGES_KEY_FILE": named})
+        assert refused.exit_code == 4 and f"{named}: a directory name: give a file name" in refused.stderr, named
+    assert not (tmp_path / "keys").exists() and not (bapp.home / "config.toml").exists()
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -937,6 +942,11 @@ def test_issuer_init_never_swaps_the_configured_key_for_a_new_one(bapp: Bapp, tm
     assert f"the issuer already signs with the key in {first['key_file']}" in again.stderr
     assert not other.exists() and (bapp.home / "config.toml").read_text() == config_before
     assert bapp("badges", "issuer", "show").json()["verificationMethod"][0]["id"] == first["key_id"]
+    # nor through BAPP_BADGES_KEY_FILE naming a new file: init made that key and recorded it over the config file's
+    env_named = bapp(*init, env={"BAPP_BADGES_KEY_FILE": str(other)})
+    assert env_named.exit_code == 8, env_named.stderr
+    assert f"the issuer already signs with the key in {first['key_file']}" in env_named.stderr
+    assert not other.exists() and (bapp.home / "config.toml").read_text() == config_before
     assert bapp("config", "unset", "badges.key_file").exit_code == 0
     made = bapp(*init, "--key-file", str(other))
     assert made.exit_code == 0, made.stderr
@@ -973,6 +983,30 @@ def test_issuer_init_makes_the_key_the_environment_names(
     assert tomllib.loads((bapp.home / "config.toml").read_text())["badges"]["key_file"] == str(named)
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # no database is read
+def test_issuer_init_takes_the_key_file_in_use_named_another_way_for_that_file(bapp: Bapp, tmp_path: Path) -> None:
+    # init compared the key file in use and --key-file as written: BAPP_BADGES_KEY_FILE naming keys/../env.pem, or a
+    # symlinked directory, and --key-file the very same file were refused (exit 4) as "names the key file X, not Y".
+    # By real path they are one file: init makes the key there. A NUL in the config file's value names no file.
+    (keys := tmp_path / "keys").mkdir()
+    (tmp_path / "link").symlink_to(keys)
+    init = ("badges", "issuer", "init", "--name", "X", "--url", "https://x.example", "--json")
+    for named, given in (
+        (keys / ".." / "keys" / "a.pem", keys / "a.pem"),
+        (tmp_path / "link" / "b.pem", keys / "b.pem"),
+    ):
+        env: dict[str, str | None] = {"BAPP_BADGES_KEY_FILE": str(named)}
+        made = bapp(*init, "--key-file", str(given), env=env)
+        assert made.exit_code == 0, (named, made.stderr)
+        assert made.json()["key_file"] == str(given) and given.is_file()
+        shown = bapp("badges", "issuer", "show", env=env).json()
+        assert shown["verificationMethod"][0]["id"] == made.json()["key_id"]
+        assert bapp("config", "unset", "badges.key_file").exit_code == 0  # to start over with the next key
+    (bapp.home / "config.toml").write_text('[badges]\nkey_file = "k\\u0000.pem"\n')
+    unnamed = bapp(*init, "--key-file", str(tmp_path / "c.pem"))
+    assert unnamed.exit_code == 0 and (tmp_path / "c.pem").is_file(), unnamed.stderr
+
+
 def test_verify_refuses_export_json_whose_credential_is_not_the_one_its_jwt_signs(bapp: Bapp, tmp_path: Path) -> None:
     # verify read only each item's jwt: an export --format json whose credential (what a reader of the file sees)
     # was edited — another achievement name, another validFrom — verified as valid, exit 0, file and all. The
@@ -997,3 +1031,28 @@ def test_verify_refuses_export_json_whose_credential_is_not_the_one_its_jwt_sign
     checked = bapp("badges", "verify", str(tmp_path / "good.json"), "--status-list", str(forged))
     assert checked.exit_code == 6 and f"{forged}: item 0: its credential is not the one its jwt signs" in checked.stderr
     assert bapp("badges", "verify", str(tmp_path / "good.json"), "--against-db").exit_code == 0
+
+
+def test_verify_refuses_export_json_whose_badge_is_not_the_one_its_jwt_signs(bapp: Bapp, tmp_path: Path) -> None:
+    # each item of export --format json is {badge, credential, jwt}: an edited credential was refused (exit 6), but an
+    # edited badge key, which a reader or a script (`jq '.[].badge'`) takes for what was awarded, verified, exit 0.
+    # It must be the key the signed achievement id names (…/achievements/tier/x/1 for tier:x:1); bapp's own export
+    # verifies, whole, a badge of it alone, from stdin, and with its status list's JSON (a name beyond ASCII, images).
+    seed(bapp, awarded_in_the_past)
+    images = ("--image-base-url", "https://cdn.example/badges/")
+    made = bapp("badges", "issuer", "init", "--name", "Bâtir ✓ 東京", "--url", "https://b.example", *images)
+    assert made.exit_code == 0, made.stderr
+    exported = bapp("badges", "export", EMAIL, "--format", "json").json()
+    assert len({item["badge"] for item in exported}) > 1, exported
+    exported[0]["badge"] = exported[-1]["badge"]
+    tampered = tmp_path / "tampered.json"
+    tampered.write_text(json.dumps(exported))
+    result = bapp("badges", "verify", str(tampered), "--against-db")
+    assert result.exit_code == 6, result.stderr
+    assert f"{tampered}: item 0: its badge is not the one its jwt signs" in result.stderr
+    whole = bapp("badges", "export", EMAIL, "--format", "json").stdout
+    one = bapp("badges", "export", EMAIL, "--format", "json", "--badge", exported[-1]["badge"]).stdout
+    (listing := tmp_path / "revocations.json").write_text(bapp("badges", "status-list", "--format", "json").stdout)
+    for exported_text in (whole, one):
+        assert bapp("badges", "verify", "-", "--against-db", stdin=exported_text).exit_code == 0, exported_text
+        assert bapp("badges", "verify", "-", "--status-list", str(listing), stdin=exported_text).exit_code == 0

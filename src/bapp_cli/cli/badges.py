@@ -142,17 +142,23 @@ def issuer_init_command(
     # named as given; an empty one ("$URL" unset) is refused as a URL, never taken for no images
     image_base = validate_issuer_url(image_base_url, "--image-base-url") if image_base_url is not None else None
     config_path = app_state.settings.config_path
-    if key_file and names_a_directory(key_file):  # as -o refuses it (keys/, keys/.)
-        raise ConfigError(f"cannot create the signing key file {key_file}: a directory name: give a file name")
+    # as -o refuses it (keys/, keys/.): the name --key-file gives, else BAPP_BADGES_KEY_FILE's, where init makes it
+    named = key_file if key_file is not None else str(configured.value) if env_named and configured else ""
+    if names_a_directory(named):
+        raise ConfigError(f"cannot create the signing key file {named}: a directory name: give a file name")
     in_use = user_path(str(configured.value)).absolute() if configured else None
     default = in_use if env_named and in_use else config_path.parent / DEFAULT_KEY_FILE_NAME
     path = (user_path(key_file) if key_file is not None else default).absolute()
-    if env_named and in_use != path:  # the key made here would never sign anything
+    # by real path: the key file in use named another way (`keys/../k.pem`, a symlink) is no other file
+    if env_named and in_use and os.path.realpath(in_use) != os.path.realpath(path):  # it would never sign anything
         overridden = f"BAPP_BADGES_KEY_FILE names the key file {in_use}, not {path}"
         raise ConfigError(overridden, hint="unset it, or leave out --key-file")
-    if in_use not in (None, path) and os.path.isfile(in_use):  # every credential it signed would stop verifying
+    # the config file's key, which init replaces (BAPP_BADGES_KEY_FILE's, in use while it is set, is `path` by now):
+    # every credential it signed would stop verifying. A value holding a NUL names no file.
+    kept = user_path(str(app_state.settings.file_value("badges.key_file") or path)).absolute()
+    if "\0" not in str(kept) and os.path.realpath(kept) != os.path.realpath(path) and os.path.isfile(kept):
         hint = "credentials already issued verify only with it; to start over, `bapp config unset badges.key_file`"
-        raise Conflict(f"the issuer already signs with the key in {in_use}", hint=hint, code="key_exists")
+        raise Conflict(f"the issuer already signs with the key in {kept}", hint=hint, code="key_exists")
     key = create_key_file(path)
     values = dict(issuer_name=cleaned_name, issuer_url=cleaned_url, key_file=str(path), image_base_url=image_base)
     with removed_on_failure(path):  # one write: the config names all of the issuer or none of it
