@@ -489,25 +489,16 @@ def test_bookable_slots_read_the_bookings_once_however_many_slots(
 
 
 def test_a_refused_calendly_start_names_its_nearest_with_the_same_reads_however_many_starts(
-    session: Session, engine: Engine, world: dict[str, Any]
+    session: Session, world: dict[str, Any]
 ) -> None:
     # the exit-8 hint's bookable_slots resolved the builder and client again and read the client's bookings once
     # per open start: a week of Calendly's 15-minute starts was some 700 statements, where a day's was some 100
     add_booking(session, client=world["ada"], session_type=world["free"], start=at(days=3))
-    reads: list[str] = []
-
-    def capture(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        reads.append(statement)
 
     def statements(days: int) -> int:
         open_starts = tuple(at(days=1, minutes=15 * step + 5) for step in range(4 * 24 * days))
-        reads.clear()
-        event.listen(engine, "before_cursor_execute", capture)
-        try:
-            with pytest.raises(Conflict) as caught:
-                book(session, calendly_open_starts=open_starts)
-        finally:
-            event.remove(engine, "before_cursor_execute", capture)
+        with counting_statements() as reads, pytest.raises(Conflict) as caught:
+            book(session, calendly_open_starts=open_starts)
         assert caught.value.code == "not_an_open_slot"
         assert caught.value.hint is not None and caught.value.hint.startswith("nearest open starts: ")
         return len(reads)
