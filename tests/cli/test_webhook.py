@@ -11,13 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import create_engine, text
 
 from bapp_cli.calendly.webhooks import make_signature_header
 from bapp_cli.services.instants import instant_text
 from tests.cli.calendly_fixtures import catalogue, error_lines, snapshot
 from tests.conftest import REPO, Bapp, restore_backup
 from tests.fakes.calendly_server import API_ORIGIN, make_event_type, make_invitee, make_scheduled_event
+from tests.services.test_progress_factories import counting_statements
 
 KEY = "whsec-test-signing-key-0123456789"
 EXAMPLES = REPO / "examples" / "calendly"
@@ -103,16 +104,9 @@ def test_a_signed_delivery_is_applied(wbapp: Bapp, tmp_path: Path) -> None:
 def test_a_delivery_of_a_known_type_with_a_token_is_one_transaction(wbapp: Bapp, tmp_path: Path) -> None:
     # with a token, every delivery first looked its event type up in a transaction of its own, which read the
     # schema's head too: two at-head reads (and two transactions) where one does
-    body, reads = delivery(), []
-
-    def capture(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        reads.append(statement)
-
-    event.listen(Engine, "before_cursor_execute", capture)
-    try:  # no request reaches Calendly for a synced type: the URL is never dialled
+    body = delivery()
+    with counting_statements() as reads:  # no request reaches Calendly for a synced type: the URL is never dialled
         result = apply(wbapp, body, signed(body), "--json", tmp=tmp_path, env={"CALENDLY_API_KEY": "t0ken"})
-    finally:
-        event.remove(Engine, "before_cursor_execute", capture)
     assert result.exit_code == 0, result.stderr
     assert result.json()["action"] == "created"
     assert len([statement for statement in reads if "alembic_version" in statement]) == 1

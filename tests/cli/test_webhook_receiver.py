@@ -239,6 +239,44 @@ def test_an_unknown_event_type_is_fetched_on_demand_with_a_token(rbapp: Bapp, fa
     assert [entry["invitee_uri"] for entry in inbox(rbapp, "--pending")] == [invitee_uri(8), invitee_uri(7)]
 
 
+def test_an_unknown_event_type_is_fetched_with_no_transaction_of_the_delivery_open(
+    rbapp: Bapp, fake: FakeCalendly
+) -> None:
+    # the type is looked up in the delivery's own transaction (one at-head read a delivery): the fetch that follows,
+    # which may take seconds, must wait for that transaction's end, or SQLite's write lock (BEGIN IMMEDIATE) or a
+    # PostgreSQL transaction is held over the network call and every other writer waits for Calendly
+    env = {"CALENDLY_API_KEY": TOKEN, "CALENDLY_API_BASE_URL": fake.base_url}
+    path = f"/event_types/ET{9:08d}"
+    held = fake.delay_next(path, seconds=3)  # under the receiver's 4 s deadline: released once checked
+    # connected before the delivery, so that the check while the fetch is held is one statement
+    sqlite = rbapp.database_url.startswith("sqlite")
+    writer = sqlite3.connect(rbapp.database_url.removeprefix("sqlite:///"), timeout=0) if sqlite else None
+    engine = create_engine(rbapp.database_url)
+    try:
+        with running_receiver(rbapp, env=env) as receiver, ThreadPoolExecutor(1) as pool, engine.connect() as watcher:
+            answer = pool.submit(receiver.deliver, delivery(6, type_index=9))
+            eventually(lambda: fake.count(path) == 1, "the receiver to ask Calendly for the type")
+            try:
+                if writer is not None:
+                    writer.execute("BEGIN IMMEDIATE")  # "database is locked" while another write is open
+                    writer.rollback()
+                else:
+                    open_elsewhere = (
+                        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND"
+                        " pid <> pg_backend_pid() AND backend_type = 'client backend' AND xact_start IS NOT NULL"
+                    )
+                    assert watcher.execute(text(open_elsewhere)).scalar_one() == 0
+                assert not answer.done(), "the fetch was answered before the check: nothing was checked"
+            finally:
+                held.released.set()
+            assert (answer.result(timeout=30).json()["action"]) == "created"
+    finally:
+        if writer is not None:
+            writer.close()
+        engine.dispose()
+    assert invitee_uri(6) in bookings_by_invitee(rbapp)
+
+
 def _hold_write_lock(database_url: str) -> tuple[Any, Any]:
     """Take the lock every webhook apply needs and keep it: a SQLite write lock, or the advisory lock."""
     if database_url.startswith("sqlite"):

@@ -21,6 +21,7 @@ from bapp_cli.services import booking as booking_service
 from bapp_cli.services.answers import AnswerInput
 from bapp_cli.services.booking import BookingRequest, bookable_slots, create_booking
 from bapp_cli.services.enrolment import enrol
+from bapp_cli.services.instants import instant_text
 from tests.services.test_booking_factories import (
     NOW,
     add_booking,
@@ -491,30 +492,41 @@ def test_bookable_slots_read_the_bookings_once_however_many_slots(
 
 
 def test_a_refused_calendly_start_names_its_nearest_with_the_same_reads_however_many_starts(
-    session: Session, engine: Engine, world: dict[str, Any]
+    session: Session, world: dict[str, Any]
 ) -> None:
     # the exit-8 hint's bookable_slots resolved the builder and client again and read the client's bookings once
     # per open start: a week of Calendly's 15-minute starts was some 700 statements, where a day's was some 100
     add_booking(session, client=world["ada"], session_type=world["free"], start=at(days=3))
-    reads: list[str] = []
-
-    def capture(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        reads.append(statement)
 
     def statements(days: int) -> int:
         open_starts = tuple(at(days=1, minutes=15 * step + 5) for step in range(4 * 24 * days))
-        reads.clear()
-        event.listen(engine, "before_cursor_execute", capture)
-        try:
-            with pytest.raises(Conflict) as caught:
-                book(session, calendly_open_starts=open_starts)
-        finally:
-            event.remove(engine, "before_cursor_execute", capture)
+        with counting_statements() as reads, pytest.raises(Conflict) as caught:
+            book(session, calendly_open_starts=open_starts)
         assert caught.value.code == "not_an_open_slot"
         assert caught.value.hint is not None and caught.value.hint.startswith("nearest open starts: ")
         return len(reads)
 
     assert statements(days=7) == statements(days=1) <= 10  # the request's own reads and the hint's two (7 on SQLite)
+
+
+def test_a_refused_calendly_starts_hint_leaves_out_the_starts_a_client_booking_begun_before_them_holds(
+    session: Session, world: dict[str, Any]
+) -> None:
+    # the hint reads the client's bookings once, for the open starts' window: one begun before the first open start,
+    # with another builder (so that only the client's side sees it), still holds the starts it meets; with
+    # --allow-overlap, as `bookings create` then takes them, they are named
+    elsewhere = add_session_type(session, "Elsewhere", builder=add_builder(session, "other@example.com"))
+    add_booking(session, client=world["ada"], session_type=elsewhere, start=at(days=1), minutes=105)  # 09:00-10:45
+    open_starts = tuple(at(days=1, hours=1, minutes=30 * step) for step in range(5))  # 10:00 to 12:00
+
+    def named(**fields: Any) -> list[dt.datetime]:
+        with pytest.raises(Conflict) as caught:
+            book(session, start=at(days=1, hours=2, minutes=5), calendly_open_starts=open_starts, **fields)
+        assert caught.value.code == "not_an_open_slot" and caught.value.hint is not None
+        return [start for start in open_starts if instant_text(start) in caught.value.hint]
+
+    assert named() == list(open_starts[2:])  # 11:00, 11:30, 12:00: the booking holds 10:00 and 10:30
+    assert named(allow_overlap=True) == list(open_starts[1:4])  # 10:30, 11:00, 11:30: the nearest to 11:05
 
 
 def test_a_client_the_booking_creates_is_enrolled_without_asking_their_history(

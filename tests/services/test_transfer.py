@@ -266,6 +266,27 @@ def test_money_cells_take_ascii_digits_and_a_point_as_sessions_add_does(session:
     assert [(line, field) for line, field, _ in refused(session, "sessions", sessions)] == [(2, "price"), (3, "price")]
 
 
+def test_a_json_or_toml_number_is_the_amount_it_spells_held_to_two_decimals(session: Session) -> None:
+    # as the README says: the text grammar refuses `1_000`, `1e3` and `+5` as typos, but in TOML or JSON they are
+    # numbers their format defines, read as such; a number with a third decimal is refused as its text is
+    toml = "".join(
+        f'[[sessions]]\ntitle = "{title}"\nduration_minutes = 30\nprice = {price}\n'
+        for title, price in (("Room", "1_000"), ("Hall", "+5"), ("Yard", "12.5"))
+    )
+    load(session, "sessions", toml, "toml")
+    # written out, not json.dumps'd: Python would write 1e3 as 1000.0
+    prices = (
+        '{"title": "Deck", "duration_minutes": 30, "price": 1e3}, {"title": "Loft", "duration_minutes": 30, "price": 0}'
+    )
+    load(session, "sessions", f"[{prices}]", "json")
+    held = {row["title"]: row["price"] for row in dump(session, "sessions")}
+    assert held == {"Room": "1000.00", "Hall": "5.00", "Yard": "12.50", "Deck": "1000.00", "Loft": "0.00"}
+    bad = '[{"title": "Barn", "duration_minutes": 30, "price": 30.555}]'
+    assert refused(session, "sessions", bad, "json") == [
+        (1, "price", "30.555 is not an amount (digits, and at most two decimals after a point)")
+    ]
+
+
 def test_rule_4_pathway_sessions_infer_the_one_active_enrolment_or_refuse(session: Session) -> None:
     add_session_type(session, "Coaching", slug="coaching", category="pathway", pathways=["accelerate", "pivot"])
     ada = add_client(session)
