@@ -309,7 +309,7 @@ def test_stdout_on_a_full_device_is_exit_74_with_a_clear_message(bapp: Bapp, tmp
 
 
 def test_a_closed_pipe_ends_quietly_with_the_sigpipe_status(bapp: Bapp, tmp_path: Path) -> None:
-    # each output well past a pipe's 64 KiB (TSV ~125 kB, the table ~145 kB) in a thousand rows: three thousand
+    # each output well past a pipe's 64 KiB (TSV ~125 kB, the table ~160 kB) in a thousand rows: three thousand
     # short ones made the same bytes, but a table's cost is by the row (the test took 4× the CPU)
     name = "Client {}, whose long name fills the pipe sooner than a short one would"
     rows = [(f"client{number}@example.com", name.format(number)) for number in range(1000)]

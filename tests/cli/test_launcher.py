@@ -20,7 +20,8 @@ def run(args: list[str], env: dict[str, str], *, full: bool = False) -> subproce
     return subprocess.run(command, env=env, capture_output=True, text=True, cwd=REPO, timeout=60)
 
 
-def modules_loaded(args: list[str], env: dict[str, str]) -> set[str]:
+def run_watching_imports(args: list[str], env: dict[str, str]) -> tuple[subprocess.CompletedProcess[str], set[str]]:
+    """`bapp args` as a real process, and the top-level packages it imported (from -X importtime on stderr)."""
     completed = subprocess.run(
         [sys.executable, "-X", "importtime", "-m", "bapp_cli", *args],
         env=env,
@@ -29,7 +30,13 @@ def modules_loaded(args: list[str], env: dict[str, str]) -> set[str]:
         cwd=REPO,
         timeout=60,
     )
-    return {line.rsplit("|", 1)[1].strip() for line in completed.stderr.splitlines() if line.startswith("import time:")}
+    lines = completed.stderr.splitlines()
+    loaded = {line.rsplit("|", 1)[1].strip().split(".")[0] for line in lines if line.startswith("import time:")}
+    return completed, loaded
+
+
+def modules_loaded(args: list[str], env: dict[str, str]) -> set[str]:
+    return run_watching_imports(args, env)[1]
 
 
 @pytest.fixture
@@ -61,7 +68,7 @@ def test_version_without_typer(env: dict[str, str]) -> None:
     result = run(["--version"], env)
     assert result.returncode == 0 and result.stdout == f"bapp {__version__}\n"
     assert result.stdout == run(["--version"], env, full=True).stdout
-    assert not {"typer", "rich", "sqlalchemy"} & {name.split(".")[0] for name in modules_loaded(["--version"], env)}
+    assert not {"typer", "rich", "sqlalchemy"} & modules_loaded(["--version"], env)
 
 
 @pytest.mark.parametrize("columns", [None, "100", "60"])
@@ -76,7 +83,7 @@ def test_piped_help_is_exactly_typers(env: dict[str, str], columns: str | None) 
     assert first.returncode == cached.returncode == 0
     assert first.stdout == cached.stdout == typer_help.stdout
     assert "Commands:" in cached.stdout and "bookings" in cached.stdout
-    loaded = {name.split(".")[0] for name in modules_loaded(["--help"], env)}
+    loaded = modules_loaded(["--help"], env)
     assert "typer" not in loaded and "sqlalchemy" not in loaded
 
 
@@ -116,23 +123,35 @@ COMPLETION_LINES = [
 
 @pytest.fixture
 def populated_env(sqlite_bapp: Bapp, env: dict[str, str]) -> dict[str, str]:
+    from bapp_cli.cli import command_index
+
     populate(sqlite_bapp)
+    # the command index that a first Tab builds with Typer, built here in-process (the piped --help tests build it
+    # in a real one): a completion run that imports Typer then shows that its fast path handed the request over
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("BAPP_CACHE_DIR", env["BAPP_CACHE_DIR"])
+        command_index.load_or_build()
     return env
 
 
 @pytest.mark.parametrize("line,cword", COMPLETION_LINES)
 def test_bash_completion_matches_typer(sqlite_bapp: Bapp, populated_env: dict[str, str], line: str, cword: int) -> None:
     request = {"_BAPP_COMPLETE": "complete_bash", "COMP_WORDS": line, "COMP_CWORD": str(cword)}
-    fast = run([], {**populated_env, **request})  # the launcher's fast path is about its process: a real one
+    # the launcher's fast path is about its process: a real one
+    fast, loaded = run_watching_imports([], {**populated_env, **request})
     typer_answer = sqlite_bapp(env=request)  # Typer's own answer, the same `main`, in-process
     assert fast.returncode == typer_answer.exit_code == 0
     assert fast.stdout == typer_answer.stdout
+    # a fast path that fails hands the request to Typer, whose answer is the same: only its imports tell
+    assert "typer" not in loaded, "the launcher's fast path did not answer: Typer did"
 
 
 @pytest.mark.parametrize("line", ["bapp ", "bapp pathways sh", "bapp clients show ", "bapp bookings list --"])
 def test_zsh_completion_offers_typers_values(populated_env: dict[str, str], line: str) -> None:
     env = {**populated_env, "_BAPP_COMPLETE": "complete_zsh", "_TYPER_COMPLETE_ARGS": line}
-    fast, slow = run([], env).stdout, run([], env, full=True).stdout
+    (fast_run, loaded), slow = run_watching_imports([], env), run([], env, full=True).stdout
+    fast = fast_run.stdout
+    assert "typer" not in loaded, "the launcher's fast path did not answer: Typer did"
 
     def values(text: str) -> list[str]:
         if text.strip() == "_files":
