@@ -121,7 +121,7 @@ def test_add_with_every_option(bapp: Bapp) -> None:
         (("--price", "١٠٠"), 6, "price: '١٠٠' is not an amount"),
         (("--price", "1e2"), 6, "price: '1e2' is not an amount"),
         (("--price", "+5"), 6, "price: '+5' is not an amount"),
-        (("--price", "-0"), 6, "price: '-0' must be between 0.00 and 99999999.99"),
+        (("--price", "-0.01"), 6, "price: '-0.01' must be between 0.00 and 99999999.99"),
         (("--currency", "pounds"), 6, "currency: 'pounds' is not a three-letter currency code"),
         (("--builder", "nobody@example.com"), 7, "no builder with e-mail 'nobody@example.com'"),
         (("--builder", "not-an-email"), 6, "builder: 'not-an-email' is not a valid e-mail address"),
@@ -239,6 +239,10 @@ def test_update_without_changes_or_with_bad_values(bapp: Bapp) -> None:
     same = bapp("sessions", "update", ident, "--price", "10.00", "--json")
     assert same.exit_code == 0 and same.json()["price"] == "10.00"
     assert _audits(bapp) == 1  # an update that changes nothing writes nothing
+    # a negative zero (a script's f"{-0.0:.2f}") is zero, not a price out of range
+    free = bapp("sessions", "update", ident, "--price", "-0.00", "--json")
+    assert free.exit_code == 0 and free.json()["price"] == "0.00"
+    assert bapp("sessions", "update", ident, "--price", "10", "--json").json()["price"] == "10.00"
     before = snapshot(bapp.database_url)
     for args, code in (
         (("--price", "1.001"), 6),

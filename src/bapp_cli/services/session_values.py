@@ -34,13 +34,14 @@ def default_requires_auth(category: str) -> bool:
 def read_amount(value: str | int | float | Decimal) -> Decimal:
     """Money as every door reads it (a flag, a config rule, an import cell, Calendly's charge): ASCII digits and at
     most two decimals after a point, 0.00 to MAX_PRICE. A ValueError says what is wrong (an import's row
-    validation takes it as the cell's error); a sign is read only to refuse it as out of range."""
+    validation takes it as the cell's error); a minus sign is read to refuse it as out of range, except on
+    a zero: `-0.00` is what a script's `f"{-0.0:.2f}"` writes for nothing owed."""
     # Decimal() also reads `1_000`, `١٠٠`, `1e2` and `+5`: a script's typo is no price; nor is money rounded silently
     if (written := _AMOUNT.fullmatch(str(value).strip())) is None:
         raise ValueError(f"{value!r} is not an amount (digits, and at most two decimals after a point)")
-    if (amount := Decimal(written[0])).is_signed() or amount > MAX_PRICE:
+    if (amount := Decimal(written[0])) < 0 or amount > MAX_PRICE:
         raise ValueError(f"{value!r} must be between 0.00 and {MAX_PRICE}")
-    return amount.quantize(Decimal("0.01"))
+    return abs(amount).quantize(Decimal("0.01"))
 
 
 def parse_price(value: str | int | float | Decimal, *, field: str = "price") -> Decimal:
