@@ -24,7 +24,7 @@ from bapp_cli.db.models import (
     UserSkillProgress,
 )
 from bapp_cli.services.builders import BUILDER_COLUMNS
-from bapp_cli.services.clients import CLIENT_COLUMNS
+from bapp_cli.services.clients import CLIENT_COLUMNS, enroll_client, set_client_status
 from tests.conftest import Bapp
 from tests.services.test_booking_factories import (
     add_booking,
@@ -476,3 +476,24 @@ def test_an_enrolment_s_start_is_compared_with_today_in_the_user_s_zone(bapp: Ba
     assert later.exit_code == 8 and f"was completed on {today}: it cannot start later" in later.stderr
     again = bapp("--timezone", zone, "clients", "enroll", "ada@example.com", "accelerate", "--start", today.isoformat())
     assert again.exit_code == 0, again.stderr
+
+
+@pytest.mark.parametrize(
+    ("zone", "now"),
+    [
+        ("Pacific/Pago_Pago", dt.datetime(2026, 12, 7, 5, 0, tzinfo=dt.UTC)),  # UTC-11: still the 6th there
+        ("Pacific/Auckland", dt.datetime(2026, 12, 6, 20, 0, tzinfo=dt.UTC)),  # UTC+13: already the 7th there
+    ],
+)
+def test_an_enrolment_s_default_start_is_today_in_the_user_s_zone(seed: Session, zone: str, now: dt.datetime) -> None:
+    """`clients enroll` without --start starts the enrolment today: that was UTC's today, while `clients set-status
+    … completed` (19703d9) refuses a start after the user's today. West of UTC in the evening the default start
+    was the user's tomorrow, so the enrolment just made could not be completed that day (exit 8, "starts on
+    2026-12-07"); east of UTC it started on the user's yesterday. It now starts on the user's today. A fixed clock
+    shows both whatever the hour of the run (the CLI passes --timezone as `timezone`)."""
+    add_client(seed)
+    today = now.astimezone(ZoneInfo(zone)).date()
+    enrolled = enroll_client(seed, "ada@example.com", "accelerate", now=now, timezone=zone)
+    assert enrolled["start_date"] == today
+    completed = set_client_status(seed, "ada@example.com", "accelerate", "completed", now=now, timezone=zone)
+    assert (completed["status"], completed["start_date"]) == ("completed", today)

@@ -1063,3 +1063,38 @@ def test_an_imported_progress_row_is_history(bapp: Bapp, tmp_path: Path, empty_d
     assert result.exit_code == 0, result.stderr
     (row,) = restored("export", "progress", "--format", "json").json()
     assert (row["started_at"], row["completed_at"]) == ("2099-01-01T00:00:00Z", ahead)
+
+
+def test_an_imported_enrolment_s_completion_is_history(bapp: Bapp, tmp_path: Path, empty_database_url: str) -> None:
+    """`import enrolments` took a completed_at after the import (2099) as it came, where `import progress` refuses
+    one (8f38ecc) and no command of bapp writes one: `reports pathway-analytics` then counted the days to 2099.
+    It is a bad row naming its line and field (exit 6, nothing written), for a new enrolment and for one
+    stored; a restore keeps a backup's completion as recorded (its clock may have run fast)."""
+    for email in ("ann", "bea"):
+        assert bapp("clients", "add", f"{email}@client.example").exit_code == 0
+    assert bapp("clients", "enroll", "bea@client.example", "accelerate").exit_code == 0
+    before = bapp("export", "all", "--format", "json").stdout
+    enrolments = (
+        "client,pathway,status,completed_at\n"
+        "ann@client.example,accelerate,completed,2099-01-01T00:00:00Z\n"
+        "bea@client.example,accelerate,completed,2099-01-01T00:00:00+02:00\n"
+        "ann@client.example,pivot,completed,2024-01-01T00:00:00Z\n"  # a good row
+    )
+    refused = bapp("import", "enrolments", write(tmp_path, "enrolments.csv", enrolments))
+    assert refused.exit_code == 6, refused.stderr
+    (now,) = set(re.findall(r"after this import \((.+?)\)", refused.stderr))
+    assert [line for line in refused.stderr.splitlines() if line.startswith("  line")] == [
+        f"  line 2, field completed_at: 2099-01-01T00:00:00Z is after this import ({now})",
+        f"  line 3, field completed_at: 2098-12-31T22:00:00Z is after this import ({now})",
+    ]
+    assert "2 bad rows" in refused.stderr and bapp("export", "all", "--format", "json").stdout == before
+
+    backup = json.loads(before)
+    ahead = (dt.datetime.now(dt.UTC) + dt.timedelta(days=1)).isoformat().replace("+00:00", "Z")
+    backup["enrolments"][0] |= {"status": "completed", "completed_at": ahead}
+    restored = Bapp(empty_database_url, tmp_path / "restored")
+    assert restored("db", "upgrade").exit_code == 0
+    result = restored("import", "all", write(tmp_path, "backup.json", json.dumps(backup)))
+    assert result.exit_code == 0, result.stderr
+    (row,) = restored("export", "enrolments", "--format", "json").json()
+    assert (row["status"], row["completed_at"]) == ("completed", ahead)

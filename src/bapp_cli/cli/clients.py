@@ -129,7 +129,7 @@ def enroll(
     pathway: PathwayArgument,
     builder: Annotated[str | None, typer.Option("--builder", help="The builder who coaches this enrolment.")] = None,
     start: Annotated[
-        str | None, typer.Option("--start", help="Start date (YYYY-MM-DD or an instant) [default: today].")
+        str | None, typer.Option("--start", help="Start day (YYYY-MM-DD or an instant) [default: today in --timezone].")
     ] = None,
 ) -> None:
     """Enrol a client in a pathway (enrolled already: --builder and --start change coach and start date).

@@ -37,8 +37,9 @@ def enrol(
     (services.progress.record_completions). An existing enrolment keeps its values, except that a
     missing coach is filled in from `builder` (a booking's builder); with `update` (`clients enroll`) it
     takes `builder` and `start_date` where given, audited: a start not after the day it was completed, in
-    `zone` (the user's, whose day `start_date` is). ``new_client``: the caller created the client in this
-    transaction, so there is no history to be complete with, and the completion rules (and their lock) are skipped.
+    `zone` (the user's, whose day `start_date` is, as is today, the default start). ``new_client``: the caller
+    created the client in this transaction, so there is no history to be complete with, and the completion rules
+    (and their lock) are skipped.
     """
     existing = find_enrolment(session, client.id, pathway.id)
     if existing is not None:
@@ -59,8 +60,9 @@ def enrol(
     if pathway.archived:
         raise InvalidInput(f"pathway {pathway.slug!r} is archived and takes no new enrolments", code="pathway_archived")
     # status is the model's default, active (as the audit below records it)
-    enrolment = Enrolment(client_id=client.id, pathway_id=pathway.id, start_date=start_date or now.date())
-    enrolment.builder_id = builder.id if builder is not None else None
+    enrolment = Enrolment(client_id=client.id, pathway_id=pathway.id, builder_id=builder.id if builder else None)
+    # today in the user's zone, as `clients set-status … completed` reads it: UTC's may be their tomorrow
+    enrolment.start_date = start_date or now.astimezone(zone).date()
     session.add(enrolment)
     session.flush()
     changes = {"status": "active", "start_date": enrolment.start_date, "builder": builder.email if builder else None}

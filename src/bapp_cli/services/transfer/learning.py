@@ -197,8 +197,7 @@ class EnrolmentImporter(_PeopleImporter):
     def parse_row(self, values: Mapping[str, Any]) -> dict[str, Any]:
         pathway = self.pathway(values["pathway"])
         item: dict[str, Any] = {"email": self.email(values, "client"), "id": values.get("id"), "pathway_id": pathway.id}
-        if values.get("status") is not None:
-            item["status"] = values["status"]
+        item |= {"status": values.get("status"), "created_at": self.instant(values.get("created_at"), "created_at")}
         if (day := values.get("start_date")) is not None:
             # a TOML date or datetime reads as its text does: an instant's day is its day in --timezone, not at
             # the offset it was written with (the same start_date was a day apart in TOML and in CSV)
@@ -207,7 +206,6 @@ class EnrolmentImporter(_PeopleImporter):
             item["completed_at"] = self.instant(values["completed_at"], "completed_at")
         if "builder" in values:
             item["builder_id"] = self.builder(values["builder"])
-        item["created_at"] = self.instant(values.get("created_at"), "created_at")
         return item
 
     def prepare(self, client_ids: list[int], items: list[dict[str, Any]]) -> None:
@@ -219,8 +217,10 @@ class EnrolmentImporter(_PeopleImporter):
         self.check_once(row, (client_id, item["pathway_id"]), written, "pathway", "enrolment")
         status = item.get("status") or (found["status"] if found else "active")
         completed_at = item["completed_at"] if "completed_at" in item else (found["completed_at"] if found else None)
-        if status != "completed" and item.get("completed_at") is not None:
+        if (stated := item.get("completed_at")) is not None and status != "completed":
             raise InvalidInput("completed_at: only a completed enrolment has a completion time")
+        if stated is not None and stated > self.now and not self.restore:  # history, as `import progress` reads it
+            raise InvalidInput(f"completed_at: {instant_text(stated)} is after this import ({instant_text(self.now)})")
         completed_at = (completed_at or self.now) if status == "completed" else None  # as `clients set-status` stamps
         if found is not None:
             given: dict[str, Any] = {name: item[name] for name in ("start_date", "builder_id") if name in item}
