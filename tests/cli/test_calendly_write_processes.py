@@ -11,6 +11,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -307,20 +308,40 @@ def test_a_connection_lost_while_reconcile_resends_is_not_reported_as_removed(sy
     assert len(posts(fake)) == 2  # the first send, which Calendly never got, and the one resend
 
 
+def _asleep(process: subprocess.Popen[str]) -> bool:
+    """Whether the process sleeps in time.sleep (a named lock's poll), not in a read of a socket or pipe."""
+    try:
+        return "nanosleep" in Path(f"/proc/{process.pid}/wchan").read_text()
+    except OSError:
+        return False
+
+
 def test_two_processes_marking_one_booking_a_no_show_mark_calendly_once(synced: Bapp, fake: FakeCalendly) -> None:
     # Both asked Calendly whether the invitee was marked (not yet), then both marked it: Calendly held two
     # no-shows, bapp kept the URI of one, and `no-show --undo` took back only that one, Calendly still saying
-    # no-show. Their round trips take turns now: the second finds the first's mark and records that one (or,
-    # started once the first had committed, is refused as a rerun is: exit 8).
+    # no-show. Their round trips take turns now: the second, which read the booking before the first's mark,
+    # finds that mark in Calendly and records it.
+    # Made to meet every time: the first's POST is held until the second has either asked Calendly too (the
+    # old code: two marks) or sleeps waiting for its turn (polling the lock twice in a row).
     from tests.cli.test_calendly_write import _drop_event, _past_booking
 
     reference, event, _ = _past_booking(synced, fake, 904)
     try:
-        fake.delay_next("/scheduled_events/", seconds=6, times=2)  # each one's look at the invitee, held a while
-        marks = [synced.popen("bookings", "no-show", reference, "--json", env=PATIENT) for _ in range(2)]
-        outcomes = [(process.communicate(timeout=120)[1], process.returncode) for process in marks]
-        assert sorted(code for _, code in outcomes) in ([0, 0], [0, 8]), outcomes
+        held = fake.delay_next("/invitee_no_shows", seconds=50)
+        first = synced.popen("bookings", "no-show", reference, "--json", env=PATIENT)
+        _wait_for(lambda: fake.count("/invitee_no_shows") == 1, "the first mark to reach Calendly", timeout=60)
+        second = synced.popen("bookings", "no-show", reference, "--json", env=PATIENT)
+        asleep: list[bool] = []
+
+        def second_marked_or_waits() -> bool:
+            asleep.append(_asleep(second))
+            return fake.count("/invitee_no_shows") == 2 or asleep[-2:] == [True, True]
+
+        _wait_for(second_marked_or_waits, "the second to mark Calendly too or wait for its turn", timeout=60)
+        held.released.set()
+        outcomes = [(process.communicate(timeout=120)[1], process.returncode) for process in (first, second)]
         assert len(posts(fake, "/invitee_no_shows")) == 1
+        assert [code for _, code in outcomes] == [0, 0], outcomes
         [booking] = bookings(synced.database_url)
         assert booking.status == "no_show"
         assert booking.calendly_no_show_uri == fake.invitees_of(FREE_TYPE)[0]["no_show"]["uri"]
