@@ -347,3 +347,31 @@ def test_two_processes_marking_one_booking_a_no_show_mark_calendly_once(synced: 
         assert booking.calendly_no_show_uri == fake.invitees_of(FREE_TYPE)[0]["no_show"]["uri"]
     finally:
         _drop_event(fake, event)
+
+
+def test_a_no_show_killed_in_its_turn_does_not_hold_the_next_one_up(synced: Bapp, fake: FakeCalendly) -> None:
+    # The turn is a lock the system lets go of with its holder (a PostgreSQL session, an flock): a no-show killed
+    # while Calendly had its mark under way leaves none behind for the next change to wait out (exit 75 after 60 s).
+    from tests.cli.test_calendly_write import _drop_event, _past_booking
+
+    reference, event, _ = _past_booking(synced, fake, 905)
+    try:
+        held = fake.delay_next("/invitee_no_shows", seconds=50)
+        killed = synced.popen("bookings", "no-show", reference, "--json", env=PATIENT)
+        _wait_for(lambda: fake.count("/invitee_no_shows") == 1, "the mark to reach Calendly", timeout=60)
+        killed.kill()
+        killed.communicate(timeout=30)
+        held.released.set()  # Calendly carries the mark out all the same
+        _wait_for(lambda: fake.invitees_of(FREE_TYPE)[0]["no_show"] is not None, "Calendly to hold the mark")
+        started = time.monotonic()
+        again = synced("bookings", "no-show", reference, "--json")
+        assert again.exit_code == 0, again.stderr
+        assert time.monotonic() - started < 30  # not the 60 s wait for a turn
+        assert len(posts(fake, "/invitee_no_shows")) == 1  # found, not marked twice
+        [booking] = bookings(synced.database_url)
+        assert (booking.status, booking.calendly_no_show_uri) == (
+            "no_show",
+            fake.invitees_of(FREE_TYPE)[0]["no_show"]["uri"],
+        )
+    finally:
+        _drop_event(fake, event)
