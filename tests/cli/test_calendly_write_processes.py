@@ -375,3 +375,32 @@ def test_a_no_show_killed_in_its_turn_does_not_hold_the_next_one_up(synced: Bapp
         )
     finally:
         _drop_event(fake, event)
+
+
+def test_ctrl_c_while_a_no_show_waits_for_its_turn_says_nothing_was_changed(synced: Bapp, fake: FakeCalendly) -> None:
+    # The wait for the turn was inside the round trip's Ctrl-C handling: stopped there, before asking Calendly
+    # anything, the command said "while Calendly was asked to mark as a no-show …; Calendly may have".
+    from tests.cli.test_calendly_write import _drop_event, _past_booking
+
+    reference, event, _ = _past_booking(synced, fake, 906)
+    try:
+        held, asked = fake.delay_next("/invitee_no_shows", seconds=50), fake.count("/scheduled_events/")
+        first = synced.popen("bookings", "no-show", reference, "--json", env=PATIENT)
+        _wait_for(lambda: fake.count("/invitee_no_shows") == 1, "the first mark to reach Calendly", timeout=60)
+        waiting = synced.popen("bookings", "no-show", reference, "--json", env=PATIENT)
+        asleep: list[bool] = []
+
+        def waits_for_its_turn() -> bool:
+            asleep.append(_asleep(waiting))
+            return asleep[-2:] == [True, True]
+
+        _wait_for(waits_for_its_turn, "the second to wait for its turn", timeout=60)
+        waiting.send_signal(signal.SIGINT)
+        _, stderr = waiting.communicate(timeout=60)
+        assert waiting.returncode == 130, stderr
+        assert "nothing was changed" in stderr and "Calendly may have" not in stderr, stderr
+        assert fake.count("/scheduled_events/") == asked + 1  # the first's look at the invitee only
+        held.released.set()
+        assert first.wait(timeout=120) == 0
+    finally:
+        _drop_event(fake, event)
