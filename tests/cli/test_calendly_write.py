@@ -35,6 +35,7 @@ FREE_TYPE = f"{API_ORIGIN}/event_types/ET00000000"  # "Free Discovery Call 0": f
 FREE = "free-discovery-call-0"
 ANSWERS = ("--answer", "Company name=Acme", "--answer", "What would you like to achieve?=Ship an agent")
 CLIENT = "ava@client.example"
+OTHER = "ben@client.example"
 
 
 @pytest.fixture
@@ -715,16 +716,25 @@ def test_the_same_booking_again_while_the_first_waits_for_calendly_is_refused_no
     fake.fail_next("/scheduled_events", 500, times=None)
     assert synced(*args).exit_code == 9
     fake.clear_faults()
+    # Without --allow-overlap the clash with the waiting booking points at reconcile, not at --allow-overlap
+    rerun = synced(*args)
+    assert rerun.exit_code == 8 and "overlapping" in rerun.stderr, rerun.stderr
+    assert "bapp calendly reconcile" in rerun.stderr and "--allow-overlap" not in rerun.stderr
     again = synced(*args, "--allow-overlap")
     assert again.exit_code == 8, again.stderr
     [line] = error_lines(again.stderr)
     assert "is still waiting for Calendly's confirmation" in line and "bapp calendly reconcile" in again.stderr
     assert len(posts(fake)) == 1
+    # Another client at that start is another booking: sent
+    other = synced(*(OTHER if arg == CLIENT else arg for arg in args))
+    assert other.exit_code == 0, other.stderr
+    assert len(posts(fake)) == 2
     settled = synced("calendly", "reconcile", "--json")
     assert [row["action"] for row in settled.json()] == ["attached"], settled.stderr
-    [invitee] = fake.invitees_of(f"{API_ORIGIN}/event_types/ET00000006")
-    [booking] = bookings(synced.database_url)
-    assert (booking.calendly_invitee_uri, booking.calendly_state) == (invitee["uri"], "booked")
+    invitees = fake.invitees_of(f"{API_ORIGIN}/event_types/ET00000006")
+    [booking] = [b for b in bookings(synced.database_url) if b.calendly_invitee_uri == invitees[0]["uri"]]
+    assert booking.calendly_state == "booked"
+    assert {b.calendly_state for b in bookings(synced.database_url)} == {"booked"}
 
 
 def test_the_pull_completes_a_held_booking_instead_of_creating_a_second(synced: Bapp, fake: FakeCalendly) -> None:

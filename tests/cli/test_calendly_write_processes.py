@@ -11,6 +11,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -307,22 +308,99 @@ def test_a_connection_lost_while_reconcile_resends_is_not_reported_as_removed(sy
     assert len(posts(fake)) == 2  # the first send, which Calendly never got, and the one resend
 
 
+def _asleep(process: subprocess.Popen[str]) -> bool:
+    """Whether the process sleeps in time.sleep (a named lock's poll), not in a read of a socket or pipe."""
+    try:
+        return "nanosleep" in Path(f"/proc/{process.pid}/wchan").read_text()
+    except OSError:
+        return False
+
+
 def test_two_processes_marking_one_booking_a_no_show_mark_calendly_once(synced: Bapp, fake: FakeCalendly) -> None:
     # Both asked Calendly whether the invitee was marked (not yet), then both marked it: Calendly held two
     # no-shows, bapp kept the URI of one, and `no-show --undo` took back only that one, Calendly still saying
-    # no-show. Their round trips take turns now: the second finds the first's mark and records that one (or,
-    # started once the first had committed, is refused as a rerun is: exit 8).
+    # no-show. Their round trips take turns now: the second, which read the booking before the first's mark,
+    # finds that mark in Calendly and records it.
+    # Made to meet every time: the first's POST is held until the second has either asked Calendly too (the
+    # old code: two marks) or sleeps waiting for its turn (polling the lock twice in a row).
     from tests.cli.test_calendly_write import _drop_event, _past_booking
 
     reference, event, _ = _past_booking(synced, fake, 904)
     try:
-        fake.delay_next("/scheduled_events/", seconds=6, times=2)  # each one's look at the invitee, held a while
-        marks = [synced.popen("bookings", "no-show", reference, "--json", env=PATIENT) for _ in range(2)]
-        outcomes = [(process.communicate(timeout=120)[1], process.returncode) for process in marks]
-        assert sorted(code for _, code in outcomes) in ([0, 0], [0, 8]), outcomes
+        held = fake.delay_next("/invitee_no_shows", seconds=50)
+        first = synced.popen("bookings", "no-show", reference, "--json", env=PATIENT)
+        _wait_for(lambda: fake.count("/invitee_no_shows") == 1, "the first mark to reach Calendly", timeout=60)
+        second = synced.popen("bookings", "no-show", reference, "--json", env=PATIENT)
+        asleep: list[bool] = []
+
+        def second_marked_or_waits() -> bool:
+            asleep.append(_asleep(second))
+            return fake.count("/invitee_no_shows") == 2 or asleep[-2:] == [True, True]
+
+        _wait_for(second_marked_or_waits, "the second to mark Calendly too or wait for its turn", timeout=60)
+        held.released.set()
+        outcomes = [(process.communicate(timeout=120)[1], process.returncode) for process in (first, second)]
         assert len(posts(fake, "/invitee_no_shows")) == 1
+        assert [code for _, code in outcomes] == [0, 0], outcomes
         [booking] = bookings(synced.database_url)
         assert booking.status == "no_show"
         assert booking.calendly_no_show_uri == fake.invitees_of(FREE_TYPE)[0]["no_show"]["uri"]
+    finally:
+        _drop_event(fake, event)
+
+
+def test_a_no_show_killed_in_its_turn_does_not_hold_the_next_one_up(synced: Bapp, fake: FakeCalendly) -> None:
+    # The turn is a lock the system lets go of with its holder (a PostgreSQL session, an flock): a no-show killed
+    # while Calendly had its mark under way leaves none behind for the next change to wait out (exit 75 after 60 s).
+    from tests.cli.test_calendly_write import _drop_event, _past_booking
+
+    reference, event, _ = _past_booking(synced, fake, 905)
+    try:
+        held = fake.delay_next("/invitee_no_shows", seconds=50)
+        killed = synced.popen("bookings", "no-show", reference, "--json", env=PATIENT)
+        _wait_for(lambda: fake.count("/invitee_no_shows") == 1, "the mark to reach Calendly", timeout=60)
+        killed.kill()
+        killed.communicate(timeout=30)
+        held.released.set()  # Calendly carries the mark out all the same
+        _wait_for(lambda: fake.invitees_of(FREE_TYPE)[0]["no_show"] is not None, "Calendly to hold the mark")
+        started = time.monotonic()
+        again = synced("bookings", "no-show", reference, "--json")
+        assert again.exit_code == 0, again.stderr
+        assert time.monotonic() - started < 30  # not the 60 s wait for a turn
+        assert len(posts(fake, "/invitee_no_shows")) == 1  # found, not marked twice
+        [booking] = bookings(synced.database_url)
+        assert (booking.status, booking.calendly_no_show_uri) == (
+            "no_show",
+            fake.invitees_of(FREE_TYPE)[0]["no_show"]["uri"],
+        )
+    finally:
+        _drop_event(fake, event)
+
+
+def test_ctrl_c_while_a_no_show_waits_for_its_turn_says_nothing_was_changed(synced: Bapp, fake: FakeCalendly) -> None:
+    # The wait for the turn was inside the round trip's Ctrl-C handling: stopped there, before asking Calendly
+    # anything, the command said "while Calendly was asked to mark as a no-show …; Calendly may have".
+    from tests.cli.test_calendly_write import _drop_event, _past_booking
+
+    reference, event, _ = _past_booking(synced, fake, 906)
+    try:
+        held, asked = fake.delay_next("/invitee_no_shows", seconds=50), fake.count("/scheduled_events/")
+        first = synced.popen("bookings", "no-show", reference, "--json", env=PATIENT)
+        _wait_for(lambda: fake.count("/invitee_no_shows") == 1, "the first mark to reach Calendly", timeout=60)
+        waiting = synced.popen("bookings", "no-show", reference, "--json", env=PATIENT)
+        asleep: list[bool] = []
+
+        def waits_for_its_turn() -> bool:
+            asleep.append(_asleep(waiting))
+            return asleep[-2:] == [True, True]
+
+        _wait_for(waits_for_its_turn, "the second to wait for its turn", timeout=60)
+        waiting.send_signal(signal.SIGINT)
+        _, stderr = waiting.communicate(timeout=60)
+        assert waiting.returncode == 130, stderr
+        assert "nothing was changed" in stderr and "Calendly may have" not in stderr, stderr
+        assert fake.count("/scheduled_events/") == asked + 1  # the first's look at the invitee only
+        held.released.set()
+        assert first.wait(timeout=120) == 0
     finally:
         _drop_event(fake, event)

@@ -19,7 +19,7 @@ from tests.cli.calendly_fixtures import (
     fake_server,  # noqa: F401 (fixture)
 )
 from tests.conftest import Bapp
-from tests.fakes.calendly_server import FakeCalendly
+from tests.fakes.calendly_server import FakeCalendly, Fault
 
 URL = "https://bapp.example.com/calendly/webhook"
 
@@ -215,7 +215,7 @@ def test_an_unsubscribe_whose_answer_is_lost_is_done_not_exit_7(cbapp: Bapp, fak
     fake.webhook_subscriptions.clear()
     made = cbapp("calendly", "webhook", "subscribe", "--url", URL, "--json")
     assert made.exit_code == 0, made.stderr
-    fake.apply_then_reset_next("/webhook_subscriptions")
+    fake.add_fault(Fault("/webhook_subscriptions/", "apply_then_reset", method="DELETE"))
     gone = cbapp("calendly", "webhook", "unsubscribe", made.json()["uri"])
     assert gone.exit_code == 0, gone.stderr
     assert fake.webhook_subscriptions == []
@@ -230,7 +230,22 @@ def test_an_unsubscribe_met_by_429_waits_for_the_reset_as_every_write(cbapp: Bap
     fake.webhook_subscriptions.clear()
     made = cbapp("calendly", "webhook", "subscribe", "--url", URL, "--json")
     assert made.exit_code == 0, made.stderr
-    fake.rate_limit_next("/webhook_subscriptions", reset=0)
+    limited = {"X-RateLimit-Limit": "500", "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "0"}
+    fake.add_fault(Fault("/webhook_subscriptions/", "status", status=429, headers=limited, method="DELETE"))
     gone = cbapp("calendly", "webhook", "unsubscribe", made.json()["uri"])
     assert gone.exit_code == 0, gone.stderr
     assert fake.webhook_subscriptions == []
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # no database involved
+def test_an_unsubscribe_of_a_mistyped_uri_whose_answer_is_lost_is_exit_7(cbapp: Bapp, fake: FakeCalendly) -> None:
+    """The first DELETE's answer lost, the retry's 404 was taken for the lost attempt's deletion: a URI that never
+    named a subscription was reported deleted (exit 0). It is looked up first now: none there, exit 7."""
+    fake.webhook_subscriptions.clear()
+    made = cbapp("calendly", "webhook", "subscribe", "--url", URL, "--json")
+    assert made.exit_code == 0, made.stderr
+    mistyped = made.json()["uri"][:-1] + "X"
+    fake.add_fault(Fault("/webhook_subscriptions/", "apply_then_reset", method="DELETE"))
+    gone = cbapp("calendly", "webhook", "unsubscribe", mistyped)
+    assert gone.exit_code == 7 and "has no webhook subscription" in gone.stderr, gone.stderr
+    assert len(fake.webhook_subscriptions) == 1

@@ -12,6 +12,7 @@
     GET /scheduled_events/{uuid}/invitees/{uuid}
     POST /webhook_subscriptions                  (201; 409 for a URL already subscribed)
     GET /webhook_subscriptions?organization=O&scope=user|organization[&user=U]
+    GET /webhook_subscriptions/{uuid}            (404 when there is none)
     DELETE /webhook_subscriptions/{uuid}         (204; 404 when there is none)
 
 and the write side of ``shared/reference/calendly-scheduling-api.md`` (see :class:`_WriteSide`)::
@@ -389,6 +390,7 @@ class Fault:
     keep: float = 0.5
     with_page_token: bool | None = None
     params: dict[str, str] = field(default_factory=dict)  # only requests carrying these query values
+    method: str | None = None  # only requests of this method (GET, POST, DELETE)
     # set to answer a held ("delay") request at once: a test that needs a run held while it checks something
     # can hold it long enough for a loaded machine and still not wait the whole time once it is done
     released: threading.Event = field(default_factory=threading.Event)
@@ -782,7 +784,9 @@ class FakeCalendly:
             self._requests.append(
                 RecordedRequest(handler.command, path, params, {k.lower(): v for k, v in handler.headers.items()}, body)
             )
-            fault = next((f for f in self._faults if f.matches(path, params)), None)
+            fault = next(
+                (f for f in self._faults if f.matches(path, params) and f.method in (None, handler.command)), None
+            )
             if fault is not None and fault.times is not None:
                 fault.times -= 1
         if fault is not None and fault.action == "reset":
@@ -874,6 +878,9 @@ class FakeCalendly:
             return _json_reply({"resource": found}) if found is not None else _error_reply(404)
         if path == "/webhook_subscriptions":
             return self._list_webhook_subscriptions(params)
+        if path.startswith("/webhook_subscriptions/"):
+            found = [sub for sub in self.webhook_subscriptions if _last_segment(sub["uri"]) == _last_segment(path)]
+            return _json_reply({"resource": found[0]}) if found else _error_reply(404)
         return _error_reply(404)
 
     # --- webhook subscriptions -----------------------------------------------------------------

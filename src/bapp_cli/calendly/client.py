@@ -887,10 +887,16 @@ class CalendlyClient:
         """``DELETE /webhook_subscriptions/{uuid}``, under the write policy (a 429 waits for its reset).
 
         Raises NotFound on 404. Deleting is idempotent, so a lost answer is asked again with the retry policy;
-        a 404 then is the lost attempt's deletion (or one made meanwhile): done, not "none"."""
+        a 404 then is the lost attempt's deletion (or one made meanwhile): done, not "none". So that such a 404 is
+        never a mistyped URI's, the subscription is looked up first (``GET``, a 404 there is "none")."""
         uuid = _uuid_from(uri, "webhook_subscriptions")
         path = f"/webhook_subscriptions/{uuid}"
-        label = f"Calendly DELETE {path}"
+        label, lookup = f"Calendly DELETE {path}", _Request(path, {})
+        none = NotFound(f"Calendly has no webhook subscription {uuid}", code="subscription_not_found")
+        if (found := self._send(lookup)).status_code == 404:
+            raise none
+        if not found.is_success:
+            raise self._status_error(lookup, found)
         try:
             response = self._write("DELETE", path, None, label=label)
         except OutcomeUnknown:
@@ -898,9 +904,9 @@ class CalendlyClient:
             if response.status_code == 404:
                 return
         if response.status_code == 403:
-            raise self._auth_error(_Request(path, {}), response)
-        if response.status_code == 404:
-            raise NotFound(f"Calendly has no webhook subscription {uuid}", code="subscription_not_found")
+            raise self._auth_error(lookup, response)
+        if response.status_code == 404:  # deleted meanwhile, by someone else
+            raise none
         if not response.is_success:
             raise RemoteError(self._clean(f"{label}: HTTP {response.status_code} {_status_text(response)}"))
 

@@ -296,7 +296,8 @@ def _nearby(
     the (`column`, start_time) index."""
     if owner is None:
         return []
-    near = select(Booking.reference, Booking.start_time, Booking.end_time, Booking.session_type_id).where(
+    pending = Booking.calendly_state.in_(PENDING_STATES)
+    near = select(Booking.reference, Booking.start_time, Booking.end_time, Booking.session_type_id, pending).where(
         column == owner.id,
         Booking.status.in_(ACTIVE_STATUSES),
         Booking.start_time < end,

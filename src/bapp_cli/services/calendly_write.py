@@ -655,8 +655,8 @@ def change_status(
     notes: list[str] = []
     remote = event_uri if command == "cancel" else invitee_uri or (mark if command == "undo" else None)
     if remote:
-        try:
-            with open_client() as client:
+        with open_client() as client:  # waiting for its turn (cli.bookings.calendly_in_turn) asks Calendly nothing
+            try:
                 if command == "cancel":
                     if not client.cancel_event(remote, reason):
                         notes.append("Calendly already had the event cancelled")
@@ -667,19 +667,19 @@ def change_status(
                         client.delete_invitee_no_show(mark)
                 else:
                     mark = _calendly_no_show(client, remote) or _mark_no_show(client, remote)
-        except NotFound as gone:  # deleted there, or another account's: only bapp's side is left
-            verb = {"cancel": "cancel", "no-show": "no-show", "undo": "no-show --undo"}[command]
-            gone.hint = f"`bapp bookings {verb} {reference} --local-only` changes it in bapp only"
-            raise
-        except KeyboardInterrupt:
-            # bapp changed nothing, but Calendly may have: the generic "nothing was changed" would mislead.
-            # Running the command again is safe: a cancel Calendly already made counts as done, and a no-show
-            # mark is looked up before one is made.
-            what = {"cancel": "cancel", "no-show": "mark as a no-show", "undo": "take back the no-show of"}[command]
-            raise Interrupted(
-                f"while Calendly was asked to {what} booking {reference}; bapp changed nothing, Calendly may have",
-                hint="run the command again: it settles both sides without doing anything twice",
-            ) from None
+            except NotFound as gone:  # deleted there, or another account's: only bapp's side is left
+                verb = {"cancel": "cancel", "no-show": "no-show", "undo": "no-show --undo"}[command]
+                gone.hint = f"`bapp bookings {verb} {reference} --local-only` changes it in bapp only"
+                raise
+            except KeyboardInterrupt:
+                # bapp changed nothing, but Calendly may have: the generic "nothing was changed" would mislead.
+                # Running the command again is safe: a cancel Calendly already made counts as done, and a no-show
+                # mark is looked up before one is made.
+                what = {"cancel": "cancel", "no-show": "mark as a no-show", "undo": "take back the no-show of"}[command]
+                raise Interrupted(
+                    f"while Calendly was asked to {what} booking {reference}; bapp changed nothing, Calendly may have",
+                    hint="run the command again: it settles both sides without doing anything twice",
+                ) from None
     with transaction() as session:
         now = clock()
         if command == "undo":

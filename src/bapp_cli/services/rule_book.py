@@ -39,6 +39,9 @@ from bapp_cli.services.instants import instant_text
 # Only these hold a slot: cancelled, completed and no-show bookings never block a new one.
 ACTIVE_STATUSES = ("pending", "confirmed")
 OVERLAP_HINT = "pick another time, or pass --allow-overlap to book it anyway"
+# A clash with a booking still waiting for Calendly's answer: if it is this same booking, --allow-overlap is refused
+# (exit 8, calendly_pending: it would be sent twice), and a reconcile may yet find that it was never made.
+PENDING_HINT = "it is still waiting for Calendly's answer: run `bapp calendly reconcile` first"
 # Rule 2's longest booking. The overlap checks reach back this far (and a buffer) for bookings that may still run.
 LONGEST_BOOKING = dt.timedelta(days=1)
 
@@ -190,6 +193,7 @@ class NearbyBooking:
     start: dt.datetime
     end: dt.datetime
     session_type_id: int
+    pending: bool = False  # still waiting for Calendly's answer (services.booking.PENDING_STATES)
 
 
 def span_text(start: dt.datetime, end: dt.datetime) -> str:
@@ -201,10 +205,8 @@ def span_text(start: dt.datetime, end: dt.datetime) -> str:
 
 
 def _intersecting(bookings: Sequence[NearbyBooking], start: dt.datetime, end: dt.datetime) -> list[NearbyBooking]:
-    return sorted(
-        (booking for booking in bookings if booking.start < end and booking.end > start),
-        key=lambda booking: (booking.start, booking.reference),
-    )
+    near = [booking for booking in bookings if booking.start < end and booking.end > start]
+    return sorted(near, key=lambda booking: (booking.start, booking.reference))
 
 
 def find_clash(
@@ -236,9 +238,7 @@ def find_clash(
         limit = session.invitee_limit
         # without a builder the bookings given are the session's own: only their seats count
         if (not clashes or builder_email is None) and limit is not None and len(same_slot) >= limit:
-            return _overlap(
-                f"group session {session.title!r} at {mine} is full ({limit} invitees)", hint="pick another time"
-            )
+            return _overlap(f"group session {session.title!r} at {mine} is full ({limit} invitees)")
     if clashes and builder_email is not None:
         with_buffer = f" (with a {buffer_minutes}-minute buffer)" if buffer_minutes else ""
         return _clash(f"builder {builder_email}", clashes[0], mine + with_buffer)
@@ -247,15 +247,15 @@ def find_clash(
     return None
 
 
-def _overlap(message: str, *, hint: str = OVERLAP_HINT) -> Refusal:
-    """Rule 6's refusal, a clash with other bookings (exit 8): a full group session, or an overlap."""
+def _overlap(message: str, other: NearbyBooking | None = None) -> Refusal:
+    """Rule 6's refusal (exit 8): a full group session, or a clash with ``other``."""
+    hint = "pick another time" if other is None else PENDING_HINT if other.pending else OVERLAP_HINT
     return Refusal("start", "overlap", message, hint=hint, conflict=True)
 
 
 def _clash(who: str, other: NearbyBooking, mine: str) -> Refusal:
-    return _overlap(
-        f"{who} already has booking {other.reference} at {span_text(other.start, other.end)} overlapping {mine}"
-    )
+    span = span_text(other.start, other.end)
+    return _overlap(f"{who} already has booking {other.reference} at {span} overlapping {mine}", other)
 
 
 # -- skill progress --------------------------------------------------------------------------------------
