@@ -1056,3 +1056,24 @@ def test_verify_refuses_export_json_whose_badge_is_not_the_one_its_jwt_signs(bap
     for exported_text in (whole, one):
         assert bapp("badges", "verify", "-", "--against-db", stdin=exported_text).exit_code == 0, exported_text
         assert bapp("badges", "verify", "-", "--status-list", str(listing), stdin=exported_text).exit_code == 0
+
+
+@pytest.mark.parametrize("stand_in", [1, 1.0])
+def test_verify_refuses_export_json_whose_credential_equals_the_signed_one_only_in_python(
+    bapp: Bapp, tmp_path: Path, stand_in: float
+) -> None:
+    # the credential was compared with its jwt's vc by Python's ==, for which true == 1 == 1.0: an identifier's
+    # `"hashed": true` edited to 1 (which a JSON reader elsewhere takes for no boolean, no hashed e-mail) verified,
+    # exit 0. The very same JSON values it must be; key order and spacing are no part of them (`jq -S` keeps it).
+    seed(bapp, awarded_in_the_past)
+    issuer_init(bapp)
+    exported = bapp("badges", "export", EMAIL, "--format", "json").json()
+    exported[0]["credential"]["credentialSubject"]["identifier"][0]["hashed"] = stand_in
+    tampered = tmp_path / "tampered.json"
+    tampered.write_text(json.dumps(exported))
+    result = bapp("badges", "verify", str(tampered), "--against-db")
+    assert result.exit_code == 6, result.stderr
+    assert f"{tampered}: item 0: its credential is not the one its jwt signs" in result.stderr
+    exported[0]["credential"]["credentialSubject"]["identifier"][0]["hashed"] = True
+    reordered = json.dumps(exported, sort_keys=True, indent=1)
+    assert bapp("badges", "verify", "-", "--against-db", stdin=reordered).exit_code == 0

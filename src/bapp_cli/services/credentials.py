@@ -614,6 +614,8 @@ def split_credentials(text: str, source: str) -> list[str]:
             row = text.count("\n", 0, bad.start()) + 1
             raise InvalidInput(f"{source}: line {row}: not a compact JWS ({why})", code="bad_jws")
         return [line.group().strip() for line in found]
+    import json
+
     document = read_json_input(stripped, source, code="bad_json")
     items = [item if isinstance(item, dict) else {"jwt": item} for item in _types(document)]
     if len(items) > MAX_CREDENTIALS:
@@ -627,7 +629,9 @@ def split_credentials(text: str, source: str) -> list[str]:
         signed = _unverified_vc(member)
         badge = str(achievement_id(signed)).rpartition("/badges/achievements/")[2].replace("/", ":")
         for name, value in (("credential", signed), ("badge", badge)):
-            if signed is not None and item.get(name, value) != value:
+            # the very same JSON values, keys in any order: never equal to Python alone (true == 1 == 1.0)
+            given, value = (json.dumps(part, sort_keys=True) for part in (item.get(name, value), value))
+            if signed is not None and given != value:
                 edited = f"{source}: item {index}: its {name} is not the one its jwt signs"
                 raise InvalidInput(edited, code="credential_mismatch")
     return [item["jwt"].strip() for item in items]
