@@ -1103,6 +1103,8 @@ def test_verify_takes_bapps_own_export_of_a_badge_whose_key_holds_a_slash_or_the
     assert exported.exit_code == 0 and set(keys) <= {item["badge"] for item in exported.json()}, exported.stderr
     checked = restored("badges", "verify", "-", stdin=exported.stdout)
     assert checked.exit_code == 0, checked.stderr
+    checked = restored("badges", "verify", "-", "--against-db", "--json", stdin=exported.stdout)
+    assert checked.exit_code == 0, checked.stdout
     for key in keys:
         one = restored("badges", "export", EMAIL, "--format", "json", "--badge", key).json()
         one[0]["badge"] = "1" if key.endswith(":1") else "legacy/2024 cohort"  # the first, what the old check read

@@ -544,9 +544,10 @@ def check_against_database(session: Session, verification: Verification, *, issu
         return
     badge, email = row
     verification.badge = badge.key
-    achieved = achievement_key(issuer, vc) or ""
-    # a credential issued before 0015 names the badge by its old key (`tier:none:1`): the badge of that id is still it
-    if achieved != badge.key and achieved.lower() != _key_before_0015(badge.key):
+    achieved, named = achievement_key(issuer, vc) or "", nested_member(vc, "credentialSubject", "achievement", "id")
+    # the badge's id as export writes it (its key read back from an id would not tell x/y from x:y); a credential
+    # issued before 0015 names the badge by its old key (`tier:none:1`): the badge of that id is still it
+    if named != issuer.achievement_id(badge.key) and achieved.lower() != _key_before_0015(badge.key):
         verification.reason = f"the achievement is not badge {badge.key!r} of this database"
     elif not any(identity_matches(identity, email) for identity in vc["credentialSubject"].get("identifier") or []):
         verification.reason = "the recipient is not the client this database awarded the badge to"
