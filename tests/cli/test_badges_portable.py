@@ -1056,3 +1056,57 @@ def test_verify_refuses_export_json_whose_badge_is_not_the_one_its_jwt_signs(bap
     for exported_text in (whole, one):
         assert bapp("badges", "verify", "-", "--against-db", stdin=exported_text).exit_code == 0, exported_text
         assert bapp("badges", "verify", "-", "--status-list", str(listing), stdin=exported_text).exit_code == 0
+
+
+@pytest.mark.parametrize("stand_in", [1, 1.0])
+def test_verify_refuses_export_json_whose_credential_equals_the_signed_one_only_in_python(
+    bapp: Bapp, tmp_path: Path, stand_in: float
+) -> None:
+    # the credential was compared with its jwt's vc by Python's ==, for which true == 1 == 1.0: an identifier's
+    # `"hashed": true` edited to 1 (which a JSON reader elsewhere takes for no boolean, no hashed e-mail) verified,
+    # exit 0. The very same JSON values it must be; key order and spacing are no part of them (`jq -S` keeps it).
+    seed(bapp, awarded_in_the_past)
+    issuer_init(bapp)
+    exported = bapp("badges", "export", EMAIL, "--format", "json").json()
+    exported[0]["credential"]["credentialSubject"]["identifier"][0]["hashed"] = stand_in
+    tampered = tmp_path / "tampered.json"
+    tampered.write_text(json.dumps(exported))
+    result = bapp("badges", "verify", str(tampered), "--against-db")
+    assert result.exit_code == 6, result.stderr
+    assert f"{tampered}: item 0: its credential is not the one its jwt signs" in result.stderr
+    exported[0]["credential"]["credentialSubject"]["identifier"][0]["hashed"] = True
+    reordered = json.dumps(exported, sort_keys=True, indent=1)
+    assert bapp("badges", "verify", "-", "--against-db", stdin=reordered).exit_code == 0
+
+
+def test_verify_takes_bapps_own_export_of_a_badge_whose_key_holds_a_slash_or_the_achievements_path(
+    bapp: Bapp, tmp_path: Path, empty_database_url: str
+) -> None:
+    # the badge of an export item was checked against the key read back from the signed achievement id (/ for :,
+    # after the last /badges/achievements/): a restored badge `legacy/2023 cohort` (…/achievements/legacy/2023
+    # cohort, read back as legacy:2023 cohort) or `tier:badges:achievements:1` (read back as 1) made bapp's own
+    # export fail its verify, exit 6 "its badge is not the one its jwt signs". The badge's id as export writes it,
+    # under the signed issuer, is compared instead; another badge is still refused.
+    seed(bapp, awarded_in_the_past)
+    backup = tmp_path / "backup.json"
+    assert bapp("export", "all", "-o", str(backup)).exit_code == 0
+    document = json.loads(backup.read_text())
+    keys = ["legacy/2023 cohort", "tier:badges:achievements:1"]
+    for row, key in zip(document["badges"], keys, strict=False):
+        row["key"] = key
+    backup.write_text(json.dumps(document))
+    restored = Bapp(empty_database_url, tmp_path / "restored")
+    assert restored("db", "upgrade").exit_code == 0
+    assert restored("import", "all", str(backup)).exit_code == 0
+    issuer_init(restored)
+    exported = restored("badges", "export", EMAIL, "--format", "json")
+    assert exported.exit_code == 0 and set(keys) <= {item["badge"] for item in exported.json()}, exported.stderr
+    checked = restored("badges", "verify", "-", stdin=exported.stdout)
+    assert checked.exit_code == 0, checked.stderr
+    checked = restored("badges", "verify", "-", "--against-db", "--json", stdin=exported.stdout)
+    assert checked.exit_code == 0, checked.stdout
+    for key in keys:
+        one = restored("badges", "export", EMAIL, "--format", "json", "--badge", key).json()
+        one[0]["badge"] = "1" if key.endswith(":1") else "legacy/2024 cohort"  # the first, what the old check read
+        relabelled = restored("badges", "verify", "-", stdin=json.dumps(one))
+        assert relabelled.exit_code == 6 and "item 0: its badge is not the one its jwt signs" in relabelled.stderr

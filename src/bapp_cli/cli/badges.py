@@ -159,11 +159,10 @@ def issuer_init_command(
     if "\0" not in str(kept) and os.path.realpath(kept) != os.path.realpath(path) and os.path.isfile(kept):
         hint = "credentials already issued verify only with it; to start over, `bapp config unset badges.key_file`"
         raise Conflict(f"the issuer already signs with the key in {kept}", hint=hint, code="key_exists")
-    key = create_key_file(path)
+    issuer = Issuer(cleaned_name, cleaned_url, create_key_file(path), image_base)
     values = dict(issuer_name=cleaned_name, issuer_url=cleaned_url, key_file=str(path), image_base_url=image_base)
     with removed_on_failure(path):  # one write: the config names all of the issuer or none of it
         set_config_values(config_path, {f"badges.{name}": value for name, value in values.items() if value})
-    issuer = Issuer(cleaned_name, cleaned_url, key, image_base)
     sink.record({"profile_id": issuer.profile_id, "key_id": issuer.key_id, "key_file": str(path)})
     sink.info(f"Publish `bapp badges issuer show` at {issuer.profile_id}.")
 

@@ -418,8 +418,7 @@ def shape_problems(credential: Any) -> list[str]:
         problems.append("type must hold VerifiableCredential and OpenBadgeCredential")
     if not isinstance(credential.get("id"), str):
         problems.append("id is missing")
-    issuer = credential.get("issuer")
-    if not (isinstance(issuer, str) or (isinstance(issuer, dict) and isinstance(issuer.get("id"), str))):
+    if not isinstance(credential.get("issuer"), str) and not isinstance(nested_member(credential, "issuer", "id"), str):
         problems.append("issuer must be a Profile with an id")
     if _parse_instant(credential.get("validFrom")) is None:
         problems.append("validFrom must be a date-time with a time zone")
@@ -514,16 +513,17 @@ def _our_suffix(issuer: Issuer, kind: str, identifier: Any) -> str | None:
     return identifier[len(prefix) :] if isinstance(identifier, str) and identifier.startswith(prefix) else None
 
 
-def achievement_id(credential: Any) -> Any:
-    """The id of the achievement a credential names, as it is; None when it names none."""
-    subject = credential.get("credentialSubject") if isinstance(credential, dict) else None
-    achievement = subject.get("achievement") if isinstance(subject, dict) else None
-    return achievement.get("id") if isinstance(achievement, dict) else None
+def nested_member(credential: Any, *path: str) -> Any:
+    """`credential[path[0]][path[1]]…` as it is (the achievement id a credential names, its issuer's); None when
+    one of them is not there."""
+    for name in path:
+        credential = credential.get(name) if isinstance(credential, dict) else None
+    return credential
 
 
 def achievement_key(issuer: Issuer, credential: dict[str, Any]) -> str | None:
     """The badge key that the credential's achievement id names under this issuer; None for anyone else's."""
-    suffix = _our_suffix(issuer, "achievements", achievement_id(credential))
+    suffix = _our_suffix(issuer, "achievements", nested_member(credential, "credentialSubject", "achievement", "id"))
     return suffix.replace("/", ":") if suffix is not None else None
 
 
@@ -544,9 +544,10 @@ def check_against_database(session: Session, verification: Verification, *, issu
         return
     badge, email = row
     verification.badge = badge.key
-    achieved = achievement_key(issuer, vc) or ""
-    # a credential issued before 0015 names the badge by its old key (`tier:none:1`): the badge of that id is still it
-    if achieved != badge.key and achieved.lower() != _key_before_0015(badge.key):
+    achieved, named = achievement_key(issuer, vc) or "", nested_member(vc, "credentialSubject", "achievement", "id")
+    # the badge's id as export writes it (its key read back from an id would not tell x/y from x:y); a credential
+    # issued before 0015 names the badge by its old key (`tier:none:1`): the badge of that id is still it
+    if named != issuer.achievement_id(badge.key) and achieved.lower() != _key_before_0015(badge.key):
         verification.reason = f"the achievement is not badge {badge.key!r} of this database"
     elif not any(identity_matches(identity, email) for identity in vc["credentialSubject"].get("identifier") or []):
         verification.reason = "the recipient is not the client this database awarded the badge to"
@@ -586,16 +587,6 @@ def check_against_status_list(verification: Verification, status_token: str, *, 
         verification.reason = f"revoked (status list of {vc.get('validFrom')})"
 
 
-def _unverified_vc(token: str) -> Any:
-    """The vc claim of a compact JWS as it is (None when it holds no claims that can be read), for what verify checks
-    after: read here, not by PyJWT's decode, whose base64 check a character at a time is six times slower."""
-    from jwt.utils import base64url_decode
-
-    with contextlib.suppress(ValueError, IndexError, AttributeError, UnreadableDocument):  # AttributeError: no object
-        return read_json(base64url_decode(token.split(".")[1])).get("vc")
-    return None
-
-
 def split_credentials(text: str, source: str) -> list[str]:
     """The compact JWS tokens in a file: one per line, or JSON as `badges export --format json` writes it."""
     stripped = text.strip()
@@ -614,6 +605,10 @@ def split_credentials(text: str, source: str) -> list[str]:
             row = text.count("\n", 0, bad.start()) + 1
             raise InvalidInput(f"{source}: line {row}: not a compact JWS ({why})", code="bad_jws")
         return [line.group().strip() for line in found]
+    from json import dumps
+
+    from jwt.utils import base64url_decode
+
     document = read_json_input(stripped, source, code="bad_json")
     items = [item if isinstance(item, dict) else {"jwt": item} for item in _types(document)]
     if len(items) > MAX_CREDENTIALS:
@@ -622,12 +617,23 @@ def split_credentials(text: str, source: str) -> list[str]:
         # a compact JWS is ASCII: never half a UTF-16 pair ("\ud800"), which the JOSE library cannot encode
         if not isinstance(member := item.get("jwt"), str) or not member.isascii():
             raise InvalidInput(f"{source}: item {index}: no jwt member holding a compact JWS", code="no_credential")
-        # beside the jwt, what a reader of the file sees, but verify vouches for the jwt alone (and reports one it
-        # cannot read invalid): the credential it signs, and the badge key its achievement id names (…/x/1: x:1)
-        signed = _unverified_vc(member)
-        badge = str(achievement_id(signed)).rpartition("/badges/achievements/")[2].replace("/", ":")
-        for name, value in (("credential", signed), ("badge", badge)):
-            if signed is not None and item.get(name, value) != value:
+        # the vc claim as it is, None when the claims cannot be read (verify reports that token invalid): read here,
+        # not by PyJWT's decode, whose base64 check a character at a time is six times slower; verify's signature
+        # check covers these very bytes (a token of more or fewer parts, or not base64url, does not verify)
+        signed = None
+        with contextlib.suppress(ValueError, IndexError, UnreadableDocument):
+            signed = nested_member(read_json(base64url_decode(member.split(".")[1])), "vc")
+        # beside the jwt, what a reader of the file sees, but verify vouches for the jwt alone: the credential it
+        # signs, and the badge whose achievement id, as export writes it under the signed issuer (…/achievements/
+        # tier/x/1 for tier:x:1), is the signed one. Never the key read back from that id, which cannot tell the key
+        # x/y from x:y (nor x:badges:achievements:y from y): bapp's own export of such a badge failed its verify.
+        achieved = nested_member(signed, "credentialSubject", "achievement", "id")
+        under = str(nested_member(signed, "issuer", "id")).removesuffix("issuer.json") + "achievements/"
+        if isinstance(badge := item.get("badge", achieved), str) and "badge" in item:
+            badge = under + badge.replace(":", "/")
+        for name, given, value in (("credential", item.get("credential", signed), signed), ("badge", badge, achieved)):
+            # the very same JSON values, keys in any order: never equal to Python alone (true == 1 == 1.0)
+            if signed is not None and dumps(given, sort_keys=True) != dumps(value, sort_keys=True):
                 edited = f"{source}: item {index}: its {name} is not the one its jwt signs"
                 raise InvalidInput(edited, code="credential_mismatch")
     return [item["jwt"].strip() for item in items]
