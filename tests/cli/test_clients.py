@@ -497,3 +497,20 @@ def test_an_enrolment_s_default_start_is_today_in_the_user_s_zone(seed: Session,
     assert enrolled["start_date"] == today
     completed = set_client_status(seed, "ada@example.com", "accelerate", "completed", now=now, timezone=zone)
     assert (completed["status"], completed["start_date"]) == ("completed", today)
+
+
+def test_clients_enroll_without_start_starts_on_today_in_timezone(bapp: Bapp, seed: Session) -> None:
+    """The command itself, on the real clock: the test above pins the service's clock, this one shows that
+    `clients enroll` hands --timezone on for the default start. A zone whose day differs from UTC's now (14 hours
+    east, or 11 west) tells the two apart; a repeat without --start keeps the start, in any zone."""
+    add_client(seed)
+    seed.commit()
+    now = dt.datetime.now(dt.UTC)
+    zone = "Pacific/Kiritimati" if now.hour >= 10 else "Pacific/Pago_Pago"  # UTC+14, UTC-11
+    today = now.astimezone(ZoneInfo(zone)).date().isoformat()
+    enrolled = bapp("--timezone", zone, "clients", "enroll", "ada@example.com", "accelerate", "--json")
+    assert enrolled.exit_code == 0 and enrolled.json()["start_date"] == today, enrolled.stderr
+    assert [entry.changes["start_date"] for entry in audit_entries(seed, "enrolment")] == [today]
+    again = bapp("clients", "enroll", "ada@example.com", "accelerate", "--json")  # UTC: another day, no --start
+    assert (again.json()["start_date"], again.json()["changed"]) == (today, False)
+    assert bapp("clients", "show", "ada@example.com", "--json").json()["enrolments"][0]["start_date"] == today

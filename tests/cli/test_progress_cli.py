@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from bapp_cli.db.engine import make_engine, unit_of_work
 from bapp_cli.db.locks import COMPLETION_RULES, lock_id
 from bapp_cli.db.models import Badge, Enrolment
+from bapp_cli.services.clients import enroll_client
 from bapp_cli.services.enrolment import enrol
 from bapp_cli.services.skills import archive_skill, assign_skills, complete_skill
 from tests.conftest import Bapp, eventually
@@ -446,3 +447,33 @@ def test_an_automatic_completion_brings_a_start_still_ahead_back_to_its_day(
     }
     (analytics,) = [row for row in bapp("reports", "pathway-analytics", "--json").json() if row["pathway"] == "pivot"]
     assert (analytics["completed"], analytics["average_days_to_complete"]) == (1, 0.0)
+
+
+def test_an_enrolment_started_on_the_user_s_today_east_of_utc_is_not_moved_by_its_completion(bapp: Bapp) -> None:
+    """`clients enroll` starts an enrolment on the user's today (099c209); a client who has finished the pathway
+    is completed at once, and the completion rules (6238e2d) read a start after the completion's UTC day as still
+    ahead. East of UTC the user's today is UTC's tomorrow: at 20:00 UTC in Auckland (UTC+13, already the 21st)
+    the new enrolment's start, the 21st, was brought back to the 20th, the user's yesterday (audited as
+    ["2030-01-21", "2030-01-20"]), though it was completed on the user's 21st. The day is now the user's."""
+    now = dt.datetime(2030, 1, 20, 20, 0, tzinfo=dt.UTC)
+
+    def build(session: Session) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        small_catalogue(session)
+        ada = client(session, "ada@example.com")
+        for slug in ("shared", "p2", "p3"):
+            complete_skill(session, ada.email, slug, now=NOW)
+        enrolled = enroll_client(session, "ada@example.com", "pivot", now=now, timezone="Pacific/Auckland")
+        return enrolled, [entry.changes for entry in audit_entries(session, "enrolment")]
+
+    enrolled, audited = seed(bapp, build)
+    assert (enrolled["status"], enrolled["start_date"], enrolled["completed_at"]) == (
+        "completed",
+        dt.date(2030, 1, 21),
+        now,
+    )
+    assert audited == [
+        {"status": "active", "start_date": "2030-01-21", "builder": None},
+        {"status": ["active", "completed"]},  # no start moved
+    ]
+    (shown,) = bapp("clients", "show", "ada@example.com", "--json").json()["enrolments"]
+    assert (shown["start_date"], shown["completed_at"]) == ("2030-01-21", "2030-01-20T20:00:00Z")

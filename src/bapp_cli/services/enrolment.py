@@ -70,5 +70,5 @@ def enrol(
     from bapp_cli.services.progress import record_completions  # here: services.progress imports this module
 
     if not new_client:  # the client may have finished the pathway already: completed now, as `skills complete` would
-        record_completions(session, now=now, pathway_ids=[pathway.id], fundamentals=False, client_ids=[client.id])
+        record_completions(session, now=now, pathway_ids=[pathway.id], client_ids=[client.id], zone=zone)
     return enrolment, True, True

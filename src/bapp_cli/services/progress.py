@@ -78,9 +78,10 @@ def record_completions(
     *,
     now: dt.datetime,
     pathway_ids: Collection[int],
-    fundamentals: bool,
+    fundamentals: bool = False,
     client_ids: Collection[int] | None = None,
     dated: bool = False,
+    zone: dt.tzinfo = dt.UTC,
 ) -> dict[int, CompletionOutcome]:
     """Award the badges whose criteria are now met and complete the enrolments of completed pathways.
 
@@ -102,9 +103,8 @@ def record_completions(
 
     if scope:
         done: dict[int, dict[tuple[int, int], tuple[int, dt.datetime]]] = defaultdict(dict)
-        query = _completed_counts(SkillPathwayLink.pathway_id, SkillPathwayLink.tier, dated=dated).join(
-            SkillPathwayLink, SkillPathwayLink.skill_id == UserSkillProgress.skill_id
-        )
+        query = _completed_counts(SkillPathwayLink.pathway_id, SkillPathwayLink.tier, dated=dated)
+        query = query.join(SkillPathwayLink, SkillPathwayLink.skill_id == UserSkillProgress.skill_id)
         query = query.where(SkillPathwayLink.pathway_id.in_(scope))
         for client_id, pathway_id, tier, count, latest in rows_keyed(session, query, clients):
             done[client_id][(pathway_id, tier)] = count, min(latest or now, now)
@@ -138,7 +138,7 @@ def record_completions(
         (f"{emails[client]}:{key}", {"awarded_at": due[client][key]}) for client in awarded for key in awarded[client]
     ]
     record_audits(session, "badge", audited)
-    finished = _complete_enrolments(session, completed_pathways, catalogue, emails, now=now)
+    finished = _complete_enrolments(session, completed_pathways, catalogue, emails, now=now, zone=zone)
     outcomes: dict[int, CompletionOutcome] = {}
     for client_id in set(awarded) | set(finished):
         keys = sorted(awarded.get(client_id, []), key=catalogue.badge_order)
@@ -151,9 +151,8 @@ def _completed_counts(*columns: SQLColumnExpression[Any], dated: bool = False) -
     """Per client and `columns`, how many non-archived skills the client has completed, and (`dated`) the
     latest completion among them, else NULL: a change made now reads no stored times (nor fails on one)."""
     latest = func.max(UserSkillProgress.completed_at) if dated else null()
-    query = select(UserSkillProgress.client_id, *columns, func.count(), latest).join(
-        Skill, Skill.id == UserSkillProgress.skill_id
-    )
+    query = select(UserSkillProgress.client_id, *columns, func.count(), latest)
+    query = query.join(Skill, Skill.id == UserSkillProgress.skill_id)
     query = query.where(UserSkillProgress.status == "completed", Skill.archived.is_(False))
     return query.group_by(UserSkillProgress.client_id, *columns)
 
@@ -177,10 +176,10 @@ def _award(session: Session, due: Moments) -> dict[int, list[str]]:
 
 
 def _complete_enrolments(
-    session: Session, completed: Moments, catalogue: Catalogue, emails: dict[int, str], *, now: dt.datetime
+    session: Session, completed: Moments, catalogue: Catalogue, emails: dict[int, str], *, now: dt.datetime, zone: Any
 ) -> dict[int, list[str]]:
     """A completed pathway completes the client's enrolment in it, with the completion time `completed`
-    gives (no clients, no statement)."""
+    gives (no clients, no statement); a start date is a day in `zone` (`clients enroll`'s user's, else UTC)."""
     pathway_ids = sorted({pathway_id for ids in completed.values() for pathway_id in ids})
     finished: dict[int, list[str]] = defaultdict(list)
     still_open = (Enrolment.pathway_id.in_(pathway_ids), Enrolment.status != "completed")
@@ -192,10 +191,12 @@ def _complete_enrolments(
         slug = catalogue.pathways[enrolment.pathway_id].slug
         # never before the enrolment's start: a backfill may enrol the client today (or from a later day) for
         # skills completed long before, and the enrolment then completes as it starts, not ahead of it
-        at = min(max(when, dt.datetime.combine(enrolment.start_date, dt.time(), dt.UTC)), now)
+        at = min(max(when, dt.datetime.combine(enrolment.start_date, dt.time(), zone)), now)
         # a start still ahead cannot hold (nor can this door refuse, as `clients set-status` does): the enrolment
-        # starts the (UTC) day it completes, audited with both dates, so it never ends before it began
-        changes = apply_changes(enrolment, {"status": "completed", "start_date": min(enrolment.start_date, at.date())})
+        # starts the day it completes, audited with both dates, so it never ends before it began. The day is the
+        # user's where the door knows it: east of UTC their today, `clients enroll`'s start, is UTC's tomorrow
+        day = at.astimezone(zone).date()
+        changes = apply_changes(enrolment, {"status": "completed", "start_date": min(enrolment.start_date, day)})
         enrolment.completed_at, enrolment.updated_at = at, now
         record_audit(session, "enrolment", f"{emails[enrolment.client_id]}:{slug}", changes)
         finished[enrolment.client_id].append(slug)
