@@ -176,17 +176,17 @@ def _award(session: Session, due: Moments) -> dict[int, list[str]]:
 
 
 def _complete_enrolments(
-    session: Session, completed: Moments, catalogue: Catalogue, emails: dict[int, str], *, now: dt.datetime, zone: Any
+    session: Session, done: Moments, catalogue: Catalogue, emails: dict[int, str], *, now: dt.datetime, zone: dt.tzinfo
 ) -> dict[int, list[str]]:
-    """A completed pathway completes the client's enrolment in it, with the completion time `completed`
-    gives (no clients, no statement); a start date is a day in `zone` (`clients enroll`'s user's, else UTC)."""
-    pathway_ids = sorted({pathway_id for ids in completed.values() for pathway_id in ids})
+    """A completed pathway completes the client's enrolment in it, with the completion time `done` gives (no
+    clients, no statement); a start date is a day in `zone` (`clients enroll`'s user's, else UTC)."""
+    pathway_ids = sorted({pathway_id for ids in done.values() for pathway_id in ids})
     finished: dict[int, list[str]] = defaultdict(list)
     still_open = (Enrolment.pathway_id.in_(pathway_ids), Enrolment.status != "completed")
     open_enrolments = select(Enrolment.client_id, Enrolment).where(*still_open)
     # read whole (a list) before the first change: the changes write (audit rows) on the same connection
-    for _, enrolment in rows_keyed(session, open_enrolments, completed):
-        if (when := completed[enrolment.client_id].get(enrolment.pathway_id)) is None:
+    for _, enrolment in rows_keyed(session, open_enrolments, done):
+        if (when := done[enrolment.client_id].get(enrolment.pathway_id)) is None:
             continue
         slug = catalogue.pathways[enrolment.pathway_id].slug
         # never before the enrolment's start: a backfill may enrol the client today (or from a later day) for
