@@ -404,3 +404,54 @@ def test_ctrl_c_while_a_no_show_waits_for_its_turn_says_nothing_was_changed(sync
         assert first.wait(timeout=120) == 0
     finally:
         _drop_event(fake, event)
+
+
+def test_ctrl_c_while_a_cancel_waits_to_record_calendlys_answer_says_calendly_may_have(
+    synced: Bapp, fake: FakeCalendly
+) -> None:
+    # Calendly had cancelled the event; the stop came while bapp waited to record it (another writer held the
+    # booking's row, or SQLite's write lock), outside the round trip's Ctrl-C handling: "Interrupted; nothing was
+    # changed." (exit 130), though Calendly had changed.
+    import sqlite3
+
+    from sqlalchemy import text
+
+    from bapp_cli.db.engine import make_engine
+
+    made = create(synced, slot(days=3))
+    assert made.exit_code == 0, made.stderr
+    reference = made.json()["reference"]
+    engine = make_engine(synced.database_url)
+    try:
+        with engine.connect() as holder:
+            if engine.dialect.name == "sqlite":  # the busy wait ends after bapp's 30 s busy timeout
+                raw = sqlite3.connect(synced.database_url.removeprefix("sqlite:///"), isolation_level=None)
+                raw.execute("BEGIN IMMEDIATE")
+            else:
+                holder.execute(text("SELECT id FROM bookings WHERE reference = :r FOR UPDATE"), {"r": reference})
+            fake.clear_requests()
+            process = synced.popen("bookings", "cancel", reference, env=PATIENT)
+            _wait_for(lambda: len(fake.requests) == 1 and fake.requests[0].method == "POST", "Calendly's cancel")
+            if engine.dialect.name == "sqlite":
+                asleep: list[bool] = []
+                _wait_for(lambda: asleep.append(_asleep(process)) or asleep[-2:] == [True, True], "the busy wait")
+            else:
+                waiting = text("SELECT count(*) FROM pg_locks WHERE NOT granted")
+                with engine.connect() as looking:
+                    _wait_for(lambda: looking.execute(waiting).scalar_one() > 0, "the wait for the row lock")
+            process.send_signal(signal.SIGINT)
+            _, stderr = process.communicate(timeout=90)
+            if engine.dialect.name == "sqlite":
+                raw.rollback()
+                raw.close()
+            holder.rollback()
+    finally:
+        engine.dispose()
+    assert process.returncode == 130, stderr
+    assert "nothing was changed" not in stderr, stderr
+    assert "Calendly may have" in stderr and reference in stderr and "run the command again" in stderr, stderr
+    assert [(request.method, request.path.rsplit("/")[-1]) for request in fake.requests] == [("POST", "cancellation")]
+    assert bookings(synced.database_url)[0].status == "confirmed"
+    again = synced("bookings", "cancel", reference)
+    assert again.exit_code == 0, again.stderr  # Calendly's side already done: the cancel counts as done
+    assert bookings(synced.database_url)[0].status == "cancelled"

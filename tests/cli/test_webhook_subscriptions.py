@@ -249,3 +249,23 @@ def test_an_unsubscribe_of_a_mistyped_uri_whose_answer_is_lost_is_exit_7(cbapp: 
     gone = cbapp("calendly", "webhook", "unsubscribe", mistyped)
     assert gone.exit_code == 7 and "has no webhook subscription" in gone.stderr, gone.stderr
     assert len(fake.webhook_subscriptions) == 1
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # no database involved
+def test_a_refused_unsubscribe_or_subscribe_names_the_request_refused(cbapp: Bapp, fake: FakeCalendly) -> None:
+    """A 403 to the DELETE (or to the POST of a subscribe) said "Calendly denied access to GET
+    /webhook_subscriptions/…": since d09a74d a GET of it comes first and was answered, so the message named the one
+    request that was let through. Exit 4 either way, and nothing is deleted."""
+    fake.webhook_subscriptions.clear()
+    made = cbapp("calendly", "webhook", "subscribe", "--url", URL, "--json")
+    assert made.exit_code == 0, made.stderr
+    denied = b'{"title": "Permission Denied", "message": "You do not have permission"}'
+    fake.add_fault(Fault("/webhook_subscriptions/", "status", status=403, body=denied, method="DELETE"))
+    refused = cbapp("calendly", "webhook", "unsubscribe", made.json()["uri"])
+    assert refused.exit_code == 4, refused.stderr
+    assert f"denied access to DELETE /webhook_subscriptions/{made.json()['uri'].rsplit('/')[-1]}" in refused.stderr
+    assert len(fake.webhook_subscriptions) == 1
+    upgrade = b'{"title": "Permission Denied", "message": "Please upgrade your Calendly account to Standard"}'
+    fake.add_fault(Fault("/webhook_subscriptions", "status", status=403, body=upgrade, method="POST"))
+    plan = cbapp("calendly", "webhook", "subscribe", "--url", URL + "/2")
+    assert plan.exit_code == 4 and "denied access to POST /webhook_subscriptions (HTTP 403" in plan.stderr, plan.stderr

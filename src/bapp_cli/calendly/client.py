@@ -861,7 +861,7 @@ class CalendlyClient:
         response = self._write("POST", "/webhook_subscriptions", payload, label=label)
         status = response.status_code
         if status == 403:
-            raise self._auth_error(_Request("/webhook_subscriptions", {}), response)
+            raise self._auth_error(_Request("/webhook_subscriptions", {}), response, method="POST")
         if status == 409:
             raise Conflict(
                 self._clean(f"{label}: {_status_text(response)} (HTTP 409)"),
@@ -903,8 +903,8 @@ class CalendlyClient:
             response = self._write("DELETE", path, None, label=label, retry_unknown=True)
             if response.status_code == 404:
                 return
-        if response.status_code == 403:
-            raise self._auth_error(lookup, response)
+        if response.status_code == 403:  # the look-up was let through: the deletion is what is denied
+            raise self._auth_error(lookup, response, method="DELETE")
         if response.status_code == 404:  # deleted meanwhile, by someone else
             raise none
         if not response.is_success:
@@ -972,11 +972,11 @@ class CalendlyClient:
 
     # --- responses -------------------------------------------------------------------------------
 
-    def _auth_error(self, request: _Request, response: httpx.Response) -> AuthError:
+    def _auth_error(self, request: _Request, response: httpx.Response, *, method: str = "GET") -> AuthError:
         if response.status_code == 401:
             message = f"Calendly refused the token (HTTP 401 {_status_text(response)})"
             return AuthError(self._clean(message), hint=_HINT_401)
-        message = f"Calendly denied access to GET {request.path} (HTTP 403 {_status_text(response)})"
+        message = f"Calendly denied access to {method} {request.path} (HTTP 403 {_status_text(response)})"
         return AuthError(self._clean(message), hint=_HINT_403)
 
     def _status_error(self, request: _Request, response: httpx.Response, page: int | None = None) -> RemoteError:

@@ -630,7 +630,8 @@ def change_status(
     already where the command takes it, which is the command succeeding, not a refused move.
     """
     reason = clean_reason(reason)
-    event_uri = invitee_uri = mark = None
+    # asked: set once the turn is had, as waiting for it (cli.bookings.calendly_in_turn) asks Calendly nothing
+    event_uri = invitee_uri = mark = asked = None
     with reading() as session:
         booking = get_booking(session, reference)
         if not local_only and booking.calendly_state in PENDING_STATES:
@@ -654,47 +655,51 @@ def change_status(
                 )
     notes: list[str] = []
     remote = event_uri if command == "cancel" else invitee_uri or (mark if command == "undo" else None)
-    if remote:
-        with open_client() as client:  # waiting for its turn (cli.bookings.calendly_in_turn) asks Calendly nothing
-            try:
-                if command == "cancel":
-                    if not client.cancel_event(remote, reason):
+    try:
+        if remote:
+            with open_client() as client:
+                asked = True
+                try:
+                    if command == "no-show":
+                        mark = _calendly_no_show(client, remote) or _mark_no_show(client, remote)
+                    elif command == "cancel" and not client.cancel_event(remote, reason):
                         notes.append("Calendly already had the event cancelled")
-                elif command == "undo":
                     # A mark made in Calendly (a delivery or pull before its URI was kept) is looked up.
-                    mark = mark or _calendly_no_show(client, remote)
-                    if mark:
+                    elif command == "undo" and (mark := mark or _calendly_no_show(client, remote)):
                         client.delete_invitee_no_show(mark)
-                else:
-                    mark = _calendly_no_show(client, remote) or _mark_no_show(client, remote)
-            except NotFound as gone:  # deleted there, or another account's: only bapp's side is left
-                verb = {"cancel": "cancel", "no-show": "no-show", "undo": "no-show --undo"}[command]
-                gone.hint = f"`bapp bookings {verb} {reference} --local-only` changes it in bapp only"
-                raise
-            except KeyboardInterrupt:
-                # bapp changed nothing, but Calendly may have: the generic "nothing was changed" would mislead.
-                # Running the command again is safe: a cancel Calendly already made counts as done, and a no-show
-                # mark is looked up before one is made.
-                what = {"cancel": "cancel", "no-show": "mark as a no-show", "undo": "take back the no-show of"}[command]
-                raise Interrupted(
-                    f"while Calendly was asked to {what} booking {reference}; bapp changed nothing, Calendly may have",
-                    hint="run the command again: it settles both sides without doing anything twice",
-                ) from None
-    with transaction() as session:
-        now = clock()
-        if command == "undo":
-            return undo_no_show(session, reference, now=now), notes
-        # locked first, so that the status read here is the one the change is made from
-        booking = get_booking(session, reference, for_update=True)
-        # already where the change made in Calendly takes it (its delivery came first): nothing left to do here
-        if remote and booking.status == {"cancel": "cancelled", "no-show": "no_show"}[command]:
-            change = StatusChange(booking_view(session, booking.id), {})
-        else:
-            change = change_booking_status(session, booking, command, now=now, reason=reason)
-        if remote and command == "no-show":
-            # stamped so that the delivery of that same mark, or an older one, arriving later changes
-            # nothing (see ``InviteeApplier.apply_no_show``); cut to its column, as the pull cuts it
-            booking.calendly_no_show_uri, booking.calendly_no_show_at = mark and mark[:URI_LENGTH], now
+                except NotFound as gone:  # deleted there, or another account's: only bapp's side is left
+                    verb = {"cancel": "cancel", "no-show": "no-show", "undo": "no-show --undo"}[command]
+                    gone.hint = f"`bapp bookings {verb} {reference} --local-only` changes it in bapp only"
+                    raise
+        with transaction() as session:
+            now = clock()
+            if command == "undo":
+                return undo_no_show(session, reference, now=now), notes
+            # locked first, so that the status read here is the one the change is made from
+            booking = get_booking(session, reference, for_update=True)
+            # already where the change made in Calendly takes it (its delivery came first): nothing left to do here
+            if remote and booking.status == {"cancel": "cancelled", "no-show": "no_show"}[command]:
+                change = StatusChange(booking_view(session, booking.id), {})
+            else:
+                change = change_booking_status(session, booking, command, now=now, reason=reason)
+            if remote and command == "no-show":
+                # stamped so that the delivery of that same mark, or an older one, arriving later changes
+                # nothing (see ``InviteeApplier.apply_no_show``); cut to its column, as the pull cuts it
+                booking.calendly_no_show_uri, booking.calendly_no_show_at = mark and mark[:URI_LENGTH], now
+    except KeyboardInterrupt:
+        from bapp_cli.errors import committed
+
+        # Waiting for the turn, nothing was asked; stopped once the change was committed here, the generic
+        # message says that what was committed stands.
+        if not asked or committed[0]:
+            raise
+        # In the round trip or in recording its answer (the rolled-back change here, perhaps waiting for another
+        # writer's lock), bapp changed nothing, but Calendly may have: the generic "nothing was changed" would
+        # mislead. Running the command again is safe: a cancel Calendly already made counts as done, and a no-show
+        # mark is looked up before one is made.
+        what = {"cancel": "cancel", "no-show": "mark as a no-show", "undo": "take back the no-show of"}[command]
+        stop = f"while Calendly was asked to {what} booking {reference}; bapp changed nothing, Calendly may have"
+        raise Interrupted(stop, hint="run the command again: it settles both sides, doing nothing twice") from None
     return change, notes
 
 
