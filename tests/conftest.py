@@ -5,7 +5,7 @@ Every database fixture is parametrised over SQLite and a real PostgreSQL that th
 (a file copy on SQLite, CREATE DATABASE … TEMPLATE on PostgreSQL). A test that reaches the database only
 through `session` shares its module's copy and rolls back (see "the shared, rolled-back database" below);
 every other database test — the CLI, other processes, races, migrations — gets a fresh copy of its own.
-Under pytest-xdist (`make test` runs two workers) each worker starts its own server.
+Under pytest-xdist (`make test` runs three workers) each worker starts its own server.
 """
 
 from __future__ import annotations
