@@ -20,6 +20,7 @@ import contextlib
 import datetime as dt
 import gzip
 import hashlib
+import json
 import re
 import secrets
 import zlib
@@ -62,6 +63,14 @@ IDENTITY_FIELDS = (("hashed", bool), ("identityHash", str), ("identityType", str
 # -- the issuer ---------------------------------------------------------------------------------------
 
 
+PROFILE_PATH = "/badges/issuer.json"  # under the issuer's URL, as every other id below
+
+
+def achievement_id_under(base: str, key: str) -> str:
+    """The id of badge `key`'s achievement under the issuer at `base` (a key's `:` are `/` there)."""
+    return f"{base}/badges/achievements/{key.replace(':', '/')}"
+
+
 @dataclass(frozen=True)
 class Issuer:
     """The issuing organisation as configured (`badges.issuer_name`, `badges.issuer_url`) with its key."""
@@ -77,7 +86,7 @@ class Issuer:
 
     @property
     def profile_id(self) -> str:
-        return f"{self.base}/badges/issuer.json"
+        return self.base + PROFILE_PATH
 
     @property
     def key_id(self) -> str:
@@ -91,7 +100,7 @@ class Issuer:
         return f"{self.base}/badges/credentials/{badge_id}"
 
     def achievement_id(self, key: str) -> str:
-        return f"{self.base}/badges/achievements/{key.replace(':', '/')}"
+        return achievement_id_under(self.base, key)
 
     def profile_reference(self) -> dict[str, Any]:
         """The issuer as embedded in each credential (OB 3.0 Profile, short form)."""
@@ -605,10 +614,6 @@ def split_credentials(text: str, source: str) -> list[str]:
             row = text.count("\n", 0, bad.start()) + 1
             raise InvalidInput(f"{source}: line {row}: not a compact JWS ({why})", code="bad_jws")
         return [line.group().strip() for line in found]
-    from json import dumps
-
-    from jwt.utils import base64url_decode
-
     document = read_json_input(stripped, source, code="bad_json")
     items = [item if isinstance(item, dict) else {"jwt": item} for item in _types(document)]
     if len(items) > MAX_CREDENTIALS:
@@ -617,23 +622,29 @@ def split_credentials(text: str, source: str) -> list[str]:
         # a compact JWS is ASCII: never half a UTF-16 pair ("\ud800"), which the JOSE library cannot encode
         if not isinstance(member := item.get("jwt"), str) or not member.isascii():
             raise InvalidInput(f"{source}: item {index}: no jwt member holding a compact JWS", code="no_credential")
-        # the vc claim as it is, None when the claims cannot be read (verify reports that token invalid): read here,
-        # not by PyJWT's decode, whose base64 check a character at a time is six times slower; verify's signature
-        # check covers these very bytes (a token of more or fewer parts, or not base64url, does not verify)
-        signed = None
-        with contextlib.suppress(ValueError, IndexError, UnreadableDocument):
-            signed = nested_member(read_json(base64url_decode(member.split(".")[1])), "vc")
-        # beside the jwt, what a reader of the file sees, but verify vouches for the jwt alone: the credential it
-        # signs, and the badge whose achievement id, as export writes it under the signed issuer (…/achievements/
-        # tier/x/1 for tier:x:1), is the signed one. Never the key read back from that id, which cannot tell the key
-        # x/y from x:y (nor x:badges:achievements:y from y): bapp's own export of such a badge failed its verify.
-        achieved = nested_member(signed, "credentialSubject", "achievement", "id")
-        under = str(nested_member(signed, "issuer", "id")).removesuffix("issuer.json") + "achievements/"
-        if isinstance(badge := item.get("badge", achieved), str) and "badge" in item:
-            badge = under + badge.replace(":", "/")
-        for name, given, value in (("credential", item.get("credential", signed), signed), ("badge", badge, achieved)):
-            # the very same JSON values, keys in any order: never equal to Python alone (true == 1 == 1.0)
-            if signed is not None and dumps(given, sort_keys=True) != dumps(value, sort_keys=True):
-                edited = f"{source}: item {index}: its {name} is not the one its jwt signs"
-                raise InvalidInput(edited, code="credential_mismatch")
+        _refuse_edited(item, member, f"{source}: item {index}")
     return [item["jwt"].strip() for item in items]
+
+
+def _refuse_edited(item: dict[str, Any], token: str, where: str) -> None:
+    """Beside its jwt, what a reader of an export item sees, though verify vouches for the jwt alone: the credential
+    it signs, and the badge whose achievement id, as export writes it under the signed issuer, is the signed one.
+    Never the key read back from that id, which cannot tell the key x/y from x:y (nor x:badges:achievements:y from
+    y): bapp's own export of such a badge failed its verify."""
+    from jwt.utils import base64url_decode
+
+    # the vc claim as it is, None when the claims cannot be read (verify reports that token invalid): read here, not
+    # by PyJWT's decode, whose base64 check a character at a time is six times slower; verify's signature check
+    # covers these very bytes (a token of more or fewer parts, or not base64url, does not verify)
+    signed = None
+    with contextlib.suppress(ValueError, IndexError, UnreadableDocument):
+        signed = nested_member(read_json(base64url_decode(token.split(".")[1])), "vc")
+    if signed is None:
+        return
+    achieved = nested_member(signed, "credentialSubject", "achievement", "id")
+    if isinstance(badge := item.get("badge", achieved), str) and "badge" in item:
+        badge = achievement_id_under(str(nested_member(signed, "issuer", "id")).removesuffix(PROFILE_PATH), badge)
+    for name, given, value in (("credential", item.get("credential", signed), signed), ("badge", badge, achieved)):
+        # the very same JSON values, keys in any order: never equal to Python alone (true == 1 == 1.0)
+        if json.dumps(given, sort_keys=True) != json.dumps(value, sort_keys=True):
+            raise InvalidInput(f"{where}: its {name} is not the one its jwt signs", code="credential_mismatch")
