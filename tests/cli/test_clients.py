@@ -490,12 +490,13 @@ def test_an_enrolment_s_default_start_is_today_in_the_user_s_zone(seed: Session,
     … completed` (19703d9) refuses a start after the user's today. West of UTC in the evening the default start
     was the user's tomorrow, so the enrolment just made could not be completed that day (exit 8, "starts on
     2026-12-07"); east of UTC it started on the user's yesterday. It now starts on the user's today. A fixed clock
-    shows both whatever the hour of the run (the CLI passes --timezone as `timezone`)."""
+    shows both whatever the hour of the run (the CLI's unit of work keeps --timezone on the session)."""
     add_client(seed)
     today = now.astimezone(ZoneInfo(zone)).date()
-    enrolled = enroll_client(seed, "ada@example.com", "accelerate", now=now, timezone=zone)
+    seed.info["zone"] = ZoneInfo(zone)  # as the command's unit of work keeps --timezone
+    enrolled = enroll_client(seed, "ada@example.com", "accelerate", now=now)
     assert enrolled["start_date"] == today
-    completed = set_client_status(seed, "ada@example.com", "accelerate", "completed", now=now, timezone=zone)
+    completed = set_client_status(seed, "ada@example.com", "accelerate", "completed", now=now)
     assert (completed["status"], completed["start_date"]) == ("completed", today)
 
 

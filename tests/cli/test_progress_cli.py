@@ -61,10 +61,11 @@ TABLE_KEYS = [
 ]
 
 
-def seed(bapp: Bapp, build: Callable[[Session], Any]) -> Any:
+def seed(bapp: Bapp, build: Callable[[Session], Any], **command: str) -> Any:
+    """`build` in a unit of work as a command's, with its `command` settings (the zone: --timezone)."""
     engine = make_engine(bapp.database_url)
     try:
-        with unit_of_work(engine, actor="test", command="seed") as session:
+        with unit_of_work(engine, actor="test", command="seed", **command) as session:
             return build(session)
     finally:
         engine.dispose()
@@ -462,10 +463,10 @@ def test_an_enrolment_started_on_the_user_s_today_east_of_utc_is_not_moved_by_it
         ada = client(session, "ada@example.com")
         for slug in ("shared", "p2", "p3"):
             complete_skill(session, ada.email, slug, now=NOW)
-        enrolled = enroll_client(session, "ada@example.com", "pivot", now=now, timezone="Pacific/Auckland")
+        enrolled = enroll_client(session, "ada@example.com", "pivot", now=now)
         return enrolled, [entry.changes for entry in audit_entries(session, "enrolment")]
 
-    enrolled, audited = seed(bapp, build)
+    enrolled, audited = seed(bapp, build, zone="Pacific/Auckland")
     assert (enrolled["status"], enrolled["start_date"], enrolled["completed_at"]) == (
         "completed",
         dt.date(2030, 1, 21),

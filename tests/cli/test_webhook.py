@@ -9,6 +9,7 @@ import json
 import time
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -789,3 +790,18 @@ def test_a_delivery_to_an_unmigrated_database_with_a_token_is_exit_5(empty_datab
     result = apply(app, body, signed(body), tmp=tmp_path)
     result = apply(app, body, signed(body), tmp=tmp_path)
     assert "bapp db upgrade" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_delivery_enrols_the_client_from_the_user_s_today(wbapp: Bapp, tmp_path: Path) -> None:
+    """The enrolment a delivery opens starts today in the configured zone (--timezone; the receiver is wired the
+    same way, from its settings), as `clients enroll` starts one: it started on UTC's day. A zone whose day differs
+    from UTC's now: 14 hours east, or 11 west."""
+    now = dt.datetime.now(dt.UTC)
+    zone = "Pacific/Kiritimati" if now.hour >= 10 else "Pacific/Pago_Pago"  # UTC+14, UTC-11
+    today = now.astimezone(ZoneInfo(zone)).date()
+    assert today != now.date()
+    body = delivery()
+    result = apply(wbapp, body, signed(body), tmp=tmp_path, env={"BAPP_TIMEZONE": zone})
+    assert result.exit_code == 0, result.stderr
+    shown = wbapp("clients", "show", "client1@example.com", "--json").json()["enrolments"]
+    assert [(item["pathway"], item["start_date"]) for item in shown] == [("accelerate", today.isoformat())]

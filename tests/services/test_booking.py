@@ -10,6 +10,7 @@ import contextlib
 import datetime as dt
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import Engine, event, select
@@ -231,6 +232,25 @@ def test_pathway_not_linked_to_the_session_is_refused(session: Session, world: d
 
 def test_unknown_pathway_is_not_found(session: Session, world: dict[str, Any]) -> None:
     refused(session, NotFound, field="pathway", pathway="juggling")
+
+
+@pytest.mark.parametrize(
+    ("zone", "now", "today"),
+    [
+        ("Pacific/Auckland", NOW + dt.timedelta(hours=12), dt.date(2030, 1, 2)),  # 21:00 UTC: the 2nd there (UTC+13)
+        ("Pacific/Pago_Pago", NOW, dt.date(2029, 12, 31)),  # 09:00 UTC: still the 31st there (UTC-11)
+    ],
+    ids=["east", "west"],
+)
+def test_a_booking_enrols_the_client_from_the_user_s_today(
+    session: Session, world: dict[str, Any], zone: str, now: dt.datetime, today: dt.date
+) -> None:
+    """The enrolment a booking opens starts today in the command's zone (--timezone, kept on its session by the
+    unit of work), as `clients enroll` starts one: it started on UTC's day, the user's yesterday east of UTC."""
+    session.info["zone"] = ZoneInfo(zone)
+    request = BookingRequest("ada@example.com", "accelerate-review", at(days=1), pathway="accelerate")
+    assert create_booking(session, request, now=now).enrolled is True
+    assert session.scalars(select(Enrolment.start_date)).one() == today != now.date()
 
 
 def test_booking_with_a_pathway_enrols_the_client_with_the_builder_as_coach(

@@ -8,6 +8,7 @@ import re
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import func, select, update
@@ -398,6 +399,27 @@ def test_a_pathway_session_without_an_answer_uses_its_linked_pathway(catalogue: 
     [outcome] = apply(session, item(scheduled, person))
     assert pathway_slug(session, booking(session, person["uri"])) == "pivot"
     assert "enrolled in pivot" in outcome.note
+
+
+@pytest.mark.parametrize(
+    ("zone", "now", "today"),
+    [
+        ("Pacific/Auckland", NOW, dt.date(2026, 3, 3)),  # 12:00 UTC: already the 3rd there (UTC+13)
+        ("Pacific/Pago_Pago", NOW - dt.timedelta(hours=6), dt.date(2026, 3, 1)),  # 06:00 UTC: the 1st there (UTC-11)
+    ],
+    ids=["east", "west"],
+)
+def test_an_invitee_enrols_the_client_from_the_user_s_today(
+    catalogue: Session, zone: str, now: dt.datetime, today: dt.date
+) -> None:
+    """A pull or a webhook (one applier) opens the enrolment today in the command's zone (the receiver's settings'
+    --timezone as well), as `clients enroll` does: it started on UTC's day."""
+    session = catalogue
+    session.info["zone"] = ZoneInfo(zone)
+    scheduled = event(1, PIVOT)
+    person = invitee(scheduled, 1, answers=[("Which Pathway are you on?", "Pivot")])
+    InviteeApplier(session, now=now, pathway_question=PATTERN).apply(item(scheduled, person))
+    assert session.scalars(select(Enrolment.start_date)).one() == today != now.date()
 
 
 def test_the_clients_a_pull_creates_are_enrolled_without_asking_their_history(catalogue: Session) -> None:

@@ -142,9 +142,9 @@ def enroll(
     from bapp_cli.services.clients import enroll_client
     from bapp_cli.services.instants import parse_day
 
-    zone = state(ctx).settings.timezone  # the user's: the start is a day there, as is a completion's
-    start_date = parse_day(start, timezone=zone, field="start") if start is not None else None
-    sink, result = apply(ctx, enroll_client, email, pathway, builder=builder, start_date=start_date, timezone=zone)
+    # the user's zone (--timezone): the start is a day there, as are today and the day an enrolment completes
+    start_date = parse_day(start, timezone=state(ctx).settings.timezone, field="start") if start is not None else None
+    sink, result = apply(ctx, enroll_client, email, pathway, builder=builder, start_date=start_date)
     done = "Enrolled {client} in {pathway}." if result["enrolled"] else "Updated {client}'s enrolment in {pathway}."
     _report_enrolment(sink, result, done, "{client} was already enrolled in {pathway} ({status})")
 
@@ -165,8 +165,7 @@ def set_status(
     """
     from bapp_cli.services.clients import set_client_status
 
-    # completed not before its start: today is the user's (--timezone), not UTC's; the service reads the status
-    sink, result = apply(ctx, set_client_status, email, pathway, status, timezone=state(ctx).settings.timezone)
+    sink, result = apply(ctx, set_client_status, email, pathway, status)  # the service reads the status
     done, same = "{client} is now {status} in {pathway}.", "{client} was already {status} in {pathway}"
     _report_enrolment(sink, result, done, same)
 

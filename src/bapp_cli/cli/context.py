@@ -156,7 +156,8 @@ class AppState:
         read-only one (always rolled back), at the head revision (asked inside it: `db.engine.unit_of_work`)."""
         from bapp_cli.db.engine import unit_of_work
 
-        return unit_of_work(self.engine(), write=write, dry_run=dry_run, actor=self.actor, command=self.command_path)
+        who: dict[str, Any] = {"actor": self.actor, "command": self.command_path, "zone": self.settings.timezone}
+        return unit_of_work(self.engine(), write=write, dry_run=dry_run, **who)
 
     def reading(self) -> contextlib.AbstractContextManager[Session]:
         return self.transaction(write=False)

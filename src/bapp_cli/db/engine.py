@@ -10,11 +10,13 @@ across processes on SQLite.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import logging
 import sqlite3
 import warnings
 from collections.abc import Iterator
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
@@ -145,6 +147,12 @@ def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
 
+def command_zone(session: Session) -> dt.tzinfo:
+    """The zone of the command whose unit of work `session` is (--timezone); UTC for a session made elsewhere."""
+    zone: dt.tzinfo = session.info.get("zone", dt.UTC)
+    return zone
+
+
 @contextlib.contextmanager
 def unit_of_work(
     engine: Engine,
@@ -154,13 +162,14 @@ def unit_of_work(
     actor: str = "unknown",
     command: str = "",
     at_head: bool = True,
+    zone: str = "UTC",
 ) -> Iterator[Session]:
     """The one transaction of a command: commit on success, roll back on error or dry run; at the head revision
-    (else exit 5), as `dbapi.writing` is, unless `at_head` is False (the receiver, which parks a delivery then)."""
+    (else exit 5), as `dbapi.writing` is, unless `at_head` is False (the receiver, which parks a delivery then).
+    The session keeps the command's actor, path and `zone` (--timezone, an IANA name: `command_zone` reads it)."""
     bind = engine.execution_options(**{WRITE_OPTION: write})
     session = Session(bind=bind, expire_on_commit=False, autoflush=True)
-    session.info["actor"] = actor
-    session.info["command"] = command
+    session.info.update(actor=actor, command=command, zone=ZoneInfo(zone))
     with settled(session, keep=write and not dry_run):
         session.begin()
         if at_head:

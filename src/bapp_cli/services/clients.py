@@ -17,8 +17,7 @@ from bapp_cli.db.audit import apply_changes, record_audit
 from bapp_cli.db.batches import BATCH_SIZE
 from bapp_cli.db.models import Booking, ClientProfile, Enrolment, Pathway, User
 from bapp_cli.errors import Conflict, NotFound
-from bapp_cli.services.enrolment import enrol, find_enrolment
-from bapp_cli.services.instants import get_zone
+from bapp_cli.services.enrolment import enrol, enrolment_day, find_enrolment
 from bapp_cli.services.listing import ALL, Page
 from bapp_cli.services.pathways import get_pathway
 from bapp_cli.services.people import clean_text, ensure_client, get_builder, get_client, normalise_email
@@ -100,35 +99,28 @@ def enroll_client(
     now: dt.datetime,
     builder: str | None = None,
     start_date: dt.date | None = None,
-    timezone: str = "UTC",
 ) -> dict[str, Any]:
     """Enrol a client in a pathway, or give their enrolment the coach and start date given: `enrolled` says
     whether it was created, `changed` whether anything was written (false for a repeat with the same values).
-    The start date is a day in `timezone` (the user's), as is the day a completed enrolment was completed."""
-    client, _ = get_client(session, email)
-    target = get_pathway(session, pathway)
+    The start date is a day in the user's zone (--timezone), as is the day a completed enrolment was completed."""
+    client, target = get_client(session, email)[0], get_pathway(session, pathway)
     coach = get_builder(session, builder)[0] if builder is not None else None
-    found, created, changed = enrol(
-        session, client, target, now=now, builder=coach, start_date=start_date, update=True, zone=get_zone(timezone)
-    )
+    found, created, changed = enrol(session, client, target, now=now, builder=coach, start_date=start_date, update=True)
     return _enrolment_record(session, client, target, found, enrolled=created, changed=changed)
 
 
-def set_client_status(
-    session: Session, email: str, pathway: str, status: str, *, now: dt.datetime, timezone: str = "UTC"
-) -> dict[str, Any]:
+def set_client_status(session: Session, email: str, pathway: str, status: str, *, now: dt.datetime) -> dict[str, Any]:
     """Move a client's enrolment to active, paused or completed: completed not before its start date (Conflict),
-    a day in `timezone` (the user's: ahead of UTC, their today is already UTC's tomorrow); completed stamps
+    a day in the user's zone (--timezone: ahead of UTC, their today is already UTC's tomorrow); completed stamps
     the completion time."""
-    client, _ = get_client(session, email)
-    target = get_pathway(session, pathway)
+    client, target = get_client(session, email)[0], get_pathway(session, pathway)
     enrolment = find_enrolment(session, client.id, target.id)
     if enrolment is None:
         hint = f"enrol first: `bapp clients enroll {client.email} {target.slug}`"
         raise NotFound(f"{client.email} is not enrolled in {target.slug!r}", hint=hint, code="enrolment_not_found")
     # completed before it starts, the enrolment would count negative days in `reports pathway-analytics`
     status = check_status(status)  # the one wording of an unknown status (`clients list --status` too)
-    if status == "completed" != enrolment.status and enrolment.start_date > now.astimezone(get_zone(timezone)).date():
+    if status == "completed" != enrolment.status and enrolment.start_date > enrolment_day(session, now):
         hint = f"move its start to today or before: `bapp clients enroll {client.email} {target.slug} --start DATE`"
         starts = f"{client.email}'s enrolment in {target.slug} starts on {enrolment.start_date}"
         raise Conflict(f"{starts}: it cannot be completed before it starts", hint=hint, code="enrolment_not_started")

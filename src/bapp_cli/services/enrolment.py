@@ -8,14 +8,19 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bapp_cli.db.audit import apply_changes, record_audit
+from bapp_cli.db.engine import command_zone
 from bapp_cli.db.models import Enrolment, Pathway, User
 from bapp_cli.errors import Conflict, InvalidInput
 
 
+def enrolment_day(session: Session, at: dt.datetime) -> dt.date:
+    """The day `at` falls on where an enrolment's dates are days, at every door (its start, today, the day it is
+    completed): the command's zone, --timezone (BAPP_TIMEZONE, the config's `timezone`; UTC by default)."""
+    return at.astimezone(command_zone(session)).date()
+
+
 def find_enrolment(session: Session, client_id: int, pathway_id: int) -> Enrolment | None:
-    return session.scalars(
-        select(Enrolment).where(Enrolment.client_id == client_id, Enrolment.pathway_id == pathway_id)
-    ).one_or_none()
+    return session.scalars(select(Enrolment).filter_by(client_id=client_id, pathway_id=pathway_id)).one_or_none()
 
 
 def enrol(
@@ -28,7 +33,6 @@ def enrol(
     start_date: dt.date | None = None,
     update: bool = False,
     new_client: bool = False,
-    zone: dt.tzinfo = dt.UTC,
 ) -> tuple[Enrolment, bool, bool]:
     """Enrol `client` in `pathway` (idempotent). Returns the enrolment, whether it was created and whether
     anything was written (created, or an existing one's coach or start date changed).
@@ -36,15 +40,15 @@ def enrol(
     An archived pathway takes no new enrolments; a new one whose pathway the client has completed is completed
     (services.progress.record_completions). An existing enrolment keeps its values, except that a
     missing coach is filled in from `builder` (a booking's builder); with `update` (`clients enroll`) it
-    takes `builder` and `start_date` where given, audited: a start not after the day it was completed, in
-    `zone` (the user's, whose day `start_date` is, as is today, the default start). ``new_client``: the caller
+    takes `builder` and `start_date` where given, audited: a start not after the day it was completed (days as
+    `enrolment_day` reads them, as is today, the default start). ``new_client``: the caller
     created the client in this transaction, so there is no history to be complete with, and the completion rules
     (and their lock) are skipped.
     """
     existing = find_enrolment(session, client.id, pathway.id)
     if existing is not None:
         # as `clients set-status … completed` before the start: the enrolment would end before it began
-        done = existing.completed_at and existing.completed_at.astimezone(zone).date()
+        done = existing.completed_at and enrolment_day(session, existing.completed_at)
         if update and start_date and done and start_date > done:
             hint = f"start it by {done}, or reopen it: `bapp clients set-status {client.email} {pathway.slug} active`"
             said = f"{client.email}'s enrolment in {pathway.slug} was completed on {done}: it cannot start later"
@@ -62,7 +66,7 @@ def enrol(
     # status is the model's default, active (as the audit below records it)
     enrolment = Enrolment(client_id=client.id, pathway_id=pathway.id, builder_id=builder.id if builder else None)
     # today in the user's zone, as `clients set-status … completed` reads it: UTC's may be their tomorrow
-    enrolment.start_date = start_date or now.astimezone(zone).date()
+    enrolment.start_date = start_date or enrolment_day(session, now)
     session.add(enrolment)
     session.flush()
     changes = {"status": "active", "start_date": enrolment.start_date, "builder": builder.email if builder else None}
@@ -70,5 +74,5 @@ def enrol(
     from bapp_cli.services.progress import record_completions  # here: services.progress imports this module
 
     if not new_client:  # the client may have finished the pathway already: completed now, as `skills complete` would
-        record_completions(session, now=now, pathway_ids=[pathway.id], client_ids=[client.id], zone=zone)
+        record_completions(session, now=now, pathway_ids=[pathway.id], client_ids=[client.id])
     return enrolment, True, True

@@ -41,6 +41,7 @@ from sqlalchemy.orm import Session
 from bapp_cli.db.audit import apply_changes, record_audit, record_audits
 from bapp_cli.db.batches import BATCH_SIZE
 from bapp_cli.db.dbapi import instant_sql
+from bapp_cli.db.engine import command_zone
 from bapp_cli.db.locks import COMPLETION_RULES, lock_keys
 from bapp_cli.db.models import Badge, Enrolment, Pathway, Skill, SkillPathwayLink, User, UserSkillProgress
 from bapp_cli.services.listing import ALL, Page
@@ -81,7 +82,6 @@ def record_completions(
     fundamentals: bool = False,
     client_ids: Collection[int] | None = None,
     dated: bool = False,
-    zone: dt.tzinfo = dt.UTC,
 ) -> dict[int, CompletionOutcome]:
     """Award the badges whose criteria are now met and complete the enrolments of completed pathways.
 
@@ -138,7 +138,7 @@ def record_completions(
         (f"{emails[client]}:{key}", {"awarded_at": due[client][key]}) for client in awarded for key in awarded[client]
     ]
     record_audits(session, "badge", audited)
-    finished = _complete_enrolments(session, completed_pathways, catalogue, emails, now=now, zone=zone)
+    finished = _complete_enrolments(session, completed_pathways, catalogue, emails, now=now)
     outcomes: dict[int, CompletionOutcome] = {}
     for client_id in set(awarded) | set(finished):
         keys = sorted(awarded.get(client_id, []), key=catalogue.badge_order)
@@ -176,10 +176,11 @@ def _award(session: Session, due: Moments) -> dict[int, list[str]]:
 
 
 def _complete_enrolments(
-    session: Session, done: Moments, catalogue: Catalogue, emails: dict[int, str], *, now: dt.datetime, zone: dt.tzinfo
+    session: Session, done: Moments, catalogue: Catalogue, emails: dict[int, str], *, now: dt.datetime
 ) -> dict[int, list[str]]:
     """A completed pathway completes the client's enrolment in it, with the completion time `done` gives (no
-    clients, no statement); a start date is a day in `zone` (`clients enroll`'s user's, else UTC)."""
+    clients, no statement); a start date is a day in the command's zone (--timezone)."""
+    zone = command_zone(session)  # as services.enrolment.enrolment_day reads a day
     pathway_ids = sorted({pathway_id for ids in done.values() for pathway_id in ids})
     finished: dict[int, list[str]] = defaultdict(list)
     still_open = (Enrolment.pathway_id.in_(pathway_ids), Enrolment.status != "completed")
@@ -194,7 +195,7 @@ def _complete_enrolments(
         at = min(max(when, dt.datetime.combine(enrolment.start_date, dt.time(), zone)), now)
         # a start still ahead cannot hold (nor can this door refuse, as `clients set-status` does): the enrolment
         # starts the day it completes, audited with both dates, so it never ends before it began. The day is the
-        # user's where the door knows it: east of UTC their today, `clients enroll`'s start, is UTC's tomorrow
+        # user's at every door: east of UTC their today, an enrolment's default start, is UTC's tomorrow
         day = at.astimezone(zone).date()
         changes = apply_changes(enrolment, {"status": "completed", "start_date": min(enrolment.start_date, day)})
         enrolment.completed_at, enrolment.updated_at = at, now

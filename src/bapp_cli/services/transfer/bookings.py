@@ -71,6 +71,7 @@ from bapp_cli.services import answers
 from bapp_cli.services.answers import AnswerInput, Question, answers_from_calendly, questions_from, validate_answers
 from bapp_cli.services.booking import MAX_BOOKING_MINUTES, REFERENCE_ALPHABET, REFERENCE_LENGTH, allowed_durations
 from bapp_cli.services.builders import MAX_BUFFER_MINUTES, unreadable_setting
+from bapp_cli.services.enrolment import enrolment_day
 from bapp_cli.services.instants import LATEST_YEAR, get_zone, out_of_range
 from bapp_cli.services.people import normalise_email
 from bapp_cli.services.plain_reads import EXPORT_COLUMNS as EXPORT_COLUMNS  # the record `export bookings` writes
@@ -680,7 +681,7 @@ class BookingImporter(KindImporter):
             changes["pathway_id"] = pathway.id if pathway is not None else None
         if pathway is None or pathway.archived or final["status"] == "cancelled":
             return None
-        return pathway.id, (final["builder_id"], final["start_time"].date())
+        return pathway.id, (final["builder_id"], enrolment_day(self.session, final["start_time"]))
 
     def _clash(self, draft: Draft, plan: _Plan, nearby: Sequence[_Nearby]) -> RowError | None:
         """Rule 6 against the database as the earlier rows leave it: a booking an accepted earlier row moved

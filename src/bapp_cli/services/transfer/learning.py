@@ -29,6 +29,7 @@ from bapp_cli.db.domains import MAX_INT32
 from bapp_cli.db.models import Badge, Enrolment, Pathway, Skill, User, UserSkillProgress
 from bapp_cli.errors import BappError, InvalidInput
 from bapp_cli.services.clients import ENROLMENT_COLUMNS
+from bapp_cli.services.enrolment import enrolment_day
 from bapp_cli.services.instants import instant_text, parse_day
 from bapp_cli.services.people import normalise_email
 from bapp_cli.services.progress import record_completions
@@ -222,15 +223,22 @@ class EnrolmentImporter(_PeopleImporter):
         if stated is not None and stated > self.now and not self.restore:  # history, as `import progress` reads it
             raise InvalidInput(f"completed_at: {instant_text(stated)} is after this import ({instant_text(self.now)})")
         completed_at = (completed_at or self.now) if status == "completed" else None  # as `clients set-status` stamps
+        # a new enrolment starts today, or the day it was completed: never after it ended
+        started = found["start_date"] if found else enrolment_day(self.session, completed_at or self.now)
+        start = item.get("start_date") or started
+        values: dict[str, Any] = {"status": status, "start_date": start, "completed_at": completed_at}
+        # as stored, the dates are not this row's: read in another --timezone, they may fall on other days
+        kept = self.restore or (found is not None and all(found[name] == value for name, value in values.items()))
+        if completed_at and not kept and start > (done := enrolment_day(self.session, completed_at)):
+            # as `clients set-status … completed` refuses: completed before it starts, it would end before it began
+            raise InvalidInput(f"start_date: {start} is after the day the enrolment is completed ({done})")
         if found is not None:
-            given: dict[str, Any] = {name: item[name] for name in ("start_date", "builder_id") if name in item}
-            return self.update(row, found, {"status": status, "completed_at": completed_at, **given})
+            return self.update(row, found, values | {name: item[name] for name in ("builder_id",) if name in item})
         pathway = self.pathways_by_id[item["pathway_id"]]
         if pathway.archived and not self.restore:
             raise InvalidInput(f"pathway: {pathway.slug!r} is archived and takes no new enrolments")
-        values = {"client_id": client_id, "pathway_id": item["pathway_id"], "status": status}
-        values |= {"start_date": item.get("start_date") or self.now.date(), "completed_at": completed_at}
-        return self.insert(row, item, values | {"builder_id": item.get("builder_id")})
+        values |= {"client_id": client_id, "pathway_id": item["pathway_id"], "builder_id": item.get("builder_id")}
+        return self.insert(row, item, values)
 
     def write(self) -> None:
         super().write()
@@ -307,7 +315,7 @@ class ProgressImporter(_PeopleImporter):
         # older history starts them earlier still
         opened = (row for row in stored if row.id in self.enrolments_opened and row.created_at == self.now)
         self.opened = {(row.client_id, row.pathway_id): row for row in opened}
-        # → the (UTC) day of the earliest history of its rows; of one opened before, its start so far
+        # → the day (the user's) of the earliest history of its rows; of one opened before, its start so far
         self.new_enrolments = {pair: row.start_date for pair, row in self.opened.items()}
 
     def apply_row(self, row: SourceRow, item: dict[str, Any], client_id: int) -> RowResult:
@@ -327,7 +335,8 @@ class ProgressImporter(_PeopleImporter):
         unenrolled = pathway_id is not None and not self.restore and enrolment not in self.enrolled
         if enrolment in self.new_enrolments or (unenrolled and not self.pathways_by_id[pathway_id].archived):
             # from the earliest history its rows give (never after now), so the days to complete hold (7b35081)
-            earliest = min([self.now, *filter(None, (values["started_at"], values["completed_at"]))]).date()
+            history = filter(None, (values["started_at"], values["completed_at"]))
+            earliest = enrolment_day(self.session, min([self.now, *history]))
             self.new_enrolments[enrolment] = min(earliest, self.new_enrolments.get(enrolment, earliest))
             self.enrolled.add(enrolment)
         if values["status"] == "completed" and (found is None or found["status"] != "completed"):
