@@ -421,8 +421,7 @@ BodyArgument = Annotated[str, typer.Argument(help="The delivery's raw request bo
 
 
 def _signing_key(app_state: AppState, *, required: bool = False, unwritten_ok: bool = False) -> str:
-    key = app_state.settings.webhook_signing_key(unwritten_ok=unwritten_ok)
-    if key:
+    if key := app_state.settings.webhook_signing_key(unwritten_ok=unwritten_ok):
         app_state.secrets.add(key)  # a key read from its file is a secret too (R6)
         try:
             key.encode()  # the HMAC signs its UTF-8 bytes

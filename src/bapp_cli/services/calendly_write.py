@@ -312,8 +312,7 @@ class CalendlyWriter:
             invitee = self.client.create_invitee(sent.body)
         except SlotTaken as taken:
             # After a resend, "taken" may be our own first request landing late: ask before deleting.
-            found = None if resend_allowed else self._lookup_or_unknown(sent, taken.message)
-            if found is not None:
+            if (found := None if resend_allowed else self._lookup_or_unknown(sent, taken.message)) is not None:
                 return self._finish(sent, *found, notes=["found in Calendly after the resend was refused"])
             hint = "see `bapp sessions slots`"
             with contextlib.suppress(BappError):  # the hint is a courtesy; the refusal is what matters

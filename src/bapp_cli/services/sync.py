@@ -129,13 +129,11 @@ def parse_rules(raw: Sequence[Any]) -> list[ClassificationRule]:
         label = f"calendly.rules[{number}]"
         if not isinstance(entry, Mapping):
             raise ConfigError(f"{label} must be a table", hint="see examples/config.toml")
-        unknown = sorted(set(entry) - _RULE_KEYS)
-        if unknown:
+        if unknown := sorted(set(entry) - _RULE_KEYS):
             raise ConfigError(
                 f"{label}: unknown key {unknown[0]!r}", hint="rule keys: " + ", ".join(sorted(_RULE_KEYS))
             )
-        pattern_text = entry.get("pattern")
-        if not isinstance(pattern_text, str) or not pattern_text:
+        if not isinstance(pattern_text := entry.get("pattern"), str) or not pattern_text:
             raise ConfigError(f"{label}: 'pattern' (a regular expression) is required")
         try:
             pattern = compile_pattern(pattern_text, f"{label}.pattern")
@@ -145,15 +143,12 @@ def parse_rules(raw: Sequence[Any]) -> list[ClassificationRule]:
             )
         except InvalidInput as exc:
             raise ConfigError(exc.message) from None
-        field_name = entry.get("field", "any")
-        if field_name not in _RULE_FIELDS:
+        if (field_name := entry.get("field", "any")) not in _RULE_FIELDS:
             raise ConfigError(f"{label}: field must be one of name, slug, any (not {field_name!r})")
-        category = entry.get("category")
-        if not isinstance(category, str) or category.strip().lower() not in SESSION_CATEGORIES:
+        if not isinstance(category := entry.get("category"), str) or category.strip().lower() not in SESSION_CATEGORIES:
             raise ConfigError(f"{label}: category must be one of {', '.join(SESSION_CATEGORIES)} (not {category!r})")
         category = category.strip().lower()
-        requires_auth = entry.get("requires_auth")
-        if requires_auth is not None and not isinstance(requires_auth, bool):
+        if (requires_auth := entry.get("requires_auth")) is not None and not isinstance(requires_auth, bool):
             raise ConfigError(f"{label}: requires_auth must be true or false")
         pathways = entry.get("pathways", [])
         pathways = [pathways] if isinstance(pathways, str) else pathways
