@@ -765,10 +765,9 @@ def _callback_key(url: str) -> tuple[Any, ...] | None:
     """What a callback URL is compared by when a lost subscribe is looked up: scheme and host in any case, the
     default port written or not, an empty path as "/". Not the path's case or a trailing slash: those name
     another resource, which `webhook serve` (one exact path) answers 404. None for one that cannot be read."""
-    if (parts := url_parts(url)) is None:
-        return None
-    port = parts.port or {"https": 443, "http": 80}.get(parts.scheme)
-    return parts.scheme, parts.hostname, port, parts.path or "/", parts.query
+    parts = url_parts(url)
+    port = parts and (parts.port or {"https": 443, "http": 80}.get(parts.scheme))
+    return parts and (parts.scheme, parts.hostname, port, parts.path or "/", parts.query)
 
 
 @output_command(webhook_app, "subscribe")

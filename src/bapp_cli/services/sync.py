@@ -528,8 +528,7 @@ class SyncPlan:
 
     def stored(self, column: str, value: Any) -> Any:
         """``value`` as it is stored in ``column`` of session_types."""
-        store = self.storing.get(column)
-        return value if store is None else store(value)
+        return value if (store := self.storing.get(column)) is None else store(value)
 
     def _reclassify(self, row: dict[str, Any], listed: Mapping[str, Any], values: dict[str, Any]) -> list[str]:
         """The curated fields (and pathway links) --reclassify changes on a known type, described."""
@@ -540,8 +539,7 @@ class SyncPlan:
             if value is not None and row[name] != value:
                 described.append(f"{name} {row[name]}→{value}")
                 values[name] = value
-        current = self.links.get(row["id"], set())
-        if current != set(classification.pathways):
+        if (current := self.links.get(row["id"], set())) != set(classification.pathways):
             described.append(f"pathways {'+'.join(sorted(current)) or '-'}→{'+'.join(classification.pathways) or '-'}")
             self.unlinked.add(row["id"])
             self.new_links[row["calendly_uri"]] = classification.pathways
