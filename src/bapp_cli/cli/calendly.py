@@ -793,8 +793,8 @@ def webhook_subscribe(
     (calendly.webhook_signing_key_file, written to the config file) before asking Calendly. The key is
     never printed unless --show-signing-key. The request is sent once: if its answer is lost, bapp looks
     the URL up among the subscriptions (the host in any case, the default port or not) instead of sending
-    it again. Exit 8 if the URL is already
-    subscribed, 4 token refused (a paid plan is needed), 9 Calendly failed.
+    it again. Exit 8 if the URL is already subscribed, 4 token refused (a paid plan is needed), 9 Calendly
+    failed.
 
     \b
     Examples:
