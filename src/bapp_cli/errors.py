@@ -11,7 +11,7 @@ import errno
 import os
 import signal
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import IO, Any
 
 
@@ -179,6 +179,12 @@ def document_problem(error: BaseException) -> str:
 
         return f"a number longer than {sys.get_int_max_str_digits()} digits"
     return str(error)
+
+
+def rule_message(error: Mapping[str, Any]) -> str:
+    """A pydantic error's message (one of ``ValidationError.errors()``) as said to the user: a rule's ValueError
+    is its own message, "Value error, " being pydantic's name for how it came, no part of what is wrong."""
+    return str(error.get("msg", "invalid")).removeprefix("Value error, ")
 
 
 class UnreadableDocument(Exception):

@@ -448,3 +448,15 @@ def test_error_body_summary_lists_details() -> None:
         }
     )
     assert body.summary() == "Invalid Argument: The supplied parameters are invalid. (page_token: is invalid)"
+
+
+@pytest.mark.parametrize("written", ["1E+2", "1e2", "100.0", "1.0E2", "100"])
+def test_a_payment_amount_written_in_exponent_form_is_read_as_its_value(written: str) -> None:
+    # Calendly's JSON number may be written with an exponent: pydantic reads a JSON number by its value, so the
+    # amount is 100 (not Decimal('1E+2'), which services.session_values.read_amount refuses as "not an amount")
+    # and the charge is recorded as the booking's, not warned of as one that "cannot be recorded".
+    from bapp_cli.calendly.models import Payment
+    from bapp_cli.services.session_values import read_amount
+
+    payment = Payment.model_validate_json(f'{{"amount": {written}, "currency": "GBP", "successful": true}}')
+    assert read_amount(str(payment.amount)) == Decimal("100.00")

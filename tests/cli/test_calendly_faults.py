@@ -59,6 +59,12 @@ FATAL: dict[str, tuple[Inject, int, str]] = {
         9,
         "invalid response: collection[3].duration: Input should be a valid integer",
     ),
+    # a rule's ValueError said as its own words, without pydantic's "Value error, " before them
+    "an instant with no UTC form": (
+        lambda f: f.invalid_item(page=2, index=3, field="updated_at", value="9999-12-31T23:59:59-14:00"),
+        9,
+        "invalid response: collection[3].updated_at: the instant is outside the calendar's years 1 to 9999 in UTC",
+    ),
     "stale page token twice": (
         lambda f: f.stale_page_token("/event_types", times=None),
         9,

@@ -1221,6 +1221,34 @@ def test_any_2xx_to_a_link_is_calendly_having_made_it(
         engine.dispose()
 
 
+def test_a_link_whose_answer_is_lost_says_a_rerun_is_safe_and_the_rerun_records_one(
+    synced: Bapp, fake: FakeCalendly
+) -> None:
+    # Calendly lists no scheduling links, so a lost answer cannot be looked up: exit 9 said only "the request may
+    # have been received, so it was not resent", leaving the user to guess whether a rerun would leave a second
+    # link about. It may, but the first is one no one has the address of: no one can book through it.
+    assert synced("clients", "add", CLIENT).exit_code == 0
+    fake.apply_then_reset_next("/scheduling_links")
+    lost = synced("bookings", "link", "--client", CLIENT, "--session", FREE, "--json")
+    assert lost.exit_code == 9, lost.stderr
+    assert "was not resent" in lost.stderr and "no one can book through it: run the command again" in lost.stderr
+    assert len(posts(fake, "/scheduling_links")) == 1  # never resent by bapp itself
+    again = synced("bookings", "link", "--client", CLIENT, "--session", FREE, "--json")
+    assert again.exit_code == 0, again.stderr
+    assert len(posts(fake, "/scheduling_links")) == 2
+    engine = make_engine(synced.database_url)
+    try:
+        from sqlalchemy.orm import Session
+
+        from bapp_cli.db.models import CalendlyInvitation
+
+        with Session(engine) as session:
+            urls = session.scalars(select(CalendlyInvitation.booking_url)).all()
+        assert urls == [again.json()["booking_url"]]  # the link the user was given, the one kept
+    finally:
+        engine.dispose()
+
+
 def test_a_link_for_an_unknown_client_exits_7(synced: Bapp, fake: FakeCalendly) -> None:
     result = synced("bookings", "link", "--client", "nobody@client.example", "--session", FREE)
     assert result.exit_code == 7

@@ -316,37 +316,59 @@ def _asleep(process: subprocess.Popen[str]) -> bool:
         return False
 
 
-def test_two_processes_marking_one_booking_a_no_show_mark_calendly_once(synced: Bapp, fake: FakeCalendly) -> None:
-    # Both asked Calendly whether the invitee was marked (not yet), then both marked it: Calendly held two
-    # no-shows, bapp kept the URI of one, and `no-show --undo` took back only that one, Calendly still saying
-    # no-show. Their round trips take turns now: the second, which read the booking before the first's mark,
-    # finds that mark in Calendly and records it.
-    # Made to meet every time: the first's POST is held until the second has either asked Calendly too (the
-    # old code: two marks) or sleeps waiting for its turn (polling the lock twice in a row).
+def _after_a_no_show(synced: Bapp, fake: FakeCalendly, second: str) -> tuple[list[tuple[str, int]], str]:
+    """`bookings no-show` of a past booking, then `bookings <second>` of it: the no-show's POST /invitee_no_shows
+    is held until the second has either asked Calendly anything or sleeps waiting for its turn (polling the lock
+    twice in a row). Each one's stderr and exit, and the URI of Calendly's no-show mark."""
     from tests.cli.test_calendly_write import _drop_event, _past_booking
 
     reference, event, _ = _past_booking(synced, fake, 904)
     try:
         held = fake.delay_next("/invitee_no_shows", seconds=50)
-        first = synced.popen("bookings", "no-show", reference, "--json", env=PATIENT)
-        _wait_for(lambda: fake.count("/invitee_no_shows") == 1, "the first mark to reach Calendly", timeout=60)
-        second = synced.popen("bookings", "no-show", reference, "--json", env=PATIENT)
+        processes = [synced.popen("bookings", "no-show", reference, "--json", env=PATIENT)]
+        _wait_for(lambda: fake.count("/invitee_no_shows") == 1, "the mark to reach Calendly", timeout=60)
+        asked = fake.count("/")
+        processes.append(synced.popen("bookings", second, reference, "--json", env=PATIENT))
         asleep: list[bool] = []
 
-        def second_marked_or_waits() -> bool:
-            asleep.append(_asleep(second))
-            return fake.count("/invitee_no_shows") == 2 or asleep[-2:] == [True, True]
+        def second_asked_or_waits() -> bool:
+            asleep.append(_asleep(processes[1]))
+            return fake.count("/") > asked or asleep[-2:] == [True, True]
 
-        _wait_for(second_marked_or_waits, "the second to mark Calendly too or wait for its turn", timeout=60)
+        _wait_for(second_asked_or_waits, f"the {second} to ask Calendly too or wait for its turn", timeout=60)
         held.released.set()
-        outcomes = [(process.communicate(timeout=120)[1], process.returncode) for process in (first, second)]
-        assert len(posts(fake, "/invitee_no_shows")) == 1
-        assert [code for _, code in outcomes] == [0, 0], outcomes
-        [booking] = bookings(synced.database_url)
-        assert booking.status == "no_show"
-        assert booking.calendly_no_show_uri == fake.invitees_of(FREE_TYPE)[0]["no_show"]["uri"]
+        outcomes = [(process.communicate(timeout=120)[1], process.returncode) for process in processes]
+        return outcomes, fake.invitees_of(FREE_TYPE)[0]["no_show"]["uri"]
     finally:
         _drop_event(fake, event)
+
+
+def test_two_processes_marking_one_booking_a_no_show_mark_calendly_once(synced: Bapp, fake: FakeCalendly) -> None:
+    # Both asked Calendly whether the invitee was marked (not yet), then both marked it: Calendly held two
+    # no-shows, bapp kept the URI of one, and `no-show --undo` took back only that one, Calendly still saying
+    # no-show. Their round trips take turns now, and the second reads the booking again in its turn: a no-show
+    # already, it is refused (exit 8) as a second no-show run after the first is, asking Calendly nothing.
+    outcomes, mark = _after_a_no_show(synced, fake, "no-show")
+    assert len(posts(fake, "/invitee_no_shows")) == 1
+    assert [code for _, code in outcomes] == [0, 8], outcomes
+    assert "is no_show; cannot no-show" in outcomes[1][0], outcomes
+    [booking] = bookings(synced.database_url)
+    assert booking.status == "no_show"
+    assert booking.calendly_no_show_uri == mark
+
+
+def test_a_cancel_waiting_for_a_no_shows_turn_is_refused_without_asking_calendly(
+    synced: Bapp, fake: FakeCalendly
+) -> None:
+    # Both read the booking confirmed before either had its turn, so once the no-show was made in Calendly (and
+    # here) the cancel was sent too: Calendly had both asked of one booking. The cancel reads the booking again
+    # in its turn and is refused as a cancel run after the no-show is (exit 8), before Calendly is asked.
+    outcomes, mark = _after_a_no_show(synced, fake, "cancel")
+    assert [request.path for request in fake.requests if request.path.endswith("/cancellation")] == []
+    assert [code for _, code in outcomes] == [0, 8], outcomes
+    assert "is no_show; cannot cancel" in outcomes[1][0], outcomes
+    [booking] = bookings(synced.database_url)
+    assert (booking.status, booking.calendly_no_show_uri) == ("no_show", mark)
 
 
 def test_a_no_show_killed_in_its_turn_does_not_hold_the_next_one_up(synced: Bapp, fake: FakeCalendly) -> None:

@@ -163,7 +163,7 @@ def test_a_synced_instant_with_no_utc_form_is_an_invalid_listing(bapp: Bapp, tmp
     saved = _example_listing(tmp_path, updated_at=instant)
     result = bapp("calendly", "sync", "--from-file", str(saved))
     assert result.exit_code == 6, result.stderr
-    said = "field updated_at: Value error, the instant is outside the calendar's years 1 to 9999 in UTC"
+    said = "field updated_at: the instant is outside the calendar's years 1 to 9999 in UTC"
     assert said in result.stderr
     assert bapp("sessions", "list", "--all", "--json").json() == []
 

@@ -96,6 +96,63 @@ def test_a_lost_answer_is_looked_up_never_resent(cbapp: Bapp, fake: FakeCalendly
     assert _posts(fake) == 1 and fake.webhook_subscriptions == []
 
 
+def test_a_lost_answer_is_found_whatever_the_case_of_the_host_or_its_default_port(
+    cbapp: Bapp, fake: FakeCalendly
+) -> None:
+    # Calendly may keep the URL with its host in lower case and no default port (the fake does): the look-up after
+    # a lost answer compared the URL exactly, found nothing, said "nothing was created, safe to run again", and the
+    # rerun made a second subscription (or met 409).
+    fake.webhook_subscriptions.clear()
+    fake.apply_then_reset_next("/webhook_subscriptions")
+    typed = "https://Bapp.Example.COM:443/calendly/webhook"
+    result = cbapp("calendly", "webhook", "subscribe", "--url", typed, "--json")
+    assert result.exit_code == 0, result.stderr
+    assert "the subscription was created all the same" in result.stderr
+    assert result.json()["callback_url"] == URL
+    assert _posts(fake) == 1 and len(fake.webhook_subscriptions) == 1
+
+    # A trailing slash or the path's case names another resource (`webhook serve` answers one exact path): a
+    # subscription of such a URL is not taken for this one.
+    fake.clear_requests()
+    fake.reset_next("/webhook_subscriptions")  # the connection drops before Calendly acts
+    other = cbapp("calendly", "webhook", "subscribe", "--url", URL + "/", "--json")
+    assert other.exit_code == 9 and "nothing was created" in other.stderr, other.stderr
+    fake.reset_next("/webhook_subscriptions")
+    upper = cbapp("calendly", "webhook", "subscribe", "--url", URL.upper().replace("HTTPS", "https"), "--json")
+    assert upper.exit_code == 9 and "nothing was created" in upper.stderr, upper.stderr
+    assert [sub["callback_url"] for sub in fake.webhook_subscriptions] == [URL]
+
+
+def test_subscriptions_and_a_lost_answers_look_up_read_every_page(cbapp: Bapp, fake: FakeCalendly) -> None:
+    user = fake.user["uri"]
+    fake.webhook_subscriptions[:] = [
+        {
+            "uri": f"https://api.calendly.com/webhook_subscriptions/OLD{number:05d}",
+            "callback_url": f"https://old.example.com/hook/{number}",
+            "created_at": f"2020-01-01T00:{number // 60:02d}:{number % 60:02d}Z",
+            "updated_at": "2020-01-01T00:00:00Z",
+            "retry_started_at": None,
+            "state": "active",
+            "events": ["invitee.created"],
+            "scope": "user",
+            "organization": fake.user["current_organization"],
+            "user": user,
+            "creator": user,
+        }
+        for number in range(205)
+    ]
+    fake.clear_requests()
+    listed = cbapp("calendly", "webhook", "subscriptions", "--json")
+    assert listed.exit_code == 0, listed.stderr
+    assert [row["callback_url"] for row in listed.json()] == [f"https://old.example.com/hook/{n}" for n in range(205)]
+    assert fake.count("/webhook_subscriptions", with_page_token=True) == 2  # pages of 100, 100 and 5
+
+    fake.apply_then_reset_next("/webhook_subscriptions")  # the new one is listed last, on the third page
+    made = cbapp("calendly", "webhook", "subscribe", "--url", URL, "--json")
+    assert made.exit_code == 0 and "the subscription was created all the same" in made.stderr, made.stderr
+    assert made.json()["callback_url"] == URL and _posts(fake) == 1 and len(fake.webhook_subscriptions) == 206
+
+
 def test_a_201_cut_short_is_looked_up_as_a_lost_answer(cbapp: Bapp, fake: FakeCalendly) -> None:
     # Calendly made it and the body arrived cut short: it was exit 9 "not valid JSON", and the rerun the
     # user would try met 409 "already exists"

@@ -10,8 +10,9 @@
     GET /scheduled_events/{uuid}
     GET /scheduled_events/{uuid}/invitees[?status][&email][&count][&page_token]
     GET /scheduled_events/{uuid}/invitees/{uuid}
-    POST /webhook_subscriptions                  (201; 409 for a URL already subscribed)
-    GET /webhook_subscriptions?organization=O&scope=user|organization[&user=U]
+    POST /webhook_subscriptions                  (201; 409 for a URL already subscribed; the URL kept with its
+                                                  host in lower case and no default port)
+    GET /webhook_subscriptions?organization=O&scope=user|organization[&user=U][&count][&page_token]
     GET /webhook_subscriptions/{uuid}            (404 when there is none)
     DELETE /webhook_subscriptions/{uuid}         (204; 404 when there is none)
 
@@ -75,7 +76,7 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, Literal
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 __all__ = [
     "API_ORIGIN",
@@ -910,13 +911,14 @@ class FakeCalendly:
             return _error_reply(400, "The supplied parameters are invalid.", problems)
         if request["organization"] != self.user.get("current_organization"):
             return _error_reply(403, "This user is not in your organization")
-        if any(sub["callback_url"] == request["url"] for sub in self.webhook_subscriptions):
+        callback_url = _as_kept(request["url"])
+        if any(sub["callback_url"] == callback_url for sub in self.webhook_subscriptions):
             return _error_reply(409, "Hook with this url already exists")
         number = len(self.webhook_signing_keys) + 1
         now = _iso(datetime.now(UTC))
         subscription = {
             "uri": f"{API_ORIGIN}/webhook_subscriptions/WH{number:08d}",
-            "callback_url": request["url"],
+            "callback_url": callback_url,
             "created_at": now,
             "updated_at": now,
             "retry_started_at": None,
@@ -931,15 +933,17 @@ class FakeCalendly:
         self.webhook_signing_keys[subscription["uri"]] = str(request.get("signing_key") or "")
         return _Reply(201, json.dumps({"resource": subscription}).encode())
 
-    def _list_webhook_subscriptions(self, params: Mapping[str, str]) -> _Reply:
+    def _list_webhook_subscriptions(self, params: dict[str, str]) -> _Reply:
         if not params.get("organization") or params.get("scope") not in ("user", "organization"):
             return _error_reply(400, details=[{"parameter": "scope", "message": "organization and scope are required"}])
+        if (error := _count_error(params)) is not None:
+            return error
         found = [
-            sub
+            ((sub["created_at"], sub["uri"]), sub)
             for sub in self.webhook_subscriptions
             if sub["scope"] == params["scope"] and ("user" not in params or sub["user"] == params["user"])
         ]
-        return _json_reply({"collection": found, "pagination": {"count": len(found), "next_page": None}})
+        return self._keyset_page("/webhook_subscriptions", params, found, descending=False)
 
     # --- event types (precomputed pages) -------------------------------------------------------
 
@@ -1110,6 +1114,16 @@ def _page_url(origin: str, path: str, params: Mapping[str, str], token: str) -> 
     query = {key: value for key, value in params.items() if key != "page_token"}
     query["page_token"] = token
     return f"{origin}{path}?{urlencode(query)}"
+
+
+def _as_kept(url: str) -> str:
+    """A subscription's URL as the fake keeps it, as Calendly may (UNCONFIRMED; RFC 3986 6.2.2-6.2.3): the host
+    in lower case, the scheme's default port dropped; the path as given."""
+    parts = urlsplit(url)
+    default = parts.port == {"https": 443, "http": 80}.get(parts.scheme)
+    host = f"[{parts.hostname}]" if ":" in (parts.hostname or "") else parts.hostname or ""
+    netloc = host if parts.port is None or default else f"{host}:{parts.port}"
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def _last_segment(uri: str) -> str:

@@ -526,14 +526,25 @@ class CalendlyClient:
         raise self._refusal(label, response)
 
     def create_scheduling_link(self, event_type_uri: str) -> SchedulingLink:
-        """``POST /scheduling_links``: a single-use booking page for the event type (max_event_count 1)."""
+        """``POST /scheduling_links``: a single-use booking page for the event type (max_event_count 1).
+
+        A lost answer (:class:`OutcomeUnknown`) cannot be looked up: Calendly lists no scheduling links. It is
+        never resent here, but sending again is safe: a link Calendly may have made is one whose address no one
+        has, so no one can book through it, and it holds no slot (calendly-scheduling-api.md §5)."""
         from bapp_cli.calendly.models import Resource, SchedulingLink
 
         label = "Calendly POST /scheduling_links"
         body = {"max_event_count": 1, "owner": event_type_uri, "owner_type": "EventType"}
-        response = self._write("POST", "/scheduling_links", body, label=label)
-        if response.is_success:  # whatever its 2xx, Calendly made the link: read it if the body says it
-            return self._created(label, response, Resource[SchedulingLink]).resource
+        try:
+            response = self._write("POST", "/scheduling_links", body, label=label)
+            if response.is_success:  # whatever its 2xx, Calendly made the link: read it if the body says it
+                return self._created(label, response, Resource[SchedulingLink]).resource
+        except OutcomeUnknown as lost:
+            lost.hint = (
+                "a link Calendly may have made was never shown to anyone, so no one can book through it: "
+                "run the command again for a new one"
+            )
+            raise
         raise self._refusal(label, response)
 
     def _write(

@@ -35,6 +35,8 @@ from pydantic import (
 from pydantic_core import ErrorDetails
 from typing_extensions import TypedDict  # pydantic needs this TypedDict before Python 3.12
 
+from bapp_cli.errors import rule_message
+
 __all__ = [
     "INVITEE_WEBHOOK_EVENTS",
     "NO_SHOW_WEBHOOK_EVENTS",
@@ -599,7 +601,7 @@ def describe_validation_error(errors: Sequence[ErrorDetails], *, limit: int = 1)
         path = ""
         for part in error["loc"]:
             path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
-        rendered.append(f"{path}: {error['msg']}" if path else error["msg"])
+        rendered.append(f"{path}: {rule_message(error)}" if path else rule_message(error))
     more = len(errors) - limit
     text = "; ".join(rendered)
     return f"{text} (and {more} more)" if more > 0 else text

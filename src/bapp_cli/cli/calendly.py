@@ -26,7 +26,7 @@ from bapp_cli.cli.options import (
 )
 from bapp_cli.cli.terminal import listing_table, print_listing, styled
 from bapp_cli.cli.unit_of_work import apply, fetch
-from bapp_cli.config import MAX_GIVE_UP_HOURS, https_url
+from bapp_cli.config import MAX_GIVE_UP_HOURS, https_url, url_parts
 from bapp_cli.errors import AuthError, BappError, ConfigError, InvalidInput, PartialSuccess, RemoteError, UsageError
 
 if TYPE_CHECKING:
@@ -421,8 +421,7 @@ BodyArgument = Annotated[str, typer.Argument(help="The delivery's raw request bo
 
 
 def _signing_key(app_state: AppState, *, required: bool = False, unwritten_ok: bool = False) -> str:
-    key = app_state.settings.webhook_signing_key(unwritten_ok=unwritten_ok)
-    if key:
+    if key := app_state.settings.webhook_signing_key(unwritten_ok=unwritten_ok):
         app_state.secrets.add(key)  # a key read from its file is a secret too (R6)
         try:
             key.encode()  # the HMAC signs its UTF-8 bytes
@@ -762,6 +761,15 @@ def _signing_key_for_subscription(app_state: AppState, sink: OutputSink) -> tupl
     return key, str(path)
 
 
+def _callback_key(url: str) -> tuple[Any, ...] | None:
+    """What a callback URL is compared by when a lost subscribe is looked up: scheme and host in any case, the
+    default port written or not, an empty path as "/". Not the path's case or a trailing slash: those name
+    another resource, which `webhook serve` (one exact path) answers 404. None for one that cannot be read."""
+    parts = url_parts(url)
+    port = parts and (parts.port or {"https": 443, "http": 80}.get(parts.scheme))
+    return parts and (parts.scheme, parts.hostname, port, parts.path or "/", parts.query)
+
+
 @output_command(webhook_app, "subscribe")
 def webhook_subscribe(
     ctx: typer.Context,
@@ -784,8 +792,9 @@ def webhook_subscribe(
     The signing key is the one configured, else a new one that bapp generates and keeps in a 0600 file
     (calendly.webhook_signing_key_file, written to the config file) before asking Calendly. The key is
     never printed unless --show-signing-key. The request is sent once: if its answer is lost, bapp looks
-    the URL up among the subscriptions instead of sending it again. Exit 8 if the URL is already
-    subscribed, 4 token refused (a paid plan is needed), 9 Calendly failed.
+    the URL up among the subscriptions (the host in any case, the default port or not) instead of sending
+    it again. Exit 8 if the URL is already subscribed, 4 token refused (a paid plan is needed), 9 Calendly
+    failed.
 
     \b
     Examples:
@@ -807,7 +816,9 @@ def webhook_subscribe(
             )
         except OutcomeUnknown as lost:  # never resent blindly: asked whether it landed
             existing = client.list_webhook_subscriptions(organization=organization, scope=scope, user=user_scope)
-            if (found := next((sub for sub in existing if sub.callback_url == url), None)) is None:
+            # as Calendly may have written it: the host in lower case, the default port dropped (RFC 3986 6.2.3)
+            ours = _callback_key(url)
+            if (found := next((sub for sub in existing if _callback_key(sub.callback_url) == ours), None)) is None:
                 raise RemoteError(
                     f"{lost.message}; no subscription for {url} exists, so nothing was created",
                     hint="it is safe to run the same command again",

@@ -38,7 +38,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
-from bapp_cli.errors import BappError, Interrupted, InvalidInput, committed, read_json_input
+from bapp_cli.errors import BappError, Interrupted, InvalidInput, committed, read_json_input, rule_message
 from bapp_cli.services.plain_text import json_may_hold_controls, strip_controls
 
 if TYPE_CHECKING:
@@ -168,7 +168,7 @@ def listing_error_details(exc: ValidationError, where: str) -> list[dict[str, An
         if loc and isinstance(loc[0], int):
             row, loc = f"{where}[{loc[0]}]", loc[1:]
         path = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc).lstrip(".")
-        details.append({"row": row, "field": path or None, "message": error["msg"]})
+        details.append({"row": row, "field": path or None, "message": rule_message(error)})
     return details
 
 

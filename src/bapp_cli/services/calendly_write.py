@@ -312,8 +312,7 @@ class CalendlyWriter:
             invitee = self.client.create_invitee(sent.body)
         except SlotTaken as taken:
             # After a resend, "taken" may be our own first request landing late: ask before deleting.
-            found = None if resend_allowed else self._lookup_or_unknown(sent, taken.message)
-            if found is not None:
+            if (found := None if resend_allowed else self._lookup_or_unknown(sent, taken.message)) is not None:
                 return self._finish(sent, *found, notes=["found in Calendly after the resend was refused"])
             hint = "see `bapp sessions slots`"
             with contextlib.suppress(BappError):  # the hint is a courtesy; the refusal is what matters
@@ -630,19 +629,20 @@ def change_status(
     already where the command takes it, which is the command succeeding, not a refused move.
     """
     reason = clean_reason(reason)
-    # asked: set once the turn is had, as waiting for it (cli.bookings.calendly_in_turn) asks Calendly nothing
-    event_uri = invitee_uri = mark = asked = None
-    with reading() as session:
-        booking = get_booking(session, reference)
-        if not local_only and booking.calendly_state in PENDING_STATES:
-            hint = "run `bapp calendly reconcile` first (or pass --local-only to change it here only)"
-            raise waiting_for_calendly(booking, hint=hint)
-        if not local_only and (booking.calendly_event_uri or booking.calendly_invitee_uri):
-            event_uri, invitee_uri = booking.calendly_event_uri, booking.calendly_invitee_uri
-            mark = booking.calendly_no_show_uri
+
+    def checked() -> tuple[str | None, str | None]:
+        """What Calendly is asked to change (none: here only) and the no-show mark bapp keeps, once every local
+        rule passes (exit 8, 6 otherwise); read again in the turn, where another change may have come first."""
+        with reading() as session:
+            booking = get_booking(session, reference)
+            if not local_only and booking.calendly_state in PENDING_STATES:
+                hint = "run `bapp calendly reconcile` first (or pass --local-only to change it here only)"
+                raise waiting_for_calendly(booking, hint=hint)
+            if local_only or not (booking.calendly_event_uri or booking.calendly_invitee_uri):
+                return None, None
             if command == "undo":  # checked here too, before Calendly takes the mark back
                 restorable(session, booking, restored_from_no_show(booking, clock()))
-            if command != "undo":
+            else:
                 status_move(booking, command, now=clock())
             # only cancelling goes by the event, which a group's invitees share
             if command == "cancel" and session.get_one(SessionType, booking.session_type_id).kind == "group":
@@ -653,11 +653,20 @@ def change_status(
                     "or pass --local-only",
                     code="group_event",
                 )
+            mark = booking.calendly_no_show_uri
+            invitee_uri = booking.calendly_invitee_uri or (mark if command == "undo" else None)
+            return booking.calendly_event_uri if command == "cancel" else invitee_uri, mark
+
     notes: list[str] = []
-    remote = event_uri if command == "cancel" else invitee_uri or (mark if command == "undo" else None)
+    remote, mark = checked()
+    asked = False  # set once the turn is had and the booking read again in it, as neither asks Calendly anything
     try:
-        if remote:
-            with open_client() as client:
+        # The turn lasts until the change is recorded here: a cancel and a no-show of one booking (or two of
+        # either) each passed the check above, and both reached Calendly. The one that waited reads the booking
+        # again and is refused as if it had run second.
+        with open_client() if remote else contextlib.nullcontext() as client:
+            remote, mark = checked() if remote else (None, None)
+            if remote and client:
                 asked = True
                 try:
                     if command == "no-show":
@@ -671,21 +680,21 @@ def change_status(
                     verb = {"cancel": "cancel", "no-show": "no-show", "undo": "no-show --undo"}[command]
                     gone.hint = f"`bapp bookings {verb} {reference} --local-only` changes it in bapp only"
                     raise
-        with transaction() as session:
-            now = clock()
-            if command == "undo":
-                return undo_no_show(session, reference, now=now), notes
-            # locked first, so that the status read here is the one the change is made from
-            booking = get_booking(session, reference, for_update=True)
-            # already where the change made in Calendly takes it (its delivery came first): nothing left to do here
-            if remote and booking.status == {"cancel": "cancelled", "no-show": "no_show"}[command]:
-                change = StatusChange(booking_view(session, booking.id), {})
-            else:
-                change = change_booking_status(session, booking, command, now=now, reason=reason)
-            if remote and command == "no-show":
-                # stamped so that the delivery of that same mark, or an older one, arriving later changes
-                # nothing (see ``InviteeApplier.apply_no_show``); cut to its column, as the pull cuts it
-                booking.calendly_no_show_uri, booking.calendly_no_show_at = mark and mark[:URI_LENGTH], now
+            with transaction() as session:
+                now = clock()
+                if command == "undo":
+                    return undo_no_show(session, reference, now=now), notes
+                # locked first, so that the status read here is the one the change is made from
+                booking = get_booking(session, reference, for_update=True)
+                # already where the change made in Calendly takes it (its delivery came first): nothing left to do
+                if asked and booking.status == {"cancel": "cancelled", "no-show": "no_show"}[command]:
+                    change = StatusChange(booking_view(session, booking.id), {})
+                else:
+                    change = change_booking_status(session, booking, command, now=now, reason=reason)
+                if asked and command == "no-show":
+                    # stamped so that the delivery of that same mark, or an older one, arriving later changes
+                    # nothing (see ``InviteeApplier.apply_no_show``); cut to its column, as the pull cuts it
+                    booking.calendly_no_show_uri, booking.calendly_no_show_at = mark and mark[:URI_LENGTH], now
     except KeyboardInterrupt:
         from bapp_cli.errors import committed
 

@@ -129,13 +129,11 @@ def parse_rules(raw: Sequence[Any]) -> list[ClassificationRule]:
         label = f"calendly.rules[{number}]"
         if not isinstance(entry, Mapping):
             raise ConfigError(f"{label} must be a table", hint="see examples/config.toml")
-        unknown = sorted(set(entry) - _RULE_KEYS)
-        if unknown:
+        if unknown := sorted(set(entry) - _RULE_KEYS):
             raise ConfigError(
                 f"{label}: unknown key {unknown[0]!r}", hint="rule keys: " + ", ".join(sorted(_RULE_KEYS))
             )
-        pattern_text = entry.get("pattern")
-        if not isinstance(pattern_text, str) or not pattern_text:
+        if not isinstance(pattern_text := entry.get("pattern"), str) or not pattern_text:
             raise ConfigError(f"{label}: 'pattern' (a regular expression) is required")
         try:
             pattern = compile_pattern(pattern_text, f"{label}.pattern")
@@ -145,15 +143,12 @@ def parse_rules(raw: Sequence[Any]) -> list[ClassificationRule]:
             )
         except InvalidInput as exc:
             raise ConfigError(exc.message) from None
-        field_name = entry.get("field", "any")
-        if field_name not in _RULE_FIELDS:
+        if (field_name := entry.get("field", "any")) not in _RULE_FIELDS:
             raise ConfigError(f"{label}: field must be one of name, slug, any (not {field_name!r})")
-        category = entry.get("category")
-        if not isinstance(category, str) or category.strip().lower() not in SESSION_CATEGORIES:
+        if not isinstance(category := entry.get("category"), str) or category.strip().lower() not in SESSION_CATEGORIES:
             raise ConfigError(f"{label}: category must be one of {', '.join(SESSION_CATEGORIES)} (not {category!r})")
         category = category.strip().lower()
-        requires_auth = entry.get("requires_auth")
-        if requires_auth is not None and not isinstance(requires_auth, bool):
+        if (requires_auth := entry.get("requires_auth")) is not None and not isinstance(requires_auth, bool):
             raise ConfigError(f"{label}: requires_auth must be true or false")
         pathways = entry.get("pathways", [])
         pathways = [pathways] if isinstance(pathways, str) else pathways
@@ -533,8 +528,7 @@ class SyncPlan:
 
     def stored(self, column: str, value: Any) -> Any:
         """``value`` as it is stored in ``column`` of session_types."""
-        store = self.storing.get(column)
-        return value if store is None else store(value)
+        return value if (store := self.storing.get(column)) is None else store(value)
 
     def _reclassify(self, row: dict[str, Any], listed: Mapping[str, Any], values: dict[str, Any]) -> list[str]:
         """The curated fields (and pathway links) --reclassify changes on a known type, described."""
@@ -545,8 +539,7 @@ class SyncPlan:
             if value is not None and row[name] != value:
                 described.append(f"{name} {row[name]}→{value}")
                 values[name] = value
-        current = self.links.get(row["id"], set())
-        if current != set(classification.pathways):
+        if (current := self.links.get(row["id"], set())) != set(classification.pathways):
             described.append(f"pathways {'+'.join(sorted(current)) or '-'}→{'+'.join(classification.pathways) or '-'}")
             self.unlinked.add(row["id"])
             self.new_links[row["calendly_uri"]] = classification.pathways

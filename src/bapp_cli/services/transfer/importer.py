@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 from bapp_cli.db.bulk import CHUNK, Mover, insert_rows
 from bapp_cli.db.domains import MAX_INT32, URI_LENGTH
 from bapp_cli.db.models import BuilderProfile, ClientProfile, Enrolment, Pathway, User
-from bapp_cli.errors import BappError, InvalidInput
+from bapp_cli.errors import BappError, InvalidInput, rule_message
 from bapp_cli.services.emails import normalise_email
 from bapp_cli.services.instants import check_in_range, parse_instant
 from bapp_cli.services.progress import record_completions
@@ -208,8 +208,7 @@ def _message(error: Mapping[str, Any], refused: Mapping[str, str]) -> str:
     kind = error.get("type")
     if kind == "extra_forbidden":
         return refused.get(str(error["loc"][-1]), "unknown column")
-    # a rule's ValueError is its message: "Value error, " is pydantic's name for how it came, no part of what is wrong
-    return "required" if kind == "missing" else str(error.get("msg", "invalid")).removeprefix("Value error, ")
+    return "required" if kind == "missing" else rule_message(error)
 
 
 @dataclass(eq=False)
