@@ -84,17 +84,23 @@ def make_console(file: IO[str], *, no_color: bool, width: int | None) -> Any:
 
 
 def styled(text: str, style: str | None) -> Any:
-    """`text` in `style`; a style that Rich cannot parse (a stored colour such as `#zz`) is dropped."""
-    from rich.errors import StyleSyntaxError
-    from rich.style import Style
+    """`text` in `style` (bapp's own, or one `coloured` made)."""
     from rich.text import Text
 
-    if style:
-        try:
-            Style.parse(style)
-        except StyleSyntaxError:
-            style = None
     return Text(text, style=style or "")
+
+
+def coloured(colour: str | None, style: str = "") -> str:
+    """`style` in a stored colour (a pathway's `#RRGGBB`), or `style` alone when the colour is none: the column
+    holds what raw SQL or another program wrote, and Rich would obey a style there (`link https://…` a hyperlink,
+    `blink`), not show it."""
+    from rich.color import Color, ColorParseError
+
+    try:
+        Color.parse(colour or "")
+    except ColorParseError:
+        return style
+    return f"{style} {colour}".lstrip()
 
 
 def detail_table(title: str | None, rows: Iterable[tuple[str, Any]], **frame: Any) -> Any:
