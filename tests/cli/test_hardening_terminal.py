@@ -177,6 +177,32 @@ def test_a_stored_pathway_colour_that_is_a_rich_style_is_not_obeyed_in_any_table
     assert "\x1b[5m" not in shown.stdout and ";5m" not in shown.stdout and "Pivot" in shown.stdout
 
 
+def test_controls_that_rich_text_drops_are_shown_in_trees_and_report_tables(bapp: Bapp) -> None:
+    """Rich's Text() drops BEL, BS, VT, FF and CR from the string it is given, before bapp's console could make
+    them visible: `pathways show`'s tree and the reports' pathway cells (all built as Texts) showed a name stored
+    with them (raw SQL, an older bapp) as if it had none. They show as their control pictures now."""
+    stored = "Acc\x07el\x08er\x0bat\x0ce\rX"
+    assert bapp("clients", "add", "ada@client.example", "--name", "Ada").exit_code == 0
+    assert bapp("clients", "enroll", "ada@client.example", "accelerate").exit_code == 0
+    engine = make_engine(bapp.database_url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(text("UPDATE pathways SET name = :name WHERE slug = 'accelerate'"), {"name": stored})
+    finally:
+        engine.dispose()
+    for command in (
+        ("pathways", "show", "accelerate"),
+        ("reports", "pathway-analytics"),
+        ("reports", "bookings-by-pathway"),
+        ("reports", "client-progress"),
+        ("progress", "show", "ada@client.example"),
+    ):
+        result = bapp(*command, "--format", "table", env={"COLUMNS": "250"})
+        assert result.exit_code == 0, (command, result.stderr)
+        assert "Acc␇el␈er␋at␌e␍X" in result.stdout, command
+    assert bapp("pathways", "show", "accelerate", "--json").stdout.count(json.dumps(stored)[1:-1]) == 1  # as stored
+
+
 def test_item8_errors_that_echo_input_make_control_characters_visible(bapp: Bapp, tmp_path: Path) -> None:
     named = tmp_path / "\x1b[31mred\x07.toml"
     result = bapp("--config", str(named), "clients", "list")

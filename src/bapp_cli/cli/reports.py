@@ -53,11 +53,8 @@ def _pathway_cell(label: ReportPathway) -> Any:
 
     if label.kind != "pathway":  # the totals row, or bookings without a pathway
         return Text(label.name, style="bold" if label.kind == "total" else "italic dim")
-    text = Text(f"{label.icon} " if label.icon else "")
-    text.append(label.name, style=coloured(label.color, "bold"))
-    if label.archived:
-        text.append(" (archived)", style="dim")
-    return text
+    icon, archived = f"{label.icon} " if label.icon else "", " (archived)" if label.archived else ""
+    return Text.assemble(icon, (label.name, coloured(label.color, "bold")), (archived, "dim"))
 
 
 def _bar_count(value: int, maximum: int, label: ReportPathway, total: bool) -> Any:

@@ -139,17 +139,22 @@ def print_listing(console: Any, grid: Any, *, empty: str, keys: Sequence[str], d
 
 @functools.cache
 def _safe_console_class() -> type[Any]:
+    import rich.text
     from rich.console import Console
-    from rich.text import Text
+
+    # Text(), Text.append and Text.plain drop BEL, BS, VT, FF and CR as they take a string (Rich's
+    # strip_control_codes), before any console sees them: a name or description holding one lost it unseen in
+    # every cell and tree label bapp builds as a Text. They are made visible there instead, like every control.
+    rich.text.strip_control_codes = visible  # type: ignore[attr-defined,assignment]
 
     class SafeConsole(Console):
         """Every string and Text passes `visible()` on its way to the screen (see the module docstring)."""
 
-        def render_str(self, text: str, **kwargs: Any) -> Text:
+        def render_str(self, text: str, **kwargs: Any) -> rich.text.Text:
             return super().render_str(visible(text), **{**kwargs, "markup": False, "emoji": False})
 
         def render(self, renderable: Any, options: Any = None) -> Any:
-            if isinstance(renderable, Text) and _UNSAFE.search(renderable.plain) is not None:
+            if isinstance(renderable, rich.text.Text) and _UNSAFE.search(renderable.plain) is not None:
                 renderable = renderable.copy()
                 renderable.plain = renderable.plain.translate(_VISIBLE)  # same length: spans stay in place
             return super().render(renderable, options)
