@@ -212,7 +212,10 @@ def test_key_columns_stay_whole_at_60_columns(world: Bapp, args: tuple[str, ...]
             if text is None:
                 continue
             assert text in words or text in shown, f"{key} {text!r} is not whole at 60 columns:\n{shown}"
-    assert "not shown at this width:" in shown
+    if args[:2] == ("sessions", "available"):  # it fits at 60 with one space between its columns: all shown
+        assert {"title", "minutes", "price", "pathways", "builder", "account"} <= words, shown
+    else:
+        assert "not shown at this width:" in shown
 
 
 def test_a_key_value_wider_than_the_terminal_is_folded_whole_not_cut(bapp: Bapp) -> None:

@@ -50,7 +50,7 @@ def fit_to_terminal(grid: Any, console: Any, *, keys: Sequence[str], drop_order:
     others = [column.header for column in reversed(grid.columns) if column.header not in (*keys, *drop_order)]
     dropped: list[str] = []
     for name in (*drop_order, *others):
-        if needed() <= console.width:
+        if needed(gap=1) <= console.width:  # one space between columns (below) rather than one column fewer
             break
         if name in (column.header for column in grid.columns):
             grid.columns = [column for column in grid.columns if column.header != name]
